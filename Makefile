@@ -1,0 +1,58 @@
+# healer - thin wrapper over Meson. The README's two commands:
+#   make run    build and start the server on embedded defaults
+#   make test   build and run the whole suite (plain and ASan+UBSan builds)
+# Both install missing Debian/npm packages first (scripts/install-deps.sh).
+
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+LISTEN     ?= 127.0.0.1:8080
+MESON_TEST_ARGS ?= --print-errorlogs --num-processes 2
+
+.PHONY: all deps build build-asan run test test-plain test-asan bench clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+deps-build:
+	@scripts/install-deps.sh --build-only
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --buildtype=debugoptimized
+
+$(BUILD_ASAN)/build.ninja:
+	meson setup $(BUILD_ASAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+
+build: deps-build $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+build-asan: deps-build $(BUILD_ASAN)/build.ninja
+	ninja -C $(BUILD_ASAN)
+
+run: build
+	@scripts/run-server.sh $(BUILD)/healer $(LISTEN)
+
+# The whole suite runs twice: a plain optimized build and an ASan+UBSan build.
+# The last line is "N passed, N failed" over both.
+test: deps build build-asan
+	@rc=0; \
+	meson test -C $(BUILD) $(MESON_TEST_ARGS) || rc=1; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --timeout-multiplier 3 || rc=1; \
+	python3 scripts/test-summary.py $(BUILD) $(BUILD_ASAN) || rc=1; \
+	exit $$rc
+
+test-plain: deps build
+	meson test -C $(BUILD) $(MESON_TEST_ARGS)
+
+bench: deps build
+	@for b in bench/*/run.sh; do echo "== $$b"; bash $$b $(BUILD)/healer || exit 1; done
+
+format:
+	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -1,0 +1,21 @@
+/*
+ * clock.h - monotonic clocks for deadlines and wall-clock formatting.
+ */
+#ifndef HL_BASE_CLOCK_H
+#define HL_BASE_CLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic milliseconds, for deadlines and durations. */
+int64_t hl_time_mono_ms(void);
+/* Wall-clock milliseconds since the epoch. */
+int64_t hl_time_wall_ms(void);
+/* Formats a wall-clock time (ms since epoch) as RFC 3339 UTC with millis. */
+void hl_time_rfc3339(char *out, size_t size, int64_t wall_ms);
+void hl_time_rfc3339_now(char *out, size_t size);
+/* Parses "2025-01-15T10:30:00Z" (fraction and offset optional) to ms since
+ * the epoch; returns -1 on a malformed string. */
+int64_t hl_time_parse_rfc3339(const char *s);
+
+#endif

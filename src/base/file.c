@@ -1,0 +1,108 @@
+/*
+ * file.c - file helpers; see file.h.
+ */
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+hl_file_read(struct hl_buf *out, const char *path, struct hl_err *err)
+{
+	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+	char chunk[65536];
+	ssize_t n;
+	int rc = 0;
+
+	if (fd < 0)
+		return hl_err_set(err, HL_EIO, "cannot open '%s': %s", path, strerror(errno));
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = hl_err_set(err, HL_EIO, "cannot read '%s': %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if (hl_buf_append(out, chunk, (size_t)n) < 0) {
+			rc = hl_err_set(err, out->err, "'%s' is too large (limit %zu bytes)", path,
+					out->max);
+			break;
+		}
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return rc;
+}
+
+int
+hl_file_mkdirs(const char *path, struct hl_err *err)
+{
+	char tmp[4096];
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp))
+		return hl_err_set(err, HL_EINVAL, "bad directory path '%s'", path);
+	memcpy(tmp, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (tmp[i] != '/' && tmp[i] != '\0')
+			continue;
+		tmp[i] = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return hl_err_set(err, HL_EIO, "cannot create directory '%s': %s", tmp,
+					  strerror(errno));
+		if (i < n)
+			tmp[i] = '/';
+	}
+	return 0;
+}
+
+int
+hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err *err)
+{
+	char tmp[4096], dir[4096];
+	const char *p = data;
+	int fd, dfd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+		return hl_err_set(err, HL_EINVAL, "path too long '%s'", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return hl_err_set(err, HL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			int e = errno;
+			close(fd);
+			unlink(tmp);
+			return hl_err_set(err, HL_EIO, "cannot write '%s': %s", tmp, strerror(e));
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		unlink(tmp);
+		return hl_err_set(err, HL_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
+	}
+	if (rename(tmp, path) < 0) {
+		unlink(tmp);
+		return hl_err_set(err, HL_EIO, "cannot rename to '%s': %s", path, strerror(errno));
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}

@@ -1,0 +1,21 @@
+/*
+ * file.h - whole-file reads with a size cap, and durable atomic writes
+ * (write to a temporary file, fsync, rename, fsync the directory).
+ */
+#ifndef HL_BASE_FILE_H
+#define HL_BASE_FILE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "err.h"
+
+/* Appends the file's bytes (or stdin's when path is "-") to out; fails with
+ * HL_ETOOBIG past out->max. */
+int hl_file_read(struct hl_buf *out, const char *path, struct hl_err *err);
+/* Atomically replaces path with data, durably. */
+int hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err *err);
+/* mkdir -p with mode 0755. */
+int hl_file_mkdirs(const char *path, struct hl_err *err);
+
+#endif

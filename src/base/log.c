@@ -1,0 +1,203 @@
+/*
+ * log.c - JSON-lines logger with secret redaction; see log.h.
+ */
+#include "log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+
+#define LOG_MAX_SECRETS 32
+
+static enum hl_log_level log_level = HL_LOG_INFO;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_secrets[LOG_MAX_SECRETS];
+static int log_nsecrets;
+static _Thread_local char log_delivery[96];
+static _Thread_local char log_task[96];
+
+void
+hl_log_set_level(enum hl_log_level level)
+{
+	log_level = level;
+}
+
+int
+hl_log_parse_level(const char *name)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	int i;
+
+	for (i = 0; i < 4; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	if (strcmp(name, "warning") == 0)
+		return HL_LOG_WARN;
+	return -1;
+}
+
+void
+hl_log_add_secret(const char *secret)
+{
+	int i;
+
+	if (!secret || strlen(secret) < 4)
+		return;
+	pthread_mutex_lock(&log_lock);
+	for (i = 0; i < log_nsecrets; i++)
+		if (strcmp(log_secrets[i], secret) == 0)
+			goto out;
+	if (log_nsecrets < LOG_MAX_SECRETS) {
+		char *copy = strdup(secret);
+		if (copy)
+			log_secrets[log_nsecrets++] = copy;
+	}
+out:
+	pthread_mutex_unlock(&log_lock);
+}
+
+void
+hl_log_set_context(const char *delivery_id, const char *task_id)
+{
+	snprintf(log_delivery, sizeof(log_delivery), "%s", delivery_id ? delivery_id : "");
+	snprintf(log_task, sizeof(log_task), "%s", task_id ? task_id : "");
+}
+
+static void
+log_append_redacted(struct hl_buf *b, const char *s)
+{
+	const char *p = s;
+	int i;
+
+	while (*p) {
+		const char *best = NULL;
+		size_t blen = 0;
+
+		for (i = 0; i < log_nsecrets; i++) {
+			const char *hit = strstr(p, log_secrets[i]);
+			if (hit && (!best || hit < best)) {
+				best = hit;
+				blen = strlen(log_secrets[i]);
+			}
+		}
+		if (!best) {
+			hl_buf_append_json_escaped(b, p, strlen(p));
+			return;
+		}
+		hl_buf_append_json_escaped(b, p, (size_t)(best - p));
+		hl_buf_append_str(b, "[REDACTED]");
+		p = best + blen;
+	}
+}
+
+char *
+hl_log_redact(const char *s)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	const char *p = s;
+	int i;
+
+	pthread_mutex_lock(&log_lock);
+	while (*p) {
+		const char *best = NULL;
+		size_t blen = 0;
+
+		for (i = 0; i < log_nsecrets; i++) {
+			const char *hit = strstr(p, log_secrets[i]);
+			if (hit && (!best || hit < best)) {
+				best = hit;
+				blen = strlen(log_secrets[i]);
+			}
+		}
+		if (!best) {
+			hl_buf_append_str(&b, p);
+			break;
+		}
+		hl_buf_append(&b, p, (size_t)(best - p));
+		hl_buf_append_str(&b, "[REDACTED]");
+		p = best + blen;
+	}
+	pthread_mutex_unlock(&log_lock);
+	return hl_buf_detach(&b, NULL);
+}
+
+static void
+log_emit(enum hl_log_level level, const char *msg, va_list *kv)
+{
+	static const char *const names[] = { "debug", "info", "warn", "error" };
+	struct hl_buf b = HL_BUF_INIT(1 << 20);
+	char ts[40];
+	ssize_t w;
+	size_t off = 0;
+
+	hl_time_rfc3339_now(ts, sizeof(ts));
+	pthread_mutex_lock(&log_lock);
+	hl_buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, names[level]);
+	log_append_redacted(&b, msg);
+	hl_buf_append_char(&b, '"');
+	if (log_delivery[0]) {
+		hl_buf_append_str(&b, ",\"delivery_id\":\"");
+		log_append_redacted(&b, log_delivery);
+		hl_buf_append_char(&b, '"');
+	}
+	if (log_task[0]) {
+		hl_buf_append_str(&b, ",\"task_id\":\"");
+		log_append_redacted(&b, log_task);
+		hl_buf_append_char(&b, '"');
+	}
+	if (kv) {
+		const char *k, *v;
+		while ((k = va_arg(*kv, const char *)) != NULL) {
+			v = va_arg(*kv, const char *);
+			hl_buf_append_char(&b, ',');
+			hl_buf_append_char(&b, '"');
+			hl_buf_append_json_escaped(&b, k, strlen(k));
+			hl_buf_append_str(&b, "\":\"");
+			log_append_redacted(&b, v ? v : "");
+			hl_buf_append_char(&b, '"');
+		}
+	}
+	pthread_mutex_unlock(&log_lock);
+	hl_buf_append_str(&b, "}\n");
+	if (!hl_buf_error(&b)) {
+		while (off < b.len) {
+			w = write(STDERR_FILENO, b.data + off, b.len - off);
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+	}
+	hl_buf_release(&b);
+}
+
+void
+hl_log(enum hl_log_level level, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	if (level < log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_emit(level, msg, NULL);
+}
+
+void
+hl_log_kv(enum hl_log_level level, const char *msg, ...)
+{
+	va_list ap;
+
+	if (level < log_level)
+		return;
+	va_start(ap, msg);
+	log_emit(level, msg, &ap);
+	va_end(ap);
+}

@@ -1,0 +1,40 @@
+/*
+ * log.h - structured logging: one JSON object per line on stderr.
+ *
+ *   {"time":"2026-11-24T10:00:00.123Z","level":"info","msg":"...",
+ *    "delivery_id":"...","task_id":"...", ...extra fields}
+ *
+ * Secrets registered with hl_log_add_secret() are replaced by "[REDACTED]"
+ * wherever they appear in a message or field, so a token that leaks into an
+ * upstream error text still never reaches the log. Thread-safe: each line is
+ * written with a single write(2). The delivery/task context is per thread.
+ */
+#ifndef HL_BASE_LOG_H
+#define HL_BASE_LOG_H
+
+#include "err.h"
+
+enum hl_log_level { HL_LOG_DEBUG, HL_LOG_INFO, HL_LOG_WARN, HL_LOG_ERROR };
+
+void hl_log_set_level(enum hl_log_level level);
+/* Parses "debug", "info", "warn", "error"; returns -1 on an unknown name. */
+int hl_log_parse_level(const char *name);
+/* Registers a secret value (copied) to redact; values under 4 bytes are ignored. */
+void hl_log_add_secret(const char *secret);
+/* Sets (or clears with NULL) the calling thread's delivery and task ids. */
+void hl_log_set_context(const char *delivery_id, const char *task_id);
+
+/* Logs msg (printf format). */
+void hl_log(enum hl_log_level level, const char *fmt, ...) HL_PRINTF(2, 3);
+/* Logs msg plus extra string fields given as NULL-terminated key, value pairs. */
+void hl_log_kv(enum hl_log_level level, const char *msg, ...);
+
+#define hl_debug(...) hl_log(HL_LOG_DEBUG, __VA_ARGS__)
+#define hl_info(...)  hl_log(HL_LOG_INFO, __VA_ARGS__)
+#define hl_warn(...)  hl_log(HL_LOG_WARN, __VA_ARGS__)
+#define hl_error(...) hl_log(HL_LOG_ERROR, __VA_ARGS__)
+
+/* Copies s into a malloc'd string with every registered secret redacted. */
+char *hl_log_redact(const char *s);
+
+#endif

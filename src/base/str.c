@@ -1,0 +1,161 @@
+/*
+ * str.c - string helpers; see str.h.
+ */
+#include "str.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool
+hl_str_starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+bool
+hl_str_ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+const char *
+hl_str_casestr(const char *hay, const char *needle)
+{
+	size_t m = strlen(needle);
+
+	if (m == 0)
+		return hay;
+	for (; *hay; hay++)
+		if (strncasecmp(hay, needle, m) == 0)
+			return hay;
+	return NULL;
+}
+
+bool
+hl_str_ct_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+	const volatile unsigned char *pa = a, *pb = b;
+	unsigned char diff = (unsigned char)(alen != blen);
+	size_t i, n = alen < blen ? alen : blen;
+
+	for (i = 0; i < n; i++)
+		diff |= pa[i] ^ pb[i];
+	return diff == 0;
+}
+
+void
+hl_str_hex(char *out, const unsigned char *in, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = hex[in[i] >> 4];
+		out[2 * i + 1] = hex[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+char *
+hl_str_trim_dup(const char *s)
+{
+	const char *e;
+	char *out;
+
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	out = malloc((size_t)(e - s) + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, s, (size_t)(e - s));
+	out[e - s] = '\0';
+	return out;
+}
+
+size_t
+hl_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = strlen(src);
+
+	if (size) {
+		size_t c = n < size - 1 ? n : size - 1;
+		memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
+void
+hl_str_list_free(char **list)
+{
+	size_t i;
+
+	if (!list)
+		return;
+	for (i = 0; list[i]; i++)
+		free(list[i]);
+	free(list);
+}
+
+char **
+hl_str_split_list(const char *s, size_t *count_out)
+{
+	size_t cap = 1, n = 0;
+	const char *p;
+	char **list;
+
+	for (p = s; *p; p++)
+		cap += *p == ',';
+	list = calloc(cap + 1, sizeof(*list));
+	if (!list)
+		return NULL;
+	while (s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		char *piece = malloc(len + 1), *t;
+
+		if (!piece)
+			goto oom;
+		memcpy(piece, s, len);
+		piece[len] = '\0';
+		t = hl_str_trim_dup(piece);
+		free(piece);
+		if (!t)
+			goto oom;
+		if (*t)
+			list[n++] = t;
+		else
+			free(t);
+		s = comma ? comma + 1 : NULL;
+	}
+	if (count_out)
+		*count_out = n;
+	return list;
+oom:
+	hl_str_list_free(list);
+	return NULL;
+}
+
+void
+hl_str_label_value(char *out, const char *in)
+{
+	size_t n = 0, start = 0;
+
+	for (; *in && n < 63; in++) {
+		unsigned char c = (unsigned char)*in;
+		out[n++] = (isalnum(c) || c == '-' || c == '_' || c == '.') ? (char)c : '-';
+	}
+	out[n] = '\0';
+	while (n > 0 && !isalnum((unsigned char)out[n - 1]))
+		out[--n] = '\0';
+	while (start < n && !isalnum((unsigned char)out[start]))
+		start++;
+	if (start)
+		memmove(out, out + start, n - start + 1);
+}

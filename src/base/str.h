@@ -1,0 +1,40 @@
+/*
+ * str.h - small string helpers on top of libc: prefix/suffix tests,
+ * constant-time comparison (for signatures and tokens), hex encoding,
+ * splitting comma lists and bounded copies.
+ */
+#ifndef HL_BASE_STR_H
+#define HL_BASE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+bool hl_str_starts_with(const char *s, const char *prefix);
+bool hl_str_ends_with(const char *s, const char *suffix);
+/* Case-insensitive substring search (ASCII). */
+const char *hl_str_casestr(const char *hay, const char *needle);
+
+/* Compares a and b in time that depends only on the lengths. */
+bool hl_str_ct_equal(const void *a, size_t alen, const void *b, size_t blen);
+
+/* Writes 2*n lowercase hex digits and a NUL into out (2*n+1 bytes). */
+void hl_str_hex(char *out, const unsigned char *in, size_t n);
+
+/* Returns a malloc'd copy with leading/trailing ASCII whitespace removed. */
+char *hl_str_trim_dup(const char *s);
+
+/* Copies at most size-1 bytes and NUL-terminates; returns strlen(src). */
+size_t hl_strlcpy(char *dst, const char *src, size_t size);
+
+/* Splits a comma-separated list into a NULL-terminated malloc'd array of
+ * trimmed, non-empty malloc'd strings; *count_out gets the number. Free with
+ * hl_str_list_free. Returns NULL on OOM. */
+char **hl_str_split_list(const char *s, size_t *count_out);
+void hl_str_list_free(char **list);
+
+/* Makes a Kubernetes label value: keeps [A-Za-z0-9-_.], replaces others with
+ * '-', at most 63 chars, starts and ends alphanumeric (trimmed). out must hold
+ * 64 bytes. Empty input gives "". */
+void hl_str_label_value(char *out, const char *in);
+
+#endif

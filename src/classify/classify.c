@@ -1,0 +1,3 @@
+/*
+ * classify.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,157 @@
+/*
+ * cmd.c - the command table and shared command-line helpers; see cmd.h.
+ */
+#include "cmd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const struct hl_cmd hl_commands[] = {
+	{ "server", hl_cmd_server, "run the remediation hub (HTTP API, workers, watcher)",
+	  "usage: healer server [--listen HOST:PORT] [--data-dir DIR] [--config FILE]\n"
+	  "\n"
+	  "Runs the hub: receives GitHub webhooks and sensor calls, stores them durably,\n"
+	  "and remediates failures. Settings come from the environment (see README).\n"
+	  "\n"
+	  "  --listen HOST:PORT   listen address (HEALER_LISTEN, default 0.0.0.0:8080)\n"
+	  "  --data-dir DIR       embedded state directory (HEALER_DATA_DIR, default ./var)\n"
+	  "  --config FILE        YAML configuration file (HEALER_CONFIG)\n"
+	  "  --port-file FILE     write the bound port to FILE once listening\n" },
+	{ "check-config", hl_cmd_check_config, "validate the configuration without starting",
+	  "usage: healer check-config [--config FILE] [--print]\n"
+	  "\n"
+	  "Loads the configuration from defaults, FILE, the environment, and validates it.\n"
+	  "Exits 0 when valid, 1 with an error naming the bad key otherwise.\n"
+	  "\n"
+	  "  --config FILE   YAML configuration file (HEALER_CONFIG)\n"
+	  "  --print         print the effective settings (secrets shown as \"(set)\")\n" },
+	{ "classify", hl_cmd_classify, "classify CI failures (JSON Lines in, JSON Lines out)",
+	  "usage: healer classify [--rules FILE] [--explain] [FILE|-]\n"
+	  "       healer classify [--rules FILE] [--explain] --log FILE [--workflow NAME]\n"
+	  "                       [--job NAME] [--step NAME] [--changed-file PATH]...\n" },
+	{ "check-rules", hl_cmd_check_rules, "validate a classification rules file",
+	  "usage: healer check-rules FILE\n" },
+	{ "render", hl_cmd_render, "render a prompt template with JSON data",
+	  "usage: healer render [--partials DIR] [--strict] TEMPLATE [DATA.json|-]\n" },
+	{ "fetch-logs", hl_cmd_fetch_logs, "write a pod's logs, events and description to files",
+	  "usage: healer fetch-logs --pod-name P --namespace N --output-dir D [--tail N]\n" },
+	{ "spawn-remediation", hl_cmd_spawn_remediation, "create a remediation CodeRun for an alert",
+	  "usage: healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]\n" },
+	{ "normalize", hl_cmd_normalize, "print the normalized event for a webhook payload",
+	  "usage: healer normalize --event NAME [FILE|-]\n" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+const struct hl_cmd *
+hl_cmd_find(const char *name)
+{
+	const struct hl_cmd *c;
+
+	for (c = hl_commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+bool
+hl_cmd_wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+hl_cmd_help(const char *name)
+{
+	const struct hl_cmd *c = hl_cmd_find(name);
+
+	if (c)
+		fputs(c->usage, stdout);
+	return 0;
+}
+
+int
+hl_cmd_usage_error(const char *name, const char *fmt, ...)
+{
+	const struct hl_cmd *c = hl_cmd_find(name);
+	va_list ap;
+
+	fputs("healer: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (c)
+		fputs(c->usage, stderr);
+	return 2;
+}
+
+int
+hl_cmd_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("healer: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int
+hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
+	      const char **optarg_out, int *optind_io)
+{
+	const struct hl_opt *o;
+	const char *arg, *eq;
+	size_t nlen;
+	int i = *optind_io;
+
+	*optarg_out = NULL;
+	if (i >= argc)
+		return -1;
+	arg = argv[i];
+	if (strcmp(arg, "--") == 0) {
+		*optind_io = i + 1;
+		return -1;
+	}
+	if (arg[0] != '-' || strcmp(arg, "-") == 0)
+		return -1; /* first operand: options end here */
+	if (arg[1] != '-')
+		return hl_cmd_usage_error(cmd, "unknown option '%s'", arg), '?';
+	eq = strchr(arg, '=');
+	nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+	for (o = opts; o->name; o++) {
+		if (strlen(o->name) != nlen || strncmp(o->name, arg + 2, nlen) != 0)
+			continue;
+		if (!o->has_arg) {
+			if (eq)
+				return hl_cmd_usage_error(cmd, "option '--%s' takes no value",
+							  o->name),
+				       '?';
+			*optind_io = i + 1;
+			return o->val;
+		}
+		if (eq) {
+			*optarg_out = eq + 1;
+			*optind_io = i + 1;
+		} else if (i + 1 < argc) {
+			*optarg_out = argv[i + 1];
+			*optind_io = i + 2;
+		} else {
+			return hl_cmd_usage_error(cmd, "option '--%s' needs a value", o->name),
+			       '?';
+		}
+		return o->val;
+	}
+	return hl_cmd_usage_error(cmd, "unknown option '%.*s'", (int)(nlen + 2), arg), '?';
+}

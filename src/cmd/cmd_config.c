@@ -1,0 +1,50 @@
+/*
+ * cmd_config.c - `healer check-config`: load and validate the configuration
+ * exactly as the server would, without starting anything.
+ */
+#include <stdio.h>
+
+#include "cmd.h"
+#include "config/config.h"
+
+static void
+check_config_print(const char *line, void *payload)
+{
+	(void)payload;
+	puts(line);
+}
+
+int
+hl_cmd_check_config(int argc, char **argv)
+{
+	static const struct hl_opt opts[] = {
+		{ "config", true, 'c' },
+		{ "print", false, 'p' },
+		{ NULL, false, 0 },
+	};
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_config *cfg = NULL;
+	const char *file = NULL, *arg;
+	int idx = 1, opt, print = 0;
+
+	while ((opt = hl_cmd_getopt("check-config", argc, argv, opts, &arg, &idx)) != -1) {
+		if (opt == '?')
+			return 2;
+		if (opt == 'c')
+			file = arg;
+		else if (opt == 'p')
+			print = 1;
+	}
+	if (idx < argc)
+		return hl_cmd_usage_error("check-config", "unexpected argument '%s'", argv[idx]);
+	if (hl_config_load(&cfg, file, NULL, 0, &err) < 0)
+		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	if (print)
+		hl_config_describe(cfg, check_config_print, NULL);
+	else
+		printf("configuration ok (dispatch: %s, store: %s)\n",
+		       hl_dispatch_mode_name(cfg->dispatch),
+		       cfg->database_url);
+	hl_config_free(cfg);
+	return 0;
+}

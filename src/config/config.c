@@ -1,0 +1,561 @@
+/*
+ * config.c - load, merge and validate healer's configuration; see config.h.
+ *
+ * One table lists every setting: its environment name, the struct field it
+ * fills, its kind (string, secret, integer, boolean) and its default. The
+ * YAML file, the environment and the overrides all go through
+ * config_set(), so a key means the same thing wherever it comes from.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/str.h"
+
+enum config_kind { CFG_STR, CFG_SECRET, CFG_INT, CFG_BOOL };
+
+struct config_key {
+	const char *env;
+	enum config_kind kind;
+	size_t offset;
+	const char *def;
+};
+
+#define S(env, field, def) { env, CFG_STR, offsetof(struct hl_config, field), def }
+#define X(env, field) { env, CFG_SECRET, offsetof(struct hl_config, field), NULL }
+#define I(env, field, def) { env, CFG_INT, offsetof(struct hl_config, field), def }
+#define B(env, field, def) { env, CFG_BOOL, offsetof(struct hl_config, field), def }
+
+static const struct config_key config_keys[] = {
+	S("HEALER_LISTEN", listen, "0.0.0.0:8080"),
+	S("HEALER_DATA_DIR", data_dir, "./var"),
+	S("HEALER_DATABASE_URL", database_url, NULL),
+	X("GITHUB_WEBHOOK_SECRET", webhook_secret),
+	X("HEALER_API_TOKEN", api_token),
+	S("GITHUB_API_URL", github_api_url, "https://api.github.com"),
+	X("GITHUB_TOKEN", github_token),
+	S("GITHUB_APP_ID", github_app_id, NULL),
+	X("GITHUB_APP_PRIVATE_KEY", github_app_private_key),
+	S("GITHUB_APP_INSTALLATION_ID", github_app_installation_id, NULL),
+	S("KUBECONFIG", kubeconfig, NULL),
+	S("HEALER_NAMESPACE", namespace, "cto"),
+	S("HEALER_DISPATCH", dispatch_name, NULL),
+	S("HEALER_REPOSITORIES", repositories, NULL),
+	S("HEALER_CLI", cli, "Factory"),
+	S("HEALER_MODEL", model, "claude-opus-4-5-20250929"),
+	I("HEALER_MAX_ATTEMPTS", max_attempts, "3"),
+	I("HEALER_TIME_WINDOW_MINS", time_window_mins, "10"),
+	B("HEALER_PROCESS_BOT_COMMITS", process_bot_commits, "false"),
+	S("ARGOCD_SERVER", argocd_server, NULL),
+	X("ARGOCD_TOKEN", argocd_token),
+	S("PROMETHEUS_URL", prometheus_url, NULL),
+	S("LOKI_URL", loki_url, NULL),
+	S("GRAFANA_URL", grafana_url, NULL),
+	X("GRAFANA_TOKEN", grafana_token),
+	S("OPENMEMORY_URL", openmemory_url, NULL),
+	X("OPENMEMORY_API_KEY", openmemory_api_key),
+	X("DISCORD_WEBHOOK_URL", discord_webhook_url),
+	X("SLACK_WEBHOOK_URL", slack_webhook_url),
+	X("SMTP_URL", smtp_url),
+	S("HEALER_EMAIL_TO", email_to, NULL),
+	S("HEALER_RULES_FILE", rules_file, NULL),
+	S("HEALER_PROMPTS_DIR", prompts_dir, NULL),
+	S("HEALER_LOG_LEVEL", log_level, "info"),
+	I("HEALER_WORKERS", workers, "2"),
+};
+
+#define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
+
+static const struct config_key *
+config_find(const char *name)
+{
+	char up[128];
+	size_t i, n = strlen(name);
+
+	if (n >= sizeof(up))
+		return NULL;
+	for (i = 0; i <= n; i++)
+		up[i] = (char)toupper((unsigned char)name[i]);
+	for (i = 0; i < N_KEYS; i++) {
+		const char *env = config_keys[i].env;
+		if (strcmp(up, env) == 0)
+			return &config_keys[i];
+		if (hl_str_starts_with(env, "HEALER_") && strcmp(up, env + 7) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+static int
+config_parse_bool(const char *v, bool *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off", "" };
+	size_t i;
+
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (strcasecmp(v, yes[i]) == 0)
+			return *out = true, 0;
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (strcasecmp(v, no[i]) == 0)
+			return *out = false, 0;
+	return -1;
+}
+
+/* Sets one key from a string value; `source` names where it came from. */
+static int
+config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
+	   const char *source, struct hl_err *err)
+{
+	char *base = (char *)cfg + k->offset;
+
+	switch (k->kind) {
+	case CFG_STR:
+	case CFG_SECRET: {
+		char **slot = (char **)(void *)base;
+		char *copy = strdup(value);
+		if (!copy)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		free(*slot);
+		*slot = copy;
+		if (k->kind == CFG_SECRET)
+			hl_log_add_secret(value);
+		return 0;
+	}
+	case CFG_INT: {
+		char *end;
+		long v;
+		errno = 0;
+		v = strtol(value, &end, 10);
+		if (errno || end == value || *end || v < 0 || v > 1000000)
+			return hl_err_set(err, HL_EINVAL,
+					  "%s: '%s' must be a non-negative integer (from %s)", k->env,
+					  value, source);
+		*(int *)(void *)base = (int)v;
+		return 0;
+	}
+	case CFG_BOOL:
+		if (config_parse_bool(value, (bool *)(void *)base) < 0)
+			return hl_err_set(err, HL_EINVAL,
+					  "%s: '%s' must be true or false (from %s)", k->env, value,
+					  source);
+		return 0;
+	}
+	return hl_err_set(err, HL_EINTERNAL, "bad key kind");
+}
+
+static int
+config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const char *path,
+		       const char *source, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(1 << 20);
+	int rc;
+
+	if ((rc = hl_file_read(&b, path, err)) < 0) {
+		hl_buf_release(&b);
+		return hl_err_wrap(err, "%s_FILE", k->env);
+	}
+	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+		hl_buf_setlen(&b, b.len - 1);
+	rc = config_set(cfg, k, b.data, source, err);
+	hl_buf_release(&b);
+	return rc;
+}
+
+/* Reads a YAML mapping of scalars (lists of scalars become comma lists). */
+static int
+config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
+{
+	struct hl_buf text = HL_BUF_INIT(1 << 20), list = HL_BUF_INIT(1 << 20);
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	char *key = NULL;
+	int rc = 0, depth = 0, in_list = 0, done = 0;
+
+	if ((rc = hl_file_read(&text, path, err)) < 0) {
+		hl_buf_release(&text);
+		return hl_err_wrap(err, "config file");
+	}
+	if (!yaml_parser_initialize(&parser)) {
+		hl_buf_release(&text);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text.data, text.len);
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			rc = hl_err_set(err, HL_EPARSE, "%s:%zu:%zu: %s", path,
+					parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+					parser.problem ? parser.problem : "invalid YAML");
+			break;
+		}
+		switch (ev.type) {
+		case YAML_STREAM_END_EVENT:
+			done = 1;
+			break;
+		case YAML_MAPPING_START_EVENT:
+			if (++depth > 1)
+				rc = hl_err_set(err, HL_EPARSE, "%s:%zu: '%s' must be a scalar or list",
+						path, ev.start_mark.line + 1, key ? key : "?");
+			break;
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_SEQUENCE_START_EVENT:
+			if (depth != 1 || !key || in_list)
+				rc = hl_err_set(err, HL_EPARSE, "%s:%zu: unexpected list", path,
+						ev.start_mark.line + 1);
+			in_list = 1;
+			hl_buf_reset(&list);
+			break;
+		case YAML_SEQUENCE_END_EVENT: {
+			const struct config_key *k = config_find(key);
+			in_list = 0;
+			if (!k)
+				rc = hl_err_set(err, HL_EINVAL, "%s: unknown key '%s'", path, key);
+			else
+				rc = config_set(cfg, k, list.data, path, err);
+			free(key);
+			key = NULL;
+			break;
+		}
+		case YAML_SCALAR_EVENT: {
+			const char *v = (const char *)ev.data.scalar.value;
+			if (depth != 1) {
+				rc = hl_err_set(err, HL_EPARSE, "%s: the top level must be a mapping",
+						path);
+			} else if (in_list) {
+				if (list.len)
+					hl_buf_append_char(&list, ',');
+				hl_buf_append_str(&list, v);
+			} else if (!key) {
+				key = strdup(v);
+				if (!key)
+					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			} else {
+				const struct config_key *k = config_find(key);
+				if (!k)
+					rc = hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'", path,
+							ev.start_mark.line + 1, key);
+				else
+					rc = config_set(cfg, k, v, path, err);
+				free(key);
+				key = NULL;
+			}
+			break;
+		}
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+		if (rc < 0)
+			break;
+	}
+	free(key);
+	yaml_parser_delete(&parser);
+	hl_buf_release(&text);
+	hl_buf_release(&list);
+	return rc;
+}
+
+static bool
+config_file_exists(const char *path)
+{
+	return path && access(path, R_OK) == 0;
+}
+
+static int
+config_parse_listen(struct hl_config *cfg, struct hl_err *err)
+{
+	const char *colon = strrchr(cfg->listen, ':');
+	char *end;
+	long port;
+	size_t hlen;
+
+	if (!colon)
+		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: '%s' must be HOST:PORT",
+				  cfg->listen);
+	port = strtol(colon + 1, &end, 10);
+	if (end == colon + 1 || *end || port < 0 || port > 65535)
+		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: bad port in '%s'", cfg->listen);
+	hlen = (size_t)(colon - cfg->listen);
+	free(cfg->listen_host);
+	cfg->listen_host = strndup(cfg->listen, hlen);
+	if (!cfg->listen_host)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	/* [::1]:8080 */
+	if (hlen >= 2 && cfg->listen_host[0] == '[' && cfg->listen_host[hlen - 1] == ']') {
+		memmove(cfg->listen_host, cfg->listen_host + 1, hlen - 2);
+		cfg->listen_host[hlen - 2] = '\0';
+	}
+	if (!cfg->listen_host[0]) {
+		free(cfg->listen_host);
+		cfg->listen_host = strdup("0.0.0.0");
+	}
+	cfg->listen_port = (int)port;
+	return 0;
+}
+
+static int
+config_check_url(const char *key, const char *url, struct hl_err *err)
+{
+	if (!url || !*url)
+		return 0;
+	if (!hl_str_starts_with(url, "http://") && !hl_str_starts_with(url, "https://"))
+		return hl_err_set(err, HL_EINVAL, "%s: '%s' must be an http:// or https:// URL",
+				  key, url);
+	return 0;
+}
+
+static int
+config_finish(struct hl_config *cfg, struct hl_err *err)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+	} urls[] = {
+		{ "GITHUB_API_URL", offsetof(struct hl_config, github_api_url) },
+		{ "ARGOCD_SERVER", offsetof(struct hl_config, argocd_server) },
+		{ "PROMETHEUS_URL", offsetof(struct hl_config, prometheus_url) },
+		{ "LOKI_URL", offsetof(struct hl_config, loki_url) },
+		{ "GRAFANA_URL", offsetof(struct hl_config, grafana_url) },
+		{ "OPENMEMORY_URL", offsetof(struct hl_config, openmemory_url) },
+		{ "DISCORD_WEBHOOK_URL", offsetof(struct hl_config, discord_webhook_url) },
+		{ "SLACK_WEBHOOK_URL", offsetof(struct hl_config, slack_webhook_url) },
+	};
+	size_t i;
+	int rc;
+
+	if ((rc = config_parse_listen(cfg, err)) < 0)
+		return rc;
+	if (!*cfg->data_dir)
+		return hl_err_set(err, HL_EINVAL, "HEALER_DATA_DIR: must not be empty");
+	if (!cfg->database_url || !*cfg->database_url) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		hl_buf_appendf(&b, "sqlite:%s/healer.db", cfg->data_dir);
+		free(cfg->database_url);
+		cfg->database_url = hl_buf_detach(&b, NULL);
+		if (!cfg->database_url)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	} else if (!hl_str_starts_with(cfg->database_url, "sqlite:") &&
+		   !hl_str_starts_with(cfg->database_url, "postgres://") &&
+		   !hl_str_starts_with(cfg->database_url, "postgresql://")) {
+		return hl_err_set(err, HL_EINVAL,
+				  "HEALER_DATABASE_URL: must start with sqlite: or postgres://");
+	}
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		if ((rc = config_check_url(urls[i].key,
+					   *(char **)(void *)((char *)cfg + urls[i].offset), err)) < 0)
+			return rc;
+	if (cfg->webhook_secret && *cfg->webhook_secret) {
+		cfg->webhook_secrets = hl_str_split_list(cfg->webhook_secret, &cfg->n_webhook_secrets);
+		if (!cfg->webhook_secrets)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		for (i = 0; i < cfg->n_webhook_secrets; i++)
+			hl_log_add_secret(cfg->webhook_secrets[i]);
+	}
+	if (cfg->repositories && *cfg->repositories) {
+		cfg->repository_list = hl_str_split_list(cfg->repositories, &cfg->n_repositories);
+		if (!cfg->repository_list)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		for (i = 0; i < cfg->n_repositories; i++) {
+			const char *r = cfg->repository_list[i], *slash = strchr(r, '/');
+			if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
+				return hl_err_set(err, HL_EINVAL,
+						  "HEALER_REPOSITORIES: '%s' is not owner/repo", r);
+		}
+	}
+	if (cfg->max_attempts < 1 || cfg->max_attempts > 10)
+		return hl_err_set(err, HL_EINVAL, "HEALER_MAX_ATTEMPTS: must be between 1 and 10");
+	if (cfg->workers < 1 || cfg->workers > 64)
+		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
+	if (hl_log_parse_level(cfg->log_level) < 0)
+		return hl_err_set(err, HL_EINVAL,
+				  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",
+				  cfg->log_level);
+	{
+		int napp = !!(cfg->github_app_id && *cfg->github_app_id) +
+			   !!(cfg->github_app_private_key && *cfg->github_app_private_key) +
+			   !!(cfg->github_app_installation_id && *cfg->github_app_installation_id);
+		if (napp != 0 && napp != 3)
+			return hl_err_set(err, HL_EINVAL,
+					  "GITHUB_APP_ID: GitHub App auth needs GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID together");
+	}
+	if (!cfg->namespace[0])
+		return hl_err_set(err, HL_EINVAL, "HEALER_NAMESPACE: must not be empty");
+	if (!cfg->dispatch_name || !*cfg->dispatch_name) {
+		const char *home = getenv("HOME");
+		char path[4096];
+		bool cluster = config_file_exists(cfg->kubeconfig) ||
+			       (getenv("KUBERNETES_SERVICE_HOST") &&
+				config_file_exists("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+		if (!cluster && !cfg->kubeconfig && home) {
+			snprintf(path, sizeof(path), "%s/.kube/config", home);
+			cluster = config_file_exists(path);
+		}
+		free(cfg->dispatch_name);
+		cfg->dispatch_name = strdup(cluster ? "kubernetes" : "directory");
+		if (!cfg->dispatch_name)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (strcmp(cfg->dispatch_name, "kubernetes") == 0)
+		cfg->dispatch = HL_DISPATCH_KUBERNETES;
+	else if (strcmp(cfg->dispatch_name, "directory") == 0)
+		cfg->dispatch = HL_DISPATCH_DIRECTORY;
+	else if (strcmp(cfg->dispatch_name, "none") == 0)
+		cfg->dispatch = HL_DISPATCH_NONE;
+	else
+		return hl_err_set(err, HL_EINVAL,
+				  "HEALER_DISPATCH: '%s' must be kubernetes, directory or none",
+				  cfg->dispatch_name);
+	return 0;
+}
+
+int
+hl_config_load(struct hl_config **out, const char *config_file,
+	       const struct hl_config_override *overrides, size_t n, struct hl_err *err)
+{
+	struct hl_config *cfg = calloc(1, sizeof(*cfg));
+	char envname[160];
+	size_t i;
+	int rc = 0;
+
+	if (!cfg)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (i = 0; i < N_KEYS && rc == 0; i++)
+		if (config_keys[i].def)
+			rc = config_set(cfg, &config_keys[i], config_keys[i].def, "default", err);
+	if (rc < 0)
+		goto out;
+	if (!config_file)
+		config_file = getenv("HEALER_CONFIG");
+	for (i = 0; i < n; i++)
+		if (strcmp(overrides[i].key, "HEALER_CONFIG") == 0)
+			config_file = overrides[i].value;
+	if (config_file && *config_file) {
+		if ((rc = config_read_yaml(cfg, config_file, err)) < 0)
+			goto out;
+		cfg->config_file = strdup(config_file);
+	}
+	for (i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		const char *v = getenv(k->env);
+		if (k->kind == CFG_SECRET) {
+			snprintf(envname, sizeof(envname), "%s_FILE", k->env);
+			const char *f = getenv(envname);
+			if (f && *f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)
+				goto out;
+		}
+		if (v && (rc = config_set(cfg, k, v, "environment", err)) < 0)
+			goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const struct config_key *k;
+		if (strcmp(overrides[i].key, "HEALER_CONFIG") == 0)
+			continue;
+		k = config_find(overrides[i].key);
+		if (!k) {
+			rc = hl_err_set(err, HL_EINVAL, "unknown setting '%s'", overrides[i].key);
+			goto out;
+		}
+		if ((rc = config_set(cfg, k, overrides[i].value, "command line", err)) < 0)
+			goto out;
+	}
+	rc = config_finish(cfg, err);
+out:
+	if (rc < 0) {
+		hl_config_free(cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}
+
+void
+hl_config_free(struct hl_config *cfg)
+{
+	size_t i;
+
+	if (!cfg)
+		return;
+	for (i = 0; i < N_KEYS; i++)
+		if (config_keys[i].kind == CFG_STR || config_keys[i].kind == CFG_SECRET)
+			free(*(char **)(void *)((char *)cfg + config_keys[i].offset));
+	free(cfg->listen_host);
+	free(cfg->config_file);
+	hl_str_list_free(cfg->webhook_secrets);
+	hl_str_list_free(cfg->repository_list);
+	free(cfg);
+}
+
+void
+hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, void *payload),
+		   void *payload)
+{
+	char line[1200];
+	size_t i;
+
+	for (i = 0; i < N_KEYS; i++) {
+		const struct config_key *k = &config_keys[i];
+		const char *base = (const char *)cfg + k->offset;
+		switch (k->kind) {
+		case CFG_STR: {
+			const char *v = *(char *const *)(const void *)base;
+			snprintf(line, sizeof(line), "%s=%s", k->env, v ? v : "");
+			break;
+		}
+		case CFG_SECRET: {
+			const char *v = *(char *const *)(const void *)base;
+			snprintf(line, sizeof(line), "%s=%s", k->env, v && *v ? "(set)" : "");
+			break;
+		}
+		case CFG_INT:
+			snprintf(line, sizeof(line), "%s=%d", k->env, *(const int *)(const void *)base);
+			break;
+		case CFG_BOOL:
+			snprintf(line, sizeof(line), "%s=%s", k->env,
+				 *(const bool *)(const void *)base ? "true" : "false");
+			break;
+		}
+		emit(line, payload);
+	}
+}
+
+bool
+hl_config_repo_allowed(const struct hl_config *cfg, const char *full_name)
+{
+	size_t i;
+
+	if (!cfg->repository_list)
+		return true;
+	if (!full_name)
+		return false;
+	for (i = 0; i < cfg->n_repositories; i++)
+		if (strcasecmp(cfg->repository_list[i], full_name) == 0)
+			return true;
+	return false;
+}
+
+const char *
+hl_dispatch_mode_name(enum hl_dispatch_mode mode)
+{
+	switch (mode) {
+	case HL_DISPATCH_KUBERNETES:
+		return "kubernetes";
+	case HL_DISPATCH_DIRECTORY:
+		return "directory";
+	case HL_DISPATCH_NONE:
+		return "none";
+	}
+	return "none";
+}

@@ -1,0 +1,3 @@
+/*
+ * pipeline.c - placeholder; the module is being built.
+ */

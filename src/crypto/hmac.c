@@ -1,0 +1,3 @@
+/*
+ * hmac.c - placeholder; the module is being built.
+ */

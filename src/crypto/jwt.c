@@ -1,0 +1,3 @@
+/*
+ * jwt.c - placeholder; the module is being built.
+ */

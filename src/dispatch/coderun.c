@@ -1,0 +1,3 @@
+/*
+ * coderun.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,3 @@
+/*
+ * normalize.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,3 @@
+/*
+ * server.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,61 @@
+/*
+ * main.c - healer's entry point: looks argv[1] up in the command table and
+ * dispatches (git's cmd_struct). `help` and `version` live here.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "version.h"
+
+static void
+main_usage(FILE *out)
+{
+	const struct hl_cmd *c;
+
+	fputs("usage: healer <command> [options]\n\ncommands:\n", out);
+	for (c = hl_commands; c->name; c++)
+		fprintf(out, "  %-18s %s\n", c->name, c->summary);
+	fputs("  help [COMMAND]     show this help, or a command's usage\n"
+	      "  version            print the version and enabled features\n"
+	      "\nRun 'healer <command> --help' for a command's options.\n",
+	      out);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct hl_cmd *c;
+
+	if (argc < 2) {
+		main_usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		if (argc > 2) {
+			if (!hl_cmd_find(argv[2])) {
+				fprintf(stderr, "healer: unknown command '%s'\n", argv[2]);
+				main_usage(stderr);
+				return 2;
+			}
+			return hl_cmd_help(argv[2]);
+		}
+		main_usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("healer %s\n", HL_VERSION);
+		printf("features: %s\n", HL_FEATURES);
+		return 0;
+	}
+	c = hl_cmd_find(argv[1]);
+	if (!c) {
+		fprintf(stderr, "healer: unknown command '%s'\n", argv[1]);
+		main_usage(stderr);
+		return 2;
+	}
+	if (hl_cmd_wants_help(argc - 1, argv + 1))
+		return hl_cmd_help(c->name);
+	return c->fn(argc - 1, argv + 1);
+}

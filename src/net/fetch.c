@@ -1,0 +1,3 @@
+/*
+ * fetch.c - placeholder; the module is being built.
+ */

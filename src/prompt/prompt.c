@@ -1,0 +1,3 @@
+/*
+ * prompt.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,3 @@
+/*
+ * store.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,3 @@
+/*
+ * tmpl.c - placeholder; the module is being built.
+ */

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""test_cli.py - the command-line contract (section 2): help, version, usage
+errors exit 2 naming the bad word, run-time failures exit 1 with
+'healer: error: ...', and check-config validation."""
+import os
+import subprocess
+import sys
+import tempfile
+
+HEALER = os.environ["HEALER_BIN"]
+results = []
+
+
+def run(*args, env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+    e.pop("KUBECONFIG", None)
+    e["HOME"] = tempfile.gettempdir()
+    if env:
+        e.update(env)
+    p = subprocess.run([HEALER, *args], capture_output=True, text=True, env=e, timeout=30)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check(name, cond, detail=""):
+    results.append((name, bool(cond), detail))
+
+
+rc, out, err = run("help")
+check("help exits 0 and lists commands", rc == 0 and "server" in out and "classify" in out, err)
+rc, out, err = run("version")
+check("version exits 0", rc == 0 and out.startswith("healer "), out)
+rc, out, err = run("server", "--help")
+check("command --help prints usage", rc == 0 and "usage: healer server" in out, err)
+rc, out, err = run("frobnicate")
+check("unknown command exits 2 naming it", rc == 2 and "'frobnicate'" in err and "usage" in err, err)
+rc, out, err = run("check-config", "--bogus")
+check("unknown option exits 2 naming it", rc == 2 and "'--bogus'" in err and "usage" in err, err)
+rc, out, err = run("check-config")
+check("check-config accepts defaults", rc == 0 and "configuration ok" in out, err)
+rc, out, err = run("check-config", env={"HEALER_DISPATCH": "pigeon"})
+check("check-config names the bad key", rc == 1 and err.startswith("healer: error:")
+      and "HEALER_DISPATCH" in err, err)
+rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
+check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
+      and "ghp_secretvalue123" not in out, out)
+with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    f.write("listen: 127.0.0.1:1234\nnamespace: fromfile\n")
+rc, out, err = run("check-config", "--print", "--config", f.name)
+check("check-config reads the YAML file", rc == 0 and "HEALER_NAMESPACE=fromfile" in out, out + err)
+os.unlink(f.name)
+
+failed = 0
+print("TAP version 13")
+print(f"1..{len(results)}")
+for i, (name, ok, detail) in enumerate(results, 1):
+    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+    if not ok:
+        failed += 1
+        print("# " + detail.replace("\n", "\n# "))
+sys.exit(1 if failed else 0)

@@ -1,0 +1,203 @@
+/*
+ * test_config.c - unit tests for configuration loading (src/config/config.c):
+ * defaults, YAML file, environment, *_FILE secrets, overrides, validation.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "config/config.h"
+
+static const char *const cleared[] = {
+	"HEALER_LISTEN", "HEALER_DATA_DIR", "HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET",
+	"GITHUB_WEBHOOK_SECRET_FILE", "HEALER_CONFIG", "HEALER_DISPATCH", "KUBECONFIG",
+	"HEALER_REPOSITORIES", "HEALER_MAX_ATTEMPTS", "HEALER_PROCESS_BOT_COMMITS",
+	"GITHUB_API_URL", "GITHUB_APP_ID", "HOME", NULL,
+};
+
+static int
+clear_env(void **state)
+{
+	int i;
+
+	for (i = 0; cleared[i]; i++)
+		unsetenv(cleared[i]);
+	return 0;
+}
+
+static char *
+write_temp(const char *content)
+{
+	char *path = strdup("/tmp/healer-test-XXXXXX");
+	int fd = mkstemp(path);
+	size_t n = strlen(content);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, n), (ssize_t)n);
+	close(fd);
+	return path;
+}
+
+static void
+test_config_defaults_match_contract(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_string_equal(c->listen, "0.0.0.0:8080");
+	assert_int_equal(c->listen_port, 8080);
+	assert_string_equal(c->data_dir, "./var");
+	assert_string_equal(c->database_url, "sqlite:./var/healer.db");
+	assert_string_equal(c->namespace, "cto");
+	assert_string_equal(c->cli, "Factory");
+	assert_string_equal(c->model, "claude-opus-4-5-20250929");
+	assert_int_equal(c->max_attempts, 3);
+	assert_int_equal(c->time_window_mins, 10);
+	assert_false(c->process_bot_commits);
+	assert_int_equal(c->dispatch, HL_DISPATCH_DIRECTORY);
+	assert_null(c->webhook_secrets);
+	assert_true(hl_config_repo_allowed(c, "any/repo"));
+	hl_config_free(c);
+}
+
+static void
+test_config_precedence_flag_env_file(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *file = write_temp("data_dir: /from/file\nHEALER_NAMESPACE: filens\n"
+				"max_attempts: 5\nrepositories:\n  - a/b\n  - c/d\n");
+	struct hl_config_override ov[] = { { "HEALER_DATA_DIR", "/from/flag" } };
+
+	setenv("HEALER_MAX_ATTEMPTS", "4", 1);
+	assert_int_equal(hl_config_load(&c, file, ov, 1, &err), 0);
+	assert_string_equal(c->data_dir, "/from/flag");	 /* flag beats file */
+	assert_string_equal(c->namespace, "filens");	 /* file beats default */
+	assert_int_equal(c->max_attempts, 4);		 /* env beats file */
+	assert_int_equal(c->n_repositories, 2);
+	assert_true(hl_config_repo_allowed(c, "C/D"));
+	assert_false(hl_config_repo_allowed(c, "e/f"));
+	hl_config_free(c);
+	unlink(file);
+	free(file);
+}
+
+static void
+test_config_secret_file_and_rotation_list(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *file = write_temp("old-secret, new-secret\n");
+
+	setenv("GITHUB_WEBHOOK_SECRET_FILE", file, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->n_webhook_secrets, 2);
+	assert_string_equal(c->webhook_secrets[0], "old-secret");
+	assert_string_equal(c->webhook_secrets[1], "new-secret");
+	hl_config_free(c);
+	unlink(file);
+	free(file);
+}
+
+static void
+test_config_secrets_are_redacted(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *red;
+
+	setenv("GITHUB_WEBHOOK_SECRET", "sup3r-s3cret-value", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	red = hl_log_redact("token sup3r-s3cret-value leaked");
+	assert_string_equal(red, "token [REDACTED] leaked");
+	free(red);
+	hl_config_free(c);
+}
+
+static void
+test_config_errors_name_the_key(void **state)
+{
+	static const struct {
+		const char *key, *value, *expect;
+	} cases[] = {
+		{ "HEALER_LISTEN", "nonsense", "HEALER_LISTEN" },
+		{ "HEALER_LISTEN", "127.0.0.1:99999", "HEALER_LISTEN" },
+		{ "HEALER_DISPATCH", "carrier-pigeon", "HEALER_DISPATCH" },
+		{ "HEALER_MAX_ATTEMPTS", "three", "HEALER_MAX_ATTEMPTS" },
+		{ "HEALER_PROCESS_BOT_COMMITS", "maybe", "HEALER_PROCESS_BOT_COMMITS" },
+		{ "HEALER_REPOSITORIES", "justaname", "HEALER_REPOSITORIES" },
+		{ "GITHUB_API_URL", "ftp://x", "GITHUB_API_URL" },
+		{ "HEALER_DATABASE_URL", "mysql://x", "HEALER_DATABASE_URL" },
+		{ "GITHUB_APP_ID", "123", "GITHUB_APP" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_config *c = NULL;
+		struct hl_err err = HL_ERR_INIT;
+		struct hl_config_override ov = { cases[i].key, cases[i].value };
+
+		assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), -HL_EINVAL);
+		assert_null(c);
+		if (!strstr(err.msg, cases[i].expect))
+			fail_msg("error for %s=%s does not name it: %s", cases[i].key,
+				 cases[i].value, err.msg);
+	}
+}
+
+static void
+test_config_yaml_unknown_key_and_syntax(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *f1 = write_temp("listen: 127.0.0.1:9000\nbogus_key: 1\n");
+	char *f2 = write_temp("listen: [unclosed\n");
+
+	assert_true(hl_config_load(&c, f1, NULL, 0, &err) < 0);
+	assert_non_null(strstr(err.msg, "bogus_key"));
+	assert_true(hl_config_load(&c, f2, NULL, 0, &err) < 0);
+	assert_non_null(strstr(err.msg, f2));
+	unlink(f1);
+	unlink(f2);
+	free(f1);
+	free(f2);
+}
+
+static void
+test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *kc = write_temp("apiVersion: v1\nkind: Config\n");
+
+	setenv("KUBECONFIG", kc, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
+	hl_config_free(c);
+	unlink(kc);
+	free(kc);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_config_defaults_match_contract, clear_env),
+		cmocka_unit_test_setup(test_config_precedence_flag_env_file, clear_env),
+		cmocka_unit_test_setup(test_config_secret_file_and_rotation_list, clear_env),
+		cmocka_unit_test_setup(test_config_secrets_are_redacted, clear_env),
+		cmocka_unit_test_setup(test_config_errors_name_the_key, clear_env),
+		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
+		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
+				       clear_env),
+	};
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

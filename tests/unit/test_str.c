@@ -1,0 +1,124 @@
+/*
+ * test_str.c - unit tests for string helpers (src/base/str.c) and the JSON
+ * path accessors (src/json/json.c).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/str.h"
+#include "base/clock.h"
+#include "json/json.h"
+
+static void
+test_str_ct_equal_compares_content_and_length(void **state)
+{
+	assert_true(hl_str_ct_equal("abc", 3, "abc", 3));
+	assert_false(hl_str_ct_equal("abc", 3, "abd", 3));
+	assert_false(hl_str_ct_equal("abc", 3, "abcd", 4));
+	assert_true(hl_str_ct_equal("", 0, "", 0));
+}
+
+static void
+test_str_split_list_trims_and_drops_empty(void **state)
+{
+	size_t n = 0;
+	char **l = hl_str_split_list(" a , b,,c ,", &n);
+
+	assert_non_null(l);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0], "a");
+	assert_string_equal(l[1], "b");
+	assert_string_equal(l[2], "c");
+	assert_null(l[3]);
+	hl_str_list_free(l);
+}
+
+static void
+test_str_label_value_sanitises(void **state)
+{
+	char out[64];
+	char longin[200];
+
+	hl_str_label_value(out, "feature/new-thing");
+	assert_string_equal(out, "feature-new-thing");
+	hl_str_label_value(out, "-_weird branch!_-");
+	assert_string_equal(out, "weird-branch");
+	memset(longin, 'a', sizeof(longin) - 1);
+	longin[sizeof(longin) - 1] = '\0';
+	hl_str_label_value(out, longin);
+	assert_int_equal(strlen(out), 63);
+	hl_str_label_value(out, "");
+	assert_string_equal(out, "");
+}
+
+static void
+test_str_hex_encodes(void **state)
+{
+	const unsigned char in[] = { 0x00, 0xab, 0xff };
+	char out[7];
+
+	hl_str_hex(out, in, 3);
+	assert_string_equal(out, "00abff");
+}
+
+static void
+test_time_rfc3339_round_trip(void **state)
+{
+	char s[40];
+	int64_t t = hl_time_parse_rfc3339("2025-01-15T10:30:00Z");
+
+	assert_int_equal(t, 1736937000000LL);
+	hl_time_rfc3339(s, sizeof(s), t + 5);
+	assert_string_equal(s, "2025-01-15T10:30:00.005Z");
+	assert_int_equal(hl_time_parse_rfc3339("2025-01-15T12:30:00+02:00"), t);
+	assert_int_equal(hl_time_parse_rfc3339("yesterday"), -1);
+}
+
+static void
+test_json_path_reads_nested_values(void **state)
+{
+	const char *text = "{\"a\":{\"b\":[{\"c\":\"x\"},{\"c\":7}]},\"n\":\"42\",\"t\":true}";
+	struct hl_err err = HL_ERR_INIT;
+	json_t *root = NULL;
+
+	assert_int_equal(hl_json_parse(&root, text, strlen(text), &err), 0);
+	assert_string_equal(hl_json_str(root, "a.b[0].c"), "x");
+	assert_int_equal(hl_json_int(root, "a.b[1].c", -1), 7);
+	assert_int_equal(hl_json_int(root, "n", -1), 42);
+	assert_null(hl_json_str(root, "a.b[1].c"));
+	assert_null(hl_json_str(root, "a.missing.c"));
+	assert_int_equal(hl_json_int(root, "a.b[9].c", -1), -1);
+	assert_true(hl_json_bool(root, "t", false));
+	json_decref(root);
+}
+
+static void
+test_json_parse_error_names_position(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	json_t *root = NULL;
+
+	assert_int_equal(hl_json_parse(&root, "{\"a\":\n  tru}", 12, &err), -HL_EPARSE);
+	assert_non_null(strstr(err.msg, "line 2"));
+	assert_null(root);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_str_ct_equal_compares_content_and_length),
+		cmocka_unit_test(test_str_split_list_trims_and_drops_empty),
+		cmocka_unit_test(test_str_label_value_sanitises),
+		cmocka_unit_test(test_str_hex_encodes),
+		cmocka_unit_test(test_time_rfc3339_round_trip),
+		cmocka_unit_test(test_json_path_reads_nested_values),
+		cmocka_unit_test(test_json_parse_error_names_position),
+	};
+	return cmocka_run_group_tests_name("str", tests, NULL, NULL);
+}
