@@ -1,3 +1,781 @@
 /*
- * normalize.c - placeholder; the module is being built.
+ * normalize.c - turns a GitHub webhook or sensor payload into struct hl_event.
+ *
+ * One function per event family reads the payload through the borrowed
+ * path accessors of json.h, so a missing key, a null or a value of the wrong
+ * type reads as absent and never crashes: only the object an event cannot
+ * exist without (workflow_job for workflow_job, alert for alerts, ...) and
+ * the repository are required, and their absence fails with HL_EINVAL.
+ *
+ * Invariants: every string in the event is a private copy (the payload can
+ * be freed right after), empty strings are stored as NULL, and intent is set
+ * from the payload alone (validation against the configuration lives in
+ * validate.c).
  */
+#include "base/str.h"
+#include "event/event.h"
+
+#include "json/json.h"
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const event_kind_names[HL_EVENT_KIND_MAX] = {
+	[HL_EVENT_UNKNOWN] = "unknown",
+	[HL_EVENT_WORKFLOW_JOB] = "workflow_job",
+	[HL_EVENT_WORKFLOW_RUN] = "workflow_run",
+	[HL_EVENT_CHECK_RUN] = "check_run",
+	[HL_EVENT_CHECK_SUITE] = "check_suite",
+	[HL_EVENT_STATUS] = "status",
+	[HL_EVENT_PULL_REQUEST] = "pull_request",
+	[HL_EVENT_PUSH] = "push",
+	[HL_EVENT_ISSUE_COMMENT] = "issue_comment",
+	[HL_EVENT_PULL_REQUEST_REVIEW] = "pull_request_review",
+	[HL_EVENT_MERGE_GROUP] = "merge_group",
+	[HL_EVENT_DEPENDABOT_ALERT] = "dependabot_alert",
+	[HL_EVENT_CODE_SCANNING_ALERT] = "code_scanning_alert",
+	[HL_EVENT_SECRET_SCANNING_ALERT] = "secret_scanning_alert",
+	[HL_EVENT_REPOSITORY_VULNERABILITY_ALERT] = "repository_vulnerability_alert",
+	[HL_EVENT_PING] = "ping",
+};
+
+const char *
+hl_event_kind_name(enum hl_event_kind kind)
+{
+	if ((int)kind < 0 || kind >= HL_EVENT_KIND_MAX)
+		return "unknown";
+	return event_kind_names[kind];
+}
+
+enum hl_event_kind
+hl_event_kind_from_name(const char *name)
+{
+	int k;
+
+	if (!name)
+		return HL_EVENT_UNKNOWN;
+	for (k = 1; k < HL_EVENT_KIND_MAX; k++)
+		if (strcmp(event_kind_names[k], name) == 0)
+			return (enum hl_event_kind)k;
+	return HL_EVENT_UNKNOWN;
+}
+
+const char *
+hl_event_intent_name(enum hl_event_intent intent)
+{
+	switch (intent) {
+	case HL_INTENT_NONE:
+		return "none";
+	case HL_INTENT_CI_FAILURE:
+		return "ci_failure";
+	case HL_INTENT_SECURITY:
+		return "security";
+	case HL_INTENT_COMMAND:
+		return "command";
+	case HL_INTENT_ACTION:
+		return "action";
+	case HL_INTENT_TRACK:
+		return "track";
+	}
+	return "none";
+}
+
+const char *
+hl_comment_command_name(enum hl_comment_command cmd)
+{
+	switch (cmd) {
+	case HL_CMD_NONE:
+		return "none";
+	case HL_CMD_FIX:
+		return "fix";
+	case HL_CMD_RETRY:
+		return "retry";
+	case HL_CMD_STATUS:
+		return "status";
+	case HL_CMD_STOP:
+		return "stop";
+	}
+	return "none";
+}
+
+bool
+hl_event_conclusion_is_failure(const char *conclusion)
+{
+	if (!conclusion)
+		return false;
+	return strcmp(conclusion, "failure") == 0 || strcmp(conclusion, "timed_out") == 0 ||
+	       strcmp(conclusion, "startup_failure") == 0;
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+/* A private copy of s; NULL for NULL or "". Sets *oom on allocation failure. */
+static char *
+event_dup(const char *s, bool *oom)
+{
+	char *d;
+
+	if (!s || !*s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+/* Copies the string at path (if any) into *dst, replacing nothing already set. */
+static void
+event_take(char **dst, const json_t *root, const char *path, bool *oom)
+{
+	if (*dst)
+		return;
+	*dst = event_dup(hl_json_str(root, path), oom);
+}
+
+static int64_t
+event_id(const json_t *root, const char *path)
+{
+	int64_t v = hl_json_int(root, path, 0);
+
+	return v > 0 ? v : 0;
+}
+
+/* "refs/heads/main" -> "main"; other refs are kept as they are. */
+static void
+event_take_branch(char **dst, const json_t *root, const char *path, bool *oom)
+{
+	const char *ref = hl_json_str(root, path);
+
+	if (*dst || !ref)
+		return;
+	if (hl_str_starts_with(ref, "refs/heads/"))
+		ref += strlen("refs/heads/");
+	*dst = event_dup(ref, oom);
+}
+
+/* ---- /healer comment commands ----------------------------------------- */
+
+static bool
+event_is_hspace(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/*
+ * Parses one line [p, e) of a comment. A command is "/healer" (any case)
+ * followed by a space or tab and one of fix / retry / status / stop (any
+ * case), followed by a space, tab or the end of the line.
+ */
+static enum hl_comment_command
+event_parse_line(const char *p, const char *e, const char **rest)
+{
+	static const struct {
+		const char *word;
+		enum hl_comment_command cmd;
+	} verbs[] = {
+		{ "fix", HL_CMD_FIX },
+		{ "retry", HL_CMD_RETRY },
+		{ "status", HL_CMD_STATUS },
+		{ "stop", HL_CMD_STOP },
+	};
+	size_t i, n;
+
+	if ((size_t)(e - p) < 8 || strncasecmp(p, "/healer", 7) != 0 || !event_is_hspace(p[7]))
+		return HL_CMD_NONE;
+	p += 7;
+	while (p < e && event_is_hspace(*p))
+		p++;
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		n = strlen(verbs[i].word);
+		if ((size_t)(e - p) >= n && strncasecmp(p, verbs[i].word, n) == 0 &&
+		    (p + n == e || event_is_hspace(p[n]))) {
+			*rest = p + n;
+			return verbs[i].cmd;
+		}
+	}
+	return HL_CMD_NONE;
+}
+
+int
+hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char *body)
+{
+	const char *p = body, *e, *line, *rest = NULL;
+	bool in_fence = false;
+	enum hl_comment_command cmd = HL_CMD_NONE;
+	char *hint = NULL;
+	int indent;
+
+	while (body && *p) {
+		e = strchr(p, '\n');
+		if (!e)
+			e = p + strlen(p);
+		line = p;
+		p = *e ? e + 1 : e;
+		if (e > line && e[-1] == '\r')
+			e--;
+		/* Markdown: up to three spaces of indentation keep a line a line;
+		 * four make it a code block, and fenced blocks are code too. */
+		for (indent = 0; line < e && *line == ' ' && indent < 4; indent++)
+			line++;
+		if (indent == 4 || (line < e && *line == '\t'))
+			continue;
+		if (e - line >= 3 &&
+		    (strncmp(line, "```", 3) == 0 || strncmp(line, "~~~", 3) == 0)) {
+			in_fence = !in_fence;
+			continue;
+		}
+		if (in_fence)
+			continue;
+		cmd = event_parse_line(line, e, &rest);
+		if (cmd != HL_CMD_NONE)
+			break;
+	}
+	if (cmd == HL_CMD_FIX) {
+		size_t n = (size_t)(e - rest);
+		char *raw = malloc(n + 1);
+
+		if (!raw)
+			return -HL_ENOMEM;
+		memcpy(raw, rest, n);
+		raw[n] = '\0';
+		hint = hl_str_trim_dup(raw);
+		free(raw);
+		if (!hint)
+			return -HL_ENOMEM;
+		if (!*hint) {
+			free(hint);
+			hint = NULL;
+		}
+	}
+	*out = cmd;
+	if (hint_out)
+		*hint_out = hint;
+	else
+		free(hint);
+	return 0;
+}
+
+/* ---- per-event normalization ------------------------------------------ */
+
+/* Repository, sender, installation: present on (almost) every event. */
+static void
+event_common(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	const char *type = hl_json_str(pl, "sender.type");
+
+	event_take(&ev->repository, pl, "repository.full_name", oom);
+	event_take(&ev->repository_url, pl, "repository.html_url", oom);
+	event_take(&ev->default_branch, pl, "repository.default_branch", oom);
+	event_take(&ev->sender, pl, "sender.login", oom);
+	ev->sender_is_bot = (ev->sender && hl_str_ends_with(ev->sender, "[bot]")) ||
+	                    (type && strcmp(type, "Bot") == 0);
+	ev->installation_id = event_id(pl, "installation.id");
+}
+
+/* The first step whose conclusion is failure. */
+static void
+event_failed_step(struct hl_event *ev, const json_t *steps, bool *oom)
+{
+	size_t i;
+	json_t *step;
+
+	if (!json_is_array(steps))
+		return;
+	json_array_foreach(steps, i, step)
+	{
+		const char *c = hl_json_str(step, "conclusion");
+		if (c && strcmp(c, "failure") == 0) {
+			event_take(&ev->failed_step, step, "name", oom);
+			if (ev->failed_step)
+				return;
+		}
+	}
+}
+
+/* The first entry of a pull_requests array: number and base branch. */
+static void
+event_first_pr(struct hl_event *ev, const json_t *obj, bool *oom)
+{
+	if (!ev->pr_number)
+		ev->pr_number = event_id(obj, "pull_requests[0].number");
+	event_take(&ev->base_branch, obj, "pull_requests[0].base.ref", oom);
+}
+
+static void
+event_ci_intent(struct hl_event *ev)
+{
+	ev->intent = hl_event_conclusion_is_failure(ev->conclusion) ? HL_INTENT_CI_FAILURE
+	                                                            : HL_INTENT_TRACK;
+}
+
+static void
+event_workflow_job(struct hl_event *ev, const json_t *j, bool *oom)
+{
+	ev->job_id = event_id(j, "id");
+	ev->run_id = event_id(j, "run_id");
+	ev->run_attempt = event_id(j, "run_attempt");
+	event_take(&ev->workflow_name, j, "workflow_name", oom);
+	event_take(&ev->job_name, j, "name", oom);
+	event_take(&ev->status, j, "status", oom);
+	event_take(&ev->conclusion, j, "conclusion", oom);
+	event_take(&ev->branch, j, "head_branch", oom);
+	event_take(&ev->head_sha, j, "head_sha", oom);
+	event_take(&ev->html_url, j, "html_url", oom);
+	event_failed_step(ev, json_object_get(j, "steps"), oom);
+	event_ci_intent(ev);
+}
+
+static void
+event_workflow_run(struct hl_event *ev, const json_t *r, bool *oom)
+{
+	ev->run_id = event_id(r, "id");
+	ev->run_attempt = event_id(r, "run_attempt");
+	ev->check_suite_id = event_id(r, "check_suite_id");
+	event_take(&ev->workflow_name, r, "name", oom);
+	event_take(&ev->status, r, "status", oom);
+	event_take(&ev->conclusion, r, "conclusion", oom);
+	event_take(&ev->branch, r, "head_branch", oom);
+	event_take(&ev->head_sha, r, "head_sha", oom);
+	event_take(&ev->commit_message, r, "head_commit.message", oom);
+	event_take(&ev->html_url, r, "html_url", oom);
+	event_take(&ev->logs_url, r, "logs_url", oom);
+	event_first_pr(ev, r, oom);
+	event_ci_intent(ev);
+}
+
+static void
+event_check_run(struct hl_event *ev, const json_t *pl, const json_t *c, bool *oom)
+{
+	ev->check_run_id = event_id(c, "id");
+	ev->check_suite_id = event_id(c, "check_suite.id");
+	event_take(&ev->job_name, c, "name", oom);
+	event_take(&ev->status, c, "status", oom);
+	event_take(&ev->conclusion, c, "conclusion", oom);
+	event_take(&ev->branch, c, "check_suite.head_branch", oom);
+	event_take(&ev->head_sha, c, "head_sha", oom);
+	event_take(&ev->head_sha, c, "check_suite.head_sha", oom);
+	event_take(&ev->html_url, c, "html_url", oom);
+	event_take(&ev->check_output_title, c, "output.title", oom);
+	event_take(&ev->check_output_summary, c, "output.summary", oom);
+	event_take(&ev->check_output_text, c, "output.text", oom);
+	event_first_pr(ev, c, oom);
+	event_take(&ev->requested_action, pl, "requested_action.identifier", oom);
+	if (ev->action && strcmp(ev->action, "requested_action") == 0)
+		ev->intent = HL_INTENT_ACTION;
+	else
+		event_ci_intent(ev);
+}
+
+static void
+event_check_suite(struct hl_event *ev, const json_t *s, bool *oom)
+{
+	ev->check_suite_id = event_id(s, "id");
+	event_take(&ev->status, s, "status", oom);
+	event_take(&ev->conclusion, s, "conclusion", oom);
+	event_take(&ev->branch, s, "head_branch", oom);
+	event_take(&ev->head_sha, s, "head_sha", oom);
+	event_take(&ev->commit_message, s, "head_commit.message", oom);
+	event_first_pr(ev, s, oom);
+	event_ci_intent(ev);
+}
+
+static void
+event_status(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	const char *sha = hl_json_str(pl, "sha");
+	json_t *branches = json_object_get(pl, "branches"), *b;
+	size_t i;
+
+	event_take(&ev->status, pl, "state", oom);
+	event_take(&ev->conclusion, pl, "state", oom);
+	event_take(&ev->head_sha, pl, "sha", oom);
+	event_take(&ev->job_name, pl, "context", oom);
+	event_take(&ev->html_url, pl, "target_url", oom);
+	event_take(&ev->description, pl, "description", oom);
+	event_take(&ev->commit_message, pl, "commit.commit.message", oom);
+	/* branches lists every branch containing the commit; the one whose
+	 * head is this commit is the branch the status is about. */
+	if (json_is_array(branches) && sha) {
+		json_array_foreach(branches, i, b)
+		{
+			const char *head = hl_json_str(b, "commit.sha");
+			if (head && strcmp(head, sha) == 0) {
+				event_take(&ev->branch, b, "name", oom);
+				break;
+			}
+		}
+	}
+	if (ev->conclusion &&
+	    (strcmp(ev->conclusion, "failure") == 0 || strcmp(ev->conclusion, "error") == 0))
+		ev->intent = HL_INTENT_CI_FAILURE;
+	else
+		ev->intent = HL_INTENT_TRACK;
+}
+
+/* head/base/sha/title of a pull_request object. */
+static void
+event_pr_object(struct hl_event *ev, const json_t *pr, bool *oom)
+{
+	if (!ev->pr_number)
+		ev->pr_number = event_id(pr, "number");
+	event_take(&ev->pr_title, pr, "title", oom);
+	event_take(&ev->branch, pr, "head.ref", oom);
+	event_take(&ev->base_branch, pr, "base.ref", oom);
+	event_take(&ev->head_sha, pr, "head.sha", oom);
+}
+
+static void
+event_pull_request(struct hl_event *ev, const json_t *pl, const json_t *pr, bool *oom)
+{
+	ev->pr_number = event_id(pl, "number");
+	event_pr_object(ev, pr, oom);
+	event_take(&ev->status, pr, "state", oom);
+	event_take(&ev->html_url, pr, "html_url", oom);
+	ev->intent = HL_INTENT_TRACK;
+}
+
+static void
+event_push(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	event_take_branch(&ev->branch, pl, "ref", oom);
+	event_take(&ev->head_sha, pl, "after", oom);
+	event_take(&ev->commit_message, pl, "head_commit.message", oom);
+	event_take(&ev->html_url, pl, "compare", oom);
+	ev->intent = HL_INTENT_TRACK;
+}
+
+static int
+event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	const json_t *issue = json_object_get(pl, "issue");
+	bool is_pr = json_is_object(json_object_get(issue, "pull_request"));
+	int rc;
+
+	ev->comment_id = event_id(pl, "comment.id");
+	event_take(&ev->comment_body, pl, "comment.body", oom);
+	event_take(&ev->html_url, pl, "comment.html_url", oom);
+	ev->intent = HL_INTENT_NONE;
+	if (!is_pr)
+		return 0;
+	ev->pr_number = event_id(issue, "number");
+	event_take(&ev->pr_title, issue, "title", oom);
+	rc = hl_event_parse_command(&ev->command, &ev->command_hint, ev->comment_body);
+	if (rc)
+		return rc;
+	if (ev->command != HL_CMD_NONE)
+		ev->intent = HL_INTENT_COMMAND;
+	return 0;
+}
+
+static void
+event_pull_request_review(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	ev->review_id = event_id(pl, "review.id");
+	event_pr_object(ev, json_object_get(pl, "pull_request"), oom);
+	event_take(&ev->review_state, pl, "review.state", oom);
+	event_take(&ev->comment_body, pl, "review.body", oom);
+	event_take(&ev->html_url, pl, "review.html_url", oom);
+	ev->intent = HL_INTENT_TRACK;
+}
+
+static void
+event_merge_group(struct hl_event *ev, const json_t *mg, bool *oom)
+{
+	event_take(&ev->head_sha, mg, "head_sha", oom);
+	event_take_branch(&ev->branch, mg, "head_ref", oom);
+	event_take_branch(&ev->base_branch, mg, "base_ref", oom);
+	event_take(&ev->commit_message, mg, "head_commit.message", oom);
+	ev->intent = HL_INTENT_TRACK;
+}
+
+static void
+event_dependabot_alert(struct hl_event *ev, const json_t *a, bool *oom)
+{
+	ev->alert_number = event_id(a, "number");
+	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->html_url, a, "html_url", oom);
+	event_take(&ev->severity, a, "security_advisory.severity", oom);
+	event_take(&ev->severity, a, "security_vulnerability.severity", oom);
+	event_take(&ev->package_name, a, "dependency.package.name", oom);
+	event_take(&ev->package_name, a, "security_vulnerability.package.name", oom);
+	event_take(&ev->package_ecosystem, a, "dependency.package.ecosystem", oom);
+	event_take(&ev->package_ecosystem, a, "security_vulnerability.package.ecosystem", oom);
+	event_take(&ev->manifest_path, a, "dependency.manifest_path", oom);
+	event_take(&ev->vulnerable_range, a, "security_vulnerability.vulnerable_version_range",
+	           oom);
+	event_take(&ev->fixed_version, a, "security_vulnerability.first_patched_version.identifier",
+	           oom);
+	event_take(&ev->cve_id, a, "security_advisory.cve_id", oom);
+	event_take(&ev->ghsa_id, a, "security_advisory.ghsa_id", oom);
+	event_take(&ev->summary, a, "security_advisory.summary", oom);
+	event_take(&ev->description, a, "security_advisory.description", oom);
+	ev->intent = HL_INTENT_SECURITY;
+}
+
+static void
+event_code_scanning_alert(struct hl_event *ev, const json_t *pl, const json_t *a, bool *oom)
+{
+	ev->alert_number = event_id(a, "number");
+	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->html_url, a, "html_url", oom);
+	event_take(&ev->rule_id, a, "rule.id", oom);
+	event_take(&ev->severity, a, "rule.security_severity_level", oom);
+	event_take(&ev->severity, a, "rule.severity", oom);
+	event_take(&ev->tool_name, a, "tool.name", oom);
+	event_take(&ev->location_path, a, "most_recent_instance.location.path", oom);
+	event_take(&ev->summary, a, "rule.description", oom);
+	event_take(&ev->description, a, "rule.full_description", oom);
+	event_take_branch(&ev->branch, pl, "ref", oom);
+	event_take_branch(&ev->branch, a, "most_recent_instance.ref", oom);
+	event_take(&ev->head_sha, pl, "commit_oid", oom);
+	event_take(&ev->head_sha, a, "most_recent_instance.commit_sha", oom);
+	ev->intent = HL_INTENT_SECURITY;
+}
+
+static void
+event_secret_scanning_alert(struct hl_event *ev, const json_t *a, bool *oom)
+{
+	ev->alert_number = event_id(a, "number");
+	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->html_url, a, "html_url", oom);
+	event_take(&ev->secret_type, a, "secret_type_display_name", oom);
+	event_take(&ev->secret_type, a, "secret_type", oom);
+	ev->intent = HL_INTENT_SECURITY;
+}
+
+static void
+event_repository_vulnerability_alert(struct hl_event *ev, const json_t *a, bool *oom)
+{
+	const char *ext;
+
+	ev->alert_number = event_id(a, "number");
+	if (!ev->alert_number)
+		ev->alert_number = event_id(a, "id");
+	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->package_name, a, "affected_package_name", oom);
+	event_take(&ev->vulnerable_range, a, "affected_range", oom);
+	event_take(&ev->fixed_version, a, "fixed_in", oom);
+	event_take(&ev->severity, a, "severity", oom);
+	event_take(&ev->ghsa_id, a, "ghsa_id", oom);
+	event_take(&ev->html_url, a, "external_reference", oom);
+	event_take(&ev->manifest_path, a, "manifest_path", oom);
+	/* external_identifier is a CVE id when the advisory has one. */
+	ext = hl_json_str(a, "external_identifier");
+	if (ext && hl_str_starts_with(ext, "CVE-"))
+		event_take(&ev->cve_id, a, "external_identifier", oom);
+	ev->intent = HL_INTENT_SECURITY;
+}
+
+/* The object an event kind cannot be normalized without, or NULL. */
+static const char *
+event_required_object(enum hl_event_kind kind)
+{
+	switch (kind) {
+	case HL_EVENT_WORKFLOW_JOB:
+		return "workflow_job";
+	case HL_EVENT_WORKFLOW_RUN:
+		return "workflow_run";
+	case HL_EVENT_CHECK_RUN:
+		return "check_run";
+	case HL_EVENT_CHECK_SUITE:
+		return "check_suite";
+	case HL_EVENT_PULL_REQUEST:
+	case HL_EVENT_PULL_REQUEST_REVIEW:
+		return "pull_request";
+	case HL_EVENT_ISSUE_COMMENT:
+		return "comment";
+	case HL_EVENT_MERGE_GROUP:
+		return "merge_group";
+	case HL_EVENT_DEPENDABOT_ALERT:
+	case HL_EVENT_CODE_SCANNING_ALERT:
+	case HL_EVENT_SECRET_SCANNING_ALERT:
+	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
+		return "alert";
+	default:
+		return NULL;
+	}
+}
+
+int
+hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *payload,
+                   struct hl_err *err)
+{
+	enum hl_event_kind kind = hl_event_kind_from_name(event_name);
+	struct hl_event *ev = NULL;
+	const char *req;
+	const json_t *obj = NULL;
+	bool oom = false;
+	int rc = 0;
+
+	if (kind == HL_EVENT_UNKNOWN)
+		return hl_err_set(err, HL_EUNSUPPORTED, "unsupported event '%s'",
+		                  event_name ? event_name : "");
+	if (!json_is_object(payload))
+		return hl_err_set(err, HL_EINVAL, "'%s' payload is not a JSON object", event_name);
+	req = event_required_object(kind);
+	if (req) {
+		obj = json_object_get(payload, req);
+		if (!json_is_object(obj))
+			return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' object",
+			                  event_name, req);
+	}
+	if (kind == HL_EVENT_ISSUE_COMMENT && !json_is_object(json_object_get(payload, "issue")))
+		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' object", event_name,
+		                  "issue");
+	if (kind == HL_EVENT_PULL_REQUEST_REVIEW &&
+	    !json_is_object(json_object_get(payload, "review")))
+		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' object", event_name,
+		                  "review");
+	if (kind == HL_EVENT_STATUS && !hl_json_str(payload, "state"))
+		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' string", event_name,
+		                  "state");
+	if (kind == HL_EVENT_PUSH && !hl_json_str(payload, "ref"))
+		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' string", event_name,
+		                  "ref");
+	/* Every event but an organization ping concerns one repository. */
+	if (kind != HL_EVENT_PING && !hl_json_str(payload, "repository.full_name"))
+		return hl_err_set(err, HL_EINVAL, "'%s' payload has no 'repository.full_name'",
+		                  event_name);
+
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return hl_err_set(err, HL_ENOMEM, "out of memory normalizing '%s'", event_name);
+	ev->kind = kind;
+	ev->event_name = event_dup(event_kind_names[kind], &oom);
+	event_take(&ev->action, payload, "action", &oom);
+	event_common(ev, payload, &oom);
+
+	switch (kind) {
+	case HL_EVENT_WORKFLOW_JOB:
+		event_workflow_job(ev, obj, &oom);
+		break;
+	case HL_EVENT_WORKFLOW_RUN:
+		event_workflow_run(ev, obj, &oom);
+		break;
+	case HL_EVENT_CHECK_RUN:
+		event_check_run(ev, payload, obj, &oom);
+		break;
+	case HL_EVENT_CHECK_SUITE:
+		event_check_suite(ev, obj, &oom);
+		break;
+	case HL_EVENT_STATUS:
+		event_status(ev, payload, &oom);
+		break;
+	case HL_EVENT_PULL_REQUEST:
+		event_pull_request(ev, payload, obj, &oom);
+		break;
+	case HL_EVENT_PUSH:
+		event_push(ev, payload, &oom);
+		break;
+	case HL_EVENT_ISSUE_COMMENT:
+		rc = event_issue_comment(ev, payload, &oom);
+		break;
+	case HL_EVENT_PULL_REQUEST_REVIEW:
+		event_pull_request_review(ev, payload, &oom);
+		break;
+	case HL_EVENT_MERGE_GROUP:
+		event_merge_group(ev, obj, &oom);
+		break;
+	case HL_EVENT_DEPENDABOT_ALERT:
+		event_dependabot_alert(ev, obj, &oom);
+		break;
+	case HL_EVENT_CODE_SCANNING_ALERT:
+		event_code_scanning_alert(ev, payload, obj, &oom);
+		break;
+	case HL_EVENT_SECRET_SCANNING_ALERT:
+		event_secret_scanning_alert(ev, obj, &oom);
+		break;
+	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
+		event_repository_vulnerability_alert(ev, obj, &oom);
+		break;
+	case HL_EVENT_PING:
+		ev->intent = HL_INTENT_NONE;
+		break;
+	default:
+		break;
+	}
+	if (oom || rc) {
+		hl_event_free(ev);
+		return hl_err_set(err, HL_ENOMEM, "out of memory normalizing '%s'", event_name);
+	}
+	*out = ev;
+	return 0;
+}
+
+const char *
+hl_event_guess_name(const json_t *payload)
+{
+	const json_t *alert;
+
+	if (!json_is_object(payload))
+		return NULL;
+	if (json_is_object(json_object_get(payload, "workflow_job")))
+		return "workflow_job";
+	if (json_is_object(json_object_get(payload, "workflow_run")))
+		return "workflow_run";
+	if (json_is_object(json_object_get(payload, "check_run")))
+		return "check_run";
+	alert = json_object_get(payload, "alert");
+	if (!json_is_object(alert))
+		return NULL;
+	if (json_is_object(json_object_get(alert, "security_advisory")) ||
+	    json_is_object(json_object_get(alert, "dependency")))
+		return "dependabot_alert";
+	if (json_is_object(json_object_get(alert, "rule")) &&
+	    json_is_object(json_object_get(alert, "tool")))
+		return "code_scanning_alert";
+	if (json_is_string(json_object_get(alert, "secret_type")))
+		return "secret_scanning_alert";
+	if (json_is_string(json_object_get(alert, "affected_package_name")))
+		return "repository_vulnerability_alert";
+	return NULL;
+}
+
+void
+hl_event_free(struct hl_event *ev)
+{
+	if (!ev)
+		return;
+	free(ev->event_name);
+	free(ev->action);
+	free(ev->repository);
+	free(ev->repository_url);
+	free(ev->default_branch);
+	free(ev->sender);
+	free(ev->workflow_name);
+	free(ev->job_name);
+	free(ev->failed_step);
+	free(ev->status);
+	free(ev->conclusion);
+	free(ev->branch);
+	free(ev->base_branch);
+	free(ev->head_sha);
+	free(ev->commit_message);
+	free(ev->html_url);
+	free(ev->logs_url);
+	free(ev->check_output_title);
+	free(ev->check_output_summary);
+	free(ev->check_output_text);
+	free(ev->pr_title);
+	free(ev->alert_state);
+	free(ev->severity);
+	free(ev->package_name);
+	free(ev->package_ecosystem);
+	free(ev->manifest_path);
+	free(ev->vulnerable_range);
+	free(ev->fixed_version);
+	free(ev->cve_id);
+	free(ev->ghsa_id);
+	free(ev->summary);
+	free(ev->description);
+	free(ev->rule_id);
+	free(ev->tool_name);
+	free(ev->location_path);
+	free(ev->secret_type);
+	free(ev->command_hint);
+	free(ev->comment_body);
+	free(ev->requested_action);
+	free(ev->review_state);
+	free(ev);
+}

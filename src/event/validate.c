@@ -1,0 +1,252 @@
+/*
+ * validate.c - decides whether a normalized event is worth any work
+ * (hl_event_skip_reason) and computes the key that recognizes the same
+ * real-world event delivered twice (hl_event_dedup_key).
+ *
+ * Both functions read only struct hl_event and the configuration: no JSON,
+ * no I/O, no allocation except the returned key, so they are cheap enough to
+ * run on the request path before anything is queued. Thread-safe.
+ */
+#include "base/buf.h"
+#include "base/str.h"
+#include "event/event.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+valid_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+static bool
+valid_one_of(const char *s, const char *const *set)
+{
+	for (; s && *set; set++)
+		if (strcmp(s, *set) == 0)
+			return true;
+	return false;
+}
+
+/* Is the event's action one healer reacts to (or tracks)? */
+static bool
+valid_action_of_interest(const struct hl_event *ev)
+{
+	static const char *const completed[] = { "completed", NULL };
+	static const char *const check_run[] = { "completed", "requested_action", NULL };
+	static const char *const alert[] = { "created", "reopened", NULL };
+	static const char *const code_alert[] = { "created", "reopened", "reopened_by_user", NULL };
+	static const char *const repo_alert[] = { "create", "reopen", NULL };
+	static const char *const comment[] = { "created", NULL };
+	static const char *const pr[] = { "opened", "reopened", "synchronize", "closed", NULL };
+	static const char *const review[] = { "submitted", "dismissed", NULL };
+	static const char *const merge_group[] = { "checks_requested", "destroyed", NULL };
+
+	switch (ev->kind) {
+	case HL_EVENT_WORKFLOW_JOB:
+	case HL_EVENT_WORKFLOW_RUN:
+	case HL_EVENT_CHECK_SUITE:
+		return valid_one_of(ev->action, completed);
+	case HL_EVENT_CHECK_RUN:
+		if (valid_eq(ev->action, "requested_action"))
+			return ev->requested_action != NULL;
+		return valid_one_of(ev->action, check_run);
+	case HL_EVENT_DEPENDABOT_ALERT:
+	case HL_EVENT_SECRET_SCANNING_ALERT:
+		return valid_one_of(ev->action, alert);
+	case HL_EVENT_CODE_SCANNING_ALERT:
+		return valid_one_of(ev->action, code_alert);
+	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
+		return valid_one_of(ev->action, repo_alert);
+	case HL_EVENT_ISSUE_COMMENT:
+		return valid_one_of(ev->action, comment);
+	case HL_EVENT_PULL_REQUEST:
+		return valid_one_of(ev->action, pr);
+	case HL_EVENT_PULL_REQUEST_REVIEW:
+		return valid_one_of(ev->action, review);
+	case HL_EVENT_MERGE_GROUP:
+		return valid_one_of(ev->action, merge_group);
+	case HL_EVENT_PUSH:
+		/* Branch pushes only; a tag push keeps its full ref. */
+		return ev->branch && !hl_str_starts_with(ev->branch, "refs/");
+	case HL_EVENT_STATUS:
+		/* No action; the state decides (see valid_ci_outcome). */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool
+valid_is_ci_kind(enum hl_event_kind kind)
+{
+	return kind == HL_EVENT_WORKFLOW_JOB || kind == HL_EVENT_WORKFLOW_RUN ||
+	       kind == HL_EVENT_CHECK_RUN || kind == HL_EVENT_CHECK_SUITE ||
+	       kind == HL_EVENT_STATUS;
+}
+
+static bool
+valid_has_skip_tag(const char *msg)
+{
+	return msg &&
+	       (hl_str_casestr(msg, "[skip-healer]") || hl_str_casestr(msg, "[healer skip]"));
+}
+
+const char *
+hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
+{
+	if (ev->kind == HL_EVENT_PING)
+		return "ping";
+	if (ev->kind <= HL_EVENT_UNKNOWN || ev->kind >= HL_EVENT_KIND_MAX)
+		return "event_not_handled";
+	if (!valid_action_of_interest(ev))
+		return "action_not_handled";
+	if (!hl_config_repo_allowed(cfg, ev->repository))
+		return "repository_not_allowed";
+
+	switch (ev->intent) {
+	case HL_INTENT_CI_FAILURE:
+		if (ev->sender_is_bot && !cfg->process_bot_commits)
+			return "bot_sender";
+		if (valid_has_skip_tag(ev->commit_message))
+			return "skip_tag";
+		return NULL;
+	case HL_INTENT_TRACK:
+		/* A completed CI object is tracked only when it succeeded;
+		 * cancelled, skipped, neutral, ... carry no news. */
+		if (valid_is_ci_kind(ev->kind) && !valid_eq(ev->conclusion, "success"))
+			return "not_failure";
+		return NULL;
+	case HL_INTENT_SECURITY:
+		if (ev->alert_state && strcmp(ev->alert_state, "open") != 0)
+			return "alert_not_open";
+		return NULL;
+	case HL_INTENT_COMMAND:
+	case HL_INTENT_ACTION:
+		if (ev->sender_is_bot && !cfg->process_bot_commits)
+			return "bot_sender";
+		return NULL;
+	case HL_INTENT_NONE:
+		if (ev->kind == HL_EVENT_ISSUE_COMMENT)
+			return "no_command";
+		return "event_not_handled";
+	}
+	return "event_not_handled";
+}
+
+/* Appends "|name=value" for non-zero ids. */
+static void
+valid_key_id(struct hl_buf *b, const char *name, int64_t v)
+{
+	if (v)
+		hl_buf_appendf(b, "|%s=%lld", name, (long long)v);
+}
+
+static void
+valid_key_str(struct hl_buf *b, const char *name, const char *v)
+{
+	if (v)
+		hl_buf_appendf(b, "|%s=%s", name, v);
+}
+
+char *
+hl_event_dedup_key(const struct hl_event *ev)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	const char *p;
+	bool ok;
+
+	if (!ev->repository || !*ev->repository)
+		return NULL;
+	switch (ev->kind) {
+	case HL_EVENT_WORKFLOW_JOB:
+		ok = ev->job_id != 0;
+		break;
+	case HL_EVENT_WORKFLOW_RUN:
+		ok = ev->run_id != 0;
+		break;
+	case HL_EVENT_CHECK_RUN:
+		ok = ev->check_run_id != 0;
+		break;
+	case HL_EVENT_CHECK_SUITE:
+		ok = ev->check_suite_id != 0;
+		break;
+	case HL_EVENT_STATUS:
+		ok = ev->head_sha && ev->job_name && ev->conclusion;
+		break;
+	case HL_EVENT_PULL_REQUEST:
+		ok = ev->pr_number != 0;
+		break;
+	case HL_EVENT_PUSH:
+		ok = ev->branch && ev->head_sha;
+		break;
+	case HL_EVENT_ISSUE_COMMENT:
+		ok = ev->comment_id != 0;
+		break;
+	case HL_EVENT_PULL_REQUEST_REVIEW:
+		ok = ev->review_id != 0;
+		break;
+	case HL_EVENT_MERGE_GROUP:
+		ok = ev->head_sha != NULL;
+		break;
+	case HL_EVENT_DEPENDABOT_ALERT:
+	case HL_EVENT_CODE_SCANNING_ALERT:
+	case HL_EVENT_SECRET_SCANNING_ALERT:
+	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
+		ok = ev->alert_number != 0;
+		break;
+	default:
+		ok = false;
+		break;
+	}
+	if (!ok)
+		return NULL;
+
+	for (p = ev->repository; *p; p++)
+		hl_buf_append_char(&b, (char)tolower((unsigned char)*p));
+	hl_buf_appendf(&b, "|%s", hl_event_kind_name(ev->kind));
+	switch (ev->kind) {
+	case HL_EVENT_WORKFLOW_JOB:
+	case HL_EVENT_WORKFLOW_RUN:
+		valid_key_id(&b, "run", ev->run_id);
+		valid_key_id(&b, "attempt", ev->run_attempt);
+		valid_key_id(&b, "job", ev->job_id);
+		break;
+	case HL_EVENT_CHECK_RUN:
+		valid_key_id(&b, "check_run", ev->check_run_id);
+		valid_key_str(&b, "requested", ev->requested_action);
+		break;
+	case HL_EVENT_CHECK_SUITE:
+		valid_key_id(&b, "check_suite", ev->check_suite_id);
+		break;
+	case HL_EVENT_STATUS:
+		valid_key_str(&b, "sha", ev->head_sha);
+		valid_key_str(&b, "context", ev->job_name);
+		valid_key_str(&b, "state", ev->conclusion);
+		break;
+	case HL_EVENT_PULL_REQUEST:
+		valid_key_id(&b, "pr", ev->pr_number);
+		valid_key_str(&b, "sha", ev->head_sha);
+		break;
+	case HL_EVENT_PUSH:
+		valid_key_str(&b, "branch", ev->branch);
+		valid_key_str(&b, "sha", ev->head_sha);
+		break;
+	case HL_EVENT_ISSUE_COMMENT:
+		valid_key_id(&b, "comment", ev->comment_id);
+		break;
+	case HL_EVENT_PULL_REQUEST_REVIEW:
+		valid_key_id(&b, "review", ev->review_id);
+		break;
+	case HL_EVENT_MERGE_GROUP:
+		valid_key_str(&b, "sha", ev->head_sha);
+		break;
+	default:
+		valid_key_id(&b, "alert", ev->alert_number);
+		break;
+	}
+	valid_key_str(&b, "action", ev->action);
+	return hl_buf_detach(&b, NULL);
+}
