@@ -1,0 +1,130 @@
+/*
+ * fetch.h - the one HTTP engine every client (GitHub, Kubernetes, ArgoCD,
+ * Loki, Prometheus) goes through: a libcurl multi loop that runs a batch of
+ * requests in parallel until all are done or an overall deadline passes.
+ *
+ * Per request it handles:
+ *  - a per-request timeout (the request's own deadline is the earlier of
+ *    start + timeout_ms and the batch deadline);
+ *  - retries of connection errors and 5xx answers with exponential backoff
+ *    plus jitter, as long as the next attempt still fits in the deadline;
+ *  - rate limits: 429, or 403 with Retry-After, or 403 with
+ *    X-RateLimit-Remaining: 0 + X-RateLimit-Reset. The request waits when the
+ *    limit lifts before its deadline, else fails with HL_EUPSTREAM
+ *    "rate limited";
+ *  - redirects (opt-in, e.g. GitHub job logs answering 302 to a storage
+ *    host): followed manually, WITHOUT the auth header, at most 5 hops;
+ *  - a response size cap: over max_body the request fails with HL_ETOOBIG,
+ *    or, with keep_tail, keeps the last max_body bytes and sets truncated;
+ *  - TLS: a CA file or in-memory PEM CA data, or (explicitly) no
+ *    verification;
+ *  - streaming: with on_data set, body bytes go to the callback instead of
+ *    the buffer (Kubernetes watches); the callback may stop the transfer.
+ *
+ * The auth header is sent only to the request's original URL, and it is
+ * never logged. One slow source never blocks the others: all requests in a
+ * batch progress in the same loop. Thread-safety: hl_fetch_run may be called
+ * from several threads at once (each call owns its curl multi handle);
+ * hl_fetch_global_init must run once before any thread starts (it is also
+ * called lazily by hl_fetch_run, which is fine for single-threaded use).
+ */
+#ifndef HL_NET_FETCH_H
+#define HL_NET_FETCH_H
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HL_FETCH_MAX_HEADERS 16
+
+/*
+ * A streaming sink: called with each chunk of the body of a 2xx answer.
+ * Return 0 to go on, -1 to stop the transfer (the request then completes
+ * with result err code 0 and stopped = true).
+ */
+typedef int (*hl_fetch_data_fn)(void *ud, const char *data, size_t n);
+
+struct hl_fetch_req {
+	const char *method;                        /* NULL means GET */
+	const char *url;                           /* absolute http(s) URL */
+	const char *headers[HL_FETCH_MAX_HEADERS]; /* "Name: value", NULL-terminated */
+	const char *auth; /* full Authorization value ("Bearer x"), or NULL */
+	const void *body; /* request body or NULL */
+	size_t body_len;
+	int64_t timeout_ms;       /* per request, all attempts; 0 means the batch deadline */
+	size_t max_body;          /* response cap; 0 means 16 MiB */
+	bool keep_tail;           /* over the cap keep the last max_body bytes */
+	bool follow_redirects;    /* follow 3xx Location manually, dropping auth */
+	int max_retries;          /* extra attempts for 5xx / connection errors; -1 means 3 */
+	int64_t backoff_ms;       /* first backoff; 0 means 200 ms */
+	const char *ca_file;      /* PEM CA file, or NULL */
+	const char *ca_data;      /* PEM CA bytes (NUL-terminated), or NULL */
+	bool insecure;            /* skip TLS verification (kubeconfig insecure-skip-tls-verify) */
+	const char *client_cert;  /* PEM client certificate bytes (mutual TLS), or NULL */
+	const char *client_key;   /* PEM client key bytes, or NULL */
+	hl_fetch_data_fn on_data; /* streaming sink or NULL */
+	void *on_data_ud;
+};
+
+struct hl_fetch_res {
+	long status;        /* final HTTP status, 0 if none arrived */
+	struct hl_buf body; /* the response body (empty when streamed) */
+	bool truncated;     /* keep_tail dropped the head */
+	bool stopped;       /* on_data asked to stop */
+	char content_type[128];
+	char location[1024];         /* last Location header seen */
+	char link[2048];             /* Link header (pagination) */
+	int64_t retry_after_s;       /* Retry-After seconds, -1 if absent */
+	int64_t ratelimit_remaining; /* X-RateLimit-Remaining, -1 if absent */
+	int64_t ratelimit_reset;     /* X-RateLimit-Reset (epoch seconds), -1 if absent */
+	int attempts;                /* transfers made, redirects included */
+	int64_t elapsed_ms;          /* from batch start to completion */
+	struct hl_err err;           /* err.code 0 when an HTTP answer arrived (any status) */
+};
+
+/* Initializes libcurl once (thread-safe via pthread_once). */
+void hl_fetch_global_init(void);
+
+/* Sets every field of res to its empty state. */
+void hl_fetch_res_init(struct hl_fetch_res *res);
+/* Frees res's body. */
+void hl_fetch_res_release(struct hl_fetch_res *res);
+
+/*
+ * Runs n requests in parallel until all complete or deadline_ms (monotonic,
+ * hl_time_mono_ms; 0 means none beyond the per-request timeouts) passes.
+ * res[i] (initialized by this call) receives the outcome of reqs[i]; a
+ * request's failure is in res[i].err (HL_ETIMEOUT, HL_EIO for connection/TLS
+ * errors, HL_EUPSTREAM after exhausted retries or a rate limit, HL_ETOOBIG),
+ * while any HTTP answer, 4xx included, has err.code 0 and its status. Returns
+ * 0, or -HL_E* if the batch itself could not run (then err says why). The
+ * caller releases every res[i].
+ */
+int hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n,
+                 int64_t deadline_ms, struct hl_err *err);
+
+/*
+ * Convenience: one request; returns 0 when an answer arrived (any status;
+ * check res->status), else -code with err filled from res->err.
+ */
+int hl_fetch_one(const struct hl_fetch_req *req, struct hl_fetch_res *res, struct hl_err *err);
+
+/*
+ * Maps a finished result to an error for a JSON API call: transport errors
+ * pass through; 401/403 -> HL_EAUTH, 404 -> HL_ENOTFOUND, 409 -> HL_ECONFLICT,
+ * 429/5xx -> HL_EUPSTREAM, other non-2xx -> HL_EUPSTREAM; the message names
+ * what ("'github get /repos/...'") plus the status and a short body excerpt.
+ * Returns 0 for 2xx.
+ */
+int hl_fetch_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err);
+
+/* Extracts the rel="next" URL from a Link header into out; false if none. */
+bool hl_fetch_link_next(char *out, size_t size, const char *link);
+
+/* Appends s to b percent-encoded for a URL query or path segment. */
+int hl_fetch_url_escape(struct hl_buf *b, const char *s);
+
+#endif
