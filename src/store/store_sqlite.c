@@ -1,0 +1,1012 @@
+/*
+ * store_sqlite.c - the SQLite backend of the store (see store.h).
+ *
+ * Two connections to one file, both used only under the store mutex:
+ *  - `in`  for intake batches: synchronous=FULL, so COMMIT returns after
+ *    the WAL is fsync'ed (a 2xx is only sent after that);
+ *  - `bg`  for everything else (claims, finishes, tasks, reads):
+ *    synchronous=NORMAL, crash-safe for a killed process, no fsync per
+ *    claim. Its pages reach the disk with the next intake commit or
+ *    checkpoint.
+ * Migrations are SQL text embedded below and recorded in schema_migrations;
+ * each runs in its own transaction. The SQL is portable to PostgreSQL
+ * except where noted (INTEGER PRIMARY KEY -> BIGSERIAL, BLOB -> BYTEA).
+ * delivery_counts is maintained in the same transaction as every state
+ * change, so status and metrics never scan the deliveries table.
+ */
+#include "base/clock.h"
+#include "base/str.h"
+#include "store_impl.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const sqlite_migrations[] = {
+	/* 1: deliveries, normalized events, event identity keys, counters. */
+	"CREATE TABLE deliveries ("
+	" id INTEGER PRIMARY KEY," /* PG: BIGSERIAL PRIMARY KEY */
+	" delivery_id TEXT NOT NULL UNIQUE,"
+	" hook_id TEXT,"
+	" source TEXT NOT NULL,"
+	" event_name TEXT NOT NULL,"
+	" action TEXT,"
+	" headers_json TEXT NOT NULL,"
+	" body BLOB NOT NULL," /* PG: BYTEA */
+	" received_ms BIGINT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" answer TEXT NOT NULL,"
+	" reason TEXT,"
+	" attempts INTEGER NOT NULL DEFAULT 0,"
+	" process_count INTEGER NOT NULL DEFAULT 0,"
+	" dedup_key TEXT,"
+	" duplicate_of TEXT,"
+	" task_id TEXT,"
+	" updated_ms BIGINT NOT NULL,"
+	" finished_ms BIGINT);"
+	"CREATE INDEX deliveries_state ON deliveries (state, id);"
+	"CREATE INDEX deliveries_task ON deliveries (task_id);"
+	"CREATE TABLE event_keys ("
+	" dedup_key TEXT PRIMARY KEY,"
+	" delivery_id TEXT NOT NULL,"
+	" task_id TEXT,"
+	" first_seen_ms BIGINT NOT NULL);"
+	"CREATE TABLE events ("
+	" delivery_id TEXT PRIMARY KEY REFERENCES deliveries (delivery_id),"
+	" event_json TEXT NOT NULL,"
+	" created_ms BIGINT NOT NULL);"
+	"CREATE TABLE delivery_counts ("
+	" event_name TEXT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" reason TEXT NOT NULL,"
+	" n BIGINT NOT NULL,"
+	" PRIMARY KEY (event_name, state, reason));",
+	/* 2: remediation tasks, attempts, outcomes (filled by the dispatch work). */
+	"CREATE TABLE remediation_tasks ("
+	" task_id TEXT PRIMARY KEY,"
+	" dedup_key TEXT,"
+	" repository TEXT,"
+	" run_id BIGINT,"
+	" job TEXT,"
+	" branch TEXT,"
+	" agent TEXT,"
+	" failure_type TEXT,"
+	" status TEXT NOT NULL,"
+	" coderun_name TEXT,"
+	" decision_json TEXT,"
+	" created_ms BIGINT NOT NULL,"
+	" updated_ms BIGINT NOT NULL);"
+	"CREATE INDEX remediation_tasks_dedup ON remediation_tasks (dedup_key);"
+	"CREATE TABLE attempts ("
+	" task_id TEXT NOT NULL,"
+	" n INTEGER NOT NULL,"
+	" agent TEXT,"
+	" coderun_name TEXT,"
+	" outcome TEXT,"
+	" started_ms BIGINT NOT NULL,"
+	" finished_ms BIGINT,"
+	" PRIMARY KEY (task_id, n));"
+	"CREATE TABLE outcomes ("
+	" id INTEGER PRIMARY KEY," /* PG: BIGSERIAL PRIMARY KEY */
+	" task_id TEXT,"
+	" delivery_id TEXT,"
+	" outcome TEXT NOT NULL,"
+	" detail TEXT,"
+	" recorded_ms BIGINT NOT NULL);"
+	"CREATE INDEX outcomes_task ON outcomes (task_id);",
+};
+
+#define N_MIGRATIONS ((int)(sizeof(sqlite_migrations) / sizeof(sqlite_migrations[0])))
+
+enum sq_stmt {
+	SQ_BEGIN,
+	SQ_COMMIT,
+	SQ_ROLLBACK,
+	SQ_SP,
+	SQ_SP_RELEASE,
+	SQ_SP_ROLLBACK,
+	SQ_SEL_DELIVERY,
+	SQ_INS_KEY,
+	SQ_SEL_KEY,
+	SQ_INS_DELIVERY,
+	SQ_COUNT_BUMP,
+	SQ_MAX
+};
+
+static const char *const sq_sql[SQ_MAX] = {
+	[SQ_BEGIN] = "BEGIN IMMEDIATE",
+	[SQ_COMMIT] = "COMMIT",
+	[SQ_ROLLBACK] = "ROLLBACK",
+	[SQ_SP] = "SAVEPOINT item",
+	[SQ_SP_RELEASE] = "RELEASE item",
+	[SQ_SP_ROLLBACK] = "ROLLBACK TO item",
+	[SQ_SEL_DELIVERY] = "SELECT answer, reason, task_id FROM deliveries WHERE delivery_id = ?1",
+	[SQ_INS_KEY] = "INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
+	               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (dedup_key) DO NOTHING",
+	[SQ_SEL_KEY] = "SELECT delivery_id, task_id FROM event_keys WHERE dedup_key = ?1",
+	[SQ_INS_DELIVERY] =
+	        "INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
+	        " headers_json, body, received_ms, state, answer, reason, dedup_key,"
+	        " duplicate_of, task_id, updated_ms)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8)",
+	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
+	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
+	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
+};
+
+struct hl_store_backend {
+	sqlite3 *in; /* intake connection, synchronous=FULL */
+	sqlite3 *bg; /* background connection, synchronous=NORMAL */
+	sqlite3_stmt *in_st[SQ_MAX];
+	sqlite3_stmt *bump_bg; /* SQ_COUNT_BUMP on bg */
+};
+
+static int
+sq_fail(struct hl_err *err, sqlite3 *db, const char *what)
+{
+	return hl_err_set(err, HL_EDB, "sqlite %s: %s", what, sqlite3_errmsg(db));
+}
+
+static int
+sq_exec(sqlite3 *db, const char *sql, struct hl_err *err)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		int rc = hl_err_set(err, HL_EDB, "sqlite: %s", msg ? msg : sqlite3_errmsg(db));
+
+		sqlite3_free(msg);
+		return rc;
+	}
+	return 0;
+}
+
+/* Runs a prepared statement that returns no rows, then resets it. */
+static int
+sq_step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+sq_bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static char *
+sq_col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static void
+sq_col_copy(char *out, size_t size, sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	hl_strlcpy(out, t ? (const char *)t : "", size);
+}
+
+static int
+sq_connect(sqlite3 **out, const char *path, const char *sync, struct hl_err *err)
+{
+	sqlite3 *db = NULL;
+	char sql[256];
+	int rc;
+
+	rc = sqlite3_open_v2(
+	        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = hl_err_set(err, HL_EDB, "cannot open '%s': %s", path,
+		                db ? sqlite3_errmsg(db) : "out of memory");
+		sqlite3_close(db);
+		return rc;
+	}
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql),
+	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+	         " PRAGMA temp_store=MEMORY;",
+	         sync);
+	rc = sq_exec(db, sql, err);
+	if (rc < 0) {
+		hl_err_wrap(err, "'%s'", path);
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+static void
+sq_close(struct hl_store_backend *b)
+{
+	int i;
+
+	if (!b)
+		return;
+	for (i = 0; i < SQ_MAX; i++)
+		sqlite3_finalize(b->in_st[i]);
+	sqlite3_finalize(b->bump_bg);
+	if (b->bg)
+		sqlite3_close(b->bg);
+	if (b->in) {
+		/* Fold the WAL into the database on a clean close. */
+		sqlite3_wal_checkpoint_v2(b->in, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		sqlite3_close(b->in);
+	}
+	free(b);
+}
+
+static int
+sq_schema_version(struct hl_store_backend *b, int *out, struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(b->bg, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
+	                       &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->bg, "schema version");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sq_fail(err, b->bg, "schema version");
+}
+
+static int
+sq_migrate(struct hl_store_backend *b, int *applied, struct hl_err *err)
+{
+	char sql[160];
+	int version = 0, v, n = 0, rc;
+
+	rc = sq_exec(b->bg,
+	             "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	             " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+	             err);
+	if (rc < 0)
+		return rc;
+	for (v = 1; v <= N_MIGRATIONS; v++) {
+		rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+		if (rc < 0)
+			return rc;
+		/* Re-read inside the write transaction: another process may
+		 * have migrated meanwhile. */
+		rc = sq_schema_version(b, &version, err);
+		if (rc < 0 || version >= v) {
+			sq_exec(b->bg, "ROLLBACK", NULL);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		rc = sq_exec(b->bg, sqlite_migrations[v - 1], err);
+		if (rc == 0) {
+			snprintf(sql, sizeof(sql),
+			         "INSERT INTO schema_migrations (version, applied_ms)"
+			         " VALUES (%d, %lld)",
+			         v, (long long)hl_time_wall_ms());
+			rc = sq_exec(b->bg, sql, err);
+		}
+		if (rc == 0)
+			rc = sq_exec(b->bg, "COMMIT", err);
+		if (rc < 0) {
+			sq_exec(b->bg, "ROLLBACK", NULL);
+			return hl_err_wrap(err, "migration %d", v);
+		}
+		n++;
+	}
+	if (applied)
+		*applied = n;
+	return 0;
+}
+
+static int
+sq_bump(sqlite3_stmt *st, const char *event, const char *state, const char *reason, int64_t delta)
+{
+	sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, delta);
+	return sq_step_done(st);
+}
+
+/* One intake inside the batch transaction and its savepoint. */
+static int
+sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, bool *queued)
+{
+	const struct hl_delivery_in *in = &r->in;
+	struct hl_intake_answer *a = &r->answer;
+	sqlite3_stmt *st;
+	const char *state, *answer, *reason;
+	char dup_of[HL_DELIVERY_ID_MAX + 1] = "";
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	*queued = false;
+	if (!in->delivery_id || !*in->delivery_id || strlen(in->delivery_id) > HL_DELIVERY_ID_MAX)
+		return hl_err_set(&r->err, HL_EINVAL, "bad delivery id");
+	if (!in->event_name || !*in->event_name)
+		return hl_err_set(&r->err, HL_EINVAL, "missing event name");
+
+	/* 1. The same delivery again: the first answer, as a duplicate. */
+	st = b->in_st[SQ_SEL_DELIVERY];
+	sqlite3_bind_text(st, 1, in->delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *orig = (const char *)sqlite3_column_text(st, 0);
+
+		a->status = HL_INTAKE_DUPLICATE;
+		a->original = orig && strcmp(orig, "accepted") == 0  ? HL_INTAKE_ACCEPTED
+		              : orig && strcmp(orig, "skipped") == 0 ? HL_INTAKE_SKIPPED
+		                                                     : HL_INTAKE_DUPLICATE;
+		sq_col_copy(a->task_id, sizeof(a->task_id), st, 2);
+		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return sq_fail(&r->err, b->in, "select delivery");
+
+	state = "received";
+	answer = "accepted";
+	reason = NULL;
+	a->status = a->original = HL_INTAKE_ACCEPTED;
+	hl_strlcpy(a->task_id, in->task_id ? in->task_id : "", sizeof(a->task_id));
+	if (in->skip_reason) {
+		state = "skipped";
+		answer = "skipped";
+		reason = in->skip_reason;
+		a->status = a->original = HL_INTAKE_SKIPPED;
+		a->task_id[0] = '\0';
+	} else if (in->dedup_key && *in->dedup_key) {
+		/* 2. The same event through another delivery. */
+		st = b->in_st[SQ_INS_KEY];
+		sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, in->delivery_id, -1, SQLITE_STATIC);
+		sq_bind_text(st, 3, in->task_id);
+		sqlite3_bind_int64(st, 4, now);
+		if (sq_step_done(st) < 0)
+			return sq_fail(&r->err, b->in, "insert event key");
+		if (sqlite3_changes(b->in) == 0) {
+			st = b->in_st[SQ_SEL_KEY];
+			sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW) {
+				sq_col_copy(dup_of, sizeof(dup_of), st, 0);
+				sq_col_copy(a->task_id, sizeof(a->task_id), st, 1);
+			}
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			if (rc != SQLITE_ROW)
+				return sq_fail(&r->err, b->in, "select event key");
+			state = "skipped";
+			answer = "duplicate";
+			reason = "duplicate_event";
+			a->status = a->original = HL_INTAKE_DUPLICATE;
+			hl_strlcpy(a->duplicate_of, dup_of, sizeof(a->duplicate_of));
+		}
+	}
+	if (reason)
+		hl_strlcpy(a->reason, reason, sizeof(a->reason));
+
+	/* 3. Store it. */
+	st = b->in_st[SQ_INS_DELIVERY];
+	sqlite3_bind_text(st, 1, in->delivery_id, -1, SQLITE_STATIC);
+	sq_bind_text(st, 2, in->hook_id);
+	sqlite3_bind_text(st, 3, in->source ? in->source : "webhook", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, in->event_name, -1, SQLITE_STATIC);
+	sq_bind_text(st, 5, in->action);
+	sqlite3_bind_text(st, 6, in->headers_json ? in->headers_json : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 7, in->body ? in->body : "", in->body_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, now);
+	sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, answer, -1, SQLITE_STATIC);
+	sq_bind_text(st, 11, reason);
+	sq_bind_text(st, 12, in->dedup_key);
+	sq_bind_text(st, 13, dup_of[0] ? dup_of : NULL);
+	sq_bind_text(st, 14, a->task_id[0] ? a->task_id : NULL);
+	if (sq_step_done(st) < 0)
+		return sq_fail(&r->err, b->in, "insert delivery");
+	if (sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
+		return sq_fail(&r->err, b->in, "count delivery");
+	*queued = strcmp(state, "received") == 0;
+	return 0;
+}
+
+static int
+sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
+{
+	struct hl_intake_req *r;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t now = hl_time_wall_ms();
+	int queued = 0;
+	bool q;
+
+	if (sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
+		sq_fail(&err, b->in, "begin");
+		goto fail;
+	}
+	for (r = head; r; r = r->next) {
+		if (sq_step_done(b->in_st[SQ_SP]) < 0) {
+			sq_fail(&err, b->in, "savepoint");
+			goto rollback;
+		}
+		r->rc = sq_intake_one(b, r, now, &q);
+		if (r->rc < 0) {
+			if (sq_step_done(b->in_st[SQ_SP_ROLLBACK]) < 0) {
+				sq_fail(&err, b->in, "rollback to savepoint");
+				goto rollback;
+			}
+		} else if (q) {
+			queued++;
+		}
+		if (sq_step_done(b->in_st[SQ_SP_RELEASE]) < 0) {
+			sq_fail(&err, b->in, "release savepoint");
+			goto rollback;
+		}
+	}
+	if (sq_step_done(b->in_st[SQ_COMMIT]) < 0) {
+		sq_fail(&err, b->in, "commit");
+		goto rollback;
+	}
+	return queued;
+rollback:
+	sq_step_done(b->in_st[SQ_ROLLBACK]);
+fail:
+	for (r = head; r; r = r->next) {
+		r->rc = -HL_EDB;
+		r->err = err;
+	}
+	return 0;
+}
+
+static int
+sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
+{
+	int rc;
+
+	rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+	if (rc < 0)
+		return rc;
+	rc = sq_exec(b->bg, "UPDATE deliveries SET state = 'received' WHERE state = 'processing'",
+	             err);
+	if (rc == 0)
+		*n = sqlite3_changes64(b->bg);
+	/* Rebuild the counters from the rows, the source of truth. */
+	if (rc == 0)
+		rc = sq_exec(b->bg,
+		             "DELETE FROM delivery_counts;"
+		             "INSERT INTO delivery_counts (event_name, state, reason, n)"
+		             " SELECT event_name, state, COALESCE(reason, ''), COUNT(*)"
+		             " FROM deliveries GROUP BY event_name, state, COALESCE(reason, '')",
+		             err);
+	if (rc == 0)
+		rc = sq_exec(b->bg, "COMMIT", err);
+	if (rc < 0)
+		sq_exec(b->bg, "ROLLBACK", NULL);
+	return rc;
+}
+
+static int
+sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struct hl_err *err)
+{
+	static const char sel[] =
+	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
+	        " dedup_key, task_id, received_ms, attempts FROM deliveries"
+	        " WHERE state = 'received' ORDER BY id LIMIT 1";
+	struct hl_delivery_record *d = NULL;
+	sqlite3_stmt *st = NULL;
+	char upd[160];
+	int rc;
+
+	rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_prepare_v2(b->bg, sel, -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->bg, "claim");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rc = -HL_ENOTFOUND;
+		hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = sq_fail(err, b->bg, "claim");
+		goto out;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	d->id = sqlite3_column_int64(st, 0);
+	d->delivery_id = sq_col_dup(st, 1);
+	d->hook_id = sq_col_dup(st, 2);
+	d->source = sq_col_dup(st, 3);
+	d->event_name = sq_col_dup(st, 4);
+	d->action = sq_col_dup(st, 5);
+	d->headers_json = sq_col_dup(st, 6);
+	d->body_len = (size_t)sqlite3_column_bytes(st, 7);
+	d->body = malloc(d->body_len + 1);
+	if (d->body) {
+		if (d->body_len)
+			memcpy(d->body, sqlite3_column_blob(st, 7), d->body_len);
+		d->body[d->body_len] = '\0';
+	}
+	d->dedup_key = sq_col_dup(st, 8);
+	d->task_id = sq_col_dup(st, 9);
+	d->received_ms = sqlite3_column_int64(st, 10);
+	d->attempts = sqlite3_column_int(st, 11) + 1;
+	if (!d->delivery_id || !d->source || !d->event_name || !d->headers_json || !d->body) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(upd, sizeof(upd),
+	         "UPDATE deliveries SET state = 'processing', attempts = attempts + 1,"
+	         " updated_ms = %lld WHERE id = %lld",
+	         (long long)hl_time_wall_ms(), (long long)d->id);
+	rc = sq_exec(b->bg, upd, err);
+	if (rc == 0 && (sq_bump(b->bump_bg, d->event_name, "received", "", -1) < 0 ||
+	                sq_bump(b->bump_bg, d->event_name, "processing", "", 1) < 0))
+		rc = sq_fail(err, b->bg, "count claim");
+	if (rc == 0)
+		rc = sq_exec(b->bg, "COMMIT", err);
+out:
+	sqlite3_finalize(st);
+	if (rc < 0) {
+		sq_exec(b->bg, "ROLLBACK", NULL);
+		hl_delivery_record_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+static int
+sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_state state,
+          const char *reason, const char *event_json, struct hl_err *err)
+{
+	static const char upd_done[] =
+	        "UPDATE deliveries SET state = ?2, reason = ?3, updated_ms = ?4, finished_ms = ?4,"
+	        " process_count = process_count + 1"
+	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name";
+	static const char upd_back[] =
+	        "UPDATE deliveries SET state = 'received', updated_ms = ?4"
+	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name";
+	static const char ins_ev[] =
+	        "INSERT INTO events (delivery_id, event_json, created_ms) VALUES (?1, ?2, ?3)"
+	        " ON CONFLICT (delivery_id) DO UPDATE SET event_json = excluded.event_json";
+	const char *sname = hl_delivery_state_name(state);
+	bool back = state == HL_DELIVERY_RECEIVED;
+	sqlite3_stmt *st = NULL;
+	char *event = NULL;
+	int64_t now = hl_time_wall_ms();
+	int rc;
+
+	rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_prepare_v2(b->bg, back ? upd_back : upd_done, -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->bg, "finish");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sname, -1, SQLITE_STATIC);
+	sq_bind_text(st, 3, reason);
+	sqlite3_bind_int64(st, 4, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		event = sq_col_dup(st, 0);
+		rc = sqlite3_step(st);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(err, b->bg, "finish");
+		goto out;
+	}
+	if (!event) {
+		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is not being processed",
+		                delivery_id);
+		goto out;
+	}
+	rc = 0;
+	if (sq_bump(b->bump_bg, event, "processing", "", -1) < 0 ||
+	    sq_bump(b->bump_bg, event, sname, back ? "" : reason, 1) < 0) {
+		rc = sq_fail(err, b->bg, "count finish");
+		goto out;
+	}
+	if (event_json) {
+		sqlite3_finalize(st);
+		st = NULL;
+		if (sqlite3_prepare_v2(b->bg, ins_ev, -1, &st, NULL) != SQLITE_OK) {
+			rc = sq_fail(err, b->bg, "store event");
+			goto out;
+		}
+		sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, event_json, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			rc = sq_fail(err, b->bg, "store event");
+			goto out;
+		}
+	}
+	rc = sq_exec(b->bg, "COMMIT", err);
+out:
+	sqlite3_finalize(st);
+	free(event);
+	if (rc < 0)
+		sq_exec(b->bg, "ROLLBACK", NULL);
+	return rc;
+}
+
+static int
+sq_ping(struct hl_store_backend *b, struct hl_err *err)
+{
+	return sq_exec(b->bg, "SELECT 1 FROM schema_migrations LIMIT 1", err);
+}
+
+static int
+sq_query_int(sqlite3 *db, const char *sql, int64_t *out, struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, db, "query");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sq_fail(err, db, "query");
+}
+
+static int
+sq_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err)
+{
+	return sq_query_int(b->bg,
+	                    "SELECT COALESCE(SUM(n), 0) FROM delivery_counts"
+	                    " WHERE state IN ('received', 'processing')",
+	                    out, err);
+}
+
+static int
+sq_counts(struct hl_store_backend *b,
+          void (*fn)(void *, const char *, const char *, const char *, int64_t), void *arg,
+          struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(b->bg,
+	                       "SELECT event_name, state, reason, n FROM delivery_counts"
+	                       " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->bg, "counts");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->bg, "counts");
+}
+
+static void
+sq_json_set_col(json_t *o, const char *key, sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	json_object_set_new(o, key, t ? json_string((const char *)t) : json_null());
+}
+
+static void
+sq_json_set_time(json_t *o, const char *key, sqlite3_stmt *st, int i)
+{
+	char ts[40];
+
+	if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+		json_object_set_new(o, key, json_null());
+		return;
+	}
+	hl_time_rfc3339(ts, sizeof(ts), sqlite3_column_int64(st, i));
+	json_object_set_new(o, key, json_string(ts));
+}
+
+static int
+sq_recent(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *o;
+	int rc;
+
+	if (sqlite3_prepare_v2(
+	            b->bg,
+	            "SELECT delivery_id, event_name, action, source, state, answer, reason,"
+	            " task_id, received_ms, attempts FROM deliveries"
+	            " ORDER BY id DESC LIMIT ?1",
+	            -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->bg, "recent");
+	sqlite3_bind_int(st, 1, limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		o = json_object();
+		if (!o)
+			break;
+		sq_json_set_col(o, "delivery_id", st, 0);
+		sq_json_set_col(o, "event", st, 1);
+		sq_json_set_col(o, "action", st, 2);
+		sq_json_set_col(o, "source", st, 3);
+		sq_json_set_col(o, "state", st, 4);
+		sq_json_set_col(o, "answer", st, 5);
+		sq_json_set_col(o, "reason", st, 6);
+		sq_json_set_col(o, "task_id", st, 7);
+		sq_json_set_time(o, "received_at", st, 8);
+		json_object_set_new(o, "attempts", json_integer(sqlite3_column_int64(st, 9)));
+		json_array_append_new(arr, o);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->bg, "recent");
+}
+
+static int
+sq_write1(struct hl_store_backend *b, const char *sql, const char *what,
+          void (*bind)(sqlite3_stmt *, const void *), const void *arg, struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(b->bg, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->bg, what);
+	bind(st, arg);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = sq_fail(err, b->bg, what);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void
+sq_bind_task(sqlite3_stmt *st, const void *arg)
+{
+	const struct hl_task *t = arg;
+
+	sq_bind_text(st, 1, t->task_id);
+	sq_bind_text(st, 2, t->dedup_key);
+	sq_bind_text(st, 3, t->repository);
+	sqlite3_bind_int64(st, 4, t->run_id);
+	sq_bind_text(st, 5, t->job);
+	sq_bind_text(st, 6, t->branch);
+	sq_bind_text(st, 7, t->agent);
+	sq_bind_text(st, 8, t->failure_type);
+	sq_bind_text(st, 9, t->status);
+	sq_bind_text(st, 10, t->coderun_name);
+	sq_bind_text(st, 11, t->decision_json);
+	sqlite3_bind_int64(st, 12, hl_time_wall_ms());
+}
+
+static int
+sq_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err)
+{
+	return sq_write1(
+	        b,
+	        "INSERT INTO remediation_tasks (task_id, dedup_key, repository, run_id, job, branch,"
+	        " agent, failure_type, status, coderun_name, decision_json, created_ms, updated_ms)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)"
+	        " ON CONFLICT (task_id) DO UPDATE SET"
+	        " dedup_key = COALESCE(excluded.dedup_key, remediation_tasks.dedup_key),"
+	        " repository = COALESCE(excluded.repository, remediation_tasks.repository),"
+	        " run_id = COALESCE(excluded.run_id, remediation_tasks.run_id),"
+	        " job = COALESCE(excluded.job, remediation_tasks.job),"
+	        " branch = COALESCE(excluded.branch, remediation_tasks.branch),"
+	        " agent = COALESCE(excluded.agent, remediation_tasks.agent),"
+	        " failure_type = COALESCE(excluded.failure_type, remediation_tasks.failure_type),"
+	        " status = excluded.status,"
+	        " coderun_name = COALESCE(excluded.coderun_name, remediation_tasks.coderun_name),"
+	        " decision_json = COALESCE(excluded.decision_json, remediation_tasks.decision_json),"
+	        " updated_ms = excluded.updated_ms",
+	        "put task", sq_bind_task, t, err);
+}
+
+static void
+sq_bind_attempt(sqlite3_stmt *st, const void *arg)
+{
+	const struct hl_attempt *a = arg;
+
+	sq_bind_text(st, 1, a->task_id);
+	sqlite3_bind_int(st, 2, a->n);
+	sq_bind_text(st, 3, a->agent);
+	sq_bind_text(st, 4, a->coderun_name);
+	sq_bind_text(st, 5, a->outcome);
+	sqlite3_bind_int64(st, 6, a->started_ms ? a->started_ms : hl_time_wall_ms());
+	if (a->finished_ms)
+		sqlite3_bind_int64(st, 7, a->finished_ms);
+	else
+		sqlite3_bind_null(st, 7);
+}
+
+static int
+sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct hl_err *err)
+{
+	return sq_write1(
+	        b,
+	        "INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms,"
+	        " finished_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	        " ON CONFLICT (task_id, n) DO UPDATE SET"
+	        " agent = COALESCE(excluded.agent, attempts.agent),"
+	        " coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"
+	        " outcome = COALESCE(excluded.outcome, attempts.outcome),"
+	        " finished_ms = COALESCE(excluded.finished_ms, attempts.finished_ms)",
+	        "put attempt", sq_bind_attempt, a, err);
+}
+
+struct sq_outcome {
+	const char *task_id, *delivery_id, *outcome, *detail;
+};
+
+static void
+sq_bind_outcome(sqlite3_stmt *st, const void *arg)
+{
+	const struct sq_outcome *o = arg;
+
+	sq_bind_text(st, 1, o->task_id);
+	sq_bind_text(st, 2, o->delivery_id);
+	sq_bind_text(st, 3, o->outcome);
+	sq_bind_text(st, 4, o->detail);
+	sqlite3_bind_int64(st, 5, hl_time_wall_ms());
+}
+
+static int
+sq_outcome_add(struct hl_store_backend *b, const char *task_id, const char *delivery_id,
+               const char *outcome, const char *detail, struct hl_err *err)
+{
+	struct sq_outcome o = { task_id, delivery_id, outcome, detail };
+
+	return sq_write1(b,
+	                 "INSERT INTO outcomes (task_id, delivery_id, outcome, detail, recorded_ms)"
+	                 " VALUES (?1, ?2, ?3, ?4, ?5)",
+	                 "add outcome", sq_bind_outcome, &o, err);
+}
+
+static int
+sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, struct hl_err *err)
+{
+	static const char *const cols[] = { "task_id", "dedup_key",   "repository", "run_id",
+		                            "job",     "branch",      "agent",      "failure_type",
+		                            "status",  "coderun_name" };
+	sqlite3_stmt *st = NULL;
+	json_t *task = NULL, *arr, *o, *dec;
+	const char *txt;
+	int rc, i;
+
+	if (sqlite3_prepare_v2(b->bg,
+	                       "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
+	                       " failure_type, status, coderun_name, decision_json, created_ms,"
+	                       " updated_ms FROM remediation_tasks WHERE task_id = ?1",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->bg, "task");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		if (rc == SQLITE_DONE)
+			return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
+		return sq_fail(err, b->bg, "task");
+	}
+	task = json_object();
+	for (i = 0; i < 10; i++) {
+		if (i == 3)
+			json_object_set_new(task, cols[i],
+			                    sqlite3_column_type(st, i) == SQLITE_NULL
+			                            ? json_null()
+			                            : json_integer(sqlite3_column_int64(st, i)));
+		else
+			sq_json_set_col(task, cols[i], st, i);
+	}
+	txt = (const char *)sqlite3_column_text(st, 10);
+	dec = txt ? json_loads(txt, 0, NULL) : NULL;
+	json_object_set_new(task, "decision", dec ? dec : json_null());
+	sq_json_set_time(task, "created_at", st, 11);
+	sq_json_set_time(task, "updated_at", st, 12);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	arr = json_array();
+	json_object_set_new(task, "attempts", arr);
+	if (sqlite3_prepare_v2(b->bg,
+	                       "SELECT n, agent, coderun_name, outcome, started_ms, finished_ms"
+	                       " FROM attempts WHERE task_id = ?1 ORDER BY n",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->bg, "attempts");
+		goto fail;
+	}
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		o = json_object();
+		json_object_set_new(o, "n", json_integer(sqlite3_column_int64(st, 0)));
+		sq_json_set_col(o, "agent", st, 1);
+		sq_json_set_col(o, "coderun_name", st, 2);
+		sq_json_set_col(o, "outcome", st, 3);
+		sq_json_set_time(o, "started_at", st, 4);
+		sq_json_set_time(o, "finished_at", st, 5);
+		json_array_append_new(arr, o);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (rc != SQLITE_DONE) {
+		rc = sq_fail(err, b->bg, "attempts");
+		goto fail;
+	}
+	*out = task;
+	return 0;
+fail:
+	json_decref(task);
+	return rc;
+}
+
+static const struct hl_store_ops sq_ops = {
+	.name = "sqlite",
+	.close = sq_close,
+	.migrate = sq_migrate,
+	.schema_version = sq_schema_version,
+	.recover = sq_recover,
+	.intake_batch = sq_intake_batch,
+	.claim_next = sq_claim_next,
+	.finish = sq_finish,
+	.ping = sq_ping,
+	.queue_depth = sq_queue_depth,
+	.counts = sq_counts,
+	.recent = sq_recent,
+	.task_put = sq_task_put,
+	.attempt_put = sq_attempt_put,
+	.outcome_add = sq_outcome_add,
+	.task_json = sq_task_json,
+};
+
+int
+hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
+                     const char *path, struct hl_err *err)
+{
+	struct hl_store_backend *b;
+	int rc, i;
+
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	rc = sq_connect(&b->in, path, "FULL", err);
+	if (rc == 0)
+		rc = sq_connect(&b->bg, path, "NORMAL", err);
+	if (rc < 0)
+		goto fail;
+	/* Tables must exist before statements on them can be prepared. */
+	rc = sq_migrate(b, NULL, err);
+	if (rc < 0)
+		goto fail;
+	for (i = 0; i < SQ_MAX; i++) {
+		if (sqlite3_prepare_v3(b->in, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		                       &b->in_st[i], NULL) != SQLITE_OK) {
+			rc = sq_fail(err, b->in, "prepare");
+			goto fail;
+		}
+	}
+	if (sqlite3_prepare_v3(b->bg, sq_sql[SQ_COUNT_BUMP], -1, SQLITE_PREPARE_PERSISTENT,
+	                       &b->bump_bg, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->bg, "prepare");
+		goto fail;
+	}
+	*out = b;
+	*ops = &sq_ops;
+	return 0;
+fail:
+	sq_close(b);
+	return rc;
+}

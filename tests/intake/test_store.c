@@ -1,0 +1,447 @@
+/*
+ * test_store.c - unit tests for the durable store (src/store/): embedded
+ * migrations, delivery and event-key deduplication, group-committed
+ * concurrent intakes, claim/finish, crash recovery and counters.
+ */
+#include "store/store.h"
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fixture {
+	char dir[64];
+	char url[128];
+	struct hl_store *s;
+};
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct hl_err err = HL_ERR_INIT;
+
+	strcpy(f->dir, "/tmp/hl-test-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->url, sizeof(f->url), "sqlite:%s/healer.db", f->dir);
+	if (hl_store_open(&f->s, f->url, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[160];
+
+	hl_store_close(f->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static void
+reopen(struct fixture *f)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	hl_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
+}
+
+static struct hl_delivery_in
+delivery(const char *id, const char *key, const char *skip)
+{
+	struct hl_delivery_in in = {
+		.delivery_id = id,
+		.hook_id = "42",
+		.source = "webhook",
+		.event_name = "workflow_job",
+		.action = "completed",
+		.headers_json = "{\"X-GitHub-Event\":\"workflow_job\"}",
+		.body = "{\"action\":\"completed\"}",
+		.body_len = 22,
+		.dedup_key = key,
+		.task_id = key ? "task-for-key" : "task-own",
+		.skip_reason = skip,
+	};
+	return in;
+}
+
+static struct hl_intake_answer
+insert(struct fixture *f, const char *id, const char *key, const char *skip)
+{
+	struct hl_delivery_in in = delivery(id, key, skip);
+	struct hl_intake_answer a;
+	struct hl_err err = HL_ERR_INIT;
+
+	memset(&a, 0xaa, sizeof(a));
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, &err), 0);
+	return a;
+}
+
+static void
+test_store_migrations_idempotent(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	int version = 0, applied = -1;
+
+	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
+	assert_int_equal(version, 2);
+	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
+	assert_int_equal(applied, 0);
+	insert(f, "d-keep", NULL, NULL);
+	reopen(f);
+	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
+	assert_int_equal(applied, 0);
+	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
+	assert_int_equal(version, 2);
+	/* The data survived the reopen. */
+	assert_int_equal(insert(f, "d-keep", NULL, NULL).status, HL_INTAKE_DUPLICATE);
+}
+
+static void
+test_store_open_rejects_bad_urls(void **state)
+{
+	struct hl_store *s = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_open(&s, "mysql://x", &err), -HL_EINVAL);
+	assert_int_equal(hl_store_open(&s, "sqlite:", &err), -HL_EINVAL);
+	assert_int_equal(hl_store_open(&s, "postgres://localhost/healer", &err), -HL_EUNSUPPORTED);
+	assert_int_equal(hl_store_open(&s, "sqlite:/nonexistent-dir/x/healer.db", &err), -HL_EDB);
+	assert_null(s);
+}
+
+static void
+test_store_duplicate_delivery_gets_first_answer(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_intake_answer a = insert(f, "d-1", NULL, NULL);
+	struct hl_intake_answer b;
+
+	assert_int_equal(a.status, HL_INTAKE_ACCEPTED);
+	assert_string_equal(a.task_id, "task-own");
+	assert_string_equal(a.reason, "");
+	b = insert(f, "d-1", NULL, NULL);
+	assert_int_equal(b.status, HL_INTAKE_DUPLICATE);
+	assert_int_equal(b.original, HL_INTAKE_ACCEPTED);
+	assert_string_equal(b.task_id, "task-own");
+	assert_string_equal(b.reason, "duplicate_delivery");
+
+	/* A skipped delivery sent again is a duplicate whose original was skipped. */
+	a = insert(f, "d-skip", NULL, "not_failure");
+	assert_int_equal(a.status, HL_INTAKE_SKIPPED);
+	assert_string_equal(a.reason, "not_failure");
+	assert_string_equal(a.task_id, "");
+	b = insert(f, "d-skip", NULL, "not_failure");
+	assert_int_equal(b.status, HL_INTAKE_DUPLICATE);
+	assert_int_equal(b.original, HL_INTAKE_SKIPPED);
+}
+
+static void
+test_store_event_key_duplicate(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_intake_answer a, b, c;
+	int64_t depth = -1;
+
+	a = insert(f, "org-hook-1", "o/r:run:1:job:2:completed", NULL);
+	assert_int_equal(a.status, HL_INTAKE_ACCEPTED);
+	b = insert(f, "repo-hook-1", "o/r:run:1:job:2:completed", NULL);
+	assert_int_equal(b.status, HL_INTAKE_DUPLICATE);
+	assert_string_equal(b.reason, "duplicate_event");
+	assert_string_equal(b.duplicate_of, "org-hook-1");
+	assert_string_equal(b.task_id, a.task_id);
+	/* A different job is a different event. */
+	c = insert(f, "org-hook-2", "o/r:run:1:job:3:completed", NULL);
+	assert_int_equal(c.status, HL_INTAKE_ACCEPTED);
+	/* Skipped events do not claim the key. */
+	c = insert(f, "org-hook-3", "o/r:run:9:job:9:completed", "bot_sender");
+	assert_int_equal(c.status, HL_INTAKE_SKIPPED);
+	c = insert(f, "org-hook-4", "o/r:run:9:job:9:completed", NULL);
+	assert_int_equal(c.status, HL_INTAKE_ACCEPTED);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 3);
+}
+
+static void
+test_store_rejects_bad_delivery_id(void **state)
+{
+	struct fixture *f = *state;
+	char longid[HL_DELIVERY_ID_MAX + 2];
+	struct hl_delivery_in in = delivery("", NULL, NULL);
+	struct hl_intake_answer a;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, &err), -HL_EINVAL);
+	memset(longid, 'x', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	in.delivery_id = longid;
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, &err), -HL_EINVAL);
+	/* The batch goes on: a good one after a bad one is stored. */
+	assert_int_equal(insert(f, "d-good", NULL, NULL).status, HL_INTAKE_ACCEPTED);
+}
+
+static void
+test_store_claim_finish_once(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL, *e = NULL, *e2;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t depth = -1;
+
+	insert(f, "d-a", NULL, NULL);
+	insert(f, "d-b", NULL, NULL);
+	insert(f, "d-c", NULL, "ping");
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-a");
+	assert_string_equal(d->event_name, "workflow_job");
+	assert_string_equal(d->action, "completed");
+	assert_string_equal(d->hook_id, "42");
+	assert_int_equal(d->body_len, 22);
+	assert_string_equal(d->body, "{\"action\":\"completed\"}");
+	assert_int_equal(d->attempts, 1);
+	assert_int_equal(hl_store_claim_next(f->s, &e, &err), 0);
+	assert_string_equal(e->delivery_id, "d-b");
+	/* The skipped one is never claimed. */
+	e2 = NULL;
+	assert_int_equal(hl_store_claim_next(f->s, &e2, &err), -HL_ENOTFOUND);
+	assert_null(e2);
+	assert_int_equal(hl_store_finish_delivery(f->s, "d-a", HL_DELIVERY_PROCESSED, "recorded",
+	                                          "{\"kind\":\"workflow_job\"}", &err),
+	                 0);
+	assert_int_equal(hl_store_finish_delivery(f->s, "d-a", HL_DELIVERY_PROCESSED, "recorded",
+	                                          NULL, &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(
+	        hl_store_finish_delivery(f->s, "d-b", HL_DELIVERY_PROCESSING, NULL, NULL, &err),
+	        -HL_EINVAL);
+	/* Giving one back re-queues it. */
+	assert_int_equal(
+	        hl_store_finish_delivery(f->s, "d-b", HL_DELIVERY_RECEIVED, NULL, NULL, &err), 0);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 1);
+	hl_delivery_record_free(e);
+	e = NULL;
+	assert_int_equal(hl_store_claim_next(f->s, &e, &err), 0);
+	assert_string_equal(e->delivery_id, "d-b");
+	assert_int_equal(e->attempts, 2);
+	assert_int_equal(hl_store_finish_delivery(f->s, "d-b", HL_DELIVERY_FAILED, "bad_payload",
+	                                          NULL, &err),
+	                 0);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 0);
+	hl_delivery_record_free(e);
+	hl_delivery_record_free(d);
+}
+
+static void
+test_store_recovers_processing_after_reopen(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t requeued = -1, depth = -1;
+
+	insert(f, "d-crash", NULL, NULL);
+	insert(f, "d-waiting", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-crash");
+	hl_delivery_record_free(d);
+	d = NULL;
+	/* The process "dies" here: closed without finishing. */
+	reopen(f);
+	assert_int_equal(hl_store_recover(f->s, &requeued, &err), 0);
+	assert_int_equal(requeued, 1);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 2);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-crash");
+	assert_int_equal(d->attempts, 2);
+	assert_int_equal(hl_store_finish_delivery(f->s, d->delivery_id, HL_DELIVERY_PROCESSED,
+	                                          "recorded", NULL, &err),
+	                 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_recover(f->s, &requeued, &err), 0);
+	assert_int_equal(requeued, 0);
+}
+
+struct count_sum {
+	int64_t received, processed, skipped_ping, total;
+};
+
+static void
+count_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
+{
+	struct count_sum *c = arg;
+
+	assert_string_equal(event, "workflow_job");
+	c->total += n;
+	if (strcmp(state, "received") == 0)
+		c->received += n;
+	if (strcmp(state, "processed") == 0)
+		c->processed += n;
+	if (strcmp(state, "skipped") == 0 && strcmp(reason, "ping") == 0)
+		c->skipped_ping += n;
+}
+
+static void
+test_store_counters_follow_states(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct count_sum c = { 0 };
+	json_t *recent = json_array();
+
+	insert(f, "c-1", NULL, NULL);
+	insert(f, "c-2", NULL, NULL);
+	insert(f, "c-3", NULL, "ping");
+	insert(f, "c-3", NULL, "ping"); /* duplicate delivery: not stored twice */
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_int_equal(hl_store_finish_delivery(f->s, d->delivery_id, HL_DELIVERY_PROCESSED,
+	                                          "recorded", NULL, NULL),
+	                 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
+	assert_int_equal(c.total, 3);
+	assert_int_equal(c.received, 1);
+	assert_int_equal(c.processed, 1);
+	assert_int_equal(c.skipped_ping, 1);
+	/* Recovery rebuilds the same counters from the rows. */
+	reopen(f);
+	assert_int_equal(hl_store_recover(f->s, NULL, NULL), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
+	assert_int_equal(c.total, 3);
+	assert_int_equal(c.processed, 1);
+	assert_int_equal(hl_store_recent(f->s, recent, 2, NULL), 0);
+	assert_int_equal(json_array_size(recent), 2);
+	assert_string_equal(
+	        json_string_value(json_object_get(json_array_get(recent, 0), "delivery_id")),
+	        "c-3");
+	json_decref(recent);
+}
+
+#define N_THREADS 16
+
+struct racer {
+	struct fixture *f;
+	struct hl_intake_answer a;
+	int rc;
+};
+
+static void *
+race_insert(void *arg)
+{
+	struct racer *r = arg;
+	struct hl_delivery_in in = delivery("same-delivery", NULL, NULL);
+
+	r->rc = hl_store_insert_delivery(r->f->s, &r->a, &in, NULL);
+	return NULL;
+}
+
+static void
+test_store_concurrent_same_delivery_accepted_once(void **state)
+{
+	struct fixture *f = *state;
+	struct racer r[N_THREADS];
+	pthread_t t[N_THREADS];
+	int i, accepted = 0, dup = 0;
+	int64_t depth = -1;
+
+	for (i = 0; i < N_THREADS; i++) {
+		r[i].f = f;
+		assert_int_equal(pthread_create(&t[i], NULL, race_insert, &r[i]), 0);
+	}
+	for (i = 0; i < N_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(r[i].rc, 0);
+		accepted += r[i].a.status == HL_INTAKE_ACCEPTED;
+		dup += r[i].a.status == HL_INTAKE_DUPLICATE;
+	}
+	assert_int_equal(accepted, 1);
+	assert_int_equal(dup, N_THREADS - 1);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 1);
+}
+
+static void
+test_store_tasks_and_attempts(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task t = { .task_id = "t-1",
+		             .repository = "o/r",
+		             .run_id = 7,
+		             .agent = "rex",
+		             .failure_type = "rust_clippy",
+		             .status = "pending",
+		             .decision_json = "{\"rule\":\"clippy\"}" };
+	struct hl_attempt a = {
+		.task_id = "t-1", .n = 1, .agent = "rex", .coderun_name = "healer-t-1-1"
+	};
+	struct hl_err err = HL_ERR_INIT;
+	json_t *j = NULL;
+
+	assert_int_equal(hl_store_task_json(f->s, &j, "t-1", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.status = "running";
+	t.agent = NULL; /* NULL keeps the stored value */
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	a.outcome = "succeeded";
+	a.finished_ms = 1700000000000;
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	assert_int_equal(hl_store_outcome_add(f->s, "t-1", NULL, "succeeded", NULL, &err), 0);
+	assert_int_equal(hl_store_task_json(f->s, &j, "t-1", &err), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
+	assert_string_equal(json_string_value(json_object_get(j, "agent")), "rex");
+	assert_int_equal(json_integer_value(json_object_get(j, "run_id")), 7);
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(j, "decision"), "rule")),
+	        "clippy");
+	assert_int_equal(json_array_size(json_object_get(j, "attempts")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	                            json_array_get(json_object_get(j, "attempts"), 0), "outcome")),
+	                    "succeeded");
+	json_decref(j);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_store_migrations_idempotent, setup, teardown),
+		cmocka_unit_test(test_store_open_rejects_bad_urls),
+		cmocka_unit_test_setup_teardown(test_store_duplicate_delivery_gets_first_answer,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_event_key_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_rejects_bad_delivery_id, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_claim_finish_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_recovers_processing_after_reopen, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_counters_follow_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_concurrent_same_delivery_accepted_once,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_tasks_and_attempts, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
