@@ -1,0 +1,125 @@
+/*
+ * coderun.h - building agents.platform/v1 CodeRun manifests (contract
+ * section 7) for CI remediations and for pod-failure heal runs (section 8),
+ * and checking them the way the API server would against the CRD in
+ * deploy/crds/coderun.yaml.
+ *
+ * CI CodeRuns get a deterministic name derived from the dedup key (and the
+ * attempt), so creating one is idempotent: a second create answers 409
+ * AlreadyExists and is counted as "existing", never as a second CodeRun.
+ * Heal runs (spawn-remediation) use metadata.generateName instead, because
+ * a new one is allowed once the previous one for the same alert and pod has
+ * finished; their duplicate check is a label-selector query.
+ *
+ * All functions are pure (no I/O) and thread-safe.
+ */
+#ifndef HL_DISPATCH_CODERUN_H
+#define HL_DISPATCH_CODERUN_H
+
+#include "base/err.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a CI remediation CodeRun is built from. Strings are borrowed; NULL
+ * reads as "". */
+struct hl_coderun_spec {
+	const char *agent;          /* rex | blaze | bolt | cipher | atlas */
+	const char *failure_type;   /* contract section 5 name, e.g. "rust_clippy" */
+	const char *repository;     /* owner/name */
+	const char *branch;         /* the failing branch */
+	const char *default_branch; /* NULL means "main" */
+	const char *head_sha;
+	const char *pr_head_ref; /* head ref of the open PR for the branch, or NULL */
+	int64_t pr_number;       /* 0 when there is no PR */
+	int64_t workflow_run_id;
+	const char *task_id;
+	int attempt;           /* 1-based */
+	const char *dedup_key; /* the semantic dedup key; names the CodeRun */
+	const char *prompt;    /* rendered prompt -> spec.promptModification */
+	const char *cli;       /* HEALER_CLI, e.g. "Factory" */
+	const char *model;     /* HEALER_MODEL */
+	const char *namespace; /* HEALER_NAMESPACE */
+	const char *service;   /* NULL means "healer-ci" */
+};
+
+/* What a heal (pod-failure) CodeRun is built from. */
+struct hl_heal_spec {
+	const char *alert; /* e.g. "a7" */
+	const char *task_id;
+	const char *issue_file; /* path as given (rewritten for the agent pod) */
+	const char *prompt;     /* the issue file's content */
+	const char *target_pod; /* may be NULL */
+	const char *repository; /* owner/name; NULL means "5dlabs/cto" */
+	const char *cli, *model, *namespace;
+};
+
+/* The GitHub App for an agent ("rex" -> "5DLabs-Rex"); NULL if unknown. */
+const char *hl_coderun_github_app(const char *agent);
+
+/* The short failure-type name used in CodeRun and branch names
+ * ("rust_clippy" -> "clippy", unknown -> the type with '_' as '-'); writes at
+ * most size-1 bytes, lower-case [a-z0-9-]. */
+void hl_coderun_failure_short(char *out, size_t size, const char *failure_type);
+
+/*
+ * The deterministic CodeRun name for a dedup key and attempt:
+ * "healer-<agent>-<short>-<hash10>" where hash10 is the first 10 hex digits
+ * of SHA-256(dedup_key) (attempt > 1 hashes "dedup_key#attempt"). At most 63
+ * characters, a valid DNS-1123 label. out must hold 64 bytes.
+ */
+void hl_coderun_name(char *out, const char *agent, const char *failure_type, const char *dedup_key,
+                     int attempt);
+
+/*
+ * The branch the agent pushes to (design "Branch Strategy"): the open PR's
+ * head ref when there is one; a failure on the default branch (or with no
+ * branch) gets "fix/<short>-<sha8>"; otherwise the failing branch itself.
+ * Writes at most size-1 bytes.
+ */
+void hl_coderun_target_branch(char *out, size_t size, const char *branch,
+                              const char *default_branch, const char *pr_head_ref,
+                              const char *failure_type, const char *head_sha);
+
+/*
+ * Builds the CI CodeRun manifest (contract section 7): labels
+ * app.kubernetes.io/name=healer, healer/agent, healer/failure-type,
+ * healer/workflow-run-id, healer/branch (sanitised), healer/task-id,
+ * healer/attempt; spec service, repositoryUrl/docsRepositoryUrl
+ * https://github.com/{repo}, workingDirectory ".", model, githubApp,
+ * promptModification, env {HEALER_TASK_ID, FAILURE_TYPE, WORKFLOW_RUN_ID,
+ * PR_NUMBER, TARGET_BRANCH, ...}, cliConfig {cliType, model, settings}.
+ * HL_EINVAL for an unknown agent or a missing repository. *out is new.
+ */
+int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err *err);
+
+/*
+ * Builds the heal CodeRun for spawn-remediation: generateName
+ * "healer-remediation-<alert>-", labels alert-type, task-id, target-pod
+ * (sanitised, when given), remediation=true, agents.platform/type=
+ * heal-remediation, app.kubernetes.io/name=healer; spec.service "heal" and
+ * the type label make the controller mount the heal-workspace PVC (seed
+ * facts 1.5: heal runs always get PVC heal-workspace); the annotation
+ * healer/workspace-pvc=heal-workspace records it. env HEAL_PROMPT_FILE
+ * (/workspace/watch/ rewritten to /workspace/), ALERT_TYPE, TASK_ID,
+ * REMEDIATION_MODE=true, HEAL_LOG_FILE. spec.taskId is the task id when
+ * numeric, else a 31-multiplier hash of it (as the original).
+ */
+int hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_err *err);
+
+/* True when s is a valid label value (<= 63 chars,
+ * (([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?). */
+bool hl_coderun_label_value_valid(const char *s);
+
+/*
+ * Checks a manifest as the API server would against deploy/crds/coderun.yaml:
+ * apiVersion/kind, metadata.name (DNS-1123, <= 63) or generateName, label
+ * keys and values, the required spec fields as non-empty strings, githubApp
+ * one of the five apps, env a string map, cliConfig.cliType/model. HL_EINVAL
+ * naming the first problem.
+ */
+int hl_coderun_validate(const json_t *manifest, struct hl_err *err);
+
+#endif

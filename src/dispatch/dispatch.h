@@ -1,0 +1,101 @@
+/*
+ * dispatch.h - where CodeRuns go (HEALER_DISPATCH, contract section 3):
+ *
+ *  kubernetes  POST to /apis/agents.platform/v1/namespaces/{ns}/coderuns;
+ *              201 -> created, 409 AlreadyExists -> existing.
+ *  directory   one manifest per CodeRun at $HEALER_DATA_DIR/coderuns/<name>.json,
+ *              pretty-printed JSON (valid YAML, so `kubectl create -f` takes
+ *              it), written atomically; an existing file -> existing. The
+ *              file's status.phase (absent = Pending) is the run's state;
+ *              hl_dispatch_set_status updates it (for an operator or tests).
+ *  none        decide only: the manifest is validated and named, nothing is
+ *              written (outcome dry_run).
+ *
+ * A manifest with metadata.generateName (heal runs) gets its name from the
+ * API server in kubernetes mode, and generateName + 5 random [a-z0-9]
+ * characters otherwise.
+ *
+ * A struct hl_dispatch is immutable after opening and thread-safe.
+ */
+#ifndef HL_DISPATCH_DISPATCH_H
+#define HL_DISPATCH_DISPATCH_H
+
+#include "base/err.h"
+#include "config/config.h"
+#include "net/kube.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+enum hl_dispatch_outcome {
+	HL_DISPATCH_CREATED,  /* a new CodeRun exists now */
+	HL_DISPATCH_EXISTING, /* one with this name existed already (idempotent) */
+	HL_DISPATCH_DRY_RUN,  /* dispatch mode none: nothing was written */
+};
+
+struct hl_dispatch {
+	enum hl_dispatch_mode mode;
+	char *dir;            /* directory mode: $HEALER_DATA_DIR/coderuns */
+	char *namespace;      /* HEALER_NAMESPACE */
+	struct hl_kube *kube; /* kubernetes mode */
+};
+
+/* "created", "existing", "dry_run". */
+const char *hl_dispatch_outcome_name(enum hl_dispatch_outcome o);
+
+/*
+ * Opens the dispatcher for cfg's mode; kubernetes mode loads the client
+ * configuration (KUBECONFIG, in-cluster, ~/.kube/config) and fails with its
+ * error when none is usable. Free with hl_dispatch_close.
+ */
+int hl_dispatch_open(struct hl_dispatch **out, const struct hl_config *cfg, struct hl_err *err);
+
+/* Opens with explicit parts (tests, tools); kube is taken over (may be NULL
+ * unless mode is kubernetes); dir is the coderuns directory itself. */
+int hl_dispatch_open_with(struct hl_dispatch **out, enum hl_dispatch_mode mode, const char *dir,
+                          const char *namespace, struct hl_kube *kube, struct hl_err *err);
+
+void hl_dispatch_close(struct hl_dispatch *d);
+
+/*
+ * Validates (hl_coderun_validate) and submits manifest (borrowed; its
+ * namespace is set to the dispatcher's when absent). *outcome and name_out
+ * (64 bytes: the CodeRun's name, assigned for generateName manifests) are
+ * written on success. Errors: HL_EINVAL (invalid manifest or a 422 from the
+ * API), transport errors from the API, HL_EIO for files.
+ */
+int hl_dispatch_submit(struct hl_dispatch *d, enum hl_dispatch_outcome *outcome, char *name_out,
+                       json_t *manifest, struct hl_err *err);
+
+/*
+ * The CodeRuns matching a label selector whose status.phase is Pending,
+ * Running or absent/empty (not yet picked up), from the API in kubernetes
+ * mode or from the manifest files in directory mode (none: always empty).
+ * *out is a new JSON array of CodeRun objects. Used for dedup after a
+ * restart and by spawn-remediation.
+ */
+int hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selector,
+                            struct hl_err *err);
+
+/* One CodeRun by name; HL_ENOTFOUND when absent (always in mode none). */
+int hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err);
+
+/* Directory mode: sets status.phase (and status.message when not NULL) in
+ * the manifest file. HL_EUNSUPPORTED in other modes (there the controller
+ * owns status). */
+int hl_dispatch_set_status(struct hl_dispatch *d, const char *name, const char *phase,
+                           const char *message, struct hl_err *err);
+
+/* True for Pending, Running, or an absent/empty phase. */
+bool hl_dispatch_phase_active(const char *phase);
+
+/*
+ * Matches a label object against a Kubernetes label selector: terms joined
+ * by ',': "k=v", "k==v", "k!=v", "k", "!k", "k in (a,b)", "k notin (a,b)".
+ * An empty selector matches everything. HL_EINVAL for a malformed
+ * selector; *match is written on success.
+ */
+int hl_dispatch_selector_match(bool *match, const json_t *labels, const char *selector,
+                               struct hl_err *err);
+
+#endif
