@@ -123,7 +123,11 @@ struct hl_event {
 /*
  * Normalizes a payload delivered as event_name (X-GitHub-Event). Unknown
  * event names fail with HL_EUNSUPPORTED; payloads missing what the event
- * requires (e.g. workflow_job without workflow_job) fail with HL_EINVAL.
+ * requires (e.g. workflow_job without a workflow_job object, any event but
+ * ping without repository.full_name) fail with HL_EINVAL. Everything else is
+ * read leniently: a missing, null or wrongly typed field is left absent, ids
+ * may be numbers or numeric strings. *out is a new event (hl_event_free);
+ * payload is only borrowed. Thread-safe.
  */
 int hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *payload,
                        struct hl_err *err);
@@ -138,21 +142,86 @@ const char *hl_event_guess_name(const json_t *payload);
 
 /*
  * Validation before any work. Returns NULL when the event should be
- * processed, else a stable reason code: "event_not_handled",
- * "action_not_handled", "not_failure", "repository_not_allowed",
- * "bot_sender", "skip_tag", "alert_not_open", "no_command", "ping".
+ * processed, else a stable reason code (a static string), checked in this
+ * order:
+ *  "ping"                   ping events (answered, never processed);
+ *  "event_not_handled"      an unknown kind, or an intent-less event;
+ *  "action_not_handled"     the action is not of interest:
+ *                           workflow_job / workflow_run / check_suite need
+ *                           "completed"; check_run "completed" or
+ *                           "requested_action" whose identifier is a
+ *                           remediation button (hl_event_is_remediation_action;
+ *                           other apps' buttons are not healer's), not
+ *                           "rerequested" or "created"; dependabot /
+ *                           secret scanning alerts "created" / "reopened",
+ *                           code scanning also "reopened_by_user",
+ *                           repository_vulnerability_alert "create" /
+ *                           "reopen"; issue_comment "created"; pull_request
+ *                           opened / reopened / synchronize / closed;
+ *                           pull_request_review submitted / dismissed;
+ *                           merge_group checks_requested / destroyed; push
+ *                           only to branches (not tags);
+ *  "repository_not_allowed" outside cfg's repository allowlist;
+ *  "not_failure"            a completed CI object (workflow_job, workflow_run,
+ *                           check_run, check_suite, status) whose conclusion
+ *                           is neither a failure (see
+ *                           hl_event_conclusion_is_failure; status: state
+ *                           failure / error) nor "success": cancelled,
+ *                           skipped, neutral, action_required, pending ...;
+ *  "bot_sender"             CI failures, commands and requested actions sent
+ *                           by a bot, unless cfg->process_bot_commits (TRACK
+ *                           and SECURITY events are not filtered: healer
+ *                           must see its own agents' PRs, and alerts are
+ *                           raised by GitHub itself);
+ *  "skip_tag"               a CI failure whose head commit message contains
+ *                           "[skip-healer]" or "[healer skip]" (any case).
+ *                           Only workflow_run, check_suite, status and push
+ *                           payloads carry the message; for workflow_job and
+ *                           check_run the worker must look it up by head_sha;
+ *  "alert_not_open"         an alert whose state is not "open";
+ *  "no_command"             an issue_comment without a /healer command
+ *                           (including every comment on a plain issue).
+ *
+ * TRACK events that pass (intent HL_INTENT_TRACK, result NULL): successful
+ * CI objects, pull_request, push, pull_request_review and merge_group. The
+ * worker never starts a remediation for them; it matches them against open
+ * remediations (by repository + branch / head_sha / PR number) to record
+ * progress: a success on a remediated branch verifies the fix, a closed or
+ * merged PR ends the remediation, a push supersedes it, a review or merge
+ * queue event is recorded on it. Events that match nothing are dropped.
+ * Thread-safe; cfg is only read.
  */
 const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg);
 
 /*
  * The key that identifies the same real-world event across deliveries (an
- * org hook and a repo hook, or a sensor retry): repository + run id + job id
- * / check run id / alert number + action. Malloc'd; NULL for events without
- * a stable identity (then the delivery id alone deduplicates).
+ * org hook and a repo hook, or a sensor retry). Format:
+ *   "<owner/name lower-cased>|<kind>|<identity fields>|action=<action>"
+ * with identity fields:
+ *   workflow_job  run=<run_id>|attempt=<run_attempt>|job=<job_id>
+ *   workflow_run  run=<run_id>|attempt=<run_attempt>
+ *   check_run     check_run=<id>[|requested=<identifier>]
+ *   check_suite   check_suite=<id>
+ *   status        sha=<sha>|context=<context>|state=<state>
+ *   pull_request  pr=<number>|sha=<head sha>
+ *   push          branch=<branch>|sha=<after>
+ *   issue_comment comment=<id>; pull_request_review review=<id>
+ *   merge_group   sha=<head sha>
+ *   alerts        alert=<number>
+ * String values have '%' and '|' percent-encoded (%25, %7C). A re-run (new
+ * run_attempt) that fails again gets a new key. Malloc'd;
+ * NULL for events without a stable identity (ping, missing ids or
+ * repository: then the delivery id alone deduplicates) or on OOM.
  */
 char *hl_event_dedup_key(const struct hl_event *ev);
 
-/* The normalized event as JSON with stable keys (golden tests, the store). */
+/*
+ * The normalized event as a new JSON object (caller decrefs; NULL on OOM)
+ * whose keys are the struct's field names; "kind" and "intent" are always
+ * present, other strings only when non-NULL, ids only when non-zero,
+ * "sender_is_bot" only when true and "command" (fix / retry / status / stop)
+ * only when set. This is what golden tests check and the store keeps.
+ */
 json_t *hl_event_to_json(const struct hl_event *ev);
 
 const char *hl_event_kind_name(enum hl_event_kind kind);
@@ -160,6 +229,13 @@ const char *hl_event_intent_name(enum hl_event_intent intent);
 const char *hl_comment_command_name(enum hl_comment_command cmd);
 
 void hl_event_free(struct hl_event *ev);
+
+/*
+ * True for check run button identifiers that ask for a remediation:
+ * "remediate" (Stitch's "Remediate with Rex"), "rex_remediate",
+ * "fix_issues", and any identifier starting with "healer". NULL is false.
+ */
+bool hl_event_is_remediation_action(const char *identifier);
 
 /* The kind for an X-GitHub-Event name; HL_EVENT_UNKNOWN when not handled. */
 enum hl_event_kind hl_event_kind_from_name(const char *name);

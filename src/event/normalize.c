@@ -438,7 +438,11 @@ event_pull_request(struct hl_event *ev, const json_t *pl, const json_t *pr, bool
 static void
 event_push(struct hl_event *ev, const json_t *pl, bool *oom)
 {
-	event_take_branch(&ev->branch, pl, "ref", oom);
+	const char *ref = hl_json_str(pl, "ref");
+
+	/* Only branch pushes have a branch; a tag push leaves it NULL. */
+	if (ref && hl_str_starts_with(ref, "refs/heads/"))
+		event_take_branch(&ev->branch, pl, "ref", oom);
 	event_take(&ev->head_sha, pl, "after", oom);
 	event_take(&ev->commit_message, pl, "head_commit.message", oom);
 	event_take(&ev->html_url, pl, "compare", oom);
@@ -513,6 +517,25 @@ event_dependabot_alert(struct hl_event *ev, const json_t *a, bool *oom)
 	ev->intent = HL_INTENT_SECURITY;
 }
 
+/* An analysed ref: "refs/heads/B" is branch B, "refs/pull/N/merge" (or
+ * /head) is PR N; the first ref that says something wins. */
+static void
+event_code_scanning_ref(struct hl_event *ev, const char *ref, bool *oom)
+{
+	char *end;
+	long long n;
+
+	if (!ref || ev->branch || ev->pr_number)
+		return;
+	if (hl_str_starts_with(ref, "refs/heads/")) {
+		ev->branch = event_dup(ref + strlen("refs/heads/"), oom);
+	} else if (hl_str_starts_with(ref, "refs/pull/")) {
+		n = strtoll(ref + strlen("refs/pull/"), &end, 10);
+		if (n > 0 && *end == '/')
+			ev->pr_number = n;
+	}
+}
+
 static void
 event_code_scanning_alert(struct hl_event *ev, const json_t *pl, const json_t *a, bool *oom)
 {
@@ -526,8 +549,8 @@ event_code_scanning_alert(struct hl_event *ev, const json_t *pl, const json_t *a
 	event_take(&ev->location_path, a, "most_recent_instance.location.path", oom);
 	event_take(&ev->summary, a, "rule.description", oom);
 	event_take(&ev->description, a, "rule.full_description", oom);
-	event_take_branch(&ev->branch, pl, "ref", oom);
-	event_take_branch(&ev->branch, a, "most_recent_instance.ref", oom);
+	event_code_scanning_ref(ev, hl_json_str(pl, "ref"), oom);
+	event_code_scanning_ref(ev, hl_json_str(a, "most_recent_instance.ref"), oom);
 	event_take(&ev->head_sha, pl, "commit_oid", oom);
 	event_take(&ev->head_sha, a, "most_recent_instance.commit_sha", oom);
 	ev->intent = HL_INTENT_SECURITY;

@@ -30,6 +30,15 @@ valid_one_of(const char *s, const char *const *set)
 	return false;
 }
 
+bool
+hl_event_is_remediation_action(const char *identifier)
+{
+	static const char *const known[] = { "remediate", "rex_remediate", "fix_issues", NULL };
+
+	return identifier &&
+	       (valid_one_of(identifier, known) || hl_str_starts_with(identifier, "healer"));
+}
+
 /* Is the event's action one healer reacts to (or tracks)? */
 static bool
 valid_action_of_interest(const struct hl_event *ev)
@@ -51,7 +60,7 @@ valid_action_of_interest(const struct hl_event *ev)
 		return valid_one_of(ev->action, completed);
 	case HL_EVENT_CHECK_RUN:
 		if (valid_eq(ev->action, "requested_action"))
-			return ev->requested_action != NULL;
+			return hl_event_is_remediation_action(ev->requested_action);
 		return valid_one_of(ev->action, check_run);
 	case HL_EVENT_DEPENDABOT_ALERT:
 	case HL_EVENT_SECRET_SCANNING_ALERT:
@@ -69,8 +78,8 @@ valid_action_of_interest(const struct hl_event *ev)
 	case HL_EVENT_MERGE_GROUP:
 		return valid_one_of(ev->action, merge_group);
 	case HL_EVENT_PUSH:
-		/* Branch pushes only; a tag push keeps its full ref. */
-		return ev->branch && !hl_str_starts_with(ev->branch, "refs/");
+		/* Branch pushes only; a tag push has no branch. */
+		return ev->branch != NULL;
 	case HL_EVENT_STATUS:
 		/* No action; the state decides (see valid_ci_outcome). */
 		return true;
@@ -144,11 +153,21 @@ valid_key_id(struct hl_buf *b, const char *name, int64_t v)
 		hl_buf_appendf(b, "|%s=%lld", name, (long long)v);
 }
 
+/* Appends "|name=value" with '%' and '|' percent-encoded, so a value can
+ * never forge a separator (check run identifiers, status contexts and
+ * branch names may contain '|'). */
 static void
 valid_key_str(struct hl_buf *b, const char *name, const char *v)
 {
-	if (v)
-		hl_buf_appendf(b, "|%s=%s", name, v);
+	if (!v)
+		return;
+	hl_buf_appendf(b, "|%s=", name);
+	for (; *v; v++) {
+		if (*v == '%' || *v == '|')
+			hl_buf_appendf(b, "%%%02X", (unsigned char)*v);
+		else
+			hl_buf_append_char(b, *v);
+	}
 }
 
 char *

@@ -1,0 +1,1131 @@
+/*
+ * test_event.c - unit tests of src/event: normalization of every event kind
+ * from small handwritten payloads, each skip reason, /healer command
+ * parsing, cross-delivery dedup keys, sensor name guessing, the JSON form,
+ * and robustness against odd payloads (every node of every payload replaced
+ * by null / a string / a number / an array / an object).
+ */
+/* cmocka.h needs the standard headers before it. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "event/event.h"
+
+#include "json/json.h"
+
+/* ---- helpers ----------------------------------------------------------- */
+
+#define REPO                                                           \
+	"\"repository\": {\"full_name\": \"Acme/App\", \"html_url\": " \
+	"\"https://github.com/Acme/App\", \"default_branch\": \"main\"}"
+#define SENDER "\"sender\": {\"login\": \"alice\", \"type\": \"User\"}"
+#define BOT    "\"sender\": {\"login\": \"renovate[bot]\", \"type\": \"Bot\"}"
+
+static json_t *
+parse(const char *text)
+{
+	json_error_t je;
+	json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
+
+	if (!v)
+		fail_msg("bad test JSON at line %d column %d: %s", je.line, je.column, je.text);
+	return v;
+}
+
+/* Normalizes text as event; fails the test unless it succeeds. */
+static struct hl_event *
+norm(const char *event, const char *text)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_event *ev = NULL;
+	json_t *pl = parse(text);
+	int rc = hl_event_normalize(&ev, event, pl, &err);
+
+	json_decref(pl);
+	if (rc != 0)
+		fail_msg("normalize %s failed: %s", event, err.msg);
+	return ev;
+}
+
+/* Normalizes text as event and returns the negative error code. */
+static int
+norm_err(const char *event, const char *text, struct hl_err *err)
+{
+	struct hl_event *ev = NULL;
+	json_t *pl = parse(text);
+	int rc = hl_event_normalize(&ev, event, pl, err);
+
+	json_decref(pl);
+	hl_event_free(ev);
+	return rc;
+}
+
+static struct hl_config default_cfg; /* all repositories, no bots */
+
+static const char *
+reason_of(const struct hl_event *ev)
+{
+	return hl_event_skip_reason(ev, &default_cfg);
+}
+
+static const char *const wf_job_failed =
+        "{\"action\": \"completed\", " REPO ", " SENDER ", \"installation\": {\"id\": 7},"
+        " \"workflow_job\": {\"id\": 555, \"run_id\": 4242, \"run_attempt\": 1,"
+        " \"workflow_name\": \"CI\", \"name\": \"clippy\", \"status\": \"completed\","
+        " \"conclusion\": \"failure\", \"head_branch\": \"feat/x\", \"head_sha\": \"abc123\","
+        " \"html_url\": \"https://github.com/Acme/App/actions/runs/4242/job/555\","
+        " \"steps\": [{\"name\": \"checkout\", \"conclusion\": \"success\"},"
+        "  {\"name\": \"cargo clippy\", \"conclusion\": \"failure\"},"
+        "  {\"name\": \"cargo test\", \"conclusion\": \"failure\"}]}}";
+
+/* ---- normalization of each kind ---------------------------------------- */
+
+static void
+test_event_workflow_job_fields(void **state)
+{
+	struct hl_event *ev = norm("workflow_job", wf_job_failed);
+
+	assert_int_equal(ev->kind, HL_EVENT_WORKFLOW_JOB);
+	assert_int_equal(ev->intent, HL_INTENT_CI_FAILURE);
+	assert_string_equal(ev->event_name, "workflow_job");
+	assert_string_equal(ev->action, "completed");
+	assert_string_equal(ev->repository, "Acme/App");
+	assert_string_equal(ev->repository_url, "https://github.com/Acme/App");
+	assert_string_equal(ev->default_branch, "main");
+	assert_string_equal(ev->sender, "alice");
+	assert_false(ev->sender_is_bot);
+	assert_int_equal(ev->installation_id, 7);
+	assert_int_equal(ev->job_id, 555);
+	assert_int_equal(ev->run_id, 4242);
+	assert_int_equal(ev->run_attempt, 1);
+	assert_string_equal(ev->workflow_name, "CI");
+	assert_string_equal(ev->job_name, "clippy");
+	assert_string_equal(ev->failed_step, "cargo clippy");
+	assert_string_equal(ev->conclusion, "failure");
+	assert_string_equal(ev->branch, "feat/x");
+	assert_string_equal(ev->head_sha, "abc123");
+	/* workflow_job payloads carry no commit message */
+	assert_null(ev->commit_message);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_workflow_run_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "workflow_run",
+	        "{\"action\": \"completed\", " REPO ", " SENDER ", \"workflow_run\": {\"id\": 99,"
+	        " \"name\": \"Release\", \"run_attempt\": 2, \"status\": \"completed\","
+	        " \"conclusion\": \"startup_failure\", \"head_branch\": \"main\", \"head_sha\": \"d00d\","
+	        " \"check_suite_id\": 31, \"logs_url\": \"https://api.github.com/x/logs\","
+	        " \"html_url\": \"https://github.com/Acme/App/actions/runs/99\","
+	        " \"head_commit\": {\"message\": \"fix: thing\\n\\nbody\"},"
+	        " \"pull_requests\": [{\"number\": 12, \"base\": {\"ref\": \"develop\"}}]}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_WORKFLOW_RUN);
+	assert_int_equal(ev->intent, HL_INTENT_CI_FAILURE);
+	assert_int_equal(ev->run_id, 99);
+	assert_int_equal(ev->run_attempt, 2);
+	assert_int_equal(ev->check_suite_id, 31);
+	assert_int_equal(ev->job_id, 0);
+	assert_string_equal(ev->workflow_name, "Release");
+	assert_string_equal(ev->commit_message, "fix: thing\n\nbody");
+	assert_string_equal(ev->logs_url, "https://api.github.com/x/logs");
+	assert_int_equal(ev->pr_number, 12);
+	assert_string_equal(ev->base_branch, "develop");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_check_run_failure_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "check_run",
+	        "{\"action\": \"completed\", " REPO ", " SENDER ", \"check_run\": {\"id\": 77,"
+	        " \"name\": \"lint\", \"status\": \"completed\", \"conclusion\": \"failure\","
+	        " \"head_sha\": \"beef\", \"html_url\": \"https://github.com/Acme/App/runs/77\","
+	        " \"output\": {\"title\": \"2 errors\", \"summary\": \"sum\", \"text\": \"txt\"},"
+	        " \"check_suite\": {\"id\": 8, \"head_branch\": \"topic\"},"
+	        " \"pull_requests\": []}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_CHECK_RUN);
+	assert_int_equal(ev->intent, HL_INTENT_CI_FAILURE);
+	assert_int_equal(ev->check_run_id, 77);
+	assert_int_equal(ev->check_suite_id, 8);
+	assert_string_equal(ev->job_name, "lint");
+	assert_string_equal(ev->branch, "topic");
+	assert_string_equal(ev->check_output_title, "2 errors");
+	assert_string_equal(ev->check_output_summary, "sum");
+	assert_string_equal(ev->check_output_text, "txt");
+	assert_int_equal(ev->pr_number, 0);
+	assert_null(ev->requested_action);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_check_run_requested_action(void **state)
+{
+	struct hl_event *ev = norm(
+	        "check_run",
+	        "{\"action\": \"requested_action\", " REPO ", " SENDER ","
+	        " \"requested_action\": {\"identifier\": \"remediate\"},"
+	        " \"check_run\": {\"id\": 78, \"name\": \"Stitch Review\", \"status\": \"completed\","
+	        " \"conclusion\": \"action_required\", \"head_sha\": \"cafe\","
+	        " \"output\": {\"title\": \"3 issue(s) found\"},"
+	        " \"check_suite\": {\"id\": 9, \"head_branch\": \"feature/y\"},"
+	        " \"pull_requests\": [{\"number\": 41, \"base\": {\"ref\": \"main\"}},"
+	        "  {\"number\": 42}]}}");
+
+	assert_int_equal(ev->intent, HL_INTENT_ACTION);
+	assert_string_equal(ev->requested_action, "remediate");
+	assert_int_equal(ev->pr_number, 41);
+	assert_string_equal(ev->branch, "feature/y");
+	assert_string_equal(ev->base_branch, "main");
+	assert_string_equal(ev->head_sha, "cafe");
+	assert_int_equal(ev->check_run_id, 78);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_check_suite_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "check_suite",
+	        "{\"action\": \"completed\", " REPO ", " SENDER ", \"check_suite\": {\"id\": 5,"
+	        " \"status\": \"completed\", \"conclusion\": \"timed_out\", \"head_branch\": \"b\","
+	        " \"head_sha\": \"f00\", \"head_commit\": {\"message\": \"wip\"},"
+	        " \"pull_requests\": [{\"number\": 3}]}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_CHECK_SUITE);
+	assert_int_equal(ev->intent, HL_INTENT_CI_FAILURE);
+	assert_int_equal(ev->check_suite_id, 5);
+	assert_string_equal(ev->commit_message, "wip");
+	assert_int_equal(ev->pr_number, 3);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_status_states(void **state)
+{
+	static const char *const fmt =
+	        "{" REPO ", " SENDER
+	        ", \"sha\": \"aaa\", \"state\": \"%s\", \"context\": \"ci/jenkins\","
+	        " \"target_url\": \"https://ci/1\", \"description\": \"Build failed\","
+	        " \"commit\": {\"commit\": {\"message\": \"msg\"}},"
+	        " \"branches\": [{\"name\": \"other\", \"commit\": {\"sha\": \"bbb\"}},"
+	        "  {\"name\": \"mine\", \"commit\": {\"sha\": \"aaa\"}}]}";
+	char buf[1024];
+	struct hl_event *ev;
+
+	snprintf(buf, sizeof(buf), fmt, "error");
+	ev = norm("status", buf);
+	assert_int_equal(ev->kind, HL_EVENT_STATUS);
+	assert_int_equal(ev->intent, HL_INTENT_CI_FAILURE);
+	assert_null(ev->action);
+	assert_string_equal(ev->status, "error");
+	assert_string_equal(ev->conclusion, "error");
+	assert_string_equal(ev->job_name, "ci/jenkins");
+	assert_string_equal(ev->branch, "mine");
+	assert_string_equal(ev->html_url, "https://ci/1");
+	assert_string_equal(ev->commit_message, "msg");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+
+	snprintf(buf, sizeof(buf), fmt, "pending");
+	ev = norm("status", buf);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_string_equal(reason_of(ev), "not_failure");
+	hl_event_free(ev);
+
+	snprintf(buf, sizeof(buf), fmt, "success");
+	ev = norm("status", buf);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_pull_request_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "pull_request",
+	        "{\"action\": \"closed\", \"number\": 17, " REPO ", " BOT ", \"pull_request\": {"
+	        " \"number\": 17, \"title\": \"fix clippy\", \"state\": \"closed\","
+	        " \"html_url\": \"https://github.com/Acme/App/pull/17\","
+	        " \"head\": {\"ref\": \"healer/fix-1\", \"sha\": \"111\"},"
+	        " \"base\": {\"ref\": \"main\", \"sha\": \"000\"}}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_PULL_REQUEST);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_int_equal(ev->pr_number, 17);
+	assert_string_equal(ev->pr_title, "fix clippy");
+	assert_string_equal(ev->branch, "healer/fix-1");
+	assert_string_equal(ev->base_branch, "main");
+	assert_string_equal(ev->head_sha, "111");
+	assert_true(ev->sender_is_bot);
+	/* healer tracks its own agents' PRs: bots are not filtered for TRACK */
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_push_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "push", "{\"ref\": \"refs/heads/feat/z\", \"after\": \"222\", " REPO ", " SENDER ","
+	                " \"compare\": \"https://github.com/Acme/App/compare/a...b\","
+	                " \"head_commit\": {\"message\": \"push msg [skip-healer]\"}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_PUSH);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_string_equal(ev->branch, "feat/z");
+	assert_string_equal(ev->head_sha, "222");
+	assert_string_equal(ev->commit_message, "push msg [skip-healer]");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+
+	ev = norm("push", "{\"ref\": \"refs/tags/v1.0\", \"after\": \"333\", " REPO "}");
+	assert_null(ev->branch);
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+}
+
+static void
+test_event_issue_comment_command(void **state)
+{
+	struct hl_event *ev = norm(
+	        "issue_comment",
+	        "{\"action\": \"created\", " REPO ", " SENDER ", \"issue\": {\"number\": 8,"
+	        " \"title\": \"PR title\", \"pull_request\": {\"url\": \"https://api/pulls/8\"}},"
+	        " \"comment\": {\"id\": 1001, \"body\": \"thanks\\r\\n/healer fix  the clippy lint \\r\\n\","
+	        " \"html_url\": \"https://github.com/Acme/App/pull/8#issuecomment-1001\"}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_ISSUE_COMMENT);
+	assert_int_equal(ev->intent, HL_INTENT_COMMAND);
+	assert_int_equal(ev->command, HL_CMD_FIX);
+	assert_string_equal(ev->command_hint, "the clippy lint");
+	assert_int_equal(ev->pr_number, 8);
+	assert_string_equal(ev->pr_title, "PR title");
+	assert_int_equal(ev->comment_id, 1001);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_issue_comment_not_on_pr(void **state)
+{
+	struct hl_event *ev =
+	        norm("issue_comment",
+	             "{\"action\": \"created\", " REPO ", " SENDER ", \"issue\": {\"number\": 9},"
+	             " \"comment\": {\"id\": 1002, \"body\": \"/healer fix\"}}");
+
+	assert_int_equal(ev->command, HL_CMD_NONE);
+	assert_int_equal(ev->intent, HL_INTENT_NONE);
+	assert_int_equal(ev->pr_number, 0);
+	assert_string_equal(reason_of(ev), "no_command");
+	hl_event_free(ev);
+}
+
+static void
+test_event_pull_request_review_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "pull_request_review",
+	        "{\"action\": \"submitted\", " REPO ", " SENDER ", \"review\": {\"id\": 61,"
+	        " \"state\": \"changes_requested\", \"body\": \"nope\"},"
+	        " \"pull_request\": {\"number\": 4, \"title\": \"t\", \"head\": {\"ref\": \"h\","
+	        " \"sha\": \"s\"}, \"base\": {\"ref\": \"main\"}}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_PULL_REQUEST_REVIEW);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_string_equal(ev->review_state, "changes_requested");
+	assert_int_equal(ev->review_id, 61);
+	assert_int_equal(ev->pr_number, 4);
+	assert_string_equal(ev->branch, "h");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_merge_group_fields(void **state)
+{
+	struct hl_event *ev = norm(
+	        "merge_group",
+	        "{\"action\": \"destroyed\", \"reason\": \"invalidated\", " REPO ", " SENDER ","
+	        " \"merge_group\": {\"head_sha\": \"mg1\", \"head_ref\":"
+	        " \"refs/heads/gh-readonly-queue/main/pr-5-abc\", \"base_ref\": \"refs/heads/main\","
+	        " \"head_commit\": {\"message\": \"Merge pull request #5\"}}}");
+
+	assert_int_equal(ev->kind, HL_EVENT_MERGE_GROUP);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_string_equal(ev->branch, "gh-readonly-queue/main/pr-5-abc");
+	assert_string_equal(ev->base_branch, "main");
+	assert_string_equal(ev->commit_message, "Merge pull request #5");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static const char *const dependabot =
+        "{\"action\": \"created\", " REPO ", " SENDER ", \"alert\": {\"number\": 3,"
+        " \"state\": \"open\", \"html_url\": \"https://github.com/Acme/App/security/dependabot/3\","
+        " \"dependency\": {\"package\": {\"ecosystem\": \"cargo\", \"name\": \"time\"},"
+        "  \"manifest_path\": \"Cargo.lock\"},"
+        " \"security_advisory\": {\"ghsa_id\": \"GHSA-1\", \"cve_id\": \"CVE-2020-1\","
+        "  \"summary\": \"seg\", \"description\": \"long\", \"severity\": \"high\"},"
+        " \"security_vulnerability\": {\"package\": {\"ecosystem\": \"cargo\", \"name\": \"time\"},"
+        "  \"severity\": \"high\", \"vulnerable_version_range\": \"< 0.2.23\","
+        "  \"first_patched_version\": {\"identifier\": \"0.2.23\"}}}}";
+
+static const char *const code_scanning =
+        "{\"action\": \"created\", " REPO ", " SENDER ", \"ref\": \"refs/heads/main\","
+        " \"commit_oid\": \"c0\", \"alert\": {\"number\": 4, \"state\": \"open\","
+        " \"rule\": {\"id\": \"js/xss\", \"severity\": \"error\", \"security_severity_level\":"
+        " \"high\", \"description\": \"XSS\", \"full_description\": \"Cross-site\"},"
+        " \"tool\": {\"name\": \"CodeQL\"}, \"most_recent_instance\": {\"location\":"
+        " {\"path\": \"src/a.js\"}}}}";
+
+static const char *const secret_scanning =
+        "{\"action\": \"created\", " REPO ", " SENDER ", \"alert\": {\"number\": 5,"
+        " \"state\": \"open\", \"secret_type\": \"github_pat\","
+        " \"secret_type_display_name\": \"GitHub Personal Access Token\"}}";
+
+static const char *const repo_vuln =
+        "{\"action\": \"create\", " REPO ", " SENDER ", \"alert\": {\"id\": 91,"
+        " \"affected_range\": \">= 2.0.4, < 2.0.6\", \"affected_package_name\": \"rack\","
+        " \"fixed_in\": \"2.0.6\", \"external_identifier\": \"CVE-2018-16470\","
+        " \"external_reference\": \"https://nvd/CVE\", \"severity\": \"moderate\","
+        " \"ghsa_id\": \"GHSA-2\"}}";
+
+static void
+test_event_dependabot_alert_fields(void **state)
+{
+	struct hl_event *ev = norm("dependabot_alert", dependabot);
+
+	assert_int_equal(ev->kind, HL_EVENT_DEPENDABOT_ALERT);
+	assert_int_equal(ev->intent, HL_INTENT_SECURITY);
+	assert_int_equal(ev->alert_number, 3);
+	assert_string_equal(ev->alert_state, "open");
+	assert_string_equal(ev->severity, "high");
+	assert_string_equal(ev->package_name, "time");
+	assert_string_equal(ev->package_ecosystem, "cargo");
+	assert_string_equal(ev->manifest_path, "Cargo.lock");
+	assert_string_equal(ev->vulnerable_range, "< 0.2.23");
+	assert_string_equal(ev->fixed_version, "0.2.23");
+	assert_string_equal(ev->cve_id, "CVE-2020-1");
+	assert_string_equal(ev->ghsa_id, "GHSA-1");
+	assert_string_equal(ev->summary, "seg");
+	assert_string_equal(ev->description, "long");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_code_scanning_alert_fields(void **state)
+{
+	struct hl_event *ev = norm("code_scanning_alert", code_scanning);
+
+	assert_int_equal(ev->kind, HL_EVENT_CODE_SCANNING_ALERT);
+	assert_int_equal(ev->intent, HL_INTENT_SECURITY);
+	assert_string_equal(ev->rule_id, "js/xss");
+	/* security_severity_level wins over the rule's generic severity */
+	assert_string_equal(ev->severity, "high");
+	assert_string_equal(ev->tool_name, "CodeQL");
+	assert_string_equal(ev->location_path, "src/a.js");
+	assert_string_equal(ev->summary, "XSS");
+	assert_string_equal(ev->branch, "main");
+	assert_string_equal(ev->head_sha, "c0");
+	assert_null(ev->package_name);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+
+	/* without security_severity_level the rule severity is used, and a
+	 * refs/pull ref names the PR */
+	ev = norm(
+	        "code_scanning_alert",
+	        "{\"action\": \"created\", " REPO ", \"ref\": \"refs/pull/11/merge\","
+	        " \"alert\": {\"number\": 6, \"rule\": {\"id\": \"r\", \"severity\": \"warning\"},"
+	        " \"tool\": {\"name\": \"Rubocop\"}}}");
+	assert_string_equal(ev->severity, "warning");
+	assert_int_equal(ev->pr_number, 11);
+	assert_null(ev->branch);
+	hl_event_free(ev);
+}
+
+static void
+test_event_secret_scanning_alert_fields(void **state)
+{
+	struct hl_event *ev = norm("secret_scanning_alert", secret_scanning);
+
+	assert_int_equal(ev->kind, HL_EVENT_SECRET_SCANNING_ALERT);
+	assert_int_equal(ev->intent, HL_INTENT_SECURITY);
+	assert_string_equal(ev->secret_type, "GitHub Personal Access Token");
+	assert_int_equal(ev->alert_number, 5);
+	assert_null(ev->severity);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_repository_vulnerability_alert_fields(void **state)
+{
+	struct hl_event *ev = norm("repository_vulnerability_alert", repo_vuln);
+
+	assert_int_equal(ev->kind, HL_EVENT_REPOSITORY_VULNERABILITY_ALERT);
+	assert_int_equal(ev->intent, HL_INTENT_SECURITY);
+	assert_int_equal(ev->alert_number, 91);
+	assert_string_equal(ev->package_name, "rack");
+	assert_string_equal(ev->vulnerable_range, ">= 2.0.4, < 2.0.6");
+	assert_string_equal(ev->fixed_version, "2.0.6");
+	assert_string_equal(ev->cve_id, "CVE-2018-16470");
+	assert_string_equal(ev->ghsa_id, "GHSA-2");
+	assert_string_equal(ev->severity, "moderate");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_ping(void **state)
+{
+	struct hl_event *ev = norm("ping", "{\"zen\": \"Keep it logically awesome.\","
+	                                   " \"hook_id\": 1}");
+
+	assert_int_equal(ev->kind, HL_EVENT_PING);
+	assert_int_equal(ev->intent, HL_INTENT_NONE);
+	assert_string_equal(reason_of(ev), "ping");
+	assert_null(hl_event_dedup_key(ev));
+	hl_event_free(ev);
+}
+
+/* ---- alert kinds never confused ---------------------------------------- */
+
+static void
+test_event_alert_kinds_distinct(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *const *payload;
+		enum hl_event_kind kind;
+	} cases[] = {
+		{ "dependabot_alert", &dependabot, HL_EVENT_DEPENDABOT_ALERT },
+		{ "code_scanning_alert", &code_scanning, HL_EVENT_CODE_SCANNING_ALERT },
+		{ "secret_scanning_alert", &secret_scanning, HL_EVENT_SECRET_SCANNING_ALERT },
+		{ "repository_vulnerability_alert", &repo_vuln,
+		  HL_EVENT_REPOSITORY_VULNERABILITY_ALERT },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *pl = parse(*cases[i].payload);
+		struct hl_event *ev = norm(cases[i].name, *cases[i].payload);
+		json_t *j = hl_event_to_json(ev);
+		char *key = hl_event_dedup_key(ev);
+
+		/* the sensor guess, the kind, the JSON and the key all agree */
+		assert_string_equal(hl_event_guess_name(pl), cases[i].name);
+		assert_int_equal(ev->kind, cases[i].kind);
+		assert_string_equal(hl_json_str(j, "kind"), cases[i].name);
+		assert_non_null(strstr(key, cases[i].name));
+		free(key);
+		json_decref(j);
+		hl_event_free(ev);
+		json_decref(pl);
+	}
+}
+
+static void
+test_event_guess_name_shapes(void **state)
+{
+	static const struct {
+		const char *payload;
+		const char *want;
+	} cases[] = {
+		{ "{\"action\": \"completed\", \"workflow_job\": {}}", "workflow_job" },
+		{ "{\"action\": \"completed\", \"workflow_run\": {}}", "workflow_run" },
+		{ "{\"action\": \"completed\", \"check_run\": {}}", "check_run" },
+		{ "{\"alert\": {\"dependency\": {}}}", "dependabot_alert" },
+		{ "{\"alert\": {\"rule\": {}, \"tool\": {}}}", "code_scanning_alert" },
+		{ "{\"alert\": {\"rule\": {}}}", NULL },
+		{ "{\"alert\": {\"secret_type\": \"x\"}}", "secret_scanning_alert" },
+		{ "{\"alert\": {\"affected_package_name\": \"x\"}}",
+		  "repository_vulnerability_alert" },
+		{ "{\"body\": {\"workflow_job\": {}}}", NULL },
+		{ "{\"workflow_job\": null}", NULL },
+		{ "{\"alert\": 3}", NULL },
+		{ "[1, 2]", NULL },
+		{ "{}", NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *pl = json_loads(cases[i].payload, JSON_DECODE_ANY, NULL);
+		const char *got = hl_event_guess_name(pl);
+
+		assert_non_null(pl);
+		if (cases[i].want)
+			assert_string_equal(got, cases[i].want);
+		else
+			assert_null(got);
+		json_decref(pl);
+	}
+	assert_null(hl_event_guess_name(NULL));
+}
+
+/* ---- skip reasons ------------------------------------------------------ */
+
+static struct hl_event *
+wf_job_with(const char *action, const char *conclusion, const char *sender_json)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf),
+	         "{\"action\": \"%s\", " REPO ", %s, \"workflow_job\": {\"id\": 1,"
+	         " \"run_id\": 2, \"run_attempt\": 1, \"status\": \"completed\","
+	         " \"conclusion\": \"%s\"}}",
+	         action, sender_json, conclusion);
+	return norm("workflow_job", buf);
+}
+
+static void
+test_event_skip_action_not_handled(void **state)
+{
+	struct hl_event *ev = wf_job_with("in_progress", "failure", SENDER);
+
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	ev = norm("check_run", "{\"action\": \"rerequested\", " REPO ", \"check_run\": {\"id\": 1,"
+	                       " \"conclusion\": \"failure\"}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	/* a requested_action without an identifier is not a button press */
+	ev = norm("check_run", "{\"action\": \"requested_action\", " REPO ","
+	                       " \"check_run\": {\"id\": 1}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	/* another app's button (electron's "lgtm") is not a remediation */
+	ev = norm("check_run", "{\"action\": \"requested_action\", " REPO ","
+	                       " \"requested_action\": {\"identifier\": \"lgtm|26764\"},"
+	                       " \"check_run\": {\"id\": 1}}");
+	assert_int_equal(ev->intent, HL_INTENT_ACTION);
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	assert_true(hl_event_is_remediation_action("rex_remediate"));
+	assert_true(hl_event_is_remediation_action("healer_fix"));
+	assert_false(hl_event_is_remediation_action("remediate-later"));
+	assert_false(hl_event_is_remediation_action(NULL));
+	ev = norm("dependabot_alert", "{\"action\": \"dismissed\", " REPO ", \"alert\": {"
+	                              "\"number\": 1, \"state\": \"dismissed\"}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	ev = norm("repository_vulnerability_alert",
+	          "{\"action\": \"created\", " REPO ", \"alert\": {\"id\": 1}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	ev = norm("pull_request", "{\"action\": \"labeled\", " REPO ", \"pull_request\": {}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_not_failure(void **state)
+{
+	static const char *const not_failures[] = { "cancelled", "skipped", "neutral",
+		                                    "action_required", "stale" };
+	static const char *const failures[] = { "failure", "timed_out" };
+	size_t i;
+	struct hl_event *ev;
+
+	for (i = 0; i < sizeof(not_failures) / sizeof(not_failures[0]); i++) {
+		ev = wf_job_with("completed", not_failures[i], SENDER);
+		assert_int_equal(ev->intent, HL_INTENT_TRACK);
+		assert_string_equal(reason_of(ev), "not_failure");
+		hl_event_free(ev);
+	}
+	for (i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+		ev = wf_job_with("completed", failures[i], SENDER);
+		assert_int_equal(ev->intent, HL_INTENT_CI_FAILURE);
+		assert_null(reason_of(ev));
+		hl_event_free(ev);
+	}
+	/* success is tracked, not skipped */
+	ev = wf_job_with("completed", "success", SENDER);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_repository_not_allowed(void **state)
+{
+	char *list[] = { "other/repo", "ACME/app", NULL };
+	struct hl_config cfg = { 0 };
+	struct hl_event *ev = wf_job_with("completed", "failure", SENDER);
+
+	cfg.repository_list = list;
+	cfg.n_repositories = 2;
+	/* the allowlist compares case-insensitively */
+	assert_null(hl_event_skip_reason(ev, &cfg));
+	list[1] = "acme/other";
+	assert_string_equal(hl_event_skip_reason(ev, &cfg), "repository_not_allowed");
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_bot_sender(void **state)
+{
+	struct hl_config cfg = { 0 };
+	struct hl_event *ev = wf_job_with("completed", "failure", BOT);
+
+	assert_true(ev->sender_is_bot);
+	assert_string_equal(hl_event_skip_reason(ev, &cfg), "bot_sender");
+	cfg.process_bot_commits = true;
+	assert_null(hl_event_skip_reason(ev, &cfg));
+	hl_event_free(ev);
+
+	/* sender.type Bot without the [bot] suffix is a bot too */
+	ev = wf_job_with("completed", "failure",
+	                 "\"sender\": {\"login\": \"ci-robot\", \"type\": \"Bot\"}");
+	assert_true(ev->sender_is_bot);
+	assert_string_equal(reason_of(ev), "bot_sender");
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_tag(void **state)
+{
+	static const char *const messages[] = { "fix [skip-healer]", "x [Healer Skip] y",
+		                                "[SKIP-HEALER]" };
+	char buf[2048];
+	size_t i;
+	struct hl_event *ev;
+
+	for (i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
+		snprintf(buf, sizeof(buf),
+		         "{\"action\": \"completed\", " REPO ", " SENDER ", \"workflow_run\": {"
+		         "\"id\": 1, \"conclusion\": \"failure\", \"head_commit\": {\"message\":"
+		         " \"%s\"}}}",
+		         messages[i]);
+		ev = norm("workflow_run", buf);
+		assert_string_equal(reason_of(ev), "skip_tag");
+		hl_event_free(ev);
+	}
+	ev = norm("workflow_run", "{\"action\": \"completed\", " REPO ", \"workflow_run\": {"
+	                          "\"id\": 1, \"conclusion\": \"failure\", \"head_commit\": {"
+	                          "\"message\": \"[skip healer] is not the tag\"}}}");
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_alert_not_open(void **state)
+{
+	struct hl_event *ev = norm("secret_scanning_alert",
+	                           "{\"action\": \"reopened\", " REPO ", \"alert\": {\"number\": 2,"
+	                           " \"state\": \"resolved\", \"secret_type\": \"x\"}}");
+
+	assert_string_equal(reason_of(ev), "alert_not_open");
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_no_command(void **state)
+{
+	struct hl_event *ev =
+	        norm("issue_comment",
+	             "{\"action\": \"created\", " REPO ", " SENDER ", \"issue\": {\"number\": 8,"
+	             " \"pull_request\": {}}, \"comment\": {\"id\": 3, \"body\": \"LGTM\"}}");
+
+	assert_string_equal(reason_of(ev), "no_command");
+	hl_event_free(ev);
+	/* a command from a bot is not obeyed (loops between agents) */
+	ev = norm("issue_comment",
+	          "{\"action\": \"created\", " REPO ", " BOT ", \"issue\": {\"number\": 8,"
+	          " \"pull_request\": {}}, \"comment\": {\"id\": 4, \"body\": \"/healer retry\"}}");
+	assert_int_equal(ev->command, HL_CMD_RETRY);
+	assert_string_equal(reason_of(ev), "bot_sender");
+	hl_event_free(ev);
+	/* an edited comment does not run the command again */
+	ev = norm("issue_comment",
+	          "{\"action\": \"edited\", " REPO ", " SENDER ", \"issue\": {\"number\": 8,"
+	          " \"pull_request\": {}}, \"comment\": {\"id\": 4, \"body\": \"/healer retry\"}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+}
+
+static void
+test_event_skip_event_not_handled(void **state)
+{
+	struct hl_event ev = { 0 };
+
+	ev.kind = HL_EVENT_UNKNOWN;
+	assert_string_equal(reason_of(&ev), "event_not_handled");
+	ev.kind = HL_EVENT_KIND_MAX;
+	assert_string_equal(reason_of(&ev), "event_not_handled");
+}
+
+/* ---- command parsing --------------------------------------------------- */
+
+static enum hl_comment_command
+cmd_of(const char *body, char **hint)
+{
+	enum hl_comment_command c = HL_CMD_NONE;
+
+	*hint = NULL;
+	assert_int_equal(hl_event_parse_command(&c, hint, body), 0);
+	return c;
+}
+
+static void
+test_event_command_parsing(void **state)
+{
+	char *hint;
+
+	assert_int_equal(cmd_of("/healer fix", &hint), HL_CMD_FIX);
+	assert_null(hint);
+	assert_int_equal(cmd_of("/healer fix   clippy warnings  ", &hint), HL_CMD_FIX);
+	assert_string_equal(hint, "clippy warnings");
+	free(hint);
+	assert_int_equal(cmd_of("/HEALER retry", &hint), HL_CMD_RETRY);
+	assert_int_equal(cmd_of("/Healer STATUS\n", &hint), HL_CMD_STATUS);
+	assert_int_equal(cmd_of("please stop\n/healer stop now", &hint), HL_CMD_STOP);
+	assert_null(hint);
+	assert_int_equal(cmd_of("first line\n\n  /healer\tfix\tthe tests\r\nbye", &hint),
+	                 HL_CMD_FIX);
+	assert_string_equal(hint, "the tests");
+	free(hint);
+	/* not commands */
+	assert_int_equal(cmd_of("please /healer fix", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("/healerfix", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("/healer fixit", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("/healer", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("/healer dance", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("> /healer fix", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("    /healer fix", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("```\n/healer fix\n```", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("```\ncode\n```\n/healer retry", &hint), HL_CMD_RETRY);
+	assert_int_equal(cmd_of("", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of(NULL, &hint), HL_CMD_NONE);
+	/* the first command wins */
+	assert_int_equal(cmd_of("/healer status\n/healer fix x", &hint), HL_CMD_STATUS);
+	assert_null(hint);
+}
+
+/* ---- dedup keys -------------------------------------------------------- */
+
+static void
+test_event_dedup_org_and_repo_hook_equal(void **state)
+{
+	/* the same job delivered by an org hook (organization + installation)
+	 * and by a repo hook (neither), repository name in another case */
+	struct hl_event *org = norm(
+	        "workflow_job",
+	        "{\"action\": \"completed\", \"organization\": {\"login\": \"acme\"},"
+	        " \"installation\": {\"id\": 1}, " REPO ", " SENDER ", \"workflow_job\": {"
+	        "\"id\": 555, \"run_id\": 4242, \"run_attempt\": 1, \"conclusion\": \"failure\"}}");
+	struct hl_event *repo = norm(
+	        "workflow_job",
+	        "{\"action\": \"completed\", \"repository\": {\"full_name\": \"acme/app\"}, " SENDER
+	        ", \"workflow_job\": {\"id\": \"555\", \"run_id\": 4242, \"run_attempt\": 1,"
+	        " \"conclusion\": \"failure\"}}");
+	struct hl_event *again = norm(
+	        "workflow_job",
+	        "{\"action\": \"completed\", " REPO ", " SENDER ", \"workflow_job\": {"
+	        "\"id\": 555, \"run_id\": 4242, \"run_attempt\": 2, \"conclusion\": \"failure\"}}");
+	char *k1 = hl_event_dedup_key(org), *k2 = hl_event_dedup_key(repo);
+	char *k3 = hl_event_dedup_key(again);
+
+	assert_non_null(k1);
+	assert_string_equal(k1, k2);
+	assert_string_equal(k1,
+	                    "acme/app|workflow_job|run=4242|attempt=1|job=555|action=completed");
+	/* a re-run that fails again is a new failure */
+	assert_string_not_equal(k1, k3);
+	free(k1);
+	free(k2);
+	free(k3);
+	hl_event_free(org);
+	hl_event_free(repo);
+	hl_event_free(again);
+}
+
+static void
+test_event_dedup_keys_by_kind(void **state)
+{
+	struct hl_event *a = norm("dependabot_alert", dependabot);
+	struct hl_event *b = norm("code_scanning_alert", code_scanning);
+	struct hl_event *c = norm("issue_comment",
+	                          "{\"action\": \"created\", " REPO ", \"issue\": {\"number\": 1},"
+	                          " \"comment\": {\"id\": 31337, \"body\": \"x\"}}");
+	struct hl_event *d =
+	        norm("workflow_job", "{\"action\": \"completed\", " REPO ", \"workflow_job\": {}}");
+	char *ka = hl_event_dedup_key(a), *kb = hl_event_dedup_key(b);
+	char *kc = hl_event_dedup_key(c);
+
+	assert_string_equal(ka, "acme/app|dependabot_alert|alert=3|action=created");
+	assert_string_equal(kb, "acme/app|code_scanning_alert|alert=4|action=created");
+	assert_string_equal(kc, "acme/app|issue_comment|comment=31337|action=created");
+	/* separators inside values are escaped */
+	{
+		struct hl_event *e =
+		        norm("check_run", "{\"action\": \"requested_action\", " REPO ","
+		                          " \"requested_action\": {\"identifier\": \"a|b%c\"},"
+		                          " \"check_run\": {\"id\": 2}}");
+		char *k = hl_event_dedup_key(e);
+
+		assert_string_equal(
+		        k,
+		        "acme/app|check_run|check_run=2|requested=a%7Cb%25c|action=requested_action");
+		free(k);
+		hl_event_free(e);
+	}
+	/* no job id: no stable identity */
+	assert_null(hl_event_dedup_key(d));
+	free(ka);
+	free(kb);
+	free(kc);
+	hl_event_free(a);
+	hl_event_free(b);
+	hl_event_free(c);
+	hl_event_free(d);
+}
+
+/* ---- JSON form --------------------------------------------------------- */
+
+static void
+test_event_to_json_keys(void **state)
+{
+	struct hl_event *ev = norm("workflow_job", wf_job_failed);
+	json_t *j = hl_event_to_json(ev);
+
+	assert_non_null(j);
+	assert_string_equal(hl_json_str(j, "kind"), "workflow_job");
+	assert_string_equal(hl_json_str(j, "intent"), "ci_failure");
+	assert_string_equal(hl_json_str(j, "failed_step"), "cargo clippy");
+	assert_int_equal(hl_json_int(j, "run_id", 0), 4242);
+	assert_int_equal(hl_json_int(j, "installation_id", 0), 7);
+	/* absent values are left out, not null */
+	assert_null(json_object_get(j, "commit_message"));
+	assert_null(json_object_get(j, "pr_number"));
+	assert_null(json_object_get(j, "sender_is_bot"));
+	assert_null(json_object_get(j, "command"));
+	json_decref(j);
+	hl_event_free(ev);
+}
+
+/* ---- errors and odd payloads ------------------------------------------- */
+
+static void
+test_event_normalize_errors(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	json_t *pl = parse("{}");
+	struct hl_event *ev = NULL;
+
+	assert_int_equal(hl_event_normalize(&ev, "star", pl, &err), -HL_EUNSUPPORTED);
+	assert_non_null(strstr(err.msg, "'star'"));
+	assert_int_equal(hl_event_normalize(&ev, NULL, pl, &err), -HL_EUNSUPPORTED);
+	assert_null(ev);
+	json_decref(pl);
+
+	assert_int_equal(norm_err("workflow_job", "{\"workflow_job\": null, " REPO "}", &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "'workflow_job'"));
+	assert_int_equal(norm_err("workflow_job", "{\"workflow_job\": {\"id\": 1}}", &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "repository"));
+	assert_int_equal(norm_err("workflow_job", "[1]", &err), -HL_EINVAL);
+	assert_int_equal(norm_err("workflow_job", "\"text\"", &err), -HL_EINVAL);
+	assert_int_equal(norm_err("issue_comment", "{\"comment\": {}, " REPO "}", &err),
+	                 -HL_EINVAL);
+	assert_int_equal(norm_err("status", "{" REPO "}", &err), -HL_EINVAL);
+	assert_int_equal(norm_err("push", "{\"ref\": 5, " REPO "}", &err), -HL_EINVAL);
+	assert_int_equal(norm_err("dependabot_alert", "{\"alert\": [], " REPO "}", &err),
+	                 -HL_EINVAL);
+}
+
+static void
+test_event_odd_types_are_absent(void **state)
+{
+	struct hl_event *ev = norm(
+	        "workflow_job",
+	        "{\"action\": 3, \"repository\": {\"full_name\": \"a/b\", \"html_url\": 1},"
+	        " \"sender\": \"x\", \"installation\": {\"id\": -4},"
+	        " \"workflow_job\": {\"id\": \"987\", \"run_id\": \"12x\", \"run_attempt\": 1.0,"
+	        " \"name\": {\"x\": 1}, \"conclusion\": [\"failure\"], \"head_branch\": \"\","
+	        " \"steps\": {\"name\": \"s\"}}}");
+
+	assert_int_equal(ev->job_id, 987); /* numeric string */
+	assert_int_equal(ev->run_id, 0);   /* not a number */
+	assert_int_equal(ev->run_attempt, 1);
+	assert_int_equal(ev->installation_id, 0);
+	assert_null(ev->action);
+	assert_null(ev->repository_url);
+	assert_null(ev->sender);
+	assert_null(ev->job_name);
+	assert_null(ev->conclusion);
+	assert_null(ev->branch); /* empty strings are absent */
+	assert_null(ev->failed_step);
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+}
+
+/* Exercises every entry point on a payload; must never crash or leak. */
+static void
+exercise(const char *name, json_t *pl)
+{
+	struct hl_event *ev = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	(void)hl_event_guess_name(pl);
+	if (hl_event_normalize(&ev, name, pl, &err) == 0) {
+		json_t *j = hl_event_to_json(ev);
+		char *k = hl_event_dedup_key(ev);
+
+		assert_non_null(j);
+		(void)reason_of(ev);
+		free(k);
+		json_decref(j);
+		hl_event_free(ev);
+	} else {
+		assert_true(err.msg[0] != '\0');
+	}
+}
+
+/* Replaces each node below node, one at a time, by each odd value. */
+static void
+mutate_all(const char *name, json_t *root, json_t *node, int depth, long *count)
+{
+	json_t *odd[5];
+	const char *key;
+	json_t *child, *saved;
+	size_t i, n;
+
+	if (depth > 8)
+		return;
+	odd[0] = json_null();
+	odd[1] = json_string("odd \xc3\xa9");
+	odd[2] = json_integer(-1);
+	odd[3] = json_array();
+	odd[4] = json_object();
+	if (json_is_object(node)) {
+		void *tmp;
+		json_object_foreach_safe(node, tmp, key, child)
+		{
+			saved = json_incref(child);
+			for (i = 0; i < 5; i++) {
+				json_object_set(node, key, odd[i]);
+				exercise(name, root);
+				(*count)++;
+			}
+			json_object_set(node, key, saved);
+			json_decref(saved);
+			mutate_all(name, root, json_object_get(node, key), depth + 1, count);
+		}
+	} else if (json_is_array(node)) {
+		n = json_array_size(node);
+		for (i = 0; i < n; i++) {
+			size_t o;
+			saved = json_incref(json_array_get(node, i));
+			for (o = 0; o < 5; o++) {
+				json_array_set(node, i, odd[o]);
+				exercise(name, root);
+				(*count)++;
+			}
+			json_array_set(node, i, saved);
+			json_decref(saved);
+			mutate_all(name, root, json_array_get(node, i), depth + 1, count);
+		}
+	}
+	for (i = 0; i < 5; i++)
+		json_decref(odd[i]);
+}
+
+static void
+test_event_mutated_payloads_never_crash(void **state)
+{
+	static const struct {
+		const char *name;
+		const char *const *text;
+	} cases[] = {
+		{ "workflow_job", &wf_job_failed },
+		{ "dependabot_alert", &dependabot },
+		{ "code_scanning_alert", &code_scanning },
+		{ "secret_scanning_alert", &secret_scanning },
+		{ "repository_vulnerability_alert", &repo_vuln },
+	};
+	static const char *const names[] = {
+		"workflow_job", "workflow_run",     "check_run",
+		"check_suite",  "status",           "pull_request",
+		"push",         "issue_comment",    "pull_request_review",
+		"merge_group",  "dependabot_alert", "ping"
+	};
+	long count = 0;
+	size_t i, k;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *pl = parse(*cases[i].text);
+
+		mutate_all(cases[i].name, pl, pl, 0, &count);
+		/* and every payload as every event */
+		for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+			exercise(names[k], pl);
+		json_decref(pl);
+	}
+	assert_true(count > 100);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_event_workflow_job_fields),
+		cmocka_unit_test(test_event_workflow_run_fields),
+		cmocka_unit_test(test_event_check_run_failure_fields),
+		cmocka_unit_test(test_event_check_run_requested_action),
+		cmocka_unit_test(test_event_check_suite_fields),
+		cmocka_unit_test(test_event_status_states),
+		cmocka_unit_test(test_event_pull_request_fields),
+		cmocka_unit_test(test_event_push_fields),
+		cmocka_unit_test(test_event_issue_comment_command),
+		cmocka_unit_test(test_event_issue_comment_not_on_pr),
+		cmocka_unit_test(test_event_pull_request_review_fields),
+		cmocka_unit_test(test_event_merge_group_fields),
+		cmocka_unit_test(test_event_dependabot_alert_fields),
+		cmocka_unit_test(test_event_code_scanning_alert_fields),
+		cmocka_unit_test(test_event_secret_scanning_alert_fields),
+		cmocka_unit_test(test_event_repository_vulnerability_alert_fields),
+		cmocka_unit_test(test_event_ping),
+		cmocka_unit_test(test_event_alert_kinds_distinct),
+		cmocka_unit_test(test_event_guess_name_shapes),
+		cmocka_unit_test(test_event_skip_action_not_handled),
+		cmocka_unit_test(test_event_skip_not_failure),
+		cmocka_unit_test(test_event_skip_repository_not_allowed),
+		cmocka_unit_test(test_event_skip_bot_sender),
+		cmocka_unit_test(test_event_skip_tag),
+		cmocka_unit_test(test_event_skip_alert_not_open),
+		cmocka_unit_test(test_event_skip_no_command),
+		cmocka_unit_test(test_event_skip_event_not_handled),
+		cmocka_unit_test(test_event_command_parsing),
+		cmocka_unit_test(test_event_dedup_org_and_repo_hook_equal),
+		cmocka_unit_test(test_event_dedup_keys_by_kind),
+		cmocka_unit_test(test_event_to_json_keys),
+		cmocka_unit_test(test_event_normalize_errors),
+		cmocka_unit_test(test_event_odd_types_are_absent),
+		cmocka_unit_test(test_event_mutated_payloads_never_crash),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
