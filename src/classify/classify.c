@@ -1,3 +1,1493 @@
 /*
- * classify.c - placeholder; the module is being built.
+ * classify.c - rules loading, one-pass log scanning and scoring.
+ *
+ * Rules (YAML, see rules/default.yaml for the format) are validated with
+ * positions (PCRE2 gives the column of a bad regex) and all their log
+ * patterns are compiled into ONE Vectorscan block-mode database; a scan
+ * records, per pattern, the number of matches and the end offset of the last
+ * one. Nothing else is done per byte, so classification costs one
+ * preprocessing copy plus one Vectorscan pass whatever the number of rules.
+ *
+ * Invariants:
+ *  - preprocessing never adds or removes a '\n', so line N of the cleaned log
+ *    is line N of the original;
+ *  - the classifier is read-only after construction; scratch space comes from
+ *    a mutex-protected pool (one scratch per concurrent scan);
+ *  - every string that leaves this module as evidence is valid UTF-8 without
+ *    control characters (logs are untrusted bytes).
  */
+#include "classify/classify.h"
+
+#include <ctype.h>
+#include <fnmatch.h>
+#include <hs/hs.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "base/file.h"
+
+#include <pcre2.h>
+
+/* Bigger logs are scanned from the end: the error is near the end. */
+#define CL_MAX_SCAN       ((size_t)1 << 31)
+#define CL_MAX_LINE_TEXT  400
+#define CL_MAX_RULES_FILE (4u << 20)
+
+/* ---------------------------------------------------------------------- */
+/* failure types (contract section 5)                                     */
+
+struct cl_type {
+	const char *name;
+	const char *category;
+	const char *agent;
+	const char *fix;
+};
+
+static const struct cl_type cl_types[] = {
+	{ "rust_clippy", "rust", "rex",
+	  "Run `cargo clippy --all-targets -- -D warnings` locally and fix each lint at its source; do not silence lints with allow attributes unless the lint is wrong." },
+	{ "rust_test", "rust", "rex",
+	  "Run the failing test with `cargo test <name> -- --nocapture`, find why the assertion or panic happens and fix the code (or the test if its expectation is wrong)." },
+	{ "rust_build", "rust", "rex",
+	  "Reproduce with `cargo build --all-targets`, read the first rustc error (error[E....]) or build-script failure and fix the code, features or build dependencies." },
+	{ "rust_deps", "rust", "rex",
+	  "Fix dependency resolution: align version requirements in Cargo.toml, run `cargo update -p <crate>` and commit the refreshed Cargo.lock." },
+	{ "frontend_deps", "frontend", "blaze",
+	  "Fix the package install: resolve the peer/version conflict in package.json and regenerate the lockfile with the same package manager the CI uses." },
+	{ "frontend_typecheck", "frontend", "blaze",
+	  "Run `tsc --noEmit` and fix the reported TSxxxx errors in the source (types, imports, module paths)." },
+	{ "frontend_lint", "frontend", "blaze",
+	  "Run the linter (eslint/prettier) locally and fix the reported rule violations in the changed files." },
+	{ "frontend_test", "frontend", "blaze",
+	  "Run the failing jest/vitest test locally, find why the expectation fails and fix the code or an outdated expectation." },
+	{ "frontend_build", "frontend", "blaze",
+	  "Run the production build (vite/webpack/next) locally and fix the unresolved import, syntax or bundler configuration error." },
+	{ "docker_build", "infrastructure", "bolt",
+	  "Reproduce `docker build` locally and fix the Dockerfile step, base image tag, build context or registry access that fails." },
+	{ "helm", "infrastructure", "bolt",
+	  "Run `helm lint` and `helm template` on the chart and fix the template, values or release state that fails." },
+	{ "kubernetes_manifest", "infrastructure", "bolt",
+	  "Validate the manifests against the cluster version (`kubectl apply --dry-run=server`) and fix API versions, kinds and schema errors." },
+	{ "argocd_sync", "infrastructure", "bolt",
+	  "Inspect the ArgoCD application (`argocd app get`), fix the manifests or sync options that keep it out of sync or unhealthy, then sync." },
+	{ "terraform", "infrastructure", "bolt",
+	  "Run `terraform init && terraform validate && terraform plan` and fix the configuration, provider versions or state problem reported." },
+	{ "yaml_syntax", "infrastructure", "bolt",
+	  "Fix the YAML syntax error at the reported line (indentation, quoting, duplicate keys) and validate the file with a YAML linter." },
+	{ "infra_runner", "infrastructure", "bolt",
+	  "The runner failed, not the code: free disk space, raise memory limits or use a bigger runner, and re-run the job." },
+	{ "security_dependabot", "security", "cipher",
+	  "Upgrade the vulnerable dependency named in the Dependabot alert to a patched version and refresh the lockfile." },
+	{ "security_code_scan", "security", "cipher",
+	  "Fix the code-scanning finding at its location (input validation, injection, unsafe API) without suppressing the alert." },
+	{ "security_secret", "security", "cipher",
+	  "Revoke and rotate the leaked secret, remove it from the code (use a secret store) and mark false positives explicitly." },
+	{ "security_vulnerability", "security", "cipher",
+	  "Upgrade or replace the dependencies reported by the audit tool (CVE/RUSTSEC/GHSA) to patched versions and refresh the lockfile." },
+	{ "merge_conflict", "github", "atlas",
+	  "Rebase or merge the target branch, resolve the conflicting hunks and push; for backports cherry-pick onto a clean tree." },
+	{ "github_workflow", "github", "atlas",
+	  "Fix the workflow file syntax (run actionlint) at the reported line: keys, indentation, expressions." },
+	{ "github_permission", "github", "atlas",
+	  "Grant the token or GitHub App the missing permission (workflow `permissions:`, package write, branch protection) or use the right credentials." },
+	{ "release_publish", "github", "atlas",
+	  "Bump the version before publishing (the version already exists) or fix the release workflow's registry configuration." },
+	{ "general", "general", "atlas",
+	  "Read the failing step's log, identify the root cause and fix it, or route it to the right specialist." },
+};
+
+#define CL_N_TYPES (sizeof(cl_types) / sizeof(cl_types[0]))
+
+static const struct cl_type *
+cl_type_find(const char *name)
+{
+	if (name == NULL)
+		return NULL;
+	for (size_t i = 0; i < CL_N_TYPES; i++)
+		if (strcmp(cl_types[i].name, name) == 0)
+			return &cl_types[i];
+	return NULL;
+}
+
+const char *
+hl_classify_type_category(const char *failure_type)
+{
+	const struct cl_type *t = cl_type_find(failure_type);
+	return t ? t->category : NULL;
+}
+
+const char *
+hl_classify_type_fix_approach(const char *failure_type)
+{
+	const struct cl_type *t = cl_type_find(failure_type);
+	return t ? t->fix : NULL;
+}
+
+const char *
+hl_classify_category_agent(const char *category)
+{
+	static const char *const map[][2] = {
+		{ "rust", "rex" },        { "frontend", "blaze" }, { "infrastructure", "bolt" },
+		{ "security", "cipher" }, { "github", "atlas" },   { "general", "atlas" },
+	};
+	if (category == NULL)
+		return "atlas";
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(map[i][0], category) == 0)
+			return map[i][1];
+	return "atlas";
+}
+
+/* ---------------------------------------------------------------------- */
+/* changed-file classes                                                   */
+
+static bool
+cl_glob_path(const char *glob, const char *path)
+{
+	/* A glob without '/' matches the base name (gitignore-like). */
+	if (strchr(glob, '/') == NULL) {
+		const char *base = strrchr(path, '/');
+		if (base != NULL && fnmatch(glob, base + 1, FNM_CASEFOLD) == 0)
+			return true;
+	}
+	return fnmatch(glob, path, FNM_CASEFOLD) == 0;
+}
+
+static bool
+cl_glob_any(const char *const *globs, const char *path)
+{
+	for (size_t i = 0; globs[i] != NULL; i++)
+		if (cl_glob_path(globs[i], path))
+			return true;
+	return false;
+}
+
+const char *
+hl_classify_file_class(const char *path)
+{
+	static const char *const github[] = { ".github/workflows/*", ".github/actions/*",
+		                              "action.yml", "action.yaml", NULL };
+	static const char *const rust[] = { "*.rs",        "Cargo.toml",
+		                            "Cargo.lock",  "rust-toolchain*",
+		                            "clippy.toml", "rustfmt.toml",
+		                            "deny.toml",   ".cargo/*",
+		                            NULL };
+	static const char *const frontend[] = { "*.ts",
+		                                "*.tsx",
+		                                "*.js",
+		                                "*.jsx",
+		                                "*.mjs",
+		                                "*.cjs",
+		                                "*.vue",
+		                                "*.svelte",
+		                                "*.css",
+		                                "*.scss",
+		                                "*.sass",
+		                                "*.less",
+		                                "*.html",
+		                                "package.json",
+		                                "package-lock.json",
+		                                "pnpm-lock.yaml",
+		                                "pnpm-workspace.yaml",
+		                                "yarn.lock",
+		                                "tsconfig*.json",
+		                                ".eslintrc*",
+		                                "eslint.config.*",
+		                                ".prettierrc*",
+		                                "vite.config.*",
+		                                "webpack.config.*",
+		                                "next.config.*",
+		                                "jest.config.*",
+		                                "vitest.config.*",
+		                                ".npmrc",
+		                                ".nvmrc",
+		                                NULL };
+	static const char *const infra[] = { "Dockerfile*",
+		                             "*.dockerfile",
+		                             "*Dockerfile*",
+		                             ".dockerignore",
+		                             "docker-compose*",
+		                             "compose.y*ml",
+		                             "*.tf",
+		                             "*.tfvars",
+		                             "*.hcl",
+		                             "Chart.yaml",
+		                             "Chart.lock",
+		                             "values*.yaml",
+		                             "*.tpl",
+		                             "infra/*",
+		                             "*/infra/*",
+		                             "k8s/*",
+		                             "*/k8s/*",
+		                             "kubernetes/*",
+		                             "*/kubernetes/*",
+		                             "helm/*",
+		                             "*/helm/*",
+		                             "charts/*",
+		                             "*/charts/*",
+		                             "deploy/*",
+		                             "manifests/*",
+		                             "gitops/*",
+		                             "*/gitops/*",
+		                             "applications/*",
+		                             "*.yaml",
+		                             "*.yml",
+		                             NULL };
+	if (path == NULL || *path == '\0')
+		return NULL;
+	if (cl_glob_any(github, path))
+		return "github";
+	if (cl_glob_any(rust, path))
+		return "rust";
+	if (cl_glob_any(frontend, path))
+		return "frontend";
+	if (cl_glob_any(infra, path))
+		return "infrastructure";
+	return NULL;
+}
+
+const char *
+hl_classify_alternate_agent(const char *current_agent, bool security_event,
+                            const char *const *changed_files, size_t n_changed)
+{
+	static const char *const agents[] = { "rex", "blaze", "bolt" };
+	static const char *const classes[] = { "rust", "frontend", "infrastructure" };
+	size_t count[3] = { 0, 0, 0 };
+	size_t best = 3;
+
+	if (security_event)
+		return "cipher";
+	for (size_t i = 0; i < n_changed; i++) {
+		const char *cls = hl_classify_file_class(changed_files[i]);
+		for (size_t k = 0; cls != NULL && k < 3; k++)
+			if (strcmp(cls, classes[k]) == 0)
+				count[k]++;
+	}
+	for (size_t k = 0; k < 3; k++) {
+		if (count[k] == 0)
+			continue;
+		if (current_agent != NULL && strcmp(current_agent, agents[k]) == 0)
+			continue;
+		if (best == 3 || count[k] > count[best])
+			best = k;
+	}
+	return best == 3 ? "atlas" : agents[best];
+}
+
+/* ---------------------------------------------------------------------- */
+/* rules                                                                  */
+
+struct cl_list {
+	char **v; /* NULL-terminated */
+	size_t n;
+};
+
+struct cl_rule {
+	char *name;
+	const struct cl_type *type;
+	double priority;
+	bool caseless;
+	bool require_context;
+	struct cl_list workflow, job, step, files, events, argocd;
+	size_t pat_first, n_pat;
+};
+
+struct hl_classifier {
+	struct cl_rule *rules;
+	size_t n_rules;
+	char **patterns;     /* as written */
+	char **exported;     /* with "(?i)" for caseless rules */
+	unsigned *pat_flags; /* Vectorscan flags */
+	size_t *pat_rule;
+	size_t n_pat;
+	double recency_bonus, context_bonus, files_bonus;
+	hs_database_t *db;
+	hs_scratch_t *proto;
+	pthread_mutex_t lock;
+	hs_scratch_t **pool;
+	size_t n_pool, cap_pool;
+};
+
+static void
+cl_list_free(struct cl_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void
+hl_classifier_free(struct hl_classifier *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n_rules; i++) {
+		struct cl_rule *r = &c->rules[i];
+		free(r->name);
+		cl_list_free(&r->workflow);
+		cl_list_free(&r->job);
+		cl_list_free(&r->step);
+		cl_list_free(&r->files);
+		cl_list_free(&r->events);
+		cl_list_free(&r->argocd);
+	}
+	free(c->rules);
+	for (size_t i = 0; i < c->n_pat; i++) {
+		free(c->patterns[i]);
+		free(c->exported[i]);
+	}
+	free(c->patterns);
+	free(c->exported);
+	free(c->pat_flags);
+	free(c->pat_rule);
+	for (size_t i = 0; i < c->n_pool; i++)
+		hs_free_scratch(c->pool[i]);
+	free(c->pool);
+	hs_free_scratch(c->proto);
+	hs_free_database(c->db);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+size_t
+hl_classifier_rule_count(const struct hl_classifier *c)
+{
+	return c->n_rules;
+}
+
+size_t
+hl_classifier_pattern_count(const struct hl_classifier *c)
+{
+	return c->n_pat;
+}
+
+const char *
+hl_classifier_pattern(const struct hl_classifier *c, size_t i)
+{
+	return i < c->n_pat ? c->exported[i] : NULL;
+}
+
+/* Parsing state: the document, the file name and the rule being read. */
+struct cl_parse {
+	yaml_document_t doc;
+	const char *file;
+	const char *rule; /* name of the current rule, or a "#N" label */
+	char label[32];
+	struct hl_err *err;
+};
+
+static int cl_perr(struct cl_parse *ps, const yaml_node_t *node, int col_add, const char *fmt, ...)
+        HL_PRINTF(4, 5);
+
+static int
+cl_perr(struct cl_parse *ps, const yaml_node_t *node, int col_add, const char *fmt, ...)
+{
+	char msg[200];
+	va_list ap;
+	size_t line = node ? node->start_mark.line + 1 : 1;
+	size_t col = node ? node->start_mark.column + 1 + (size_t)col_add : 1;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ps->rule != NULL)
+		return hl_err_set(ps->err, HL_EPARSE, "%s:%zu:%zu: rule '%s': %s", ps->file, line,
+		                  col, ps->rule, msg);
+	return hl_err_set(ps->err, HL_EPARSE, "%s:%zu:%zu: %s", ps->file, line, col, msg);
+}
+
+static const char *
+cl_scalar(const yaml_node_t *n)
+{
+	if (n == NULL || n->type != YAML_SCALAR_NODE)
+		return NULL;
+	return (const char *)n->data.scalar.value;
+}
+
+/* Reads a string or a sequence of strings into l. */
+static int
+cl_read_list(struct cl_parse *ps, const yaml_node_t *n, const char *key, struct cl_list *l)
+{
+	size_t cnt;
+
+	if (l->v != NULL)
+		return cl_perr(ps, n, 0, "duplicate key '%s'", key);
+	if (n->type == YAML_SCALAR_NODE) {
+		cnt = 1;
+	} else if (n->type == YAML_SEQUENCE_NODE) {
+		cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	} else {
+		return cl_perr(ps, n, 0, "'%s' must be a string or a list of strings", key);
+	}
+	l->v = calloc(cnt + 1, sizeof(char *));
+	if (l->v == NULL)
+		return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < cnt; i++) {
+		const yaml_node_t *item = n;
+		const char *s;
+		if (n->type == YAML_SEQUENCE_NODE)
+			item = yaml_document_get_node(&ps->doc, n->data.sequence.items.start[i]);
+		s = cl_scalar(item);
+		if (s == NULL)
+			return cl_perr(ps, item ? item : n, 0, "'%s' items must be strings", key);
+		if (*s == '\0')
+			return cl_perr(ps, item, 0, "empty string in '%s'", key);
+		l->v[i] = strdup(s);
+		if (l->v[i] == NULL)
+			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+		l->n = i + 1;
+	}
+	return 0;
+}
+
+static int
+cl_read_bool(struct cl_parse *ps, const yaml_node_t *n, const char *key, bool *out)
+{
+	const char *s = cl_scalar(n);
+	if (s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "yes") == 0)) {
+		*out = true;
+		return 0;
+	}
+	if (s != NULL && (strcmp(s, "false") == 0 || strcmp(s, "no") == 0)) {
+		*out = false;
+		return 0;
+	}
+	return cl_perr(ps, n, 0, "'%s' must be true or false", key);
+}
+
+static int
+cl_read_number(struct cl_parse *ps, const yaml_node_t *n, const char *key, double lo, double hi,
+               double *out)
+{
+	const char *s = cl_scalar(n);
+	char *end = NULL;
+	double v;
+
+	if (s == NULL || *s == '\0')
+		return cl_perr(ps, n, 0, "'%s' must be a number", key);
+	v = strtod(s, &end);
+	if (end == NULL || *end != '\0' || v != v)
+		return cl_perr(ps, n, 0, "'%s' must be a number, not '%s'", key, s);
+	if (v < lo || v > hi)
+		return cl_perr(ps, n, 0, "'%s' must be between %g and %g", key, lo, hi);
+	*out = v;
+	return 0;
+}
+
+/* Growable arrays for the patterns while parsing. */
+struct cl_pats {
+	char **pat;
+	unsigned *flags;
+	size_t *rule;
+	const yaml_node_t **node;
+	size_t n, cap;
+};
+
+static int
+cl_pats_push(struct cl_pats *p, const char *s, unsigned flags, size_t rule, const yaml_node_t *node)
+{
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		char **a = realloc(p->pat, cap * sizeof(*a));
+		if (a == NULL)
+			return -HL_ENOMEM;
+		p->pat = a;
+		unsigned *b = realloc(p->flags, cap * sizeof(*b));
+		if (b == NULL)
+			return -HL_ENOMEM;
+		p->flags = b;
+		size_t *c = realloc(p->rule, cap * sizeof(*c));
+		if (c == NULL)
+			return -HL_ENOMEM;
+		p->rule = c;
+		const yaml_node_t **d = realloc(p->node, cap * sizeof(*d));
+		if (d == NULL)
+			return -HL_ENOMEM;
+		p->node = d;
+		p->cap = cap;
+	}
+	p->pat[p->n] = strdup(s);
+	if (p->pat[p->n] == NULL)
+		return -HL_ENOMEM;
+	p->flags[p->n] = flags;
+	p->rule[p->n] = rule;
+	p->node[p->n] = node;
+	p->n++;
+	return 0;
+}
+
+static int
+cl_check_regex(struct cl_parse *ps, const yaml_node_t *node, const char *pat, bool caseless)
+{
+	int errcode = 0;
+	PCRE2_SIZE erroff = 0;
+	pcre2_code *re;
+	PCRE2_UCHAR msg[160];
+	int quote = node->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+	                            node->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE
+	                    ? 1
+	                    : 0;
+
+	re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+	                   PCRE2_MULTILINE | (caseless ? PCRE2_CASELESS : 0), &errcode, &erroff,
+	                   NULL);
+	if (re == NULL) {
+		pcre2_get_error_message(errcode, msg, sizeof(msg));
+		return cl_perr(ps, node, quote + (int)erroff, "bad regex at offset %zu: %s",
+		               (size_t)erroff, (const char *)msg);
+	}
+	pcre2_code_free(re);
+	/* A pattern must not match across lines (ripgrep and the line mapping
+	 * are line-oriented): reject a literal newline in the text. */
+	if (strchr(pat, '\n') != NULL)
+		return cl_perr(ps, node, 0, "pattern contains a newline");
+	return 0;
+}
+
+static const char *const cl_rule_keys[] = {
+	"name", "type",  "priority", "patterns", "caseless",        "workflow",    "job",
+	"step", "files", "events",   "argocd",   "require_context", "description", NULL
+};
+
+static int
+cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_rule *r,
+              struct cl_pats *pats)
+{
+	const yaml_node_t *name_node = NULL, *type_node = NULL, *prio_node = NULL;
+	const yaml_node_t *pats_node = NULL;
+	bool have_prio = false;
+	int rc;
+
+	snprintf(ps->label, sizeof(ps->label), "#%zu", idx + 1);
+	ps->rule = ps->label;
+	if (rn->type != YAML_MAPPING_NODE)
+		return cl_perr(ps, rn, 0, "a rule must be a mapping");
+
+	/* First pass: the name, so later errors can name the rule. */
+	for (yaml_node_pair_t *p = rn->data.mapping.pairs.start; p < rn->data.mapping.pairs.top;
+	     p++) {
+		const yaml_node_t *k = yaml_document_get_node(&ps->doc, p->key);
+		const char *ks = cl_scalar(k);
+		if (ks != NULL && strcmp(ks, "name") == 0) {
+			name_node = yaml_document_get_node(&ps->doc, p->value);
+			const char *nm = cl_scalar(name_node);
+			if (nm == NULL || *nm == '\0')
+				return cl_perr(ps, name_node, 0,
+				               "'name' must be a non-empty string");
+			r->name = strdup(nm);
+			if (r->name == NULL)
+				return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+			ps->rule = r->name;
+		}
+	}
+	if (r->name == NULL)
+		return cl_perr(ps, rn, 0, "missing 'name'");
+
+	for (yaml_node_pair_t *p = rn->data.mapping.pairs.start; p < rn->data.mapping.pairs.top;
+	     p++) {
+		const yaml_node_t *k = yaml_document_get_node(&ps->doc, p->key);
+		const yaml_node_t *v = yaml_document_get_node(&ps->doc, p->value);
+		const char *ks = cl_scalar(k);
+		bool known = false;
+
+		if (ks == NULL || v == NULL)
+			return cl_perr(ps, k, 0, "keys must be strings");
+		for (size_t i = 0; cl_rule_keys[i] != NULL; i++)
+			known = known || strcmp(cl_rule_keys[i], ks) == 0;
+		if (!known)
+			return cl_perr(ps, k, 0, "unknown key '%s'", ks);
+
+		if (strcmp(ks, "type") == 0) {
+			type_node = v;
+			r->type = cl_type_find(cl_scalar(v));
+			if (r->type == NULL)
+				return cl_perr(ps, v, 0, "unknown failure type '%s'",
+				               cl_scalar(v) ? cl_scalar(v) : "(not a string)");
+		} else if (strcmp(ks, "priority") == 0) {
+			prio_node = v;
+			rc = cl_read_number(ps, v, "priority", 0, 10000, &r->priority);
+			if (rc)
+				return rc;
+			have_prio = true;
+		} else if (strcmp(ks, "patterns") == 0) {
+			if (v->type != YAML_SEQUENCE_NODE)
+				return cl_perr(ps, v, 0, "'patterns' must be a list of regexes");
+			pats_node = v;
+		} else if (strcmp(ks, "caseless") == 0) {
+			rc = cl_read_bool(ps, v, ks, &r->caseless);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "require_context") == 0) {
+			rc = cl_read_bool(ps, v, ks, &r->require_context);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "workflow") == 0) {
+			rc = cl_read_list(ps, v, ks, &r->workflow);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "job") == 0) {
+			rc = cl_read_list(ps, v, ks, &r->job);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "step") == 0) {
+			rc = cl_read_list(ps, v, ks, &r->step);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "files") == 0) {
+			rc = cl_read_list(ps, v, ks, &r->files);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "events") == 0) {
+			rc = cl_read_list(ps, v, ks, &r->events);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "argocd") == 0) {
+			rc = cl_read_list(ps, v, ks, &r->argocd);
+			if (rc)
+				return rc;
+		} else if (strcmp(ks, "description") == 0) {
+			if (cl_scalar(v) == NULL)
+				return cl_perr(ps, v, 0, "'description' must be a string");
+		}
+	}
+	if (type_node == NULL)
+		return cl_perr(ps, rn, 0, "missing 'type'");
+	if (!have_prio)
+		return cl_perr(ps, rn, 0, "missing 'priority'");
+	(void)prio_node;
+
+	r->pat_first = pats->n;
+	if (pats_node != NULL) {
+		size_t cnt = (size_t)(pats_node->data.sequence.items.top -
+		                      pats_node->data.sequence.items.start);
+		if (cnt == 0)
+			return cl_perr(ps, pats_node, 0, "'patterns' is empty");
+		for (size_t i = 0; i < cnt; i++) {
+			const yaml_node_t *pn = yaml_document_get_node(
+			        &ps->doc, pats_node->data.sequence.items.start[i]);
+			const char *pat = cl_scalar(pn);
+			if (pat == NULL || *pat == '\0')
+				return cl_perr(ps, pn ? pn : pats_node, 0,
+				               "patterns must be non-empty strings");
+			rc = cl_check_regex(ps, pn, pat, r->caseless);
+			if (rc)
+				return rc;
+			unsigned fl = HS_FLAG_MULTILINE | (r->caseless ? HS_FLAG_CASELESS : 0);
+			if (cl_pats_push(pats, pat, fl, idx, pn) < 0)
+				return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+		}
+	}
+	r->n_pat = pats->n - r->pat_first;
+	if (r->n_pat == 0 && r->workflow.n == 0 && r->job.n == 0 && r->step.n == 0 &&
+	    r->files.n == 0 && r->events.n == 0 && r->argocd.n == 0)
+		return cl_perr(ps, rn, 0,
+		               "a rule needs patterns, name globs, files, events or argocd");
+	if (r->require_context && r->workflow.n == 0 && r->job.n == 0 && r->step.n == 0)
+		return cl_perr(ps, rn, 0, "'require_context' without workflow/job/step globs");
+	return 0;
+}
+
+static int
+cl_parse_scoring(struct cl_parse *ps, const yaml_node_t *n, struct hl_classifier *c)
+{
+	if (n->type != YAML_MAPPING_NODE)
+		return cl_perr(ps, n, 0, "'scoring' must be a mapping");
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+	     p++) {
+		const yaml_node_t *k = yaml_document_get_node(&ps->doc, p->key);
+		const yaml_node_t *v = yaml_document_get_node(&ps->doc, p->value);
+		const char *ks = cl_scalar(k);
+		double *dst = NULL;
+		if (ks != NULL && strcmp(ks, "recency") == 0)
+			dst = &c->recency_bonus;
+		else if (ks != NULL && strcmp(ks, "context") == 0)
+			dst = &c->context_bonus;
+		else if (ks != NULL && strcmp(ks, "files") == 0)
+			dst = &c->files_bonus;
+		if (dst == NULL || v == NULL)
+			return cl_perr(ps, k, 0, "unknown scoring key '%s'", ks ? ks : "?");
+		int rc = cl_read_number(ps, v, ks, 0, 1000, dst);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int
+cl_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats)
+{
+	hs_compile_error_t *cerr = NULL;
+	unsigned *ids = NULL;
+	int rc = 0;
+
+	if (pats->n == 0) {
+		ps->rule = NULL;
+		return cl_perr(ps, NULL, 0, "no rule has log patterns");
+	}
+	ids = malloc(pats->n * sizeof(*ids));
+	if (ids == NULL)
+		return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	for (size_t i = 0; i < pats->n; i++)
+		ids[i] = (unsigned)i;
+	if (hs_compile_multi((const char *const *)pats->pat, pats->flags, ids, (unsigned)pats->n,
+	                     HS_MODE_BLOCK, NULL, &c->db, &cerr) != HS_SUCCESS) {
+		int e = cerr ? cerr->expression : -1;
+		if (e >= 0 && (size_t)e < pats->n) {
+			ps->rule = c->rules[pats->rule[e]].name;
+			rc = cl_perr(ps, pats->node[e], 0, "pattern not supported: %s",
+			             cerr->message);
+		} else {
+			ps->rule = NULL;
+			rc = cl_perr(ps, NULL, 0, "compiling the patterns: %s",
+			             cerr ? cerr->message : "unknown error");
+		}
+		hs_free_compile_error(cerr);
+		goto out;
+	}
+	if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS) {
+		rc = hl_err_set(ps->err, HL_ENOMEM, "allocating scan scratch");
+		goto out;
+	}
+out:
+	free(ids);
+	return rc;
+}
+
+int
+hl_classifier_new_from_text(struct hl_classifier **out, const char *text, size_t n,
+                            const char *name, struct hl_err *err)
+{
+	struct cl_parse ps;
+	yaml_parser_t parser;
+	struct hl_classifier *c = NULL;
+	struct cl_pats pats = { 0 };
+	bool have_doc = false;
+	const yaml_node_t *root, *rules = NULL;
+	int rc = 0;
+
+	memset(&ps, 0, sizeof(ps));
+	ps.file = name ? name : "rules";
+	ps.err = err;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	pthread_mutex_init(&c->lock, NULL);
+	c->recency_bonus = 10;
+	c->context_bonus = 12;
+	c->files_bonus = 10;
+
+	if (!yaml_parser_initialize(&parser)) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, n);
+	if (!yaml_parser_load(&parser, &ps.doc)) {
+		rc = hl_err_set(err, HL_EPARSE, "%s:%zu:%zu: %s", ps.file,
+		                parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+		                parser.problem ? parser.problem : "YAML syntax error");
+		yaml_parser_delete(&parser);
+		goto out;
+	}
+	yaml_parser_delete(&parser);
+	have_doc = true;
+
+	root = yaml_document_get_root_node(&ps.doc);
+	if (root == NULL || root->type != YAML_MAPPING_NODE) {
+		rc = cl_perr(&ps, root, 0, "the rules file must be a mapping with a 'rules' list");
+		goto out;
+	}
+	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
+	     p++) {
+		const yaml_node_t *k = yaml_document_get_node(&ps.doc, p->key);
+		const yaml_node_t *v = yaml_document_get_node(&ps.doc, p->value);
+		const char *ks = cl_scalar(k);
+		if (ks != NULL && strcmp(ks, "rules") == 0 && v != NULL) {
+			rules = v;
+		} else if (ks != NULL && strcmp(ks, "version") == 0) {
+			const char *vs = cl_scalar(v);
+			if (vs == NULL || strcmp(vs, "1") != 0) {
+				rc = cl_perr(&ps, v, 0, "unsupported 'version' (want 1)");
+				goto out;
+			}
+		} else if (ks != NULL && strcmp(ks, "scoring") == 0 && v != NULL) {
+			rc = cl_parse_scoring(&ps, v, c);
+			if (rc)
+				goto out;
+		} else {
+			rc = cl_perr(&ps, k, 0, "unknown top-level key '%s'", ks ? ks : "?");
+			goto out;
+		}
+	}
+	if (rules == NULL || rules->type != YAML_SEQUENCE_NODE) {
+		rc = cl_perr(&ps, rules ? rules : root, 0, "'rules' must be a list");
+		goto out;
+	}
+	size_t nr = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
+	if (nr == 0) {
+		rc = cl_perr(&ps, rules, 0, "'rules' is empty");
+		goto out;
+	}
+	c->rules = calloc(nr, sizeof(*c->rules));
+	if (c->rules == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < nr; i++) {
+		const yaml_node_t *rn =
+		        yaml_document_get_node(&ps.doc, rules->data.sequence.items.start[i]);
+		c->n_rules = i + 1;
+		rc = cl_parse_rule(&ps, rn, i, &c->rules[i], &pats);
+		if (rc)
+			goto out;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->rules[j].name, c->rules[i].name) == 0) {
+				rc = cl_perr(&ps, rn, 0, "duplicate rule name");
+				goto out;
+			}
+		}
+	}
+	rc = cl_build_db(&ps, c, &pats);
+	if (rc)
+		goto out;
+
+	c->n_pat = pats.n;
+	c->patterns = pats.pat;
+	c->pat_flags = pats.flags;
+	c->pat_rule = pats.rule;
+	pats.pat = NULL;
+	pats.flags = NULL;
+	pats.rule = NULL;
+	c->exported = calloc(c->n_pat ? c->n_pat : 1, sizeof(char *));
+	if (c->exported == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < c->n_pat; i++) {
+		bool ci = (c->pat_flags[i] & HS_FLAG_CASELESS) != 0;
+		size_t len = strlen(c->patterns[i]);
+		c->exported[i] = malloc(len + 5);
+		if (c->exported[i] == NULL) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		snprintf(c->exported[i], len + 5, "%s%s", ci ? "(?i)" : "", c->patterns[i]);
+	}
+out:
+	if (pats.pat != NULL) {
+		for (size_t i = 0; i < pats.n; i++)
+			free(pats.pat[i]);
+	}
+	free(pats.pat);
+	free(pats.flags);
+	free(pats.rule);
+	free(pats.node);
+	if (have_doc)
+		yaml_document_delete(&ps.doc);
+	if (rc) {
+		if (c->patterns == NULL)
+			c->n_pat = 0;
+		hl_classifier_free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int
+hl_classifier_new(struct hl_classifier **out, const char *path, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(CL_MAX_RULES_FILE);
+	int rc;
+
+	if (path == NULL)
+		return hl_classifier_new_from_text(out, hl_classify_default_rules,
+		                                   hl_classify_default_rules_len,
+		                                   "rules/default.yaml", err);
+	rc = hl_file_read(&b, path, err);
+	if (rc == 0)
+		rc = hl_classifier_new_from_text(out, b.data, b.len, path, err);
+	hl_buf_release(&b);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------- */
+/* scratch pool                                                           */
+
+static hs_scratch_t *
+cl_scratch_get(struct hl_classifier *c)
+{
+	hs_scratch_t *s = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->n_pool > 0)
+		s = c->pool[--c->n_pool];
+	pthread_mutex_unlock(&c->lock);
+	if (s == NULL && hs_clone_scratch(c->proto, &s) != HS_SUCCESS)
+		return NULL;
+	return s;
+}
+
+static void
+cl_scratch_put(struct hl_classifier *c, hs_scratch_t *s)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->n_pool == c->cap_pool) {
+		size_t cap = c->cap_pool ? c->cap_pool * 2 : 8;
+		hs_scratch_t **a = realloc(c->pool, cap * sizeof(*a));
+		if (a == NULL) {
+			pthread_mutex_unlock(&c->lock);
+			hs_free_scratch(s);
+			return;
+		}
+		c->pool = a;
+		c->cap_pool = cap;
+	}
+	c->pool[c->n_pool++] = s;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---------------------------------------------------------------------- */
+/* preprocessing                                                          */
+
+/* Length of a GitHub Actions timestamp prefix "2024-01-15T10:30:00.1234567Z "
+ * at p (0 if none). */
+static size_t
+cl_timestamp_len(const char *p, size_t n)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i;
+
+	if (n < 20)
+		return 0;
+	for (i = 0; i < 19; i++) {
+		if (shape[i] == 'd' ? !isdigit((unsigned char)p[i]) : p[i] != shape[i])
+			return 0;
+	}
+	if (p[i] == '.') {
+		i++;
+		while (i < n && i < 40 && isdigit((unsigned char)p[i]))
+			i++;
+	}
+	if (i < n && p[i] == 'Z')
+		i++;
+	else if (i + 6 <= n && (p[i] == '+' || p[i] == '-'))
+		i += 6;
+	else
+		return 0;
+	if (i < n && p[i] == ' ')
+		i++;
+	return i;
+}
+
+/* Length of the escape sequence starting with ESC at p[0]. */
+static size_t
+cl_escape_len(const char *p, size_t n)
+{
+	size_t i = 1;
+
+	if (n < 2)
+		return 1;
+	if (p[1] == '[') { /* CSI: params, intermediates, final byte */
+		i = 2;
+		while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] <= 0x3f)
+			i++;
+		if (i < n && (unsigned char)p[i] >= 0x40 && (unsigned char)p[i] <= 0x7e)
+			i++;
+		return i;
+	}
+	if (p[1] == ']') { /* OSC: up to BEL or ESC \ */
+		for (i = 2; i < n && i < 512; i++) {
+			if (p[i] == '\a')
+				return i + 1;
+			if (p[i] == 0x1b && i + 1 < n && p[i + 1] == '\\')
+				return i + 2;
+		}
+		return 2;
+	}
+	return 2; /* two-byte sequence: ESC + one char */
+}
+
+static bool
+cl_has_prefix(const char *p, size_t n, const char *lit)
+{
+	size_t l = strlen(lit);
+	return n >= l && memcmp(p, lit, l) == 0;
+}
+
+/* Post-processes one cleaned line in place; returns its new length. */
+static size_t
+cl_clean_line(char *s, size_t n)
+{
+	const char *q;
+	size_t m;
+
+	while (n > 0 && s[n - 1] == '\r')
+		n--;
+	if (n == 0 || (s[0] != '#' && s[0] != 'P' && s[0] != 'E' && s[0] != '['))
+		return n;
+	if (cl_has_prefix(s, n, "##[group]")) {
+		memmove(s, s + 9, n - 9);
+		return n - 9;
+	}
+	if (cl_has_prefix(s, n, "##[endgroup]"))
+		return 0;
+	/* Boilerplate that hides the real error (after pytorch's classifier). */
+	q = s;
+	m = n;
+	if (cl_has_prefix(q, m, "##[error]")) {
+		q += 9;
+		m -= 9;
+	}
+	if (cl_has_prefix(q, m, "Error: ")) {
+		q += 7;
+		m -= 7;
+	}
+	if (cl_has_prefix(q, m, "Process completed with exit code") ||
+	    cl_has_prefix(q, m, "[error]Process completed with exit code"))
+		return 0;
+	return n;
+}
+
+/* Copies n bytes of src into dst (same size at least) without timestamps,
+ * escape sequences, group markers and boilerplate; keeps every '\n'. */
+static size_t
+cl_clean(char *dst, const char *src, size_t n)
+{
+	size_t i = 0, o = 0;
+
+	if (n >= 3 && memcmp(src, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (i < n) {
+		const char *nl = memchr(src + i, '\n', n - i);
+		size_t e = nl ? (size_t)(nl - src) : n;
+		size_t start = o;
+
+		i += cl_timestamp_len(src + i, e - i);
+		while (i < e) {
+			const char *esc = memchr(src + i, 0x1b, e - i);
+			size_t stop = esc ? (size_t)(esc - src) : e;
+			memcpy(dst + o, src + i, stop - i);
+			o += stop - i;
+			i = stop;
+			if (esc != NULL)
+				i += cl_escape_len(src + i, e - i);
+		}
+		o = start + cl_clean_line(dst + start, o - start);
+		if (nl != NULL) {
+			dst[o++] = '\n';
+			i = e + 1;
+		}
+	}
+	return o;
+}
+
+/* ---------------------------------------------------------------------- */
+/* scanning and scoring                                                   */
+
+struct cl_scan {
+	size_t *last; /* end offset of the last match per pattern; 0 = none */
+	size_t *count;
+};
+
+static int
+cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
+            void *ctx)
+{
+	struct cl_scan *s = ctx;
+	(void)from;
+	(void)flags;
+	s->last[id] = (size_t)to;
+	s->count[id]++;
+	return 0;
+}
+
+static bool
+cl_list_has(const struct cl_list *l, const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (size_t i = 0; i < l->n; i++)
+		if (strcasecmp(l->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+static bool
+cl_list_glob(const struct cl_list *l, const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (size_t i = 0; i < l->n; i++)
+		if (fnmatch(l->v[i], s, FNM_CASEFOLD) == 0)
+			return true;
+	return false;
+}
+
+/* Copies a line as valid UTF-8 without control characters, trimmed and
+ * clipped to CL_MAX_LINE_TEXT bytes. */
+static char *
+cl_line_text(const char *p, size_t n)
+{
+	char *out;
+	size_t o = 0, i = 0;
+
+	while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+		n--;
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	out = malloc(CL_MAX_LINE_TEXT + 8);
+	if (out == NULL)
+		return NULL;
+	while (i < n && o < CL_MAX_LINE_TEXT) {
+		unsigned char ch = (unsigned char)p[i];
+		size_t len = 0;
+		if (ch < 0x80) {
+			out[o++] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+			i++;
+			continue;
+		}
+		if (ch >= 0xc2 && ch <= 0xdf)
+			len = 2;
+		else if (ch >= 0xe0 && ch <= 0xef)
+			len = 3;
+		else if (ch >= 0xf0 && ch <= 0xf4)
+			len = 4;
+		bool ok = len > 0 && i + len <= n;
+		for (size_t k = 1; ok && k < len; k++)
+			ok = ((unsigned char)p[i + k] & 0xc0) == 0x80;
+		if (ok && len == 3) {
+			unsigned char c1 = (unsigned char)p[i + 1];
+			ok = !(ch == 0xe0 && c1 < 0xa0) && !(ch == 0xed && c1 >= 0xa0);
+		}
+		if (ok && len == 4) {
+			unsigned char c1 = (unsigned char)p[i + 1];
+			ok = !(ch == 0xf0 && c1 < 0x90) && !(ch == 0xf4 && c1 >= 0x90);
+		}
+		if (!ok) {
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(out + o, p + i, len);
+		o += len;
+		i += len;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static size_t
+cl_count_nl(const char *p, size_t n)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += p[i] == '\n';
+	return c;
+}
+
+struct cl_cand {
+	size_t rule;
+	double score, recency, context, files;
+	size_t off;    /* end offset of the rule's last match; 0 = none */
+	size_t ev_off; /* same for its first-listed pattern that matched */
+	size_t matches;
+	const char *why;
+};
+
+static int
+cl_cand_cmp(const void *a, const void *b)
+{
+	const struct cl_cand *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	if (x->off != y->off)
+		return x->off > y->off ? -1 : 1;
+	return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+struct cl_off {
+	size_t off;
+	size_t idx;
+	size_t line;
+};
+
+static int
+cl_off_cmp(const void *a, const void *b)
+{
+	const struct cl_off *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void
+hl_verdict_release(struct hl_verdict *v)
+{
+	if (v == NULL)
+		return;
+	free(v->rule);
+	free(v->evidence_line);
+	for (size_t i = 0; i < v->n_candidates; i++) {
+		free(v->candidates[i].rule);
+		free(v->candidates[i].line);
+	}
+	memset(v, 0, sizeof(*v));
+}
+
+int
+hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_classify_input *in,
+            struct hl_err *err)
+{
+	struct hl_verdict v;
+	struct cl_scan sc = { 0 };
+	struct cl_cand *cands = NULL;
+	size_t n_cands = 0;
+	char *clean = NULL;
+	size_t clen = 0, skip_lines = 0, total_lines = 0;
+	const char *log = in->log;
+	size_t log_len = in->log ? in->log_len : 0;
+	double share_den;
+	int rc = 0;
+
+	memset(&v, 0, sizeof(v));
+	sc.last = calloc(c->n_pat + 1, sizeof(size_t));
+	sc.count = calloc(c->n_pat + 1, sizeof(size_t));
+	cands = calloc(c->n_rules + 1, sizeof(*cands));
+	if (sc.last == NULL || sc.count == NULL || cands == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+
+	if (log_len > CL_MAX_SCAN) {
+		skip_lines = cl_count_nl(log, log_len - CL_MAX_SCAN);
+		log += log_len - CL_MAX_SCAN;
+		log_len = CL_MAX_SCAN;
+	}
+	if (log_len > 0) {
+		hs_scratch_t *s;
+		clean = malloc(log_len + 1);
+		if (clean == NULL) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory (log of %zu bytes)",
+			                log_len);
+			goto out;
+		}
+		clen = cl_clean(clean, log, log_len);
+		clean[clen] = '\0';
+		s = cl_scratch_get(c);
+		if (s == NULL) {
+			rc = hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
+			goto out;
+		}
+		hs_error_t he = clen ? hs_scan(c->db, clean, (unsigned)clen, 0, s, cl_on_match, &sc)
+		                     : HS_SUCCESS;
+		cl_scratch_put(c, s);
+		if (he != HS_SUCCESS) {
+			rc = hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed (%d)", (int)he);
+			goto out;
+		}
+		total_lines = cl_count_nl(clean, clen) + (clen > 0 && clean[clen - 1] != '\n');
+	}
+
+	/* Changed-file shares per rule use this denominator. */
+	share_den = in->n_changed > 0 ? (double)in->n_changed : 1.0;
+
+	for (size_t ri = 0; ri < c->n_rules; ri++) {
+		const struct cl_rule *r = &c->rules[ri];
+		struct cl_cand cd = { ri, 0, 0, 0, 0, 0, 0, 0, NULL };
+		bool ctx = false, has_ctx = r->workflow.n || r->job.n || r->step.n;
+
+		if (r->events.n && !cl_list_has(&r->events, in->event))
+			continue;
+		if (r->argocd.n && !cl_list_has(&r->argocd, in->argocd_sync) &&
+		    !cl_list_has(&r->argocd, in->argocd_health))
+			continue;
+		if (has_ctx)
+			ctx = cl_list_glob(&r->workflow, in->workflow_name) ||
+			      cl_list_glob(&r->job, in->job_name) ||
+			      cl_list_glob(&r->step, in->failed_step);
+		if (r->require_context && !ctx)
+			continue;
+		for (size_t k = r->pat_first; k < r->pat_first + r->n_pat; k++) {
+			cd.matches += sc.count[k];
+			if (cd.ev_off == 0)
+				cd.ev_off = sc.last[k];
+			if (sc.last[k] > cd.off)
+				cd.off = sc.last[k];
+		}
+		if (r->n_pat > 0 && cd.matches == 0)
+			continue;
+		if (r->files.n > 0) {
+			size_t hit = 0;
+			for (size_t f = 0; f < in->n_changed; f++)
+				if (in->changed_files[f] != NULL &&
+				    cl_glob_any((const char *const *)r->files.v,
+				                in->changed_files[f]))
+					hit++;
+			cd.files = c->files_bonus * (double)hit / share_den;
+		}
+		if (r->n_pat == 0 && r->events.n == 0 && r->argocd.n == 0 && !ctx && cd.files <= 0)
+			continue;
+		cd.context = ctx ? c->context_bonus : 0;
+		if (cd.off > 0 && clen > 0)
+			cd.recency = c->recency_bonus * (double)cd.off / (double)clen;
+		cd.score = r->priority + cd.context + cd.files + cd.recency;
+		cd.why = r->events.n   ? "event type"
+		         : r->argocd.n ? "argocd status"
+		         : r->n_pat    ? "log pattern"
+		         : ctx         ? "workflow/job/step name"
+		                       : "changed files";
+		cands[n_cands++] = cd;
+	}
+	qsort(cands, n_cands, sizeof(*cands), cl_cand_cmp);
+	if (n_cands > HL_CLASSIFY_MAX_CANDIDATES)
+		n_cands = HL_CLASSIFY_MAX_CANDIDATES;
+
+	/* Line numbers of the kept candidates: one pass over sorted offsets. */
+	{
+		struct cl_off offs[HL_CLASSIFY_MAX_CANDIDATES];
+		size_t no = 0, pos = 0, line = 1;
+		/* off is the match end (exclusive); its last byte is off - 1. */
+		for (size_t i = 0; i < n_cands; i++)
+			if (cands[i].ev_off > 0)
+				offs[no++] = (struct cl_off){ cands[i].ev_off - 1, i, 0 };
+		qsort(offs, no, sizeof(offs[0]), cl_off_cmp);
+		for (size_t i = 0; i < no; i++) {
+			line += cl_count_nl(clean + pos, offs[i].off - pos);
+			pos = offs[i].off;
+			offs[i].line = line;
+		}
+		for (size_t i = 0; i < n_cands; i++) {
+			struct hl_classify_candidate *hc = &v.candidates[i];
+			const struct cl_rule *r = &c->rules[cands[i].rule];
+			hc->rule = strdup(r->name);
+			hc->failure_type = r->type->name;
+			hc->agent = r->type->agent;
+			hc->score = cands[i].score;
+			hc->priority = r->priority;
+			hc->recency = cands[i].recency;
+			hc->context = cands[i].context;
+			hc->files = cands[i].files;
+			hc->matches = cands[i].matches;
+			hc->why = cands[i].why;
+			hc->line = NULL;
+			v.n_candidates = i + 1;
+			if (hc->rule == NULL) {
+				rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < no; i++) {
+			struct hl_classify_candidate *hc = &v.candidates[offs[i].idx];
+			size_t start = offs[i].off, end = offs[i].off;
+			while (start > 0 && clean[start - 1] != '\n')
+				start--;
+			while (end < clen && clean[end] != '\n')
+				end++;
+			hc->line_number = skip_lines + offs[i].line;
+			hc->line = cl_line_text(clean + start, end - start);
+			if (hc->line == NULL) {
+				rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		for (size_t i = 0; i < n_cands; i++) {
+			if (v.candidates[i].line == NULL) {
+				v.candidates[i].line = strdup("");
+				if (v.candidates[i].line == NULL) {
+					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+					goto out;
+				}
+			}
+		}
+	}
+
+	v.log_lines = skip_lines + total_lines;
+	{
+		const struct cl_type *t = cl_type_find("general");
+		const struct hl_classify_candidate *ev = NULL;
+		if (n_cands > 0) {
+			t = c->rules[cands[0].rule].type;
+			ev = &v.candidates[0];
+			/* A winner without log evidence borrows the best log line. */
+			for (size_t i = 0; ev->line_number == 0 && i < n_cands; i++)
+				if (v.candidates[i].line_number > 0)
+					ev = &v.candidates[i];
+		}
+		v.failure_type = t->name;
+		v.category = t->category;
+		v.agent = t->agent;
+		v.fix_approach = t->fix;
+		v.rule = strdup(n_cands > 0 ? v.candidates[0].rule : "default");
+		v.evidence_line_number = ev ? ev->line_number : 0;
+		v.evidence_line = strdup(ev && ev->line ? ev->line : "");
+		if (v.rule == NULL || v.evidence_line == NULL) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+out:
+	free(clean);
+	free(sc.last);
+	free(sc.count);
+	free(cands);
+	if (rc) {
+		hl_verdict_release(&v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+hl_verdict_explain(struct hl_buf *out, const struct hl_verdict *v)
+{
+	hl_buf_appendf(out, "verdict: agent=%s failure_type=%s category=%s rule=%s\n", v->agent,
+	               v->failure_type, v->category, v->rule);
+	if (v->evidence_line_number > 0)
+		hl_buf_appendf(out, "evidence: line %zu of %zu: %s\n", v->evidence_line_number,
+		               v->log_lines, v->evidence_line);
+	else
+		hl_buf_appendf(out, "evidence: none in the log (%zu lines)\n", v->log_lines);
+	if (v->n_candidates == 0) {
+		hl_buf_append_str(out, "candidates: none; no rule fired, so the default "
+		                       "(atlas/general) applies\n");
+		return hl_buf_error(out);
+	}
+	hl_buf_append_str(out, "candidates (best first; score = priority + recency + context "
+	                       "+ files):\n");
+	for (size_t i = 0; i < v->n_candidates; i++) {
+		const struct hl_classify_candidate *c = &v->candidates[i];
+		hl_buf_appendf(out,
+		               "  %zu. %-28s %-22s -> %-6s score %6.2f = %g + %.2f + %.2f + %.2f"
+		               " (%s",
+		               i + 1, c->rule, c->failure_type, c->agent, c->score, c->priority,
+		               c->recency, c->context, c->files, c->why);
+		if (c->matches > 0)
+			hl_buf_appendf(out, ", %zu match%s", c->matches,
+			               c->matches == 1 ? "" : "es");
+		hl_buf_append_str(out, ")\n");
+		if (c->line_number > 0)
+			hl_buf_appendf(out, "       line %zu: %s\n", c->line_number, c->line);
+	}
+	const struct hl_classify_candidate *w = &v->candidates[0];
+	size_t k = 1;
+	while (k < v->n_candidates && strcmp(v->candidates[k].agent, w->agent) == 0)
+		k++;
+	if (k < v->n_candidates)
+		hl_buf_appendf(out,
+		               "why: '%s' (%s) beat the best rule for another agent, '%s' (%s -> "
+		               "%s), by %.2f points\n",
+		               w->rule, w->why, v->candidates[k].rule,
+		               v->candidates[k].failure_type, v->candidates[k].agent,
+		               w->score - v->candidates[k].score);
+	else
+		hl_buf_appendf(out, "why: only rules for %s fired; '%s' scored highest\n", w->agent,
+		               w->rule);
+	return hl_buf_error(out);
+}

@@ -1,21 +1,434 @@
 /*
- * cmd_classify.c - placeholder until the command is implemented.
+ * cmd_classify.c - `healer classify` and `healer check-rules` (contract
+ * section 5).
+ *
+ * classify reads JSON Lines (a FILE or stdin) and writes one JSON object per
+ * non-blank input line, in order; a line that is not a JSON object yields
+ * {"id": null, "error": "..."} and the rest go on. With --log FILE it
+ * classifies one raw log file (memory-mapped, not copied) described by
+ * --workflow/--job/--step/--changed-file/--event. --explain adds a readable
+ * account: in --log mode it is printed instead of the JSON object, in JSON
+ * Lines mode it is added to each output object as an "explain" string.
+ * --dump-patterns (for benchmarks) prints every log pattern, one per line, in
+ * a dialect ripgrep's -f accepts. Rules come from --rules FILE, else
+ * HEALER_RULES_FILE, else the built-in rules/default.yaml.
  */
+#include "base/buf.h"
+#include "classify/classify.h"
 #include "cmd.h"
+
+#include "json/json.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+	OPT_RULES = 1,
+	OPT_EXPLAIN,
+	OPT_LOG,
+	OPT_WORKFLOW,
+	OPT_JOB,
+	OPT_STEP,
+	OPT_CHANGED,
+	OPT_EVENT,
+	OPT_ARGO_SYNC,
+	OPT_ARGO_HEALTH,
+	OPT_DUMP,
+};
+
+static const struct hl_opt classify_opts[] = {
+	{ "rules", true, OPT_RULES },
+	{ "explain", false, OPT_EXPLAIN },
+	{ "log", true, OPT_LOG },
+	{ "workflow", true, OPT_WORKFLOW },
+	{ "job", true, OPT_JOB },
+	{ "step", true, OPT_STEP },
+	{ "changed-file", true, OPT_CHANGED },
+	{ "event", true, OPT_EVENT },
+	{ "argocd-sync", true, OPT_ARGO_SYNC },
+	{ "argocd-health", true, OPT_ARGO_HEALTH },
+	{ "dump-patterns", false, OPT_DUMP },
+	{ NULL, false, 0 },
+};
+
+/* Builds the output object of a verdict; id is borrowed (may be NULL). */
+static json_t *
+classify_result_json(json_t *id, const struct hl_verdict *v, bool explain)
+{
+	json_t *o = json_object();
+	json_t *ev = json_object();
+
+	if (o == NULL || ev == NULL) {
+		json_decref(o);
+		json_decref(ev);
+		return NULL;
+	}
+	json_object_set(o, "id", id ? id : json_null());
+	json_object_set_new(o, "agent", json_string(v->agent));
+	json_object_set_new(o, "failure_type", json_string(v->failure_type));
+	json_object_set_new(o, "category", json_string(v->category));
+	json_object_set_new(o, "rule", json_string(v->rule));
+	json_object_set_new(ev, "line_number", json_integer((json_int_t)v->evidence_line_number));
+	json_object_set_new(ev, "line", json_string(v->evidence_line));
+	json_object_set_new(o, "evidence", ev);
+	if (explain) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		if (hl_verdict_explain(&b, v) == 0)
+			json_object_set_new(o, "explain", json_string(b.data));
+		hl_buf_release(&b);
+	}
+	return o;
+}
+
+static int
+classify_print_json(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (s == NULL)
+		return -1;
+	fputs(s, stdout);
+	fputc('\n', stdout);
+	free(s);
+	return 0;
+}
+
+static void
+classify_print_error(json_t *id, const char *msg)
+{
+	json_t *o = json_object();
+	if (o == NULL)
+		return;
+	json_object_set(o, "id", id ? id : json_null());
+	json_object_set_new(o, "error", json_string(msg));
+	classify_print_json(o);
+	json_decref(o);
+}
+
+/* Reads an optional string field; false (with msg) when it has another type. */
+static bool
+classify_opt_str(const json_t *obj, const char *key, const char **out, char *msg, size_t msz)
+{
+	json_t *v = json_object_get(obj, key);
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_string(v)) {
+		snprintf(msg, msz, "field '%s' must be a string", key);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+/* Classifies one JSON Lines case and prints its result line. */
+static int
+classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool explain)
+{
+	json_t *root = NULL, *id = NULL, *files;
+	const char **changed = NULL;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	struct hl_err err = HL_ERR_INIT;
+	char msg[320];
+	int rc = 0;
+
+	memset(&in, 0, sizeof(in));
+	if (hl_json_parse(&root, line, n, &err) != 0) {
+		snprintf(msg, sizeof(msg), "invalid JSON: %s", err.msg);
+		classify_print_error(NULL, msg);
+		return 0;
+	}
+	if (!json_is_object(root)) {
+		classify_print_error(NULL, "a case must be a JSON object");
+		goto out;
+	}
+	id = json_object_get(root, "id");
+	if (id != NULL && !json_is_string(id) && !json_is_integer(id) && !json_is_null(id)) {
+		classify_print_error(NULL, "field 'id' must be a string or an integer");
+		goto out;
+	}
+	if (!classify_opt_str(root, "event", &in.event, msg, sizeof(msg)) ||
+	    !classify_opt_str(root, "workflow_name", &in.workflow_name, msg, sizeof(msg)) ||
+	    !classify_opt_str(root, "job_name", &in.job_name, msg, sizeof(msg)) ||
+	    !classify_opt_str(root, "failed_step", &in.failed_step, msg, sizeof(msg)) ||
+	    !classify_opt_str(root, "log", &in.log, msg, sizeof(msg)) ||
+	    !classify_opt_str(root, "argocd_sync", &in.argocd_sync, msg, sizeof(msg)) ||
+	    !classify_opt_str(root, "argocd_health", &in.argocd_health, msg, sizeof(msg))) {
+		classify_print_error(id, msg);
+		goto out;
+	}
+	if (in.log != NULL)
+		in.log_len = json_string_length(json_object_get(root, "log"));
+	files = json_object_get(root, "changed_files");
+	if (files != NULL && !json_is_null(files)) {
+		if (!json_is_array(files)) {
+			classify_print_error(id,
+			                     "field 'changed_files' must be an array of strings");
+			goto out;
+		}
+		changed = calloc(json_array_size(files) + 1, sizeof(char *));
+		if (changed == NULL) {
+			rc = -1;
+			goto out;
+		}
+		for (size_t i = 0; i < json_array_size(files); i++) {
+			json_t *f = json_array_get(files, i);
+			if (!json_is_string(f)) {
+				classify_print_error(
+				        id, "field 'changed_files' must be an array of strings");
+				goto out;
+			}
+			changed[in.n_changed++] = json_string_value(f);
+		}
+		in.changed_files = changed;
+	}
+	/* The raw webhook payload may carry what the case lacks. */
+	json_t *payload = json_object_get(root, "payload");
+	if (json_is_object(payload)) {
+		if (in.argocd_sync == NULL)
+			in.argocd_sync = hl_json_str(payload, "application.status.sync.status");
+		if (in.argocd_sync == NULL)
+			in.argocd_sync = hl_json_str(payload, "status.sync.status");
+		if (in.argocd_health == NULL)
+			in.argocd_health = hl_json_str(payload, "application.status.health.status");
+		if (in.argocd_health == NULL)
+			in.argocd_health = hl_json_str(payload, "status.health.status");
+		if (in.workflow_name == NULL)
+			in.workflow_name = hl_json_str(payload, "workflow_run.name");
+		if (in.job_name == NULL)
+			in.job_name = hl_json_str(payload, "workflow_job.name");
+	}
+	if (hl_classify(&v, c, &in, &err) != 0) {
+		classify_print_error(id, err.msg);
+		goto out;
+	}
+	json_t *o = classify_result_json(id, &v, explain);
+	hl_verdict_release(&v);
+	if (o == NULL || classify_print_json(o) != 0)
+		rc = -1;
+	json_decref(o);
+out:
+	free(changed);
+	json_decref(root);
+	return rc;
+}
+
+static int
+classify_jsonl(struct hl_classifier *c, const char *path, bool explain)
+{
+	FILE *f = stdin;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = 0;
+
+	if (path != NULL && strcmp(path, "-") != 0) {
+		f = fopen(path, "r");
+		if (f == NULL)
+			return hl_cmd_fail("cannot open '%s': %s", path, strerror(errno));
+	}
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		size_t len = (size_t)n;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			len--;
+		size_t k = 0;
+		while (k < len && (line[k] == ' ' || line[k] == '\t'))
+			k++;
+		if (k == len)
+			continue;
+		if (classify_one_line(c, line, len, explain) != 0) {
+			rc = hl_cmd_fail("out of memory");
+			break;
+		}
+		fflush(stdout);
+	}
+	if (rc == 0 && ferror(f))
+		rc = hl_cmd_fail("reading '%s': %s", path ? path : "-", strerror(errno));
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+static int
+classify_log_file(struct hl_classifier *c, const char *path, struct hl_classify_input *in,
+                  bool explain)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_verdict v;
+	struct stat st;
+	void *map = NULL;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return hl_cmd_fail("cannot open '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return hl_cmd_fail("'%s' is not a regular file", path);
+	}
+	if (st.st_size > 0) {
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (map == MAP_FAILED) {
+			close(fd);
+			return hl_cmd_fail("cannot map '%s': %s", path, strerror(errno));
+		}
+		madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+	}
+	close(fd);
+	in->log = map;
+	in->log_len = map ? (size_t)st.st_size : 0;
+	if (hl_classify(&v, c, in, &err) != 0) {
+		rc = hl_cmd_fail("classifying '%s': %s", path, err.msg);
+		goto out;
+	}
+	if (explain) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		if (hl_verdict_explain(&b, &v) == 0)
+			fputs(b.data, stdout);
+		else
+			rc = hl_cmd_fail("out of memory");
+		hl_buf_release(&b);
+	} else {
+		json_t *o = classify_result_json(NULL, &v, false);
+		if (o == NULL || classify_print_json(o) != 0)
+			rc = hl_cmd_fail("out of memory");
+		json_decref(o);
+	}
+	hl_verdict_release(&v);
+out:
+	if (map != NULL)
+		munmap(map, (size_t)st.st_size);
+	return rc;
+}
 
 int
 hl_cmd_classify(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return hl_cmd_fail("not implemented yet");
+	struct hl_classify_input in;
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	const char *rules = getenv("HEALER_RULES_FILE");
+	const char *log = NULL, *arg = NULL;
+	const char **changed = NULL;
+	size_t n_changed = 0;
+	bool explain = false, dump = false, one_case = false;
+	int optind_ = 1, o, rc = 0;
+
+	memset(&in, 0, sizeof(in));
+	if (rules != NULL && *rules == '\0')
+		rules = NULL;
+	changed = calloc((size_t)argc + 1, sizeof(char *));
+	if (changed == NULL)
+		return hl_cmd_fail("out of memory");
+	while ((o = hl_cmd_getopt("classify", argc, argv, classify_opts, &arg, &optind_)) != -1) {
+		switch (o) {
+		case OPT_RULES:
+			rules = arg;
+			break;
+		case OPT_EXPLAIN:
+			explain = true;
+			break;
+		case OPT_LOG:
+			log = arg;
+			break;
+		case OPT_WORKFLOW:
+			in.workflow_name = arg;
+			one_case = true;
+			break;
+		case OPT_JOB:
+			in.job_name = arg;
+			one_case = true;
+			break;
+		case OPT_STEP:
+			in.failed_step = arg;
+			one_case = true;
+			break;
+		case OPT_CHANGED:
+			changed[n_changed++] = arg;
+			one_case = true;
+			break;
+		case OPT_EVENT:
+			in.event = arg;
+			one_case = true;
+			break;
+		case OPT_ARGO_SYNC:
+			in.argocd_sync = arg;
+			one_case = true;
+			break;
+		case OPT_ARGO_HEALTH:
+			in.argocd_health = arg;
+			one_case = true;
+			break;
+		case OPT_DUMP:
+			dump = true;
+			break;
+		default:
+			free(changed);
+			return 2;
+		}
+	}
+	in.changed_files = changed;
+	in.n_changed = n_changed;
+	if (log != NULL && optind_ < argc) {
+		free(changed);
+		return hl_cmd_usage_error("classify", "unexpected argument '%s' with --log",
+		                          argv[optind_]);
+	}
+	if (log == NULL && one_case) {
+		free(changed);
+		return hl_cmd_usage_error("classify", "--workflow, --job, --step, --changed-file, "
+		                                      "--event and --argocd-* need --log FILE");
+	}
+	if (optind_ + 1 < argc) {
+		free(changed);
+		return hl_cmd_usage_error("classify", "unexpected argument '%s'",
+		                          argv[optind_ + 1]);
+	}
+	if (hl_classifier_new(&c, rules, &err) != 0) {
+		free(changed);
+		return hl_cmd_fail("%s", err.msg);
+	}
+	if (dump) {
+		for (size_t i = 0; i < hl_classifier_pattern_count(c); i++)
+			printf("%s\n", hl_classifier_pattern(c, i));
+	} else if (log != NULL) {
+		rc = classify_log_file(c, log, &in, explain);
+	} else {
+		rc = classify_jsonl(c, optind_ < argc ? argv[optind_] : NULL, explain);
+	}
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+	hl_classifier_free(c);
+	free(changed);
+	return rc;
 }
 
 int
 hl_cmd_check_rules(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return hl_cmd_fail("not implemented yet");
-}
+	static const struct hl_opt opts[] = { { NULL, false, 0 } };
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	const char *arg = NULL;
+	int optind_ = 1, o;
 
+	while ((o = hl_cmd_getopt("check-rules", argc, argv, opts, &arg, &optind_)) != -1)
+		return 2;
+	if (optind_ >= argc)
+		return hl_cmd_usage_error("check-rules", "missing FILE");
+	if (optind_ + 1 < argc)
+		return hl_cmd_usage_error("check-rules", "unexpected argument '%s'",
+		                          argv[optind_ + 1]);
+	if (hl_classifier_new(&c, argv[optind_], &err) != 0)
+		return hl_cmd_fail("%s", err.msg);
+	printf("%zu rules ok\n", hl_classifier_rule_count(c));
+	hl_classifier_free(c);
+	return 0;
+}

@@ -1,0 +1,143 @@
+/*
+ * classify.h - failure classification and routing (contract section 5).
+ *
+ * A classifier is compiled once from a rules file (YAML, rules/default.yaml
+ * is built into the binary) into one Vectorscan database holding every log
+ * pattern of every rule. Classifying a case preprocesses the log the way CI
+ * tools do (GitHub Actions timestamps, ANSI escapes, ##[group] markers and
+ * "Process completed with exit code N" boilerplate are removed; line numbers
+ * are kept), scans it once, scores every rule that fired (rule priority,
+ * position of its last evidence in the log, workflow/job/step name globs,
+ * share of changed files, event type, ArgoCD status) and returns the best
+ * one with its evidence line. Atlas/general is the default.
+ *
+ * Thread-safety: a struct hl_classifier is immutable after hl_classifier_new
+ * except for its scratch pool, which is locked; any number of threads may call
+ * hl_classify on one classifier concurrently.
+ */
+#ifndef HL_CLASSIFY_CLASSIFY_H
+#define HL_CLASSIFY_CLASSIFY_H
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct hl_classifier;
+
+/* What is known about one failure. Every field may be NULL/0 (absent). The
+ * log need not be NUL-terminated and may hold any bytes. */
+struct hl_classify_input {
+	const char *event; /* "workflow_job", "dependabot_alert", ... */
+	const char *workflow_name;
+	const char *job_name;
+	const char *failed_step;
+	const char *log;
+	size_t log_len;
+	const char *const *changed_files;
+	size_t n_changed;
+	const char *argocd_sync;   /* "OutOfSync", "Synced", ... */
+	const char *argocd_health; /* "Healthy", "Degraded", "Missing", ... */
+};
+
+#define HL_CLASSIFY_MAX_CANDIDATES 8
+
+/* One rule that fired, with the parts of its score (for --explain). */
+struct hl_classify_candidate {
+	char *rule;               /* malloc'd rule name */
+	const char *failure_type; /* static */
+	const char *agent;        /* static */
+	double score;
+	double priority;    /* the rule's priority */
+	double recency;     /* bonus for evidence late in the log */
+	double context;     /* bonus for matching workflow/job/step globs */
+	double files;       /* bonus for the share of matching changed files */
+	size_t matches;     /* number of log matches of the rule */
+	size_t line_number; /* 1-based line of the last match, 0 if none */
+	char *line;         /* malloc'd text of that line ("" if none) */
+	const char *why;    /* static: what made the rule fire */
+};
+
+/* The decision. Strings marked static live for the program; the others are
+ * malloc'd and freed by hl_verdict_release. */
+struct hl_verdict {
+	const char *agent;           /* static: "rex" "blaze" "bolt" "cipher" "atlas" */
+	const char *failure_type;    /* static: contract section 5 name */
+	const char *category;        /* static: "rust" ... "general" */
+	const char *fix_approach;    /* static: one sentence for the agent prompt */
+	char *rule;                  /* malloc'd winning rule name, "default" if none */
+	size_t evidence_line_number; /* 1-based in the ORIGINAL log; 0 if none */
+	char *evidence_line;         /* malloc'd, cleaned and clipped; "" if none */
+	size_t log_lines;            /* lines in the log */
+	size_t n_candidates;         /* ranked, best first; [0] is the winner */
+	struct hl_classify_candidate candidates[HL_CLASSIFY_MAX_CANDIDATES];
+};
+
+/*
+ * Compiles the rules in the YAML file at path, or the built-in rules when path
+ * is NULL. On failure err reads "FILE:LINE:COL: rule 'name': reason" (contract
+ * of `healer check-rules`) and *out is untouched.
+ */
+int hl_classifier_new(struct hl_classifier **out, const char *path, struct hl_err *err);
+
+/* Same from YAML text in memory; name is used in error messages. */
+int hl_classifier_new_from_text(struct hl_classifier **out, const char *text, size_t n,
+                                const char *name, struct hl_err *err);
+
+/* Frees the classifier; NULL is a no-op. No hl_classify call may be running. */
+void hl_classifier_free(struct hl_classifier *c);
+
+size_t hl_classifier_rule_count(const struct hl_classifier *c);
+
+/* The log patterns of all rules, one regex each, in a dialect that both
+ * Vectorscan and ripgrep (`rg -f`) accept (caseless rules get a "(?i)"
+ * prefix). Index < hl_classifier_pattern_count(). Borrowed. */
+size_t hl_classifier_pattern_count(const struct hl_classifier *c);
+const char *hl_classifier_pattern(const struct hl_classifier *c, size_t i);
+
+/* The built-in rules YAML (rules/default.yaml at build time). */
+extern const char hl_classify_default_rules[];
+extern const size_t hl_classify_default_rules_len;
+
+/*
+ * Classifies one case. Always produces a verdict for valid input (Atlas/
+ * general when nothing fired). Fails only on allocation failure or a
+ * Vectorscan error. Thread-safe; see the file comment. *out is written only
+ * on success and must be released with hl_verdict_release.
+ */
+int hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_classify_input *in,
+                struct hl_err *err);
+
+/* Frees the malloc'd parts of a verdict and zeroes it. */
+void hl_verdict_release(struct hl_verdict *v);
+
+/* Appends a readable account of the verdict, the candidates and why the
+ * winner won to out (several lines, ending in a newline). */
+int hl_verdict_explain(struct hl_buf *out, const struct hl_verdict *v);
+
+/* The agent of a category ("rust" -> "rex", ...); "atlas" for unknown. */
+const char *hl_classify_category_agent(const char *category);
+
+/* The category of a failure type; NULL for an unknown name. */
+const char *hl_classify_type_category(const char *failure_type);
+
+/* The fix-approach sentence of a failure type; NULL for an unknown name. */
+const char *hl_classify_type_fix_approach(const char *failure_type);
+
+/*
+ * The agent to try after current_agent failed (the original's
+ * try_different_agent, improved): Cipher keeps security events (pass
+ * security_event true); otherwise the specialist whose files make up the
+ * largest share of the changed files, other than the current agent (Rust ->
+ * rex, frontend -> blaze, infrastructure -> bolt); Atlas when no other
+ * specialist's files changed. Returns a static string.
+ */
+const char *hl_classify_alternate_agent(const char *current_agent, bool security_event,
+                                        const char *const *changed_files, size_t n_changed);
+
+/* The file class of a path: "rust", "frontend", "infrastructure", "github"
+ * or NULL (none of these). */
+const char *hl_classify_file_class(const char *path);
+
+#endif
