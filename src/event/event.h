@@ -74,7 +74,7 @@ struct hl_event {
 	/* CI objects */
 	int64_t run_id; /* workflow run id */
 	int64_t run_attempt;
-	int64_t job_id; /* workflow job id */
+	int64_t job_id; /* workflow job id (= check run id for Actions) */
 	int64_t check_run_id;
 	int64_t check_suite_id;
 	char *workflow_name;
@@ -214,6 +214,21 @@ const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_conf
  * repository: then the delivery id alone deduplicates) or on OOM.
  */
 char *hl_event_dedup_key(const struct hl_event *ev);
+
+/*
+ * The identity of a CI failure whichever event reported it, for the worker
+ * to avoid remediating one failure twice: GitHub reports a failed Actions
+ * job both as workflow_job and as a check_run from the "github-actions" app
+ * (same id; hl_event_normalize sets job_id and run_id on such check runs).
+ *   job known            "<repo>|job=<job_id>"
+ *   workflow_run         "<repo>|run=<run_id>|attempt=<n>"
+ *   other check run      "<repo>|check_run=<id>"
+ *   check_suite          "<repo>|check_suite=<id>"
+ *   status               "<repo>|status=<sha>|context=<context>"
+ * Repository lower-cased, values escaped as in hl_event_dedup_key.
+ * Malloc'd; NULL unless intent is HL_INTENT_CI_FAILURE (or on OOM).
+ */
+char *hl_event_failure_key(const struct hl_event *ev);
 
 /*
  * The normalized event as a new JSON object (caller decrefs; NULL on OOM)

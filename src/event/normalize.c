@@ -344,10 +344,35 @@ event_workflow_run(struct hl_event *ev, const json_t *r, bool *oom)
 	event_ci_intent(ev);
 }
 
+/* The number after "/actions/runs/" in a GitHub Actions URL, or 0. */
+static int64_t
+event_run_id_from_url(const char *url)
+{
+	const char *p = url ? strstr(url, "/actions/runs/") : NULL;
+	char *end;
+	long long n;
+
+	if (!p)
+		return 0;
+	p += strlen("/actions/runs/");
+	if (!isdigit((unsigned char)*p))
+		return 0;
+	n = strtoll(p, &end, 10);
+	return (n > 0 && (*end == '/' || *end == '\0' || *end == '?' || *end == '#')) ? n : 0;
+}
+
 static void
 event_check_run(struct hl_event *ev, const json_t *pl, const json_t *c, bool *oom)
 {
+	const char *app = hl_json_str(c, "app.slug");
+
 	ev->check_run_id = event_id(c, "id");
+	/* A GitHub Actions check run is a workflow job: same id, and its
+	 * details_url names the run (.../actions/runs/RUN/job/JOB). */
+	if (app && strcmp(app, "github-actions") == 0) {
+		ev->job_id = ev->check_run_id;
+		ev->run_id = event_run_id_from_url(hl_json_str(c, "details_url"));
+	}
 	ev->check_suite_id = event_id(c, "check_suite.id");
 	event_take(&ev->job_name, c, "name", oom);
 	event_take(&ev->status, c, "status", oom);

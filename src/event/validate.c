@@ -16,13 +16,13 @@
 #include <string.h>
 
 static bool
-valid_eq(const char *a, const char *b)
+event_eq(const char *a, const char *b)
 {
 	return a && b && strcmp(a, b) == 0;
 }
 
 static bool
-valid_one_of(const char *s, const char *const *set)
+event_one_of(const char *s, const char *const *set)
 {
 	for (; s && *set; set++)
 		if (strcmp(s, *set) == 0)
@@ -36,12 +36,12 @@ hl_event_is_remediation_action(const char *identifier)
 	static const char *const known[] = { "remediate", "rex_remediate", "fix_issues", NULL };
 
 	return identifier &&
-	       (valid_one_of(identifier, known) || hl_str_starts_with(identifier, "healer"));
+	       (event_one_of(identifier, known) || hl_str_starts_with(identifier, "healer"));
 }
 
 /* Is the event's action one healer reacts to (or tracks)? */
 static bool
-valid_action_of_interest(const struct hl_event *ev)
+event_action_of_interest(const struct hl_event *ev)
 {
 	static const char *const completed[] = { "completed", NULL };
 	static const char *const check_run[] = { "completed", "requested_action", NULL };
@@ -57,31 +57,31 @@ valid_action_of_interest(const struct hl_event *ev)
 	case HL_EVENT_WORKFLOW_JOB:
 	case HL_EVENT_WORKFLOW_RUN:
 	case HL_EVENT_CHECK_SUITE:
-		return valid_one_of(ev->action, completed);
+		return event_one_of(ev->action, completed);
 	case HL_EVENT_CHECK_RUN:
-		if (valid_eq(ev->action, "requested_action"))
+		if (event_eq(ev->action, "requested_action"))
 			return hl_event_is_remediation_action(ev->requested_action);
-		return valid_one_of(ev->action, check_run);
+		return event_one_of(ev->action, check_run);
 	case HL_EVENT_DEPENDABOT_ALERT:
 	case HL_EVENT_SECRET_SCANNING_ALERT:
-		return valid_one_of(ev->action, alert);
+		return event_one_of(ev->action, alert);
 	case HL_EVENT_CODE_SCANNING_ALERT:
-		return valid_one_of(ev->action, code_alert);
+		return event_one_of(ev->action, code_alert);
 	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
-		return valid_one_of(ev->action, repo_alert);
+		return event_one_of(ev->action, repo_alert);
 	case HL_EVENT_ISSUE_COMMENT:
-		return valid_one_of(ev->action, comment);
+		return event_one_of(ev->action, comment);
 	case HL_EVENT_PULL_REQUEST:
-		return valid_one_of(ev->action, pr);
+		return event_one_of(ev->action, pr);
 	case HL_EVENT_PULL_REQUEST_REVIEW:
-		return valid_one_of(ev->action, review);
+		return event_one_of(ev->action, review);
 	case HL_EVENT_MERGE_GROUP:
-		return valid_one_of(ev->action, merge_group);
+		return event_one_of(ev->action, merge_group);
 	case HL_EVENT_PUSH:
 		/* Branch pushes only; a tag push has no branch. */
 		return ev->branch != NULL;
 	case HL_EVENT_STATUS:
-		/* No action; the state decides (see valid_ci_outcome). */
+		/* No action; the state decides (not_failure below). */
 		return true;
 	default:
 		return false;
@@ -89,7 +89,7 @@ valid_action_of_interest(const struct hl_event *ev)
 }
 
 static bool
-valid_is_ci_kind(enum hl_event_kind kind)
+event_is_ci_kind(enum hl_event_kind kind)
 {
 	return kind == HL_EVENT_WORKFLOW_JOB || kind == HL_EVENT_WORKFLOW_RUN ||
 	       kind == HL_EVENT_CHECK_RUN || kind == HL_EVENT_CHECK_SUITE ||
@@ -97,7 +97,7 @@ valid_is_ci_kind(enum hl_event_kind kind)
 }
 
 static bool
-valid_has_skip_tag(const char *msg)
+event_has_skip_tag(const char *msg)
 {
 	return msg &&
 	       (hl_str_casestr(msg, "[skip-healer]") || hl_str_casestr(msg, "[healer skip]"));
@@ -110,7 +110,7 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 		return "ping";
 	if (ev->kind <= HL_EVENT_UNKNOWN || ev->kind >= HL_EVENT_KIND_MAX)
 		return "event_not_handled";
-	if (!valid_action_of_interest(ev))
+	if (!event_action_of_interest(ev))
 		return "action_not_handled";
 	if (!hl_config_repo_allowed(cfg, ev->repository))
 		return "repository_not_allowed";
@@ -119,13 +119,13 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 	case HL_INTENT_CI_FAILURE:
 		if (ev->sender_is_bot && !cfg->process_bot_commits)
 			return "bot_sender";
-		if (valid_has_skip_tag(ev->commit_message))
+		if (event_has_skip_tag(ev->commit_message))
 			return "skip_tag";
 		return NULL;
 	case HL_INTENT_TRACK:
 		/* A completed CI object is tracked only when it succeeded;
 		 * cancelled, skipped, neutral, ... carry no news. */
-		if (valid_is_ci_kind(ev->kind) && !valid_eq(ev->conclusion, "success"))
+		if (event_is_ci_kind(ev->kind) && !event_eq(ev->conclusion, "success"))
 			return "not_failure";
 		return NULL;
 	case HL_INTENT_SECURITY:
@@ -147,7 +147,7 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 
 /* Appends "|name=value" for non-zero ids. */
 static void
-valid_key_id(struct hl_buf *b, const char *name, int64_t v)
+event_key_id(struct hl_buf *b, const char *name, int64_t v)
 {
 	if (v)
 		hl_buf_appendf(b, "|%s=%lld", name, (long long)v);
@@ -157,7 +157,7 @@ valid_key_id(struct hl_buf *b, const char *name, int64_t v)
  * never forge a separator (check run identifiers, status contexts and
  * branch names may contain '|'). */
 static void
-valid_key_str(struct hl_buf *b, const char *name, const char *v)
+event_key_str(struct hl_buf *b, const char *name, const char *v)
 {
 	if (!v)
 		return;
@@ -229,43 +229,72 @@ hl_event_dedup_key(const struct hl_event *ev)
 	switch (ev->kind) {
 	case HL_EVENT_WORKFLOW_JOB:
 	case HL_EVENT_WORKFLOW_RUN:
-		valid_key_id(&b, "run", ev->run_id);
-		valid_key_id(&b, "attempt", ev->run_attempt);
-		valid_key_id(&b, "job", ev->job_id);
+		event_key_id(&b, "run", ev->run_id);
+		event_key_id(&b, "attempt", ev->run_attempt);
+		event_key_id(&b, "job", ev->job_id);
 		break;
 	case HL_EVENT_CHECK_RUN:
-		valid_key_id(&b, "check_run", ev->check_run_id);
-		valid_key_str(&b, "requested", ev->requested_action);
+		event_key_id(&b, "check_run", ev->check_run_id);
+		event_key_str(&b, "requested", ev->requested_action);
 		break;
 	case HL_EVENT_CHECK_SUITE:
-		valid_key_id(&b, "check_suite", ev->check_suite_id);
+		event_key_id(&b, "check_suite", ev->check_suite_id);
 		break;
 	case HL_EVENT_STATUS:
-		valid_key_str(&b, "sha", ev->head_sha);
-		valid_key_str(&b, "context", ev->job_name);
-		valid_key_str(&b, "state", ev->conclusion);
+		event_key_str(&b, "sha", ev->head_sha);
+		event_key_str(&b, "context", ev->job_name);
+		event_key_str(&b, "state", ev->conclusion);
 		break;
 	case HL_EVENT_PULL_REQUEST:
-		valid_key_id(&b, "pr", ev->pr_number);
-		valid_key_str(&b, "sha", ev->head_sha);
+		event_key_id(&b, "pr", ev->pr_number);
+		event_key_str(&b, "sha", ev->head_sha);
 		break;
 	case HL_EVENT_PUSH:
-		valid_key_str(&b, "branch", ev->branch);
-		valid_key_str(&b, "sha", ev->head_sha);
+		event_key_str(&b, "branch", ev->branch);
+		event_key_str(&b, "sha", ev->head_sha);
 		break;
 	case HL_EVENT_ISSUE_COMMENT:
-		valid_key_id(&b, "comment", ev->comment_id);
+		event_key_id(&b, "comment", ev->comment_id);
 		break;
 	case HL_EVENT_PULL_REQUEST_REVIEW:
-		valid_key_id(&b, "review", ev->review_id);
+		event_key_id(&b, "review", ev->review_id);
 		break;
 	case HL_EVENT_MERGE_GROUP:
-		valid_key_str(&b, "sha", ev->head_sha);
+		event_key_str(&b, "sha", ev->head_sha);
 		break;
 	default:
-		valid_key_id(&b, "alert", ev->alert_number);
+		event_key_id(&b, "alert", ev->alert_number);
 		break;
 	}
-	valid_key_str(&b, "action", ev->action);
+	event_key_str(&b, "action", ev->action);
+	return hl_buf_detach(&b, NULL);
+}
+
+char *
+hl_event_failure_key(const struct hl_event *ev)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	const char *p;
+
+	if (!ev->repository || !*ev->repository || ev->intent != HL_INTENT_CI_FAILURE)
+		return NULL;
+	for (p = ev->repository; *p; p++)
+		hl_buf_append_char(&b, (char)tolower((unsigned char)*p));
+	if (ev->job_id) {
+		event_key_id(&b, "job", ev->job_id);
+	} else if (ev->kind == HL_EVENT_WORKFLOW_RUN && ev->run_id) {
+		event_key_id(&b, "run", ev->run_id);
+		event_key_id(&b, "attempt", ev->run_attempt);
+	} else if (ev->check_run_id) {
+		event_key_id(&b, "check_run", ev->check_run_id);
+	} else if (ev->check_suite_id) {
+		event_key_id(&b, "check_suite", ev->check_suite_id);
+	} else if (ev->kind == HL_EVENT_STATUS && ev->head_sha && ev->job_name) {
+		event_key_str(&b, "status", ev->head_sha);
+		event_key_str(&b, "context", ev->job_name);
+	} else {
+		hl_buf_release(&b);
+		return NULL;
+	}
 	return hl_buf_detach(&b, NULL);
 }

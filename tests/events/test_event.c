@@ -901,6 +901,41 @@ test_event_dedup_keys_by_kind(void **state)
 	hl_event_free(d);
 }
 
+static void
+test_event_failure_key_links_job_and_check_run(void **state)
+{
+	/* one failed Actions job, reported as workflow_job and as check_run */
+	struct hl_event *job = norm("workflow_job", wf_job_failed);
+	struct hl_event *cr = norm(
+	        "check_run",
+	        "{\"action\": \"completed\", \"repository\": {\"full_name\": \"acme/APP\"},"
+	        " \"check_run\": {\"id\": 555, \"conclusion\": \"failure\", \"app\": {\"slug\":"
+	        " \"github-actions\"}, \"details_url\":"
+	        " \"https://github.com/Acme/App/actions/runs/4242/job/555\"}}");
+	struct hl_event *other = norm(
+	        "check_run", "{\"action\": \"completed\", " REPO ", \"check_run\": {\"id\": 555,"
+	                     " \"conclusion\": \"failure\", \"app\": {\"slug\": \"circleci\"}}}");
+	struct hl_event *ok = wf_job_with("completed", "success", SENDER);
+	char *k1 = hl_event_failure_key(job), *k2 = hl_event_failure_key(cr);
+	char *k3 = hl_event_failure_key(other);
+
+	assert_int_equal(cr->job_id, 555);
+	assert_int_equal(cr->run_id, 4242);
+	assert_int_equal(other->job_id, 0);
+	assert_string_equal(k1, "acme/app|job=555");
+	assert_string_equal(k1, k2);
+	assert_string_equal(k3, "acme/app|check_run=555");
+	/* only failures have a failure key */
+	assert_null(hl_event_failure_key(ok));
+	free(k1);
+	free(k2);
+	free(k3);
+	hl_event_free(job);
+	hl_event_free(cr);
+	hl_event_free(other);
+	hl_event_free(ok);
+}
+
 /* ---- JSON form --------------------------------------------------------- */
 
 static void
@@ -993,8 +1028,10 @@ exercise(const char *name, json_t *pl)
 	if (hl_event_normalize(&ev, name, pl, &err) == 0) {
 		json_t *j = hl_event_to_json(ev);
 		char *k = hl_event_dedup_key(ev);
+		char *f = hl_event_failure_key(ev);
 
 		assert_non_null(j);
+		free(f);
 		(void)reason_of(ev);
 		free(k);
 		json_decref(j);
@@ -1121,6 +1158,7 @@ main(void)
 		cmocka_unit_test(test_event_command_parsing),
 		cmocka_unit_test(test_event_dedup_org_and_repo_hook_equal),
 		cmocka_unit_test(test_event_dedup_keys_by_kind),
+		cmocka_unit_test(test_event_failure_key_links_job_and_check_run),
 		cmocka_unit_test(test_event_to_json_keys),
 		cmocka_unit_test(test_event_normalize_errors),
 		cmocka_unit_test(test_event_odd_types_are_absent),
