@@ -1,13 +1,136 @@
 /*
- * cmd_server.c - placeholder until the command is implemented.
+ * cmd_server.c - `healer server`: load the configuration, open the store,
+ * re-queue interrupted deliveries, start the workers and the HTTP server,
+ * then wait for SIGTERM/SIGINT and shut down gracefully:
+ *   stop accepting -> answer in-flight requests (their deliveries commit)
+ *   -> stop HTTP -> workers finish their current delivery -> close the
+ *   store (checkpoint) -> exit 0.
+ * Signals are blocked in every thread and taken with sigwait() here, so no
+ * handler runs in a library thread.
  */
+#include "base/file.h"
+#include "base/log.h"
 #include "cmd.h"
+#include "config/config.h"
+#include "core/pipeline.h"
+#include "core/worker.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "version.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SERVER_DRAIN_MS 10000
 
 int
 hl_cmd_server(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	return hl_cmd_fail("not implemented yet");
-}
+	static const struct hl_opt opts[] = {
+		{ "listen", true, 'l' },    { "data-dir", true, 'd' }, { "config", true, 'c' },
+		{ "port-file", true, 'p' }, { NULL, false, 0 },
+	};
+	struct hl_config_override ov[2];
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_config *cfg = NULL;
+	struct hl_store *store = NULL;
+	struct hl_pipeline *pipeline = NULL;
+	struct hl_workers *workers = NULL;
+	struct hl_http_server *http = NULL;
+	const char *config_file = NULL, *port_file = NULL, *arg;
+	char port[32], addr[300];
+	int64_t requeued = 0;
+	size_t nov = 0;
+	int idx = 1, opt, sig = 0, rc = 1, level;
+	sigset_t set;
 
+	while ((opt = hl_cmd_getopt("server", argc, argv, opts, &arg, &idx)) != -1) {
+		switch (opt) {
+		case '?':
+			return 2;
+		case 'l':
+			ov[nov++] = (struct hl_config_override){ "HEALER_LISTEN", arg };
+			break;
+		case 'd':
+			ov[nov++] = (struct hl_config_override){ "HEALER_DATA_DIR", arg };
+			break;
+		case 'c':
+			config_file = arg;
+			break;
+		case 'p':
+			port_file = arg;
+			break;
+		}
+		if (nov == 2 && (opt == 'l' || opt == 'd') && strcmp(ov[0].key, ov[1].key) == 0) {
+			ov[0] = ov[1]; /* the last of a repeated flag wins */
+			nov = 1;
+		}
+	}
+	if (idx < argc)
+		return hl_cmd_usage_error("server", "unexpected argument '%s'", argv[idx]);
+
+	/* Before any thread exists, so every thread inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+	if (hl_config_load(&cfg, config_file, ov, nov, &err) < 0)
+		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	if (cfg->log_level && (level = hl_log_parse_level(cfg->log_level)) >= 0)
+		hl_log_set_level((enum hl_log_level)level);
+	if (hl_file_mkdirs(cfg->data_dir, &err) < 0) {
+		hl_cmd_fail("cannot create data directory: %s", err.msg);
+		goto out;
+	}
+	if (hl_store_open(&store, cfg->database_url, &err) < 0) {
+		hl_cmd_fail("cannot open the store: %s", err.msg);
+		goto out;
+	}
+	if (hl_store_recover(store, &requeued, &err) < 0) {
+		hl_cmd_fail("store recovery failed: %s", err.msg);
+		goto out;
+	}
+	if (requeued > 0) {
+		snprintf(port, sizeof(port), "%lld", (long long)requeued);
+		hl_log_kv(HL_LOG_WARN, "re-queued deliveries interrupted by a previous run",
+		          "count", port, NULL);
+	}
+	if (hl_pipeline_new(&pipeline, cfg, store, &err) < 0 ||
+	    hl_workers_start(&workers, cfg->workers, cfg, store, pipeline, &err) < 0) {
+		hl_cmd_fail("cannot start the workers: %s", err.msg);
+		goto out;
+	}
+	if (hl_http_server_start(&http, cfg, store, HL_VERSION, &err) < 0) {
+		hl_cmd_fail("cannot start the HTTP server: %s", err.msg);
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%d", hl_http_server_port(http));
+	snprintf(addr, sizeof(addr), "%s:%d", cfg->listen_host, hl_http_server_port(http));
+	if (port_file && hl_file_write_atomic(port_file, port, strlen(port), &err) < 0) {
+		hl_cmd_fail("cannot write the port file: %s", err.msg);
+		goto out;
+	}
+	hl_log_kv(HL_LOG_INFO, "listening", "address", addr, "store", cfg->database_url, "version",
+	          HL_VERSION, NULL);
+
+	if (sigwait(&set, &sig) != 0)
+		sig = SIGTERM;
+	while (sig == SIGPIPE && sigwait(&set, &sig) == 0)
+		;
+	hl_log_kv(HL_LOG_INFO, "shutting down", "signal", strsignal(sig), NULL);
+	if (!hl_http_server_drain(http, SERVER_DRAIN_MS))
+		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
+	rc = 0;
+out:
+	hl_http_server_stop(http);
+	hl_workers_stop(workers);
+	hl_pipeline_free(pipeline);
+	hl_store_close(store);
+	if (rc == 0)
+		hl_info("stopped");
+	hl_config_free(cfg);
+	return rc;
+}

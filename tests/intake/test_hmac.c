@@ -5,11 +5,14 @@
  */
 #include "crypto/hmac.h"
 
-#include <cmocka.h>
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
 #include <string.h>
 
 static const char gh_secret[] = "It's a Secret to Everybody";

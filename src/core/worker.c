@@ -1,0 +1,139 @@
+/*
+ * worker.c - the worker threads (see worker.h). Invariant: a worker checks
+ * the stop flag only between deliveries, so a claimed delivery is always
+ * finished (or left `processing` for recovery if the process dies).
+ */
+#include "worker.h"
+
+#include "base/log.h"
+
+#include "json/json.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct hl_workers {
+	const struct hl_config *cfg;
+	struct hl_store *store;
+	struct hl_pipeline *pipeline;
+	atomic_bool stop;
+	atomic_long processed;
+	int n;
+	pthread_t *threads;
+};
+
+int
+hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
+                      struct hl_pipeline *pipeline, const struct hl_delivery_record *d)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_event *ev = NULL;
+	json_t *payload = NULL;
+	const char *reason = NULL;
+	int rc;
+
+	hl_log_set_context(d->delivery_id, d->task_id);
+	rc = hl_json_parse(&payload, d->body, d->body_len, &err);
+	if (rc == 0)
+		rc = hl_event_normalize(&ev, d->event_name, payload, &err);
+	if (rc < 0) {
+		reason = "invalid_payload";
+	} else {
+		rc = hl_pipeline_process(pipeline, d, ev, &err);
+		if (rc < 0)
+			reason = hl_err_name(-rc);
+	}
+	if (reason) {
+		hl_log_kv(HL_LOG_WARN, "delivery failed", "event", d->event_name, "reason", reason,
+		          "error", err.msg, NULL);
+		/* ECONFLICT: someone else finished it; nothing left to do. */
+		if (rc != -HL_ECONFLICT)
+			hl_store_finish_delivery(store, d->delivery_id, HL_DELIVERY_FAILED, reason,
+			                         NULL, NULL);
+	} else {
+		hl_log_kv(HL_LOG_DEBUG, "delivery processed", "event", d->event_name, NULL);
+	}
+	hl_event_free(ev);
+	json_decref(payload);
+	hl_log_set_context(NULL, NULL);
+	return rc;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct hl_workers *w = arg;
+	struct hl_delivery_record *d;
+	struct hl_err err;
+	int rc;
+
+	while (!atomic_load(&w->stop)) {
+		d = NULL;
+		err.code = 0;
+		err.msg[0] = '\0';
+		rc = hl_store_claim_next(w->store, &d, &err);
+		if (rc == -HL_ENOTFOUND) {
+			hl_store_wait_work(w->store, 1000);
+			continue;
+		}
+		if (rc < 0) {
+			hl_error("claiming a delivery failed: %s", err.msg);
+			hl_store_wait_work(w->store, 1000);
+			continue;
+		}
+		hl_worker_process_one(w->cfg, w->store, w->pipeline, d);
+		atomic_fetch_add(&w->processed, 1);
+		hl_delivery_record_free(d);
+	}
+	return NULL;
+}
+
+int
+hl_workers_start(struct hl_workers **out, int n, const struct hl_config *cfg,
+                 struct hl_store *store, struct hl_pipeline *pipeline, struct hl_err *err)
+{
+	struct hl_workers *w = calloc(1, sizeof(*w));
+	int i;
+
+	if (!w || n < 1 || !(w->threads = calloc((size_t)n, sizeof(pthread_t)))) {
+		free(w);
+		return hl_err_set(err, n < 1 ? HL_EINVAL : HL_ENOMEM, "cannot start %d workers", n);
+	}
+	w->cfg = cfg;
+	w->store = store;
+	w->pipeline = pipeline;
+	atomic_init(&w->stop, false);
+	atomic_init(&w->processed, 0);
+	for (i = 0; i < n; i++) {
+		if (pthread_create(&w->threads[i], NULL, worker_main, w) != 0) {
+			w->n = i;
+			hl_workers_stop(w);
+			return hl_err_set(err, HL_EINTERNAL, "cannot start worker thread %d", i);
+		}
+	}
+	w->n = n;
+	*out = w;
+	return 0;
+}
+
+void
+hl_workers_stop(struct hl_workers *w)
+{
+	int i;
+
+	if (!w)
+		return;
+	atomic_store(&w->stop, true);
+	hl_store_wake_all(w->store);
+	for (i = 0; i < w->n; i++)
+		pthread_join(w->threads[i], NULL);
+	free(w->threads);
+	free(w);
+}
+
+long
+hl_workers_processed(struct hl_workers *w)
+{
+	return atomic_load(&w->processed);
+}

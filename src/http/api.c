@@ -1,0 +1,186 @@
+/*
+ * api.c - the read-only routes: /health, /ready, /api/status, /metrics and
+ * /api/remediations/{task_id}. All of them read the store under its mutex;
+ * none scans the deliveries table (counts come from delivery_counts).
+ */
+#include "base/clock.h"
+#include "base/log.h"
+#include "event/event.h"
+#include "http_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define API_JSON "application/json; charset=utf-8"
+
+static enum MHD_Result
+api_reply_json(struct http_req *r, unsigned code, json_t *o)
+{
+	char *body = json_dumps(o, JSON_COMPACT);
+
+	json_decref(o);
+	if (!body)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	return hl_http_reply(r, code, API_JSON, body, strlen(body));
+}
+
+enum MHD_Result
+hl_http_health(struct http_req *r)
+{
+	return api_reply_json(r, 200,
+	                      json_pack("{s:s, s:s}", "status", "ok", "version", r->srv->version));
+}
+
+enum MHD_Result
+hl_http_ready(struct http_req *r)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	if (hl_store_ping(r->srv->store, &err) < 0)
+		return hl_http_reply_error(r, 503, "not_ready", "store unavailable: %s", err.msg);
+	return api_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
+}
+
+struct api_counts {
+	json_t *by_event, *by_state, *by_reason, *by_event_state;
+	int64_t total;
+};
+
+static void
+api_add(json_t *o, const char *key, int64_t n)
+{
+	json_t *v = json_object_get(o, key);
+
+	json_object_set_new(o, key, json_integer((v ? json_integer_value(v) : 0) + n));
+}
+
+static void
+api_count_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
+{
+	struct api_counts *c = arg;
+	json_t *es = json_object_get(c->by_event_state, event);
+
+	c->total += n;
+	api_add(c->by_event, event, n);
+	api_add(c->by_state, state, n);
+	if (reason && *reason)
+		api_add(c->by_reason, reason, n);
+	if (!es) {
+		es = json_object();
+		json_object_set_new(c->by_event_state, event, es);
+	}
+	api_add(es, state, n);
+}
+
+enum MHD_Result
+hl_http_status(struct http_req *r)
+{
+	struct api_counts c = { json_object(), json_object(), json_object(), json_object(), 0 };
+	struct hl_err err = HL_ERR_INIT;
+	json_t *o, *recent = json_array(), *d;
+	int64_t depth = 0;
+
+	if (hl_store_counts(r->srv->store, api_count_cb, &c, &err) < 0 ||
+	    hl_store_queue_depth(r->srv->store, &depth, &err) < 0 ||
+	    hl_store_recent(r->srv->store, recent, 20, &err) < 0) {
+		json_decref(c.by_event);
+		json_decref(c.by_state);
+		json_decref(c.by_reason);
+		json_decref(c.by_event_state);
+		json_decref(recent);
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
+	}
+	d = json_pack("{s:I, s:o, s:o, s:o, s:o}", "total", (json_int_t)c.total, "by_event",
+	              c.by_event, "by_state", c.by_state, "by_reason", c.by_reason,
+	              "by_event_state", c.by_event_state);
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "status", "ok", "version", r->srv->version,
+	              "uptime_seconds",
+	              (json_int_t)((hl_time_mono_ms() - r->srv->started_ms) / 1000), "queue_depth",
+	              (json_int_t)depth, "deliveries", d, "recent", recent);
+	return api_reply_json(r, 200, o);
+}
+
+static const char *
+api_event_name(int i)
+{
+	return hl_event_kind_name((enum hl_event_kind)i);
+}
+
+static void
+api_metric_count_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
+{
+	struct hl_buf *b = arg;
+
+	hl_buf_append_str(b, "healer_deliveries{event=\"");
+	hl_metrics_label(b, event);
+	hl_buf_append_str(b, "\",state=\"");
+	hl_metrics_label(b, state);
+	hl_buf_append_str(b, "\",reason=\"");
+	hl_metrics_label(b, reason);
+	hl_buf_appendf(b, "\"} %lld\n", (long long)n);
+}
+
+static long long
+api_rss_bytes(void)
+{
+	long long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%lld %lld", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return resident * sysconf(_SC_PAGESIZE);
+}
+
+enum MHD_Result
+hl_http_metrics(struct http_req *r)
+{
+	struct hl_buf b = HL_BUF_INIT(8 << 20);
+	struct hl_err err = HL_ERR_INIT;
+	int64_t depth = 0;
+	char *body;
+	size_t len;
+
+	hl_buf_append_str(&b, "# HELP healer_build_info Build information.\n"
+	                      "# TYPE healer_build_info gauge\n");
+	hl_buf_appendf(&b, "healer_build_info{version=\"%s\"} 1\n", r->srv->version);
+	hl_metrics_render(r->srv->metrics, &b, api_event_name, (int)HL_EVENT_KIND_MAX);
+	hl_buf_append_str(&b, "# HELP healer_deliveries Stored deliveries by event, state and "
+	                      "reason.\n# TYPE healer_deliveries gauge\n");
+	if (hl_store_counts(r->srv->store, api_metric_count_cb, &b, &err) < 0 ||
+	    hl_store_queue_depth(r->srv->store, &depth, &err) < 0) {
+		hl_buf_release(&b);
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
+	}
+	hl_buf_append_str(&b, "# HELP healer_queue_depth Deliveries stored and not yet "
+	                      "processed.\n# TYPE healer_queue_depth gauge\n");
+	hl_buf_appendf(&b, "healer_queue_depth %lld\n", (long long)depth);
+	hl_buf_append_str(&b, "# HELP process_resident_memory_bytes Resident memory size in "
+	                      "bytes.\n# TYPE process_resident_memory_bytes gauge\n");
+	hl_buf_appendf(&b, "process_resident_memory_bytes %lld\n", api_rss_bytes());
+	body = hl_buf_detach(&b, &len);
+	if (!body)
+		return hl_http_reply_error(r, 500, "internal", "metrics too large");
+	return hl_http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+}
+
+enum MHD_Result
+hl_http_remediation(struct http_req *r, const char *task_id)
+{
+	struct hl_err err = HL_ERR_INIT;
+	json_t *task = NULL;
+	int rc;
+
+	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
+		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
+	rc = hl_store_task_json(r->srv->store, &task, task_id, &err);
+	if (rc == -HL_ENOTFOUND)
+		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
+	if (rc < 0)
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
+	return api_reply_json(r, 200, task);
+}

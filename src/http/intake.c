@@ -1,0 +1,433 @@
+/*
+ * intake.c - the delivery routes: POST /webhook and the sensor routes
+ * POST /api/remediate/{ci-failure,security-alert}.
+ *
+ * Webhook checks, in order (contract section 4): body size (server.c) ->
+ * signature over the raw body when GITHUB_WEBHOOK_SECRET is set (401) ->
+ * content type (415) -> X-GitHub-Event (400) -> JSON (400). Accepted
+ * content types: application/json (any parameters) and, as GitHub can be
+ * configured to send, application/x-www-form-urlencoded with the JSON in a
+ * `payload=` field (the signature covers the form body; the JSON is stored).
+ * Then the event is normalized: an unknown event name is stored and skipped
+ * ("event_not_handled"); a known event whose payload lacks what the event
+ * requires is stored and skipped ("invalid_payload"); otherwise the skip
+ * reason comes from hl_event_skip_reason. Deliveries without
+ * X-GitHub-Delivery get "gen-<sha256(event, body)>" so a resend of the same
+ * bytes deduplicates.
+ *
+ * Sensor routes: bearer token when HEALER_API_TOKEN is set (401); JSON or
+ * no content type (415 otherwise); payload bare or wrapped as {"body": ...};
+ * event from X-GitHub-Event or hl_event_guess_name; ci-failure takes
+ * workflow_run, workflow_job and check_run, security-alert takes the four
+ * alert events (400 otherwise). Delivery id: X-GitHub-Delivery, else
+ * "sensor-<sha256(event, payload)>", so a sensor retry is a duplicate.
+ *
+ * Task ids: events that will be remediated get "hl-<20 hex of
+ * sha256(dedup key or delivery id)>", stable across deliveries of the same
+ * event (so the remediation object can be named from it idempotently).
+ */
+#include "base/log.h"
+#include "base/str.h"
+#include "crypto/hmac.h"
+#include "event/event.h"
+#include "http_impl.h"
+
+#include "json/json.h"
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *
+intake_header(struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* True when the media type of ctype (before ';') is type, case-insensitive. */
+static bool
+intake_ctype_is(const char *ctype, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (!ctype)
+		return false;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	if (strncasecmp(ctype, type, n) != 0)
+		return false;
+	ctype += n;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	return *ctype == '\0' || *ctype == ';';
+}
+
+static bool
+intake_token_ok(const char *s, size_t max, bool lower_only)
+{
+	size_t n = 0;
+
+	for (; *s; s++, n++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (lower_only ? !(islower(c) || isdigit(c) || c == '_')
+		               : !(isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':'))
+			return false;
+	}
+	return n > 0 && n <= max;
+}
+
+static int
+intake_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Extracts and URL-decodes the payload= field of a form body; malloc'd. */
+static char *
+intake_form_payload(const char *body, size_t len, size_t *out_len)
+{
+	const char *p = body, *end = body + len, *v = NULL, *ve;
+	struct hl_buf b = HL_BUF_INIT(0);
+	int hi, lo;
+
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+
+		ve = amp ? amp : end;
+		if ((size_t)(ve - p) >= 8 && memcmp(p, "payload=", 8) == 0) {
+			v = p + 8;
+			break;
+		}
+		p = amp ? amp + 1 : end;
+	}
+	if (!v)
+		return NULL;
+	for (; v < ve; v++) {
+		if (*v == '+') {
+			hl_buf_append_char(&b, ' ');
+		} else if (*v == '%' && ve - v >= 3 && (hi = intake_hexval(v[1])) >= 0 &&
+		           (lo = intake_hexval(v[2])) >= 0) {
+			hl_buf_append_char(&b, (char)(hi * 16 + lo));
+			v += 2;
+		} else {
+			hl_buf_append_char(&b, *v);
+		}
+	}
+	return hl_buf_detach(&b, out_len);
+}
+
+static enum MHD_Result
+intake_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct hl_buf *b = cls;
+
+	if (!key || strcasecmp(key, "authorization") == 0 ||
+	    strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0 ||
+	    strncasecmp(key, "x-hub-signature", 15) == 0)
+		return MHD_YES;
+	hl_buf_append_str(b, b->len > 1 ? ",\"" : "\"");
+	hl_buf_append_json_escaped(b, key, strlen(key));
+	hl_buf_append_str(b, "\":\"");
+	hl_buf_append_json_escaped(b, value ? value : "", value ? strlen(value) : 0);
+	hl_buf_append_char(b, '"');
+	return MHD_YES;
+}
+
+static char *
+intake_headers(struct http_req *r)
+{
+	struct hl_buf b = HL_BUF_INIT(64 * 1024);
+
+	hl_buf_append_char(&b, '{');
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, intake_header_json, &b);
+	hl_buf_append_char(&b, '}');
+	return hl_buf_detach(&b, NULL);
+}
+
+/* "prefix" + the first 32 hex digits of sha256(a "\n" b). */
+static void
+intake_hash_id(char *out, size_t size, const char *prefix, const char *a, const char *b,
+               size_t blen)
+{
+	struct hl_buf t = HL_BUF_INIT(0);
+	char hex[HL_SHA256_HEX_LEN + 1] = "";
+
+	hl_buf_append_str(&t, a);
+	hl_buf_append_char(&t, '\n');
+	hl_buf_append(&t, b, blen);
+	if (hl_buf_error(&t) || hl_sha256_hex(hex, t.data, t.len) < 0)
+		hex[0] = '\0';
+	hex[32] = '\0';
+	snprintf(out, size, "%s%s", prefix, hex);
+	hl_buf_release(&t);
+}
+
+static void
+intake_done(struct hl_intake_req *req)
+{
+	struct http_req *r = req->arg;
+
+	atomic_store(&r->phase, HTTP_DONE);
+	MHD_resume_connection(r->conn);
+}
+
+/*
+ * Normalizes, decides the skip reason, dedup key and task id, then suspends
+ * the connection and queues the delivery. body/len is the JSON to store
+ * (borrowed from r until the reply). Takes payload.
+ */
+static enum MHD_Result
+intake_submit(struct http_req *r, const char *source, json_t *payload, const char *body, size_t len)
+{
+	struct hl_event *ev = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	const char *skip = NULL;
+	char *key_src = NULL;
+	int rc;
+
+	rc = hl_event_normalize(&ev, r->event_name, payload, &err);
+	if (rc == -HL_EUNSUPPORTED)
+		skip = "event_not_handled";
+	else if (rc < 0)
+		skip = "invalid_payload";
+	else
+		skip = hl_event_skip_reason(ev, r->srv->cfg);
+	if (ev) {
+		r->kind = (int)ev->kind;
+		if (ev->action)
+			r->action = strdup(ev->action);
+		r->dedup_key = hl_event_dedup_key(ev);
+		if (!skip &&
+		    (ev->intent == HL_INTENT_CI_FAILURE || ev->intent == HL_INTENT_SECURITY ||
+		     ev->intent == HL_INTENT_COMMAND || ev->intent == HL_INTENT_ACTION)) {
+			char hex[HL_SHA256_HEX_LEN + 1];
+
+			key_src = r->dedup_key ? r->dedup_key : r->delivery_id;
+			if (hl_sha256_hex(hex, key_src, strlen(key_src)) == 0) {
+				hex[20] = '\0';
+				snprintf(r->task_id, sizeof(r->task_id), "hl-%s", hex);
+			}
+		}
+	}
+	if (skip)
+		hl_strlcpy(r->skip, skip, sizeof(r->skip));
+	hl_event_free(ev);
+	json_decref(payload);
+	r->headers_json = intake_headers(r);
+	if (!r->headers_json)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+
+	r->ireq.in = (struct hl_delivery_in){
+		.delivery_id = r->delivery_id,
+		.hook_id = intake_header(r, "X-GitHub-Hook-ID"),
+		.source = source,
+		.event_name = r->event_name,
+		.action = r->action,
+		.headers_json = r->headers_json,
+		.body = body,
+		.body_len = len,
+		.dedup_key = r->dedup_key,
+		.task_id = r->task_id[0] ? r->task_id : NULL,
+		.skip_reason = r->skip[0] ? r->skip : NULL,
+	};
+	r->ireq.done = intake_done;
+	r->ireq.arg = r;
+	atomic_store(&r->phase, HTTP_WAITING);
+	MHD_suspend_connection(r->conn);
+	hl_store_intake_submit(r->srv->store, &r->ireq);
+	return MHD_YES;
+}
+
+enum MHD_Result
+hl_http_intake_reply(struct http_req *r)
+{
+	const struct hl_intake_answer *a = &r->ireq.answer;
+	json_t *o;
+	char *body;
+
+	if (r->ireq.rc < 0) {
+		hl_error("storing delivery '%s' failed: %s", r->delivery_id, r->ireq.err.msg);
+		return hl_http_reply_error(r, 503, "store_unavailable",
+		                           "the delivery could not be stored; retry later");
+	}
+	hl_metrics_intake(r->srv->metrics, r->kind, (int)a->status);
+	o = json_object();
+	json_object_set_new(o, "status", json_string(hl_intake_status_name(a->status)));
+	json_object_set_new(o, "delivery_id", json_string(r->delivery_id));
+	json_object_set_new(o, "task_id", a->task_id[0] ? json_string(a->task_id) : json_null());
+	json_object_set_new(o, "reason", a->reason[0] ? json_string(a->reason) : json_null());
+	json_object_set_new(o, "event", json_string(r->event_name));
+	if (a->duplicate_of[0])
+		json_object_set_new(o, "duplicate_of", json_string(a->duplicate_of));
+	if (r->sensor)
+		json_object_set_new(o, "dedup_status",
+		                    json_string(a->status == HL_INTAKE_ACCEPTED  ? "new"
+		                                : a->status == HL_INTAKE_SKIPPED ? "skipped"
+		                                                                 : "existing"));
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!body)
+		return MHD_NO;
+	return hl_http_reply(r, 202, "application/json; charset=utf-8", body, strlen(body));
+}
+
+enum MHD_Result
+hl_http_webhook(struct http_req *r)
+{
+	const struct hl_config *cfg = r->srv->cfg;
+	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *event = intake_header(r, "X-GitHub-Event");
+	const char *delivery = intake_header(r, "X-GitHub-Delivery");
+	struct hl_err err = HL_ERR_INIT;
+	json_t *payload = NULL;
+	const char *text = r->body.data;
+	size_t len = r->body.len;
+	bool form;
+
+	if (cfg->n_webhook_secrets > 0 &&
+	    hl_webhook_verify((const char *const *)cfg->webhook_secrets, cfg->n_webhook_secrets,
+	                      r->body.data, r->body.len, intake_header(r, "X-Hub-Signature-256"),
+	                      &err) < 0)
+		return hl_http_reply_error(r, 401, "invalid_signature", "%s", err.msg);
+	form = intake_ctype_is(ctype, "application/x-www-form-urlencoded");
+	if (!form && !intake_ctype_is(ctype, "application/json"))
+		return hl_http_reply_error(r, 415, "unsupported_media_type",
+		                           "content type must be application/json, not '%s'",
+		                           ctype ? ctype : "");
+	if (!event || !*event)
+		return hl_http_reply_error(r, 400, "missing_event",
+		                           "missing 'X-GitHub-Event' header");
+	if (!intake_token_ok(event, sizeof(r->event_name) - 1, true))
+		return hl_http_reply_error(r, 400, "bad_event",
+		                           "malformed 'X-GitHub-Event' header");
+	hl_strlcpy(r->event_name, event, sizeof(r->event_name));
+	if (delivery) {
+		if (!intake_token_ok(delivery, HL_DELIVERY_ID_MAX, false))
+			return hl_http_reply_error(r, 400, "bad_delivery_id",
+			                           "malformed 'X-GitHub-Delivery' header");
+		hl_strlcpy(r->delivery_id, delivery, sizeof(r->delivery_id));
+	}
+	if (form) {
+		r->stored_body = intake_form_payload(r->body.data, r->body.len, &len);
+		if (!r->stored_body)
+			return hl_http_reply_error(r, 400, "invalid_json",
+			                           "form body without a 'payload' field");
+		text = r->stored_body;
+	}
+	if (hl_json_parse(&payload, text, len, &err) < 0)
+		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
+	if (!json_is_object(payload)) {
+		json_decref(payload);
+		return hl_http_reply_error(r, 400, "invalid_json", "the payload must be an object");
+	}
+	if (!delivery)
+		intake_hash_id(r->delivery_id, sizeof(r->delivery_id), "gen-", r->event_name, text,
+		               len);
+	return intake_submit(r, "webhook", payload, text, len);
+}
+
+static bool
+intake_event_fits(enum hl_route route, const char *event)
+{
+	static const char *const ci[] = { "workflow_run", "workflow_job", "check_run", NULL };
+	static const char *const sec[] = { "dependabot_alert", "code_scanning_alert",
+		                           "secret_scanning_alert",
+		                           "repository_vulnerability_alert", NULL };
+	const char *const *l = route == HL_ROUTE_CI_FAILURE ? ci : sec;
+
+	for (; event && *l; l++)
+		if (strcmp(*l, event) == 0)
+			return true;
+	return false;
+}
+
+enum MHD_Result
+hl_http_remediate(struct http_req *r)
+{
+	const struct hl_config *cfg = r->srv->cfg;
+	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *auth = intake_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *event = intake_header(r, "X-GitHub-Event");
+	const char *delivery = intake_header(r, "X-GitHub-Delivery");
+	struct hl_err err = HL_ERR_INIT;
+	json_t *root = NULL, *inner;
+	const char *text = r->body.data;
+	size_t len = r->body.len;
+
+	r->sensor = true;
+	if (cfg->api_token && *cfg->api_token) {
+		size_t tl = strlen(cfg->api_token);
+
+		if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 ||
+		    !hl_str_ct_equal(auth + 7, strlen(auth + 7), cfg->api_token, tl))
+			return hl_http_reply_error(
+			        r, 401, "unauthorized",
+			        "a valid 'Authorization: Bearer' token is required");
+	}
+	if (ctype && !intake_ctype_is(ctype, "application/json"))
+		return hl_http_reply_error(r, 415, "unsupported_media_type",
+		                           "content type must be application/json, not '%s'",
+		                           ctype);
+	if (hl_json_parse(&root, text, len, &err) < 0)
+		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
+	inner = json_object_get(root, "body");
+	if (json_is_string(inner)) {
+		json_t *parsed = NULL;
+
+		if (hl_json_parse(&parsed, json_string_value(inner), json_string_length(inner),
+		                  &err) < 0) {
+			json_decref(root);
+			return hl_http_reply_error(r, 400, "invalid_json",
+			                           "malformed JSON in 'body': %s", err.msg);
+		}
+		json_object_set_new(root, "body", parsed);
+		inner = parsed;
+	}
+	if (json_is_object(inner)) {
+		/* Wrapped: store the inner payload. */
+		r->stored_body = json_dumps(inner, JSON_COMPACT);
+		if (!r->stored_body) {
+			json_decref(root);
+			return hl_http_reply_error(r, 500, "internal", "out of memory");
+		}
+		text = r->stored_body;
+		len = strlen(text);
+		json_incref(inner);
+		json_decref(root);
+		root = inner;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return hl_http_reply_error(r, 400, "invalid_json", "the payload must be an object");
+	}
+	if (!event || !*event)
+		event = hl_event_guess_name(root);
+	if (!event || !intake_event_fits(r->route, event)) {
+		json_decref(root);
+		return hl_http_reply_error(
+		        r, 400, "unsupported_event", "%s",
+		        r->route == HL_ROUTE_CI_FAILURE
+		                ? "expected a workflow_run, workflow_job or check_run payload"
+		                : "expected a dependabot, code scanning or secret scanning alert");
+	}
+	hl_strlcpy(r->event_name, event, sizeof(r->event_name));
+	if (delivery) {
+		if (!intake_token_ok(delivery, HL_DELIVERY_ID_MAX, false)) {
+			json_decref(root);
+			return hl_http_reply_error(r, 400, "bad_delivery_id",
+			                           "malformed 'X-GitHub-Delivery' header");
+		}
+		hl_strlcpy(r->delivery_id, delivery, sizeof(r->delivery_id));
+	} else {
+		intake_hash_id(r->delivery_id, sizeof(r->delivery_id), "sensor-", r->event_name,
+		               text, len);
+	}
+	return intake_submit(r, r->route == HL_ROUTE_CI_FAILURE ? "ci-failure" : "security-alert",
+	                     root, text, len);
+}

@@ -1,0 +1,167 @@
+/*
+ * metrics.c - lock-free request/intake counters and their Prometheus text
+ * rendering. Invariant: histogram buckets are stored per bucket and made
+ * cumulative only when rendered, so an observation is two relaxed adds.
+ */
+#include "metrics.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define METRICS_EVENTS_MAX 32
+
+static const unsigned metrics_codes[] = { 200, 202, 400, 401, 404, 405,
+	                                  413, 415, 500, 503, 0 /* other */ };
+#define N_CODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
+
+static const double metrics_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10 };
+#define N_BOUNDS (sizeof(metrics_bounds) / sizeof(metrics_bounds[0]))
+
+struct hl_metrics {
+	atomic_uint_fast64_t requests[HL_ROUTE_MAX][N_CODES];
+	atomic_uint_fast64_t buckets[HL_ROUTE_MAX][N_BOUNDS + 1]; /* last: +Inf only */
+	atomic_uint_fast64_t sum_us[HL_ROUTE_MAX];
+	atomic_uint_fast64_t intake[METRICS_EVENTS_MAX][3];
+};
+
+const char *
+hl_route_name(enum hl_route r)
+{
+	static const char *const names[] = { "webhook", "ci_failure",  "security_alert",
+		                             "health",  "ready",       "status",
+		                             "metrics", "remediation", "other" };
+
+	return r < HL_ROUTE_MAX ? names[r] : "other";
+}
+
+struct hl_metrics *
+hl_metrics_new(void)
+{
+	return calloc(1, sizeof(struct hl_metrics));
+}
+
+void
+hl_metrics_free(struct hl_metrics *m)
+{
+	free(m);
+}
+
+void
+hl_metrics_request(struct hl_metrics *m, enum hl_route route, unsigned code, int64_t duration_us)
+{
+	size_t c, b;
+	double secs = (double)duration_us / 1e6;
+
+	if (route >= HL_ROUTE_MAX)
+		route = HL_ROUTE_OTHER;
+	for (c = 0; c < N_CODES - 1 && metrics_codes[c] != code; c++)
+		;
+	for (b = 0; b < N_BOUNDS && secs > metrics_bounds[b]; b++)
+		;
+	atomic_fetch_add_explicit(&m->requests[route][c], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->buckets[route][b], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m->sum_us[route],
+	                          (uint_fast64_t)(duration_us > 0 ? duration_us : 0),
+	                          memory_order_relaxed);
+}
+
+void
+hl_metrics_intake(struct hl_metrics *m, int event_index, int status)
+{
+	if (event_index < 0 || event_index >= METRICS_EVENTS_MAX || status < 0 || status > 2)
+		return;
+	atomic_fetch_add_explicit(&m->intake[event_index][status], 1, memory_order_relaxed);
+}
+
+void
+hl_metrics_label(struct hl_buf *out, const char *s)
+{
+	for (; s && *s; s++) {
+		if (*s == '\\')
+			hl_buf_append_str(out, "\\\\");
+		else if (*s == '"')
+			hl_buf_append_str(out, "\\\"");
+		else if (*s == '\n')
+			hl_buf_append_str(out, "\\n");
+		else
+			hl_buf_append_char(out, *s);
+	}
+}
+
+void
+hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*event_name)(int i),
+                  int n_events)
+{
+	static const char *const status_names[] = { "accepted", "skipped", "duplicate" };
+	uint_fast64_t v, cum;
+	size_t r, c, b;
+	int e, s;
+
+	hl_buf_append_str(out,
+	                  "# HELP healer_http_requests_total HTTP requests by route and status "
+	                  "code.\n# TYPE healer_http_requests_total counter\n");
+	for (r = 0; r < HL_ROUTE_MAX; r++)
+		for (c = 0; c < N_CODES; c++) {
+			v = atomic_load_explicit(&m->requests[r][c], memory_order_relaxed);
+			if (!v)
+				continue;
+			if (metrics_codes[c])
+				hl_buf_appendf(
+				        out,
+				        "healer_http_requests_total{route=\"%s\",code=\"%u\"} "
+				        "%llu\n",
+				        hl_route_name((enum hl_route)r), metrics_codes[c],
+				        (unsigned long long)v);
+			else
+				hl_buf_appendf(
+				        out,
+				        "healer_http_requests_total{route=\"%s\",code=\"other\"}"
+				        " %llu\n",
+				        hl_route_name((enum hl_route)r), (unsigned long long)v);
+		}
+
+	hl_buf_append_str(out, "# HELP healer_http_request_duration_seconds HTTP request latency "
+	                       "from the first byte to the response, by route.\n"
+	                       "# TYPE healer_http_request_duration_seconds histogram\n");
+	for (r = 0; r < HL_ROUTE_MAX; r++) {
+		const char *rn = hl_route_name((enum hl_route)r);
+
+		cum = 0;
+		for (b = 0; b <= N_BOUNDS; b++) {
+			cum += atomic_load_explicit(&m->buckets[r][b], memory_order_relaxed);
+			if (b < N_BOUNDS)
+				hl_buf_appendf(
+				        out,
+				        "healer_http_request_duration_seconds_bucket{route=\"%s\","
+				        "le=\"%g\"} %llu\n",
+				        rn, metrics_bounds[b], (unsigned long long)cum);
+			else
+				hl_buf_appendf(
+				        out,
+				        "healer_http_request_duration_seconds_bucket{route=\"%s\","
+				        "le=\"+Inf\"} %llu\n",
+				        rn, (unsigned long long)cum);
+		}
+		hl_buf_appendf(
+		        out, "healer_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", rn,
+		        (double)atomic_load_explicit(&m->sum_us[r], memory_order_relaxed) / 1e6);
+		hl_buf_appendf(out,
+		               "healer_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
+		               rn, (unsigned long long)cum);
+	}
+
+	hl_buf_append_str(out, "# HELP healer_intake_total Deliveries answered at intake, by event "
+	                       "and answer (accepted, skipped, duplicate).\n"
+	                       "# TYPE healer_intake_total counter\n");
+	for (e = 0; e < n_events && e < METRICS_EVENTS_MAX; e++)
+		for (s = 0; s < 3; s++) {
+			v = atomic_load_explicit(&m->intake[e][s], memory_order_relaxed);
+			if (!v)
+				continue;
+			hl_buf_append_str(out, "healer_intake_total{event=\"");
+			hl_metrics_label(out, event_name(e));
+			hl_buf_appendf(out, "\",status=\"%s\"} %llu\n", status_names[s],
+			               (unsigned long long)v);
+		}
+}

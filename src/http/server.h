@@ -1,0 +1,47 @@
+/*
+ * server.h - healer's HTTP API (contract section 4) on libmicrohttpd.
+ *
+ * Routes: POST /webhook, POST /api/remediate/ci-failure,
+ * POST /api/remediate/security-alert, GET /health, /ready, /api/status,
+ * /metrics, /api/remediations/{task_id}. Deliveries are stored durably
+ * (group commit, see store.h) before the 202 is sent; the connection is
+ * suspended meanwhile, so no HTTP thread blocks on the disk.
+ *
+ * Threads: libmicrohttpd's epoll thread pool (one thread per CPU, at most
+ * 4). Limits: 25 MiB bodies (413 from Content-Length before the body is
+ * read, and while streaming chunked bodies), 1024 connections, 256 per IP,
+ * 30 s idle timeout.
+ */
+#ifndef HL_HTTP_SERVER_H
+#define HL_HTTP_SERVER_H
+
+#include "base/err.h"
+#include "config/config.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+
+#define HL_HTTP_MAX_BODY (25u * 1024u * 1024u)
+
+struct hl_http_server;
+
+/*
+ * Binds cfg->listen_host:cfg->listen_port (port 0 picks a free port) and
+ * starts serving. cfg and store are borrowed and must outlive the server.
+ * version is reported by /health. Errors: HL_EIO (bind/listen), HL_EINTERNAL.
+ */
+int hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
+                         struct hl_store *store, const char *version, struct hl_err *err);
+/* The bound TCP port. */
+int hl_http_server_port(const struct hl_http_server *srv);
+/*
+ * Graceful stop, step 1: stop accepting connections, answer 503 to new
+ * requests on open connections, and wait up to timeout_ms for requests in
+ * flight (including deliveries waiting for their commit) to be answered.
+ * Returns true when none is left. The store must still be open.
+ */
+bool hl_http_server_drain(struct hl_http_server *srv, int timeout_ms);
+/* Step 2: closes every connection and frees the server. NULL is a no-op. */
+void hl_http_server_stop(struct hl_http_server *srv);
+
+#endif
