@@ -481,7 +481,17 @@ event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 	bool is_pr = json_is_object(json_object_get(issue, "pull_request"));
 	int rc;
 
+	const char *type = hl_json_str(pl, "comment.user.type");
+
 	ev->comment_id = event_id(pl, "comment.id");
+	/* The comment's author is who gives a command: the sender for real
+	 * deliveries, comment.user when a sensor forwards only the comment. */
+	if (!ev->sender) {
+		event_take(&ev->sender, pl, "comment.user.login", oom);
+		ev->sender_is_bot = ev->sender && hl_str_ends_with(ev->sender, "[bot]");
+	}
+	if (type && strcmp(type, "Bot") == 0)
+		ev->sender_is_bot = true;
 	event_take(&ev->comment_body, pl, "comment.body", oom);
 	event_take(&ev->html_url, pl, "comment.html_url", oom);
 	ev->intent = HL_INTENT_NONE;

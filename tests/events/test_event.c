@@ -325,6 +325,33 @@ test_event_issue_comment_command(void **state)
 }
 
 static void
+test_event_issue_comment_design_example(void **state)
+{
+	/* the design document's payload: no sender, the author in comment.user */
+	struct hl_event *ev = norm(
+	        "issue_comment",
+	        "{\"action\": \"created\", \"comment\": {\"body\": \"/healer fix clippy\","
+	        " \"user\": {\"login\": \"developer\"}}, \"issue\": {\"number\": 123,"
+	        " \"pull_request\": {\"url\": \"...\"}}, \"repository\": {\"full_name\": \"5dlabs/cto\"}}");
+
+	assert_int_equal(ev->command, HL_CMD_FIX);
+	assert_string_equal(ev->command_hint, "clippy");
+	assert_string_equal(ev->sender, "developer");
+	assert_false(ev->sender_is_bot);
+	assert_int_equal(ev->pr_number, 123);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+
+	ev = norm("issue_comment",
+	          "{\"action\": \"created\", \"comment\": {\"body\": \"/healer retry\","
+	          " \"user\": {\"login\": \"5dlabs-rex[bot]\", \"type\": \"Bot\"}},"
+	          " \"issue\": {\"number\": 1, \"pull_request\": {}}, " REPO "}");
+	assert_true(ev->sender_is_bot);
+	assert_string_equal(reason_of(ev), "bot_sender");
+	hl_event_free(ev);
+}
+
+static void
 test_event_issue_comment_not_on_pr(void **state)
 {
 	struct hl_event *ev =
@@ -1137,6 +1164,7 @@ main(void)
 		cmocka_unit_test(test_event_pull_request_fields),
 		cmocka_unit_test(test_event_push_fields),
 		cmocka_unit_test(test_event_issue_comment_command),
+		cmocka_unit_test(test_event_issue_comment_design_example),
 		cmocka_unit_test(test_event_issue_comment_not_on_pr),
 		cmocka_unit_test(test_event_pull_request_review_fields),
 		cmocka_unit_test(test_event_merge_group_fields),
