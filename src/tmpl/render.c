@@ -1,0 +1,985 @@
+/*
+ * render.c - evaluates a compiled template against jansson data with the
+ * runtime semantics of handlebars.js 4.x (javascript-compiler.js and
+ * runtime.js): helper/context disambiguation (classifySexpr), lookups that
+ * see own properties only, `../` over the stack of distinct contexts
+ * (depths), @data frames created by #each, blockHelperMissing for plain
+ * sections, the nullContext handed to block helpers when the context is
+ * null, partial contexts extended by hash arguments and partial indentation.
+ *
+ * Every render is bounded: output (HL_TMPL_MAX_OUTPUT), a work budget, and a
+ * nesting depth, so hostile templates and data cannot hang or exhaust it.
+ */
+#include "tmpl/tmpl_int.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tmpl_helper(const char *name, const struct tv *args, size_t nargs, const char *const *hkeys,
+                const struct tv *hvals, size_t nhash, struct tv *res, struct hl_buf *sbuf);
+bool tmpl_is_helper(const char *name);
+
+#define RENDER_MAX_DEPTH 200
+#define RENDER_MAX_WORK  20000000L
+
+struct dnode {
+	struct tv v;
+	const struct dnode *next;
+};
+
+struct frame {
+	const struct frame *parent;
+	struct tv root, index, key, first, last;
+	bool has_root, has_index, has_key, has_first, has_last;
+};
+
+struct rstate {
+	const struct hl_tmpl_set *partials;
+	unsigned flags;
+	struct hl_err *err;
+	int rc;
+	const char *tname;
+	long work;
+	int depth;
+	/* arena: strings and json values created while rendering */
+	char **strs;
+	size_t nstrs, capstrs;
+	json_t **jsons;
+	size_t njsons, capjsons;
+	json_t *null_ctx;
+};
+
+static int rerr(struct rstate *st, int code, int line, int col, const char *fmt, ...)
+        HL_PRINTF(5, 6);
+
+static int
+rerr(struct rstate *st, int code, int line, int col, const char *fmt, ...)
+{
+	char msg[220];
+	va_list ap;
+
+	if (st->rc)
+		return st->rc;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	st->rc = hl_err_set(st->err, code, "%s:%d:%d: %s", st->tname, line, col, msg);
+	return st->rc;
+}
+
+static const char *
+arena_str(struct rstate *st, const char *s, size_t n)
+{
+	char *d;
+
+	if (st->nstrs == st->capstrs) {
+		size_t nc = st->capstrs ? st->capstrs * 2 : 16;
+		char **ns = realloc(st->strs, nc * sizeof(*ns));
+		if (!ns)
+			return NULL;
+		st->strs = ns;
+		st->capstrs = nc;
+	}
+	d = malloc(n + 1);
+	if (!d)
+		return NULL;
+	memcpy(d, s, n);
+	d[n] = '\0';
+	st->strs[st->nstrs++] = d;
+	return d;
+}
+
+static int
+arena_json(struct rstate *st, json_t *j)
+{
+	if (st->njsons == st->capjsons) {
+		size_t nc = st->capjsons ? st->capjsons * 2 : 8;
+		json_t **nj = realloc(st->jsons, nc * sizeof(*nj));
+		if (!nj) {
+			json_decref(j);
+			return -1;
+		}
+		st->jsons = nj;
+		st->capjsons = nc;
+	}
+	st->jsons[st->njsons++] = j;
+	return 0;
+}
+
+static int
+out_check(struct rstate *st, struct hl_buf *out, int line, int col)
+{
+	int e = hl_buf_error(out);
+
+	if (!e)
+		return 0;
+	if (e == -HL_ETOOBIG)
+		return rerr(st, HL_ETOOBIG, line, col, "output larger than %u bytes",
+		            HL_TMPL_MAX_OUTPUT);
+	return rerr(st, HL_ENOMEM, line, col, "out of memory");
+}
+
+static bool
+work(struct rstate *st, int line, int col)
+{
+	if (++st->work > RENDER_MAX_WORK) {
+		rerr(st, HL_ETOOBIG, line, col, "render exceeds its work budget");
+		return false;
+	}
+	return !st->rc;
+}
+
+/* scopedId: /^\.|this\b/ on the original */
+static bool
+scoped_id(const char *orig)
+{
+	const char *p;
+
+	if (orig[0] == '.')
+		return true;
+	for (p = strstr(orig, "this"); p; p = strstr(p + 1, "this")) {
+		unsigned char c = (unsigned char)p[4];
+		bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		            (c >= '0' && c <= '9') || c == '_';
+		if (!word)
+			return true;
+	}
+	return false;
+}
+
+static bool
+is_builtin(const char *name)
+{
+	static const char *const b[] = {
+		"if",     "unless", "each",          "with",
+		"lookup", "log",    "helperMissing", "blockHelperMissing"
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
+		if (strcmp(name, b[i]) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A string's UTF-16 code unit at idx as a one-character string (lone
+ * surrogates become U+FFFD, as they do on output). */
+static struct tv
+string_index(struct rstate *st, struct tv s, unsigned long idx)
+{
+	const unsigned char *u = (const unsigned char *)s.s;
+	size_t i = 0, unit = 0;
+
+	while (i < s.len) {
+		size_t k = 1, units = 1;
+		if (u[i] >= 0x80) {
+			if ((u[i] & 0xe0) == 0xc0 && i + 1 < s.len)
+				k = 2;
+			else if ((u[i] & 0xf0) == 0xe0 && i + 2 < s.len)
+				k = 3;
+			else if ((u[i] & 0xf8) == 0xf0 && i + 3 < s.len) {
+				k = 4;
+				units = 2;
+			}
+		}
+		if (idx < unit + units) {
+			struct tv r = { 0 };
+			r.t = TV_STR;
+			if (units == 2)
+				r.s = arena_str(st, "\xef\xbf\xbd", 3);
+			else
+				r.s = arena_str(st, s.s + i, k);
+			r.len = units == 2 ? 3 : k;
+			if (!r.s)
+				return tv_undef();
+			return r;
+		}
+		unit += units;
+		i += k;
+	}
+	return tv_undef();
+}
+
+/* lookupProperty: own properties only. *found says whether the key exists. */
+static struct tv
+lookup_prop(struct rstate *st, struct tv parent, const char *name, bool *found)
+{
+	unsigned long idx;
+	struct tv r = tv_undef();
+
+	*found = false;
+	switch (parent.t) {
+	case TV_OBJ: {
+		json_t *v = json_object_get(parent.j, name);
+		if (v) {
+			*found = true;
+			r = tv_from_json(v);
+		}
+		break;
+	}
+	case TV_ARR:
+		if (strcmp(name, "length") == 0) {
+			*found = true;
+			r.t = TV_NUM;
+			r.n = (double)json_array_size(parent.j);
+		} else if (tv_is_index(name, &idx) && idx < json_array_size(parent.j)) {
+			*found = true;
+			r = tv_from_json(json_array_get(parent.j, idx));
+		}
+		break;
+	case TV_STR:
+		if (strcmp(name, "length") == 0) {
+			*found = true;
+			r.t = TV_NUM;
+			r.n = (double)tv_utf16_len(parent.s, parent.len);
+		} else if (tv_is_index(name, &idx) && idx < tv_utf16_len(parent.s, parent.len)) {
+			*found = true;
+			r = string_index(st, parent, idx);
+		}
+		break;
+	default:
+		break;
+	}
+	return r;
+}
+
+static struct tv
+frame_field(const struct frame *f, const char *name, bool *found)
+{
+	*found = true;
+	if (strcmp(name, "root") == 0 && f->has_root)
+		return f->root;
+	if (strcmp(name, "index") == 0 && f->has_index)
+		return f->index;
+	if (strcmp(name, "key") == 0 && f->has_key)
+		return f->key;
+	if (strcmp(name, "first") == 0 && f->has_first)
+		return f->first;
+	if (strcmp(name, "last") == 0 && f->has_last)
+		return f->last;
+	*found = false;
+	return tv_undef();
+}
+
+static bool
+is_nullish(struct tv v)
+{
+	return v.t == TV_UNDEF || v.t == TV_NULL;
+}
+
+struct ectx {
+	struct tv ctx;              /* depth0 */
+	const struct dnode *depths; /* depths[0] first */
+	const struct frame *data;
+};
+
+/* Resolves a path expression. falsy selects the `&&` chaining handlebars
+ * uses for data paths and helper names instead of `!= null`. */
+static struct tv
+eval_path(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e, bool falsy,
+          bool strict)
+{
+	struct tv cur;
+	size_t i = 0;
+	bool found;
+
+	if (e->data) {
+		const struct frame *f = ec->data;
+		int d = e->depth;
+		while (f && d-- > 0)
+			f = f->parent;
+		if (!f) {
+			if (strict && (st->flags & HL_TMPL_STRICT))
+				rerr(st, HL_EINVAL, e->line, e->col, "'%s' not defined",
+				     e->original);
+			return tv_undef();
+		}
+		if (e->nparts == 0)
+			return tv_undef();
+		cur = frame_field(f, e->parts[0], &found);
+		if (!found && strict && (st->flags & HL_TMPL_STRICT)) {
+			rerr(st, HL_EINVAL, e->line, e->col, "'%s' not defined", e->original);
+			return tv_undef();
+		}
+		i = 1;
+		falsy = true;
+	} else if (e->depth == 0) {
+		cur = ec->ctx;
+	} else {
+		const struct dnode *dn = ec->depths;
+		int d = e->depth;
+		while (dn && d-- > 0)
+			dn = dn->next;
+		if (!dn) {
+			if (strict && (st->flags & HL_TMPL_STRICT))
+				rerr(st, HL_EINVAL, e->line, e->col,
+				     "'%s' not defined: no parent context", e->original);
+			return tv_undef();
+		}
+		cur = dn->v;
+	}
+	for (; i < e->nparts; i++) {
+		if (falsy ? !tv_truthy(cur) : is_nullish(cur)) {
+			if (strict && (st->flags & HL_TMPL_STRICT)) {
+				rerr(st, HL_EINVAL, e->line, e->col, "'%s' not defined: '%s' is %s",
+				     e->original, i ? e->parts[i - 1] : "this",
+				     cur.t == TV_NULL ? "null" : "empty");
+			}
+			return cur;
+		}
+		cur = lookup_prop(st, cur, e->parts[i], &found);
+		if (!found && strict && (st->flags & HL_TMPL_STRICT)) {
+			rerr(st, HL_EINVAL, e->line, e->col, "'%s' not defined", e->original);
+			return tv_undef();
+		}
+	}
+	return cur;
+}
+
+static int run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
+                       const struct dnode *depths, const struct frame *data, struct hl_buf *out);
+static struct tv eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c,
+                           int kind, const struct tmpl_node *blk, struct hl_buf *out,
+                           bool *appended);
+
+enum { K_MUSTACHE, K_BLOCK, K_SEXPR };
+
+static struct tv
+eval_expr(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e)
+{
+	struct tv v = tv_undef();
+
+	switch (e->type) {
+	case TE_PATH:
+		if (e->nparts == 0 && !e->data) {
+			if (e->depth == 0)
+				return ec->ctx;
+			return eval_path(st, ec, e, false, true);
+		}
+		return eval_path(st, ec, e, false, true);
+	case TE_STRING:
+		v.t = TV_STR;
+		v.s = e->str;
+		v.len = e->slen;
+		return v;
+	case TE_NUMBER:
+		v.t = TV_NUM;
+		v.n = e->num;
+		return v;
+	case TE_BOOL:
+		v.t = TV_BOOL;
+		v.b = e->b;
+		return v;
+	case TE_NULL:
+		v.t = TV_NULL;
+		return v;
+	case TE_UNDEF:
+		return v;
+	case TE_SEXPR: {
+		bool app = false;
+		return eval_call(st, ec, e->call, K_SEXPR, NULL, NULL, &app);
+	}
+	}
+	return v;
+}
+
+/* Runs a block's fn/inverse with a new context (a noop when prog is NULL). */
+static int
+invoke(struct rstate *st, const struct ectx *ec, const struct tmpl_program *prog, struct tv ctx,
+       const struct frame *data, struct hl_buf *out)
+{
+	struct dnode dn;
+	const struct dnode *depths = ec->depths;
+
+	if (!prog)
+		return 0;
+	/* wrapProgram: context != depths[0] && !(context === nullContext &&
+	 * depths[0] === null) */
+	if (!depths || !tv_loose_eq(ctx, depths->v)) {
+		if (!(ctx.t == TV_OBJ && ctx.j == st->null_ctx && depths &&
+		      depths->v.t == TV_NULL)) {
+			dn.v = ctx;
+			dn.next = depths;
+			depths = &dn;
+		}
+	}
+	return run_program(st, prog, ctx, depths, data, out);
+}
+
+static struct tv
+this_ctx(struct rstate *st, struct tv ctx)
+{
+	if (is_nullish(ctx)) {
+		struct tv v = { 0 };
+		v.t = TV_OBJ;
+		v.j = st->null_ctx;
+		return v;
+	}
+	return ctx;
+}
+
+static bool
+is_empty(struct tv v)
+{
+	if (!tv_truthy(v) && !(v.t == TV_NUM && v.n == 0))
+		return true;
+	return v.t == TV_ARR && json_array_size(v.j) == 0;
+}
+
+static int
+each_iter(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct frame *fr,
+          struct tv item, struct hl_buf *out)
+{
+	if (!work(st, blk->line, blk->col))
+		return st->rc;
+	return invoke(st, ec, blk->program, item, fr, out);
+}
+
+static int
+do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv ctx,
+        struct hl_buf *out)
+{
+	struct frame fr;
+	size_t i, n = 0;
+
+	if (ec->data)
+		fr = *ec->data;
+	else
+		memset(&fr, 0, sizeof(fr));
+	fr.parent = ec->data;
+	fr.has_index = fr.has_key = fr.has_first = fr.has_last = true;
+	fr.index.t = TV_NUM;
+	fr.first.t = fr.last.t = TV_BOOL;
+	if (ctx.t == TV_ARR) {
+		n = json_array_size(ctx.j);
+		for (i = 0; i < n && !st->rc; i++) {
+			fr.index.n = (double)i;
+			fr.key.t = TV_NUM;
+			fr.key.n = (double)i;
+			fr.first.b = i == 0;
+			fr.last.b = i == n - 1;
+			if (each_iter(st, ec, blk, &fr, tv_from_json(json_array_get(ctx.j, i)),
+			              out))
+				return st->rc;
+		}
+	} else if (ctx.t == TV_OBJ) {
+		const char **keys = tv_object_keys(ctx.j, &n);
+		if (n == 0 && json_object_size(ctx.j) > 0) {
+			free(keys);
+			return rerr(st, HL_ENOMEM, blk->line, blk->col, "out of memory");
+		}
+		for (i = 0; i < n && !st->rc; i++) {
+			fr.index.n = (double)i;
+			fr.key.t = TV_STR;
+			fr.key.s = keys[i];
+			fr.key.len = strlen(keys[i]);
+			fr.first.b = i == 0;
+			fr.last.b = i == n - 1;
+			if (each_iter(st, ec, blk, &fr,
+			              tv_from_json(json_object_get(ctx.j, keys[i])), out)) {
+				free(keys);
+				return st->rc;
+			}
+		}
+		free(keys);
+	}
+	if (n == 0)
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+	return st->rc;
+}
+
+/* blockHelperMissing(context, options) */
+static int
+block_missing(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv v,
+              struct hl_buf *out)
+{
+	if (v.t == TV_BOOL && v.b)
+		return invoke(st, ec, blk->program, this_ctx(st, ec->ctx), ec->data, out);
+	if ((v.t == TV_BOOL && !v.b) || is_nullish(v))
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+	if (v.t == TV_ARR) {
+		if (json_array_size(v.j) > 0)
+			return do_each(st, ec, blk, v, out);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+	}
+	return invoke(st, ec, blk->program, v, ec->data, out);
+}
+
+static int
+builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
+        const struct tv *args, int kind, const struct tmpl_node *blk, struct hl_buf *out,
+        struct tv *res, int line, int col)
+{
+	*res = tv_undef();
+	if (strcmp(name, "log") == 0)
+		return 0;
+	if (strcmp(name, "helperMissing") == 0) {
+		if (c->nparams)
+			return rerr(st, HL_EPARSE, line, col, "missing helper 'helperMissing'");
+		return 0;
+	}
+	if (strcmp(name, "lookup") == 0) {
+		struct hl_buf key = HL_BUF_INIT(0);
+		bool found;
+		if (c->nparams == 0 || !tv_truthy(args[0])) {
+			*res = c->nparams ? args[0] : tv_undef();
+			if (c->nparams == 0)
+				return rerr(st, HL_EPARSE, line, col, "lookup needs arguments");
+			return 0;
+		}
+		if (c->nparams > 2)
+			return rerr(st, HL_EPARSE, line, col, "lookup takes two arguments");
+		if (c->nparams == 1)
+			hl_buf_append_str(&key, "[object Object]");
+		else
+			tv_to_string(&key, args[1]);
+		if (hl_buf_error(&key)) {
+			hl_buf_release(&key);
+			return rerr(st, HL_ENOMEM, line, col, "out of memory");
+		}
+		*res = lookup_prop(st, args[0], key.data, &found);
+		hl_buf_release(&key);
+		return 0;
+	}
+	if (strcmp(name, "blockHelperMissing") == 0)
+		return rerr(st, HL_EPARSE, line, col, "'blockHelperMissing' cannot be called");
+	/* if unless each with: block helpers */
+	if (kind != K_BLOCK)
+		return rerr(st, HL_EPARSE, line, col, "'%s' must be used as a block: {{#%s}}", name,
+		            name);
+	if (strcmp(name, "each") == 0) {
+		if (c->nparams != 1)
+			return rerr(st, HL_EPARSE, line, col,
+			            "#each requires exactly one argument");
+		if (args[0].t == TV_ARR || args[0].t == TV_OBJ)
+			return do_each(st, ec, blk, args[0], out);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+	}
+	if (c->nparams != 1)
+		return rerr(st, HL_EPARSE, line, col, "#%s requires exactly one argument", name);
+	if (strcmp(name, "with") == 0) {
+		if (!is_empty(args[0]))
+			return invoke(st, ec, blk->program, args[0], ec->data, out);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+	} else {
+		bool include_zero = false, neg;
+		size_t i;
+		for (i = 0; i < c->nhash; i++) {
+			if (strcmp(c->hkeys[i], "includeZero") == 0)
+				include_zero = tv_truthy(eval_expr(st, ec, c->hvals[i]));
+		}
+		if (st->rc)
+			return st->rc;
+		neg = (!include_zero && !tv_truthy(args[0])) || is_empty(args[0]);
+		if (strcmp(name, "unless") == 0)
+			neg = !neg;
+		return invoke(st, ec, neg ? blk->inverse : blk->program, this_ctx(st, ec->ctx),
+		              ec->data, out);
+	}
+}
+
+static int
+custom_helper(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
+              const struct tv *args, size_t nargs, struct tv *res, int line, int col)
+{
+	struct tv hv[16];
+	const char *hk[16];
+	size_t nh = 0, i;
+	struct hl_buf sb = HL_BUF_INIT(HL_TMPL_MAX_OUTPUT);
+	int rc;
+
+	for (i = 0; i < c->nhash && nh < 16; i++) {
+		hk[nh] = c->hkeys[i];
+		hv[nh] = eval_expr(st, ec, c->hvals[i]);
+		nh++;
+	}
+	if (st->rc)
+		return st->rc;
+	rc = tmpl_helper(name, args, nargs, hk, hv, nh, res, &sb);
+	if (rc < 0) {
+		hl_buf_release(&sb);
+		if (rc == -HL_ETOOBIG)
+			return rerr(st, HL_ETOOBIG, line, col, "helper '%s' output too large",
+			            name);
+		return rerr(st, -rc, line, col, "helper '%s' failed", name);
+	}
+	if (res->t == TV_STR && !res->s) {
+		res->s = arena_str(st, sb.data, sb.len);
+		res->len = sb.len;
+		if (!res->s) {
+			hl_buf_release(&sb);
+			return rerr(st, HL_ENOMEM, line, col, "out of memory");
+		}
+	}
+	hl_buf_release(&sb);
+	return 0;
+}
+
+/*
+ * Evaluates a mustache, block or subexpression call. For blocks whose output
+ * goes straight to out (builtins, sections), *appended is set; otherwise the
+ * returned value is to be appended by the caller.
+ */
+static struct tv
+eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, int kind,
+          const struct tmpl_node *blk, struct hl_buf *out, bool *appended)
+{
+	struct tmpl_expr lit_path;
+	const struct tmpl_expr *path = c->path;
+	struct tv args_local[8], *args = args_local, res = tv_undef();
+	char *lit_part = NULL;
+	const char *name;
+	bool simple, is_helper;
+	size_t i;
+	struct hl_buf lb = HL_BUF_INIT(0);
+
+	*appended = false;
+	if (!work(st, path->line, path->col))
+		return res;
+	if (path->type != TE_PATH) {
+		/* transformLiteralToPath: the literal's String() as a one-part path */
+		switch (path->type) {
+		case TE_STRING:
+			hl_buf_append(&lb, path->str, path->slen);
+			break;
+		case TE_NUMBER:
+			tv_format_number(&lb, path->num);
+			break;
+		case TE_BOOL:
+			hl_buf_append_str(&lb, path->b ? "true" : "false");
+			break;
+		case TE_NULL:
+			hl_buf_append_str(&lb, "null");
+			break;
+		default:
+			hl_buf_append_str(&lb, "undefined");
+			break;
+		}
+		if (hl_buf_error(&lb)) {
+			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
+			return res;
+		}
+		lit_part = hl_buf_detach(&lb, NULL);
+		if (!lit_part) {
+			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
+			return res;
+		}
+		memset(&lit_path, 0, sizeof(lit_path));
+		lit_path.type = TE_PATH;
+		lit_path.line = path->line;
+		lit_path.col = path->col;
+		lit_path.parts = &lit_part;
+		lit_path.nparts = 1;
+		lit_path.original = lit_part;
+		path = &lit_path;
+	}
+	name = path->nparts ? path->parts[0] : NULL;
+	simple = path->nparts == 1 && !scoped_id(path->original) && path->depth == 0;
+	is_helper = kind == K_SEXPR || c->nparams > 0 || c->has_hash;
+	if (simple && !is_helper && name && is_builtin(name))
+		is_helper = true;
+
+	if (c->nparams > sizeof(args_local) / sizeof(args_local[0])) {
+		args = calloc(c->nparams, sizeof(*args));
+		if (!args) {
+			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
+			goto out;
+		}
+	}
+	if (is_helper) {
+		for (i = 0; i < c->nparams && !st->rc; i++)
+			args[i] = eval_expr(st, ec, c->params[i]);
+		if (st->rc)
+			goto out;
+		if (name && is_builtin(name)) {
+			if (builtin(st, ec, name, c, args, kind, blk, out, &res, path->line,
+			            path->col) == 0 &&
+			    kind == K_BLOCK && strcmp(name, "lookup") && strcmp(name, "log") &&
+			    strcmp(name, "helperMissing"))
+				*appended = true;
+			goto out;
+		}
+		if (simple && tmpl_is_helper(name)) {
+			custom_helper(st, ec, name, c, args, c->nparams, &res, path->line,
+			              path->col);
+			goto out;
+		}
+		res = eval_path(st, ec, path, true, false);
+		if (st->rc)
+			goto out;
+		if (tv_truthy(res))
+			rerr(st, HL_EPARSE, path->line, path->col, "'%s' is not a function",
+			     path->original);
+		else if (c->nparams)
+			rerr(st, HL_EPARSE, path->line, path->col, "missing helper '%s'",
+			     path->original);
+		res = tv_undef();
+		goto out;
+	}
+	if (simple && tmpl_is_helper(name)) {
+		/* ambiguous, resolved to the helper */
+		custom_helper(st, ec, name, c, args, 0, &res, path->line, path->col);
+		goto out;
+	}
+	res = eval_path(st, ec, path, false, true);
+	if (st->rc)
+		goto out;
+	if (kind == K_BLOCK) {
+		block_missing(st, ec, blk, res, out);
+		*appended = true;
+		res = tv_undef();
+	}
+out:
+	if (args != args_local)
+		free(args);
+	free(lit_part);
+	return res;
+}
+
+static const char *
+partial_name(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e,
+             struct hl_buf *tmp)
+{
+	struct tv v;
+
+	switch (e->type) {
+	case TE_PATH:
+		return e->original;
+	case TE_STRING:
+		hl_buf_append(tmp, e->str, e->slen);
+		return tmp->data;
+	case TE_NUMBER:
+		tv_format_number(tmp, e->num);
+		return tmp->data;
+	case TE_BOOL:
+		return e->b ? "true" : "false";
+	case TE_NULL:
+		return "null";
+	case TE_UNDEF:
+		return "undefined";
+	case TE_SEXPR:
+		v = eval_expr(st, ec, e);
+		if (st->rc)
+			return NULL;
+		if (!tv_truthy(v))
+			hl_buf_append_str(tmp, "undefined");
+		else
+			tv_to_string(tmp, v);
+		return tmp->data;
+	}
+	return "";
+}
+
+/* Utils.extend({}, context, hash) */
+static int
+extend_ctx(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, struct tv base,
+           struct tv *res)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	if (!o || arena_json(st, o))
+		return rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+	if (base.t == TV_OBJ) {
+		size_t n;
+		const char **keys = tv_object_keys(base.j, &n);
+		for (i = 0; i < n; i++)
+			json_object_set(o, keys[i], json_object_get(base.j, keys[i]));
+		free(keys);
+	} else if (base.t == TV_ARR) {
+		for (i = 0; i < json_array_size(base.j); i++) {
+			char k[24];
+			snprintf(k, sizeof(k), "%zu", i);
+			json_object_set(o, k, json_array_get(base.j, i));
+		}
+	} else if (base.t == TV_STR) {
+		size_t n = tv_utf16_len(base.s, base.len);
+		for (i = 0; i < n; i++) {
+			char k[24];
+			struct tv ch = string_index(st, base, i);
+			snprintf(k, sizeof(k), "%zu", i);
+			json_object_set_new(o, k, json_stringn(ch.s ? ch.s : "", ch.len));
+		}
+	}
+	for (i = 0; i < nd->call->nhash; i++) {
+		struct tv v = eval_expr(st, ec, nd->call->hvals[i]);
+		json_t *j = NULL;
+		if (st->rc)
+			return st->rc;
+		switch (v.t) {
+		case TV_UNDEF:
+			/* an own property holding undefined: shadow, render empty */
+			j = json_null();
+			break;
+		case TV_NULL:
+			j = json_null();
+			break;
+		case TV_BOOL:
+			j = json_boolean(v.b);
+			break;
+		case TV_NUM:
+			j = isfinite(v.n) ? json_real(v.n) : json_null();
+			break;
+		case TV_STR:
+			j = json_stringn_nocheck(v.s, v.len);
+			break;
+		default:
+			j = json_incref(v.j);
+			break;
+		}
+		if (!j || json_object_set_new(o, nd->call->hkeys[i], j))
+			return rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+	}
+	res->t = TV_OBJ;
+	res->j = o;
+	return 0;
+}
+
+static int
+do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, struct hl_buf *out)
+{
+	struct hl_buf nb = HL_BUF_INIT(0), pb = HL_BUF_INIT(HL_TMPL_MAX_OUTPUT);
+	const struct hl_tmpl *pt;
+	const char *name, *saved_name;
+	struct tv ctx = ec->ctx;
+	struct dnode dn;
+	int rc = 0;
+
+	name = partial_name(st, ec, nd->call->path, &nb);
+	if (st->rc || !name)
+		goto out;
+	if (hl_buf_error(&nb)) {
+		rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+		goto out;
+	}
+	pt = st->partials ? hl_tmpl_set_get(st->partials, name) : NULL;
+	if (nd->call->nparams == 1) {
+		ctx = eval_expr(st, ec, nd->call->params[0]);
+		if (st->rc)
+			goto out;
+	}
+	if (nd->call->has_hash && extend_ctx(st, ec, nd, ctx, &ctx))
+		goto out;
+	if (!pt) {
+		rerr(st, HL_EPARSE, nd->line, nd->col, "the partial '%s' could not be found", name);
+		goto out;
+	}
+	if (st->depth >= RENDER_MAX_DEPTH / 2) {
+		rerr(st, HL_ETOOBIG, nd->line, nd->col, "partials nested too deeply");
+		goto out;
+	}
+	saved_name = st->tname;
+	st->tname = pt->name;
+	dn.v = ctx;
+	dn.next = NULL;
+	rc = run_program(st, pt->root, ctx, &dn, ec->data, nd->indent ? &pb : out);
+	st->tname = saved_name;
+	if (rc)
+		goto out;
+	if (nd->indent && pb.len) {
+		/* indent every line; a final empty line is left alone */
+		size_t i = 0, il = strlen(nd->indent);
+		while (i < pb.len) {
+			const char *nl = memchr(pb.data + i, '\n', pb.len - i);
+			size_t e = nl ? (size_t)(nl - pb.data) + 1 : pb.len;
+			hl_buf_append(out, nd->indent, il);
+			hl_buf_append(out, pb.data + i, e - i);
+			i = e;
+		}
+	}
+	out_check(st, out, nd->line, nd->col);
+out:
+	hl_buf_release(&nb);
+	hl_buf_release(&pb);
+	return st->rc;
+}
+
+static int
+run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
+            const struct dnode *depths, const struct frame *data, struct hl_buf *out)
+{
+	struct ectx ec = { ctx, depths, data };
+	size_t i;
+
+	if (st->depth >= RENDER_MAX_DEPTH)
+		return rerr(st, HL_ETOOBIG, 1, 1, "templates nested too deeply");
+	st->depth++;
+	for (i = 0; i < prog->n && !st->rc; i++) {
+		const struct tmpl_node *nd = prog->body[i];
+		struct tv v;
+		bool app;
+
+		if (!work(st, nd->line, nd->col))
+			break;
+		switch (nd->type) {
+		case TN_CONTENT:
+			hl_buf_append(out, nd->text + nd->vstart, nd->vend - nd->vstart);
+			break;
+		case TN_COMMENT:
+			break;
+		case TN_MUSTACHE:
+			v = eval_call(st, &ec, nd->call, K_MUSTACHE, nd, out, &app);
+			if (!st->rc)
+				tv_append_output(out, v);
+			break;
+		case TN_BLOCK:
+			v = eval_call(st, &ec, nd->call, K_BLOCK, nd, out, &app);
+			if (!st->rc && !app)
+				tv_append_output(out, v);
+			break;
+		case TN_PARTIAL:
+			do_partial(st, &ec, nd, out);
+			break;
+		}
+		if (!st->rc)
+			out_check(st, out, nd->line, nd->col);
+	}
+	st->depth--;
+	return st->rc;
+}
+
+int
+hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
+               const struct hl_tmpl_set *partials, unsigned flags, struct hl_err *err)
+{
+	struct rstate st = { 0 };
+	struct hl_buf b = HL_BUF_INIT(HL_TMPL_MAX_OUTPUT);
+	struct frame root = { 0 };
+	struct dnode dn;
+	struct tv ctx;
+	size_t i;
+	char *res;
+
+	st.partials = partials;
+	st.flags = flags;
+	st.err = err;
+	st.tname = t->name;
+	st.null_ctx = json_object();
+	if (!st.null_ctx)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	ctx = tv_from_json((json_t *)data);
+	root.has_root = true;
+	root.root = ctx;
+	dn.v = ctx;
+	dn.next = NULL;
+	run_program(&st, t->root, ctx, &dn, &root, &b);
+	for (i = 0; i < st.nstrs; i++)
+		free(st.strs[i]);
+	free(st.strs);
+	for (i = 0; i < st.njsons; i++)
+		json_decref(st.jsons[i]);
+	free(st.jsons);
+	json_decref(st.null_ctx);
+	if (st.rc) {
+		hl_buf_release(&b);
+		return st.rc;
+	}
+	if (!(res = hl_buf_detach(&b, len_out)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	*out = res;
+	return 0;
+}

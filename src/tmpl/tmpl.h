@@ -1,0 +1,105 @@
+/*
+ * tmpl.h - healer's Handlebars engine: templates are compiled once (lexer ->
+ * parser -> AST -> whitespace control) and rendered many times against jansson
+ * data, with the output byte-identical to handlebars.js 4.x rendering with
+ * `noEscape: true` for every construct the engine supports.
+ *
+ * Supported: {{path}}, {{a.b.c}}, {{this}}, ../ parent paths, @index @key
+ * @first @last @root, literals, subexpressions, hash arguments, {{#if}}
+ * {{#unless}} {{#each}} {{#with}} with {{else}} and {{else if ...}} chains,
+ * inverted sections {{^x}}, plain sections {{#x}}, {{> partial ctx k=v}} and
+ * dynamic partials {{> (expr)}}, comments, whitespace control `~` and the
+ * stripping of standalone lines, triple-stash and {{&x}}, and the helpers
+ * documented in docs/PROMPT_DATA.md (eq ne gt gte lt lte and or not add
+ * subtract len truncate join json default upper lower lookup log fence).
+ * Not supported (a parse error): raw blocks, partial blocks, inline partials,
+ * decorators, block parameters (`as |x|`).
+ *
+ * Thread-safety: a compiled template and a set are immutable after loading
+ * and may be rendered from several threads at once.
+ */
+#ifndef HL_TMPL_TMPL_H
+#define HL_TMPL_TMPL_H
+
+#include "base/buf.h"
+#include "base/err.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hl_tmpl;
+struct hl_tmpl_set;
+
+/* Render flags. */
+enum {
+	/* Report the first lookup whose key does not exist (a null value is
+	 * fine) as an error naming the template, line and column. */
+	HL_TMPL_STRICT = 1u << 0,
+};
+
+/* Output cap of one render (bytes); larger output fails with HL_ETOOBIG. */
+#define HL_TMPL_MAX_OUTPUT (64u * 1024 * 1024)
+
+/*
+ * Compiles n bytes of template text. name is used in error messages
+ * ("name:line:col: message", 1-based line and column) and copied. On success
+ * *out owns the template (free with hl_tmpl_free). Errors: HL_EPARSE for a
+ * syntax error or an unsupported construct, HL_ENOMEM.
+ */
+int hl_tmpl_compile(struct hl_tmpl **out, const char *name, const char *src, size_t n,
+                    struct hl_err *err);
+void hl_tmpl_free(struct hl_tmpl *t);
+const char *hl_tmpl_name(const struct hl_tmpl *t);
+
+/*
+ * A registry of named templates that are also the partials: {{> name}} looks
+ * `name` up in the set given to hl_tmpl_render. Adding a name that exists
+ * replaces it.
+ */
+struct hl_tmpl_set *hl_tmpl_set_new(void);
+void hl_tmpl_set_free(struct hl_tmpl_set *set);
+/* Compiles src and stores it under name. */
+int hl_tmpl_set_add(struct hl_tmpl_set *set, const char *name, const char *src, size_t n,
+                    struct hl_err *err);
+/* Stores an already compiled template (the set takes ownership, also on
+ * failure). */
+int hl_tmpl_set_add_compiled(struct hl_tmpl_set *set, const char *name, struct hl_tmpl *t,
+                             struct hl_err *err);
+/* The template stored under name, or NULL (borrowed). */
+const struct hl_tmpl *hl_tmpl_set_get(const struct hl_tmpl_set *set, const char *name);
+/* Number of templates and the name of the i-th (insertion order). */
+size_t hl_tmpl_set_count(const struct hl_tmpl_set *set);
+const char *hl_tmpl_set_name_at(const struct hl_tmpl_set *set, size_t i);
+
+/*
+ * Renders t with data (borrowed; NULL renders as an undefined context) and
+ * partials (may be NULL). On success *out is a malloc'd NUL-terminated string
+ * (the caller frees it) and *len_out (when not NULL) its length. Errors name
+ * the template, line and column: HL_EPARSE for a runtime error handlebars.js
+ * also raises (missing partial, missing helper, wrong helper arity), HL_EINVAL
+ * for a strict-mode missing variable, HL_ETOOBIG past HL_TMPL_MAX_OUTPUT or
+ * the work budget, HL_ENOMEM.
+ */
+int hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
+                   const struct hl_tmpl_set *partials, unsigned flags, struct hl_err *err);
+
+/*
+ * Untrusted text for a prompt (the `fence` helper): appends to out a Markdown
+ * fenced block holding text with ANSI escape sequences and control characters
+ * (all but \n and \t, C1 included) removed and invalid UTF-8 replaced by
+ * U+FFFD. The fence is a run of backticks longer than any run in the text (at
+ * least 3), so the content cannot close it. When the cleaned text is longer
+ * than budget bytes it is cut: its head, the region around line focus_line
+ * (1-based, 0 for none) and its tail are kept, at line boundaries when one is
+ * near and always at UTF-8 boundaries, and every cut is replaced by a line
+ * "[... healer cut N bytes (L lines) ...]". lang (may be NULL) is reduced to
+ * [A-Za-z0-9_.+-]. budget is clamped to at least 64. The exact algorithm is
+ * shared with tests/tmpl/hbs_render.js.
+ */
+#define HL_TMPL_FENCE_DEFAULT_BUDGET 16000
+int hl_tmpl_fence(struct hl_buf *out, const char *text, size_t n, const char *lang, int64_t budget,
+                  int64_t focus_line);
+
+#endif
