@@ -97,7 +97,7 @@ fetch_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
 	struct fetch_job *job = ud;
 	struct hl_fetch_res *res = job->res;
-	size_t n = size * nmemb;
+	size_t total = size * nmemb, n = total;
 	long status = 0;
 
 	if (job->req->on_data) {
@@ -129,7 +129,7 @@ fetch_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 	}
 	if (hl_buf_append(&res->body, data, n) < 0)
 		return 0;
-	return n;
+	return total;
 }
 
 /* Copies a header value, trimmed, into out. */
@@ -614,12 +614,19 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 			break;
 		now = hl_time_mono_ms();
 		{
-			int64_t t = wake - now;
+			int64_t t;
 			bool due = false;
 
-			for (i = 0; i < n; i++)
-				if (!jobs[i].done && !jobs[i].running && jobs[i].next_start <= now)
+			/* completions may have scheduled retries sooner than wake */
+			for (i = 0; i < n; i++) {
+				if (jobs[i].done || jobs[i].running)
+					continue;
+				if (jobs[i].next_start <= now)
 					due = true;
+				else if (jobs[i].next_start < wake)
+					wake = jobs[i].next_start;
+			}
+			t = wake - now;
 			if (due)
 				continue;
 			if (t < 1)

@@ -1,0 +1,159 @@
+"""dtest.py - shared helpers for the dispatch-area integration drivers:
+TAP reporting, starting/stopping the stub servers (tests/stubs), throw-away
+TLS material made with the openssl CLI, kubeconfig files, and running
+netprobe / healer with a clean environment. Python standard library only.
+"""
+import atexit
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HEALER = os.environ["HEALER_BIN"]
+NETPROBE = os.environ["NETPROBE"]
+STUBS = os.environ["HEALER_STUBS"]
+ROOT = os.environ["HEALER_SOURCE_ROOT"]
+CRD = os.path.join(ROOT, "deploy", "crds", "coderun.yaml")
+
+_results = []
+_procs = []
+TMP = tempfile.mkdtemp(prefix="healer-dispatch-")
+
+
+def check(name, cond, detail=""):
+    _results.append((name, bool(cond), str(detail)))
+
+
+def finish():
+    failed = 0
+    print("TAP version 13")
+    print(f"1..{len(_results)}")
+    for i, (name, ok, detail) in enumerate(_results, 1):
+        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+        if not ok:
+            failed += 1
+            print("# " + detail[:3000].replace("\n", "\n# "))
+    sys.stdout.flush()
+    sys.exit(1 if failed else 0)
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+    subprocess.run(["rm", "-rf", TMP])
+
+
+atexit.register(_cleanup)
+
+
+def start_stub(script, *args):
+    """Starts tests/stubs/<script>; returns (process, port, extra lines)."""
+    p = subprocess.Popen([sys.executable, os.path.join(STUBS, script), *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _procs.append(p)
+    line = p.stdout.readline()
+    if not line.startswith("PORT "):
+        raise RuntimeError(f"{script} did not start: {line!r} {p.stderr.read()}")
+    return p, int(line.split()[1])
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+
+def make_ca(name):
+    """A CA plus a server certificate for 127.0.0.1; returns paths."""
+    d = os.path.join(TMP, name)
+    os.makedirs(d)
+    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+    key, csr, crt = os.path.join(d, "srv.key"), os.path.join(d, "srv.csr"), os.path.join(d, "srv.crt")
+    ext = os.path.join(d, "ext.cnf")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", ca_key, "-out", ca_crt, "-days", "1", "-subj", f"/CN={name}-ca")
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
+            "-out", crt, "-days", "1", "-extfile", ext)
+    return {"ca": ca_crt, "cert": crt, "key": key, "dir": d}
+
+
+def write_kubeconfig(path, server, ca_path=None, ca_inline=True, token=None, token_file=None,
+                     namespace=None, insecure=False):
+    lines = ["apiVersion: v1", "kind: Config", "current-context: test",
+             "clusters:", "- name: other", "  cluster:", "    server: https://10.0.0.1:6443",
+             "- name: stub", "  cluster:", f"    server: {server}"]
+    if ca_path and ca_inline:
+        data = base64.b64encode(open(ca_path, "rb").read()).decode()
+        lines.append(f"    certificate-authority-data: {data}")
+    elif ca_path:
+        lines.append(f"    certificate-authority: {ca_path}")
+    if insecure:
+        lines.append("    insecure-skip-tls-verify: true")
+    lines += ["contexts:", "- name: test", "  context:", "    cluster: stub", "    user: u"]
+    if namespace:
+        lines.append(f"    namespace: {namespace}")
+    lines += ["users:", "- name: u", "  user:"]
+    if token:
+        lines.append(f"    token: {token}")
+    if token_file:
+        lines.append(f"    tokenFile: {token_file}")
+    if not token and not token_file:
+        lines.append("    {}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def clean_env(extra=None):
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("HEALER_", "GITHUB_", "KUBERNETES_"))}
+    e.pop("KUBECONFIG", None)
+    e["HOME"] = TMP
+    e["HEALER_LOG_LEVEL"] = "error"
+    if extra:
+        e.update(extra)
+    return e
+
+
+def netprobe(*args, stdin=None, env=None, timeout=30):
+    p = subprocess.run([NETPROBE, *args], input=stdin, capture_output=True, text=True,
+                       env=clean_env(env), timeout=timeout)
+    out = p.stdout.strip()
+    try:
+        val = json.loads(out) if out else None
+    except ValueError:
+        val = out
+    return p.returncode, val, p.stderr
+
+
+def healer(*args, env=None, timeout=30):
+    p = subprocess.run([HEALER, *args], capture_output=True, text=True, env=clean_env(env),
+                       timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def http(method, url, body=None, ctx=None, token=None):
+    """A control call to a stub (plain or TLS)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+        raw = r.read()
+        return json.loads(raw) if raw else None
+
+
+def elapsed(fn):
+    t = time.monotonic()
+    v = fn()
+    return v, (time.monotonic() - t) * 1000

@@ -1,0 +1,431 @@
+/*
+ * netprobe.c - a test-only command line over the net and dispatch
+ * libraries, driven by the Python integration tests against the stub
+ * servers. Every subcommand prints one JSON document (or JSON lines for
+ * watch) on stdout; a library error prints {"error": name, "message": text}
+ * and exits 1.
+ *
+ *   netprobe fetch < {"deadline_ms": N, "requests": [{method, url, headers[],
+ *                     auth, body, timeout_ms, max_body, keep_tail,
+ *                     follow_redirects, max_retries, backoff_ms, ca_file,
+ *                     ca_data, insecure}]}
+ *   netprobe kube config | get-pod NS P | log NS P C TAIL PREV | events NS P |
+ *                 list-coderuns NS SEL | create-coderun NS (< manifest) |
+ *                 get-coderun NS NAME | watch NS SEL MS STOP_AFTER |
+ *                 argocd NS NAME                  (KUBECONFIG from the env)
+ *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
+ *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
+ *                   comment R N BODY | repeat R RUN COUNT
+ *                   (GITHUB_API_URL, GITHUB_TOKEN, GITHUB_APP_* from the env)
+ *   netprobe dispatch MODE DIR NS submit-ci (< spec) | submit (< manifest) |
+ *                     find-active SEL | set-status NAME PHASE
+ *   netprobe sources argocd SERVER TOKEN NAME | loki BASE QUERY | prom BASE QUERY
+ */
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/file.h"
+#include "dispatch/coderun.h"
+#include "dispatch/dispatch.h"
+#include "net/fetch.h"
+#include "net/github.h"
+#include "net/kube.h"
+#include "net/sources.h"
+
+#include "json/json.h"
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int
+probe_fail(const struct hl_err *err)
+{
+	json_t *o = json_pack("{s:s, s:s}", "error", hl_err_name(err->code), "message", err->msg);
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	printf("%s\n", s);
+	free(s);
+	json_decref(o);
+	return 1;
+}
+
+static int
+probe_print(json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+
+	printf("%s\n", s ? s : "null");
+	free(s);
+	json_decref(v);
+	return 0;
+}
+
+static json_t *
+probe_stdin_json(void)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	struct hl_err err = HL_ERR_INIT;
+	json_t *v = NULL;
+
+	if (hl_file_read(&b, "-", &err) < 0 || hl_json_parse(&v, b.data, b.len, &err) < 0) {
+		fprintf(stderr, "netprobe: stdin: %s\n", err.msg);
+		v = NULL;
+	}
+	hl_buf_release(&b);
+	return v;
+}
+
+static int
+probe_fetch(void)
+{
+	json_t *in = probe_stdin_json(), *reqs, *r, *out, *arr;
+	struct hl_fetch_req *rq;
+	struct hl_fetch_res *rs;
+	struct hl_err err = HL_ERR_INIT;
+	size_t n, i, j;
+	int64_t t0, deadline = 0;
+
+	if (!in)
+		return 2;
+	reqs = json_object_get(in, "requests");
+	n = json_array_size(reqs);
+	rq = calloc(n ? n : 1, sizeof(*rq));
+	rs = calloc(n ? n : 1, sizeof(*rs));
+	json_array_foreach(reqs, i, r)
+	{
+		json_t *h;
+
+		rq[i].method = hl_json_str(r, "method");
+		rq[i].url = hl_json_str(r, "url");
+		rq[i].auth = hl_json_str(r, "auth");
+		rq[i].body = hl_json_str(r, "body");
+		rq[i].body_len = rq[i].body ? strlen(rq[i].body) : 0;
+		rq[i].timeout_ms = hl_json_int(r, "timeout_ms", 0);
+		rq[i].max_body = (size_t)hl_json_int(r, "max_body", 0);
+		rq[i].keep_tail = hl_json_bool(r, "keep_tail", false);
+		rq[i].follow_redirects = hl_json_bool(r, "follow_redirects", false);
+		rq[i].max_retries = (int)hl_json_int(r, "max_retries", -1);
+		rq[i].backoff_ms = hl_json_int(r, "backoff_ms", 0);
+		rq[i].ca_file = hl_json_str(r, "ca_file");
+		rq[i].ca_data = hl_json_str(r, "ca_data");
+		rq[i].insecure = hl_json_bool(r, "insecure", false);
+		json_array_foreach(json_object_get(r, "headers"), j, h)
+		{
+			if (j + 1 < HL_FETCH_MAX_HEADERS)
+				rq[i].headers[j] = json_string_value(h);
+		}
+	}
+	t0 = hl_time_mono_ms();
+	if (hl_json_int(in, "deadline_ms", 0) > 0)
+		deadline = t0 + hl_json_int(in, "deadline_ms", 0);
+	if (hl_fetch_run(rq, rs, n, deadline, &err) < 0) {
+		free(rq);
+		free(rs);
+		json_decref(in);
+		return probe_fail(&err);
+	}
+	arr = json_array();
+	for (i = 0; i < n; i++) {
+		json_array_append_new(
+		        arr,
+		        json_pack("{s:i, s:s%, s:b, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:s, s:s}",
+		                  "status", (int)rs[i].status, "body", rs[i].body.data,
+		                  rs[i].body.len, "truncated", rs[i].truncated, "error",
+		                  rs[i].err.code ? hl_err_name(rs[i].err.code) : "", "message",
+		                  rs[i].err.msg, "attempts", rs[i].attempts, "elapsed_ms",
+		                  (json_int_t)rs[i].elapsed_ms, "retry_after",
+		                  (json_int_t)rs[i].retry_after_s, "rl_remaining",
+		                  (json_int_t)rs[i].ratelimit_remaining, "rl_reset",
+		                  (json_int_t)rs[i].ratelimit_reset, "location", rs[i].location,
+		                  "link", rs[i].link));
+		hl_fetch_res_release(&rs[i]);
+	}
+	out = json_pack("{s:I, s:o}", "elapsed_ms", (json_int_t)(hl_time_mono_ms() - t0), "results",
+	                arr);
+	free(rq);
+	free(rs);
+	json_decref(in);
+	return probe_print(out);
+}
+
+struct probe_watch {
+	int stop_after;
+	int seen;
+};
+
+static int
+probe_watch_cb(void *ud, const char *type, json_t *obj)
+{
+	struct probe_watch *w = ud;
+
+	printf("%s %s %s\n", type, hl_json_str_or(obj, "metadata.name", "?"),
+	       hl_json_str_or(obj, "status.phase", "-"));
+	fflush(stdout);
+	if (strcmp(type, "SYNC") != 0 && w->stop_after > 0 && ++w->seen >= w->stop_after)
+		return -1;
+	return 0;
+}
+
+static int
+probe_kube(int argc, char **argv)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+	json_t *v = NULL;
+	const char *op = argc > 0 ? argv[0] : "";
+	int ret = 0;
+
+	if (hl_kube_load(&k, getenv("KUBECONFIG"), &err) < 0)
+		return probe_fail(&err);
+	if (strcmp(op, "config") == 0) {
+		v = json_pack("{s:s, s:s, s:b, s:b, s:s?, s:b, s:s?, s:b, s:s}", "server",
+		              k->server, "namespace", k->namespace, "insecure", k->insecure,
+		              "has_ca_data", k->ca_data != NULL, "ca_file", k->ca_file, "has_token",
+		              k->token != NULL, "token_file", k->token_file, "has_client_cert",
+		              k->client_cert != NULL, "source", k->source);
+	} else if (strcmp(op, "get-pod") == 0 && argc == 3) {
+		ret = hl_kube_get_pod(k, &v, argv[1], argv[2], &err);
+	} else if (strcmp(op, "log") == 0 && argc == 6) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		bool trunc = false;
+
+		ret = hl_kube_pod_log(k, &b, &trunc, argv[1], argv[2], argv[3], atol(argv[4]),
+		                      strcmp(argv[5], "1") == 0, &err);
+		if (ret == 0)
+			v = json_pack("{s:s%, s:b}", "log", b.data, b.len, "truncated", trunc);
+		hl_buf_release(&b);
+	} else if (strcmp(op, "events") == 0 && argc == 3) {
+		ret = hl_kube_list_events(k, &v, argv[1], argv[2], &err);
+	} else if (strcmp(op, "list-coderuns") == 0 && argc == 3) {
+		ret = hl_kube_list_coderuns(k, &v, argv[1], argv[2], &err);
+	} else if (strcmp(op, "get-coderun") == 0 && argc == 3) {
+		ret = hl_kube_get_coderun(k, &v, argv[1], argv[2], &err);
+	} else if (strcmp(op, "create-coderun") == 0 && argc == 2) {
+		json_t *m = probe_stdin_json(), *created = NULL;
+
+		ret = hl_kube_create_coderun(k, &created, argv[1], m, &err);
+		if (ret == 0)
+			v = json_pack("{s:s, s:s}", "result", "created", "name",
+			              hl_json_str_or(created, "metadata.name", ""));
+		else if (ret == -HL_ECONFLICT)
+			v = json_pack("{s:s, s:s}", "result", "exists", "message", err.msg),
+			ret = 0;
+		json_decref(created);
+		json_decref(m);
+	} else if (strcmp(op, "watch") == 0 && argc == 5) {
+		struct probe_watch w = { atoi(argv[4]), 0 };
+		char rv[64] = "";
+
+		ret = hl_kube_watch_coderuns(k, argv[1], argv[2], rv, sizeof(rv), atol(argv[3]),
+		                             probe_watch_cb, &w, &err);
+		if (ret == 0)
+			printf("END %s\n", rv);
+		hl_kube_free(k);
+		return ret < 0 ? probe_fail(&err) : 0;
+	} else if (strcmp(op, "argocd") == 0 && argc == 3) {
+		json_t *app = NULL;
+
+		ret = hl_kube_get_argocd_app(k, &app, argv[1], argv[2], &err);
+		if (ret == 0)
+			v = hl_argocd_summary(app);
+		json_decref(app);
+	} else {
+		fprintf(stderr, "netprobe kube: bad arguments\n");
+		hl_kube_free(k);
+		return 2;
+	}
+	hl_kube_free(k);
+	if (ret < 0)
+		return probe_fail(&err);
+	return probe_print(v);
+}
+
+static int
+probe_github(int argc, char **argv)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_github *gh = NULL;
+	json_t *v = NULL;
+	const char *op = argc > 0 ? argv[0] : "";
+	int ret = 0;
+
+	if (hl_github_new_with(&gh, getenv("GITHUB_API_URL"), getenv("GITHUB_TOKEN"),
+	                       getenv("GITHUB_APP_ID"), getenv("GITHUB_APP_PRIVATE_KEY"),
+	                       getenv("GITHUB_APP_INSTALLATION_ID"), &err) < 0)
+		return probe_fail(&err);
+	hl_github_set_limits(gh, 5000, 0);
+	if (strcmp(op, "failed-jobs") == 0 && argc == 3) {
+		ret = hl_github_failed_jobs(gh, &v, argv[1], atoll(argv[2]), &err);
+	} else if (strcmp(op, "job-log") == 0 && argc == 4) {
+		struct hl_buf b = HL_BUF_INIT((size_t)atol(argv[3]));
+		bool trunc = false;
+
+		ret = hl_github_job_log(gh, &b, &trunc, argv[1], atoll(argv[2]), &err);
+		if (ret == 0)
+			v = json_pack("{s:s%, s:b}", "log", b.data, b.len, "truncated", trunc);
+		hl_buf_release(&b);
+	} else if (strcmp(op, "pr") == 0 && argc == 3) {
+		ret = hl_github_pr_for_branch(gh, &v, argv[1], argv[2], &err);
+	} else if (strcmp(op, "pr-files") == 0 && argc == 4) {
+		ret = hl_github_pr_files(gh, &v, argv[1], atoll(argv[2]), (size_t)atol(argv[3]),
+		                         &err);
+	} else if (strcmp(op, "commit-files") == 0 && argc == 3) {
+		ret = hl_github_commit_files(gh, &v, argv[1], argv[2], &err);
+	} else if (strcmp(op, "check-run") == 0 && argc == 3) {
+		ret = hl_github_check_run(gh, &v, argv[1], atoll(argv[2]), &err);
+	} else if (strcmp(op, "comment") == 0 && argc == 4) {
+		ret = hl_github_issue_comment(gh, &v, argv[1], atoll(argv[2]), argv[3], &err);
+	} else if (strcmp(op, "repeat") == 0 && argc == 4) {
+		int i, n = atoi(argv[3]);
+
+		for (i = 0; i < n && ret == 0; i++) {
+			json_decref(v);
+			v = NULL;
+			ret = hl_github_failed_jobs(gh, &v, argv[1], atoll(argv[2]), &err);
+		}
+	} else {
+		fprintf(stderr, "netprobe github: bad arguments\n");
+		hl_github_free(gh);
+		return 2;
+	}
+	hl_github_free(gh);
+	if (ret < 0)
+		return probe_fail(&err);
+	return probe_print(v);
+}
+
+static int
+probe_dispatch(int argc, char **argv)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_dispatch *d = NULL;
+	struct hl_kube *k = NULL;
+	enum hl_dispatch_mode mode;
+	json_t *v = NULL;
+	const char *op;
+	int ret = 0;
+
+	if (argc < 4) {
+		fprintf(stderr, "netprobe dispatch: bad arguments\n");
+		return 2;
+	}
+	op = argv[3];
+	mode = strcmp(argv[0], "kubernetes") == 0  ? HL_DISPATCH_KUBERNETES
+	       : strcmp(argv[0], "directory") == 0 ? HL_DISPATCH_DIRECTORY
+	                                           : HL_DISPATCH_NONE;
+	if (mode == HL_DISPATCH_KUBERNETES && hl_kube_load(&k, getenv("KUBECONFIG"), &err) < 0)
+		return probe_fail(&err);
+	if (hl_dispatch_open_with(&d, mode, argv[1], argv[2], k, &err) < 0)
+		return probe_fail(&err);
+	if (strcmp(op, "submit-ci") == 0 || strcmp(op, "submit") == 0) {
+		json_t *in = probe_stdin_json(), *m = NULL;
+		enum hl_dispatch_outcome o;
+		char name[64];
+
+		if (strcmp(op, "submit") == 0) {
+			m = json_incref(in);
+		} else {
+			struct hl_coderun_spec s;
+
+			memset(&s, 0, sizeof(s));
+			s.agent = hl_json_str(in, "agent");
+			s.failure_type = hl_json_str(in, "failure_type");
+			s.repository = hl_json_str(in, "repository");
+			s.branch = hl_json_str(in, "branch");
+			s.head_sha = hl_json_str(in, "head_sha");
+			s.pr_head_ref = hl_json_str(in, "pr_head_ref");
+			s.pr_number = hl_json_int(in, "pr_number", 0);
+			s.workflow_run_id = hl_json_int(in, "workflow_run_id", 0);
+			s.task_id = hl_json_str(in, "task_id");
+			s.attempt = (int)hl_json_int(in, "attempt", 1);
+			s.dedup_key = hl_json_str(in, "dedup_key");
+			s.prompt = hl_json_str(in, "prompt");
+			s.cli = "Factory";
+			s.model = "claude-opus-4-5-20250929";
+			s.namespace = argv[2];
+			ret = hl_coderun_build(&m, &s, &err);
+		}
+		if (ret == 0)
+			ret = hl_dispatch_submit(d, &o, name, m, &err);
+		if (ret == 0)
+			v = json_pack("{s:s, s:s}", "outcome", hl_dispatch_outcome_name(o), "name",
+			              name);
+		json_decref(m);
+		json_decref(in);
+	} else if (strcmp(op, "find-active") == 0 && argc == 5) {
+		json_t *arr = NULL, *it;
+		size_t i;
+
+		ret = hl_dispatch_find_active(d, &arr, argv[4], &err);
+		if (ret == 0) {
+			v = json_array();
+			json_array_foreach(arr, i, it) json_array_append_new(
+			        v, json_string(hl_json_str_or(it, "metadata.name", "")));
+		}
+		json_decref(arr);
+	} else if (strcmp(op, "set-status") == 0 && argc == 6) {
+		ret = hl_dispatch_set_status(d, argv[4], argv[5], NULL, &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "ok", 1);
+	} else {
+		fprintf(stderr, "netprobe dispatch: bad arguments\n");
+		hl_dispatch_close(d);
+		return 2;
+	}
+	hl_dispatch_close(d);
+	if (ret < 0)
+		return probe_fail(&err);
+	return probe_print(v);
+}
+
+static int
+probe_sources(int argc, char **argv)
+{
+	struct hl_err err = HL_ERR_INIT;
+	json_t *v = NULL;
+	int ret;
+
+	if (argc == 4 && strcmp(argv[0], "argocd") == 0) {
+		json_t *app = NULL;
+
+		ret = hl_argocd_app(&app, argv[1], argv[2], argv[3], 5000, &err);
+		if (ret == 0)
+			v = hl_argocd_summary(app);
+		json_decref(app);
+	} else if (argc == 3 && strcmp(argv[0], "loki") == 0) {
+		int64_t now_ns = hl_time_wall_ms() * 1000000;
+
+		ret = hl_loki_query_range(&v, argv[1], argv[2], now_ns - 3600000000000LL, now_ns,
+		                          50, 5000, &err);
+	} else if (argc == 3 && strcmp(argv[0], "prom") == 0) {
+		ret = hl_prom_query(&v, argv[1], argv[2], 5000, &err);
+	} else {
+		fprintf(stderr, "netprobe sources: bad arguments\n");
+		return 2;
+	}
+	if (ret < 0)
+		return probe_fail(&err);
+	return probe_print(v);
+}
+
+int
+main(int argc, char **argv)
+{
+	hl_fetch_global_init();
+	if (argc < 2) {
+		fprintf(stderr, "usage: netprobe fetch|kube|github|dispatch|sources ...\n");
+		return 2;
+	}
+	if (strcmp(argv[1], "fetch") == 0)
+		return probe_fetch();
+	if (strcmp(argv[1], "kube") == 0)
+		return probe_kube(argc - 2, argv + 2);
+	if (strcmp(argv[1], "github") == 0)
+		return probe_github(argc - 2, argv + 2);
+	if (strcmp(argv[1], "dispatch") == 0)
+		return probe_dispatch(argc - 2, argv + 2);
+	if (strcmp(argv[1], "sources") == 0)
+		return probe_sources(argc - 2, argv + 2);
+	fprintf(stderr, "netprobe: unknown subcommand '%s'\n", argv[1]);
+	return 2;
+}

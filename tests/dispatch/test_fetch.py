@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""test_fetch.py - the fetch engine (src/net/fetch.c) against real local
+servers: parallel requests finish in about the slowest one's time, 5xx and
+connection errors are retried, rate limits are honoured within the deadline
+and given up beyond it, redirects drop the Authorization header, the size
+cap keeps the tail, and TLS is verified against the configured CA."""
+import json
+import os
+import socket
+
+from dtest import TMP, check, finish, http, make_ca, netprobe, start_stub
+
+# three "sources", each answering after 300 ms
+routes = [{"path": f"/slow/{n}", "delay_ms": 300, "body": {"source": n}}
+          for n in ("argocd", "loki", "prom")]
+routes += [
+    {"path": "/ok", "body": {"ok": True}},
+    {"path": "/big", "body": "".join(f"line {i:05d}\n" for i in range(2000))},
+]
+rf = os.path.join(TMP, "routes.json")
+with open(rf, "w") as f:
+    json.dump(routes, f)
+_, port = start_stub("generic_stub.py", "--routes", rf)
+base = f"http://127.0.0.1:{port}"
+
+
+def fetch(reqs, deadline_ms=0):
+    rc, out, err = netprobe("fetch", stdin=json.dumps({"requests": reqs,
+                                                      "deadline_ms": deadline_ms}))
+    return out if rc == 0 else {"error": err, "results": []}
+
+
+def control(body):
+    http("POST", f"{base}/_stub/config", body)
+
+
+def requests_seen():
+    return http("GET", f"{base}/_stub/requests")
+
+
+# -- parallelism: 3 x 300 ms complete in about max, not sum
+out = fetch([{"url": f"{base}/slow/{n}", "timeout_ms": 5000} for n in ("argocd", "loki", "prom")])
+res = out["results"]
+check("parallel: all three sources answered 200",
+      len(res) == 3 and all(r["status"] == 200 for r in res), out)
+check("parallel: 3 x 300 ms finish in under the 900 ms sum",
+      300 <= out["elapsed_ms"] < 800, f"elapsed {out['elapsed_ms']} ms")
+
+# -- a slow source never blocks a fast one
+control({"rules": [{"path": "/slow/loki", "delay_ms": 1500}]})
+out = fetch([{"url": f"{base}/slow/loki", "timeout_ms": 5000}, {"url": f"{base}/ok"}])
+res = out["results"]
+check("slow source: the fast request completes long before the slow one",
+      res[1]["status"] == 200 and res[1]["elapsed_ms"] < 500 and res[0]["elapsed_ms"] >= 1500,
+      out)
+
+# -- a per-request timeout cuts a slow source off without failing the batch
+out = fetch([{"url": f"{base}/slow/loki", "timeout_ms": 400, "max_retries": 0},
+             {"url": f"{base}/ok"}])
+res = out["results"]
+check("timeout: the slow request fails with 'timeout', the other succeeds",
+      res[0]["error"] == "timeout" and res[1]["status"] == 200 and out["elapsed_ms"] < 1200, out)
+
+# -- retry on 5xx with backoff
+control({"rules": [{"path": "/ok", "status": 503, "times": 2}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 50, "timeout_ms": 5000}])
+r = out["results"][0]
+check("retry: two 503 answers then 200 after 3 attempts",
+      r["status"] == 200 and r["attempts"] == 3 and r["error"] == "", r)
+check("retry: the server saw exactly 3 requests",
+      len([q for q in requests_seen() if q["path"] == "/ok"]) == 3)
+
+control({"rules": [{"path": "/ok", "status": 500, "times": 10}]})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 20, "max_retries": 2, "timeout_ms": 5000}])
+r = out["results"][0]
+check("retry: gives up after max_retries with upstream_error and the last status",
+      r["status"] == 500 and r["attempts"] == 3 and r["error"] == "upstream_error", r)
+
+control({"rules": [{"path": "/ok", "status": 404, "times": 1}]})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 20}])
+r = out["results"][0]
+check("no retry for a 4xx answer", r["status"] == 404 and r["attempts"] == 1, r)
+control({"rules": []})
+
+# -- connection refused is retried, then reported as an I/O error
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+dead = s.getsockname()[1]
+s.close()
+out = fetch([{"url": f"http://127.0.0.1:{dead}/x", "backoff_ms": 20, "max_retries": 2,
+              "timeout_ms": 3000}])
+r = out["results"][0]
+check("connection refused: retried then io_error", r["error"] == "io_error" and r["attempts"] == 3, r)
+
+# -- rate limits: Retry-After within the deadline is waited out
+control({"rules": [{"path": "/ok", "status": 429, "times": 1, "headers": {"Retry-After": "1"},
+                    "body": {"message": "slow down"}}]})
+out = fetch([{"url": f"{base}/ok", "timeout_ms": 5000}])
+r = out["results"][0]
+check("rate limit 429 + Retry-After: 1 waited, then 200",
+      r["status"] == 200 and r["attempts"] == 2 and r["elapsed_ms"] >= 950, r)
+
+# 403 + X-RateLimit-Remaining: 0 + reset within the deadline
+control({"rules": [{"path": "/ok", "status": 403, "times": 1, "reset_in": 1,
+                    "body": {"message": "API rate limit exceeded"}}]})
+out = fetch([{"url": f"{base}/ok", "timeout_ms": 5000}])
+r = out["results"][0]
+check("rate limit 403 + X-RateLimit-Reset soon: waited, then 200",
+      r["status"] == 200 and r["attempts"] == 2, r)
+
+# beyond the deadline: give up at once with 'upstream' "rate limited"
+control({"rules": [{"path": "/ok", "status": 403, "times": 1, "reset_in": 3600,
+                    "body": {"message": "API rate limit exceeded"}}]})
+out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])
+r = out["results"][0]
+check("rate limit reset past the deadline: gives up quickly with 'rate limited'",
+      r["error"] == "upstream_error" and "rate limited" in r["message"] and r["elapsed_ms"] < 1000
+      and r["rl_remaining"] == 0, r)
+
+# a plain 403 (no rate-limit headers) is an answer, not a wait
+control({"rules": [{"path": "/ok", "status": 403, "times": 1, "body": {"message": "forbidden"}}]})
+out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])
+r = out["results"][0]
+check("plain 403 is returned as is", r["status"] == 403 and r["attempts"] == 1 and
+      r["error"] == "", r)
+control({"rules": []})
+
+# -- redirects: followed without the Authorization header
+_, port2 = start_stub("generic_stub.py")
+other = f"http://127.0.0.1:{port2}"
+http("POST", f"{other}/_stub/config", {"routes": [{"path": "/blob", "body": "blob bytes\n"}]})
+http("POST", f"{base}/_stub/config", {"routes": routes + [
+    {"path": "/redir", "status": 302, "headers": {"Location": f"{other}/blob"}, "body": ""}]})
+out = fetch([{"url": f"{base}/redir", "auth": "Bearer ghp_supersecret", "follow_redirects": True}])
+r = out["results"][0]
+seen = [q for q in http("GET", f"{other}/_stub/requests") if q["path"] == "/blob"]
+first = [q for q in requests_seen() if q["path"] == "/redir"]
+check("redirect: followed to the other host and its body returned",
+      r["status"] == 200 and r["body"] == "blob bytes\n", r)
+check("redirect: the token went to the API host only",
+      first and first[-1]["headers"].get("authorization") == "Bearer ghp_supersecret"
+      and seen and "authorization" not in seen[-1]["headers"], (first, seen))
+out = fetch([{"url": f"{base}/redir", "auth": "Bearer x"}])
+check("redirect: not followed unless asked (302 + Location reported)",
+      out["results"][0]["status"] == 302 and out["results"][0]["location"].endswith("/blob"), out)
+
+# -- size cap: error, or keep the tail
+out = fetch([{"url": f"{base}/big", "max_body": 1000}])
+check("size cap: over the cap fails with too_large",
+      out["results"][0]["error"] == "too_large", out["results"][0])
+out = fetch([{"url": f"{base}/big", "max_body": 1000, "keep_tail": True}])
+r = out["results"][0]
+check("size cap with keep_tail: the last 1000 bytes are kept",
+      r["truncated"] and len(r["body"]) == 1000 and r["body"].endswith("line 01999\n"),
+      r["body"][-40:])
+
+# -- TLS: verified against the given CA, refused with a wrong CA
+good, bad = make_ca("good"), make_ca("bad")
+_, tport = start_stub("generic_stub.py", "--cert", good["cert"], "--key", good["key"])
+turl = f"https://127.0.0.1:{tport}"
+http("POST", f"{turl}/_stub/config", {"routes": [{"path": "/tls", "body": {"tls": True}}]},
+     ctx=__import__("ssl").create_default_context(cafile=good["ca"]))
+out = fetch([{"url": f"{turl}/tls", "ca_file": good["ca"]},
+             {"url": f"{turl}/tls", "ca_data": open(good["ca"]).read()},
+             {"url": f"{turl}/tls", "ca_file": bad["ca"], "max_retries": 0},
+             {"url": f"{turl}/tls", "insecure": True}])
+res = out["results"]
+check("tls: verified with the CA file", res[0]["status"] == 200, res[0])
+check("tls: verified with in-memory CA data", res[1]["status"] == 200, res[1])
+check("tls: refused with the wrong CA", res[2]["status"] == 0 and res[2]["error"] == "io_error", res[2])
+check("tls: insecure skips verification", res[3]["status"] == 200, res[3])
+
+finish()

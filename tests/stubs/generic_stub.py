@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""generic_stub.py - a route-table HTTP stub for the thin context sources
+(ArgoCD REST, Loki, Prometheus) and for fetch-engine tests.
+
+Routes come from a JSON file (--routes) or POST /_stub/config {"routes": [...]}:
+  {"method": "GET", "path": "/api/v1/query", "status": 200,
+   "body": <json or string>, "headers": {...}, "delay_ms": 300,
+   "token": "secret"}            # answers 401 unless "Bearer secret" is sent
+Exact path match (the query string is ignored but recorded). Optional TLS
+(--cert/--key). Python standard library only.
+
+usage: generic_stub.py [--routes FILE] [--cert C --key K]
+"""
+import argparse
+import json
+import time
+
+import stubcommon
+
+
+class GenericHandler(stubcommon.StubHandler):
+    def route(self, path, q):
+        for r in self.server.config.get("routes", []):
+            if r.get("method", "GET") != self.command or r.get("path") != path:
+                continue
+            self.read_body()
+            if r.get("token") and self.headers.get("Authorization") != f"Bearer {r['token']}":
+                return self.send(401, {"error": "unauthorized"})
+            if r.get("delay_ms"):
+                time.sleep(r["delay_ms"] / 1000.0)
+            body = r.get("body", {})
+            ctype = "text/plain" if isinstance(body, str) else "application/json"
+            return self.send(r.get("status", 200), body, r.get("headers"), ctype=ctype)
+        self.read_body()
+        self.send(404, {"error": "no route"})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--routes")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    a = ap.parse_args()
+    srv = stubcommon.serve(GenericHandler, 0, a.cert, a.key, announce=False)
+    if a.routes:
+        srv.config["routes"] = json.load(open(a.routes))
+    print(f"PORT {srv.server_address[1]}", flush=True)
+    stubcommon.wait_forever()
+
+
+if __name__ == "__main__":
+    main()
