@@ -29,13 +29,16 @@
 #include <string.h>
 #include <yaml.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "base/file.h"
 
 #include <pcre2.h>
 
 /* Bigger logs are scanned from the end: the error is near the end. */
-#define CL_MAX_SCAN       ((size_t)1 << 31)
 #define CL_MAX_LINE_TEXT  400
 #define CL_MAX_RULES_FILE (4u << 20)
 
@@ -549,6 +552,30 @@ cl_check_regex(struct cl_parse *ps, const yaml_node_t *node, const char *pat, bo
 	 * are line-oriented): reject a literal newline in the text. */
 	if (strchr(pat, '\n') != NULL)
 		return cl_perr(ps, node, 0, "pattern contains a newline");
+	for (const char *p = pat; *p != '\0'; p++) {
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			continue;
+		}
+		if (p[0] != '[' || p[1] != '^')
+			continue;
+		/* A negated class must exclude '\n' or it matches across lines. */
+		const char *q = p + 2;
+		bool has_nl = false;
+		if (*q == ']')
+			q++;
+		for (; *q != '\0' && *q != ']'; q++) {
+			if (*q == '\\' && q[1] != '\0') {
+				has_nl = has_nl || q[1] == 'n' || q[1] == 's';
+				q++;
+			}
+		}
+		if (!has_nl)
+			return cl_perr(
+			        ps, node, quote + (int)(p - pat),
+			        "negated class must exclude \\n (patterns are line-oriented)");
+		p = *q ? q : q - 1;
+	}
 	return 0;
 }
 
@@ -722,7 +749,7 @@ cl_parse_scoring(struct cl_parse *ps, const yaml_node_t *n, struct hl_classifier
 }
 
 static int
-cl_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats)
+cl_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats, bool embedded)
 {
 	hs_compile_error_t *cerr = NULL;
 	unsigned *ids = NULL;
@@ -731,6 +758,15 @@ cl_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats)
 	if (pats->n == 0) {
 		ps->rule = NULL;
 		return cl_perr(ps, NULL, 0, "no rule has log patterns");
+	}
+	/* The built-in rules come with their database compiled at build time;
+	 * a database for another CPU or another rule set is compiled anew. */
+	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == pats->n &&
+	    hs_deserialize_database((const char *)hl_classify_default_db,
+	                            hl_classify_default_db_len, &c->db) == HS_SUCCESS) {
+		if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS)
+			return hl_err_set(ps->err, HL_ENOMEM, "allocating scan scratch");
+		return 0;
 	}
 	ids = malloc(pats->n * sizeof(*ids));
 	if (ids == NULL)
@@ -761,9 +797,9 @@ out:
 	return rc;
 }
 
-int
-hl_classifier_new_from_text(struct hl_classifier **out, const char *text, size_t n,
-                            const char *name, struct hl_err *err)
+static int
+cl_new(struct hl_classifier **out, const char *text, size_t n, const char *name, bool embedded,
+       struct hl_err *err)
 {
 	struct cl_parse ps;
 	yaml_parser_t parser;
@@ -854,7 +890,7 @@ hl_classifier_new_from_text(struct hl_classifier **out, const char *text, size_t
 			}
 		}
 	}
-	rc = cl_build_db(&ps, c, &pats);
+	rc = cl_build_db(&ps, c, &pats, embedded);
 	if (rc)
 		goto out;
 
@@ -902,15 +938,34 @@ out:
 }
 
 int
+hl_classifier_new_from_text(struct hl_classifier **out, const char *text, size_t n,
+                            const char *name, struct hl_err *err)
+{
+	return cl_new(out, text, n, name, false, err);
+}
+
+int
+hl_classifier_serialize(char **out, size_t *len, const struct hl_classifier *c, struct hl_err *err)
+{
+	char *bytes = NULL;
+	size_t n = 0;
+
+	if (hs_serialize_database(c->db, &bytes, &n) != HS_SUCCESS)
+		return hl_err_set(err, HL_ENOMEM, "serializing the pattern database");
+	*out = bytes;
+	*len = n;
+	return 0;
+}
+
+int
 hl_classifier_new(struct hl_classifier **out, const char *path, struct hl_err *err)
 {
 	struct hl_buf b = HL_BUF_INIT(CL_MAX_RULES_FILE);
 	int rc;
 
 	if (path == NULL)
-		return hl_classifier_new_from_text(out, hl_classify_default_rules,
-		                                   hl_classify_default_rules_len,
-		                                   "rules/default.yaml", err);
+		return cl_new(out, hl_classify_default_rules, hl_classify_default_rules_len,
+		              "rules/default.yaml", true, err);
 	rc = hl_file_read(&b, path, err);
 	if (rc == 0)
 		rc = hl_classifier_new_from_text(out, b.data, b.len, path, err);
@@ -965,20 +1020,21 @@ cl_timestamp_len(const char *p, size_t n)
 	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
 	size_t i;
 
-	if (n < 20)
+	if (n < 20 || p[4] != '-' || p[10] != 'T' || p[13] != ':')
 		return 0;
 	for (i = 0; i < 19; i++) {
-		if (shape[i] == 'd' ? !isdigit((unsigned char)p[i]) : p[i] != shape[i])
+		if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
 			return 0;
 	}
 	if (p[i] == '.') {
 		i++;
-		while (i < n && i < 40 && isdigit((unsigned char)p[i]))
+		while (i < n && i < 40 && p[i] >= '0' && p[i] <= '9')
 			i++;
 	}
 	if (i < n && p[i] == 'Z')
 		i++;
-	else if (i + 6 <= n && (p[i] == '+' || p[i] == '-'))
+	else if (i + 6 <= n && (p[i] == '+' || p[i] == '-') && p[i + 3] == ':' && p[i + 1] >= '0' &&
+	         p[i + 1] <= '9' && p[i + 5] >= '0' && p[i + 5] <= '9')
 		i += 6;
 	else
 		return 0;
@@ -1005,6 +1061,8 @@ cl_escape_len(const char *p, size_t n)
 	}
 	if (p[1] == ']') { /* OSC: up to BEL or ESC \ */
 		for (i = 2; i < n && i < 512; i++) {
+			if (p[i] == '\n')
+				return i; /* never swallow a line end */
 			if (p[i] == '\a')
 				return i + 1;
 			if (p[i] == 0x1b && i + 1 < n && p[i + 1] == '\\')
@@ -1012,7 +1070,7 @@ cl_escape_len(const char *p, size_t n)
 		}
 		return 2;
 	}
-	return 2; /* two-byte sequence: ESC + one char */
+	return p[1] == '\n' ? 1 : 2; /* two-byte sequence: ESC + one char */
 }
 
 static bool
@@ -1056,45 +1114,106 @@ cl_clean_line(char *s, size_t n)
 	return n;
 }
 
-/* Copies n bytes of src into dst (same size at least) without timestamps,
- * escape sequences, group markers and boilerplate; keeps every '\n'. */
-static size_t
-cl_clean(char *dst, const char *src, size_t n)
+/*
+ * Copies bytes from src[*i] to dst[*o] until a '\n' or ESC (returned, and left
+ * at src[*i]) or until n or the output limit lim (returns 0). dst must have 16
+ * bytes of slack past lim.
+ */
+static int
+cl_copy_until_special(char *dst, size_t *o, size_t lim, const char *src, size_t *i, size_t n)
 {
-	size_t i = 0, o = 0;
-
-	if (n >= 3 && memcmp(src, "\xef\xbb\xbf", 3) == 0)
-		i = 3;
-	while (i < n) {
-		const char *nl = memchr(src + i, '\n', n - i);
-		size_t e = nl ? (size_t)(nl - src) : n;
-		size_t start = o;
-
-		i += cl_timestamp_len(src + i, e - i);
-		while (i < e) {
-			const char *esc = memchr(src + i, 0x1b, e - i);
-			size_t stop = esc ? (size_t)(esc - src) : e;
-			memcpy(dst + o, src + i, stop - i);
-			o += stop - i;
-			i = stop;
-			if (esc != NULL)
-				i += cl_escape_len(src + i, e - i);
+	size_t ii = *i, oo = *o;
+#if defined(__SSE2__)
+	const __m128i vnl = _mm_set1_epi8('\n'), vesc = _mm_set1_epi8(0x1b);
+	while (ii + 16 <= n && oo < lim) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)(src + ii));
+		int m = _mm_movemask_epi8(
+		        _mm_or_si128(_mm_cmpeq_epi8(v, vnl), _mm_cmpeq_epi8(v, vesc)));
+		_mm_storeu_si128((__m128i *)(void *)(dst + oo), v);
+		if (m != 0) {
+			unsigned k = (unsigned)__builtin_ctz((unsigned)m);
+			ii += k;
+			oo += k;
+			if (oo > lim) {
+				ii -= oo - lim;
+				oo = lim;
+				break;
+			}
+			*i = ii;
+			*o = oo;
+			return (unsigned char)src[ii];
 		}
-		o = start + cl_clean_line(dst + start, o - start);
-		if (nl != NULL) {
-			dst[o++] = '\n';
-			i = e + 1;
-		}
+		ii += 16;
+		oo += 16;
 	}
-	return o;
+	if (oo > lim) {
+		ii -= oo - lim;
+		oo = lim;
+	}
+#endif
+	while (ii < n && oo < lim) {
+		char ch = src[ii];
+		if (ch == '\n' || ch == 0x1b) {
+			*i = ii;
+			*o = oo;
+			return (unsigned char)ch;
+		}
+		dst[oo++] = ch;
+		ii++;
+	}
+	*i = ii;
+	*o = oo;
+	return 0;
+}
+
+/* Cleans one line (without its '\n') into dst, at most max bytes: no
+ * timestamp, escape sequences, group markers or boilerplate. */
+static size_t
+cl_clean_line_into(char *dst, size_t max, const char *src, size_t n)
+{
+	size_t i = cl_timestamp_len(src, n), o = 0;
+
+	while (i < n && o < max) {
+		const char *esc = memchr(src + i, 0x1b, n - i);
+		size_t stop = esc ? (size_t)(esc - src) : n;
+		size_t len = stop - i;
+		if (len > max - o)
+			len = max - o;
+		memcpy(dst + o, src + i, len);
+		o += len;
+		i = stop;
+		if (esc != NULL)
+			i += cl_escape_len(src + i, n - i);
+	}
+	return cl_clean_line(dst, o);
 }
 
 /* ---------------------------------------------------------------------- */
 /* scanning and scoring                                                   */
 
+static char *cl_line_text(const char *p, size_t n);
+
+/*
+ * The log is cleaned and scanned in chunks of whole lines (patterns never
+ * span lines, so this finds exactly what one scan of the whole cleaned log
+ * would), into one reusable buffer: no copy of the whole log is made. Per
+ * pattern the scan keeps the match count and the line of the last match
+ * (1-based number and raw offset of its start, for re-reading the text).
+ */
+#define CL_CHUNK    (256u * 1024u)
+#define CL_LINE_MAX (64u * 1024u) /* longer lines are matched on a prefix */
+
 struct cl_scan {
-	size_t *last; /* end offset of the last match per pattern; 0 = none */
 	size_t *count;
+	size_t *line;    /* line number of the last match; 0 = none */
+	size_t *raw;     /* raw offset of that line */
+	size_t *local;   /* chunk-local end offset of the last match */
+	unsigned *dirty; /* patterns that matched in the current chunk */
+	unsigned char *in_dirty;
+	size_t n_dirty;
+	/* line starts of the current chunk: cleaned and raw offsets */
+	size_t *lc, *lr;
+	size_t n_lines, cap_lines;
 };
 
 static int
@@ -1104,9 +1223,145 @@ cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, uns
 	struct cl_scan *s = ctx;
 	(void)from;
 	(void)flags;
-	s->last[id] = (size_t)to;
+	s->local[id] = (size_t)to;
 	s->count[id]++;
+	if (!s->in_dirty[id]) {
+		s->in_dirty[id] = 1;
+		s->dirty[s->n_dirty++] = id;
+	}
 	return 0;
+}
+
+/* Maps the chunk's matches to lines; first_line is the chunk's first line. */
+static void
+cl_scan_settle(struct cl_scan *s, size_t first_line)
+{
+	for (size_t d = 0; d < s->n_dirty; d++) {
+		unsigned id = s->dirty[d];
+		size_t last = s->local[id] > 0 ? s->local[id] - 1 : 0; /* last byte */
+		size_t lo = 0, hi = s->n_lines;                        /* lc[lo] <= last */
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (s->lc[mid] <= last)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		s->line[id] = first_line + lo;
+		s->raw[id] = s->lr[lo];
+		s->in_dirty[id] = 0;
+	}
+	s->n_dirty = 0;
+}
+
+static void
+cl_scan_release(struct cl_scan *s)
+{
+	free(s->count);
+	free(s->line);
+	free(s->raw);
+	free(s->local);
+	free(s->dirty);
+	free(s->in_dirty);
+	free(s->lc);
+	free(s->lr);
+}
+
+/* Cleans and scans the whole log; sets *total_lines. */
+static int
+cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t n,
+            size_t *total_lines, struct hl_err *err)
+{
+	char *buf = NULL;
+	hs_scratch_t *scratch = NULL;
+	size_t i = 0, line = 1, first_line = 1;
+	int rc = 0;
+
+	*total_lines = 0;
+	if (n == 0)
+		return 0;
+	buf = malloc(CL_CHUNK + CL_LINE_MAX + 64);
+	scratch = cl_scratch_get(c);
+	if (buf == NULL || scratch == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (n >= 3 && memcmp(log, "\xef\xbb\xbf", 3) == 0)
+		i = 3;
+	while (i < n) {
+		size_t o = 0;
+		s->n_lines = 0;
+		first_line = line;
+		while (i < n && o < CL_CHUNK) {
+			if (s->n_lines == s->cap_lines) {
+				size_t cap = s->cap_lines ? s->cap_lines * 2 : 4096;
+				size_t *a = realloc(s->lc, cap * sizeof(*a));
+				if (a == NULL) {
+					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+					goto out;
+				}
+				s->lc = a;
+				a = realloc(s->lr, cap * sizeof(*a));
+				if (a == NULL) {
+					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+					goto out;
+				}
+				s->lr = a;
+				s->cap_lines = cap;
+			}
+			s->lc[s->n_lines] = o;
+			s->lr[s->n_lines] = i;
+			s->n_lines++;
+			i += cl_timestamp_len(log + i, n - i);
+			size_t start = o, lim = o + CL_LINE_MAX;
+			for (;;) {
+				int ch = cl_copy_until_special(buf, &o, lim, log, &i, n);
+				if (ch == 0x1b) {
+					i += cl_escape_len(log + i, n - i);
+					continue;
+				}
+				if (ch == 0 && i < n) { /* line too long: skip its rest */
+					const char *nl = memchr(log + i, '\n', n - i);
+					i = nl ? (size_t)(nl - log) : n;
+				}
+				break;
+			}
+			o = start + cl_clean_line(buf + start, o - start);
+			buf[o++] = '\n';
+			line++;
+			if (i < n)
+				i++; /* the '\n' */
+		}
+		if (hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS) {
+			rc = hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed");
+			goto out;
+		}
+		cl_scan_settle(s, first_line);
+	}
+	*total_lines = line - 1;
+out:
+	if (scratch != NULL)
+		cl_scratch_put(c, scratch);
+	free(buf);
+	return rc;
+}
+
+/* The cleaned, printable text of the raw line starting at raw offset off. */
+static char *
+cl_raw_line_text(const char *log, size_t n, size_t off)
+{
+	char *tmp, *res;
+	const char *nl = memchr(log + off, '\n', n - off);
+	size_t e = nl ? (size_t)(nl - log) : n;
+	size_t len;
+
+	tmp = malloc(CL_LINE_MAX + 1);
+	if (tmp == NULL)
+		return NULL;
+	len = cl_clean_line_into(tmp, CL_LINE_MAX, log + off, e - off);
+	res = cl_line_text(tmp, len);
+	free(tmp);
+	return res;
 }
 
 static bool
@@ -1184,20 +1439,12 @@ cl_line_text(const char *p, size_t n)
 	return out;
 }
 
-static size_t
-cl_count_nl(const char *p, size_t n)
-{
-	size_t c = 0;
-	for (size_t i = 0; i < n; i++)
-		c += p[i] == '\n';
-	return c;
-}
-
 struct cl_cand {
 	size_t rule;
 	double score, recency, context, files;
-	size_t off;    /* end offset of the rule's last match; 0 = none */
-	size_t ev_off; /* same for its first-listed pattern that matched */
+	size_t line;    /* line of the rule's last match; 0 = none */
+	size_t ev_line; /* last match of its first listed pattern that matched */
+	size_t ev_raw;  /* raw offset of that line */
 	size_t matches;
 	const char *why;
 };
@@ -1208,22 +1455,9 @@ cl_cand_cmp(const void *a, const void *b)
 	const struct cl_cand *x = a, *y = b;
 	if (x->score != y->score)
 		return x->score > y->score ? -1 : 1;
-	if (x->off != y->off)
-		return x->off > y->off ? -1 : 1;
+	if (x->line != y->line)
+		return x->line > y->line ? -1 : 1;
 	return x->rule < y->rule ? -1 : x->rule > y->rule;
-}
-
-struct cl_off {
-	size_t off;
-	size_t idx;
-	size_t line;
-};
-
-static int
-cl_off_cmp(const void *a, const void *b)
-{
-	const struct cl_off *x = a, *y = b;
-	return x->off < y->off ? -1 : x->off > y->off;
 }
 
 void
@@ -1245,63 +1479,42 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
             struct hl_err *err)
 {
 	struct hl_verdict v;
-	struct cl_scan sc = { 0 };
+	struct cl_scan sc;
 	struct cl_cand *cands = NULL;
-	size_t n_cands = 0;
-	char *clean = NULL;
-	size_t clen = 0, skip_lines = 0, total_lines = 0;
+	size_t n_cands = 0, total_lines = 0;
 	const char *log = in->log;
 	size_t log_len = in->log ? in->log_len : 0;
 	double share_den;
 	int rc = 0;
 
 	memset(&v, 0, sizeof(v));
-	sc.last = calloc(c->n_pat + 1, sizeof(size_t));
+	memset(&sc, 0, sizeof(sc));
 	sc.count = calloc(c->n_pat + 1, sizeof(size_t));
+	sc.line = calloc(c->n_pat + 1, sizeof(size_t));
+	sc.raw = calloc(c->n_pat + 1, sizeof(size_t));
+	sc.local = calloc(c->n_pat + 1, sizeof(size_t));
+	sc.dirty = calloc(c->n_pat + 1, sizeof(unsigned));
+	sc.in_dirty = calloc(c->n_pat + 1, 1);
 	cands = calloc(c->n_rules + 1, sizeof(*cands));
-	if (sc.last == NULL || sc.count == NULL || cands == NULL) {
+	if (sc.count == NULL || sc.line == NULL || sc.raw == NULL || sc.local == NULL ||
+	    sc.dirty == NULL || sc.in_dirty == NULL || cands == NULL) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-
-	if (log_len > CL_MAX_SCAN) {
-		skip_lines = cl_count_nl(log, log_len - CL_MAX_SCAN);
-		log += log_len - CL_MAX_SCAN;
-		log_len = CL_MAX_SCAN;
-	}
-	if (log_len > 0) {
-		hs_scratch_t *s;
-		clean = malloc(log_len + 1);
-		if (clean == NULL) {
-			rc = hl_err_set(err, HL_ENOMEM, "out of memory (log of %zu bytes)",
-			                log_len);
-			goto out;
-		}
-		clen = cl_clean(clean, log, log_len);
-		clean[clen] = '\0';
-		s = cl_scratch_get(c);
-		if (s == NULL) {
-			rc = hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
-			goto out;
-		}
-		hs_error_t he = clen ? hs_scan(c->db, clean, (unsigned)clen, 0, s, cl_on_match, &sc)
-		                     : HS_SUCCESS;
-		cl_scratch_put(c, s);
-		if (he != HS_SUCCESS) {
-			rc = hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed (%d)", (int)he);
-			goto out;
-		}
-		total_lines = cl_count_nl(clean, clen) + (clen > 0 && clean[clen - 1] != '\n');
-	}
+	rc = cl_scan_log(c, &sc, log, log_len, &total_lines, err);
+	if (rc)
+		goto out;
 
 	/* Changed-file shares per rule use this denominator. */
 	share_den = in->n_changed > 0 ? (double)in->n_changed : 1.0;
 
 	for (size_t ri = 0; ri < c->n_rules; ri++) {
 		const struct cl_rule *r = &c->rules[ri];
-		struct cl_cand cd = { ri, 0, 0, 0, 0, 0, 0, 0, NULL };
+		struct cl_cand cd;
 		bool ctx = false, has_ctx = r->workflow.n || r->job.n || r->step.n;
 
+		memset(&cd, 0, sizeof(cd));
+		cd.rule = ri;
 		if (r->events.n && !cl_list_has(&r->events, in->event))
 			continue;
 		if (r->argocd.n && !cl_list_has(&r->argocd, in->argocd_sync) &&
@@ -1314,11 +1527,15 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 		if (r->require_context && !ctx)
 			continue;
 		for (size_t k = r->pat_first; k < r->pat_first + r->n_pat; k++) {
+			if (sc.count[k] == 0)
+				continue;
 			cd.matches += sc.count[k];
-			if (cd.ev_off == 0)
-				cd.ev_off = sc.last[k];
-			if (sc.last[k] > cd.off)
-				cd.off = sc.last[k];
+			if (cd.ev_line == 0) {
+				cd.ev_line = sc.line[k];
+				cd.ev_raw = sc.raw[k];
+			}
+			if (sc.line[k] > cd.line)
+				cd.line = sc.line[k];
 		}
 		if (r->n_pat > 0 && cd.matches == 0)
 			continue;
@@ -1334,8 +1551,8 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 		if (r->n_pat == 0 && r->events.n == 0 && r->argocd.n == 0 && !ctx && cd.files <= 0)
 			continue;
 		cd.context = ctx ? c->context_bonus : 0;
-		if (cd.off > 0 && clen > 0)
-			cd.recency = c->recency_bonus * (double)cd.off / (double)clen;
+		if (cd.line > 0 && total_lines > 0)
+			cd.recency = c->recency_bonus * (double)cd.line / (double)total_lines;
 		cd.score = r->priority + cd.context + cd.files + cd.recency;
 		cd.why = r->events.n   ? "event type"
 		         : r->argocd.n ? "argocd status"
@@ -1348,66 +1565,30 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 	if (n_cands > HL_CLASSIFY_MAX_CANDIDATES)
 		n_cands = HL_CLASSIFY_MAX_CANDIDATES;
 
-	/* Line numbers of the kept candidates: one pass over sorted offsets. */
-	{
-		struct cl_off offs[HL_CLASSIFY_MAX_CANDIDATES];
-		size_t no = 0, pos = 0, line = 1;
-		/* off is the match end (exclusive); its last byte is off - 1. */
-		for (size_t i = 0; i < n_cands; i++)
-			if (cands[i].ev_off > 0)
-				offs[no++] = (struct cl_off){ cands[i].ev_off - 1, i, 0 };
-		qsort(offs, no, sizeof(offs[0]), cl_off_cmp);
-		for (size_t i = 0; i < no; i++) {
-			line += cl_count_nl(clean + pos, offs[i].off - pos);
-			pos = offs[i].off;
-			offs[i].line = line;
-		}
-		for (size_t i = 0; i < n_cands; i++) {
-			struct hl_classify_candidate *hc = &v.candidates[i];
-			const struct cl_rule *r = &c->rules[cands[i].rule];
-			hc->rule = strdup(r->name);
-			hc->failure_type = r->type->name;
-			hc->agent = r->type->agent;
-			hc->score = cands[i].score;
-			hc->priority = r->priority;
-			hc->recency = cands[i].recency;
-			hc->context = cands[i].context;
-			hc->files = cands[i].files;
-			hc->matches = cands[i].matches;
-			hc->why = cands[i].why;
-			hc->line = NULL;
-			v.n_candidates = i + 1;
-			if (hc->rule == NULL) {
-				rc = hl_err_set(err, HL_ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		for (size_t i = 0; i < no; i++) {
-			struct hl_classify_candidate *hc = &v.candidates[offs[i].idx];
-			size_t start = offs[i].off, end = offs[i].off;
-			while (start > 0 && clean[start - 1] != '\n')
-				start--;
-			while (end < clen && clean[end] != '\n')
-				end++;
-			hc->line_number = skip_lines + offs[i].line;
-			hc->line = cl_line_text(clean + start, end - start);
-			if (hc->line == NULL) {
-				rc = hl_err_set(err, HL_ENOMEM, "out of memory");
-				goto out;
-			}
-		}
-		for (size_t i = 0; i < n_cands; i++) {
-			if (v.candidates[i].line == NULL) {
-				v.candidates[i].line = strdup("");
-				if (v.candidates[i].line == NULL) {
-					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
-					goto out;
-				}
-			}
+	for (size_t i = 0; i < n_cands; i++) {
+		struct hl_classify_candidate *hc = &v.candidates[i];
+		const struct cl_rule *r = &c->rules[cands[i].rule];
+		v.n_candidates = i + 1;
+		hc->rule = strdup(r->name);
+		hc->failure_type = r->type->name;
+		hc->agent = r->type->agent;
+		hc->score = cands[i].score;
+		hc->priority = r->priority;
+		hc->recency = cands[i].recency;
+		hc->context = cands[i].context;
+		hc->files = cands[i].files;
+		hc->matches = cands[i].matches;
+		hc->why = cands[i].why;
+		hc->line_number = cands[i].ev_line;
+		hc->line = cands[i].ev_line > 0 ? cl_raw_line_text(log, log_len, cands[i].ev_raw)
+		                                : strdup("");
+		if (hc->rule == NULL || hc->line == NULL) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
 		}
 	}
 
-	v.log_lines = skip_lines + total_lines;
+	v.log_lines = total_lines;
 	{
 		const struct cl_type *t = cl_type_find("general");
 		const struct hl_classify_candidate *ev = NULL;
@@ -1432,9 +1613,7 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 		}
 	}
 out:
-	free(clean);
-	free(sc.last);
-	free(sc.count);
+	cl_scan_release(&sc);
 	free(cands);
 	if (rc) {
 		hl_verdict_release(&v);

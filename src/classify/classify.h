@@ -100,6 +100,18 @@ const char *hl_classifier_pattern(const struct hl_classifier *c, size_t i);
 extern const char hl_classify_default_rules[];
 extern const size_t hl_classify_default_rules_len;
 
+/* The built-in rules' Vectorscan database, serialized at build time by
+ * gen_db.c (len 0 when unavailable), and its number of patterns. Used only if
+ * it deserializes on this CPU; otherwise the patterns are compiled. */
+extern const unsigned char hl_classify_default_db[];
+extern const size_t hl_classify_default_db_len;
+extern const size_t hl_classify_default_db_npat;
+
+/* Serializes the classifier's pattern database (for gen_db.c). *out is
+ * malloc'd; the caller frees it. */
+int hl_classifier_serialize(char **out, size_t *len, const struct hl_classifier *c,
+                            struct hl_err *err);
+
 /*
  * Classifies one case. Always produces a verdict for valid input (Atlas/
  * general when nothing fired). Fails only on allocation failure or a

@@ -274,7 +274,7 @@ classify_log_file(struct hl_classifier *c, const char *path, struct hl_classify_
 		return hl_cmd_fail("'%s' is not a regular file", path);
 	}
 	if (st.st_size > 0) {
-		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 		if (map == MAP_FAILED) {
 			close(fd);
 			return hl_cmd_fail("cannot map '%s': %s", path, strerror(errno));
