@@ -5,12 +5,14 @@ tests/events/golden/<event>/<example>.json. Prints TAP, one line per example.
 
 Examples come from every index of the package (api.github.com and ghes-*):
 secret_scanning_alert exists only in the GHES indexes. An example is named
-<index>-<action>-<n> (n counts examples of that event and index). Byte-
-identical payloads share the golden file of their first occurrence (the line
-says so). Fails when the package is missing, when an event has no example at
-all, when an example has no golden file, and when a golden file matches no
-example (stale). HL_UPDATE_GOLDEN=1 rewrites the golden files instead.
+<index>-<action>-<n> (n counts examples of that event and index).
+Byte-identical payloads are normalized once and share the golden file of
+their first occurrence (their line says so). Fails when the package is
+missing, when an event has no example at all, when an example has no golden
+file, and when a golden file matches no example (stale). HL_UPDATE_GOLDEN=1
+rewrites the golden files (and removes stale ones) instead.
 """
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -77,56 +79,74 @@ def load_examples():
     return out
 
 
+def check_output(golden, p):
+    """(ok, note, detail) for one healer run against its golden file."""
+    if p is None:
+        return False, "", "healer normalize timed out"
+    if p.returncode != 0 or p.stderr:
+        # success is silent: anything on stderr (a sanitizer report, a stray
+        # log line) fails the example
+        return False, "", f"exit {p.returncode}: {p.stderr}"
+    if UPDATE:
+        os.makedirs(os.path.dirname(golden), exist_ok=True)
+        with open(golden, "w", encoding="utf-8") as f:
+            f.write(p.stdout)
+        return True, " (golden written)", ""
+    if not os.path.exists(golden):
+        return False, "", (f"missing golden file {golden}; "
+                           "run with HL_UPDATE_GOLDEN=1 and review the diff")
+    with open(golden, encoding="utf-8") as f:
+        expected = f.read()
+    if expected != p.stdout:
+        diff = subprocess.run(["diff", "-u", golden, "-"], input=p.stdout,
+                              capture_output=True, text=True).stdout
+        return False, "", diff
+    return True, "", ""
+
+
 def main():
     examples = load_examples()
     env = clean_env()
     seen = {}  # payload digest -> golden path
     wanted = set()
+    jobs = []  # (event, label, golden, text) of distinct payloads, in order
+    lines = []  # per example: index into jobs, and the duplicate note
+    for event, index, action, n, payload in examples:
+        name = f"{index}-{action}-{n}"
+        text = json.dumps(payload, sort_keys=True)
+        digest = hashlib.sha256((event + "\0" + text).encode()).hexdigest()
+        if digest in seen:
+            # a byte-identical payload: same input, same output, same golden
+            j = seen[digest]
+            lines.append((j, f"{event}/{name} (identical payload, checked as "
+                             f"{os.path.relpath(jobs[j][2], GOLDEN)})"))
+            continue
+        golden = os.path.join(GOLDEN, event, name + ".json")
+        seen[digest] = len(jobs)
+        wanted.add(golden)
+        lines.append((len(jobs), f"{event}/{name}"))
+        jobs.append((event, f"{event}/{name}", golden, text))
+
     with tempfile.TemporaryDirectory() as tmp:
-        for event, index, action, n, payload in examples:
-            name = f"{index}-{action}-{n}"
-            text = json.dumps(payload, sort_keys=True)
-            digest = hashlib.sha256((event + "\0" + text).encode()).hexdigest()
-            label = f"{event}/{name}"
-            golden = seen.get(digest)
-            if golden:
-                label += f" (same payload as {os.path.relpath(golden, GOLDEN)})"
-            else:
-                golden = os.path.join(GOLDEN, event, name + ".json")
-                seen[digest] = golden
-            wanted.add(golden)
-            path = os.path.join(tmp, "payload.json")
+        def normalize(i):
+            event, _, _, text = jobs[i]
+            path = os.path.join(tmp, f"payload-{i}.json")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text)
             try:
-                p = subprocess.run([HEALER, "normalize", "--event", event, path],
-                                   capture_output=True, text=True, env=env, timeout=30)
+                return subprocess.run([HEALER, "normalize", "--event", event, path],
+                                      capture_output=True, text=True, env=env, timeout=60)
             except subprocess.TimeoutExpired:
-                results.append((False, label, "healer normalize timed out"))
-                continue
-            if p.returncode != 0 or p.stderr:
-                # success is silent: anything on stderr (a sanitizer report,
-                # a stray log line) fails the example
-                results.append((False, label, f"exit {p.returncode}: {p.stderr}"))
-                continue
-            if UPDATE:
-                os.makedirs(os.path.dirname(golden), exist_ok=True)
-                with open(golden, "w", encoding="utf-8") as f:
-                    f.write(p.stdout)
-                results.append((True, label + " (golden written)", ""))
-                continue
-            if not os.path.exists(golden):
-                results.append((False, label, f"missing golden file {golden}; "
-                                "run with HL_UPDATE_GOLDEN=1 and review the diff"))
-                continue
-            with open(golden, encoding="utf-8") as f:
-                expected = f.read()
-            if expected != p.stdout:
-                diff = subprocess.run(["diff", "-u", golden, "-"], input=p.stdout,
-                                      capture_output=True, text=True).stdout
-                results.append((False, label, diff))
-            else:
-                results.append((True, label, ""))
+                return None
+
+        workers = min(8, os.cpu_count() or 1)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+            outputs = list(pool.map(normalize, range(len(jobs))))
+
+    verdicts = [check_output(golden, p) for (_, _, golden, _), p in zip(jobs, outputs)]
+    for j, label in lines:
+        ok, note, detail = verdicts[j]
+        results.append((ok, label + note, detail))
 
     counts = {e: 0 for e in EVENTS}
     for event, *_ in examples:
