@@ -1,0 +1,466 @@
+/*
+ * test_coderun.c - CodeRun building and dispatch (src/dispatch): required
+ * fields and labels (contract section 7), deterministic names, target
+ * branch rules, label value edge cases, heal runs (section 8), validation,
+ * label selectors, and the directory/none dispatch modes.
+ */
+#include "base/str.h"
+#include "dispatch/coderun.h"
+#include "dispatch/dispatch.h"
+
+#include "json/json.h"
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static struct hl_coderun_spec
+base_spec(void)
+{
+	struct hl_coderun_spec s;
+
+	memset(&s, 0, sizeof(s));
+	s.agent = "rex";
+	s.failure_type = "rust_clippy";
+	s.repository = "5dlabs/cto";
+	s.branch = "feat/new-feature";
+	s.head_sha = "0123456789abcdef0123";
+	s.pr_number = 42;
+	s.workflow_run_id = 9876543210;
+	s.task_id = "ci-9876543210";
+	s.attempt = 1;
+	s.dedup_key = "5dlabs/cto#9876543210#lint-rust";
+	s.prompt = "Fix clippy: {{not a template}} `code` <b>";
+	s.cli = "Factory";
+	s.model = "claude-opus-4-5-20250929";
+	s.namespace = "cto";
+	return s;
+}
+
+static bool
+dns_label(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+static void
+test_coderun_required_fields_and_labels(void **state)
+{
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+
+	(void)state;
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	assert_string_equal(hl_json_str(m, "apiVersion"), "agents.platform/v1");
+	assert_string_equal(hl_json_str(m, "kind"), "CodeRun");
+	assert_string_equal(hl_json_str(m, "metadata.namespace"), "cto");
+	assert_string_equal(hl_json_str(m, "spec.service"), "healer-ci");
+	assert_string_equal(hl_json_str(m, "spec.repositoryUrl"), "https://github.com/5dlabs/cto");
+	assert_string_equal(hl_json_str(m, "spec.docsRepositoryUrl"),
+	                    "https://github.com/5dlabs/cto");
+	assert_string_equal(hl_json_str(m, "spec.workingDirectory"), ".");
+	assert_string_equal(hl_json_str(m, "spec.model"), "claude-opus-4-5-20250929");
+	assert_string_equal(hl_json_str(m, "spec.githubApp"), "5DLabs-Rex");
+	assert_string_equal(hl_json_str(m, "spec.promptModification"), s.prompt);
+	assert_string_equal(hl_json_str(m, "spec.cliConfig.cliType"), "factory");
+	assert_string_equal(hl_json_str(m, "spec.cliConfig.model"), "claude-opus-4-5-20250929");
+	assert_true(json_is_object(hl_json_path(m, "spec.cliConfig.settings")));
+	assert_string_equal(hl_json_str(m, "spec.env.HEALER_TASK_ID"), "ci-9876543210");
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_TYPE"), "rust_clippy");
+	assert_string_equal(hl_json_str(m, "spec.env.WORKFLOW_RUN_ID"), "9876543210");
+	assert_string_equal(hl_json_str(m, "spec.env.PR_NUMBER"), "42");
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), "feat/new-feature");
+	assert_string_equal(json_string_value(json_object_get(hl_json_path(m, "metadata.labels"),
+	                                                      "app.kubernetes.io/name")),
+	                    "healer");
+	{
+		json_t *l = hl_json_path(m, "metadata.labels");
+
+		assert_string_equal(json_string_value(json_object_get(l, "healer/agent")), "rex");
+		assert_string_equal(json_string_value(json_object_get(l, "healer/failure-type")),
+		                    "rust_clippy");
+		assert_string_equal(json_string_value(json_object_get(l, "healer/workflow-run-id")),
+		                    "9876543210");
+		assert_string_equal(json_string_value(json_object_get(l, "healer/branch")),
+		                    "feat-new-feature");
+		assert_string_equal(json_string_value(json_object_get(l, "healer/task-id")),
+		                    "ci-9876543210");
+		assert_string_equal(json_string_value(json_object_get(l, "healer/attempt")), "1");
+	}
+	json_decref(m);
+}
+
+static void
+test_coderun_github_app_per_agent(void **state)
+{
+	static const char *const agents[][2] = { { "rex", "5DLabs-Rex" },
+		                                 { "blaze", "5DLabs-Blaze" },
+		                                 { "bolt", "5DLabs-Bolt" },
+		                                 { "cipher", "5DLabs-Cipher" },
+		                                 { "atlas", "5DLabs-Atlas" } };
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		s.agent = agents[i][0];
+		assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+		assert_string_equal(hl_json_str(m, "spec.githubApp"), agents[i][1]);
+		assert_int_equal(hl_coderun_validate(m, &err), 0);
+		json_decref(m);
+	}
+	s.agent = "pixel";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "'pixel'"));
+	s.agent = "rex";
+	s.repository = "no-slash";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), -HL_EINVAL);
+}
+
+static void
+test_coderun_name_deterministic_and_dns(void **state)
+{
+	char a[64], b[64], c[64], d[64];
+	char longkey[600];
+
+	(void)state;
+	hl_coderun_name(a, "rex", "rust_clippy", "k1", 1);
+	hl_coderun_name(b, "rex", "rust_clippy", "k1", 1);
+	hl_coderun_name(c, "rex", "rust_clippy", "k2", 1);
+	hl_coderun_name(d, "rex", "rust_clippy", "k1", 2);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_string_not_equal(a, d);
+	assert_true(hl_str_starts_with(a, "healer-rex-clippy-"));
+	assert_int_equal(strlen(a), strlen("healer-rex-clippy-") + 10);
+	assert_true(dns_label(a));
+	memset(longkey, 'x', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	hl_coderun_name(a, "ReX", "Some_Very_Long_Unknown_Failure_Type_Name_Here!!", longkey, 7);
+	assert_true(dns_label(a));
+	hl_coderun_name(a, "", "", "", 0);
+	assert_true(dns_label(a));
+}
+
+static void
+test_coderun_target_branch_rules(void **state)
+{
+	char out[256];
+
+	(void)state;
+	/* an open PR wins */
+	hl_coderun_target_branch(out, sizeof(out), "main", "main", "feat/x", "rust_clippy",
+	                         "0123456789ab");
+	assert_string_equal(out, "feat/x");
+	/* a failure on main gets a fix branch named by the type and sha8 */
+	hl_coderun_target_branch(out, sizeof(out), "main", NULL, NULL, "rust_clippy",
+	                         "0123456789ab");
+	assert_string_equal(out, "fix/clippy-01234567");
+	/* the repository's default branch counts the same */
+	hl_coderun_target_branch(out, sizeof(out), "develop", "develop", NULL, "frontend_lint",
+	                         "abcdef0123456");
+	assert_string_equal(out, "fix/eslint-abcdef01");
+	/* otherwise the failing branch itself */
+	hl_coderun_target_branch(out, sizeof(out), "feat/new", "main", NULL, "rust_test", "ff");
+	assert_string_equal(out, "feat/new");
+	/* no branch at all: a fix branch */
+	hl_coderun_target_branch(out, sizeof(out), NULL, NULL, "", "general", NULL);
+	assert_string_equal(out, "fix/general-unknown");
+}
+
+static void
+test_coderun_env_target_branch_on_main(void **state)
+{
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+
+	(void)state;
+	s.branch = "main";
+	s.pr_number = 0;
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), "fix/clippy-01234567");
+	assert_string_equal(hl_json_str(m, "spec.env.PR_NUMBER"), "0");
+	json_decref(m);
+}
+
+static void
+test_coderun_label_values_sanitised(void **state)
+{
+	static const char *const branches[] = {
+		"feature/ünïcödé//branch--name",
+		"-leading-and-trailing-",
+		"a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w/x/y/z/0/1/2/3/4/5/6/7/8/9",
+		"___",
+		"release/v1.2.3+build.7",
+		"x",
+	};
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(branches) / sizeof(branches[0]); i++) {
+		const char *v;
+
+		s.branch = branches[i];
+		assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+		v = json_string_value(
+		        json_object_get(hl_json_path(m, "metadata.labels"), "healer/branch"));
+		assert_non_null(v);
+		assert_true(hl_coderun_label_value_valid(v));
+		assert_true(strlen(v) <= 63);
+		assert_int_equal(hl_coderun_validate(m, &err), 0);
+		/* the env keeps the real branch */
+		assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"), branches[i]);
+		json_decref(m);
+	}
+}
+
+static void
+test_coderun_label_value_edge_cases(void **state)
+{
+	char v63[64], v64[65], out[64];
+
+	(void)state;
+	memset(v63, 'a', 63);
+	v63[63] = '\0';
+	memset(v64, 'a', 64);
+	v64[64] = '\0';
+	assert_true(hl_coderun_label_value_valid(""));
+	assert_true(hl_coderun_label_value_valid("a"));
+	assert_true(hl_coderun_label_value_valid("a_b.c-d"));
+	assert_true(hl_coderun_label_value_valid(v63));
+	assert_false(hl_coderun_label_value_valid(v64));
+	assert_false(hl_coderun_label_value_valid("a-"));
+	assert_false(hl_coderun_label_value_valid("-a"));
+	assert_false(hl_coderun_label_value_valid("_a"));
+	assert_false(hl_coderun_label_value_valid("a b"));
+	assert_false(hl_coderun_label_value_valid("a/b"));
+	/* what hl_str_label_value makes is always valid */
+	hl_str_label_value(out, v64);
+	assert_true(hl_coderun_label_value_valid(out));
+	hl_str_label_value(out, "--..__");
+	assert_string_equal(out, "");
+	hl_str_label_value(out, "pod/name:with@odd#chars-");
+	assert_true(hl_coderun_label_value_valid(out));
+}
+
+static void
+test_coderun_heal_manifest(void **state)
+{
+	struct hl_heal_spec h;
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL, *l;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.alert = "a7";
+	h.task_id = "1234";
+	h.issue_file = "/workspace/watch/alerts/A7-api-7d9f.md";
+	h.prompt = "# Pod Failure: api-7d9f\n";
+	h.target_pod = "api-7d9f/weird:name";
+	h.cli = "Claude";
+	h.model = "claude-opus-4-5-20251101";
+	h.namespace = "cto";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	assert_null(hl_json_str(m, "metadata.name"));
+	assert_string_equal(hl_json_str(m, "metadata.generateName"), "healer-remediation-a7-");
+	l = hl_json_path(m, "metadata.labels");
+	assert_string_equal(json_string_value(json_object_get(l, "alert-type")), "a7");
+	assert_string_equal(json_string_value(json_object_get(l, "task-id")), "1234");
+	assert_string_equal(json_string_value(json_object_get(l, "remediation")), "true");
+	assert_string_equal(json_string_value(json_object_get(l, "target-pod")),
+	                    "api-7d9f-weird-name");
+	assert_string_equal(json_string_value(json_object_get(l, "agents.platform/type")),
+	                    "heal-remediation");
+	assert_string_equal(hl_json_str(m, "spec.service"), "heal");
+	assert_int_equal(hl_json_int(m, "spec.taskId", 0), 1234);
+	assert_string_equal(hl_json_str(m, "spec.promptModification"), h.prompt);
+	assert_string_equal(hl_json_str(m, "spec.env.HEAL_PROMPT_FILE"),
+	                    "/workspace/alerts/A7-api-7d9f.md");
+	assert_string_equal(hl_json_str(m, "spec.env.ALERT_TYPE"), "a7");
+	assert_string_equal(hl_json_str(m, "spec.env.TASK_ID"), "1234");
+	assert_string_equal(hl_json_str(m, "spec.env.REMEDIATION_MODE"), "true");
+	assert_string_equal(hl_json_str(m, "spec.cliConfig.settings.template"), "heal/claude");
+	assert_string_equal(
+	        json_string_value(json_object_get(hl_json_path(m, "metadata.annotations"),
+	                                          "healer/workspace-pvc")),
+	        "heal-workspace");
+	json_decref(m);
+	/* a non-numeric task id is hashed into the integer taskId */
+	h.task_id = "task-abc";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_true(json_is_integer(hl_json_path(m, "spec.taskId")));
+	assert_true(hl_json_int(m, "spec.taskId", -1) >= 0);
+	json_decref(m);
+}
+
+static void
+test_coderun_validate_rejects(void **state)
+{
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+
+	(void)state;
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	json_object_del(json_object_get(m, "spec"), "model");
+	assert_int_equal(hl_coderun_validate(m, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "spec.model"));
+	json_decref(m);
+
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	json_object_set_new(hl_json_path(m, "metadata.labels"), "healer/branch",
+	                    json_string("feat/bad value"));
+	assert_int_equal(hl_coderun_validate(m, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "healer/branch"));
+	json_decref(m);
+
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	json_object_set_new(hl_json_path(m, "spec.env"), "PR_NUMBER", json_integer(3));
+	assert_int_equal(hl_coderun_validate(m, &err), -HL_EINVAL);
+	json_decref(m);
+
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	json_object_set_new(json_object_get(m, "spec"), "githubApp", json_string("Someone"));
+	assert_int_equal(hl_coderun_validate(m, &err), -HL_EINVAL);
+	json_decref(m);
+
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	json_object_set_new(json_object_get(m, "metadata"), "name", json_string("Upper_Case"));
+	assert_int_equal(hl_coderun_validate(m, &err), -HL_EINVAL);
+	json_decref(m);
+}
+
+static void
+test_coderun_selector_match(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	json_t *l = json_pack("{s:s, s:s, s:s}", "alert-type", "a7", "remediation", "true",
+	                      "target-pod", "api-1");
+	bool m = false;
+
+	(void)state;
+#define SEL(s, want)                                                             \
+	do {                                                                     \
+		assert_int_equal(hl_dispatch_selector_match(&m, l, s, &err), 0); \
+		assert_int_equal(m, want);                                       \
+	} while (0)
+	SEL("", true);
+	SEL("alert-type=a7", true);
+	SEL("alert-type==a7,remediation=true", true);
+	SEL("alert-type=a8", false);
+	SEL("alert-type!=a8", true);
+	SEL("missing!=x", true);
+	SEL("target-pod", true);
+	SEL("!target-pod", false);
+	SEL("!other", true);
+	SEL("alert-type in (a1, a7)", true);
+	SEL("alert-type notin (a1,a7)", false);
+	SEL("alert-type in (a1,a2),remediation=true", false);
+	SEL(" remediation = true , target-pod = api-1 ", true);
+#undef SEL
+	assert_int_equal(hl_dispatch_selector_match(&m, l, "a in b", &err), -HL_EINVAL);
+	assert_int_equal(hl_dispatch_selector_match(&m, l, "a,,b", &err), -HL_EINVAL);
+	json_decref(l);
+}
+
+static void
+test_coderun_directory_dispatch(void **state)
+{
+	char dir[] = "/tmp/hl-coderuns-XXXXXX", path[512], name[64], name2[64];
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_dispatch *d = NULL;
+	enum hl_dispatch_outcome o;
+	json_t *m = NULL, *active = NULL, *got = NULL;
+	struct stat st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(hl_dispatch_open_with(&d, HL_DISPATCH_DIRECTORY, dir, "cto", NULL, &err),
+	                 0);
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_int_equal(hl_dispatch_submit(d, &o, name, m, &err), 0);
+	assert_int_equal(o, HL_DISPATCH_CREATED);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	/* the same CodeRun again is idempotent */
+	assert_int_equal(hl_dispatch_submit(d, &o, name2, m, &err), 0);
+	assert_int_equal(o, HL_DISPATCH_EXISTING);
+	assert_string_equal(name, name2);
+	json_decref(m);
+
+	assert_int_equal(
+	        hl_dispatch_find_active(d, &active, "healer/workflow-run-id=9876543210", &err), 0);
+	assert_int_equal(json_array_size(active), 1);
+	json_decref(active);
+	assert_int_equal(hl_dispatch_find_active(d, &active, "healer/agent=bolt", &err), 0);
+	assert_int_equal(json_array_size(active), 0);
+	json_decref(active);
+
+	assert_int_equal(hl_dispatch_set_status(d, name, "Succeeded", "merged", &err), 0);
+	assert_int_equal(hl_dispatch_get(d, &got, name, &err), 0);
+	assert_string_equal(hl_json_str(got, "status.phase"), "Succeeded");
+	json_decref(got);
+	assert_int_equal(hl_dispatch_find_active(d, &active, "app.kubernetes.io/name=healer", &err),
+	                 0);
+	assert_int_equal(json_array_size(active), 0);
+	json_decref(active);
+	assert_int_equal(hl_dispatch_get(d, &got, "nope", &err), -HL_ENOTFOUND);
+	hl_dispatch_close(d);
+
+	/* none: named and validated, nothing written */
+	assert_int_equal(hl_dispatch_open_with(&d, HL_DISPATCH_NONE, NULL, "cto", NULL, &err), 0);
+	s.dedup_key = "another";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_int_equal(hl_dispatch_submit(d, &o, name, m, &err), 0);
+	assert_int_equal(o, HL_DISPATCH_DRY_RUN);
+	snprintf(path, sizeof(path), "%s/%s.json", dir, name);
+	assert_int_not_equal(stat(path, &st), 0);
+	json_decref(m);
+	hl_dispatch_close(d);
+
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_coderun_required_fields_and_labels),
+		cmocka_unit_test(test_coderun_github_app_per_agent),
+		cmocka_unit_test(test_coderun_name_deterministic_and_dns),
+		cmocka_unit_test(test_coderun_target_branch_rules),
+		cmocka_unit_test(test_coderun_env_target_branch_on_main),
+		cmocka_unit_test(test_coderun_label_values_sanitised),
+		cmocka_unit_test(test_coderun_label_value_edge_cases),
+		cmocka_unit_test(test_coderun_heal_manifest),
+		cmocka_unit_test(test_coderun_validate_rejects),
+		cmocka_unit_test(test_coderun_selector_match),
+		cmocka_unit_test(test_coderun_directory_dispatch),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

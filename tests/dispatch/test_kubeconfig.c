@@ -1,0 +1,271 @@
+/*
+ * test_kubeconfig.c - Kubernetes client configuration (src/net/kube.c):
+ * current-context selection, inline and file CAs, tokens and token files,
+ * namespaces, insecure-skip-tls-verify, unsupported exec plugins, malformed
+ * files, in-cluster configuration, and the YAML to JSON conversion.
+ */
+#include "net/kube.h"
+
+#include "json/json.h"
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/hl-kubecfg-XXXXXX";
+
+static int
+setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void
+write_file(const char *name, const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" */
+#define CA_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+#define CA_B64 "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUIKLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
+
+static const char multi_cfg[] = "apiVersion: v1\n"
+                                "kind: Config\n"
+                                "current-context: prod\n"
+                                "clusters:\n"
+                                "- name: dev\n"
+                                "  cluster:\n"
+                                "    server: https://dev.example:6443\n"
+                                "- name: prod-cluster\n"
+                                "  cluster:\n"
+                                "    server: https://10.1.2.3:6443/\n"
+                                "    certificate-authority-data: " CA_B64 "\n"
+                                "contexts:\n"
+                                "- name: dev\n"
+                                "  context: {cluster: dev, user: dev-user}\n"
+                                "- name: prod\n"
+                                "  context:\n"
+                                "    cluster: prod-cluster\n"
+                                "    user: prod-user\n"
+                                "    namespace: cto\n"
+                                "users:\n"
+                                "- name: dev-user\n"
+                                "  user:\n"
+                                "    token: dev-token\n"
+                                "- name: prod-user\n"
+                                "  user:\n"
+                                "    token: \"prod-token-123\"\n";
+
+static void
+test_kubeconfig_current_context_and_inline_ca(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(hl_kube_config_parse(&k, multi_cfg, strlen(multi_cfg), tmpdir, &err), 0);
+	assert_string_equal(k->server, "https://10.1.2.3:6443");
+	assert_string_equal(k->ca_data, CA_PEM);
+	assert_null(k->ca_file);
+	assert_string_equal(k->token, "prod-token-123");
+	assert_string_equal(k->namespace, "cto");
+	assert_false(k->insecure);
+	hl_kube_free(k);
+}
+
+static void
+test_kubeconfig_file_ca_token_file_relative_paths(void **state)
+{
+	static const char cfg[] = "current-context: c\n"
+	                          "clusters:\n"
+	                          "- name: k\n"
+	                          "  cluster:\n"
+	                          "    server: https://127.0.0.1:6443\n"
+	                          "    certificate-authority: certs/ca.crt\n"
+	                          "contexts:\n"
+	                          "- name: c\n"
+	                          "  context:\n"
+	                          "    cluster: k\n"
+	                          "    user: u\n"
+	                          "users:\n"
+	                          "- name: u\n"
+	                          "  user:\n"
+	                          "    tokenFile: token\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+	struct hl_fetch_req req;
+	struct hl_buf url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
+	char path[256];
+
+	(void)state;
+	write_file("config", cfg);
+	write_file("token", "first-token\n");
+	snprintf(path, sizeof(path), "%s/config", tmpdir);
+	assert_int_equal(hl_kube_load(&k, path, &err), 0);
+	snprintf(path, sizeof(path), "%s/certs/ca.crt", tmpdir);
+	assert_string_equal(k->ca_file, path);
+	assert_null(k->ca_data);
+	snprintf(path, sizeof(path), "%s/token", tmpdir);
+	assert_string_equal(k->token_file, path);
+	assert_string_equal(k->namespace, "default");
+
+	assert_int_equal(hl_kube_req_init(k, &req, &url, &auth, "GET", "/api/v1/x", &err), 0);
+	assert_string_equal(req.url, "https://127.0.0.1:6443/api/v1/x");
+	assert_string_equal(req.auth, "Bearer first-token");
+	assert_string_equal(req.ca_file, k->ca_file);
+	/* a rotated token is picked up on the next call */
+	write_file("token", "second-token");
+	assert_int_equal(hl_kube_req_init(k, &req, &url, &auth, "GET", "/api/v1/x", &err), 0);
+	assert_string_equal(req.auth, "Bearer second-token");
+	hl_buf_release(&url);
+	hl_buf_release(&auth);
+	hl_kube_free(k);
+}
+
+static void
+test_kubeconfig_insecure_and_no_user(void **state)
+{
+	static const char cfg[] = "current-context: c\n"
+	                          "clusters:\n"
+	                          "- name: k\n"
+	                          "  cluster:\n"
+	                          "    server: https://h:1\n"
+	                          "    insecure-skip-tls-verify: true\n"
+	                          "contexts:\n"
+	                          "- name: c\n"
+	                          "  context:\n"
+	                          "    cluster: k\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(hl_kube_config_parse(&k, cfg, strlen(cfg), NULL, &err), 0);
+	assert_true(k->insecure);
+	assert_null(k->token);
+	assert_null(k->token_file);
+	hl_kube_free(k);
+}
+
+static void
+test_kubeconfig_errors_name_the_problem(void **state)
+{
+	static const char nocur[] = "clusters: []\n";
+	static const char missing_ctx[] = "current-context: nope\ncontexts: []\n";
+	static const char exec_user[] =
+	        "current-context: c\n"
+	        "clusters:\n- name: k\n  cluster:\n    server: https://h:1\n"
+	        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+	        "users:\n- name: u\n  user:\n    exec:\n      command: aws\n";
+	static const char bad_yaml[] = "current-context: [unclosed\n";
+	static const char no_server[] = "current-context: c\n"
+	                                "clusters:\n- name: k\n  cluster:\n    server: ftp://h\n"
+	                                "contexts:\n- name: c\n  context:\n    cluster: k\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(hl_kube_config_parse(&k, nocur, strlen(nocur), NULL, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "current-context"));
+	assert_int_equal(hl_kube_config_parse(&k, missing_ctx, strlen(missing_ctx), NULL, &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "'nope'"));
+	assert_int_equal(hl_kube_config_parse(&k, exec_user, strlen(exec_user), NULL, &err),
+	                 -HL_EUNSUPPORTED);
+	assert_int_equal(hl_kube_config_parse(&k, bad_yaml, strlen(bad_yaml), NULL, &err),
+	                 -HL_EPARSE);
+	assert_int_equal(hl_kube_config_parse(&k, no_server, strlen(no_server), NULL, &err),
+	                 -HL_EINVAL);
+	assert_null(k);
+	assert_true(hl_kube_load(&k, "/nonexistent/kubeconfig", &err) < 0);
+	assert_null(k);
+}
+
+static void
+test_kubeconfig_in_cluster(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+	char sa[256];
+
+	(void)state;
+	snprintf(sa, sizeof(sa), "%s/sa", tmpdir);
+	assert_int_equal(mkdir(sa, 0755), 0);
+	write_file("sa/token", "sa-token");
+	write_file("sa/ca.crt", CA_PEM);
+	write_file("sa/namespace", "healer-ns\n");
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	assert_int_equal(hl_kube_load_incluster(&k, sa, &err), -HL_ENOTFOUND);
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	setenv("KUBERNETES_SERVICE_PORT", "443", 1);
+	assert_int_equal(hl_kube_load_incluster(&k, sa, &err), 0);
+	assert_string_equal(k->server, "https://10.96.0.1:443");
+	assert_string_equal(k->namespace, "healer-ns");
+	assert_non_null(strstr(k->token_file, "/sa/token"));
+	assert_non_null(strstr(k->ca_file, "/sa/ca.crt"));
+	hl_kube_free(k);
+	setenv("KUBERNETES_SERVICE_HOST", "fd00::1", 1);
+	assert_int_equal(hl_kube_load_incluster(&k, sa, &err), 0);
+	assert_string_equal(k->server, "https://[fd00::1]:443");
+	hl_kube_free(k);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+static void
+test_kubeconfig_yaml_to_json_shapes(void **state)
+{
+	static const char y[] = "a: 1\nb: [x, y]\nc:\n  d: ~\n  e: ''\n  f: null\n"
+	                        "g: |\n  multi\n  line\n";
+	struct hl_err err = HL_ERR_INIT;
+	json_t *v = NULL;
+
+	(void)state;
+	assert_int_equal(hl_kube_yaml_to_json(&v, y, strlen(y), &err), 0);
+	assert_string_equal(hl_json_str(v, "a"), "1");
+	assert_string_equal(hl_json_str(v, "b[1]"), "y");
+	assert_true(json_is_null(hl_json_path(v, "c.d")));
+	assert_string_equal(hl_json_str(v, "c.e"), "");
+	assert_true(json_is_null(hl_json_path(v, "c.f")));
+	assert_string_equal(hl_json_str(v, "g"), "multi\nline\n");
+	json_decref(v);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kubeconfig_current_context_and_inline_ca),
+		cmocka_unit_test(test_kubeconfig_file_ca_token_file_relative_paths),
+		cmocka_unit_test(test_kubeconfig_insecure_and_no_user),
+		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),
+		cmocka_unit_test(test_kubeconfig_in_cluster),
+		cmocka_unit_test(test_kubeconfig_yaml_to_json_shapes),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
