@@ -4,16 +4,20 @@
  * branch rules, label value edge cases, heal runs (section 8), validation,
  * label selectors, and the directory/none dispatch modes.
  */
+/* cmocka needs these first */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
 #include "base/str.h"
 #include "dispatch/coderun.h"
 #include "dispatch/dispatch.h"
 
 #include "json/json.h"
-#include <cmocka.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

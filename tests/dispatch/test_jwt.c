@@ -3,18 +3,22 @@
  * header and claims, and an RS256 signature that OpenSSL verifies with the
  * public key (and rejects once the token is tampered with).
  */
-#include "crypto/jwt.h"
-
-#include "json/json.h"
-#include <cmocka.h>
-#include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
+/* cmocka needs these first */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "crypto/jwt.h"
+
+#include "json/json.h"
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -4,14 +4,18 @@
  * namespaces, insecure-skip-tls-verify, unsupported exec plugins, malformed
  * files, in-cluster configuration, and the YAML to JSON conversion.
  */
-#include "net/kube.h"
-
-#include "json/json.h"
-#include <cmocka.h>
+/* cmocka needs these first */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "net/kube.h"
+
+#include "json/json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
