@@ -78,7 +78,7 @@ struct hl_event {
 	int64_t check_run_id;
 	int64_t check_suite_id;
 	char *workflow_name;
-	char *job_name;    /* job or check run name */
+	char *job_name;    /* job or check run name; status context */
 	char *failed_step; /* first step whose conclusion is failure */
 	char *status;      /* queued / in_progress / completed; status event state */
 	char *conclusion;  /* failure / success / ...; status events: state */
@@ -86,7 +86,7 @@ struct hl_event {
 	char *base_branch; /* PR base, when known */
 	char *head_sha;
 	char *commit_message; /* head commit message, only where GitHub sends it */
-	char *html_url;       /* the job / run / check / alert page */
+	char *html_url;       /* the job / run / check / alert / comment page */
 	char *logs_url;       /* workflow_run.logs_url */
 	char *check_output_title, *check_output_summary, *check_output_text;
 	int64_t pr_number; /* the PR concerned, 0 when unknown */
@@ -103,8 +103,8 @@ struct hl_event {
 	char *fixed_version;
 	char *cve_id;
 	char *ghsa_id;
-	char *summary; /* advisory summary / rule description */
-	char *description;
+	char *summary;       /* advisory summary / rule description */
+	char *description;   /* advisory description / rule full description / status text */
 	char *rule_id;       /* code scanning rule */
 	char *tool_name;     /* code scanning tool */
 	char *location_path; /* code scanning most_recent_instance.location.path */
@@ -174,7 +174,9 @@ const char *hl_event_guess_name(const json_t *payload);
  *                           must see its own agents' PRs, and alerts are
  *                           raised by GitHub itself);
  *  "skip_tag"               a CI failure whose head commit message contains
- *                           "[skip-healer]" or "[healer skip]" (any case).
+ *                           "[skip-healer]", "[healer skip]" or the
+ *                           original sensor's "[skip-ci-remediation]" (any
+ *                           case).
  *                           Only workflow_run, check_suite, status and push
  *                           payloads carry the message; for workflow_job and
  *                           check_run the worker must look it up by head_sha;

@@ -11,6 +11,47 @@
  * be freed right after), empty strings are stored as NULL, and intent is set
  * from the payload alone (validation against the configuration lives in
  * validate.c).
+ *
+ * Where the fields come from (besides repository / sender / installation):
+ *   workflow_job   workflow_job.{id, run_id, run_attempt, workflow_name, name,
+ *                  status, conclusion, head_branch, head_sha, html_url};
+ *                  failed_step = first steps[] with conclusion failure. No
+ *                  commit message: GitHub does not send one.
+ *   workflow_run   workflow_run.{id, name, run_attempt, check_suite_id, status,
+ *                  conclusion, head_branch, head_sha, head_commit.message,
+ *                  html_url, logs_url, pull_requests[0].number / base.ref}
+ *   check_run      check_run.{id, name, status, conclusion, head_sha, html_url,
+ *                  output.*, check_suite.{id, head_branch},
+ *                  pull_requests[0]}, requested_action.identifier; for the
+ *                  github-actions app also job_id (= id) and run_id (from
+ *                  details_url)
+ *   check_suite    check_suite.{id, status, conclusion, head_branch, head_sha,
+ *                  head_commit.message, pull_requests[0]}
+ *   status         state (as status and conclusion), sha, context (job_name),
+ *                  target_url, description, commit.commit.message, and the
+ *                  branch of branches[] whose head is sha
+ *   pull_request   number, pull_request.{title, state, html_url, head.ref,
+ *                  head.sha, base.ref}
+ *   push           ref (branches only), after, head_commit.message, compare
+ *   issue_comment  comment.{id, body, html_url}; on PRs (issue.pull_request
+ *                  present) issue.{number, title} and the /healer command
+ *   pull_request_review  review.{id, state, body, html_url}, pull_request.*
+ *   merge_group    merge_group.{head_sha, head_ref, base_ref,
+ *                  head_commit.message}
+ *   dependabot_alert  alert.{number, state, html_url}, severity of the
+ *                  advisory (else the vulnerability), dependency.{package,
+ *                  manifest_path}, security_vulnerability.{range, first
+ *                  patched}, security_advisory.{cve_id, ghsa_id, summary,
+ *                  description}
+ *   code_scanning_alert  alert.{number, state, html_url, rule.id,
+ *                  rule.security_severity_level else rule.severity, tool.name,
+ *                  most_recent_instance.location.path, rule.description,
+ *                  rule.full_description}, ref (branch or PR), commit_oid
+ *   secret_scanning_alert  alert.{number, state, html_url,
+ *                  secret_type_display_name else secret_type}
+ *   repository_vulnerability_alert  alert.{number else id, state,
+ *                  affected_package_name, affected_range, fixed_in, severity,
+ *                  ghsa_id, external_reference, external_identifier (CVE)}
  */
 #include "base/str.h"
 #include "event/event.h"

@@ -99,8 +99,10 @@ event_is_ci_kind(enum hl_event_kind kind)
 static bool
 event_has_skip_tag(const char *msg)
 {
+	/* [skip-ci-remediation] is the tag the original's sensor honoured. */
 	return msg &&
-	       (hl_str_casestr(msg, "[skip-healer]") || hl_str_casestr(msg, "[healer skip]"));
+	       (hl_str_casestr(msg, "[skip-healer]") || hl_str_casestr(msg, "[healer skip]") ||
+	        hl_str_casestr(msg, "[skip-ci-remediation]"));
 }
 
 const char *

@@ -733,7 +733,7 @@ static void
 test_event_skip_tag(void **state)
 {
 	static const char *const messages[] = { "fix [skip-healer]", "x [Healer Skip] y",
-		                                "[SKIP-HEALER]" };
+		                                "[SKIP-HEALER]", "chore [skip-ci-remediation]" };
 	char buf[2048];
 	size_t i;
 	struct hl_event *ev;
