@@ -17,7 +17,8 @@ Extra controls (besides stubcommon's):
                              "container","previous","text"}], "events": [...],
                              "applications": [...]}
   POST /_stub/coderun-phase  {"namespace","name","phase","message"}
-  POST /_stub/compact        every resourceVersion so far becomes too old
+  POST /_stub/compact        every resourceVersion so far becomes too old, and
+                             open watch streams end (as after an etcd compaction)
   GET  /_stub/coderuns       every stored CodeRun
 Config keys: "gone_mode": "http"|"event"; "watch_close_after": N events.
 
@@ -175,6 +176,7 @@ class KubeState:
         self.cond = threading.Condition()
         self.rv = 100
         self.min_rv = 0
+        self.epoch = 0  # bumped by compaction: open watches end
         self.pods = {}
         self.logs = {}
         self.events = []
@@ -235,8 +237,11 @@ class KubeHandler(stubcommon.StubHandler):
         if path == "/_stub/compact" and self.command == "POST":
             self.read_body()
             with st.cond:
-                st.min_rv = st.rv + 1
+                st.bump()
+                st.min_rv = st.rv  # older versions are gone; a fresh list is fine
                 st.history = []
+                st.epoch += 1
+                st.cond.notify_all()
             self.send(200, {"min_rv": st.min_rv})
             return True
         if path == "/_stub/coderuns":
@@ -481,7 +486,8 @@ class KubeHandler(stubcommon.StubHandler):
         limit = cfg.get("watch_close_after", 0)
         try:
             with st.cond:
-                while time.time() < end:
+                epoch = st.epoch
+                while time.time() < end and st.epoch == epoch:
                     for (erv, typ, ens, obj) in list(st.history):
                         if erv <= rv or ens != ns:
                             continue
