@@ -287,6 +287,16 @@ eval_path(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e, b
 	size_t i = 0;
 	bool found;
 
+	if (e->nparts >= 1 && e->parts[0][0] == '\0') {
+		/* an empty first name is the context itself (compiler.js: !name) */
+		const struct dnode *dn = ec->depths;
+		int d = e->depth;
+		if (d == 0)
+			return ec->ctx;
+		while (dn && d-- > 0)
+			dn = dn->next;
+		return dn ? dn->v : tv_undef();
+	}
 	if (e->data) {
 		const struct frame *f = ec->data;
 		int d = e->depth;
@@ -340,11 +350,115 @@ eval_path(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e, b
 	return cur;
 }
 
+/*
+ * A program's value. handlebars.js compiles a program body to one JavaScript
+ * expression joined with `+` (javascript-compiler.js mergeSource), so its
+ * value is not always a string: `{{a}}{{b}}` with numbers adds them, and a
+ * one-statement program returns its value raw. PV_NONE is an empty fold.
+ */
+enum { PV_NONE, PV_STR, PV_VAL };
+
+struct pval {
+	int kind;
+	struct hl_buf s;
+	struct tv v;
+};
+
+static void
+pv_init(struct pval *p)
+{
+	p->kind = PV_NONE;
+	hl_buf_init(&p->s, HL_TMPL_MAX_OUTPUT);
+	p->v = tv_undef();
+}
+
+static void
+pv_release(struct pval *p)
+{
+	hl_buf_release(&p->s);
+	p->kind = PV_NONE;
+}
+
+static void
+pv_set_str(struct pval *p, const char *s, size_t n)
+{
+	hl_buf_reset(&p->s);
+	hl_buf_append(&p->s, s, n);
+	p->kind = PV_STR;
+}
+
+static void
+pv_to_str(struct pval *p)
+{
+	if (p->kind == PV_VAL)
+		tv_to_string(&p->s, p->v);
+	p->kind = PV_STR;
+}
+
+static bool
+tv_is_obj(struct tv v)
+{
+	return v.t == TV_ARR || v.t == TV_OBJ;
+}
+
+/* acc = acc + v (JavaScript's +); v is never null or undefined */
+static void
+pv_add_tv(struct pval *acc, struct tv v)
+{
+	if (acc->kind == PV_NONE) {
+		if (v.t == TV_STR) {
+			pv_set_str(acc, v.s, v.len);
+		} else {
+			acc->kind = PV_VAL;
+			acc->v = v;
+		}
+		return;
+	}
+	if (acc->kind == PV_STR || v.t == TV_STR || tv_is_obj(v) || tv_is_obj(acc->v)) {
+		pv_to_str(acc);
+		tv_to_string(&acc->s, v);
+		return;
+	}
+	acc->v.n = tv_to_number(acc->v) + tv_to_number(v);
+	acc->v.t = TV_NUM;
+}
+
+/* acc = acc + item; consumes item */
+static void
+pv_add_pv(struct pval *acc, struct pval *item)
+{
+	if (item->kind == PV_VAL) {
+		pv_add_tv(acc, item->v);
+	} else if (acc->kind == PV_NONE) {
+		hl_buf_release(&acc->s);
+		acc->s = item->s;
+		hl_buf_init(&item->s, HL_TMPL_MAX_OUTPUT);
+		acc->kind = PV_STR;
+	} else {
+		pv_to_str(acc);
+		hl_buf_append(&acc->s, item->s.data, item->s.len);
+	}
+	pv_release(item);
+}
+
+static void
+pv_move(struct pval *dst, struct pval *src)
+{
+	pv_release(dst);
+	*dst = *src;
+	pv_init(src);
+}
+
+static int
+pv_check(struct rstate *st, struct pval *p, int line, int col)
+{
+	return out_check(st, &p->s, line, col);
+}
+
 static int run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
-                       const struct dnode *depths, const struct frame *data, struct hl_buf *out);
+                       const struct dnode *depths, const struct frame *data, struct pval *res);
 static struct tv eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c,
-                           int kind, const struct tmpl_node *blk, struct hl_buf *out,
-                           bool *appended);
+                           int kind, const struct tmpl_node *blk, struct pval *bres, bool *has_pv);
 
 enum { K_MUSTACHE, K_BLOCK, K_SEXPR };
 
@@ -355,11 +469,8 @@ eval_expr(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e)
 
 	switch (e->type) {
 	case TE_PATH:
-		if (e->nparts == 0 && !e->data) {
-			if (e->depth == 0)
-				return ec->ctx;
-			return eval_path(st, ec, e, false, true);
-		}
+		if (e->nparts == 0 && !e->data && e->depth == 0)
+			return ec->ctx;
 		return eval_path(st, ec, e, false, true);
 	case TE_STRING:
 		v.t = TV_STR;
@@ -380,23 +491,29 @@ eval_expr(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e)
 	case TE_UNDEF:
 		return v;
 	case TE_SEXPR: {
-		bool app = false;
-		return eval_call(st, ec, e->call, K_SEXPR, NULL, NULL, &app);
+		bool has_pv = false;
+		struct pval pv;
+		pv_init(&pv);
+		v = eval_call(st, ec, e->call, K_SEXPR, NULL, &pv, &has_pv);
+		pv_release(&pv);
+		return v;
 	}
 	}
 	return v;
 }
 
-/* Runs a block's fn/inverse with a new context (a noop when prog is NULL). */
+/* Runs a block's fn/inverse with a context (noop, "", when prog is NULL). */
 static int
 invoke(struct rstate *st, const struct ectx *ec, const struct tmpl_program *prog, struct tv ctx,
-       const struct frame *data, struct hl_buf *out)
+       const struct frame *data, struct pval *res)
 {
 	struct dnode dn;
 	const struct dnode *depths = ec->depths;
 
-	if (!prog)
+	if (!prog) {
+		pv_set_str(res, "", 0);
 		return 0;
+	}
 	/* wrapProgram: context != depths[0] && !(context === nullContext &&
 	 * depths[0] === null) */
 	if (!depths || !tv_loose_eq(ctx, depths->v)) {
@@ -407,7 +524,7 @@ invoke(struct rstate *st, const struct ectx *ec, const struct tmpl_program *prog
 			depths = &dn;
 		}
 	}
-	return run_program(st, prog, ctx, depths, data, out);
+	return run_program(st, prog, ctx, depths, data, res);
 }
 
 static struct tv
@@ -430,18 +547,27 @@ is_empty(struct tv v)
 	return v.t == TV_ARR && json_array_size(v.j) == 0;
 }
 
+/* ret = ret + fn(item) */
 static int
 each_iter(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct frame *fr,
-          struct tv item, struct hl_buf *out)
+          struct tv item, struct pval *res)
 {
+	struct pval r;
+
 	if (!work(st, blk->line, blk->col))
 		return st->rc;
-	return invoke(st, ec, blk->program, item, fr, out);
+	pv_init(&r);
+	if (invoke(st, ec, blk->program, item, fr, &r) == 0) {
+		pv_add_pv(res, &r);
+		pv_check(st, res, blk->line, blk->col);
+	}
+	pv_release(&r);
+	return st->rc;
 }
 
 static int
 do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv ctx,
-        struct hl_buf *out)
+        struct pval *res)
 {
 	struct frame fr;
 	size_t i, n = 0;
@@ -454,6 +580,7 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 	fr.has_index = fr.has_key = fr.has_first = fr.has_last = true;
 	fr.index.t = TV_NUM;
 	fr.first.t = fr.last.t = TV_BOOL;
+	pv_set_str(res, "", 0); /* ret = '' */
 	if (ctx.t == TV_ARR) {
 		n = json_array_size(ctx.j);
 		for (i = 0; i < n && !st->rc; i++) {
@@ -463,7 +590,7 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 			fr.first.b = i == 0;
 			fr.last.b = i == n - 1;
 			if (each_iter(st, ec, blk, &fr, tv_from_json(json_array_get(ctx.j, i)),
-			              out))
+			              res))
 				return st->rc;
 		}
 	} else if (ctx.t == TV_OBJ) {
@@ -480,7 +607,7 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 			fr.first.b = i == 0;
 			fr.last.b = i == n - 1;
 			if (each_iter(st, ec, blk, &fr,
-			              tv_from_json(json_object_get(ctx.j, keys[i])), out)) {
+			              tv_from_json(json_object_get(ctx.j, keys[i])), res)) {
 				free(keys);
 				return st->rc;
 			}
@@ -488,31 +615,32 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 		free(keys);
 	}
 	if (n == 0)
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, res);
 	return st->rc;
 }
 
 /* blockHelperMissing(context, options) */
 static int
 block_missing(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv v,
-              struct hl_buf *out)
+              struct pval *res)
 {
 	if (v.t == TV_BOOL && v.b)
-		return invoke(st, ec, blk->program, this_ctx(st, ec->ctx), ec->data, out);
+		return invoke(st, ec, blk->program, this_ctx(st, ec->ctx), ec->data, res);
 	if ((v.t == TV_BOOL && !v.b) || is_nullish(v))
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, res);
 	if (v.t == TV_ARR) {
 		if (json_array_size(v.j) > 0)
-			return do_each(st, ec, blk, v, out);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+			return do_each(st, ec, blk, v, res);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, res);
 	}
-	return invoke(st, ec, blk->program, v, ec->data, out);
+	return invoke(st, ec, blk->program, v, ec->data, res);
 }
 
+/* The built-in helpers. Block helpers fill pres and set *has_pv. */
 static int
 builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
-        const struct tv *args, int kind, const struct tmpl_node *blk, struct hl_buf *out,
-        struct tv *res, int line, int col)
+        const struct tv *args, int kind, const struct tmpl_node *blk, struct pval *pres,
+        bool *has_pv, struct tv *res, int line, int col)
 {
 	*res = tv_undef();
 	if (strcmp(name, "log") == 0)
@@ -525,10 +653,10 @@ builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct
 	if (strcmp(name, "lookup") == 0) {
 		struct hl_buf key = HL_BUF_INIT(0);
 		bool found;
-		if (c->nparams == 0 || !tv_truthy(args[0])) {
-			*res = c->nparams ? args[0] : tv_undef();
-			if (c->nparams == 0)
-				return rerr(st, HL_EPARSE, line, col, "lookup needs arguments");
+		if (c->nparams == 0)
+			return rerr(st, HL_EPARSE, line, col, "lookup needs arguments");
+		if (!tv_truthy(args[0])) {
+			*res = args[0];
 			return 0;
 		}
 		if (c->nparams > 2)
@@ -551,20 +679,21 @@ builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct
 	if (kind != K_BLOCK)
 		return rerr(st, HL_EPARSE, line, col, "'%s' must be used as a block: {{#%s}}", name,
 		            name);
+	*has_pv = true;
 	if (strcmp(name, "each") == 0) {
 		if (c->nparams != 1)
 			return rerr(st, HL_EPARSE, line, col,
 			            "#each requires exactly one argument");
 		if (args[0].t == TV_ARR || args[0].t == TV_OBJ)
-			return do_each(st, ec, blk, args[0], out);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+			return do_each(st, ec, blk, args[0], pres);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, pres);
 	}
 	if (c->nparams != 1)
 		return rerr(st, HL_EPARSE, line, col, "#%s requires exactly one argument", name);
 	if (strcmp(name, "with") == 0) {
 		if (!is_empty(args[0]))
-			return invoke(st, ec, blk->program, args[0], ec->data, out);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, out);
+			return invoke(st, ec, blk->program, args[0], ec->data, pres);
+		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, pres);
 	} else {
 		bool include_zero = false, neg;
 		size_t i;
@@ -578,10 +707,9 @@ builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct
 		if (strcmp(name, "unless") == 0)
 			neg = !neg;
 		return invoke(st, ec, neg ? blk->inverse : blk->program, this_ctx(st, ec->ctx),
-		              ec->data, out);
+		              ec->data, pres);
 	}
 }
-
 static int
 custom_helper(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
               const struct tv *args, size_t nargs, struct tv *res, int line, int col)
@@ -624,9 +752,15 @@ custom_helper(struct rstate *st, const struct ectx *ec, const char *name, const 
  * goes straight to out (builtins, sections), *appended is set; otherwise the
  * returned value is to be appended by the caller.
  */
+
+/*
+ * Evaluates a mustache, block or subexpression call (classifySexpr). Blocks
+ * run by a built-in or as a section (blockHelperMissing) fill bres and set
+ * *has_pv; otherwise the value is returned.
+ */
 static struct tv
 eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, int kind,
-          const struct tmpl_node *blk, struct hl_buf *out, bool *appended)
+          const struct tmpl_node *blk, struct pval *bres, bool *has_pv)
 {
 	struct tmpl_expr lit_path;
 	const struct tmpl_expr *path = c->path;
@@ -637,7 +771,7 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 	size_t i;
 	struct hl_buf lb = HL_BUF_INIT(0);
 
-	*appended = false;
+	*has_pv = false;
 	if (!work(st, path->line, path->col))
 		return res;
 	if (path->type != TE_PATH) {
@@ -658,10 +792,6 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 		default:
 			hl_buf_append_str(&lb, "undefined");
 			break;
-		}
-		if (hl_buf_error(&lb)) {
-			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
-			return res;
 		}
 		lit_part = hl_buf_detach(&lb, NULL);
 		if (!lit_part) {
@@ -696,11 +826,8 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 		if (st->rc)
 			goto out;
 		if (name && is_builtin(name)) {
-			if (builtin(st, ec, name, c, args, kind, blk, out, &res, path->line,
-			            path->col) == 0 &&
-			    kind == K_BLOCK && strcmp(name, "lookup") && strcmp(name, "log") &&
-			    strcmp(name, "helperMissing"))
-				*appended = true;
+			builtin(st, ec, name, c, args, kind, blk, bres, has_pv, &res, path->line,
+			        path->col);
 			goto out;
 		}
 		if (simple && tmpl_is_helper(name)) {
@@ -721,7 +848,7 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 		goto out;
 	}
 	if (simple && tmpl_is_helper(name)) {
-		/* ambiguous, resolved to the helper */
+		/* ambiguous, resolved to the helper (its value, even for a block) */
 		custom_helper(st, ec, name, c, args, 0, &res, path->line, path->col);
 		goto out;
 	}
@@ -729,8 +856,8 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 	if (st->rc)
 		goto out;
 	if (kind == K_BLOCK) {
-		block_missing(st, ec, blk, res, out);
-		*appended = true;
+		block_missing(st, ec, blk, res, bres);
+		*has_pv = true;
 		res = tv_undef();
 	}
 out:
@@ -740,6 +867,35 @@ out:
 	return res;
 }
 
+/* Is this block compiled as an ambiguous block (its own statement in the
+ * generated code, which breaks the `+` chain)? */
+static bool
+block_is_explicit(const struct tmpl_node *nd)
+{
+	const struct tmpl_call *c = nd->call;
+	const char *orig, *name;
+
+	if (c->nparams || c->has_hash)
+		return false;
+	if (c->path->type != TE_PATH) {
+		/* a literal becomes a one-part path named by its String() */
+		if (c->path->type == TE_STRING) {
+			orig = name = c->path->str;
+		} else if (c->path->type == TE_BOOL) {
+			orig = name = c->path->b ? "true" : "false";
+		} else if (c->path->type == TE_NULL) {
+			orig = name = "null";
+		} else if (c->path->type == TE_UNDEF) {
+			orig = name = "undefined";
+		} else {
+			return true; /* a number: digits are never scoped or built-in */
+		}
+		return !scoped_id(orig) && !is_builtin(name);
+	}
+	if (c->path->nparts != 1 || c->path->depth || scoped_id(c->path->original))
+		return false;
+	return !is_builtin(c->path->parts[0]);
+}
 static const char *
 partial_name(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e,
              struct hl_buf *tmp)
@@ -840,15 +996,18 @@ extend_ctx(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 }
 
 static int
-do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, struct hl_buf *out)
+do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, struct pval *res)
 {
-	struct hl_buf nb = HL_BUF_INIT(0), pb = HL_BUF_INIT(HL_TMPL_MAX_OUTPUT);
+	struct hl_buf nb = HL_BUF_INIT(0);
+	struct pval pb;
 	const struct hl_tmpl *pt;
 	const char *name, *saved_name;
 	struct tv ctx = ec->ctx;
 	struct dnode dn;
 	int rc = 0;
 
+	pv_init(&pb);
+	pv_set_str(res, "", 0);
 	name = partial_name(st, ec, nd->call->path, &nb);
 	if (st->rc || !name)
 		goto out;
@@ -876,69 +1035,194 @@ do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 	st->tname = pt->name;
 	dn.v = ctx;
 	dn.next = NULL;
-	rc = run_program(st, pt->root, ctx, &dn, ec->data, nd->indent ? &pb : out);
+	rc = run_program(st, pt->root, ctx, &dn, ec->data, &pb);
 	st->tname = saved_name;
 	if (rc)
 		goto out;
-	if (nd->indent && pb.len) {
+	pv_to_str(&pb); /* '' + main(...) */
+	if (nd->indent && pb.s.len) {
 		/* indent every line; a final empty line is left alone */
 		size_t i = 0, il = strlen(nd->indent);
-		while (i < pb.len) {
-			const char *nl = memchr(pb.data + i, '\n', pb.len - i);
-			size_t e = nl ? (size_t)(nl - pb.data) + 1 : pb.len;
-			hl_buf_append(out, nd->indent, il);
-			hl_buf_append(out, pb.data + i, e - i);
+		while (i < pb.s.len) {
+			const char *nl = memchr(pb.s.data + i, '\n', pb.s.len - i);
+			size_t e = nl ? (size_t)(nl - pb.s.data) + 1 : pb.s.len;
+			hl_buf_append(&res->s, nd->indent, il);
+			hl_buf_append(&res->s, pb.s.data + i, e - i);
 			i = e;
 		}
+	} else {
+		pv_move(res, &pb);
 	}
-	out_check(st, out, nd->line, nd->col);
+	pv_check(st, res, nd->line, nd->col);
 out:
 	hl_buf_release(&nb);
-	hl_buf_release(&pb);
+	pv_release(&pb);
 	return st->rc;
+}
+
+/* One statement's value: *explicit when it is an ambiguous block. Content
+ * items are returned as borrowed strings in *v; others in *pv. */
+enum { IT_NONE, IT_TV, IT_PV };
+
+static int
+eval_stmt(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, struct tv *v,
+          struct pval *pv, bool *explicit_out)
+{
+	bool has_pv = false;
+
+	*explicit_out = false;
+	switch (nd->type) {
+	case TN_CONTENT:
+		if (nd->vend == nd->vstart)
+			return IT_NONE;
+		v->t = TV_STR;
+		v->s = nd->text + nd->vstart;
+		v->len = nd->vend - nd->vstart;
+		return IT_TV;
+	case TN_COMMENT:
+		return IT_NONE;
+	case TN_MUSTACHE:
+		*v = eval_call(st, ec, nd->call, K_MUSTACHE, nd, pv, &has_pv);
+		if (is_nullish(*v)) {
+			v->t = TV_STR;
+			v->s = "";
+			v->len = 0;
+		}
+		return IT_TV;
+	case TN_BLOCK:
+		*explicit_out = block_is_explicit(nd);
+		*v = eval_call(st, ec, nd->call, K_BLOCK, nd, pv, &has_pv);
+		if (has_pv)
+			return IT_PV;
+		if (is_nullish(*v)) {
+			if (*explicit_out)
+				return IT_NONE; /* if (x != null) buffer += x */
+			v->t = TV_STR;
+			v->s = "";
+			v->len = 0;
+		}
+		return IT_TV;
+	case TN_PARTIAL:
+		do_partial(st, ec, nd, pv);
+		return IT_PV;
+	}
+	return IT_NONE;
+}
+
+struct item {
+	int kind;
+	bool explicit;
+	struct tv v;
+	struct pval pv;
+};
+
+static void
+add_item(struct pval *acc, struct item *it)
+{
+	if (it->kind == IT_TV)
+		pv_add_tv(acc, it->v);
+	else if (it->kind == IT_PV)
+		pv_add_pv(acc, &it->pv);
+}
+
+/* mergeSource: `return e1 + e2...` without ambiguous blocks; otherwise
+ * buffer = chain1 (or ""), `buffer += x` per ambiguous block, `buffer +=
+ * (chain)` per inner chain and `return buffer + e1 + e2...` for the last. */
+static void
+merge(struct item *items, size_t n, bool any_explicit, struct pval *res)
+{
+	struct pval chain;
+	size_t i = 0, k;
+
+	if (!any_explicit) {
+		for (i = 0; i < n; i++)
+			add_item(res, &items[i]);
+		if (res->kind == PV_NONE)
+			pv_set_str(res, "", 0);
+		return;
+	}
+	pv_init(&chain);
+	if (n && !items[0].explicit) {
+		for (k = 0; k < n && !items[k].explicit; k++)
+			add_item(res, &items[k]);
+		i = k;
+	} else {
+		pv_set_str(res, "", 0);
+	}
+	while (i < n) {
+		if (items[i].explicit) {
+			add_item(res, &items[i]);
+			i++;
+			continue;
+		}
+		for (k = i; k < n && !items[k].explicit; k++)
+			;
+		if (k == n) {
+			for (; i < n; i++)
+				add_item(res, &items[i]);
+			break;
+		}
+		for (; i < k; i++)
+			add_item(&chain, &items[i]);
+		if (chain.kind != PV_NONE)
+			pv_add_pv(res, &chain);
+		pv_init(&chain);
+	}
+	pv_release(&chain);
+	if (res->kind == PV_NONE)
+		pv_set_str(res, "", 0);
 }
 
 static int
 run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
-            const struct dnode *depths, const struct frame *data, struct hl_buf *out)
+            const struct dnode *depths, const struct frame *data, struct pval *res)
 {
 	struct ectx ec = { ctx, depths, data };
-	size_t i;
+	struct item local[16], *items = local;
+	size_t i, n = 0;
+	bool any_explicit = false;
 
+	pv_release(res);
 	if (st->depth >= RENDER_MAX_DEPTH)
 		return rerr(st, HL_ETOOBIG, 1, 1, "templates nested too deeply");
+	if (prog->n > sizeof(local) / sizeof(local[0])) {
+		items = calloc(prog->n, sizeof(*items));
+		if (!items)
+			return rerr(st, HL_ENOMEM, 1, 1, "out of memory");
+	}
 	st->depth++;
 	for (i = 0; i < prog->n && !st->rc; i++) {
 		const struct tmpl_node *nd = prog->body[i];
-		struct tv v;
-		bool app;
+		struct item *it = &items[n];
 
 		if (!work(st, nd->line, nd->col))
 			break;
-		switch (nd->type) {
-		case TN_CONTENT:
-			hl_buf_append(out, nd->text + nd->vstart, nd->vend - nd->vstart);
-			break;
-		case TN_COMMENT:
-			break;
-		case TN_MUSTACHE:
-			v = eval_call(st, &ec, nd->call, K_MUSTACHE, nd, out, &app);
-			if (!st->rc)
-				tv_append_output(out, v);
-			break;
-		case TN_BLOCK:
-			v = eval_call(st, &ec, nd->call, K_BLOCK, nd, out, &app);
-			if (!st->rc && !app)
-				tv_append_output(out, v);
-			break;
-		case TN_PARTIAL:
-			do_partial(st, &ec, nd, out);
-			break;
-		}
-		if (!st->rc)
-			out_check(st, out, nd->line, nd->col);
+		pv_init(&it->pv);
+		it->v = tv_undef();
+		it->kind = eval_stmt(st, &ec, nd, &it->v, &it->pv, &it->explicit);
+		if (!st->rc && it->kind == IT_PV)
+			pv_check(st, &it->pv, nd->line, nd->col);
+		n++;
+		if (it->explicit)
+			any_explicit = true;
 	}
 	st->depth--;
+	if (!st->rc) {
+		if (prog->n == 1) {
+			/* isSimple: the one statement's value, raw */
+			if (items[0].kind == IT_NONE)
+				pv_set_str(res, "", 0);
+			else
+				add_item(res, &items[0]);
+		} else {
+			merge(items, n, any_explicit, res);
+		}
+		pv_check(st, res, 1, 1);
+	}
+	for (i = 0; i < n; i++)
+		pv_release(&items[i].pv);
+	if (items != local)
+		free(items);
 	return st->rc;
 }
 
@@ -947,12 +1231,12 @@ hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_
                const struct hl_tmpl_set *partials, unsigned flags, struct hl_err *err)
 {
 	struct rstate st = { 0 };
-	struct hl_buf b = HL_BUF_INIT(HL_TMPL_MAX_OUTPUT);
+	struct pval res;
 	struct frame root = { 0 };
 	struct dnode dn;
 	struct tv ctx;
 	size_t i;
-	char *res;
+	char *s;
 
 	st.partials = partials;
 	st.flags = flags;
@@ -966,7 +1250,12 @@ hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_
 	root.root = ctx;
 	dn.v = ctx;
 	dn.next = NULL;
-	run_program(&st, t->root, ctx, &dn, &root, &b);
+	pv_init(&res);
+	run_program(&st, t->root, ctx, &dn, &root, &res);
+	if (!st.rc) {
+		pv_to_str(&res); /* '' + main(...) */
+		pv_check(&st, &res, 1, 1);
+	}
 	for (i = 0; i < st.nstrs; i++)
 		free(st.strs[i]);
 	free(st.strs);
@@ -975,11 +1264,11 @@ hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_
 	free(st.jsons);
 	json_decref(st.null_ctx);
 	if (st.rc) {
-		hl_buf_release(&b);
+		pv_release(&res);
 		return st.rc;
 	}
-	if (!(res = hl_buf_detach(&b, len_out)))
+	if (!(s = hl_buf_detach(&res.s, len_out)))
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	*out = res;
+	*out = s;
 	return 0;
 }
