@@ -31,6 +31,7 @@
 #include "crypto/hmac.h"
 #include "event/event.h"
 #include "http_impl.h"
+#include "jsonfast.h"
 
 #include "json/json.h"
 #include <ctype.h>
@@ -320,7 +321,7 @@ hl_http_webhook(struct http_req *r)
 			                           "form body without a 'payload' field");
 		text = r->stored_body;
 	}
-	if (hl_json_parse(&payload, text, len, &err) < 0)
+	if (hl_http_json_parse(&payload, text, len, &err) < 0)
 		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
 	if (!json_is_object(payload)) {
 		json_decref(payload);
@@ -374,14 +375,14 @@ hl_http_remediate(struct http_req *r)
 		return hl_http_reply_error(r, 415, "unsupported_media_type",
 		                           "content type must be application/json, not '%s'",
 		                           ctype);
-	if (hl_json_parse(&root, text, len, &err) < 0)
+	if (hl_http_json_parse(&root, text, len, &err) < 0)
 		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
 	inner = json_object_get(root, "body");
 	if (json_is_string(inner)) {
 		json_t *parsed = NULL;
 
-		if (hl_json_parse(&parsed, json_string_value(inner), json_string_length(inner),
-		                  &err) < 0) {
+		if (hl_http_json_parse(&parsed, json_string_value(inner), json_string_length(inner),
+		                       &err) < 0) {
 			json_decref(root);
 			return hl_http_reply_error(r, 400, "invalid_json",
 			                           "malformed JSON in 'body': %s", err.msg);

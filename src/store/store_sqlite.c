@@ -1,13 +1,14 @@
 /*
  * store_sqlite.c - the SQLite backend of the store (see store.h).
  *
- * Two connections to one file, both used only under the store mutex:
- *  - `in`  for intake batches: synchronous=FULL, so COMMIT returns after
- *    the WAL is fsync'ed (a 2xx is only sent after that);
- *  - `bg`  for everything else (claims, finishes, tasks, reads):
- *    synchronous=NORMAL, crash-safe for a killed process, no fsync per
- *    claim. Its pages reach the disk with the next intake commit or
- *    checkpoint.
+ * One connection, used only under the store mutex (so its page cache
+ * stays warm): intake batches commit with synchronous=FULL, so COMMIT
+ * returns after the WAL is fsync'ed (a 2xx is only sent after that);
+ * everything else (claims, finishes, tasks) commits with
+ * synchronous=NORMAL: crash-safe for a killed process, no fsync per claim;
+ * those pages reach the disk with the next intake commit or checkpoint.
+ * Checkpoints run on a second connection in their own thread (PASSIVE),
+ * never inside an intake commit.
  * Migrations are SQL text embedded below and recorded in schema_migrations;
  * each runs in its own transaction. The SQL is portable to PostgreSQL
  * except where noted (INTEGER PRIMARY KEY -> BIGSERIAL, BLOB -> BYTEA).
@@ -19,7 +20,9 @@
 #include "store_impl.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +103,8 @@ static const char *const sqlite_migrations[] = {
 #define N_MIGRATIONS ((int)(sizeof(sqlite_migrations) / sizeof(sqlite_migrations[0])))
 
 enum sq_stmt {
+	SQ_SYNC_FULL,
+	SQ_SYNC_NORMAL,
 	SQ_BEGIN,
 	SQ_COMMIT,
 	SQ_ROLLBACK,
@@ -115,6 +120,8 @@ enum sq_stmt {
 };
 
 static const char *const sq_sql[SQ_MAX] = {
+	[SQ_SYNC_FULL] = "PRAGMA synchronous=FULL",
+	[SQ_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
 	[SQ_BEGIN] = "BEGIN IMMEDIATE",
 	[SQ_COMMIT] = "COMMIT",
 	[SQ_ROLLBACK] = "ROLLBACK",
@@ -135,11 +142,18 @@ static const char *const sq_sql[SQ_MAX] = {
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
 };
 
+/* WAL pages (4 KiB) after which the checkpointer is woken. */
+#define SQ_CHECKPOINT_PAGES 2048
+
 struct hl_store_backend {
-	sqlite3 *in; /* intake connection, synchronous=FULL */
-	sqlite3 *bg; /* background connection, synchronous=NORMAL */
+	sqlite3 *db; /* the connection (under the store mutex) */
+	sqlite3 *ck; /* checkpointer connection (its own thread) */
 	sqlite3_stmt *in_st[SQ_MAX];
-	sqlite3_stmt *bump_bg; /* SQ_COUNT_BUMP on bg */
+	pthread_t ck_thread;
+	bool ck_started;
+	pthread_mutex_t ck_lock;
+	pthread_cond_t ck_cond;
+	bool ck_wanted, ck_stop;
 };
 
 static int
@@ -216,7 +230,7 @@ sq_connect(sqlite3 **out, const char *path, const char *sync, struct hl_err *err
 	sqlite3_busy_timeout(db, 5000);
 	snprintf(sql, sizeof(sql),
 	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
-	         " PRAGMA temp_store=MEMORY;",
+	         " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
 	         sync);
 	rc = sq_exec(db, sql, err);
 	if (rc < 0) {
@@ -235,15 +249,23 @@ sq_close(struct hl_store_backend *b)
 
 	if (!b)
 		return;
+	if (b->ck_started) {
+		pthread_mutex_lock(&b->ck_lock);
+		b->ck_stop = true;
+		pthread_cond_signal(&b->ck_cond);
+		pthread_mutex_unlock(&b->ck_lock);
+		pthread_join(b->ck_thread, NULL);
+	}
+	if (b->ck)
+		sqlite3_close(b->ck);
+	pthread_mutex_destroy(&b->ck_lock);
+	pthread_cond_destroy(&b->ck_cond);
 	for (i = 0; i < SQ_MAX; i++)
 		sqlite3_finalize(b->in_st[i]);
-	sqlite3_finalize(b->bump_bg);
-	if (b->bg)
-		sqlite3_close(b->bg);
-	if (b->in) {
+	if (b->db) {
 		/* Fold the WAL into the database on a clean close. */
-		sqlite3_wal_checkpoint_v2(b->in, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
-		sqlite3_close(b->in);
+		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		sqlite3_close(b->db);
 	}
 	free(b);
 }
@@ -254,14 +276,14 @@ sq_schema_version(struct hl_store_backend *b, int *out, struct hl_err *err)
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(b->bg, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
+	if (sqlite3_prepare_v2(b->db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", -1,
 	                       &st, NULL) != SQLITE_OK)
-		return sq_fail(err, b->bg, "schema version");
+		return sq_fail(err, b->db, "schema version");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : sq_fail(err, b->bg, "schema version");
+	return rc == SQLITE_ROW ? 0 : sq_fail(err, b->db, "schema version");
 }
 
 static int
@@ -270,37 +292,37 @@ sq_migrate(struct hl_store_backend *b, int *applied, struct hl_err *err)
 	char sql[160];
 	int version = 0, v, n = 0, rc;
 
-	rc = sq_exec(b->bg,
+	rc = sq_exec(b->db,
 	             "CREATE TABLE IF NOT EXISTS schema_migrations ("
 	             " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
 	             err);
 	if (rc < 0)
 		return rc;
 	for (v = 1; v <= N_MIGRATIONS; v++) {
-		rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+		rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
 		if (rc < 0)
 			return rc;
 		/* Re-read inside the write transaction: another process may
 		 * have migrated meanwhile. */
 		rc = sq_schema_version(b, &version, err);
 		if (rc < 0 || version >= v) {
-			sq_exec(b->bg, "ROLLBACK", NULL);
+			sq_exec(b->db, "ROLLBACK", NULL);
 			if (rc < 0)
 				return rc;
 			continue;
 		}
-		rc = sq_exec(b->bg, sqlite_migrations[v - 1], err);
+		rc = sq_exec(b->db, sqlite_migrations[v - 1], err);
 		if (rc == 0) {
 			snprintf(sql, sizeof(sql),
 			         "INSERT INTO schema_migrations (version, applied_ms)"
 			         " VALUES (%d, %lld)",
 			         v, (long long)hl_time_wall_ms());
-			rc = sq_exec(b->bg, sql, err);
+			rc = sq_exec(b->db, sql, err);
 		}
 		if (rc == 0)
-			rc = sq_exec(b->bg, "COMMIT", err);
+			rc = sq_exec(b->db, "COMMIT", err);
 		if (rc < 0) {
-			sq_exec(b->bg, "ROLLBACK", NULL);
+			sq_exec(b->db, "ROLLBACK", NULL);
 			return hl_err_wrap(err, "migration %d", v);
 		}
 		n++;
@@ -357,7 +379,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc != SQLITE_DONE)
-		return sq_fail(&r->err, b->in, "select delivery");
+		return sq_fail(&r->err, b->db, "select delivery");
 
 	state = "received";
 	answer = "accepted";
@@ -378,8 +400,8 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		sq_bind_text(st, 3, in->task_id);
 		sqlite3_bind_int64(st, 4, now);
 		if (sq_step_done(st) < 0)
-			return sq_fail(&r->err, b->in, "insert event key");
-		if (sqlite3_changes(b->in) == 0) {
+			return sq_fail(&r->err, b->db, "insert event key");
+		if (sqlite3_changes(b->db) == 0) {
 			st = b->in_st[SQ_SEL_KEY];
 			sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
 			rc = sqlite3_step(st);
@@ -390,7 +412,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 			sqlite3_reset(st);
 			sqlite3_clear_bindings(st);
 			if (rc != SQLITE_ROW)
-				return sq_fail(&r->err, b->in, "select event key");
+				return sq_fail(&r->err, b->db, "select event key");
 			state = "skipped";
 			answer = "duplicate";
 			reason = "duplicate_event";
@@ -418,9 +440,9 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sq_bind_text(st, 13, dup_of[0] ? dup_of : NULL);
 	sq_bind_text(st, 14, a->task_id[0] ? a->task_id : NULL);
 	if (sq_step_done(st) < 0)
-		return sq_fail(&r->err, b->in, "insert delivery");
+		return sq_fail(&r->err, b->db, "insert delivery");
 	if (sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
-		return sq_fail(&r->err, b->in, "count delivery");
+		return sq_fail(&r->err, b->db, "count delivery");
 	*queued = strcmp(state, "received") == 0;
 	return 0;
 }
@@ -434,37 +456,39 @@ sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 	int queued = 0;
 	bool q;
 
-	if (sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
-		sq_fail(&err, b->in, "begin");
+	if (sq_step_done(b->in_st[SQ_SYNC_FULL]) < 0 || sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
+		sq_fail(&err, b->db, "begin");
 		goto fail;
 	}
 	for (r = head; r; r = r->next) {
 		if (sq_step_done(b->in_st[SQ_SP]) < 0) {
-			sq_fail(&err, b->in, "savepoint");
+			sq_fail(&err, b->db, "savepoint");
 			goto rollback;
 		}
 		r->rc = sq_intake_one(b, r, now, &q);
 		if (r->rc < 0) {
 			if (sq_step_done(b->in_st[SQ_SP_ROLLBACK]) < 0) {
-				sq_fail(&err, b->in, "rollback to savepoint");
+				sq_fail(&err, b->db, "rollback to savepoint");
 				goto rollback;
 			}
 		} else if (q) {
 			queued++;
 		}
 		if (sq_step_done(b->in_st[SQ_SP_RELEASE]) < 0) {
-			sq_fail(&err, b->in, "release savepoint");
+			sq_fail(&err, b->db, "release savepoint");
 			goto rollback;
 		}
 	}
 	if (sq_step_done(b->in_st[SQ_COMMIT]) < 0) {
-		sq_fail(&err, b->in, "commit");
+		sq_fail(&err, b->db, "commit");
 		goto rollback;
 	}
+	sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
 	return queued;
 rollback:
 	sq_step_done(b->in_st[SQ_ROLLBACK]);
 fail:
+	sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
 	for (r = head; r; r = r->next) {
 		r->rc = -HL_EDB;
 		r->err = err;
@@ -477,25 +501,25 @@ sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
 {
 	int rc;
 
-	rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
 		return rc;
-	rc = sq_exec(b->bg, "UPDATE deliveries SET state = 'received' WHERE state = 'processing'",
+	rc = sq_exec(b->db, "UPDATE deliveries SET state = 'received' WHERE state = 'processing'",
 	             err);
 	if (rc == 0)
-		*n = sqlite3_changes64(b->bg);
+		*n = sqlite3_changes64(b->db);
 	/* Rebuild the counters from the rows, the source of truth. */
 	if (rc == 0)
-		rc = sq_exec(b->bg,
+		rc = sq_exec(b->db,
 		             "DELETE FROM delivery_counts;"
 		             "INSERT INTO delivery_counts (event_name, state, reason, n)"
 		             " SELECT event_name, state, COALESCE(reason, ''), COUNT(*)"
 		             " FROM deliveries GROUP BY event_name, state, COALESCE(reason, '')",
 		             err);
 	if (rc == 0)
-		rc = sq_exec(b->bg, "COMMIT", err);
+		rc = sq_exec(b->db, "COMMIT", err);
 	if (rc < 0)
-		sq_exec(b->bg, "ROLLBACK", NULL);
+		sq_exec(b->db, "ROLLBACK", NULL);
 	return rc;
 }
 
@@ -511,11 +535,11 @@ sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struc
 	char upd[160];
 	int rc;
 
-	rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
 		return rc;
-	if (sqlite3_prepare_v2(b->bg, sel, -1, &st, NULL) != SQLITE_OK) {
-		rc = sq_fail(err, b->bg, "claim");
+	if (sqlite3_prepare_v2(b->db, sel, -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->db, "claim");
 		goto out;
 	}
 	rc = sqlite3_step(st);
@@ -525,7 +549,7 @@ sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struc
 		goto out;
 	}
 	if (rc != SQLITE_ROW) {
-		rc = sq_fail(err, b->bg, "claim");
+		rc = sq_fail(err, b->db, "claim");
 		goto out;
 	}
 	d = calloc(1, sizeof(*d));
@@ -559,16 +583,16 @@ sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struc
 	         "UPDATE deliveries SET state = 'processing', attempts = attempts + 1,"
 	         " updated_ms = %lld WHERE id = %lld",
 	         (long long)hl_time_wall_ms(), (long long)d->id);
-	rc = sq_exec(b->bg, upd, err);
-	if (rc == 0 && (sq_bump(b->bump_bg, d->event_name, "received", "", -1) < 0 ||
-	                sq_bump(b->bump_bg, d->event_name, "processing", "", 1) < 0))
-		rc = sq_fail(err, b->bg, "count claim");
+	rc = sq_exec(b->db, upd, err);
+	if (rc == 0 && (sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
+	                sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0))
+		rc = sq_fail(err, b->db, "count claim");
 	if (rc == 0)
-		rc = sq_exec(b->bg, "COMMIT", err);
+		rc = sq_exec(b->db, "COMMIT", err);
 out:
 	sqlite3_finalize(st);
 	if (rc < 0) {
-		sq_exec(b->bg, "ROLLBACK", NULL);
+		sq_exec(b->db, "ROLLBACK", NULL);
 		hl_delivery_record_free(d);
 		return rc;
 	}
@@ -597,11 +621,11 @@ sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_
 	int64_t now = hl_time_wall_ms();
 	int rc;
 
-	rc = sq_exec(b->bg, "BEGIN IMMEDIATE", err);
+	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
 		return rc;
-	if (sqlite3_prepare_v2(b->bg, back ? upd_back : upd_done, -1, &st, NULL) != SQLITE_OK) {
-		rc = sq_fail(err, b->bg, "finish");
+	if (sqlite3_prepare_v2(b->db, back ? upd_back : upd_done, -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->db, "finish");
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
@@ -614,7 +638,7 @@ sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_
 		rc = sqlite3_step(st);
 	}
 	if (rc != SQLITE_DONE) {
-		rc = sq_fail(err, b->bg, "finish");
+		rc = sq_fail(err, b->db, "finish");
 		goto out;
 	}
 	if (!event) {
@@ -623,39 +647,39 @@ sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_
 		goto out;
 	}
 	rc = 0;
-	if (sq_bump(b->bump_bg, event, "processing", "", -1) < 0 ||
-	    sq_bump(b->bump_bg, event, sname, back ? "" : reason, 1) < 0) {
-		rc = sq_fail(err, b->bg, "count finish");
+	if (sq_bump(b->in_st[SQ_COUNT_BUMP], event, "processing", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, sname, back ? "" : reason, 1) < 0) {
+		rc = sq_fail(err, b->db, "count finish");
 		goto out;
 	}
 	if (event_json) {
 		sqlite3_finalize(st);
 		st = NULL;
-		if (sqlite3_prepare_v2(b->bg, ins_ev, -1, &st, NULL) != SQLITE_OK) {
-			rc = sq_fail(err, b->bg, "store event");
+		if (sqlite3_prepare_v2(b->db, ins_ev, -1, &st, NULL) != SQLITE_OK) {
+			rc = sq_fail(err, b->db, "store event");
 			goto out;
 		}
 		sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, event_json, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, now);
 		if (sqlite3_step(st) != SQLITE_DONE) {
-			rc = sq_fail(err, b->bg, "store event");
+			rc = sq_fail(err, b->db, "store event");
 			goto out;
 		}
 	}
-	rc = sq_exec(b->bg, "COMMIT", err);
+	rc = sq_exec(b->db, "COMMIT", err);
 out:
 	sqlite3_finalize(st);
 	free(event);
 	if (rc < 0)
-		sq_exec(b->bg, "ROLLBACK", NULL);
+		sq_exec(b->db, "ROLLBACK", NULL);
 	return rc;
 }
 
 static int
 sq_ping(struct hl_store_backend *b, struct hl_err *err)
 {
-	return sq_exec(b->bg, "SELECT 1 FROM schema_migrations LIMIT 1", err);
+	return sq_exec(b->db, "SELECT 1 FROM schema_migrations LIMIT 1", err);
 }
 
 static int
@@ -676,7 +700,7 @@ sq_query_int(sqlite3 *db, const char *sql, int64_t *out, struct hl_err *err)
 static int
 sq_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err)
 {
-	return sq_query_int(b->bg,
+	return sq_query_int(b->db,
 	                    "SELECT COALESCE(SUM(n), 0) FROM delivery_counts"
 	                    " WHERE state IN ('received', 'processing')",
 	                    out, err);
@@ -690,17 +714,17 @@ sq_counts(struct hl_store_backend *b,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(b->bg,
+	if (sqlite3_prepare_v2(b->db,
 	                       "SELECT event_name, state, reason, n FROM delivery_counts"
 	                       " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return sq_fail(err, b->bg, "counts");
+		return sq_fail(err, b->db, "counts");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		fn(arg, (const char *)sqlite3_column_text(st, 0),
 		   (const char *)sqlite3_column_text(st, 1),
 		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->bg, "counts");
+	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->db, "counts");
 }
 
 static void
@@ -732,12 +756,12 @@ sq_recent(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err
 	int rc;
 
 	if (sqlite3_prepare_v2(
-	            b->bg,
+	            b->db,
 	            "SELECT delivery_id, event_name, action, source, state, answer, reason,"
 	            " task_id, received_ms, attempts FROM deliveries"
 	            " ORDER BY id DESC LIMIT ?1",
 	            -1, &st, NULL) != SQLITE_OK)
-		return sq_fail(err, b->bg, "recent");
+		return sq_fail(err, b->db, "recent");
 	sqlite3_bind_int(st, 1, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		o = json_object();
@@ -756,7 +780,7 @@ sq_recent(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err
 		json_array_append_new(arr, o);
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->bg, "recent");
+	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->db, "recent");
 }
 
 static int
@@ -766,11 +790,11 @@ sq_write1(struct hl_store_backend *b, const char *sql, const char *what,
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
-	if (sqlite3_prepare_v2(b->bg, sql, -1, &st, NULL) != SQLITE_OK)
-		return sq_fail(err, b->bg, what);
+	if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->db, what);
 	bind(st, arg);
 	if (sqlite3_step(st) != SQLITE_DONE)
-		rc = sq_fail(err, b->bg, what);
+		rc = sq_fail(err, b->db, what);
 	sqlite3_finalize(st);
 	return rc;
 }
@@ -888,19 +912,19 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 	const char *txt;
 	int rc, i;
 
-	if (sqlite3_prepare_v2(b->bg,
+	if (sqlite3_prepare_v2(b->db,
 	                       "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
 	                       " failure_type, status, coderun_name, decision_json, created_ms,"
 	                       " updated_ms FROM remediation_tasks WHERE task_id = ?1",
 	                       -1, &st, NULL) != SQLITE_OK)
-		return sq_fail(err, b->bg, "task");
+		return sq_fail(err, b->db, "task");
 	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		sqlite3_finalize(st);
 		if (rc == SQLITE_DONE)
 			return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
-		return sq_fail(err, b->bg, "task");
+		return sq_fail(err, b->db, "task");
 	}
 	task = json_object();
 	for (i = 0; i < 10; i++) {
@@ -922,11 +946,11 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 
 	arr = json_array();
 	json_object_set_new(task, "attempts", arr);
-	if (sqlite3_prepare_v2(b->bg,
+	if (sqlite3_prepare_v2(b->db,
 	                       "SELECT n, agent, coderun_name, outcome, started_ms, finished_ms"
 	                       " FROM attempts WHERE task_id = ?1 ORDER BY n",
 	                       -1, &st, NULL) != SQLITE_OK) {
-		rc = sq_fail(err, b->bg, "attempts");
+		rc = sq_fail(err, b->db, "attempts");
 		goto fail;
 	}
 	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
@@ -943,7 +967,7 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 	sqlite3_finalize(st);
 	st = NULL;
 	if (rc != SQLITE_DONE) {
-		rc = sq_fail(err, b->bg, "attempts");
+		rc = sq_fail(err, b->db, "attempts");
 		goto fail;
 	}
 	*out = task;
@@ -951,6 +975,50 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 fail:
 	json_decref(task);
 	return rc;
+}
+
+/*
+ * Checkpoints run on their own connection and thread (PASSIVE: they never
+ * block writers), so an intake commit never pays for copying the WAL into
+ * the database. Commits on in/bg wake the checkpointer once the WAL holds
+ * SQ_CHECKPOINT_PAGES pages; it also runs once a second when idle.
+ */
+static int
+sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct hl_store_backend *b = arg;
+
+	if (pages >= SQ_CHECKPOINT_PAGES) {
+		pthread_mutex_lock(&b->ck_lock);
+		b->ck_wanted = true;
+		pthread_cond_signal(&b->ck_cond);
+		pthread_mutex_unlock(&b->ck_lock);
+	}
+	return SQLITE_OK;
+}
+
+static void *
+sq_checkpointer(void *arg)
+{
+	struct hl_store_backend *b = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&b->ck_lock);
+	while (!b->ck_stop) {
+		if (!b->ck_wanted) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts);
+			if (b->ck_stop)
+				break;
+		}
+		b->ck_wanted = false;
+		pthread_mutex_unlock(&b->ck_lock);
+		sqlite3_wal_checkpoint_v2(b->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&b->ck_lock);
+	}
+	pthread_mutex_unlock(&b->ck_lock);
+	return NULL;
 }
 
 static const struct hl_store_ops sq_ops = {
@@ -982,26 +1050,30 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	rc = sq_connect(&b->in, path, "FULL", err);
+	pthread_mutex_init(&b->ck_lock, NULL);
+	pthread_cond_init(&b->ck_cond, NULL);
+	rc = sq_connect(&b->db, path, "NORMAL", err);
 	if (rc == 0)
-		rc = sq_connect(&b->bg, path, "NORMAL", err);
+		rc = sq_connect(&b->ck, path, "FULL", err);
 	if (rc < 0)
 		goto fail;
+	sqlite3_wal_autocheckpoint(b->db, 0);
+	sqlite3_wal_hook(b->db, sq_wal_hook, b);
+	if (pthread_create(&b->ck_thread, NULL, sq_checkpointer, b) != 0) {
+		rc = hl_err_set(err, HL_EINTERNAL, "cannot start the checkpointer thread");
+		goto fail;
+	}
+	b->ck_started = true;
 	/* Tables must exist before statements on them can be prepared. */
 	rc = sq_migrate(b, NULL, err);
 	if (rc < 0)
 		goto fail;
 	for (i = 0; i < SQ_MAX; i++) {
-		if (sqlite3_prepare_v3(b->in, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+		if (sqlite3_prepare_v3(b->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                       &b->in_st[i], NULL) != SQLITE_OK) {
-			rc = sq_fail(err, b->in, "prepare");
+			rc = sq_fail(err, b->db, "prepare");
 			goto fail;
 		}
-	}
-	if (sqlite3_prepare_v3(b->bg, sq_sql[SQ_COUNT_BUMP], -1, SQLITE_PREPARE_PERSISTENT,
-	                       &b->bump_bg, NULL) != SQLITE_OK) {
-		rc = sq_fail(err, b->bg, "prepare");
-		goto fail;
 	}
 	*out = b;
 	*ops = &sq_ops;

@@ -1,0 +1,39 @@
+-- post.lua - wrk script: POST a signed workflow_job delivery with a unique
+-- X-GitHub-Delivery per request (thread id + counter), cycling through the
+-- pre-signed bodies in $BENCH_BODIES. $BENCH_PATH is the URL path.
+local bodies = dofile(os.getenv("BENCH_BODIES"))
+local path = os.getenv("BENCH_PATH") or "/webhook"
+local run = os.getenv("BENCH_RUN") or "0"
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+	thread:set("tid", next_id)
+	next_id = next_id + 1
+	table.insert(threads, thread)
+end
+
+local counter = 0
+
+function request()
+	counter = counter + 1
+	local b = bodies[(counter + tid * 7919) % #bodies + 1]
+	local headers = {
+		["Content-Type"] = "application/json",
+		["X-GitHub-Event"] = "workflow_job",
+		["X-GitHub-Delivery"] = string.format("bench-%s-%d-%d", run, tid, counter),
+		["X-Hub-Signature-256"] = b.sig,
+	}
+	return wrk.format("POST", path, headers, b.body)
+end
+
+local codes = {}
+
+function response(status, headers, body)
+	codes[status] = (codes[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+	io.write(string.format("p99_ms %.3f\n", latency:percentile(99) / 1000))
+	io.write(string.format("non2xx %d\n", summary.errors.status))
+end

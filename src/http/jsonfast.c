@@ -1,0 +1,512 @@
+/*
+ * jsonfast.c - recursive-descent JSON parser building jansson values (see
+ * jsonfast.h). Invariants: the input is never read past end; every
+ * failure path releases what was built; recursion is bounded by
+ * JF_MAX_DEPTH; strings without escapes are validated and copied once.
+ */
+#include "jsonfast.h"
+
+#include "base/buf.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JF_MAX_DEPTH 2048
+
+struct jf {
+	const char *start, *p, *end;
+	int depth;
+	struct hl_err *err;
+	const char *why;
+	const char *at;
+	struct hl_buf scratch; /* decoded strings with escapes */
+};
+
+static json_t *jf_value(struct jf *s);
+
+static void *
+jf_fail(struct jf *s, const char *at, const char *why)
+{
+	if (!s->why) {
+		s->why = why;
+		s->at = at;
+	}
+	return NULL;
+}
+
+static inline void
+jf_ws(struct jf *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+		s->p++;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static size_t
+jf_utf8_len(const unsigned char *p, const unsigned char *end)
+{
+	unsigned c = p[0];
+	size_t n, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if (c == 0xe0 && p[1] < 0xa0) /* overlong */
+		return 0;
+	if (c == 0xed && p[1] >= 0xa0) /* surrogates */
+		return 0;
+	if (c == 0xf0 && p[1] < 0x90) /* overlong */
+		return 0;
+	if (c == 0xf4 && p[1] >= 0x90) /* above U+10FFFF */
+		return 0;
+	return n;
+}
+
+static int
+jf_hex4(const char *p, const char *end, unsigned *out)
+{
+	unsigned v = 0;
+	int i;
+
+	if (end - p < 4)
+		return -1;
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned)(c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned)(c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+jf_put_utf8(struct hl_buf *b, unsigned cp)
+{
+	char u[4];
+
+	if (cp < 0x80) {
+		hl_buf_append_char(b, (char)cp);
+		return;
+	}
+	if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		hl_buf_append(b, u, 2);
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		hl_buf_append(b, u, 3);
+	} else {
+		u[0] = (char)(0xf0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		hl_buf_append(b, u, 4);
+	}
+}
+
+/*
+ * Parses a string starting after its opening quote. On success out and len
+ * point either into the input (no escapes) or into s->scratch, and s->p is
+ * past the closing quote. *has_nul tells whether it decoded a NUL.
+ */
+static int
+jf_string(struct jf *s, const char **out, size_t *len, int *has_nul)
+{
+	const unsigned char *p = (const unsigned char *)s->p;
+	const unsigned char *end = (const unsigned char *)s->end;
+	const unsigned char *run;
+	bool escaped = false;
+	size_t n;
+
+	*has_nul = 0;
+	run = p;
+	for (;;) {
+		while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
+			p++;
+		if (p >= end) {
+			jf_fail(s, (const char *)p, "premature end of input");
+			return -1;
+		}
+		if (*p == '"')
+			break;
+		if (*p < 0x20) {
+			jf_fail(s, (const char *)p, "control character in string");
+			return -1;
+		}
+		if (*p >= 0x80) {
+			n = jf_utf8_len(p, end);
+			if (!n) {
+				jf_fail(s, (const char *)p, "invalid UTF-8 in string");
+				return -1;
+			}
+			p += n;
+			continue;
+		}
+		/* A backslash: switch to decoding into scratch. */
+		if (!escaped) {
+			escaped = true;
+			hl_buf_reset(&s->scratch);
+		}
+		hl_buf_append(&s->scratch, run, (size_t)(p - run));
+		p++;
+		if (p >= end) {
+			jf_fail(s, (const char *)p, "premature end of input");
+			return -1;
+		}
+		switch (*p) {
+		case '"':
+		case '\\':
+		case '/':
+			hl_buf_append_char(&s->scratch, (char)*p);
+			p++;
+			break;
+		case 'b':
+			hl_buf_append_char(&s->scratch, '\b');
+			p++;
+			break;
+		case 'f':
+			hl_buf_append_char(&s->scratch, '\f');
+			p++;
+			break;
+		case 'n':
+			hl_buf_append_char(&s->scratch, '\n');
+			p++;
+			break;
+		case 'r':
+			hl_buf_append_char(&s->scratch, '\r');
+			p++;
+			break;
+		case 't':
+			hl_buf_append_char(&s->scratch, '\t');
+			p++;
+			break;
+		case 'u': {
+			unsigned cp, lo;
+
+			if (jf_hex4((const char *)p + 1, (const char *)end, &cp) < 0) {
+				jf_fail(s, (const char *)p, "invalid \\u escape");
+				return -1;
+			}
+			p += 5;
+			if (cp >= 0xdc00 && cp <= 0xdfff) {
+				jf_fail(s, (const char *)p, "invalid Unicode: lone low surrogate");
+				return -1;
+			}
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+				    jf_hex4((const char *)p + 2, (const char *)end, &lo) < 0 ||
+				    lo < 0xdc00 || lo > 0xdfff) {
+					jf_fail(s, (const char *)p,
+					        "invalid Unicode: lone high surrogate");
+					return -1;
+				}
+				p += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+			}
+			if (cp == 0)
+				*has_nul = 1;
+			jf_put_utf8(&s->scratch, cp);
+			break;
+		}
+		default:
+			jf_fail(s, (const char *)p, "invalid escape");
+			return -1;
+		}
+		run = p;
+	}
+	if (escaped) {
+		hl_buf_append(&s->scratch, run, (size_t)(p - run));
+		if (hl_buf_error(&s->scratch)) {
+			jf_fail(s, (const char *)p, "out of memory");
+			return -1;
+		}
+		*out = s->scratch.data;
+		*len = s->scratch.len;
+	} else {
+		*out = (const char *)run;
+		*len = (size_t)(p - run);
+	}
+	s->p = (const char *)p + 1;
+	return 0;
+}
+
+static json_t *
+jf_number(struct jf *s)
+{
+	const char *p = s->p, *start = s->p;
+	char small[64], *copy = small;
+	bool real = false;
+	size_t n;
+	json_t *v;
+
+	if (p < s->end && *p == '-')
+		p++;
+	if (p >= s->end)
+		return jf_fail(s, p, "invalid number");
+	if (*p == '0') {
+		p++;
+	} else if (*p >= '1' && *p <= '9') {
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+	} else {
+		return jf_fail(s, p, "invalid number");
+	}
+	if (p < s->end && *p == '.') {
+		real = true;
+		p++;
+		if (p >= s->end || *p < '0' || *p > '9')
+			return jf_fail(s, p, "invalid number");
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < s->end && (*p == 'e' || *p == 'E')) {
+		real = true;
+		p++;
+		if (p < s->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= s->end || *p < '0' || *p > '9')
+			return jf_fail(s, p, "invalid number");
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	n = (size_t)(p - start);
+	if (n >= sizeof(small)) {
+		copy = malloc(n + 1);
+		if (!copy)
+			return jf_fail(s, start, "out of memory");
+	}
+	memcpy(copy, start, n);
+	copy[n] = '\0';
+	errno = 0;
+	if (!real) {
+		long long i = strtoll(copy, NULL, 10);
+
+		v = errno == ERANGE ? jf_fail(s, start, "too big integer") : json_integer(i);
+	} else {
+		double d = strtod(copy, NULL);
+
+		v = errno == ERANGE && (d > 1.0 || d < -1.0)
+		            ? jf_fail(s, start, "real number overflow")
+		            : json_real(d);
+	}
+	if (copy != small)
+		free(copy);
+	s->p = p;
+	return v;
+}
+
+static json_t *
+jf_literal(struct jf *s, const char *word, size_t n, json_t *v)
+{
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+		return jf_fail(s, s->p, "invalid token");
+	s->p += n;
+	return v;
+}
+
+static json_t *
+jf_object(struct jf *s)
+{
+	json_t *obj = json_object(), *v;
+	const char *key;
+	size_t klen;
+	int nul;
+	char *kcopy;
+
+	if (!obj)
+		return jf_fail(s, s->p, "out of memory");
+	s->p++; /* { */
+	jf_ws(s);
+	if (s->p < s->end && *s->p == '}') {
+		s->p++;
+		return obj;
+	}
+	for (;;) {
+		jf_ws(s);
+		if (s->p >= s->end || *s->p != '"') {
+			jf_fail(s, s->p, "string or '}' expected");
+			goto fail;
+		}
+		s->p++;
+		if (jf_string(s, &key, &klen, &nul) < 0)
+			goto fail;
+		if (nul) {
+			jf_fail(s, s->p, "NUL byte in object key not supported");
+			goto fail;
+		}
+		/* A key decoded into scratch must be copied: the value may
+		 * reuse scratch. Keys without escapes point into the input. */
+		kcopy = NULL;
+		if (key == s->scratch.data) {
+			kcopy = malloc(klen + 1);
+			if (!kcopy) {
+				jf_fail(s, s->p, "out of memory");
+				goto fail;
+			}
+			memcpy(kcopy, key, klen);
+			kcopy[klen] = '\0';
+			key = kcopy;
+		}
+		jf_ws(s);
+		if (s->p >= s->end || *s->p != ':') {
+			free(kcopy);
+			jf_fail(s, s->p, "':' expected");
+			goto fail;
+		}
+		s->p++;
+		v = jf_value(s);
+		if (!v) {
+			free(kcopy);
+			goto fail;
+		}
+		if (json_object_setn_new_nocheck(obj, key, klen, v) < 0) {
+			free(kcopy);
+			jf_fail(s, s->p, "out of memory");
+			goto fail;
+		}
+		free(kcopy);
+		jf_ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			continue;
+		}
+		if (s->p < s->end && *s->p == '}') {
+			s->p++;
+			return obj;
+		}
+		jf_fail(s, s->p, "',' or '}' expected");
+		goto fail;
+	}
+fail:
+	json_decref(obj);
+	return NULL;
+}
+
+static json_t *
+jf_array(struct jf *s)
+{
+	json_t *arr = json_array(), *v;
+
+	if (!arr)
+		return jf_fail(s, s->p, "out of memory");
+	s->p++; /* [ */
+	jf_ws(s);
+	if (s->p < s->end && *s->p == ']') {
+		s->p++;
+		return arr;
+	}
+	for (;;) {
+		v = jf_value(s);
+		if (!v || json_array_append_new(arr, v) < 0) {
+			jf_fail(s, s->p, "out of memory");
+			json_decref(arr);
+			return NULL;
+		}
+		jf_ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			continue;
+		}
+		if (s->p < s->end && *s->p == ']') {
+			s->p++;
+			return arr;
+		}
+		jf_fail(s, s->p, "',' or ']' expected");
+		json_decref(arr);
+		return NULL;
+	}
+}
+
+static json_t *
+jf_value(struct jf *s)
+{
+	const char *str;
+	size_t len;
+	int nul;
+	json_t *v;
+
+	jf_ws(s);
+	if (s->p >= s->end)
+		return jf_fail(s, s->p, "premature end of input");
+	switch (*s->p) {
+	case '{':
+	case '[':
+		if (++s->depth > JF_MAX_DEPTH)
+			return jf_fail(s, s->p, "maximum parsing depth reached");
+		v = *s->p == '{' ? jf_object(s) : jf_array(s);
+		s->depth--;
+		return v;
+	case '"':
+		s->p++;
+		if (jf_string(s, &str, &len, &nul) < 0)
+			return NULL;
+		v = json_stringn_nocheck(str, len);
+		return v ? v : jf_fail(s, s->p, "out of memory");
+	case 't':
+		return jf_literal(s, "true", 4, json_true());
+	case 'f':
+		return jf_literal(s, "false", 5, json_false());
+	case 'n':
+		return jf_literal(s, "null", 4, json_null());
+	default:
+		if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+			return jf_number(s);
+		return jf_fail(s, s->p, "invalid token");
+	}
+}
+
+int
+hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
+{
+	struct jf s = { .start = text, .p = text, .end = text + n };
+	json_t *v;
+	const char *q;
+	int line = 1, col = 0;
+
+	hl_buf_init(&s.scratch, 0);
+	v = jf_value(&s);
+	if (v) {
+		jf_ws(&s);
+		if (s.p < s.end) {
+			json_decref(v);
+			v = jf_fail(&s, s.p, "end of file expected");
+		}
+	}
+	hl_buf_release(&s.scratch);
+	if (!v) {
+		for (q = text; q < s.at && q < s.end; q++) {
+			if (*q == '\n') {
+				line++;
+				col = 0;
+			} else {
+				col++;
+			}
+		}
+		return hl_err_set(err, HL_EPARSE, "line %d column %d: %s", line, col + 1,
+		                  s.why ? s.why : "invalid JSON");
+	}
+	*out = v;
+	return 0;
+}

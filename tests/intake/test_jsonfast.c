@@ -1,0 +1,243 @@
+/*
+ * test_jsonfast.c - the intake JSON parser (src/http/jsonfast.c) must
+ * accept exactly what json_loadb(JSON_DECODE_ANY | JSON_ALLOW_NUL) accepts
+ * and build equal values: differential tests over every GitHub webhook
+ * example of @octokit/webhooks-examples, hand-written edge cases, and
+ * thousands of deterministic random mutations.
+ */
+#include "http/jsonfast.h"
+
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JANSSON_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
+
+/* Returns 1 if both parsers agree on text (same acceptance, equal values). */
+static int
+agree(const char *text, size_t n)
+{
+	json_t *a = NULL, *b;
+	struct hl_err err = HL_ERR_INIT;
+	int rc = hl_http_json_parse(&a, text, n, &err);
+	int ok;
+
+	b = json_loadb(text, n, JANSSON_FLAGS, NULL);
+	if (rc == 0 && b)
+		ok = json_equal(a, b);
+	else
+		ok = rc < 0 && !b;
+	if (!ok)
+		fprintf(stderr, "# disagree on %.*s: ours %s, jansson %s\n",
+		        (int)(n > 200 ? 200 : n), text, rc == 0 ? "accepts" : err.msg,
+		        b ? "accepts" : "rejects");
+	if (rc < 0)
+		assert_true(strstr(err.msg, "line ") == err.msg);
+	json_decref(a);
+	json_decref(b);
+	return ok;
+}
+
+static void
+test_jsonfast_edge_cases(void **state)
+{
+	static const char *const cases[] = {
+		"{}",
+		"[]",
+		"0",
+		"-0",
+		"1.5",
+		"-1.5e10",
+		"1E+2",
+		"1e-400",
+		"1e400",
+		"123456789012345678",
+		"9223372036854775807",
+		"9223372036854775808",
+		"-9223372036854775808",
+		"-9223372036854775809",
+		"true",
+		"false",
+		"null",
+		"\"\"",
+		"\"a\\u00e9b\"",
+		"\"\\ud83d\\ude00\"",
+		"\"\\ud83d\"",
+		"\"\\ude00\"",
+		"\"\\ud83dx\"",
+		"\"\\u0000\"",
+		"{\"\\u0000\":1}",
+		"{\"a\\nb\":1}",
+		"\"\\/\\b\\f\\n\\r\\t\\\\\\\"\"",
+		"\"\\x\"",
+		"\"\\u12\"",
+		"\"\\u12G4\"",
+		"\"tab\there\"",
+		"\"\xc3\xa9\"",
+		"\"\xc3\"",
+		"\"\xe0\x80\x80\"",
+		"\"\xed\xa0\x80\"",
+		"\"\xf4\x90\x80\x80\"",
+		"\"\xff\"",
+		"\"\xf0\x9f\x98\x80\"",
+		"01",
+		"1.",
+		".5",
+		"1e",
+		"1e+",
+		"-",
+		"+1",
+		"[1,]",
+		"[,1]",
+		"{\"a\":1,}",
+		"{\"a\" 1}",
+		"{1:2}",
+		"{\"a\":1 \"b\":2}",
+		"[1 2]",
+		"  [1, [2, [3, {\"x\": null}]]]  ",
+		"[1]x",
+		"tru",
+		"nul",
+		"falsey",
+		"",
+		"   ",
+		"\"unterminated",
+		"{\"a\":{\"a\":{\"a\":[]}}}",
+		"{\"dup\":1,\"dup\":2}",
+		"[\"\\u00\"]",
+		"\"\\uDBFF\\uDFFF\"",
+		"\"\\uD800\\u0041\"",
+		"[1e5, -0.0, 3.14159265358979, 2.5E-3]",
+		"\"a\x01\"",
+		"\"\x7f\"",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_true(agree(cases[i], strlen(cases[i])));
+	/* Embedded NUL bytes outside strings are errors. */
+	assert_true(agree("[1,\0 2]", 7));
+	assert_true(agree("\"a\0b\"", 5));
+}
+
+static void
+test_jsonfast_depth_is_bounded(void **state)
+{
+	size_t n = 100000, i;
+	char *deep = malloc(2 * n + 1);
+	json_t *v = NULL;
+
+	assert_non_null(deep);
+	for (i = 0; i < n; i++) {
+		deep[i] = '[';
+		deep[n + i] = ']';
+	}
+	assert_int_equal(hl_http_json_parse(&v, deep, 2 * n, NULL), -HL_EPARSE);
+	/* 2000 levels parse. */
+	assert_int_equal(hl_http_json_parse(&v, deep + n - 2000, 4000, NULL), 0);
+	json_decref(v);
+	free(deep);
+}
+
+static json_t *
+load_examples(void)
+{
+	const char *root = getenv("HEALER_SOURCE_ROOT");
+	char path[1024];
+
+	snprintf(path, sizeof(path),
+	         "%s/tests/node/node_modules/@octokit/webhooks-examples/api.github.com/index.json",
+	         root ? root : ".");
+	return json_load_file(path, 0, NULL);
+}
+
+static void
+test_jsonfast_matches_jansson_on_webhook_examples(void **state)
+{
+	json_t *all = load_examples(), *ev, *exs, *ex;
+	size_t i, j, count = 0;
+	char *text;
+
+	assert_non_null(all);
+	json_array_foreach(all, i, ev)
+	{
+		exs = json_object_get(ev, "examples");
+		json_array_foreach(exs, j, ex)
+		{
+			text = json_dumps(ex, JSON_COMPACT);
+			assert_true(agree(text, strlen(text)));
+			free(text);
+			text = json_dumps(ex, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+			assert_true(agree(text, strlen(text)));
+			free(text);
+			count++;
+		}
+	}
+	assert_true(count > 200);
+	json_decref(all);
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+static uint64_t
+next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static void
+test_jsonfast_matches_jansson_on_mutations(void **state)
+{
+	static const char seed[] =
+	        "{\"action\":\"completed\",\"workflow_job\":{\"id\":29679449,\"steps\":[{\"name\":"
+	        "\"Build\",\"number\":1,\"conclusion\":\"failure\"}],\"labels\":[\"gpu\",\"x\\u00e9\"],"
+	        "\"ratio\":-1.25e-3,\"ok\":true,\"none\":null},\"sender\":{\"login\":\"bot[bot]\"}}";
+	static const char alphabet[] = "{}[]\",:\\u0123456789.eE+-tfnrl \t\n\x80\xc3\xa9\xed";
+	char buf[sizeof(seed) + 16];
+	size_t n, pos, k;
+	int i;
+
+	for (i = 0; i < 20000; i++) {
+		memcpy(buf, seed, sizeof(seed));
+		n = sizeof(seed) - 1;
+		for (k = 0; k < 1 + next_rand() % 3 && n > 0; k++) {
+			pos = next_rand() % n;
+			switch (next_rand() % 3) {
+			case 0: /* replace a byte */
+				buf[pos] = alphabet[next_rand() % (sizeof(alphabet) - 1)];
+				break;
+			case 1: /* delete a byte */
+				memmove(buf + pos, buf + pos + 1, n - pos - 1);
+				n--;
+				break;
+			default: /* truncate */
+				n = pos;
+				break;
+			}
+		}
+		assert_true(agree(buf, n));
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_jsonfast_edge_cases),
+		cmocka_unit_test(test_jsonfast_depth_is_bounded),
+		cmocka_unit_test(test_jsonfast_matches_jansson_on_webhook_examples),
+		cmocka_unit_test(test_jsonfast_matches_jansson_on_mutations),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
