@@ -1,0 +1,628 @@
+/*
+ * test_classify.c - unit tests of the classifier (src/classify): log
+ * preprocessing, scoring (later evidence, root cause over workflow names,
+ * events, ArgoCD status), evidence lines, rules validation messages, large
+ * and hostile logs, concurrency and the retry helpers. (cmocka.h comes after
+ * setjmp.h, stdarg.h and stddef.h.)
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/buf.h"
+#include "classify/classify.h"
+
+#include <cmocka.h>
+
+static struct hl_classifier *builtin;
+
+static int
+setup(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	(void)state;
+	if (hl_classifier_new(&builtin, NULL, &err) != 0) {
+		fprintf(stderr, "# %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	hl_classifier_free(builtin);
+	return 0;
+}
+
+/* Classifies with the built-in rules; fails the test on error. */
+static void
+classify(struct hl_verdict *v, const char *workflow, const char *job, const char *step,
+         const char *log, const char *const *files, size_t n_files)
+{
+	struct hl_classify_input in;
+	struct hl_err err = HL_ERR_INIT;
+
+	memset(&in, 0, sizeof(in));
+	in.event = "workflow_job";
+	in.workflow_name = workflow;
+	in.job_name = job;
+	in.failed_step = step;
+	in.log = log;
+	in.log_len = log ? strlen(log) : 0;
+	in.changed_files = files;
+	in.n_changed = n_files;
+	assert_int_equal(hl_classify(v, builtin, &in, &err), 0);
+}
+
+static void
+test_classify_preprocessing_strips_timestamps_ansi_and_groups(void **state)
+{
+	struct hl_verdict v;
+	const char *log = "2024-01-15T10:30:00.1234567Z ##[group]Run cargo build\n"
+	                  "2024-01-15T10:30:01.1234567Z    Compiling app v0.1.0\n"
+	                  "2024-01-15T10:30:02.1234567Z ##[endgroup]\n"
+	                  "2024-01-15T10:30:03.1234567Z \x1b[0m\x1b[1m\x1b[38;5;9merror[E0308]"
+	                  "\x1b[0m\x1b[0m\x1b[1m: mismatched types\x1b[0m\n"
+	                  "2024-01-15T10:30:03.2234567Z   --> src/main.rs:4:5\n";
+	(void)state;
+	classify(&v, "CI", "build", "cargo build", log, NULL, 0);
+	assert_string_equal(v.agent, "rex");
+	assert_string_equal(v.failure_type, "rust_build");
+	assert_string_equal(v.rule, "rustc-error");
+	assert_int_equal(v.evidence_line_number, 4);
+	assert_string_equal(v.evidence_line, "error[E0308]: mismatched types");
+	assert_int_equal(v.log_lines, 5);
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_boilerplate_is_ignored(void **state)
+{
+	struct hl_verdict v;
+	const char *log = "Run npm ci\n"
+	                  "npm ERR! code ERESOLVE\n"
+	                  "npm ERR! ERESOLVE unable to resolve dependency tree\n"
+	                  "##[error]Process completed with exit code 1.\n"
+	                  "Error: Process completed with exit code 1.\n";
+	(void)state;
+	classify(&v, "CI", "build", "npm ci", log, NULL, 0);
+	assert_string_equal(v.agent, "blaze");
+	assert_string_equal(v.failure_type, "frontend_deps");
+	assert_int_equal(v.evidence_line_number, 2);
+	for (size_t i = 0; i < v.n_candidates; i++)
+		assert_null(strstr(v.candidates[i].line, "Process completed"));
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_later_evidence_wins(void **state)
+{
+	static const char rules[] = "rules:\n"
+	                            "- name: first-family\n"
+	                            "  type: frontend_lint\n"
+	                            "  priority: 50\n"
+	                            "  patterns: ['^alpha failed']\n"
+	                            "- name: second-family\n"
+	                            "  type: frontend_test\n"
+	                            "  priority: 50\n"
+	                            "  patterns: ['^beta failed']\n";
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	(void)state;
+
+	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
+	                 0);
+	memset(&in, 0, sizeof(in));
+	in.log = "beta failed\nnoise\nalpha failed\nnoise\n";
+	in.log_len = strlen(in.log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "first-family");
+	assert_int_equal(v.evidence_line_number, 3);
+	hl_verdict_release(&v);
+
+	in.log = "alpha failed\nnoise\nbeta failed\nnoise\n";
+	in.log_len = strlen(in.log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "second-family");
+	assert_int_equal(v.evidence_line_number, 3);
+	hl_verdict_release(&v);
+	hl_classifier_free(c);
+
+	/* With the built-in rules: an early lint failure, a later test failure. */
+	classify(&v, "CI", "check", "npm run check",
+	         "src/a.js\n  1:1  error  Unexpected var  no-var\n\n"
+	         "✖ 1 problem (1 error, 0 warnings)\n"
+	         "... lint allowed to fail, tests run ...\n"
+	         "Tests:       2 failed, 10 passed, 12 total\n",
+	         NULL, 0);
+	assert_string_equal(v.failure_type, "frontend_test");
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_root_cause_docker_login_in_rust_workflow_is_atlas(void **state)
+{
+	struct hl_verdict v;
+	const char *files[] = { "src/main.rs", "Cargo.toml" };
+	const char *log = "Run docker/login-action@v3\n"
+	                  "Logging into ghcr.io...\n"
+	                  "Error: Error response from daemon: Get \"https://ghcr.io/v2/\": denied: "
+	                  "denied\n";
+	(void)state;
+	classify(&v, "Rust", "publish-image", "docker/login-action@v3", log, files, 2);
+	assert_string_equal(v.agent, "atlas");
+	assert_string_equal(v.failure_type, "github_permission");
+	assert_int_equal(v.evidence_line_number, 3);
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_root_cause_tsc_through_docker_build_is_blaze(void **state)
+{
+	struct hl_verdict v;
+	const char *log =
+	        "#12 [build 5/6] RUN npm run build\n"
+	        "#12 0.512 > web@1.0.0 build\n"
+	        "#12 0.513 > tsc && vite build\n"
+	        "#12 4.211 src/App.tsx(12,7): error TS2322: Type 'string' is not assignable to "
+	        "type 'number'.\n"
+	        "#12 ERROR: process \"/bin/sh -c npm run build\" did not complete successfully: "
+	        "exit code: 2\n"
+	        "------\n"
+	        " > [build 5/6] RUN npm run build:\n"
+	        "------\n"
+	        "Dockerfile:9\n"
+	        "ERROR: failed to solve: process \"/bin/sh -c npm run build\" did not complete "
+	        "successfully: exit code: 2\n";
+	(void)state;
+	classify(&v, "docker-publish", "build", "docker/build-push-action@v5", log, NULL, 0);
+	assert_string_equal(v.agent, "blaze");
+	assert_string_equal(v.failure_type, "frontend_typecheck");
+	assert_int_equal(v.evidence_line_number, 4);
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_root_cause_disk_full_in_rust_build_is_bolt(void **state)
+{
+	struct hl_verdict v;
+	const char *files[] = { "src/lib.rs", "src/main.rs" };
+	const char *log = "   Compiling serde v1.0.190\n"
+	                  "   Compiling tokio v1.33.0\n"
+	                  "error: failed to write /home/runner/work/app/target/debug/deps/"
+	                  "libtokio.rlib: No space left on device (os error 28)\n"
+	                  "error: could not compile `tokio` (lib) due to 1 previous error\n";
+	(void)state;
+	classify(&v, "Rust", "build", "cargo build", log, files, 2);
+	assert_string_equal(v.agent, "bolt");
+	assert_string_equal(v.failure_type, "infra_runner");
+	assert_int_equal(v.evidence_line_number, 3);
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_security_events_go_to_cipher(void **state)
+{
+	static const char *const map[][2] = {
+		{ "dependabot_alert", "security_dependabot" },
+		{ "code_scanning_alert", "security_code_scan" },
+		{ "secret_scanning_alert", "security_secret" },
+		{ "repository_vulnerability_alert", "security_dependabot" },
+	};
+	(void)state;
+	for (size_t i = 0; i < 4; i++) {
+		struct hl_classify_input in;
+		struct hl_verdict v;
+		struct hl_err err = HL_ERR_INIT;
+		memset(&in, 0, sizeof(in));
+		in.event = map[i][0];
+		in.workflow_name = "Rust";
+		/* even with a loud log of another family */
+		in.log = "error[E0308]: mismatched types\n";
+		in.log_len = strlen(in.log);
+		assert_int_equal(hl_classify(&v, builtin, &in, &err), 0);
+		assert_string_equal(v.agent, "cipher");
+		assert_string_equal(v.category, "security");
+		assert_string_equal(v.failure_type, map[i][1]);
+		hl_verdict_release(&v);
+	}
+}
+
+static void
+test_classify_argocd_out_of_sync_goes_to_bolt(void **state)
+{
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	struct hl_err err = HL_ERR_INIT;
+	(void)state;
+
+	memset(&in, 0, sizeof(in));
+	in.event = "workflow_run";
+	in.workflow_name = "deploy";
+	in.argocd_sync = "OutOfSync";
+	in.argocd_health = "Healthy";
+	assert_int_equal(hl_classify(&v, builtin, &in, &err), 0);
+	assert_string_equal(v.agent, "bolt");
+	assert_string_equal(v.failure_type, "argocd_sync");
+	hl_verdict_release(&v);
+
+	in.argocd_sync = "Synced";
+	in.argocd_health = "Degraded";
+	assert_int_equal(hl_classify(&v, builtin, &in, &err), 0);
+	assert_string_equal(v.agent, "bolt");
+	hl_verdict_release(&v);
+
+	/* Synced and healthy: no ArgoCD verdict. */
+	in.argocd_health = "Healthy";
+	assert_int_equal(hl_classify(&v, builtin, &in, &err), 0);
+	assert_string_not_equal(v.failure_type, "argocd_sync");
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_evidence_line_number_and_text(void **state)
+{
+	struct hl_verdict v;
+	const char *log = "line one\r\n"
+	                  "\n"
+	                  "2023-02-09T20:11:49.9484027Z CONFLICT (content): Merge conflict in "
+	                  "west.yml\r\n"
+	                  "hint: after resolving the conflicts\n"
+	                  "last line without newline";
+	(void)state;
+	classify(&v, "Backport", "backport", "cherry-pick", log, NULL, 0);
+	assert_string_equal(v.agent, "atlas");
+	assert_string_equal(v.failure_type, "merge_conflict");
+	assert_int_equal(v.evidence_line_number, 3);
+	assert_string_equal(v.evidence_line, "CONFLICT (content): Merge conflict in west.yml");
+	assert_int_equal(v.log_lines, 5);
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_nothing_matches_defaults_to_atlas_general(void **state)
+{
+	struct hl_verdict v;
+	(void)state;
+	classify(&v, NULL, NULL, NULL, NULL, NULL, 0);
+	assert_string_equal(v.agent, "atlas");
+	assert_string_equal(v.failure_type, "general");
+	assert_string_equal(v.rule, "default");
+	assert_int_equal(v.evidence_line_number, 0);
+	assert_string_equal(v.evidence_line, "");
+	hl_verdict_release(&v);
+
+	classify(&v, "misc", "misc", "misc", "all good\nnothing to see\n", NULL, 0);
+	assert_string_equal(v.agent, "atlas");
+	assert_string_equal(v.failure_type, "general");
+	hl_verdict_release(&v);
+}
+
+/* Expects rules text to fail with a message containing want. */
+static void
+expect_rules_error(const char *text, const char *want)
+{
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	int rc = hl_classifier_new_from_text(&c, text, strlen(text), "bad.yaml", &err);
+	if (rc == 0 || strstr(err.msg, want) == NULL)
+		fprintf(stderr, "# got rc=%d '%s', want '%s'\n", rc, err.msg, want);
+	assert_int_not_equal(rc, 0);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, want));
+}
+
+static void
+test_classify_rules_validation_names_rule_and_position(void **state)
+{
+	(void)state;
+	expect_rules_error("rules:\n"
+	                   "- name: ok-rule\n"
+	                   "  type: rust_build\n"
+	                   "  priority: 10\n"
+	                   "  patterns: ['abc']\n"
+	                   "- name: broken\n"
+	                   "  type: rust_build\n"
+	                   "  priority: 10\n"
+	                   "  patterns:\n"
+	                   "    - 'foo(bar'\n",
+	                   "bad.yaml:10:15: rule 'broken': bad regex at offset 7");
+	expect_rules_error("rules:\n"
+	                   "- name: typo\n"
+	                   "  type: rust_bild\n"
+	                   "  priority: 10\n"
+	                   "  patterns: ['x']\n",
+	                   "bad.yaml:3:9: rule 'typo': unknown failure type 'rust_bild'");
+	expect_rules_error("rules:\n"
+	                   "- name: keys\n"
+	                   "  type: helm\n"
+	                   "  priority: 10\n"
+	                   "  patern: ['x']\n",
+	                   "bad.yaml:5:3: rule 'keys': unknown key 'patern'");
+	expect_rules_error("rules:\n"
+	                   "- type: helm\n"
+	                   "  priority: 10\n"
+	                   "  patterns: ['x']\n",
+	                   "bad.yaml:2:3: rule '#1': missing 'name'");
+	expect_rules_error("rules:\n"
+	                   "- name: nopri\n"
+	                   "  type: helm\n"
+	                   "  patterns: ['x']\n",
+	                   "rule 'nopri': missing 'priority'");
+	expect_rules_error("rules:\n"
+	                   "- name: span\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['a[^\"]*b']\n",
+	                   "bad.yaml:5:16: rule 'span': negated class must exclude");
+	expect_rules_error("rules:\n"
+	                   "- name: backref\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['(a)\\1']\n",
+	                   "rule 'backref': pattern not supported");
+	expect_rules_error("rules:\n"
+	                   "- name: dup\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['a']\n"
+	                   "- name: dup\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['b']\n",
+	                   "bad.yaml:6:3: rule 'dup': duplicate rule name");
+	expect_rules_error("rules: [\n", "bad.yaml:2:1: ");
+}
+
+static void
+test_classify_large_log_classifies(void **state)
+{
+	const size_t target = 30u << 20;
+	struct hl_buf b = HL_BUF_INIT(0);
+	struct hl_verdict v;
+	size_t lines = 0;
+	(void)state;
+
+	while (b.len < target) {
+		hl_buf_appendf(&b,
+		               "2024-01-15T10:30:00.1234567Z    Compiling crate%zu v1.0.%zu\n"
+		               "2024-01-15T10:30:00.1234567Z npm WARN deprecated "
+		               "uuid@3.4.0: please upgrade\n"
+		               "2024-01-15T10:30:00.1234567Z test module::case_%zu ... ok\n",
+		               lines, lines % 50, lines);
+		lines += 3;
+	}
+	hl_buf_append_str(&b, "2024-01-15T10:31:00.0000000Z test result: FAILED. 10 passed; "
+	                      "1 failed; 0 ignored\n");
+	lines++;
+	assert_int_equal(hl_buf_error(&b), 0);
+	classify(&v, "CI", "test", "cargo test", b.data, NULL, 0);
+	assert_string_equal(v.agent, "rex");
+	assert_string_equal(v.failure_type, "rust_test");
+	assert_int_equal(v.evidence_line_number, lines);
+	assert_int_equal(v.log_lines, lines);
+	hl_verdict_release(&v);
+	hl_buf_release(&b);
+}
+
+/* True when s is valid UTF-8 without control characters. */
+static bool
+clean_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : 4;
+		if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && *p < 0xc2) || *p > 0xf4)
+			return false;
+		for (size_t k = 1; k < len; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				return false;
+		p += len;
+	}
+	return true;
+}
+
+static void
+test_classify_hostile_bytes_are_safe(void **state)
+{
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	struct hl_err err = HL_ERR_INIT;
+	char *log = malloc(1u << 20);
+	uint32_t x = 12345;
+	(void)state;
+
+	assert_non_null(log);
+	for (size_t i = 0; i < (1u << 20); i++) {
+		x = x * 1103515245u + 12345u;
+		log[i] = (char)(x >> 16);
+	}
+	/* an error line full of invalid UTF-8, NULs and escapes, then a lone ESC */
+	static const char bad[] = "\nerror[E0425]: \xff\xfe\x00\x1b[31mcannot\xc3 find \x1b]0;t\a"
+	                          "value\xe2\x82\n\x1b";
+	memcpy(log + (1u << 20) - sizeof(bad), bad, sizeof(bad));
+	memset(&in, 0, sizeof(in));
+	in.log = log;
+	in.log_len = 1u << 20;
+	assert_int_equal(hl_classify(&v, builtin, &in, &err), 0);
+	assert_string_equal(v.failure_type, "rust_build");
+	assert_true(clean_utf8(v.evidence_line));
+	for (size_t i = 0; i < v.n_candidates; i++)
+		assert_true(clean_utf8(v.candidates[i].line));
+	hl_verdict_release(&v);
+
+	/* one enormous line without newline */
+	memset(log, 'a', 1u << 20);
+	memcpy(log + 100, "error[E0308]: x", 15);
+	assert_int_equal(hl_classify(&v, builtin, &in, &err), 0);
+	assert_string_equal(v.failure_type, "rust_build");
+	assert_int_equal(v.evidence_line_number, 1);
+	assert_true(strlen(v.evidence_line) <= 400);
+	hl_verdict_release(&v);
+	free(log);
+}
+
+struct thread_arg {
+	const char *log;
+	const char *want;
+	int ok;
+};
+
+static void *
+thread_main(void *p)
+{
+	struct thread_arg *a = p;
+	a->ok = 1;
+	for (int i = 0; i < 50; i++) {
+		struct hl_classify_input in;
+		struct hl_verdict v;
+		struct hl_err err = HL_ERR_INIT;
+		memset(&in, 0, sizeof(in));
+		in.log = a->log;
+		in.log_len = strlen(a->log);
+		if (hl_classify(&v, builtin, &in, &err) != 0) {
+			a->ok = 0;
+			break;
+		}
+		if (strcmp(v.failure_type, a->want) != 0)
+			a->ok = 0;
+		hl_verdict_release(&v);
+	}
+	return NULL;
+}
+
+static void
+test_classify_concurrent_calls_are_safe(void **state)
+{
+	struct thread_arg args[4] = {
+		{ "error[E0308]: mismatched types\n", "rust_build", 0 },
+		{ "src/a.ts(1,2): error TS2304: Cannot find name 'x'.\n", "frontend_typecheck", 0 },
+		{ "Error: UPGRADE FAILED: timed out\n", "helm", 0 },
+		{ "CONFLICT (content): Merge conflict in a.c\n", "merge_conflict", 0 },
+	};
+	pthread_t t[4];
+	(void)state;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, thread_main, &args[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(args[i].ok, 1);
+	}
+}
+
+static void
+test_classify_builtin_database_matches_compiled_rules(void **state)
+{
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	const char *logs[] = {
+		"error[E0599]: no method named `x`\n",
+		"npm ERR! code ERESOLVE\n",
+		"##[error]The runner has received a shutdown signal.\n",
+		"│ Error: Unsupported argument\n",
+	};
+	(void)state;
+	assert_int_equal(hl_classifier_new_from_text(&c, hl_classify_default_rules,
+	                                             hl_classify_default_rules_len, "default",
+	                                             &err),
+	                 0);
+	assert_int_equal(hl_classifier_pattern_count(c), hl_classifier_pattern_count(builtin));
+	for (size_t i = 0; i < 4; i++) {
+		struct hl_classify_input in;
+		struct hl_verdict a, b;
+		memset(&in, 0, sizeof(in));
+		in.log = logs[i];
+		in.log_len = strlen(logs[i]);
+		assert_int_equal(hl_classify(&a, c, &in, &err), 0);
+		assert_int_equal(hl_classify(&b, builtin, &in, &err), 0);
+		assert_string_equal(a.rule, b.rule);
+		assert_int_equal(a.evidence_line_number, b.evidence_line_number);
+		hl_verdict_release(&a);
+		hl_verdict_release(&b);
+	}
+	hl_classifier_free(c);
+}
+
+static void
+test_classify_explain_names_candidates(void **state)
+{
+	struct hl_verdict v;
+	struct hl_buf b = HL_BUF_INIT(0);
+	(void)state;
+	classify(&v, "docker-publish", "build", "docker build",
+	         "#5 ERROR: failed to solve\nerror TS2322: Type 'a' is not assignable\n", NULL, 0);
+	assert_int_equal(hl_verdict_explain(&b, &v), 0);
+	assert_non_null(strstr(b.data, "verdict: agent=blaze failure_type=frontend_typecheck"));
+	assert_non_null(strstr(b.data, "tsc-error"));
+	assert_non_null(strstr(b.data, "why: 'tsc-error'"));
+	assert_non_null(strstr(b.data, "evidence: line 2"));
+	hl_buf_release(&b);
+	hl_verdict_release(&v);
+}
+
+static void
+test_classify_helpers_route_categories_and_alternates(void **state)
+{
+	const char *rust_and_infra[] = { "src/a.rs", "src/b.rs", "infra/main.tf" };
+	const char *frontend[] = { "web/src/App.tsx", "package.json" };
+	const char *docs[] = { "README.md" };
+	(void)state;
+	assert_string_equal(hl_classify_category_agent("rust"), "rex");
+	assert_string_equal(hl_classify_category_agent("frontend"), "blaze");
+	assert_string_equal(hl_classify_category_agent("infrastructure"), "bolt");
+	assert_string_equal(hl_classify_category_agent("security"), "cipher");
+	assert_string_equal(hl_classify_category_agent("github"), "atlas");
+	assert_string_equal(hl_classify_category_agent("nonsense"), "atlas");
+	assert_string_equal(hl_classify_type_category("infra_runner"), "infrastructure");
+	assert_null(hl_classify_type_category("nope"));
+	assert_non_null(hl_classify_type_fix_approach("rust_clippy"));
+
+	assert_string_equal(hl_classify_file_class("Cargo.lock"), "rust");
+	assert_string_equal(hl_classify_file_class("pnpm-lock.yaml"), "frontend");
+	assert_string_equal(hl_classify_file_class("deploy/Dockerfile"), "infrastructure");
+	assert_string_equal(hl_classify_file_class(".github/workflows/ci.yml"), "github");
+	assert_null(hl_classify_file_class("README.md"));
+
+	/* Rex failed: the other specialist with changed files is Bolt. */
+	assert_string_equal(hl_classify_alternate_agent("rex", false, rust_and_infra, 3), "bolt");
+	/* Bolt failed: Rust files make up most of the change. */
+	assert_string_equal(hl_classify_alternate_agent("bolt", false, rust_and_infra, 3), "rex");
+	assert_string_equal(hl_classify_alternate_agent("rex", false, frontend, 2), "blaze");
+	assert_string_equal(hl_classify_alternate_agent("blaze", false, frontend, 2), "atlas");
+	assert_string_equal(hl_classify_alternate_agent("cipher", false, frontend, 2), "blaze");
+	assert_string_equal(hl_classify_alternate_agent("atlas", false, docs, 1), "atlas");
+	assert_string_equal(hl_classify_alternate_agent("rex", true, frontend, 2), "cipher");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_classify_preprocessing_strips_timestamps_ansi_and_groups),
+		cmocka_unit_test(test_classify_boilerplate_is_ignored),
+		cmocka_unit_test(test_classify_later_evidence_wins),
+		cmocka_unit_test(test_classify_root_cause_docker_login_in_rust_workflow_is_atlas),
+		cmocka_unit_test(test_classify_root_cause_tsc_through_docker_build_is_blaze),
+		cmocka_unit_test(test_classify_root_cause_disk_full_in_rust_build_is_bolt),
+		cmocka_unit_test(test_classify_security_events_go_to_cipher),
+		cmocka_unit_test(test_classify_argocd_out_of_sync_goes_to_bolt),
+		cmocka_unit_test(test_classify_evidence_line_number_and_text),
+		cmocka_unit_test(test_classify_nothing_matches_defaults_to_atlas_general),
+		cmocka_unit_test(test_classify_rules_validation_names_rule_and_position),
+		cmocka_unit_test(test_classify_large_log_classifies),
+		cmocka_unit_test(test_classify_hostile_bytes_are_safe),
+		cmocka_unit_test(test_classify_concurrent_calls_are_safe),
+		cmocka_unit_test(test_classify_builtin_database_matches_compiled_rules),
+		cmocka_unit_test(test_classify_explain_names_candidates),
+		cmocka_unit_test(test_classify_helpers_route_categories_and_alternates),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""test_classify_cli.py - the `healer classify` and `healer check-rules`
+command line (contract section 5): JSON Lines in/out with bad lines turned into
+{"id": null, "error": ...}, --log mode, --explain, --rules and
+HEALER_RULES_FILE, --dump-patterns in a dialect ripgrep accepts, and
+check-rules exit codes and messages."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HEALER = os.environ["HEALER_BIN"]
+ROOT = os.environ.get("HEALER_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+results = []
+tmp = tempfile.mkdtemp(prefix="healer-classify-cli-")
+
+
+def run(*args, stdin="", env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("HEALER_")}
+    if env:
+        e.update(env)
+    p = subprocess.run([HEALER, *args], input=stdin, capture_output=True, text=True, env=e,
+                       timeout=60)
+    return p.returncode, p.stdout, p.stderr
+
+
+def check(name, cond, detail=""):
+    results.append((name, bool(cond), detail))
+
+
+def write(name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def jlines(out):
+    return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+
+try:
+    # JSON Lines: bad lines become error objects and the rest go on, in order.
+    good1 = json.dumps({"id": "a", "workflow_name": "CI", "failed_step": "cargo test",
+                        "log": "test result: FAILED. 1 passed; 1 failed\n"})
+    good2 = json.dumps({"id": 7, "event": "dependabot_alert"})
+    inp = "\n".join([good1, "{not json", "[1, 2]", json.dumps({"id": "w", "log": 5}), "",
+                     good2]) + "\n"
+    rc, out, err = run("classify", stdin=inp)
+    res = jlines(out)
+    check("classify exits 0 with one object per non-blank line", rc == 0 and len(res) == 5,
+          out + err)
+    if len(res) == 5:
+        check("first case classified", res[0]["id"] == "a" and res[0]["agent"] == "rex"
+              and res[0]["failure_type"] == "rust_test" and res[0]["category"] == "rust"
+              and res[0]["evidence"]["line_number"] == 1, json.dumps(res[0]))
+        check("malformed JSON gives id null and an error", res[1].get("id", "x") is None
+              and "invalid JSON" in res[1].get("error", ""), json.dumps(res[1]))
+        check("non-object line gives an error", res[2].get("id", "x") is None
+              and "error" in res[2], json.dumps(res[2]))
+        check("wrongly typed field gives an error naming it",
+              "'log'" in res[3].get("error", ""), json.dumps(res[3]))
+        check("the rest go on after bad lines", res[4]["id"] == 7
+              and res[4]["agent"] == "cipher"
+              and res[4]["failure_type"] == "security_dependabot", json.dumps(res[4]))
+        check("output has exactly the contract keys",
+              list(res[0].keys()) == ["id", "agent", "failure_type", "category", "rule",
+                                      "evidence"], json.dumps(res[0]))
+
+    # FILE argument and '-' both work.
+    path = write("cases.jsonl", good1 + "\n")
+    rc, out, err = run("classify", path)
+    check("classify reads a FILE", rc == 0 and jlines(out)[0]["id"] == "a", out + err)
+    rc, out, err = run("classify", "-", stdin=good1 + "\n")
+    check("classify reads '-' as stdin", rc == 0 and jlines(out)[0]["id"] == "a", out + err)
+    rc, out, err = run("classify", os.path.join(tmp, "missing.jsonl"))
+    check("missing input file fails with exit 1", rc == 1 and err.startswith("healer: error:"),
+          err)
+
+    # ArgoCD status from the raw payload.
+    argo = json.dumps({"id": "g", "workflow_name": "deploy", "payload": {
+        "application": {"status": {"sync": {"status": "OutOfSync"},
+                                   "health": {"status": "Healthy"}}}}})
+    rc, out, err = run("classify", stdin=argo + "\n")
+    r = jlines(out)
+    check("ArgoCD OutOfSync in the payload routes to bolt", rc == 0 and r
+          and r[0]["agent"] == "bolt" and r[0]["failure_type"] == "argocd_sync", out + err)
+
+    # --explain in JSON Lines mode adds an "explain" field.
+    rc, out, err = run("classify", "--explain", stdin=good1 + "\n")
+    r = jlines(out)
+    check("--explain adds an explain field in JSON Lines mode", rc == 0 and r
+          and "candidates" in r[0].get("explain", "") and r[0]["agent"] == "rex", out + err)
+
+    # --log mode on a raw GitHub Actions log.
+    log = write("job.log", "2024-01-15T10:30:00.1234567Z ##[group]Run docker/login-action@v3\n"
+                "2024-01-15T10:30:00.2234567Z ##[endgroup]\n"
+                "2024-01-15T10:30:01.1234567Z Error: Error response from daemon: Get "
+                "\"https://ghcr.io/v2/\": denied: denied\n"
+                "2024-01-15T10:30:01.2234567Z ##[error]Process completed with exit code 1.\n")
+    rc, out, err = run("classify", "--log", log, "--workflow", "Rust", "--job", "image",
+                       "--step", "docker/login-action@v3", "--changed-file", "src/main.rs",
+                       "--changed-file", "Cargo.toml")
+    r = jlines(out)
+    check("--log classifies a raw log (root cause beats the workflow name)", rc == 0 and r
+          and r[0]["agent"] == "atlas" and r[0]["failure_type"] == "github_permission"
+          and r[0]["evidence"]["line_number"] == 3
+          and r[0]["evidence"]["line"].startswith("Error: Error response from daemon"),
+          out + err)
+    rc, out, err = run("classify", "--log", log, "--explain")
+    check("--log --explain prints a readable account", rc == 0 and "verdict: agent=atlas" in out
+          and "candidates" in out and "why:" in out and not out.lstrip().startswith("{"),
+          out + err)
+    empty = write("empty.log", "")
+    rc, out, err = run("classify", "--log", empty)
+    r = jlines(out)
+    check("--log on an empty file defaults to atlas/general", rc == 0 and r
+          and r[0]["agent"] == "atlas" and r[0]["failure_type"] == "general", out + err)
+    rc, out, err = run("classify", "--log", os.path.join(tmp, "nope.log"))
+    check("--log on a missing file fails with exit 1", rc == 1 and "nope.log" in err, err)
+    rc, out, err = run("classify", "--workflow", "x")
+    check("--workflow without --log is a usage error (exit 2)", rc == 2, err)
+    rc, out, err = run("classify", "--bogus")
+    check("unknown option exits 2 naming it", rc == 2 and "'--bogus'" in err, err)
+
+    # Rules override: --rules and HEALER_RULES_FILE.
+    rules = write("rules.yaml", "rules:\n- name: custom-widget\n  type: helm\n  priority: 50\n"
+                  "  patterns: ['widget exploded']\n")
+    case = json.dumps({"id": "r", "log": "the widget exploded\n"}) + "\n"
+    rc, out, err = run("classify", "--rules", rules, stdin=case)
+    r = jlines(out)
+    check("--rules FILE replaces the built-in rules", rc == 0 and r
+          and r[0]["rule"] == "custom-widget" and r[0]["agent"] == "bolt", out + err)
+    rc, out, err = run("classify", stdin=case, env={"HEALER_RULES_FILE": rules})
+    r = jlines(out)
+    check("HEALER_RULES_FILE replaces the built-in rules", rc == 0 and r
+          and r[0]["rule"] == "custom-widget", out + err)
+    bad = write("bad.yaml", "rules:\n- name: broken-one\n  type: helm\n  priority: 5\n"
+                "  patterns:\n    - 'foo(bar'\n")
+    rc, out, err = run("classify", "--rules", bad, stdin=case)
+    check("a bad --rules file fails with exit 1 and its position", rc == 1
+          and "bad.yaml:6:" in err and "rule 'broken-one'" in err, err)
+
+    # check-rules
+    rc, out, err = run("check-rules", os.path.join(ROOT, "rules", "default.yaml"))
+    check("check-rules accepts the default rules", rc == 0 and out.strip().endswith("rules ok")
+          and int(out.split()[0]) >= 50, out + err)
+    rc, out, err = run("check-rules", bad)
+    first = err.splitlines()[0] if err else ""
+    check("check-rules names file, line, column and rule",
+          rc == 1 and first.startswith("healer: error: " + bad + ":6:15: rule 'broken-one': "),
+          err)
+    typo = write("typo.yaml", "rules:\n- name: t\n  type: helm\n  priority: 5\n  patterns: ['x']\n"
+                 "  sep: ['y']\n")
+    rc, out, err = run("check-rules", typo)
+    check("check-rules rejects unknown keys", rc == 1 and ":6:3: rule 't': unknown key 'sep'"
+          in err, err)
+    rc, out, err = run("check-rules")
+    check("check-rules without FILE is a usage error", rc == 2, err)
+    rc, out, err = run("check-rules", os.path.join(tmp, "absent.yaml"))
+    check("check-rules on a missing file exits 1", rc == 1, err)
+
+    # --dump-patterns: one pattern per line, accepted by ripgrep.
+    rc, out, err = run("classify", "--dump-patterns")
+    pats = [l for l in out.splitlines() if l]
+    check("--dump-patterns prints the pattern set", rc == 0 and len(pats) > 100, err)
+    rg = shutil.which("rg")
+    if rg:
+        pf = write("patterns.txt", out)
+        sample = write("sample.log", "error[E0308]: mismatched types\nnothing\n")
+        p = subprocess.run([rg, "-c", "-f", pf, sample], capture_output=True, text=True,
+                           timeout=60)
+        check("ripgrep accepts every exported pattern", p.returncode == 0
+              and p.stdout.strip() == "1", p.stdout + p.stderr)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+failed = 0
+print("TAP version 13")
+print(f"1..{len(results)}")
+for i, (name, ok, detail) in enumerate(results, 1):
+    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
+    if not ok:
+        failed += 1
+        print("# " + detail.replace("\n", "\n# "))
+sys.exit(1 if failed else 0)
