@@ -21,6 +21,7 @@ CRD = os.path.join(ROOT, "deploy", "crds", "coderun.yaml")
 
 _results = []
 _procs = []
+_sanitizer = []  # sanitizer reports seen on any child's stderr
 TMP = tempfile.mkdtemp(prefix="healer-dispatch-")
 
 
@@ -28,7 +29,14 @@ def check(name, cond, detail=""):
     _results.append((name, bool(cond), str(detail)))
 
 
+def _scan(stderr):
+    if "runtime error:" in stderr or "Sanitizer" in stderr:
+        _sanitizer.append(stderr[:2000])
+
+
 def finish():
+    check("no sanitizer reports from healer or netprobe", not _sanitizer,
+          "\n".join(_sanitizer))
     failed = 0
     print("TAP version 13")
     print(f"1..{len(_results)}")
@@ -126,6 +134,7 @@ def clean_env(extra=None):
 def netprobe(*args, stdin=None, env=None, timeout=30):
     p = subprocess.run([NETPROBE, *args], input=stdin, capture_output=True, text=True,
                        env=clean_env(env), timeout=timeout)
+    _scan(p.stderr)
     out = p.stdout.strip()
     try:
         val = json.loads(out) if out else None
@@ -137,6 +146,7 @@ def netprobe(*args, stdin=None, env=None, timeout=30):
 def healer(*args, env=None, timeout=30):
     p = subprocess.run([HEALER, *args], capture_output=True, text=True, env=clean_env(env),
                        timeout=timeout)
+    _scan(p.stderr)
     return p.returncode, p.stdout, p.stderr
 
 

@@ -10,7 +10,7 @@
  *                     follow_redirects, max_retries, backoff_ms, ca_file,
  *                     ca_data, insecure}]}
  *   netprobe kube config | get-pod NS P | log NS P C TAIL PREV | events NS P |
- *                 list-coderuns NS SEL | create-coderun NS (< manifest) |
+ *                 list-pods NS SEL | list-coderuns NS SEL | create-coderun NS (< manifest) |
  *                 get-coderun NS NAME | watch NS SEL MS STOP_AFTER |
  *                 argocd NS NAME                  (KUBECONFIG from the env)
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
@@ -194,6 +194,8 @@ probe_kube(int argc, char **argv)
 		if (ret == 0)
 			v = json_pack("{s:s%, s:b}", "log", b.data, b.len, "truncated", trunc);
 		hl_buf_release(&b);
+	} else if (strcmp(op, "list-pods") == 0 && argc == 3) {
+		ret = hl_kube_list_pods(k, &v, argv[1], argv[2], &err);
 	} else if (strcmp(op, "events") == 0 && argc == 3) {
 		ret = hl_kube_list_events(k, &v, argv[1], argv[2], &err);
 	} else if (strcmp(op, "list-coderuns") == 0 && argc == 3) {

@@ -118,6 +118,9 @@ check("previous container log", rc == 0 and "out of memory" in out["log"], out)
 rc, out, err = netprobe("kube", "events", "prod", "api-7d9f", env=KENV)
 check("events by fieldSelector involvedObject.name (namespaced)",
       rc == 0 and sorted(e["reason"] for e in out["items"]) == ["BackOff", "OOMKilling"], out)
+rc, out, err = netprobe("kube", "list-pods", "prod", "app=calm-pod", env=KENV)
+check("list pods by label selector",
+      rc == 0 and [p["metadata"]["name"] for p in out["items"]] == ["calm-pod"], out)
 rc, out, err = netprobe("kube", "argocd", "argocd", "cto-controller", env=KENV)
 check("argocd application status from the cluster",
       rc == 0 and out["health"] == "Degraded" and out["sync"] == "OutOfSync", out)
@@ -161,7 +164,13 @@ check("find-active (kubernetes): the new CodeRun counts as active", rc == 0 and 
 rc, out, err = netprobe("kube", "list-coderuns", "cto", "healer/workflow-run-id in (5, 6)",
                         env=KENV)
 check("label selector 'in' filters on the server", rc == 0 and out["items"] == [], out)
-ctl("POST", "/_stub/coderun-phase", {"namespace": "cto", "name": name, "phase": "Succeeded"})
+patched = http("PATCH", f"{server}/apis/agents.platform/v1/namespaces/cto/coderuns/{name}/status",
+               {"status": {"phase": "Succeeded", "pullRequestUrl": "https://github.com/pr/1"}},
+               ctx=ctx, token=TOKEN)
+rc, out, err = netprobe("kube", "get-coderun", "cto", name, env=KENV)
+check("status subresource: a PATCH .../status is read back by get",
+      rc == 0 and out["status"]["phase"] == "Succeeded"
+      and out["status"]["pullRequestUrl"] == "https://github.com/pr/1", out)
 rc, out, err = netprobe("dispatch", "kubernetes", "-", "cto", "find-active",
                         "healer/workflow-run-id=111", env=KENV)
 check("find-active: a Succeeded CodeRun is no longer active", rc == 0 and out == [], out)
