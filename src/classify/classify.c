@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #if defined(__SSE2__)
@@ -1108,8 +1109,10 @@ cl_clean_line(char *s, size_t n)
 		q += 7;
 		m -= 7;
 	}
-	if (cl_has_prefix(q, m, "Process completed with exit code") ||
-	    cl_has_prefix(q, m, "[error]Process completed with exit code"))
+	/* ... except exit code 137 (SIGKILL, usually the OOM killer). */
+	if ((cl_has_prefix(q, m, "Process completed with exit code") ||
+	     cl_has_prefix(q, m, "[error]Process completed with exit code")) &&
+	    memmem(q, m, "code 137", 8) == NULL)
 		return 0;
 	return n;
 }
@@ -1267,18 +1270,20 @@ cl_scan_release(struct cl_scan *s)
 	free(s->lr);
 }
 
-/* Cleans and scans the whole log; sets *total_lines. */
+/* Cleans and scans the whole lines in log[i, n) (i is 0 or just after a
+ * '\n'); line numbers in s count from the segment's first line; raw offsets
+ * are absolute. Sets *total_lines to the segment's number of lines. */
 static int
-cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t n,
-            size_t *total_lines, struct hl_err *err)
+cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t i, size_t n,
+                size_t *total_lines, struct hl_err *err)
 {
 	char *buf = NULL;
 	hs_scratch_t *scratch = NULL;
-	size_t i = 0, line = 1, first_line = 1;
+	size_t line = 1, first_line = 1;
 	int rc = 0;
 
 	*total_lines = 0;
-	if (n == 0)
+	if (i >= n)
 		return 0;
 	buf = malloc(CL_CHUNK + CL_LINE_MAX + 64);
 	scratch = cl_scratch_get(c);
@@ -1286,7 +1291,7 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t 
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (n >= 3 && memcmp(log, "\xef\xbb\xbf", 3) == 0)
+	if (i == 0 && n >= 3 && memcmp(log, "\xef\xbb\xbf", 3) == 0)
 		i = 3;
 	while (i < n) {
 		size_t o = 0;
@@ -1343,6 +1348,121 @@ out:
 	if (scratch != NULL)
 		cl_scratch_put(c, scratch);
 	free(buf);
+	return rc;
+}
+
+static int
+cl_scan_alloc(struct cl_scan *s, size_t n_pat)
+{
+	memset(s, 0, sizeof(*s));
+	s->count = calloc(n_pat + 1, sizeof(size_t));
+	s->line = calloc(n_pat + 1, sizeof(size_t));
+	s->raw = calloc(n_pat + 1, sizeof(size_t));
+	s->local = calloc(n_pat + 1, sizeof(size_t));
+	s->dirty = calloc(n_pat + 1, sizeof(unsigned));
+	s->in_dirty = calloc(n_pat + 1, 1);
+	if (s->count == NULL || s->line == NULL || s->raw == NULL || s->local == NULL ||
+	    s->dirty == NULL || s->in_dirty == NULL)
+		return -HL_ENOMEM;
+	return 0;
+}
+
+/* Logs from this size on are scanned by several threads, one segment each. */
+#define CL_PARALLEL_MIN (16u << 20)
+#define CL_MAX_THREADS  4
+
+struct cl_worker {
+	struct hl_classifier *c;
+	struct cl_scan scan;
+	const char *log;
+	size_t start, end, lines;
+	int rc;
+	struct hl_err err;
+};
+
+static void *
+cl_worker_main(void *p)
+{
+	struct cl_worker *w = p;
+	w->rc = cl_scan_segment(w->c, &w->scan, w->log, w->start, w->end, &w->lines, &w->err);
+	return NULL;
+}
+
+/* Cleans and scans the whole log into s (allocated by the caller), on up to
+ * CL_MAX_THREADS threads for big logs; sets *total_lines. */
+static int
+cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t n,
+            size_t *total_lines, struct hl_err *err)
+{
+	struct cl_worker w[CL_MAX_THREADS];
+	pthread_t tid[CL_MAX_THREADS];
+	bool started[CL_MAX_THREADS] = { false };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t k = 1, base = 0;
+	int rc = 0;
+
+	if (n >= CL_PARALLEL_MIN && ncpu > 1)
+		k = (size_t)(ncpu < CL_MAX_THREADS ? ncpu : CL_MAX_THREADS);
+	if (k == 1)
+		return cl_scan_segment(c, s, log, 0, n, total_lines, err);
+
+	memset(w, 0, sizeof(w));
+	for (size_t j = 0; j < k; j++) {
+		size_t cut = n / k * (j + 1);
+		w[j].c = c;
+		w[j].log = log;
+		w[j].start = j == 0 ? 0 : w[j - 1].end;
+		if (j + 1 == k) {
+			cut = n;
+		} else {
+			const char *nl = cut > w[j].start ? memchr(log + cut, '\n', n - cut) : NULL;
+			cut = nl ? (size_t)(nl - log) + 1 : n;
+			if (cut < w[j].start)
+				cut = w[j].start;
+		}
+		w[j].end = cut;
+		if (j == 0) {
+			w[j].scan = *s;
+		} else if (cl_scan_alloc(&w[j].scan, c->n_pat) != 0) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+	}
+	for (size_t j = 1; j < k; j++) {
+		if (pthread_create(&tid[j], NULL, cl_worker_main, &w[j]) == 0)
+			started[j] = true;
+		else
+			cl_worker_main(&w[j]); /* no thread: do it here */
+	}
+	cl_worker_main(&w[0]);
+	for (size_t j = 1; j < k; j++)
+		if (started[j])
+			pthread_join(tid[j], NULL);
+	for (size_t j = 0; j < k; j++) {
+		if (w[j].rc != 0 && rc == 0) {
+			rc = w[j].rc;
+			if (err != NULL)
+				*err = w[j].err;
+		}
+	}
+	if (rc)
+		goto out;
+	/* Merge: counts add up, the last match is in the latest segment. */
+	for (size_t j = 0; j < k; j++) {
+		for (size_t id = 0; j > 0 && id < c->n_pat; id++) {
+			if (w[j].scan.count[id] == 0)
+				continue;
+			w[0].scan.count[id] += w[j].scan.count[id];
+			w[0].scan.line[id] = base + w[j].scan.line[id];
+			w[0].scan.raw[id] = w[j].scan.raw[id];
+		}
+		base += w[j].lines;
+	}
+	*total_lines = base;
+out:
+	*s = w[0].scan; /* the caller releases it */
+	for (size_t j = 1; j < k; j++)
+		cl_scan_release(&w[j].scan);
 	return rc;
 }
 
@@ -1488,16 +1608,8 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 	int rc = 0;
 
 	memset(&v, 0, sizeof(v));
-	memset(&sc, 0, sizeof(sc));
-	sc.count = calloc(c->n_pat + 1, sizeof(size_t));
-	sc.line = calloc(c->n_pat + 1, sizeof(size_t));
-	sc.raw = calloc(c->n_pat + 1, sizeof(size_t));
-	sc.local = calloc(c->n_pat + 1, sizeof(size_t));
-	sc.dirty = calloc(c->n_pat + 1, sizeof(unsigned));
-	sc.in_dirty = calloc(c->n_pat + 1, 1);
 	cands = calloc(c->n_rules + 1, sizeof(*cands));
-	if (sc.count == NULL || sc.line == NULL || sc.raw == NULL || sc.local == NULL ||
-	    sc.dirty == NULL || sc.in_dirty == NULL || cands == NULL) {
+	if (cl_scan_alloc(&sc, c->n_pat) != 0 || cands == NULL) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}

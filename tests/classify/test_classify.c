@@ -5,6 +5,10 @@
  * and hostile logs, concurrency and the retry helpers. (cmocka.h comes after
  * setjmp.h, stdarg.h and stddef.h.)
  */
+#include "base/buf.h"
+#include "classify/classify.h"
+
+#include <cmocka.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,10 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "base/buf.h"
-#include "classify/classify.h"
-
-#include <cmocka.h>
 
 static struct hl_classifier *builtin;
 
@@ -388,9 +388,12 @@ test_classify_large_log_classifies(void **state)
 	const size_t target = 30u << 20;
 	struct hl_buf b = HL_BUF_INIT(0);
 	struct hl_verdict v;
-	size_t lines = 0;
+	size_t lines = 1;
+	bool found = false;
 	(void)state;
 
+	/* evidence at both ends: big logs are scanned in parallel segments */
+	hl_buf_append_str(&b, "Sending build context to Docker daemon  2.048kB\n");
 	while (b.len < target) {
 		hl_buf_appendf(&b,
 		               "2024-01-15T10:30:00.1234567Z    Compiling crate%zu v1.0.%zu\n"
@@ -409,6 +412,14 @@ test_classify_large_log_classifies(void **state)
 	assert_string_equal(v.failure_type, "rust_test");
 	assert_int_equal(v.evidence_line_number, lines);
 	assert_int_equal(v.log_lines, lines);
+	for (size_t i = 0; i < v.n_candidates; i++) {
+		if (strcmp(v.candidates[i].rule, "docker-hint") == 0) {
+			assert_int_equal(v.candidates[i].line_number, 1);
+			assert_int_equal(v.candidates[i].matches, 1);
+			found = true;
+		}
+	}
+	assert_true(found);
 	hl_verdict_release(&v);
 	hl_buf_release(&b);
 }
