@@ -115,7 +115,7 @@ int hl_fetch_one(const struct hl_fetch_req *req, struct hl_fetch_res *res, struc
 /*
  * Maps a finished result to an error for a JSON API call: transport errors
  * pass through; 401/403 -> HL_EAUTH, 404 -> HL_ENOTFOUND, 409 -> HL_ECONFLICT,
- * 429/5xx -> HL_EUPSTREAM, other non-2xx -> HL_EUPSTREAM; the message names
+ * 400/422 -> HL_EINVAL, other non-2xx -> HL_EUPSTREAM; the message names
  * what ("'github get /repos/...'") plus the status and a short body excerpt.
  * Returns 0 for 2xx.
  */

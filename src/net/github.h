@@ -42,9 +42,9 @@ void hl_github_free(struct hl_github *gh);
 void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_cap);
 
 /*
- * Writes the Authorization value ("Bearer ...", or "token ..." style is not
- * used) into auth (reset first); empty when unauthenticated. Mints or
- * refreshes the App installation token when needed.
+ * Writes the Authorization value ("Bearer <token>") into auth (reset first);
+ * empty when unauthenticated. Mints or refreshes the App installation token
+ * when needed (HL_EAUTH when GitHub refuses the App JWT).
  */
 int hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err);
 
