@@ -5,9 +5,13 @@
  * the same shape tests/tmpl/hbs_render.js prints for handlebars.js.
  *
  *   tmpl_batch [CASES.json|-]
+ *   tmpl_batch --prompt-cases   prints the cases "every shipped template x
+ *                               every sample context" (tests/tmpl/samples.c)
  */
 #include "base/buf.h"
 #include "base/file.h"
+#include "prompt/prompt.h"
+#include "samples.h"
 #include "tmpl/tmpl.h"
 
 #include <jansson.h>
@@ -55,6 +59,55 @@ render_case(const json_t *c)
 	return res;
 }
 
+/* Every shipped template (ci/, alerts/) with every sample context, and all
+ * partials by name, as differential cases. */
+static int
+prompt_cases(void)
+{
+	json_t *cases = json_array(), *partials = json_object();
+	size_t i;
+	int s;
+	char *dump;
+
+	for (i = 0; i < hl_prompt_n_builtins; i++) {
+		const struct hl_prompt_builtin *b = &hl_prompt_builtins[i];
+		const char *base;
+		if (strncmp(b->path, "partials/", 9) != 0)
+			continue;
+		base = b->path + 9;
+		/* registered by base name without .hbs, as hl_prompt_set does */
+		{
+			char name[256];
+			size_t n = strlen(base) - 4;
+			if (n < sizeof(name)) {
+				memcpy(name, base, n);
+				name[n] = '\0';
+				json_object_set_new(partials, name, json_stringn(b->text, b->len));
+			}
+		}
+	}
+	for (i = 0; i < hl_prompt_n_builtins; i++) {
+		const struct hl_prompt_builtin *b = &hl_prompt_builtins[i];
+		if (strncmp(b->path, "partials/", 9) == 0)
+			continue;
+		for (s = 0; hl_sample_name(s); s++) {
+			char id[300];
+			snprintf(id, sizeof(id), "%s x %s", b->path, hl_sample_name(s));
+			json_array_append_new(cases,
+			                      json_pack("{s:s,s:s%,s:o,s:O}", "id", id, "template",
+			                                b->text, b->len, "data", hl_sample_data(s),
+			                                "partials", partials));
+		}
+	}
+	dump = json_dumps(cases, JSON_COMPACT);
+	fputs(dump, stdout);
+	free(dump);
+	json_decref(cases);
+	json_decref(partials);
+	hl_samples_cleanup();
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -65,6 +118,8 @@ main(int argc, char **argv)
 	size_t i;
 	char *dump;
 
+	if (argc > 1 && strcmp(argv[1], "--prompt-cases") == 0)
+		return prompt_cases();
 	if (hl_file_read(&in, argc > 1 ? argv[1] : "-", &err)) {
 		fprintf(stderr, "tmpl_batch: %s\n", err.msg);
 		return 1;
