@@ -5,10 +5,7 @@
  * and hostile logs, concurrency and the retry helpers. (cmocka.h comes after
  * setjmp.h, stdarg.h and stddef.h.)
  */
-#include "base/buf.h"
-#include "classify/classify.h"
-
-#include <cmocka.h>
+// clang-format off
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cmocka.h>
+// clang-format on
+
+#include "base/buf.h"
+#include "classify/classify.h"
 
 static struct hl_classifier *builtin;
 
