@@ -259,42 +259,88 @@ pod_has_previous(const json_t *st)
 	              json_is_object(hl_json_path(st, "lastState.terminated")));
 }
 
-/* Fetches logs of the named containers into out, one section each; returns
- * how many sections succeeded. */
-static int
+/*
+ * Fetches the current log of every container in names and the previous log
+ * of every container in prevnames, all in one parallel batch, into cur and
+ * prev (one "==> container X <==" section each). Returns through cur_ok and
+ * prev_ok how many sections succeeded.
+ */
+static void
 pod_fetch_logs(const struct hl_kube *k, struct pod_out *po, const char *ns, const json_t *names,
-               long tail, bool previous, struct hl_buf *out, const char *what)
+               const json_t *prevnames, long tail, struct hl_buf *cur, struct hl_buf *prev,
+               int *cur_ok, int *prev_ok)
 {
-	size_t i;
-	json_t *n;
-	int ok = 0;
+	size_t nc = json_array_size(names), np = json_array_size(prevnames), n = nc + np, i;
+	struct hl_fetch_req *reqs = calloc(n ? n : 1, sizeof(*reqs));
+	struct hl_fetch_res *res = calloc(n ? n : 1, sizeof(*res));
+	struct hl_buf *urls = calloc(n ? n : 1, sizeof(*urls));
+	struct hl_buf *auths = calloc(n ? n : 1, sizeof(*auths));
+	struct hl_err err = HL_ERR_INIT;
 
-	json_array_foreach(names, i, n)
-	{
-		const char *c = json_string_value(n);
-		struct hl_buf log = HL_BUF_INIT(POD_LOG_CAP);
-		struct hl_err err = HL_ERR_INIT;
-		bool trunc = false;
-
-		hl_buf_appendf(out, "==> container %s <==\n", c ? c : "(default)");
-		if (hl_kube_pod_log(k, &log, &trunc, ns, po->pod, c, tail, previous, &err) < 0) {
-			char w[128];
-
-			hl_buf_appendf(out, "(log unavailable: %s)\n", err.msg);
-			snprintf(w, sizeof(w), "%s log of container '%s'", what, c ? c : "");
-			pod_note(po, w, &err);
-		} else {
-			ok++;
-			if (trunc)
-				hl_buf_appendf(out, "(log truncated to its last %zu bytes)\n",
-				               log.len);
-			hl_buf_append(out, log.data, log.len);
-			if (log.len && log.data[log.len - 1] != '\n')
-				hl_buf_append_char(out, '\n');
-		}
-		hl_buf_release(&log);
+	*cur_ok = *prev_ok = 0;
+	if (!reqs || !res || !urls || !auths) {
+		err.code = HL_ENOMEM;
+		hl_strlcpy(err.msg, "out of memory", sizeof(err.msg));
+		pod_note(po, "logs", &err);
+		goto out;
 	}
-	return ok;
+	for (i = 0; i < n; i++) {
+		bool previous = i >= nc;
+		const char *c = json_string_value(previous ? json_array_get(prevnames, i - nc)
+		                                           : json_array_get(names, i));
+
+		hl_buf_init(&urls[i], 0);
+		hl_buf_init(&auths[i], 0);
+		if (hl_kube_pod_log_req(k, &reqs[i], &urls[i], &auths[i], ns, po->pod, c, tail,
+		                        previous, POD_LOG_CAP, &err) < 0) {
+			pod_note(po, "logs", &err);
+			n = i + 1; /* release what was initialized */
+			goto out;
+		}
+	}
+	if (hl_fetch_run(reqs, res, n, 0, &err) < 0) {
+		pod_note(po, "logs", &err);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		bool previous = i >= nc;
+		const char *c = json_string_value(previous ? json_array_get(prevnames, i - nc)
+		                                           : json_array_get(names, i));
+		struct hl_buf *out = previous ? prev : cur;
+		struct hl_err e = HL_ERR_INIT;
+		char what[160];
+
+		snprintf(what, sizeof(what), "%s log of container '%s'",
+		         previous ? "previous" : "current", c ? c : "(default)");
+		hl_buf_appendf(out, "==> container %s <==\n", c ? c : "(default)");
+		if (hl_kube_check(&res[i], what, &e) < 0) {
+			hl_buf_appendf(out, "(log unavailable: %s)\n", e.msg);
+			pod_note(po, what, &e);
+			continue;
+		}
+		if (previous)
+			(*prev_ok)++;
+		else
+			(*cur_ok)++;
+		if (res[i].truncated)
+			hl_buf_appendf(out, "(log truncated to its last %zu bytes)\n",
+			               res[i].body.len);
+		hl_buf_append(out, res[i].body.data, res[i].body.len);
+		if (res[i].body.len && res[i].body.data[res[i].body.len - 1] != '\n')
+			hl_buf_append_char(out, '\n');
+	}
+out:
+	for (i = 0; res && urls && auths && i < n; i++) {
+		hl_fetch_res_release(&res[i]);
+		hl_buf_release(&urls[i]);
+		if (auths[i].len)
+			explicit_bzero(auths[i].data, auths[i].len);
+		hl_buf_release(&auths[i]);
+	}
+	free(reqs);
+	free(res);
+	free(urls);
+	free(auths);
 }
 
 static const char *
@@ -581,23 +627,23 @@ hl_cmd_fetch_logs(int argc, char **argv)
 		events = NULL;
 	}
 
-	/* current logs: skipped when the API is unreachable */
-	if (!down && pod_fetch_logs(k, &po, ns, names, tail, false, &cur, "current") > 0) {
-		if (pod_write(&po, "current.log", &cur) == 0)
-			wrote++;
-	}
-
-	/* previous logs: only containers that restarted */
-	if (podj) {
+	/* logs: every container's current log and, for containers that
+	 * restarted, the previous one, in one parallel batch; skipped when the
+	 * API is unreachable */
+	if (!down) {
 		json_t *prevnames = json_array();
+		int cur_ok = 0, prev_ok = 0;
 
 		json_array_foreach(names, i, n)
 		{
-			if (pod_has_previous(pod_container_status(podj, json_string_value(n))))
+			if (podj &&
+			    pod_has_previous(pod_container_status(podj, json_string_value(n))))
 				json_array_append(prevnames, n);
 		}
-		if (json_array_size(prevnames) > 0 &&
-		    pod_fetch_logs(k, &po, ns, prevnames, tail, true, &prev, "previous") > 0)
+		pod_fetch_logs(k, &po, ns, names, prevnames, tail, &cur, &prev, &cur_ok, &prev_ok);
+		if (cur_ok > 0 && pod_write(&po, "current.log", &cur) == 0)
+			wrote++;
+		if (prev_ok > 0)
 			pod_write(&po, "previous.log", &prev);
 		json_decref(prevnames);
 	}

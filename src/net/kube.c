@@ -732,17 +732,14 @@ hl_kube_list_pods(const struct hl_kube *k, json_t **out, const char *ns, const c
 }
 
 int
-hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated_out, const char *ns,
-                const char *pod, const char *container, long tail_lines, bool previous,
-                struct hl_err *err)
+hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
+                    struct hl_buf *auth, const char *ns, const char *pod, const char *container,
+                    long tail_lines, bool previous, size_t max, struct hl_err *err)
 {
-	struct hl_buf p = HL_BUF_INIT(0), url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
-	struct hl_fetch_req req;
-	struct hl_fetch_res res;
+	struct hl_buf p = HL_BUF_INIT(0);
 	char sep = '?';
 	int ret;
 
-	hl_fetch_res_init(&res);
 	kube_path(&p, "/api/v1", kube_ns(k, ns), "pods", pod, "log");
 	if (container && *container) {
 		hl_buf_append_str(&p, "?container=");
@@ -756,17 +753,42 @@ hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated_out
 	if (previous)
 		hl_buf_appendf(&p, "%cprevious=true", sep);
 	if (hl_buf_error(&p)) {
-		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
-		goto out;
+		hl_buf_release(&p);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
-	ret = hl_kube_req_init(k, &req, &url, &auth, "GET", p.data, err);
+	ret = hl_kube_req_init(k, req, url, auth, "GET", p.data, err);
+	hl_buf_release(&p);
+	if (ret < 0)
+		return ret;
+	req->headers[0] = "Accept: */*";
+	req->max_body = max ? max : 64u * 1024 * 1024;
+	req->keep_tail = true;
+	return 0;
+}
+
+int
+hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err)
+{
+	return kube_status_error(res, "GET", what, err);
+}
+
+int
+hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated_out, const char *ns,
+                const char *pod, const char *container, long tail_lines, bool previous,
+                struct hl_err *err)
+{
+	struct hl_buf url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
+	struct hl_fetch_req req;
+	struct hl_fetch_res res;
+	int ret;
+
+	hl_fetch_res_init(&res);
+	ret = hl_kube_pod_log_req(k, &req, &url, &auth, ns, pod, container, tail_lines, previous,
+	                          out->max, err);
 	if (ret < 0)
 		goto out;
-	req.headers[0] = "Accept: */*";
-	req.max_body = out->max ? out->max : 64u * 1024 * 1024;
-	req.keep_tail = true;
 	hl_fetch_run(&req, &res, 1, 0, err);
-	ret = kube_status_error(&res, "GET", p.data, err);
+	ret = kube_status_error(&res, "GET", url.data + strlen(k->server), err);
 	if (ret < 0)
 		goto out;
 	if (truncated_out)
@@ -774,7 +796,6 @@ hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated_out
 	if (hl_buf_append(out, res.body.data, res.body.len) < 0)
 		ret = hl_err_set(err, HL_ETOOBIG, "pod log for '%s' over the cap", pod);
 out:
-	hl_buf_release(&p);
 	hl_buf_release(&url);
 	kube_auth_release(&auth);
 	hl_fetch_res_release(&res);

@@ -106,6 +106,19 @@ int hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated
                     const char *ns, const char *pod, const char *container, long tail_lines,
                     bool previous, struct hl_err *err);
 
+/*
+ * Prepares (without running) the request hl_kube_pod_log makes, so several
+ * containers' logs can be fetched in one hl_fetch_run; url and auth as for
+ * hl_kube_req_init. max caps the body (0: 64 MiB), keeping the tail.
+ */
+int hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
+                        struct hl_buf *auth, const char *ns, const char *pod, const char *container,
+                        long tail_lines, bool previous, size_t max, struct hl_err *err);
+
+/* Turns a finished Kubernetes call into an error carrying the API's Status
+ * message (0 for 2xx); what names the call. */
+int hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err);
+
 /* Lists events whose involvedObject.name is name; *out is the EventList. */
 int hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
                         struct hl_err *err);
