@@ -231,6 +231,14 @@ hl_sample_data(int which)
 		ctx.history = hist;
 		ctx.missing = missing;
 		ctx.n_missing = 1;
+		ctx.alert_id = "A7";
+		ctx.pod_name = "cipher-scan-1";
+		ctx.namespace = "security";
+		ctx.task_id = "task-43";
+		ctx.pod_phase = "Failed";
+		ctx.container = "scanner";
+		ctx.alert_reason = "Error";
+		ctx.alert_message = "scanner exited with code 2";
 		break;
 	case 2: /* retry-blaze */
 		ctx.agent = "blaze";
