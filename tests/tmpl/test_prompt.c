@@ -5,16 +5,19 @@
  * same variables; untrusted text cannot leave its fence; the agent picks its
  * template (retry from attempt 2); a prompts directory overrides built-ins.
  */
+/* cmocka.h needs these headers before it */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
 #include "base/buf.h"
 #include "base/file.h"
 #include "prompt/prompt.h"
 #include "samples.h"
 
-#include <cmocka.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
