@@ -17,7 +17,9 @@
  * once and then completes them all. Background operations (claim, finish,
  * tasks) commit with synchronous=NORMAL: they survive a process crash, and
  * after a power loss they may be redone (the worker is at-least-once there,
- * exactly-once across process crashes).
+ * exactly-once across process crashes). Bodies of 512 bytes and more are
+ * stored deflated (zlib, level 1) on the submitting thread; records handed
+ * to the worker always carry the raw bytes.
  *
  * Thread-safety: every function may be called from any thread. The backend
  * connection(s) are guarded by one store mutex; intake batches, worker
@@ -52,7 +54,8 @@ enum hl_intake_status {
 	HL_INTAKE_DUPLICATE,
 };
 
-#define HL_DELIVERY_ID_MAX 128 /* longer ids are refused by the store */
+#define HL_DELIVERY_ID_MAX 128                /* longer ids are refused by the store */
+#define HL_STORE_MAX_BODY  (64 * 1024 * 1024) /* larger bodies are refused */
 #define HL_TASK_ID_MAX     96
 
 /* One delivery to store. All pointers are borrowed until the intake completes. */
@@ -95,6 +98,8 @@ struct hl_intake_req {
 	void (*done)(struct hl_intake_req *req);
 	void *arg;                  /* for the caller */
 	struct hl_intake_req *next; /* private to the store */
+	void *zbody;                /* private: the deflated body, or NULL */
+	size_t zlen;                /* private */
 };
 
 /* A stored delivery as the worker sees it; owned, free with hl_delivery_record_free. */
@@ -214,6 +219,33 @@ int hl_store_counts(struct hl_store *s,
  * array arr: {delivery_id, event, action, source, state, answer, reason,
  * task_id, received_at, attempts}. */
 int hl_store_recent(struct hl_store *s, json_t *arr, int limit, struct hl_err *err);
+
+/*
+ * Claims the remediation of t->dedup_key atomically: when a task with the
+ * same task_id or the same dedup_key exists, nothing is written, *created is
+ * false and existing (HL_TASK_ID_MAX bytes) gets that task's id; otherwise
+ * t is inserted, *created is true and existing gets t->task_id.
+ */
+int hl_store_task_claim(struct hl_store *s, bool *created, char *existing, const struct hl_task *t,
+                        struct hl_err *err);
+
+/* What hl_store_task_find looks for. Tasks whose status is "skipped" or
+ * "existing" (they remediated nothing) never match. */
+enum hl_task_find {
+	HL_TASK_FIND_ANY = 0,   /* any task of (repository, run_id) */
+	HL_TASK_FIND_RUN_LEVEL, /* a task of (repository, run_id) without a job */
+	HL_TASK_FIND_OTHER_RUN, /* a task of (repository, branch) for a run other than
+	                           run_id, created at or after since_ms */
+};
+
+/*
+ * Finds the most recent task matching mode, other than exclude_task_id (may
+ * be NULL), and writes its id into out (HL_TASK_ID_MAX bytes). branch is
+ * used by HL_TASK_FIND_OTHER_RUN only. Returns -HL_ENOTFOUND when none.
+ */
+int hl_store_task_find(struct hl_store *s, char *out, const char *repository, const char *branch,
+                       int64_t run_id, enum hl_task_find mode, int64_t since_ms,
+                       const char *exclude_task_id, struct hl_err *err);
 
 /* Inserts or updates a remediation task (keyed by task_id). */
 int hl_store_task_put(struct hl_store *s, const struct hl_task *t, struct hl_err *err);

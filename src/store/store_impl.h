@@ -33,6 +33,11 @@ struct hl_store_ops {
 	              void *arg, struct hl_err *err);
 	int (*recent)(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err);
 	int (*task_put)(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err);
+	int (*task_claim)(struct hl_store_backend *b, bool *created, char *existing,
+	                  const struct hl_task *t, struct hl_err *err);
+	int (*task_find)(struct hl_store_backend *b, char *out, const char *repository,
+	                 const char *branch, int64_t run_id, enum hl_task_find mode,
+	                 int64_t since_ms, const char *exclude, struct hl_err *err);
 	int (*attempt_put)(struct hl_store_backend *b, const struct hl_attempt *a,
 	                   struct hl_err *err);
 	int (*outcome_add)(struct hl_store_backend *b, const char *task_id, const char *delivery_id,

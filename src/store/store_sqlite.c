@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 static const char *const sqlite_migrations[] = {
 	/* 1: deliveries, normalized events, event identity keys, counters. */
@@ -98,6 +99,14 @@ static const char *const sqlite_migrations[] = {
 	" detail TEXT,"
 	" recorded_ms BIGINT NOT NULL);"
 	"CREATE INDEX outcomes_task ON outcomes (task_id);",
+	/* 3: bodies may be stored deflated (zlib; body_size is the raw size);
+	 * indexes for task lookups. */
+	"ALTER TABLE deliveries ADD COLUMN body_encoding TEXT NOT NULL DEFAULT 'identity';"
+	"ALTER TABLE deliveries ADD COLUMN body_size BIGINT;"
+	/* task lookups by run and by branch window (hl_store_task_find) */
+	"CREATE INDEX remediation_tasks_run ON remediation_tasks (repository, run_id);"
+	"CREATE INDEX remediation_tasks_branch ON remediation_tasks"
+	" (repository, branch, created_ms);",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(sqlite_migrations) / sizeof(sqlite_migrations[0])))
@@ -135,8 +144,9 @@ static const char *const sq_sql[SQ_MAX] = {
 	[SQ_INS_DELIVERY] =
 	        "INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
 	        " headers_json, body, received_ms, state, answer, reason, dedup_key,"
-	        " duplicate_of, task_id, updated_ms)"
-	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8)",
+	        " duplicate_of, task_id, updated_ms, body_encoding, body_size)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8, ?15,"
+	        " ?16)",
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
@@ -431,7 +441,10 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sqlite3_bind_text(st, 4, in->event_name, -1, SQLITE_STATIC);
 	sq_bind_text(st, 5, in->action);
 	sqlite3_bind_text(st, 6, in->headers_json ? in->headers_json : "{}", -1, SQLITE_STATIC);
-	sqlite3_bind_blob64(st, 7, in->body ? in->body : "", in->body_len, SQLITE_STATIC);
+	if (r->zbody)
+		sqlite3_bind_blob64(st, 7, r->zbody, r->zlen, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob64(st, 7, in->body ? in->body : "", in->body_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 8, now);
 	sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, answer, -1, SQLITE_STATIC);
@@ -439,6 +452,8 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sq_bind_text(st, 12, in->dedup_key);
 	sq_bind_text(st, 13, dup_of[0] ? dup_of : NULL);
 	sq_bind_text(st, 14, a->task_id[0] ? a->task_id : NULL);
+	sqlite3_bind_text(st, 15, r->zbody ? "deflate" : "identity", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)in->body_len);
 	if (sq_step_done(st) < 0)
 		return sq_fail(&r->err, b->db, "insert delivery");
 	if (sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
@@ -523,17 +538,69 @@ sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
 	return rc;
 }
 
+/* Marks a delivery whose stored body cannot be decoded as failed. */
+static int
+sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, struct hl_err *err)
+{
+	char upd[200];
+
+	snprintf(upd, sizeof(upd),
+	         "UPDATE deliveries SET state = 'failed', reason = 'corrupt_body',"
+	         " updated_ms = %lld WHERE id = %lld",
+	         (long long)hl_time_wall_ms(), (long long)id);
+	if (sq_exec(b->db, upd, err) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "received", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "failed", "corrupt_body", 1) < 0)
+		return sq_fail(err, b->db, "mark corrupt body");
+	return 0;
+}
+
+/* Copies (identity) or inflates (deflate) the stored body; 0 or -1. */
+static int
+sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const char *enc,
+               int64_t size)
+{
+	const void *blob = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	uLongf got;
+
+	if (!enc || strcmp(enc, "identity") == 0) {
+		d->body = malloc(n + 1);
+		if (!d->body)
+			return -1;
+		if (n)
+			memcpy(d->body, blob, n);
+		d->body[n] = '\0';
+		d->body_len = n;
+		return 0;
+	}
+	if (strcmp(enc, "deflate") != 0 || size < 0 || size > HL_STORE_MAX_BODY || !blob)
+		return -1;
+	d->body = malloc((size_t)size + 1);
+	if (!d->body)
+		return -1;
+	got = (uLongf)size;
+	if (uncompress((Bytef *)d->body, &got, blob, (uLong)n) != Z_OK || got != (uLongf)size) {
+		free(d->body);
+		d->body = NULL;
+		return -1;
+	}
+	d->body[size] = '\0';
+	d->body_len = (size_t)size;
+	return 0;
+}
+
 static int
 sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struct hl_err *err)
 {
 	static const char sel[] =
 	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
-	        " dedup_key, task_id, received_ms, attempts FROM deliveries"
-	        " WHERE state = 'received' ORDER BY id LIMIT 1";
+	        " dedup_key, task_id, received_ms, attempts, body_encoding, body_size"
+	        " FROM deliveries WHERE state = 'received' ORDER BY id LIMIT 1";
 	struct hl_delivery_record *d = NULL;
 	sqlite3_stmt *st = NULL;
 	char upd[160];
-	int rc;
+	int rc, tries;
 
 	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
@@ -542,40 +609,50 @@ sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struc
 		rc = sq_fail(err, b->db, "claim");
 		goto out;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		rc = -HL_ENOTFOUND;
-		hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
-		goto out;
+	for (tries = 0;; tries++) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE || tries == 64) {
+			rc = hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+			goto out;
+		}
+		if (rc != SQLITE_ROW) {
+			rc = sq_fail(err, b->db, "claim");
+			goto out;
+		}
+		d = calloc(1, sizeof(*d));
+		if (!d) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		d->id = sqlite3_column_int64(st, 0);
+		d->event_name = sq_col_dup(st, 4);
+		if (!d->event_name) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (sq_decode_body(d, st, 7, (const char *)sqlite3_column_text(st, 12),
+		                   sqlite3_column_type(st, 13) == SQLITE_NULL
+		                           ? -1
+		                           : sqlite3_column_int64(st, 13)) == 0)
+			break;
+		/* Never hand out (or loop on) a body that cannot be decoded. */
+		sqlite3_reset(st);
+		rc = sq_claim_poison(b, d->id, d->event_name, err);
+		hl_delivery_record_free(d);
+		d = NULL;
+		if (rc < 0)
+			goto out;
 	}
-	if (rc != SQLITE_ROW) {
-		rc = sq_fail(err, b->db, "claim");
-		goto out;
-	}
-	d = calloc(1, sizeof(*d));
-	if (!d) {
-		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
-		goto out;
-	}
-	d->id = sqlite3_column_int64(st, 0);
 	d->delivery_id = sq_col_dup(st, 1);
 	d->hook_id = sq_col_dup(st, 2);
 	d->source = sq_col_dup(st, 3);
-	d->event_name = sq_col_dup(st, 4);
 	d->action = sq_col_dup(st, 5);
 	d->headers_json = sq_col_dup(st, 6);
-	d->body_len = (size_t)sqlite3_column_bytes(st, 7);
-	d->body = malloc(d->body_len + 1);
-	if (d->body) {
-		if (d->body_len)
-			memcpy(d->body, sqlite3_column_blob(st, 7), d->body_len);
-		d->body[d->body_len] = '\0';
-	}
 	d->dedup_key = sq_col_dup(st, 8);
 	d->task_id = sq_col_dup(st, 9);
 	d->received_ms = sqlite3_column_int64(st, 10);
 	d->attempts = sqlite3_column_int(st, 11) + 1;
-	if (!d->delivery_id || !d->source || !d->event_name || !d->headers_json || !d->body) {
+	if (!d->delivery_id || !d->source || !d->headers_json) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -592,7 +669,11 @@ sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struc
 out:
 	sqlite3_finalize(st);
 	if (rc < 0) {
-		sq_exec(b->db, "ROLLBACK", NULL);
+		/* Keep what a poisoned row was marked even when nothing else waits. */
+		if (rc == -HL_ENOTFOUND)
+			sq_exec(b->db, "COMMIT", NULL);
+		else
+			sq_exec(b->db, "ROLLBACK", NULL);
 		hl_delivery_record_free(d);
 		return rc;
 	}
@@ -841,6 +922,91 @@ sq_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *
 	        "put task", sq_bind_task, t, err);
 }
 
+static int
+sq_task_claim(struct hl_store_backend *b, bool *created, char *existing, const struct hl_task *t,
+              struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_prepare_v2(b->db,
+	                       "SELECT task_id FROM remediation_tasks WHERE task_id = ?1"
+	                       " OR (?2 IS NOT NULL AND dedup_key = ?2)"
+	                       " ORDER BY task_id = ?1 DESC, created_ms LIMIT 1",
+	                       -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(err, b->db, "claim task");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, t->task_id, -1, SQLITE_STATIC);
+	sq_bind_text(st, 2, t->dedup_key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		sq_col_copy(existing, HL_TASK_ID_MAX, st, 0);
+		*created = false;
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = sq_task_put(b, t, err);
+		if (rc == 0) {
+			hl_strlcpy(existing, t->task_id, HL_TASK_ID_MAX);
+			*created = true;
+		}
+	} else {
+		rc = sq_fail(err, b->db, "claim task");
+	}
+	if (rc == 0)
+		rc = sq_exec(b->db, "COMMIT", err);
+out:
+	sqlite3_finalize(st);
+	if (rc < 0)
+		sq_exec(b->db, "ROLLBACK", NULL);
+	return rc;
+}
+
+static int
+sq_task_find(struct hl_store_backend *b, char *out, const char *repository, const char *branch,
+             int64_t run_id, enum hl_task_find mode, int64_t since_ms, const char *exclude,
+             struct hl_err *err)
+{
+	static const char *const where[] = {
+		[HL_TASK_FIND_ANY] = "run_id = ?3",
+		[HL_TASK_FIND_RUN_LEVEL] = "run_id = ?3 AND job IS NULL",
+		[HL_TASK_FIND_OTHER_RUN] = "branch = ?2 AND (run_id IS NULL OR run_id <> ?3)"
+		                           " AND created_ms >= ?4",
+	};
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	int rc;
+
+	if ((unsigned)mode > HL_TASK_FIND_OTHER_RUN)
+		return hl_err_set(err, HL_EINVAL, "bad task search mode %d", (int)mode);
+	snprintf(sql, sizeof(sql),
+	         "SELECT task_id FROM remediation_tasks WHERE repository = ?1 AND %s"
+	         " AND status NOT IN ('skipped', 'existing')"
+	         " AND (?5 IS NULL OR task_id <> ?5) ORDER BY created_ms DESC LIMIT 1",
+	         where[mode]);
+	if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->db, "find task");
+	sqlite3_bind_text(st, 1, repository, -1, SQLITE_STATIC);
+	sq_bind_text(st, 2, branch);
+	sqlite3_bind_int64(st, 3, run_id);
+	sqlite3_bind_int64(st, 4, since_ms);
+	sq_bind_text(st, 5, exclude);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		sq_col_copy(out, HL_TASK_ID_MAX, st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = hl_err_set(err, HL_ENOTFOUND, "no matching task");
+	} else {
+		rc = sq_fail(err, b->db, "find task");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static void
 sq_bind_attempt(sqlite3_stmt *st, const void *arg)
 {
@@ -1035,6 +1201,8 @@ static const struct hl_store_ops sq_ops = {
 	.counts = sq_counts,
 	.recent = sq_recent,
 	.task_put = sq_task_put,
+	.task_claim = sq_task_claim,
+	.task_find = sq_task_find,
 	.attempt_put = sq_attempt_put,
 	.outcome_add = sq_outcome_add,
 	.task_json = sq_task_json,

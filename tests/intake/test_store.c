@@ -6,6 +6,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
 /* clang-format off */
 #include <setjmp.h>
@@ -106,7 +107,7 @@ test_store_migrations_idempotent(void **state)
 	int version = 0, applied = -1;
 
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	insert(f, "d-keep", NULL, NULL);
@@ -114,7 +115,7 @@ test_store_migrations_idempotent(void **state)
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 2);
+	assert_int_equal(version, 3);
 	/* The data survived the reopen. */
 	assert_int_equal(insert(f, "d-keep", NULL, NULL).status, HL_INTAKE_DUPLICATE);
 }
@@ -426,6 +427,155 @@ test_store_tasks_and_attempts(void **state)
 	json_decref(j);
 }
 
+static void
+test_store_large_body_round_trips_deflated(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_in in = delivery("d-big", NULL, NULL);
+	struct hl_delivery_record *d = NULL;
+	struct hl_intake_answer a;
+	char path[128], *big;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	size_t i, n = 200000;
+
+	big = malloc(n);
+	assert_non_null(big);
+	for (i = 0; i < n; i++)
+		big[i] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}"[i % 32];
+	in.body = big;
+	in.body_len = n;
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	/* Stored deflated and much smaller. */
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT body_encoding, length(body), body_size FROM"
+	                                    " deliveries WHERE delivery_id = 'd-big'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "deflate");
+	assert_true(sqlite3_column_int64(st, 1) < (sqlite3_int64)n / 10);
+	assert_int_equal(sqlite3_column_int64(st, 2), n);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* The worker gets the raw bytes back. */
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_int_equal(d->body_len, n);
+	assert_memory_equal(d->body, big, n);
+	assert_int_equal(d->body[n], '\0');
+	hl_delivery_record_free(d);
+	free(big);
+}
+
+static void
+test_store_corrupt_body_is_failed_not_claimed(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_in in = delivery("d-corrupt", NULL, NULL);
+	struct hl_delivery_record *d = NULL;
+	struct hl_intake_answer a;
+	char path[128], body[4096];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	memset(body, 'a', sizeof(body));
+	in.body = body;
+	in.body_len = sizeof(body);
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	insert(f, "d-after", NULL, NULL);
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db,
+	                              "UPDATE deliveries SET body = x'00112233' WHERE delivery_id ="
+	                              " 'd-corrupt'",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	/* The corrupt one is skipped over and marked failed. */
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_string_equal(d->delivery_id, "d-after");
+	hl_delivery_record_free(d);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT state, reason FROM deliveries WHERE"
+	                                    " delivery_id = 'd-corrupt'",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "failed");
+	assert_string_equal((const char *)sqlite3_column_text(st, 1), "corrupt_body");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void
+test_store_task_claim_and_find(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task t = { .task_id = "t-run",
+		             .dedup_key = "k-run",
+		             .repository = "o/r",
+		             .run_id = 10,
+		             .branch = "main",
+		             .status = "claimed" };
+	struct hl_task job = { .task_id = "t-job",
+		               .dedup_key = "k-job",
+		               .repository = "o/r",
+		               .run_id = 11,
+		               .job = "build",
+		               .branch = "main",
+		               .status = "claimed" };
+	char existing[HL_TASK_ID_MAX], out[HL_TASK_ID_MAX];
+	bool created = false;
+
+	assert_int_equal(hl_store_task_claim(f->s, &created, existing, &t, NULL), 0);
+	assert_true(created);
+	assert_string_equal(existing, "t-run");
+	/* The same key under another id: not created, the first id. */
+	t.task_id = "t-other";
+	assert_int_equal(hl_store_task_claim(f->s, &created, existing, &t, NULL), 0);
+	assert_false(created);
+	assert_string_equal(existing, "t-run");
+	/* The same id again (a resumed claim). */
+	t.task_id = "t-run";
+	assert_int_equal(hl_store_task_claim(f->s, &created, existing, &t, NULL), 0);
+	assert_false(created);
+	assert_string_equal(existing, "t-run");
+	assert_int_equal(hl_store_task_claim(f->s, &created, existing, &job, NULL), 0);
+	assert_true(created);
+
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 10, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    NULL, NULL),
+	                 0);
+	assert_string_equal(out, "t-run");
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 10, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    "t-run", NULL),
+	                 -HL_ENOTFOUND);
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 11, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    NULL, NULL),
+	                 -HL_ENOTFOUND);
+	assert_int_equal(
+	        hl_store_task_find(f->s, out, "o/r", NULL, 11, HL_TASK_FIND_ANY, 0, NULL, NULL), 0);
+	assert_string_equal(out, "t-job");
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", "main", 11, HL_TASK_FIND_OTHER_RUN, 0,
+	                                    NULL, NULL),
+	                 0);
+	assert_string_equal(out, "t-run");
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", "main", 11, HL_TASK_FIND_OTHER_RUN,
+	                                    INT64_MAX, NULL, NULL),
+	                 -HL_ENOTFOUND);
+	assert_int_equal(
+	        hl_store_task_find(f->s, out, "x/y", NULL, 10, HL_TASK_FIND_ANY, 0, NULL, NULL),
+	        -HL_ENOTFOUND);
+	/* Tasks that remediated nothing do not match. */
+	t.status = "skipped";
+	assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+	assert_int_equal(
+	        hl_store_task_find(f->s, out, "o/r", NULL, 10, HL_TASK_FIND_ANY, 0, NULL, NULL),
+	        -HL_ENOTFOUND);
+}
+
 int
 main(void)
 {
@@ -444,6 +594,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_concurrent_same_delivery_accepted_once,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_tasks_and_attempts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_large_body_round_trips_deflated, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_corrupt_body_is_failed_not_claimed,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_claim_and_find, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

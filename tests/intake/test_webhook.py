@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 
 HEALER = os.environ["HEALER_BIN"]
 ROOT = os.environ.get("HEALER_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -172,11 +173,15 @@ def run(tmp):
           and d.get("delivery_id") == "dlv-valid" and d.get("task_id"), d)
     check("JSON answers are application/json; charset=utf-8",
           ct == "application/json; charset=utf-8", ct)
-    row = srv.db().execute("SELECT event_name, action, hook_id, length(body), headers_json"
-                           " FROM deliveries WHERE delivery_id='dlv-valid'").fetchone()
-    check("the accepted delivery is stored with its body and headers", row is not None
-          and row[0] == "workflow_job" and row[1] == "completed" and row[3] == len(body)
-          and "X-GitHub-Event" in row[4] and "Signature" not in row[4], row)
+    row = srv.db().execute("SELECT event_name, action, body, body_encoding, body_size,"
+                           " headers_json FROM deliveries WHERE delivery_id='dlv-valid'").fetchone()
+    stored = None
+    if row is not None:
+        stored = zlib.decompress(row[2]) if row[3] == "deflate" else row[2]
+    check("the accepted delivery is stored with its exact body and its headers", row is not None
+          and row[0] == "workflow_job" and row[1] == "completed" and stored == body
+          and row[4] == len(body) and "X-GitHub-Event" in row[5] and "Signature" not in row[5],
+          row and row[:2] + row[3:])
     st, _, d = srv.deliver(job_payload(1002), extra={"X-Hub-Signature-256": "sha256=" + "0" * 64})
     check("bad signature answers 401 JSON error", st == 401 and d.get("error") == "invalid_signature"
           and d.get("message"), d)
