@@ -374,6 +374,26 @@ fetch_backoff(struct fetch_job *job, uint64_t *rng)
 	return half + (half > 0 ? (int64_t)(fetch_rand(rng) % (uint64_t)(half + 1)) : 0);
 }
 
+/* Length of the "scheme://host[:port]" prefix of url. */
+static size_t
+fetch_origin_len(const char *url)
+{
+	const char *p = strstr(url, "://");
+
+	if (!p)
+		return 0;
+	p += 3;
+	return (size_t)(p - url) + strcspn(p, "/?#");
+}
+
+static bool
+fetch_same_origin(const char *a, const char *b)
+{
+	size_t n = fetch_origin_len(a);
+
+	return n > 0 && n == fetch_origin_len(b) && strncasecmp(a, b, n) == 0;
+}
+
 static bool
 fetch_is_conn_error(CURLcode rc)
 {
@@ -446,10 +466,12 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 			fetch_finish(job, start, HL_ENOMEM, "out of memory");
 			return;
 		}
+		/* never send the credentials to another origin (a storage host);
+		 * a redirect within the same scheme://host:port keeps them */
+		if (!fetch_same_origin(job->url, next))
+			job->use_auth = false;
 		free(job->url);
 		job->url = next;
-		/* never send the credentials to the redirect target */
-		job->use_auth = false;
 		if (status == 303)
 			job->get_after_303 = true;
 		job->redirects++;

@@ -13,7 +13,9 @@
  *    limit lifts before its deadline, else fails with HL_EUPSTREAM
  *    "rate limited";
  *  - redirects (opt-in, e.g. GitHub job logs answering 302 to a storage
- *    host): followed manually, WITHOUT the auth header, at most 5 hops;
+ *    host): followed manually, at most 5 hops; the auth header is dropped
+ *    as soon as a hop leaves the original scheme://host:port (and is never
+ *    sent again in that request);
  *  - a response size cap: over max_body the request fails with HL_ETOOBIG,
  *    or, with keep_tail, keeps the last max_body bytes and sets truncated;
  *  - TLS: a CA file or in-memory PEM CA data, or (explicitly) no
@@ -21,7 +23,7 @@
  *  - streaming: with on_data set, body bytes go to the callback instead of
  *    the buffer (Kubernetes watches); the callback may stop the transfer.
  *
- * The auth header is sent only to the request's original URL, and it is
+ * The auth header is sent only to the request's original origin, and it is
  * never logged. One slow source never blocks the others: all requests in a
  * batch progress in the same loop. Thread-safety: hl_fetch_run may be called
  * from several threads at once (each call owns its curl multi handle);

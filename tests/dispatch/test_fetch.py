@@ -131,7 +131,8 @@ _, port2 = start_stub("generic_stub.py")
 other = f"http://127.0.0.1:{port2}"
 http("POST", f"{other}/_stub/config", {"routes": [{"path": "/blob", "body": "blob bytes\n"}]})
 http("POST", f"{base}/_stub/config", {"routes": routes + [
-    {"path": "/redir", "status": 302, "headers": {"Location": f"{other}/blob"}, "body": ""}]})
+    {"path": "/redir", "status": 302, "headers": {"Location": f"{other}/blob"}, "body": ""},
+    {"path": "/moved", "status": 301, "headers": {"Location": "/ok"}, "body": ""}]})
 out = fetch([{"url": f"{base}/redir", "auth": "Bearer ghp_supersecret", "follow_redirects": True}])
 r = out["results"][0]
 seen = [q for q in http("GET", f"{other}/_stub/requests") if q["path"] == "/blob"]
@@ -141,6 +142,12 @@ check("redirect: followed to the other host and its body returned",
 check("redirect: the token went to the API host only",
       first and first[-1]["headers"].get("authorization") == "Bearer ghp_supersecret"
       and seen and "authorization" not in seen[-1]["headers"], (first, seen))
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/moved", "auth": "Bearer ghp_supersecret", "follow_redirects": True}])
+okreq = [q for q in requests_seen() if q["path"] == "/ok"]
+check("redirect within the same origin (relative Location) keeps the token",
+      out["results"][0]["status"] == 200 and okreq
+      and okreq[-1]["headers"].get("authorization") == "Bearer ghp_supersecret", (out, okreq))
 out = fetch([{"url": f"{base}/redir", "auth": "Bearer x"}])
 check("redirect: not followed unless asked (302 + Location reported)",
       out["results"][0]["status"] == 302 and out["results"][0]["location"].endswith("/blob"), out)
