@@ -1328,12 +1328,15 @@ parse_block(struct parser *p)
 	if (expect(p, T_CLOSE, &ct))
 		goto fail;
 	cs.close = ct->sclose;
-	if (strcmp(call_name_original(ob.call->path, b1, sizeof(b1)),
-	           call_name_original(close_name, b2, sizeof(b2))) != 0) {
-		char msg[300];
-		snprintf(msg, sizeof(msg), "'%.80s' doesn't match '%.80s'", b1, b2);
-		perr_tok(p, ob.tok, msg);
-		goto fail;
+	{
+		const char *on = call_name_original(ob.call->path, b1, sizeof(b1));
+		const char *cn = call_name_original(close_name, b2, sizeof(b2));
+		if (strcmp(on, cn) != 0) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "'%.80s' doesn't match '%.80s'", on, cn);
+			perr_tok(p, ob.tok, msg);
+			goto fail;
+		}
 	}
 	expr_free(close_name);
 	return prepare_block(p, &ob, prog, &inv, &cs, inverted);
