@@ -434,6 +434,7 @@ test_store_large_body_round_trips_deflated(void **state)
 	struct hl_delivery_in in = delivery("d-big", NULL, NULL);
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
+	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
 	char path[128], *big;
 	sqlite3 *db;
 	sqlite3_stmt *st;
@@ -442,7 +443,7 @@ test_store_large_body_round_trips_deflated(void **state)
 	big = malloc(n);
 	assert_non_null(big);
 	for (i = 0; i < n; i++)
-		big[i] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}"[i % 32];
+		big[i] = pattern[i % (sizeof(pattern) - 1)];
 	in.body = big;
 	in.body_len = n;
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
