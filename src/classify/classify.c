@@ -33,6 +33,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "base/file.h"
@@ -1018,15 +1021,35 @@ cl_scratch_put(struct hl_classifier *c, hs_scratch_t *s)
 static size_t
 cl_timestamp_len(const char *p, size_t n)
 {
-	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
 	size_t i;
 
 	if (n < 20 || p[4] != '-' || p[10] != 'T' || p[13] != ':')
 		return 0;
-	for (i = 0; i < 19; i++) {
-		if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
+#if defined(__SSE2__)
+	{
+		/* "dddd-dd-ddTdd:dd:dd": bytes 0-15 and 3-18 at once. */
+		const __m128i lo = _mm_set1_epi8('0' - 1), hi = _mm_set1_epi8('9' + 1);
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)p);
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + 3));
+		unsigned da = (unsigned)_mm_movemask_epi8(
+		        _mm_and_si128(_mm_cmpgt_epi8(a, lo), _mm_cmplt_epi8(a, hi)));
+		unsigned db = (unsigned)_mm_movemask_epi8(
+		        _mm_and_si128(_mm_cmpgt_epi8(b, lo), _mm_cmplt_epi8(b, hi)));
+		/* digits at 0-3,5-6,8-9,11-12,14-15 (a) and 17-18 (b bits 14-15) */
+		if ((da & 0xdb6f) != 0xdb6f || (db & 0xc000) != 0xc000 || p[7] != '-' ||
+		    p[16] != ':')
 			return 0;
+		i = 19;
 	}
+#else
+	{
+		static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+		for (i = 0; i < 19; i++) {
+			if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
+				return 0;
+		}
+	}
+#endif
 	if (p[i] == '.') {
 		i++;
 		while (i < n && i < 40 && p[i] >= '0' && p[i] <= '9')
@@ -1169,6 +1192,61 @@ cl_copy_until_special(char *dst, size_t *o, size_t lim, const char *src, size_t 
 	return 0;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The same with 32-byte AVX2 vectors, used when the CPU has AVX2. */
+__attribute__((target("avx2"))) static int
+cl_copy_until_special_avx2(char *dst, size_t *o, size_t lim, const char *src, size_t *i, size_t n)
+{
+	size_t ii = *i, oo = *o;
+	const __m256i vnl = _mm256_set1_epi8('\n'), vesc = _mm256_set1_epi8(0x1b);
+
+	while (ii + 32 <= n && oo < lim) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(src + ii));
+		unsigned m = (unsigned)_mm256_movemask_epi8(
+		        _mm256_or_si256(_mm256_cmpeq_epi8(v, vnl), _mm256_cmpeq_epi8(v, vesc)));
+		_mm256_storeu_si256((__m256i *)(void *)(dst + oo), v);
+		if (m != 0) {
+			unsigned k = (unsigned)__builtin_ctz(m);
+			ii += k;
+			oo += k;
+			if (oo > lim) {
+				ii -= oo - lim;
+				oo = lim;
+				break;
+			}
+			*i = ii;
+			*o = oo;
+			return (unsigned char)src[ii];
+		}
+		ii += 32;
+		oo += 32;
+	}
+	if (oo > lim) {
+		ii -= oo - lim;
+		oo = lim;
+	}
+	*i = ii;
+	*o = oo;
+	return cl_copy_until_special(dst, o, lim, src, i, n);
+}
+
+static int (*cl_copy_fn)(char *, size_t *, size_t, const char *, size_t *,
+                         size_t) = cl_copy_until_special;
+static pthread_once_t cl_copy_once = PTHREAD_ONCE_INIT;
+
+static void
+cl_copy_pick(void)
+{
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2"))
+		cl_copy_fn = cl_copy_until_special_avx2;
+}
+#define CL_COPY_INIT() pthread_once(&cl_copy_once, cl_copy_pick)
+#else
+#define cl_copy_fn     cl_copy_until_special
+#define CL_COPY_INIT() ((void)0)
+#endif
+
 /* Cleans one line (without its '\n') into dst, at most max bytes: no
  * timestamp, escape sequences, group markers or boilerplate. */
 static size_t
@@ -1285,6 +1363,7 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const char *log, siz
 	*total_lines = 0;
 	if (i >= n)
 		return 0;
+	CL_COPY_INIT();
 	buf = malloc(CL_CHUNK + CL_LINE_MAX + 64);
 	scratch = cl_scratch_get(c);
 	if (buf == NULL || scratch == NULL) {
@@ -1320,7 +1399,7 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const char *log, siz
 			i += cl_timestamp_len(log + i, n - i);
 			size_t start = o, lim = o + CL_LINE_MAX;
 			for (;;) {
-				int ch = cl_copy_until_special(buf, &o, lim, log, &i, n);
+				int ch = cl_copy_fn(buf, &o, lim, log, &i, n);
 				if (ch == 0x1b) {
 					i += cl_escape_len(log + i, n - i);
 					continue;
