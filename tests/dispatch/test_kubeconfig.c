@@ -259,6 +259,42 @@ test_kubeconfig_yaml_to_json_shapes(void **state)
 	json_decref(v);
 }
 
+static void
+test_kubeconfig_hostile_yaml_is_refused(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf b = HL_BUF_INIT(0);
+	struct hl_kube *k = NULL;
+	json_t *v = NULL;
+	int i;
+
+	(void)state;
+	/* deep nesting */
+	hl_buf_append_str(&b, "current-context: ");
+	for (i = 0; i < 5000; i++)
+		hl_buf_append_char(&b, '[');
+	for (i = 0; i < 5000; i++)
+		hl_buf_append_char(&b, ']');
+	assert_true(hl_kube_config_parse(&k, b.data, b.len, NULL, &err) < 0);
+	assert_null(k);
+	/* an alias bomb ("billion laughs") hits the node budget */
+	hl_buf_reset(&b);
+	hl_buf_append_str(&b, "a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+	for (i = 0; i < 6; i++)
+		hl_buf_appendf(&b, "%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n",
+		               'b' + i, 'b' + i, 'a' + i, 'a' + i, 'a' + i, 'a' + i, 'a' + i,
+		               'a' + i, 'a' + i, 'a' + i, 'a' + i, 'a' + i);
+	assert_int_equal(hl_kube_yaml_to_json(&v, b.data, b.len, &err), -HL_ETOOBIG);
+	assert_null(v);
+	/* binary garbage */
+	hl_buf_reset(&b);
+	for (i = 0; i < 4096; i++)
+		hl_buf_append_char(&b, (char)((i * 7919 + 13) & 0xff));
+	assert_true(hl_kube_config_parse(&k, b.data, b.len, NULL, &err) < 0);
+	assert_null(k);
+	hl_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -269,6 +305,7 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),
 		cmocka_unit_test(test_kubeconfig_in_cluster),
 		cmocka_unit_test(test_kubeconfig_yaml_to_json_shapes),
+		cmocka_unit_test(test_kubeconfig_hostile_yaml_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
