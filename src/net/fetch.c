@@ -516,6 +516,15 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	fetch_finish(job, start, 0, NULL);
 }
 
+/* Methods that may be repeated without changing the outcome (RFC 9110 9.2.2). */
+static bool
+fetch_idempotent(const char *method)
+{
+	return !method || strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+	       strcmp(method, "PUT") == 0 || strcmp(method, "DELETE") == 0 ||
+	       strcmp(method, "OPTIONS") == 0;
+}
+
 static void
 fetch_jobs_free(struct fetch_job *jobs, size_t n, CURLM *multi)
 {
@@ -564,7 +573,9 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 		job->res = &res[i];
 		job->use_auth = true;
 		job->max_body = r->max_body ? r->max_body : FETCH_DEFAULT_MAX_BODY;
-		job->retries_left = r->max_retries < 0 ? 3 : r->max_retries;
+		job->retries_left = r->max_retries >= 0           ? r->max_retries
+		                    : fetch_idempotent(r->method) ? 3
+		                                                  : 0;
 		job->backoff = r->backoff_ms > 0 ? r->backoff_ms : 200;
 		job->deadline = r->timeout_ms > 0 ? start + r->timeout_ms : INT64_MAX;
 		if (deadline_ms > 0 && deadline_ms < job->deadline)

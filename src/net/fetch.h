@@ -56,11 +56,14 @@ struct hl_fetch_req {
 	const char *auth; /* full Authorization value ("Bearer x"), or NULL */
 	const void *body; /* request body or NULL */
 	size_t body_len;
-	int64_t timeout_ms;       /* per request, all attempts; 0 means the batch deadline */
-	size_t max_body;          /* response cap; 0 means 16 MiB */
-	bool keep_tail;           /* over the cap keep the last max_body bytes */
-	bool follow_redirects;    /* follow 3xx Location manually, dropping auth */
-	int max_retries;          /* extra attempts for 5xx / connection errors; -1 means 3 */
+	int64_t timeout_ms;    /* per request, all attempts; 0 means the batch deadline */
+	size_t max_body;       /* response cap; 0 means 16 MiB */
+	bool keep_tail;        /* over the cap keep the last max_body bytes */
+	bool follow_redirects; /* follow 3xx Location manually, dropping auth */
+	/* extra attempts for 5xx / connection errors; -1 means 3 for idempotent
+	 * methods (GET, HEAD, PUT, DELETE) and 0 otherwise: a POST is never
+	 * repeated unless asked */
+	int max_retries;
 	int64_t backoff_ms;       /* first backoff; 0 means 200 ms */
 	const char *ca_file;      /* PEM CA file, or NULL */
 	const char *ca_data;      /* PEM CA bytes (NUL-terminated), or NULL */
