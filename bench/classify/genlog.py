@@ -2,9 +2,9 @@
 # genlog.py - writes a large synthetic GitHub Actions job log for the
 # classification benchmark: realistic noise (timestamped, ANSI-coloured
 # cargo/npm/docker/test progress lines, group markers, deprecation warnings)
-# with real failure excerpts from the corpus sprinkled in, and one real
-# failure at the end. Usage: genlog.py OUT SIZE_MB CORPUS.jsonl
-import json
+# with blocks of real CI output sprinkled in (EXCERPTS: one line per line,
+# taken from real logs with their error lines removed by run.sh), and one
+# real failure at the end. Usage: genlog.py OUT SIZE_MB EXCERPTS.txt
 import random
 import sys
 
@@ -44,9 +44,11 @@ def noise_lines(rng):
 
 
 def main():
-    out, size_mb, corpus = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    out, size_mb, excerpts = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     rng = random.Random(42)
-    cases = [json.loads(l) for l in open(corpus) if l.strip()]
+    real = [l.rstrip('\n') for l in open(excerpts, encoding='utf-8', errors='replace')]
+    if not real:
+        real = ['(no excerpts)']
     noise = noise_lines(rng)
     target = size_mb * 1024 * 1024
     written = 0
@@ -59,9 +61,9 @@ def main():
                 ts = '2024-01-15T%02d:%02d:%02d.%07dZ ' % (sec // 3600 % 24, sec // 60 % 60, sec % 60, sec * 7919 % 10000000)
                 block.append(ts + rng.choice(noise))
             if rng.randrange(4) == 0:
-                # a real excerpt in the middle (retried steps, earlier noise)
-                case = rng.choice(cases)
-                block.extend(case['log'].splitlines())
+                # a block of real CI output in the middle
+                k = rng.randrange(len(real))
+                block.extend(real[k:k + rng.randrange(5, 40)])
             text = '\n'.join(block) + '\n'
             f.write(text)
             written += len(text.encode('utf-8'))

@@ -7,15 +7,24 @@ set -eu
 HEALER=${1:?usage: run.sh path/to/healer}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-CORPUS=${CORPUS:-/work/shared/corpus/ci-failures-dev.jsonl}
-[ -f "$CORPUS" ] || CORPUS="$ROOT/tests/classify/cases.jsonl"
 SIZE_MB=${SIZE_MB:-100}
 RUNS=${RUNS:-3}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT INT TERM
 
-python3 "$HERE/genlog.py" "$TMP/job.log" "$SIZE_MB" "$CORPUS"
 "$HEALER" classify --dump-patterns > "$TMP/patterns.txt"
+# Real CI output for the noise: the labelled logs of the test corpus, minus
+# every line a rule matches (so the verdict is the failure at the end).
+python3 -c 'import json,re,sys
+for p in sys.argv[1:]:
+    for l in open(p, encoding="utf-8"):
+        if l.strip():
+            for x in json.loads(l).get("log", "").splitlines():
+                x = re.sub(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z ", "", x)
+                print(re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", x))' \
+	"$ROOT/tests/classify/corpus-dev.jsonl" "$ROOT/tests/classify/cases.jsonl" \
+	| rg -v -f "$TMP/patterns.txt" > "$TMP/excerpts.txt" || true
+python3 "$HERE/genlog.py" "$TMP/job.log" "$SIZE_MB" "$TMP/excerpts.txt"
 BYTES=$(wc -c < "$TMP/job.log")
 MB=$(python3 -c "print($BYTES / 1e6)")
 echo "log: $MB MB, $(wc -l < "$TMP/patterns.txt") patterns"
