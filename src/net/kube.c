@@ -658,13 +658,8 @@ int
 hl_kube_call(const struct hl_kube *k, json_t **out, long *status_out, const char *method,
              const char *path, const json_t *body, struct hl_err *err)
 {
-	/* only idempotent methods are retried by default */
-	int retries = (strcmp(method, "GET") == 0 || strcmp(method, "PUT") == 0 ||
-	               strcmp(method, "DELETE") == 0)
-	                      ? -1
-	                      : 0;
-
-	return kube_call_ex(k, out, status_out, method, path, body, retries, err);
+	/* the engine retries idempotent methods only */
+	return kube_call_ex(k, out, status_out, method, path, body, -1, err);
 }
 
 /* Builds "/api/v1/namespaces/{ns}/{kind}[/{name}][/{sub}]" style paths. */
@@ -832,7 +827,7 @@ hl_kube_create_coderun(const struct hl_kube *k, json_t **out, const char *ns,
 	}
 	/* a named create is idempotent (a retried POST answers 409), so it may
 	 * be retried; a generateName create may not */
-	ret = kube_call_ex(k, out, NULL, "POST", p.data, manifest, named ? -1 : 0, err);
+	ret = kube_call_ex(k, out, NULL, "POST", p.data, manifest, named ? 3 : 0, err);
 	hl_buf_release(&p);
 	return ret;
 }

@@ -145,6 +145,18 @@ check("stored CodeRun has the contract labels",
       and cr["metadata"]["labels"].get("healer/branch") == "feat-x"
       and cr["spec"]["env"].get("TARGET_BRANCH") == "feat/x", cr)
 
+http("POST", f"{server}/_stub/config", {"rules": [
+    {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns", "status": 503,
+     "times": 1, "body": {"kind": "Status", "code": 503, "message": "etcd busy"}}]}, ctx=ctx)
+spec2 = dict(spec, dedup_key="5dlabs/cto#222#clippy", workflow_run_id=222, task_id="ci-222")
+rc, out, err = netprobe("dispatch", "kubernetes", "-", "cto", "submit-ci", stdin=json.dumps(spec2),
+                        env=KENV)
+posts = [r for r in ctl("GET", "/_stub/requests") if r["method"] == "POST"
+         and r["path"].endswith("/coderuns")]
+check("a named create is retried after a 503 and ends 'created' (idempotent by name)",
+      rc == 0 and out["outcome"] == "created" and len(posts) >= 4, (out, len(posts)))
+http("POST", f"{server}/_stub/config", {"rules": []}, ctx=ctx)
+
 manifest = json.loads(json.dumps(cr))
 for k in ("uid", "resourceVersion", "creationTimestamp", "generation"):
     manifest["metadata"].pop(k, None)
