@@ -55,3 +55,7 @@ print("healer classify: %.3f s  %8.1f MB/s" % (th, mb / th))
 print("ripgrep -f     : %.3f s  %8.1f MB/s" % (tr, mb / tr))
 print("ratio healer/rg: %.2fx" % (tr / th))
 PY
+
+# Accuracy next to the original first-match router on the labelled cases.
+python3 "$HERE/compare_original.py" "$HEALER" "$ROOT/tests/classify/corpus-dev.jsonl" \
+	"$ROOT/tests/classify/cases.jsonl"
