@@ -25,6 +25,9 @@ bool tmpl_is_helper(const char *name);
 #define RENDER_MAX_DEPTH 200
 #define RENDER_MAX_WORK  20000000L
 
+/* The output cap of the render running on this thread. */
+static _Thread_local size_t tmpl_max_output = HL_TMPL_MAX_OUTPUT;
+
 struct dnode {
 	struct tv v;
 	const struct dnode *next;
@@ -117,8 +120,8 @@ out_check(struct rstate *st, struct hl_buf *out, int line, int col)
 	if (!e)
 		return 0;
 	if (e == -HL_ETOOBIG)
-		return rerr(st, HL_ETOOBIG, line, col, "output larger than %u bytes",
-		            HL_TMPL_MAX_OUTPUT);
+		return rerr(st, HL_ETOOBIG, line, col, "output larger than %zu bytes",
+		            tmpl_max_output);
 	return rerr(st, HL_ENOMEM, line, col, "out of memory");
 }
 
@@ -368,7 +371,7 @@ static void
 pv_init(struct pval *p)
 {
 	p->kind = PV_NONE;
-	hl_buf_init(&p->s, HL_TMPL_MAX_OUTPUT);
+	hl_buf_init(&p->s, tmpl_max_output);
 	p->v = tv_undef();
 }
 
@@ -432,7 +435,7 @@ pv_add_pv(struct pval *acc, struct pval *item)
 	} else if (acc->kind == PV_NONE) {
 		hl_buf_release(&acc->s);
 		acc->s = item->s;
-		hl_buf_init(&item->s, HL_TMPL_MAX_OUTPUT);
+		hl_buf_init(&item->s, tmpl_max_output);
 		acc->kind = PV_STR;
 	} else {
 		pv_to_str(acc);
@@ -717,7 +720,7 @@ custom_helper(struct rstate *st, const struct ectx *ec, const char *name, const 
 	struct tv hv[16];
 	const char *hk[16];
 	size_t nh = 0, i;
-	struct hl_buf sb = HL_BUF_INIT(HL_TMPL_MAX_OUTPUT);
+	struct hl_buf sb = HL_BUF_INIT(tmpl_max_output);
 	int rc;
 
 	for (i = 0; i < c->nhash && nh < 16; i++) {
@@ -1230,6 +1233,14 @@ int
 hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
                const struct hl_tmpl_set *partials, unsigned flags, struct hl_err *err)
 {
+	return hl_tmpl_render_max(out, len_out, t, data, partials, flags, 0, err);
+}
+
+int
+hl_tmpl_render_max(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
+                   const struct hl_tmpl_set *partials, unsigned flags, size_t max_output,
+                   struct hl_err *err)
+{
 	struct rstate st = { 0 };
 	struct pval res;
 	struct frame root = { 0 };
@@ -1238,6 +1249,8 @@ hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_
 	size_t i;
 	char *s;
 
+	tmpl_max_output =
+	        max_output && max_output < HL_TMPL_MAX_OUTPUT ? max_output : HL_TMPL_MAX_OUTPUT;
 	st.partials = partials;
 	st.flags = flags;
 	st.err = err;

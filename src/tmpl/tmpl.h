@@ -84,6 +84,11 @@ const char *hl_tmpl_set_name_at(const struct hl_tmpl_set *set, size_t i);
  */
 int hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
                    const struct hl_tmpl_set *partials, unsigned flags, struct hl_err *err);
+/* The same with an output cap of max_output bytes (at most
+ * HL_TMPL_MAX_OUTPUT; 0 means HL_TMPL_MAX_OUTPUT). */
+int hl_tmpl_render_max(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
+                       const struct hl_tmpl_set *partials, unsigned flags, size_t max_output,
+                       struct hl_err *err);
 
 /*
  * Untrusted text for a prompt (the `fence` helper): appends to out a Markdown

@@ -5,14 +5,14 @@
  *
  *   fuzz_replay DIR...
  */
+#include "base/buf.h"
+#include "base/file.h"
+
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/buf.h"
-#include "base/file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,21 +8,21 @@
  * Built with clang -fsanitize=fuzzer when meson -Dfuzz=true; the corpus in
  * tests/tmpl/fuzz_corpus/ is replayed in every build by fuzz_replay.c.
  */
+#include "base/buf.h"
+#include "tmpl/tmpl.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/buf.h"
-#include "tmpl/tmpl.h"
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char fixed_data[] =
-	"{\"name\": \"N\", \"items\": [1, \"two\", null, [3, 4], {\"a\": 5}], \"obj\": {\"a\": 1, "
-	"\"b\": {\"c\": \"deep\"}, \"10\": true}, \"zero\": 0, \"empty\": [], \"s\": \"h\\u00e9llo "
-	"```\", \"flag\": false, \"n\": 1.5e300, \"log\": \"line\\nerror here\\n\"}";
+        "{\"name\": \"N\", \"items\": [1, \"two\", null, [3, 4], {\"a\": 5}], \"obj\": {\"a\": 1, "
+        "\"b\": {\"c\": \"deep\"}, \"10\": true}, \"zero\": 0, \"empty\": [], \"s\": \"h\\u00e9llo "
+        "```\", \"flag\": false, \"n\": 1.5e300, \"log\": \"line\\nerror here\\n\"}";
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -41,7 +41,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (nul)
 		ctx = json_loadb((const char *)nul + 1, size - tlen - 1,
-				 JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, NULL);
+		                 JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, NULL);
 	if (!ctx)
 		ctx = json_loads(fixed_data, JSON_DECODE_INT_AS_REAL, NULL);
 	if (hl_tmpl_compile(&t, "fuzz", src, tlen, &err) == 0) {

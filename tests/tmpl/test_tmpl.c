@@ -346,9 +346,24 @@ test_tmpl_render_is_bounded(void **state)
 		snprintf(src, sizeof(src), "{{> p%d}}{{> p%d}}", i - 1, i - 1);
 		assert_int_equal(hl_tmpl_set_add(ps, name, src, strlen(src), &err), 0);
 	}
-	out = render_p("{{> p29}}", NULL, ps, 0, &err);
-	assert_null(out);
-	assert_int_equal(err.code, HL_ETOOBIG);
+	{
+		struct hl_tmpl *t = NULL;
+		json_t *d = json_object();
+		size_t len = 0;
+		assert_int_equal(hl_tmpl_compile(&t, "exp", "{{> p29}}", 9, &err), 0);
+		assert_int_equal(hl_tmpl_render_max(&out, &len, t, d, ps, 0, 1u << 20, &err),
+		                 -HL_ETOOBIG);
+		assert_non_null(strstr(err.msg, "output larger than 1048576 bytes"));
+		/* under the cap it renders */
+		hl_tmpl_free(t);
+		t = NULL;
+		assert_int_equal(hl_tmpl_compile(&t, "exp", "{{> p10}}", 9, &err), 0);
+		assert_int_equal(hl_tmpl_render_max(&out, &len, t, d, ps, 0, 1u << 20, &err), 0);
+		assert_int_equal(len, 32u << 10);
+		free(out);
+		hl_tmpl_free(t);
+		json_decref(d);
+	}
 	/* deep nesting is a parse error, not a stack overflow */
 	for (i = 0; i < 5000; i++)
 		hl_buf_append_str(&deep, "{{#if a}}");
