@@ -5,7 +5,8 @@
  * classify reads JSON Lines (a FILE or stdin) and writes one JSON object per
  * non-blank input line, in order; a line that is not a JSON object yields
  * {"id": null, "error": "..."} and the rest go on. With --log FILE it
- * classifies one raw log file (memory-mapped, not copied) described by
+ * classifies one raw log file (memory-mapped, not copied; a pipe or "-" is
+ * read into memory) described by
  * --workflow/--job/--step/--changed-file/--event. --explain adds a readable
  * account: in --log mode it is printed instead of the JSON object, in JSON
  * Lines mode it is added to each output object as an "explain" string.
@@ -14,6 +15,7 @@
  * HEALER_RULES_FILE, else the built-in rules/default.yaml.
  */
 #include "base/buf.h"
+#include "base/file.h"
 #include "classify/classify.h"
 #include "cmd.h"
 
@@ -263,15 +265,29 @@ classify_log_file(struct hl_classifier *c, const char *path, struct hl_classify_
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_verdict v;
 	struct stat st;
+	struct hl_buf piped = HL_BUF_INIT((size_t)1 << 31);
 	void *map = NULL;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (strcmp(path, "-") == 0)
+		fd = dup(STDIN_FILENO);
+	else
+		fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return hl_cmd_fail("cannot open '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0) {
 		close(fd);
-		return hl_cmd_fail("'%s' is not a regular file", path);
+		return hl_cmd_fail("cannot stat '%s': %s", path, strerror(errno));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		/* a pipe or terminal: read it (one copy) */
+		close(fd);
+		rc = hl_file_read(&piped, strcmp(path, "-") == 0 ? "-" : path, &err);
+		if (rc != 0)
+			return hl_cmd_fail("reading '%s': %s", path, err.msg);
+		in->log = piped.data;
+		in->log_len = piped.len;
+		goto classify;
 	}
 	if (st.st_size > 0) {
 		map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
@@ -284,6 +300,7 @@ classify_log_file(struct hl_classifier *c, const char *path, struct hl_classify_
 	close(fd);
 	in->log = map;
 	in->log_len = map ? (size_t)st.st_size : 0;
+classify:
 	if (hl_classify(&v, c, in, &err) != 0) {
 		rc = hl_cmd_fail("classifying '%s': %s", path, err.msg);
 		goto out;
@@ -305,6 +322,7 @@ classify_log_file(struct hl_classifier *c, const char *path, struct hl_classify_
 out:
 	if (map != NULL)
 		munmap(map, (size_t)st.st_size);
+	hl_buf_release(&piped);
 	return rc;
 }
 

@@ -113,6 +113,11 @@ try:
     check("--log --explain prints a readable account", rc == 0 and "verdict: agent=atlas" in out
           and "candidates" in out and "why:" in out and not out.lstrip().startswith("{"),
           out + err)
+    rc, out, err = run("classify", "--log", "-", "--step", "cargo build",
+                       stdin="   Compiling app v0.1.0\nerror[E0308]: mismatched types\n")
+    r = jlines(out)
+    check("--log - reads the log from a pipe", rc == 0 and r and r[0]["agent"] == "rex"
+          and r[0]["evidence"]["line_number"] == 2, out + err)
     empty = write("empty.log", "")
     rc, out, err = run("classify", "--log", empty)
     r = jlines(out)
