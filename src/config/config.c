@@ -73,6 +73,9 @@ static const struct config_key config_keys[] = {
 	S("HEALER_PROMPTS_DIR", prompts_dir, NULL),
 	S("HEALER_LOG_LEVEL", log_level, "info"),
 	I("HEALER_WORKERS", workers, "2"),
+	I("HEALER_CONTEXT_TIMEOUT_MS", context_timeout_ms, "15000"),
+	I("HEALER_SOURCE_TIMEOUT_MS", source_timeout_ms, "8000"),
+	I("HEALER_DECISION_WAIT_MS", decision_wait_ms, "5000"),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -379,6 +382,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(err, HL_EINVAL, "HEALER_MAX_ATTEMPTS: must be between 1 and 10");
 	if (cfg->workers < 1 || cfg->workers > 64)
 		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
+	if (cfg->context_timeout_ms < 100 || cfg->source_timeout_ms < 100)
+		return hl_err_set(err, HL_EINVAL,
+				  "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
 	if (hl_log_parse_level(cfg->log_level) < 0)
 		return hl_err_set(err, HL_EINVAL,
 				  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",

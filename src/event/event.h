@@ -217,6 +217,11 @@ const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_conf
  */
 char *hl_event_dedup_key(const struct hl_event *ev);
 
+/* True when a commit message carries a skip tag: [skip-healer],
+ * [healer skip] or [skip-ci-remediation] (case-insensitive). For a job whose
+ * payload carries no message, the pipeline checks the fetched commit. */
+bool hl_event_has_skip_tag(const char *msg);
+
 /*
  * The identity of a CI failure whichever event reported it, for the worker
  * to avoid remediating one failure twice: GitHub reports a failed Actions

@@ -96,8 +96,8 @@ event_is_ci_kind(enum hl_event_kind kind)
 	       kind == HL_EVENT_STATUS;
 }
 
-static bool
-event_has_skip_tag(const char *msg)
+bool
+hl_event_has_skip_tag(const char *msg)
 {
 	/* [skip-ci-remediation] is the tag the original's sensor honoured. */
 	return msg &&
@@ -121,7 +121,7 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 	case HL_INTENT_CI_FAILURE:
 		if (ev->sender_is_bot && !cfg->process_bot_commits)
 			return "bot_sender";
-		if (event_has_skip_tag(ev->commit_message))
+		if (hl_event_has_skip_tag(ev->commit_message))
 			return "skip_tag";
 		return NULL;
 	case HL_INTENT_TRACK:
