@@ -74,6 +74,16 @@ api_count_cb(void *arg, const char *event, const char *state, const char *reason
 	api_add(es, state, n);
 }
 
+static void
+api_task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
+{
+	json_t *o = arg;
+
+	api_add(json_object_get(o,
+	                        strcmp(kind, "status") == 0 ? "by_status" : "attempts_by_outcome"),
+	        name, n);
+}
+
 enum MHD_Result
 hl_http_status(struct http_req *r)
 {
@@ -82,9 +92,14 @@ hl_http_status(struct http_req *r)
 	json_t *o, *recent = json_array(), *d;
 	int64_t depth = 0;
 
+	json_t *rem = json_pack("{s:o, s:o}", "by_status", json_object(), "attempts_by_outcome",
+	                        json_object());
+
 	if (hl_store_counts(r->srv->store, api_count_cb, &c, &err) < 0 ||
 	    hl_store_queue_depth(r->srv->store, &depth, &err) < 0 ||
+	    hl_store_task_counts(r->srv->store, api_task_count_cb, rem, &err) < 0 ||
 	    hl_store_recent(r->srv->store, recent, 20, &err) < 0) {
+		json_decref(rem);
 		json_decref(c.by_event);
 		json_decref(c.by_state);
 		json_decref(c.by_reason);
@@ -95,10 +110,10 @@ hl_http_status(struct http_req *r)
 	d = json_pack("{s:I, s:o, s:o, s:o, s:o}", "total", (json_int_t)c.total, "by_event",
 	              c.by_event, "by_state", c.by_state, "by_reason", c.by_reason,
 	              "by_event_state", c.by_event_state);
-	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o}", "status", "ok", "version", r->srv->version,
-	              "uptime_seconds",
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o}", "status", "ok", "version",
+	              r->srv->version, "uptime_seconds",
 	              (json_int_t)((hl_time_mono_ms() - r->srv->started_ms) / 1000), "queue_depth",
-	              (json_int_t)depth, "deliveries", d, "recent", recent);
+	              (json_int_t)depth, "deliveries", d, "remediations", rem, "recent", recent);
 	return api_reply_json(r, 200, o);
 }
 

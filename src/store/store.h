@@ -254,6 +254,11 @@ int hl_store_attempt_put(struct hl_store *s, const struct hl_attempt *a, struct 
 /* Records an outcome (task_id or delivery_id may be NULL). */
 int hl_store_outcome_add(struct hl_store *s, const char *task_id, const char *delivery_id,
                          const char *outcome, const char *detail, struct hl_err *err);
+/* Calls fn for every task status with its number of tasks, and for every
+ * attempt outcome ("running" while unfinished) with its number of attempts. */
+int hl_store_task_counts(struct hl_store *s,
+                         void (*fn)(void *arg, const char *kind, const char *name, int64_t n),
+                         void *arg, struct hl_err *err);
 /* One task with its attempts as a new JSON object; -HL_ENOTFOUND if unknown. */
 int hl_store_task_json(struct hl_store *s, json_t **out, const char *task_id, struct hl_err *err);
 

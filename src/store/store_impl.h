@@ -42,6 +42,9 @@ struct hl_store_ops {
 	                   struct hl_err *err);
 	int (*outcome_add)(struct hl_store_backend *b, const char *task_id, const char *delivery_id,
 	                   const char *outcome, const char *detail, struct hl_err *err);
+	int (*task_counts)(struct hl_store_backend *b,
+	                   void (*fn)(void *, const char *, const char *, int64_t), void *arg,
+	                   struct hl_err *err);
 	int (*task_json)(struct hl_store_backend *b, json_t **out, const char *task_id,
 	                 struct hl_err *err);
 };

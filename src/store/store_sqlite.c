@@ -1068,6 +1068,28 @@ sq_outcome_add(struct hl_store_backend *b, const char *task_id, const char *deli
 }
 
 static int
+sq_task_counts(struct hl_store_backend *b, void (*fn)(void *, const char *, const char *, int64_t),
+               void *arg, struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(
+	            b->db,
+	            "SELECT 'status', status, COUNT(*) FROM remediation_tasks"
+	            " GROUP BY status UNION ALL"
+	            " SELECT 'outcome', COALESCE(outcome, 'running'), COUNT(*) FROM attempts"
+	            " GROUP BY COALESCE(outcome, 'running') LIMIT 200",
+	            -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(err, b->db, "task counts");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->db, "task counts");
+}
+
+static int
 sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, struct hl_err *err)
 {
 	static const char *const cols[] = { "task_id", "dedup_key",   "repository", "run_id",
@@ -1205,6 +1227,7 @@ static const struct hl_store_ops sq_ops = {
 	.task_find = sq_task_find,
 	.attempt_put = sq_attempt_put,
 	.outcome_add = sq_outcome_add,
+	.task_counts = sq_task_counts,
 	.task_json = sq_task_json,
 };
 

@@ -386,9 +386,25 @@ test_store_concurrent_same_delivery_accepted_once(void **state)
 	assert_int_equal(depth, 1);
 }
 
+struct task_counts {
+	int64_t running_tasks, succeeded_attempts;
+};
+
+static void
+task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
+{
+	struct task_counts *c = arg;
+
+	if (strcmp(kind, "status") == 0 && strcmp(name, "running") == 0)
+		c->running_tasks += n;
+	if (strcmp(kind, "outcome") == 0 && strcmp(name, "succeeded") == 0)
+		c->succeeded_attempts += n;
+}
+
 static void
 test_store_tasks_and_attempts(void **state)
 {
+	struct task_counts tc = { 0, 0 };
 	struct fixture *f = *state;
 	struct hl_task t = { .task_id = "t-1",
 		             .repository = "o/r",
@@ -413,6 +429,9 @@ test_store_tasks_and_attempts(void **state)
 	a.finished_ms = 1700000000000;
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
 	assert_int_equal(hl_store_outcome_add(f->s, "t-1", NULL, "succeeded", NULL, &err), 0);
+	assert_int_equal(hl_store_task_counts(f->s, task_count_cb, &tc, &err), 0);
+	assert_int_equal(tc.running_tasks, 1);
+	assert_int_equal(tc.succeeded_attempts, 1);
 	assert_int_equal(hl_store_task_json(f->s, &j, "t-1", &err), 0);
 	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
 	assert_string_equal(json_string_value(json_object_get(j, "agent")), "rex");

@@ -339,7 +339,8 @@ def run(tmp):
           st == 200 and dl.get("by_event", {}).get("workflow_job", 0) >= 5
           and dl.get("by_reason", {}).get("event_not_handled") == 1
           and dl.get("by_reason", {}).get("duplicate_event", 0) >= 1
-          and "queue_depth" in d and len(d.get("recent", [])) > 0, d)
+          and "queue_depth" in d and len(d.get("recent", [])) > 0
+          and "by_status" in d.get("remediations", {}), d)
     st, _, d = srv.json("GET", "/api/remediations/hl-unknown")
     check("/api/remediations/{id} answers 404 JSON for an unknown task",
           st == 404 and d.get("error") == "not_found", d)
