@@ -51,10 +51,46 @@ struct fetch_job {
 
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
+/* A process-wide share of DNS answers and TLS sessions, so repeated calls to
+ * the same API skip full TLS handshakes; guarded by one mutex per data kind.
+ * Connections themselves are not shared (each batch owns its own). */
+static CURLSH *fetch_share;
+static pthread_mutex_t fetch_share_mu[CURL_LOCK_DATA_LAST];
+
+static void
+fetch_share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+	(void)h;
+	(void)access;
+	(void)ud;
+	if (data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_lock(&fetch_share_mu[data]);
+}
+
+static void
+fetch_share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+	(void)h;
+	(void)ud;
+	if (data >= 0 && data < CURL_LOCK_DATA_LAST)
+		pthread_mutex_unlock(&fetch_share_mu[data]);
+}
+
 static void
 fetch_do_global_init(void)
 {
+	int i;
+
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&fetch_share_mu[i], NULL);
+	fetch_share = curl_share_init();
+	if (fetch_share) {
+		curl_share_setopt(fetch_share, CURLSHOPT_LOCKFUNC, fetch_share_lock);
+		curl_share_setopt(fetch_share, CURLSHOPT_UNLOCKFUNC, fetch_share_unlock);
+		curl_share_setopt(fetch_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+		curl_share_setopt(fetch_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	}
 }
 
 void
@@ -308,6 +344,8 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 	curl_easy_setopt(job->easy, CURLOPT_ERRORBUFFER, job->errbuf);
 	curl_easy_setopt(job->easy, CURLOPT_PRIVATE, job);
 	curl_easy_setopt(job->easy, CURLOPT_USERAGENT, "healer");
+	if (fetch_share)
+		curl_easy_setopt(job->easy, CURLOPT_SHARE, fetch_share);
 	curl_easy_setopt(job->easy, CURLOPT_TIMEOUT_MS, (long)(left > 0 ? left : 1));
 	curl_easy_setopt(job->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	                 (long)(left > 10000 ? 10000 : (left > 0 ? left : 1)));
