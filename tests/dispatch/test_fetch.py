@@ -68,6 +68,8 @@ out = fetch([{"url": f"{base}/ok", "backoff_ms": 50, "timeout_ms": 5000}])
 r = out["results"][0]
 check("retry: two 503 answers then 200 after 3 attempts",
       r["status"] == 200 and r["attempts"] == 3 and r["error"] == "", r)
+check("retry: exponential backoff waited between attempts (>= 25 + 50 ms with jitter)",
+      r["elapsed_ms"] >= 75, r)
 check("retry: the server saw exactly 3 requests",
       len([q for q in requests_seen() if q["path"] == "/ok"]) == 3)
 
@@ -81,6 +83,15 @@ control({"rules": [{"path": "/ok", "status": 404, "times": 1}]})
 out = fetch([{"url": f"{base}/ok", "backoff_ms": 20}])
 r = out["results"][0]
 check("no retry for a 4xx answer", r["status"] == 404 and r["attempts"] == 1, r)
+control({"rules": []})
+
+control({"rules": [{"method": "POST", "path": "/ok", "status": 503, "times": 5}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"method": "POST", "url": f"{base}/ok", "body": "{}", "backoff_ms": 20}])
+r = out["results"][0]
+check("a POST is not retried by default (not idempotent)",
+      r["attempts"] == 1 and r["status"] == 503
+      and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
 control({"rules": []})
 
 # -- connection refused is retried, then reported as an I/O error

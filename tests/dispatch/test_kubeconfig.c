@@ -176,6 +176,28 @@ test_kubeconfig_insecure_and_no_user(void **state)
 }
 
 static void
+test_kubeconfig_client_certificate(void **state)
+{
+	/* base64 of "CERT\n" and "KEY\n" */
+	static const char cfg[] = "current-context: c\n"
+	                          "clusters:\n- name: k\n  cluster:\n    server: https://h:1\n"
+	                          "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+	                          "users:\n- name: u\n  user:\n"
+	                          "    client-certificate-data: Q0VSVAo=\n"
+	                          "    client-key: key.pem\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	write_file("key.pem", "KEY-FROM-FILE\n");
+	assert_int_equal(hl_kube_config_parse(&k, cfg, strlen(cfg), tmpdir, &err), 0);
+	assert_string_equal(k->client_cert, "CERT\n");
+	assert_string_equal(k->client_key, "KEY-FROM-FILE\n");
+	assert_null(k->token);
+	hl_kube_free(k);
+}
+
+static void
 test_kubeconfig_errors_name_the_problem(void **state)
 {
 	static const char nocur[] = "clusters: []\n";
@@ -302,6 +324,7 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_current_context_and_inline_ca),
 		cmocka_unit_test(test_kubeconfig_file_ca_token_file_relative_paths),
 		cmocka_unit_test(test_kubeconfig_insecure_and_no_user),
+		cmocka_unit_test(test_kubeconfig_client_certificate),
 		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),
 		cmocka_unit_test(test_kubeconfig_in_cluster),
 		cmocka_unit_test(test_kubeconfig_yaml_to_json_shapes),
