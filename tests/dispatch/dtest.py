@@ -54,7 +54,8 @@ def _cleanup():
         if p.poll() is None:
             p.kill()
             p.wait(timeout=5)
-    subprocess.run(["rm", "-rf", TMP])
+    if not os.environ.get("DTEST_KEEP"):  # DTEST_KEEP=1 keeps TMP for debugging
+        subprocess.run(["rm", "-rf", TMP])
 
 
 atexit.register(_cleanup)
