@@ -971,8 +971,7 @@ extend_ctx(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 			return st->rc;
 		switch (v.t) {
 		case TV_UNDEF:
-			/* an own property holding undefined: shadow, render empty */
-			j = json_null();
+			j = tv_special_new(v); /* an own property holding undefined */
 			break;
 		case TV_NULL:
 			j = json_null();
@@ -981,7 +980,7 @@ extend_ctx(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 			j = json_boolean(v.b);
 			break;
 		case TV_NUM:
-			j = isfinite(v.n) ? json_real(v.n) : json_null();
+			j = isfinite(v.n) ? json_real(v.n) : tv_special_new(v);
 			break;
 		case TV_STR:
 			j = json_stringn_nocheck(v.s, v.len);
@@ -1276,6 +1275,7 @@ hl_tmpl_render_max(char **out, size_t *len_out, const struct hl_tmpl *t, const j
 		json_decref(st.jsons[i]);
 	free(st.jsons);
 	json_decref(st.null_ctx);
+	tv_special_clear();
 	if (st.rc) {
 		pv_release(&res);
 		return st.rc;

@@ -133,6 +133,11 @@ struct tv {
 };
 
 struct tv tv_undef(void);
+/* A placeholder json_t for a value JSON cannot hold (NaN, Infinity,
+ * undefined), mapped back by tv_from_json until tv_special_clear() (per
+ * thread, at the end of a render). NULL on OOM. */
+json_t *tv_special_new(struct tv v);
+void tv_special_clear(void);
 struct tv tv_from_json(json_t *j);
 /* JS String(v) appended to out (undefined -> "undefined"). */
 void tv_to_string(struct hl_buf *out, struct tv v);

@@ -20,14 +20,64 @@ tv_undef(void)
 	return v;
 }
 
+/*
+ * Values JSON cannot hold (NaN, Infinity, undefined) that a render stores in
+ * an object it builds (a partial's context extended by hash arguments): a
+ * fresh placeholder json_t stands for each, and this per-thread table maps it
+ * back to its JavaScript value.
+ */
+struct special {
+	json_t *j;
+	struct tv v;
+};
+
+static _Thread_local struct special *specials;
+static _Thread_local size_t nspecials, capspecials;
+
+json_t *
+tv_special_new(struct tv v)
+{
+	json_t *j;
+
+	if (nspecials == capspecials) {
+		size_t nc = capspecials ? capspecials * 2 : 8;
+		struct special *ns = realloc(specials, nc * sizeof(*ns));
+		if (!ns)
+			return NULL;
+		specials = ns;
+		capspecials = nc;
+	}
+	if (!(j = json_real(0.0)))
+		return NULL;
+	specials[nspecials].j = j;
+	specials[nspecials].v = v;
+	nspecials++;
+	return j;
+}
+
+void
+tv_special_clear(void)
+{
+	free(specials);
+	specials = NULL;
+	nspecials = capspecials = 0;
+}
+
 struct tv
 tv_from_json(json_t *j)
 {
 	struct tv v = { 0 };
+	size_t i;
 
 	if (!j) {
 		v.t = TV_UNDEF;
 		return v;
+	}
+	if (nspecials && json_is_real(j)) {
+		for (i = 0; i < nspecials; i++) {
+			if (specials[i].j == j)
+				return specials[i].v;
+		}
 	}
 	switch (json_typeof(j)) {
 	case JSON_OBJECT:
@@ -618,17 +668,26 @@ json_pretty(struct hl_buf *out, struct tv v, int level)
 			hl_buf_append_str(out, "{}");
 			break;
 		}
-		hl_buf_append_char(out, '{');
-		for (i = 0; i < n; i++) {
-			if (i)
-				hl_buf_append_char(out, ',');
-			indent(out, level + 1);
-			json_quote(out, keys[i], strlen(keys[i]));
-			hl_buf_append_str(out, ": ");
-			json_pretty(out, tv_from_json(json_object_get(v.j, keys[i])), level + 1);
+		{
+			size_t shown = 0;
+			for (i = 0; i < n; i++) {
+				struct tv e = tv_from_json(json_object_get(v.j, keys[i]));
+				if (e.t == TV_UNDEF)
+					continue; /* JSON.stringify skips undefined members */
+				hl_buf_append_str(out, shown ? "," : "{");
+				shown++;
+				indent(out, level + 1);
+				json_quote(out, keys[i], strlen(keys[i]));
+				hl_buf_append_str(out, ": ");
+				json_pretty(out, e, level + 1);
+			}
+			if (shown) {
+				indent(out, level);
+				hl_buf_append_char(out, '}');
+			} else {
+				hl_buf_append_str(out, "{}");
+			}
 		}
-		indent(out, level);
-		hl_buf_append_char(out, '}');
 		free(keys);
 		break;
 	}

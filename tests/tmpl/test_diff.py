@@ -17,7 +17,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BATCH = sys.argv[1]
-N_RANDOM = 600
+N_RANDOM = 800
 SEED = 20261124
 args = sys.argv[2:]
 while args:
@@ -64,6 +64,8 @@ def gen_data(r):
     d.setdefault("obj", gen_obj(r, 1))
     d.setdefault("zero", 0)
     d.setdefault("empty", [])
+    if r.random() < 0.5:
+        d["pname"] = r.choice(["p1", "p2"])
     return d
 
 
@@ -86,6 +88,8 @@ def gen_path(r):
         return r.choice(KEYS) + "." + r.choice(KEYS + ["length", "0", "[1]"])
     if k < 0.58:
         return "items.[0]"
+    if k < 0.6:
+        return "(lookup obj " + r.choice(['"a"', "name", "@key", "0"]) + ")"
     return r.choice(KEYS)
 
 
@@ -188,8 +192,10 @@ def gen_stmt(r, depth):
         return gen_block(r, depth)
     if k < 0.92:
         return r.choice(["{{! a comment }}", "{{!-- long }} comment --}}", "{{~! strip ~}}", "{{!}}"])
-    arg = r.choice(["", " obj", " this", " items", " a", ' k="v"', " obj k=1", " x=name"])
-    return "{{" + tilde(r) + "> " + r.choice(["p1", "p2"]) + arg + tilde(r) + "}}"
+    arg = r.choice(["", " obj", " this", " items", " a", ' k="v"', " obj k=1", " x=name",
+                    " ../obj", " k=(add 1 n)", " @root"])
+    name = r.choice(["p1", "p2", "p1", "p2", "(lookup . \"pname\")", "(default pname \"p1\")"])
+    return "{{" + tilde(r) + "> " + name + arg + tilde(r) + "}}"
 
 
 def gen_body(r, depth):
@@ -210,6 +216,7 @@ def gen_template(r):
 
 PARTIALS = [
     {"p1": "[{{name}}|{{this}}|{{k}}]", "p2": "line a {{a}}\n{{#each items}}- {{this}}\n{{/each}}"},
+    {"p1": "  {{#if k}}\n  k={{k}}\n  {{/if}}\n{{../name}}", "p2": "{{#with obj}}\n{{> p1}}\n{{/with}}"},
     {"p1": "{{#if name}}\n  n={{name}}\n{{/if}}\n", "p2": "{{> p1}}{{x}}"},
     {"p1": "{{@index}}:{{@root.name}}", "p2": "two\nlines\n"},
 ]
