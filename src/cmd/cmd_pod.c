@@ -13,7 +13,11 @@
  *  healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]
  *      builds the heal CodeRun (prompt = the issue file) and dispatches it
  *      per HEALER_DISPATCH, refusing while a CodeRun for the same alert and
- *      target pod is Pending/Running (label-selector query).
+ *      target pod is Pending/Running or has no phase yet (label selector
+ *      "remediation=true,alert-type=A,target-pod=P"; without --target-pod,
+ *      "...,!target-pod", so pod-less runs of one alert are deduplicated
+ *      too). kubernetes mode prints the created name, directory mode the
+ *      file written, none mode the manifest.
  *
  * Files are written atomically; untrusted log bytes are copied verbatim.
  */

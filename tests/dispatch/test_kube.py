@@ -283,6 +283,13 @@ check("fetch-logs talks to the API with the bearer token and tailLines",
       any(r["path"].endswith("/calm-pod/log") and r["query"].get("tailLines") == "1"
           and r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in reqs))
 
+gone_dir = os.path.join(TMP, "gone")
+rc, out, err = healer("fetch-logs", "--pod-name", "gone-pod", "--namespace", "prod",
+                      "--output-dir", gone_dir, env=KENV)
+check("fetch-logs: a deleted pod still gets its (empty) events, exit 0, and says what is missing",
+      rc == 0 and sorted(os.listdir(gone_dir)) == ["gone-pod-events.yaml"]
+      and 'pods "gone-pod" not found' in err, (rc, os.listdir(gone_dir), err))
+
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 dead = s.getsockname()[1]
