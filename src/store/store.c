@@ -2,11 +2,18 @@
  * store.c - the store front end: URL dispatch to a backend, the store
  * mutex, the group-commit committer thread and the worker wake-up signal.
  *
- * Group commit: request threads append hl_intake_req to a FIFO and return;
- * the committer takes the whole FIFO, has the backend write it in one
- * transaction (one fsync), then calls every req->done. Invariants: a req is
- * completed exactly once; done is never called with the store mutex held;
- * close drains the FIFO before stopping.
+ * Group commit, pipelined in two stages:
+ *   committer: takes the whole intake FIFO, has the backend write it in one
+ *              transaction under the store mutex (no fsync), hands the batch
+ *              to the syncer and goes on with the next batch at once;
+ *   syncer:    takes every handed batch, makes the log durable with ONE
+ *              fsync outside the mutex, then calls every req->done.
+ * So the disk flush of batch N overlaps the writing of batch N+1, and
+ * workers and status queries are not blocked by a flush. A batch is
+ * answered only after a flush that started after it was written. Backends
+ * without sync_log commit with a flush inside intake_batch instead.
+ * Invariants: a req is completed exactly once; done is never called with
+ * the store mutex held; close drains both stages before stopping.
  */
 #include "store.h"
 
@@ -31,6 +38,14 @@ struct hl_store {
 	bool stopping;
 	pthread_t committer;
 	bool committer_started;
+	bool committer_done; /* the committer exited; the syncer may too */
+
+	pthread_mutex_t s_lock; /* syncer: batches written, waiting for the flush */
+	pthread_cond_t s_cond;
+	struct hl_intake_req *s_head, *s_tail;
+	int s_queued; /* received deliveries among them */
+	pthread_t syncer;
+	bool syncer_started;
 
 	pthread_mutex_t w_lock; /* worker wake-up */
 	pthread_cond_t w_cond;
@@ -38,11 +53,68 @@ struct hl_store {
 	bool w_wake_all;
 };
 
+static void
+store_wake_workers(struct hl_store *s)
+{
+	pthread_mutex_lock(&s->w_lock);
+	s->w_seq++;
+	pthread_cond_broadcast(&s->w_cond);
+	pthread_mutex_unlock(&s->w_lock);
+}
+
+static void
+store_complete(struct hl_intake_req *list)
+{
+	struct hl_intake_req *r, *next;
+
+	for (r = list; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		free(r->zbody);
+		r->zbody = NULL;
+		r->done(r);
+	}
+}
+
+static void *
+store_syncer(void *arg)
+{
+	struct hl_store *s = arg;
+	struct hl_intake_req *list, *r;
+	int queued, rc;
+
+	pthread_mutex_lock(&s->s_lock);
+	for (;;) {
+		while (!s->s_head && !s->committer_done)
+			pthread_cond_wait(&s->s_cond, &s->s_lock);
+		if (!s->s_head)
+			break;
+		list = s->s_head;
+		queued = s->s_queued;
+		s->s_head = s->s_tail = NULL;
+		s->s_queued = 0;
+		pthread_mutex_unlock(&s->s_lock);
+
+		rc = s->ops->sync_log(s->b);
+		for (r = list; rc < 0 && r; r = r->next)
+			if (r->rc == 0)
+				r->rc = hl_err_set(&r->err, HL_EIO,
+				                   "flushing the store log failed");
+		if (queued > 0)
+			store_wake_workers(s);
+		store_complete(list);
+		pthread_mutex_lock(&s->s_lock);
+	}
+	pthread_mutex_unlock(&s->s_lock);
+	return NULL;
+}
+
 static void *
 store_committer(void *arg)
 {
 	struct hl_store *s = arg;
-	struct hl_intake_req *list, *r, *next;
+	struct hl_intake_req *list, *tail, *r;
+	bool failed;
 	int queued;
 
 	pthread_mutex_lock(&s->q_lock);
@@ -58,22 +130,32 @@ store_committer(void *arg)
 		pthread_mutex_lock(&s->db_lock);
 		queued = s->ops->intake_batch(s->b, list);
 		pthread_mutex_unlock(&s->db_lock);
-		if (queued > 0) {
-			pthread_mutex_lock(&s->w_lock);
-			s->w_seq++;
-			pthread_cond_broadcast(&s->w_cond);
-			pthread_mutex_unlock(&s->w_lock);
-		}
-		for (r = list; r; r = next) {
-			next = r->next;
-			r->next = NULL;
-			free(r->zbody);
-			r->zbody = NULL;
-			r->done(r);
+		/* A failed batch (every req failed) needs no flush. */
+		failed = true;
+		for (r = tail = list; r; tail = r, r = r->next)
+			failed = failed && r->rc == -HL_EDB;
+		if (!s->syncer_started || failed) {
+			if (queued > 0)
+				store_wake_workers(s);
+			store_complete(list);
+		} else {
+			pthread_mutex_lock(&s->s_lock);
+			if (s->s_tail)
+				s->s_tail->next = list;
+			else
+				s->s_head = list;
+			s->s_tail = tail;
+			s->s_queued += queued;
+			pthread_cond_signal(&s->s_cond);
+			pthread_mutex_unlock(&s->s_lock);
 		}
 		pthread_mutex_lock(&s->q_lock);
 	}
 	pthread_mutex_unlock(&s->q_lock);
+	pthread_mutex_lock(&s->s_lock);
+	s->committer_done = true;
+	pthread_cond_signal(&s->s_cond);
+	pthread_mutex_unlock(&s->s_lock);
 	return NULL;
 }
 
@@ -98,12 +180,21 @@ hl_store_open(struct hl_store **out, const char *url, struct hl_err *err)
 	pthread_cond_init(&s->q_cond, NULL);
 	pthread_mutex_init(&s->w_lock, NULL);
 	pthread_cond_init(&s->w_cond, NULL);
+	pthread_mutex_init(&s->s_lock, NULL);
+	pthread_cond_init(&s->s_cond, NULL);
 	rc = hl_store_sqlite_open(&s->b, &s->ops, url + 7, err);
 	if (rc < 0)
 		goto fail;
 	rc = s->ops->migrate(s->b, NULL, err);
 	if (rc < 0)
 		goto fail;
+	if (s->ops->sync_log) {
+		if (pthread_create(&s->syncer, NULL, store_syncer, s) != 0) {
+			rc = hl_err_set(err, HL_EINTERNAL, "cannot start the store syncer thread");
+			goto fail;
+		}
+		s->syncer_started = true;
+	}
 	if (pthread_create(&s->committer, NULL, store_committer, s) != 0) {
 		rc = hl_err_set(err, HL_EINTERNAL, "cannot start the store committer thread");
 		goto fail;
@@ -125,8 +216,16 @@ hl_store_close(struct hl_store *s)
 	s->stopping = true;
 	pthread_cond_broadcast(&s->q_cond);
 	pthread_mutex_unlock(&s->q_lock);
-	if (s->committer_started)
+	if (s->committer_started) {
 		pthread_join(s->committer, NULL);
+	} else {
+		pthread_mutex_lock(&s->s_lock);
+		s->committer_done = true;
+		pthread_cond_signal(&s->s_cond);
+		pthread_mutex_unlock(&s->s_lock);
+	}
+	if (s->syncer_started)
+		pthread_join(s->syncer, NULL);
 	hl_store_wake_all(s);
 	if (s->b)
 		s->ops->close(s->b);
@@ -135,6 +234,8 @@ hl_store_close(struct hl_store *s)
 	pthread_cond_destroy(&s->q_cond);
 	pthread_mutex_destroy(&s->w_lock);
 	pthread_cond_destroy(&s->w_cond);
+	pthread_mutex_destroy(&s->s_lock);
+	pthread_cond_destroy(&s->s_cond);
 	free(s);
 }
 

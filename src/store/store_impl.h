@@ -21,6 +21,12 @@ struct hl_store_ops {
 	/* Stores the list (linked by next) in one transaction and sets each
 	 * req's rc, err and answer; returns how many were stored as received. */
 	int (*intake_batch)(struct hl_store_backend *b, struct hl_intake_req *head);
+	/* Non-NULL when the backend can commit a batch without syncing and
+	 * make it durable later: intake_batch then only writes (its pages are
+	 * in the OS), and sync_log(b) — called WITHOUT the store mutex, from
+	 * another thread, concurrently with later batches — makes everything
+	 * committed before the call durable. Returns 0 or -HL_EIO. */
+	int (*sync_log)(struct hl_store_backend *b);
 	int (*claim_next)(struct hl_store_backend *b, struct hl_delivery_record **out,
 	                  struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *delivery_id,

@@ -20,11 +20,13 @@
 #include "store_impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 static const char *const sqlite_migrations[] = {
@@ -153,7 +155,8 @@ static const char *const sq_sql[SQ_MAX] = {
 };
 
 /* WAL pages (4 KiB) after which the checkpointer is woken. */
-#define SQ_CHECKPOINT_PAGES 2048
+#define SQ_CHECKPOINT_PAGES  4096
+#define SQ_CHECKPOINT_GAP_MS 500
 
 struct hl_store_backend {
 	sqlite3 *db; /* the connection (under the store mutex) */
@@ -164,6 +167,7 @@ struct hl_store_backend {
 	pthread_mutex_t ck_lock;
 	pthread_cond_t ck_cond;
 	bool ck_wanted, ck_stop;
+	int walfd; /* our handle on the -wal file for deferred flushes, or -1 */
 };
 
 static int
@@ -266,6 +270,8 @@ sq_close(struct hl_store_backend *b)
 		pthread_mutex_unlock(&b->ck_lock);
 		pthread_join(b->ck_thread, NULL);
 	}
+	if (b->walfd >= 0)
+		close(b->walfd);
 	if (b->ck)
 		sqlite3_close(b->ck);
 	pthread_mutex_destroy(&b->ck_lock);
@@ -471,7 +477,9 @@ sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 	int queued = 0;
 	bool q;
 
-	if (sq_step_done(b->in_st[SQ_SYNC_FULL]) < 0 || sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
+	/* With our own handle on the WAL, the flush is sq_sync_log's job. */
+	if ((b->walfd < 0 && sq_step_done(b->in_st[SQ_SYNC_FULL]) < 0) ||
+	    sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
 		sq_fail(&err, b->db, "begin");
 		goto fail;
 	}
@@ -1185,6 +1193,21 @@ sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
+static void
+sq_deadline(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Checkpoints when the WAL grew past SQ_CHECKPOINT_PAGES or every 2 s, and
+ * at most every SQ_CHECKPOINT_GAP_MS: each one costs two flushes, which
+ * compete with the intake flushes for the disk. */
 static void *
 sq_checkpointer(void *arg)
 {
@@ -1193,13 +1216,15 @@ sq_checkpointer(void *arg)
 
 	pthread_mutex_lock(&b->ck_lock);
 	while (!b->ck_stop) {
-		if (!b->ck_wanted) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts);
-			if (b->ck_stop)
-				break;
-		}
+		sq_deadline(&ts, SQ_CHECKPOINT_GAP_MS);
+		while (!b->ck_stop && pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts) == 0)
+			;
+		sq_deadline(&ts, 2000 - SQ_CHECKPOINT_GAP_MS);
+		while (!b->ck_stop && !b->ck_wanted &&
+		       pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts) == 0)
+			;
+		if (b->ck_stop)
+			break;
 		b->ck_wanted = false;
 		pthread_mutex_unlock(&b->ck_lock);
 		sqlite3_wal_checkpoint_v2(b->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
@@ -1209,6 +1234,25 @@ sq_checkpointer(void *arg)
 	return NULL;
 }
 
+/*
+ * Makes every committed intake durable: one fdatasync of the WAL, on our
+ * own descriptor, outside the store mutex. The WAL keeps its inode while
+ * connections are open (SQLite truncates or rewrites it, never replaces
+ * it), and frames a checkpoint copied before this flush were made durable
+ * by the checkpointer's FULL sync of the WAL and the database. Without a
+ * descriptor every intake commit was already flushed (synchronous=FULL).
+ */
+static int
+sq_sync_log(struct hl_store_backend *b)
+{
+	if (b->walfd < 0)
+		return 0;
+	while (fdatasync(b->walfd) < 0)
+		if (errno != EINTR)
+			return -HL_EIO;
+	return 0;
+}
+
 static const struct hl_store_ops sq_ops = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -1216,6 +1260,7 @@ static const struct hl_store_ops sq_ops = {
 	.schema_version = sq_schema_version,
 	.recover = sq_recover,
 	.intake_batch = sq_intake_batch,
+	.sync_log = sq_sync_log,
 	.claim_next = sq_claim_next,
 	.finish = sq_finish,
 	.ping = sq_ping,
@@ -1236,11 +1281,15 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
                      const char *path, struct hl_err *err)
 {
 	struct hl_store_backend *b;
+	char walpath[4096];
 	int rc, i;
 
+	if (strlen(path) + 5 > sizeof(walpath))
+		return hl_err_set(err, HL_EINVAL, "store path too long");
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	b->walfd = -1;
 	pthread_mutex_init(&b->ck_lock, NULL);
 	pthread_cond_init(&b->ck_cond, NULL);
 	rc = sq_connect(&b->db, path, "NORMAL", err);
@@ -1259,6 +1308,9 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	rc = sq_migrate(b, NULL, err);
 	if (rc < 0)
 		goto fail;
+	/* The WAL exists once the first write committed (the migrations). */
+	snprintf(walpath, sizeof(walpath), "%s-wal", path);
+	b->walfd = open(walpath, O_RDWR | O_CLOEXEC);
 	for (i = 0; i < SQ_MAX; i++) {
 		if (sqlite3_prepare_v3(b->db, sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                       &b->in_st[i], NULL) != SQLITE_OK) {
