@@ -390,9 +390,9 @@ dispatch_read_manifest(json_t **out, const char *path, struct hl_err *err)
 	return ret;
 }
 
-int
-hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selector,
-                        struct hl_err *err)
+static int
+dispatch_collect(struct hl_dispatch *d, json_t **out, const char *selector, bool active_only,
+                 struct hl_err *err)
 {
 	json_t *arr = json_array();
 	int ret = 0;
@@ -408,7 +408,8 @@ hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selecto
 			goto out;
 		json_array_foreach(json_object_get(list, "items"), i, it)
 		{
-			if (hl_dispatch_phase_active(hl_json_str(it, "status.phase")))
+			if (!active_only ||
+			    hl_dispatch_phase_active(hl_json_str(it, "status.phase")))
 				json_array_append(arr, it);
 		}
 		json_decref(list);
@@ -441,7 +442,8 @@ hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selecto
 				json_decref(m);
 				break;
 			}
-			if (match && hl_dispatch_phase_active(hl_json_str(m, "status.phase")))
+			if (match && (!active_only ||
+			              hl_dispatch_phase_active(hl_json_str(m, "status.phase"))))
 				json_array_append(arr, m);
 			json_decref(m);
 		}
@@ -454,6 +456,19 @@ out:
 	}
 	*out = arr;
 	return 0;
+}
+
+int
+hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selector,
+                        struct hl_err *err)
+{
+	return dispatch_collect(d, out, selector, true, err);
+}
+
+int
+hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, struct hl_err *err)
+{
+	return dispatch_collect(d, out, selector, false, err);
 }
 
 int

@@ -77,6 +77,10 @@ int hl_dispatch_submit(struct hl_dispatch *d, enum hl_dispatch_outcome *outcome,
 int hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selector,
                             struct hl_err *err);
 
+/* Like hl_dispatch_find_active but returns every matching CodeRun whatever
+ * its phase (for status pages and the completion watcher). */
+int hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, struct hl_err *err);
+
 /* One CodeRun by name; HL_ENOTFOUND when absent (always in mode none). */
 int hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err);
 

@@ -431,6 +431,10 @@ test_coderun_directory_dispatch(void **state)
 	                 0);
 	assert_int_equal(json_array_size(active), 0);
 	json_decref(active);
+	assert_int_equal(hl_dispatch_list(d, &active, "app.kubernetes.io/name=healer", &err), 0);
+	assert_int_equal(json_array_size(active), 1);
+	assert_string_equal(hl_json_str(json_array_get(active, 0), "status.phase"), "Succeeded");
+	json_decref(active);
 	assert_int_equal(hl_dispatch_get(d, &got, "nope", &err), -HL_ENOTFOUND);
 	hl_dispatch_close(d);
 
