@@ -90,8 +90,13 @@ sanitize(struct hl_buf *out, const char *text, size_t n)
 			continue;
 		}
 		if (c < 0x80) {
-			hl_buf_append_char(out, (char)c);
-			i++;
+			/* a run of plain ASCII (\t, \n and printable) in one append */
+			j = i + 1;
+			while (j < n && s[j] < 0x7f &&
+			       (s[j] >= 0x20 || s[j] == '\t' || s[j] == '\n'))
+				j++;
+			hl_buf_append(out, text + i, j - i);
+			i = j;
 			continue;
 		}
 		k = utf8_valid(s + i, n - i);
