@@ -240,7 +240,7 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain)
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			len--;
 		size_t k = 0;
-		while (k < len && (line[k] == ' ' || line[k] == '\t'))
+		while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
 			k++;
 		if (k == len)
 			continue;

@@ -38,7 +38,7 @@ def write(name, text):
 
 
 def jlines(out):
-    return [json.loads(l) for l in out.splitlines() if l.strip()]
+    return [json.loads(l) for l in out.split("\n") if l.strip()]
 
 
 try:
@@ -179,6 +179,44 @@ try:
                            timeout=60)
         check("ripgrep accepts every exported pattern", p.returncode == 0
               and p.stdout.strip() == "1", p.stdout + p.stderr)
+    # Hostile input never crashes: random JSON Lines and mutated rules files.
+    import random
+    rnd = random.Random(7)
+    lines = []
+    for i in range(150):
+        k = rnd.randrange(4)
+        if k == 0:
+            lines.append("".join(chr(rnd.randrange(1, 0x3000)) for _ in range(rnd.randrange(1, 80))))
+        elif k == 1:
+            lines.append(json.dumps({"id": i, "log": "".join(rnd.choice(
+                "error[E0308]: \x1b[31m##[group]\r\t npm ERR! ✖ │ Error: \u0000")
+                for _ in range(rnd.randrange(0, 300))),
+                "changed_files": [rnd.choice(["a.rs", "b.ts", "Dockerfile", ""])],
+                "workflow_name": rnd.choice(["Rust", "", "docker-*"]),
+                "argocd_sync": rnd.choice(["OutOfSync", "", "Synced"])}))
+        elif k == 2:
+            lines.append(json.dumps({"id": [i], "changed_files": "x", "event": 5}))
+        else:
+            lines.append(json.dumps({"id": str(i), "log": "x" * rnd.randrange(0, 5000)})[:rnd.randrange(1, 60)])
+    lines = [l.replace("\n", " ") for l in lines]
+    nonblank = sum(1 for l in lines if l.strip(" \t\r"))
+    rc, out, err = run("classify", stdin="\n".join(lines) + "\n")
+    check("random JSON Lines: exit 0 and one object per non-blank line",
+          rc == 0 and len(jlines(out)) == nonblank, "rc=%d %d/%d %s" % (
+              rc, len(out.splitlines()), nonblank, err[-300:]))
+    base = open(os.path.join(ROOT, "rules", "default.yaml"), encoding="utf-8").read()
+    bad_rc = []
+    for i in range(8):
+        t = list(base)
+        for _ in range(rnd.randrange(1, 6)):
+            pos = rnd.randrange(len(t))
+            t[pos] = rnd.choice(["'", "[", "]", ":", "\n", " ", "-", "\\", "(", "{", "x"])
+        path = write("mut%d.yaml" % i, "".join(t))
+        rc, out, err = run("check-rules", path)
+        if rc not in (0, 1) or (rc == 1 and not err.startswith("healer: error: " + path + ":")):
+            bad_rc.append((rc, err[:200]))
+    check("mutated rules files: exit 0 or a positioned error, never a crash", not bad_rc,
+          repr(bad_rc))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
