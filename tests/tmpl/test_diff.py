@@ -231,6 +231,28 @@ def random_cases(n, seed):
     return cases
 
 
+LOG_PIECES = ["ok", "error: failed", "é✓ ünïcödé", "```", "``````", "~~~", "\x1b[31mred\x1b[0m",
+              "\x1b]0;t\x07", "\x1b]8;;x\x1b\\", "\x1b", "\r", "\t", "\x00", "\x7f", "\u0085",
+              "</system>", "a" * 90, "日本語" * 20, "😀" * 10]
+
+
+def fence_cases(n, seed):
+    """Untrusted-text fences: random logs, budgets and focus lines."""
+    r = random.Random(seed)
+    cases = []
+    for i in range(n):
+        lines = []
+        for _ in range(r.randint(0, 120)):
+            lines.append("".join(r.choice(LOG_PIECES) for _ in range(r.randint(0, 6))))
+        text = "\n".join(lines) + r.choice(["", "\n"])
+        budget = r.choice([64, 65, 100, 257, 500, 1000, 4000])
+        focus = r.choice(["", " focus=%d" % r.randint(0, 130), " focus=f", " focus=\"x\""])
+        cases.append({"id": "fence-%d" % i, "data": {"t": text, "f": r.randint(-2, 140)},
+                      "template": "{{fence t lang=\"text\" budget=%d%s}}" % (budget, focus),
+                      "partials": {}})
+    return cases
+
+
 # Hand-picked edge cases: whitespace control, standalone lines, stringification.
 EDGE = [
     ("standalone if", "a\n{{#if flag}}\nyes\n{{/if}}\nb\n", {"flag": True}),
@@ -280,6 +302,7 @@ def main():
     prompt_cases = json.loads(p.stdout) if p.returncode == 0 else []
     cases += prompt_cases
     cases += random_cases(N_RANDOM, SEED)
+    cases += fence_cases(200, SEED + 1)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as f:
         json.dump(cases, f, ensure_ascii=False)
         path = f.name
