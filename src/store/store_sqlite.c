@@ -127,6 +127,11 @@ enum sq_stmt {
 	SQ_SEL_KEY,
 	SQ_INS_DELIVERY,
 	SQ_COUNT_BUMP,
+	SQ_CLAIM_SEL,
+	SQ_CLAIM_MARK,
+	SQ_FIN_DONE,
+	SQ_FIN_BACK,
+	SQ_FIN_EVENT,
 	SQ_MAX
 };
 
@@ -152,6 +157,22 @@ static const char *const sq_sql[SQ_MAX] = {
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
+	/* PG: claim with SELECT ... FOR UPDATE SKIP LOCKED. */
+	[SQ_CLAIM_SEL] =
+	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
+	        " dedup_key, task_id, received_ms, attempts, body_encoding, body_size"
+	        " FROM deliveries WHERE state = 'received' ORDER BY id LIMIT 1",
+	[SQ_CLAIM_MARK] = "UPDATE deliveries SET state = 'processing', attempts = attempts + 1,"
+	                  " updated_ms = ?2 WHERE id = ?1",
+	[SQ_FIN_DONE] =
+	        "UPDATE deliveries SET state = ?2, reason = ?3, updated_ms = ?4, finished_ms = ?4,"
+	        " process_count = process_count + 1"
+	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
+	[SQ_FIN_BACK] = "UPDATE deliveries SET state = 'received', updated_ms = ?4"
+	                " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
+	[SQ_FIN_EVENT] =
+	        "INSERT INTO events (delivery_id, event_json, created_ms) VALUES (?1, ?2, ?3)"
+	        " ON CONFLICT (delivery_id) DO UPDATE SET event_json = excluded.event_json",
 };
 
 /* WAL pages (4 KiB) after which the checkpointer is woken. */
@@ -601,22 +622,12 @@ sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const ch
 static int
 sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struct hl_err *err)
 {
-	static const char sel[] =
-	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
-	        " dedup_key, task_id, received_ms, attempts, body_encoding, body_size"
-	        " FROM deliveries WHERE state = 'received' ORDER BY id LIMIT 1";
 	struct hl_delivery_record *d = NULL;
-	sqlite3_stmt *st = NULL;
-	char upd[160];
+	sqlite3_stmt *st = b->in_st[SQ_CLAIM_SEL], *mark = b->in_st[SQ_CLAIM_MARK];
 	int rc, tries;
 
-	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_prepare_v2(b->db, sel, -1, &st, NULL) != SQLITE_OK) {
-		rc = sq_fail(err, b->db, "claim");
-		goto out;
-	}
+	if (sq_step_done(b->in_st[SQ_BEGIN]) < 0)
+		return sq_fail(err, b->db, "claim");
 	for (tries = 0;; tries++) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_DONE || tries == 64) {
@@ -660,28 +671,25 @@ sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struc
 	d->task_id = sq_col_dup(st, 9);
 	d->received_ms = sqlite3_column_int64(st, 10);
 	d->attempts = sqlite3_column_int(st, 11) + 1;
+	sqlite3_reset(st);
 	if (!d->delivery_id || !d->source || !d->headers_json) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	snprintf(upd, sizeof(upd),
-	         "UPDATE deliveries SET state = 'processing', attempts = attempts + 1,"
-	         " updated_ms = %lld WHERE id = %lld",
-	         (long long)hl_time_wall_ms(), (long long)d->id);
-	rc = sq_exec(b->db, upd, err);
-	if (rc == 0 && (sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
-	                sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0))
-		rc = sq_fail(err, b->db, "count claim");
-	if (rc == 0)
-		rc = sq_exec(b->db, "COMMIT", err);
+	sqlite3_bind_int64(mark, 1, d->id);
+	sqlite3_bind_int64(mark, 2, hl_time_wall_ms());
+	rc = 0;
+	if (sq_step_done(mark) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0 ||
+	    sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+		rc = sq_fail(err, b->db, "claim");
 out:
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc < 0) {
 		/* Keep what a poisoned row was marked even when nothing else waits. */
-		if (rc == -HL_ENOTFOUND)
-			sq_exec(b->db, "COMMIT", NULL);
-		else
-			sq_exec(b->db, "ROLLBACK", NULL);
+		if (rc != -HL_ENOTFOUND || sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+			sq_step_done(b->in_st[SQ_ROLLBACK]);
 		hl_delivery_record_free(d);
 		return rc;
 	}
@@ -693,30 +701,15 @@ static int
 sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_state state,
           const char *reason, const char *event_json, struct hl_err *err)
 {
-	static const char upd_done[] =
-	        "UPDATE deliveries SET state = ?2, reason = ?3, updated_ms = ?4, finished_ms = ?4,"
-	        " process_count = process_count + 1"
-	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name";
-	static const char upd_back[] =
-	        "UPDATE deliveries SET state = 'received', updated_ms = ?4"
-	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name";
-	static const char ins_ev[] =
-	        "INSERT INTO events (delivery_id, event_json, created_ms) VALUES (?1, ?2, ?3)"
-	        " ON CONFLICT (delivery_id) DO UPDATE SET event_json = excluded.event_json";
 	const char *sname = hl_delivery_state_name(state);
 	bool back = state == HL_DELIVERY_RECEIVED;
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = b->in_st[back ? SQ_FIN_BACK : SQ_FIN_DONE];
 	char *event = NULL;
 	int64_t now = hl_time_wall_ms();
 	int rc;
 
-	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_prepare_v2(b->db, back ? upd_back : upd_done, -1, &st, NULL) != SQLITE_OK) {
-		rc = sq_fail(err, b->db, "finish");
-		goto out;
-	}
+	if (sq_step_done(b->in_st[SQ_BEGIN]) < 0)
+		return sq_fail(err, b->db, "finish");
 	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, sname, -1, SQLITE_STATIC);
 	sq_bind_text(st, 3, reason);
@@ -726,6 +719,8 @@ sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_
 		event = sq_col_dup(st, 0);
 		rc = sqlite3_step(st);
 	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
 		rc = sq_fail(err, b->db, "finish");
 		goto out;
@@ -742,26 +737,21 @@ sq_finish(struct hl_store_backend *b, const char *delivery_id, enum hl_delivery_
 		goto out;
 	}
 	if (event_json) {
-		sqlite3_finalize(st);
-		st = NULL;
-		if (sqlite3_prepare_v2(b->db, ins_ev, -1, &st, NULL) != SQLITE_OK) {
-			rc = sq_fail(err, b->db, "store event");
-			goto out;
-		}
+		st = b->in_st[SQ_FIN_EVENT];
 		sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, event_json, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 3, now);
-		if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sq_step_done(st) < 0) {
 			rc = sq_fail(err, b->db, "store event");
 			goto out;
 		}
 	}
-	rc = sq_exec(b->db, "COMMIT", err);
+	if (sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+		rc = sq_fail(err, b->db, "commit finish");
 out:
-	sqlite3_finalize(st);
 	free(event);
 	if (rc < 0)
-		sq_exec(b->db, "ROLLBACK", NULL);
+		sq_step_done(b->in_st[SQ_ROLLBACK]);
 	return rc;
 }
 
