@@ -951,7 +951,7 @@ fail:
 	return NULL;
 }
 
-static struct tmpl_call *parse_call_body(struct parser *p, enum tok_type closer);
+static struct tmpl_call *parse_call_body(struct parser *p, enum tok_type closer, bool sexpr_name);
 
 /* helperName | sexpr */
 static struct tmpl_expr *
@@ -1013,7 +1013,7 @@ parse_param(struct parser *p, bool allow_sexpr)
 			return NULL;
 		next(p);
 		p->nest++;
-		e->call = parse_call_body(p, T_CLOSE_SEXPR);
+		e->call = parse_call_body(p, T_CLOSE_SEXPR, false);
 		p->nest--;
 		if (!e->call) {
 			expr_free(e);
@@ -1050,9 +1050,10 @@ starts_param(const struct tok *t)
 	}
 }
 
-/* helperName param* hash? CLOSER (the closer is consumed) */
+/* helperName param* hash? CLOSER (the closer is consumed). sexpr_name
+ * allows a subexpression as the name (a dynamic partial). */
 static struct tmpl_call *
-parse_call_body(struct parser *p, enum tok_type closer)
+parse_call_body(struct parser *p, enum tok_type closer, bool sexpr_name)
 {
 	struct tmpl_call *c = calloc(1, sizeof(*c));
 	struct tok *t;
@@ -1061,7 +1062,7 @@ parse_call_body(struct parser *p, enum tok_type closer)
 		oom(p);
 		return NULL;
 	}
-	if (!(c->path = parse_param(p, false)))
+	if (!(c->path = parse_param(p, sexpr_name)))
 		goto fail;
 	while (starts_param(peek(p)) && !(peek(p)->type == T_ID && peek2(p)->type == T_EQUALS)) {
 		struct tmpl_expr **np = realloc(c->params, (c->nparams + 1) * sizeof(*np));
@@ -1122,8 +1123,7 @@ node_new(struct parser *p, enum tmpl_node_type type, const struct tok *t)
 
 static struct tmpl_program *parse_program(struct parser *p);
 struct inv_chain;
-struct open_block;
-static int parse_chain_link(struct parser *p, struct inv_chain *out, struct open_block *obp);
+static int parse_chain_link(struct parser *p, struct inv_chain *out);
 
 struct open_block {
 	struct tmpl_call *call;
@@ -1145,7 +1145,7 @@ parse_open(struct parser *p, struct open_block *ob)
 
 	ob->tok = open;
 	ob->strip.open = open->sopen;
-	if (!(ob->call = parse_call_body(p, T_CLOSE)))
+	if (!(ob->call = parse_call_body(p, T_CLOSE, false)))
 		return p->rc;
 	ob->strip.close = p->toks[p->pos - 1].sclose;
 	if (ob->call->path->type == TE_SEXPR)
@@ -1209,60 +1209,59 @@ parse_inverse_chain(struct parser *p, struct inv_chain *out, bool allow_chain)
 		return out->program ? 0 : p->rc;
 	}
 	if (t->type == T_OPEN_INVERSE_CHAIN && allow_chain) {
-		struct open_block ob = { 0 };
 		int rc;
 
 		if (p->nest >= PARSE_MAX_NEST)
 			return perr_tok(p, t, "else-if chain too long");
 		p->nest++;
-		rc = parse_chain_link(p, out, &ob);
+		rc = parse_chain_link(p, out);
 		p->nest--;
 		return rc;
 	}
 	return 0;
 }
 
+/* One {{else if ...}} link: the block it opens, wrapped in a chained program
+ * (handlebars.yy's inverseChain). */
 static int
-parse_chain_link(struct parser *p, struct inv_chain *out, struct open_block *obp)
+parse_chain_link(struct parser *p, struct inv_chain *out)
 {
-	{
-		struct open_block ob = *obp;
-		struct tmpl_program *prog, *wrap;
-		struct inv_chain nested;
-		struct tmpl_node *blk;
+	struct open_block ob = { 0 };
+	struct tmpl_program *prog, *wrap;
+	struct inv_chain nested;
+	struct tmpl_node *blk;
 
-		if (parse_open(p, &ob)) {
-			call_free(ob.call);
-			return p->rc;
-		}
-		if (!(prog = parse_program(p))) {
-			call_free(ob.call);
-			return p->rc;
-		}
-		if (parse_inverse_chain(p, &nested, true)) {
-			call_free(ob.call);
-			tmpl_program_free(prog);
-			return p->rc;
-		}
-		blk = prepare_block(p, &ob, prog, &nested, nested.present ? &nested.strip : NULL,
-		                    false);
-		if (!blk)
-			return p->rc;
-		if (!(wrap = program_new(p))) {
-			node_free(blk);
-			return p->rc;
-		}
-		if (program_push(p, wrap, blk)) {
-			tmpl_program_free(wrap);
-			return p->rc;
-		}
-		wrap->chained = true;
-		out->present = true;
-		out->chain = true;
-		out->strip = ob.strip;
-		out->program = wrap;
-		return 0;
+	if (parse_open(p, &ob)) {
+		call_free(ob.call);
+		return p->rc;
 	}
+	if (!(prog = parse_program(p))) {
+		call_free(ob.call);
+		return p->rc;
+	}
+	if (parse_inverse_chain(p, &nested, true)) {
+		call_free(ob.call);
+		tmpl_program_free(prog);
+		return p->rc;
+	}
+	/* prepareBlock(open, program, chain, chain): the nested chain is the
+	 * "close" of this link */
+	blk = prepare_block(p, &ob, prog, &nested, nested.present ? &nested.strip : NULL, false);
+	if (!blk)
+		return p->rc;
+	if (!(wrap = program_new(p))) {
+		node_free(blk);
+		return p->rc;
+	}
+	if (program_push(p, wrap, blk)) {
+		tmpl_program_free(wrap);
+		return p->rc;
+	}
+	wrap->chained = true;
+	out->present = true;
+	out->chain = true;
+	out->strip = ob.strip;
+	out->program = wrap;
 	return 0;
 }
 
@@ -1378,7 +1377,8 @@ parse_statement(struct parser *p)
 			return NULL;
 		next(p);
 		nd->strip.open = t->sopen;
-		nd->call = parse_call_body(p, t->type == T_OPEN ? T_CLOSE : T_CLOSE_UNESCAPED);
+		nd->call =
+		        parse_call_body(p, t->type == T_OPEN ? T_CLOSE : T_CLOSE_UNESCAPED, false);
 		if (!nd->call) {
 			node_free(nd);
 			return NULL;
@@ -1390,74 +1390,9 @@ parse_statement(struct parser *p)
 			return NULL;
 		next(p);
 		nd->strip.open = t->sopen;
-		if (peek(p)->type == T_OPEN_SEXPR) {
-			/* partialName: sexpr -- a dynamic partial */
-			struct tmpl_call *c = calloc(1, sizeof(*c));
-			if (!c) {
-				oom(p);
-				node_free(nd);
-				return NULL;
-			}
-			nd->call = c;
-			if (!(c->path = parse_param(p, true))) {
-				node_free(nd);
-				return NULL;
-			}
-			while (starts_param(peek(p)) &&
-			       !(peek(p)->type == T_ID && peek2(p)->type == T_EQUALS)) {
-				struct tmpl_expr **np =
-				        realloc(c->params, (c->nparams + 1) * sizeof(*np));
-				if (!np) {
-					oom(p);
-					node_free(nd);
-					return NULL;
-				}
-				c->params = np;
-				if (!(c->params[c->nparams] = parse_param(p, true))) {
-					node_free(nd);
-					return NULL;
-				}
-				c->nparams++;
-			}
-			/* reuse the hash/closer parsing by a tiny detour */
-			while (peek(p)->type == T_ID && peek2(p)->type == T_EQUALS) {
-				struct tok *k;
-				char **nk = realloc(c->hkeys, (c->nhash + 1) * sizeof(*nk));
-				struct tmpl_expr **nv;
-				if (!nk) {
-					oom(p);
-					node_free(nd);
-					return NULL;
-				}
-				c->hkeys = nk;
-				if (!(nv = realloc(c->hvals, (c->nhash + 1) * sizeof(*nv)))) {
-					oom(p);
-					node_free(nd);
-					return NULL;
-				}
-				c->hvals = nv;
-				k = next(p);
-				c->hvals[c->nhash] = NULL;
-				if (!(c->hkeys[c->nhash] = xstrndup(p, k->val, k->vlen))) {
-					node_free(nd);
-					return NULL;
-				}
-				c->nhash++;
-				next(p);
-				if (!(c->hvals[c->nhash - 1] = parse_param(p, true))) {
-					node_free(nd);
-					return NULL;
-				}
-				c->has_hash = true;
-			}
-			{
-				struct tok *ct;
-				if (expect(p, T_CLOSE, &ct)) {
-					node_free(nd);
-					return NULL;
-				}
-			}
-		} else if (!(nd->call = parse_call_body(p, T_CLOSE))) {
+		/* partialName: helperName | sexpr (a dynamic partial) */
+		nd->call = parse_call_body(p, T_CLOSE, true);
+		if (!nd->call) {
 			node_free(nd);
 			return NULL;
 		}
