@@ -3,7 +3,8 @@
  * mode from every sample context built by hl_prompt_data_build; the data
  * model document (docs/PROMPT_DATA.md) and the builder's output name the
  * same variables; untrusted text cannot leave its fence; the agent picks its
- * template (retry from attempt 2); a prompts directory overrides built-ins.
+ * template (retry from attempt 2); a prompts directory overrides built-ins;
+ * every file of prompts/ is embedded in the binary.
  */
 /* cmocka.h needs these headers before it */
 /* clang-format off */
@@ -18,6 +19,7 @@
 #include "prompt/prompt.h"
 #include "samples.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,6 +380,65 @@ test_prompt_data_repairs_invalid_utf8(void **state)
 	json_decref(d);
 }
 
+/* Counts the *.hbs files under dir/rel and checks each one is embedded
+ * with the same content. */
+static size_t
+check_tree(const char *dir, const char *rel)
+{
+	char path[1024];
+	struct dirent *de;
+	size_t n = 0, i;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d))) {
+		char sub[512];
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, sub);
+		assert_int_equal(stat(path, &st), 0);
+		if (S_ISDIR(st.st_mode)) {
+			n += check_tree(dir, sub);
+		} else if (strlen(sub) > 4 && strcmp(sub + strlen(sub) - 4, ".hbs") == 0) {
+			struct hl_buf b = HL_BUF_INIT(0);
+			struct hl_err err = HL_ERR_INIT;
+			bool found = false;
+			assert_int_equal(hl_file_read(&b, path, &err), 0);
+			for (i = 0; i < hl_prompt_n_builtins; i++) {
+				if (strcmp(hl_prompt_builtins[i].path, sub) == 0) {
+					found = true;
+					assert_int_equal(hl_prompt_builtins[i].len, b.len);
+					assert_memory_equal(hl_prompt_builtins[i].text, b.data,
+					                    b.len);
+				}
+			}
+			if (!found)
+				fail_msg(
+				        "prompts/%s is not embedded: add it to src/prompt/meson.build",
+				        sub);
+			hl_buf_release(&b);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_prompt_every_file_embedded(void **state)
+{
+	const char *root = getenv("HEALER_SOURCE_ROOT");
+	char dir[512];
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/prompts", root ? root : ".");
+	assert_int_equal(check_tree(dir, ""), hl_prompt_n_builtins);
+}
+
 int
 main(void)
 {
@@ -390,6 +451,7 @@ main(void)
 		cmocka_unit_test(test_prompt_hostile_text_stays_fenced),
 		cmocka_unit_test(test_prompt_dir_overrides_builtin),
 		cmocka_unit_test(test_prompt_data_repairs_invalid_utf8),
+		cmocka_unit_test(test_prompt_every_file_embedded),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
