@@ -8,6 +8,10 @@
  * one. Nothing else is done per byte, so classification costs one
  * preprocessing copy plus one Vectorscan pass whatever the number of rules.
  *
+ * Preprocessing per line: GitHub Actions timestamps, ANSI escapes,
+ * ##[group]/##[endgroup] markers, BuildKit "#N 1.234 " progress prefixes and
+ * "Process completed with exit code N" boilerplate (except 137) go.
+ *
  * Invariants:
  *  - preprocessing never adds or removes a '\n', so line N of the cleaned log
  *    is line N of the original;
@@ -1121,6 +1125,31 @@ cl_clean_line(char *s, size_t n)
 	}
 	if (cl_has_prefix(s, n, "##[endgroup]"))
 		return 0;
+	if (s[0] == '#' && n > 1 && s[1] >= '0' && s[1] <= '9') {
+		/* BuildKit plain progress "#12 4.211 text": keep the text, so
+		 * anchored patterns see what the build step printed. */
+		size_t k = 1;
+		while (k < n && s[k] >= '0' && s[k] <= '9')
+			k++;
+		if (k < n && s[k] == ' ') {
+			size_t t = ++k;
+			while (k < n && s[k] >= '0' && s[k] <= '9')
+				k++;
+			if (k > t && k < n && s[k] == '.') {
+				k++;
+				while (k < n && s[k] >= '0' && s[k] <= '9')
+					k++;
+				if (k < n && s[k] == ' ') {
+					k++;
+					memmove(s, s + k, n - k);
+					return n - k;
+				}
+				if (k == n)
+					return 0; /* a bare "#12 4.211" */
+			}
+		}
+		return n;
+	}
 	/* Boilerplate that hides the real error (after pytorch's classifier). */
 	q = s;
 	m = n;

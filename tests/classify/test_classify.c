@@ -189,6 +189,8 @@ test_classify_root_cause_tsc_through_docker_build_is_blaze(void **state)
 	assert_string_equal(v.agent, "blaze");
 	assert_string_equal(v.failure_type, "frontend_typecheck");
 	assert_int_equal(v.evidence_line_number, 4);
+	/* the BuildKit "#12 4.211 " prefix is gone from the evidence */
+	assert_true(strncmp(v.evidence_line, "src/App.tsx(12,7): error TS2322", 31) == 0);
 	hl_verdict_release(&v);
 }
 
