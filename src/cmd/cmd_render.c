@@ -102,7 +102,9 @@ hl_cmd_render(int argc, char **argv)
 			goto out;
 		}
 		/* numbers as doubles, as JavaScript reads them */
-		data = json_loadb(b.data, b.len, JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY, &jerr);
+		data = json_loadb(b.data, b.len,
+		                  JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+		                  &jerr);
 		if (!data) {
 			hl_cmd_fail("%s: line %d column %d: %s", operands[1], jerr.line,
 			            jerr.column, jerr.text);
