@@ -64,7 +64,8 @@ struct hl_prompt_context {
 	int64_t evidence_line_number; /* 1-based line in log, 0 when none */
 	const char *evidence_line;
 
-	/* The failed job's log (untrusted; fenced and cut in the prompt). */
+	/* The failed job's log (untrusted; fenced and cut in the prompt).
+	 * log_len 0 means strlen(log). */
 	const char *log;
 	size_t log_len;
 

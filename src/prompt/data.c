@@ -436,7 +436,8 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 	put(d, "failure", o, &ok);
 	/* log */
 	if ((o = obj(&ok))) {
-		size_t lines = 0, n = ctx->log ? ctx->log_len : 0;
+		size_t lines = 0,
+		       n = ctx->log ? (ctx->log_len ? ctx->log_len : strlen(ctx->log)) : 0;
 		for (i = 0; i < n; i++)
 			lines += ctx->log[i] == '\n';
 		if (n && ctx->log[n - 1] != '\n')
