@@ -105,7 +105,7 @@ try:
           err + out[:300])
 
     node = shutil.which("node")
-    if node:
+    if node and os.path.isdir(os.path.join(HERE, "..", "node", "node_modules", "handlebars")):
         cases = [
             ("{{#each items}}\n  - {{name}}: {{json this}}\n{{/each}}\n{{fence s lang=\"sh\" budget=64}}",
              {"items": [{"name": "a", "v": [1, 2.5]}, {"name": "b"}],
