@@ -189,7 +189,7 @@ array_join(struct hl_buf *out, json_t *arr, int depth)
 		if (e.t == TV_UNDEF || e.t == TV_NULL)
 			continue;
 		if (e.t == TV_ARR) {
-			if (depth < 64)
+			if (depth < 2100) /* deeper than jansson parses */
 				array_join(out, e.j, depth + 1);
 			continue;
 		}
@@ -647,7 +647,7 @@ json_pretty(struct hl_buf *out, struct tv v, int level)
 		break;
 	case TV_ARR:
 		n = json_array_size(v.j);
-		if (n == 0 || level > 200) {
+		if (n == 0 || level > 2100) {
 			hl_buf_append_str(out, "[]");
 			break;
 		}
@@ -663,7 +663,7 @@ json_pretty(struct hl_buf *out, struct tv v, int level)
 		break;
 	case TV_OBJ: {
 		const char **keys = tv_object_keys(v.j, &n);
-		if (n == 0 || level > 200) {
+		if (n == 0 || level > 2100) {
 			free(keys);
 			hl_buf_append_str(out, "{}");
 			break;
