@@ -109,6 +109,12 @@ static const char *const sqlite_migrations[] = {
 	"CREATE INDEX remediation_tasks_run ON remediation_tasks (repository, run_id);"
 	"CREATE INDEX remediation_tasks_branch ON remediation_tasks"
 	" (repository, branch, created_ms);",
+	/* 4: lighter per-delivery index upkeep: only waiting deliveries are
+	 * indexed by state (a partial index, PG has them too), and the unused
+	 * task index goes. */
+	"DROP INDEX deliveries_task;"
+	"DROP INDEX deliveries_state;"
+	"CREATE INDEX deliveries_received ON deliveries (id) WHERE state = 'received';",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(sqlite_migrations) / sizeof(sqlite_migrations[0])))

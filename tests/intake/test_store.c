@@ -107,7 +107,7 @@ test_store_migrations_idempotent(void **state)
 	int version = 0, applied = -1;
 
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 4);
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	insert(f, "d-keep", NULL, NULL);
@@ -115,7 +115,7 @@ test_store_migrations_idempotent(void **state)
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 3);
+	assert_int_equal(version, 4);
 	/* The data survived the reopen. */
 	assert_int_equal(insert(f, "d-keep", NULL, NULL).status, HL_INTAKE_DUPLICATE);
 }
