@@ -3,10 +3,14 @@
  *
  * Rules (YAML, see rules/default.yaml for the format) are validated with
  * positions (PCRE2 gives the column of a bad regex) and all their log
- * patterns are compiled into ONE Vectorscan block-mode database; a scan
- * records, per pattern, the number of matches and the end offset of the last
- * one. Nothing else is done per byte, so classification costs one
- * preprocessing copy plus one Vectorscan pass whatever the number of rules.
+ * patterns are compiled into ONE Vectorscan block-mode database (for the
+ * built-in rules at build time, see gen_db.c). The log is cleaned in chunks
+ * of whole lines into one reusable 256 KB buffer (the log itself is never
+ * copied) and each chunk is scanned once; the scan records, per pattern, the
+ * number of matches and the line of the last one. Nothing else is done per
+ * byte, so the cost is one pass whatever the number of rules. Logs of 16 MB
+ * and more are split into segments scanned by up to 4 threads. Rules are then
+ * scored (see rules/default.yaml) and the best one wins.
  *
  * Preprocessing per line: GitHub Actions timestamps, ANSI escapes,
  * ##[group]/##[endgroup] markers, BuildKit "#N 1.234 " progress prefixes and
@@ -22,10 +26,8 @@
  */
 #include "classify/classify.h"
 
-#include <ctype.h>
 #include <fnmatch.h>
 #include <hs/hs.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
