@@ -354,8 +354,8 @@ hl_classifier_free(struct hl_classifier *c)
 	}
 	free(c->rules);
 	for (size_t i = 0; i < c->n_pat; i++) {
-		free(c->patterns[i]);
-		free(c->exported[i]);
+		free(c->patterns ? c->patterns[i] : NULL);
+		free(c->exported ? c->exported[i] : NULL);
 	}
 	free(c->patterns);
 	free(c->exported);
@@ -616,6 +616,8 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 		if (ks != NULL && strcmp(ks, "name") == 0) {
 			name_node = yaml_document_get_node(&ps->doc, p->value);
 			const char *nm = cl_scalar(name_node);
+			if (r->name != NULL)
+				return cl_perr(ps, k, 0, "duplicate key 'name'");
 			if (nm == NULL || *nm == '\0')
 				return cl_perr(ps, name_node, 0,
 				               "'name' must be a non-empty string");

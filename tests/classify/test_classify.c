@@ -384,6 +384,13 @@ test_classify_rules_validation_names_rule_and_position(void **state)
 	                   "  patterns: ['b']\n",
 	                   "bad.yaml:6:3: rule 'dup': duplicate rule name");
 	expect_rules_error("rules: [\n", "bad.yaml:2:1: ");
+	expect_rules_error("rules:\n"
+	                   "- name: twice\n"
+	                   "  name: again\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['b']\n",
+	                   "bad.yaml:3:3: rule 'twice': duplicate key 'name'");
 }
 
 static void
