@@ -182,7 +182,8 @@ static const char *const sq_sql[SQ_MAX] = {
 };
 
 /* WAL pages (4 KiB) after which the checkpointer is woken. */
-#define SQ_CHECKPOINT_PAGES  4096
+#define SQ_CHECKPOINT_PAGES  1024
+#define SQ_CHECKPOINT_INLINE 4096
 #define SQ_CHECKPOINT_GAP_MS 500
 
 struct hl_store_backend {
@@ -1171,16 +1172,25 @@ fail:
 
 /*
  * Checkpoints run on their own connection and thread (PASSIVE: they never
- * block writers), so an intake commit never pays for copying the WAL into
- * the database. Commits on in/bg wake the checkpointer once the WAL holds
- * SQ_CHECKPOINT_PAGES pages; it also runs once a second when idle.
+ * block writers), so an intake commit normally never pays for copying the
+ * WAL into the database. Commits wake the checkpointer once the WAL holds
+ * SQ_CHECKPOINT_PAGES frames; it also runs every 2 s.
+ * Under a steady stream of commits a PASSIVE checkpoint never catches up
+ * with the end of the WAL, so the WAL is never restarted and keeps growing
+ * (and a flush of a growing file also has to commit its new size). So once
+ * the WAL holds SQ_CHECKPOINT_INLINE frames, the committing connection
+ * (which holds the store mutex: no other writer) finishes the checkpoint
+ * itself; most frames were already copied in the background, and the next
+ * transaction restarts the WAL from its start, overwriting it in place.
  */
 static int
 sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	struct hl_store_backend *b = arg;
 
-	if (pages >= SQ_CHECKPOINT_PAGES) {
+	if (pages >= SQ_CHECKPOINT_INLINE)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	else if (pages >= SQ_CHECKPOINT_PAGES) {
 		pthread_mutex_lock(&b->ck_lock);
 		b->ck_wanted = true;
 		pthread_cond_signal(&b->ck_cond);
