@@ -622,19 +622,20 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 	return st->rc;
 }
 
-/* blockHelperMissing(context, options) */
+/* blockHelperMissing(context, options). The generated code calls it with
+ * `this` = depth0 itself (not the nullContext helpers get). */
 static int
 block_missing(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv v,
               struct pval *res)
 {
 	if (v.t == TV_BOOL && v.b)
-		return invoke(st, ec, blk->program, this_ctx(st, ec->ctx), ec->data, res);
+		return invoke(st, ec, blk->program, ec->ctx, ec->data, res);
 	if ((v.t == TV_BOOL && !v.b) || is_nullish(v))
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, res);
+		return invoke(st, ec, blk->inverse, ec->ctx, ec->data, res);
 	if (v.t == TV_ARR) {
 		if (json_array_size(v.j) > 0)
 			return do_each(st, ec, blk, v, res);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, res);
+		return invoke(st, ec, blk->inverse, ec->ctx, ec->data, res);
 	}
 	return invoke(st, ec, blk->program, v, ec->data, res);
 }
