@@ -75,13 +75,19 @@ GITHUB_WEBHOOK_SECRET=$SECRET "$HEALER" server --listen "127.0.0.1:$HPORT" \
 HPID=$!
 PIDS="$PIDS $HPID"
 wait_port "$HPORT"
+CPU0=$(awk '{print $14 + $15}' "/proc/$HPID/stat")
 run_wrk healer "$HPORT" /webhook
+CPU1=$(awk '{print $14 + $15}' "/proc/$HPID/stat")
 HWM=$(awk '/^VmHWM/ {print $2}' "/proc/$HPID/status")
+TICKS=$(getconf CLK_TCK)
 STATUS=$(python3 -c "import json,urllib.request; d=json.load(urllib.request.urlopen('http://127.0.0.1:$HPORT/api/status')); print(d['deliveries']['total'], d['deliveries']['by_state'], d['queue_depth'])")
 kill "$HPID"
 wait "$HPID" || true
 echo "healer   stored deliveries, states, queue depth: $STATUS"
 echo "healer   peak RSS (VmHWM): $((HWM / 1024)) MB"
+python3 -c "import sys; t, hz, rps, d = map(float, sys.argv[1:]); print('healer   CPU: %.2f cores, %.0f us per request' % (t / hz / d, 1e6 * t / hz / (rps * d)))" \
+	"$((CPU1 - CPU0))" "$TICKS" "$RPS_healer" "$DURATION"
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 2. adnanh/webhook with an HMAC trigger rule executing /bin/true.
 WPORT=$(free_port)

@@ -13,6 +13,7 @@ import hmac
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -238,6 +239,38 @@ def run(tmp):
     st, _, d = srv.deliver(b'{"zen":"hello","hook_id":7}', event="ping", delivery="dlv-ping")
     check("ping is answered 202 skipped with its reason", st == 202 and d.get("status") == "skipped"
           and d.get("reason"), d)
+
+    # Hostile payloads: wrong types everywhere never crash or hang the server.
+    rnd = random.Random(1234)
+    fillers = [None, 0, -1, 2 ** 63, 1.5, "", "x" * 300, [], {}, [1, "a"], {"a": {}}, True]
+    bad_answers = []
+    for i in range(120):
+        p = copy.deepcopy(rnd.choice([WF_JOB, WF_RUN, DEPENDABOT]))
+        p["repository"]["full_name"] = f"fuzz/repo-{i}"  # never the events used below
+        event = rnd.choice(["workflow_job", "workflow_run", "check_run", "dependabot_alert",
+                            "issue_comment", "pull_request", "push", "code_scanning_alert"])
+        for _ in range(rnd.randint(1, 6)):
+            node, key = p, None
+            for _ in range(rnd.randint(1, 3)):
+                if isinstance(node, dict) and node:
+                    key = rnd.choice(list(node))
+                    if isinstance(node[key], (dict, list)) and rnd.random() < 0.6:
+                        node = node[key]
+                        key = None
+                        continue
+                break
+            if isinstance(node, dict) and key is not None:
+                node[key] = rnd.choice(fillers)
+        try:
+            st, _, d = srv.deliver(json.dumps(p).encode(), event=event,
+                                   delivery=f"fuzz-{i}")
+        except (OSError, http.client.HTTPException) as e:
+            st, d = 0, str(e)
+        if st not in (202, 400):
+            bad_answers.append((i, event, st, d))
+    alive = srv.proc.poll() is None and srv.json("GET", "/health")[0] == 200
+    check("120 type-confused payloads get 202/400 and the server stays up",
+          alive and not bad_answers, bad_answers[:3])
 
     # 413 before the body is read.
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
