@@ -1205,6 +1205,11 @@ run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
 		it->kind = eval_stmt(st, &ec, nd, &it->v, &it->pv, &it->explicit);
 		if (!st->rc && it->kind == IT_PV)
 			pv_check(st, &it->pv, nd->line, nd->col);
+		if (it->kind == IT_NONE && !it->explicit) {
+			/* comments and emptied text emit no code at all */
+			pv_release(&it->pv);
+			continue;
+		}
 		n++;
 		if (it->explicit)
 			any_explicit = true;
@@ -1213,7 +1218,7 @@ run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
 	if (!st->rc) {
 		if (prog->n == 1) {
 			/* isSimple: the one statement's value, raw */
-			if (items[0].kind == IT_NONE)
+			if (n == 0 || items[0].kind == IT_NONE)
 				pv_set_str(res, "", 0);
 			else
 				add_item(res, &items[0]);

@@ -121,6 +121,10 @@ test_tmpl_paths_and_stringification(void **state)
 	/* JavaScript's + between adjacent values, as handlebars' compiled code */
 	check("{{a}}{{b}}", "{\"a\": 1, \"b\": 2}", "3");
 	check("{{a}} {{b}}", "{\"a\": 1, \"b\": 2}", "1 2");
+	/* an ambiguous section is a statement of its own: buffer = "" first */
+	check("{{#o}}{{! c }}{{^c}}{{f}}{{/c}}{{z}}{{/o}}", "{\"o\": {\"f\": false, \"z\": 0}}",
+	      "false0");
+	check("{{#o}}{{f}}{{z}}{{/o}}", "{\"o\": {\"f\": true, \"z\": 1}}", "2");
 }
 
 static void
