@@ -10,16 +10,18 @@
  * and PostgreSQL >= 9.5 both accept.
  *
  * Durability: an intake (hl_store_intake_submit / hl_store_insert_delivery)
- * completes only after the transaction holding the delivery has committed
- * with synchronous=FULL (fsync of the WAL). Intakes are group-committed: a
- * committer thread takes every queued intake, writes them in ONE transaction
- * (one savepoint each, so one bad row does not sink the batch), commits
- * once and then completes them all. Background operations (claim, finish,
- * tasks) commit with synchronous=NORMAL: they survive a process crash, and
- * after a power loss they may be redone (the worker is at-least-once there,
- * exactly-once across process crashes). Bodies of 512 bytes and more are
- * stored deflated (zlib, level 1) on the submitting thread; records handed
- * to the worker always carry the raw bytes.
+ * completes only after the transaction holding the delivery was committed
+ * AND the log was flushed to disk (fdatasync of the SQLite WAL). Intakes
+ * are group-committed in a two-stage pipeline (store.c): a committer thread
+ * writes every queued intake in ONE transaction (one savepoint each, so one
+ * bad row does not sink the batch), a syncer thread flushes once for all
+ * batches written so far and completes them, while the next batch is being
+ * written. Background operations (claim, finish, tasks) are not flushed on
+ * their own: they survive a process crash, and after a power loss they may
+ * be redone (the worker is at-least-once there, exactly-once across
+ * process crashes). Bodies of 512 bytes and more are stored deflated (zlib,
+ * level 1) on the submitting thread; records handed to the worker always
+ * carry the raw bytes.
  *
  * Thread-safety: every function may be called from any thread. The backend
  * connection(s) are guarded by one store mutex; intake batches, worker

@@ -2,13 +2,16 @@
  * store_sqlite.c - the SQLite backend of the store (see store.h).
  *
  * One connection, used only under the store mutex (so its page cache
- * stays warm): intake batches commit with synchronous=FULL, so COMMIT
- * returns after the WAL is fsync'ed (a 2xx is only sent after that);
- * everything else (claims, finishes, tasks) commits with
- * synchronous=NORMAL: crash-safe for a killed process, no fsync per claim;
- * those pages reach the disk with the next intake commit or checkpoint.
- * Checkpoints run on a second connection in their own thread (PASSIVE),
- * never inside an intake commit.
+ * stays warm), with synchronous=NORMAL: commits write the WAL but do not
+ * flush it. Intake batches are made durable by sq_sync_log, an fdatasync of
+ * the WAL through our own descriptor, run by the store's syncer thread
+ * outside the mutex (store.c); only then are they answered. If that
+ * descriptor cannot be opened, intake batches commit with
+ * synchronous=FULL instead. Claims, finishes and task writes are never
+ * flushed on their own: crash-safe for a killed process; after a power
+ * loss they may be redone. Checkpoints run on a second connection in their
+ * own thread (PASSIVE, FULL: the WAL is flushed before frames are copied),
+ * and inline only when a busy WAL outgrows them (sq_wal_hook).
  * Migrations are SQL text embedded below and recorded in schema_migrations;
  * each runs in its own transaction. The SQL is portable to PostgreSQL
  * except where noted (INTEGER PRIMARY KEY -> BIGSERIAL, BLOB -> BYTEA).
