@@ -162,7 +162,7 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 	    !classify_opt_str(root, "log", &in.log, msg, sizeof(msg)) ||
 	    !classify_opt_str(root, "argocd_sync", &in.argocd_sync, msg, sizeof(msg)) ||
 	    !classify_opt_str(root, "argocd_health", &in.argocd_health, msg, sizeof(msg))) {
-		classify_print_error(id, msg);
+		classify_print_error(NULL, msg);
 		goto out;
 	}
 	if (in.log != NULL)
@@ -170,7 +170,7 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 	files = json_object_get(root, "changed_files");
 	if (files != NULL && !json_is_null(files)) {
 		if (!json_is_array(files)) {
-			classify_print_error(id,
+			classify_print_error(NULL,
 			                     "field 'changed_files' must be an array of strings");
 			goto out;
 		}
@@ -183,7 +183,7 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 			json_t *f = json_array_get(files, i);
 			if (!json_is_string(f)) {
 				classify_print_error(
-				        id, "field 'changed_files' must be an array of strings");
+				        NULL, "field 'changed_files' must be an array of strings");
 				goto out;
 			}
 			changed[in.n_changed++] = json_string_value(f);
