@@ -5,12 +5,12 @@
  * stored body and calls hl_pipeline_process exactly once per claim. The
  * pipeline decides what to do and RECORDS THE OUTCOME ITSELF by calling
  * hl_store_finish_delivery(store, d->delivery_id, state, outcome, event_json)
- * before returning 0. The default implementation (pipeline.c) records:
- *   - "recorded" for HL_INTENT_TRACK and HL_INTENT_NONE events;
- *   - "queued_for_remediation" for CI_FAILURE, SECURITY, COMMAND, ACTION.
- * The dispatch work replaces the body of hl_pipeline_process with
- * classify -> prompt -> CodeRun (and tasks/attempts via hl_store_task_put /
- * hl_store_attempt_put), keeping this contract.
+ * before returning 0. pipeline.c sends CI failures, security alerts,
+ * requested actions and /healer fix|retry commands through the remediator
+ * (remediate.h: context -> classify -> prompt -> CodeRun, recorded as a task
+ * with its attempt) and finishes the delivery with the outcome
+ * ("dispatched", "decided", "existing", "skipped"); other events are
+ * "recorded" (/healer status|stop as "command_status" / "command_stop").
  *
  * Contract for implementations:
  *  - Return 0 after finishing the delivery; return -HL_E* (err filled)
@@ -37,6 +37,15 @@ struct hl_pipeline;
 int hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl_store *store,
                     struct hl_err *err);
 void hl_pipeline_free(struct hl_pipeline *p);
+
+/*
+ * Called (on a worker thread) with the decision of each remediated delivery:
+ * {task_id, agent, failure_type, coderun_name, dedup_status, outcome,
+ * reason?}. decision is borrowed for the call. For the sensor's synchronous
+ * answer.
+ */
+typedef void (*hl_pipeline_decision_fn)(void *arg, const char *delivery_id, const json_t *decision);
+void hl_pipeline_set_decision_hook(struct hl_pipeline *p, hl_pipeline_decision_fn fn, void *arg);
 
 /* Processes one claimed delivery d whose normalized event is ev (see above). */
 int hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,

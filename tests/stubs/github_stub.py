@@ -167,6 +167,11 @@ class GitHubHandler(stubcommon.StubHandler):
                 out.append(p)
             per = int(q.get("per_page", 30))
             return self.send(200, out[:per])
+        if (r := re.fullmatch(r"/pulls/(\d+)", rest)) and self.command == "GET":
+            for p in STATE["pulls"]:
+                if str(p.get("number")) == r.group(1):
+                    return self.send(200, p)
+            return self.send(404, {"message": "Not Found"})
         if (r := re.fullmatch(r"/pulls/(\d+)/files", rest)):
             files = STATE["files"].get(r.group(1))
             if files is None:

@@ -1,0 +1,746 @@
+/*
+ * context.c - parallel context gathering; see context.h.
+ *
+ * Each source is a slot: a prepared fetch request plus a parser that files
+ * the answer into the context. A phase runs all its slots in one
+ * hl_fetch_run, so the phase costs the time of its slowest source, bounded
+ * by the overall deadline.
+ */
+#include "context.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/str.h"
+#include "json/json.h"
+#include "net/fetch.h"
+#include "net/sources.h"
+
+#define CTX_MAX_SLOTS	   12
+#define CTX_MAX_RUN_LOGS   2
+#define CTX_DEFAULT_CAP	   (4u << 20)
+#define CTX_LOKI_LIMIT	   50
+#define CTX_MEMORY_RESULTS 5
+
+struct ctx_slot;
+typedef int (*ctx_parse_fn)(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+			    struct hl_err *err);
+
+struct ctx_slot {
+	const char *name;
+	struct hl_fetch_req req;
+	struct hl_buf url, auth, body;
+	char header[256];
+	ctx_parse_fn parse;
+	char job_name[256]; /* run logs: the job this log belongs to */
+	struct gather *g;
+};
+
+struct ctx_phase {
+	struct ctx_slot slots[CTX_MAX_SLOTS];
+	size_t n;
+};
+
+struct gather {
+	struct hl_context *ctx;
+	const struct hl_context_clients *c;
+	const struct hl_event *ev;
+	int64_t timeout_ms;
+	int64_t deadline_ms;
+	size_t log_cap;
+	json_t *failed_jobs; /* workflow_run: the run's failed jobs */
+	bool files_ok;
+};
+
+const char *
+hl_source_state_name(enum hl_source_state st)
+{
+	switch (st) {
+	case HL_SOURCE_OK:
+		return "ok";
+	case HL_SOURCE_FAILED:
+		return "failed";
+	case HL_SOURCE_SKIPPED:
+		return "skipped";
+	}
+	return "failed";
+}
+
+void
+hl_context_init(struct hl_context *ctx)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	hl_buf_init(&ctx->log, 0);
+}
+
+void
+hl_context_release(struct hl_context *ctx)
+{
+	hl_buf_release(&ctx->log);
+	free(ctx->log_job_name);
+	free(ctx->failed_step);
+	free(ctx->commit_message);
+	json_decref(ctx->pr);
+	json_decref(ctx->changed_files);
+	json_decref(ctx->argocd);
+	json_decref(ctx->loki_lines);
+	json_decref(ctx->prometheus);
+	json_decref(ctx->kube_events);
+	json_decref(ctx->memory);
+	hl_context_init(ctx);
+}
+
+static void
+ctx_record(struct hl_context *ctx, const char *name, enum hl_source_state st, int64_t elapsed,
+	   const char *detail)
+{
+	struct hl_source_status *s;
+
+	if (ctx->n_sources >= HL_CONTEXT_MAX_SOURCES)
+		return;
+	s = &ctx->sources[ctx->n_sources++];
+	s->name = name;
+	s->state = st;
+	s->elapsed_ms = elapsed;
+	hl_strlcpy(s->detail, detail ? detail : "", sizeof(s->detail));
+}
+
+json_t *
+hl_context_sources_json(const struct hl_context *ctx)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr && i < ctx->n_sources; i++) {
+		const struct hl_source_status *s = &ctx->sources[i];
+		json_t *o = json_pack("{s:s, s:s, s:I}", "name", s->name, "state",
+				      hl_source_state_name(s->state), "elapsed_ms",
+				      (json_int_t)s->elapsed_ms);
+		if (o && s->detail[0])
+			json_object_set_new(o, "detail", json_string(s->detail));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+/* The repository's short name ("owner/name" -> "name"), used as the app,
+ * service and ArgoCD Application name. */
+static const char *
+ctx_repo_name(const struct hl_event *ev)
+{
+	const char *slash = ev->repository ? strchr(ev->repository, '/') : NULL;
+
+	return slash ? slash + 1 : (ev->repository ? ev->repository : "");
+}
+
+static struct ctx_slot *
+ctx_slot_add(struct ctx_phase *ph, const char *name, ctx_parse_fn parse)
+{
+	struct ctx_slot *s;
+
+	if (ph->n >= CTX_MAX_SLOTS)
+		return NULL;
+	s = &ph->slots[ph->n++];
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->parse = parse;
+	hl_buf_init(&s->url, 8192);
+	hl_buf_init(&s->auth, 8192);
+	hl_buf_init(&s->body, 1 << 16);
+	return s;
+}
+
+static void
+ctx_phase_release(struct ctx_phase *ph)
+{
+	size_t i;
+
+	for (i = 0; i < ph->n; i++) {
+		struct ctx_slot *s = &ph->slots[i];
+		if (s->auth.len)
+			explicit_bzero(s->auth.data, s->auth.len);
+		hl_buf_release(&s->url);
+		hl_buf_release(&s->auth);
+		hl_buf_release(&s->body);
+	}
+	ph->n = 0;
+}
+
+/* ---- parsers ---------------------------------------------------------- */
+
+static int
+ctx_parse_json(json_t **out, struct hl_fetch_res *res, struct hl_err *err)
+{
+	return hl_json_parse(out, res->body.data, res->body.len, err);
+}
+
+static int
+ctx_parse_log(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+	      struct hl_err *err)
+{
+	if (s->job_name[0]) {
+		hl_buf_appendf(&ctx->log, "%s==> job %s <==\n", ctx->log.len ? "\n" : "",
+			       s->job_name);
+		if (!ctx->log_job_name)
+			ctx->log_job_name = strdup(s->job_name);
+	}
+	hl_buf_append(&ctx->log, res->body.data, res->body.len);
+	ctx->log_truncated |= res->truncated;
+	return hl_buf_error(&ctx->log) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
+}
+
+static json_t *
+ctx_file_entry(const json_t *f)
+{
+	return json_pack("{s:s, s:s, s:I, s:I}", "filename", hl_json_str_or(f, "filename", ""),
+			 "status", hl_json_str_or(f, "status", "modified"), "additions",
+			 (json_int_t)hl_json_int(f, "additions", 0), "deletions",
+			 (json_int_t)hl_json_int(f, "deletions", 0));
+}
+
+static int
+ctx_files_from(struct hl_context *ctx, const json_t *files)
+{
+	json_t *arr = json_array(), *f;
+	size_t i;
+
+	if (!arr)
+		return -HL_ENOMEM;
+	json_array_foreach(files, i, f) {
+		if (json_is_object(f) && hl_json_str(f, "filename"))
+			json_array_append_new(arr, ctx_file_entry(f));
+	}
+	json_decref(ctx->changed_files);
+	ctx->changed_files = arr;
+	return 0;
+}
+
+static int
+ctx_parse_commit(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+		 struct hl_err *err)
+{
+	json_t *v = NULL;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_array(json_object_get(v, "files"))) {
+		rc = hl_err_set(err, HL_EPARSE, "commit answer has no 'files'");
+	} else {
+		const char *msg = hl_json_str(v, "commit.message");
+		rc = ctx_files_from(ctx, json_object_get(v, "files"));
+		if (msg && !ctx->commit_message)
+			ctx->commit_message = strdup(msg);
+	}
+	json_decref(v);
+	return rc;
+}
+
+static int
+ctx_parse_pr_files(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+		   struct hl_err *err)
+{
+	json_t *v = NULL;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	if (!json_is_array(v))
+		rc = hl_err_set(err, HL_EPARSE, "PR files answer is not an array");
+	else
+		rc = ctx_files_from(ctx, v);
+	json_decref(v);
+	return rc;
+}
+
+static int
+ctx_parse_pr(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+	     struct hl_err *err)
+{
+	json_t *v = NULL, *pr;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	pr = json_is_array(v) ? json_array_get(v, 0) : v;
+	if (json_is_object(pr) && json_object_get(pr, "number"))
+		ctx->pr = json_incref(pr);
+	json_decref(v);
+	return 0;
+}
+
+static int
+ctx_parse_jobs(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+	       struct hl_err *err)
+{
+	struct gather *g = s->g;
+	json_t *v = NULL, *jobs, *job, *failed;
+	size_t i;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	jobs = json_object_get(v, "jobs");
+	failed = json_array();
+	json_array_foreach(jobs, i, job) {
+		const char *c = hl_json_str(job, "conclusion");
+		if (c && (strcmp(c, "failure") == 0 || strcmp(c, "timed_out") == 0))
+			json_array_append(failed, job);
+	}
+	g->failed_jobs = failed;
+	json_decref(v);
+	return 0;
+}
+
+static int
+ctx_parse_argocd(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+		 struct hl_err *err)
+{
+	json_t *v = NULL;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	ctx->argocd = hl_argocd_summary(v);
+	json_decref(v);
+	return ctx->argocd ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
+static int
+ctx_parse_loki(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+	       struct hl_err *err)
+{
+	json_t *streams = NULL, *stream, *val;
+	size_t i, j;
+	int rc = hl_loki_parse(&streams, res, err);
+
+	if (rc < 0)
+		return rc;
+	ctx->loki_lines = json_array();
+	json_array_foreach(streams, i, stream) {
+		json_array_foreach(json_object_get(stream, "values"), j, val) {
+			const char *line = json_string_value(json_array_get(val, 1));
+			if (line && json_array_size(ctx->loki_lines) < CTX_LOKI_LIMIT)
+				json_array_append_new(ctx->loki_lines, json_string(line));
+		}
+	}
+	json_decref(streams);
+	return 0;
+}
+
+static int
+ctx_parse_prom(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+	       struct hl_err *err)
+{
+	return hl_prom_parse(&ctx->prometheus, res, err);
+}
+
+static int
+ctx_parse_events(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+		 struct hl_err *err)
+{
+	json_t *v = NULL, *item;
+	size_t i;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	ctx->kube_events = json_array();
+	json_array_foreach(json_object_get(v, "items"), i, item) {
+		json_array_append_new(
+			ctx->kube_events,
+			json_pack("{s:s, s:s, s:s, s:s, s:I}", "type",
+				  hl_json_str_or(item, "type", ""), "reason",
+				  hl_json_str_or(item, "reason", ""), "object",
+				  hl_json_str_or(item, "involvedObject.name", ""), "message",
+				  hl_json_str_or(item, "message", ""), "count",
+				  (json_int_t)hl_json_int(item, "count", 1)));
+	}
+	json_decref(v);
+	return 0;
+}
+
+static int
+ctx_parse_memory(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+		 struct hl_err *err)
+{
+	json_t *v = NULL, *m;
+	size_t i;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	ctx->memory = json_array();
+	json_array_foreach(json_object_get(v, "matches"), i, m) {
+		if (i >= CTX_MEMORY_RESULTS)
+			break;
+		json_array_append_new(ctx->memory,
+				      json_pack("{s:s, s:s, s:f}", "id", hl_json_str_or(m, "id", ""),
+						"content", hl_json_str_or(m, "content", ""),
+						"score",
+						json_number_value(json_object_get(m, "score"))));
+	}
+	json_decref(v);
+	return 0;
+}
+
+/* ---- request builders --------------------------------------------------- */
+
+static int
+ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
+	       struct ctx_slot **out, struct hl_err *err, const char *fmt, ...) HL_PRINTF(7, 8);
+
+static int
+ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
+	       struct ctx_slot **out, struct hl_err *err, const char *fmt, ...)
+{
+	struct hl_buf path = HL_BUF_INIT(8192);
+	struct ctx_slot *s = ctx_slot_add(ph, name, parse);
+	va_list ap;
+	int rc;
+
+	if (!s)
+		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+	va_start(ap, fmt);
+	hl_buf_vappendf(&path, fmt, ap);
+	va_end(ap);
+	if (hl_buf_error(&path)) {
+		hl_buf_release(&path);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	rc = hl_github_req_init(g->c->github, &s->req, &s->url, &s->auth, "GET", path.data, err);
+	hl_buf_release(&path);
+	if (rc < 0) {
+		ph->n--;
+		ctx_record(g->ctx, name, HL_SOURCE_FAILED, 0, err->msg);
+		return 0; /* a source failing to start is a failed source, not an error */
+	}
+	s->req.timeout_ms = g->timeout_ms;
+	s->g = g;
+	if (out)
+		*out = s;
+	return 0;
+}
+
+static int
+ctx_add_plain(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
+	      const char *auth_token, struct ctx_slot **out, struct hl_err *err)
+{
+	struct ctx_slot *s = ctx_slot_add(ph, name, parse);
+
+	if (!s)
+		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+	s->req.method = "GET";
+	s->req.timeout_ms = g->timeout_ms;
+	s->req.max_body = 1 << 20;
+	s->g = g;
+	s->req.headers[0] = "Accept: application/json";
+	if (auth_token && *auth_token) {
+		hl_buf_appendf(&s->auth, "Bearer %s", auth_token);
+		s->req.auth = s->auth.data;
+	}
+	*out = s;
+	return 0;
+}
+
+/* Escapes s into b for a URL path segment. */
+static void
+ctx_escape(struct hl_buf *b, const char *s)
+{
+	hl_fetch_url_escape(b, s ? s : "");
+}
+
+static int
+ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	const struct hl_event *ev = g->ev;
+	struct hl_buf owner_branch = HL_BUF_INIT(4096), sha = HL_BUF_INIT(256);
+	struct ctx_slot *s = NULL;
+	const char *repo = ev->repository;
+	int rc = 0;
+
+	if (!g->c->github || !repo) {
+		const char *why = repo ? "no GitHub client" : "no repository in the event";
+		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, why);
+		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, why);
+		ctx_record(g->ctx, "github_files", HL_SOURCE_SKIPPED, 0, why);
+		return 0;
+	}
+	/* the failing job's log, or the run's job list first */
+	if (ev->job_id > 0) {
+		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
+				    "/repos/%s/actions/jobs/%lld/logs", repo, (long long)ev->job_id);
+		if (rc == 0 && s) {
+			s->req.follow_redirects = true;
+			s->req.max_body = g->log_cap;
+			s->req.keep_tail = true;
+		}
+	} else if (ev->run_id > 0) {
+		rc = ctx_add_github(g, ph, "github_jobs", ctx_parse_jobs, NULL, err,
+				    "/repos/%s/actions/runs/%lld/jobs?filter=latest&per_page=100",
+				    repo, (long long)ev->run_id);
+	} else {
+		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, "no job or run id");
+	}
+	if (rc < 0)
+		goto out;
+	/* the PR: by number when the event names it, else by head branch */
+	if (ev->pr_number > 0) {
+		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err,
+				    "/repos/%s/pulls/%lld", repo, (long long)ev->pr_number);
+	} else if (ev->branch && *ev->branch) {
+		const char *slash = strchr(repo, '/');
+		hl_buf_append(&owner_branch, repo, slash ? (size_t)(slash - repo) : strlen(repo));
+		hl_buf_append_char(&owner_branch, ':');
+		hl_buf_append_str(&owner_branch, ev->branch);
+		s = NULL;
+		struct hl_buf q = HL_BUF_INIT(8192);
+		ctx_escape(&q, owner_branch.data);
+		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err,
+				    "/repos/%s/pulls?head=%s&state=open&per_page=1", repo, q.data);
+		hl_buf_release(&q);
+	} else {
+		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, "no branch or PR number");
+	}
+	if (rc < 0)
+		goto out;
+	/* changed files of the head commit */
+	if (ev->head_sha && *ev->head_sha) {
+		ctx_escape(&sha, ev->head_sha);
+		rc = ctx_add_github(g, ph, "github_files", ctx_parse_commit, NULL, err,
+				    "/repos/%s/commits/%s", repo, sha.data);
+	}
+out:
+	hl_buf_release(&owner_branch);
+	hl_buf_release(&sha);
+	return rc;
+}
+
+static int
+ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	const struct hl_config *cfg = g->c->cfg;
+	const struct hl_event *ev = g->ev;
+	const char *app = ctx_repo_name(ev);
+	struct ctx_slot *s;
+	int64_t now_ns = hl_time_wall_ms() * 1000000LL;
+	int rc;
+
+	if (cfg->argocd_server && *cfg->argocd_server && *app) {
+		if ((rc = ctx_add_plain(g, ph, "argocd", ctx_parse_argocd, cfg->argocd_token, &s,
+					err)) < 0)
+			return rc;
+		hl_argocd_app_url(&s->url, cfg->argocd_server, app);
+		s->req.url = s->url.data;
+	} else {
+		ctx_record(g->ctx, "argocd", HL_SOURCE_SKIPPED, 0, "ARGOCD_SERVER not set");
+	}
+	if (cfg->loki_url && *cfg->loki_url && *app) {
+		struct hl_buf q = HL_BUF_INIT(4096);
+		hl_buf_appendf(&q, "{app=\"%s\"} |~ \"(?i)(error|panic|fatal|exception)\"", app);
+		if ((rc = ctx_add_plain(g, ph, "loki", ctx_parse_loki, NULL, &s, err)) < 0) {
+			hl_buf_release(&q);
+			return rc;
+		}
+		hl_loki_query_range_url(&s->url, cfg->loki_url, q.data,
+					now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
+		s->req.url = s->url.data;
+		hl_buf_release(&q);
+	} else {
+		ctx_record(g->ctx, "loki", HL_SOURCE_SKIPPED, 0, "LOKI_URL not set");
+	}
+	if (cfg->prometheus_url && *cfg->prometheus_url && *app) {
+		struct hl_buf q = HL_BUF_INIT(4096);
+		hl_buf_appendf(&q,
+			       "sum(rate(http_requests_total{service=\"%s\",code=~\"5..\"}[5m])) / "
+			       "sum(rate(http_requests_total{service=\"%s\"}[5m]))",
+			       app, app);
+		if ((rc = ctx_add_plain(g, ph, "prometheus", ctx_parse_prom, NULL, &s, err)) < 0) {
+			hl_buf_release(&q);
+			return rc;
+		}
+		hl_prom_query_url(&s->url, cfg->prometheus_url, q.data);
+		s->req.url = s->url.data;
+		hl_buf_release(&q);
+	} else {
+		ctx_record(g->ctx, "prometheus", HL_SOURCE_SKIPPED, 0, "PROMETHEUS_URL not set");
+	}
+	if (g->c->kube) {
+		struct hl_buf path = HL_BUF_INIT(4096);
+		s = ctx_slot_add(ph, "kubernetes", ctx_parse_events);
+		if (!s)
+			return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+		hl_buf_appendf(&path, "/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20",
+			       cfg->namespace);
+		rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path.data, err);
+		hl_buf_release(&path);
+		if (rc < 0) {
+			ph->n--;
+			ctx_record(g->ctx, "kubernetes", HL_SOURCE_FAILED, 0, err->msg);
+		} else {
+			s->req.timeout_ms = g->timeout_ms;
+		}
+	} else {
+		ctx_record(g->ctx, "kubernetes", HL_SOURCE_SKIPPED, 0, "no cluster configured");
+	}
+	if (cfg->openmemory_url && *cfg->openmemory_url) {
+		json_t *q;
+		char *text;
+		if ((rc = ctx_add_plain(g, ph, "memory", ctx_parse_memory, cfg->openmemory_api_key,
+					&s, err)) < 0)
+			return rc;
+		hl_buf_appendf(&s->url, "%s/memory/query", cfg->openmemory_url);
+		s->req.url = s->url.data;
+		s->req.method = "POST";
+		s->req.max_retries = 0;
+		hl_buf_appendf(&s->body, "CI failure in %s / %s of %s: %s",
+			       ev->workflow_name ? ev->workflow_name : "?",
+			       ev->job_name ? ev->job_name : "?", ev->repository ? ev->repository : "?",
+			       ev->failed_step ? ev->failed_step : "");
+		q = json_pack("{s:s, s:i}", "query", s->body.data, "k", CTX_MEMORY_RESULTS);
+		text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+		json_decref(q);
+		hl_buf_reset(&s->body);
+		if (text)
+			hl_buf_append_str(&s->body, text);
+		free(text);
+		s->req.body = s->body.data;
+		s->req.body_len = s->body.len;
+		s->req.headers[1] = "Content-Type: application/json";
+	} else {
+		ctx_record(g->ctx, "memory", HL_SOURCE_SKIPPED, 0, "OPENMEMORY_URL not set");
+	}
+	return 0;
+}
+
+/* Runs a phase and files every answer. */
+static int
+ctx_run_phase(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	struct hl_fetch_req reqs[CTX_MAX_SLOTS];
+	struct hl_fetch_res res[CTX_MAX_SLOTS];
+	size_t i;
+	int rc;
+
+	if (ph->n == 0)
+		return 0;
+	for (i = 0; i < ph->n; i++)
+		reqs[i] = ph->slots[i].req;
+	rc = hl_fetch_run(reqs, res, ph->n, g->deadline_ms, err);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < ph->n; i++) {
+		struct ctx_slot *s = &ph->slots[i];
+		struct hl_err perr = HL_ERR_INIT;
+		char what[96];
+
+		snprintf(what, sizeof(what), "%s", s->name);
+		if (hl_fetch_check(&res[i], what, &perr) < 0 ||
+		    s->parse(g->ctx, s, &res[i], &perr) < 0) {
+			ctx_record(g->ctx, s->name, HL_SOURCE_FAILED, res[i].elapsed_ms, perr.msg);
+		} else if (strcmp(s->name, "github_files") == 0 ||
+			   strcmp(s->name, "github_pr_files") == 0) {
+			g->files_ok = true;
+			ctx_record(g->ctx, s->name, HL_SOURCE_OK, res[i].elapsed_ms, NULL);
+		} else {
+			ctx_record(g->ctx, s->name, HL_SOURCE_OK, res[i].elapsed_ms,
+				   res[i].truncated ? "truncated: the tail was kept" : NULL);
+		}
+		hl_fetch_res_release(&res[i]);
+	}
+	return 0;
+}
+
+static const char *
+ctx_first_failed_step(const json_t *job)
+{
+	json_t *step;
+	size_t i;
+
+	json_array_foreach(json_object_get(job, "steps"), i, step) {
+		const char *c = hl_json_str(step, "conclusion");
+		if (c && strcmp(c, "failure") == 0)
+			return hl_json_str(step, "name");
+	}
+	return NULL;
+}
+
+static int
+ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	const struct hl_event *ev = g->ev;
+	struct ctx_slot *s;
+	json_t *job;
+	size_t i;
+	int rc = 0;
+
+	if (g->failed_jobs) {
+		json_array_foreach(g->failed_jobs, i, job) {
+			int64_t id = hl_json_int(job, "id", 0);
+			if (i >= CTX_MAX_RUN_LOGS || id <= 0)
+				break;
+			if (i == 0 && !ev->failed_step && ctx_first_failed_step(job))
+				g->ctx->failed_step = strdup(ctx_first_failed_step(job));
+			s = NULL;
+			rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
+					    "/repos/%s/actions/jobs/%lld/logs", ev->repository,
+					    (long long)id);
+			if (rc < 0)
+				return rc;
+			if (s) {
+				s->req.follow_redirects = true;
+				s->req.max_body = g->log_cap / CTX_MAX_RUN_LOGS;
+				s->req.keep_tail = true;
+				hl_strlcpy(s->job_name, hl_json_str_or(job, "name", "?"),
+					   sizeof(s->job_name));
+			}
+		}
+		if (json_array_size(g->failed_jobs) == 0)
+			ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0,
+				   "the run has no failed job");
+	}
+	if (!g->files_ok && g->ctx->pr && g->c->github) {
+		rc = ctx_add_github(g, ph, "github_pr_files", ctx_parse_pr_files, NULL, err,
+				    "/repos/%s/pulls/%lld/files?per_page=100", ev->repository,
+				    (long long)hl_json_int(g->ctx->pr, "number", 0));
+	}
+	return rc;
+}
+
+int
+hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
+		  const struct hl_event *ev, struct hl_err *err)
+{
+	struct ctx_phase *ph = calloc(1, sizeof(*ph));
+	struct gather g = { 0 };
+	int64_t start = hl_time_mono_ms();
+	int rc;
+
+	if (!ph)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	g.ctx = ctx;
+	g.c = c;
+	g.ev = ev;
+	g.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 8000;
+	g.deadline_ms = c->deadline_ms > 0 ? c->deadline_ms : start + 15000;
+	g.log_cap = c->log_cap ? c->log_cap : CTX_DEFAULT_CAP;
+
+	if ((rc = ctx_plan_github(&g, ph, err)) < 0 || (rc = ctx_plan_sources(&g, ph, err)) < 0)
+		goto out;
+	if ((rc = ctx_run_phase(&g, ph, err)) < 0)
+		goto out;
+	ctx_phase_release(ph);
+	if ((rc = ctx_plan_phase2(&g, ph, err)) < 0)
+		goto out;
+	rc = ctx_run_phase(&g, ph, err);
+out:
+	ctx_phase_release(ph);
+	free(ph);
+	json_decref(g.failed_jobs);
+	if (!ctx->changed_files)
+		ctx->changed_files = json_array();
+	ctx->elapsed_ms = hl_time_mono_ms() - start;
+	return rc;
+}

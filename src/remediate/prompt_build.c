@@ -1,0 +1,158 @@
+/*
+ * prompt_build.c - filling the prompt layer's context from a remediation;
+ * see prompt_build.h. The only place that knows both healer's internal
+ * structures and the prompt data model's inputs.
+ */
+#include "prompt_build.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+#include "prompt/prompt.h"
+
+struct hl_prompt_builder {
+	struct hl_prompt_set *set;
+};
+
+int
+hl_prompt_builder_new(struct hl_prompt_builder **out, const char *dir, struct hl_err *err)
+{
+	struct hl_prompt_builder *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (!b)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if ((rc = hl_prompt_set_load(&b->set, dir, err)) < 0) {
+		free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+void
+hl_prompt_builder_free(struct hl_prompt_builder *b)
+{
+	if (!b)
+		return;
+	hl_prompt_set_free(b->set);
+	free(b);
+}
+
+/* The Prometheus answer as a one-line summary of the error rate. */
+static json_t *
+pb_prometheus(const json_t *result)
+{
+	const json_t *first = json_array_get(result, 0);
+	const char *val = json_string_value(json_array_get(json_object_get(first, "value"), 1));
+	char line[160];
+
+	if (!result)
+		return NULL;
+	if (!val)
+		snprintf(line, sizeof(line), "no error-rate series for the service");
+	else
+		snprintf(line, sizeof(line), "5xx share of requests over 5m: %s", val);
+	return json_pack("{s:s, s:[]}", "summary", line, "alerts");
+}
+
+static json_t *
+pb_history(const json_t *memory)
+{
+	json_t *similar = json_array(), *m;
+	size_t i;
+
+	json_array_foreach(memory, i, m) {
+		json_array_append_new(similar,
+				      json_pack("{s:s, s:s, s:O}", "id", hl_json_str_or(m, "id", ""),
+						"summary", hl_json_str_or(m, "content", ""), "score",
+						json_object_get(m, "score")));
+	}
+	return json_pack("{s:o, s:[]}", "similar_failures", similar, "known_solutions");
+}
+
+int
+hl_prompt_builder_render(struct hl_prompt_builder *b, char **out,
+			 const struct hl_prompt_inputs *in, struct hl_err *err)
+{
+	const struct hl_context *c = in->context;
+	const struct hl_verdict *v = in->verdict;
+	const struct hl_event *ev = in->event;
+	struct hl_prompt_context pc = { 0 };
+	struct hl_prompt_file *files = NULL;
+	struct hl_prompt_missing missing[HL_CONTEXT_MAX_SOURCES];
+	json_t *kube = NULL, *loki = NULL, *prom = NULL, *history = NULL;
+	size_t nfiles = json_array_size(c->changed_files), i, nmissing = 0;
+	int rc;
+
+	files = calloc(nfiles ? nfiles : 1, sizeof(*files));
+	if (!files)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (i = 0; i < nfiles; i++) {
+		const json_t *f = json_array_get(c->changed_files, i);
+		files[i].filename = hl_json_str(f, "filename");
+		files[i].status = hl_json_str(f, "status");
+		files[i].additions = hl_json_int(f, "additions", 0);
+		files[i].deletions = hl_json_int(f, "deletions", 0);
+	}
+	for (i = 0; i < c->n_sources; i++) {
+		if (c->sources[i].state != HL_SOURCE_FAILED)
+			continue;
+		missing[nmissing].name = c->sources[i].name;
+		missing[nmissing].reason = c->sources[i].detail;
+		nmissing++;
+	}
+	if (c->kube_events)
+		kube = json_pack("{s:[], s:O}", "pods", "events", c->kube_events);
+	if (c->loki_lines)
+		loki = json_pack("{s:s, s:O}", "query", "recent error lines (30m)", "lines",
+				 c->loki_lines);
+	prom = pb_prometheus(c->prometheus);
+	if (c->memory)
+		history = pb_history(c->memory);
+
+	pc.event = ev;
+	pc.agent = v->agent;
+	pc.failure_type = v->failure_type;
+	pc.category = v->category;
+	pc.rule = v->rule;
+	pc.fix_approach = v->fix_approach;
+	pc.evidence_line_number = (int64_t)v->evidence_line_number;
+	pc.evidence_line = v->evidence_line;
+	pc.log = c->log.len ? c->log.data : NULL;
+	pc.log_len = c->log.len;
+	pc.pr_number = ev->pr_number;
+	if (c->pr) {
+		pc.pr_number = hl_json_int(c->pr, "number", ev->pr_number);
+		pc.pr_title = hl_json_str(c->pr, "title");
+		pc.pr_url = hl_json_str(c->pr, "html_url");
+		pc.pr_head_ref = hl_json_str(c->pr, "head.ref");
+		pc.pr_base_ref = hl_json_str(c->pr, "base.ref");
+		pc.pr_body = hl_json_str(c->pr, "body");
+		pc.pr_author = hl_json_str(c->pr, "user.login");
+	} else if (ev->pr_title) {
+		pc.pr_title = ev->pr_title;
+	}
+	pc.files = files;
+	pc.n_files = nfiles;
+	pc.argocd = c->argocd;
+	pc.kubernetes = kube;
+	pc.loki = loki;
+	pc.prometheus = prom;
+	pc.history = history;
+	pc.attempt = in->attempt;
+	pc.max_attempts = in->max_attempts;
+	pc.missing = missing;
+	pc.n_missing = nmissing;
+	pc.target_branch = in->target_branch;
+	pc.task_id = in->task_id;
+	rc = hl_prompt_render_for_agent(out, b->set, v->agent, &pc, err);
+	json_decref(kube);
+	json_decref(loki);
+	json_decref(prom);
+	json_decref(history);
+	free(files);
+	return rc;
+}

@@ -1,0 +1,38 @@
+/*
+ * prompt_build.h - turning a remediation's event, decision and gathered
+ * context into the agent's prompt: fills the prompt layer's context
+ * (prompt/context.h) from healer's internal structures and renders the
+ * agent's template (ci/retry.hbs from the second attempt on).
+ *
+ * A struct hl_prompt_builder holds the compiled prompt set; it is immutable
+ * and thread-safe after hl_prompt_builder_new.
+ */
+#ifndef HL_REMEDIATE_PROMPT_BUILD_H
+#define HL_REMEDIATE_PROMPT_BUILD_H
+
+#include "base/err.h"
+#include "classify/classify.h"
+#include "context.h"
+#include "event/event.h"
+
+struct hl_prompt_builder;
+
+struct hl_prompt_inputs {
+	const struct hl_event *event;
+	const struct hl_verdict *verdict;
+	const struct hl_context *context;
+	const char *task_id;
+	const char *target_branch;
+	int attempt;	  /* 1-based */
+	int max_attempts;
+};
+
+/* Loads the prompt set from dir (NULL: the built-in set). */
+int hl_prompt_builder_new(struct hl_prompt_builder **out, const char *dir, struct hl_err *err);
+void hl_prompt_builder_free(struct hl_prompt_builder *b);
+
+/* Renders the prompt for in->verdict->agent into *out (malloc'd). */
+int hl_prompt_builder_render(struct hl_prompt_builder *b, char **out,
+			     const struct hl_prompt_inputs *in, struct hl_err *err);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * remediate.c - the remediation of one event; see remediate.h.
+ *
+ * Steps, each safe to repeat after a crash:
+ *   1. claim the remediation in the store by its failure key (atomic);
+ *      another task holding the key -> existing;
+ *   2. a task for the same run at the other granularity (run vs job), an
+ *      active CodeRun for the run, or a recent remediation on the branch ->
+ *      existing / skipped;
+ *   3. gather context in parallel, classify, render the prompt;
+ *   4. build the CodeRun (named from the key) and dispatch it; AlreadyExists
+ *      counts as existing;
+ *   5. record the decision, sources, prompt size and CodeRun on the task.
+ */
+#include "remediate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "classify/classify.h"
+#include "context.h"
+#include "dispatch/coderun.h"
+#include "dispatch/dispatch.h"
+#include "json/json.h"
+#include "net/github.h"
+#include "net/kube.h"
+#include "prompt_build.h"
+
+struct hl_remediator {
+	const struct hl_config *cfg;
+	struct hl_store *store;
+	struct hl_classifier *classifier;
+	struct hl_github *github;
+	struct hl_kube *kube;
+	struct hl_dispatch *dispatch;
+	struct hl_prompt_builder *prompts;
+};
+
+int
+hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struct hl_store *store,
+		  struct hl_err *err)
+{
+	struct hl_remediator *r = calloc(1, sizeof(*r));
+	struct hl_err kerr = HL_ERR_INIT;
+	int rc;
+
+	if (!r)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	r->cfg = cfg;
+	r->store = store;
+	if ((rc = hl_classifier_new(&r->classifier, cfg->rules_file, err)) < 0)
+		goto fail;
+	if ((rc = hl_prompt_builder_new(&r->prompts, cfg->prompts_dir, err)) < 0)
+		goto fail;
+	if ((rc = hl_github_new(&r->github, cfg, err)) < 0)
+		goto fail;
+	if ((rc = hl_dispatch_open(&r->dispatch, cfg, err)) < 0)
+		goto fail;
+	/* The cluster is a context source even when CodeRuns go to files. */
+	if (cfg->dispatch == HL_DISPATCH_KUBERNETES && hl_kube_load(&r->kube, cfg->kubeconfig, &kerr) < 0)
+		r->kube = NULL;
+	*out = r;
+	return 0;
+fail:
+	hl_remediator_free(r);
+	return rc;
+}
+
+void
+hl_remediator_free(struct hl_remediator *r)
+{
+	if (!r)
+		return;
+	hl_classifier_free(r->classifier);
+	hl_prompt_builder_free(r->prompts);
+	hl_github_free(r->github);
+	hl_kube_free(r->kube);
+	hl_dispatch_close(r->dispatch);
+	free(r);
+}
+
+static void
+rem_set(char *dst, size_t size, const char *s)
+{
+	hl_strlcpy(dst, s ? s : "", size);
+}
+
+/* The remediation key: the failure's identity for CI events, the alert for
+ * security events, the comment or the requested action otherwise. */
+static char *
+rem_key(const struct hl_event *ev)
+{
+	struct hl_buf b = HL_BUF_INIT(4096);
+	char *key;
+
+	if (ev->intent == HL_INTENT_CI_FAILURE)
+		return hl_event_failure_key(ev);
+	key = hl_event_dedup_key(ev);
+	if (key)
+		return key;
+	hl_buf_appendf(&b, "%s|%s|%lld", ev->repository ? ev->repository : "",
+		       hl_event_kind_name(ev->kind), (long long)ev->alert_number);
+	return hl_buf_detach(&b, NULL);
+}
+
+/* The classification input for an event with its gathered context. */
+static int
+rem_classify(struct hl_remediator *r, struct hl_verdict *v, const struct hl_event *ev,
+	     const struct hl_context *ctx, struct hl_err *err)
+{
+	struct hl_classify_input in = { 0 };
+	const char **files = NULL;
+	size_t n = json_array_size(ctx->changed_files), i;
+	struct hl_buf synth = HL_BUF_INIT(1 << 20);
+	int rc;
+
+	files = calloc(n ? n : 1, sizeof(*files));
+	if (!files)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (i = 0; i < n; i++)
+		files[i] = hl_json_str(json_array_get(ctx->changed_files, i), "filename");
+	in.event = ev->event_name;
+	in.workflow_name = ev->workflow_name;
+	in.job_name = ev->job_name ? ev->job_name : ctx->log_job_name;
+	in.failed_step = ev->failed_step ? ev->failed_step : ctx->failed_step;
+	in.changed_files = files;
+	in.n_changed = n;
+	in.argocd_sync = ctx->argocd ? hl_json_str(ctx->argocd, "sync") : NULL;
+	in.argocd_health = ctx->argocd ? hl_json_str(ctx->argocd, "health") : NULL;
+	if (ctx->log.len) {
+		in.log = ctx->log.data;
+		in.log_len = ctx->log.len;
+	} else {
+		/* no job log: classify what the event itself says (check output,
+		 * a comment's hint, an alert's summary) */
+		const char *parts[] = { ev->check_output_title, ev->check_output_summary,
+					ev->check_output_text, ev->command_hint, ev->summary,
+					ev->description };
+		for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+			if (parts[i] && *parts[i])
+				hl_buf_appendf(&synth, "%s\n", parts[i]);
+		in.log = synth.data;
+		in.log_len = synth.len;
+	}
+	rc = hl_classify(v, r->classifier, &in, err);
+	hl_buf_release(&synth);
+	free(files);
+	return rc;
+}
+
+static json_t *
+rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
+		  const struct hl_remediation *res, const char *target_branch, size_t prompt_bytes,
+		  const char *dispatch_outcome)
+{
+	json_t *d = json_object();
+
+	if (!d)
+		return NULL;
+	json_object_set_new(d, "agent", json_string(v->agent));
+	json_object_set_new(d, "failure_type", json_string(v->failure_type));
+	json_object_set_new(d, "category", json_string(v->category));
+	json_object_set_new(d, "rule", json_string(v->rule ? v->rule : "default"));
+	json_object_set_new(d, "evidence",
+			    json_pack("{s:I, s:s}", "line_number",
+				      (json_int_t)v->evidence_line_number, "line",
+				      v->evidence_line ? v->evidence_line : ""));
+	json_object_set_new(d, "fix_approach", json_string(v->fix_approach ? v->fix_approach : ""));
+	json_object_set_new(d, "sources", hl_context_sources_json(ctx));
+	json_object_set_new(d, "context_ms", json_integer(ctx->elapsed_ms));
+	json_object_set_new(d, "log_bytes", json_integer((json_int_t)ctx->log.len));
+	json_object_set_new(d, "prompt_bytes", json_integer((json_int_t)prompt_bytes));
+	json_object_set_new(d, "target_branch", json_string(target_branch));
+	json_object_set_new(d, "dedup_status", json_string(res->dedup_status));
+	json_object_set_new(d, "coderun",
+			    json_pack("{s:s, s:s}", "name", res->coderun_name, "dispatch",
+				      dispatch_outcome));
+	return d;
+}
+
+static int
+rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *task_id,
+	     const char *key, const char *status, const char *agent, const char *type,
+	     const char *coderun, const json_t *decision, struct hl_err *err)
+{
+	char *dj = decision ? json_dumps(decision, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	struct hl_task t = {
+		.task_id = task_id,
+		.dedup_key = key,
+		.repository = ev->repository,
+		.run_id = ev->run_id,
+		.job = ev->job_name,
+		.branch = ev->branch,
+		.agent = agent,
+		.failure_type = type,
+		.status = status,
+		.coderun_name = coderun,
+		.decision_json = dj,
+	};
+	int rc = hl_store_task_put(r->store, &t, err);
+
+	free(dj);
+	return rc;
+}
+
+/* Step 2: the design's guards beyond the key. Returns 1 when the event is
+ * existing/skipped (out filled), 0 to go on. */
+static int
+rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
+	   const char *task_id, struct hl_err *err)
+{
+	char other[HL_TASK_ID_MAX];
+	int rc;
+
+	if (ev->intent != HL_INTENT_CI_FAILURE || !ev->repository)
+		return 0;
+	/* the same run at the other granularity (workflow_run vs its jobs) */
+	if (ev->run_id > 0) {
+		rc = hl_store_task_find(r->store, other, ev->repository, NULL, ev->run_id,
+					ev->job_id > 0 ? HL_TASK_FIND_RUN_LEVEL : HL_TASK_FIND_ANY,
+					0, task_id, err);
+		if (rc == 0) {
+			rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+			snprintf(out->reason, sizeof(out->reason), "run already remediated by %s",
+				 other);
+			return 1;
+		}
+		if (rc != -HL_ENOTFOUND)
+			return rc;
+	}
+	/* an active CodeRun for the run (the dispatch target is the truth) */
+	if (ev->run_id > 0) {
+		char sel[160];
+		json_t *active = NULL;
+		snprintf(sel, sizeof(sel), "app.kubernetes.io/name=healer,healer/workflow-run-id=%lld",
+			 (long long)ev->run_id);
+		if (hl_dispatch_find_active(r->dispatch, &active, sel, err) == 0) {
+			json_t *first = json_array_get(active, 0);
+			const char *name = hl_json_str(first, "metadata.name");
+			const char *owner = hl_json_str(first, "metadata.labels.healer/task-id");
+			if (first && (!owner || strcmp(owner, task_id) != 0)) {
+				rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+				rem_set(out->coderun_name, sizeof(out->coderun_name), name);
+				snprintf(out->reason, sizeof(out->reason),
+					 "CodeRun %s is still active for the run", name ? name : "?");
+				json_decref(active);
+				return 1;
+			}
+			json_decref(active);
+		}
+	}
+	/* the per-branch window, for other runs */
+	if (ev->branch && r->cfg->time_window_mins > 0) {
+		int64_t since = hl_time_wall_ms() - (int64_t)r->cfg->time_window_mins * 60000;
+		rc = hl_store_task_find(r->store, other, ev->repository, ev->branch, ev->run_id,
+					HL_TASK_FIND_OTHER_RUN, since, task_id, err);
+		if (rc == 0) {
+			rem_set(out->dedup_status, sizeof(out->dedup_status), "skipped");
+			snprintf(out->reason, sizeof(out->reason),
+				 "branch remediated within %d minutes by %s", r->cfg->time_window_mins,
+				 other);
+			return 1;
+		}
+		if (rc != -HL_ENOTFOUND)
+			return rc;
+	}
+	return 0;
+}
+
+int
+hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
+	     const char *task_id, struct hl_err *err)
+{
+	struct hl_remediation res;
+	struct hl_context ctx;
+	struct hl_verdict v;
+	struct hl_context_clients cc;
+	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
+	char existing[HL_TASK_ID_MAX], target[256], name[64];
+	char *key = NULL, *prompt = NULL;
+	json_t *manifest = NULL, *decision = NULL;
+	bool created = false, have_verdict = false;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	memset(&v, 0, sizeof(v));
+	hl_context_init(&ctx);
+	rem_set(res.task_id, sizeof(res.task_id), task_id);
+	key = rem_key(ev);
+	if (!key)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+
+	/* 1. claim */
+	rc = hl_store_task_claim(r->store, &created, existing, &(struct hl_task){
+		.task_id = task_id, .dedup_key = key, .repository = ev->repository,
+		.run_id = ev->run_id, .job = ev->job_name, .branch = ev->branch,
+		.status = "claimed" }, err);
+	if (rc < 0)
+		goto out;
+	if (!created && strcmp(existing, task_id) != 0) {
+		json_t *t = NULL;
+		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
+		snprintf(res.reason, sizeof(res.reason), "failure already remediated by %s",
+			 existing);
+		if (hl_store_task_json(r->store, &t, existing, NULL) == 0) {
+			rem_set(res.coderun_name, sizeof(res.coderun_name),
+				hl_json_str(t, "coderun_name"));
+			rem_set(res.agent, sizeof(res.agent), hl_json_str(t, "agent"));
+			rem_set(res.failure_type, sizeof(res.failure_type),
+				hl_json_str(t, "failure_type"));
+			json_decref(t);
+		}
+		rem_set(res.outcome, sizeof(res.outcome), "existing");
+		goto done;
+	}
+	/* 2. guards (a resumed claim of our own task passes through again) */
+	rc = rem_guards(r, &res, ev, task_id, err);
+	if (rc < 0)
+		goto out;
+	if (rc == 1) {
+		rem_set(res.outcome, sizeof(res.outcome), res.dedup_status);
+		rc = rem_put_task(r, ev, task_id, key, res.dedup_status, NULL, NULL,
+				  res.coderun_name[0] ? res.coderun_name : NULL, NULL, err);
+		if (rc < 0)
+			goto out;
+		goto done;
+	}
+	rem_set(res.dedup_status, sizeof(res.dedup_status), "new");
+
+	/* 3. context, decision, prompt */
+	cc = (struct hl_context_clients){
+		.cfg = r->cfg,
+		.github = r->github,
+		.kube = r->kube,
+		.timeout_ms = r->cfg->source_timeout_ms,
+		.deadline_ms = hl_time_mono_ms() + r->cfg->context_timeout_ms,
+	};
+	if (ev->intent == HL_INTENT_SECURITY) {
+		/* an alert carries its own context; only the repository's PR state
+		 * could add to it, and Cipher does not need the CI sources */
+		ctx.changed_files = json_array();
+	} else if ((rc = hl_context_gather(&ctx, &cc, ev, err)) < 0) {
+		goto out;
+	}
+	if (ev->intent == HL_INTENT_CI_FAILURE && !ev->commit_message && ctx.commit_message &&
+	    hl_event_has_skip_tag(ctx.commit_message)) {
+		/* the skip tag of a job's commit is only known once it is fetched */
+		rem_set(res.dedup_status, sizeof(res.dedup_status), "skipped");
+		rem_set(res.reason, sizeof(res.reason), "skip_tag");
+		rem_set(res.outcome, sizeof(res.outcome), "skipped");
+		if ((rc = rem_put_task(r, ev, task_id, key, "skipped", NULL, NULL, NULL, NULL,
+				       err)) < 0)
+			goto out;
+		goto done;
+	}
+	if ((rc = rem_classify(r, &v, ev, &ctx, err)) < 0)
+		goto out;
+	have_verdict = true;
+	rem_set(res.agent, sizeof(res.agent), v.agent);
+	rem_set(res.failure_type, sizeof(res.failure_type), v.failure_type);
+	{
+		const char *pr_head = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL;
+		hl_coderun_target_branch(target, sizeof(target), ev->branch, ev->default_branch,
+					 pr_head, v.failure_type, ev->head_sha);
+	}
+	rc = hl_prompt_builder_render(r->prompts, &prompt, &(struct hl_prompt_inputs){
+		.event = ev, .verdict = &v, .context = &ctx, .task_id = task_id,
+		.target_branch = target, .attempt = 1, .max_attempts = r->cfg->max_attempts },
+		err);
+	if (rc < 0)
+		goto out;
+
+	/* 4. CodeRun */
+	{
+		int64_t pr_number = ev->pr_number;
+		if (!pr_number && ctx.pr)
+			pr_number = hl_json_int(ctx.pr, "number", 0);
+		struct hl_coderun_spec spec = {
+			.agent = v.agent,
+			.failure_type = v.failure_type,
+			.repository = ev->repository,
+			.branch = ev->branch,
+			.default_branch = ev->default_branch,
+			.head_sha = ev->head_sha,
+			.pr_head_ref = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL,
+			.pr_number = pr_number,
+			.workflow_run_id = ev->run_id,
+			.task_id = task_id,
+			.attempt = 1,
+			.dedup_key = key,
+			.prompt = prompt,
+			.cli = r->cfg->cli,
+			.model = r->cfg->model,
+			.namespace = r->cfg->namespace,
+		};
+		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
+			goto out;
+	}
+	name[0] = '\0';
+	if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0)
+		goto out;
+	rem_set(res.coderun_name, sizeof(res.coderun_name), name);
+	if (dout == HL_DISPATCH_EXISTING)
+		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
+	rem_set(res.outcome, sizeof(res.outcome),
+		dout == HL_DISPATCH_DRY_RUN ? "decided" :
+		dout == HL_DISPATCH_EXISTING ? "existing" : "dispatched");
+
+	/* 5. record */
+	decision = rem_decision_json(&v, &ctx, &res, target, prompt ? strlen(prompt) : 0,
+				     hl_dispatch_outcome_name(dout));
+	if ((rc = rem_put_task(r, ev, task_id, key, res.outcome, v.agent, v.failure_type, name,
+			       decision, err)) < 0)
+		goto out;
+	rc = hl_store_attempt_put(r->store, &(struct hl_attempt){
+		.task_id = task_id, .n = 1, .agent = v.agent, .coderun_name = name,
+		.started_ms = hl_time_wall_ms() }, err);
+	if (rc < 0)
+		goto out;
+done:
+	*out = res;
+	rc = 0;
+out:
+	if (have_verdict)
+		hl_verdict_release(&v);
+	hl_context_release(&ctx);
+	json_decref(manifest);
+	json_decref(decision);
+	free(prompt);
+	free(key);
+	return rc;
+}

@@ -1,0 +1,59 @@
+/*
+ * remediate.h - from an accepted event to one CodeRun: deduplicate, gather
+ * context in parallel, classify, render the agent's prompt, dispatch, and
+ * record the task with its decision and evidence.
+ *
+ * Exactly once: a remediation is keyed by the failure's identity
+ * (hl_event_failure_key: one per repository + run + job), claimed in the
+ * store atomically before any side effect, and its CodeRun is named from
+ * that key, so a second claim, a concurrent worker or a restart mid-way all
+ * end as "existing", never as a second CodeRun. Two more guards from the
+ * design: a CodeRun still Pending/Running for the same workflow run (read
+ * from the dispatch target, the source of truth after a restart) makes the
+ * event "existing"; a remediation on the same branch for another run within
+ * HEALER_TIME_WINDOW_MINS makes it "skipped".
+ *
+ * A struct hl_remediator is shared by the worker threads: it is immutable
+ * after hl_remediator_new and its clients are thread-safe.
+ */
+#ifndef HL_REMEDIATE_REMEDIATE_H
+#define HL_REMEDIATE_REMEDIATE_H
+
+#include <stdint.h>
+
+#include "base/err.h"
+#include "config/config.h"
+#include "event/event.h"
+#include "store/store.h"
+
+struct hl_remediator;
+
+/* The outcome of one remediation, as the sensor's answer needs it. */
+struct hl_remediation {
+	char task_id[96];
+	char agent[16];		/* "" when no decision was made */
+	char failure_type[48];
+	char coderun_name[64];
+	char dedup_status[16];	/* "new", "existing", "skipped" */
+	char reason[192];	/* why existing/skipped, or "" */
+	char outcome[32];	/* "dispatched", "decided" (dispatch none), "existing", "skipped" */
+};
+
+/* Builds the shared clients from cfg: the classifier (HEALER_RULES_FILE or
+ * the built-in rules), the prompt set, the GitHub client, the Kubernetes
+ * client when a cluster is configured, and the dispatcher. store and cfg are
+ * borrowed and must outlive the remediator. */
+int hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg,
+		      struct hl_store *store, struct hl_err *err);
+void hl_remediator_free(struct hl_remediator *r);
+
+/*
+ * Remediates ev (intent CI_FAILURE, SECURITY, ACTION or COMMAND fix/retry)
+ * under task_id (the id answered at intake). *out is filled on success.
+ * Errors are infrastructure failures (store, dispatch target) after which
+ * the delivery may be retried: every step before them is idempotent.
+ */
+int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
+		 const char *task_id, struct hl_err *err);
+
+#endif

@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""test_e2e.py - the whole path, signed webhook in -> CodeRun out, against
+the project's stub servers: a TLS Kubernetes API (CA from the kubeconfig,
+bearer token, generateName, 409, 422), a GitHub API (token, job logs behind
+a redirect to another host, PRs, commit files) and ArgoCD / Loki /
+Prometheus stubs.
+
+Checks: the CodeRun's labels, env, prompt and target branch; the decision
+with its evidence and per-source status at /api/remediations/{task_id};
+50 concurrent deliveries of one failure from two hook ids -> one CodeRun;
+a workflow_job and the check_run GitHub sends for the same job -> one
+CodeRun; a hanging source -> the CodeRun still created within its deadline
+and the prompt names the missing source; SIGKILL in the middle of a
+remediation and restart -> no duplicate; the sensor's ci-failure call
+answers with the decision; directory dispatch writes a readable manifest.
+Standard library only; prints TAP."""
+import concurrent.futures
+import copy
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
+import dtest  # noqa: E402
+from dtest import check  # noqa: E402
+
+SECRET = "e2e-webhook-secret"
+GTOKEN = "ghs_e2e_token_value"
+KTOKEN = "kube-e2e-token"
+API_TOKEN = "sensor-e2e-token"
+REPO = "acme/widgets"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+CLIPPY_LOG = "\n".join([
+    "2025-01-15T10:30:00.0000000Z ##[group]Run cargo clippy --all-targets -- -D warnings",
+    "2025-01-15T10:30:01.0000000Z     Checking widgets v0.1.0 (/home/runner/work/widgets)",
+    "2025-01-15T10:30:02.0000000Z error: this expression creates a reference which is immediately dereferenced by the compiler",
+    "2025-01-15T10:30:02.0000000Z   --> src/lib.rs:34:9",
+    "2025-01-15T10:30:02.0000000Z    = note: `-D clippy::needless-borrow` implied by `-D warnings`",
+    "2025-01-15T10:30:03.0000000Z error: could not compile `widgets` (lib) due to 1 previous error",
+    "2025-01-15T10:30:03.0000000Z ##[error]Process completed with exit code 101.",
+]) + "\n"
+
+
+def job_event(job_id, run_id=9000, branch="feat/faster", name="clippy"):
+    return {
+        "action": "completed",
+        "workflow_job": {
+            "id": job_id, "run_id": run_id, "run_attempt": 1, "workflow_name": "Rust CI",
+            "name": name, "head_branch": branch, "head_sha": SHA, "status": "completed",
+            "conclusion": "failure",
+            "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
+            "steps": [{"name": "Run clippy", "status": "completed", "conclusion": "failure",
+                       "number": 3}],
+        },
+        "repository": {"full_name": REPO, "html_url": f"https://github.com/{REPO}",
+                       "default_branch": "main"},
+        "sender": {"login": "dev", "type": "User"},
+    }
+
+
+def check_run_event(job_id, run_id=9000, branch="feat/faster", name="clippy"):
+    return {
+        "action": "completed",
+        "check_run": {
+            "id": job_id, "name": name, "head_sha": SHA, "status": "completed",
+            "conclusion": "failure", "external_id": "x",
+            "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
+            "details_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
+            "app": {"slug": "github-actions", "id": 15368},
+            "check_suite": {"id": 1, "head_branch": branch, "head_sha": SHA},
+            "output": {"title": None, "summary": None, "text": None},
+            "pull_requests": [],
+        },
+        "repository": {"full_name": REPO, "html_url": f"https://github.com/{REPO}",
+                       "default_branch": "main"},
+        "sender": {"login": "dev", "type": "User"},
+    }
+
+
+class Healer:
+    def __init__(self, data_dir, env):
+        self.data_dir, self.env = data_dir, env
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.data_dir, exist_ok=True)
+        pf = os.path.join(self.data_dir, "port")
+        if os.path.exists(pf):
+            os.unlink(pf)
+        log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [dtest.HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+             "--port-file", pf], env=dtest.clean_env(self.env), stdout=log, stderr=log)
+        dtest._procs.append(self.proc)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(pf) and open(pf).read().strip():
+                self.port = int(open(pf).read())
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError("healer did not start: " + self.log_tail())
+
+    def log_tail(self):
+        return open(os.path.join(self.data_dir, "server.log"), errors="replace").read()[-3000:]
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            try:
+                return r.status, json.loads(data)
+            except ValueError:
+                return r.status, {"raw": data[:300].decode("latin-1")}
+        finally:
+            c.close()
+
+    def deliver(self, payload, event="workflow_job", delivery=None, hook="1"):
+        body = json.dumps(payload).encode()
+        sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        return self.request("POST", "/webhook", body, {
+            "Content-Type": "application/json", "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery or os.urandom(8).hex(), "X-GitHub-Hook-ID": hook,
+            "X-Hub-Signature-256": sig})
+
+
+def wait_for(fn, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.1)
+    return fn()
+
+
+# ---- stubs -----------------------------------------------------------------
+ca = dtest.make_ca("kube")
+_, kport = dtest.start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"],
+                            "--token", KTOKEN, "--crd", dtest.CRD)
+KURL = f"https://127.0.0.1:{kport}"
+import ssl  # noqa: E402
+KCTX = ssl.create_default_context(cafile=ca["ca"])
+kubeconfig = dtest.write_kubeconfig(os.path.join(dtest.TMP, "kubeconfig"), KURL,
+                                    ca_path=ca["ca"], token=KTOKEN, namespace="cto")
+_, gport = dtest.start_stub("github_stub.py", "--token", GTOKEN)
+GURL = f"http://127.0.0.1:{gport}"
+_, sport = dtest.start_stub("generic_stub.py")
+SURL = f"http://127.0.0.1:{sport}"
+
+
+def kube(method, path, body=None):
+    return dtest.http(method, KURL + path, body, ctx=KCTX, token=KTOKEN)
+
+
+def coderuns():
+    return kube("GET", "/_stub/coderuns") or []
+
+
+def seed_github(job_ids, commit_message="perf: faster widgets"):
+    dtest.http("POST", GURL + "/_stub/seed", {
+        "logs": {str(j): CLIPPY_LOG for j in job_ids},
+        "pulls": [{"number": 42, "state": "open", "title": "Faster widgets",
+                   "html_url": f"https://github.com/{REPO}/pull/42", "body": "Speeds things up.",
+                   "user": {"login": "dev"},
+                   "head": {"ref": "feat/faster", "sha": SHA}, "base": {"ref": "main"}}],
+        "commits": {SHA: {"sha": SHA, "commit": {"message": commit_message},
+                          "files": [{"filename": "src/lib.rs", "status": "modified",
+                                     "additions": 3, "deletions": 1}]}},
+    }, token=GTOKEN)
+
+
+def set_sources(delay_ms=0, loki_delay_ms=None):
+    routes = [
+        {"method": "GET", "path": "/api/v1/applications/widgets", "delay_ms": delay_ms,
+         "body": {"metadata": {"name": "widgets"},
+                  "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}}},
+        {"method": "GET", "path": "/loki/api/v1/query_range",
+         "delay_ms": delay_ms if loki_delay_ms is None else loki_delay_ms,
+         "body": {"status": "success", "data": {"resultType": "streams", "result": [
+             {"stream": {"app": "widgets"}, "values": [["1", "level=error msg=boom"]]}]}}},
+        {"method": "GET", "path": "/api/v1/query", "delay_ms": delay_ms,
+         "body": {"status": "success", "data": {"resultType": "vector", "result": [
+             {"metric": {}, "value": [1, "0.02"]}]}}},
+    ]
+    dtest.http("POST", SURL + "/_stub/config", {"routes": routes})
+
+
+BASE_ENV = {
+    "GITHUB_WEBHOOK_SECRET": SECRET, "HEALER_API_TOKEN": API_TOKEN,
+    "GITHUB_API_URL": GURL, "GITHUB_TOKEN": GTOKEN, "KUBECONFIG": kubeconfig,
+    "HEALER_DISPATCH": "kubernetes", "HEALER_NAMESPACE": "cto",
+    "ARGOCD_SERVER": SURL, "LOKI_URL": SURL, "PROMETHEUS_URL": SURL,
+    "HEALER_SOURCE_TIMEOUT_MS": "1500", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
+    "HEALER_LOG_LEVEL": "info", "HEALER_TIME_WINDOW_MINS": "0",
+}
+set_sources()
+
+# ---- 1. one failed job -> one CodeRun with everything its agent needs --------
+seed_github([5001, 5002, 5003, 5004, 5005, 5006])
+srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
+st, ans = srv.deliver(job_event(5001))
+check("webhook accepted", st == 202 and ans.get("status") == "accepted", ans)
+task_id = ans.get("task_id")
+runs = wait_for(lambda: [c for c in coderuns()
+                         if c["metadata"]["labels"].get("healer/task-id") == task_id], 15)
+check("a CodeRun is created for the failed job", len(runs) == 1, coderuns())
+cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
+labels, spec = cr["metadata"]["labels"], cr.get("spec", {})
+env = spec.get("env", {})
+check("CodeRun is agents.platform/v1 in the namespace",
+      cr.get("apiVersion") == "agents.platform/v1" and cr["metadata"].get("namespace") == "cto", cr)
+check("routed to rex as rust_clippy",
+      labels.get("healer/agent") == "rex" and labels.get("healer/failure-type") == "rust_clippy"
+      and spec.get("githubApp") == "5DLabs-Rex", labels)
+check("labels carry run, branch, task and attempt",
+      labels.get("app.kubernetes.io/name") == "healer"
+      and labels.get("healer/workflow-run-id") == "9000"
+      and labels.get("healer/branch") == "feat-faster" and labels.get("healer/attempt") == "1",
+      labels)
+check("env carries task, type, run, PR and target branch",
+      env.get("HEALER_TASK_ID") == task_id and env.get("FAILURE_TYPE") == "rust_clippy"
+      and env.get("WORKFLOW_RUN_ID") == "9000" and env.get("PR_NUMBER") == "42"
+      and env.get("TARGET_BRANCH") == "feat/faster", env)
+prompt = spec.get("promptModification", "")
+check("prompt carries the evidence line and the log",
+      "needless-borrow" in prompt and "could not compile" in prompt, prompt[:2000])
+check("prompt carries the PR and the changed file",
+      "Faster widgets" in prompt and "src/lib.rs" in prompt, prompt[:3000])
+check("the job log was fetched without the token on the redirect",
+      dtest.http("GET", GURL + "/_stub/blob-violations", token=GTOKEN) in ([], None),
+      "token leaked to the blob host")
+st, rem = srv.request("GET", f"/api/remediations/{task_id}")
+check("GET /api/remediations/{task_id} answers 200", st == 200, rem)
+dec = rem.get("decision") or {}
+if isinstance(dec, str):
+    dec = json.loads(dec)
+srcs = {s["name"]: s["state"] for s in dec.get("sources", [])}
+check("the decision carries rule and evidence",
+      dec.get("rule") and "needless" in (dec.get("evidence") or {}).get("line", ""), dec)
+check("every context source reported ok",
+      all(srcs.get(k) == "ok" for k in ("github_log", "github_pr", "github_files", "argocd",
+                                          "loki", "prometheus", "kubernetes")), srcs)
+check("the prompt size is recorded", dec.get("prompt_bytes", 0) > 500, dec)
+
+# ---- 2. the check_run GitHub sends for the same job -> no second CodeRun ------
+st, ans2 = srv.deliver(check_run_event(5001), event="check_run")
+time.sleep(1.5)
+same = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9000"]
+check("check_run for the same job does not create a second CodeRun",
+      st == 202 and len(same) == 1, [ans2, len(same)])
+
+# ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
+payload = job_event(5002, run_id=9100)
+with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
+    futs = [ex.submit(srv.deliver, payload, "workflow_job", os.urandom(8).hex(), str(1 + i % 2))
+            for i in range(50)]
+    answers = [f.result() for f in futs]
+statuses = [a[1].get("status") for a in answers]
+time.sleep(0.5)
+n9100 = wait_for(lambda: [c for c in coderuns()
+                          if c["metadata"]["labels"].get("healer/workflow-run-id") == "9100"], 15)
+time.sleep(1.0)
+n9100 = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9100"]
+check("50 concurrent deliveries from two hooks -> one accepted",
+      statuses.count("accepted") == 1 and statuses.count("duplicate") == 49, statuses)
+check("50 concurrent deliveries from two hooks -> one CodeRun", len(n9100) == 1, len(n9100))
+
+# ---- 4. a hanging source: the CodeRun is still created within its deadline ----
+set_sources(loki_delay_ms=20000)
+t0 = time.time()
+st, ans = srv.deliver(job_event(5003, run_id=9200))
+tid = ans.get("task_id")
+runs = wait_for(lambda: [c for c in coderuns()
+                         if c["metadata"]["labels"].get("healer/task-id") == tid], 12)
+took = time.time() - t0
+check("a hanging source does not block the CodeRun (within its deadline)",
+      len(runs) == 1 and took < 6, f"{len(runs)} CodeRuns after {took:.1f}s")
+p = runs[0]["spec"]["promptModification"] if runs else ""
+check("the prompt names the missing source", "loki" in p.lower(), p[-1500:])
+set_sources()
+
+# ---- 5. sensor call: the answer carries the decision --------------------------
+wf_run = {"action": "completed", "workflow_run": {
+    "id": 9300, "name": "Rust CI", "run_attempt": 1, "conclusion": "failure", "status": "completed",
+    "head_branch": "feat/faster", "head_sha": SHA, "html_url": "https://github.com/x",
+    "head_commit": {"message": "perf: faster"}}, "repository": {
+    "full_name": REPO, "default_branch": "main"}, "sender": {"login": "dev"}}
+dtest.http("POST", GURL + "/_stub/seed", {"jobs": {"9300": [
+    {"id": 5004, "name": "clippy", "conclusion": "failure", "steps": [
+        {"name": "Run clippy", "conclusion": "failure", "number": 3}]},
+    {"id": 5099, "name": "fmt", "conclusion": "success", "steps": []}]}}, token=GTOKEN)
+st, ans = srv.request("POST", "/api/remediate/ci-failure", json.dumps({"body": wf_run}).encode(),
+                      {"Content-Type": "application/json",
+                       "Authorization": f"Bearer {API_TOKEN}"})
+check("sensor ci-failure answers with the decision",
+      st in (200, 202) and ans.get("agent") == "rex" and ans.get("failure_type") == "rust_clippy"
+      and ans.get("coderun_name", "").startswith("healer-rex-")
+      and ans.get("dedup_status") == "new", ans)
+
+# ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
+set_sources(delay_ms=1500)
+st, ans = srv.deliver(job_event(5005, run_id=9400))
+tid = ans.get("task_id")
+time.sleep(0.5)  # the worker is waiting on the sources now
+srv.kill()
+set_sources()
+srv = Healer(srv.data_dir, BASE_ENV).start()
+runs = wait_for(lambda: [c for c in coderuns()
+                         if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
+time.sleep(1.0)
+runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9400"]
+check("a restart in the middle leaves exactly one CodeRun", len(runs) == 1, len(runs))
+srv.stop()
+check("SIGTERM stops the server cleanly", srv.proc.returncode == 0, srv.log_tail())
+
+# ---- 7. directory dispatch: a readable manifest on disk ----------------------
+denv = dict(BASE_ENV, HEALER_DISPATCH="directory")
+denv.pop("KUBECONFIG")
+dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
+st, ans = dsrv.deliver(job_event(5006, run_id=9500))
+cdir = os.path.join(dsrv.data_dir, "coderuns")
+files = wait_for(lambda: os.path.isdir(cdir) and [f for f in os.listdir(cdir)
+                                                  if f.endswith(".json")], 15)
+ok = False
+if files:
+    m = json.load(open(os.path.join(cdir, files[0])))
+    ok = (m.get("kind") == "CodeRun" and m["spec"].get("githubApp") == "5DLabs-Rex"
+          and "needless-borrow" in m["spec"].get("promptModification", ""))
+check("directory dispatch writes a readable CodeRun manifest", ok, files)
+dsrv.stop()
+
+dtest.finish()
