@@ -28,10 +28,20 @@ const struct hl_cmd hl_commands[] = {
 	  "  --print         print the effective settings (secrets shown as \"(set)\")\n" },
 	{ "classify", hl_cmd_classify, "classify CI failures (JSON Lines in, JSON Lines out)",
 	  "usage: healer classify [--rules FILE] [--explain] [FILE|-]\n"
-	  "       healer classify [--rules FILE] [--explain] --log FILE [--workflow NAME]\n"
-	  "                       [--job NAME] [--step NAME] [--changed-file PATH]...\n" },
+	  "       healer classify [--rules FILE] [--explain] --log FILE|- [--workflow NAME]\n"
+	  "                       [--job NAME] [--step NAME] [--changed-file PATH]...\n"
+	  "                       [--event NAME] [--argocd-sync S] [--argocd-health H]\n"
+	  "\n"
+	  "JSON Lines mode reads one case per line (contract section 5) and writes one\n"
+	  "verdict per line; a malformed line gives {\"id\": null, \"error\": ...}.\n"
+	  "--log classifies one raw log file. --explain adds an \"explain\" string to\n"
+	  "each JSON verdict, and with --log prints a readable account instead of JSON.\n"
+	  "Rules: --rules FILE, else HEALER_RULES_FILE, else the built-in rules.\n" },
 	{ "check-rules", hl_cmd_check_rules, "validate a classification rules file",
-	  "usage: healer check-rules FILE\n" },
+	  "usage: healer check-rules FILE\n"
+	  "\n"
+	  "Validates a rules file: prints \"N rules ok\", or exits 1 with\n"
+	  "FILE:LINE:COL: rule 'name': reason.\n" },
 	{ "render", hl_cmd_render, "render a prompt template with JSON data",
 	  "usage: healer render [--partials DIR] [--strict] TEMPLATE [DATA.json|-]\n" },
 	{ "fetch-logs", hl_cmd_fetch_logs, "write a pod's logs, events and description to files",
