@@ -109,13 +109,18 @@ hl_cmd_server(int argc, char **argv)
 		hl_log_kv(HL_LOG_WARN, "re-queued deliveries interrupted by a previous run",
 		          "count", port, NULL);
 	}
-	if (hl_pipeline_new(&pipeline, cfg, store, &err) < 0 ||
-	    hl_workers_start(&workers, cfg->workers, cfg, store, pipeline, &err) < 0) {
-		hl_cmd_fail("cannot start the workers: %s", err.msg);
+	if (hl_pipeline_new(&pipeline, cfg, store, &err) < 0) {
+		hl_cmd_fail("cannot start the pipeline: %s", err.msg);
 		goto out;
 	}
 	if (hl_http_server_start(&http, cfg, store, HL_VERSION, &err) < 0) {
 		hl_cmd_fail("cannot start the HTTP server: %s", err.msg);
+		goto out;
+	}
+	/* decisions go to the sensor calls waiting for them */
+	hl_pipeline_set_decision_hook(pipeline, hl_http_server_publish_decision, http);
+	if (hl_workers_start(&workers, cfg->workers, cfg, store, pipeline, &err) < 0) {
+		hl_cmd_fail("cannot start the workers: %s", err.msg);
 		goto out;
 	}
 	snprintf(port, sizeof(port), "%d", hl_http_server_port(http));
@@ -136,8 +141,9 @@ hl_cmd_server(int argc, char **argv)
 		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
 	rc = 0;
 out:
-	hl_http_server_stop(http);
+	/* workers first: they publish decisions into the HTTP server */
 	hl_workers_stop(workers);
+	hl_http_server_stop(http);
 	hl_pipeline_free(pipeline);
 	hl_store_close(store);
 	if (rc == 0)

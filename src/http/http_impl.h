@@ -10,6 +10,7 @@
 #include "metrics.h"
 #include "store/store.h"
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -26,6 +27,7 @@ struct hl_http_server {
 	int64_t started_ms;
 	atomic_int inflight; /* requests between their first byte and completion */
 	atomic_bool stopping;
+	struct hl_decision_board *decisions; /* sensor answers waiting for a decision */
 };
 
 enum http_phase {
@@ -57,6 +59,10 @@ struct http_req {
 	char *headers_json;
 	char *stored_body; /* the JSON stored when it differs from the raw body */
 	struct hl_intake_req ireq;
+	/* ci-failure sensor calls waiting for the decision (decisions.c) */
+	json_t *decision;
+	int64_t wait_deadline_ms;
+	struct http_req *wait_next;
 };
 
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */

@@ -30,6 +30,7 @@
 #include "base/str.h"
 #include "crypto/hmac.h"
 #include "event/event.h"
+#include "decisions.h"
 #include "http_impl.h"
 #include "jsonfast.h"
 
@@ -173,7 +174,13 @@ static void
 intake_done(struct hl_intake_req *req)
 {
 	struct http_req *r = req->arg;
+	int wait_ms = r->srv->cfg->decision_wait_ms;
 
+	/* the CI sensor's call waits for the decision (decisions.c) */
+	if (r->sensor && r->route == HL_ROUTE_CI_FAILURE && req->rc == 0 &&
+	    req->answer.status == HL_INTAKE_ACCEPTED && wait_ms > 0 &&
+	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
+		return;
 	atomic_store(&r->phase, HTTP_DONE);
 	MHD_resume_connection(r->conn);
 }
@@ -245,6 +252,42 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	return MHD_YES;
 }
 
+/*
+ * The sensor's answer carries the decision (contract section 4): the one the
+ * worker published for this delivery, or for a duplicate the recorded task
+ * of the first. Without one yet, the answer has the task id and the decision
+ * follows at /api/remediations/{task_id}.
+ */
+static void
+intake_add_decision(struct http_req *r, json_t *o)
+{
+	static const char *const keys[] = { "agent", "failure_type", "coderun_name" };
+	const struct hl_intake_answer *a = &r->ireq.answer;
+	json_t *task = NULL;
+	const json_t *src = r->decision;
+	size_t i;
+
+	if (!src && a->status == HL_INTAKE_DUPLICATE && a->task_id[0] &&
+	    hl_store_task_json(r->srv->store, &task, a->task_id, NULL) == 0)
+		src = task;
+	for (i = 0; src && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = json_string_value(json_object_get(src, keys[i]));
+		if (v && *v)
+			json_object_set_new(o, keys[i], json_string(v));
+	}
+	if (r->decision) {
+		const char *ds = json_string_value(json_object_get(r->decision, "dedup_status"));
+		const char *why = json_string_value(json_object_get(r->decision, "reason"));
+		if (ds)
+			json_object_set_new(o, "dedup_status", json_string(ds));
+		if (why)
+			json_object_set_new(o, "reason", json_string(why));
+	} else if (a->status == HL_INTAKE_ACCEPTED && r->route == HL_ROUTE_CI_FAILURE) {
+		json_object_set_new(o, "decision", json_string("pending"));
+	}
+	json_decref(task);
+}
+
 enum MHD_Result
 hl_http_intake_reply(struct http_req *r)
 {
@@ -266,11 +309,13 @@ hl_http_intake_reply(struct http_req *r)
 	json_object_set_new(o, "event", json_string(r->event_name));
 	if (a->duplicate_of[0])
 		json_object_set_new(o, "duplicate_of", json_string(a->duplicate_of));
-	if (r->sensor)
+	if (r->sensor) {
 		json_object_set_new(o, "dedup_status",
 		                    json_string(a->status == HL_INTAKE_ACCEPTED  ? "new"
 		                                : a->status == HL_INTAKE_SKIPPED ? "skipped"
 		                                                                 : "existing"));
+		intake_add_decision(r, o);
+	}
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!body)

@@ -19,6 +19,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "decisions.h"
 #include "http_impl.h"
 
 #include <errno.h>
@@ -242,6 +243,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->dedup_key);
 	free(r->headers_json);
 	free(r->stored_body);
+	json_decref(r->decision);
 	free(r);
 	atomic_fetch_sub(&srv->inflight, 1);
 }
@@ -326,6 +328,9 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}
+	rc = hl_decisions_new(&srv->decisions, err);
+	if (rc < 0)
+		goto fail;
 	rc = http_listen(&srv->listen_fd, &srv->port, cfg->listen_host, cfg->listen_port, err);
 	if (rc < 0)
 		goto fail;
@@ -349,6 +354,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 fail:
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
+	hl_decisions_free(srv->decisions);
 	hl_metrics_free(srv->metrics);
 	free(srv);
 	return rc;
@@ -360,6 +366,12 @@ hl_http_server_port(const struct hl_http_server *srv)
 	return srv->port;
 }
 
+void
+hl_http_server_publish_decision(void *srv, const char *delivery_id, const json_t *decision)
+{
+	hl_decisions_publish(((struct hl_http_server *)srv)->decisions, delivery_id, decision);
+}
+
 bool
 hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 {
@@ -368,6 +380,7 @@ hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 
 	atomic_store(&srv->stopping, true);
 	MHD_quiesce_daemon(srv->daemon);
+	hl_decisions_release_all(srv->decisions);
 	while (atomic_load(&srv->inflight) > 0) {
 		if (hl_time_mono_ms() >= deadline)
 			return false;
@@ -382,9 +395,11 @@ hl_http_server_stop(struct hl_http_server *srv)
 	if (!srv)
 		return;
 	atomic_store(&srv->stopping, true);
+	hl_decisions_release_all(srv->decisions);
 	MHD_stop_daemon(srv->daemon);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
+	hl_decisions_free(srv->decisions);
 	hl_metrics_free(srv->metrics);
 	free(srv);
 }

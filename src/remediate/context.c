@@ -462,7 +462,8 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	int rc = 0;
 
 	if (!g->c->github || !repo) {
-		const char *why = repo ? "no GitHub client" : "no repository in the event";
+		const char *why = repo ? "no GitHub credentials (GITHUB_TOKEN or GitHub App)"
+				       : "no repository in the event";
 		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, why);
 		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, why);
 		ctx_record(g->ctx, "github_files", HL_SOURCE_SKIPPED, 0, why);

@@ -56,7 +56,10 @@ hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struc
 		goto fail;
 	if ((rc = hl_prompt_builder_new(&r->prompts, cfg->prompts_dir, err)) < 0)
 		goto fail;
-	if ((rc = hl_github_new(&r->github, cfg, err)) < 0)
+	/* Without credentials GitHub's sources are skipped, like any unset source:
+	 * anonymous calls are limited to 60 an hour and see no private repository. */
+	if (((cfg->github_token && *cfg->github_token) || (cfg->github_app_id && *cfg->github_app_id)) &&
+	    (rc = hl_github_new(&r->github, cfg, err)) < 0)
 		goto fail;
 	if ((rc = hl_dispatch_open(&r->dispatch, cfg, err)) < 0)
 		goto fail;

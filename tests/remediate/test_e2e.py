@@ -248,7 +248,9 @@ check("prompt carries the PR and the changed file",
 check("the job log was fetched without the token on the redirect",
       dtest.http("GET", GURL + "/_stub/blob-violations", token=GTOKEN) in ([], None),
       "token leaked to the blob host")
-st, rem = srv.request("GET", f"/api/remediations/{task_id}")
+# the CodeRun exists before the task records it: wait for the record
+st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
+    srv.request("GET", f"/api/remediations/{task_id}")), 10) or (0, {})
 check("GET /api/remediations/{task_id} answers 200", st == 200, rem)
 dec = rem.get("decision") or {}
 if isinstance(dec, str):

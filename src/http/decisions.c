@@ -1,0 +1,198 @@
+/*
+ * decisions.c - the sensor's synchronous answer: a POST to
+ * /api/remediate/ci-failure whose delivery was accepted stays suspended
+ * after its commit until the worker publishes the remediation decision
+ * (agent, failure type, CodeRun) or HEALER_DECISION_WAIT_MS passes; then it
+ * is answered 202, with the decision when there is one.
+ *
+ * The board is a list of waiting requests under one mutex, plus a ring of
+ * the latest decisions so that one published before its request registered
+ * (a very fast remediation) is not lost. A timer thread resumes requests
+ * whose wait is over; shutdown resumes them all. No HTTP thread blocks.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/clock.h"
+#include "base/str.h"
+#include "decisions.h"
+
+#define BOARD_RECENT 64
+
+struct board_recent {
+	char delivery_id[HL_DELIVERY_ID_MAX + 1];
+	json_t *decision;
+};
+
+struct hl_decision_board {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct http_req *waiters;
+	struct board_recent recent[BOARD_RECENT];
+	size_t recent_pos;
+	pthread_t timer;
+	bool stop;
+};
+
+/* Called with the lock held: unlinks r. */
+static void
+board_unlink(struct hl_decision_board *b, struct http_req *r)
+{
+	struct http_req **pp;
+
+	for (pp = &b->waiters; *pp; pp = &(*pp)->wait_next) {
+		if (*pp == r) {
+			*pp = r->wait_next;
+			r->wait_next = NULL;
+			return;
+		}
+	}
+}
+
+static void
+board_resume(struct http_req *r)
+{
+	atomic_store(&r->phase, HTTP_DONE);
+	MHD_resume_connection(r->conn);
+}
+
+static void *
+board_timer(void *arg)
+{
+	struct hl_decision_board *b = arg;
+
+	pthread_mutex_lock(&b->lock);
+	while (!b->stop) {
+		int64_t now = hl_time_mono_ms(), next = now + 1000;
+		struct http_req **pp = &b->waiters;
+		struct timespec ts;
+
+		while (*pp) {
+			struct http_req *r = *pp;
+			if (r->wait_deadline_ms <= now) {
+				*pp = r->wait_next;
+				r->wait_next = NULL;
+				board_resume(r);
+				continue;
+			}
+			if (r->wait_deadline_ms < next)
+				next = r->wait_deadline_ms;
+			pp = &r->wait_next;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (next - now) / 1000;
+		ts.tv_nsec += ((next - now) % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+	}
+	while (b->waiters) {
+		struct http_req *r = b->waiters;
+		b->waiters = r->wait_next;
+		r->wait_next = NULL;
+		board_resume(r);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+int
+hl_decisions_new(struct hl_decision_board **out, struct hl_err *err)
+{
+	struct hl_decision_board *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	if (pthread_create(&b->timer, NULL, board_timer, b) != 0) {
+		pthread_cond_destroy(&b->cond);
+		pthread_mutex_destroy(&b->lock);
+		free(b);
+		return hl_err_set(err, HL_EINTERNAL, "cannot start the decision timer");
+	}
+	*out = b;
+	return 0;
+}
+
+void
+hl_decisions_release_all(struct hl_decision_board *b)
+{
+	if (!b)
+		return;
+	pthread_mutex_lock(&b->lock);
+	if (!b->stop) {
+		b->stop = true;
+		pthread_cond_signal(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+		pthread_join(b->timer, NULL);
+		return;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+void
+hl_decisions_free(struct hl_decision_board *b)
+{
+	size_t i;
+
+	if (!b)
+		return;
+	hl_decisions_release_all(b);
+	for (i = 0; i < BOARD_RECENT; i++)
+		json_decref(b->recent[i].decision);
+	pthread_cond_destroy(&b->cond);
+	pthread_mutex_destroy(&b->lock);
+	free(b);
+}
+
+bool
+hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms)
+{
+	size_t i;
+	bool waiting = false;
+
+	pthread_mutex_lock(&b->lock);
+	for (i = 0; i < BOARD_RECENT; i++) {
+		if (b->recent[i].decision && strcmp(b->recent[i].delivery_id, r->delivery_id) == 0) {
+			r->decision = json_incref(b->recent[i].decision);
+			goto out;
+		}
+	}
+	if (b->stop)
+		goto out;
+	r->wait_deadline_ms = hl_time_mono_ms() + wait_ms;
+	r->wait_next = b->waiters;
+	b->waiters = r;
+	waiting = true;
+	pthread_cond_signal(&b->cond);
+out:
+	pthread_mutex_unlock(&b->lock);
+	return waiting;
+}
+
+void
+hl_decisions_publish(struct hl_decision_board *b, const char *delivery_id, const json_t *decision)
+{
+	struct board_recent *slot;
+	struct http_req *r;
+
+	pthread_mutex_lock(&b->lock);
+	slot = &b->recent[b->recent_pos++ % BOARD_RECENT];
+	json_decref(slot->decision);
+	hl_strlcpy(slot->delivery_id, delivery_id, sizeof(slot->delivery_id));
+	slot->decision = json_deep_copy(decision);
+	for (r = b->waiters; r; r = r->wait_next) {
+		if (strcmp(r->delivery_id, delivery_id) == 0) {
+			board_unlink(b, r);
+			r->decision = json_deep_copy(decision);
+			board_resume(r);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+}

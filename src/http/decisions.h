@@ -1,0 +1,30 @@
+/*
+ * decisions.h - holding the sensor's ci-failure answer until the decision
+ * is made (private to src/http; see decisions.c).
+ */
+#ifndef HL_HTTP_DECISIONS_H
+#define HL_HTTP_DECISIONS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "base/err.h"
+#include "http_impl.h"
+
+struct hl_decision_board;
+
+int hl_decisions_new(struct hl_decision_board **out, struct hl_err *err);
+/* Resumes every waiting request and stops the timer (drain). Idempotent. */
+void hl_decisions_release_all(struct hl_decision_board *b);
+void hl_decisions_free(struct hl_decision_board *b);
+
+/* Called from the commit callback with r suspended: when the decision is
+ * already known, sets r->decision and returns false (resume now); else
+ * registers r for at most wait_ms and returns true (the board resumes it). */
+bool hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms);
+
+/* Records a decision and resumes the request waiting for it, if any. */
+void hl_decisions_publish(struct hl_decision_board *b, const char *delivery_id,
+			  const json_t *decision);
+
+#endif
