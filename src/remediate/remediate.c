@@ -155,6 +155,25 @@ rem_classify(struct hl_remediator *r, struct hl_verdict *v, const struct hl_even
 	return rc;
 }
 
+/* The steps whose durations the decision records (timings_ms). */
+enum { REM_CLAIM, REM_GUARDS, REM_CONTEXT, REM_CLASSIFY, REM_PROMPT, REM_DISPATCH, REM_STEPS };
+
+static json_t *
+rem_timings_json(int64_t t0, const int64_t marks[REM_STEPS])
+{
+	static const char *const names[REM_STEPS] = { "claim", "guards", "context", "classify",
+						      "prompt", "dispatch" };
+	json_t *o = json_object();
+	int64_t prev = t0;
+	int i;
+
+	for (i = 0; o && i < REM_STEPS; i++) {
+		json_object_set_new(o, names[i], json_integer(marks[i] - prev));
+		prev = marks[i];
+	}
+	return o;
+}
+
 static json_t *
 rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 		  const struct hl_remediation *res, const char *target_branch, size_t prompt_bytes,
@@ -287,6 +306,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	char *key = NULL, *prompt = NULL;
 	json_t *manifest = NULL, *decision = NULL;
 	bool created = false, have_verdict = false;
+	int64_t t0 = hl_time_mono_ms(), marks[REM_STEPS] = { 0 };
 	int rc;
 
 	memset(&res, 0, sizeof(res));
@@ -320,6 +340,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		rem_set(res.outcome, sizeof(res.outcome), "existing");
 		goto done;
 	}
+	marks[REM_CLAIM] = hl_time_mono_ms();
 	/* 2. guards (a resumed claim of our own task passes through again) */
 	rc = rem_guards(r, &res, ev, task_id, err);
 	if (rc < 0)
@@ -334,6 +355,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	}
 	rem_set(res.dedup_status, sizeof(res.dedup_status), "new");
 
+	marks[REM_GUARDS] = hl_time_mono_ms();
 	/* 3. context, decision, prompt */
 	cc = (struct hl_context_clients){
 		.cfg = r->cfg,
@@ -360,9 +382,11 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 			goto out;
 		goto done;
 	}
+	marks[REM_CONTEXT] = hl_time_mono_ms();
 	if ((rc = rem_classify(r, &v, ev, &ctx, err)) < 0)
 		goto out;
 	have_verdict = true;
+	marks[REM_CLASSIFY] = hl_time_mono_ms();
 	rem_set(res.agent, sizeof(res.agent), v.agent);
 	rem_set(res.failure_type, sizeof(res.failure_type), v.failure_type);
 	{
@@ -377,6 +401,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	if (rc < 0)
 		goto out;
 
+	marks[REM_PROMPT] = hl_time_mono_ms();
 	/* 4. CodeRun */
 	{
 		int64_t pr_number = ev->pr_number;
@@ -413,9 +438,12 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		dout == HL_DISPATCH_DRY_RUN ? "decided" :
 		dout == HL_DISPATCH_EXISTING ? "existing" : "dispatched");
 
+	marks[REM_DISPATCH] = hl_time_mono_ms();
 	/* 5. record */
 	decision = rem_decision_json(&v, &ctx, &res, target, prompt ? strlen(prompt) : 0,
 				     hl_dispatch_outcome_name(dout));
+	if (decision)
+		json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
 	if ((rc = rem_put_task(r, ev, task_id, key, res.outcome, v.agent, v.failure_type, name,
 			       decision, err)) < 0)
 		goto out;

@@ -214,140 +214,146 @@ BASE_ENV = {
 }
 set_sources()
 
-# ---- 1. one failed job -> one CodeRun with everything its agent needs --------
-seed_github([5001, 5002, 5003, 5004, 5005, 5006])
-srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
-st, ans = srv.deliver(job_event(5001))
-check("webhook accepted", st == 202 and ans.get("status") == "accepted", ans)
-task_id = ans.get("task_id")
-runs = wait_for(lambda: [c for c in coderuns()
-                         if c["metadata"]["labels"].get("healer/task-id") == task_id], 15)
-check("a CodeRun is created for the failed job", len(runs) == 1, coderuns())
-cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
-labels, spec = cr["metadata"]["labels"], cr.get("spec", {})
-env = spec.get("env", {})
-check("CodeRun is agents.platform/v1 in the namespace",
-      cr.get("apiVersion") == "agents.platform/v1" and cr["metadata"].get("namespace") == "cto", cr)
-check("routed to rex as rust_clippy",
-      labels.get("healer/agent") == "rex" and labels.get("healer/failure-type") == "rust_clippy"
-      and spec.get("githubApp") == "5DLabs-Rex", labels)
-check("labels carry run, branch, task and attempt",
-      labels.get("app.kubernetes.io/name") == "healer"
-      and labels.get("healer/workflow-run-id") == "9000"
-      and labels.get("healer/branch") == "feat-faster" and labels.get("healer/attempt") == "1",
-      labels)
-check("env carries task, type, run, PR and target branch",
-      env.get("HEALER_TASK_ID") == task_id and env.get("FAILURE_TYPE") == "rust_clippy"
-      and env.get("WORKFLOW_RUN_ID") == "9000" and env.get("PR_NUMBER") == "42"
-      and env.get("TARGET_BRANCH") == "feat/faster", env)
-prompt = spec.get("promptModification", "")
-check("prompt carries the evidence line and the log",
-      "needless-borrow" in prompt and "could not compile" in prompt, prompt[:2000])
-check("prompt carries the PR and the changed file",
-      "Faster widgets" in prompt and "src/lib.rs" in prompt, prompt[:3000])
-check("the job log was fetched without the token on the redirect",
-      dtest.http("GET", GURL + "/_stub/blob-violations", token=GTOKEN) in ([], None),
-      "token leaked to the blob host")
-# the CodeRun exists before the task records it: wait for the record
-st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
-    srv.request("GET", f"/api/remediations/{task_id}")), 10) or (0, {})
-check("GET /api/remediations/{task_id} answers 200", st == 200, rem)
-dec = rem.get("decision") or {}
-if isinstance(dec, str):
-    dec = json.loads(dec)
-srcs = {s["name"]: s["state"] for s in dec.get("sources", [])}
-check("the decision carries rule and evidence",
-      dec.get("rule") and "needless" in (dec.get("evidence") or {}).get("line", ""), dec)
-check("every context source reported ok",
-      all(srcs.get(k) == "ok" for k in ("github_log", "github_pr", "github_files", "argocd",
-                                          "loki", "prometheus", "kubernetes")), srcs)
-check("the prompt size is recorded", dec.get("prompt_bytes", 0) > 500, dec)
 
-# ---- 2. the check_run GitHub sends for the same job -> no second CodeRun ------
-st, ans2 = srv.deliver(check_run_event(5001), event="check_run")
-time.sleep(1.5)
-same = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9000"]
-check("check_run for the same job does not create a second CodeRun",
-      st == 202 and len(same) == 1, [ans2, len(same)])
+def main():
+    # ---- 1. one failed job -> one CodeRun with everything its agent needs --------
+    seed_github([5001, 5002, 5003, 5004, 5005, 5006])
+    srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
+    st, ans = srv.deliver(job_event(5001))
+    check("webhook accepted", st == 202 and ans.get("status") == "accepted", ans)
+    task_id = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == task_id], 15)
+    check("a CodeRun is created for the failed job", len(runs) == 1, coderuns())
+    cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
+    labels, spec = cr["metadata"]["labels"], cr.get("spec", {})
+    env = spec.get("env", {})
+    check("CodeRun is agents.platform/v1 in the namespace",
+          cr.get("apiVersion") == "agents.platform/v1" and cr["metadata"].get("namespace") == "cto", cr)
+    check("routed to rex as rust_clippy",
+          labels.get("healer/agent") == "rex" and labels.get("healer/failure-type") == "rust_clippy"
+          and spec.get("githubApp") == "5DLabs-Rex", labels)
+    check("labels carry run, branch, task and attempt",
+          labels.get("app.kubernetes.io/name") == "healer"
+          and labels.get("healer/workflow-run-id") == "9000"
+          and labels.get("healer/branch") == "feat-faster" and labels.get("healer/attempt") == "1",
+          labels)
+    check("env carries task, type, run, PR and target branch",
+          env.get("HEALER_TASK_ID") == task_id and env.get("FAILURE_TYPE") == "rust_clippy"
+          and env.get("WORKFLOW_RUN_ID") == "9000" and env.get("PR_NUMBER") == "42"
+          and env.get("TARGET_BRANCH") == "feat/faster", env)
+    prompt = spec.get("promptModification", "")
+    check("prompt carries the evidence line and the log",
+          "needless-borrow" in prompt and "could not compile" in prompt, prompt[:2000])
+    check("prompt carries the PR and the changed file",
+          "Faster widgets" in prompt and "src/lib.rs" in prompt, prompt[:3000])
+    check("the job log was fetched without the token on the redirect",
+          dtest.http("GET", GURL + "/_stub/blob-violations", token=GTOKEN) in ([], None),
+          "token leaked to the blob host")
+    # the CodeRun exists before the task records it: wait for the record
+    st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
+        srv.request("GET", f"/api/remediations/{task_id}")), 10) or (0, {})
+    check("GET /api/remediations/{task_id} answers 200", st == 200, rem)
+    dec = rem.get("decision") or {}
+    if isinstance(dec, str):
+        dec = json.loads(dec)
+    srcs = {s["name"]: s["state"] for s in dec.get("sources", [])}
+    check("the decision carries rule and evidence",
+          dec.get("rule") and "needless" in (dec.get("evidence") or {}).get("line", ""), dec)
+    check("every context source reported ok",
+          all(srcs.get(k) == "ok" for k in ("github_log", "github_pr", "github_files", "argocd",
+                                              "loki", "prometheus", "kubernetes")), srcs)
+    check("the prompt size is recorded", dec.get("prompt_bytes", 0) > 500, dec)
 
-# ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
-payload = job_event(5002, run_id=9100)
-with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
-    futs = [ex.submit(srv.deliver, payload, "workflow_job", os.urandom(8).hex(), str(1 + i % 2))
-            for i in range(50)]
-    answers = [f.result() for f in futs]
-statuses = [a[1].get("status") for a in answers]
-time.sleep(0.5)
-n9100 = wait_for(lambda: [c for c in coderuns()
-                          if c["metadata"]["labels"].get("healer/workflow-run-id") == "9100"], 15)
-time.sleep(1.0)
-n9100 = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9100"]
-check("50 concurrent deliveries from two hooks -> one accepted",
-      statuses.count("accepted") == 1 and statuses.count("duplicate") == 49, statuses)
-check("50 concurrent deliveries from two hooks -> one CodeRun", len(n9100) == 1, len(n9100))
+    # ---- 2. the check_run GitHub sends for the same job -> no second CodeRun ------
+    st, ans2 = srv.deliver(check_run_event(5001), event="check_run")
+    time.sleep(1.5)
+    same = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9000"]
+    check("check_run for the same job does not create a second CodeRun",
+          st == 202 and len(same) == 1, [ans2, len(same)])
 
-# ---- 4. a hanging source: the CodeRun is still created within its deadline ----
-set_sources(loki_delay_ms=20000)
-t0 = time.time()
-st, ans = srv.deliver(job_event(5003, run_id=9200))
-tid = ans.get("task_id")
-runs = wait_for(lambda: [c for c in coderuns()
-                         if c["metadata"]["labels"].get("healer/task-id") == tid], 12)
-took = time.time() - t0
-check("a hanging source does not block the CodeRun (within its deadline)",
-      len(runs) == 1 and took < 6, f"{len(runs)} CodeRuns after {took:.1f}s")
-p = runs[0]["spec"]["promptModification"] if runs else ""
-check("the prompt names the missing source", "loki" in p.lower(), p[-1500:])
-set_sources()
+    # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
+    payload = job_event(5002, run_id=9100)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
+        futs = [ex.submit(srv.deliver, payload, "workflow_job", os.urandom(8).hex(), str(1 + i % 2))
+                for i in range(50)]
+        answers = [f.result() for f in futs]
+    statuses = [a[1].get("status") for a in answers]
+    time.sleep(0.5)
+    n9100 = wait_for(lambda: [c for c in coderuns()
+                              if c["metadata"]["labels"].get("healer/workflow-run-id") == "9100"], 15)
+    time.sleep(1.0)
+    n9100 = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9100"]
+    check("50 concurrent deliveries from two hooks -> one accepted",
+          statuses.count("accepted") == 1 and statuses.count("duplicate") == 49, statuses)
+    check("50 concurrent deliveries from two hooks -> one CodeRun", len(n9100) == 1, len(n9100))
 
-# ---- 5. sensor call: the answer carries the decision --------------------------
-wf_run = {"action": "completed", "workflow_run": {
-    "id": 9300, "name": "Rust CI", "run_attempt": 1, "conclusion": "failure", "status": "completed",
-    "head_branch": "feat/faster", "head_sha": SHA, "html_url": "https://github.com/x",
-    "head_commit": {"message": "perf: faster"}}, "repository": {
-    "full_name": REPO, "default_branch": "main"}, "sender": {"login": "dev"}}
-dtest.http("POST", GURL + "/_stub/seed", {"jobs": {"9300": [
-    {"id": 5004, "name": "clippy", "conclusion": "failure", "steps": [
-        {"name": "Run clippy", "conclusion": "failure", "number": 3}]},
-    {"id": 5099, "name": "fmt", "conclusion": "success", "steps": []}]}}, token=GTOKEN)
-st, ans = srv.request("POST", "/api/remediate/ci-failure", json.dumps({"body": wf_run}).encode(),
-                      {"Content-Type": "application/json",
-                       "Authorization": f"Bearer {API_TOKEN}"})
-check("sensor ci-failure answers with the decision",
-      st in (200, 202) and ans.get("agent") == "rex" and ans.get("failure_type") == "rust_clippy"
-      and ans.get("coderun_name", "").startswith("healer-rex-")
-      and ans.get("dedup_status") == "new", ans)
+    # ---- 4. a hanging source: the CodeRun is still created within its deadline ----
+    set_sources(loki_delay_ms=20000)
+    t0 = time.time()
+    st, ans = srv.deliver(job_event(5003, run_id=9200))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 12)
+    took = time.time() - t0
+    check("a hanging source does not block the CodeRun (within its deadline)",
+          len(runs) == 1 and took < 6, f"{len(runs)} CodeRuns after {took:.1f}s")
+    p = runs[0]["spec"]["promptModification"] if runs else ""
+    check("the prompt names the missing source", "loki" in p.lower(), p[-1500:])
+    set_sources()
 
-# ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
-set_sources(delay_ms=1500)
-st, ans = srv.deliver(job_event(5005, run_id=9400))
-tid = ans.get("task_id")
-time.sleep(0.5)  # the worker is waiting on the sources now
-srv.kill()
-set_sources()
-srv = Healer(srv.data_dir, BASE_ENV).start()
-runs = wait_for(lambda: [c for c in coderuns()
-                         if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
-time.sleep(1.0)
-runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9400"]
-check("a restart in the middle leaves exactly one CodeRun", len(runs) == 1, len(runs))
-srv.stop()
-check("SIGTERM stops the server cleanly", srv.proc.returncode == 0, srv.log_tail())
+    # ---- 5. sensor call: the answer carries the decision --------------------------
+    wf_run = {"action": "completed", "workflow_run": {
+        "id": 9300, "name": "Rust CI", "run_attempt": 1, "conclusion": "failure", "status": "completed",
+        "head_branch": "feat/faster", "head_sha": SHA, "html_url": "https://github.com/x",
+        "head_commit": {"message": "perf: faster"}}, "repository": {
+        "full_name": REPO, "default_branch": "main"}, "sender": {"login": "dev"}}
+    dtest.http("POST", GURL + "/_stub/seed", {"jobs": {"9300": [
+        {"id": 5004, "name": "clippy", "conclusion": "failure", "steps": [
+            {"name": "Run clippy", "conclusion": "failure", "number": 3}]},
+        {"id": 5099, "name": "fmt", "conclusion": "success", "steps": []}]}}, token=GTOKEN)
+    st, ans = srv.request("POST", "/api/remediate/ci-failure", json.dumps({"body": wf_run}).encode(),
+                          {"Content-Type": "application/json",
+                           "Authorization": f"Bearer {API_TOKEN}"})
+    check("sensor ci-failure answers with the decision",
+          st in (200, 202) and ans.get("agent") == "rex" and ans.get("failure_type") == "rust_clippy"
+          and ans.get("coderun_name", "").startswith("healer-rex-")
+          and ans.get("dedup_status") == "new", ans)
 
-# ---- 7. directory dispatch: a readable manifest on disk ----------------------
-denv = dict(BASE_ENV, HEALER_DISPATCH="directory")
-denv.pop("KUBECONFIG")
-dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
-st, ans = dsrv.deliver(job_event(5006, run_id=9500))
-cdir = os.path.join(dsrv.data_dir, "coderuns")
-files = wait_for(lambda: os.path.isdir(cdir) and [f for f in os.listdir(cdir)
-                                                  if f.endswith(".json")], 15)
-ok = False
-if files:
-    m = json.load(open(os.path.join(cdir, files[0])))
-    ok = (m.get("kind") == "CodeRun" and m["spec"].get("githubApp") == "5DLabs-Rex"
-          and "needless-borrow" in m["spec"].get("promptModification", ""))
-check("directory dispatch writes a readable CodeRun manifest", ok, files)
-dsrv.stop()
+    # ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
+    set_sources(delay_ms=1500)
+    st, ans = srv.deliver(job_event(5005, run_id=9400))
+    tid = ans.get("task_id")
+    time.sleep(0.5)  # the worker is waiting on the sources now
+    srv.kill()
+    set_sources()
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
+    time.sleep(1.0)
+    runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9400"]
+    check("a restart in the middle leaves exactly one CodeRun", len(runs) == 1, len(runs))
+    srv.stop()
+    check("SIGTERM stops the server cleanly", srv.proc.returncode == 0, srv.log_tail())
 
-dtest.finish()
+    # ---- 7. directory dispatch: a readable manifest on disk ----------------------
+    denv = dict(BASE_ENV, HEALER_DISPATCH="directory")
+    denv.pop("KUBECONFIG")
+    dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
+    st, ans = dsrv.deliver(job_event(5006, run_id=9500))
+    cdir = os.path.join(dsrv.data_dir, "coderuns")
+    files = wait_for(lambda: os.path.isdir(cdir) and [f for f in os.listdir(cdir)
+                                                      if f.endswith(".json")], 15)
+    ok = False
+    if files:
+        m = json.load(open(os.path.join(cdir, files[0])))
+        ok = (m.get("kind") == "CodeRun" and m["spec"].get("githubApp") == "5DLabs-Rex"
+              and "needless-borrow" in m["spec"].get("promptModification", ""))
+    check("directory dispatch writes a readable CodeRun manifest", ok, files)
+    dsrv.stop()
+
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    main()

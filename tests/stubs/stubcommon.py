@@ -52,6 +52,10 @@ class StubServer(ThreadingHTTPServer):
 class StubHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "healer-stub/1"
+    # headers and body go out in separate writes: without TCP_NODELAY the
+    # body waits for the client's delayed ACK (40 ms), which real API
+    # servers do not add
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # keep test output clean
         pass
