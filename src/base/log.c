@@ -4,6 +4,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,60 +70,59 @@ hl_log_set_context(const char *delivery_id, const char *task_id)
 	snprintf(log_task, sizeof(log_task), "%s", task_id ? task_id : "");
 }
 
+/* The earliest registered secret in p (NULL if none); *len_out gets its
+ * length. Called with log_lock held. */
+static const char *
+log_next_secret(const char *p, size_t *len_out)
+{
+	const char *best = NULL;
+	int i;
+
+	for (i = 0; i < log_nsecrets; i++) {
+		const char *hit = strstr(p, log_secrets[i]);
+		if (hit && (!best || hit < best)) {
+			best = hit;
+			*len_out = strlen(log_secrets[i]);
+		}
+	}
+	return best;
+}
+
+/* Appends s with every secret replaced by [REDACTED], JSON-escaped or raw.
+ * Called with log_lock held. */
+static void
+log_append_redacted_as(struct hl_buf *b, const char *s, bool json)
+{
+	const char *p = s, *hit;
+	size_t n = 0;
+
+	while ((hit = log_next_secret(p, &n)) != NULL) {
+		if (json)
+			hl_buf_append_json_escaped(b, p, (size_t)(hit - p));
+		else
+			hl_buf_append(b, p, (size_t)(hit - p));
+		hl_buf_append_str(b, "[REDACTED]");
+		p = hit + n;
+	}
+	if (json)
+		hl_buf_append_json_escaped(b, p, strlen(p));
+	else
+		hl_buf_append_str(b, p);
+}
+
 static void
 log_append_redacted(struct hl_buf *b, const char *s)
 {
-	const char *p = s;
-	int i;
-
-	while (*p) {
-		const char *best = NULL;
-		size_t blen = 0;
-
-		for (i = 0; i < log_nsecrets; i++) {
-			const char *hit = strstr(p, log_secrets[i]);
-			if (hit && (!best || hit < best)) {
-				best = hit;
-				blen = strlen(log_secrets[i]);
-			}
-		}
-		if (!best) {
-			hl_buf_append_json_escaped(b, p, strlen(p));
-			return;
-		}
-		hl_buf_append_json_escaped(b, p, (size_t)(best - p));
-		hl_buf_append_str(b, "[REDACTED]");
-		p = best + blen;
-	}
+	log_append_redacted_as(b, s, true);
 }
 
 char *
 hl_log_redact(const char *s)
 {
 	struct hl_buf b = HL_BUF_INIT(0);
-	const char *p = s;
-	int i;
 
 	pthread_mutex_lock(&log_lock);
-	while (*p) {
-		const char *best = NULL;
-		size_t blen = 0;
-
-		for (i = 0; i < log_nsecrets; i++) {
-			const char *hit = strstr(p, log_secrets[i]);
-			if (hit && (!best || hit < best)) {
-				best = hit;
-				blen = strlen(log_secrets[i]);
-			}
-		}
-		if (!best) {
-			hl_buf_append_str(&b, p);
-			break;
-		}
-		hl_buf_append(&b, p, (size_t)(best - p));
-		hl_buf_append_str(&b, "[REDACTED]");
-		p = best + blen;
-	}
+	log_append_redacted_as(&b, s, false);
 	pthread_mutex_unlock(&log_lock);
 	return hl_buf_detach(&b, NULL);
 }

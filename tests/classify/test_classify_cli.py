@@ -10,10 +10,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests"))
+from tap import check, finish  # noqa: E402
 
 HEALER = os.environ["HEALER_BIN"]
 ROOT = os.environ.get("HEALER_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
-results = []
 tmp = tempfile.mkdtemp(prefix="healer-classify-cli-")
 
 
@@ -24,10 +25,6 @@ def run(*args, stdin="", env=None):
     p = subprocess.run([HEALER, *args], input=stdin, capture_output=True, text=True, env=e,
                        timeout=60)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def write(name, text):
@@ -221,12 +218,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-failed = 0
-print("TAP version 13")
-print(f"1..{len(results)}")
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        failed += 1
-        print("# " + detail.replace("\n", "\n# "))
-sys.exit(1 if failed else 0)
+finish()

@@ -18,15 +18,13 @@ NETPROBE = os.environ["NETPROBE"]
 STUBS = os.environ["HEALER_STUBS"]
 ROOT = os.environ["HEALER_SOURCE_ROOT"]
 CRD = os.path.join(ROOT, "deploy", "crds", "coderun.yaml")
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+import tap  # noqa: E402
+from tap import check  # noqa: E402,F401  (re-exported for the drivers)
 
-_results = []
 _procs = []
 _sanitizer = []  # sanitizer reports seen on any child's stderr
 TMP = tempfile.mkdtemp(prefix="healer-dispatch-")
-
-
-def check(name, cond, detail=""):
-    _results.append((name, bool(cond), str(detail)))
 
 
 def _scan(stderr):
@@ -37,16 +35,7 @@ def _scan(stderr):
 def finish():
     check("no sanitizer reports from healer or netprobe", not _sanitizer,
           "\n".join(_sanitizer))
-    failed = 0
-    print("TAP version 13")
-    print(f"1..{len(_results)}")
-    for i, (name, ok, detail) in enumerate(_results, 1):
-        print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-        if not ok:
-            failed += 1
-            print("# " + detail[:3000].replace("\n", "\n# "))
-    sys.stdout.flush()
-    sys.exit(1 if failed else 0)
+    tap.finish()
 
 
 def _cleanup():

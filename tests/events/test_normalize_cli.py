@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests"))
+from tap import check, finish  # noqa: E402
 
 HEALER = os.environ["HEALER_BIN"]
 SRC = os.environ["HEALER_SOURCE_ROOT"]
 PKG = os.path.join(SRC, "tests", "node", "node_modules", "@octokit", "webhooks-examples",
                    "api.github.com", "index.json")
-results = []
 
 
 def run(*args, stdin=None):
@@ -24,10 +25,6 @@ def run(*args, stdin=None):
     p = subprocess.run([HEALER, "normalize", *args], input=stdin, capture_output=True,
                        text=True, env=env, timeout=30)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 def clean(rc, err):
@@ -134,12 +131,4 @@ else:
                 bad.append(f"{event} cut at {frac}: exit {rc}: {err.strip()}")
     check("truncated payloads fail cleanly with line/column", not bad, "\n".join(bad))
 
-failed = 0
-print("TAP version 13")
-print(f"1..{len(results)}")
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        failed += 1
-        print("# " + detail.replace("\n", "\n# "))
-sys.exit(1 if failed else 0)
+finish()

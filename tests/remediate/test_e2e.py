@@ -352,6 +352,8 @@ def main():
     check("directory dispatch writes a readable CodeRun manifest", ok, files)
     dsrv.stop()
 
+    for h in (srv, dsrv):  # sanitizer builds report leaks and errors at exit
+        dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()
 
 

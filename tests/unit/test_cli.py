@@ -6,9 +6,10 @@ import os
 import subprocess
 import sys
 import tempfile
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests"))
+from tap import check, finish  # noqa: E402
 
 HEALER = os.environ["HEALER_BIN"]
-results = []
 
 
 def run(*args, env=None):
@@ -19,10 +20,6 @@ def run(*args, env=None):
         e.update(env)
     p = subprocess.run([HEALER, *args], capture_output=True, text=True, env=e, timeout=30)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, cond, detail=""):
-    results.append((name, bool(cond), detail))
 
 
 rc, out, err = run("help")
@@ -49,12 +46,4 @@ rc, out, err = run("check-config", "--print", "--config", f.name)
 check("check-config reads the YAML file", rc == 0 and "HEALER_NAMESPACE=fromfile" in out, out + err)
 os.unlink(f.name)
 
-failed = 0
-print("TAP version 13")
-print(f"1..{len(results)}")
-for i, (name, ok, detail) in enumerate(results, 1):
-    print(f"{'ok' if ok else 'not ok'} {i} - {name}")
-    if not ok:
-        failed += 1
-        print("# " + detail.replace("\n", "\n# "))
-sys.exit(1 if failed else 0)
+finish()
