@@ -209,8 +209,12 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	coderun_lower(cli_type, sizeof(cli_type), spec->cli && *spec->cli ? spec->cli : "factory");
 	hl_coderun_name(name, agent, spec->failure_type,
 	                spec->dedup_key ? spec->dedup_key : spec->task_id, spec->attempt);
-	hl_coderun_target_branch(target, sizeof(target), spec->branch, spec->default_branch,
-	                         spec->pr_head_ref, spec->failure_type, spec->head_sha);
+	if (spec->target_branch && *spec->target_branch)
+		hl_strlcpy(target, spec->target_branch, sizeof(target));
+	else
+		hl_coderun_target_branch(target, sizeof(target), spec->branch,
+		                         spec->default_branch, spec->pr_head_ref, spec->failure_type,
+		                         spec->head_sha);
 	snprintf(repo_url, sizeof(repo_url), "https://github.com/%s", spec->repository);
 
 	m = json_object();

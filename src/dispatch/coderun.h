@@ -33,6 +33,8 @@ struct hl_coderun_spec {
 	const char *default_branch; /* NULL means "main" */
 	const char *head_sha;
 	const char *pr_head_ref; /* head ref of the open PR for the branch, or NULL */
+	const char *target_branch; /* the branch to push to; NULL derives it
+	                              (hl_coderun_target_branch) */
 	int64_t pr_number;       /* 0 when there is no PR */
 	int64_t workflow_run_id;
 	const char *task_id;

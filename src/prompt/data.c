@@ -334,6 +334,29 @@ build_security(const struct hl_prompt_context *ctx, bool *ok)
 	return o;
 }
 
+/* A human's request: a /healer command in a PR comment or a check run's
+ * requested action (the Stitch "Remediate" button). */
+static json_t *
+build_request(const struct hl_prompt_context *ctx, bool *ok)
+{
+	const struct hl_event *ev = ctx->event;
+	json_t *o;
+
+	if (!ev || (ev->intent != HL_INTENT_COMMAND && ev->intent != HL_INTENT_ACTION))
+		return json_null();
+	if (!(o = obj(ok)))
+		return NULL;
+	put(o, "source", jstr(ev->intent == HL_INTENT_COMMAND ? "comment" : "check_run_action"),
+	    ok);
+	put(o, "command",
+	    jstr(ev->intent == HL_INTENT_COMMAND ? hl_comment_command_name(ev->command)
+						 : ev->requested_action),
+	    ok);
+	put(o, "hint", jstr(ev->command_hint), ok);
+	put(o, "author", jstr(ev->sender), ok);
+	return o;
+}
+
 static json_t *
 build_pr(const struct hl_prompt_context *ctx, bool *ok)
 {
@@ -484,6 +507,7 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 	put(d, "target_branch",
 	    jstr(first(ctx->target_branch, first(ctx->pr_head_ref, ev ? ev->branch : NULL))), &ok);
 	put(d, "security", build_security(ctx, &ok), &ok);
+	put(d, "request", build_request(ctx, &ok), &ok);
 	if (ctx->alert_id || ctx->pod_name) {
 		if ((o = obj(&ok))) {
 			put(o, "id", jstr(ctx->alert_id), &ok);

@@ -229,6 +229,26 @@ rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *tas
 	return rc;
 }
 
+/* Where the agent pushes (design "Branch Strategy"): the PR's head, a fix
+ * branch for the default branch, else the failing branch. An alert with no
+ * branch and no commit gets fix/<type>-alert-<number>. */
+static void
+rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struct hl_context *ctx,
+		  const char *failure_type)
+{
+	const char *pr_head = ctx->pr ? hl_json_str(ctx->pr, "head.ref") : NULL;
+	char s[32];
+
+	if (!pr_head && !(ev->branch && *ev->branch) && !(ev->head_sha && *ev->head_sha) &&
+	    ev->alert_number > 0) {
+		hl_coderun_failure_short(s, sizeof(s), failure_type);
+		snprintf(out, size, "fix/%s-alert-%lld", s, (long long)ev->alert_number);
+		return;
+	}
+	hl_coderun_target_branch(out, size, ev->branch, ev->default_branch, pr_head, failure_type,
+				 ev->head_sha);
+}
+
 /* Step 2: the design's guards beyond the key. Returns 1 when the event is
  * existing/skipped (out filled), 0 to go on. */
 static int
@@ -389,11 +409,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	marks[REM_CLASSIFY] = hl_time_mono_ms();
 	rem_set(res.agent, sizeof(res.agent), v.agent);
 	rem_set(res.failure_type, sizeof(res.failure_type), v.failure_type);
-	{
-		const char *pr_head = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL;
-		hl_coderun_target_branch(target, sizeof(target), ev->branch, ev->default_branch,
-					 pr_head, v.failure_type, ev->head_sha);
-	}
+	rem_target_branch(target, sizeof(target), ev, &ctx, v.failure_type);
 	rc = hl_prompt_builder_render(r->prompts, &prompt, &(struct hl_prompt_inputs){
 		.event = ev, .verdict = &v, .context = &ctx, .task_id = task_id,
 		.target_branch = target, .attempt = 1, .max_attempts = r->cfg->max_attempts },
@@ -415,6 +431,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 			.default_branch = ev->default_branch,
 			.head_sha = ev->head_sha,
 			.pr_head_ref = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL,
+			.target_branch = target,
 			.pr_number = pr_number,
 			.workflow_run_id = ev->run_id,
 			.task_id = task_id,

@@ -320,6 +320,52 @@ def main():
           and ans.get("coderun_name", "").startswith("healer-rex-")
           and ans.get("dedup_status") == "new", ans)
 
+    # ---- 5b. a Dependabot alert from the security sensor -> Cipher ------------
+    ex = json.load(open(os.path.join(dtest.ROOT, "tests", "node", "node_modules", "@octokit",
+                                     "webhooks-examples", "api.github.com", "index.json")))
+    alert = next(x for x in next(e for e in ex if e["name"] == "dependabot_alert")["examples"]
+                 if x["action"] == "created")
+    alert = copy.deepcopy(alert)
+    alert["repository"]["full_name"] = REPO
+    num = alert["alert"]["number"]
+    st, ans = srv.request("POST", "/api/remediate/security-alert", json.dumps(alert).encode(),
+                          {"Content-Type": "application/json",
+                           "Authorization": f"Bearer {API_TOKEN}"})
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
+    cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
+    p = cr["spec"].get("promptModification", "")
+    adv = alert["alert"]["security_advisory"]
+    check("a Dependabot alert becomes a Cipher CodeRun with the advisory in its prompt",
+          st == 202 and cr["metadata"]["labels"].get("healer/agent") == "cipher"
+          and cr["metadata"]["labels"].get("healer/failure-type") == "security_dependabot"
+          and cr["spec"].get("githubApp") == "5DLabs-Cipher"
+          and adv["ghsa_id"] in p
+          and alert["alert"]["dependency"]["package"]["name"] in p, [ans, p[:1500]])
+    check("an alert without a branch gets its own fix branch",
+          cr["spec"]["env"].get("TARGET_BRANCH") == f"fix/dependabot-alert-{num}",
+          cr["spec"]["env"])
+
+    # ---- 5c. /healer fix on a PR -> a CodeRun for the PR carrying the hint ------
+    comment = {"action": "created",
+               "issue": {"number": 42, "title": "Faster widgets",
+                         "pull_request": {"url": f"https://api.github.com/repos/{REPO}/pulls/42"}},
+               "comment": {"id": 777001, "body": "Please have a look.\n/healer fix the clippy lint in src/lib.rs\n",
+                           "user": {"login": "maintainer", "type": "User"}},
+               "repository": {"full_name": REPO, "default_branch": "main"},
+               "sender": {"login": "maintainer", "type": "User"}}
+    st, ans = srv.deliver(comment, event="issue_comment")
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
+    cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
+    p = cr["spec"].get("promptModification", "")
+    check("/healer fix on a PR creates a CodeRun for the PR with the hint",
+          st == 202 and cr["spec"]["env"].get("PR_NUMBER") == "42"
+          and cr["spec"]["env"].get("TARGET_BRANCH") == "feat/faster"
+          and "the clippy lint in src/lib.rs" in p and "maintainer" in p, [ans, p[:2000]])
+
     # ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
     set_sources(delay_ms=1500)
     st, ans = srv.deliver(job_event(5005, run_id=9400))

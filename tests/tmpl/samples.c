@@ -177,7 +177,11 @@ hl_sample_data(int which)
 	ctx.max_attempts = 3;
 	ctx.target_branch = "feat/new-feature";
 	switch (which) {
-	case 0: /* full-rex: every source, the alert fields too */
+	case 0: /* full-rex: every source, the alert fields too, asked for in a comment */
+		ev.intent = HL_INTENT_COMMAND;
+		ev.command = HL_CMD_FIX;
+		ev.command_hint = S("the clippy lint in src/lib.rs; keep the public API");
+		ev.sender = S("octocat");
 		ctx.argocd = argocd;
 		ctx.kubernetes = k8s;
 		ctx.loki = loki;
