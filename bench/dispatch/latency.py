@@ -5,7 +5,7 @@ against the stub servers with every context source delayed (see run.sh).
 The sensor's POST /api/remediate/ci-failure is answered once the CodeRun
 exists (the answer carries its name), so the time of that call is the
 webhook-to-CodeRun latency. Sources: GitHub job log (behind a redirect),
-PR, commit files; ArgoCD; Loki; Prometheus; Kubernetes events: each
+PR, commit files; ArgoCD; Loki; Prometheus; Kubernetes events; OpenMemory: each
 answers after DELAY_MS."""
 import json
 import os
@@ -19,7 +19,7 @@ import test_e2e as e  # noqa: E402  (stubs, helpers and payloads of the whole-pa
 
 DELAY_MS = 300
 SOURCES = ["github_log", "github_pr", "github_files", "argocd", "loki", "prometheus",
-           "kubernetes"]
+           "kubernetes", "memory"]
 
 e.set_sources(delay_ms=DELAY_MS)
 e.dtest.http("POST", e.GURL + "/_stub/config", {"rules": [

@@ -197,6 +197,10 @@ def set_sources(delay_ms=0, loki_delay_ms=None):
          "delay_ms": delay_ms if loki_delay_ms is None else loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
              {"stream": {"app": "widgets"}, "values": [["1", "level=error msg=boom"]]}]}}},
+        {"method": "POST", "path": "/memory/query", "delay_ms": delay_ms,
+         "body": {"query": "q", "matches": [
+             {"id": "m1", "content": "clippy needless_borrow fixed by removing the &",
+              "score": 0.91}]}},
         {"method": "GET", "path": "/api/v1/query", "delay_ms": delay_ms,
          "body": {"status": "success", "data": {"resultType": "vector", "result": [
              {"metric": {}, "value": [1, "0.02"]}]}}},
@@ -208,7 +212,7 @@ BASE_ENV = {
     "GITHUB_WEBHOOK_SECRET": SECRET, "HEALER_API_TOKEN": API_TOKEN,
     "GITHUB_API_URL": GURL, "GITHUB_TOKEN": GTOKEN, "KUBECONFIG": kubeconfig,
     "HEALER_DISPATCH": "kubernetes", "HEALER_NAMESPACE": "cto",
-    "ARGOCD_SERVER": SURL, "LOKI_URL": SURL, "PROMETHEUS_URL": SURL,
+    "ARGOCD_SERVER": SURL, "LOKI_URL": SURL, "PROMETHEUS_URL": SURL, "OPENMEMORY_URL": SURL,
     "HEALER_SOURCE_TIMEOUT_MS": "1500", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
     "HEALER_LOG_LEVEL": "info", "HEALER_TIME_WINDOW_MINS": "0",
 }
@@ -262,7 +266,10 @@ def main():
           dec.get("rule") and "needless" in (dec.get("evidence") or {}).get("line", ""), dec)
     check("every context source reported ok",
           all(srcs.get(k) == "ok" for k in ("github_log", "github_pr", "github_files", "argocd",
-                                              "loki", "prometheus", "kubernetes")), srcs)
+                                              "loki", "prometheus", "kubernetes",
+                                              "memory")), srcs)
+    check("the prompt carries the memory of similar failures",
+          "removing the &" in prompt, prompt[-2500:])
     check("the prompt size is recorded", dec.get("prompt_bytes", 0) > 500, dec)
 
     # ---- 2. the check_run GitHub sends for the same job -> no second CodeRun ------
