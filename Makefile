@@ -5,10 +5,11 @@
 
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
 LISTEN     ?= 127.0.0.1:8080
 MESON_TEST_ARGS ?= --print-errorlogs --num-processes 2
 
-.PHONY: all deps build build-asan run test test-plain test-asan bench clean format
+.PHONY: all deps build build-asan run test test-plain test-asan fuzz bench clean format
 
 all: build
 
@@ -24,6 +25,10 @@ $(BUILD)/build.ninja:
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
 
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang meson setup $(BUILD_FUZZ) --buildtype=debug -Dfuzz=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+
 build: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
 
@@ -33,17 +38,28 @@ build-asan: deps-build $(BUILD_ASAN)/build.ninja
 run: build
 	@scripts/run-server.sh $(BUILD)/healer $(LISTEN)
 
-# The whole suite runs twice: a plain optimized build and an ASan+UBSan build.
-# The last line is "N passed, N failed" over both.
-test: deps build build-asan
+# The whole suite runs twice, in a plain optimized build and in an ASan+UBSan
+# build, then a short libFuzzer run of the template engine (clang). The last
+# line is "N passed, N failed" over all three.
+SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
+
+test: deps build build-asan $(BUILD_FUZZ)/build.ninja
 	@rc=0; \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) || rc=1; \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
-	meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --timeout-multiplier 3 || rc=1; \
-	python3 scripts/test-summary.py $(BUILD) $(BUILD_ASAN) || rc=1; \
+	$(SANITIZER_ENV) meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --timeout-multiplier 3 || rc=1; \
+	ninja -C $(BUILD_FUZZ) tests/tmpl/fuzz_tmpl tests/tmpl/fuzz_replay >/dev/null || rc=1; \
+	$(SANITIZER_ENV) meson test -C $(BUILD_FUZZ) --no-rebuild --print-errorlogs fuzz || rc=1; \
+	python3 scripts/test-summary.py $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) || rc=1; \
 	exit $$rc
+
+# A longer fuzzing session: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 60
+fuzz: deps-build $(BUILD_FUZZ)/build.ninja
+	ninja -C $(BUILD_FUZZ) tests/tmpl/fuzz_tmpl
+	$(SANITIZER_ENV) $(BUILD_FUZZ)/tests/tmpl/fuzz_tmpl -max_total_time=$(FUZZ_SECONDS) \
+		-timeout=5 -rss_limit_mb=1024 tests/tmpl/fuzz_corpus
 
 test-plain: deps build
 	meson test -C $(BUILD) $(MESON_TEST_ARGS)
@@ -55,4 +71,4 @@ format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
