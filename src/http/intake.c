@@ -22,6 +22,10 @@
  * alert events (400 otherwise). Delivery id: X-GitHub-Delivery, else
  * "sensor-<sha256(event, payload)>", so a sensor retry is a duplicate.
  *
+ * The webhook's payload tree is built in the thread's jansson arena
+ * (jsonfast.h): the scope spans parse -> normalize -> decref and produces
+ * nothing that is freed with free().
+ *
  * Task ids: events that will be remediated get "hl-<20 hex of
  * sha256(dedup key or delivery id)>", stable across deliveries of the same
  * event (so the remediation object can be named from it idempotently).
@@ -29,8 +33,8 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "crypto/hmac.h"
-#include "event/event.h"
 #include "decisions.h"
+#include "event/event.h"
 #include "http_impl.h"
 #include "jsonfast.h"
 
@@ -227,6 +231,8 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		hl_strlcpy(r->skip, skip, sizeof(r->skip));
 	hl_event_free(ev);
 	json_decref(payload);
+	/* Ends the webhook's arena scope (hl_http_webhook); no-op otherwise. */
+	hl_http_json_arena_end();
 	r->headers_json = intake_headers(r);
 	if (!r->headers_json)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
@@ -366,10 +372,15 @@ hl_http_webhook(struct http_req *r)
 			                           "form body without a 'payload' field");
 		text = r->stored_body;
 	}
-	if (hl_http_json_parse(&payload, text, len, &err) < 0)
+	/* The payload tree lives until intake_submit decrefs it: arena. */
+	hl_http_json_arena_begin();
+	if (hl_http_json_parse(&payload, text, len, &err) < 0) {
+		hl_http_json_arena_end();
 		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
+	}
 	if (!json_is_object(payload)) {
 		json_decref(payload);
+		hl_http_json_arena_end();
 		return hl_http_reply_error(r, 400, "invalid_json", "the payload must be an object");
 	}
 	if (!delivery)

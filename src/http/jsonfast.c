@@ -9,6 +9,8 @@
 #include "base/buf.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -509,4 +511,174 @@ hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
 	}
 	*out = v;
 	return 0;
+}
+
+/*
+ * The arena. Each thread that calls begin owns one registered block
+ * (JF_ARENA_SIZE bytes, kept for the process lifetime so registered ranges
+ * never dangle). An allocation inside a scope is bumped from the block
+ * (16-byte aligned) or, when it does not fit, taken from malloc. Frees
+ * find the owning block by address across the whole registry, so a value
+ * freed on another thread is accounted to the right block. A block is
+ * rewound at begin only when its live count is zero.
+ */
+#define JF_ARENA_SIZE  (256 * 1024)
+#define JF_ARENA_SLOTS 64
+
+struct jf_arena {
+	char *base;             /* set once, before the slot is published */
+	_Atomic long live;      /* allocations from base not yet freed */
+	atomic_bool owned;      /* a live thread uses this slot */
+	size_t used;            /* owner only */
+	size_t served, spilled; /* owner only: statistics */
+};
+
+static struct jf_arena jf_slots[JF_ARENA_SLOTS];
+static atomic_int jf_nslots; /* slots [0, n) have base set */
+static pthread_mutex_t jf_slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t jf_key;
+static pthread_once_t jf_once = PTHREAD_ONCE_INIT;
+static __thread struct jf_arena *jf_cur; /* the thread's slot */
+static __thread bool jf_active;
+
+static void
+jf_arena_release(void *p)
+{
+	struct jf_arena *a = p;
+
+	jf_cur = NULL;
+	atomic_store(&a->owned, false);
+}
+
+static void
+jf_arena_once(void)
+{
+	pthread_key_create(&jf_key, jf_arena_release);
+}
+
+static struct jf_arena *
+jf_arena_find(const void *p)
+{
+	int i, n = atomic_load_explicit(&jf_nslots, memory_order_acquire);
+	const char *c = p;
+
+	for (i = 0; i < n; i++)
+		if (c >= jf_slots[i].base && c < jf_slots[i].base + JF_ARENA_SIZE)
+			return &jf_slots[i];
+	return NULL;
+}
+
+static void *
+jf_arena_malloc(size_t n)
+{
+	struct jf_arena *a = jf_cur;
+	size_t need = (n + 15) & ~(size_t)15;
+	void *p;
+
+	if (!jf_active || !a)
+		return malloc(n);
+	if (need < n || need > JF_ARENA_SIZE - a->used) {
+		a->spilled++;
+		return malloc(n);
+	}
+	p = a->base + a->used;
+	a->used += need;
+	a->served += need;
+	atomic_fetch_add_explicit(&a->live, 1, memory_order_relaxed);
+	return p;
+}
+
+static void
+jf_arena_free(void *p)
+{
+	struct jf_arena *a;
+
+	if (!p)
+		return;
+	a = jf_arena_find(p);
+	if (a)
+		atomic_fetch_sub_explicit(&a->live, 1, memory_order_release);
+	else
+		free(p);
+}
+
+void
+hl_http_json_arena_install(void)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (m != jf_arena_malloc)
+		json_set_alloc_funcs(jf_arena_malloc, jf_arena_free);
+}
+
+/* Claims a free slot for the calling thread (a released one or a new one). */
+static struct jf_arena *
+jf_arena_claim(void)
+{
+	struct jf_arena *a = NULL;
+	int i, n;
+
+	pthread_once(&jf_once, jf_arena_once);
+	pthread_mutex_lock(&jf_slot_lock);
+	n = atomic_load(&jf_nslots);
+	for (i = 0; i < n && !a; i++)
+		if (!atomic_load(&jf_slots[i].owned))
+			a = &jf_slots[i];
+	if (!a && n < JF_ARENA_SLOTS) {
+		char *base = malloc(JF_ARENA_SIZE);
+
+		if (base) {
+			a = &jf_slots[n];
+			a->base = base;
+			atomic_store_explicit(&jf_nslots, n + 1, memory_order_release);
+		}
+	}
+	if (a) {
+		atomic_store(&a->owned, true);
+		a->served = a->spilled = 0;
+		if (pthread_setspecific(jf_key, a) != 0) {
+			atomic_store(&a->owned, false);
+			a = NULL;
+		}
+	}
+	pthread_mutex_unlock(&jf_slot_lock);
+	return a;
+}
+
+bool
+hl_http_json_arena_begin(void)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	json_get_alloc_funcs(&m, &f);
+	if (m != jf_arena_malloc)
+		return false;
+	if (!jf_cur)
+		jf_cur = jf_arena_claim();
+	if (!jf_cur)
+		return false;
+	/* Rewind only when nothing allocated from the block is alive. */
+	if (atomic_load_explicit(&jf_cur->live, memory_order_acquire) == 0)
+		jf_cur->used = 0;
+	jf_active = true;
+	return true;
+}
+
+void
+hl_http_json_arena_end(void)
+{
+	jf_active = false;
+}
+
+void
+hl_http_json_arena_stats(size_t *served, size_t *spilled, long *live)
+{
+	struct jf_arena *a = jf_cur;
+
+	*served = a ? a->served : 0;
+	*spilled = a ? a->spilled : 0;
+	*live = a ? atomic_load(&a->live) : 0;
 }

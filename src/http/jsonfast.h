@@ -9,7 +9,8 @@
  * JSON_ALLOW_NUL): strict RFC 8259, valid UTF-8 only, no lone surrogates,
  * integers that do not fit json_int_t are an error, NUL allowed in strings
  * but not in object keys, duplicate keys keep the last value, nesting at
- * most 2048 levels. Thread-safe (no shared state).
+ * most 2048 levels. Thread-safe (the parser has no shared state; the arena
+ * registry below is lock-free).
  */
 #ifndef HL_HTTP_JSONFAST_H
 #define HL_HTTP_JSONFAST_H
@@ -17,10 +18,38 @@
 #include "base/err.h"
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Parses n bytes into *out (a new reference). On failure returns
  * -HL_EPARSE with err "line L column C: reason". */
 int hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err);
+
+/*
+ * Request-scoped arena for jansson values. A payload tree is hundreds of
+ * small allocations that live only until the event is normalized; between
+ * begin and end on one thread, jansson allocates them by bumping a
+ * per-thread block instead of calling malloc, and frees them for free.
+ *
+ * install: routes jansson's allocator through the arena (json_set_alloc_funcs);
+ *   call once before starting threads that use jansson; idempotent. Outside
+ *   a begin/end scope every jansson allocation is a plain malloc/free.
+ * begin: the calling thread's jansson allocations go to its arena until
+ *   end. Returns false (and allocations stay on malloc) when no arena
+ *   could be set up. Scopes do not nest.
+ * end: stops the scope. The block is reused only once every value
+ *   allocated in it was freed (on any thread), so a value that outlives
+ *   the scope stays valid; it just keeps the block from being recycled.
+ * Rule: memory handed to non-jansson code to free() (json_dumps results)
+ *   must not be produced inside a scope.
+ */
+void hl_http_json_arena_install(void);
+bool hl_http_json_arena_begin(void);
+void hl_http_json_arena_end(void);
+
+/* Statistics of the calling thread's arena, for tests: bytes served from
+ * the block and allocations that spilled to malloc since the thread's
+ * arena was created; live = allocations of that block not yet freed. */
+void hl_http_json_arena_stats(size_t *served, size_t *spilled, long *live);
 
 #endif

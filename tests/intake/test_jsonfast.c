@@ -3,7 +3,9 @@
  * accept exactly what json_loadb(JSON_DECODE_ANY | JSON_ALLOW_NUL) accepts
  * and build equal values: differential tests over every GitHub webhook
  * example of @octokit/webhooks-examples, hand-written edge cases, and
- * thousands of deterministic random mutations.
+ * thousands of deterministic random mutations. The request arena (the
+ * jansson allocator of the webhook path) must build the same trees, keep
+ * values that outlive a scope valid and account frees from other threads.
  */
 #include "http/jsonfast.h"
 
@@ -14,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +232,117 @@ test_jsonfast_matches_jansson_on_mutations(void **state)
 	}
 }
 
+static void
+test_jsonfast_arena_builds_equal_trees_and_frees_them(void **state)
+{
+	json_t *all = load_examples(), *ev, *exs, *ex, *ours, *ref;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i, j, served0, served, spilled0, spilled, count = 0;
+	long live;
+	char *text;
+
+	assert_non_null(all);
+	hl_http_json_arena_install();
+	assert_true(hl_http_json_arena_begin());
+	hl_http_json_arena_end();
+	hl_http_json_arena_stats(&served0, &spilled0, &live);
+	assert_int_equal(live, 0);
+	json_array_foreach(all, i, ev)
+	{
+		exs = json_object_get(ev, "examples");
+		json_array_foreach(exs, j, ex)
+		{
+			text = json_dumps(ex, JSON_COMPACT);
+			ref = json_loads(text, JANSSON_FLAGS, NULL);
+			assert_true(hl_http_json_arena_begin());
+			assert_int_equal(hl_http_json_parse(&ours, text, strlen(text), &err), 0);
+			assert_true(json_equal(ours, ref));
+			json_decref(ours);
+			hl_http_json_arena_end();
+			hl_http_json_arena_stats(&served, &spilled, &live);
+			assert_int_equal(live, 0);
+			json_decref(ref);
+			free(text);
+			count++;
+		}
+	}
+	hl_http_json_arena_stats(&served, &spilled, &live);
+	fprintf(stderr, "# arena served %zu bytes, %zu spilled allocations\n", served - served0,
+	        spilled - spilled0);
+	/* Every example tree fits the block: nothing spilled to malloc. */
+	assert_true(count > 200);
+	assert_true(served > served0);
+	assert_int_equal(spilled, spilled0);
+	json_decref(all);
+}
+
+static void
+test_jsonfast_arena_keeps_values_that_outlive_the_scope(void **state)
+{
+	static const char a_text[] = "{\"a\":\"first value\",\"n\":[1,2,3]}";
+	static const char b_text[] = "{\"b\":\"second value that would overwrite\",\"m\":[4,5,6]}";
+	json_t *a = NULL, *b = NULL, *a_ref = json_loads(a_text, 0, NULL);
+	struct hl_err err = HL_ERR_INIT;
+	size_t served, spilled;
+	long live;
+
+	hl_http_json_arena_install();
+	assert_true(hl_http_json_arena_begin());
+	assert_int_equal(hl_http_json_parse(&a, a_text, strlen(a_text), &err), 0);
+	hl_http_json_arena_end();
+	/* a is alive: the next scope must not rewind over it. */
+	assert_true(hl_http_json_arena_begin());
+	assert_int_equal(hl_http_json_parse(&b, b_text, strlen(b_text), &err), 0);
+	json_decref(b);
+	hl_http_json_arena_end();
+	assert_true(json_equal(a, a_ref));
+	hl_http_json_arena_stats(&served, &spilled, &live);
+	assert_true(live > 0);
+	json_decref(a);
+	hl_http_json_arena_stats(&served, &spilled, &live);
+	assert_int_equal(live, 0);
+	json_decref(a_ref);
+}
+
+static void *
+decref_thread(void *arg)
+{
+	json_t *v = arg;
+	char *dump = json_dumps(v, JSON_COMPACT); /* outside any scope: malloc */
+
+	free(dump);
+	json_decref(v);
+	return NULL;
+}
+
+static void
+test_jsonfast_arena_accounts_frees_from_other_threads(void **state)
+{
+	static const char text[] = "{\"k\":{\"x\":\"y\"},\"list\":[\"p\",\"q\"]}";
+	json_t *v = NULL, *outside = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t served0, served, spilled;
+	long live;
+	pthread_t t;
+
+	hl_http_json_arena_install();
+	assert_true(hl_http_json_arena_begin());
+	assert_int_equal(hl_http_json_parse(&v, text, strlen(text), &err), 0);
+	hl_http_json_arena_end();
+	hl_http_json_arena_stats(&served0, &spilled, &live);
+	assert_true(live > 0);
+	assert_int_equal(pthread_create(&t, NULL, decref_thread, v), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	hl_http_json_arena_stats(&served, &spilled, &live);
+	assert_int_equal(live, 0);
+	/* Outside a scope values are plain malloc: the block serves nothing. */
+	assert_int_equal(hl_http_json_parse(&outside, text, strlen(text), &err), 0);
+	hl_http_json_arena_stats(&served, &spilled, &live);
+	assert_int_equal(served, served0);
+	assert_int_equal(live, 0);
+	json_decref(outside);
+}
+
 int
 main(void)
 {
@@ -237,6 +351,9 @@ main(void)
 		cmocka_unit_test(test_jsonfast_depth_is_bounded),
 		cmocka_unit_test(test_jsonfast_matches_jansson_on_webhook_examples),
 		cmocka_unit_test(test_jsonfast_matches_jansson_on_mutations),
+		cmocka_unit_test(test_jsonfast_arena_builds_equal_trees_and_frees_them),
+		cmocka_unit_test(test_jsonfast_arena_keeps_values_that_outlive_the_scope),
+		cmocka_unit_test(test_jsonfast_arena_accounts_frees_from_other_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
