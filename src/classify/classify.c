@@ -26,6 +26,7 @@
  */
 #include "classify/classify.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <hs/hs.h>
 #include <pthread.h>
@@ -1381,35 +1382,148 @@ cl_scan_release(struct cl_scan *s)
 	free(s->lr);
 }
 
-/* Cleans and scans the whole lines in log[i, n) (i is 0 or just after a
- * '\n'); line numbers in s count from the segment's first line; raw offsets
- * are absolute. Sets *total_lines to the segment's number of lines. */
+/*
+ * Where the raw log comes from: memory (mem != NULL; the whole log) or a
+ * regular file read with pread(2) into a small window that stays in cache.
+ * Reading beats mmap here: mapping 100 MB costs a page-table entry per 4 KB
+ * page (populated and torn down by the kernel, slow under virtualization)
+ * while copying from the page cache into a reused 256 KB window runs at
+ * memory speed and hands the cleaner cache-hot bytes.
+ */
+struct cl_src {
+	const char *mem;
+	int fd;
+	size_t len;
+};
+
+#define CL_WINDOW (256u * 1024u) /* raw bytes read at a time (> CL_LINE_MAX) */
+
+/* A view of the raw log: p[0, n) is raw bytes base.., p[0, m) whole lines. */
+struct cl_win {
+	const struct cl_src *src;
+	char *buf; /* fd mode: CL_WINDOW bytes */
+	const char *p;
+	size_t base, n, m, end;
+	bool eof;
+	bool skip_nl; /* fd mode: drop the rest of an over-long line first */
+};
+
+/* Reads up to want bytes at off; returns how many (short only at EOF). */
 static int
-cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t i, size_t n,
-                size_t *total_lines, struct hl_err *err)
+cl_pread_full(int fd, char *dst, size_t want, size_t off, size_t *got)
+{
+	*got = 0;
+	while (*got < want) {
+		ssize_t r = pread(fd, dst + *got, want - *got, (off_t)(off + *got));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		*got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Slides the window past p[0, *i) and reads more (fd mode). */
+static int
+cl_win_fill(struct cl_win *w, size_t *i, struct hl_err *err)
+{
+	size_t keep = w->n - *i, got = 0, want;
+
+	memmove(w->buf, w->buf + *i, keep);
+	w->base += *i;
+	*i = 0;
+	want = CL_WINDOW - keep;
+	if (want > w->end - (w->base + keep))
+		want = w->end - (w->base + keep);
+	if (cl_pread_full(w->src->fd, w->buf + keep, want, w->base + keep, &got) != 0)
+		return hl_err_set(err, HL_EIO, "reading the log: %s", strerror(errno));
+	w->n = keep + got;
+	if (got < want) /* the file shrank: stop where it ends now */
+		w->end = w->base + w->n;
+	w->eof = w->base + w->n >= w->end;
+	if (w->skip_nl) {
+		const char *nl = memchr(w->buf, '\n', w->n);
+		*i = nl ? (size_t)(nl - w->buf) + 1 : w->n;
+		w->skip_nl = nl == NULL;
+	}
+	if (w->eof) {
+		w->m = w->n;
+	} else {
+		const char *nl = memrchr(w->buf + *i, '\n', w->n - *i);
+		if (nl != NULL) {
+			w->m = (size_t)(nl - w->buf) + 1;
+		} else if (*i == 0) {
+			/* One line fills the window: match its prefix (as for a
+			 * log in memory) and skip its rest. */
+			w->m = w->n;
+			w->skip_nl = true;
+		} else {
+			w->m = *i; /* a partial line: read on */
+		}
+	}
+	return 0;
+}
+
+/* Cleans and scans the whole lines in log[start, end) (start is 0 or just
+ * after a '\n'); line numbers in s count from the segment's first line; raw
+ * offsets are absolute. Sets *total_lines to the segment's number of lines. */
+static int
+cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src, size_t start,
+                size_t end, size_t *total_lines, struct hl_err *err)
 {
 	char *buf = NULL;
 	hs_scratch_t *scratch = NULL;
-	size_t line = 1, first_line = 1;
+	size_t line = 1, first_line = 1, i = start;
+	struct cl_win w;
+	bool done = false;
 	int rc = 0;
 
 	*total_lines = 0;
-	if (i >= n)
+	if (start >= end)
 		return 0;
 	CL_COPY_INIT();
+	memset(&w, 0, sizeof(w));
+	w.src = src;
+	w.end = end;
+	if (src->mem != NULL) {
+		w.p = src->mem;
+		w.n = w.m = end;
+		w.eof = true;
+	} else {
+		w.buf = malloc(CL_WINDOW);
+		w.p = w.buf;
+		w.base = start;
+		i = 0;
+	}
 	buf = malloc(CL_CHUNK + CL_LINE_MAX + 64);
 	scratch = cl_scratch_get(c);
-	if (buf == NULL || scratch == NULL) {
+	if (buf == NULL || scratch == NULL || (src->mem == NULL && w.buf == NULL)) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (i == 0 && n >= 3 && memcmp(log, "\xef\xbb\xbf", 3) == 0)
+	if (src->mem == NULL && (rc = cl_win_fill(&w, &i, err)) != 0)
+		goto out;
+	if (start == 0 && w.n >= 3 && memcmp(w.p, "\xef\xbb\xbf", 3) == 0)
 		i = 3;
-	while (i < n) {
+	while (!done) {
 		size_t o = 0;
 		s->n_lines = 0;
 		first_line = line;
-		while (i < n && o < CL_CHUNK) {
+		while (o < CL_CHUNK) {
+			const char *log = w.p;
+			size_t n = w.m;
+			if (i >= n) {
+				if (w.eof) {
+					done = true;
+					break;
+				}
+				if ((rc = cl_win_fill(&w, &i, err)) != 0)
+					goto out;
+				continue;
+			}
 			if (s->n_lines == s->cap_lines) {
 				size_t cap = s->cap_lines ? s->cap_lines * 2 : 4096;
 				size_t *a = realloc(s->lc, cap * sizeof(*a));
@@ -1427,14 +1541,14 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const char *log, siz
 				s->cap_lines = cap;
 			}
 			s->lc[s->n_lines] = o;
-			s->lr[s->n_lines] = i;
+			s->lr[s->n_lines] = w.base + i;
 			s->n_lines++;
-			/* Touch the log a few pages ahead: with 4 KB pages the
-			 * hardware prefetcher stops at every page boundary. */
-			if (i + 16384 < n)
+			/* In memory, touch the log a few pages ahead: with 4 KB
+			 * pages the hardware prefetcher stops at page ends. */
+			if (w.buf == NULL && i + 16384 < n)
 				__builtin_prefetch(log + i + 16384);
 			i += cl_timestamp_len(log + i, n - i);
-			size_t start = o, lim = o + CL_LINE_MAX;
+			size_t lstart = o, lim = o + CL_LINE_MAX;
 			for (;;) {
 				int ch = cl_copy_fn(buf, &o, lim, log, &i, n);
 				if (ch == 0x1b) {
@@ -1447,13 +1561,14 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const char *log, siz
 				}
 				break;
 			}
-			o = start + cl_clean_line(buf + start, o - start);
+			o = lstart + cl_clean_line(buf + lstart, o - lstart);
 			buf[o++] = '\n';
 			line++;
 			if (i < n)
 				i++; /* the '\n' */
 		}
-		if (hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS) {
+		if (o > 0 &&
+		    hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS) {
 			rc = hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed");
 			goto out;
 		}
@@ -1464,6 +1579,7 @@ out:
 	if (scratch != NULL)
 		cl_scratch_put(c, scratch);
 	free(buf);
+	free(w.buf);
 	return rc;
 }
 
@@ -1490,7 +1606,7 @@ cl_scan_alloc(struct cl_scan *s, size_t n_pat)
 struct cl_worker {
 	struct hl_classifier *c;
 	struct cl_scan scan;
-	const char *log;
+	const struct cl_src *src;
 	size_t start, end, lines;
 	int rc;
 	struct hl_err err;
@@ -1500,16 +1616,39 @@ static void *
 cl_worker_main(void *p)
 {
 	struct cl_worker *w = p;
-	w->rc = cl_scan_segment(w->c, &w->scan, w->log, w->start, w->end, &w->lines, &w->err);
+	w->rc = cl_scan_segment(w->c, &w->scan, w->src, w->start, w->end, &w->lines, &w->err);
 	return NULL;
+}
+
+/* The offset just past the first '\n' at or after off, or n if none. */
+static size_t
+cl_next_line(const struct cl_src *src, size_t off, size_t n)
+{
+	char tmp[4096];
+
+	if (src->mem != NULL) {
+		const char *nl = memchr(src->mem + off, '\n', n - off);
+		return nl ? (size_t)(nl - src->mem) + 1 : n;
+	}
+	while (off < n) {
+		size_t got = 0, want = n - off < sizeof(tmp) ? n - off : sizeof(tmp);
+		if (cl_pread_full(src->fd, tmp, want, off, &got) != 0 || got == 0)
+			return n;
+		const char *nl = memchr(tmp, '\n', got);
+		if (nl != NULL)
+			return off + (size_t)(nl - tmp) + 1;
+		off += got;
+	}
+	return n;
 }
 
 /* Cleans and scans the whole log into s (allocated by the caller), on up to
  * CL_MAX_THREADS threads for big logs; sets *total_lines. */
 static int
-cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t n,
+cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src,
             size_t *total_lines, struct hl_err *err)
 {
+	size_t n = src->len;
 	struct cl_worker w[CL_MAX_THREADS];
 	pthread_t tid[CL_MAX_THREADS];
 	bool started[CL_MAX_THREADS] = { false };
@@ -1520,22 +1659,18 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const char *log, size_t 
 	if (n >= CL_PARALLEL_MIN && ncpu > 1)
 		k = (size_t)(ncpu < CL_MAX_THREADS ? ncpu : CL_MAX_THREADS);
 	if (k == 1)
-		return cl_scan_segment(c, s, log, 0, n, total_lines, err);
+		return cl_scan_segment(c, s, src, 0, n, total_lines, err);
 
 	memset(w, 0, sizeof(w));
 	for (size_t j = 0; j < k; j++) {
 		size_t cut = n / k * (j + 1);
 		w[j].c = c;
-		w[j].log = log;
+		w[j].src = src;
 		w[j].start = j == 0 ? 0 : w[j - 1].end;
-		if (j + 1 == k) {
+		if (j + 1 == k)
 			cut = n;
-		} else {
-			const char *nl = cut > w[j].start ? memchr(log + cut, '\n', n - cut) : NULL;
-			cut = nl ? (size_t)(nl - log) + 1 : n;
-			if (cut < w[j].start)
-				cut = w[j].start;
-		}
+		else
+			cut = cut > w[j].start ? cl_next_line(src, cut, n) : w[j].start;
 		w[j].end = cut;
 		if (j == 0) {
 			w[j].scan = *s;
@@ -1582,20 +1717,33 @@ out:
 	return rc;
 }
 
-/* The cleaned, printable text of the raw line starting at raw offset off. */
+/* The cleaned, printable text of the raw line starting at raw offset off
+ * (from a file: its first CL_LINE_MAX bytes, more than the text keeps). */
 static char *
-cl_raw_line_text(const char *log, size_t n, size_t off)
+cl_raw_line_text(const struct cl_src *src, size_t off)
 {
-	char *tmp, *res;
-	const char *nl = memchr(log + off, '\n', n - off);
-	size_t e = nl ? (size_t)(nl - log) : n;
-	size_t len;
+	char *tmp, *raw = NULL, *res = NULL;
+	const char *p = src->mem ? src->mem + off : NULL;
+	size_t n = src->len - off, len;
 
 	tmp = malloc(CL_LINE_MAX + 1);
 	if (tmp == NULL)
 		return NULL;
-	len = cl_clean_line_into(tmp, CL_LINE_MAX, log + off, e - off);
-	res = cl_line_text(tmp, len);
+	if (p == NULL) {
+		size_t got = 0;
+		if (n > CL_LINE_MAX)
+			n = CL_LINE_MAX;
+		raw = malloc(n + 1);
+		if (raw == NULL || cl_pread_full(src->fd, raw, n, off, &got) != 0)
+			got = 0;
+		p = raw ? raw : "";
+		n = got;
+	}
+	const char *nl = memchr(p, '\n', n);
+	len = cl_clean_line_into(tmp, CL_LINE_MAX, p, nl ? (size_t)(nl - p) : n);
+	if (raw != NULL || src->mem != NULL)
+		res = cl_line_text(tmp, len);
+	free(raw);
 	free(tmp);
 	return res;
 }
@@ -1710,16 +1858,34 @@ hl_verdict_release(struct hl_verdict *v)
 	memset(v, 0, sizeof(*v));
 }
 
+static int cl_classify(struct hl_verdict *out, struct hl_classifier *c,
+                       const struct hl_classify_input *in, const struct cl_src *src,
+                       struct hl_err *err);
+
 int
 hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_classify_input *in,
             struct hl_err *err)
+{
+	struct cl_src src = { in->log ? in->log : "", -1, in->log ? in->log_len : 0 };
+	return cl_classify(out, c, in, &src, err);
+}
+
+int
+hl_classify_fd(struct hl_verdict *out, struct hl_classifier *c, const struct hl_classify_input *in,
+               int fd, size_t size, struct hl_err *err)
+{
+	struct cl_src src = { NULL, fd, size };
+	return cl_classify(out, c, in, &src, err);
+}
+
+static int
+cl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_classify_input *in,
+            const struct cl_src *src, struct hl_err *err)
 {
 	struct hl_verdict v;
 	struct cl_scan sc;
 	struct cl_cand *cands = NULL;
 	size_t n_cands = 0, total_lines = 0;
-	const char *log = in->log;
-	size_t log_len = in->log ? in->log_len : 0;
 	double share_den;
 	int rc = 0;
 
@@ -1729,7 +1895,7 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = cl_scan_log(c, &sc, log, log_len, &total_lines, err);
+	rc = cl_scan_log(c, &sc, src, &total_lines, err);
 	if (rc)
 		goto out;
 
@@ -1808,8 +1974,8 @@ hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 		hc->matches = cands[i].matches;
 		hc->why = cands[i].why;
 		hc->line_number = cands[i].ev_line;
-		hc->line = cands[i].ev_line > 0 ? cl_raw_line_text(log, log_len, cands[i].ev_raw)
-		                                : strdup("");
+		hc->line =
+		        cands[i].ev_line > 0 ? cl_raw_line_text(src, cands[i].ev_raw) : strdup("");
 		if (hc->rule == NULL || hc->line == NULL) {
 			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 			goto out;

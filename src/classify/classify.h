@@ -121,6 +121,17 @@ int hl_classifier_serialize(char **out, size_t *len, const struct hl_classifier 
 int hl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_classify_input *in,
                 struct hl_err *err);
 
+/*
+ * The same for a log in a regular file: its first size bytes are read from
+ * fd with pread(2) (the file offset is not used or moved) through a small
+ * window, one per scanning thread, instead of being mapped or loaded whole;
+ * in->log is ignored. Faster than mapping a big log (no page-table work) and
+ * uses a fixed amount of memory. Also fails (HL_EIO) if reading fails. A
+ * file that shrinks meanwhile is classified up to its new end.
+ */
+int hl_classify_fd(struct hl_verdict *out, struct hl_classifier *c,
+                   const struct hl_classify_input *in, int fd, size_t size, struct hl_err *err);
+
 /* Frees the malloc'd parts of a verdict and zeroes it. */
 void hl_verdict_release(struct hl_verdict *v);
 

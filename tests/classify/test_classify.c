@@ -2,8 +2,8 @@
  * test_classify.c - unit tests of the classifier (src/classify): log
  * preprocessing, scoring (later evidence, root cause over workflow names,
  * events, ArgoCD status), evidence lines, rules validation messages, large
- * and hostile logs, concurrency and the retry helpers. (cmocka.h comes after
- * setjmp.h, stdarg.h and stddef.h.)
+ * and hostile logs, reading a log file like a log in memory, concurrency and the retry helpers.
+ * (cmocka.h comes after setjmp.h, stdarg.h and stddef.h.)
  */
 // clang-format off
 #include <pthread.h>
@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cmocka.h>
 // clang-format on
 
@@ -492,6 +494,126 @@ test_classify_hostile_bytes_are_safe(void **state)
 	free(log);
 }
 
+/* Asserts that two verdicts are identical in every reported field. */
+static void
+assert_same_verdict(const struct hl_verdict *a, const struct hl_verdict *b)
+{
+	assert_string_equal(a->agent, b->agent);
+	assert_string_equal(a->failure_type, b->failure_type);
+	assert_string_equal(a->rule, b->rule);
+	assert_int_equal(a->evidence_line_number, b->evidence_line_number);
+	assert_string_equal(a->evidence_line, b->evidence_line);
+	assert_int_equal(a->log_lines, b->log_lines);
+	assert_int_equal(a->n_candidates, b->n_candidates);
+	for (size_t i = 0; i < a->n_candidates; i++) {
+		assert_string_equal(a->candidates[i].rule, b->candidates[i].rule);
+		assert_int_equal(a->candidates[i].line_number, b->candidates[i].line_number);
+		assert_int_equal(a->candidates[i].matches, b->candidates[i].matches);
+		assert_string_equal(a->candidates[i].line, b->candidates[i].line);
+	}
+}
+
+/* Classifies log in memory and from a temporary file; the verdicts must be
+ * the same. *out is the file's verdict. */
+static void
+classify_both_ways(const char *log, size_t n, struct hl_verdict *out)
+{
+	struct hl_classify_input in;
+	struct hl_verdict mem;
+	struct hl_err err = HL_ERR_INIT;
+	char path[] = "/tmp/healer-classify-fd-XXXXXX";
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	unlink(path);
+	for (size_t off = 0; off < n;) {
+		ssize_t w = write(fd, log + off, n - off);
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+	memset(&in, 0, sizeof(in));
+	in.failed_step = "cargo build";
+	in.log = log;
+	in.log_len = n;
+	assert_int_equal(hl_classify(&mem, builtin, &in, &err), 0);
+	in.log = NULL; /* ignored */
+	in.log_len = 0;
+	assert_int_equal(hl_classify_fd(out, builtin, &in, fd, n, &err), 0);
+	close(fd);
+	assert_same_verdict(&mem, out);
+	hl_verdict_release(&mem);
+}
+
+static void
+test_classify_fd_reads_like_memory(void **state)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	struct hl_verdict v;
+	struct hl_classify_input in;
+	struct hl_err err = HL_ERR_INIT;
+	uint32_t x = 777;
+	char *big;
+	(void)state;
+
+	/* Lines of every length around the read window (256 KB) and the line
+	 * clip (64 KB), escapes, CRLF, a BOM, evidence between them and a last
+	 * line without '\n'. */
+	hl_buf_append_str(&b, "\xef\xbb\xbf"
+	                      "Sending build context to Docker daemon  2.048kB\n");
+	for (int k = 0; k < 400; k++) {
+		x = x * 1103515245u + 12345u;
+		size_t len = (x >> 8) % 3000;
+		if (k % 37 == 5)
+			len = 60000 + (x >> 4) % 300000; /* some over the clip and window */
+		hl_buf_append_str(&b, "2024-01-15T10:30:00.1234567Z \x1b[36m");
+		for (size_t j = 0; j < len; j++)
+			hl_buf_append_char(&b, "abcdefgh \x1b[0m"[(j * 7 + k) % 13]);
+		hl_buf_append_str(&b, k % 3 ? "\n" : "\r\n");
+		if (k % 50 == 7)
+			hl_buf_appendf(&b, "2024-01-15T10:30:01Z warning: unused variable: `x%d`\n",
+			               k);
+		if (k % 90 == 11)
+			hl_buf_append_str(&b, "error[E0308]: mismatched types\n");
+	}
+	hl_buf_append_str(&b, "2024-01-15T10:31:00Z error[E0425]: cannot find value `y`");
+	assert_int_equal(hl_buf_error(&b), 0);
+	classify_both_ways(b.data, b.len, &v);
+	assert_string_equal(v.failure_type, "rust_build");
+	assert_string_equal(v.evidence_line, "error[E0425]: cannot find value `y`");
+	hl_verdict_release(&v);
+
+	/* one line bigger than the window, then evidence on the next line */
+	big = malloc(700000);
+	assert_non_null(big);
+	memset(big, 'z', 700000);
+	memcpy(big + 10, "error[E0599]: no method", 23);
+	memcpy(big + 699960, "\nerror[E0308]: mismatched types\n", 32);
+	classify_both_ways(big, 699992, &v);
+	assert_int_equal(v.log_lines, 2);
+	assert_int_equal(v.evidence_line_number, 2);
+	hl_verdict_release(&v);
+	free(big);
+
+	/* big enough for the parallel scan, cut points inside long lines */
+	hl_buf_reset(&b);
+	while (b.len < (18u << 20))
+		hl_buf_appendf(&b, "2024-01-15T10:30:00.1234567Z    Compiling crate%zu v1.0\n",
+		               b.len);
+	hl_buf_append_str(&b, "test result: FAILED. 1 passed; 1 failed; 0 ignored\n");
+	assert_int_equal(hl_buf_error(&b), 0);
+	classify_both_ways(b.data, b.len, &v);
+	assert_string_equal(v.failure_type, "rust_test");
+	hl_verdict_release(&v);
+	hl_buf_release(&b);
+
+	/* a read error is reported, not taken for an empty log */
+	int dir = open("/", O_RDONLY | O_DIRECTORY);
+	assert_true(dir >= 0);
+	memset(&in, 0, sizeof(in));
+	assert_int_not_equal(hl_classify_fd(&v, builtin, &in, dir, 4096, &err), 0);
+	close(dir);
+}
+
 struct thread_arg {
 	const char *log;
 	const char *want;
@@ -641,6 +763,7 @@ main(void)
 		cmocka_unit_test(test_classify_rules_validation_names_rule_and_position),
 		cmocka_unit_test(test_classify_large_log_classifies),
 		cmocka_unit_test(test_classify_hostile_bytes_are_safe),
+		cmocka_unit_test(test_classify_fd_reads_like_memory),
 		cmocka_unit_test(test_classify_concurrent_calls_are_safe),
 		cmocka_unit_test(test_classify_builtin_database_matches_compiled_rules),
 		cmocka_unit_test(test_classify_explain_names_candidates),
