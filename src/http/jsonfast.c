@@ -519,18 +519,22 @@ hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
  * never dangle). An allocation inside a scope is bumped from the block
  * (16-byte aligned) or, when it does not fit, taken from malloc. Frees
  * find the owning block by address across the whole registry, so a value
- * freed on another thread is accounted to the right block. A block is
- * rewound at begin only when its live count is zero.
+ * freed on another thread is accounted to the right block: the owner
+ * counts its own frees without atomics, other threads count theirs in
+ * remote_frees. A block is rewound at begin only when nothing from it is
+ * alive (allocs == frees + remote_frees).
  */
 #define JF_ARENA_SIZE  (256 * 1024)
 #define JF_ARENA_SLOTS 64
 
 struct jf_arena {
-	char *base;             /* set once, before the slot is published */
-	_Atomic long live;      /* allocations from base not yet freed */
-	atomic_bool owned;      /* a live thread uses this slot */
-	size_t used;            /* owner only */
-	size_t served, spilled; /* owner only: statistics */
+	char *base;                         /* set once, before the slot is published */
+	atomic_bool owned;                  /* a live thread uses this slot */
+	size_t used;                        /* owner only */
+	unsigned long allocs;               /* owner only: allocations from base */
+	unsigned long frees;                /* owner only: of them freed by the owner */
+	_Atomic unsigned long remote_frees; /* freed by other threads */
+	size_t served, spilled;             /* owner only: statistics */
 };
 
 static struct jf_arena jf_slots[JF_ARENA_SLOTS];
@@ -568,6 +572,14 @@ jf_arena_find(const void *p)
 	return NULL;
 }
 
+/* Allocations of a's block not yet freed; owner only. */
+static long
+jf_arena_live(struct jf_arena *a)
+{
+	return (long)(a->allocs - a->frees -
+	              atomic_load_explicit(&a->remote_frees, memory_order_acquire));
+}
+
 static void *
 jf_arena_malloc(size_t n)
 {
@@ -584,7 +596,7 @@ jf_arena_malloc(size_t n)
 	p = a->base + a->used;
 	a->used += need;
 	a->served += need;
-	atomic_fetch_add_explicit(&a->live, 1, memory_order_relaxed);
+	a->allocs++;
 	return p;
 }
 
@@ -595,9 +607,13 @@ jf_arena_free(void *p)
 
 	if (!p)
 		return;
-	a = jf_arena_find(p);
-	if (a)
-		atomic_fetch_sub_explicit(&a->live, 1, memory_order_release);
+	a = jf_cur && (char *)p >= jf_cur->base && (char *)p < jf_cur->base + JF_ARENA_SIZE
+	            ? jf_cur
+	            : jf_arena_find(p);
+	if (a == jf_cur && a)
+		a->frees++;
+	else if (a)
+		atomic_fetch_add_explicit(&a->remote_frees, 1, memory_order_release);
 	else
 		free(p);
 }
@@ -661,7 +677,7 @@ hl_http_json_arena_begin(void)
 	if (!jf_cur)
 		return false;
 	/* Rewind only when nothing allocated from the block is alive. */
-	if (atomic_load_explicit(&jf_cur->live, memory_order_acquire) == 0)
+	if (jf_arena_live(jf_cur) == 0)
 		jf_cur->used = 0;
 	jf_active = true;
 	return true;
@@ -680,5 +696,5 @@ hl_http_json_arena_stats(size_t *served, size_t *spilled, long *live)
 
 	*served = a ? a->served : 0;
 	*spilled = a ? a->spilled : 0;
-	*live = a ? atomic_load(&a->live) : 0;
+	*live = a ? jf_arena_live(a) : 0;
 }
