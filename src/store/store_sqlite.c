@@ -16,7 +16,8 @@
  * each runs in its own transaction. The SQL is portable to PostgreSQL
  * except where noted (INTEGER PRIMARY KEY -> BIGSERIAL, BLOB -> BYTEA).
  * delivery_counts is maintained in the same transaction as every state
- * change, so status and metrics never scan the deliveries table.
+ * change, so status and metrics never scan the deliveries table (intake
+ * batches sum their increments and write them just before the commit).
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -389,9 +390,68 @@ sq_bump(sqlite3_stmt *st, const char *event, const char *state, const char *reas
 	return sq_step_done(st);
 }
 
-/* One intake inside the batch transaction and its savepoint. */
+/*
+ * delivery_counts increments of one intake batch, summed per (event,
+ * state, reason) and written once before the commit: a batch of
+ * deliveries of one kind costs one upsert, not one per delivery. The
+ * strings are borrowed from the batch's requests (or static).
+ */
+#define SQ_TALLY_MAX 16
+
+struct sq_tally {
+	struct {
+		const char *event, *state, *reason;
+		int64_t n;
+	} k[SQ_TALLY_MAX];
+	int len;
+};
+
+static bool
+sq_str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Counts one delivery; -1 when the tally is full (bump it directly). */
 static int
-sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, bool *queued)
+sq_tally_add(struct sq_tally *t, const char *event, const char *state, const char *reason)
+{
+	int i;
+
+	for (i = 0; i < t->len; i++) {
+		if (sq_str_eq(t->k[i].event, event) && sq_str_eq(t->k[i].state, state) &&
+		    sq_str_eq(t->k[i].reason, reason)) {
+			t->k[i].n++;
+			return 0;
+		}
+	}
+	if (t->len == SQ_TALLY_MAX)
+		return -1;
+	t->k[t->len].event = event;
+	t->k[t->len].state = state;
+	t->k[t->len].reason = reason;
+	t->k[t->len].n = 1;
+	t->len++;
+	return 0;
+}
+
+static int
+sq_tally_write(struct hl_store_backend *b, const struct sq_tally *t)
+{
+	int i;
+
+	for (i = 0; i < t->len; i++)
+		if (sq_bump(b->in_st[SQ_COUNT_BUMP], t->k[i].event, t->k[i].state, t->k[i].reason,
+		            t->k[i].n) < 0)
+			return -1;
+	return 0;
+}
+
+/* One intake inside the batch transaction and its savepoint; its count
+ * goes to tally (written by the caller before the commit). */
+static int
+sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, bool *queued,
+              struct sq_tally *tally)
 {
 	const struct hl_delivery_in *in = &r->in;
 	struct hl_intake_answer *a = &r->answer;
@@ -493,7 +553,8 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)in->body_len);
 	if (sq_step_done(st) < 0)
 		return sq_fail(&r->err, b->db, "insert delivery");
-	if (sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
+	if (sq_tally_add(tally, in->event_name, state, reason) < 0 &&
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
 		return sq_fail(&r->err, b->db, "count delivery");
 	*queued = strcmp(state, "received") == 0;
 	return 0;
@@ -505,6 +566,7 @@ sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 	struct hl_intake_req *r;
 	struct hl_err err = HL_ERR_INIT;
 	int64_t now = hl_time_wall_ms();
+	struct sq_tally tally = { .len = 0 };
 	int queued = 0;
 	bool q;
 
@@ -515,23 +577,39 @@ sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		goto fail;
 	}
 	for (r = head; r; r = r->next) {
+		struct sq_tally one = { .len = 0 };
+
 		if (sq_step_done(b->in_st[SQ_SP]) < 0) {
 			sq_fail(&err, b->db, "savepoint");
 			goto rollback;
 		}
-		r->rc = sq_intake_one(b, r, now, &q);
+		r->rc = sq_intake_one(b, r, now, &q, &one);
 		if (r->rc < 0) {
 			if (sq_step_done(b->in_st[SQ_SP_ROLLBACK]) < 0) {
 				sq_fail(&err, b->db, "rollback to savepoint");
 				goto rollback;
 			}
-		} else if (q) {
-			queued++;
+		} else {
+			/* The row stays: count it in the batch's tally. */
+			if (one.len == 1 &&
+			    sq_tally_add(&tally, one.k[0].event, one.k[0].state, one.k[0].reason) <
+			            0 &&
+			    sq_bump(b->in_st[SQ_COUNT_BUMP], one.k[0].event, one.k[0].state,
+			            one.k[0].reason, 1) < 0) {
+				sq_fail(&err, b->db, "count delivery");
+				goto rollback;
+			}
+			if (q)
+				queued++;
 		}
 		if (sq_step_done(b->in_st[SQ_SP_RELEASE]) < 0) {
 			sq_fail(&err, b->db, "release savepoint");
 			goto rollback;
 		}
+	}
+	if (sq_tally_write(b, &tally) < 0) {
+		sq_fail(&err, b->db, "count deliveries");
+		goto rollback;
 	}
 	if (sq_step_done(b->in_st[SQ_COMMIT]) < 0) {
 		sq_fail(&err, b->db, "commit");
