@@ -190,6 +190,8 @@ static const char *const sq_sql[SQ_MAX] = {
 #define SQ_CHECKPOINT_INLINE 4096
 #define SQ_CHECKPOINT_GAP_MS 500
 
+#define SQ_CACHE_MAX 32
+
 struct hl_store_backend {
 	sqlite3 *db; /* the connection (under the store mutex) */
 	sqlite3 *ck; /* checkpointer connection (its own thread) */
@@ -200,6 +202,11 @@ struct hl_store_backend {
 	pthread_cond_t ck_cond;
 	bool ck_wanted, ck_stop;
 	int walfd; /* our handle on the -wal file for deferred flushes, or -1 */
+	struct {
+		char *sql;
+		sqlite3_stmt *st;
+	} cache[SQ_CACHE_MAX]; /* statements of the less hot paths, by SQL text */
+	int ncache;
 };
 
 static int
@@ -310,12 +317,61 @@ sq_close(struct hl_store_backend *b)
 	pthread_cond_destroy(&b->ck_cond);
 	for (i = 0; i < SQ_MAX; i++)
 		sqlite3_finalize(b->in_st[i]);
+	for (i = 0; i < b->ncache; i++) {
+		sqlite3_finalize(b->cache[i].st);
+		free(b->cache[i].sql);
+	}
 	if (b->db) {
 		/* Fold the WAL into the database on a clean close. */
 		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 		sqlite3_close(b->db);
 	}
 	free(b);
+}
+
+/*
+ * A prepared statement for sql on b->db (under the store mutex): from the
+ * cache, or prepared and cached (while there is room). Every use ends with
+ * sq_done, which resets a cached statement (releasing its read) and
+ * finalizes one that could not be cached. NULL when sql does not prepare.
+ */
+static sqlite3_stmt *
+sq_prepare(struct hl_store_backend *b, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	char *copy;
+	int i;
+
+	for (i = 0; i < b->ncache; i++)
+		if (strcmp(b->cache[i].sql, sql) == 0)
+			return b->cache[i].st;
+	if (sqlite3_prepare_v3(b->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return NULL;
+	}
+	if (b->ncache < SQ_CACHE_MAX && (copy = strdup(sql))) {
+		b->cache[b->ncache].sql = copy;
+		b->cache[b->ncache].st = st;
+		b->ncache++;
+	}
+	return st;
+}
+
+static void
+sq_done(struct hl_store_backend *b, sqlite3_stmt *st)
+{
+	int i;
+
+	if (!st)
+		return;
+	for (i = 0; i < b->ncache; i++) {
+		if (b->cache[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	}
+	sqlite3_finalize(st);
 }
 
 static int
@@ -850,24 +906,24 @@ sq_ping(struct hl_store_backend *b, struct hl_err *err)
 }
 
 static int
-sq_query_int(sqlite3 *db, const char *sql, int64_t *out, struct hl_err *err)
+sq_query_int(struct hl_store_backend *b, const char *sql, int64_t *out, struct hl_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-		return sq_fail(err, db, "query");
+	if (!(st = sq_prepare(b, sql)))
+		return sq_fail(err, b->db, "query");
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : sq_fail(err, db, "query");
+	sq_done(b, st);
+	return rc == SQLITE_ROW ? 0 : sq_fail(err, b->db, "query");
 }
 
 static int
 sq_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err)
 {
-	return sq_query_int(b->db,
+	return sq_query_int(b,
 	                    "SELECT COALESCE(SUM(n), 0) FROM delivery_counts"
 	                    " WHERE state IN ('received', 'processing')",
 	                    out, err);
@@ -881,16 +937,14 @@ sq_counts(struct hl_store_backend *b,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(b->db,
-	                       "SELECT event_name, state, reason, n FROM delivery_counts"
-	                       " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sq_prepare(b, "SELECT event_name, state, reason, n FROM delivery_counts"
+	                         " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000")))
 		return sq_fail(err, b->db, "counts");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		fn(arg, (const char *)sqlite3_column_text(st, 0),
 		   (const char *)sqlite3_column_text(st, 1),
 		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->db, "counts");
 }
 
@@ -922,12 +976,10 @@ sq_recent(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err
 	json_t *o;
 	int rc;
 
-	if (sqlite3_prepare_v2(
-	            b->db,
-	            "SELECT delivery_id, event_name, action, source, state, answer, reason,"
-	            " task_id, received_ms, attempts FROM deliveries"
-	            " ORDER BY id DESC LIMIT ?1",
-	            -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sq_prepare(
+	              b, "SELECT delivery_id, event_name, action, source, state, answer, reason,"
+	                 " task_id, received_ms, attempts FROM deliveries"
+	                 " ORDER BY id DESC LIMIT ?1")))
 		return sq_fail(err, b->db, "recent");
 	sqlite3_bind_int(st, 1, limit);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -946,7 +998,7 @@ sq_recent(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err
 		json_object_set_new(o, "attempts", json_integer(sqlite3_column_int64(st, 9)));
 		json_array_append_new(arr, o);
 	}
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->db, "recent");
 }
 
@@ -957,12 +1009,12 @@ sq_write1(struct hl_store_backend *b, const char *sql, const char *what,
 	sqlite3_stmt *st = NULL;
 	int rc = 0;
 
-	if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sq_prepare(b, sql)))
 		return sq_fail(err, b->db, what);
 	bind(st, arg);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		rc = sq_fail(err, b->db, what);
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	return rc;
 }
 
@@ -1015,14 +1067,11 @@ sq_task_claim(struct hl_store_backend *b, bool *created, char *existing, const s
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sq_exec(b->db, "BEGIN IMMEDIATE", err);
-	if (rc < 0)
-		return rc;
-	if (sqlite3_prepare_v2(b->db,
-	                       "SELECT task_id FROM remediation_tasks WHERE task_id = ?1"
-	                       " OR (?2 IS NOT NULL AND dedup_key = ?2)"
-	                       " ORDER BY task_id = ?1 DESC, created_ms LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (sq_step_done(b->in_st[SQ_BEGIN]) < 0)
+		return sq_fail(err, b->db, "claim task");
+	if (!(st = sq_prepare(b, "SELECT task_id FROM remediation_tasks WHERE task_id = ?1"
+	                         " OR (?2 IS NOT NULL AND dedup_key = ?2)"
+	                         " ORDER BY task_id = ?1 DESC, created_ms LIMIT 1"))) {
 		rc = sq_fail(err, b->db, "claim task");
 		goto out;
 	}
@@ -1042,12 +1091,12 @@ sq_task_claim(struct hl_store_backend *b, bool *created, char *existing, const s
 	} else {
 		rc = sq_fail(err, b->db, "claim task");
 	}
-	if (rc == 0)
-		rc = sq_exec(b->db, "COMMIT", err);
+	sq_done(b, st);
+	if (rc == 0 && sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+		rc = sq_fail(err, b->db, "claim task");
 out:
-	sqlite3_finalize(st);
 	if (rc < 0)
-		sq_exec(b->db, "ROLLBACK", NULL);
+		sq_step_done(b->in_st[SQ_ROLLBACK]);
 	return rc;
 }
 
@@ -1073,7 +1122,7 @@ sq_task_find(struct hl_store_backend *b, char *out, const char *repository, cons
 	         " AND status NOT IN ('skipped', 'existing')"
 	         " AND (?5 IS NULL OR task_id <> ?5) ORDER BY created_ms DESC LIMIT 1",
 	         where[mode]);
-	if (sqlite3_prepare_v2(b->db, sql, -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sq_prepare(b, sql)))
 		return sq_fail(err, b->db, "find task");
 	sqlite3_bind_text(st, 1, repository, -1, SQLITE_STATIC);
 	sq_bind_text(st, 2, branch);
@@ -1089,7 +1138,7 @@ sq_task_find(struct hl_store_backend *b, char *out, const char *repository, cons
 	} else {
 		rc = sq_fail(err, b->db, "find task");
 	}
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	return rc;
 }
 
@@ -1160,18 +1209,16 @@ sq_task_counts(struct hl_store_backend *b, void (*fn)(void *, const char *, cons
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(
-	            b->db,
-	            "SELECT 'status', status, COUNT(*) FROM remediation_tasks"
-	            " GROUP BY status UNION ALL"
-	            " SELECT 'outcome', COALESCE(outcome, 'running'), COUNT(*) FROM attempts"
-	            " GROUP BY COALESCE(outcome, 'running') LIMIT 200",
-	            -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sq_prepare(
+	              b, "SELECT 'status', status, COUNT(*) FROM remediation_tasks"
+	                 " GROUP BY status UNION ALL"
+	                 " SELECT 'outcome', COALESCE(outcome, 'running'), COUNT(*) FROM attempts"
+	                 " GROUP BY COALESCE(outcome, 'running') LIMIT 200")))
 		return sq_fail(err, b->db, "task counts");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		fn(arg, (const char *)sqlite3_column_text(st, 0),
 		   (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2));
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	return rc == SQLITE_DONE ? 0 : sq_fail(err, b->db, "task counts");
 }
 
@@ -1186,16 +1233,15 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 	const char *txt;
 	int rc, i;
 
-	if (sqlite3_prepare_v2(b->db,
-	                       "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
-	                       " failure_type, status, coderun_name, decision_json, created_ms,"
-	                       " updated_ms FROM remediation_tasks WHERE task_id = ?1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!(st = sq_prepare(b,
+	                      "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
+	                      " failure_type, status, coderun_name, decision_json, created_ms,"
+	                      " updated_ms FROM remediation_tasks WHERE task_id = ?1")))
 		return sq_fail(err, b->db, "task");
 	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		sq_done(b, st);
 		if (rc == SQLITE_DONE)
 			return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
 		return sq_fail(err, b->db, "task");
@@ -1215,15 +1261,13 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 	json_object_set_new(task, "decision", dec ? dec : json_null());
 	sq_json_set_time(task, "created_at", st, 11);
 	sq_json_set_time(task, "updated_at", st, 12);
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	st = NULL;
 
 	arr = json_array();
 	json_object_set_new(task, "attempts", arr);
-	if (sqlite3_prepare_v2(b->db,
-	                       "SELECT n, agent, coderun_name, outcome, started_ms, finished_ms"
-	                       " FROM attempts WHERE task_id = ?1 ORDER BY n",
-	                       -1, &st, NULL) != SQLITE_OK) {
+	if (!(st = sq_prepare(b, "SELECT n, agent, coderun_name, outcome, started_ms, finished_ms"
+	                         " FROM attempts WHERE task_id = ?1 ORDER BY n"))) {
 		rc = sq_fail(err, b->db, "attempts");
 		goto fail;
 	}
@@ -1238,7 +1282,7 @@ sq_task_json(struct hl_store_backend *b, json_t **out, const char *task_id, stru
 		sq_json_set_time(o, "finished_at", st, 5);
 		json_array_append_new(arr, o);
 	}
-	sqlite3_finalize(st);
+	sq_done(b, st);
 	st = NULL;
 	if (rc != SQLITE_DONE) {
 		rc = sq_fail(err, b->db, "attempts");
