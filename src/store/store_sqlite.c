@@ -119,6 +119,15 @@ static const char *const sqlite_migrations[] = {
 	"DROP INDEX deliveries_task;"
 	"DROP INDEX deliveries_state;"
 	"CREATE INDEX deliveries_received ON deliveries (id) WHERE state = 'received';",
+	/* 5: task lookups by run answer the newest task from the index: the
+	 * run index is ordered by creation, and run-level tasks (job IS NULL)
+	 * have their own partial index, so a run with many job tasks is not
+	 * scanned for its one run-level task. */
+	"DROP INDEX remediation_tasks_run;"
+	"CREATE INDEX remediation_tasks_run ON remediation_tasks"
+	" (repository, run_id, created_ms);"
+	"CREATE INDEX remediation_tasks_run_level ON remediation_tasks"
+	" (repository, run_id, created_ms) WHERE job IS NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(sqlite_migrations) / sizeof(sqlite_migrations[0])))

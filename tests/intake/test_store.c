@@ -107,7 +107,7 @@ test_store_migrations_idempotent(void **state)
 	int version = 0, applied = -1;
 
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	insert(f, "d-keep", NULL, NULL);
@@ -115,7 +115,7 @@ test_store_migrations_idempotent(void **state)
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 4);
+	assert_int_equal(version, 5);
 	/* The data survived the reopen. */
 	assert_int_equal(insert(f, "d-keep", NULL, NULL).status, HL_INTAKE_DUPLICATE);
 }
@@ -675,6 +675,70 @@ test_store_task_claim_and_find(void **state)
 	        -HL_ENOTFOUND);
 }
 
+/* Plan of the run-level task search, read from the store's file. */
+static void
+run_level_plan(struct fixture *f, char *out, size_t size)
+{
+	char path[160];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_prepare_v2(db,
+	                           "EXPLAIN QUERY PLAN SELECT task_id FROM remediation_tasks"
+	                           " WHERE repository = ?1 AND run_id = ?3 AND job IS NULL"
+	                           " AND status NOT IN ('skipped', 'existing')"
+	                           " AND (?5 IS NULL OR task_id <> ?5)"
+	                           " ORDER BY created_ms DESC LIMIT 1",
+	                           -1, &st, NULL),
+	        SQLITE_OK);
+	out[0] = '\0';
+	while (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out + strlen(out), size - strlen(out), "%s;",
+		         (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* A run with many job tasks: its run-level task is found from the partial
+ * index (newest first, no scan of the job tasks, no sort). */
+static void
+test_store_run_level_find_uses_its_index(void **state)
+{
+	struct fixture *f = *state;
+	char id[32], job[32], out[HL_TASK_ID_MAX], plan[512];
+	struct hl_task t = {
+		.repository = "o/r", .run_id = 77, .branch = "main", .status = "running"
+	};
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "job-task-%d", i);
+		snprintf(job, sizeof(job), "job-%d", i);
+		t.task_id = id;
+		t.job = job;
+		assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+	}
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    NULL, NULL),
+	                 -HL_ENOTFOUND);
+	t.task_id = "run-task";
+	t.job = NULL;
+	assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    NULL, NULL),
+	                 0);
+	assert_string_equal(out, "run-task");
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    "run-task", NULL),
+	                 -HL_ENOTFOUND);
+	run_level_plan(f, plan, sizeof(plan));
+	assert_non_null(strstr(plan, "remediation_tasks_run_level"));
+	assert_null(strstr(plan, "TEMP B-TREE"));
+}
+
 int
 main(void)
 {
@@ -700,6 +764,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_corrupt_body_is_failed_not_claimed,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_claim_and_find, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_run_level_find_uses_its_index, setup,
+		                                teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
