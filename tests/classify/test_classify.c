@@ -574,12 +574,31 @@ test_classify_fd_reads_like_memory(void **state)
 			               k);
 		if (k % 90 == 11)
 			hl_buf_append_str(&b, "error[E0308]: mismatched types\n");
+		/* lines the cleaner rewrites: BuildKit prefix, CR, group marker,
+		 * colours inside the evidence, boilerplate */
+		if (k % 20 == 3)
+			hl_buf_append_str(
+			        &b, "2024-01-15T10:30:02Z #12 4.211 npm ERR! code ERESOLVE\r\n");
+		if (k % 30 == 4)
+			hl_buf_append_str(&b,
+			                  "2024-01-15T10:30:02Z ##[group]error: could not compile "
+			                  "`foo`\n");
+		if (k % 25 == 6)
+			hl_buf_append_str(&b,
+			                  "2024-01-15T10:30:02Z \x1b[31merror[E0599]\x1b[0m: no "
+			                  "method named `x`\r\n");
+		if (k % 45 == 8)
+			hl_buf_append_str(&b, "2024-01-15T10:30:02Z test it::works ... FAILED\r\n");
+		if (k % 40 == 9)
+			hl_buf_append_str(
+			        &b, k % 80 == 9 ? "Error: Process completed with exit code 1.\n"
+			                        : "##[error]Process completed with exit code 2.\n");
 	}
 	hl_buf_append_str(&b, "2024-01-15T10:31:00Z error[E0425]: cannot find value `y`");
 	assert_int_equal(hl_buf_error(&b), 0);
 	classify_both_ways(b.data, b.len, &v);
-	assert_string_equal(v.failure_type, "rust_build");
-	assert_string_equal(v.evidence_line, "error[E0425]: cannot find value `y`");
+	assert_string_equal(v.failure_type, "frontend_deps"); /* the npm lines in BuildKit output */
+	assert_string_equal(v.evidence_line, "npm ERR! code ERESOLVE");
 	hl_verdict_release(&v);
 
 	/* one line bigger than the window, then evidence on the next line */
