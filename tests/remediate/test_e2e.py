@@ -221,7 +221,7 @@ set_sources()
 
 def main():
     # ---- 1. one failed job -> one CodeRun with everything its agent needs --------
-    seed_github([5001, 5002, 5003, 5004, 5005, 5006])
+    seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007])
     srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
     st, ans = srv.deliver(job_event(5001))
     check("webhook accepted", st == 202 and ans.get("status") == "accepted", ans)
@@ -372,6 +372,18 @@ def main():
           st == 202 and cr["spec"]["env"].get("PR_NUMBER") == "42"
           and cr["spec"]["env"].get("TARGET_BRANCH") == "feat/faster"
           and "the clippy lint in src/lib.rs" in p and "maintainer" in p, [ans, p[:2000]])
+
+    # ---- 5d. the Kubernetes API fails for a while: the remediation is retried ----
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns",
+         "status": 503, "times": 6, "body": {"kind": "Status", "code": 503}}]})
+    st, ans = srv.deliver(job_event(5007, run_id=9350))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 20)
+    check("a Kubernetes outage delays the CodeRun but does not lose it", len(runs) == 1,
+          srv.log_tail()[-1500:])
+    kube("POST", "/_stub/config", {"rules": []})
 
     # ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
     set_sources(delay_ms=1500)

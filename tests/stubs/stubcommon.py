@@ -161,6 +161,9 @@ class StubHandler(BaseHTTPRequestHandler):
         return False
 
     def dispatch(self):
+        # one handler serves every request of a keep-alive connection: forget
+        # the previous request's body, or this one's would be left unread
+        self.__dict__.pop("_raw_body", None)
         u = urlsplit(self.path)
         if u.path.startswith("/_stub/"):
             if self.control(u.path) or self.stub_control(u.path):
