@@ -274,8 +274,9 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 		if (rc != -HL_ENOTFOUND)
 			return rc;
 	}
-	/* an active CodeRun for the run (the dispatch target is the truth) */
-	if (ev->run_id > 0) {
+	/* an active CodeRun for the run: the Kubernetes API is the source of truth
+	 * (other replicas, a reset store); in directory mode the store already is */
+	if (ev->run_id > 0 && r->cfg->dispatch == HL_DISPATCH_KUBERNETES) {
 		char sel[160];
 		json_t *active = NULL;
 		snprintf(sel, sizeof(sel), "app.kubernetes.io/name=healer,healer/workflow-run-id=%lld",
