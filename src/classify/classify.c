@@ -5,12 +5,19 @@
  * positions (PCRE2 gives the column of a bad regex) and all their log
  * patterns are compiled into ONE Vectorscan block-mode database (for the
  * built-in rules at build time, see gen_db.c). The log is cleaned in chunks
- * of whole lines into one reusable 256 KB buffer (the log itself is never
- * copied) and each chunk is scanned once; the scan records, per pattern, the
- * number of matches and the line of the last one. Nothing else is done per
- * byte, so the cost is one pass whatever the number of rules. Logs of 16 MB
- * and more are split into segments scanned by up to 4 threads. Rules are then
- * scored (see rules/default.yaml) and the best one wins.
+ * of whole lines into one reusable 256 KB buffer and each chunk is scanned
+ * once; the scan records, per pattern, the number of matches and the line of
+ * the last one. Nothing else is done per byte, so the cost is one pass
+ * whatever the number of rules. A log in memory is read in place; a log file
+ * (hl_classify_fd) is read with pread through a 256 KB window per thread,
+ * and with AVX2 its plain lines take a branch-light copy (cl_fast_lines_avx2).
+ * Logs of 16 MB and more are split into segments scanned by up to 4 threads.
+ * Rules are then scored (see rules/default.yaml) and the best one wins.
+ *
+ * Throughput notes (2-core VM, 100 MB bench log): about half the CPU time is
+ * the Vectorscan scan, a fifth the cleaning, the rest the kernel (page
+ * cache copies, page faults: ~14 us each there, hence the populated
+ * mappings) and process start-up.
  *
  * Preprocessing per line: GitHub Actions timestamps, ANSI escapes,
  * ##[group]/##[endgroup] markers, BuildKit "#N 1.234 " progress prefixes and
