@@ -1544,11 +1544,12 @@ cl_bits_any(const uint64_t *bits, size_t a, size_t b)
 
 /*
  * The common case of cl_scan_segment's line loop, for a window with
- * bitmaps: lines without escapes and shorter than CL_LINE_MAX, ended by a
- * '\n' before w->m, are cleaned with a fixed two-vector copy (most lines fit
- * in 64 bytes, so there is no loop exit to mispredict). Stops at the first
- * other line (left to the general code), at o >= CL_CHUNK or when the line
- * arrays are full. Produces exactly what the general code would.
+ * bitmaps: lines shorter than CL_LINE_MAX, ended by a '\n' before w->m.
+ * Without escapes they are cleaned with a fixed two-vector copy (most lines
+ * fit in 64 bytes, so there is no loop exit to mispredict); with escapes the
+ * text between them is copied, the escapes found from the bitmap. Stops at
+ * the first other line (left to the general code), at o >= CL_CHUNK or when
+ * the line arrays are full. Produces exactly what the general code would.
  */
 __attribute__((target("avx2"))) static size_t
 cl_fast_lines_avx2(struct cl_scan *s, char *buf, size_t o, const struct cl_win *w, size_t *ip,
@@ -1566,16 +1567,39 @@ cl_fast_lines_avx2(struct cl_scan *s, char *buf, size_t o, const struct cl_win *
 			bits = w->nl[k];
 		}
 		e = k * 64 + (size_t)__builtin_ctzll(bits);
-		if (e >= m || (e > i && cl_bits_any(w->esc, i, e)))
+		if (e >= m || e - i >= CL_LINE_MAX)
 			break;
 		ts = cl_timestamp_len(log + i, m - i);
 		len = e - i - ts;
-		if (len >= CL_LINE_MAX)
-			break;
 		s->lc[s->n_lines] = o;
 		s->lr[s->n_lines] = w->base + i;
 		s->n_lines++;
-		{
+		if (e > i && cl_bits_any(w->esc, i, e)) {
+			/* copy the text between escape sequences */
+			size_t cur = i + ts, oo = o;
+			while (cur < e) {
+				size_t q = cur >> 6, p;
+				uint64_t eb = w->esc[q] & (~(uint64_t)0 << (cur & 63));
+				while (eb == 0 && (q + 1) * 64 < e)
+					eb = w->esc[++q];
+				p = eb ? q * 64 + (size_t)__builtin_ctzll(eb) : e;
+				if (p > e)
+					p = e;
+				for (size_t c = 0; c < p - cur; c += 32)
+					_mm256_storeu_si256(
+					        (__m256i *)(void *)(buf + oo + c),
+					        _mm256_loadu_si256(
+					                (const __m256i *)(const void *)(log + cur +
+					                                                c)));
+				oo += p - cur;
+				cur = p;
+				if (cur < e)
+					cur += cl_escape_len(log + cur, m - cur);
+			}
+			len = oo - o;
+			if (len > 0)
+				len = cl_clean_line(buf + o, len);
+		} else {
 			const char *src = log + i + ts;
 			char *dst = buf + o;
 			_mm256_storeu_si256((__m256i *)(void *)dst,

@@ -588,7 +588,11 @@ test_classify_fd_reads_like_memory(void **state)
 			                  "2024-01-15T10:30:02Z \x1b[31merror[E0599]\x1b[0m: no "
 			                  "method named `x`\r\n");
 		if (k % 45 == 8)
-			hl_buf_append_str(&b, "2024-01-15T10:30:02Z test it::works ... FAILED\r\n");
+			hl_buf_append_str(
+			        &b, k % 90 == 8
+			                    ? "2024-01-15T10:30:02Z test it::works ... FAILED\r\n"
+			                    : "2024-01-15T10:30:02Z \x1b[31mtest it::fails ... "
+			                      "FAILED\x1b[0m\r\n");
 		if (k % 40 == 9)
 			hl_buf_append_str(
 			        &b, k % 80 == 9 ? "Error: Process completed with exit code 1.\n"
