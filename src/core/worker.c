@@ -2,6 +2,11 @@
  * worker.c - the worker threads (see worker.h). Invariant: a worker checks
  * the stop flag only between deliveries, so a claimed delivery is always
  * finished (or left `processing` for recovery if the process dies).
+ *
+ * Workers run at a lower scheduling priority (nice +WORKER_NICE) than the
+ * HTTP threads: answering GitHub within its timeout matters more than how
+ * soon a stored delivery is remediated, and under a burst the backlog is
+ * durable anyway.
  */
 #include "worker.h"
 
@@ -11,6 +16,9 @@
 #include "json/json.h"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +69,8 @@ hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
 	return rc;
 }
 
+#define WORKER_NICE 10
+
 static void *
 worker_main(void *arg)
 {
@@ -69,6 +79,8 @@ worker_main(void *arg)
 	struct hl_err err;
 	int rc;
 
+	/* per-thread on Linux: only this worker is deprioritized */
+	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
 	while (!atomic_load(&w->stop)) {
 		d = NULL;
 		err.code = 0;
