@@ -2,11 +2,11 @@
  * main.c - healer's entry point: looks argv[1] up in the command table and
  * dispatches (git's cmd_struct). `help` and `version` live here.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "cmd/cmd.h"
 #include "version.h"
+
+#include <stdio.h>
+#include <string.h>
 
 static void
 main_usage(FILE *out)

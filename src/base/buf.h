@@ -13,23 +13,26 @@
 #ifndef HL_BASE_BUF_H
 #define HL_BASE_BUF_H
 
+#include "err.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "err.h"
 
 struct hl_buf {
 	char *data;
 	size_t len;
 	size_t cap; /* 0 while data points at the static empty string */
 	size_t max;
-	int err;    /* 0 or HL_ENOMEM / HL_ETOOBIG, sticky */
+	int err; /* 0 or HL_ENOMEM / HL_ETOOBIG, sticky */
 };
 
 extern char hl_buf_empty[1];
 
-#define HL_BUF_INIT(maxlen) { hl_buf_empty, 0, 0, (maxlen), 0 }
+#define HL_BUF_INIT(maxlen)                     \
+	{                                       \
+		hl_buf_empty, 0, 0, (maxlen), 0 \
+	}
 
 /* A non-owning view of bytes; not NUL-terminated. */
 struct hl_str {

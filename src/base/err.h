@@ -13,18 +13,18 @@
 
 enum hl_errcode {
 	HL_OK = 0,
-	HL_ENOMEM = 1,	/* allocation failed */
-	HL_EINVAL,	/* bad argument or input */
-	HL_EPARSE,	/* malformed JSON, YAML, template, rule */
-	HL_EAUTH,	/* bad signature, token or credentials */
-	HL_ENOTFOUND,	/* no such object */
-	HL_ECONFLICT,	/* already exists / duplicate */
-	HL_ETOOBIG,	/* over a size cap */
-	HL_EIO,		/* file or socket I/O */
-	HL_ETIMEOUT,	/* a deadline passed */
-	HL_EUPSTREAM,	/* an upstream answered badly (retryable) */
-	HL_EDB,		/* the store failed */
-	HL_EINTERNAL,	/* a bug */
+	HL_ENOMEM = 1,   /* allocation failed */
+	HL_EINVAL,       /* bad argument or input */
+	HL_EPARSE,       /* malformed JSON, YAML, template, rule */
+	HL_EAUTH,        /* bad signature, token or credentials */
+	HL_ENOTFOUND,    /* no such object */
+	HL_ECONFLICT,    /* already exists / duplicate */
+	HL_ETOOBIG,      /* over a size cap */
+	HL_EIO,          /* file or socket I/O */
+	HL_ETIMEOUT,     /* a deadline passed */
+	HL_EUPSTREAM,    /* an upstream answered badly (retryable) */
+	HL_EDB,          /* the store failed */
+	HL_EINTERNAL,    /* a bug */
 	HL_EUNSUPPORTED, /* valid but not handled (event, feature) */
 	HL_E_MAX
 };
@@ -34,11 +34,17 @@ struct hl_err {
 	char msg[256];
 };
 
-#define HL_ERR_INIT { 0, { 0 } }
+#define HL_ERR_INIT       \
+	{                 \
+		0,        \
+		{         \
+			0 \
+		}         \
+	}
 
 #if defined(__GNUC__)
 #define HL_PRINTF(a, b) __attribute__((format(printf, a, b)))
-#define HL_MUST_CHECK	__attribute__((warn_unused_result))
+#define HL_MUST_CHECK   __attribute__((warn_unused_result))
 #else
 #define HL_PRINTF(a, b)
 #define HL_MUST_CHECK

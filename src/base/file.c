@@ -34,7 +34,7 @@ hl_file_read(struct hl_buf *out, const char *path, struct hl_err *err)
 			break;
 		if (hl_buf_append(out, chunk, (size_t)n) < 0) {
 			rc = hl_err_set(err, out->err, "'%s' is too large (limit %zu bytes)", path,
-					out->max);
+			                out->max);
 			break;
 		}
 	}
@@ -58,7 +58,7 @@ hl_file_mkdirs(const char *path, struct hl_err *err)
 		tmp[i] = '\0';
 		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
 			return hl_err_set(err, HL_EIO, "cannot create directory '%s': %s", tmp,
-					  strerror(errno));
+			                  strerror(errno));
 		if (i < n)
 			tmp[i] = '/';
 	}

@@ -5,10 +5,10 @@
 #ifndef HL_BASE_FILE_H
 #define HL_BASE_FILE_H
 
-#include <stddef.h>
-
 #include "buf.h"
 #include "err.h"
+
+#include <stddef.h>
 
 /* Appends the file's bytes (or stdin's when path is "-") to out; fails with
  * HL_ETOOBIG past out->max. */

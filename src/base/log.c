@@ -3,16 +3,16 @@
  */
 #include "log.h"
 
+#include "buf.h"
+#include "clock.h"
+
 #include <pthread.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#include "buf.h"
-#include "clock.h"
 
 #define LOG_MAX_SECRETS 32
 

@@ -37,6 +37,7 @@
 #include <fnmatch.h>
 #include <hs/hs.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,6 +320,29 @@ struct cl_rule {
 	struct cl_list workflow, job, step, files, events, argocd;
 	size_t pat_first, n_pat;
 };
+
+/* The rule's glob/name list for a rules-file key ("workflow", "job", "step",
+ * "files", "events", "argocd"), or NULL for any other key. */
+static struct cl_list *
+cl_rule_list(struct cl_rule *r, const char *key)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+	} lists[] = {
+		{ "workflow", offsetof(struct cl_rule, workflow) },
+		{ "job", offsetof(struct cl_rule, job) },
+		{ "step", offsetof(struct cl_rule, step) },
+		{ "files", offsetof(struct cl_rule, files) },
+		{ "events", offsetof(struct cl_rule, events) },
+		{ "argocd", offsetof(struct cl_rule, argocd) },
+	};
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		if (strcmp(lists[i].key, key) == 0)
+			return (struct cl_list *)(void *)((char *)r + lists[i].offset);
+	return NULL;
+}
 
 struct hl_classifier {
 	struct cl_rule *rules;
@@ -681,28 +705,8 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 			rc = cl_read_bool(ps, v, ks, &r->require_context);
 			if (rc)
 				return rc;
-		} else if (strcmp(ks, "workflow") == 0) {
-			rc = cl_read_list(ps, v, ks, &r->workflow);
-			if (rc)
-				return rc;
-		} else if (strcmp(ks, "job") == 0) {
-			rc = cl_read_list(ps, v, ks, &r->job);
-			if (rc)
-				return rc;
-		} else if (strcmp(ks, "step") == 0) {
-			rc = cl_read_list(ps, v, ks, &r->step);
-			if (rc)
-				return rc;
-		} else if (strcmp(ks, "files") == 0) {
-			rc = cl_read_list(ps, v, ks, &r->files);
-			if (rc)
-				return rc;
-		} else if (strcmp(ks, "events") == 0) {
-			rc = cl_read_list(ps, v, ks, &r->events);
-			if (rc)
-				return rc;
-		} else if (strcmp(ks, "argocd") == 0) {
-			rc = cl_read_list(ps, v, ks, &r->argocd);
+		} else if (cl_rule_list(r, ks) != NULL) {
+			rc = cl_read_list(ps, v, ks, cl_rule_list(r, ks));
 			if (rc)
 				return rc;
 		} else if (strcmp(ks, "description") == 0) {

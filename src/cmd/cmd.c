@@ -46,7 +46,8 @@ const struct hl_cmd hl_commands[] = {
 	  "usage: healer render [--partials DIR] [--strict] TEMPLATE [DATA.json|-]\n" },
 	{ "fetch-logs", hl_cmd_fetch_logs, "write a pod's logs, events and description to files",
 	  "usage: healer fetch-logs --pod-name P --namespace N --output-dir D [--tail N]\n" },
-	{ "spawn-remediation", hl_cmd_spawn_remediation, "create a remediation CodeRun for an alert",
+	{ "spawn-remediation", hl_cmd_spawn_remediation,
+	  "create a remediation CodeRun for an alert",
 	  "usage: healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]\n" },
 	{ "normalize", hl_cmd_normalize, "print the normalized event for a webhook payload",
 	  "usage: healer normalize --event NAME [FILE|-]\n" },
@@ -119,7 +120,7 @@ hl_cmd_fail(const char *fmt, ...)
 
 int
 hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
-	      const char **optarg_out, int *optind_io)
+              const char **optarg_out, int *optind_io)
 {
 	const struct hl_opt *o;
 	const char *arg, *eq;
@@ -146,7 +147,7 @@ hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
 		if (!o->has_arg) {
 			if (eq)
 				return hl_cmd_usage_error(cmd, "option '--%s' takes no value",
-							  o->name),
+				                          o->name),
 				       '?';
 			*optind_io = i + 1;
 			return o->val;
@@ -158,8 +159,7 @@ hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
 			*optarg_out = argv[i + 1];
 			*optind_io = i + 2;
 		} else {
-			return hl_cmd_usage_error(cmd, "option '--%s' needs a value", o->name),
-			       '?';
+			return hl_cmd_usage_error(cmd, "option '--%s' needs a value", o->name), '?';
 		}
 		return o->val;
 	}

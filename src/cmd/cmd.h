@@ -6,9 +6,9 @@
 #ifndef HL_CMD_CMD_H
 #define HL_CMD_CMD_H
 
-#include <stdbool.h>
-
 #include "base/err.h"
+
+#include <stdbool.h>
 
 struct hl_cmd {
 	const char *name;
@@ -41,7 +41,7 @@ struct hl_opt {
 	int val;
 };
 int hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
-		  const char **optarg_out, int *optind_io);
+                  const char **optarg_out, int *optind_io);
 
 /* The commands. */
 int hl_cmd_server(int argc, char **argv);

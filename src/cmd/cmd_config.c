@@ -2,10 +2,10 @@
  * cmd_config.c - `healer check-config`: load and validate the configuration
  * exactly as the server would, without starting anything.
  */
-#include <stdio.h>
-
 #include "cmd.h"
 #include "config/config.h"
+
+#include <stdio.h>
 
 static void
 check_config_print(const char *line, void *payload)
@@ -43,8 +43,7 @@ hl_cmd_check_config(int argc, char **argv)
 		hl_config_describe(cfg, check_config_print, NULL);
 	else
 		printf("configuration ok (dispatch: %s, store: %s)\n",
-		       hl_dispatch_mode_name(cfg->dispatch),
-		       cfg->database_url);
+		       hl_dispatch_mode_name(cfg->dispatch), cfg->database_url);
 	hl_config_free(cfg);
 	return 0;
 }

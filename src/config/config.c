@@ -8,6 +8,11 @@
  */
 #include "config.h"
 
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/str.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
@@ -18,11 +23,6 @@
 #include <unistd.h>
 #include <yaml.h>
 
-#include "base/buf.h"
-#include "base/file.h"
-#include "base/log.h"
-#include "base/str.h"
-
 enum config_kind { CFG_STR, CFG_SECRET, CFG_INT, CFG_BOOL };
 
 struct config_key {
@@ -32,10 +32,22 @@ struct config_key {
 	const char *def;
 };
 
-#define S(env, field, def) { env, CFG_STR, offsetof(struct hl_config, field), def }
-#define X(env, field) { env, CFG_SECRET, offsetof(struct hl_config, field), NULL }
-#define I(env, field, def) { env, CFG_INT, offsetof(struct hl_config, field), def }
-#define B(env, field, def) { env, CFG_BOOL, offsetof(struct hl_config, field), def }
+#define S(env, field, def)                                           \
+	{                                                            \
+		env, CFG_STR, offsetof(struct hl_config, field), def \
+	}
+#define X(env, field)                                                    \
+	{                                                                \
+		env, CFG_SECRET, offsetof(struct hl_config, field), NULL \
+	}
+#define I(env, field, def)                                           \
+	{                                                            \
+		env, CFG_INT, offsetof(struct hl_config, field), def \
+	}
+#define B(env, field, def)                                            \
+	{                                                             \
+		env, CFG_BOOL, offsetof(struct hl_config, field), def \
+	}
 
 static const struct config_key config_keys[] = {
 	S("HEALER_LISTEN", listen, "0.0.0.0:8080"),
@@ -118,8 +130,8 @@ config_parse_bool(const char *v, bool *out)
 
 /* Sets one key from a string value; `source` names where it came from. */
 static int
-config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
-	   const char *source, struct hl_err *err)
+config_set(struct hl_config *cfg, const struct config_key *k, const char *value, const char *source,
+           struct hl_err *err)
 {
 	char *base = (char *)cfg + k->offset;
 
@@ -143,16 +155,16 @@ config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
 		v = strtol(value, &end, 10);
 		if (errno || end == value || *end || v < 0 || v > 1000000)
 			return hl_err_set(err, HL_EINVAL,
-					  "%s: '%s' must be a non-negative integer (from %s)", k->env,
-					  value, source);
+			                  "%s: '%s' must be a non-negative integer (from %s)",
+			                  k->env, value, source);
 		*(int *)(void *)base = (int)v;
 		return 0;
 	}
 	case CFG_BOOL:
 		if (config_parse_bool(value, (bool *)(void *)base) < 0)
 			return hl_err_set(err, HL_EINVAL,
-					  "%s: '%s' must be true or false (from %s)", k->env, value,
-					  source);
+			                  "%s: '%s' must be true or false (from %s)", k->env, value,
+			                  source);
 		return 0;
 	}
 	return hl_err_set(err, HL_EINTERNAL, "bad key kind");
@@ -160,7 +172,7 @@ config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
 
 static int
 config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const char *path,
-		       const char *source, struct hl_err *err)
+                       const char *source, struct hl_err *err)
 {
 	struct hl_buf b = HL_BUF_INIT(1 << 20);
 	int rc;
@@ -198,8 +210,9 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 	while (!done) {
 		if (!yaml_parser_parse(&parser, &ev)) {
 			rc = hl_err_set(err, HL_EPARSE, "%s:%zu:%zu: %s", path,
-					parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-					parser.problem ? parser.problem : "invalid YAML");
+			                parser.problem_mark.line + 1,
+			                parser.problem_mark.column + 1,
+			                parser.problem ? parser.problem : "invalid YAML");
 			break;
 		}
 		switch (ev.type) {
@@ -208,8 +221,9 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			break;
 		case YAML_MAPPING_START_EVENT:
 			if (++depth > 1)
-				rc = hl_err_set(err, HL_EPARSE, "%s:%zu: '%s' must be a scalar or list",
-						path, ev.start_mark.line + 1, key ? key : "?");
+				rc = hl_err_set(err, HL_EPARSE,
+				                "%s:%zu: '%s' must be a scalar or list", path,
+				                ev.start_mark.line + 1, key ? key : "?");
 			break;
 		case YAML_MAPPING_END_EVENT:
 			depth--;
@@ -217,7 +231,7 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 		case YAML_SEQUENCE_START_EVENT:
 			if (depth != 1 || !key || in_list)
 				rc = hl_err_set(err, HL_EPARSE, "%s:%zu: unexpected list", path,
-						ev.start_mark.line + 1);
+				                ev.start_mark.line + 1);
 			in_list = 1;
 			hl_buf_reset(&list);
 			break;
@@ -235,8 +249,8 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 		case YAML_SCALAR_EVENT: {
 			const char *v = (const char *)ev.data.scalar.value;
 			if (depth != 1) {
-				rc = hl_err_set(err, HL_EPARSE, "%s: the top level must be a mapping",
-						path);
+				rc = hl_err_set(err, HL_EPARSE,
+				                "%s: the top level must be a mapping", path);
 			} else if (in_list) {
 				if (list.len)
 					hl_buf_append_char(&list, ',');
@@ -248,8 +262,8 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			} else {
 				const struct config_key *k = config_find(key);
 				if (!k)
-					rc = hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'", path,
-							ev.start_mark.line + 1, key);
+					rc = hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'",
+					                path, ev.start_mark.line + 1, key);
 				else
 					rc = config_set(cfg, k, v, path, err);
 				free(key);
@@ -287,7 +301,7 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 
 	if (!colon)
 		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: '%s' must be HOST:PORT",
-				  cfg->listen);
+		                  cfg->listen);
 	port = strtol(colon + 1, &end, 10);
 	if (end == colon + 1 || *end || port < 0 || port > 65535)
 		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: bad port in '%s'", cfg->listen);
@@ -316,7 +330,7 @@ config_check_url(const char *key, const char *url, struct hl_err *err)
 		return 0;
 	if (!hl_str_starts_with(url, "http://") && !hl_str_starts_with(url, "https://"))
 		return hl_err_set(err, HL_EINVAL, "%s: '%s' must be an http:// or https:// URL",
-				  key, url);
+		                  key, url);
 	return 0;
 }
 
@@ -351,17 +365,19 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!cfg->database_url)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 	} else if (!hl_str_starts_with(cfg->database_url, "sqlite:") &&
-		   !hl_str_starts_with(cfg->database_url, "postgres://") &&
-		   !hl_str_starts_with(cfg->database_url, "postgresql://")) {
+	           !hl_str_starts_with(cfg->database_url, "postgres://") &&
+	           !hl_str_starts_with(cfg->database_url, "postgresql://")) {
 		return hl_err_set(err, HL_EINVAL,
-				  "HEALER_DATABASE_URL: must start with sqlite: or postgres://");
+		                  "HEALER_DATABASE_URL: must start with sqlite: or postgres://");
 	}
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
 		if ((rc = config_check_url(urls[i].key,
-					   *(char **)(void *)((char *)cfg + urls[i].offset), err)) < 0)
+		                           *(char **)(void *)((char *)cfg + urls[i].offset), err)) <
+		    0)
 			return rc;
 	if (cfg->webhook_secret && *cfg->webhook_secret) {
-		cfg->webhook_secrets = hl_str_split_list(cfg->webhook_secret, &cfg->n_webhook_secrets);
+		cfg->webhook_secrets =
+		        hl_str_split_list(cfg->webhook_secret, &cfg->n_webhook_secrets);
 		if (!cfg->webhook_secrets)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 		for (i = 0; i < cfg->n_webhook_secrets; i++)
@@ -375,7 +391,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 			const char *r = cfg->repository_list[i], *slash = strchr(r, '/');
 			if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
 				return hl_err_set(err, HL_EINVAL,
-						  "HEALER_REPOSITORIES: '%s' is not owner/repo", r);
+				                  "HEALER_REPOSITORIES: '%s' is not owner/repo", r);
 		}
 	}
 	if (cfg->max_attempts < 1 || cfg->max_attempts > 10)
@@ -383,28 +399,31 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	if (cfg->workers < 1 || cfg->workers > 64)
 		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
 	if (cfg->context_timeout_ms < 100 || cfg->source_timeout_ms < 100)
-		return hl_err_set(err, HL_EINVAL,
-				  "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
 	if (hl_log_parse_level(cfg->log_level) < 0)
 		return hl_err_set(err, HL_EINVAL,
-				  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",
-				  cfg->log_level);
+		                  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",
+		                  cfg->log_level);
 	{
 		int napp = !!(cfg->github_app_id && *cfg->github_app_id) +
-			   !!(cfg->github_app_private_key && *cfg->github_app_private_key) +
-			   !!(cfg->github_app_installation_id && *cfg->github_app_installation_id);
+		           !!(cfg->github_app_private_key && *cfg->github_app_private_key) +
+		           !!(cfg->github_app_installation_id && *cfg->github_app_installation_id);
 		if (napp != 0 && napp != 3)
-			return hl_err_set(err, HL_EINVAL,
-					  "GITHUB_APP_ID: GitHub App auth needs GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID together");
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "GITHUB_APP_ID: GitHub App auth needs GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID together");
 	}
 	if (!cfg->namespace[0])
 		return hl_err_set(err, HL_EINVAL, "HEALER_NAMESPACE: must not be empty");
 	if (!cfg->dispatch_name || !*cfg->dispatch_name) {
 		const char *home = getenv("HOME");
 		char path[4096];
-		bool cluster = config_file_exists(cfg->kubeconfig) ||
-			       (getenv("KUBERNETES_SERVICE_HOST") &&
-				config_file_exists("/var/run/secrets/kubernetes.io/serviceaccount/token"));
+		bool cluster =
+		        config_file_exists(cfg->kubeconfig) ||
+		        (getenv("KUBERNETES_SERVICE_HOST") &&
+		         config_file_exists("/var/run/secrets/kubernetes.io/serviceaccount/token"));
 		if (!cluster && !cfg->kubeconfig && home) {
 			snprintf(path, sizeof(path), "%s/.kube/config", home);
 			cluster = config_file_exists(path);
@@ -422,14 +441,14 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		cfg->dispatch = HL_DISPATCH_NONE;
 	else
 		return hl_err_set(err, HL_EINVAL,
-				  "HEALER_DISPATCH: '%s' must be kubernetes, directory or none",
-				  cfg->dispatch_name);
+		                  "HEALER_DISPATCH: '%s' must be kubernetes, directory or none",
+		                  cfg->dispatch_name);
 	return 0;
 }
 
 int
 hl_config_load(struct hl_config **out, const char *config_file,
-	       const struct hl_config_override *overrides, size_t n, struct hl_err *err)
+               const struct hl_config_override *overrides, size_t n, struct hl_err *err)
 {
 	struct hl_config *cfg = calloc(1, sizeof(*cfg));
 	char envname[160];
@@ -506,7 +525,7 @@ hl_config_free(struct hl_config *cfg)
 
 void
 hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, void *payload),
-		   void *payload)
+                   void *payload)
 {
 	char line[1200];
 	size_t i;
@@ -526,11 +545,12 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 			break;
 		}
 		case CFG_INT:
-			snprintf(line, sizeof(line), "%s=%d", k->env, *(const int *)(const void *)base);
+			snprintf(line, sizeof(line), "%s=%d", k->env,
+			         *(const int *)(const void *)base);
 			break;
 		case CFG_BOOL:
 			snprintf(line, sizeof(line), "%s=%s", k->env,
-				 *(const bool *)(const void *)base ? "true" : "false");
+			         *(const bool *)(const void *)base ? "true" : "false");
 			break;
 		}
 		emit(line, payload);

@@ -12,12 +12,12 @@
  */
 #include "pipeline.h"
 
+#include "base/log.h"
+#include "remediate/remediate.h"
+
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "base/log.h"
-#include "remediate/remediate.h"
 
 #define PIPELINE_MAX_ATTEMPTS 5
 
@@ -31,7 +31,7 @@ struct hl_pipeline {
 
 int
 hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl_store *store,
-		struct hl_err *err)
+                struct hl_err *err)
 {
 	struct hl_pipeline *p = calloc(1, sizeof(*p));
 	int rc;
@@ -95,8 +95,9 @@ pipeline_publish(struct hl_pipeline *p, const char *delivery_id, const struct hl
 	if (!p->on_decision)
 		return;
 	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "task_id", res->task_id, "agent",
-		      res->agent, "failure_type", res->failure_type, "coderun_name",
-		      res->coderun_name, "dedup_status", res->dedup_status, "outcome", res->outcome);
+	              res->agent, "failure_type", res->failure_type, "coderun_name",
+	              res->coderun_name, "dedup_status", res->dedup_status, "outcome",
+	              res->outcome);
 	if (d && res->reason[0])
 		json_object_set_new(d, "reason", json_string(res->reason));
 	if (d)
@@ -106,7 +107,7 @@ pipeline_publish(struct hl_pipeline *p, const char *delivery_id, const struct hl
 
 int
 hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
-		    const struct hl_event *ev, struct hl_err *err)
+                    const struct hl_event *ev, struct hl_err *err)
 {
 	const char *outcome = "recorded";
 	struct hl_remediation res;
@@ -116,29 +117,29 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 
 	if (pipeline_remediates(ev)) {
 		rc = hl_remediate(p->remediator, &res, ev, d->task_id ? d->task_id : d->delivery_id,
-				  err);
+		                  err);
 		if (rc < 0 && pipeline_transient(rc) && d->attempts < PIPELINE_MAX_ATTEMPTS) {
 			/* give it back; the pause keeps a dead upstream from spinning a worker */
 			struct timespec ts = { d->attempts, 0 };
 			hl_warn("remediation of '%s' failed (attempt %d), will retry: %s",
-				d->delivery_id, d->attempts, err->msg);
+			        d->delivery_id, d->attempts, err->msg);
 			nanosleep(&ts, NULL);
 			rc = hl_store_finish_delivery(p->store, d->delivery_id,
-						      HL_DELIVERY_RECEIVED, "retry", text, err);
+			                              HL_DELIVERY_RECEIVED, "retry", text, err);
 			goto out;
 		}
 		if (rc < 0)
 			goto out;
 		outcome = res.outcome;
 		hl_log_kv(HL_LOG_INFO, "remediation decided", "agent", res.agent, "failure_type",
-			  res.failure_type, "coderun", res.coderun_name, "dedup_status",
-			  res.dedup_status, "outcome", res.outcome, NULL);
+		          res.failure_type, "coderun", res.coderun_name, "dedup_status",
+		          res.dedup_status, "outcome", res.outcome, NULL);
 		pipeline_publish(p, d->delivery_id, &res);
 	} else if (ev->intent == HL_INTENT_COMMAND) {
 		outcome = ev->command == HL_CMD_STATUS ? "command_status" : "command_stop";
 	}
 	rc = hl_store_finish_delivery(p->store, d->delivery_id, HL_DELIVERY_PROCESSED, outcome,
-				      text, err);
+	                              text, err);
 out:
 	free(text);
 	json_decref(j);

@@ -16,11 +16,11 @@
 #include "json/json.h"
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <stdlib.h>
-#include <string.h>
 
 struct hl_workers {
 	const struct hl_config *cfg;

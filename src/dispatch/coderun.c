@@ -172,6 +172,30 @@ coderun_set(json_t *obj, const char *key, const char *value)
 	return json_object_set_new(obj, key, json_string(coderun_s(value)));
 }
 
+/*
+ * Fills spec.cliConfig {cliType, model, settings.template "<family>/<name>"}
+ * and hands the manifest m out, or frees it when any earlier step (rc != 0)
+ * or this one ran out of memory.
+ */
+static int
+coderun_finish(json_t **out, json_t *m, json_t *cli, json_t *settings, const char *cli_type,
+               const char *model, const char *family, const char *name, int rc, struct hl_err *err)
+{
+	char tmpl[96];
+
+	snprintf(tmpl, sizeof(tmpl), "%s/%s", family, name);
+	rc |= coderun_set(settings, "template", tmpl);
+	rc |= coderun_set(cli, "cliType", cli_type);
+	rc |= coderun_set(cli, "model", model);
+	rc |= json_object_set_new(cli, "settings", settings);
+	if (rc) {
+		json_decref(m);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	*out = m;
+	return 0;
+}
+
 static int
 coderun_label(json_t *labels, const char *key, const char *value)
 {
@@ -212,9 +236,8 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	if (spec->target_branch && *spec->target_branch)
 		hl_strlcpy(target, spec->target_branch, sizeof(target));
 	else
-		hl_coderun_target_branch(target, sizeof(target), spec->branch,
-		                         spec->default_branch, spec->pr_head_ref, spec->failure_type,
-		                         spec->head_sha);
+		hl_coderun_target_branch(target, sizeof(target), spec->branch, spec->default_branch,
+		                         spec->pr_head_ref, spec->failure_type, spec->head_sha);
 	snprintf(repo_url, sizeof(repo_url), "https://github.com/%s", spec->repository);
 
 	m = json_object();
@@ -283,21 +306,7 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	rc |= coderun_set(env, "HEALER_ATTEMPT", num);
 	rc |= coderun_set(env, "CODERUN_NAME", name);
 
-	rc |= coderun_set(cli, "cliType", cli_type);
-	rc |= coderun_set(cli, "model", spec->model);
-	rc |= json_object_set_new(cli, "settings", settings);
-	{
-		char tmpl[64];
-
-		snprintf(tmpl, sizeof(tmpl), "ci/%s", agent);
-		rc |= coderun_set(settings, "template", tmpl);
-	}
-	if (rc) {
-		json_decref(m);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	}
-	*out = m;
-	return 0;
+	return coderun_finish(out, m, cli, settings, cli_type, spec->model, "ci", agent, rc, err);
 }
 
 /* The original's u32 task hash: acc = acc * 31 + byte, wrapping. */
@@ -416,21 +425,8 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_set(env, "TARGET_POD", spec->target_pod);
 
-	rc |= coderun_set(cli, "cliType", cli_type);
-	rc |= coderun_set(cli, "model", spec->model);
-	rc |= json_object_set_new(cli, "settings", settings);
-	{
-		char tmpl[80];
-
-		snprintf(tmpl, sizeof(tmpl), "heal/%s", cli_type);
-		rc |= coderun_set(settings, "template", tmpl);
-	}
-	if (rc) {
-		json_decref(m);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	}
-	*out = m;
-	return 0;
+	return coderun_finish(out, m, cli, settings, cli_type, spec->model, "heal", cli_type, rc,
+	                      err);
 }
 
 bool

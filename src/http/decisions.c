@@ -10,14 +10,15 @@
  * (a very fast remediation) is not lost. A timer thread resumes requests
  * whose wait is over; shutdown resumes them all. No HTTP thread blocks.
  */
+#include "decisions.h"
+
+#include "base/clock.h"
+#include "base/str.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include "base/clock.h"
-#include "base/str.h"
-#include "decisions.h"
 
 #define BOARD_RECENT 64
 
@@ -158,7 +159,8 @@ hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms)
 
 	pthread_mutex_lock(&b->lock);
 	for (i = 0; i < BOARD_RECENT; i++) {
-		if (b->recent[i].decision && strcmp(b->recent[i].delivery_id, r->delivery_id) == 0) {
+		if (b->recent[i].decision &&
+		    strcmp(b->recent[i].delivery_id, r->delivery_id) == 0) {
 			r->decision = json_incref(b->recent[i].decision);
 			goto out;
 		}

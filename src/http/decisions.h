@@ -5,11 +5,11 @@
 #ifndef HL_HTTP_DECISIONS_H
 #define HL_HTTP_DECISIONS_H
 
-#include <jansson.h>
-#include <stdbool.h>
-
 #include "base/err.h"
 #include "http_impl.h"
+
+#include <jansson.h>
+#include <stdbool.h>
 
 struct hl_decision_board;
 
@@ -25,6 +25,6 @@ bool hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait
 
 /* Records a decision and resumes the request waiting for it, if any. */
 void hl_decisions_publish(struct hl_decision_board *b, const char *delivery_id,
-			  const json_t *decision);
+                          const json_t *decision);
 
 #endif

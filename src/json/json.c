@@ -85,7 +85,7 @@ hl_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
 
 	if (!v)
 		return hl_err_set(err, HL_EPARSE, "line %d column %d: %s", je.line, je.column,
-				  je.text);
+		                  je.text);
 	*out = v;
 	return 0;
 }

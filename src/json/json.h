@@ -9,12 +9,12 @@
 #ifndef HL_JSON_JSON_H
 #define HL_JSON_JSON_H
 
+#include "base/buf.h"
+#include "base/err.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
-
-#include "base/buf.h"
-#include "base/err.h"
 
 json_t *hl_json_path(const json_t *root, const char *path);
 /* The string at path, or NULL. */

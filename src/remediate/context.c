@@ -8,25 +8,25 @@
  */
 #include "context.h"
 
+#include "base/clock.h"
+#include "base/str.h"
+#include "net/fetch.h"
+#include "net/sources.h"
+
+#include "json/json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/clock.h"
-#include "base/str.h"
-#include "json/json.h"
-#include "net/fetch.h"
-#include "net/sources.h"
-
-#define CTX_MAX_SLOTS	   12
+#define CTX_MAX_SLOTS      12
 #define CTX_MAX_RUN_LOGS   2
-#define CTX_DEFAULT_CAP	   (4u << 20)
-#define CTX_LOKI_LIMIT	   50
+#define CTX_DEFAULT_CAP    (4u << 20)
+#define CTX_LOKI_LIMIT     50
 #define CTX_MEMORY_RESULTS 5
 
 struct ctx_slot;
 typedef int (*ctx_parse_fn)(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-			    struct hl_err *err);
+                            struct hl_err *err);
 
 struct ctx_slot {
 	const char *name;
@@ -94,7 +94,7 @@ hl_context_release(struct hl_context *ctx)
 
 static void
 ctx_record(struct hl_context *ctx, const char *name, enum hl_source_state st, int64_t elapsed,
-	   const char *detail)
+           const char *detail)
 {
 	struct hl_source_status *s;
 
@@ -116,8 +116,8 @@ hl_context_sources_json(const struct hl_context *ctx)
 	for (i = 0; arr && i < ctx->n_sources; i++) {
 		const struct hl_source_status *s = &ctx->sources[i];
 		json_t *o = json_pack("{s:s, s:s, s:I}", "name", s->name, "state",
-				      hl_source_state_name(s->state), "elapsed_ms",
-				      (json_int_t)s->elapsed_ms);
+		                      hl_source_state_name(s->state), "elapsed_ms",
+		                      (json_int_t)s->elapsed_ms);
 		if (o && s->detail[0])
 			json_object_set_new(o, "detail", json_string(s->detail));
 		json_array_append_new(arr, o);
@@ -178,11 +178,11 @@ ctx_parse_json(json_t **out, struct hl_fetch_res *res, struct hl_err *err)
 
 static int
 ctx_parse_log(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-	      struct hl_err *err)
+              struct hl_err *err)
 {
 	if (s->job_name[0]) {
 		hl_buf_appendf(&ctx->log, "%s==> job %s <==\n", ctx->log.len ? "\n" : "",
-			       s->job_name);
+		               s->job_name);
 		if (!ctx->log_job_name)
 			ctx->log_job_name = strdup(s->job_name);
 	}
@@ -195,9 +195,9 @@ static json_t *
 ctx_file_entry(const json_t *f)
 {
 	return json_pack("{s:s, s:s, s:I, s:I}", "filename", hl_json_str_or(f, "filename", ""),
-			 "status", hl_json_str_or(f, "status", "modified"), "additions",
-			 (json_int_t)hl_json_int(f, "additions", 0), "deletions",
-			 (json_int_t)hl_json_int(f, "deletions", 0));
+	                 "status", hl_json_str_or(f, "status", "modified"), "additions",
+	                 (json_int_t)hl_json_int(f, "additions", 0), "deletions",
+	                 (json_int_t)hl_json_int(f, "deletions", 0));
 }
 
 static int
@@ -208,7 +208,8 @@ ctx_files_from(struct hl_context *ctx, const json_t *files)
 
 	if (!arr)
 		return -HL_ENOMEM;
-	json_array_foreach(files, i, f) {
+	json_array_foreach(files, i, f)
+	{
 		if (json_is_object(f) && hl_json_str(f, "filename"))
 			json_array_append_new(arr, ctx_file_entry(f));
 	}
@@ -219,7 +220,7 @@ ctx_files_from(struct hl_context *ctx, const json_t *files)
 
 static int
 ctx_parse_commit(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-		 struct hl_err *err)
+                 struct hl_err *err)
 {
 	json_t *v = NULL;
 	int rc = ctx_parse_json(&v, res, err);
@@ -240,7 +241,7 @@ ctx_parse_commit(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 
 static int
 ctx_parse_pr_files(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-		   struct hl_err *err)
+                   struct hl_err *err)
 {
 	json_t *v = NULL;
 	int rc = ctx_parse_json(&v, res, err);
@@ -257,7 +258,7 @@ ctx_parse_pr_files(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_r
 
 static int
 ctx_parse_pr(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-	     struct hl_err *err)
+             struct hl_err *err)
 {
 	json_t *v = NULL, *pr;
 	int rc = ctx_parse_json(&v, res, err);
@@ -273,7 +274,7 @@ ctx_parse_pr(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *re
 
 static int
 ctx_parse_jobs(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-	       struct hl_err *err)
+               struct hl_err *err)
 {
 	struct gather *g = s->g;
 	json_t *v = NULL, *jobs, *job, *failed;
@@ -284,7 +285,8 @@ ctx_parse_jobs(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *
 		return rc;
 	jobs = json_object_get(v, "jobs");
 	failed = json_array();
-	json_array_foreach(jobs, i, job) {
+	json_array_foreach(jobs, i, job)
+	{
 		const char *c = hl_json_str(job, "conclusion");
 		if (c && (strcmp(c, "failure") == 0 || strcmp(c, "timed_out") == 0))
 			json_array_append(failed, job);
@@ -296,7 +298,7 @@ ctx_parse_jobs(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *
 
 static int
 ctx_parse_argocd(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-		 struct hl_err *err)
+                 struct hl_err *err)
 {
 	json_t *v = NULL;
 	int rc = ctx_parse_json(&v, res, err);
@@ -310,7 +312,7 @@ ctx_parse_argocd(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 
 static int
 ctx_parse_loki(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-	       struct hl_err *err)
+               struct hl_err *err)
 {
 	json_t *streams = NULL, *stream, *val;
 	size_t i, j;
@@ -319,8 +321,10 @@ ctx_parse_loki(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *
 	if (rc < 0)
 		return rc;
 	ctx->loki_lines = json_array();
-	json_array_foreach(streams, i, stream) {
-		json_array_foreach(json_object_get(stream, "values"), j, val) {
+	json_array_foreach(streams, i, stream)
+	{
+		json_array_foreach(json_object_get(stream, "values"), j, val)
+		{
 			const char *line = json_string_value(json_array_get(val, 1));
 			if (line && json_array_size(ctx->loki_lines) < CTX_LOKI_LIMIT)
 				json_array_append_new(ctx->loki_lines, json_string(line));
@@ -332,14 +336,14 @@ ctx_parse_loki(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *
 
 static int
 ctx_parse_prom(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-	       struct hl_err *err)
+               struct hl_err *err)
 {
 	return hl_prom_parse(&ctx->prometheus, res, err);
 }
 
 static int
 ctx_parse_events(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-		 struct hl_err *err)
+                 struct hl_err *err)
 {
 	json_t *v = NULL, *item;
 	size_t i;
@@ -348,15 +352,16 @@ ctx_parse_events(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 	if (rc < 0)
 		return rc;
 	ctx->kube_events = json_array();
-	json_array_foreach(json_object_get(v, "items"), i, item) {
-		json_array_append_new(
-			ctx->kube_events,
-			json_pack("{s:s, s:s, s:s, s:s, s:I}", "type",
-				  hl_json_str_or(item, "type", ""), "reason",
-				  hl_json_str_or(item, "reason", ""), "object",
-				  hl_json_str_or(item, "involvedObject.name", ""), "message",
-				  hl_json_str_or(item, "message", ""), "count",
-				  (json_int_t)hl_json_int(item, "count", 1)));
+	json_array_foreach(json_object_get(v, "items"), i, item)
+	{
+		json_array_append_new(ctx->kube_events,
+		                      json_pack("{s:s, s:s, s:s, s:s, s:I}", "type",
+		                                hl_json_str_or(item, "type", ""), "reason",
+		                                hl_json_str_or(item, "reason", ""), "object",
+		                                hl_json_str_or(item, "involvedObject.name", ""),
+		                                "message", hl_json_str_or(item, "message", ""),
+		                                "count",
+		                                (json_int_t)hl_json_int(item, "count", 1)));
 	}
 	json_decref(v);
 	return 0;
@@ -364,7 +369,7 @@ ctx_parse_events(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 
 static int
 ctx_parse_memory(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
-		 struct hl_err *err)
+                 struct hl_err *err)
 {
 	json_t *v = NULL, *m;
 	size_t i;
@@ -373,14 +378,14 @@ ctx_parse_memory(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 	if (rc < 0)
 		return rc;
 	ctx->memory = json_array();
-	json_array_foreach(json_object_get(v, "matches"), i, m) {
+	json_array_foreach(json_object_get(v, "matches"), i, m)
+	{
 		if (i >= CTX_MEMORY_RESULTS)
 			break;
-		json_array_append_new(ctx->memory,
-				      json_pack("{s:s, s:s, s:f}", "id", hl_json_str_or(m, "id", ""),
-						"content", hl_json_str_or(m, "content", ""),
-						"score",
-						json_number_value(json_object_get(m, "score"))));
+		json_array_append_new(
+		        ctx->memory, json_pack("{s:s, s:s, s:f}", "id", hl_json_str_or(m, "id", ""),
+		                               "content", hl_json_str_or(m, "content", ""), "score",
+		                               json_number_value(json_object_get(m, "score"))));
 	}
 	json_decref(v);
 	return 0;
@@ -388,13 +393,13 @@ ctx_parse_memory(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 
 /* ---- request builders --------------------------------------------------- */
 
-static int
-ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
-	       struct ctx_slot **out, struct hl_err *err, const char *fmt, ...) HL_PRINTF(7, 8);
+static int ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name,
+                          ctx_parse_fn parse, struct ctx_slot **out, struct hl_err *err,
+                          const char *fmt, ...) HL_PRINTF(7, 8);
 
 static int
 ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
-	       struct ctx_slot **out, struct hl_err *err, const char *fmt, ...)
+               struct ctx_slot **out, struct hl_err *err, const char *fmt, ...)
 {
 	struct hl_buf path = HL_BUF_INIT(8192);
 	struct ctx_slot *s = ctx_slot_add(ph, name, parse);
@@ -426,7 +431,7 @@ ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_par
 
 static int
 ctx_add_plain(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
-	      const char *auth_token, struct ctx_slot **out, struct hl_err *err)
+              const char *auth_token, struct ctx_slot **out, struct hl_err *err)
 {
 	struct ctx_slot *s = ctx_slot_add(ph, name, parse);
 
@@ -463,7 +468,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 
 	if (!g->c->github || !repo) {
 		const char *why = repo ? "no GitHub credentials (GITHUB_TOKEN or GitHub App)"
-				       : "no repository in the event";
+		                       : "no repository in the event";
 		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, why);
 		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, why);
 		ctx_record(g->ctx, "github_files", HL_SOURCE_SKIPPED, 0, why);
@@ -472,7 +477,8 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	/* the failing job's log, or the run's job list first */
 	if (ev->job_id > 0) {
 		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
-				    "/repos/%s/actions/jobs/%lld/logs", repo, (long long)ev->job_id);
+		                    "/repos/%s/actions/jobs/%lld/logs", repo,
+		                    (long long)ev->job_id);
 		if (rc == 0 && s) {
 			s->req.follow_redirects = true;
 			s->req.max_body = g->log_cap;
@@ -480,8 +486,8 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		}
 	} else if (ev->run_id > 0) {
 		rc = ctx_add_github(g, ph, "github_jobs", ctx_parse_jobs, NULL, err,
-				    "/repos/%s/actions/runs/%lld/jobs?filter=latest&per_page=100",
-				    repo, (long long)ev->run_id);
+		                    "/repos/%s/actions/runs/%lld/jobs?filter=latest&per_page=100",
+		                    repo, (long long)ev->run_id);
 	} else {
 		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, "no job or run id");
 	}
@@ -490,7 +496,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	/* the PR: by number when the event names it, else by head branch */
 	if (ev->pr_number > 0) {
 		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err,
-				    "/repos/%s/pulls/%lld", repo, (long long)ev->pr_number);
+		                    "/repos/%s/pulls/%lld", repo, (long long)ev->pr_number);
 	} else if (ev->branch && *ev->branch) {
 		const char *slash = strchr(repo, '/');
 		hl_buf_append(&owner_branch, repo, slash ? (size_t)(slash - repo) : strlen(repo));
@@ -500,7 +506,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		struct hl_buf q = HL_BUF_INIT(8192);
 		ctx_escape(&q, owner_branch.data);
 		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err,
-				    "/repos/%s/pulls?head=%s&state=open&per_page=1", repo, q.data);
+		                    "/repos/%s/pulls?head=%s&state=open&per_page=1", repo, q.data);
 		hl_buf_release(&q);
 	} else {
 		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, "no branch or PR number");
@@ -511,7 +517,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	if (ev->head_sha && *ev->head_sha) {
 		ctx_escape(&sha, ev->head_sha);
 		rc = ctx_add_github(g, ph, "github_files", ctx_parse_commit, NULL, err,
-				    "/repos/%s/commits/%s", repo, sha.data);
+		                    "/repos/%s/commits/%s", repo, sha.data);
 	}
 out:
 	hl_buf_release(&owner_branch);
@@ -531,7 +537,7 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 
 	if (cfg->argocd_server && *cfg->argocd_server && *app) {
 		if ((rc = ctx_add_plain(g, ph, "argocd", ctx_parse_argocd, cfg->argocd_token, &s,
-					err)) < 0)
+		                        err)) < 0)
 			return rc;
 		hl_argocd_app_url(&s->url, cfg->argocd_server, app);
 		s->req.url = s->url.data;
@@ -546,7 +552,7 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 			return rc;
 		}
 		hl_loki_query_range_url(&s->url, cfg->loki_url, q.data,
-					now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
+		                        now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
 		s->req.url = s->url.data;
 		hl_buf_release(&q);
 	} else {
@@ -555,9 +561,9 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	if (cfg->prometheus_url && *cfg->prometheus_url && *app) {
 		struct hl_buf q = HL_BUF_INIT(4096);
 		hl_buf_appendf(&q,
-			       "sum(rate(http_requests_total{service=\"%s\",code=~\"5..\"}[5m])) / "
-			       "sum(rate(http_requests_total{service=\"%s\"}[5m]))",
-			       app, app);
+		               "sum(rate(http_requests_total{service=\"%s\",code=~\"5..\"}[5m])) / "
+		               "sum(rate(http_requests_total{service=\"%s\"}[5m]))",
+		               app, app);
 		if ((rc = ctx_add_plain(g, ph, "prometheus", ctx_parse_prom, NULL, &s, err)) < 0) {
 			hl_buf_release(&q);
 			return rc;
@@ -573,9 +579,12 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		s = ctx_slot_add(ph, "kubernetes", ctx_parse_events);
 		if (!s)
 			return hl_err_set(err, HL_EINTERNAL, "too many context sources");
-		hl_buf_appendf(&path, "/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20",
-			       cfg->namespace);
-		rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path.data, err);
+		hl_buf_appendf(
+		        &path,
+		        "/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20",
+		        cfg->namespace);
+		rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path.data,
+		                      err);
 		hl_buf_release(&path);
 		if (rc < 0) {
 			ph->n--;
@@ -590,16 +599,17 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		json_t *q;
 		char *text;
 		if ((rc = ctx_add_plain(g, ph, "memory", ctx_parse_memory, cfg->openmemory_api_key,
-					&s, err)) < 0)
+		                        &s, err)) < 0)
 			return rc;
 		hl_buf_appendf(&s->url, "%s/memory/query", cfg->openmemory_url);
 		s->req.url = s->url.data;
 		s->req.method = "POST";
 		s->req.max_retries = 0;
 		hl_buf_appendf(&s->body, "CI failure in %s / %s of %s: %s",
-			       ev->workflow_name ? ev->workflow_name : "?",
-			       ev->job_name ? ev->job_name : "?", ev->repository ? ev->repository : "?",
-			       ev->failed_step ? ev->failed_step : "");
+		               ev->workflow_name ? ev->workflow_name : "?",
+		               ev->job_name ? ev->job_name : "?",
+		               ev->repository ? ev->repository : "?",
+		               ev->failed_step ? ev->failed_step : "");
 		q = json_pack("{s:s, s:i}", "query", s->body.data, "k", CTX_MEMORY_RESULTS);
 		text = q ? json_dumps(q, JSON_COMPACT) : NULL;
 		json_decref(q);
@@ -642,12 +652,12 @@ ctx_run_phase(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		    s->parse(g->ctx, s, &res[i], &perr) < 0) {
 			ctx_record(g->ctx, s->name, HL_SOURCE_FAILED, res[i].elapsed_ms, perr.msg);
 		} else if (strcmp(s->name, "github_files") == 0 ||
-			   strcmp(s->name, "github_pr_files") == 0) {
+		           strcmp(s->name, "github_pr_files") == 0) {
 			g->files_ok = true;
 			ctx_record(g->ctx, s->name, HL_SOURCE_OK, res[i].elapsed_ms, NULL);
 		} else {
 			ctx_record(g->ctx, s->name, HL_SOURCE_OK, res[i].elapsed_ms,
-				   res[i].truncated ? "truncated: the tail was kept" : NULL);
+			           res[i].truncated ? "truncated: the tail was kept" : NULL);
 		}
 		hl_fetch_res_release(&res[i]);
 	}
@@ -660,7 +670,8 @@ ctx_first_failed_step(const json_t *job)
 	json_t *step;
 	size_t i;
 
-	json_array_foreach(json_object_get(job, "steps"), i, step) {
+	json_array_foreach(json_object_get(job, "steps"), i, step)
+	{
 		const char *c = hl_json_str(step, "conclusion");
 		if (c && strcmp(c, "failure") == 0)
 			return hl_json_str(step, "name");
@@ -678,7 +689,8 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	int rc = 0;
 
 	if (g->failed_jobs) {
-		json_array_foreach(g->failed_jobs, i, job) {
+		json_array_foreach(g->failed_jobs, i, job)
+		{
 			int64_t id = hl_json_int(job, "id", 0);
 			if (i >= CTX_MAX_RUN_LOGS || id <= 0)
 				break;
@@ -686,8 +698,8 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 				g->ctx->failed_step = strdup(ctx_first_failed_step(job));
 			s = NULL;
 			rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
-					    "/repos/%s/actions/jobs/%lld/logs", ev->repository,
-					    (long long)id);
+			                    "/repos/%s/actions/jobs/%lld/logs", ev->repository,
+			                    (long long)id);
 			if (rc < 0)
 				return rc;
 			if (s) {
@@ -695,24 +707,24 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 				s->req.max_body = g->log_cap / CTX_MAX_RUN_LOGS;
 				s->req.keep_tail = true;
 				hl_strlcpy(s->job_name, hl_json_str_or(job, "name", "?"),
-					   sizeof(s->job_name));
+				           sizeof(s->job_name));
 			}
 		}
 		if (json_array_size(g->failed_jobs) == 0)
 			ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0,
-				   "the run has no failed job");
+			           "the run has no failed job");
 	}
 	if (!g->files_ok && g->ctx->pr && g->c->github) {
 		rc = ctx_add_github(g, ph, "github_pr_files", ctx_parse_pr_files, NULL, err,
-				    "/repos/%s/pulls/%lld/files?per_page=100", ev->repository,
-				    (long long)hl_json_int(g->ctx->pr, "number", 0));
+		                    "/repos/%s/pulls/%lld/files?per_page=100", ev->repository,
+		                    (long long)hl_json_int(g->ctx->pr, "number", 0));
 	}
 	return rc;
 }
 
 int
 hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
-		  const struct hl_event *ev, struct hl_err *err)
+                  const struct hl_event *ev, struct hl_err *err)
 {
 	struct ctx_phase *ph = calloc(1, sizeof(*ph));
 	struct gather g = { 0 };

@@ -23,16 +23,16 @@
 #ifndef HL_REMEDIATE_CONTEXT_H
 #define HL_REMEDIATE_CONTEXT_H
 
-#include <jansson.h>
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "base/buf.h"
 #include "base/err.h"
 #include "config/config.h"
 #include "event/event.h"
 #include "net/github.h"
 #include "net/kube.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #define HL_CONTEXT_MAX_SOURCES 16
 
@@ -46,19 +46,19 @@ struct hl_source_status {
 };
 
 struct hl_context {
-	struct hl_buf log;	  /* the failed job's log (tail kept when over the cap) */
+	struct hl_buf log; /* the failed job's log (tail kept when over the cap) */
 	bool log_truncated;
-	char *log_job_name;	  /* the job the log belongs to, when learned here */
-	char *failed_step;	  /* learned from the run's job list, when not in the event */
-	char *commit_message;	  /* the head commit's message (workflow_job and check_run
-				     payloads carry none) */
-	json_t *pr;		  /* the open PR object, or NULL */
-	json_t *changed_files;	  /* array of {filename,status,additions,deletions} */
-	json_t *argocd;		  /* {name,health,sync,message} or NULL */
-	json_t *loki_lines;	  /* array of strings */
-	json_t *prometheus;	  /* Prometheus data.result or NULL */
-	json_t *kube_events;	  /* array of {type,reason,object,message,count} */
-	json_t *memory;		  /* array of {id,content,score} */
+	char *log_job_name;    /* the job the log belongs to, when learned here */
+	char *failed_step;     /* learned from the run's job list, when not in the event */
+	char *commit_message;  /* the head commit's message (workflow_job and check_run
+	                          payloads carry none) */
+	json_t *pr;            /* the open PR object, or NULL */
+	json_t *changed_files; /* array of {filename,status,additions,deletions} */
+	json_t *argocd;        /* {name,health,sync,message} or NULL */
+	json_t *loki_lines;    /* array of strings */
+	json_t *prometheus;    /* Prometheus data.result or NULL */
+	json_t *kube_events;   /* array of {type,reason,object,message,count} */
+	json_t *memory;        /* array of {id,content,score} */
 	struct hl_source_status sources[HL_CONTEXT_MAX_SOURCES];
 	size_t n_sources;
 	int64_t elapsed_ms;
@@ -67,10 +67,10 @@ struct hl_context {
 struct hl_context_clients {
 	const struct hl_config *cfg;
 	struct hl_github *github; /* NULL: GitHub sources skipped */
-	struct hl_kube *kube;	  /* NULL: Kubernetes source skipped */
-	int64_t timeout_ms;	  /* per source; 0 means 8000 */
-	int64_t deadline_ms;	  /* overall, monotonic; 0 means now + 15000 */
-	size_t log_cap;		  /* job log cap; 0 means 4 MiB */
+	struct hl_kube *kube;     /* NULL: Kubernetes source skipped */
+	int64_t timeout_ms;       /* per source; 0 means 8000 */
+	int64_t deadline_ms;      /* overall, monotonic; 0 means now + 15000 */
+	size_t log_cap;           /* job log cap; 0 means 4 MiB */
 };
 
 void hl_context_init(struct hl_context *ctx);
@@ -79,7 +79,7 @@ void hl_context_release(struct hl_context *ctx);
 /* Gathers what the sources have for ev. Fails only on allocation failure:
  * a source's failure is recorded in ctx->sources. */
 int hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
-		      const struct hl_event *ev, struct hl_err *err);
+                      const struct hl_event *ev, struct hl_err *err);
 
 /* The source statuses as a JSON array [{name,state,elapsed_ms,detail}]. */
 json_t *hl_context_sources_json(const struct hl_context *ctx);

@@ -5,12 +5,12 @@
  */
 #include "prompt_build.h"
 
+#include "prompt/prompt.h"
+
+#include "json/json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "json/json.h"
-#include "prompt/prompt.h"
 
 struct hl_prompt_builder {
 	struct hl_prompt_set *set;
@@ -64,18 +64,19 @@ pb_history(const json_t *memory)
 	json_t *similar = json_array(), *m;
 	size_t i;
 
-	json_array_foreach(memory, i, m) {
-		json_array_append_new(similar,
-				      json_pack("{s:s, s:s, s:O}", "id", hl_json_str_or(m, "id", ""),
-						"summary", hl_json_str_or(m, "content", ""), "score",
-						json_object_get(m, "score")));
+	json_array_foreach(memory, i, m)
+	{
+		json_array_append_new(similar, json_pack("{s:s, s:s, s:O}", "id",
+		                                         hl_json_str_or(m, "id", ""), "summary",
+		                                         hl_json_str_or(m, "content", ""), "score",
+		                                         json_object_get(m, "score")));
 	}
 	return json_pack("{s:o, s:[]}", "similar_failures", similar, "known_solutions");
 }
 
 int
-hl_prompt_builder_render(struct hl_prompt_builder *b, char **out,
-			 const struct hl_prompt_inputs *in, struct hl_err *err)
+hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct hl_prompt_inputs *in,
+                         struct hl_err *err)
 {
 	const struct hl_context *c = in->context;
 	const struct hl_verdict *v = in->verdict;
@@ -108,7 +109,7 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out,
 		kube = json_pack("{s:[], s:O}", "pods", "events", c->kube_events);
 	if (c->loki_lines)
 		loki = json_pack("{s:s, s:O}", "query", "recent error lines (30m)", "lines",
-				 c->loki_lines);
+		                 c->loki_lines);
 	prom = pb_prometheus(c->prometheus);
 	if (c->memory)
 		history = pb_history(c->memory);

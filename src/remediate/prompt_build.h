@@ -23,7 +23,7 @@ struct hl_prompt_inputs {
 	const struct hl_context *context;
 	const char *task_id;
 	const char *target_branch;
-	int attempt;	  /* 1-based */
+	int attempt; /* 1-based */
 	int max_attempts;
 };
 
@@ -33,6 +33,6 @@ void hl_prompt_builder_free(struct hl_prompt_builder *b);
 
 /* Renders the prompt for in->verdict->agent into *out (malloc'd). */
 int hl_prompt_builder_render(struct hl_prompt_builder *b, char **out,
-			     const struct hl_prompt_inputs *in, struct hl_err *err);
+                             const struct hl_prompt_inputs *in, struct hl_err *err);
 
 #endif

@@ -14,10 +14,6 @@
  */
 #include "remediate.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -25,10 +21,14 @@
 #include "context.h"
 #include "dispatch/coderun.h"
 #include "dispatch/dispatch.h"
-#include "json/json.h"
 #include "net/github.h"
 #include "net/kube.h"
 #include "prompt_build.h"
+
+#include "json/json.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 struct hl_remediator {
 	const struct hl_config *cfg;
@@ -42,7 +42,7 @@ struct hl_remediator {
 
 int
 hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struct hl_store *store,
-		  struct hl_err *err)
+                  struct hl_err *err)
 {
 	struct hl_remediator *r = calloc(1, sizeof(*r));
 	struct hl_err kerr = HL_ERR_INIT;
@@ -58,13 +58,15 @@ hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struc
 		goto fail;
 	/* Without credentials GitHub's sources are skipped, like any unset source:
 	 * anonymous calls are limited to 60 an hour and see no private repository. */
-	if (((cfg->github_token && *cfg->github_token) || (cfg->github_app_id && *cfg->github_app_id)) &&
+	if (((cfg->github_token && *cfg->github_token) ||
+	     (cfg->github_app_id && *cfg->github_app_id)) &&
 	    (rc = hl_github_new(&r->github, cfg, err)) < 0)
 		goto fail;
 	if ((rc = hl_dispatch_open(&r->dispatch, cfg, err)) < 0)
 		goto fail;
 	/* The cluster is a context source even when CodeRuns go to files. */
-	if (cfg->dispatch == HL_DISPATCH_KUBERNETES && hl_kube_load(&r->kube, cfg->kubeconfig, &kerr) < 0)
+	if (cfg->dispatch == HL_DISPATCH_KUBERNETES &&
+	    hl_kube_load(&r->kube, cfg->kubeconfig, &kerr) < 0)
 		r->kube = NULL;
 	*out = r;
 	return 0;
@@ -106,14 +108,14 @@ rem_key(const struct hl_event *ev)
 	if (key)
 		return key;
 	hl_buf_appendf(&b, "%s|%s|%lld", ev->repository ? ev->repository : "",
-		       hl_event_kind_name(ev->kind), (long long)ev->alert_number);
+	               hl_event_kind_name(ev->kind), (long long)ev->alert_number);
 	return hl_buf_detach(&b, NULL);
 }
 
 /* The classification input for an event with its gathered context. */
 static int
 rem_classify(struct hl_remediator *r, struct hl_verdict *v, const struct hl_event *ev,
-	     const struct hl_context *ctx, struct hl_err *err)
+             const struct hl_context *ctx, struct hl_err *err)
 {
 	struct hl_classify_input in = { 0 };
 	const char **files = NULL;
@@ -140,9 +142,12 @@ rem_classify(struct hl_remediator *r, struct hl_verdict *v, const struct hl_even
 	} else {
 		/* no job log: classify what the event itself says (check output,
 		 * a comment's hint, an alert's summary) */
-		const char *parts[] = { ev->check_output_title, ev->check_output_summary,
-					ev->check_output_text, ev->command_hint, ev->summary,
-					ev->description };
+		const char *parts[] = { ev->check_output_title,
+			                ev->check_output_summary,
+			                ev->check_output_text,
+			                ev->command_hint,
+			                ev->summary,
+			                ev->description };
 		for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 			if (parts[i] && *parts[i])
 				hl_buf_appendf(&synth, "%s\n", parts[i]);
@@ -161,8 +166,8 @@ enum { REM_CLAIM, REM_GUARDS, REM_CONTEXT, REM_CLASSIFY, REM_PROMPT, REM_DISPATC
 static json_t *
 rem_timings_json(int64_t t0, const int64_t marks[REM_STEPS])
 {
-	static const char *const names[REM_STEPS] = { "claim", "guards", "context", "classify",
-						      "prompt", "dispatch" };
+	static const char *const names[REM_STEPS] = { "claim",    "guards", "context",
+		                                      "classify", "prompt", "dispatch" };
 	json_t *o = json_object();
 	int64_t prev = t0;
 	int i;
@@ -176,8 +181,8 @@ rem_timings_json(int64_t t0, const int64_t marks[REM_STEPS])
 
 static json_t *
 rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
-		  const struct hl_remediation *res, const char *target_branch, size_t prompt_bytes,
-		  const char *dispatch_outcome)
+                  const struct hl_remediation *res, const char *target_branch, size_t prompt_bytes,
+                  const char *dispatch_outcome)
 {
 	json_t *d = json_object();
 
@@ -188,9 +193,9 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 	json_object_set_new(d, "category", json_string(v->category));
 	json_object_set_new(d, "rule", json_string(v->rule ? v->rule : "default"));
 	json_object_set_new(d, "evidence",
-			    json_pack("{s:I, s:s}", "line_number",
-				      (json_int_t)v->evidence_line_number, "line",
-				      v->evidence_line ? v->evidence_line : ""));
+	                    json_pack("{s:I, s:s}", "line_number",
+	                              (json_int_t)v->evidence_line_number, "line",
+	                              v->evidence_line ? v->evidence_line : ""));
 	json_object_set_new(d, "fix_approach", json_string(v->fix_approach ? v->fix_approach : ""));
 	json_object_set_new(d, "sources", hl_context_sources_json(ctx));
 	json_object_set_new(d, "context_ms", json_integer(ctx->elapsed_ms));
@@ -198,16 +203,16 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 	json_object_set_new(d, "prompt_bytes", json_integer((json_int_t)prompt_bytes));
 	json_object_set_new(d, "target_branch", json_string(target_branch));
 	json_object_set_new(d, "dedup_status", json_string(res->dedup_status));
-	json_object_set_new(d, "coderun",
-			    json_pack("{s:s, s:s}", "name", res->coderun_name, "dispatch",
-				      dispatch_outcome));
+	json_object_set_new(
+	        d, "coderun",
+	        json_pack("{s:s, s:s}", "name", res->coderun_name, "dispatch", dispatch_outcome));
 	return d;
 }
 
 static int
 rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *task_id,
-	     const char *key, const char *status, const char *agent, const char *type,
-	     const char *coderun, const json_t *decision, struct hl_err *err)
+             const char *key, const char *status, const char *agent, const char *type,
+             const char *coderun, const json_t *decision, struct hl_err *err)
 {
 	char *dj = decision ? json_dumps(decision, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	struct hl_task t = {
@@ -234,7 +239,7 @@ rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *tas
  * branch and no commit gets fix/<type>-alert-<number>. */
 static void
 rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struct hl_context *ctx,
-		  const char *failure_type)
+                  const char *failure_type)
 {
 	const char *pr_head = ctx->pr ? hl_json_str(ctx->pr, "head.ref") : NULL;
 	char s[32];
@@ -246,14 +251,14 @@ rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struc
 		return;
 	}
 	hl_coderun_target_branch(out, size, ev->branch, ev->default_branch, pr_head, failure_type,
-				 ev->head_sha);
+	                         ev->head_sha);
 }
 
 /* Step 2: the design's guards beyond the key. Returns 1 when the event is
  * existing/skipped (out filled), 0 to go on. */
 static int
 rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
-	   const char *task_id, struct hl_err *err)
+           const char *task_id, struct hl_err *err)
 {
 	char other[HL_TASK_ID_MAX];
 	int rc;
@@ -263,12 +268,12 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	/* the same run at the other granularity (workflow_run vs its jobs) */
 	if (ev->run_id > 0) {
 		rc = hl_store_task_find(r->store, other, ev->repository, NULL, ev->run_id,
-					ev->job_id > 0 ? HL_TASK_FIND_RUN_LEVEL : HL_TASK_FIND_ANY,
-					0, task_id, err);
+		                        ev->job_id > 0 ? HL_TASK_FIND_RUN_LEVEL : HL_TASK_FIND_ANY,
+		                        0, task_id, err);
 		if (rc == 0) {
 			rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
 			snprintf(out->reason, sizeof(out->reason), "run already remediated by %s",
-				 other);
+			         other);
 			return 1;
 		}
 		if (rc != -HL_ENOTFOUND)
@@ -279,8 +284,9 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	if (ev->run_id > 0 && r->cfg->dispatch == HL_DISPATCH_KUBERNETES) {
 		char sel[160];
 		json_t *active = NULL;
-		snprintf(sel, sizeof(sel), "app.kubernetes.io/name=healer,healer/workflow-run-id=%lld",
-			 (long long)ev->run_id);
+		snprintf(sel, sizeof(sel),
+		         "app.kubernetes.io/name=healer,healer/workflow-run-id=%lld",
+		         (long long)ev->run_id);
 		if (hl_dispatch_find_active(r->dispatch, &active, sel, err) == 0) {
 			json_t *first = json_array_get(active, 0);
 			const char *name = hl_json_str(first, "metadata.name");
@@ -289,7 +295,8 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 				rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
 				rem_set(out->coderun_name, sizeof(out->coderun_name), name);
 				snprintf(out->reason, sizeof(out->reason),
-					 "CodeRun %s is still active for the run", name ? name : "?");
+				         "CodeRun %s is still active for the run",
+				         name ? name : "?");
 				json_decref(active);
 				return 1;
 			}
@@ -300,12 +307,12 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	if (ev->branch && r->cfg->time_window_mins > 0) {
 		int64_t since = hl_time_wall_ms() - (int64_t)r->cfg->time_window_mins * 60000;
 		rc = hl_store_task_find(r->store, other, ev->repository, ev->branch, ev->run_id,
-					HL_TASK_FIND_OTHER_RUN, since, task_id, err);
+		                        HL_TASK_FIND_OTHER_RUN, since, task_id, err);
 		if (rc == 0) {
 			rem_set(out->dedup_status, sizeof(out->dedup_status), "skipped");
 			snprintf(out->reason, sizeof(out->reason),
-				 "branch remediated within %d minutes by %s", r->cfg->time_window_mins,
-				 other);
+			         "branch remediated within %d minutes by %s",
+			         r->cfg->time_window_mins, other);
 			return 1;
 		}
 		if (rc != -HL_ENOTFOUND)
@@ -316,7 +323,7 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
-	     const char *task_id, struct hl_err *err)
+             const char *task_id, struct hl_err *err)
 {
 	struct hl_remediation res;
 	struct hl_context ctx;
@@ -339,23 +346,28 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 
 	/* 1. claim */
-	rc = hl_store_task_claim(r->store, &created, existing, &(struct hl_task){
-		.task_id = task_id, .dedup_key = key, .repository = ev->repository,
-		.run_id = ev->run_id, .job = ev->job_name, .branch = ev->branch,
-		.status = "claimed" }, err);
+	rc = hl_store_task_claim(r->store, &created, existing,
+	                         &(struct hl_task){ .task_id = task_id,
+	                                            .dedup_key = key,
+	                                            .repository = ev->repository,
+	                                            .run_id = ev->run_id,
+	                                            .job = ev->job_name,
+	                                            .branch = ev->branch,
+	                                            .status = "claimed" },
+	                         err);
 	if (rc < 0)
 		goto out;
 	if (!created && strcmp(existing, task_id) != 0) {
 		json_t *t = NULL;
 		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
 		snprintf(res.reason, sizeof(res.reason), "failure already remediated by %s",
-			 existing);
+		         existing);
 		if (hl_store_task_json(r->store, &t, existing, NULL) == 0) {
 			rem_set(res.coderun_name, sizeof(res.coderun_name),
-				hl_json_str(t, "coderun_name"));
+			        hl_json_str(t, "coderun_name"));
 			rem_set(res.agent, sizeof(res.agent), hl_json_str(t, "agent"));
 			rem_set(res.failure_type, sizeof(res.failure_type),
-				hl_json_str(t, "failure_type"));
+			        hl_json_str(t, "failure_type"));
 			json_decref(t);
 		}
 		rem_set(res.outcome, sizeof(res.outcome), "existing");
@@ -369,7 +381,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	if (rc == 1) {
 		rem_set(res.outcome, sizeof(res.outcome), res.dedup_status);
 		rc = rem_put_task(r, ev, task_id, key, res.dedup_status, NULL, NULL,
-				  res.coderun_name[0] ? res.coderun_name : NULL, NULL, err);
+		                  res.coderun_name[0] ? res.coderun_name : NULL, NULL, err);
 		if (rc < 0)
 			goto out;
 		goto done;
@@ -399,7 +411,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		rem_set(res.reason, sizeof(res.reason), "skip_tag");
 		rem_set(res.outcome, sizeof(res.outcome), "skipped");
 		if ((rc = rem_put_task(r, ev, task_id, key, "skipped", NULL, NULL, NULL, NULL,
-				       err)) < 0)
+		                       err)) < 0)
 			goto out;
 		goto done;
 	}
@@ -411,10 +423,16 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	rem_set(res.agent, sizeof(res.agent), v.agent);
 	rem_set(res.failure_type, sizeof(res.failure_type), v.failure_type);
 	rem_target_branch(target, sizeof(target), ev, &ctx, v.failure_type);
-	rc = hl_prompt_builder_render(r->prompts, &prompt, &(struct hl_prompt_inputs){
-		.event = ev, .verdict = &v, .context = &ctx, .task_id = task_id,
-		.target_branch = target, .attempt = 1, .max_attempts = r->cfg->max_attempts },
-		err);
+	rc = hl_prompt_builder_render(
+	        r->prompts, &prompt,
+	        &(struct hl_prompt_inputs){ .event = ev,
+	                                    .verdict = &v,
+	                                    .context = &ctx,
+	                                    .task_id = task_id,
+	                                    .target_branch = target,
+	                                    .attempt = 1,
+	                                    .max_attempts = r->cfg->max_attempts },
+	        err);
 	if (rc < 0)
 		goto out;
 
@@ -453,21 +471,26 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	if (dout == HL_DISPATCH_EXISTING)
 		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
 	rem_set(res.outcome, sizeof(res.outcome),
-		dout == HL_DISPATCH_DRY_RUN ? "decided" :
-		dout == HL_DISPATCH_EXISTING ? "existing" : "dispatched");
+	        dout == HL_DISPATCH_DRY_RUN    ? "decided"
+	        : dout == HL_DISPATCH_EXISTING ? "existing"
+	                                       : "dispatched");
 
 	marks[REM_DISPATCH] = hl_time_mono_ms();
 	/* 5. record */
 	decision = rem_decision_json(&v, &ctx, &res, target, prompt ? strlen(prompt) : 0,
-				     hl_dispatch_outcome_name(dout));
+	                             hl_dispatch_outcome_name(dout));
 	if (decision)
 		json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
 	if ((rc = rem_put_task(r, ev, task_id, key, res.outcome, v.agent, v.failure_type, name,
-			       decision, err)) < 0)
+	                       decision, err)) < 0)
 		goto out;
-	rc = hl_store_attempt_put(r->store, &(struct hl_attempt){
-		.task_id = task_id, .n = 1, .agent = v.agent, .coderun_name = name,
-		.started_ms = hl_time_wall_ms() }, err);
+	rc = hl_store_attempt_put(r->store,
+	                          &(struct hl_attempt){ .task_id = task_id,
+	                                                .n = 1,
+	                                                .agent = v.agent,
+	                                                .coderun_name = name,
+	                                                .started_ms = hl_time_wall_ms() },
+	                          err);
 	if (rc < 0)
 		goto out;
 done:

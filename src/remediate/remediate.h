@@ -19,24 +19,24 @@
 #ifndef HL_REMEDIATE_REMEDIATE_H
 #define HL_REMEDIATE_REMEDIATE_H
 
-#include <stdint.h>
-
 #include "base/err.h"
 #include "config/config.h"
 #include "event/event.h"
 #include "store/store.h"
+
+#include <stdint.h>
 
 struct hl_remediator;
 
 /* The outcome of one remediation, as the sensor's answer needs it. */
 struct hl_remediation {
 	char task_id[96];
-	char agent[16];		/* "" when no decision was made */
+	char agent[16]; /* "" when no decision was made */
 	char failure_type[48];
 	char coderun_name[64];
-	char dedup_status[16];	/* "new", "existing", "skipped" */
-	char reason[192];	/* why existing/skipped, or "" */
-	char outcome[32];	/* "dispatched", "decided" (dispatch none), "existing", "skipped" */
+	char dedup_status[16]; /* "new", "existing", "skipped" */
+	char reason[192];      /* why existing/skipped, or "" */
+	char outcome[32];      /* "dispatched", "decided" (dispatch none), "existing", "skipped" */
 };
 
 /* Builds the shared clients from cfg: the classifier (HEALER_RULES_FILE or
@@ -44,7 +44,7 @@ struct hl_remediation {
  * client when a cluster is configured, and the dispatcher. store and cfg are
  * borrowed and must outlive the remediator. */
 int hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg,
-		      struct hl_store *store, struct hl_err *err);
+                      struct hl_store *store, struct hl_err *err);
 void hl_remediator_free(struct hl_remediator *r);
 
 /*
@@ -54,6 +54,6 @@ void hl_remediator_free(struct hl_remediator *r);
  * the delivery may be retried: every step before them is idempotent.
  */
 int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
-		 const char *task_id, struct hl_err *err);
+                 const char *task_id, struct hl_err *err);
 
 #endif
