@@ -821,3 +821,24 @@ hl_fetch_url_escape(struct hl_buf *b, const char *s)
 	}
 	return hl_buf_error(b);
 }
+
+int
+hl_fetch_req_set_json(struct hl_fetch_req *req, char **text_out, const json_t *body,
+                      struct hl_err *err)
+{
+	size_t i = 0;
+	char *text;
+
+	while (i < HL_FETCH_MAX_HEADERS - 1 && req->headers[i])
+		i++;
+	if (i >= HL_FETCH_MAX_HEADERS - 1)
+		return hl_err_set(err, HL_EINVAL, "no header slot left for the content type");
+	text = json_dumps(body, JSON_COMPACT);
+	if (!text)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	req->headers[i] = "Content-Type: application/json";
+	req->body = text;
+	req->body_len = strlen(text);
+	*text_out = text;
+	return 0;
+}

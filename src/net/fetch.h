@@ -36,6 +36,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -125,6 +126,15 @@ int hl_fetch_one(const struct hl_fetch_req *req, struct hl_fetch_res *res, struc
  * Returns 0 for 2xx.
  */
 int hl_fetch_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err);
+
+/*
+ * Gives req a JSON body: body (borrowed) is serialized into *text_out (the
+ * caller frees it after the request) and "Content-Type: application/json"
+ * takes the first free header slot. HL_ENOMEM, or HL_EINVAL when no header
+ * slot is left.
+ */
+int hl_fetch_req_set_json(struct hl_fetch_req *req, char **text_out, const json_t *body,
+                          struct hl_err *err);
 
 /* Extracts the rel="next" URL from a Link header into out; false if none. */
 bool hl_fetch_link_next(char *out, size_t size, const char *link);

@@ -289,16 +289,8 @@ github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char 
 	ret = hl_github_req_init(gh, &req, &url, &auth, method, path, err);
 	if (ret < 0)
 		goto out;
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT);
-		if (!text) {
-			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
-			goto out;
-		}
-		req.body = text;
-		req.body_len = strlen(text);
-		req.headers[2] = "Content-Type: application/json";
-	}
+	if (body && (ret = hl_fetch_req_set_json(&req, &text, body, err)) < 0)
+		goto out;
 	if (strcmp(method, "GET") != 0)
 		req.max_retries = 0; /* never post a comment twice */
 	hl_fetch_run(&req, &res, 1, 0, err);

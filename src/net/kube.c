@@ -620,16 +620,8 @@ kube_call_ex(const struct hl_kube *k, json_t **out, long *status_out, const char
 	ret = hl_kube_req_init(k, &req, &url, &auth, method, path, err);
 	if (ret < 0)
 		goto out;
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT);
-		if (!text) {
-			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
-			goto out;
-		}
-		req.body = text;
-		req.body_len = strlen(text);
-		req.headers[1] = "Content-Type: application/json";
-	}
+	if (body && (ret = hl_fetch_req_set_json(&req, &text, body, err)) < 0)
+		goto out;
 	req.max_retries = max_retries;
 	hl_fetch_run(&req, &res, 1, 0, err);
 	if (status_out)
