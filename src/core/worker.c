@@ -11,7 +11,7 @@
 #include "worker.h"
 
 #include "base/log.h"
-#include "http/jsonfast.h"
+#include "json/fast.h"
 
 #include "json/json.h"
 #include <pthread.h>
@@ -43,7 +43,7 @@ hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
 	int rc;
 
 	hl_log_set_context(d->delivery_id, d->task_id);
-	rc = hl_http_json_parse(&payload, d->body, d->body_len, &err);
+	rc = hl_json_fast_parse(&payload, d->body, d->body_len, &err);
 	if (rc == 0)
 		rc = hl_event_normalize(&ev, d->event_name, payload, &err);
 	if (rc < 0) {

@@ -23,7 +23,7 @@
  * "sensor-<sha256(event, payload)>", so a sensor retry is a duplicate.
  *
  * The webhook's payload tree is built in the thread's jansson arena
- * (jsonfast.h): the scope spans parse -> normalize -> decref and produces
+ * (json/fast.h): the scope spans parse -> normalize -> decref and produces
  * nothing that is freed with free().
  *
  * Task ids: events that will be remediated get "hl-<20 hex of
@@ -36,7 +36,7 @@
 #include "decisions.h"
 #include "event/event.h"
 #include "http_impl.h"
-#include "jsonfast.h"
+#include "json/fast.h"
 
 #include "json/json.h"
 #include <ctype.h>
@@ -232,7 +232,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	hl_event_free(ev);
 	json_decref(payload);
 	/* Ends the webhook's arena scope (hl_http_webhook); no-op otherwise. */
-	hl_http_json_arena_end();
+	hl_json_arena_end();
 	r->headers_json = intake_headers(r);
 	if (!r->headers_json)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
@@ -373,14 +373,14 @@ hl_http_webhook(struct http_req *r)
 		text = r->stored_body;
 	}
 	/* The payload tree lives until intake_submit decrefs it: arena. */
-	hl_http_json_arena_begin();
-	if (hl_http_json_parse(&payload, text, len, &err) < 0) {
-		hl_http_json_arena_end();
+	hl_json_arena_begin();
+	if (hl_json_fast_parse(&payload, text, len, &err) < 0) {
+		hl_json_arena_end();
 		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
 	}
 	if (!json_is_object(payload)) {
 		json_decref(payload);
-		hl_http_json_arena_end();
+		hl_json_arena_end();
 		return hl_http_reply_error(r, 400, "invalid_json", "the payload must be an object");
 	}
 	if (!delivery)
@@ -431,13 +431,13 @@ hl_http_remediate(struct http_req *r)
 		return hl_http_reply_error(r, 415, "unsupported_media_type",
 		                           "content type must be application/json, not '%s'",
 		                           ctype);
-	if (hl_http_json_parse(&root, text, len, &err) < 0)
+	if (hl_json_fast_parse(&root, text, len, &err) < 0)
 		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
 	inner = json_object_get(root, "body");
 	if (json_is_string(inner)) {
 		json_t *parsed = NULL;
 
-		if (hl_http_json_parse(&parsed, json_string_value(inner), json_string_length(inner),
+		if (hl_json_fast_parse(&parsed, json_string_value(inner), json_string_length(inner),
 		                       &err) < 0) {
 			json_decref(root);
 			return hl_http_reply_error(r, 400, "invalid_json",

@@ -21,7 +21,7 @@
 #include "base/str.h"
 #include "decisions.h"
 #include "http_impl.h"
-#include "jsonfast.h"
+#include "json/fast.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -335,7 +335,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	rc = http_listen(&srv->listen_fd, &srv->port, cfg->listen_host, cfg->listen_port, err);
 	if (rc < 0)
 		goto fail;
-	hl_http_json_arena_install();
+	hl_json_arena_install();
 	threads = ncpu < 1 ? 1 : ncpu > HTTP_MAX_THREADS ? HTTP_MAX_THREADS : (unsigned)ncpu;
 	srv->daemon = MHD_start_daemon(
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |

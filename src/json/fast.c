@@ -1,10 +1,10 @@
 /*
- * jsonfast.c - recursive-descent JSON parser building jansson values (see
- * jsonfast.h). Invariants: the input is never read past end; every
+ * fast.c - recursive-descent JSON parser building jansson values (see
+ * fast.h). Invariants: the input is never read past end; every
  * failure path releases what was built; recursion is bounded by
  * JF_MAX_DEPTH; strings without escapes are validated and copied once.
  */
-#include "jsonfast.h"
+#include "json/fast.h"
 
 #include "base/buf.h"
 
@@ -480,7 +480,7 @@ jf_value(struct jf *s)
 }
 
 int
-hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
+hl_json_fast_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
 {
 	struct jf s = { .start = text, .p = text, .end = text + n };
 	json_t *v;
@@ -619,7 +619,7 @@ jf_arena_free(void *p)
 }
 
 void
-hl_http_json_arena_install(void)
+hl_json_arena_install(void)
 {
 	json_malloc_t m;
 	json_free_t f;
@@ -664,7 +664,7 @@ jf_arena_claim(void)
 }
 
 bool
-hl_http_json_arena_begin(void)
+hl_json_arena_begin(void)
 {
 	json_malloc_t m;
 	json_free_t f;
@@ -684,13 +684,13 @@ hl_http_json_arena_begin(void)
 }
 
 void
-hl_http_json_arena_end(void)
+hl_json_arena_end(void)
 {
 	jf_active = false;
 }
 
 void
-hl_http_json_arena_stats(size_t *served, size_t *spilled, long *live)
+hl_json_arena_stats(size_t *served, size_t *spilled, long *live)
 {
 	struct jf_arena *a = jf_cur;
 

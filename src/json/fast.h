@@ -1,5 +1,5 @@
 /*
- * jsonfast.h - a fast JSON text -> jansson value parser for the intake path.
+ * fast.h - a fast JSON text -> jansson value parser for untrusted payloads (intake and workers).
  *
  * jansson's own reader lexes one character at a time through a callback
  * and a growable token buffer; on GitHub payloads it runs at ~40 MB/s,
@@ -12,8 +12,8 @@
  * most 2048 levels. Thread-safe (the parser has no shared state; the arena
  * registry below is lock-free).
  */
-#ifndef HL_HTTP_JSONFAST_H
-#define HL_HTTP_JSONFAST_H
+#ifndef HL_JSON_FAST_H
+#define HL_JSON_FAST_H
 
 #include "base/err.h"
 
@@ -23,7 +23,7 @@
 
 /* Parses n bytes into *out (a new reference). On failure returns
  * -HL_EPARSE with err "line L column C: reason". */
-int hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *err);
+int hl_json_fast_parse(json_t **out, const char *text, size_t n, struct hl_err *err);
 
 /*
  * Request-scoped arena for jansson values. A payload tree is hundreds of
@@ -43,13 +43,13 @@ int hl_http_json_parse(json_t **out, const char *text, size_t n, struct hl_err *
  * Rule: memory handed to non-jansson code to free() (json_dumps results)
  *   must not be produced inside a scope.
  */
-void hl_http_json_arena_install(void);
-bool hl_http_json_arena_begin(void);
-void hl_http_json_arena_end(void);
+void hl_json_arena_install(void);
+bool hl_json_arena_begin(void);
+void hl_json_arena_end(void);
 
 /* Statistics of the calling thread's arena, for tests: bytes served from
  * the block and allocations that spilled to malloc since the thread's
  * arena was created; live = allocations of that block not yet freed. */
-void hl_http_json_arena_stats(size_t *served, size_t *spilled, long *live);
+void hl_json_arena_stats(size_t *served, size_t *spilled, long *live);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * test_jsonfast.c - the intake JSON parser (src/http/jsonfast.c) must
+ * test_fast.c - the fast JSON parser (src/json/fast.c) must
  * accept exactly what json_loadb(JSON_DECODE_ANY | JSON_ALLOW_NUL) accepts
  * and build equal values: differential tests over every GitHub webhook
  * example of @octokit/webhooks-examples, hand-written edge cases, and
@@ -7,7 +7,7 @@
  * jansson allocator of the webhook path) must build the same trees, keep
  * values that outlive a scope valid and account frees from other threads.
  */
-#include "http/jsonfast.h"
+#include "json/fast.h"
 
 /* clang-format off */
 #include <setjmp.h>
@@ -29,7 +29,7 @@ agree(const char *text, size_t n)
 {
 	json_t *a = NULL, *b;
 	struct hl_err err = HL_ERR_INIT;
-	int rc = hl_http_json_parse(&a, text, n, &err);
+	int rc = hl_json_fast_parse(&a, text, n, &err);
 	int ok;
 
 	b = json_loadb(text, n, JANSSON_FLAGS, NULL);
@@ -49,7 +49,7 @@ agree(const char *text, size_t n)
 }
 
 static void
-test_jsonfast_edge_cases(void **state)
+test_json_fast_edge_cases(void **state)
 {
 	static const char *const cases[] = {
 		"{}",
@@ -131,7 +131,7 @@ test_jsonfast_edge_cases(void **state)
 }
 
 static void
-test_jsonfast_depth_is_bounded(void **state)
+test_json_fast_depth_is_bounded(void **state)
 {
 	size_t n = 100000, i;
 	char *deep = malloc(2 * n + 1);
@@ -142,9 +142,9 @@ test_jsonfast_depth_is_bounded(void **state)
 		deep[i] = '[';
 		deep[n + i] = ']';
 	}
-	assert_int_equal(hl_http_json_parse(&v, deep, 2 * n, NULL), -HL_EPARSE);
+	assert_int_equal(hl_json_fast_parse(&v, deep, 2 * n, NULL), -HL_EPARSE);
 	/* 2000 levels parse. */
-	assert_int_equal(hl_http_json_parse(&v, deep + n - 2000, 4000, NULL), 0);
+	assert_int_equal(hl_json_fast_parse(&v, deep + n - 2000, 4000, NULL), 0);
 	json_decref(v);
 	free(deep);
 }
@@ -162,7 +162,7 @@ load_examples(void)
 }
 
 static void
-test_jsonfast_matches_jansson_on_webhook_examples(void **state)
+test_json_fast_matches_jansson_on_webhook_examples(void **state)
 {
 	json_t *all = load_examples(), *ev, *exs, *ex;
 	size_t i, j, count = 0;
@@ -199,7 +199,7 @@ next_rand(void)
 }
 
 static void
-test_jsonfast_matches_jansson_on_mutations(void **state)
+test_json_fast_matches_jansson_on_mutations(void **state)
 {
 	static const char seed[] =
 	        "{\"action\":\"completed\",\"workflow_job\":{\"id\":29679449,\"steps\":[{\"name\":"
@@ -233,7 +233,7 @@ test_jsonfast_matches_jansson_on_mutations(void **state)
 }
 
 static void
-test_jsonfast_arena_builds_equal_trees_and_frees_them(void **state)
+test_json_fast_arena_builds_equal_trees_and_frees_them(void **state)
 {
 	json_t *all = load_examples(), *ev, *exs, *ex, *ours, *ref;
 	struct hl_err err = HL_ERR_INIT;
@@ -242,10 +242,10 @@ test_jsonfast_arena_builds_equal_trees_and_frees_them(void **state)
 	char *text;
 
 	assert_non_null(all);
-	hl_http_json_arena_install();
-	assert_true(hl_http_json_arena_begin());
-	hl_http_json_arena_end();
-	hl_http_json_arena_stats(&served0, &spilled0, &live);
+	hl_json_arena_install();
+	assert_true(hl_json_arena_begin());
+	hl_json_arena_end();
+	hl_json_arena_stats(&served0, &spilled0, &live);
 	assert_int_equal(live, 0);
 	json_array_foreach(all, i, ev)
 	{
@@ -254,19 +254,19 @@ test_jsonfast_arena_builds_equal_trees_and_frees_them(void **state)
 		{
 			text = json_dumps(ex, JSON_COMPACT);
 			ref = json_loads(text, JANSSON_FLAGS, NULL);
-			assert_true(hl_http_json_arena_begin());
-			assert_int_equal(hl_http_json_parse(&ours, text, strlen(text), &err), 0);
+			assert_true(hl_json_arena_begin());
+			assert_int_equal(hl_json_fast_parse(&ours, text, strlen(text), &err), 0);
 			assert_true(json_equal(ours, ref));
 			json_decref(ours);
-			hl_http_json_arena_end();
-			hl_http_json_arena_stats(&served, &spilled, &live);
+			hl_json_arena_end();
+			hl_json_arena_stats(&served, &spilled, &live);
 			assert_int_equal(live, 0);
 			json_decref(ref);
 			free(text);
 			count++;
 		}
 	}
-	hl_http_json_arena_stats(&served, &spilled, &live);
+	hl_json_arena_stats(&served, &spilled, &live);
 	fprintf(stderr, "# arena served %zu bytes, %zu spilled allocations\n", served - served0,
 	        spilled - spilled0);
 	/* Every example tree fits the block: nothing spilled to malloc. */
@@ -277,7 +277,7 @@ test_jsonfast_arena_builds_equal_trees_and_frees_them(void **state)
 }
 
 static void
-test_jsonfast_arena_keeps_values_that_outlive_the_scope(void **state)
+test_json_fast_arena_keeps_values_that_outlive_the_scope(void **state)
 {
 	static const char a_text[] = "{\"a\":\"first value\",\"n\":[1,2,3]}";
 	static const char b_text[] = "{\"b\":\"second value that would overwrite\",\"m\":[4,5,6]}";
@@ -286,20 +286,20 @@ test_jsonfast_arena_keeps_values_that_outlive_the_scope(void **state)
 	size_t served, spilled;
 	long live;
 
-	hl_http_json_arena_install();
-	assert_true(hl_http_json_arena_begin());
-	assert_int_equal(hl_http_json_parse(&a, a_text, strlen(a_text), &err), 0);
-	hl_http_json_arena_end();
+	hl_json_arena_install();
+	assert_true(hl_json_arena_begin());
+	assert_int_equal(hl_json_fast_parse(&a, a_text, strlen(a_text), &err), 0);
+	hl_json_arena_end();
 	/* a is alive: the next scope must not rewind over it. */
-	assert_true(hl_http_json_arena_begin());
-	assert_int_equal(hl_http_json_parse(&b, b_text, strlen(b_text), &err), 0);
+	assert_true(hl_json_arena_begin());
+	assert_int_equal(hl_json_fast_parse(&b, b_text, strlen(b_text), &err), 0);
 	json_decref(b);
-	hl_http_json_arena_end();
+	hl_json_arena_end();
 	assert_true(json_equal(a, a_ref));
-	hl_http_json_arena_stats(&served, &spilled, &live);
+	hl_json_arena_stats(&served, &spilled, &live);
 	assert_true(live > 0);
 	json_decref(a);
-	hl_http_json_arena_stats(&served, &spilled, &live);
+	hl_json_arena_stats(&served, &spilled, &live);
 	assert_int_equal(live, 0);
 	json_decref(a_ref);
 }
@@ -316,7 +316,7 @@ decref_thread(void *arg)
 }
 
 static void
-test_jsonfast_arena_accounts_frees_from_other_threads(void **state)
+test_json_fast_arena_accounts_frees_from_other_threads(void **state)
 {
 	static const char text[] = "{\"k\":{\"x\":\"y\"},\"list\":[\"p\",\"q\"]}";
 	json_t *v = NULL, *outside = NULL;
@@ -325,19 +325,19 @@ test_jsonfast_arena_accounts_frees_from_other_threads(void **state)
 	long live;
 	pthread_t t;
 
-	hl_http_json_arena_install();
-	assert_true(hl_http_json_arena_begin());
-	assert_int_equal(hl_http_json_parse(&v, text, strlen(text), &err), 0);
-	hl_http_json_arena_end();
-	hl_http_json_arena_stats(&served0, &spilled, &live);
+	hl_json_arena_install();
+	assert_true(hl_json_arena_begin());
+	assert_int_equal(hl_json_fast_parse(&v, text, strlen(text), &err), 0);
+	hl_json_arena_end();
+	hl_json_arena_stats(&served0, &spilled, &live);
 	assert_true(live > 0);
 	assert_int_equal(pthread_create(&t, NULL, decref_thread, v), 0);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	hl_http_json_arena_stats(&served, &spilled, &live);
+	hl_json_arena_stats(&served, &spilled, &live);
 	assert_int_equal(live, 0);
 	/* Outside a scope values are plain malloc: the block serves nothing. */
-	assert_int_equal(hl_http_json_parse(&outside, text, strlen(text), &err), 0);
-	hl_http_json_arena_stats(&served, &spilled, &live);
+	assert_int_equal(hl_json_fast_parse(&outside, text, strlen(text), &err), 0);
+	hl_json_arena_stats(&served, &spilled, &live);
 	assert_int_equal(served, served0);
 	assert_int_equal(live, 0);
 	json_decref(outside);
@@ -347,13 +347,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_jsonfast_edge_cases),
-		cmocka_unit_test(test_jsonfast_depth_is_bounded),
-		cmocka_unit_test(test_jsonfast_matches_jansson_on_webhook_examples),
-		cmocka_unit_test(test_jsonfast_matches_jansson_on_mutations),
-		cmocka_unit_test(test_jsonfast_arena_builds_equal_trees_and_frees_them),
-		cmocka_unit_test(test_jsonfast_arena_keeps_values_that_outlive_the_scope),
-		cmocka_unit_test(test_jsonfast_arena_accounts_frees_from_other_threads),
+		cmocka_unit_test(test_json_fast_edge_cases),
+		cmocka_unit_test(test_json_fast_depth_is_bounded),
+		cmocka_unit_test(test_json_fast_matches_jansson_on_webhook_examples),
+		cmocka_unit_test(test_json_fast_matches_jansson_on_mutations),
+		cmocka_unit_test(test_json_fast_arena_builds_equal_trees_and_frees_them),
+		cmocka_unit_test(test_json_fast_arena_keeps_values_that_outlive_the_scope),
+		cmocka_unit_test(test_json_fast_arena_accounts_frees_from_other_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
