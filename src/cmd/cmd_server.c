@@ -117,8 +117,6 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot start the HTTP server: %s", err.msg);
 		goto out;
 	}
-	/* decisions go to the sensor calls waiting for them */
-	hl_pipeline_set_decision_hook(pipeline, hl_http_server_publish_decision, http);
 	if (hl_workers_start(&workers, cfg->workers, cfg, store, pipeline, &err) < 0) {
 		hl_cmd_fail("cannot start the workers: %s", err.msg);
 		goto out;

@@ -6,27 +6,25 @@
  * answer) and the delivery is finished with the outcome as its reason.
  *
  * Transient failures (an upstream, the network, the store) give the
- * delivery back for another claim, with a growing pause, up to
- * PIPELINE_MAX_ATTEMPTS claims; every remediation step is idempotent, so a
- * retry never doubles a CodeRun. After that the worker marks it failed.
+ * delivery back for another claim after a growing pause (a not-before time
+ * in the store: no worker sleeps holding it), up to HL_PIPELINE_MAX_CLAIMS
+ * claims; every remediation step is idempotent, so a retry never doubles a
+ * CodeRun. After that the worker marks it failed.
  */
 #include "pipeline.h"
 
+#include "base/buf.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "remediate/remediate.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#define PIPELINE_MAX_ATTEMPTS 5
 
 struct hl_pipeline {
 	const struct hl_config *cfg;
 	struct hl_store *store;
 	struct hl_remediator *remediator;
-	hl_pipeline_decision_fn on_decision;
-	void *on_decision_arg;
 };
 
 int
@@ -57,13 +55,6 @@ hl_pipeline_free(struct hl_pipeline *p)
 	free(p);
 }
 
-void
-hl_pipeline_set_decision_hook(struct hl_pipeline *p, hl_pipeline_decision_fn fn, void *arg)
-{
-	p->on_decision = fn;
-	p->on_decision_arg = arg;
-}
-
 static bool
 pipeline_remediates(const struct hl_event *ev)
 {
@@ -87,22 +78,48 @@ pipeline_transient(int rc)
 	return rc == -HL_EUPSTREAM || rc == -HL_EIO || rc == -HL_ETIMEOUT || rc == -HL_EDB;
 }
 
-static void
-pipeline_publish(struct hl_pipeline *p, const char *delivery_id, const struct hl_remediation *res)
+/* The decision as the sensor's answer needs it; malloc'd JSON text. */
+static char *
+pipeline_decision_json(const struct hl_remediation *res)
 {
-	json_t *d;
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "task_id", res->task_id, "agent",
+	                      res->agent, "failure_type", res->failure_type, "coderun_name",
+	                      res->coderun_name, "dedup_status", res->dedup_status, "outcome",
+	                      res->outcome);
+	char *text;
 
-	if (!p->on_decision)
-		return;
-	d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "task_id", res->task_id, "agent",
-	              res->agent, "failure_type", res->failure_type, "coderun_name",
-	              res->coderun_name, "dedup_status", res->dedup_status, "outcome",
-	              res->outcome);
-	if (d && res->reason[0])
+	if (!d)
+		return NULL;
+	if (res->reason[0])
 		json_object_set_new(d, "reason", json_string(res->reason));
-	if (d)
-		p->on_decision(p->on_decision_arg, delivery_id, d);
+	text = json_dumps(d, JSON_COMPACT);
 	json_decref(d);
+	return text;
+}
+
+/* Hands the decision to whoever waits for it (any replica's sensor call). */
+static void
+pipeline_publish(struct hl_pipeline *p, const char *delivery_id, const char *decision)
+{
+	struct hl_buf b = HL_BUF_INIT(8192);
+	struct hl_err err = HL_ERR_INIT;
+
+	hl_buf_appendf(&b, "%s %s", delivery_id, decision);
+	if (!hl_buf_error(&b) && hl_store_publish(p->store, HL_CHANNEL_DECISION, b.data, &err) < 0)
+		hl_warn("publishing the decision of '%s' failed: %s", delivery_id, err.msg);
+	hl_buf_release(&b);
+}
+
+/* The pause before the claims-th claim of a delivery given back: 1, 2, 4,
+ * 8 ... seconds, at most a minute. */
+static int64_t
+pipeline_backoff_ms(int claims)
+{
+	int64_t ms = 1000;
+
+	while (--claims > 0 && ms < 60000)
+		ms *= 2;
+	return ms < 60000 ? ms : 60000;
 }
 
 int
@@ -112,20 +129,26 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	const char *outcome = "recorded";
 	struct hl_remediation res;
 	json_t *j = hl_event_to_json(ev);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL, *decision = NULL;
 	int rc = 0;
 
 	if (pipeline_remediates(ev)) {
 		rc = hl_remediate(p->remediator, &res, ev, d->task_id ? d->task_id : d->delivery_id,
-		                  err);
-		if (rc < 0 && pipeline_transient(rc) && d->attempts < PIPELINE_MAX_ATTEMPTS) {
-			/* give it back; the pause keeps a dead upstream from spinning a worker */
-			struct timespec ts = { d->attempts, 0 };
-			hl_warn("remediation of '%s' failed (attempt %d), will retry: %s",
-			        d->delivery_id, d->attempts, err->msg);
-			nanosleep(&ts, NULL);
-			rc = hl_store_finish_delivery(p->store, d->delivery_id,
-			                              HL_DELIVERY_RECEIVED, "retry", text, err);
+		                  d->failure_key, err);
+		if (rc < 0 && pipeline_transient(rc) && d->claims < HL_PIPELINE_MAX_CLAIMS) {
+			/* give it back; the not-before time keeps a dead upstream
+			 * from spinning a worker */
+			int64_t pause = pipeline_backoff_ms(d->claims);
+			hl_warn("remediation of '%s' failed (claim %d), retrying in %lld ms: %s",
+			        d->delivery_id, d->claims, (long long)pause, err->msg);
+			rc = hl_store_finish_delivery(
+			        p->store, d->delivery_id,
+			        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
+			                                      .reason = "retry",
+			                                      .event_json = text,
+			                                      .not_before_ms =
+			                                              hl_time_wall_ms() + pause },
+			        err);
 			goto out;
 		}
 		if (rc < 0)
@@ -134,13 +157,20 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		hl_log_kv(HL_LOG_INFO, "remediation decided", "agent", res.agent, "failure_type",
 		          res.failure_type, "coderun", res.coderun_name, "dedup_status",
 		          res.dedup_status, "outcome", res.outcome, NULL);
-		pipeline_publish(p, d->delivery_id, &res);
+		decision = pipeline_decision_json(&res);
 	} else if (ev->intent == HL_INTENT_COMMAND) {
 		outcome = ev->command == HL_CMD_STATUS ? "command_status" : "command_stop";
 	}
-	rc = hl_store_finish_delivery(p->store, d->delivery_id, HL_DELIVERY_PROCESSED, outcome,
-	                              text, err);
+	rc = hl_store_finish_delivery(p->store, d->delivery_id,
+	                              &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+	                                                            .reason = outcome,
+	                                                            .event_json = text,
+	                                                            .decision_json = decision },
+	                              err);
+	if (rc == 0 && decision)
+		pipeline_publish(p, d->delivery_id, decision);
 out:
+	free(decision);
 	free(text);
 	json_decref(j);
 	return rc;

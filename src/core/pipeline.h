@@ -1,23 +1,25 @@
 /*
  * pipeline.h - THE seam between intake and remediation.
  *
- * The worker (worker.h) claims a stored delivery, re-normalizes it from the
+ * The worker (worker.h) claims a stored delivery, normalizes it from the
  * stored body and calls hl_pipeline_process exactly once per claim. The
  * pipeline decides what to do and RECORDS THE OUTCOME ITSELF by calling
- * hl_store_finish_delivery(store, d->delivery_id, state, outcome, event_json)
- * before returning 0. pipeline.c sends CI failures, security alerts,
- * requested actions and /healer fix|retry commands through the remediator
- * (remediate.h: context -> classify -> prompt -> CodeRun, recorded as a task
- * with its attempt) and finishes the delivery with the outcome
- * ("dispatched", "decided", "existing", "skipped"); other events are
- * "recorded" (/healer status|stop as "command_status" / "command_stop").
+ * hl_store_finish_delivery before returning 0. pipeline.c sends CI
+ * failures, security alerts, requested actions and /healer fix|retry
+ * commands through the remediator (remediate.h: context -> classify ->
+ * prompt -> CodeRun, recorded as a task with its attempt), finishes the
+ * delivery with the outcome ("dispatched", "decided", "existing",
+ * "skipped") and the decision, and publishes the decision on the store's
+ * decision channel (the sensor's synchronous answer, on any replica);
+ * other events are "recorded" (/healer status|stop as "command_status" /
+ * "command_stop").
  *
  * Contract for implementations:
  *  - Return 0 after finishing the delivery; return -HL_E* (err filled)
  *    without finishing it, and the worker marks it failed with the error
  *    code name as the reason.
  *  - A delivery whose process died mid-pipeline is claimed again after
- *    restart (d->attempts > 1): external side effects must be idempotent
+ *    restart (d->claims > 1): external side effects must be idempotent
  *    (e.g. name the CodeRun from d->task_id and treat "already exists" as
  *    success). hl_store_finish_delivery succeeds once per delivery.
  *  - Called concurrently from cfg->workers threads: the pipeline object is
@@ -33,21 +35,19 @@
 
 struct hl_pipeline;
 
+#define HL_PIPELINE_MAX_CLAIMS 5
+
 /* cfg and store are borrowed and must outlive the pipeline. */
 int hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl_store *store,
                     struct hl_err *err);
 void hl_pipeline_free(struct hl_pipeline *p);
 
 /*
- * Called (on a worker thread) with the decision of each remediated delivery:
- * {task_id, agent, failure_type, coderun_name, dedup_status, outcome,
- * reason?}. decision is borrowed for the call. For the sensor's synchronous
- * answer.
+ * Processes one claimed delivery d whose normalized event is ev (see
+ * above). A transient failure (an upstream, the network, the store) gives
+ * the delivery back with a not-before time growing with its claims (no
+ * worker waits), up to HL_PIPELINE_MAX_CLAIMS claims; then it fails.
  */
-typedef void (*hl_pipeline_decision_fn)(void *arg, const char *delivery_id, const json_t *decision);
-void hl_pipeline_set_decision_hook(struct hl_pipeline *p, hl_pipeline_decision_fn fn, void *arg);
-
-/* Processes one claimed delivery d whose normalized event is ev (see above). */
 int hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
                         const struct hl_event *ev, struct hl_err *err);
 

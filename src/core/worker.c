@@ -11,8 +11,8 @@
 #include "worker.h"
 
 #include "base/log.h"
-#include "json/fast.h"
 
+#include "json/fast.h"
 #include "json/json.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,9 +57,14 @@ hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
 		hl_log_kv(HL_LOG_WARN, "delivery failed", "event", d->event_name, "reason", reason,
 		          "error", err.msg, NULL);
 		/* ECONFLICT: someone else finished it; nothing left to do. */
-		if (rc != -HL_ECONFLICT)
-			hl_store_finish_delivery(store, d->delivery_id, HL_DELIVERY_FAILED, reason,
-			                         NULL, NULL);
+		if (rc != -HL_ECONFLICT &&
+		    hl_store_finish_delivery(
+		            store, d->delivery_id,
+		            &(struct hl_delivery_result){ .state = HL_DELIVERY_FAILED,
+		                                          .reason = reason },
+		            &err) < 0)
+			hl_log_kv(HL_LOG_ERROR, "cannot mark the delivery failed", "error", err.msg,
+			          NULL);
 	} else {
 		hl_log_kv(HL_LOG_DEBUG, "delivery processed", "event", d->event_name, NULL);
 	}

@@ -238,6 +238,25 @@ bool hl_event_has_skip_tag(const char *msg);
 char *hl_event_failure_key(const struct hl_event *ev);
 
 /*
+ * The key a remediation of ev is claimed by: the failure key for CI
+ * failures, else the dedup key (an alert, a comment, a button press), else
+ * "<repository>|<kind>|<alert number>". Malloc'd; NULL on OOM.
+ */
+char *hl_event_remediation_key(const struct hl_event *ev);
+
+/*
+ * The task id of an event that may be remediated: "hl-" + the first 20 hex
+ * digits of sha256(identity), where identity is the event's dedup key (so
+ * every delivery of one event names the same task) or, without one, the
+ * delivery id. Returns 0, -HL_EINVAL (empty identity) or -HL_ETOOBIG.
+ */
+int hl_event_task_id(char *out, size_t size, const char *identity);
+
+/* True for intents that start a remediation task (CI failure, security
+ * alert, /healer command, requested action). */
+bool hl_event_remediable(const struct hl_event *ev);
+
+/*
  * The normalized event as a new JSON object (caller decrefs; NULL on OOM)
  * whose keys are the struct's field names; "kind" and "intent" are always
  * present, other strings only when non-NULL, ids only when non-zero,

@@ -3,6 +3,8 @@
  * /api/remediations/{task_id}. All of them read the store under its mutex;
  * none scans the deliveries table (counts come from delivery_counts).
  */
+#include "api/api.h"
+
 #include "base/clock.h"
 #include "base/log.h"
 #include "event/event.h"
@@ -13,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define API_JSON "application/json; charset=utf-8"
+#define API_JSON   "application/json; charset=utf-8"
+#define API_RECENT 20
 
 static enum MHD_Result
 api_reply_json(struct http_req *r, unsigned code, json_t *o)
@@ -79,8 +82,7 @@ api_task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
 {
 	json_t *o = arg;
 
-	api_add(json_object_get(o,
-	                        strcmp(kind, "status") == 0 ? "by_status" : "attempts_by_outcome"),
+	api_add(json_object_get(o, strcmp(kind, "state") == 0 ? "by_state" : "attempts_by_outcome"),
 	        name, n);
 }
 
@@ -89,16 +91,18 @@ hl_http_status(struct http_req *r)
 {
 	struct api_counts c = { json_object(), json_object(), json_object(), json_object(), 0 };
 	struct hl_err err = HL_ERR_INIT;
+	struct hl_delivery_summary last[API_RECENT];
 	json_t *o, *recent = json_array(), *d;
 	int64_t depth = 0;
+	size_t n_last = 0, i;
 
-	json_t *rem = json_pack("{s:o, s:o}", "by_status", json_object(), "attempts_by_outcome",
+	json_t *rem = json_pack("{s:o, s:o}", "by_state", json_object(), "attempts_by_outcome",
 	                        json_object());
 
 	if (hl_store_counts(r->srv->store, api_count_cb, &c, &err) < 0 ||
 	    hl_store_queue_depth(r->srv->store, &depth, &err) < 0 ||
 	    hl_store_task_counts(r->srv->store, api_task_count_cb, rem, &err) < 0 ||
-	    hl_store_recent(r->srv->store, recent, 20, &err) < 0) {
+	    hl_store_recent_deliveries(r->srv->store, last, API_RECENT, &n_last, &err) < 0) {
 		json_decref(rem);
 		json_decref(c.by_event);
 		json_decref(c.by_state);
@@ -107,6 +111,8 @@ hl_http_status(struct http_req *r)
 		json_decref(recent);
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	}
+	for (i = 0; i < n_last; i++)
+		json_array_append_new(recent, hl_api_delivery_json(&last[i]));
 	d = json_pack("{s:I, s:o, s:o, s:o, s:o}", "total", (json_int_t)c.total, "by_event",
 	              c.by_event, "by_state", c.by_state, "by_reason", c.by_reason,
 	              "by_event_state", c.by_event_state);
@@ -187,15 +193,20 @@ enum MHD_Result
 hl_http_remediation(struct http_req *r, const char *task_id)
 {
 	struct hl_err err = HL_ERR_INIT;
-	json_t *task = NULL;
+	struct hl_task_record *task = NULL;
+	json_t *doc;
 	int rc;
 
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
-	rc = hl_store_task_json(r->srv->store, &task, task_id, &err);
+	rc = hl_store_task_get(r->srv->store, &task, task_id, &err);
 	if (rc == -HL_ENOTFOUND)
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	if (rc < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
-	return api_reply_json(r, 200, task);
+	doc = hl_api_task_json(task);
+	hl_task_record_free(task);
+	if (!doc)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	return api_reply_json(r, 200, doc);
 }

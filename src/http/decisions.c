@@ -1,9 +1,11 @@
 /*
  * decisions.c - the sensor's synchronous answer: a POST to
  * /api/remediate/ci-failure whose delivery was accepted stays suspended
- * after its commit until the worker publishes the remediation decision
- * (agent, failure type, CodeRun) or HEALER_DECISION_WAIT_MS passes; then it
- * is answered 202, with the decision when there is one.
+ * after its commit until a worker publishes the remediation decision
+ * (agent, failure type, CodeRun) on the store's decision channel — from
+ * this process or, on a shared store, another replica — or
+ * HEALER_DECISION_WAIT_MS passes; then it is answered 202, with the
+ * decision when there is one (the reply also reads the stored decision).
  *
  * The board is a list of waiting requests under one mutex, plus a ring of
  * the latest decisions so that one published before its request registered
@@ -178,16 +180,26 @@ out:
 }
 
 void
-hl_decisions_publish(struct hl_decision_board *b, const char *delivery_id, const json_t *decision)
+hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
+                     const char *decision_json)
 {
+	char delivery_id[HL_DELIVERY_ID_MAX + 1];
 	struct board_recent *slot;
 	struct http_req *r;
+	json_t *decision;
 
+	if (id_len == 0 || id_len > HL_DELIVERY_ID_MAX)
+		return;
+	memcpy(delivery_id, id, id_len);
+	delivery_id[id_len] = '\0';
+	decision = json_loads(decision_json, 0, NULL);
+	if (!decision)
+		return;
 	pthread_mutex_lock(&b->lock);
 	slot = &b->recent[b->recent_pos++ % BOARD_RECENT];
 	json_decref(slot->decision);
 	hl_strlcpy(slot->delivery_id, delivery_id, sizeof(slot->delivery_id));
-	slot->decision = json_deep_copy(decision);
+	slot->decision = json_incref(decision);
 	for (r = b->waiters; r; r = r->wait_next) {
 		if (strcmp(r->delivery_id, delivery_id) == 0) {
 			board_unlink(b, r);
@@ -197,4 +209,5 @@ hl_decisions_publish(struct hl_decision_board *b, const char *delivery_id, const
 		}
 	}
 	pthread_mutex_unlock(&b->lock);
+	json_decref(decision);
 }

@@ -23,8 +23,9 @@ void hl_decisions_free(struct hl_decision_board *b);
  * registers r for at most wait_ms and returns true (the board resumes it). */
 bool hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms);
 
-/* Records a decision and resumes the request waiting for it, if any. */
-void hl_decisions_publish(struct hl_decision_board *b, const char *delivery_id,
-                          const json_t *decision);
+/* Records a decision (JSON text) for the delivery id (id_len bytes of id)
+ * and resumes the request waiting for it, if any. */
+void hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
+                          const char *decision_json);
 
 #endif

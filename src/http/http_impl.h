@@ -56,6 +56,7 @@ struct http_req {
 	char skip[64];
 	char *action;
 	char *dedup_key;
+	char *failure_key;
 	char *headers_json;
 	char *stored_body; /* the JSON stored when it differs from the raw body */
 	struct hl_intake_req ireq;

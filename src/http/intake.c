@@ -26,9 +26,10 @@
  * (json/fast.h): the scope spans parse -> normalize -> decref and produces
  * nothing that is freed with free().
  *
- * Task ids: events that will be remediated get "hl-<20 hex of
- * sha256(dedup key or delivery id)>", stable across deliveries of the same
- * event (so the remediation object can be named from it idempotently).
+ * Identity is decided here, once (event/identity.c): the dedup key, and for
+ * events that will be remediated the remediation key and the task id
+ * ("hl-<20 hex of sha256(dedup key or delivery id)>", stable across
+ * deliveries of the same event); all three are stored with the delivery.
  */
 #include "base/log.h"
 #include "base/str.h"
@@ -36,8 +37,8 @@
 #include "decisions.h"
 #include "event/event.h"
 #include "http_impl.h"
-#include "json/fast.h"
 
+#include "json/fast.h"
 #include "json/json.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -200,7 +201,6 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	struct hl_event *ev = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	const char *skip = NULL;
-	char *key_src = NULL;
 	int rc;
 
 	rc = hl_event_normalize(&ev, r->event_name, payload, &err);
@@ -215,16 +215,12 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		if (ev->action)
 			r->action = strdup(ev->action);
 		r->dedup_key = hl_event_dedup_key(ev);
-		if (!skip &&
-		    (ev->intent == HL_INTENT_CI_FAILURE || ev->intent == HL_INTENT_SECURITY ||
-		     ev->intent == HL_INTENT_COMMAND || ev->intent == HL_INTENT_ACTION)) {
-			char hex[HL_SHA256_HEX_LEN + 1];
-
-			key_src = r->dedup_key ? r->dedup_key : r->delivery_id;
-			if (hl_sha256_hex(hex, key_src, strlen(key_src)) == 0) {
-				hex[20] = '\0';
-				snprintf(r->task_id, sizeof(r->task_id), "hl-%s", hex);
-			}
+		/* identity once: the worker and the remediator use these */
+		if (!skip && hl_event_remediable(ev)) {
+			r->failure_key = hl_event_remediation_key(ev);
+			if (hl_event_task_id(r->task_id, sizeof(r->task_id),
+			                     r->dedup_key ? r->dedup_key : r->delivery_id) < 0)
+				r->task_id[0] = '\0';
 		}
 	}
 	if (skip)
@@ -247,6 +243,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		.body = body,
 		.body_len = len,
 		.dedup_key = r->dedup_key,
+		.failure_key = r->failure_key,
 		.task_id = r->task_id[0] ? r->task_id : NULL,
 		.skip_reason = r->skip[0] ? r->skip : NULL,
 	};
@@ -269,29 +266,43 @@ intake_add_decision(struct http_req *r, json_t *o)
 {
 	static const char *const keys[] = { "agent", "failure_type", "coderun_name" };
 	const struct hl_intake_answer *a = &r->ireq.answer;
-	json_t *task = NULL;
+	struct hl_task_record *task = NULL;
+	json_t *stored = NULL;
 	const json_t *src = r->decision;
+	char *text = NULL;
 	size_t i;
 
-	if (!src && a->status == HL_INTAKE_DUPLICATE && a->task_id[0] &&
-	    hl_store_task_json(r->srv->store, &task, a->task_id, NULL) == 0)
-		src = task;
-	for (i = 0; src && i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = json_string_value(json_object_get(src, keys[i]));
-		if (v && *v)
-			json_object_set_new(o, keys[i], json_string(v));
+	/* missed while waiting (decided before the wait began, or the signal
+	 * was lost): the decision stored with the delivery */
+	if (!src && a->status == HL_INTAKE_ACCEPTED &&
+	    hl_store_delivery_decision(r->srv->store, &text, r->delivery_id, NULL) == 0) {
+		src = stored = json_loads(text, 0, NULL);
+		free(text);
 	}
-	if (r->decision) {
-		const char *ds = json_string_value(json_object_get(r->decision, "dedup_status"));
-		const char *why = json_string_value(json_object_get(r->decision, "reason"));
+	if (src) {
+		const char *ds = json_string_value(json_object_get(src, "dedup_status"));
+		const char *why = json_string_value(json_object_get(src, "reason"));
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			const char *v = json_string_value(json_object_get(src, keys[i]));
+			if (v && *v)
+				json_object_set_new(o, keys[i], json_string(v));
+		}
 		if (ds)
 			json_object_set_new(o, "dedup_status", json_string(ds));
 		if (why)
 			json_object_set_new(o, "reason", json_string(why));
+	} else if (a->status == HL_INTAKE_DUPLICATE && a->task_id[0] &&
+	           hl_store_task_get(r->srv->store, &task, a->task_id, NULL) == 0) {
+		/* the first delivery's task */
+		const char *v[] = { task->agent, task->failure_type, task->coderun_name };
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (v[i] && *v[i])
+				json_object_set_new(o, keys[i], json_string(v[i]));
+		hl_task_record_free(task);
 	} else if (a->status == HL_INTAKE_ACCEPTED && r->route == HL_ROUTE_CI_FAILURE) {
 		json_object_set_new(o, "decision", json_string("pending"));
 	}
-	json_decref(task);
+	json_decref(stored);
 }
 
 enum MHD_Result

@@ -21,8 +21,8 @@
 #include "base/str.h"
 #include "decisions.h"
 #include "http_impl.h"
-#include "json/fast.h"
 
+#include "json/fast.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -242,6 +242,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	hl_buf_release(&r->body);
 	free(r->action);
 	free(r->dedup_key);
+	free(r->failure_key);
 	free(r->headers_json);
 	free(r->stored_body);
 	json_decref(r->decision);
@@ -305,6 +306,18 @@ http_listen(int *fd_out, int *port_out, const char *host, int port, struct hl_er
 	return 0;
 }
 
+/* Store signals: a decision ("<delivery id> <json>") for a waiting sensor call. */
+static void
+http_on_signal(void *arg, enum hl_store_channel ch, const char *payload)
+{
+	struct hl_http_server *srv = arg;
+	const char *sp;
+
+	if (ch != HL_CHANNEL_DECISION || !(sp = strchr(payload, ' ')))
+		return;
+	hl_decisions_publish(srv->decisions, payload, (size_t)(sp - payload), sp + 1);
+}
+
 int
 hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
                      struct hl_store *store, const char *version, struct hl_err *err)
@@ -312,6 +325,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	struct hl_http_server *srv;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads;
+	bool subscribed = false;
 	int rc;
 
 	srv = calloc(1, sizeof(*srv));
@@ -332,6 +346,11 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	rc = hl_decisions_new(&srv->decisions, err);
 	if (rc < 0)
 		goto fail;
+	/* decisions made by any worker (of any replica) reach waiting sensor calls */
+	rc = hl_store_subscribe(store, http_on_signal, srv, err);
+	if (rc < 0)
+		goto fail;
+	subscribed = true;
 	rc = http_listen(&srv->listen_fd, &srv->port, cfg->listen_host, cfg->listen_port, err);
 	if (rc < 0)
 		goto fail;
@@ -354,6 +373,8 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	*out = srv;
 	return 0;
 fail:
+	if (subscribed)
+		hl_store_unsubscribe(store, http_on_signal, srv);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	hl_decisions_free(srv->decisions);
@@ -366,12 +387,6 @@ int
 hl_http_server_port(const struct hl_http_server *srv)
 {
 	return srv->port;
-}
-
-void
-hl_http_server_publish_decision(void *srv, const char *delivery_id, const json_t *decision)
-{
-	hl_decisions_publish(((struct hl_http_server *)srv)->decisions, delivery_id, decision);
 }
 
 bool
@@ -397,6 +412,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 	if (!srv)
 		return;
 	atomic_store(&srv->stopping, true);
+	hl_store_unsubscribe(srv->store, http_on_signal, srv);
 	hl_decisions_release_all(srv->decisions);
 	MHD_stop_daemon(srv->daemon);
 	if (srv->listen_fd >= 0)

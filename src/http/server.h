@@ -36,12 +36,6 @@ int hl_http_server_start(struct hl_http_server **out, const struct hl_config *cf
 /* The bound TCP port. */
 int hl_http_server_port(const struct hl_http_server *srv);
 /*
- * Hands a remediation decision to the sensor call waiting for it, if any
- * (srv is a struct hl_http_server *; the signature fits
- * hl_pipeline_decision_fn). Thread-safe; decision is copied.
- */
-void hl_http_server_publish_decision(void *srv, const char *delivery_id, const json_t *decision);
-/*
  * Graceful stop, step 1: stop accepting connections, answer 503 to new
  * requests on open connections, and wait up to timeout_ms for requests in
  * flight (including deliveries waiting for their commit) to be answered.

@@ -94,24 +94,6 @@ rem_set(char *dst, size_t size, const char *s)
 	hl_strlcpy(dst, s ? s : "", size);
 }
 
-/* The remediation key: the failure's identity for CI events, the alert for
- * security events, the comment or the requested action otherwise. */
-static char *
-rem_key(const struct hl_event *ev)
-{
-	struct hl_buf b = HL_BUF_INIT(4096);
-	char *key;
-
-	if (ev->intent == HL_INTENT_CI_FAILURE)
-		return hl_event_failure_key(ev);
-	key = hl_event_dedup_key(ev);
-	if (key)
-		return key;
-	hl_buf_appendf(&b, "%s|%s|%lld", ev->repository ? ev->repository : "",
-	               hl_event_kind_name(ev->kind), (long long)ev->alert_number);
-	return hl_buf_detach(&b, NULL);
-}
-
 /* The classification input for an event with its gathered context. */
 static int
 rem_classify(struct hl_remediator *r, struct hl_verdict *v, const struct hl_event *ev,
@@ -211,8 +193,8 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 
 static int
 rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *task_id,
-             const char *key, const char *status, const char *agent, const char *type,
-             const char *coderun, const json_t *decision, struct hl_err *err)
+             const char *key, enum hl_task_state state, const char *reason, const char *agent,
+             const char *type, const char *coderun, const json_t *decision, struct hl_err *err)
 {
 	char *dj = decision ? json_dumps(decision, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	struct hl_task t = {
@@ -224,7 +206,9 @@ rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *tas
 		.branch = ev->branch,
 		.agent = agent,
 		.failure_type = type,
-		.status = status,
+		.state = state,
+		.reason = reason,
+		.attempts = 1,
 		.coderun_name = coderun,
 		.decision_json = dj,
 	};
@@ -323,7 +307,7 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
-             const char *task_id, struct hl_err *err)
+             const char *task_id, const char *failure_key, struct hl_err *err)
 {
 	struct hl_remediation res;
 	struct hl_context ctx;
@@ -341,7 +325,8 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	memset(&v, 0, sizeof(v));
 	hl_context_init(&ctx);
 	rem_set(res.task_id, sizeof(res.task_id), task_id);
-	key = rem_key(ev);
+	/* deliveries stored before identity was kept at intake carry none */
+	key = failure_key ? strdup(failure_key) : hl_event_remediation_key(ev);
 	if (!key)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 
@@ -353,22 +338,21 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	                                            .run_id = ev->run_id,
 	                                            .job = ev->job_name,
 	                                            .branch = ev->branch,
-	                                            .status = "claimed" },
+	                                            .state = HL_TASK_RUNNING,
+	                                            .attempts = 1 },
 	                         err);
 	if (rc < 0)
 		goto out;
 	if (!created && strcmp(existing, task_id) != 0) {
-		json_t *t = NULL;
+		struct hl_task_record *t = NULL;
 		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
 		snprintf(res.reason, sizeof(res.reason), "failure already remediated by %s",
 		         existing);
-		if (hl_store_task_json(r->store, &t, existing, NULL) == 0) {
-			rem_set(res.coderun_name, sizeof(res.coderun_name),
-			        hl_json_str(t, "coderun_name"));
-			rem_set(res.agent, sizeof(res.agent), hl_json_str(t, "agent"));
-			rem_set(res.failure_type, sizeof(res.failure_type),
-			        hl_json_str(t, "failure_type"));
-			json_decref(t);
+		if (hl_store_task_get(r->store, &t, existing, NULL) == 0) {
+			rem_set(res.coderun_name, sizeof(res.coderun_name), t->coderun_name);
+			rem_set(res.agent, sizeof(res.agent), t->agent);
+			rem_set(res.failure_type, sizeof(res.failure_type), t->failure_type);
+			hl_task_record_free(t);
 		}
 		rem_set(res.outcome, sizeof(res.outcome), "existing");
 		goto done;
@@ -380,7 +364,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		goto out;
 	if (rc == 1) {
 		rem_set(res.outcome, sizeof(res.outcome), res.dedup_status);
-		rc = rem_put_task(r, ev, task_id, key, res.dedup_status, NULL, NULL,
+		rc = rem_put_task(r, ev, task_id, key, HL_TASK_SKIPPED, res.reason, NULL, NULL,
 		                  res.coderun_name[0] ? res.coderun_name : NULL, NULL, err);
 		if (rc < 0)
 			goto out;
@@ -410,8 +394,8 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		rem_set(res.dedup_status, sizeof(res.dedup_status), "skipped");
 		rem_set(res.reason, sizeof(res.reason), "skip_tag");
 		rem_set(res.outcome, sizeof(res.outcome), "skipped");
-		if ((rc = rem_put_task(r, ev, task_id, key, "skipped", NULL, NULL, NULL, NULL,
-		                       err)) < 0)
+		if ((rc = rem_put_task(r, ev, task_id, key, HL_TASK_SKIPPED, "skip_tag", NULL, NULL,
+		                       NULL, NULL, err)) < 0)
 			goto out;
 		goto done;
 	}
@@ -481,12 +465,20 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	                             hl_dispatch_outcome_name(dout));
 	if (decision)
 		json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
-	if ((rc = rem_put_task(r, ev, task_id, key, res.outcome, v.agent, v.failure_type, name,
-	                       decision, err)) < 0)
+	/* decided only (no dispatch target): nothing will run */
+	if ((rc = rem_put_task(r, ev, task_id, key,
+	                       dout == HL_DISPATCH_DRY_RUN ? HL_TASK_SKIPPED : HL_TASK_RUNNING,
+	                       dout == HL_DISPATCH_DRY_RUN ? "decide_only" : NULL, v.agent,
+	                       v.failure_type, name, decision, err)) < 0)
 		goto out;
 	rc = hl_store_attempt_put(r->store,
 	                          &(struct hl_attempt){ .task_id = task_id,
 	                                                .n = 1,
+	                                                .kind = HL_ATTEMPT_AGENT,
+	                                                .phase = dout == HL_DISPATCH_DRY_RUN
+	                                                                 ? HL_PHASE_DONE
+	                                                                 : HL_PHASE_PENDING,
+	                                                .outcome = HL_OUTCOME_INVALID,
 	                                                .agent = v.agent,
 	                                                .coderun_name = name,
 	                                                .started_ms = hl_time_wall_ms() },

@@ -49,11 +49,13 @@ void hl_remediator_free(struct hl_remediator *r);
 
 /*
  * Remediates ev (intent CI_FAILURE, SECURITY, ACTION or COMMAND fix/retry)
- * under task_id (the id answered at intake). *out is filled on success.
- * Errors are infrastructure failures (store, dispatch target) after which
- * the delivery may be retried: every step before them is idempotent.
+ * under task_id and failure_key, the identity decided at intake and stored
+ * with the delivery (failure_key NULL: derived from ev). Starts attempt 1
+ * of the task. *out is filled on success. Errors are infrastructure
+ * failures (store, dispatch target) after which the delivery may be
+ * retried: every step before them is idempotent.
  */
 int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
-                 const char *task_id, struct hl_err *err);
+                 const char *task_id, const char *failure_key, struct hl_err *err) HL_MUST_CHECK;
 
 #endif

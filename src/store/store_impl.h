@@ -2,48 +2,72 @@
  * store_impl.h - the backend vtable behind store.h (private to src/store).
  *
  * A backend owns its connection(s) and is NOT thread-safe: the front end
- * (store.c) holds the store mutex around every call. Every operation is one
- * transaction; intake_batch writes a whole batch in one transaction.
+ * (store.c) holds the store mutex around every call except sync_log. Every
+ * operation is one transaction; intake_batch writes a whole batch in one
+ * transaction. The operations are grouped by concern, as the public
+ * headers are: the connection and its schema, the intake queue, the ledger.
  */
 #ifndef HL_STORE_STORE_IMPL_H
 #define HL_STORE_STORE_IMPL_H
 
+#include "base/embed.h"
 #include "store.h"
 
 struct hl_store_backend;
 
-struct hl_store_ops {
+/* Where a backend hands the signals it receives (see hl_store_publish). */
+struct hl_store_sink {
+	void (*deliver)(void *arg, enum hl_store_channel ch, const char *payload);
+	void *arg;
+};
+
+struct hl_store_conn_ops {
 	const char *name;
 	void (*close)(struct hl_store_backend *b);
 	int (*migrate)(struct hl_store_backend *b, int *applied, struct hl_err *err);
 	int (*schema_version)(struct hl_store_backend *b, int *out, struct hl_err *err);
+	int (*ping)(struct hl_store_backend *b, struct hl_err *err);
+	/* Sends a signal to every process sharing the store, which deliver it
+	 * to their sinks (this one's included). NULL for a backend that only
+	 * ever has one process: the front end then delivers it itself. */
+	int (*publish)(struct hl_store_backend *b, enum hl_store_channel ch, const char *payload,
+	               struct hl_err *err);
+};
+
+struct hl_store_intake_ops {
 	int (*recover)(struct hl_store_backend *b, int64_t *n, struct hl_err *err);
 	/* Stores the list (linked by next) in one transaction and sets each
 	 * req's rc, err and answer; returns how many were stored as received. */
-	int (*intake_batch)(struct hl_store_backend *b, struct hl_intake_req *head);
+	int (*batch)(struct hl_store_backend *b, struct hl_intake_req *head);
 	/* Non-NULL when the backend can commit a batch without syncing and
-	 * make it durable later: intake_batch then only writes (its pages are
-	 * in the OS), and sync_log(b) — called WITHOUT the store mutex, from
-	 * another thread, concurrently with later batches — makes everything
-	 * committed before the call durable. Returns 0 or -HL_EIO. */
+	 * make it durable later: batch then only writes (its pages are in the
+	 * OS), and sync_log(b) — called WITHOUT the store mutex, from another
+	 * thread, concurrently with later batches — makes everything committed
+	 * before the call durable. Returns 0 or -HL_EIO. */
 	int (*sync_log)(struct hl_store_backend *b);
 	int (*claim_next)(struct hl_store_backend *b, struct hl_delivery_record **out,
 	                  struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *delivery_id,
-	              enum hl_delivery_state state, const char *reason, const char *event_json,
-	              struct hl_err *err);
-	int (*ping)(struct hl_store_backend *b, struct hl_err *err);
+	              const struct hl_delivery_result *r, struct hl_err *err);
+	int (*decision)(struct hl_store_backend *b, char **out, const char *delivery_id,
+	                struct hl_err *err);
 	int (*queue_depth)(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
 	int (*counts)(struct hl_store_backend *b,
 	              void (*fn)(void *, const char *, const char *, const char *, int64_t),
 	              void *arg, struct hl_err *err);
-	int (*recent)(struct hl_store_backend *b, json_t *arr, int limit, struct hl_err *err);
-	int (*task_put)(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err);
+	int (*recent)(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t max,
+	              size_t *n, struct hl_err *err);
+};
+
+struct hl_store_ledger_ops {
 	int (*task_claim)(struct hl_store_backend *b, bool *created, char *existing,
 	                  const struct hl_task *t, struct hl_err *err);
 	int (*task_find)(struct hl_store_backend *b, char *out, const char *repository,
 	                 const char *branch, int64_t run_id, enum hl_task_find mode,
 	                 int64_t since_ms, const char *exclude, struct hl_err *err);
+	int (*task_put)(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err);
+	int (*task_get)(struct hl_store_backend *b, struct hl_task_record **out,
+	                const char *task_id, struct hl_err *err);
 	int (*attempt_put)(struct hl_store_backend *b, const struct hl_attempt *a,
 	                   struct hl_err *err);
 	int (*outcome_add)(struct hl_store_backend *b, const char *task_id, const char *delivery_id,
@@ -51,12 +75,24 @@ struct hl_store_ops {
 	int (*task_counts)(struct hl_store_backend *b,
 	                   void (*fn)(void *, const char *, const char *, int64_t), void *arg,
 	                   struct hl_err *err);
-	int (*task_json)(struct hl_store_backend *b, json_t **out, const char *task_id,
-	                 struct hl_err *err);
 };
+
+struct hl_store_ops {
+	struct hl_store_conn_ops conn;
+	struct hl_store_intake_ops intake;
+	struct hl_store_ledger_ops ledger;
+};
+
+/* The embedded migrations of each backend (scripts/embed.py), in order. */
+extern const struct hl_embed hl_store_sqlite_migrations[];
+extern const size_t hl_store_sqlite_migrations_count;
 
 /* Opens the SQLite backend on path. */
 int hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
-                         const char *path, struct hl_err *err);
+                         const char *path, const struct hl_store_sink *sink, struct hl_err *err);
+
+/* Shared by backends: the version number of a migration file name
+ * ("0006_lifecycle.sql" -> 6), or -1. */
+int hl_store_migration_version(const char *path);
 
 #endif

@@ -379,7 +379,7 @@ def run(tmp):
           and dl.get("by_reason", {}).get("event_not_handled") == 1
           and dl.get("by_reason", {}).get("duplicate_event", 0) >= 1
           and "queue_depth" in d and len(d.get("recent", [])) > 0
-          and "by_status" in d.get("remediations", {}), d)
+          and "by_state" in d.get("remediations", {}), d)
     st, _, d = srv.json("GET", "/api/remediations/hl-unknown")
     check("/api/remediations/{id} answers 404 JSON for an unknown task",
           st == 404 and d.get("error") == "not_found", d)

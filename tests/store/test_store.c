@@ -4,7 +4,9 @@
  * concurrent intakes, claim/finish, crash recovery and counters.
  */
 #include "store/store.h"
+#include "store/store_impl.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
@@ -22,7 +24,7 @@
 
 struct fixture {
 	char dir[64];
-	char url[128];
+	char url[256];
 	struct hl_store *s;
 };
 
@@ -68,6 +70,18 @@ reopen(struct fixture *f)
 	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
 }
 
+/* Finishes a claimed delivery the way the pipeline does. */
+static int
+finish(struct hl_store *s, const char *id, enum hl_delivery_state state, const char *reason,
+       const char *event_json, struct hl_err *err)
+{
+	return hl_store_finish_delivery(s, id,
+	                                &(struct hl_delivery_result){ .state = state,
+	                                                              .reason = reason,
+	                                                              .event_json = event_json },
+	                                err);
+}
+
 static struct hl_delivery_in
 delivery(const char *id, const char *key, const char *skip)
 {
@@ -107,7 +121,7 @@ test_store_migrations_idempotent(void **state)
 	int version = 0, applied = -1;
 
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 5);
+	assert_int_equal(version, (int)hl_store_sqlite_migrations_count);
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	insert(f, "d-keep", NULL, NULL);
@@ -115,7 +129,7 @@ test_store_migrations_idempotent(void **state)
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, 5);
+	assert_int_equal(version, (int)hl_store_sqlite_migrations_count);
 	/* The data survived the reopen. */
 	assert_int_equal(insert(f, "d-keep", NULL, NULL).status, HL_INTAKE_DUPLICATE);
 }
@@ -221,35 +235,29 @@ test_store_claim_finish_once(void **state)
 	assert_string_equal(d->hook_id, "42");
 	assert_int_equal(d->body_len, 22);
 	assert_string_equal(d->body, "{\"action\":\"completed\"}");
-	assert_int_equal(d->attempts, 1);
+	assert_int_equal(d->claims, 1);
 	assert_int_equal(hl_store_claim_next(f->s, &e, &err), 0);
 	assert_string_equal(e->delivery_id, "d-b");
 	/* The skipped one is never claimed. */
 	e2 = NULL;
 	assert_int_equal(hl_store_claim_next(f->s, &e2, &err), -HL_ENOTFOUND);
 	assert_null(e2);
-	assert_int_equal(hl_store_finish_delivery(f->s, "d-a", HL_DELIVERY_PROCESSED, "recorded",
-	                                          "{\"kind\":\"workflow_job\"}", &err),
+	assert_int_equal(finish(f->s, "d-a", HL_DELIVERY_PROCESSED, "recorded",
+	                        "{\"kind\":\"workflow_job\"}", &err),
 	                 0);
-	assert_int_equal(hl_store_finish_delivery(f->s, "d-a", HL_DELIVERY_PROCESSED, "recorded",
-	                                          NULL, &err),
+	assert_int_equal(finish(f->s, "d-a", HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
 	                 -HL_ECONFLICT);
-	assert_int_equal(
-	        hl_store_finish_delivery(f->s, "d-b", HL_DELIVERY_PROCESSING, NULL, NULL, &err),
-	        -HL_EINVAL);
+	assert_int_equal(finish(f->s, "d-b", HL_DELIVERY_PROCESSING, NULL, NULL, &err), -HL_EINVAL);
 	/* Giving one back re-queues it. */
-	assert_int_equal(
-	        hl_store_finish_delivery(f->s, "d-b", HL_DELIVERY_RECEIVED, NULL, NULL, &err), 0);
+	assert_int_equal(finish(f->s, "d-b", HL_DELIVERY_RECEIVED, NULL, NULL, &err), 0);
 	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
 	assert_int_equal(depth, 1);
 	hl_delivery_record_free(e);
 	e = NULL;
 	assert_int_equal(hl_store_claim_next(f->s, &e, &err), 0);
 	assert_string_equal(e->delivery_id, "d-b");
-	assert_int_equal(e->attempts, 2);
-	assert_int_equal(hl_store_finish_delivery(f->s, "d-b", HL_DELIVERY_FAILED, "bad_payload",
-	                                          NULL, &err),
-	                 0);
+	assert_int_equal(e->claims, 2);
+	assert_int_equal(finish(f->s, "d-b", HL_DELIVERY_FAILED, "bad_payload", NULL, &err), 0);
 	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
 	assert_int_equal(depth, 0);
 	hl_delivery_record_free(e);
@@ -278,10 +286,9 @@ test_store_recovers_processing_after_reopen(void **state)
 	assert_int_equal(depth, 2);
 	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
 	assert_string_equal(d->delivery_id, "d-crash");
-	assert_int_equal(d->attempts, 2);
-	assert_int_equal(hl_store_finish_delivery(f->s, d->delivery_id, HL_DELIVERY_PROCESSED,
-	                                          "recorded", NULL, &err),
-	                 0);
+	assert_int_equal(d->claims, 2);
+	assert_int_equal(
+	        finish(f->s, d->delivery_id, HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
 	hl_delivery_record_free(d);
 	assert_int_equal(hl_store_recover(f->s, &requeued, &err), 0);
 	assert_int_equal(requeued, 0);
@@ -312,16 +319,16 @@ test_store_counters_follow_states(void **state)
 	struct fixture *f = *state;
 	struct hl_delivery_record *d = NULL;
 	struct count_sum c = { 0 };
-	json_t *recent = json_array();
+	struct hl_delivery_summary recent[2];
+	size_t n_recent = 0;
 
 	insert(f, "c-1", NULL, NULL);
 	insert(f, "c-2", NULL, NULL);
 	insert(f, "c-3", NULL, "ping");
 	insert(f, "c-3", NULL, "ping"); /* duplicate delivery: not stored twice */
 	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
-	assert_int_equal(hl_store_finish_delivery(f->s, d->delivery_id, HL_DELIVERY_PROCESSED,
-	                                          "recorded", NULL, NULL),
-	                 0);
+	assert_int_equal(
+	        finish(f->s, d->delivery_id, HL_DELIVERY_PROCESSED, "recorded", NULL, NULL), 0);
 	hl_delivery_record_free(d);
 	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
 	assert_int_equal(c.total, 3);
@@ -335,12 +342,9 @@ test_store_counters_follow_states(void **state)
 	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
 	assert_int_equal(c.total, 3);
 	assert_int_equal(c.processed, 1);
-	assert_int_equal(hl_store_recent(f->s, recent, 2, NULL), 0);
-	assert_int_equal(json_array_size(recent), 2);
-	assert_string_equal(
-	        json_string_value(json_object_get(json_array_get(recent, 0), "delivery_id")),
-	        "c-3");
-	json_decref(recent);
+	assert_int_equal(hl_store_recent_deliveries(f->s, recent, 2, &n_recent, NULL), 0);
+	assert_int_equal(n_recent, 2);
+	assert_string_equal(recent[0].delivery_id, "c-3");
 }
 
 static void
@@ -466,7 +470,7 @@ test_store_concurrent_same_delivery_accepted_once(void **state)
 }
 
 struct task_counts {
-	int64_t running_tasks, succeeded_attempts;
+	int64_t running_tasks, success_attempts;
 };
 
 static void
@@ -474,10 +478,10 @@ task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
 {
 	struct task_counts *c = arg;
 
-	if (strcmp(kind, "status") == 0 && strcmp(name, "running") == 0)
+	if (strcmp(kind, "state") == 0 && strcmp(name, "running") == 0)
 		c->running_tasks += n;
-	if (strcmp(kind, "outcome") == 0 && strcmp(name, "succeeded") == 0)
-		c->succeeded_attempts += n;
+	if (strcmp(kind, "outcome") == 0 && strcmp(name, "success") == 0)
+		c->success_attempts += n;
 }
 
 static void
@@ -490,39 +494,75 @@ test_store_tasks_and_attempts(void **state)
 		             .run_id = 7,
 		             .agent = "rex",
 		             .failure_type = "rust_clippy",
-		             .status = "pending",
+		             .state = HL_TASK_QUEUED,
 		             .decision_json = "{\"rule\":\"clippy\"}" };
-	struct hl_attempt a = {
-		.task_id = "t-1", .n = 1, .agent = "rex", .coderun_name = "healer-t-1-1"
-	};
+	struct hl_attempt a = { .task_id = "t-1",
+		                .n = 1,
+		                .kind = HL_ATTEMPT_AGENT,
+		                .phase = HL_PHASE_PENDING,
+		                .outcome = HL_OUTCOME_INVALID,
+		                .agent = "rex",
+		                .coderun_name = "healer-t-1-1" };
 	struct hl_err err = HL_ERR_INIT;
-	json_t *j = NULL;
+	struct hl_task_record *r = NULL;
 
-	assert_int_equal(hl_store_task_json(f->s, &j, "t-1", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-1", &err), -HL_ENOTFOUND);
 	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
-	t.status = "running";
+	t.state = HL_TASK_RUNNING;
+	t.attempts = 1;
 	t.agent = NULL; /* NULL keeps the stored value */
 	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
-	a.outcome = "succeeded";
+	a.outcome = HL_OUTCOME_SUCCESS;
+	a.phase = HL_PHASE_DONE;
 	a.finished_ms = 1700000000000;
+	a.pr_url = "https://github.com/o/r/pull/9";
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
 	assert_int_equal(hl_store_outcome_add(f->s, "t-1", NULL, "succeeded", NULL, &err), 0);
 	assert_int_equal(hl_store_task_counts(f->s, task_count_cb, &tc, &err), 0);
 	assert_int_equal(tc.running_tasks, 1);
-	assert_int_equal(tc.succeeded_attempts, 1);
-	assert_int_equal(hl_store_task_json(f->s, &j, "t-1", &err), 0);
-	assert_string_equal(json_string_value(json_object_get(j, "status")), "running");
-	assert_string_equal(json_string_value(json_object_get(j, "agent")), "rex");
-	assert_int_equal(json_integer_value(json_object_get(j, "run_id")), 7);
-	assert_string_equal(
-	        json_string_value(json_object_get(json_object_get(j, "decision"), "rule")),
-	        "clippy");
-	assert_int_equal(json_array_size(json_object_get(j, "attempts")), 1);
-	assert_string_equal(json_string_value(json_object_get(
-	                            json_array_get(json_object_get(j, "attempts"), 0), "outcome")),
-	                    "succeeded");
-	json_decref(j);
+	assert_int_equal(tc.success_attempts, 1);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-1", &err), 0);
+	assert_int_equal(r->state, HL_TASK_RUNNING);
+	assert_string_equal(r->agent, "rex");
+	assert_int_equal(r->run_id, 7);
+	assert_int_equal(r->attempts, 1);
+	assert_string_equal(r->decision_json, "{\"rule\":\"clippy\"}");
+	assert_int_equal(r->n_attempts, 1);
+	assert_int_equal(r->attempt[0].outcome, HL_OUTCOME_SUCCESS);
+	assert_int_equal(r->attempt[0].phase, HL_PHASE_DONE);
+	assert_string_equal(r->attempt[0].pr_url, "https://github.com/o/r/pull/9");
+	assert_int_equal(r->finished_ms, 0);
+	hl_task_record_free(r);
+}
+
+/* The ledger refuses illegal moves of the lifecycle, whoever writes. */
+static void
+test_store_task_transitions_are_checked(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task t = { .task_id = "t-tr", .repository = "o/r", .state = HL_TASK_RUNNING };
+	struct hl_task_record *r = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.state = HL_TASK_SUCCEEDED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	/* a finished task never runs again, and nothing was written */
+	t.state = HL_TASK_RUNNING;
+	t.reason = "should not stick";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), -HL_ECONFLICT);
+	assert_non_null(strstr(err.msg, "succeeded"));
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-tr", NULL), 0);
+	assert_int_equal(r->state, HL_TASK_SUCCEEDED);
+	assert_null(r->reason);
+	assert_true(r->finished_ms > 0);
+	hl_task_record_free(r);
+	/* a new task cannot start verified */
+	t.task_id = "t-new";
+	t.state = HL_TASK_VERIFYING;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), -HL_ECONFLICT);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-new", NULL), -HL_ENOTFOUND);
 }
 
 static void
@@ -617,14 +657,14 @@ test_store_task_claim_and_find(void **state)
 		             .repository = "o/r",
 		             .run_id = 10,
 		             .branch = "main",
-		             .status = "claimed" };
+		             .state = HL_TASK_RUNNING };
 	struct hl_task job = { .task_id = "t-job",
 		               .dedup_key = "k-job",
 		               .repository = "o/r",
 		               .run_id = 11,
 		               .job = "build",
 		               .branch = "main",
-		               .status = "claimed" };
+		               .state = HL_TASK_RUNNING };
 	char existing[HL_TASK_ID_MAX], out[HL_TASK_ID_MAX];
 	bool created = false;
 
@@ -667,8 +707,8 @@ test_store_task_claim_and_find(void **state)
 	assert_int_equal(
 	        hl_store_task_find(f->s, out, "x/y", NULL, 10, HL_TASK_FIND_ANY, 0, NULL, NULL),
 	        -HL_ENOTFOUND);
-	/* Tasks that remediated nothing do not match. */
-	t.status = "skipped";
+	/* Tasks that decided nothing do not match. */
+	t.state = HL_TASK_SKIPPED;
 	assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
 	assert_int_equal(
 	        hl_store_task_find(f->s, out, "o/r", NULL, 10, HL_TASK_FIND_ANY, 0, NULL, NULL),
@@ -689,7 +729,7 @@ run_level_plan(struct fixture *f, char *out, size_t size)
 	        sqlite3_prepare_v2(db,
 	                           "EXPLAIN QUERY PLAN SELECT task_id FROM remediation_tasks"
 	                           " WHERE repository = ?1 AND run_id = ?3 AND job IS NULL"
-	                           " AND status NOT IN ('skipped', 'existing')"
+	                           " AND NOT (state = 'skipped' AND agent IS NULL)"
 	                           " AND (?5 IS NULL OR task_id <> ?5)"
 	                           " ORDER BY created_ms DESC LIMIT 1",
 	                           -1, &st, NULL),
@@ -710,7 +750,7 @@ test_store_run_level_find_uses_its_index(void **state)
 	struct fixture *f = *state;
 	char id[32], job[32], out[HL_TASK_ID_MAX], plan[512];
 	struct hl_task t = {
-		.repository = "o/r", .run_id = 77, .branch = "main", .status = "running"
+		.repository = "o/r", .run_id = 77, .branch = "main", .state = HL_TASK_RUNNING
 	};
 	int i;
 
@@ -739,6 +779,213 @@ test_store_run_level_find_uses_its_index(void **state)
 	assert_null(strstr(plan, "TEMP B-TREE"));
 }
 
+/* A delivery given back with a not-before time waits for it; no worker
+ * has to sleep holding the claim. */
+static void
+test_store_given_back_delivery_waits_for_its_time(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t depth = -1;
+
+	insert(f, "d-later", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_int_equal(hl_store_finish_delivery(
+	                         f->s, "d-later",
+	                         &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
+	                                                       .reason = "retry",
+	                                                       .not_before_ms = INT64_MAX / 2 },
+	                         &err),
+	                 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 1);
+	/* waiting, not claimable, and not hiding the deliveries behind it */
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+	insert(f, "d-now", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-now");
+	assert_int_equal(finish(f->s, "d-now", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	/* recovery after a restart does not cut the wait short either */
+	reopen(f);
+	assert_int_equal(hl_store_recover(f->s, NULL, &err), 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+}
+
+/* The identity computed at intake comes back with the claim, and the
+ * decision stored at finish can be read back by delivery id. */
+static void
+test_store_identity_and_decision_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_in in = delivery("d-id", "key-1", NULL);
+	struct hl_delivery_record *d = NULL;
+	struct hl_intake_answer a;
+	struct hl_err err = HL_ERR_INIT;
+	char *dec = NULL;
+
+	in.failure_key = "o/r|job=5";
+	in.task_id = "hl-abc";
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, &err), 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->failure_key, "o/r|job=5");
+	assert_string_equal(d->task_id, "hl-abc");
+	assert_string_equal(d->dedup_key, "key-1");
+	assert_int_equal(hl_store_delivery_decision(f->s, &dec, "d-id", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_finish_delivery(f->s, "d-id",
+	                                          &(struct hl_delivery_result){
+	                                                  .state = HL_DELIVERY_PROCESSED,
+	                                                  .reason = "dispatched",
+	                                                  .decision_json = "{\"agent\":\"rex\"}" },
+	                                          &err),
+	                 0);
+	assert_int_equal(hl_store_delivery_decision(f->s, &dec, "d-id", &err), 0);
+	assert_string_equal(dec, "{\"agent\":\"rex\"}");
+	free(dec);
+	hl_delivery_record_free(d);
+}
+
+struct signals {
+	int work, decision;
+	char last[64];
+};
+
+static void
+signal_cb(void *arg, enum hl_store_channel ch, const char *payload)
+{
+	struct signals *s = arg;
+
+	if (ch == HL_CHANNEL_WORK)
+		s->work++;
+	if (ch == HL_CHANNEL_DECISION) {
+		s->decision++;
+		snprintf(s->last, sizeof(s->last), "%s", payload);
+	}
+}
+
+/* Signals reach every listener; queued deliveries signal work and wake
+ * the workers; an unsubscribed listener hears nothing more. */
+static void
+test_store_signals_reach_listeners(void **state)
+{
+	struct fixture *f = *state;
+	struct signals s1 = { 0 }, s2 = { 0 };
+	struct hl_err err = HL_ERR_INIT;
+	char big[8000];
+
+	assert_int_equal(hl_store_subscribe(f->s, signal_cb, &s1, &err), 0);
+	assert_int_equal(hl_store_subscribe(f->s, signal_cb, &s2, &err), 0);
+	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_DECISION, "d-1 {}", &err), 0);
+	assert_int_equal(s1.decision, 1);
+	assert_string_equal(s2.last, "d-1 {}");
+	(void)hl_store_wait_work(f->s, 0);
+	insert(f, "d-signal", NULL, NULL);
+	assert_true(s1.work >= 1);
+	assert_true(hl_store_wait_work(f->s, 1000));
+	hl_store_unsubscribe(f->s, signal_cb, &s1);
+	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_DECISION, "d-2 {}", &err), 0);
+	assert_int_equal(s1.decision, 1);
+	assert_int_equal(s2.decision, 2);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_DECISION, big, &err), -HL_ETOOBIG);
+	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_MAX, "", &err), -HL_EINVAL);
+	hl_store_unsubscribe(f->s, signal_cb, &s2);
+}
+
+/* A store written by a newer healer is refused, not silently used. */
+static void
+test_store_refuses_a_newer_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *s2 = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char path[128];
+	sqlite3 *db;
+	int v = 0;
+
+	assert_int_equal(hl_store_schema_version(f->s, &v, &err), 0);
+	assert_true(v >= 6);
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db,
+	                              "INSERT INTO schema_migrations (version, applied_ms)"
+	                              " VALUES (999, 0)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(hl_store_open(&s2, f->url, &err), -HL_EDB);
+	assert_non_null(strstr(err.msg, "newer"));
+}
+
+/* A store written before the lifecycle had types (schema 5) is carried
+ * over: old task statuses become states with reasons, attempts count. */
+static void
+test_store_upgrades_a_version_5_store(void **state)
+{
+	static const char *const rows =
+	        "INSERT INTO remediation_tasks (task_id, status, agent, created_ms, updated_ms)"
+	        " VALUES ('t-disp', 'dispatched', 'rex', 1, 1), ('t-dec', 'decided', 'bolt', 1, 1),"
+	        " ('t-ex', 'existing', NULL, 1, 1), ('t-claim', 'claimed', NULL, 1, 1);"
+	        "INSERT INTO attempts (task_id, n, agent, started_ms) VALUES ('t-disp', 1, 'rex', 1);"
+	        "INSERT INTO deliveries (delivery_id, source, event_name, headers_json, body,"
+	        " received_ms, state, answer, attempts, updated_ms)"
+	        " VALUES ('d-old', 'webhook', 'ping', '{}', x'7b7d', 1, 'received', 'accepted', 3, 1);";
+	struct fixture *f = *state;
+	struct hl_task_record *r = NULL;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char path[128];
+	sqlite3 *db;
+	size_t i;
+
+	hl_store_close(f->s);
+	f->s = NULL;
+	snprintf(path, sizeof(path), "%s/old.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+	                              " applied_ms BIGINT NOT NULL)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	for (i = 0; i < 5; i++) {
+		char ins[96];
+		assert_int_equal(
+		        sqlite3_exec(db, hl_store_sqlite_migrations[i].data, NULL, NULL, NULL),
+		        SQLITE_OK);
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations VALUES (%zu, 0)", i + 1);
+		assert_int_equal(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(f->url, sizeof(f->url), "sqlite:%s", path);
+	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-disp", &err), 0);
+	assert_int_equal(r->state, HL_TASK_RUNNING);
+	assert_int_equal(r->attempts, 1);
+	assert_int_equal(r->attempt[0].kind, HL_ATTEMPT_AGENT);
+	hl_task_record_free(r);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-dec", &err), 0);
+	assert_int_equal(r->state, HL_TASK_SKIPPED);
+	assert_string_equal(r->reason, "decide_only");
+	hl_task_record_free(r);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-ex", &err), 0);
+	assert_int_equal(r->state, HL_TASK_SKIPPED);
+	assert_string_equal(r->reason, "existing");
+	hl_task_record_free(r);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-claim", &err), 0);
+	assert_int_equal(r->state, HL_TASK_RUNNING);
+	hl_task_record_free(r);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_int_equal(d->claims, 4);
+	hl_delivery_record_free(d);
+}
+
 int
 main(void)
 {
@@ -759,12 +1006,23 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_concurrent_same_delivery_accepted_once,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_tasks_and_attempts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_transitions_are_checked, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_large_body_round_trips_deflated, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_corrupt_body_is_failed_not_claimed,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_claim_and_find, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_run_level_find_uses_its_index, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_given_back_delivery_waits_for_its_time,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_identity_and_decision_round_trip, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_signals_reach_listeners, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_refuses_a_newer_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_upgrades_a_version_5_store, setup,
 		                                teardown),
 	};
 

@@ -1,0 +1,132 @@
+/*
+ * ledger.h - the remediation ledger: tasks, their attempts, the decision
+ * and evidence behind them, and outcome events.
+ *
+ * A task is keyed by its task id (answered at intake) and claimed by its
+ * failure key (one remediation per failure, however many deliveries report
+ * it). Task states and attempt outcomes are the lifecycle's enums
+ * (lifecycle/lifecycle.h); every state change the ledger writes passes
+ * hl_task_transition inside the same transaction, so an illegal move is
+ * refused (-HL_ECONFLICT) whichever process tries it.
+ *
+ * Records read back are typed (struct hl_task_record); JSON documents are
+ * the API layer's business (src/api/).
+ */
+#ifndef HL_STORE_LEDGER_H
+#define HL_STORE_LEDGER_H
+
+#include "lifecycle/lifecycle.h"
+#include "store/store.h"
+
+/*
+ * A task as written by hl_store_task_claim / hl_store_task_put. NULL
+ * strings and zero numbers keep what is stored (on insert: absent).
+ */
+struct hl_task {
+	const char *task_id; /* required */
+	const char *dedup_key;
+	const char *repository;
+	int64_t run_id;
+	const char *job;
+	const char *branch;
+	const char *agent;
+	const char *failure_type;
+	enum hl_task_state state; /* required */
+	const char *reason;       /* why the task is in its state (skipped, escalated...) */
+	int attempts;             /* the number of its current attempt */
+	const char *coderun_name;
+	const char *decision_json; /* the classification/routing decision as JSON text */
+};
+
+/* One attempt of a task, as written by hl_store_attempt_put (an upsert on
+ * (task_id, n); NULL strings, zero times and HL_OUTCOME_INVALID keep what
+ * is stored). */
+struct hl_attempt {
+	const char *task_id;
+	int n; /* 1-based */
+	enum hl_attempt_kind kind;
+	enum hl_attempt_phase phase;
+	enum hl_attempt_outcome outcome; /* HL_OUTCOME_INVALID while unfinished */
+	const char *agent;
+	const char *coderun_name;
+	const char *reason;         /* why the outcome (one line) */
+	const char *status_message; /* the CodeRun's status.message */
+	const char *pr_url;         /* the CodeRun's status.pullRequestUrl */
+	int64_t started_ms;         /* 0 on insert means now */
+	int64_t finished_ms;
+};
+
+/* An attempt as read back; strings owned by the record (may be NULL). */
+struct hl_attempt_record {
+	int n;
+	enum hl_attempt_kind kind;
+	enum hl_attempt_phase phase;
+	enum hl_attempt_outcome outcome; /* HL_OUTCOME_INVALID while unfinished */
+	char *agent, *coderun_name, *reason, *status_message, *pr_url;
+	int64_t started_ms, finished_ms; /* finished_ms 0 while unfinished */
+};
+
+/* A task as read back with its attempts; free with hl_task_record_free. */
+struct hl_task_record {
+	char *task_id, *dedup_key, *repository, *job, *branch, *agent, *failure_type;
+	char *reason, *coderun_name, *decision_json; /* may be NULL */
+	int64_t run_id;                              /* 0 when none */
+	enum hl_task_state state;
+	int attempts;
+	int64_t created_ms, updated_ms, finished_ms; /* finished_ms 0 while open */
+	struct hl_attempt_record *attempt;           /* ordered by n */
+	size_t n_attempts;
+};
+
+/*
+ * Claims the remediation of t->dedup_key atomically: when a task with the
+ * same task_id or the same dedup_key exists, nothing is written, *created is
+ * false and existing (HL_TASK_ID_MAX bytes) gets that task's id; otherwise
+ * t is inserted, *created is true and existing gets t->task_id.
+ */
+int hl_store_task_claim(struct hl_store *s, bool *created, char *existing, const struct hl_task *t,
+                        struct hl_err *err) HL_MUST_CHECK;
+
+/* What hl_store_task_find looks for. Tasks that decided nothing (skipped
+ * without an agent) never match. */
+enum hl_task_find {
+	HL_TASK_FIND_ANY = 0,   /* any task of (repository, run_id) */
+	HL_TASK_FIND_RUN_LEVEL, /* a task of (repository, run_id) without a job */
+	HL_TASK_FIND_OTHER_RUN, /* a task of (repository, branch) for a run other than
+	                           run_id, created at or after since_ms */
+};
+
+/*
+ * Finds the most recent task matching mode, other than exclude_task_id (may
+ * be NULL), and writes its id into out (HL_TASK_ID_MAX bytes). branch is
+ * used by HL_TASK_FIND_OTHER_RUN only. Returns -HL_ENOTFOUND when none.
+ */
+int hl_store_task_find(struct hl_store *s, char *out, const char *repository, const char *branch,
+                       int64_t run_id, enum hl_task_find mode, int64_t since_ms,
+                       const char *exclude_task_id, struct hl_err *err);
+
+/* Inserts or updates a task (keyed by task_id). A state change is checked
+ * with hl_task_transition against the stored state: -HL_ECONFLICT when it
+ * is illegal (nothing is written). Reaching a final or escalated state
+ * records the end time. */
+int hl_store_task_put(struct hl_store *s, const struct hl_task *t,
+                      struct hl_err *err) HL_MUST_CHECK;
+/* One task with its attempts; -HL_ENOTFOUND if unknown. */
+int hl_store_task_get(struct hl_store *s, struct hl_task_record **out, const char *task_id,
+                      struct hl_err *err) HL_MUST_CHECK;
+void hl_task_record_free(struct hl_task_record *t);
+
+/* Inserts or updates an attempt (keyed by task_id, n). */
+int hl_store_attempt_put(struct hl_store *s, const struct hl_attempt *a,
+                         struct hl_err *err) HL_MUST_CHECK;
+/* Records an outcome event (task_id or delivery_id may be NULL). */
+int hl_store_outcome_add(struct hl_store *s, const char *task_id, const char *delivery_id,
+                         const char *outcome, const char *detail, struct hl_err *err);
+/* Calls fn for every task state with its number of tasks (kind "state"),
+ * and for every attempt outcome ("running" while unfinished) with its
+ * number of attempts (kind "outcome"). */
+int hl_store_task_counts(struct hl_store *s,
+                         void (*fn)(void *arg, const char *kind, const char *name, int64_t n),
+                         void *arg, struct hl_err *err);
+
+#endif

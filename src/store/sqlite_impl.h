@@ -1,0 +1,116 @@
+/*
+ * sqlite_impl.h - what the SQLite backend's files share (private to
+ * src/store): the backend struct, the hot intake statements prepared once
+ * at open, the statement cache of the other paths, and small helpers.
+ *
+ *   sqlite.c         connection, migrations, checkpoints, log flushes, ops
+ *   sqlite_intake.c  the delivery queue
+ *   sqlite_ledger.c  tasks and attempts
+ */
+#ifndef HL_STORE_SQLITE_IMPL_H
+#define HL_STORE_SQLITE_IMPL_H
+
+#include "store_impl.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+
+/* Statements of the intake path, prepared once at open. */
+enum sq_stmt {
+	SQ_SYNC_FULL,
+	SQ_SYNC_NORMAL,
+	SQ_BEGIN,
+	SQ_COMMIT,
+	SQ_ROLLBACK,
+	SQ_SP,
+	SQ_SP_RELEASE,
+	SQ_SP_ROLLBACK,
+	SQ_SEL_DELIVERY,
+	SQ_INS_KEY,
+	SQ_SEL_KEY,
+	SQ_INS_DELIVERY,
+	SQ_COUNT_BUMP,
+	SQ_CLAIM_SEL,
+	SQ_CLAIM_MARK,
+	SQ_FIN_DONE,
+	SQ_FIN_BACK,
+	SQ_FIN_EVENT,
+	SQ_MAX
+};
+
+/* Their SQL (sqlite_intake.c). */
+extern const char *const hl_sq_sql[SQ_MAX];
+
+#define SQ_CACHE_MAX 32
+
+struct hl_store_backend {
+	sqlite3 *db; /* the connection (under the store mutex) */
+	sqlite3 *ck; /* checkpointer connection (its own thread) */
+	sqlite3_stmt *in_st[SQ_MAX];
+	pthread_t ck_thread;
+	bool ck_started;
+	pthread_mutex_t ck_lock;
+	pthread_cond_t ck_cond;
+	bool ck_wanted, ck_stop;
+	int walfd; /* our handle on the -wal file for deferred flushes, or -1 */
+	struct {
+		char *sql;
+		sqlite3_stmt *st;
+	} cache[SQ_CACHE_MAX]; /* statements of the less hot paths, by SQL text */
+	int ncache;
+};
+
+/* err = "sqlite WHAT: <sqlite's message>"; returns -HL_EDB. */
+int hl_sq_fail(struct hl_err *err, sqlite3 *db, const char *what);
+/* Runs SQL text (several statements allowed). */
+int hl_sq_exec(sqlite3 *db, const char *sql, struct hl_err *err);
+/* Runs a prepared statement that returns no rows, then resets it: 0 or -1. */
+int hl_sq_step_done(sqlite3_stmt *st);
+/* Binds s, or NULL when s is NULL. */
+void hl_sq_bind_text(sqlite3_stmt *st, int i, const char *s);
+/* A malloc'd copy of a text column, NULL for NULL. */
+char *hl_sq_col_dup(sqlite3_stmt *st, int i);
+/* Copies a text column into out ("" for NULL). */
+void hl_sq_col_copy(char *out, size_t size, sqlite3_stmt *st, int i);
+/* A prepared statement for sql from the cache (or prepared and cached);
+ * every use ends with hl_sq_done. NULL when sql does not prepare. */
+sqlite3_stmt *hl_sq_prepare(struct hl_store_backend *b, const char *sql);
+void hl_sq_done(struct hl_store_backend *b, sqlite3_stmt *st);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK through the prepared statements. */
+int hl_sq_begin(struct hl_store_backend *b, const char *what, struct hl_err *err);
+int hl_sq_commit(struct hl_store_backend *b, const char *what, struct hl_err *err);
+void hl_sq_rollback(struct hl_store_backend *b);
+
+/* The operations of each concern. */
+int hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err);
+int hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head);
+int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out,
+                     struct hl_err *err);
+int hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
+                 const struct hl_delivery_result *r, struct hl_err *err);
+int hl_sq_decision(struct hl_store_backend *b, char **out, const char *delivery_id,
+                   struct hl_err *err);
+int hl_sq_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+int hl_sq_counts(struct hl_store_backend *b,
+                 void (*fn)(void *, const char *, const char *, const char *, int64_t), void *arg,
+                 struct hl_err *err);
+int hl_sq_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t max, size_t *n,
+                 struct hl_err *err);
+
+int hl_sq_task_claim(struct hl_store_backend *b, bool *created, char *existing,
+                     const struct hl_task *t, struct hl_err *err);
+int hl_sq_task_find(struct hl_store_backend *b, char *out, const char *repository,
+                    const char *branch, int64_t run_id, enum hl_task_find mode, int64_t since_ms,
+                    const char *exclude, struct hl_err *err);
+int hl_sq_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err);
+int hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+                   struct hl_err *err);
+int hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct hl_err *err);
+int hl_sq_outcome_add(struct hl_store_backend *b, const char *task_id, const char *delivery_id,
+                      const char *outcome, const char *detail, struct hl_err *err);
+int hl_sq_task_counts(struct hl_store_backend *b,
+                      void (*fn)(void *, const char *, const char *, int64_t), void *arg,
+                      struct hl_err *err);
+
+#endif

@@ -1,0 +1,634 @@
+/*
+ * sqlite_intake.c - the delivery queue on SQLite (see store/intake.h):
+ * group-committed intake batches with their deduplication, claims,
+ * finishes, recovery and the delivery counters.
+ *
+ * delivery_counts is maintained in the same transaction as every state
+ * change, so status and metrics never scan the deliveries table (intake
+ * batches sum their increments and write them just before the commit).
+ */
+#include "base/clock.h"
+#include "base/str.h"
+#include "sqlite_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+const char *const hl_sq_sql[SQ_MAX] = {
+	[SQ_SYNC_FULL] = "PRAGMA synchronous=FULL",
+	[SQ_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
+	[SQ_BEGIN] = "BEGIN IMMEDIATE",
+	[SQ_COMMIT] = "COMMIT",
+	[SQ_ROLLBACK] = "ROLLBACK",
+	[SQ_SP] = "SAVEPOINT item",
+	[SQ_SP_RELEASE] = "RELEASE item",
+	[SQ_SP_ROLLBACK] = "ROLLBACK TO item",
+	[SQ_SEL_DELIVERY] = "SELECT answer, reason, task_id FROM deliveries WHERE delivery_id = ?1",
+	[SQ_INS_KEY] = "INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
+	               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (dedup_key) DO NOTHING",
+	[SQ_SEL_KEY] = "SELECT delivery_id, task_id FROM event_keys WHERE dedup_key = ?1",
+	[SQ_INS_DELIVERY] =
+	        "INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
+	        " headers_json, body, received_ms, state, answer, reason, dedup_key,"
+	        " duplicate_of, task_id, updated_ms, body_encoding, body_size, failure_key)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8, ?15,"
+	        " ?16, ?17)",
+	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
+	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
+	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
+	[SQ_CLAIM_SEL] =
+	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
+	        " dedup_key, task_id, received_ms, claims, body_encoding, body_size, failure_key"
+	        " FROM deliveries WHERE state = 'received' AND not_before_ms <= ?1"
+	        " ORDER BY id LIMIT 1",
+	[SQ_CLAIM_MARK] = "UPDATE deliveries SET state = 'processing', claims = claims + 1,"
+	                  " updated_ms = ?2 WHERE id = ?1",
+	[SQ_FIN_DONE] =
+	        "UPDATE deliveries SET state = ?2, reason = ?3, updated_ms = ?4, finished_ms = ?4,"
+	        " process_count = process_count + 1,"
+	        " decision_json = COALESCE(?5, decision_json)"
+	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
+	[SQ_FIN_BACK] = "UPDATE deliveries SET state = 'received', updated_ms = ?4,"
+	                " not_before_ms = ?6"
+	                " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
+	[SQ_FIN_EVENT] =
+	        "INSERT INTO events (delivery_id, event_json, created_ms) VALUES (?1, ?2, ?3)"
+	        " ON CONFLICT (delivery_id) DO UPDATE SET event_json = excluded.event_json",
+};
+
+static int
+sq_bump(sqlite3_stmt *st, const char *event, const char *state, const char *reason, int64_t delta)
+{
+	sqlite3_bind_text(st, 1, event, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, reason ? reason : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, delta);
+	return hl_sq_step_done(st);
+}
+
+/*
+ * delivery_counts increments of one intake batch, summed per (event,
+ * state, reason) and written once before the commit: a batch of
+ * deliveries of one kind costs one upsert, not one per delivery. The
+ * strings are borrowed from the batch's requests (or static).
+ */
+#define SQ_TALLY_MAX 16
+
+struct sq_tally {
+	struct {
+		const char *event, *state, *reason;
+		int64_t n;
+	} k[SQ_TALLY_MAX];
+	int len;
+};
+
+static bool
+sq_str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Counts one delivery; -1 when the tally is full (bump it directly). */
+static int
+sq_tally_add(struct sq_tally *t, const char *event, const char *state, const char *reason)
+{
+	int i;
+
+	for (i = 0; i < t->len; i++) {
+		if (sq_str_eq(t->k[i].event, event) && sq_str_eq(t->k[i].state, state) &&
+		    sq_str_eq(t->k[i].reason, reason)) {
+			t->k[i].n++;
+			return 0;
+		}
+	}
+	if (t->len == SQ_TALLY_MAX)
+		return -1;
+	t->k[t->len].event = event;
+	t->k[t->len].state = state;
+	t->k[t->len].reason = reason;
+	t->k[t->len].n = 1;
+	t->len++;
+	return 0;
+}
+
+static int
+sq_tally_write(struct hl_store_backend *b, const struct sq_tally *t)
+{
+	int i;
+
+	for (i = 0; i < t->len; i++)
+		if (sq_bump(b->in_st[SQ_COUNT_BUMP], t->k[i].event, t->k[i].state, t->k[i].reason,
+		            t->k[i].n) < 0)
+			return -1;
+	return 0;
+}
+
+/* One intake inside the batch transaction and its savepoint; its count
+ * goes to tally (written by the caller before the commit). */
+static int
+sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, bool *queued,
+              struct sq_tally *tally)
+{
+	const struct hl_delivery_in *in = &r->in;
+	struct hl_intake_answer *a = &r->answer;
+	sqlite3_stmt *st;
+	const char *state, *answer, *reason;
+	char dup_of[HL_DELIVERY_ID_MAX + 1] = "";
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	*queued = false;
+	if (!in->delivery_id || !*in->delivery_id || strlen(in->delivery_id) > HL_DELIVERY_ID_MAX)
+		return hl_err_set(&r->err, HL_EINVAL, "bad delivery id");
+	if (!in->event_name || !*in->event_name)
+		return hl_err_set(&r->err, HL_EINVAL, "missing event name");
+
+	/* 1. The same delivery again: the first answer, as a duplicate. */
+	st = b->in_st[SQ_SEL_DELIVERY];
+	sqlite3_bind_text(st, 1, in->delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *orig = (const char *)sqlite3_column_text(st, 0);
+
+		a->status = HL_INTAKE_DUPLICATE;
+		a->original = orig && strcmp(orig, "accepted") == 0  ? HL_INTAKE_ACCEPTED
+		              : orig && strcmp(orig, "skipped") == 0 ? HL_INTAKE_SKIPPED
+		                                                     : HL_INTAKE_DUPLICATE;
+		hl_sq_col_copy(a->task_id, sizeof(a->task_id), st, 2);
+		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(&r->err, b->db, "select delivery");
+
+	state = "received";
+	answer = "accepted";
+	reason = NULL;
+	a->status = a->original = HL_INTAKE_ACCEPTED;
+	hl_strlcpy(a->task_id, in->task_id ? in->task_id : "", sizeof(a->task_id));
+	if (in->skip_reason) {
+		state = "skipped";
+		answer = "skipped";
+		reason = in->skip_reason;
+		a->status = a->original = HL_INTAKE_SKIPPED;
+		a->task_id[0] = '\0';
+	} else if (in->dedup_key && *in->dedup_key) {
+		/* 2. The same event through another delivery. */
+		st = b->in_st[SQ_INS_KEY];
+		sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, in->delivery_id, -1, SQLITE_STATIC);
+		hl_sq_bind_text(st, 3, in->task_id);
+		sqlite3_bind_int64(st, 4, now);
+		if (hl_sq_step_done(st) < 0)
+			return hl_sq_fail(&r->err, b->db, "insert event key");
+		if (sqlite3_changes(b->db) == 0) {
+			st = b->in_st[SQ_SEL_KEY];
+			sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
+			rc = sqlite3_step(st);
+			if (rc == SQLITE_ROW) {
+				hl_sq_col_copy(dup_of, sizeof(dup_of), st, 0);
+				hl_sq_col_copy(a->task_id, sizeof(a->task_id), st, 1);
+			}
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			if (rc != SQLITE_ROW)
+				return hl_sq_fail(&r->err, b->db, "select event key");
+			state = "skipped";
+			answer = "duplicate";
+			reason = "duplicate_event";
+			a->status = a->original = HL_INTAKE_DUPLICATE;
+			hl_strlcpy(a->duplicate_of, dup_of, sizeof(a->duplicate_of));
+		}
+	}
+	if (reason)
+		hl_strlcpy(a->reason, reason, sizeof(a->reason));
+
+	/* 3. Store it. */
+	st = b->in_st[SQ_INS_DELIVERY];
+	sqlite3_bind_text(st, 1, in->delivery_id, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 2, in->hook_id);
+	sqlite3_bind_text(st, 3, in->source ? in->source : "webhook", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, in->event_name, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 5, in->action);
+	sqlite3_bind_text(st, 6, in->headers_json ? in->headers_json : "{}", -1, SQLITE_STATIC);
+	if (r->zbody)
+		sqlite3_bind_blob64(st, 7, r->zbody, r->zlen, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob64(st, 7, in->body ? in->body : "", in->body_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, now);
+	sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 10, answer, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 11, reason);
+	hl_sq_bind_text(st, 12, in->dedup_key);
+	hl_sq_bind_text(st, 13, dup_of[0] ? dup_of : NULL);
+	hl_sq_bind_text(st, 14, a->task_id[0] ? a->task_id : NULL);
+	sqlite3_bind_text(st, 15, r->zbody ? "deflate" : "identity", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 16, (sqlite3_int64)in->body_len);
+	hl_sq_bind_text(st, 17, in->failure_key);
+	if (hl_sq_step_done(st) < 0)
+		return hl_sq_fail(&r->err, b->db, "insert delivery");
+	if (sq_tally_add(tally, in->event_name, state, reason) < 0 &&
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
+		return hl_sq_fail(&r->err, b->db, "count delivery");
+	*queued = strcmp(state, "received") == 0;
+	return 0;
+}
+
+int
+hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
+{
+	struct hl_intake_req *r;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t now = hl_time_wall_ms();
+	struct sq_tally tally = { .len = 0 };
+	int queued = 0;
+	bool q;
+
+	/* With our own handle on the WAL, the flush is sq_sync_log's job. */
+	if ((b->walfd < 0 && hl_sq_step_done(b->in_st[SQ_SYNC_FULL]) < 0) ||
+	    hl_sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
+		hl_sq_fail(&err, b->db, "begin");
+		goto fail;
+	}
+	for (r = head; r; r = r->next) {
+		struct sq_tally one = { .len = 0 };
+
+		if (hl_sq_step_done(b->in_st[SQ_SP]) < 0) {
+			hl_sq_fail(&err, b->db, "savepoint");
+			goto rollback;
+		}
+		r->rc = sq_intake_one(b, r, now, &q, &one);
+		if (r->rc < 0) {
+			if (hl_sq_step_done(b->in_st[SQ_SP_ROLLBACK]) < 0) {
+				hl_sq_fail(&err, b->db, "rollback to savepoint");
+				goto rollback;
+			}
+		} else {
+			/* The row stays: count it in the batch's tally. */
+			if (one.len == 1 &&
+			    sq_tally_add(&tally, one.k[0].event, one.k[0].state, one.k[0].reason) <
+			            0 &&
+			    sq_bump(b->in_st[SQ_COUNT_BUMP], one.k[0].event, one.k[0].state,
+			            one.k[0].reason, 1) < 0) {
+				hl_sq_fail(&err, b->db, "count delivery");
+				goto rollback;
+			}
+			if (q)
+				queued++;
+		}
+		if (hl_sq_step_done(b->in_st[SQ_SP_RELEASE]) < 0) {
+			hl_sq_fail(&err, b->db, "release savepoint");
+			goto rollback;
+		}
+	}
+	if (sq_tally_write(b, &tally) < 0) {
+		hl_sq_fail(&err, b->db, "count deliveries");
+		goto rollback;
+	}
+	if (hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0) {
+		hl_sq_fail(&err, b->db, "commit");
+		goto rollback;
+	}
+	hl_sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
+	return queued;
+rollback:
+	hl_sq_step_done(b->in_st[SQ_ROLLBACK]);
+fail:
+	hl_sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
+	for (r = head; r; r = r->next) {
+		r->rc = -HL_EDB;
+		r->err = err;
+	}
+	return 0;
+}
+
+int
+hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
+{
+	int rc;
+
+	rc = hl_sq_exec(b->db, "BEGIN IMMEDIATE", err);
+	if (rc < 0)
+		return rc;
+	rc = hl_sq_exec(b->db,
+	                "UPDATE deliveries SET state = 'received' WHERE state = 'processing'", err);
+	if (rc == 0)
+		*n = sqlite3_changes64(b->db);
+	/* Rebuild the counters from the rows, the source of truth. */
+	if (rc == 0)
+		rc = hl_sq_exec(b->db,
+		                "DELETE FROM delivery_counts;"
+		                "INSERT INTO delivery_counts (event_name, state, reason, n)"
+		                " SELECT event_name, state, COALESCE(reason, ''), COUNT(*)"
+		                " FROM deliveries GROUP BY event_name, state, COALESCE(reason, '')",
+		                err);
+	if (rc == 0)
+		rc = hl_sq_exec(b->db, "COMMIT", err);
+	if (rc < 0)
+		hl_sq_exec(b->db, "ROLLBACK", NULL);
+	return rc;
+}
+
+/* Marks a delivery whose stored body cannot be decoded as failed. */
+static int
+sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, struct hl_err *err)
+{
+	char upd[200];
+
+	snprintf(upd, sizeof(upd),
+	         "UPDATE deliveries SET state = 'failed', reason = 'corrupt_body',"
+	         " updated_ms = %lld WHERE id = %lld",
+	         (long long)hl_time_wall_ms(), (long long)id);
+	if (hl_sq_exec(b->db, upd, err) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "received", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "failed", "corrupt_body", 1) < 0)
+		return hl_sq_fail(err, b->db, "mark corrupt body");
+	return 0;
+}
+
+/* Copies (identity) or inflates (deflate) the stored body; 0 or -1. */
+static int
+sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const char *enc,
+               int64_t size)
+{
+	const void *blob = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	uLongf got;
+
+	if (!enc || strcmp(enc, "identity") == 0) {
+		d->body = malloc(n + 1);
+		if (!d->body)
+			return -1;
+		if (n)
+			memcpy(d->body, blob, n);
+		d->body[n] = '\0';
+		d->body_len = n;
+		return 0;
+	}
+	if (strcmp(enc, "deflate") != 0 || size < 0 || size > HL_STORE_MAX_BODY || !blob)
+		return -1;
+	d->body = malloc((size_t)size + 1);
+	if (!d->body)
+		return -1;
+	got = (uLongf)size;
+	if (uncompress((Bytef *)d->body, &got, blob, (uLong)n) != Z_OK || got != (uLongf)size) {
+		free(d->body);
+		d->body = NULL;
+		return -1;
+	}
+	d->body[size] = '\0';
+	d->body_len = (size_t)size;
+	return 0;
+}
+
+int
+hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struct hl_err *err)
+{
+	struct hl_delivery_record *d = NULL;
+	sqlite3_stmt *st = b->in_st[SQ_CLAIM_SEL], *mark = b->in_st[SQ_CLAIM_MARK];
+	int rc, tries;
+
+	if (hl_sq_begin(b, "claim", err) < 0)
+		return -HL_EDB;
+	sqlite3_bind_int64(st, 1, hl_time_wall_ms());
+	for (tries = 0;; tries++) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE || tries == 64) {
+			rc = hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+			goto out;
+		}
+		if (rc != SQLITE_ROW) {
+			rc = hl_sq_fail(err, b->db, "claim");
+			goto out;
+		}
+		d = calloc(1, sizeof(*d));
+		if (!d) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		d->id = sqlite3_column_int64(st, 0);
+		d->event_name = hl_sq_col_dup(st, 4);
+		if (!d->event_name) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (sq_decode_body(d, st, 7, (const char *)sqlite3_column_text(st, 12),
+		                   sqlite3_column_type(st, 13) == SQLITE_NULL
+		                           ? -1
+		                           : sqlite3_column_int64(st, 13)) == 0)
+			break;
+		/* Never hand out (or loop on) a body that cannot be decoded. */
+		sqlite3_reset(st);
+		rc = sq_claim_poison(b, d->id, d->event_name, err);
+		hl_delivery_record_free(d);
+		d = NULL;
+		if (rc < 0)
+			goto out;
+	}
+	d->delivery_id = hl_sq_col_dup(st, 1);
+	d->hook_id = hl_sq_col_dup(st, 2);
+	d->source = hl_sq_col_dup(st, 3);
+	d->action = hl_sq_col_dup(st, 5);
+	d->headers_json = hl_sq_col_dup(st, 6);
+	d->dedup_key = hl_sq_col_dup(st, 8);
+	d->task_id = hl_sq_col_dup(st, 9);
+	d->received_ms = sqlite3_column_int64(st, 10);
+	d->claims = sqlite3_column_int(st, 11) + 1;
+	d->failure_key = hl_sq_col_dup(st, 14);
+	sqlite3_reset(st);
+	if (!d->delivery_id || !d->source || !d->headers_json) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	sqlite3_bind_int64(mark, 1, d->id);
+	sqlite3_bind_int64(mark, 2, hl_time_wall_ms());
+	rc = 0;
+	if (hl_sq_step_done(mark) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0 ||
+	    hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+		rc = hl_sq_fail(err, b->db, "claim");
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc < 0) {
+		/* Keep what a poisoned row was marked even when nothing else waits. */
+		if (rc != -HL_ENOTFOUND || hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+			hl_sq_step_done(b->in_st[SQ_ROLLBACK]);
+		hl_delivery_record_free(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+int
+hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
+             const struct hl_delivery_result *r, struct hl_err *err)
+{
+	const char *sname = hl_delivery_state_name(r->state);
+	const char *reason = r->reason, *event_json = r->event_json;
+	bool back = r->state == HL_DELIVERY_RECEIVED;
+	sqlite3_stmt *st = b->in_st[back ? SQ_FIN_BACK : SQ_FIN_DONE];
+	char *event = NULL;
+	int64_t now = hl_time_wall_ms();
+	int rc;
+
+	if (hl_sq_begin(b, "finish", err) < 0)
+		return -HL_EDB;
+	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sname, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 3, reason);
+	sqlite3_bind_int64(st, 4, now);
+	if (back)
+		sqlite3_bind_int64(st, 6, r->not_before_ms);
+	else
+		hl_sq_bind_text(st, 5, r->decision_json);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		event = hl_sq_col_dup(st, 0);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE) {
+		rc = hl_sq_fail(err, b->db, "finish");
+		goto out;
+	}
+	if (!event) {
+		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is not being processed",
+		                delivery_id);
+		goto out;
+	}
+	rc = 0;
+	if (sq_bump(b->in_st[SQ_COUNT_BUMP], event, "processing", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, sname, back ? "" : reason, 1) < 0) {
+		rc = hl_sq_fail(err, b->db, "count finish");
+		goto out;
+	}
+	if (event_json) {
+		st = b->in_st[SQ_FIN_EVENT];
+		sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, event_json, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, now);
+		if (hl_sq_step_done(st) < 0) {
+			rc = hl_sq_fail(err, b->db, "store event");
+			goto out;
+		}
+	}
+	if (hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
+		rc = hl_sq_fail(err, b->db, "commit finish");
+out:
+	free(event);
+	if (rc < 0)
+		hl_sq_step_done(b->in_st[SQ_ROLLBACK]);
+	return rc;
+}
+
+static int
+sq_query_int(struct hl_store_backend *b, const char *sql, int64_t *out, struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!(st = hl_sq_prepare(b, sql)))
+		return hl_sq_fail(err, b->db, "query");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	hl_sq_done(b, st);
+	return rc == SQLITE_ROW ? 0 : hl_sq_fail(err, b->db, "query");
+}
+
+int
+hl_sq_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err)
+{
+	return sq_query_int(b,
+	                    "SELECT COALESCE(SUM(n), 0) FROM delivery_counts"
+	                    " WHERE state IN ('received', 'processing')",
+	                    out, err);
+}
+
+int
+hl_sq_counts(struct hl_store_backend *b,
+             void (*fn)(void *, const char *, const char *, const char *, int64_t), void *arg,
+             struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!(st = hl_sq_prepare(b, "SELECT event_name, state, reason, n FROM delivery_counts"
+	                            " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000")))
+		return hl_sq_fail(err, b->db, "counts");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+	hl_sq_done(b, st);
+	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "counts");
+}
+
+int
+hl_sq_decision(struct hl_store_backend *b, char **out, const char *delivery_id, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT decision_json FROM deliveries"
+	                                    " WHERE delivery_id = ?1");
+	char *json = NULL;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "decision");
+	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		json = hl_sq_col_dup(st, 0);
+	hl_sq_done(b, st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "decision");
+	if (!json)
+		return hl_err_set(err, HL_ENOTFOUND, "no decision for delivery '%s'", delivery_id);
+	*out = json;
+	return 0;
+}
+
+int
+hl_sq_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t max, size_t *n,
+             struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t k = 0;
+	int rc = SQLITE_DONE;
+
+	if (!(st = hl_sq_prepare(
+	              b, "SELECT delivery_id, event_name, action, source, state, answer, reason,"
+	                 " task_id, received_ms, claims FROM deliveries"
+	                 " ORDER BY id DESC LIMIT ?1")))
+		return hl_sq_fail(err, b->db, "recent");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hl_delivery_summary *d = &out[k++];
+
+		hl_sq_col_copy(d->delivery_id, sizeof(d->delivery_id), st, 0);
+		hl_sq_col_copy(d->event, sizeof(d->event), st, 1);
+		hl_sq_col_copy(d->action, sizeof(d->action), st, 2);
+		hl_sq_col_copy(d->source, sizeof(d->source), st, 3);
+		hl_sq_col_copy(d->state, sizeof(d->state), st, 4);
+		hl_sq_col_copy(d->answer, sizeof(d->answer), st, 5);
+		hl_sq_col_copy(d->reason, sizeof(d->reason), st, 6);
+		hl_sq_col_copy(d->task_id, sizeof(d->task_id), st, 7);
+		d->received_ms = sqlite3_column_int64(st, 8);
+		d->claims = sqlite3_column_int(st, 9);
+	}
+	if (k == max)
+		rc = SQLITE_DONE;
+	hl_sq_done(b, st);
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "recent");
+	*n = k;
+	return 0;
+}

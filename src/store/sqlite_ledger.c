@@ -1,0 +1,391 @@
+/*
+ * sqlite_ledger.c - the remediation ledger on SQLite (see store/ledger.h):
+ * task claims and lookups, task and attempt upserts, typed records.
+ *
+ * Every task write reads the stored state first, inside the same
+ * transaction, and asks hl_task_transition whether the move is legal; an
+ * illegal move writes nothing. Writes are upserts whose NULL/zero fields
+ * keep what is stored, so callers write only what they know.
+ */
+#include "base/clock.h"
+#include "base/str.h"
+#include "sqlite_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void
+sq_bind_int_or_null(sqlite3_stmt *st, int i, int64_t v)
+{
+	if (v)
+		sqlite3_bind_int64(st, i, v);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* The stored state of a task: HL_TASK_STATE_INVALID when there is none. */
+static int
+sq_task_state(struct hl_store_backend *b, enum hl_task_state *out, const char *task_id,
+              struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT state FROM remediation_tasks"
+	                                    " WHERE task_id = ?1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "task state");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	*out = HL_TASK_STATE_INVALID;
+	if (rc == SQLITE_ROW)
+		*out = hl_task_state_from_name((const char *)sqlite3_column_text(st, 0));
+	hl_sq_done(b, st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "task state");
+	return 0;
+}
+
+/* The upsert, inside the caller's transaction. */
+static int
+sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err)
+{
+	enum hl_task_state cur;
+	sqlite3_stmt *st;
+	int64_t now = hl_time_wall_ms();
+	bool ends;
+	int rc;
+
+	if ((rc = sq_task_state(b, &cur, t->task_id, err)) < 0)
+		return rc;
+	/* Writing the same state again updates the other fields only. */
+	if (cur != t->state && (rc = hl_task_transition(cur, t->state, err)) < 0)
+		return hl_err_wrap(err, "task '%s'", t->task_id);
+	ends = hl_task_state_is_final(t->state) || t->state == HL_TASK_ESCALATED;
+	st = hl_sq_prepare(
+	        b,
+	        "INSERT INTO remediation_tasks (task_id, dedup_key, repository, run_id, job, branch,"
+	        " agent, failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"
+	        " reason, attempts, finished_ms)"
+	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13,"
+	        " COALESCE(?14, 0), ?15)"
+	        " ON CONFLICT (task_id) DO UPDATE SET"
+	        " dedup_key = COALESCE(excluded.dedup_key, remediation_tasks.dedup_key),"
+	        " repository = COALESCE(excluded.repository, remediation_tasks.repository),"
+	        " run_id = COALESCE(excluded.run_id, remediation_tasks.run_id),"
+	        " job = COALESCE(excluded.job, remediation_tasks.job),"
+	        " branch = COALESCE(excluded.branch, remediation_tasks.branch),"
+	        " agent = COALESCE(excluded.agent, remediation_tasks.agent),"
+	        " failure_type = COALESCE(excluded.failure_type, remediation_tasks.failure_type),"
+	        " state = excluded.state,"
+	        " coderun_name = COALESCE(excluded.coderun_name, remediation_tasks.coderun_name),"
+	        " decision_json = COALESCE(excluded.decision_json, remediation_tasks.decision_json),"
+	        " updated_ms = excluded.updated_ms,"
+	        " reason = COALESCE(excluded.reason, remediation_tasks.reason),"
+	        " attempts = CASE WHEN ?14 IS NULL THEN remediation_tasks.attempts ELSE ?14 END,"
+	        " finished_ms = CASE WHEN ?15 IS NULL THEN NULL"
+	        "  ELSE COALESCE(remediation_tasks.finished_ms, ?15) END");
+	if (!st)
+		return hl_sq_fail(err, b->db, "put task");
+	hl_sq_bind_text(st, 1, t->task_id);
+	hl_sq_bind_text(st, 2, t->dedup_key);
+	hl_sq_bind_text(st, 3, t->repository);
+	sq_bind_int_or_null(st, 4, t->run_id);
+	hl_sq_bind_text(st, 5, t->job);
+	hl_sq_bind_text(st, 6, t->branch);
+	hl_sq_bind_text(st, 7, t->agent);
+	hl_sq_bind_text(st, 8, t->failure_type);
+	sqlite3_bind_text(st, 9, hl_task_state_name(t->state), -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 10, t->coderun_name);
+	hl_sq_bind_text(st, 11, t->decision_json);
+	sqlite3_bind_int64(st, 12, now);
+	hl_sq_bind_text(st, 13, t->reason);
+	sq_bind_int_or_null(st, 14, t->attempts);
+	sq_bind_int_or_null(st, 15, ends ? now : 0);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "put task");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+int
+hl_sq_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err)
+{
+	int rc;
+
+	if (hl_sq_begin(b, "put task", err) < 0)
+		return -HL_EDB;
+	rc = sq_task_write(b, t, err);
+	if (rc == 0)
+		rc = hl_sq_commit(b, "put task", err);
+	if (rc < 0)
+		hl_sq_rollback(b);
+	return rc;
+}
+
+int
+hl_sq_task_claim(struct hl_store_backend *b, bool *created, char *existing, const struct hl_task *t,
+                 struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (hl_sq_begin(b, "claim task", err) < 0)
+		return -HL_EDB;
+	if (!(st = hl_sq_prepare(b, "SELECT task_id FROM remediation_tasks WHERE task_id = ?1"
+	                            " OR (?2 IS NOT NULL AND dedup_key = ?2)"
+	                            " ORDER BY task_id = ?1 DESC, created_ms LIMIT 1"))) {
+		rc = hl_sq_fail(err, b->db, "claim task");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, t->task_id, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 2, t->dedup_key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		hl_sq_col_copy(existing, HL_TASK_ID_MAX, st, 0);
+		*created = false;
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		hl_sq_done(b, st);
+		st = NULL;
+		rc = sq_task_write(b, t, err);
+		if (rc == 0) {
+			hl_strlcpy(existing, t->task_id, HL_TASK_ID_MAX);
+			*created = true;
+		}
+	} else {
+		rc = hl_sq_fail(err, b->db, "claim task");
+	}
+	hl_sq_done(b, st);
+	if (rc == 0)
+		rc = hl_sq_commit(b, "claim task", err);
+out:
+	if (rc < 0)
+		hl_sq_rollback(b);
+	return rc;
+}
+
+int
+hl_sq_task_find(struct hl_store_backend *b, char *out, const char *repository, const char *branch,
+                int64_t run_id, enum hl_task_find mode, int64_t since_ms, const char *exclude,
+                struct hl_err *err)
+{
+	static const char *const where[] = {
+		[HL_TASK_FIND_ANY] = "run_id = ?3",
+		[HL_TASK_FIND_RUN_LEVEL] = "run_id = ?3 AND job IS NULL",
+		[HL_TASK_FIND_OTHER_RUN] = "branch = ?2 AND (run_id IS NULL OR run_id <> ?3)"
+		                           " AND created_ms >= ?4",
+	};
+	sqlite3_stmt *st = NULL;
+	char sql[512];
+	int rc;
+
+	if ((unsigned)mode > HL_TASK_FIND_OTHER_RUN)
+		return hl_err_set(err, HL_EINVAL, "bad task search mode %d", (int)mode);
+	snprintf(sql, sizeof(sql),
+	         "SELECT task_id FROM remediation_tasks WHERE repository = ?1 AND %s"
+	         " AND NOT (state = 'skipped' AND agent IS NULL)"
+	         " AND (?5 IS NULL OR task_id <> ?5) ORDER BY created_ms DESC LIMIT 1",
+	         where[mode]);
+	if (!(st = hl_sq_prepare(b, sql)))
+		return hl_sq_fail(err, b->db, "find task");
+	sqlite3_bind_text(st, 1, repository, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 2, branch);
+	sqlite3_bind_int64(st, 3, run_id);
+	sqlite3_bind_int64(st, 4, since_ms);
+	hl_sq_bind_text(st, 5, exclude);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		hl_sq_col_copy(out, HL_TASK_ID_MAX, st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = hl_err_set(err, HL_ENOTFOUND, "no matching task");
+	} else {
+		rc = hl_sq_fail(err, b->db, "find task");
+	}
+	hl_sq_done(b, st);
+	return rc;
+}
+
+int
+hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms,"
+	           " finished_ms, kind, phase, reason, status_message, pr_url)"
+	           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+	           " ON CONFLICT (task_id, n) DO UPDATE SET"
+	           " agent = COALESCE(excluded.agent, attempts.agent),"
+	           " coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"
+	           " outcome = COALESCE(excluded.outcome, attempts.outcome),"
+	           " finished_ms = COALESCE(excluded.finished_ms, attempts.finished_ms),"
+	           " kind = excluded.kind, phase = excluded.phase,"
+	           " reason = COALESCE(excluded.reason, attempts.reason),"
+	           " status_message = COALESCE(excluded.status_message, attempts.status_message),"
+	           " pr_url = COALESCE(excluded.pr_url, attempts.pr_url)");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "put attempt");
+	hl_sq_bind_text(st, 1, a->task_id);
+	sqlite3_bind_int(st, 2, a->n);
+	hl_sq_bind_text(st, 3, a->agent);
+	hl_sq_bind_text(st, 4, a->coderun_name);
+	hl_sq_bind_text(st, 5,
+	                a->outcome == HL_OUTCOME_INVALID ? NULL
+	                                                 : hl_attempt_outcome_name(a->outcome));
+	sqlite3_bind_int64(st, 6, a->started_ms ? a->started_ms : hl_time_wall_ms());
+	sq_bind_int_or_null(st, 7, a->finished_ms);
+	sqlite3_bind_text(st, 8, hl_attempt_kind_name(a->kind), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, hl_attempt_phase_name(a->phase), -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 10, a->reason);
+	hl_sq_bind_text(st, 11, a->status_message);
+	hl_sq_bind_text(st, 12, a->pr_url);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "put attempt");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+int
+hl_sq_outcome_add(struct hl_store_backend *b, const char *task_id, const char *delivery_id,
+                  const char *outcome, const char *detail, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "INSERT INTO outcomes (task_id, delivery_id, outcome,"
+	                                    " detail, recorded_ms) VALUES (?1, ?2, ?3, ?4, ?5)");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "add outcome");
+	hl_sq_bind_text(st, 1, task_id);
+	hl_sq_bind_text(st, 2, delivery_id);
+	hl_sq_bind_text(st, 3, outcome);
+	hl_sq_bind_text(st, 4, detail);
+	sqlite3_bind_int64(st, 5, hl_time_wall_ms());
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "add outcome");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+int
+hl_sq_task_counts(struct hl_store_backend *b,
+                  void (*fn)(void *, const char *, const char *, int64_t), void *arg,
+                  struct hl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (!(st = hl_sq_prepare(
+	              b, "SELECT 'state', state, COUNT(*) FROM remediation_tasks"
+	                 " GROUP BY state UNION ALL"
+	                 " SELECT 'outcome', COALESCE(outcome, 'running'), COUNT(*) FROM attempts"
+	                 " GROUP BY COALESCE(outcome, 'running') LIMIT 200")))
+		return hl_sq_fail(err, b->db, "task counts");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2));
+	hl_sq_done(b, st);
+	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "task counts");
+}
+
+static int64_t
+sq_col_int(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(st, i);
+}
+
+static int
+sq_read_attempts(struct hl_store_backend *b, struct hl_task_record *t, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "SELECT n, kind, phase, outcome, agent, coderun_name, reason, status_message,"
+	           " pr_url, started_ms, finished_ms FROM attempts WHERE task_id = ?1 ORDER BY n");
+	size_t cap = 0;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "attempts");
+	sqlite3_bind_text(st, 1, t->task_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hl_attempt_record *a;
+
+		if (t->n_attempts == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			void *p = realloc(t->attempt, ncap * sizeof(*t->attempt));
+			if (!p) {
+				hl_sq_done(b, st);
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+			}
+			t->attempt = p;
+			cap = ncap;
+		}
+		a = &t->attempt[t->n_attempts++];
+		memset(a, 0, sizeof(*a));
+		a->n = sqlite3_column_int(st, 0);
+		a->kind = hl_attempt_kind_from_name((const char *)sqlite3_column_text(st, 1));
+		a->phase = hl_attempt_phase_from_name((const char *)sqlite3_column_text(st, 2));
+		a->outcome = hl_attempt_outcome_from_name((const char *)sqlite3_column_text(st, 3));
+		a->agent = hl_sq_col_dup(st, 4);
+		a->coderun_name = hl_sq_col_dup(st, 5);
+		a->reason = hl_sq_col_dup(st, 6);
+		a->status_message = hl_sq_col_dup(st, 7);
+		a->pr_url = hl_sq_col_dup(st, 8);
+		a->started_ms = sq_col_int(st, 9);
+		a->finished_ms = sq_col_int(st, 10);
+	}
+	hl_sq_done(b, st);
+	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "attempts");
+}
+
+int
+hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+               struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
+	           " failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"
+	           " reason, attempts, finished_ms FROM remediation_tasks WHERE task_id = ?1");
+	struct hl_task_record *t;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "task");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		hl_sq_done(b, st);
+		if (rc == SQLITE_DONE)
+			return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
+		return hl_sq_fail(err, b->db, "task");
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		hl_sq_done(b, st);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	t->task_id = hl_sq_col_dup(st, 0);
+	t->dedup_key = hl_sq_col_dup(st, 1);
+	t->repository = hl_sq_col_dup(st, 2);
+	t->run_id = sq_col_int(st, 3);
+	t->job = hl_sq_col_dup(st, 4);
+	t->branch = hl_sq_col_dup(st, 5);
+	t->agent = hl_sq_col_dup(st, 6);
+	t->failure_type = hl_sq_col_dup(st, 7);
+	t->state = hl_task_state_from_name((const char *)sqlite3_column_text(st, 8));
+	t->coderun_name = hl_sq_col_dup(st, 9);
+	t->decision_json = hl_sq_col_dup(st, 10);
+	t->created_ms = sq_col_int(st, 11);
+	t->updated_ms = sq_col_int(st, 12);
+	t->reason = hl_sq_col_dup(st, 13);
+	t->attempts = (int)sq_col_int(st, 14);
+	t->finished_ms = sq_col_int(st, 15);
+	hl_sq_done(b, st);
+	if (!t->task_id) {
+		hl_task_record_free(t);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if ((rc = sq_read_attempts(b, t, err)) < 0) {
+		hl_task_record_free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}

@@ -1,0 +1,68 @@
+/*
+ * store_front.h - the store front end's state, shared by its files
+ * (private to src/store): store.c (the handle and signals),
+ * store_intake.c (the group-commit pipeline and the delivery queue) and
+ * store_ledger.c (tasks and attempts).
+ */
+#ifndef HL_STORE_STORE_FRONT_H
+#define HL_STORE_STORE_FRONT_H
+
+#include "store_impl.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define STORE_MAX_LISTENERS 8
+
+struct hl_store {
+	struct hl_store_backend *b;
+	const struct hl_store_ops *ops;
+	pthread_mutex_t db_lock; /* guards b */
+
+	pthread_mutex_t q_lock; /* guards the fields below */
+	pthread_cond_t q_cond;  /* committer: work queued or stop */
+	struct hl_intake_req *q_head, *q_tail;
+	bool stopping;
+	pthread_t committer;
+	bool committer_started;
+	bool committer_done; /* the committer exited; the syncer may too */
+
+	pthread_mutex_t s_lock; /* syncer: batches written, waiting for the flush */
+	pthread_cond_t s_cond;
+	struct hl_intake_req *s_head, *s_tail;
+	int s_queued; /* received deliveries among them */
+	pthread_t syncer;
+	bool syncer_started;
+
+	pthread_mutex_t w_lock; /* worker wake-up */
+	pthread_cond_t w_cond;
+	uint64_t w_seq; /* bumped by every HL_CHANNEL_WORK signal */
+	bool w_wake_all;
+
+	pthread_mutex_t l_lock; /* listeners */
+	struct {
+		hl_store_listener_fn fn;
+		void *arg;
+	} listeners[STORE_MAX_LISTENERS];
+	int n_listeners;
+};
+
+/* Runs expr (a backend call) under the store mutex and returns its result. */
+#define STORE_CALL(s, expr)                          \
+	do {                                         \
+		int rc_;                             \
+		pthread_mutex_lock(&(s)->db_lock);   \
+		rc_ = (expr);                        \
+		pthread_mutex_unlock(&(s)->db_lock); \
+		return rc_;                          \
+	} while (0)
+
+/* Hands a signal to this process's listeners (the backend's sink). */
+void hl_store_deliver(void *store, enum hl_store_channel ch, const char *payload);
+
+/* Starts / stops the intake pipeline threads (store_intake.c). */
+int hl_store_intake_start(struct hl_store *s, struct hl_err *err);
+void hl_store_intake_stop(struct hl_store *s);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * store_ledger.c - the ledger's front end (store/ledger.h): argument checks,
+ * the store mutex around each backend call, and record ownership.
+ */
+#include "store_front.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool
+ledger_state_ok(enum hl_task_state st)
+{
+	return st >= 0 && st < HL_TASK_STATE_MAX;
+}
+
+int
+hl_store_task_put(struct hl_store *s, const struct hl_task *t, struct hl_err *err)
+{
+	if (!t->task_id || !*t->task_id || strlen(t->task_id) >= HL_TASK_ID_MAX ||
+	    !ledger_state_ok(t->state))
+		return hl_err_set(err, HL_EINVAL, "a task needs a task_id and a state");
+	STORE_CALL(s, s->ops->ledger.task_put(s->b, t, err));
+}
+
+int
+hl_store_task_claim(struct hl_store *s, bool *created, char *existing, const struct hl_task *t,
+                    struct hl_err *err)
+{
+	if (!t->task_id || !*t->task_id || strlen(t->task_id) >= HL_TASK_ID_MAX ||
+	    !ledger_state_ok(t->state))
+		return hl_err_set(err, HL_EINVAL, "a task needs a task_id and a state");
+	STORE_CALL(s, s->ops->ledger.task_claim(s->b, created, existing, t, err));
+}
+
+int
+hl_store_task_find(struct hl_store *s, char *out, const char *repository, const char *branch,
+                   int64_t run_id, enum hl_task_find mode, int64_t since_ms,
+                   const char *exclude_task_id, struct hl_err *err)
+{
+	if (!repository || (mode == HL_TASK_FIND_OTHER_RUN && !branch))
+		return hl_err_set(err, HL_EINVAL, "task search needs a repository (and a branch)");
+	STORE_CALL(s, s->ops->ledger.task_find(s->b, out, repository, branch, run_id, mode,
+	                                       since_ms, exclude_task_id, err));
+}
+
+int
+hl_store_task_get(struct hl_store *s, struct hl_task_record **out, const char *task_id,
+                  struct hl_err *err)
+{
+	if (!task_id || !*task_id)
+		return hl_err_set(err, HL_EINVAL, "no task id");
+	STORE_CALL(s, s->ops->ledger.task_get(s->b, out, task_id, err));
+}
+
+int
+hl_store_attempt_put(struct hl_store *s, const struct hl_attempt *a, struct hl_err *err)
+{
+	if (!a->task_id || !*a->task_id || a->n < 1 || a->kind < 0 ||
+	    a->kind >= HL_ATTEMPT_KIND_MAX || a->phase < 0 || a->phase >= HL_PHASE_MAX ||
+	    a->outcome >= HL_OUTCOME_MAX || a->outcome < HL_OUTCOME_INVALID)
+		return hl_err_set(err, HL_EINVAL,
+		                  "an attempt needs a task_id, n >= 1, a kind and a phase");
+	STORE_CALL(s, s->ops->ledger.attempt_put(s->b, a, err));
+}
+
+int
+hl_store_outcome_add(struct hl_store *s, const char *task_id, const char *delivery_id,
+                     const char *outcome, const char *detail, struct hl_err *err)
+{
+	if (!outcome || !*outcome)
+		return hl_err_set(err, HL_EINVAL, "an outcome needs a name");
+	STORE_CALL(s, s->ops->ledger.outcome_add(s->b, task_id, delivery_id, outcome, detail, err));
+}
+
+int
+hl_store_task_counts(struct hl_store *s,
+                     void (*fn)(void *arg, const char *kind, const char *name, int64_t n),
+                     void *arg, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->ledger.task_counts(s->b, fn, arg, err));
+}
+
+void
+hl_task_record_free(struct hl_task_record *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->n_attempts; i++) {
+		struct hl_attempt_record *a = &t->attempt[i];
+		free(a->agent);
+		free(a->coderun_name);
+		free(a->reason);
+		free(a->status_message);
+		free(a->pr_url);
+	}
+	free(t->attempt);
+	free(t->task_id);
+	free(t->dedup_key);
+	free(t->repository);
+	free(t->job);
+	free(t->branch);
+	free(t->agent);
+	free(t->failure_type);
+	free(t->reason);
+	free(t->coderun_name);
+	free(t->decision_json);
+	free(t);
+}
