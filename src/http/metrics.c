@@ -19,21 +19,11 @@ static const double metrics_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.0
 #define N_BOUNDS (sizeof(metrics_bounds) / sizeof(metrics_bounds[0]))
 
 struct hl_metrics {
-	atomic_uint_fast64_t requests[HL_ROUTE_MAX][N_CODES];
-	atomic_uint_fast64_t buckets[HL_ROUTE_MAX][N_BOUNDS + 1]; /* last: +Inf only */
-	atomic_uint_fast64_t sum_us[HL_ROUTE_MAX];
+	atomic_uint_fast64_t requests[HL_METRICS_ROUTES_MAX][N_CODES];
+	atomic_uint_fast64_t buckets[HL_METRICS_ROUTES_MAX][N_BOUNDS + 1]; /* last: +Inf only */
+	atomic_uint_fast64_t sum_us[HL_METRICS_ROUTES_MAX];
 	atomic_uint_fast64_t intake[METRICS_EVENTS_MAX][3];
 };
-
-const char *
-hl_route_name(enum hl_route r)
-{
-	static const char *const names[] = { "webhook", "ci_failure",  "security_alert",
-		                             "health",  "ready",       "status",
-		                             "metrics", "remediation", "other" };
-
-	return r < HL_ROUTE_MAX ? names[r] : "other";
-}
 
 struct hl_metrics *
 hl_metrics_new(void)
@@ -48,13 +38,13 @@ hl_metrics_free(struct hl_metrics *m)
 }
 
 void
-hl_metrics_request(struct hl_metrics *m, enum hl_route route, unsigned code, int64_t duration_us)
+hl_metrics_request(struct hl_metrics *m, int route, unsigned code, int64_t duration_us)
 {
 	size_t c, b;
 	double secs = (double)duration_us / 1e6;
 
-	if (route >= HL_ROUTE_MAX)
-		route = HL_ROUTE_OTHER;
+	if (route < 0 || route >= HL_METRICS_ROUTES_MAX)
+		return;
 	for (c = 0; c < N_CODES - 1 && metrics_codes[c] != code; c++)
 		;
 	for (b = 0; b < N_BOUNDS && secs > metrics_bounds[b]; b++)
@@ -90,8 +80,8 @@ hl_metrics_label(struct hl_buf *out, const char *s)
 }
 
 void
-hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*event_name)(int i),
-                  int n_events)
+hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*route_name)(int i),
+                  int n_routes, const char *(*event_name)(int i), int n_events)
 {
 	static const char *const status_names[] = { "accepted", "skipped", "duplicate" };
 	uint_fast64_t v, cum;
@@ -101,7 +91,7 @@ hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*event_
 	hl_buf_append_str(out,
 	                  "# HELP healer_http_requests_total HTTP requests by route and status "
 	                  "code.\n# TYPE healer_http_requests_total counter\n");
-	for (r = 0; r < HL_ROUTE_MAX; r++)
+	for (r = 0; r < (size_t)n_routes && r < HL_METRICS_ROUTES_MAX; r++)
 		for (c = 0; c < N_CODES; c++) {
 			v = atomic_load_explicit(&m->requests[r][c], memory_order_relaxed);
 			if (!v)
@@ -111,21 +101,21 @@ hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*event_
 				        out,
 				        "healer_http_requests_total{route=\"%s\",code=\"%u\"} "
 				        "%llu\n",
-				        hl_route_name((enum hl_route)r), metrics_codes[c],
+				        route_name((int)r), metrics_codes[c],
 				        (unsigned long long)v);
 			else
 				hl_buf_appendf(
 				        out,
 				        "healer_http_requests_total{route=\"%s\",code=\"other\"}"
 				        " %llu\n",
-				        hl_route_name((enum hl_route)r), (unsigned long long)v);
+				        route_name((int)r), (unsigned long long)v);
 		}
 
 	hl_buf_append_str(out, "# HELP healer_http_request_duration_seconds HTTP request latency "
 	                       "from the first byte to the response, by route.\n"
 	                       "# TYPE healer_http_request_duration_seconds histogram\n");
-	for (r = 0; r < HL_ROUTE_MAX; r++) {
-		const char *rn = hl_route_name((enum hl_route)r);
+	for (r = 0; r < (size_t)n_routes && r < HL_METRICS_ROUTES_MAX; r++) {
+		const char *rn = route_name((int)r);
 
 		cum = 0;
 		for (b = 0; b <= N_BOUNDS; b++) {

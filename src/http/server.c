@@ -67,8 +67,7 @@ hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body, 
 	if (atomic_load(&r->srv->stopping))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (code == 405)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-		                        r->route <= HL_ROUTE_SECURITY_ALERT ? "POST" : "GET");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hl_http_route_allow(r->rt));
 	ret = MHD_queue_response(r->conn, code, resp);
 	MHD_destroy_response(resp);
 	r->code = code;
@@ -98,67 +97,6 @@ hl_http_reply_error(struct http_req *r, unsigned code, const char *error, const 
 	return hl_http_reply(r, code, "application/json; charset=utf-8", body, len);
 }
 
-static enum hl_route
-http_route_of(const char *url)
-{
-	if (strcmp(url, "/webhook") == 0)
-		return HL_ROUTE_WEBHOOK;
-	if (strcmp(url, "/api/remediate/ci-failure") == 0)
-		return HL_ROUTE_CI_FAILURE;
-	if (strcmp(url, "/api/remediate/security-alert") == 0)
-		return HL_ROUTE_SECURITY_ALERT;
-	if (strcmp(url, "/health") == 0)
-		return HL_ROUTE_HEALTH;
-	if (strcmp(url, "/ready") == 0)
-		return HL_ROUTE_READY;
-	if (strcmp(url, "/api/status") == 0)
-		return HL_ROUTE_STATUS;
-	if (strcmp(url, "/metrics") == 0)
-		return HL_ROUTE_METRICS;
-	if (hl_str_starts_with(url, "/api/remediations/"))
-		return HL_ROUTE_REMEDIATION;
-	return HL_ROUTE_OTHER;
-}
-
-static enum MHD_Result
-http_dispatch(struct http_req *r, const char *url, const char *method)
-{
-	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-	           strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-
-	if (r->route == HL_ROUTE_OTHER)
-		return hl_http_reply_error(r, 404, "not_found", "no route for '%s'", r->path);
-	if (r->route <= HL_ROUTE_SECURITY_ALERT) {
-		if (!post)
-			return hl_http_reply_error(r, 405, "method_not_allowed",
-			                           "'%s' accepts POST only", r->path);
-		if (r->too_big)
-			return hl_http_reply_error(r, 413, "payload_too_large",
-			                           "the body exceeds %u bytes", HL_HTTP_MAX_BODY);
-		if (r->route == HL_ROUTE_WEBHOOK)
-			return hl_http_webhook(r);
-		return hl_http_remediate(r);
-	}
-	if (!get)
-		return hl_http_reply_error(r, 405, "method_not_allowed", "'%s' accepts GET only",
-		                           r->path);
-	switch (r->route) {
-	case HL_ROUTE_HEALTH:
-		return hl_http_health(r);
-	case HL_ROUTE_READY:
-		return hl_http_ready(r);
-	case HL_ROUTE_STATUS:
-		return hl_http_status(r);
-	case HL_ROUTE_METRICS:
-		return hl_http_metrics(r);
-	case HL_ROUTE_REMEDIATION:
-		return hl_http_remediation(r, url + strlen("/api/remediations/"));
-	default:
-		return hl_http_reply_error(r, 404, "not_found", "no route for '%s'", r->path);
-	}
-}
-
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
             const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -174,9 +112,9 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 		r->srv = srv;
 		r->conn = conn;
 		r->t0_us = http_now_us();
-		r->route = http_route_of(url);
 		hl_strlcpy(r->method, method, sizeof(r->method));
 		hl_strlcpy(r->path, url, sizeof(r->path));
+		r->rt = hl_http_route_of(r->path, &r->route_arg);
 		hl_buf_init(&r->body, HL_HTTP_MAX_BODY);
 		atomic_init(&r->phase, HTTP_READING);
 		*con_cls = r;
@@ -210,7 +148,7 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 	}
 	if (atomic_load(&r->phase) == HTTP_DONE)
 		return hl_http_intake_reply(r);
-	return http_dispatch(r, url, method);
+	return hl_http_dispatch(r, method);
 }
 
 static void
@@ -234,7 +172,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	us = http_now_us() - r->t0_us;
 	if (!r->code)
 		r->code = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? 200 : 499;
-	hl_metrics_request(srv->metrics, r->route, r->code, us);
+	hl_metrics_request(srv->metrics, (int)(r->rt - hl_http_routes), r->code, us);
 	snprintf(code, sizeof(code), "%u", r->code);
 	snprintf(dur, sizeof(dur), "%.3f", (double)us / 1000.0);
 	hl_log_kv(HL_LOG_INFO, "request", "method", r->method, "path", r->path, "status", code,

@@ -1,7 +1,8 @@
 /*
  * server.h - healer's HTTP API (contract section 4) on libmicrohttpd.
  *
- * Routes: POST /webhook, POST /api/remediate/ci-failure,
+ * Routes: one table in routes.c (path, methods, authentication, body,
+ * handler): POST /webhook, POST /api/remediate/ci-failure,
  * POST /api/remediate/security-alert, GET /health, /ready, /api/status,
  * /metrics, /api/remediations/{task_id}. Deliveries are stored durably
  * (group commit, see store.h) before the 202 is sent; the connection is

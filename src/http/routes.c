@@ -1,0 +1,156 @@
+/*
+ * routes.c - the route table: every path healer serves, the methods it
+ * accepts, how it authenticates, whether it reads a body, and its handler.
+ * Adding a route is one entry. The table index is the route's id in the
+ * request metrics; the last entry ("other") counts unknown paths.
+ *
+ * Authentication declared here is checked by the dispatcher before the
+ * handler runs: HTTP_AUTH_TOKEN routes need `Authorization: Bearer
+ * <HEALER_API_TOKEN>` when a token is configured. HTTP_AUTH_SIGNATURE
+ * routes verify the body's HMAC in their handler (the body is needed).
+ */
+#include "base/str.h"
+#include "http_impl.h"
+#include "server.h"
+
+#include <string.h>
+#include <strings.h>
+
+static enum MHD_Result
+route_health(struct http_req *r, const char *arg)
+{
+	return hl_http_health(r);
+}
+
+static enum MHD_Result
+route_ready(struct http_req *r, const char *arg)
+{
+	return hl_http_ready(r);
+}
+
+static enum MHD_Result
+route_status(struct http_req *r, const char *arg)
+{
+	return hl_http_status(r);
+}
+
+static enum MHD_Result
+route_metrics(struct http_req *r, const char *arg)
+{
+	return hl_http_metrics(r);
+}
+
+static enum MHD_Result
+route_webhook(struct http_req *r, const char *arg)
+{
+	return hl_http_webhook(r);
+}
+
+static enum MHD_Result
+route_remediate(struct http_req *r, const char *arg)
+{
+	return hl_http_remediate(r);
+}
+
+static enum MHD_Result
+route_remediation(struct http_req *r, const char *arg)
+{
+	return hl_http_remediation(r, arg);
+}
+
+const struct hl_http_route hl_http_routes[] = {
+	{ "webhook", "/webhook", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_SIGNATURE, true,
+	  route_webhook },
+	{ "ci_failure", "/api/remediate/ci-failure", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_TOKEN,
+	  true, route_remediate },
+	{ "security_alert", "/api/remediate/security-alert", HTTP_MATCH_EXACT, HTTP_POST,
+	  HTTP_AUTH_TOKEN, true, route_remediate },
+	{ "health", "/health", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_health },
+	{ "ready", "/ready", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_ready },
+	{ "status", "/api/status", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
+	  route_status },
+	{ "metrics", "/metrics", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_metrics },
+	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, false,
+	  route_remediation },
+	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, false, NULL },
+};
+
+const size_t hl_http_n_routes = sizeof(hl_http_routes) / sizeof(hl_http_routes[0]);
+
+const struct hl_http_route *
+hl_http_route_of(const char *url, const char **arg)
+{
+	size_t i;
+
+	*arg = "";
+	for (i = 0; i + 1 < hl_http_n_routes; i++) {
+		const struct hl_http_route *rt = &hl_http_routes[i];
+		size_t n = strlen(rt->path);
+
+		if (rt->match == HTTP_MATCH_EXACT && strcmp(url, rt->path) == 0)
+			return rt;
+		if (rt->match == HTTP_MATCH_PREFIX && strncmp(url, rt->path, n) == 0) {
+			*arg = url + n;
+			return rt;
+		}
+	}
+	return &hl_http_routes[hl_http_n_routes - 1];
+}
+
+const char *
+hl_http_route_name(int i)
+{
+	return i >= 0 && (size_t)i < hl_http_n_routes ? hl_http_routes[i].name : "other";
+}
+
+/* "POST", "GET, HEAD" or both, for the Allow header. */
+const char *
+hl_http_route_allow(const struct hl_http_route *rt)
+{
+	if ((rt->methods & HTTP_POST) && (rt->methods & HTTP_GET))
+		return "GET, HEAD, POST";
+	return rt->methods & HTTP_POST ? "POST" : "GET, HEAD";
+}
+
+static unsigned
+route_method(const char *method)
+{
+	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+		return HTTP_POST;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+		return HTTP_GET;
+	return 0;
+}
+
+/* The bearer token check of HTTP_AUTH_TOKEN routes (constant time). */
+static bool
+route_token_ok(struct http_req *r)
+{
+	const char *want = r->srv->cfg->api_token;
+	const char *auth;
+
+	if (!want || !*want)
+		return true;
+	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	return auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
+	       hl_str_ct_equal(auth + 7, strlen(auth + 7), want, strlen(want));
+}
+
+enum MHD_Result
+hl_http_dispatch(struct http_req *r, const char *method)
+{
+	const struct hl_http_route *rt = r->rt;
+
+	if (!rt->handler)
+		return hl_http_reply_error(r, 404, "not_found", "no route for '%s'", r->path);
+	if (!(route_method(method) & rt->methods))
+		return hl_http_reply_error(r, 405, "method_not_allowed", "'%s' accepts %s only",
+		                           r->path, rt->methods & HTTP_POST ? "POST" : "GET");
+	if (rt->auth == HTTP_AUTH_TOKEN && !route_token_ok(r))
+		return hl_http_reply_error(r, 401, "unauthorized",
+		                           "a valid 'Authorization: Bearer' token is required");
+	if (rt->body && r->too_big)
+		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %u bytes",
+		                           HL_HTTP_MAX_BODY);
+	return rt->handler(r, r->route_arg);
+}
