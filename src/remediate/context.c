@@ -1,8 +1,9 @@
 /*
  * context.c - parallel context gathering; see context.h.
  *
- * Each source is a slot: a prepared fetch request plus a parser that files
- * the answer into the context. A phase runs all its slots in one
+ * The sources are one table (ctx_sources): each says when it is off and
+ * plans its requests. Each request is a slot: a prepared fetch request plus
+ * a parser that files the answer into the context. A phase runs all its slots in one
  * hl_fetch_run, so the phase costs the time of its slowest source, bounded
  * by the overall deadline.
  */
@@ -138,7 +139,7 @@ ctx_repo_name(const struct hl_event *ev)
 static struct ctx_slot *
 ctx_slot_add(struct ctx_phase *ph, const char *name, ctx_parse_fn parse)
 {
-	struct ctx_slot *s;
+	struct ctx_slot *s = NULL;
 
 	if (ph->n >= CTX_MAX_SLOTS)
 		return NULL;
@@ -466,14 +467,6 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	const char *repo = ev->repository;
 	int rc = 0;
 
-	if (!g->c->github || !repo) {
-		const char *why = repo ? "no GitHub credentials (GITHUB_TOKEN or GitHub App)"
-		                       : "no repository in the event";
-		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, why);
-		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, why);
-		ctx_record(g->ctx, "github_files", HL_SOURCE_SKIPPED, 0, why);
-		return 0;
-	}
 	/* the failing job's log, or the run's job list first */
 	if (ev->job_id > 0) {
 		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
@@ -525,103 +518,200 @@ out:
 	return rc;
 }
 
+/* ---- the sources --------------------------------------------------------- */
+
+static bool
+ctx_set(const char *s)
+{
+	return s && *s;
+}
+
 static int
-ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+ctx_plan_argocd(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	const struct hl_config *cfg = g->c->cfg;
+	struct ctx_slot *s = NULL;
+	int rc;
+
+	if ((rc = ctx_add_plain(g, ph, "argocd", ctx_parse_argocd, cfg->argocd_token, &s, err)) < 0)
+		return rc;
+	hl_argocd_app_url(&s->url, cfg->argocd_server, ctx_repo_name(g->ev));
+	s->req.url = s->url.data;
+	return 0;
+}
+
+static int
+ctx_plan_loki(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	struct hl_buf q = HL_BUF_INIT(4096);
+	int64_t now_ns = hl_time_wall_ms() * 1000000LL;
+	struct ctx_slot *s = NULL;
+	int rc;
+
+	hl_buf_appendf(&q, "{app=\"%s\"} |~ \"(?i)(error|panic|fatal|exception)\"",
+	               ctx_repo_name(g->ev));
+	if ((rc = ctx_add_plain(g, ph, "loki", ctx_parse_loki, NULL, &s, err)) == 0) {
+		hl_loki_query_range_url(&s->url, g->c->cfg->loki_url, q.data,
+		                        now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
+		s->req.url = s->url.data;
+	}
+	hl_buf_release(&q);
+	return rc;
+}
+
+static int
+ctx_plan_prometheus(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	const char *app = ctx_repo_name(g->ev);
+	struct hl_buf q = HL_BUF_INIT(4096);
+	struct ctx_slot *s = NULL;
+	int rc;
+
+	hl_buf_appendf(&q,
+	               "sum(rate(http_requests_total{service=\"%s\",code=~\"5..\"}[5m])) / "
+	               "sum(rate(http_requests_total{service=\"%s\"}[5m]))",
+	               app, app);
+	if ((rc = ctx_add_plain(g, ph, "prometheus", ctx_parse_prom, NULL, &s, err)) == 0) {
+		hl_prom_query_url(&s->url, g->c->cfg->prometheus_url, q.data);
+		s->req.url = s->url.data;
+	}
+	hl_buf_release(&q);
+	return rc;
+}
+
+static int
+ctx_plan_kubernetes(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	struct hl_buf path = HL_BUF_INIT(4096);
+	struct ctx_slot *s = ctx_slot_add(ph, "kubernetes", ctx_parse_events);
+	int rc;
+
+	if (!s)
+		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+	hl_buf_appendf(&path, "/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20",
+	               g->c->cfg->namespace);
+	rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path.data, err);
+	hl_buf_release(&path);
+	if (rc < 0) {
+		ph->n--;
+		ctx_record(g->ctx, "kubernetes", HL_SOURCE_FAILED, 0, err->msg);
+	} else {
+		s->req.timeout_ms = g->timeout_ms;
+	}
+	return 0;
+}
+
+static int
+ctx_plan_memory(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
 	const struct hl_config *cfg = g->c->cfg;
 	const struct hl_event *ev = g->ev;
-	const char *app = ctx_repo_name(ev);
-	struct ctx_slot *s;
-	int64_t now_ns = hl_time_wall_ms() * 1000000LL;
+	struct ctx_slot *s = NULL;
+	json_t *q;
+	char *text;
 	int rc;
 
-	if (cfg->argocd_server && *cfg->argocd_server && *app) {
-		if ((rc = ctx_add_plain(g, ph, "argocd", ctx_parse_argocd, cfg->argocd_token, &s,
-		                        err)) < 0)
-			return rc;
-		hl_argocd_app_url(&s->url, cfg->argocd_server, app);
-		s->req.url = s->url.data;
-	} else {
-		ctx_record(g->ctx, "argocd", HL_SOURCE_SKIPPED, 0, "ARGOCD_SERVER not set");
-	}
-	if (cfg->loki_url && *cfg->loki_url && *app) {
-		struct hl_buf q = HL_BUF_INIT(4096);
-		hl_buf_appendf(&q, "{app=\"%s\"} |~ \"(?i)(error|panic|fatal|exception)\"", app);
-		if ((rc = ctx_add_plain(g, ph, "loki", ctx_parse_loki, NULL, &s, err)) < 0) {
-			hl_buf_release(&q);
-			return rc;
+	if ((rc = ctx_add_plain(g, ph, "memory", ctx_parse_memory, cfg->openmemory_api_key, &s,
+	                        err)) < 0)
+		return rc;
+	hl_buf_appendf(&s->url, "%s/memory/query", cfg->openmemory_url);
+	s->req.url = s->url.data;
+	s->req.method = "POST";
+	s->req.max_retries = 0;
+	hl_buf_appendf(&s->body, "CI failure in %s / %s of %s: %s",
+	               ev->workflow_name ? ev->workflow_name : "?",
+	               ev->job_name ? ev->job_name : "?", ev->repository ? ev->repository : "?",
+	               ev->failed_step ? ev->failed_step : "");
+	q = json_pack("{s:s, s:i}", "query", s->body.data, "k", CTX_MEMORY_RESULTS);
+	text = q ? json_dumps(q, JSON_COMPACT) : NULL;
+	json_decref(q);
+	hl_buf_reset(&s->body);
+	if (text)
+		hl_buf_append_str(&s->body, text);
+	free(text);
+	s->req.body = s->body.data;
+	s->req.body_len = s->body.len;
+	s->req.headers[1] = "Content-Type: application/json";
+	return 0;
+}
+
+static const char *
+ctx_github_off(const struct gather *g)
+{
+	if (!g->ev->repository)
+		return "no repository in the event";
+	return g->c->github ? NULL : "no GitHub credentials (GITHUB_TOKEN or GitHub App)";
+}
+
+static const char *
+ctx_argocd_off(const struct gather *g)
+{
+	return ctx_set(g->c->cfg->argocd_server) && *ctx_repo_name(g->ev) ? NULL
+	                                                                  : "ARGOCD_SERVER not set";
+}
+
+static const char *
+ctx_loki_off(const struct gather *g)
+{
+	return ctx_set(g->c->cfg->loki_url) && *ctx_repo_name(g->ev) ? NULL : "LOKI_URL not set";
+}
+
+static const char *
+ctx_prometheus_off(const struct gather *g)
+{
+	return ctx_set(g->c->cfg->prometheus_url) && *ctx_repo_name(g->ev)
+	               ? NULL
+	               : "PROMETHEUS_URL not set";
+}
+
+static const char *
+ctx_kubernetes_off(const struct gather *g)
+{
+	return g->c->kube ? NULL : "no cluster configured";
+}
+
+static const char *
+ctx_memory_off(const struct gather *g)
+{
+	return ctx_set(g->c->cfg->openmemory_url) ? NULL : "OPENMEMORY_URL not set";
+}
+
+/*
+ * The context sources of the first phase, in the order their statuses are
+ * recorded. off() says why a source is skipped (NULL: it is configured);
+ * plan() adds its requests to the phase. names lists the statuses a
+ * skipped source records. Adding a source is one entry.
+ */
+static const struct ctx_source {
+	const char *names[4];
+	const char *(*off)(const struct gather *g);
+	int (*plan)(struct gather *g, struct ctx_phase *ph, struct hl_err *err);
+} ctx_sources[] = {
+	{ { "github_log", "github_pr", "github_files" }, ctx_github_off, ctx_plan_github },
+	{ { "argocd" }, ctx_argocd_off, ctx_plan_argocd },
+	{ { "loki" }, ctx_loki_off, ctx_plan_loki },
+	{ { "prometheus" }, ctx_prometheus_off, ctx_plan_prometheus },
+	{ { "kubernetes" }, ctx_kubernetes_off, ctx_plan_kubernetes },
+	{ { "memory" }, ctx_memory_off, ctx_plan_memory },
+};
+
+static int
+ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < sizeof(ctx_sources) / sizeof(ctx_sources[0]); i++) {
+		const struct ctx_source *src = &ctx_sources[i];
+		const char *why = src->off(g);
+
+		if (why) {
+			for (k = 0; k < 4 && src->names[k]; k++)
+				ctx_record(g->ctx, src->names[k], HL_SOURCE_SKIPPED, 0, why);
+			continue;
 		}
-		hl_loki_query_range_url(&s->url, cfg->loki_url, q.data,
-		                        now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
-		s->req.url = s->url.data;
-		hl_buf_release(&q);
-	} else {
-		ctx_record(g->ctx, "loki", HL_SOURCE_SKIPPED, 0, "LOKI_URL not set");
-	}
-	if (cfg->prometheus_url && *cfg->prometheus_url && *app) {
-		struct hl_buf q = HL_BUF_INIT(4096);
-		hl_buf_appendf(&q,
-		               "sum(rate(http_requests_total{service=\"%s\",code=~\"5..\"}[5m])) / "
-		               "sum(rate(http_requests_total{service=\"%s\"}[5m]))",
-		               app, app);
-		if ((rc = ctx_add_plain(g, ph, "prometheus", ctx_parse_prom, NULL, &s, err)) < 0) {
-			hl_buf_release(&q);
+		if ((rc = src->plan(g, ph, err)) < 0)
 			return rc;
-		}
-		hl_prom_query_url(&s->url, cfg->prometheus_url, q.data);
-		s->req.url = s->url.data;
-		hl_buf_release(&q);
-	} else {
-		ctx_record(g->ctx, "prometheus", HL_SOURCE_SKIPPED, 0, "PROMETHEUS_URL not set");
-	}
-	if (g->c->kube) {
-		struct hl_buf path = HL_BUF_INIT(4096);
-		s = ctx_slot_add(ph, "kubernetes", ctx_parse_events);
-		if (!s)
-			return hl_err_set(err, HL_EINTERNAL, "too many context sources");
-		hl_buf_appendf(
-		        &path,
-		        "/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20",
-		        cfg->namespace);
-		rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path.data,
-		                      err);
-		hl_buf_release(&path);
-		if (rc < 0) {
-			ph->n--;
-			ctx_record(g->ctx, "kubernetes", HL_SOURCE_FAILED, 0, err->msg);
-		} else {
-			s->req.timeout_ms = g->timeout_ms;
-		}
-	} else {
-		ctx_record(g->ctx, "kubernetes", HL_SOURCE_SKIPPED, 0, "no cluster configured");
-	}
-	if (cfg->openmemory_url && *cfg->openmemory_url) {
-		json_t *q;
-		char *text;
-		if ((rc = ctx_add_plain(g, ph, "memory", ctx_parse_memory, cfg->openmemory_api_key,
-		                        &s, err)) < 0)
-			return rc;
-		hl_buf_appendf(&s->url, "%s/memory/query", cfg->openmemory_url);
-		s->req.url = s->url.data;
-		s->req.method = "POST";
-		s->req.max_retries = 0;
-		hl_buf_appendf(&s->body, "CI failure in %s / %s of %s: %s",
-		               ev->workflow_name ? ev->workflow_name : "?",
-		               ev->job_name ? ev->job_name : "?",
-		               ev->repository ? ev->repository : "?",
-		               ev->failed_step ? ev->failed_step : "");
-		q = json_pack("{s:s, s:i}", "query", s->body.data, "k", CTX_MEMORY_RESULTS);
-		text = q ? json_dumps(q, JSON_COMPACT) : NULL;
-		json_decref(q);
-		hl_buf_reset(&s->body);
-		if (text)
-			hl_buf_append_str(&s->body, text);
-		free(text);
-		s->req.body = s->body.data;
-		s->req.body_len = s->body.len;
-		s->req.headers[1] = "Content-Type: application/json";
-	} else {
-		ctx_record(g->ctx, "memory", HL_SOURCE_SKIPPED, 0, "OPENMEMORY_URL not set");
 	}
 	return 0;
 }
@@ -683,7 +773,7 @@ static int
 ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
 	const struct hl_event *ev = g->ev;
-	struct ctx_slot *s;
+	struct ctx_slot *s = NULL;
 	json_t *job;
 	size_t i;
 	int rc = 0;
@@ -740,7 +830,7 @@ hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
 	g.deadline_ms = c->deadline_ms > 0 ? c->deadline_ms : start + 15000;
 	g.log_cap = c->log_cap ? c->log_cap : CTX_DEFAULT_CAP;
 
-	if ((rc = ctx_plan_github(&g, ph, err)) < 0 || (rc = ctx_plan_sources(&g, ph, err)) < 0)
+	if ((rc = ctx_plan_sources(&g, ph, err)) < 0)
 		goto out;
 	if ((rc = ctx_run_phase(&g, ph, err)) < 0)
 		goto out;
