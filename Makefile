@@ -20,13 +20,13 @@ deps-build:
 	@scripts/install-deps.sh --build-only
 
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) --buildtype=debugoptimized
+	meson setup $(BUILD) --buildtype=debugoptimized -Dwerror=true
 
 $(BUILD_ASAN)/build.ninja:
-	meson setup $(BUILD_ASAN) --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
+	meson setup $(BUILD_ASAN) --buildtype=debug -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
 $(BUILD_FUZZ)/build.ninja:
-	CC=clang meson setup $(BUILD_FUZZ) --buildtype=debug -Dfuzz=true \
+	CC=clang meson setup $(BUILD_FUZZ) --buildtype=debug -Dwerror=true -Dfuzz=true \
 		-Db_sanitize=address,undefined -Db_lundef=false
 
 build: deps-build $(BUILD)/build.ninja

@@ -8,7 +8,7 @@
 #include <string.h>
 
 const struct hl_cmd hl_commands[] = {
-	{ "server", hl_cmd_server, "run the remediation hub (HTTP API, workers, watcher)",
+	{ "server", hl_cmd_server, "run the remediation hub (HTTP API and workers)",
 	  "usage: healer server [--listen HOST:PORT] [--data-dir DIR] [--config FILE]\n"
 	  "\n"
 	  "Runs the hub: receives GitHub webhooks and sensor calls, stores them durably,\n"
