@@ -36,7 +36,19 @@ struct hl_task {
 	int attempts;             /* the number of its current attempt */
 	const char *coderun_name;
 	const char *decision_json; /* the classification/routing decision as JSON text */
+	/* what the loop needs for the next attempt */
+	const char *kind;          /* "ci", "security", "command", "action", "alert" */
+	const char *workflow;      /* the failing workflow's name */
+	const char *head_sha;      /* the failing commit */
+	int64_t pr_number;         /* the PR concerned, 0 keeps */
+	const char *target_branch; /* where the agents push */
+	const char *event_json;    /* the originating normalized event */
+	/* when the loop must look at the task again (wall ms); 0 keeps what
+	 * is stored, HL_TASK_NO_CHECK clears it */
+	int64_t next_check_ms;
 };
+
+#define HL_TASK_NO_CHECK (-1)
 
 /* One attempt of a task, as written by hl_store_attempt_put (an upsert on
  * (task_id, n); NULL strings, zero times and HL_OUTCOME_INVALID keep what
@@ -54,6 +66,11 @@ struct hl_attempt {
 	const char *pr_url;         /* the CodeRun's status.pullRequestUrl */
 	int64_t started_ms;         /* 0 on insert means now */
 	int64_t finished_ms;
+	const char *coderun_phase; /* Pending, Running, Succeeded, Failed as last seen */
+	const char *job_name;      /* the CodeRun's status.jobName */
+	int64_t agent_done_ms;     /* when the CodeRun ended (Succeeded or Failed) */
+	const char *prompt;        /* the rendered prompt */
+	const char *repository;    /* the task's repository (per-repository budgets) */
 };
 
 /* An attempt as read back; strings owned by the record (may be NULL). */
@@ -63,7 +80,17 @@ struct hl_attempt_record {
 	enum hl_attempt_phase phase;
 	enum hl_attempt_outcome outcome; /* HL_OUTCOME_INVALID while unfinished */
 	char *agent, *coderun_name, *reason, *status_message, *pr_url;
+	char *coderun_phase, *job_name;
 	int64_t started_ms, finished_ms; /* finished_ms 0 while unfinished */
+	int64_t agent_done_ms;           /* 0 while the CodeRun runs */
+};
+
+/* A notification of a task as read back (store/outbox.h). */
+struct hl_notification_record {
+	int64_t id;
+	char *channel, *kind, *ref, *state, *last_error;
+	int attempts;
+	int64_t created_ms, next_ms, delivered_ms;
 };
 
 /* A task as read back with its attempts; free with hl_task_record_free. */
@@ -74,8 +101,12 @@ struct hl_task_record {
 	enum hl_task_state state;
 	int attempts;
 	int64_t created_ms, updated_ms, finished_ms; /* finished_ms 0 while open */
-	struct hl_attempt_record *attempt;           /* ordered by n */
+	char *kind, *workflow, *head_sha, *target_branch, *event_json; /* may be NULL */
+	int64_t pr_number, next_check_ms, queued_ms;                   /* 0 when none */
+	struct hl_attempt_record *attempt;                             /* ordered by n */
 	size_t n_attempts;
+	struct hl_notification_record *notification; /* ordered by id */
+	size_t n_notifications;
 };
 
 /*
@@ -108,13 +139,18 @@ int hl_store_task_find(struct hl_store *s, char *out, const char *repository, co
 /* Inserts or updates a task (keyed by task_id). A state change is checked
  * with hl_task_transition against the stored state: -HL_ECONFLICT when it
  * is illegal (nothing is written). Reaching a final or escalated state
- * records the end time. */
+ * records the end time (leaving it clears it); entering queued records the
+ * queue time (FIFO). */
 int hl_store_task_put(struct hl_store *s, const struct hl_task *t,
                       struct hl_err *err) HL_MUST_CHECK;
 /* One task with its attempts; -HL_ENOTFOUND if unknown. */
 int hl_store_task_get(struct hl_store *s, struct hl_task_record **out, const char *task_id,
                       struct hl_err *err) HL_MUST_CHECK;
 void hl_task_record_free(struct hl_task_record *t);
+
+/* The prompt of attempt n (malloc'd), -HL_ENOTFOUND when none. */
+int hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
+                            struct hl_err *err);
 
 /* Inserts or updates an attempt (keyed by task_id, n). */
 int hl_store_attempt_put(struct hl_store *s, const struct hl_attempt *a,

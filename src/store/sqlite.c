@@ -403,6 +403,28 @@ static const struct hl_store_ops sq_ops = {
 		.attempt_put = hl_sq_attempt_put,
 		.outcome_add = hl_sq_outcome_add,
 		.task_counts = hl_sq_task_counts,
+		.attempt_prompt = hl_sq_attempt_prompt,
+	},
+	.loop = {
+		.tasks_due = hl_sq_tasks_due,
+		.tasks_queued = hl_sq_tasks_queued,
+		.next_check = hl_sq_next_check,
+		.task_lease = hl_sq_task_lease,
+		.task_release = hl_sq_task_release,
+		.attempt_of_coderun = hl_sq_attempt_of_coderun,
+		.task_active_for = hl_sq_task_active_for,
+		.task_of_pr = hl_sq_task_of_pr,
+		.ci_result_add = hl_sq_ci_result_add,
+		.ci_result_latest = hl_sq_ci_result_latest,
+		.budget_usage = hl_sq_budget_usage,
+		.kv_get = hl_sq_kv_get,
+		.kv_put = hl_sq_kv_put,
+	},
+	.outbox = {
+		.add = hl_sq_outbox_add,
+		.due = hl_sq_outbox_due,
+		.update = hl_sq_outbox_update,
+		.counts = hl_sq_outbox_counts,
 	},
 };
 

@@ -6,6 +6,7 @@
  *   sqlite.c         connection, migrations, checkpoints, log flushes, ops
  *   sqlite_intake.c  the delivery queue
  *   sqlite_ledger.c  tasks and attempts
+ *   sqlite_loop.c    the loop's state and the outbox
  */
 #ifndef HL_STORE_SQLITE_IMPL_H
 #define HL_STORE_SQLITE_IMPL_H
@@ -112,5 +113,43 @@ int hl_sq_outcome_add(struct hl_store_backend *b, const char *task_id, const cha
 int hl_sq_task_counts(struct hl_store_backend *b,
                       void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                       struct hl_err *err);
+
+int hl_sq_attempt_prompt(struct hl_store_backend *b, char **out, const char *task_id, int n,
+                         struct hl_err *err);
+
+int hl_sq_tasks_due(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                    int64_t now_ms, struct hl_err *err);
+int hl_sq_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
+                       size_t *n, struct hl_err *err);
+int hl_sq_next_check(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+int hl_sq_task_lease(struct hl_store_backend *b, bool *got, const char *task_id, const char *owner,
+                     int64_t now_ms, int64_t until_ms, struct hl_err *err);
+int hl_sq_task_release(struct hl_store_backend *b, const char *task_id, const char *owner,
+                       struct hl_err *err);
+int hl_sq_attempt_of_coderun(struct hl_store_backend *b, char *task_id, int *n,
+                             const char *coderun_name, struct hl_err *err);
+int hl_sq_task_active_for(struct hl_store_backend *b, char *out, const char *repository,
+                          const char *branch, const char *workflow, const char *job,
+                          const char *exclude, struct hl_err *err);
+int hl_sq_task_of_pr(struct hl_store_backend *b, char *out, const char *repository,
+                     int64_t pr_number, struct hl_err *err);
+int hl_sq_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r,
+                        struct hl_err *err);
+int hl_sq_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
+                           const char *task_id, int64_t since_ms, struct hl_err *err);
+int hl_sq_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
+                       const char *repository, int64_t since_ms, struct hl_err *err);
+int hl_sq_kv_get(struct hl_store_backend *b, char **out, const char *key, struct hl_err *err);
+int hl_sq_kv_put(struct hl_store_backend *b, const char *key, const char *value,
+                 struct hl_err *err);
+
+int hl_sq_outbox_add(struct hl_store_backend *b, bool *created, const struct hl_notification_in *n,
+                     struct hl_err *err);
+int hl_sq_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_t max,
+                     size_t *n, int64_t now_ms, struct hl_err *err);
+int hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
+                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
+int hl_sq_outbox_counts(struct hl_store_backend *b, int64_t counts[HL_NOTIFY_STATE_MAX],
+                        struct hl_err *err);
 
 #endif

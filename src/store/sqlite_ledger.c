@@ -66,9 +66,12 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        b,
 	        "INSERT INTO remediation_tasks (task_id, dedup_key, repository, run_id, job, branch,"
 	        " agent, failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"
-	        " reason, attempts, finished_ms)"
+	        " reason, attempts, finished_ms, kind, workflow, head_sha, pr_number, target_branch,"
+	        " event_json, next_check_ms, queued_ms)"
 	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13,"
-	        " COALESCE(?14, 0), ?15)"
+	        " COALESCE(?14, 0), ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
+	        " CASE WHEN ?22 = -1 THEN NULL ELSE ?22 END,"
+	        " CASE WHEN ?9 = 'queued' THEN ?12 END)"
 	        " ON CONFLICT (task_id) DO UPDATE SET"
 	        " dedup_key = COALESCE(excluded.dedup_key, remediation_tasks.dedup_key),"
 	        " repository = COALESCE(excluded.repository, remediation_tasks.repository),"
@@ -84,7 +87,18 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        " reason = COALESCE(excluded.reason, remediation_tasks.reason),"
 	        " attempts = CASE WHEN ?14 IS NULL THEN remediation_tasks.attempts ELSE ?14 END,"
 	        " finished_ms = CASE WHEN ?15 IS NULL THEN NULL"
-	        "  ELSE COALESCE(remediation_tasks.finished_ms, ?15) END");
+	        "  ELSE COALESCE(remediation_tasks.finished_ms, ?15) END,"
+	        " kind = COALESCE(excluded.kind, remediation_tasks.kind),"
+	        " workflow = COALESCE(excluded.workflow, remediation_tasks.workflow),"
+	        " head_sha = COALESCE(excluded.head_sha, remediation_tasks.head_sha),"
+	        " pr_number = COALESCE(excluded.pr_number, remediation_tasks.pr_number),"
+	        " target_branch = COALESCE(excluded.target_branch, remediation_tasks.target_branch),"
+	        " event_json = COALESCE(excluded.event_json, remediation_tasks.event_json),"
+	        " next_check_ms = CASE WHEN ?22 IS NULL THEN remediation_tasks.next_check_ms"
+	        "  WHEN ?22 = -1 THEN NULL ELSE ?22 END,"
+	        " queued_ms = CASE WHEN excluded.state <> 'queued' THEN NULL"
+	        "  WHEN remediation_tasks.state = 'queued' THEN remediation_tasks.queued_ms"
+	        "  ELSE excluded.updated_ms END");
 	if (!st)
 		return hl_sq_fail(err, b->db, "put task");
 	hl_sq_bind_text(st, 1, t->task_id);
@@ -102,6 +116,13 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	hl_sq_bind_text(st, 13, t->reason);
 	sq_bind_int_or_null(st, 14, t->attempts);
 	sq_bind_int_or_null(st, 15, ends ? now : 0);
+	hl_sq_bind_text(st, 16, t->kind);
+	hl_sq_bind_text(st, 17, t->workflow);
+	hl_sq_bind_text(st, 18, t->head_sha);
+	sq_bind_int_or_null(st, 19, t->pr_number);
+	hl_sq_bind_text(st, 20, t->target_branch);
+	hl_sq_bind_text(st, 21, t->event_json);
+	sq_bind_int_or_null(st, 22, t->next_check_ms);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "put task");
 	hl_sq_done(b, st);
 	return rc;
@@ -211,8 +232,10 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms,"
-	           " finished_ms, kind, phase, reason, status_message, pr_url)"
-	           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+	           " finished_ms, kind, phase, reason, status_message, pr_url, coderun_phase,"
+	           " job_name, agent_done_ms, prompt, repository)"
+	           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
+	           " ?16, ?17)"
 	           " ON CONFLICT (task_id, n) DO UPDATE SET"
 	           " agent = COALESCE(excluded.agent, attempts.agent),"
 	           " coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"
@@ -221,7 +244,12 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	           " kind = excluded.kind, phase = excluded.phase,"
 	           " reason = COALESCE(excluded.reason, attempts.reason),"
 	           " status_message = COALESCE(excluded.status_message, attempts.status_message),"
-	           " pr_url = COALESCE(excluded.pr_url, attempts.pr_url)");
+	           " pr_url = COALESCE(excluded.pr_url, attempts.pr_url),"
+	           " coderun_phase = COALESCE(excluded.coderun_phase, attempts.coderun_phase),"
+	           " job_name = COALESCE(excluded.job_name, attempts.job_name),"
+	           " agent_done_ms = COALESCE(excluded.agent_done_ms, attempts.agent_done_ms),"
+	           " prompt = COALESCE(excluded.prompt, attempts.prompt),"
+	           " repository = COALESCE(excluded.repository, attempts.repository)");
 	int rc;
 
 	if (!st)
@@ -229,7 +257,7 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	hl_sq_bind_text(st, 1, a->task_id);
 	sqlite3_bind_int(st, 2, a->n);
 	hl_sq_bind_text(st, 3, a->agent);
-	hl_sq_bind_text(st, 4, a->coderun_name);
+	hl_sq_bind_text(st, 4, a->coderun_name && *a->coderun_name ? a->coderun_name : NULL);
 	hl_sq_bind_text(st, 5,
 	                a->outcome == HL_OUTCOME_INVALID ? NULL
 	                                                 : hl_attempt_outcome_name(a->outcome));
@@ -240,6 +268,11 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	hl_sq_bind_text(st, 10, a->reason);
 	hl_sq_bind_text(st, 11, a->status_message);
 	hl_sq_bind_text(st, 12, a->pr_url);
+	hl_sq_bind_text(st, 13, a->coderun_phase);
+	hl_sq_bind_text(st, 14, a->job_name);
+	sq_bind_int_or_null(st, 15, a->agent_done_ms);
+	hl_sq_bind_text(st, 16, a->prompt);
+	hl_sq_bind_text(st, 17, a->repository);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "put attempt");
 	hl_sq_done(b, st);
 	return rc;
@@ -297,7 +330,8 @@ sq_read_attempts(struct hl_store_backend *b, struct hl_task_record *t, struct hl
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "SELECT n, kind, phase, outcome, agent, coderun_name, reason, status_message,"
-	           " pr_url, started_ms, finished_ms FROM attempts WHERE task_id = ?1 ORDER BY n");
+	           " pr_url, started_ms, finished_ms, coderun_phase, job_name, agent_done_ms"
+	           " FROM attempts WHERE task_id = ?1 ORDER BY n");
 	size_t cap = 0;
 	int rc;
 
@@ -330,9 +364,81 @@ sq_read_attempts(struct hl_store_backend *b, struct hl_task_record *t, struct hl
 		a->pr_url = hl_sq_col_dup(st, 8);
 		a->started_ms = sq_col_int(st, 9);
 		a->finished_ms = sq_col_int(st, 10);
+		a->coderun_phase = hl_sq_col_dup(st, 11);
+		a->job_name = hl_sq_col_dup(st, 12);
+		a->agent_done_ms = sq_col_int(st, 13);
 	}
 	hl_sq_done(b, st);
 	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "attempts");
+}
+
+static int
+sq_read_notifications(struct hl_store_backend *b, struct hl_task_record *t, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b,
+	        "SELECT id, channel, kind, ref, state, last_error, attempts, created_ms, next_ms,"
+	        " delivered_ms FROM notifications WHERE task_id = ?1 ORDER BY id LIMIT 100");
+	size_t cap = 0;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "notifications");
+	sqlite3_bind_text(st, 1, t->task_id, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hl_notification_record *nr;
+
+		if (t->n_notifications == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			void *p = realloc(t->notification, ncap * sizeof(*t->notification));
+			if (!p) {
+				hl_sq_done(b, st);
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+			}
+			t->notification = p;
+			cap = ncap;
+		}
+		nr = &t->notification[t->n_notifications++];
+		memset(nr, 0, sizeof(*nr));
+		nr->id = sqlite3_column_int64(st, 0);
+		nr->channel = hl_sq_col_dup(st, 1);
+		nr->kind = hl_sq_col_dup(st, 2);
+		nr->ref = hl_sq_col_dup(st, 3);
+		nr->state = hl_sq_col_dup(st, 4);
+		nr->last_error = hl_sq_col_dup(st, 5);
+		nr->attempts = sqlite3_column_int(st, 6);
+		nr->created_ms = sq_col_int(st, 7);
+		nr->next_ms = sq_col_int(st, 8);
+		nr->delivered_ms = sq_col_int(st, 9);
+	}
+	hl_sq_done(b, st);
+	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "notifications");
+}
+
+int
+hl_sq_attempt_prompt(struct hl_store_backend *b, char **out, const char *task_id, int n,
+                     struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT prompt FROM attempts WHERE task_id = ?1"
+	                                    " AND n = ?2");
+	char *p = NULL;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "prompt");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, n);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		p = hl_sq_col_dup(st, 0);
+	hl_sq_done(b, st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "prompt");
+	if (!p)
+		return hl_err_set(err, HL_ENOTFOUND, "no prompt for attempt %d of '%s'", n,
+		                  task_id);
+	*out = p;
+	return 0;
 }
 
 int
@@ -342,7 +448,9 @@ hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
 	           " failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"
-	           " reason, attempts, finished_ms FROM remediation_tasks WHERE task_id = ?1");
+	           " reason, attempts, finished_ms, kind, workflow, head_sha, pr_number,"
+	           " target_branch, event_json, next_check_ms, queued_ms"
+	           " FROM remediation_tasks WHERE task_id = ?1");
 	struct hl_task_record *t;
 	int rc;
 
@@ -377,12 +485,20 @@ hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	t->reason = hl_sq_col_dup(st, 13);
 	t->attempts = (int)sq_col_int(st, 14);
 	t->finished_ms = sq_col_int(st, 15);
+	t->kind = hl_sq_col_dup(st, 16);
+	t->workflow = hl_sq_col_dup(st, 17);
+	t->head_sha = hl_sq_col_dup(st, 18);
+	t->pr_number = sq_col_int(st, 19);
+	t->target_branch = hl_sq_col_dup(st, 20);
+	t->event_json = hl_sq_col_dup(st, 21);
+	t->next_check_ms = sq_col_int(st, 22);
+	t->queued_ms = sq_col_int(st, 23);
 	hl_sq_done(b, st);
 	if (!t->task_id) {
 		hl_task_record_free(t);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
-	if ((rc = sq_read_attempts(b, t, err)) < 0) {
+	if ((rc = sq_read_attempts(b, t, err)) < 0 || (rc = sq_read_notifications(b, t, err)) < 0) {
 		hl_task_record_free(t);
 		return rc;
 	}

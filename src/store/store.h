@@ -7,6 +7,8 @@
  * behind a vtable (store_impl.h); the operations are split by concern:
  *   store/intake.h   the delivery queue: group-committed intake, claims
  *   store/ledger.h   remediation tasks, attempts and decisions (typed records)
+ *   store/loop.h     the loop's state: due tasks, leases, CI results, budgets
+ *   store/outbox.h   notifications waiting to be delivered
  * Migrations are .sql files per backend (src/store/migrations/<backend>/),
  * embedded at build time and recorded in schema_migrations.
  *
@@ -86,5 +88,7 @@ const char *hl_store_channel_name(enum hl_store_channel ch);
 
 #include "store/intake.h"
 #include "store/ledger.h"
+#include "store/loop.h"
+#include "store/outbox.h"
 
 #endif

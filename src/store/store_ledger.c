@@ -80,6 +80,13 @@ hl_store_task_counts(struct hl_store *s,
 	STORE_CALL(s, s->ops->ledger.task_counts(s->b, fn, arg, err));
 }
 
+int
+hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
+                        struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->ledger.attempt_prompt(s->b, out, task_id, n, err));
+}
+
 void
 hl_task_record_free(struct hl_task_record *t)
 {
@@ -94,8 +101,24 @@ hl_task_record_free(struct hl_task_record *t)
 		free(a->reason);
 		free(a->status_message);
 		free(a->pr_url);
+		free(a->coderun_phase);
+		free(a->job_name);
 	}
 	free(t->attempt);
+	for (i = 0; i < t->n_notifications; i++) {
+		struct hl_notification_record *n = &t->notification[i];
+		free(n->channel);
+		free(n->kind);
+		free(n->ref);
+		free(n->state);
+		free(n->last_error);
+	}
+	free(t->notification);
+	free(t->kind);
+	free(t->workflow);
+	free(t->head_sha);
+	free(t->target_branch);
+	free(t->event_json);
 	free(t->task_id);
 	free(t->dedup_key);
 	free(t->repository);

@@ -986,6 +986,200 @@ test_store_upgrades_a_version_5_store(void **state)
 	hl_delivery_record_free(d);
 }
 
+/* The loop's state: due and queued tasks, leases, CodeRun lookups, the
+ * active task of a workflow + job, CI results, budgets, key/value. */
+static void
+test_store_loop_state(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	char ids[8][HL_TASK_ID_MAX], out[HL_TASK_ID_MAX], *v = NULL;
+	struct hl_ci_result_record cr;
+	struct hl_task_record *r = NULL;
+	int64_t next = -1, active = -1, repo = -1;
+	size_t n = 0;
+	bool got = false;
+	int an = 0;
+	struct hl_task t = { .task_id = "t-a",
+		             .repository = "o/r",
+		             .branch = "feat",
+		             .target_branch = "feat",
+		             .workflow = "CI",
+		             .job = "lint",
+		             .kind = "ci",
+		             .state = HL_TASK_RUNNING,
+		             .pr_number = 12,
+		             .next_check_ms = 5000 };
+
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.task_id = "t-b";
+	t.job = "test";
+	t.next_check_ms = 9000;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_due(f->s, ids, 8, &n, 6000, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "t-a");
+	assert_int_equal(hl_store_next_check(f->s, &next, &err), 0);
+	assert_int_equal(next, 5000);
+	/* clearing the check takes a task off the due list */
+	t.task_id = "t-a";
+	t.job = NULL;
+	t.next_check_ms = HL_TASK_NO_CHECK;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_due(f->s, ids, 8, &n, 10000, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "t-b");
+
+	/* leases: one holder at a time, taken over once expired */
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r1", 100, 200, &err), 0);
+	assert_true(got);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r2", 150, 250, &err), 0);
+	assert_false(got);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r1", 150, 300, &err), 0);
+	assert_true(got);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r2", 301, 400, &err), 0);
+	assert_true(got);
+	assert_int_equal(hl_store_task_release(f->s, "t-a", "r1", &err), 0);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r1", 302, 400, &err), 0);
+	assert_false(got);
+	assert_int_equal(hl_store_task_release(f->s, "t-a", "r2", &err), 0);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r1", 303, 400, &err), 0);
+	assert_true(got);
+
+	/* the active task of a workflow + job, on its branch or target branch */
+	assert_int_equal(
+	        hl_store_task_active_for(f->s, out, "o/r", "feat", "CI", "lint", NULL, &err), 0);
+	assert_string_equal(out, "t-a");
+	assert_int_equal(
+	        hl_store_task_active_for(f->s, out, "o/r", "feat", "CI", "lint", "t-a", &err),
+	        -HL_ENOTFOUND);
+	assert_int_equal(
+	        hl_store_task_active_for(f->s, out, "o/r", "main", "CI", "lint", NULL, &err),
+	        -HL_ENOTFOUND);
+	assert_int_equal(hl_store_task_of_pr(f->s, out, "o/r", 12, &err), 0);
+
+	/* attempts by CodeRun, budgets */
+	assert_int_equal(hl_store_attempt_put(f->s,
+	                                      &(struct hl_attempt){ .task_id = "t-a",
+	                                                            .n = 2,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_RUNNING,
+	                                                            .outcome = HL_OUTCOME_INVALID,
+	                                                            .coderun_name = "healer-x-2",
+	                                                            .repository = "o/r",
+	                                                            .prompt = "fix it" },
+	                                      &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_of_coderun(f->s, out, &an, "healer-x-2", &err), 0);
+	assert_string_equal(out, "t-a");
+	assert_int_equal(an, 2);
+	assert_int_equal(hl_store_attempt_of_coderun(f->s, out, &an, "nope", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_attempt_prompt(f->s, &v, "t-a", 2, &err), 0);
+	assert_string_equal(v, "fix it");
+	free(v);
+	v = NULL;
+	assert_int_equal(hl_store_budget_usage(f->s, &active, &repo, "o/r", 0, &err), 0);
+	assert_int_equal(active, 1);
+	assert_int_equal(repo, 1);
+	assert_int_equal(hl_store_budget_usage(f->s, &active, &repo, "x/y", 0, &err), 0);
+	assert_int_equal(repo, 0);
+
+	/* CI results: one per delivery, the latest after a time */
+	struct hl_ci_result res = { .task_id = "t-a",
+		                    .delivery_id = "d-1",
+		                    .head_sha = "abc",
+		                    .conclusion = "failure",
+		                    .completed_ms = 1000 };
+	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	res.delivery_id = "d-2";
+	res.conclusion = "success";
+	res.completed_ms = 2000;
+	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 0, &err), 0);
+	assert_string_equal(cr.conclusion, "success");
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 2001, &err), -HL_ENOTFOUND);
+
+	/* queued tasks in queue order */
+	t.task_id = "t-q1";
+	t.state = HL_TASK_QUEUED;
+	t.next_check_ms = 0;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.task_id = "t-q2";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_queued(f->s, ids, 8, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ids[0], "t-q1");
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-q1", &err), 0);
+	assert_true(r->queued_ms > 0);
+	assert_int_equal(r->pr_number, 12);
+	assert_string_equal(r->workflow, "CI");
+	hl_task_record_free(r);
+
+	assert_int_equal(hl_store_kv_get(f->s, &v, "watch", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_kv_put(f->s, "watch", "41", &err), 0);
+	assert_int_equal(hl_store_kv_put(f->s, "watch", "42", &err), 0);
+	assert_int_equal(hl_store_kv_get(f->s, &v, "watch", &err), 0);
+	assert_string_equal(v, "42");
+	free(v);
+}
+
+/* The outbox: one notification per (task, channel, kind, ref), due ones
+ * handed out, results recorded once, listed on the task. */
+static void
+test_store_outbox(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_notification *due = NULL;
+	struct hl_task_record *r = NULL;
+	int64_t counts[HL_NOTIFY_STATE_MAX];
+	size_t n = 0, i;
+	bool created = false;
+	struct hl_notification_in in = {
+		.task_id = "t-o", .channel = "discord", .kind = "escalation", .payload = "{}"
+	};
+
+	assert_int_equal(
+	        hl_store_task_put(f->s,
+	                          &(struct hl_task){ .task_id = "t-o", .state = HL_TASK_RUNNING },
+	                          &err),
+	        0);
+	assert_int_equal(hl_store_outbox_add(f->s, &created, &in, &err), 0);
+	assert_true(created);
+	assert_int_equal(hl_store_outbox_add(f->s, &created, &in, &err), 0);
+	assert_false(created);
+	in.channel = "slack";
+	assert_int_equal(hl_store_outbox_add(f->s, &created, &in, &err), 0);
+	assert_true(created);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, INT64_MAX / 2, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(due[0].channel, "discord");
+	assert_int_equal(
+	        hl_store_outbox_update(f->s, due[0].id, HL_NOTIFY_DELIVERED, 1, 0, NULL, &err), 0);
+	/* a result is recorded once */
+	assert_int_equal(hl_store_outbox_update(f->s, due[0].id, HL_NOTIFY_FAILED, 2, 0, "x", &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(hl_store_outbox_update(f->s, due[1].id, HL_NOTIFY_PENDING, 1,
+	                                        INT64_MAX / 2, "429", &err),
+	                 0);
+	for (i = 0; i < n; i++)
+		hl_notification_release(&due[i]);
+	free(due);
+	due = NULL;
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, 1, &err), 0);
+	assert_int_equal(n, 0);
+	free(due);
+	assert_int_equal(hl_store_outbox_counts(f->s, counts, &err), 0);
+	assert_int_equal(counts[HL_NOTIFY_DELIVERED], 1);
+	assert_int_equal(counts[HL_NOTIFY_PENDING], 1);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-o", &err), 0);
+	assert_int_equal(r->n_notifications, 2);
+	assert_string_equal(r->notification[0].state, "delivered");
+	assert_string_equal(r->notification[1].last_error, "429");
+	hl_task_record_free(r);
+}
+
 int
 main(void)
 {
@@ -1024,6 +1218,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_refuses_a_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_upgrades_a_version_5_store, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,91 @@
+/*
+ * loop.h - the remediation loop's state in the store (contract section 9):
+ * which tasks need attention and when, who drives each task, the CodeRun
+ * of each attempt, the CI results that belong to a task, the budgets, and
+ * a small key/value table (the watch's resume point).
+ *
+ * Replicas: a task is driven by one process at a time, under a lease
+ * (hl_store_task_lease) that expires when its holder dies; every loop
+ * write also goes through the ledger's transition check, so a stale
+ * holder cannot move a task backwards.
+ */
+#ifndef HL_STORE_LOOP_H
+#define HL_STORE_LOOP_H
+
+#include "store/store.h"
+
+/* A completed CI run of the failing workflow + job, recorded on the task. */
+struct hl_ci_result {
+	const char *task_id;
+	const char *delivery_id; /* the event that reported it, or NULL (GitHub's API) */
+	const char *head_sha;
+	const char *branch;
+	const char *conclusion; /* success, failure, timed_out, ... */
+	int64_t run_id, run_attempt, job_id;
+	const char *url;
+	int64_t completed_ms;
+	const char *source; /* "webhook", "api" */
+};
+
+/* A CI result as read back; fixed-size strings. */
+struct hl_ci_result_record {
+	char head_sha[64], branch[256], conclusion[24], url[512], source[16];
+	int64_t run_id, run_attempt, job_id, completed_ms;
+};
+
+/* Up to max task ids whose next check is due at now_ms (oldest first) into
+ * ids (HL_TASK_ID_MAX bytes each); *n gets how many. */
+int hl_store_tasks_due(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                       int64_t now_ms, struct hl_err *err);
+/* Up to max queued task ids in queue order (FIFO). */
+int hl_store_tasks_queued(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                          struct hl_err *err);
+/* The soonest next check of any task (wall ms), or 0 when none is set. */
+int hl_store_next_check(struct hl_store *s, int64_t *out, struct hl_err *err);
+
+/*
+ * Takes (or renews) the lease on a task for owner until until_ms: *got is
+ * true when owner now holds it (it was free, expired at now_ms, or owner's
+ * already). hl_store_task_release gives it up (only owner's).
+ */
+int hl_store_task_lease(struct hl_store *s, bool *got, const char *task_id, const char *owner,
+                        int64_t now_ms, int64_t until_ms, struct hl_err *err) HL_MUST_CHECK;
+int hl_store_task_release(struct hl_store *s, const char *task_id, const char *owner,
+                          struct hl_err *err);
+
+/* The task and attempt number of a CodeRun; -HL_ENOTFOUND when unknown. */
+int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const char *coderun_name,
+                                struct hl_err *err);
+
+/*
+ * The most recent task still being worked on (queued, running, verifying)
+ * for the failing workflow + job of repository on branch (the task's
+ * branch or its target branch) other than exclude (may be NULL): a new
+ * result of that job belongs to it. -HL_ENOTFOUND when none.
+ */
+int hl_store_task_active_for(struct hl_store *s, char *out, const char *repository,
+                             const char *branch, const char *workflow, const char *job,
+                             const char *exclude, struct hl_err *err);
+/* The most recent task of a PR (any state); -HL_ENOTFOUND when none. */
+int hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64_t pr_number,
+                        struct hl_err *err);
+
+/* Records a CI result on its task (idempotent per task + delivery id). */
+int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,
+                           struct hl_err *err) HL_MUST_CHECK;
+/* The latest CI result of a task completed at or after since_ms;
+ * -HL_ENOTFOUND when none. */
+int hl_store_ci_result_latest(struct hl_store *s, struct hl_ci_result_record *out,
+                              const char *task_id, int64_t since_ms, struct hl_err *err);
+
+/* CodeRuns healer is waiting on (attempts pending or running, all
+ * repositories) and attempts started for repository since since_ms. */
+int hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns,
+                          int64_t *repo_attempts_since, const char *repository, int64_t since_ms,
+                          struct hl_err *err);
+
+/* Key/value state (malloc'd value); -HL_ENOTFOUND when unset. */
+int hl_store_kv_get(struct hl_store *s, char **out, const char *key, struct hl_err *err);
+int hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct hl_err *err);
+
+#endif

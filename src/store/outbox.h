@@ -1,0 +1,59 @@
+/*
+ * outbox.h - the durable outbox of notifications (contract section 9,
+ * escalation): a message is stored before anyone is told, delivered by the
+ * outbox thread with retries and backoff, and recorded once delivered or
+ * given up. A (task, channel, kind, ref) is enqueued at most once, so an
+ * escalation written twice (a restart, a second replica) is sent once.
+ */
+#ifndef HL_STORE_OUTBOX_H
+#define HL_STORE_OUTBOX_H
+
+#include "store/store.h"
+
+enum hl_notification_state {
+	HL_NOTIFY_PENDING,   /* waiting for (another) delivery attempt */
+	HL_NOTIFY_DELIVERED, /* the channel accepted it */
+	HL_NOTIFY_FAILED,    /* given up: a permanent error or too many attempts */
+	HL_NOTIFY_STATE_MAX,
+	HL_NOTIFY_STATE_INVALID = -1,
+};
+
+struct hl_notification_in {
+	const char *task_id;
+	const char *channel; /* "discord", "slack", "email", "github" */
+	const char *kind;    /* "escalation", "status", "refusal", ... */
+	const char *ref;     /* distinguishes several of one kind (a comment id), or NULL */
+	const char *payload; /* what to send, ready for the channel */
+};
+
+/* A notification to deliver; owned, free with hl_notification_free. */
+struct hl_notification {
+	int64_t id;
+	char *task_id, *channel, *kind, *ref, *payload;
+	int attempts;
+	int64_t created_ms;
+};
+
+/* Enqueues a notification due now. *created (may be NULL) is false when
+ * the same (task, channel, kind, ref) was enqueued before. */
+int hl_store_outbox_add(struct hl_store *s, bool *created, const struct hl_notification_in *n,
+                        struct hl_err *err) HL_MUST_CHECK;
+/* Up to max pending notifications due at now_ms, oldest first; *out is an
+ * array of n records (release each with hl_notification_release, then free the
+ * array). */
+int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max, size_t *n,
+                        int64_t now_ms, struct hl_err *err);
+/* Records a delivery attempt's result: state, the attempts made so far,
+ * when to try again (pending) and the last error (NULL on success). */
+int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
+                           int attempts, int64_t next_ms, const char *last_error,
+                           struct hl_err *err) HL_MUST_CHECK;
+/* Notifications by state (for /metrics and the dashboard). */
+int hl_store_outbox_counts(struct hl_store *s, int64_t counts[HL_NOTIFY_STATE_MAX],
+                           struct hl_err *err);
+void hl_notification_release(struct hl_notification *n);
+
+const char *hl_notification_state_name(enum hl_notification_state st);
+enum hl_notification_state hl_notification_state_from_name(const char *name);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * store_loop.c - the front end of the loop's state and of the outbox
+ * (store/loop.h, store/outbox.h): argument checks, the store mutex, names.
+ */
+#include "store_front.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int
+hl_store_tasks_due(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                   int64_t now_ms, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.tasks_due(s->b, ids, max, n, now_ms, err));
+}
+
+int
+hl_store_tasks_queued(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                      struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.tasks_queued(s->b, ids, max, n, err));
+}
+
+int
+hl_store_next_check(struct hl_store *s, int64_t *out, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.next_check(s->b, out, err));
+}
+
+int
+hl_store_task_lease(struct hl_store *s, bool *got, const char *task_id, const char *owner,
+                    int64_t now_ms, int64_t until_ms, struct hl_err *err)
+{
+	if (!task_id || !owner || !*owner)
+		return hl_err_set(err, HL_EINVAL, "a lease needs a task and an owner");
+	STORE_CALL(s, s->ops->loop.task_lease(s->b, got, task_id, owner, now_ms, until_ms, err));
+}
+
+int
+hl_store_task_release(struct hl_store *s, const char *task_id, const char *owner,
+                      struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.task_release(s->b, task_id, owner, err));
+}
+
+int
+hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const char *coderun_name,
+                            struct hl_err *err)
+{
+	if (!coderun_name || !*coderun_name)
+		return hl_err_set(err, HL_EINVAL, "no CodeRun name");
+	STORE_CALL(s, s->ops->loop.attempt_of_coderun(s->b, task_id, n, coderun_name, err));
+}
+
+int
+hl_store_task_active_for(struct hl_store *s, char *out, const char *repository, const char *branch,
+                         const char *workflow, const char *job, const char *exclude,
+                         struct hl_err *err)
+{
+	if (!repository || !branch || !workflow || !job)
+		return hl_err_set(err, HL_ENOTFOUND, "no workflow and job to match");
+	STORE_CALL(s, s->ops->loop.task_active_for(s->b, out, repository, branch, workflow, job,
+	                                           exclude, err));
+}
+
+int
+hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64_t pr_number,
+                    struct hl_err *err)
+{
+	if (!repository || pr_number <= 0)
+		return hl_err_set(err, HL_ENOTFOUND, "no pull request");
+	STORE_CALL(s, s->ops->loop.task_of_pr(s->b, out, repository, pr_number, err));
+}
+
+int
+hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r, struct hl_err *err)
+{
+	if (!r->task_id || !r->conclusion)
+		return hl_err_set(err, HL_EINVAL, "a CI result needs a task and a conclusion");
+	STORE_CALL(s, s->ops->loop.ci_result_add(s->b, r, err));
+}
+
+int
+hl_store_ci_result_latest(struct hl_store *s, struct hl_ci_result_record *out, const char *task_id,
+                          int64_t since_ms, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.ci_result_latest(s->b, out, task_id, since_ms, err));
+}
+
+int
+hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns, int64_t *repo_attempts_since,
+                      const char *repository, int64_t since_ms, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.budget_usage(s->b, active_coderuns, repo_attempts_since,
+	                                        repository, since_ms, err));
+}
+
+int
+hl_store_kv_get(struct hl_store *s, char **out, const char *key, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.kv_get(s->b, out, key, err));
+}
+
+int
+hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct hl_err *err)
+{
+	if (!key || !value)
+		return hl_err_set(err, HL_EINVAL, "a key and a value are needed");
+	STORE_CALL(s, s->ops->loop.kv_put(s->b, key, value, err));
+}
+
+int
+hl_store_outbox_add(struct hl_store *s, bool *created, const struct hl_notification_in *n,
+                    struct hl_err *err)
+{
+	if (!n->task_id || !n->channel || !n->kind || !n->payload)
+		return hl_err_set(err, HL_EINVAL,
+		                  "a notification needs a task, a channel, a kind and a payload");
+	STORE_CALL(s, s->ops->outbox.add(s->b, created, n, err));
+}
+
+int
+hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max, size_t *n,
+                    int64_t now_ms, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->outbox.due(s->b, out, max, n, now_ms, err));
+}
+
+int
+hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
+                       int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
+{
+	if (state < 0 || state >= HL_NOTIFY_STATE_MAX)
+		return hl_err_set(err, HL_EINVAL, "no notification state %d", (int)state);
+	STORE_CALL(s, s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, err));
+}
+
+int
+hl_store_outbox_counts(struct hl_store *s, int64_t counts[HL_NOTIFY_STATE_MAX], struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->outbox.counts(s->b, counts, err));
+}
+
+void
+hl_notification_release(struct hl_notification *n)
+{
+	if (!n)
+		return;
+	free(n->task_id);
+	free(n->channel);
+	free(n->kind);
+	free(n->ref);
+	free(n->payload);
+	memset(n, 0, sizeof(*n));
+}
+
+static const char *const notification_state_names[HL_NOTIFY_STATE_MAX] = {
+	[HL_NOTIFY_PENDING] = "pending",
+	[HL_NOTIFY_DELIVERED] = "delivered",
+	[HL_NOTIFY_FAILED] = "failed",
+};
+
+const char *
+hl_notification_state_name(enum hl_notification_state st)
+{
+	return st >= 0 && st < HL_NOTIFY_STATE_MAX ? notification_state_names[st] : "invalid";
+}
+
+enum hl_notification_state
+hl_notification_state_from_name(const char *name)
+{
+	int i;
+
+	for (i = 0; name && i < HL_NOTIFY_STATE_MAX; i++)
+		if (strcmp(notification_state_names[i], name) == 0)
+			return (enum hl_notification_state)i;
+	return HL_NOTIFY_STATE_INVALID;
+}
