@@ -265,6 +265,10 @@ bool hl_event_remediable(const struct hl_event *ev);
  */
 json_t *hl_event_to_json(const struct hl_event *ev);
 
+/* The inverse of hl_event_to_json: a new event from its JSON object (keys
+ * it does not know are ignored; missing ones are absent). */
+int hl_event_from_json(struct hl_event **out, const json_t *o, struct hl_err *err);
+
 const char *hl_event_kind_name(enum hl_event_kind kind);
 const char *hl_event_intent_name(enum hl_event_intent intent);
 const char *hl_comment_command_name(enum hl_comment_command cmd);

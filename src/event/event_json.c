@@ -1,6 +1,8 @@
 /*
  * event_json.c - struct hl_event as a JSON object with stable snake_case
- * keys (the field names of the struct), for golden files and the store.
+ * keys (the field names of the struct), for golden files and the store,
+ * and back (hl_event_from_json: the loop rebuilds a task's event from the
+ * store). One table lists the fields, so both directions agree.
  *
  * Only fields the payload carried are written: NULL strings and zero ids
  * are left out, sender_is_bot only when true, command only when set. kind
@@ -10,94 +12,193 @@
 #include "event/event.h"
 
 #include "json/json.h"
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum ev_type { EV_TYPE_STR, EV_TYPE_INT };
+
+static const struct ev_field {
+	const char *key;
+	enum ev_type type;
+	size_t off;
+} ev_fields[] = {
+/* The sizeof(char[...]) terms fail to compile when a field's type does
+ * not match its entry. */
+#define EV_CHECK(f, size) (0 * sizeof(char[sizeof(((struct hl_event *)0)->f) == (size) ? 1 : -1]))
+#define EV_STR(f)                                                                           \
+	{                                                                                   \
+#f, EV_TYPE_STR, offsetof(struct hl_event, f) + EV_CHECK(f, sizeof(char *)) \
+	}
+#define EV_INT(f)                                                                            \
+	{                                                                                    \
+#f, EV_TYPE_INT, offsetof(struct hl_event, f) + EV_CHECK(f, sizeof(int64_t)) \
+	}
+	EV_STR(event_name),
+	EV_STR(action),
+	EV_STR(repository),
+	EV_STR(repository_url),
+	EV_STR(default_branch),
+	EV_STR(sender),
+	EV_INT(installation_id),
+	EV_INT(run_id),
+	EV_INT(run_attempt),
+	EV_INT(job_id),
+	EV_INT(check_run_id),
+	EV_INT(check_suite_id),
+	EV_STR(workflow_name),
+	EV_STR(job_name),
+	EV_STR(failed_step),
+	EV_STR(status),
+	EV_STR(conclusion),
+	EV_STR(branch),
+	EV_STR(base_branch),
+	EV_STR(head_sha),
+	EV_STR(commit_message),
+	EV_STR(html_url),
+	EV_STR(logs_url),
+	EV_STR(check_output_title),
+	EV_STR(check_output_summary),
+	EV_STR(check_output_text),
+	EV_INT(pr_number),
+	EV_STR(pr_title),
+	EV_INT(alert_number),
+	EV_STR(alert_state),
+	EV_STR(severity),
+	EV_STR(package_name),
+	EV_STR(package_ecosystem),
+	EV_STR(manifest_path),
+	EV_STR(vulnerable_range),
+	EV_STR(fixed_version),
+	EV_STR(cve_id),
+	EV_STR(ghsa_id),
+	EV_STR(summary),
+	EV_STR(description),
+	EV_STR(rule_id),
+	EV_STR(tool_name),
+	EV_STR(location_path),
+	EV_STR(secret_type),
+	EV_STR(command_hint),
+	EV_STR(comment_body),
+	EV_INT(comment_id),
+	EV_STR(requested_action),
+	EV_STR(review_state),
+	EV_INT(review_id),
+#undef EV_STR
+#undef EV_INT
+#undef EV_CHECK
+};
+
+#define EV_N_FIELDS (sizeof(ev_fields) / sizeof(ev_fields[0]))
+
+/* Fields written before "sender_is_bot" and before "command", as the
+ * model has always listed them. */
+#define EV_BEFORE_BOT     "installation_id"
+#define EV_BEFORE_COMMAND "command_hint"
 
 static int
-event_json_str(json_t *o, const char *key, const char *v)
+ev_put(json_t *o, const struct hl_event *ev, const struct ev_field *f)
 {
-	if (!v)
-		return 0;
-	return json_object_set_new(o, key, json_string(v));
-}
+	const char *base = (const char *)ev;
 
-static int
-event_json_int(json_t *o, const char *key, int64_t v)
-{
-	if (!v)
-		return 0;
-	return json_object_set_new(o, key, json_integer((json_int_t)v));
+	if (f->type == EV_TYPE_STR) {
+		const char *v = *(char *const *)(base + f->off);
+		return v ? json_object_set_new(o, f->key, json_string(v)) : 0;
+	} else {
+		int64_t v = *(const int64_t *)(base + f->off);
+		return v ? json_object_set_new(o, f->key, json_integer((json_int_t)v)) : 0;
+	}
 }
 
 json_t *
 hl_event_to_json(const struct hl_event *ev)
 {
 	json_t *o = json_object();
+	size_t i;
 	int rc = 0;
 
 	if (!o)
 		return NULL;
-	rc |= event_json_str(o, "kind", hl_event_kind_name(ev->kind));
-	rc |= event_json_str(o, "intent", hl_event_intent_name(ev->intent));
-	rc |= event_json_str(o, "event_name", ev->event_name);
-	rc |= event_json_str(o, "action", ev->action);
+	rc |= json_object_set_new(o, "kind", json_string(hl_event_kind_name(ev->kind)));
+	rc |= json_object_set_new(o, "intent", json_string(hl_event_intent_name(ev->intent)));
+	for (i = 0; i < EV_N_FIELDS; i++) {
+		const struct ev_field *f = &ev_fields[i];
 
-	rc |= event_json_str(o, "repository", ev->repository);
-	rc |= event_json_str(o, "repository_url", ev->repository_url);
-	rc |= event_json_str(o, "default_branch", ev->default_branch);
-	rc |= event_json_str(o, "sender", ev->sender);
-	if (ev->sender_is_bot)
-		rc |= json_object_set_new(o, "sender_is_bot", json_true());
-	rc |= event_json_int(o, "installation_id", ev->installation_id);
-
-	rc |= event_json_int(o, "run_id", ev->run_id);
-	rc |= event_json_int(o, "run_attempt", ev->run_attempt);
-	rc |= event_json_int(o, "job_id", ev->job_id);
-	rc |= event_json_int(o, "check_run_id", ev->check_run_id);
-	rc |= event_json_int(o, "check_suite_id", ev->check_suite_id);
-	rc |= event_json_str(o, "workflow_name", ev->workflow_name);
-	rc |= event_json_str(o, "job_name", ev->job_name);
-	rc |= event_json_str(o, "failed_step", ev->failed_step);
-	rc |= event_json_str(o, "status", ev->status);
-	rc |= event_json_str(o, "conclusion", ev->conclusion);
-	rc |= event_json_str(o, "branch", ev->branch);
-	rc |= event_json_str(o, "base_branch", ev->base_branch);
-	rc |= event_json_str(o, "head_sha", ev->head_sha);
-	rc |= event_json_str(o, "commit_message", ev->commit_message);
-	rc |= event_json_str(o, "html_url", ev->html_url);
-	rc |= event_json_str(o, "logs_url", ev->logs_url);
-	rc |= event_json_str(o, "check_output_title", ev->check_output_title);
-	rc |= event_json_str(o, "check_output_summary", ev->check_output_summary);
-	rc |= event_json_str(o, "check_output_text", ev->check_output_text);
-	rc |= event_json_int(o, "pr_number", ev->pr_number);
-	rc |= event_json_str(o, "pr_title", ev->pr_title);
-
-	rc |= event_json_int(o, "alert_number", ev->alert_number);
-	rc |= event_json_str(o, "alert_state", ev->alert_state);
-	rc |= event_json_str(o, "severity", ev->severity);
-	rc |= event_json_str(o, "package_name", ev->package_name);
-	rc |= event_json_str(o, "package_ecosystem", ev->package_ecosystem);
-	rc |= event_json_str(o, "manifest_path", ev->manifest_path);
-	rc |= event_json_str(o, "vulnerable_range", ev->vulnerable_range);
-	rc |= event_json_str(o, "fixed_version", ev->fixed_version);
-	rc |= event_json_str(o, "cve_id", ev->cve_id);
-	rc |= event_json_str(o, "ghsa_id", ev->ghsa_id);
-	rc |= event_json_str(o, "summary", ev->summary);
-	rc |= event_json_str(o, "description", ev->description);
-	rc |= event_json_str(o, "rule_id", ev->rule_id);
-	rc |= event_json_str(o, "tool_name", ev->tool_name);
-	rc |= event_json_str(o, "location_path", ev->location_path);
-	rc |= event_json_str(o, "secret_type", ev->secret_type);
-
-	if (ev->command != HL_CMD_NONE)
-		rc |= event_json_str(o, "command", hl_comment_command_name(ev->command));
-	rc |= event_json_str(o, "command_hint", ev->command_hint);
-	rc |= event_json_str(o, "comment_body", ev->comment_body);
-	rc |= event_json_int(o, "comment_id", ev->comment_id);
-	rc |= event_json_str(o, "requested_action", ev->requested_action);
-	rc |= event_json_str(o, "review_state", ev->review_state);
-	rc |= event_json_int(o, "review_id", ev->review_id);
+		if (strcmp(f->key, EV_BEFORE_BOT) == 0 && ev->sender_is_bot)
+			rc |= json_object_set_new(o, "sender_is_bot", json_true());
+		if (strcmp(f->key, EV_BEFORE_COMMAND) == 0 && ev->command != HL_CMD_NONE)
+			rc |= json_object_set_new(
+			        o, "command", json_string(hl_comment_command_name(ev->command)));
+		rc |= ev_put(o, ev, f);
+	}
 	if (rc) {
 		json_decref(o);
 		return NULL;
 	}
 	return o;
+}
+
+static int
+ev_enum_from(const char *name, const char *(*namer)(int), int max)
+{
+	int i;
+
+	for (i = 0; name && i < max; i++)
+		if (strcmp(namer(i), name) == 0)
+			return i;
+	return 0;
+}
+
+static const char *
+ev_kind_namer(int i)
+{
+	return hl_event_kind_name((enum hl_event_kind)i);
+}
+
+static const char *
+ev_intent_namer(int i)
+{
+	return hl_event_intent_name((enum hl_event_intent)i);
+}
+
+static const char *
+ev_command_namer(int i)
+{
+	return hl_comment_command_name((enum hl_comment_command)i);
+}
+
+int
+hl_event_from_json(struct hl_event **out, const json_t *o, struct hl_err *err)
+{
+	struct hl_event *ev;
+	size_t i;
+
+	if (!json_is_object(o))
+		return hl_err_set(err, HL_EINVAL, "an event must be a JSON object");
+	ev = calloc(1, sizeof(*ev));
+	if (!ev)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	ev->kind = (enum hl_event_kind)ev_enum_from(hl_json_str(o, "kind"), ev_kind_namer,
+	                                            HL_EVENT_KIND_MAX);
+	ev->intent = (enum hl_event_intent)ev_enum_from(hl_json_str(o, "intent"), ev_intent_namer,
+	                                                HL_INTENT_TRACK + 1);
+	ev->command = (enum hl_comment_command)ev_enum_from(hl_json_str(o, "command"),
+	                                                    ev_command_namer, HL_CMD_STOP + 1);
+	ev->sender_is_bot = hl_json_bool(o, "sender_is_bot", false);
+	for (i = 0; i < EV_N_FIELDS; i++) {
+		const struct ev_field *f = &ev_fields[i];
+		char *base = (char *)ev;
+
+		if (f->type == EV_TYPE_STR) {
+			const char *v = hl_json_str(o, f->key);
+			if (v && !(*(char **)(base + f->off) = strdup(v))) {
+				hl_event_free(ev);
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+			}
+		} else {
+			*(int64_t *)(base + f->off) = hl_json_int(o, f->key, 0);
+		}
+	}
+	*out = ev;
+	return 0;
 }

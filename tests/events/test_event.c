@@ -1151,11 +1151,52 @@ test_event_mutated_payloads_never_crash(void **state)
 	assert_true(count > 100);
 }
 
+/* The JSON form of an event round-trips: the loop rebuilds a task's event
+ * from the store and must see the same event. */
+static void
+test_event_json_round_trips(void **state)
+{
+	static const char *const comment =
+	        "{\"action\": \"created\", " REPO ", " SENDER ", \"issue\": {\"number\": 7,"
+	        " \"pull_request\": {\"url\": \"x\"}}, \"comment\": {\"id\": 99, \"body\":"
+	        " \"/healer fix the lint\", \"author_association\": \"OWNER\"}}";
+	const char *const cases[][2] = { { "workflow_job", wf_job_failed },
+		                         { "issue_comment", comment } };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		struct hl_event *ev = norm(cases[i][0], cases[i][1]), *back = NULL;
+		json_t *a = hl_event_to_json(ev), *b;
+		struct hl_err err = HL_ERR_INIT;
+
+		assert_int_equal(hl_event_from_json(&back, a, &err), 0);
+		b = hl_event_to_json(back);
+		assert_true(json_equal(a, b));
+		assert_int_equal(back->kind, ev->kind);
+		assert_int_equal(back->intent, ev->intent);
+		assert_int_equal(back->command, ev->command);
+		assert_int_equal(back->job_id, ev->job_id);
+		json_decref(a);
+		json_decref(b);
+		hl_event_free(ev);
+		hl_event_free(back);
+	}
+	{
+		json_t *s = json_string("x");
+		struct hl_event *none = NULL;
+		assert_int_equal(hl_event_from_json(&none, s, NULL), -HL_EINVAL);
+		assert_null(none);
+		json_decref(s);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_event_workflow_job_fields),
+		cmocka_unit_test(test_event_json_round_trips),
 		cmocka_unit_test(test_event_workflow_run_fields),
 		cmocka_unit_test(test_event_check_run_failure_fields),
 		cmocka_unit_test(test_event_check_run_requested_action),
