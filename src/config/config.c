@@ -81,6 +81,14 @@ static const struct config_key config_keys[] = {
 	X("SLACK_WEBHOOK_URL", slack_webhook_url),
 	X("SMTP_URL", smtp_url),
 	S("HEALER_EMAIL_TO", email_to, NULL),
+	S("HEALER_EMAIL_FROM", email_from, "healer@localhost"),
+	I("HEALER_ATTEMPT_TIMEOUT_MINS", attempt_timeout_mins, "60"),
+	I("HEALER_VERIFY_TIMEOUT_MINS", verify_timeout_mins, "45"),
+	I("HEALER_MAX_ACTIVE_CODERUNS", max_active_coderuns, "10"),
+	I("HEALER_MAX_ATTEMPTS_PER_HOUR", max_attempts_per_hour, "30"),
+	S("HEALER_COMMAND_ASSOCIATIONS", command_associations, "OWNER,MEMBER,COLLABORATOR"),
+	I("HEALER_LEASE_SECONDS", lease_seconds, "15"),
+	I("HEALER_LOOP_INTERVAL_MS", loop_interval_ms, "1000"),
 	S("HEALER_RULES_FILE", rules_file, NULL),
 	S("HEALER_PROMPTS_DIR", prompts_dir, NULL),
 	S("HEALER_LOG_LEVEL", log_level, "info"),
@@ -398,6 +406,16 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(err, HL_EINVAL, "HEALER_MAX_ATTEMPTS: must be between 1 and 10");
 	if (cfg->workers < 1 || cfg->workers > 64)
 		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
+	if (cfg->attempt_timeout_mins < 1)
+		return hl_err_set(err, HL_EINVAL, "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");
+	if (cfg->verify_timeout_mins < 1)
+		return hl_err_set(err, HL_EINVAL, "HEALER_VERIFY_TIMEOUT_MINS: must be at least 1");
+	if (cfg->lease_seconds < 2 || cfg->lease_seconds > 3600)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_LEASE_SECONDS: must be between 2 and 3600");
+	if (cfg->loop_interval_ms < 50 || cfg->loop_interval_ms > 60000)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_LOOP_INTERVAL_MS: must be between 50 and 60000");
 	if (cfg->context_timeout_ms < 100 || cfg->source_timeout_ms < 100)
 		return hl_err_set(
 		        err, HL_EINVAL,

@@ -56,6 +56,14 @@ struct hl_config {
 	char *prometheus_url, *loki_url, *grafana_url, *grafana_token;
 	char *openmemory_url, *openmemory_api_key;
 	char *discord_webhook_url, *slack_webhook_url, *smtp_url, *email_to;
+	char *email_from;            /* HEALER_EMAIL_FROM */
+	int attempt_timeout_mins;    /* HEALER_ATTEMPT_TIMEOUT_MINS */
+	int verify_timeout_mins;     /* HEALER_VERIFY_TIMEOUT_MINS */
+	int max_active_coderuns;     /* HEALER_MAX_ACTIVE_CODERUNS (0: no cap) */
+	int max_attempts_per_hour;   /* HEALER_MAX_ATTEMPTS_PER_HOUR per repository (0: no cap) */
+	char *command_associations;  /* HEALER_COMMAND_ASSOCIATIONS, comma list */
+	int lease_seconds;           /* HEALER_LEASE_SECONDS */
+	int loop_interval_ms;        /* HEALER_LOOP_INTERVAL_MS: the loop's poll and directory scan */
 	char *rules_file;       /* HEALER_RULES_FILE; NULL means the built-in rules */
 	char *prompts_dir;      /* HEALER_PROMPTS_DIR; NULL means the built-in prompts */
 	char *log_level;        /* HEALER_LOG_LEVEL */

@@ -1,0 +1,261 @@
+/*
+ * test_decide.c - the loop's judgement (src/loop/decide.c): every outcome
+ * of contract section 9 from the inputs that produce it, the retry agent
+ * rules, and the escalation after the last attempt.
+ */
+#include "loop/decide.h"
+
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <stdio.h>
+#include <string.h>
+
+#define MIN 60000
+
+static const struct hl_loop_limits lim = { 3, 60 * MIN, 45 * MIN };
+
+struct fx {
+	struct hl_task_record t;
+	struct hl_attempt_record a[5];
+	struct hl_ci_result_record ci;
+	struct hl_loop_input in;
+	struct hl_loop_step st;
+};
+
+static char failing_sha[] = "aaaa", clippy[] = "clippy", feat[] = "feat";
+
+static void
+fx_init(struct fx *f, int n_attempts)
+{
+	static char rex[] = "rex";
+	int i;
+
+	memset(f, 0, sizeof(*f));
+	f->t.state = HL_TASK_RUNNING;
+	f->t.agent = rex;
+	f->t.head_sha = failing_sha;
+	f->t.job = clippy;
+	f->t.target_branch = feat;
+	f->t.attempt = f->a;
+	f->t.n_attempts = (size_t)n_attempts;
+	f->t.attempts = n_attempts;
+	for (i = 0; i < n_attempts; i++) {
+		f->a[i].n = i + 1;
+		f->a[i].kind = HL_ATTEMPT_AGENT;
+		f->a[i].phase = i + 1 < n_attempts ? HL_PHASE_DONE : HL_PHASE_RUNNING;
+		f->a[i].outcome = i + 1 < n_attempts ? HL_OUTCOME_AGENT_FAILED : HL_OUTCOME_INVALID;
+		f->a[i].agent = rex;
+		f->a[i].started_ms = 1000 * MIN;
+	}
+	f->in.task = &f->t;
+	f->in.lim = &lim;
+	f->in.now_ms = 1001 * MIN;
+}
+
+static void
+fx_ci(struct fx *f, const char *sha, const char *conclusion)
+{
+	snprintf(f->ci.head_sha, sizeof(f->ci.head_sha), "%s", sha);
+	snprintf(f->ci.conclusion, sizeof(f->ci.conclusion), "%s", conclusion);
+	f->in.ci = &f->ci;
+}
+
+static void
+decide(struct fx *f)
+{
+	hl_loop_decide(&f->st, &f->in);
+}
+
+static void
+test_decide_running_waits_for_its_timeout(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_WAIT);
+	assert_int_equal(f.st.until, 1060 * MIN);
+	f.in.now_ms = 1060 * MIN;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_TIMEOUT);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_TIMEOUT);
+	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_non_null(strstr(f.st.reason, "60 minutes"));
+}
+
+static void
+test_decide_failed_coderun_is_agent_failed_with_its_message(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.a[0].coderun_phase = "Failed";
+	f.a[0].status_message = "cargo not found";
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_string_equal(f.st.next_agent, "rex");
+	assert_non_null(strstr(f.st.reason, "cargo not found"));
+}
+
+static void
+test_decide_success_needs_ci_at_another_sha(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.a[0].coderun_phase = "Succeeded";
+	f.a[0].agent_done_ms = 1001 * MIN;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_VERIFYING);
+	assert_int_equal(f.st.until, 1046 * MIN);
+	/* the failing sha again says nothing about the fix */
+	fx_ci(&f, failing_sha, "success");
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_VERIFYING);
+	fx_ci(&f, "bbbb", "success");
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
+	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	fx_ci(&f, "bbbb", "failure");
+	decide(&f);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_CI_STILL_FAILING);
+	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+}
+
+static void
+test_decide_verify_timeout_asks_github_then_fails(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.a[0].coderun_phase = "Succeeded";
+	f.a[0].agent_done_ms = 1001 * MIN;
+	f.in.now_ms = 1046 * MIN;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_ASK_CI);
+	f.in.ci_asked = true;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_CI_STILL_FAILING);
+	assert_non_null(strstr(f.st.reason, "no CI run"));
+}
+
+static void
+test_decide_last_attempt_escalates(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 3);
+	f.a[2].coderun_phase = "Failed";
+	decide(&f);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(f.st.next, HL_NEXT_ESCALATE);
+}
+
+static void
+test_decide_runner_up_after_two_failures_of_one_agent(void **state)
+{
+	static const char *const ranked[] = { "rex", "atlas", "bolt" };
+	static char cipher[] = "cipher";
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 2);
+	f.a[1].coderun_phase = "Failed";
+	f.in.ranked = ranked;
+	f.in.n_ranked = 3;
+	decide(&f);
+	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_string_equal(f.st.next_agent, "atlas");
+	/* one failure is not enough to switch */
+	fx_init(&f, 1);
+	f.a[0].coderun_phase = "Failed";
+	f.in.ranked = ranked;
+	f.in.n_ranked = 3;
+	decide(&f);
+	assert_string_equal(f.st.next_agent, "rex");
+	/* security stays with its agent */
+	fx_init(&f, 2);
+	f.a[0].agent = f.a[1].agent = f.t.agent = cipher;
+	f.a[1].coderun_phase = "Failed";
+	f.in.ranked = ranked;
+	f.in.n_ranked = 3;
+	f.in.sticky = true;
+	decide(&f);
+	assert_string_equal(f.st.next_agent, "cipher");
+}
+
+static void
+test_decide_rerun_outcomes(void **state)
+{
+	static char bolt[] = "bolt";
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.t.agent = bolt;
+	f.a[0].kind = HL_ATTEMPT_RERUN;
+	f.a[0].agent = NULL;
+	f.a[0].phase = HL_PHASE_VERIFYING;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_WAIT);
+	/* a re-run runs at the same sha */
+	fx_ci(&f, failing_sha, "success");
+	decide(&f);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_RERUN_PASSED);
+	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	fx_ci(&f, failing_sha, "failure");
+	decide(&f);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_RERUN_FAILED);
+	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_string_equal(f.st.next_agent, "bolt");
+}
+
+static void
+test_decide_done_attempt_resumes_its_consequence(void **state)
+{
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.a[0].phase = HL_PHASE_DONE;
+	f.a[0].outcome = HL_OUTCOME_SUCCESS;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	f.t.state = HL_TASK_ESCALATED;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_NOTHING);
+	f.t.state = HL_TASK_QUEUED;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_NOTHING);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decide_running_waits_for_its_timeout),
+		cmocka_unit_test(test_decide_failed_coderun_is_agent_failed_with_its_message),
+		cmocka_unit_test(test_decide_success_needs_ci_at_another_sha),
+		cmocka_unit_test(test_decide_verify_timeout_asks_github_then_fails),
+		cmocka_unit_test(test_decide_last_attempt_escalates),
+		cmocka_unit_test(test_decide_runner_up_after_two_failures_of_one_agent),
+		cmocka_unit_test(test_decide_rerun_outcomes),
+		cmocka_unit_test(test_decide_done_attempt_resumes_its_consequence),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
