@@ -38,11 +38,13 @@ struct hl_prompt_file {
 
 /* A previous remediation attempt. */
 struct hl_prompt_attempt {
-	int64_t number;      /* 1-based */
-	const char *agent;   /* rex, blaze, ... */
-	const char *outcome; /* failed, timeout, no_change, ... */
-	const char *summary; /* what the agent tried (its PR description, commits) */
-	const char *coderun; /* the CodeRun name */
+	int64_t number;             /* 1-based */
+	const char *agent;          /* rex, blaze, ... */
+	const char *outcome;        /* failed, timeout, no_change, ... */
+	const char *summary;        /* what the agent tried (its PR description, commits) */
+	const char *coderun;        /* the CodeRun name */
+	const char *status_message; /* the CodeRun's status.message */
+	const char *pr_url;         /* the PR the attempt opened or pushed to */
 };
 
 /* A context source that could not be fetched: it is named in the prompt. */

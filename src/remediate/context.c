@@ -74,6 +74,7 @@ hl_context_init(struct hl_context *ctx)
 {
 	memset(ctx, 0, sizeof(*ctx));
 	hl_buf_init(&ctx->log, 0);
+	hl_buf_init(&ctx->agent_output, 0);
 }
 
 void
@@ -90,6 +91,8 @@ hl_context_release(struct hl_context *ctx)
 	json_decref(ctx->prometheus);
 	json_decref(ctx->kube_events);
 	json_decref(ctx->memory);
+	hl_buf_release(&ctx->agent_output);
+	json_decref(ctx->commits);
 	hl_context_init(ctx);
 }
 
@@ -467,8 +470,18 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	const char *repo = ev->repository;
 	int rc = 0;
 
-	/* the failing job's log, or the run's job list first */
-	if (ev->job_id > 0) {
+	/* the failing job's log (on a retry: the current failure's), or the
+	 * run's job list first */
+	if (g->c->retry && g->c->retry->current_job_id > 0) {
+		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
+		                    "/repos/%s/actions/jobs/%lld/logs", repo,
+		                    (long long)g->c->retry->current_job_id);
+		if (rc == 0 && s) {
+			s->req.follow_redirects = true;
+			s->req.max_body = g->log_cap;
+			s->req.keep_tail = true;
+		}
+	} else if (ev->job_id > 0) {
 		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
 		                    "/repos/%s/actions/jobs/%lld/logs", repo,
 		                    (long long)ev->job_id);
@@ -635,6 +648,103 @@ ctx_plan_memory(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	return 0;
 }
 
+#define CTX_AGENT_OUTPUT_LINES 200
+#define CTX_MAX_COMMITS        30
+
+static int
+ctx_parse_agent_output(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+                       struct hl_err *err)
+{
+	hl_buf_append(&ctx->agent_output, res->body.data, res->body.len);
+	return hl_buf_error(&ctx->agent_output) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
+}
+
+static int
+ctx_parse_commits(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+                  struct hl_err *err)
+{
+	json_t *v = NULL, *c, *arr = json_array();
+	size_t i, n;
+	int rc;
+
+	if (!arr)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if ((rc = ctx_parse_json(&v, res, err)) < 0) {
+		json_decref(arr);
+		return rc;
+	}
+	/* oldest first; keep the newest CTX_MAX_COMMITS */
+	n = json_array_size(json_object_get(v, "commits"));
+	json_array_foreach(json_object_get(v, "commits"), i, c)
+	{
+		if (n > CTX_MAX_COMMITS && i < n - CTX_MAX_COMMITS)
+			continue;
+		json_array_append_new(arr,
+		                      json_pack("{s:s?, s:s?, s:s?}", "sha", hl_json_str(c, "sha"),
+		                                "message", hl_json_str(c, "commit.message"),
+		                                "author", hl_json_str(c, "commit.author.name")));
+	}
+	json_decref(v);
+	json_decref(ctx->commits);
+	ctx->commits = arr;
+	return 0;
+}
+
+static int
+ctx_plan_agent_output(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	struct ctx_slot *s = ctx_slot_add(ph, "agent_output", ctx_parse_agent_output);
+	int rc;
+
+	if (!s)
+		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+	rc = hl_kube_pod_log_req(g->c->kube, &s->req, &s->url, &s->auth, g->c->cfg->namespace,
+	                         g->c->retry->agent_pod, NULL, CTX_AGENT_OUTPUT_LINES, false,
+	                         256 * 1024, err);
+	if (rc < 0) {
+		ph->n--;
+		ctx_record(g->ctx, "agent_output", HL_SOURCE_FAILED, 0, err->msg);
+		return 0;
+	}
+	s->req.timeout_ms = g->timeout_ms;
+	return 0;
+}
+
+static int
+ctx_plan_commits(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	struct hl_buf base = HL_BUF_INIT(512), head = HL_BUF_INIT(1024);
+	int rc;
+
+	hl_fetch_url_escape(&base, g->c->retry->failing_sha);
+	hl_fetch_url_escape(&head, g->c->retry->head_ref);
+	rc = ctx_add_github(g, ph, "commits", ctx_parse_commits, NULL, err,
+	                    "/repos/%s/compare/%s...%s", g->ev->repository, base.data, head.data);
+	hl_buf_release(&base);
+	hl_buf_release(&head);
+	return rc;
+}
+
+static const char *
+ctx_agent_output_off(const struct gather *g)
+{
+	if (!g->c->kube)
+		return "no cluster configured";
+	return g->c->retry->agent_pod && *g->c->retry->agent_pod
+	               ? NULL
+	               : "the previous attempt's pod is not known";
+}
+
+static const char *
+ctx_commits_off(const struct gather *g)
+{
+	if (!g->c->github || !g->ev->repository)
+		return "no GitHub credentials (GITHUB_TOKEN or GitHub App)";
+	return ctx_set(g->c->retry->failing_sha) && ctx_set(g->c->retry->head_ref)
+	               ? NULL
+	               : "no failing commit or branch to compare";
+}
+
 static const char *
 ctx_github_off(const struct gather *g)
 {
@@ -680,19 +790,23 @@ ctx_memory_off(const struct gather *g)
  * The context sources of the first phase, in the order their statuses are
  * recorded. off() says why a source is skipped (NULL: it is configured);
  * plan() adds its requests to the phase. names lists the statuses a
- * skipped source records. Adding a source is one entry.
+ * skipped source records. Retry sources exist only for later attempts.
+ * Adding a source is one entry.
  */
 static const struct ctx_source {
 	const char *names[4];
+	bool retry_only;
 	const char *(*off)(const struct gather *g);
 	int (*plan)(struct gather *g, struct ctx_phase *ph, struct hl_err *err);
 } ctx_sources[] = {
-	{ { "github_log", "github_pr", "github_files" }, ctx_github_off, ctx_plan_github },
-	{ { "argocd" }, ctx_argocd_off, ctx_plan_argocd },
-	{ { "loki" }, ctx_loki_off, ctx_plan_loki },
-	{ { "prometheus" }, ctx_prometheus_off, ctx_plan_prometheus },
-	{ { "kubernetes" }, ctx_kubernetes_off, ctx_plan_kubernetes },
-	{ { "memory" }, ctx_memory_off, ctx_plan_memory },
+	{ { "github_log", "github_pr", "github_files" }, false, ctx_github_off, ctx_plan_github },
+	{ { "argocd" }, false, ctx_argocd_off, ctx_plan_argocd },
+	{ { "loki" }, false, ctx_loki_off, ctx_plan_loki },
+	{ { "prometheus" }, false, ctx_prometheus_off, ctx_plan_prometheus },
+	{ { "kubernetes" }, false, ctx_kubernetes_off, ctx_plan_kubernetes },
+	{ { "memory" }, false, ctx_memory_off, ctx_plan_memory },
+	{ { "agent_output" }, true, ctx_agent_output_off, ctx_plan_agent_output },
+	{ { "commits" }, true, ctx_commits_off, ctx_plan_commits },
 };
 
 static int
@@ -703,7 +817,11 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 
 	for (i = 0; i < sizeof(ctx_sources) / sizeof(ctx_sources[0]); i++) {
 		const struct ctx_source *src = &ctx_sources[i];
-		const char *why = src->off(g);
+		const char *why;
+
+		if (src->retry_only && !g->c->retry)
+			continue;
+		why = src->off(g);
 
 		if (why) {
 			for (k = 0; k < 4 && src->names[k]; k++)

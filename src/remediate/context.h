@@ -59,18 +59,30 @@ struct hl_context {
 	json_t *prometheus;    /* Prometheus data.result or NULL */
 	json_t *kube_events;   /* array of {type,reason,object,message,count} */
 	json_t *memory;        /* array of {id,content,score} */
+	/* retries (hl_context_retry) */
+	struct hl_buf agent_output; /* the tail of the previous attempt's pod log */
+	json_t *commits;            /* commits since the failing sha: [{sha, message, author}] */
 	struct hl_source_status sources[HL_CONTEXT_MAX_SOURCES];
 	size_t n_sources;
 	int64_t elapsed_ms;
 };
 
+/* What a later attempt adds to the gathering (contract section 9, retry). */
+struct hl_context_retry {
+	int64_t current_job_id;  /* the job whose log shows the current failure (0: the event's) */
+	const char *agent_pod;   /* the previous attempt's pod, for its output (or NULL) */
+	const char *failing_sha; /* compare from here ... */
+	const char *head_ref;    /* ... to here (the branch the agents push to) */
+};
+
 struct hl_context_clients {
 	const struct hl_config *cfg;
-	struct hl_github *github; /* NULL: GitHub sources skipped */
-	struct hl_kube *kube;     /* NULL: Kubernetes source skipped */
-	int64_t timeout_ms;       /* per source; 0 means 8000 */
-	int64_t deadline_ms;      /* overall, monotonic; 0 means now + 15000 */
-	size_t log_cap;           /* job log cap; 0 means 4 MiB */
+	struct hl_github *github;             /* NULL: GitHub sources skipped */
+	struct hl_kube *kube;                 /* NULL: Kubernetes source skipped */
+	int64_t timeout_ms;                   /* per source; 0 means 8000 */
+	int64_t deadline_ms;                  /* overall, monotonic; 0 means now + 15000 */
+	size_t log_cap;                       /* job log cap; 0 means 4 MiB */
+	const struct hl_context_retry *retry; /* NULL for a first attempt */
 };
 
 void hl_context_init(struct hl_context *ctx);

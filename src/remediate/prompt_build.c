@@ -115,11 +115,16 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 		history = pb_history(c->memory);
 
 	pc.event = ev;
-	pc.agent = v->agent;
-	pc.failure_type = v->failure_type;
-	pc.category = v->category;
+	pc.agent = in->agent ? in->agent : v->agent;
+	pc.failure_type = in->failure_type ? in->failure_type : v->failure_type;
+	if (in->failure_type && strcmp(in->failure_type, v->failure_type) != 0) {
+		pc.category = hl_classify_type_category(in->failure_type);
+		pc.fix_approach = hl_classify_type_fix_approach(in->failure_type);
+	} else {
+		pc.category = v->category;
+		pc.fix_approach = v->fix_approach;
+	}
 	pc.rule = v->rule;
-	pc.fix_approach = v->fix_approach;
 	pc.evidence_line_number = (int64_t)v->evidence_line_number;
 	pc.evidence_line = v->evidence_line;
 	pc.log = c->log.len ? c->log.data : NULL;
@@ -145,11 +150,17 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	pc.history = history;
 	pc.attempt = in->attempt;
 	pc.max_attempts = in->max_attempts;
+	pc.attempts = in->previous;
+	pc.n_attempts = in->n_previous;
+	pc.ci_status = in->ci_status;
+	pc.failure_output = in->failure_output;
+	if (!pc.failure_output && c->agent_output.len)
+		pc.failure_output = c->agent_output.data;
 	pc.missing = missing;
 	pc.n_missing = nmissing;
 	pc.target_branch = in->target_branch;
 	pc.task_id = in->task_id;
-	rc = hl_prompt_render_for_agent(out, b->set, v->agent, &pc, err);
+	rc = hl_prompt_render_for_agent(out, b->set, pc.agent, &pc, err);
 	json_decref(kube);
 	json_decref(loki);
 	json_decref(prom);

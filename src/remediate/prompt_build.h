@@ -14,6 +14,7 @@
 #include "classify/classify.h"
 #include "context.h"
 #include "event/event.h"
+#include "prompt/context.h"
 
 struct hl_prompt_builder;
 
@@ -23,8 +24,16 @@ struct hl_prompt_inputs {
 	const struct hl_context *context;
 	const char *task_id;
 	const char *target_branch;
-	int attempt; /* 1-based */
+	const char *agent;        /* NULL: the verdict's */
+	const char *failure_type; /* NULL: the verdict's */
+	int attempt;              /* 1-based */
 	int max_attempts;
+	const char *hint; /* a human's /healer hint (NULL: the event's) */
+	/* later attempts */
+	const struct hl_prompt_attempt *previous;
+	size_t n_previous;
+	const char *ci_status;      /* the current CI status, one line */
+	const char *failure_output; /* why the previous attempt failed (else the agent's output) */
 };
 
 /* Loads the prompt set from dir (NULL: the built-in set). */

@@ -94,6 +94,15 @@ rem_set(char *dst, size_t size, const char *s)
 	hl_strlcpy(dst, s ? s : "", size);
 }
 
+/* One attempt being made: who asked, for which task, with what. */
+struct rem_job {
+	const struct hl_event *ev;
+	const char *task_id;
+	const char *key;
+	int n;                              /* the attempt's number */
+	const struct hl_attempt_plan *plan; /* NULL for the first from a delivery */
+};
+
 /* The classification input for an event with its gathered context. */
 static int
 rem_classify(struct hl_remediator *r, struct hl_verdict *v, const struct hl_event *ev,
@@ -191,15 +200,37 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 	return d;
 }
 
-static int
-rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *task_id,
-             const char *key, enum hl_task_state state, const char *reason, const char *agent,
-             const char *type, const char *coderun, const json_t *decision, struct hl_err *err)
+/* The loop's name for what started a task. */
+static const char *
+rem_kind(const struct hl_event *ev)
 {
+	switch (ev->intent) {
+	case HL_INTENT_SECURITY:
+		return "security";
+	case HL_INTENT_COMMAND:
+		return "command";
+	case HL_INTENT_ACTION:
+		return "action";
+	default:
+		return "ci";
+	}
+}
+
+/* Writes the task with what the loop needs to continue it (the event, its
+ * workflow, sha and PR, where the agents push). */
+static int
+rem_put_task(struct hl_remediator *r, const struct rem_job *j, enum hl_task_state state,
+             const char *reason, const char *agent, const char *type, const char *coderun,
+             const char *target, int64_t pr_number, const json_t *decision, int64_t next_check,
+             struct hl_err *err)
+{
+	const struct hl_event *ev = j->ev;
 	char *dj = decision ? json_dumps(decision, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_t *evj = j->n == 1 ? hl_event_to_json(ev) : NULL;
+	char *evs = evj ? json_dumps(evj, JSON_COMPACT) : NULL;
 	struct hl_task t = {
-		.task_id = task_id,
-		.dedup_key = key,
+		.task_id = j->task_id,
+		.dedup_key = j->key,
 		.repository = ev->repository,
 		.run_id = ev->run_id,
 		.job = ev->job_name,
@@ -208,12 +239,21 @@ rem_put_task(struct hl_remediator *r, const struct hl_event *ev, const char *tas
 		.failure_type = type,
 		.state = state,
 		.reason = reason,
-		.attempts = 1,
-		.coderun_name = coderun,
+		.attempts = j->n,
+		.coderun_name = coderun && *coderun ? coderun : NULL,
 		.decision_json = dj,
+		.kind = rem_kind(ev),
+		.workflow = ev->workflow_name,
+		.head_sha = ev->head_sha,
+		.pr_number = pr_number,
+		.target_branch = target && *target ? target : NULL,
+		.event_json = evs,
+		.next_check_ms = next_check,
 	};
 	int rc = hl_store_task_put(r->store, &t, err);
 
+	free(evs);
+	json_decref(evj);
 	free(dj);
 	return rc;
 }
@@ -305,30 +345,310 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	return 0;
 }
 
+/* The agents of the classification in rank order, each once (the runner-up
+ * of a retry comes from here), as a JSON array. */
+static json_t *
+rem_ranked_agents(const struct hl_verdict *v)
+{
+	json_t *arr = json_array();
+	size_t i, k;
+
+	for (i = 0; arr && i < v->n_candidates; i++) {
+		const char *a = v->candidates[i].agent;
+		bool seen = false;
+		for (k = 0; a && k < json_array_size(arr); k++)
+			seen = seen || strcmp(json_string_value(json_array_get(arr, k)), a) == 0;
+		if (a && !seen)
+			json_array_append_new(arr, json_string(a));
+	}
+	if (arr && json_array_size(arr) == 0 && v->agent)
+		json_array_append_new(arr, json_string(v->agent));
+	return arr;
+}
+
+int
+hl_remediate_budget(struct hl_remediator *r, char *why, size_t size, const char *repository,
+                    struct hl_err *err)
+{
+	int64_t active = 0, recent = 0;
+	int rc;
+
+	why[0] = '\0';
+	if (r->cfg->dispatch == HL_DISPATCH_NONE ||
+	    (r->cfg->max_active_coderuns <= 0 && r->cfg->max_attempts_per_hour <= 0))
+		return 0;
+	rc = hl_store_budget_usage(r->store, &active, &recent, repository,
+	                           hl_time_wall_ms() - 3600 * 1000LL, err);
+	if (rc < 0)
+		return rc;
+	if (r->cfg->max_active_coderuns > 0 && active >= r->cfg->max_active_coderuns) {
+		snprintf(why, size, "waiting for a CodeRun slot (%lld of %d running)",
+		         (long long)active, r->cfg->max_active_coderuns);
+		return 1;
+	}
+	if (r->cfg->max_attempts_per_hour > 0 && recent >= r->cfg->max_attempts_per_hour) {
+		snprintf(why, size, "waiting for the hourly budget of %s (%lld of %d attempts)",
+		         repository ? repository : "the repository", (long long)recent,
+		         r->cfg->max_attempts_per_hour);
+		return 1;
+	}
+	return 0;
+}
+
+/* The previous attempts as the prompt shows them. */
+static size_t
+rem_prompt_attempts(struct hl_prompt_attempt *out, size_t max, const struct hl_task_record *t,
+                    int before)
+{
+	size_t i, k = 0;
+
+	for (i = 0; t && i < t->n_attempts && k < max; i++) {
+		const struct hl_attempt_record *a = &t->attempt[i];
+		if (a->n >= before)
+			continue;
+		out[k].number = a->n;
+		out[k].agent = a->kind == HL_ATTEMPT_RERUN ? "re-run of the failed jobs" : a->agent;
+		out[k].outcome = a->outcome == HL_OUTCOME_INVALID
+		                         ? "unfinished"
+		                         : hl_attempt_outcome_name(a->outcome);
+		out[k].summary = a->reason;
+		out[k].coderun = a->coderun_name;
+		out[k].status_message = a->status_message;
+		out[k].pr_url = a->pr_url;
+		k++;
+	}
+	return k;
+}
+
+/* A flaky runner: ask GitHub to re-run the failed jobs instead of spending
+ * an agent. 0 when requested, <0 when GitHub refused (the agent goes). */
+static int
+rem_rerun(struct hl_remediator *r, const struct hl_event *ev, struct hl_err *err)
+{
+	struct hl_buf path = HL_BUF_INIT(1024);
+	int rc;
+
+	hl_buf_appendf(&path, "/repos/%s/actions/runs/%lld/rerun-failed-jobs", ev->repository,
+	               (long long)ev->run_id);
+	rc = hl_buf_error(&path) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+	                         : hl_github_call(r->github, NULL, "POST", path.data, NULL, err);
+	hl_buf_release(&path);
+	return rc;
+}
+
+/*
+ * Makes attempt j->n of a claimed task: context, decision, prompt, CodeRun
+ * (or, for a flaky runner's first attempt, a re-run), and records the task
+ * and the attempt. Every step may be repeated after a crash: the CodeRun is
+ * named from the key and the attempt number.
+ */
+static int
+rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct rem_job *j,
+            struct hl_err *err)
+{
+	const struct hl_event *ev = j->ev;
+	const struct hl_attempt_plan *plan = j->plan;
+	const struct hl_task_record *task = plan ? plan->task : NULL;
+	struct hl_context ctx;
+	struct hl_verdict v;
+	struct hl_context_clients cc;
+	struct hl_context_retry retry = { 0 };
+	struct hl_prompt_attempt prev[16];
+	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
+	char target[256], name[64];
+	char *prompt = NULL;
+	json_t *manifest = NULL, *decision = NULL;
+	const char *agent, *type;
+	bool have_verdict = false, rerun = false;
+	int64_t t0 = hl_time_mono_ms(), marks[REM_STEPS] = { 0 }, now;
+	int64_t pr_number = ev->pr_number;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	hl_context_init(&ctx);
+	marks[REM_CLAIM] = marks[REM_GUARDS] = t0;
+	/* 3. context, decision, prompt */
+	cc = (struct hl_context_clients){
+		.cfg = r->cfg,
+		.github = r->github,
+		.kube = r->kube,
+		.timeout_ms = r->cfg->source_timeout_ms,
+		.deadline_ms = hl_time_mono_ms() + r->cfg->context_timeout_ms,
+	};
+	if (j->n > 1 && plan) {
+		retry.current_job_id = plan->current_job_id;
+		retry.agent_pod = plan->agent_pod;
+		retry.failing_sha = task ? task->head_sha : NULL;
+		retry.head_ref = task ? task->target_branch : NULL;
+		cc.retry = &retry;
+	}
+	if (ev->intent == HL_INTENT_SECURITY) {
+		/* an alert carries its own context; only the repository's PR state
+		 * could add to it, and Cipher does not need the CI sources */
+		ctx.changed_files = json_array();
+	} else if ((rc = hl_context_gather(&ctx, &cc, ev, err)) < 0) {
+		goto out;
+	}
+	if (j->n == 1 && ev->intent == HL_INTENT_CI_FAILURE && !ev->commit_message &&
+	    ctx.commit_message && hl_event_has_skip_tag(ctx.commit_message)) {
+		/* the skip tag of a job's commit is only known once it is fetched */
+		rem_set(res->dedup_status, sizeof(res->dedup_status), "skipped");
+		rem_set(res->reason, sizeof(res->reason), "skip_tag");
+		rem_set(res->outcome, sizeof(res->outcome), "skipped");
+		rc = rem_put_task(r, j, HL_TASK_SKIPPED, "skip_tag", NULL, NULL, NULL, NULL, 0,
+		                  NULL, HL_TASK_NO_CHECK, err);
+		goto out;
+	}
+	marks[REM_CONTEXT] = hl_time_mono_ms();
+	if ((rc = rem_classify(r, &v, ev, &ctx, err)) < 0)
+		goto out;
+	have_verdict = true;
+	marks[REM_CLASSIFY] = hl_time_mono_ms();
+	agent = plan && plan->agent ? plan->agent : v.agent;
+	type = plan && plan->failure_type ? plan->failure_type : v.failure_type;
+	rem_set(res->agent, sizeof(res->agent), agent);
+	rem_set(res->failure_type, sizeof(res->failure_type), type);
+	if (!pr_number && ctx.pr)
+		pr_number = hl_json_int(ctx.pr, "number", 0);
+	if (task && task->target_branch)
+		rem_set(target, sizeof(target), task->target_branch);
+	else
+		rem_target_branch(target, sizeof(target), ev, &ctx, type);
+
+	/* a flaky runner is re-run before any agent is spent */
+	if (j->n == 1 && strcmp(type, "infra_runner") == 0 && ev->intent == HL_INTENT_CI_FAILURE &&
+	    ev->run_id > 0 && r->github && r->cfg->dispatch != HL_DISPATCH_NONE) {
+		struct hl_err rerr = HL_ERR_INIT;
+		rerun = rem_rerun(r, ev, &rerr) == 0;
+		if (!rerun)
+			hl_log_kv(HL_LOG_WARN,
+			          "re-running the failed jobs was refused; an agent goes", "error",
+			          rerr.msg, NULL);
+	}
+	if (!rerun) {
+		struct hl_prompt_inputs pin = { .event = ev,
+			                        .verdict = &v,
+			                        .context = &ctx,
+			                        .task_id = j->task_id,
+			                        .target_branch = target,
+			                        .agent = agent,
+			                        .failure_type = type,
+			                        .attempt = j->n,
+			                        .max_attempts = r->cfg->max_attempts,
+			                        .hint = plan ? plan->hint : NULL,
+			                        .ci_status = plan ? plan->ci_status : NULL,
+			                        .failure_output =
+			                                plan ? plan->failure_output : NULL };
+		pin.previous = prev;
+		pin.n_previous = rem_prompt_attempts(prev, 16, task, j->n);
+		if ((rc = hl_prompt_builder_render(r->prompts, &prompt, &pin, err)) < 0)
+			goto out;
+	}
+	marks[REM_PROMPT] = hl_time_mono_ms();
+
+	/* 4. CodeRun */
+	name[0] = '\0';
+	if (!rerun) {
+		struct hl_coderun_spec spec = {
+			.agent = agent,
+			.failure_type = type,
+			.repository = ev->repository,
+			.branch = ev->branch,
+			.default_branch = ev->default_branch,
+			.head_sha = ev->head_sha,
+			.pr_head_ref = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL,
+			.target_branch = target,
+			.pr_number = pr_number,
+			.workflow_run_id = ev->run_id,
+			.task_id = j->task_id,
+			.attempt = j->n,
+			.dedup_key = j->key,
+			.prompt = prompt,
+			.cli = r->cfg->cli,
+			.model = r->cfg->model,
+			.namespace = r->cfg->namespace,
+		};
+		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
+			goto out;
+		if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0)
+			goto out;
+	}
+	rem_set(res->coderun_name, sizeof(res->coderun_name), name);
+	if (dout == HL_DISPATCH_EXISTING)
+		rem_set(res->dedup_status, sizeof(res->dedup_status), "existing");
+	rem_set(res->outcome, sizeof(res->outcome),
+	        rerun                          ? "rerun"
+	        : dout == HL_DISPATCH_DRY_RUN  ? "decided"
+	        : dout == HL_DISPATCH_EXISTING ? "existing"
+	                                       : "dispatched");
+
+	marks[REM_DISPATCH] = hl_time_mono_ms();
+	/* 5. record: the decision is the first attempt's (later attempts keep it) */
+	if (j->n == 1) {
+		decision = rem_decision_json(&v, &ctx, res, target, prompt ? strlen(prompt) : 0,
+		                             rerun ? "rerun" : hl_dispatch_outcome_name(dout));
+		if (decision) {
+			json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
+			json_object_set_new(decision, "ranked_agents", rem_ranked_agents(&v));
+		}
+	}
+	now = hl_time_wall_ms();
+	/* decided only (no dispatch target): nothing will run */
+	rc = rem_put_task(r, j,
+	                  dout == HL_DISPATCH_DRY_RUN && !rerun ? HL_TASK_SKIPPED : HL_TASK_RUNNING,
+	                  dout == HL_DISPATCH_DRY_RUN && !rerun ? "decide_only" : NULL, agent, type,
+	                  name, target, pr_number, decision,
+	                  dout == HL_DISPATCH_DRY_RUN && !rerun
+	                          ? HL_TASK_NO_CHECK
+	                          : now + (rerun ? (int64_t)r->cfg->verify_timeout_mins
+	                                         : (int64_t)r->cfg->attempt_timeout_mins) *
+	                                            60000,
+	                  err);
+	if (rc < 0)
+		goto out;
+	rc = hl_store_attempt_put(
+	        r->store,
+	        &(struct hl_attempt){ .task_id = j->task_id,
+	                              .n = j->n,
+	                              .kind = rerun ? HL_ATTEMPT_RERUN : HL_ATTEMPT_AGENT,
+	                              .phase = rerun                         ? HL_PHASE_VERIFYING
+	                                       : dout == HL_DISPATCH_DRY_RUN ? HL_PHASE_DONE
+	                                                                     : HL_PHASE_PENDING,
+	                              .outcome = HL_OUTCOME_INVALID,
+	                              .agent = rerun ? NULL : agent,
+	                              .coderun_name = name,
+	                              .prompt = prompt,
+	                              .repository = ev->repository,
+	                              .started_ms = now },
+	        err);
+out:
+	if (have_verdict)
+		hl_verdict_release(&v);
+	hl_context_release(&ctx);
+	json_decref(manifest);
+	json_decref(decision);
+	free(prompt);
+	return rc;
+}
+
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
              const char *task_id, const char *failure_key, struct hl_err *err)
 {
 	struct hl_remediation res;
-	struct hl_context ctx;
-	struct hl_verdict v;
-	struct hl_context_clients cc;
-	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
-	char existing[HL_TASK_ID_MAX], target[256], name[64];
-	char *key = NULL, *prompt = NULL;
-	json_t *manifest = NULL, *decision = NULL;
-	bool created = false, have_verdict = false;
-	int64_t t0 = hl_time_mono_ms(), marks[REM_STEPS] = { 0 };
+	char existing[HL_TASK_ID_MAX], why[160];
+	char *key = NULL;
+	bool created = false;
+	struct rem_job j;
 	int rc;
 
 	memset(&res, 0, sizeof(res));
-	memset(&v, 0, sizeof(v));
-	hl_context_init(&ctx);
 	rem_set(res.task_id, sizeof(res.task_id), task_id);
 	/* deliveries stored before identity was kept at intake carry none */
 	key = failure_key ? strdup(failure_key) : hl_event_remediation_key(ev);
 	if (!key)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	j = (struct rem_job){ .ev = ev, .task_id = task_id, .key = key, .n = 1, .plan = NULL };
 
 	/* 1. claim */
 	rc = hl_store_task_claim(r->store, &created, existing,
@@ -357,144 +677,74 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		rem_set(res.outcome, sizeof(res.outcome), "existing");
 		goto done;
 	}
-	marks[REM_CLAIM] = hl_time_mono_ms();
 	/* 2. guards (a resumed claim of our own task passes through again) */
 	rc = rem_guards(r, &res, ev, task_id, err);
 	if (rc < 0)
 		goto out;
 	if (rc == 1) {
 		rem_set(res.outcome, sizeof(res.outcome), res.dedup_status);
-		rc = rem_put_task(r, ev, task_id, key, HL_TASK_SKIPPED, res.reason, NULL, NULL,
-		                  res.coderun_name[0] ? res.coderun_name : NULL, NULL, err);
+		rc = rem_put_task(r, &j, HL_TASK_SKIPPED, res.reason, NULL, NULL,
+		                  res.coderun_name[0] ? res.coderun_name : NULL, NULL, 0, NULL,
+		                  HL_TASK_NO_CHECK, err);
 		if (rc < 0)
 			goto out;
 		goto done;
 	}
 	rem_set(res.dedup_status, sizeof(res.dedup_status), "new");
-
-	marks[REM_GUARDS] = hl_time_mono_ms();
-	/* 3. context, decision, prompt */
-	cc = (struct hl_context_clients){
-		.cfg = r->cfg,
-		.github = r->github,
-		.kube = r->kube,
-		.timeout_ms = r->cfg->source_timeout_ms,
-		.deadline_ms = hl_time_mono_ms() + r->cfg->context_timeout_ms,
-	};
-	if (ev->intent == HL_INTENT_SECURITY) {
-		/* an alert carries its own context; only the repository's PR state
-		 * could add to it, and Cipher does not need the CI sources */
-		ctx.changed_files = json_array();
-	} else if ((rc = hl_context_gather(&ctx, &cc, ev, err)) < 0) {
+	/* budgets: over them the task waits, durably, in FIFO order */
+	if ((rc = hl_remediate_budget(r, why, sizeof(why), ev->repository, err)) < 0)
 		goto out;
-	}
-	if (ev->intent == HL_INTENT_CI_FAILURE && !ev->commit_message && ctx.commit_message &&
-	    hl_event_has_skip_tag(ctx.commit_message)) {
-		/* the skip tag of a job's commit is only known once it is fetched */
-		rem_set(res.dedup_status, sizeof(res.dedup_status), "skipped");
-		rem_set(res.reason, sizeof(res.reason), "skip_tag");
-		rem_set(res.outcome, sizeof(res.outcome), "skipped");
-		if ((rc = rem_put_task(r, ev, task_id, key, HL_TASK_SKIPPED, "skip_tag", NULL, NULL,
-		                       NULL, NULL, err)) < 0)
+	if (rc == 1) {
+		rem_set(res.outcome, sizeof(res.outcome), "queued");
+		rem_set(res.reason, sizeof(res.reason), why);
+		if ((rc = rem_put_task(r, &j, HL_TASK_QUEUED, why, NULL, NULL, NULL, NULL,
+		                       ev->pr_number, NULL, HL_TASK_NO_CHECK, err)) < 0)
 			goto out;
 		goto done;
 	}
-	marks[REM_CONTEXT] = hl_time_mono_ms();
-	if ((rc = rem_classify(r, &v, ev, &ctx, err)) < 0)
-		goto out;
-	have_verdict = true;
-	marks[REM_CLASSIFY] = hl_time_mono_ms();
-	rem_set(res.agent, sizeof(res.agent), v.agent);
-	rem_set(res.failure_type, sizeof(res.failure_type), v.failure_type);
-	rem_target_branch(target, sizeof(target), ev, &ctx, v.failure_type);
-	rc = hl_prompt_builder_render(
-	        r->prompts, &prompt,
-	        &(struct hl_prompt_inputs){ .event = ev,
-	                                    .verdict = &v,
-	                                    .context = &ctx,
-	                                    .task_id = task_id,
-	                                    .target_branch = target,
-	                                    .attempt = 1,
-	                                    .max_attempts = r->cfg->max_attempts },
-	        err);
-	if (rc < 0)
-		goto out;
-
-	marks[REM_PROMPT] = hl_time_mono_ms();
-	/* 4. CodeRun */
-	{
-		int64_t pr_number = ev->pr_number;
-		if (!pr_number && ctx.pr)
-			pr_number = hl_json_int(ctx.pr, "number", 0);
-		struct hl_coderun_spec spec = {
-			.agent = v.agent,
-			.failure_type = v.failure_type,
-			.repository = ev->repository,
-			.branch = ev->branch,
-			.default_branch = ev->default_branch,
-			.head_sha = ev->head_sha,
-			.pr_head_ref = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL,
-			.target_branch = target,
-			.pr_number = pr_number,
-			.workflow_run_id = ev->run_id,
-			.task_id = task_id,
-			.attempt = 1,
-			.dedup_key = key,
-			.prompt = prompt,
-			.cli = r->cfg->cli,
-			.model = r->cfg->model,
-			.namespace = r->cfg->namespace,
-		};
-		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
-			goto out;
-	}
-	name[0] = '\0';
-	if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0)
-		goto out;
-	rem_set(res.coderun_name, sizeof(res.coderun_name), name);
-	if (dout == HL_DISPATCH_EXISTING)
-		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
-	rem_set(res.outcome, sizeof(res.outcome),
-	        dout == HL_DISPATCH_DRY_RUN    ? "decided"
-	        : dout == HL_DISPATCH_EXISTING ? "existing"
-	                                       : "dispatched");
-
-	marks[REM_DISPATCH] = hl_time_mono_ms();
-	/* 5. record */
-	decision = rem_decision_json(&v, &ctx, &res, target, prompt ? strlen(prompt) : 0,
-	                             hl_dispatch_outcome_name(dout));
-	if (decision)
-		json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
-	/* decided only (no dispatch target): nothing will run */
-	if ((rc = rem_put_task(r, ev, task_id, key,
-	                       dout == HL_DISPATCH_DRY_RUN ? HL_TASK_SKIPPED : HL_TASK_RUNNING,
-	                       dout == HL_DISPATCH_DRY_RUN ? "decide_only" : NULL, v.agent,
-	                       v.failure_type, name, decision, err)) < 0)
-		goto out;
-	rc = hl_store_attempt_put(r->store,
-	                          &(struct hl_attempt){ .task_id = task_id,
-	                                                .n = 1,
-	                                                .kind = HL_ATTEMPT_AGENT,
-	                                                .phase = dout == HL_DISPATCH_DRY_RUN
-	                                                                 ? HL_PHASE_DONE
-	                                                                 : HL_PHASE_PENDING,
-	                                                .outcome = HL_OUTCOME_INVALID,
-	                                                .agent = v.agent,
-	                                                .coderun_name = name,
-	                                                .started_ms = hl_time_wall_ms() },
-	                          err);
-	if (rc < 0)
+	/* 3.-5. the first attempt */
+	if ((rc = rem_attempt(r, &res, &j, err)) < 0)
 		goto out;
 done:
 	*out = res;
 	rc = 0;
 out:
-	if (have_verdict)
-		hl_verdict_release(&v);
-	hl_context_release(&ctx);
-	json_decref(manifest);
-	json_decref(decision);
-	free(prompt);
 	free(key);
+	return rc;
+}
+
+int
+hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
+                     const struct hl_task_record *task, const struct hl_attempt_plan *plan,
+                     struct hl_err *err)
+{
+	struct hl_remediation res;
+	struct hl_event *ev = NULL;
+	json_t *evj = NULL;
+	struct rem_job j;
+	int rc;
+
+	if (!task->event_json || !(evj = json_loads(task->event_json, 0, NULL)))
+		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored event", task->task_id);
+	rc = hl_event_from_json(&ev, evj, err);
+	json_decref(evj);
+	if (rc < 0)
+		return rc;
+	if (plan->hint) {
+		free(ev->command_hint);
+		ev->command_hint = strdup(plan->hint);
+	}
+	memset(&res, 0, sizeof(res));
+	rem_set(res.task_id, sizeof(res.task_id), task->task_id);
+	rem_set(res.dedup_status, sizeof(res.dedup_status), "new");
+	j = (struct rem_job){ .ev = ev,
+		              .task_id = task->task_id,
+		              .key = task->dedup_key,
+		              .n = plan->n,
+		              .plan = plan };
+	rc = rem_attempt(r, &res, &j, err);
+	if (rc == 0)
+		*out = res;
+	hl_event_free(ev);
 	return rc;
 }

@@ -36,7 +36,21 @@ struct hl_remediation {
 	char coderun_name[64];
 	char dedup_status[16]; /* "new", "existing", "skipped" */
 	char reason[192];      /* why existing/skipped, or "" */
-	char outcome[32];      /* "dispatched", "decided" (dispatch none), "existing", "skipped" */
+	char outcome[32];      /* "dispatched", "decided" (dispatch none), "existing", "skipped",
+	                          "queued" (over budget), "rerun" (a flaky runner's re-run) */
+};
+
+/* What the loop knows for a later attempt (or a queued first one). */
+struct hl_attempt_plan {
+	int n;                             /* the attempt's number (1 = first) */
+	const struct hl_task_record *task; /* the task with its attempts so far */
+	const char *agent;                 /* NULL: the classification's */
+	const char *failure_type;          /* NULL: the classification's */
+	const char *hint;                  /* a human's /healer hint, or NULL */
+	const char *agent_pod;             /* the previous attempt's pod (its output), or NULL */
+	int64_t current_job_id;            /* the job whose log shows the current failure, or 0 */
+	const char *ci_status;             /* one line on the current CI status, or NULL */
+	const char *failure_output;        /* why the previous attempt failed, or NULL */
 };
 
 /* Builds the shared clients from cfg: the classifier (HEALER_RULES_FILE or
@@ -51,11 +65,31 @@ void hl_remediator_free(struct hl_remediator *r);
  * Remediates ev (intent CI_FAILURE, SECURITY, ACTION or COMMAND fix/retry)
  * under task_id and failure_key, the identity decided at intake and stored
  * with the delivery (failure_key NULL: derived from ev). Starts attempt 1
- * of the task. *out is filled on success. Errors are infrastructure
- * failures (store, dispatch target) after which the delivery may be
- * retried: every step before them is idempotent.
+ * of the task, or queues the task when a budget is used up (outcome
+ * "queued"). A CI failure classified infra_runner is re-run through GitHub
+ * before an agent is spent (outcome "rerun"). *out is filled on success.
+ * Errors are infrastructure failures (store, dispatch target) after which
+ * the delivery may be retried: every step before them is idempotent.
  */
 int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
                  const char *task_id, const char *failure_key, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Starts attempt plan->n of a claimed task, from the task's stored event:
+ * context (with, for n > 1, the previous attempt's output, the commits
+ * since the failing sha and the current failure's log), the prompt
+ * (ci/retry.hbs from the second attempt on, carrying every previous
+ * attempt) and a CodeRun named for the attempt. Idempotent like
+ * hl_remediate.
+ */
+int hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
+                         const struct hl_task_record *task, const struct hl_attempt_plan *plan,
+                         struct hl_err *err) HL_MUST_CHECK;
+
+/* 0 when a new attempt may start for repository now, 1 when a budget
+ * (HEALER_MAX_ACTIVE_CODERUNS, HEALER_MAX_ATTEMPTS_PER_HOUR) is used up:
+ * why (size bytes) says which. */
+int hl_remediate_budget(struct hl_remediator *r, char *why, size_t size, const char *repository,
+                        struct hl_err *err);
 
 #endif

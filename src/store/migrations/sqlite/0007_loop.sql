@@ -26,6 +26,7 @@ CREATE INDEX remediation_tasks_pr ON remediation_tasks (repository, pr_number, c
 
 ALTER TABLE attempts ADD COLUMN coderun_phase TEXT;
 ALTER TABLE attempts ADD COLUMN job_name TEXT;
+ALTER TABLE attempts ADD COLUMN pod_name TEXT;
 ALTER TABLE attempts ADD COLUMN agent_done_ms BIGINT;
 ALTER TABLE attempts ADD COLUMN prompt TEXT;
 ALTER TABLE attempts ADD COLUMN repository TEXT;
