@@ -115,7 +115,9 @@ struct hl_event {
 	char *command_hint; /* text after "/healer fix" */
 	char *comment_body;
 	int64_t comment_id;
-	char *requested_action; /* check_run requested_action.identifier */
+	char *author_association; /* the comment author's relation to the repository
+	                             (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...) */
+	char *requested_action;   /* check_run requested_action.identifier */
 	char *review_state;     /* pull_request_review */
 	int64_t review_id;      /* pull_request_review review.id */
 };

@@ -81,6 +81,7 @@ static const struct ev_field {
 	EV_STR(command_hint),
 	EV_STR(comment_body),
 	EV_INT(comment_id),
+	EV_STR(author_association),
 	EV_STR(requested_action),
 	EV_STR(review_state),
 	EV_INT(review_id),

@@ -535,6 +535,7 @@ event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 		ev->sender_is_bot = true;
 	event_take(&ev->comment_body, pl, "comment.body", oom);
 	event_take(&ev->html_url, pl, "comment.html_url", oom);
+	event_take(&ev->author_association, pl, "comment.author_association", oom);
 	ev->intent = HL_INTENT_NONE;
 	if (!is_pr)
 		return 0;
@@ -874,6 +875,7 @@ hl_event_free(struct hl_event *ev)
 	free(ev->secret_type);
 	free(ev->command_hint);
 	free(ev->comment_body);
+	free(ev->author_association);
 	free(ev->requested_action);
 	free(ev->review_state);
 	free(ev);
