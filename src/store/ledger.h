@@ -68,6 +68,7 @@ struct hl_attempt {
 	int64_t finished_ms;
 	const char *coderun_phase; /* Pending, Running, Succeeded, Failed as last seen */
 	const char *job_name;      /* the CodeRun's status.jobName */
+	const char *pod_name;      /* the pod of that Job (the agent's output) */
 	int64_t agent_done_ms;     /* when the CodeRun ended (Succeeded or Failed) */
 	const char *prompt;        /* the rendered prompt */
 	const char *repository;    /* the task's repository (per-repository budgets) */
@@ -80,7 +81,7 @@ struct hl_attempt_record {
 	enum hl_attempt_phase phase;
 	enum hl_attempt_outcome outcome; /* HL_OUTCOME_INVALID while unfinished */
 	char *agent, *coderun_name, *reason, *status_message, *pr_url;
-	char *coderun_phase, *job_name;
+	char *coderun_phase, *job_name, *pod_name;
 	int64_t started_ms, finished_ms; /* finished_ms 0 while unfinished */
 	int64_t agent_done_ms;           /* 0 while the CodeRun runs */
 };

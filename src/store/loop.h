@@ -53,6 +53,24 @@ int hl_store_task_lease(struct hl_store *s, bool *got, const char *task_id, cons
 int hl_store_task_release(struct hl_store *s, const char *task_id, const char *owner,
                           struct hl_err *err);
 
+/* Sets when the loop must look at a task again (HL_TASK_NO_CHECK: never),
+ * without touching anything else. */
+int hl_store_task_schedule(struct hl_store *s, const char *task_id, int64_t next_check_ms,
+                           struct hl_err *err);
+
+/* Calls fn for every (agent, failure type, outcome) of finished attempts
+ * with its count (for healer_attempts_total; agent "rerun" for re-runs). */
+int hl_store_attempt_outcomes(struct hl_store *s,
+                              void (*fn)(void *arg, const char *agent, const char *failure_type,
+                                         const char *outcome, int64_t n),
+                              void *arg, struct hl_err *err);
+/* The times to fix (seconds, first failure to verified success) of
+ * succeeded tasks, as a histogram: counts[i] tasks took at most bounds[i]
+ * (n_bounds entries, ascending), counts[n_bounds] all of them; *sum gets
+ * the total seconds. */
+int hl_store_time_to_fix(struct hl_store *s, const double *bounds, size_t n_bounds, int64_t *counts,
+                         double *sum, struct hl_err *err);
+
 /* The task and attempt number of a CodeRun; -HL_ENOTFOUND when unknown. */
 int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const char *coderun_name,
                                 struct hl_err *err);

@@ -233,9 +233,9 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms,"
 	           " finished_ms, kind, phase, reason, status_message, pr_url, coderun_phase,"
-	           " job_name, agent_done_ms, prompt, repository)"
+	           " job_name, agent_done_ms, prompt, repository, pod_name)"
 	           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-	           " ?16, ?17)"
+	           " ?16, ?17, ?18)"
 	           " ON CONFLICT (task_id, n) DO UPDATE SET"
 	           " agent = COALESCE(excluded.agent, attempts.agent),"
 	           " coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"
@@ -249,7 +249,8 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	           " job_name = COALESCE(excluded.job_name, attempts.job_name),"
 	           " agent_done_ms = COALESCE(excluded.agent_done_ms, attempts.agent_done_ms),"
 	           " prompt = COALESCE(excluded.prompt, attempts.prompt),"
-	           " repository = COALESCE(excluded.repository, attempts.repository)");
+	           " repository = COALESCE(excluded.repository, attempts.repository),"
+	           " pod_name = COALESCE(excluded.pod_name, attempts.pod_name)");
 	int rc;
 
 	if (!st)
@@ -273,6 +274,7 @@ hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	sq_bind_int_or_null(st, 15, a->agent_done_ms);
 	hl_sq_bind_text(st, 16, a->prompt);
 	hl_sq_bind_text(st, 17, a->repository);
+	hl_sq_bind_text(st, 18, a->pod_name);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "put attempt");
 	hl_sq_done(b, st);
 	return rc;
@@ -330,8 +332,8 @@ sq_read_attempts(struct hl_store_backend *b, struct hl_task_record *t, struct hl
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "SELECT n, kind, phase, outcome, agent, coderun_name, reason, status_message,"
-	           " pr_url, started_ms, finished_ms, coderun_phase, job_name, agent_done_ms"
-	           " FROM attempts WHERE task_id = ?1 ORDER BY n");
+	           " pr_url, started_ms, finished_ms, coderun_phase, job_name, agent_done_ms,"
+	           " pod_name FROM attempts WHERE task_id = ?1 ORDER BY n");
 	size_t cap = 0;
 	int rc;
 
@@ -367,6 +369,7 @@ sq_read_attempts(struct hl_store_backend *b, struct hl_task_record *t, struct hl
 		a->coderun_phase = hl_sq_col_dup(st, 11);
 		a->job_name = hl_sq_col_dup(st, 12);
 		a->agent_done_ms = sq_col_int(st, 13);
+		a->pod_name = hl_sq_col_dup(st, 14);
 	}
 	hl_sq_done(b, st);
 	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "attempts");

@@ -280,6 +280,76 @@ hl_sq_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_si
 }
 
 int
+hl_sq_task_schedule(struct hl_store_backend *b, const char *task_id, int64_t next_check_ms,
+                    struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE remediation_tasks SET next_check_ms = ?2"
+	                                    " WHERE task_id = ?1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "schedule task");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	if (next_check_ms == HL_TASK_NO_CHECK)
+		sqlite3_bind_null(st, 2);
+	else
+		sqlite3_bind_int64(st, 2, next_check_ms);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "schedule task");
+	hl_sq_done(b, st);
+	if (rc == 0 && sqlite3_changes(b->db) == 0)
+		return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
+	return rc;
+}
+
+int
+hl_sq_attempt_outcomes(struct hl_store_backend *b,
+                       void (*fn)(void *, const char *, const char *, const char *, int64_t),
+                       void *arg, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "SELECT CASE WHEN a.kind = 'rerun' THEN 'rerun' ELSE COALESCE(a.agent, '') END,"
+	           " COALESCE(t.failure_type, ''), a.outcome, COUNT(*)"
+	           " FROM attempts a JOIN remediation_tasks t ON t.task_id = a.task_id"
+	           " WHERE a.outcome IS NOT NULL GROUP BY 1, 2, 3 LIMIT 2000");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "attempt outcomes");
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2), sqlite3_column_int64(st, 3));
+	hl_sq_done(b, st);
+	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "attempt outcomes");
+}
+
+int
+hl_sq_time_to_fix(struct hl_store_backend *b, const double *bounds, size_t n_bounds,
+                  int64_t *counts, double *sum, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT (finished_ms - created_ms) / 1000.0"
+	                                    " FROM remediation_tasks WHERE state = 'succeeded'"
+	                                    " AND finished_ms IS NOT NULL");
+	size_t i;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "time to fix");
+	memset(counts, 0, (n_bounds + 1) * sizeof(*counts));
+	*sum = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		double v = sqlite3_column_double(st, 0);
+		for (i = 0; i < n_bounds; i++)
+			if (v <= bounds[i])
+				counts[i]++;
+		counts[n_bounds]++;
+		*sum += v;
+	}
+	hl_sq_done(b, st);
+	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "time to fix");
+}
+
+int
 hl_sq_kv_get(struct hl_store_backend *b, char **out, const char *key, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT value FROM kv WHERE key = ?1");

@@ -103,6 +103,14 @@ struct hl_store_loop_ops {
 	                        const char *task_id, int64_t since_ms, struct hl_err *err);
 	int (*budget_usage)(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
 	                    const char *repository, int64_t since_ms, struct hl_err *err);
+	int (*task_schedule)(struct hl_store_backend *b, const char *task_id, int64_t next_check_ms,
+	                     struct hl_err *err);
+	int (*attempt_outcomes)(struct hl_store_backend *b,
+	                        void (*fn)(void *, const char *, const char *, const char *,
+	                                   int64_t),
+	                        void *arg, struct hl_err *err);
+	int (*time_to_fix)(struct hl_store_backend *b, const double *bounds, size_t n_bounds,
+	                   int64_t *counts, double *sum, struct hl_err *err);
 	int (*kv_get)(struct hl_store_backend *b, char **out, const char *key, struct hl_err *err);
 	int (*kv_put)(struct hl_store_backend *b, const char *key, const char *value,
 	              struct hl_err *err);

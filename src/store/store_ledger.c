@@ -103,6 +103,7 @@ hl_task_record_free(struct hl_task_record *t)
 		free(a->pr_url);
 		free(a->coderun_phase);
 		free(a->job_name);
+		free(a->pod_name);
 	}
 	free(t->attempt);
 	for (i = 0; i < t->n_notifications; i++) {

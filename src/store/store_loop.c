@@ -96,6 +96,29 @@ hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns, int64_t *rep
 }
 
 int
+hl_store_task_schedule(struct hl_store *s, const char *task_id, int64_t next_check_ms,
+                       struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.task_schedule(s->b, task_id, next_check_ms, err));
+}
+
+int
+hl_store_attempt_outcomes(struct hl_store *s,
+                          void (*fn)(void *arg, const char *agent, const char *failure_type,
+                                     const char *outcome, int64_t n),
+                          void *arg, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.attempt_outcomes(s->b, fn, arg, err));
+}
+
+int
+hl_store_time_to_fix(struct hl_store *s, const double *bounds, size_t n_bounds, int64_t *counts,
+                     double *sum, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.time_to_fix(s->b, bounds, n_bounds, counts, sum, err));
+}
+
+int
 hl_store_kv_get(struct hl_store *s, char **out, const char *key, struct hl_err *err)
 {
 	STORE_CALL(s, s->ops->loop.kv_get(s->b, out, key, err));
