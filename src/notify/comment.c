@@ -166,6 +166,7 @@ gh_item(struct hl_buf *b, const char *label, const char *text)
 static int
 gh_finish(char **out, struct hl_buf *b, struct hl_err *err)
 {
+	char *text;
 	size_t len;
 
 	if (hl_buf_error(b)) {
@@ -176,8 +177,11 @@ gh_finish(char **out, struct hl_buf *b, struct hl_err *err)
 		hl_buf_release(b);
 		return hl_err_set(err, HL_EINTERNAL, "github comment over 65536 characters");
 	}
-	*out = hl_buf_detach(b, &len);
-	return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+	text = hl_buf_detach(b, &len);
+	if (!text)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	*out = text;
+	return 0;
 }
 
 int

@@ -571,7 +571,7 @@ hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_report
 	struct hl_buf m = HL_BUF_INIT(0), subj = HL_BUF_INIT(0), plain = HL_BUF_INIT(0);
 	struct hl_buf body = HL_BUF_INIT(0);
 	size_t nfrom = 0, nto = 0, i, len;
-	char date[64];
+	char date[64], *text;
 	int ret;
 
 	ret = em_parse_list(&from, &nfrom, h->from, err);
@@ -619,9 +619,10 @@ hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_report
 	em_qp(&m, body.data, body.len);
 	if (hl_buf_error(&m) || hl_buf_error(&subj) || hl_buf_error(&plain))
 		goto oom;
-	*out = hl_buf_detach(&m, &len);
-	if (!*out)
+	text = hl_buf_detach(&m, &len);
+	if (!text)
 		goto oom;
+	*out = text;
 	if (len_out)
 		*len_out = len;
 	ret = 0;

@@ -404,6 +404,26 @@ hl_notify_text_report_time(const struct hl_notify_report *r)
 	return r->time_ms > 0 ? r->time_ms : hl_time_wall_ms();
 }
 
+/* Drops an incomplete UTF-8 sequence at the end of s (left by a bounded
+ * copy or format). */
+static void
+text_cut_partial(char *s)
+{
+	size_t n = strlen(s), k = n, need;
+	unsigned char c;
+
+	while (k > 0 && ((unsigned char)s[k - 1] & 0xc0) == 0x80)
+		k--;
+	if (k == 0)
+		return;
+	c = (unsigned char)s[k - 1];
+	if (c < 0xc0)
+		return;
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+	if (n - (k - 1) < need)
+		s[k - 1] = '\0';
+}
+
 void
 hl_notify_result_set(struct hl_notify_result *out, enum hl_notify_status status, long code,
                      int64_t retry_after_ms, const char *error, const char *fmt, ...)
@@ -422,6 +442,7 @@ hl_notify_result_set(struct hl_notify_result *out, enum hl_notify_status status,
 	for (p = out->message; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
+	text_cut_partial(out->message);
 }
 
 void
@@ -436,15 +457,8 @@ hl_notify_text_excerpt(char *out, size_t size, const char *s, size_t n)
 		hl_strlcpy(out, "", size);
 	else
 		hl_strlcpy(out, b.data, size);
-	/* hl_strlcpy may cut a character: drop a partial one */
-	if (strlen(out) + 1 == size) {
-		size_t k = strlen(out);
-
-		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-			k--;
-		if (k > 0 && (unsigned char)out[k - 1] >= 0xc0)
-			out[k - 1] = '\0';
-	}
+	/* hl_strlcpy may cut a character */
+	text_cut_partial(out);
 	hl_buf_release(&b);
 	hl_buf_release(&tmp);
 }

@@ -989,6 +989,27 @@ test_notify_email_message_id_random(void **state)
 	free(b);
 }
 
+static void
+test_notify_result_message_stays_utf8(void **state)
+{
+	struct hl_notify_result res;
+	char *big = repeat("\xc3\xa9\xf0\x9f\x9a\x80", 200);
+	size_t pad;
+
+	(void)state;
+	/* whatever the offset, a cut message ends on a whole character */
+	for (pad = 0; pad < 4; pad++) {
+		hl_notify_result_set(&res, HL_NOTIFY_FAILED, 400, 5, "x", "%.*s%s\r\n", (int)pad,
+		                     "abc", big);
+		assert_true(valid_utf8_text(res.message, strlen(res.message), false));
+		assert_true(strlen(res.message) > 200);
+		assert_int_equal(res.retry_after_ms, -1); /* only a retry has a wait */
+	}
+	hl_notify_result_set(&res, HL_NOTIFY_RETRY, 429, 350, "rate_limited", "x");
+	assert_int_equal(res.retry_after_ms, 350);
+	free(big);
+}
+
 /* ---- senders without a network ---- */
 
 static void
@@ -1074,6 +1095,7 @@ main(void)
 		cmocka_unit_test(test_notify_email_header_injection_impossible),
 		cmocka_unit_test(test_notify_email_addresses),
 		cmocka_unit_test(test_notify_email_message_id_random),
+		cmocka_unit_test(test_notify_result_message_stays_utf8),
 		cmocka_unit_test(test_notify_send_refuses_bad_targets),
 		cmocka_unit_test(test_notify_send_refused_connection_names_no_secret),
 	};

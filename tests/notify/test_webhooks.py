@@ -89,6 +89,16 @@ check("discord: points to the PR",
       "Please investigate: https://github.com/5dlabs/cto/pull/1234" in d, d)
 check("discord: no limit violation seen by the stand-in", dc("violations") == [],
       dc("violations"))
+dc("clear", {})
+res = send("discord", DURL + "?thread_id=42")
+msgs = dc("messages")
+check("discord: a thread_id query is kept and wait=true added",
+      res.get("result") == "delivered" and msgs
+      and msgs[0]["query"] == {"thread_id": "42", "wait": "true"}, (res, msgs))
+res = send("discord", DURL + "?wait=false")
+check("discord: a URL naming wait itself is left alone; 204 is delivered",
+      res.get("result") == "delivered" and res.get("code") == 204
+      and dc("messages")[-1]["query"] == {"wait": "false"}, res)
 
 # ---- Discord: hostile and huge text ----
 dc("clear", {})
