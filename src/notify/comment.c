@@ -1,0 +1,467 @@
+/*
+ * comment.c - the GitHub PR comments: the escalation comment with its
+ * table of attempts, the `/healer status` reply, the refusal for an
+ * unauthorised `/healer` author, and the sender (through the GitHub
+ * client, so its auth and API origin rules apply).
+ *
+ * Invariants: untrusted text reaches the Markdown only through
+ * HL_NOTIFY_ESC_GITHUB (backslash before Markdown punctuation, &amp; &lt;
+ * &gt; so no HTML opens, '@' followed by a zero-width space so no one is
+ * mentioned, '|' escaped and line breaks flattened so a table cell stays
+ * one cell), or inside a fenced block whose fence is longer than any
+ * backtick run of its content. Links are made only from checked URLs. The
+ * comment stays under GitHub's 65536 characters.
+ */
+#include "base/clock.h"
+#include "base/str.h"
+#include "net/github.h"
+#include "text.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GH_COMMENT_MAX  65536
+#define GH_CELL_CAP     80
+#define GH_LINE_CAP     300
+#define GH_EVIDENCE_CAP 2000
+#define GH_ROWS_MAX     50
+#define GH_URL_MAX      500
+
+/* One table cell: escaped, one line, "-" when empty. */
+static void
+gh_cell(struct hl_buf *b, const char *text)
+{
+	size_t mark;
+
+	hl_buf_append_str(b, " ");
+	mark = b->len;
+	hl_notify_text_append(b, text, GH_CELL_CAP, HL_NOTIFY_ESC_GITHUB, HL_NOTIFY_TEXT_TRIM,
+	                      NULL);
+	if (b->len == mark)
+		hl_buf_append_str(b, "-");
+	hl_buf_append_str(b, " |");
+}
+
+/* A link "[label](url)" when url is usable, else the escaped label. */
+static void
+gh_link(struct hl_buf *b, const char *label, const char *url)
+{
+	bool link = hl_notify_text_url_ok(url, GH_URL_MAX);
+
+	if (link)
+		hl_buf_append_char(b, '[');
+	hl_notify_text_append(b, label, GH_CELL_CAP, HL_NOTIFY_ESC_GITHUB, HL_NOTIFY_TEXT_TRIM,
+	                      NULL);
+	if (link)
+		hl_buf_appendf(b, "](%s)", url);
+}
+
+/* The PR cell of an attempt: "[#N](url)" for a pull-request URL. */
+static void
+gh_pr_cell(struct hl_buf *b, const char *url)
+{
+	const char *p = url ? strstr(url, "/pull/") : NULL;
+	char label[32] = "PR";
+
+	hl_buf_append_str(b, " ");
+	if (!hl_notify_text_url_ok(url, GH_URL_MAX)) {
+		hl_buf_append_str(b, "- |");
+		return;
+	}
+	if (p) {
+		long long n = strtoll(p + 6, NULL, 10);
+
+		if (n > 0)
+			snprintf(label, sizeof(label), "#%lld", n);
+	}
+	hl_buf_appendf(b, "[%s](%s) |", label, url);
+}
+
+static void
+gh_escalation_table(struct hl_buf *b, const struct hl_notify_report *r)
+{
+	size_t i, n = r->n_attempts < GH_ROWS_MAX ? r->n_attempts : GH_ROWS_MAX;
+
+	hl_buf_append_str(b, "| # | Agent | Outcome | Duration | CodeRun | PR |\n"
+	                     "| ---: | --- | --- | --- | --- | --- |\n");
+	for (i = 0; i < n; i++) {
+		const struct hl_notify_attempt *a = &r->attempts[i];
+		char dur[32];
+
+		hl_notify_text_duration(dur, sizeof(dur), a->started_ms, a->finished_ms);
+		hl_buf_appendf(b, "| %d |", a->number > 0 ? a->number : (int)i + 1);
+		gh_cell(b, a->agent);
+		gh_cell(b, hl_notify_outcome_label(a->outcome));
+		gh_cell(b, dur);
+		gh_cell(b, a->coderun);
+		gh_pr_cell(b, a->pr_url);
+		hl_buf_append_char(b, '\n');
+	}
+	if (n < r->n_attempts)
+		hl_buf_appendf(b, "\n" HL_NOTIFY_ELLIPSIS " and %zu more attempts\n",
+		               r->n_attempts - n);
+}
+
+/* The longest run of backticks in s. */
+static size_t
+gh_longest_backticks(const char *s, size_t n)
+{
+	size_t i, run = 0, best = 0;
+
+	for (i = 0; i < n; i++) {
+		run = s[i] == '`' ? run + 1 : 0;
+		if (run > best)
+			best = run;
+	}
+	return best;
+}
+
+/* A fenced block of untrusted text: the fence is longer than any backtick
+ * run inside, so the text cannot close it. */
+static void
+gh_fenced(struct hl_buf *b, const char *text, size_t cap)
+{
+	struct hl_buf t = HL_BUF_INIT(0);
+	size_t fence, i;
+
+	hl_notify_text_append(&t, text, cap, HL_NOTIFY_ESC_NONE,
+	                      HL_NOTIFY_TEXT_MULTILINE | HL_NOTIFY_TEXT_TRIM, NULL);
+	fence = gh_longest_backticks(t.data, t.len) + 1;
+	if (fence < 3)
+		fence = 3;
+	for (i = 0; i < fence; i++)
+		hl_buf_append_char(b, '`');
+	hl_buf_append_str(b, "text\n");
+	hl_buf_append(b, t.data, t.len);
+	if (hl_buf_error(&t))
+		b->err = t.err;
+	hl_buf_append_char(b, '\n');
+	for (i = 0; i < fence; i++)
+		hl_buf_append_char(b, '`');
+	hl_buf_append_char(b, '\n');
+	hl_buf_release(&t);
+}
+
+/* "- **Label**: value" where value is the builder's own Markdown. */
+static void
+gh_own_item(struct hl_buf *b, const char *label, const char *value)
+{
+	hl_buf_appendf(b, "- **%s**: %s\n", label, value);
+}
+
+/* "- **Label**: text" with the text escaped; nothing when text is empty. */
+static void
+gh_item(struct hl_buf *b, const char *label, const char *text)
+{
+	if (!text || !*text)
+		return;
+	hl_buf_appendf(b, "- **%s**: ", label);
+	hl_notify_text_append(b, text, GH_LINE_CAP, HL_NOTIFY_ESC_GITHUB, HL_NOTIFY_TEXT_TRIM,
+	                      NULL);
+	hl_buf_append_char(b, '\n');
+}
+
+static int
+gh_finish(char **out, struct hl_buf *b, struct hl_err *err)
+{
+	char *text;
+	size_t len;
+
+	if (hl_buf_error(b)) {
+		hl_buf_release(b);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (hl_notify_text_units(b->data, b->len) > GH_COMMENT_MAX) {
+		hl_buf_release(b);
+		return hl_err_set(err, HL_EINTERNAL, "github comment over 65536 characters");
+	}
+	text = hl_buf_detach(b, &len);
+	if (!text)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	*out = text;
+	return 0;
+}
+
+int
+hl_notify_github_build(char **out, const struct hl_notify_report *r, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(0), plain = HL_BUF_INIT(0);
+	size_t i, n = r->n_attempts < GH_ROWS_MAX ? r->n_attempts : GH_ROWS_MAX;
+	char count[64];
+
+	if (r->kind == HL_NOTIFY_ESCALATION)
+		hl_buf_appendf(&b,
+		               "## \xe2\x9a\xa0\xef\xb8\x8f Healer: automatic remediation "
+		               "failed\n\nI tried %zu time%s to fix this CI failure but wasn't "
+		               "successful. A human needs to take a look at this one.\n\n",
+		               r->n_attempts, r->n_attempts == 1 ? "" : "s");
+	else
+		hl_buf_append_str(&b, "## Healer: CI remediation report\n\n");
+	gh_item(&b, "Repository", r->repository);
+	gh_item(&b, "Workflow", r->workflow);
+	gh_item(&b, "Job", r->job);
+	gh_item(&b, "Branch", r->branch);
+	gh_item(&b, "Failure type", r->failure_type);
+	if (r->kind == HL_NOTIFY_REPORT)
+		gh_item(&b, "State", r->state);
+	hl_notify_text_attempts_count(count, sizeof(count), r);
+	gh_own_item(&b, "Attempts", count);
+	if (hl_notify_text_agents(&plain, r, HL_NOTIFY_ESC_GITHUB) == 0)
+		gh_own_item(&b, "Agents tried", plain.data);
+	if (hl_notify_text_url_ok(r->run_url, GH_URL_MAX))
+		hl_buf_appendf(&b, "- **Run**: [workflow run](%s)\n", r->run_url);
+
+	if (r->n_attempts > 0) {
+		hl_buf_append_str(&b, "\n### Attempts\n\n");
+		gh_escalation_table(&b, r);
+		hl_buf_append_str(&b, "\n### What was tried\n\n");
+		for (i = 0; i < n; i++) {
+			const struct hl_notify_attempt *a = &r->attempts[i];
+
+			hl_buf_appendf(&b, "%d. ", a->number > 0 ? a->number : (int)i + 1);
+			hl_notify_text_attempt_line(&b, a, GH_LINE_CAP, HL_NOTIFY_ESC_GITHUB);
+			hl_buf_append_char(&b, '\n');
+		}
+	}
+	if (r->evidence && *r->evidence) {
+		hl_buf_append_str(&b, "\n### Current failure\n\n");
+		gh_fenced(&b, r->evidence, GH_EVIDENCE_CAP);
+	}
+	if (hl_notify_text_url_ok(r->task_url, GH_URL_MAX) || (r->task_id && *r->task_id)) {
+		hl_buf_append_str(&b, "\nTask: ");
+		gh_link(&b, r->task_id && *r->task_id ? r->task_id : "healer task", r->task_url);
+		hl_buf_append_char(&b, '\n');
+	}
+	hl_buf_append_str(&b, r->kind == HL_NOTIFY_ESCALATION ? "\n---\n*Escalated by Healer*\n"
+	                                                      : "\n---\n*Reported by Healer*\n");
+	if (hl_buf_error(&plain))
+		b.err = plain.err;
+	hl_buf_release(&plain);
+	return gh_finish(out, &b, err);
+}
+
+int
+hl_notify_github_status(char **out, const struct hl_notify_report *r, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	size_t i, n = r->n_attempts < GH_ROWS_MAX ? r->n_attempts : GH_ROWS_MAX;
+
+	hl_buf_append_str(&b, "### Healer status\n\n");
+	gh_item(&b, "Task", r->task_id);
+	gh_item(&b, "State", r->state && *r->state ? r->state : "unknown");
+	gh_item(&b, "Workflow", r->workflow);
+	gh_item(&b, "Job", r->job);
+	gh_item(&b, "Branch", r->branch);
+	hl_buf_append_char(&b, '\n');
+	if (r->n_attempts == 0) {
+		hl_buf_append_str(&b, "No attempts yet.\n");
+	} else {
+		hl_buf_append_str(&b, "| # | Agent | CodeRun | Outcome | PR |\n"
+		                      "| ---: | --- | --- | --- | --- |\n");
+		for (i = 0; i < n; i++) {
+			const struct hl_notify_attempt *a = &r->attempts[i];
+
+			hl_buf_appendf(&b, "| %d |", a->number > 0 ? a->number : (int)i + 1);
+			gh_cell(&b, a->agent);
+			gh_cell(&b, a->coderun);
+			gh_cell(&b, hl_notify_outcome_label(a->outcome));
+			gh_pr_cell(&b, a->pr_url);
+			hl_buf_append_char(&b, '\n');
+		}
+		if (n < r->n_attempts)
+			hl_buf_appendf(&b, "\n" HL_NOTIFY_ELLIPSIS " and %zu more attempts\n",
+			               r->n_attempts - n);
+	}
+	if (hl_notify_text_url_ok(r->task_url, GH_URL_MAX))
+		hl_buf_appendf(&b, "\n[Task details](%s)\n", r->task_url);
+	return gh_finish(out, &b, err);
+}
+
+/* A GitHub login: 1-39 of [A-Za-z0-9-], no leading, trailing or double '-'. */
+static bool
+gh_login_ok(const char *s)
+{
+	size_t i, n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 39 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return false;
+		if (c == '-' && s[i + 1] == '-')
+			return false;
+	}
+	return true;
+}
+
+int
+hl_notify_github_refusal(char **out, const char *author, const char *association,
+                         const char *allowed, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	char **list = NULL;
+	size_t n = 0, i;
+
+	if (gh_login_ok(author))
+		hl_buf_appendf(&b, "@%s, sorry: ", author);
+	else
+		hl_buf_append_str(&b, "Sorry: ");
+	hl_buf_append_str(&b, "`/healer` commands are only accepted from authors whose "
+	                      "association with this repository is ");
+	list = hl_str_split_list(allowed ? allowed : "", &n);
+	if (!list) {
+		hl_buf_release(&b);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	for (i = 0; i < n && i < 16; i++) {
+		if (i > 0)
+			hl_buf_append_str(&b, i + 1 == n ? " or " : ", ");
+		hl_buf_append_str(&b, "**");
+		hl_notify_text_append(&b, list[i], 40, HL_NOTIFY_ESC_GITHUB, HL_NOTIFY_TEXT_TRIM,
+		                      NULL);
+		hl_buf_append_str(&b, "**");
+	}
+	if (n == 0)
+		hl_buf_append_str(&b, "(none configured)");
+	hl_buf_append_str(&b, " (yours: ");
+	hl_notify_text_append(&b, association && *association ? association : "NONE", 40,
+	                      HL_NOTIFY_ESC_GITHUB, HL_NOTIFY_TEXT_TRIM, NULL);
+	hl_buf_append_str(&b, "). The command was not run.\n");
+	hl_str_list_free(list);
+	return gh_finish(out, &b, err);
+}
+
+/* Classifies GitHub's answer to the comment POST. */
+static void
+github_classify(struct hl_notify_result *out, const char *origin, const struct hl_notify_http *h)
+{
+	json_t *v = json_loadb(h->body, h->body_len, 0, NULL);
+	const char *m = json_string_value(json_object_get(v, "message"));
+	char msg[160], tok[32];
+	int64_t wait = -1;
+	bool limited;
+
+	hl_notify_text_excerpt(msg, sizeof(msg), m ? m : h->body, m ? strlen(m) : h->body_len);
+	if (h->retry_after_s >= 0) {
+		wait = h->retry_after_s * 1000;
+	} else if (h->rl_remaining == 0 && h->rl_reset >= 0) {
+		wait = h->rl_reset * 1000 - hl_time_wall_ms();
+		wait = (wait < 0 ? 0 : wait) + 1000;
+	}
+	/* GitHub's primary and secondary rate limits answer 403 or 429 */
+	limited = h->status == 429 ||
+	          (h->status == 403 && (h->retry_after_s >= 0 || h->rl_remaining == 0 ||
+	                                (m && hl_str_casestr(m, "rate limit"))));
+	snprintf(tok, sizeof(tok), "http_%ld", h->status);
+	if (h->status >= 200 && h->status < 300)
+		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, h->status, -1, "",
+		                     "'%s': comment created (status %ld)", origin, h->status);
+	else if (limited)
+		hl_notify_result_set(out, HL_NOTIFY_RETRY, h->status, wait, "rate_limited",
+		                     "'%s': rate limited (status %ld), retry after %lld ms", origin,
+		                     h->status, (long long)wait);
+	else if (h->status >= 500 || h->status == 408)
+		hl_notify_result_set(out, HL_NOTIFY_RETRY, h->status, wait,
+		                     h->status == 408 ? tok : "server_error",
+		                     "'%s': status %ld: %s", origin, h->status, msg);
+	else
+		hl_notify_result_set(out, HL_NOTIFY_FAILED, h->status, -1, tok,
+		                     "'%s': status %ld: %s", origin, h->status, msg);
+	json_decref(v);
+}
+
+/* "/repos/{owner}/{name}/issues/{n}/comments", owner and name checked. */
+static bool
+github_comment_path(struct hl_buf *p, const char *repo, int64_t number)
+{
+	const char *slash = repo ? strchr(repo, '/') : NULL;
+	const char *s;
+
+	if (!slash || slash == repo || !slash[1] || strchr(slash + 1, '/') || number <= 0 ||
+	    strlen(repo) > 200)
+		return false;
+	for (s = repo; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.' || *s == '/'))
+			return false;
+	hl_buf_appendf(p, "/repos/%s/issues/%lld/comments", repo, (long long)number);
+	return true;
+}
+
+int
+hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,
+                      int64_t number, const char *body, const struct hl_notify_opts *opts,
+                      struct hl_err *err)
+{
+	struct hl_buf path = HL_BUF_INIT(0), url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
+	struct hl_err gerr = HL_ERR_INIT;
+	struct hl_notify_result r;
+	struct hl_fetch_req req;
+	char origin[300], *text = NULL;
+	json_t *doc = NULL;
+	int ret = 0;
+
+	hl_fetch_global_init();
+	if (!github_comment_path(&path, repo, number)) {
+		char rq[80];
+
+		hl_notify_text_excerpt(rq, sizeof(rq), repo, repo ? strlen(repo) : 0);
+		hl_notify_result_set(&r, HL_NOTIFY_FAILED, 0, -1, "bad_target",
+		                     "'%s' #%lld: not an owner/name repository and an issue number",
+		                     rq, (long long)number);
+		goto done;
+	}
+	if (hl_buf_error(&path)) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = hl_github_req_init(gh, &req, &url, &auth, "POST", path.data, &gerr);
+	if (ret == -HL_ENOMEM) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (ret < 0) {
+		/* the GitHub App token could not be minted */
+		ret = 0;
+		hl_notify_result_set(&r, gerr.code == HL_EAUTH ? HL_NOTIFY_FAILED : HL_NOTIFY_RETRY,
+		                     0, -1, gerr.code == HL_EAUTH ? "auth" : "connect",
+		                     "github app token: %s", hl_err_name(gerr.code));
+		goto done;
+	}
+	{
+		static const char *const schemes[] = { "https", "http", NULL };
+
+		if (!hl_notify_text_check_url(&r, origin, sizeof(origin), url.data, schemes))
+			goto done;
+	}
+	doc = json_pack("{s:s}", "body", body ? body : "");
+	if (!doc || hl_fetch_req_set_json(&req, &text, doc, &gerr) < 0) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	req.max_retries = 0; /* never post a comment twice */
+	req.max_body = 1u << 20;
+	if (opts && opts->timeout_ms > 0)
+		req.timeout_ms = opts->timeout_ms;
+	if (opts && opts->ca_file)
+		req.ca_file = opts->ca_file;
+	ret = hl_notify_http_run(&r, &req, origin, github_classify, err);
+	if (ret < 0)
+		goto out;
+done:
+	*out = r;
+out:
+	json_decref(doc);
+	free(text);
+	hl_buf_release(&path);
+	hl_buf_release(&url);
+	if (auth.len)
+		explicit_bzero(auth.data, auth.len);
+	hl_buf_release(&auth);
+	return ret;
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""test_comment.py - the GitHub PR comments (src/notify/comment.c): the
+escalation comment, the `/healer status` reply and the refusal, rendered
+with GitHub's own Markdown engine (cmark-gfm, raw HTML allowed so any
+injected tag would show) to check that the attempts table keeps its rows
+and columns and that no untrusted text opens HTML, a link, an image or a
+mention; and the sender against the GitHub stub: created, rate limits
+(retry with the wait), 5xx (retry, never posted twice), 401/404/422
+(failed)."""
+import html.parser
+import subprocess
+
+from ntest import REPORT, check, finish, hostile_report, http, probe, start_stub
+
+TOKEN = "ghp_notifytoken123456"
+
+
+class Table(html.parser.HTMLParser):
+    """Collects the rendered tables (rows of cell texts), every tag, and
+    link targets."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.tags, self.hrefs, self.cell = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self.cell = ""
+        elif tag == "a":
+            self.hrefs.append(dict(attrs).get("href", ""))
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.tables and self.tables[-1]:
+            self.tables[-1][-1].append(self.cell)
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell += data
+
+
+def render(md):
+    p = subprocess.run(["cmark-gfm", "--unsafe", "-e", "table", "-e", "autolink", "-e",
+                        "strikethrough"], input=md.encode(),
+                       capture_output=True, timeout=30)
+    t = Table()
+    t.feed(p.stdout.decode())
+    return t, p.stdout.decode()
+
+
+ALLOWED_TAGS = {"h2", "h3", "p", "ul", "ol", "li", "strong", "em", "table", "thead", "tbody",
+                "tr", "th", "td", "a", "pre", "code", "hr", "br"}
+
+# ---- the design's escalation ----
+md = probe("build", "github")[1]
+t, out = render(md)
+rows = t.tables[0] if t.tables else []
+check("escalation: one table, a header and a row per attempt, 6 columns",
+      len(t.tables) == 1 and len(rows) == 4 and all(len(r) == 6 for r in rows), rows)
+check("escalation: the header names # agent outcome duration CodeRun PR",
+      rows and rows[0] == ["#", "Agent", "Outcome", "Duration", "CodeRun", "PR"], rows[:1])
+check("escalation: the rows hold agent, outcome, duration, CodeRun, PR",
+      len(rows) == 4 and rows[1] == ["1", "Rex", "CI still failing", "4m 12s",
+                                      "healer-ci-rex-9876543210-1", "#1234"]
+      and rows[3] == ["3", "Atlas", "agent failed", "1h 06m", "healer-ci-atlas-9876543210-3",
+                      "-"], rows)
+check("escalation: the heading, the attempts and the current failure",
+      md.startswith("## \u26a0\ufe0f Healer: automatic remediation failed")
+      and "I tried 3 times" in md and "\nerror[E0382]: borrow of moved value: `config`\n```\n"
+      in md and ">error[E0382]: borrow of moved value: `config`\n</code></pre>" in out
+      and "*Escalated by Healer*" in md, md)
+check("escalation: links to the PR, the run and the task only",
+      set(t.hrefs) == {"https://github.com/5dlabs/cto/pull/1234",
+                       "https://github.com/5dlabs/cto/actions/runs/9876543210",
+                       "http://healer.example.com/api/remediations/ci-9876543210-clippy"},
+      t.hrefs)
+
+# ---- hostile and huge ----
+for scale in (1, 40):
+    r = hostile_report(scale)
+    md = probe("build", "github", report=r)[1]
+    t, out = render(md)
+    rows = t.tables[0] if t.tables else []
+    n = min(len(r["attempts"]), 50)
+    check(f"hostile x{scale}: the table keeps {n} rows of 6 cells",
+          len(t.tables) == 1 and len(rows) == n + 1 and all(len(x) == 6 for x in rows),
+          [len(x) for x in rows])
+    if len(r["attempts"]) > 50:
+        check(f"hostile x{scale}: attempts past 50 are counted, not listed",
+              f"\u2026 and {len(r['attempts']) - 50} more attempts" in md, md[-300:])
+    check(f"hostile x{scale}: '|' and line breaks stay inside their cell",
+          all(x[1].startswith("Rex|@") for x in rows[1:]) and "\n" not in "".join(
+              c for x in rows for c in x), rows[1][:2] if len(rows) > 1 else rows)
+    check(f"hostile x{scale}: no HTML from the input is rendered",
+          set(t.tags) <= ALLOWED_TAGS and "<script" not in out and "<img" not in out,
+          sorted(set(t.tags) - ALLOWED_TAGS))
+    check(f"hostile x{scale}: no link from the input (javascript:, masked links)",
+          all(h.startswith(("https://github.com/5dlabs/cto/", "http://healer.example.com/"))
+              for h in t.hrefs), t.hrefs)
+    outside = out.split("<pre>")[0] + out.split("</pre>")[-1]  # mentions are not parsed in code
+    check(f"hostile x{scale}: no @mention survives outside the code block",
+          "@everyone" not in outside and "@here" not in outside
+          and "@\u200beveryone" in outside, "")
+    check(f"hostile x{scale}: the fenced failure cannot be closed by the input",
+          out.count("<pre>") == 1 and "Bcc: evil" in out.split("<pre>")[1].split("</pre>")[0],
+          out[-400:])
+    check(f"hostile x{scale}: under GitHub's 65536 characters", len(md) <= 65536, len(md))
+
+# ---- status reply and refusal ----
+md = probe("build", "status", report=dict(REPORT, state="escalated"))[1]
+t, out = render(md)
+rows = t.tables[0] if t.tables else []
+check("status: a table of number, agent, CodeRun, outcome, PR",
+      len(rows) == 4 and rows[0] == ["#", "Agent", "CodeRun", "Outcome", "PR"]
+      and rows[2] == ["2", "Rex", "healer-ci-rex-9876543210-2", "CI still failing", "#1234"]
+      and "escalated" in out, rows)
+md = probe("build", "status", report=dict(hostile_report(1), state="running"))[1]
+t, out = render(md)
+rows = t.tables[0] if t.tables else []
+check("status: hostile cells stay cells, no HTML",
+      len(rows) == 4 and all(len(x) == 5 for x in rows) and set(t.tags) <= ALLOWED_TAGS, rows)
+md = probe("build", "status", report=dict(REPORT, attempts=[], state="queued"))[1]
+check("status: no attempts yet", "No attempts yet." in md and "|" not in md, md)
+rc, md, _ = probe("refusal", "octocat", "NONE", "OWNER,MEMBER,COLLABORATOR")
+check("refusal: mentions the author, names the allowed associations and theirs",
+      md.startswith("@octocat, sorry") and "**OWNER**, **MEMBER** or **COLLABORATOR**" in md
+      and "(yours: NONE)" in md, md)
+rc, md, _ = probe("refusal", "evil\n@everyone", "<b>x</b>", "OWNER")
+t, out = render(md)
+check("refusal: a bad login is not mentioned, hostile association escaped",
+      md.startswith("Sorry") and "@everyone" not in md and set(t.tags) <= ALLOWED_TAGS, md)
+
+# ---- the sender against the GitHub stub ----
+_, port = start_stub("github_stub.py", "--token", TOKEN)
+api = f"http://127.0.0.1:{port}"
+GENV = {"GITHUB_API_URL": api, "GITHUB_TOKEN": TOKEN, "NOTIFY_TIMEOUT_MS": "2000"}
+
+
+def comments():
+    return http("GET", f"{api}/_stub/comments")
+
+
+def rules(r):
+    http("POST", f"{api}/_stub/config", {"rules": r})
+
+
+def send(repo="5dlabs/cto", n="1234", env=None):
+    rc, out, err = probe("send", "github", repo, n, env=env or GENV)
+    return out if rc == 0 and isinstance(out, dict) else {"rc": rc, "out": out, "err": err}
+
+
+res = send()
+c = comments()
+check("send: created (201), one comment on the PR with the escalation",
+      res.get("result") == "delivered" and res.get("code") == 201 and len(c) == 1
+      and c[0]["issue"] == 1234 and c[0]["repo"] == "5dlabs/cto"
+      and c[0]["body"].startswith("## \u26a0\ufe0f Healer"), (res, c))
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 403, "times": 1,
+        "body": {"message": "API rate limit exceeded"}, "reset_in": 120}])
+res = send()
+wait = res.get("retry_after_ms", -1)
+check("send: 403 with X-RateLimit-Remaining 0 -> retry until the reset",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and 115000 <= wait <= 125000 and len(comments()) == 1, res)
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 429, "times": 1,
+        "headers": {"Retry-After": "60"}, "body": {"message": "secondary rate limit"}}])
+res = send()
+check("send: 429 with Retry-After 60 -> retry after 60000 ms",
+      res.get("result") == "retry" and res.get("retry_after_ms") == 60000, res)
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 502, "times": 1}])
+res = send()
+check("send: 502 -> retry server_error, the comment not posted twice",
+      res.get("result") == "retry" and res.get("error") == "server_error"
+      and len(comments()) == 1, res)
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 422, "times": 1,
+        "body": {"message": "Validation Failed"}}])
+res = send()
+check("send: 422 -> failed http_422", res.get("result") == "failed"
+      and res.get("error") == "http_422" and "Validation Failed" in res.get("message", ""), res)
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 404, "times": 1,
+        "body": {"message": "Not Found"}}])
+res = send()
+check("send: 404 -> failed http_404", res.get("result") == "failed"
+      and res.get("error") == "http_404", res)
+res = send(env=dict(GENV, GITHUB_TOKEN="bad-token-xyz"))
+check("send: a refused token -> failed http_401, the token never named",
+      res.get("result") == "failed" and res.get("code") == 401
+      and "bad-token-xyz" not in str(res) and TOKEN not in str(res), res)
+res = send(repo="not a repo")
+check("send: a bad repository -> failed bad_target without a request",
+      res.get("result") == "failed" and res.get("error") == "bad_target", res)
+check("send: only the first comment was ever created", len(comments()) == 1, comments())
+
+finish()
