@@ -492,6 +492,39 @@ hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl
 }
 
 int
+hl_dispatch_delete(struct hl_dispatch *d, const char *name, struct hl_err *err)
+{
+	char path[PATH_MAX];
+	struct hl_buf p = HL_BUF_INIT(1024);
+	long status = 0;
+	int rc;
+
+	switch (d->mode) {
+	case HL_DISPATCH_KUBERNETES:
+		hl_buf_appendf(&p, "/apis/%s/namespaces/", HL_CODERUN_API_VERSION);
+		hl_fetch_url_escape(&p, d->namespace);
+		hl_buf_append_str(&p, "/coderuns/");
+		hl_fetch_url_escape(&p, name);
+		hl_buf_append_str(&p, "?propagationPolicy=Background");
+		rc = hl_buf_error(&p)
+		             ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		             : hl_kube_call(d->kube, NULL, &status, "DELETE", p.data, NULL, err);
+		hl_buf_release(&p);
+		return rc == -HL_ENOTFOUND ? 0 : rc;
+	case HL_DISPATCH_DIRECTORY:
+		if (strchr(name, '/') || dispatch_file_path(path, sizeof(path), d, name) < 0)
+			return hl_err_set(err, HL_EINVAL, "bad coderun name '%s'", name);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return hl_err_set(err, HL_EIO, "cannot delete '%s': %s", path,
+			                  strerror(errno));
+		return 0;
+	case HL_DISPATCH_NONE:
+		break;
+	}
+	return 0;
+}
+
+int
 hl_dispatch_set_status(struct hl_dispatch *d, const char *name, const char *phase,
                        const char *message, struct hl_err *err)
 {

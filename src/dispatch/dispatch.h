@@ -84,6 +84,9 @@ int hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, 
 /* One CodeRun by name; HL_ENOTFOUND when absent (always in mode none). */
 int hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err);
 
+/* Deletes a CodeRun (kubernetes: its Job and pods go with it, propagation
+ * Background; directory: its file). Absent is success. */
+int hl_dispatch_delete(struct hl_dispatch *d, const char *name, struct hl_err *err);
 /* Directory mode: sets status.phase (and status.message when not NULL) in
  * the manifest file. HL_EUNSUPPORTED in other modes (there the controller
  * owns status). */

@@ -5,6 +5,8 @@
  */
 #include "metrics.h"
 
+#include "base/prom.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -67,16 +69,7 @@ hl_metrics_intake(struct hl_metrics *m, int event_index, int status)
 void
 hl_metrics_label(struct hl_buf *out, const char *s)
 {
-	for (; s && *s; s++) {
-		if (*s == '\\')
-			hl_buf_append_str(out, "\\\\");
-		else if (*s == '"')
-			hl_buf_append_str(out, "\\\"");
-		else if (*s == '\n')
-			hl_buf_append_str(out, "\\n");
-		else
-			hl_buf_append_char(out, *s);
-	}
+	hl_prom_label(out, s);
 }
 
 void

@@ -48,9 +48,10 @@ int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t
 int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                            int attempts, int64_t next_ms, const char *last_error,
                            struct hl_err *err) HL_MUST_CHECK;
-/* Notifications by state (for /metrics and the dashboard). */
-int hl_store_outbox_counts(struct hl_store *s, int64_t counts[HL_NOTIFY_STATE_MAX],
-                           struct hl_err *err);
+/* Calls fn for every (channel, state) with its number of notifications. */
+int hl_store_outbox_counts(struct hl_store *s,
+                           void (*fn)(void *arg, const char *channel, const char *state, int64_t n),
+                           void *arg, struct hl_err *err);
 void hl_notification_release(struct hl_notification *n);
 
 const char *hl_notification_state_name(enum hl_notification_state st);

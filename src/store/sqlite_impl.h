@@ -156,7 +156,8 @@ int hl_sq_outbox_due(struct hl_store_backend *b, struct hl_notification **out, s
                      size_t *n, int64_t now_ms, struct hl_err *err);
 int hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
                         int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
-int hl_sq_outbox_counts(struct hl_store_backend *b, int64_t counts[HL_NOTIFY_STATE_MAX],
+int hl_sq_outbox_counts(struct hl_store_backend *b,
+                        void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                         struct hl_err *err);
 
 #endif

@@ -495,22 +495,19 @@ hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 }
 
 int
-hl_sq_outbox_counts(struct hl_store_backend *b, int64_t counts[HL_NOTIFY_STATE_MAX],
+hl_sq_outbox_counts(struct hl_store_backend *b,
+                    void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                     struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT state, COUNT(*) FROM notifications"
-	                                    " GROUP BY state");
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT channel, state, COUNT(*) FROM notifications"
+	                                    " GROUP BY channel, state LIMIT 200");
 	int rc;
 
 	if (!st)
 		return hl_sq_fail(err, b->db, "outbox counts");
-	memset(counts, 0, sizeof(int64_t) * HL_NOTIFY_STATE_MAX);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		enum hl_notification_state s =
-		        hl_notification_state_from_name((const char *)sqlite3_column_text(st, 0));
-		if (s != HL_NOTIFY_STATE_INVALID)
-			counts[s] = sqlite3_column_int64(st, 1);
-	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2));
 	hl_sq_done(b, st);
 	return rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox counts");
 }

@@ -123,7 +123,8 @@ struct hl_store_outbox_ops {
 	           int64_t now_ms, struct hl_err *err);
 	int (*update)(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
 	              int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
-	int (*counts)(struct hl_store_backend *b, int64_t counts[HL_NOTIFY_STATE_MAX],
+	int (*counts)(struct hl_store_backend *b,
+	              void (*fn)(void *, const char *, const char *, int64_t), void *arg,
 	              struct hl_err *err);
 };
 

@@ -159,9 +159,11 @@ hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_stat
 }
 
 int
-hl_store_outbox_counts(struct hl_store *s, int64_t counts[HL_NOTIFY_STATE_MAX], struct hl_err *err)
+hl_store_outbox_counts(struct hl_store *s,
+                       void (*fn)(void *arg, const char *channel, const char *state, int64_t n),
+                       void *arg, struct hl_err *err)
 {
-	STORE_CALL(s, s->ops->outbox.counts(s->b, counts, err));
+	STORE_CALL(s, s->ops->outbox.counts(s->b, fn, arg, err));
 }
 
 void

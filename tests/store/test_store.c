@@ -1124,6 +1124,17 @@ test_store_loop_state(void **state)
 	free(v);
 }
 
+static void
+outbox_count_cb(void *arg, const char *channel, const char *state, int64_t n)
+{
+	int64_t *counts = arg;
+	enum hl_notification_state s = hl_notification_state_from_name(state);
+
+	assert_true(strcmp(channel, "discord") == 0 || strcmp(channel, "slack") == 0);
+	assert_int_not_equal(s, HL_NOTIFY_STATE_INVALID);
+	counts[s] += n;
+}
+
 /* The outbox: one notification per (task, channel, kind, ref), due ones
  * handed out, results recorded once, listed on the task. */
 static void
@@ -1133,7 +1144,7 @@ test_store_outbox(void **state)
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_notification *due = NULL;
 	struct hl_task_record *r = NULL;
-	int64_t counts[HL_NOTIFY_STATE_MAX];
+	int64_t counts[HL_NOTIFY_STATE_MAX] = { 0 };
 	size_t n = 0, i;
 	bool created = false;
 	struct hl_notification_in in = {
@@ -1170,7 +1181,7 @@ test_store_outbox(void **state)
 	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, 1, &err), 0);
 	assert_int_equal(n, 0);
 	free(due);
-	assert_int_equal(hl_store_outbox_counts(f->s, counts, &err), 0);
+	assert_int_equal(hl_store_outbox_counts(f->s, outbox_count_cb, counts, &err), 0);
 	assert_int_equal(counts[HL_NOTIFY_DELIVERED], 1);
 	assert_int_equal(counts[HL_NOTIFY_PENDING], 1);
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-o", &err), 0);
