@@ -33,6 +33,8 @@
  */
 #include "classify/classify.h"
 
+#include "catalog/catalog.h"
+
 #include <errno.h>
 #include <fnmatch.h>
 #include <hs/hs.h>
@@ -63,108 +65,27 @@
 #define CL_MAX_RULES_FILE (4u << 20)
 
 /* ---------------------------------------------------------------------- */
-/* failure types (contract section 5)                                     */
-
-struct cl_type {
-	const char *name;
-	const char *category;
-	const char *agent;
-	const char *fix;
-};
-
-static const struct cl_type cl_types[] = {
-	{ "rust_clippy", "rust", "rex",
-	  "Run `cargo clippy --all-targets -- -D warnings` locally and fix each lint at its source; do not silence lints with allow attributes unless the lint is wrong." },
-	{ "rust_test", "rust", "rex",
-	  "Run the failing test with `cargo test <name> -- --nocapture`, find why the assertion or panic happens and fix the code (or the test if its expectation is wrong)." },
-	{ "rust_build", "rust", "rex",
-	  "Reproduce with `cargo build --all-targets`, read the first rustc error (error[E....]) or build-script failure and fix the code, features or build dependencies." },
-	{ "rust_deps", "rust", "rex",
-	  "Fix dependency resolution: align version requirements in Cargo.toml, run `cargo update -p <crate>` and commit the refreshed Cargo.lock." },
-	{ "frontend_deps", "frontend", "blaze",
-	  "Fix the package install: resolve the peer/version conflict in package.json and regenerate the lockfile with the same package manager the CI uses." },
-	{ "frontend_typecheck", "frontend", "blaze",
-	  "Run `tsc --noEmit` and fix the reported TSxxxx errors in the source (types, imports, module paths)." },
-	{ "frontend_lint", "frontend", "blaze",
-	  "Run the linter (eslint/prettier) locally and fix the reported rule violations in the changed files." },
-	{ "frontend_test", "frontend", "blaze",
-	  "Run the failing jest/vitest test locally, find why the expectation fails and fix the code or an outdated expectation." },
-	{ "frontend_build", "frontend", "blaze",
-	  "Run the production build (vite/webpack/next) locally and fix the unresolved import, syntax or bundler configuration error." },
-	{ "docker_build", "infrastructure", "bolt",
-	  "Reproduce `docker build` locally and fix the Dockerfile step, base image tag, build context or registry access that fails." },
-	{ "helm", "infrastructure", "bolt",
-	  "Run `helm lint` and `helm template` on the chart and fix the template, values or release state that fails." },
-	{ "kubernetes_manifest", "infrastructure", "bolt",
-	  "Validate the manifests against the cluster version (`kubectl apply --dry-run=server`) and fix API versions, kinds and schema errors." },
-	{ "argocd_sync", "infrastructure", "bolt",
-	  "Inspect the ArgoCD application (`argocd app get`), fix the manifests or sync options that keep it out of sync or unhealthy, then sync." },
-	{ "terraform", "infrastructure", "bolt",
-	  "Run `terraform init && terraform validate && terraform plan` and fix the configuration, provider versions or state problem reported." },
-	{ "yaml_syntax", "infrastructure", "bolt",
-	  "Fix the YAML syntax error at the reported line (indentation, quoting, duplicate keys) and validate the file with a YAML linter." },
-	{ "infra_runner", "infrastructure", "bolt",
-	  "The runner failed, not the code: free disk space, raise memory limits or use a bigger runner, and re-run the job." },
-	{ "security_dependabot", "security", "cipher",
-	  "Upgrade the vulnerable dependency named in the Dependabot alert to a patched version and refresh the lockfile." },
-	{ "security_code_scan", "security", "cipher",
-	  "Fix the code-scanning finding at its location (input validation, injection, unsafe API) without suppressing the alert." },
-	{ "security_secret", "security", "cipher",
-	  "Revoke and rotate the leaked secret, remove it from the code (use a secret store) and mark false positives explicitly." },
-	{ "security_vulnerability", "security", "cipher",
-	  "Upgrade or replace the dependencies reported by the audit tool (CVE/RUSTSEC/GHSA) to patched versions and refresh the lockfile." },
-	{ "merge_conflict", "github", "atlas",
-	  "Rebase or merge the target branch, resolve the conflicting hunks and push; for backports cherry-pick onto a clean tree." },
-	{ "github_workflow", "github", "atlas",
-	  "Fix the workflow file syntax (run actionlint) at the reported line: keys, indentation, expressions." },
-	{ "github_permission", "github", "atlas",
-	  "Grant the token or GitHub App the missing permission (workflow `permissions:`, package write, branch protection) or use the right credentials." },
-	{ "release_publish", "github", "atlas",
-	  "Bump the version before publishing (the version already exists) or fix the release workflow's registry configuration." },
-	{ "general", "general", "atlas",
-	  "Read the failing step's log, identify the root cause and fix it, or route it to the right specialist." },
-};
-
-#define CL_N_TYPES (sizeof(cl_types) / sizeof(cl_types[0]))
-
-static const struct cl_type *
-cl_type_find(const char *name)
-{
-	if (name == NULL)
-		return NULL;
-	for (size_t i = 0; i < CL_N_TYPES; i++)
-		if (strcmp(cl_types[i].name, name) == 0)
-			return &cl_types[i];
-	return NULL;
-}
+/* failure types (contract section 5): the catalogue (src/catalog)         */
 
 const char *
 hl_classify_type_category(const char *failure_type)
 {
-	const struct cl_type *t = cl_type_find(failure_type);
-	return t ? t->category : NULL;
+	const struct hl_catalog_type *t = hl_catalog_type_find(failure_type);
+	return t ? t->category->name : NULL;
 }
 
 const char *
 hl_classify_type_fix_approach(const char *failure_type)
 {
-	const struct cl_type *t = cl_type_find(failure_type);
-	return t ? t->fix : NULL;
+	const struct hl_catalog_type *t = hl_catalog_type_find(failure_type);
+	return t ? t->fix_approach : NULL;
 }
 
 const char *
 hl_classify_category_agent(const char *category)
 {
-	static const char *const map[][2] = {
-		{ "rust", "rex" },        { "frontend", "blaze" }, { "infrastructure", "bolt" },
-		{ "security", "cipher" }, { "github", "atlas" },   { "general", "atlas" },
-	};
-	if (category == NULL)
-		return "atlas";
-	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i][0], category) == 0)
-			return map[i][1];
-	return "atlas";
+	const struct hl_catalog_category *c = hl_catalog_category_find(category);
+	return c ? c->agent->id : hl_catalog_default_agent()->id;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -194,84 +115,15 @@ cl_glob_any(const char *const *globs, const char *path)
 const char *
 hl_classify_file_class(const char *path)
 {
-	static const char *const github[] = { ".github/workflows/*", ".github/actions/*",
-		                              "action.yml", "action.yaml", NULL };
-	static const char *const rust[] = { "*.rs",        "Cargo.toml",
-		                            "Cargo.lock",  "rust-toolchain*",
-		                            "clippy.toml", "rustfmt.toml",
-		                            "deny.toml",   ".cargo/*",
-		                            NULL };
-	static const char *const frontend[] = { "*.ts",
-		                                "*.tsx",
-		                                "*.js",
-		                                "*.jsx",
-		                                "*.mjs",
-		                                "*.cjs",
-		                                "*.vue",
-		                                "*.svelte",
-		                                "*.css",
-		                                "*.scss",
-		                                "*.sass",
-		                                "*.less",
-		                                "*.html",
-		                                "package.json",
-		                                "package-lock.json",
-		                                "pnpm-lock.yaml",
-		                                "pnpm-workspace.yaml",
-		                                "yarn.lock",
-		                                "tsconfig*.json",
-		                                ".eslintrc*",
-		                                "eslint.config.*",
-		                                ".prettierrc*",
-		                                "vite.config.*",
-		                                "webpack.config.*",
-		                                "next.config.*",
-		                                "jest.config.*",
-		                                "vitest.config.*",
-		                                ".npmrc",
-		                                ".nvmrc",
-		                                NULL };
-	static const char *const infra[] = { "Dockerfile*",
-		                             "*.dockerfile",
-		                             "*Dockerfile*",
-		                             ".dockerignore",
-		                             "docker-compose*",
-		                             "compose.y*ml",
-		                             "*.tf",
-		                             "*.tfvars",
-		                             "*.hcl",
-		                             "Chart.yaml",
-		                             "Chart.lock",
-		                             "values*.yaml",
-		                             "*.tpl",
-		                             "infra/*",
-		                             "*/infra/*",
-		                             "k8s/*",
-		                             "*/k8s/*",
-		                             "kubernetes/*",
-		                             "*/kubernetes/*",
-		                             "helm/*",
-		                             "*/helm/*",
-		                             "charts/*",
-		                             "*/charts/*",
-		                             "deploy/*",
-		                             "manifests/*",
-		                             "gitops/*",
-		                             "*/gitops/*",
-		                             "applications/*",
-		                             "*.yaml",
-		                             "*.yml",
-		                             NULL };
 	if (path == NULL || *path == '\0')
 		return NULL;
-	if (cl_glob_any(github, path))
-		return "github";
-	if (cl_glob_any(rust, path))
-		return "rust";
-	if (cl_glob_any(frontend, path))
-		return "frontend";
-	if (cl_glob_any(infra, path))
-		return "infrastructure";
+	/* the first category whose globs match (the catalogue lists the more
+	 * specific ones first) */
+	for (size_t i = 0; i < hl_catalog_category_count(); i++) {
+		const struct hl_catalog_category *c = hl_catalog_category_at(i);
+		if (c->files[0] != NULL && cl_glob_any(c->files, path))
+			return c->name;
+	}
 	return NULL;
 }
 
@@ -279,28 +131,31 @@ const char *
 hl_classify_alternate_agent(const char *current_agent, bool security_event,
                             const char *const *changed_files, size_t n_changed)
 {
-	static const char *const agents[] = { "rex", "blaze", "bolt" };
-	static const char *const classes[] = { "rust", "frontend", "infrastructure" };
-	size_t count[3] = { 0, 0, 0 };
-	size_t best = 3;
+	const struct hl_catalog_category *security = hl_catalog_category_find("security");
+	const struct hl_catalog_agent *def = hl_catalog_default_agent();
+	size_t count[HL_CATALOG_MAX_CATEGORIES] = { 0 };
+	size_t nc = hl_catalog_category_count(), best = SIZE_MAX;
 
-	if (security_event)
-		return "cipher";
+	if (security_event && security != NULL)
+		return security->agent->id;
 	for (size_t i = 0; i < n_changed; i++) {
-		const char *cls = hl_classify_file_class(changed_files[i]);
-		for (size_t k = 0; cls != NULL && k < 3; k++)
-			if (strcmp(cls, classes[k]) == 0)
-				count[k]++;
+		const struct hl_catalog_category *c =
+		        hl_catalog_category_find(hl_classify_file_class(changed_files[i]));
+		if (c != NULL)
+			count[c->index]++;
 	}
-	for (size_t k = 0; k < 3; k++) {
-		if (count[k] == 0)
+	/* the specialist with the most changed files, other than the current
+	 * agent; the default agent is the fallback, so its files do not count */
+	for (size_t k = 0; k < nc; k++) {
+		const struct hl_catalog_agent *a = hl_catalog_category_at(k)->agent;
+		if (count[k] == 0 || a == def)
 			continue;
-		if (current_agent != NULL && strcmp(current_agent, agents[k]) == 0)
+		if (current_agent != NULL && strcmp(current_agent, a->id) == 0)
 			continue;
-		if (best == 3 || count[k] > count[best])
+		if (best == SIZE_MAX || count[k] > count[best])
 			best = k;
 	}
-	return best == 3 ? "atlas" : agents[best];
+	return best == SIZE_MAX ? def->id : hl_catalog_category_at(best)->agent->id;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -313,7 +168,7 @@ struct cl_list {
 
 struct cl_rule {
 	char *name;
-	const struct cl_type *type;
+	const struct hl_catalog_type *type;
 	double priority;
 	bool caseless;
 	bool require_context;
@@ -683,7 +538,7 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 
 		if (strcmp(ks, "type") == 0) {
 			type_node = v;
-			r->type = cl_type_find(cl_scalar(v));
+			r->type = hl_catalog_type_find(cl_scalar(v));
 			if (r->type == NULL)
 				return cl_perr(ps, v, 0, "unknown failure type '%s'",
 				               cl_scalar(v) ? cl_scalar(v) : "(not a string)");
@@ -2220,7 +2075,7 @@ cl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 		v.n_candidates = i + 1;
 		hc->rule = strdup(r->name);
 		hc->failure_type = r->type->name;
-		hc->agent = r->type->agent;
+		hc->agent = r->type->agent->id;
 		hc->score = cands[i].score;
 		hc->priority = r->priority;
 		hc->recency = cands[i].recency;
@@ -2239,7 +2094,7 @@ cl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 
 	v.log_lines = total_lines;
 	{
-		const struct cl_type *t = cl_type_find("general");
+		const struct hl_catalog_type *t = hl_catalog_default_type();
 		const struct hl_classify_candidate *ev = NULL;
 		if (n_cands > 0) {
 			t = c->rules[cands[0].rule].type;
@@ -2249,10 +2104,11 @@ cl_classify(struct hl_verdict *out, struct hl_classifier *c, const struct hl_cla
 				if (v.candidates[i].line_number > 0)
 					ev = &v.candidates[i];
 		}
+		v.type = t;
 		v.failure_type = t->name;
-		v.category = t->category;
-		v.agent = t->agent;
-		v.fix_approach = t->fix;
+		v.category = t->category->name;
+		v.agent = t->agent->id;
+		v.fix_approach = t->fix_approach;
 		v.rule = strdup(n_cands > 0 ? v.candidates[0].rule : "default");
 		v.evidence_line_number = ev ? ev->line_number : 0;
 		v.evidence_line = strdup(ev && ev->line ? ev->line : "");

@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 struct hl_classifier;
+struct hl_catalog_type;
 
 /* What is known about one failure. Every field may be NULL/0 (absent). The
  * log need not be NUL-terminated and may hold any bytes. */
@@ -62,15 +63,16 @@ struct hl_classify_candidate {
 /* The decision. Strings marked static live for the program; the others are
  * malloc'd and freed by hl_verdict_release. */
 struct hl_verdict {
-	const char *agent;           /* static: "rex" "blaze" "bolt" "cipher" "atlas" */
-	const char *failure_type;    /* static: contract section 5 name */
-	const char *category;        /* static: "rust" ... "general" */
-	const char *fix_approach;    /* static: one sentence for the agent prompt */
-	char *rule;                  /* malloc'd winning rule name, "default" if none */
-	size_t evidence_line_number; /* 1-based in the ORIGINAL log; 0 if none */
-	char *evidence_line;         /* malloc'd, cleaned and clipped; "" if none */
-	size_t log_lines;            /* lines in the log */
-	size_t n_candidates;         /* ranked, best first; [0] is the winner */
+	const struct hl_catalog_type *type; /* static: the catalogue's failure type */
+	const char *agent;                  /* static: "rex" "blaze" "bolt" "cipher" "atlas" */
+	const char *failure_type;           /* static: contract section 5 name */
+	const char *category;               /* static: "rust" ... "general" */
+	const char *fix_approach;           /* static: one sentence for the agent prompt */
+	char *rule;                         /* malloc'd winning rule name, "default" if none */
+	size_t evidence_line_number;        /* 1-based in the ORIGINAL log; 0 if none */
+	char *evidence_line;                /* malloc'd, cleaned and clipped; "" if none */
+	size_t log_lines;                   /* lines in the log */
+	size_t n_candidates;                /* ranked, best first; [0] is the winner */
 	struct hl_classify_candidate candidates[HL_CLASSIFY_MAX_CANDIDATES];
 };
 
@@ -139,13 +141,12 @@ void hl_verdict_release(struct hl_verdict *v);
  * winner won to out (several lines, ending in a newline). */
 int hl_verdict_explain(struct hl_buf *out, const struct hl_verdict *v);
 
-/* The agent of a category ("rust" -> "rex", ...); "atlas" for unknown. */
+/* Shorthands over the catalogue (src/catalog/catalog.h): the agent of a
+ * category ("rust" -> "rex", the default agent for an unknown one), the
+ * category and the fix-approach sentence of a failure type (NULL for an
+ * unknown name). */
 const char *hl_classify_category_agent(const char *category);
-
-/* The category of a failure type; NULL for an unknown name. */
 const char *hl_classify_type_category(const char *failure_type);
-
-/* The fix-approach sentence of a failure type; NULL for an unknown name. */
 const char *hl_classify_type_fix_approach(const char *failure_type);
 
 /*
@@ -159,8 +160,8 @@ const char *hl_classify_type_fix_approach(const char *failure_type);
 const char *hl_classify_alternate_agent(const char *current_agent, bool security_event,
                                         const char *const *changed_files, size_t n_changed);
 
-/* The file class of a path: "rust", "frontend", "infrastructure", "github"
- * or NULL (none of these). */
+/* The file class of a path: the first category of the catalogue whose file
+ * globs match it ("rust", "frontend", "infrastructure", "github"), or NULL. */
 const char *hl_classify_file_class(const char *path);
 
 #endif
