@@ -251,7 +251,11 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	rc |= coderun_set(env, "FAILURE_TYPE", spec->failure_type);
 	snprintf(num, sizeof(num), "%lld", (long long)spec->workflow_run_id);
 	rc |= coderun_set(env, "WORKFLOW_RUN_ID", num);
-	snprintf(num, sizeof(num), "%lld", (long long)spec->pr_number);
+	/* no PR: empty, not "0" (there is no PR 0); the key stays (contract 7) */
+	if (spec->pr_number > 0)
+		snprintf(num, sizeof(num), "%lld", (long long)spec->pr_number);
+	else
+		num[0] = '\0';
 	rc |= coderun_set(env, "PR_NUMBER", num);
 	rc |= coderun_set(env, "TARGET_BRANCH", target);
 	rc |= coderun_set(env, "FAILURE_BRANCH", spec->branch);
