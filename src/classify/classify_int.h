@@ -64,8 +64,11 @@ struct hl_classifier {
 	char **patterns;     /* as written */
 	char **exported;     /* with "(?i)" for caseless rules */
 	unsigned *pat_flags; /* Vectorscan flags */
-	size_t *pat_rule;
+	size_t *pat_rule;    /* the rule of a pattern; SIZE_MAX for error-line ones */
 	size_t n_pat;
+	/* patterns [quote_first, n_pat) are built in, not a rule's: they find the
+	 * last error-looking line, quoted when no log rule fired */
+	size_t quote_first;
 	double recency_bonus, context_bonus, files_bonus;
 	hs_database_t *db;
 	hs_scratch_t *proto;
@@ -334,14 +337,22 @@ char *cl_raw_line_text(const struct cl_src *src, size_t off);
 /* ---------------------------------------------------------------------- */
 /* scoring (score.c)                                                      */
 
+/* A rule that fired (see struct hl_classify_candidate for the parts). */
 struct cl_cand {
 	size_t rule;
-	double score, recency, context, files;
+	enum hl_classify_evidence evidence;
+	double score, tiebreak, recency, context, files;
 	size_t line;    /* line of the rule's last match; 0 = none */
 	size_t ev_line; /* last match of its first listed pattern that matched */
 	size_t ev_raw;  /* raw offset of that line */
 	size_t matches;
 	const char *why;
+	/* the context that fired it, for the evidence reason: what ("job
+	 * name", "ArgoCD sync status", "event", ...) and the value (borrowed
+	 * from the input); files_hit of the changed files matched */
+	const char *ctx_what, *ctx_value;
+	size_t files_hit;
+	bool picked; /* verdict.c: kept among the verdict's candidates */
 };
 
 /* True when a glob matches path (a glob without '/' matches the base name). */
@@ -349,7 +360,8 @@ bool cl_glob_any(const char *const *globs, const char *path);
 
 /*
  * Scores every rule of c that fired for in and the scan sc into cands (room
- * for c->n_rules), ranked best first; returns how many.
+ * for c->n_rules), ranked best first (evidence kind, score, tie-break, later
+ * line, file order); returns how many.
  */
 size_t cl_score(struct cl_cand *cands, const struct hl_classifier *c,
                 const struct hl_classify_input *in, const struct cl_scan *sc, size_t total_lines);

@@ -455,8 +455,25 @@ cl_parse_scoring(struct cl_parse *ps, const yaml_node_t *n, struct hl_classifier
 	return 0;
 }
 
-/* Compiles the patterns; a pattern Vectorscan rejects is reported at its
- * position, under its rule's name. */
+/*
+ * Error-looking lines, whatever the rules: "error" or "fatal" as a word,
+ * FAILED, a non-zero exit. Not a rule's evidence; the last line they match
+ * is the one quoted when no rule's log pattern supports the verdict.
+ */
+static const struct {
+	const char *re;
+	bool caseless;
+} cl_quote_patterns[] = {
+	{ "\\berror\\b", true },
+	{ "\\bFAILED\\b", false },
+	{ "\\bfatal\\b", true },
+	{ "exit(ed)? (with )?(code|status):? *[1-9]", true },
+	{ "returned (a )?non-zero", true },
+};
+
+/* Adds the error-line patterns after the rules' and compiles them all; a
+ * pattern Vectorscan rejects is reported at its position, under its rule's
+ * name. */
 static int
 cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats, bool embedded)
 {
@@ -468,13 +485,24 @@ cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *
 		ps->rule = NULL;
 		return cl_perr(ps, NULL, 0, "no rule has log patterns");
 	}
+	c->quote_first = pats->n;
+	for (size_t i = 0; i < sizeof(cl_quote_patterns) / sizeof(cl_quote_patterns[0]); i++) {
+		unsigned fl =
+		        HS_FLAG_MULTILINE | (cl_quote_patterns[i].caseless ? HS_FLAG_CASELESS : 0);
+		if (cl_pats_push(pats, cl_quote_patterns[i].re, fl, SIZE_MAX, NULL) < 0)
+			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	}
 	rc = cl_db_build(c, pats->pat, pats->flags, pats->n, embedded, &bad, &dberr);
 	if (rc == 0)
 		return 0;
 	if (rc != -HL_EPARSE)
 		return hl_err_set(ps->err, -rc, "%s", dberr.msg);
-	ps->rule = bad < pats->n ? c->rules[pats->rule[bad]].name : NULL;
-	return cl_perr(ps, bad < pats->n ? pats->node[bad] : NULL, 0, "%s", dberr.msg);
+	if (bad >= pats->n || pats->rule[bad] == SIZE_MAX) {
+		ps->rule = NULL;
+		return cl_perr(ps, NULL, 0, "%s", dberr.msg);
+	}
+	ps->rule = c->rules[pats->rule[bad]].name;
+	return cl_perr(ps, pats->node[bad], 0, "%s", dberr.msg);
 }
 
 static int
