@@ -4,7 +4,9 @@
  *
  * classify reads JSON Lines (a FILE or stdin) and writes one JSON object per
  * non-blank input line, in order; a line that is not a JSON object yields
- * {"id": null, "error": "..."} and the rest go on. With --log FILE it
+ * {"id": null, "error": "..."} and the rest go on. Each result has the keys
+ * of contract section 5, then "confidence" (0-1); its "evidence" also has
+ * "reason" (null when a log line supports the verdict, see classify.h). With --log FILE it
  * classifies one raw log file (read with pread through small windows, never
  * loaded whole; a pipe or "-" is read into memory) described by
  * --workflow/--job/--step/--changed-file/--event. --explain adds a readable
@@ -77,7 +79,10 @@ classify_result_json(json_t *id, const struct hl_verdict *v, bool explain)
 	json_object_set_new(o, "rule", json_string(v->rule));
 	json_object_set_new(ev, "line_number", json_integer((json_int_t)v->evidence_line_number));
 	json_object_set_new(ev, "line", json_string(v->evidence_line));
+	json_object_set_new(ev, "reason",
+	                    v->evidence_reason ? json_string(v->evidence_reason) : json_null());
 	json_object_set_new(o, "evidence", ev);
+	json_object_set_new(o, "confidence", json_real(v->confidence));
 	if (explain) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		if (hl_verdict_explain(&b, v) == 0)
@@ -90,7 +95,8 @@ classify_result_json(json_t *id, const struct hl_verdict *v, bool explain)
 static int
 classify_print_json(json_t *o)
 {
-	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	/* confidence has 2 decimals: print 0.7, not 0.69999999999999996 */
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	if (s == NULL)
 		return -1;
 	fputs(s, stdout);

@@ -11,6 +11,7 @@
 
 #include "base/buf.h"
 #include "base/str.h"
+#include "catalog/catalog.h"
 #include "net/kube.h"
 
 #include "json/json.h"
@@ -20,48 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-static const struct {
-	const char *agent;
-	const char *app;
-} coderun_apps[] = {
-	{ "rex", "5DLabs-Rex" },       { "blaze", "5DLabs-Blaze" }, { "bolt", "5DLabs-Bolt" },
-	{ "cipher", "5DLabs-Cipher" }, { "atlas", "5DLabs-Atlas" },
-};
-
-/* Short names after the original CiFailureType::short_name, extended to the
- * contract's failure types. */
-static const struct {
-	const char *type;
-	const char *short_name;
-} coderun_shorts[] = {
-	{ "rust_clippy", "clippy" },
-	{ "rust_test", "rust-test" },
-	{ "rust_build", "rust-build" },
-	{ "rust_deps", "rust-deps" },
-	{ "frontend_deps", "fe-deps" },
-	{ "frontend_typecheck", "typescript" },
-	{ "frontend_lint", "eslint" },
-	{ "frontend_test", "fe-test" },
-	{ "frontend_build", "fe-build" },
-	{ "docker_build", "docker" },
-	{ "helm", "helm" },
-	{ "kubernetes_manifest", "k8s" },
-	{ "argocd_sync", "argocd" },
-	{ "terraform", "terraform" },
-	{ "yaml_syntax", "yaml" },
-	{ "infra_runner", "runner" },
-	{ "security_dependabot", "dependabot" },
-	{ "security_code_scan", "codescan" },
-	{ "security_secret", "secret" },
-	{ "security_vulnerability", "vuln" },
-	{ "merge_conflict", "merge" },
-	{ "github_workflow", "workflow" },
-	{ "github_permission", "git-perm" },
-	{ "release_publish", "release" },
-	{ "general", "general" },
-};
+/* Heal (pod-failure) runs always go to this agent (seed facts 1.5). */
+#define CODERUN_HEAL_AGENT "rex"
 
 static const char *
 coderun_s(const char *s)
@@ -72,14 +34,9 @@ coderun_s(const char *s)
 const char *
 hl_coderun_github_app(const char *agent)
 {
-	size_t i;
+	const struct hl_catalog_agent *a = hl_catalog_agent_find(agent);
 
-	if (!agent)
-		return NULL;
-	for (i = 0; i < sizeof(coderun_apps) / sizeof(coderun_apps[0]); i++)
-		if (strcasecmp(agent, coderun_apps[i].agent) == 0)
-			return coderun_apps[i].app;
-	return NULL;
+	return a ? a->github_app : NULL;
 }
 
 /* Copies in as a lower-case [a-z0-9-] token (others become '-', runs of '-'
@@ -107,21 +64,19 @@ coderun_dns_token(char *out, size_t size, const char *in)
 void
 hl_coderun_failure_short(char *out, size_t size, const char *failure_type)
 {
-	size_t i;
+	const struct hl_catalog_type *t = hl_catalog_type_find(failure_type);
 
 	if (!failure_type || !*failure_type) {
-		hl_strlcpy(out, "general", size);
+		hl_strlcpy(out, hl_catalog_default_type()->short_name, size);
 		return;
 	}
-	for (i = 0; i < sizeof(coderun_shorts) / sizeof(coderun_shorts[0]); i++) {
-		if (strcmp(failure_type, coderun_shorts[i].type) == 0) {
-			hl_strlcpy(out, coderun_shorts[i].short_name, size);
-			return;
-		}
+	if (t) {
+		hl_strlcpy(out, t->short_name, size);
+		return;
 	}
 	coderun_dns_token(out, size, failure_type);
 	if (!out[0])
-		hl_strlcpy(out, "general", size);
+		hl_strlcpy(out, hl_catalog_default_type()->short_name, size);
 }
 
 void
@@ -296,7 +251,11 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	rc |= coderun_set(env, "FAILURE_TYPE", spec->failure_type);
 	snprintf(num, sizeof(num), "%lld", (long long)spec->workflow_run_id);
 	rc |= coderun_set(env, "WORKFLOW_RUN_ID", num);
-	snprintf(num, sizeof(num), "%lld", (long long)spec->pr_number);
+	/* no PR: empty, not "0" (there is no PR 0); the key stays (contract 7) */
+	if (spec->pr_number > 0)
+		snprintf(num, sizeof(num), "%lld", (long long)spec->pr_number);
+	else
+		num[0] = '\0';
 	rc |= coderun_set(env, "PR_NUMBER", num);
 	rc |= coderun_set(env, "TARGET_BRANCH", target);
 	rc |= coderun_set(env, "FAILURE_BRANCH", spec->branch);
@@ -392,7 +351,7 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 
 	rc |= coderun_label(labels, "app.kubernetes.io/name", "healer");
 	rc |= coderun_label(labels, "agents.platform/type", "heal-remediation");
-	rc |= coderun_label(labels, "healer/agent", "rex");
+	rc |= coderun_label(labels, "healer/agent", CODERUN_HEAL_AGENT);
 	rc |= coderun_label(labels, "alert-type", spec->alert);
 	rc |= coderun_label(labels, "task-id", spec->task_id);
 	rc |= coderun_label(labels, "remediation", "true");
@@ -412,7 +371,7 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(s, "docsBranch", "main");
 	rc |= coderun_set(s, "workingDirectory", ".");
 	rc |= coderun_set(s, "model", spec->model);
-	rc |= coderun_set(s, "githubApp", "5DLabs-Rex");
+	rc |= coderun_set(s, "githubApp", hl_coderun_github_app(CODERUN_HEAL_AGENT));
 	rc |= coderun_set(s, "promptModification", spec->prompt);
 	rc |= json_object_set_new(s, "env", env);
 	rc |= json_object_set_new(s, "cliConfig", cli);
@@ -494,7 +453,6 @@ hl_coderun_validate(const json_t *m, struct hl_err *err)
 	const char *name, *gen, *app, *key;
 	json_t *labels, *spec, *env, *v;
 	size_t i;
-	bool app_ok = false;
 
 	if (!json_is_object(m))
 		return hl_err_set(err, HL_EINVAL, "coderun manifest is not an object");
@@ -534,10 +492,7 @@ hl_coderun_validate(const json_t *m, struct hl_err *err)
 			return hl_err_set(err, HL_EINVAL, "spec.%s is required", required[i]);
 	}
 	app = hl_json_str(spec, "githubApp");
-	for (i = 0; i < sizeof(coderun_apps) / sizeof(coderun_apps[0]); i++)
-		if (strcmp(app, coderun_apps[i].app) == 0)
-			app_ok = true;
-	if (!app_ok)
+	if (!hl_catalog_agent_by_app(app))
 		return hl_err_set(err, HL_EINVAL, "spec.githubApp '%s' is not a known app", app);
 	env = json_object_get(spec, "env");
 	if (env && !json_is_object(env))

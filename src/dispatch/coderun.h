@@ -32,10 +32,10 @@ struct hl_coderun_spec {
 	const char *branch;         /* the failing branch */
 	const char *default_branch; /* NULL means "main" */
 	const char *head_sha;
-	const char *pr_head_ref; /* head ref of the open PR for the branch, or NULL */
+	const char *pr_head_ref;   /* head ref of the open PR for the branch, or NULL */
 	const char *target_branch; /* the branch to push to; NULL derives it
 	                              (hl_coderun_target_branch) */
-	int64_t pr_number;       /* 0 when there is no PR */
+	int64_t pr_number;         /* 0 when there is no PR (PR_NUMBER is then "") */
 	int64_t workflow_run_id;
 	const char *task_id;
 	int attempt;           /* 1-based */
@@ -92,7 +92,8 @@ void hl_coderun_target_branch(char *out, size_t size, const char *branch,
  * healer/attempt; spec service, repositoryUrl/docsRepositoryUrl
  * https://github.com/{repo}, workingDirectory ".", model, githubApp,
  * promptModification, env {HEALER_TASK_ID, FAILURE_TYPE, WORKFLOW_RUN_ID,
- * PR_NUMBER, TARGET_BRANCH, ...}, cliConfig {cliType, model, settings}.
+ * PR_NUMBER ("" when there is no PR), TARGET_BRANCH, ...}, cliConfig
+ * {cliType, model, settings}.
  * HL_EINVAL for an unknown agent or a missing repository. *out is new.
  */
 int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err *err);

@@ -6,35 +6,20 @@
  * sets; tests/tmpl checks the document against this function's output.
  */
 #include "base/buf.h"
+#include "catalog/catalog.h"
 #include "prompt/prompt.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct agent_info {
-	const char *id, *name, *role, *github_app;
-};
-
-static const struct agent_info agents[] = {
-	{ "rex", "Rex", "Rust specialist", "5DLabs-Rex" },
-	{ "blaze", "Blaze", "frontend specialist (JavaScript, TypeScript, Node.js)",
-	  "5DLabs-Blaze" },
-	{ "bolt", "Bolt", "infrastructure specialist (Docker, Helm, Kubernetes, Terraform)",
-	  "5DLabs-Bolt" },
-	{ "cipher", "Cipher", "security specialist", "5DLabs-Cipher" },
-	{ "atlas", "Atlas", "GitHub and general CI specialist", "5DLabs-Atlas" },
-};
-
-static const struct agent_info *
+/* The agent's catalogue entry; the default agent (Atlas) handles everything
+ * else. */
+static const struct hl_catalog_agent *
 agent_lookup(const char *id)
 {
-	size_t i;
+	const struct hl_catalog_agent *a = hl_catalog_agent_find(id);
 
-	for (i = 0; id && i < sizeof(agents) / sizeof(agents[0]); i++) {
-		if (strcmp(agents[i].id, id) == 0)
-			return &agents[i];
-	}
-	return &agents[4]; /* atlas handles everything else */
+	return a ? a : hl_catalog_default_agent();
 }
 
 /* A JSON string of n bytes with invalid UTF-8 replaced by U+FFFD (and NUL
@@ -350,7 +335,7 @@ build_request(const struct hl_prompt_context *ctx, bool *ok)
 	    ok);
 	put(o, "command",
 	    jstr(ev->intent == HL_INTENT_COMMAND ? hl_comment_command_name(ev->command)
-						 : ev->requested_action),
+	                                         : ev->requested_action),
 	    ok);
 	put(o, "hint", jstr(ev->command_hint), ok);
 	put(o, "author", jstr(ev->sender), ok);
@@ -417,7 +402,7 @@ json_t *
 hl_prompt_data_build(const struct hl_prompt_context *ctx)
 {
 	const struct hl_event *ev = ctx->event;
-	const struct agent_info *ag = agent_lookup(ctx->agent);
+	const struct hl_catalog_agent *ag = agent_lookup(ctx->agent);
 	json_t *d = json_object(), *o, *a;
 	bool ok = d != NULL;
 	size_t i;

@@ -11,6 +11,7 @@
 #include "base/buf.h"
 #include "base/file.h"
 #include "base/str.h"
+#include "catalog/catalog.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -18,8 +19,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define PROMPT_FILE_MAX  (1024 * 1024)
-#define PROMPT_DIR_DEPTH 4
+#define PROMPT_FILE_MAX (1024 * 1024)
+/* Every agent's retries use this one (it carries the previous attempts);
+ * first attempts use the agent's template from the catalogue. */
+#define PROMPT_RETRY_TEMPLATE "ci/retry.hbs"
+#define PROMPT_DIR_DEPTH      4
 
 struct hl_prompt_set {
 	struct hl_tmpl_set *tmpls;
@@ -178,21 +182,14 @@ hl_prompt_set_templates(const struct hl_prompt_set *set)
 const char *
 hl_prompt_template_for(const char *agent, int64_t attempt)
 {
+	const struct hl_catalog_agent *a;
+
 	if (agent && hl_str_ends_with(agent, ".hbs"))
 		return agent;
 	if (attempt > 1)
-		return "ci/retry.hbs";
-	if (!agent)
-		return "ci/github-fix.hbs";
-	if (strcmp(agent, "rex") == 0)
-		return "ci/rust-fix.hbs";
-	if (strcmp(agent, "blaze") == 0)
-		return "ci/frontend-fix.hbs";
-	if (strcmp(agent, "bolt") == 0)
-		return "ci/infra-fix.hbs";
-	if (strcmp(agent, "cipher") == 0)
-		return "ci/security-fix.hbs";
-	return "ci/github-fix.hbs";
+		return PROMPT_RETRY_TEMPLATE;
+	a = hl_catalog_agent_find(agent);
+	return (a ? a : hl_catalog_default_agent())->template;
 }
 
 int

@@ -48,10 +48,10 @@ void hl_prompt_set_free(struct hl_prompt_set *set);
 const struct hl_tmpl_set *hl_prompt_set_templates(const struct hl_prompt_set *set);
 
 /*
- * The template for an agent: "ci/retry.hbs" when attempt > 1, else
- * ci/rust-fix.hbs (rex), ci/frontend-fix.hbs (blaze), ci/infra-fix.hbs
- * (bolt), ci/security-fix.hbs (cipher), ci/github-fix.hbs (atlas and
- * anything else). A name ending in ".hbs" is returned as is.
+ * The template for an agent: "ci/retry.hbs" when attempt > 1, else the
+ * agent's template in the catalogue (rules/catalog.yaml: rex ->
+ * ci/rust-fix.hbs, ...), the default agent's (Atlas, ci/github-fix.hbs) for
+ * an unknown or NULL agent. A name ending in ".hbs" is returned as is.
  */
 const char *hl_prompt_template_for(const char *agent, int64_t attempt);
 

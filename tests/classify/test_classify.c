@@ -1,8 +1,11 @@
 /*
  * test_classify.c - unit tests of the classifier (src/classify): log
  * preprocessing, scoring (later evidence, root cause over workflow names,
- * events, ArgoCD status), evidence lines, rules validation messages, large
- * and hostile logs, reading a log file like a log in memory, concurrency and the retry helpers.
+ * events, ArgoCD status, log evidence over any context), evidence lines,
+ * confidence and evidence reasons, the default verdict, rules validation
+ * messages, large and hostile logs, reading a log file like a log in
+ * memory, concurrency, --explain and the retry helpers (runner-up and
+ * alternate agent).
  * (cmocka.h comes after setjmp.h, stdarg.h and stddef.h.)
  */
 // clang-format off
@@ -312,6 +315,422 @@ test_classify_nothing_matches_defaults_to_atlas_general(void **state)
 	hl_verdict_release(&v);
 }
 
+/* A full case for the context tests: every context field settable. */
+struct ctx_case {
+	const char *name;
+	const char *log;
+	const char *agent, *failure_type; /* the log's verdict */
+	/* contradicting context */
+	const char *workflow, *job, *step;
+	const char *files[3];
+	const char *argocd_sync, *argocd_health;
+};
+
+static void
+classify_case(struct hl_verdict *v, const struct ctx_case *c, bool with_context)
+{
+	struct hl_classify_input in;
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = 0;
+
+	memset(&in, 0, sizeof(in));
+	in.event = "workflow_job";
+	in.log = c->log;
+	in.log_len = strlen(c->log);
+	if (with_context) {
+		in.workflow_name = c->workflow;
+		in.job_name = c->job;
+		in.failed_step = c->step;
+		while (n < 3 && c->files[n] != NULL)
+			n++;
+		in.changed_files = c->files;
+		in.n_changed = n;
+		in.argocd_sync = c->argocd_sync;
+		in.argocd_health = c->argocd_health;
+	}
+	assert_int_equal(hl_classify(v, builtin, &in, &err), 0);
+}
+
+/* The ArgoCD status is context: a clippy failure while the application is
+ * OutOfSync is still Rex's clippy failure, not Bolt's sync problem. */
+static void
+test_classify_clippy_while_argocd_out_of_sync_stays_rex(void **state)
+{
+	static const struct ctx_case c = {
+		"clippy + OutOfSync",
+		"    Checking app v0.3.1 (/home/runner/work/app/app)\n"
+		"error: used `unwrap()` on a `Result` value\n"
+		"  --> src/config.rs:27:19\n"
+		"   = help: for further information visit "
+		"https://rust-lang.github.io/rust-clippy/master/index.html#unwrap_used\n"
+		"   = note: requested on the command line with `-D clippy::unwrap-used`\n"
+		"error: could not compile `app` (lib) due to 1 previous error\n",
+		"rex",
+		"rust_clippy",
+		"CI",
+		"clippy",
+		"cargo clippy --all-targets -- -D warnings",
+		{ "src/config.rs", NULL, NULL },
+		"OutOfSync",
+		"Healthy",
+	};
+	struct hl_verdict v;
+	(void)state;
+	classify_case(&v, &c, true);
+	assert_string_equal(v.agent, "rex");
+	assert_string_equal(v.failure_type, "rust_clippy");
+	assert_int_equal(v.evidence_line_number, 5);
+	hl_verdict_release(&v);
+}
+
+/* Log evidence decides; context (names, changed files, ArgoCD) that points
+ * elsewhere never changes the verdict, whatever the strength of the line. */
+static void
+test_classify_context_never_outvotes_log_evidence(void **state)
+{
+	static const struct ctx_case cases[] = {
+		{ "tsc error in a Rust-looking job",
+		  "> tsc --noEmit\n"
+		  "src/App.tsx(12,7): error TS2322: Type 'string' is not assignable to type "
+		  "'number'.\n",
+		  "blaze",
+		  "frontend_typecheck",
+		  "Rust CI",
+		  "clippy",
+		  "cargo clippy",
+		  { "src/main.rs", "Cargo.toml", NULL },
+		  "OutOfSync",
+		  "Degraded" },
+		{ "cargo test failure in a frontend job",
+		  "running 3 tests\n"
+		  "test parser::tests::empty ... FAILED\n"
+		  "test result: FAILED. 2 passed; 1 failed; 0 ignored\n",
+		  "rex",
+		  "rust_test",
+		  "frontend",
+		  "web-ui",
+		  "npm test",
+		  { "web/src/App.tsx", "package.json", NULL },
+		  "OutOfSync",
+		  NULL },
+		{ "helm failure in an eslint job",
+		  "Error: UPGRADE FAILED: timed out waiting for the condition\n",
+		  "bolt",
+		  "helm",
+		  "frontend",
+		  "eslint",
+		  "npm run lint",
+		  { "package.json", "src/a.ts", NULL },
+		  NULL,
+		  NULL },
+		{ "merge conflict while ArgoCD is degraded",
+		  "Auto-merging west.yml\n"
+		  "CONFLICT (content): Merge conflict in west.yml\n",
+		  "atlas",
+		  "merge_conflict",
+		  "terraform",
+		  "tf-plan",
+		  "terraform plan",
+		  { "infra/main.tf", NULL, NULL },
+		  "OutOfSync",
+		  "Degraded" },
+		{ "npm resolution failure in a cargo step",
+		  "npm ERR! code ERESOLVE\n"
+		  "npm ERR! ERESOLVE unable to resolve dependency tree\n",
+		  "blaze",
+		  "frontend_deps",
+		  "rust",
+		  "cargo-build",
+		  "cargo build --release",
+		  { "Cargo.lock", "src/lib.rs", NULL },
+		  "Unknown",
+		  "Missing" },
+		{ "a plain error line against every name",
+		  "Run ./scripts/check.sh\n"
+		  "Error: the generated schema is out of date\n",
+		  "atlas",
+		  "general",
+		  "rust-clippy",
+		  "clippy",
+		  "cargo clippy",
+		  { "src/main.rs", "src/lib.rs", NULL },
+		  "OutOfSync",
+		  NULL },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_verdict bare, ctx;
+		classify_case(&bare, &cases[i], false);
+		classify_case(&ctx, &cases[i], true);
+		if (strcmp(bare.agent, cases[i].agent) != 0 ||
+		    strcmp(bare.failure_type, cases[i].failure_type) != 0 ||
+		    strcmp(ctx.agent, cases[i].agent) != 0 ||
+		    strcmp(ctx.failure_type, cases[i].failure_type) != 0)
+			fail_msg("%s: log alone %s/%s, with context %s/%s (rule %s), want %s/%s",
+			         cases[i].name, bare.agent, bare.failure_type, ctx.agent,
+			         ctx.failure_type, ctx.rule, cases[i].agent, cases[i].failure_type);
+		assert_string_equal(bare.rule, ctx.rule);
+		assert_int_equal(bare.evidence_line_number, ctx.evidence_line_number);
+		hl_verdict_release(&bare);
+		hl_verdict_release(&ctx);
+	}
+}
+
+/* Among log evidence, names and files only break ties: they never lift a
+ * weaker rule over a stronger one. */
+static void
+test_classify_context_only_breaks_ties(void **state)
+{
+	static const char rules[] = "rules:\n"
+	                            "- name: lint-boom\n"
+	                            "  type: frontend_lint\n"
+	                            "  priority: 50\n"
+	                            "  patterns: ['^boom']\n"
+	                            "- name: test-boom\n"
+	                            "  type: rust_test\n"
+	                            "  priority: 50\n"
+	                            "  job: ['*test*']\n"
+	                            "  patterns: ['^boom']\n"
+	                            "- name: weaker-with-names\n"
+	                            "  type: rust_build\n"
+	                            "  priority: 45\n"
+	                            "  job: ['*build*']\n"
+	                            "  files: ['*.rs']\n"
+	                            "  patterns: ['^bang']\n"
+	                            "- name: stronger-bare\n"
+	                            "  type: helm\n"
+	                            "  priority: 55\n"
+	                            "  patterns: ['^bang']\n";
+	const char *files[] = { "src/main.rs" };
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	(void)state;
+
+	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
+	                 0);
+	memset(&in, 0, sizeof(in));
+	in.log = "boom\n";
+	in.log_len = strlen(in.log);
+	/* a tie: file order without context ... */
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "lint-boom");
+	assert_true(v.confidence < 0.5); /* a tie between two agents */
+	hl_verdict_release(&v);
+	/* ... and the job name tips it */
+	in.job_name = "unit-test";
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "test-boom");
+	assert_string_equal(v.agent, "rex");
+	assert_string_equal(hl_verdict_runner_up_agent(&v), "blaze");
+	hl_verdict_release(&v);
+
+	/* 12 + 10 points of names and files do not beat 10 of priority */
+	in.log = "bang\n";
+	in.log_len = strlen(in.log);
+	in.job_name = "build";
+	in.changed_files = files;
+	in.n_changed = 1;
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "stronger-bare");
+	hl_verdict_release(&v);
+	hl_classifier_free(c);
+}
+
+static bool clean_utf8(const char *s);
+
+/* Classifies a full input with the built-in rules. */
+static void
+classify_input(struct hl_verdict *v, const char *event, const char *job, const char *log,
+               const char *argocd_sync, const char *const *files, size_t n_files)
+{
+	struct hl_classify_input in;
+	struct hl_err err = HL_ERR_INIT;
+
+	memset(&in, 0, sizeof(in));
+	in.event = event;
+	in.job_name = job;
+	in.log = log;
+	in.log_len = log ? strlen(log) : 0;
+	in.argocd_sync = argocd_sync;
+	in.changed_files = files;
+	in.n_changed = n_files;
+	assert_int_equal(hl_classify(v, builtin, &in, &err), 0);
+}
+
+/* Every verdict has a confidence and evidence; without a supporting log
+ * line the evidence says why, routes by what, and quotes the last
+ * error-looking line. */
+static void
+test_classify_confidence_and_evidence_reason(void **state)
+{
+	const char *rs[] = { "src/a.rs", "src/b.rs" };
+	struct hl_verdict strong, v;
+	(void)state;
+
+	/* a tool's own error line: supported by the log, confident */
+	classify_input(&strong, "workflow_job", "build",
+	               "> tsc --noEmit\nsrc/App.tsx(3,1): error TS2304: Cannot find name 'x'.\n",
+	               NULL, NULL, 0);
+	assert_string_equal(strong.failure_type, "frontend_typecheck");
+	assert_int_equal(strong.evidence, HL_CLASSIFY_EVIDENCE_LOG);
+	assert_null(strong.evidence_reason);
+	assert_int_equal(strong.evidence_line_number, 2);
+	assert_true(strong.confidence >= 0.7 && strong.confidence < 1.0);
+
+	/* routed by the job name only: the reason says so, the quoted line is
+	 * the last error-looking one, and confidence is low */
+	classify_input(&v, "workflow_job", "eslint",
+	               "Running lint\nsrc/a.js: 3 problems\nlint exited with code 1\nCleaning up\n",
+	               NULL, NULL, 0);
+	assert_string_equal(v.agent, "blaze");
+	assert_string_equal(v.failure_type, "frontend_lint");
+	assert_int_equal(v.evidence, HL_CLASSIFY_EVIDENCE_CONTEXT);
+	assert_string_equal(v.evidence_reason, "no_matching_line: routed by job name 'eslint'");
+	assert_int_equal(v.evidence_line_number, 3);
+	assert_string_equal(v.evidence_line, "lint exited with code 1");
+	assert_true(v.confidence > 0 && v.confidence <= 0.4);
+	assert_true(v.confidence < strong.confidence);
+	hl_verdict_release(&v);
+	hl_verdict_release(&strong);
+
+	/* no log at all */
+	classify_input(&v, "workflow_run", NULL, NULL, "OutOfSync", NULL, 0);
+	assert_string_equal(v.failure_type, "argocd_sync");
+	assert_string_equal(v.evidence_reason, "no_log: routed by ArgoCD sync status 'OutOfSync'");
+	assert_int_equal(v.evidence_line_number, 0);
+	assert_string_equal(v.evidence_line, "");
+	assert_true(v.confidence <= 0.4);
+	hl_verdict_release(&v);
+
+	classify_input(&v, "workflow_job", NULL, NULL, NULL, rs, 2);
+	assert_string_equal(v.agent, "rex");
+	assert_string_equal(v.evidence_reason, "no_log: routed by changed files (2 of 2)");
+	assert_true(v.confidence <= 0.4);
+	hl_verdict_release(&v);
+
+	/* an alert: the event is the failure, confidently */
+	classify_input(&v, "dependabot_alert", NULL, NULL, NULL, NULL, 0);
+	assert_int_equal(v.evidence, HL_CLASSIFY_EVIDENCE_EVENT);
+	assert_string_equal(v.evidence_reason, "alert_event: routed by event 'dependabot_alert'");
+	assert_true(v.confidence >= 0.9);
+	hl_verdict_release(&v);
+
+	/* names from outside are made printable in the reason */
+	classify_input(&v, "workflow_job", "eslint\x1b[31m\n\x7f", "nothing here\n", NULL, NULL, 0);
+	assert_non_null(v.evidence_reason);
+	assert_true(clean_utf8(v.evidence_reason));
+	assert_non_null(strstr(v.evidence_reason, "routed by job name 'eslint"));
+	hl_verdict_release(&v);
+}
+
+/* No evidence anywhere: the default agent's general type, with low
+ * confidence, never a specialist. */
+static void
+test_classify_no_evidence_is_default_with_low_confidence(void **state)
+{
+	struct hl_verdict v;
+	(void)state;
+
+	classify_input(&v, NULL, NULL, NULL, NULL, NULL, 0);
+	assert_string_equal(v.agent, "atlas");
+	assert_string_equal(v.failure_type, "general");
+	assert_int_equal(v.evidence, HL_CLASSIFY_EVIDENCE_NONE);
+	assert_string_equal(v.evidence_reason, "no_log: no rule fired");
+	assert_true(v.confidence <= HL_CLASSIFY_CONFIDENCE_NONE);
+	assert_null(hl_verdict_runner_up_agent(&v));
+	hl_verdict_release(&v);
+
+	/* a log no rule knows: still the default, quoting the error-looking
+	 * line (not at a line start, so no rule's pattern takes it) */
+	classify_input(&v, "workflow_job", "misc", "all good\n  step: fatal: odd state\nbye\n",
+	               NULL, NULL, 0);
+	assert_string_equal(v.agent, "atlas");
+	assert_string_equal(v.failure_type, "general");
+	assert_string_equal(v.rule, "default");
+	assert_string_equal(v.evidence_reason, "no_matching_line: no rule fired");
+	assert_int_equal(v.evidence_line_number, 2);
+	assert_string_equal(v.evidence_line, "step: fatal: odd state");
+	assert_true(v.confidence <= HL_CLASSIFY_CONFIDENCE_NONE);
+	hl_verdict_release(&v);
+}
+
+/* The runner-up agent: the best candidate of another agent; never for a
+ * category that stays with its agent. */
+static void
+test_classify_runner_up_agent(void **state)
+{
+	struct hl_verdict v;
+	(void)state;
+
+	/* Rex wins on the log; Bolt's ArgoCD context is the runner-up */
+	classify_input(&v, "workflow_job", "clippy",
+	               "   = note: requested on the command line with `-D clippy::unwrap-used`\n",
+	               "OutOfSync", NULL, 0);
+	assert_string_equal(v.agent, "rex");
+	assert_string_equal(hl_verdict_runner_up_agent(&v), "bolt");
+	hl_verdict_release(&v);
+
+	/* a TypeScript error inside a Docker build: Bolt after Blaze */
+	classify(&v, "docker-publish", "build", "docker build",
+	         "#5 ERROR: failed to solve\nerror TS2322: Type 'a' is not assignable\n", NULL, 0);
+	assert_string_equal(v.agent, "blaze");
+	assert_string_equal(hl_verdict_runner_up_agent(&v), "bolt");
+	hl_verdict_release(&v);
+
+	/* only Rex's rules fired */
+	classify_input(&v, "workflow_job", NULL, "error[E0308]: mismatched types\n", NULL, NULL, 0);
+	assert_string_equal(v.agent, "rex");
+	assert_null(hl_verdict_runner_up_agent(&v));
+	hl_verdict_release(&v);
+
+	/* security stays with Cipher, whatever else fired */
+	classify_input(&v, "dependabot_alert", NULL, "error[E0308]: mismatched types\n",
+	               "OutOfSync", NULL, 0);
+	assert_string_equal(v.agent, "cipher");
+	assert_true(v.n_candidates >= 2);
+	assert_null(hl_verdict_runner_up_agent(&v));
+	hl_verdict_release(&v);
+	assert_null(hl_verdict_runner_up_agent(NULL));
+}
+
+/* --explain shows the competing agents and why the winner won. */
+static void
+test_classify_explain_shows_competing_agents(void **state)
+{
+	struct hl_verdict v;
+	struct hl_buf b = HL_BUF_INIT(0);
+	(void)state;
+
+	classify_input(&v, "workflow_job", "clippy",
+	               "   = note: requested on the command line with `-D clippy::unwrap-used`\n",
+	               "OutOfSync", NULL, 0);
+	assert_int_equal(hl_verdict_explain(&b, &v), 0);
+	assert_non_null(strstr(b.data, "verdict: agent=rex failure_type=rust_clippy"));
+	assert_non_null(strstr(b.data, "confidence="));
+	assert_non_null(strstr(b.data, "agents ("));
+	assert_non_null(strstr(b.data, "\n  rex    log     rust-clippy-denied"));
+	assert_non_null(strstr(b.data, "\n  bolt   context argocd-status"));
+	assert_non_null(strstr(b.data, "priority 76 + recency"));
+	assert_non_null(strstr(b.data, "which fired on context only (argocd status): context "
+	                               "never outvotes log evidence"));
+	assert_non_null(strstr(b.data, "the runner-up agent is bolt"));
+	hl_buf_release(&b);
+	hl_verdict_release(&v);
+
+	/* every agent that fired has its best candidate in the verdict */
+	classify(&v, "docker-publish", "build", "docker build",
+	         "#5 ERROR: failed to solve\nerror TS2322: Type 'a' is not assignable\n", NULL, 0);
+	b = (struct hl_buf)HL_BUF_INIT(0);
+	assert_int_equal(hl_verdict_explain(&b, &v), 0);
+	assert_non_null(strstr(b.data, "\n  blaze  log     tsc-error"));
+	assert_non_null(strstr(b.data, "\n  bolt   log     buildkit-step-error"));
+	assert_non_null(strstr(b.data, "by 35.00 points of log evidence"));
+	hl_buf_release(&b);
+	hl_verdict_release(&v);
+}
+
 /* Expects rules text to fail with a message containing want. */
 static void
 expect_rules_error(const char *text, const char *want)
@@ -503,6 +922,10 @@ assert_same_verdict(const struct hl_verdict *a, const struct hl_verdict *b)
 	assert_string_equal(a->rule, b->rule);
 	assert_int_equal(a->evidence_line_number, b->evidence_line_number);
 	assert_string_equal(a->evidence_line, b->evidence_line);
+	assert_int_equal(a->evidence, b->evidence);
+	assert_true(a->confidence == b->confidence);
+	assert_string_equal(a->evidence_reason ? a->evidence_reason : "(none)",
+	                    b->evidence_reason ? b->evidence_reason : "(none)");
 	assert_int_equal(a->log_lines, b->log_lines);
 	assert_int_equal(a->n_candidates, b->n_candidates);
 	for (size_t i = 0; i < a->n_candidates; i++) {
@@ -759,14 +1182,15 @@ test_classify_helpers_route_categories_and_alternates(void **state)
 	assert_null(hl_classify_file_class("README.md"));
 
 	/* Rex failed: the other specialist with changed files is Bolt. */
-	assert_string_equal(hl_classify_alternate_agent("rex", false, rust_and_infra, 3), "bolt");
+	assert_string_equal(hl_classify_alternate_agent("rex", "rust", rust_and_infra, 3), "bolt");
 	/* Bolt failed: Rust files make up most of the change. */
-	assert_string_equal(hl_classify_alternate_agent("bolt", false, rust_and_infra, 3), "rex");
-	assert_string_equal(hl_classify_alternate_agent("rex", false, frontend, 2), "blaze");
-	assert_string_equal(hl_classify_alternate_agent("blaze", false, frontend, 2), "atlas");
-	assert_string_equal(hl_classify_alternate_agent("cipher", false, frontend, 2), "blaze");
-	assert_string_equal(hl_classify_alternate_agent("atlas", false, docs, 1), "atlas");
-	assert_string_equal(hl_classify_alternate_agent("rex", true, frontend, 2), "cipher");
+	assert_string_equal(hl_classify_alternate_agent("bolt", NULL, rust_and_infra, 3), "rex");
+	assert_string_equal(hl_classify_alternate_agent("rex", NULL, frontend, 2), "blaze");
+	assert_string_equal(hl_classify_alternate_agent("blaze", NULL, frontend, 2), "atlas");
+	assert_string_equal(hl_classify_alternate_agent("cipher", NULL, frontend, 2), "blaze");
+	assert_string_equal(hl_classify_alternate_agent("atlas", "general", docs, 1), "atlas");
+	/* security work stays with Cipher (the catalogue pins the category) */
+	assert_string_equal(hl_classify_alternate_agent("rex", "security", frontend, 2), "cipher");
 }
 
 int
@@ -782,6 +1206,13 @@ main(void)
 		cmocka_unit_test(test_classify_security_events_go_to_cipher),
 		cmocka_unit_test(test_classify_argocd_out_of_sync_goes_to_bolt),
 		cmocka_unit_test(test_classify_evidence_line_number_and_text),
+		cmocka_unit_test(test_classify_clippy_while_argocd_out_of_sync_stays_rex),
+		cmocka_unit_test(test_classify_context_never_outvotes_log_evidence),
+		cmocka_unit_test(test_classify_context_only_breaks_ties),
+		cmocka_unit_test(test_classify_confidence_and_evidence_reason),
+		cmocka_unit_test(test_classify_no_evidence_is_default_with_low_confidence),
+		cmocka_unit_test(test_classify_runner_up_agent),
+		cmocka_unit_test(test_classify_explain_shows_competing_agents),
 		cmocka_unit_test(test_classify_nothing_matches_defaults_to_atlas_general),
 		cmocka_unit_test(test_classify_rules_validation_names_rule_and_position),
 		cmocka_unit_test(test_classify_large_log_classifies),

@@ -63,9 +63,17 @@ try:
         check("the rest go on after bad lines", res[4]["id"] == 7
               and res[4]["agent"] == "cipher"
               and res[4]["failure_type"] == "security_dependabot", json.dumps(res[4]))
-        check("output has exactly the contract keys",
+        check("output has the contract keys, then confidence",
               list(res[0].keys()) == ["id", "agent", "failure_type", "category", "rule",
-                                      "evidence"], json.dumps(res[0]))
+                                      "evidence", "confidence"]
+              and list(res[0]["evidence"].keys()) == ["line_number", "line", "reason"],
+              json.dumps(res[0]))
+        check("a verdict from a log line has no reason and a high confidence",
+              res[0]["evidence"]["reason"] is None and 0.6 <= res[0]["confidence"] < 1,
+              json.dumps(res[0]))
+        check("an alert's verdict says the event is the failure",
+              res[4]["evidence"]["reason"] == "alert_event: routed by event 'dependabot_alert'"
+              and res[4]["confidence"] >= 0.9, json.dumps(res[4]))
 
     # FILE argument and '-' both work.
     path = write("cases.jsonl", good1 + "\n")
@@ -85,6 +93,40 @@ try:
     r = jlines(out)
     check("ArgoCD OutOfSync in the payload routes to bolt", rc == 0 and r
           and r[0]["agent"] == "bolt" and r[0]["failure_type"] == "argocd_sync", out + err)
+
+    # Context never outvotes the log: a clippy failure while ArgoCD is
+    # OutOfSync stays with Rex; without a matching log line the reason says
+    # how the case was routed and the confidence is low.
+    cases = [
+        {"id": "clippy-argo", "job_name": "clippy", "argocd_sync": "OutOfSync",
+         "log": "error: used `unwrap()` on a `Result` value\n"
+                "   = note: requested on the command line with `-D clippy::unwrap-used`\n"},
+        {"id": "job-only", "job_name": "eslint",
+         "log": "Running lint\nsrc/a.js: 3 problems\nlint exited with code 1\n"},
+        {"id": "nothing"},
+    ]
+    rc, out, err = run("classify", stdin="".join(json.dumps(c) + "\n" for c in cases))
+    r = jlines(out)
+    check("ArgoCD OutOfSync does not outvote a clippy error", rc == 0 and len(r) == 3
+          and r[0]["agent"] == "rex" and r[0]["failure_type"] == "rust_clippy"
+          and r[0]["evidence"]["reason"] is None, out + err)
+    check("routed by a job name: reason, quoted error line, low confidence", len(r) == 3
+          and r[1]["agent"] == "blaze"
+          and r[1]["evidence"]["reason"] == "no_matching_line: routed by job name 'eslint'"
+          and r[1]["evidence"]["line_number"] == 3
+          and r[1]["evidence"]["line"] == "lint exited with code 1"
+          and r[1]["confidence"] <= 0.4, out)
+    check("no evidence: atlas/general with the lowest confidence", len(r) == 3
+          and r[2]["agent"] == "atlas" and r[2]["failure_type"] == "general"
+          and r[2]["evidence"]["reason"] == "no_log: no rule fired"
+          and r[2]["confidence"] <= 0.1, out)
+    rc, out, err = run("classify", "--explain", stdin=json.dumps(cases[0]) + "\n")
+    r = jlines(out)
+    ex = r[0].get("explain", "") if r else ""
+    check("--explain shows the competing agents and why the winner won",
+          rc == 0 and "agents (" in ex and "\n  rex " in ex and "\n  bolt " in ex
+          and "bolt: 'argocd-status' (argocd status) scored 200.00 on context evidence, "
+              "which never outvotes log evidence" in ex, out + err)
 
     # --explain in JSON Lines mode adds an "explain" field.
     rc, out, err = run("classify", "--explain", stdin=good1 + "\n")

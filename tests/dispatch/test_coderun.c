@@ -201,7 +201,13 @@ test_coderun_env_target_branch_on_main(void **state)
 	s.pr_number = 0;
 	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
 	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), "fix/clippy-01234567");
-	assert_string_equal(hl_json_str(m, "spec.env.PR_NUMBER"), "0");
+	/* no PR: the key is there (contract section 7) but empty, never "0" */
+	assert_string_equal(hl_json_str(m, "spec.env.PR_NUMBER"), "");
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	json_decref(m);
+	s.pr_number = -1;
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.env.PR_NUMBER"), "");
 	json_decref(m);
 }
 

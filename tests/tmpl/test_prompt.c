@@ -3,7 +3,8 @@
  * mode from every sample context built by hl_prompt_data_build; the data
  * model document (docs/PROMPT_DATA.md) and the builder's output name the
  * same variables; untrusted text cannot leave its fence; the agent picks its
- * template (retry from attempt 2); a prompts directory overrides built-ins;
+ * template (retry from attempt 2) and every catalogue agent's template is
+ * embedded; a prompts directory overrides built-ins;
  * every file of prompts/ is embedded in the binary.
  */
 /* cmocka.h needs these headers before it */
@@ -16,9 +17,11 @@
 /* clang-format on */
 #include "base/buf.h"
 #include "base/file.h"
+#include "catalog/catalog.h"
 #include "prompt/prompt.h"
 #include "samples.h"
 
+#include "json/json.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +217,34 @@ test_prompt_template_for_agent(void **state)
 	assert_string_equal(hl_prompt_template_for("rex", 2), "ci/retry.hbs");
 	assert_string_equal(hl_prompt_template_for("alerts/a7-pod-failure.hbs", 1),
 	                    "alerts/a7-pod-failure.hbs");
+}
+
+/* Every agent of the catalogue has its template in the built-in set, and the
+ * data model names the agent as the catalogue does. */
+static void
+test_prompt_every_catalog_agent_has_its_template(void **state)
+{
+	(void)state;
+	assert_true(hl_catalog_agent_count() >= 5);
+	for (size_t i = 0; i < hl_catalog_agent_count(); i++) {
+		const struct hl_catalog_agent *a = hl_catalog_agent_at(i);
+		struct hl_prompt_context ctx;
+		json_t *d;
+
+		assert_string_equal(hl_prompt_template_for(a->id, 1), a->template);
+		if (hl_tmpl_set_get(hl_prompt_set_templates(set), a->template) == NULL)
+			fail_msg("agent '%s': template '%s' is not embedded", a->id, a->template);
+		memset(&ctx, 0, sizeof(ctx));
+		ctx.agent = a->id;
+		d = hl_prompt_data_build(&ctx);
+		assert_non_null(d);
+		assert_string_equal(hl_json_str(d, "agent.id"), a->id);
+		assert_string_equal(hl_json_str(d, "agent.name"), a->name);
+		assert_string_equal(hl_json_str(d, "agent.role"), a->role);
+		assert_string_equal(hl_json_str(d, "agent.github_app"), a->github_app);
+		json_decref(d);
+	}
+	assert_string_equal(hl_prompt_template_for(NULL, 1), hl_catalog_default_agent()->template);
 }
 
 static void
@@ -447,6 +478,7 @@ main(void)
 		cmocka_unit_test(test_prompt_strict_reports_missing_variable),
 		cmocka_unit_test(test_prompt_data_doc_matches_builder),
 		cmocka_unit_test(test_prompt_template_for_agent),
+		cmocka_unit_test(test_prompt_every_catalog_agent_has_its_template),
 		cmocka_unit_test(test_prompt_render_for_agent_retry),
 		cmocka_unit_test(test_prompt_hostile_text_stays_fenced),
 		cmocka_unit_test(test_prompt_dir_overrides_builtin),
