@@ -1,9 +1,8 @@
 /*
- * netprobe.c - a test-only command line over the net and dispatch
- * libraries, driven by the Python integration tests against the stub
- * servers. Every subcommand prints one JSON document (or JSON lines for
- * watch) on stdout; a library error prints {"error": name, "message": text}
- * and exits 1.
+ * netprobe.c - a test-only command line over the net library (src/net),
+ * driven by the Python integration tests against the stub servers. Every subcommand prints one JSON
+ * document (or JSON lines for watch) on stdout; a library error prints {"error": name, "message":
+ * text} and exits 1.
  *
  *   netprobe fetch < {"deadline_ms": N, "requests": [{method, url, headers[],
  *                     auth, body, timeout_ms, max_body, keep_tail,
@@ -17,15 +16,11 @@
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
  *                   comment R N BODY | repeat R RUN COUNT
  *                   (GITHUB_API_URL, GITHUB_TOKEN, GITHUB_APP_* from the env)
- *   netprobe dispatch MODE DIR NS submit-ci (< spec) | submit (< manifest) |
- *                     find-active SEL | set-status NAME PHASE
  *   netprobe sources argocd SERVER TOKEN NAME | loki BASE QUERY | prom BASE QUERY
  */
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/file.h"
-#include "dispatch/coderun.h"
-#include "dispatch/dispatch.h"
 #include "net/fetch.h"
 #include "net/github.h"
 #include "net/kube.h"
@@ -297,90 +292,6 @@ probe_github(int argc, char **argv)
 }
 
 static int
-probe_dispatch(int argc, char **argv)
-{
-	struct hl_err err = HL_ERR_INIT;
-	struct hl_dispatch *d = NULL;
-	struct hl_kube *k = NULL;
-	enum hl_dispatch_mode mode;
-	json_t *v = NULL;
-	const char *op;
-	int ret = 0;
-
-	if (argc < 4) {
-		fprintf(stderr, "netprobe dispatch: bad arguments\n");
-		return 2;
-	}
-	op = argv[3];
-	mode = strcmp(argv[0], "kubernetes") == 0  ? HL_DISPATCH_KUBERNETES
-	       : strcmp(argv[0], "directory") == 0 ? HL_DISPATCH_DIRECTORY
-	                                           : HL_DISPATCH_NONE;
-	if (mode == HL_DISPATCH_KUBERNETES && hl_kube_load(&k, getenv("KUBECONFIG"), &err) < 0)
-		return probe_fail(&err);
-	if (hl_dispatch_open_with(&d, mode, argv[1], argv[2], k, &err) < 0)
-		return probe_fail(&err);
-	if (strcmp(op, "submit-ci") == 0 || strcmp(op, "submit") == 0) {
-		json_t *in = probe_stdin_json(), *m = NULL;
-		enum hl_dispatch_outcome o;
-		char name[64];
-
-		if (strcmp(op, "submit") == 0) {
-			m = json_incref(in);
-		} else {
-			struct hl_coderun_spec s;
-
-			memset(&s, 0, sizeof(s));
-			s.agent = hl_json_str(in, "agent");
-			s.failure_type = hl_json_str(in, "failure_type");
-			s.repository = hl_json_str(in, "repository");
-			s.branch = hl_json_str(in, "branch");
-			s.head_sha = hl_json_str(in, "head_sha");
-			s.pr_head_ref = hl_json_str(in, "pr_head_ref");
-			s.pr_number = hl_json_int(in, "pr_number", 0);
-			s.workflow_run_id = hl_json_int(in, "workflow_run_id", 0);
-			s.task_id = hl_json_str(in, "task_id");
-			s.attempt = (int)hl_json_int(in, "attempt", 1);
-			s.dedup_key = hl_json_str(in, "dedup_key");
-			s.prompt = hl_json_str(in, "prompt");
-			s.cli = "Factory";
-			s.model = "claude-opus-4-5-20250929";
-			s.namespace = argv[2];
-			ret = hl_coderun_build(&m, &s, &err);
-		}
-		if (ret == 0)
-			ret = hl_dispatch_submit(d, &o, name, m, &err);
-		if (ret == 0)
-			v = json_pack("{s:s, s:s}", "outcome", hl_dispatch_outcome_name(o), "name",
-			              name);
-		json_decref(m);
-		json_decref(in);
-	} else if (strcmp(op, "find-active") == 0 && argc == 5) {
-		json_t *arr = NULL, *it;
-		size_t i;
-
-		ret = hl_dispatch_find_active(d, &arr, argv[4], &err);
-		if (ret == 0) {
-			v = json_array();
-			json_array_foreach(arr, i, it) json_array_append_new(
-			        v, json_string(hl_json_str_or(it, "metadata.name", "")));
-		}
-		json_decref(arr);
-	} else if (strcmp(op, "set-status") == 0 && argc == 6) {
-		ret = hl_dispatch_set_status(d, argv[4], argv[5], NULL, &err);
-		if (ret == 0)
-			v = json_pack("{s:b}", "ok", 1);
-	} else {
-		fprintf(stderr, "netprobe dispatch: bad arguments\n");
-		hl_dispatch_close(d);
-		return 2;
-	}
-	hl_dispatch_close(d);
-	if (ret < 0)
-		return probe_fail(&err);
-	return probe_print(v);
-}
-
-static int
 probe_sources(int argc, char **argv)
 {
 	struct hl_err err = HL_ERR_INIT;
@@ -415,7 +326,7 @@ main(int argc, char **argv)
 {
 	hl_fetch_global_init();
 	if (argc < 2) {
-		fprintf(stderr, "usage: netprobe fetch|kube|github|dispatch|sources ...\n");
+		fprintf(stderr, "usage: netprobe fetch|kube|github|sources ...\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "fetch") == 0)
@@ -424,8 +335,6 @@ main(int argc, char **argv)
 		return probe_kube(argc - 2, argv + 2);
 	if (strcmp(argv[1], "github") == 0)
 		return probe_github(argc - 2, argv + 2);
-	if (strcmp(argv[1], "dispatch") == 0)
-		return probe_dispatch(argc - 2, argv + 2);
 	if (strcmp(argv[1], "sources") == 0)
 		return probe_sources(argc - 2, argv + 2);
 	fprintf(stderr, "netprobe: unknown subcommand '%s'\n", argv[1]);
