@@ -14,6 +14,7 @@
 #include "fetch.h"
 
 #include "base/clock.h"
+#include "base/url.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -806,20 +807,7 @@ hl_fetch_link_next(char *out, size_t size, const char *link)
 int
 hl_fetch_url_escape(struct hl_buf *b, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-			hl_buf_append_char(b, (char)c);
-		} else {
-			hl_buf_append_char(b, '%');
-			hl_buf_append_char(b, hex[c >> 4]);
-			hl_buf_append_char(b, hex[c & 15]);
-		}
-	}
-	return hl_buf_error(b);
+	return hl_url_append_query_value(b, s);
 }
 
 int

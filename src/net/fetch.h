@@ -139,7 +139,9 @@ int hl_fetch_req_set_json(struct hl_fetch_req *req, char **text_out, const json_
 /* Extracts the rel="next" URL from a Link header into out; false if none. */
 bool hl_fetch_link_next(char *out, size_t size, const char *link);
 
-/* Appends s to b percent-encoded for a URL query or path segment. */
+/* Appends s to b percent-encoded for a URL query value (unreserved
+ * characters kept): hl_url_append_query_value. A path segment needs
+ * hl_url_append_segment (base/url.h), which also guards "." and "..". */
 int hl_fetch_url_escape(struct hl_buf *b, const char *s);
 
 #endif

@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "crypto/jwt.h"
 
 #include "json/json.h"
@@ -235,9 +236,20 @@ hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf
                    struct hl_buf *auth, const char *method, const char *path, struct hl_err *err)
 {
 	bool same_origin;
+	const char *rel = path;
 	int ret;
 
 	memset(req, 0, sizeof(*req));
+	if (hl_str_starts_with(path, "https://") || hl_str_starts_with(path, "http://")) {
+		rel = strstr(path, "://") + 3;
+		rel += strcspn(rel, "/?#");
+		if (!*rel)
+			rel = "/";
+	}
+	if ((ret = hl_url_check_path(rel, err)) < 0) {
+		hl_err_wrap(err, "github %s", method ? method : "GET");
+		return ret;
+	}
 	hl_buf_reset(url);
 	if (hl_str_starts_with(path, "https://") || hl_str_starts_with(path, "http://")) {
 		size_t on = strlen(gh->origin);
@@ -322,28 +334,33 @@ hl_github_call(struct hl_github *gh, json_t **out, const char *method, const cha
 	return github_call_link(gh, out, NULL, method, path, body, err);
 }
 
-/* "/repos/" + repo, with the repo validated as owner/name. */
-static int
-github_repo_path(struct hl_buf *p, const char *repo, struct hl_err *err)
+int
+hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err)
 {
-	const char *slash = repo ? strchr(repo, '/') : NULL;
+	const char *slash = full_name ? strchr(full_name, '/') : NULL;
+	const char *repo = slash ? slash + 1 : NULL;
+	char owner[256];
+	size_t n;
 
-	if (!slash || slash == repo || !slash[1] || strchr(slash + 1, '/'))
-		return hl_err_set(err, HL_EINVAL, "repository '%s' is not owner/name",
-		                  repo ? repo : "");
+	if (!slash || slash == full_name || !*repo || strchr(repo, '/'))
+		return hl_err_set(err, HL_EINVAL, "repository '%.200s' is not owner/name",
+		                  full_name ? full_name : "");
+	n = (size_t)(slash - full_name);
+	if (n >= sizeof(owner))
+		return hl_err_set(err, HL_EINVAL, "repository owner of '%.200s' is too long",
+		                  full_name);
+	memcpy(owner, full_name, n);
+	owner[n] = '\0';
+	/* GitHub allows neither as a name; encoded they would still read as a
+	 * dot-segment to a server that decodes before routing */
+	if (strcmp(owner, ".") == 0 || strcmp(owner, "..") == 0 || strcmp(repo, ".") == 0 ||
+	    strcmp(repo, "..") == 0)
+		return hl_err_set(err, HL_EINVAL, "repository '%.200s' is not owner/name",
+		                  full_name);
 	hl_buf_append_str(p, "/repos/");
-	{
-		char owner[256];
-		size_t n = (size_t)(slash - repo);
-
-		if (n >= sizeof(owner))
-			return hl_err_set(err, HL_EINVAL, "repository owner too long");
-		memcpy(owner, repo, n);
-		owner[n] = '\0';
-		hl_fetch_url_escape(p, owner);
-	}
+	hl_url_append_segment(p, owner);
 	hl_buf_append_char(p, '/');
-	hl_fetch_url_escape(p, slash + 1);
+	hl_url_append_segment(p, repo);
 	return hl_buf_error(p) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
 }
 
@@ -356,7 +373,7 @@ hl_github_failed_jobs(struct hl_github *gh, json_t **out, const char *repo, int6
 	size_t i;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/actions/runs/%lld/jobs?filter=latest&per_page=100", (long long)run_id);
@@ -392,7 +409,7 @@ hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
 	int ret;
 
 	hl_fetch_res_init(&res);
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/actions/jobs/%lld/logs", (long long)job_id);
@@ -426,13 +443,13 @@ hl_github_pr_for_branch(struct hl_github *gh, json_t **out, const char *repo, co
 	json_t *v = NULL, *pr;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_append(&head, repo, strcspn(repo, "/"));
 	hl_buf_appendf(&head, ":%s", branch ? branch : "");
 	hl_buf_append_str(&p, "/pulls?state=open&per_page=1&head=");
-	hl_fetch_url_escape(&p, head.data);
+	hl_url_append_query_value(&p, head.data);
 	if (hl_buf_error(&p)) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
@@ -471,7 +488,7 @@ hl_github_pr_files(struct hl_github *gh, json_t **out, const char *repo, int64_t
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/pulls/%lld/files?per_page=100", (long long)number);
@@ -512,11 +529,15 @@ hl_github_commit_files(struct hl_github *gh, json_t **out, const char *repo, con
 	json_t *v = NULL, *files;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_append_str(&p, "/commits/");
-	hl_fetch_url_escape(&p, sha ? sha : "");
+	if (hl_url_append_segment(&p, sha) < 0) {
+		ret = hl_err_set(err, HL_EINVAL, "commit '%.80s' is not a valid ref",
+		                 sha ? sha : "");
+		goto out;
+	}
 	ret = hl_github_call(gh, &v, "GET", p.data, NULL, err);
 	if (ret < 0)
 		goto out;
@@ -537,7 +558,7 @@ hl_github_check_run(struct hl_github *gh, json_t **out, const char *repo, int64_
 	struct hl_buf p = HL_BUF_INIT(0);
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret == 0) {
 		hl_buf_appendf(&p, "/check-runs/%lld", (long long)id);
 		ret = hl_github_call(gh, out, "GET", p.data, NULL, err);
@@ -554,7 +575,7 @@ hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo, in
 	json_t *b = NULL;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/issues/%lld/comments", (long long)number);

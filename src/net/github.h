@@ -49,10 +49,23 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
 int hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err);
 
 /*
+ * Appends "/repos/{owner}/{repo}" for full_name "owner/repo" to p: split at
+ * the first '/', each part encoded with hl_url_append_segment. Anything but
+ * exactly two non-empty parts (no further '/'), or a part that is "." or
+ * "..", is refused with HL_EINVAL before any request; HL_ENOMEM. Every
+ * repository-scoped call below builds its path with it; a caller building
+ * its own paths must too.
+ */
+int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err);
+
+/*
  * Prepares req for method on path (relative to GITHUB_API_URL, starting with
  * "/", or an absolute URL from a Link header). url and auth are caller-owned
  * and must outlive the request; auth is attached only when the URL is on the
- * API origin. For batching GitHub calls with other sources.
+ * API origin. For batching GitHub calls with other sources. A path that
+ * hl_url_check_path refuses (a '#', a "." or ".." segment, an unencoded
+ * byte) is refused with HL_EINVAL, so an unencoded repository name cannot
+ * reach another endpoint with the token.
  */
 int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
                        struct hl_buf *auth, const char *method, const char *path,

@@ -12,6 +12,7 @@
 
 #include "base/file.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "kube_impl.h"
 
 #include "json/json.h"
@@ -25,7 +26,13 @@ int
 hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
                  struct hl_buf *auth, const char *method, const char *path, struct hl_err *err)
 {
+	int ret;
+
 	memset(req, 0, sizeof(*req));
+	if ((ret = hl_url_check_path(path, err)) < 0) {
+		hl_err_wrap(err, "kubernetes %s", method ? method : "GET");
+		return ret;
+	}
 	hl_buf_reset(url);
 	hl_buf_append_str(url, k->server);
 	hl_buf_append_str(url, path);
@@ -160,34 +167,66 @@ hl_kube_call(const struct hl_kube *k, json_t **out, long *status_out, const char
 	return kube_call_ex(k, out, status_out, method, path, body, -1, err);
 }
 
+bool
+hl_kube_name_valid(const char *s)
+{
+	return s && *s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && !strchr(s, '/') &&
+	       !strchr(s, '%');
+}
+
+/* Appends a namespace or object name as one path segment, refusing what
+ * the API itself refuses (apimachinery path.IsValidPathSegmentName). */
+static int
+kube_append_name(struct hl_buf *p, const char *what, const char *s, struct hl_err *err)
+{
+	if (!hl_kube_name_valid(s))
+		return hl_err_set(err, HL_EINVAL, "kubernetes %s '%.200s' is not a valid name",
+		                  what, s ? s : "");
+	if (hl_url_append_segment(p, s) < 0)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	return 0;
+}
+
 int
 hl_kube_path(struct hl_buf *p, const char *prefix, const char *ns, const char *kind,
-             const char *name, const char *sub)
+             const char *name, const char *sub, struct hl_err *err)
 {
+	int ret;
+
 	hl_buf_append_str(p, prefix);
 	hl_buf_append_str(p, "/namespaces/");
-	hl_fetch_url_escape(p, ns);
+	if ((ret = kube_append_name(p, "namespace", ns, err)) < 0)
+		return ret;
 	hl_buf_append_char(p, '/');
 	hl_buf_append_str(p, kind);
 	if (name) {
 		hl_buf_append_char(p, '/');
-		hl_fetch_url_escape(p, name);
+		if ((ret = kube_append_name(p, kind, name, err)) < 0)
+			return ret;
 	}
 	if (sub) {
 		hl_buf_append_char(p, '/');
 		hl_buf_append_str(p, sub);
 	}
-	return hl_buf_error(p);
+	return hl_buf_error(p) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
 }
 
-static int
-kube_get(const struct hl_kube *k, json_t **out, struct hl_buf *path, struct hl_err *err)
+int
+hl_kube_query(struct hl_buf *p, const char *key, const char *value, struct hl_err *err)
 {
-	int ret;
+	hl_buf_append_char(p, strchr(p->data, '?') ? '&' : '?');
+	hl_buf_append_str(p, key);
+	hl_buf_append_char(p, '=');
+	hl_url_append_query_value(p, value);
+	return hl_buf_error(p) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
+}
 
-	if (hl_buf_error(path))
-		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
-	else
+/* GET of a path built by the caller (ret is the build's result); releases
+ * the path. */
+static int
+kube_get(const struct hl_kube *k, json_t **out, struct hl_buf *path, int ret, struct hl_err *err)
+{
+	if (ret == 0)
 		ret = hl_kube_call(k, out, NULL, "GET", path->data, NULL, err);
 	hl_buf_release(path);
 	return ret;
@@ -204,9 +243,9 @@ hl_kube_get_pod(const struct hl_kube *k, json_t **out, const char *ns, const cha
                 struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
+	int ret = hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "pods", name, NULL, err);
 
-	hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "pods", name, NULL);
-	return kube_get(k, out, &p, err);
+	return kube_get(k, out, &p, ret, err);
 }
 
 int
@@ -214,13 +253,11 @@ hl_kube_list_pods(const struct hl_kube *k, json_t **out, const char *ns, const c
                   struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
+	int ret = hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "pods", NULL, NULL, err);
 
-	hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "pods", NULL, NULL);
-	if (label_selector && *label_selector) {
-		hl_buf_append_str(&p, "?labelSelector=");
-		hl_fetch_url_escape(&p, label_selector);
-	}
-	return kube_get(k, out, &p, err);
+	if (ret == 0 && label_selector && *label_selector)
+		ret = hl_kube_query(&p, "labelSelector", label_selector, err);
+	return kube_get(k, out, &p, ret, err);
 }
 
 int
@@ -229,26 +266,20 @@ hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struct hl
                     long tail_lines, bool previous, size_t max, struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
-	char sep = '?';
+	char n[32];
 	int ret;
 
-	hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "pods", pod, "log");
-	if (container && *container) {
-		hl_buf_append_str(&p, "?container=");
-		hl_fetch_url_escape(&p, container);
-		sep = '&';
+	ret = hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "pods", pod, "log", err);
+	if (ret == 0 && container && *container)
+		ret = hl_kube_query(&p, "container", container, err);
+	if (ret == 0 && tail_lines > 0) {
+		snprintf(n, sizeof(n), "%ld", tail_lines);
+		ret = hl_kube_query(&p, "tailLines", n, err);
 	}
-	if (tail_lines > 0) {
-		hl_buf_appendf(&p, "%ctailLines=%ld", sep, tail_lines);
-		sep = '&';
-	}
-	if (previous)
-		hl_buf_appendf(&p, "%cprevious=true", sep);
-	if (hl_buf_error(&p)) {
-		hl_buf_release(&p);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	}
-	ret = hl_kube_req_init(k, req, url, auth, "GET", p.data, err);
+	if (ret == 0 && previous)
+		ret = hl_kube_query(&p, "previous", "true", err);
+	if (ret == 0)
+		ret = hl_kube_req_init(k, req, url, auth, "GET", p.data, err);
 	hl_buf_release(&p);
 	if (ret < 0)
 		return ret;
@@ -299,13 +330,18 @@ hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, const
                     struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0), sel = HL_BUF_INIT(0);
+	int ret;
 
-	hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "events", NULL, NULL);
+	if (!hl_kube_name_valid(name))
+		return hl_err_set(err, HL_EINVAL, "kubernetes object '%.200s' is not a valid name",
+		                  name ? name : "");
+	ret = hl_kube_path(&p, "/api/v1", hl_kube_ns(k, ns), "events", NULL, NULL, err);
 	hl_buf_appendf(&sel, "involvedObject.name=%s", name);
-	hl_buf_append_str(&p, "?fieldSelector=");
-	hl_fetch_url_escape(&p, sel.data);
+	if (ret == 0)
+		ret = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		                         : hl_kube_query(&p, "fieldSelector", sel.data, err);
 	hl_buf_release(&sel);
-	return kube_get(k, out, &p, err);
+	return kube_get(k, out, &p, ret, err);
 }
 
 int
@@ -316,15 +352,11 @@ hl_kube_create_coderun(const struct hl_kube *k, json_t **out, const char *ns,
 	bool named = hl_json_str(manifest, "metadata.name") != NULL;
 	int ret;
 
-	hl_kube_path(&p, "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION, hl_kube_ns(k, ns),
-	             "coderuns", NULL, NULL);
-	if (hl_buf_error(&p)) {
-		hl_buf_release(&p);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	}
+	ret = hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", NULL, NULL, err);
 	/* a named create is idempotent (a retried POST answers 409), so it may
 	 * be retried; a generateName create may not */
-	ret = kube_call_ex(k, out, NULL, "POST", p.data, manifest, named ? 3 : 0, err);
+	if (ret == 0)
+		ret = kube_call_ex(k, out, NULL, "POST", p.data, manifest, named ? 3 : 0, err);
 	hl_buf_release(&p);
 	return ret;
 }
@@ -334,10 +366,10 @@ hl_kube_get_coderun(const struct hl_kube *k, json_t **out, const char *ns, const
                     struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
+	int ret =
+	        hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", name, NULL, err);
 
-	hl_kube_path(&p, "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION, hl_kube_ns(k, ns),
-	             "coderuns", name, NULL);
-	return kube_get(k, out, &p, err);
+	return kube_get(k, out, &p, ret, err);
 }
 
 int
@@ -345,14 +377,12 @@ hl_kube_list_coderuns(const struct hl_kube *k, json_t **out, const char *ns,
                       const char *label_selector, struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
+	int ret =
+	        hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", NULL, NULL, err);
 
-	hl_kube_path(&p, "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION, hl_kube_ns(k, ns),
-	             "coderuns", NULL, NULL);
-	if (label_selector && *label_selector) {
-		hl_buf_append_str(&p, "?labelSelector=");
-		hl_fetch_url_escape(&p, label_selector);
-	}
-	return kube_get(k, out, &p, err);
+	if (ret == 0 && label_selector && *label_selector)
+		ret = hl_kube_query(&p, "labelSelector", label_selector, err);
+	return kube_get(k, out, &p, ret, err);
 }
 
 int
@@ -360,8 +390,8 @@ hl_kube_get_argocd_app(const struct hl_kube *k, json_t **out, const char *ns, co
                        struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
+	int ret = hl_kube_path(&p, "/apis/argoproj.io/v1alpha1", ns && *ns ? ns : "argocd",
+	                       "applications", name, NULL, err);
 
-	hl_kube_path(&p, "/apis/argoproj.io/v1alpha1", ns && *ns ? ns : "argocd", "applications",
-	             name, NULL);
-	return kube_get(k, out, &p, err);
+	return kube_get(k, out, &p, ret, err);
 }

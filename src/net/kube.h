@@ -35,6 +35,7 @@
 #define HL_CODERUN_GROUP       "agents.platform"
 #define HL_CODERUN_VERSION     "v1"
 #define HL_CODERUN_API_VERSION "agents.platform/v1"
+#define HL_CODERUN_PREFIX      "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION
 
 struct hl_kube {
 	char *server;  /* "https://host:port", no trailing slash */
@@ -68,10 +69,20 @@ int hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_e
 void hl_kube_free(struct hl_kube *k);
 
 /*
+ * True when s may be used as a namespace or object name in a request path:
+ * not empty, not "." or "..", no '/' and no '%' (the API server's own rule
+ * for path segment names). Every call below checks its names with it and
+ * answers HL_EINVAL for one it refuses, before any request is made.
+ */
+bool hl_kube_name_valid(const char *s);
+
+/*
  * Prepares req for a call to path (which starts with "/"): sets the URL into
  * url (caller-owned, must outlive the request), TLS and auth (into auth,
  * likewise caller-owned; released with hl_buf_release). For batching Kubernetes
- * calls with other sources in one hl_fetch_run.
+ * calls with other sources in one hl_fetch_run. A path that
+ * hl_url_check_path refuses (a '#', a "." or ".." segment, an unencoded
+ * byte) is refused with HL_EINVAL: build paths with hl_url_append_segment.
  */
 int hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
                      struct hl_buf *auth, const char *method, const char *path, struct hl_err *err);

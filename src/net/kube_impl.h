@@ -11,10 +11,15 @@
 #include "fetch.h"
 #include "kube.h"
 
-/* Appends "{prefix}/namespaces/{ns}/{kind}[/{name}][/{sub}]" to p; returns
- * p's error (0 when fine). */
+/* Appends "{prefix}/namespaces/{ns}/{kind}[/{name}][/{sub}]" to p, ns and
+ * name as encoded path segments (HL_EINVAL when hl_kube_name_valid refuses
+ * one; HL_ENOMEM). prefix, kind and sub are trusted constants. */
 int hl_kube_path(struct hl_buf *p, const char *prefix, const char *ns, const char *kind,
-                 const char *name, const char *sub);
+                 const char *name, const char *sub, struct hl_err *err);
+
+/* Appends "?key=value" (or "&key=value" once p has a query), value
+ * percent-encoded. HL_ENOMEM. */
+int hl_kube_query(struct hl_buf *p, const char *key, const char *value, struct hl_err *err);
 
 /* Turns a finished call into an error carrying the API's Status message
  * (0 for 2xx); method and path name the call. */

@@ -9,6 +9,7 @@
  */
 #include "base/clock.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "kube.h"
 #include "kube_impl.h"
 
@@ -158,18 +159,18 @@ hl_kube_watch_coderuns(const struct hl_kube *k, const char *ns, const char *labe
 		left = end - hl_time_mono_ms();
 		if (left <= 0)
 			break;
-		hl_kube_path(&p, "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION,
-		             hl_kube_ns(k, ns), "coderuns", NULL, NULL);
-		hl_buf_append_str(&p, "?watch=1&allowWatchBookmarks=true&resourceVersion=");
-		hl_fetch_url_escape(&p, w.rv);
-		hl_buf_appendf(&p, "&timeoutSeconds=%lld", (long long)(left + 999) / 1000);
-		if (label_selector && *label_selector) {
-			hl_buf_append_str(&p, "&labelSelector=");
-			hl_fetch_url_escape(&p, label_selector);
-		}
 		hl_fetch_res_init(&res);
-		ret = hl_buf_error(&p) ? hl_err_set(err, HL_ENOMEM, "out of memory")
-		                       : hl_kube_req_init(k, &req, &url, &auth, "GET", p.data, err);
+		ret = hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", NULL, NULL,
+		                   err);
+		if (ret == 0) {
+			hl_buf_append_str(&p, "?watch=1&allowWatchBookmarks=true&resourceVersion=");
+			hl_url_append_query_value(&p, w.rv);
+			hl_buf_appendf(&p, "&timeoutSeconds=%lld", (long long)(left + 999) / 1000);
+			if (label_selector && *label_selector)
+				ret = hl_kube_query(&p, "labelSelector", label_selector, err);
+		}
+		if (ret == 0)
+			ret = hl_kube_req_init(k, &req, &url, &auth, "GET", p.data, err);
 		if (ret == 0) {
 			req.timeout_ms = left;
 			req.max_retries = 0;

@@ -14,7 +14,8 @@
  *                 argocd NS NAME                  (KUBECONFIG from the env)
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
- *                   comment R N BODY | repeat R RUN COUNT
+ *                   comment R N BODY | repeat R RUN COUNT |
+ *                   call METHOD PATH [JSON]
  *                   (GITHUB_API_URL, GITHUB_TOKEN, GITHUB_APP_* from the env)
  *   netprobe sources argocd SERVER TOKEN NAME | loki BASE QUERY | prom BASE QUERY
  */
@@ -272,6 +273,15 @@ probe_github(int argc, char **argv)
 		ret = hl_github_check_run(gh, &v, argv[1], atoll(argv[2]), &err);
 	} else if (strcmp(op, "comment") == 0 && argc == 4) {
 		ret = hl_github_issue_comment(gh, &v, argv[1], atoll(argv[2]), argv[3], &err);
+	} else if (strcmp(op, "call") == 0 && (argc == 3 || argc == 4)) {
+		json_t *body = NULL;
+
+		if (argc == 4 && hl_json_parse(&body, argv[3], strlen(argv[3]), &err) < 0) {
+			hl_github_free(gh);
+			return probe_fail(&err);
+		}
+		ret = hl_github_call(gh, &v, argv[1], argv[2], body, &err);
+		json_decref(body);
 	} else if (strcmp(op, "repeat") == 0 && argc == 4) {
 		int i, n = atoi(argv[3]);
 

@@ -139,6 +139,41 @@ check("app auth: a JWT signed with the wrong key is refused",
 check("app auth: the private key never appears in errors",
       "PRIVATE KEY" not in json.dumps(out) and "PRIVATE KEY" not in err)
 
+# path safety: a hostile repository full_name cannot reach another endpoint
+EVIL = "acme/x/../../../orgs/acme/actions/secrets#"
+http("POST", f"{api}/_stub/reset", {})
+rc, out, err = netprobe("fetch", stdin=json.dumps({"requests": [
+    {"url": f"{api}/repos/{EVIL}/actions/runs/100/jobs", "auth": f"Bearer {TOKEN}"}]}))
+check("path safety control: an unchecked URL with that name reaches /orgs/acme/actions/secrets "
+      "with the token (what the checks below prevent)",
+      any(r["path"] == "/orgs/acme/actions/secrets" for r in reqs()), reqs())
+http("POST", f"{api}/_stub/reset", {})
+rc, out, err = gh("failed-jobs", EVIL, "100")
+check("path safety: a traversal full_name is refused before any request",
+      rc == 1 and out["error"] == "invalid" and "not owner/name" in out["message"]
+      and reqs() == [], (out, reqs()))
+rc, out, err = gh("call", "GET", f"/repos/{EVIL}/actions/runs/100/jobs")
+check("path safety: an unencoded path built by a caller is refused too (no request)",
+      rc == 1 and out["error"] == "invalid" and "refused" in out["message"] and reqs() == [],
+      (out, reqs()))
+for bad in ("acme", "/x", "acme/", "acme/x/y", "../x", "acme/..", "", "./."):
+    rc, out, err = gh("commit-files", bad, "abc123")
+    check(f"path safety: full_name {bad!r} is not exactly two non-empty segments -> invalid",
+          rc == 1 and out["error"] == "invalid", out)
+for name in ("acme/wid gets#x?y", "acme/%2e%2e", "acme/\u00fc", "acme/a..b"):
+    gh("commit-files", name, "abc123")
+rc, out, err = gh("commit-files", R, "../../../orgs/acme")
+paths = [r["path"] for r in reqs()]
+check("path safety: odd names are encoded and stay one segment under /repos/acme/",
+      paths == ["/repos/acme/wid%20gets%23x%3Fy/commits/abc123",
+                "/repos/acme/%252e%252e/commits/abc123",
+                "/repos/acme/%C3%BC/commits/abc123",
+                "/repos/acme/a..b/commits/abc123"], paths)
+check("path safety: a ref that would climb once decoded is refused (no request)",
+      rc == 1 and out["error"] == "invalid", out)
+check("path safety: /orgs/... was never reached through the client",
+      not any(p.startswith("/orgs/") for p in paths), paths)
+
 # ArgoCD REST, Loki and Prometheus
 _, sport = start_stub("generic_stub.py")
 src = f"http://127.0.0.1:{sport}"
@@ -158,6 +193,10 @@ check("argocd REST: health and sync summarised",
       rc == 0 and out["health"] == "Healthy" and out["sync"] == "Synced", out)
 rc, out, err = netprobe("sources", "argocd", src, "wrong", "cto-controller")
 check("argocd REST: a bad token is unauthorized", rc == 1 and out["error"] == "unauthorized", out)
+http("POST", f"{src}/_stub/reset", {})
+rc, out, err = netprobe("sources", "argocd", src, "argo-tok", "../../settings")
+check("argocd REST: an application name that is not a Kubernetes name -> invalid, no request",
+      rc == 1 and out["error"] == "invalid" and http("GET", f"{src}/_stub/requests") == [], out)
 rc, out, err = netprobe("sources", "loki", src, '{app="api"} |= "panic"')
 lq = [r for r in http("GET", f"{src}/_stub/requests") if r["path"] == "/loki/api/v1/query_range"]
 check("loki query_range: result streams returned",

@@ -128,6 +128,24 @@ check("argocd application status from the cluster",
       rc == 0 and out["health"] == "Degraded" and out["sync"] == "OutOfSync", out)
 
 
+# ---- path safety: names stay one segment, or are refused before any request ----
+ctl("POST", "/_stub/reset", {})
+bad = [("prod", ".."), ("prod", "."), ("prod", "a/b"), ("prod", "a%2Fb"), ("..", "api-7d9f"),
+       ("kube-system/pods", "x")]
+res = [netprobe("kube", "get-pod", ns, n, env=KENV) for ns, n in bad]
+check("path safety: '.', '..', '/' or '%' in a namespace or name -> invalid, no request",
+      all(rc == 1 and out["error"] == "invalid" for rc, out, _ in res)
+      and ctl("GET", "/_stub/requests") == [], [o for _, o, _ in res])
+rc, out, err = netprobe("kube", "events", "prod", "../x", env=KENV)
+check("path safety: an event selector for a name the API would refuse -> invalid",
+      rc == 1 and out["error"] == "invalid", out)
+rc, out, err = netprobe("kube", "log", "prod", "api-7d9f", "app&previous=true", "0", "0",
+                        env=KENV)
+reqs = ctl("GET", "/_stub/requests")
+check("path safety: a container name is one query value ('&' encoded)",
+      rc == 1 and reqs and reqs[-1]["query"].get("container") == "app&previous=true"
+      and "previous" not in reqs[-1]["query"], (out, reqs[-1:] if reqs else reqs))
+
 # ---- CodeRuns: create, 422, selectors, status subresource ----
 def coderun(name, labels=None):
     """A CodeRun manifest with the CRD's required spec fields."""

@@ -142,6 +142,10 @@ class GitHubHandler(stubcommon.StubHandler):
             self.read_body()
             return self.send(401, {"message": "Bad credentials",
                                    "documentation_url": "https://docs.github.com/rest"})
+        if (m := re.fullmatch(r"/orgs/([^/]+)/actions/secrets", path)):
+            # an endpoint no healer call has any business with: the path
+            # safety tests assert it is never reached
+            return self.send(200, {"total_count": 1, "secrets": [{"name": "NPM_TOKEN"}]})
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)", path)
         if not m:
             return self.send(404, {"message": "Not Found"})
