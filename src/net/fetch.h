@@ -21,7 +21,11 @@
  *  - TLS: a CA file or in-memory PEM CA data, or (explicitly) no
  *    verification;
  *  - streaming: with on_data set, body bytes go to the callback instead of
- *    the buffer (Kubernetes watches); the callback may stop the transfer.
+ *    the buffer (Kubernetes watches); the callback may stop the transfer,
+ *    and TCP keep-alive probes notice a peer that vanished;
+ *  - cancellation: a request with a cancel flag ends within about 100 ms
+ *    of the flag becoming true, whether it is running, waiting to retry or
+ *    idle on a quiet stream.
  *
  * The auth header is sent only to the request's original origin, and it is
  * never logged. One slow source never blocks the others: all requests in a
@@ -37,6 +41,7 @@
 #include "base/err.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +78,12 @@ struct hl_fetch_req {
 	const char *client_key;   /* PEM client key bytes, or NULL */
 	hl_fetch_data_fn on_data; /* streaming sink or NULL */
 	void *on_data_ud;
+	/* when *cancel becomes true the request ends (err HL_ETIMEOUT
+	 * "cancelled", res.cancelled set) within about 100 ms; NULL: never */
+	const atomic_bool *cancel;
+	/* answer a rate limit (429, 403 + Retry-After or X-RateLimit-Remaining:
+	 * 0) as is, with its headers, instead of waiting and asking again */
+	bool no_rate_wait;
 };
 
 struct hl_fetch_res {
@@ -80,6 +91,7 @@ struct hl_fetch_res {
 	struct hl_buf body; /* the response body (empty when streamed) */
 	bool truncated;     /* keep_tail dropped the head */
 	bool stopped;       /* on_data asked to stop */
+	bool cancelled;     /* the request's cancel flag ended it */
 	char content_type[128];
 	char location[1024];         /* last Location header seen */
 	char link[2048];             /* Link header (pagination) */

@@ -1,9 +1,9 @@
 /*
  * kube.c - Kubernetes API calls over the fetch engine: the request set-up
  * (server, TLS, bearer token re-read per call), JSON calls whose errors carry
- * the API's Status message, pods, logs, events, CodeRuns and ArgoCD
- * Application objects. Configuration loading is in kubeconfig.c, the watch
- * in kube_watch.c.
+ * the API's Status message, pods, logs, events and ArgoCD Application
+ * objects. Configuration loading is in kubeconfig.c, CodeRuns in
+ * kube_coderun.c, the watch in kube_watch.c.
  *
  * Invariants: tokens live only in the Authorization value built per call
  * (wiped after use) and never reach an error message.
@@ -118,9 +118,9 @@ hl_kube_status_error(const struct hl_fetch_res *res, const char *method, const c
 	return ret;
 }
 
-static int
-kube_call_ex(const struct hl_kube *k, json_t **out, long *status_out, const char *method,
-             const char *path, const json_t *body, int max_retries, struct hl_err *err)
+int
+hl_kube_call_ex(const struct hl_kube *k, json_t **out, long *status_out, const char *method,
+                const char *path, const json_t *body, int max_retries, struct hl_err *err)
 {
 	struct hl_buf url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
 	struct hl_fetch_req req;
@@ -164,7 +164,7 @@ hl_kube_call(const struct hl_kube *k, json_t **out, long *status_out, const char
              const char *path, const json_t *body, struct hl_err *err)
 {
 	/* the engine retries idempotent methods only */
-	return kube_call_ex(k, out, status_out, method, path, body, -1, err);
+	return hl_kube_call_ex(k, out, status_out, method, path, body, -1, err);
 }
 
 bool
@@ -341,47 +341,6 @@ hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, const
 		ret = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")
 		                         : hl_kube_query(&p, "fieldSelector", sel.data, err);
 	hl_buf_release(&sel);
-	return kube_get(k, out, &p, ret, err);
-}
-
-int
-hl_kube_create_coderun(const struct hl_kube *k, json_t **out, const char *ns,
-                       const json_t *manifest, struct hl_err *err)
-{
-	struct hl_buf p = HL_BUF_INIT(0);
-	bool named = hl_json_str(manifest, "metadata.name") != NULL;
-	int ret;
-
-	ret = hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", NULL, NULL, err);
-	/* a named create is idempotent (a retried POST answers 409), so it may
-	 * be retried; a generateName create may not */
-	if (ret == 0)
-		ret = kube_call_ex(k, out, NULL, "POST", p.data, manifest, named ? 3 : 0, err);
-	hl_buf_release(&p);
-	return ret;
-}
-
-int
-hl_kube_get_coderun(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
-                    struct hl_err *err)
-{
-	struct hl_buf p = HL_BUF_INIT(0);
-	int ret =
-	        hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", name, NULL, err);
-
-	return kube_get(k, out, &p, ret, err);
-}
-
-int
-hl_kube_list_coderuns(const struct hl_kube *k, json_t **out, const char *ns,
-                      const char *label_selector, struct hl_err *err)
-{
-	struct hl_buf p = HL_BUF_INIT(0);
-	int ret =
-	        hl_kube_path(&p, HL_CODERUN_PREFIX, hl_kube_ns(k, ns), "coderuns", NULL, NULL, err);
-
-	if (ret == 0 && label_selector && *label_selector)
-		ret = hl_kube_query(&p, "labelSelector", label_selector, err);
 	return kube_get(k, out, &p, ret, err);
 }
 

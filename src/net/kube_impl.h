@@ -11,6 +11,8 @@
 #include "fetch.h"
 #include "kube.h"
 
+#include <jansson.h>
+
 /* Appends "{prefix}/namespaces/{ns}/{kind}[/{name}][/{sub}]" to p, ns and
  * name as encoded path segments (HL_EINVAL when hl_kube_name_valid refuses
  * one; HL_ENOMEM). prefix, kind and sub are trusted constants. */
@@ -25,6 +27,11 @@ int hl_kube_query(struct hl_buf *p, const char *key, const char *value, struct h
  * (0 for 2xx); method and path name the call. */
 int hl_kube_status_error(const struct hl_fetch_res *res, const char *method, const char *path,
                          struct hl_err *err);
+
+/* hl_kube_call with the retry count of the fetch engine (-1: its default,
+ * retrying idempotent methods only). */
+int hl_kube_call_ex(const struct hl_kube *k, json_t **out, long *status_out, const char *method,
+                    const char *path, const json_t *body, int max_retries, struct hl_err *err);
 
 /* Wipes and frees an Authorization value built by hl_kube_req_init. */
 void hl_kube_auth_release(struct hl_buf *auth);

@@ -10,7 +10,10 @@
  *                     ca_data, insecure}]}
  *   netprobe kube config | get-pod NS P | log NS P C TAIL PREV | events NS P |
  *                 list-pods NS SEL | list-coderuns NS SEL | create-coderun NS (< manifest) |
- *                 get-coderun NS NAME | watch NS SEL MS STOP_AFTER |
+ *                 get-coderun NS NAME | delete-coderun NS NAME |
+ *                 coderun-status NS NAME | job-pods NS JOB | job-logs NS JOB TAIL CAP |
+ *                 watch NS SEL MS STOP_AFTER [rv=] [backoff=] [backoff_max=]
+ *                       [timeout_s=] [limit=] [sigterm=1] |
  *                 argocd NS NAME                  (KUBECONFIG from the env)
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
@@ -22,6 +25,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/str.h"
 #include "net/fetch.h"
 #include "net/github.h"
 #include "net/kube.h"
@@ -29,6 +33,8 @@
 
 #include "json/json.h"
 #include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,18 +153,106 @@ probe_fetch(void)
 struct probe_watch {
 	int stop_after;
 	int seen;
+	char *rv;
 };
+
+static atomic_bool probe_stop;
+static _Atomic int64_t probe_stop_at;
+
+static void
+probe_on_sigterm(int sig)
+{
+	(void)sig;
+	atomic_store(&probe_stop_at, hl_time_mono_ms());
+	atomic_store(&probe_stop, true);
+}
 
 static int
 probe_watch_cb(void *ud, const char *type, json_t *obj)
 {
 	struct probe_watch *w = ud;
 
-	printf("%s %s %s\n", type, hl_json_str_or(obj, "metadata.name", "?"),
-	       hl_json_str_or(obj, "status.phase", "-"));
+	if (strcmp(type, "SYNCED") == 0)
+		printf("SYNCED\n");
+	else if (strcmp(type, "BOOKMARK") == 0)
+		printf("BOOKMARK %s %s\n", hl_json_str_or(obj, "metadata.resourceVersion", "?"),
+		       w->rv);
+	else
+		printf("%s %s %s\n", type, hl_json_str_or(obj, "metadata.name", "?"),
+		       hl_json_str_or(obj, "status.phase", "-"));
 	fflush(stdout);
-	if (strcmp(type, "SYNC") != 0 && w->stop_after > 0 && ++w->seen >= w->stop_after)
+	if (strcmp(type, "SYNC") != 0 && strcmp(type, "SYNCED") != 0 &&
+	    strcmp(type, "BOOKMARK") != 0 && w->stop_after > 0 && ++w->seen >= w->stop_after)
 		return -1;
+	return 0;
+}
+
+/*
+ * kube watch NS SEL MS STOP_AFTER [rv=RV] [backoff=MS] [backoff_max=MS]
+ * [timeout_s=N] [limit=N] [sigterm=1]: MS 0 means no deadline (then sigterm=1 gives
+ * the stop flag, set by SIGTERM). Prints one line per callback, then
+ * "END <rv> <stats JSON>".
+ */
+static int
+probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
+{
+	struct hl_kube_watch_stats stats;
+	struct hl_kube_watch_opts o;
+	struct hl_err err = HL_ERR_INIT;
+	char rv[64] = "";
+	struct probe_watch w = { atoi(argv[4]), 0, rv };
+	int64_t ms = atol(argv[3]), t_end;
+	json_t *st;
+	char *text;
+	int i, ret;
+
+	memset(&stats, 0, sizeof(stats));
+	memset(&o, 0, sizeof(o));
+	o.ns = argv[1];
+	o.label_selector = *argv[2] ? argv[2] : NULL;
+	o.resource_version = rv;
+	o.rv_size = sizeof(rv);
+	o.deadline_ms = ms > 0 ? hl_time_mono_ms() + ms : 0;
+	o.fn = probe_watch_cb;
+	o.ud = &w;
+	o.stats = &stats;
+	for (i = 5; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strncmp(a, "rv=", 3) == 0)
+			hl_strlcpy(rv, a + 3, sizeof(rv));
+		else if (strncmp(a, "backoff=", 8) == 0)
+			o.backoff_ms = atol(a + 8);
+		else if (strncmp(a, "backoff_max=", 12) == 0)
+			o.backoff_max_ms = atol(a + 12);
+		else if (strncmp(a, "timeout_s=", 10) == 0)
+			o.watch_timeout_s = atoi(a + 10);
+		else if (strncmp(a, "limit=", 6) == 0)
+			o.list_limit = atoi(a + 6);
+		else if (strcmp(a, "sigterm=1") == 0) {
+			struct sigaction sa;
+
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = probe_on_sigterm;
+			sigaction(SIGTERM, &sa, NULL);
+			o.stop = &probe_stop;
+		}
+	}
+	ret = hl_kube_watch(k, &o, &err);
+	t_end = hl_time_mono_ms();
+	if (ret < 0)
+		return probe_fail(&err);
+	st = json_pack(
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "restarts", (json_int_t)stats.restarts,
+	        "reconnects", (json_int_t)stats.reconnects, "relists", (json_int_t)stats.relists,
+	        "rewatches", (json_int_t)stats.rewatches, "events", (json_int_t)stats.events,
+	        "bookmarks", (json_int_t)stats.bookmarks, "stop_ms",
+	        (json_int_t)(atomic_load(&probe_stop) ? t_end - atomic_load(&probe_stop_at) : -1),
+	        "last_error", stats.last_error.msg);
+	text = json_dumps(st, JSON_COMPACT);
+	printf("END %s %s\n", rv, text ? text : "{}");
+	free(text);
+	json_decref(st);
 	return 0;
 }
 
@@ -210,16 +304,55 @@ probe_kube(int argc, char **argv)
 			ret = 0;
 		json_decref(created);
 		json_decref(m);
-	} else if (strcmp(op, "watch") == 0 && argc == 5) {
-		struct probe_watch w = { atoi(argv[4]), 0 };
-		char rv[64] = "";
-
-		ret = hl_kube_watch_coderuns(k, argv[1], argv[2], rv, sizeof(rv), atol(argv[3]),
-		                             probe_watch_cb, &w, &err);
-		if (ret == 0)
-			printf("END %s\n", rv);
+	} else if (strcmp(op, "watch") == 0 && argc >= 5) {
+		ret = probe_kube_watch(k, argc, argv);
 		hl_kube_free(k);
-		return ret < 0 ? probe_fail(&err) : 0;
+		return ret;
+	} else if (strcmp(op, "delete-coderun") == 0 && argc == 3) {
+		ret = hl_kube_delete_coderun(k, argv[1], argv[2], &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "ok", 1);
+	} else if (strcmp(op, "coderun-status") == 0 && argc == 3) {
+		json_t *cr = NULL;
+
+		ret = hl_kube_get_coderun(k, &cr, argv[1], argv[2], &err);
+		if (ret == 0) {
+			struct hl_kube_coderun_status st;
+
+			hl_kube_coderun_status_read(&st, cr);
+			v = json_pack(
+			        "{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:b, "
+			        "s:s?, s:s?, s:s?, s:b}",
+			        "phase", hl_kube_phase_name(st.phase), "terminal",
+			        hl_kube_phase_terminal(st.phase), "phase_text", st.phase_text,
+			        "message", st.message, "pull_request_url", st.pull_request_url,
+			        "job_name", st.job_name, "finished_at", st.finished_at,
+			        "remediation_status", st.remediation_status, "qa_status",
+			        st.qa_status, "retry_count", (json_int_t)st.retry_count,
+			        "work_completed", st.work_completed, "condition_reason",
+			        st.condition_reason, "name", st.name, "resource_version",
+			        st.resource_version, "deleting", st.deleting);
+		}
+		json_decref(cr);
+	} else if (strcmp(op, "job-pods") == 0 && argc == 3) {
+		json_t *list = NULL, *it;
+		size_t i;
+
+		ret = hl_kube_job_pods(k, &list, argv[1], argv[2], &err);
+		if (ret == 0) {
+			v = json_array();
+			json_array_foreach(json_object_get(list, "items"), i, it)
+			        json_array_append_new(
+			                v, json_string(hl_json_str_or(it, "metadata.name", "")));
+		}
+		json_decref(list);
+	} else if (strcmp(op, "job-logs") == 0 && argc == 5) {
+		struct hl_buf b = HL_BUF_INIT((size_t)atol(argv[4]));
+
+		ret = hl_kube_job_logs(k, &b, argv[1], argv[2], atol(argv[3]), &err);
+		if (ret == 0)
+			v = json_pack("{s:s%}", "log", b.data, b.len);
+		hl_buf_release(&b);
 	} else if (strcmp(op, "argocd") == 0 && argc == 3) {
 		json_t *app = NULL;
 
