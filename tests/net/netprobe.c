@@ -18,7 +18,12 @@
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
  *                   comment R N BODY | repeat R RUN COUNT |
- *                   call METHOD PATH [JSON]
+ *                   call METHOD PATH [JSON] | react R COMMENT CONTENT | rerun R RUN |
+ *                   runs R WORKFLOW BRANCH SHA STATUS CREATED MAX ("-": none) |
+ *                   jobs R RUN | verdict R WORKFLOW BRANCH JOB SINCE(RFC 3339|0) |
+ *                   compare R BASE HEAD MAX | check-runs R REF MAX | pull R N |
+ *                   deliveries repo|org|app TARGET HOOK SINCE MAX |
+ *                   redeliver repo|org|app TARGET HOOK DELIVERY
  *                   (GITHUB_API_URL, GITHUB_TOKEN, GITHUB_APP_* from the env)
  *   netprobe sources argocd SERVER TOKEN NAME | loki BASE QUERY | prom BASE QUERY
  */
@@ -371,6 +376,13 @@ probe_kube(int argc, char **argv)
 	return probe_print(v);
 }
 
+/* "-" reads as "not given" */
+static const char *
+probe_arg(const char *s)
+{
+	return strcmp(s, "-") == 0 ? NULL : s;
+}
+
 static int
 probe_github(int argc, char **argv)
 {
@@ -415,6 +427,68 @@ probe_github(int argc, char **argv)
 		}
 		ret = hl_github_call(gh, &v, argv[1], argv[2], body, &err);
 		json_decref(body);
+	} else if (strcmp(op, "react") == 0 && argc == 4) {
+		bool created = false;
+
+		ret = hl_github_add_reaction(gh, &created, argv[1], atoll(argv[2]), argv[3], &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "created", created);
+	} else if (strcmp(op, "rerun") == 0 && argc == 3) {
+		ret = hl_github_rerun_failed_jobs(gh, argv[1], atoll(argv[2]), &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "ok", 1);
+	} else if (strcmp(op, "runs") == 0 && argc == 8) {
+		struct hl_github_runs_query q;
+
+		memset(&q, 0, sizeof(q));
+		q.workflow = probe_arg(argv[2]);
+		q.branch = probe_arg(argv[3]);
+		q.head_sha = probe_arg(argv[4]);
+		q.status = probe_arg(argv[5]);
+		q.created = probe_arg(argv[6]);
+		q.max_runs = (size_t)atol(argv[7]);
+		ret = hl_github_workflow_runs(gh, &v, argv[1], &q, &err);
+	} else if (strcmp(op, "jobs") == 0 && argc == 3) {
+		ret = hl_github_run_jobs(gh, &v, argv[1], atoll(argv[2]), &err);
+	} else if (strcmp(op, "verdict") == 0 && argc == 6) {
+		struct hl_github_job_verdict jv;
+		int64_t since = strcmp(argv[5], "0") ? hl_time_parse_rfc3339(argv[5]) : 0;
+
+		ret = hl_github_job_verdict(gh, &jv, argv[1], argv[2], argv[3], argv[4], since,
+		                            &err);
+		if (ret == 0)
+			v = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}", "verdict",
+			              hl_github_verdict_name(jv.verdict), "run_id",
+			              (json_int_t)jv.run_id, "job_id", (json_int_t)jv.job_id,
+			              "head_sha", jv.head_sha, "conclusion", jv.conclusion,
+			              "completed_at", jv.completed_at);
+	} else if (strcmp(op, "compare") == 0 && argc == 5) {
+		ret = hl_github_compare(gh, &v, argv[1], argv[2], argv[3], (size_t)atol(argv[4]),
+		                        &err);
+	} else if (strcmp(op, "check-runs") == 0 && argc == 4) {
+		ret = hl_github_check_runs(gh, &v, argv[1], argv[2], (size_t)atol(argv[3]), &err);
+	} else if (strcmp(op, "pull") == 0 && argc == 3) {
+		ret = hl_github_pull(gh, &v, argv[1], atoll(argv[2]), &err);
+	} else if ((strcmp(op, "deliveries") == 0 && argc == 6) ||
+	           (strcmp(op, "redeliver") == 0 && argc == 5)) {
+		struct hl_github_hook h;
+
+		memset(&h, 0, sizeof(h));
+		h.kind = strcmp(argv[1], "repo") == 0  ? HL_GITHUB_HOOK_REPO
+		         : strcmp(argv[1], "org") == 0 ? HL_GITHUB_HOOK_ORG
+		                                       : HL_GITHUB_HOOK_APP;
+		h.repo = h.org = argv[2];
+		h.id = atoll(argv[3]);
+		if (strcmp(op, "redeliver") == 0) {
+			ret = hl_github_hook_redeliver(gh, &h, atoll(argv[4]), &err);
+			if (ret == 0)
+				v = json_pack("{s:b}", "ok", 1);
+		} else {
+			int64_t since = strcmp(argv[4], "0") ? hl_time_parse_rfc3339(argv[4]) : 0;
+
+			ret = hl_github_hook_deliveries(gh, &v, &h, since, (size_t)atol(argv[5]),
+			                                &err);
+		}
 	} else if (strcmp(op, "repeat") == 0 && argc == 4) {
 		int i, n = atoi(argv[3]);
 

@@ -4,10 +4,15 @@ stub: token and GitHub App auth (JWT verified by the stub with openssl,
 installation token cached and refreshed), failed jobs, job logs through a
 302 to a storage host that must never see the token, PRs by head branch, PR
 files across Link pages, commits, check runs, comments, retries and rate
+limits, path safety; what the remediation loop needs: reactions, re-runs,
+workflow runs and jobs, the job verdict, compare, check runs of a commit,
+a PR by number, webhook deliveries and redelivery (repository, organization
+and App hooks, the last with the App's JWT), primary and secondary rate
 limits; plus the ArgoCD/Loki/Prometheus clients (src/net/sources.c)."""
 import json
 import os
 import subprocess
+import time
 
 from dtest import TMP, check, finish, http, netprobe, openssl, start_stub
 
@@ -173,6 +178,294 @@ check("path safety: a ref that would climb once decoded is refused (no request)"
       rc == 1 and out["error"] == "invalid", out)
 check("path safety: /orgs/... was never reached through the client",
       not any(p.startswith("/orgs/") for p in paths), paths)
+
+# ---- the remediation loop ----
+def posts(suffix):
+    return [r for r in reqs() if r["method"] == "POST" and r["path"].endswith(suffix)]
+
+
+def rules(*rs):
+    http("POST", f"{api}/_stub/config", {"rules": list(rs)})
+
+
+http("POST", f"{api}/_stub/seed", {
+    "issue_comments": {"9001": {"id": 9001, "body": "/healer fix"}},
+    "runs": [
+        {"id": 700, "workflow_id": 11, "path": ".github/workflows/ci.yml", "name": "CI",
+         "head_branch": "main", "head_sha": "s700", "status": "completed",
+         "conclusion": "failure", "created_at": "2026-11-24T01:00:00Z", "run_attempt": 1},
+        {"id": 701, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "main",
+         "status": "completed", "conclusion": "failure", "created_at": "2026-10-01T00:00:00Z",
+         "rerunnable": False},
+        {"id": 702, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "main",
+         "status": "completed", "conclusion": "failure", "created_at": "2026-11-24T02:00:00Z",
+         "forbid": True},
+        {"id": 710, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
+         "head_sha": "s710", "status": "completed", "conclusion": "failure",
+         "created_at": "2026-11-24T10:00:00Z"},
+        {"id": 711, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
+         "head_sha": "s711", "status": "completed", "conclusion": "success",
+         "created_at": "2026-11-24T10:30:00Z", "run_attempt": 2},
+        {"id": 712, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
+         "head_sha": "s712", "status": "in_progress", "conclusion": None,
+         "created_at": "2026-11-24T11:00:00Z"},
+        {"id": 713, "workflow_id": 12, "path": ".github/workflows/lint.yml",
+         "head_branch": "feat/x", "status": "completed", "conclusion": "failure",
+         "created_at": "2026-11-24T11:10:00Z"},
+        {"id": 715, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
+         "head_sha": "s715", "status": "completed", "conclusion": "cancelled",
+         "created_at": "2026-11-24T10:45:00Z"}],
+    "jobs": {
+        "710": [{"id": 7101, "name": "clippy", "conclusion": "failure", "run_attempt": 1}],
+        "711": [{"id": 7110, "name": "clippy", "conclusion": "failure", "run_attempt": 1},
+                {"id": 7111, "name": "clippy", "conclusion": "success", "run_attempt": 2,
+                 "completed_at": "2026-11-24T10:40:00Z"},
+                {"id": 7112, "name": "test", "conclusion": "success", "run_attempt": 2}],
+        "715": [{"id": 7151, "name": "clippy", "conclusion": "cancelled"}],
+        "716": [{"id": 7161, "name": "clippy", "conclusion": "failure"}]},
+    "history": {"5dlabs/cto": [
+        {"sha": f"c{i}", "commit": {"message": f"commit {i}",
+                                    "author": {"name": f"dev{i}", "email": f"d{i}@x.io",
+                                               "date": f"2026-11-24T0{i}:00:00Z"}},
+         "author": {"login": f"dev{i}"} if i != 4 else None,
+         **({"branches": ["feat/x"]} if i == 6 else {})} for i in range(1, 7)]},
+    "check_runs_by_ref": {"abc123": [{"id": 5000 + i, "name": f"check-{i}",
+                                      "conclusion": "failure" if i == 7 else "success"}
+                                     for i in range(130)]},
+    "deliveries": {
+        "repo:5dlabs/cto:55": [
+            {"id": i, "guid": f"g-{i}", "delivered_at":
+             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1795478400 + i * 60)),
+             "redelivery": False, "duration": 0.25, "status": "OK" if i % 10 else "failed to connect",
+             "status_code": 200 if i % 10 else 502, "event": "workflow_job",
+             "action": "completed" if i % 2 else None, "installation_id": 99,
+             "repository_id": 1} for i in range(1, 151)],
+        "org:5dlabs:66": [{"id": i, "guid": f"o-{i}", "delivered_at": "2026-11-24T00:00:00Z",
+                           "status": "OK", "status_code": 200, "event": "push"}
+                          for i in range(1, 4)],
+        "app": [{"id": i, "guid": f"a-{i}", "delivered_at": "2026-11-24T00:00:00Z",
+                 "status": "Invalid HTTP Response: 503", "status_code": 503,
+                 "event": "check_run", "action": "requested_action", "too_old": i == 1}
+                for i in range(1, 6)]},
+})
+
+# reactions: exactly one, 201 then 200 both success
+http("POST", f"{api}/_stub/reset", {})
+rc1, out1, _ = gh("react", R, "9001", "eyes")
+rc2, out2, _ = gh("react", R, "9001", "eyes")
+stored = [r for r in http("GET", f"{api}/_stub/reactions") if r["comment_id"] == 9001]
+sent = posts("/issues/comments/9001/reactions")
+check("reaction: 201 (created) then 200 (already there) are both success",
+      rc1 == 0 and out1 == {"created": True} and rc2 == 0 and out2 == {"created": False},
+      (out1, out2))
+check("reaction: exactly one 'eyes' reaction exists on the comment", len(stored) == 1, stored)
+check("reaction: POST /repos/{o}/{r}/issues/comments/{id}/reactions {\"content\":\"eyes\"}",
+      len(sent) == 2 and all(r["body"] == {"content": "eyes"}
+                             and r["headers"].get("authorization") == f"Bearer {TOKEN}"
+                             for r in sent), sent)
+rc, out, _ = gh("react", R, "9001", "thumbs_up")
+check("reaction: an unknown content is invalid before any request",
+      rc == 1 and out["error"] == "invalid" and len(posts("/reactions")) == 2, out)
+rc, out, _ = gh("react", R, "424242", "eyes")
+check("reaction: a deleted comment is not_found", rc == 1 and out["error"] == "not_found", out)
+rules({"method": "POST", "path": "/repos/5dlabs/cto/issues/comments/9001/reactions",
+       "status": 502, "times": 1})
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("react", R, "9001", "heart")
+check("reaction: a 502 is reported (upstream_error) and not repeated (a POST)",
+      rc == 1 and out["error"] == "upstream_error" and len(posts("/reactions")) == 1, out)
+rules({"method": "POST", "path": "/repos/5dlabs/cto/issues/comments/9001/reactions",
+       "status": 403, "times": 1, "headers": {"Retry-After": "1"},
+       "body": {"message": "You have exceeded a secondary rate limit. Please wait a few minutes "
+                           "before you try again."}})
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("react", R, "9001", "rocket")
+rocket = [r for r in http("GET", f"{api}/_stub/reactions") if r["content"] == "rocket"]
+check("reaction: a secondary rate limit (403 + retry-after) is waited out, then one reaction",
+      rc == 0 and out["created"] and len(posts("/reactions")) == 2 and len(rocket) == 1,
+      (out, rocket))
+rules()
+
+# re-runs
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("rerun", R, "700")
+check("rerun: POST .../actions/runs/700/rerun-failed-jobs -> 201 -> ok, once",
+      rc == 0 and [r["run_id"] for r in http("GET", f"{api}/_stub/reruns")] == [700]
+      and [r["path"] for r in posts("/rerun-failed-jobs")]
+      == ["/repos/5dlabs/cto/actions/runs/700/rerun-failed-jobs"], out)
+rc, out, _ = gh("rerun", R, "701")
+check("rerun: a run that cannot be re-run (403) is 'unsupported' with GitHub's reason",
+      rc == 1 and out["error"] == "unsupported" and "cannot be re-run" in out["message"]
+      and "over a month ago" in out["message"], out)
+rc, out, _ = gh("rerun", R, "702")
+check("rerun: a 403 for missing permission stays 'unauthorized'",
+      rc == 1 and out["error"] == "unauthorized" and "not accessible" in out["message"], out)
+rc, out, _ = gh("rerun", R, "799")
+check("rerun: an unknown run is not_found", rc == 1 and out["error"] == "not_found", out)
+
+# workflow runs, jobs, the verdict
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("runs", R, "ci.yml", "feat/x", "-", "completed", "-", "0")
+q = [r for r in reqs() if r["path"] == "/repos/5dlabs/cto/actions/workflows/ci.yml/runs"]
+check("workflow runs: of one workflow (by file name) on a branch, completed, newest first",
+      rc == 0 and [r["id"] for r in out] == [715, 711, 710], out)
+check("workflow runs: branch and status sent as query values",
+      q and q[0]["query"].get("branch") == "feat/x" and q[0]["query"].get("status") == "completed",
+      q)
+rc, out, _ = gh("runs", R, "-", "-", "s711", "-", "-", "0")
+check("workflow runs: by head_sha across workflows (/actions/runs)",
+      rc == 0 and [r["id"] for r in out] == [711], out)
+rc, out, _ = gh("runs", R, "11", "feat/x", "-", "-", ">=2026-11-24T10:40:00Z", "0")
+check("workflow runs: by workflow id and creation time",
+      rc == 0 and [r["id"] for r in out] == [712, 715], out)
+rc, out, _ = gh("runs", R, "ci.yml", "-", "-", "-", "-", "2")
+check("workflow runs: capped at max_runs", rc == 0 and len(out) == 2, out)
+rc, out, _ = gh("jobs", R, "711")
+check("run jobs: every job of the latest attempt",
+      rc == 0 and [j["id"] for j in out] == [7111, 7112], out)
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:15:00Z")
+check("verdict: the newest run where the job concluded decides (a cancelled one is skipped): "
+      "passed", rc == 0 and out["verdict"] == "passed" and out["run_id"] == 711
+      and out["job_id"] == 7111 and out["head_sha"] == "s711", out)
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:50:00Z")
+check("verdict: no completed run since then -> none", rc == 0 and out["verdict"] == "none", out)
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "lint", "0")
+check("verdict: runs exist but none ran that job -> missing",
+      rc == 0 and out["verdict"] == "missing", out)
+http("POST", f"{api}/_stub/seed", {"runs": [
+    {"id": 716, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
+     "head_sha": "s716", "status": "completed", "conclusion": "failure",
+     "created_at": "2026-11-24T12:00:00Z"}]})
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:15:00Z")
+check("verdict: a newer failing run -> failed", rc == 0 and out["verdict"] == "failed"
+      and out["run_id"] == 716 and out["conclusion"] == "failure", out)
+rules({"path": "/repos/5dlabs/cto/actions/workflows", "status": 502, "times": 1})
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "0")
+check("verdict: a 502 on a GET is retried transparently", rc == 0 and out["run_id"] == 716, out)
+rules()
+
+# compare
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("compare", R, "c2", "feat/x", "0")
+cmp_req = [r["path"] for r in reqs() if "/compare/" in r["path"]]
+check("compare: base...head gives the commits after base, oldest first, with message and author",
+      rc == 0 and out["status"] == "ahead" and out["ahead_by"] == 4
+      and [c["sha"] for c in out["commits"]] == ["c3", "c4", "c5", "c6"]
+      and out["commits"][0] == {"sha": "c3", "message": "commit 3", "author": "dev3",
+                                "email": "d3@x.io", "login": "dev3",
+                                "date": "2026-11-24T03:00:00Z"}
+      and out["commits"][1]["login"] is None and out["truncated"] is False, out)
+check("compare: a ref's '/' is encoded inside the one segment",
+      cmp_req == ["/repos/5dlabs/cto/compare/c2...feat%2Fx"], cmp_req)
+rc, out, _ = gh("compare", R, "c2", "c6", "2")
+check("compare: capped to the newest commits, marked truncated",
+      rc == 0 and [c["sha"] for c in out["commits"]] == ["c5", "c6"] and out["truncated"], out)
+rc, out, _ = gh("compare", R, "c6", "c2", "0")
+check("compare: behind -> no commits", rc == 0 and out["status"] == "behind"
+      and out["commits"] == [], out)
+rc, out, _ = gh("compare", R, "nope", "c6", "0")
+check("compare: an unknown ref is not_found", rc == 1 and out["error"] == "not_found", out)
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("compare", R, "a..b", "c6", "0")
+check("compare: a ref holding '..' is invalid before any request",
+      rc == 1 and out["error"] == "invalid" and reqs() == [], out)
+
+# check runs of a commit, a PR by number
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("check-runs", R, "abc123", "0")
+pages = [r for r in reqs() if r["path"] == "/repos/5dlabs/cto/commits/abc123/check-runs"]
+check("check runs of a commit: all 130 across 2 Link pages, the token on each",
+      rc == 0 and len(out) == 130 and len(pages) == 2 and out[7]["conclusion"] == "failure"
+      and all(p["headers"].get("authorization") == f"Bearer {TOKEN}" for p in pages),
+      (len(out) if isinstance(out, list) else out, len(pages)))
+rc, out, _ = gh("check-runs", R, "abc123", "50")
+check("check runs: capped at max", rc == 0 and len(out) == 50, len(out))
+rc, out, _ = gh("check-runs", R, "deadbeef", "0")
+check("check runs: an unknown commit is not_found", rc == 1 and out["error"] == "not_found", out)
+rc, out, _ = gh("pull", R, "7")
+check("PR by number", rc == 0 and out["number"] == 7 and out["head"]["ref"] == "feat/x", out)
+rc, out, _ = gh("pull", R, "99")
+check("PR by number: unknown is not_found", rc == 1 and out["error"] == "not_found", out)
+
+# webhook deliveries and redelivery
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("deliveries", "repo", R, "55", "0", "0")
+pages = [r for r in reqs() if r["path"] == "/repos/5dlabs/cto/hooks/55/deliveries"]
+check("deliveries (repository hook): all 150, newest first, through the Link cursor",
+      rc == 0 and [d["id"] for d in out] == list(range(150, 0, -1)) and len(pages) == 2
+      and pages[0]["query"].get("per_page") == "100" and pages[1]["query"].get("cursor"),
+      ([d["id"] for d in out][:3] if isinstance(out, list) else out, len(pages)))
+d = out[0] if rc == 0 else {}
+check("deliveries: id, guid, status, status_code, delivered_at, redelivery, event, action",
+      d.get("guid") == "g-150" and d.get("status") == "failed to connect"
+      and d.get("status_code") == 502 and d.get("redelivery") is False
+      and d.get("event") == "workflow_job" and d.get("action") is None
+      and d.get("delivered_at", "").endswith("Z") and out[1]["action"] == "completed", d)
+http("POST", f"{api}/_stub/reset", {})
+since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1795478400 + 120 * 60))
+rc, out, _ = gh("deliveries", "repo", R, "55", since, "0")
+check("deliveries: listing stops at the first delivery older than 'since' (one page)",
+      rc == 0 and [d["id"] for d in out] == list(range(150, 119, -1))
+      and len([r for r in reqs() if r["path"].endswith("/deliveries")]) == 1,
+      [d["id"] for d in out][-3:] if isinstance(out, list) else out)
+rc, out, _ = gh("deliveries", "org", "5dlabs", "66", "0", "0")
+check("deliveries (organization hook): /orgs/{org}/hooks/{id}/deliveries",
+      rc == 0 and [d["guid"] for d in out] == ["o-3", "o-2", "o-1"], out)
+rc, out, _ = gh("deliveries", "org", "..", "66", "0", "0")
+check("deliveries: an organization named '..' is invalid", rc == 1 and out["error"] == "invalid",
+      out)
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("redeliver", "repo", R, "55", "140")
+listed = gh("deliveries", "repo", R, "55", "0", "1")[1]
+check("redeliver: POST .../deliveries/140/attempts -> 202; the new attempt lists as a redelivery",
+      rc == 0 and http("GET", f"{api}/_stub/redeliveries")[-1]["delivery_id"] == 140
+      and listed[0]["guid"] == "g-140" and listed[0]["redelivery"] is True, (out, listed))
+rules({"method": "POST", "path": "/repos/5dlabs/cto/hooks/55/deliveries", "status": 500})
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("redeliver", "repo", R, "55", "130")
+check("redeliver: a 500 is reported and not repeated (a POST)",
+      rc == 1 and out["error"] == "upstream_error" and len(posts("/attempts")) == 1, out)
+rules()
+rc, out, _ = gh("deliveries", "app", "-", "0", "0", "0")
+check("deliveries (App hook) with only a token: unauthorized, the App's JWT is needed",
+      rc == 1 and out["error"] == "unauthorized" and "GITHUB_APP_ID" in out["message"], out)
+TOKS_BEFORE = len(http("GET", f"{api}/_stub/tokens"))
+http("POST", f"{api}/_stub/reset", {})
+AENV0 = {"GITHUB_API_URL": api, "GITHUB_APP_ID": "4242", "GITHUB_APP_INSTALLATION_ID": "99",
+         "GITHUB_APP_PRIVATE_KEY": open(key).read()}
+rc, out, _ = gh("deliveries", "app", "-", "0", "0", "0", env=AENV0)
+app_reqs = [r for r in reqs() if r["path"] == "/app/hook/deliveries"]
+check("deliveries (App hook): /app/hook/deliveries with the App's JWT, no installation token",
+      rc == 0 and [d["id"] for d in out] == [5, 4, 3, 2, 1] and app_reqs
+      and app_reqs[0]["headers"]["authorization"].count(".") == 2
+      and len(http("GET", f"{api}/_stub/tokens")) == TOKS_BEFORE, out)
+rc, out, _ = gh("redeliver", "app", "-", "0", "3", env=AENV0)
+rc1, out1, _ = gh("redeliver", "app", "-", "0", "1", env=AENV0)
+check("redeliver (App hook): 202 with the JWT; one too old to redeliver is invalid (422)",
+      rc == 0 and rc1 == 1 and out1["error"] == "invalid" and "too old" in out1["message"],
+      (out, out1))
+
+# rate limits on the loop's calls
+rules({"path": "/repos/5dlabs/cto/pulls/7", "status": 429, "times": 1, "reset_in": 1,
+       "body": {"message": "API rate limit exceeded for installation ID 99."}})
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("pull", R, "7")
+check("primary rate limit (429, x-ratelimit-remaining 0, reset soon): waited out, then 200",
+      rc == 0 and out["number"] == 7
+      and len([r for r in reqs() if r["path"] == "/repos/5dlabs/cto/pulls/7"]) == 2, out)
+rules({"path": "/repos/5dlabs/cto/pulls/7", "status": 403, "times": 1,
+       "body": {"message": "You have exceeded a secondary rate limit and have been temporarily "
+                           "blocked from content creation."}})
+rc, out, _ = gh("pull", R, "7")
+check("secondary rate limit without retry-after: upstream_error naming it, not unauthorized",
+      rc == 1 and out["error"] == "upstream_error" and "secondary rate limit" in out["message"],
+      out)
+rules()
+rc, out, _ = netprobe("fetch", stdin=json.dumps({"requests": [
+    {"url": f"{api}/repos/5dlabs/cto/pulls/7", "auth": f"Bearer {TOKEN}"}]}))
+r0 = out["results"][0] if rc == 0 else {}
+check("stand-in: answers carry x-ratelimit-remaining and x-ratelimit-reset",
+      r0.get("rl_remaining", -1) >= 0 and r0.get("rl_reset", 0) > time.time(), r0)
 
 # ArgoCD REST, Loki and Prometheus
 _, sport = start_stub("generic_stub.py")

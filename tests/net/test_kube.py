@@ -198,12 +198,28 @@ rc, out, err = netprobe("kube", "get-coderun", "cto", "no-such-run", env=KENV)
 check("get of a missing CodeRun is not_found", rc == 1 and out["error"] == "not_found", out)
 
 # ---- watch ----
+def wait_for(pred, timeout=8.0):
+    """Polls pred until it returns a true value or the deadline passes."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.02)
+    return None
+
+
+def watchers():
+    return ctl("GET", "/_stub/watchers")
+
+
 def watch(args, actions, mode):
     http("POST", server + "/_stub/config", {"gone_mode": mode}, ctx=ctx)
+    started = watchers()["started"]
     p = subprocess.Popen([NETPROBE, "kube", "watch", *args], stdout=subprocess.PIPE, text=True,
                          env=clean_env(KENV))
     t_end = time.monotonic() + 8
-    time.sleep(0.6)  # the initial list and the watch start
+    wait_for(lambda: watchers()["started"] > started, 5)  # the initial list and the watch start
     for a in actions:
         a()
         time.sleep(0.3)
@@ -230,9 +246,16 @@ check("watch: list first (SYNC), then ADDED and MODIFIED for matching CodeRuns o
       lines[0] == "SYNC w-0 -" and "ADDED w-1 -" in lines and "MODIFIED w-1 Running" in lines
       and not any("w-other" in ln for ln in lines) and lines[-1].startswith("END "), lines)
 
+def compact_and_wait_rewatch():
+    """Compacts, then waits for the 410 answer and the watch that follows it."""
+    started = watchers()["started"]
+    ctl("POST", "/_stub/compact", {})
+    wait_for(lambda: watchers()["started"] >= started + 2, 5)
+
+
 for mode in ("http", "event"):
-    lines = watch(["cto", "watch=w", "3000", "0"], [
-        lambda: ctl("POST", "/_stub/compact", {}),
+    lines = watch(["cto", "watch=w", "4000", "0"], [
+        compact_and_wait_rewatch,
         lambda: create(f"w-after-{mode}")], mode)
     syncs = [ln for ln in lines if ln.startswith("SYNC w-1")]
     check(f"watch: 410 Gone ({mode}) after compaction -> relist and re-watch",
@@ -244,21 +267,6 @@ check("watch requests carry watch=1 and a resourceVersion",
 
 
 # ---- the watch for the remediation loop ----
-def wait_for(pred, timeout=8.0, what="condition"):
-    """Polls pred until it returns a true value or the deadline passes."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    return None
-
-
-def watchers():
-    return ctl("GET", "/_stub/watchers")
-
-
 def raw(method, path, body=None, ctype="application/json"):
     """A call to the stub's API with the token; returns (status, parsed body)."""
     req = urllib.request.Request(server + path, method=method,
@@ -336,9 +344,10 @@ http("POST", server + "/_stub/config", {"gone_mode": "http"}, ctx=ctx)
 # bookmarks, the stop flag, resuming
 create("bm-0", "bm")
 ctl("POST", "/_stub/reset", {})
+started = watchers()["started"]
 wt = Watch("cto", "watch=bm", "0", "0", "sigterm=1")
 synced = wt.wait(lambda ln: ln == "SYNCED")
-wait_for(lambda: watchers()["open"] >= 1)
+wait_for(lambda: watchers()["started"] > started)
 ctl("POST", "/_stub/bookmark", {})
 bm = wt.wait(lambda ln: ln.startswith("BOOKMARK "))
 rc, stop_wall_ms = wt.stop()
@@ -376,9 +385,10 @@ http("POST", server + "/_stub/config", {"bookmark_ms": 0}, ctx=ctx)
 
 # a connection cut mid-stream resumes from the last resourceVersion
 http("POST", server + "/_stub/config", {"watch_cut_after": 1}, ctx=ctx)
+started = watchers()["started"]
 wt = Watch("cto", "watch=cut", "0", "0", "sigterm=1", "backoff=50", "backoff_max=200")
 wt.wait(lambda ln: ln == "SYNCED")
-wait_for(lambda: watchers()["open"] >= 1)
+wait_for(lambda: watchers()["started"] > started)
 for n in ("cut-1", "cut-2", "cut-3"):
     create(n, "cut")
 wt.wait(lambda ln: ln == "ADDED cut-3 -")
@@ -440,13 +450,13 @@ http("POST", server + "/_stub/config", {"watch_error": None}, ctx=ctx)
 for mode in ("http", "event"):
     create(f"gone-a-{mode}", f"g{mode}")
     create(f"gone-b-{mode}", f"g{mode}")
-    w = run_watch("cto", f"watch=g{mode}", "700", "0")
+    w = run_watch("cto", f"watch=g{mode}", "1000", "0")
     old_rv, _ = w.end()
     netprobe("kube", "delete-coderun", "cto", f"gone-a-{mode}", env=KENV)
     ctl("POST", "/_stub/compact", {})
     http("POST", server + "/_stub/config", {"gone_mode": mode}, ctx=ctx)
     ctl("POST", "/_stub/reset", {})
-    w = run_watch("cto", f"watch=g{mode}", "1200", "0", f"rv={old_rv}")
+    w = run_watch("cto", f"watch=g{mode}", "1500", "0", f"rv={old_rv}")
     _, stats = w.end()
     wr = watch_requests()
     check(f"watch: 410 ({mode}) when resuming from a compacted version -> relist: SYNC of what "
@@ -461,7 +471,7 @@ http("POST", server + "/_stub/config", {"gone_mode": "http"}, ctx=ctx)
 for i in range(5):
     create(f"pg-{i}", "pg")
 ctl("POST", "/_stub/reset", {})
-w = run_watch("cto", "watch=pg", "600", "0", "limit=2")
+w = run_watch("cto", "watch=pg", "1500", "0", "limit=2")
 lr = list_requests()
 check("watch: the list is read in pages (limit, continue) and SYNCED comes after the last",
       [ln for ln in w.lines if ln.startswith("SYNC")] ==
@@ -469,7 +479,7 @@ check("watch: the list is read in pages (limit, continue) and SYNCED comes after
       and len(lr) == 3 and lr[0]["query"].get("limit") == "2" and lr[1]["query"].get("continue"),
       (w.lines, [r["query"] for r in lr]))
 http("POST", server + "/_stub/config", {"continue_gone": 1}, ctx=ctx)
-w = run_watch("cto", "watch=pg", "900", "0", "limit=2", "backoff=50")
+w = run_watch("cto", "watch=pg", "1500", "0", "limit=2", "backoff=50")
 _, stats = w.end()
 check("watch: an expired continue token (410) restarts the list from the start",
       w.lines.count("SYNC pg-0 -") == 2 and w.lines.count("SYNCED") == 1
@@ -496,9 +506,10 @@ ctl("POST", "/_stub/seed", {
          "text": "attempt 1\ncargo clippy\nerror: boom\n"},
         {"namespace": "cto", "pod": "loop-1-job-bbbb", "container": "agent",
          "text": "attempt 2\nfixed lint\npushed abc123\nopened PR 9\n"}]})
+started = watchers()["started"]
 wt = Watch("cto", "watch=loop", "0", "0", "sigterm=1")
 wt.wait(lambda ln: ln == "SYNCED")
-wait_for(lambda: watchers()["open"] >= 1)
+wait_for(lambda: watchers()["started"] > started)
 ctl("POST", "/_stub/coderun-script", {"namespace": "cto", "name": "loop-1", "steps": [
     {"after_ms": 30, "phase": "Running", "status": {"jobName": "loop-1-job"}},
     {"after_ms": 60, "phase": "Succeeded", "message": "fixed the lint",

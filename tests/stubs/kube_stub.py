@@ -672,7 +672,9 @@ class KubeHandler(stubcommon.StubHandler):
         with st.cond:
             st.watch_started += 1
             gone = rv is not None and rv < st.min_rv
-            min_rv = st.min_rv
+            # what later controls are measured against, taken as the request
+            # arrives (a test waits for "started" before it compacts or cuts)
+            min_rv, epochs = st.min_rv, (st.epoch, st.cut_epoch, st.bookmark_epoch)
         if gone:
             status = status_obj(410, "Expired", f"too old resource version: {rv} ({min_rv})")
             if cfg.get("gone_mode", "http") == "http":
@@ -684,14 +686,16 @@ class KubeHandler(stubcommon.StubHandler):
         with st.cond:
             st.watch_open += 1
         try:
-            self.stream(ns, rv, sel, bookmarks, timeout, cfg)
+            self.stream(ns, rv, sel, bookmarks, timeout, cfg, epochs)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
         finally:
             with st.cond:
                 st.watch_open -= 1
 
-    def stream(self, ns, rv, sel, bookmarks, timeout, cfg):
+    def stream(self, ns, rv, sel, bookmarks, timeout, cfg, epochs):
+        """Streams events after rv until the timeout, a compaction or a cut
+        after the request arrived (epochs), or a configured end."""
         st = self.state
         end = time.time() + timeout
         sent = 0
@@ -700,8 +704,8 @@ class KubeHandler(stubcommon.StubHandler):
         werr = cfg.get("watch_error")
         bookmark_s = cfg.get("bookmark_ms", 0) / 1000.0
         next_bm = time.time() + bookmark_s if bookmark_s else None
+        epoch, cut_epoch, bm_epoch = epochs
         with st.cond:
-            epoch, cut_epoch, bm_epoch = st.epoch, st.cut_epoch, st.bookmark_epoch
             out = []
             if rv is None:  # "get state and start at most recent": synthetic ADDED
                 out = [{"type": "ADDED", "object": copy(c)}
