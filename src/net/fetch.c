@@ -14,6 +14,7 @@
 #include "fetch.h"
 
 #include "base/clock.h"
+#include "base/str.h"
 #include "base/url.h"
 
 #include <ctype.h>
@@ -266,20 +267,26 @@ fetch_finish(struct fetch_job *job, int64_t start, int code, const char *fmt, ..
 	}
 }
 
-/* The URL without its query, for messages (queries may carry selectors, not
- * secrets, but keep messages short). */
+/* The URL for messages: without credentials (a LOKI_URL may carry
+ * user:password@) and without its query (selectors, not secrets, but keep
+ * messages short). */
 static const char *
 fetch_url_for_msg(const struct fetch_job *job, char *tmp, size_t size)
 {
-	const char *q;
+	struct hl_buf b = HL_BUF_INIT(0);
 	size_t n;
 
-	q = strchr(job->url, '?');
-	n = q ? (size_t)(q - job->url) : strlen(job->url);
+	if (hl_url_strip_userinfo(&b, job->url) < 0) {
+		hl_strlcpy(tmp, "(url)", size);
+		hl_buf_release(&b);
+		return tmp;
+	}
+	n = strcspn(b.data, "?#");
 	if (n >= size)
 		n = size - 1;
-	memcpy(tmp, job->url, n);
+	memcpy(tmp, b.data, n);
 	tmp[n] = '\0';
+	hl_buf_release(&b);
 	return tmp;
 }
 

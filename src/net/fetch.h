@@ -28,7 +28,8 @@
  *    idle on a quiet stream.
  *
  * The auth header is sent only to the request's original origin, and it is
- * never logged. One slow source never blocks the others: all requests in a
+ * never logged; error messages name the URL without its userinfo
+ * (user:password@) and query. One slow source never blocks the others: all requests in a
  * batch progress in the same loop. Thread-safety: hl_fetch_run may be called
  * from several threads at once (each call owns its curl multi handle);
  * hl_fetch_global_init must run once before any thread starts (it is also

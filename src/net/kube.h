@@ -21,7 +21,9 @@
  * HL_ECONFLICT for 409, HL_EAUTH for 401/403, HL_EINVAL for 400/422 (the
  * message carries the API's Status message), HL_EIO / HL_ETIMEOUT for
  * transport failures, HL_EUPSTREAM otherwise. Tokens are never put in error
- * messages.
+ * messages. Namespaces and object names are checked (hl_kube_name_valid)
+ * and encoded as one path segment each; a refused name is HL_EINVAL before
+ * any request.
  */
 #ifndef HL_NET_KUBE_H
 #define HL_NET_KUBE_H
@@ -224,13 +226,14 @@ int hl_kube_job_pods(const struct hl_kube *k, json_t **out, const char *ns, cons
 
 /*
  * The agent's output: appends to out the last tail_lines lines (0: 200) of
- * the log of every container of the Job's pods, newest pod last, at most
- * the 4 newest pods, all fetched in one parallel batch, each under a header
- * line "==> pod P container C <==". A log that could not be read is noted
- * in place ("(log unavailable: ...)"). Each log is capped at 1 MiB keeping
- * its tail; out->max caps the whole (HL_ETOOBIG). Returns 0 when at least
- * one log was read; HL_ENOTFOUND when the Job has no pods (never started,
- * or already collected); else the first log's error.
+ * the log of every container of the Job's pods (init containers first),
+ * oldest pod first, at most the 4 newest pods and 64 containers in all, all
+ * fetched in one parallel batch, each under a header line "==> pod P
+ * container C <==". A log that could not be read is noted in place ("(log
+ * unavailable: ...)"). Each log is capped at 1 MiB keeping its tail;
+ * out->max caps the whole (HL_ETOOBIG). Returns 0 when at least one log was
+ * read; HL_ENOTFOUND when the Job has no pods (never started, or already
+ * collected); else the first log's error.
  */
 int hl_kube_job_logs(const struct hl_kube *k, struct hl_buf *out, const char *ns,
                      const char *job_name, long tail_lines, struct hl_err *err);

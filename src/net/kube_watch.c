@@ -344,6 +344,7 @@ watch_list(struct watch *w, struct hl_err *err)
 		const char *next;
 		size_t i;
 
+		hl_fetch_res_init(&res);
 		hl_buf_reset(&p);
 		if (watch_path(w, &p, kv, err) < 0 ||
 		    watch_get(
@@ -521,6 +522,7 @@ hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o, struc
 	listed = !need_list; /* resuming: any list is a relist */
 
 	while (!watch_stopped(&w)) {
+		struct hl_err e = HL_ERR_INIT;
 		enum watch_end end;
 		bool was_list = need_list;
 
@@ -530,17 +532,21 @@ hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o, struc
 				watch_count(&w.stats->restarts);
 			}
 			listed = true;
-			end = watch_list(&w, err);
+			end = watch_list(&w, &e);
 			if (end == WATCH_END_CLEAN)
 				need_list = false;
 		} else {
-			end = watch_stream(&w, err);
+			end = watch_stream(&w, &e);
 		}
 		switch (end) {
 		case WATCH_END_STOP:
 			break;
 		case WATCH_END_FATAL:
-			ret = -(err && err->code ? err->code : HL_EUPSTREAM);
+			if (!e.code)
+				hl_err_set(&e, HL_EINTERNAL, "kubernetes watch: failed");
+			if (err)
+				*err = e;
+			ret = -e.code;
 			goto out;
 		case WATCH_END_CLEAN:
 			consecutive_gone = 0;
