@@ -14,6 +14,8 @@
 #include "fetch.h"
 
 #include "base/clock.h"
+#include "base/str.h"
+#include "base/url.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -265,20 +267,26 @@ fetch_finish(struct fetch_job *job, int64_t start, int code, const char *fmt, ..
 	}
 }
 
-/* The URL without its query, for messages (queries may carry selectors, not
- * secrets, but keep messages short). */
+/* The URL for messages: without credentials (a LOKI_URL may carry
+ * user:password@) and without its query (selectors, not secrets, but keep
+ * messages short). */
 static const char *
 fetch_url_for_msg(const struct fetch_job *job, char *tmp, size_t size)
 {
-	const char *q;
+	struct hl_buf b = HL_BUF_INIT(0);
 	size_t n;
 
-	q = strchr(job->url, '?');
-	n = q ? (size_t)(q - job->url) : strlen(job->url);
+	if (hl_url_strip_userinfo(&b, job->url) < 0) {
+		hl_strlcpy(tmp, "(url)", size);
+		hl_buf_release(&b);
+		return tmp;
+	}
+	n = strcspn(b.data, "?#");
 	if (n >= size)
 		n = size - 1;
-	memcpy(tmp, job->url, n);
+	memcpy(tmp, b.data, n);
 	tmp[n] = '\0';
+	hl_buf_release(&b);
 	return tmp;
 }
 
@@ -346,6 +354,12 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 	curl_easy_setopt(job->easy, CURLOPT_USERAGENT, "healer");
 	if (fetch_share)
 		curl_easy_setopt(job->easy, CURLOPT_SHARE, fetch_share);
+	if (req->on_data) {
+		/* a stream may be quiet for minutes: probe the peer */
+		curl_easy_setopt(job->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+		curl_easy_setopt(job->easy, CURLOPT_TCP_KEEPIDLE, 30L);
+		curl_easy_setopt(job->easy, CURLOPT_TCP_KEEPINTVL, 10L);
+	}
 	curl_easy_setopt(job->easy, CURLOPT_TIMEOUT_MS, (long)(left > 0 ? left : 1));
 	curl_easy_setopt(job->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	                 (long)(left > 10000 ? 10000 : (left > 0 ? left : 1)));
@@ -517,8 +531,9 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 		return;
 	}
 
-	if (status == 429 ||
-	    (status == 403 && (res->retry_after_s >= 0 || res->ratelimit_remaining == 0))) {
+	if (!job->req->no_rate_wait &&
+	    (status == 429 ||
+	     (status == 403 && (res->retry_after_s >= 0 || res->ratelimit_remaining == 0)))) {
 		int64_t wait = -1;
 
 		if (res->retry_after_s >= 0) {
@@ -590,6 +605,7 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 	uint64_t rng = (uint64_t)hl_time_wall_ms() ^ ((uint64_t)(uintptr_t)reqs << 16) ^
 	               0x9e3779b97f4a7c15ull;
 	size_t i, left = n;
+	bool cancellable = false;
 	int ret = 0;
 
 	hl_fetch_global_init();
@@ -609,6 +625,8 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 
 		job->req = r;
 		job->res = &res[i];
+		if (r->cancel)
+			cancellable = true;
 		job->use_auth = true;
 		job->max_body = r->max_body ? r->max_body : FETCH_DEFAULT_MAX_BODY;
 		job->retries_left = r->max_retries >= 0           ? r->max_retries
@@ -635,13 +653,26 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 	}
 
 	while (left > 0) {
-		int64_t now = hl_time_mono_ms(), wake = now + 1000;
+		int64_t now = hl_time_mono_ms(), wake = now + (cancellable ? 100 : 1000);
 		int still = 0, msgs = 0;
 		CURLMsg *msg;
 
 		for (i = 0; i < n; i++) {
 			struct fetch_job *job = &jobs[i];
 
+			if (!job->done && job->req->cancel && atomic_load(job->req->cancel)) {
+				char u[512];
+
+				if (job->running) {
+					curl_multi_remove_handle(multi, job->easy);
+					job->running = false;
+				}
+				job->res->cancelled = true;
+				fetch_finish(job, start, HL_ETIMEOUT, "'%s': cancelled",
+				             fetch_url_for_msg(job, u, sizeof(u)));
+				left--;
+				continue;
+			}
 			if (job->done || job->running)
 				continue;
 			if (now >= job->deadline) {
@@ -702,8 +733,8 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 				continue;
 			if (t < 1)
 				t = 1;
-			if (t > 1000)
-				t = 1000;
+			if (t > (cancellable ? 100 : 1000))
+				t = cancellable ? 100 : 1000;
 			curl_multi_poll(multi, NULL, 0, (int)t, NULL);
 		}
 	}
@@ -806,20 +837,7 @@ hl_fetch_link_next(char *out, size_t size, const char *link)
 int
 hl_fetch_url_escape(struct hl_buf *b, const char *s)
 {
-	static const char hex[] = "0123456789ABCDEF";
-
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-			hl_buf_append_char(b, (char)c);
-		} else {
-			hl_buf_append_char(b, '%');
-			hl_buf_append_char(b, hex[c >> 4]);
-			hl_buf_append_char(b, hex[c & 15]);
-		}
-	}
-	return hl_buf_error(b);
+	return hl_url_append_query_value(b, s);
 }
 
 int

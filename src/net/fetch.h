@@ -21,10 +21,15 @@
  *  - TLS: a CA file or in-memory PEM CA data, or (explicitly) no
  *    verification;
  *  - streaming: with on_data set, body bytes go to the callback instead of
- *    the buffer (Kubernetes watches); the callback may stop the transfer.
+ *    the buffer (Kubernetes watches); the callback may stop the transfer,
+ *    and TCP keep-alive probes notice a peer that vanished;
+ *  - cancellation: a request with a cancel flag ends within about 100 ms
+ *    of the flag becoming true, whether it is running, waiting to retry or
+ *    idle on a quiet stream.
  *
  * The auth header is sent only to the request's original origin, and it is
- * never logged. One slow source never blocks the others: all requests in a
+ * never logged; error messages name the URL without its userinfo
+ * (user:password@) and query. One slow source never blocks the others: all requests in a
  * batch progress in the same loop. Thread-safety: hl_fetch_run may be called
  * from several threads at once (each call owns its curl multi handle);
  * hl_fetch_global_init must run once before any thread starts (it is also
@@ -37,6 +42,7 @@
 #include "base/err.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +79,12 @@ struct hl_fetch_req {
 	const char *client_key;   /* PEM client key bytes, or NULL */
 	hl_fetch_data_fn on_data; /* streaming sink or NULL */
 	void *on_data_ud;
+	/* when *cancel becomes true the request ends (err HL_ETIMEOUT
+	 * "cancelled", res.cancelled set) within about 100 ms; NULL: never */
+	const atomic_bool *cancel;
+	/* answer a rate limit (429, 403 + Retry-After or X-RateLimit-Remaining:
+	 * 0) as is, with its headers, instead of waiting and asking again */
+	bool no_rate_wait;
 };
 
 struct hl_fetch_res {
@@ -80,6 +92,7 @@ struct hl_fetch_res {
 	struct hl_buf body; /* the response body (empty when streamed) */
 	bool truncated;     /* keep_tail dropped the head */
 	bool stopped;       /* on_data asked to stop */
+	bool cancelled;     /* the request's cancel flag ended it */
 	char content_type[128];
 	char location[1024];         /* last Location header seen */
 	char link[2048];             /* Link header (pagination) */
@@ -139,7 +152,9 @@ int hl_fetch_req_set_json(struct hl_fetch_req *req, char **text_out, const json_
 /* Extracts the rel="next" URL from a Link header into out; false if none. */
 bool hl_fetch_link_next(char *out, size_t size, const char *link);
 
-/* Appends s to b percent-encoded for a URL query or path segment. */
+/* Appends s to b percent-encoded for a URL query value (unreserved
+ * characters kept): hl_url_append_query_value. A path segment needs
+ * hl_url_append_segment (base/url.h), which also guards "." and "..". */
 int hl_fetch_url_escape(struct hl_buf *b, const char *s);
 
 #endif

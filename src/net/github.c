@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "crypto/jwt.h"
 
 #include "json/json.h"
@@ -24,6 +25,11 @@
 
 #define GITHUB_REFRESH_MARGIN_MS (5 * 60 * 1000)
 #define GITHUB_MAX_FILES         3000
+
+enum github_auth_mode {
+	GITHUB_AUTH_INSTALLATION = 0, /* the token, or the App's installation token */
+	GITHUB_AUTH_APP,              /* the App's own JWT (/app/... endpoints) */
+};
 
 struct hl_github {
 	char *api_url; /* no trailing slash */
@@ -230,14 +236,46 @@ hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err)
 	return 0;
 }
 
-int
-hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
-                   struct hl_buf *auth, const char *method, const char *path, struct hl_err *err)
+/* The App's own JWT as an Authorization value (for /app/... endpoints). */
+static int
+github_app_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err)
+{
+	char *jwt = NULL;
+	int ret;
+
+	hl_buf_reset(auth);
+	if (!gh->app_id || !gh->app_key)
+		return hl_err_set(err, HL_EAUTH,
+		                  "this call needs GitHub App credentials (GITHUB_APP_ID and "
+		                  "GITHUB_APP_PRIVATE_KEY)");
+	ret = hl_jwt_github_app(&jwt, gh->app_id, gh->app_key, hl_time_wall_ms() / 1000, err);
+	if (ret < 0)
+		return ret;
+	hl_buf_appendf(auth, "Bearer %s", jwt);
+	github_wipe_free(jwt);
+	return hl_buf_error(auth) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
+}
+
+static int
+github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
+                     struct hl_buf *auth, const char *method, const char *path,
+                     enum github_auth_mode mode, struct hl_err *err)
 {
 	bool same_origin;
+	const char *rel = path;
 	int ret;
 
 	memset(req, 0, sizeof(*req));
+	if (hl_str_starts_with(path, "https://") || hl_str_starts_with(path, "http://")) {
+		rel = strstr(path, "://") + 3;
+		rel += strcspn(rel, "/?#");
+		if (!*rel)
+			rel = "/";
+	}
+	if ((ret = hl_url_check_path(rel, err)) < 0) {
+		hl_err_wrap(err, "github %s", method ? method : "GET");
+		return ret;
+	}
 	hl_buf_reset(url);
 	if (hl_str_starts_with(path, "https://") || hl_str_starts_with(path, "http://")) {
 		size_t on = strlen(gh->origin);
@@ -254,7 +292,8 @@ hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	hl_buf_reset(auth);
 	if (same_origin) {
-		ret = hl_github_auth(gh, auth, err);
+		ret = mode == GITHUB_AUTH_APP ? github_app_auth(gh, auth, err)
+		                              : hl_github_auth(gh, auth, err);
 		if (ret < 0)
 			return ret;
 	}
@@ -265,6 +304,14 @@ hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf
 	return 0;
 }
 
+int
+hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
+                   struct hl_buf *auth, const char *method, const char *path, struct hl_err *err)
+{
+	return github_req_init_mode(gh, req, url, auth, method, path, GITHUB_AUTH_INSTALLATION,
+	                            err);
+}
+
 static void
 github_auth_release(struct hl_buf *auth)
 {
@@ -273,11 +320,69 @@ github_auth_release(struct hl_buf *auth)
 	hl_buf_release(auth);
 }
 
-/* One call; *out gets the JSON, link_out (may be NULL, 2048 bytes) the Link
- * header. */
+/* Maps a finished call to an error with GitHub's own message (0 for 2xx). */
 static int
-github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char *method,
-                 const char *path, const json_t *body, struct hl_err *err)
+github_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err)
+{
+	json_t *v = NULL;
+	const char *msg = NULL, *detail = NULL;
+	int code, ret;
+
+	if (res->err.code || (res->status >= 200 && res->status < 300))
+		return hl_fetch_check(res, what, err);
+	if (hl_json_parse(&v, res->body.data, res->body.len, NULL) == 0) {
+		msg = hl_json_str(v, "message");
+		detail = hl_json_str(v, "errors[0].message");
+		if (!detail)
+			detail = hl_json_str(v, "errors[0].code");
+	}
+	if (!msg) {
+		json_decref(v);
+		return hl_fetch_check(res, what, err);
+	}
+	switch (res->status) {
+	case 401:
+		code = HL_EAUTH;
+		break;
+	case 403:
+		/* a secondary rate limit without Retry-After says so in its message */
+		code = hl_str_casestr(msg, "rate limit") ? HL_EUPSTREAM : HL_EAUTH;
+		break;
+	case 404:
+	case 410:
+		code = HL_ENOTFOUND;
+		break;
+	case 409:
+		code = HL_ECONFLICT;
+		break;
+	case 400:
+	case 422:
+		code = HL_EINVAL;
+		break;
+	default:
+		code = HL_EUPSTREAM;
+	}
+	ret = hl_err_set(err, code, "%s: status %ld: %.120s%s%.60s%s", what, res->status, msg,
+	                 detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+	json_decref(v);
+	return ret;
+}
+
+/* What a call brought besides its JSON. */
+struct github_answer {
+	long status;
+	char link[2048];
+};
+
+/*
+ * One call: *out (may be NULL) gets the parsed 2xx answer, ans (may be
+ * NULL) the status and Link header. A method other than GET is never
+ * repeated after a 5xx or a lost connection (a comment must not be posted
+ * twice); rate limits are waited out when they lift in time.
+ */
+static int
+github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, const char *method,
+               const char *path, const json_t *body, enum github_auth_mode mode, struct hl_err *err)
 {
 	struct hl_buf url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
 	struct hl_fetch_req req;
@@ -286,7 +391,7 @@ github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char 
 	int ret;
 
 	hl_fetch_res_init(&res);
-	ret = hl_github_req_init(gh, &req, &url, &auth, method, path, err);
+	ret = github_req_init_mode(gh, &req, &url, &auth, method, path, mode, err);
 	if (ret < 0)
 		goto out;
 	if (body && (ret = hl_fetch_req_set_json(&req, &text, body, err)) < 0)
@@ -294,13 +399,15 @@ github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char 
 	if (strcmp(method, "GET") != 0)
 		req.max_retries = 0; /* never post a comment twice */
 	hl_fetch_run(&req, &res, 1, 0, err);
+	if (ans) {
+		ans->status = res.status;
+		hl_strlcpy(ans->link, res.link, sizeof(ans->link));
+	}
 	snprintf(what, sizeof(what), "github %s '%.240s'", method,
 	         hl_str_starts_with(path, "http") ? path + strcspn(path + 8, "/") + 8 : path);
-	ret = hl_fetch_check(&res, what, err);
+	ret = github_check(&res, what, err);
 	if (ret < 0)
 		goto out;
-	if (link_out)
-		hl_strlcpy(link_out, res.link, 2048);
 	if (out) {
 		if (res.body.len == 0)
 			*out = json_object();
@@ -315,6 +422,20 @@ out:
 	return ret;
 }
 
+/* One call; *out gets the JSON, link_out (may be NULL, 2048 bytes) the Link
+ * header. */
+static int
+github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char *method,
+                 const char *path, const json_t *body, struct hl_err *err)
+{
+	struct github_answer ans;
+	int ret = github_call_ex(gh, out, &ans, method, path, body, GITHUB_AUTH_INSTALLATION, err);
+
+	if (ret == 0 && link_out)
+		hl_strlcpy(link_out, ans.link, 2048);
+	return ret;
+}
+
 int
 hl_github_call(struct hl_github *gh, json_t **out, const char *method, const char *path,
                const json_t *body, struct hl_err *err)
@@ -322,28 +443,33 @@ hl_github_call(struct hl_github *gh, json_t **out, const char *method, const cha
 	return github_call_link(gh, out, NULL, method, path, body, err);
 }
 
-/* "/repos/" + repo, with the repo validated as owner/name. */
-static int
-github_repo_path(struct hl_buf *p, const char *repo, struct hl_err *err)
+int
+hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err)
 {
-	const char *slash = repo ? strchr(repo, '/') : NULL;
+	const char *slash = full_name ? strchr(full_name, '/') : NULL;
+	const char *repo = slash ? slash + 1 : NULL;
+	char owner[256];
+	size_t n;
 
-	if (!slash || slash == repo || !slash[1] || strchr(slash + 1, '/'))
-		return hl_err_set(err, HL_EINVAL, "repository '%s' is not owner/name",
-		                  repo ? repo : "");
+	if (!slash || slash == full_name || !*repo || strchr(repo, '/'))
+		return hl_err_set(err, HL_EINVAL, "repository '%.200s' is not owner/name",
+		                  full_name ? full_name : "");
+	n = (size_t)(slash - full_name);
+	if (n >= sizeof(owner))
+		return hl_err_set(err, HL_EINVAL, "repository owner of '%.200s' is too long",
+		                  full_name);
+	memcpy(owner, full_name, n);
+	owner[n] = '\0';
+	/* GitHub allows neither as a name; encoded they would still read as a
+	 * dot-segment to a server that decodes before routing */
+	if (strcmp(owner, ".") == 0 || strcmp(owner, "..") == 0 || strcmp(repo, ".") == 0 ||
+	    strcmp(repo, "..") == 0)
+		return hl_err_set(err, HL_EINVAL, "repository '%.200s' is not owner/name",
+		                  full_name);
 	hl_buf_append_str(p, "/repos/");
-	{
-		char owner[256];
-		size_t n = (size_t)(slash - repo);
-
-		if (n >= sizeof(owner))
-			return hl_err_set(err, HL_EINVAL, "repository owner too long");
-		memcpy(owner, repo, n);
-		owner[n] = '\0';
-		hl_fetch_url_escape(p, owner);
-	}
+	hl_url_append_segment(p, owner);
 	hl_buf_append_char(p, '/');
-	hl_fetch_url_escape(p, slash + 1);
+	hl_url_append_segment(p, repo);
 	return hl_buf_error(p) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
 }
 
@@ -356,7 +482,7 @@ hl_github_failed_jobs(struct hl_github *gh, json_t **out, const char *repo, int6
 	size_t i;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/actions/runs/%lld/jobs?filter=latest&per_page=100", (long long)run_id);
@@ -392,7 +518,7 @@ hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
 	int ret;
 
 	hl_fetch_res_init(&res);
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/actions/jobs/%lld/logs", (long long)job_id);
@@ -426,13 +552,13 @@ hl_github_pr_for_branch(struct hl_github *gh, json_t **out, const char *repo, co
 	json_t *v = NULL, *pr;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_append(&head, repo, strcspn(repo, "/"));
 	hl_buf_appendf(&head, ":%s", branch ? branch : "");
 	hl_buf_append_str(&p, "/pulls?state=open&per_page=1&head=");
-	hl_fetch_url_escape(&p, head.data);
+	hl_url_append_query_value(&p, head.data);
 	if (hl_buf_error(&p)) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
@@ -471,7 +597,7 @@ hl_github_pr_files(struct hl_github *gh, json_t **out, const char *repo, int64_t
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/pulls/%lld/files?per_page=100", (long long)number);
@@ -512,11 +638,15 @@ hl_github_commit_files(struct hl_github *gh, json_t **out, const char *repo, con
 	json_t *v = NULL, *files;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_append_str(&p, "/commits/");
-	hl_fetch_url_escape(&p, sha ? sha : "");
+	if (hl_url_append_segment(&p, sha) < 0) {
+		ret = hl_err_set(err, HL_EINVAL, "commit '%.80s' is not a valid ref",
+		                 sha ? sha : "");
+		goto out;
+	}
 	ret = hl_github_call(gh, &v, "GET", p.data, NULL, err);
 	if (ret < 0)
 		goto out;
@@ -537,7 +667,7 @@ hl_github_check_run(struct hl_github *gh, json_t **out, const char *repo, int64_
 	struct hl_buf p = HL_BUF_INIT(0);
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret == 0) {
 		hl_buf_appendf(&p, "/check-runs/%lld", (long long)id);
 		ret = hl_github_call(gh, out, "GET", p.data, NULL, err);
@@ -554,7 +684,7 @@ hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo, in
 	json_t *b = NULL;
 	int ret;
 
-	ret = github_repo_path(&p, repo, err);
+	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/issues/%lld/comments", (long long)number);
@@ -566,6 +696,540 @@ hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo, in
 	ret = hl_github_call(gh, out, "POST", p.data, b, err);
 out:
 	json_decref(b);
+	hl_buf_release(&p);
+	return ret;
+}
+
+/* ---- the remediation loop ---- */
+
+int
+hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo,
+                       int64_t comment_id, const char *content, struct hl_err *err)
+{
+	static const char *const valid[] = { "+1",    "-1",     "laugh",  "confused",
+		                             "heart", "hooray", "rocket", "eyes" };
+	struct hl_buf p = HL_BUF_INIT(0);
+	struct github_answer ans;
+	json_t *b = NULL;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+		if (content && strcmp(content, valid[i]) == 0)
+			break;
+	if (i == sizeof(valid) / sizeof(valid[0]))
+		return hl_err_set(err, HL_EINVAL, "'%.40s' is not a reaction GitHub knows",
+		                  content ? content : "");
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret < 0)
+		goto out;
+	hl_buf_appendf(&p, "/issues/comments/%lld/reactions", (long long)comment_id);
+	b = json_pack("{s:s}", "content", content);
+	if (!b || hl_buf_error(&p)) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = github_call_ex(gh, NULL, &ans, "POST", p.data, b, GITHUB_AUTH_INSTALLATION, err);
+	if (ret == 0 && created_out)
+		*created_out = ans.status == 201;
+out:
+	json_decref(b);
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
+hl_github_rerun_failed_jobs(struct hl_github *gh, const char *repo, int64_t run_id,
+                            struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	struct github_answer ans;
+	struct hl_err e = HL_ERR_INIT;
+	int ret;
+
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret < 0)
+		goto out;
+	hl_buf_appendf(&p, "/actions/runs/%lld/rerun-failed-jobs", (long long)run_id);
+	ret = github_call_ex(gh, NULL, &ans, "POST", p.data, NULL, GITHUB_AUTH_INSTALLATION, &e);
+	/* GitHub answers 403 for a run that cannot be re-run (too old, still
+	 * running, re-run limit, workflow disabled) and for a token without
+	 * the actions:write permission; only the first is "unsupported" */
+	if (ret == -HL_EAUTH && ans.status == 403 && !hl_str_casestr(e.msg, "not accessible") &&
+	    !hl_str_casestr(e.msg, "permission") && !hl_str_casestr(e.msg, "admin rights")) {
+		hl_err_wrap(&e, "run %lld of '%s' cannot be re-run", (long long)run_id, repo);
+		e.code = HL_EUNSUPPORTED;
+		ret = -HL_EUNSUPPORTED;
+	}
+	if (ret < 0 && err)
+		*err = e;
+out:
+	hl_buf_release(&p);
+	return ret;
+}
+
+/* Follows Link rel="next" from path, appending each page's array (the answer
+ * itself, or its member key) to arr until max items or max_pages pages. */
+static int
+github_collect(struct hl_github *gh, json_t *arr, const char *path, const char *key, size_t max,
+               int max_pages, enum github_auth_mode mode, struct hl_err *err)
+{
+	struct github_answer *ans = malloc(sizeof(*ans));
+	char *next = malloc(2048);
+	int ret = 0, pages = 0;
+
+	if (!ans || !next) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	hl_strlcpy(next, path, 2048);
+	while (pages++ < max_pages && json_array_size(arr) < max) {
+		json_t *page = NULL, *items, *it;
+		size_t i;
+
+		ret = github_call_ex(gh, &page, ans, "GET", next, NULL, mode, err);
+		if (ret < 0)
+			goto out;
+		items = key ? json_object_get(page, key) : page;
+		json_array_foreach(items, i, it)
+		{
+			if (json_array_size(arr) >= max)
+				break;
+			json_array_append(arr, it);
+		}
+		json_decref(page);
+		if (!hl_fetch_link_next(next, 2048, ans->link))
+			break;
+	}
+out:
+	free(ans);
+	free(next);
+	return ret;
+}
+
+int
+hl_github_workflow_runs(struct hl_github *gh, json_t **out, const char *repo,
+                        const struct hl_github_runs_query *q, struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	size_t max = q && q->max_runs ? q->max_runs : 100;
+	json_t *arr = NULL;
+	int ret;
+
+	if (max > 1000)
+		max = 1000; /* GitHub's own cap for filtered lists */
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret < 0)
+		goto out;
+	if (q && q->workflow && *q->workflow) {
+		hl_buf_append_str(&p, "/actions/workflows/");
+		hl_url_append_segment(&p, q->workflow);
+		hl_buf_append_str(&p, "/runs");
+	} else {
+		hl_buf_append_str(&p, "/actions/runs");
+	}
+	hl_buf_appendf(&p, "?per_page=%zu", max < 100 ? max : (size_t)100);
+	if (q) {
+		const char *const kv[] = {
+			"branch",  q->branch, "head_sha", q->head_sha, "status",
+			q->status, "event",   q->event,   "created",   q->created
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(kv) / sizeof(kv[0]); i += 2) {
+			if (!kv[i + 1] || !*kv[i + 1])
+				continue;
+			hl_buf_appendf(&p, "&%s=", kv[i]);
+			hl_url_append_query_value(&p, kv[i + 1]);
+		}
+	}
+	arr = json_array();
+	if (!arr || hl_buf_error(&p)) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = github_collect(gh, arr, p.data, "workflow_runs", max, 10, GITHUB_AUTH_INSTALLATION,
+	                     err);
+	if (ret == 0) {
+		*out = arr;
+		arr = NULL;
+	}
+out:
+	json_decref(arr);
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
+hl_github_run_jobs(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
+                   struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	json_t *arr = NULL;
+	int ret;
+
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret < 0)
+		goto out;
+	hl_buf_appendf(&p, "/actions/runs/%lld/jobs?filter=latest&per_page=100", (long long)run_id);
+	arr = json_array();
+	if (!arr || hl_buf_error(&p)) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* a run has at most 256 jobs per matrix and rarely more than a few
+	 * hundred: 10 pages of 100 */
+	ret = github_collect(gh, arr, p.data, "jobs", 1000, 10, GITHUB_AUTH_INSTALLATION, err);
+	if (ret == 0) {
+		*out = arr;
+		arr = NULL;
+	}
+out:
+	json_decref(arr);
+	hl_buf_release(&p);
+	return ret;
+}
+
+const char *
+hl_github_verdict_name(enum hl_github_verdict v)
+{
+	switch (v) {
+	case HL_GITHUB_VERDICT_PASSED:
+		return "passed";
+	case HL_GITHUB_VERDICT_FAILED:
+		return "failed";
+	case HL_GITHUB_VERDICT_MISSING:
+		return "missing";
+	case HL_GITHUB_VERDICT_NONE:
+		break;
+	}
+	return "none";
+}
+
+int
+hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, const char *repo,
+                      const char *workflow, const char *branch, const char *job_name,
+                      int64_t since_ms, struct hl_err *err)
+{
+	struct hl_github_runs_query q;
+	struct hl_github_job_verdict v;
+	char created[64];
+	json_t *runs = NULL, *run;
+	size_t i;
+	int ret;
+
+	if (!workflow || !*workflow || !branch || !*branch || !job_name || !*job_name)
+		return hl_err_set(err, HL_EINVAL,
+		                  "a job verdict needs a workflow, a branch and a job");
+	memset(&v, 0, sizeof(v));
+	memset(&q, 0, sizeof(q));
+	q.workflow = workflow;
+	q.branch = branch;
+	q.status = "completed";
+	q.max_runs = 20;
+	if (since_ms > 0) {
+		char ts[40];
+
+		hl_time_rfc3339(ts, sizeof(ts), since_ms);
+		snprintf(created, sizeof(created), ">=%s", ts);
+		q.created = created;
+	}
+	ret = hl_github_workflow_runs(gh, &runs, repo, &q, err);
+	if (ret < 0)
+		return ret;
+	v.verdict = json_array_size(runs) ? HL_GITHUB_VERDICT_MISSING : HL_GITHUB_VERDICT_NONE;
+	/* newest first: the newest run where the job ran decides */
+	json_array_foreach(runs, i, run)
+	{
+		json_t *jobs = NULL, *job;
+		int64_t created_ms;
+		size_t j;
+
+		created_ms = hl_time_parse_rfc3339(hl_json_str_or(run, "created_at", ""));
+		if (since_ms > 0 && created_ms >= 0 && created_ms < since_ms)
+			continue; /* the server's filter is by second; be exact */
+		ret = hl_github_run_jobs(gh, &jobs, repo, hl_json_int(run, "id", 0), err);
+		if (ret < 0)
+			goto out;
+		json_array_foreach(jobs, j, job)
+		{
+			const char *c = hl_json_str_or(job, "conclusion", "");
+
+			if (strcmp(hl_json_str_or(job, "name", ""), job_name) != 0)
+				continue;
+			/* a skipped, neutral or cancelled job proves nothing:
+			 * look at an older run */
+			if (strcmp(c, "skipped") == 0 || strcmp(c, "neutral") == 0 ||
+			    strcmp(c, "cancelled") == 0 || !*c)
+				continue;
+			v.verdict = strcmp(c, "success") == 0 ? HL_GITHUB_VERDICT_PASSED
+			                                      : HL_GITHUB_VERDICT_FAILED;
+			v.run_id = hl_json_int(run, "id", 0);
+			v.job_id = hl_json_int(job, "id", 0);
+			hl_strlcpy(v.head_sha, hl_json_str_or(run, "head_sha", ""),
+			           sizeof(v.head_sha));
+			hl_strlcpy(v.conclusion, c, sizeof(v.conclusion));
+			hl_strlcpy(v.completed_at, hl_json_str_or(job, "completed_at", ""),
+			           sizeof(v.completed_at));
+			break;
+		}
+		json_decref(jobs);
+		if (v.verdict == HL_GITHUB_VERDICT_PASSED || v.verdict == HL_GITHUB_VERDICT_FAILED)
+			break;
+	}
+	*out = v;
+out:
+	json_decref(runs);
+	return ret;
+}
+
+/* A ref for the compare endpoint: not empty, no "..", which git refuses in a
+ * ref name and which would split base...head ambiguously. */
+static bool
+github_ref_ok(const char *ref)
+{
+	return ref && *ref && !strstr(ref, "..");
+}
+
+int
+hl_github_compare(struct hl_github *gh, json_t **out, const char *repo, const char *base,
+                  const char *head, size_t max_commits, struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	json_t *v = NULL, *res = NULL, *commits, *list = NULL, *c;
+	size_t n, i, first;
+	int ret;
+
+	if (!github_ref_ok(base) || !github_ref_ok(head))
+		return hl_err_set(err, HL_EINVAL, "compare '%.80s...%.80s': not two refs",
+		                  base ? base : "", head ? head : "");
+	if (max_commits == 0)
+		max_commits = 50;
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret < 0)
+		goto out;
+	hl_buf_append_str(&p, "/compare/");
+	hl_url_append_segment(&p, base);
+	hl_buf_append_str(&p, "...");
+	hl_url_append_segment(&p, head);
+	if (hl_buf_error(&p)) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = hl_github_call(gh, &v, "GET", p.data, NULL, err);
+	if (ret < 0)
+		goto out;
+	commits = json_object_get(v, "commits");
+	n = json_array_size(commits);
+	first = n > max_commits ? n - max_commits : 0; /* oldest first: keep the newest */
+	list = json_array();
+	res = json_pack("{s:s, s:I, s:I, s:I, s:b}", "status", hl_json_str_or(v, "status", ""),
+	                "ahead_by", (json_int_t)hl_json_int(v, "ahead_by", 0), "behind_by",
+	                (json_int_t)hl_json_int(v, "behind_by", 0), "total_commits",
+	                (json_int_t)hl_json_int(v, "total_commits", (int64_t)n), "truncated",
+	                first > 0 || (size_t)hl_json_int(v, "total_commits", (int64_t)n) > n);
+	if (!list || !res) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = first; i < n; i++) {
+		c = json_array_get(commits, i);
+		json_array_append_new(
+		        list, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s}", "sha",
+		                        hl_json_str_or(c, "sha", ""), "message",
+		                        hl_json_str_or(c, "commit.message", ""), "author",
+		                        hl_json_str_or(c, "commit.author.name", ""), "email",
+		                        hl_json_str_or(c, "commit.author.email", ""), "login",
+		                        hl_json_str(c, "author.login"), "date",
+		                        hl_json_str_or(c, "commit.author.date", "")));
+	}
+	json_object_set_new(res, "commits", list);
+	list = NULL;
+	*out = res;
+	res = NULL;
+out:
+	json_decref(v);
+	json_decref(res);
+	json_decref(list);
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
+hl_github_check_runs(struct hl_github *gh, json_t **out, const char *repo, const char *ref,
+                     size_t max, struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	json_t *arr = NULL;
+	int ret;
+
+	if (max == 0 || max > 1000)
+		max = max ? 1000 : 300;
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret < 0)
+		goto out;
+	hl_buf_append_str(&p, "/commits/");
+	if (hl_url_append_segment(&p, ref) < 0 && !hl_buf_error(&p)) {
+		ret = hl_err_set(err, HL_EINVAL, "check runs need a commit or ref");
+		goto out;
+	}
+	hl_buf_append_str(&p, "/check-runs?per_page=100");
+	arr = json_array();
+	if (!arr || hl_buf_error(&p)) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	ret = github_collect(gh, arr, p.data, "check_runs", max, 10, GITHUB_AUTH_INSTALLATION, err);
+	if (ret == 0) {
+		*out = arr;
+		arr = NULL;
+	}
+out:
+	json_decref(arr);
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
+hl_github_pull(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
+               struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	int ret;
+
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret == 0) {
+		hl_buf_appendf(&p, "/pulls/%lld", (long long)number);
+		ret = hl_buf_error(&p) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		                       : hl_github_call(gh, out, "GET", p.data, NULL, err);
+	}
+	hl_buf_release(&p);
+	return ret;
+}
+
+/* ".../hooks/{id}/deliveries" of a hook, and its auth mode. */
+static int
+github_hook_path(struct hl_buf *p, const struct hl_github_hook *h, enum github_auth_mode *mode,
+                 struct hl_err *err)
+{
+	int ret = 0;
+
+	*mode = GITHUB_AUTH_INSTALLATION;
+	switch (h ? h->kind : (enum hl_github_hook_kind) - 1) {
+	case HL_GITHUB_HOOK_REPO:
+		ret = hl_github_repo_path(p, h->repo, err);
+		if (ret == 0)
+			hl_buf_appendf(p, "/hooks/%lld/deliveries", (long long)h->id);
+		break;
+	case HL_GITHUB_HOOK_ORG:
+		if (!h->org || !*h->org || !strcmp(h->org, ".") || !strcmp(h->org, ".."))
+			return hl_err_set(err, HL_EINVAL, "organization '%.100s' is not a name",
+			                  h->org ? h->org : "");
+		hl_buf_append_str(p, "/orgs/");
+		hl_url_append_segment(p, h->org);
+		hl_buf_appendf(p, "/hooks/%lld/deliveries", (long long)h->id);
+		break;
+	case HL_GITHUB_HOOK_APP:
+		hl_buf_append_str(p, "/app/hook/deliveries");
+		*mode = GITHUB_AUTH_APP;
+		break;
+	default:
+		return hl_err_set(err, HL_EINVAL, "no webhook given");
+	}
+	if (ret == 0 && hl_buf_error(p))
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+	return ret;
+}
+
+int
+hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_github_hook *hook,
+                          int64_t since_ms, size_t max, struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	enum github_auth_mode mode;
+	struct github_answer *ans = malloc(sizeof(*ans));
+	char *next = malloc(2048);
+	json_t *arr = json_array();
+	bool older = false;
+	int ret, pages = 0;
+
+	if (!ans || !next || !arr) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (max == 0 || max > 10000)
+		max = max ? 10000 : 1000;
+	ret = github_hook_path(&p, hook, &mode, err);
+	if (ret < 0)
+		goto out;
+	hl_buf_appendf(&p, "?per_page=%zu", max < 100 ? max : (size_t)100);
+	hl_strlcpy(next, p.data, 2048);
+	/* bounded: at most 100 pages; newest first, so the first delivery older
+	 * than since_ms ends the listing */
+	while (!older && pages++ < 100 && json_array_size(arr) < max) {
+		json_t *page = NULL, *it;
+		size_t i;
+
+		ret = github_call_ex(gh, &page, ans, "GET", next, NULL, mode, err);
+		if (ret < 0)
+			goto out;
+		json_array_foreach(page, i, it)
+		{
+			int64_t at = hl_time_parse_rfc3339(hl_json_str_or(it, "delivered_at", ""));
+
+			if (since_ms > 0 && at >= 0 && at < since_ms) {
+				older = true;
+				break;
+			}
+			if (json_array_size(arr) >= max)
+				break;
+			json_array_append_new(
+			        arr,
+			        json_pack(
+			                "{s:I, s:s, s:s, s:I, s:s, s:b, s:s, s:s?, s:f, s:I, s:I}",
+			                "id", (json_int_t)hl_json_int(it, "id", 0), "guid",
+			                hl_json_str_or(it, "guid", ""), "status",
+			                hl_json_str_or(it, "status", ""), "status_code",
+			                (json_int_t)hl_json_int(it, "status_code", 0),
+			                "delivered_at", hl_json_str_or(it, "delivered_at", ""),
+			                "redelivery", hl_json_bool(it, "redelivery", false),
+			                "event", hl_json_str_or(it, "event", ""), "action",
+			                hl_json_str(it, "action"), "duration",
+			                json_number_value(json_object_get(it, "duration")),
+			                "installation_id",
+			                (json_int_t)hl_json_int(it, "installation_id", 0),
+			                "repository_id",
+			                (json_int_t)hl_json_int(it, "repository_id", 0)));
+		}
+		json_decref(page);
+		if (!hl_fetch_link_next(next, 2048, ans->link))
+			break;
+	}
+	*out = arr;
+	arr = NULL;
+out:
+	free(ans);
+	free(next);
+	json_decref(arr);
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
+hl_github_hook_redeliver(struct hl_github *gh, const struct hl_github_hook *hook,
+                         int64_t delivery_id, struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	enum github_auth_mode mode;
+	int ret;
+
+	ret = github_hook_path(&p, hook, &mode, err);
+	if (ret == 0) {
+		hl_buf_appendf(&p, "/%lld/attempts", (long long)delivery_id);
+		ret = hl_buf_error(&p)
+		              ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		              : github_call_ex(gh, NULL, NULL, "POST", p.data, NULL, mode, err);
+	}
 	hl_buf_release(&p);
 	return ret;
 }

@@ -11,8 +11,16 @@
  * host are fetched without it. Tokens never appear in errors.
  *
  * A struct hl_github is thread-safe (the token cache is locked). Errors
- * follow hl_fetch_check: HL_EAUTH, HL_ENOTFOUND, HL_EUPSTREAM (5xx, rate
- * limited), HL_EIO, HL_ETIMEOUT, HL_EPARSE for a non-JSON answer.
+ * carry GitHub's own message ("github GET '/repos/...': status 404: Not
+ * Found") and map as: 401 and 403 -> HL_EAUTH; 404 and 410 -> HL_ENOTFOUND;
+ * 409 -> HL_ECONFLICT; 400 and 422 -> HL_EINVAL; 5xx -> HL_EUPSTREAM (GETs
+ * are retried first, other methods never); a rate limit (403/429 with
+ * Retry-After, or X-RateLimit-Remaining: 0, or a 403 whose message names a
+ * secondary rate limit) is waited out when it lifts within the call's
+ * timeout, else HL_EUPSTREAM "rate limited"; HL_EIO / HL_ETIMEOUT for
+ * transport failures; HL_EPARSE for a non-JSON answer. Every path segment
+ * taken from the caller (owner, repository, ref, workflow, organization) is
+ * encoded, and refused when it could climb (see hl_github_repo_path).
  */
 #ifndef HL_NET_GITHUB_H
 #define HL_NET_GITHUB_H
@@ -49,10 +57,23 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
 int hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err);
 
 /*
+ * Appends "/repos/{owner}/{repo}" for full_name "owner/repo" to p: split at
+ * the first '/', each part encoded with hl_url_append_segment. Anything but
+ * exactly two non-empty parts (no further '/'), or a part that is "." or
+ * "..", is refused with HL_EINVAL before any request; HL_ENOMEM. Every
+ * repository-scoped call below builds its path with it; a caller building
+ * its own paths must too.
+ */
+int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err);
+
+/*
  * Prepares req for method on path (relative to GITHUB_API_URL, starting with
  * "/", or an absolute URL from a Link header). url and auth are caller-owned
  * and must outlive the request; auth is attached only when the URL is on the
- * API origin. For batching GitHub calls with other sources.
+ * API origin. For batching GitHub calls with other sources. A path that
+ * hl_url_check_path refuses (a '#', a "." or ".." segment, an unencoded
+ * byte) is refused with HL_EINVAL, so an unencoded repository name cannot
+ * reach another endpoint with the token.
  */
 int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
                        struct hl_buf *auth, const char *method, const char *path,
@@ -99,5 +120,156 @@ int hl_github_check_run(struct hl_github *gh, json_t **out, const char *repo, in
  * created comment. */
 int hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
                             const char *body, struct hl_err *err);
+
+/* ---- the remediation loop ---- */
+
+/*
+ * Reacts to an issue or PR comment: POST
+ * /repos/{o}/{r}/issues/comments/{comment_id}/reactions {"content"}.
+ * content is one of +1 -1 laugh confused heart hooray rocket eyes (else
+ * HL_EINVAL before any request). 201 (created) and 200 (this reaction by
+ * this user already existed) are both success; *created_out (may be NULL)
+ * says which. Never repeated after a 5xx or a lost connection (a POST):
+ * HL_EUPSTREAM then, and calling again is safe (GitHub answers 200).
+ * HL_ENOTFOUND for a deleted comment, HL_EINVAL for a 422, HL_EAUTH.
+ */
+int hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo,
+                           int64_t comment_id, const char *content, struct hl_err *err);
+
+/*
+ * Re-runs the failed jobs of a run (and the jobs depending on them): POST
+ * /repos/{o}/{r}/actions/runs/{run_id}/rerun-failed-jobs, 201. A 403 for
+ * a run that cannot be re-run (older than 30 days, still running, re-run
+ * 50 times, workflow disabled) is HL_EUNSUPPORTED "run N of 'o/r' cannot be
+ * re-run: ... <GitHub's message>"; a 403 for missing permission ("Resource
+ * not accessible by integration") stays HL_EAUTH. HL_ENOTFOUND for an
+ * unknown run. Not repeated after a 5xx (a POST).
+ */
+int hl_github_rerun_failed_jobs(struct hl_github *gh, const char *repo, int64_t run_id,
+                                struct hl_err *err);
+
+/* Filters of a workflow runs listing; NULL or "" leaves one out. */
+struct hl_github_runs_query {
+	const char *workflow; /* workflow id or file name ("ci.yml"): .../workflows/{w}/runs;
+	                         NULL: every workflow (.../actions/runs) */
+	const char *branch;   /* head branch */
+	const char *head_sha;
+	const char *status;  /* queued, in_progress, completed, or a conclusion (success, ...) */
+	const char *event;   /* push, pull_request, ... */
+	const char *created; /* GitHub's date filter, e.g. ">=2025-01-15T10:30:00Z" */
+	size_t max_runs;     /* 0: 100; at most 1000 (GitHub's cap for filtered lists) */
+};
+
+/*
+ * The workflow runs matching q, newest first (GitHub's order), following
+ * Link pages (per_page 100, at most 10 pages): a new array of run objects
+ * (id, name, head_branch, head_sha, run_attempt, event, status, conclusion,
+ * workflow_id, created_at, html_url, ...).
+ */
+int hl_github_workflow_runs(struct hl_github *gh, json_t **out, const char *repo,
+                            const struct hl_github_runs_query *q, struct hl_err *err);
+
+/*
+ * Every job of a run's latest attempt (/actions/runs/{id}/jobs
+ * ?filter=latest, all pages, at most 1000): a new array of job objects
+ * (id, name, status, conclusion, started_at, completed_at, steps, ...).
+ */
+int hl_github_run_jobs(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
+                       struct hl_err *err);
+
+enum hl_github_verdict {
+	HL_GITHUB_VERDICT_NONE = 0, /* no completed run of the workflow on the branch yet */
+	HL_GITHUB_VERDICT_PASSED,   /* the job's conclusion was success */
+	HL_GITHUB_VERDICT_FAILED,   /* failure, timed_out, action_required, ... */
+	HL_GITHUB_VERDICT_MISSING,  /* completed runs exist, none ran the job */
+};
+
+struct hl_github_job_verdict {
+	enum hl_github_verdict verdict;
+	int64_t run_id, job_id; /* the deciding run and job (0 for NONE / MISSING) */
+	char head_sha[64];
+	char conclusion[32];
+	char completed_at[40];
+};
+
+/* "passed", "failed", "missing", "none". */
+const char *hl_github_verdict_name(enum hl_github_verdict v);
+
+/*
+ * Did job job_name of workflow (id or file name) pass on branch in a run
+ * created at or after since_ms (wall clock ms; 0: any time)? Reads the
+ * newest 20 completed runs of the workflow on the branch, newest first, and
+ * the jobs of each run's latest attempt: the first run where a job of that
+ * exact name (matrix jobs carry their suffix, "test (ubuntu)") concluded
+ * decides: success is PASSED, any other conclusion FAILED, except skipped,
+ * neutral and cancelled, which prove nothing and pass the question to the
+ * next older run. *out is always written on success.
+ */
+int hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, const char *repo,
+                          const char *workflow, const char *branch, const char *job_name,
+                          int64_t since_ms, struct hl_err *err);
+
+/*
+ * The commits between base and head (shas or refs): GET
+ * /repos/{o}/{r}/compare/{base}...{head}. *out is a new object {status
+ * (ahead, behind, diverged, identical), ahead_by, behind_by, total_commits,
+ * truncated, commits: [{sha, message, author, email, login (or null),
+ * date}]} holding the newest max_commits commits (0: 50) oldest first (GitHub
+ * sends at most 250; truncated says some were left out). A ref that is
+ * empty or holds ".." is HL_EINVAL; an unknown ref is HL_ENOTFOUND.
+ */
+int hl_github_compare(struct hl_github *gh, json_t **out, const char *repo, const char *base,
+                      const char *head, size_t max_commits, struct hl_err *err);
+
+/*
+ * The check runs of a commit or ref: GET /repos/{o}/{r}/commits/{ref}
+ * /check-runs (GitHub's default filter=latest), following Link pages up to
+ * max (0: 300; at most 1000): a new array of check runs (id, name,
+ * head_sha, status, conclusion, output{title, summary, text}, details_url,
+ * app, ...).
+ */
+int hl_github_check_runs(struct hl_github *gh, json_t **out, const char *repo, const char *ref,
+                         size_t max, struct hl_err *err);
+
+/* A pull request by number: GET /repos/{o}/{r}/pulls/{n}; HL_ENOTFOUND. */
+int hl_github_pull(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
+                   struct hl_err *err);
+
+/* Where a webhook lives (contract section 11). */
+enum hl_github_hook_kind {
+	HL_GITHUB_HOOK_REPO, /* /repos/{owner}/{repo}/hooks/{id} */
+	HL_GITHUB_HOOK_ORG,  /* /orgs/{org}/hooks/{id} */
+	HL_GITHUB_HOOK_APP,  /* /app/hook: the GitHub App's own webhook */
+};
+
+struct hl_github_hook {
+	enum hl_github_hook_kind kind;
+	const char *repo; /* REPO: "owner/repo" */
+	const char *org;  /* ORG */
+	int64_t id;       /* REPO and ORG: the hook id */
+};
+
+/*
+ * The hook's recent deliveries, newest first: GET .../deliveries
+ * ?per_page=100, then the cursor of Link rel="next" (at most 100 pages),
+ * until max (0: 1000) or the first delivery delivered before since_ms (wall
+ * clock ms; 0: no limit). *out is a new array of {id, guid, status,
+ * status_code, delivered_at, redelivery, event, action (or null), duration,
+ * installation_id, repository_id}; a delivery failed when status is not
+ * "OK". App hooks authenticate with the App's JWT (GITHUB_APP_ID and
+ * GITHUB_APP_PRIVATE_KEY; HL_EAUTH without them), repository and
+ * organization hooks with the token or installation token.
+ */
+int hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_github_hook *hook,
+                              int64_t since_ms, size_t max, struct hl_err *err);
+
+/*
+ * Asks GitHub to deliver one delivery again: POST .../deliveries/{id}
+ * /attempts, 202 (the new attempt shows up later as a delivery with
+ * redelivery true). Not repeated after a 5xx. HL_EINVAL for 400/422 (too old
+ * to redeliver), HL_ENOTFOUND, HL_EAUTH.
+ */
+int hl_github_hook_redeliver(struct hl_github *gh, const struct hl_github_hook *hook,
+                             int64_t delivery_id, struct hl_err *err);
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * kube.h - a small Kubernetes API client over the fetch engine: client
- * configuration (kubeconfig or in-cluster), pods, logs, events, CodeRuns
- * (agents.platform/v1), watches, and ArgoCD Application objects.
+ * configuration (kubeconfig or in-cluster; kubeconfig.c), pods, logs,
+ * events and ArgoCD Application objects (kube.c), CodeRuns
+ * (agents.platform/v1): create, read, delete, their status and their Job's
+ * output (kube_coderun.c), and the list+watch loop (kube_watch.c).
  *
  * Configuration sources (hl_kube_load): the KUBECONFIG file when given; else
  * in-cluster (KUBERNETES_SERVICE_HOST/PORT plus the service-account token,
@@ -19,7 +21,9 @@
  * HL_ECONFLICT for 409, HL_EAUTH for 401/403, HL_EINVAL for 400/422 (the
  * message carries the API's Status message), HL_EIO / HL_ETIMEOUT for
  * transport failures, HL_EUPSTREAM otherwise. Tokens are never put in error
- * messages.
+ * messages. Namespaces and object names are checked (hl_kube_name_valid)
+ * and encoded as one path segment each; a refused name is HL_EINVAL before
+ * any request.
  */
 #ifndef HL_NET_KUBE_H
 #define HL_NET_KUBE_H
@@ -29,12 +33,14 @@
 #include "fetch.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define HL_CODERUN_GROUP       "agents.platform"
 #define HL_CODERUN_VERSION     "v1"
 #define HL_CODERUN_API_VERSION "agents.platform/v1"
+#define HL_CODERUN_PREFIX      "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION
 
 struct hl_kube {
 	char *server;  /* "https://host:port", no trailing slash */
@@ -68,10 +74,20 @@ int hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_e
 void hl_kube_free(struct hl_kube *k);
 
 /*
+ * True when s may be used as a namespace or object name in a request path:
+ * not empty, not "." or "..", no '/' and no '%' (the API server's own rule
+ * for path segment names). Every call below checks its names with it and
+ * answers HL_EINVAL for one it refuses, before any request is made.
+ */
+bool hl_kube_name_valid(const char *s);
+
+/*
  * Prepares req for a call to path (which starts with "/"): sets the URL into
  * url (caller-owned, must outlive the request), TLS and auth (into auth,
  * likewise caller-owned; released with hl_buf_release). For batching Kubernetes
- * calls with other sources in one hl_fetch_run.
+ * calls with other sources in one hl_fetch_run. A path that
+ * hl_url_check_path refuses (a '#', a "." or ".." segment, an unencoded
+ * byte) is refused with HL_EINVAL: build paths with hl_url_append_segment.
  */
 int hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
                      struct hl_buf *auth, const char *method, const char *path, struct hl_err *err);
@@ -123,10 +139,13 @@ int hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_er
 int hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
                         struct hl_err *err);
 
+/* ---- CodeRuns (kube_coderun.c) ---- */
+
 /*
  * Creates a CodeRun (manifest borrowed). On 201 *out (may be NULL) gets the
  * created object. A name clash returns -HL_ECONFLICT ("exists"): creation by
- * a deterministic name is idempotent.
+ * a deterministic name is idempotent (and is retried on 5xx for that
+ * reason; a generateName create is not).
  */
 int hl_kube_create_coderun(const struct hl_kube *k, json_t **out, const char *ns,
                            const json_t *manifest, struct hl_err *err);
@@ -141,25 +160,158 @@ int hl_kube_list_coderuns(const struct hl_kube *k, json_t **out, const char *ns,
                           const char *label_selector, struct hl_err *err);
 
 /*
- * A watch callback: type is "ADDED", "MODIFIED", "DELETED" for watch events,
- * or "SYNC" for each object of a (re)list, which the watcher should treat as
- * the current state (a relist happens at the start and after 410 Gone).
- * object is borrowed. Return 0 to go on, -1 to stop the watch.
+ * Deletes a CodeRun with propagationPolicy=Background, so the controller's
+ * Job and its pods are collected too. A CodeRun that is already gone (404)
+ * counts as deleted: returns 0. Retried on 5xx and connection errors
+ * (DELETE is idempotent). HL_EAUTH, HL_EINVAL (bad name), HL_EUPSTREAM.
+ */
+int hl_kube_delete_coderun(const struct hl_kube *k, const char *ns, const char *name,
+                           struct hl_err *err);
+
+/* A CodeRun's phase (seed-system-facts section 1.4). */
+enum hl_kube_phase {
+	HL_KUBE_PHASE_NONE = 0,  /* no phase yet: just created, the controller has not seen it */
+	HL_KUBE_PHASE_PENDING,   /* "Pending" */
+	HL_KUBE_PHASE_RUNNING,   /* "Running" */
+	HL_KUBE_PHASE_SUCCEEDED, /* "Succeeded" */
+	HL_KUBE_PHASE_FAILED,    /* "Failed" */
+	HL_KUBE_PHASE_UNKNOWN,   /* some other text (in phase_text) */
+};
+
+/*
+ * The status of a CodeRun as typed fields. Every string is borrowed from
+ * the object it was read from (valid while that object lives) and NULL when
+ * absent or not a string.
+ */
+struct hl_kube_coderun_status {
+	enum hl_kube_phase phase;
+	const char *phase_text;         /* status.phase as written (or the condition's type) */
+	const char *message;            /* status.message, else the condition's message */
+	const char *pull_request_url;   /* status.pullRequestUrl */
+	const char *job_name;           /* status.jobName: the agent's Job */
+	const char *last_update;        /* status.lastUpdate */
+	const char *finished_at;        /* status.finishedAt */
+	const char *remediation_status; /* status.remediationStatus (seed) */
+	const char *qa_status;          /* status.qaStatus (seed) */
+	int64_t retry_count;            /* status.retryCount, 0 when absent */
+	bool work_completed;            /* status.workCompleted */
+	/* the last entry of status.conditions (the seed writes exactly one,
+	 * type = the phase, reason JobStarted / JobCompleted / JobFailed) */
+	const char *condition_type, *condition_status, *condition_reason, *condition_message;
+	const char *name, *namespace, *uid, *resource_version; /* metadata */
+	bool deleting; /* metadata.deletionTimestamp is set */
+};
+
+/*
+ * Reads coderun's status into out (always fully written; a NULL or
+ * non-object coderun reads as no status). The phase comes from
+ * status.phase (case-insensitive); without one, from the last condition
+ * whose status is "True" and whose type is a phase, as the seed controller
+ * writes them.
+ */
+void hl_kube_coderun_status_read(struct hl_kube_coderun_status *out, const json_t *coderun);
+
+/* "Succeeded" / "Failed" / ... ("" for NONE, "Unknown" for UNKNOWN). */
+const char *hl_kube_phase_name(enum hl_kube_phase p);
+/* True for SUCCEEDED and FAILED: the attempt has an outcome. */
+bool hl_kube_phase_terminal(enum hl_kube_phase p);
+
+/*
+ * Lists the pods of a Job (label selector "job-name=<job_name>", the label
+ * the Job controller puts on every pod, also on old servers). *out is the
+ * PodList, its items sorted oldest first by metadata.creationTimestamp.
+ */
+int hl_kube_job_pods(const struct hl_kube *k, json_t **out, const char *ns, const char *job_name,
+                     struct hl_err *err);
+
+/*
+ * The agent's output: appends to out the last tail_lines lines (0: 200) of
+ * the log of every container of the Job's pods (init containers first),
+ * oldest pod first, at most the 4 newest pods and 64 containers in all, all
+ * fetched in one parallel batch, each under a header line "==> pod P
+ * container C <==". A log that could not be read is noted in place ("(log
+ * unavailable: ...)"). Each log is capped at 1 MiB keeping its tail;
+ * out->max caps the whole (HL_ETOOBIG). Returns 0 when at least one log was
+ * read; HL_ENOTFOUND when the Job has no pods (never started, or already
+ * collected); else the first log's error.
+ */
+int hl_kube_job_logs(const struct hl_kube *k, struct hl_buf *out, const char *ns,
+                     const char *job_name, long tail_lines, struct hl_err *err);
+
+/* ---- watch (kube_watch.c) ---- */
+
+/*
+ * A watch callback. type is
+ *   "SYNC"     for each object of a (re)list: its current state;
+ *   "SYNCED"   once a (re)list is complete (object NULL): any object the
+ *              caller knows that got no SYNC since the previous SYNCED (or
+ *              since the start) vanished while the watch was not looking;
+ *   "ADDED", "MODIFIED", "DELETED" for changes (DELETED carries the last
+ *              state);
+ *   "BOOKMARK" object is the bookmark (only metadata.resourceVersion is
+ *              meaningful): the resourceVersion buffer now holds it, so the
+ *              caller may persist it.
+ * object is borrowed for the call. Return 0 to go on, -1 to stop the watch.
+ * Called on the watching thread only.
  */
 typedef int (*hl_kube_watch_fn)(void *ud, const char *type, json_t *object);
 
 /*
- * Watches CodeRuns matching the selector for up to duration_ms: lists (when
- * resource_version is empty) delivering "SYNC" objects, then streams
- * ?watch=1&resourceVersion=RV JSON lines; when the server ends the stream
- * it re-watches from the last seen resourceVersion; on 410 Gone (HTTP, or
- * an ERROR event with code 410) it re-lists and re-watches. resource_version
- * (rv_size bytes) is read and updated so a later call resumes. Returns 0 when
- * the duration passed or the callback stopped the watch.
+ * Counters of a watch, updated live with atomic adds, so another thread
+ * (a metrics scrape) may read them while the watch runs. Zero it before
+ * the first use; one struct may be shared by successive watches.
  */
-int hl_kube_watch_coderuns(const struct hl_kube *k, const char *ns, const char *label_selector,
-                           char *resource_version, size_t rv_size, int64_t duration_ms,
-                           hl_kube_watch_fn fn, void *ud, struct hl_err *err);
+struct hl_kube_watch_stats {
+	atomic_uint_fast64_t restarts;   /* reconnects + relists: healer_watch_restarts_total */
+	atomic_uint_fast64_t reconnects; /* watches re-made after a cut connection, a transport
+	                                    error, an ERROR event, a garbled line, 5xx or 429 */
+	atomic_uint_fast64_t relists;    /* lists after the first (410 Gone, failed lists) */
+	atomic_uint_fast64_t rewatches;  /* watches re-made after the server ended a stream
+	                                    normally (its timeoutSeconds); not restarts */
+	atomic_uint_fast64_t events;     /* ADDED / MODIFIED / DELETED delivered */
+	atomic_uint_fast64_t bookmarks;  /* BOOKMARK delivered */
+	/* why the last restart happened; written by the watching thread, read
+	 * it after hl_kube_watch returns */
+	struct hl_err last_error;
+};
+
+struct hl_kube_watch_opts {
+	const char *ns;             /* NULL: the client's namespace */
+	const char *label_selector; /* NULL: every object */
+	const char *api_prefix;     /* NULL: HL_CODERUN_PREFIX ("/apis/agents.platform/v1") */
+	const char *resource;       /* NULL: "coderuns" (plural, namespaced) */
+	/* in/out: the resourceVersion to resume from ("" lists first); always
+	 * holds the last version delivered (event, bookmark or list) */
+	char *resource_version;
+	size_t rv_size;
+	int64_t deadline_ms;     /* monotonic (hl_time_mono_ms); 0: none */
+	const atomic_bool *stop; /* ends the watch within 500 ms of becoming true */
+	hl_kube_watch_fn fn;
+	void *ud;
+	int64_t backoff_ms;     /* first reconnect delay; 0: 800 (client-go) */
+	int64_t backoff_max_ms; /* reconnect delay cap; 0: 30000 */
+	int watch_timeout_s;    /* timeoutSeconds of each watch; 0: random in [300, 600) */
+	int list_limit;         /* objects per list page; 0: 500 */
+	struct hl_kube_watch_stats *stats; /* may be NULL */
+};
+
+/*
+ * Watches a collection (CodeRuns unless o says otherwise) until the
+ * deadline passes, the stop flag is set or the callback returns -1, then
+ * returns 0. At least one of deadline_ms and stop must be set (HL_EINVAL).
+ *
+ * With an empty resource_version it lists first ("SYNC"..., "SYNCED", in
+ * pages of list_limit; an expired continue token restarts the list), then watches with
+ * allowWatchBookmarks=true from the list's resourceVersion; with one it watches from there at once.
+ * When the server ends a stream it watches again from the last version. 410 Gone (an HTTP 410, or
+ * an ERROR event with code 410 in a 200 stream) relists at once. A cut connection, a transport
+ * error, a garbled line, another ERROR event, 5xx or 429 reconnect after a backoff (doubling from
+ * backoff_ms up to backoff_max_ms, full jitter, at least the Retry-After the server gave), reset
+ * once a stream delivers something. Errors retrying cannot fix are returned: HL_EAUTH (401/403),
+ * HL_ENOTFOUND (404: no such resource), HL_EINVAL (400/422: a bad selector), HL_ENOMEM. Thread-safe
+ * for distinct opts; k is only read.
+ */
+int hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o, struct hl_err *err);
 
 /* GET an ArgoCD Application object (argoproj.io/v1alpha1) from the cluster. */
 int hl_kube_get_argocd_app(const struct hl_kube *k, json_t **out, const char *ns, const char *name,

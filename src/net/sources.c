@@ -6,6 +6,8 @@
 #include "sources.h"
 
 #include "base/str.h"
+#include "base/url.h"
+#include "kube.h"
 
 #include "json/json.h"
 #include <stdio.h>
@@ -30,10 +32,11 @@ sources_base(struct hl_buf *url, const char *base)
 int
 hl_argocd_app_url(struct hl_buf *url, const char *server, const char *name)
 {
-	if (sources_base(url, server) < 0)
+	/* an Application is a Kubernetes object: its name follows their rule */
+	if (!hl_kube_name_valid(name) || sources_base(url, server) < 0)
 		return -HL_EINVAL;
 	hl_buf_append_str(url, "/api/v1/applications/");
-	hl_fetch_url_escape(url, name ? name : "");
+	hl_url_append_segment(url, name);
 	return hl_buf_error(url);
 }
 
@@ -76,6 +79,10 @@ hl_argocd_app(json_t **out, const char *server, const char *token, const char *n
 	hl_fetch_res_init(&res);
 	if (hl_argocd_app_url(&url, server, name) < 0) {
 		hl_buf_release(&url);
+		if (!hl_kube_name_valid(name))
+			return hl_err_set(err, HL_EINVAL,
+			                  "argocd application '%.200s' is not a valid name",
+			                  name ? name : "");
 		return hl_err_set(err, HL_EINVAL, "ARGOCD_SERVER is not set or invalid");
 	}
 	ret = sources_get_json(out, url.data, token, timeout_ms, "argocd application", &res, err);
@@ -101,7 +108,7 @@ hl_loki_query_range_url(struct hl_buf *url, const char *base, const char *query,
 	if (sources_base(url, base) < 0)
 		return -HL_EINVAL;
 	hl_buf_append_str(url, "/loki/api/v1/query_range?query=");
-	hl_fetch_url_escape(url, query ? query : "");
+	hl_url_append_query_value(url, query);
 	hl_buf_appendf(url, "&start=%lld&end=%lld&limit=%d&direction=backward", (long long)start_ns,
 	               (long long)end_ns, limit > 0 ? limit : 100);
 	return hl_buf_error(url);
@@ -175,7 +182,7 @@ hl_prom_query_url(struct hl_buf *url, const char *base, const char *query)
 	if (sources_base(url, base) < 0)
 		return -HL_EINVAL;
 	hl_buf_append_str(url, "/api/v1/query?query=");
-	hl_fetch_url_escape(url, query ? query : "");
+	hl_url_append_query_value(url, query);
 	return hl_buf_error(url);
 }
 

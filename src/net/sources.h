@@ -18,7 +18,9 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* Appends base + "/api/v1/applications/{name}" to url. */
+/* Appends base + "/api/v1/applications/{name}" to url, name as one encoded
+ * path segment; -HL_EINVAL when server is unset or name is not a valid
+ * Kubernetes name (hl_kube_name_valid). */
 int hl_argocd_app_url(struct hl_buf *url, const char *server, const char *name);
 /* GET the Application with "Authorization: Bearer token" (token may be NULL);
  * *out is the Application object. */
@@ -30,7 +32,8 @@ int hl_argocd_app(json_t **out, const char *server, const char *token, const cha
 json_t *hl_argocd_summary(const json_t *app);
 
 /* Appends base + "/loki/api/v1/query_range?query=..&start=..&end=..&limit=.."
- * (start/end in nanoseconds since the epoch) to url. */
+ * (start/end in nanoseconds since the epoch; the query percent-encoded as a
+ * query value) to url. */
 int hl_loki_query_range_url(struct hl_buf *url, const char *base, const char *query,
                             int64_t start_ns, int64_t end_ns, int limit);
 /* Parses a Loki answer: status must be "success"; *out is data.result (an
@@ -39,7 +42,7 @@ int hl_loki_parse(json_t **out, const struct hl_fetch_res *res, struct hl_err *e
 int hl_loki_query_range(json_t **out, const char *base, const char *query, int64_t start_ns,
                         int64_t end_ns, int limit, int64_t timeout_ms, struct hl_err *err);
 
-/* Appends base + "/api/v1/query?query=.." to url. */
+/* Appends base + "/api/v1/query?query=.." (percent-encoded) to url. */
 int hl_prom_query_url(struct hl_buf *url, const char *base, const char *query);
 /* Parses a Prometheus answer: status "success"; *out is data.result. An
  * error answer gives HL_EUPSTREAM with Prometheus' errorType/error. */

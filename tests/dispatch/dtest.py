@@ -1,7 +1,10 @@
-"""dtest.py - shared helpers for the dispatch-area integration drivers:
+"""dtest.py - shared helpers for the integration drivers that run against
+the stub servers (tests/net, tests/diag, tests/dispatch, tests/remediate):
 TAP reporting, starting/stopping the stub servers (tests/stubs), throw-away
 TLS material made with the openssl CLI, kubeconfig files, and running
-netprobe / healer with a clean environment. Python standard library only.
+netprobe / dispatchprobe / healer with a clean environment. A driver that
+runs a probe declares it in meson (`depends :`) and passes its path in
+NETPROBE / DISPATCHPROBE. Python standard library only.
 """
 import atexit
 import base64
@@ -14,7 +17,8 @@ import time
 import urllib.request
 
 HEALER = os.environ["HEALER_BIN"]
-NETPROBE = os.environ["NETPROBE"]
+NETPROBE = os.environ.get("NETPROBE", "")
+DISPATCHPROBE = os.environ.get("DISPATCHPROBE", "")
 STUBS = os.environ["HEALER_STUBS"]
 ROOT = os.environ["HEALER_SOURCE_ROOT"]
 CRD = os.path.join(ROOT, "deploy", "crds", "coderun.yaml")
@@ -121,8 +125,10 @@ def clean_env(extra=None):
     return e
 
 
-def netprobe(*args, stdin=None, env=None, timeout=30):
-    p = subprocess.run([NETPROBE, *args], input=stdin, capture_output=True, text=True,
+def _probe(exe, args, stdin, env, timeout):
+    if not exe:
+        raise RuntimeError("the probe program is not set (NETPROBE / DISPATCHPROBE)")
+    p = subprocess.run([exe, *args], input=stdin, capture_output=True, text=True,
                        env=clean_env(env), timeout=timeout)
     _scan(p.stderr)
     out = p.stdout.strip()
@@ -131,6 +137,16 @@ def netprobe(*args, stdin=None, env=None, timeout=30):
     except ValueError:
         val = out
     return p.returncode, val, p.stderr
+
+
+def netprobe(*args, stdin=None, env=None, timeout=30):
+    """Runs tests/net/netprobe; returns (exit code, parsed JSON, stderr)."""
+    return _probe(NETPROBE, args, stdin, env, timeout)
+
+
+def dispatchprobe(*args, stdin=None, env=None, timeout=30):
+    """Runs tests/dispatch/dispatchprobe; returns (exit code, parsed JSON, stderr)."""
+    return _probe(DISPATCHPROBE, args, stdin, env, timeout)
 
 
 def healer(*args, env=None, timeout=30):

@@ -6,19 +6,44 @@ storage that job-log downloads are redirected to (it answers 403 and records
 a violation if it ever receives an Authorization header, like a pre-signed
 URL host would reject one).
 
-API behaviour: token check (Bearer/token, 401 "Bad credentials"); GitHub App
-installation tokens (POST /app/installations/{id}/access_tokens with an RS256
-JWT: structure, alg, iss, iat/exp window checked here, signature verified
-with `openssl dgst -sha256 -verify` against --app-public-key); runs/jobs
-(?filter=latest), job logs (302 to the blob host), pulls with head= and
-state= filters, PR files paginated with a Link header, commits, check-runs,
-issue comments (stored). Rate limits, 5xx and slow answers come from
-stubcommon's rules (POST /_stub/config).
+API behaviour (apis.md section 2): token check (Bearer/token, 401 "Bad
+credentials"); GitHub App installation tokens (POST /app/installations/{id}
+/access_tokens with an RS256 JWT: structure, alg, iss, iat/exp window checked
+here, signature verified with `openssl dgst -sha256 -verify` against
+--app-public-key); the App's own endpoints (/app/hook/deliveries...) accept
+only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
+-reset/-resource headers. Endpoints:
+  runs: /actions/runs and /actions/workflows/{id or file}/runs (branch,
+    head_sha, status (or a conclusion), event, created >=/<=/a..b, per_page,
+    page, newest first, Link), POST .../runs/{id}/rerun-failed-jobs (201; 403
+    when the run is not re-runnable or the token lacks permission);
+  jobs: .../runs/{id}/jobs (filter=latest|all by run_attempt, pages, Link),
+    job logs (302 to the blob host);
+  pulls (head= and state= filters), one PR, PR files (Link pages), commits,
+    commits/{ref}/check-runs (pages, Link), check-runs/{id}, compare
+    {base}...{head} over a seeded linear history (status, ahead_by,
+    behind_by, total_commits, commits oldest first, at most 250; 404 for an
+    unknown ref);
+  issue comments (stored), reactions on comments (201 new, 200 when this
+    user already reacted so, 422 for an unknown content, 404 for an unknown
+    comment);
+  hook deliveries: /repos/{o}/{r}/hooks/{id}/deliveries,
+    /orgs/{org}/hooks/{id}/deliveries, /app/hook/deliveries (newest first,
+    per_page, an opaque cursor in Link rel="next"), POST
+    .../deliveries/{id}/attempts (202; 422 for one too old; the redelivery
+    shows up as a new delivery with redelivery true);
+  /orgs/{org}/actions/secrets (so a test can prove it is never reached).
+Rate limits (primary: 403/429 + x-ratelimit-remaining 0 + reset; secondary:
+403 + retry-after), 5xx and slow answers come from stubcommon's rules (POST
+/_stub/config); /_stub/requests records every call with its body.
 
 Extra controls: POST /_stub/seed {"jobs": {run_id: [...]}, "logs": {job_id:
 text}, "pulls": [...], "files": {pr_number: [...]}, "commits": {sha: {...}},
-"check_runs": {id: {...}}}; GET /_stub/comments; GET /_stub/blob-violations;
-GET /_stub/tokens (installation tokens minted).
+"check_runs": {id: {...}}, "runs": [...], "check_runs_by_ref": {ref: [...]},
+"history": {"o/r": [commit, ...] oldest first}, "issue_comments": {id: {...}},
+"deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]}};
+GET /_stub/comments, /_stub/reactions, /_stub/reruns, /_stub/redeliveries,
+/_stub/blob-violations, /_stub/tokens (installation tokens minted).
 
 usage: github_stub.py --token T [--app-id N --app-public-key PEM]
 """
@@ -31,12 +56,16 @@ import subprocess
 import tempfile
 import threading
 import time
+from urllib.parse import unquote, urlencode
 
 import stubcommon
 
 STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "commits": {}, "check_runs": {},
-         "comments": [], "violations": [], "inst_tokens": [], "blob_port": 0}
-LOCK = threading.Lock()
+         "comments": [], "violations": [], "inst_tokens": [], "blob_port": 0,
+         "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
+         "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [], "calls": 0}
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
+LOCK = threading.RLock()
 
 
 def b64url_decode(s):
@@ -100,14 +129,18 @@ class GitHubHandler(stubcommon.StubHandler):
         if path == "/_stub/seed" and self.command == "POST":
             body = self.body_json() or {}
             with LOCK:
-                for k in ("jobs", "logs", "files", "commits", "check_runs"):
+                for k in ("jobs", "logs", "files", "commits", "check_runs", "check_runs_by_ref",
+                          "history", "issue_comments", "deliveries"):
                     STATE[k].update({str(a): b for a, b in body.get(k, {}).items()})
                 STATE["pulls"].extend(body.get("pulls", []))
+                STATE["runs"].extend(body.get("runs", []))
             self.send(200, {"ok": True})
             return True
-        if path == "/_stub/comments":
-            self.send(200, STATE["comments"])
-            return True
+        for name in ("comments", "reactions", "reruns", "redeliveries"):
+            if path == f"/_stub/{name}":
+                with LOCK:
+                    self.send(200, STATE[name])
+                return True
         if path == "/_stub/blob-violations":
             self.send(200, STATE["violations"])
             return True
@@ -115,6 +148,47 @@ class GitHubHandler(stubcommon.StubHandler):
             self.send(200, STATE["inst_tokens"])
             return True
         return False
+
+    def rule_body(self, status):
+        return {"message": {401: "Bad credentials", 403: "Forbidden", 404: "Not Found",
+                            422: "Validation Failed"}.get(status, "Server Error"),
+                "documentation_url": "https://docs.github.com/rest"}
+
+    def send(self, status, body=None, headers=None, ctype="application/json"):
+        """Every API answer carries GitHub's rate-limit headers (a rule's own
+        win)."""
+        h = dict(headers or {})
+        have = {k.lower() for k in h}
+        if self.path.startswith(("/repos/", "/orgs/", "/app/")):
+            with LOCK:
+                STATE["calls"] += 1
+                used = STATE["calls"]
+            for k, v in (("X-RateLimit-Limit", 5000), ("X-RateLimit-Remaining", max(0, 5000 - used)),
+                         ("X-RateLimit-Used", used),
+                         ("X-RateLimit-Reset", int(time.time()) + 3600),
+                         ("X-RateLimit-Resource", "core")):
+                if k.lower() not in have:
+                    h[k] = v
+        super().send(status, body, h, ctype)
+
+    def page(self, items, q, path, key=None, extra=None):
+        """Answers one page of items (per_page, page) with GitHub's Link header."""
+        per = max(1, min(100, int(q.get("per_page", 30))))
+        pg = max(1, int(q.get("page", 1)))
+        chunk = items[(pg - 1) * per: pg * per]
+        last = max(1, (len(items) + per - 1) // per)
+        hdr = {}
+        base = dict(q)
+        base.pop("page", None)
+        url = f"http://127.0.0.1:{self.server.server_address[1]}{path}?"
+        if pg < last:
+            hdr["Link"] = (f'<{url}{urlencode(dict(base, page=pg + 1))}>; rel="next", '
+                           f'<{url}{urlencode(dict(base, page=last))}>; rel="last"')
+        if key is None:
+            return self.send(200, chunk, hdr)
+        body = dict(extra or {})
+        body[key] = chunk
+        return self.send(200, body, hdr)
 
     def bearer(self):
         a = self.headers.get("Authorization") or ""
@@ -137,20 +211,70 @@ class GitHubHandler(stubcommon.StubHandler):
                 STATE["inst_tokens"].append(tok)
             exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + life))
             return self.send(201, {"token": tok, "expires_at": exp})
+        if path.startswith("/app/hook/"):
+            self.read_body()
+            why = verify_jwt(self.bearer() or "", self.app_id, self.app_pub) if self.app_pub \
+                else "no app"
+            if why:
+                return self.send(401, {"message": "A JSON web token could not be decoded",
+                                       "documentation_url": "https://docs.github.com/rest"})
+            return self.deliveries("app", path[len("/app/hook"):], q)
         tok = self.bearer()
         if tok != self.token and tok not in STATE["inst_tokens"]:
             self.read_body()
             return self.send(401, {"message": "Bad credentials",
                                    "documentation_url": "https://docs.github.com/rest"})
+        if (m := re.fullmatch(r"/orgs/([^/]+)/hooks/(\d+)(/deliveries.*)", path)):
+            return self.deliveries(f"org:{m.group(1)}:{m.group(2)}", m.group(3), q)
+        if (m := re.fullmatch(r"/orgs/([^/]+)/actions/secrets", path)):
+            # an endpoint no healer call has any business with: the path
+            # safety tests assert it is never reached
+            return self.send(200, {"total_count": 1, "secrets": [{"name": "NPM_TOKEN"}]})
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)", path)
         if not m:
             return self.send(404, {"message": "Not Found"})
         owner, repo, rest = m.groups()
+        full = f"{owner}/{repo}"
         if (r := re.fullmatch(r"/actions/runs/(\d+)/jobs", rest)):
             jobs = STATE["jobs"].get(r.group(1))
             if jobs is None:
                 return self.send(404, {"message": "Not Found"})
-            return self.send(200, {"total_count": len(jobs), "jobs": jobs})
+            if q.get("filter", "latest") == "latest" and jobs:
+                latest = max(j.get("run_attempt", 1) for j in jobs)
+                jobs = [j for j in jobs if j.get("run_attempt", 1) == latest]
+            return self.page(jobs, q, path, "jobs", {"total_count": len(jobs)})
+        if rest == "/actions/runs" or re.fullmatch(r"/actions/workflows/[^/]+/runs", rest):
+            wf = unquote(rest.split("/")[3]) if rest.startswith("/actions/workflows/") else None
+            return self.runs(wf, q, path)
+        if (r := re.fullmatch(r"/actions/runs/(\d+)/rerun-failed-jobs", rest)) \
+                and self.command == "POST":
+            self.read_body()
+            run = next((x for x in STATE["runs"] if str(x["id"]) == r.group(1)), None)
+            if run is None:
+                return self.send(404, {"message": "Not Found"})
+            if run.get("forbid"):
+                return self.send(403, {"message": "Resource not accessible by integration"})
+            if not run.get("rerunnable", True):
+                return self.send(403, {"message": run.get(
+                    "rerun_message", "Unable to retry this workflow run because it was created "
+                    "over a month ago")})
+            with LOCK:
+                run["run_attempt"] = run.get("run_attempt", 1) + 1
+                run["status"], run["conclusion"] = "queued", None
+                STATE["reruns"].append({"repo": full, "run_id": run["id"]})
+            return self.send(201, {})
+        if (r := re.fullmatch(r"/compare/(.+)", rest)):
+            return self.compare(full, unquote(r.group(1)))
+        if (r := re.fullmatch(r"/commits/([^/]+)/check-runs", rest)):
+            runs = STATE["check_runs_by_ref"].get(unquote(r.group(1)))
+            if runs is None:
+                return self.send(404, {"message": "Not Found"})
+            return self.page(runs, q, path, "check_runs", {"total_count": len(runs)})
+        if (r := re.fullmatch(r"/issues/comments/(\d+)/reactions", rest)) \
+                and self.command == "POST":
+            return self.react(full, int(r.group(1)))
+        if (r := re.fullmatch(r"/hooks/(\d+)(/deliveries.*)", rest)):
+            return self.deliveries(f"repo:{full}:{r.group(1)}", r.group(2), q)
         if (r := re.fullmatch(r"/actions/jobs/(\d+)/logs", rest)):
             if r.group(1) not in STATE["logs"]:
                 return self.send(404, {"message": "Not Found"})
@@ -201,6 +325,125 @@ class GitHubHandler(stubcommon.StubHandler):
             return self.send(201, c)
         self.read_body()
         self.send(404, {"message": "Not Found"})
+
+
+    def runs(self, wf, q, path):
+        runs = []
+        for x in STATE["runs"]:
+            if wf is not None and str(x.get("workflow_id")) != wf and \
+                    os.path.basename(x.get("path", "")) != wf:
+                continue
+            if q.get("branch") and x.get("head_branch") != q["branch"]:
+                continue
+            if q.get("head_sha") and x.get("head_sha") != q["head_sha"]:
+                continue
+            if q.get("event") and x.get("event") != q["event"]:
+                continue
+            st = q.get("status")
+            if st and x.get("status") != st and x.get("conclusion") != st:
+                continue
+            c, created = q.get("created"), x.get("created_at", "")
+            if c:
+                if c.startswith(">=") and created < c[2:]:
+                    continue
+                if c.startswith("<=") and created > c[2:]:
+                    continue
+                if ".." in c and not (c.split("..")[0] <= created <= c.split("..")[1]):
+                    continue
+            runs.append(x)
+        runs.sort(key=lambda x: (x.get("created_at", ""), x["id"]), reverse=True)
+        return self.page(runs, q, path, "workflow_runs", {"total_count": len(runs)})
+
+    def compare(self, full, basehead):
+        hist = STATE["history"].get(full, [])
+        if "..." not in basehead:
+            return self.send(404, {"message": "Not Found"})
+        base, head = basehead.split("...", 1)
+
+        def find(ref):
+            for i, c in enumerate(hist):
+                if c["sha"] == ref or c["sha"].startswith(ref) or ref in c.get("branches", []):
+                    return i
+            return None
+        bi, hi = find(base), find(head)
+        if bi is None or hi is None:
+            return self.send(404, {"message": "Not Found",
+                                   "documentation_url": "https://docs.github.com/rest"})
+        if hi > bi:
+            status, commits = "ahead", hist[bi + 1:hi + 1]
+        elif hi < bi:
+            status, commits = "behind", []
+        else:
+            status, commits = "identical", []
+        out = [{k: v for k, v in c.items() if k != "branches"} for c in commits]
+        return self.send(200, {"status": status, "ahead_by": max(0, hi - bi),
+                               "behind_by": max(0, bi - hi), "total_commits": len(out),
+                               "commits": out[:250], "files": [],
+                               "base_commit": {"sha": hist[bi]["sha"]},
+                               "merge_base_commit": {"sha": hist[min(bi, hi)]["sha"]}})
+
+    def react(self, full, cid):
+        body = self.body_json()
+        known = {c["id"] for c in STATE["comments"]} | {int(k) for k in STATE["issue_comments"]}
+        if cid not in known:
+            return self.send(404, {"message": "Not Found"})
+        content = body.get("content") if isinstance(body, dict) else None
+        if content not in REACTIONS:
+            return self.send(422, {"message": "Validation Failed", "errors": [
+                {"resource": "Reaction", "code": "custom", "field": "content",
+                 "message": "content is not included in the list"}]})
+        user = self.bearer()
+        with LOCK:
+            for r in STATE["reactions"]:
+                if r["comment_id"] == cid and r["content"] == content and r["user"] == user:
+                    return self.send(200, r)
+            r = {"id": len(STATE["reactions"]) + 1, "comment_id": cid, "content": content,
+                 "user": user, "repo": full}
+            STATE["reactions"].append(r)
+        return self.send(201, r)
+
+    def deliveries(self, key, rest, q):
+        """.../deliveries (GET, cursor pages) and .../deliveries/{id}/attempts."""
+        items = STATE["deliveries"].get(key)
+        if items is None:
+            self.read_body()
+            return self.send(404, {"message": "Not Found"})
+        if rest == "/deliveries" and self.command == "GET":
+            items = sorted(items, key=lambda d: d["id"], reverse=True)
+            per = max(1, min(100, int(q.get("per_page", 30))))
+            try:
+                start = int(base64.urlsafe_b64decode(q["cursor"]).decode()) if q.get("cursor") else 0
+            except ValueError:
+                return self.send(400, {"message": "invalid cursor"})
+            chunk, hdr = items[start:start + per], {}
+            if start + per < len(items):
+                cur = base64.urlsafe_b64encode(str(start + per).encode()).decode()
+                hdr["Link"] = (f'<http://127.0.0.1:{self.server.server_address[1]}'
+                               f'{urlsplit_path(self.path)}?per_page={per}&cursor={cur}>; '
+                               'rel="next"')
+            return self.send(200, chunk, hdr)
+        if (r := re.fullmatch(r"/deliveries/(\d+)/attempts", rest)) and self.command == "POST":
+            self.read_body()
+            d = next((d for d in items if str(d["id"]) == r.group(1)), None)
+            if d is None:
+                return self.send(404, {"message": "Not Found"})
+            if d.get("too_old"):
+                return self.send(422, {"message": "Validation Failed", "errors": [
+                    {"resource": "Delivery", "code": "custom",
+                     "message": "delivery is too old to redeliver"}]})
+            with LOCK:
+                STATE["redeliveries"].append({"hook": key, "delivery_id": d["id"]})
+                items.append(dict(d, id=max(x["id"] for x in items) + 1, redelivery=True,
+                                  status="OK", status_code=200,
+                                  delivered_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                             time.gmtime())))
+            return self.send(202, {})
+        self.read_body()
+        return self.send(404, {"message": "Not Found"})
+
+
+def urlsplit_path(p):
+    return p.split("?", 1)[0]
 
 
 def main():

@@ -1,33 +1,65 @@
 #!/usr/bin/env python3
 """kube_stub.py - a Kubernetes API server stand-in for healer's tests.
 
-Behaves like the real API for what healer uses: TLS (cert/key from the test's
-throw-away CA), bearer-token auth (401 Status otherwise), namespaced pods,
-pod logs (container choice, tailLines, previous), events with fieldSelector,
-CodeRuns (agents.platform/v1) with generateName, 201 on create, 409
-AlreadyExists and 422 Invalid as real Status objects (label values and the
-CRD's required spec fields are validated, the required lists being read from
-deploy/crds/coderun.yaml), label selectors (a=b, a!=b, a, !a, in, notin),
-resourceVersion, watch streams (chunked JSON lines) with 410 Gone for a
-compacted resourceVersion (as an HTTP 410 or an ERROR event), the status
-subresource (PATCH .../status), and ArgoCD Application objects.
+Behaves like kube-apiserver for what healer uses (apis.md section 1):
+- TLS (cert/key from the test's throw-away CA), bearer-token auth (401
+  Status otherwise); every error is a Status object (kind, status Failure,
+  message, reason, code, details);
+- a resourceVersion on every object and every list (one global counter);
+- pods (label selectors a=b, a!=b, a, !a, in, notin), pod logs (container
+  choice, tailLines, previous, the apiserver's and kubelet's 400 messages),
+  events with fieldSelector involvedObject.name, ArgoCD Applications;
+- CodeRuns (agents.platform/v1): create with name or generateName (201, 409
+  AlreadyExists, 422 Invalid: label values and the CRD's required spec
+  fields, read from deploy/crds/coderun.yaml), get, list (limit/continue
+  pages; a continue token older than a compaction is 410 Expired), PATCH /
+  PUT of the object (status ignored) and of the status subresource
+  (/status: merge patch, or PUT of the whole object; a stale
+  metadata.resourceVersion is 409 Conflict; strategic merge is 415),
+  DELETE (200 with the last state; unless propagationPolicy=Orphan the
+  pods of the CodeRun's Job, label job-name=<status.jobName>, go too);
+- watch (?watch=1): chunked JSON lines {"type","object"}; without a
+  resourceVersion (or "0") a synthetic ADDED per existing object first;
+  a resourceVersion older than the last compaction is 410 Gone, as an
+  HTTP 410 or as an ERROR event in a 200 stream (config "gone_mode");
+  BOOKMARK events (when allowWatchBookmarks=true) every "bookmark_ms" and
+  on /_stub/bookmark; timeoutSeconds (capped at "watch_max_s", default 30)
+  ends the stream normally.
 
-Extra controls (besides stubcommon's):
-  POST /_stub/seed           {"pods": [...], "logs": [{"namespace","pod",
-                             "container","previous","text"}], "events": [...],
-                             "applications": [...]}
-  POST /_stub/coderun-phase  {"namespace","name","phase","message"}
-  POST /_stub/compact        every resourceVersion so far becomes too old, and
-                             open watch streams end (as after an etcd compaction)
-  GET  /_stub/coderuns       every stored CodeRun
-Config keys: "gone_mode": "http"|"event"; "watch_close_after": N events.
+Extra controls (besides stubcommon's, which also inject 401/403/409/422/
+429/503 with Status bodies through "rules"; "query": {"watch": "1"} picks
+watch requests only):
+  POST /_stub/seed            {"pods": [...], "logs": [{"namespace","pod",
+                              "container","previous","text"}], "events": [...],
+                              "applications": [...]}
+  POST /_stub/coderun-phase   {"namespace","name","phase","message","status"}:
+                              set the phase (and merge "status"), as the
+                              controller would
+  POST /_stub/coderun-script  {"namespace","name","steps": [{"after_ms",
+                              "phase","message","status"}]}: the same, step by
+                              step in the background (Running -> Succeeded)
+  POST /_stub/compact         every resourceVersion so far becomes too old, and
+                              open watch streams end (as after an etcd compaction)
+  POST /_stub/bookmark        every open watch that asked for bookmarks gets one
+  POST /_stub/cut             every open watch stream is cut (no final chunk)
+  GET  /_stub/watchers        {"open": streams open now, "started": watch requests}
+  GET  /_stub/coderuns        every stored CodeRun
+  GET  /_stub/deleted         every DELETE: {"kind","namespace","name",
+                              "propagationPolicy","pods": [pods collected]}
+Config keys: "gone_mode": "http"|"event"; "watch_close_after": N events
+(then a normal end); "watch_cut_after": N events (then a cut connection);
+"watch_error": {"code": C, "times": T, "retry_after": S} (an ERROR event with
+that code, then the end); "bookmark_ms": N; "watch_max_s": N;
+"continue_gone": N (the next N continue tokens are 410 Expired).
 
 usage: kube_stub.py --cert C --key K --token T --crd deploy/crds/coderun.yaml
 """
 import argparse
+import base64
 import json
 import random
 import re
+import socket
 import threading
 import time
 import uuid
@@ -171,23 +203,74 @@ def status_obj(code, reason, message, details=None):
     return s
 
 
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+           405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType",
+           422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+           503: "ServiceUnavailable", 504: "Timeout"}
+
+
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    if not isinstance(target, dict):
+        target = {}
+    out = dict(target)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def copy(obj):
+    return json.loads(json.dumps(obj))
+
+
 class KubeState:
     def __init__(self, crd_path):
         self.cond = threading.Condition()
         self.rv = 100
         self.min_rv = 0
         self.epoch = 0  # bumped by compaction: open watches end
+        self.cut_epoch = 0  # bumped by /_stub/cut: open watches are cut
+        self.bookmark_epoch = 0  # bumped by /_stub/bookmark
+        self.watch_open = 0
+        self.watch_started = 0
         self.pods = {}
         self.logs = {}
         self.events = []
         self.apps = {}
         self.coderuns = {}
+        self.deleted = []
         self.history = []  # (rv, type, ns, obj)
         self.required, self.cli_required, self.spec_schema = crd_required(crd_path)
 
     def bump(self):
         self.rv += 1
         return str(self.rv)
+
+    def changed(self, typ, ns, obj):
+        """Records a change of obj (its resourceVersion already bumped)."""
+        self.history.append((self.rv, typ, ns, copy(obj)))
+        self.cond.notify_all()
+
+    def set_status(self, ns, name, phase=None, message=None, status=None):
+        """What the controller does; returns the object or None."""
+        cr = self.coderuns.get((ns, name))
+        if not cr:
+            return None
+        st = cr.setdefault("status", {})
+        if status:
+            cr["status"] = st = merge_patch(st, status)
+        if phase:
+            st["phase"] = phase
+        if message:
+            st["message"] = message
+        cr["metadata"]["resourceVersion"] = self.bump()
+        self.changed("MODIFIED", ns, cr)
+        return cr
 
 
 class KubeHandler(stubcommon.StubHandler):
@@ -197,6 +280,15 @@ class KubeHandler(stubcommon.StubHandler):
     def authed(self):
         return self.headers.get("Authorization") == f"Bearer {self.token}"
 
+    def rule_body(self, status):
+        return status_obj(status, REASONS.get(status, "InternalError"),
+                          f"injected by the test ({status})")
+
+    def fail(self, code, message, details=None):
+        self.read_body()
+        return self.send(code, status_obj(code, REASONS.get(code, "InternalError"), message,
+                                          details))
+
     def stub_control(self, path):
         st = self.state
         if path == "/_stub/seed" and self.command == "POST":
@@ -205,6 +297,8 @@ class KubeHandler(stubcommon.StubHandler):
                 for p in body.get("pods", []):
                     m = p.setdefault("metadata", {})
                     m.setdefault("namespace", "default")
+                    m.setdefault("creationTimestamp",
+                                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
                     m["resourceVersion"] = st.bump()
                     st.pods[(m["namespace"], m["name"])] = p
                 for lg in body.get("logs", []):
@@ -212,27 +306,36 @@ class KubeHandler(stubcommon.StubHandler):
                              bool(lg.get("previous")))] = lg["text"]
                 for e in body.get("events", []):
                     e.setdefault("metadata", {}).setdefault("namespace", "default")
+                    e["metadata"]["resourceVersion"] = st.bump()
                     st.events.append(e)
                 for a in body.get("applications", []):
                     m = a["metadata"]
+                    m["resourceVersion"] = st.bump()
                     st.apps[(m.get("namespace", "argocd"), m["name"])] = a
             self.send(200, {"ok": True})
             return True
         if path == "/_stub/coderun-phase" and self.command == "POST":
             body = self.body_json() or {}
             with st.cond:
-                key = (body.get("namespace", "default"), body["name"])
-                cr = st.coderuns.get(key)
-                if not cr:
-                    self.send(404, {"message": "no such coderun"})
-                    return True
-                cr.setdefault("status", {})["phase"] = body["phase"]
-                if body.get("message"):
-                    cr["status"]["message"] = body["message"]
-                cr["metadata"]["resourceVersion"] = st.bump()
-                st.history.append((st.rv, "MODIFIED", key[0], json.loads(json.dumps(cr))))
-                st.cond.notify_all()
-            self.send(200, cr)
+                cr = st.set_status(body.get("namespace", "default"), body["name"],
+                                   body.get("phase"), body.get("message"), body.get("status"))
+                cr = copy(cr) if cr else None
+            if not cr:
+                self.send(404, {"message": "no such coderun"})
+            else:
+                self.send(200, cr)
+            return True
+        if path == "/_stub/coderun-script" and self.command == "POST":
+            body = self.body_json() or {}
+
+            def run():
+                for step in body.get("steps", []):
+                    time.sleep(step.get("after_ms", 0) / 1000.0)
+                    with st.cond:
+                        st.set_status(body.get("namespace", "default"), body["name"],
+                                      step.get("phase"), step.get("message"), step.get("status"))
+            threading.Thread(target=run, daemon=True).start()
+            self.send(200, {"ok": True})
             return True
         if path == "/_stub/compact" and self.command == "POST":
             self.read_body()
@@ -244,17 +347,33 @@ class KubeHandler(stubcommon.StubHandler):
                 st.cond.notify_all()
             self.send(200, {"min_rv": st.min_rv})
             return True
+        if path in ("/_stub/bookmark", "/_stub/cut") and self.command == "POST":
+            self.read_body()
+            with st.cond:
+                if path == "/_stub/bookmark":
+                    st.bookmark_epoch += 1
+                else:
+                    st.cut_epoch += 1
+                st.cond.notify_all()
+            self.send(200, {"ok": True})
+            return True
+        if path == "/_stub/watchers":
+            with st.cond:
+                self.send(200, {"open": st.watch_open, "started": st.watch_started})
+            return True
         if path == "/_stub/coderuns":
             with st.cond:
                 self.send(200, list(st.coderuns.values()))
+            return True
+        if path == "/_stub/deleted":
+            with st.cond:
+                self.send(200, st.deleted)
             return True
         return False
 
     def route(self, path, q):
         if not self.authed():
-            self.read_body()
-            self.send(401, status_obj(401, "Unauthorized", "Unauthorized"))
-            return
+            return self.fail(401, "Unauthorized")
         m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods(?:/([^/]+))?(/log)?", path)
         if m and self.command == "GET":
             return self.pods(m.group(1), m.group(2), bool(m.group(3)), q)
@@ -266,15 +385,13 @@ class KubeHandler(stubcommon.StubHandler):
         if m and self.command == "GET":
             app = self.state.apps.get((m.group(1), m.group(2)))
             if not app:
-                return self.send(404, status_obj(404, "NotFound",
-                                                 f'applications.argoproj.io "{m.group(2)}" not found'))
+                return self.fail(404, f'applications.argoproj.io "{m.group(2)}" not found')
             return self.send(200, app)
         m = re.fullmatch(r"/apis/agents\.platform/v1/namespaces/([^/]+)/coderuns(?:/([^/]+))?(/status)?",
                          path)
         if m:
             return self.coderuns(m.group(1), m.group(2), bool(m.group(3)), q)
-        self.read_body()
-        self.send(404, status_obj(404, "NotFound", "the server could not find the requested resource"))
+        self.fail(404, "the server could not find the requested resource")
 
     # ---- pods ----
     def pods(self, ns, name, log, q):
@@ -398,116 +515,260 @@ class KubeHandler(stubcommon.StubHandler):
                                                           "kind": "CodeRun", "causes": causes})
         return 0, None
 
+    def list_coderuns(self, ns, q):
+        st = self.state
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError:
+            return self.fail(400, "invalid limit")
+        with st.cond:
+            snapshot, after = st.rv, ""
+            if q.get("continue"):
+                try:
+                    tok = json.loads(base64.urlsafe_b64decode(q["continue"].encode()))
+                    snapshot, after = int(tok["rv"]), tok["after"]
+                except (ValueError, KeyError, TypeError):
+                    return self.fail(400, "continue key is not valid")
+                if snapshot < st.min_rv or self.server.config.get("continue_gone", 0) > 0:
+                    if self.server.config.get("continue_gone", 0) > 0:
+                        self.server.config["continue_gone"] -= 1
+                    return self.fail(410, "The provided continue parameter is too old to display "
+                                     "a consistent list result. You can start a new list without "
+                                     "the continue parameter.")
+            items = sorted((c for (n, _), c in st.coderuns.items() if n == ns
+                            and label_match(c["metadata"].get("labels"), q.get("labelSelector"))
+                            and c["metadata"]["name"] > after),
+                           key=lambda c: c["metadata"]["name"])
+            md = {"resourceVersion": str(snapshot)}
+            if limit and len(items) > limit:
+                items = items[:limit]
+                md["continue"] = base64.urlsafe_b64encode(json.dumps(
+                    {"rv": snapshot, "after": items[-1]["metadata"]["name"]}).encode()).decode()
+                md["remainingItemCount"] = len(st.coderuns) - limit
+            return self.send(200, {"apiVersion": "agents.platform/v1", "kind": "CodeRunList",
+                                   "metadata": md, "items": copy(items)})
+
+    def create_coderun(self, ns):
+        st = self.state
+        obj = self.body_json()
+        if not isinstance(obj, dict):
+            return self.fail(400, "invalid JSON body")
+        code, err = self.validate(obj, ns)
+        if code:
+            return self.send(code, err)
+        md = obj["metadata"]
+        with st.cond:
+            if not md.get("name"):
+                if not md.get("generateName"):
+                    return self.fail(422, "metadata.name: Required value: name or "
+                                     "generateName is required")
+                md["name"] = md["generateName"] + "".join(
+                    random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+            if (ns, md["name"]) in st.coderuns:
+                return self.send(409, status_obj(
+                    409, "AlreadyExists",
+                    f'coderuns.agents.platform "{md["name"]}" already exists',
+                    {"name": md["name"], "group": "agents.platform", "kind": "coderuns"}))
+            md["namespace"] = ns
+            md["uid"] = str(uuid.uuid4())
+            md["generation"] = 1
+            md["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            md["resourceVersion"] = st.bump()
+            obj.pop("status", None)  # the status subresource ignores it on create
+            st.coderuns[(ns, md["name"])] = obj
+            st.changed("ADDED", ns, obj)
+            return self.send(201, obj)
+
+    def conflict(self, name):
+        return self.fail(409, f'Operation cannot be fulfilled on coderuns.agents.platform "{name}": '
+                         "the object has been modified; please apply your changes to the latest "
+                         "version and try again", {"name": name, "group": "agents.platform",
+                                                   "kind": "coderuns"})
+
+    def update_coderun(self, ns, name, cr, status_sub):
+        """PATCH (merge) or PUT of the object or of its status subresource."""
+        st = self.state
+        body = self.body_json()
+        if not isinstance(body, dict):
+            return self.fail(400, "invalid JSON body")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if self.command == "PATCH" and ctype not in ("application/merge-patch+json",
+                                                     "application/json"):
+            return self.fail(415, f"the body of the request was in an unknown format - accepted "
+                             "media types include: application/merge-patch+json")
+        want_rv = (body.get("metadata") or {}).get("resourceVersion")
+        if want_rv and want_rv != cr["metadata"]["resourceVersion"]:
+            return self.conflict(name)
+        if self.command == "PUT":
+            new = body
+        else:
+            new = merge_patch(cr, body)
+        if status_sub:
+            cr["status"] = new.get("status") or {}
+        else:
+            # the main resource ignores status; spec changes bump generation
+            if new.get("spec") != cr.get("spec"):
+                cr["metadata"]["generation"] = cr["metadata"].get("generation", 1) + 1
+            cr["spec"] = new.get("spec", cr.get("spec"))
+            for k in ("labels", "annotations"):
+                if k in (new.get("metadata") or {}):
+                    cr["metadata"][k] = new["metadata"][k]
+        cr["metadata"]["resourceVersion"] = st.bump()
+        st.changed("MODIFIED", ns, cr)
+        return self.send(200, cr)
+
+    def delete_coderun(self, ns, name, cr, q):
+        st = self.state
+        self.read_body()
+        policy = q.get("propagationPolicy", "")
+        del st.coderuns[(ns, name)]
+        cr["metadata"]["resourceVersion"] = st.bump()
+        cr["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        st.changed("DELETED", ns, cr)
+        gone = []
+        job = (cr.get("status") or {}).get("jobName")
+        if job and policy != "Orphan":  # the garbage collector takes the Job's pods
+            for key in [k for k, p in st.pods.items() if k[0] == ns
+                        and (p["metadata"].get("labels") or {}).get("job-name") == job]:
+                del st.pods[key]
+                gone.append(key[1])
+        st.deleted.append({"kind": "CodeRun", "namespace": ns, "name": name,
+                           "propagationPolicy": policy, "pods": gone})
+        return self.send(200, cr)
+
     def coderuns(self, ns, name, status_sub, q):
         st = self.state
         if name is None and self.command == "GET" and q.get("watch") in ("1", "true"):
             return self.watch(ns, q)
         if name is None and self.command == "GET":
-            with st.cond:
-                items = [c for (n, _), c in st.coderuns.items() if n == ns
-                         and label_match(c["metadata"].get("labels"), q.get("labelSelector"))]
-                return self.send(200, {"apiVersion": "agents.platform/v1", "kind": "CodeRunList",
-                                       "metadata": {"resourceVersion": str(st.rv)},
-                                       "items": items})
+            return self.list_coderuns(ns, q)
         if name is None and self.command == "POST":
-            obj = self.body_json()
-            if not isinstance(obj, dict):
-                return self.send(400, status_obj(400, "BadRequest", "invalid JSON body"))
-            code, err = self.validate(obj, ns)
-            if code:
-                return self.send(code, err)
-            md = obj["metadata"]
-            with st.cond:
-                if not md.get("name"):
-                    if not md.get("generateName"):
-                        return self.send(422, status_obj(
-                            422, "Invalid", "metadata.name: Required value: name or "
-                            "generateName is required"))
-                    md["name"] = md["generateName"] + "".join(
-                        random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
-                if (ns, md["name"]) in st.coderuns:
-                    return self.send(409, status_obj(
-                        409, "AlreadyExists",
-                        f'coderuns.agents.platform "{md["name"]}" already exists',
-                        {"name": md["name"], "group": "agents.platform", "kind": "coderuns"}))
-                md["namespace"] = ns
-                md["uid"] = str(uuid.uuid4())
-                md["generation"] = 1
-                md["creationTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                md["resourceVersion"] = st.bump()
-                obj.pop("status", None)  # the status subresource ignores it on create
-                st.coderuns[(ns, md["name"])] = obj
-                st.history.append((st.rv, "ADDED", ns, json.loads(json.dumps(obj))))
-                st.cond.notify_all()
-            return self.send(201, obj)
+            return self.create_coderun(ns)
         with st.cond:
             cr = st.coderuns.get((ns, name))
             if not cr:
-                self.read_body()
-                return self.send(404, status_obj(404, "NotFound",
-                                                 f'coderuns.agents.platform "{name}" not found'))
+                return self.fail(404, f'coderuns.agents.platform "{name}" not found',
+                                 {"name": name, "group": "agents.platform", "kind": "coderuns"})
             if self.command == "GET":
                 return self.send(200, cr)
-            if self.command == "DELETE":
-                del st.coderuns[(ns, name)]
-                cr["metadata"]["resourceVersion"] = st.bump()
-                st.history.append((st.rv, "DELETED", ns, cr))
-                st.cond.notify_all()
-                return self.send(200, cr)
-            if self.command in ("PATCH", "PUT") and status_sub:
-                body = self.body_json() or {}
-                cr.setdefault("status", {}).update((body.get("status") or {}))
-                cr["metadata"]["resourceVersion"] = st.bump()
-                st.history.append((st.rv, "MODIFIED", ns, json.loads(json.dumps(cr))))
-                st.cond.notify_all()
-                return self.send(200, cr)
-        self.read_body()
-        self.send(405, status_obj(405, "MethodNotAllowed", "method not allowed"))
+            if self.command == "DELETE" and not status_sub:
+                return self.delete_coderun(ns, name, cr, q)
+            if self.command in ("PATCH", "PUT"):
+                return self.update_coderun(ns, name, cr, status_sub)
+        self.fail(405, "method not allowed")
 
+    # ---- watch ----
     def watch(self, ns, q):
         st = self.state
-        try:
-            rv = int(q.get("resourceVersion") or 0)
-        except ValueError:
-            return self.send(400, status_obj(400, "BadRequest", "bad resourceVersion"))
-        sel = q.get("labelSelector")
-        timeout = min(float(q.get("timeoutSeconds") or 30), 30.0)
         cfg = self.server.config
-        if rv and rv < st.min_rv:
-            gone = status_obj(410, "Expired", f"too old resource version: {rv} ({st.min_rv})")
+        rvq = q.get("resourceVersion") or ""
+        try:
+            rv = int(rvq) if rvq not in ("", "0") else None
+        except ValueError:
+            return self.fail(400, f'resourceVersion: Invalid value: "{rvq}"')
+        sel = q.get("labelSelector")
+        bookmarks = q.get("allowWatchBookmarks") == "true"
+        timeout = min(float(q.get("timeoutSeconds") or 30), float(cfg.get("watch_max_s", 30)))
+        with st.cond:
+            st.watch_started += 1
+            gone = rv is not None and rv < st.min_rv
+            # what later controls are measured against, taken as the request
+            # arrives (a test waits for "started" before it compacts or cuts)
+            min_rv, epochs = st.min_rv, (st.epoch, st.cut_epoch, st.bookmark_epoch)
+        if gone:
+            status = status_obj(410, "Expired", f"too old resource version: {rv} ({min_rv})")
             if cfg.get("gone_mode", "http") == "http":
-                return self.send(410, gone)
+                return self.send(410, status)
             self.start_stream()
-            self.chunk({"type": "ERROR", "object": gone})
+            self.chunk({"type": "ERROR", "object": status})
             return self.end_stream()
         self.start_stream()
-        end = time.time() + timeout
-        sent = 0
-        limit = cfg.get("watch_close_after", 0)
+        with st.cond:
+            st.watch_open += 1
         try:
-            with st.cond:
-                epoch = st.epoch
-                while time.time() < end and st.epoch == epoch:
-                    for (erv, typ, ens, obj) in list(st.history):
-                        if erv <= rv or ens != ns:
-                            continue
-                        rv = erv
-                        if not label_match(obj["metadata"].get("labels"), sel):
-                            continue
-                        st.cond.release()
-                        try:
-                            self.chunk({"type": typ, "object": obj})
-                        finally:
-                            st.cond.acquire()
-                        sent += 1
-                        if limit and sent >= limit:
-                            break
-                    if limit and sent >= limit:
-                        break
-                    st.cond.wait(max(0.0, min(0.2, end - time.time())))
-            self.end_stream()
+            self.stream(ns, rv, sel, bookmarks, timeout, cfg, epochs)
         except (BrokenPipeError, ConnectionResetError, OSError):
             self.close_connection = True
+        finally:
+            with st.cond:
+                st.watch_open -= 1
+
+    def stream(self, ns, rv, sel, bookmarks, timeout, cfg, epochs):
+        """Streams events after rv until the timeout, a compaction or a cut
+        after the request arrived (epochs), or a configured end."""
+        st = self.state
+        end = time.time() + timeout
+        sent = 0
+        close_after = cfg.get("watch_close_after", 0)
+        cut_after = cfg.get("watch_cut_after", 0)
+        werr = cfg.get("watch_error")
+        bookmark_s = cfg.get("bookmark_ms", 0) / 1000.0
+        next_bm = time.time() + bookmark_s if bookmark_s else None
+        epoch, cut_epoch, bm_epoch = epochs
+        with st.cond:
+            out = []
+            if rv is None:  # "get state and start at most recent": synthetic ADDED
+                out = [{"type": "ADDED", "object": copy(c)}
+                       for (n, _), c in sorted(st.coderuns.items()) if n == ns
+                       and label_match(c["metadata"].get("labels"), sel)]
+                rv = st.rv
+        while True:
+            for ev in out:
+                self.chunk(ev)
+                sent += 1
+                if cut_after and sent >= cut_after:
+                    return self.cut()
+                if close_after and sent >= close_after:
+                    return self.end_stream()
+            out = []
+            with st.cond:
+                if werr and werr.get("times", 1) > werr.get("sent", 0):
+                    werr["sent"] = werr.get("sent", 0) + 1
+                    obj = status_obj(werr["code"], REASONS.get(werr["code"], "InternalError"),
+                                     "injected watch error")
+                    if werr.get("retry_after"):
+                        obj["details"] = {"retryAfterSeconds": werr["retry_after"]}
+                    out = [{"type": "ERROR", "object": obj}]
+                    bm = None
+                else:
+                    if st.epoch != epoch:
+                        break  # compaction: the stream ends
+                    if st.cut_epoch != cut_epoch:
+                        return self.cut()
+                    for (erv, typ, ens, obj) in st.history:
+                        if erv <= rv or ens != ns:
+                            continue
+                        if label_match(obj["metadata"].get("labels"), sel):
+                            out.append({"type": typ, "object": obj})
+                    rv = max(rv, st.rv)
+                    bm = None
+                    if bookmarks and (st.bookmark_epoch != bm_epoch or
+                                      (next_bm and time.time() >= next_bm)):
+                        bm_epoch = st.bookmark_epoch
+                        next_bm = time.time() + bookmark_s if bookmark_s else None
+                        bm = {"type": "BOOKMARK", "object": {
+                            "kind": "CodeRun", "apiVersion": "agents.platform/v1",
+                            "metadata": {"resourceVersion": str(rv)}}}
+                    if not out and bm is None:
+                        if time.time() >= end:
+                            break
+                        st.cond.wait(max(0.0, min(0.1, end - time.time())))
+                        continue
+            if out and out[0]["type"] == "ERROR":
+                self.chunk(out[0])
+                return self.end_stream()
+            if bm is not None:
+                out.append(bm)
+        self.end_stream()
+
+    def cut(self):
+        """Drops the connection mid-stream, as a dying apiserver or proxy does."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def start_stream(self):
         self.send_response(200)

@@ -4,18 +4,24 @@ Each stub is one process: a ThreadingHTTPServer on 127.0.0.1 (port 0 unless
 given) that prints "PORT <n>" on stdout once it listens, keeps its state in
 memory, and records every request. Control endpoints, common to all stubs:
 
-  GET  /_stub/requests   every recorded request: method, path, query, headers
+  GET  /_stub/requests   every recorded request: method, path (as sent, still
+                         percent-encoded), query (decoded), headers
+                         (lower-case names), body (JSON when it parses, else
+                         text, absent when empty), time
   POST /_stub/reset      forget the recorded requests
   POST /_stub/config     merge a JSON object into the stub's config; the key
                          "rules" is a list of behaviours applied before the
                          normal routes, first match wins:
                            {"method": "GET", "path": "/prefix", "times": 2,
-                            "delay_ms": 300, "status": 503, "headers": {...},
+                            "query": {"watch": "1"}, "delay_ms": 300,
+                            "status": 503, "headers": {...},
                             "body": <json or string>, "reset_in": 2}
+                         "path" is a prefix; "query" values must all match;
                          "times" counts down (absent/-1: forever); a rule
-                         without "status" only delays; "reset_in" sets
-                         X-RateLimit-Remaining: 0 and X-RateLimit-Reset to now
-                         + reset_in seconds.
+                         without "status" only delays; without "body" the
+                         stub's own error shape is sent (rule_body);
+                         "reset_in" sets X-RateLimit-Remaining: 0 and
+                         X-RateLimit-Reset to now + reset_in seconds.
 
 Python standard library only.
 """
@@ -62,9 +68,7 @@ class StubHandler(BaseHTTPRequestHandler):
 
     # ---- helpers ----
     def body_json(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(n) if n else b""
-        self._raw_body = raw
+        raw = self.read_body()
         if not raw:
             return None
         try:
@@ -107,18 +111,30 @@ class StubHandler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "time": time.time(),
         }
+        raw = self.read_body()
+        if raw:
+            try:
+                entry["body"] = json.loads(raw)
+            except ValueError:
+                entry["body"] = raw.decode("utf-8", "replace")
         with self.server.lock:
             self.server.requests.append(entry)
         return u.path, entry["query"]
 
-    def apply_rules(self, path):
+    def rule_body(self, status):  # overridden by stubs with their own error shape
+        return {"message": "stub rule"}
+
+    def apply_rules(self, path, query=None):
         """Applies the first matching configured rule; True if it answered."""
         rule = None
+        query = query or {}
         with self.server.lock:
             for r in self.server.config.get("rules", []):
                 if r.get("method") and r["method"] != self.command:
                     continue
                 if not path.startswith(r.get("path", "")):
+                    continue
+                if any(query.get(k) != v for k, v in (r.get("query") or {}).items()):
                     continue
                 times = r.get("times", -1)
                 if times == 0:
@@ -138,7 +154,8 @@ class StubHandler(BaseHTTPRequestHandler):
             headers["X-RateLimit-Remaining"] = "0"
             headers["X-RateLimit-Reset"] = str(int(time.time()) + int(rule["reset_in"]))
         self.read_body()
-        self.send(rule["status"], rule.get("body", {"message": "stub rule"}), headers)
+        self.send(rule["status"], rule["body"] if "body" in rule else self.rule_body(rule["status"]),
+                  headers)
         return True
 
     def control(self, path):
@@ -171,7 +188,7 @@ class StubHandler(BaseHTTPRequestHandler):
             self.send(404, {"message": "no such control endpoint"})
             return
         path, query = self.record()
-        if self.apply_rules(path):
+        if self.apply_rules(path, query):
             return
         self.route(path, query)
 

@@ -1,9 +1,8 @@
 /*
- * netprobe.c - a test-only command line over the net and dispatch
- * libraries, driven by the Python integration tests against the stub
- * servers. Every subcommand prints one JSON document (or JSON lines for
- * watch) on stdout; a library error prints {"error": name, "message": text}
- * and exits 1.
+ * netprobe.c - a test-only command line over the net library (src/net),
+ * driven by the Python integration tests against the stub servers. Every subcommand prints one JSON
+ * document (or JSON lines for watch) on stdout; a library error prints {"error": name, "message":
+ * text} and exits 1.
  *
  *   netprobe fetch < {"deadline_ms": N, "requests": [{method, url, headers[],
  *                     auth, body, timeout_ms, max_body, keep_tail,
@@ -11,21 +10,27 @@
  *                     ca_data, insecure}]}
  *   netprobe kube config | get-pod NS P | log NS P C TAIL PREV | events NS P |
  *                 list-pods NS SEL | list-coderuns NS SEL | create-coderun NS (< manifest) |
- *                 get-coderun NS NAME | watch NS SEL MS STOP_AFTER |
+ *                 get-coderun NS NAME | delete-coderun NS NAME |
+ *                 coderun-status NS NAME | job-pods NS JOB | job-logs NS JOB TAIL CAP |
+ *                 watch NS SEL MS STOP_AFTER [rv=] [backoff=] [backoff_max=]
+ *                       [timeout_s=] [limit=] [sigterm=1] |
  *                 argocd NS NAME                  (KUBECONFIG from the env)
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
- *                   comment R N BODY | repeat R RUN COUNT
+ *                   comment R N BODY | repeat R RUN COUNT |
+ *                   call METHOD PATH [JSON] | react R COMMENT CONTENT | rerun R RUN |
+ *                   runs R WORKFLOW BRANCH SHA STATUS CREATED MAX ("-": none) |
+ *                   jobs R RUN | verdict R WORKFLOW BRANCH JOB SINCE(RFC 3339|0) |
+ *                   compare R BASE HEAD MAX | check-runs R REF MAX | pull R N |
+ *                   deliveries repo|org|app TARGET HOOK SINCE MAX |
+ *                   redeliver repo|org|app TARGET HOOK DELIVERY
  *                   (GITHUB_API_URL, GITHUB_TOKEN, GITHUB_APP_* from the env)
- *   netprobe dispatch MODE DIR NS submit-ci (< spec) | submit (< manifest) |
- *                     find-active SEL | set-status NAME PHASE
  *   netprobe sources argocd SERVER TOKEN NAME | loki BASE QUERY | prom BASE QUERY
  */
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/file.h"
-#include "dispatch/coderun.h"
-#include "dispatch/dispatch.h"
+#include "base/str.h"
 #include "net/fetch.h"
 #include "net/github.h"
 #include "net/kube.h"
@@ -33,6 +38,8 @@
 
 #include "json/json.h"
 #include <jansson.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,18 +158,106 @@ probe_fetch(void)
 struct probe_watch {
 	int stop_after;
 	int seen;
+	char *rv;
 };
+
+static atomic_bool probe_stop;
+static _Atomic int64_t probe_stop_at;
+
+static void
+probe_on_sigterm(int sig)
+{
+	(void)sig;
+	atomic_store(&probe_stop_at, hl_time_mono_ms());
+	atomic_store(&probe_stop, true);
+}
 
 static int
 probe_watch_cb(void *ud, const char *type, json_t *obj)
 {
 	struct probe_watch *w = ud;
 
-	printf("%s %s %s\n", type, hl_json_str_or(obj, "metadata.name", "?"),
-	       hl_json_str_or(obj, "status.phase", "-"));
+	if (strcmp(type, "SYNCED") == 0)
+		printf("SYNCED\n");
+	else if (strcmp(type, "BOOKMARK") == 0)
+		printf("BOOKMARK %s %s\n", hl_json_str_or(obj, "metadata.resourceVersion", "?"),
+		       w->rv);
+	else
+		printf("%s %s %s\n", type, hl_json_str_or(obj, "metadata.name", "?"),
+		       hl_json_str_or(obj, "status.phase", "-"));
 	fflush(stdout);
-	if (strcmp(type, "SYNC") != 0 && w->stop_after > 0 && ++w->seen >= w->stop_after)
+	if (strcmp(type, "SYNC") != 0 && strcmp(type, "SYNCED") != 0 &&
+	    strcmp(type, "BOOKMARK") != 0 && w->stop_after > 0 && ++w->seen >= w->stop_after)
 		return -1;
+	return 0;
+}
+
+/*
+ * kube watch NS SEL MS STOP_AFTER [rv=RV] [backoff=MS] [backoff_max=MS]
+ * [timeout_s=N] [limit=N] [sigterm=1]: MS 0 means no deadline (then sigterm=1 gives
+ * the stop flag, set by SIGTERM). Prints one line per callback, then
+ * "END <rv> <stats JSON>".
+ */
+static int
+probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
+{
+	struct hl_kube_watch_stats stats;
+	struct hl_kube_watch_opts o;
+	struct hl_err err = HL_ERR_INIT;
+	char rv[64] = "";
+	struct probe_watch w = { atoi(argv[4]), 0, rv };
+	int64_t ms = atol(argv[3]), t_end;
+	json_t *st;
+	char *text;
+	int i, ret;
+
+	memset(&stats, 0, sizeof(stats));
+	memset(&o, 0, sizeof(o));
+	o.ns = argv[1];
+	o.label_selector = *argv[2] ? argv[2] : NULL;
+	o.resource_version = rv;
+	o.rv_size = sizeof(rv);
+	o.deadline_ms = ms > 0 ? hl_time_mono_ms() + ms : 0;
+	o.fn = probe_watch_cb;
+	o.ud = &w;
+	o.stats = &stats;
+	for (i = 5; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strncmp(a, "rv=", 3) == 0)
+			hl_strlcpy(rv, a + 3, sizeof(rv));
+		else if (strncmp(a, "backoff=", 8) == 0)
+			o.backoff_ms = atol(a + 8);
+		else if (strncmp(a, "backoff_max=", 12) == 0)
+			o.backoff_max_ms = atol(a + 12);
+		else if (strncmp(a, "timeout_s=", 10) == 0)
+			o.watch_timeout_s = atoi(a + 10);
+		else if (strncmp(a, "limit=", 6) == 0)
+			o.list_limit = atoi(a + 6);
+		else if (strcmp(a, "sigterm=1") == 0) {
+			struct sigaction sa;
+
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = probe_on_sigterm;
+			sigaction(SIGTERM, &sa, NULL);
+			o.stop = &probe_stop;
+		}
+	}
+	ret = hl_kube_watch(k, &o, &err);
+	t_end = hl_time_mono_ms();
+	if (ret < 0)
+		return probe_fail(&err);
+	st = json_pack(
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "restarts", (json_int_t)stats.restarts,
+	        "reconnects", (json_int_t)stats.reconnects, "relists", (json_int_t)stats.relists,
+	        "rewatches", (json_int_t)stats.rewatches, "events", (json_int_t)stats.events,
+	        "bookmarks", (json_int_t)stats.bookmarks, "stop_ms",
+	        (json_int_t)(atomic_load(&probe_stop) ? t_end - atomic_load(&probe_stop_at) : -1),
+	        "last_error", stats.last_error.msg);
+	text = json_dumps(st, JSON_COMPACT);
+	printf("END %s %s\n", rv, text ? text : "{}");
+	free(text);
+	json_decref(st);
 	return 0;
 }
 
@@ -214,16 +309,55 @@ probe_kube(int argc, char **argv)
 			ret = 0;
 		json_decref(created);
 		json_decref(m);
-	} else if (strcmp(op, "watch") == 0 && argc == 5) {
-		struct probe_watch w = { atoi(argv[4]), 0 };
-		char rv[64] = "";
-
-		ret = hl_kube_watch_coderuns(k, argv[1], argv[2], rv, sizeof(rv), atol(argv[3]),
-		                             probe_watch_cb, &w, &err);
-		if (ret == 0)
-			printf("END %s\n", rv);
+	} else if (strcmp(op, "watch") == 0 && argc >= 5) {
+		ret = probe_kube_watch(k, argc, argv);
 		hl_kube_free(k);
-		return ret < 0 ? probe_fail(&err) : 0;
+		return ret;
+	} else if (strcmp(op, "delete-coderun") == 0 && argc == 3) {
+		ret = hl_kube_delete_coderun(k, argv[1], argv[2], &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "ok", 1);
+	} else if (strcmp(op, "coderun-status") == 0 && argc == 3) {
+		json_t *cr = NULL;
+
+		ret = hl_kube_get_coderun(k, &cr, argv[1], argv[2], &err);
+		if (ret == 0) {
+			struct hl_kube_coderun_status st;
+
+			hl_kube_coderun_status_read(&st, cr);
+			v = json_pack(
+			        "{s:s, s:b, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:I, s:b, "
+			        "s:s?, s:s?, s:s?, s:b}",
+			        "phase", hl_kube_phase_name(st.phase), "terminal",
+			        hl_kube_phase_terminal(st.phase), "phase_text", st.phase_text,
+			        "message", st.message, "pull_request_url", st.pull_request_url,
+			        "job_name", st.job_name, "finished_at", st.finished_at,
+			        "remediation_status", st.remediation_status, "qa_status",
+			        st.qa_status, "retry_count", (json_int_t)st.retry_count,
+			        "work_completed", st.work_completed, "condition_reason",
+			        st.condition_reason, "name", st.name, "resource_version",
+			        st.resource_version, "deleting", st.deleting);
+		}
+		json_decref(cr);
+	} else if (strcmp(op, "job-pods") == 0 && argc == 3) {
+		json_t *list = NULL, *it;
+		size_t i;
+
+		ret = hl_kube_job_pods(k, &list, argv[1], argv[2], &err);
+		if (ret == 0) {
+			v = json_array();
+			json_array_foreach(json_object_get(list, "items"), i, it)
+			        json_array_append_new(
+			                v, json_string(hl_json_str_or(it, "metadata.name", "")));
+		}
+		json_decref(list);
+	} else if (strcmp(op, "job-logs") == 0 && argc == 5) {
+		struct hl_buf b = HL_BUF_INIT((size_t)atol(argv[4]));
+
+		ret = hl_kube_job_logs(k, &b, argv[1], argv[2], atol(argv[3]), &err);
+		if (ret == 0)
+			v = json_pack("{s:s%}", "log", b.data, b.len);
+		hl_buf_release(&b);
 	} else if (strcmp(op, "argocd") == 0 && argc == 3) {
 		json_t *app = NULL;
 
@@ -240,6 +374,13 @@ probe_kube(int argc, char **argv)
 	if (ret < 0)
 		return probe_fail(&err);
 	return probe_print(v);
+}
+
+/* "-" reads as "not given" */
+static const char *
+probe_arg(const char *s)
+{
+	return strcmp(s, "-") == 0 ? NULL : s;
 }
 
 static int
@@ -277,6 +418,77 @@ probe_github(int argc, char **argv)
 		ret = hl_github_check_run(gh, &v, argv[1], atoll(argv[2]), &err);
 	} else if (strcmp(op, "comment") == 0 && argc == 4) {
 		ret = hl_github_issue_comment(gh, &v, argv[1], atoll(argv[2]), argv[3], &err);
+	} else if (strcmp(op, "call") == 0 && (argc == 3 || argc == 4)) {
+		json_t *body = NULL;
+
+		if (argc == 4 && hl_json_parse(&body, argv[3], strlen(argv[3]), &err) < 0) {
+			hl_github_free(gh);
+			return probe_fail(&err);
+		}
+		ret = hl_github_call(gh, &v, argv[1], argv[2], body, &err);
+		json_decref(body);
+	} else if (strcmp(op, "react") == 0 && argc == 4) {
+		bool created = false;
+
+		ret = hl_github_add_reaction(gh, &created, argv[1], atoll(argv[2]), argv[3], &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "created", created);
+	} else if (strcmp(op, "rerun") == 0 && argc == 3) {
+		ret = hl_github_rerun_failed_jobs(gh, argv[1], atoll(argv[2]), &err);
+		if (ret == 0)
+			v = json_pack("{s:b}", "ok", 1);
+	} else if (strcmp(op, "runs") == 0 && argc == 8) {
+		struct hl_github_runs_query q;
+
+		memset(&q, 0, sizeof(q));
+		q.workflow = probe_arg(argv[2]);
+		q.branch = probe_arg(argv[3]);
+		q.head_sha = probe_arg(argv[4]);
+		q.status = probe_arg(argv[5]);
+		q.created = probe_arg(argv[6]);
+		q.max_runs = (size_t)atol(argv[7]);
+		ret = hl_github_workflow_runs(gh, &v, argv[1], &q, &err);
+	} else if (strcmp(op, "jobs") == 0 && argc == 3) {
+		ret = hl_github_run_jobs(gh, &v, argv[1], atoll(argv[2]), &err);
+	} else if (strcmp(op, "verdict") == 0 && argc == 6) {
+		struct hl_github_job_verdict jv;
+		int64_t since = strcmp(argv[5], "0") ? hl_time_parse_rfc3339(argv[5]) : 0;
+
+		ret = hl_github_job_verdict(gh, &jv, argv[1], argv[2], argv[3], argv[4], since,
+		                            &err);
+		if (ret == 0)
+			v = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}", "verdict",
+			              hl_github_verdict_name(jv.verdict), "run_id",
+			              (json_int_t)jv.run_id, "job_id", (json_int_t)jv.job_id,
+			              "head_sha", jv.head_sha, "conclusion", jv.conclusion,
+			              "completed_at", jv.completed_at);
+	} else if (strcmp(op, "compare") == 0 && argc == 5) {
+		ret = hl_github_compare(gh, &v, argv[1], argv[2], argv[3], (size_t)atol(argv[4]),
+		                        &err);
+	} else if (strcmp(op, "check-runs") == 0 && argc == 4) {
+		ret = hl_github_check_runs(gh, &v, argv[1], argv[2], (size_t)atol(argv[3]), &err);
+	} else if (strcmp(op, "pull") == 0 && argc == 3) {
+		ret = hl_github_pull(gh, &v, argv[1], atoll(argv[2]), &err);
+	} else if ((strcmp(op, "deliveries") == 0 && argc == 6) ||
+	           (strcmp(op, "redeliver") == 0 && argc == 5)) {
+		struct hl_github_hook h;
+
+		memset(&h, 0, sizeof(h));
+		h.kind = strcmp(argv[1], "repo") == 0  ? HL_GITHUB_HOOK_REPO
+		         : strcmp(argv[1], "org") == 0 ? HL_GITHUB_HOOK_ORG
+		                                       : HL_GITHUB_HOOK_APP;
+		h.repo = h.org = argv[2];
+		h.id = atoll(argv[3]);
+		if (strcmp(op, "redeliver") == 0) {
+			ret = hl_github_hook_redeliver(gh, &h, atoll(argv[4]), &err);
+			if (ret == 0)
+				v = json_pack("{s:b}", "ok", 1);
+		} else {
+			int64_t since = strcmp(argv[4], "0") ? hl_time_parse_rfc3339(argv[4]) : 0;
+
+			ret = hl_github_hook_deliveries(gh, &v, &h, since, (size_t)atol(argv[5]),
+			                                &err);
+		}
 	} else if (strcmp(op, "repeat") == 0 && argc == 4) {
 		int i, n = atoi(argv[3]);
 
@@ -291,90 +503,6 @@ probe_github(int argc, char **argv)
 		return 2;
 	}
 	hl_github_free(gh);
-	if (ret < 0)
-		return probe_fail(&err);
-	return probe_print(v);
-}
-
-static int
-probe_dispatch(int argc, char **argv)
-{
-	struct hl_err err = HL_ERR_INIT;
-	struct hl_dispatch *d = NULL;
-	struct hl_kube *k = NULL;
-	enum hl_dispatch_mode mode;
-	json_t *v = NULL;
-	const char *op;
-	int ret = 0;
-
-	if (argc < 4) {
-		fprintf(stderr, "netprobe dispatch: bad arguments\n");
-		return 2;
-	}
-	op = argv[3];
-	mode = strcmp(argv[0], "kubernetes") == 0  ? HL_DISPATCH_KUBERNETES
-	       : strcmp(argv[0], "directory") == 0 ? HL_DISPATCH_DIRECTORY
-	                                           : HL_DISPATCH_NONE;
-	if (mode == HL_DISPATCH_KUBERNETES && hl_kube_load(&k, getenv("KUBECONFIG"), &err) < 0)
-		return probe_fail(&err);
-	if (hl_dispatch_open_with(&d, mode, argv[1], argv[2], k, &err) < 0)
-		return probe_fail(&err);
-	if (strcmp(op, "submit-ci") == 0 || strcmp(op, "submit") == 0) {
-		json_t *in = probe_stdin_json(), *m = NULL;
-		enum hl_dispatch_outcome o;
-		char name[64];
-
-		if (strcmp(op, "submit") == 0) {
-			m = json_incref(in);
-		} else {
-			struct hl_coderun_spec s;
-
-			memset(&s, 0, sizeof(s));
-			s.agent = hl_json_str(in, "agent");
-			s.failure_type = hl_json_str(in, "failure_type");
-			s.repository = hl_json_str(in, "repository");
-			s.branch = hl_json_str(in, "branch");
-			s.head_sha = hl_json_str(in, "head_sha");
-			s.pr_head_ref = hl_json_str(in, "pr_head_ref");
-			s.pr_number = hl_json_int(in, "pr_number", 0);
-			s.workflow_run_id = hl_json_int(in, "workflow_run_id", 0);
-			s.task_id = hl_json_str(in, "task_id");
-			s.attempt = (int)hl_json_int(in, "attempt", 1);
-			s.dedup_key = hl_json_str(in, "dedup_key");
-			s.prompt = hl_json_str(in, "prompt");
-			s.cli = "Factory";
-			s.model = "claude-opus-4-5-20250929";
-			s.namespace = argv[2];
-			ret = hl_coderun_build(&m, &s, &err);
-		}
-		if (ret == 0)
-			ret = hl_dispatch_submit(d, &o, name, m, &err);
-		if (ret == 0)
-			v = json_pack("{s:s, s:s}", "outcome", hl_dispatch_outcome_name(o), "name",
-			              name);
-		json_decref(m);
-		json_decref(in);
-	} else if (strcmp(op, "find-active") == 0 && argc == 5) {
-		json_t *arr = NULL, *it;
-		size_t i;
-
-		ret = hl_dispatch_find_active(d, &arr, argv[4], &err);
-		if (ret == 0) {
-			v = json_array();
-			json_array_foreach(arr, i, it) json_array_append_new(
-			        v, json_string(hl_json_str_or(it, "metadata.name", "")));
-		}
-		json_decref(arr);
-	} else if (strcmp(op, "set-status") == 0 && argc == 6) {
-		ret = hl_dispatch_set_status(d, argv[4], argv[5], NULL, &err);
-		if (ret == 0)
-			v = json_pack("{s:b}", "ok", 1);
-	} else {
-		fprintf(stderr, "netprobe dispatch: bad arguments\n");
-		hl_dispatch_close(d);
-		return 2;
-	}
-	hl_dispatch_close(d);
 	if (ret < 0)
 		return probe_fail(&err);
 	return probe_print(v);
@@ -415,7 +543,7 @@ main(int argc, char **argv)
 {
 	hl_fetch_global_init();
 	if (argc < 2) {
-		fprintf(stderr, "usage: netprobe fetch|kube|github|dispatch|sources ...\n");
+		fprintf(stderr, "usage: netprobe fetch|kube|github|sources ...\n");
 		return 2;
 	}
 	if (strcmp(argv[1], "fetch") == 0)
@@ -424,8 +552,6 @@ main(int argc, char **argv)
 		return probe_kube(argc - 2, argv + 2);
 	if (strcmp(argv[1], "github") == 0)
 		return probe_github(argc - 2, argv + 2);
-	if (strcmp(argv[1], "dispatch") == 0)
-		return probe_dispatch(argc - 2, argv + 2);
 	if (strcmp(argv[1], "sources") == 0)
 		return probe_sources(argc - 2, argv + 2);
 	fprintf(stderr, "netprobe: unknown subcommand '%s'\n", argv[1]);

@@ -103,6 +103,12 @@ out = fetch([{"url": f"http://127.0.0.1:{dead}/x", "backoff_ms": 20, "max_retrie
               "timeout_ms": 3000}])
 r = out["results"][0]
 check("connection refused: retried then io_error", r["error"] == "io_error" and r["attempts"] == 3, r)
+out = fetch([{"url": f"http://loki:s3cr3t-pw@127.0.0.1:{dead}/loki/api/v1/query?query=up",
+              "max_retries": 0, "timeout_ms": 3000}])
+r = out["results"][0]
+check("error messages name the URL without its user:password@ (and query)",
+      r["error"] == "io_error" and f"'http://127.0.0.1:{dead}/loki/api/v1/query'" in r["message"]
+      and "s3cr3t" not in r["message"] and "loki:" not in r["message"], r)
 
 # -- rate limits: Retry-After within the deadline is waited out
 control({"rules": [{"path": "/ok", "status": 429, "times": 1, "headers": {"Retry-After": "1"},

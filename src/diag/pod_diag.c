@@ -1,0 +1,323 @@
+/*
+ * pod_diag.c - pod diagnostics to files; see pod_diag.h.
+ *
+ * Order: the Pod object first (it names the containers and tells which
+ * have a previous instance); when the API did not answer at all the other
+ * calls are skipped. Then the events, then every log in one parallel batch,
+ * then the files. Invariants: every problem is recorded once in the
+ * report (at most DIAG_MAX_PROBLEMS lines); nothing is written outside dir;
+ * a file is written only when its content was fetched.
+ */
+#include "pod_diag.h"
+
+#include "base/buf.h"
+#include "base/file.h"
+#include "base/str.h"
+#include "describe.h"
+#include "yaml_emit.h"
+
+#include "json/json.h"
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DIAG_LOG_CAP      (64u * 1024 * 1024)
+#define DIAG_MAX_PROBLEMS 64
+
+void
+hl_diag_report_init(struct hl_diag_report *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+void
+hl_diag_report_release(struct hl_diag_report *r)
+{
+	size_t i;
+
+	for (i = 0; i < HL_DIAG_NFILES; i++)
+		free(r->path[i]);
+	for (i = 0; i < r->nproblems; i++)
+		free(r->problems[i]);
+	free(r->problems);
+	hl_diag_report_init(r);
+}
+
+const char *
+hl_diag_file_suffix(enum hl_diag_file f)
+{
+	static const char *const names[HL_DIAG_NFILES] = { "current.log", "previous.log",
+		                                           "events.yaml", "describe.txt" };
+
+	return (unsigned)f < HL_DIAG_NFILES ? names[f] : "";
+}
+
+bool
+hl_diag_pod_name_valid(const char *pod)
+{
+	return pod && *pod && !strchr(pod, '/') && strcmp(pod, ".") != 0 && strcmp(pod, "..") != 0;
+}
+
+static void diag_problem(struct hl_diag_report *r, const char *fmt, ...) HL_PRINTF(2, 3);
+
+static void
+diag_problem(struct hl_diag_report *r, const char *fmt, ...)
+{
+	char **p;
+	char *line = NULL;
+	va_list ap;
+	int n;
+
+	if (r->nproblems >= DIAG_MAX_PROBLEMS)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return; /* out of memory: the problem goes unrecorded */
+	p = realloc(r->problems, (r->nproblems + 1) * sizeof(*p));
+	if (!p) {
+		free(line);
+		return;
+	}
+	r->problems = p;
+	r->problems[r->nproblems++] = line;
+}
+
+struct diag_ctx {
+	struct hl_diag_report *r;
+	const char *dir;
+	const char *pod;
+	int first_code; /* the first fetch error, for the final error */
+};
+
+static void
+diag_note(struct diag_ctx *c, const char *what, const struct hl_err *err)
+{
+	diag_problem(c->r, "could not get %s for pod '%s': %s", what, c->pod, err->msg);
+	if (!c->first_code)
+		c->first_code = err->code ? err->code : HL_EUPSTREAM;
+}
+
+static void
+diag_write(struct diag_ctx *c, enum hl_diag_file f, const struct hl_buf *b)
+{
+	struct hl_err err = HL_ERR_INIT;
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->pod,
+	                     hl_diag_file_suffix(f)) >= sizeof(path)) {
+		diag_problem(c->r, "could not write %s: path too long", hl_diag_file_suffix(f));
+		return;
+	}
+	if (hl_file_write_atomic(path, b->data, b->len, &err) < 0) {
+		diag_problem(c->r, "could not write '%s': %s", path, err.msg);
+		return;
+	}
+	c->r->path[f] = strdup(path);
+	if (!c->r->path[f])
+		diag_problem(c->r, "out of memory recording '%s'", path);
+}
+
+/*
+ * Fetches the current log of every container in names and the previous log
+ * of every container in prevnames, all in one parallel batch, into cur and
+ * prev (one "==> container X <==" section each). Returns through cur_ok and
+ * prev_ok how many sections succeeded.
+ */
+static void
+diag_fetch_logs(const struct hl_kube *k, struct diag_ctx *c, const char *ns, const json_t *names,
+                const json_t *prevnames, long tail, struct hl_buf *cur, struct hl_buf *prev,
+                int *cur_ok, int *prev_ok)
+{
+	size_t nc = json_array_size(names), np = json_array_size(prevnames), n = nc + np, i;
+	struct hl_fetch_req *reqs = calloc(n ? n : 1, sizeof(*reqs));
+	struct hl_fetch_res *res = calloc(n ? n : 1, sizeof(*res));
+	struct hl_buf *urls = calloc(n ? n : 1, sizeof(*urls));
+	struct hl_buf *auths = calloc(n ? n : 1, sizeof(*auths));
+	struct hl_err err = HL_ERR_INIT;
+
+	*cur_ok = *prev_ok = 0;
+	if (!reqs || !res || !urls || !auths) {
+		err.code = HL_ENOMEM;
+		hl_strlcpy(err.msg, "out of memory", sizeof(err.msg));
+		diag_note(c, "logs", &err);
+		n = 0;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		bool previous = i >= nc;
+		const char *cn = json_string_value(previous ? json_array_get(prevnames, i - nc)
+		                                            : json_array_get(names, i));
+
+		hl_buf_init(&urls[i], 0);
+		hl_buf_init(&auths[i], 0);
+		hl_fetch_res_init(&res[i]);
+		if (hl_kube_pod_log_req(k, &reqs[i], &urls[i], &auths[i], ns, c->pod, cn, tail,
+		                        previous, DIAG_LOG_CAP, &err) < 0) {
+			diag_note(c, "logs", &err);
+			n = i + 1; /* release what was initialized */
+			goto out;
+		}
+	}
+	if (hl_fetch_run(reqs, res, n, 0, &err) < 0) {
+		diag_note(c, "logs", &err);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		bool previous = i >= nc;
+		const char *cn = json_string_value(previous ? json_array_get(prevnames, i - nc)
+		                                            : json_array_get(names, i));
+		struct hl_buf *out = previous ? prev : cur;
+		struct hl_err e = HL_ERR_INIT;
+		char what[160];
+
+		snprintf(what, sizeof(what), "%s log of container '%s'",
+		         previous ? "previous" : "current", cn ? cn : "(default)");
+		hl_buf_appendf(out, "==> container %s <==\n", cn ? cn : "(default)");
+		if (hl_kube_check(&res[i], what, &e) < 0) {
+			hl_buf_appendf(out, "(log unavailable: %s)\n", e.msg);
+			diag_note(c, what, &e);
+			continue;
+		}
+		if (previous)
+			(*prev_ok)++;
+		else
+			(*cur_ok)++;
+		if (res[i].truncated)
+			hl_buf_appendf(out, "(log truncated to its last %zu bytes)\n",
+			               res[i].body.len);
+		hl_buf_append(out, res[i].body.data, res[i].body.len);
+		if (res[i].body.len && res[i].body.data[res[i].body.len - 1] != '\n')
+			hl_buf_append_char(out, '\n');
+	}
+out:
+	for (i = 0; i < n; i++) {
+		hl_fetch_res_release(&res[i]);
+		hl_buf_release(&urls[i]);
+		if (auths[i].len)
+			explicit_bzero(auths[i].data, auths[i].len);
+		hl_buf_release(&auths[i]);
+	}
+	free(reqs);
+	free(res);
+	free(urls);
+	free(auths);
+}
+
+/* The events as a v1 List (what `kubectl get events -o yaml` prints). */
+static json_t *
+diag_event_list(const json_t *events)
+{
+	json_t *items = json_object_get(events, "items");
+
+	return json_is_array(items)
+	               ? json_pack("{s:s, s:O, s:s, s:{s:s}}", "apiVersion", "v1", "items", items,
+	                           "kind", "List", "metadata", "resourceVersion", "")
+	               : json_pack("{s:s, s:[], s:s, s:{s:s}}", "apiVersion", "v1", "items", "kind",
+	                           "List", "metadata", "resourceVersion", "");
+}
+
+int
+hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
+                  const char *pod, const char *dir, long tail_lines, struct hl_err *err)
+{
+	struct hl_buf cur = HL_BUF_INIT(0), prev = HL_BUF_INIT(0), ev = HL_BUF_INIT(0),
+	              desc = HL_BUF_INIT(0);
+	json_t *podj = NULL, *events = NULL, *names = NULL, *prevnames = NULL, *n;
+	struct hl_err e = HL_ERR_INIT;
+	struct diag_ctx c;
+	size_t i;
+	int ret = 0, cur_ok = 0, prev_ok = 0;
+
+	hl_diag_report_init(report);
+	if (!hl_diag_pod_name_valid(pod))
+		return hl_err_set(err, HL_EINVAL, "'%s' is not a pod name", pod ? pod : "");
+	if (!dir || !*dir)
+		return hl_err_set(err, HL_EINVAL, "no output directory for pod '%s'", pod);
+	if (hl_file_mkdirs(dir, &e) < 0)
+		return hl_err_set(err, HL_EIO, "output directory '%s': %s", dir, e.msg);
+	if (!ns || !*ns)
+		ns = k->namespace;
+	c.r = report;
+	c.dir = dir;
+	c.pod = pod;
+	c.first_code = 0;
+
+	names = json_array();
+	prevnames = json_array();
+	if (!names || !prevnames) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (hl_kube_get_pod(k, &podj, ns, pod, &e) < 0) {
+		diag_note(&c, "the pod object", &e);
+		podj = NULL;
+		/* the API is unreachable: do not try every other call too */
+		report->api_unreachable =
+		        e.code == HL_EIO || e.code == HL_ETIMEOUT || e.code == HL_EAUTH;
+		json_array_append_new(names, json_null()); /* the default container */
+	} else {
+		hl_diag_pod_containers(names, podj);
+	}
+	if (!report->api_unreachable) {
+		e.code = 0;
+		if (hl_kube_list_events(k, &events, ns, pod, &e) < 0) {
+			diag_note(&c, "events", &e);
+			events = NULL;
+		}
+
+		/* logs: every container's current log and, for containers that
+		 * restarted, the previous one, in one parallel batch */
+		json_array_foreach(names, i, n)
+		{
+			if (podj && hl_diag_has_previous(
+			                    hl_diag_container_status(podj, json_string_value(n))))
+				json_array_append(prevnames, n);
+		}
+		diag_fetch_logs(k, &c, ns, names, prevnames, tail_lines, &cur, &prev, &cur_ok,
+		                &prev_ok);
+		if (cur_ok > 0)
+			diag_write(&c, HL_DIAG_CURRENT_LOG, &cur);
+		if (prev_ok > 0)
+			diag_write(&c, HL_DIAG_PREVIOUS_LOG, &prev);
+	}
+
+	if (events) {
+		json_t *list = diag_event_list(events);
+
+		e.code = 0;
+		if (list && hl_diag_json_to_yaml(&ev, list, &e) == 0)
+			diag_write(&c, HL_DIAG_EVENTS, &ev);
+		else
+			diag_problem(report, "could not render events of pod '%s' as YAML: %s", pod,
+			             list ? e.msg : "out of memory");
+		json_decref(list);
+	}
+
+	if (podj) {
+		hl_diag_describe_pod(&desc, podj, events);
+		if (hl_buf_error(&desc))
+			diag_problem(report, "could not describe pod '%s': out of memory", pod);
+		else
+			diag_write(&c, HL_DIAG_DESCRIBE, &desc);
+	}
+
+	if (!report->path[HL_DIAG_CURRENT_LOG] && !report->path[HL_DIAG_EVENTS] &&
+	    !report->path[HL_DIAG_DESCRIBE])
+		ret = hl_err_set(err, c.first_code ? c.first_code : HL_EIO,
+		                 "could not fetch any diagnostics for pod '%s' in namespace '%s'",
+		                 pod, ns);
+out:
+	json_decref(podj);
+	json_decref(events);
+	json_decref(names);
+	json_decref(prevnames);
+	hl_buf_release(&cur);
+	hl_buf_release(&prev);
+	hl_buf_release(&ev);
+	hl_buf_release(&desc);
+	return ret;
+}

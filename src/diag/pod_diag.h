@@ -1,0 +1,79 @@
+/*
+ * pod_diag.h - pod diagnostics to files (contract section 8), what
+ * `healer fetch-logs` does and what the server does for a firing pod alert:
+ * talk to the Kubernetes API directly (no kubectl) and write, under a
+ * directory,
+ *
+ *   <pod>-current.log    every container's log, each under a header line
+ *                        "==> container NAME <==" (init, regular, ephemeral)
+ *   <pod>-previous.log   only when a container has a previous instance
+ *                        (restarted, or a terminated last state)
+ *   <pod>-events.yaml    the pod's events as a YAML List
+ *   <pod>-describe.txt   a `kubectl describe pod`-like report
+ *
+ * The logs of all containers are fetched in one parallel batch. Files are
+ * written atomically; log bytes are copied verbatim. A call succeeds when at
+ * least one of current/events/describe was written, and its report names
+ * every file written and everything that could not be fetched or written.
+ */
+#ifndef HL_DIAG_POD_DIAG_H
+#define HL_DIAG_POD_DIAG_H
+
+#include "base/err.h"
+#include "net/kube.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum hl_diag_file {
+	HL_DIAG_CURRENT_LOG = 0,
+	HL_DIAG_PREVIOUS_LOG,
+	HL_DIAG_EVENTS,
+	HL_DIAG_DESCRIBE,
+	HL_DIAG_NFILES
+};
+
+struct hl_diag_report {
+	/* path of the file written for each kind ("<dir>/<pod>-current.log"),
+	 * NULL when that file was not written */
+	char *path[HL_DIAG_NFILES];
+	/* what could not be fetched or written, one lower-case line each, e.g.
+	 * "could not get events for pod 'p': ..." (no secrets) */
+	char **problems;
+	size_t nproblems;
+	/* the API did not answer at all (connection, TLS, timeout, auth), so
+	 * only the pod object was asked for */
+	bool api_unreachable;
+};
+
+/* Empties a report. */
+void hl_diag_report_init(struct hl_diag_report *r);
+/* Frees a report's paths and problems (and re-initializes it). */
+void hl_diag_report_release(struct hl_diag_report *r);
+
+/* The file name suffix of a kind: "current.log", "previous.log",
+ * "events.yaml", "describe.txt". */
+const char *hl_diag_file_suffix(enum hl_diag_file f);
+
+/* True when pod can name a diagnostics file: not empty, no '/', not "." or
+ * "..". */
+bool hl_diag_pod_name_valid(const char *pod);
+
+/*
+ * Fetches the diagnostics of pod in namespace ns (NULL: the client's) and
+ * writes them under dir (created when missing, like mkdir -p). tail_lines
+ * limits every log to its last lines (0: whole logs; each log is capped at
+ * 64 MiB, keeping the tail).
+ *
+ * report is initialized by the call and filled whether it succeeds or not;
+ * the caller releases it. Returns 0 when at least one of the current log,
+ * the events and the description was written; else -HL_EINVAL for a pod
+ * name that cannot name a file, -HL_EIO when dir cannot be created, or the
+ * error of the failed fetches (HL_ENOTFOUND, HL_EAUTH, HL_EIO, ...) with
+ * "could not fetch any diagnostics for pod 'P' in namespace 'N'".
+ * Thread-safe for distinct pods or directories (k is only read).
+ */
+int hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
+                      const char *pod, const char *dir, long tail_lines, struct hl_err *err);
+
+#endif

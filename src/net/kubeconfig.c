@@ -1,0 +1,510 @@
+/*
+ * kubeconfig.c - where a Kubernetes client's configuration comes from: a
+ * kubeconfig file (YAML read with libyaml and turned into JSON), or the
+ * in-cluster service account (KUBERNETES_SERVICE_HOST/PORT plus the token,
+ * CA and namespace files), or ~/.kube/config.
+ *
+ * Invariants: a loaded struct hl_kube is never modified afterwards; the
+ * token and client key are wiped when freed and never reach an error
+ * message; the YAML reader is bounded in depth (64) and nodes (100000).
+ */
+#include "base/file.h"
+#include "base/str.h"
+#include "kube.h"
+
+#include "json/json.h"
+#include <ctype.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define KUBE_SA_DIR         "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KUBE_MAX_YAML_NODES 100000
+#define KUBE_MAX_FILE       (4u * 1024 * 1024)
+
+/* ---- YAML -> JSON ---- */
+
+static json_t *
+kube_yaml_node(yaml_document_t *doc, yaml_node_t *node, int depth, size_t *budget)
+{
+	json_t *v = NULL;
+
+	if (!node || depth > 64 || *budget == 0)
+		return NULL;
+	(*budget)--;
+	switch (node->type) {
+	case YAML_SCALAR_NODE: {
+		const char *s = (const char *)node->data.scalar.value;
+		size_t n = node->data.scalar.length;
+
+		if (node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		    (n == 0 || (n == 1 && s[0] == '~') || (n == 4 && memcmp(s, "null", 4) == 0)))
+			return json_null();
+		return json_stringn(s, n);
+	}
+	case YAML_SEQUENCE_NODE: {
+		yaml_node_item_t *it;
+
+		v = json_array();
+		if (!v)
+			return NULL;
+		for (it = node->data.sequence.items.start; it < node->data.sequence.items.top;
+		     it++) {
+			json_t *c = kube_yaml_node(doc, yaml_document_get_node(doc, *it), depth + 1,
+			                           budget);
+
+			if (!c || json_array_append_new(v, c) < 0) {
+				json_decref(v);
+				return NULL;
+			}
+		}
+		return v;
+	}
+	case YAML_MAPPING_NODE: {
+		yaml_node_pair_t *pr;
+
+		v = json_object();
+		if (!v)
+			return NULL;
+		for (pr = node->data.mapping.pairs.start; pr < node->data.mapping.pairs.top; pr++) {
+			yaml_node_t *kn = yaml_document_get_node(doc, pr->key);
+			json_t *c;
+			char *key;
+
+			if (!kn || kn->type != YAML_SCALAR_NODE)
+				continue; /* complex keys are not used by kubeconfig */
+			c = kube_yaml_node(doc, yaml_document_get_node(doc, pr->value), depth + 1,
+			                   budget);
+			if (!c) {
+				json_decref(v);
+				return NULL;
+			}
+			key = strndup((const char *)kn->data.scalar.value, kn->data.scalar.length);
+			if (!key || json_object_set_new(v, key, c) < 0) {
+				free(key);
+				json_decref(v);
+				return NULL;
+			}
+			free(key);
+		}
+		return v;
+	}
+	default:
+		return NULL;
+	}
+}
+
+int
+hl_kube_yaml_to_json(json_t **out, const char *yaml, size_t n, struct hl_err *err)
+{
+	yaml_parser_t parser;
+	yaml_document_t doc;
+	yaml_node_t *root;
+	size_t budget = KUBE_MAX_YAML_NODES;
+	json_t *v;
+	int ret = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return hl_err_set(err, HL_ENOMEM, "yaml parser init failed");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, n);
+	if (!yaml_parser_load(&parser, &doc)) {
+		ret = hl_err_set(err, HL_EPARSE, "yaml line %zu column %zu: %s",
+		                 parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+		                 parser.problem ? parser.problem : "parse error");
+		yaml_parser_delete(&parser);
+		return ret;
+	}
+	root = yaml_document_get_root_node(&doc);
+	if (!root) {
+		v = json_object();
+	} else {
+		v = kube_yaml_node(&doc, root, 0, &budget);
+	}
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	if (!v)
+		return hl_err_set(err, budget == 0 ? HL_ETOOBIG : HL_EPARSE,
+		                  "yaml document is too deep, too big or malformed");
+	*out = v;
+	return 0;
+}
+
+/* ---- configuration ---- */
+
+void
+hl_kube_free(struct hl_kube *k)
+{
+	if (!k)
+		return;
+	free(k->server);
+	free(k->ca_data);
+	free(k->ca_file);
+	if (k->token) {
+		explicit_bzero(k->token, strlen(k->token));
+		free(k->token);
+	}
+	free(k->token_file);
+	free(k->client_cert);
+	if (k->client_key) {
+		explicit_bzero(k->client_key, strlen(k->client_key));
+		free(k->client_key);
+	}
+	free(k->namespace);
+	free(k->source);
+	free(k);
+}
+
+/* Decodes standard base64 (whitespace ignored) into a malloc'd NUL-terminated
+ * string. */
+static int
+kube_b64_decode(char **out, const char *s, const char *what, struct hl_err *err)
+{
+	size_t n = strlen(s), j = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	char *d = malloc(n * 3 / 4 + 4);
+
+	if (!d)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (; *s; s++) {
+		int v;
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+' || c == '-')
+			v = 62;
+		else if (c == '/' || c == '_')
+			v = 63;
+		else if (c == '=' || isspace(c))
+			continue;
+		else {
+			free(d);
+			return hl_err_set(err, HL_EPARSE, "'%s' is not valid base64", what);
+		}
+		acc = acc << 6 | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			d[j++] = (char)(acc >> bits & 0xff);
+		}
+	}
+	d[j] = '\0';
+	*out = d;
+	return 0;
+}
+
+static int
+kube_read_text(char **out, const char *path, const char *what, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(KUBE_MAX_FILE);
+	struct hl_err e = HL_ERR_INIT;
+
+	if (hl_file_read(&b, path, &e) < 0) {
+		hl_buf_release(&b);
+		return hl_err_set(err, e.code ? e.code : HL_EIO, "%s: %s", what, e.msg);
+	}
+	*out = hl_buf_detach(&b, NULL);
+	if (!*out)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Makes path absolute against base_dir (malloc'd). */
+static char *
+kube_resolve(const char *path, const char *base_dir)
+{
+	char *r = NULL;
+
+	if (path[0] == '/' || !base_dir || !*base_dir)
+		return strdup(path);
+	if (asprintf(&r, "%s/%s", base_dir, path) < 0)
+		return NULL;
+	return r;
+}
+
+/* Finds the entry named name in a kubeconfig list (clusters, users, contexts)
+ * and returns its inner object (key inner). */
+static json_t *
+kube_named(const json_t *cfg, const char *list, const char *name, const char *inner)
+{
+	json_t *arr = json_object_get(cfg, list), *it;
+	size_t i;
+
+	if (!json_is_array(arr) || !name)
+		return NULL;
+	json_array_foreach(arr, i, it)
+	{
+		const char *n = hl_json_str(it, "name");
+
+		if (n && strcmp(n, name) == 0)
+			return json_object_get(it, inner);
+	}
+	return NULL;
+}
+
+static bool
+kube_truthy(const json_t *v)
+{
+	const char *s;
+
+	if (json_is_true(v))
+		return true;
+	s = json_string_value(v);
+	return s && (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0 ||
+	             strcasecmp(s, "on") == 0);
+}
+
+static int
+kube_dup(char **dst, const char *s)
+{
+	if (!s)
+		return 0;
+	*dst = strdup(s);
+	return *dst ? 0 : -1;
+}
+
+int
+hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const char *base_dir,
+                     struct hl_err *err)
+{
+	json_t *cfg = NULL, *ctx, *cluster, *user;
+	struct hl_kube *k = NULL;
+	const char *cur, *s;
+	int ret = 0;
+
+	ret = hl_kube_yaml_to_json(&cfg, yaml, n, err);
+	if (ret < 0)
+		return hl_err_wrap(err, "kubeconfig");
+	k = calloc(1, sizeof(*k));
+	if (!k) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	k->timeout_ms = 15000;
+	cur = hl_json_str(cfg, "current-context");
+	if (!cur) {
+		ret = hl_err_set(err, HL_EINVAL, "kubeconfig: no 'current-context'");
+		goto out;
+	}
+	ctx = kube_named(cfg, "contexts", cur, "context");
+	if (!json_is_object(ctx)) {
+		ret = hl_err_set(err, HL_EINVAL, "kubeconfig: context '%s' not found", cur);
+		goto out;
+	}
+	s = hl_json_str(ctx, "cluster");
+	cluster = kube_named(cfg, "clusters", s, "cluster");
+	if (!json_is_object(cluster)) {
+		ret = hl_err_set(err, HL_EINVAL, "kubeconfig: cluster '%s' not found",
+		                 s ? s : "(none)");
+		goto out;
+	}
+	s = hl_json_str(cluster, "server");
+	if (!s || !(hl_str_starts_with(s, "https://") || hl_str_starts_with(s, "http://"))) {
+		ret = hl_err_set(err, HL_EINVAL, "kubeconfig: cluster '%s' has no http(s) 'server'",
+		                 hl_json_str_or(ctx, "cluster", ""));
+		goto out;
+	}
+	if (kube_dup(&k->server, s) < 0)
+		goto oom;
+	while (k->server[0] && k->server[strlen(k->server) - 1] == '/')
+		k->server[strlen(k->server) - 1] = '\0';
+	k->insecure = kube_truthy(json_object_get(cluster, "insecure-skip-tls-verify"));
+	if ((s = hl_json_str(cluster, "certificate-authority-data"))) {
+		ret = kube_b64_decode(&k->ca_data, s, "certificate-authority-data", err);
+		if (ret < 0)
+			goto out;
+	} else if ((s = hl_json_str(cluster, "certificate-authority"))) {
+		k->ca_file = kube_resolve(s, base_dir);
+		if (!k->ca_file)
+			goto oom;
+	}
+	s = hl_json_str(ctx, "namespace");
+	if (kube_dup(&k->namespace, s && *s ? s : "default") < 0)
+		goto oom;
+	s = hl_json_str(ctx, "user");
+	user = kube_named(cfg, "users", s, "user");
+	if (json_is_object(user)) {
+		const char *cert = NULL, *key = NULL;
+
+		if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
+			if (!hl_json_str(user, "token") && !hl_json_str(user, "tokenFile")) {
+				ret = hl_err_set(err, HL_EUNSUPPORTED,
+				                 "kubeconfig: user '%s' uses an exec/auth-provider "
+				                 "plugin, which is not supported",
+				                 hl_json_str_or(ctx, "user", ""));
+				goto out;
+			}
+		}
+		if (kube_dup(&k->token, hl_json_str(user, "token")) < 0)
+			goto oom;
+		if ((s = hl_json_str(user, "tokenFile"))) {
+			k->token_file = kube_resolve(s, base_dir);
+			if (!k->token_file)
+				goto oom;
+		}
+		if ((cert = hl_json_str(user, "client-certificate-data"))) {
+			ret = kube_b64_decode(&k->client_cert, cert, "client-certificate-data",
+			                      err);
+			if (ret < 0)
+				goto out;
+		} else if ((cert = hl_json_str(user, "client-certificate"))) {
+			char *p = kube_resolve(cert, base_dir);
+
+			if (!p)
+				goto oom;
+			ret = kube_read_text(&k->client_cert, p, "kubeconfig client-certificate",
+			                     err);
+			free(p);
+			if (ret < 0)
+				goto out;
+		}
+		if ((key = hl_json_str(user, "client-key-data"))) {
+			ret = kube_b64_decode(&k->client_key, key, "client-key-data", err);
+			if (ret < 0)
+				goto out;
+		} else if ((key = hl_json_str(user, "client-key"))) {
+			char *p = kube_resolve(key, base_dir);
+
+			if (!p)
+				goto oom;
+			ret = kube_read_text(&k->client_key, p, "kubeconfig client-key", err);
+			free(p);
+			if (ret < 0)
+				goto out;
+		}
+	}
+	if (kube_dup(&k->source, "kubeconfig") < 0)
+		goto oom;
+	*out = k;
+	k = NULL;
+	goto out;
+oom:
+	ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+out:
+	json_decref(cfg);
+	hl_kube_free(k);
+	return ret;
+}
+
+int
+hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_err *err)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	struct hl_kube *k = NULL;
+	char path[PATH_MAX];
+	char *ns = NULL;
+	struct stat st;
+	int ret = 0;
+
+	if (!sa_dir)
+		sa_dir = KUBE_SA_DIR;
+	if (!host || !*host)
+		return hl_err_set(err, HL_ENOTFOUND,
+		                  "not running in a cluster "
+		                  "(KUBERNETES_SERVICE_HOST unset)");
+	snprintf(path, sizeof(path), "%s/token", sa_dir);
+	if (stat(path, &st) < 0)
+		return hl_err_set(err, HL_ENOTFOUND, "in-cluster token '%s' not found", path);
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	k->timeout_ms = 15000;
+	if (asprintf(&k->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+	             port && *port ? port : "443") < 0) {
+		k->server = NULL;
+		goto oom;
+	}
+	if (!(k->token_file = strdup(path)))
+		goto oom;
+	snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
+	if (stat(path, &st) == 0 && !(k->ca_file = strdup(path)))
+		goto oom;
+	snprintf(path, sizeof(path), "%s/namespace", sa_dir);
+	if (stat(path, &st) == 0 && kube_read_text(&ns, path, "in-cluster namespace", NULL) == 0) {
+		char *t = hl_str_trim_dup(ns);
+
+		free(ns);
+		k->namespace = t;
+	}
+	if (!k->namespace && !(k->namespace = strdup("default")))
+		goto oom;
+	if (!k->namespace[0]) {
+		free(k->namespace);
+		if (!(k->namespace = strdup("default")))
+			goto oom;
+	}
+	if (!(k->source = strdup("in-cluster")))
+		goto oom;
+	*out = k;
+	return 0;
+oom:
+	ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+	hl_kube_free(k);
+	return ret;
+}
+
+int
+hl_kube_load(struct hl_kube **out, const char *kubeconfig, struct hl_err *err)
+{
+	struct hl_buf text = HL_BUF_INIT(KUBE_MAX_FILE);
+	char home_cfg[PATH_MAX];
+	const char *path = kubeconfig;
+	char *dir = NULL, *slash;
+	int ret;
+
+	if (!path || !*path) {
+		const char *home = getenv("HOME");
+		struct stat st;
+
+		if (getenv("KUBERNETES_SERVICE_HOST"))
+			return hl_kube_load_incluster(out, NULL, err);
+		if (!home)
+			return hl_err_set(err, HL_ENOTFOUND, "no kubernetes configuration found");
+		snprintf(home_cfg, sizeof(home_cfg), "%s/.kube/config", home);
+		if (stat(home_cfg, &st) < 0)
+			return hl_err_set(err, HL_ENOTFOUND,
+			                  "no kubernetes configuration found (KUBECONFIG unset, "
+			                  "not in a cluster, no '%s')",
+			                  home_cfg);
+		path = home_cfg;
+	} else if (strchr(path, ':')) {
+		/* a KUBECONFIG list: use the first file, as kubectl's first-wins merge
+		 * does for current-context in the common single-file case */
+		static __thread char first[PATH_MAX];
+		size_t n = (size_t)(strchr(path, ':') - path);
+
+		if (n >= sizeof(first))
+			n = sizeof(first) - 1;
+		memcpy(first, path, n);
+		first[n] = '\0';
+		path = first;
+	}
+	ret = hl_file_read(&text, path, err);
+	if (ret < 0) {
+		hl_buf_release(&text);
+		return hl_err_wrap(err, "kubeconfig '%s'", path);
+	}
+	dir = strdup(path);
+	if (!dir) {
+		hl_buf_release(&text);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	ret = hl_kube_config_parse(out, text.data, text.len, dir, err);
+	free(dir);
+	hl_buf_release(&text);
+	return ret;
+}

@@ -1,0 +1,165 @@
+/*
+ * test_diag.c - the pure parts of pod diagnostics (src/diag): JSON to YAML
+ * (quoting of strings YAML would misread, the depth limit, the output cap),
+ * the describe report of a Pod object, and the container facts.
+ */
+/* cmocka needs these first */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include "diag/describe.h"
+#include "diag/pod_diag.h"
+#include "diag/yaml_emit.h"
+
+#include "json/json.h"
+#include <string.h>
+
+static json_t *
+parse(const char *s)
+{
+	json_t *v = NULL;
+
+	assert_int_equal(hl_json_parse(&v, s, strlen(s), NULL), 0);
+	return v;
+}
+
+static void
+test_diag_yaml_quotes_what_yaml_would_misread(void **state)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	json_t *v = parse("{\"a\":\"true\",\"b\":\"007\",\"c\":\"\",\"d\":\"plain text\","
+	                  "\"e\":7,\"f\":null,\"g\":[\"x\",false],\"null\":\"ü\"}");
+
+	(void)state;
+	assert_int_equal(hl_diag_json_to_yaml(&b, v, NULL), 0);
+	assert_non_null(strstr(b.data, "a: \"true\"\n"));
+	assert_non_null(strstr(b.data, "b: \"007\"\n"));
+	assert_non_null(strstr(b.data, "c: \"\"\n"));
+	assert_non_null(strstr(b.data, "d: plain text\n"));
+	assert_non_null(strstr(b.data, "e: 7\n"));
+	assert_non_null(strstr(b.data, "f: null\n"));
+	assert_non_null(strstr(b.data, "- x\n"));
+	assert_non_null(strstr(b.data, "- false\n"));
+	assert_non_null(strstr(b.data, "\"null\": ü\n"));
+	hl_buf_release(&b);
+	json_decref(v);
+}
+
+static void
+test_diag_yaml_refuses_deep_nesting_and_respects_the_cap(void **state)
+{
+	struct hl_buf b = HL_BUF_INIT(0), small = HL_BUF_INIT(8);
+	struct hl_err err = HL_ERR_INIT;
+	json_t *v = json_array(), *cur = v;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 100; i++) {
+		json_t *c = json_array();
+
+		json_array_append_new(cur, c);
+		cur = c;
+	}
+	assert_int_equal(hl_diag_json_to_yaml(&b, v, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "64"));
+	json_decref(v);
+	v = parse("{\"key\":\"a value longer than eight bytes\"}");
+	assert_int_equal(hl_diag_json_to_yaml(&small, v, &err), -HL_ETOOBIG);
+	hl_buf_release(&b);
+	hl_buf_release(&small);
+	json_decref(v);
+}
+
+static const char *pod_json =
+        "{\"metadata\":{\"name\":\"api\",\"namespace\":\"prod\",\"labels\":{\"app\":\"api\"}},"
+        "\"spec\":{\"nodeName\":\"n1\",\"initContainers\":[{\"name\":\"init\",\"image\":\"b\"}],"
+        "\"containers\":[{\"name\":\"app\",\"image\":\"img:1\",\"resources\":{\"limits\":"
+        "{\"memory\":\"1Gi\"}}},{\"name\":\"side\",\"image\":\"envoy\"}]},"
+        "\"status\":{\"phase\":\"Running\",\"containerStatuses\":[{\"name\":\"app\","
+        "\"restartCount\":0,\"lastState\":{\"terminated\":{\"reason\":\"OOMKilled\","
+        "\"exitCode\":137}},\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}}},"
+        "{\"name\":\"side\",\"restartCount\":0,\"ready\":true,\"state\":{\"running\":{}}}]}}";
+
+static void
+test_diag_container_facts(void **state)
+{
+	json_t *pod = parse(pod_json), *names = json_array();
+
+	(void)state;
+	hl_diag_pod_containers(names, pod);
+	assert_int_equal(json_array_size(names), 3);
+	assert_string_equal(json_string_value(json_array_get(names, 0)), "init");
+	assert_string_equal(json_string_value(json_array_get(names, 2)), "side");
+	/* a terminated last state counts as a previous instance even with 0
+	 * restarts; a container without status has none */
+	assert_true(hl_diag_has_previous(hl_diag_container_status(pod, "app")));
+	assert_false(hl_diag_has_previous(hl_diag_container_status(pod, "side")));
+	assert_null(hl_diag_container_status(pod, "init"));
+	assert_false(hl_diag_has_previous(NULL));
+	json_decref(names);
+	json_decref(pod);
+}
+
+static void
+test_diag_describe_report(void **state)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	json_t *pod = parse(pod_json);
+	json_t *events = parse("{\"items\":[{\"type\":\"Warning\",\"reason\":\"BackOff\","
+	                       "\"message\":\"back-off\",\"count\":3}]}");
+
+	(void)state;
+	hl_diag_describe_pod(&b, pod, events);
+	assert_int_equal(hl_buf_error(&b), 0);
+	assert_non_null(strstr(b.data, "Name:             api\n"));
+	assert_non_null(strstr(b.data, "Init Containers:\n  init:\n"));
+	assert_non_null(strstr(b.data, "    Last State:     Terminated\n      Reason:       "
+	                               "OOMKilled\n      Exit Code:    137\n"));
+	assert_non_null(strstr(b.data, "      memory:  1Gi\n"));
+	assert_non_null(strstr(b.data, "BackOff"));
+	assert_non_null(strstr(b.data, "(x3)"));
+	hl_buf_reset(&b);
+	hl_diag_describe_pod(&b, pod, NULL);
+	assert_non_null(strstr(b.data, "Events:\n  <unavailable>\n"));
+	hl_buf_release(&b);
+	json_decref(events);
+	json_decref(pod);
+}
+
+static void
+test_diag_pod_names_that_cannot_name_a_file(void **state)
+{
+	struct hl_diag_report r;
+
+	(void)state;
+	assert_true(hl_diag_pod_name_valid("api-7d9f"));
+	assert_false(hl_diag_pod_name_valid(""));
+	assert_false(hl_diag_pod_name_valid(NULL));
+	assert_false(hl_diag_pod_name_valid("."));
+	assert_false(hl_diag_pod_name_valid(".."));
+	assert_false(hl_diag_pod_name_valid("a/b"));
+	/* refused before any network call: no client needed */
+	assert_int_equal(hl_diag_fetch_pod(&r, NULL, "ns", "../x", "/tmp", 0, NULL), -HL_EINVAL);
+	assert_null(r.path[HL_DIAG_CURRENT_LOG]);
+	hl_diag_report_release(&r);
+	assert_string_equal(hl_diag_file_suffix(HL_DIAG_EVENTS), "events.yaml");
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_diag_yaml_quotes_what_yaml_would_misread),
+		cmocka_unit_test(test_diag_yaml_refuses_deep_nesting_and_respects_the_cap),
+		cmocka_unit_test(test_diag_container_facts),
+		cmocka_unit_test(test_diag_describe_report),
+		cmocka_unit_test(test_diag_pod_names_that_cannot_name_a_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""test_fetch_logs.py - pod diagnostics (src/diag, `healer fetch-logs`,
+contract section 8) against the Kubernetes stub: the four files, their
+content, --tail, a deleted pod, an unreachable API and usage errors."""
+import os
+import socket
+import ssl
+
+from dtest import CRD, TMP, check, finish, healer, http, make_ca, start_stub, write_kubeconfig
+
+TOKEN = "kube-test-token-5f2b"
+ca = make_ca("kube")
+_, port = start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"], "--token", TOKEN,
+                     "--crd", CRD)
+server = f"https://127.0.0.1:{port}"
+ctx = ssl.create_default_context(cafile=ca["ca"])
+KCFG = write_kubeconfig(os.path.join(TMP, "kubeconfig"), server, ca["ca"], token=TOKEN,
+                        namespace="prod")
+KENV = {"KUBECONFIG": KCFG}
+
+
+def ctl(method, path, body=None):
+    return http(method, server + path, body, ctx=ctx)
+
+
+def pod(name, containers, statuses, init=None, labels=None):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "prod", "labels": labels or {"app": name},
+                         "ownerReferences": [{"kind": "ReplicaSet", "name": name + "-rs"}]},
+            "spec": {"nodeName": "node-1", "containers": containers,
+                     "initContainers": init or []},
+            "status": {"phase": "Running", "hostIP": "10.0.0.5", "podIP": "10.1.0.9",
+                       "startTime": "2026-11-24T00:00:00Z", "qosClass": "Burstable",
+                       "conditions": [{"type": "Ready", "status": "False"}],
+                       "containerStatuses": statuses}}
+
+
+ctl("POST", "/_stub/seed", {
+    "pods": [
+        pod("api-7d9f", [
+            {"name": "app", "image": "ghcr.io/5dlabs/api:1.2",
+             "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "100m"}}},
+            {"name": "sidecar", "image": "envoy:1.30"}],
+            [{"name": "app", "ready": False, "restartCount": 3,
+              "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+              "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                                           "finishedAt": "2026-11-24T00:10:00Z"}}},
+             {"name": "sidecar", "ready": True, "restartCount": 0,
+              "state": {"running": {"startedAt": "2026-11-24T00:00:05Z"}}}],
+            init=[{"name": "init-db", "image": "busybox"}]),
+        pod("calm-pod", [{"name": "web", "image": "nginx"}],
+            [{"name": "web", "ready": True, "restartCount": 0, "state": {"running": {}}}]),
+    ],
+    "logs": [
+        {"namespace": "prod", "pod": "api-7d9f", "container": "app",
+         "text": "".join(f"app line {i}\n" for i in range(1, 21))},
+        {"namespace": "prod", "pod": "api-7d9f", "container": "app", "previous": True,
+         "text": "panic: runtime error: out of memory\n"},
+        {"namespace": "prod", "pod": "api-7d9f", "container": "sidecar", "text": "envoy ok\n"},
+        {"namespace": "prod", "pod": "api-7d9f", "container": "init-db", "text": "migrated\n"},
+        {"namespace": "prod", "pod": "calm-pod", "container": "web", "text": "GET / 200\n"},
+    ],
+    "events": [
+        {"metadata": {"name": "e1", "namespace": "prod"}, "type": "Warning", "reason": "BackOff",
+         "message": "Back-off restarting failed container app", "count": 12,
+         "lastTimestamp": "2026-11-24T00:11:00Z", "source": {"component": "kubelet"},
+         "involvedObject": {"kind": "Pod", "name": "api-7d9f"}},
+        {"metadata": {"name": "e2", "namespace": "prod"}, "type": "Warning",
+         "reason": "OOMKilling", "message": "Memory cgroup out of memory: Killed process 1",
+         "involvedObject": {"kind": "Pod", "name": "api-7d9f"}},
+        {"metadata": {"name": "e3", "namespace": "prod"}, "type": "Normal", "reason": "Pulled",
+         "message": "ok", "involvedObject": {"kind": "Pod", "name": "calm-pod"}},
+        {"metadata": {"name": "e4", "namespace": "other"}, "type": "Normal", "reason": "Other",
+         "message": "other ns", "involvedObject": {"kind": "Pod", "name": "api-7d9f"}},
+    ],
+    "applications": [
+        {"metadata": {"name": "cto-controller", "namespace": "argocd"},
+         "status": {"health": {"status": "Degraded"}, "sync": {"status": "OutOfSync"}}}],
+})
+
+
+# ---- fetch-logs ----
+out_dir = os.path.join(TMP, "logs")
+rc, out, err = healer("fetch-logs", "--pod-name", "api-7d9f", "--namespace", "prod",
+                      "--output-dir", out_dir, env=KENV)
+files = sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []
+check("fetch-logs: exit 0 and all four files for a restarted pod",
+      rc == 0 and files == ["api-7d9f-current.log", "api-7d9f-describe.txt",
+                            "api-7d9f-events.yaml", "api-7d9f-previous.log"], (rc, files, err))
+
+
+def read(n):
+    try:
+        return open(os.path.join(out_dir, n)).read()
+    except OSError:
+        return ""
+
+
+cur = read("api-7d9f-current.log")
+check("current.log has every container under its header",
+      "==> container init-db <==\nmigrated\n" in cur and "==> container app <==\napp line 1\n" in cur
+      and "==> container sidecar <==\nenvoy ok\n" in cur, cur)
+prev = read("api-7d9f-previous.log")
+check("previous.log holds only the restarted container",
+      "==> container app <==" in prev and "out of memory" in prev and "sidecar" not in prev, prev)
+ev = read("api-7d9f-events.yaml")
+check("events.yaml is YAML of this pod's events only",
+      ev.startswith("---") or ev.startswith("apiVersion") or "items:" in ev)
+check("events.yaml content", "reason: BackOff" in ev and "OOMKilling" in ev and "Pulled" not in ev
+      and "kind: List" in ev and "other ns" not in ev, ev)
+desc = read("api-7d9f-describe.txt")
+check("describe.txt reports node, phase, states, OOMKilled exit code, restarts, limits, events",
+      "Name:             api-7d9f" in desc and "Node:             node-1/10.0.0.5" in desc
+      and "CrashLoopBackOff" in desc and "OOMKilled" in desc and "Exit Code:    137" in desc
+      and "Restart Count:  3" in desc and "memory:  128Mi" in desc and "BackOff" in desc
+      and "Controlled By:    ReplicaSet/api-7d9f-rs" in desc, desc)
+
+rc, out, err = healer("fetch-logs", "--pod-name", "calm-pod", "--namespace", "prod",
+                      "--output-dir", out_dir, "--tail", "1", env=KENV)
+check("fetch-logs: a pod without restarts gets no previous.log",
+      rc == 0 and not os.path.exists(os.path.join(out_dir, "calm-pod-previous.log"))
+      and os.path.exists(os.path.join(out_dir, "calm-pod-current.log")), (rc, err))
+check("fetch-logs: --tail 1 keeps one line",
+      read("calm-pod-current.log") == "==> container web <==\nGET / 200\n",
+      read("calm-pod-current.log"))
+reqs = ctl("GET", "/_stub/requests")
+check("fetch-logs talks to the API with the bearer token and tailLines",
+      any(r["path"].endswith("/calm-pod/log") and r["query"].get("tailLines") == "1"
+          and r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in reqs))
+
+gone_dir = os.path.join(TMP, "gone")
+rc, out, err = healer("fetch-logs", "--pod-name", "gone-pod", "--namespace", "prod",
+                      "--output-dir", gone_dir, env=KENV)
+check("fetch-logs: a deleted pod still gets its (empty) events, exit 0, and says what is missing",
+      rc == 0 and sorted(os.listdir(gone_dir)) == ["gone-pod-events.yaml"]
+      and 'pods "gone-pod" not found' in err, (rc, os.listdir(gone_dir), err))
+
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+dead = s.getsockname()[1]
+s.close()
+down = write_kubeconfig(os.path.join(TMP, "kc-down"), f"https://127.0.0.1:{dead}", ca["ca"],
+                        token=TOKEN)
+down_dir = os.path.join(TMP, "down")
+rc, out, err = healer("fetch-logs", "--pod-name", "api-7d9f", "--namespace", "prod",
+                      "--output-dir", down_dir, env={"KUBECONFIG": down})
+check("fetch-logs: API down -> exit 1, says why, writes nothing",
+      rc == 1 and "healer: error:" in err and "could not get" in err
+      and os.listdir(down_dir) == [], (rc, err))
+rc, out, err = healer("fetch-logs", "--pod-name", "x", "--namespace", "prod", env=KENV)
+check("fetch-logs: a missing --output-dir is a usage error (exit 2)",
+      rc == 2 and "--output-dir" in err, err)
+
+finish()

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""test_dispatch.py - CodeRun dispatch in kubernetes mode (src/dispatch
+through dispatchprobe) and `healer spawn-remediation` (kubernetes,
+directory and none modes) against the Kubernetes stub (TLS with a
+throw-away CA carried in the kubeconfig, bearer token)."""
+import json
+import os
+import ssl
+
+from dtest import (CRD, TMP, check, dispatchprobe, finish, healer, http, make_ca, start_stub,
+                   write_kubeconfig)
+
+TOKEN = "kube-test-token-5f2b"
+ca = make_ca("kube")
+_, port = start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"], "--token", TOKEN,
+                     "--crd", CRD)
+server = f"https://127.0.0.1:{port}"
+ctx = ssl.create_default_context(cafile=ca["ca"])
+KCFG = write_kubeconfig(os.path.join(TMP, "kubeconfig"), server, ca["ca"], token=TOKEN,
+                        namespace="prod")
+KENV = {"KUBECONFIG": KCFG}
+
+
+def ctl(method, path, body=None):
+    return http(method, server + path, body, ctx=ctx)
+
+
+# ---- CodeRuns through the dispatcher: create, 409, retried 503, find-active ----
+spec = {"agent": "rex", "failure_type": "rust_clippy", "repository": "5dlabs/cto",
+        "branch": "feat/x", "head_sha": "0123456789abcdef", "workflow_run_id": 111,
+        "task_id": "ci-111", "dedup_key": "5dlabs/cto#111#clippy", "prompt": "fix it"}
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "submit-ci", stdin=json.dumps(spec),
+                        env=KENV)
+check("dispatch kubernetes: created (201)", rc == 0 and out["outcome"] == "created", (out, err))
+name = out.get("name") if isinstance(out, dict) else None
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "submit-ci", stdin=json.dumps(spec),
+                        env=KENV)
+check("dispatch kubernetes: the same dedup key again is 'existing' (409), same name",
+      rc == 0 and out["outcome"] == "existing" and out["name"] == name, out)
+stored = [c for c in ctl("GET", "/_stub/coderuns") if c["metadata"]["namespace"] == "cto"]
+check("exactly one CodeRun stored for the dedup key", len(stored) == 1, stored)
+cr = stored[0] if stored else {}
+check("stored CodeRun has the contract labels",
+      cr and cr["metadata"]["labels"].get("healer/workflow-run-id") == "111"
+      and cr["metadata"]["labels"].get("healer/branch") == "feat-x"
+      and cr["spec"]["env"].get("TARGET_BRANCH") == "feat/x", cr)
+
+http("POST", f"{server}/_stub/config", {"rules": [
+    {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns", "status": 503,
+     "times": 1, "body": {"kind": "Status", "code": 503, "message": "etcd busy"}}]}, ctx=ctx)
+spec2 = dict(spec, dedup_key="5dlabs/cto#222#clippy", workflow_run_id=222, task_id="ci-222")
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "submit-ci", stdin=json.dumps(spec2),
+                        env=KENV)
+posts = [r for r in ctl("GET", "/_stub/requests") if r["method"] == "POST"
+         and r["path"].endswith("/coderuns")]
+check("a named create is retried after a 503 and ends 'created' (idempotent by name)",
+      rc == 0 and out["outcome"] == "created" and len(posts) >= 4, (out, len(posts)))
+http("POST", f"{server}/_stub/config", {"rules": []}, ctx=ctx)
+
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "find-active",
+                        "app.kubernetes.io/name=healer,healer/workflow-run-id=111", env=KENV)
+check("find-active (kubernetes): the new CodeRun counts as active", rc == 0 and out == [name], out)
+http("PATCH", f"{server}/apis/agents.platform/v1/namespaces/cto/coderuns/{name}/status",
+               {"status": {"phase": "Succeeded", "pullRequestUrl": "https://github.com/pr/1"}},
+               ctx=ctx, token=TOKEN)
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "find-active",
+                        "healer/workflow-run-id=111", env=KENV)
+check("find-active: a Succeeded CodeRun is no longer active", rc == 0 and out == [], out)
+
+
+# ---- spawn-remediation ----
+issue = os.path.join(TMP, "A7-api-7d9f.md")
+with open(issue, "w") as f:
+    f.write("# Pod Failure: api-7d9f\n\n## Summary\nOOM\n")
+SENV = dict(KENV, HEALER_DISPATCH="kubernetes", HEALER_NAMESPACE="cto",
+            HEALER_DATA_DIR=os.path.join(TMP, "var"))
+
+
+def heal_runs():
+    return [c for c in ctl("GET", "/_stub/coderuns")
+            if c["metadata"].get("labels", {}).get("remediation") == "true"]
+
+
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "42", "--issue-file",
+                      issue, "--target-pod", "api-7d9f", env=SENV)
+runs = heal_runs()
+check("spawn-remediation: created", rc == 0 and len(runs) == 1, (rc, out, err))
+r = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
+lab, env = r["metadata"]["labels"], r["spec"]["env"]
+check("spawn-remediation: labels alert-type, task-id, target-pod, remediation, heal type",
+      lab.get("alert-type") == "a7" and lab.get("task-id") == "42"
+      and lab.get("target-pod") == "api-7d9f" and lab.get("remediation") == "true"
+      and lab.get("agents.platform/type") == "heal-remediation", lab)
+check("spawn-remediation: env HEAL_PROMPT_FILE, ALERT_TYPE, TASK_ID, REMEDIATION_MODE",
+      env.get("HEAL_PROMPT_FILE") == issue and env.get("ALERT_TYPE") == "a7"
+      and env.get("TASK_ID") == "42" and env.get("REMEDIATION_MODE") == "true", env)
+check("spawn-remediation: heal-workspace markers (service heal + annotation) and the prompt",
+      r["spec"].get("service") == "heal"
+      and r["metadata"].get("annotations", {}).get("healer/workspace-pvc") == "heal-workspace"
+      and r["spec"].get("promptModification", "").startswith("# Pod Failure: api-7d9f"), r)
+check("spawn-remediation: generateName gave a server-assigned name",
+      r["metadata"].get("name", "").startswith("healer-remediation-a7-")
+      and r["metadata"]["name"] in out, (r["metadata"], out))
+
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "43", "--issue-file",
+                      issue, "--target-pod", "api-7d9f", env=SENV)
+check("spawn-remediation: refused while the first is Pending (empty phase)",
+      rc == 1 and "still" in err and len(heal_runs()) == 1, (rc, err))
+ctl("POST", "/_stub/coderun-phase", {"namespace": "cto", "name": r["metadata"]["name"],
+                                     "phase": "Running"})
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "43", "--issue-file",
+                      issue, "--target-pod", "api-7d9f", env=SENV)
+check("spawn-remediation: refused while Running", rc == 1 and "Running" in err, err)
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "44", "--issue-file",
+                      issue, "--target-pod", "other-pod", env=SENV)
+check("spawn-remediation: another target pod is not blocked", rc == 0 and len(heal_runs()) == 2,
+      (rc, err))
+ctl("POST", "/_stub/coderun-phase", {"namespace": "cto", "name": r["metadata"]["name"],
+                                     "phase": "Succeeded"})
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "45", "--issue-file",
+                      issue, "--target-pod", "api-7d9f", env=SENV)
+check("spawn-remediation: allowed again once the first Succeeded",
+      rc == 0 and len(heal_runs()) == 3, (rc, err))
+weird = "API_pod/with:weird..chars__and-a-very-long-name-that-goes-past-sixty-three-characters-"
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "46", "--issue-file",
+                      issue, "--target-pod", weird, env=SENV)
+w = [c for c in heal_runs() if c["spec"]["env"].get("TASK_ID") == "46"]
+check("spawn-remediation: a weird pod name is sanitised into a valid label (no 422)",
+      rc == 0 and w and len(w[0]["metadata"]["labels"]["target-pod"]) <= 63
+      and w[0]["metadata"]["labels"]["target-pod"].startswith("API_pod-with-weird"), (rc, err, w))
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "47", "--issue-file",
+                      os.path.join(TMP, "missing.md"), env=SENV)
+check("spawn-remediation: a missing issue file -> exit 1 naming it",
+      rc == 1 and "missing.md" in err, err)
+
+# directory and none modes
+DENV = {"HEALER_DISPATCH": "directory", "HEALER_DATA_DIR": os.path.join(TMP, "var"),
+        "HEALER_NAMESPACE": "cto"}
+rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "7", "--issue-file",
+                      issue, "--target-pod", "p1", env=DENV)
+cdir = os.path.join(TMP, "var", "coderuns")
+files = os.listdir(cdir) if os.path.isdir(cdir) else []
+ok = rc == 0 and len(files) == 1
+m = json.load(open(os.path.join(cdir, files[0]))) if ok else {}
+check("directory mode: one readable manifest file named after the CodeRun",
+      ok and m["metadata"]["name"] + ".json" == files[0]
+      and m["metadata"]["labels"]["alert-type"] == "a9" and m["kind"] == "CodeRun", (rc, err, files))
+rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "8", "--issue-file",
+                      issue, "--target-pod", "p1", env=DENV)
+check("directory mode: a second one for the same alert and pod is refused",
+      rc == 1 and len(os.listdir(cdir)) == 1, err)
+rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "9", "--issue-file",
+                      issue, env=dict(DENV, HEALER_DISPATCH="none"))
+check("none mode: prints the manifest, writes nothing",
+      rc == 0 and json.loads(out)["spec"]["service"] == "heal" and len(os.listdir(cdir)) == 1,
+      (rc, out, err))
+
+finish()
+
+finish()
