@@ -1,10 +1,11 @@
 /*
  * cmd_server.c - `healer server`: load the configuration, open the store,
- * re-queue interrupted deliveries, start the workers and the HTTP server,
+ * re-queue interrupted deliveries, start the remediation loop, the workers
+ * and the HTTP server,
  * then wait for SIGTERM/SIGINT and shut down gracefully:
  *   stop accepting -> answer in-flight requests (their deliveries commit)
- *   -> stop HTTP -> workers finish their current delivery -> close the
- *   store (checkpoint) -> exit 0.
+ *   -> workers finish their current delivery -> stop HTTP -> the loop's
+ *   threads finish their step -> close the store (checkpoint) -> exit 0.
  * Signals are blocked in every thread and taken with sigwait() here, so no
  * handler runs in a library thread.
  */
@@ -15,6 +16,8 @@
 #include "core/pipeline.h"
 #include "core/worker.h"
 #include "http/server.h"
+#include "loop/loop.h"
+#include "remediate/remediate.h"
 #include "store/store.h"
 #include "version.h"
 
@@ -24,6 +27,12 @@
 #include <string.h>
 
 #define SERVER_DRAIN_MS 10000
+
+static void
+server_loop_metrics(void *arg, struct hl_buf *out)
+{
+	hl_loop_metrics(arg, out);
+}
 
 int
 hl_cmd_server(int argc, char **argv)
@@ -37,6 +46,8 @@ hl_cmd_server(int argc, char **argv)
 	struct hl_config *cfg = NULL;
 	struct hl_store *store = NULL;
 	struct hl_pipeline *pipeline = NULL;
+	struct hl_remediator *remediator = NULL;
+	struct hl_loop *loop = NULL;
 	struct hl_workers *workers = NULL;
 	struct hl_http_server *http = NULL;
 	const char *config_file = NULL, *port_file = NULL, *arg;
@@ -109,7 +120,15 @@ hl_cmd_server(int argc, char **argv)
 		hl_log_kv(HL_LOG_WARN, "re-queued deliveries interrupted by a previous run",
 		          "count", port, NULL);
 	}
-	if (hl_pipeline_new(&pipeline, cfg, store, &err) < 0) {
+	if (hl_remediator_new(&remediator, cfg, store, &err) < 0) {
+		hl_cmd_fail("cannot start the remediator: %s", err.msg);
+		goto out;
+	}
+	if (hl_loop_start(&loop, cfg, store, remediator, NULL, &err) < 0) {
+		hl_cmd_fail("cannot start the remediation loop: %s", err.msg);
+		goto out;
+	}
+	if (hl_pipeline_new(&pipeline, cfg, store, remediator, loop, &err) < 0) {
 		hl_cmd_fail("cannot start the pipeline: %s", err.msg);
 		goto out;
 	}
@@ -117,6 +136,7 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot start the HTTP server: %s", err.msg);
 		goto out;
 	}
+	hl_http_server_add_metrics(http, server_loop_metrics, loop);
 	if (hl_workers_start(&workers, cfg->workers, cfg, store, pipeline, &err) < 0) {
 		hl_cmd_fail("cannot start the workers: %s", err.msg);
 		goto out;
@@ -143,6 +163,8 @@ out:
 	hl_workers_stop(workers);
 	hl_http_server_stop(http);
 	hl_pipeline_free(pipeline);
+	hl_loop_stop(loop);
+	hl_remediator_free(remediator);
 	hl_store_close(store);
 	if (rc == 0)
 		hl_info("stopped");

@@ -16,6 +16,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "loop/loop.h"
 #include "remediate/remediate.h"
 
 #include <stdlib.h>
@@ -25,23 +26,21 @@ struct hl_pipeline {
 	const struct hl_config *cfg;
 	struct hl_store *store;
 	struct hl_remediator *remediator;
+	struct hl_loop *loop;
 };
 
 int
 hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl_store *store,
-                struct hl_err *err)
+                struct hl_remediator *remediator, struct hl_loop *loop, struct hl_err *err)
 {
 	struct hl_pipeline *p = calloc(1, sizeof(*p));
-	int rc;
 
 	if (!p)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	p->cfg = cfg;
 	p->store = store;
-	if ((rc = hl_remediator_new(&p->remediator, cfg, store, err)) < 0) {
-		free(p);
-		return rc;
-	}
+	p->remediator = remediator;
+	p->loop = loop;
 	*out = p;
 	return 0;
 }
@@ -49,9 +48,6 @@ hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl
 void
 hl_pipeline_free(struct hl_pipeline *p)
 {
-	if (!p)
-		return;
-	hl_remediator_free(p->remediator);
 	free(p);
 }
 
@@ -64,7 +60,6 @@ pipeline_remediates(const struct hl_event *ev)
 	case HL_INTENT_ACTION:
 		return true;
 	case HL_INTENT_COMMAND:
-		return ev->command == HL_CMD_FIX || ev->command == HL_CMD_RETRY;
 	case HL_INTENT_TRACK:
 	case HL_INTENT_NONE:
 		break;
@@ -122,35 +117,51 @@ pipeline_backoff_ms(int claims)
 	return ms < 60000 ? ms : 60000;
 }
 
+/* A decision that names another task (the failure belongs to it). */
+static char *
+pipeline_attached_json(const char *task_id)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "task_id", task_id, "dedup_status",
+	                      "existing", "outcome", "attached", "reason",
+	                      "a new result of the job an active remediation is fixing");
+	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+
+	json_decref(d);
+	return text;
+}
+
 int
 hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
                     const struct hl_event *ev, struct hl_err *err)
 {
 	const char *outcome = "recorded";
+	char outcome_buf[48], owner[HL_TASK_ID_MAX];
 	struct hl_remediation res;
+	struct hl_loop_command_result cmd;
 	json_t *j = hl_event_to_json(ev);
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL, *decision = NULL;
 	int rc = 0;
 
+	/* a result of a job an active task is fixing belongs to that task
+	 * (success or failure): the loop judges with it, no new task starts */
+	if (p->loop && (ev->intent == HL_INTENT_CI_FAILURE || ev->intent == HL_INTENT_TRACK)) {
+		rc = hl_loop_ci_event(p->loop, owner, ev, d->delivery_id, err);
+		if (rc < 0 && pipeline_transient(rc))
+			goto give_back;
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			outcome = ev->intent == HL_INTENT_CI_FAILURE ? "attached" : "ci_result";
+			if (ev->intent == HL_INTENT_CI_FAILURE)
+				decision = pipeline_attached_json(owner);
+			goto finish;
+		}
+	}
 	if (pipeline_remediates(ev)) {
 		rc = hl_remediate(p->remediator, &res, ev, d->task_id ? d->task_id : d->delivery_id,
 		                  d->failure_key, err);
-		if (rc < 0 && pipeline_transient(rc) && d->claims < HL_PIPELINE_MAX_CLAIMS) {
-			/* give it back; the not-before time keeps a dead upstream
-			 * from spinning a worker */
-			int64_t pause = pipeline_backoff_ms(d->claims);
-			hl_warn("remediation of '%s' failed (claim %d), retrying in %lld ms: %s",
-			        d->delivery_id, d->claims, (long long)pause, err->msg);
-			rc = hl_store_finish_delivery(
-			        p->store, d->delivery_id,
-			        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
-			                                      .reason = "retry",
-			                                      .event_json = text,
-			                                      .not_before_ms =
-			                                              hl_time_wall_ms() + pause },
-			        err);
-			goto out;
-		}
+		if (rc < 0 && pipeline_transient(rc))
+			goto give_back;
 		if (rc < 0)
 			goto out;
 		outcome = res.outcome;
@@ -158,9 +169,20 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		          res.failure_type, "coderun", res.coderun_name, "dedup_status",
 		          res.dedup_status, "outcome", res.outcome, NULL);
 		decision = pipeline_decision_json(&res);
-	} else if (ev->intent == HL_INTENT_COMMAND) {
-		outcome = ev->command == HL_CMD_STATUS ? "command_status" : "command_stop";
+	} else if (ev->intent == HL_INTENT_COMMAND && p->loop) {
+		rc = hl_loop_command(p->loop, &cmd, ev, d->task_id ? d->task_id : d->delivery_id,
+		                     err);
+		if (rc < 0 && pipeline_transient(rc))
+			goto give_back;
+		if (rc < 0)
+			goto out;
+		snprintf(outcome_buf, sizeof(outcome_buf), "command_%s", cmd.outcome);
+		outcome = outcome_buf;
+		hl_log_kv(HL_LOG_INFO, "healer command", "command",
+		          hl_comment_command_name(ev->command), "outcome", cmd.outcome, "task_id",
+		          cmd.task_id, "detail", cmd.detail, NULL);
 	}
+finish:
 	rc = hl_store_finish_delivery(p->store, d->delivery_id,
 	                              &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
 	                                                            .reason = outcome,
@@ -169,6 +191,22 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	                              err);
 	if (rc == 0 && decision)
 		pipeline_publish(p, d->delivery_id, decision);
+	goto out;
+give_back:
+	/* give it back; the not-before time keeps a dead upstream from
+	 * spinning a worker */
+	if (d->claims < HL_PIPELINE_MAX_CLAIMS) {
+		int64_t pause = pipeline_backoff_ms(d->claims);
+		hl_warn("processing '%s' failed (claim %d), retrying in %lld ms: %s",
+		        d->delivery_id, d->claims, (long long)pause, err->msg);
+		rc = hl_store_finish_delivery(
+		        p->store, d->delivery_id,
+		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
+		                                      .reason = "retry",
+		                                      .event_json = text,
+		                                      .not_before_ms = hl_time_wall_ms() + pause },
+		        err);
+	}
 out:
 	free(decision);
 	free(text);

@@ -9,10 +9,12 @@
  * commands through the remediator (remediate.h: context -> classify ->
  * prompt -> CodeRun, recorded as a task with its attempt), finishes the
  * delivery with the outcome ("dispatched", "decided", "existing",
- * "skipped") and the decision, and publishes the decision on the store's
- * decision channel (the sensor's synchronous answer, on any replica);
- * other events are "recorded" (/healer status|stop as "command_status" /
- * "command_stop").
+ * "skipped", "queued", "rerun") and the decision, and publishes the
+ * decision on the store's decision channel (the sensor's synchronous
+ * answer, on any replica). A CI result of a job an active task is fixing
+ * goes to the loop instead ("attached" for a failure, "ci_result" for a
+ * success); /healer commands go to the loop ("command_<what it did>");
+ * other events are "recorded".
  *
  * Contract for implementations:
  *  - Return 0 after finishing the delivery; return -HL_E* (err filled)
@@ -37,9 +39,12 @@ struct hl_pipeline;
 
 #define HL_PIPELINE_MAX_CLAIMS 5
 
-/* cfg and store are borrowed and must outlive the pipeline. */
+/* cfg, store, remediator and loop (may be NULL: no loop) are borrowed
+ * and must outlive the pipeline. */
+struct hl_remediator;
+struct hl_loop;
 int hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl_store *store,
-                    struct hl_err *err);
+                    struct hl_remediator *remediator, struct hl_loop *loop, struct hl_err *err);
 void hl_pipeline_free(struct hl_pipeline *p);
 
 /*

@@ -181,6 +181,8 @@ hl_http_metrics(struct http_req *r)
 	hl_buf_append_str(&b, "# HELP healer_queue_depth Deliveries stored and not yet "
 	                      "processed.\n# TYPE healer_queue_depth gauge\n");
 	hl_buf_appendf(&b, "healer_queue_depth %lld\n", (long long)depth);
+	for (int i = 0; i < atomic_load(&r->srv->n_extra_metrics); i++)
+		r->srv->extra_metrics[i].fn(r->srv->extra_metrics[i].arg, &b);
 	hl_buf_append_str(&b, "# HELP process_resident_memory_bytes Resident memory size in "
 	                      "bytes.\n# TYPE process_resident_memory_bytes gauge\n");
 	hl_buf_appendf(&b, "process_resident_memory_bytes %lld\n", api_rss_bytes());

@@ -28,6 +28,11 @@ struct hl_http_server {
 	atomic_int inflight; /* requests between their first byte and completion */
 	atomic_bool stopping;
 	struct hl_decision_board *decisions; /* sensor answers waiting for a decision */
+	struct {
+		void (*fn)(void *arg, struct hl_buf *out);
+		void *arg;
+	} extra_metrics[4]; /* an entry is written before n_extra_metrics counts it */
+	atomic_int n_extra_metrics;
 };
 
 /* What a route accepts (routes.c). */
@@ -75,7 +80,8 @@ struct http_req {
 	atomic_int phase;
 	unsigned code;
 	bool sensor;
-	int kind; /* event kind index for metrics */
+	int kind;   /* event kind index for metrics */
+	int intent; /* the event's intent (enum hl_event_intent) */
 	char delivery_id[HL_DELIVERY_ID_MAX + 1];
 	char event_name[65];
 	char task_id[HL_TASK_ID_MAX];

@@ -189,7 +189,7 @@ intake_done(struct hl_intake_req *req)
 	int wait_ms = r->srv->cfg->decision_wait_ms;
 
 	/* the CI sensor's call waits for the decision (decisions.c) */
-	if (r->sensor && intake_ci_route(r) && req->rc == 0 &&
+	if (r->sensor && intake_ci_route(r) && req->rc == 0 && r->intent != HL_INTENT_TRACK &&
 	    req->answer.status == HL_INTAKE_ACCEPTED && wait_ms > 0 &&
 	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
 		return;
@@ -219,6 +219,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		skip = hl_event_skip_reason(ev, r->srv->cfg);
 	if (ev) {
 		r->kind = (int)ev->kind;
+		r->intent = (int)ev->intent;
 		if (ev->action)
 			r->action = strdup(ev->action);
 		r->dedup_key = hl_event_dedup_key(ev);
@@ -306,6 +307,16 @@ intake_add_decision(struct http_req *r, json_t *o)
 			if (v[i] && *v[i])
 				json_object_set_new(o, keys[i], json_string(v[i]));
 		hl_task_record_free(task);
+	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r) &&
+	           r->intent == HL_INTENT_TRACK) {
+		/* a successful run: kept as a CI result for verification, never
+		 * remediated */
+		json_object_set_new(o, "dedup_status", json_string("skipped"));
+		json_object_set_new(o, "decision", json_string("tracked"));
+		json_object_set_new(
+		        o, "reason",
+		        json_string("not_failure: a successful run is recorded to verify "
+		                    "fixes, not remediated"));
 	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r)) {
 		json_object_set_new(o, "decision", json_string("pending"));
 	}

@@ -322,6 +322,20 @@ fail:
 }
 
 int
+hl_http_server_add_metrics(struct hl_http_server *srv, void (*fn)(void *arg, struct hl_buf *out),
+                           void *arg)
+{
+	int n = atomic_load(&srv->n_extra_metrics);
+
+	if (n == 4)
+		return -HL_ETOOBIG;
+	srv->extra_metrics[n].fn = fn;
+	srv->extra_metrics[n].arg = arg;
+	atomic_store(&srv->n_extra_metrics, n + 1);
+	return 0;
+}
+
+int
 hl_http_server_port(const struct hl_http_server *srv)
 {
 	return srv->port;

@@ -16,6 +16,7 @@
 #ifndef HL_HTTP_SERVER_H
 #define HL_HTTP_SERVER_H
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -34,6 +35,10 @@ struct hl_http_server;
  */
 int hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
                          struct hl_store *store, const char *version, struct hl_err *err);
+/* Adds a producer of more metrics to /metrics (at most 4); fn appends
+ * Prometheus text to out and runs on an HTTP thread. */
+int hl_http_server_add_metrics(struct hl_http_server *srv,
+                               void (*fn)(void *arg, struct hl_buf *out), void *arg);
 /* The bound TCP port. */
 int hl_http_server_port(const struct hl_http_server *srv);
 /*

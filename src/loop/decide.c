@@ -79,13 +79,16 @@ decide_after(struct hl_loop_step *out, const struct hl_loop_input *in,
 /* A CI result that judges the attempt: for an agent, one of another commit
  * than the failing one (the agent's push); for a re-run, any. */
 static bool
-decide_ci_counts(const struct hl_task_record *t, const struct hl_attempt_record *a,
+decide_ci_counts(const struct hl_loop_input *in, const struct hl_attempt_record *a,
                  const struct hl_ci_result_record *ci)
 {
+	const struct hl_task_record *t = in->task;
+
 	if (!ci || !ci->conclusion[0])
 		return false;
 	if (a->kind == HL_ATTEMPT_RERUN)
-		return true;
+		return !in->failing_run_attempt || !ci->run_attempt ||
+		       ci->run_attempt > in->failing_run_attempt;
 	return !(t->head_sha && ci->head_sha[0] && strcmp(ci->head_sha, t->head_sha) == 0);
 }
 
@@ -134,7 +137,7 @@ hl_loop_decide(struct hl_loop_step *out, const struct hl_loop_input *in)
 		return;
 	}
 	if (a->kind == HL_ATTEMPT_RERUN) {
-		if (decide_ci_counts(t, a, in->ci)) {
+		if (decide_ci_counts(in, a, in->ci)) {
 			decide_judge_ci(out, in, a);
 		} else if (now >= a->started_ms + in->lim->verify_timeout_ms) {
 			if (!in->ci_asked) {
@@ -163,7 +166,7 @@ hl_loop_decide(struct hl_loop_step *out, const struct hl_loop_input *in)
 		int64_t done = a->agent_done_ms ? a->agent_done_ms : now;
 		int64_t deadline = done + in->lim->verify_timeout_ms;
 
-		if (decide_ci_counts(t, a, in->ci)) {
+		if (decide_ci_counts(in, a, in->ci)) {
 			decide_judge_ci(out, in, a);
 		} else if (now >= deadline) {
 			if (!in->ci_asked) {

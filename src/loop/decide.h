@@ -47,6 +47,9 @@ struct hl_loop_input {
 	const char *const *ranked;
 	size_t n_ranked;
 	bool sticky; /* the task's category keeps its agent (security) */
+	/* the failing run's attempt number: a re-run's result has a higher one
+	 * (0: unknown, any result counts) */
+	int64_t failing_run_attempt;
 	const struct hl_loop_limits *lim;
 	int64_t now_ms;
 };

@@ -327,16 +327,17 @@ build_request(const struct hl_prompt_context *ctx, bool *ok)
 	const struct hl_event *ev = ctx->event;
 	json_t *o;
 
-	if (!ev || (ev->intent != HL_INTENT_COMMAND && ev->intent != HL_INTENT_ACTION))
+	bool by_comment = ev && (ev->intent == HL_INTENT_COMMAND || ev->command != HL_CMD_NONE);
+
+	/* a failure remediated on a human's /healer fix or retry carries the
+	 * command too */
+	if (!ev || (!by_comment && ev->intent != HL_INTENT_ACTION))
 		return json_null();
 	if (!(o = obj(ok)))
 		return NULL;
-	put(o, "source", jstr(ev->intent == HL_INTENT_COMMAND ? "comment" : "check_run_action"),
-	    ok);
+	put(o, "source", jstr(by_comment ? "comment" : "check_run_action"), ok);
 	put(o, "command",
-	    jstr(ev->intent == HL_INTENT_COMMAND ? hl_comment_command_name(ev->command)
-	                                         : ev->requested_action),
-	    ok);
+	    jstr(by_comment ? hl_comment_command_name(ev->command) : ev->requested_action), ok);
 	put(o, "hint", jstr(ev->command_hint), ok);
 	put(o, "author", jstr(ev->sender), ok);
 	return o;

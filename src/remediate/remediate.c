@@ -327,8 +327,9 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 			json_decref(active);
 		}
 	}
-	/* the per-branch window, for other runs */
-	if (ev->branch && r->cfg->time_window_mins > 0) {
+	/* the per-branch window, for other runs (a human's /healer fix is not
+	 * held back by it) */
+	if (ev->branch && r->cfg->time_window_mins > 0 && ev->command == HL_CMD_NONE) {
 		int64_t since = hl_time_wall_ms() - (int64_t)r->cfg->time_window_mins * 60000;
 		rc = hl_store_task_find(r->store, other, ev->repository, ev->branch, ev->run_id,
 		                        HL_TASK_FIND_OTHER_RUN, since, task_id, err);
@@ -731,8 +732,11 @@ hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
 	if (rc < 0)
 		return rc;
 	if (plan->hint) {
+		/* a human asked for this attempt (/healer retry): the prompt says so */
 		free(ev->command_hint);
 		ev->command_hint = strdup(plan->hint);
+		if (ev->command == HL_CMD_NONE)
+			ev->command = HL_CMD_RETRY;
 	}
 	memset(&res, 0, sizeof(res));
 	rem_set(res.task_id, sizeof(res.task_id), task->task_id);

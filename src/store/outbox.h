@@ -11,11 +11,11 @@
 #include "store/store.h"
 
 enum hl_notification_state {
-	HL_NOTIFY_PENDING,   /* waiting for (another) delivery attempt */
-	HL_NOTIFY_DELIVERED, /* the channel accepted it */
-	HL_NOTIFY_FAILED,    /* given up: a permanent error or too many attempts */
-	HL_NOTIFY_STATE_MAX,
-	HL_NOTIFY_STATE_INVALID = -1,
+	HL_OUTBOX_PENDING,   /* waiting for (another) delivery attempt */
+	HL_OUTBOX_DELIVERED, /* the channel accepted it */
+	HL_OUTBOX_FAILED,    /* given up: a permanent error or too many attempts */
+	HL_OUTBOX_STATE_MAX,
+	HL_OUTBOX_STATE_INVALID = -1,
 };
 
 struct hl_notification_in {

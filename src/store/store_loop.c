@@ -153,7 +153,7 @@ int
 hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
 {
-	if (state < 0 || state >= HL_NOTIFY_STATE_MAX)
+	if (state < 0 || state >= HL_OUTBOX_STATE_MAX)
 		return hl_err_set(err, HL_EINVAL, "no notification state %d", (int)state);
 	STORE_CALL(s, s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, err));
 }
@@ -179,16 +179,16 @@ hl_notification_release(struct hl_notification *n)
 	memset(n, 0, sizeof(*n));
 }
 
-static const char *const notification_state_names[HL_NOTIFY_STATE_MAX] = {
-	[HL_NOTIFY_PENDING] = "pending",
-	[HL_NOTIFY_DELIVERED] = "delivered",
-	[HL_NOTIFY_FAILED] = "failed",
+static const char *const notification_state_names[HL_OUTBOX_STATE_MAX] = {
+	[HL_OUTBOX_PENDING] = "pending",
+	[HL_OUTBOX_DELIVERED] = "delivered",
+	[HL_OUTBOX_FAILED] = "failed",
 };
 
 const char *
 hl_notification_state_name(enum hl_notification_state st)
 {
-	return st >= 0 && st < HL_NOTIFY_STATE_MAX ? notification_state_names[st] : "invalid";
+	return st >= 0 && st < HL_OUTBOX_STATE_MAX ? notification_state_names[st] : "invalid";
 }
 
 enum hl_notification_state
@@ -196,8 +196,8 @@ hl_notification_state_from_name(const char *name)
 {
 	int i;
 
-	for (i = 0; name && i < HL_NOTIFY_STATE_MAX; i++)
+	for (i = 0; name && i < HL_OUTBOX_STATE_MAX; i++)
 		if (strcmp(notification_state_names[i], name) == 0)
 			return (enum hl_notification_state)i;
-	return HL_NOTIFY_STATE_INVALID;
+	return HL_OUTBOX_STATE_INVALID;
 }

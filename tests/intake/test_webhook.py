@@ -365,6 +365,16 @@ def run(tmp):
           and d.get("status") in ("accepted", "skipped"), d)
     st, _, d = srv.json("POST", "/api/remediate/ci-failure", json.dumps(DEPENDABOT).encode(), auth)
     check("an alert sent to ci-failure answers 400", st == 400 and d.get("error"), d)
+    ok_run = copy.deepcopy(WF_RUN)
+    ok_run["workflow_run"]["id"] += 7
+    ok_run["workflow_run"]["conclusion"] = "success"
+    t0 = time.monotonic()
+    st, _, d = srv.json("POST", "/api/remediate/ci-failure", json.dumps(ok_run).encode(), auth)
+    waited = time.monotonic() - t0
+    check("a successful run sent to ci-failure is answered as tracked, with its reason, at once",
+          st == 202 and d.get("dedup_status") == "skipped" and d.get("decision") == "tracked"
+          and (d.get("reason") or "").startswith("not_failure") and d.get("task_id") is None
+          and waited < 2.0, (d, waited))
 
     # Read-only routes.
     st, ct, d = srv.json("GET", "/health")

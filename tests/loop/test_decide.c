@@ -212,12 +212,20 @@ test_decide_rerun_outcomes(void **state)
 	f.a[0].phase = HL_PHASE_VERIFYING;
 	decide(&f);
 	assert_int_equal(f.st.verdict, HL_LOOP_WAIT);
-	/* a re-run runs at the same sha */
+	/* the original failure reported again (its check run twin) is not the re-run */
+	f.in.failing_run_attempt = 1;
+	fx_ci(&f, failing_sha, "failure");
+	f.ci.run_attempt = 1;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_WAIT);
+	/* a re-run runs at the same sha, as the run's next attempt */
 	fx_ci(&f, failing_sha, "success");
+	f.ci.run_attempt = 2;
 	decide(&f);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_RERUN_PASSED);
 	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
 	fx_ci(&f, failing_sha, "failure");
+	f.ci.run_attempt = 2;
 	decide(&f);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_RERUN_FAILED);
 	assert_int_equal(f.st.next, HL_NEXT_RETRY);

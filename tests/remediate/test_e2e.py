@@ -280,7 +280,7 @@ def main():
           st == 202 and len(same) == 1, [ans2, len(same)])
 
     # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
-    payload = job_event(5002, run_id=9100)
+    payload = job_event(5002, run_id=9100, branch="feat/r9100")
     with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
         futs = [ex.submit(srv.deliver, payload, "workflow_job", os.urandom(8).hex(), str(1 + i % 2))
                 for i in range(50)]
@@ -298,7 +298,7 @@ def main():
     # ---- 4. a hanging source: the CodeRun is still created within its deadline ----
     set_sources(loki_delay_ms=20000)
     t0 = time.time()
-    st, ans = srv.deliver(job_event(5003, run_id=9200))
+    st, ans = srv.deliver(job_event(5003, run_id=9200, branch="feat/r9200"))
     tid = ans.get("task_id")
     runs = wait_for(lambda: [c for c in coderuns()
                              if c["metadata"]["labels"].get("healer/task-id") == tid], 12)
@@ -354,30 +354,43 @@ def main():
           cr["spec"]["env"].get("TARGET_BRANCH") == f"fix/dependabot-alert-{num}",
           cr["spec"]["env"])
 
-    # ---- 5c. /healer fix on a PR -> a CodeRun for the PR carrying the hint ------
+    # ---- 5c. /healer fix on a PR -> a CodeRun for its failing check with the hint --
+    dtest.http("POST", GURL + "/_stub/seed", {
+        "logs": {"6001": CLIPPY_LOG},
+        "check_runs_by_ref": {SHA: [
+            {"id": 6001, "name": "clippy-strict", "head_sha": SHA, "status": "completed",
+             "conclusion": "failure", "app": {"slug": "github-actions"},
+             "html_url": f"https://github.com/{REPO}/runs/6001",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}},
+            {"id": 6002, "name": "fmt", "head_sha": SHA, "status": "completed",
+             "conclusion": "success", "app": {"slug": "github-actions"}}]}}, token=GTOKEN)
     comment = {"action": "created",
                "issue": {"number": 42, "title": "Faster widgets",
                          "pull_request": {"url": f"https://api.github.com/repos/{REPO}/pulls/42"}},
                "comment": {"id": 777001, "body": "Please have a look.\n/healer fix the clippy lint in src/lib.rs\n",
+                           "author_association": "MEMBER",
                            "user": {"login": "maintainer", "type": "User"}},
                "repository": {"full_name": REPO, "default_branch": "main"},
                "sender": {"login": "maintainer", "type": "User"}}
     st, ans = srv.deliver(comment, event="issue_comment")
-    tid = ans.get("task_id")
+    tid = hashlib.sha256(f"{ans.get('task_id')}|check=6001".encode()).hexdigest()[:20]
     runs = wait_for(lambda: [c for c in coderuns()
-                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
+                             if c["metadata"]["labels"].get("healer/task-id") == "hl-" + tid], 15)
     cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
     p = cr["spec"].get("promptModification", "")
-    check("/healer fix on a PR creates a CodeRun for the PR with the hint",
+    check("/healer fix on a PR creates a CodeRun for its failing check with the hint",
           st == 202 and cr["spec"]["env"].get("PR_NUMBER") == "42"
           and cr["spec"]["env"].get("TARGET_BRANCH") == "feat/faster"
           and "the clippy lint in src/lib.rs" in p and "maintainer" in p, [ans, p[:2000]])
+    check("only the failing check is remediated",
+          not [c for c in coderuns() if c["spec"].get("env", {}).get("HEALER_TASK_ID") == "hl-"
+               + hashlib.sha256(f"{ans.get('task_id')}|check=6002".encode()).hexdigest()[:20]])
 
     # ---- 5d. the Kubernetes API fails for a while: the remediation is retried ----
     kube("POST", "/_stub/config", {"rules": [
         {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns",
          "status": 503, "times": 6, "body": {"kind": "Status", "code": 503}}]})
-    st, ans = srv.deliver(job_event(5007, run_id=9350))
+    st, ans = srv.deliver(job_event(5007, run_id=9350, branch="feat/r9350"))
     tid = ans.get("task_id")
     runs = wait_for(lambda: [c for c in coderuns()
                              if c["metadata"]["labels"].get("healer/task-id") == tid], 20)
@@ -387,7 +400,7 @@ def main():
 
     # ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
     set_sources(delay_ms=1500)
-    st, ans = srv.deliver(job_event(5005, run_id=9400))
+    st, ans = srv.deliver(job_event(5005, run_id=9400, branch="feat/r9400"))
     tid = ans.get("task_id")
     time.sleep(0.5)  # the worker is waiting on the sources now
     srv.kill()
@@ -405,7 +418,7 @@ def main():
     denv = dict(BASE_ENV, HEALER_DISPATCH="directory")
     denv.pop("KUBECONFIG")
     dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
-    st, ans = dsrv.deliver(job_event(5006, run_id=9500))
+    st, ans = dsrv.deliver(job_event(5006, run_id=9500, branch="feat/r9500"))
     cdir = os.path.join(dsrv.data_dir, "coderuns")
     files = wait_for(lambda: os.path.isdir(cdir) and [f for f in os.listdir(cdir)
                                                       if f.endswith(".json")], 15)

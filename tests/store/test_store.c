@@ -1131,7 +1131,7 @@ outbox_count_cb(void *arg, const char *channel, const char *state, int64_t n)
 	enum hl_notification_state s = hl_notification_state_from_name(state);
 
 	assert_true(strcmp(channel, "discord") == 0 || strcmp(channel, "slack") == 0);
-	assert_int_not_equal(s, HL_NOTIFY_STATE_INVALID);
+	assert_int_not_equal(s, HL_OUTBOX_STATE_INVALID);
 	counts[s] += n;
 }
 
@@ -1144,7 +1144,7 @@ test_store_outbox(void **state)
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_notification *due = NULL;
 	struct hl_task_record *r = NULL;
-	int64_t counts[HL_NOTIFY_STATE_MAX] = { 0 };
+	int64_t counts[HL_OUTBOX_STATE_MAX] = { 0 };
 	size_t n = 0, i;
 	bool created = false;
 	struct hl_notification_in in = {
@@ -1167,11 +1167,11 @@ test_store_outbox(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(due[0].channel, "discord");
 	assert_int_equal(
-	        hl_store_outbox_update(f->s, due[0].id, HL_NOTIFY_DELIVERED, 1, 0, NULL, &err), 0);
+	        hl_store_outbox_update(f->s, due[0].id, HL_OUTBOX_DELIVERED, 1, 0, NULL, &err), 0);
 	/* a result is recorded once */
-	assert_int_equal(hl_store_outbox_update(f->s, due[0].id, HL_NOTIFY_FAILED, 2, 0, "x", &err),
+	assert_int_equal(hl_store_outbox_update(f->s, due[0].id, HL_OUTBOX_FAILED, 2, 0, "x", &err),
 	                 -HL_ECONFLICT);
-	assert_int_equal(hl_store_outbox_update(f->s, due[1].id, HL_NOTIFY_PENDING, 1,
+	assert_int_equal(hl_store_outbox_update(f->s, due[1].id, HL_OUTBOX_PENDING, 1,
 	                                        INT64_MAX / 2, "429", &err),
 	                 0);
 	for (i = 0; i < n; i++)
@@ -1182,8 +1182,8 @@ test_store_outbox(void **state)
 	assert_int_equal(n, 0);
 	free(due);
 	assert_int_equal(hl_store_outbox_counts(f->s, outbox_count_cb, counts, &err), 0);
-	assert_int_equal(counts[HL_NOTIFY_DELIVERED], 1);
-	assert_int_equal(counts[HL_NOTIFY_PENDING], 1);
+	assert_int_equal(counts[HL_OUTBOX_DELIVERED], 1);
+	assert_int_equal(counts[HL_OUTBOX_PENDING], 1);
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-o", &err), 0);
 	assert_int_equal(r->n_notifications, 2);
 	assert_string_equal(r->notification[0].state, "delivered");

@@ -1,0 +1,308 @@
+/*
+ * commands.c - /healer commands in PR comments (contract section 9):
+ *   fix [hint]    remediate the PR's failing checks (on its head sha), with
+ *                 the hint in each prompt; one task per failing check, so a
+ *                 failure already being remediated answers as existing;
+ *   retry [hint]  one more attempt on the PR's last task (also after
+ *                 escalation);
+ *   status        a reply with the task's attempts;
+ *   stop          deletes the active CodeRun; the task ends stopped.
+ * Only authors whose author_association is in HEALER_COMMAND_ASSOCIATIONS
+ * are obeyed (OWNER, MEMBER, COLLABORATOR by default, as Prow and OpenHands
+ * decide); others get a short reply. An obeyed command gets an `eyes`
+ * reaction. Replies go through the outbox, keyed by the comment, so a
+ * comment delivered twice is answered once.
+ */
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "loop_impl.h"
+#include "notify/notify.h"
+
+#include "json/json.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static void cmd_set(struct hl_loop_command_result *out, const char *outcome, const char *task_id,
+                    const char *fmt, ...) HL_PRINTF(4, 5);
+
+static void
+cmd_set(struct hl_loop_command_result *out, const char *outcome, const char *task_id,
+        const char *fmt, ...)
+{
+	va_list ap;
+
+	hl_strlcpy(out->outcome, outcome, sizeof(out->outcome));
+	hl_strlcpy(out->task_id, task_id ? task_id : "", sizeof(out->task_id));
+	va_start(ap, fmt);
+	vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
+	va_end(ap);
+}
+
+/* Whether association is in the comma list allowed (case-insensitive). */
+static bool
+cmd_allowed(const char *allowed, const char *association)
+{
+	const char *p = allowed;
+	size_t n;
+
+	if (!association || !*association || !allowed)
+		return false;
+	n = strlen(association);
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		while (len && (*p == ' ' || *p == '\t'))
+			p++, len--;
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == n && strncasecmp(p, association, n) == 0)
+			return true;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+static void
+cmd_react(struct hl_loop *l, const struct hl_event *ev)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	if (!l->github || ev->comment_id <= 0)
+		return;
+	if (hl_github_add_reaction(l->github, NULL, ev->repository, ev->comment_id, "eyes", &err) <
+	    0)
+		hl_log_kv(HL_LOG_WARN, "the eyes reaction failed", "error", err.msg, NULL);
+}
+
+/* /healer fix: one remediation per failing check of the PR's head. */
+static int
+cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+        const char *task_id, struct hl_err *err)
+{
+	json_t *pr = NULL, *checks = NULL, *c;
+	const char *sha, *head;
+	int started = 0, existing = 0, rc;
+	size_t i;
+
+	if (!l->github) {
+		cmd_set(out, "nothing", task_id, "no GitHub credentials to read the PR's checks");
+		return 0;
+	}
+	if ((rc = hl_github_pull(l->github, &pr, ev->repository, ev->pr_number, err)) < 0)
+		goto out;
+	sha = hl_json_str(pr, "head.sha");
+	head = hl_json_str(pr, "head.ref");
+	if (!sha) {
+		cmd_set(out, "nothing", task_id, "the PR has no head commit");
+		goto out;
+	}
+	if ((rc = hl_github_check_runs(l->github, &checks, ev->repository, sha, 0, err)) < 0)
+		goto out;
+	json_array_foreach(checks, i, c)
+	{
+		struct hl_event fe = { 0 };
+		struct hl_remediation res;
+		char id[HL_TASK_ID_MAX], ident[512], *key;
+		const char *app = hl_json_str(c, "app.slug");
+
+		if (!hl_event_conclusion_is_failure(hl_json_str(c, "conclusion")))
+			continue;
+		/* the failing check as a CI failure carrying the human's hint */
+		fe.kind = HL_EVENT_CHECK_RUN;
+		fe.intent = HL_INTENT_CI_FAILURE;
+		fe.event_name = "check_run";
+		fe.action = "completed";
+		fe.repository = ev->repository;
+		fe.repository_url = ev->repository_url;
+		fe.default_branch = ev->default_branch;
+		fe.sender = ev->sender;
+		fe.check_run_id = hl_json_int(c, "id", 0);
+		if (app && strcmp(app, "github-actions") == 0)
+			fe.job_id = fe.check_run_id; /* an Actions check run is its job */
+		fe.job_name = (char *)hl_json_str(c, "name");
+		fe.conclusion = (char *)hl_json_str(c, "conclusion");
+		fe.status = "completed";
+		fe.branch = (char *)head;
+		fe.head_sha = (char *)sha;
+		fe.html_url = (char *)hl_json_str(c, "html_url");
+		fe.check_output_title = (char *)hl_json_str(c, "output.title");
+		fe.check_output_summary = (char *)hl_json_str(c, "output.summary");
+		fe.check_output_text = (char *)hl_json_str(c, "output.text");
+		fe.pr_number = ev->pr_number;
+		fe.pr_title = ev->pr_title;
+		fe.command = HL_CMD_FIX;
+		fe.command_hint = ev->command_hint;
+		snprintf(ident, sizeof(ident), "%s|check=%lld", task_id,
+		         (long long)fe.check_run_id);
+		if (hl_event_task_id(id, sizeof(id), ident) < 0 ||
+		    !(key = hl_event_failure_key(&fe)))
+			continue;
+		rc = hl_remediate(l->remediator, &res, &fe, id, key, err);
+		free(key);
+		if (rc < 0)
+			goto out;
+		if (strcmp(res.dedup_status, "new") == 0)
+			started++;
+		else
+			existing++;
+		if (!out->task_id[0])
+			hl_strlcpy(out->task_id, id, sizeof(out->task_id));
+	}
+	if (started + existing == 0)
+		cmd_set(out, "nothing", task_id, "no failing check on %.12s", sha);
+	else
+		cmd_set(out, "fixing", out->task_id, "%d check(s) to fix, %d already being fixed",
+		        started, existing);
+	rc = 0;
+out:
+	json_decref(pr);
+	json_decref(checks);
+	return rc;
+}
+
+/* /healer retry: one more attempt on the PR's last task. */
+static int
+cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+          const struct hl_task_record *t, struct hl_err *err)
+{
+	const char *ranked[8];
+	size_t n_ranked = 0;
+	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL, *v;
+	size_t i;
+	int rc;
+
+	if (hl_task_state_is_active(t->state) || t->state == HL_TASK_QUEUED) {
+		cmd_set(out, "busy", t->task_id, "the task is %s", hl_task_state_name(t->state));
+		json_decref(decision);
+		return 0;
+	}
+	if (t->state != HL_TASK_ESCALATED) {
+		cmd_set(out, "ended", t->task_id, "the task ended %s; use /healer fix",
+		        hl_task_state_name(t->state));
+		json_decref(decision);
+		return 0;
+	}
+	json_array_foreach(json_object_get(decision, "ranked_agents"), i, v)
+	{
+		if (n_ranked < 8 && json_is_string(v))
+			ranked[n_ranked++] = json_string_value(v);
+	}
+	rc = hl_loop_next_attempt(l, t, hl_loop_next_agent(t, ranked, n_ranked, false),
+	                          ev->command_hint, err);
+	json_decref(decision);
+	if (rc == 0)
+		cmd_set(out, "retrying", t->task_id, "attempt %d", (int)t->n_attempts + 1);
+	return rc;
+}
+
+/* /healer stop: the active CodeRun goes, the task ends stopped. */
+static int
+cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_task_record *t,
+         struct hl_err *err)
+{
+	const struct hl_attempt_record *a = t->n_attempts ? &t->attempt[t->n_attempts - 1] : NULL;
+	int rc;
+
+	if (t->state != HL_TASK_QUEUED && !hl_task_state_is_active(t->state)) {
+		cmd_set(out, "nothing", t->task_id, "the task is %s", hl_task_state_name(t->state));
+		return 0;
+	}
+	if (a && a->phase != HL_PHASE_DONE) {
+		if ((rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)
+			return rc;
+		rc = hl_store_attempt_put(l->store,
+		                          &(struct hl_attempt){ .task_id = t->task_id,
+		                                                .n = a->n,
+		                                                .kind = a->kind,
+		                                                .phase = HL_PHASE_DONE,
+		                                                .outcome = HL_OUTCOME_STOPPED,
+		                                                .reason = "stopped by /healer stop",
+		                                                .finished_ms = hl_time_wall_ms() },
+		                          err);
+		if (rc < 0)
+			return rc;
+	}
+	rc = hl_store_task_put(l->store,
+	                       &(struct hl_task){ .task_id = t->task_id,
+	                                          .state = HL_TASK_STOPPED,
+	                                          .reason = "stopped by /healer stop",
+	                                          .next_check_ms = HL_TASK_NO_CHECK },
+	                       err);
+	if (rc == 0)
+		cmd_set(out, "stopped", t->task_id, "%s",
+		        a && a->coderun_name ? a->coderun_name : "");
+	return rc;
+}
+
+int
+hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+                const char *task_id, struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	char ref[32], last[HL_TASK_ID_MAX];
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(ref, sizeof(ref), "%lld", (long long)ev->comment_id);
+	if (!ev->repository || ev->pr_number <= 0 || ev->command == HL_CMD_NONE) {
+		cmd_set(out, "nothing", task_id, "not a command on a pull request");
+		return 0;
+	}
+	if (!cmd_allowed(l->cfg->command_associations, ev->author_association)) {
+		char *body = NULL;
+		cmd_set(out, "refused", task_id, "author association '%s' may not give commands",
+		        ev->author_association ? ev->author_association : "unknown");
+		hl_log_kv(HL_LOG_WARN, "healer command refused", "author", ev->sender,
+		          "association", ev->author_association, NULL);
+		if ((rc = hl_notify_github_refusal(&body, ev->sender, ev->author_association,
+		                                   l->cfg->command_associations, err)) == 0)
+			rc = hl_loop_comment(l, task_id, ev->repository, ev->pr_number, "refusal",
+			                     ref, body, err);
+		free(body);
+		hl_loop_wake(l);
+		return rc;
+	}
+	cmd_react(l, ev);
+	if (ev->command == HL_CMD_FIX)
+		return cmd_fix(l, out, ev, task_id, err);
+
+	rc = hl_store_task_of_pr(l->store, last, ev->repository, ev->pr_number, err);
+	if (rc == -HL_ENOTFOUND) {
+		cmd_set(out, "nothing", task_id, "no remediation for this pull request");
+		if (ev->command == HL_CMD_STATUS) {
+			struct hl_task_record empty = { .task_id = (char *)task_id,
+				                        .repository = ev->repository,
+				                        .state = HL_TASK_SKIPPED,
+				                        .pr_number = ev->pr_number };
+			rc = hl_loop_report_comment(l, &empty, ref, ev->pr_number, err);
+			hl_loop_wake(l);
+			return rc;
+		}
+		return 0;
+	}
+	if (rc < 0 || (rc = hl_store_task_get(l->store, &t, last, err)) < 0)
+		return rc;
+	switch (ev->command) {
+	case HL_CMD_RETRY:
+		rc = cmd_retry(l, out, ev, t, err);
+		break;
+	case HL_CMD_STATUS:
+		rc = hl_loop_report_comment(l, t, ref, ev->pr_number, err);
+		cmd_set(out, "status", t->task_id, "%s", hl_task_state_name(t->state));
+		hl_loop_wake(l);
+		break;
+	case HL_CMD_STOP:
+		rc = cmd_stop(l, out, t, err);
+		break;
+	default:
+		break;
+	}
+	hl_task_record_free(t);
+	return rc;
+}

@@ -1,0 +1,430 @@
+/*
+ * driver.c - stepping tasks: each due task is taken under its lease,
+ * judged (decide.h) and the step applied; queued tasks start when the
+ * budgets allow, oldest first.
+ *
+ * Applying a step writes the attempt's outcome before anything follows
+ * from it, and every consequence is idempotent (the next CodeRun is named
+ * for its attempt, the escalation is enqueued once per channel), so a
+ * driver that dies half-way is finished by the next one to take the lease.
+ */
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "catalog/catalog.h"
+#include "loop_impl.h"
+
+#include "json/json.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DRIVER_RANKED_MAX 8
+#define DRIVER_RETRY_MS   60000 /* a step that failed on an upstream is tried again then */
+
+/* The classification's agents in rank order, from the stored decision. */
+static size_t
+driver_ranked(const char **out, size_t max, json_t *decision)
+{
+	json_t *arr = json_object_get(decision, "ranked_agents"), *v;
+	size_t i, n = 0;
+
+	json_array_foreach(arr, i, v)
+	{
+		if (n < max && json_is_string(v))
+			out[n++] = json_string_value(v);
+	}
+	return n;
+}
+
+/* Security work stays with its agent (the catalogue says which categories). */
+static bool
+driver_sticky(const struct hl_task_record *t)
+{
+	const struct hl_catalog_type *ft = hl_catalog_type_find(t->failure_type);
+
+	if (t->kind && strcmp(t->kind, "security") == 0)
+		return true;
+	return ft && ft->category && ft->category->stays_with_agent;
+}
+
+static const struct hl_attempt_record *
+driver_current(const struct hl_task_record *t)
+{
+	size_t i;
+
+	for (i = t->n_attempts; i > 0; i--)
+		if (t->attempt[i - 1].n == t->attempts)
+			return &t->attempt[i - 1];
+	return NULL;
+}
+
+/* Records what GitHub says of the job as a CI result of the task. */
+static int
+driver_record_api(struct hl_loop *l, const struct hl_task_record *t, int64_t run_id, int64_t job_id,
+                  const char *sha, const char *conclusion, struct hl_err *err)
+{
+	char key[96];
+
+	snprintf(key, sizeof(key), "api:%lld:%lld:%s", (long long)run_id, (long long)job_id,
+	         conclusion);
+	return hl_store_ci_result_add(l->store,
+	                              &(struct hl_ci_result){ .task_id = t->task_id,
+	                                                      .delivery_id = key,
+	                                                      .head_sha = sha,
+	                                                      .branch = t->target_branch,
+	                                                      .conclusion = conclusion,
+	                                                      .run_id = run_id,
+	                                                      .job_id = job_id,
+	                                                      .completed_ms = hl_time_wall_ms(),
+	                                                      .source = "api" },
+	                              err);
+}
+
+/* A re-run: the jobs of the run's latest attempt (a re-run keeps the run). */
+static int
+driver_ask_rerun(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err)
+{
+	json_t *jobs = NULL, *j;
+	size_t i;
+	int rc = hl_github_run_jobs(l->github, &jobs, t->repository, t->run_id, err);
+
+	if (rc < 0)
+		return rc;
+	json_array_foreach(jobs, i, j)
+	{
+		const char *name = hl_json_str(j, "name"), *c = hl_json_str(j, "conclusion");
+		if (name && t->job && strcmp(name, t->job) == 0 && c &&
+		    strcmp(hl_json_str_or(j, "status", ""), "completed") == 0) {
+			rc = driver_record_api(l, t, t->run_id, hl_json_int(j, "id", 0),
+			                       hl_json_str(j, "head_sha"), c, err);
+			break;
+		}
+	}
+	json_decref(jobs);
+	return rc;
+}
+
+/* The job's latest result on the branch since the attempt began, asked of
+ * GitHub (the verify timeout passed without a webhook event). Recorded as a
+ * CI result when found. */
+static int
+driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl_attempt_record *a,
+              struct hl_err *err)
+{
+	struct hl_github_job_verdict v;
+	struct hl_buf path = HL_BUF_INIT(1024);
+	json_t *run = NULL;
+	char workflow[32];
+	int rc;
+
+	if (!l->github)
+		return hl_err_set(err, HL_EUNSUPPORTED,
+		                  "no GitHub credentials to ask for CI results");
+	if (!t->repository || !t->job || t->run_id <= 0)
+		return 0;
+	if (a->kind == HL_ATTEMPT_RERUN)
+		return driver_ask_rerun(l, t, err);
+	/* the workflow's id, from the failing run (events carry only its name) */
+	if ((rc = hl_github_repo_path(&path, t->repository, err)) < 0)
+		goto out;
+	hl_buf_appendf(&path, "/actions/runs/%lld", (long long)t->run_id);
+	if ((rc = hl_github_call(l->github, &run, "GET", path.data, NULL, err)) < 0)
+		goto out;
+	snprintf(workflow, sizeof(workflow), "%lld", (long long)hl_json_int(run, "workflow_id", 0));
+	rc = hl_github_job_verdict(l->github, &v, t->repository, workflow,
+	                           t->target_branch ? t->target_branch : t->branch, t->job,
+	                           a->started_ms, err);
+	if (rc == 0 &&
+	    (v.verdict == HL_GITHUB_VERDICT_PASSED || v.verdict == HL_GITHUB_VERDICT_FAILED))
+		rc = driver_record_api(
+		        l, t, v.run_id, v.job_id, v.head_sha,
+		        v.verdict == HL_GITHUB_VERDICT_PASSED ? "success" : v.conclusion, err);
+out:
+	json_decref(run);
+	hl_buf_release(&path);
+	return rc;
+}
+
+/* What the next attempt knows of the one before. */
+static void
+driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const char *agent,
+            const char *hint, const struct hl_ci_result_record *ci, char *ci_line, size_t ci_size)
+{
+	const struct hl_attempt_record *last = driver_current(t);
+
+	memset(p, 0, sizeof(*p));
+	p->n = (int)(t->n_attempts ? t->attempt[t->n_attempts - 1].n + 1 : 1);
+	p->task = t;
+	p->agent = agent;
+	p->failure_type = t->failure_type;
+	p->hint = hint;
+	if (last) {
+		p->agent_pod = last->pod_name;
+		p->failure_output = last->status_message;
+	}
+	if (ci && ci->conclusion[0]) {
+		snprintf(ci_line, ci_size, "%s: %s at %.12s%s%s", t->job ? t->job : "the job",
+		         ci->conclusion, ci->head_sha, ci->url[0] ? " " : "", ci->url);
+		p->ci_status = ci_line;
+		if (strcmp(ci->conclusion, "success") != 0 && ci->job_id > 0)
+			p->current_job_id = ci->job_id;
+	}
+}
+
+/* Starts the next attempt, or queues the task when a budget is used up. */
+static int
+driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
+                    const char *hint, const struct hl_ci_result_record *ci, struct hl_err *err)
+{
+	struct hl_attempt_plan plan;
+	struct hl_remediation res;
+	char why[160], ci_line[640];
+	int rc;
+
+	if ((rc = hl_remediate_budget(l->remediator, why, sizeof(why), t->repository, err)) < 0)
+		return rc;
+	if (rc == 1)
+		return hl_store_task_put(l->store,
+		                         &(struct hl_task){ .task_id = t->task_id,
+		                                            .state = HL_TASK_QUEUED,
+		                                            .reason = why,
+		                                            .agent = agent,
+		                                            .next_check_ms = HL_TASK_NO_CHECK },
+		                         err);
+	driver_plan(&plan, t, agent, hint, ci, ci_line, sizeof(ci_line));
+	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
+	if (rc == 0)
+		hl_log_kv(HL_LOG_INFO, "next attempt started", "task_id", t->task_id, "agent",
+		          res.agent, "coderun", res.coderun_name, "outcome", res.outcome, NULL);
+	return rc;
+}
+
+int
+hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
+                     const char *hint, struct hl_err *err)
+{
+	struct hl_ci_result_record ci;
+	const struct hl_attempt_record *a = driver_current(t);
+	bool have = a && hl_store_ci_result_latest(l->store, &ci, t->task_id, 0, NULL) == 0;
+
+	return driver_next_attempt(l, t, agent, hint, have ? &ci : NULL, err);
+}
+
+/* Records the outcome of the current attempt (once: a judged attempt is done). */
+static int
+driver_finish_attempt(struct hl_loop *l, const struct hl_task_record *t,
+                      const struct hl_attempt_record *a, const struct hl_loop_step *st,
+                      struct hl_err *err)
+{
+	if (a->phase == HL_PHASE_DONE)
+		return 0;
+	hl_log_kv(HL_LOG_INFO, "attempt finished", "task_id", t->task_id, "attempt",
+	          a->coderun_name ? a->coderun_name : "rerun", "outcome",
+	          hl_attempt_outcome_name(st->outcome), "reason", st->reason, NULL);
+	return hl_store_attempt_put(l->store,
+	                            &(struct hl_attempt){ .task_id = t->task_id,
+	                                                  .n = a->n,
+	                                                  .kind = a->kind,
+	                                                  .phase = HL_PHASE_DONE,
+	                                                  .outcome = st->outcome,
+	                                                  .reason = st->reason,
+	                                                  .finished_ms = hl_time_wall_ms() },
+	                            err);
+}
+
+/* Applies a finished attempt's consequence. */
+static int
+driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl_loop_step *st,
+              const struct hl_ci_result_record *ci, struct hl_err *err)
+{
+	int rc;
+
+	switch (st->next) {
+	case HL_NEXT_SUCCEED:
+		rc = hl_store_task_put(l->store,
+		                       &(struct hl_task){ .task_id = t->task_id,
+		                                          .state = HL_TASK_SUCCEEDED,
+		                                          .reason = st->reason,
+		                                          .next_check_ms = HL_TASK_NO_CHECK },
+		                       err);
+		if (rc == 0)
+			hl_log_kv(HL_LOG_INFO, "remediation succeeded", "task_id", t->task_id,
+			          NULL);
+		return rc;
+	case HL_NEXT_RETRY:
+		return driver_next_attempt(l, t, st->next_agent, NULL, ci, err);
+	case HL_NEXT_ESCALATE:
+		if ((rc = hl_loop_escalate(l, t, err)) < 0)
+			return rc;
+		rc = hl_store_task_put(l->store,
+		                       &(struct hl_task){ .task_id = t->task_id,
+		                                          .state = HL_TASK_ESCALATED,
+		                                          .reason = st->reason,
+		                                          .next_check_ms = HL_TASK_NO_CHECK },
+		                       err);
+		if (rc == 0) {
+			hl_log_kv(HL_LOG_WARN, "remediation escalated", "task_id", t->task_id,
+			          NULL);
+			hl_loop_wake(l); /* the outbox */
+		}
+		return rc;
+	case HL_NEXT_NONE:
+		break;
+	}
+	return hl_store_task_schedule(l->store, t->task_id, HL_TASK_NO_CHECK, err);
+}
+
+/* Judges and applies one step of a leased task. */
+static int
+driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err)
+{
+	const struct hl_attempt_record *a = driver_current(t);
+	struct hl_ci_result_record ci;
+	const char *ranked[DRIVER_RANKED_MAX];
+	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
+	struct hl_loop_input in = {
+		.task = t,
+		.lim = &l->lim,
+		.now_ms = hl_time_wall_ms(),
+		.sticky = driver_sticky(t),
+	};
+	struct hl_loop_step st;
+	bool have_ci = false;
+	int rc = 0;
+
+	in.n_ranked = driver_ranked(ranked, DRIVER_RANKED_MAX, decision);
+	in.ranked = ranked;
+	if (t->event_json) {
+		json_t *ev = json_loads(t->event_json, 0, NULL);
+		in.failing_run_attempt = hl_json_int(ev, "run_attempt", 0);
+		json_decref(ev);
+	}
+	if (a && hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) == 0) {
+		in.ci = &ci;
+		have_ci = true;
+	}
+	hl_loop_decide(&st, &in);
+	if (st.verdict == HL_LOOP_ASK_CI) {
+		struct hl_err aerr = HL_ERR_INIT;
+		int64_t limit = (a->agent_done_ms ? a->agent_done_ms : a->started_ms) +
+		                l->lim.verify_timeout_ms + DRIVER_RETRY_MS * 15;
+		if (driver_ask_ci(l, t, a, &aerr) < 0 && in.now_ms < limit) {
+			/* GitHub did not answer: ask again later, but not forever */
+			hl_log_kv(HL_LOG_WARN, "asking GitHub for the CI result failed", "task_id",
+			          t->task_id, "error", aerr.msg, NULL);
+			rc = hl_store_task_schedule(l->store, t->task_id,
+			                            in.now_ms + DRIVER_RETRY_MS, err);
+			goto out;
+		}
+		if (hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) ==
+		    0) {
+			in.ci = &ci;
+			have_ci = true;
+		}
+		in.ci_asked = true;
+		hl_loop_decide(&st, &in);
+	}
+	switch (st.verdict) {
+	case HL_LOOP_NOTHING:
+		rc = hl_store_task_schedule(l->store, t->task_id, HL_TASK_NO_CHECK, err);
+		break;
+	case HL_LOOP_WAIT:
+		rc = hl_store_task_schedule(l->store, t->task_id,
+		                            st.until ? st.until : HL_TASK_NO_CHECK, err);
+		break;
+	case HL_LOOP_VERIFYING:
+		rc = hl_store_task_put(l->store,
+		                       &(struct hl_task){ .task_id = t->task_id,
+		                                          .state = HL_TASK_VERIFYING,
+		                                          .next_check_ms = st.until },
+		                       err);
+		break;
+	case HL_LOOP_TIMEOUT:
+	case HL_LOOP_FINISHED:
+		/* a timed-out attempt's CodeRun goes first */
+		if (st.verdict == HL_LOOP_TIMEOUT &&
+		    (rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)
+			break;
+		if ((rc = driver_finish_attempt(l, t, a, &st, err)) < 0)
+			break;
+		rc = driver_follow(l, t, &st, have_ci ? &ci : NULL, err);
+		break;
+	case HL_LOOP_ASK_CI:
+		break;
+	}
+out:
+	json_decref(decision);
+	return rc;
+}
+
+int
+hl_loop_step_task(struct hl_loop *l, const char *task_id)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_record *t = NULL;
+	int64_t now = hl_time_wall_ms();
+	bool got = false;
+	int rc;
+
+	if (hl_store_task_lease(l->store, &got, task_id, l->owner, now,
+	                        now + (int64_t)l->cfg->lease_seconds * 1000, &err) < 0 ||
+	    !got)
+		return 0;
+	rc = hl_store_task_get(l->store, &t, task_id, &err);
+	if (rc == 0)
+		rc = driver_step(l, t, &err);
+	if (rc < 0) {
+		hl_log_kv(HL_LOG_WARN, "stepping a task failed; trying again later", "task_id",
+		          task_id, "error", err.msg, NULL);
+		/* transient: look again after a while, not in a tight loop */
+		(void)hl_store_task_schedule(l->store, task_id, hl_time_wall_ms() + DRIVER_RETRY_MS,
+		                             NULL);
+	}
+	hl_task_record_free(t);
+	(void)hl_store_task_release(l->store, task_id, l->owner, NULL);
+	return 1;
+}
+
+int
+hl_loop_start_queued(struct hl_loop *l)
+{
+	char ids[LOOP_BATCH][HL_TASK_ID_MAX], why[160];
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = 0, i;
+	int started = 0;
+
+	if (hl_store_tasks_queued(l->store, ids, LOOP_BATCH, &n, &err) < 0)
+		return 0;
+	for (i = 0; i < n && !atomic_load(&l->stop); i++) {
+		struct hl_task_record *t = NULL;
+		int64_t now = hl_time_wall_ms();
+		bool got = false;
+		int rc;
+
+		if (hl_store_task_lease(l->store, &got, ids[i], l->owner, now,
+		                        now + (int64_t)l->cfg->lease_seconds * 1000, &err) < 0 ||
+		    !got)
+			continue;
+		rc = hl_store_task_get(l->store, &t, ids[i], &err);
+		if (rc == 0 && t->state == HL_TASK_QUEUED) {
+			rc = hl_remediate_budget(l->remediator, why, sizeof(why), t->repository,
+			                         &err);
+			if (rc == 0) {
+				rc = driver_next_attempt(l, t, t->agent, NULL, NULL, &err);
+				started += rc == 0;
+			} else if (rc == 1 && strstr(why, "CodeRun slot")) {
+				/* no slot for anyone: the rest of the queue waits too */
+				hl_task_record_free(t);
+				(void)hl_store_task_release(l->store, ids[i], l->owner, NULL);
+				break;
+			}
+		}
+		if (rc < 0)
+			hl_log_kv(HL_LOG_WARN, "starting a queued task failed", "task_id", ids[i],
+			          "error", err.msg, NULL);
+		hl_task_record_free(t);
+		(void)hl_store_task_release(l->store, ids[i], l->owner, NULL);
+	}
+	return started;
+}

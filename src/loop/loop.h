@@ -1,0 +1,82 @@
+/*
+ * loop.h - the remediation loop (contract section 9): healer follows every
+ * CodeRun it creates to an outcome, judges it by CI, retries with more
+ * context, escalates to people when the attempts run out, and obeys
+ * /healer commands.
+ *
+ * Threads (started by hl_loop_start, stopped by hl_loop_stop):
+ *   watcher  follows the CodeRuns: the Kubernetes watch (resume, bookmarks,
+ *            relist on 410, reconnect with backoff) or, in directory
+ *            dispatch, a scan of the CodeRun files' status; each change is
+ *            written to its attempt and the task is marked due;
+ *   drivers  take due tasks under a lease, judge them (decide.h) and act:
+ *            next attempt, success, escalation; start queued tasks when
+ *            the budgets allow;
+ *   outbox   delivers the notifications the drivers enqueued, with
+ *            retries and backoff.
+ * All state is in the store, so a restart or another replica continues
+ * where the loop stopped and applies no transition twice.
+ *
+ * The pipeline (core/) hands it CI results and /healer commands.
+ */
+#ifndef HL_LOOP_LOOP_H
+#define HL_LOOP_LOOP_H
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "config/config.h"
+#include "event/event.h"
+#include "remediate/remediate.h"
+#include "store/store.h"
+
+#include <stdbool.h>
+
+struct hl_loop;
+
+/*
+ * Starts the loop's threads. cfg, store and remediator are borrowed and
+ * must outlive the loop. owner names this process in task leases (NULL:
+ * host name and process id).
+ */
+int hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store *store,
+                  struct hl_remediator *remediator, const char *owner,
+                  struct hl_err *err) HL_MUST_CHECK;
+/* Stops the threads (each finishes what it is doing) and frees. NULL is a no-op. */
+void hl_loop_stop(struct hl_loop *l);
+
+/*
+ * A completed CI object (workflow_job, check_run or workflow_run, success
+ * or failure) of a workflow + job that an active task is remediating on
+ * that branch: recorded on the task (the "current CI status") and the task
+ * is marked due. Returns 1 with the task id in task_id (HL_TASK_ID_MAX
+ * bytes) when it belonged to one, 0 when not.
+ */
+int hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
+                     const char *delivery_id, struct hl_err *err);
+
+/* What a /healer command did. */
+struct hl_loop_command_result {
+	char outcome[32];             /* "fixing", "retrying", "status", "stopped", "refused",
+	                                 "nothing", ... */
+	char task_id[HL_TASK_ID_MAX]; /* the task concerned, or "" */
+	char detail[192];
+};
+
+/*
+ * Obeys (or refuses) a /healer command of ev (intent COMMAND); task_id is
+ * the id answered at intake (replies are filed under it). Authors not in
+ * HEALER_COMMAND_ASSOCIATIONS get a reply; an obeyed command gets an
+ * `eyes` reaction. Idempotent per comment.
+ */
+int hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out,
+                    const struct hl_event *ev, const char *task_id,
+                    struct hl_err *err) HL_MUST_CHECK;
+
+/* Appends the loop's Prometheus metrics (contract section 9) to out. */
+void hl_loop_metrics(struct hl_loop *l, struct hl_buf *out);
+
+/* One pass of the drivers over due and queued tasks now (tests, and the
+ * driver threads themselves). Returns how many tasks were stepped. */
+int hl_loop_run_once(struct hl_loop *l);
+
+#endif

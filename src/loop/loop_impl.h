@@ -1,0 +1,93 @@
+/*
+ * loop_impl.h - what the loop's files share (private to src/loop):
+ *   loop.c      the object, its threads, metrics
+ *   observe.c   a CodeRun's status -> its attempt (idempotent)
+ *   watch.c     the watcher: Kubernetes watch or directory scan
+ *   driver.c    stepping due and queued tasks
+ *   ci.c        CI results that belong to a task
+ *   commands.c  /healer commands
+ *   outbox.c    delivering notifications; escalation messages
+ */
+#ifndef HL_LOOP_LOOP_IMPL_H
+#define HL_LOOP_LOOP_IMPL_H
+
+#include "decide.h"
+#include "dispatch/dispatch.h"
+#include "loop.h"
+#include "net/github.h"
+#include "net/kube.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define LOOP_DRIVERS   2
+#define LOOP_BATCH     32
+#define LOOP_OWNER_MAX 96
+#define LOOP_WATCH_KEY "watch.coderuns.resource_version"
+#define LOOP_RESYNC_MS (5 * 60 * 1000) /* a full relist at least this often */
+
+struct hl_loop {
+	const struct hl_config *cfg;
+	struct hl_store *store;
+	struct hl_remediator *remediator;
+	struct hl_dispatch *dispatch; /* delete CodeRuns, list CodeRun files */
+	struct hl_kube *kube;         /* kubernetes dispatch only */
+	struct hl_github *github;     /* NULL without credentials */
+	struct hl_loop_limits lim;
+	char owner[LOOP_OWNER_MAX];
+
+	atomic_bool stop;
+	pthread_mutex_t lock; /* wake-ups */
+	pthread_cond_t cond;
+	uint64_t wake_seq;
+	bool subscribed;
+
+	pthread_t drivers[LOOP_DRIVERS];
+	int n_drivers;
+	pthread_t watcher, outbox;
+	bool watcher_started, outbox_started;
+
+	/* metrics kept in this process */
+	struct hl_kube_watch_stats watch_stats; /* restarts: healer_watch_restarts_total */
+	atomic_uint_fast64_t watch_events;      /* CodeRun changes applied */
+	atomic_int watch_connected;             /* 1 while a watch stream (or the scan) runs */
+};
+
+/* Wakes the drivers (a task is due) / the outbox. */
+void hl_loop_wake(struct hl_loop *l);
+/* Waits until woken or timeout_ms passes (or stop). */
+void hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms);
+
+/* observe.c: applies one CodeRun object (as the API or a file has it). */
+int hl_loop_observe(struct hl_loop *l, const json_t *coderun, struct hl_err *err);
+
+/* watch.c: the watcher thread. */
+void *hl_loop_watcher_main(void *arg);
+
+/* driver.c: steps one task (under its lease); returns 1 when it acted. */
+int hl_loop_step_task(struct hl_loop *l, const char *task_id);
+/* driver.c: starts the queued tasks the budgets allow; returns how many. */
+int hl_loop_start_queued(struct hl_loop *l);
+/* driver.c: starts the next attempt of t with agent (and a human's hint),
+ * or queues the task when a budget is used up. */
+int hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
+                         const char *hint, struct hl_err *err);
+
+/* outbox.c: enqueues the escalation of a task to every configured channel. */
+int hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err);
+/* outbox.c: enqueues a PR comment (kind, ref distinguish it). */
+int hl_loop_comment(struct hl_loop *l, const char *task_id, const char *repository,
+                    int64_t pr_number, const char *kind, const char *ref, const char *body,
+                    struct hl_err *err);
+/* outbox.c: enqueues the /healer status reply of a task (ref: the comment). */
+int hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, const char *ref,
+                           int64_t pr_number, struct hl_err *err);
+/* outbox.c: the outbox thread. */
+void *hl_loop_outbox_main(void *arg);
+
+/* The agent of a finished attempt's CodeRun deleted (timeout, stop);
+ * 0 when gone or never there. */
+int hl_loop_delete_coderun(struct hl_loop *l, const char *name, struct hl_err *err);
+
+#endif

@@ -1,0 +1,140 @@
+/*
+ * observe.c - one CodeRun's status, as the watch or a CodeRun file shows
+ * it, written to its attempt (see loop_impl.h).
+ *
+ * Idempotent: a status already recorded (the same phase, message and PR)
+ * changes nothing, so a relist, a restart or a second replica replaying the
+ * same object applies no transition twice. A phase never goes back (a
+ * stale Running after Succeeded is ignored). When the CodeRun ended, the
+ * attempt is marked for judgement (phase verifying, the end time kept) and
+ * its task is made due, which wakes the drivers.
+ */
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "loop_impl.h"
+
+#include "json/json.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Order of the CodeRun phases; -1 for an unknown one. */
+static int
+observe_rank(const char *phase)
+{
+	static const char *const order[] = { "Pending", "Running", "Succeeded", "Failed" };
+	size_t i;
+
+	for (i = 0; phase && i < sizeof(order) / sizeof(order[0]); i++)
+		if (strcmp(order[i], phase) == 0)
+			return i >= 2 ? 2 : (int)i;
+	return phase && *phase ? -1 : 0;
+}
+
+static bool
+observe_same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The pod of the attempt's Job, for the agent's output in the next prompt
+ * (asked while the CodeRun runs, so a retry need not wait for it). */
+static void
+observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf sel = HL_BUF_INIT(512);
+	json_t *pods = NULL;
+	const char *pod;
+
+	if (!l->kube || !job || !*job)
+		return;
+	hl_buf_appendf(&sel, "job-name=%s", job);
+	if (!hl_buf_error(&sel) &&
+	    hl_kube_list_pods(l->kube, &pods, l->cfg->namespace, sel.data, &err) == 0 &&
+	    (pod = hl_json_str(pods, "items[0].metadata.name")) != NULL) {
+		if (hl_store_attempt_put(l->store,
+		                         &(struct hl_attempt){ .task_id = task_id,
+		                                               .n = n,
+		                                               .kind = HL_ATTEMPT_AGENT,
+		                                               .phase = HL_PHASE_RUNNING,
+		                                               .outcome = HL_OUTCOME_INVALID,
+		                                               .pod_name = pod },
+		                         &err) < 0)
+			hl_log_kv(HL_LOG_WARN, "recording the agent's pod failed", "error", err.msg,
+			          NULL);
+	}
+	json_decref(pods);
+	hl_buf_release(&sel);
+}
+
+int
+hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
+{
+	const char *name = hl_json_str(cr, "metadata.name");
+	const char *phase = hl_json_str(cr, "status.phase");
+	const char *message = hl_json_str(cr, "status.message");
+	const char *pr_url = hl_json_str(cr, "status.pullRequestUrl");
+	const char *job = hl_json_str(cr, "status.jobName");
+	char task_id[HL_TASK_ID_MAX];
+	struct hl_task_record *t = NULL;
+	const struct hl_attempt_record *a = NULL;
+	enum hl_attempt_phase ap;
+	int n = 0, rc, seen, now_rank;
+	size_t i;
+
+	if (!name)
+		return 0;
+	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
+	if (rc == -HL_ENOTFOUND)
+		return 0; /* not one of ours, or not recorded yet: a later event or relist */
+	if (rc < 0)
+		return rc;
+	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
+		return rc == -HL_ENOTFOUND ? 0 : rc;
+	for (i = 0; i < t->n_attempts; i++)
+		if (t->attempt[i].n == n)
+			a = &t->attempt[i];
+	if (!a || a->phase == HL_PHASE_DONE || a->kind != HL_ATTEMPT_AGENT)
+		goto out; /* already judged: nothing a late event can change */
+	seen = observe_rank(a->coderun_phase);
+	now_rank = observe_rank(phase);
+	if (now_rank < 0 || now_rank < seen)
+		goto out;
+	if (now_rank == seen && observe_same(a->coderun_phase, phase ? phase : "Pending") &&
+	    observe_same(a->status_message, message) && observe_same(a->pr_url, pr_url) &&
+	    (!job || observe_same(a->job_name, job)))
+		goto out;
+	ap = now_rank == 2   ? HL_PHASE_VERIFYING
+	     : now_rank == 1 ? HL_PHASE_RUNNING
+	                     : HL_PHASE_PENDING;
+	rc = hl_store_attempt_put(
+	        l->store,
+	        &(struct hl_attempt){ .task_id = task_id,
+	                              .n = n,
+	                              .kind = HL_ATTEMPT_AGENT,
+	                              .phase = ap,
+	                              .outcome = HL_OUTCOME_INVALID,
+	                              .coderun_phase = phase ? phase : "Pending",
+	                              .status_message = message,
+	                              .pr_url = pr_url,
+	                              .job_name = job,
+	                              .agent_done_ms = now_rank == 2 && !a->agent_done_ms
+	                                                       ? hl_time_wall_ms()
+	                                                       : 0 },
+	        err);
+	if (rc < 0)
+		goto out;
+	atomic_fetch_add(&l->watch_events, 1);
+	hl_log_kv(HL_LOG_INFO, "coderun changed", "task_id", task_id, "coderun", name, "phase",
+	          phase ? phase : "Pending", NULL);
+	if (now_rank == 1 && job && !a->pod_name)
+		observe_pod(l, task_id, n, job);
+	/* a changed status is judged at once */
+	if ((rc = hl_store_task_schedule(l->store, task_id, hl_time_wall_ms(), err)) < 0)
+		goto out;
+	(void)hl_store_publish(l->store, HL_CHANNEL_TASK, task_id, NULL);
+out:
+	hl_task_record_free(t);
+	return rc < 0 ? rc : 0;
+}

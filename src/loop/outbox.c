@@ -1,0 +1,316 @@
+/*
+ * outbox.c - telling people (contract section 9, escalation): messages are
+ * built from the task when they are enqueued (the outbox stores the exact
+ * bytes, so every retry sends the same message), and the outbox thread
+ * delivers them: a delivered message is recorded once; a failed send is
+ * retried with backoff (at least the wait the service asked for: Discord's
+ * retry_after, Slack's Retry-After, GitHub's rate-limit reset) up to
+ * LOOP_OUTBOX_MAX times; a permanent failure is recorded as failed.
+ *
+ * Channels: "discord", "slack", "email" (when configured) and "github" (a
+ * PR comment, when the task has a PR). A GitHub payload is a JSON object
+ * {repo, number, body}; the others are the channel's own body.
+ */
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "loop_impl.h"
+#include "notify/notify.h"
+
+#include "json/json.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OUTBOX_BATCH      16
+#define OUTBOX_BACKOFF_MS 5000
+#define OUTBOX_WAIT_MAX   (15 * 60 * 1000)
+#define OUTBOX_TIMEOUT_MS 15000
+#define OUTBOX_ATTEMPTS   32
+
+static bool
+outbox_set(const char *s)
+{
+	return s && *s;
+}
+
+/* The task as the notify module reports it; attempts point into t. */
+static void
+outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t max_att,
+              const struct hl_task_record *t, const struct hl_loop *l, json_t *decision,
+              json_t *event, enum hl_notify_kind kind)
+{
+	size_t i, n = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->task_id = t->task_id;
+	r->repository = t->repository;
+	r->workflow = t->workflow;
+	r->job = t->job;
+	r->branch = t->target_branch ? t->target_branch : t->branch;
+	r->run_url = hl_json_str(event, "html_url");
+	r->pr_number = t->pr_number;
+	r->failure_type = t->failure_type;
+	r->evidence = hl_json_str(decision, "evidence.line");
+	r->state = hl_task_state_name(t->state);
+	r->max_attempts = l->cfg->max_attempts;
+	r->time_ms = hl_time_wall_ms();
+	for (i = 0; i < t->n_attempts && n < max_att; i++) {
+		const struct hl_attempt_record *a = &t->attempt[i];
+		att[n++] = (struct hl_notify_attempt){
+			.number = a->n,
+			.agent = a->kind == HL_ATTEMPT_RERUN ? "re-run" : a->agent,
+			.coderun = a->coderun_name,
+			.outcome = a->outcome == HL_OUTCOME_INVALID
+			                   ? NULL
+			                   : hl_attempt_outcome_name(a->outcome),
+			.reason = a->reason,
+			.status_message = a->status_message,
+			.pr_url = a->pr_url,
+			.started_ms = a->started_ms,
+			.finished_ms = a->finished_ms,
+		};
+		if (a->pr_url)
+			r->pr_url = a->pr_url;
+	}
+	r->attempts = att;
+	r->n_attempts = n;
+}
+
+static int
+outbox_add(struct hl_loop *l, const char *task_id, const char *channel, const char *kind,
+           const char *ref, const char *payload, struct hl_err *err)
+{
+	bool created = false;
+	int rc = hl_store_outbox_add(l->store, &created,
+	                             &(struct hl_notification_in){ .task_id = task_id,
+	                                                           .channel = channel,
+	                                                           .kind = kind,
+	                                                           .ref = ref,
+	                                                           .payload = payload },
+	                             err);
+
+	if (rc == 0 && created)
+		hl_log_kv(HL_LOG_INFO, "notification enqueued", "task_id", task_id, "channel",
+		          channel, "kind", kind, NULL);
+	return rc;
+}
+
+/* {repo, number, body}: what a PR comment needs. */
+static char *
+outbox_github_payload(const char *repo, int64_t number, const char *body)
+{
+	json_t *o = json_pack("{s:s, s:I, s:s}", "repo", repo, "number", (json_int_t)number, "body",
+	                      body);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+int
+hl_loop_comment(struct hl_loop *l, const char *task_id, const char *repository, int64_t pr_number,
+                const char *kind, const char *ref, const char *body, struct hl_err *err)
+{
+	char *payload;
+	int rc;
+
+	if (!repository || pr_number <= 0)
+		return 0;
+	payload = outbox_github_payload(repository, pr_number, body);
+	if (!payload)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	rc = outbox_add(l, task_id, "github", kind, ref, payload, err);
+	free(payload);
+	return rc;
+}
+
+int
+hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err)
+{
+	const struct hl_config *cfg = l->cfg;
+	struct hl_notify_report r;
+	struct hl_notify_attempt att[32];
+	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
+	json_t *event = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL;
+	char *body = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	outbox_report(&r, att, 32, t, l, decision, event, HL_NOTIFY_ESCALATION);
+	if (outbox_set(cfg->discord_webhook_url)) {
+		if ((rc = hl_notify_discord_build(&body, &r, err)) < 0 ||
+		    (rc = outbox_add(l, t->task_id, "discord", "escalation", NULL, body, err)) < 0)
+			goto out;
+		free(body);
+		body = NULL;
+	}
+	if (outbox_set(cfg->slack_webhook_url)) {
+		if ((rc = hl_notify_slack_build(&body, &r, err)) < 0 ||
+		    (rc = outbox_add(l, t->task_id, "slack", "escalation", NULL, body, err)) < 0)
+			goto out;
+		free(body);
+		body = NULL;
+	}
+	if (outbox_set(cfg->smtp_url) && outbox_set(cfg->email_to)) {
+		struct hl_notify_email_hdr h = { .from = cfg->email_from,
+			                         .to = cfg->email_to,
+			                         .message_key = t->task_id };
+		rc = hl_notify_email_build(&body, &len, &r, &h, err);
+		if (rc == -HL_EINVAL) {
+			/* a bad address is configuration, not a reason to lose the others */
+			hl_log_kv(HL_LOG_ERROR, "the escalation email cannot be built", "error",
+			          err->msg, NULL);
+			rc = 0;
+		} else if (rc < 0 || (rc = outbox_add(l, t->task_id, "email", "escalation", NULL,
+		                                      body, err)) < 0) {
+			goto out;
+		}
+		free(body);
+		body = NULL;
+	}
+	if (t->pr_number > 0 && t->repository) {
+		if ((rc = hl_notify_github_build(&body, &r, err)) < 0 ||
+		    (rc = hl_loop_comment(l, t->task_id, t->repository, t->pr_number, "escalation",
+		                          NULL, body, err)) < 0)
+			goto out;
+	}
+out:
+	free(body);
+	json_decref(decision);
+	json_decref(event);
+	return rc;
+}
+
+int
+hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, const char *ref,
+                       int64_t pr_number, struct hl_err *err)
+{
+	struct hl_notify_report r;
+	struct hl_notify_attempt att[32];
+	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
+	json_t *event = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL;
+	char *body = NULL;
+	int rc;
+
+	outbox_report(&r, att, 32, t, l, decision, event, HL_NOTIFY_REPORT);
+	rc = hl_notify_github_status(&body, &r, err);
+	if (rc == 0)
+		rc = hl_loop_comment(l, t->task_id, t->repository, pr_number, "status", ref, body,
+		                     err);
+	free(body);
+	json_decref(decision);
+	json_decref(event);
+	return rc;
+}
+
+/* One delivery attempt of a notification. */
+static int
+outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_notification *n,
+            struct hl_err *err)
+{
+	const struct hl_config *cfg = l->cfg;
+	struct hl_notify_opts opts = { .timeout_ms = OUTBOX_TIMEOUT_MS };
+	size_t len = strlen(n->payload);
+
+	if (strcmp(n->channel, "discord") == 0 && outbox_set(cfg->discord_webhook_url))
+		return hl_notify_discord_send(res, cfg->discord_webhook_url, n->payload, len, &opts,
+		                              err);
+	if (strcmp(n->channel, "slack") == 0 && outbox_set(cfg->slack_webhook_url))
+		return hl_notify_slack_send(res, cfg->slack_webhook_url, n->payload, len, &opts,
+		                            err);
+	if (strcmp(n->channel, "email") == 0 && outbox_set(cfg->smtp_url))
+		return hl_notify_email_send(res, cfg->smtp_url, cfg->email_from, cfg->email_to,
+		                            n->payload, len, &opts, err);
+	if (strcmp(n->channel, "github") == 0 && l->github) {
+		json_t *p = json_loads(n->payload, 0, NULL);
+		int rc;
+		if (!p) {
+			memset(res, 0, sizeof(*res));
+			res->status = HL_NOTIFY_FAILED;
+			snprintf(res->error, sizeof(res->error), "bad_payload");
+			return 0;
+		}
+		rc = hl_notify_github_send(res, l->github, hl_json_str(p, "repo"),
+		                           hl_json_int(p, "number", 0),
+		                           hl_json_str_or(p, "body", ""), &opts, err);
+		json_decref(p);
+		return rc;
+	}
+	/* the channel is no longer configured */
+	memset(res, 0, sizeof(*res));
+	res->status = HL_NOTIFY_FAILED;
+	snprintf(res->error, sizeof(res->error), "not_configured");
+	snprintf(res->message, sizeof(res->message), "the %s channel is not configured",
+	         n->channel);
+	return 0;
+}
+
+static int64_t
+outbox_backoff(int attempts, int64_t asked_ms)
+{
+	int64_t ms = OUTBOX_BACKOFF_MS;
+
+	while (--attempts > 0 && ms < OUTBOX_WAIT_MAX)
+		ms *= 2;
+	if (asked_ms > ms)
+		ms = asked_ms;
+	return ms < OUTBOX_WAIT_MAX ? ms : OUTBOX_WAIT_MAX;
+}
+
+/* Delivers what is due; returns how many were tried. */
+static int
+outbox_pass(struct hl_loop *l)
+{
+	struct hl_notification *due = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = 0, i;
+
+	if (hl_store_outbox_due(l->store, &due, OUTBOX_BATCH, &n, hl_time_wall_ms(), &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading the outbox failed", "error", err.msg, NULL);
+		return 0;
+	}
+	for (i = 0; i < n && !atomic_load(&l->stop); i++) {
+		struct hl_notification *nt = &due[i];
+		struct hl_notify_result res;
+		enum hl_notification_state st;
+		int tries = nt->attempts + 1;
+		int64_t next = 0;
+
+		if (outbox_send(l, &res, nt, &err) < 0)
+			continue; /* out of memory: the row stays due */
+		if (res.status == HL_NOTIFY_DELIVERED)
+			st = HL_OUTBOX_DELIVERED;
+		else if (res.status == HL_NOTIFY_RETRY && tries < OUTBOX_ATTEMPTS)
+			st = HL_OUTBOX_PENDING;
+		else
+			st = HL_OUTBOX_FAILED;
+		if (st == HL_OUTBOX_PENDING)
+			next = hl_time_wall_ms() + outbox_backoff(tries, res.retry_after_ms);
+		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",
+		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,
+		          "result", hl_notify_status_name(res.status), "error", res.error, "detail",
+		          res.message, NULL);
+		if (hl_store_outbox_update(l->store, nt->id, st, tries, next,
+		                           st == HL_OUTBOX_DELIVERED ? NULL : res.message,
+		                           &err) < 0)
+			hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error", err.msg,
+			          NULL);
+	}
+	for (i = 0; i < n; i++)
+		hl_notification_release(&due[i]);
+	free(due);
+	return (int)n;
+}
+
+void *
+hl_loop_outbox_main(void *arg)
+{
+	struct hl_loop *l = arg;
+
+	while (!atomic_load(&l->stop))
+		if (outbox_pass(l) == 0)
+			hl_loop_sleep(l, l->cfg->loop_interval_ms);
+	return NULL;
+}

@@ -1,0 +1,182 @@
+/*
+ * watch.c - the watcher thread: follows every CodeRun healer made and
+ * hands each change to hl_loop_observe.
+ *
+ * Kubernetes dispatch: the watch API through hl_kube_watch (resume from
+ * the stored resourceVersion, bookmarks, relist on 410 Gone both ways,
+ * reconnect with backoff). The resume point is kept in the store, so a
+ * restart resumes instead of relisting; every LOOP_RESYNC_MS the watch ends
+ * and a full relist follows (a periodic resync: anything missed is seen
+ * then, and observe() applies what it already applied as nothing).
+ * A CodeRun deleted before it finished ends its attempt as failed.
+ *
+ * Directory dispatch: the CodeRun files' status objects are read every
+ * HEALER_LOOP_INTERVAL_MS, so `make run` users try the loop by editing a
+ * file.
+ */
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "loop_impl.h"
+
+#include "json/json.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define WATCH_SELECTOR   "app.kubernetes.io/name=healer"
+#define WATCH_ERROR_WAIT 5000
+#define WATCH_RV_MAX     128
+
+struct watch_ctx {
+	struct hl_loop *l;
+	char rv[WATCH_RV_MAX];
+	int64_t saved_ms;
+};
+
+static void
+watch_save_rv(struct watch_ctx *w, bool now)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	if (!w->rv[0] || (!now && hl_time_mono_ms() - w->saved_ms < 5000))
+		return;
+	if (hl_store_kv_put(w->l->store, LOOP_WATCH_KEY, w->rv, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "saving the watch's resume point failed", "error", err.msg,
+		          NULL);
+	w->saved_ms = hl_time_mono_ms();
+}
+
+/* A CodeRun that disappeared before it finished: its attempt failed. */
+static int
+watch_deleted(struct hl_loop *l, json_t *obj, struct hl_err *err)
+{
+	struct hl_kube_coderun_status st;
+	json_t *copy;
+	int rc;
+
+	hl_kube_coderun_status_read(&st, obj);
+	if (hl_kube_phase_terminal(st.phase))
+		return hl_loop_observe(l, obj, err);
+	copy = json_deep_copy(obj);
+	if (!copy)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	json_object_set_new(copy, "status",
+	                    json_pack("{s:s, s:s}", "phase", "Failed", "message",
+	                              "the CodeRun was deleted before it finished"));
+	rc = hl_loop_observe(l, copy, err);
+	json_decref(copy);
+	return rc;
+}
+
+static int
+watch_event(void *ud, const char *type, json_t *obj)
+{
+	struct watch_ctx *w = ud;
+	struct hl_err err = HL_ERR_INIT;
+	int rc = 0;
+
+	if (atomic_load(&w->l->stop))
+		return -1;
+	if (strcmp(type, "BOOKMARK") == 0) {
+		watch_save_rv(w, false);
+		return 0;
+	}
+	if (strcmp(type, "SYNCED") == 0) {
+		watch_save_rv(w, true);
+		return 0;
+	}
+	if (strcmp(type, "DELETED") == 0)
+		rc = watch_deleted(w->l, obj, &err);
+	else if (obj)
+		rc = hl_loop_observe(w->l, obj, &err);
+	if (rc < 0)
+		hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed", "coderun",
+		          hl_json_str(obj, "metadata.name"), "error", err.msg, NULL);
+	watch_save_rv(w, false);
+	return 0;
+}
+
+static void
+watch_kubernetes(struct hl_loop *l)
+{
+	struct watch_ctx w = { .l = l };
+	struct hl_err err = HL_ERR_INIT;
+	char *stored = NULL;
+
+	if (hl_store_kv_get(l->store, &stored, LOOP_WATCH_KEY, &err) == 0) {
+		hl_strlcpy(w.rv, stored, sizeof(w.rv));
+		free(stored);
+	}
+	while (!atomic_load(&l->stop)) {
+		struct hl_kube_watch_opts o = {
+			.ns = l->cfg->namespace,
+			.label_selector = WATCH_SELECTOR,
+			.resource_version = w.rv,
+			.rv_size = sizeof(w.rv),
+			.deadline_ms = hl_time_mono_ms() + LOOP_RESYNC_MS,
+			.stop = &l->stop,
+			.fn = watch_event,
+			.ud = &w,
+			.stats = &l->watch_stats,
+		};
+		int rc;
+
+		atomic_store(&l->watch_connected, 1);
+		rc = hl_kube_watch(l->kube, &o, &err);
+		atomic_store(&l->watch_connected, 0);
+		watch_save_rv(&w, true);
+		if (rc < 0) {
+			hl_log_kv(HL_LOG_ERROR, "the CodeRun watch failed; retrying", "error",
+			          err.msg, NULL);
+			atomic_fetch_add(&l->watch_stats.restarts, 1);
+			hl_loop_sleep(l, WATCH_ERROR_WAIT);
+			continue;
+		}
+		/* the periodic resync: relist everything */
+		if (!atomic_load(&l->stop)) {
+			w.rv[0] = '\0';
+			atomic_fetch_add(&l->watch_stats.restarts, 1);
+		}
+	}
+}
+
+static void
+watch_directory(struct hl_loop *l)
+{
+	struct hl_err err = HL_ERR_INIT;
+	json_t *list, *cr;
+	size_t i;
+
+	while (!atomic_load(&l->stop)) {
+		list = NULL;
+		atomic_store(&l->watch_connected, 1);
+		if (hl_dispatch_list(l->dispatch, &list, WATCH_SELECTOR, &err) < 0) {
+			hl_log_kv(HL_LOG_WARN, "reading the CodeRun files failed", "error", err.msg,
+			          NULL);
+		} else {
+			json_array_foreach(list, i, cr)
+			{
+				if (atomic_load(&l->stop))
+					break;
+				if (hl_loop_observe(l, cr, &err) < 0)
+					hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed",
+					          "error", err.msg, NULL);
+			}
+		}
+		json_decref(list);
+		hl_loop_sleep(l, l->cfg->loop_interval_ms);
+	}
+	atomic_store(&l->watch_connected, 0);
+}
+
+void *
+hl_loop_watcher_main(void *arg)
+{
+	struct hl_loop *l = arg;
+
+	if (l->cfg->dispatch == HL_DISPATCH_KUBERNETES && l->kube)
+		watch_kubernetes(l);
+	else if (l->cfg->dispatch == HL_DISPATCH_DIRECTORY)
+		watch_directory(l);
+	return NULL;
+}
