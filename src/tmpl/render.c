@@ -1,7 +1,8 @@
 /*
  * render.c - evaluates a compiled template against jansson data with the
  * runtime semantics of handlebars.js 4.x (javascript-compiler.js and
- * runtime.js): helper/context disambiguation (classifySexpr), lookups that
+ * runtime.js): calls as the parser classified them (helper, ambiguous name
+ * or value; helpers from the table in helpers.c), lookups that
  * see own properties only, `../` over the stack of distinct contexts
  * (depths), @data frames created by #each, blockHelperMissing for plain
  * sections, the nullContext handed to block helpers when the context is
@@ -17,10 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int tmpl_helper(const char *name, const struct tv *args, size_t nargs, const char *const *hkeys,
-                const struct tv *hvals, size_t nhash, struct tv *res, struct hl_buf *sbuf);
-bool tmpl_is_helper(const char *name);
 
 #define RENDER_MAX_DEPTH 200
 #define RENDER_MAX_WORK  20000000L
@@ -133,40 +130,6 @@ work(struct rstate *st, int line, int col)
 		return false;
 	}
 	return !st->rc;
-}
-
-/* scopedId: /^\.|this\b/ on the original */
-static bool
-scoped_id(const char *orig)
-{
-	const char *p;
-
-	if (orig[0] == '.')
-		return true;
-	for (p = strstr(orig, "this"); p; p = strstr(p + 1, "this")) {
-		unsigned char c = (unsigned char)p[4];
-		bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		            (c >= '0' && c <= '9') || c == '_';
-		if (!word)
-			return true;
-	}
-	return false;
-}
-
-static bool
-is_builtin(const char *name)
-{
-	static const char *const b[] = {
-		"if",     "unless", "each",          "with",
-		"lookup", "log",    "helperMissing", "blockHelperMissing"
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		if (strcmp(name, b[i]) == 0)
-			return true;
-	}
-	return false;
 }
 
 /* A string's UTF-16 code unit at idx as a one-character string (lone
@@ -640,115 +603,189 @@ block_missing(struct rstate *st, const struct ectx *ec, const struct tmpl_node *
 	return invoke(st, ec, blk->program, v, ec->data, res);
 }
 
-/* The built-in helpers. Block helpers fill pres and set *has_pv. */
-static int
-builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
-        const struct tv *args, int kind, const struct tmpl_node *blk, struct pval *pres,
-        bool *has_pv, struct tv *res, int line, int col)
+/* What a built-in helper needs from the renderer. */
+struct tmpl_rt {
+	struct rstate *st;
+	const struct ectx *ec;
+	const struct tmpl_call *c;
+	const struct tmpl_node *blk; /* the block statement, or NULL */
+	struct pval *pres;           /* a block helper's result */
+	bool has_pv;                 /* pres holds the result */
+	int line, col;
+};
+
+int
+tmpl_bi_log(struct tmpl_hcall *hc)
 {
-	*res = tv_undef();
-	if (strcmp(name, "log") == 0)
-		return 0;
-	if (strcmp(name, "helperMissing") == 0) {
-		if (c->nparams)
-			return rerr(st, HL_EPARSE, line, col, "missing helper 'helperMissing'");
-		return 0;
-	}
-	if (strcmp(name, "lookup") == 0) {
-		struct hl_buf key = HL_BUF_INIT(0);
-		bool found;
-		if (c->nparams == 0)
-			return rerr(st, HL_EPARSE, line, col, "lookup needs arguments");
-		if (!tv_truthy(args[0])) {
-			*res = args[0];
-			return 0;
-		}
-		if (c->nparams > 2)
-			return rerr(st, HL_EPARSE, line, col, "lookup takes two arguments");
-		if (c->nparams == 1)
-			hl_buf_append_str(&key, "[object Object]");
-		else
-			tv_to_string(&key, args[1]);
-		if (hl_buf_error(&key)) {
-			hl_buf_release(&key);
-			return rerr(st, HL_ENOMEM, line, col, "out of memory");
-		}
-		*res = lookup_prop(st, args[0], key.data, &found);
-		hl_buf_release(&key);
-		return 0;
-	}
-	if (strcmp(name, "blockHelperMissing") == 0)
-		return rerr(st, HL_EPARSE, line, col, "'blockHelperMissing' cannot be called");
-	/* if unless each with: block helpers */
-	if (kind != K_BLOCK)
-		return rerr(st, HL_EPARSE, line, col, "'%s' must be used as a block: {{#%s}}", name,
-		            name);
-	*has_pv = true;
-	if (strcmp(name, "each") == 0) {
-		if (c->nparams != 1)
-			return rerr(st, HL_EPARSE, line, col,
-			            "#each requires exactly one argument");
-		if (args[0].t == TV_ARR || args[0].t == TV_OBJ)
-			return do_each(st, ec, blk, args[0], pres);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, pres);
-	}
-	if (c->nparams != 1)
-		return rerr(st, HL_EPARSE, line, col, "#%s requires exactly one argument", name);
-	if (strcmp(name, "with") == 0) {
-		if (!is_empty(args[0]))
-			return invoke(st, ec, blk->program, args[0], ec->data, pres);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, pres);
-	} else {
-		bool include_zero = false, neg;
-		size_t i;
-		for (i = 0; i < c->nhash; i++) {
-			if (strcmp(c->hkeys[i], "includeZero") == 0)
-				include_zero = tv_truthy(eval_expr(st, ec, c->hvals[i]));
-		}
-		if (st->rc)
-			return st->rc;
-		neg = (!include_zero && !tv_truthy(args[0])) || is_empty(args[0]);
-		if (strcmp(name, "unless") == 0)
-			neg = !neg;
-		return invoke(st, ec, neg ? blk->inverse : blk->program, this_ctx(st, ec->ctx),
-		              ec->data, pres);
-	}
+	hc->res = tv_undef();
+	return 0;
 }
-static int
-custom_helper(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
-              const struct tv *args, size_t nargs, struct tv *res, int line, int col)
+
+int
+tmpl_bi_helper_missing(struct tmpl_hcall *hc)
 {
-	struct tv hv[16];
-	const char *hk[16];
-	size_t nh = 0, i;
+	struct tmpl_rt *rt = hc->rt;
+
+	hc->res = tv_undef();
+	if (hc->nargs)
+		return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "missing helper 'helperMissing'");
+	return 0;
+}
+
+int
+tmpl_bi_block_helper_missing(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+
+	return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "'blockHelperMissing' cannot be called");
+}
+
+int
+tmpl_bi_lookup(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct hl_buf key = HL_BUF_INIT(0);
+	bool found;
+
+	if (hc->nargs == 0)
+		return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "lookup needs arguments");
+	if (!tv_truthy(hc->args[0])) {
+		hc->res = hc->args[0];
+		return 0;
+	}
+	if (hc->nargs > 2)
+		return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "lookup takes two arguments");
+	if (hc->nargs == 1)
+		hl_buf_append_str(&key, "[object Object]");
+	else
+		tv_to_string(&key, hc->args[1]);
+	if (hl_buf_error(&key)) {
+		hl_buf_release(&key);
+		return rerr(rt->st, HL_ENOMEM, rt->line, rt->col, "out of memory");
+	}
+	hc->res = lookup_prop(rt->st, hc->args[0], key.data, &found);
+	hl_buf_release(&key);
+	return 0;
+}
+
+int
+tmpl_bi_each(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct rstate *st = rt->st;
+	const struct ectx *ec = rt->ec;
+
+	rt->has_pv = true;
+	if (hc->args[0].t == TV_ARR || hc->args[0].t == TV_OBJ)
+		return do_each(st, ec, rt->blk, hc->args[0], rt->pres);
+	return invoke(st, ec, rt->blk->inverse, this_ctx(st, ec->ctx), ec->data, rt->pres);
+}
+
+int
+tmpl_bi_with(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct rstate *st = rt->st;
+	const struct ectx *ec = rt->ec;
+
+	rt->has_pv = true;
+	if (!is_empty(hc->args[0]))
+		return invoke(st, ec, rt->blk->program, hc->args[0], ec->data, rt->pres);
+	return invoke(st, ec, rt->blk->inverse, this_ctx(st, ec->ctx), ec->data, rt->pres);
+}
+
+/* if and unless (which is if with fn and inverse swapped) */
+int
+tmpl_bi_if(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct rstate *st = rt->st;
+	const struct ectx *ec = rt->ec;
+	struct tv cond = hc->args[0];
+	bool include_zero = false, neg;
+	size_t i;
+
+	rt->has_pv = true;
+	for (i = 0; i < hc->nhash; i++) {
+		if (strcmp(hc->hkeys[i], "includeZero") == 0)
+			include_zero = tv_truthy(hc->hvals[i]);
+	}
+	neg = (!include_zero && !tv_truthy(cond)) || is_empty(cond);
+	if (hc->h->name[0] == 'u')
+		neg = !neg;
+	return invoke(st, ec, neg ? rt->blk->inverse : rt->blk->program, this_ctx(st, ec->ctx),
+	              ec->data, rt->pres);
+}
+
+/*
+ * Calls helper h with evaluated arguments (the hash is evaluated here). A
+ * block helper fills bres and sets *has_pv; any other returns its value in
+ * *res.
+ */
+static int
+call_helper(struct rstate *st, const struct ectx *ec, const struct tmpl_helper *h,
+            const struct tmpl_call *c, const struct tv *args, size_t nargs, int kind,
+            const struct tmpl_node *blk, struct pval *bres, bool *has_pv, struct tv *res, int line,
+            int col)
+{
+	struct tmpl_rt rt = { st, ec, c, kind == K_BLOCK ? blk : NULL, bres, false, line, col };
+	struct tmpl_hcall hc = { 0 };
+	struct tv hv_local[8], *hv = hv_local;
 	struct hl_buf sb = HL_BUF_INIT(tmpl_max_output);
+	size_t i;
 	int rc;
 
-	for (i = 0; i < c->nhash && nh < 16; i++) {
-		hk[nh] = c->hkeys[i];
-		hv[nh] = eval_expr(st, ec, c->hvals[i]);
-		nh++;
+	*res = tv_undef();
+	if ((h->flags & TH_BLOCK) && kind != K_BLOCK)
+		return rerr(st, HL_EPARSE, line, col, "'%s' must be used as a block: {{#%s}}",
+		            h->name, h->name);
+	if ((h->min_args >= 0 && nargs < (size_t)h->min_args) ||
+	    (h->max_args >= 0 && nargs > (size_t)h->max_args))
+		return rerr(st, HL_EPARSE, line, col, "#%s requires exactly one argument", h->name);
+	if (c->nhash > sizeof(hv_local) / sizeof(hv_local[0])) {
+		hv = calloc(c->nhash, sizeof(*hv));
+		if (!hv)
+			return rerr(st, HL_ENOMEM, line, col, "out of memory");
 	}
+	for (i = 0; i < c->nhash && !st->rc; i++)
+		hv[i] = eval_expr(st, ec, c->hvals[i]);
 	if (st->rc)
-		return st->rc;
-	rc = tmpl_helper(name, args, nargs, hk, hv, nh, res, &sb);
+		goto out;
+	hc.h = h;
+	hc.args = args;
+	hc.nargs = nargs;
+	hc.hkeys = (const char *const *)c->hkeys;
+	hc.hvals = hv;
+	hc.nhash = c->nhash;
+	hc.res = tv_undef();
+	hc.sbuf = &sb;
+	hc.rt = &rt;
+	rc = h->fn(&hc);
+	if (st->rc)
+		goto out;
 	if (rc < 0) {
-		hl_buf_release(&sb);
 		if (rc == -HL_ETOOBIG)
-			return rerr(st, HL_ETOOBIG, line, col, "helper '%s' output too large",
-			            name);
-		return rerr(st, -rc, line, col, "helper '%s' failed", name);
+			rerr(st, HL_ETOOBIG, line, col, "helper '%s' output too large", h->name);
+		else
+			rerr(st, -rc, line, col, "helper '%s' failed", h->name);
+		goto out;
 	}
+	if (rt.has_pv) {
+		*has_pv = true;
+		goto out;
+	}
+	*res = hc.res;
 	if (res->t == TV_STR && !res->s) {
 		res->s = arena_str(st, sb.data, sb.len);
 		res->len = sb.len;
-		if (!res->s) {
-			hl_buf_release(&sb);
-			return rerr(st, HL_ENOMEM, line, col, "out of memory");
-		}
+		if (!res->s)
+			rerr(st, HL_ENOMEM, line, col, "out of memory");
 	}
+out:
 	hl_buf_release(&sb);
-	return 0;
+	if (hv != hv_local)
+		free(hv);
+	return st->rc;
 }
 
 /*
@@ -766,82 +803,35 @@ static struct tv
 eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, int kind,
           const struct tmpl_node *blk, struct pval *bres, bool *has_pv)
 {
-	struct tmpl_expr lit_path;
 	const struct tmpl_expr *path = c->path;
 	struct tv args_local[8], *args = args_local, res = tv_undef();
-	char *lit_part = NULL;
-	const char *name;
-	bool simple, is_helper;
 	size_t i;
-	struct hl_buf lb = HL_BUF_INIT(0);
 
 	*has_pv = false;
 	if (!work(st, path->line, path->col))
 		return res;
-	if (path->type != TE_PATH) {
-		/* transformLiteralToPath: the literal's String() as a one-part path */
-		switch (path->type) {
-		case TE_STRING:
-			hl_buf_append(&lb, path->str, path->slen);
-			break;
-		case TE_NUMBER:
-			tv_format_number(&lb, path->num);
-			break;
-		case TE_BOOL:
-			hl_buf_append_str(&lb, path->b ? "true" : "false");
-			break;
-		case TE_NULL:
-			hl_buf_append_str(&lb, "null");
-			break;
-		default:
-			hl_buf_append_str(&lb, "undefined");
-			break;
+	switch (c->cls) {
+	case TC_HELPER:
+		if (c->nparams > sizeof(args_local) / sizeof(args_local[0])) {
+			args = calloc(c->nparams, sizeof(*args));
+			if (!args) {
+				rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
+				break;
+			}
 		}
-		lit_part = hl_buf_detach(&lb, NULL);
-		if (!lit_part) {
-			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
-			return res;
-		}
-		memset(&lit_path, 0, sizeof(lit_path));
-		lit_path.type = TE_PATH;
-		lit_path.line = path->line;
-		lit_path.col = path->col;
-		lit_path.parts = &lit_part;
-		lit_path.nparts = 1;
-		lit_path.original = lit_part;
-		path = &lit_path;
-	}
-	name = path->nparts ? path->parts[0] : NULL;
-	simple = path->nparts == 1 && !scoped_id(path->original) && path->depth == 0;
-	is_helper = kind == K_SEXPR || c->nparams > 0 || c->has_hash;
-	if (simple && !is_helper && name && is_builtin(name))
-		is_helper = true;
-
-	if (c->nparams > sizeof(args_local) / sizeof(args_local[0])) {
-		args = calloc(c->nparams, sizeof(*args));
-		if (!args) {
-			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
-			goto out;
-		}
-	}
-	if (is_helper) {
 		for (i = 0; i < c->nparams && !st->rc; i++)
 			args[i] = eval_expr(st, ec, c->params[i]);
 		if (st->rc)
-			goto out;
-		if (name && is_builtin(name)) {
-			builtin(st, ec, name, c, args, kind, blk, bres, has_pv, &res, path->line,
-			        path->col);
-			goto out;
+			break;
+		if (c->helper) {
+			call_helper(st, ec, c->helper, c, args, c->nparams, kind, blk, bres, has_pv,
+			            &res, path->line, path->col);
+			break;
 		}
-		if (simple && tmpl_is_helper(name)) {
-			custom_helper(st, ec, name, c, args, c->nparams, &res, path->line,
-			              path->col);
-			goto out;
-		}
+		/* (helpers.name || value || helperMissing).call(...) */
 		res = eval_path(st, ec, path, true, false);
 		if (st->rc)
-			goto out;
+			break;
 		if (tv_truthy(res))
 			rerr(st, HL_EPARSE, path->line, path->col, "'%s' is not a function",
 			     path->original);
@@ -849,25 +839,28 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 			rerr(st, HL_EPARSE, path->line, path->col, "missing helper '%s'",
 			     path->original);
 		res = tv_undef();
-		goto out;
+		break;
+	case TC_AMBIGUOUS:
+		if (c->helper) {
+			/* resolved to the helper (its value, even for a block) */
+			call_helper(st, ec, c->helper, c, args, 0, K_MUSTACHE, NULL, bres, has_pv,
+			            &res, path->line, path->col);
+			break;
+		}
+		/* fall through */
+	case TC_SIMPLE:
+		res = eval_path(st, ec, path, false, true);
+		if (st->rc)
+			break;
+		if (kind == K_BLOCK) {
+			block_missing(st, ec, blk, res, bres);
+			*has_pv = true;
+			res = tv_undef();
+		}
+		break;
 	}
-	if (simple && tmpl_is_helper(name)) {
-		/* ambiguous, resolved to the helper (its value, even for a block) */
-		custom_helper(st, ec, name, c, args, 0, &res, path->line, path->col);
-		goto out;
-	}
-	res = eval_path(st, ec, path, false, true);
-	if (st->rc)
-		goto out;
-	if (kind == K_BLOCK) {
-		block_missing(st, ec, blk, res, bres);
-		*has_pv = true;
-		res = tv_undef();
-	}
-out:
 	if (args != args_local)
 		free(args);
-	free(lit_part);
 	return res;
 }
 
@@ -876,29 +869,7 @@ out:
 static bool
 block_is_explicit(const struct tmpl_node *nd)
 {
-	const struct tmpl_call *c = nd->call;
-	const char *orig, *name;
-
-	if (c->nparams || c->has_hash)
-		return false;
-	if (c->path->type != TE_PATH) {
-		/* a literal becomes a one-part path named by its String() */
-		if (c->path->type == TE_STRING) {
-			orig = name = c->path->str;
-		} else if (c->path->type == TE_BOOL) {
-			orig = name = c->path->b ? "true" : "false";
-		} else if (c->path->type == TE_NULL) {
-			orig = name = "null";
-		} else if (c->path->type == TE_UNDEF) {
-			orig = name = "undefined";
-		} else {
-			return true; /* a number: digits are never scoped or built-in */
-		}
-		return !scoped_id(orig) && !is_builtin(name);
-	}
-	if (c->path->nparts != 1 || c->path->depth || scoped_id(c->path->original))
-		return false;
-	return !is_builtin(c->path->parts[0]);
+	return nd->call->cls == TC_AMBIGUOUS;
 }
 static const char *
 partial_name(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e,
