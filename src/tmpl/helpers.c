@@ -39,10 +39,11 @@ hash_get(const struct tmpl_hcall *hc, const char *key)
 	size_t i;
 	struct tv v = tv_undef();
 
-	/* a repeated key: the last one wins, as in a JS object literal */
+	/* a repeated key: the first one wins (the compiler assigns the pairs
+	 * last to first) */
 	for (i = 0; i < hc->nhash; i++) {
 		if (strcmp(hc->hkeys[i], key) == 0)
-			v = hc->hvals[i];
+			return hc->hvals[i];
 	}
 	return v;
 }
@@ -293,6 +294,11 @@ h_join(struct tmpl_hcall *hc)
 static int
 h_json(struct tmpl_hcall *hc)
 {
+	if (A0.t == TV_FUNC) {
+		/* JSON.stringify(function) is undefined */
+		hc->res = tv_undef();
+		return 0;
+	}
 	tv_json_pretty(hc->sbuf, A0);
 	hc->res = string_in_buf();
 	return hl_buf_error(hc->sbuf);
@@ -363,8 +369,8 @@ h_fence(struct tmpl_hcall *hc)
  */
 static const struct tmpl_helper helpers[] = {
 	/* name                 function                  flags                    min max */
-	{ "helperMissing", tmpl_bi_helper_missing, TH_KNOWN | TH_HOOK, 0, -1 },
-	{ "blockHelperMissing", tmpl_bi_block_helper_missing, TH_KNOWN | TH_HOOK, 0, -1 },
+	{ "helperMissing", tmpl_bi_hook, TH_KNOWN | TH_HOOK, 0, -1 },
+	{ "blockHelperMissing", tmpl_bi_hook, TH_KNOWN | TH_HOOK, 0, -1 },
 	{ "if", tmpl_bi_if, TH_KNOWN | TH_BLOCK, 1, 1 },
 	{ "unless", tmpl_bi_if, TH_KNOWN | TH_BLOCK, 1, 1 },
 	{ "each", tmpl_bi_each, TH_KNOWN | TH_BLOCK, 1, 1 },

@@ -163,6 +163,85 @@ scan_delimited(const struct tmpl_parser *p, size_t i, char close)
 	return have_esc ? last_esc + 1 : 0;
 }
 
+/* JS \w at i (so "else" followed by it is not the keyword: else\b). */
+static bool
+is_word_char(const struct tmpl_parser *p, size_t i)
+{
+	char c;
+
+	if (i >= p->n)
+		return false;
+	c = p->src[i];
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_';
+}
+
+/*
+ * The raw state after "{{{{name}}}}": a nested "{{{{x}}}}" opens another
+ * level and "{{{{/x}}}}" closes one, both kept as content, until the
+ * "{{{{/name}}}}" at the outer level (END_RAW_BLOCK, its value the name).
+ * Content runs up to the next "{{{{" and may not hold a NUL byte; a raw
+ * block that is never closed ends at T_EOF, which the parser rejects.
+ */
+static int
+lex_raw(struct tmpl_parser *p, size_t *ip)
+{
+	size_t i = *ip, j, k, open = 0;
+	int depth = 1;
+	struct tmpl_tok *t;
+
+	for (k = p->ntok; k-- > 0;) {
+		if (p->toks[k].type == T_OPEN_RAW_BLOCK) {
+			open = p->toks[k].off;
+			break;
+		}
+	}
+
+	while (i < p->n && !p->rc) {
+		if (starts(p, i, "{{{{") && i + 4 < p->n && p->src[i + 4] != '/') {
+			if (!(t = push_tok(p, T_CONTENT, i, 4)) || set_val(p, t, p->src + i, 4))
+				return p->rc;
+			depth++;
+			i += 4;
+			continue;
+		}
+		if (starts(p, i, "{{{{/")) {
+			for (j = i + 5; j < p->n && is_id_char(p->src + j, p->n - j); j++)
+				;
+			if (j > i + 5 && starts(p, j, "}}}}")) {
+				if (--depth > 0) {
+					if (!(t = push_tok(p, T_CONTENT, i, j + 4 - i)) ||
+					    set_val(p, t, p->src + i, j + 4 - i))
+						return p->rc;
+				} else {
+					if (!(t = push_tok(p, T_END_RAW_BLOCK, i, j + 4 - i)) ||
+					    set_val(p, t, p->src + i + 5, j - i - 5))
+						return p->rc;
+					*ip = j + 4;
+					return 0;
+				}
+				i = j + 4;
+				continue;
+			}
+		}
+		/* [^\x00]+?(?="{{{{") */
+		for (k = i + 1; k + 4 <= p->n; k++) {
+			if (p->src[k - 1] == '\0')
+				return tmpl_perr_at(p, k - 1, "NUL byte in template");
+			if (starts(p, k, "{{{{"))
+				break;
+		}
+		if (k + 4 > p->n)
+			return tmpl_perr_at(p, open,
+			                    "unclosed raw block: expected '{{{{/name}}}}'");
+		if (!(t = push_tok(p, T_CONTENT, i, k - i)) || set_val(p, t, p->src + i, k - i))
+			return p->rc;
+		i = k;
+	}
+	*ip = i;
+	return p->rc;
+}
+
 /* Lexes the inside of a mustache, from i (just after the opener). */
 static int
 lex_mu(struct tmpl_parser *p, size_t *ip)
@@ -189,8 +268,13 @@ lex_mu(struct tmpl_parser *p, size_t *ip)
 			i++;
 			continue;
 		}
-		if (starts(p, i, "}}}}"))
-			return tmpl_perr_at(p, i, "raw blocks are not supported");
+		if (starts(p, i, "}}}}")) {
+			/* CLOSE_RAW_BLOCK: the raw content follows */
+			if (!push_tok(p, T_CLOSE_RAW_BLOCK, i, 4))
+				return p->rc;
+			*ip = i + 4;
+			return lex_raw(p, ip);
+		}
 		if (p->src[i] == '=') {
 			if (!push_tok(p, T_EQUALS, i, 1))
 				return p->rc;
@@ -306,13 +390,22 @@ lex_mu(struct tmpl_parser *p, size_t *ip)
 				continue;
 			}
 		}
+		/* "as"\s+"|" and "|" */
 		if (starts(p, i, "as")) {
 			j = skip_ws(p, i + 2);
-			if (j > i + 2 && j < p->n && p->src[j] == '|')
-				return tmpl_perr_at(p, i, "block parameters are not supported");
+			if (j > i + 2 && j < p->n && p->src[j] == '|') {
+				if (!push_tok(p, T_OPEN_BLOCK_PARAMS, i, j + 1 - i))
+					return p->rc;
+				i = j + 1;
+				continue;
+			}
 		}
-		if (p->src[i] == '|')
-			return tmpl_perr_at(p, i, "block parameters are not supported");
+		if (p->src[i] == '|') {
+			if (!push_tok(p, T_CLOSE_BLOCK_PARAMS, i, 1))
+				return p->rc;
+			i++;
+			continue;
+		}
 		/* ID */
 		j = i;
 		while (j < p->n && is_id_char(p->src + j, p->n - j))
@@ -362,8 +455,12 @@ lex_open(struct tmpl_parser *p, size_t *ip)
 	bool tilde = false;
 	struct tmpl_tok *t;
 
-	if (starts(p, i, "{{{{"))
-		return tmpl_perr_at(p, i, "raw blocks are not supported");
+	if (starts(p, i, "{{{{")) {
+		if (!push_tok(p, T_OPEN_RAW_BLOCK, i, 4))
+			return p->rc;
+		*ip = i + 4;
+		return lex_mu(p, ip);
+	}
 	if (j < p->n && p->src[j] == '~') {
 		tilde = true;
 		j++;
@@ -375,15 +472,21 @@ lex_open(struct tmpl_parser *p, size_t *ip)
 		*ip = j + 1;
 		return lex_mu(p, ip);
 	}
-	if (starts(p, j, "#>"))
-		return tmpl_perr_at(p, i, "partial blocks are not supported");
-	if (j < p->n && p->src[j] == '#') {
-		if (starts(p, j + 1, "*"))
-			return tmpl_perr_at(p, i, "decorators are not supported");
-		if (!(t = push_tok(p, T_OPEN_BLOCK, i, j + 1 - i)))
+	if (starts(p, j, "#>")) {
+		if (!(t = push_tok(p, T_OPEN_PARTIAL_BLOCK, i, j + 2 - i)))
 			return p->rc;
 		t->sopen = tilde;
-		*ip = j + 1;
+		*ip = j + 2;
+		return lex_mu(p, ip);
+	}
+	if (j < p->n && p->src[j] == '#') {
+		/* "{{"~?"#""*"?: a block, or a decorator block */
+		k = starts(p, j + 1, "*") ? 2 : 1;
+		if (!(t = push_tok(p, T_OPEN_BLOCK, i, j + k - i)))
+			return p->rc;
+		t->sopen = tilde;
+		t->deco = k == 2;
+		*ip = j + k;
 		return lex_mu(p, ip);
 	}
 	if (j < p->n && p->src[j] == '/') {
@@ -431,7 +534,7 @@ lex_open(struct tmpl_parser *p, size_t *ip)
 		return lex_mu(p, ip);
 	}
 	k = skip_ws(p, j);
-	if (starts(p, k, "else")) {
+	if (starts(p, k, "else") && !is_word_char(p, k + 4)) {
 		if (!(t = push_tok(p, T_OPEN_INVERSE_CHAIN, i, k + 4 - i)))
 			return p->rc;
 		t->sopen = tilde;
@@ -485,12 +588,13 @@ lex_open(struct tmpl_parser *p, size_t *ip)
 		*ip = k;
 		return 0;
 	}
-	if (j < p->n && p->src[j] == '*')
-		return tmpl_perr_at(p, i, "decorators are not supported");
-	if (!(t = push_tok(p, T_OPEN, i, j - i)))
+	/* "{{"~?"*"?: a mustache, or a decorator */
+	k = j < p->n && p->src[j] == '*' ? 1 : 0;
+	if (!(t = push_tok(p, T_OPEN, i, j + k - i)))
 		return p->rc;
 	t->sopen = tilde;
-	*ip = j;
+	t->deco = k == 1;
+	*ip = j + k;
 	return lex_mu(p, ip);
 }
 

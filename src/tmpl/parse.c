@@ -20,6 +20,7 @@ const char *const tmpl_tok_names[] = {
 	"'{{^'",  "'{{else'", "'{{else}}'",  "'{{>'",  "'}}'",      "'}}}'",
 	"'('",    "')'",      "'='",         "name",   "separator", "string",
 	"number", "boolean",  "'undefined'", "'null'", "'@'",       "end of template",
+	"'{{{{'", "'}}}}'",   "'{{{{/'",     "'{{#>'", "'as |'",    "'|'",
 };
 
 void
@@ -262,8 +263,185 @@ expr_new(struct tmpl_parser *p, enum tmpl_expr_type type, const struct tmpl_tok 
 	e->type = type;
 	e->line = t->line;
 	e->col = t->col;
+	e->bp_depth = -1;
 	return e;
 }
+
+/* AST.helpers.scopedId: /^\.|this\b/ on a path's original. */
+bool
+tmpl_scoped_id(const char *orig)
+{
+	const char *s;
+
+	if (orig[0] == '.')
+		return true;
+	for (s = strstr(orig, "this"); s; s = strstr(s + 1, "this")) {
+		unsigned char c = (unsigned char)s[4];
+		bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		            (c >= '0' && c <= '9') || c == '_';
+		if (!word)
+			return true;
+	}
+	return false;
+}
+
+/* ---- block parameters (compiler.js blockParamIndex) ---- */
+
+/* Every program being parsed has a scope: its block parameter names (from
+ * the `as |...|` of the block that owns it) and whether lookups of block
+ * parameters happen in it (`own`) or in a program inside it (`desc`),
+ * which is what handlebars' compiler calls useBlockParams. */
+static int
+scope_push(struct tmpl_parser *p, const char *const *names, size_t n)
+{
+	struct tmpl_bpscope *sc;
+
+	if (p->nscopes == p->capscopes) {
+		size_t nc = p->capscopes ? p->capscopes * 2 : 16;
+		struct tmpl_bpscope *ns = realloc(p->scopes, nc * sizeof(*ns));
+		if (!ns)
+			return tmpl_oom(p);
+		p->scopes = ns;
+		p->capscopes = nc;
+	}
+	sc = &p->scopes[p->nscopes++];
+	sc->names = names;
+	sc->n = n;
+	sc->own = sc->desc = false;
+	return 0;
+}
+
+/* Ends the scope of prog (when not NULL, it records whether a program
+ * inside it looks block parameters up). */
+static void
+scope_pop(struct tmpl_parser *p, struct tmpl_program *prog)
+{
+	struct tmpl_bpscope *sc = &p->scopes[--p->nscopes];
+
+	if (prog)
+		prog->bp_desc = sc->desc;
+	if (p->nscopes)
+		p->scopes[p->nscopes - 1].desc |= sc->own || sc->desc;
+}
+
+/* The innermost enclosing program that declares the path's first name as a
+ * block parameter: its distance and the name's index. Only plain names
+ * (no ../, not this.x or ./x) can be block parameters; @name too. */
+static void
+resolve_bp(struct tmpl_parser *p, struct tmpl_expr *e)
+{
+	size_t d, i;
+
+	e->bp_depth = -1;
+	if (e->type != TE_PATH || e->depth || !e->nparts || tmpl_scoped_id(e->original))
+		return;
+	for (d = 0; d < p->nscopes; d++) {
+		const struct tmpl_bpscope *sc = &p->scopes[p->nscopes - 1 - d];
+		for (i = 0; i < sc->n; i++) {
+			if (strcmp(sc->names[i], e->parts[0]) == 0) {
+				e->bp_depth = (int)d;
+				e->bp_index = (int)i;
+				return;
+			}
+		}
+	}
+}
+
+/* An evaluated path that is a block parameter: the current program uses
+ * block parameters from here on. */
+static void
+mark_bp(struct tmpl_parser *p, const struct tmpl_expr *e)
+{
+	if (e->type == TE_PATH && e->bp_depth >= 0 && p->nscopes)
+		p->scopes[p->nscopes - 1].own = true;
+}
+
+static bool
+scope_own(const struct tmpl_parser *p)
+{
+	return p->nscopes && p->scopes[p->nscopes - 1].own;
+}
+
+/*
+ * What compiler.js does to a mustache, block or subexpression before
+ * emitting it: transformLiteralToPath (a literal name becomes a one-part path
+ * named by its String()), then classifySexpr with the helper table: a
+ * helper call, an ambiguous name (a helper or a value, decided at run time)
+ * or a simple value (a complex path, or a block parameter).
+ */
+static int
+prepare_call(struct tmpl_parser *p, struct tmpl_call *c, bool sexpr)
+{
+	struct tmpl_expr *path = c->path;
+	const struct tmpl_helper *h;
+	bool simple, is_helper;
+
+	if (path->type != TE_PATH) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		struct tmpl_expr *np;
+		switch (path->type) {
+		case TE_STRING:
+			hl_buf_append(&b, path->str, path->slen);
+			break;
+		case TE_NUMBER:
+			tv_format_number(&b, path->num);
+			break;
+		case TE_BOOL:
+			hl_buf_append_str(&b, path->b ? "true" : "false");
+			break;
+		case TE_NULL:
+			hl_buf_append_str(&b, "null");
+			break;
+		default:
+			hl_buf_append_str(&b, "undefined");
+			break;
+		}
+		np = calloc(1, sizeof(*np));
+		if (np)
+			np->parts = calloc(1, sizeof(*np->parts));
+		if (!np || !np->parts || hl_buf_error(&b) ||
+		    !(np->parts[0] = hl_buf_detach(&b, NULL)) ||
+		    !(np->original = strdup(np->parts[0]))) {
+			hl_buf_release(&b);
+			if (np)
+				np->nparts = 1;
+			expr_free(np);
+			return tmpl_oom(p);
+		}
+		np->type = TE_PATH;
+		np->nparts = 1;
+		np->line = path->line;
+		np->col = path->col;
+		expr_free(path);
+		c->path = path = np;
+		resolve_bp(p, path);
+	}
+	simple = path->nparts == 1 && path->depth == 0 && !tmpl_scoped_id(path->original);
+	c->simple = simple;
+	if (simple && path->bp_depth >= 0) {
+		/* a block parameter is a value, whatever follows it */
+		c->cls = TC_SIMPLE;
+		c->helper = NULL;
+		mark_bp(p, path);
+		return 0;
+	}
+	is_helper = sexpr || c->nparams > 0 || c->has_hash;
+	h = path->nparts ? tmpl_helper_find(path->parts[0]) : NULL;
+	if (simple && !is_helper && h && (h->flags & TH_KNOWN))
+		is_helper = true;
+	c->cls = is_helper ? TC_HELPER : simple ? TC_AMBIGUOUS : TC_SIMPLE;
+	/* a known helper is called by its first name (invokeKnownHelper); a
+	 * registered one only by a simple name */
+	if (h && !(h->flags & TH_KNOWN) && (!simple || c->cls == TC_SIMPLE))
+		h = NULL;
+	c->helper = c->cls == TC_SIMPLE ? NULL : h;
+	/* the path is looked up unless a known helper is called */
+	if (!(c->helper && (c->helper->flags & TH_KNOWN)))
+		mark_bp(p, path);
+	return 0;
+}
+
+/* ---- expressions ---- */
 
 /* path: (DATA)? ID (SEP ID)* -- preparePath */
 static struct tmpl_expr *
@@ -326,117 +504,52 @@ parse_path(struct tmpl_parser *p, bool data)
 			break;
 		sep = next(p)->val;
 	}
+	resolve_bp(p, e);
 	return e;
 fail:
 	expr_free(e);
 	return NULL;
 }
 
-/* AST.helpers.scopedId: /^\.|this\b/ on a path's original. */
-bool
-tmpl_scoped_id(const char *orig)
-{
-	const char *s;
+struct call_opts {
+	enum tmpl_tok_type closer;
+	bool sexpr_name; /* the name may be a subexpression (a partial) */
+	bool no_sexpr;   /* the name may not be one (a raw block) */
+	bool prepare;    /* a mustache, block or subexpression call */
+	bool bparams;    /* `as |x y|` may come before the closer */
+	/* out: the block parameter names, borrowed from the tokens */
+	const char **bp_names;
+	size_t bp_n;
+};
 
-	if (orig[0] == '.')
-		return true;
-	for (s = strstr(orig, "this"); s; s = strstr(s + 1, "this")) {
-		unsigned char c = (unsigned char)s[4];
-		bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		            (c >= '0' && c <= '9') || c == '_';
-		if (!word)
-			return true;
-	}
-	return false;
-}
+static struct tmpl_call *parse_call_body(struct tmpl_parser *p, struct call_opts *o);
 
 /*
- * What compiler.js does to a mustache, block or subexpression before
- * emitting it: transformLiteralToPath (a literal name becomes a one-part path
- * named by its String()), then classifySexpr with the helper table: a
- * helper call, an ambiguous name (a helper or a value, decided at run time)
- * or a simple value.
+ * helperName | sexpr. value: an argument (evaluated where it stands) rather
+ * than the name of a call, partial or decorator.
  */
-static int
-prepare_call(struct tmpl_parser *p, struct tmpl_call *c, bool sexpr)
-{
-	struct tmpl_expr *path = c->path;
-	const struct tmpl_helper *h;
-	bool simple, is_helper;
-
-	if (path->type != TE_PATH) {
-		struct hl_buf b = HL_BUF_INIT(0);
-		struct tmpl_expr *np;
-		switch (path->type) {
-		case TE_STRING:
-			hl_buf_append(&b, path->str, path->slen);
-			break;
-		case TE_NUMBER:
-			tv_format_number(&b, path->num);
-			break;
-		case TE_BOOL:
-			hl_buf_append_str(&b, path->b ? "true" : "false");
-			break;
-		case TE_NULL:
-			hl_buf_append_str(&b, "null");
-			break;
-		default:
-			hl_buf_append_str(&b, "undefined");
-			break;
-		}
-		np = calloc(1, sizeof(*np));
-		if (np)
-			np->parts = calloc(1, sizeof(*np->parts));
-		if (!np || !np->parts || hl_buf_error(&b) ||
-		    !(np->parts[0] = hl_buf_detach(&b, NULL)) ||
-		    !(np->original = strdup(np->parts[0]))) {
-			hl_buf_release(&b);
-			if (np)
-				np->nparts = 1;
-			expr_free(np);
-			return tmpl_oom(p);
-		}
-		np->type = TE_PATH;
-		np->nparts = 1;
-		np->line = path->line;
-		np->col = path->col;
-		expr_free(path);
-		c->path = path = np;
-	}
-	simple = path->nparts == 1 && path->depth == 0 && !tmpl_scoped_id(path->original);
-	is_helper = sexpr || c->nparams > 0 || c->has_hash;
-	h = path->nparts ? tmpl_helper_find(path->parts[0]) : NULL;
-	if (simple && !is_helper && h && (h->flags & TH_KNOWN))
-		is_helper = true;
-	c->cls = is_helper ? TC_HELPER : simple ? TC_AMBIGUOUS : TC_SIMPLE;
-	/* a known helper is called by its first name (invokeKnownHelper); a
-	 * registered one only by a simple name */
-	if (h && !(h->flags & TH_KNOWN) && (!simple || c->cls == TC_SIMPLE))
-		h = NULL;
-	c->helper = c->cls == TC_SIMPLE ? NULL : h;
-	return 0;
-}
-
-static struct tmpl_call *parse_call_body(struct tmpl_parser *p, enum tmpl_tok_type closer,
-                                         bool sexpr_name);
-
-/* helperName | sexpr */
 static struct tmpl_expr *
-parse_param(struct tmpl_parser *p, bool allow_sexpr)
+parse_param(struct tmpl_parser *p, bool allow_sexpr, bool value)
 {
 	struct tmpl_tok *t = peek(p);
 	struct tmpl_expr *e;
 
 	switch (t->type) {
 	case T_ID:
-		return parse_path(p, false);
+		e = parse_path(p, false);
+		if (e && value)
+			mark_bp(p, e);
+		return e;
 	case T_DATA:
 		next(p);
 		if (peek(p)->type != T_ID) {
 			tmpl_perr_tok(p, peek(p), "expected a name after '@'");
 			return NULL;
 		}
-		return parse_path(p, true);
+		e = parse_path(p, true);
+		if (e && value)
+			mark_bp(p, e);
+		return e;
 	case T_STRING:
 		if (!(e = expr_new(p, TE_STRING, t)))
 			return NULL;
@@ -469,7 +582,8 @@ parse_param(struct tmpl_parser *p, bool allow_sexpr)
 			return NULL;
 		next(p);
 		return e;
-	case T_OPEN_SEXPR:
+	case T_OPEN_SEXPR: {
+		struct call_opts o = { 0 };
 		if (!allow_sexpr)
 			break;
 		if (p->nest >= PARSE_MAX_NEST) {
@@ -480,13 +594,16 @@ parse_param(struct tmpl_parser *p, bool allow_sexpr)
 			return NULL;
 		next(p);
 		p->nest++;
-		e->call = parse_call_body(p, T_CLOSE_SEXPR, false);
+		o.closer = T_CLOSE_SEXPR;
+		o.prepare = true;
+		e->call = parse_call_body(p, &o);
 		p->nest--;
 		if (!e->call || prepare_call(p, e->call, true)) {
 			expr_free(e);
 			return NULL;
 		}
 		return e;
+	}
 	default:
 		break;
 	}
@@ -517,10 +634,58 @@ starts_param(const struct tmpl_tok *t)
 	}
 }
 
-/* helperName param* hash? CLOSER (the closer is consumed). sexpr_name
- * allows a subexpression as the name (a dynamic partial). */
+/* blockParams: OPEN_BLOCK_PARAMS ID+ CLOSE_BLOCK_PARAMS -> yy.id($2) */
+static int
+parse_block_params(struct tmpl_parser *p, struct call_opts *o)
+{
+	struct tmpl_tok *open = next(p);
+	size_t first = p->pos, n = 0, i, len = 0;
+	const char **names;
+
+	while (peek(p)->type == T_ID) {
+		len += peek(p)->vlen + 1;
+		next(p);
+		n++;
+	}
+	if (!n)
+		return tmpl_perr_tok(p, peek(p), "expected a block parameter name");
+	if (!expect(p, T_CLOSE_BLOCK_PARAMS))
+		return p->rc;
+	/*
+	 * yy.id() is given the array of names: it tests /^\[.*\]$/ on their
+	 * comma-joined text and, when that matches, calls substring() on the
+	 * array, which throws. Otherwise the names are the tokens as written
+	 * (a bracketed name keeps its brackets).
+	 */
+	{
+		const struct tmpl_tok *a = &p->toks[first], *z = &p->toks[first + n - 1];
+		bool match = a->vlen && a->val[0] == '[' && z->vlen && z->val[z->vlen - 1] == ']' &&
+		             len >= 3;
+		for (i = 0; match && i < n; i++) {
+			const struct tmpl_tok *t = &p->toks[first + i];
+			size_t k;
+			for (k = 0; k < t->vlen; k++) {
+				if (tmpl_js_line_term(t->val + k, t->vlen - k))
+					match = false;
+			}
+		}
+		if (match)
+			return tmpl_perr_tok(p, open, "bracketed block parameters are not valid");
+	}
+	names = malloc(n * sizeof(*names));
+	if (!names)
+		return tmpl_oom(p);
+	for (i = 0; i < n; i++)
+		names[i] = p->toks[first + i].val;
+	free(o->bp_names);
+	o->bp_names = names;
+	o->bp_n = n;
+	return 0;
+}
+
+/* helperName param* hash? blockParams? CLOSER (the closer is consumed). */
 static struct tmpl_call *
-parse_call_body(struct tmpl_parser *p, enum tmpl_tok_type closer, bool sexpr_name)
+parse_call_body(struct tmpl_parser *p, struct call_opts *o)
 {
 	struct tmpl_call *c = calloc(1, sizeof(*c));
 	struct tmpl_tok *t;
@@ -529,7 +694,7 @@ parse_call_body(struct tmpl_parser *p, enum tmpl_tok_type closer, bool sexpr_nam
 		tmpl_oom(p);
 		return NULL;
 	}
-	if (!(c->path = parse_param(p, sexpr_name)))
+	if (!(c->path = parse_param(p, o->sexpr_name && !o->no_sexpr, false)))
 		goto fail;
 	while (starts_param(peek(p)) && !(peek(p)->type == T_ID && peek2(p)->type == T_EQUALS)) {
 		struct tmpl_expr **np = realloc(c->params, (c->nparams + 1) * sizeof(*np));
@@ -538,13 +703,15 @@ parse_call_body(struct tmpl_parser *p, enum tmpl_tok_type closer, bool sexpr_nam
 			goto fail;
 		}
 		c->params = np;
-		if (!(c->params[c->nparams] = parse_param(p, true)))
+		if (!(c->params[c->nparams] = parse_param(p, true, true)))
 			goto fail;
 		c->nparams++;
 	}
 	while (peek(p)->type == T_ID && peek2(p)->type == T_EQUALS) {
 		char **nk = realloc(c->hkeys, (c->nhash + 1) * sizeof(*nk));
 		struct tmpl_expr **nv;
+		const char *k;
+		size_t kl;
 		if (!nk) {
 			tmpl_oom(p);
 			goto fail;
@@ -557,16 +724,25 @@ parse_call_body(struct tmpl_parser *p, enum tmpl_tok_type closer, bool sexpr_nam
 		}
 		c->hvals = nv;
 		t = next(p);
-		if (!(c->hkeys[c->nhash] = tmpl_xstrndup(p, t->val, t->vlen)))
+		/* key: yy.id(ID), a [literal] without its brackets */
+		k = t->val;
+		kl = t->vlen;
+		if (id_is_bracketed(k, kl)) {
+			k++;
+			kl -= 2;
+		}
+		if (!(c->hkeys[c->nhash] = tmpl_xstrndup(p, k, kl)))
 			goto fail;
 		c->hvals[c->nhash] = NULL;
 		c->nhash++;
 		next(p); /* = */
-		if (!(c->hvals[c->nhash - 1] = parse_param(p, true)))
+		if (!(c->hvals[c->nhash - 1] = parse_param(p, true, true)))
 			goto fail;
 		c->has_hash = true;
 	}
-	if (!expect(p, closer))
+	if (o->bparams && peek(p)->type == T_OPEN_BLOCK_PARAMS && parse_block_params(p, o))
+		goto fail;
+	if (!expect(p, o->closer))
 		goto fail;
 	return c;
 fail:
@@ -588,7 +764,10 @@ node_new(struct tmpl_parser *p, enum tmpl_node_type type, const struct tmpl_tok 
 	return nd;
 }
 
-static struct tmpl_program *parse_program(struct tmpl_parser *p);
+/* ---- blocks ---- */
+
+static struct tmpl_program *parse_program(struct tmpl_parser *p, const char *const *bp_names,
+                                          size_t bp_n);
 struct inv_chain;
 static int parse_chain_link(struct tmpl_parser *p, struct inv_chain *out);
 
@@ -596,6 +775,10 @@ struct open_block {
 	struct tmpl_call *call;
 	struct tmpl_strip strip;
 	struct tmpl_tok *tok;
+	bool deco;   /* "{{#*": a decorator block */
+	bool bp_own; /* useBlockParams after the open tag */
+	const char **bp_names;
+	size_t bp_n;
 };
 
 struct inv_chain {
@@ -605,18 +788,35 @@ struct inv_chain {
 	struct tmpl_program *program;
 };
 
+static void
+open_release(struct open_block *ob)
+{
+	call_free(ob->call);
+	ob->call = NULL;
+	free(ob->bp_names);
+	ob->bp_names = NULL;
+}
+
 static int
 parse_open(struct tmpl_parser *p, struct open_block *ob)
 {
 	struct tmpl_tok *open = next(p);
+	struct call_opts o = { 0 };
 
 	ob->tok = open;
+	ob->deco = open->deco;
 	ob->strip.open = open->sopen;
-	if (!(ob->call = parse_call_body(p, T_CLOSE, false)))
+	o.closer = T_CLOSE;
+	o.bparams = true;
+	ob->call = parse_call_body(p, &o);
+	ob->bp_names = o.bp_names;
+	ob->bp_n = o.bp_n;
+	if (!ob->call)
 		return p->rc;
 	ob->strip.close = p->toks[p->pos - 1].sclose;
 	if (ob->call->path->type == TE_SEXPR)
 		return tmpl_perr_tok(p, open, "a block name cannot be a subexpression");
+	ob->bp_own = scope_own(p);
 	return 0;
 }
 
@@ -625,25 +825,21 @@ static struct tmpl_node *
 prepare_block(struct tmpl_parser *p, struct open_block *ob, struct tmpl_program *program,
               struct inv_chain *inv, const struct tmpl_strip *close_strip, bool inverted)
 {
-	struct tmpl_node *nd = node_new(p, TN_BLOCK, ob->tok);
+	struct tmpl_node *nd = NULL;
 
-	if (!nd) {
-		call_free(ob->call);
-		tmpl_program_free(program);
-		if (inv)
-			tmpl_program_free(inv->program);
-		return NULL;
+	if (ob->deco && inv && inv->present) {
+		tmpl_perr_tok(p, ob->tok, "unexpected inverse block on a decorator");
+		goto fail;
 	}
+	if (!(nd = node_new(p, ob->deco ? TN_DECORATOR_BLOCK : TN_BLOCK, ob->tok)))
+		goto fail;
 	nd->call = ob->call;
 	ob->call = NULL;
 	nd->open_strip = ob->strip;
-	if (prepare_call(p, nd->call, false)) {
-		node_free(nd);
-		tmpl_program_free(program);
-		if (inv)
-			tmpl_program_free(inv->program);
-		return NULL;
-	}
+	nd->bp_own = ob->bp_own;
+	/* a decorator's name is looked up as written, never as a value */
+	if (!ob->deco && prepare_call(p, nd->call, false))
+		goto fail;
 	if (inv && inv->present) {
 		if (inv->chain && close_strip) {
 			inv->program->body[0]->close_strip = *close_strip;
@@ -655,6 +851,7 @@ prepare_block(struct tmpl_parser *p, struct open_block *ob, struct tmpl_program 
 		inv->program = NULL;
 	}
 	nd->program = program;
+	program = NULL;
 	if (inverted) {
 		struct tmpl_program *tmp = nd->inverse;
 		nd->inverse = nd->program;
@@ -664,7 +861,17 @@ prepare_block(struct tmpl_parser *p, struct open_block *ob, struct tmpl_program 
 		nd->close_strip = *close_strip;
 		nd->has_close_strip = true;
 	}
+	open_release(ob);
 	return nd;
+fail:
+	node_free(nd);
+	open_release(ob);
+	tmpl_program_free(program);
+	if (inv) {
+		tmpl_program_free(inv->program);
+		inv->program = NULL;
+	}
+	return NULL;
 }
 
 /* inverseChain: openInverseChain program inverseChain? | inverseAndProgram */
@@ -679,7 +886,7 @@ parse_inverse_chain(struct tmpl_parser *p, struct inv_chain *out, bool allow_cha
 		out->present = true;
 		out->strip.open = t->sopen;
 		out->strip.close = t->sclose;
-		out->program = parse_program(p);
+		out->program = parse_program(p, NULL, 0);
 		return out->program ? 0 : p->rc;
 	}
 	if (t->type == T_OPEN_INVERSE_CHAIN && allow_chain) {
@@ -696,73 +903,170 @@ parse_inverse_chain(struct tmpl_parser *p, struct inv_chain *out, bool allow_cha
 }
 
 /* One {{else if ...}} link: the block it opens, wrapped in a chained program
- * (handlebars.yy's inverseChain). */
+ * (handlebars.yy's inverseChain), which is a program of its own for block
+ * parameters too. */
 static int
 parse_chain_link(struct tmpl_parser *p, struct inv_chain *out)
 {
 	struct open_block ob = { 0 };
-	struct tmpl_program *prog, *wrap;
-	struct inv_chain nested;
+	struct tmpl_program *prog = NULL, *wrap = NULL;
+	struct inv_chain nested = { 0 };
 	struct tmpl_node *blk;
 
-	if (parse_open(p, &ob)) {
-		call_free(ob.call);
+	if (scope_push(p, NULL, 0))
 		return p->rc;
-	}
-	if (!(prog = parse_program(p))) {
-		call_free(ob.call);
-		return p->rc;
-	}
-	if (parse_inverse_chain(p, &nested, true)) {
-		call_free(ob.call);
-		tmpl_program_free(prog);
-		return p->rc;
-	}
+	if (parse_open(p, &ob))
+		goto fail;
+	if (!(prog = parse_program(p, ob.bp_names, ob.bp_n)))
+		goto fail;
+	if (parse_inverse_chain(p, &nested, true))
+		goto fail;
 	/* prepareBlock(open, program, chain, chain): the nested chain is the
 	 * "close" of this link */
 	blk = prepare_block(p, &ob, prog, &nested, nested.present ? &nested.strip : NULL, false);
+	prog = NULL;
 	if (!blk)
-		return p->rc;
+		goto fail;
 	if (!(wrap = program_new(p))) {
 		node_free(blk);
-		return p->rc;
+		goto fail;
 	}
-	if (program_push(p, wrap, blk)) {
-		tmpl_program_free(wrap);
-		return p->rc;
-	}
+	if (program_push(p, wrap, blk))
+		goto fail;
 	wrap->chained = true;
+	scope_pop(p, wrap);
 	out->present = true;
 	out->chain = true;
 	out->strip = ob.strip;
 	out->program = wrap;
 	return 0;
+fail:
+	scope_pop(p, NULL);
+	open_release(&ob);
+	tmpl_program_free(prog);
+	tmpl_program_free(nested.program);
+	tmpl_program_free(wrap);
+	return p->rc;
 }
 
-static const char *
-call_name_original(const struct tmpl_expr *e, char *tmp, size_t n)
+/* An open or close name's `original` as handlebars compares them in
+ * validateClose (with ===): a string, or a number, boolean, null or
+ * undefined (a subexpression has no original: undefined). */
+struct orig {
+	int kind; /* TE_STRING (paths too), TE_NUMBER, TE_BOOL, TE_NULL, TE_UNDEF */
+	const char *s;
+	double n;
+	bool b;
+};
+
+static struct orig
+orig_of(const struct tmpl_expr *e)
 {
+	struct orig o = { TE_UNDEF, "undefined", 0, false };
+
 	switch (e->type) {
 	case TE_PATH:
-		return e->original;
+		o.kind = TE_STRING;
+		o.s = e->original;
+		break;
 	case TE_STRING:
-		return e->str;
-	case TE_NUMBER: {
+		o.kind = TE_STRING;
+		o.s = e->str;
+		break;
+	case TE_NUMBER:
+		o.kind = TE_NUMBER;
+		o.n = e->num;
+		break;
+	case TE_BOOL:
+		o.kind = TE_BOOL;
+		o.b = e->b;
+		o.s = e->b ? "true" : "false";
+		break;
+	case TE_NULL:
+		o.kind = TE_NULL;
+		o.s = "null";
+		break;
+	default:
+		break;
+	}
+	return o;
+}
+
+static bool
+orig_eq(struct orig a, struct orig b)
+{
+	if (a.kind != b.kind)
+		return false;
+	switch (a.kind) {
+	case TE_STRING:
+		return strcmp(a.s, b.s) == 0;
+	case TE_NUMBER:
+		return a.n == b.n;
+	case TE_BOOL:
+		return a.b == b.b;
+	default:
+		return true;
+	}
+}
+
+/* String(original) for messages */
+static const char *
+orig_str(struct orig o, char *tmp, size_t n)
+{
+	if (o.kind == TE_NUMBER) {
 		struct hl_buf b = HL_BUF_INIT(0);
-		tv_format_number(&b, e->num);
-		snprintf(tmp, n, "%s", b.data);
+		tv_format_number(&b, o.n);
+		snprintf(tmp, n, "%s", b.data ? b.data : "");
 		hl_buf_release(&b);
 		return tmp;
 	}
-	case TE_BOOL:
-		return e->b ? "true" : "false";
-	case TE_UNDEF:
-		return "undefined";
-	case TE_NULL:
-		return "null";
-	default:
-		return "";
+	return o.s;
+}
+
+/* validateClose: "'open' doesn't match 'close'" at the open name */
+static int
+validate_close(struct tmpl_parser *p, const struct tmpl_tok *at, struct orig open,
+               struct orig close)
+{
+	char b1[64], b2[64], msg[300];
+
+	if (orig_eq(open, close))
+		return 0;
+	snprintf(msg, sizeof(msg), "'%.80s' doesn't match '%.80s'", orig_str(open, b1, sizeof(b1)),
+	         orig_str(close, b2, sizeof(b2)));
+	return tmpl_perr_tok(p, at, msg);
+}
+
+/* closeBlock: OPEN_ENDBLOCK helperName CLOSE, checked against the open
+ * name. */
+static int
+parse_close(struct tmpl_parser *p, const struct tmpl_tok *open_tok, const struct tmpl_expr *name,
+            struct tmpl_strip *cs)
+{
+	struct tmpl_tok *t = peek(p), *ct;
+	struct tmpl_expr *close_name = NULL;
+	char b1[64], msg[300];
+	int rc;
+
+	if (t->type != T_OPEN_ENDBLOCK) {
+		const char *on = orig_str(orig_of(name), b1, sizeof(b1));
+		snprintf(msg, sizeof(msg),
+		         "unclosed block '%.80s': expected '{{/%.80s}}', found %s", on, on,
+		         tmpl_tok_names[t->type]);
+		return tmpl_perr_tok(p, t->type == T_EOF ? open_tok : t, msg);
 	}
+	next(p);
+	cs->open = t->sopen;
+	if (!(close_name = parse_param(p, false, false)))
+		return p->rc;
+	if (!(ct = expect(p, T_CLOSE))) {
+		expr_free(close_name);
+		return p->rc;
+	}
+	cs->close = ct->sclose;
+	rc = validate_close(p, open_tok, orig_of(name), orig_of(close_name));
+	expr_free(close_name);
+	return rc;
 }
 
 static struct tmpl_node *
@@ -773,59 +1077,104 @@ parse_block(struct tmpl_parser *p)
 	struct open_block ob = { 0 };
 	struct tmpl_program *prog = NULL;
 	struct inv_chain inv = { 0 };
-	struct tmpl_tok *t, *ct;
-	struct tmpl_expr *close_name = NULL;
-	struct tmpl_strip cs;
-	char b1[64], b2[64];
+	struct tmpl_strip cs = { 0 };
 
 	if (parse_open(p, &ob))
 		goto fail;
-	if (!(prog = parse_program(p)))
+	if (!(prog = parse_program(p, ob.bp_names, ob.bp_n)))
 		goto fail;
 	if (parse_inverse_chain(p, &inv, !inverted))
 		goto fail;
-	t = peek(p);
-	if (t->type != T_OPEN_ENDBLOCK) {
-		char msg[300];
-		snprintf(
-		        msg, sizeof(msg), "unclosed block '%.80s': expected '{{/%.80s}}', found %s",
-		        call_name_original(ob.call->path, b1, sizeof(b1)),
-		        call_name_original(ob.call->path, b2, sizeof(b2)), tmpl_tok_names[t->type]);
-		tmpl_perr_tok(p, t->type == T_EOF ? ob.tok : t, msg);
+	if (parse_close(p, ob.tok, ob.call->path, &cs))
 		goto fail;
-	}
-	next(p);
-	cs.open = t->sopen;
-	if (!(close_name = parse_param(p, false)))
-		goto fail;
-	if (!(ct = expect(p, T_CLOSE)))
-		goto fail;
-	cs.close = ct->sclose;
-	{
-		const char *on = call_name_original(ob.call->path, b1, sizeof(b1));
-		const char *cn = call_name_original(close_name, b2, sizeof(b2));
-		if (strcmp(on, cn) != 0) {
-			char msg[300];
-			snprintf(msg, sizeof(msg), "'%.80s' doesn't match '%.80s'", on, cn);
-			tmpl_perr_tok(p, ob.tok, msg);
-			goto fail;
-		}
-	}
-	expr_free(close_name);
 	return prepare_block(p, &ob, prog, &inv, &cs, inverted);
 fail:
-	expr_free(close_name);
-	call_free(ob.call);
+	open_release(&ob);
 	tmpl_program_free(prog);
 	tmpl_program_free(inv.program);
 	return NULL;
 }
 
+/* partialBlock: OPEN_PARTIAL_BLOCK partialName param* hash? CLOSE program
+ * closeBlock (preparePartialBlock) */
 static struct tmpl_node *
-parse_statement(struct tmpl_parser *p)
+parse_partial_block(struct tmpl_parser *p)
+{
+	struct tmpl_tok *open = next(p);
+	struct tmpl_node *nd = node_new(p, TN_PARTIAL, open);
+	struct call_opts o = { 0 };
+
+	if (!nd)
+		return NULL;
+	nd->open_strip.open = open->sopen;
+	o.closer = T_CLOSE;
+	o.sexpr_name = true;
+	if (!(nd->call = parse_call_body(p, &o)))
+		goto fail;
+	nd->open_strip.close = p->toks[p->pos - 1].sclose;
+	nd->bp_own = scope_own(p);
+	if (!(nd->program = parse_program(p, NULL, 0)))
+		goto fail;
+	if (parse_close(p, open, nd->call->path, &nd->close_strip))
+		goto fail;
+	nd->has_close_strip = true;
+	return nd;
+fail:
+	node_free(nd);
+	return NULL;
+}
+
+/* rawBlock: OPEN_RAW_BLOCK helperName param* hash? CLOSE_RAW_BLOCK content*
+ * END_RAW_BLOCK (prepareRawBlock: no strip flags, no inverse) */
+static struct tmpl_node *
+parse_raw_block(struct tmpl_parser *p)
+{
+	struct tmpl_tok *open = next(p), *end;
+	struct tmpl_node *nd = node_new(p, TN_BLOCK, open);
+	struct call_opts o = { 0 };
+	struct orig close = { TE_STRING, "", 0, false };
+
+	if (!nd)
+		return NULL;
+	nd->raw = true;
+	o.closer = T_CLOSE_RAW_BLOCK;
+	o.no_sexpr = true;
+	if (!(nd->call = parse_call_body(p, &o)))
+		goto fail;
+	nd->bp_own = scope_own(p);
+	if (!(nd->program = program_new(p)))
+		goto fail;
+	while (peek(p)->type == T_CONTENT) {
+		struct tmpl_tok *t = next(p);
+		struct tmpl_node *c = node_new(p, TN_CONTENT, t);
+		if (!c)
+			goto fail;
+		c->text = t->val;
+		t->val = NULL;
+		c->len = t->vlen;
+		c->vend = c->len;
+		if (program_push(p, nd->program, c))
+			goto fail;
+	}
+	if (!(end = expect(p, T_END_RAW_BLOCK)))
+		goto fail;
+	close.s = end->val;
+	if (validate_close(p, open, orig_of(nd->call->path), close))
+		goto fail;
+	if (prepare_call(p, nd->call, false))
+		goto fail;
+	return nd;
+fail:
+	node_free(nd);
+	return NULL;
+}
+
+static struct tmpl_node *
+parse_statement(struct tmpl_parser *p, struct tmpl_program *prog)
 {
 	struct tmpl_tok *t = peek(p);
 	struct tmpl_node *nd;
+	struct call_opts o = { 0 };
 
 	switch (t->type) {
 	case T_CONTENT:
@@ -847,17 +1196,20 @@ parse_statement(struct tmpl_parser *p)
 		return nd;
 	case T_OPEN:
 	case T_OPEN_UNESCAPED:
-		if (!(nd = node_new(p, TN_MUSTACHE, t)))
+		/* prepareMustache: "{{*" makes a decorator */
+		if (!(nd = node_new(p, t->deco ? TN_DECORATOR : TN_MUSTACHE, t)))
 			return NULL;
 		next(p);
 		nd->strip.open = t->sopen;
-		nd->call =
-		        parse_call_body(p, t->type == T_OPEN ? T_CLOSE : T_CLOSE_UNESCAPED, false);
-		if (!nd->call || prepare_call(p, nd->call, false)) {
+		o.closer = t->type == T_OPEN ? T_CLOSE : T_CLOSE_UNESCAPED;
+		nd->call = parse_call_body(p, &o);
+		if (!nd->call || (!t->deco && prepare_call(p, nd->call, false))) {
 			node_free(nd);
 			return NULL;
 		}
 		nd->strip.close = p->toks[p->pos - 1].sclose;
+		if (t->deco)
+			prog->ndecorators++;
 		return nd;
 	case T_OPEN_PARTIAL:
 		if (!(nd = node_new(p, TN_PARTIAL, t)))
@@ -865,31 +1217,38 @@ parse_statement(struct tmpl_parser *p)
 		next(p);
 		nd->strip.open = t->sopen;
 		/* partialName: helperName | sexpr (a dynamic partial) */
-		nd->call = parse_call_body(p, T_CLOSE, true);
+		o.closer = T_CLOSE;
+		o.sexpr_name = true;
+		nd->call = parse_call_body(p, &o);
 		if (!nd->call) {
 			node_free(nd);
 			return NULL;
 		}
 		nd->strip.close = p->toks[p->pos - 1].sclose;
-		if (nd->call->nparams > 1) {
-			char msg[80];
-			snprintf(msg, sizeof(msg), "unsupported number of partial arguments: %zu",
-			         nd->call->nparams);
-			tmpl_perr_tok(p, t, msg);
-			node_free(nd);
-			return NULL;
-		}
-		return nd;
+		nd->bp_own = scope_own(p);
+		break;
 	case T_OPEN_BLOCK:
 	case T_OPEN_INVERSE:
+	case T_OPEN_PARTIAL_BLOCK:
+	case T_OPEN_RAW_BLOCK:
 		if (p->nest >= PARSE_MAX_NEST) {
 			tmpl_perr_tok(p, t, "blocks nested too deeply");
 			return NULL;
 		}
 		p->nest++;
-		nd = parse_block(p);
+		if (t->type == T_OPEN_PARTIAL_BLOCK)
+			nd = parse_partial_block(p);
+		else if (t->type == T_OPEN_RAW_BLOCK)
+			nd = parse_raw_block(p);
+		else
+			nd = parse_block(p);
 		p->nest--;
-		return nd;
+		if (!nd || nd->type != TN_PARTIAL) {
+			if (nd && nd->type == TN_DECORATOR_BLOCK)
+				prog->ndecorators++;
+			return nd;
+		}
+		break;
 	default: {
 		char msg[120];
 		snprintf(msg, sizeof(msg), "unexpected %s", tmpl_tok_names[t->type]);
@@ -897,27 +1256,40 @@ parse_statement(struct tmpl_parser *p)
 		return NULL;
 	}
 	}
+	/* a partial or partial block: the compiler takes at most one context */
+	if (nd->call->nparams > 1) {
+		char msg[80];
+		snprintf(msg, sizeof(msg), "unsupported number of partial arguments: %zu",
+		         nd->call->nparams);
+		tmpl_perr_tok(p, t, msg);
+		node_free(nd);
+		return NULL;
+	}
+	return nd;
 }
 
+/* program: statement*, the statements up to an else or a close (or the
+ * end), in a block parameter scope of its own */
 static struct tmpl_program *
-parse_program(struct tmpl_parser *p)
+parse_program(struct tmpl_parser *p, const char *const *bp_names, size_t bp_n)
 {
 	struct tmpl_program *prog = program_new(p);
 
-	if (!prog)
+	if (!prog || scope_push(p, bp_names, bp_n)) {
+		free(prog);
 		return NULL;
+	}
 	for (;;) {
 		struct tmpl_tok *t = peek(p);
 		struct tmpl_node *nd;
 
 		if (t->type == T_EOF || t->type == T_OPEN_ENDBLOCK || t->type == T_INVERSE ||
-		    t->type == T_OPEN_INVERSE_CHAIN)
+		    t->type == T_OPEN_INVERSE_CHAIN) {
+			scope_pop(p, prog);
 			return prog;
-		if (p->pos > 0 && p->ntok && p->pos >= p->ntok) {
-			tmpl_program_free(prog);
-			return NULL;
 		}
-		if (!(nd = parse_statement(p)) || program_push(p, prog, nd)) {
+		if (!(nd = parse_statement(p, prog)) || program_push(p, prog, nd)) {
+			scope_pop(p, NULL);
 			tmpl_program_free(prog);
 			return NULL;
 		}
@@ -940,7 +1312,7 @@ tmpl_parse(struct tmpl_program **out, const char *name, const char *src, size_t 
 	p.lc_col = 1;
 	if (tmpl_lex(&p))
 		goto out;
-	prog = parse_program(&p);
+	prog = parse_program(&p, NULL, 0);
 	if (!prog)
 		goto out;
 	if (peek(&p)->type != T_EOF) {
@@ -962,5 +1334,6 @@ out:
 	for (i = 0; i < p.ntok; i++)
 		free(p.toks[i].val);
 	free(p.toks);
+	free(p.scopes);
 	return p.rc;
 }

@@ -44,6 +44,10 @@ struct tmpl_expr {
 	bool b;
 	/* TE_SEXPR */
 	struct tmpl_call *call;
+	/* TE_PATH that is a block parameter (compiler.js blockParamIndex):
+	 * the number of programs up to the one declaring it and its index;
+	 * bp_depth is -1 otherwise */
+	int bp_depth, bp_index;
 };
 
 /* compiler.js classifySexpr */
@@ -61,6 +65,7 @@ struct tmpl_call {
 	 * turned into a one-part path at compile time */
 	struct tmpl_expr *path;
 	enum tmpl_call_class cls;
+	bool simple; /* AST.helpers.simpleId(path) */
 	/* TC_HELPER: the known helper of the first name, or the registered
 	 * helper of a simple name; TC_AMBIGUOUS: the registered helper of the
 	 * name; NULL when there is none */
@@ -82,7 +87,9 @@ enum tmpl_node_type {
 	TN_COMMENT,
 	TN_MUSTACHE,
 	TN_BLOCK,
-	TN_PARTIAL,
+	TN_PARTIAL, /* with a program: a partial block {{#> name}} */
+	TN_DECORATOR,
+	TN_DECORATOR_BLOCK,
 };
 
 struct tmpl_program;
@@ -105,12 +112,20 @@ struct tmpl_node {
 	bool has_inverse_strip, has_close_strip;
 	/* TN_PARTIAL */
 	char *indent;
+	/* TN_BLOCK: a raw block {{{{name}}}}, its program the raw content */
+	bool raw;
+	/* TN_BLOCK, TN_PARTIAL: a lookup of a block parameter happened in this
+	 * program before this statement's helper call (with the program's
+	 * bp_desc, handlebars' useBlockParams at that point) */
+	bool bp_own;
 };
 
 struct tmpl_program {
 	struct tmpl_node **body;
 	size_t n, cap;
 	bool chained;
+	bool bp_desc;       /* a program inside it looks block parameters up */
+	size_t ndecorators; /* decorators in body, run when it is instantiated */
 };
 
 struct hl_tmpl {
@@ -150,6 +165,12 @@ enum tmpl_tok_type {
 	T_NULL,
 	T_DATA,
 	T_EOF,
+	T_OPEN_RAW_BLOCK,
+	T_CLOSE_RAW_BLOCK,
+	T_END_RAW_BLOCK,
+	T_OPEN_PARTIAL_BLOCK,
+	T_OPEN_BLOCK_PARAMS,
+	T_CLOSE_BLOCK_PARAMS,
 };
 
 /* Display names of the token types, for error messages. */
@@ -161,7 +182,14 @@ struct tmpl_tok {
 	char *val;       /* processed text (content, id, string) */
 	size_t vlen;
 	bool sopen, sclose;
+	bool deco; /* T_OPEN, T_OPEN_BLOCK: "{{*" or "{{#*", a decorator */
 	int line, col;
+};
+
+struct tmpl_bpscope {
+	const char *const *names; /* borrowed from the tokens */
+	size_t n;
+	bool own, desc;
 };
 
 struct tmpl_parser {
@@ -177,6 +205,9 @@ struct tmpl_parser {
 	struct hl_err *err;
 	int rc;
 	int nest; /* block and subexpression nesting, bounded */
+	/* the programs being parsed, innermost last (block parameters) */
+	struct tmpl_bpscope *scopes;
+	size_t nscopes, capscopes;
 };
 
 #define PARSE_MAX_NEST 100
@@ -213,6 +244,7 @@ enum tv_type {
 	TV_STR,
 	TV_ARR,
 	TV_OBJ,
+	TV_FUNC, /* a @partial-block (the only function a template can meet) */
 };
 
 /* A JavaScript value. Strings and containers are borrowed from the data or
@@ -224,6 +256,7 @@ struct tv {
 	const char *s;
 	size_t len;
 	json_t *j;
+	const void *fn; /* TV_FUNC: the renderer's partial block */
 };
 
 struct tv tv_undef(void);
@@ -243,7 +276,11 @@ bool tv_strict_eq(struct tv a, struct tv b);
 bool tv_loose_eq(struct tv a, struct tv b);
 /* Number::toString(10). */
 void tv_format_number(struct hl_buf *out, double d);
-/* JSON.stringify(v, null, 2) (undefined -> "null"). */
+/* A new reference to v as JSON: a value JSON cannot hold (undefined, NaN,
+ * Infinity, a function) becomes a tv_special_new() placeholder. NULL on
+ * OOM. */
+json_t *tv_to_json(struct tv v);
+/* JSON.stringify(v, null, 2) (undefined and functions -> "null"). */
 void tv_json_pretty(struct hl_buf *out, struct tv v);
 /* Object.keys order of a jansson object: canonical array indexes ascending,
  * then the other keys in insertion order. Returns a malloc'd array of
@@ -301,7 +338,8 @@ int tmpl_bi_each(struct tmpl_hcall *hc);
 int tmpl_bi_with(struct tmpl_hcall *hc);
 int tmpl_bi_lookup(struct tmpl_hcall *hc);
 int tmpl_bi_log(struct tmpl_hcall *hc);
-int tmpl_bi_helper_missing(struct tmpl_hcall *hc);
-int tmpl_bi_block_helper_missing(struct tmpl_hcall *hc);
+/* helperMissing and blockHelperMissing: handlebars moves them to hooks, so
+ * a call by name fails */
+int tmpl_bi_hook(struct tmpl_hcall *hc);
 
 #endif

@@ -213,18 +213,26 @@ ws_program(struct tmpl_parser *p, struct tmpl_program *prog, bool *root_seen)
 
 		switch (cur->type) {
 		case TN_MUSTACHE:
+		case TN_DECORATOR:
 			s.valid = true;
 			s.open = cur->strip.open;
 			s.close = cur->strip.close;
 			break;
-		case TN_COMMENT:
 		case TN_PARTIAL:
+			if (cur->program) {
+				/* a partial block is stripped like a block */
+				s = ws_block(p, cur, root_seen);
+				break;
+			}
+			/* fall through */
+		case TN_COMMENT:
 			s.valid = true;
 			s.inline_standalone = true;
 			s.open = cur->strip.open;
 			s.close = cur->strip.close;
 			break;
 		case TN_BLOCK:
+		case TN_DECORATOR_BLOCK:
 			s = ws_block(p, cur, root_seen);
 			break;
 		default:
