@@ -462,6 +462,22 @@ test_tmpl_strict_mode(void **state)
 	out = render_p("{{#if x}}{{/if}}", NULL, NULL, HL_TMPL_STRICT, &err);
 	assert_null(out);
 	assert_non_null(strstr(err.msg, "'x' not defined"));
+	/* a declared block parameter is defined, even without a value */
+	out = render_p("{{#each l as |a b c|}}[{{c}}]{{/each}}", "{\"l\": [1]}", NULL,
+	               HL_TMPL_STRICT, &err);
+	assert_string_equal(out, "[]");
+	free(out);
+	out = render_p("{{#each l as |a|}}{{a.nope}}{{/each}}", "{\"l\": [{}]}", NULL,
+	               HL_TMPL_STRICT, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "t.hbs:1:21: 'a.nope' not defined"));
+	/* @partial-block outside a partial block is a missing data variable */
+	out = render_p("{{#if @partial-block}}y{{/if}}", NULL, NULL, HL_TMPL_STRICT, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "'@partial-block' not defined"));
+	out = render_p("{{{{raw}}}}{{x}}{{{{/raw}}}}", NULL, NULL, HL_TMPL_STRICT, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "'raw' not defined"));
 }
 
 static void
