@@ -546,6 +546,7 @@ FEATURES = {
         ("{{#each empty}}e{{else each items}}{{n}}{{/each}}", BPD),
         ("{{#if a}}A{{else if}}B{{/if}}", {}),
         ("  {{#if a}}\n  A\n  {{else unless b}}\n  notB\n  {{/if}}\nX", {}),
+        ("{{elsewhere}} {{else_x}} {{#if a}}x{{ else }}y{{/if}}", {"elsewhere": 1, "else_x": 2}),
     ],
     "partial arguments": [
         ("{{> p1 name=\"h\"}}{{> p1 o}}{{> p1 o k=name}}{{> (lookup . \"pn\")}}",
