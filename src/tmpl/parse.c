@@ -775,8 +775,7 @@ struct open_block {
 	struct tmpl_call *call;
 	struct tmpl_strip strip;
 	struct tmpl_tok *tok;
-	bool deco;   /* "{{#*": a decorator block */
-	bool bp_own; /* useBlockParams after the open tag */
+	bool deco; /* "{{#*": a decorator block */
 	const char **bp_names;
 	size_t bp_n;
 };
@@ -816,7 +815,6 @@ parse_open(struct tmpl_parser *p, struct open_block *ob)
 	ob->strip.close = p->toks[p->pos - 1].sclose;
 	if (ob->call->path->type == TE_SEXPR)
 		return tmpl_perr_tok(p, open, "a block name cannot be a subexpression");
-	ob->bp_own = scope_own(p);
 	return 0;
 }
 
@@ -836,10 +834,11 @@ prepare_block(struct tmpl_parser *p, struct open_block *ob, struct tmpl_program 
 	nd->call = ob->call;
 	ob->call = NULL;
 	nd->open_strip = ob->strip;
-	nd->bp_own = ob->bp_own;
 	/* a decorator's name is looked up as written, never as a value */
 	if (!ob->deco && prepare_call(p, nd->call, false))
 		goto fail;
+	/* the name and arguments are looked up before the helper call */
+	nd->bp_own = scope_own(p);
 	if (inv && inv->present) {
 		if (inv->chain && close_strip) {
 			inv->program->body[0]->close_strip = *close_strip;
@@ -1141,7 +1140,6 @@ parse_raw_block(struct tmpl_parser *p)
 	o.no_sexpr = true;
 	if (!(nd->call = parse_call_body(p, &o)))
 		goto fail;
-	nd->bp_own = scope_own(p);
 	if (!(nd->program = program_new(p)))
 		goto fail;
 	while (peek(p)->type == T_CONTENT) {
@@ -1163,6 +1161,7 @@ parse_raw_block(struct tmpl_parser *p)
 		goto fail;
 	if (prepare_call(p, nd->call, false))
 		goto fail;
+	nd->bp_own = scope_own(p);
 	return nd;
 fail:
 	node_free(nd);
