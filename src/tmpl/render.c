@@ -1654,7 +1654,9 @@ do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 	}
 	if (!fn) {
 		scope_find(st, ec->scope, name, &w, &t);
-		if (!w && !t && nd->call->path->type == TE_PATH && nd->call->path->data &&
+		/* resolvePartial: a static name "@partial-block" not found
+		 * is the data's */
+		if (!w && !t && nd->call->path->type != TE_SEXPR &&
 		    strcmp(name, "@partial-block") == 0 && ec->data && ec->data->has_pb)
 			fn = ec->data->pb;
 	}

@@ -440,6 +440,10 @@ FEATURES = {
         ("{{#> lay}}a{{else}}b{{/lay}}", {}, LAY),
         ("{{#> lay}}a{{/other}}", {}, LAY),
         ("{{> @partial-block}}", {}, LAY),
+        ("{{#> names}}B{{/names}}|{{#*inline \"@partial-block\"}}I{{/inline}}{{#> names}}B{{/names}}", {},
+         dict(LAY, names="<{{> \"@partial-block\"}}|{{> [@partial-block]}}|{{> @partial-block}}>")),
+        ("{{#> dyn}}B{{/dyn}}|{{#> dyn n=\"lay\"}}B{{/dyn}}", {"n": "@partial-block"},
+         dict(LAY, dyn="{{> (lookup . \"n\")}}")),
     ],
     "inline partials": [
         ("{{#*inline \"item\"}}<{{this}}>{{/inline}}{{#each items}}{{> item}}{{/each}}", {"items": [1, 2]}),
