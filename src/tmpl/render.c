@@ -779,29 +779,30 @@ run_decorator(struct rstate *st, struct wrapper *w, const struct tmpl_node *nd)
 	tv_to_string(&key, a0);
 	if (nd->program) {
 		struct wrapper **nk = realloc(w->kids, (w->nkids + 1) * sizeof(*nk));
-		if (!nk)
-			goto oom;
+		if (!nk || !(kid = calloc(1, sizeof(*kid)))) {
+			if (nk)
+				w->kids = nk;
+			rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+			goto out;
+		}
 		w->kids = nk;
-		if (!(kid = calloc(1, sizeof(*kid))))
-			goto oom;
 		w->kids[w->nkids++] = kid;
 		if (prepare(st, &dec, nd->program, kid))
 			goto out;
 	}
 	{
 		struct pentry *ne = realloc(w->own, (w->nown + 1) * sizeof(*ne));
-		if (!ne || hl_buf_error(&key))
-			goto oom;
-		w->own = ne;
-		ne[w->nown].name = hl_buf_detach(&key, NULL);
+		char *name = ne ? hl_buf_detach(&key, NULL) : NULL;
+		if (ne)
+			w->own = ne;
+		if (!name) {
+			rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+			goto out;
+		}
+		ne[w->nown].name = name;
 		ne[w->nown].w = kid;
-		if (!ne[w->nown].name)
-			goto oom;
 		w->nown++;
 	}
-	goto out;
-oom:
-	rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
 out:
 	hl_buf_release(&key);
 	return st->rc;
