@@ -1,8 +1,11 @@
 /*
- * helpers.c - healer's template helpers. Their reference semantics are the
- * JavaScript implementations in tests/tmpl/hbs_render.js (kept short and
- * obvious); this file reproduces them exactly so output stays byte-identical
- * with handlebars.js. Missing arguments are `undefined`; extra ones ignored.
+ * helpers.c - the helper table (handlebars.js' built-ins, implemented in
+ * render.c because they run blocks, and healer's helpers, implemented here)
+ * that the parser consults to classify calls and the renderer to run them.
+ * The reference semantics of healer's helpers are their JavaScript
+ * implementations in tests/tmpl/hbs_render.js (kept short and obvious); this
+ * file reproduces them exactly so output stays byte-identical with
+ * handlebars.js. Missing arguments are `undefined`; extra ones ignored.
  *
  *   eq a b / ne a b            a === b / a !== b
  *   gt gte lt lte a b          Number(a) > Number(b) ...
@@ -24,29 +27,6 @@
 #include <math.h>
 #include <string.h>
 
-int tmpl_helper(const char *name, const struct tv *args, size_t nargs, const char *const *hkeys,
-                const struct tv *hvals, size_t nhash, struct tv *res, struct hl_buf *sbuf);
-bool tmpl_is_helper(const char *name);
-
-static const char *const helper_names[] = {
-	"eq",       "ne",  "gt",       "gte",  "lt",   "lte",     "and",   "or",    "not",   "add",
-	"subtract", "len", "truncate", "join", "json", "default", "upper", "lower", "fence",
-};
-
-bool
-tmpl_is_helper(const char *name)
-{
-	size_t i;
-
-	if (!name)
-		return false;
-	for (i = 0; i < sizeof(helper_names) / sizeof(helper_names[0]); i++) {
-		if (strcmp(name, helper_names[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
 static struct tv
 arg(const struct tv *args, size_t nargs, size_t i)
 {
@@ -54,15 +34,16 @@ arg(const struct tv *args, size_t nargs, size_t i)
 }
 
 static struct tv
-hash_get(const char *const *hkeys, const struct tv *hvals, size_t nhash, const char *key)
+hash_get(const struct tmpl_hcall *hc, const char *key)
 {
 	size_t i;
 	struct tv v = tv_undef();
 
-	/* a repeated key: the last one wins, as in a JS object literal */
-	for (i = 0; i < nhash; i++) {
-		if (strcmp(hkeys[i], key) == 0)
-			v = hvals[i];
+	/* a repeated key: the first one wins (the compiler assigns the pairs
+	 * last to first) */
+	for (i = 0; i < hc->nhash; i++) {
+		if (strcmp(hc->hkeys[i], key) == 0)
+			return hc->hvals[i];
 	}
 	return v;
 }
@@ -171,103 +152,262 @@ clamp_int(double d, double lo, double fallback)
 	return (int64_t)d;
 }
 
-int
-tmpl_helper(const char *name, const struct tv *args, size_t nargs, const char *const *hkeys,
-            const struct tv *hvals, size_t nhash, struct tv *res, struct hl_buf *sbuf)
+#define A0 arg(hc->args, hc->nargs, 0)
+#define A1 arg(hc->args, hc->nargs, 1)
+
+static int
+h_eq(struct tmpl_hcall *hc)
 {
-	struct tv a = arg(args, nargs, 0), b = arg(args, nargs, 1);
+	hc->res = boolean(tv_strict_eq(A0, A1));
+	return 0;
+}
+
+static int
+h_ne(struct tmpl_hcall *hc)
+{
+	hc->res = boolean(!tv_strict_eq(A0, A1));
+	return 0;
+}
+
+static int
+h_gt(struct tmpl_hcall *hc)
+{
+	hc->res = boolean(tv_to_number(A0) > tv_to_number(A1));
+	return 0;
+}
+
+static int
+h_gte(struct tmpl_hcall *hc)
+{
+	hc->res = boolean(tv_to_number(A0) >= tv_to_number(A1));
+	return 0;
+}
+
+static int
+h_lt(struct tmpl_hcall *hc)
+{
+	hc->res = boolean(tv_to_number(A0) < tv_to_number(A1));
+	return 0;
+}
+
+static int
+h_lte(struct tmpl_hcall *hc)
+{
+	hc->res = boolean(tv_to_number(A0) <= tv_to_number(A1));
+	return 0;
+}
+
+static int
+h_and(struct tmpl_hcall *hc)
+{
+	bool all = true;
 	size_t i;
 
-	if (strcmp(name, "eq") == 0) {
-		*res = boolean(tv_strict_eq(a, b));
-	} else if (strcmp(name, "ne") == 0) {
-		*res = boolean(!tv_strict_eq(a, b));
-	} else if (strcmp(name, "gt") == 0) {
-		*res = boolean(tv_to_number(a) > tv_to_number(b));
-	} else if (strcmp(name, "gte") == 0) {
-		*res = boolean(tv_to_number(a) >= tv_to_number(b));
-	} else if (strcmp(name, "lt") == 0) {
-		*res = boolean(tv_to_number(a) < tv_to_number(b));
-	} else if (strcmp(name, "lte") == 0) {
-		*res = boolean(tv_to_number(a) <= tv_to_number(b));
-	} else if (strcmp(name, "and") == 0) {
-		bool all = true;
-		for (i = 0; i < nargs; i++)
-			all = all && tv_truthy(args[i]);
-		*res = boolean(all);
-	} else if (strcmp(name, "or") == 0) {
-		bool any = false;
-		for (i = 0; i < nargs; i++)
-			any = any || tv_truthy(args[i]);
-		*res = boolean(any);
-	} else if (strcmp(name, "not") == 0) {
-		*res = boolean(!tv_truthy(a));
-	} else if (strcmp(name, "add") == 0) {
-		*res = number(tv_to_number(a) + tv_to_number(b));
-	} else if (strcmp(name, "subtract") == 0) {
-		*res = number(tv_to_number(a) - tv_to_number(b));
-	} else if (strcmp(name, "len") == 0) {
-		if (a.t == TV_ARR)
-			*res = number((double)json_array_size(a.j));
-		else if (a.t == TV_STR)
-			*res = number((double)tv_utf16_len(a.s, a.len));
-		else if (a.t == TV_OBJ)
-			*res = number((double)json_object_size(a.j));
-		else
-			*res = number(0);
-	} else if (strcmp(name, "truncate") == 0) {
-		truncate_cps(sbuf, a, b);
-		*res = string_in_buf();
-	} else if (strcmp(name, "join") == 0) {
-		if (a.t == TV_ARR) {
-			struct hl_buf sep = HL_BUF_INIT(0);
-			if (b.t == TV_UNDEF)
-				hl_buf_append_str(&sep, ", ");
-			else
-				str(&sep, b);
-			for (i = 0; i < json_array_size(a.j); i++) {
-				if (i)
-					hl_buf_append(sbuf, sep.data, sep.len);
-				str(sbuf, tv_from_json(json_array_get(a.j, i)));
-			}
-			hl_buf_release(&sep);
-		} else {
-			str(sbuf, a);
-		}
-		*res = string_in_buf();
-	} else if (strcmp(name, "json") == 0) {
-		tv_json_pretty(sbuf, a);
-		*res = string_in_buf();
-	} else if (strcmp(name, "default") == 0) {
-		bool missing = a.t == TV_UNDEF || a.t == TV_NULL || (a.t == TV_STR && a.len == 0);
-		*res = missing ? b : a;
-	} else if (strcmp(name, "upper") == 0 || strcmp(name, "lower") == 0) {
-		ascii_case(sbuf, a, name[0] == 'u');
-		*res = string_in_buf();
-	} else if (strcmp(name, "fence") == 0) {
-		struct hl_buf text = HL_BUF_INIT(0), lang = HL_BUF_INIT(0);
-		struct tv lv = hash_get(hkeys, hvals, nhash, "lang");
-		struct tv bv = hash_get(hkeys, hvals, nhash, "budget");
-		struct tv fv = hash_get(hkeys, hvals, nhash, "focus");
-		int64_t budget = HL_TMPL_FENCE_DEFAULT_BUDGET, focus = 0;
-		int rc;
+	for (i = 0; i < hc->nargs; i++)
+		all = all && tv_truthy(hc->args[i]);
+	hc->res = boolean(all);
+	return 0;
+}
 
-		str(&text, a);
-		str(&lang, lv);
-		if (bv.t != TV_UNDEF)
-			budget = clamp_int(tv_to_number(bv), 64, 64);
-		if (!(fv.t == TV_UNDEF || fv.t == TV_NULL))
-			focus = clamp_int(tv_to_number(fv), 1, 0);
-		rc = hl_buf_error(&text) ? hl_buf_error(&text) : hl_buf_error(&lang);
-		if (!rc)
-			rc = hl_tmpl_fence(sbuf, text.data, text.len, lang.data, budget, focus);
-		hl_buf_release(&text);
-		hl_buf_release(&lang);
-		if (rc)
-			return rc;
-		*res = string_in_buf();
+static int
+h_or(struct tmpl_hcall *hc)
+{
+	bool any = false;
+	size_t i;
+
+	for (i = 0; i < hc->nargs; i++)
+		any = any || tv_truthy(hc->args[i]);
+	hc->res = boolean(any);
+	return 0;
+}
+
+static int
+h_not(struct tmpl_hcall *hc)
+{
+	hc->res = boolean(!tv_truthy(A0));
+	return 0;
+}
+
+static int
+h_add(struct tmpl_hcall *hc)
+{
+	hc->res = number(tv_to_number(A0) + tv_to_number(A1));
+	return 0;
+}
+
+static int
+h_subtract(struct tmpl_hcall *hc)
+{
+	hc->res = number(tv_to_number(A0) - tv_to_number(A1));
+	return 0;
+}
+
+static int
+h_len(struct tmpl_hcall *hc)
+{
+	struct tv a = A0;
+
+	if (a.t == TV_ARR)
+		hc->res = number((double)json_array_size(a.j));
+	else if (a.t == TV_STR)
+		hc->res = number((double)tv_utf16_len(a.s, a.len));
+	else if (a.t == TV_OBJ)
+		hc->res = number((double)json_object_size(a.j));
+	else
+		hc->res = number(0);
+	return 0;
+}
+
+static int
+h_truncate(struct tmpl_hcall *hc)
+{
+	truncate_cps(hc->sbuf, A0, A1);
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
+static int
+h_join(struct tmpl_hcall *hc)
+{
+	struct tv a = A0, b = A1;
+	size_t i;
+
+	if (a.t == TV_ARR) {
+		struct hl_buf sep = HL_BUF_INIT(0);
+		if (b.t == TV_UNDEF)
+			hl_buf_append_str(&sep, ", ");
+		else
+			str(&sep, b);
+		for (i = 0; i < json_array_size(a.j); i++) {
+			if (i)
+				hl_buf_append(hc->sbuf, sep.data, sep.len);
+			str(hc->sbuf, tv_from_json(json_array_get(a.j, i)));
+		}
+		hl_buf_release(&sep);
 	} else {
-		return -HL_ENOTFOUND;
+		str(hc->sbuf, a);
 	}
-	return hl_buf_error(sbuf);
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
+static int
+h_json(struct tmpl_hcall *hc)
+{
+	if (A0.t == TV_FUNC) {
+		/* JSON.stringify(function) is undefined */
+		hc->res = tv_undef();
+		return 0;
+	}
+	tv_json_pretty(hc->sbuf, A0);
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
+static int
+h_default(struct tmpl_hcall *hc)
+{
+	struct tv a = A0;
+	bool missing = a.t == TV_UNDEF || a.t == TV_NULL || (a.t == TV_STR && a.len == 0);
+
+	hc->res = missing ? A1 : a;
+	return 0;
+}
+
+static int
+h_upper(struct tmpl_hcall *hc)
+{
+	ascii_case(hc->sbuf, A0, true);
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
+static int
+h_lower(struct tmpl_hcall *hc)
+{
+	ascii_case(hc->sbuf, A0, false);
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
+static int
+h_fence(struct tmpl_hcall *hc)
+{
+	struct hl_buf text = HL_BUF_INIT(0), lang = HL_BUF_INIT(0);
+	struct tv lv = hash_get(hc, "lang");
+	struct tv bv = hash_get(hc, "budget");
+	struct tv fv = hash_get(hc, "focus");
+	int64_t budget = HL_TMPL_FENCE_DEFAULT_BUDGET, focus = 0;
+	int rc;
+
+	str(&text, A0);
+	str(&lang, lv);
+	if (bv.t != TV_UNDEF)
+		budget = clamp_int(tv_to_number(bv), 64, 64);
+	if (!(fv.t == TV_UNDEF || fv.t == TV_NULL))
+		focus = clamp_int(tv_to_number(fv), 1, 0);
+	rc = hl_buf_error(&text) ? hl_buf_error(&text) : hl_buf_error(&lang);
+	if (!rc)
+		rc = hl_tmpl_fence(hc->sbuf, text.data, text.len, lang.data, budget, focus);
+	hl_buf_release(&text);
+	hl_buf_release(&lang);
+	if (rc)
+		return rc;
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
+#undef A0
+#undef A1
+
+/*
+ * The helper table: handlebars.js' built-ins (implemented in render.c, they
+ * run blocks) and healer's helpers. TH_KNOWN marks handlebars' knownHelpers
+ * (a call even without arguments, decided at compile time); the others are
+ * registered helpers found by name at run time. Adding a helper is one line
+ * here plus its function (and its reference in tests/tmpl/hbs_render.js).
+ */
+static const struct tmpl_helper helpers[] = {
+	/* name                 function                  flags                    min max */
+	{ "helperMissing", tmpl_bi_hook, TH_KNOWN | TH_HOOK, 0, -1 },
+	{ "blockHelperMissing", tmpl_bi_hook, TH_KNOWN | TH_HOOK, 0, -1 },
+	{ "if", tmpl_bi_if, TH_KNOWN | TH_BLOCK, 1, 1 },
+	{ "unless", tmpl_bi_if, TH_KNOWN | TH_BLOCK, 1, 1 },
+	{ "each", tmpl_bi_each, TH_KNOWN | TH_BLOCK, 1, 1 },
+	{ "with", tmpl_bi_with, TH_KNOWN | TH_BLOCK, 1, 1 },
+	{ "lookup", tmpl_bi_lookup, TH_KNOWN, 0, -1 },
+	{ "log", tmpl_bi_log, TH_KNOWN, 0, -1 },
+	{ "eq", h_eq, 0, 0, -1 },
+	{ "ne", h_ne, 0, 0, -1 },
+	{ "gt", h_gt, 0, 0, -1 },
+	{ "gte", h_gte, 0, 0, -1 },
+	{ "lt", h_lt, 0, 0, -1 },
+	{ "lte", h_lte, 0, 0, -1 },
+	{ "and", h_and, 0, 0, -1 },
+	{ "or", h_or, 0, 0, -1 },
+	{ "not", h_not, 0, 0, -1 },
+	{ "add", h_add, 0, 0, -1 },
+	{ "subtract", h_subtract, 0, 0, -1 },
+	{ "len", h_len, 0, 0, -1 },
+	{ "truncate", h_truncate, 0, 0, -1 },
+	{ "join", h_join, 0, 0, -1 },
+	{ "json", h_json, 0, 0, -1 },
+	{ "default", h_default, 0, 0, -1 },
+	{ "upper", h_upper, 0, 0, -1 },
+	{ "lower", h_lower, 0, 0, -1 },
+	{ "fence", h_fence, 0, 0, -1 },
+};
+
+const struct tmpl_helper *
+tmpl_helper_find(const char *name)
+{
+	size_t i;
+
+	if (!name)
+		return NULL;
+	for (i = 0; i < sizeof(helpers) / sizeof(helpers[0]); i++) {
+		if (strcmp(name, helpers[i].name) == 0)
+			return &helpers[i];
+	}
+	return NULL;
 }

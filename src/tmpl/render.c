@@ -1,11 +1,26 @@
 /*
  * render.c - evaluates a compiled template against jansson data with the
- * runtime semantics of handlebars.js 4.x (javascript-compiler.js and
- * runtime.js): helper/context disambiguation (classifySexpr), lookups that
- * see own properties only, `../` over the stack of distinct contexts
- * (depths), @data frames created by #each, blockHelperMissing for plain
- * sections, the nullContext handed to block helpers when the context is
- * null, partial contexts extended by hash arguments and partial indentation.
+ * runtime semantics of handlebars.js 4.7 (javascript-compiler.js and
+ * runtime.js):
+ *
+ * - calls as the parser classified them (helper, ambiguous name or value;
+ *   helpers from the table in helpers.c), lookups that see own properties
+ *   only, `../` over the stack of distinct contexts (depths), @data frames,
+ *   blockHelperMissing for plain sections, the nullContext handed to block
+ *   helpers when the context is null, and a program's value computed as the
+ *   generated JavaScript computes it (one `+` expression);
+ * - a block's programs are instantiated like container.program(): a wrapper
+ *   (struct wrapper) remembers the depths, data and block parameters of the
+ *   place that made it, and runs the program's decorators then (`inline`,
+ *   the only decorator handlebars.js has, registers an inline partial);
+ * - block parameters are handlebars' blockParams array: one entry per
+ *   program invocation, indexed by the depth the parser resolved;
+ * - partials: a partial call looks its name up in the current partial scope
+ *   (inline partials over the template set) or, for @partial-block, in the
+ *   data frame; a partial block passes its block as @partial-block and runs
+ *   it when the partial is missing. Each template has a current scope (the
+ *   JS container.partials) that a program with inline partials extends
+ *   while it runs.
  *
  * Every render is bounded: output (HL_TMPL_MAX_OUTPUT), a work budget, and a
  * nesting depth, so hostile templates and data cannot hang or exhaust it.
@@ -18,25 +33,80 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tmpl_helper(const char *name, const struct tv *args, size_t nargs, const char *const *hkeys,
-                const struct tv *hvals, size_t nhash, struct tv *res, struct hl_buf *sbuf);
-bool tmpl_is_helper(const char *name);
-
 #define RENDER_MAX_DEPTH 200
 #define RENDER_MAX_WORK  20000000L
 
 /* The output cap of the render running on this thread. */
 static _Thread_local size_t tmpl_max_output = HL_TMPL_MAX_OUTPUT;
 
+/* depths: the distinct contexts, innermost first; NULL is [] */
 struct dnode {
 	struct tv v;
 	const struct dnode *next;
 };
 
+struct pblock;
+
+/* A @data frame (createFrame copies the fields and links the parent). */
 struct frame {
 	const struct frame *parent;
 	struct tv root, index, key, first, last;
-	bool has_root, has_index, has_key, has_first, has_last;
+	const struct pblock *pb; /* 'partial-block' (NULL: undefined) */
+	bool has_root, has_index, has_key, has_first, has_last, has_pb;
+};
+
+/* One entry of handlebars' blockParams array, innermost first; NULL is []. */
+enum { BP_UNDEF, BP_VALS, BP_CHAIN };
+
+struct bpnode {
+	int kind;
+	const struct tv *vals; /* BP_VALS: what the helper passed */
+	size_t n;
+	const struct bpnode *chain; /* BP_CHAIN: a whole blockParams array */
+	const struct bpnode *next;
+};
+
+struct wrapper;
+
+/* An inline partial registered by a decorator (w NULL: registered as
+ * undefined, which hides a partial of that name). */
+struct pentry {
+	const char *name;
+	const struct wrapper *w;
+};
+
+/* A partial scope: inline partials over a parent scope; NULL is the set. */
+struct scope {
+	const struct scope *parent;
+	const struct pentry *e;
+	size_t n;
+};
+
+/* container.program(): a program with the place it was made at. */
+struct wrapper {
+	const struct tmpl_program *prog; /* NULL: noop */
+	const struct hl_tmpl *owner;
+	const struct dnode *depths;
+	const struct frame *data;
+	const struct bpnode *bp;
+	/* the inline partials its decorators registered (props.partials) and
+	 * the wrappers made for them */
+	struct pentry *own;
+	size_t nown;
+	struct wrapper **kids;
+	size_t nkids;
+};
+
+/* A @partial-block: the block and the @partial-block it restores. */
+struct pblock {
+	const struct wrapper *w;
+	const struct pblock *outer;
+};
+
+/* A template's current partial scope (the JS container.partials). */
+struct cont {
+	const struct hl_tmpl *t;
+	const struct scope *scope;
 };
 
 struct rstate {
@@ -47,12 +117,32 @@ struct rstate {
 	const char *tname;
 	long work;
 	int depth;
+	int no_helpers; /* evaluating decorator arguments: `helpers` is not defined */
 	/* arena: strings and json values created while rendering */
 	char **strs;
 	size_t nstrs, capstrs;
 	json_t **jsons;
 	size_t njsons, capjsons;
 	json_t *null_ctx;
+	struct cont *conts;
+	size_t nconts, capconts;
+};
+
+/* Where a statement runs: the variables of the generated function. */
+struct ectx {
+	struct tv ctx;              /* depth0 */
+	const struct dnode *depths; /* depths[0] first */
+	const struct frame *data;
+	const struct bpnode *bp;
+	const struct scope *scope; /* `partials` */
+	const struct tmpl_program *prog;
+	const struct hl_tmpl *owner;
+};
+
+/* A block statement being run: its node and its two program wrappers. */
+struct blk {
+	const struct tmpl_node *nd;
+	const struct wrapper *fn, *inverse;
 };
 
 static int rerr(struct rstate *st, int code, int line, int col, const char *fmt, ...)
@@ -135,40 +225,6 @@ work(struct rstate *st, int line, int col)
 	return !st->rc;
 }
 
-/* scopedId: /^\.|this\b/ on the original */
-static bool
-scoped_id(const char *orig)
-{
-	const char *p;
-
-	if (orig[0] == '.')
-		return true;
-	for (p = strstr(orig, "this"); p; p = strstr(p + 1, "this")) {
-		unsigned char c = (unsigned char)p[4];
-		bool word = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		            (c >= '0' && c <= '9') || c == '_';
-		if (!word)
-			return true;
-	}
-	return false;
-}
-
-static bool
-is_builtin(const char *name)
-{
-	static const char *const b[] = {
-		"if",     "unless", "each",          "with",
-		"lookup", "log",    "helperMissing", "blockHelperMissing"
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
-		if (strcmp(name, b[i]) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* A string's UTF-16 code unit at idx as a one-character string (lone
  * surrogates become U+FFFD, as they do on output). */
 static struct tv
@@ -244,6 +300,23 @@ lookup_prop(struct rstate *st, struct tv parent, const char *name, bool *found)
 			r = string_index(st, parent, idx);
 		}
 		break;
+	case TV_FUNC:
+		/* partialBlockWrapper(context): own length, name and prototype */
+		if (strcmp(name, "length") == 0) {
+			*found = true;
+			r.t = TV_NUM;
+			r.n = 1;
+		} else if (strcmp(name, "name") == 0) {
+			*found = true;
+			r.t = TV_STR;
+			r.s = "partialBlockWrapper";
+			r.len = strlen(r.s);
+		} else if (strcmp(name, "prototype") == 0) {
+			*found = true;
+			r.t = TV_OBJ;
+			r.j = st->null_ctx;
+		}
+		break;
 	default:
 		break;
 	}
@@ -253,6 +326,8 @@ lookup_prop(struct rstate *st, struct tv parent, const char *name, bool *found)
 static struct tv
 frame_field(const struct frame *f, const char *name, bool *found)
 {
+	struct tv v = tv_undef();
+
 	*found = true;
 	if (strcmp(name, "root") == 0 && f->has_root)
 		return f->root;
@@ -264,8 +339,15 @@ frame_field(const struct frame *f, const char *name, bool *found)
 		return f->first;
 	if (strcmp(name, "last") == 0 && f->has_last)
 		return f->last;
+	if (strcmp(name, "partial-block") == 0 && f->has_pb) {
+		if (f->pb) {
+			v.t = TV_FUNC;
+			v.fn = f->pb;
+		}
+		return v;
+	}
 	*found = false;
-	return tv_undef();
+	return v;
 }
 
 static bool
@@ -274,11 +356,64 @@ is_nullish(struct tv v)
 	return v.t == TV_UNDEF || v.t == TV_NULL;
 }
 
-struct ectx {
-	struct tv ctx;              /* depth0 */
-	const struct dnode *depths; /* depths[0] first */
-	const struct frame *data;
-};
+/* An entry of a blockParams array as a JavaScript value (an array). */
+static struct tv
+bp_entry_value(struct rstate *st, const struct bpnode *e, int depth, int line, int col)
+{
+	struct tv r = tv_undef();
+	json_t *a;
+	size_t i;
+
+	if (!e || e->kind == BP_UNDEF)
+		return r;
+	if (!(a = json_array()) || arena_json(st, a)) {
+		rerr(st, HL_ENOMEM, line, col, "out of memory");
+		return r;
+	}
+	if (e->kind == BP_VALS) {
+		for (i = 0; i < e->n; i++) {
+			if (json_array_append_new(a, tv_to_json(e->vals[i]))) {
+				rerr(st, HL_ENOMEM, line, col, "out of memory");
+				return r;
+			}
+		}
+	} else {
+		const struct bpnode *c;
+		for (c = e->chain; c && !st->rc && depth < RENDER_MAX_DEPTH; c = c->next) {
+			struct tv v = bp_entry_value(st, c, depth + 1, line, col);
+			if (json_array_append_new(a, tv_to_json(v))) {
+				rerr(st, HL_ENOMEM, line, col, "out of memory");
+				return r;
+			}
+		}
+	}
+	r.t = TV_ARR;
+	r.j = a;
+	return r;
+}
+
+/* blockParams[depth][index]; an entry that is not there is a TypeError. */
+static struct tv
+bp_lookup(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e)
+{
+	const struct bpnode *b = ec->bp;
+	int d = e->bp_depth, i;
+
+	while (b && d-- > 0)
+		b = b->next;
+	if (!b || b->kind == BP_UNDEF) {
+		rerr(st, HL_EPARSE, e->line, e->col,
+		     "block parameter '%s' has no value here (the helper passes none)",
+		     e->parts[0]);
+		return tv_undef();
+	}
+	if (b->kind == BP_VALS)
+		return (size_t)e->bp_index < b->n ? b->vals[e->bp_index] : tv_undef();
+	b = b->chain;
+	for (i = e->bp_index; b && i > 0; i--)
+		b = b->next;
+	return bp_entry_value(st, b, 0, e->line, e->col);
+}
 
 /* Resolves a path expression. falsy selects the `&&` chaining handlebars
  * uses for data paths and helper names instead of `!= null`. */
@@ -290,7 +425,14 @@ eval_path(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e, b
 	size_t i = 0;
 	bool found;
 
-	if (e->nparts >= 1 && e->parts[0][0] == '\0') {
+	if (e->bp_depth >= 0) {
+		/* lookupBlockParam, then the rest of the path with != null */
+		cur = bp_lookup(st, ec, e);
+		if (st->rc)
+			return tv_undef();
+		i = 1;
+		falsy = false;
+	} else if (e->nparts >= 1 && e->parts[0][0] == '\0') {
 		/* an empty first name is the context itself (compiler.js: !name) */
 		const struct dnode *dn = ec->depths;
 		int d = e->depth;
@@ -299,8 +441,7 @@ eval_path(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e, b
 		while (dn && d-- > 0)
 			dn = dn->next;
 		return dn ? dn->v : tv_undef();
-	}
-	if (e->data) {
+	} else if (e->data) {
 		const struct frame *f = ec->data;
 		int d = e->depth;
 		while (f && d-- > 0)
@@ -458,10 +599,27 @@ pv_check(struct rstate *st, struct pval *p, int line, int col)
 	return out_check(st, &p->s, line, col);
 }
 
-static int run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
-                       const struct dnode *depths, const struct frame *data, struct pval *res);
+/* A program value as a JavaScript value (its text moved to the arena). */
+static struct tv
+pv_value(struct rstate *st, struct pval *p, int line, int col)
+{
+	struct tv v = { 0 };
+
+	if (p->kind == PV_VAL)
+		return p->v;
+	v.t = TV_STR;
+	v.s = arena_str(st, p->kind == PV_STR ? p->s.data : "", p->kind == PV_STR ? p->s.len : 0);
+	v.len = p->kind == PV_STR ? p->s.len : 0;
+	if (!v.s) {
+		rerr(st, HL_ENOMEM, line, col, "out of memory");
+		return tv_undef();
+	}
+	return v;
+}
+
+static int run_program(struct rstate *st, const struct ectx *ec, struct pval *res);
 static struct tv eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c,
-                           int kind, const struct tmpl_node *blk, struct pval *bres, bool *has_pv);
+                           int kind, const struct blk *b, struct pval *bres, bool *has_pv);
 
 enum { K_MUSTACHE, K_BLOCK, K_SEXPR };
 
@@ -505,30 +663,353 @@ eval_expr(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e)
 	return v;
 }
 
-/* Runs a block's fn/inverse with a context (noop, "", when prog is NULL). */
+/* ---- partial scopes ---- */
+
+static struct cont *
+cont_of(struct rstate *st, const struct hl_tmpl *t)
+{
+	size_t i;
+
+	for (i = 0; i < st->nconts; i++) {
+		if (st->conts[i].t == t)
+			return &st->conts[i];
+	}
+	if (st->nconts == st->capconts) {
+		size_t nc = st->capconts ? st->capconts * 2 : 8;
+		struct cont *n = realloc(st->conts, nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		st->conts = n;
+		st->capconts = nc;
+	}
+	st->conts[st->nconts].t = t;
+	st->conts[st->nconts].scope = NULL;
+	return &st->conts[st->nconts++];
+}
+
+/* What a partial name finds: an inline partial (*w), a template (*t), or
+ * nothing. An inline partial registered as undefined hides the rest. */
+static void
+scope_find(const struct rstate *st, const struct scope *sc, const char *name,
+           const struct wrapper **w, const struct hl_tmpl **t)
+{
+	size_t i;
+
+	*w = NULL;
+	*t = NULL;
+	for (; sc; sc = sc->parent) {
+		for (i = sc->n; i-- > 0;) {
+			if (strcmp(sc->e[i].name, name) == 0) {
+				*w = sc->e[i].w;
+				return;
+			}
+		}
+	}
+	*t = hl_tmpl_set_get(st->partials, name);
+}
+
+/* ---- program wrappers ---- */
+
+static void
+wrapper_release(struct wrapper *w)
+{
+	size_t i;
+
+	if (!w)
+		return;
+	for (i = 0; i < w->nkids; i++) {
+		wrapper_release(w->kids[i]);
+		free(w->kids[i]);
+	}
+	for (i = 0; i < w->nown; i++)
+		free((char *)w->own[i].name);
+	free(w->kids);
+	free(w->own);
+	w->kids = NULL;
+	w->own = NULL;
+	w->nkids = w->nown = 0;
+}
+
+static int prepare(struct rstate *st, const struct ectx *at, const struct tmpl_program *prog,
+                   struct wrapper *w);
+
+/* Is this decorator `inline` (the name as written: a path or a string)? */
+static bool
+is_inline(const struct tmpl_expr *e)
+{
+	return (e->type == TE_PATH && strcmp(e->original, "inline") == 0) ||
+	       (e->type == TE_STRING && e->slen == 6 && memcmp(e->str, "inline", 6) == 0);
+}
+
+/* Runs one decorator of w's program (executeDecorators): its arguments are
+ * evaluated where the wrapper was made, with depth0 = depths[0]. */
 static int
-invoke(struct rstate *st, const struct ectx *ec, const struct tmpl_program *prog, struct tv ctx,
-       const struct frame *data, struct pval *res)
+run_decorator(struct rstate *st, struct wrapper *w, const struct tmpl_node *nd)
+{
+	const struct tmpl_call *c = nd->call;
+	struct ectx dec = { 0 };
+	struct hl_buf key = HL_BUF_INIT(0);
+	struct tv a0 = tv_undef();
+	struct wrapper *kid = NULL;
+	size_t i;
+
+	dec.ctx = w->depths ? w->depths->v : tv_undef();
+	dec.depths = w->depths;
+	dec.data = w->data;
+	dec.bp = w->bp;
+	dec.owner = w->owner;
+	dec.prog = w->prog;
+	st->no_helpers++;
+	for (i = 0; i < c->nparams && !st->rc; i++) {
+		struct tv v = eval_expr(st, &dec, c->params[i]);
+		if (i == 0)
+			a0 = v;
+	}
+	for (i = 0; i < c->nhash && !st->rc; i++)
+		eval_expr(st, &dec, c->hvals[i]);
+	st->no_helpers--;
+	if (st->rc)
+		return st->rc;
+	if (!is_inline(c->path))
+		return rerr(st, HL_EPARSE, nd->line, nd->col, "unknown decorator '%s'",
+		            c->path->type == TE_PATH     ? c->path->original
+		            : c->path->type == TE_STRING ? c->path->str
+		                                         : "(literal)");
+	/* props.partials[options.args[0]] = options.fn */
+	tv_to_string(&key, a0);
+	if (nd->program) {
+		struct wrapper **nk = realloc(w->kids, (w->nkids + 1) * sizeof(*nk));
+		if (!nk || !(kid = calloc(1, sizeof(*kid)))) {
+			if (nk)
+				w->kids = nk;
+			rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+			goto out;
+		}
+		w->kids = nk;
+		w->kids[w->nkids++] = kid;
+		if (prepare(st, &dec, nd->program, kid))
+			goto out;
+	}
+	{
+		struct pentry *ne = realloc(w->own, (w->nown + 1) * sizeof(*ne));
+		char *name = ne ? hl_buf_detach(&key, NULL) : NULL;
+		if (ne)
+			w->own = ne;
+		if (!name) {
+			rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
+			goto out;
+		}
+		ne[w->nown].name = name;
+		ne[w->nown].w = kid;
+		w->nown++;
+	}
+out:
+	hl_buf_release(&key);
+	return st->rc;
+}
+
+/*
+ * container.program(): a wrapper of prog made at `at` (its depths, data and
+ * block parameters), whose decorators run now. NULL prog makes a noop.
+ */
+static int
+prepare(struct rstate *st, const struct ectx *at, const struct tmpl_program *prog,
+        struct wrapper *w)
+{
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	w->prog = prog;
+	w->owner = at->owner;
+	w->depths = at->depths;
+	w->data = at->data;
+	w->bp = at->bp;
+	if (!prog || !prog->ndecorators)
+		return 0;
+	if (st->depth >= RENDER_MAX_DEPTH)
+		return rerr(st, HL_ETOOBIG, 1, 1, "templates nested too deeply");
+	st->depth++;
+	for (i = 0; i < prog->n && !st->rc; i++) {
+		const struct tmpl_node *nd = prog->body[i];
+		if (nd->type == TN_DECORATOR || nd->type == TN_DECORATOR_BLOCK)
+			run_decorator(st, w, nd);
+	}
+	st->depth--;
+	return st->rc;
+}
+
+/*
+ * Runs a wrapper's program with a context (wrapProgram's prog): the context
+ * joins depths when it differs from depths[0], entry is prepended to the
+ * block parameters, data defaults to the wrapper's, and the program's
+ * inline partials extend its template's scope while it runs.
+ */
+static int
+invoke(struct rstate *st, const struct wrapper *w, struct tv ctx, const struct frame *data,
+       struct bpnode entry, struct pval *res)
 {
 	struct dnode dn;
-	const struct dnode *depths = ec->depths;
+	struct ectx ec = { 0 };
+	struct scope layer;
+	struct cont *ct;
+	const struct scope *saved;
+	const char *saved_name = st->tname;
 
-	if (!prog) {
+	if (!w || !w->prog) {
 		pv_set_str(res, "", 0);
 		return 0;
 	}
-	/* wrapProgram: context != depths[0] && !(context === nullContext &&
+	ec.depths = w->depths;
+	/* depths && context != depths[0] && !(context === nullContext &&
 	 * depths[0] === null) */
-	if (!depths || !tv_loose_eq(ctx, depths->v)) {
-		if (!(ctx.t == TV_OBJ && ctx.j == st->null_ctx && depths &&
-		      depths->v.t == TV_NULL)) {
-			dn.v = ctx;
-			dn.next = depths;
-			depths = &dn;
+	if (w->depths ? !tv_loose_eq(ctx, w->depths->v) &&
+	                        !(ctx.t == TV_OBJ && ctx.j == st->null_ctx &&
+	                          w->depths->v.t == TV_NULL)
+	              : !is_nullish(ctx)) {
+		dn.v = ctx;
+		dn.next = w->depths;
+		ec.depths = &dn;
+	}
+	ec.ctx = ctx;
+	ec.data = data ? data : w->data;
+	entry.next = w->bp;
+	ec.bp = &entry;
+	ec.prog = w->prog;
+	ec.owner = w->owner;
+	if (!(ct = cont_of(st, w->owner)))
+		return rerr(st, HL_ENOMEM, 1, 1, "out of memory");
+	saved = ct->scope;
+	ec.scope = saved;
+	if (w->nown) {
+		layer.parent = saved;
+		layer.e = w->own;
+		layer.n = w->nown;
+		ct->scope = &layer;
+		ec.scope = &layer;
+	}
+	st->tname = w->owner->name;
+	run_program(st, &ec, res);
+	st->tname = saved_name;
+	if (w->nown && (ct = cont_of(st, w->owner)))
+		ct->scope = saved;
+	return st->rc;
+}
+
+static struct bpnode
+bp_undef(void)
+{
+	struct bpnode e = { 0 };
+	e.kind = BP_UNDEF;
+	return e;
+}
+
+static struct bpnode
+bp_vals(const struct tv *vals, size_t n)
+{
+	struct bpnode e = { 0 };
+	e.kind = BP_VALS;
+	e.vals = vals;
+	e.n = n;
+	return e;
+}
+
+/* options.blockParams as a helper at this statement passes it: the whole
+ * array when the compiler had block parameters in use there. */
+static struct bpnode
+bp_opts(const struct ectx *ec, const struct tmpl_node *nd)
+{
+	struct bpnode e = { 0 };
+
+	if (nd->bp_own || (ec->prog && ec->prog->bp_desc)) {
+		e.kind = BP_CHAIN;
+		e.chain = ec->bp;
+	} else {
+		e.kind = BP_UNDEF;
+	}
+	return e;
+}
+
+/*
+ * Calls a @partial-block as a function (partialBlockWrapper(context,
+ * options)): the block runs with a new data frame (over base, or over
+ * nothing when the call passes no options) that restores the outer
+ * @partial-block.
+ */
+static int
+call_pblock(struct rstate *st, const struct pblock *pb, struct tv ctx, const struct frame *base,
+            struct bpnode entry, struct pval *res)
+{
+	struct frame fr;
+
+	if (base)
+		fr = *base;
+	else
+		memset(&fr, 0, sizeof(fr));
+	fr.parent = base;
+	fr.pb = pb->outer;
+	fr.has_pb = true;
+	return invoke(st, pb->w, ctx, &fr, entry, res);
+}
+
+/* How handlebars calls a function value: as a lambda or by isFunction()
+ * (no arguments), as an ambiguous helper (the options object only), or as a
+ * helper with one argument (and options). */
+enum { CALL_BARE, CALL_OPTIONS, CALL_ARG };
+
+/* A @partial-block used as a value that handlebars calls: its result. More
+ * than one argument is refused (partialBlockWrapper would take the second
+ * as its options). */
+static struct tv
+call_func(struct rstate *st, const struct ectx *ec, struct tv f, int how, size_t nargs,
+          struct tv a0, const char *name, int line, int col)
+{
+	const struct pblock *pb = f.fn;
+	struct tv v = tv_undef();
+	struct pval r;
+
+	if (nargs > 1) {
+		rerr(st, HL_EUNSUPPORTED, line, col,
+		     "calling '%s' with more than one argument is not supported", name);
+		return v;
+	}
+	if (!work(st, line, col))
+		return v;
+	pv_init(&r);
+	if (how == CALL_ARG) {
+		/* fn(arg, options): options.data is the caller's */
+		call_pblock(st, pb, a0, ec->data, bp_undef(), &r);
+	} else if (how == CALL_BARE) {
+		/* fn.call(this): no context, no options */
+		call_pblock(st, pb, tv_undef(), NULL, bp_undef(), &r);
+	} else {
+		/* helper.call(this, options): the options object is the context
+		 * (approximated by its name and hash) */
+		json_t *o = json_object();
+		if (!o || arena_json(st, o) || json_object_set_new(o, "name", json_string(name)) ||
+		    json_object_set_new(o, "hash", json_object())) {
+			rerr(st, HL_ENOMEM, line, col, "out of memory");
+		} else {
+			v.t = TV_OBJ;
+			v.j = o;
+			call_pblock(st, pb, v, NULL, bp_undef(), &r);
 		}
 	}
-	return run_program(st, prog, ctx, depths, data, res);
+	v = st->rc ? tv_undef() : pv_value(st, &r, line, col);
+	pv_release(&r);
+	return v;
 }
+
+/* A conditional or context a built-in resolves first: isFunction(x) ->
+ * x.call(this). */
+static struct tv
+resolve_func(struct rstate *st, const struct ectx *ec, struct tv v, int line, int col)
+{
+	if (v.t != TV_FUNC)
+		return v;
+	return call_func(st, ec, v, CALL_BARE, 0, tv_undef(), "partial-block", line, col);
+}
+
+/* ---- built-in helpers ---- */
 
 static struct tv
 this_ctx(struct rstate *st, struct tv ctx)
@@ -550,26 +1031,29 @@ is_empty(struct tv v)
 	return v.t == TV_ARR && json_array_size(v.j) == 0;
 }
 
-/* ret = ret + fn(item) */
+/* ret = ret + fn(item, {data, blockParams: [item, key]}) */
 static int
-each_iter(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct frame *fr,
-          struct tv item, struct pval *res)
+each_iter(struct rstate *st, const struct blk *b, struct frame *fr, struct tv item, struct tv key,
+          struct pval *res)
 {
 	struct pval r;
+	struct tv bp[2];
 
-	if (!work(st, blk->line, blk->col))
+	if (!work(st, b->nd->line, b->nd->col))
 		return st->rc;
+	bp[0] = item;
+	bp[1] = key;
 	pv_init(&r);
-	if (invoke(st, ec, blk->program, item, fr, &r) == 0) {
+	if (invoke(st, b->fn, item, fr, bp_vals(bp, 2), &r) == 0) {
 		pv_add_pv(res, &r);
-		pv_check(st, res, blk->line, blk->col);
+		pv_check(st, res, b->nd->line, b->nd->col);
 	}
 	pv_release(&r);
 	return st->rc;
 }
 
 static int
-do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv ctx,
+do_each(struct rstate *st, const struct ectx *ec, const struct blk *b, struct tv ctx,
         struct pval *res)
 {
 	struct frame fr;
@@ -592,7 +1076,7 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 			fr.key.n = (double)i;
 			fr.first.b = i == 0;
 			fr.last.b = i == n - 1;
-			if (each_iter(st, ec, blk, &fr, tv_from_json(json_array_get(ctx.j, i)),
+			if (each_iter(st, b, &fr, tv_from_json(json_array_get(ctx.j, i)), fr.key,
 			              res))
 				return st->rc;
 		}
@@ -600,7 +1084,7 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 		const char **keys = tv_object_keys(ctx.j, &n);
 		if (n == 0 && json_object_size(ctx.j) > 0) {
 			free(keys);
-			return rerr(st, HL_ENOMEM, blk->line, blk->col, "out of memory");
+			return rerr(st, HL_ENOMEM, b->nd->line, b->nd->col, "out of memory");
 		}
 		for (i = 0; i < n && !st->rc; i++) {
 			fr.index.n = (double)i;
@@ -609,8 +1093,8 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 			fr.key.len = strlen(keys[i]);
 			fr.first.b = i == 0;
 			fr.last.b = i == n - 1;
-			if (each_iter(st, ec, blk, &fr,
-			              tv_from_json(json_object_get(ctx.j, keys[i])), res)) {
+			if (each_iter(st, b, &fr, tv_from_json(json_object_get(ctx.j, keys[i])),
+			              fr.key, res)) {
 				free(keys);
 				return st->rc;
 			}
@@ -618,230 +1102,272 @@ do_each(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, s
 		free(keys);
 	}
 	if (n == 0)
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, res);
+		return invoke(st, b->inverse, this_ctx(st, ec->ctx), NULL, bp_undef(), res);
 	return st->rc;
 }
 
 /* blockHelperMissing(context, options). The generated code calls it with
  * `this` = depth0 itself (not the nullContext helpers get). */
 static int
-block_missing(struct rstate *st, const struct ectx *ec, const struct tmpl_node *blk, struct tv v,
+block_missing(struct rstate *st, const struct ectx *ec, const struct blk *b, struct tv v,
               struct pval *res)
 {
 	if (v.t == TV_BOOL && v.b)
-		return invoke(st, ec, blk->program, ec->ctx, ec->data, res);
+		return invoke(st, b->fn, ec->ctx, NULL, bp_undef(), res);
 	if ((v.t == TV_BOOL && !v.b) || is_nullish(v))
-		return invoke(st, ec, blk->inverse, ec->ctx, ec->data, res);
+		return invoke(st, b->inverse, ec->ctx, NULL, bp_undef(), res);
 	if (v.t == TV_ARR) {
 		if (json_array_size(v.j) > 0)
-			return do_each(st, ec, blk, v, res);
-		return invoke(st, ec, blk->inverse, ec->ctx, ec->data, res);
+			return do_each(st, ec, b, v, res);
+		return invoke(st, b->inverse, ec->ctx, NULL, bp_undef(), res);
 	}
-	return invoke(st, ec, blk->program, v, ec->data, res);
+	/* fn(context, options): options.data and options.blockParams */
+	return invoke(st, b->fn, v, ec->data, bp_opts(ec, b->nd), res);
 }
 
-/* The built-in helpers. Block helpers fill pres and set *has_pv. */
-static int
-builtin(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
-        const struct tv *args, int kind, const struct tmpl_node *blk, struct pval *pres,
-        bool *has_pv, struct tv *res, int line, int col)
-{
-	*res = tv_undef();
-	if (strcmp(name, "log") == 0)
-		return 0;
-	if (strcmp(name, "helperMissing") == 0) {
-		if (c->nparams)
-			return rerr(st, HL_EPARSE, line, col, "missing helper 'helperMissing'");
-		return 0;
-	}
-	if (strcmp(name, "lookup") == 0) {
-		struct hl_buf key = HL_BUF_INIT(0);
-		bool found;
-		if (c->nparams == 0)
-			return rerr(st, HL_EPARSE, line, col, "lookup needs arguments");
-		if (!tv_truthy(args[0])) {
-			*res = args[0];
-			return 0;
-		}
-		if (c->nparams > 2)
-			return rerr(st, HL_EPARSE, line, col, "lookup takes two arguments");
-		if (c->nparams == 1)
-			hl_buf_append_str(&key, "[object Object]");
-		else
-			tv_to_string(&key, args[1]);
-		if (hl_buf_error(&key)) {
-			hl_buf_release(&key);
-			return rerr(st, HL_ENOMEM, line, col, "out of memory");
-		}
-		*res = lookup_prop(st, args[0], key.data, &found);
-		hl_buf_release(&key);
-		return 0;
-	}
-	if (strcmp(name, "blockHelperMissing") == 0)
-		return rerr(st, HL_EPARSE, line, col, "'blockHelperMissing' cannot be called");
-	/* if unless each with: block helpers */
-	if (kind != K_BLOCK)
-		return rerr(st, HL_EPARSE, line, col, "'%s' must be used as a block: {{#%s}}", name,
-		            name);
-	*has_pv = true;
-	if (strcmp(name, "each") == 0) {
-		if (c->nparams != 1)
-			return rerr(st, HL_EPARSE, line, col,
-			            "#each requires exactly one argument");
-		if (args[0].t == TV_ARR || args[0].t == TV_OBJ)
-			return do_each(st, ec, blk, args[0], pres);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, pres);
-	}
-	if (c->nparams != 1)
-		return rerr(st, HL_EPARSE, line, col, "#%s requires exactly one argument", name);
-	if (strcmp(name, "with") == 0) {
-		if (!is_empty(args[0]))
-			return invoke(st, ec, blk->program, args[0], ec->data, pres);
-		return invoke(st, ec, blk->inverse, this_ctx(st, ec->ctx), ec->data, pres);
-	} else {
-		bool include_zero = false, neg;
-		size_t i;
-		for (i = 0; i < c->nhash; i++) {
-			if (strcmp(c->hkeys[i], "includeZero") == 0)
-				include_zero = tv_truthy(eval_expr(st, ec, c->hvals[i]));
-		}
-		if (st->rc)
-			return st->rc;
-		neg = (!include_zero && !tv_truthy(args[0])) || is_empty(args[0]);
-		if (strcmp(name, "unless") == 0)
-			neg = !neg;
-		return invoke(st, ec, neg ? blk->inverse : blk->program, this_ctx(st, ec->ctx),
-		              ec->data, pres);
-	}
-}
-static int
-custom_helper(struct rstate *st, const struct ectx *ec, const char *name, const struct tmpl_call *c,
-              const struct tv *args, size_t nargs, struct tv *res, int line, int col)
-{
-	struct tv hv[16];
-	const char *hk[16];
-	size_t nh = 0, i;
-	struct hl_buf sb = HL_BUF_INIT(tmpl_max_output);
-	int rc;
+/* What a built-in helper needs from the renderer. */
+struct tmpl_rt {
+	struct rstate *st;
+	const struct ectx *ec;
+	const struct blk *b; /* the block statement, or NULL */
+	struct pval *pres;   /* a block helper's result */
+	bool has_pv;         /* pres holds the result */
+	int line, col;
+};
 
-	for (i = 0; i < c->nhash && nh < 16; i++) {
-		hk[nh] = c->hkeys[i];
-		hv[nh] = eval_expr(st, ec, c->hvals[i]);
-		nh++;
-	}
-	if (st->rc)
-		return st->rc;
-	rc = tmpl_helper(name, args, nargs, hk, hv, nh, res, &sb);
-	if (rc < 0) {
-		hl_buf_release(&sb);
-		if (rc == -HL_ETOOBIG)
-			return rerr(st, HL_ETOOBIG, line, col, "helper '%s' output too large",
-			            name);
-		return rerr(st, -rc, line, col, "helper '%s' failed", name);
-	}
-	if (res->t == TV_STR && !res->s) {
-		res->s = arena_str(st, sb.data, sb.len);
-		res->len = sb.len;
-		if (!res->s) {
-			hl_buf_release(&sb);
-			return rerr(st, HL_ENOMEM, line, col, "out of memory");
-		}
-	}
-	hl_buf_release(&sb);
+int
+tmpl_bi_log(struct tmpl_hcall *hc)
+{
+	/* logger.log(level, ...args) at level info: nothing is rendered */
+	hc->res = tv_undef();
 	return 0;
 }
 
-/*
- * Evaluates a mustache, block or subexpression call. For blocks whose output
- * goes straight to out (builtins, sections), *appended is set; otherwise the
- * returned value is to be appended by the caller.
- */
+int
+tmpl_bi_hook(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+
+	/* moved to container.hooks at run time: helpers[name] is undefined */
+	return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "'%s' cannot be called by name",
+	            hc->h->name);
+}
+
+int
+tmpl_bi_lookup(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct hl_buf key = HL_BUF_INIT(0);
+	bool found;
+
+	/* lookup(obj, field, options): with fewer or more arguments `options`
+	 * is not the options object and options.lookupProperty throws, unless
+	 * obj is falsy */
+	if (hc->nargs == 0)
+		return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "lookup needs arguments");
+	if (!tv_truthy(hc->args[0])) {
+		hc->res = hc->args[0];
+		return 0;
+	}
+	if (hc->nargs != 2)
+		return rerr(rt->st, HL_EPARSE, rt->line, rt->col, "lookup takes two arguments");
+	tv_to_string(&key, hc->args[1]);
+	if (hl_buf_error(&key)) {
+		hl_buf_release(&key);
+		return rerr(rt->st, HL_ENOMEM, rt->line, rt->col, "out of memory");
+	}
+	hc->res = lookup_prop(rt->st, hc->args[0], key.data, &found);
+	hl_buf_release(&key);
+	return 0;
+}
+
+int
+tmpl_bi_each(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct rstate *st = rt->st;
+	const struct ectx *ec = rt->ec;
+	struct tv ctx = resolve_func(st, ec, hc->args[0], rt->line, rt->col);
+
+	rt->has_pv = true;
+	if (st->rc)
+		return st->rc;
+	if (ctx.t == TV_ARR || ctx.t == TV_OBJ)
+		return do_each(st, ec, rt->b, ctx, rt->pres);
+	return invoke(st, rt->b->inverse, this_ctx(st, ec->ctx), NULL, bp_undef(), rt->pres);
+}
+
+int
+tmpl_bi_with(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct rstate *st = rt->st;
+	const struct ectx *ec = rt->ec;
+	struct tv ctx = resolve_func(st, ec, hc->args[0], rt->line, rt->col);
+
+	rt->has_pv = true;
+	if (st->rc)
+		return st->rc;
+	if (!is_empty(ctx))
+		return invoke(st, rt->b->fn, ctx, ec->data, bp_vals(&ctx, 1), rt->pres);
+	return invoke(st, rt->b->inverse, this_ctx(st, ec->ctx), NULL, bp_undef(), rt->pres);
+}
+
+/* if and unless (which is if with fn and inverse swapped) */
+int
+tmpl_bi_if(struct tmpl_hcall *hc)
+{
+	struct tmpl_rt *rt = hc->rt;
+	struct rstate *st = rt->st;
+	const struct ectx *ec = rt->ec;
+	struct tv cond = resolve_func(st, ec, hc->args[0], rt->line, rt->col);
+	bool include_zero = false, neg;
+	size_t i;
+
+	rt->has_pv = true;
+	if (st->rc)
+		return st->rc;
+	for (i = 0; i < hc->nhash; i++) {
+		if (strcmp(hc->hkeys[i], "includeZero") == 0) {
+			include_zero = tv_truthy(hc->hvals[i]); /* the first one wins */
+			break;
+		}
+	}
+	neg = (!include_zero && !tv_truthy(cond)) || is_empty(cond);
+	if (hc->h->name[0] == 'u')
+		neg = !neg;
+	return invoke(st, neg ? rt->b->inverse : rt->b->fn, this_ctx(st, ec->ctx), NULL, bp_undef(),
+	              rt->pres);
+}
 
 /*
- * Evaluates a mustache, block or subexpression call (classifySexpr). Blocks
- * run by a built-in or as a section (blockHelperMissing) fill bres and set
- * *has_pv; otherwise the value is returned.
+ * Calls helper h with evaluated arguments (the hash is evaluated here). A
+ * block helper fills bres and sets *has_pv; any other returns its value in
+ * *res.
+ */
+static int
+call_helper(struct rstate *st, const struct ectx *ec, const struct tmpl_helper *h,
+            const struct tmpl_call *c, const struct tv *args, size_t nargs, int kind,
+            const struct blk *b, struct pval *bres, bool *has_pv, struct tv *res, int line, int col)
+{
+	struct tmpl_rt rt = { st, ec, kind == K_BLOCK ? b : NULL, bres, false, line, col };
+	struct tmpl_hcall hc = { 0 };
+	struct tv hv_local[8], *hv = hv_local;
+	struct hl_buf sb = HL_BUF_INIT(tmpl_max_output);
+	size_t i;
+	int rc;
+
+	*res = tv_undef();
+	if (c->nhash > sizeof(hv_local) / sizeof(hv_local[0])) {
+		hv = calloc(c->nhash, sizeof(*hv));
+		if (!hv)
+			return rerr(st, HL_ENOMEM, line, col, "out of memory");
+	}
+	for (i = 0; i < c->nhash && !st->rc; i++)
+		hv[i] = eval_expr(st, ec, c->hvals[i]);
+	if (st->rc)
+		goto out;
+	if (!(h->flags & TH_HOOK)) {
+		if ((h->min_args >= 0 && nargs < (size_t)h->min_args) ||
+		    (h->max_args >= 0 && nargs > (size_t)h->max_args)) {
+			rerr(st, HL_EPARSE, line, col, "#%s requires exactly one argument",
+			     h->name);
+			goto out;
+		}
+		if ((h->flags & TH_BLOCK) && kind != K_BLOCK) {
+			rerr(st, HL_EPARSE, line, col, "'%s' must be used as a block: {{#%s}}",
+			     h->name, h->name);
+			goto out;
+		}
+	}
+	hc.h = h;
+	hc.args = args;
+	hc.nargs = nargs;
+	hc.hkeys = (const char *const *)c->hkeys;
+	hc.hvals = hv;
+	hc.nhash = c->nhash;
+	hc.res = tv_undef();
+	hc.sbuf = &sb;
+	hc.rt = &rt;
+	rc = h->fn(&hc);
+	if (st->rc)
+		goto out;
+	if (rc < 0) {
+		if (rc == -HL_ETOOBIG)
+			rerr(st, HL_ETOOBIG, line, col, "helper '%s' output too large", h->name);
+		else
+			rerr(st, -rc, line, col, "helper '%s' failed", h->name);
+		goto out;
+	}
+	if (rt.has_pv) {
+		*has_pv = true;
+		goto out;
+	}
+	*res = hc.res;
+	if (res->t == TV_STR && !res->s) {
+		res->s = arena_str(st, sb.data, sb.len);
+		res->len = sb.len;
+		if (!res->s)
+			rerr(st, HL_ENOMEM, line, col, "out of memory");
+	}
+out:
+	hl_buf_release(&sb);
+	if (hv != hv_local)
+		free(hv);
+	return st->rc;
+}
+
+/*
+ * Evaluates a mustache, block or subexpression call as the parser classified
+ * it. Blocks run by a built-in or as a section (blockHelperMissing) fill
+ * bres and set *has_pv; otherwise the value is returned.
  */
 static struct tv
 eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, int kind,
-          const struct tmpl_node *blk, struct pval *bres, bool *has_pv)
+          const struct blk *b, struct pval *bres, bool *has_pv)
 {
-	struct tmpl_expr lit_path;
 	const struct tmpl_expr *path = c->path;
 	struct tv args_local[8], *args = args_local, res = tv_undef();
-	char *lit_part = NULL;
-	const char *name;
-	bool simple, is_helper;
 	size_t i;
-	struct hl_buf lb = HL_BUF_INIT(0);
 
 	*has_pv = false;
 	if (!work(st, path->line, path->col))
 		return res;
-	if (path->type != TE_PATH) {
-		/* transformLiteralToPath: the literal's String() as a one-part path */
-		switch (path->type) {
-		case TE_STRING:
-			hl_buf_append(&lb, path->str, path->slen);
-			break;
-		case TE_NUMBER:
-			tv_format_number(&lb, path->num);
-			break;
-		case TE_BOOL:
-			hl_buf_append_str(&lb, path->b ? "true" : "false");
-			break;
-		case TE_NULL:
-			hl_buf_append_str(&lb, "null");
-			break;
-		default:
-			hl_buf_append_str(&lb, "undefined");
+	switch (c->cls) {
+	case TC_HELPER:
+		if (st->no_helpers && (c->helper || c->simple)) {
+			/* decorator arguments run where `helpers` is not defined */
+			rerr(st, HL_EPARSE, path->line, path->col,
+			     "'%s': helpers cannot be called in decorator arguments",
+			     path->original);
 			break;
 		}
-		lit_part = hl_buf_detach(&lb, NULL);
-		if (!lit_part) {
-			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
-			return res;
+		if (c->nparams > sizeof(args_local) / sizeof(args_local[0])) {
+			args = calloc(c->nparams, sizeof(*args));
+			if (!args) {
+				rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
+				break;
+			}
 		}
-		memset(&lit_path, 0, sizeof(lit_path));
-		lit_path.type = TE_PATH;
-		lit_path.line = path->line;
-		lit_path.col = path->col;
-		lit_path.parts = &lit_part;
-		lit_path.nparts = 1;
-		lit_path.original = lit_part;
-		path = &lit_path;
-	}
-	name = path->nparts ? path->parts[0] : NULL;
-	simple = path->nparts == 1 && !scoped_id(path->original) && path->depth == 0;
-	is_helper = kind == K_SEXPR || c->nparams > 0 || c->has_hash;
-	if (simple && !is_helper && name && is_builtin(name))
-		is_helper = true;
-
-	if (c->nparams > sizeof(args_local) / sizeof(args_local[0])) {
-		args = calloc(c->nparams, sizeof(*args));
-		if (!args) {
-			rerr(st, HL_ENOMEM, path->line, path->col, "out of memory");
-			goto out;
-		}
-	}
-	if (is_helper) {
 		for (i = 0; i < c->nparams && !st->rc; i++)
 			args[i] = eval_expr(st, ec, c->params[i]);
 		if (st->rc)
-			goto out;
-		if (name && is_builtin(name)) {
-			builtin(st, ec, name, c, args, kind, blk, bres, has_pv, &res, path->line,
-			        path->col);
-			goto out;
+			break;
+		if (c->helper) {
+			call_helper(st, ec, c->helper, c, args, c->nparams, kind, b, bres, has_pv,
+			            &res, path->line, path->col);
+			break;
 		}
-		if (simple && tmpl_is_helper(name)) {
-			custom_helper(st, ec, name, c, args, c->nparams, &res, path->line,
-			              path->col);
-			goto out;
-		}
+		/* (helpers.name || value || helperMissing).call(...) */
 		res = eval_path(st, ec, path, true, false);
 		if (st->rc)
-			goto out;
+			break;
+		if (res.t == TV_FUNC) {
+			res = call_func(st, ec, res, c->nparams ? CALL_ARG : CALL_OPTIONS,
+			                c->nparams, c->nparams ? args[0] : tv_undef(),
+			                path->original, path->line, path->col);
+			break;
+		}
 		if (tv_truthy(res))
 			rerr(st, HL_EPARSE, path->line, path->col, "'%s' is not a function",
 			     path->original);
@@ -849,63 +1375,70 @@ eval_call(struct rstate *st, const struct ectx *ec, const struct tmpl_call *c, i
 			rerr(st, HL_EPARSE, path->line, path->col, "missing helper '%s'",
 			     path->original);
 		res = tv_undef();
-		goto out;
+		break;
+	case TC_AMBIGUOUS:
+		if (st->no_helpers) {
+			rerr(st, HL_EPARSE, path->line, path->col,
+			     "'%s': helpers cannot be called in decorator arguments",
+			     path->original);
+			break;
+		}
+		if (c->helper) {
+			/* resolved to the helper (its value, even for a block) */
+			call_helper(st, ec, c->helper, c, args, 0, K_MUSTACHE, NULL, bres, has_pv,
+			            &res, path->line, path->col);
+			break;
+		}
+		res = eval_path(st, ec, path, false, true);
+		if (st->rc)
+			break;
+		if (res.t == TV_FUNC)
+			res = call_func(st, ec, res, CALL_OPTIONS, 0, tv_undef(), path->parts[0],
+			                path->line, path->col);
+		if (kind == K_BLOCK && !st->rc) {
+			block_missing(st, ec, b, res, bres);
+			*has_pv = true;
+			res = tv_undef();
+		}
+		break;
+	case TC_SIMPLE:
+		res = eval_path(st, ec, path, false, true);
+		if (st->rc)
+			break;
+		if (res.t == TV_FUNC) /* resolvePossibleLambda */
+			res = call_func(st, ec, res, CALL_BARE, 0, tv_undef(), path->original,
+			                path->line, path->col);
+		if (kind == K_BLOCK && !st->rc) {
+			block_missing(st, ec, b, res, bres);
+			*has_pv = true;
+			res = tv_undef();
+		}
+		break;
 	}
-	if (simple && tmpl_is_helper(name)) {
-		/* ambiguous, resolved to the helper (its value, even for a block) */
-		custom_helper(st, ec, name, c, args, 0, &res, path->line, path->col);
-		goto out;
-	}
-	res = eval_path(st, ec, path, false, true);
-	if (st->rc)
-		goto out;
-	if (kind == K_BLOCK) {
-		block_missing(st, ec, blk, res, bres);
-		*has_pv = true;
-		res = tv_undef();
-	}
-out:
 	if (args != args_local)
 		free(args);
-	free(lit_part);
 	return res;
 }
+
+/* ---- partials ---- */
 
 /* Is this block compiled as an ambiguous block (its own statement in the
  * generated code, which breaks the `+` chain)? */
 static bool
 block_is_explicit(const struct tmpl_node *nd)
 {
-	const struct tmpl_call *c = nd->call;
-	const char *orig, *name;
-
-	if (c->nparams || c->has_hash)
-		return false;
-	if (c->path->type != TE_PATH) {
-		/* a literal becomes a one-part path named by its String() */
-		if (c->path->type == TE_STRING) {
-			orig = name = c->path->str;
-		} else if (c->path->type == TE_BOOL) {
-			orig = name = c->path->b ? "true" : "false";
-		} else if (c->path->type == TE_NULL) {
-			orig = name = "null";
-		} else if (c->path->type == TE_UNDEF) {
-			orig = name = "undefined";
-		} else {
-			return true; /* a number: digits are never scoped or built-in */
-		}
-		return !scoped_id(orig) && !is_builtin(name);
-	}
-	if (c->path->nparts != 1 || c->path->depth || scoped_id(c->path->original))
-		return false;
-	return !is_builtin(c->path->parts[0]);
+	return nd->call->cls == TC_AMBIGUOUS;
 }
+
+/* A partial's name: as written, or the value of a subexpression (*fn when
+ * that is a @partial-block, which is called itself). */
 static const char *
 partial_name(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e,
-             struct hl_buf *tmp)
+             struct hl_buf *tmp, const struct pblock **fn)
 {
 	struct tv v;
 
+	*fn = NULL;
 	switch (e->type) {
 	case TE_PATH:
 		return e->original;
@@ -925,6 +1458,11 @@ partial_name(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e
 		v = eval_expr(st, ec, e);
 		if (st->rc)
 			return NULL;
+		if (v.t == TV_FUNC) {
+			*fn = v.fn;
+			return "";
+		}
+		/* resolvePartial: a falsy name leaves options.name undefined */
 		if (!tv_truthy(v))
 			hl_buf_append_str(tmp, "undefined");
 		else
@@ -932,6 +1470,57 @@ partial_name(struct rstate *st, const struct ectx *ec, const struct tmpl_expr *e
 		return tmp->data;
 	}
 	return "";
+}
+
+/* A template as a partial (or the template rendered): ret(context, options)
+ * with its own depths and block parameters, the caller's data, and scope as
+ * its container.partials. Its value is a string ('' + main()). */
+static int
+run_template(struct rstate *st, const struct hl_tmpl *t, struct tv ctx, const struct frame *data,
+             const struct scope *scope, struct pval *res)
+{
+	struct cont *ct = cont_of(st, t);
+	const struct scope *saved;
+	const char *saved_name = st->tname;
+	struct ectx at = { 0 }, ec = { 0 };
+	struct wrapper w;
+	struct dnode dn;
+	struct scope layer;
+
+	if (!ct)
+		return rerr(st, HL_ENOMEM, 1, 1, "out of memory");
+	saved = ct->scope;
+	ct->scope = scope;
+	st->tname = t->name;
+	/* the decorators of the main program see depths [] */
+	at.data = data;
+	at.owner = t;
+	at.scope = scope;
+	if (prepare(st, &at, t->root, &w) == 0) {
+		dn.v = ctx;
+		dn.next = NULL;
+		ec.ctx = ctx;
+		ec.depths = &dn;
+		ec.data = data;
+		ec.scope = scope;
+		ec.prog = t->root;
+		ec.owner = t;
+		if (w.nown) {
+			layer.parent = scope;
+			layer.e = w.own;
+			layer.n = w.nown;
+			ec.scope = &layer;
+			if ((ct = cont_of(st, t)))
+				ct->scope = &layer;
+		}
+		if (run_program(st, &ec, res) == 0)
+			pv_to_str(res);
+	}
+	wrapper_release(&w);
+	if ((ct = cont_of(st, t)))
+		ct->scope = saved;
+	st->tname = saved_name;
+	return st->rc;
 }
 
 /* Utils.extend({}, context, hash) */
@@ -965,60 +1554,75 @@ extend_ctx(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 			json_object_set_new(o, k, json_stringn(ch.s ? ch.s : "", ch.len));
 		}
 	}
-	for (i = 0; i < nd->call->nhash; i++) {
-		struct tv v = eval_expr(st, ec, nd->call->hvals[i]);
-		json_t *j = NULL;
-		if (st->rc)
-			return st->rc;
-		switch (v.t) {
-		case TV_UNDEF:
-			j = tv_special_new(v); /* an own property holding undefined */
-			break;
-		case TV_NULL:
-			j = json_null();
-			break;
-		case TV_BOOL:
-			j = json_boolean(v.b);
-			break;
-		case TV_NUM:
-			j = isfinite(v.n) ? json_real(v.n) : tv_special_new(v);
-			break;
-		case TV_STR:
-			j = json_stringn_nocheck(v.s, v.len);
-			break;
-		default:
-			j = json_incref(v.j);
-			break;
+	/* the compiler assigns the pairs last to first, so a repeated key
+	 * takes its first value and the keys come in reverse order, and it
+	 * leaves a key whose value is the literal `undefined` out */
+	for (i = nd->call->nhash; i-- > 0 && !st->rc;) {
+		const char *k = nd->call->hkeys[i];
+		size_t f, later;
+		struct tv v;
+		json_t *j;
+
+		for (later = i + 1; later < nd->call->nhash; later++) {
+			if (strcmp(nd->call->hkeys[later], k) == 0)
+				break;
 		}
-		if (!j || json_object_set_new(o, nd->call->hkeys[i], j))
+		if (later < nd->call->nhash)
+			continue; /* placed by its last occurrence */
+		for (f = 0; strcmp(nd->call->hkeys[f], k) != 0; f++)
+			;
+		if (nd->call->hvals[f]->type == TE_UNDEF)
+			continue;
+		v = eval_expr(st, ec, nd->call->hvals[f]);
+		if (st->rc)
+			break;
+		/* an undefined value stays an own property holding undefined */
+		j = tv_to_json(v);
+		if (!j || json_object_set_new(o, k, j))
 			return rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
 	}
+	if (st->rc)
+		return st->rc;
 	res->t = TV_OBJ;
 	res->j = o;
 	return 0;
 }
 
+/*
+ * A partial statement or a partial block: invokePartialWrapper and
+ * invokePartial. The name is looked up in the partial scope (and
+ * @partial-block in the data); a partial block's block becomes the
+ * @partial-block of a new data frame and runs in place of a missing
+ * partial. The value of an inline partial or a block is the program's
+ * value; a standalone partial indents every line of it.
+ */
 static int
 do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, struct pval *res)
 {
 	struct hl_buf nb = HL_BUF_INIT(0);
-	struct pval pb;
-	const struct hl_tmpl *pt;
-	const char *name, *saved_name;
+	struct pval pr;
+	const struct hl_tmpl *t = NULL;
+	const struct wrapper *w = NULL;
+	const struct pblock *fn = NULL;
+	const char *name;
 	struct tv ctx = ec->ctx;
-	struct dnode dn;
-	int rc = 0;
+	struct wrapper blockw;
+	struct pblock block;
+	struct frame fr;
+	struct scope layer;
+	const struct frame *data = ec->data;
+	const struct scope *scope = ec->scope;
 
-	pv_init(&pb);
+	memset(&blockw, 0, sizeof(blockw));
+	pv_init(&pr);
 	pv_set_str(res, "", 0);
-	name = partial_name(st, ec, nd->call->path, &nb);
+	name = partial_name(st, ec, nd->call->path, &nb, &fn);
 	if (st->rc || !name)
 		goto out;
 	if (hl_buf_error(&nb)) {
 		rerr(st, HL_ENOMEM, nd->line, nd->col, "out of memory");
 		goto out;
 	}
-	pt = st->partials ? hl_tmpl_set_get(st->partials, name) : NULL;
 	if (nd->call->nparams == 1) {
 		ctx = eval_expr(st, ec, nd->call->params[0]);
 		if (st->rc)
@@ -1026,7 +1630,40 @@ do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 	}
 	if (nd->call->has_hash && extend_ctx(st, ec, nd, ctx, &ctx))
 		goto out;
-	if (!pt) {
+	if (nd->program) {
+		/* options.fn: the block, made here; options.data gets a frame
+		 * with it as @partial-block; its inline partials join
+		 * options.partials */
+		if (prepare(st, ec, nd->program, &blockw))
+			goto out;
+		block.w = &blockw;
+		block.outer = ec->data && ec->data->has_pb ? ec->data->pb : NULL;
+		if (ec->data)
+			fr = *ec->data;
+		else
+			memset(&fr, 0, sizeof(fr));
+		fr.parent = ec->data;
+		fr.pb = &block;
+		fr.has_pb = true;
+		data = &fr;
+		if (blockw.nown) {
+			layer.parent = ec->scope;
+			layer.e = blockw.own;
+			layer.n = blockw.nown;
+			scope = &layer;
+		}
+	}
+	if (!fn) {
+		scope_find(st, ec->scope, name, &w, &t);
+		/* resolvePartial: a static name "@partial-block" not found
+		 * is the data's */
+		if (!w && !t && nd->call->path->type != TE_SEXPR &&
+		    strcmp(name, "@partial-block") == 0 && ec->data && ec->data->has_pb)
+			fn = ec->data->pb;
+	}
+	if (!w && !t && !fn && nd->program)
+		fn = &block; /* the block stands in for the missing partial */
+	if (!w && !t && !fn) {
 		rerr(st, HL_EPARSE, nd->line, nd->col, "the partial '%s' could not be found", name);
 		goto out;
 	}
@@ -1034,32 +1671,41 @@ do_partial(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd,
 		rerr(st, HL_ETOOBIG, nd->line, nd->col, "partials nested too deeply");
 		goto out;
 	}
-	saved_name = st->tname;
-	st->tname = pt->name;
-	dn.v = ctx;
-	dn.next = NULL;
-	rc = run_program(st, pt->root, ctx, &dn, ec->data, &pb);
-	st->tname = saved_name;
-	if (rc)
+	if (!work(st, nd->line, nd->col))
 		goto out;
-	pv_to_str(&pb); /* '' + main(...) */
-	if (nd->indent && pb.s.len) {
+	if (t)
+		run_template(st, t, ctx, data, scope, &pr);
+	else if (w)
+		invoke(st, w, ctx, data, bp_opts(ec, nd), &pr);
+	else
+		call_pblock(st, fn, ctx, data, bp_opts(ec, nd), &pr);
+	if (st->rc)
+		goto out;
+	if (nd->indent && pr.kind == PV_VAL) {
+		/* result.split('\n') on a value that is not a string */
+		rerr(st, HL_EPARSE, nd->line, nd->col,
+		     "the standalone partial '%s' did not render text", name);
+		goto out;
+	}
+	if (nd->indent && pr.kind == PV_STR && pr.s.len) {
 		/* indent every line; a final empty line is left alone */
 		size_t i = 0, il = strlen(nd->indent);
-		while (i < pb.s.len) {
-			const char *nl = memchr(pb.s.data + i, '\n', pb.s.len - i);
-			size_t e = nl ? (size_t)(nl - pb.s.data) + 1 : pb.s.len;
+		pv_set_str(res, "", 0);
+		while (i < pr.s.len) {
+			const char *nl = memchr(pr.s.data + i, '\n', pr.s.len - i);
+			size_t e = nl ? (size_t)(nl - pr.s.data) + 1 : pr.s.len;
 			hl_buf_append(&res->s, nd->indent, il);
-			hl_buf_append(&res->s, pb.s.data + i, e - i);
+			hl_buf_append(&res->s, pr.s.data + i, e - i);
 			i = e;
 		}
 	} else {
-		pv_move(res, &pb);
+		pv_move(res, &pr);
 	}
 	pv_check(st, res, nd->line, nd->col);
 out:
+	wrapper_release(&blockw);
 	hl_buf_release(&nb);
-	pv_release(&pb);
+	pv_release(&pr);
 	return st->rc;
 }
 
@@ -1072,6 +1718,8 @@ eval_stmt(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, 
           struct pval *pv, bool *explicit_out)
 {
 	bool has_pv = false;
+	struct wrapper fn, inverse;
+	struct blk b;
 
 	*explicit_out = false;
 	switch (nd->type) {
@@ -1083,9 +1731,12 @@ eval_stmt(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, 
 		v->len = nd->vend - nd->vstart;
 		return IT_TV;
 	case TN_COMMENT:
+	case TN_DECORATOR:
+	case TN_DECORATOR_BLOCK:
+		/* decorators ran when the program was made */
 		return IT_NONE;
 	case TN_MUSTACHE:
-		*v = eval_call(st, ec, nd->call, K_MUSTACHE, nd, pv, &has_pv);
+		*v = eval_call(st, ec, nd->call, K_MUSTACHE, NULL, pv, &has_pv);
 		if (is_nullish(*v)) {
 			v->t = TV_STR;
 			v->s = "";
@@ -1094,7 +1745,21 @@ eval_stmt(struct rstate *st, const struct ectx *ec, const struct tmpl_node *nd, 
 		return IT_TV;
 	case TN_BLOCK:
 		*explicit_out = block_is_explicit(nd);
-		*v = eval_call(st, ec, nd->call, K_BLOCK, nd, pv, &has_pv);
+		/* options.fn and options.inverse are made before the call */
+		prepare(st, ec, nd->program, &fn);
+		if (!st->rc)
+			prepare(st, ec, nd->inverse, &inverse);
+		else
+			memset(&inverse, 0, sizeof(inverse));
+		b.nd = nd;
+		b.fn = &fn;
+		b.inverse = &inverse;
+		if (!st->rc)
+			*v = eval_call(st, ec, nd->call, K_BLOCK, &b, pv, &has_pv);
+		wrapper_release(&fn);
+		wrapper_release(&inverse);
+		if (st->rc)
+			return IT_NONE;
 		if (has_pv)
 			return IT_PV;
 		if (is_nullish(*v)) {
@@ -1176,11 +1841,11 @@ merge(struct item *items, size_t n, bool any_explicit, struct pval *res)
 		pv_set_str(res, "", 0);
 }
 
+/* Runs a program's statements in ec and computes its value. */
 static int
-run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
-            const struct dnode *depths, const struct frame *data, struct pval *res)
+run_program(struct rstate *st, const struct ectx *ec, struct pval *res)
 {
-	struct ectx ec = { ctx, depths, data };
+	const struct tmpl_program *prog = ec->prog;
 	struct item local[16], *items = local;
 	size_t i, n = 0;
 	bool any_explicit = false;
@@ -1202,7 +1867,7 @@ run_program(struct rstate *st, const struct tmpl_program *prog, struct tv ctx,
 			break;
 		pv_init(&it->pv);
 		it->v = tv_undef();
-		it->kind = eval_stmt(st, &ec, nd, &it->v, &it->pv, &it->explicit);
+		it->kind = eval_stmt(st, ec, nd, &it->v, &it->pv, &it->explicit);
 		if (!st->rc && it->kind == IT_PV)
 			pv_check(st, &it->pv, nd->line, nd->col);
 		if (it->kind == IT_NONE && !it->explicit) {
@@ -1249,7 +1914,6 @@ hl_tmpl_render_max(char **out, size_t *len_out, const struct hl_tmpl *t, const j
 	struct rstate st = { 0 };
 	struct pval res;
 	struct frame root = { 0 };
-	struct dnode dn;
 	struct tv ctx;
 	size_t i;
 	char *s;
@@ -1264,22 +1928,19 @@ hl_tmpl_render_max(char **out, size_t *len_out, const struct hl_tmpl *t, const j
 	if (!st.null_ctx)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	ctx = tv_from_json((json_t *)data);
-	root.has_root = true;
+	root.has_root = true; /* initData: data.root = context */
 	root.root = ctx;
-	dn.v = ctx;
-	dn.next = NULL;
 	pv_init(&res);
-	run_program(&st, t->root, ctx, &dn, &root, &res);
-	if (!st.rc) {
-		pv_to_str(&res); /* '' + main(...) */
+	run_template(&st, t, ctx, &root, NULL, &res);
+	if (!st.rc)
 		pv_check(&st, &res, 1, 1);
-	}
 	for (i = 0; i < st.nstrs; i++)
 		free(st.strs[i]);
 	free(st.strs);
 	for (i = 0; i < st.njsons; i++)
 		json_decref(st.jsons[i]);
 	free(st.jsons);
+	free(st.conts);
 	json_decref(st.null_ctx);
 	tv_special_clear();
 	if (st.rc) {

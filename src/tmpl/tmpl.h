@@ -5,15 +5,21 @@
  * `noEscape: true` for every construct the engine supports.
  *
  * Supported: {{path}}, {{a.b.c}}, {{this}}, ../ parent paths, @index @key
- * @first @last @root, literals, subexpressions, hash arguments, {{#if}}
- * {{#unless}} {{#each}} {{#with}} with {{else}} and {{else if ...}} chains,
- * inverted sections {{^x}}, plain sections {{#x}}, {{> partial ctx k=v}} and
- * dynamic partials {{> (expr)}}, comments, whitespace control `~` and the
- * stripping of standalone lines, triple-stash and {{&x}}, and the helpers
- * documented in docs/PROMPT_DATA.md (eq ne gt gte lt lte and or not add
- * subtract len truncate join json default upper lower lookup log fence).
- * Not supported (a parse error): raw blocks, partial blocks, inline partials,
- * decorators, block parameters (`as |x|`).
+ * @first @last @root (and @../index), literals, subexpressions, hash
+ * arguments, {{#if}} {{#unless}} {{#each}} {{#with}} with {{else}} and
+ * {{else if ...}} / {{else unless}} / {{else with}} chains, block
+ * parameters (`{{#each items as |item i|}}`, `{{#with x as |y|}}`),
+ * inverted sections {{^x}}, plain sections {{#x}}, raw blocks
+ * {{{{raw}}}}...{{{{/raw}}}}, {{> partial ctx k=v}} and dynamic partials
+ * {{> (expr)}}, partial blocks {{#> layout}}...{{/layout}} with
+ * {{> @partial-block}}, inline partials {{#*inline "name"}} (the `inline`
+ * decorator, the only one handlebars.js has; another is an error when its
+ * program runs), comments, whitespace control `~` and the stripping of
+ * standalone lines, triple-stash and {{&x}}, the built-in helpers lookup
+ * and log, and the helpers documented in docs/PROMPT_DATA.md (eq ne gt gte
+ * lt lte and or not add subtract len truncate join json default upper lower
+ * fence). A @partial-block used as a value is a function as in JavaScript;
+ * calling it with more than one argument is refused (HL_EUNSUPPORTED).
  *
  * Thread-safety: a compiled template and a set are immutable after loading
  * and may be rendered from several threads at once.
@@ -45,8 +51,8 @@ enum {
 /*
  * Compiles n bytes of template text. name is used in error messages
  * ("name:line:col: message", 1-based line and column) and copied. On success
- * *out owns the template (free with hl_tmpl_free). Errors: HL_EPARSE for a
- * syntax error or an unsupported construct, HL_ENOMEM.
+ * *out owns the template (free with hl_tmpl_free). Errors: HL_EPARSE for
+ * what handlebars.js rejects when it compiles, HL_ENOMEM.
  */
 int hl_tmpl_compile(struct hl_tmpl **out, const char *name, const char *src, size_t n,
                     struct hl_err *err);
@@ -78,9 +84,11 @@ const char *hl_tmpl_set_name_at(const struct hl_tmpl_set *set, size_t i);
  * partials (may be NULL). On success *out is a malloc'd NUL-terminated string
  * (the caller frees it) and *len_out (when not NULL) its length. Errors name
  * the template, line and column: HL_EPARSE for a runtime error handlebars.js
- * also raises (missing partial, missing helper, wrong helper arity), HL_EINVAL
+ * also raises (missing partial, missing helper, wrong helper arity, unknown
+ * decorator, a block parameter the helper does not pass), HL_EINVAL
  * for a strict-mode missing variable, HL_ETOOBIG past HL_TMPL_MAX_OUTPUT or
- * the work budget, HL_ENOMEM.
+ * the work budget, HL_EUNSUPPORTED for a @partial-block called with more
+ * than one argument, HL_ENOMEM.
  */
 int hl_tmpl_render(char **out, size_t *len_out, const struct hl_tmpl *t, const json_t *data,
                    const struct hl_tmpl_set *partials, unsigned flags, struct hl_err *err);

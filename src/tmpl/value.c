@@ -197,6 +197,21 @@ array_join(struct hl_buf *out, json_t *arr, int depth)
 	}
 }
 
+/* String() of the one function a template can meet: the @partial-block of
+ * a partial block, handlebars.js' partialBlockWrapper as node prints it from
+ * dist/cjs/handlebars/runtime.js (4.7.8). */
+static const char partial_block_source[] =
+        "function partialBlockWrapper(context) {\n"
+        "        var options = arguments.length <= 1 || arguments[1] === undefined ? {} : "
+        "arguments[1];\n"
+        "\n"
+        "        // Restore the partial-block from the closure for the execution of the block\n"
+        "        // i.e. the part inside the block of the partial call.\n"
+        "        options.data = _base.createFrame(options.data);\n"
+        "        options.data['partial-block'] = currentPartialBlock;\n"
+        "        return fn(context, options);\n"
+        "      }";
+
 void
 tv_to_string(struct hl_buf *out, struct tv v)
 {
@@ -221,6 +236,9 @@ tv_to_string(struct hl_buf *out, struct tv v)
 		break;
 	case TV_OBJ:
 		hl_buf_append_str(out, "[object Object]");
+		break;
+	case TV_FUNC:
+		hl_buf_append(out, partial_block_source, sizeof(partial_block_source) - 1);
 		break;
 	}
 }
@@ -357,6 +375,7 @@ tv_to_number(struct tv v)
 		hl_buf_release(&b);
 		return d;
 	case TV_OBJ:
+	case TV_FUNC:
 	default:
 		return NAN;
 	}
@@ -395,12 +414,14 @@ tv_strict_eq(struct tv a, struct tv b)
 		return a.n == b.n;
 	case TV_STR:
 		return a.len == b.len && memcmp(a.s, b.s, a.len) == 0;
+	case TV_FUNC:
+		return a.fn == b.fn;
 	default:
 		return a.j == b.j;
 	}
 }
 
-/* ToPrimitive of an array or object: its String(). */
+/* ToPrimitive of an array, object or function: its String(). */
 static struct tv
 to_primitive(struct tv v, struct hl_buf *store)
 {
@@ -423,8 +444,8 @@ tv_loose_eq(struct tv a, struct tv b)
 	for (guard = 0; guard < 4; guard++) {
 		bool an = a.t == TV_UNDEF || a.t == TV_NULL;
 		bool bn = b.t == TV_UNDEF || b.t == TV_NULL;
-		bool ao = a.t == TV_ARR || a.t == TV_OBJ;
-		bool bo = b.t == TV_ARR || b.t == TV_OBJ;
+		bool ao = a.t == TV_ARR || a.t == TV_OBJ || a.t == TV_FUNC;
+		bool bo = b.t == TV_ARR || b.t == TV_OBJ || b.t == TV_FUNC;
 
 		if (a.t == b.t || (an && bn)) {
 			r = an ? true : tv_strict_eq(a, b);
@@ -631,6 +652,7 @@ json_pretty(struct hl_buf *out, struct tv v, int level)
 	switch (v.t) {
 	case TV_UNDEF:
 	case TV_NULL:
+	case TV_FUNC:
 		hl_buf_append_str(out, "null");
 		break;
 	case TV_BOOL:
@@ -672,8 +694,8 @@ json_pretty(struct hl_buf *out, struct tv v, int level)
 			size_t shown = 0;
 			for (i = 0; i < n; i++) {
 				struct tv e = tv_from_json(json_object_get(v.j, keys[i]));
-				if (e.t == TV_UNDEF)
-					continue; /* JSON.stringify skips undefined members */
+				if (e.t == TV_UNDEF || e.t == TV_FUNC)
+					continue; /* JSON.stringify skips these members */
 				hl_buf_append_str(out, shown ? "," : "{");
 				shown++;
 				indent(out, level + 1);
@@ -698,4 +720,24 @@ void
 tv_json_pretty(struct hl_buf *out, struct tv v)
 {
 	json_pretty(out, v, 0);
+}
+
+json_t *
+tv_to_json(struct tv v)
+{
+	switch (v.t) {
+	case TV_NULL:
+		return json_null();
+	case TV_BOOL:
+		return json_boolean(v.b);
+	case TV_NUM:
+		return isfinite(v.n) ? json_real(v.n) : tv_special_new(v);
+	case TV_STR:
+		return json_stringn_nocheck(v.s, v.len);
+	case TV_ARR:
+	case TV_OBJ:
+		return json_incref(v.j);
+	default:
+		return tv_special_new(v); /* undefined, a function */
+	}
 }

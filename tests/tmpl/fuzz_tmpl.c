@@ -1,7 +1,8 @@
 /*
  * fuzz_tmpl.c - libFuzzer target for the template engine: the input is a
  * template, optionally followed by a NUL byte and JSON data. It is compiled,
- * registered as the partial "p" (so it may call itself), rendered plainly and
+ * registered as the partial "p" (so it may call itself) next to "q" and a
+ * layout "lay" that takes a partial block, rendered plainly and
  * in strict mode against the given data or a fixed rich context, and passed
  * through the fence. Nothing may crash, leak, hang or exceed its bounds.
  *
@@ -23,6 +24,10 @@ static const char fixed_data[] =
         "{\"name\": \"N\", \"items\": [1, \"two\", null, [3, 4], {\"a\": 5}], \"obj\": {\"a\": 1, "
         "\"b\": {\"c\": \"deep\"}, \"10\": true}, \"zero\": 0, \"empty\": [], \"s\": \"h\\u00e9llo "
         "```\", \"flag\": false, \"n\": 1.5e300, \"log\": \"line\\nerror here\\n\"}";
+
+/* a layout for partial blocks, with an inline partial of its own */
+static const char lay[] = "{{#*inline \"t\"}}<{{this}}>{{/inline}}{{#if @partial-block}}"
+                          "{{> @partial-block}}{{else}}{{> t}}{{/if}}";
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,6 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (hl_tmpl_compile(&t, "fuzz", src, tlen, &err) == 0) {
 		hl_tmpl_set_add(set, "p", src, tlen, &err);
 		hl_tmpl_set_add(set, "q", "[{{this}}|{{@index}}]", 21, &err);
+		hl_tmpl_set_add(set, "lay", lay, sizeof(lay) - 1, &err);
 		if (hl_tmpl_render(&out, NULL, t, ctx, set, 0, &err) == 0)
 			free(out);
 		out = NULL;

@@ -186,7 +186,9 @@ const helpers = {
 
 function render(c) {
   const hb = Handlebars.create();
-  hb.logger.log = () => {};
+  // the log helper calls hb.log (console.info by default), which would
+  // write into the JSON this script prints
+  hb.log = () => {};
   for (const [name, fn] of Object.entries(helpers)) {
     hb.registerHelper(name, function (...args) {
       const options = args.pop();

@@ -78,8 +78,14 @@ test_tmpl_parse_errors_name_line_and_column(void **state)
 	check_error("{{!-- never closed }}", NULL, HL_EPARSE, "unterminated comment");
 	check_error("ok\n{{foo \"bar}}", NULL, HL_EPARSE, "t.hbs:2:7: unterminated string");
 	check_error("{{foo/../bar}}", NULL, HL_EPARSE, "invalid path");
-	check_error("{{{{raw}}}} x {{{{/raw}}}}", NULL, HL_EPARSE, "not supported");
-	check_error("{{#each a as |x|}}{{/each}}", NULL, HL_EPARSE, "block parameters");
+	check_error("{{{{raw}}}} x {{{{/raw}}}", NULL, HL_EPARSE, "t.hbs:1:1: unclosed raw block");
+	check_error("{{{{raw}}}} x {{{{/other}}}}", NULL, HL_EPARSE, "'raw' doesn't match 'other'");
+	check_error("{{#each a as ||}}{{/each}}", NULL, HL_EPARSE, "block parameter name");
+	check_error("{{#each a as |[x]|}}{{/each}}", NULL, HL_EPARSE, "bracketed block param");
+	check_error("{{x as |y|}}", NULL, HL_EPARSE, "t.hbs:1:5:");
+	check_error("{{#> p}}a{{else}}b{{/p}}", NULL, HL_EPARSE, "t.hbs:1:10:");
+	check_error("{{#*inline \"x\"}}a{{else}}b{{/inline}}", NULL, HL_EPARSE,
+	            "inverse block on a decorator");
 	check_error("{{> p a b}}", NULL, HL_EPARSE, "partial arguments");
 	check_error("{{a}}\n{{b c=}}", NULL, HL_EPARSE, "t.hbs:2:");
 	check_error("é{{a b}", NULL, HL_EPARSE, "t.hbs:1:");
@@ -95,6 +101,16 @@ test_tmpl_runtime_errors(void **state)
 	check_error("{{#if a b}}x{{/if}}", NULL, HL_EPARSE, "exactly one argument");
 	check_error("{{if a}}", NULL, HL_EPARSE, "must be used as a block");
 	check_error("{{#each}}x{{/each}}", NULL, HL_EPARSE, "#each");
+	check_error("{{helperMissing}}", NULL, HL_EPARSE, "cannot be called by name");
+	check_error("{{lookup o}}", "{\"o\": {\"a\": 1}}", HL_EPARSE, "two arguments");
+	check_error("{{*foo}}", NULL, HL_EPARSE, "unknown decorator 'foo'");
+	/* a decorator runs when its program is made, even if it never runs */
+	check_error("{{#if false}}{{*foo}}{{/if}}", NULL, HL_EPARSE,
+	            "t.hbs:1:14: unknown decorator");
+	check_error("{{#*inline (lookup . \"n\")}}x{{/inline}}", NULL, HL_EPARSE,
+	            "decorator arguments");
+	/* the helper does not pass block parameters */
+	check_error("{{#if t as |x|}}{{x}}{{/if}}", "{\"t\": 1}", HL_EPARSE, "block parameter 'x'");
 }
 
 static void
@@ -149,6 +165,128 @@ test_tmpl_blocks(void **state)
 	/* ../ counts distinct contexts only: #if does not push one */
 	check("{{#if t}}[{{../name}}]{{/if}}{{#each l}}[{{../name}}]{{/each}}",
 	      "{\"t\": 1, \"name\": \"N\", \"l\": [0]}", "[][N]");
+}
+
+static void
+test_tmpl_block_params(void **state)
+{
+	(void)state;
+	check("{{#each l as |x i|}}{{i}}={{x}};{{/each}}", "{\"l\": [\"a\", \"b\"]}", "0=a;1=b;");
+	check("{{#each o as |v k|}}{{k}}:{{v}} {{/each}}", "{\"o\": {\"b\": 1, \"a\": 2}}",
+	      "b:1 a:2 ");
+	check("{{#with o as |y|}}{{y.a}}{{/with}}", "{\"o\": {\"a\": \"A\"}}", "A");
+	/* an outer block parameter inside an inner block */
+	check("{{#each a as |x|}}{{#each ../b as |y|}}{{x}}{{y}} {{/each}}{{/each}}",
+	      "{\"a\": [1, 2], \"b\": [\"p\", \"q\"]}", "1p 1q 2p 2q ");
+	/* a block parameter wins over @data of the same name */
+	check("{{#each l as |index|}}{{@index}}{{/each}}", "{\"l\": [\"a\", \"b\"]}", "ab");
+	check("{{#each l as |it|}}{{#if it.n}}{{it.n}}{{else}}-{{/if}}{{/each}}",
+	      "{\"l\": [{\"n\": 1}, {}]}", "1-");
+	check("{{#if f}}A{{else each l as |it|}}{{it}}{{/if}}", "{\"f\": 0, \"l\": [7, 8]}", "78");
+}
+
+static void
+test_tmpl_partial_blocks(void **state)
+{
+	struct hl_tmpl_set *ps = hl_tmpl_set_new();
+	struct hl_err err = HL_ERR_INIT;
+	char *out;
+
+	(void)state;
+	assert_int_equal(hl_tmpl_set_add(ps, "layout", "<{{> @partial-block}}>", 22, &err), 0);
+	assert_int_equal(
+	        hl_tmpl_set_add(ps, "titled", "[{{> title}}|{{> @partial-block}}]", 34, &err), 0);
+	assert_int_equal(hl_tmpl_set_add(ps, "opt",
+	                                 "{{#if @partial-block}}{{> @partial-block}}{{else}}"
+	                                 "default{{/if}}",
+	                                 64, &err),
+	                 0);
+	out = render_p("{{#> layout}}body {{name}}{{/layout}}", "{\"name\": \"N\"}", ps, 0, &err);
+	assert_non_null(out);
+	assert_string_equal(out, "<body N>");
+	free(out);
+	/* a missing partial: the block stands in */
+	out = render_p("{{#> missing}}fallback {{name}}{{/missing}}", "{\"name\": \"N\"}", ps, 0,
+	               &err);
+	assert_string_equal(out, "fallback N");
+	free(out);
+	/* inline partials of the block reach the partial */
+	out = render_p("{{#> titled}}{{#*inline \"title\"}}T{{/inline}}main{{/titled}}", NULL, ps,
+	               0, &err);
+	assert_string_equal(out, "[T|main]");
+	free(out);
+	out = render_p("{{> opt}}|{{#> opt}}given{{/opt}}", NULL, ps, 0, &err);
+	assert_string_equal(out, "default|given");
+	free(out);
+	out = render_p("{{#each l}}{{#> layout}}{{this}}{{/layout}}{{/each}}", "{\"l\": [1, 2]}",
+	               ps, 0, &err);
+	assert_string_equal(out, "<1><2>");
+	free(out);
+	/* standalone open and close lines are removed, not indented */
+	out = render_p("x\n  {{#> layout}}\n  body\n  {{/layout}}\ny\n", NULL, ps, 0, &err);
+	assert_string_equal(out, "x\n<  body\n>y\n");
+	free(out);
+	/* {{> @partial-block}} outside a partial block */
+	out = render_p("{{> @partial-block}}", NULL, ps, 0, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "'@partial-block' could not be found"));
+	hl_tmpl_set_free(ps);
+}
+
+static void
+test_tmpl_inline_partials(void **state)
+{
+	struct hl_tmpl_set *ps = hl_tmpl_set_new();
+	struct hl_err err = HL_ERR_INIT;
+	char *out;
+
+	(void)state;
+	check("{{#*inline \"item\"}}<{{this}}>{{/inline}}{{#each l}}{{> item}}{{/each}}",
+	      "{\"l\": [1, 2]}", "<1><2>");
+	/* registered before the program runs */
+	check("{{> n}}{{#*inline \"n\"}}N{{/inline}}", NULL, "N");
+	check("a\n{{#*inline \"x\"}}\nX\n{{/inline}}\n{{> x}}\nb\n", NULL, "a\nX\nb\n");
+	/* scoped to the program that defines it */
+	check_error("{{#if t}}{{#*inline \"s\"}}scoped{{/inline}}{{> s}}{{/if}}{{> s}}",
+	            "{\"t\": 1}", HL_EPARSE, "the partial 's' could not be found");
+	/* an inline partial wins over a template of the same name and is seen
+	 * by the partials it calls */
+	assert_int_equal(hl_tmpl_set_add(ps, "p", "P", 1, &err), 0);
+	assert_int_equal(hl_tmpl_set_add(ps, "outer", "({{> p}})", 9, &err), 0);
+	out = render_p("{{> p}}{{#*inline \"p\"}}mine{{/inline}}|{{> outer}}", NULL, ps, 0, &err);
+	assert_non_null(out);
+	assert_string_equal(out, "mine|(mine)");
+	free(out);
+	hl_tmpl_set_free(ps);
+}
+
+static void
+test_tmpl_raw_blocks(void **state)
+{
+	(void)state;
+	check("{{{{raw}}}} {{x}} {{#if}} {{{{/raw}}}}", "{\"raw\": true}", " {{x}} {{#if}} ");
+	check("{{{{raw}}}}a{{{{b}}}}c{{{{/b}}}}d{{{{/raw}}}}", "{\"raw\": true}",
+	      "a{{{{b}}}}c{{{{/b}}}}d");
+	/* the name is a block like any other: no value, no output */
+	check("{{{{raw}}}}x{{{{/raw}}}}", NULL, "");
+	check("{{{{each l}}}}[{{this}}]{{{{/each}}}}", "{\"l\": [1, 2]}", "[{{this}}][{{this}}]");
+	check("a\n{{{{raw}}}}\n{{x}}\n{{{{/raw}}}}\nb", "{\"raw\": true}", "a\n{{x}}\nb");
+}
+
+static void
+test_tmpl_decorators_and_builtins(void **state)
+{
+	(void)state;
+	check_error("{{*inline \"p\"}}{{> p}}", NULL, HL_EPARSE, "could not be found");
+	check("{{lookup o \"a\"}} {{lookup l 1}} {{lookup (lookup o \"b\") \"c\"}}",
+	      "{\"o\": {\"a\": 1, \"b\": {\"c\": 2}}, \"l\": [\"x\", \"y\"]}", "1 y 2");
+	check("{{#each l}}{{lookup ../m @index}}{{/each}}",
+	      "{\"l\": [0, 0], \"m\": [\"A\", \"B\"]}", "AB");
+	check("[{{log \"x\" 1}}]", NULL, "[]");
+	check("{{#if a}}A{{else if b}}B{{else unless c}}U{{else}}C{{/if}}", "{\"c\": 1}", "C");
+	check("{{#if a}}A{{else with o}}{{k}}{{/if}}", "{\"o\": {\"k\": \"K\"}}", "K");
+	check("{{#each l}}{{#each this}}{{@../index}}.{{@index}}:{{@first}} {{/each}}{{/each}}",
+	      "{\"l\": [[1, 2], [3]]}", "0.0:true 0.1:false 1.0:true ");
 }
 
 static void
@@ -324,6 +462,22 @@ test_tmpl_strict_mode(void **state)
 	out = render_p("{{#if x}}{{/if}}", NULL, NULL, HL_TMPL_STRICT, &err);
 	assert_null(out);
 	assert_non_null(strstr(err.msg, "'x' not defined"));
+	/* a declared block parameter is defined, even without a value */
+	out = render_p("{{#each l as |a b c|}}[{{c}}]{{/each}}", "{\"l\": [1]}", NULL,
+	               HL_TMPL_STRICT, &err);
+	assert_string_equal(out, "[]");
+	free(out);
+	out = render_p("{{#each l as |a|}}{{a.nope}}{{/each}}", "{\"l\": [{}]}", NULL,
+	               HL_TMPL_STRICT, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "t.hbs:1:21: 'a.nope' not defined"));
+	/* @partial-block outside a partial block is a missing data variable */
+	out = render_p("{{#if @partial-block}}y{{/if}}", NULL, NULL, HL_TMPL_STRICT, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "'@partial-block' not defined"));
+	out = render_p("{{{{raw}}}}{{x}}{{{{/raw}}}}", NULL, NULL, HL_TMPL_STRICT, &err);
+	assert_null(out);
+	assert_non_null(strstr(err.msg, "'raw' not defined"));
 }
 
 static void
@@ -386,6 +540,11 @@ main(void)
 		cmocka_unit_test(test_tmpl_runtime_errors),
 		cmocka_unit_test(test_tmpl_paths_and_stringification),
 		cmocka_unit_test(test_tmpl_blocks),
+		cmocka_unit_test(test_tmpl_block_params),
+		cmocka_unit_test(test_tmpl_partial_blocks),
+		cmocka_unit_test(test_tmpl_inline_partials),
+		cmocka_unit_test(test_tmpl_raw_blocks),
+		cmocka_unit_test(test_tmpl_decorators_and_builtins),
 		cmocka_unit_test(test_tmpl_whitespace_control),
 		cmocka_unit_test(test_tmpl_standalone_lines),
 		cmocka_unit_test(test_tmpl_partials),
