@@ -290,6 +290,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		.sticky = driver_sticky(t),
 	};
 	struct hl_loop_step st;
+	struct hl_task_record *fresh = NULL;
 	bool have_ci = false;
 	int rc = 0;
 
@@ -348,12 +349,16 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 			break;
 		if ((rc = driver_finish_attempt(l, t, a, &st, err)) < 0)
 			break;
-		rc = driver_follow(l, t, &st, have_ci ? &ci : NULL, err);
+		/* what follows sees the attempt as judged (its outcome, its reason) */
+		if ((rc = hl_store_task_get(l->store, &fresh, t->task_id, err)) < 0)
+			break;
+		rc = driver_follow(l, fresh, &st, have_ci ? &ci : NULL, err);
 		break;
 	case HL_LOOP_ASK_CI:
 		break;
 	}
 out:
+	hl_task_record_free(fresh);
 	json_decref(decision);
 	return rc;
 }

@@ -153,6 +153,7 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	pc.attempts = in->previous;
 	pc.n_attempts = in->n_previous;
 	pc.ci_status = in->ci_status;
+	pc.commits = c->commits;
 	pc.failure_output = in->failure_output;
 	if (!pc.failure_output && c->agent_output.len)
 		pc.failure_output = c->agent_output.data;
