@@ -346,24 +346,28 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	return 0;
 }
 
-/* The agents of the classification in rank order, each once (the runner-up
- * of a retry comes from here), as a JSON array. */
+/* The agents to go to, in order, each once: the winner, the
+ * classification's runner-up, then the specialist of the changed files or
+ * the default agent (hl_classify_alternate_agent); a retry after the same
+ * agent failed twice takes the first one that differs. */
 static json_t *
-rem_ranked_agents(const struct hl_verdict *v)
+rem_ranked_agents(const struct hl_verdict *v, const struct hl_context *ctx)
 {
+	const char *order[4] = { v->agent, hl_verdict_runner_up_agent(v), NULL, NULL };
+	const char *files[64];
+	size_t n = 0, i, k;
 	json_t *arr = json_array();
-	size_t i, k;
 
-	for (i = 0; arr && i < v->n_candidates; i++) {
-		const char *a = v->candidates[i].agent;
-		bool seen = false;
-		for (k = 0; a && k < json_array_size(arr); k++)
-			seen = seen || strcmp(json_string_value(json_array_get(arr, k)), a) == 0;
-		if (a && !seen)
-			json_array_append_new(arr, json_string(a));
+	for (i = 0; i < json_array_size(ctx->changed_files) && n < 64; i++)
+		files[n++] = hl_json_str(json_array_get(ctx->changed_files, i), "filename");
+	order[2] = hl_classify_alternate_agent(v->agent, v->category, files, n);
+	for (i = 0; arr && i < 4; i++) {
+		bool seen = !order[i];
+		for (k = 0; !seen && k < json_array_size(arr); k++)
+			seen = strcmp(json_string_value(json_array_get(arr, k)), order[i]) == 0;
+		if (!seen)
+			json_array_append_new(arr, json_string(order[i]));
 	}
-	if (arr && json_array_size(arr) == 0 && v->agent)
-		json_array_append_new(arr, json_string(v->agent));
 	return arr;
 }
 
@@ -590,7 +594,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		                             rerun ? "rerun" : hl_dispatch_outcome_name(dout));
 		if (decision) {
 			json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
-			json_object_set_new(decision, "ranked_agents", rem_ranked_agents(&v));
+			json_object_set_new(decision, "ranked_agents", rem_ranked_agents(&v, &ctx));
 		}
 	}
 	now = hl_time_wall_ms();
