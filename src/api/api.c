@@ -73,6 +73,7 @@ hl_api_task_json(const struct hl_task_record *t)
 	json_object_set_new(o, "created_at", api_time(t->created_ms));
 	json_object_set_new(o, "updated_at", api_time(t->updated_ms));
 	json_object_set_new(o, "finished_at", api_time(t->finished_ms));
+	json_object_set_new(o, "queued_at", api_time(t->queued_ms));
 	arr = json_array();
 	for (i = 0; arr && i < t->n_attempts; i++)
 		json_array_append_new(arr, api_attempt_json(&t->attempt[i]));
