@@ -112,3 +112,39 @@ hl_api_delivery_json(const struct hl_delivery_summary *d)
 	json_object_set_new(o, "claims", json_integer(d->claims));
 	return o;
 }
+
+static json_t *
+api_nstr(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+json_t *
+hl_api_task_summary_json(const struct hl_task_summary *t)
+{
+	json_t *o = json_object();
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "task_id", json_string(t->task_id));
+	json_object_set_new(o, "state", json_string(hl_task_state_name(t->state)));
+	json_object_set_new(o, "reason", api_nstr(t->reason));
+	json_object_set_new(o, "kind", api_nstr(t->kind));
+	json_object_set_new(o, "repository", api_nstr(t->repository));
+	json_object_set_new(o, "branch", api_nstr(t->branch));
+	json_object_set_new(o, "workflow", api_nstr(t->workflow));
+	json_object_set_new(o, "job", api_nstr(t->job));
+	json_object_set_new(o, "agent", api_nstr(t->agent));
+	json_object_set_new(o, "failure_type", api_nstr(t->failure_type));
+	json_object_set_new(o, "attempts", json_integer(t->attempts));
+	json_object_set_new(o, "pr_number",
+	                    t->pr_number ? json_integer(t->pr_number) : json_null());
+	json_object_set_new(o, "created_at", api_time(t->created_ms));
+	json_object_set_new(o, "updated_at", api_time(t->updated_ms));
+	json_object_set_new(o, "finished_at", api_time(t->finished_ms));
+	json_object_set_new(o, "time_to_fix_seconds",
+	                    t->state == HL_TASK_SUCCEEDED && t->finished_ms
+	                            ? json_real((double)(t->finished_ms - t->created_ms) / 1000.0)
+	                            : json_null());
+	return o;
+}

@@ -25,6 +25,12 @@
  */
 json_t *hl_api_task_json(const struct hl_task_record *t);
 
+/* One task of a list (GET /api/remediations): task_id, state, reason,
+ * kind, repository, branch, workflow, job, agent, failure_type, attempts,
+ * pr_number, created_at, updated_at, finished_at, time_to_fix_seconds
+ * (succeeded tasks, else null). */
+json_t *hl_api_task_summary_json(const struct hl_task_summary *t);
+
 /* One delivery of the status page: delivery_id, event, action, source,
  * state, answer, reason, task_id, received_at, claims. */
 json_t *hl_api_delivery_json(const struct hl_delivery_summary *d);

@@ -86,6 +86,40 @@ api_task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
 	        name, n);
 }
 
+static const char *
+api_arg(struct http_req *r, const char *name)
+{
+	const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+
+	return v && *v ? v : NULL;
+}
+
+/* A list page as {"remediations": [...], "next_cursor": ...}. */
+static int
+api_list(json_t **out, struct hl_store *store, const struct hl_task_filter *f, struct hl_err *err)
+{
+	struct hl_task_summary *page = calloc(f->limit ? f->limit : 50, sizeof(*page));
+	char next[HL_CURSOR_MAX];
+	json_t *arr;
+	size_t n = 0, i;
+	int rc;
+
+	if (!page)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	rc = hl_store_task_page(store, page, &n, next, f, err);
+	if (rc == 0) {
+		arr = json_array();
+		for (i = 0; arr && i < n; i++)
+			json_array_append_new(arr, hl_api_task_summary_json(&page[i]));
+		*out = json_pack("{s:o, s:o}", "remediations", arr ? arr : json_array(),
+		                 "next_cursor", next[0] ? json_string(next) : json_null());
+		if (!*out)
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	free(page);
+	return rc;
+}
+
 enum MHD_Result
 hl_http_status(struct http_req *r)
 {
@@ -113,6 +147,25 @@ hl_http_status(struct http_req *r)
 	}
 	for (i = 0; i < n_last; i++)
 		json_array_append_new(recent, hl_api_delivery_json(&last[i]));
+	{
+		struct hl_task_filter active = { .states = 1u << HL_TASK_QUEUED |
+			                                   1u << HL_TASK_RUNNING |
+			                                   1u << HL_TASK_VERIFYING,
+			                         .limit = API_RECENT };
+		struct hl_task_filter done = { .states = 1u << HL_TASK_SUCCEEDED |
+			                                 1u << HL_TASK_ESCALATED |
+			                                 1u << HL_TASK_STOPPED,
+			                       .limit = API_RECENT };
+		json_t *a = NULL, *o2 = NULL;
+		if (api_list(&a, r->srv->store, &active, &err) == 0 &&
+		    api_list(&o2, r->srv->store, &done, &err) == 0) {
+			json_object_set(rem, "active", json_object_get(a, "remediations"));
+			json_object_set(rem, "recent_outcomes",
+			                json_object_get(o2, "remediations"));
+		}
+		json_decref(a);
+		json_decref(o2);
+	}
 	d = json_pack("{s:I, s:o, s:o, s:o, s:o}", "total", (json_int_t)c.total, "by_event",
 	              c.by_event, "by_state", c.by_state, "by_reason", c.by_reason,
 	              "by_event_state", c.by_event_state);
@@ -211,5 +264,48 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	hl_task_record_free(task);
 	if (!doc)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	return api_reply_json(r, 200, doc);
+}
+
+enum MHD_Result
+hl_http_remediations(struct http_req *r)
+{
+	struct hl_task_filter f = { 0 };
+	struct hl_err err = HL_ERR_INIT;
+	const char *state = api_arg(r, "state"), *limit = api_arg(r, "limit");
+	json_t *doc = NULL;
+	int rc;
+
+	if (state) {
+		/* a comma list of states */
+		char buf[128], *tok, *save = NULL;
+		snprintf(buf, sizeof(buf), "%s", state);
+		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			enum hl_task_state s = hl_task_state_from_name(tok);
+			if (s == HL_TASK_STATE_INVALID)
+				return hl_http_reply_error(r, 400, "bad_request",
+				                           "no task state '%s'", tok);
+			f.states |= 1u << s;
+		}
+	}
+	if (limit) {
+		char *end;
+		long v = strtol(limit, &end, 10);
+		if (*end || v < 1 || v > HL_TASK_LIST_MAX)
+			return hl_http_reply_error(r, 400, "bad_request",
+			                           "limit must be between 1 and %d",
+			                           HL_TASK_LIST_MAX);
+		f.limit = (size_t)v;
+	}
+	f.repository = api_arg(r, "repository");
+	f.agent = api_arg(r, "agent");
+	f.failure_type = api_arg(r, "failure_type");
+	f.kind = api_arg(r, "kind");
+	f.cursor = api_arg(r, "cursor");
+	rc = api_list(&doc, r->srv->store, &f, &err);
+	if (rc == -HL_EINVAL)
+		return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
+	if (rc < 0)
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	return api_reply_json(r, 200, doc);
 }

@@ -127,5 +127,6 @@ enum MHD_Result hl_http_ready(struct http_req *r);
 enum MHD_Result hl_http_status(struct http_req *r);
 enum MHD_Result hl_http_metrics(struct http_req *r);
 enum MHD_Result hl_http_remediation(struct http_req *r, const char *task_id);
+enum MHD_Result hl_http_remediations(struct http_req *r);
 
 #endif

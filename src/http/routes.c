@@ -53,6 +53,12 @@ route_remediate(struct http_req *r, const char *arg)
 }
 
 static enum MHD_Result
+route_remediations(struct http_req *r, const char *arg)
+{
+	return hl_http_remediations(r);
+}
+
+static enum MHD_Result
 route_remediation(struct http_req *r, const char *arg)
 {
 	return hl_http_remediation(r, arg);
@@ -70,6 +76,8 @@ const struct hl_http_route hl_http_routes[] = {
 	{ "status", "/api/status", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
 	  route_status },
 	{ "metrics", "/metrics", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_metrics },
+	{ "remediations", "/api/remediations", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
+	  route_remediations },
 	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, false,
 	  route_remediation },
 	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, false, NULL },

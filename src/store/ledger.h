@@ -137,6 +137,38 @@ int hl_store_task_find(struct hl_store *s, char *out, const char *repository, co
                        int64_t run_id, enum hl_task_find mode, int64_t since_ms,
                        const char *exclude_task_id, struct hl_err *err);
 
+/* Which tasks hl_store_task_page returns. Zero/NULL fields do not filter. */
+struct hl_task_filter {
+	unsigned states; /* a bit (1u << state) per enum hl_task_state; 0: any */
+	const char *repository, *agent, *failure_type, *kind;
+	int64_t since_ms;   /* created at or after */
+	const char *cursor; /* from a previous page's next_cursor, or NULL */
+	size_t limit;       /* at most HL_TASK_LIST_MAX; 0: 50 */
+};
+
+#define HL_TASK_LIST_MAX 500
+#define HL_CURSOR_MAX    128
+
+/* One task of a list (fixed-size strings, "" when absent). */
+struct hl_task_summary {
+	char task_id[HL_TASK_ID_MAX];
+	char repository[256], branch[256], workflow[256], job[256];
+	char agent[16], failure_type[48], kind[16], reason[256];
+	enum hl_task_state state;
+	int attempts;
+	int64_t pr_number, created_ms, updated_ms, finished_ms;
+};
+
+/*
+ * Tasks matching f, newest first (creation time, then task id), at most
+ * f->limit; *n gets how many. next_cursor (HL_CURSOR_MAX bytes) gets the
+ * cursor of the next page, "" when this was the last. A malformed cursor
+ * is HL_EINVAL. Served from indexes: fast at any size.
+ */
+int hl_store_task_page(struct hl_store *s, struct hl_task_summary *out, size_t *n,
+                       char *next_cursor, const struct hl_task_filter *f,
+                       struct hl_err *err) HL_MUST_CHECK;
+
 /* Inserts or updates a task (keyed by task_id). A state change is checked
  * with hl_task_transition against the stored state: -HL_ECONFLICT when it
  * is illegal (nothing is written). Reaching a final or escalated state

@@ -404,6 +404,7 @@ static const struct hl_store_ops sq_ops = {
 		.outcome_add = hl_sq_outcome_add,
 		.task_counts = hl_sq_task_counts,
 		.attempt_prompt = hl_sq_attempt_prompt,
+		.task_page = hl_sq_task_page,
 	},
 	.loop = {
 		.tasks_due = hl_sq_tasks_due,

@@ -7,6 +7,7 @@
  * illegal move writes nothing. Writes are upserts whose NULL/zero fields
  * keep what is stored, so callers write only what they know.
  */
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/str.h"
 #include "sqlite_impl.h"
@@ -508,5 +509,122 @@ hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 		return rc;
 	}
 	*out = t;
+	return 0;
+}
+
+/* "<created_ms>.<task_id>" */
+static int
+sq_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size)
+{
+	char *end;
+	long long v;
+
+	if (!c || !*c)
+		return 0;
+	v = strtoll(c, &end, 10);
+	if (end == c || *end != '.' || !end[1] || strlen(end + 1) >= id_size)
+		return -1;
+	*ms = v;
+	hl_strlcpy(id, end + 1, id_size);
+	return 1;
+}
+
+int
+hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
+                char *next_cursor, const struct hl_task_filter *f, struct hl_err *err)
+{
+	struct hl_buf sql = HL_BUF_INIT(4096);
+	sqlite3_stmt *st = NULL;
+	char cur_id[HL_TASK_ID_MAX];
+	int64_t cur_ms = 0;
+	size_t limit = f->limit ? f->limit : 50, k = 0;
+	int has_cursor, rc, i, first = 1;
+
+	if (limit > HL_TASK_LIST_MAX)
+		limit = HL_TASK_LIST_MAX;
+	has_cursor = sq_cursor_parse(f->cursor, &cur_ms, cur_id, sizeof(cur_id));
+	if (has_cursor < 0)
+		return hl_err_set(err, HL_EINVAL, "malformed cursor '%s'", f->cursor);
+	hl_buf_append_str(&sql, "SELECT task_id, repository, branch, workflow, job, agent,"
+	                        " failure_type, kind, reason, state, attempts, pr_number,"
+	                        " created_ms, updated_ms, finished_ms FROM remediation_tasks");
+	if (f->states) {
+		hl_buf_append_str(&sql, first ? " WHERE state IN (" : " AND state IN (");
+		first = 0;
+		for (i = 0, rc = 0; i < HL_TASK_STATE_MAX; i++)
+			if (f->states & (1u << i))
+				hl_buf_appendf(&sql, "%s'%s'", rc++ ? ", " : "",
+				               hl_task_state_name((enum hl_task_state)i));
+		hl_buf_append_str(&sql, ")");
+	}
+	{
+		static const char *const conds[] = {
+			"repository = ?1",
+			"agent = ?2",
+			"failure_type = ?3",
+			"kind = ?4",
+			"created_ms >= ?5",
+			"(created_ms < ?6 OR (created_ms = ?6 AND task_id < ?7))",
+		};
+		const bool on[] = { f->repository != NULL,   f->agent != NULL,
+			            f->failure_type != NULL, f->kind != NULL,
+			            f->since_ms != 0,        has_cursor == 1 };
+		for (i = 0; i < (int)(sizeof(conds) / sizeof(conds[0])); i++) {
+			if (!on[i])
+				continue;
+			hl_buf_appendf(&sql, "%s%s", first ? " WHERE " : " AND ", conds[i]);
+			first = 0;
+		}
+	}
+	hl_buf_append_str(&sql, " ORDER BY created_ms DESC, task_id DESC LIMIT ?8");
+	if (hl_buf_error(&sql)) {
+		hl_buf_release(&sql);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	st = hl_sq_prepare(b, sql.data);
+	hl_buf_release(&sql);
+	if (!st)
+		return hl_sq_fail(err, b->db, "list tasks");
+	hl_sq_bind_text(st, 1, f->repository);
+	hl_sq_bind_text(st, 2, f->agent);
+	hl_sq_bind_text(st, 3, f->failure_type);
+	hl_sq_bind_text(st, 4, f->kind);
+	sqlite3_bind_int64(st, 5, f->since_ms);
+	sqlite3_bind_int64(st, 6, cur_ms);
+	hl_sq_bind_text(st, 7, has_cursor ? cur_id : NULL);
+	sqlite3_bind_int64(st, 8, (sqlite3_int64)limit + 1); /* one more: is there a next page? */
+	next_cursor[0] = '\0';
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct hl_task_summary *s;
+		if (k == limit) {
+			const struct hl_task_summary *last = &out[k - 1];
+			snprintf(next_cursor, HL_CURSOR_MAX, "%lld.%s", (long long)last->created_ms,
+			         last->task_id);
+			rc = SQLITE_DONE;
+			break;
+		}
+		s = &out[k++];
+		memset(s, 0, sizeof(*s));
+		hl_sq_col_copy(s->task_id, sizeof(s->task_id), st, 0);
+		hl_sq_col_copy(s->repository, sizeof(s->repository), st, 1);
+		hl_sq_col_copy(s->branch, sizeof(s->branch), st, 2);
+		hl_sq_col_copy(s->workflow, sizeof(s->workflow), st, 3);
+		hl_sq_col_copy(s->job, sizeof(s->job), st, 4);
+		hl_sq_col_copy(s->agent, sizeof(s->agent), st, 5);
+		hl_sq_col_copy(s->failure_type, sizeof(s->failure_type), st, 6);
+		hl_sq_col_copy(s->kind, sizeof(s->kind), st, 7);
+		hl_sq_col_copy(s->reason, sizeof(s->reason), st, 8);
+		s->state = hl_task_state_from_name((const char *)sqlite3_column_text(st, 9));
+		s->attempts = sqlite3_column_int(st, 10);
+		s->pr_number = sq_col_int(st, 11);
+		s->created_ms = sq_col_int(st, 12);
+		s->updated_ms = sq_col_int(st, 13);
+		s->finished_ms = sq_col_int(st, 14);
+	}
+	/* a statement whose SQL depends on the filter: not worth caching */
+	hl_sq_done(b, st);
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "list tasks");
+	*n = k;
 	return 0;
 }

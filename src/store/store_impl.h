@@ -78,6 +78,8 @@ struct hl_store_ledger_ops {
 	                   struct hl_err *err);
 	int (*attempt_prompt)(struct hl_store_backend *b, char **out, const char *task_id, int n,
 	                      struct hl_err *err);
+	int (*task_page)(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
+	                 char *next_cursor, const struct hl_task_filter *f, struct hl_err *err);
 };
 
 struct hl_store_loop_ops {

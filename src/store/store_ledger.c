@@ -81,6 +81,13 @@ hl_store_task_counts(struct hl_store *s,
 }
 
 int
+hl_store_task_page(struct hl_store *s, struct hl_task_summary *out, size_t *n, char *next_cursor,
+                   const struct hl_task_filter *f, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->ledger.task_page(s->b, out, n, next_cursor, f, err));
+}
+
+int
 hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
                         struct hl_err *err)
 {

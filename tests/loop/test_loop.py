@@ -19,6 +19,7 @@ agent; a budget of one CodeRun with three failures; the loop in directory
 dispatch. Standard library only; prints TAP."""
 import http.client
 import json
+import urllib.parse
 import os
 import ssl
 import sys
@@ -400,6 +401,34 @@ def main():
     check("a failed CodeRun file starts the next attempt or frees the slot for the queue",
           retried and (len(t1.get("attempts", [])) == 2 or t2.get("state") == "running"),
           [t1.get("state"), t2.get("state")])
+    # ---- the task list (GET /api/remediations) -----------------------------------------
+    def page(q):
+        st, d = dsrv.request("GET", "/api/remediations" + q)
+        return d if st == 200 else {"status": st, "body": d}
+    first = page("?limit=2")
+    rest = page("?limit=2&cursor=" + urllib.parse.quote(first.get("next_cursor") or ""))
+    listed = [t["task_id"] for t in first.get("remediations", []) + rest.get("remediations", [])]
+    check("the task list pages newest first with a cursor and ends with next_cursor null",
+          sorted(listed) == sorted(tids) and len(first.get("remediations", [])) == 2
+          and rest.get("next_cursor") is None and len(set(listed)) == len(listed),
+          [first, rest])
+    by_state = {t: task_of(dsrv, t).get("state") for t in tids}
+    queued = page("?state=queued")
+    check("the task list filters by state",
+          sorted(t["task_id"] for t in queued.get("remediations", []))
+          == sorted(t for t, s in by_state.items() if s == "queued"), [queued, by_state])
+    none = page("?repository=nobody/else&limit=5")
+    check("a filter matching nothing is an empty page",
+          none.get("remediations") == [] and none.get("next_cursor") is None, none)
+    bad = [dsrv.request("GET", "/api/remediations" + q)[0]
+           for q in ("?state=sleeping", "?limit=0", "?limit=501", "?cursor=%%%")]
+    check("a bad state, limit or cursor is 400", bad == [400, 400, 400, 400], bad)
+    st, status = dsrv.request("GET", "/api/status")
+    active = status.get("remediations", {}).get("active") if st == 200 else None
+    check("/api/status lists the active tasks",
+          isinstance(active, list) and sorted(t["task_id"] for t in active)
+          == sorted(t for t, s in by_state.items() if s in ("queued", "running", "verifying")),
+          status.get("remediations"))
     dsrv.stop()
 
     for h in (srv, dsrv):  # sanitizer builds report leaks and errors at exit

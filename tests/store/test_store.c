@@ -1191,6 +1191,68 @@ test_store_outbox(void **state)
 	hl_task_record_free(r);
 }
 
+/* Listing tasks: newest first, filters, pages that neither repeat nor skip. */
+static void
+test_store_task_page_pages_and_filters(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_summary page[7];
+	char cursor[HL_CURSOR_MAX], id[32], seen[40][HL_TASK_ID_MAX];
+	int64_t seen_ms[40];
+	size_t n = 0, total = 0, i, k;
+	int j;
+
+	for (j = 0; j < 30; j++) {
+		snprintf(id, sizeof(id), "t-list-%02d", j);
+		assert_int_equal(
+		        hl_store_task_put(f->s,
+		                          &(struct hl_task){ .task_id = id,
+		                                             .repository = j % 3 ? "o/a" : "o/b",
+		                                             .agent = j % 2 ? "rex" : "bolt",
+		                                             .state = j % 5 ? HL_TASK_RUNNING
+		                                                            : HL_TASK_QUEUED },
+		                          &err),
+		        0);
+	}
+	/* every task once, newest first, in pages of 7 */
+	cursor[0] = '\0';
+	do {
+		struct hl_task_filter flt = { .limit = 7, .cursor = cursor[0] ? cursor : NULL };
+		char next[HL_CURSOR_MAX];
+		assert_int_equal(hl_store_task_page(f->s, page, &n, next, &flt, &err), 0);
+		for (i = 0; i < n; i++) {
+			for (k = 0; k < total; k++)
+				assert_string_not_equal(seen[k], page[i].task_id);
+			memcpy(seen[total], page[i].task_id, HL_TASK_ID_MAX);
+			seen_ms[total++] = page[i].created_ms;
+			if (total > 1)
+				assert_true(seen_ms[total - 2] > seen_ms[total - 1] ||
+				            (seen_ms[total - 2] == seen_ms[total - 1] &&
+				             strcmp(seen[total - 2], seen[total - 1]) > 0));
+		}
+		snprintf(cursor, sizeof(cursor), "%s", next);
+	} while (cursor[0] && total < 40);
+	assert_int_equal(total, 30);
+	/* filters */
+	{
+		struct hl_task_filter flt = { .limit = 50,
+			                      .repository = "o/b",
+			                      .agent = "bolt",
+			                      .states = 1u << HL_TASK_QUEUED };
+		struct hl_task_summary all[50];
+		char next[HL_CURSOR_MAX];
+		assert_int_equal(hl_store_task_page(f->s, all, &n, next, &flt, &err), 0);
+		/* j % 3 == 0, j even, j % 5 == 0: 0 and 30 -> only 0 */
+		assert_int_equal(n, 1);
+		assert_string_equal(all[0].task_id, "t-list-00");
+		assert_int_equal(all[0].state, HL_TASK_QUEUED);
+		assert_string_equal(next, "");
+		flt.cursor = "nonsense";
+		assert_int_equal(hl_store_task_page(f->s, all, &n, next, &flt, &err), -HL_EINVAL);
+	}
+}
+
 int
 main(void)
 {
@@ -1231,6 +1293,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
+		                                teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
