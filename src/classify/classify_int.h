@@ -56,6 +56,10 @@ struct cl_rule {
 	bool require_context;
 	struct cl_list workflow, job, step, files, events, argocd;
 	size_t pat_first, n_pat;
+	/* patterns [quote_first, quote_first + n_quote) only choose the line
+	 * quoted when the rule wins (the first line of the first of them that
+	 * matched); they never fire it */
+	size_t quote_first, n_quote;
 };
 
 struct hl_classifier {
@@ -203,6 +207,31 @@ cl_has_prefix(const char *p, size_t n, const char *lit)
 	return n >= l && memcmp(p, lit, l) == 0;
 }
 
+/*
+ * Whether p[0, n) is a CI system's own "the step failed with exit code N"
+ * line, which only says that something above failed: GitHub Actions,
+ * Azure Pipelines (after "##[error]"), Jenkins, GitLab and CircleCI.
+ */
+static inline bool
+cl_is_exit_wrapper(const char *p, size_t n)
+{
+	static const char *const wrappers[] = {
+		"Process completed with exit code", "[error]Process completed with exit code",
+		"Bash exited with code",            "Script failed with exit code",
+		"Cmd.exe exited with code",         "PowerShell exited with code",
+		"ERROR: script returned exit code", "ERROR: Job failed: exit code",
+		"Exited with code exit status",
+	};
+
+	if (n < 21 || (p[0] != 'P' && p[0] != '[' && p[0] != 'B' && p[0] != 'S' && p[0] != 'C' &&
+	               p[0] != 'E'))
+		return false;
+	for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
+		if (cl_has_prefix(p, n, wrappers[i]))
+			return true;
+	return false;
+}
+
 /* Post-processes one cleaned line in place; returns its new length. */
 static inline size_t
 cl_clean_line(char *s, size_t n)
@@ -257,9 +286,7 @@ cl_clean_line(char *s, size_t n)
 		m -= 7;
 	}
 	/* ... except exit code 137 (SIGKILL, usually the OOM killer). */
-	if ((cl_has_prefix(q, m, "Process completed with exit code") ||
-	     cl_has_prefix(q, m, "[error]Process completed with exit code")) &&
-	    memmem(q, m, "code 137", 8) == NULL)
+	if (cl_is_exit_wrapper(q, m) && memmem(q, m, "137", 3) == NULL)
 		return 0;
 	return n;
 }
@@ -289,17 +316,23 @@ char *cl_line_text(const char *p, size_t n);
  * The log is cleaned and scanned in chunks of whole lines (patterns never
  * span lines, so this finds exactly what one scan of the whole cleaned log
  * would), into one reusable buffer: no copy of the whole log is made. Per
- * pattern the scan keeps the match count and the line of the last match
- * (1-based number and raw offset of its start, for re-reading the text).
+ * pattern the scan keeps the match count and the lines of the first and the
+ * last match (1-based number and raw offset of its start, for re-reading the
+ * text): the last dates the evidence, the first is the one quoted (of errors
+ * that repeat, the first is the cause and the rest cascade).
  */
 #define CL_CHUNK    (256u * 1024u)
 #define CL_LINE_MAX (64u * 1024u) /* longer lines are matched on a prefix */
 
 struct cl_scan {
 	size_t *count;
-	size_t *line;    /* line number of the last match; 0 = none */
-	size_t *raw;     /* raw offset of that line */
-	size_t *local;   /* chunk-local end offset of the last match */
+	size_t *line;  /* line number of the last match; 0 = none */
+	size_t *raw;   /* raw offset of that line */
+	size_t *local; /* chunk-local end offset of the last match */
+	size_t *first; /* line number of the first match; 0 = none */
+	size_t *first_raw;
+	size_t *flocal;  /* chunk-local end offset of the chunk's first match
+	                  * while first is 0; 0 = none */
 	unsigned *dirty; /* patterns that matched in the current chunk */
 	unsigned char *in_dirty;
 	size_t n_dirty;
@@ -343,7 +376,8 @@ struct cl_cand {
 	enum hl_classify_evidence evidence;
 	double score, tiebreak, recency, context, files;
 	size_t line;    /* line of the rule's last match; 0 = none */
-	size_t ev_line; /* last match of its first listed pattern that matched */
+	size_t ev_line; /* the line to quote: first match of its first listed
+	                 * quote pattern, else rule pattern, that matched */
 	size_t ev_raw;  /* raw offset of that line */
 	size_t matches;
 	const char *why;

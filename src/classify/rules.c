@@ -305,16 +305,42 @@ cl_check_regex(struct cl_parse *ps, const yaml_node_t *node, const char *pat, bo
 }
 
 static const char *const cl_rule_keys[] = {
-	"name", "type",  "priority", "patterns", "caseless",        "workflow",    "job",
-	"step", "files", "events",   "argocd",   "require_context", "description", NULL
+	"name",  "type",   "priority",        "patterns",    "caseless", "workflow", "job", "step",
+	"files", "events", "require_context", "description", "quote",    "argocd",   NULL
 };
+
+/* Validates the regexes of a 'patterns' or 'quote' list and adds them. */
+static int
+cl_parse_patterns(struct cl_parse *ps, const yaml_node_t *list, const char *key, size_t idx,
+                  const struct cl_rule *r, struct cl_pats *pats)
+{
+	size_t cnt = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+	int rc;
+
+	if (cnt == 0)
+		return cl_perr(ps, list, 0, "'%s' is empty", key);
+	for (size_t i = 0; i < cnt; i++) {
+		const yaml_node_t *pn =
+		        yaml_document_get_node(&ps->doc, list->data.sequence.items.start[i]);
+		const char *pat = cl_scalar(pn);
+		if (pat == NULL || *pat == '\0')
+			return cl_perr(ps, pn ? pn : list, 0, "%s must be non-empty strings", key);
+		rc = cl_check_regex(ps, pn, pat, r->caseless);
+		if (rc)
+			return rc;
+		unsigned fl = HS_FLAG_MULTILINE | (r->caseless ? HS_FLAG_CASELESS : 0);
+		if (cl_pats_push(pats, pat, fl, idx, pn) < 0)
+			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	}
+	return 0;
+}
 
 static int
 cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_rule *r,
               struct cl_pats *pats)
 {
 	const yaml_node_t *name_node = NULL, *type_node = NULL, *prio_node = NULL;
-	const yaml_node_t *pats_node = NULL;
+	const yaml_node_t *pats_node = NULL, *quote_node = NULL;
 	bool have_prio = false;
 	int rc;
 
@@ -375,6 +401,10 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 			if (v->type != YAML_SEQUENCE_NODE)
 				return cl_perr(ps, v, 0, "'patterns' must be a list of regexes");
 			pats_node = v;
+		} else if (strcmp(ks, "quote") == 0) {
+			if (v->type != YAML_SEQUENCE_NODE)
+				return cl_perr(ps, v, 0, "'quote' must be a list of regexes");
+			quote_node = v;
 		} else if (strcmp(ks, "caseless") == 0) {
 			rc = cl_read_bool(ps, v, ks, &r->caseless);
 			if (rc)
@@ -399,27 +429,15 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 	(void)prio_node;
 
 	r->pat_first = pats->n;
-	if (pats_node != NULL) {
-		size_t cnt = (size_t)(pats_node->data.sequence.items.top -
-		                      pats_node->data.sequence.items.start);
-		if (cnt == 0)
-			return cl_perr(ps, pats_node, 0, "'patterns' is empty");
-		for (size_t i = 0; i < cnt; i++) {
-			const yaml_node_t *pn = yaml_document_get_node(
-			        &ps->doc, pats_node->data.sequence.items.start[i]);
-			const char *pat = cl_scalar(pn);
-			if (pat == NULL || *pat == '\0')
-				return cl_perr(ps, pn ? pn : pats_node, 0,
-				               "patterns must be non-empty strings");
-			rc = cl_check_regex(ps, pn, pat, r->caseless);
-			if (rc)
-				return rc;
-			unsigned fl = HS_FLAG_MULTILINE | (r->caseless ? HS_FLAG_CASELESS : 0);
-			if (cl_pats_push(pats, pat, fl, idx, pn) < 0)
-				return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
-		}
-	}
+	if (pats_node != NULL && (rc = cl_parse_patterns(ps, pats_node, "patterns", idx, r, pats)))
+		return rc;
 	r->n_pat = pats->n - r->pat_first;
+	if (quote_node != NULL && r->n_pat == 0)
+		return cl_perr(ps, quote_node, 0, "'quote' without 'patterns'");
+	r->quote_first = pats->n;
+	if (quote_node != NULL && (rc = cl_parse_patterns(ps, quote_node, "quote", idx, r, pats)))
+		return rc;
+	r->n_quote = pats->n - r->quote_first;
 	if (r->n_pat == 0 && r->workflow.n == 0 && r->job.n == 0 && r->step.n == 0 &&
 	    r->files.n == 0 && r->events.n == 0 && r->argocd.n == 0)
 		return cl_perr(ps, rn, 0,
