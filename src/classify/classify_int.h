@@ -216,10 +216,14 @@ static inline bool
 cl_is_exit_wrapper(const char *p, size_t n)
 {
 	static const char *const wrappers[] = {
-		"Process completed with exit code", "[error]Process completed with exit code",
-		"Bash exited with code",            "Script failed with exit code",
-		"Cmd.exe exited with code",         "PowerShell exited with code",
-		"ERROR: script returned exit code", "ERROR: Job failed: exit code",
+		"Process completed with exit code",
+		"[error]Process completed with exit code",
+		"Bash exited with code",
+		"Script failed with exit code",
+		"Cmd.exe exited with code",
+		"PowerShell exited with code",
+		"ERROR: script returned exit code",
+		"ERROR: Job failed: exit code",
 		"Exited with code exit status",
 	};
 
@@ -285,8 +289,10 @@ cl_clean_line(char *s, size_t n)
 		q += 7;
 		m -= 7;
 	}
-	/* ... except exit code 137 (SIGKILL, usually the OOM killer). */
-	if (cl_is_exit_wrapper(q, m) && memmem(q, m, "137", 3) == NULL)
+	/* ... except exit codes 137 and 143 (SIGKILL, usually the OOM killer;
+	 * SIGTERM, the runner stopping the step). */
+	if (cl_is_exit_wrapper(q, m) && memmem(q, m, "137", 3) == NULL &&
+	    memmem(q, m, "143", 3) == NULL)
 		return 0;
 	return n;
 }

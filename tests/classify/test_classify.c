@@ -133,8 +133,14 @@ test_classify_ci_exit_wrappers_are_ignored(void **state)
 	assert_non_null(v.evidence_reason);
 	hl_verdict_release(&v);
 
-	/* ... except 137, the OOM killer's SIGKILL */
+	/* ... except 137 and 143: the OOM killer's SIGKILL, the runner's SIGTERM */
 	classify(&v, "CI", "build", "make", "compiling\nERROR: Job failed: exit code 137\n", NULL,
+	         0);
+	assert_string_equal(v.failure_type, "infra_runner");
+	assert_int_equal(v.evidence_line_number, 2);
+	hl_verdict_release(&v);
+	classify(&v, "CI", "build", "cargo build",
+	         "   Compiling app v0.1.0\nError: Process completed with exit code 143.\n", NULL,
 	         0);
 	assert_string_equal(v.failure_type, "infra_runner");
 	assert_int_equal(v.evidence_line_number, 2);
