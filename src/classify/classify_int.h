@@ -69,6 +69,9 @@ struct hl_classifier {
 	char **exported;     /* with "(?i)" for caseless rules */
 	unsigned *pat_flags; /* Vectorscan flags */
 	size_t *pat_rule;    /* the rule of a pattern; SIZE_MAX for error-line ones */
+	/* the pattern whose scan results a pattern shares: identical patterns
+	 * (same text and flags) are compiled once, under the first one's id */
+	size_t *pat_canon;
 	size_t n_pat;
 	/* patterns [quote_first, n_pat) are built in, not a rule's: they find the
 	 * last error-looking line, quoted when no log rule fired */
@@ -87,14 +90,15 @@ void cl_db_init(struct hl_classifier *c);
 void cl_db_release(struct hl_classifier *c);
 
 /*
- * Compiles the n patterns (with their Vectorscan flags) into c->db and
- * allocates the prototype scratch. With embedded, the database built into
- * the binary (gen_db.c) is used when it has n patterns and fits this CPU.
- * When Vectorscan rejects pattern k, *bad is k and err says why; any other
- * failure leaves *bad at SIZE_MAX.
+ * Compiles the n patterns (with their Vectorscan flags and match ids) into
+ * c->db and allocates the prototype scratch. With embedded, the database
+ * built into the binary (gen_db.c) is used when it was built for a rule set
+ * of n_all patterns and fits this CPU. When Vectorscan rejects pattern k,
+ * *bad is k and err says why; any other failure leaves *bad at SIZE_MAX.
  */
-int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, size_t n,
-                bool embedded, size_t *bad, struct hl_err *err);
+int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags,
+                const unsigned *ids, size_t n, size_t n_all, bool embedded, size_t *bad,
+                struct hl_err *err);
 
 /* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
 hs_scratch_t *cl_scratch_get(struct hl_classifier *c);
@@ -215,25 +219,30 @@ cl_has_prefix(const char *p, size_t n, const char *lit)
 static inline bool
 cl_is_exit_wrapper(const char *p, size_t n)
 {
-	static const char *const wrappers[] = {
-		"Process completed with exit code",
-		"[error]Process completed with exit code",
-		"Bash exited with code",
-		"Script failed with exit code",
-		"Cmd.exe exited with code",
-		"PowerShell exited with code",
-		"ERROR: script returned exit code",
-		"ERROR: Job failed: exit code",
-		"Exited with code exit status",
-	};
-
-	if (n < 21 || (p[0] != 'P' && p[0] != '[' && p[0] != 'B' && p[0] != 'S' && p[0] != 'C' &&
-	               p[0] != 'E'))
+#define CL_PREFIX(lit) (n >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0)
+	/* by first byte: most lines are rejected by one compare */
+	if (n < 21)
 		return false;
-	for (size_t i = 0; i < sizeof(wrappers) / sizeof(wrappers[0]); i++)
-		if (cl_has_prefix(p, n, wrappers[i]))
-			return true;
-	return false;
+	switch (p[0]) {
+	case 'P':
+		return CL_PREFIX("Process completed with exit code") ||
+		       CL_PREFIX("PowerShell exited with code");
+	case '[':
+		return p[1] == 'e' && CL_PREFIX("[error]Process completed with exit code");
+	case 'B':
+		return CL_PREFIX("Bash exited with code");
+	case 'S':
+		return CL_PREFIX("Script failed with exit code");
+	case 'C':
+		return CL_PREFIX("Cmd.exe exited with code");
+	case 'E':
+		return p[1] == 'R' ? CL_PREFIX("ERROR: script returned exit code") ||
+		                             CL_PREFIX("ERROR: Job failed: exit code")
+		                   : CL_PREFIX("Exited with code exit status");
+	default:
+		return false;
+	}
+#undef CL_PREFIX
 }
 
 /* Post-processes one cleaned line in place; returns its new length. */

@@ -77,6 +77,7 @@ hl_classifier_free(struct hl_classifier *c)
 	free(c->exported);
 	free(c->pat_flags);
 	free(c->pat_rule);
+	free(c->pat_canon);
 	cl_db_release(c);
 	free(c);
 }
@@ -489,6 +490,54 @@ static const struct {
 	{ "returned (a )?non-zero", true },
 };
 
+/*
+ * Identical patterns (same text and flags: rules share them, a rule's quote
+ * patterns repeat its own) are compiled once: c->pat_canon maps every
+ * pattern to the first of its kind, whose index is its match id. Sets the
+ * unique patterns, their flags and ids (malloc'd arrays of *n).
+ */
+static int
+cl_dedup(struct hl_classifier *c, const struct cl_pats *pats, char ***upats, unsigned **uflags,
+         unsigned **uids, size_t *n)
+{
+	size_t cap = 64, *slot = NULL;
+
+	while (cap < 2 * pats->n)
+		cap *= 2;
+	c->pat_canon = malloc(pats->n * sizeof(*c->pat_canon));
+	slot = malloc(cap * sizeof(*slot));
+	*upats = malloc(pats->n * sizeof(**upats));
+	*uflags = malloc(pats->n * sizeof(**uflags));
+	*uids = malloc(pats->n * sizeof(**uids));
+	if (c->pat_canon == NULL || slot == NULL || *upats == NULL || *uflags == NULL ||
+	    *uids == NULL) {
+		free(slot);
+		return -HL_ENOMEM;
+	}
+	for (size_t i = 0; i < cap; i++)
+		slot[i] = SIZE_MAX;
+	*n = 0;
+	for (size_t k = 0; k < pats->n; k++) {
+		uint64_t h = 1469598103934665603ull ^ pats->flags[k]; /* FNV-1a */
+		for (const char *q = pats->pat[k]; *q; q++)
+			h = (h ^ (unsigned char)*q) * 1099511628211ull;
+		size_t i = (size_t)h & (cap - 1);
+		while (slot[i] != SIZE_MAX && (pats->flags[slot[i]] != pats->flags[k] ||
+		                               strcmp(pats->pat[slot[i]], pats->pat[k]) != 0))
+			i = (i + 1) & (cap - 1);
+		if (slot[i] == SIZE_MAX) {
+			slot[i] = k;
+			(*upats)[*n] = pats->pat[k];
+			(*uflags)[*n] = pats->flags[k];
+			(*uids)[*n] = (unsigned)k;
+			(*n)++;
+		}
+		c->pat_canon[k] = slot[i];
+	}
+	free(slot);
+	return 0;
+}
+
 /* Adds the error-line patterns after the rules' and compiles them all; a
  * pattern Vectorscan rejects is reported at its position, under its rule's
  * name. */
@@ -496,7 +545,9 @@ static int
 cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats, bool embedded)
 {
 	struct hl_err dberr = HL_ERR_INIT;
-	size_t bad = SIZE_MAX;
+	size_t bad = SIZE_MAX, n_unique = 0;
+	char **upats = NULL;
+	unsigned *uflags = NULL, *uids = NULL;
 	int rc;
 
 	if (pats->n == 0) {
@@ -510,7 +561,15 @@ cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *
 		if (cl_pats_push(pats, cl_quote_patterns[i].re, fl, SIZE_MAX, NULL) < 0)
 			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
 	}
-	rc = cl_db_build(c, pats->pat, pats->flags, pats->n, embedded, &bad, &dberr);
+	rc = cl_dedup(c, pats, &upats, &uflags, &uids, &n_unique);
+	if (rc)
+		return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	rc = cl_db_build(c, upats, uflags, uids, n_unique, pats->n, embedded, &bad, &dberr);
+	if (bad < n_unique)
+		bad = uids[bad];
+	free(upats);
+	free(uflags);
+	free(uids);
 	if (rc == 0)
 		return 0;
 	if (rc != -HL_EPARSE)

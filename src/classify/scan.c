@@ -505,6 +505,23 @@ cl_next_line(const struct cl_src *src, size_t off, size_t n)
 	return n;
 }
 
+/* Gives every pattern compiled under another's id (identical ones) the
+ * results of that one. */
+static void
+cl_scan_share(const struct hl_classifier *c, struct cl_scan *s)
+{
+	for (size_t k = 0; k < c->n_pat; k++) {
+		size_t j = c->pat_canon[k];
+		if (j == k)
+			continue;
+		s->count[k] = s->count[j];
+		s->line[k] = s->line[j];
+		s->raw[k] = s->raw[j];
+		s->first[k] = s->first[j];
+		s->first_raw[k] = s->first_raw[j];
+	}
+}
+
 /* Cleans and scans the whole log into s, on up to CL_MAX_THREADS threads for
  * big logs (see classify_int.h). */
 int
@@ -521,8 +538,12 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src
 
 	if (n >= CL_PARALLEL_MIN && ncpu > 1)
 		k = (size_t)(ncpu < CL_MAX_THREADS ? ncpu : CL_MAX_THREADS);
-	if (k == 1)
-		return cl_scan_segment(c, s, src, 0, n, total_lines, err);
+	if (k == 1) {
+		rc = cl_scan_segment(c, s, src, 0, n, total_lines, err);
+		if (rc == 0)
+			cl_scan_share(c, s);
+		return rc;
+	}
 
 	memset(w, 0, sizeof(w));
 	for (size_t j = 0; j < k; j++) {
@@ -578,6 +599,7 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src
 		base += w[j].lines;
 	}
 	*total_lines = base;
+	cl_scan_share(c, &w[0].scan);
 out:
 	*s = w[0].scan; /* the caller releases it */
 	for (size_t j = 1; j < k; j++)

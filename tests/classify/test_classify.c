@@ -196,6 +196,35 @@ test_classify_first_error_and_quote_patterns(void **state)
 	hl_verdict_release(&v);
 	hl_classifier_free(c);
 
+	/* identical patterns of different rules are compiled once and share
+	 * their results */
+	{
+		static const char shared[] = "rules:\n"
+		                             "- name: one\n"
+		                             "  type: helm\n"
+		                             "  priority: 50\n"
+		                             "  patterns: ['^boom [0-9]', 'other']\n"
+		                             "- name: two\n"
+		                             "  type: terraform\n"
+		                             "  priority: 40\n"
+		                             "  patterns: ['^boom [0-9]']\n";
+		struct hl_classifier *c2 = NULL;
+		assert_int_equal(hl_classifier_new_from_text(&c2, shared, sizeof(shared) - 1,
+		                                             "t.yaml", &err),
+		                 0);
+		assert_int_equal(hl_classifier_pattern_count(c2) >= 3, 1);
+		in.log = "boom 1\nnoise\nboom 2\n";
+		in.log_len = strlen(in.log);
+		assert_int_equal(hl_classify(&v, c2, &in, &err), 0);
+		assert_string_equal(v.rule, "one");
+		assert_int_equal(v.n_candidates, 2);
+		assert_string_equal(v.candidates[1].rule, "two");
+		assert_int_equal(v.candidates[1].matches, 2);
+		assert_int_equal(v.candidates[1].line_number, 1);
+		hl_verdict_release(&v);
+		hl_classifier_free(c2);
+	}
+
 	/* with the built-in rules: clippy quotes the lint's header line */
 	classify(&v, "CI", "lint", "cargo clippy",
 	         "    Checking app v0.1.0\n"
