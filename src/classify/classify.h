@@ -5,8 +5,8 @@
  * is built into the binary) into one Vectorscan database holding every log
  * pattern of every rule. Classifying a case preprocesses the log the way CI
  * tools do (GitHub Actions timestamps, ANSI escapes, ##[group] markers and
- * "Process completed with exit code N" boilerplate are removed; line numbers
- * are kept), scans it once and ranks every rule that fired:
+ * the CI systems' "the step exited with code N" boilerplate are removed;
+ * line numbers are kept), scans it once and ranks every rule that fired:
  *
  *  1. by its evidence: the event itself for a security alert, then a log
  *     line, then context only (workflow/job/step names, changed files,
@@ -112,8 +112,10 @@ struct hl_verdict {
 	char *rule;                         /* malloc'd winning rule name, "default" if none */
 	enum hl_classify_evidence evidence; /* what the winner fired on */
 	double confidence;                  /* 0-1, see above */
-	/* The line a human would quote: the winner's last match of its first
-	 * matching pattern; without log evidence, the last error-looking line
+	/* The line a human would quote: the winner's first match of its first
+	 * matching quote pattern, else of its first matching pattern (of errors
+	 * that repeat, the first is the cause); without log evidence, the last
+	 * error-looking line
 	 * (error, Error:, FAILED, fatal, a non-zero exit) if any. 1-based in
 	 * the ORIGINAL log; 0 and "" when there is none. */
 	size_t evidence_line_number;

@@ -56,6 +56,10 @@ struct cl_rule {
 	bool require_context;
 	struct cl_list workflow, job, step, files, events, argocd;
 	size_t pat_first, n_pat;
+	/* patterns [quote_first, quote_first + n_quote) only choose the line
+	 * quoted when the rule wins (the first line of the first of them that
+	 * matched); they never fire it */
+	size_t quote_first, n_quote;
 };
 
 struct hl_classifier {
@@ -65,6 +69,9 @@ struct hl_classifier {
 	char **exported;     /* with "(?i)" for caseless rules */
 	unsigned *pat_flags; /* Vectorscan flags */
 	size_t *pat_rule;    /* the rule of a pattern; SIZE_MAX for error-line ones */
+	/* the pattern whose scan results a pattern shares: identical patterns
+	 * (same text and flags) are compiled once, under the first one's id */
+	size_t *pat_canon;
 	size_t n_pat;
 	/* patterns [quote_first, n_pat) are built in, not a rule's: they find the
 	 * last error-looking line, quoted when no log rule fired */
@@ -83,14 +90,15 @@ void cl_db_init(struct hl_classifier *c);
 void cl_db_release(struct hl_classifier *c);
 
 /*
- * Compiles the n patterns (with their Vectorscan flags) into c->db and
- * allocates the prototype scratch. With embedded, the database built into
- * the binary (gen_db.c) is used when it has n patterns and fits this CPU.
- * When Vectorscan rejects pattern k, *bad is k and err says why; any other
- * failure leaves *bad at SIZE_MAX.
+ * Compiles the n patterns (with their Vectorscan flags and match ids) into
+ * c->db and allocates the prototype scratch. With embedded, the database
+ * built into the binary (gen_db.c) is used when it was built for a rule set
+ * of n_all patterns and fits this CPU. When Vectorscan rejects pattern k,
+ * *bad is k and err says why; any other failure leaves *bad at SIZE_MAX.
  */
-int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, size_t n,
-                bool embedded, size_t *bad, struct hl_err *err);
+int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags,
+                const unsigned *ids, size_t n, size_t n_all, bool embedded, size_t *bad,
+                struct hl_err *err);
 
 /* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
 hs_scratch_t *cl_scratch_get(struct hl_classifier *c);
@@ -203,6 +211,40 @@ cl_has_prefix(const char *p, size_t n, const char *lit)
 	return n >= l && memcmp(p, lit, l) == 0;
 }
 
+/*
+ * Whether p[0, n) is a CI system's own "the step failed with exit code N"
+ * line, which only says that something above failed: GitHub Actions,
+ * Azure Pipelines (after "##[error]"), Jenkins, GitLab and CircleCI.
+ */
+static inline bool
+cl_is_exit_wrapper(const char *p, size_t n)
+{
+#define CL_PREFIX(lit) (n >= sizeof(lit) - 1 && memcmp(p, lit, sizeof(lit) - 1) == 0)
+	/* by first byte: most lines are rejected by one compare */
+	if (n < 21)
+		return false;
+	switch (p[0]) {
+	case 'P':
+		return CL_PREFIX("Process completed with exit code") ||
+		       CL_PREFIX("PowerShell exited with code");
+	case '[':
+		return p[1] == 'e' && CL_PREFIX("[error]Process completed with exit code");
+	case 'B':
+		return CL_PREFIX("Bash exited with code");
+	case 'S':
+		return CL_PREFIX("Script failed with exit code");
+	case 'C':
+		return CL_PREFIX("Cmd.exe exited with code");
+	case 'E':
+		return p[1] == 'R' ? CL_PREFIX("ERROR: script returned exit code") ||
+		                             CL_PREFIX("ERROR: Job failed: exit code")
+		                   : CL_PREFIX("Exited with code exit status");
+	default:
+		return false;
+	}
+#undef CL_PREFIX
+}
+
 /* Post-processes one cleaned line in place; returns its new length. */
 static inline size_t
 cl_clean_line(char *s, size_t n)
@@ -256,10 +298,10 @@ cl_clean_line(char *s, size_t n)
 		q += 7;
 		m -= 7;
 	}
-	/* ... except exit code 137 (SIGKILL, usually the OOM killer). */
-	if ((cl_has_prefix(q, m, "Process completed with exit code") ||
-	     cl_has_prefix(q, m, "[error]Process completed with exit code")) &&
-	    memmem(q, m, "code 137", 8) == NULL)
+	/* ... except exit codes 137 and 143 (SIGKILL, usually the OOM killer;
+	 * SIGTERM, the runner stopping the step). */
+	if (cl_is_exit_wrapper(q, m) && memmem(q, m, "137", 3) == NULL &&
+	    memmem(q, m, "143", 3) == NULL)
 		return 0;
 	return n;
 }
@@ -289,17 +331,23 @@ char *cl_line_text(const char *p, size_t n);
  * The log is cleaned and scanned in chunks of whole lines (patterns never
  * span lines, so this finds exactly what one scan of the whole cleaned log
  * would), into one reusable buffer: no copy of the whole log is made. Per
- * pattern the scan keeps the match count and the line of the last match
- * (1-based number and raw offset of its start, for re-reading the text).
+ * pattern the scan keeps the match count and the lines of the first and the
+ * last match (1-based number and raw offset of its start, for re-reading the
+ * text): the last dates the evidence, the first is the one quoted (of errors
+ * that repeat, the first is the cause and the rest cascade).
  */
 #define CL_CHUNK    (256u * 1024u)
 #define CL_LINE_MAX (64u * 1024u) /* longer lines are matched on a prefix */
 
 struct cl_scan {
 	size_t *count;
-	size_t *line;    /* line number of the last match; 0 = none */
-	size_t *raw;     /* raw offset of that line */
-	size_t *local;   /* chunk-local end offset of the last match */
+	size_t *line;  /* line number of the last match; 0 = none */
+	size_t *raw;   /* raw offset of that line */
+	size_t *local; /* chunk-local end offset of the last match */
+	size_t *first; /* line number of the first match; 0 = none */
+	size_t *first_raw;
+	size_t *flocal;  /* chunk-local end offset of the chunk's first match
+	                  * while first is 0; 0 = none */
 	unsigned *dirty; /* patterns that matched in the current chunk */
 	unsigned char *in_dirty;
 	size_t n_dirty;
@@ -343,7 +391,8 @@ struct cl_cand {
 	enum hl_classify_evidence evidence;
 	double score, tiebreak, recency, context, files;
 	size_t line;    /* line of the rule's last match; 0 = none */
-	size_t ev_line; /* last match of its first listed pattern that matched */
+	size_t ev_line; /* the line to quote: first match of its first listed
+	                 * quote pattern, else rule pattern, that matched */
 	size_t ev_raw;  /* raw offset of that line */
 	size_t matches;
 	const char *why;

@@ -6,9 +6,10 @@
  *
  * What a line loses (GitHub Actions timestamps, ANSI escapes,
  * ##[group]/##[endgroup] markers, BuildKit "#N 1.234 " progress prefixes and
- * "Process completed with exit code N" boilerplate except 137) is decided by
- * the per-line primitives in classify_int.h, inline there because the
- * scanner calls them for every line. Cleaning never adds or removes a '\n'.
+ * the CI systems' "exited with code N" boilerplate except 137 and 143) is
+ * decided by the per-line primitives in classify_int.h, inline there because
+ * the scanner calls them for every line. Cleaning never adds or removes a
+ * '\n'.
  */
 #include "classify/classify_int.h"
 

@@ -96,31 +96,25 @@ cl_db_release(struct hl_classifier *c)
 }
 
 int
-cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, size_t n,
-            bool embedded, size_t *bad, struct hl_err *err)
+cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, const unsigned *ids,
+            size_t n, size_t n_all, bool embedded, size_t *bad, struct hl_err *err)
 {
 	hs_compile_error_t *cerr = NULL;
-	unsigned *ids = NULL;
 	int rc = 0;
 
 	*bad = SIZE_MAX;
 	/* The built-in rules come with their database compiled at build time;
 	 * a database for another CPU or another rule set is compiled anew. */
 	pthread_once(&cl_hs_once, cl_hs_setup);
-	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n)
+	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n_all)
 		cl_populate_read(hl_classify_default_db, hl_classify_default_db_len);
-	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n &&
+	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n_all &&
 	    hs_deserialize_database((const char *)hl_classify_default_db,
 	                            hl_classify_default_db_len, &c->db) == HS_SUCCESS) {
 		if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS)
 			return hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
 		return 0;
 	}
-	ids = malloc(n * sizeof(*ids));
-	if (ids == NULL)
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	for (size_t i = 0; i < n; i++)
-		ids[i] = (unsigned)i;
 	if (hs_compile_multi((const char *const *)pats, flags, ids, (unsigned)n, HS_MODE_BLOCK,
 	                     NULL, &c->db, &cerr) != HS_SUCCESS) {
 		int e = cerr ? cerr->expression : -1;
@@ -134,12 +128,9 @@ cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, s
 		hs_free_compile_error(cerr);
 		goto out;
 	}
-	if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS) {
+	if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS)
 		rc = hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
-		goto out;
-	}
 out:
-	free(ids);
 	return rc;
 }
 

@@ -77,6 +77,7 @@ hl_classifier_free(struct hl_classifier *c)
 	free(c->exported);
 	free(c->pat_flags);
 	free(c->pat_rule);
+	free(c->pat_canon);
 	cl_db_release(c);
 	free(c);
 }
@@ -305,16 +306,42 @@ cl_check_regex(struct cl_parse *ps, const yaml_node_t *node, const char *pat, bo
 }
 
 static const char *const cl_rule_keys[] = {
-	"name", "type",  "priority", "patterns", "caseless",        "workflow",    "job",
-	"step", "files", "events",   "argocd",   "require_context", "description", NULL
+	"name",  "type",   "priority",        "patterns",    "caseless", "workflow", "job", "step",
+	"files", "events", "require_context", "description", "quote",    "argocd",   NULL
 };
+
+/* Validates the regexes of a 'patterns' or 'quote' list and adds them. */
+static int
+cl_parse_patterns(struct cl_parse *ps, const yaml_node_t *list, const char *key, size_t idx,
+                  const struct cl_rule *r, struct cl_pats *pats)
+{
+	size_t cnt = (size_t)(list->data.sequence.items.top - list->data.sequence.items.start);
+	int rc;
+
+	if (cnt == 0)
+		return cl_perr(ps, list, 0, "'%s' is empty", key);
+	for (size_t i = 0; i < cnt; i++) {
+		const yaml_node_t *pn =
+		        yaml_document_get_node(&ps->doc, list->data.sequence.items.start[i]);
+		const char *pat = cl_scalar(pn);
+		if (pat == NULL || *pat == '\0')
+			return cl_perr(ps, pn ? pn : list, 0, "%s must be non-empty strings", key);
+		rc = cl_check_regex(ps, pn, pat, r->caseless);
+		if (rc)
+			return rc;
+		unsigned fl = HS_FLAG_MULTILINE | (r->caseless ? HS_FLAG_CASELESS : 0);
+		if (cl_pats_push(pats, pat, fl, idx, pn) < 0)
+			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	}
+	return 0;
+}
 
 static int
 cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_rule *r,
               struct cl_pats *pats)
 {
 	const yaml_node_t *name_node = NULL, *type_node = NULL, *prio_node = NULL;
-	const yaml_node_t *pats_node = NULL;
+	const yaml_node_t *pats_node = NULL, *quote_node = NULL;
 	bool have_prio = false;
 	int rc;
 
@@ -375,6 +402,10 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 			if (v->type != YAML_SEQUENCE_NODE)
 				return cl_perr(ps, v, 0, "'patterns' must be a list of regexes");
 			pats_node = v;
+		} else if (strcmp(ks, "quote") == 0) {
+			if (v->type != YAML_SEQUENCE_NODE)
+				return cl_perr(ps, v, 0, "'quote' must be a list of regexes");
+			quote_node = v;
 		} else if (strcmp(ks, "caseless") == 0) {
 			rc = cl_read_bool(ps, v, ks, &r->caseless);
 			if (rc)
@@ -399,27 +430,15 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 	(void)prio_node;
 
 	r->pat_first = pats->n;
-	if (pats_node != NULL) {
-		size_t cnt = (size_t)(pats_node->data.sequence.items.top -
-		                      pats_node->data.sequence.items.start);
-		if (cnt == 0)
-			return cl_perr(ps, pats_node, 0, "'patterns' is empty");
-		for (size_t i = 0; i < cnt; i++) {
-			const yaml_node_t *pn = yaml_document_get_node(
-			        &ps->doc, pats_node->data.sequence.items.start[i]);
-			const char *pat = cl_scalar(pn);
-			if (pat == NULL || *pat == '\0')
-				return cl_perr(ps, pn ? pn : pats_node, 0,
-				               "patterns must be non-empty strings");
-			rc = cl_check_regex(ps, pn, pat, r->caseless);
-			if (rc)
-				return rc;
-			unsigned fl = HS_FLAG_MULTILINE | (r->caseless ? HS_FLAG_CASELESS : 0);
-			if (cl_pats_push(pats, pat, fl, idx, pn) < 0)
-				return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
-		}
-	}
+	if (pats_node != NULL && (rc = cl_parse_patterns(ps, pats_node, "patterns", idx, r, pats)))
+		return rc;
 	r->n_pat = pats->n - r->pat_first;
+	if (quote_node != NULL && r->n_pat == 0)
+		return cl_perr(ps, quote_node, 0, "'quote' without 'patterns'");
+	r->quote_first = pats->n;
+	if (quote_node != NULL && (rc = cl_parse_patterns(ps, quote_node, "quote", idx, r, pats)))
+		return rc;
+	r->n_quote = pats->n - r->quote_first;
 	if (r->n_pat == 0 && r->workflow.n == 0 && r->job.n == 0 && r->step.n == 0 &&
 	    r->files.n == 0 && r->events.n == 0 && r->argocd.n == 0)
 		return cl_perr(ps, rn, 0,
@@ -471,6 +490,54 @@ static const struct {
 	{ "returned (a )?non-zero", true },
 };
 
+/*
+ * Identical patterns (same text and flags: rules share them, a rule's quote
+ * patterns repeat its own) are compiled once: c->pat_canon maps every
+ * pattern to the first of its kind, whose index is its match id. Sets the
+ * unique patterns, their flags and ids (malloc'd arrays of *n).
+ */
+static int
+cl_dedup(struct hl_classifier *c, const struct cl_pats *pats, char ***upats, unsigned **uflags,
+         unsigned **uids, size_t *n)
+{
+	size_t cap = 64, *slot = NULL;
+
+	while (cap < 2 * pats->n)
+		cap *= 2;
+	c->pat_canon = malloc(pats->n * sizeof(*c->pat_canon));
+	slot = malloc(cap * sizeof(*slot));
+	*upats = malloc(pats->n * sizeof(**upats));
+	*uflags = malloc(pats->n * sizeof(**uflags));
+	*uids = malloc(pats->n * sizeof(**uids));
+	if (c->pat_canon == NULL || slot == NULL || *upats == NULL || *uflags == NULL ||
+	    *uids == NULL) {
+		free(slot);
+		return -HL_ENOMEM;
+	}
+	for (size_t i = 0; i < cap; i++)
+		slot[i] = SIZE_MAX;
+	*n = 0;
+	for (size_t k = 0; k < pats->n; k++) {
+		uint64_t h = 1469598103934665603ull ^ pats->flags[k]; /* FNV-1a */
+		for (const char *q = pats->pat[k]; *q; q++)
+			h = (h ^ (unsigned char)*q) * 1099511628211ull;
+		size_t i = (size_t)h & (cap - 1);
+		while (slot[i] != SIZE_MAX && (pats->flags[slot[i]] != pats->flags[k] ||
+		                               strcmp(pats->pat[slot[i]], pats->pat[k]) != 0))
+			i = (i + 1) & (cap - 1);
+		if (slot[i] == SIZE_MAX) {
+			slot[i] = k;
+			(*upats)[*n] = pats->pat[k];
+			(*uflags)[*n] = pats->flags[k];
+			(*uids)[*n] = (unsigned)k;
+			(*n)++;
+		}
+		c->pat_canon[k] = slot[i];
+	}
+	free(slot);
+	return 0;
+}
+
 /* Adds the error-line patterns after the rules' and compiles them all; a
  * pattern Vectorscan rejects is reported at its position, under its rule's
  * name. */
@@ -478,7 +545,9 @@ static int
 cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats, bool embedded)
 {
 	struct hl_err dberr = HL_ERR_INIT;
-	size_t bad = SIZE_MAX;
+	size_t bad = SIZE_MAX, n_unique = 0;
+	char **upats = NULL;
+	unsigned *uflags = NULL, *uids = NULL;
 	int rc;
 
 	if (pats->n == 0) {
@@ -492,7 +561,15 @@ cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *
 		if (cl_pats_push(pats, cl_quote_patterns[i].re, fl, SIZE_MAX, NULL) < 0)
 			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
 	}
-	rc = cl_db_build(c, pats->pat, pats->flags, pats->n, embedded, &bad, &dberr);
+	rc = cl_dedup(c, pats, &upats, &uflags, &uids, &n_unique);
+	if (rc)
+		return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
+	rc = cl_db_build(c, upats, uflags, uids, n_unique, pats->n, embedded, &bad, &dberr);
+	if (bad < n_unique)
+		bad = uids[bad];
+	free(upats);
+	free(uflags);
+	free(uids);
 	if (rc == 0)
 		return 0;
 	if (rc != -HL_EPARSE)

@@ -2,8 +2,8 @@
  * scan.c - one pass over the log: its lines are cleaned in chunks into one
  * reusable 256 KB buffer and each chunk is scanned once by the rule set's
  * Vectorscan database; per pattern the scan records the number of matches
- * and the line of the last one. Nothing else is done per byte, so the cost
- * is one pass whatever the number of rules.
+ * and the lines of the first and the last one. Nothing else is done per
+ * byte, so the cost is one pass whatever the number of rules.
  *
  * A log in memory is read in place; a log file (hl_classify_fd) is read with
  * pread through a 256 KB window per thread, and with AVX2 its plain lines
@@ -36,6 +36,8 @@ cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, uns
 	(void)from;
 	(void)flags;
 	s->local[id] = (size_t)to;
+	if (s->first[id] == 0 && s->flocal[id] == 0)
+		s->flocal[id] = (size_t)to; /* > 0: patterns never match empty */
 	s->count[id]++;
 	if (!s->in_dirty[id]) {
 		s->in_dirty[id] = 1;
@@ -44,23 +46,38 @@ cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, uns
 	return 0;
 }
 
+/* The chunk line holding the match that ends at chunk-local offset end. */
+static size_t
+cl_chunk_line(const struct cl_scan *s, size_t end)
+{
+	size_t last = end > 0 ? end - 1 : 0; /* the match's last byte */
+	size_t lo = 0, hi = s->n_lines;      /* lc[lo] <= last */
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->lc[mid] <= last)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* Maps the chunk's matches to lines; first_line is the chunk's first line. */
 static void
 cl_scan_settle(struct cl_scan *s, size_t first_line)
 {
 	for (size_t d = 0; d < s->n_dirty; d++) {
 		unsigned id = s->dirty[d];
-		size_t last = s->local[id] > 0 ? s->local[id] - 1 : 0; /* last byte */
-		size_t lo = 0, hi = s->n_lines;                        /* lc[lo] <= last */
-		while (hi - lo > 1) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (s->lc[mid] <= last)
-				lo = mid;
-			else
-				hi = mid;
-		}
+		size_t lo = cl_chunk_line(s, s->local[id]);
 		s->line[id] = first_line + lo;
 		s->raw[id] = s->lr[lo];
+		if (s->first[id] == 0) {
+			lo = cl_chunk_line(s, s->flocal[id]);
+			s->first[id] = first_line + lo;
+			s->first_raw[id] = s->lr[lo];
+			s->flocal[id] = 0;
+		}
 		s->in_dirty[id] = 0;
 	}
 	s->n_dirty = 0;
@@ -73,6 +90,9 @@ cl_scan_release(struct cl_scan *s)
 	free(s->line);
 	free(s->raw);
 	free(s->local);
+	free(s->first);
+	free(s->first_raw);
+	free(s->flocal);
 	free(s->dirty);
 	free(s->in_dirty);
 	free(s->lc);
@@ -430,10 +450,14 @@ cl_scan_alloc(struct cl_scan *s, size_t n_pat)
 	s->line = calloc(n_pat + 1, sizeof(size_t));
 	s->raw = calloc(n_pat + 1, sizeof(size_t));
 	s->local = calloc(n_pat + 1, sizeof(size_t));
+	s->first = calloc(n_pat + 1, sizeof(size_t));
+	s->first_raw = calloc(n_pat + 1, sizeof(size_t));
+	s->flocal = calloc(n_pat + 1, sizeof(size_t));
 	s->dirty = calloc(n_pat + 1, sizeof(unsigned));
 	s->in_dirty = calloc(n_pat + 1, 1);
 	if (s->count == NULL || s->line == NULL || s->raw == NULL || s->local == NULL ||
-	    s->dirty == NULL || s->in_dirty == NULL)
+	    s->first == NULL || s->first_raw == NULL || s->flocal == NULL || s->dirty == NULL ||
+	    s->in_dirty == NULL)
 		return -HL_ENOMEM;
 	return 0;
 }
@@ -481,6 +505,23 @@ cl_next_line(const struct cl_src *src, size_t off, size_t n)
 	return n;
 }
 
+/* Gives every pattern compiled under another's id (identical ones) the
+ * results of that one. */
+static void
+cl_scan_share(const struct hl_classifier *c, struct cl_scan *s)
+{
+	for (size_t k = 0; k < c->n_pat; k++) {
+		size_t j = c->pat_canon[k];
+		if (j == k)
+			continue;
+		s->count[k] = s->count[j];
+		s->line[k] = s->line[j];
+		s->raw[k] = s->raw[j];
+		s->first[k] = s->first[j];
+		s->first_raw[k] = s->first_raw[j];
+	}
+}
+
 /* Cleans and scans the whole log into s, on up to CL_MAX_THREADS threads for
  * big logs (see classify_int.h). */
 int
@@ -497,8 +538,12 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src
 
 	if (n >= CL_PARALLEL_MIN && ncpu > 1)
 		k = (size_t)(ncpu < CL_MAX_THREADS ? ncpu : CL_MAX_THREADS);
-	if (k == 1)
-		return cl_scan_segment(c, s, src, 0, n, total_lines, err);
+	if (k == 1) {
+		rc = cl_scan_segment(c, s, src, 0, n, total_lines, err);
+		if (rc == 0)
+			cl_scan_share(c, s);
+		return rc;
+	}
 
 	memset(w, 0, sizeof(w));
 	for (size_t j = 0; j < k; j++) {
@@ -537,11 +582,16 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src
 	}
 	if (rc)
 		goto out;
-	/* Merge: counts add up, the last match is in the latest segment. */
+	/* Merge: counts add up, the first match is in the earliest segment
+	 * with one, the last in the latest. */
 	for (size_t j = 0; j < k; j++) {
 		for (size_t id = 0; j > 0 && id < c->n_pat; id++) {
 			if (w[j].scan.count[id] == 0)
 				continue;
+			if (w[0].scan.count[id] == 0) {
+				w[0].scan.first[id] = base + w[j].scan.first[id];
+				w[0].scan.first_raw[id] = w[j].scan.first_raw[id];
+			}
 			w[0].scan.count[id] += w[j].scan.count[id];
 			w[0].scan.line[id] = base + w[j].scan.line[id];
 			w[0].scan.raw[id] = w[j].scan.raw[id];
@@ -549,6 +599,7 @@ cl_scan_log(struct hl_classifier *c, struct cl_scan *s, const struct cl_src *src
 		base += w[j].lines;
 	}
 	*total_lines = base;
+	cl_scan_share(c, &w[0].scan);
 out:
 	*s = w[0].scan; /* the caller releases it */
 	for (size_t j = 1; j < k; j++)

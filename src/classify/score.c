@@ -145,14 +145,23 @@ cl_score(struct cl_cand *cands, const struct hl_classifier *c, const struct hl_c
 				continue;
 			cd.matches += sc->count[k];
 			if (cd.ev_line == 0) {
-				cd.ev_line = sc->line[k];
-				cd.ev_raw = sc->raw[k];
+				cd.ev_line = sc->first[k];
+				cd.ev_raw = sc->first_raw[k];
 			}
 			if (sc->line[k] > cd.line)
 				cd.line = sc->line[k];
 		}
 		if (r->n_pat > 0 && cd.matches == 0)
 			continue;
+		/* the line to quote: the first match of the first quote pattern
+		 * that matched, else of the first rule pattern that matched */
+		for (size_t k = r->quote_first; k < r->quote_first + r->n_quote; k++) {
+			if (sc->count[k] > 0) {
+				cd.ev_line = sc->first[k];
+				cd.ev_raw = sc->first_raw[k];
+				break;
+			}
+		}
 		if (r->files.n > 0) {
 			for (size_t f = 0; f < in->n_changed; f++)
 				if (in->changed_files[f] != NULL &&

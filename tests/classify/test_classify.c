@@ -107,6 +107,139 @@ test_classify_boilerplate_is_ignored(void **state)
 	hl_verdict_release(&v);
 }
 
+/* The exit-code lines of other CI systems say only that a step failed. */
+static void
+test_classify_ci_exit_wrappers_are_ignored(void **state)
+{
+	struct hl_verdict v;
+	const char *log = "src/a.ts(3,5): error TS2322: Type 'string' is not assignable\n"
+	                  "##[error]Bash exited with code '2'.\n"
+	                  "##[error]Script failed with exit code: 2\n"
+	                  "ERROR: script returned exit code 2\n"
+	                  "ERROR: Job failed: exit code 2\n"
+	                  "Exited with code exit status 2\n";
+	(void)state;
+	classify(&v, "CI", "build", "build", log, NULL, 0);
+	assert_string_equal(v.failure_type, "frontend_typecheck");
+	assert_int_equal(v.evidence_line_number, 1);
+	for (size_t i = 0; i < v.n_candidates; i++)
+		assert_int_equal(v.candidates[i].line_number, 1);
+	hl_verdict_release(&v);
+
+	/* nothing else: no log line supports a verdict, and the reason says so */
+	classify(&v, "CI", "lint", "flake8",
+	         "Script contents:\n##[error]Bash exited with code '1'.\n", NULL, 0);
+	assert_int_equal(v.evidence_line_number, 0);
+	assert_non_null(v.evidence_reason);
+	hl_verdict_release(&v);
+
+	/* ... except 137 and 143: the OOM killer's SIGKILL, the runner's SIGTERM */
+	classify(&v, "CI", "build", "make", "compiling\nERROR: Job failed: exit code 137\n", NULL,
+	         0);
+	assert_string_equal(v.failure_type, "infra_runner");
+	assert_int_equal(v.evidence_line_number, 2);
+	hl_verdict_release(&v);
+	classify(&v, "CI", "build", "cargo build",
+	         "   Compiling app v0.1.0\nError: Process completed with exit code 143.\n", NULL,
+	         0);
+	assert_string_equal(v.failure_type, "infra_runner");
+	assert_int_equal(v.evidence_line_number, 2);
+	hl_verdict_release(&v);
+}
+
+/* Of errors that repeat, the first is quoted; a rule's quote patterns pick
+ * the line to quote (a compiler's header over its notes) but never fire it. */
+static void
+test_classify_first_error_and_quote_patterns(void **state)
+{
+	static const char rules[] = "rules:\n"
+	                            "- name: lint-note\n"
+	                            "  type: rust_clippy\n"
+	                            "  priority: 50\n"
+	                            "  patterns: ['= note: lint denied']\n"
+	                            "  quote: ['^error: ', '^warning: ']\n"
+	                            "- name: repeated\n"
+	                            "  type: rust_build\n"
+	                            "  priority: 40\n"
+	                            "  patterns: ['^oops [0-9]']\n";
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	(void)state;
+
+	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
+	                 0);
+	memset(&in, 0, sizeof(in));
+	in.log = "oops 1\nnoise\noops 2\noops 3\n";
+	in.log_len = strlen(in.log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "repeated");
+	assert_int_equal(v.evidence_line_number, 1);
+	assert_int_equal(v.candidates[0].matches, 3);
+	hl_verdict_release(&v);
+
+	in.log = "warning: w\nerror: first\n  |\n= note: lint denied\nerror: second\n"
+	         "= note: lint denied\n";
+	in.log_len = strlen(in.log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "lint-note");
+	assert_int_equal(v.evidence_line_number, 2);
+	assert_string_equal(v.evidence_line, "error: first");
+	hl_verdict_release(&v);
+
+	/* a quote pattern alone fires nothing */
+	in.log = "error: first\nwarning: w\n";
+	in.log_len = strlen(in.log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "default");
+	hl_verdict_release(&v);
+	hl_classifier_free(c);
+
+	/* identical patterns of different rules are compiled once and share
+	 * their results */
+	{
+		static const char shared[] = "rules:\n"
+		                             "- name: one\n"
+		                             "  type: helm\n"
+		                             "  priority: 50\n"
+		                             "  patterns: ['^boom [0-9]', 'other']\n"
+		                             "- name: two\n"
+		                             "  type: terraform\n"
+		                             "  priority: 40\n"
+		                             "  patterns: ['^boom [0-9]']\n";
+		struct hl_classifier *c2 = NULL;
+		assert_int_equal(hl_classifier_new_from_text(&c2, shared, sizeof(shared) - 1,
+		                                             "t.yaml", &err),
+		                 0);
+		assert_int_equal(hl_classifier_pattern_count(c2) >= 3, 1);
+		in.log = "boom 1\nnoise\nboom 2\n";
+		in.log_len = strlen(in.log);
+		assert_int_equal(hl_classify(&v, c2, &in, &err), 0);
+		assert_string_equal(v.rule, "one");
+		assert_int_equal(v.n_candidates, 2);
+		assert_string_equal(v.candidates[1].rule, "two");
+		assert_int_equal(v.candidates[1].matches, 2);
+		assert_int_equal(v.candidates[1].line_number, 1);
+		hl_verdict_release(&v);
+		hl_classifier_free(c2);
+	}
+
+	/* with the built-in rules: clippy quotes the lint's header line */
+	classify(&v, "CI", "lint", "cargo clippy",
+	         "    Checking app v0.1.0\n"
+	         "error: this `if` statement can be collapsed\n"
+	         "  --> src/main.rs:3:5\n"
+	         "   = help: for further information visit "
+	         "https://rust-lang.github.io/rust-clippy/master/index.html#collapsible_if\n"
+	         "   = note: `-D clippy::collapsible-if` implied by `-D warnings`\n"
+	         "error: could not compile `app` (bin \"app\") due to 1 previous error\n",
+	         NULL, 0);
+	assert_string_equal(v.failure_type, "rust_clippy");
+	assert_int_equal(v.evidence_line_number, 2);
+	hl_verdict_release(&v);
+}
+
 static void
 test_classify_later_evidence_wins(void **state)
 {
@@ -379,7 +512,9 @@ test_classify_clippy_while_argocd_out_of_sync_stays_rex(void **state)
 	classify_case(&v, &c, true);
 	assert_string_equal(v.agent, "rex");
 	assert_string_equal(v.failure_type, "rust_clippy");
-	assert_int_equal(v.evidence_line_number, 5);
+	/* the lint's header, not its "-D clippy::" note */
+	assert_int_equal(v.evidence_line_number, 2);
+	assert_string_equal(v.evidence_line, "error: used `unwrap()` on a `Result` value");
 	hl_verdict_release(&v);
 }
 
@@ -804,6 +939,20 @@ test_classify_rules_validation_names_rule_and_position(void **state)
 	                   "  priority: 5\n"
 	                   "  patterns: ['b']\n",
 	                   "bad.yaml:6:3: rule 'dup': duplicate rule name");
+	expect_rules_error("rules:\n"
+	                   "- name: quote-only\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  job: ['helm']\n"
+	                   "  quote: ['^Error: ']\n",
+	                   "bad.yaml:6:10: rule 'quote-only': 'quote' without 'patterns'");
+	expect_rules_error("rules:\n"
+	                   "- name: bad-quote\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['a']\n"
+	                   "  quote: ['(x']\n",
+	                   "rule 'bad-quote': bad regex");
 	expect_rules_error("rules: [\n", "bad.yaml:2:1: ");
 	expect_rules_error("rules:\n"
 	                   "- name: twice\n"
@@ -820,13 +969,18 @@ test_classify_large_log_classifies(void **state)
 	const size_t target = 30u << 20;
 	struct hl_buf b = HL_BUF_INIT(0);
 	struct hl_verdict v;
-	size_t lines = 1;
+	size_t lines = 1, first_failed = 0;
 	bool found = false;
 	(void)state;
 
-	/* evidence at both ends: big logs are scanned in parallel segments */
+	/* evidence at both ends and in the last quarter: big logs are scanned
+	 * in parallel segments, the first match is quoted */
 	hl_buf_append_str(&b, "Sending build context to Docker daemon  2.048kB\n");
 	while (b.len < target) {
+		if (first_failed == 0 && b.len > target / 4 * 3) {
+			hl_buf_append_str(&b, "test result: FAILED. 1 passed; 1 failed\n");
+			first_failed = ++lines;
+		}
 		hl_buf_appendf(&b,
 		               "2024-01-15T10:30:00.1234567Z    Compiling crate%zu v1.0.%zu\n"
 		               "2024-01-15T10:30:00.1234567Z npm WARN deprecated "
@@ -842,7 +996,7 @@ test_classify_large_log_classifies(void **state)
 	classify(&v, "CI", "test", "cargo test", b.data, NULL, 0);
 	assert_string_equal(v.agent, "rex");
 	assert_string_equal(v.failure_type, "rust_test");
-	assert_int_equal(v.evidence_line_number, lines);
+	assert_int_equal(v.evidence_line_number, first_failed);
 	assert_int_equal(v.log_lines, lines);
 	for (size_t i = 0; i < v.n_candidates; i++) {
 		if (strcmp(v.candidates[i].rule, "docker-hint") == 0) {
@@ -1199,6 +1353,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_classify_preprocessing_strips_timestamps_ansi_and_groups),
 		cmocka_unit_test(test_classify_boilerplate_is_ignored),
+		cmocka_unit_test(test_classify_ci_exit_wrappers_are_ignored),
+		cmocka_unit_test(test_classify_first_error_and_quote_patterns),
 		cmocka_unit_test(test_classify_later_evidence_wins),
 		cmocka_unit_test(test_classify_root_cause_docker_login_in_rust_workflow_is_atlas),
 		cmocka_unit_test(test_classify_root_cause_tsc_through_docker_build_is_blaze),

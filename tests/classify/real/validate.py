@@ -4,7 +4,9 @@
 Checks: every line is a JSON object with exactly the corpus fields; failure types are the
 25 names of contract section 5 and the agent matches the category->agent map; ids are unique
 across both files and follow r001...; no (source, log) pair repeats; no source is shared with
-the development corpus (tests/classify/corpus-dev.jsonl); no case appears in both files.
+the development corpus (tests/classify/corpus-dev.jsonl); no case appears in both files;
+expected_evidence is null (the log has no line that shows the cause) or a non-empty string or
+list of non-empty strings, each a substring of one line of the log.
 
 Usage: python3 tests/classify/real/validate.py
 """
@@ -16,7 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEV = os.path.join(HERE, "..", "corpus-dev.jsonl")
 FILES = ["tune.jsonl", "holdout.jsonl"]
 KEYS = ["id", "source", "workflow_name", "job_name", "failed_step", "event", "changed_files",
-        "log", "expected_agent", "expected_failure_type", "corpus_label", "difficulty", "note"]
+        "log", "expected_agent", "expected_failure_type", "expected_evidence", "corpus_label",
+        "difficulty", "note"]
 AGENT = {}
 for t in ("rust_clippy", "rust_test", "rust_build", "rust_deps"):
     AGENT[t] = "rex"
@@ -74,6 +77,16 @@ def main():
                     errors.append("%s: source is not a URL" % where)
                 if not c["log"].strip():
                     errors.append("%s: empty log" % where)
+                ev = c["expected_evidence"]
+                if ev is not None:
+                    evs = [ev] if isinstance(ev, str) else ev
+                    lines = c["log"].split("\n")
+                    if not isinstance(evs, list) or not evs:
+                        errors.append("%s: expected_evidence %r" % (where, ev))
+                    for w in evs if isinstance(evs, list) else []:
+                        if not isinstance(w, str) or not w or not any(w in x for x in lines):
+                            errors.append("%s: expected_evidence %r is not in one log line" %
+                                          (where, w))
                 if c["difficulty"] not in ("easy", "hard"):
                     errors.append("%s: difficulty %r" % (where, c["difficulty"]))
                 if not isinstance(c["changed_files"], list):
