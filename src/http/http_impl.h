@@ -86,6 +86,7 @@ struct http_req {
 	char event_name[65];
 	char task_id[HL_TASK_ID_MAX];
 	char skip[64];
+	char skip_msg[200]; /* why the payload is invalid_payload, for the answer */
 	char *action;
 	char *dedup_key;
 	char *failure_key;
