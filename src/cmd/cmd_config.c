@@ -39,6 +39,9 @@ hl_cmd_check_config(int argc, char **argv)
 		return hl_cmd_usage_error("check-config", "unexpected argument '%s'", argv[idx]);
 	if (hl_config_load(&cfg, file, NULL, 0, &err) < 0)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	/* valid as a configuration; `healer server` would still refuse it */
+	if (hl_config_check_auth(cfg, &err) < 0)
+		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);
 	if (print)
 		hl_config_describe(cfg, check_config_print, NULL);
 	else

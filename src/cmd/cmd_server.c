@@ -103,6 +103,19 @@ hl_cmd_server(int argc, char **argv)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
 	if (cfg->log_level && (level = hl_log_parse_level(cfg->log_level)) >= 0)
 		hl_log_set_level((enum hl_log_level)level);
+	if (hl_config_check_auth(cfg, &err) < 0) {
+		hl_cmd_fail("invalid configuration: %s", err.msg);
+		goto out;
+	}
+	if (cfg->n_webhook_secrets == 0)
+		hl_log_kv(
+		        HL_LOG_WARN,
+		        "webhook deliveries are not authenticated: GITHUB_WEBHOOK_SECRET is not set",
+		        "listen", cfg->listen, NULL);
+	if (!cfg->api_token)
+		hl_log_kv(HL_LOG_WARN,
+		          "sensor calls are not authenticated: HEALER_API_TOKEN is not set",
+		          "listen", cfg->listen, NULL);
 	if (hl_file_mkdirs(cfg->data_dir, &err) < 0) {
 		hl_cmd_fail("cannot create data directory: %s", err.msg);
 		goto out;

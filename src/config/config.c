@@ -13,8 +13,10 @@
 #include "base/log.h"
 #include "base/str.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +57,7 @@ static const struct config_key config_keys[] = {
 	S("HEALER_DATABASE_URL", database_url, NULL),
 	X("GITHUB_WEBHOOK_SECRET", webhook_secret),
 	X("HEALER_API_TOKEN", api_token),
+	B("HEALER_ALLOW_UNAUTHENTICATED", allow_unauthenticated, "false"),
 	S("GITHUB_API_URL", github_api_url, "https://api.github.com"),
 	X("GITHUB_TOKEN", github_token),
 	S("GITHUB_APP_ID", github_app_id, NULL),
@@ -342,6 +345,48 @@ config_check_url(const char *key, const char *url, struct hl_err *err)
 	return 0;
 }
 
+/* True when s[0..n) is only ASCII whitespace. */
+static bool
+config_blank(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isspace((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * A webhook secret or API token that is set but empty would turn
+ * authentication off without a word: refuse it, naming the key.
+ */
+static int
+config_check_secrets(const struct hl_config *cfg, struct hl_err *err)
+{
+	const char *p = cfg->webhook_secret, *comma;
+	size_t i = 0;
+
+	if (p) {
+		for (;; i++) {
+			comma = strchr(p, ',');
+			if (config_blank(p, comma ? (size_t)(comma - p) : strlen(p)))
+				return hl_err_set(err, HL_EINVAL,
+				                  "GITHUB_WEBHOOK_SECRET: secret %zu of the list is"
+				                  " empty (unset the variable to run without one)",
+				                  i + 1);
+			if (!comma)
+				break;
+			p = comma + 1;
+		}
+	}
+	if (cfg->api_token && config_blank(cfg->api_token, strlen(cfg->api_token)))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_API_TOKEN: is empty (unset the variable to run without"
+		                  " one)");
+	return 0;
+}
+
 static int
 config_finish(struct hl_config *cfg, struct hl_err *err)
 {
@@ -383,6 +428,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                           *(char **)(void *)((char *)cfg + urls[i].offset), err)) <
 		    0)
 			return rc;
+	if ((rc = config_check_secrets(cfg, err)) < 0)
+		return rc;
 	if (cfg->webhook_secret && *cfg->webhook_secret) {
 		cfg->webhook_secrets =
 		        hl_str_split_list(cfg->webhook_secret, &cfg->n_webhook_secrets);
@@ -407,7 +454,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	if (cfg->workers < 1 || cfg->workers > 64)
 		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
 	if (cfg->attempt_timeout_mins < 1)
-		return hl_err_set(err, HL_EINVAL, "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");
 	if (cfg->verify_timeout_mins < 1)
 		return hl_err_set(err, HL_EINVAL, "HEALER_VERIFY_TIMEOUT_MINS: must be at least 1");
 	if (cfg->lease_seconds < 2 || cfg->lease_seconds > 3600)
@@ -573,6 +621,37 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		}
 		emit(line, payload);
 	}
+}
+
+bool
+hl_config_listen_is_loopback(const struct hl_config *cfg)
+{
+	const char *h = cfg->listen_host;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!h)
+		return false;
+	if (strcasecmp(h, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+int
+hl_config_check_auth(const struct hl_config *cfg, struct hl_err *err)
+{
+	bool hook = cfg->n_webhook_secrets > 0, api = cfg->api_token != NULL;
+
+	if ((hook && api) || cfg->allow_unauthenticated || hl_config_listen_is_loopback(cfg))
+		return 0;
+	return hl_err_set(err, HL_EINVAL,
+	                  "HEALER_LISTEN: refusing to listen on '%s' without %s%s%s; set %s,"
+	                  " listen on 127.0.0.1, or set HEALER_ALLOW_UNAUTHENTICATED=true",
+	                  cfg->listen, hook ? "" : "GITHUB_WEBHOOK_SECRET",
+	                  hook || api ? "" : " and ", api ? "" : "HEALER_API_TOKEN",
+	                  hook || api ? "it" : "them");
 }
 
 bool

@@ -266,6 +266,9 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	bool subscribed = false;
 	int rc;
 
+	/* never serve unauthenticated routes beyond loopback by accident */
+	if ((rc = hl_config_check_auth(cfg, err)) < 0)
+		return rc;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
