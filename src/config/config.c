@@ -99,6 +99,11 @@ static const struct config_key config_keys[] = {
 	I("HEALER_CONTEXT_TIMEOUT_MS", context_timeout_ms, "15000"),
 	I("HEALER_SOURCE_TIMEOUT_MS", source_timeout_ms, "8000"),
 	I("HEALER_DECISION_WAIT_MS", decision_wait_ms, "5000"),
+	I("HEALER_HTTP_MAX_CONNECTIONS", http_max_connections, "1024"),
+	I("HEALER_HTTP_MAX_CONNECTIONS_PER_IP", http_max_per_ip, "64"),
+	I("HEALER_HTTP_HEADER_TIMEOUT_S", http_header_timeout_s, "10"),
+	I("HEALER_HTTP_REQUEST_TIMEOUT_S", http_request_timeout_s, "60"),
+	I("HEALER_HTTP_MAX_BUFFERED_MB", http_max_buffered_mb, "256"),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -468,6 +473,24 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(
 		        err, HL_EINVAL,
 		        "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
+	if (cfg->http_max_connections < 16 || cfg->http_max_connections > 65536)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HTTP_MAX_CONNECTIONS: must be between 16 and 65536");
+	if (cfg->http_max_per_ip < 1 || cfg->http_max_per_ip > cfg->http_max_connections)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HTTP_MAX_CONNECTIONS_PER_IP: must be between 1 and"
+		                  " HEALER_HTTP_MAX_CONNECTIONS (%d)",
+		                  cfg->http_max_connections);
+	if (cfg->http_header_timeout_s < 1 || cfg->http_header_timeout_s > 3600 ||
+	    cfg->http_request_timeout_s < 1 || cfg->http_request_timeout_s > 3600)
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_HTTP_HEADER_TIMEOUT_S / HEALER_HTTP_REQUEST_TIMEOUT_S: must"
+		        " be between 1 and 3600");
+	/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
+	if (cfg->http_max_buffered_mb < 32 || cfg->http_max_buffered_mb > 65536)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HTTP_MAX_BUFFERED_MB: must be between 32 and 65536");
 	if (hl_log_parse_level(cfg->log_level) < 0)
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",

@@ -76,7 +76,14 @@ struct hl_config {
 	int source_timeout_ms;  /* HEALER_SOURCE_TIMEOUT_MS: one context source */
 	int decision_wait_ms;   /* HEALER_DECISION_WAIT_MS: how long the sensor's
 	                           ci-failure call waits for the decision */
-	char *config_file;      /* the YAML file that was read, if any */
+	/* HTTP limits (contract section 4 hardening) */
+	int http_max_connections;   /* HEALER_HTTP_MAX_CONNECTIONS: open at once */
+	int http_max_per_ip;        /* HEALER_HTTP_MAX_CONNECTIONS_PER_IP */
+	int http_header_timeout_s;  /* HEALER_HTTP_HEADER_TIMEOUT_S: a request's headers */
+	int http_request_timeout_s; /* HEALER_HTTP_REQUEST_TIMEOUT_S: a request's body */
+	int http_max_buffered_mb;   /* HEALER_HTTP_MAX_BUFFERED_MB: bodies in memory, all
+	                               connections together */
+	char *config_file;          /* the YAML file that was read, if any */
 };
 
 /* One command-line override: the environment variable name and its value. */

@@ -322,9 +322,11 @@ def run(tmp):
     check("26 MiB Content-Length answers 413 before any body byte is sent",
           first.startswith(b"HTTP/1.1 413"), first[:200])
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"X-GitHub-Event: workflow_job\r\nTransfer-Encoding: chunked\r\n\r\n")
     chunk = b"x" * (1024 * 1024)
+    # signed: an unsigned body is refused before it is read
+    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"X-GitHub-Event: workflow_job\r\nTransfer-Encoding: chunked\r\n"
+              b"X-Hub-Signature-256: %s\r\n\r\n" % sign(chunk * 26).encode())
     try:
         for _ in range(26):
             s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
