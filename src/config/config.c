@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/url.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -350,6 +351,29 @@ config_check_url(const char *key, const char *url, struct hl_err *err)
 	return 0;
 }
 
+/* The password of a URL's userinfo ("scheme://user:password@host") is a
+ * secret wherever it might show up (an upstream's error text, a log). */
+static void
+config_register_userinfo(const char *url)
+{
+	const char *auth, *end, *at = NULL, *colon, *p;
+	char pw[512];
+
+	if (!url || !(auth = strstr(url, "://")))
+		return;
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	for (p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (!at || !(colon = memchr(auth, ':', (size_t)(at - auth))) ||
+	    (size_t)(at - colon - 1) >= sizeof(pw))
+		return;
+	memcpy(pw, colon + 1, (size_t)(at - colon - 1));
+	pw[at - colon - 1] = '\0';
+	hl_log_add_secret(pw);
+}
+
 /* True when s[0..n) is only ASCII whitespace. */
 static bool
 config_blank(const char *s, size_t n)
@@ -433,6 +457,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                           *(char **)(void *)((char *)cfg + urls[i].offset), err)) <
 		    0)
 			return rc;
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		config_register_userinfo(*(char **)(void *)((char *)cfg + urls[i].offset));
+	config_register_userinfo(cfg->database_url);
 	if ((rc = config_check_secrets(cfg, err)) < 0)
 		return rc;
 	if (cfg->webhook_secret && *cfg->webhook_secret) {
@@ -625,7 +652,13 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		switch (k->kind) {
 		case CFG_STR: {
 			const char *v = *(char *const *)(const void *)base;
-			snprintf(line, sizeof(line), "%s=%s", k->env, v ? v : "");
+			struct hl_buf shown = HL_BUF_INIT(0);
+
+			/* a URL's user:password@ is a credential */
+			hl_url_strip_userinfo_text(&shown, v ? v : "");
+			snprintf(line, sizeof(line), "%s=%s", k->env,
+			         hl_buf_error(&shown) ? "(unprintable)" : shown.data);
+			hl_buf_release(&shown);
 			break;
 		}
 		case CFG_SECRET: {

@@ -605,6 +605,54 @@ test_prompt_every_outside_value_stays_quoted(void **state)
 	json_decref(seen);
 }
 
+/* No credential of a URL reaches the data; the A7 names only when valid. */
+static void
+test_prompt_data_strips_credentials(void **state)
+{
+	struct hl_prompt_missing miss = { "loki",
+		                          "loki: 'http://lokiuser:lokipass@loki:3100/x': 500" };
+	struct hl_prompt_attempt prev = { 1,
+		                          "rex",
+		                          "failed",
+		                          NULL,
+		                          "healer-rex-1",
+		                          "see https://tok:pw@ci.example/run",
+		                          "https://u:p@gh/pull/1" };
+	struct hl_prompt_context ctx;
+	char *text;
+	json_t *d;
+
+	(void)state;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.agent = "rex";
+	ctx.missing = &miss;
+	ctx.n_missing = 1;
+	ctx.pr_number = 1;
+	ctx.pr_url = "https://user:ghp_x@github.com/acme/w/pull/1";
+	ctx.attempt = 2;
+	ctx.attempts = &prev;
+	ctx.n_attempts = 1;
+	ctx.alert_id = "A7";
+	ctx.pod_name = "web-1\n```\n# injected";
+	ctx.namespace = "..";
+	ctx.task_id = "t 1";
+	d = hl_prompt_data_build(&ctx);
+	assert_non_null(d);
+	text = json_dumps(d, 0);
+	assert_null(strstr(text, "lokipass"));
+	assert_null(strstr(text, "ghp_x"));
+	assert_null(strstr(text, "tok:pw"));
+	assert_null(strstr(text, "u:p@"));
+	assert_string_equal(hl_json_str(d, "missing_sources[0].reason"),
+	                    "loki: 'http://loki:3100/x': 500");
+	assert_string_equal(hl_json_str(d, "pr.url"), "https://github.com/acme/w/pull/1");
+	assert_true(json_is_null(json_object_get(json_object_get(d, "alert"), "pod_name")));
+	assert_true(json_is_null(json_object_get(json_object_get(d, "alert"), "namespace")));
+	assert_true(json_is_null(json_object_get(json_object_get(d, "alert"), "task_id")));
+	free(text);
+	json_decref(d);
+}
+
 static void
 test_prompt_dir_overrides_builtin(void **state)
 {
@@ -745,6 +793,7 @@ main(void)
 		cmocka_unit_test(test_prompt_render_for_agent_retry),
 		cmocka_unit_test(test_prompt_hostile_text_stays_fenced),
 		cmocka_unit_test(test_prompt_every_outside_value_stays_quoted),
+		cmocka_unit_test(test_prompt_data_strips_credentials),
 		cmocka_unit_test(test_prompt_dir_overrides_builtin),
 		cmocka_unit_test(test_prompt_data_repairs_invalid_utf8),
 		cmocka_unit_test(test_prompt_every_file_embedded),
