@@ -146,6 +146,7 @@ sq_close(struct hl_store_backend *b)
 		sqlite3_finalize(b->cache[i].st);
 		free(b->cache[i].sql);
 	}
+	free(b->claims);
 	if (b->db) {
 		/* Fold the WAL into the database on a clean close. */
 		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
