@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,6 +353,42 @@ test_store_stale_claim_is_taken_back(void **state)
 	assert_int_equal(depth, 0);
 	hl_delivery_record_free(d);
 	hl_delivery_record_free(e);
+}
+
+/* An empty healer.db is not a new store: refused, and left as it was. */
+static void
+test_store_refuses_an_empty_file(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_store *s = NULL;
+	char dir[] = "/tmp/hl-test-empty-XXXXXX", path[128], url[160];
+	struct stat st;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/healer.db", dir);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(hl_store_open(&s, url, &err), -HL_EDB);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "empty"));
+	assert_non_null(strstr(err.msg, path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* a store healer creates itself is fine */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(hl_store_open(&s, url, &err), 0);
+	hl_store_close(s);
+	s = NULL;
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal(hl_store_open(&s, url, &err), 0);
+	hl_store_close(s);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
 }
 
 struct count_sum {
@@ -1293,6 +1330,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_stale_claim_is_taken_back, setup,
 		                                teardown),
+		cmocka_unit_test(test_store_refuses_an_empty_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
