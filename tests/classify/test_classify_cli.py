@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests"))
 from tap import check, finish  # noqa: E402
 
@@ -257,6 +258,41 @@ try:
             bad_rc.append((rc, err[:200]))
     check("mutated rules files: exit 0 or a positioned error, never a crash", not bad_rc,
           repr(bad_rc))
+
+    # A line longer than the cap is that line's error; it is never held whole.
+    long_case = json.dumps({"id": "long", "log": "error: x " * 1000})
+    rc, out, err = run("classify", "--max-line-bytes", "1000", stdin="\n".join([
+        json.dumps({"id": "a", "log": "error[E0308]: mismatched types"}), long_case,
+        json.dumps({"id": "b", "log": "npm ERR! code ERESOLVE"})]) + "\n")
+    res = jlines(out)
+    check("a line over --max-line-bytes is that line's error and the rest go on",
+          rc == 0 and len(res) == 3 and res[0].get("id") == "a" and res[2].get("id") == "b"
+          and res[1].get("id") is None and "longer than 1000 bytes" in res[1].get("error", ""),
+          out + err)
+
+    def rss_kib(pid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    for args, limit_kib in ((["--max-line-bytes", "1048576"], 120 * 1024), ([], 240 * 1024)):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("HEALER_")}
+        p = subprocess.Popen([HEALER, "classify", *args, "/dev/zero"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=e)
+        peak, t_end = 0, time.time() + 2.0
+        while time.time() < t_end and p.poll() is None:
+            peak = max(peak, rss_kib(p.pid))
+            time.sleep(0.05)
+        p.kill()
+        first, _ = p.communicate(timeout=10)
+        check("classify on /dev/zero %s stays in bounded memory and reports the line"
+              % (" ".join(args) or "(default cap)"),
+              peak < limit_kib and b"longer than" in first, (peak, first[:200]))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
