@@ -259,6 +259,49 @@ try:
     check("mutated rules files: exit 0 or a positioned error, never a crash", not bad_rc,
           repr(bad_rc))
 
+    # Rules files are bounded: a hostile one is refused at once, with a position.
+    def rules_file(name, pats_per_rule):
+        out = ["version: 1", "rules:"]
+        for i, pats in enumerate(pats_per_rule):
+            out.append(f"  - name: r{i}\n    type: general\n    priority: 10\n    patterns:")
+            out += [f"      - '{p}'" for p in pats]
+        return write(name, "\n".join(out) + "\n")
+
+    def check_rules(path):
+        try:
+            p = subprocess.run([HEALER, "check-rules", path], capture_output=True, text=True,
+                               timeout=30)
+            return p.returncode, p.stderr
+        except subprocess.TimeoutExpired:
+            return -1, "still compiling after 30 s"
+
+    heavy = rules_file("heavy.yaml", [[f"e{i}[a-z]{{1,200}}x(ab|cd|ef)[0-9]{{10,300}}y"]
+                                      for i in range(10000)])
+    t0 = time.time()
+    rc, err = check_rules(heavy)
+    check("10,000 heavy rules are refused at once, naming the limit",
+          rc == 1 and "10000 rules, more than 1000" in err and time.time() - t0 < 10,
+          (rc, err, time.time() - t0))
+    cases = [
+        ("one pattern too heavy", [["x((a|b){100}){100}"]], "pattern is too heavy to compile"),
+        ("too heavy together", [[f"x{i}(.*a.*b.*c){{400}}"] for i in range(40)],
+         "too heavy to compile together"),
+        ("a pattern too long", [["a" * 3000]], "pattern is 3000 bytes long, more than 2048"),
+        ("too many patterns in a rule", [[f"p{i}x" for i in range(101)]],
+         "a rule has 101 patterns, more than 100"),
+        ("groups nested too deep", [["(" * 40 + "a" + ")" * 40]], "nests groups more than 32"),
+    ]
+    for name, rules, want in cases:
+        path = rules_file(name.replace(" ", "_") + ".yaml", rules)
+        t0 = time.time()
+        rc, err = check_rules(path)
+        check("check-rules refuses %s with a positioned error" % name,
+              rc == 1 and err.startswith("healer: error: " + path + ":") and want in err
+              and time.time() - t0 < 10, (rc, err[:300], time.time() - t0))
+    ok = rules_file("fine.yaml", [[f"x{i}(.*a.*b){{100}}", f"y{i}[0-9]{{4}}"] for i in range(50)])
+    rc, err = check_rules(ok)
+    check("rules within the bounds still load", rc == 0, err)
+
     # A line longer than the cap is that line's error; it is never held whole.
     long_case = json.dumps({"id": "long", "log": "error: x " * 1000})
     rc, out, err = run("classify", "--max-line-bytes", "1000", stdin="\n".join([
