@@ -366,9 +366,15 @@ def main():
     # ---- 7. directory dispatch: a readable manifest on disk ----------------------
     denv = dict(BASE_ENV, HEALER_DISPATCH="directory")
     denv.pop("KUBECONFIG")
+    cdir = os.path.join(dtest.TMP, "h2", "coderuns")
+    os.makedirs(cdir, exist_ok=True)
+    killed = os.path.join(cdir, ".healer-old.json.x7k2m.tmp.999")  # a SIGKILLed write
+    open(killed, "w").write("{")
+    os.utime(killed, (1, 1))
     dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
+    check("a server starting in directory dispatch removes a killed write's temporary file",
+          not os.path.exists(killed), os.listdir(cdir))
     st, ans = dsrv.deliver(job_event(5006, run_id=9500, branch="feat/r9500"))
-    cdir = os.path.join(dsrv.data_dir, "coderuns")
     files = wait_for(lambda: os.path.isdir(cdir) and [f for f in os.listdir(cdir)
                                                       if f.endswith(".json")], 15)
     ok = False
