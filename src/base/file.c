@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -104,5 +105,28 @@ hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err
 		(void)fsync(dfd);
 		close(dfd);
 	}
+	return 0;
+}
+
+int
+hl_file_lock(int *fd_out, const char *path, struct hl_err *err)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return hl_err_set(err, HL_EIO, "cannot open lock file '%s': %s", path,
+		                  strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		if (e == EINTR)
+			continue;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return hl_err_set(err, HL_ECONFLICT, "'%s' is locked by another process",
+			                  path);
+		return hl_err_set(err, HL_EIO, "cannot lock '%s': %s", path, strerror(e));
+	}
+	*fd_out = fd;
 	return 0;
 }

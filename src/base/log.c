@@ -1,10 +1,14 @@
 /*
- * log.c - JSON-lines logger with secret redaction; see log.h.
+ * log.c - JSON-lines logger with secret redaction; see log.h. Every text
+ * that goes into a line (the message, the context ids, every field) first
+ * loses the userinfo of any URL in it (a configured URL may carry a
+ * password), then every registered secret, whatever its length.
  */
 #include "log.h"
 
 #include "buf.h"
 #include "clock.h"
+#include "url.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -14,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LOG_MAX_SECRETS 32
+#define LOG_MAX_SECRETS 64
 
 static enum hl_log_level log_level = HL_LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,7 +52,9 @@ hl_log_add_secret(const char *secret)
 {
 	int i;
 
-	if (!secret || strlen(secret) < 4)
+	/* short secrets too: a 3-character password is still a password
+	 * (but blank text is nobody's secret, and would blank the log) */
+	if (!secret || !secret[strspn(secret, " \t\r\n")])
 		return;
 	pthread_mutex_lock(&log_lock);
 	for (i = 0; i < log_nsecrets; i++)
@@ -93,8 +99,17 @@ log_next_secret(const char *p, size_t *len_out)
 static void
 log_append_redacted_as(struct hl_buf *b, const char *s, bool json)
 {
-	const char *p = s, *hit;
+	struct hl_buf plain = HL_BUF_INIT(0);
+	const char *p, *hit;
 	size_t n = 0;
+
+	/* "scheme://user:pass@host" -> "scheme://host" first */
+	if (strstr(s, "://")) {
+		hl_url_strip_userinfo_text(&plain, s);
+		if (!hl_buf_error(&plain))
+			s = plain.data;
+	}
+	p = s;
 
 	while ((hit = log_next_secret(p, &n)) != NULL) {
 		if (json)
@@ -108,6 +123,7 @@ log_append_redacted_as(struct hl_buf *b, const char *s, bool json)
 		hl_buf_append_json_escaped(b, p, strlen(p));
 	else
 		hl_buf_append_str(b, p);
+	hl_buf_release(&plain);
 }
 
 static void

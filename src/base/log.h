@@ -6,7 +6,8 @@
  *
  * Secrets registered with hl_log_add_secret() are replaced by "[REDACTED]"
  * wherever they appear in a message or field, so a token that leaks into an
- * upstream error text still never reaches the log. Thread-safe: each line is
+ * upstream error text still never reaches the log; the userinfo of any URL
+ * ("https://user:pass@host" -> "https://host") is removed first. Thread-safe: each line is
  * written with a single write(2). The delivery/task context is per thread.
  */
 #ifndef HL_BASE_LOG_H
@@ -19,7 +20,8 @@ enum hl_log_level { HL_LOG_DEBUG, HL_LOG_INFO, HL_LOG_WARN, HL_LOG_ERROR };
 void hl_log_set_level(enum hl_log_level level);
 /* Parses "debug", "info", "warn", "error"; returns -1 on an unknown name. */
 int hl_log_parse_level(const char *name);
-/* Registers a secret value (copied) to redact; values under 4 bytes are ignored. */
+/* Registers a secret value (copied) to redact, whatever its length (an
+ * empty or blank value is ignored); at most 64 distinct secrets. */
 void hl_log_add_secret(const char *secret);
 /* Sets (or clears with NULL) the calling thread's delivery and task ids. */
 void hl_log_set_context(const char *delivery_id, const char *task_id);
@@ -34,7 +36,8 @@ void hl_log_kv(enum hl_log_level level, const char *msg, ...);
 #define hl_warn(...)  hl_log(HL_LOG_WARN, __VA_ARGS__)
 #define hl_error(...) hl_log(HL_LOG_ERROR, __VA_ARGS__)
 
-/* Copies s into a malloc'd string with every registered secret redacted. */
+/* Copies s into a malloc'd string with URL userinfo removed and every
+ * registered secret redacted. */
 char *hl_log_redact(const char *s);
 
 #endif

@@ -159,3 +159,77 @@ hl_str_label_value(char *out, const char *in)
 	if (start)
 		memmove(out, out + start, n - start + 1);
 }
+
+bool
+hl_str_github_repo_valid(const char *full_name)
+{
+	const char *slash, *repo, *p;
+	size_t n;
+
+	if (!full_name || !(slash = strchr(full_name, '/')))
+		return false;
+	n = (size_t)(slash - full_name);
+	if (n < 1 || n > 39 || full_name[0] == '-' || slash[-1] == '-')
+		return false;
+	for (p = full_name; p < slash; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (!(c < 0x80 && isalnum(c)) && c != '-')
+			return false;
+		if (c == '-' && p[1] == '-')
+			return false;
+	}
+	repo = slash + 1;
+	n = strlen(repo);
+	if (n < 1 || n > 100 || strcmp(repo, ".") == 0 || strcmp(repo, "..") == 0)
+		return false;
+	for (p = repo; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (!(c < 0x80 && isalnum(c)) && c != '.' && c != '_' && c != '-')
+			return false;
+	}
+	return true;
+}
+
+/* One DNS-1123 label of s[0..n). */
+static bool
+str_dns_label(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n < 1 || n > 63)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (!alnum && (c != '-' || i == 0 || i == n - 1))
+			return false;
+	}
+	return true;
+}
+
+bool
+hl_str_k8s_label_valid(const char *s)
+{
+	return s && str_dns_label(s, strlen(s));
+}
+
+bool
+hl_str_k8s_subdomain_valid(const char *s)
+{
+	const char *dot;
+	size_t n;
+
+	if (!s || (n = strlen(s)) < 1 || n > 253)
+		return false;
+	for (;;) {
+		dot = strchr(s, '.');
+		if (!str_dns_label(s, dot ? (size_t)(dot - s) : strlen(s)))
+			return false;
+		if (!dot)
+			return true;
+		s = dot + 1;
+	}
+}

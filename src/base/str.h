@@ -37,4 +37,22 @@ void hl_str_list_free(char **list);
  * 64 bytes. Empty input gives "". */
 void hl_str_label_value(char *out, const char *in);
 
+/*
+ * True when full_name is a GitHub repository name "owner/repo" as GitHub
+ * allows them: exactly one '/'; the owner 1-39 characters of ASCII letters,
+ * digits and single hyphens, not starting or ending with a hyphen; the
+ * repository 1-100 characters of [A-Za-z0-9._-], not "." or "..". NULL is
+ * false. A name that passes cannot add, climb or end a URL path level.
+ */
+bool hl_str_github_repo_valid(const char *full_name);
+
+/* True for a Kubernetes DNS-1123 label (namespaces, label-like names): 1-63
+ * characters of [a-z0-9-], starting and ending with a letter or digit. */
+bool hl_str_k8s_label_valid(const char *s);
+
+/* True for a Kubernetes DNS-1123 subdomain (pod and most object names): at
+ * most 253 characters, dot-separated DNS-1123 labels of [a-z0-9-] (each
+ * starting and ending with a letter or digit). */
+bool hl_str_k8s_subdomain_valid(const char *s);
+
 #endif

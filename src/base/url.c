@@ -78,6 +78,32 @@ hl_url_strip_userinfo(struct hl_buf *out, const char *url)
 	return hl_buf_append_str(out, at + 1);
 }
 
+int
+hl_url_strip_userinfo_text(struct hl_buf *out, const char *text)
+{
+	const char *p = text, *sep, *auth, *end, *at, *q;
+
+	if (!text)
+		return hl_buf_error(out);
+	while ((sep = strstr(p, "://")) != NULL) {
+		auth = sep + 3;
+		/* the authority ends at its delimiters or at a byte no URL
+		 * holds (userinfo may hold sub-delimiters: ' ( ) and more) */
+		end = auth + strcspn(auth, "/?#\\ \t\r\n\"<>`{}|^");
+		for (at = NULL, q = auth; q < end; q++)
+			if (*q == '@')
+				at = q;
+		if (at) {
+			hl_buf_append(out, p, (size_t)(auth - p));
+			p = at + 1;
+		} else {
+			hl_buf_append(out, p, (size_t)(end - p));
+			p = end;
+		}
+	}
+	return hl_buf_append_str(out, p);
+}
+
 static int
 url_hexval(char c)
 {

@@ -47,6 +47,16 @@ int hl_url_append_query_value(struct hl_buf *b, const char *s);
 int hl_url_strip_userinfo(struct hl_buf *out, const char *url);
 
 /*
+ * Appends text with the userinfo of every URL in it removed: wherever
+ * "://" appears, an '@' before the end of the authority (the first '/',
+ * '?', '#', whitespace, or a byte no URL holds: '"' '<' '>' '`' '\\' '{'
+ * '}' '|' '^') drops everything from the authority's start to the last
+ * such '@'. For messages, logs and
+ * stored texts that may quote a configured URL. Returns 0 or out's error.
+ */
+int hl_url_strip_userinfo_text(struct hl_buf *out, const char *text);
+
+/*
  * Checks a request path (with an optional "?query") built for an API base
  * URL: it must start with '/', contain no '#', no space, control byte,
  * backslash or non-ASCII byte (those must have been encoded), only valid

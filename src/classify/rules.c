@@ -10,6 +10,7 @@
 #include "base/file.h"
 #include "classify/classify_int.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,20 @@
 #include <pcre2.h>
 
 #define CL_MAX_RULES_FILE (4u << 20)
+
+/*
+ * Bounds on what a rules file may ask the regex compilers for, so a file
+ * cannot take minutes and gigabytes to load (`healer check-rules` and the
+ * server's start): rules, patterns per rule, bytes per pattern, nesting,
+ * and a compile weight (see cl_regex_weight) per pattern and for all of
+ * them together. The built-in rules use a small part of each.
+ */
+#define CL_MAX_RULES          1000
+#define CL_MAX_RULE_PATTERNS  100
+#define CL_MAX_PATTERN_BYTES  2048
+#define CL_MAX_GROUP_DEPTH    32
+#define CL_MAX_PATTERN_WEIGHT 10000
+#define CL_MAX_TOTAL_WEIGHT   100000
 
 /* The rule's glob/name list for a rules-file key ("workflow", "job", "step",
  * "files", "events", "argocd"), or NULL for any other key. */
@@ -102,6 +117,7 @@ hl_classifier_pattern(const struct hl_classifier *c, size_t i)
 
 /* Parsing state: the document, the file name and the rule being read. */
 struct cl_parse {
+	uint64_t weight; /* compile weight of the patterns so far */
 	yaml_document_t doc;
 	const char *file;
 	const char *rule; /* name of the current rule, or a "#N" label */
@@ -252,6 +268,199 @@ cl_pats_push(struct cl_pats *p, const char *s, unsigned flags, size_t rule, cons
 	return 0;
 }
 
+/* ---- compile weight --------------------------------------------------- */
+
+#define CL_WEIGHT_CAP ((uint64_t)1 << 40)
+
+static uint64_t
+cl_wadd(uint64_t a, uint64_t b)
+{
+	return a + b > CL_WEIGHT_CAP ? CL_WEIGHT_CAP : a + b;
+}
+
+static uint64_t
+cl_wmul(uint64_t a, uint64_t b)
+{
+	return b && a > CL_WEIGHT_CAP / b ? CL_WEIGHT_CAP : a * b;
+}
+
+/* A {m}, {m,}, {m,n} or {,n} quantifier at p: its length, and in *mult its
+ * larger bound (at least 1); 0 when p is a literal '{'. */
+static size_t
+cl_quant_brace(const char *p, uint64_t *mult)
+{
+	const char *q = p + 1;
+	uint64_t a = 0, b = 0;
+	bool da = false, db = false;
+
+	for (; *q >= '0' && *q <= '9'; q++, da = true)
+		a = a > CL_WEIGHT_CAP ? a : a * 10 + (uint64_t)(*q - '0');
+	if (*q == ',')
+		for (q++; *q >= '0' && *q <= '9'; q++, db = true)
+			b = b > CL_WEIGHT_CAP ? b : b * 10 + (uint64_t)(*q - '0');
+	if (*q != '}' || (!da && !db))
+		return 0;
+	*mult = a > b ? a : b;
+	if (*mult == 0)
+		*mult = 1;
+	return (size_t)(q + 1 - p);
+}
+
+/* Skips a character class starting at s[*pos] == '['. */
+static void
+cl_skip_class(const char *s, size_t *pos)
+{
+	(*pos)++;
+	if (s[*pos] == '^')
+		(*pos)++;
+	if (s[*pos] == ']')
+		(*pos)++;
+	while (s[*pos] && s[*pos] != ']') {
+		if (s[*pos] == '\\' && s[*pos + 1]) {
+			*pos += 2;
+		} else if (s[*pos] == '[' && s[*pos + 1] == ':') {
+			const char *end = strstr(s + *pos + 2, ":]");
+			*pos = end ? (size_t)(end - s) + 2 : *pos + 1;
+		} else {
+			(*pos)++;
+		}
+	}
+	if (s[*pos] == ']')
+		(*pos)++;
+}
+
+/* Skips an escape at s[*pos] == '\\'; returns the atoms it stands for. */
+static uint64_t
+cl_skip_escape(const char *s, size_t *pos)
+{
+	char c;
+
+	(*pos)++;
+	if (!s[*pos])
+		return 1;
+	c = s[(*pos)++];
+	if (c == 'Q') { /* \Q...\E: literal text */
+		const char *end = strstr(s + *pos, "\\E");
+		size_t n = end ? (size_t)(end - (s + *pos)) : strlen(s + *pos);
+		*pos += n + (end ? 2 : 0);
+		return n ? n : 1;
+	}
+	if (strchr("xopPNgk", c) && s[*pos] == '{') {
+		const char *end = strchr(s + *pos, '}');
+		*pos = end ? (size_t)(end - s) + 1 : strlen(s);
+	}
+	return 1;
+}
+
+/*
+ * The compile weight of the alternatives from s[*pos] to a ')' or the end:
+ * about the size of the automaton the pattern unrolls to. An atom (a
+ * character, a class, an escape) weighs 1, a group the sum of its
+ * alternatives plus 1; a bounded repeat {m,n} multiplies what it repeats
+ * by max(m, n), so nested repeats multiply, and * or + by 4. Saturates at
+ * CL_WEIGHT_CAP.
+ * *deep is set past CL_MAX_GROUP_DEPTH nested groups.
+ */
+static uint64_t
+cl_weight_alts(const char *s, size_t *pos, int depth, bool *deep)
+{
+	uint64_t total = 0, seq = 0, atom, mult;
+	size_t n;
+
+	while (s[*pos] && s[*pos] != ')') {
+		switch (s[*pos]) {
+		case '|':
+			total = cl_wadd(total, seq);
+			seq = 0;
+			(*pos)++;
+			continue;
+		case '(':
+			(*pos)++;
+			if (depth >= CL_MAX_GROUP_DEPTH) {
+				*deep = true;
+				return CL_WEIGHT_CAP;
+			}
+			atom = cl_wadd(1, cl_weight_alts(s, pos, depth + 1, deep));
+			if (s[*pos] == ')')
+				(*pos)++;
+			break;
+		case '[':
+			cl_skip_class(s, pos);
+			atom = 1;
+			break;
+		case '\\':
+			atom = cl_skip_escape(s, pos);
+			break;
+		default:
+			(*pos)++;
+			atom = 1;
+			break;
+		}
+		for (;;) {
+			char c = s[*pos];
+
+			if (c == '*' || c == '+') {
+				atom = cl_wmul(atom, 4); /* a loop: its body and its back edges */
+				(*pos)++;
+			} else if (c == '?') {
+				(*pos)++;
+			} else if (c == '{' && (n = cl_quant_brace(s + *pos, &mult)) != 0) {
+				atom = cl_wmul(atom, mult);
+				*pos += n;
+			} else {
+				break;
+			}
+		}
+		seq = cl_wadd(seq, atom);
+	}
+	return cl_wadd(total, seq);
+}
+
+/* The compile weight of a whole pattern (see cl_weight_alts). */
+static uint64_t
+cl_regex_weight(const char *pat, bool *deep)
+{
+	uint64_t w = 0;
+	size_t pos = 0;
+
+	*deep = false;
+	while (pat[pos]) {
+		w = cl_wadd(w, cl_weight_alts(pat, &pos, 0, deep));
+		if (pat[pos] == ')')
+			pos++; /* unbalanced: PCRE2 refuses it anyway */
+	}
+	return w;
+}
+
+/* The bounds of one pattern, and the running total of all of them. */
+static int
+cl_check_bounds(struct cl_parse *ps, const yaml_node_t *node, const char *pat)
+{
+	size_t len = strlen(pat);
+	bool deep;
+	uint64_t w;
+
+	if (len > CL_MAX_PATTERN_BYTES)
+		return cl_perr(ps, node, 0, "pattern is %zu bytes long, more than %d", len,
+		               CL_MAX_PATTERN_BYTES);
+	w = cl_regex_weight(pat, &deep);
+	if (deep)
+		return cl_perr(ps, node, 0, "pattern nests groups more than %d deep",
+		               CL_MAX_GROUP_DEPTH);
+	if (w > CL_MAX_PATTERN_WEIGHT)
+		return cl_perr(ps, node, 0,
+		               "pattern is too heavy to compile (weight %llu, at most %d): use"
+		               " smaller repeat counts or fewer nested repeats",
+		               (unsigned long long)w, CL_MAX_PATTERN_WEIGHT);
+	ps->weight = cl_wadd(ps->weight, w);
+	if (ps->weight > CL_MAX_TOTAL_WEIGHT)
+		return cl_perr(ps, node, 0,
+		               "the patterns up to here are too heavy to compile together"
+		               " (weight %llu, at most %d): use fewer or lighter patterns",
+		               (unsigned long long)ps->weight, CL_MAX_TOTAL_WEIGHT);
+	return 0;
+}
+
 static int
 cl_check_regex(struct cl_parse *ps, const yaml_node_t *node, const char *pat, bool caseless)
 {
@@ -320,12 +529,18 @@ cl_parse_patterns(struct cl_parse *ps, const yaml_node_t *list, const char *key,
 
 	if (cnt == 0)
 		return cl_perr(ps, list, 0, "'%s' is empty", key);
+	if (cnt > CL_MAX_RULE_PATTERNS)
+		return cl_perr(ps, list, 0, "a rule has %zu %s, more than %d", cnt, key,
+		               CL_MAX_RULE_PATTERNS);
 	for (size_t i = 0; i < cnt; i++) {
 		const yaml_node_t *pn =
 		        yaml_document_get_node(&ps->doc, list->data.sequence.items.start[i]);
 		const char *pat = cl_scalar(pn);
 		if (pat == NULL || *pat == '\0')
 			return cl_perr(ps, pn ? pn : list, 0, "%s must be non-empty strings", key);
+		rc = cl_check_bounds(ps, pn, pat);
+		if (rc)
+			return rc;
 		rc = cl_check_regex(ps, pn, pat, r->caseless);
 		if (rc)
 			return rc;
@@ -655,6 +870,10 @@ cl_new(struct hl_classifier **out, const char *text, size_t n, const char *name,
 	size_t nr = (size_t)(rules->data.sequence.items.top - rules->data.sequence.items.start);
 	if (nr == 0) {
 		rc = cl_perr(&ps, rules, 0, "'rules' is empty");
+		goto out;
+	}
+	if (nr > CL_MAX_RULES) {
+		rc = cl_perr(&ps, rules, 0, "%zu rules, more than %d", nr, CL_MAX_RULES);
 		goto out;
 	}
 	c->rules = calloc(nr, sizeof(*c->rules));

@@ -27,13 +27,14 @@ const struct hl_cmd hl_commands[] = {
 	  "  --config FILE   YAML configuration file (HEALER_CONFIG)\n"
 	  "  --print         print the effective settings (secrets shown as \"(set)\")\n" },
 	{ "classify", hl_cmd_classify, "classify CI failures (JSON Lines in, JSON Lines out)",
-	  "usage: healer classify [--rules FILE] [--explain] [FILE|-]\n"
+	  "usage: healer classify [--rules FILE] [--explain] [--max-line-bytes N] [FILE|-]\n"
 	  "       healer classify [--rules FILE] [--explain] --log FILE|- [--workflow NAME]\n"
 	  "                       [--job NAME] [--step NAME] [--changed-file PATH]...\n"
 	  "                       [--event NAME] [--argocd-sync S] [--argocd-health H]\n"
 	  "\n"
 	  "JSON Lines mode reads one case per line (contract section 5) and writes one\n"
-	  "verdict per line; a malformed line gives {\"id\": null, \"error\": ...}.\n"
+	  "verdict per line; a malformed line gives {\"id\": null, \"error\": ...}, and\n"
+	  "so does a line longer than --max-line-bytes (default 64 MiB).\n"
 	  "--log classifies one raw log file. --explain adds an \"explain\" string to\n"
 	  "each JSON verdict, and with --log prints a readable account instead of JSON.\n"
 	  "Rules: --rules FILE, else HEALER_RULES_FILE, else the built-in rules.\n" },

@@ -4,7 +4,9 @@
  *
  * classify reads JSON Lines (a FILE or stdin) and writes one JSON object per
  * non-blank input line, in order; a line that is not a JSON object yields
- * {"id": null, "error": "..."} and the rest go on. Each result has the keys
+ * {"id": null, "error": "..."} and the rest go on, and so does a line longer
+ * than --max-line-bytes (64 MiB): it is never held whole, its bytes past the
+ * cap are skipped. Each result has the keys
  * of contract section 5, then "confidence" (0-1); its "evidence" also has
  * "reason" (null when a log line supports the verdict, see classify.h). With --log FILE it
  * classifies one raw log file (read with pread through small windows, never
@@ -43,7 +45,12 @@ enum {
 	OPT_ARGO_SYNC,
 	OPT_ARGO_HEALTH,
 	OPT_DUMP,
+	OPT_MAX_LINE,
 };
+
+/* A JSON Lines case longer than this is that line's error (the bytes past
+ * it are skipped, never held): --max-line-bytes. */
+#define CLASSIFY_MAX_LINE ((size_t)64 << 20)
 
 static const struct hl_opt classify_opts[] = {
 	{ "rules", true, OPT_RULES },
@@ -57,6 +64,7 @@ static const struct hl_opt classify_opts[] = {
 	{ "argocd-sync", true, OPT_ARGO_SYNC },
 	{ "argocd-health", true, OPT_ARGO_HEALTH },
 	{ "dump-patterns", false, OPT_DUMP },
+	{ "max-line-bytes", true, OPT_MAX_LINE },
 	{ NULL, false, 0 },
 };
 
@@ -226,40 +234,142 @@ out:
 	return rc;
 }
 
-static int
-classify_jsonl(struct hl_classifier *c, const char *path, bool explain)
-{
-	FILE *f = stdin;
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
+/* Reads JSON Lines in 64 KiB blocks (NUL bytes are data, not ends). */
+struct classify_reader {
+	FILE *f;
+	size_t pos, len;
+	bool eof;
+	char buf[64 * 1024];
+};
 
-	if (path != NULL && strcmp(path, "-") != 0) {
-		f = fopen(path, "r");
-		if (f == NULL)
-			return hl_cmd_fail("cannot open '%s': %s", path, strerror(errno));
+/*
+ * The next line, without its '\n', into line. Returns 1 for a line, 0 at
+ * the end, -1 on a read error. A line longer than max stops the read at
+ * once with *too_long set (line emptied, its memory given back): the caller
+ * reports it, then classify_skip_line drops the rest of it.
+ */
+static int
+classify_read_line(struct classify_reader *r, struct hl_buf *line, size_t max, bool *too_long)
+{
+	bool any = false;
+
+	hl_buf_reset(line);
+	*too_long = false;
+	for (;;) {
+		const char *nl;
+		size_t n;
+
+		if (r->pos == r->len) {
+			if (r->eof)
+				return any ? 1 : 0;
+			r->len = fread(r->buf, 1, sizeof(r->buf), r->f);
+			r->pos = 0;
+			if (r->len == 0) {
+				if (ferror(r->f))
+					return -1;
+				r->eof = true;
+				return any ? 1 : 0;
+			}
+		}
+		any = true;
+		nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+		n = nl ? (size_t)(nl - (r->buf + r->pos)) : r->len - r->pos;
+		if (line->len + n > max) {
+			*too_long = true;
+			hl_buf_release(line);
+			return 1;
+		}
+		if (hl_buf_append(line, r->buf + r->pos, n) < 0)
+			return -1;
+		r->pos += n;
+		if (nl) {
+			r->pos++;
+			return 1;
+		}
 	}
-	while ((n = getline(&line, &cap, f)) >= 0) {
-		size_t len = (size_t)n;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+}
+
+/* Skips to the end of the current line (in constant memory). */
+static int
+classify_skip_line(struct classify_reader *r)
+{
+	for (;;) {
+		const char *nl;
+
+		if (r->pos == r->len) {
+			if (r->eof)
+				return 0;
+			r->len = fread(r->buf, 1, sizeof(r->buf), r->f);
+			r->pos = 0;
+			if (r->len == 0) {
+				r->eof = true;
+				return ferror(r->f) ? -1 : 0;
+			}
+		}
+		nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
+		if (nl) {
+			r->pos = (size_t)(nl - r->buf) + 1;
+			return 0;
+		}
+		r->pos = r->len;
+	}
+}
+
+static int
+classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t max_line)
+{
+	struct classify_reader *r = calloc(1, sizeof(*r));
+	struct hl_buf line = HL_BUF_INIT(0);
+	size_t lineno = 0;
+	bool too_long;
+	int rc = 0, got;
+
+	if (r == NULL)
+		return hl_cmd_fail("out of memory");
+	r->f = stdin;
+	if (path != NULL && strcmp(path, "-") != 0) {
+		r->f = fopen(path, "r");
+		if (r->f == NULL) {
+			free(r);
+			return hl_cmd_fail("cannot open '%s': %s", path, strerror(errno));
+		}
+	}
+	while ((got = classify_read_line(r, &line, max_line, &too_long)) > 0) {
+		size_t len = line.len, k = 0;
+		char msg[160];
+
+		lineno++;
+		if (too_long) {
+			snprintf(msg, sizeof(msg), "line %zu is longer than %zu bytes", lineno,
+			         max_line);
+			classify_print_error(NULL, msg);
+			fflush(stdout);
+			if (classify_skip_line(r) < 0) {
+				got = -1;
+				break;
+			}
+			continue;
+		}
+		while (len > 0 && (line.data[len - 1] == '\n' || line.data[len - 1] == '\r'))
 			len--;
-		size_t k = 0;
-		while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r'))
+		while (k < len &&
+		       (line.data[k] == ' ' || line.data[k] == '\t' || line.data[k] == '\r'))
 			k++;
 		if (k == len)
 			continue;
-		if (classify_one_line(c, line, len, explain) != 0) {
+		if (classify_one_line(c, line.data, len, explain) != 0) {
 			rc = hl_cmd_fail("out of memory");
 			break;
 		}
 		fflush(stdout);
 	}
-	if (rc == 0 && ferror(f))
-		rc = hl_cmd_fail("reading '%s': %s", path ? path : "-", strerror(errno));
-	free(line);
-	if (f != stdin)
-		fclose(f);
+	if (rc == 0 && got < 0)
+		rc = hl_cmd_fail("reading '%s': %s", path ? path : "-",
+		                 ferror(r->f) ? strerror(errno) : "out of memory");
+	hl_buf_release(&line);
+	if (r->f != stdin)
+		fclose(r->f);
+	free(r);
 	return rc;
 }
 
@@ -333,6 +443,7 @@ hl_cmd_classify(int argc, char **argv)
 	const char **changed = NULL;
 	size_t n_changed = 0;
 	bool explain = false, dump = false, one_case = false;
+	size_t max_line = CLASSIFY_MAX_LINE;
 	int optind_ = 1, o, rc = 0;
 
 	memset(&in, 0, sizeof(in));
@@ -383,6 +494,21 @@ hl_cmd_classify(int argc, char **argv)
 		case OPT_DUMP:
 			dump = true;
 			break;
+		case OPT_MAX_LINE: {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(arg, &end, 10);
+			if (errno || *end || end == arg || v < 1 || arg[0] == '-') {
+				free(changed);
+				return hl_cmd_usage_error(
+				        "classify", "--max-line-bytes '%s' must be a number >= 1",
+				        arg);
+			}
+			max_line = (size_t)v;
+			break;
+		}
 		default:
 			free(changed);
 			return 2;
@@ -415,7 +541,7 @@ hl_cmd_classify(int argc, char **argv)
 	} else if (log != NULL) {
 		rc = classify_log_file(c, log, &in, explain);
 	} else {
-		rc = classify_jsonl(c, optind_ < argc ? argv[optind_] : NULL, explain);
+		rc = classify_jsonl(c, optind_ < argc ? argv[optind_] : NULL, explain, max_line);
 	}
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = hl_cmd_fail("writing the output: %s", strerror(errno));

@@ -2,6 +2,8 @@
  * cmd_config.c - `healer check-config`: load and validate the configuration
  * exactly as the server would, without starting anything.
  */
+#include "base/buf.h"
+#include "base/url.h"
 #include "cmd.h"
 #include "config/config.h"
 
@@ -39,11 +41,19 @@ hl_cmd_check_config(int argc, char **argv)
 		return hl_cmd_usage_error("check-config", "unexpected argument '%s'", argv[idx]);
 	if (hl_config_load(&cfg, file, NULL, 0, &err) < 0)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	/* valid as a configuration; `healer server` would still refuse it */
+	if (hl_config_check_auth(cfg, &err) < 0)
+		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);
 	if (print)
 		hl_config_describe(cfg, check_config_print, NULL);
-	else
+	else {
+		struct hl_buf store = HL_BUF_INIT(0);
+
+		hl_url_strip_userinfo_text(&store, cfg->database_url);
 		printf("configuration ok (dispatch: %s, store: %s)\n",
-		       hl_dispatch_mode_name(cfg->dispatch), cfg->database_url);
+		       hl_dispatch_mode_name(cfg->dispatch), store.data);
+		hl_buf_release(&store);
+	}
 	hl_config_free(cfg);
 	return 0;
 }

@@ -106,7 +106,11 @@ hl_cmd_fetch_logs(int argc, char **argv)
 	if (!dir || !*dir)
 		return hl_cmd_usage_error("fetch-logs", "missing --output-dir");
 	if (!hl_diag_pod_name_valid(pod))
-		return hl_cmd_usage_error("fetch-logs", "--pod-name '%s' is not a pod name", pod);
+		return hl_cmd_usage_error("fetch-logs", "--pod-name '%.253s' is not a pod name",
+		                          pod);
+	if (!hl_diag_namespace_valid(ns))
+		return hl_cmd_usage_error("fetch-logs", "--namespace '%.253s' is not a namespace",
+		                          ns);
 	if (hl_file_mkdirs(dir, &err) < 0)
 		return hl_cmd_fail("output directory '%s': %s", dir, err.msg);
 	if (pod_load_kube(&k) != 0)

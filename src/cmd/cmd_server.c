@@ -1,7 +1,9 @@
 /*
- * cmd_server.c - `healer server`: load the configuration, open the store,
- * re-queue interrupted deliveries, start the remediation loop, the workers
- * and the HTTP server,
+ * cmd_server.c - `healer server`: load the configuration, lock the data
+ * directory's SQLite store (healer.db.lock beside it: a second server is
+ * refused; commands that only read the store never take it), open the
+ * store, re-queue interrupted deliveries, start the remediation loop, the
+ * workers and the HTTP server,
  * then wait for SIGTERM/SIGINT and shut down gracefully:
  *   stop accepting -> answer in-flight requests (their deliveries commit)
  *   -> workers finish their current delivery -> stop HTTP -> the loop's
@@ -25,6 +27,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SERVER_DRAIN_MS 10000
 
@@ -54,7 +57,7 @@ hl_cmd_server(int argc, char **argv)
 	char port[32], addr[300];
 	int64_t requeued = 0;
 	size_t nov = 0;
-	int idx = 1, opt, sig = 0, rc = 1, level;
+	int idx = 1, opt, sig = 0, rc = 1, level, lock_fd = -1;
 	sigset_t set;
 
 	while ((opt = hl_cmd_getopt("server", argc, argv, opts, &arg, &idx)) != -1) {
@@ -103,9 +106,38 @@ hl_cmd_server(int argc, char **argv)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
 	if (cfg->log_level && (level = hl_log_parse_level(cfg->log_level)) >= 0)
 		hl_log_set_level((enum hl_log_level)level);
+	if (hl_config_check_auth(cfg, &err) < 0) {
+		hl_cmd_fail("invalid configuration: %s", err.msg);
+		goto out;
+	}
+	if (cfg->n_webhook_secrets == 0)
+		hl_log_kv(
+		        HL_LOG_WARN,
+		        "webhook deliveries are not authenticated: GITHUB_WEBHOOK_SECRET is not set",
+		        "listen", cfg->listen, NULL);
+	if (!cfg->api_token)
+		hl_log_kv(HL_LOG_WARN,
+		          "sensor calls are not authenticated: HEALER_API_TOKEN is not set",
+		          "listen", cfg->listen, NULL);
 	if (hl_file_mkdirs(cfg->data_dir, &err) < 0) {
 		hl_cmd_fail("cannot create data directory: %s", err.msg);
 		goto out;
+	}
+	/* one server per SQLite store: a second one would process the same
+	 * deliveries (the lock goes with the process, even on SIGKILL) */
+	if (strncmp(cfg->database_url, "sqlite:", 7) == 0 && cfg->database_url[7]) {
+		char lock[4200];
+
+		snprintf(lock, sizeof(lock), "%s.lock", cfg->database_url + 7);
+		if (hl_file_lock(&lock_fd, lock, &err) < 0) {
+			if (err.code == HL_ECONFLICT)
+				hl_cmd_fail("another healer server is running on '%s' (it holds"
+				            " '%s'); stop it, or give this one another --data-dir",
+				            cfg->database_url + 7, lock);
+			else
+				hl_cmd_fail("cannot lock the store: %s", err.msg);
+			goto out;
+		}
 	}
 	if (hl_store_open(&store, cfg->database_url, &err) < 0) {
 		hl_cmd_fail("cannot open the store: %s", err.msg);
@@ -166,6 +198,8 @@ out:
 	hl_loop_stop(loop);
 	hl_remediator_free(remediator);
 	hl_store_close(store);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	if (rc == 0)
 		hl_info("stopped");
 	hl_config_free(cfg);

@@ -12,9 +12,12 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "base/url.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,7 @@ static const struct config_key config_keys[] = {
 	S("HEALER_DATABASE_URL", database_url, NULL),
 	X("GITHUB_WEBHOOK_SECRET", webhook_secret),
 	X("HEALER_API_TOKEN", api_token),
+	B("HEALER_ALLOW_UNAUTHENTICATED", allow_unauthenticated, "false"),
 	S("GITHUB_API_URL", github_api_url, "https://api.github.com"),
 	X("GITHUB_TOKEN", github_token),
 	S("GITHUB_APP_ID", github_app_id, NULL),
@@ -96,6 +100,11 @@ static const struct config_key config_keys[] = {
 	I("HEALER_CONTEXT_TIMEOUT_MS", context_timeout_ms, "15000"),
 	I("HEALER_SOURCE_TIMEOUT_MS", source_timeout_ms, "8000"),
 	I("HEALER_DECISION_WAIT_MS", decision_wait_ms, "5000"),
+	I("HEALER_HTTP_MAX_CONNECTIONS", http_max_connections, "1024"),
+	I("HEALER_HTTP_MAX_CONNECTIONS_PER_IP", http_max_per_ip, "64"),
+	I("HEALER_HTTP_HEADER_TIMEOUT_S", http_header_timeout_s, "10"),
+	I("HEALER_HTTP_REQUEST_TIMEOUT_S", http_request_timeout_s, "60"),
+	I("HEALER_HTTP_MAX_BUFFERED_MB", http_max_buffered_mb, "256"),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -342,6 +351,71 @@ config_check_url(const char *key, const char *url, struct hl_err *err)
 	return 0;
 }
 
+/* The password of a URL's userinfo ("scheme://user:password@host") is a
+ * secret wherever it might show up (an upstream's error text, a log). */
+static void
+config_register_userinfo(const char *url)
+{
+	const char *auth, *end, *at = NULL, *colon, *p;
+	char pw[512];
+
+	if (!url || !(auth = strstr(url, "://")))
+		return;
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	for (p = auth; p < end; p++)
+		if (*p == '@')
+			at = p;
+	if (!at || !(colon = memchr(auth, ':', (size_t)(at - auth))) ||
+	    (size_t)(at - colon - 1) >= sizeof(pw))
+		return;
+	memcpy(pw, colon + 1, (size_t)(at - colon - 1));
+	pw[at - colon - 1] = '\0';
+	hl_log_add_secret(pw);
+}
+
+/* True when s[0..n) is only ASCII whitespace. */
+static bool
+config_blank(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isspace((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * A webhook secret or API token that is set but empty would turn
+ * authentication off without a word: refuse it, naming the key.
+ */
+static int
+config_check_secrets(const struct hl_config *cfg, struct hl_err *err)
+{
+	const char *p = cfg->webhook_secret, *comma;
+	size_t i = 0;
+
+	if (p) {
+		for (;; i++) {
+			comma = strchr(p, ',');
+			if (config_blank(p, comma ? (size_t)(comma - p) : strlen(p)))
+				return hl_err_set(err, HL_EINVAL,
+				                  "GITHUB_WEBHOOK_SECRET: secret %zu of the list is"
+				                  " empty (unset the variable to run without one)",
+				                  i + 1);
+			if (!comma)
+				break;
+			p = comma + 1;
+		}
+	}
+	if (cfg->api_token && config_blank(cfg->api_token, strlen(cfg->api_token)))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_API_TOKEN: is empty (unset the variable to run without"
+		                  " one)");
+	return 0;
+}
+
 static int
 config_finish(struct hl_config *cfg, struct hl_err *err)
 {
@@ -383,6 +457,11 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                           *(char **)(void *)((char *)cfg + urls[i].offset), err)) <
 		    0)
 			return rc;
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		config_register_userinfo(*(char **)(void *)((char *)cfg + urls[i].offset));
+	config_register_userinfo(cfg->database_url);
+	if ((rc = config_check_secrets(cfg, err)) < 0)
+		return rc;
 	if (cfg->webhook_secret && *cfg->webhook_secret) {
 		cfg->webhook_secrets =
 		        hl_str_split_list(cfg->webhook_secret, &cfg->n_webhook_secrets);
@@ -407,7 +486,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	if (cfg->workers < 1 || cfg->workers > 64)
 		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
 	if (cfg->attempt_timeout_mins < 1)
-		return hl_err_set(err, HL_EINVAL, "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");
 	if (cfg->verify_timeout_mins < 1)
 		return hl_err_set(err, HL_EINVAL, "HEALER_VERIFY_TIMEOUT_MINS: must be at least 1");
 	if (cfg->lease_seconds < 2 || cfg->lease_seconds > 3600)
@@ -420,6 +500,24 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(
 		        err, HL_EINVAL,
 		        "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
+	if (cfg->http_max_connections < 16 || cfg->http_max_connections > 65536)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HTTP_MAX_CONNECTIONS: must be between 16 and 65536");
+	if (cfg->http_max_per_ip < 1 || cfg->http_max_per_ip > cfg->http_max_connections)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HTTP_MAX_CONNECTIONS_PER_IP: must be between 1 and"
+		                  " HEALER_HTTP_MAX_CONNECTIONS (%d)",
+		                  cfg->http_max_connections);
+	if (cfg->http_header_timeout_s < 1 || cfg->http_header_timeout_s > 3600 ||
+	    cfg->http_request_timeout_s < 1 || cfg->http_request_timeout_s > 3600)
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_HTTP_HEADER_TIMEOUT_S / HEALER_HTTP_REQUEST_TIMEOUT_S: must"
+		        " be between 1 and 3600");
+	/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
+	if (cfg->http_max_buffered_mb < 32 || cfg->http_max_buffered_mb > 65536)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HTTP_MAX_BUFFERED_MB: must be between 32 and 65536");
 	if (hl_log_parse_level(cfg->log_level) < 0)
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",
@@ -554,7 +652,13 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		switch (k->kind) {
 		case CFG_STR: {
 			const char *v = *(char *const *)(const void *)base;
-			snprintf(line, sizeof(line), "%s=%s", k->env, v ? v : "");
+			struct hl_buf shown = HL_BUF_INIT(0);
+
+			/* a URL's user:password@ is a credential */
+			hl_url_strip_userinfo_text(&shown, v ? v : "");
+			snprintf(line, sizeof(line), "%s=%s", k->env,
+			         hl_buf_error(&shown) ? "(unprintable)" : shown.data);
+			hl_buf_release(&shown);
 			break;
 		}
 		case CFG_SECRET: {
@@ -573,6 +677,37 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		}
 		emit(line, payload);
 	}
+}
+
+bool
+hl_config_listen_is_loopback(const struct hl_config *cfg)
+{
+	const char *h = cfg->listen_host;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!h)
+		return false;
+	if (strcasecmp(h, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, h, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, h, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+int
+hl_config_check_auth(const struct hl_config *cfg, struct hl_err *err)
+{
+	bool hook = cfg->n_webhook_secrets > 0, api = cfg->api_token != NULL;
+
+	if ((hook && api) || cfg->allow_unauthenticated || hl_config_listen_is_loopback(cfg))
+		return 0;
+	return hl_err_set(err, HL_EINVAL,
+	                  "HEALER_LISTEN: refusing to listen on '%s' without %s%s%s; set %s,"
+	                  " listen on 127.0.0.1, or set HEALER_ALLOW_UNAUTHENTICATED=true",
+	                  cfg->listen, hook ? "" : "GITHUB_WEBHOOK_SECRET",
+	                  hook || api ? "" : " and ", api ? "" : "HEALER_API_TOKEN",
+	                  hook || api ? "it" : "them");
 }
 
 bool

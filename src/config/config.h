@@ -7,7 +7,10 @@
  * name or its short form (lower case, without the HEALER_ prefix:
  * HEALER_DATA_DIR -> data_dir, GITHUB_TOKEN -> github_token). A secret may be
  * given as NAME_FILE naming a file whose content (trailing newline trimmed)
- * is the value. Secrets are registered with the logger for redaction.
+ * is the value. Secrets are registered with the logger for redaction. A
+ * webhook secret or API token that is set but empty (after trimming; or any
+ * empty element of the webhook secret's comma list) is an error naming the
+ * key: it would otherwise silently turn authentication off.
  *
  * A loaded hl_config is immutable; reload builds a new one.
  */
@@ -35,6 +38,7 @@ struct hl_config {
 	char **webhook_secrets; /* split, NULL-terminated */
 	size_t n_webhook_secrets;
 	char *api_token;                  /* HEALER_API_TOKEN */
+	bool allow_unauthenticated;       /* HEALER_ALLOW_UNAUTHENTICATED */
 	char *github_api_url;             /* GITHUB_API_URL */
 	char *github_token;               /* GITHUB_TOKEN */
 	char *github_app_id;              /* GITHUB_APP_ID */
@@ -56,14 +60,14 @@ struct hl_config {
 	char *prometheus_url, *loki_url, *grafana_url, *grafana_token;
 	char *openmemory_url, *openmemory_api_key;
 	char *discord_webhook_url, *slack_webhook_url, *smtp_url, *email_to;
-	char *email_from;            /* HEALER_EMAIL_FROM */
-	int attempt_timeout_mins;    /* HEALER_ATTEMPT_TIMEOUT_MINS */
-	int verify_timeout_mins;     /* HEALER_VERIFY_TIMEOUT_MINS */
-	int max_active_coderuns;     /* HEALER_MAX_ACTIVE_CODERUNS (0: no cap) */
-	int max_attempts_per_hour;   /* HEALER_MAX_ATTEMPTS_PER_HOUR per repository (0: no cap) */
-	char *command_associations;  /* HEALER_COMMAND_ASSOCIATIONS, comma list */
-	int lease_seconds;           /* HEALER_LEASE_SECONDS */
-	int loop_interval_ms;        /* HEALER_LOOP_INTERVAL_MS: the loop's poll and directory scan */
+	char *email_from;           /* HEALER_EMAIL_FROM */
+	int attempt_timeout_mins;   /* HEALER_ATTEMPT_TIMEOUT_MINS */
+	int verify_timeout_mins;    /* HEALER_VERIFY_TIMEOUT_MINS */
+	int max_active_coderuns;    /* HEALER_MAX_ACTIVE_CODERUNS (0: no cap) */
+	int max_attempts_per_hour;  /* HEALER_MAX_ATTEMPTS_PER_HOUR per repository (0: no cap) */
+	char *command_associations; /* HEALER_COMMAND_ASSOCIATIONS, comma list */
+	int lease_seconds;          /* HEALER_LEASE_SECONDS */
+	int loop_interval_ms;   /* HEALER_LOOP_INTERVAL_MS: the loop's poll and directory scan */
 	char *rules_file;       /* HEALER_RULES_FILE; NULL means the built-in rules */
 	char *prompts_dir;      /* HEALER_PROMPTS_DIR; NULL means the built-in prompts */
 	char *log_level;        /* HEALER_LOG_LEVEL */
@@ -72,7 +76,14 @@ struct hl_config {
 	int source_timeout_ms;  /* HEALER_SOURCE_TIMEOUT_MS: one context source */
 	int decision_wait_ms;   /* HEALER_DECISION_WAIT_MS: how long the sensor's
 	                           ci-failure call waits for the decision */
-	char *config_file;      /* the YAML file that was read, if any */
+	/* HTTP limits (contract section 4 hardening) */
+	int http_max_connections;   /* HEALER_HTTP_MAX_CONNECTIONS: open at once */
+	int http_max_per_ip;        /* HEALER_HTTP_MAX_CONNECTIONS_PER_IP */
+	int http_header_timeout_s;  /* HEALER_HTTP_HEADER_TIMEOUT_S: a request's headers */
+	int http_request_timeout_s; /* HEALER_HTTP_REQUEST_TIMEOUT_S: a request's body */
+	int http_max_buffered_mb;   /* HEALER_HTTP_MAX_BUFFERED_MB: bodies in memory, all
+	                               connections together */
+	char *config_file;          /* the YAML file that was read, if any */
 };
 
 /* One command-line override: the environment variable name and its value. */
@@ -95,6 +106,18 @@ void hl_config_free(struct hl_config *cfg);
  * secrets shown as "(set)"; for `healer check-config`. */
 void hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, void *payload),
                         void *payload);
+
+/* True when the listen host is a loopback address: "localhost", an IPv4
+ * address in 127.0.0.0/8 or "::1" (also as "[::1]"). */
+bool hl_config_listen_is_loopback(const struct hl_config *cfg);
+
+/*
+ * The server's authentication rule: without a webhook secret
+ * (GITHUB_WEBHOOK_SECRET) or an API token (HEALER_API_TOKEN) it listens on
+ * loopback only, unless HEALER_ALLOW_UNAUTHENTICATED is true. Returns 0, or
+ * -HL_EINVAL with err naming what is missing and how to fix it.
+ */
+int hl_config_check_auth(const struct hl_config *cfg, struct hl_err *err);
 
 /* True when the repository (owner/name) passes the allowlist. */
 bool hl_config_repo_allowed(const struct hl_config *cfg, const char *full_name);

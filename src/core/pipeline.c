@@ -9,7 +9,10 @@
  * delivery back for another claim after a growing pause (a not-before time
  * in the store: no worker sleeps holding it), up to HL_PIPELINE_MAX_CLAIMS
  * claims; every remediation step is idempotent, so a retry never doubles a
- * CodeRun. After that the worker marks it failed.
+ * CodeRun. After that the worker marks it failed. A finish that the store
+ * refuses (a full disk, a lock) is retried with backoff (hl_pipeline_finish)
+ * so no delivery stays `processing` once the store recovers; past that the
+ * store takes the claim back after a while.
  */
 #include "pipeline.h"
 
@@ -21,6 +24,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct hl_pipeline {
 	const struct hl_config *cfg;
@@ -117,6 +121,31 @@ pipeline_backoff_ms(int claims)
 	return ms < 60000 ? ms : 60000;
 }
 
+int
+hl_pipeline_finish(struct hl_store *store, const char *delivery_id,
+                   const struct hl_delivery_result *r, struct hl_err *err)
+{
+	int64_t deadline = hl_time_mono_ms() + HL_PIPELINE_FINISH_RETRY_MS, pause = 50;
+	struct timespec ts;
+	int rc, tries = 0;
+
+	for (;;) {
+		rc = hl_store_finish_delivery(store, delivery_id, r, err);
+		if ((rc != -HL_EDB && rc != -HL_EIO) || hl_time_mono_ms() + pause > deadline)
+			break;
+		if (tries++ == 0)
+			hl_warn("finishing delivery '%s' failed, retrying: %s", delivery_id,
+			        err->msg);
+		ts.tv_sec = pause / 1000;
+		ts.tv_nsec = (pause % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+		pause = pause * 2 > 5000 ? 5000 : pause * 2;
+	}
+	if (rc == 0 && tries)
+		hl_info("finished delivery '%s' after %d retries", delivery_id, tries);
+	return rc;
+}
+
 /* A decision that names another task (the failure belongs to it). */
 static char *
 pipeline_attached_json(const char *task_id)
@@ -183,12 +212,12 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		          cmd.task_id, "detail", cmd.detail, NULL);
 	}
 finish:
-	rc = hl_store_finish_delivery(p->store, d->delivery_id,
-	                              &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
-	                                                            .reason = outcome,
-	                                                            .event_json = text,
-	                                                            .decision_json = decision },
-	                              err);
+	rc = hl_pipeline_finish(p->store, d->delivery_id,
+	                        &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+	                                                      .reason = outcome,
+	                                                      .event_json = text,
+	                                                      .decision_json = decision },
+	                        err);
 	if (rc == 0 && decision)
 		pipeline_publish(p, d->delivery_id, decision);
 	goto out;
@@ -199,7 +228,7 @@ give_back:
 		int64_t pause = pipeline_backoff_ms(d->claims);
 		hl_warn("processing '%s' failed (claim %d), retrying in %lld ms: %s",
 		        d->delivery_id, d->claims, (long long)pause, err->msg);
-		rc = hl_store_finish_delivery(
+		rc = hl_pipeline_finish(
 		        p->store, d->delivery_id,
 		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
 		                                      .reason = "retry",

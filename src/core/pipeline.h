@@ -47,6 +47,21 @@ int hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struc
                     struct hl_remediator *remediator, struct hl_loop *loop, struct hl_err *err);
 void hl_pipeline_free(struct hl_pipeline *p);
 
+/* How long a finish is retried while the store fails (a full disk, a
+ * lock held elsewhere) before it is left to the store's take-back of stale
+ * claims. */
+#define HL_PIPELINE_FINISH_RETRY_MS (2 * 60 * 1000)
+
+/*
+ * hl_store_finish_delivery, retried while the store fails (-HL_EDB,
+ * -HL_EIO) with a pause from 50 ms doubling to 5 s, for up to
+ * HL_PIPELINE_FINISH_RETRY_MS; logs a warning on the first failure.
+ * Other errors (-HL_ECONFLICT: it was finished already) are returned at
+ * once. For the worker threads.
+ */
+int hl_pipeline_finish(struct hl_store *store, const char *delivery_id,
+                       const struct hl_delivery_result *r, struct hl_err *err);
+
 /*
  * Processes one claimed delivery d whose normalized event is ev (see
  * above). A transient failure (an upstream, the network, the store) gives

@@ -3,6 +3,9 @@
  * the stop flag only between deliveries, so a claimed delivery is always
  * finished (or left `processing` for recovery if the process dies).
  *
+ * Finishes go through hl_pipeline_finish: a store that fails for a while
+ * (a full disk, a held lock) delays the finish, it does not lose it.
+ *
  * Workers run at a lower scheduling priority (nice +WORKER_NICE) than the
  * HTTP threads: answering GitHub within its timeout matters more than how
  * soon a stored delivery is remediated, and under a burst the backlog is
@@ -58,11 +61,10 @@ hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
 		          "error", err.msg, NULL);
 		/* ECONFLICT: someone else finished it; nothing left to do. */
 		if (rc != -HL_ECONFLICT &&
-		    hl_store_finish_delivery(
-		            store, d->delivery_id,
-		            &(struct hl_delivery_result){ .state = HL_DELIVERY_FAILED,
-		                                          .reason = reason },
-		            &err) < 0)
+		    hl_pipeline_finish(store, d->delivery_id,
+		                       &(struct hl_delivery_result){ .state = HL_DELIVERY_FAILED,
+		                                                     .reason = reason },
+		                       &err) < 0)
 			hl_log_kv(HL_LOG_ERROR, "cannot mark the delivery failed", "error", err.msg,
 			          NULL);
 	} else {

@@ -8,7 +8,9 @@
  * cannot be re-normalized is finished as failed. When nothing is waiting a
  * worker sleeps until the store signals a new delivery (at most 1 s).
  * Deliveries left `processing` by a dead process are re-queued by
- * hl_store_recover at startup, so each stored delivery is finished once.
+ * hl_store_recover at startup, so each stored delivery is finished once. A
+ * finish the store refuses is retried with backoff (hl_pipeline_finish);
+ * a claim left unfinished anyway is taken back by a later claim once stale.
  */
 #ifndef HL_CORE_WORKER_H
 #define HL_CORE_WORKER_H

@@ -57,7 +57,13 @@ hl_diag_file_suffix(enum hl_diag_file f)
 bool
 hl_diag_pod_name_valid(const char *pod)
 {
-	return pod && *pod && !strchr(pod, '/') && strcmp(pod, ".") != 0 && strcmp(pod, "..") != 0;
+	return hl_str_k8s_subdomain_valid(pod);
+}
+
+bool
+hl_diag_namespace_valid(const char *ns)
+{
+	return hl_str_k8s_label_valid(ns);
 }
 
 static void diag_problem(struct hl_diag_report *r, const char *fmt, ...) HL_PRINTF(2, 3);
@@ -234,7 +240,9 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 
 	hl_diag_report_init(report);
 	if (!hl_diag_pod_name_valid(pod))
-		return hl_err_set(err, HL_EINVAL, "'%s' is not a pod name", pod ? pod : "");
+		return hl_err_set(err, HL_EINVAL, "'%.253s' is not a pod name", pod ? pod : "");
+	if (ns && !hl_diag_namespace_valid(ns))
+		return hl_err_set(err, HL_EINVAL, "'%.253s' is not a namespace", ns);
 	if (!dir || !*dir)
 		return hl_err_set(err, HL_EINVAL, "no output directory for pod '%s'", pod);
 	if (hl_file_mkdirs(dir, &e) < 0)

@@ -55,9 +55,13 @@ void hl_diag_report_release(struct hl_diag_report *r);
  * "events.yaml", "describe.txt". */
 const char *hl_diag_file_suffix(enum hl_diag_file f);
 
-/* True when pod can name a diagnostics file: not empty, no '/', not "." or
- * "..". */
+/* True when pod is a pod name as Kubernetes allows it (a DNS-1123
+ * subdomain: hl_str_k8s_subdomain_valid), so it can name a diagnostics
+ * file and an API path. */
 bool hl_diag_pod_name_valid(const char *pod);
+/* True when ns is a namespace name as Kubernetes allows it (a DNS-1123
+ * label: hl_str_k8s_label_valid). */
+bool hl_diag_namespace_valid(const char *ns);
 
 /*
  * Fetches the diagnostics of pod in namespace ns (NULL: the client's) and
@@ -68,7 +72,7 @@ bool hl_diag_pod_name_valid(const char *pod);
  * report is initialized by the call and filled whether it succeeds or not;
  * the caller releases it. Returns 0 when at least one of the current log,
  * the events and the description was written; else -HL_EINVAL for a pod
- * name that cannot name a file, -HL_EIO when dir cannot be created, or the
+ * or namespace name Kubernetes would not accept, -HL_EIO when dir cannot be created, or the
  * error of the failed fetches (HL_ENOTFOUND, HL_EAUTH, HL_EIO, ...) with
  * "could not fetch any diagnostics for pod 'P' in namespace 'N'".
  * Thread-safe for distinct pods or directories (k is only read).

@@ -6,11 +6,13 @@
  * written temporary file, so two submitters of the same name race safely:
  * exactly one sees "created", the other "existing". Label selectors are
  * evaluated here for directory mode with the same grammar as the API server
- * (equality, inequality, existence, set-based in/notin).
+ * (equality, inequality, existence, set-based in/notin). Opening a
+ * directory dispatcher removes the temporary files a killed writer left.
  */
 #include "dispatch.h"
 
 #include "base/file.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "coderun.h"
 
@@ -18,12 +20,14 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DISPATCH_MAX_MANIFEST (8u * 1024 * 1024)
@@ -91,6 +95,39 @@ hl_dispatch_open_with(struct hl_dispatch **out, enum hl_dispatch_mode mode, cons
 	return 0;
 }
 
+/*
+ * Removes what a killed writer left in the CodeRun directory: the hidden
+ * ".NAME.json.SUFFIX" files dispatch_write_new links from (and their
+ * ".tmp.PID" staging files), and the "NAME.json.tmp.PID" staging files of
+ * status updates. Only files older than DISPATCH_TMP_AGE_S: another
+ * process may be writing one right now.
+ */
+#define DISPATCH_TMP_AGE_S 60
+
+static void
+dispatch_clean_tmp(const char *dir)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+	time_t now = time(NULL);
+
+	if (!dh)
+		return;
+	while ((de = readdir(dh)) != NULL) {
+		const char *n = de->d_name;
+
+		if (!((n[0] == '.' && strstr(n, ".json.")) || strstr(n, ".json.tmp.")))
+			continue;
+		if (fstatat(dirfd(dh), n, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+		    st.st_mtime > now - DISPATCH_TMP_AGE_S)
+			continue;
+		if (unlinkat(dirfd(dh), n, 0) == 0)
+			hl_debug("removed the stale file '%s/%s'", dir, n);
+	}
+	closedir(dh);
+}
+
 int
 hl_dispatch_open(struct hl_dispatch **out, const struct hl_config *cfg, struct hl_err *err)
 {
@@ -105,6 +142,7 @@ hl_dispatch_open(struct hl_dispatch **out, const struct hl_config *cfg, struct h
 			return hl_err_wrap(err, "kubernetes dispatch");
 	} else if (cfg->dispatch == HL_DISPATCH_DIRECTORY) {
 		snprintf(dir, sizeof(dir), "%s/coderuns", cfg->data_dir ? cfg->data_dir : "./var");
+		dispatch_clean_tmp(dir);
 	}
 	return hl_dispatch_open_with(out, cfg->dispatch, dir[0] ? dir : NULL, cfg->namespace, kube,
 	                             err);

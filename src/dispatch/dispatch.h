@@ -46,7 +46,9 @@ const char *hl_dispatch_outcome_name(enum hl_dispatch_outcome o);
 /*
  * Opens the dispatcher for cfg's mode; kubernetes mode loads the client
  * configuration (KUBECONFIG, in-cluster, ~/.kube/config) and fails with its
- * error when none is usable. Free with hl_dispatch_close.
+ * error when none is usable; directory mode removes the temporary files
+ * (".NAME.json.*", "NAME.json.tmp.*") older than a minute that a killed
+ * writer left. Free with hl_dispatch_close.
  */
 int hl_dispatch_open(struct hl_dispatch **out, const struct hl_config *cfg, struct hl_err *err);
 

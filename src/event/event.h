@@ -118,15 +118,17 @@ struct hl_event {
 	char *author_association; /* the comment author's relation to the repository
 	                             (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...) */
 	char *requested_action;   /* check_run requested_action.identifier */
-	char *review_state;     /* pull_request_review */
-	int64_t review_id;      /* pull_request_review review.id */
+	char *review_state;       /* pull_request_review */
+	int64_t review_id;        /* pull_request_review review.id */
 };
 
 /*
  * Normalizes a payload delivered as event_name (X-GitHub-Event). Unknown
  * event names fail with HL_EUNSUPPORTED; payloads missing what the event
  * requires (e.g. workflow_job without a workflow_job object, any event but
- * ping without repository.full_name) fail with HL_EINVAL. Everything else is
+ * ping without repository.full_name) fail with HL_EINVAL, and so does a
+ * repository.full_name that is not a GitHub owner/name
+ * (hl_str_github_repo_valid). Everything else is
  * read leniently: a missing, null or wrongly typed field is left absent, ids
  * may be numbers or numeric strings. *out is a new event (hl_event_free);
  * payload is only borrowed. Thread-safe.

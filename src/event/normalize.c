@@ -703,7 +703,7 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 {
 	enum hl_event_kind kind = hl_event_kind_from_name(event_name);
 	struct hl_event *ev = NULL;
-	const char *req;
+	const char *req, *repo;
 	const json_t *obj = NULL;
 	bool oom = false;
 	int rc = 0;
@@ -734,8 +734,15 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' string", event_name,
 		                  "ref");
 	/* Every event but an organization ping concerns one repository. */
-	if (kind != HL_EVENT_PING && !hl_json_str(payload, "repository.full_name"))
+	repo = hl_json_str(payload, "repository.full_name");
+	if (kind != HL_EVENT_PING && !repo)
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no 'repository.full_name'",
+		                  event_name);
+	/* The name becomes API paths used with healer's token: only what
+	 * GitHub itself allows as an owner and a repository name. */
+	if (repo && !hl_str_github_repo_valid(repo))
+		return hl_err_set(err, HL_EINVAL,
+		                  "'%s' payload: 'repository.full_name' is not a valid owner/name",
 		                  event_name);
 
 	ev = calloc(1, sizeof(*ev));

@@ -169,10 +169,12 @@ hl_http_status(struct http_req *r)
 	d = json_pack("{s:I, s:o, s:o, s:o, s:o}", "total", (json_int_t)c.total, "by_event",
 	              c.by_event, "by_state", c.by_state, "by_reason", c.by_reason,
 	              "by_event_state", c.by_event_state);
-	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o}", "status", "ok", "version",
-	              r->srv->version, "uptime_seconds",
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:{s:s, s:s}}", "status", "ok",
+	              "version", r->srv->version, "uptime_seconds",
 	              (json_int_t)((hl_time_mono_ms() - r->srv->started_ms) / 1000), "queue_depth",
-	              (json_int_t)depth, "deliveries", d, "remediations", rem, "recent", recent);
+	              (json_int_t)depth, "deliveries", d, "remediations", rem, "recent", recent,
+	              "auth", "webhook", r->srv->cfg->n_webhook_secrets > 0 ? "hmac" : "none",
+	              "api", r->srv->cfg->api_token ? "bearer" : "none");
 	return api_reply_json(r, 200, o);
 }
 

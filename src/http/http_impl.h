@@ -12,9 +12,41 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* A client address: 4 bytes (IPv4, also IPv4-mapped IPv6) or 16 (IPv6). */
+struct http_addr {
+	unsigned char b[16];
+	unsigned char len;
+};
+
+/* Open connections of one client address. */
+struct http_ip {
+	struct http_addr addr;
+	int n;
+};
+
+/* What a connection is waiting for (its deadline, server.c). */
+enum http_conn_state {
+	HTTP_CONN_HEADERS = 0, /* a new connection's first request line and headers */
+	HTTP_CONN_KEEPALIVE,   /* the next request on a kept-alive connection */
+	HTTP_CONN_BODY,        /* a request's body */
+	HTTP_CONN_BUSY,        /* the route runs or answers: no deadline here */
+};
+
+/* One open connection (MHD's socket context), in the server's list. */
+struct http_conn {
+	struct http_conn *prev, *next; /* under conn_lock */
+	int fd;
+	struct http_addr addr;
+	bool counted;          /* counted in the address table */
+	bool reaped;           /* its deadline passed and it was shut down */
+	atomic_int state;      /* enum http_conn_state */
+	atomic_llong since_ms; /* when that state began (monotonic) */
+};
 
 struct hl_http_server {
 	struct MHD_Daemon *daemon;
@@ -33,6 +65,17 @@ struct hl_http_server {
 		void *arg;
 	} extra_metrics[4]; /* an entry is written before n_extra_metrics counts it */
 	atomic_int n_extra_metrics;
+	/* connection limits and deadlines (server.c) */
+	pthread_mutex_t conn_lock;
+	pthread_cond_t reaper_cond;
+	struct http_conn *conns; /* open connections */
+	int n_conns;
+	struct http_ip *ips; /* addresses with open connections */
+	int n_ips, cap_ips;
+	bool reaper_started, reaper_stop;
+	pthread_t reaper;
+	atomic_size_t buffered; /* bytes of request bodies held, all requests */
+	size_t max_buffered;
 };
 
 /* What a route accepts (routes.c). */
@@ -76,6 +119,8 @@ struct http_req {
 	char path[160];
 	struct hl_buf body;
 	bool too_big;
+	bool over_budget; /* the server's body budget was spent: answer 503 */
+	size_t reserved;  /* bytes of the server's body budget this request holds */
 	size_t discarded;
 	atomic_int phase;
 	unsigned code;
@@ -86,6 +131,7 @@ struct http_req {
 	char event_name[65];
 	char task_id[HL_TASK_ID_MAX];
 	char skip[64];
+	char skip_msg[200]; /* why the payload is invalid_payload, for the answer */
 	char *action;
 	char *dedup_key;
 	char *failure_key;
@@ -112,6 +158,9 @@ const struct hl_http_route *hl_http_route_of(const char *url, const char **arg);
 const char *hl_http_route_name(int i);
 /* The Allow header of a route. */
 const char *hl_http_route_allow(const struct hl_http_route *rt);
+/* The bearer token check of HTTP_AUTH_TOKEN routes (constant time): true
+ * when no token is configured or the request carries it. */
+bool hl_http_token_ok(struct http_req *r);
 /* Method, authentication and size checks of r's route, then its handler. */
 enum MHD_Result hl_http_dispatch(struct http_req *r, const char *method);
 

@@ -10,7 +10,8 @@
  * `payload=` field (the signature covers the form body; the JSON is stored).
  * Then the event is normalized: an unknown event name is stored and skipped
  * ("event_not_handled"); a known event whose payload lacks what the event
- * requires is stored and skipped ("invalid_payload"); otherwise the skip
+ * requires (or whose repository is not a GitHub owner/name) is stored and
+ * skipped ("invalid_payload", the answer's "message" says why); otherwise the skip
  * reason comes from hl_event_skip_reason. Deliveries without
  * X-GitHub-Delivery get "gen-<sha256(event, body)>" so a resend of the same
  * bytes deduplicates.
@@ -211,12 +212,14 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	int rc;
 
 	rc = hl_event_normalize(&ev, r->event_name, payload, &err);
-	if (rc == -HL_EUNSUPPORTED)
+	if (rc == -HL_EUNSUPPORTED) {
 		skip = "event_not_handled";
-	else if (rc < 0)
+	} else if (rc < 0) {
 		skip = "invalid_payload";
-	else
+		hl_strlcpy(r->skip_msg, err.msg, sizeof(r->skip_msg));
+	} else {
 		skip = hl_event_skip_reason(ev, r->srv->cfg);
+	}
 	if (ev) {
 		r->kind = (int)ev->kind;
 		r->intent = (int)ev->intent;
@@ -229,6 +232,13 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 			if (hl_event_task_id(r->task_id, sizeof(r->task_id),
 			                     r->dedup_key ? r->dedup_key : r->delivery_id) < 0)
 				r->task_id[0] = '\0';
+			/* nothing names the failure: it cannot be claimed */
+			if (!r->failure_key) {
+				skip = "invalid_payload";
+				r->task_id[0] = '\0';
+				hl_strlcpy(r->skip_msg, "the event does not identify a failure",
+				           sizeof(r->skip_msg));
+			}
 		}
 	}
 	if (skip)
@@ -344,6 +354,9 @@ hl_http_intake_reply(struct http_req *r)
 	json_object_set_new(o, "event", json_string(r->event_name));
 	if (a->duplicate_of[0])
 		json_object_set_new(o, "duplicate_of", json_string(a->duplicate_of));
+	/* why a fresh delivery's payload was refused */
+	if (r->skip_msg[0] && a->status == HL_INTAKE_SKIPPED)
+		json_object_set_new(o, "message", json_string(r->skip_msg));
 	if (r->sensor) {
 		json_object_set_new(o, "dedup_status",
 		                    json_string(a->status == HL_INTAKE_ACCEPTED  ? "new"

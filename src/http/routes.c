@@ -4,10 +4,12 @@
  * Adding a route is one entry. The table index is the route's id in the
  * request metrics; the last entry ("other") counts unknown paths.
  *
- * Authentication declared here is checked by the dispatcher before the
- * handler runs: HTTP_AUTH_TOKEN routes need `Authorization: Bearer
- * <HEALER_API_TOKEN>` when a token is configured. HTTP_AUTH_SIGNATURE
- * routes verify the body's HMAC in their handler (the body is needed).
+ * Authentication declared here is checked before the body is read
+ * (server.c: the bearer token, and that a signature header is there) and
+ * again by the dispatcher before the handler runs: HTTP_AUTH_TOKEN routes
+ * need `Authorization: Bearer <HEALER_API_TOKEN>` when a token is
+ * configured. HTTP_AUTH_SIGNATURE routes verify the body's HMAC in their
+ * handler (the body is needed).
  */
 #include "base/str.h"
 #include "http_impl.h"
@@ -130,9 +132,8 @@ route_method(const char *method)
 	return 0;
 }
 
-/* The bearer token check of HTTP_AUTH_TOKEN routes (constant time). */
-static bool
-route_token_ok(struct http_req *r)
+bool
+hl_http_token_ok(struct http_req *r)
 {
 	const char *want = r->srv->cfg->api_token;
 	const char *auth;
@@ -154,7 +155,7 @@ hl_http_dispatch(struct http_req *r, const char *method)
 	if (!(route_method(method) & rt->methods))
 		return hl_http_reply_error(r, 405, "method_not_allowed", "'%s' accepts %s only",
 		                           r->path, rt->methods & HTTP_POST ? "POST" : "GET");
-	if (rt->auth == HTTP_AUTH_TOKEN && !route_token_ok(r))
+	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
 		return hl_http_reply_error(r, 401, "unauthorized",
 		                           "a valid 'Authorization: Bearer' token is required");
 	if (rt->body && r->too_big)

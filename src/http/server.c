@@ -4,15 +4,38 @@
  * logging and metrics, graceful drain.
  *
  * Request state machine (struct http_req, one per request):
- *   first call      -> route, early 413 from Content-Length, count in flight
- *   body calls      -> append to a 25 MiB-capped buffer (chunked overflow:
- *                      discard and answer 413 at the end)
+ *   first call      -> route; refusals that need no body, answered before a
+ *                      body byte is read (the connection then closes):
+ *                      too many query arguments (400), conflicting
+ *                      Content-Length or Transfer-Encoding headers (400), a
+ *                      transfer coding other than chunked (501), a missing
+ *                      signature or bearer token where the route needs one
+ *                      (401), Content-Length above 25 MiB (413), no room in
+ *                      the server's body budget (503); count in flight
+ *   body calls      -> append to a 25 MiB-capped buffer whose growth is taken
+ *                      from the server's budget (chunked overflow: discard
+ *                      and answer 413 at the end; budget spent: discard and
+ *                      answer 503); routes without a body discard it
  *   final call      -> run the route; an intake suspends the connection and
  *                      queues the delivery for the group commit
  *   resumed call    -> the commit finished: answer 202
- *   completed       -> log one JSON line, count, free.
+ *   completed       -> log one JSON line, count, give the budget back, free.
  * Invariant: a suspended request is freed only after the store completed
  * it; drain waits for every in-flight request before MHD_stop_daemon.
+ *
+ * Connections (struct http_conn, MHD's socket context) are admitted by an
+ * accept policy: at most HEALER_HTTP_MAX_CONNECTIONS in all, at most
+ * HEALER_HTTP_MAX_CONNECTIONS_PER_IP from one address, and the last eighth
+ * of the slots only for addresses holding fewer than two, so one busy
+ * address (or a few) cannot keep probes and other clients out. Every
+ * connection has an absolute deadline for what it waits for, whatever
+ * trickles in: a new connection's headers (HEALER_HTTP_HEADER_TIMEOUT_S), a
+ * request's body (HEALER_HTTP_REQUEST_TIMEOUT_S), the next request on a
+ * kept-alive connection (the idle timeout). The reaper thread shuts down a
+ * connection past its deadline; libmicrohttpd then closes it. The reaper
+ * holds conn_lock while it calls shutdown(), and libmicrohttpd reports a
+ * connection closed (which takes conn_lock) before it closes the socket, so
+ * the descriptor it shuts down is never another connection's.
  */
 #include "server.h"
 
@@ -23,6 +46,7 @@
 #include "http_impl.h"
 
 #include "json/fast.h"
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -31,14 +55,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_CONNECTION_LIMIT 1024
-#define HTTP_PER_IP_LIMIT     256
-#define HTTP_TIMEOUT_S        30
+#define HTTP_TIMEOUT_S        30 /* idle, and the keep-alive deadline */
 #define HTTP_MAX_THREADS      4
+#define HTTP_MAX_QUERY_ARGS   64
+#define HTTP_REAP_TICK_MS     200
+#define HTTP_BODYLESS_DISCARD (64u * 1024u) /* body bytes a GET may bring */
+#define HTTP_FEW_CONNECTIONS  2             /* fewer than this may use the reserved slots */
+
+/* The URI log callback's mark for a request with too many query arguments
+ * (it becomes the request's initial con_cls). */
+static char http_too_many_args;
 
 static int64_t
 http_now_us(void)
@@ -68,6 +99,8 @@ hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body, 
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (code == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hl_http_route_allow(r->rt));
+	if (code == 503)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
 	ret = MHD_queue_response(r->conn, code, resp);
 	MHD_destroy_response(resp);
 	r->code = code;
@@ -97,14 +130,436 @@ hl_http_reply_error(struct http_req *r, unsigned code, const char *error, const 
 	return hl_http_reply(r, code, "application/json; charset=utf-8", body, len);
 }
 
+/* ---- connections: addresses, admission, deadlines ------------------------ */
+
+static int64_t
+http_now_ms(void)
+{
+	return http_now_us() / 1000;
+}
+
+static void
+http_addr_of(struct http_addr *out, const struct sockaddr *sa)
+{
+	memset(out, 0, sizeof(*out));
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET) {
+		memcpy(out->b, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		out->len = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a =
+		        &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			memcpy(out->b, a->s6_addr + 12, 4);
+			out->len = 4;
+		} else {
+			memcpy(out->b, a->s6_addr, 16);
+			out->len = 16;
+		}
+	}
+}
+
+/* The address's entry, or NULL. Under conn_lock. */
+static struct http_ip *
+http_ip_find(struct hl_http_server *srv, const struct http_addr *a)
+{
+	int i;
+
+	for (i = 0; i < srv->n_ips; i++)
+		if (srv->ips[i].addr.len == a->len && memcmp(srv->ips[i].addr.b, a->b, a->len) == 0)
+			return &srv->ips[i];
+	return NULL;
+}
+
+/* Admits a new connection from addr (called by libmicrohttpd before it
+ * creates the connection). */
+static enum MHD_Result
+http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct hl_http_server *srv = cls;
+	const struct hl_config *cfg = srv->cfg;
+	int max = cfg->http_max_connections, reserve = max / 8, n;
+	struct http_addr a;
+	struct http_ip *ip;
+	bool ok;
+
+	(void)addrlen;
+	http_addr_of(&a, addr);
+	pthread_mutex_lock(&srv->conn_lock);
+	ip = http_ip_find(srv, &a);
+	n = ip ? ip->n : 0;
+	ok = srv->n_conns < max && n < cfg->http_max_per_ip &&
+	     (srv->n_conns < max - reserve || n < HTTP_FEW_CONNECTIONS);
+	pthread_mutex_unlock(&srv->conn_lock);
+	if (!ok)
+		hl_debug("refusing a connection (%d open, %d from its address)", srv->n_conns, n);
+	return ok ? MHD_YES : MHD_NO;
+}
+
+static void
+http_conn_set(struct http_conn *c, enum http_conn_state st)
+{
+	if (!c)
+		return;
+	atomic_store(&c->since_ms, http_now_ms());
+	atomic_store(&c->state, (int)st);
+}
+
+static struct http_conn *
+http_conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+static void
+http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                       enum MHD_ConnectionNotificationCode code)
+{
+	struct hl_http_server *srv = cls;
+	struct http_conn *c = *socket_context;
+	const union MHD_ConnectionInfo *ci;
+	struct http_ip *ip;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return; /* untracked: no deadline, not counted */
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		c->fd = ci ? ci->connect_fd : -1;
+		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		http_addr_of(&c->addr, ci ? ci->client_addr : NULL);
+		http_conn_set(c, HTTP_CONN_HEADERS);
+		pthread_mutex_lock(&srv->conn_lock);
+		c->next = srv->conns;
+		if (srv->conns)
+			srv->conns->prev = c;
+		srv->conns = c;
+		srv->n_conns++;
+		if ((ip = http_ip_find(srv, &c->addr)) != NULL) {
+			ip->n++;
+			c->counted = true;
+		} else if (srv->n_ips < srv->cap_ips) {
+			srv->ips[srv->n_ips].addr = c->addr;
+			srv->ips[srv->n_ips].n = 1;
+			srv->n_ips++;
+			c->counted = true;
+		}
+		pthread_mutex_unlock(&srv->conn_lock);
+		*socket_context = c;
+		return;
+	}
+	if (!c)
+		return;
+	pthread_mutex_lock(&srv->conn_lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->n_conns--;
+	if (c->counted && (ip = http_ip_find(srv, &c->addr)) != NULL && --ip->n == 0)
+		*ip = srv->ips[--srv->n_ips];
+	pthread_mutex_unlock(&srv->conn_lock);
+	free(c);
+	*socket_context = NULL;
+}
+
+/* Shuts down every connection past its deadline, every HTTP_REAP_TICK_MS. */
+static void *
+http_reaper_main(void *arg)
+{
+	struct hl_http_server *srv = arg;
+	const int64_t limits[] = {
+		[HTTP_CONN_HEADERS] = (int64_t)srv->cfg->http_header_timeout_s * 1000,
+		[HTTP_CONN_KEEPALIVE] = (int64_t)(srv->cfg->http_header_timeout_s > HTTP_TIMEOUT_S
+		                                          ? srv->cfg->http_header_timeout_s
+		                                          : HTTP_TIMEOUT_S) *
+		                        1000,
+		[HTTP_CONN_BODY] = (int64_t)srv->cfg->http_request_timeout_s * 1000,
+		[HTTP_CONN_BUSY] = 0,
+	};
+	struct timespec ts;
+	struct http_conn *c;
+	int64_t now;
+	int st;
+
+	pthread_mutex_lock(&srv->conn_lock);
+	while (!srv->reaper_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += HTTP_REAP_TICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->reaper_cond, &srv->conn_lock, &ts);
+		now = http_now_ms();
+		for (c = srv->conns; c && !srv->reaper_stop; c = c->next) {
+			st = atomic_load(&c->state);
+			if (c->reaped || c->fd < 0 || st < 0 || st > HTTP_CONN_BUSY ||
+			    !limits[st] || now - atomic_load(&c->since_ms) <= limits[st])
+				continue;
+			/* libmicrohttpd sees the end of the stream and closes it */
+			shutdown(c->fd, SHUT_RDWR);
+			c->reaped = true;
+			hl_debug("closed a connection past its %s deadline",
+			         st == HTTP_CONN_BODY ? "body" : "header");
+		}
+	}
+	pthread_mutex_unlock(&srv->conn_lock);
+	return NULL;
+}
+
+/* Counts query arguments before libmicrohttpd parses them: past
+ * HTTP_MAX_QUERY_ARGS the request is marked (answered 400) and the query is
+ * cut at '?' so that libmicrohttpd does not parse it at all (the line is its
+ * own read buffer, which it modifies right after this call). */
+static void *
+http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	const char *q = uri ? strchr(uri, '?') : NULL;
+	size_t n = 1;
+
+	(void)cls;
+	(void)conn;
+	if (!q)
+		return NULL;
+	for (const char *p = q + 1; *p; p++)
+		if (*p == '&' && ++n > HTTP_MAX_QUERY_ARGS)
+			break;
+	if (n <= HTTP_MAX_QUERY_ARGS)
+		return NULL;
+	((char *)q)[1] = '\0';
+	return &http_too_many_args;
+}
+
+/* ---- the request body budget --------------------------------------------- */
+
+/* Takes n bytes of the server's body budget; false when they do not fit. */
+static bool
+http_budget_take(struct hl_http_server *srv, size_t n)
+{
+	size_t cur = atomic_load(&srv->buffered);
+
+	do {
+		if (n > srv->max_buffered || cur > srv->max_buffered - n)
+			return false;
+	} while (!atomic_compare_exchange_weak(&srv->buffered, &cur, cur + n));
+	return true;
+}
+
+/* The capacity hl_buf_grow gives a buffer of capacity cap that must hold
+ * need bytes (it doubles from 64). */
+static size_t
+http_cap_for(size_t cap, size_t need)
+{
+	size_t c = cap ? cap : 64;
+
+	while (c < need)
+		c = c > ((size_t)-1) / 2 ? need : c * 2;
+	return c;
+}
+
+/* Gives up the request's buffer and its share of the budget. */
+static void
+http_budget_drop(struct http_req *r)
+{
+	hl_buf_release(&r->body);
+	atomic_fetch_sub(&r->srv->buffered, r->reserved);
+	r->reserved = 0;
+}
+
+/* Matches the budget to the buffer's capacity after it grew. */
+static void
+http_budget_sync(struct http_req *r)
+{
+	if (r->body.cap > r->reserved) {
+		atomic_fetch_add(&r->srv->buffered, r->body.cap - r->reserved);
+		r->reserved = r->body.cap;
+	}
+}
+
+/* Appends a body chunk within the 25 MiB cap and the server's budget. */
+static void
+http_body_append(struct http_req *r, const char *data, size_t n)
+{
+	size_t need = r->body.len + n + 1;
+
+	if (r->too_big || r->over_budget)
+		return;
+	if (need > r->body.cap && need <= (size_t)HL_HTTP_MAX_BODY + 1) {
+		size_t cap = http_cap_for(r->body.cap, need);
+
+		if (cap > r->reserved) {
+			if (!http_budget_take(r->srv, cap - r->reserved)) {
+				r->over_budget = true;
+				http_budget_drop(r);
+				return;
+			}
+			r->reserved = cap;
+		}
+	}
+	if (hl_buf_append(&r->body, data, n) < 0) {
+		r->too_big = true;
+		http_budget_drop(r);
+		return;
+	}
+	http_budget_sync(r);
+}
+
+/* ---- refusals before the body -------------------------------------------- */
+
+struct http_framing {
+	int n_cl, n_te;
+	const char *cl, *te;
+	bool cl_differ;
+};
+
+static enum MHD_Result
+http_framing_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct http_framing *f = cls;
+
+	(void)kind;
+	if (!key)
+		return MHD_YES;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->n_cl++ && (!value || !f->cl || strcmp(value, f->cl) != 0))
+			f->cl_differ = true;
+		f->cl = value;
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_te++;
+		f->te = value;
+	}
+	return MHD_YES;
+}
+
+/* "chunked", any case, with optional surrounding whitespace. */
+static bool
+http_is_chunked(const char *te)
+{
+	size_t n;
+
+	while (*te == ' ' || *te == '\t')
+		te++;
+	n = strlen(te);
+	while (n && (te[n - 1] == ' ' || te[n - 1] == '\t'))
+		n--;
+	return n == 7 && strncasecmp(te, "chunked", 7) == 0;
+}
+
+/* "sha256=" and 64 hex digits. */
+static bool
+http_signature_shaped(const char *sig)
+{
+	size_t i;
+
+	if (!sig || strncmp(sig, "sha256=", 7) != 0)
+		return false;
+	for (i = 0; i < 64; i++)
+		if (!isxdigit((unsigned char)sig[7 + i]))
+			return false;
+	return sig[7 + 64] == '\0';
+}
+
+static unsigned
+http_method_bit(const char *method)
+{
+	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+		return HTTP_POST;
+	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+		return HTTP_GET;
+	return 0;
+}
+
+/*
+ * Everything that can be refused before a body byte is read, and the body
+ * budget of a Content-Length body. Returns MHD_YES with nothing queued
+ * when the request may go on; otherwise the result of queueing the refusal
+ * (libmicrohttpd then reads no body and closes the connection).
+ */
+static enum MHD_Result
+http_first_checks(struct http_req *r, bool too_many_args)
+{
+	const struct hl_config *cfg = r->srv->cfg;
+	const struct hl_http_route *rt = r->rt;
+	struct http_framing f = { 0 };
+	unsigned long long cl = 0;
+	bool has_body;
+
+	if (atomic_load(&r->srv->stopping))
+		return hl_http_reply_error(r, 503, "shutting_down", "the server is shutting down");
+	if (too_many_args)
+		return hl_http_reply_error(r, 400, "bad_request", "more than %d query arguments",
+		                           HTTP_MAX_QUERY_ARGS);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, http_framing_cb, &f);
+	if (f.cl_differ)
+		return hl_http_reply_error(r, 400, "bad_request",
+		                           "conflicting 'Content-Length' headers");
+	if (f.n_te > 1 || (f.n_te && f.n_cl))
+		return hl_http_reply_error(
+		        r, 400, "bad_request",
+		        "a request must not have both 'Transfer-Encoding' and 'Content-Length'");
+	if (f.n_te && !http_is_chunked(f.te ? f.te : ""))
+		return hl_http_reply_error(r, 501, "not_implemented",
+		                           "'Transfer-Encoding' must be chunked");
+	if (f.cl)
+		cl = strtoull(f.cl, NULL, 10);
+	has_body = f.n_te || cl > 0;
+	/* the route's own checks, early only when a body would follow */
+	if (!rt->handler || !(http_method_bit(r->method) & rt->methods)) {
+		if (has_body)
+			return hl_http_dispatch(r, r->method); /* 404 or 405 */
+		return MHD_YES;
+	}
+	if (cl > HL_HTTP_MAX_BODY) {
+		/* MHD closes the connection after this response */
+		r->too_big = true;
+		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %u bytes",
+		                           HL_HTTP_MAX_BODY);
+	}
+	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
+		return hl_http_reply_error(r, 401, "unauthorized",
+		                           "a valid 'Authorization: Bearer' token is required");
+	if (rt->auth == HTTP_AUTH_SIGNATURE && cfg->n_webhook_secrets > 0 &&
+	    !http_signature_shaped(
+	            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Hub-Signature-256")))
+		return hl_http_reply_error(r, 401, "invalid_signature",
+		                           "missing or malformed 'X-Hub-Signature-256' header");
+	if (rt->body && cl > 0) {
+		size_t want = http_cap_for(0, (size_t)cl + 1);
+
+		if (!http_budget_take(r->srv, want))
+			return hl_http_reply_error(
+			        r, 503, "overloaded",
+			        "too many request bodies in memory; retry later");
+		r->reserved = want;
+		if (hl_buf_grow(&r->body, (size_t)cl) < 0) {
+			http_budget_drop(r);
+			return hl_http_reply_error(r, 503, "overloaded", "out of memory");
+		}
+		http_budget_sync(r);
+	}
+	return MHD_YES;
+}
+
 static enum MHD_Result
 http_access(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
             const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct hl_http_server *srv = cls;
 	struct http_req *r = *con_cls;
-	const char *cl;
+	bool too_many_args = false;
 
+	if (r == (void *)&http_too_many_args) {
+		r = NULL;
+		too_many_args = true;
+	}
 	if (!r) {
 		r = calloc(1, sizeof(*r));
 		if (!r)
@@ -119,35 +574,30 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 		atomic_init(&r->phase, HTTP_READING);
 		*con_cls = r;
 		atomic_fetch_add(&srv->inflight, 1);
-		if (atomic_load(&srv->stopping))
-			return hl_http_reply_error(r, 503, "shutting_down",
-			                           "the server is shutting down");
-		cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-		                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > HL_HTTP_MAX_BODY) {
-			/* Answer before reading the body; MHD closes the
-			 * connection after this response. */
-			r->too_big = true;
-			return hl_http_reply_error(r, 413, "payload_too_large",
-			                           "the body exceeds %u bytes", HL_HTTP_MAX_BODY);
-		}
-		return MHD_YES;
+		http_conn_set(http_conn_of(conn), HTTP_CONN_BODY);
+		return http_first_checks(r, too_many_args);
 	}
 	if (*upload_data_size) {
-		if (!r->too_big && hl_buf_append(&r->body, upload_data, *upload_data_size) < 0) {
-			r->too_big = true;
-			hl_buf_release(&r->body);
-		}
-		if (r->too_big) {
-			r->discarded += *upload_data_size;
-			if (r->discarded > 2 * (size_t)HL_HTTP_MAX_BODY)
-				return MHD_NO; /* an endless stream: drop the connection */
-		}
+		size_t n = *upload_data_size;
+
 		*upload_data_size = 0;
+		if (r->rt->body) {
+			http_body_append(r, upload_data, n);
+			if (!r->too_big && !r->over_budget)
+				return MHD_YES;
+		}
+		r->discarded += n;
+		if (r->discarded >
+		    (r->rt->body ? 2 * (size_t)HL_HTTP_MAX_BODY : HTTP_BODYLESS_DISCARD))
+			return MHD_NO; /* an endless stream: drop the connection */
 		return MHD_YES;
 	}
 	if (atomic_load(&r->phase) == HTTP_DONE)
 		return hl_http_intake_reply(r);
+	http_conn_set(http_conn_of(conn), HTTP_CONN_BUSY);
+	if (r->over_budget)
+		return hl_http_reply_error(r, 503, "overloaded",
+		                           "too many request bodies in memory; retry later");
 	return hl_http_dispatch(r, method);
 }
 
@@ -163,6 +613,8 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
+	if (r == (void *)&http_too_many_args)
+		return; /* marked by the URI log, never reached the handler */
 	if (atomic_load(&r->phase) == HTTP_WAITING) {
 		/* Cannot happen (suspended connections do not complete); never
 		 * free memory the committer still holds. */
@@ -177,7 +629,9 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	snprintf(dur, sizeof(dur), "%.3f", (double)us / 1000.0);
 	hl_log_kv(HL_LOG_INFO, "request", "method", r->method, "path", r->path, "status", code,
 	          "duration_ms", dur, "delivery_id", r->delivery_id, NULL);
-	hl_buf_release(&r->body);
+	http_budget_drop(r);
+	/* the connection now waits for its next request */
+	http_conn_set(http_conn_of(conn), HTTP_CONN_KEEPALIVE);
 	free(r->action);
 	free(r->dedup_key);
 	free(r->failure_key);
@@ -266,10 +720,26 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	bool subscribed = false;
 	int rc;
 
+	/* never serve unauthenticated routes beyond loopback by accident */
+	if ((rc = hl_config_check_auth(cfg, err)) < 0)
+		return rc;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	srv->listen_fd = -1;
+	pthread_mutex_init(&srv->conn_lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&srv->reaper_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	atomic_init(&srv->buffered, 0);
+	srv->max_buffered = (size_t)cfg->http_max_buffered_mb << 20;
+	srv->cap_ips = 2 * cfg->http_max_connections + 64;
+	srv->ips = calloc((size_t)srv->cap_ips, sizeof(*srv->ips));
 	srv->cfg = cfg;
 	srv->store = store;
 	srv->version = version;
@@ -277,7 +747,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	atomic_init(&srv->inflight, 0);
 	atomic_init(&srv->stopping, false);
 	srv->metrics = hl_metrics_new();
-	if (!srv->metrics) {
+	if (!srv->metrics || !srv->ips) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -297,17 +767,24 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	srv->daemon = MHD_start_daemon(
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
 	                MHD_USE_TURBO | MHD_USE_ERROR_LOG,
-	        0, NULL, NULL, http_access, srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
-	        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-	        (unsigned)HTTP_CONNECTION_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	        (unsigned)HTTP_PER_IP_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+	        0, http_accept_policy, srv, http_access, srv, MHD_OPTION_LISTEN_SOCKET,
+	        srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	        (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 	        (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
-	        MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, srv, MHD_OPTION_END);
+	        MHD_OPTION_NOTIFY_CONNECTION, http_notify_connection, srv,
+	        MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, srv, MHD_OPTION_EXTERNAL_LOGGER,
+	        http_mhd_log, srv, MHD_OPTION_END);
 	if (!srv->daemon) {
 		rc = hl_err_set(err, HL_EINTERNAL, "cannot start the HTTP daemon on port %d",
 		                srv->port);
 		goto fail;
 	}
+	if (pthread_create(&srv->reaper, NULL, http_reaper_main, srv) != 0) {
+		MHD_stop_daemon(srv->daemon);
+		rc = hl_err_set(err, HL_EINTERNAL, "cannot start the connection reaper");
+		goto fail;
+	}
+	srv->reaper_started = true;
 	*out = srv;
 	return 0;
 fail:
@@ -317,6 +794,9 @@ fail:
 		close(srv->listen_fd);
 	hl_decisions_free(srv->decisions);
 	hl_metrics_free(srv->metrics);
+	free(srv->ips);
+	pthread_cond_destroy(&srv->reaper_cond);
+	pthread_mutex_destroy(&srv->conn_lock);
 	free(srv);
 	return rc;
 }
@@ -366,10 +846,20 @@ hl_http_server_stop(struct hl_http_server *srv)
 	atomic_store(&srv->stopping, true);
 	hl_store_unsubscribe(srv->store, http_on_signal, srv);
 	hl_decisions_release_all(srv->decisions);
+	if (srv->reaper_started) {
+		pthread_mutex_lock(&srv->conn_lock);
+		srv->reaper_stop = true;
+		pthread_cond_signal(&srv->reaper_cond);
+		pthread_mutex_unlock(&srv->conn_lock);
+		pthread_join(srv->reaper, NULL);
+	}
 	MHD_stop_daemon(srv->daemon);
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	hl_decisions_free(srv->decisions);
 	hl_metrics_free(srv->metrics);
+	free(srv->ips);
+	pthread_cond_destroy(&srv->reaper_cond);
+	pthread_mutex_destroy(&srv->conn_lock);
 	free(srv);
 }

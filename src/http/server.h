@@ -9,9 +9,18 @@
  * suspended meanwhile, so no HTTP thread blocks on the disk.
  *
  * Threads: libmicrohttpd's epoll thread pool (one thread per CPU, at most
- * 4). Limits: 25 MiB bodies (413 from Content-Length before the body is
- * read, and while streaming chunked bodies), 1024 connections, 256 per IP,
- * 30 s idle timeout.
+ * 4), and a reaper thread for connection deadlines. Limits: 25 MiB bodies
+ * (413 from Content-Length before the body is read, and while streaming
+ * chunked bodies); request bodies in memory, all connections together, at
+ * most HEALER_HTTP_MAX_BUFFERED_MB (503 beyond); HEALER_HTTP_MAX_CONNECTIONS
+ * connections (1024), HEALER_HTTP_MAX_CONNECTIONS_PER_IP from one address
+ * (64), the last eighth of the slots kept for addresses holding fewer than
+ * two; absolute deadlines for a new connection's headers
+ * (HEALER_HTTP_HEADER_TIMEOUT_S, 10 s), a request's body
+ * (HEALER_HTTP_REQUEST_TIMEOUT_S, 60 s) and the next request on a kept-alive
+ * connection (30 s, also the idle timeout). A webhook without a signature
+ * header (when a secret is set) or a sensor call without the bearer token
+ * (when a token is set) is refused before its body is read.
  */
 #ifndef HL_HTTP_SERVER_H
 #define HL_HTTP_SERVER_H
@@ -31,7 +40,8 @@ struct hl_http_server;
 /*
  * Binds cfg->listen_host:cfg->listen_port (port 0 picks a free port) and
  * starts serving. cfg and store are borrowed and must outlive the server.
- * version is reported by /health. Errors: HL_EIO (bind/listen), HL_EINTERNAL.
+ * version is reported by /health. Errors: HL_EINVAL (hl_config_check_auth:
+ * no authentication beyond loopback), HL_EIO (bind/listen), HL_EINTERNAL.
  */
 int hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
                          struct hl_store *store, const char *version, struct hl_err *err);

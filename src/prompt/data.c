@@ -4,8 +4,13 @@
  * docs/PROMPT_DATA.md. Every documented key is always present (null when
  * unknown) and nothing else is, so templates cannot read keys the code never
  * sets; tests/tmpl checks the document against this function's output.
+ * URLs and texts that may quote one (a missing source's reason, a CodeRun's
+ * message) lose their userinfo; the A7 names are null unless Kubernetes
+ * would accept them (the templates still quote them).
  */
 #include "base/buf.h"
+#include "base/str.h"
+#include "base/url.h"
 #include "catalog/catalog.h"
 #include "prompt/prompt.h"
 
@@ -72,6 +77,43 @@ static json_t *
 jstr(const char *s)
 {
 	return s ? jstrn(s, strlen(s)) : json_null();
+}
+
+/* A URL without its userinfo ("https://user:pass@host" -> "https://host"):
+ * a credential is never shown to an agent. JSON null for NULL. */
+static json_t *
+jurl(const char *s)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	json_t *j;
+
+	if (!s)
+		return json_null();
+	hl_url_strip_userinfo_text(&b, s);
+	j = hl_buf_error(&b) ? NULL : jstrn(b.data, b.len);
+	hl_buf_release(&b);
+	return j;
+}
+
+/* A Kubernetes name for the A7 commands: only what Kubernetes allows
+ * (label: a namespace; else a DNS subdomain: a pod), else null. */
+static json_t *
+jk8s(const char *s, bool label)
+{
+	if (!s || !(label ? hl_str_k8s_label_valid(s) : hl_str_k8s_subdomain_valid(s)))
+		return json_null();
+	return jstr(s);
+}
+
+/* A task id: letters, digits, '.', '_' and '-' only, else null. */
+static json_t *
+jtask_id(const char *s)
+{
+	size_t n = s ? strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                         "0123456789._-")
+	             : 0;
+
+	return s && n > 0 && n <= 96 && !s[n] ? jstr(s) : json_null();
 }
 
 /* Sets key (steals v); a NULL v (OOM) marks the build failed. */
@@ -267,7 +309,7 @@ build_ci(const struct hl_event *ev, bool *ok)
 	put(o, "run_attempt", ev && ev->run_attempt ? json_integer(ev->run_attempt) : json_null(),
 	    ok);
 	put(o, "job_id", ev && ev->job_id ? json_integer(ev->job_id) : json_null(), ok);
-	put(o, "url", jstr(ev ? ev->html_url : NULL), ok);
+	put(o, "url", jurl(ev ? ev->html_url : NULL), ok);
 	put(o, "conclusion", jstr(ev ? ev->conclusion : NULL), ok);
 	put(o, "branch", jstr(ev ? ev->branch : NULL), ok);
 	put(o, "head_sha", jstr(ev ? ev->head_sha : NULL), ok);
@@ -315,7 +357,7 @@ build_security(const struct hl_prompt_context *ctx, bool *ok)
 	put(o, "tool", jstr(ev ? ev->tool_name : NULL), ok);
 	put(o, "location", jstr(ev ? ev->location_path : NULL), ok);
 	put(o, "secret_type", jstr(ev ? ev->secret_type : NULL), ok);
-	put(o, "url", jstr(ev ? ev->html_url : NULL), ok);
+	put(o, "url", jurl(ev ? ev->html_url : NULL), ok);
 	return o;
 }
 
@@ -400,7 +442,7 @@ build_pr(const struct hl_prompt_context *ctx, bool *ok)
 		return NULL;
 	put(o, "number", json_integer(number), ok);
 	put(o, "title", jstr(first(ctx->pr_title, ev ? ev->pr_title : NULL)), ok);
-	put(o, "url", jstr(ctx->pr_url), ok);
+	put(o, "url", jurl(ctx->pr_url), ok);
 	put(o, "head_ref", jstr(first(ctx->pr_head_ref, ev ? ev->branch : NULL)), ok);
 	put(o, "base_ref", jstr(first(ctx->pr_base_ref, ev ? ev->base_branch : NULL)), ok);
 	put(o, "author", jstr(ctx->pr_author), ok);
@@ -434,15 +476,15 @@ build_attempt(const struct hl_prompt_context *ctx, bool *ok)
 		put(e, "outcome", jstr(a->outcome), ok);
 		put(e, "summary", jstr(a->summary), ok);
 		put(e, "coderun", jstr(a->coderun), ok);
-		put(e, "status_message", jstr(a->status_message), ok);
-		put(e, "pr_url", jstr(a->pr_url), ok);
+		put(e, "status_message", jurl(a->status_message), ok);
+		put(e, "pr_url", jurl(a->pr_url), ok);
 		if (json_array_append_new(prev, e))
 			*ok = false;
 	}
 	put(o, "previous", prev, ok);
 	put(o, "commits", build_commits(ctx->commits, ok), ok);
-	put(o, "failure_output", jstr(ctx->failure_output), ok);
-	put(o, "ci_status", jstr(ctx->ci_status), ok);
+	put(o, "failure_output", jurl(ctx->failure_output), ok);
+	put(o, "ci_status", jurl(ctx->ci_status), ok);
 	return o;
 }
 
@@ -468,7 +510,7 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 	/* repository */
 	if ((o = obj(&ok))) {
 		put(o, "full_name", jstr(ev ? ev->repository : NULL), &ok);
-		put(o, "url", jstr(ev ? ev->repository_url : NULL), &ok);
+		put(o, "url", jurl(ev ? ev->repository_url : NULL), &ok);
 		put(o, "default_branch", jstr(ev ? ev->default_branch : NULL), &ok);
 	}
 	put(d, "repository", o, &ok);
@@ -532,7 +574,7 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 		if (!(o = obj(&ok)))
 			break;
 		put(o, "name", jstr(ctx->missing[i].name), &ok);
-		put(o, "reason", jstr(first(ctx->missing[i].reason, "unavailable")), &ok);
+		put(o, "reason", jurl(first(ctx->missing[i].reason, "unavailable")), &ok);
 		if (json_array_append_new(a, o))
 			ok = false;
 	}
@@ -544,9 +586,9 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 	if (ctx->alert_id || ctx->pod_name) {
 		if ((o = obj(&ok))) {
 			put(o, "id", jstr(ctx->alert_id), &ok);
-			put(o, "pod_name", jstr(ctx->pod_name), &ok);
-			put(o, "namespace", jstr(ctx->namespace), &ok);
-			put(o, "task_id", jstr(ctx->task_id), &ok);
+			put(o, "pod_name", jk8s(ctx->pod_name, false), &ok);
+			put(o, "namespace", jk8s(ctx->namespace, true), &ok);
+			put(o, "task_id", jtask_id(ctx->task_id), &ok);
 			put(o, "phase", jstr(ctx->pod_phase), &ok);
 			put(o, "container", jstr(ctx->container), &ok);
 			put(o, "reason", jstr(ctx->alert_reason), &ok);

@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "net/fetch.h"
 #include "net/sources.h"
 
@@ -109,7 +110,14 @@ ctx_record(struct hl_context *ctx, const char *name, enum hl_source_state st, in
 	s->name = name;
 	s->state = st;
 	s->elapsed_ms = elapsed;
-	hl_strlcpy(s->detail, detail ? detail : "", sizeof(s->detail));
+	/* a detail may quote a configured URL: never its user:password@ */
+	{
+		struct hl_buf b = HL_BUF_INIT(0);
+
+		hl_url_strip_userinfo_text(&b, detail ? detail : "");
+		hl_strlcpy(s->detail, hl_buf_error(&b) ? "" : b.data, sizeof(s->detail));
+		hl_buf_release(&b);
+	}
 }
 
 json_t *

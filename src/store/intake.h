@@ -155,7 +155,9 @@ int hl_store_insert_delivery(struct hl_store *s, struct hl_intake_answer *out,
 
 /* Claims the oldest received delivery whose not-before time has come:
  * marks it processing and counts the claim, atomically. Returns
- * -HL_ENOTFOUND when none is waiting. */
+ * -HL_ENOTFOUND when none is waiting. A claim still unfinished long after
+ * it was made (its worker could not finish it) is first taken back:
+ * `received` again and claimed like the others (SQLite: 10 minutes). */
 int hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out,
                         struct hl_err *err) HL_MUST_CHECK;
 /*

@@ -16,7 +16,8 @@
  * Migrations are the .sql files of migrations/sqlite/, embedded at build
  * time and recorded in schema_migrations; each runs in its own transaction.
  * SQLite only ever has one process per data directory, so signals are
- * delivered in-process by the front end (no publish operation).
+ * delivered in-process by the front end (no publish operation). An
+ * existing empty file is refused: SQLite would take it for a new database.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* WAL pages (4 KiB) after which the checkpointer is woken. */
@@ -146,6 +148,7 @@ sq_close(struct hl_store_backend *b)
 		sqlite3_finalize(b->cache[i].st);
 		free(b->cache[i].sql);
 	}
+	free(b->claims);
 	if (b->db) {
 		/* Fold the WAL into the database on a clean close. */
 		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -439,10 +442,19 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 {
 	struct hl_store_backend *b;
 	char walpath[4096];
+	struct stat stbuf;
 	int rc, i;
 
 	if (strlen(path) + 5 > sizeof(walpath))
 		return hl_err_set(err, HL_EINVAL, "store path too long");
+	/* SQLite takes an empty file for a new database: a healer.db that was
+	 * truncated (or a stray touch) would silently start from nothing.
+	 * Only a file that does not exist yet is created here. */
+	if (stat(path, &stbuf) == 0 && S_ISREG(stbuf.st_mode) && stbuf.st_size == 0)
+		return hl_err_set(err, HL_EDB,
+		                  "'%s' is an empty file, not a healer store (truncated?); move it"
+		                  " away to start a new store",
+		                  path);
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");

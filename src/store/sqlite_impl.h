@@ -45,6 +45,16 @@ extern const char *const hl_sq_sql[SQ_MAX];
 
 #define SQ_CACHE_MAX 32
 
+/* A claim not finished after this long is taken back by the next claim
+ * (its worker died or could not finish it; see sqlite_intake.c). */
+#define HL_SQ_CLAIM_STALE_MS (10 * 60 * 1000)
+
+/* A claim of this process that is not finished yet. */
+struct sq_claim {
+	int64_t id;
+	char delivery_id[HL_DELIVERY_ID_MAX + 1];
+};
+
 struct hl_store_backend {
 	sqlite3 *db; /* the connection (under the store mutex) */
 	sqlite3 *ck; /* checkpointer connection (its own thread) */
@@ -60,6 +70,10 @@ struct hl_store_backend {
 		sqlite3_stmt *st;
 	} cache[SQ_CACHE_MAX]; /* statements of the less hot paths, by SQL text */
 	int ncache;
+	/* this process's unfinished claims (one process per SQLite store) */
+	struct sq_claim *claims;
+	size_t n_claims, cap_claims;
+	int64_t claims_checked_ms; /* when stale claims were last looked for */
 };
 
 /* err = "sqlite WHAT: <sqlite's message>"; returns -HL_EDB. */

@@ -3,6 +3,14 @@
  * group-committed intake batches with their deduplication, claims,
  * finishes, recovery and the delivery counters.
  *
+ * A claim is remembered until it is finished. A claim whose delivery is
+ * still `processing` HL_SQ_CLAIM_STALE_MS after it was claimed (its
+ * worker could not finish it: the store failed, or the thread is stuck)
+ * is taken back by the next claim: the delivery is `received` again and
+ * claimed like any other (every remediation step is idempotent). Only
+ * this process claims in its SQLite store, so the remembered claims are
+ * all the claims there are; at startup hl_sq_recover takes back all.
+ *
  * delivery_counts is maintained in the same transaction as every state
  * change, so status and metrics never scan the deliveries table (intake
  * batches sum their increments and write them just before the commit).
@@ -11,6 +19,7 @@
 #include "base/str.h"
 #include "sqlite_impl.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,11 +316,114 @@ fail:
 	return 0;
 }
 
+/* Remembers a claim until it is finished. */
+static void
+sq_claims_add(struct hl_store_backend *b, int64_t id, const char *delivery_id)
+{
+	if (b->n_claims == b->cap_claims) {
+		size_t cap = b->cap_claims ? 2 * b->cap_claims : 16;
+		struct sq_claim *c = realloc(b->claims, cap * sizeof(*c));
+
+		if (!c)
+			return; /* not taken back before a restart: recovery does it */
+		b->claims = c;
+		b->cap_claims = cap;
+	}
+	b->claims[b->n_claims].id = id;
+	hl_strlcpy(b->claims[b->n_claims].delivery_id, delivery_id,
+	           sizeof(b->claims[b->n_claims].delivery_id));
+	b->n_claims++;
+}
+
+static void
+sq_claims_drop(struct hl_store_backend *b, const char *delivery_id)
+{
+	size_t i;
+
+	for (i = 0; i < b->n_claims; i++) {
+		if (strcmp(b->claims[i].delivery_id, delivery_id) == 0) {
+			b->claims[i] = b->claims[--b->n_claims];
+			return;
+		}
+	}
+}
+
+/*
+ * Takes back the remembered claims whose delivery is still `processing`
+ * and was last touched HL_SQ_CLAIM_STALE_MS ago or more: `received` again,
+ * due at once. One transaction; a claim is forgotten only once that
+ * committed.
+ */
+static int
+sq_take_back_stale(struct hl_store_backend *b, struct hl_err *err)
+{
+	static const char sql[] =
+	        "UPDATE deliveries SET state = 'received', not_before_ms = 0, updated_ms = ?3"
+	        " WHERE id = ?1 AND state = 'processing' AND updated_ms <= ?2 RETURNING event_name";
+	int64_t now = hl_time_wall_ms();
+	bool *taken = NULL;
+	sqlite3_stmt *st;
+	size_t i, n = 0;
+	int rc = 0;
+
+	/* at most once a second: each look is a write transaction */
+	if (!b->n_claims || now - b->claims_checked_ms < 1000)
+		return 0;
+	b->claims_checked_ms = now;
+	if (!(taken = calloc(b->n_claims, sizeof(*taken))))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if (hl_sq_begin(b, "take back stale claims", err) < 0) {
+		free(taken);
+		return -HL_EDB;
+	}
+	if (!(st = hl_sq_prepare(b, sql))) {
+		rc = hl_sq_fail(err, b->db, "take back stale claims");
+		goto out;
+	}
+	for (i = 0; i < b->n_claims && rc == 0; i++) {
+		char *event = NULL;
+
+		sqlite3_bind_int64(st, 1, b->claims[i].id);
+		sqlite3_bind_int64(st, 2, now - HL_SQ_CLAIM_STALE_MS);
+		sqlite3_bind_int64(st, 3, now);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			event = hl_sq_col_dup(st, 0);
+			rc = sqlite3_step(st);
+		}
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		rc = rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "take back stale claims");
+		if (rc == 0 && event) {
+			taken[i] = true;
+			n++;
+			if (sq_bump(b->in_st[SQ_COUNT_BUMP], event, "processing", "", -1) < 0 ||
+			    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "received", "", 1) < 0)
+				rc = hl_sq_fail(err, b->db, "count taken back claims");
+		}
+		free(event);
+	}
+	hl_sq_done(b, st);
+	if (rc == 0 && n && hl_sq_commit(b, "take back stale claims", err) < 0)
+		rc = -HL_EDB;
+out:
+	if (rc < 0 || !n) {
+		hl_sq_rollback(b);
+	} else {
+		for (i = b->n_claims; i-- > 0;)
+			if (taken[i])
+				b->claims[i] = b->claims[--b->n_claims];
+	}
+	free(taken);
+	return rc;
+}
+
 int
 hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
 {
 	int rc;
 
+	b->n_claims = 0; /* every claim is given back below */
 	rc = hl_sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
 		return rc;
@@ -393,6 +505,8 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 	sqlite3_stmt *st = b->in_st[SQ_CLAIM_SEL], *mark = b->in_st[SQ_CLAIM_MARK];
 	int rc, tries;
 
+	if ((rc = sq_take_back_stale(b, err)) < 0)
+		return rc;
 	if (hl_sq_begin(b, "claim", err) < 0)
 		return -HL_EDB;
 	sqlite3_bind_int64(st, 1, hl_time_wall_ms());
@@ -463,6 +577,7 @@ out:
 		hl_delivery_record_free(d);
 		return rc;
 	}
+	sq_claims_add(b, d->id, d->delivery_id);
 	*out = d;
 	return 0;
 }
@@ -501,6 +616,7 @@ hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
 		goto out;
 	}
 	if (!event) {
+		sq_claims_drop(b, delivery_id); /* it is not ours to finish */
 		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is not being processed",
 		                delivery_id);
 		goto out;
@@ -523,6 +639,8 @@ hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
 	}
 	if (hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
 		rc = hl_sq_fail(err, b->db, "commit finish");
+	else
+		sq_claims_drop(b, delivery_id);
 out:
 	free(event);
 	if (rc < 0)

@@ -2,12 +2,16 @@
  * fence.c - untrusted text (logs, PR titles, commit messages, comments) made
  * safe to embed in a prompt: cleaned of terminal escapes and control
  * characters, cut to a byte budget around its evidence, and wrapped in a
- * Markdown fence the content cannot close. See hl_tmpl_fence in tmpl.h; the
- * same algorithm is implemented in tests/tmpl/hbs_render.js and the two must
- * stay identical (the differential test compares them byte for byte).
+ * Markdown fence the content cannot close; and untrusted values (names,
+ * branches, URLs, logins) made safe inline: one line, length-capped, in a
+ * code span the value cannot close. See hl_tmpl_fence and hl_tmpl_code in
+ * tmpl.h; the same algorithms are implemented in tests/tmpl/hbs_render.js
+ * and the two must stay identical (the differential test compares them byte
+ * for byte).
  */
 #include "tmpl/tmpl_int.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -275,5 +279,60 @@ hl_tmpl_fence(struct hl_buf *out, const char *text, size_t n, const char *lang, 
 	rc = hl_buf_error(&clean) ? hl_buf_error(&clean) : hl_buf_error(&body);
 	hl_buf_release(&clean);
 	hl_buf_release(&body);
+	return rc ? rc : hl_buf_error(out);
+}
+
+int
+hl_tmpl_code(struct hl_buf *out, const char *text, size_t n, int64_t max_cps)
+{
+	struct hl_buf clean = HL_BUF_INIT(0), flat = HL_BUF_INIT(0);
+	size_t i, run = 0, best = 0, k, cps = 0;
+	bool pad;
+	int rc;
+
+	sanitize(&clean, text ? text : "", text ? n : 0);
+	/* one line: tabs, newlines and U+2028/U+2029 become spaces; at most
+	 * max_cps code points, then "..." */
+	for (i = 0; i < clean.len; i++) {
+		unsigned char c = (unsigned char)clean.data[i];
+
+		if ((c & 0xc0) != 0x80 && (int64_t)cps++ == max_cps) {
+			hl_buf_append_str(&flat, "...");
+			break;
+		}
+		if (c == '\t' || c == '\n') {
+			hl_buf_append_char(&flat, ' ');
+		} else if (c == 0xe2 && i + 2 < clean.len &&
+		           (unsigned char)clean.data[i + 1] == 0x80 &&
+		           ((unsigned char)clean.data[i + 2] == 0xa8 ||
+		            (unsigned char)clean.data[i + 2] == 0xa9)) {
+			hl_buf_append_char(&flat, ' ');
+			i += 2;
+		} else {
+			hl_buf_append_char(&flat, (char)c);
+		}
+	}
+	for (i = 0; i < flat.len; i++) {
+		run = flat.data[i] == '`' ? run + 1 : 0;
+		if (run > best)
+			best = run;
+	}
+	if (flat.len) {
+		/* a value that starts or ends with a backtick would merge with
+		 * the delimiter: a space on both sides (CommonMark drops it) */
+		pad = flat.data[0] == '`' || flat.data[flat.len - 1] == '`';
+		for (k = 0; k <= best; k++)
+			hl_buf_append_char(out, '`');
+		if (pad)
+			hl_buf_append_char(out, ' ');
+		hl_buf_append(out, flat.data, flat.len);
+		if (pad)
+			hl_buf_append_char(out, ' ');
+		for (k = 0; k <= best; k++)
+			hl_buf_append_char(out, '`');
+	}
+	rc = hl_buf_error(&clean) ? hl_buf_error(&clean) : hl_buf_error(&flat);
+	hl_buf_release(&clean);
+	hl_buf_release(&flat);
 	return rc ? rc : hl_buf_error(out);
 }

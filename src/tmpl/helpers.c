@@ -21,6 +21,7 @@
  *   default v d                d when v is undefined, null or ""; else v
  *   upper s / lower s          ASCII case mapping of String(s)
  *   fence text lang= budget= focus=   see hl_tmpl_fence
+ *   code value max=            see hl_tmpl_code (an inline code span)
  */
 #include "tmpl/tmpl_int.h"
 
@@ -357,6 +358,27 @@ h_fence(struct tmpl_hcall *hc)
 	return hl_buf_error(hc->sbuf);
 }
 
+static int
+h_code(struct tmpl_hcall *hc)
+{
+	struct hl_buf text = HL_BUF_INIT(0);
+	struct tv mv = hash_get(hc, "max");
+	int64_t max = HL_TMPL_CODE_DEFAULT_MAX;
+	int rc;
+
+	str(&text, A0);
+	if (mv.t != TV_UNDEF)
+		max = clamp_int(tv_to_number(mv), 1, HL_TMPL_CODE_DEFAULT_MAX);
+	rc = hl_buf_error(&text);
+	if (!rc)
+		rc = hl_tmpl_code(hc->sbuf, text.data, text.len, max);
+	hl_buf_release(&text);
+	if (rc)
+		return rc;
+	hc->res = string_in_buf();
+	return hl_buf_error(hc->sbuf);
+}
+
 #undef A0
 #undef A1
 
@@ -396,6 +418,7 @@ static const struct tmpl_helper helpers[] = {
 	{ "upper", h_upper, 0, 0, -1 },
 	{ "lower", h_lower, 0, 0, -1 },
 	{ "fence", h_fence, 0, 0, -1 },
+	{ "code", h_code, 0, 0, -1 },
 };
 
 const struct tmpl_helper *

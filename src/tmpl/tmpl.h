@@ -115,4 +115,18 @@ int hl_tmpl_render_max(char **out, size_t *len_out, const struct hl_tmpl *t, con
 int hl_tmpl_fence(struct hl_buf *out, const char *text, size_t n, const char *lang, int64_t budget,
                   int64_t focus_line);
 
+/*
+ * An untrusted value inline in a prompt (the `code` helper): appends to out
+ * a Markdown code span holding text cleaned as hl_tmpl_fence cleans it,
+ * with tabs, newlines, U+2028 and U+2029 turned into spaces (so the span
+ * stays on its line), cut to max_cps code points (then "..." is appended).
+ * The span's delimiter is a run of backticks one longer than the longest
+ * run in the value, so the value cannot close it; a value that starts or
+ * ends with a backtick is padded with a space on both sides. An empty value
+ * appends nothing. The exact algorithm is shared with
+ * tests/tmpl/hbs_render.js.
+ */
+#define HL_TMPL_CODE_DEFAULT_MAX 300
+int hl_tmpl_code(struct hl_buf *out, const char *text, size_t n, int64_t max_cps);
+
 #endif

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests"))
 from tap import check, finish  # noqa: E402
 
@@ -257,6 +258,89 @@ try:
             bad_rc.append((rc, err[:200]))
     check("mutated rules files: exit 0 or a positioned error, never a crash", not bad_rc,
           repr(bad_rc))
+
+    # Rules files are bounded: a hostile one is refused at once, with a position.
+    def rules_file(name, pats_per_rule):
+        out = ["version: 1", "rules:"]
+        for i, pats in enumerate(pats_per_rule):
+            out.append(f"  - name: r{i}\n    type: general\n    priority: 10\n    patterns:")
+            out += [f"      - '{p}'" for p in pats]
+        return write(name, "\n".join(out) + "\n")
+
+    def check_rules(path):
+        try:
+            p = subprocess.run([HEALER, "check-rules", path], capture_output=True, text=True,
+                               timeout=30)
+            return p.returncode, p.stderr
+        except subprocess.TimeoutExpired:
+            return -1, "still compiling after 30 s"
+
+    heavy = rules_file("heavy.yaml", [[f"e{i}[a-z]{{1,200}}x(ab|cd|ef)[0-9]{{10,300}}y"]
+                                      for i in range(10000)])
+    t0 = time.time()
+    rc, err = check_rules(heavy)
+    check("10,000 heavy rules are refused at once, naming the limit",
+          rc == 1 and "10000 rules, more than 1000" in err and time.time() - t0 < 10,
+          (rc, err, time.time() - t0))
+    cases = [
+        ("one pattern too heavy", [["x((a|b){100}){100}"]], "pattern is too heavy to compile"),
+        ("too heavy together", [[f"x{i}(.*a.*b.*c){{400}}"] for i in range(40)],
+         "too heavy to compile together"),
+        ("a pattern too long", [["a" * 3000]], "pattern is 3000 bytes long, more than 2048"),
+        ("too many patterns in a rule", [[f"p{i}x" for i in range(101)]],
+         "a rule has 101 patterns, more than 100"),
+        ("groups nested too deep", [["(" * 40 + "a" + ")" * 40]], "nests groups more than 32"),
+    ]
+    for name, rules, want in cases:
+        path = rules_file(name.replace(" ", "_") + ".yaml", rules)
+        t0 = time.time()
+        rc, err = check_rules(path)
+        check("check-rules refuses %s with a positioned error" % name,
+              rc == 1 and err.startswith("healer: error: " + path + ":") and want in err
+              and time.time() - t0 < 10, (rc, err[:300], time.time() - t0))
+    ok = rules_file("fine.yaml", [[f"x{i}(.*a.*b){{100}}", f"y{i}[0-9]{{4}}"] for i in range(50)])
+    rc, err = check_rules(ok)
+    check("rules within the bounds still load", rc == 0, err)
+
+    # A line longer than the cap is that line's error; it is never held whole.
+    long_case = json.dumps({"id": "long", "log": "error: x " * 1000})
+    rc, out, err = run("classify", "--max-line-bytes", "1000", stdin="\n".join([
+        json.dumps({"id": "a", "log": "error[E0308]: mismatched types"}), long_case,
+        json.dumps({"id": "b", "log": "npm ERR! code ERESOLVE"})]) + "\n")
+    res = jlines(out)
+    check("a line over --max-line-bytes is that line's error and the rest go on",
+          rc == 0 and len(res) == 3 and res[0].get("id") == "a" and res[2].get("id") == "b"
+          and res[1].get("id") is None and "longer than 1000 bytes" in res[1].get("error", ""),
+          out + err)
+
+    def rss_kib(pid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    # /dev/zero is one endless line: reported once, then skipped in constant
+    # memory (the resident size stops growing; a sanitizer build holds more)
+    for args in (["--max-line-bytes", "1048576"], []):
+        e = {k: v for k, v in os.environ.items() if not k.startswith("HEALER_")}
+        p = subprocess.Popen([HEALER, "classify", *args, "/dev/zero"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=e)
+        samples, t0 = [], time.time()
+        while time.time() - t0 < 3.0 and p.poll() is None:
+            samples.append((time.time() - t0, rss_kib(p.pid)))
+            time.sleep(0.05)
+        p.kill()
+        first, _ = p.communicate(timeout=10)
+        early = max([r for t, r in samples if t <= 1.5] or [0])
+        late = max([r for t, r in samples] or [0])
+        check("classify on /dev/zero %s reports the line and then stays in constant memory"
+              % (" ".join(args) or "(default cap)"),
+              b"longer than" in first and late < 600 * 1024 and late - early < 32 * 1024,
+              (early, late, first[:200]))
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

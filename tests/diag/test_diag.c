@@ -143,8 +143,22 @@ test_diag_pod_names_that_cannot_name_a_file(void **state)
 	assert_false(hl_diag_pod_name_valid("."));
 	assert_false(hl_diag_pod_name_valid(".."));
 	assert_false(hl_diag_pod_name_valid("a/b"));
+	/* as Kubernetes names them */
+	assert_true(hl_diag_pod_name_valid("web.v2-abc12"));
+	assert_false(hl_diag_pod_name_valid("Web-1"));
+	assert_false(hl_diag_pod_name_valid("a..b"));
+	assert_false(hl_diag_pod_name_valid("-a"));
+	assert_false(hl_diag_pod_name_valid("a b"));
+	assert_true(hl_diag_namespace_valid("kube-system"));
+	assert_false(hl_diag_namespace_valid(".."));
+	assert_false(hl_diag_namespace_valid("a.b"));
+	assert_false(hl_diag_namespace_valid("Prod"));
+	assert_false(hl_diag_namespace_valid(""));
 	/* refused before any network call: no client needed */
 	assert_int_equal(hl_diag_fetch_pod(&r, NULL, "ns", "../x", "/tmp", 0, NULL), -HL_EINVAL);
+	assert_null(r.path[HL_DIAG_CURRENT_LOG]);
+	hl_diag_report_release(&r);
+	assert_int_equal(hl_diag_fetch_pod(&r, NULL, "..", "web-1", "/tmp", 0, NULL), -HL_EINVAL);
 	assert_null(r.path[HL_DIAG_CURRENT_LOG]);
 	hl_diag_report_release(&r);
 	assert_string_equal(hl_diag_file_suffix(HL_DIAG_EVENTS), "events.yaml");

@@ -150,5 +150,15 @@ check("fetch-logs: API down -> exit 1, says why, writes nothing",
 rc, out, err = healer("fetch-logs", "--pod-name", "x", "--namespace", "prod", env=KENV)
 check("fetch-logs: a missing --output-dir is a usage error (exit 2)",
       rc == 2 and "--output-dir" in err, err)
+before = len(ctl("GET", "/_stub/requests"))
+bad = []
+for pod, ns in (("api-7d9f", ".."), ("api-7d9f", "prod/../kube-system"), ("api-7d9f", "Prod"),
+                ("..", "prod"), ("API_pod", "prod"), ("a" * 254, "prod")):
+    rc, out, err = healer("fetch-logs", "--pod-name", pod, "--namespace", ns, "--output-dir",
+                          os.path.join(TMP, "bad-names"), env=KENV)
+    if rc != 2 or ("--namespace" not in err and "--pod-name" not in err):
+        bad.append((pod[:20], ns, rc, err))
+check("fetch-logs: namespace and pod names Kubernetes would refuse are usage errors, never"
+      " requests", not bad and len(ctl("GET", "/_stub/requests")) == before, bad)
 
 finish()

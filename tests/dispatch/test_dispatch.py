@@ -149,6 +149,24 @@ rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "8", "-
                       issue, "--target-pod", "p1", env=DENV)
 check("directory mode: a second one for the same alert and pod is refused",
       rc == 1 and len(os.listdir(cdir)) == 1, err)
+# what a SIGKILLed writer leaves behind is cleaned when a dispatcher opens
+stale = [".healer-x.json.bcdf2", ".healer-x.json.bcdf2.tmp.4242", "healer-y.json.tmp.4243"]
+for n in stale + [".healer-z.json.fresh", "notes.txt"]:
+    open(os.path.join(cdir, n), "w").write("{}")
+for n in stale + ["notes.txt"]:
+    os.utime(os.path.join(cdir, n), (1, 1))
+rc, out, err = healer("spawn-remediation", "--alert", "a10", "--task-id", "10", "--issue-file",
+                      issue, "--target-pod", "p2", env=DENV)
+left = sorted(os.listdir(cdir))
+check("directory mode: stale temporary files of a killed writer are removed at start, a fresh"
+      " one and other files are kept",
+      rc == 0 and not set(stale) & set(left) and ".healer-z.json.fresh" in left
+      and "notes.txt" in left and files[0] in left, (rc, err, left))
+for n in (".healer-z.json.fresh", "notes.txt"):
+    os.unlink(os.path.join(cdir, n))
+for n in left:
+    if n not in files and n.endswith(".json") and n != files[0]:
+        os.unlink(os.path.join(cdir, n))
 rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "9", "--issue-file",
                       issue, env=dict(DENV, HEALER_DISPATCH="none"))
 check("none mode: prints the manifest, writes nothing",

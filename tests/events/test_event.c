@@ -1017,6 +1017,59 @@ test_event_normalize_errors(void **state)
 	                 -HL_EINVAL);
 }
 
+/* A repository name becomes API paths used with the token: only names
+ * GitHub allows pass, so no traversal reaches /orgs/... with it. */
+static void
+test_event_repository_must_be_owner_name(void **state)
+{
+	static const char *const bad[] = {
+		"acme/x/../../../orgs/acme/actions/secrets#",
+		"acme/x/..",
+		"acme/..",
+		"acme/.",
+		"../acme",
+		"acme",
+		"/x",
+		"acme/",
+		"-acme/x",
+		"acme-/x",
+		"ac--me/x",
+		"ac_me/x",
+		"acme/x#frag",
+		"acme/x?q=1",
+		"acme/x y",
+		"acme/x%2F..",
+		"acme/caf\u00e9",
+		"a123456789012345678901234567890123456789/x",
+	};
+	struct hl_err err = HL_ERR_INIT;
+	char payload[512];
+	struct hl_event *ev;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(payload, sizeof(payload),
+		         "{\"action\": \"completed\", \"repository\": {\"full_name\": \"%s\"},"
+		         " \"workflow_job\": {\"id\": 1, \"conclusion\": \"failure\"}}",
+		         bad[i]);
+		if (norm_err("workflow_job", payload, &err) != -HL_EINVAL)
+			fail_msg("'%s' was accepted as a repository", bad[i]);
+		assert_non_null(strstr(err.msg, "owner/name"));
+	}
+	/* the longest names GitHub allows, dots, underscores and hyphens */
+	ev = norm("workflow_job", "{\"action\": \"completed\", \"repository\": {\"full_name\":"
+	                          " \"a12345678901234567890123456789012345678/.git_hub-x.y\"},"
+	                          " \"workflow_job\": {\"id\": 1}}");
+	assert_string_equal(ev->repository, "a12345678901234567890123456789012345678/.git_hub-x.y");
+	hl_event_free(ev);
+	/* a ping from an organization hook has no repository; with one it is checked */
+	assert_int_equal(norm_err("ping",
+	                          "{\"zen\": \"z\", \"repository\": {\"full_name\": \"a/..\"}}",
+	                          &err),
+	                 -HL_EINVAL);
+}
+
 static void
 test_event_odd_types_are_absent(void **state)
 {
@@ -1230,6 +1283,7 @@ main(void)
 		cmocka_unit_test(test_event_failure_key_links_job_and_check_run),
 		cmocka_unit_test(test_event_to_json_keys),
 		cmocka_unit_test(test_event_normalize_errors),
+		cmocka_unit_test(test_event_repository_must_be_owner_name),
 		cmocka_unit_test(test_event_odd_types_are_absent),
 		cmocka_unit_test(test_event_mutated_payloads_never_crash),
 	};

@@ -278,6 +278,36 @@ def run(tmp):
     check("120 type-confused payloads get 202/400 and the server stays up",
           alive and not bad_answers, bad_answers[:3])
 
+    # A repository name that is not GitHub's owner/name (a path traversal with
+    # the token) is stored and skipped, never given a task.
+    bad_names = ["acme/x/../../../orgs/acme/actions/secrets#", "acme/..", "acme/x/y", "-acme/x",
+                 "ac--me/x", "acme/x?y=1", "a" * 40 + "/x", "acme/" + "r" * 101]
+    answers = []
+    for i, name in enumerate(bad_names):
+        p = copy.deepcopy(WF_JOB)
+        p["workflow_job"]["id"] = 4100 + i
+        p["repository"]["full_name"] = name
+        answers.append(srv.deliver(json.dumps(p).encode(), delivery=f"dlv-repo-{i}"))
+    check("a repository that is not owner/name is answered skipped invalid_payload with why",
+          all(st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
+              and d.get("task_id") is None and "owner/name" in (d.get("message") or "")
+              for st, _, d in answers), answers)
+    rows = srv.db().execute("SELECT state, reason, task_id FROM deliveries WHERE delivery_id"
+                            " LIKE 'dlv-repo-%'").fetchall()
+    check("... and stored skipped without a task",
+          len(rows) == len(bad_names) and all(r == ("skipped", "invalid_payload", None)
+                                               for r in rows), rows)
+    # A job id that names nothing (null, 0, -1) cannot be claimed: invalid_payload.
+    answers = []
+    for i, v in enumerate([None, 0, -1, "x"]):
+        p = copy.deepcopy(WF_JOB)
+        p["workflow_job"]["id"] = v
+        p["workflow_job"]["run_id"] = 4200 + i
+        answers.append(srv.deliver(json.dumps(p).encode(), delivery=f"dlv-jobid-{i}"))
+    check("a failed job whose id is null, 0, -1 or not a number is skipped invalid_payload",
+          all(st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
+              and d.get("task_id") is None for st, _, d in answers), answers)
+
     # 413 before the body is read.
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     s.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -292,9 +322,11 @@ def run(tmp):
     check("26 MiB Content-Length answers 413 before any body byte is sent",
           first.startswith(b"HTTP/1.1 413"), first[:200])
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
-    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"X-GitHub-Event: workflow_job\r\nTransfer-Encoding: chunked\r\n\r\n")
     chunk = b"x" * (1024 * 1024)
+    # signed: an unsigned body is refused before it is read
+    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"X-GitHub-Event: workflow_job\r\nTransfer-Encoding: chunked\r\n"
+              b"X-Hub-Signature-256: %s\r\n\r\n" % sign(chunk * 26).encode())
     try:
         for _ in range(26):
             s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))

@@ -144,6 +144,34 @@ test_url_strip_userinfo(void **state)
 }
 
 static void
+strip_text(const char *in, const char *want)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+
+	assert_int_equal(hl_url_strip_userinfo_text(&b, in), 0);
+	assert_string_equal(b.data, want);
+	hl_buf_release(&b);
+}
+
+static void
+test_url_strip_userinfo_in_text(void **state)
+{
+	(void)state;
+	strip_text("loki: 'http://user:pass@loki:3100/loki/api/v1/query': HTTP 500",
+	           "loki: 'http://loki:3100/loki/api/v1/query': HTTP 500");
+	strip_text("store postgres://healer:s3cr3t@db:5432/healer?sslmode=require ok",
+	           "store postgres://db:5432/healer?sslmode=require ok");
+	strip_text("a https://u:p@h and http://x:y@k", "a https://h and http://k");
+	strip_text("https://tok@api.github.com", "https://api.github.com");
+	strip_text("pw with sub-delims http://u:p(a)'s!@h/x", "pw with sub-delims http://h/x");
+	strip_text("at in the path http://h/x@y and mail a@b.c",
+	           "at in the path http://h/x@y and mail a@b.c");
+	strip_text("no url at all", "no url at all");
+	strip_text("http://u:p@", "http://");
+	strip_text("", "");
+}
+
+static void
 path_ok(const char *p)
 {
 	struct hl_err err = HL_ERR_INIT;
@@ -255,6 +283,7 @@ main(void)
 		cmocka_unit_test(test_url_segment_long_input_stays_one_segment),
 		cmocka_unit_test(test_url_query_value),
 		cmocka_unit_test(test_url_strip_userinfo),
+		cmocka_unit_test(test_url_strip_userinfo_in_text),
 		cmocka_unit_test(test_url_check_path),
 		cmocka_unit_test(test_url_encoded_segments_never_climb),
 	};

@@ -210,6 +210,25 @@ def main():
     check("check_run for the same job does not create a second CodeRun",
           st == 202 and len(same) == 1, [ans2, len(same)])
 
+    # ---- 2b. a repository name that climbs to another API path with the token ---
+    hostile = job_event(5090, run_id=9090, branch="feat/r9090")
+    hostile["repository"]["full_name"] = "acme/x/../../../orgs/acme/actions/secrets#"
+    st, ans = srv.deliver(hostile)
+    check("a traversal in repository.full_name is answered skipped invalid_payload",
+          st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "invalid_payload"
+          and ans.get("task_id") is None, ans)
+    for sender in (srv.deliver, lambda p: srv.request(
+            "POST", "/api/remediate/ci-failure", json.dumps(p).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {API_TOKEN}"})):
+        sender(dict(hostile, workflow_job=dict(hostile["workflow_job"], id=5091)))
+    time.sleep(2.0)  # what a remediation would have fetched by now
+    reqs = dtest.http("GET", GURL + "/_stub/requests", token=GTOKEN) or []
+    check("GitHub never sees a request outside the repository's own paths",
+          not [r for r in reqs if "/orgs/" in r.get("path", "") or "secrets" in r.get("path", "")]
+          and not [c for c in coderuns()
+                   if c["metadata"]["labels"].get("healer/workflow-run-id") == "9090"],
+          [r.get("path") for r in reqs][-10:])
+
     # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
     payload = job_event(5002, run_id=9100, branch="feat/r9100")
     with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
@@ -348,9 +367,15 @@ def main():
     # ---- 7. directory dispatch: a readable manifest on disk ----------------------
     denv = dict(BASE_ENV, HEALER_DISPATCH="directory")
     denv.pop("KUBECONFIG")
+    cdir = os.path.join(dtest.TMP, "h2", "coderuns")
+    os.makedirs(cdir, exist_ok=True)
+    killed = os.path.join(cdir, ".healer-old.json.x7k2m.tmp.999")  # a SIGKILLed write
+    open(killed, "w").write("{")
+    os.utime(killed, (1, 1))
     dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
+    check("a server starting in directory dispatch removes a killed write's temporary file",
+          not os.path.exists(killed), os.listdir(cdir))
     st, ans = dsrv.deliver(job_event(5006, run_id=9500, branch="feat/r9500"))
-    cdir = os.path.join(dsrv.data_dir, "coderuns")
     files = wait_for(lambda: os.path.isdir(cdir) and [f for f in os.listdir(cdir)
                                                       if f.endswith(".json")], 15)
     ok = False

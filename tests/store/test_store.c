@@ -20,7 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* HL_SQ_CLAIM_STALE_MS of src/store/sqlite_impl.h: a claim older is stale */
+#define HL_TEST_CLAIM_STALE_MS (10 * 60 * 1000)
 
 struct fixture {
 	char dir[64];
@@ -292,6 +297,98 @@ test_store_recovers_processing_after_reopen(void **state)
 	hl_delivery_record_free(d);
 	assert_int_equal(hl_store_recover(f->s, &requeued, &err), 0);
 	assert_int_equal(requeued, 0);
+}
+
+/* A claim its worker never finished (the store failed, the thread hung)
+ * is taken back by a later claim once it is stale; a fresh one is not. */
+static void
+test_store_stale_claim_is_taken_back(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL, *e = NULL, *g = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t depth = -1, deadline;
+	char path[128], sql[256];
+	sqlite3 *db;
+	int rc;
+
+	insert(f, "d-stuck", NULL, NULL);
+	insert(f, "d-busy", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-stuck");
+	assert_int_equal(hl_store_claim_next(f->s, &e, &err), 0);
+	assert_string_equal(e->delivery_id, "d-busy");
+	/* d-stuck was claimed longer ago than the bound; d-busy just now */
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE deliveries SET updated_ms = updated_ms - %d WHERE delivery_id ="
+	         " 'd-stuck'",
+	         HL_TEST_CLAIM_STALE_MS + 1000);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	/* looked for at most once a second: poll with a deadline */
+	deadline = (int64_t)time(NULL) + 5;
+	while ((rc = hl_store_claim_next(f->s, &g, &err)) == -HL_ENOTFOUND &&
+	       (int64_t)time(NULL) <= deadline)
+		usleep(50 * 1000);
+	assert_int_equal(rc, 0);
+	assert_string_equal(g->delivery_id, "d-stuck");
+	assert_int_equal(g->claims, 2);
+	/* the counters moved with it: still two processing, none waiting */
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 2);
+	/* the fresh claim stays with its worker */
+	hl_delivery_record_free(g);
+	g = NULL;
+	usleep(1100 * 1000); /* past the once-a-second limit: the look happens */
+	assert_int_equal(hl_store_claim_next(f->s, &g, &err), -HL_ENOTFOUND);
+	/* the first worker's late finish and the second's: one wins */
+	assert_int_equal(finish(f->s, "d-stuck", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	assert_int_equal(finish(f->s, "d-stuck", HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(finish(f->s, "d-busy", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 0);
+	hl_delivery_record_free(d);
+	hl_delivery_record_free(e);
+}
+
+/* An empty healer.db is not a new store: refused, and left as it was. */
+static void
+test_store_refuses_an_empty_file(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_store *s = NULL;
+	char dir[] = "/tmp/hl-test-empty-XXXXXX", path[128], url[160];
+	struct stat st;
+	FILE *fp;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/healer.db", dir);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(hl_store_open(&s, url, &err), -HL_EDB);
+	assert_null(s);
+	assert_non_null(strstr(err.msg, "empty"));
+	assert_non_null(strstr(err.msg, path));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	/* a store healer creates itself is fine */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(hl_store_open(&s, url, &err), 0);
+	hl_store_close(s);
+	s = NULL;
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_size > 0);
+	assert_int_equal(hl_store_open(&s, url, &err), 0);
+	hl_store_close(s);
+	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
+	assert_int_equal(system(path), 0);
 }
 
 struct count_sum {
@@ -1295,6 +1392,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_stale_claim_is_taken_back, setup,
+		                                teardown),
+		cmocka_unit_test(test_store_refuses_an_empty_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

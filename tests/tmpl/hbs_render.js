@@ -138,6 +138,23 @@ function fence(text, lang, budget, focus) {
   return f + l + '\n' + body + (body.length && !body.endsWith('\n') ? '\n' : '') + f;
 }
 
+// ---- code: an untrusted value inline, in a code span it cannot close ----
+function code(v, max) {
+  let out = sanitize(v).replace(/[\t\n\u2028\u2029]/g, ' ');
+  const cps = Array.from(out);
+  if (cps.length > max) out = cps.slice(0, max).join('') + '...';
+  if (out === '') return '';
+  let best = 0;
+  let run = 0;
+  for (const ch of out) {
+    run = ch === '`' ? run + 1 : 0;
+    if (run > best) best = run;
+  }
+  const f = '`'.repeat(best + 1);
+  const pad = out.startsWith('`') || out.endsWith('`') ? ' ' : '';
+  return f + pad + out + pad + f;
+}
+
 const clampInt = (v, lo, fallback) => {
   let d = Math.floor(Number(v));
   if (!(d >= lo)) return fallback;
@@ -182,6 +199,7 @@ const helpers = {
       h.budget === undefined ? 16000 : clampInt(h.budget, 64, 64),
       h.focus === undefined || h.focus === null ? 0 : clampInt(h.focus, 1, 0),
     ),
+  code: (a, h) => code(str(a[0]), h.max === undefined ? 300 : clampInt(h.max, 1, 300)),
 };
 
 function render(c) {

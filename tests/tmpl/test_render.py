@@ -100,8 +100,10 @@ try:
         {"alert": {"id": "A7", "pod_name": "web-1", "namespace": "prod", "task_id": "t-9"},
          "missing_sources": [{"name": "loki", "reason": "timeout after 5s"}]}).encode())
     check("the A7 prompt names the pod, the commands and the missing source",
-          rc == 0 and "healer fetch-logs" in out and "--pod-name web-1" in out
-          and "A7-web-1.md" in out and "--task-id t-9" in out and "**loki**: timeout after 5s" in out,
+          rc == 0 and "healer fetch-logs" in out and '--pod-name "$POD"' in out
+          and "pod name `web-1`" in out and "namespace `prod`" in out and "task `t-9`" in out
+          and '--task-id "$TASK_ID"' in out and "A7-$POD.md" in out
+          and "**loki**: `timeout after 5s`" in out,
           err + out[:300])
 
     node = shutil.which("node")

@@ -40,6 +40,20 @@ check("check-config names the bad key", rc == 1 and err.startswith("healer: erro
 rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
 check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
       and "ghp_secretvalue123" not in out, out)
+creds = {"LOKI_URL": "http://lokiuser:lokipass1@loki:3100",
+         "ARGOCD_SERVER": "https://argo:argopass2@argocd.example",
+         "PROMETHEUS_URL": "http://prompass3@prom:9090",
+         "GITHUB_API_URL": "https://x:ghpass4@ghe.example/api/v3",
+         "HEALER_DATABASE_URL": "postgres://healer:dbpass5@db:5432/healer"}
+rc, out, err = run("check-config", "--print", env=creds)
+check("check-config --print shows URLs without their user:password@",
+      rc == 0 and "LOKI_URL=http://loki:3100" in out and "ARGOCD_SERVER=https://argocd.example" in out
+      and "HEALER_DATABASE_URL=postgres://db:5432/healer" in out
+      and not any(p in out + err for p in ("lokipass1", "argopass2", "prompass3", "ghpass4",
+                                           "dbpass5", "lokiuser")), out + err)
+rc, out, err = run("check-config", env=creds)
+check("check-config names the store without its password",
+      rc == 0 and "postgres://db:5432/healer" in out and "dbpass5" not in out + err, out + err)
 with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
     f.write("listen: 127.0.0.1:1234\nnamespace: fromfile\n")
 rc, out, err = run("check-config", "--print", "--config", f.name)

@@ -2,24 +2,40 @@
  * test_config.c - unit tests for configuration loading (src/config/config.c):
  * defaults, YAML file, environment, *_FILE secrets, overrides, validation.
  */
+/* cmocka.h needs these headers before it */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+#include "base/log.h"
+#include "config/config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "base/log.h"
-#include "config/config.h"
-
 static const char *const cleared[] = {
-	"HEALER_LISTEN", "HEALER_DATA_DIR", "HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET",
-	"GITHUB_WEBHOOK_SECRET_FILE", "HEALER_CONFIG", "HEALER_DISPATCH", "KUBECONFIG",
-	"HEALER_REPOSITORIES", "HEALER_MAX_ATTEMPTS", "HEALER_PROCESS_BOT_COMMITS",
-	"GITHUB_API_URL", "GITHUB_APP_ID", "HOME", NULL,
+	"HEALER_LISTEN",
+	"HEALER_DATA_DIR",
+	"HEALER_DATABASE_URL",
+	"GITHUB_WEBHOOK_SECRET",
+	"GITHUB_WEBHOOK_SECRET_FILE",
+	"HEALER_CONFIG",
+	"HEALER_DISPATCH",
+	"KUBECONFIG",
+	"HEALER_REPOSITORIES",
+	"HEALER_MAX_ATTEMPTS",
+	"HEALER_PROCESS_BOT_COMMITS",
+	"GITHUB_API_URL",
+	"GITHUB_APP_ID",
+	"HOME",
+	"HEALER_API_TOKEN",
+	"HEALER_ALLOW_UNAUTHENTICATED",
+	NULL,
 };
 
 static int
@@ -74,14 +90,14 @@ test_config_precedence_flag_env_file(void **state)
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	char *file = write_temp("data_dir: /from/file\nHEALER_NAMESPACE: filens\n"
-				"max_attempts: 5\nrepositories:\n  - a/b\n  - c/d\n");
+	                        "max_attempts: 5\nrepositories:\n  - a/b\n  - c/d\n");
 	struct hl_config_override ov[] = { { "HEALER_DATA_DIR", "/from/flag" } };
 
 	setenv("HEALER_MAX_ATTEMPTS", "4", 1);
 	assert_int_equal(hl_config_load(&c, file, ov, 1, &err), 0);
-	assert_string_equal(c->data_dir, "/from/flag");	 /* flag beats file */
-	assert_string_equal(c->namespace, "filens");	 /* file beats default */
-	assert_int_equal(c->max_attempts, 4);		 /* env beats file */
+	assert_string_equal(c->data_dir, "/from/flag"); /* flag beats file */
+	assert_string_equal(c->namespace, "filens");    /* file beats default */
+	assert_int_equal(c->max_attempts, 4);           /* env beats file */
 	assert_int_equal(c->n_repositories, 2);
 	assert_true(hl_config_repo_allowed(c, "C/D"));
 	assert_false(hl_config_repo_allowed(c, "e/f"));
@@ -149,7 +165,7 @@ test_config_errors_name_the_key(void **state)
 		assert_null(c);
 		if (!strstr(err.msg, cases[i].expect))
 			fail_msg("error for %s=%s does not name it: %s", cases[i].key,
-				 cases[i].value, err.msg);
+			         cases[i].value, err.msg);
 	}
 }
 
@@ -186,18 +202,73 @@ test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
 	free(kc);
 }
 
+/* Without authentication only loopback; with both, or allowed, anywhere. */
+static void
+test_config_unauthenticated_listens_on_loopback_only(void **state)
+{
+	static const struct {
+		const char *listen;
+		bool loopback;
+	} cases[] = {
+		{ "127.0.0.1:8080", true }, { "127.3.4.5:1", true },   { "localhost:80", true },
+		{ "[::1]:8080", true },     { "0.0.0.0:8080", false }, { ":8080", false },
+		{ "[::]:8080", false },     { "10.1.2.3:80", false },  { "128.0.0.1:80", false },
+	};
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_config *c = NULL;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_config_override ov = { "HEALER_LISTEN", cases[i].listen };
+
+		assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), 0);
+		if (hl_config_listen_is_loopback(c) != cases[i].loopback)
+			fail_msg("'%s': loopback should be %d", cases[i].listen, cases[i].loopback);
+		assert_int_equal(hl_config_check_auth(c, &err), cases[i].loopback ? 0 : -HL_EINVAL);
+		if (!cases[i].loopback)
+			assert_non_null(strstr(err.msg, "HEALER_ALLOW_UNAUTHENTICATED"));
+		hl_config_free(c);
+	}
+	setenv("GITHUB_WEBHOOK_SECRET", "a-secret", 1);
+	setenv("HEALER_API_TOKEN", "a-token", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(hl_config_check_auth(c, &err), 0);
+	hl_config_free(c);
+	unsetenv("HEALER_API_TOKEN");
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(hl_config_check_auth(c, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "HEALER_API_TOKEN"));
+	assert_null(strstr(err.msg, "a-secret"));
+	hl_config_free(c);
+	setenv("HEALER_ALLOW_UNAUTHENTICATED", "true", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(hl_config_check_auth(c, &err), 0);
+	hl_config_free(c);
+	/* an empty element of the rotation list, and a blank token, are errors */
+	setenv("GITHUB_WEBHOOK_SECRET", "a-secret,", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "GITHUB_WEBHOOK_SECRET"));
+	setenv("GITHUB_WEBHOOK_SECRET", "a-secret", 1);
+	setenv("HEALER_API_TOKEN", " \t", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "HEALER_API_TOKEN"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_config_defaults_match_contract, clear_env),
+		cmocka_unit_test_setup(test_config_unauthenticated_listens_on_loopback_only,
+		                       clear_env),
 		cmocka_unit_test_setup(test_config_precedence_flag_env_file, clear_env),
 		cmocka_unit_test_setup(test_config_secret_file_and_rotation_list, clear_env),
 		cmocka_unit_test_setup(test_config_secrets_are_redacted, clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_key, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
-				       clear_env),
+		                       clear_env),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -2,17 +2,21 @@
  * test_str.c - unit tests for string helpers (src/base/str.c) and the JSON
  * path accessors (src/json/json.c).
  */
+/* cmocka.h needs these headers before it */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+#include "base/clock.h"
+#include "base/str.h"
+
+#include "json/json.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/str.h"
-#include "base/clock.h"
-#include "json/json.h"
 
 static void
 test_str_ct_equal_compares_content_and_length(void **state)
@@ -108,6 +112,76 @@ test_json_parse_error_names_position(void **state)
 	assert_null(root);
 }
 
+static void
+test_str_github_repo_valid_follows_github(void **state)
+{
+	char owner40[64], repo101[128], name[256];
+
+	(void)state;
+	assert_true(hl_str_github_repo_valid("acme/widgets"));
+	assert_true(hl_str_github_repo_valid("a/b"));
+	assert_true(hl_str_github_repo_valid("Acme-Corp/.github"));
+	assert_true(hl_str_github_repo_valid("o/..x"));
+	assert_true(hl_str_github_repo_valid("o/x_y.z-w"));
+	assert_false(hl_str_github_repo_valid(NULL));
+	assert_false(hl_str_github_repo_valid(""));
+	assert_false(hl_str_github_repo_valid("acme"));
+	assert_false(hl_str_github_repo_valid("acme/x/y"));
+	assert_false(hl_str_github_repo_valid("acme/."));
+	assert_false(hl_str_github_repo_valid("acme/.."));
+	assert_false(hl_str_github_repo_valid("-acme/x"));
+	assert_false(hl_str_github_repo_valid("acme-/x"));
+	assert_false(hl_str_github_repo_valid("ac--me/x"));
+	assert_false(hl_str_github_repo_valid("ac.me/x"));
+	assert_false(hl_str_github_repo_valid("acme/x#"));
+	assert_false(hl_str_github_repo_valid("acme/x%2e"));
+	assert_false(hl_str_github_repo_valid("acme/\xc3\xa9"));
+	memset(owner40, 'a', 40);
+	owner40[40] = '\0';
+	snprintf(name, sizeof(name), "%s/x", owner40);
+	assert_false(hl_str_github_repo_valid(name));
+	snprintf(name, sizeof(name), "%s/x", owner40 + 1);
+	assert_true(hl_str_github_repo_valid(name));
+	memset(repo101, 'r', 101);
+	repo101[101] = '\0';
+	snprintf(name, sizeof(name), "o/%s", repo101);
+	assert_false(hl_str_github_repo_valid(name));
+	snprintf(name, sizeof(name), "o/%s", repo101 + 1);
+	assert_true(hl_str_github_repo_valid(name));
+}
+
+static void
+test_str_k8s_names_follow_dns1123(void **state)
+{
+	char label64[80];
+
+	(void)state;
+	assert_true(hl_str_k8s_label_valid("cto"));
+	assert_true(hl_str_k8s_label_valid("kube-system"));
+	assert_true(hl_str_k8s_label_valid("a1"));
+	assert_false(hl_str_k8s_label_valid(NULL));
+	assert_false(hl_str_k8s_label_valid(""));
+	assert_false(hl_str_k8s_label_valid(".."));
+	assert_false(hl_str_k8s_label_valid("."));
+	assert_false(hl_str_k8s_label_valid("Kube"));
+	assert_false(hl_str_k8s_label_valid("-a"));
+	assert_false(hl_str_k8s_label_valid("a-"));
+	assert_false(hl_str_k8s_label_valid("a.b"));
+	assert_false(hl_str_k8s_label_valid("a/b"));
+	memset(label64, 'a', 64);
+	label64[64] = '\0';
+	assert_false(hl_str_k8s_label_valid(label64));
+	assert_true(hl_str_k8s_label_valid(label64 + 1));
+	assert_true(hl_str_k8s_subdomain_valid("web-7d9f8-abcde"));
+	assert_true(hl_str_k8s_subdomain_valid("a.b-c.d"));
+	assert_false(hl_str_k8s_subdomain_valid(".."));
+	assert_false(hl_str_k8s_subdomain_valid("a..b"));
+	assert_false(hl_str_k8s_subdomain_valid("a/b"));
+	assert_false(hl_str_k8s_subdomain_valid("a."));
+	assert_false(hl_str_k8s_subdomain_valid("A"));
+	assert_false(hl_str_k8s_subdomain_valid(""));
+}
+
 int
 main(void)
 {
@@ -115,6 +189,8 @@ main(void)
 		cmocka_unit_test(test_str_ct_equal_compares_content_and_length),
 		cmocka_unit_test(test_str_split_list_trims_and_drops_empty),
 		cmocka_unit_test(test_str_label_value_sanitises),
+		cmocka_unit_test(test_str_github_repo_valid_follows_github),
+		cmocka_unit_test(test_str_k8s_names_follow_dns1123),
 		cmocka_unit_test(test_str_hex_encodes),
 		cmocka_unit_test(test_time_rfc3339_round_trip),
 		cmocka_unit_test(test_json_path_reads_nested_values),

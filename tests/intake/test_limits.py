@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""test_limits.py - what a hostile client cannot do to `healer server`, with
+real (slow) sockets on loopback addresses (127.0.0.x, all local):
+
+- refusals before a body byte is read: an unsigned webhook and a sensor call
+  without the bearer token (401), conflicting Content-Length headers or
+  Transfer-Encoding with Content-Length (400), a transfer coding other than
+  chunked (501), too many query arguments (400); all answered at once;
+- the bytes buffered for bodies across all connections are capped
+  (HEALER_HTTP_MAX_BUFFERED_MB): beyond it 503 with Retry-After, and memory
+  stays bounded under many slow uploads;
+- absolute deadlines: a body trickled one byte at a time (Content-Length or
+  one-byte chunks) is cut at HEALER_HTTP_REQUEST_TIMEOUT_S, headers trickled
+  one byte at a time at HEALER_HTTP_HEADER_TIMEOUT_S;
+- slowloris: 256 slow connections from one address hold at most
+  HEALER_HTTP_MAX_CONNECTIONS_PER_IP slots, several busy addresses cannot
+  take the reserved slots, and /health and a signed delivery from other
+  addresses are answered at once; every slow connection is closed by its
+  deadline.
+
+Every wait is bounded. Standard library only; prints TAP."""
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import check, finish  # noqa: E402
+
+HEALER = os.environ["HEALER_BIN"]
+SECRET, TOKEN = "limits-secret-value", "limits-token-value"
+TMP = tempfile.mkdtemp(prefix="healer-limits-")
+HEADER_S, REQUEST_S, PER_IP, MAX_CONN = 2, 4, 16, 64
+
+
+def sign(body):
+    return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Server:
+    def __init__(self):
+        self.dir = os.path.join(TMP, "srv")
+        os.makedirs(self.dir, exist_ok=True)
+        pf, self.log = os.path.join(self.dir, "port"), os.path.join(self.dir, "server.log")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+        env.pop("KUBECONFIG", None)
+        env.update({"HOME": TMP, "HEALER_DISPATCH": "none", "GITHUB_API_URL": "http://127.0.0.1:9",
+                    "GITHUB_WEBHOOK_SECRET": SECRET, "HEALER_API_TOKEN": TOKEN,
+                    "HEALER_HTTP_HEADER_TIMEOUT_S": str(HEADER_S),
+                    "HEALER_HTTP_REQUEST_TIMEOUT_S": str(REQUEST_S),
+                    "HEALER_HTTP_MAX_CONNECTIONS_PER_IP": str(PER_IP),
+                    "HEALER_HTTP_MAX_CONNECTIONS": str(MAX_CONN),
+                    "HEALER_HTTP_MAX_BUFFERED_MB": "32"})
+        with open(self.log, "wb") as lf:
+            self.proc = subprocess.Popen(
+                [HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", self.dir,
+                 "--port-file", pf], env=env, stdout=lf, stderr=lf)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if os.path.exists(pf) and open(pf).read().strip():
+                self.port = int(open(pf).read())
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise RuntimeError("server did not start: " + open(self.log).read()[-2000:])
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+SRV = None
+
+
+def connect(src="127.0.0.1", timeout=5):
+    return socket.create_connection(("127.0.0.1", SRV.port), timeout=timeout,
+                                    source_address=(src, 0))
+
+
+def answer_of(s, timeout=3.0):
+    """Everything the server sends until it closes or timeout passes (the
+    status line is enough to judge)."""
+    s.settimeout(timeout)
+    data = b""
+    end = time.time() + timeout
+    try:
+        while time.time() < end:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+            if b"\r\n\r\n" in data:
+                head, _, rest = data.partition(b"\r\n\r\n")
+                cl = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                      if l.lower().startswith(b"content-length:")]
+                if cl and len(rest) >= cl[0]:
+                    break
+    except (socket.timeout, ConnectionResetError, OSError):
+        pass
+    return data
+
+
+def status_of(data):
+    try:
+        return int(data.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+def raw(head, body=b"", src="127.0.0.1", timeout=3.0):
+    """Sends a request head (and body) and returns (status, answer, seconds)."""
+    s = connect(src)
+    t0 = time.time()
+    try:
+        s.sendall(head + body)
+        a = answer_of(s, timeout)
+    finally:
+        s.close()
+    return status_of(a), a, time.time() - t0
+
+
+def http_get(path, src):
+    st, a, took = raw(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode(), src=src)
+    return st, took
+
+
+def deliver(body, src, delivery):
+    head = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: %s\r\nX-Hub-Signature-256: %s\r\n"
+            b"Content-Length: %d\r\n\r\n" % (delivery.encode(), sign(body).encode(), len(body)))
+    return raw(head, body, src=src)
+
+
+def is_closed(s):
+    """True when the server closed s (EOF or reset), without blocking."""
+    s.setblocking(False)
+    try:
+        s.recv(65536)  # b"" (closed) or an answer (the server closes after it)
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def early_refusals():
+    big = 20 * 1024 * 1024
+    # unsigned webhook: 401 while the body has not been sent
+    st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: workflow_job\r\nContent-Length: %d\r\n\r\n" % big)
+    check("an unsigned webhook is answered 401 before its body is read",
+          st == 401 and b"invalid_signature" in a and took < 2.0, (a[:200], took))
+    st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: workflow_job\r\nX-Hub-Signature-256: sha1=abc\r\n"
+                      b"Content-Length: %d\r\n\r\n" % big)
+    check("a malformed signature header is answered 401 before the body",
+          st == 401 and took < 2.0, (a[:200], took))
+    st, a, took = raw(b"POST /api/remediate/ci-failure HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % big)
+    check("a sensor call without the bearer token is answered 401 before its body",
+          st == 401 and took < 2.0, (a[:200], took))
+    st, a, took = raw(b"POST /api/remediate/ci-failure HTTP/1.1\r\nHost: x\r\n"
+                      b"Authorization: Bearer wrong\r\nContent-Type: application/json\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n")
+    check("a chunked sensor call with a wrong token is answered 401 at once",
+          st == 401 and took < 2.0, (a[:200], took))
+    # framing
+    body = b"{}"
+    st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
+                      b"Content-Length: 2\r\nContent-Length: 5\r\n\r\n" % sign(body).encode(), body)
+    check("two different Content-Length headers are answered 400 at once",
+          st == 400 and took < 2.0, (a[:300], took))
+    st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
+                      b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
+                      % sign(body).encode(), b"2\r\n{}\r\n0\r\n\r\n")
+    check("Transfer-Encoding with Content-Length is answered 400 at once",
+          st == 400 and took < 2.0, (a[:300], took))
+    st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
+                      b"Transfer-Encoding: gzip\r\n\r\n" % sign(body).encode(), body)
+    check("an unknown Transfer-Encoding is answered 501 at once", st == 501 and took < 2.0,
+          (a[:300], took))
+    q = "&".join(f"a{i}=1" for i in range(3000))
+    st, a, took = raw(b"GET /health?%s HTTP/1.1\r\nHost: x\r\n\r\n" % q.encode())
+    check("3000 query arguments are answered 400 at once", st == 400 and took < 2.0,
+          (a[:300], took))
+    st, took = http_get("/health?" + "&".join(f"a{i}=1" for i in range(10)), "127.0.0.1")
+    check("a few query arguments are fine", st == 200, st)
+    st, a, _ = deliver(b'{"zen":"ok"}', "127.0.0.1", "lim-ok")
+    check("a signed delivery is still accepted", st == 202, a[:300])
+
+
+def body_budget():
+    # one signed 20 MiB upload holds a 32 MiB buffer: the whole budget
+    payload = b'{"zen":"' + b"z" * (20 * 1024 * 1024) + b'"}'
+    s = connect()
+    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: lim-big\r\nX-Hub-Signature-256: %s\r\n"
+              b"Content-Length: %d\r\n\r\n" % (sign(payload).encode(), len(payload)))
+    s.sendall(payload[:1000])
+    time.sleep(0.3)
+    st, a, took = deliver(b'{"zen":"small"}', "127.0.0.2", "lim-small")
+    check("beyond the body budget a request is answered 503 with Retry-After at once",
+          st == 503 and b"Retry-After: 5" in a and took < 2.0, (a[:300], took))
+    s.sendall(payload[1000:])
+    big = answer_of(s, 10)
+    s.close()
+    check("the upload holding the budget completes", status_of(big) == 202, big[:300])
+    deadline = time.time() + 3  # the budget comes back when the request completes
+    while True:
+        st, a, _ = deliver(b'{"zen":"small"}', "127.0.0.2", "lim-small")
+        if st == 202 or time.time() > deadline:
+            break
+        time.sleep(0.05)
+    check("... and the budget is free again", st == 202, a[:300])
+
+    # many slow uploads with signature-shaped headers: memory stays bounded
+    base = SRV.rss_kib()
+    socks, answered = [], 0
+    for i in range(40):
+        s = connect(f"127.0.1.{i + 1}")
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 5 * 1024 * 1024))
+        socks.append(s)
+    time.sleep(0.5)
+    chunk = b"y" * (256 * 1024)
+    for _ in range(16):  # up to 4 MiB each, to those still open
+        for s in socks:
+            try:
+                s.setblocking(False)
+                s.send(chunk)
+            except (BlockingIOError, OSError):
+                pass
+    time.sleep(0.5)
+    grown = SRV.rss_kib() - base
+    for s in socks:
+        if is_closed(s):
+            answered += 1
+        s.close()
+    check("40 slow 5 MiB uploads: most are refused 503 and memory grows by at most ~2x the budget",
+          answered >= 30 and grown < 80 * 1024, (answered, grown))
+
+
+def slow_body():
+    # Content-Length body, one byte every 0.3 s: cut at the request deadline
+    body = b'{"zen":"' + b"s" * 200 + b'"}'
+    for name, head, piece in (
+            ("a Content-Length body trickled a byte at a time",
+             b"Content-Length: %d\r\n\r\n" % len(body), lambda i: body[i:i + 1]),
+            ("a chunked body of one-byte chunks",
+             b"Transfer-Encoding: chunked\r\n\r\n", lambda i: b"1\r\n" + body[i:i + 1] + b"\r\n")):
+        s = connect()
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n" % sign(body).encode()
+                  + head)
+        t0, closed, i = time.time(), False, 0
+        while time.time() - t0 < REQUEST_S + 6 and i < len(body):
+            try:
+                s.sendall(piece(i))
+            except OSError:
+                closed = True
+                break
+            if is_closed(s):
+                closed = True
+                break
+            i += 1
+            time.sleep(0.3)
+        took = time.time() - t0
+        s.close()
+        check(f"{name} is cut at the request deadline ({REQUEST_S} s)",
+              closed and REQUEST_S - 0.5 <= took <= REQUEST_S + 4, (closed, round(took, 2), i))
+
+
+def slowloris():
+    opened = {}
+    lock = threading.Lock()
+
+    def open_slow(src, n):
+        mine = []
+        for _ in range(n):
+            try:
+                s = connect(src, timeout=2)
+                s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+                mine.append(s)
+            except OSError:
+                pass
+        with lock:
+            opened[src] = mine
+
+    t0 = time.time()
+    threads = [threading.Thread(target=open_slow, args=("127.0.0.1", 256))]
+    threads += [threading.Thread(target=open_slow, args=(f"127.0.0.{k}", 24)) for k in (4, 5, 6, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    time.sleep(0.5)  # the server accepts (or refuses) what is in its backlog
+    live = {src: [s for s in socks if not is_closed(s)] for src, socks in opened.items()}
+    n_one = len(live.get("127.0.0.1", []))
+    total = sum(len(v) for v in live.values())
+    check(f"256 slow connections from one address hold at most {PER_IP} slots",
+          0 < n_one <= PER_IP, {k: len(v) for k, v in live.items()})
+    check(f"busy addresses leave the reserved slots free (<= {MAX_CONN - MAX_CONN // 8 + 4} held)",
+          total <= MAX_CONN - MAX_CONN // 8 + 4, {k: len(v) for k, v in live.items()})
+    st, took = http_get("/health", "127.0.0.9")
+    check("/health from another address is answered at once", st == 200 and took < 1.5,
+          (st, took))
+    st, a, took = deliver(b'{"zen":"loris"}', "127.0.0.10", "lim-loris")
+    check("a signed delivery from another address is answered at once",
+          st == 202 and took < 1.5, (a[:200], took))
+
+    # keep trickling header bytes: the header deadline closes them anyway
+    socks = [s for v in live.values() for s in v]
+    while time.time() - t0 < HEADER_S + 4 and socks:
+        for s in list(socks):
+            try:
+                s.setblocking(False)
+                s.send(b"X")
+            except (BlockingIOError, OSError):
+                pass
+            if is_closed(s):
+                socks.remove(s)
+        time.sleep(0.3)
+    check(f"every slow connection is closed by the header deadline ({HEADER_S} s)",
+          not socks, f"{len(socks)} still open after {time.time() - t0:.1f}s")
+    for v in opened.values():
+        for s in v:
+            s.close()
+    st, took = http_get("/health", "127.0.0.1")
+    check("the address is served again once its slow connections are gone", st == 200, st)
+
+
+def main():
+    global SRV
+    SRV = Server()
+    try:
+        early_refusals()
+        body_budget()
+        slow_body()
+        slowloris()
+        alive = SRV.proc.poll() is None
+        check("the server stayed up and stops cleanly", alive and SRV.stop() == 0,
+              open(SRV.log, errors="replace").read()[-1500:])
+        log = open(SRV.log, errors="replace").read()
+        check("no sanitizer report in the server's log",
+              "ERROR: AddressSanitizer" not in log and "runtime error:" not in log
+              and "LeakSanitizer" not in log, log[-3000:])
+    finally:
+        SRV.stop()
+        shutil.rmtree(TMP, ignore_errors=True)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
