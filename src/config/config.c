@@ -96,6 +96,10 @@ static const struct config_key config_keys[] = {
 	I("HEALER_CONTEXT_TIMEOUT_MS", context_timeout_ms, "15000"),
 	I("HEALER_SOURCE_TIMEOUT_MS", source_timeout_ms, "8000"),
 	I("HEALER_DECISION_WAIT_MS", decision_wait_ms, "5000"),
+	S("HEALER_HEAL_WORKSPACE", heal_workspace, NULL),
+	S("HEALER_HEAL_TEMPLATE", heal_template, "heal/claude"),
+	I("HEALER_HEAL_LOG_TAIL", heal_log_tail, "10000"),
+	S("HEALER_SERVICES_FILE", services_file, NULL),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -342,6 +346,39 @@ config_check_url(const char *key, const char *url, struct hl_err *err)
 	return 0;
 }
 
+/* The heal flow's settings: the workspace defaults under the data
+ * directory, the template is "<family>/<name>" of [a-z0-9._-], the service
+ * map parses. */
+static int
+config_finish_heal(struct hl_config *cfg, struct hl_err *err)
+{
+	const char *t = cfg->heal_template, *slash = strchr(t, '/'), *p;
+
+	if (!cfg->heal_workspace || !*cfg->heal_workspace) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		hl_buf_appendf(&b, "%s/heal", cfg->data_dir);
+		free(cfg->heal_workspace);
+		cfg->heal_workspace = hl_buf_detach(&b, NULL);
+		if (!cfg->heal_workspace)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (!slash || slash == t || !slash[1] || strchr(slash + 1, '/'))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HEAL_TEMPLATE: '%s' must be FAMILY/NAME (heal/claude)",
+		                  t);
+	for (p = t; *p; p++)
+		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '/' ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return hl_err_set(err, HL_EINVAL,
+			                  "HEALER_HEAL_TEMPLATE: '%s' may hold only a-z, 0-9, '.', "
+			                  "'_', '-' and one '/'",
+			                  t);
+	if (cfg->services_file && *cfg->services_file)
+		return hl_config_services_load(&cfg->services, &cfg->n_services, cfg->services_file,
+		                               err);
+	return 0;
+}
+
 static int
 config_finish(struct hl_config *cfg, struct hl_err *err)
 {
@@ -451,6 +488,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!cfg->dispatch_name)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
+	if ((rc = config_finish_heal(cfg, err)) < 0)
+		return rc;
 	if (strcmp(cfg->dispatch_name, "kubernetes") == 0)
 		cfg->dispatch = HL_DISPATCH_KUBERNETES;
 	else if (strcmp(cfg->dispatch_name, "directory") == 0)
@@ -538,6 +577,7 @@ hl_config_free(struct hl_config *cfg)
 	free(cfg->config_file);
 	hl_str_list_free(cfg->webhook_secrets);
 	hl_str_list_free(cfg->repository_list);
+	hl_config_services_free(cfg->services, cfg->n_services);
 	free(cfg);
 }
 
