@@ -69,15 +69,16 @@ hl_config_services_free(struct hl_service *list, size_t n)
 	free(list);
 }
 
-/* Label-selector, namespace and name values stay on one line and never
- * carry a quote that could end the query they go into. */
+/* Values stay on one line, never carry a backtick (they are shown in code
+ * spans) and, but for the Loki selector, never a quote that could end the
+ * query they go into. */
 static bool
 services_value_ok(const char *key, const char *v)
 {
 	const char *p;
 
 	for (p = v; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '`')
 			return false;
 	if (strcmp(key, "loki_selector") == 0)
 		return true;
@@ -108,7 +109,7 @@ services_check(const struct hl_service *s, const char *path, size_t line, struct
 		if (v && !services_value_ok(services_keys[i].key, v))
 			return hl_err_set(err, HL_EINVAL,
 			                  "HEALER_SERVICES_FILE: %s:%zu: '%s' holds a control "
-			                  "character or a quote",
+			                  "character, a backtick or a quote",
 			                  path, line, services_keys[i].key);
 	}
 	return 0;

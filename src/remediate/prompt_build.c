@@ -124,9 +124,11 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	}
 	if (c->kube_events || c->kube_pods)
 		kube = json_pack("{s:O?, s:O?}", "pods", c->kube_pods, "events", c->kube_events);
-	if (c->loki_lines)
-		loki = json_pack("{s:s, s:O}", "query", "recent error lines (30m)", "lines",
-		                 c->loki_lines);
+	if (c->loki_lines) {
+		char q[640];
+		snprintf(q, sizeof(q), "%s, error lines of the last 30m", c->service.loki_selector);
+		loki = json_pack("{s:s, s:O}", "query", q, "lines", c->loki_lines);
+	}
 	prom = pb_prometheus(c->prometheus, c->grafana);
 	if (c->memory)
 		history = pb_history(c->memory);
@@ -178,7 +180,14 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	pc.n_missing = nmissing;
 	pc.target_branch = in->target_branch;
 	pc.task_id = in->task_id;
-	rc = hl_prompt_render_for_agent(out, b->set, pc.agent, &pc, err);
+	if (in->template) {
+		json_t *data = hl_prompt_data_build(&pc);
+		rc = data ? hl_prompt_render(out, b->set, in->template, data, 0, err)
+		          : hl_err_set(err, HL_ENOMEM, "out of memory");
+		json_decref(data);
+	} else {
+		rc = hl_prompt_render_for_agent(out, b->set, pc.agent, &pc, err);
+	}
 	json_decref(kube);
 	json_decref(loki);
 	json_decref(prom);
