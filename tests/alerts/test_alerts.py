@@ -13,7 +13,9 @@ follows the heal CodeRuns (a failed one gets attempt 2 with the first in
 its analysis, a succeeded one ends the task); a resolved alert ends its
 task and deletes the CodeRun that had not started; a non-pod alert is
 skipped; the Kubernetes API failing -> the alert is kept and retried until
-it answers; an unreachable cluster -> a clear error in the log and the
+it answers; the heal settings and commands (the A7 prompt's --target-pod,
+the template and service map checks, `healer heal ...` and a binary named
+heal); an unreachable cluster -> a clear error in the log and the
 delivery kept for retry; an ArgoCD Degraded notification -> Bolt with the
 application's conditions and unhealthy resources in the prompt, a healthy
 one skipped; malformed bodies -> 400 with a reason, a missing token 401, a
@@ -22,6 +24,7 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
 import time
 
@@ -243,6 +246,52 @@ def free_port():
     return port
 
 
+def commands(services):
+    """The heal flow's settings and commands outside the server."""
+    p = subprocess.run(
+        [dtest.HEALER, "render", "alerts/a7-pod-failure.hbs", "-"],
+        input=json.dumps({"alert": {"id": "A7", "pod_name": "web-1", "namespace": "prod",
+                                    "task_id": "t-9"}}),
+        capture_output=True, text=True, env=dtest.clean_env(), timeout=30)
+    check("the A7 prompt passes --target-pod to spawn-remediation",
+          p.returncode == 0 and "--target-pod web-1" in p.stdout
+          and "heal/claude" in p.stdout, p.stdout[-800:] + p.stderr)
+    rc, out, err = dtest.healer("check-config", env={"HEALER_HEAL_TEMPLATE": "claude"})
+    check("a heal template that is not FAMILY/NAME is refused, naming the key",
+          rc == 1 and "HEALER_HEAL_TEMPLATE" in err, err)
+    bad = os.path.join(dtest.TMP, "bad-services.yaml")
+    with open(bad, "w") as f:
+        f.write("- repository: acme/api\n  argocd: x\n")
+    rc, out, err = dtest.healer("check-config", env={"HEALER_SERVICES_FILE": bad})
+    check("a service map with an unknown key is refused, naming the file, line and key",
+          rc == 1 and "HEALER_SERVICES_FILE" in err and ":2: unknown key 'argocd'" in err, err)
+    rc, out, err = dtest.healer("check-config", "--print", env={"HEALER_SERVICES_FILE": services})
+    check("check-config takes the service map and shows the heal defaults",
+          rc == 0 and "HEALER_HEAL_TEMPLATE=heal/claude" in out
+          and "HEALER_HEAL_LOG_TAIL=10000" in out and "HEALER_SERVICES_FILE=" + services in out,
+          out + err)
+    # the seed's names: `healer heal ...`, and a binary named heal
+    d1 = os.path.join(dtest.TMP, "heal-cmd")
+    rc, out, err = dtest.healer("heal", "fetch-logs", "--pod-name", POD_OOM, "--namespace", APP_NS,
+                                "--output-dir", d1, env={"KUBECONFIG": kubeconfig})
+    check("healer heal fetch-logs writes the diagnostics",
+          rc == 0 and os.path.exists(os.path.join(d1, f"{POD_OOM}-describe.txt")), err)
+    link = os.path.join(dtest.TMP, "heal")
+    os.symlink(dtest.HEALER, link)
+    issue = os.path.join(dtest.TMP, "issue.md")
+    with open(issue, "w") as f:
+        f.write("# Pod Failure: web-1\n")
+    p = subprocess.run(
+        [link, "spawn-remediation", "--alert", "a7", "--task-id", "42", "--issue-file", issue,
+         "--target-pod", "web-1"], capture_output=True, text=True, timeout=30,
+        env=dtest.clean_env({"HEALER_DISPATCH": "none"}))
+    m = json.loads(p.stdout) if p.returncode == 0 and p.stdout.startswith("{") else {}
+    check("heal spawn-remediation (a binary named heal) builds the heal CodeRun on heal/claude",
+          m.get("spec", {}).get("cliConfig", {}).get("settings", {}).get("template")
+          == "heal/claude" and m["metadata"]["labels"].get("target-pod") == "web-1",
+          p.stdout[:500] + p.stderr)
+
+
 def main():
     set_routes()
     seed()
@@ -261,6 +310,7 @@ def main():
            "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
            "HEALER_REPOSITORIES": "acme/api", "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
            "LOKI_URL": SURL, "GRAFANA_URL": SURL, "HEALER_SERVICES_FILE": services}
+    commands(services)
     srv = Healer(os.path.join(dtest.TMP, "h1"), env).start()
 
     # ---- malformed bodies, auth, content type ----------------------------------------
