@@ -11,7 +11,8 @@
  *             heal-workspace PVC, target pod), labelled for the loop ->
  *             the task and attempt recorded;
  *   resolved  the task ends stopped; a CodeRun that has not started is
- *             deleted (one already running is left to finish);
+ *             deleted (one already running is left to finish; one that
+ *             already succeeded makes the task succeeded);
  *   retries   the loop's next attempt (alerts_heal_kind) does the same with
  *             the previous attempts in the analysis.
  *
@@ -757,7 +758,7 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	const struct hl_attempt_record *cur = NULL;
 	json_t *cr = NULL;
 	char owner[HL_DELIVERY_ID_MAX + 16], why[256];
-	bool deleted = false;
+	bool deleted = false, succeeded = false;
 	size_t i;
 	int rc;
 
@@ -811,25 +812,36 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 			        "the alert resolved; CodeRun %s was already running and is left to "
 			        "finish",
 			        cur->coderun_name);
+		} else if (rc == 0 && phase && strcmp(phase, "Succeeded") == 0) {
+			/* the agent's fix, not yet judged by the loop: it worked */
+			succeeded = true;
+			snprintf(why, sizeof(why), "CodeRun %s succeeded and the alert resolved",
+			         cur->coderun_name);
+		} else if (rc == 0 && phase && strcmp(phase, "Failed") == 0) {
+			snprintf(why, sizeof(why), "the alert resolved after CodeRun %s failed",
+			         cur->coderun_name);
 		}
-		rc = hl_store_attempt_put(a->store,
-		                          &(struct hl_attempt){ .task_id = task_id,
-		                                                .n = cur->n,
-		                                                .kind = cur->kind,
-		                                                .phase = HL_PHASE_DONE,
-		                                                .outcome = HL_OUTCOME_STOPPED,
-		                                                .reason = why,
-		                                                .finished_ms = hl_time_wall_ms() },
-		                          err);
+		rc = hl_store_attempt_put(
+		        a->store,
+		        &(struct hl_attempt){ .task_id = task_id,
+		                              .n = cur->n,
+		                              .kind = cur->kind,
+		                              .phase = HL_PHASE_DONE,
+		                              .outcome = succeeded ? HL_OUTCOME_SUCCESS
+		                                                   : HL_OUTCOME_STOPPED,
+		                              .reason = why,
+		                              .finished_ms = hl_time_wall_ms() },
+		        err);
 		if (rc < 0)
 			goto out;
 	}
-	rc = hl_store_task_put(a->store,
-	                       &(struct hl_task){ .task_id = task_id,
-	                                          .state = HL_TASK_STOPPED,
-	                                          .reason = why,
-	                                          .next_check_ms = HL_TASK_NO_CHECK },
-	                       err);
+	rc = hl_store_task_put(
+	        a->store,
+	        &(struct hl_task){ .task_id = task_id,
+	                           .state = succeeded ? HL_TASK_SUCCEEDED : HL_TASK_STOPPED,
+	                           .reason = why,
+	                           .next_check_ms = HL_TASK_NO_CHECK },
+	        err);
 	if (rc < 0)
 		goto out;
 	heal_out(out, "resolved", "existing", "%s", why);

@@ -499,6 +499,18 @@ def main():
     kube("POST", "/_stub/config", {"rules": []})
     runs = wait_for(lambda: coderuns(tid_flaky), 30) or []
     check("... and remediated once the API answers", len(runs) == 1, srv.log_tail())
+    if runs:
+        set_phase(runs[0]["metadata"]["name"], "Running")
+        wait_for(lambda: (task_of(srv, tid_flaky).get("attempts") or [{}])[0].get("phase")
+                 != "pending", 5)
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_FLAKY, "77aa88bb", status="resolved")], "resolved"))
+    ok = wait_state(srv, tid_flaky, "stopped")
+    gone = [d for d in (kube("GET", "/_stub/deleted") or [])
+            if runs and d.get("name") == runs[0]["metadata"]["name"]]
+    check("a resolution while the CodeRun runs ends the task and leaves the run to finish",
+          ok and not gone and "left to finish" in (task_of(srv, tid_flaky).get("reason") or ""),
+          task_of(srv, tid_flaky))
 
     # ---- ArgoCD ------------------------------------------------------------------------
     st, ans = post(srv, "/api/alerts/argocd", {"application": {
