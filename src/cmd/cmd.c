@@ -50,6 +50,14 @@ const struct hl_cmd hl_commands[] = {
 	{ "spawn-remediation", hl_cmd_spawn_remediation,
 	  "create a remediation CodeRun for an alert",
 	  "usage: healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]\n" },
+	{ "heal", hl_cmd_heal, "the seed's heal commands: heal fetch-logs | spawn-remediation",
+	  "usage: healer heal fetch-logs --pod-name P --namespace N --output-dir D [--tail N]\n"
+	  "       healer heal spawn-remediation --alert A --task-id T --issue-file F\n"
+	  "                                     [--target-pod P]\n"
+	  "\n"
+	  "The heal flow's commands under the seed's name: the same as `healer fetch-logs`\n"
+	  "and `healer spawn-remediation`. A binary (or link) named `heal` takes them\n"
+	  "directly: heal fetch-logs --pod-name P ...\n" },
 	{ "normalize", hl_cmd_normalize, "print the normalized event for a webhook payload",
 	  "usage: healer normalize --event NAME [FILE|-]\n" },
 	{ NULL, NULL, NULL, NULL },

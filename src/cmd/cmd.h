@@ -51,6 +51,8 @@ int hl_cmd_check_rules(int argc, char **argv);
 int hl_cmd_render(int argc, char **argv);
 int hl_cmd_fetch_logs(int argc, char **argv);
 int hl_cmd_spawn_remediation(int argc, char **argv);
+/* `healer heal fetch-logs|spawn-remediation ...`: the seed's names. */
+int hl_cmd_heal(int argc, char **argv);
 int hl_cmd_normalize(int argc, char **argv);
 
 #endif

@@ -10,13 +10,18 @@
  *      be fetched; exit 1 otherwise.
  *
  *  healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]
- *      builds the heal CodeRun (prompt = the issue file) and dispatches it
- *      per HEALER_DISPATCH, refusing while a CodeRun for the same alert and
- *      target pod is Pending/Running or has no phase yet (label selector
+ *      builds the heal CodeRun (prompt = the issue file; template
+ *      HEALER_HEAL_TEMPLATE, heal/claude by default, whatever HEALER_CLI
+ *      says for CI runs) and dispatches it per HEALER_DISPATCH, refusing while a CodeRun for the
+ * same alert and target pod is Pending/Running or has no phase yet (label selector
  *      "remediation=true,alert-type=A,target-pod=P"; without --target-pod,
  *      "...,!target-pod", so pod-less runs of one alert are deduplicated
  *      too). kubernetes mode prints the created name, directory mode the
  *      file written, none mode the manifest.
+ *
+ *  healer heal fetch-logs ... | healer heal spawn-remediation ...
+ *      the seed's names for the two (`heal fetch-logs` when the binary is
+ *      installed or linked as `heal`: the command table finds them).
  *
  * This file only handles arguments and output; the work is in src/diag and
  * src/dispatch.
@@ -226,6 +231,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	hs.target_pod = target;
 	hs.repository = cfg->repository_list ? cfg->repository_list[0] : NULL;
 	hs.cli = cfg->cli;
+	hs.template = cfg->heal_template; /* heal/claude: the seed's Rex remediation */
 	hs.model = cfg->model;
 	hs.namespace = cfg->namespace;
 	if (hl_coderun_build_heal(&manifest, &hs, &err) < 0) {
@@ -264,4 +270,19 @@ out:
 	hl_dispatch_close(d);
 	hl_config_free(cfg);
 	return rc;
+}
+
+/* ---- heal: the seed's names ---- */
+
+int
+hl_cmd_heal(int argc, char **argv)
+{
+	if (argc < 2)
+		return hl_cmd_usage_error("heal",
+		                          "missing command (fetch-logs or spawn-remediation)");
+	if (strcmp(argv[1], "fetch-logs") == 0)
+		return hl_cmd_fetch_logs(argc - 1, argv + 1);
+	if (strcmp(argv[1], "spawn-remediation") == 0)
+		return hl_cmd_spawn_remediation(argc - 1, argv + 1);
+	return hl_cmd_usage_error("heal", "unknown heal command '%s'", argv[1]);
 }

@@ -11,6 +11,7 @@
  * Signals are blocked in every thread and taken with sigwait() here, so no
  * handler runs in a library thread.
  */
+#include "alerts/alerts.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "cmd.h"
@@ -50,6 +51,7 @@ hl_cmd_server(int argc, char **argv)
 	struct hl_store *store = NULL;
 	struct hl_pipeline *pipeline = NULL;
 	struct hl_remediator *remediator = NULL;
+	struct hl_alerts *alerts = NULL;
 	struct hl_loop *loop = NULL;
 	struct hl_workers *workers = NULL;
 	struct hl_http_server *http = NULL;
@@ -156,6 +158,13 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot start the remediator: %s", err.msg);
 		goto out;
 	}
+	/* alerts from running systems; their retries come back through the
+	 * remediator's kind handlers, so they are registered before the loop */
+	if (hl_alerts_new(&alerts, cfg, store, remediator, &err) < 0 ||
+	    hl_alerts_register(alerts, &err) < 0) {
+		hl_cmd_fail("cannot start the alert processor: %s", err.msg);
+		goto out;
+	}
 	if (hl_loop_start(&loop, cfg, store, remediator, NULL, &err) < 0) {
 		hl_cmd_fail("cannot start the remediation loop: %s", err.msg);
 		goto out;
@@ -164,6 +173,7 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot start the pipeline: %s", err.msg);
 		goto out;
 	}
+	hl_pipeline_set_alerts(pipeline, alerts);
 	if (hl_http_server_start(&http, cfg, store, HL_VERSION, &err) < 0) {
 		hl_cmd_fail("cannot start the HTTP server: %s", err.msg);
 		goto out;
@@ -196,6 +206,7 @@ out:
 	hl_http_server_stop(http);
 	hl_pipeline_free(pipeline);
 	hl_loop_stop(loop);
+	hl_alerts_free(alerts);
 	hl_remediator_free(remediator);
 	hl_store_close(store);
 	if (lock_fd >= 0)

@@ -105,6 +105,10 @@ static const struct config_key config_keys[] = {
 	I("HEALER_HTTP_HEADER_TIMEOUT_S", http_header_timeout_s, "10"),
 	I("HEALER_HTTP_REQUEST_TIMEOUT_S", http_request_timeout_s, "60"),
 	I("HEALER_HTTP_MAX_BUFFERED_MB", http_max_buffered_mb, "256"),
+	S("HEALER_HEAL_WORKSPACE", heal_workspace, NULL),
+	S("HEALER_HEAL_TEMPLATE", heal_template, "heal/claude"),
+	I("HEALER_HEAL_LOG_TAIL", heal_log_tail, "10000"),
+	S("HEALER_SERVICES_FILE", services_file, NULL),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -416,6 +420,39 @@ config_check_secrets(const struct hl_config *cfg, struct hl_err *err)
 	return 0;
 }
 
+/* The heal flow's settings: the workspace defaults under the data
+ * directory, the template is "<family>/<name>" of [a-z0-9._-], the service
+ * map parses. */
+static int
+config_finish_heal(struct hl_config *cfg, struct hl_err *err)
+{
+	const char *t = cfg->heal_template, *slash = strchr(t, '/'), *p;
+
+	if (!cfg->heal_workspace || !*cfg->heal_workspace) {
+		struct hl_buf b = HL_BUF_INIT(0);
+		hl_buf_appendf(&b, "%s/heal", cfg->data_dir);
+		free(cfg->heal_workspace);
+		cfg->heal_workspace = hl_buf_detach(&b, NULL);
+		if (!cfg->heal_workspace)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (!slash || slash == t || !slash[1] || strchr(slash + 1, '/'))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HEAL_TEMPLATE: '%s' must be FAMILY/NAME (heal/claude)",
+		                  t);
+	for (p = t; *p; p++)
+		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '/' ||
+		      *p == '-' || *p == '_' || *p == '.'))
+			return hl_err_set(err, HL_EINVAL,
+			                  "HEALER_HEAL_TEMPLATE: '%s' may hold only a-z, 0-9, '.', "
+			                  "'_', '-' and one '/'",
+			                  t);
+	if (cfg->services_file && *cfg->services_file)
+		return hl_config_services_load(&cfg->services, &cfg->n_services, cfg->services_file,
+		                               err);
+	return 0;
+}
+
 static int
 config_finish(struct hl_config *cfg, struct hl_err *err)
 {
@@ -549,6 +586,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!cfg->dispatch_name)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
+	if ((rc = config_finish_heal(cfg, err)) < 0)
+		return rc;
 	if (strcmp(cfg->dispatch_name, "kubernetes") == 0)
 		cfg->dispatch = HL_DISPATCH_KUBERNETES;
 	else if (strcmp(cfg->dispatch_name, "directory") == 0)
@@ -636,6 +675,7 @@ hl_config_free(struct hl_config *cfg)
 	free(cfg->config_file);
 	hl_str_list_free(cfg->webhook_secrets);
 	hl_str_list_free(cfg->repository_list);
+	hl_config_services_free(cfg->services, cfg->n_services);
 	free(cfg);
 }
 

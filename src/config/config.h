@@ -28,6 +28,8 @@ enum hl_dispatch_mode {
 	HL_DISPATCH_NONE,
 };
 
+struct hl_service;
+
 struct hl_config {
 	char *listen;      /* HEALER_LISTEN host:port */
 	char *listen_host; /* parsed from listen */
@@ -84,6 +86,42 @@ struct hl_config {
 	int http_max_buffered_mb;   /* HEALER_HTTP_MAX_BUFFERED_MB: bodies in memory, all
 	                               connections together */
 	char *config_file;          /* the YAML file that was read, if any */
+	/* the heal flow (contract sections 8 and 14) */
+	char *heal_workspace;        /* HEALER_HEAL_WORKSPACE: logs/ and alerts/ (default
+	                                $HEALER_DATA_DIR/heal) */
+	char *heal_template;         /* HEALER_HEAL_TEMPLATE: the heal CodeRun's template
+	                                ("heal/claude"); its name is the CLI type */
+	int heal_log_tail;           /* HEALER_HEAL_LOG_TAIL: lines of each pod log (0: all) */
+	char *services_file;         /* HEALER_SERVICES_FILE: the service map (YAML) */
+	struct hl_service *services; /* parsed from services_file */
+	size_t n_services;
+};
+
+/*
+ * One entry of the service map (HEALER_SERVICES_FILE): what names a
+ * repository's (or a service's) running system in the context sources.
+ * Every string is NULL when not given; hl_service_resolve fills in the
+ * defaults (the repository's short name guess).
+ */
+struct hl_service {
+	char *repository;        /* owner/name */
+	char *service;           /* the service name (default: the repository's short name) */
+	char *argocd_app;        /* the ArgoCD Application (default: service) */
+	char *argocd_namespace;  /* where the Application object lives (default "argocd") */
+	char *loki_selector;     /* LogQL stream selector (default {app="<service>"}) */
+	char *prometheus_job;    /* the Prometheus job label (default: the service label guess) */
+	char *namespace;         /* where its pods run (default HEALER_NAMESPACE) */
+	char *workload;          /* its Deployment / StatefulSet name (default: service) */
+	char *pod_selector;      /* label selector of its pods (default app=<workload>) */
+	char *grafana_dashboard; /* a Grafana dashboard uid for panel links */
+};
+
+/* An entry with every default filled in (fixed-size strings, "" when unset). */
+struct hl_service_view {
+	bool mapped; /* an entry of the map (false: the short-name guess) */
+	char repository[256], service[128], argocd_app[254], argocd_namespace[64];
+	char loki_selector[512], prometheus_job[128], namespace[64], workload[254];
+	char pod_selector[512], grafana_dashboard[64];
 };
 
 /* One command-line override: the environment variable name and its value. */
@@ -123,5 +161,35 @@ int hl_config_check_auth(const struct hl_config *cfg, struct hl_err *err);
 bool hl_config_repo_allowed(const struct hl_config *cfg, const char *full_name);
 
 const char *hl_dispatch_mode_name(enum hl_dispatch_mode mode);
+
+/*
+ * Loads a service map file (see struct hl_service): a YAML list of flat
+ * mappings, or {services: [...]}. Errors name HEALER_SERVICES_FILE, the
+ * file, the line and the key. *out (n entries) is freed with
+ * hl_config_services_free. hl_config_load calls it for services_file.
+ */
+int hl_config_services_load(struct hl_service **out, size_t *n, const char *path,
+                            struct hl_err *err);
+void hl_config_services_free(struct hl_service *list, size_t n);
+
+/* The entry of a repository (owner/name, case-insensitive), of an ArgoCD
+ * application (its argocd_app, else its service or short name), or of a
+ * workload in a namespace (NULL: any); NULL when none. */
+const struct hl_service *hl_config_service_by_repo(const struct hl_config *cfg,
+                                                   const char *repository);
+const struct hl_service *hl_config_service_by_app(const struct hl_config *cfg, const char *app);
+const struct hl_service *hl_config_service_by_workload(const struct hl_config *cfg,
+                                                       const char *namespace, const char *workload);
+
+/*
+ * The effective names of entry s (may be NULL) for repository (may be
+ * NULL): each unset field gets today's guess from the repository's short
+ * name: service = short name, ArgoCD application = service, Loki selector
+ * {app="<service>"}, no Prometheus job (the caller's service="<service>"
+ * guess), namespace = HEALER_NAMESPACE, workload = service, pods
+ * app=<workload>. Pure.
+ */
+void hl_service_resolve(struct hl_service_view *out, const struct hl_config *cfg,
+                        const struct hl_service *s, const char *repository);
 
 #endif

@@ -16,6 +16,7 @@
  */
 #include "pipeline.h"
 
+#include "alerts/alerts.h"
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -31,7 +32,20 @@ struct hl_pipeline {
 	struct hl_store *store;
 	struct hl_remediator *remediator;
 	struct hl_loop *loop;
+	struct hl_alerts *alerts; /* alert deliveries; NULL: recorded only */
 };
+
+void
+hl_pipeline_set_alerts(struct hl_pipeline *p, struct hl_alerts *alerts)
+{
+	p->alerts = alerts;
+}
+
+bool
+hl_pipeline_raw_delivery(const struct hl_delivery_record *d)
+{
+	return hl_alerts_owns(d->source);
+}
 
 int
 hl_pipeline_new(struct hl_pipeline **out, const struct hl_config *cfg, struct hl_store *store,
@@ -159,6 +173,58 @@ pipeline_attached_json(const char *task_id)
 	return text;
 }
 
+/* An alert delivery (see pipeline.h). */
+static int
+pipeline_alert(struct hl_pipeline *p, const struct hl_delivery_record *d, struct hl_err *err)
+{
+	struct hl_alerts_outcome o;
+	json_t *dj = NULL;
+	char *decision = NULL;
+	int rc;
+
+	if (!p->alerts)
+		return hl_store_finish_delivery(
+		        p->store, d->delivery_id,
+		        &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+		                                      .reason = "no_processor" },
+		        err);
+	rc = hl_alerts_process(p->alerts, &o, d->source, d->action, d->task_id, d->delivery_id,
+	                       d->body, d->body_len, err);
+	if (rc < 0 && pipeline_transient(rc)) {
+		int64_t pause = pipeline_backoff_ms(d->claims);
+		if (hl_time_wall_ms() - d->received_ms >= HL_PIPELINE_ALERT_KEEP_MS)
+			return rc; /* kept an hour: the worker marks it failed */
+		hl_warn("processing alert '%s' failed (claim %d), retrying in %lld ms: %s",
+		        d->delivery_id, d->claims, (long long)pause, err->msg);
+		return hl_store_finish_delivery(
+		        p->store, d->delivery_id,
+		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
+		                                      .reason = "retry",
+		                                      .not_before_ms = hl_time_wall_ms() + pause },
+		        err);
+	}
+	if (rc < 0)
+		return rc;
+	dj = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "task_id", o.task_id, "agent", o.agent,
+	               "failure_type", o.failure_type, "coderun_name", o.coderun_name,
+	               "dedup_status", o.dedup_status[0] ? o.dedup_status : "new", "outcome",
+	               o.outcome);
+	if (dj && o.reason[0])
+		json_object_set_new(dj, "reason", json_string(o.reason));
+	decision = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
+	json_decref(dj);
+	hl_log_kv(HL_LOG_INFO, "alert processed", "task_id", o.task_id, "outcome", o.outcome,
+	          "agent", o.agent, "failure_type", o.failure_type, "coderun", o.coderun_name,
+	          "reason", o.reason, NULL);
+	rc = hl_store_finish_delivery(p->store, d->delivery_id,
+	                              &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+	                                                            .reason = o.outcome,
+	                                                            .decision_json = decision },
+	                              err);
+	free(decision);
+	return rc;
+}
+
 int
 hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
                     const struct hl_event *ev, struct hl_err *err)
@@ -167,9 +233,14 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	char outcome_buf[48], owner[HL_TASK_ID_MAX];
 	struct hl_remediation res;
 	struct hl_loop_command_result cmd;
-	json_t *j = hl_event_to_json(ev);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL, *decision = NULL;
+	json_t *j;
+	char *text, *decision = NULL;
 	int rc = 0;
+
+	if (!ev)
+		return pipeline_alert(p, d, err);
+	j = hl_event_to_json(ev);
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	/* a result of a job an active task is fixing belongs to that task
 	 * (success or failure): the loop judges with it, no new task starts */

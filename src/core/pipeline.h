@@ -63,8 +63,25 @@ int hl_pipeline_finish(struct hl_store *store, const char *delivery_id,
                        const struct hl_delivery_result *r, struct hl_err *err);
 
 /*
+ * Alerts from running systems (contract section 14): deliveries whose
+ * source is "alertmanager" or "argocd" carry no GitHub event; the worker
+ * hands them over with ev NULL (hl_pipeline_raw_delivery) and the pipeline
+ * gives them to alerts (src/alerts), finishing them with its outcome
+ * ("dispatched", "skipped", "existing", "queued", "resolved", "nothing").
+ * A transient failure (the cluster does not answer) keeps the delivery for
+ * retry, with the same growing pause, for HL_PIPELINE_ALERT_KEEP_MS after
+ * it arrived. alerts is borrowed; NULL leaves alert deliveries recorded
+ * only ("no_processor"). Call before the workers start.
+ */
+#define HL_PIPELINE_ALERT_KEEP_MS (60 * 60 * 1000LL)
+struct hl_alerts;
+void hl_pipeline_set_alerts(struct hl_pipeline *p, struct hl_alerts *alerts);
+/* True for a delivery the pipeline takes without a normalized event. */
+bool hl_pipeline_raw_delivery(const struct hl_delivery_record *d);
+
+/*
  * Processes one claimed delivery d whose normalized event is ev (see
- * above). A transient failure (an upstream, the network, the store) gives
+ * above; NULL for a raw delivery). A transient failure (an upstream, the network, the store) gives
  * the delivery back with a not-before time growing with its claims (no
  * worker waits), up to HL_PIPELINE_MAX_CLAIMS claims; then it fails.
  */

@@ -46,6 +46,13 @@ hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
 	int rc;
 
 	hl_log_set_context(d->delivery_id, d->task_id);
+	if (hl_pipeline_raw_delivery(d)) {
+		/* alerts from running systems: no GitHub event to normalize */
+		rc = hl_pipeline_process(pipeline, d, NULL, &err);
+		if (rc < 0)
+			reason = hl_err_name(-rc);
+		goto finish;
+	}
 	rc = hl_json_fast_parse(&payload, d->body, d->body_len, &err);
 	if (rc == 0)
 		rc = hl_event_normalize(&ev, d->event_name, payload, &err);
@@ -56,6 +63,7 @@ hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
 		if (rc < 0)
 			reason = hl_err_name(-rc);
 	}
+finish:
 	if (reason) {
 		hl_log_kv(HL_LOG_WARN, "delivery failed", "event", d->event_name, "reason", reason,
 		          "error", err.msg, NULL);

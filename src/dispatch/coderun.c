@@ -284,8 +284,9 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 {
 	json_t *m = NULL, *meta, *labels, *ann, *s, *env, *cli, *settings;
 	char gen[64], alert[32], cli_type[64], repo_url[512], prompt_path[4096], logfile[512];
+	char family[64], agent[16], num[32];
 	const char *repo = spec->repository && *spec->repository ? spec->repository : "5dlabs/cto";
-	const char *p;
+	const char *app, *p, *slash;
 	bool numeric = spec->task_id && *spec->task_id;
 	long long task_num;
 	int rc = 0;
@@ -304,7 +305,26 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	if (!alert[0])
 		hl_strlcpy(alert, "alert", sizeof(alert));
 	snprintf(gen, sizeof(gen), "healer-remediation-%s-", alert);
-	coderun_lower(cli_type, sizeof(cli_type), spec->cli && *spec->cli ? spec->cli : "claude");
+	coderun_lower(agent, sizeof(agent),
+	              spec->agent && *spec->agent ? spec->agent : CODERUN_HEAL_AGENT);
+	app = hl_coderun_github_app(agent);
+	if (!app)
+		return hl_err_set(err, HL_EINVAL, "unknown agent '%s'", agent);
+	if (spec->template && *spec->template) {
+		/* "heal/claude": the family is the run type, the name the CLI */
+		slash = strchr(spec->template, '/');
+		if (!slash || slash == spec->template || !slash[1] || strchr(slash + 1, '/') ||
+		    (size_t)(slash - spec->template) >= sizeof(family))
+			return hl_err_set(err, HL_EINVAL, "template '%s' is not FAMILY/NAME",
+			                  spec->template);
+		memcpy(family, spec->template, (size_t)(slash - spec->template));
+		family[slash - spec->template] = '\0';
+		coderun_lower(cli_type, sizeof(cli_type), slash + 1);
+	} else {
+		hl_strlcpy(family, "heal", sizeof(family));
+		coderun_lower(cli_type, sizeof(cli_type),
+		              spec->cli && *spec->cli ? spec->cli : "claude");
+	}
 	snprintf(repo_url, sizeof(repo_url), "https://github.com/%s", repo);
 	/* the heal server mounts the PVC at /workspace/watch, remediation pods at
 	 * /workspace (seed facts 2.4) */
@@ -351,12 +371,20 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 
 	rc |= coderun_label(labels, "app.kubernetes.io/name", "healer");
 	rc |= coderun_label(labels, "agents.platform/type", "heal-remediation");
-	rc |= coderun_label(labels, "healer/agent", CODERUN_HEAL_AGENT);
+	rc |= coderun_label(labels, "healer/agent", agent);
 	rc |= coderun_label(labels, "alert-type", spec->alert);
 	rc |= coderun_label(labels, "task-id", spec->task_id);
 	rc |= coderun_label(labels, "remediation", "true");
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_label(labels, "target-pod", spec->target_pod);
+	if (spec->attempt > 0) {
+		/* the loop follows the runs of its tasks by these */
+		rc |= coderun_label(labels, "healer/task-id", spec->task_id);
+		snprintf(num, sizeof(num), "%d", spec->attempt);
+		rc |= coderun_label(labels, "healer/attempt", num);
+	}
+	if (spec->failure_type && *spec->failure_type)
+		rc |= coderun_label(labels, "healer/failure-type", spec->failure_type);
 	rc |= coderun_set(ann, "healer/workspace-pvc", "heal-workspace");
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_set(ann, "healer/target-pod", spec->target_pod);
@@ -371,7 +399,7 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(s, "docsBranch", "main");
 	rc |= coderun_set(s, "workingDirectory", ".");
 	rc |= coderun_set(s, "model", spec->model);
-	rc |= coderun_set(s, "githubApp", hl_coderun_github_app(CODERUN_HEAL_AGENT));
+	rc |= coderun_set(s, "githubApp", app);
 	rc |= coderun_set(s, "promptModification", spec->prompt);
 	rc |= json_object_set_new(s, "env", env);
 	rc |= json_object_set_new(s, "cliConfig", cli);
@@ -383,8 +411,15 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(env, "REMEDIATION_MODE", "true");
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_set(env, "TARGET_POD", spec->target_pod);
+	if (spec->failure_type && *spec->failure_type)
+		rc |= coderun_set(env, "FAILURE_TYPE", spec->failure_type);
+	if (spec->attempt > 0) {
+		snprintf(num, sizeof(num), "%d", spec->attempt);
+		rc |= coderun_set(env, "HEALER_ATTEMPT", num);
+		rc |= coderun_set(env, "HEALER_TASK_ID", spec->task_id);
+	}
 
-	return coderun_finish(out, m, cli, settings, cli_type, spec->model, "heal", cli_type, rc,
+	return coderun_finish(out, m, cli, settings, cli_type, spec->model, family, cli_type, rc,
 	                      err);
 }
 

@@ -56,6 +56,14 @@ struct hl_heal_spec {
 	const char *target_pod; /* may be NULL */
 	const char *repository; /* owner/name; NULL means "5dlabs/cto" */
 	const char *cli, *model, *namespace;
+	/* cliConfig.settings.template, "FAMILY/NAME" (HEALER_HEAL_TEMPLATE,
+	 * "heal/claude"); its NAME is the cliType. NULL: "heal/<cli>". */
+	const char *template;
+	const char *agent;        /* whose GitHub App the run uses; NULL: rex */
+	const char *failure_type; /* the healer/failure-type label and FAILURE_TYPE, or NULL */
+	/* > 0: a run of a healer task (the server's heal flow): labels
+	 * healer/task-id and healer/attempt, so the remediation loop follows it */
+	int attempt;
 };
 
 /* The GitHub App for an agent ("rex" -> "5DLabs-Rex"); NULL if unknown. */
@@ -99,7 +107,8 @@ void hl_coderun_target_branch(char *out, size_t size, const char *branch,
 int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err *err);
 
 /*
- * Builds the heal CodeRun for spawn-remediation: generateName
+ * Builds the heal CodeRun for spawn-remediation and the server's heal flow:
+ * generateName
  * "healer-remediation-<alert>-", labels alert-type, task-id, target-pod
  * (sanitised, when given), remediation=true, agents.platform/type=
  * heal-remediation, app.kubernetes.io/name=healer; spec.service "heal" and
@@ -107,8 +116,13 @@ int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl
  * facts 1.5: heal runs always get PVC heal-workspace); the annotation
  * healer/workspace-pvc=heal-workspace records it. env HEAL_PROMPT_FILE
  * (/workspace/watch/ rewritten to /workspace/), ALERT_TYPE, TASK_ID,
- * REMEDIATION_MODE=true, HEAL_LOG_FILE. spec.taskId is the task id when
- * numeric, else a 31-multiplier hash of it (as the original).
+ * REMEDIATION_MODE=true, HEAL_LOG_FILE, TARGET_POD, FAILURE_TYPE.
+ * cliConfig.settings.template is spec->template (cliType its name part),
+ * githubApp the agent's (Rex by default); with attempt > 0 the labels
+ * healer/task-id, healer/attempt and healer/failure-type are set too.
+ * spec.taskId is the task id when numeric, else a 31-multiplier hash of it
+ * (as the original). HL_EINVAL for an empty alert or task id, a template
+ * that is not FAMILY/NAME or an unknown agent.
  */
 int hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_err *err);
 

@@ -142,6 +142,8 @@ struct http_req {
 	json_t *decision;
 	int64_t wait_deadline_ms;
 	struct http_req *wait_next;
+	/* the alert routes: one delivery per alert (alerts.c), or NULL */
+	struct http_alerts *alerts;
 };
 
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */
@@ -169,6 +171,14 @@ enum MHD_Result hl_http_webhook(struct http_req *r);
 enum MHD_Result hl_http_remediate(struct http_req *r);
 /* Answers a delivery once its commit finished. */
 enum MHD_Result hl_http_intake_reply(struct http_req *r);
+
+/* The alert routes (alerts.c): POST /api/alerts/alertmanager and
+ * /api/alerts/argocd; the answer once every alert's commit finished; the
+ * request's alert state (NULL is a no-op). */
+struct http_alerts;
+enum MHD_Result hl_http_alerts(struct http_req *r, const char *arg);
+enum MHD_Result hl_http_alerts_reply(struct http_req *r);
+void hl_http_alerts_free(struct http_alerts *al);
 
 /* The read-only routes (api.c). */
 enum MHD_Result hl_http_health(struct http_req *r);

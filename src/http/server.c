@@ -593,7 +593,7 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 		return MHD_YES;
 	}
 	if (atomic_load(&r->phase) == HTTP_DONE)
-		return hl_http_intake_reply(r);
+		return r->alerts ? hl_http_alerts_reply(r) : hl_http_intake_reply(r);
 	http_conn_set(http_conn_of(conn), HTTP_CONN_BUSY);
 	if (r->over_budget)
 		return hl_http_reply_error(r, 503, "overloaded",
@@ -638,6 +638,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->headers_json);
 	free(r->stored_body);
 	json_decref(r->decision);
+	hl_http_alerts_free(r->alerts);
 	free(r);
 	atomic_fetch_sub(&srv->inflight, 1);
 }

@@ -16,15 +16,20 @@
 #include "net/sources.h"
 
 #include "json/json.h"
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CTX_MAX_SLOTS      12
+#define CTX_MAX_SLOTS      16
 #define CTX_MAX_RUN_LOGS   2
 #define CTX_DEFAULT_CAP    (4u << 20)
 #define CTX_LOKI_LIMIT     50
 #define CTX_MEMORY_RESULTS 5
+#define CTX_MAX_PODS       50
+#define CTX_MAX_EVENTS     20
+#define CTX_MAX_RESOURCES  50
+#define CTX_GRAFANA_LINKS  5
 
 struct ctx_slot;
 typedef int (*ctx_parse_fn)(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
@@ -92,6 +97,10 @@ hl_context_release(struct hl_context *ctx)
 	json_decref(ctx->loki_lines);
 	json_decref(ctx->prometheus);
 	json_decref(ctx->kube_events);
+	json_decref(ctx->kube_pods);
+	json_decref(ctx->argocd_app);
+	json_decref(ctx->argocd_nodes);
+	json_decref(ctx->grafana);
 	json_decref(ctx->memory);
 	hl_buf_release(&ctx->agent_output);
 	json_decref(ctx->commits);
@@ -136,16 +145,6 @@ hl_context_sources_json(const struct hl_context *ctx)
 		json_array_append_new(arr, o);
 	}
 	return arr;
-}
-
-/* The repository's short name ("owner/name" -> "name"), used as the app,
- * service and ArgoCD Application name. */
-static const char *
-ctx_repo_name(const struct hl_event *ev)
-{
-	const char *slash = ev->repository ? strchr(ev->repository, '/') : NULL;
-
-	return slash ? slash + 1 : (ev->repository ? ev->repository : "");
 }
 
 static struct ctx_slot *
@@ -309,6 +308,8 @@ ctx_parse_jobs(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *
 	return 0;
 }
 
+/* The Application object; summarized with its resource tree once the
+ * phase is over (ctx_finish). */
 static int
 ctx_parse_argocd(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
                  struct hl_err *err)
@@ -318,9 +319,33 @@ ctx_parse_argocd(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 
 	if (rc < 0)
 		return rc;
-	ctx->argocd = hl_argocd_summary(v);
+	if (!json_is_object(v) || !json_is_object(json_object_get(v, "status"))) {
+		json_decref(v);
+		return hl_err_set(err, HL_EPARSE, "the answer is not an Application with a status");
+	}
+	json_decref(ctx->argocd_app);
+	ctx->argocd_app = v;
+	return 0;
+}
+
+static int
+ctx_parse_argocd_tree(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+                      struct hl_err *err)
+{
+	json_t *v = NULL, *nodes;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	nodes = json_object_get(v, "nodes");
+	if (!json_is_array(nodes)) {
+		json_decref(v);
+		return hl_err_set(err, HL_EPARSE, "the resource tree has no 'nodes'");
+	}
+	json_decref(ctx->argocd_nodes);
+	ctx->argocd_nodes = json_incref(nodes);
 	json_decref(v);
-	return ctx->argocd ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+	return 0;
 }
 
 static int
@@ -378,6 +403,167 @@ ctx_parse_events(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 	}
 	json_decref(v);
 	return 0;
+}
+
+/* "last terminated: OOMKilled, exit code 137 at T" of the container that
+ * restarted most (the first on a tie), into b. */
+static void
+ctx_pod_last(struct hl_buf *b, const json_t *pod, const char **reason, int64_t *restarts)
+{
+	static const char *const lists[] = { "status.initContainerStatuses",
+		                             "status.containerStatuses" };
+	const json_t *best = NULL, *cs;
+	const char *waiting = NULL, *waiting_msg = NULL;
+	int64_t most = -1, total = 0;
+	size_t i, l;
+
+	for (l = 0; l < 2; l++) {
+		json_array_foreach(hl_json_path(pod, lists[l]), i, cs)
+		{
+			int64_t n = hl_json_int(cs, "restartCount", 0);
+			const char *w = hl_json_str(cs, "state.waiting.reason");
+			total += n;
+			if (w && !waiting) {
+				waiting = w;
+				waiting_msg = hl_json_str(cs, "state.waiting.message");
+			}
+			if (json_is_object(hl_json_path(cs, "lastState.terminated")) && n > most) {
+				most = n;
+				best = cs;
+			}
+		}
+	}
+	*restarts = total;
+	*reason = waiting;
+	if (best) {
+		const char *r = hl_json_str(best, "lastState.terminated.reason");
+		const char *at = hl_json_str(best, "lastState.terminated.finishedAt");
+		hl_buf_appendf(b, "container %s last terminated: %s, exit code %lld%s%s",
+		               hl_json_str_or(best, "name", "?"), r ? r : "unknown",
+		               (long long)hl_json_int(best, "lastState.terminated.exitCode", 0),
+		               at ? " at " : "", at ? at : "");
+		if (!*reason)
+			*reason = r;
+	}
+	if (waiting_msg)
+		hl_buf_appendf(b, "%s%s", b->len ? "; " : "", waiting_msg);
+}
+
+json_t *
+hl_context_pod_summary(const json_t *pod)
+{
+	struct hl_buf msg = HL_BUF_INIT(2048);
+	const char *reason = NULL;
+	int64_t restarts = 0;
+	json_t *o;
+
+	ctx_pod_last(&msg, pod, &reason, &restarts);
+	if (!reason)
+		reason = hl_json_str(pod, "status.reason");
+	if (!msg.len && hl_json_str(pod, "status.message"))
+		hl_buf_append_str(&msg, hl_json_str(pod, "status.message"));
+	o = json_pack("{s:s, s:s?, s:s, s:s?, s:I, s:s?}", "name",
+	              hl_json_str_or(pod, "metadata.name", ""), "namespace",
+	              hl_json_str(pod, "metadata.namespace"), "phase",
+	              hl_json_str_or(pod, "status.phase", "Unknown"), "reason", reason, "restarts",
+	              (json_int_t)restarts, "message",
+	              hl_buf_error(&msg) || !msg.len ? NULL : msg.data);
+	hl_buf_release(&msg);
+	return o;
+}
+
+static int
+ctx_parse_pods(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+               struct hl_err *err)
+{
+	json_t *v = NULL, *item;
+	size_t i;
+	int rc = ctx_parse_json(&v, res, err);
+
+	if (rc < 0)
+		return rc;
+	ctx->kube_pods = json_array();
+	json_array_foreach(json_object_get(v, "items"), i, item)
+	{
+		if (i >= CTX_MAX_PODS)
+			break;
+		json_array_append_new(ctx->kube_pods, hl_context_pod_summary(item));
+	}
+	json_decref(v);
+	return ctx->kube_pods ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
+/* A dashboard uid or panel id may go into a link as is. */
+static bool
+ctx_uid_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s && *s; s++, n++)
+		if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_'))
+			return false;
+	return n > 0 && n <= 64;
+}
+
+/* Grafana: the number of annotations of the last hour and links to the
+ * panels they mark (URLs built from GRAFANA_URL and ids only; the
+ * annotations' own text is not copied). */
+static int
+ctx_parse_grafana(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+                  struct hl_err *err)
+{
+	const char *base = s->g->c->cfg->grafana_url, *dash = ctx->service.grafana_dashboard;
+	json_t *v = NULL, *a, *links = json_array();
+	struct hl_buf link = HL_BUF_INIT(4096);
+	size_t i, k, nb;
+	int rc;
+
+	if (!links)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if ((rc = ctx_parse_json(&v, res, err)) < 0) {
+		json_decref(links);
+		return rc;
+	}
+	if (!json_is_array(v)) {
+		json_decref(v);
+		json_decref(links);
+		return hl_err_set(err, HL_EPARSE, "the annotations answer is not an array");
+	}
+	nb = base ? strlen(base) : 0;
+	while (nb > 0 && base[nb - 1] == '/')
+		nb--;
+	if (memchr(base, '`', nb))
+		nb = 0; /* a link that could end its code span is left out */
+	if (nb && ctx_uid_ok(dash)) {
+		hl_buf_appendf(&link, "`%.*s/d/%s?from=now-1h&to=now`", (int)nb, base, dash);
+		json_array_append_new(links, json_string(link.data));
+	}
+	json_array_foreach(v, i, a)
+	{
+		const char *uid = hl_json_str(a, "dashboardUID");
+		int64_t panel = hl_json_int(a, "panelId", 0), t = hl_json_int(a, "time", 0);
+		int64_t end = hl_json_int(a, "timeEnd", 0);
+		bool seen = false;
+
+		if (json_array_size(links) >= CTX_GRAFANA_LINKS)
+			break;
+		if (!nb || !ctx_uid_ok(uid) || panel <= 0 || t <= 0)
+			continue;
+		hl_buf_reset(&link);
+		hl_buf_appendf(&link, "`%.*s/d/%s?viewPanel=%lld&from=%lld&to=%lld`", (int)nb, base,
+		               uid, (long long)panel, (long long)(t - 15 * 60000),
+		               (long long)((end > t ? end : t) + 15 * 60000));
+		for (k = 0; k < json_array_size(links) && !seen; k++)
+			seen = strcmp(json_string_value(json_array_get(links, k)), link.data) == 0;
+		if (!seen && !hl_buf_error(&link))
+			json_array_append_new(links, json_string(link.data));
+	}
+	json_decref(ctx->grafana);
+	ctx->grafana = json_pack("{s:I, s:o}", "annotations", (json_int_t)json_array_size(v),
+	                         "links", links);
+	json_decref(v);
+	hl_buf_release(&link);
+	return ctx->grafana ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
 }
 
 static int
@@ -549,17 +735,74 @@ ctx_set(const char *s)
 	return s && *s;
 }
 
+/* A Kubernetes GET of path as a slot (a source failing to start is a
+ * failed source). */
+static int
+ctx_add_kube(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse_fn parse,
+             const char *path, struct hl_err *err)
+{
+	struct ctx_slot *s = ctx_slot_add(ph, name, parse);
+	int rc;
+
+	if (!s)
+		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+	rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path, err);
+	if (rc < 0) {
+		ph->n--;
+		ctx_record(g->ctx, name, HL_SOURCE_FAILED, 0, err->msg);
+		return 0;
+	}
+	s->req.timeout_ms = g->timeout_ms;
+	s->g = g;
+	return 0;
+}
+
+static bool
+ctx_argocd_cluster(const struct gather *g)
+{
+	return !(g->c->cfg->argocd_server && *g->c->cfg->argocd_server) && g->c->target &&
+	       g->c->target->argocd_from_cluster && g->c->kube;
+}
+
 static int
 ctx_plan_argocd(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
 	const struct hl_config *cfg = g->c->cfg;
+	const char *app = g->ctx->service.argocd_app;
+	struct hl_buf path = HL_BUF_INIT(4096);
 	struct ctx_slot *s = NULL;
 	int rc;
 
+	if (ctx_argocd_cluster(g)) {
+		/* the Application object itself, from the cluster */
+		hl_buf_append_str(&path, "/apis/argoproj.io/v1alpha1/namespaces/");
+		hl_url_append_segment(&path, g->ctx->service.argocd_namespace);
+		hl_buf_append_str(&path, "/applications/");
+		hl_url_append_segment(&path, app);
+		rc = hl_buf_error(&path)
+		             ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		             : ctx_add_kube(g, ph, "argocd", ctx_parse_argocd, path.data, err);
+		hl_buf_release(&path);
+		return rc;
+	}
+	hl_buf_release(&path);
 	if ((rc = ctx_add_plain(g, ph, "argocd", ctx_parse_argocd, cfg->argocd_token, &s, err)) < 0)
 		return rc;
-	hl_argocd_app_url(&s->url, cfg->argocd_server, ctx_repo_name(g->ev));
+	if (hl_argocd_app_url(&s->url, cfg->argocd_server, app) < 0) {
+		ph->n--;
+		ctx_record(g->ctx, "argocd", HL_SOURCE_FAILED, 0,
+		           "the application name is not a valid name");
+		return 0;
+	}
 	s->req.url = s->url.data;
+	if (g->c->target && g->c->target->argocd_tree) {
+		if ((rc = ctx_add_plain(g, ph, "argocd_resources", ctx_parse_argocd_tree,
+		                        cfg->argocd_token, &s, err)) < 0)
+			return rc;
+		hl_argocd_app_url(&s->url, cfg->argocd_server, app);
+		hl_buf_append_str(&s->url, "/resource-tree");
+		s->req.url = s->url.data;
+	}
 	return 0;
 }
 
@@ -571,8 +814,8 @@ ctx_plan_loki(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	struct ctx_slot *s = NULL;
 	int rc;
 
-	hl_buf_appendf(&q, "{app=\"%s\"} |~ \"(?i)(error|panic|fatal|exception)\"",
-	               ctx_repo_name(g->ev));
+	hl_buf_appendf(&q, "%s |~ \"(?i)(error|panic|fatal|exception)\"",
+	               g->ctx->service.loki_selector);
 	if ((rc = ctx_add_plain(g, ph, "loki", ctx_parse_loki, NULL, &s, err)) == 0) {
 		hl_loki_query_range_url(&s->url, g->c->cfg->loki_url, q.data,
 		                        now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
@@ -585,15 +828,21 @@ ctx_plan_loki(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 static int
 ctx_plan_prometheus(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
-	const char *app = ctx_repo_name(g->ev);
-	struct hl_buf q = HL_BUF_INIT(4096);
+	const struct hl_service_view *sv = &g->ctx->service;
+	struct hl_buf q = HL_BUF_INIT(4096), sel = HL_BUF_INIT(512);
 	struct ctx_slot *s = NULL;
 	int rc;
 
+	/* the service's job when the map names it, else the service label guess */
+	if (sv->prometheus_job[0])
+		hl_buf_appendf(&sel, "job=\"%s\"", sv->prometheus_job);
+	else
+		hl_buf_appendf(&sel, "service=\"%s\"", sv->service);
 	hl_buf_appendf(&q,
-	               "sum(rate(http_requests_total{service=\"%s\",code=~\"5..\"}[5m])) / "
-	               "sum(rate(http_requests_total{service=\"%s\"}[5m]))",
-	               app, app);
+	               "sum(rate(http_requests_total{%s,code=~\"5..\"}[5m])) / "
+	               "sum(rate(http_requests_total{%s}[5m]))",
+	               sel.data, sel.data);
+	hl_buf_release(&sel);
 	if ((rc = ctx_add_plain(g, ph, "prometheus", ctx_parse_prom, NULL, &s, err)) == 0) {
 		hl_prom_query_url(&s->url, g->c->cfg->prometheus_url, q.data);
 		s->req.url = s->url.data;
@@ -602,25 +851,58 @@ ctx_plan_prometheus(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	return rc;
 }
 
+/* The pods of the service's workload and the namespace's warning events
+ * (kept for those pods and the workload in ctx_finish), in the batch. */
 static int
 ctx_plan_kubernetes(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
+	const struct hl_service_view *sv = &g->ctx->service;
 	struct hl_buf path = HL_BUF_INIT(4096);
-	struct ctx_slot *s = ctx_slot_add(ph, "kubernetes", ctx_parse_events);
 	int rc;
 
-	if (!s)
-		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
-	hl_buf_appendf(&path, "/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20",
-	               g->c->cfg->namespace);
-	rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path.data, err);
+	hl_buf_append_str(&path, "/api/v1/namespaces/");
+	hl_url_append_segment(&path, sv->namespace);
+	hl_buf_append_str(&path, "/pods?labelSelector=");
+	hl_url_append_query_value(&path, sv->pod_selector);
+	hl_buf_appendf(&path, "&limit=%d", CTX_MAX_PODS);
+	rc = hl_buf_error(&path)
+	             ? hl_err_set(err, HL_ENOMEM, "out of memory")
+	             : ctx_add_kube(g, ph, "kubernetes", ctx_parse_pods, path.data, err);
+	if (rc < 0)
+		goto out;
+	hl_buf_reset(&path);
+	hl_buf_append_str(&path, "/api/v1/namespaces/");
+	hl_url_append_segment(&path, sv->namespace);
+	hl_buf_append_str(&path, "/events?fieldSelector=type%3DWarning&limit=200");
+	rc = hl_buf_error(&path)
+	             ? hl_err_set(err, HL_ENOMEM, "out of memory")
+	             : ctx_add_kube(g, ph, "kubernetes_events", ctx_parse_events, path.data, err);
+out:
 	hl_buf_release(&path);
-	if (rc < 0) {
-		ph->n--;
-		ctx_record(g->ctx, "kubernetes", HL_SOURCE_FAILED, 0, err->msg);
-	} else {
-		s->req.timeout_ms = g->timeout_ms;
-	}
+	return rc;
+}
+
+static int
+ctx_plan_grafana(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	const struct hl_config *cfg = g->c->cfg;
+	const char *base = cfg->grafana_url;
+	size_t n = strlen(base);
+	int64_t now = hl_time_wall_ms();
+	struct ctx_slot *s = NULL;
+	int rc;
+
+	if ((rc = ctx_add_plain(g, ph, "grafana", ctx_parse_grafana, cfg->grafana_token, &s, err)) <
+	    0)
+		return rc;
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	hl_buf_append(&s->url, base, n);
+	hl_buf_appendf(&s->url, "/api/annotations?from=%lld&to=%lld&limit=20",
+	               (long long)(now - 3600 * 1000LL), (long long)now);
+	if (ctx_uid_ok(g->ctx->service.grafana_dashboard))
+		hl_buf_appendf(&s->url, "&dashboardUID=%s", g->ctx->service.grafana_dashboard);
+	s->req.url = s->url.data;
 	return 0;
 }
 
@@ -768,28 +1050,40 @@ ctx_github_off(const struct gather *g)
 static const char *
 ctx_argocd_off(const struct gather *g)
 {
-	return ctx_set(g->c->cfg->argocd_server) && *ctx_repo_name(g->ev) ? NULL
+	if (!g->ctx->service.argocd_app[0])
+		return "no service to name the ArgoCD application";
+	return ctx_set(g->c->cfg->argocd_server) || ctx_argocd_cluster(g) ? NULL
 	                                                                  : "ARGOCD_SERVER not set";
 }
 
 static const char *
 ctx_loki_off(const struct gather *g)
 {
-	return ctx_set(g->c->cfg->loki_url) && *ctx_repo_name(g->ev) ? NULL : "LOKI_URL not set";
+	if (!ctx_set(g->c->cfg->loki_url))
+		return "LOKI_URL not set";
+	return g->ctx->service.service[0] ? NULL : "no service to name the Loki streams";
 }
 
 static const char *
 ctx_prometheus_off(const struct gather *g)
 {
-	return ctx_set(g->c->cfg->prometheus_url) && *ctx_repo_name(g->ev)
-	               ? NULL
-	               : "PROMETHEUS_URL not set";
+	if (!ctx_set(g->c->cfg->prometheus_url))
+		return "PROMETHEUS_URL not set";
+	return g->ctx->service.service[0] ? NULL : "no service to name the Prometheus series";
 }
 
 static const char *
 ctx_kubernetes_off(const struct gather *g)
 {
-	return g->c->kube ? NULL : "no cluster configured";
+	if (!g->c->kube)
+		return "no cluster configured";
+	return g->ctx->service.service[0] ? NULL : "no service to name the workload";
+}
+
+static const char *
+ctx_grafana_off(const struct gather *g)
+{
+	return ctx_set(g->c->cfg->grafana_url) ? NULL : "GRAFANA_URL not set";
 }
 
 static const char *
@@ -815,7 +1109,8 @@ static const struct ctx_source {
 	{ { "argocd" }, false, ctx_argocd_off, ctx_plan_argocd },
 	{ { "loki" }, false, ctx_loki_off, ctx_plan_loki },
 	{ { "prometheus" }, false, ctx_prometheus_off, ctx_plan_prometheus },
-	{ { "kubernetes" }, false, ctx_kubernetes_off, ctx_plan_kubernetes },
+	{ { "kubernetes", "kubernetes_events" }, false, ctx_kubernetes_off, ctx_plan_kubernetes },
+	{ { "grafana" }, false, ctx_grafana_off, ctx_plan_grafana },
 	{ { "memory" }, false, ctx_memory_off, ctx_plan_memory },
 	{ { "agent_output" }, true, ctx_agent_output_off, ctx_plan_agent_output },
 	{ { "commits" }, true, ctx_commits_off, ctx_plan_commits },
@@ -942,6 +1237,106 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	return rc;
 }
 
+static bool
+ctx_str_in(const json_t *arr, const char *key, const char *s)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(arr, i, v)
+	{
+		const char *x = hl_json_str(v, key);
+		if (x && s && strcmp(x, s) == 0)
+			return true;
+	}
+	return false;
+}
+
+json_t *
+hl_context_argocd_summary(const json_t *app, const json_t *nodes)
+{
+	json_t *o = json_object(), *res = json_array(), *r;
+	const char *msg = hl_json_str(app, "status.operationState.message");
+	size_t i;
+
+	if (!o || !res) {
+		json_decref(o);
+		json_decref(res);
+		return NULL;
+	}
+	if (!msg || !*msg)
+		msg = hl_json_str(app, "status.health.message");
+	json_object_set_new(o, "app", json_string(hl_json_str_or(app, "metadata.name", "")));
+	json_object_set_new(o, "health",
+	                    json_string(hl_json_str_or(app, "status.health.status", "Unknown")));
+	json_object_set_new(o, "sync",
+	                    json_string(hl_json_str_or(app, "status.sync.status", "Unknown")));
+	json_object_set_new(o, "message", msg ? json_string(msg) : json_null());
+	json_array_foreach(hl_json_path(app, "status.resources"), i, r)
+	{
+		const char *h = hl_json_str(r, "health.status"), *sy = hl_json_str(r, "status");
+		bool bad_health = h && strcmp(h, "Healthy") != 0;
+		bool bad_sync = sy && strcmp(sy, "Synced") != 0;
+
+		if (json_array_size(res) >= CTX_MAX_RESOURCES || !(bad_health || bad_sync))
+			continue;
+		json_array_append_new(res, json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "kind",
+		                                     hl_json_str(r, "kind"), "name",
+		                                     hl_json_str(r, "name"), "namespace",
+		                                     hl_json_str(r, "namespace"), "status",
+		                                     bad_health ? h : sy, "message",
+		                                     hl_json_str(r, "health.message")));
+	}
+	json_array_foreach(nodes, i, r)
+	{
+		const char *h = hl_json_str(r, "health.status"), *name = hl_json_str(r, "name");
+
+		if (json_array_size(res) >= CTX_MAX_RESOURCES || !h || strcmp(h, "Healthy") == 0)
+			continue;
+		if (ctx_str_in(res, "name", name) &&
+		    ctx_str_in(res, "kind", hl_json_str(r, "kind")))
+			continue;
+		json_array_append_new(res,
+		                      json_pack("{s:s?, s:s?, s:s?, s:s, s:s?}", "kind",
+		                                hl_json_str(r, "kind"), "name", name, "namespace",
+		                                hl_json_str(r, "namespace"), "status", h, "message",
+		                                hl_json_str(r, "health.message")));
+	}
+	json_object_set_new(o, "unhealthy_resources", res);
+	return o;
+}
+
+/* After the batch: the ArgoCD summary, and the warning events of the
+ * workload's pods (or named like the workload) only. */
+static int
+ctx_finish(struct hl_context *ctx, struct hl_err *err)
+{
+	if (ctx->argocd_app) {
+		ctx->argocd = hl_context_argocd_summary(ctx->argocd_app, ctx->argocd_nodes);
+		if (!ctx->argocd)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (ctx->kube_events) {
+		json_t *kept = json_array(), *e;
+		size_t i, wl = strlen(ctx->service.workload);
+
+		if (!kept)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		json_array_foreach(ctx->kube_events, i, e)
+		{
+			const char *obj = hl_json_str(e, "object");
+			if (json_array_size(kept) >= CTX_MAX_EVENTS || !obj)
+				continue;
+			if (ctx_str_in(ctx->kube_pods, "name", obj) ||
+			    (wl && strncmp(obj, ctx->service.workload, wl) == 0))
+				json_array_append(kept, e);
+		}
+		json_decref(ctx->kube_events);
+		ctx->kube_events = kept;
+	}
+	return 0;
+}
+
 int
 hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
                   const struct hl_event *ev, struct hl_err *err)
@@ -960,6 +1355,13 @@ hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
 	g.deadline_ms = c->deadline_ms > 0 ? c->deadline_ms : start + 15000;
 	g.log_cap = c->log_cap ? c->log_cap : CTX_DEFAULT_CAP;
 	hl_buf_init(&g.repo_path, 1024);
+	/* what names the service in the running-system sources */
+	if (c->target && c->target->service)
+		ctx->service = *c->target->service;
+	else
+		hl_service_resolve(&ctx->service, c->cfg,
+		                   hl_config_service_by_repo(c->cfg, ev->repository),
+		                   ev->repository);
 	/* every GitHub path starts from the repository, each part encoded and a
 	 * name that is not owner/repo refused (no request can reach another
 	 * endpoint) */
@@ -974,6 +1376,8 @@ hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
 	if ((rc = ctx_plan_phase2(&g, ph, err)) < 0)
 		goto out;
 	rc = ctx_run_phase(&g, ph, err);
+	if (rc == 0)
+		rc = ctx_finish(ctx, err);
 out:
 	ctx_phase_release(ph);
 	free(ph);

@@ -5,6 +5,7 @@
  */
 #include "prompt_build.h"
 
+#include "base/buf.h"
 #include "prompt/prompt.h"
 
 #include "json/json.h"
@@ -41,21 +42,37 @@ hl_prompt_builder_free(struct hl_prompt_builder *b)
 	free(b);
 }
 
-/* The Prometheus answer as a one-line summary of the error rate. */
+/* The Prometheus answer as a one-line summary of the error rate, and
+ * Grafana's annotations and panel links (each link in a code span). */
 static json_t *
-pb_prometheus(const json_t *result)
+pb_prometheus(const json_t *result, const json_t *grafana)
 {
-	const json_t *first = json_array_get(result, 0);
+	const json_t *first = json_array_get(result, 0), *l;
 	const char *val = json_string_value(json_array_get(json_object_get(first, "value"), 1));
-	char line[160];
+	struct hl_buf line = HL_BUF_INIT(8192);
+	json_t *o;
+	size_t i;
 
-	if (!result)
+	if (!result && !grafana)
 		return NULL;
-	if (!val)
-		snprintf(line, sizeof(line), "no error-rate series for the service");
-	else
-		snprintf(line, sizeof(line), "5xx share of requests over 5m: %s", val);
-	return json_pack("{s:s, s:[]}", "summary", line, "alerts");
+	if (result && !val)
+		hl_buf_append_str(&line, "No error-rate series for the service.");
+	else if (result)
+		hl_buf_appendf(&line, "5xx share of requests over 5m: %.32s.", val);
+	if (grafana) {
+		hl_buf_appendf(&line, "%sGrafana: %lld annotation(s) in the last hour",
+		               line.len ? "\n" : "",
+		               (long long)hl_json_int(grafana, "annotations", 0));
+		json_array_foreach(json_object_get(grafana, "links"), i, l)
+		{
+			hl_buf_appendf(&line, "%s%s",
+			               i ? ", " : "; panels: ", json_string_value(l));
+		}
+		hl_buf_append_char(&line, '.');
+	}
+	o = hl_buf_error(&line) ? NULL : json_pack("{s:s, s:[]}", "summary", line.data, "alerts");
+	hl_buf_release(&line);
+	return o;
 }
 
 static json_t *
@@ -105,12 +122,14 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 		missing[nmissing].reason = c->sources[i].detail;
 		nmissing++;
 	}
-	if (c->kube_events)
-		kube = json_pack("{s:[], s:O}", "pods", "events", c->kube_events);
-	if (c->loki_lines)
-		loki = json_pack("{s:s, s:O}", "query", "recent error lines (30m)", "lines",
-		                 c->loki_lines);
-	prom = pb_prometheus(c->prometheus);
+	if (c->kube_events || c->kube_pods)
+		kube = json_pack("{s:O?, s:O?}", "pods", c->kube_pods, "events", c->kube_events);
+	if (c->loki_lines) {
+		char q[640];
+		snprintf(q, sizeof(q), "%s, error lines of the last 30m", c->service.loki_selector);
+		loki = json_pack("{s:s, s:O}", "query", q, "lines", c->loki_lines);
+	}
+	prom = pb_prometheus(c->prometheus, c->grafana);
 	if (c->memory)
 		history = pb_history(c->memory);
 
@@ -161,7 +180,14 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	pc.n_missing = nmissing;
 	pc.target_branch = in->target_branch;
 	pc.task_id = in->task_id;
-	rc = hl_prompt_render_for_agent(out, b->set, pc.agent, &pc, err);
+	if (in->template) {
+		json_t *data = hl_prompt_data_build(&pc);
+		rc = data ? hl_prompt_render(out, b->set, in->template, data, 0, err)
+		          : hl_err_set(err, HL_ENOMEM, "out of memory");
+		json_decref(data);
+	} else {
+		rc = hl_prompt_render_for_agent(out, b->set, pc.agent, &pc, err);
+	}
 	json_decref(kube);
 	json_decref(loki);
 	json_decref(prom);

@@ -35,13 +35,17 @@ struct hl_prompt_inputs {
 	const char *ci_status;      /* the current CI status, one line */
 	const char *failure_output; /* why the previous attempt failed, when the agent's own
 	                               output (the context's agent_output) could not be read */
+	/* the template to render for every attempt ("ci/argocd-fix.hbs"); NULL:
+	 * the agent's, and ci/retry.hbs from the second attempt on */
+	const char *template;
 };
 
 /* Loads the prompt set from dir (NULL: the built-in set). */
 int hl_prompt_builder_new(struct hl_prompt_builder **out, const char *dir, struct hl_err *err);
 void hl_prompt_builder_free(struct hl_prompt_builder *b);
 
-/* Renders the prompt for in->verdict->agent into *out (malloc'd). */
+/* Renders the prompt for in->verdict->agent (or in->template) into *out
+ * (malloc'd). */
 int hl_prompt_builder_render(struct hl_prompt_builder *b, char **out,
                              const struct hl_prompt_inputs *in, struct hl_err *err);
 

@@ -38,7 +38,42 @@ struct hl_remediator {
 	struct hl_kube *kube;
 	struct hl_dispatch *dispatch;
 	struct hl_prompt_builder *prompts;
+	/* attempt functions of the task kinds that are not GitHub events */
+	struct {
+		char kind[16];
+		hl_remediate_kind_fn fn;
+		void *arg;
+	} kinds[HL_REMEDIATE_MAX_KINDS];
+	size_t n_kinds;
 };
+
+int
+hl_remediator_set_kind_handler(struct hl_remediator *r, const char *kind, hl_remediate_kind_fn fn,
+                               void *arg, struct hl_err *err)
+{
+	size_t i;
+
+	if (!kind || !*kind || strlen(kind) >= sizeof(r->kinds[0].kind) || !fn)
+		return hl_err_set(err, HL_EINVAL, "bad task kind '%s'", kind ? kind : "");
+	for (i = 0; i < r->n_kinds; i++)
+		if (strcmp(r->kinds[i].kind, kind) == 0)
+			break;
+	if (i == r->n_kinds) {
+		if (r->n_kinds >= HL_REMEDIATE_MAX_KINDS)
+			return hl_err_set(err, HL_ETOOBIG, "too many task kinds ('%s')", kind);
+		r->n_kinds++;
+	}
+	hl_strlcpy(r->kinds[i].kind, kind, sizeof(r->kinds[i].kind));
+	r->kinds[i].fn = fn;
+	r->kinds[i].arg = arg;
+	return 0;
+}
+
+const struct hl_config *
+hl_remediator_config(const struct hl_remediator *r)
+{
+	return r->cfg;
+}
 
 int
 hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struct hl_store *store,
@@ -725,8 +760,12 @@ hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
 	struct hl_event *ev = NULL;
 	json_t *evj = NULL;
 	struct rem_job j;
+	size_t i;
 	int rc;
 
+	for (i = 0; task->kind && i < r->n_kinds; i++)
+		if (strcmp(r->kinds[i].kind, task->kind) == 0)
+			return r->kinds[i].fn(r->kinds[i].arg, out, task, plan, err);
 	if (!task->event_json || !(evj = json_loads(task->event_json, 0, NULL)))
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored event", task->task_id);
 	rc = hl_event_from_json(&ev, evj, err);

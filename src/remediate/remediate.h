@@ -75,7 +75,9 @@ int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const stru
                  const char *task_id, const char *failure_key, struct hl_err *err) HL_MUST_CHECK;
 
 /*
- * Starts attempt plan->n of a claimed task, from the task's stored event:
+ * Starts attempt plan->n of a claimed task. A task whose kind has a
+ * registered handler (hl_remediator_set_kind_handler) goes to it; any other
+ * is rebuilt from the task's stored event:
  * context (with, for n > 1, the previous attempt's output, the commits
  * since the failing sha and the current failure's log), the prompt
  * (ci/retry.hbs from the second attempt on, carrying every previous
@@ -85,6 +87,32 @@ int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const stru
 int hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
                          const struct hl_task_record *task, const struct hl_attempt_plan *plan,
                          struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * An attempt function for tasks of one kind whose stored event is not a
+ * GitHub event (an alert from a running system): it makes attempt plan->n
+ * of task, as hl_remediate_attempt does for CI tasks (idempotent, records
+ * the task and the attempt), and fills *out. arg is the one registered.
+ */
+typedef int (*hl_remediate_kind_fn)(void *arg, struct hl_remediation *out,
+                                    const struct hl_task_record *task,
+                                    const struct hl_attempt_plan *plan, struct hl_err *err);
+
+/*
+ * Registers fn for the tasks whose kind is `kind` ("alert", "argocd"):
+ * hl_remediate_attempt hands those tasks to it (the loop's retries and its
+ * start of a queued task). At most HL_REMEDIATE_MAX_KINDS kinds; registering
+ * a kind again replaces it. Call before the remediator is shared (the loop
+ * starts). kind is copied; arg is borrowed.
+ */
+#define HL_REMEDIATE_MAX_KINDS 4
+int hl_remediator_set_kind_handler(struct hl_remediator *r, const char *kind,
+                                   hl_remediate_kind_fn fn, void *arg,
+                                   struct hl_err *err) HL_MUST_CHECK;
+
+/* The remediator's configuration and store (borrowed), for kind handlers
+ * that share its budgets. */
+const struct hl_config *hl_remediator_config(const struct hl_remediator *r);
 
 /*
  * Takes a slot for attempt n of a task when the budgets allow

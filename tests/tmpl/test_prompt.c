@@ -87,7 +87,7 @@ test_prompt_strict_every_template_every_sample(void **state)
 			json_decref(data);
 		}
 	}
-	assert_int_equal(ntmpl, 7);
+	assert_int_equal(ntmpl, 8);
 }
 
 static void

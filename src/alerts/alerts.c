@@ -1,0 +1,170 @@
+/*
+ * alerts.c - the alert processor (see alerts.h): its clients, what a stored
+ * alert delivery leads to, the remediator's kind handlers, and the helpers
+ * the heal (heal.c) and ArgoCD (argocd.c) flows share.
+ */
+#include "alerts_impl.h"
+#include "base/clock.h"
+#include "base/str.h"
+
+#include "json/json.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int
+hl_alerts_new(struct hl_alerts **out, const struct hl_config *cfg, struct hl_store *store,
+              struct hl_remediator *rem, struct hl_err *err)
+{
+	struct hl_alerts *a = calloc(1, sizeof(*a));
+	struct hl_err kerr = HL_ERR_INIT;
+	int rc;
+
+	if (!a)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	a->cfg = cfg;
+	a->store = store;
+	a->rem = rem;
+	if ((rc = hl_classifier_new(&a->classifier, cfg->rules_file, err)) < 0)
+		goto fail;
+	if ((rc = hl_prompt_builder_new(&a->prompts, cfg->prompts_dir, err)) < 0)
+		goto fail;
+	if ((rc = hl_dispatch_open(&a->dispatch, cfg, err)) < 0)
+		goto fail;
+	/* the pods' diagnostics need the cluster whatever the dispatch mode;
+	 * without one a pod alert is recorded and skipped */
+	if (hl_kube_load(&a->kube, cfg->kubeconfig, &kerr) < 0)
+		a->kube = NULL;
+	*out = a;
+	return 0;
+fail:
+	hl_alerts_free(a);
+	return rc;
+}
+
+void
+hl_alerts_free(struct hl_alerts *a)
+{
+	if (!a)
+		return;
+	hl_classifier_free(a->classifier);
+	hl_prompt_builder_free(a->prompts);
+	hl_dispatch_close(a->dispatch);
+	hl_kube_free(a->kube);
+	free(a);
+}
+
+int
+hl_alerts_register(struct hl_alerts *a, struct hl_err *err)
+{
+	int rc = hl_remediator_set_kind_handler(a->rem, "alert", alerts_heal_kind, a, err);
+
+	if (rc == 0)
+		rc = hl_remediator_set_kind_handler(a->rem, "argocd", alerts_argocd_kind, a, err);
+	return rc;
+}
+
+void
+alerts_set(char *dst, size_t size, const char *s)
+{
+	hl_strlcpy(dst, s ? s : "", size);
+}
+
+void
+alerts_to_remediation(struct hl_remediation *res, const struct hl_alerts_outcome *o)
+{
+	memset(res, 0, sizeof(*res));
+	alerts_set(res->task_id, sizeof(res->task_id), o->task_id);
+	alerts_set(res->agent, sizeof(res->agent), o->agent);
+	alerts_set(res->failure_type, sizeof(res->failure_type), o->failure_type);
+	alerts_set(res->coderun_name, sizeof(res->coderun_name), o->coderun_name);
+	alerts_set(res->dedup_status, sizeof(res->dedup_status),
+	           o->dedup_status[0] ? o->dedup_status : "new");
+	alerts_set(res->reason, sizeof(res->reason), o->reason);
+	alerts_set(res->outcome, sizeof(res->outcome), o->outcome);
+}
+
+const char *
+alerts_default_repo(const struct hl_alerts *a)
+{
+	return a->cfg->repository_list && a->cfg->repository_list[0] ? a->cfg->repository_list[0]
+	                                                             : NULL;
+}
+
+int
+alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct hl_err *err)
+{
+	struct timespec ts = { 0, 100 * 1000000L };
+	int i, rc;
+
+	for (i = 0; i < 50; i++) {
+		int64_t now = hl_time_wall_ms();
+		bool got = false;
+
+		if ((rc = hl_store_task_lease(a->store, &got, task_id, owner, now,
+		                              now + (int64_t)a->cfg->lease_seconds * 1000, err)) <
+		    0)
+			return rc;
+		if (got)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	return hl_err_set(err, HL_EUPSTREAM, "task '%s' is busy", task_id);
+}
+
+int
+alerts_find_coderun(struct hl_alerts *a, char *name, const char *task_id, int n, struct hl_err *err)
+{
+	struct hl_buf sel = HL_BUF_INIT(1024);
+	char tid[64];
+	json_t *list = NULL;
+	int rc;
+
+	hl_str_label_value(tid, task_id);
+	hl_buf_appendf(&sel, "app.kubernetes.io/name=healer,healer/task-id=%s,healer/attempt=%d",
+	               tid, n);
+	rc = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+	                        : hl_dispatch_list(a->dispatch, &list, sel.data, err);
+	hl_buf_release(&sel);
+	if (rc < 0)
+		return rc;
+	rc = 1;
+	if (json_array_size(list) > 0 && hl_json_str(json_array_get(list, 0), "metadata.name")) {
+		alerts_set(name, 64, hl_json_str(json_array_get(list, 0), "metadata.name"));
+		rc = 0;
+	}
+	json_decref(list);
+	return rc;
+}
+
+int
+hl_alerts_process(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *source,
+                  const char *action, const char *task_id, const char *delivery_id,
+                  const char *body, size_t len, struct hl_err *err)
+{
+	json_t *doc = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	alerts_set(out->task_id, sizeof(out->task_id), task_id);
+	if ((rc = hl_json_parse(&doc, body, len, err)) < 0)
+		return hl_err_set(err, HL_EINVAL, "stored alert '%s' does not parse", delivery_id);
+	if (!task_id || !*task_id) {
+		alerts_set(out->outcome, sizeof(out->outcome), "nothing");
+		alerts_set(out->reason, sizeof(out->reason), "the alert has no task");
+		rc = 0;
+	} else if (source && strcmp(source, HL_ALERTS_SOURCE_ALERTMANAGER) == 0) {
+		if (action && strcmp(action, "resolved") == 0)
+			rc = alerts_heal_resolved(a, out, doc, task_id, delivery_id, err);
+		else
+			rc = alerts_heal_firing(a, out, doc, task_id, err);
+	} else if (source && strcmp(source, HL_ALERTS_SOURCE_ARGOCD) == 0) {
+		rc = alerts_argocd(a, out, doc, task_id, err);
+	} else {
+		rc = hl_err_set(err, HL_EINVAL, "'%s' is not an alert source",
+		                source ? source : "");
+	}
+	json_decref(doc);
+	return rc;
+}

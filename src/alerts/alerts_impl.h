@@ -1,0 +1,126 @@
+/*
+ * alerts_impl.h - shared between the files of src/alerts (private): the
+ * processor, the pod diagnostics as one classifiable text, the analysis
+ * document, and the helpers the heal and ArgoCD flows share.
+ */
+#ifndef HL_ALERTS_ALERTS_IMPL_H
+#define HL_ALERTS_ALERTS_IMPL_H
+
+#include "alerts.h"
+#include "base/buf.h"
+#include "classify/classify.h"
+#include "diag/pod_diag.h"
+#include "dispatch/dispatch.h"
+#include "net/kube.h"
+#include "remediate/context.h"
+#include "remediate/prompt_build.h"
+
+struct hl_alerts {
+	const struct hl_config *cfg;
+	struct hl_store *store;
+	struct hl_remediator *rem;
+	struct hl_kube *kube; /* NULL: no cluster configured */
+	struct hl_dispatch *dispatch;
+	struct hl_classifier *classifier;
+	struct hl_prompt_builder *prompts;
+};
+
+/* The alert type of pod alerts (the seed's A7, Pod Failure). */
+#define ALERTS_POD_ALERT "a7"
+
+/* ---- analysis.c ---- */
+
+/* The pod's diagnostics files read back as one text to classify, with
+ * where each file's lines are in it. */
+struct alerts_text {
+	struct hl_buf text;
+	struct {
+		enum hl_diag_file kind;
+		size_t first_line; /* 1-based line of its first content line in text */
+		size_t n_lines;
+		size_t offset, len; /* its bytes in text */
+	} part[HL_DIAG_NFILES];
+	size_t n_parts;
+};
+
+void alerts_text_init(struct alerts_text *t);
+void alerts_text_release(struct alerts_text *t);
+/* Reads the files of paths (NULL: not written) in the order previous log,
+ * current log, events, description; logs keep their last 2 MiB. */
+int alerts_text_read(struct alerts_text *t, char *const paths[HL_DIAG_NFILES], struct hl_err *err);
+/* The part holding composite line `line` (1-based), or -1. */
+int alerts_text_part_of(const struct alerts_text *t, size_t line);
+
+/*
+ * The first stack frame after (or, for Python, before) line `line` of
+ * text: a Rust panic's location or the first backtrace frame outside the
+ * standard library, a Go goroutine's first function and file, the first
+ * "at ..." frame of Java / JavaScript, the innermost Python "File ..."
+ * line. "" when none; out is at most size-1 bytes of one cleaned line.
+ */
+void alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t line);
+
+/* Appends s as an inline code span (contract section 6): newlines and
+ * control characters dropped, a backtick run longer than any inside. */
+void alerts_code(struct hl_buf *b, const char *s);
+
+/* What the analysis says; every pointer borrowed, NULL when unknown. */
+struct alerts_analysis {
+	const char *pod, *namespace, *container, *alertname, *starts_at, *severity;
+	const char *summary, *description; /* the alert's annotations (untrusted) */
+	const char *task_id;
+	const char *failure_type, *agent, *rule, *fix;
+	double confidence;
+	const char *evidence;      /* the evidence line (untrusted) */
+	const char *evidence_file; /* the file it is in */
+	size_t evidence_file_line; /* its line in that file, 0 when none */
+	const char *excerpt;       /* that file's text (untrusted) */
+	size_t excerpt_len;
+	const char *frame;         /* the first stack frame, or "" */
+	const json_t *pod_summary; /* hl_context_pod_summary of the pod, or NULL */
+	char *const *paths;        /* HL_DIAG_NFILES paths (NULL: not written) */
+	const char *logs_dir;      /* where the files are (for unwritten ones) */
+	const char *workspace;     /* HEALER_HEAL_WORKSPACE */
+	char *const *problems;     /* what could not be fetched */
+	size_t n_problems;
+	const struct hl_context *ctx;      /* the workload's context, or NULL */
+	const struct hl_task_record *task; /* previous attempts (retries), or NULL */
+	int attempt;
+};
+
+/* Renders the analysis document (seed 004 step 3) into out. */
+void alerts_analysis_render(struct hl_buf *out, const struct alerts_analysis *an);
+
+/* ---- alerts.c ---- */
+
+void alerts_set(char *dst, size_t size, const char *s);
+/* Takes a task's lease as owner, waiting a little for a holder (the loop);
+ * HL_EUPSTREAM when it stays taken. */
+int alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct hl_err *err);
+/* The name of a CodeRun of the task's attempt n that exists already (a
+ * restart after creating it), into name (64 bytes); 0 found, 1 none. */
+int alerts_find_coderun(struct hl_alerts *a, char *name, const char *task_id, int n,
+                        struct hl_err *err);
+/* The repository a run goes to when nothing names one: the first of
+ * HEALER_REPOSITORIES, else NULL (the heal default). */
+const char *alerts_default_repo(const struct hl_alerts *a);
+/* The outcome as the remediator's kind handlers answer it. */
+void alerts_to_remediation(struct hl_remediation *res, const struct hl_alerts_outcome *o);
+
+/* ---- heal.c ---- */
+
+int alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
+                       const char *task_id, struct hl_err *err);
+int alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
+                         const char *task_id, const char *delivery_id, struct hl_err *err);
+int alerts_heal_kind(void *arg, struct hl_remediation *out, const struct hl_task_record *task,
+                     const struct hl_attempt_plan *plan, struct hl_err *err);
+
+/* ---- argocd.c ---- */
+
+int alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
+                  const char *task_id, struct hl_err *err);
+int alerts_argocd_kind(void *arg, struct hl_remediation *out, const struct hl_task_record *task,
+                       const struct hl_attempt_plan *plan, struct hl_err *err);
+
+#endif

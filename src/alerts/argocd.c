@@ -1,0 +1,615 @@
+/*
+ * argocd.c - an ArgoCD application that is Degraded or failed to sync
+ * (POST /api/alerts/argocd; contract section 14) becomes a Bolt
+ * remediation:
+ *
+ *   the application's names -> its context in one parallel batch (the
+ *   Application object and its resource tree from ARGOCD_SERVER, else the
+ *   Application object from the cluster; the pods of its workload, Loki,
+ *   Prometheus, Grafana) -> a status report (health, sync, the operation's
+ *   result, conditions, failed and unhealthy resources) classified with the
+ *   application's sync and health -> the prompt ci/argocd-fix.hbs -> the
+ *   task claimed (kind "argocd") -> the budget -> a Bolt CodeRun named from
+ *   the key and attempt (labelled healer/argocd-app) -> the task and
+ *   attempt recorded. Retries (alerts_argocd_kind) do the same with the
+ *   previous attempts in the prompt.
+ *
+ * Guards: one task per application and episode (the task id); a CodeRun
+ * still active for the same application under another task makes the
+ * notification skipped.
+ */
+#include "alerts_impl.h"
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "catalog/catalog.h"
+#include "dispatch/coderun.h"
+
+#include "json/json.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARGOCD_LIST_MAX 50
+
+struct argo {
+	const json_t *doc, *app;
+	const char *key, *trigger, *name, *namespace;
+};
+
+static int
+argo_parse(struct argo *ar, const json_t *doc, struct hl_err *err)
+{
+	memset(ar, 0, sizeof(*ar));
+	ar->doc = doc;
+	ar->app = json_object_get(doc, "application");
+	ar->key = hl_json_str(doc, "key");
+	ar->trigger = hl_json_str_or(doc, "trigger", "degraded");
+	ar->name = hl_json_str(ar->app, "metadata.name");
+	ar->namespace = hl_json_str_or(ar->app, "metadata.namespace", "argocd");
+	if (!ar->key || !ar->name || !hl_kube_name_valid(ar->name) ||
+	    !hl_kube_name_valid(ar->namespace))
+		return hl_err_set(err, HL_EINVAL, "the stored notification names no application");
+	return 0;
+}
+
+static void argo_out(struct hl_alerts_outcome *out, const char *outcome, const char *dedup,
+                     const char *fmt, ...) HL_PRINTF(4, 5);
+
+static void
+argo_out(struct hl_alerts_outcome *out, const char *outcome, const char *dedup, const char *fmt,
+         ...)
+{
+	va_list ap;
+
+	alerts_set(out->outcome, sizeof(out->outcome), outcome);
+	alerts_set(out->dedup_status, sizeof(out->dedup_status), dedup);
+	va_start(ap, fmt);
+	vsnprintf(out->reason, sizeof(out->reason), fmt, ap);
+	va_end(ap);
+}
+
+/* "owner/name" of a GitHub repository URL (https or ssh), else "". */
+static void
+argo_repo_of(char *out, size_t size, const char *url)
+{
+	const char *p = NULL;
+	size_t n;
+
+	out[0] = '\0';
+	if (!url)
+		return;
+	if (hl_str_starts_with(url, "https://github.com/"))
+		p = url + strlen("https://github.com/");
+	else if (hl_str_starts_with(url, "git@github.com:"))
+		p = url + strlen("git@github.com:");
+	if (!p)
+		return;
+	hl_strlcpy(out, p, size);
+	n = strlen(out);
+	while (n && out[n - 1] == '/')
+		out[--n] = '\0';
+	if (hl_str_ends_with(out, ".git"))
+		out[n - 4] = '\0';
+	p = strchr(out, '/');
+	if (!p || p == out || !p[1] || strchr(p + 1, '/'))
+		out[0] = '\0';
+}
+
+/* What names the application's service in the context sources. */
+static void
+argo_view(struct hl_alerts *a, struct hl_service_view *v, const struct argo *ar)
+{
+	const struct hl_service *s = hl_config_service_by_app(a->cfg, ar->name);
+	const char *dest = hl_json_str(ar->app, "spec.destination.namespace");
+	char repo[256];
+
+	argo_repo_of(repo, sizeof(repo), hl_json_str(ar->app, "spec.source.repoURL"));
+	if (!repo[0])
+		argo_repo_of(repo, sizeof(repo), hl_json_str(ar->app, "spec.sources[0].repoURL"));
+	hl_service_resolve(v, a->cfg, s, repo[0] ? repo : NULL);
+	alerts_set(v->argocd_app, sizeof(v->argocd_app), ar->name);
+	if (!s || !s->argocd_namespace)
+		alerts_set(v->argocd_namespace, sizeof(v->argocd_namespace), ar->namespace);
+	if (s)
+		return;
+	/* no entry: the application's own names (ArgoCD labels what it
+	 * deploys app.kubernetes.io/instance=<application>) */
+	alerts_set(v->service, sizeof(v->service), ar->name);
+	alerts_set(v->workload, sizeof(v->workload), ar->name);
+	if (dest && hl_kube_name_valid(dest))
+		alerts_set(v->namespace, sizeof(v->namespace), dest);
+	snprintf(v->pod_selector, sizeof(v->pod_selector), "app.kubernetes.io/instance=%s",
+	         ar->name);
+	snprintf(v->loki_selector, sizeof(v->loki_selector), "{namespace=\"%s\"}", v->namespace);
+}
+
+static void
+argo_res_line(struct hl_buf *b, const json_t *r, const char *status, const char *msg)
+{
+	const char *g = hl_json_str(r, "group");
+
+	hl_buf_appendf(b, "- %s%s%s %s%s%s: %s", g && *g ? g : "", g && *g ? "/" : "",
+	               hl_json_str_or(r, "kind", "?"), hl_json_str_or(r, "namespace", ""),
+	               hl_json_str(r, "namespace") ? "/" : "", hl_json_str_or(r, "name", "?"),
+	               status ? status : "?");
+	if (msg && *msg)
+		hl_buf_appendf(b, ": %s", msg);
+	hl_buf_append_char(b, '\n');
+}
+
+/* The application's status as one report: what the prompt fences and the
+ * classifier reads. */
+static void
+argo_status_text(struct hl_buf *b, const char *name, const char *ns, const json_t *app,
+                 const json_t *nodes)
+{
+	const json_t *st = json_object_get(app, "status"), *c,
+	             *op = json_object_get(st, "operationState");
+	size_t i, k;
+
+	hl_buf_appendf(b, "Application %s/%s (project %s)\n", ns, name,
+	               hl_json_str_or(app, "spec.project", "default"));
+	hl_buf_appendf(b, "Health: %s", hl_json_str_or(st, "health.status", "Unknown"));
+	if (hl_json_str(st, "health.message"))
+		hl_buf_appendf(b, ": %s", hl_json_str(st, "health.message"));
+	hl_buf_appendf(b, "\nSync: %s", hl_json_str_or(st, "sync.status", "Unknown"));
+	if (hl_json_str(st, "sync.revision"))
+		hl_buf_appendf(b, " at revision %s", hl_json_str(st, "sync.revision"));
+	hl_buf_append_char(b, '\n');
+	if (json_is_object(op)) {
+		hl_buf_appendf(b, "Operation: %s", hl_json_str_or(op, "phase", "Unknown"));
+		if (hl_json_str(op, "message"))
+			hl_buf_appendf(b, ": %s", hl_json_str(op, "message"));
+		if (hl_json_str(op, "startedAt"))
+			hl_buf_appendf(b, " (started %s%s%s)", hl_json_str(op, "startedAt"),
+			               hl_json_str(op, "finishedAt") ? ", finished " : "",
+			               hl_json_str_or(op, "finishedAt", ""));
+		hl_buf_append_char(b, '\n');
+	}
+	if (json_array_size(json_object_get(st, "conditions"))) {
+		hl_buf_append_str(b, "Conditions:\n");
+		json_array_foreach(json_object_get(st, "conditions"), i, c)
+		{
+			if (i >= ARGOCD_LIST_MAX)
+				break;
+			hl_buf_appendf(b, "- %s: %s\n", hl_json_str_or(c, "type", "?"),
+			               hl_json_str_or(c, "message", ""));
+		}
+	}
+	k = 0;
+	json_array_foreach(hl_json_path(op, "syncResult.resources"), i, c)
+	{
+		const char *s = hl_json_str(c, "status"), *h = hl_json_str(c, "hookPhase");
+		if (k >= ARGOCD_LIST_MAX ||
+		    ((!s || strcmp(s, "Synced") == 0 || strcmp(s, "Pruned") == 0) &&
+		     !(h && (strcmp(h, "Failed") == 0 || strcmp(h, "Error") == 0))))
+			continue;
+		if (k++ == 0)
+			hl_buf_append_str(b, "Sync result, resources that failed:\n");
+		argo_res_line(b, c, s ? s : h, hl_json_str(c, "message"));
+	}
+	k = 0;
+	json_array_foreach(json_object_get(st, "resources"), i, c)
+	{
+		const char *h = hl_json_str(c, "health.status"), *s = hl_json_str(c, "status");
+		bool bad = (h && strcmp(h, "Healthy") != 0) || (s && strcmp(s, "Synced") != 0);
+		if (k >= ARGOCD_LIST_MAX || !bad)
+			continue;
+		if (k++ == 0)
+			hl_buf_append_str(b, "Resources not healthy or not synced:\n");
+		hl_buf_appendf(b, "- %s %s/%s: health %s, sync %s", hl_json_str_or(c, "kind", "?"),
+		               hl_json_str_or(c, "namespace", ""), hl_json_str_or(c, "name", "?"),
+		               h ? h : "-", s ? s : "-");
+		if (hl_json_str(c, "health.message"))
+			hl_buf_appendf(b, ": %s", hl_json_str(c, "health.message"));
+		hl_buf_append_char(b, '\n');
+	}
+	k = 0;
+	json_array_foreach(nodes, i, c)
+	{
+		const char *h = hl_json_str(c, "health.status");
+		if (k >= ARGOCD_LIST_MAX || !h || strcmp(h, "Healthy") == 0)
+			continue;
+		if (k++ == 0)
+			hl_buf_append_str(b, "Resource tree, nodes not healthy:\n");
+		argo_res_line(b, c, h, hl_json_str(c, "health.message"));
+	}
+}
+
+/* The previous attempts as the prompt shows them. */
+static size_t
+argo_previous(struct hl_prompt_attempt *out, size_t max, const struct hl_task_record *t, int before)
+{
+	size_t i, k = 0;
+
+	for (i = 0; t && i < t->n_attempts && k < max; i++) {
+		const struct hl_attempt_record *at = &t->attempt[i];
+		if (at->n >= before)
+			continue;
+		out[k].number = at->n;
+		out[k].agent = at->agent;
+		out[k].outcome = at->outcome == HL_OUTCOME_INVALID
+		                         ? "unfinished"
+		                         : hl_attempt_outcome_name(at->outcome);
+		out[k].summary = at->reason;
+		out[k].coderun = at->coderun_name;
+		out[k].status_message = at->status_message;
+		out[k].pr_url = at->pr_url;
+		k++;
+	}
+	return k;
+}
+
+static int
+argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct argo *ar,
+             const char *task_id, int n, const struct hl_task_record *task,
+             const struct hl_attempt_plan *plan, struct hl_err *err)
+{
+	const struct hl_config *cfg = a->cfg;
+	struct hl_service_view view;
+	struct hl_context_target tgt = { .argocd_from_cluster = true, .argocd_tree = true };
+	struct hl_context_clients cc;
+	struct hl_context ctx;
+	struct hl_event ev = { 0 };
+	struct hl_verdict v;
+	struct hl_classify_input in = { 0 };
+	struct hl_prompt_attempt prev[16];
+	const struct hl_catalog_type *type;
+	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
+	const json_t *app;
+	json_t *manifest = NULL, *decision = NULL;
+	char repo_url[512], target[256], name[64] = "", why[160], existing[HL_TASK_ID_MAX];
+	char label[64];
+	const char *repo, *agent, *ftype;
+	char *prompt = NULL, *evs = NULL;
+	bool have_verdict = false, created = false, over = false;
+	int64_t now;
+	int rc;
+
+	hl_context_init(&ctx);
+	memset(&v, 0, sizeof(v));
+	alerts_set(out->task_id, sizeof(out->task_id), task_id);
+	argo_view(a, &view, ar);
+	repo = view.repository[0] ? view.repository : alerts_default_repo(a);
+	if (!repo)
+		repo = "5dlabs/cto";
+	snprintf(repo_url, sizeof(repo_url), "https://github.com/%s", repo);
+	ev.repository = (char *)repo;
+	ev.repository_url = repo_url;
+	tgt.service = &view;
+	cc = (struct hl_context_clients){ .cfg = cfg,
+		                          .kube = a->kube,
+		                          .timeout_ms = cfg->source_timeout_ms,
+		                          .deadline_ms =
+		                                  hl_time_mono_ms() + cfg->context_timeout_ms,
+		                          .target = &tgt };
+	if ((rc = hl_context_gather(&ctx, &cc, &ev, err)) < 0)
+		goto out;
+
+	/* the application as it is now (the notification's when it could not
+	 * be read), its report, and its summary for the prompt */
+	app = ctx.argocd_app ? ctx.argocd_app : ar->app;
+	hl_buf_reset(&ctx.log);
+	argo_status_text(&ctx.log, ar->name, ar->namespace, app, ctx.argocd_nodes);
+	if (!ctx.argocd)
+		ctx.argocd = hl_context_argocd_summary(app, ctx.argocd_nodes);
+	if (ctx.argocd)
+		json_object_set_new(ctx.argocd, "app", json_string(ar->name));
+	if (hl_buf_error(&ctx.log) || !ctx.argocd) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+
+	/* classification: an infrastructure type, always Bolt's */
+	in.event = "argocd";
+	in.argocd_sync = hl_json_str(app, "status.sync.status");
+	in.argocd_health = hl_json_str(app, "status.health.status");
+	if (strcmp(ar->trigger, "sync_failed") == 0 && !in.argocd_sync)
+		in.argocd_sync = "OutOfSync";
+	in.log = ctx.log.data;
+	in.log_len = ctx.log.len;
+	if ((rc = hl_classify(&v, a->classifier, &in, err)) < 0)
+		goto out;
+	have_verdict = true;
+	type = v.type && v.type->agent && strcmp(v.type->agent->id, "bolt") == 0
+	               ? v.type
+	               : hl_catalog_type_find("argocd_sync");
+	agent = plan && plan->agent ? plan->agent : "bolt";
+	ftype = plan && plan->failure_type ? plan->failure_type : type->name;
+	alerts_set(out->agent, sizeof(out->agent), agent);
+	alerts_set(out->failure_type, sizeof(out->failure_type), ftype);
+	if (task && task->target_branch)
+		alerts_set(target, sizeof(target), task->target_branch);
+	else
+		snprintf(target, sizeof(target), "fix/argocd-%.200s", ar->name);
+
+	/* the prompt */
+	{
+		struct hl_prompt_inputs pin = { .event = &ev,
+			                        .verdict = &v,
+			                        .context = &ctx,
+			                        .task_id = task_id,
+			                        .target_branch = target,
+			                        .agent = agent,
+			                        .failure_type = ftype,
+			                        .attempt = n,
+			                        .max_attempts = cfg->max_attempts,
+			                        .failure_output =
+			                                plan ? plan->failure_output : NULL,
+			                        .template = "ci/argocd-fix.hbs" };
+		pin.previous = prev;
+		pin.n_previous = argo_previous(prev, 16, task, n);
+		if ((rc = hl_prompt_builder_render(a->prompts, &prompt, &pin, err)) < 0)
+			goto out;
+	}
+	evs = json_dumps(ar->doc, JSON_COMPACT);
+
+	/* claim (a first attempt from a delivery) and a budget slot */
+	if (!task) {
+		rc = hl_store_task_claim(
+		        a->store, &created, existing,
+		        &(struct hl_task){ .task_id = task_id,
+		                           .dedup_key = ar->key,
+		                           .repository = repo,
+		                           .state = HL_TASK_RUNNING,
+		                           .attempts = 1,
+		                           .kind = "argocd",
+		                           .event_json = evs,
+		                           .target_branch = target,
+		                           .next_check_ms =
+		                                   hl_time_wall_ms() +
+		                                   (int64_t)cfg->attempt_timeout_mins * 60000 },
+		        err);
+		if (rc < 0)
+			goto out;
+		if (!created && strcmp(existing, task_id) != 0) {
+			argo_out(out, "existing", "existing", "the application is remediated by %s",
+			         existing);
+			goto out;
+		}
+		if ((rc = hl_remediate_begin(a->rem, &over, why, sizeof(why), task_id, 1, repo,
+		                             agent, err)) < 0)
+			goto out;
+		if (over) {
+			argo_out(out, "queued", "new", "%s", why);
+			rc = hl_store_task_put(
+			        a->store,
+			        &(struct hl_task){ .task_id = task_id,
+			                           .state = HL_TASK_QUEUED,
+			                           .reason = why,
+			                           .agent = agent,
+			                           .failure_type = ftype,
+			                           .kind = "argocd",
+			                           .next_check_ms = HL_TASK_NO_CHECK },
+			        err);
+			goto out;
+		}
+	}
+
+	/* the Bolt CodeRun, named from the key and the attempt */
+	{
+		struct hl_coderun_spec spec = { .agent = agent,
+			                        .failure_type = ftype,
+			                        .repository = repo,
+			                        .target_branch = target,
+			                        .task_id = task_id,
+			                        .attempt = n,
+			                        .dedup_key = ar->key,
+			                        .prompt = prompt,
+			                        .cli = cfg->cli,
+			                        .model = cfg->model,
+			                        .namespace = cfg->namespace };
+		json_t *labels;
+		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
+			goto out;
+		labels = hl_json_path(manifest, "metadata.labels");
+		hl_str_label_value(label, ar->name);
+		json_object_set_new(labels, "healer/argocd-app", json_string(label));
+		hl_str_label_value(label, ar->namespace);
+		json_object_set_new(labels, "healer/argocd-namespace", json_string(label));
+		json_object_set_new(json_object_get(json_object_get(manifest, "spec"), "env"),
+		                    "ARGOCD_APPLICATION", json_string(ar->name));
+		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0)
+			goto out;
+	}
+	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);
+	argo_out(out,
+	         dout == HL_DISPATCH_DRY_RUN    ? "decided"
+	         : dout == HL_DISPATCH_EXISTING ? "existing"
+	                                        : "dispatched",
+	         "new", "%s", "");
+
+	if (n == 1) {
+		decision = json_pack(
+		        "{s:s, s:s, s:s?, s:s, s:{s:I, s:s}, s:f, s:s?, s:o, s:I, s:I, s:{s:s, s:s}, "
+		        "s:[s], s:s, s:{s:s, s:s, s:s, s:s?, s:s?}}",
+		        "agent", agent, "failure_type", ftype, "category",
+		        type->category ? type->category->name : NULL, "rule",
+		        v.rule ? v.rule : "default", "evidence", "line_number",
+		        (json_int_t)v.evidence_line_number, "line",
+		        v.evidence_line ? v.evidence_line : "", "confidence", v.confidence,
+		        "fix_approach", type->fix_approach, "sources",
+		        hl_context_sources_json(&ctx), "context_ms", (json_int_t)ctx.elapsed_ms,
+		        "prompt_bytes", (json_int_t)(prompt ? strlen(prompt) : 0), "coderun",
+		        "name", name, "dispatch", hl_dispatch_outcome_name(dout), "ranked_agents",
+		        "bolt", "target_branch", target, "application", "name", ar->name,
+		        "namespace", ar->namespace, "trigger", ar->trigger, "health",
+		        in.argocd_health, "sync", in.argocd_sync);
+	}
+	now = hl_time_wall_ms();
+	{
+		char *dj = decision ? json_dumps(decision, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		bool dry = dout == HL_DISPATCH_DRY_RUN;
+		rc = hl_store_task_put(
+		        a->store,
+		        &(struct hl_task){ .task_id = task_id,
+		                           .dedup_key = ar->key,
+		                           .repository = repo,
+		                           .agent = agent,
+		                           .failure_type = ftype,
+		                           .state = dry ? HL_TASK_SKIPPED : HL_TASK_RUNNING,
+		                           .reason = dry ? "decide_only" : NULL,
+		                           .attempts = n,
+		                           .coderun_name = name[0] ? name : NULL,
+		                           .decision_json = dj,
+		                           .kind = "argocd",
+		                           .target_branch = target,
+		                           .event_json = evs,
+		                           .next_check_ms =
+		                                   dry ? HL_TASK_NO_CHECK
+		                                       : now + (int64_t)cfg->attempt_timeout_mins *
+		                                                           60000 },
+		        err);
+		free(dj);
+		if (rc < 0)
+			goto out;
+		rc = hl_store_attempt_put(
+		        a->store,
+		        &(struct hl_attempt){ .task_id = task_id,
+		                              .n = n,
+		                              .kind = HL_ATTEMPT_AGENT,
+		                              .phase = dry ? HL_PHASE_DONE : HL_PHASE_PENDING,
+		                              .outcome = HL_OUTCOME_INVALID,
+		                              .agent = agent,
+		                              .coderun_name = name,
+		                              .prompt = prompt,
+		                              .repository = repo,
+		                              .started_ms = now },
+		        err);
+	}
+	if (rc == 0)
+		hl_log_kv(HL_LOG_INFO, "argocd application remediation", "task_id", task_id,
+		          "application", ar->name, "failure_type", ftype, "coderun", name, NULL);
+out:
+	if (have_verdict)
+		hl_verdict_release(&v);
+	hl_context_release(&ctx);
+	json_decref(manifest);
+	json_decref(decision);
+	free(prompt);
+	free(evs);
+	return rc;
+}
+
+/* A CodeRun still active for the application under another task. */
+static int
+argo_active(struct hl_alerts *a, char *name, const struct argo *ar, const char *task_id,
+            struct hl_err *err)
+{
+	struct hl_buf sel = HL_BUF_INIT(1024);
+	char la[64], lt[64];
+	json_t *active = NULL, *c;
+	size_t i;
+	int rc;
+
+	hl_str_label_value(la, ar->name);
+	hl_str_label_value(lt, task_id);
+	hl_buf_appendf(&sel, "app.kubernetes.io/name=healer,healer/argocd-app=%s", la);
+	rc = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+	                        : hl_dispatch_find_active(a->dispatch, &active, sel.data, err);
+	hl_buf_release(&sel);
+	if (rc < 0)
+		return rc;
+	rc = 1;
+	json_array_foreach(active, i, c)
+	{
+		const char *owner = hl_json_str(c, "metadata.labels.healer/task-id");
+		if (!owner || strcmp(owner, lt) != 0) {
+			alerts_set(name, 64, hl_json_str_or(c, "metadata.name", "?"));
+			rc = 0;
+			break;
+		}
+	}
+	json_decref(active);
+	return rc;
+}
+
+int
+alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
+              const char *task_id, struct hl_err *err)
+{
+	struct argo ar;
+	struct hl_task_record *t = NULL;
+	struct hl_err gerr = HL_ERR_INIT;
+	char other[64];
+	int rc;
+
+	if ((rc = argo_parse(&ar, doc, err)) < 0)
+		return rc;
+	rc = hl_store_task_get(a->store, &t, task_id, err);
+	if (rc < 0 && rc != -HL_ENOTFOUND)
+		return rc;
+	if (t) {
+		const struct hl_attempt_record *cur =
+		        t->n_attempts ? &t->attempt[t->n_attempts - 1] : NULL;
+		alerts_set(out->agent, sizeof(out->agent), t->agent);
+		alerts_set(out->failure_type, sizeof(out->failure_type), t->failure_type);
+		alerts_set(out->coderun_name, sizeof(out->coderun_name), t->coderun_name);
+		if (t->state != HL_TASK_RUNNING ||
+		    (cur && cur->coderun_name && *cur->coderun_name)) {
+			argo_out(out, t->state == HL_TASK_QUEUED ? "queued" : "existing",
+			         "existing", "the application's task is %s",
+			         hl_task_state_name(t->state));
+			rc = 0;
+			goto out;
+		}
+	}
+	rc = argo_active(a, other, &ar, task_id, &gerr);
+	if (rc < 0) {
+		rc = hl_err_set(err, HL_EUPSTREAM, "checking the application's active CodeRuns: %s",
+		                gerr.msg);
+		goto out;
+	}
+	if (rc == 0) {
+		char existing[HL_TASK_ID_MAX], *evs = json_dumps(doc, JSON_COMPACT);
+		bool created = false;
+		struct hl_task tk = { .task_id = task_id,
+			              .dedup_key = ar.key,
+			              .state = HL_TASK_SKIPPED,
+			              .reason = out->reason,
+			              .attempts = 1,
+			              .kind = "argocd",
+			              .event_json = evs,
+			              .next_check_ms = HL_TASK_NO_CHECK };
+		argo_out(out, "existing", "existing",
+		         "CodeRun %s is still active for application %s", other, ar.name);
+		alerts_set(out->coderun_name, sizeof(out->coderun_name), other);
+		if (t)
+			rc = hl_store_task_put(a->store, &tk, err);
+		else if ((rc = hl_store_task_claim(a->store, &created, existing, &tk, err)) == 0 &&
+		         !created)
+			rc = hl_store_task_put(a->store, &tk, err);
+		free(evs);
+		goto out;
+	}
+	rc = argo_attempt(a, out, &ar, task_id, 1, NULL, NULL, err);
+out:
+	hl_task_record_free(t);
+	return rc;
+}
+
+int
+alerts_argocd_kind(void *arg, struct hl_remediation *res, const struct hl_task_record *task,
+                   const struct hl_attempt_plan *plan, struct hl_err *err)
+{
+	struct hl_alerts *a = arg;
+	struct hl_alerts_outcome o;
+	struct argo ar;
+	json_t *doc = NULL;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	if (!task->event_json ||
+	    hl_json_parse(&doc, task->event_json, strlen(task->event_json), err) < 0)
+		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored notification",
+		                  task->task_id);
+	rc = argo_parse(&ar, doc, err);
+	if (rc == 0)
+		rc = argo_attempt(a, &o, &ar, task->task_id, plan->n, task, plan, err);
+	if (rc == 0)
+		alerts_to_remediation(res, &o);
+	json_decref(doc);
+	return rc;
+}

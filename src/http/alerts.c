@@ -1,0 +1,232 @@
+/*
+ * alerts.c - the alert routes (contract section 14):
+ *   POST /api/alerts/alertmanager  Prometheus Alertmanager's webhook (v4)
+ *   POST /api/alerts/argocd        an ArgoCD notifications webhook
+ *
+ * Both take the bearer token like the /api/remediate routes (the route table checks
+ * it), JSON or no content type (415 otherwise); a body that is not such a
+ * webhook is 400 with the reason (src/alerts/payload.c). Each alert of a
+ * body is one delivery stored with its identity (a repeat of a firing alert
+ * is a duplicate; its resolution is new), all in the same group commit, and
+ * the answer waits for every commit: 202
+ * {"status": "accepted"|"duplicate"|"skipped", "task_ids": [...],
+ *  "alerts": [{"delivery_id", "subject", "alert", "status", "task_id",
+ *  "reason"}]} with the body's status the best of its alerts' (accepted,
+ * then duplicate, then skipped). The workers process them (src/alerts).
+ *
+ * Invariant: the connection is suspended from the first submit until the
+ * last commit completes (pending reaches 0), so the request and its items
+ * outlive every intake the store holds.
+ */
+#include "alerts/alerts.h"
+
+#include "base/log.h"
+#include "base/str.h"
+#include "http_impl.h"
+
+#include "json/json.h"
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct http_alert_sub {
+	struct hl_intake_req ireq;
+	struct http_alerts *owner;
+};
+
+struct http_alerts {
+	struct http_req *r;
+	struct hl_alert_batch batch;
+	struct http_alert_sub *subs;
+	atomic_size_t pending;
+	char *headers_json;
+};
+
+void
+hl_http_alerts_free(struct http_alerts *al)
+{
+	if (!al)
+		return;
+	hl_alert_batch_release(&al->batch);
+	free(al->subs);
+	free(al->headers_json);
+	free(al);
+}
+
+static void
+alerts_done(struct hl_intake_req *req)
+{
+	struct http_alert_sub *s = req->arg;
+	struct http_alerts *al = s->owner;
+
+	if (atomic_fetch_sub(&al->pending, 1) == 1) {
+		atomic_store(&al->r->phase, HTTP_DONE);
+		MHD_resume_connection(al->r->conn);
+	}
+}
+
+static bool
+alerts_ctype_ok(const char *ctype)
+{
+	size_t n = strlen("application/json");
+
+	if (!ctype)
+		return true;
+	while (*ctype == ' ' || *ctype == '\t')
+		ctype++;
+	return strncasecmp(ctype, "application/json", n) == 0 &&
+	       (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+/* The headers worth keeping with an alert delivery (no credentials). */
+static char *
+alerts_headers(struct http_req *r)
+{
+	const char *ua =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
+	const char *ct =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	json_t *o = json_pack("{s:s?, s:s?}", "User-Agent", ua, "Content-Type", ct);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return s;
+}
+
+enum MHD_Result
+hl_http_alerts(struct http_req *r, const char *arg)
+{
+	const char *ctype =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	bool argocd = strcmp(r->rt->name, "alerts_argocd") == 0;
+	struct hl_err err = HL_ERR_INIT;
+	struct http_alerts *al = NULL;
+	json_t *body = NULL;
+	size_t i;
+	int rc;
+
+	r->sensor = true;
+	if (!alerts_ctype_ok(ctype))
+		return hl_http_reply_error(r, 415, "unsupported_media_type",
+		                           "content type must be application/json, not '%s'",
+		                           ctype);
+	if (hl_json_parse(&body, r->body.data, r->body.len, &err) < 0)
+		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
+	al = calloc(1, sizeof(*al));
+	if (!al) {
+		json_decref(body);
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	}
+	rc = argocd ? hl_alerts_parse_argocd(&al->batch, body, &err)
+	            : hl_alerts_parse_alertmanager(&al->batch, body, &err);
+	json_decref(body);
+	if (rc < 0) {
+		hl_http_alerts_free(al);
+		if (rc == -HL_EINVAL)
+			return hl_http_reply_error(r, 400, "invalid_payload", "%s", err.msg);
+		return hl_http_reply_error(r, 500, "internal", "%s", err.msg);
+	}
+	al->subs = calloc(al->batch.n, sizeof(*al->subs));
+	al->headers_json = alerts_headers(r);
+	if (!al->subs || !al->headers_json) {
+		hl_http_alerts_free(al);
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	}
+	al->r = r;
+	r->alerts = al;
+	hl_strlcpy(r->event_name, argocd ? HL_ALERTS_SOURCE_ARGOCD : HL_ALERTS_SOURCE_ALERTMANAGER,
+	           sizeof(r->event_name));
+	hl_strlcpy(r->delivery_id, al->batch.items[0].delivery_id, sizeof(r->delivery_id));
+	atomic_store(&al->pending, al->batch.n);
+	for (i = 0; i < al->batch.n; i++) {
+		const struct hl_alert_item *it = &al->batch.items[i];
+		struct http_alert_sub *s = &al->subs[i];
+
+		s->owner = al;
+		s->ireq.in = (struct hl_delivery_in){
+			.delivery_id = it->delivery_id,
+			.source = it->source,
+			.event_name = it->source,
+			.action = it->action,
+			.headers_json = al->headers_json,
+			.body = it->body,
+			.body_len = it->body_len,
+			.dedup_key = it->dedup_key,
+			.task_id = it->task_id[0] ? it->task_id : NULL,
+			.skip_reason = it->skip[0] ? it->skip : NULL,
+		};
+		s->ireq.done = alerts_done;
+		s->ireq.arg = s;
+	}
+	atomic_store(&r->phase, HTTP_WAITING);
+	MHD_suspend_connection(r->conn);
+	for (i = 0; i < al->batch.n; i++)
+		hl_store_intake_submit(r->srv->store, &al->subs[i].ireq);
+	return MHD_YES;
+}
+
+enum MHD_Result
+hl_http_alerts_reply(struct http_req *r)
+{
+	struct http_alerts *al = r->alerts;
+	json_t *o, *ids, *list;
+	const char *reason = NULL;
+	bool accepted = false, duplicate = false;
+	char *body;
+	size_t i, k;
+
+	for (i = 0; i < al->batch.n; i++) {
+		if (al->subs[i].ireq.rc < 0) {
+			hl_error("storing alert '%s' failed: %s", al->batch.items[i].delivery_id,
+			         al->subs[i].ireq.err.msg);
+			return hl_http_reply_error(r, 503, "store_unavailable",
+			                           "the alerts could not be stored; retry later");
+		}
+	}
+	o = json_object();
+	ids = json_array();
+	list = json_array();
+	if (!o || !ids || !list) {
+		json_decref(o);
+		json_decref(ids);
+		json_decref(list);
+		return MHD_NO;
+	}
+	for (i = 0; i < al->batch.n; i++) {
+		const struct hl_intake_answer *a = &al->subs[i].ireq.answer;
+		const struct hl_alert_item *it = &al->batch.items[i];
+		bool seen = false;
+
+		hl_metrics_intake(r->srv->metrics, 0, (int)a->status);
+		accepted |= a->status == HL_INTAKE_ACCEPTED;
+		duplicate |= a->status == HL_INTAKE_DUPLICATE;
+		if (!reason && a->reason[0])
+			reason = a->reason;
+		if (a->task_id[0] && a->status != HL_INTAKE_SKIPPED) {
+			for (k = 0; k < json_array_size(ids) && !seen; k++)
+				seen = strcmp(json_string_value(json_array_get(ids, k)),
+				              a->task_id) == 0;
+			if (!seen)
+				json_array_append_new(ids, json_string(a->task_id));
+		}
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}",
+		                                      "delivery_id", it->delivery_id, "subject",
+		                                      it->subject, "alert", it->action, "status",
+		                                      hl_intake_status_name(a->status), "task_id",
+		                                      a->task_id[0] ? a->task_id : NULL, "reason",
+		                                      a->reason[0] ? a->reason : NULL));
+	}
+	json_object_set_new(o, "status",
+	                    json_string(accepted    ? "accepted"
+	                                : duplicate ? "duplicate"
+	                                            : "skipped"));
+	json_object_set_new(o, "task_ids", ids);
+	if (!accepted && reason)
+		json_object_set_new(o, "reason", json_string(reason));
+	json_object_set_new(o, "alerts", list);
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!body)
+		return MHD_NO;
+	return hl_http_reply(r, 202, "application/json; charset=utf-8", body, strlen(body));
+}

@@ -1,0 +1,575 @@
+#!/usr/bin/env python3
+"""test_alerts.py - alerts from running systems (contract section 14) end to
+end: a real `healer server` against the Kubernetes stand-in (pods, their
+logs and events, CodeRuns) and a route-table stand-in for the ArgoCD REST
+API, Loki and Grafana.
+
+Scenarios: an OOMKilled pod alert -> the four diagnostic files, an analysis
+naming OOM with its evidence line, one CodeRun on the heal template and
+PVC (Bolt); the same alert again -> a duplicate and no second task; a
+CrashLoopBackOff with a Rust panic in another pod of the same deployment ->
+a second task, Rex, the panic line and its first stack frame; the loop
+follows the heal CodeRuns (a failed one gets attempt 2 with the first in
+its analysis, a succeeded one ends the task); a resolved alert ends its
+task and deletes the CodeRun that had not started; a non-pod alert is
+skipped; the Kubernetes API failing -> the alert is kept and retried until
+it answers; the heal settings and commands (the A7 prompt's --target-pod,
+the template and service map checks, `healer heal ...` and a binary named
+heal); an unreachable cluster -> a clear error in the log and the
+delivery kept for retry; an ArgoCD Degraded notification -> Bolt with the
+application's conditions and unhealthy resources in the prompt, a healthy
+one skipped; malformed bodies -> 400 with a reason, a missing token 401, a
+wrong content type 415. Standard library only; prints TAP."""
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
+import dtest  # noqa: E402
+from dtest import check  # noqa: E402
+
+sys.path.insert(0, dtest.STUBS)
+from healerproc import Healer, wait_for  # noqa: E402
+
+KTOKEN = "kube-alerts-token"
+API_TOKEN = "alerts-api-token"
+NS = "cto"          # CodeRuns
+APP_NS = "prod"     # the failing workload
+POD_OOM = "api-7d9f8b6c5d-x2k4p"
+POD_PANIC = "api-7d9f8b6c5d-q9w8e"
+POD_FLAKY = "worker-5b6c7d8e9f-a1b2c"
+PANIC_LINE = "thread 'main' panicked at src/handler.rs:27:9:"
+
+
+def pod(name, workload, hash_, statuses, containers=("api",), labels=None):
+    return {
+        "metadata": {"name": name, "namespace": APP_NS,
+                     "labels": dict({"app": workload, "pod-template-hash": hash_}, **(labels or {})),
+                     "ownerReferences": [{"kind": "ReplicaSet", "name": f"{workload}-{hash_}",
+                                          "controller": True}]},
+        "spec": {"nodeName": "node-1",
+                 "containers": [{"name": c, "image": f"ghcr.io/acme/{workload}:1.4.2",
+                                 "resources": {"limits": {"memory": "256Mi"}}}
+                                for c in containers]},
+        "status": {"phase": "Running", "containerStatuses": statuses},
+    }
+
+
+def crash_status(container, reason, code, restarts):
+    return {"name": container, "ready": False, "restartCount": restarts,
+            "image": "ghcr.io/acme/api:1.4.2",
+            "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                  "message": "back-off 5m0s restarting failed container"}},
+            "lastState": {"terminated": {"reason": reason, "exitCode": code,
+                                         "finishedAt": "2026-01-01T10:04:00Z"}}}
+
+
+def event(pod_name, reason, message, typ="Warning"):
+    return {"metadata": {"name": f"{pod_name}.{reason.lower()}", "namespace": APP_NS},
+            "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": APP_NS},
+            "type": typ, "reason": reason, "message": message, "count": 7,
+            "lastTimestamp": "2026-01-01T10:04:00Z"}
+
+
+OOM_PREVIOUS = "\n".join([
+    "2026-01-01T10:00:00Z INFO api starting on :8080",
+    "2026-01-01T10:00:01Z INFO loading product catalogue into memory (4,000,000 rows)",
+    "2026-01-01T10:00:09Z INFO loaded 3,100,000 rows",
+]) + "\n"
+PANIC_PREVIOUS = "\n".join([
+    "2026-01-01T10:00:00Z INFO api starting on :8080",
+    "2026-01-01T10:00:02Z INFO GET /orders/42",
+    PANIC_LINE,
+    "index out of bounds: the len is 3 but the index is 7",
+    "stack backtrace:",
+    "   0: rust_begin_unwind",
+    "   1: core::panicking::panic_fmt",
+    "   2: core::panicking::panic_bounds_check",
+    "   3: api::handler::route",
+    "             at ./src/handler.rs:27:9",
+    "   4: api::main",
+    "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+]) + "\n"
+
+
+def am_body(alerts, status="firing"):
+    return {"version": "4", "groupKey": '{}:{alertname="KubePodCrashLooping"}',
+            "truncatedAlerts": 0, "status": status, "receiver": "healer",
+            "groupLabels": {"alertname": "KubePodCrashLooping"}, "commonLabels": {},
+            "commonAnnotations": {}, "externalURL": "http://alertmanager:9093",
+            "alerts": alerts}
+
+
+def am_alert(pod_name, fp, status="firing", name="KubePodCrashLooping", starts="2026-01-01T10:05:00Z",
+             container="api"):
+    labels = {"alertname": name, "namespace": APP_NS, "pod": pod_name, "container": container,
+              "severity": "warning", "job": "kube-state-metrics"}
+    return {"status": status, "labels": labels,
+            "annotations": {"summary": "Pod is crash looping.",
+                            "description": f"Pod {APP_NS}/{pod_name} ({container}) is in waiting "
+                                           "state (reason: \"CrashLoopBackOff\")."},
+            "startsAt": starts,
+            "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-01-01T11:00:00Z",
+            "generatorURL": "http://prometheus/graph?g0.expr=x", "fingerprint": fp}
+
+
+# ---- stand-ins ------------------------------------------------------------------
+ca = dtest.make_ca("kube")
+_, kport = dtest.start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"],
+                            "--token", KTOKEN, "--crd", dtest.CRD)
+KURL = f"https://127.0.0.1:{kport}"
+KCTX = ssl.create_default_context(cafile=ca["ca"])
+kubeconfig = dtest.write_kubeconfig(os.path.join(dtest.TMP, "kubeconfig"), KURL,
+                                    ca_path=ca["ca"], token=KTOKEN, namespace=NS)
+_, sport = dtest.start_stub("generic_stub.py")
+SURL = f"http://127.0.0.1:{sport}"
+
+
+def kube(method, path, body=None):
+    return dtest.http(method, KURL + path, body, ctx=KCTX, token=KTOKEN)
+
+
+def coderuns(task_id=None):
+    runs = kube("GET", "/_stub/coderuns") or []
+    if task_id:
+        runs = [c for c in runs if c["metadata"]["labels"].get("healer/task-id") == task_id]
+    return sorted(runs, key=lambda c: int(c["metadata"]["labels"].get("healer/attempt", "0")))
+
+
+def set_phase(name, phase, message=None):
+    return kube("POST", "/_stub/coderun-phase", {"namespace": NS, "name": name, "phase": phase,
+                                                "message": message, "status": {}})
+
+
+ARGO_APP = {
+    "metadata": {"name": "shop", "namespace": "argocd"},
+    "spec": {"project": "default",
+             "source": {"repoURL": "https://github.com/acme/shop-deploy.git", "path": "k8s"},
+             "destination": {"namespace": "shop"}},
+    "status": {
+        "health": {"status": "Degraded",
+                   "message": "Deployment \"shop\" exceeded its progress deadline",
+                   "lastTransitionTime": "2026-01-01T09:00:00Z"},
+        "sync": {"status": "OutOfSync", "revision": "0a1b2c3d"},
+        "conditions": [{"type": "SyncError",
+                        "message": "Failed sync attempt to 0a1b2c3d: one or more objects failed "
+                                   "to apply, reason: ConfigMap \"shop-config\" not found"}],
+        "operationState": {"phase": "Failed", "message": "one or more objects failed to apply",
+                           "startedAt": "2026-01-01T08:59:00Z",
+                           "syncResult": {"revision": "0a1b2c3d", "resources": [
+                               {"group": "apps", "kind": "Deployment", "namespace": "shop",
+                                "name": "shop", "status": "SyncFailed",
+                                "message": "Deployment.apps \"shop\" is invalid: "
+                                           "spec.template.spec.containers[0].image: Required value"}]}},
+        "resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "shop",
+                       "name": "shop", "status": "OutOfSync",
+                       "health": {"status": "Degraded",
+                                  "message": "Deployment does not have minimum availability."}}],
+    },
+}
+
+
+def set_routes(grafana_status=200):
+    routes = [
+        {"method": "GET", "path": "/api/v1/applications/shop", "token": "argo-token",
+         "body": ARGO_APP},
+        {"method": "GET", "path": "/api/v1/applications/shop/resource-tree", "token": "argo-token",
+         "body": {"nodes": [{"group": "", "kind": "Pod", "namespace": "shop",
+                             "name": "shop-6c5d4b3a2-zz9yy",
+                             "health": {"status": "Degraded",
+                                        "message": "ImagePullBackOff: manifest unknown"}}]}},
+        {"method": "GET", "path": "/loki/api/v1/query_range",
+         "body": {"status": "success", "data": {"resultType": "streams", "result": [
+             {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
+        {"method": "GET", "path": "/api/annotations", "status": grafana_status,
+         "body": [{"id": 1, "dashboardUID": "api-overview", "panelId": 4, "time": 1767261600000,
+                   "timeEnd": 1767261900000, "text": "deploy 1.4.2", "tags": ["deploy"]}]},
+    ]
+    dtest.http("POST", SURL + "/_stub/config", {"routes": routes})
+
+
+def seed():
+    oom_pod = pod(POD_OOM, "api", "7d9f8b6c5d", [crash_status("api", "OOMKilled", 137, 4)])
+    panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
+    flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
+    kube("POST", "/_stub/seed", {
+        "pods": [oom_pod, panic_pod, flaky_pod],
+        "logs": [
+            {"namespace": APP_NS, "pod": POD_OOM, "container": "api",
+             "text": "2026-01-01T10:05:00Z INFO api starting on :8080\n"},
+            {"namespace": APP_NS, "pod": POD_OOM, "container": "api", "previous": True,
+             "text": OOM_PREVIOUS},
+            {"namespace": APP_NS, "pod": POD_PANIC, "container": "api",
+             "text": "2026-01-01T10:05:00Z INFO api starting on :8080\n"},
+            {"namespace": APP_NS, "pod": POD_PANIC, "container": "api", "previous": True,
+             "text": PANIC_PREVIOUS},
+            {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api",
+             "text": "worker up\n"},
+            {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api", "previous": True,
+             "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
+        ],
+        "events": [
+            event(POD_OOM, "BackOff", f"Back-off restarting failed container api in pod {POD_OOM}"),
+            event(POD_PANIC, "BackOff",
+                  f"Back-off restarting failed container api in pod {POD_PANIC}"),
+            event(POD_FLAKY, "BackOff", "Back-off restarting failed container api"),
+        ],
+    })
+
+
+def post(srv, path, body, token=API_TOKEN, ctype="application/json"):
+    headers = {"Content-Type": ctype} if ctype else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return srv.request("POST", path, data, headers)
+
+
+def task_of(srv, tid):
+    st, d = srv.request("GET", f"/api/remediations/{tid}")
+    return d if st == 200 else {}
+
+
+def wait_state(srv, tid, state, timeout=20):
+    return wait_for(lambda: task_of(srv, tid).get("state") == state, timeout)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def commands(services):
+    """The heal flow's settings and commands outside the server."""
+    p = subprocess.run(
+        [dtest.HEALER, "render", "alerts/a7-pod-failure.hbs", "-"],
+        input=json.dumps({"alert": {"id": "A7", "pod_name": "web-1", "namespace": "prod",
+                                    "task_id": "t-9"}}),
+        capture_output=True, text=True, env=dtest.clean_env(), timeout=30)
+    check("the A7 prompt passes --target-pod to spawn-remediation",
+          p.returncode == 0 and "--target-pod web-1" in p.stdout
+          and "heal/claude" in p.stdout, p.stdout[-800:] + p.stderr)
+    rc, out, err = dtest.healer("check-config", env={"HEALER_HEAL_TEMPLATE": "claude"})
+    check("a heal template that is not FAMILY/NAME is refused, naming the key",
+          rc == 1 and "HEALER_HEAL_TEMPLATE" in err, err)
+    bad = os.path.join(dtest.TMP, "bad-services.yaml")
+    with open(bad, "w") as f:
+        f.write("- repository: acme/api\n  argocd: x\n")
+    rc, out, err = dtest.healer("check-config", env={"HEALER_SERVICES_FILE": bad})
+    check("a service map with an unknown key is refused, naming the file, line and key",
+          rc == 1 and "HEALER_SERVICES_FILE" in err and ":2: unknown key 'argocd'" in err, err)
+    rc, out, err = dtest.healer("check-config", "--print", env={"HEALER_SERVICES_FILE": services})
+    check("check-config takes the service map and shows the heal defaults",
+          rc == 0 and "HEALER_HEAL_TEMPLATE=heal/claude" in out
+          and "HEALER_HEAL_LOG_TAIL=10000" in out and "HEALER_SERVICES_FILE=" + services in out,
+          out + err)
+    # the seed's names: `healer heal ...`, and a binary named heal
+    d1 = os.path.join(dtest.TMP, "heal-cmd")
+    rc, out, err = dtest.healer("heal", "fetch-logs", "--pod-name", POD_OOM, "--namespace", APP_NS,
+                                "--output-dir", d1, env={"KUBECONFIG": kubeconfig})
+    check("healer heal fetch-logs writes the diagnostics",
+          rc == 0 and os.path.exists(os.path.join(d1, f"{POD_OOM}-describe.txt")), err)
+    link = os.path.join(dtest.TMP, "heal")
+    os.symlink(dtest.HEALER, link)
+    issue = os.path.join(dtest.TMP, "issue.md")
+    with open(issue, "w") as f:
+        f.write("# Pod Failure: web-1\n")
+    p = subprocess.run(
+        [link, "spawn-remediation", "--alert", "a7", "--task-id", "42", "--issue-file", issue,
+         "--target-pod", "web-1"], capture_output=True, text=True, timeout=30,
+        env=dtest.clean_env({"HEALER_DISPATCH": "none"}))
+    m = json.loads(p.stdout) if p.returncode == 0 and p.stdout.startswith("{") else {}
+    check("heal spawn-remediation (a binary named heal) builds the heal CodeRun on heal/claude",
+          m.get("spec", {}).get("cliConfig", {}).get("settings", {}).get("template")
+          == "heal/claude" and m["metadata"]["labels"].get("target-pod") == "web-1",
+          p.stdout[:500] + p.stderr)
+
+
+def main():
+    set_routes()
+    seed()
+    ws = os.path.join(dtest.TMP, "ws")
+    services = os.path.join(dtest.TMP, "services.yaml")
+    with open(services, "w") as f:
+        f.write("services:\n"
+                "- repository: acme/shop-deploy\n"
+                "  argocd_app: shop\n"
+                "  namespace: shop\n"
+                "  pod_selector: app.kubernetes.io/instance=shop\n"
+                "  grafana_dashboard: shop-overview\n")
+    env = {"KUBECONFIG": kubeconfig, "HEALER_DISPATCH": "kubernetes", "HEALER_NAMESPACE": NS,
+           "HEALER_API_TOKEN": API_TOKEN, "HEALER_HEAL_WORKSPACE": ws,
+           "HEALER_SOURCE_TIMEOUT_MS": "2000", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
+           "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
+           "HEALER_REPOSITORIES": "acme/api", "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
+           "LOKI_URL": SURL, "GRAFANA_URL": SURL, "HEALER_SERVICES_FILE": services}
+    commands(services)
+    srv = Healer(os.path.join(dtest.TMP, "h1"), env).start()
+
+    # ---- malformed bodies, auth, content type ----------------------------------------
+    st, ans = post(srv, "/api/alerts/alertmanager", b"{not json")
+    check("a body that is not JSON -> 400 invalid_json",
+          st == 400 and ans.get("error") == "invalid_json" and ans.get("message"), ans)
+    st, ans = post(srv, "/api/alerts/alertmanager", {"version": "4", "status": "firing"})
+    check("an Alertmanager body without alerts -> 400 with the reason",
+          st == 400 and ans.get("error") == "invalid_payload" and "alerts" in ans.get("message", ""),
+          ans)
+    st, ans = post(srv, "/api/alerts/alertmanager", dict(am_body([am_alert(POD_OOM, "f00")]),
+                                                         version="3"))
+    check("another webhook version -> 400 naming the version",
+          st == 400 and "version" in ans.get("message", ""), ans)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([{"status": "firing"}]))
+    check("an alert without labels -> 400 naming it",
+          st == 400 and "alerts[0]" in ans.get("message", "") and "labels" in ans["message"], ans)
+    bad = am_alert(POD_OOM, "f01")
+    bad["status"] = "pending"
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([bad]))
+    check("an alert whose status is not firing/resolved -> 400",
+          st == 400 and "firing or resolved" in ans.get("message", ""), ans)
+    st, ans = post(srv, "/api/alerts/argocd", {"hello": "world"})
+    check("an ArgoCD notification without an application -> 400 with the reason",
+          st == 400 and ans.get("error") == "invalid_payload"
+          and "application" in ans.get("message", ""), ans)
+    st, ans = post(srv, "/api/alerts/argocd", {"application": "Shop/../x"})
+    check("an application name that is not a Kubernetes name -> 400",
+          st == 400 and "Kubernetes name" in ans.get("message", ""), ans)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_OOM, "f02")]), token=None)
+    check("no bearer token -> 401", st == 401, ans)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_OOM, "f03")]),
+                   ctype="text/plain")
+    check("a non-JSON content type -> 415", st == 415, ans)
+
+    # ---- an OOMKilled pod alert ---------------------------------------------------------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_OOM, "a1b2c3d4e5f60718",
+                                                                      name="KubePodCrashLooping")]))
+    tids = ans.get("task_ids") or []
+    check("a firing pod alert -> 202 accepted with its task id",
+          st == 202 and ans.get("status") == "accepted" and len(tids) == 1
+          and tids[0].startswith("hl-"), ans)
+    tid_oom = tids[0] if tids else "?"
+    runs = wait_for(lambda: coderuns(tid_oom), 20)
+    check("the alert gets one CodeRun", len(runs or []) == 1, srv.log_tail())
+    cr = runs[0] if runs else {"metadata": {"labels": {}, "annotations": {}}, "spec": {}}
+    logs = os.path.join(ws, "logs")
+    files = sorted(os.listdir(logs)) if os.path.isdir(logs) else []
+    want = [f"{POD_OOM}-{s}" for s in ("current.log", "describe.txt", "events.yaml", "previous.log")]
+    check("the four diagnostic files are written under HEALER_HEAL_WORKSPACE/logs/",
+          all(w in files for w in want), files)
+    prev = open(os.path.join(logs, f"{POD_OOM}-previous.log")).read() if want[3] in files else ""
+    check("the previous log is the previous container's, verbatim", "3,100,000 rows" in prev, prev)
+    analysis_path = os.path.join(ws, "alerts", f"A7-{POD_OOM}.md")
+    analysis = open(analysis_path).read() if os.path.exists(analysis_path) else ""
+    check("the analysis has the heal flow's sections",
+          all(h in analysis for h in ("# Pod Failure: " + POD_OOM, "## Summary", "## Error",
+                                      "## Root Cause", "## Remediation Required",
+                                      "## Relevant Logs")), analysis[:600])
+    check("the analysis names OOM with the evidence line",
+          "OOMKilled" in analysis and "OOM." in analysis and "runtime_oom" in analysis
+          and "describe.txt" in analysis, analysis[:2000])
+    check("the analysis lists the four file paths",
+          all(os.path.join(logs, w) in analysis for w in want), analysis[-1500:])
+    labels = cr["metadata"]["labels"]
+    check("the CodeRun uses the heal template and the heal-workspace PVC",
+          cr["spec"].get("cliConfig", {}).get("settings", {}).get("template") == "heal/claude"
+          and cr["spec"].get("cliConfig", {}).get("cliType") == "claude"
+          and cr["metadata"].get("annotations", {}).get("healer/workspace-pvc") == "heal-workspace"
+          and cr["spec"].get("service") == "heal"
+          and labels.get("agents.platform/type") == "heal-remediation", cr.get("spec", {}).get("cliConfig"))
+    check("the CodeRun is labelled for the loop and keyed by its pod",
+          labels.get("healer/task-id") == tid_oom and labels.get("healer/attempt") == "1"
+          and labels.get("target-pod") == POD_OOM and labels.get("alert-type") == "a7"
+          and labels.get("app.kubernetes.io/name") == "healer", labels)
+    env_ = cr["spec"].get("env", {})
+    check("OOM goes to Bolt; the prompt is the analysis; env names the issue file and pod",
+          cr["spec"].get("githubApp") == "5DLabs-Bolt"
+          and cr["spec"].get("promptModification") == analysis
+          and env_.get("HEAL_PROMPT_FILE") == analysis_path and env_.get("TARGET_POD") == POD_OOM
+          and env_.get("ALERT_TYPE") == "a7" and env_.get("TASK_ID") == tid_oom, env_)
+    t = wait_for(lambda: (lambda d: d if d.get("coderun_name") else None)(task_of(srv, tid_oom)), 10) or {}
+    dec = t.get("decision") or {}
+    check("the task records the decision: runtime_oom, Bolt, evidence, the diagnostics",
+          t.get("state") == "running" and t.get("agent") == "bolt"
+          and t.get("failure_type") == "runtime_oom"
+          and "OOMKilled" in (dec.get("evidence") or {}).get("line", "")
+          and (dec.get("diagnostics") or {}).get("previous", "").endswith("previous.log"), t)
+    srcs = {s["name"]: s["state"] for s in dec.get("sources", [])}
+    check("the workload's context was gathered in the batch (pods, Loki, Grafana)",
+          srcs.get("kubernetes") == "ok" and srcs.get("loki") == "ok"
+          and srcs.get("grafana") == "ok", srcs)
+    check("the analysis lists the workload's pods with restarts and last termination",
+          POD_PANIC in analysis and "restarts 6" in analysis
+          and "last terminated: OOMKilled, exit code 137" in analysis, analysis)
+    lq = [r for r in dtest.http("GET", SURL + "/_stub/requests")
+          if r["path"].startswith("/loki/")]
+    check("Loki is asked for the pod's own streams",
+          lq and POD_OOM in lq[-1]["query"].get("query", ""), lq[-1:] if lq else lq)
+
+    # ---- the same alert again -> duplicate, one task --------------------------------------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_OOM, "a1b2c3d4e5f60718")]))
+    time.sleep(1.0)
+    check("the same firing alert again -> duplicate with the same task",
+          st == 202 and ans.get("status") == "duplicate" and ans.get("task_ids") == [tid_oom], ans)
+    check("... and still one CodeRun", len(coderuns(tid_oom)) == 1, len(coderuns(tid_oom)))
+
+    # ---- a Rust panic in another pod of the deployment; a non-pod alert in the batch -----
+    job_alert = {"status": "firing", "labels": {"alertname": "KubeJobFailed", "namespace": APP_NS,
+                                                "job_name": "nightly"},
+                 "annotations": {}, "startsAt": "2026-01-01T10:00:00Z", "fingerprint": "0b0b0b"}
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_PANIC, "9f8e7d6c5b4a3921"), job_alert]))
+    tids = ans.get("task_ids") or []
+    per = {a.get("alert") + ":" + a.get("status"): a for a in ans.get("alerts", [])}
+    check("a batch: the pod alert is accepted, the job alert skipped (not_pod_alert)",
+          st == 202 and ans.get("status") == "accepted" and len(tids) == 1 and tids[0] != tid_oom
+          and [a.get("reason") for a in ans.get("alerts", []) if a["status"] == "skipped"]
+          == ["not_pod_alert"], ans)
+    tid_panic = tids[0] if tids else "?"
+    runs = wait_for(lambda: coderuns(tid_panic), 20) or []
+    cr2 = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {}}
+    p2 = cr2["spec"].get("promptModification", "")
+    check("two pods of one deployment -> two tasks, two CodeRuns",
+          len(runs) == 1 and len(coderuns(tid_oom)) == 1, [len(runs), len(coderuns(tid_oom))])
+    check("a CrashLoopBackOff with a Rust panic -> Rex with the panic line",
+          cr2["spec"].get("githubApp") == "5DLabs-Rex" and PANIC_LINE in p2
+          and "runtime_crash" in p2, p2[:1500])
+    check("the analysis gives the panic's first stack frame",
+          "src/handler.rs:27:9 in api::handler::route" in p2, p2[:1500])
+
+    # ---- non-pod alert only -> skipped ---------------------------------------------------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([dict(job_alert, fingerprint="0c0c0c")]))
+    check("a body of non-pod alerts -> 202 skipped with the reason and no task",
+          st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
+          and ans.get("reason") == "not_pod_alert", ans)
+
+    # ---- resolved: the panic's CodeRun never started -> deleted, task stopped ------------
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_PANIC, "9f8e7d6c5b4a3921", status="resolved")], "resolved"))
+    check("a resolved alert -> 202 accepted naming the same task",
+          st == 202 and ans.get("status") == "accepted" and ans.get("task_ids") == [tid_panic], ans)
+    ok = wait_state(srv, tid_panic, "stopped")
+    t2 = task_of(srv, tid_panic)
+    name2 = cr2["metadata"].get("name", "?")
+    deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == name2]
+    check("resolved -> the task ends stopped and the CodeRun that had not started is deleted",
+          ok and deleted and "resolved" in (t2.get("reason") or "")
+          and (t2.get("attempts") or [{}])[0].get("outcome") == "stopped", [t2, deleted])
+
+    # ---- the loop: a failed heal CodeRun -> attempt 2; succeeded -> the task succeeds ----
+    name1 = cr["metadata"].get("name", "?")
+    set_phase(name1, "Running")
+    set_phase(name1, "Failed", "container exited 1: could not find the leak")
+    runs = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(coderuns(tid_oom)), 20) or []
+    second = runs[1] if len(runs) == 2 else {"metadata": {"labels": {}}, "spec": {}}
+    p3 = second["spec"].get("promptModification", "")
+    check("a failed heal CodeRun -> the loop makes attempt 2 through the alert's own handler",
+          len(runs) == 2 and second["metadata"]["labels"].get("healer/attempt") == "2"
+          and second["spec"].get("cliConfig", {}).get("settings", {}).get("template")
+          == "heal/claude", [c["metadata"]["labels"] for c in runs])
+    check("attempt 2's analysis carries attempt 1 and what its CodeRun said",
+          "## Previous Attempts" in p3 and "could not find the leak" in p3
+          and "This is attempt 2" in p3, p3[-1500:])
+    set_phase(second["metadata"].get("name", "?"), "Succeeded")
+    check("a succeeded heal CodeRun ends the alert's task succeeded",
+          wait_state(srv, tid_oom, "succeeded"), task_of(srv, tid_oom))
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_OOM, "a1b2c3d4e5f60718", status="resolved")], "resolved"))
+    time.sleep(1.0)
+    check("a resolution after success leaves the task succeeded",
+          st == 202 and task_of(srv, tid_oom).get("state") == "succeeded", task_of(srv, tid_oom))
+
+    # ---- the API failing: the alert is kept and retried until it answers -----------------
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/pods/{POD_FLAKY}", "status": 503},
+        {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/events", "status": 503}]})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_FLAKY, "77aa88bb")]))
+    tid_flaky = (ans.get("task_ids") or ["?"])[0]
+    kept = wait_for(lambda: [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                             if d.get("task_id") == tid_flaky and d.get("state") == "received"
+                             and d.get("claims", 0) >= 2], 15)
+    check("the Kubernetes API failing -> the alert is kept for retry, no task yet",
+          st == 202 and kept and not coderuns(tid_flaky) and not task_of(srv, tid_flaky),
+          srv.request("GET", "/api/status")[1].get("recent"))
+    kube("POST", "/_stub/config", {"rules": []})
+    runs = wait_for(lambda: coderuns(tid_flaky), 30) or []
+    check("... and remediated once the API answers", len(runs) == 1, srv.log_tail())
+    if runs:
+        set_phase(runs[0]["metadata"]["name"], "Running")
+        wait_for(lambda: (task_of(srv, tid_flaky).get("attempts") or [{}])[0].get("phase")
+                 != "pending", 5)
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_FLAKY, "77aa88bb", status="resolved")], "resolved"))
+    ok = wait_state(srv, tid_flaky, "stopped")
+    gone = [d for d in (kube("GET", "/_stub/deleted") or [])
+            if runs and d.get("name") == runs[0]["metadata"]["name"]]
+    check("a resolution while the CodeRun runs ends the task and leaves the run to finish",
+          ok and not gone and "left to finish" in (task_of(srv, tid_flaky).get("reason") or ""),
+          task_of(srv, tid_flaky))
+
+    # ---- ArgoCD ------------------------------------------------------------------------
+    st, ans = post(srv, "/api/alerts/argocd", {"application": {
+        "metadata": {"name": "shop", "namespace": "argocd"},
+        "spec": ARGO_APP["spec"],
+        "status": {"health": {"status": "Degraded", "lastTransitionTime": "2026-01-01T09:00:00Z"},
+                   "sync": {"status": "OutOfSync"}}}})
+    tids = ans.get("task_ids") or []
+    check("an ArgoCD Degraded notification -> 202 accepted with a task",
+          st == 202 and ans.get("status") == "accepted" and len(tids) == 1, ans)
+    tid_argo = tids[0] if tids else "?"
+    runs = wait_for(lambda: coderuns(tid_argo), 20) or []
+    cr3 = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {}}
+    p4 = cr3["spec"].get("promptModification", "")
+    check("... -> a Bolt CodeRun labelled with the application",
+          len(runs) == 1 and cr3["spec"].get("githubApp") == "5DLabs-Bolt"
+          and cr3["metadata"]["labels"].get("healer/argocd-app") == "shop"
+          and cr3["spec"].get("repositoryUrl") == "https://github.com/acme/shop-deploy",
+          [cr3["metadata"].get("labels"), cr3["spec"].get("repositoryUrl")])
+    check("the prompt carries the application's conditions from the ArgoCD API",
+          "ArgoCD Application Fix" in p4 and 'ConfigMap "shop-config" not found' in p4
+          and "SyncError" in p4, p4[:3000])
+    check("the prompt carries the failed and unhealthy resources (resource tree too)",
+          "spec.template.spec.containers[0].image: Required value" in p4
+          and "shop-6c5d4b3a2-zz9yy" in p4 and "manifest unknown" in p4, p4[:3000])
+    check("the prompt has Grafana panel links of the mapped dashboard",
+          "/d/shop-overview?" in p4 and "/d/api-overview?viewPanel=4" in p4, p4[-3000:])
+    ta = wait_for(lambda: (lambda d: d if d.get("coderun_name") else None)(task_of(srv, tid_argo)), 10) or {}
+    check("the ArgoCD task records Bolt and an infrastructure type",
+          ta.get("agent") == "bolt" and ta.get("failure_type") in (
+              "argocd_sync", "kubernetes_manifest", "helm", "yaml_syntax", "docker_build"), ta)
+    st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
+                                               "health_status": "Healthy", "sync_status": "Synced"})
+    check("a healthy application (flat form) -> skipped, no task",
+          st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "not_degraded"
+          and ans.get("task_ids") == [], ans)
+    srv.stop()
+
+    # ---- an unreachable cluster -----------------------------------------------------------
+    dead = dtest.write_kubeconfig(os.path.join(dtest.TMP, "dead-kubeconfig"),
+                                  f"https://127.0.0.1:{free_port()}", ca_path=ca["ca"],
+                                  token=KTOKEN, namespace=NS)
+    env2 = dict(env, KUBECONFIG=dead, HEALER_DISPATCH="directory",
+                HEALER_HEAL_WORKSPACE=os.path.join(dtest.TMP, "ws2"))
+    srv2 = Healer(os.path.join(dtest.TMP, "h2"), env2).start()
+    st, ans = post(srv2, "/api/alerts/alertmanager", am_body([am_alert(POD_OOM, "dead0001")]))
+    tid_dead = (ans.get("task_ids") or ["?"])[0]
+    kept = wait_for(lambda: [d for d in srv2.request("GET", "/api/status")[1].get("recent", [])
+                             if d.get("task_id") == tid_dead and d.get("state") == "received"
+                             and d.get("claims", 0) >= 2], 20)
+    log = open(os.path.join(dtest.TMP, "h2", "server.log")).read()
+    check("an unreachable cluster -> accepted, a clear error, the alert kept for retry",
+          st == 202 and ans.get("status") == "accepted" and kept
+          and f"the Kubernetes API did not answer for pod '{APP_NS}/{POD_OOM}': Failed to connect"
+          in log and "Couldn't connect to server" in log and not task_of(srv2, tid_dead),
+          log[-1500:])
+    srv2.stop()
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    main()
