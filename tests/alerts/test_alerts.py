@@ -254,7 +254,8 @@ def commands(services):
                                     "task_id": "t-9"}}),
         capture_output=True, text=True, env=dtest.clean_env(), timeout=30)
     check("the A7 prompt passes --target-pod to spawn-remediation",
-          p.returncode == 0 and "--target-pod web-1" in p.stdout
+          p.returncode == 0 and '--target-pod "$POD"' in p.stdout
+          and "pod name `web-1`" in p.stdout
           and "heal/claude" in p.stdout, p.stdout[-800:] + p.stderr)
     rc, out, err = dtest.healer("check-config", env={"HEALER_HEAL_TEMPLATE": "claude"})
     check("a heal template that is not FAMILY/NAME is refused, naming the key",
