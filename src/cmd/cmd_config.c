@@ -4,6 +4,7 @@
  */
 #include "cmd.h"
 #include "config/config.h"
+#include "store/store.h"
 
 #include <stdio.h>
 
@@ -39,11 +40,16 @@ hl_cmd_check_config(int argc, char **argv)
 		return hl_cmd_usage_error("check-config", "unexpected argument '%s'", argv[idx]);
 	if (hl_config_load(&cfg, file, NULL, 0, &err) < 0)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
-	if (print)
+	if (print) {
 		hl_config_describe(cfg, check_config_print, NULL);
-	else
+	} else {
+		struct hl_buf shown = HL_BUF_INIT(0); /* without credentials */
+
+		hl_store_url_display(&shown, cfg->database_url);
 		printf("configuration ok (dispatch: %s, store: %s)\n",
-		       hl_dispatch_mode_name(cfg->dispatch), cfg->database_url);
+		       hl_dispatch_mode_name(cfg->dispatch), shown.data);
+		hl_buf_release(&shown);
+	}
 	hl_config_free(cfg);
 	return 0;
 }

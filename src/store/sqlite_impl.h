@@ -55,6 +55,7 @@ struct hl_store_backend {
 	pthread_cond_t ck_cond;
 	bool ck_wanted, ck_stop;
 	int walfd; /* our handle on the -wal file for deferred flushes, or -1 */
+	bool read_only;
 	struct {
 		char *sql;
 		sqlite3_stmt *st;
@@ -84,10 +85,16 @@ int hl_sq_commit(struct hl_store_backend *b, const char *what, struct hl_err *er
 void hl_sq_rollback(struct hl_store_backend *b);
 
 /* The operations of each concern. */
-int hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err);
+int hl_sq_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
 int hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head);
-int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out,
-                     struct hl_err *err);
+int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                     int64_t lease_ms, struct hl_err *err);
+int hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
+                struct hl_err *err);
+int hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
+                  struct hl_err *err);
+int hl_sq_task_list(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,
+                    const struct hl_task_query *q, struct hl_err *err);
 int hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
                  const struct hl_delivery_result *r, struct hl_err *err);
 int hl_sq_decision(struct hl_store_backend *b, char **out, const char *delivery_id,

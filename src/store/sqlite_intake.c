@@ -38,20 +38,26 @@ const char *const hl_sq_sql[SQ_MAX] = {
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
+	/* a claim whose lease ran out first (its claimer died), else the
+	 * oldest waiting delivery; each from its partial index */
 	[SQ_CLAIM_SEL] =
 	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
-	        " dedup_key, task_id, received_ms, claims, body_encoding, body_size, failure_key"
-	        " FROM deliveries WHERE state = 'received' AND not_before_ms <= ?1"
-	        " ORDER BY id LIMIT 1",
+	        " dedup_key, task_id, received_ms, claims, body_encoding, body_size, failure_key,"
+	        " state FROM deliveries WHERE id = COALESCE("
+	        "(SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < ?1"
+	        " ORDER BY lease_until_ms LIMIT 1),"
+	        " (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= ?1"
+	        " ORDER BY id LIMIT 1))",
 	[SQ_CLAIM_MARK] = "UPDATE deliveries SET state = 'processing', claims = claims + 1,"
-	                  " updated_ms = ?2 WHERE id = ?1",
+	                  " updated_ms = ?2, claimed_by = ?3, lease_until_ms = ?4 WHERE id = ?1",
 	[SQ_FIN_DONE] =
 	        "UPDATE deliveries SET state = ?2, reason = ?3, updated_ms = ?4, finished_ms = ?4,"
 	        " process_count = process_count + 1,"
-	        " decision_json = COALESCE(?5, decision_json)"
+	        " decision_json = COALESCE(?5, decision_json), claimed_by = NULL,"
+	        " lease_until_ms = NULL"
 	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
 	[SQ_FIN_BACK] = "UPDATE deliveries SET state = 'received', updated_ms = ?4,"
-	                " not_before_ms = ?6"
+	                " not_before_ms = ?6, claimed_by = NULL, lease_until_ms = NULL"
 	                " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
 	[SQ_FIN_EVENT] =
 	        "INSERT INTO events (delivery_id, event_json, created_ms) VALUES (?1, ?2, ?3)"
@@ -308,15 +314,19 @@ fail:
 }
 
 int
-hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
+hl_sq_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
 {
 	int rc;
 
+	/* one process per SQLite store: every claim is a dead process's */
+	(void)owner;
 	rc = hl_sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
 		return rc;
 	rc = hl_sq_exec(b->db,
-	                "UPDATE deliveries SET state = 'received' WHERE state = 'processing'", err);
+	                "UPDATE deliveries SET state = 'received', claimed_by = NULL,"
+	                " lease_until_ms = NULL WHERE state = 'processing'",
+	                err);
 	if (rc == 0)
 		*n = sqlite3_changes64(b->db);
 	/* Rebuild the counters from the rows, the source of truth. */
@@ -336,16 +346,17 @@ hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
 
 /* Marks a delivery whose stored body cannot be decoded as failed. */
 static int
-sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, struct hl_err *err)
+sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, const char *was,
+                struct hl_err *err)
 {
-	char upd[200];
+	char upd[240];
 
 	snprintf(upd, sizeof(upd),
 	         "UPDATE deliveries SET state = 'failed', reason = 'corrupt_body',"
-	         " updated_ms = %lld WHERE id = %lld",
+	         " updated_ms = %lld, claimed_by = NULL, lease_until_ms = NULL WHERE id = %lld",
 	         (long long)hl_time_wall_ms(), (long long)id);
 	if (hl_sq_exec(b->db, upd, err) < 0 ||
-	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "received", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, was, "", -1) < 0 ||
 	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "failed", "corrupt_body", 1) < 0)
 		return hl_sq_fail(err, b->db, "mark corrupt body");
 	return 0;
@@ -387,15 +398,18 @@ sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const ch
 }
 
 int
-hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struct hl_err *err)
+hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                 int64_t lease_ms, struct hl_err *err)
 {
 	struct hl_delivery_record *d = NULL;
 	sqlite3_stmt *st = b->in_st[SQ_CLAIM_SEL], *mark = b->in_st[SQ_CLAIM_MARK];
+	int64_t now = hl_time_wall_ms();
+	bool was_received = true;
 	int rc, tries;
 
 	if (hl_sq_begin(b, "claim", err) < 0)
 		return -HL_EDB;
-	sqlite3_bind_int64(st, 1, hl_time_wall_ms());
+	sqlite3_bind_int64(st, 1, now);
 	for (tries = 0;; tries++) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_DONE || tries == 64) {
@@ -417,6 +431,7 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 			goto out;
 		}
+		was_received = strcmp((const char *)sqlite3_column_text(st, 15), "received") == 0;
 		if (sq_decode_body(d, st, 7, (const char *)sqlite3_column_text(st, 12),
 		                   sqlite3_column_type(st, 13) == SQLITE_NULL
 		                           ? -1
@@ -424,7 +439,8 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 			break;
 		/* Never hand out (or loop on) a body that cannot be decoded. */
 		sqlite3_reset(st);
-		rc = sq_claim_poison(b, d->id, d->event_name, err);
+		rc = sq_claim_poison(b, d->id, d->event_name,
+		                     was_received ? "received" : "processing", err);
 		hl_delivery_record_free(d);
 		d = NULL;
 		if (rc < 0)
@@ -446,11 +462,15 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 		goto out;
 	}
 	sqlite3_bind_int64(mark, 1, d->id);
-	sqlite3_bind_int64(mark, 2, hl_time_wall_ms());
+	sqlite3_bind_int64(mark, 2, now);
+	sqlite3_bind_text(mark, 3, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(mark, 4, now + lease_ms);
 	rc = 0;
+	/* an expired claim taken again stays processing: no count moves */
 	if (hl_sq_step_done(mark) < 0 ||
-	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
-	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0 ||
+	    (was_received &&
+	     (sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
+	      sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0)) ||
 	    hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
 		rc = hl_sq_fail(err, b->db, "claim");
 out:
@@ -631,4 +651,113 @@ hl_sq_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t
 		return hl_sq_fail(err, b->db, "recent");
 	*n = k;
 	return 0;
+}
+
+int
+hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE deliveries SET lease_until_ms = ?2"
+	                                    " WHERE state = 'processing' AND claimed_by = ?1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "renew claims");
+	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, until_ms);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "renew claims");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+/* Moves the deliveries selected by where (binding ?1 to arg) back to
+ * received, with their counts; *n gets how many. Inside a transaction. */
+static int
+sq_requeue_where(struct hl_store_backend *b, int64_t *n, const char *where, const char *arg,
+                 struct hl_err *err)
+{
+	char sql[512];
+	sqlite3_stmt *st;
+	int64_t now = hl_time_wall_ms(), k = 0;
+	int rc;
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT event_name, state, COALESCE(reason, ''), COUNT(*) FROM deliveries"
+	         " WHERE %s GROUP BY 1, 2, 3 LIMIT 1000",
+	         where);
+	if (!(st = hl_sq_prepare(b, sql)))
+		return hl_sq_fail(err, b->db, "requeue");
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ev = (const char *)sqlite3_column_text(st, 0);
+		int64_t c = sqlite3_column_int64(st, 3);
+
+		if (sq_bump(b->in_st[SQ_COUNT_BUMP], ev, (const char *)sqlite3_column_text(st, 1),
+		            (const char *)sqlite3_column_text(st, 2), -c) < 0 ||
+		    sq_bump(b->in_st[SQ_COUNT_BUMP], ev, "received", "", c) < 0) {
+			hl_sq_done(b, st);
+			return hl_sq_fail(err, b->db, "requeue");
+		}
+		k += c;
+	}
+	hl_sq_done(b, st);
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "requeue");
+	snprintf(sql, sizeof(sql),
+	         "UPDATE deliveries SET state = 'received', reason = NULL, claims = 0,"
+	         " not_before_ms = 0, claimed_by = NULL, lease_until_ms = NULL,"
+	         " finished_ms = NULL, updated_ms = ?2"
+	         " WHERE %s",
+	         where);
+	if (!(st = hl_sq_prepare(b, sql)))
+		return hl_sq_fail(err, b->db, "requeue");
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "requeue");
+	hl_sq_done(b, st);
+	if (rc == 0)
+		*n = k;
+	return rc;
+}
+
+int
+hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, struct hl_err *err)
+{
+	sqlite3_stmt *st;
+	char state[16] = "";
+	int rc;
+
+	if (hl_sq_begin(b, "requeue", err) < 0)
+		return -HL_EDB;
+	if (!delivery_id) {
+		rc = sq_requeue_where(b, n, "state = 'failed'", NULL, err);
+		goto out;
+	}
+	if (!(st = hl_sq_prepare(b, "SELECT state FROM deliveries WHERE delivery_id = ?1"))) {
+		rc = hl_sq_fail(err, b->db, "requeue");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		hl_sq_col_copy(state, sizeof(state), st, 0);
+	hl_sq_done(b, st);
+	if (rc == SQLITE_DONE)
+		rc = hl_err_set(err, HL_ENOTFOUND, "no delivery '%s'", delivery_id);
+	else if (rc != SQLITE_ROW)
+		rc = hl_sq_fail(err, b->db, "requeue");
+	else if (strcmp(state, "processing") == 0)
+		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+	else if (strcmp(state, "received") == 0) {
+		rc = 0; /* waiting already */
+		*n = 0;
+	} else
+		rc = sq_requeue_where(b, n, "delivery_id = ?1", delivery_id, err);
+out:
+	if (rc == 0)
+		rc = hl_sq_commit(b, "requeue", err);
+	if (rc < 0)
+		hl_sq_rollback(b);
+	return rc;
 }

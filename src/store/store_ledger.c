@@ -87,6 +87,33 @@ hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int
 	STORE_CALL(s, s->ops->ledger.attempt_prompt(s->b, out, task_id, n, err));
 }
 
+int
+hl_store_task_list(struct hl_store *s, struct hl_task_record ***out, size_t *n,
+                   const struct hl_task_query *q, struct hl_err *err)
+{
+	struct hl_task_query qq = q ? *q : (struct hl_task_query){ 0 };
+
+	if (qq.limit == 0)
+		qq.limit = 20;
+	if (qq.limit > 1000)
+		return hl_err_set(err, HL_EINVAL, "a task list holds at most 1000 tasks");
+	if (qq.state && hl_task_state_from_name(qq.state) == HL_TASK_STATE_INVALID)
+		return hl_err_set(err, HL_EINVAL, "no task state '%s'", qq.state);
+	STORE_CALL(s, s->ops->ledger.task_list(s->b, out, n, &qq, err));
+}
+
+void
+hl_task_list_free(struct hl_task_record **list, size_t n)
+{
+	size_t i;
+
+	if (!list)
+		return;
+	for (i = 0; i < n; i++)
+		hl_task_record_free(list[i]);
+	free(list);
+}
+
 void
 hl_task_record_free(struct hl_task_record *t)
 {
