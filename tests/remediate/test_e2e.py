@@ -96,7 +96,8 @@ class Healer:
         log = open(os.path.join(self.data_dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [dtest.HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
-             "--port-file", pf], env=dtest.clean_env(self.env), stdout=log, stderr=log)
+             "--port-file", pf], env=dtest.clean_env(self.env, data_dir=self.data_dir),
+            stdout=log, stderr=log)
         dtest._procs.append(self.proc)
         deadline = time.time() + 20
         while time.time() < deadline:
