@@ -52,5 +52,8 @@ int hl_cmd_render(int argc, char **argv);
 int hl_cmd_fetch_logs(int argc, char **argv);
 int hl_cmd_spawn_remediation(int argc, char **argv);
 int hl_cmd_normalize(int argc, char **argv);
+int hl_cmd_migrate(int argc, char **argv);
+int hl_cmd_replay(int argc, char **argv);
+int hl_cmd_status(int argc, char **argv);
 
 #endif
