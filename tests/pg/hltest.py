@@ -41,19 +41,24 @@ def job_event(job_id, run_id, conclusion="failure", branch="feat/x"):
 
 
 class Healer:
-    def __init__(self, data_dir, env, store_url=None):
+    """One server. Replicas may share a data directory (their CodeRun
+    files then land in one place): name tells their port and log files
+    apart."""
+
+    def __init__(self, data_dir, env, store_url=None, name="server"):
         self.data_dir, self.env, self.store_url = data_dir, dict(env), store_url
+        self.name = name
         self.proc, self.port = None, None
 
     def start(self, timeout=30):
         os.makedirs(self.data_dir, exist_ok=True)
-        pf = os.path.join(self.data_dir, "port")
+        pf = os.path.join(self.data_dir, self.name + ".port")
         if os.path.exists(pf):
             os.unlink(pf)
         env = dtest.clean_env(self.env, data_dir=None if self.store_url else self.data_dir)
         if self.store_url:
             env["HEALER_DATABASE_URL"] = self.store_url
-        log = open(os.path.join(self.data_dir, "server.log"), "ab")
+        log = open(os.path.join(self.data_dir, self.name + ".log"), "ab")
         self.proc = subprocess.Popen(
             [dtest.HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
              "--port-file", pf], env=env, stdout=log, stderr=log)
@@ -70,7 +75,7 @@ class Healer:
         raise RuntimeError("healer did not start: " + self.log()[-3000:])
 
     def log(self):
-        return open(os.path.join(self.data_dir, "server.log"), errors="replace").read()
+        return open(os.path.join(self.data_dir, self.name + ".log"), errors="replace").read()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
