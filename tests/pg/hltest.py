@@ -83,6 +83,7 @@ class Healer:
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
+        dtest._scan(self.log())
 
     def stop(self, timeout=30):
         if self.alive():
@@ -92,6 +93,7 @@ class Healer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        dtest._scan(self.log())  # sanitizer reports fail dtest.finish()
         return self.proc.returncode
 
     def request(self, method, path, body=None, headers=None, timeout=30):
