@@ -27,7 +27,7 @@
 #include <stdbool.h>
 
 #define PG_MAX_PARAMS  24
-#define PG_CACHE_MAX   64
+#define PG_CACHE_MAX   128
 #define PG_MAX_LEADERS 8
 #define PG_CHANNEL     "healer"
 
