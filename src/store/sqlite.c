@@ -15,8 +15,9 @@
  * and inline only when a busy WAL outgrows them (sq_wal_hook).
  * Migrations are the .sql files of migrations/sqlite/, embedded at build
  * time and recorded in schema_migrations; each runs in its own transaction.
- * SQLite only ever has one process per data directory, so signals are
- * delivered in-process by the front end (no publish operation).
+ * SQLite only ever has one server per data directory (HL_STORE_SERVER
+ * takes a lock on "<path>-server"; commands open beside it), so signals
+ * are delivered in-process by the front end (no publish operation).
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 /* WAL pages (4 KiB) after which the checkpointer is woken. */
@@ -150,6 +152,8 @@ sq_close(struct hl_store_backend *b)
 	}
 	if (b->walfd >= 0)
 		close(b->walfd);
+	if (b->lockfd >= 0)
+		close(b->lockfd); /* frees the server lock */
 	if (b->ck)
 		sqlite3_close(b->ck);
 	pthread_mutex_destroy(&b->ck_lock);
@@ -462,6 +466,26 @@ static const struct hl_store_ops sq_ops = {
 	},
 };
 
+/* One server per SQLite store: an exclusive lock on "<path>-server",
+ * held while the handle is open (and freed by the kernel if the process
+ * dies). */
+static int
+sq_lock_server(struct hl_store_backend *b, const char *path, struct hl_err *err)
+{
+	char lockpath[4096];
+
+	snprintf(lockpath, sizeof(lockpath), "%s-server", path);
+	b->lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (b->lockfd < 0)
+		return hl_err_set(err, HL_EDB, "cannot open '%s': %s", lockpath, strerror(errno));
+	if (flock(b->lockfd, LOCK_EX | LOCK_NB) < 0)
+		return hl_err_set(err, HL_EDB,
+		                  errno == EWOULDBLOCK ? "another healer server uses the store '%s'"
+		                                       : "cannot lock the store '%s'",
+		                  path);
+	return 0;
+}
+
 /* A read-only handle: the schema must be there, and not newer. */
 static int
 sq_check_schema(struct hl_store_backend *b, const char *path, struct hl_err *err)
@@ -493,9 +517,12 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->walfd = -1;
+	b->lockfd = -1;
 	b->read_only = ro;
 	pthread_mutex_init(&b->ck_lock, NULL);
 	pthread_cond_init(&b->ck_cond, NULL);
+	if ((flags & HL_STORE_SERVER) && !ro && (rc = sq_lock_server(b, path, err)) < 0)
+		goto fail;
 	rc = sq_connect(&b->db, path, "NORMAL", ro, err);
 	if (rc == 0 && ro) {
 		if ((rc = sq_check_schema(b, path, err)) < 0)

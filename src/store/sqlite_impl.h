@@ -54,7 +54,8 @@ struct hl_store_backend {
 	pthread_mutex_t ck_lock;
 	pthread_cond_t ck_cond;
 	bool ck_wanted, ck_stop;
-	int walfd; /* our handle on the -wal file for deferred flushes, or -1 */
+	int walfd;  /* our handle on the -wal file for deferred flushes, or -1 */
+	int lockfd; /* HL_STORE_SERVER: the "<path>-server" lock, or -1 */
 	bool read_only;
 	struct {
 		char *sql;

@@ -77,6 +77,10 @@ enum hl_store_open_flags {
 	 * other processes; writes fail. SQLite opens the file read-only (a
 	 * WAL reader beside a running server). For commands that inspect. */
 	HL_STORE_READ_ONLY = 1u << 0,
+	/* The caller is a server. SQLite has one server per store: another
+	 * server's open fails (-HL_EDB) while this handle is open (a lock the
+	 * kernel frees when the process dies). PostgreSQL takes any number. */
+	HL_STORE_SERVER = 1u << 1,
 };
 
 /* hl_store_open with flags (enum hl_store_open_flags). */

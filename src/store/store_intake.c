@@ -283,6 +283,11 @@ hl_store_intake_submit(struct hl_store *s, struct hl_intake_req *req)
 		req->done(req);
 		return;
 	}
+	if (s->flags & HL_STORE_READ_ONLY) {
+		req->rc = hl_err_set(&req->err, HL_EINVAL, "the store was opened read-only");
+		req->done(req);
+		return;
+	}
 	store_deflate(req);
 	pthread_mutex_lock(&s->q_lock);
 	if (s->stopping) {

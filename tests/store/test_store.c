@@ -1636,6 +1636,12 @@ test_store_read_only_handle(void **state)
 	                          &(struct hl_task){ .task_id = "t-ro2", .state = HL_TASK_RUNNING },
 	                          &err),
 	        0);
+	{
+		struct hl_delivery_in in = delivery("d-ro", NULL, NULL);
+		struct hl_intake_answer a;
+
+		assert_int_equal(hl_store_insert_delivery(ro, &a, &in, &err), -HL_EINVAL);
+	}
 	/* the writer goes on meanwhile */
 	assert_int_equal(insert(f, "d-beside", NULL, NULL).status, HL_INTAKE_ACCEPTED);
 	assert_int_equal(hl_store_ping(ro, &err), 0);
@@ -1653,6 +1659,32 @@ test_store_read_only_handle(void **state)
 	assert_null(ro);
 	if (!pg_mode)
 		assert_int_not_equal(access(url + 7, F_OK), 0);
+}
+
+/* One server per SQLite store (commands open beside it); PostgreSQL
+ * takes any number of servers. */
+static void
+test_store_servers_per_store(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *a = NULL, *b = NULL, *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_open_with(&a, f->url, HL_STORE_SERVER, &err), 0);
+	if (pg_mode) {
+		assert_int_equal(hl_store_open_with(&b, f->url, HL_STORE_SERVER, &err), 0);
+		hl_store_close(b);
+		hl_store_close(a);
+		return;
+	}
+	assert_int_equal(hl_store_open_with(&b, f->url, HL_STORE_SERVER, &err), -HL_EDB);
+	assert_non_null(strstr(err.msg, "another healer server"));
+	assert_null(b);
+	assert_int_equal(hl_store_open(&c, f->url, &err), 0); /* a command */
+	hl_store_close(c);
+	hl_store_close(a);
+	assert_int_equal(hl_store_open_with(&b, f->url, HL_STORE_SERVER, &err), 0);
+	hl_store_close(b);
 }
 
 /* ---- replicas: two handles on one PostgreSQL database ------------------ */
@@ -2108,6 +2140,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_task_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_read_only_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_leader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_servers_per_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_race_on_unique_keys, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_claim_each_delivery_once, setup,
