@@ -2033,6 +2033,72 @@ test_store_replicas_take_over_a_dead_ones_claims(void **state)
 	hl_delivery_record_free(d);
 }
 
+struct heard {
+	pthread_mutex_t lock;
+	int work, task, decision;
+};
+
+static void
+heard_cb(void *arg, enum hl_store_channel ch, const char *payload)
+{
+	struct heard *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	h->work += ch == HL_CHANNEL_WORK;
+	h->task += ch == HL_CHANNEL_TASK && !*payload;
+	h->decision += ch == HL_CHANNEL_DECISION;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static int
+heard_count(struct heard *h, int *field)
+{
+	int n;
+
+	pthread_mutex_lock(&h->lock);
+	n = *field;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+/* When the listener's connection drops it reconnects, tells the loops to
+ * look (a work and a task signal: some may have been missed) and hears
+ * the other replicas again. */
+static void
+test_store_listener_reconnects(void **state)
+{
+	struct fixture *f = *state;
+	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+	struct hl_store *s2;
+	struct hl_err err = HL_ERR_INIT;
+	char sql[300];
+	int64_t deadline;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	assert_int_equal(hl_store_subscribe(f->s, heard_cb, &h, &err), 0);
+	/* the listener is the session holding the handle's liveness lock */
+	snprintf(sql, sizeof(sql),
+	         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+	         " JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory'"
+	         " AND l.granted AND d.datname = '%s' AND l.pid <> pg_backend_pid()",
+	         f->db);
+	assert_int_equal(pg_run("postgres", sql), 0);
+	deadline = hl_time_mono_ms() + 10000;
+	while ((heard_count(&h, &h.task) == 0 || heard_count(&h, &h.work) == 0) &&
+	       hl_time_mono_ms() < deadline)
+		usleep(10000);
+	assert_true(heard_count(&h, &h.task) >= 1);
+	assert_true(heard_count(&h, &h.work) >= 1);
+	assert_int_equal(hl_store_publish(s2, HL_CHANNEL_DECISION, "d-1 {}", &err), 0);
+	deadline = hl_time_mono_ms() + 5000;
+	while (heard_count(&h, &h.decision) == 0 && hl_time_mono_ms() < deadline)
+		usleep(10000);
+	assert_int_equal(heard_count(&h, &h.decision), 1);
+	hl_store_unsubscribe(f->s, heard_cb, &h);
+	hl_store_close(s2);
+}
+
 /* Passwords from the URL or PGPASSFILE; sslmode=require against a server
  * without SSL fails clearly; no message shows a password. */
 static void
@@ -2088,7 +2154,7 @@ test_store_pg_passwords_and_sslmode(void **state)
 	assert_int_equal(pg_run("postgres", sql), 0);
 }
 
-#define PG_ONLY 5
+#define PG_ONLY 6
 
 int
 main(void)
@@ -2149,6 +2215,7 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_take_over_a_dead_ones_claims,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_listener_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_pg_passwords_and_sslmode, setup,
 		                                teardown),
 	};
