@@ -1771,6 +1771,18 @@ race_claim_task(void *arg)
 }
 
 static void *
+race_task_lease(void *arg)
+{
+	struct race *r = arg;
+	char owner[16];
+	int64_t now = hl_time_wall_ms();
+
+	snprintf(owner, sizeof(owner), "replica-%d", r->i);
+	r->rc = hl_store_task_lease(r->s, &r->created, r->existing, owner, now, now + 60000, NULL);
+	return NULL;
+}
+
+static void *
 race_outbox(void *arg)
 {
 	struct race *r = arg;
@@ -1786,22 +1798,35 @@ race_outbox(void *arg)
 
 #define N_RACERS 12
 
+/* Runs fn in N_RACERS threads at once, half of them on each handle; r's
+ * existing fields are kept (an input for fn). */
 static void
-race(struct hl_store *a, struct hl_store *b, void *(*fn)(void *), struct race *r)
+race_keep(struct hl_store *a, struct hl_store *b, void *(*fn)(void *), struct race *r)
 {
 	pthread_t t[N_RACERS];
 	int i;
 
 	for (i = 0; i < N_RACERS; i++) {
-		r[i] = (struct race){ .s = i % 2 ? a : b, .i = i };
+		r[i].s = i % 2 ? a : b;
+		r[i].i = i;
+		r[i].rc = -1;
+		r[i].created = false;
 		assert_int_equal(pthread_create(&t[i], NULL, fn, &r[i]), 0);
 	}
 	for (i = 0; i < N_RACERS; i++)
 		pthread_join(t[i], NULL);
 }
 
+static void
+race(struct hl_store *a, struct hl_store *b, void *(*fn)(void *), struct race *r)
+{
+	memset(r, 0, N_RACERS * sizeof(*r));
+	race_keep(a, b, fn, r);
+}
+
 /* Replicas racing on one failure: the unique delivery id, event key,
- * failure key, outbox key and CodeRun name each let exactly one win. */
+ * failure key, outbox key and CodeRun name each let exactly one win, and
+ * one replica takes the task's lease. */
 static void
 test_store_replicas_race_on_unique_keys(void **state)
 {
@@ -1842,6 +1867,15 @@ test_store_replicas_race_on_unique_keys(void **state)
 	assert_string_equal(row[0], "1");
 
 	snprintf(task, sizeof(task), "%s", r[0].existing);
+	/* one replica drives the task */
+	for (i = 0; i < N_RACERS; i++)
+		snprintf(r[i].existing, sizeof(r[i].existing), "%s", task);
+	race_keep(f->s, s2, race_task_lease, r);
+	for (i = 0, created = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		created += r[i].created;
+	}
+	assert_int_equal(created, 1);
 	race(f->s, s2, race_outbox, r);
 	for (i = 0, created = 0; i < N_RACERS; i++) {
 		assert_int_equal(r[i].rc, 0);
