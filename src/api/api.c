@@ -73,10 +73,23 @@ hl_api_task_json(const struct hl_task_record *t)
 	json_object_set_new(o, "created_at", api_time(t->created_ms));
 	json_object_set_new(o, "updated_at", api_time(t->updated_ms));
 	json_object_set_new(o, "finished_at", api_time(t->finished_ms));
+	json_object_set_new(o, "queued_at", api_time(t->queued_ms));
 	arr = json_array();
 	for (i = 0; arr && i < t->n_attempts; i++)
 		json_array_append_new(arr, api_attempt_json(&t->attempt[i]));
 	json_object_set_new(o, "attempts", arr ? arr : json_array());
+	arr = json_array();
+	for (i = 0; arr && i < t->n_notifications; i++) {
+		const struct hl_notification_record *n = &t->notification[i];
+		json_array_append_new(
+		        arr, json_pack("{s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:o, s:o}", "channel",
+		                       n->channel, "kind", n->kind, "ref",
+		                       n->ref && *n->ref ? n->ref : NULL, "state", n->state,
+		                       "attempts", n->attempts, "last_error", n->last_error,
+		                       "created_at", api_time(n->created_ms), "delivered_at",
+		                       api_time(n->delivered_ms)));
+	}
+	json_object_set_new(o, "notifications", arr ? arr : json_array());
 	return o;
 }
 

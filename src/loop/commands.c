@@ -240,12 +240,33 @@ cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_
 	return rc;
 }
 
+/* Takes a task's lease for a command, waiting a little for a driver that
+ * holds it; HL_EUPSTREAM (the delivery is retried) when it stays taken. */
+static int
+cmd_lease(struct hl_loop *l, const char *owner, const char *task_id, struct hl_err *err)
+{
+	int i, rc;
+
+	for (i = 0; i < 50; i++) {
+		int64_t now = hl_time_wall_ms();
+		bool got = false;
+		if ((rc = hl_store_task_lease(l->store, &got, task_id, owner, now,
+		                              now + (int64_t)l->cfg->lease_seconds * 1000, err)) <
+		    0)
+			return rc;
+		if (got)
+			return 0;
+		hl_loop_sleep(l, 100);
+	}
+	return hl_err_set(err, HL_EUPSTREAM, "task '%s' is busy", task_id);
+}
+
 int
 hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
                 const char *task_id, struct hl_err *err)
 {
 	struct hl_task_record *t = NULL;
-	char ref[32], last[HL_TASK_ID_MAX];
+	char ref[32], last[HL_TASK_ID_MAX], owner[LOOP_OWNER_MAX + 32];
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -286,8 +307,16 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 		}
 		return 0;
 	}
-	if (rc < 0 || (rc = hl_store_task_get(l->store, &t, last, err)) < 0)
+	if (rc < 0)
 		return rc;
+	/* the task is driven by one owner at a time: this command, now */
+	hl_loop_owner(owner, sizeof(owner), l, "command", (long)ev->comment_id);
+	if ((rc = cmd_lease(l, owner, last, err)) < 0)
+		return rc;
+	if ((rc = hl_store_task_get(l->store, &t, last, err)) < 0) {
+		(void)hl_store_task_release(l->store, last, owner, NULL);
+		return rc;
+	}
 	switch (ev->command) {
 	case HL_CMD_RETRY:
 		rc = cmd_retry(l, out, ev, t, err);
@@ -304,5 +333,6 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 		break;
 	}
 	hl_task_record_free(t);
+	(void)hl_store_task_release(l->store, last, owner, NULL);
 	return rc;
 }

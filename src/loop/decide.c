@@ -24,6 +24,14 @@ decide_eq(const char *a, const char *b)
 	return a && b && strcmp(a, b) == 0;
 }
 
+/* Tasks from running systems (an alert, an ArgoCD application) have no CI
+ * job to verify a fix with. */
+static bool
+decide_has_ci(const struct hl_task_record *t)
+{
+	return !(decide_eq(t->kind, "alert") || decide_eq(t->kind, "argocd"));
+}
+
 const char *
 hl_loop_next_agent(const struct hl_task_record *t, const char *const *ranked, size_t n_ranked,
                    bool sticky)
@@ -160,6 +168,13 @@ hl_loop_decide(struct hl_loop_step *out, const struct hl_loop_input *in)
 		snprintf(out->reason, sizeof(out->reason), "the CodeRun failed%s%s",
 		         a->status_message ? ": " : "", a->status_message ? a->status_message : "");
 		decide_after(out, in, HL_OUTCOME_AGENT_FAILED);
+		return;
+	}
+	if (decide_eq(a->coderun_phase, "Succeeded") && !decide_has_ci(t)) {
+		/* an alert's remediation has no CI to ask: the agent's word is it */
+		out->verdict = HL_LOOP_FINISHED;
+		snprintf(out->reason, sizeof(out->reason), "the CodeRun succeeded");
+		decide_after(out, in, HL_OUTCOME_SUCCESS);
 		return;
 	}
 	if (decide_eq(a->coderun_phase, "Succeeded")) {

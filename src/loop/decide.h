@@ -13,6 +13,8 @@
  *   CodeRun Succeeded and no CI result by verify_timeout -> ask GitHub
  *     (ci_asked); still none -> ci_still_failing
  *   CodeRun not ended by attempt_timeout  -> timeout (the CodeRun is deleted)
+ *   a task from a running system (kind "alert" or "argocd") has no CI job:
+ *   CodeRun Succeeded -> success
  * Outcome of a re-run attempt (flaky runner): the job's next result,
  *   success -> rerun_passed, else rerun_failed; none by verify_timeout ->
  *   ask GitHub, still none -> rerun_failed.

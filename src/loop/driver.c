@@ -172,7 +172,8 @@ driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const cha
 	}
 }
 
-/* Starts the next attempt, or queues the task when a budget is used up. */
+/* Starts the next attempt, or queues the task when a budget is used up.
+ * Returns 0 when it started, 1 when the task waits, <0 on errors. */
 static int
 driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
                     const char *hint, const struct hl_ci_result_record *ci, struct hl_err *err)
@@ -180,19 +181,25 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	struct hl_attempt_plan plan;
 	struct hl_remediation res;
 	char why[160], ci_line[640];
+	bool over = false;
 	int rc;
 
-	if ((rc = hl_remediate_budget(l->remediator, why, sizeof(why), t->repository, err)) < 0)
-		return rc;
-	if (rc == 1)
-		return hl_store_task_put(l->store,
-		                         &(struct hl_task){ .task_id = t->task_id,
-		                                            .state = HL_TASK_QUEUED,
-		                                            .reason = why,
-		                                            .agent = agent,
-		                                            .next_check_ms = HL_TASK_NO_CHECK },
-		                         err);
 	driver_plan(&plan, t, agent, hint, ci, ci_line, sizeof(ci_line));
+	if ((rc = hl_remediate_begin(l->remediator, &over, why, sizeof(why), t->task_id, plan.n,
+	                             t->repository, agent, err)) < 0)
+		return rc;
+	if (over) {
+		if (t->state == HL_TASK_QUEUED)
+			return 1;
+		rc = hl_store_task_put(l->store,
+		                       &(struct hl_task){ .task_id = t->task_id,
+		                                          .state = HL_TASK_QUEUED,
+		                                          .reason = why,
+		                                          .agent = agent,
+		                                          .next_check_ms = HL_TASK_NO_CHECK },
+		                       err);
+		return rc < 0 ? rc : 1;
+	}
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
 	if (rc == 0)
 		hl_log_kv(HL_LOG_INFO, "next attempt started", "task_id", t->task_id, "agent",
@@ -208,7 +215,20 @@ hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const ch
 	const struct hl_attempt_record *a = driver_current(t);
 	bool have = a && hl_store_ci_result_latest(l->store, &ci, t->task_id, 0, NULL) == 0;
 
-	return driver_next_attempt(l, t, agent, hint, have ? &ci : NULL, err);
+	int rc = driver_next_attempt(l, t, agent, hint, have ? &ci : NULL, err);
+
+	return rc < 0 ? rc : 0;
+}
+
+/* Whether a CodeRun slot is free now (HEALER_MAX_ACTIVE_CODERUNS). */
+static bool
+driver_slot_free(struct hl_loop *l)
+{
+	int64_t active = 0, recent = 0;
+
+	if (hl_store_budget_usage(l->store, &active, &recent, NULL, 0, NULL) < 0)
+		return false;
+	return active < l->cfg->max_active_coderuns;
 }
 
 /* Records the outcome of the current attempt (once: a judged attempt is done). */
@@ -253,7 +273,8 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 			          NULL);
 		return rc;
 	case HL_NEXT_RETRY:
-		return driver_next_attempt(l, t, st->next_agent, NULL, ci, err);
+		rc = driver_next_attempt(l, t, st->next_agent, NULL, ci, err);
+		return rc < 0 ? rc : 0;
 	case HL_NEXT_ESCALATE:
 		if ((rc = hl_loop_escalate(l, t, err)) < 0)
 			return rc;
@@ -290,6 +311,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		.sticky = driver_sticky(t),
 	};
 	struct hl_loop_step st;
+	struct hl_task_record *fresh = NULL;
 	bool have_ci = false;
 	int rc = 0;
 
@@ -348,18 +370,22 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 			break;
 		if ((rc = driver_finish_attempt(l, t, a, &st, err)) < 0)
 			break;
-		rc = driver_follow(l, t, &st, have_ci ? &ci : NULL, err);
+		/* what follows sees the attempt as judged (its outcome, its reason) */
+		if ((rc = hl_store_task_get(l->store, &fresh, t->task_id, err)) < 0)
+			break;
+		rc = driver_follow(l, fresh, &st, have_ci ? &ci : NULL, err);
 		break;
 	case HL_LOOP_ASK_CI:
 		break;
 	}
 out:
+	hl_task_record_free(fresh);
 	json_decref(decision);
 	return rc;
 }
 
 int
-hl_loop_step_task(struct hl_loop *l, const char *task_id)
+hl_loop_step_task(struct hl_loop *l, const char *owner, const char *task_id)
 {
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_task_record *t = NULL;
@@ -367,7 +393,7 @@ hl_loop_step_task(struct hl_loop *l, const char *task_id)
 	bool got = false;
 	int rc;
 
-	if (hl_store_task_lease(l->store, &got, task_id, l->owner, now,
+	if (hl_store_task_lease(l->store, &got, task_id, owner, now,
 	                        now + (int64_t)l->cfg->lease_seconds * 1000, &err) < 0 ||
 	    !got)
 		return 0;
@@ -382,14 +408,14 @@ hl_loop_step_task(struct hl_loop *l, const char *task_id)
 		                             NULL);
 	}
 	hl_task_record_free(t);
-	(void)hl_store_task_release(l->store, task_id, l->owner, NULL);
+	(void)hl_store_task_release(l->store, task_id, owner, NULL);
 	return 1;
 }
 
 int
-hl_loop_start_queued(struct hl_loop *l)
+hl_loop_start_queued(struct hl_loop *l, const char *owner)
 {
-	char ids[LOOP_BATCH][HL_TASK_ID_MAX], why[160];
+	char ids[LOOP_BATCH][HL_TASK_ID_MAX];
 	struct hl_err err = HL_ERR_INIT;
 	size_t n = 0, i;
 	int started = 0;
@@ -402,29 +428,24 @@ hl_loop_start_queued(struct hl_loop *l)
 		bool got = false;
 		int rc;
 
-		if (hl_store_task_lease(l->store, &got, ids[i], l->owner, now,
+		if (hl_store_task_lease(l->store, &got, ids[i], owner, now,
 		                        now + (int64_t)l->cfg->lease_seconds * 1000, &err) < 0 ||
 		    !got)
 			continue;
 		rc = hl_store_task_get(l->store, &t, ids[i], &err);
+		/* oldest first: a task that must wait for a slot keeps the ones
+		 * behind it waiting too (a repository's hourly budget does not) */
 		if (rc == 0 && t->state == HL_TASK_QUEUED) {
-			rc = hl_remediate_budget(l->remediator, why, sizeof(why), t->repository,
-			                         &err);
-			if (rc == 0) {
-				rc = driver_next_attempt(l, t, t->agent, NULL, NULL, &err);
-				started += rc == 0;
-			} else if (rc == 1 && strstr(why, "CodeRun slot")) {
-				/* no slot for anyone: the rest of the queue waits too */
-				hl_task_record_free(t);
-				(void)hl_store_task_release(l->store, ids[i], l->owner, NULL);
-				break;
-			}
+			rc = driver_next_attempt(l, t, t->agent, NULL, NULL, &err);
+			started += rc == 0;
 		}
 		if (rc < 0)
 			hl_log_kv(HL_LOG_WARN, "starting a queued task failed", "task_id", ids[i],
 			          "error", err.msg, NULL);
 		hl_task_record_free(t);
-		(void)hl_store_task_release(l->store, ids[i], l->owner, NULL);
+		(void)hl_store_task_release(l->store, ids[i], owner, NULL);
+		if (rc == 1 && l->cfg->max_active_coderuns > 0 && !driver_slot_free(l))
+			break;
 	}
 	return started;
 }

@@ -56,8 +56,14 @@ loop_on_signal(void *arg, enum hl_store_channel ch, const char *payload)
 		hl_loop_wake(arg);
 }
 
+void
+hl_loop_owner(char *out, size_t size, const struct hl_loop *l, const char *role, long index)
+{
+	snprintf(out, size, "%s/%s%ld", l->owner, role, index);
+}
+
 int
-hl_loop_run_once(struct hl_loop *l)
+hl_loop_run_once(struct hl_loop *l, const char *owner)
 {
 	char ids[LOOP_BATCH][HL_TASK_ID_MAX];
 	struct hl_err err = HL_ERR_INIT;
@@ -69,20 +75,23 @@ hl_loop_run_once(struct hl_loop *l)
 		return 0;
 	}
 	for (i = 0; i < n && !atomic_load(&l->stop); i++)
-		stepped += hl_loop_step_task(l, ids[i]) > 0;
+		stepped += hl_loop_step_task(l, owner, ids[i]) > 0;
 	if (!atomic_load(&l->stop))
-		stepped += hl_loop_start_queued(l);
+		stepped += hl_loop_start_queued(l, owner);
 	return stepped;
 }
 
 static void *
 loop_driver_main(void *arg)
 {
-	struct hl_loop *l = arg;
+	struct hl_loop_driver *d = arg;
+	struct hl_loop *l = d->l;
+	char owner[LOOP_OWNER_MAX + 16];
 
+	hl_loop_owner(owner, sizeof(owner), l, "driver", d->index);
 	while (!atomic_load(&l->stop)) {
 		/* a busy pass goes straight on; an idle one sleeps */
-		if (hl_loop_run_once(l) == 0)
+		if (hl_loop_run_once(l, owner) == 0)
 			hl_loop_sleep(l, l->cfg->loop_interval_ms);
 	}
 	return NULL;
@@ -167,7 +176,10 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	}
 	l->outbox_started = true;
 	for (i = 0; i < LOOP_DRIVERS; i++) {
-		if (pthread_create(&l->drivers[i], NULL, loop_driver_main, l) != 0) {
+		l->driver_args[i].l = l;
+		l->driver_args[i].index = i;
+		if (pthread_create(&l->drivers[i], NULL, loop_driver_main, &l->driver_args[i]) !=
+		    0) {
 			rc = hl_err_set(err, HL_EINTERNAL, "cannot start the loop's drivers");
 			goto fail;
 		}

@@ -75,8 +75,8 @@ int hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out,
 /* Appends the loop's Prometheus metrics (contract section 9) to out. */
 void hl_loop_metrics(struct hl_loop *l, struct hl_buf *out);
 
-/* One pass of the drivers over due and queued tasks now (tests, and the
- * driver threads themselves). Returns how many tasks were stepped. */
-int hl_loop_run_once(struct hl_loop *l);
+/* One pass over due and queued tasks now, leasing them as owner (a driver
+ * thread's name for itself). Returns how many tasks were stepped. */
+int hl_loop_run_once(struct hl_loop *l, const char *owner);
 
 #endif

@@ -35,7 +35,7 @@ struct hl_loop {
 	struct hl_kube *kube;         /* kubernetes dispatch only */
 	struct hl_github *github;     /* NULL without credentials */
 	struct hl_loop_limits lim;
-	char owner[LOOP_OWNER_MAX];
+	char owner[LOOP_OWNER_MAX]; /* this process; leases add a role and index */
 
 	atomic_bool stop;
 	pthread_mutex_t lock; /* wake-ups */
@@ -44,6 +44,10 @@ struct hl_loop {
 	bool subscribed;
 
 	pthread_t drivers[LOOP_DRIVERS];
+	struct hl_loop_driver {
+		struct hl_loop *l;
+		long index;
+	} driver_args[LOOP_DRIVERS];
 	int n_drivers;
 	pthread_t watcher, outbox;
 	bool watcher_started, outbox_started;
@@ -65,10 +69,13 @@ int hl_loop_observe(struct hl_loop *l, const json_t *coderun, struct hl_err *err
 /* watch.c: the watcher thread. */
 void *hl_loop_watcher_main(void *arg);
 
-/* driver.c: steps one task (under its lease); returns 1 when it acted. */
-int hl_loop_step_task(struct hl_loop *l, const char *task_id);
+/* driver.c: steps one task under its lease, held as owner (each driver
+ * thread, and each command, is its own owner); returns 1 when it acted. */
+int hl_loop_step_task(struct hl_loop *l, const char *owner, const char *task_id);
 /* driver.c: starts the queued tasks the budgets allow; returns how many. */
-int hl_loop_start_queued(struct hl_loop *l);
+int hl_loop_start_queued(struct hl_loop *l, const char *owner);
+/* loop.c: owner (LOOP_OWNER_MAX + 16 bytes) for role and index. */
+void hl_loop_owner(char *out, size_t size, const struct hl_loop *l, const char *role, long index);
 /* driver.c: starts the next attempt of t with agent (and a human's hint),
  * or queues the task when a budget is used up. */
 int hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,

@@ -85,6 +85,7 @@ struct hl_prompt_context {
 	const struct hl_prompt_attempt *attempts; /* the previous ones */
 	size_t n_attempts;
 	const char *failure_output; /* why the last attempt failed */
+	const json_t *commits;      /* pushed since the failing commit: [{sha, message, author}] */
 	const char *ci_status;      /* the current CI status, one line or a log */
 
 	/* Sources that failed or timed out. */

@@ -321,6 +321,50 @@ build_security(const struct hl_prompt_context *ctx, bool *ok)
 
 /* A human's request: a /healer command in a PR comment or a check run's
  * requested action (the Stitch "Remediate" button). */
+/* "<12 hex of the sha> <the message's first line>". */
+static json_t *
+commit_line(const json_t *c)
+{
+	const char *sha = json_string_value(json_object_get(c, "sha"));
+	const char *msg = json_string_value(json_object_get(c, "message"));
+	struct hl_buf b = HL_BUF_INIT(4096);
+	size_t n = msg ? strcspn(msg, "\n") : 0;
+	json_t *j;
+
+	hl_buf_appendf(&b, "%.12s ", sha ? sha : "?");
+	if (msg)
+		hl_buf_append(&b, msg, n);
+	j = hl_buf_error(&b) ? json_null() : json_stringn(b.data, b.len);
+	hl_buf_release(&b);
+	return j ? j : json_null();
+}
+
+/* The commits pushed since the failing one: [{sha, message, author, line}]. */
+static json_t *
+build_commits(const json_t *commits, bool *ok)
+{
+	json_t *arr = json_array(), *c;
+	size_t i;
+
+	if (!arr) {
+		*ok = false;
+		return NULL;
+	}
+	json_array_foreach(commits, i, c)
+	{
+		json_t *e = obj(ok);
+		if (!e)
+			break;
+		put(e, "sha", jstr(json_string_value(json_object_get(c, "sha"))), ok);
+		put(e, "message", jstr(json_string_value(json_object_get(c, "message"))), ok);
+		put(e, "author", jstr(json_string_value(json_object_get(c, "author"))), ok);
+		put(e, "line", commit_line(c), ok);
+		if (json_array_append_new(arr, e))
+			*ok = false;
+	}
+	return arr;
+}
+
 static json_t *
 build_request(const struct hl_prompt_context *ctx, bool *ok)
 {
@@ -390,10 +434,13 @@ build_attempt(const struct hl_prompt_context *ctx, bool *ok)
 		put(e, "outcome", jstr(a->outcome), ok);
 		put(e, "summary", jstr(a->summary), ok);
 		put(e, "coderun", jstr(a->coderun), ok);
+		put(e, "status_message", jstr(a->status_message), ok);
+		put(e, "pr_url", jstr(a->pr_url), ok);
 		if (json_array_append_new(prev, e))
 			*ok = false;
 	}
 	put(o, "previous", prev, ok);
+	put(o, "commits", build_commits(ctx->commits, ok), ok);
 	put(o, "failure_output", jstr(ctx->failure_output), ok);
 	put(o, "ci_status", jstr(ctx->ci_status), ok);
 	return o;

@@ -53,6 +53,7 @@ struct gather {
 	size_t log_cap;
 	json_t *failed_jobs; /* workflow_run: the run's failed jobs */
 	bool files_ok;
+	struct hl_buf repo_path; /* "/repos/{owner}/{repo}", each part encoded */
 };
 
 const char *
@@ -474,7 +475,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	 * run's job list first */
 	if (g->c->retry && g->c->retry->current_job_id > 0) {
 		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
-		                    "/repos/%s/actions/jobs/%lld/logs", repo,
+		                    "%s/actions/jobs/%lld/logs", g->repo_path.data,
 		                    (long long)g->c->retry->current_job_id);
 		if (rc == 0 && s) {
 			s->req.follow_redirects = true;
@@ -483,7 +484,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		}
 	} else if (ev->job_id > 0) {
 		rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
-		                    "/repos/%s/actions/jobs/%lld/logs", repo,
+		                    "%s/actions/jobs/%lld/logs", g->repo_path.data,
 		                    (long long)ev->job_id);
 		if (rc == 0 && s) {
 			s->req.follow_redirects = true;
@@ -492,8 +493,8 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		}
 	} else if (ev->run_id > 0) {
 		rc = ctx_add_github(g, ph, "github_jobs", ctx_parse_jobs, NULL, err,
-		                    "/repos/%s/actions/runs/%lld/jobs?filter=latest&per_page=100",
-		                    repo, (long long)ev->run_id);
+		                    "%s/actions/runs/%lld/jobs?filter=latest&per_page=100",
+		                    g->repo_path.data, (long long)ev->run_id);
 	} else {
 		ctx_record(g->ctx, "github_log", HL_SOURCE_SKIPPED, 0, "no job or run id");
 	}
@@ -501,8 +502,8 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		goto out;
 	/* the PR: by number when the event names it, else by head branch */
 	if (ev->pr_number > 0) {
-		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err,
-		                    "/repos/%s/pulls/%lld", repo, (long long)ev->pr_number);
+		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err, "%s/pulls/%lld",
+		                    g->repo_path.data, (long long)ev->pr_number);
 	} else if (ev->branch && *ev->branch) {
 		const char *slash = strchr(repo, '/');
 		hl_buf_append(&owner_branch, repo, slash ? (size_t)(slash - repo) : strlen(repo));
@@ -512,7 +513,8 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		struct hl_buf q = HL_BUF_INIT(8192);
 		ctx_escape(&q, owner_branch.data);
 		rc = ctx_add_github(g, ph, "github_pr", ctx_parse_pr, NULL, err,
-		                    "/repos/%s/pulls?head=%s&state=open&per_page=1", repo, q.data);
+		                    "%s/pulls?head=%s&state=open&per_page=1", g->repo_path.data,
+		                    q.data);
 		hl_buf_release(&q);
 	} else {
 		ctx_record(g->ctx, "github_pr", HL_SOURCE_SKIPPED, 0, "no branch or PR number");
@@ -523,7 +525,7 @@ ctx_plan_github(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	if (ev->head_sha && *ev->head_sha) {
 		ctx_escape(&sha, ev->head_sha);
 		rc = ctx_add_github(g, ph, "github_files", ctx_parse_commit, NULL, err,
-		                    "/repos/%s/commits/%s", repo, sha.data);
+		                    "%s/commits/%s", g->repo_path.data, sha.data);
 	}
 out:
 	hl_buf_release(&owner_branch);
@@ -718,8 +720,8 @@ ctx_plan_commits(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 
 	hl_fetch_url_escape(&base, g->c->retry->failing_sha);
 	hl_fetch_url_escape(&head, g->c->retry->head_ref);
-	rc = ctx_add_github(g, ph, "commits", ctx_parse_commits, NULL, err,
-	                    "/repos/%s/compare/%s...%s", g->ev->repository, base.data, head.data);
+	rc = ctx_add_github(g, ph, "commits", ctx_parse_commits, NULL, err, "%s/compare/%s...%s",
+	                    g->repo_path.data, base.data, head.data);
 	hl_buf_release(&base);
 	hl_buf_release(&head);
 	return rc;
@@ -738,7 +740,7 @@ ctx_agent_output_off(const struct gather *g)
 static const char *
 ctx_commits_off(const struct gather *g)
 {
-	if (!g->c->github || !g->ev->repository)
+	if (!g->c->github || !g->repo_path.len)
 		return "no GitHub credentials (GITHUB_TOKEN or GitHub App)";
 	return ctx_set(g->c->retry->failing_sha) && ctx_set(g->c->retry->head_ref)
 	               ? NULL
@@ -750,6 +752,8 @@ ctx_github_off(const struct gather *g)
 {
 	if (!g->ev->repository)
 		return "no repository in the event";
+	if (!g->repo_path.len)
+		return "the repository name is not owner/repo";
 	return g->c->github ? NULL : "no GitHub credentials (GITHUB_TOKEN or GitHub App)";
 }
 
@@ -906,7 +910,7 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 				g->ctx->failed_step = strdup(ctx_first_failed_step(job));
 			s = NULL;
 			rc = ctx_add_github(g, ph, "github_log", ctx_parse_log, &s, err,
-			                    "/repos/%s/actions/jobs/%lld/logs", ev->repository,
+			                    "%s/actions/jobs/%lld/logs", g->repo_path.data,
 			                    (long long)id);
 			if (rc < 0)
 				return rc;
@@ -924,7 +928,7 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	}
 	if (!g->files_ok && g->ctx->pr && g->c->github) {
 		rc = ctx_add_github(g, ph, "github_pr_files", ctx_parse_pr_files, NULL, err,
-		                    "/repos/%s/pulls/%lld/files?per_page=100", ev->repository,
+		                    "%s/pulls/%lld/files?per_page=100", g->repo_path.data,
 		                    (long long)hl_json_int(g->ctx->pr, "number", 0));
 	}
 	return rc;
@@ -947,6 +951,12 @@ hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
 	g.timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 8000;
 	g.deadline_ms = c->deadline_ms > 0 ? c->deadline_ms : start + 15000;
 	g.log_cap = c->log_cap ? c->log_cap : CTX_DEFAULT_CAP;
+	hl_buf_init(&g.repo_path, 1024);
+	/* every GitHub path starts from the repository, each part encoded and a
+	 * name that is not owner/repo refused (no request can reach another
+	 * endpoint) */
+	if (ev->repository && hl_github_repo_path(&g.repo_path, ev->repository, NULL) < 0)
+		hl_buf_reset(&g.repo_path);
 
 	if ((rc = ctx_plan_sources(&g, ph, err)) < 0)
 		goto out;
@@ -960,6 +970,7 @@ out:
 	ctx_phase_release(ph);
 	free(ph);
 	json_decref(g.failed_jobs);
+	hl_buf_release(&g.repo_path);
 	if (!ctx->changed_files)
 		ctx->changed_files = json_array();
 	ctx->elapsed_ms = hl_time_mono_ms() - start;

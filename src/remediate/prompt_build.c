@@ -153,9 +153,10 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	pc.attempts = in->previous;
 	pc.n_attempts = in->n_previous;
 	pc.ci_status = in->ci_status;
-	pc.failure_output = in->failure_output;
-	if (!pc.failure_output && c->agent_output.len)
-		pc.failure_output = c->agent_output.data;
+	pc.commits = c->commits;
+	/* why it failed: the agent's own output when its pod's log could be
+	 * read, else what its CodeRun reported */
+	pc.failure_output = c->agent_output.len ? c->agent_output.data : in->failure_output;
 	pc.missing = missing;
 	pc.n_missing = nmissing;
 	pc.target_branch = in->target_branch;

@@ -33,7 +33,8 @@ struct hl_prompt_inputs {
 	const struct hl_prompt_attempt *previous;
 	size_t n_previous;
 	const char *ci_status;      /* the current CI status, one line */
-	const char *failure_output; /* why the previous attempt failed (else the agent's output) */
+	const char *failure_output; /* why the previous attempt failed, when the agent's own
+	                               output (the context's agent_output) could not be read */
 };
 
 /* Loads the prompt set from dir (NULL: the built-in set). */

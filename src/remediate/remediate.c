@@ -346,54 +346,49 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	return 0;
 }
 
-/* The agents of the classification in rank order, each once (the runner-up
- * of a retry comes from here), as a JSON array. */
+/* The agents to go to, in order, each once: the winner, the
+ * classification's runner-up, then the specialist of the changed files or
+ * the default agent (hl_classify_alternate_agent); a retry after the same
+ * agent failed twice takes the first one that differs. */
 static json_t *
-rem_ranked_agents(const struct hl_verdict *v)
+rem_ranked_agents(const struct hl_verdict *v, const struct hl_context *ctx)
 {
+	const char *order[4] = { v->agent, hl_verdict_runner_up_agent(v), NULL, NULL };
+	const char *files[64];
+	size_t n = 0, i, k;
 	json_t *arr = json_array();
-	size_t i, k;
 
-	for (i = 0; arr && i < v->n_candidates; i++) {
-		const char *a = v->candidates[i].agent;
-		bool seen = false;
-		for (k = 0; a && k < json_array_size(arr); k++)
-			seen = seen || strcmp(json_string_value(json_array_get(arr, k)), a) == 0;
-		if (a && !seen)
-			json_array_append_new(arr, json_string(a));
+	for (i = 0; i < json_array_size(ctx->changed_files) && n < 64; i++)
+		files[n++] = hl_json_str(json_array_get(ctx->changed_files, i), "filename");
+	order[2] = hl_classify_alternate_agent(v->agent, v->category, files, n);
+	for (i = 0; arr && i < 4; i++) {
+		bool seen = !order[i];
+		for (k = 0; !seen && k < json_array_size(arr); k++)
+			seen = strcmp(json_string_value(json_array_get(arr, k)), order[i]) == 0;
+		if (!seen)
+			json_array_append_new(arr, json_string(order[i]));
 	}
-	if (arr && json_array_size(arr) == 0 && v->agent)
-		json_array_append_new(arr, json_string(v->agent));
 	return arr;
 }
 
 int
-hl_remediate_budget(struct hl_remediator *r, char *why, size_t size, const char *repository,
-                    struct hl_err *err)
+hl_remediate_begin(struct hl_remediator *r, bool *over, char *why, size_t size, const char *task_id,
+                   int n, const char *repository, const char *agent, struct hl_err *err)
 {
-	int64_t active = 0, recent = 0;
-	int rc;
+	bool capped = r->cfg->dispatch != HL_DISPATCH_NONE;
 
-	why[0] = '\0';
-	if (r->cfg->dispatch == HL_DISPATCH_NONE ||
-	    (r->cfg->max_active_coderuns <= 0 && r->cfg->max_attempts_per_hour <= 0))
-		return 0;
-	rc = hl_store_budget_usage(r->store, &active, &recent, repository,
-	                           hl_time_wall_ms() - 3600 * 1000LL, err);
-	if (rc < 0)
-		return rc;
-	if (r->cfg->max_active_coderuns > 0 && active >= r->cfg->max_active_coderuns) {
-		snprintf(why, size, "waiting for a CodeRun slot (%lld of %d running)",
-		         (long long)active, r->cfg->max_active_coderuns);
-		return 1;
-	}
-	if (r->cfg->max_attempts_per_hour > 0 && recent >= r->cfg->max_attempts_per_hour) {
-		snprintf(why, size, "waiting for the hourly budget of %s (%lld of %d attempts)",
-		         repository ? repository : "the repository", (long long)recent,
-		         r->cfg->max_attempts_per_hour);
-		return 1;
-	}
-	return 0;
+	return hl_store_attempt_begin(r->store, over, why, size,
+	                              &(struct hl_attempt){ .task_id = task_id,
+	                                                    .n = n,
+	                                                    .kind = HL_ATTEMPT_AGENT,
+	                                                    .phase = HL_PHASE_PREPARING,
+	                                                    .outcome = HL_OUTCOME_INVALID,
+	                                                    .agent = agent,
+	                                                    .repository = repository,
+	                                                    .started_ms = hl_time_wall_ms() },
+	                              capped ? r->cfg->max_active_coderuns : 0,
+	                              capped ? r->cfg->max_attempts_per_hour : 0,
+	                              hl_time_wall_ms() - 3600 * 1000LL, err);
 }
 
 /* The previous attempts as the prompt shows them. */
@@ -590,7 +585,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		                             rerun ? "rerun" : hl_dispatch_outcome_name(dout));
 		if (decision) {
 			json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
-			json_object_set_new(decision, "ranked_agents", rem_ranked_agents(&v));
+			json_object_set_new(decision, "ranked_agents", rem_ranked_agents(&v, &ctx));
 		}
 	}
 	now = hl_time_wall_ms();
@@ -639,7 +634,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	struct hl_remediation res;
 	char existing[HL_TASK_ID_MAX], why[160];
 	char *key = NULL;
-	bool created = false;
+	bool created = false, over = false;
 	struct rem_job j;
 	int rc;
 
@@ -652,16 +647,21 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	j = (struct rem_job){ .ev = ev, .task_id = task_id, .key = key, .n = 1, .plan = NULL };
 
 	/* 1. claim */
-	rc = hl_store_task_claim(r->store, &created, existing,
-	                         &(struct hl_task){ .task_id = task_id,
-	                                            .dedup_key = key,
-	                                            .repository = ev->repository,
-	                                            .run_id = ev->run_id,
-	                                            .job = ev->job_name,
-	                                            .branch = ev->branch,
-	                                            .state = HL_TASK_RUNNING,
-	                                            .attempts = 1 },
-	                         err);
+	rc = hl_store_task_claim(
+	        r->store, &created, existing,
+	        &(struct hl_task){ .task_id = task_id,
+	                           .dedup_key = key,
+	                           .repository = ev->repository,
+	                           .run_id = ev->run_id,
+	                           .job = ev->job_name,
+	                           .branch = ev->branch,
+	                           .state = HL_TASK_RUNNING,
+	                           .attempts = 1,
+	                           /* a claim that never gets its
+	                            * CodeRun times out like one */
+	                           .next_check_ms = hl_time_wall_ms() +
+	                                            (int64_t)r->cfg->attempt_timeout_mins * 60000 },
+	        err);
 	if (rc < 0)
 		goto out;
 	if (!created && strcmp(existing, task_id) != 0) {
@@ -692,10 +692,12 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		goto done;
 	}
 	rem_set(res.dedup_status, sizeof(res.dedup_status), "new");
-	/* budgets: over them the task waits, durably, in FIFO order */
-	if ((rc = hl_remediate_budget(r, why, sizeof(why), ev->repository, err)) < 0)
+	/* budgets: over them the task waits, durably, in FIFO order; under
+	 * them the attempt takes its slot before anything else happens */
+	if ((rc = hl_remediate_begin(r, &over, why, sizeof(why), task_id, 1, ev->repository, NULL,
+	                             err)) < 0)
 		goto out;
-	if (rc == 1) {
+	if (over) {
 		rem_set(res.outcome, sizeof(res.outcome), "queued");
 		rem_set(res.reason, sizeof(res.reason), why);
 		if ((rc = rem_put_task(r, &j, HL_TASK_QUEUED, why, NULL, NULL, NULL, NULL,

@@ -86,10 +86,15 @@ int hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
                          const struct hl_task_record *task, const struct hl_attempt_plan *plan,
                          struct hl_err *err) HL_MUST_CHECK;
 
-/* 0 when a new attempt may start for repository now, 1 when a budget
- * (HEALER_MAX_ACTIVE_CODERUNS, HEALER_MAX_ATTEMPTS_PER_HOUR) is used up:
- * why (size bytes) says which. */
-int hl_remediate_budget(struct hl_remediator *r, char *why, size_t size, const char *repository,
-                        struct hl_err *err);
+/*
+ * Takes a slot for attempt n of a task when the budgets allow
+ * (HEALER_MAX_ACTIVE_CODERUNS, HEALER_MAX_ATTEMPTS_PER_HOUR of repository;
+ * none in dispatch mode none): the attempt is recorded (preparing) in the
+ * same transaction that counts, so concurrent workers cannot exceed a cap.
+ * *over is true when a cap is reached; why (size bytes) says which.
+ */
+int hl_remediate_begin(struct hl_remediator *r, bool *over, char *why, size_t size,
+                       const char *task_id, int n, const char *repository, const char *agent,
+                       struct hl_err *err) HL_MUST_CHECK;
 
 #endif

@@ -141,7 +141,7 @@ int hl_store_task_find(struct hl_store *s, char *out, const char *repository, co
  * with hl_task_transition against the stored state: -HL_ECONFLICT when it
  * is illegal (nothing is written). Reaching a final or escalated state
  * records the end time (leaving it clears it); entering queued records the
- * queue time (FIFO). */
+ * queue time, strictly increasing over all tasks (FIFO). */
 int hl_store_task_put(struct hl_store *s, const struct hl_task *t,
                       struct hl_err *err) HL_MUST_CHECK;
 /* One task with its attempts; -HL_ENOTFOUND if unknown. */

@@ -801,6 +801,7 @@ static const struct hl_store_ops pg_ops = {
 		.ci_result_add = hl_pg_ci_result_add,
 		.ci_result_latest = hl_pg_ci_result_latest,
 		.budget_usage = hl_pg_budget_usage,
+		.attempt_begin = hl_pg_attempt_begin,
 		.task_schedule = hl_pg_task_schedule,
 		.attempt_outcomes = hl_pg_attempt_outcomes,
 		.time_to_fix = hl_pg_time_to_fix,

@@ -9,8 +9,9 @@
  * replicas writing one task serialize and an illegal move writes nothing.
  * A task claim inserts ON CONFLICT DO NOTHING: of two replicas claiming
  * one failure key, the unique key decides and the loser reads the
- * winner's task. Writes are upserts whose NULL/zero fields keep what is
- * stored, as on SQLite.
+ * winner's task. Tasks enter the queue one at a time (an advisory lock
+ * for the transaction), so queue times strictly increase. Writes are
+ * upserts whose NULL/zero fields keep what is stored, as on SQLite.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -28,7 +29,8 @@
 	" VALUES ($1, $2, $3, $4::bigint, $5, $6, $7, $8, $9::text, $10, $11, $12::bigint, $12," \
 	" $13, COALESCE($14::int, 0), $15::bigint, $16, $17, $18, $19::bigint, $20, $21,"        \
 	" CASE WHEN $22::bigint = -1 THEN NULL ELSE $22 END,"                                    \
-	" CASE WHEN $9 = 'queued' THEN $12 END)"
+	" CASE WHEN $9 = 'queued' THEN GREATEST($12, COALESCE((SELECT MAX(queued_ms) + 1"        \
+	"  FROM remediation_tasks), 0)) END)"
 
 static const char pg_task_upsert_sql[] = PG_TASK_INSERT
         " ON CONFLICT (task_id) DO UPDATE SET"
@@ -57,7 +59,8 @@ static const char pg_task_upsert_sql[] = PG_TASK_INSERT
         "  WHEN $22 = -1 THEN NULL ELSE $22 END,"
         " queued_ms = CASE WHEN excluded.state <> 'queued' THEN NULL"
         "  WHEN remediation_tasks.state = 'queued' THEN remediation_tasks.queued_ms"
-        "  ELSE excluded.updated_ms END"
+        "  ELSE GREATEST(excluded.updated_ms, COALESCE((SELECT MAX(q.queued_ms) + 1"
+        "   FROM remediation_tasks q), 0)) END"
         " WHERE remediation_tasks.state IS NOT DISTINCT FROM $23::text"
         " RETURNING 1";
 
@@ -93,6 +96,9 @@ pg_task_params(struct pg_params *p, const struct hl_task *t, int64_t now)
 	hl_pg_int_or_null(p, t->next_check_ms);
 }
 
+static const char pg_queue_lock_sql[] =
+        "SELECT pg_advisory_xact_lock(hashtextextended('healer:queue', 0))";
+
 /* The stored state of a task, locked for this transaction:
  * HL_TASK_STATE_INVALID when there is none. */
 static int
@@ -125,6 +131,11 @@ hl_pg_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_er
 
 		if ((rc = hl_pg_begin(b, "put task", err)) < 0)
 			return rc;
+		/* entering the queue: one at a time, so queue times strictly
+		 * increase across replicas */
+		if (t->state == HL_TASK_QUEUED &&
+		    (rc = hl_pg_exec(b, NULL, pg_queue_lock_sql, NULL, false, "put task", err)) < 0)
+			goto fail;
 		if ((rc = pg_task_state(b, &cur, t->task_id, err)) < 0)
 			goto fail;
 		/* writing the same state again updates the other fields only */

@@ -7,13 +7,15 @@
  * on is decided inside it: a task lease is one conditional UPDATE (the
  * row lock orders two replicas, the second sees the first's lease), CI
  * results and notifications are inserted ON CONFLICT DO NOTHING against
- * their unique keys, and an outbox result is recorded only while the
- * notification is pending.
+ * their unique keys, an outbox result is recorded only while the
+ * notification is pending, and the budget check that begins an attempt
+ * runs under an advisory lock, so two replicas never take the last slot.
  */
 #include "base/clock.h"
 #include "base/str.h"
 #include "pg_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -303,6 +305,64 @@ hl_pg_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_si
 	        b, repo_since,
 	        "SELECT COUNT(*) FROM attempts WHERE repository = $1 AND started_ms >= $2", &p,
 	        "budget", err);
+}
+
+int
+hl_pg_attempt_begin(struct hl_store_backend *b, bool *over, char *why, size_t why_size,
+                    const struct hl_attempt *a, int max_active, int max_recent, int64_t since_ms,
+                    struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t active = 0, recent = 0, exists = 0;
+	int rc;
+
+	*over = false;
+	why[0] = '\0';
+	if ((rc = hl_pg_begin(b, "begin attempt", err)) < 0)
+		return rc;
+	/* every replica's budget check waits for the one before to commit */
+	rc = hl_pg_exec(b, NULL,
+	                "SELECT pg_advisory_xact_lock(hashtextextended('healer:budget', 0))", NULL,
+	                false, "begin attempt", err);
+	if (rc < 0)
+		goto out;
+	hl_pg_text(&p, a->task_id);
+	hl_pg_int(&p, a->n);
+	if ((rc = pg_one_int(b, &exists,
+	                     "SELECT COUNT(*) FROM attempts WHERE task_id = $1 AND n = $2", &p,
+	                     "begin attempt", err)) < 0 ||
+	    exists)
+		goto out;
+	if ((rc = hl_pg_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
+		goto out;
+	if (max_active > 0 && active >= max_active) {
+		*over = true;
+		snprintf(why, why_size, "waiting for a CodeRun slot (%lld of %d running)",
+		         (long long)active, max_active);
+		goto out;
+	}
+	if (max_recent > 0 && recent >= max_recent) {
+		*over = true;
+		snprintf(why, why_size, "waiting for the hourly budget of %s (%lld of %d attempts)",
+		         a->repository ? a->repository : "the repository", (long long)recent,
+		         max_recent);
+		goto out;
+	}
+	rc = hl_pg_attempt_put(b,
+	                       &(struct hl_attempt){ .task_id = a->task_id,
+	                                             .n = a->n,
+	                                             .kind = a->kind,
+	                                             .phase = HL_PHASE_PREPARING,
+	                                             .outcome = HL_OUTCOME_INVALID,
+	                                             .agent = a->agent,
+	                                             .repository = a->repository,
+	                                             .started_ms = a->started_ms },
+	                       err);
+out:
+	if (rc == 0)
+		return hl_pg_commit(b, "begin attempt", err);
+	hl_pg_rollback(b);
+	return rc;
 }
 
 int

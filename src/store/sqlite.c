@@ -452,6 +452,7 @@ static const struct hl_store_ops sq_ops = {
 		.ci_result_add = hl_sq_ci_result_add,
 		.ci_result_latest = hl_sq_ci_result_latest,
 		.budget_usage = hl_sq_budget_usage,
+		.attempt_begin = hl_sq_attempt_begin,
 		.task_schedule = hl_sq_task_schedule,
 		.attempt_outcomes = hl_sq_attempt_outcomes,
 		.time_to_fix = hl_sq_time_to_fix,

@@ -71,7 +71,8 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13,"
 	        " COALESCE(?14, 0), ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
 	        " CASE WHEN ?22 = -1 THEN NULL ELSE ?22 END,"
-	        " CASE WHEN ?9 = 'queued' THEN ?12 END)"
+	        " CASE WHEN ?9 = 'queued' THEN MAX(?12, COALESCE((SELECT MAX(queued_ms) + 1"
+	        "  FROM remediation_tasks), 0)) END)"
 	        " ON CONFLICT (task_id) DO UPDATE SET"
 	        " dedup_key = COALESCE(excluded.dedup_key, remediation_tasks.dedup_key),"
 	        " repository = COALESCE(excluded.repository, remediation_tasks.repository),"
@@ -98,7 +99,8 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        "  WHEN ?22 = -1 THEN NULL ELSE ?22 END,"
 	        " queued_ms = CASE WHEN excluded.state <> 'queued' THEN NULL"
 	        "  WHEN remediation_tasks.state = 'queued' THEN remediation_tasks.queued_ms"
-	        "  ELSE excluded.updated_ms END");
+	        "  ELSE MAX(excluded.updated_ms, COALESCE((SELECT MAX(q.queued_ms) + 1"
+	        "   FROM remediation_tasks q), 0)) END");
 	if (!st)
 		return hl_sq_fail(err, b->db, "put task");
 	hl_sq_bind_text(st, 1, t->task_id);

@@ -7,6 +7,7 @@
 #include "base/str.h"
 #include "sqlite_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -277,6 +278,61 @@ hl_sq_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_si
 	sqlite3_bind_text(st, 1, repository ? repository : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, since_ms);
 	return sq_one_int(b, st, repo_since, "budget", err);
+}
+
+int
+hl_sq_attempt_begin(struct hl_store_backend *b, bool *over, char *why, size_t why_size,
+                    const struct hl_attempt *a, int max_active, int max_recent, int64_t since_ms,
+                    struct hl_err *err)
+{
+	sqlite3_stmt *st;
+	int64_t active = 0, recent = 0, exists = 0;
+	int rc;
+
+	*over = false;
+	why[0] = '\0';
+	if (hl_sq_begin(b, "begin attempt", err) < 0)
+		return -HL_EDB;
+	st = hl_sq_prepare(b, "SELECT COUNT(*) FROM attempts WHERE task_id = ?1 AND n = ?2");
+	if (!st) {
+		rc = hl_sq_fail(err, b->db, "begin attempt");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, a->task_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, a->n);
+	if ((rc = sq_one_int(b, st, &exists, "begin attempt", err)) < 0 || exists)
+		goto out;
+	if ((rc = hl_sq_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
+		goto out;
+	if (max_active > 0 && active >= max_active) {
+		*over = true;
+		snprintf(why, why_size, "waiting for a CodeRun slot (%lld of %d running)",
+		         (long long)active, max_active);
+		goto out;
+	}
+	if (max_recent > 0 && recent >= max_recent) {
+		*over = true;
+		snprintf(why, why_size, "waiting for the hourly budget of %s (%lld of %d attempts)",
+		         a->repository ? a->repository : "the repository", (long long)recent,
+		         max_recent);
+		goto out;
+	}
+	rc = hl_sq_attempt_put(b,
+	                       &(struct hl_attempt){ .task_id = a->task_id,
+	                                             .n = a->n,
+	                                             .kind = a->kind,
+	                                             .phase = HL_PHASE_PREPARING,
+	                                             .outcome = HL_OUTCOME_INVALID,
+	                                             .agent = a->agent,
+	                                             .repository = a->repository,
+	                                             .started_ms = a->started_ms },
+	                       err);
+out:
+	if (rc == 0)
+		rc = hl_sq_commit(b, "begin attempt", err);
+	if (rc < 0)
+		hl_sq_rollback(b);
+	return rc;
 }
 
 int

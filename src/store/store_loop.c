@@ -96,6 +96,17 @@ hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns, int64_t *rep
 }
 
 int
+hl_store_attempt_begin(struct hl_store *s, bool *over, char *why, size_t why_size,
+                       const struct hl_attempt *a, int max_active, int max_recent, int64_t since_ms,
+                       struct hl_err *err)
+{
+	if (!a->task_id || a->n < 1)
+		return hl_err_set(err, HL_EINVAL, "an attempt needs a task_id and n >= 1");
+	STORE_CALL(s, s->ops->loop.attempt_begin(s->b, over, why, why_size, a, max_active,
+	                                         max_recent, since_ms, err));
+}
+
+int
 hl_store_task_schedule(struct hl_store *s, const char *task_id, int64_t next_check_ms,
                        struct hl_err *err)
 {

@@ -134,6 +134,22 @@ test_decide_success_needs_ci_at_another_sha(void **state)
 }
 
 static void
+test_decide_alert_tasks_succeed_with_their_coderun(void **state)
+{
+	static char alert[] = "alert";
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.t.kind = alert;
+	f.a[0].coderun_phase = "Succeeded";
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
+	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+}
+
+static void
 test_decide_verify_timeout_asks_github_then_fails(void **state)
 {
 	struct fx f;
@@ -260,6 +276,7 @@ main(void)
 		cmocka_unit_test(test_decide_failed_coderun_is_agent_failed_with_its_message),
 		cmocka_unit_test(test_decide_success_needs_ci_at_another_sha),
 		cmocka_unit_test(test_decide_verify_timeout_asks_github_then_fails),
+		cmocka_unit_test(test_decide_alert_tasks_succeed_with_their_coderun),
 		cmocka_unit_test(test_decide_last_attempt_escalates),
 		cmocka_unit_test(test_decide_runner_up_after_two_failures_of_one_agent),
 		cmocka_unit_test(test_decide_rerun_outcomes),

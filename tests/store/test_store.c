@@ -1783,6 +1783,25 @@ race_task_lease(void *arg)
 }
 
 static void *
+race_attempt_begin(void *arg)
+{
+	struct race *r = arg;
+	char task[32], why[128];
+	bool over = true;
+
+	snprintf(task, sizeof(task), "t-budget-%d", r->i);
+	r->rc = hl_store_attempt_begin(r->s, &over, why, sizeof(why),
+	                               &(struct hl_attempt){ .task_id = task,
+	                                                     .n = 1,
+	                                                     .kind = HL_ATTEMPT_AGENT,
+	                                                     .agent = "rex",
+	                                                     .repository = "o/budget" },
+	                               3, 0, 0, NULL);
+	r->created = !over;
+	return NULL;
+}
+
+static void *
 race_outbox(void *arg)
 {
 	struct race *r = arg;
@@ -1825,8 +1844,8 @@ race(struct hl_store *a, struct hl_store *b, void *(*fn)(void *), struct race *r
 }
 
 /* Replicas racing on one failure: the unique delivery id, event key,
- * failure key, outbox key and CodeRun name each let exactly one win, and
- * one replica takes the task's lease. */
+ * failure key, outbox key and CodeRun name each let exactly one win, one
+ * replica takes the task's lease, and the last CodeRun slot goes once. */
 static void
 test_store_replicas_race_on_unique_keys(void **state)
 {
@@ -1882,6 +1901,13 @@ test_store_replicas_race_on_unique_keys(void **state)
 		created += r[i].created;
 	}
 	assert_int_equal(created, 1);
+	/* three CodeRun slots: three attempts begin, whichever replica asks */
+	race(f->s, s2, race_attempt_begin, r);
+	for (i = 0, created = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		created += r[i].created;
+	}
+	assert_int_equal(created, 3);
 
 	/* one CodeRun name belongs to one attempt */
 	assert_int_equal(hl_store_attempt_put(f->s,

@@ -66,8 +66,9 @@ static struct hl_prompt_file files[] = {
 
 static struct hl_prompt_attempt attempts[] = {
 	{ 1, "rex", "failed", "Added #[allow(clippy::if_same_then_else)] to main.rs",
-	  "healer-rex-abc12" },
-	{ 2, "atlas", "timeout", NULL, "healer-atlas-def34" },
+	  "healer-rex-abc12", "agent exited 1: clippy still failing",
+	  "https://github.com/5dlabs/cto/pull/1234" },
+	{ 2, "atlas", "timeout", NULL, "healer-atlas-def34", NULL, NULL },
 };
 
 static struct hl_prompt_missing missing[] = {
@@ -148,10 +149,14 @@ hl_sample_data(int which)
 	struct hl_prompt_context ctx;
 	struct hl_event ev = base_event();
 	json_t *argocd = NULL, *k8s = NULL, *loki = NULL, *prom = NULL, *hist = NULL, *d;
+	json_t *commits;
 	size_t n;
 
 	if (!hl_sample_name(which))
 		return NULL;
+	commits = json_pack("[{s:s, s:s, s:s}]", "sha", "0123456789abcdef0123456789abcdef01234567",
+	                    "message", "fix: keep both branches distinct\n\nlonger body", "author",
+	                    "Rex");
 	memset(&ctx, 0, sizeof(ctx));
 	full_sources(&argocd, &k8s, &loki, &prom, &hist);
 	ctx.event = &ev;
@@ -191,6 +196,7 @@ hl_sample_data(int which)
 		ctx.n_attempts = 2;
 		ctx.failure_output = "clippy still fails: error: this `if` has identical blocks";
 		ctx.ci_status = "Controller CI / clippy: failure";
+		ctx.commits = commits;
 		ctx.missing = missing;
 		ctx.n_missing = 2;
 		ctx.alert_id = "A7";
@@ -319,6 +325,7 @@ hl_sample_data(int which)
 	json_decref(loki);
 	json_decref(prom);
 	json_decref(hist);
+	json_decref(commits);
 	return d;
 }
 

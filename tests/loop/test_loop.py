@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""test_loop.py - the remediation loop (contract section 9) end to end: a
+real `healer server` against the Kubernetes stand-in (watch streams with
+resourceVersions, bookmarks, 410 Gone, cut connections, CodeRun status
+changes, pods and their logs, DELETE), the GitHub stand-in (PRs, comments,
+reactions, re-runs, check runs), the Discord and Slack stand-ins and a real
+SMTP server (aiosmtpd).
+
+Scenarios: success on attempt 1 (CodeRun Succeeded, then the job passes on
+the branch); the agent fails -> attempt 2 carries the CodeRun's message and
+the agent's own output; the CodeRun succeeds but CI still fails -> attempt 3
+on another agent; the last failure -> exactly one Discord, Slack, email and
+PR comment, with Discord answering 429 first and healer killed while the
+outbox is full; SIGKILL while an attempt fails and a compacted watch on
+restart -> exactly one next attempt; a cut watch -> reconnect; /healer
+commands from allowed and disallowed authors, a redelivered comment,
+/healer status and /healer stop; a runner shutdown is re-run before any
+agent; a budget of one CodeRun with three failures; the loop in directory
+dispatch. Standard library only; prints TAP."""
+import http.client
+import json
+import os
+import ssl
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
+import dtest  # noqa: E402
+from dtest import check  # noqa: E402
+
+sys.path.insert(0, dtest.STUBS)
+from healerproc import Healer, wait_for  # noqa: E402
+
+sys.path.insert(0, os.path.join(dtest.ROOT, "tests", "notify"))
+import ntest  # noqa: E402
+
+SECRET = "loop-webhook-secret"
+GTOKEN = "ghs_loop_token_value"
+KTOKEN = "kube-loop-token"
+REPO = "acme/gadgets"
+NS = "cto"
+SHA0 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+SHA1 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+CLIPPY_LOG = "\n".join([
+    "2025-01-15T10:30:00.0000000Z ##[group]Run cargo clippy --all-targets -- -D warnings",
+    "2025-01-15T10:30:02.0000000Z error: this expression creates a reference which is "
+    "immediately dereferenced by the compiler",
+    "2025-01-15T10:30:02.0000000Z   --> src/lib.rs:34:9",
+    "2025-01-15T10:30:03.0000000Z error: could not compile `gadgets` (lib) due to 1 previous error",
+    "2025-01-15T10:30:03.0000000Z ##[error]Process completed with exit code 101.",
+]) + "\n"
+RUNNER_LOG = "\n".join([
+    "2025-01-15T10:30:00.0000000Z ##[group]Run cargo test",
+    "2025-01-15T10:31:00.0000000Z ##[error]The runner has received a shutdown signal. "
+    "This can happen when the runner service is stopped, or a manually started runner is "
+    "canceled.",
+    "2025-01-15T10:31:00.0000000Z ##[error]The operation was canceled.",
+]) + "\n"
+
+
+def job_event(job_id, run_id, branch, name="clippy", conclusion="failure", sha=SHA0,
+              run_attempt=1):
+    return {
+        "action": "completed",
+        "workflow_job": {
+            "id": job_id, "run_id": run_id, "run_attempt": run_attempt,
+            "workflow_name": "Gadget CI", "name": name, "head_branch": branch,
+            "head_sha": sha, "status": "completed", "conclusion": conclusion,
+            "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
+            "steps": [{"name": "Run clippy", "status": "completed", "conclusion": conclusion,
+                       "number": 3}],
+        },
+        "repository": {"full_name": REPO, "html_url": f"https://github.com/{REPO}",
+                       "default_branch": "main"},
+        "sender": {"login": "dev", "type": "User"},
+    }
+
+
+def comment_event(comment_id, pr, body, association):
+    return {"action": "created",
+            "issue": {"number": pr, "title": "Gadgets",
+                      "pull_request": {"url": f"https://api.github.com/repos/{REPO}/pulls/{pr}"}},
+            "comment": {"id": comment_id, "body": body, "author_association": association,
+                        "user": {"login": "someone", "type": "User"}},
+            "repository": {"full_name": REPO, "default_branch": "main"},
+            "sender": {"login": "someone", "type": "User"}}
+
+
+# ---- stand-ins ---------------------------------------------------------------
+ca = dtest.make_ca("kube")
+_, kport = dtest.start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"],
+                            "--token", KTOKEN, "--crd", dtest.CRD)
+KURL = f"https://127.0.0.1:{kport}"
+KCTX = ssl.create_default_context(cafile=ca["ca"])
+kubeconfig = dtest.write_kubeconfig(os.path.join(dtest.TMP, "kubeconfig"), KURL,
+                                    ca_path=ca["ca"], token=KTOKEN, namespace=NS)
+_, gport = dtest.start_stub("github_stub.py", "--token", GTOKEN)
+GURL = f"http://127.0.0.1:{gport}"
+_, dport = ntest.start_stub("discord_stub.py", "--webhook", "111:disc-token")
+DURL = f"http://127.0.0.1:{dport}"
+_, slport = ntest.start_stub("slack_stub.py", "--hook", "T1/B1/slacksecret")
+SLURL = f"http://127.0.0.1:{slport}"
+_, smtp_port, MAILDIR = ntest.start_smtp()
+
+
+def kube(method, path, body=None):
+    return dtest.http(method, KURL + path, body, ctx=KCTX, token=KTOKEN)
+
+
+def gh(method, path, body=None):
+    return dtest.http(method, GURL + path, body, token=GTOKEN)
+
+
+def coderuns(branch=None):
+    runs = kube("GET", "/_stub/coderuns") or []
+    if branch:
+        runs = [c for c in runs
+                if c["spec"].get("env", {}).get("TARGET_BRANCH", "").startswith(branch)
+                or c["metadata"]["labels"].get("healer/branch") == branch.replace("/", "-")]
+    return runs
+
+
+def by_task(tid):
+    runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/task-id") == tid]
+    return sorted(runs, key=lambda c: int(c["metadata"]["labels"].get("healer/attempt", "0")))
+
+
+def set_phase(name, phase, message=None, status=None):
+    return kube("POST", "/_stub/coderun-phase", {"namespace": NS, "name": name, "phase": phase,
+                                                "message": message, "status": status or {}})
+
+
+def seed_job(job_id, log=CLIPPY_LOG):
+    gh("POST", "/_stub/seed", {"logs": {str(job_id): log}})
+
+
+BASE_ENV = {
+    "GITHUB_WEBHOOK_SECRET": SECRET, "GITHUB_API_URL": GURL, "GITHUB_TOKEN": GTOKEN,
+    "KUBECONFIG": kubeconfig, "HEALER_DISPATCH": "kubernetes", "HEALER_NAMESPACE": NS,
+    "HEALER_SOURCE_TIMEOUT_MS": "1500", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
+    "HEALER_LOG_LEVEL": "info", "HEALER_TIME_WINDOW_MINS": "0",
+    "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_VERIFY_TIMEOUT_MINS": "30",
+    "DISCORD_WEBHOOK_URL": f"{DURL}/api/webhooks/111/disc-token",
+    "SLACK_WEBHOOK_URL": f"{SLURL}/services/T1/B1/slacksecret",
+    "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "HEALER_EMAIL_TO": "oncall@example.com",
+    "HEALER_EMAIL_FROM": "healer@example.com",
+}
+
+
+def task_of(srv, tid):
+    st, d = srv.request("GET", f"/api/remediations/{tid}")
+    return d if st == 200 else {}
+
+
+def wait_state(srv, tid, state, timeout=20):
+    return wait_for(lambda: task_of(srv, tid).get("state") == state, timeout)
+
+
+def deliver(srv, payload, event="workflow_job", delivery=None):
+    st, ans = srv.deliver(payload, event=event, delivery=delivery)
+    return ans.get("task_id") if st == 202 else None
+
+
+def main():
+    gh("POST", "/_stub/seed", {"pulls": [
+        {"number": 77, "state": "open", "title": "More gadgets", "user": {"login": "dev"},
+         "html_url": f"https://github.com/{REPO}/pull/77", "body": "",
+         "head": {"ref": "loop/b", "sha": SHA0}, "base": {"ref": "main"}},
+        {"number": 78, "state": "open", "title": "Stop me", "user": {"login": "dev"},
+         "html_url": f"https://github.com/{REPO}/pull/78", "body": "",
+         "head": {"ref": "loop/g", "sha": SHA0}, "base": {"ref": "main"}}]})
+    srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
+
+    # ---- A. success on attempt 1 ----------------------------------------------------
+    seed_job(7001)
+    tid = deliver(srv, job_event(7001, 8001, "loop/a"))
+    runs = wait_for(lambda: by_task(tid), 15)
+    check("a failure gets its first CodeRun", len(runs) == 1, srv.log_tail())
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    set_phase(name, "Running")
+    set_phase(name, "Succeeded", status={"pullRequestUrl": f"https://github.com/{REPO}/pull/5"})
+    check("a Succeeded CodeRun waits for CI (verifying)", wait_state(srv, tid, "verifying"),
+          task_of(srv, tid))
+    deliver(srv, job_event(7101, 8101, "loop/a", conclusion="success", sha=SHA1))
+    ok = wait_state(srv, tid, "succeeded")
+    t = task_of(srv, tid)
+    check("the job passing at the fixed commit makes the task succeed, with no retry",
+          ok and len(t.get("attempts", [])) == 1
+          and t["attempts"][0]["outcome"] == "success"
+          and t["attempts"][0]["pr_url"] == f"https://github.com/{REPO}/pull/5", t)
+
+    # ---- B. the agent fails -> attempt 2 with its message and output ---------------
+    seed_job(7002)
+    tid_b = deliver(srv, job_event(7002, 8002, "loop/b"))
+    runs = wait_for(lambda: by_task(tid_b), 15)
+    n1 = runs[0]["metadata"]["name"] if runs else "?"
+    kube("POST", "/_stub/seed", {
+        "pods": [{"metadata": {"name": "job-b1-x7k2p", "namespace": NS,
+                               "labels": {"job-name": "job-b1"}},
+                  "spec": {"containers": [{"name": "agent"}]}, "status": {"phase": "Failed"}}],
+        "logs": [{"namespace": NS, "pod": "job-b1-x7k2p", "container": "agent",
+                  "text": "agent: tried removing the borrow\nAGENT-OUTPUT-MARKER build broke\n"}]})
+    set_phase(n1, "Running", status={"jobName": "job-b1"})
+    time.sleep(0.8)  # the loop notes the Job's pod while the agent runs
+    set_phase(n1, "Failed", message="agent exited 1: STATUS-MESSAGE-MARKER")
+    runs = wait_for(lambda: len(by_task(tid_b)) >= 2 and by_task(tid_b), 20) or []
+    p2 = runs[1]["spec"].get("promptModification", "") if len(runs) > 1 else ""
+    check("a failed CodeRun starts attempt 2 (label healer/attempt=2)",
+          len(runs) == 2 and runs[1]["metadata"]["labels"].get("healer/attempt") == "2",
+          [c["metadata"]["labels"] for c in runs])
+    check("attempt 2's prompt carries the CodeRun's status message and the agent's output",
+          "STATUS-MESSAGE-MARKER" in p2 and "AGENT-OUTPUT-MARKER" in p2
+          and "Retry Attempt 2" in p2, p2[:3000])
+    t = task_of(srv, tid_b)
+    check("attempt 1 is recorded agent_failed with the reason",
+          t.get("attempts") and t["attempts"][0]["outcome"] == "agent_failed"
+          and "STATUS-MESSAGE-MARKER" in (t["attempts"][0]["reason"] or ""), t)
+
+    # ---- C. the CodeRun succeeds but CI still fails -> attempt 3, another agent -----
+    n2 = runs[1]["metadata"]["name"] if len(runs) > 1 else "?"
+    set_phase(n2, "Succeeded")
+    wait_state(srv, tid_b, "verifying")
+    seed_job(7202)
+    deliver(srv, job_event(7202, 8202, "loop/b", sha=SHA1))
+    runs = wait_for(lambda: len(by_task(tid_b)) >= 3 and by_task(tid_b), 20) or []
+    a3 = runs[2]["metadata"]["labels"].get("healer/agent") if len(runs) > 2 else None
+    t = task_of(srv, tid_b)
+    check("CI failing after a Succeeded CodeRun is ci_still_failing, and attempt 3 goes to "
+          "another agent", len(runs) == 3 and a3 and a3 != "rex"
+          and t["attempts"][1]["outcome"] == "ci_still_failing", [a3, t.get("attempts")])
+
+    # ---- D. the last failure: one message per channel, 429 first, a kill ------------
+    ntest_http = dtest.http
+    ntest_http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 0.3})
+    n3 = runs[2]["metadata"]["name"] if len(runs) > 2 else "?"
+    set_phase(n3, "Failed", message="gave up")
+    escalated = wait_state(srv, tid_b, "escalated", 20)
+    srv.kill()  # the outbox may still hold messages
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    discord = wait_for(lambda: ntest_http("GET", DURL + "/_stub/messages"), 20) or []
+    slack = wait_for(lambda: ntest_http("GET", SLURL + "/_stub/messages"), 20) or []
+    mails = ntest.wait_mail(MAILDIR, 1, 20)
+    comments = wait_for(lambda: [c for c in gh("GET", "/_stub/comments")
+                                 if c["issue"] == 77], 20) or []
+    time.sleep(1.5)  # anything sent twice would show up by now
+    discord = ntest_http("GET", DURL + "/_stub/messages")
+    slack = ntest_http("GET", SLURL + "/_stub/messages")
+    mails = ntest.wait_mail(MAILDIR, 1, 1)
+    comments = [c for c in gh("GET", "/_stub/comments") if c["issue"] == 77]
+    check("after the last attempt the task is escalated", escalated, task_of(srv, tid_b))
+    check("exactly one Discord message (after a 429), one Slack message, one email and one "
+          "PR comment", len(discord) == 1 and len(slack) == 1 and len(mails) == 1
+          and len(comments) == 1, [len(discord), len(slack), len(mails), len(comments)])
+    check("no message broke a service's limits",
+          not ntest_http("GET", DURL + "/_stub/violations")
+          and not ntest_http("GET", SLURL + "/_stub/violations"))
+    emb = (discord[0]["payload"].get("embeds") or [{}])[0] if discord else {}
+    check("the escalation names the workflow, the branch and the attempts",
+          "Gadget CI" in json.dumps(emb) and "loop/b" in json.dumps(emb)
+          and comments and "healer-" in comments[0]["body"], [emb, comments[:1]])
+    t = task_of(srv, tid_b)
+    check("the notifications are recorded delivered on the task",
+          sorted((n["channel"], n["state"]) for n in t.get("notifications", []))
+          == [("discord", "delivered"), ("email", "delivered"), ("github", "delivered"),
+              ("slack", "delivered")], t.get("notifications"))
+
+    # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
+    seed_job(7003)
+    tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))
+    runs = wait_for(lambda: by_task(tid_e), 15)
+    ne = runs[0]["metadata"]["name"] if runs else "?"
+    set_phase(ne, "Running")
+    time.sleep(0.5)
+    srv.kill()
+    set_phase(ne, "Failed", message="killed meanwhile")
+    kube("POST", "/_stub/compact")
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    runs = wait_for(lambda: len(by_task(tid_e)) >= 2 and by_task(tid_e), 20) or []
+    time.sleep(1.0)
+    runs = by_task(tid_e)
+    check("after a restart with a compacted watch the failure is seen: exactly one next "
+          "attempt", len(runs) == 2, [c["metadata"]["name"] for c in runs])
+
+    # ---- F. a cut watch reconnects ---------------------------------------------------
+    seed_job(7004)
+    tid_f = deliver(srv, job_event(7004, 8004, "loop/f"))
+    runs = wait_for(lambda: by_task(tid_f), 15)
+    nf = runs[0]["metadata"]["name"] if runs else "?"
+    kube("POST", "/_stub/cut")
+    time.sleep(0.3)
+    set_phase(nf, "Succeeded")
+    check("a change after a cut watch is still seen", wait_state(srv, tid_f, "verifying", 20),
+          task_of(srv, tid_f))
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("GET", "/metrics")
+    mtext = c.getresponse().read().decode()
+    c.close()
+    restarts = [ln for ln in mtext.splitlines() if ln.startswith("healer_watch_restarts_total ")]
+    check("the reconnect is counted in healer_watch_restarts_total",
+          restarts and float(restarts[0].split()[1]) >= 1, restarts)
+    check("/metrics has the loop's families", all(f in mtext for f in (
+        "healer_attempts_total{", "healer_tasks{state=\"succeeded\"}",
+        "healer_time_to_fix_seconds_bucket", "healer_notifications_total{channel=\"discord\"",
+        "healer_watch_restarts_total")), mtext[-2500:])
+
+    # ---- G. commands -------------------------------------------------------------
+    seed_job(7005)
+    tid_g = deliver(srv, job_event(7005, 8005, "loop/g"))
+    runs = wait_for(lambda: by_task(tid_g), 15)
+    ng = runs[0]["metadata"]["name"] if runs else "?"
+    gh("POST", "/_stub/seed", {"issue_comments": {"9001": {"id": 9001}, "9002": {"id": 9002},
+                                                  "9003": {"id": 9003}}})
+    deliver(srv, comment_event(9001, 78, "/healer stop", "NONE"), event="issue_comment",
+            delivery="cmd-9001")
+    deliver(srv, comment_event(9001, 78, "/healer stop", "NONE"), event="issue_comment",
+            delivery="cmd-9001")  # the same delivery again
+    refusals = wait_for(lambda: [c for c in gh("GET", "/_stub/comments")
+                                 if c["issue"] == 78 and "healer" in c["body"].lower()], 15)
+    time.sleep(0.8)
+    refusals = [c for c in gh("GET", "/_stub/comments") if c["issue"] == 78]
+    check("a command from an author outside HEALER_COMMAND_ASSOCIATIONS is refused once, "
+          "with a reply", len(refusals) == 1 and task_of(srv, tid_g).get("state") == "running",
+          [refusals, task_of(srv, tid_g).get("state")])
+    deliver(srv, comment_event(9002, 78, "/healer status", "MEMBER"), event="issue_comment")
+    status = wait_for(lambda: [c for c in gh("GET", "/_stub/comments")
+                               if c["issue"] == 78 and ng in c["body"]], 15)
+    check("/healer status answers with the task's attempts", bool(status), gh("GET",
+          "/_stub/comments")[-2:])
+    deliver(srv, comment_event(9003, 78, "/healer stop", "OWNER"), event="issue_comment")
+    stopped = wait_state(srv, tid_g, "stopped", 15)
+    deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == ng]
+    t = task_of(srv, tid_g)
+    check("/healer stop deletes the active CodeRun and the task ends stopped",
+          stopped and deleted and t["attempts"][-1]["outcome"] == "stopped", [t, deleted])
+    reactions = gh("GET", "/_stub/reactions") or []
+    check("obeyed commands get one eyes reaction each; the refused one none",
+          sorted(r["comment_id"] for r in reactions if r["content"] == "eyes") == [9002, 9003],
+          reactions)
+
+    # ---- H. a runner shutdown is re-run before any agent -------------------------------
+    seed_job(7006, RUNNER_LOG)
+    gh("POST", "/_stub/seed", {"runs": [{"id": 8006, "name": "Gadget CI", "head_branch": "loop/h",
+                                         "head_sha": SHA0, "status": "completed",
+                                         "conclusion": "failure", "run_attempt": 1,
+                                         "workflow_id": 55}]})
+    tid_h = deliver(srv, job_event(7006, 8006, "loop/h", name="test"))
+    reruns = wait_for(lambda: [r for r in gh("GET", "/_stub/reruns") if r["run_id"] == 8006], 15)
+    check("an infra_runner failure asks GitHub to re-run the failed jobs, no CodeRun",
+          reruns and not by_task(tid_h), [reruns, by_task(tid_h)])
+    deliver(srv, job_event(7106, 8006, "loop/h", name="test", conclusion="success",
+                           run_attempt=2))
+    ok = wait_state(srv, tid_h, "succeeded", 15)
+    t = task_of(srv, tid_h)
+    check("the re-run passing ends the task rerun_passed",
+          ok and t["attempts"][0]["kind"] == "rerun"
+          and t["attempts"][0]["outcome"] == "rerun_passed", t)
+    srv.stop()
+
+    # ---- I/J. budgets and the loop in directory dispatch --------------------------------
+    denv = dict(BASE_ENV, HEALER_DISPATCH="directory", HEALER_MAX_ACTIVE_CODERUNS="1")
+    denv.pop("KUBECONFIG")
+    dsrv = Healer(os.path.join(dtest.TMP, "h2"), denv).start()
+    cdir = os.path.join(dsrv.data_dir, "coderuns")
+    tids = []
+    for i in range(3):
+        seed_job(7300 + i)
+        tids.append(deliver(dsrv, job_event(7300 + i, 8300 + i, f"loop/i{i}")))
+    files = wait_for(lambda: os.path.isdir(cdir) and os.listdir(cdir), 15) or []
+    time.sleep(1.0)
+    states = sorted(task_of(dsrv, t).get("state") for t in tids)
+    check("three failures and one slot: one CodeRun, two queued",
+          len(os.listdir(cdir)) == 1 and states == ["queued", "queued", "running"], states)
+    running = next((t for t in tids if task_of(dsrv, t).get("state") == "running"), tids[0])
+    waiting = sorted((t for t in tids if t != running),
+                     key=lambda t: task_of(dsrv, t).get("queued_at") or "")
+
+    def finish_file(tid, phase):
+        for f in os.listdir(cdir):
+            path = os.path.join(cdir, f)
+            m = json.load(open(path))
+            if m["metadata"]["labels"].get("healer/task-id") == tid:
+                m["status"] = {"phase": phase}
+                with open(path + ".tmp", "w") as fh:
+                    json.dump(m, fh)
+                os.rename(path + ".tmp", path)
+                return True
+        return False
+
+    check("a CodeRun file's status is read (directory dispatch)",
+          finish_file(running, "Succeeded") and wait_state(dsrv, running, "verifying", 15),
+          task_of(dsrv, running))
+    started = wait_for(lambda: task_of(dsrv, waiting[0]).get("state") == "running", 15)
+    check("the freed slot starts the task queued first; the next one still waits",
+          started and task_of(dsrv, waiting[1]).get("state") == "queued",
+          [task_of(dsrv, t) for t in waiting])
+    finish_file(waiting[0], "Failed")
+    retried = wait_for(lambda: len(task_of(dsrv, waiting[0]).get("attempts", [])) == 2
+                       or task_of(dsrv, waiting[1]).get("state") == "running", 15)
+    t1, t2 = task_of(dsrv, waiting[0]), task_of(dsrv, waiting[1])
+    check("a failed CodeRun file starts the next attempt or frees the slot for the queue",
+          retried and (len(t1.get("attempts", [])) == 2 or t2.get("state") == "running"),
+          [t1.get("state"), t2.get("state")])
+    dsrv.stop()
+
+    for h in (srv, dsrv):  # sanitizer builds report leaks and errors at exit
+        dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    main()
