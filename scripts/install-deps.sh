@@ -11,7 +11,7 @@ build_pkgs=(
 	libpcre2-dev libsqlite3-dev libpq-dev libssl-dev libyaml-dev libcmocka-dev zlib1g-dev
 )
 test_pkgs=(
-	nodejs npm python3 openssl curl postgresql prometheus python3-aiosmtpd cmark-gfm
+	nodejs npm python3 openssl curl postgresql postgresql-client prometheus python3-aiosmtpd cmark-gfm
 )
 bench_pkgs=(wrk webhook nginx-light ripgrep)
 

@@ -60,6 +60,24 @@ const struct hl_cmd hl_commands[] = {
 	  "directly: heal fetch-logs --pod-name P ...\n" },
 	{ "normalize", hl_cmd_normalize, "print the normalized event for a webhook payload",
 	  "usage: healer normalize --event NAME [FILE|-]\n" },
+	{ "migrate", hl_cmd_migrate, "apply the store's schema and exit",
+	  "usage: healer migrate [--data-dir DIR] [--config FILE]\n"
+	  "\n"
+	  "Applies the schema to the store the server would use (HEALER_DATABASE_URL,\n"
+	  "else SQLite in the data directory) and prints its version.\n" },
+	{ "replay", hl_cmd_replay, "queue stored deliveries again",
+	  "usage: healer replay --failed | DELIVERY_ID [--data-dir DIR] [--config FILE]\n"
+	  "\n"
+	  "Queues every failed delivery again (--failed), or one delivery by its id\n"
+	  "whatever it ended as, and prints how many; the workers process them anew.\n" },
+	{ "status", hl_cmd_status, "print tasks from the store",
+	  "usage: healer status [TASK_ID] [--json] [--state STATE] [--limit N]\n"
+	  "                     [--data-dir DIR] [--config FILE]\n"
+	  "\n"
+	  "Without TASK_ID, a table of the most recent tasks (newest first, --limit,\n"
+	  "default 20, optionally of one --state); with it, that task and its attempts.\n"
+	  "--json prints the documents of GET /api/remediations/{id}. Only reads the\n"
+	  "store, so it works beside a running server.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -54,5 +54,8 @@ int hl_cmd_spawn_remediation(int argc, char **argv);
 /* `healer heal fetch-logs|spawn-remediation ...`: the seed's names. */
 int hl_cmd_heal(int argc, char **argv);
 int hl_cmd_normalize(int argc, char **argv);
+int hl_cmd_migrate(int argc, char **argv);
+int hl_cmd_replay(int argc, char **argv);
+int hl_cmd_status(int argc, char **argv);
 
 #endif

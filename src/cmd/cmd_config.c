@@ -6,6 +6,7 @@
 #include "base/url.h"
 #include "cmd.h"
 #include "config/config.h"
+#include "store/store.h"
 
 #include <stdio.h>
 
@@ -44,15 +45,15 @@ hl_cmd_check_config(int argc, char **argv)
 	/* valid as a configuration; `healer server` would still refuse it */
 	if (hl_config_check_auth(cfg, &err) < 0)
 		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);
-	if (print)
+	if (print) {
 		hl_config_describe(cfg, check_config_print, NULL);
-	else {
-		struct hl_buf store = HL_BUF_INIT(0);
+	} else {
+		struct hl_buf shown = HL_BUF_INIT(0); /* without credentials */
 
-		hl_url_strip_userinfo_text(&store, cfg->database_url);
+		hl_store_url_display(&shown, cfg->database_url);
 		printf("configuration ok (dispatch: %s, store: %s)\n",
-		       hl_dispatch_mode_name(cfg->dispatch), store.data);
-		hl_buf_release(&store);
+		       hl_dispatch_mode_name(cfg->dispatch), shown.data);
+		hl_buf_release(&shown);
 	}
 	hl_config_free(cfg);
 	return 0;

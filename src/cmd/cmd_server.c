@@ -1,9 +1,8 @@
 /*
- * cmd_server.c - `healer server`: load the configuration, lock the data
- * directory's SQLite store (healer.db.lock beside it: a second server is
- * refused; commands that only read the store never take it), open the
- * store, re-queue interrupted deliveries, start the remediation loop, the
- * workers and the HTTP server,
+ * cmd_server.c - `healer server`: load the configuration, open the store as
+ * its server (on SQLite it holds healer.db.lock beside it: a second server
+ * is refused; commands never take it), re-queue interrupted deliveries,
+ * start the remediation loop, the workers and the HTTP server,
  * then wait for SIGTERM/SIGINT and shut down gracefully:
  *   stop accepting -> answer in-flight requests (their deliveries commit)
  *   -> workers finish their current delivery -> stop HTTP -> the loop's
@@ -59,7 +58,7 @@ hl_cmd_server(int argc, char **argv)
 	char port[32], addr[300];
 	int64_t requeued = 0;
 	size_t nov = 0;
-	int idx = 1, opt, sig = 0, rc = 1, level, lock_fd = -1;
+	int idx = 1, opt, sig = 0, rc = 1, level;
 	sigset_t set;
 
 	while ((opt = hl_cmd_getopt("server", argc, argv, opts, &arg, &idx)) != -1) {
@@ -125,26 +124,16 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot create data directory: %s", err.msg);
 		goto out;
 	}
-	/* one server per SQLite store: a second one would process the same
-	 * deliveries (the lock goes with the process, even on SIGKILL) */
-	if (strncmp(cfg->database_url, "sqlite:", 7) == 0 && cfg->database_url[7]) {
-		char lock[4200];
-
-		snprintf(lock, sizeof(lock), "%s.lock", cfg->database_url + 7);
-		if (hl_file_lock(&lock_fd, lock, &err) < 0) {
-			if (err.code == HL_ECONFLICT)
-				hl_cmd_fail("another healer server is running on '%s' (it holds"
-				            " '%s'); stop it, or give this one another --data-dir",
-				            cfg->database_url + 7, lock);
-			else
-				hl_cmd_fail("cannot lock the store: %s", err.msg);
-			goto out;
-		}
-	}
-	if (hl_store_open(&store, cfg->database_url, &err) < 0) {
+	/* HL_STORE_SERVER: one server per SQLite store (a second one would
+	 * process the same deliveries; the lock goes with the process, even on
+	 * SIGKILL); any number of replicas on PostgreSQL */
+	if (hl_store_open_with(&store, cfg->database_url, HL_STORE_SERVER, &err) < 0) {
 		hl_cmd_fail("cannot open the store: %s", err.msg);
 		goto out;
 	}
+	/* a delivery claim lives as long as a task lease: a dead replica's
+	 * claims are taken over within HEALER_LEASE_SECONDS */
+	hl_store_set_claim_lease(store, (int64_t)cfg->lease_seconds * 1000);
 	if (hl_store_recover(store, &requeued, &err) < 0) {
 		hl_cmd_fail("store recovery failed: %s", err.msg);
 		goto out;
@@ -209,8 +198,6 @@ out:
 	hl_alerts_free(alerts);
 	hl_remediator_free(remediator);
 	hl_store_close(store);
-	if (lock_fd >= 0)
-		close(lock_fd);
 	if (rc == 0)
 		hl_info("stopped");
 	hl_config_free(cfg);

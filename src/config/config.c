@@ -55,7 +55,9 @@ struct config_key {
 static const struct config_key config_keys[] = {
 	S("HEALER_LISTEN", listen, "0.0.0.0:8080"),
 	S("HEALER_DATA_DIR", data_dir, "./var"),
-	S("HEALER_DATABASE_URL", database_url, NULL),
+	/* a secret: a PostgreSQL URL may hold a password (or give it as
+	 * HEALER_DATABASE_URL_FILE); the default is computed, not secret */
+	X("HEALER_DATABASE_URL", database_url),
 	X("GITHUB_WEBHOOK_SECRET", webhook_secret),
 	X("HEALER_API_TOKEN", api_token),
 	B("HEALER_ALLOW_UNAUTHENTICATED", allow_unauthenticated, "false"),
@@ -453,6 +455,27 @@ config_finish_heal(struct hl_config *cfg, struct hl_err *err)
 	return 0;
 }
 
+/* A store location healer knows: "sqlite:PATH", a PostgreSQL URL, or
+ * libpq key/value settings ("host=/run/postgresql dbname=healer"). */
+static bool
+config_database_ok(const char *url)
+{
+	const char *p = url;
+
+	if (hl_str_starts_with(url, "sqlite:") || hl_str_starts_with(url, "postgres://") ||
+	    hl_str_starts_with(url, "postgresql://"))
+		return true;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+		return false;
+	while ((*p >= 'a' && *p <= 'z') || *p == '_')
+		p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '=';
+}
+
 static int
 config_finish(struct hl_config *cfg, struct hl_err *err)
 {
@@ -483,11 +506,10 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		cfg->database_url = hl_buf_detach(&b, NULL);
 		if (!cfg->database_url)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
-	} else if (!hl_str_starts_with(cfg->database_url, "sqlite:") &&
-	           !hl_str_starts_with(cfg->database_url, "postgres://") &&
-	           !hl_str_starts_with(cfg->database_url, "postgresql://")) {
+	} else if (!config_database_ok(cfg->database_url)) {
 		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_DATABASE_URL: must start with sqlite: or postgres://");
+		                  "HEALER_DATABASE_URL: must be sqlite:PATH, postgres://... or"
+		                  " libpq settings (host=... dbname=...)");
 	}
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
 		if ((rc = config_check_url(urls[i].key,
@@ -703,7 +725,13 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		}
 		case CFG_SECRET: {
 			const char *v = *(char *const *)(const void *)base;
-			snprintf(line, sizeof(line), "%s=%s", k->env, v && *v ? "(set)" : "");
+			/* a SQLite location holds no credentials */
+			if (v && k->offset == offsetof(struct hl_config, database_url) &&
+			    hl_str_starts_with(v, "sqlite:"))
+				snprintf(line, sizeof(line), "%s=%s", k->env, v);
+			else
+				snprintf(line, sizeof(line), "%s=%s", k->env,
+				         v && *v ? "(set)" : "");
 			break;
 		}
 		case CFG_INT:

@@ -35,7 +35,7 @@ struct hl_config {
 	char *listen_host; /* parsed from listen */
 	int listen_port;
 	char *data_dir;         /* HEALER_DATA_DIR */
-	char *database_url;     /* HEALER_DATABASE_URL */
+	char *database_url;     /* HEALER_DATABASE_URL (a secret: may hold a password) */
 	char *webhook_secret;   /* GITHUB_WEBHOOK_SECRET, comma list */
 	char **webhook_secrets; /* split, NULL-terminated */
 	size_t n_webhook_secrets;

@@ -147,6 +147,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	atomic_init(&l->stop, false);
 	atomic_init(&l->watch_events, 0);
 	atomic_init(&l->watch_connected, 0);
+	atomic_init(&l->watch_leader, -1);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	if ((rc = hl_dispatch_open(&l->dispatch, cfg, err)) < 0)
@@ -333,4 +334,7 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 	hl_buf_append_str(out, "# HELP healer_watch_up Whether the CodeRun watch is connected.\n"
 	                       "# TYPE healer_watch_up gauge\n");
 	hl_buf_appendf(out, "healer_watch_up %d\n", atomic_load(&l->watch_connected));
+	hl_buf_append_str(out, "# HELP healer_watch_leader Whether this replica leads the CodeRun "
+	                       "watch.\n# TYPE healer_watch_leader gauge\n");
+	hl_buf_appendf(out, "healer_watch_leader %d\n", atomic_load(&l->watch_leader) == 1);
 }

@@ -56,6 +56,7 @@ struct hl_loop {
 	struct hl_kube_watch_stats watch_stats; /* restarts: healer_watch_restarts_total */
 	atomic_uint_fast64_t watch_events;      /* CodeRun changes applied */
 	atomic_int watch_connected;             /* 1 while a watch stream (or the scan) runs */
+	atomic_int watch_leader;                /* 1 while this replica leads the watch */
 };
 
 /* Wakes the drivers (a task is due) / the outbox. */

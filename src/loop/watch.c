@@ -13,6 +13,12 @@
  * Directory dispatch: the CodeRun files' status objects are read every
  * HEALER_LOOP_INTERVAL_MS, so `make run` users try the loop by editing a
  * file.
+ *
+ * Replicas: only the leader of "watch" (hl_store_leader) watches. A watch
+ * session lasts at most half of HEALER_LEASE_SECONDS and resumes from the
+ * stored resourceVersion, so leadership is checked that often; a replica
+ * that loses it stops, and the one that takes over resumes where the old
+ * leader left off (the resume point is in the shared store).
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -96,24 +102,66 @@ watch_event(void *ud, const char *type, json_t *obj)
 	return 0;
 }
 
+/* Takes or keeps the watch's leadership; false (and not watching) while
+ * another replica holds it or the store cannot be reached. */
+static bool
+watch_lead(struct hl_loop *l)
+{
+	struct hl_err err = HL_ERR_INIT;
+	bool lead = false;
+	int was = atomic_load(&l->watch_leader);
+
+	if (hl_store_leader(l->store, &lead, "watch", hl_store_owner(l->store),
+	                    (int64_t)l->cfg->lease_seconds * 1000, &err) < 0)
+		lead = false;
+	if (lead != (was == 1))
+		hl_log_kv(HL_LOG_INFO,
+		          lead ? "this replica now watches the CodeRuns"
+		               : "another replica watches the CodeRuns (or the store is away)",
+		          "error", err.msg[0] ? err.msg : "none", NULL);
+	atomic_store(&l->watch_leader, lead ? 1 : 0);
+	return lead;
+}
+
+/* Waits (bounded, stoppable) until this process leads the watch. */
+static bool
+watch_wait_lead(struct hl_loop *l)
+{
+	while (!atomic_load(&l->stop)) {
+		if (watch_lead(l))
+			return true;
+		atomic_store(&l->watch_connected, 0);
+		hl_loop_sleep(l, l->cfg->lease_seconds * 1000 / 3);
+	}
+	return false;
+}
+
 static void
 watch_kubernetes(struct hl_loop *l)
 {
 	struct watch_ctx w = { .l = l };
 	struct hl_err err = HL_ERR_INIT;
-	char *stored = NULL;
+	int64_t resync_at = hl_time_mono_ms() + LOOP_RESYNC_MS;
+	bool resume = true; /* read the resume point from the store first */
 
-	if (hl_store_kv_get(l->store, &stored, LOOP_WATCH_KEY, &err) == 0) {
-		hl_strlcpy(w.rv, stored, sizeof(w.rv));
-		free(stored);
-	}
-	while (!atomic_load(&l->stop)) {
+	while (watch_wait_lead(l)) {
+		int64_t now = hl_time_mono_ms(), session = (int64_t)l->cfg->lease_seconds * 500;
+		char *stored = NULL;
+
+		if (resume) {
+			w.rv[0] = '\0';
+			if (hl_store_kv_get(l->store, &stored, LOOP_WATCH_KEY, &err) == 0) {
+				hl_strlcpy(w.rv, stored, sizeof(w.rv));
+				free(stored);
+			}
+			resume = false;
+		}
 		struct hl_kube_watch_opts o = {
 			.ns = l->cfg->namespace,
 			.label_selector = WATCH_SELECTOR,
 			.resource_version = w.rv,
 			.rv_size = sizeof(w.rv),
-			.deadline_ms = hl_time_mono_ms() + LOOP_RESYNC_MS,
+			.deadline_ms = now + session < resync_at ? now + session : resync_at,
 			.stop = &l->stop,
 			.fn = watch_event,
 			.ud = &w,
@@ -130,14 +178,21 @@ watch_kubernetes(struct hl_loop *l)
 			          err.msg, NULL);
 			atomic_fetch_add(&l->watch_stats.restarts, 1);
 			hl_loop_sleep(l, WATCH_ERROR_WAIT);
+			resume = true; /* another replica may have led meanwhile */
 			continue;
 		}
 		/* the periodic resync: relist everything */
-		if (!atomic_load(&l->stop)) {
+		if (!atomic_load(&l->stop) && hl_time_mono_ms() >= resync_at) {
 			w.rv[0] = '\0';
 			atomic_fetch_add(&l->watch_stats.restarts, 1);
+			resync_at = hl_time_mono_ms() + LOOP_RESYNC_MS;
 		}
+		/* leadership lost at the next check: the next leader resumes from
+		 * the stored point, and so does this one if it leads again */
+		if (!atomic_load(&l->stop) && !watch_lead(l))
+			resume = true;
 	}
+	atomic_store(&l->watch_connected, 0);
 }
 
 static void
@@ -147,7 +202,7 @@ watch_directory(struct hl_loop *l)
 	json_t *list, *cr;
 	size_t i;
 
-	while (!atomic_load(&l->stop)) {
+	while (watch_wait_lead(l)) {
 		list = NULL;
 		atomic_store(&l->watch_connected, 1);
 		if (hl_dispatch_list(l->dispatch, &list, WATCH_SELECTOR, &err) < 0) {

@@ -21,6 +21,12 @@
  *
  * A worker taking a delivery is a claim (counted in claims); a delivery
  * given back after a transient failure waits until its not-before time.
+ * A claim names its claimer (the store handle's owner id) and holds the
+ * delivery under a lease that the handle's lease keeper renews while the
+ * process lives; a delivery whose lease ran out (its claimer died) is
+ * claimed again. On PostgreSQL the claims of replicas sharing the database
+ * never take the same delivery (FOR UPDATE SKIP LOCKED), and the unique
+ * delivery id and event key are the last line of dedup between them.
  */
 #ifndef HL_STORE_INTAKE_H
 #define HL_STORE_INTAKE_H
@@ -134,7 +140,12 @@ struct hl_delivery_summary {
 };
 
 /* Startup recovery: deliveries left in `processing` by a dead process go
- * back to `received` (deliveries in `received` are queued anyway).
+ * back to `received` (deliveries in `received` are queued anyway), and
+ * the delivery counters are rebuilt from the rows. SQLite has one process
+ * per store, so every `processing` delivery is requeued. PostgreSQL is
+ * shared: only the claims of dead processes (whose session is gone, so
+ * their liveness lock is free) and expired claims are; the lease keeper
+ * of every replica does the same every few seconds.
  * *requeued_out (may be NULL) gets the number moved. */
 int hl_store_recover(struct hl_store *s, int64_t *requeued_out, struct hl_err *err) HL_MUST_CHECK;
 
@@ -153,23 +164,37 @@ void hl_store_intake_submit(struct hl_store *s, struct hl_intake_req *req);
 int hl_store_insert_delivery(struct hl_store *s, struct hl_intake_answer *out,
                              const struct hl_delivery_in *in, struct hl_err *err) HL_MUST_CHECK;
 
-/* Claims the oldest received delivery whose not-before time has come:
- * marks it processing and counts the claim, atomically. Returns
- * -HL_ENOTFOUND when none is waiting. A claim still unfinished long after
- * it was made (its worker could not finish it) is first taken back:
- * `received` again and claimed like the others (SQLite: 10 minutes). */
+/* Claims the oldest delivery that is received and whose not-before time
+ * has come, or processing under an expired lease: marks it processing,
+ * claimed by this handle under a new lease, and counts the claim,
+ * atomically. Returns -HL_ENOTFOUND when none is waiting. */
 int hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out,
                         struct hl_err *err) HL_MUST_CHECK;
 /*
  * Finishes a claimed delivery as result says, storing the normalized event
- * and the decision with it, in one transaction. A delivery is finished
- * once: when it is no longer `processing`, nothing changes and
- * -HL_ECONFLICT is returned.
+ * and the decision with it, in one transaction, and ends its lease. A
+ * delivery is finished once: when it is no longer `processing`, nothing
+ * changes and -HL_ECONFLICT is returned. When the connection to the
+ * database was lost, the finish is retried (the work is done; only its
+ * record is missing) until it returns, the claim lease runs out, or
+ * hl_store_wake_all is called; then -HL_EDB.
  */
 int hl_store_finish_delivery(struct hl_store *s, const char *delivery_id,
                              const struct hl_delivery_result *result,
                              struct hl_err *err) HL_MUST_CHECK;
 void hl_delivery_record_free(struct hl_delivery_record *d);
+
+/*
+ * Queues deliveries again (`healer replay`): with delivery_id, that one
+ * delivery, whatever it ended as (processed, skipped, failed), unless it
+ * waits already (*n = 0); NULL: every failed delivery. A queued delivery
+ * starts over: its claims count from zero and it may be claimed at once.
+ * Counters follow; a work signal is sent when any was queued. *n (may be
+ * NULL) gets how many. -HL_ENOTFOUND for an unknown delivery id,
+ * -HL_ECONFLICT for one being processed.
+ */
+int hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id,
+                     struct hl_err *err) HL_MUST_CHECK;
 
 /* The decision stored for a delivery (malloc'd JSON text in *out), or
  * -HL_ENOTFOUND when the delivery is unknown or has none yet. */

@@ -181,6 +181,25 @@ int hl_store_task_get(struct hl_store *s, struct hl_task_record **out, const cha
                       struct hl_err *err) HL_MUST_CHECK;
 void hl_task_record_free(struct hl_task_record *t);
 
+/* Which tasks hl_store_task_list lists; NULL/0 fields match any. */
+struct hl_task_query {
+	const char *state;      /* a task state name */
+	const char *repository; /* owner/repo */
+	const char *agent;
+	/* a page after the last task of the previous one (created_ms and
+	 * task_id of that task); 0 / NULL: from the newest */
+	int64_t before_created_ms;
+	const char *before_task_id;
+	size_t limit; /* at most this many (1..1000; 0 means 20) */
+};
+
+/* The tasks matching q, newest first (by creation, then task id), as an
+ * array of *n records without attempts or notifications (n_attempts 0);
+ * free it with hl_task_list_free. */
+int hl_store_task_list(struct hl_store *s, struct hl_task_record ***out, size_t *n,
+                       const struct hl_task_query *q, struct hl_err *err) HL_MUST_CHECK;
+void hl_task_list_free(struct hl_task_record **list, size_t n);
+
 /* The prompt of attempt n (malloc'd), -HL_ENOTFOUND when none. */
 int hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
                             struct hl_err *err);

@@ -7,7 +7,8 @@
  * Replicas: a task is driven by one process at a time, under a lease
  * (hl_store_task_lease) that expires when its holder dies; every loop
  * write also goes through the ledger's transition check, so a stale
- * holder cannot move a task backwards.
+ * holder cannot move a task backwards. Work that only one replica may do
+ * at all (the CodeRun watch) has one leader (hl_store_leader).
  */
 #ifndef HL_STORE_LOOP_H
 #define HL_STORE_LOOP_H
@@ -52,6 +53,21 @@ int hl_store_task_lease(struct hl_store *s, bool *got, const char *task_id, cons
                         int64_t now_ms, int64_t until_ms, struct hl_err *err) HL_MUST_CHECK;
 int hl_store_task_release(struct hl_store *s, const char *task_id, const char *owner,
                           struct hl_err *err);
+
+/*
+ * Takes or keeps the leadership called name (e.g. "watch") for this
+ * process: *leader is true while it holds it. Call it again at least every
+ * ttl_ms / 2 to keep it, and act as leader only while it answers true.
+ * On PostgreSQL leadership is a session advisory lock held by the store's
+ * own listener connection: the database frees it the moment the leader's
+ * process (or its connection) dies, and another replica gets it at its
+ * next call; owner and ttl_ms are not needed there. On SQLite (one
+ * process per store) the caller is always the leader. -HL_EDB (with
+ * *leader false) while the database cannot be reached: a replica cut off
+ * from the database must not act as leader.
+ */
+int hl_store_leader(struct hl_store *s, bool *leader, const char *name, const char *owner,
+                    int64_t ttl_ms, struct hl_err *err) HL_MUST_CHECK;
 
 /* Sets when the loop must look at a task again (HL_TASK_NO_CHECK: never),
  * without touching anything else. */

@@ -15,11 +15,13 @@
  * and inline only when a busy WAL outgrows them (sq_wal_hook).
  * Migrations are the .sql files of migrations/sqlite/, embedded at build
  * time and recorded in schema_migrations; each runs in its own transaction.
- * SQLite only ever has one process per data directory, so signals are
- * delivered in-process by the front end (no publish operation). An
+ * SQLite only ever has one server per data directory (HL_STORE_SERVER
+ * takes a lock on "<path>.lock"; commands open beside it), so signals
+ * are delivered in-process by the front end (no publish operation). An
  * existing empty file is refused: SQLite would take it for a new database.
  */
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/str.h"
 #include "sqlite_impl.h"
 
@@ -93,14 +95,17 @@ hl_sq_col_copy(char *out, size_t size, sqlite3_stmt *st, int i)
 }
 
 static int
-sq_connect(sqlite3 **out, const char *path, const char *sync, struct hl_err *err)
+sq_connect(sqlite3 **out, const char *path, const char *sync, bool read_only, struct hl_err *err)
 {
 	sqlite3 *db = NULL;
 	char sql[256];
 	int rc;
 
 	rc = sqlite3_open_v2(
-	        path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	        path, &db,
+	        (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+	                SQLITE_OPEN_NOMUTEX,
+	        NULL);
 	if (rc != SQLITE_OK) {
 		rc = hl_err_set(err, HL_EDB, "cannot open '%s': %s", path,
 		                db ? sqlite3_errmsg(db) : "out of memory");
@@ -108,6 +113,17 @@ sq_connect(sqlite3 **out, const char *path, const char *sync, struct hl_err *err
 		return rc;
 	}
 	sqlite3_busy_timeout(db, 5000);
+	if (read_only) {
+		/* a WAL reader beside the server that owns the store */
+		rc = hl_sq_exec(db, "PRAGMA query_only=1; PRAGMA temp_store=MEMORY;", err);
+		if (rc < 0) {
+			hl_err_wrap(err, "'%s'", path);
+			sqlite3_close(db);
+			return rc;
+		}
+		*out = db;
+		return 0;
+	}
 	snprintf(sql, sizeof(sql),
 	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
 	         " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
@@ -138,6 +154,8 @@ sq_close(struct hl_store_backend *b)
 	}
 	if (b->walfd >= 0)
 		close(b->walfd);
+	if (b->lockfd >= 0)
+		close(b->lockfd); /* frees the server lock */
 	if (b->ck)
 		sqlite3_close(b->ck);
 	pthread_mutex_destroy(&b->ck_lock);
@@ -148,10 +166,11 @@ sq_close(struct hl_store_backend *b)
 		sqlite3_finalize(b->cache[i].st);
 		free(b->cache[i].sql);
 	}
-	free(b->claims);
 	if (b->db) {
 		/* Fold the WAL into the database on a clean close. */
-		sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		if (!b->read_only)
+			sqlite3_wal_checkpoint_v2(b->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+			                          NULL);
 		sqlite3_close(b->db);
 	}
 	free(b);
@@ -354,6 +373,15 @@ sq_sync_log(struct hl_store_backend *b)
 	return 0;
 }
 
+/* One process per SQLite store: it always leads. */
+static int
+sq_leader(struct hl_store_backend *b, bool *leader, const char *name, const char *owner,
+          int64_t ttl_ms, struct hl_err *err)
+{
+	*leader = true;
+	return 0;
+}
+
 static int
 sq_ping(struct hl_store_backend *b, struct hl_err *err)
 {
@@ -386,12 +414,17 @@ static const struct hl_store_ops sq_ops = {
 		.schema_version = sq_schema_version,
 		.ping = sq_ping,
 		.publish = NULL,
+		.lost = NULL,
+		.leader = sq_leader,
 	},
 	.intake = {
 		.recover = hl_sq_recover,
 		.batch = hl_sq_intake_batch,
 		.sync_log = sq_sync_log,
 		.claim_next = hl_sq_claim_next,
+		.renew = hl_sq_renew,
+		.reap = NULL,
+		.requeue = hl_sq_requeue,
 		.finish = hl_sq_finish,
 		.decision = hl_sq_decision,
 		.queue_depth = hl_sq_queue_depth,
@@ -408,6 +441,7 @@ static const struct hl_store_ops sq_ops = {
 		.task_counts = hl_sq_task_counts,
 		.attempt_prompt = hl_sq_attempt_prompt,
 		.task_page = hl_sq_task_page,
+		.task_list = hl_sq_task_list,
 	},
 	.loop = {
 		.tasks_due = hl_sq_tasks_due,
@@ -436,13 +470,54 @@ static const struct hl_store_ops sq_ops = {
 	},
 };
 
+/* One server per SQLite store: an exclusive lock on "<path>.lock",
+ * held while the handle is open (and freed by the kernel if the process
+ * dies). */
+static int
+sq_lock_server(struct hl_store_backend *b, const char *path, struct hl_err *err)
+{
+	char lockpath[4200];
+	int rc;
+
+	snprintf(lockpath, sizeof(lockpath), "%s.lock", path);
+	if ((rc = hl_file_lock(&b->lockfd, lockpath, err)) == -HL_ECONFLICT)
+		return hl_err_set(err, HL_EDB,
+		                  "another healer server is running on '%s' (it holds '%s');"
+		                  " stop it, or give this one another data directory",
+		                  path, lockpath);
+	if (rc < 0) {
+		char why[sizeof(err->msg)];
+
+		hl_strlcpy(why, err->msg, sizeof(why));
+		return hl_err_set(err, HL_EDB, "cannot lock the store: %s", why);
+	}
+	return 0;
+}
+
+/* A read-only handle: the schema must be there, and not newer. */
+static int
+sq_check_schema(struct hl_store_backend *b, const char *path, struct hl_err *err)
+{
+	int version = 0, rc;
+
+	if ((rc = sq_schema_version(b, &version, err)) < 0)
+		return hl_err_wrap(err, "no healer store at '%s'", path);
+	if (version > (int)hl_store_sqlite_migrations_count)
+		return hl_err_set(err, HL_EDB,
+		                  "the store's schema version %d is newer than this healer's (%zu)",
+		                  version, hl_store_sqlite_migrations_count);
+	return 0;
+}
+
 int
 hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
-                     const char *path, const struct hl_store_sink *sink, struct hl_err *err)
+                     const char *path, unsigned flags, const struct hl_store_sink *sink,
+                     struct hl_err *err)
 {
 	struct hl_store_backend *b;
 	char walpath[4096];
 	struct stat stbuf;
+	bool ro = flags & HL_STORE_READ_ONLY;
 	int rc, i;
 
 	if (strlen(path) + 5 > sizeof(walpath))
@@ -459,11 +534,20 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->walfd = -1;
+	b->lockfd = -1;
+	b->read_only = ro;
 	pthread_mutex_init(&b->ck_lock, NULL);
 	pthread_cond_init(&b->ck_cond, NULL);
-	rc = sq_connect(&b->db, path, "NORMAL", err);
+	if ((flags & HL_STORE_SERVER) && !ro && (rc = sq_lock_server(b, path, err)) < 0)
+		goto fail;
+	rc = sq_connect(&b->db, path, "NORMAL", ro, err);
+	if (rc == 0 && ro) {
+		if ((rc = sq_check_schema(b, path, err)) < 0)
+			goto fail;
+		goto prepare;
+	}
 	if (rc == 0)
-		rc = sq_connect(&b->ck, path, "FULL", err);
+		rc = sq_connect(&b->ck, path, "FULL", false, err);
 	if (rc < 0)
 		goto fail;
 	sqlite3_wal_autocheckpoint(b->db, 0);
@@ -480,6 +564,7 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	/* The WAL exists once the first write committed (the migrations). */
 	snprintf(walpath, sizeof(walpath), "%s-wal", path);
 	b->walfd = open(walpath, O_RDWR | O_CLOEXEC);
+prepare:
 	for (i = 0; i < SQ_MAX; i++) {
 		if (sqlite3_prepare_v3(b->db, hl_sq_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 		                       &b->in_st[i], NULL) != SQLITE_OK) {

@@ -45,16 +45,6 @@ extern const char *const hl_sq_sql[SQ_MAX];
 
 #define SQ_CACHE_MAX 32
 
-/* A claim not finished after this long is taken back by the next claim
- * (its worker died or could not finish it; see sqlite_intake.c). */
-#define HL_SQ_CLAIM_STALE_MS (10 * 60 * 1000)
-
-/* A claim of this process that is not finished yet. */
-struct sq_claim {
-	int64_t id;
-	char delivery_id[HL_DELIVERY_ID_MAX + 1];
-};
-
 struct hl_store_backend {
 	sqlite3 *db; /* the connection (under the store mutex) */
 	sqlite3 *ck; /* checkpointer connection (its own thread) */
@@ -64,16 +54,14 @@ struct hl_store_backend {
 	pthread_mutex_t ck_lock;
 	pthread_cond_t ck_cond;
 	bool ck_wanted, ck_stop;
-	int walfd; /* our handle on the -wal file for deferred flushes, or -1 */
+	int walfd;  /* our handle on the -wal file for deferred flushes, or -1 */
+	int lockfd; /* HL_STORE_SERVER: the "<path>-server" lock, or -1 */
+	bool read_only;
 	struct {
 		char *sql;
 		sqlite3_stmt *st;
 	} cache[SQ_CACHE_MAX]; /* statements of the less hot paths, by SQL text */
 	int ncache;
-	/* this process's unfinished claims (one process per SQLite store) */
-	struct sq_claim *claims;
-	size_t n_claims, cap_claims;
-	int64_t claims_checked_ms; /* when stale claims were last looked for */
 };
 
 /* err = "sqlite WHAT: <sqlite's message>"; returns -HL_EDB. */
@@ -98,10 +86,16 @@ int hl_sq_commit(struct hl_store_backend *b, const char *what, struct hl_err *er
 void hl_sq_rollback(struct hl_store_backend *b);
 
 /* The operations of each concern. */
-int hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err);
+int hl_sq_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
 int hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head);
-int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out,
-                     struct hl_err *err);
+int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                     int64_t lease_ms, struct hl_err *err);
+int hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
+                struct hl_err *err);
+int hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
+                  struct hl_err *err);
+int hl_sq_task_list(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,
+                    const struct hl_task_query *q, struct hl_err *err);
 int hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
                  const struct hl_delivery_result *r, struct hl_err *err);
 int hl_sq_decision(struct hl_store_backend *b, char **out, const char *delivery_id,

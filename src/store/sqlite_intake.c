@@ -3,14 +3,6 @@
  * group-committed intake batches with their deduplication, claims,
  * finishes, recovery and the delivery counters.
  *
- * A claim is remembered until it is finished. A claim whose delivery is
- * still `processing` HL_SQ_CLAIM_STALE_MS after it was claimed (its
- * worker could not finish it: the store failed, or the thread is stuck)
- * is taken back by the next claim: the delivery is `received` again and
- * claimed like any other (every remediation step is idempotent). Only
- * this process claims in its SQLite store, so the remembered claims are
- * all the claims there are; at startup hl_sq_recover takes back all.
- *
  * delivery_counts is maintained in the same transaction as every state
  * change, so status and metrics never scan the deliveries table (intake
  * batches sum their increments and write them just before the commit).
@@ -47,20 +39,26 @@ const char *const hl_sq_sql[SQ_MAX] = {
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
+	/* a claim whose lease ran out first (its claimer died), else the
+	 * oldest waiting delivery; each from its partial index */
 	[SQ_CLAIM_SEL] =
 	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
-	        " dedup_key, task_id, received_ms, claims, body_encoding, body_size, failure_key"
-	        " FROM deliveries WHERE state = 'received' AND not_before_ms <= ?1"
-	        " ORDER BY id LIMIT 1",
+	        " dedup_key, task_id, received_ms, claims, body_encoding, body_size, failure_key,"
+	        " state FROM deliveries WHERE id = COALESCE("
+	        "(SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < ?1"
+	        " ORDER BY lease_until_ms LIMIT 1),"
+	        " (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= ?1"
+	        " ORDER BY id LIMIT 1))",
 	[SQ_CLAIM_MARK] = "UPDATE deliveries SET state = 'processing', claims = claims + 1,"
-	                  " updated_ms = ?2 WHERE id = ?1",
+	                  " updated_ms = ?2, claimed_by = ?3, lease_until_ms = ?4 WHERE id = ?1",
 	[SQ_FIN_DONE] =
 	        "UPDATE deliveries SET state = ?2, reason = ?3, updated_ms = ?4, finished_ms = ?4,"
 	        " process_count = process_count + 1,"
-	        " decision_json = COALESCE(?5, decision_json)"
+	        " decision_json = COALESCE(?5, decision_json), claimed_by = NULL,"
+	        " lease_until_ms = NULL"
 	        " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
 	[SQ_FIN_BACK] = "UPDATE deliveries SET state = 'received', updated_ms = ?4,"
-	                " not_before_ms = ?6"
+	                " not_before_ms = ?6, claimed_by = NULL, lease_until_ms = NULL"
 	                " WHERE delivery_id = ?1 AND state = 'processing' RETURNING event_name",
 	[SQ_FIN_EVENT] =
 	        "INSERT INTO events (delivery_id, event_json, created_ms) VALUES (?1, ?2, ?3)"
@@ -316,119 +314,20 @@ fail:
 	return 0;
 }
 
-/* Remembers a claim until it is finished. */
-static void
-sq_claims_add(struct hl_store_backend *b, int64_t id, const char *delivery_id)
-{
-	if (b->n_claims == b->cap_claims) {
-		size_t cap = b->cap_claims ? 2 * b->cap_claims : 16;
-		struct sq_claim *c = realloc(b->claims, cap * sizeof(*c));
-
-		if (!c)
-			return; /* not taken back before a restart: recovery does it */
-		b->claims = c;
-		b->cap_claims = cap;
-	}
-	b->claims[b->n_claims].id = id;
-	hl_strlcpy(b->claims[b->n_claims].delivery_id, delivery_id,
-	           sizeof(b->claims[b->n_claims].delivery_id));
-	b->n_claims++;
-}
-
-static void
-sq_claims_drop(struct hl_store_backend *b, const char *delivery_id)
-{
-	size_t i;
-
-	for (i = 0; i < b->n_claims; i++) {
-		if (strcmp(b->claims[i].delivery_id, delivery_id) == 0) {
-			b->claims[i] = b->claims[--b->n_claims];
-			return;
-		}
-	}
-}
-
-/*
- * Takes back the remembered claims whose delivery is still `processing`
- * and was last touched HL_SQ_CLAIM_STALE_MS ago or more: `received` again,
- * due at once. One transaction; a claim is forgotten only once that
- * committed.
- */
-static int
-sq_take_back_stale(struct hl_store_backend *b, struct hl_err *err)
-{
-	static const char sql[] =
-	        "UPDATE deliveries SET state = 'received', not_before_ms = 0, updated_ms = ?3"
-	        " WHERE id = ?1 AND state = 'processing' AND updated_ms <= ?2 RETURNING event_name";
-	int64_t now = hl_time_wall_ms();
-	bool *taken = NULL;
-	sqlite3_stmt *st;
-	size_t i, n = 0;
-	int rc = 0;
-
-	/* at most once a second: each look is a write transaction */
-	if (!b->n_claims || now - b->claims_checked_ms < 1000)
-		return 0;
-	b->claims_checked_ms = now;
-	if (!(taken = calloc(b->n_claims, sizeof(*taken))))
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	if (hl_sq_begin(b, "take back stale claims", err) < 0) {
-		free(taken);
-		return -HL_EDB;
-	}
-	if (!(st = hl_sq_prepare(b, sql))) {
-		rc = hl_sq_fail(err, b->db, "take back stale claims");
-		goto out;
-	}
-	for (i = 0; i < b->n_claims && rc == 0; i++) {
-		char *event = NULL;
-
-		sqlite3_bind_int64(st, 1, b->claims[i].id);
-		sqlite3_bind_int64(st, 2, now - HL_SQ_CLAIM_STALE_MS);
-		sqlite3_bind_int64(st, 3, now);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			event = hl_sq_col_dup(st, 0);
-			rc = sqlite3_step(st);
-		}
-		sqlite3_reset(st);
-		sqlite3_clear_bindings(st);
-		rc = rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "take back stale claims");
-		if (rc == 0 && event) {
-			taken[i] = true;
-			n++;
-			if (sq_bump(b->in_st[SQ_COUNT_BUMP], event, "processing", "", -1) < 0 ||
-			    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "received", "", 1) < 0)
-				rc = hl_sq_fail(err, b->db, "count taken back claims");
-		}
-		free(event);
-	}
-	hl_sq_done(b, st);
-	if (rc == 0 && n && hl_sq_commit(b, "take back stale claims", err) < 0)
-		rc = -HL_EDB;
-out:
-	if (rc < 0 || !n) {
-		hl_sq_rollback(b);
-	} else {
-		for (i = b->n_claims; i-- > 0;)
-			if (taken[i])
-				b->claims[i] = b->claims[--b->n_claims];
-	}
-	free(taken);
-	return rc;
-}
-
 int
-hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
+hl_sq_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
 {
 	int rc;
 
-	b->n_claims = 0; /* every claim is given back below */
+	/* one process per SQLite store: every claim is a dead process's */
+	(void)owner;
 	rc = hl_sq_exec(b->db, "BEGIN IMMEDIATE", err);
 	if (rc < 0)
 		return rc;
 	rc = hl_sq_exec(b->db,
-	                "UPDATE deliveries SET state = 'received' WHERE state = 'processing'", err);
+	                "UPDATE deliveries SET state = 'received', claimed_by = NULL,"
+	                " lease_until_ms = NULL WHERE state = 'processing'",
+	                err);
 	if (rc == 0)
 		*n = sqlite3_changes64(b->db);
 	/* Rebuild the counters from the rows, the source of truth. */
@@ -448,16 +347,17 @@ hl_sq_recover(struct hl_store_backend *b, int64_t *n, struct hl_err *err)
 
 /* Marks a delivery whose stored body cannot be decoded as failed. */
 static int
-sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, struct hl_err *err)
+sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, const char *was,
+                struct hl_err *err)
 {
-	char upd[200];
+	char upd[240];
 
 	snprintf(upd, sizeof(upd),
 	         "UPDATE deliveries SET state = 'failed', reason = 'corrupt_body',"
-	         " updated_ms = %lld WHERE id = %lld",
+	         " updated_ms = %lld, claimed_by = NULL, lease_until_ms = NULL WHERE id = %lld",
 	         (long long)hl_time_wall_ms(), (long long)id);
 	if (hl_sq_exec(b->db, upd, err) < 0 ||
-	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "received", "", -1) < 0 ||
+	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, was, "", -1) < 0 ||
 	    sq_bump(b->in_st[SQ_COUNT_BUMP], event, "failed", "corrupt_body", 1) < 0)
 		return hl_sq_fail(err, b->db, "mark corrupt body");
 	return 0;
@@ -499,17 +399,18 @@ sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const ch
 }
 
 int
-hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, struct hl_err *err)
+hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                 int64_t lease_ms, struct hl_err *err)
 {
 	struct hl_delivery_record *d = NULL;
 	sqlite3_stmt *st = b->in_st[SQ_CLAIM_SEL], *mark = b->in_st[SQ_CLAIM_MARK];
+	int64_t now = hl_time_wall_ms();
+	bool was_received = true;
 	int rc, tries;
 
-	if ((rc = sq_take_back_stale(b, err)) < 0)
-		return rc;
 	if (hl_sq_begin(b, "claim", err) < 0)
 		return -HL_EDB;
-	sqlite3_bind_int64(st, 1, hl_time_wall_ms());
+	sqlite3_bind_int64(st, 1, now);
 	for (tries = 0;; tries++) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_DONE || tries == 64) {
@@ -531,6 +432,7 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 			goto out;
 		}
+		was_received = strcmp((const char *)sqlite3_column_text(st, 15), "received") == 0;
 		if (sq_decode_body(d, st, 7, (const char *)sqlite3_column_text(st, 12),
 		                   sqlite3_column_type(st, 13) == SQLITE_NULL
 		                           ? -1
@@ -538,7 +440,8 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 			break;
 		/* Never hand out (or loop on) a body that cannot be decoded. */
 		sqlite3_reset(st);
-		rc = sq_claim_poison(b, d->id, d->event_name, err);
+		rc = sq_claim_poison(b, d->id, d->event_name,
+		                     was_received ? "received" : "processing", err);
 		hl_delivery_record_free(d);
 		d = NULL;
 		if (rc < 0)
@@ -560,11 +463,15 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, st
 		goto out;
 	}
 	sqlite3_bind_int64(mark, 1, d->id);
-	sqlite3_bind_int64(mark, 2, hl_time_wall_ms());
+	sqlite3_bind_int64(mark, 2, now);
+	sqlite3_bind_text(mark, 3, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(mark, 4, now + lease_ms);
 	rc = 0;
+	/* an expired claim taken again stays processing: no count moves */
 	if (hl_sq_step_done(mark) < 0 ||
-	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
-	    sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0 ||
+	    (was_received &&
+	     (sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "received", "", -1) < 0 ||
+	      sq_bump(b->in_st[SQ_COUNT_BUMP], d->event_name, "processing", "", 1) < 0)) ||
 	    hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
 		rc = hl_sq_fail(err, b->db, "claim");
 out:
@@ -577,7 +484,6 @@ out:
 		hl_delivery_record_free(d);
 		return rc;
 	}
-	sq_claims_add(b, d->id, d->delivery_id);
 	*out = d;
 	return 0;
 }
@@ -616,7 +522,6 @@ hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
 		goto out;
 	}
 	if (!event) {
-		sq_claims_drop(b, delivery_id); /* it is not ours to finish */
 		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is not being processed",
 		                delivery_id);
 		goto out;
@@ -639,8 +544,6 @@ hl_sq_finish(struct hl_store_backend *b, const char *delivery_id,
 	}
 	if (hl_sq_step_done(b->in_st[SQ_COMMIT]) < 0)
 		rc = hl_sq_fail(err, b->db, "commit finish");
-	else
-		sq_claims_drop(b, delivery_id);
 out:
 	free(event);
 	if (rc < 0)
@@ -749,4 +652,113 @@ hl_sq_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t
 		return hl_sq_fail(err, b->db, "recent");
 	*n = k;
 	return 0;
+}
+
+int
+hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE deliveries SET lease_until_ms = ?2"
+	                                    " WHERE state = 'processing' AND claimed_by = ?1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "renew claims");
+	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, until_ms);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "renew claims");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+/* Moves the deliveries selected by where (binding ?1 to arg) back to
+ * received, with their counts; *n gets how many. Inside a transaction. */
+static int
+sq_requeue_where(struct hl_store_backend *b, int64_t *n, const char *where, const char *arg,
+                 struct hl_err *err)
+{
+	char sql[512];
+	sqlite3_stmt *st;
+	int64_t now = hl_time_wall_ms(), k = 0;
+	int rc;
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT event_name, state, COALESCE(reason, ''), COUNT(*) FROM deliveries"
+	         " WHERE %s GROUP BY 1, 2, 3 LIMIT 1000",
+	         where);
+	if (!(st = hl_sq_prepare(b, sql)))
+		return hl_sq_fail(err, b->db, "requeue");
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *ev = (const char *)sqlite3_column_text(st, 0);
+		int64_t c = sqlite3_column_int64(st, 3);
+
+		if (sq_bump(b->in_st[SQ_COUNT_BUMP], ev, (const char *)sqlite3_column_text(st, 1),
+		            (const char *)sqlite3_column_text(st, 2), -c) < 0 ||
+		    sq_bump(b->in_st[SQ_COUNT_BUMP], ev, "received", "", c) < 0) {
+			hl_sq_done(b, st);
+			return hl_sq_fail(err, b->db, "requeue");
+		}
+		k += c;
+	}
+	hl_sq_done(b, st);
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "requeue");
+	snprintf(sql, sizeof(sql),
+	         "UPDATE deliveries SET state = 'received', reason = NULL, claims = 0,"
+	         " not_before_ms = 0, claimed_by = NULL, lease_until_ms = NULL,"
+	         " finished_ms = NULL, updated_ms = ?2"
+	         " WHERE %s",
+	         where);
+	if (!(st = hl_sq_prepare(b, sql)))
+		return hl_sq_fail(err, b->db, "requeue");
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "requeue");
+	hl_sq_done(b, st);
+	if (rc == 0)
+		*n = k;
+	return rc;
+}
+
+int
+hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, struct hl_err *err)
+{
+	sqlite3_stmt *st;
+	char state[16] = "";
+	int rc;
+
+	if (hl_sq_begin(b, "requeue", err) < 0)
+		return -HL_EDB;
+	if (!delivery_id) {
+		rc = sq_requeue_where(b, n, "state = 'failed'", NULL, err);
+		goto out;
+	}
+	if (!(st = hl_sq_prepare(b, "SELECT state FROM deliveries WHERE delivery_id = ?1"))) {
+		rc = hl_sq_fail(err, b->db, "requeue");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		hl_sq_col_copy(state, sizeof(state), st, 0);
+	hl_sq_done(b, st);
+	if (rc == SQLITE_DONE)
+		rc = hl_err_set(err, HL_ENOTFOUND, "no delivery '%s'", delivery_id);
+	else if (rc != SQLITE_ROW)
+		rc = hl_sq_fail(err, b->db, "requeue");
+	else if (strcmp(state, "processing") == 0)
+		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+	else if (strcmp(state, "received") == 0) {
+		rc = 0; /* waiting already */
+		*n = 0;
+	} else
+		rc = sq_requeue_where(b, n, "delivery_id = ?1", delivery_id, err);
+out:
+	if (rc == 0)
+		rc = hl_sq_commit(b, "requeue", err);
+	if (rc < 0)
+		hl_sq_rollback(b);
+	return rc;
 }

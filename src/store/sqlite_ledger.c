@@ -447,34 +447,20 @@ hl_sq_attempt_prompt(struct hl_store_backend *b, char **out, const char *task_id
 	return 0;
 }
 
-int
-hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
-               struct hl_err *err)
-{
-	sqlite3_stmt *st = hl_sq_prepare(
-	        b, "SELECT task_id, dedup_key, repository, run_id, job, branch, agent,"
-	           " failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"
-	           " reason, attempts, finished_ms, kind, workflow, head_sha, pr_number,"
-	           " target_branch, event_json, next_check_ms, queued_ms"
-	           " FROM remediation_tasks WHERE task_id = ?1");
-	struct hl_task_record *t;
-	int rc;
+#define SQ_TASK_COLS                                                                       \
+	"task_id, dedup_key, repository, run_id, job, branch, agent, failure_type, state," \
+	" coderun_name, decision_json, created_ms, updated_ms, reason, attempts,"          \
+	" finished_ms, kind, workflow, head_sha, pr_number, target_branch, event_json,"    \
+	" next_check_ms, queued_ms"
 
-	if (!st)
-		return hl_sq_fail(err, b->db, "task");
-	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		hl_sq_done(b, st);
-		if (rc == SQLITE_DONE)
-			return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
-		return hl_sq_fail(err, b->db, "task");
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t) {
-		hl_sq_done(b, st);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	}
+/* A task record from a row of SQ_TASK_COLS; NULL when out of memory. */
+static struct hl_task_record *
+sq_task_row(sqlite3_stmt *st)
+{
+	struct hl_task_record *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
 	t->task_id = hl_sq_col_dup(st, 0);
 	t->dedup_key = hl_sq_col_dup(st, 1);
 	t->repository = hl_sq_col_dup(st, 2);
@@ -499,34 +485,42 @@ hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	t->event_json = hl_sq_col_dup(st, 21);
 	t->next_check_ms = sq_col_int(st, 22);
 	t->queued_ms = sq_col_int(st, 23);
-	hl_sq_done(b, st);
 	if (!t->task_id) {
 		hl_task_record_free(t);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
+		return NULL;
 	}
+	return t;
+}
+
+int
+hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+               struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT " SQ_TASK_COLS " FROM remediation_tasks"
+	                                    " WHERE task_id = ?1");
+	struct hl_task_record *t;
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "task");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		hl_sq_done(b, st);
+		if (rc == SQLITE_DONE)
+			return hl_err_set(err, HL_ENOTFOUND, "no task '%s'", task_id);
+		return hl_sq_fail(err, b->db, "task");
+	}
+	t = sq_task_row(st);
+	hl_sq_done(b, st);
+	if (!t)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	if ((rc = sq_read_attempts(b, t, err)) < 0 || (rc = sq_read_notifications(b, t, err)) < 0) {
 		hl_task_record_free(t);
 		return rc;
 	}
 	*out = t;
 	return 0;
-}
-
-/* "<created_ms>.<task_id>" */
-static int
-sq_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size)
-{
-	char *end;
-	long long v;
-
-	if (!c || !*c)
-		return 0;
-	v = strtoll(c, &end, 10);
-	if (end == c || *end != '.' || !end[1] || strlen(end + 1) >= id_size)
-		return -1;
-	*ms = v;
-	hl_strlcpy(id, end + 1, id_size);
-	return 1;
 }
 
 int
@@ -542,9 +536,9 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 
 	if (limit > HL_TASK_LIST_MAX)
 		limit = HL_TASK_LIST_MAX;
-	has_cursor = sq_cursor_parse(f->cursor, &cur_ms, cur_id, sizeof(cur_id));
-	if (has_cursor < 0)
-		return hl_err_set(err, HL_EINVAL, "malformed cursor '%s'", f->cursor);
+	if ((has_cursor = hl_store_cursor_parse(f->cursor, &cur_ms, cur_id, sizeof(cur_id), err)) <
+	    0)
+		return has_cursor;
 	hl_buf_append_str(&sql, "SELECT task_id, repository, branch, workflow, job, agent,"
 	                        " failure_type, kind, reason, state, attempts, pr_number,"
 	                        " created_ms, updated_ms, finished_ms FROM remediation_tasks");
@@ -597,9 +591,7 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct hl_task_summary *s;
 		if (k == limit) {
-			const struct hl_task_summary *last = &out[k - 1];
-			snprintf(next_cursor, HL_CURSOR_MAX, "%lld.%s", (long long)last->created_ms,
-			         last->task_id);
+			hl_store_cursor_make(next_cursor, &out[k - 1]);
 			rc = SQLITE_DONE;
 			break;
 		}
@@ -625,6 +617,56 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	hl_sq_done(b, st);
 	if (rc != SQLITE_DONE)
 		return hl_sq_fail(err, b->db, "list tasks");
+	*n = k;
+	return 0;
+}
+
+int
+hl_sq_task_list(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,
+                const struct hl_task_query *q, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "SELECT " SQ_TASK_COLS " FROM remediation_tasks"
+	           " WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR repository = ?2)"
+	           " AND (?3 IS NULL OR agent = ?3)"
+	           " AND (?4 IS NULL OR created_ms < ?4 OR (created_ms = ?4 AND task_id < ?5))"
+	           " ORDER BY created_ms DESC, task_id DESC LIMIT ?6");
+	struct hl_task_record **list;
+	size_t k = 0;
+	int rc = SQLITE_DONE;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "task list");
+	list = calloc(q->limit ? q->limit : 1, sizeof(*list));
+	if (!list) {
+		hl_sq_done(b, st);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	hl_sq_bind_text(st, 1, q->state);
+	hl_sq_bind_text(st, 2, q->repository);
+	hl_sq_bind_text(st, 3, q->agent);
+	if (q->before_created_ms) {
+		sqlite3_bind_int64(st, 4, q->before_created_ms);
+		sqlite3_bind_text(st, 5, q->before_task_id ? q->before_task_id : "", -1,
+		                  SQLITE_STATIC);
+	}
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)q->limit);
+	while (k < q->limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!(list[k] = sq_task_row(st))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		k++;
+	}
+	if (k == q->limit)
+		rc = SQLITE_DONE;
+	hl_sq_done(b, st);
+	if (rc != SQLITE_DONE) {
+		hl_task_list_free(list, k);
+		return rc == SQLITE_NOMEM ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		                          : hl_sq_fail(err, b->db, "task list");
+	}
+	*out = list;
 	*n = k;
 	return 0;
 }

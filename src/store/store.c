@@ -1,23 +1,34 @@
 /*
  * store.c - the store front end: URL dispatch to a backend, the store
- * mutex, migrations, and the signals (store.h).
+ * mutex, migrations, the signals (store.h) and the lease keeper.
  *
  * Signals go through the backend when it reaches other processes
  * (conn.publish); otherwise, and for what a backend receives, they are
  * handed to this process's listeners by hl_store_deliver. A HL_CHANNEL_WORK
  * signal also wakes the workers waiting in hl_store_wait_work.
- * Invariant: listeners are called without the store mutex held, except
- * when a backend without publish delivers from inside a store call: they
+ * A signal is always handed to this process's listeners at once; a
+ * backend with publish also sends it to the other processes, and its
+ * listener skips the ones this process sent.
+ * Invariant: listeners are called without the store mutex held; they
  * must never call back into the store.
+ * The lease keeper thread renews this handle's claims every third of the
+ * claim lease, and on a shared backend requeues the claims of processes
+ * that died; a read-only handle has none.
  */
+#include "base/clock.h"
 #include "base/str.h"
+#include "base/url.h"
 #include "store_front.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-#define STORE_MAX_PAYLOAD 7000
+#define STORE_MAX_PAYLOAD    7000
+#define STORE_CLAIM_LEASE_MS 15000
 
 int
 hl_store_migration_version(const char *path)
@@ -30,22 +41,207 @@ hl_store_migration_version(const char *path)
 	return digits == 4 && *base == '_' ? v : -1;
 }
 
+bool
+hl_store_url_is_postgres(const char *url)
+{
+	const char *p = url;
+
+	if (!url)
+		return false;
+	if (hl_str_starts_with(url, "postgres://") || hl_str_starts_with(url, "postgresql://"))
+		return true;
+	/* libpq key/value settings: "keyword = value ..." */
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+		return false;
+	while ((*p >= 'a' && *p <= 'z') || *p == '_')
+		p++;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return *p == '=';
+}
+
+/* Appends libpq key/value settings with the password's value masked. */
+static void
+store_kv_display(struct hl_buf *out, const char *s)
+{
+	const char *p = s, *k, *ke, *v;
+
+	while (*p) {
+		for (k = p; *k == ' ' || *k == '\t'; k++)
+			;
+		for (ke = k; *ke && *ke != '=' && *ke != ' ' && *ke != '\t'; ke++)
+			;
+		for (p = ke; *p && *p != '='; p++)
+			;
+		if (!*p) {
+			hl_buf_append_str(out, k == ke ? "" : k);
+			break;
+		}
+		for (v = p + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		hl_buf_append(out, k, (size_t)(v - k));
+		p = v;
+		if (*p == '\'') {
+			for (p++; *p && *p != '\''; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p)
+				p++;
+		} else {
+			while (*p && *p != ' ' && *p != '\t')
+				p++;
+		}
+		if ((size_t)(ke - k) == 8 && strncmp(k, "password", 8) == 0)
+			hl_buf_append_str(out, "***");
+		else
+			hl_buf_append(out, v, (size_t)(p - v));
+		if (*p)
+			hl_buf_append_char(out, ' ');
+	}
+}
+
+int
+hl_store_url_display(struct hl_buf *out, const char *url)
+{
+	struct hl_buf tmp = HL_BUF_INIT(0);
+	const char *q, *p;
+	int rc;
+
+	if (!url)
+		return hl_buf_append_str(out, "");
+	if (!hl_store_url_is_postgres(url)) {
+		hl_buf_append_str(out, url);
+		return hl_buf_error(out);
+	}
+	if (!strstr(url, "://")) {
+		store_kv_display(out, url);
+		return hl_buf_error(out);
+	}
+	/* a URL: no user-info, and no password=... among its parameters */
+	if ((rc = hl_url_strip_userinfo(&tmp, url)) < 0) {
+		hl_buf_release(&tmp);
+		return rc;
+	}
+	q = strchr(tmp.data, '?');
+	if (!q) {
+		hl_buf_append_str(out, tmp.data);
+	} else {
+		hl_buf_append(out, tmp.data, (size_t)(q - tmp.data));
+		for (p = q + 1; *p;) {
+			const char *amp = strchr(p, '&');
+			size_t n = amp ? (size_t)(amp - p) : strlen(p);
+
+			hl_buf_append_char(out, p == q + 1 ? '?' : '&');
+			if (n >= 9 && strncmp(p, "password=", 9) == 0)
+				hl_buf_append_str(out, "password=***");
+			else
+				hl_buf_append(out, p, n);
+			p += n;
+			if (*p == '&')
+				p++;
+		}
+	}
+	hl_buf_release(&tmp);
+	return hl_buf_error(out);
+}
+
+/* "host:pid:random": unique among the processes sharing a store. */
+static void
+store_make_owner(char *out, size_t size)
+{
+	char host[64] = "host";
+	unsigned char rnd[6] = { 0 };
+	char hex[13];
+	int fd;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		strcpy(host, "host");
+	host[sizeof(host) - 1] = '\0';
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+		int64_t t = hl_time_mono_ms() ^ (int64_t)(uintptr_t)out;
+		memcpy(rnd, &t, sizeof(rnd));
+	}
+	if (fd >= 0)
+		close(fd);
+	hl_str_hex(hex, rnd, sizeof(rnd));
+	snprintf(out, size, "%s:%ld:%s", host, (long)getpid(), hex);
+}
+
+/* Renews this handle's claims every third of the lease, and (on a shared
+ * backend) requeues the claims of processes that died. */
+static void *
+store_keeper(void *arg)
+{
+	struct hl_store *s = arg;
+	struct timespec ts;
+	struct hl_err err;
+	int64_t lease, n;
+
+	pthread_mutex_lock(&s->k_lock);
+	while (!s->k_stop) {
+		lease = atomic_load(&s->claim_lease_ms);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (lease / 3) / 1000;
+		ts.tv_nsec += (long)((lease / 3) % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		while (!s->k_stop && pthread_cond_timedwait(&s->k_cond, &s->k_lock, &ts) == 0)
+			;
+		if (s->k_stop)
+			break;
+		pthread_mutex_unlock(&s->k_lock);
+		err.code = 0;
+		n = 0;
+		pthread_mutex_lock(&s->db_lock);
+		(void)s->ops->intake.renew(s->b, s->owner, hl_time_wall_ms() + lease, &err);
+		if (s->ops->intake.reap)
+			(void)s->ops->intake.reap(s->b, &n, s->owner, &err);
+		pthread_mutex_unlock(&s->db_lock);
+		if (n > 0)
+			(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
+		pthread_mutex_lock(&s->k_lock);
+	}
+	pthread_mutex_unlock(&s->k_lock);
+	return NULL;
+}
+
 int
 hl_store_open(struct hl_store **out, const char *url, struct hl_err *err)
 {
+	return hl_store_open_with(out, url, 0, err);
+}
+
+int
+hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struct hl_err *err)
+{
 	struct hl_store *s;
+	struct hl_buf shown = HL_BUF_INIT(0);
+	bool pg;
 	int rc;
 
 	if (!url || !*url)
 		return hl_err_set(err, HL_EINVAL, "empty store url");
-	if (hl_str_starts_with(url, "postgres://") || hl_str_starts_with(url, "postgresql://"))
-		return hl_err_set(err, HL_EUNSUPPORTED,
-		                  "postgres store is not implemented yet; use 'sqlite:PATH'");
-	if (!hl_str_starts_with(url, "sqlite:") || !url[7])
-		return hl_err_set(err, HL_EINVAL, "store url '%s' must be 'sqlite:PATH'", url);
+	pg = hl_store_url_is_postgres(url);
+	if (!pg && (!hl_str_starts_with(url, "sqlite:") || !url[7])) {
+		hl_store_url_display(&shown, url);
+		rc = hl_err_set(err, HL_EINVAL,
+		                "store url '%s' must be 'sqlite:PATH', 'postgres://...' or libpq"
+		                " settings ('host=... dbname=...')",
+		                shown.data);
+		hl_buf_release(&shown);
+		return rc;
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	s->flags = flags;
+	atomic_init(&s->claim_lease_ms, STORE_CLAIM_LEASE_MS);
+	store_make_owner(s->owner, sizeof(s->owner));
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->q_lock, NULL);
 	pthread_cond_init(&s->q_cond, NULL);
@@ -54,15 +250,30 @@ hl_store_open(struct hl_store **out, const char *url, struct hl_err *err)
 	pthread_mutex_init(&s->s_lock, NULL);
 	pthread_cond_init(&s->s_cond, NULL);
 	pthread_mutex_init(&s->l_lock, NULL);
-	rc = hl_store_sqlite_open(&s->b, &s->ops, url + 7,
-	                          &(struct hl_store_sink){ hl_store_deliver, s }, err);
+	pthread_mutex_init(&s->k_lock, NULL);
+	pthread_cond_init(&s->k_cond, NULL);
+	if (pg)
+		rc = hl_store_pg_open(&s->b, &s->ops, url, flags, s->owner,
+		                      &(struct hl_store_sink){ hl_store_deliver, s }, err);
+	else
+		rc = hl_store_sqlite_open(&s->b, &s->ops, url + 7, flags,
+		                          &(struct hl_store_sink){ hl_store_deliver, s }, err);
 	if (rc < 0)
 		goto fail;
+	if (flags & HL_STORE_READ_ONLY) {
+		*out = s;
+		return 0;
+	}
 	rc = s->ops->conn.migrate(s->b, NULL, err);
 	if (rc < 0)
 		goto fail;
 	if ((rc = hl_store_intake_start(s, err)) < 0)
 		goto fail;
+	if (pthread_create(&s->keeper, NULL, store_keeper, s) != 0) {
+		rc = hl_err_set(err, HL_EINTERNAL, "cannot start the store's lease keeper");
+		goto fail;
+	}
+	s->keeper_started = true;
 	*out = s;
 	return 0;
 fail:
@@ -75,6 +286,13 @@ hl_store_close(struct hl_store *s)
 {
 	if (!s)
 		return;
+	if (s->keeper_started) {
+		pthread_mutex_lock(&s->k_lock);
+		s->k_stop = true;
+		pthread_cond_signal(&s->k_cond);
+		pthread_mutex_unlock(&s->k_lock);
+		pthread_join(s->keeper, NULL);
+	}
 	hl_store_intake_stop(s);
 	hl_store_wake_all(s);
 	if (s->b)
@@ -87,7 +305,34 @@ hl_store_close(struct hl_store *s)
 	pthread_mutex_destroy(&s->s_lock);
 	pthread_cond_destroy(&s->s_cond);
 	pthread_mutex_destroy(&s->l_lock);
+	pthread_mutex_destroy(&s->k_lock);
+	pthread_cond_destroy(&s->k_cond);
 	free(s);
+}
+
+const char *
+hl_store_owner(const struct hl_store *s)
+{
+	return s->owner;
+}
+
+void
+hl_store_set_claim_lease(struct hl_store *s, int64_t lease_ms)
+{
+	atomic_store(&s->claim_lease_ms, lease_ms < 1000 ? 1000 : lease_ms);
+	pthread_mutex_lock(&s->k_lock);
+	pthread_cond_signal(&s->k_cond);
+	pthread_mutex_unlock(&s->k_lock);
+}
+
+int
+hl_store_leader(struct hl_store *s, bool *leader, const char *name, const char *owner,
+                int64_t ttl_ms, struct hl_err *err)
+{
+	*leader = false;
+	if (!name || !*name || strlen(name) > 64)
+		return hl_err_set(err, HL_EINVAL, "a leadership needs a name (at most 64 bytes)");
+	STORE_CALL(s, s->ops->conn.leader(s->b, leader, name, owner, ttl_ms, err));
 }
 
 int
@@ -172,15 +417,22 @@ int
 hl_store_publish(struct hl_store *s, enum hl_store_channel ch, const char *payload,
                  struct hl_err *err)
 {
+	int rc = 0;
+
 	if (ch < 0 || ch >= HL_CHANNEL_MAX)
 		return hl_err_set(err, HL_EINVAL, "no store channel %d", (int)ch);
 	if (payload && strlen(payload) > STORE_MAX_PAYLOAD)
 		return hl_err_set(err, HL_ETOOBIG, "signal payload of %zu bytes is too large",
 		                  strlen(payload));
-	if (s->ops->conn.publish)
-		STORE_CALL(s, s->ops->conn.publish(s->b, ch, payload ? payload : "", err));
+	if (s->ops->conn.publish && !(s->flags & HL_STORE_READ_ONLY)) {
+		pthread_mutex_lock(&s->db_lock);
+		rc = s->ops->conn.publish(s->b, ch, payload ? payload : "", err);
+		pthread_mutex_unlock(&s->db_lock);
+	}
+	/* this process's listeners at once; the backend's listener skips
+	 * what this process sent */
 	hl_store_deliver(s, ch, payload);
-	return 0;
+	return rc;
 }
 
 bool
@@ -206,6 +458,28 @@ hl_store_wait_work(struct hl_store *s, int timeout_ms)
 	seen = s->w_seq;
 	pthread_mutex_unlock(&s->w_lock);
 	return work;
+}
+
+bool
+hl_store_pause(struct hl_store *s, int ms)
+{
+	struct timespec ts;
+	bool woken;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->w_lock);
+	while (!s->w_wake_all)
+		if (pthread_cond_timedwait(&s->w_cond, &s->w_lock, &ts) != 0)
+			break;
+	woken = s->w_wake_all;
+	pthread_mutex_unlock(&s->w_lock);
+	return !woken;
 }
 
 void

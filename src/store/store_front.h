@@ -1,8 +1,8 @@
 /*
  * store_front.h - the store front end's state, shared by its files
- * (private to src/store): store.c (the handle and signals),
- * store_intake.c (the group-commit pipeline and the delivery queue) and
- * store_ledger.c (tasks and attempts).
+ * (private to src/store): store.c (the handle, signals and the lease
+ * keeper), store_intake.c (the group-commit pipeline and the delivery
+ * queue), store_ledger.c (tasks and attempts) and store_loop.c.
  */
 #ifndef HL_STORE_STORE_FRONT_H
 #define HL_STORE_STORE_FRONT_H
@@ -10,15 +10,26 @@
 #include "store_impl.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define STORE_MAX_LISTENERS 8
+#define STORE_OWNER_MAX     96
 
 struct hl_store {
 	struct hl_store_backend *b;
 	const struct hl_store_ops *ops;
 	pthread_mutex_t db_lock; /* guards b */
+	unsigned flags;          /* enum hl_store_open_flags */
+	char owner[STORE_OWNER_MAX];
+	_Atomic int64_t claim_lease_ms;
+
+	pthread_mutex_t k_lock; /* the lease keeper */
+	pthread_cond_t k_cond;
+	bool k_stop;
+	pthread_t keeper;
+	bool keeper_started;
 
 	pthread_mutex_t q_lock; /* guards the fields below */
 	pthread_cond_t q_cond;  /* committer: work queued or stop */
@@ -60,6 +71,9 @@ struct hl_store {
 
 /* Hands a signal to this process's listeners (the backend's sink). */
 void hl_store_deliver(void *store, enum hl_store_channel ch, const char *payload);
+
+/* Waits up to ms or until hl_store_wake_all; false after hl_store_wake_all. */
+bool hl_store_pause(struct hl_store *s, int ms);
 
 /* Starts / stops the intake pipeline threads (store_intake.c). */
 int hl_store_intake_start(struct hl_store *s, struct hl_err *err);

@@ -33,10 +33,18 @@ struct hl_store_conn_ops {
 	 * ever has one process: the front end then delivers it itself. */
 	int (*publish)(struct hl_store_backend *b, enum hl_store_channel ch, const char *payload,
 	               struct hl_err *err);
+	/* True when the last failure was the connection to the database
+	 * (the operation may succeed once it is back). NULL: never. */
+	bool (*lost)(struct hl_store_backend *b);
+	/* hl_store_leader. */
+	int (*leader)(struct hl_store_backend *b, bool *leader, const char *name, const char *owner,
+	              int64_t ttl_ms, struct hl_err *err);
 };
 
 struct hl_store_intake_ops {
-	int (*recover)(struct hl_store_backend *b, int64_t *n, struct hl_err *err);
+	/* owner: this handle's own claims are never requeued (PostgreSQL). */
+	int (*recover)(struct hl_store_backend *b, int64_t *n, const char *owner,
+	               struct hl_err *err);
 	/* Stores the list (linked by next) in one transaction and sets each
 	 * req's rc, err and answer; returns how many were stored as received. */
 	int (*batch)(struct hl_store_backend *b, struct hl_intake_req *head);
@@ -46,8 +54,17 @@ struct hl_store_intake_ops {
 	 * thread, concurrently with later batches — makes everything committed
 	 * before the call durable. Returns 0 or -HL_EIO. */
 	int (*sync_log)(struct hl_store_backend *b);
+	/* Claims for owner under a lease until now + lease_ms. */
 	int (*claim_next)(struct hl_store_backend *b, struct hl_delivery_record **out,
-	                  struct hl_err *err);
+	                  const char *owner, int64_t lease_ms, struct hl_err *err);
+	/* Extends the lease of every delivery owner is processing. */
+	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t until_ms,
+	             struct hl_err *err);
+	/* Requeues the claims of dead processes (not owner's); NULL when the
+	 * backend only ever has one process. */
+	int (*reap)(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
+	int (*requeue)(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
+	               struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *delivery_id,
 	              const struct hl_delivery_result *r, struct hl_err *err);
 	int (*decision)(struct hl_store_backend *b, char **out, const char *delivery_id,
@@ -80,7 +97,16 @@ struct hl_store_ledger_ops {
 	                      struct hl_err *err);
 	int (*task_page)(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
 	                 char *next_cursor, const struct hl_task_filter *f, struct hl_err *err);
+	int (*task_list)(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,
+	                 const struct hl_task_query *q, struct hl_err *err);
 };
+
+/* A task page's cursor is "<created_ms>.<task_id>" of the page's last
+ * task. Parse: 0 when c is NULL or "", 1 with *ms and id set, or
+ * -HL_EINVAL when malformed. */
+int hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size,
+                          struct hl_err *err);
+void hl_store_cursor_make(char out[HL_CURSOR_MAX], const struct hl_task_summary *last);
 
 struct hl_store_loop_ops {
 	int (*tasks_due)(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
@@ -141,13 +167,22 @@ struct hl_store_ops {
 	struct hl_store_outbox_ops outbox;
 };
 
-/* The embedded migrations of each backend (scripts/embed.py), in order. */
+/* The embedded migrations of each backend (scripts/embed.py), in order;
+ * both have the same versions, meaning the same schema. */
 extern const struct hl_embed hl_store_sqlite_migrations[];
 extern const size_t hl_store_sqlite_migrations_count;
+extern const struct hl_embed hl_store_postgres_migrations[];
+extern const size_t hl_store_postgres_migrations_count;
 
-/* Opens the SQLite backend on path. */
+/* Opens the SQLite backend on path (flags: enum hl_store_open_flags). */
 int hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
-                         const char *path, const struct hl_store_sink *sink, struct hl_err *err);
+                         const char *path, unsigned flags, const struct hl_store_sink *sink,
+                         struct hl_err *err);
+/* Opens the PostgreSQL backend on conninfo (a libpq URL or key/value
+ * settings); owner is the handle's claimer id (its liveness lock). */
+int hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
+                     const char *conninfo, unsigned flags, const char *owner,
+                     const struct hl_store_sink *sink, struct hl_err *err);
 
 /* Shared by backends: the version number of a migration file name
  * ("0006_lifecycle.sql" -> 6), or -1. */

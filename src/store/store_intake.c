@@ -14,6 +14,9 @@
  * without sync_log commit with a flush inside their batch instead.
  * Invariants: a req is completed exactly once; done is never called with
  * the store mutex held; stop drains both stages before returning.
+ * Claims are made for this handle's owner id under the claim lease; a
+ * finish that lost the database connection waits for it (outside the
+ * mutex) instead of leaving done work to be done again.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -23,7 +26,8 @@
 #include <string.h>
 #include <zlib.h>
 
-#define STORE_DEFLATE_MIN 512 /* bytes; smaller bodies are stored raw */
+#define STORE_DEFLATE_MIN     512   /* bytes; smaller bodies are stored raw */
+#define STORE_FINISH_RETRY_MS 60000 /* at least this long for a lost connection */
 
 static void
 store_complete(struct hl_intake_req *list)
@@ -164,11 +168,31 @@ hl_store_recover(struct hl_store *s, int64_t *requeued_out, struct hl_err *err)
 	int rc;
 
 	pthread_mutex_lock(&s->db_lock);
-	rc = s->ops->intake.recover(s->b, &n, err);
+	rc = s->ops->intake.recover(s->b, &n, s->owner, err);
 	pthread_mutex_unlock(&s->db_lock);
 	if (rc == 0 && requeued_out)
 		*requeued_out = n;
 	return rc;
+}
+
+int
+hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id, struct hl_err *err)
+{
+	int64_t k = 0;
+	int rc;
+
+	if (delivery_id && (!*delivery_id || strlen(delivery_id) > HL_DELIVERY_ID_MAX))
+		return hl_err_set(err, HL_EINVAL, "bad delivery id");
+	pthread_mutex_lock(&s->db_lock);
+	rc = s->ops->intake.requeue(s->b, &k, delivery_id, err);
+	pthread_mutex_unlock(&s->db_lock);
+	if (rc < 0)
+		return rc;
+	if (k > 0)
+		(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
+	if (n)
+		*n = k;
+	return 0;
 }
 
 /*
@@ -259,6 +283,11 @@ hl_store_intake_submit(struct hl_store *s, struct hl_intake_req *req)
 		req->done(req);
 		return;
 	}
+	if (s->flags & HL_STORE_READ_ONLY) {
+		req->rc = hl_err_set(&req->err, HL_EINVAL, "the store was opened read-only");
+		req->done(req);
+		return;
+	}
 	store_deflate(req);
 	pthread_mutex_lock(&s->q_lock);
 	if (s->stopping) {
@@ -329,21 +358,35 @@ hl_store_insert_delivery(struct hl_store *s, struct hl_intake_answer *out,
 int
 hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out, struct hl_err *err)
 {
-	STORE_CALL(s, s->ops->intake.claim_next(s->b, out, err));
+	STORE_CALL(s, s->ops->intake.claim_next(s->b, out, s->owner,
+	                                        atomic_load(&s->claim_lease_ms), err));
 }
 
 int
 hl_store_finish_delivery(struct hl_store *s, const char *delivery_id,
                          const struct hl_delivery_result *result, struct hl_err *err)
 {
-	int rc;
+	int64_t lease, deadline;
+	int rc, pause = 100;
+	bool lost;
 
 	if (result->state == HL_DELIVERY_PROCESSING || result->state >= HL_DELIVERY_STATE_MAX)
 		return hl_err_set(err, HL_EINVAL, "cannot finish a delivery as '%s'",
 		                  hl_delivery_state_name(result->state));
-	pthread_mutex_lock(&s->db_lock);
-	rc = s->ops->intake.finish(s->b, delivery_id, result, err);
-	pthread_mutex_unlock(&s->db_lock);
+	lease = atomic_load(&s->claim_lease_ms);
+	deadline =
+	        hl_time_mono_ms() + (lease > STORE_FINISH_RETRY_MS ? lease : STORE_FINISH_RETRY_MS);
+	for (;;) {
+		pthread_mutex_lock(&s->db_lock);
+		rc = s->ops->intake.finish(s->b, delivery_id, result, err);
+		lost = rc == -HL_EDB && s->ops->conn.lost && s->ops->conn.lost(s->b);
+		pthread_mutex_unlock(&s->db_lock);
+		/* the work is done, only its record is missing: wait for the
+		 * database rather than have the delivery processed again */
+		if (!lost || hl_time_mono_ms() + pause > deadline || !hl_store_pause(s, pause))
+			break;
+		pause = pause < 2000 ? pause * 2 : 2000;
+	}
 	if (rc == 0 && result->state == HL_DELIVERY_RECEIVED &&
 	    result->not_before_ms <= hl_time_wall_ms())
 		hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);

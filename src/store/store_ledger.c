@@ -2,8 +2,11 @@
  * store_ledger.c - the ledger's front end (store/ledger.h): argument checks,
  * the store mutex around each backend call, and record ownership.
  */
+#include "base/str.h"
 #include "store_front.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +84,29 @@ hl_store_task_counts(struct hl_store *s,
 }
 
 int
+hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size, struct hl_err *err)
+{
+	char *end;
+	long long v;
+
+	if (!c || !*c)
+		return 0;
+	errno = 0;
+	v = strtoll(c, &end, 10);
+	if (end == c || errno || v < 0 || *end != '.' || !end[1] || strlen(end + 1) >= id_size)
+		return hl_err_set(err, HL_EINVAL, "malformed cursor");
+	*ms = v;
+	hl_strlcpy(id, end + 1, id_size);
+	return 1;
+}
+
+void
+hl_store_cursor_make(char out[HL_CURSOR_MAX], const struct hl_task_summary *last)
+{
+	snprintf(out, HL_CURSOR_MAX, "%lld.%s", (long long)last->created_ms, last->task_id);
+}
+
+int
 hl_store_task_page(struct hl_store *s, struct hl_task_summary *out, size_t *n, char *next_cursor,
                    const struct hl_task_filter *f, struct hl_err *err)
 {
@@ -92,6 +118,33 @@ hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int
                         struct hl_err *err)
 {
 	STORE_CALL(s, s->ops->ledger.attempt_prompt(s->b, out, task_id, n, err));
+}
+
+int
+hl_store_task_list(struct hl_store *s, struct hl_task_record ***out, size_t *n,
+                   const struct hl_task_query *q, struct hl_err *err)
+{
+	struct hl_task_query qq = q ? *q : (struct hl_task_query){ 0 };
+
+	if (qq.limit == 0)
+		qq.limit = 20;
+	if (qq.limit > 1000)
+		return hl_err_set(err, HL_EINVAL, "a task list holds at most 1000 tasks");
+	if (qq.state && hl_task_state_from_name(qq.state) == HL_TASK_STATE_INVALID)
+		return hl_err_set(err, HL_EINVAL, "no task state '%s'", qq.state);
+	STORE_CALL(s, s->ops->ledger.task_list(s->b, out, n, &qq, err));
+}
+
+void
+hl_task_list_free(struct hl_task_record **list, size_t n)
+{
+	size_t i;
+
+	if (!list)
+		return;
+	for (i = 0; i < n; i++)
+		hl_task_record_free(list[i]);
+	free(list);
 }
 
 void

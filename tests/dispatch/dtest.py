@@ -5,6 +5,12 @@ TLS material made with the openssl CLI, kubeconfig files, and running
 netprobe / dispatchprobe / healer with a clean environment. A driver that
 runs a probe declares it in meson (`depends :`) and passes its path in
 NETPROBE / DISPATCHPROBE. Python standard library only.
+
+Either store backend: run under tests/pg/pgrun.py, a healer started with
+clean_env(..., data_dir=D) (or with HEALER_DATA_DIR=D in its env) gets a
+fresh PostgreSQL database of its own for D (the same one when restarted);
+store_db(D) opens D's store for SQL on either backend (sqlite3's
+execute/fetchone/fetchall), store_integrity(con) checks it.
 """
 import atexit
 import base64
@@ -23,8 +29,14 @@ STUBS = os.environ["HEALER_STUBS"]
 ROOT = os.environ["HEALER_SOURCE_ROOT"]
 CRD = os.path.join(ROOT, "deploy", "crds", "coderun.yaml")
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "pg"))
 import tap  # noqa: E402
 from tap import check  # noqa: E402,F401  (re-exported for the drivers)
+import pgtest  # noqa: E402
+
+store_db = pgtest.store_db
+store_integrity = pgtest.integrity
+on_postgres = pgtest.enabled
 
 _procs = []
 _sanitizer = []  # sanitizer reports seen on any child's stderr
@@ -114,12 +126,15 @@ def write_kubeconfig(path, server, ca_path=None, ca_inline=True, token=None, tok
     return path
 
 
-def clean_env(extra=None):
+def clean_env(extra=None, data_dir=None):
     e = {k: v for k, v in os.environ.items()
-         if not k.startswith(("HEALER_", "GITHUB_", "KUBERNETES_"))}
+         if not k.startswith(("HEALER_", "GITHUB_", "KUBERNETES_", "PG"))}
     e.pop("KUBECONFIG", None)
     e["HOME"] = TMP
     e["HEALER_LOG_LEVEL"] = "error"
+    data_dir = data_dir or (extra or {}).get("HEALER_DATA_DIR")
+    if data_dir:
+        e.update(pgtest.store_env(data_dir))
     if extra:
         e.update(extra)
     return e

@@ -17,7 +17,6 @@ import random
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import zlib
 
 HEALER = os.environ["HEALER_BIN"]
 ROOT = os.environ.get("HEALER_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "pg"))
+import pgtest  # noqa: E402  (the store on either backend)
 NODE_DIR = os.path.join(ROOT, "tests", "node")
 SECRET1, SECRET2 = "first-secret-value", "rotated-secret-value"
 TOKEN = "sensor-token-value"
@@ -71,8 +72,10 @@ class Server:
         self.data_dir = data_dir
         self.port_file = os.path.join(data_dir, "port")
         self.log_path = os.path.join(data_dir, "server.log")
-        e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+        e = {k: v for k, v in os.environ.items()
+             if not k.startswith(("HEALER_", "GITHUB_", "PG"))}
         e.pop("KUBECONFIG", None)
+        e.update(pgtest.store_env(data_dir))
         e.update({"HOME": data_dir, "GITHUB_WEBHOOK_SECRET": f"{SECRET1},{SECRET2}",
                   "HEALER_API_TOKEN": TOKEN, "HEALER_DISPATCH": "none",
                   "HEALER_TIME_WINDOW_MINS": "0", "HEALER_WORKERS": "4",
@@ -144,8 +147,7 @@ class Server:
         return rc
 
     def db(self):
-        con = sqlite3.connect(os.path.join(self.data_dir, "healer.db"), timeout=10)
-        return con
+        return pgtest.store_db(self.data_dir)
 
     def wait_idle(self, timeout=30):
         """Waits until the store has no received/processing delivery."""
@@ -446,7 +448,7 @@ def run(tmp):
     rc = srv.stop(signal.SIGTERM)
     check("SIGTERM exits 0", rc == 0, rc)
     con = srv.db()
-    integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
+    integrity = pgtest.integrity(con)
     pending = con.execute("SELECT COUNT(*) FROM deliveries WHERE state='processing'").fetchone()[0]
     check("after SIGTERM the store is consistent and nothing is left processing",
           integrity == "ok" and pending == 0, (integrity, pending))

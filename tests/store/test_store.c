@@ -1,12 +1,23 @@
 /*
  * test_store.c - unit tests for the durable store (src/store/): embedded
  * migrations, delivery and event-key deduplication, group-committed
- * concurrent intakes, claim/finish, crash recovery and counters.
+ * concurrent intakes, claim/finish, crash recovery and counters, leases,
+ * replays, task lists, leadership; and, on PostgreSQL, two store handles
+ * on one database racing (replicas): the unique constraints decide.
+ *
+ * The same tests run on both backends: on SQLite by default, on
+ * PostgreSQL when HEALER_TEST_PG_SOCKET / _PORT name a throw-away server
+ * (tests/pg/pgrun.py); each test then gets a database of its own. What
+ * a test checks in the store's tables directly goes through raw_exec /
+ * raw_row, with each backend's SQL where the dialects differ.
  */
+#include "base/clock.h"
+#include "base/str.h"
 #include "store/store.h"
 #include "store/store_impl.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
@@ -24,14 +35,100 @@
 #include <time.h>
 #include <unistd.h>
 
-/* HL_SQ_CLAIM_STALE_MS of src/store/sqlite_impl.h: a claim older is stale */
-#define HL_TEST_CLAIM_STALE_MS (10 * 60 * 1000)
 
 struct fixture {
 	char dir[64];
-	char url[256];
+	char db[64]; /* PostgreSQL: the test's database */
+	char url[512];
 	struct hl_store *s;
 };
+
+static bool pg_mode; /* the tests run on PostgreSQL */
+
+/* libpq settings of a database of the test server. */
+static void
+pg_conninfo(char *out, size_t size, const char *db)
+{
+	snprintf(out, size, "host=%s port=%s user=postgres dbname=%s",
+	         getenv("HEALER_TEST_PG_SOCKET"), getenv("HEALER_TEST_PG_PORT"), db);
+}
+
+static PGconn *
+pg_session(const char *db)
+{
+	char ci[512];
+	PGconn *c;
+
+	pg_conninfo(ci, sizeof(ci), db);
+	c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "connect '%s': %s", db, PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Runs sql in db (a statement without results); 0 or -1. */
+static int
+pg_run(const char *db, const char *sql)
+{
+	PGconn *c = pg_session(db);
+	PGresult *r;
+	int rc;
+
+	if (!c)
+		return -1;
+	r = PQexec(c, sql);
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc < 0)
+		fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+static char pg_template[64]; /* a migrated database the tests' ones copy */
+
+/* A fresh database named into out (PostgreSQL): a copy of the migrated
+ * template once there is one (opening it then finds nothing to do). */
+static int
+pg_new_database_from(char *out, size_t size, const char *tmpl)
+{
+	static int n;
+	char sql[256];
+
+	snprintf(out, size, "hl_store_%ld_%d", (long)getpid(), n++);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY", out,
+	         tmpl);
+	return pg_run("postgres", sql);
+}
+
+static int
+pg_new_database(char *out, size_t size)
+{
+	return pg_new_database_from(out, size, pg_template[0] ? pg_template : "template1");
+}
+
+/* Migrates a fresh database once, as the template of the tests' ones. */
+static int
+pg_make_template(void)
+{
+	struct hl_store *s = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char db[64], ci[512];
+
+	if (pg_new_database(db, sizeof(db)) < 0)
+		return -1;
+	pg_conninfo(ci, sizeof(ci), db);
+	if (hl_store_open(&s, ci, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	hl_store_close(s);
+	hl_strlcpy(pg_template, db, sizeof(pg_template));
+	return 0;
+}
 
 static int
 setup(void **state)
@@ -42,7 +139,13 @@ setup(void **state)
 	strcpy(f->dir, "/tmp/hl-test-store-XXXXXX");
 	if (!mkdtemp(f->dir))
 		return -1;
-	snprintf(f->url, sizeof(f->url), "sqlite:%s/healer.db", f->dir);
+	if (pg_mode) {
+		if (pg_new_database(f->db, sizeof(f->db)) < 0)
+			return -1;
+		pg_conninfo(f->url, sizeof(f->url), f->db);
+	} else {
+		snprintf(f->url, sizeof(f->url), "sqlite:%s/healer.db", f->dir);
+	}
 	if (hl_store_open(&f->s, f->url, &err) < 0) {
 		fprintf(stderr, "open: %s\n", err.msg);
 		return -1;
@@ -61,8 +164,82 @@ teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	if (system(cmd) != 0)
 		return -1;
+	if (pg_mode) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
+		if (pg_run("postgres", cmd) < 0)
+			return -1;
+	}
 	free(f);
 	return 0;
+}
+
+/* Runs sql on the fixture's store directly (outside the store); 0 or -1. */
+static int
+raw_exec(struct fixture *f, const char *sql)
+{
+	char path[128];
+	sqlite3 *db;
+	int rc;
+
+	if (pg_mode)
+		return pg_run(f->db, sql);
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	sqlite3_busy_timeout(db, 5000);
+	rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	sqlite3_close(db);
+	return rc;
+}
+
+#define RAW_COLS 4
+
+/* The first row of a query on the fixture's store as text (NULL as ""),
+ * up to RAW_COLS columns; 0 when there was a row, else -1. */
+static int
+raw_row(struct fixture *f, const char *sql, char out[RAW_COLS][256])
+{
+	char path[128];
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	int rc = -1, i;
+
+	memset(out, 0, RAW_COLS * 256);
+	if (pg_mode) {
+		PGconn *c = pg_session(f->db);
+		PGresult *r = c ? PQexec(c, sql) : NULL;
+
+		if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+			for (i = 0; i < PQnfields(r) && i < RAW_COLS; i++)
+				snprintf(out[i], 256, "%s", PQgetvalue(r, 0, i));
+			rc = 0;
+		}
+		PQclear(r);
+		PQfinish(c);
+		return rc;
+	}
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		for (i = 0; i < sqlite3_column_count(st) && i < RAW_COLS; i++) {
+			const unsigned char *t = sqlite3_column_text(st, i);
+			snprintf(out[i], 256, "%s", t ? (const char *)t : "");
+		}
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* The number of migrations of the backend under test. */
+static int
+migrations_count(void)
+{
+	return (int)(pg_mode ? hl_store_postgres_migrations_count
+	                     : hl_store_sqlite_migrations_count);
 }
 
 static void
@@ -126,7 +303,7 @@ test_store_migrations_idempotent(void **state)
 	int version = 0, applied = -1;
 
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, (int)hl_store_sqlite_migrations_count);
+	assert_int_equal(version, migrations_count());
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	insert(f, "d-keep", NULL, NULL);
@@ -134,7 +311,7 @@ test_store_migrations_idempotent(void **state)
 	assert_int_equal(hl_store_migrate(f->s, &applied, &err), 0);
 	assert_int_equal(applied, 0);
 	assert_int_equal(hl_store_schema_version(f->s, &version, &err), 0);
-	assert_int_equal(version, (int)hl_store_sqlite_migrations_count);
+	assert_int_equal(version, migrations_count());
 	/* The data survived the reopen. */
 	assert_int_equal(insert(f, "d-keep", NULL, NULL).status, HL_INTAKE_DUPLICATE);
 }
@@ -147,8 +324,20 @@ test_store_open_rejects_bad_urls(void **state)
 
 	assert_int_equal(hl_store_open(&s, "mysql://x", &err), -HL_EINVAL);
 	assert_int_equal(hl_store_open(&s, "sqlite:", &err), -HL_EINVAL);
-	assert_int_equal(hl_store_open(&s, "postgres://localhost/healer", &err), -HL_EUNSUPPORTED);
 	assert_int_equal(hl_store_open(&s, "sqlite:/nonexistent-dir/x/healer.db", &err), -HL_EDB);
+	/* a database that is not there fails at once, without showing the
+	 * password of its URL */
+	assert_int_equal(hl_store_open(&s,
+	                               "postgres://healer:s3cret-pw@127.0.0.1:1/healer"
+	                               "?connect_timeout=2",
+	                               &err),
+	                 -HL_EDB);
+	assert_non_null(strstr(err.msg, "127.0.0.1"));
+	assert_null(strstr(err.msg, "s3cret-pw"));
+	assert_int_equal(
+	        hl_store_open(&s, "host=127.0.0.1 port=1 password=s3cret-pw dbname=x", &err),
+	        -HL_EDB);
+	assert_null(strstr(err.msg, "s3cret-pw"));
 	assert_null(s);
 }
 
@@ -297,62 +486,6 @@ test_store_recovers_processing_after_reopen(void **state)
 	hl_delivery_record_free(d);
 	assert_int_equal(hl_store_recover(f->s, &requeued, &err), 0);
 	assert_int_equal(requeued, 0);
-}
-
-/* A claim its worker never finished (the store failed, the thread hung)
- * is taken back by a later claim once it is stale; a fresh one is not. */
-static void
-test_store_stale_claim_is_taken_back(void **state)
-{
-	struct fixture *f = *state;
-	struct hl_delivery_record *d = NULL, *e = NULL, *g = NULL;
-	struct hl_err err = HL_ERR_INIT;
-	int64_t depth = -1, deadline;
-	char path[128], sql[256];
-	sqlite3 *db;
-	int rc;
-
-	insert(f, "d-stuck", NULL, NULL);
-	insert(f, "d-busy", NULL, NULL);
-	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
-	assert_string_equal(d->delivery_id, "d-stuck");
-	assert_int_equal(hl_store_claim_next(f->s, &e, &err), 0);
-	assert_string_equal(e->delivery_id, "d-busy");
-	/* d-stuck was claimed longer ago than the bound; d-busy just now */
-	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	snprintf(sql, sizeof(sql),
-	         "UPDATE deliveries SET updated_ms = updated_ms - %d WHERE delivery_id ="
-	         " 'd-stuck'",
-	         HL_TEST_CLAIM_STALE_MS + 1000);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	/* looked for at most once a second: poll with a deadline */
-	deadline = (int64_t)time(NULL) + 5;
-	while ((rc = hl_store_claim_next(f->s, &g, &err)) == -HL_ENOTFOUND &&
-	       (int64_t)time(NULL) <= deadline)
-		usleep(50 * 1000);
-	assert_int_equal(rc, 0);
-	assert_string_equal(g->delivery_id, "d-stuck");
-	assert_int_equal(g->claims, 2);
-	/* the counters moved with it: still two processing, none waiting */
-	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
-	assert_int_equal(depth, 2);
-	/* the fresh claim stays with its worker */
-	hl_delivery_record_free(g);
-	g = NULL;
-	usleep(1100 * 1000); /* past the once-a-second limit: the look happens */
-	assert_int_equal(hl_store_claim_next(f->s, &g, &err), -HL_ENOTFOUND);
-	/* the first worker's late finish and the second's: one wins */
-	assert_int_equal(finish(f->s, "d-stuck", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
-	assert_int_equal(finish(f->s, "d-stuck", HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
-	                 -HL_ECONFLICT);
-	assert_int_equal(finish(f->s, "d-busy", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
-	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
-	assert_int_equal(depth, 0);
-	hl_delivery_record_free(d);
-	hl_delivery_record_free(e);
 }
 
 /* An empty healer.db is not a new store: refused, and left as it was. */
@@ -670,9 +803,7 @@ test_store_large_body_round_trips_deflated(void **state)
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
 	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
-	char path[128], *big;
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	char row[RAW_COLS][256], *big;
 	size_t i, n = 200000;
 
 	big = malloc(n);
@@ -683,19 +814,14 @@ test_store_large_body_round_trips_deflated(void **state)
 	in.body_len = n;
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
 	/* Stored deflated and much smaller. */
-	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	                                    "SELECT body_encoding, length(body), body_size FROM"
-	                                    " deliveries WHERE delivery_id = 'd-big'",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "deflate");
-	assert_true(sqlite3_column_int64(st, 1) < (sqlite3_int64)n / 10);
-	assert_int_equal(sqlite3_column_int64(st, 2), n);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding, length(body), body_size FROM"
+	                         " deliveries WHERE delivery_id = 'd-big'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "deflate");
+	assert_true(atoll(row[1]) > 0 && atoll(row[1]) < (long long)n / 10);
+	assert_int_equal(atoll(row[2]), n);
 	/* The worker gets the raw bytes back. */
 	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
 	assert_int_equal(d->body_len, n);
@@ -712,37 +838,28 @@ test_store_corrupt_body_is_failed_not_claimed(void **state)
 	struct hl_delivery_in in = delivery("d-corrupt", NULL, NULL);
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
-	char path[128], body[4096];
-	sqlite3 *db;
-	sqlite3_stmt *st;
+	char row[RAW_COLS][256], body[4096];
 
 	memset(body, 'a', sizeof(body));
 	in.body = body;
 	in.body_len = sizeof(body);
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
 	insert(f, "d-after", NULL, NULL);
-	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db,
-	                              "UPDATE deliveries SET body = x'00112233' WHERE delivery_id ="
-	                              " 'd-corrupt'",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
+	assert_int_equal(raw_exec(f, pg_mode ? "UPDATE deliveries SET body = '\\x00112233'::bytea"
+	                                       " WHERE delivery_id = 'd-corrupt'"
+	                                     : "UPDATE deliveries SET body = x'00112233'"
+	                                       " WHERE delivery_id = 'd-corrupt'"),
+	                 0);
 	/* The corrupt one is skipped over and marked failed. */
 	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
 	assert_string_equal(d->delivery_id, "d-after");
 	hl_delivery_record_free(d);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	                                    "SELECT state, reason FROM deliveries WHERE"
-	                                    " delivery_id = 'd-corrupt'",
-	                                    -1, &st, NULL),
-	                 SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "failed");
-	assert_string_equal((const char *)sqlite3_column_text(st, 1), "corrupt_body");
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	assert_int_equal(
+	        raw_row(f, "SELECT state, reason FROM deliveries WHERE delivery_id = 'd-corrupt'",
+	                row),
+	        0);
+	assert_string_equal(row[0], "failed");
+	assert_string_equal(row[1], "corrupt_body");
 }
 
 static void
@@ -812,7 +929,8 @@ test_store_task_claim_and_find(void **state)
 	        -HL_ENOTFOUND);
 }
 
-/* Plan of the run-level task search, read from the store's file. */
+/* Plan of the run-level task search (the store's own query), as the
+ * backend explains it. */
 static void
 run_level_plan(struct fixture *f, char *out, size_t size)
 {
@@ -820,6 +938,27 @@ run_level_plan(struct fixture *f, char *out, size_t size)
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 
+	out[0] = '\0';
+	if (pg_mode) {
+		PGconn *c = pg_session(f->db);
+		PGresult *r;
+		int i;
+
+		assert_non_null(c);
+		PQclear(PQexec(c, "ANALYZE remediation_tasks"));
+		r = PQexec(c,
+		           "EXPLAIN SELECT task_id FROM remediation_tasks WHERE repository = 'o/r'"
+		           " AND run_id = 77 AND job IS NULL"
+		           " AND NOT (state = 'skipped' AND agent IS NULL)"
+		           " AND (NULL::text IS NULL OR task_id <> NULL::text)"
+		           " ORDER BY created_ms DESC LIMIT 1");
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		for (i = 0; i < PQntuples(r); i++)
+			snprintf(out + strlen(out), size - strlen(out), "%s;", PQgetvalue(r, i, 0));
+		PQclear(r);
+		PQfinish(c);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	assert_int_equal(
@@ -831,7 +970,6 @@ run_level_plan(struct fixture *f, char *out, size_t size)
 	                           " ORDER BY created_ms DESC LIMIT 1",
 	                           -1, &st, NULL),
 	        SQLITE_OK);
-	out[0] = '\0';
 	while (sqlite3_step(st) == SQLITE_ROW)
 		snprintf(out + strlen(out), size - strlen(out), "%s;",
 		         (const char *)sqlite3_column_text(st, 3));
@@ -845,7 +983,7 @@ static void
 test_store_run_level_find_uses_its_index(void **state)
 {
 	struct fixture *f = *state;
-	char id[32], job[32], out[HL_TASK_ID_MAX], plan[512];
+	char id[32], job[32], out[HL_TASK_ID_MAX], plan[2048];
 	struct hl_task t = {
 		.repository = "o/r", .run_id = 77, .branch = "main", .state = HL_TASK_RUNNING
 	};
@@ -873,7 +1011,8 @@ test_store_run_level_find_uses_its_index(void **state)
 	                 -HL_ENOTFOUND);
 	run_level_plan(f, plan, sizeof(plan));
 	assert_non_null(strstr(plan, "remediation_tasks_run_level"));
-	assert_null(strstr(plan, "TEMP B-TREE"));
+	assert_null(strstr(plan, "TEMP B-TREE")); /* SQLite: no sort */
+	assert_null(strstr(plan, "Sort"));        /* PostgreSQL: no sort */
 }
 
 /* A delivery given back with a not-before time waits for it; no worker
@@ -1001,22 +1140,17 @@ test_store_refuses_a_newer_schema(void **state)
 	struct fixture *f = *state;
 	struct hl_store *s2 = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	char path[128];
-	sqlite3 *db;
 	int v = 0;
 
 	assert_int_equal(hl_store_schema_version(f->s, &v, &err), 0);
 	assert_true(v >= 6);
-	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_exec(db,
-	                              "INSERT INTO schema_migrations (version, applied_ms)"
-	                              " VALUES (999, 0)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	sqlite3_close(db);
+	assert_int_equal(
+	        raw_exec(f, "INSERT INTO schema_migrations (version, applied_ms) VALUES (999, 0)"),
+	        0);
 	assert_int_equal(hl_store_open(&s2, f->url, &err), -HL_EDB);
+	assert_non_null(strstr(err.msg, "newer"));
+	/* read-only handles refuse it too */
+	assert_int_equal(hl_store_open_with(&s2, f->url, HL_STORE_READ_ONLY, &err), -HL_EDB);
 	assert_non_null(strstr(err.msg, "newer"));
 }
 
@@ -1025,14 +1159,15 @@ test_store_refuses_a_newer_schema(void **state)
 static void
 test_store_upgrades_a_version_5_store(void **state)
 {
-	static const char *const rows =
-	        "INSERT INTO remediation_tasks (task_id, status, agent, created_ms, updated_ms)"
-	        " VALUES ('t-disp', 'dispatched', 'rex', 1, 1), ('t-dec', 'decided', 'bolt', 1, 1),"
-	        " ('t-ex', 'existing', NULL, 1, 1), ('t-claim', 'claimed', NULL, 1, 1);"
-	        "INSERT INTO attempts (task_id, n, agent, started_ms) VALUES ('t-disp', 1, 'rex', 1);"
-	        "INSERT INTO deliveries (delivery_id, source, event_name, headers_json, body,"
-	        " received_ms, state, answer, attempts, updated_ms)"
-	        " VALUES ('d-old', 'webhook', 'ping', '{}', x'7b7d', 1, 'received', 'accepted', 3, 1);";
+#define OLD_ROWS(body)                                                                         \
+	"INSERT INTO remediation_tasks (task_id, status, agent, created_ms, updated_ms)"       \
+	" VALUES ('t-disp', 'dispatched', 'rex', 1, 1), ('t-dec', 'decided', 'bolt', 1, 1),"   \
+	" ('t-ex', 'existing', NULL, 1, 1), ('t-claim', 'claimed', NULL, 1, 1);"               \
+	"INSERT INTO attempts (task_id, n, agent, started_ms) VALUES ('t-disp', 1, 'rex', 1);" \
+	"INSERT INTO deliveries (delivery_id, source, event_name, headers_json, body,"         \
+	" received_ms, state, answer, attempts, updated_ms)"                                   \
+	" VALUES ('d-old', 'webhook', 'ping', '{}', " body ", 1, 'received', 'accepted', 3, 1);"
+	static const char *const rows = OLD_ROWS("x'7b7d'");
 	struct fixture *f = *state;
 	struct hl_task_record *r = NULL;
 	struct hl_delivery_record *d = NULL;
@@ -1043,6 +1178,27 @@ test_store_upgrades_a_version_5_store(void **state)
 
 	hl_store_close(f->s);
 	f->s = NULL;
+	if (pg_mode) {
+		/* the test's database again, empty, at schema version 5 */
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
+		assert_int_equal(pg_run("postgres", sql), 0);
+		snprintf(sql, sizeof(sql),
+		         "CREATE DATABASE \"%s\" TEMPLATE template1 STRATEGY FILE_COPY", f->db);
+		assert_int_equal(pg_run("postgres", sql), 0);
+		assert_int_equal(pg_run(f->db, "CREATE TABLE schema_migrations (version INTEGER"
+		                               " PRIMARY KEY, applied_ms BIGINT NOT NULL)"),
+		                 0);
+		for (i = 0; i < 5; i++) {
+			assert_int_equal(pg_run(f->db, hl_store_postgres_migrations[i].data), 0);
+			snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%zu, 0)",
+			         i + 1);
+			assert_int_equal(pg_run(f->db, sql), 0);
+		}
+		assert_int_equal(pg_run(f->db, OLD_ROWS("'\\x7b7d'::bytea")), 0);
+		goto open;
+	}
 	snprintf(path, sizeof(path), "%s/old.db", f->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db,
@@ -1061,6 +1217,7 @@ test_store_upgrades_a_version_5_store(void **state)
 	assert_int_equal(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	snprintf(f->url, sizeof(f->url), "sqlite:%s", path);
+open:
 	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-disp", &err), 0);
 	assert_int_equal(r->state, HL_TASK_RUNNING);
@@ -1350,9 +1507,821 @@ test_store_task_page_pages_and_filters(void **state)
 	}
 }
 
+/* URLs in messages never show credentials; every libpq form is PostgreSQL. */
+static void
+test_store_urls_display_without_credentials(void **state)
+{
+	static const struct {
+		const char *url, *shown;
+		bool pg;
+	} cases[] = {
+		{ "sqlite:/var/lib/healer/healer.db", "sqlite:/var/lib/healer/healer.db", false },
+		{ "postgres://healer:pw@db:5432/healer", "postgres://db:5432/healer", true },
+		{ "postgresql://db/healer?sslmode=require&password=pw&user=u",
+		  "postgresql://db/healer?sslmode=require&password=***&user=u", true },
+		{ "host=/run/postgresql dbname=healer", "host=/run/postgresql dbname=healer",
+		  true },
+		{ "host=db password='p w\\' x' dbname=h", "host=db password=*** dbname=h", true },
+		{ "dbname = healer password = pw", "dbname = healer password = ***", true },
+		{ "mysql://x", "mysql://x", false },
+		{ "/var/lib/healer.db", "/var/lib/healer.db", false },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_buf b = HL_BUF_INIT(0);
+
+		assert_int_equal(hl_store_url_display(&b, cases[i].url), 0);
+		assert_string_equal(b.data, cases[i].shown);
+		assert_int_equal(hl_store_url_is_postgres(cases[i].url), cases[i].pg);
+		hl_buf_release(&b);
+	}
+}
+
+/* A processing delivery whose lease ran out (its claimer died) is claimed
+ * again; the counts do not move (it was processing all along). */
+static void
+test_store_expired_claim_is_claimed_again(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct count_sum c = { 0 };
+	char row[RAW_COLS][256];
+
+	insert(f, "d-lease", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_int_equal(d->claims, 1);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(raw_row(f, "SELECT claimed_by, lease_until_ms FROM deliveries", row), 0);
+	assert_string_equal(row[0], hl_store_owner(f->s));
+	assert_true(atoll(row[1]) > hl_time_wall_ms());
+	/* held: nobody else gets it */
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+	/* its claimer "died" long ago */
+	assert_int_equal(raw_exec(f, "UPDATE deliveries SET claimed_by = 'gone:1:x',"
+	                             " lease_until_ms = 1"),
+	                 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-lease");
+	assert_int_equal(d->claims, 2);
+	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
+	assert_int_equal(c.total, 1);
+	assert_int_equal(c.received, 0);
+	assert_int_equal(finish(f->s, "d-lease", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	assert_int_equal(raw_row(f,
+	                         "SELECT claimed_by, lease_until_ms, process_count"
+	                         " FROM deliveries",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "");
+	assert_string_equal(row[1], "");
+	assert_string_equal(row[2], "1");
+	hl_delivery_record_free(d);
+}
+
+/* healer replay: failed deliveries, or one by id, are queued again and
+ * start over; the counters follow. */
+static void
+test_store_requeue_failed_or_one(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	json_t *before = json_object(), *after = json_object();
+	int64_t n = -1, depth = -1;
+
+	insert(f, "r-fail", NULL, NULL);
+	insert(f, "r-ok", NULL, NULL);
+	insert(f, "r-skip", NULL, "ping");
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_int_equal(
+	        finish(f->s, d->delivery_id, HL_DELIVERY_FAILED, "bad_payload", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "r-ok");
+	/* one being processed is not taken from its worker */
+	assert_int_equal(hl_store_requeue(f->s, &n, "r-ok", &err), -HL_ECONFLICT);
+	assert_int_equal(finish(f->s, "r-ok", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_requeue(f->s, &n, "nope", &err), -HL_ENOTFOUND);
+
+	assert_int_equal(hl_store_requeue(f->s, &n, NULL, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 1);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "r-fail");
+	assert_int_equal(d->claims, 1); /* it starts over */
+	assert_int_equal(finish(f->s, "r-fail", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_requeue(f->s, &n, NULL, &err), 0);
+	assert_int_equal(n, 0);
+	/* one by id, whatever it ended as; a waiting one waits already */
+	assert_int_equal(hl_store_requeue(f->s, &n, "r-skip", &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(hl_store_requeue(f->s, &n, "r-skip", &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "r-skip");
+	assert_int_equal(finish(f->s, "r-skip", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	/* the counters kept along equal the ones rebuilt from the rows */
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, before, NULL), 0);
+	assert_int_equal(
+	        json_integer_value(json_object_get(before, "workflow_job|processed|recorded")), 3);
+	assert_int_equal(hl_store_recover(f->s, NULL, &err), 0);
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, after, NULL), 0);
+	assert_true(json_equal(before, after));
+	json_decref(before);
+	json_decref(after);
+}
+
+/* Recent tasks, newest first, filtered and paged. */
+static void
+test_store_task_list(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record **l = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = 0;
+	char id[16];
+	int i;
+
+	for (i = 0; i < 5; i++) {
+		snprintf(id, sizeof(id), "t-%d", i);
+		assert_int_equal(
+		        hl_store_task_put(f->s,
+		                          &(struct hl_task){ .task_id = id,
+		                                             .repository = i < 3 ? "o/a" : "o/b",
+		                                             .agent = i % 2 ? "rex" : "bolt",
+		                                             .state = i == 4 ? HL_TASK_SKIPPED
+		                                                             : HL_TASK_RUNNING },
+		                          &err),
+		        0);
+		/* distinct creation times */
+		assert_int_equal(hl_store_task_list(f->s, &l, &n,
+		                                    &(struct hl_task_query){ .limit = 1 }, &err),
+		                 0);
+		assert_int_equal(n, 1);
+		while (hl_time_wall_ms() <= l[0]->created_ms)
+			usleep(200);
+		hl_task_list_free(l, n);
+	}
+	assert_int_equal(
+	        hl_store_task_list(f->s, &l, &n, &(struct hl_task_query){ .limit = 3 }, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(l[0]->task_id, "t-4");
+	assert_string_equal(l[2]->task_id, "t-2");
+	assert_int_equal(l[0]->state, HL_TASK_SKIPPED);
+	assert_int_equal(l[0]->n_attempts, 0);
+	{
+		struct hl_task_record **next = NULL;
+		size_t m = 0;
+
+		assert_int_equal(hl_store_task_list(f->s, &next, &m,
+		                                    &(struct hl_task_query){
+		                                            .limit = 3,
+		                                            .before_created_ms = l[2]->created_ms,
+		                                            .before_task_id = l[2]->task_id },
+		                                    &err),
+		                 0);
+		assert_int_equal(m, 2);
+		assert_string_equal(next[0]->task_id, "t-1");
+		assert_string_equal(next[1]->task_id, "t-0");
+		hl_task_list_free(next, m);
+	}
+	hl_task_list_free(l, n);
+	assert_int_equal(hl_store_task_list(f->s, &l, &n,
+	                                    &(struct hl_task_query){ .repository = "o/a",
+	                                                             .agent = "rex",
+	                                                             .state = "running" },
+	                                    &err),
+	                 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(l[0]->task_id, "t-1");
+	hl_task_list_free(l, n);
+	assert_int_equal(
+	        hl_store_task_list(f->s, &l, &n, &(struct hl_task_query){ .state = "odd" }, &err),
+	        -HL_EINVAL);
+}
+
+/* A read-only handle beside the one that writes (healer status). */
+static void
+test_store_read_only_handle(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *ro = NULL;
+	struct hl_task_record *r = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char url[600];
+	int v = 0;
+
+	assert_int_equal(
+	        hl_store_task_put(f->s,
+	                          &(struct hl_task){ .task_id = "t-ro", .state = HL_TASK_RUNNING },
+	                          &err),
+	        0);
+	assert_int_equal(hl_store_open_with(&ro, f->url, HL_STORE_READ_ONLY, &err), 0);
+	assert_int_equal(hl_store_schema_version(ro, &v, &err), 0);
+	assert_int_equal(v, migrations_count());
+	assert_int_equal(hl_store_task_get(ro, &r, "t-ro", &err), 0);
+	hl_task_record_free(r);
+	assert_int_not_equal(
+	        hl_store_task_put(ro,
+	                          &(struct hl_task){ .task_id = "t-ro2", .state = HL_TASK_RUNNING },
+	                          &err),
+	        0);
+	{
+		struct hl_delivery_in in = delivery("d-ro", NULL, NULL);
+		struct hl_intake_answer a;
+
+		assert_int_equal(hl_store_insert_delivery(ro, &a, &in, &err), -HL_EINVAL);
+	}
+	/* the writer goes on meanwhile */
+	assert_int_equal(insert(f, "d-beside", NULL, NULL).status, HL_INTAKE_ACCEPTED);
+	assert_int_equal(hl_store_ping(ro, &err), 0);
+	hl_store_close(ro);
+	ro = NULL;
+	/* nothing there: an error, and nothing created */
+	if (pg_mode) {
+		char db[64];
+		assert_int_equal(pg_new_database_from(db, sizeof(db), "template1"), 0);
+		pg_conninfo(url, sizeof(url), db);
+	} else {
+		snprintf(url, sizeof(url), "sqlite:%s/none.db", f->dir);
+	}
+	assert_int_equal(hl_store_open_with(&ro, url, HL_STORE_READ_ONLY, &err), -HL_EDB);
+	assert_null(ro);
+	if (!pg_mode)
+		assert_int_not_equal(access(url + 7, F_OK), 0);
+}
+
+/* One server per SQLite store (commands open beside it); PostgreSQL
+ * takes any number of servers. */
+static void
+test_store_servers_per_store(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *a = NULL, *b = NULL, *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_open_with(&a, f->url, HL_STORE_SERVER, &err), 0);
+	if (pg_mode) {
+		assert_int_equal(hl_store_open_with(&b, f->url, HL_STORE_SERVER, &err), 0);
+		hl_store_close(b);
+		hl_store_close(a);
+		return;
+	}
+	assert_int_equal(hl_store_open_with(&b, f->url, HL_STORE_SERVER, &err), -HL_EDB);
+	assert_non_null(strstr(err.msg, "another healer server"));
+	assert_null(b);
+	assert_int_equal(hl_store_open(&c, f->url, &err), 0); /* a command */
+	hl_store_close(c);
+	hl_store_close(a);
+	assert_int_equal(hl_store_open_with(&b, f->url, HL_STORE_SERVER, &err), 0);
+	hl_store_close(b);
+}
+
+/* ---- replicas: two handles on one PostgreSQL database ------------------ */
+
+static struct hl_store *
+second_handle(struct fixture *f)
+{
+	struct hl_store *s2 = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_open(&s2, f->url, &err), 0);
+	return s2;
+}
+
+/* On SQLite the one process leads; on PostgreSQL one handle at a time,
+ * and another takes over as soon as the leader's session is gone. */
+static void
+test_store_leader(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *s2;
+	struct hl_err err = HL_ERR_INIT;
+	bool lead = false, lead2 = true;
+	int64_t deadline;
+
+	assert_int_equal(hl_store_leader(f->s, &lead, "watch", "r1", 15000, &err), 0);
+	assert_true(lead);
+	assert_int_equal(hl_store_leader(f->s, &lead, "watch", "r1", 15000, &err), 0);
+	assert_true(lead);
+	if (!pg_mode)
+		return;
+	s2 = second_handle(f);
+	assert_int_equal(hl_store_leader(s2, &lead2, "watch", "r2", 15000, &err), 0);
+	assert_false(lead2);
+	/* another leadership is another lock */
+	assert_int_equal(hl_store_leader(s2, &lead2, "redeliver", "r2", 15000, &err), 0);
+	assert_true(lead2);
+	/* the leader dies */
+	hl_store_close(f->s);
+	f->s = NULL;
+	deadline = hl_time_mono_ms() + 10000;
+	do {
+		assert_int_equal(hl_store_leader(s2, &lead2, "watch", "r2", 15000, &err), 0);
+	} while (!lead2 && hl_time_mono_ms() < deadline && usleep(20000) == 0);
+	assert_true(lead2);
+	f->s = s2;
+}
+
+struct race {
+	struct hl_store *s;
+	int i, rc;
+	struct hl_intake_answer a;
+	bool created;
+	char existing[HL_TASK_ID_MAX];
+};
+
+static void *
+race_intake(void *arg)
+{
+	struct race *r = arg;
+	char id[32];
+	struct hl_delivery_in in;
+
+	snprintf(id, sizeof(id), "via-hook-%d", r->i);
+	/* the same delivery id for all, or the same event under other ids */
+	in = delivery(r->i % 2 ? "same-id" : id, r->i % 2 ? NULL : "same-event", NULL);
+	r->rc = hl_store_insert_delivery(r->s, &r->a, &in, NULL);
+	return NULL;
+}
+
+static void *
+race_claim_task(void *arg)
+{
+	struct race *r = arg;
+	char id[32];
+
+	snprintf(id, sizeof(id), "t-race-%d", r->i);
+	r->rc = hl_store_task_claim(r->s, &r->created, r->existing,
+	                            &(struct hl_task){ .task_id = id,
+	                                               .dedup_key = "o/r|run=1|job=2",
+	                                               .state = HL_TASK_RUNNING },
+	                            NULL);
+	return NULL;
+}
+
+static void *
+race_task_lease(void *arg)
+{
+	struct race *r = arg;
+	char owner[16];
+	int64_t now = hl_time_wall_ms();
+
+	snprintf(owner, sizeof(owner), "replica-%d", r->i);
+	r->rc = hl_store_task_lease(r->s, &r->created, r->existing, owner, now, now + 60000, NULL);
+	return NULL;
+}
+
+static void *
+race_attempt_begin(void *arg)
+{
+	struct race *r = arg;
+	char task[32], why[128];
+	bool over = true;
+
+	snprintf(task, sizeof(task), "t-budget-%d", r->i);
+	r->rc = hl_store_attempt_begin(r->s, &over, why, sizeof(why),
+	                               &(struct hl_attempt){ .task_id = task,
+	                                                     .n = 1,
+	                                                     .kind = HL_ATTEMPT_AGENT,
+	                                                     .agent = "rex",
+	                                                     .repository = "o/budget" },
+	                               3, 0, 0, NULL);
+	r->created = !over;
+	return NULL;
+}
+
+static void *
+race_outbox(void *arg)
+{
+	struct race *r = arg;
+
+	r->rc = hl_store_outbox_add(r->s, &r->created,
+	                            &(struct hl_notification_in){ .task_id = "t-x",
+	                                                          .channel = "slack",
+	                                                          .kind = "escalation",
+	                                                          .payload = "{}" },
+	                            NULL);
+	return NULL;
+}
+
+#define N_RACERS 12
+
+/* Runs fn in N_RACERS threads at once, half of them on each handle; r's
+ * existing fields are kept (an input for fn). */
+static void
+race_keep(struct hl_store *a, struct hl_store *b, void *(*fn)(void *), struct race *r)
+{
+	pthread_t t[N_RACERS];
+	int i;
+
+	for (i = 0; i < N_RACERS; i++) {
+		r[i].s = i % 2 ? a : b;
+		r[i].i = i;
+		r[i].rc = -1;
+		r[i].created = false;
+		assert_int_equal(pthread_create(&t[i], NULL, fn, &r[i]), 0);
+	}
+	for (i = 0; i < N_RACERS; i++)
+		pthread_join(t[i], NULL);
+}
+
+static void
+race(struct hl_store *a, struct hl_store *b, void *(*fn)(void *), struct race *r)
+{
+	memset(r, 0, N_RACERS * sizeof(*r));
+	race_keep(a, b, fn, r);
+}
+
+/* Replicas racing on one failure: the unique delivery id, event key,
+ * failure key, outbox key and CodeRun name each let exactly one win, one
+ * replica takes the task's lease, and the last CodeRun slot goes once. */
+static void
+test_store_replicas_race_on_unique_keys(void **state)
+{
+	struct fixture *f = *state;
+	struct race r[N_RACERS];
+	struct hl_store *s2;
+	struct hl_err err = HL_ERR_INIT;
+	char row[RAW_COLS][256], task[HL_TASK_ID_MAX];
+	int i, accepted = 0, created = 0;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	race(f->s, s2, race_intake, r);
+	for (i = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		accepted += r[i].a.status == HL_INTAKE_ACCEPTED;
+	}
+	assert_int_equal(accepted, 2); /* one per id, one per event */
+	assert_int_equal(
+	        raw_row(f, "SELECT count(*) FROM deliveries WHERE delivery_id = 'same-id'", row),
+	        0);
+	assert_string_equal(row[0], "1");
+	assert_int_equal(raw_row(f,
+	                         "SELECT count(*) FROM deliveries WHERE dedup_key = 'same-event'"
+	                         " AND state = 'received'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "1");
+
+	race(f->s, s2, race_claim_task, r);
+	for (i = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		created += r[i].created;
+		assert_string_equal(r[i].existing, r[0].existing);
+	}
+	assert_int_equal(created, 1);
+	assert_int_equal(raw_row(f, "SELECT count(*) FROM remediation_tasks", row), 0);
+	assert_string_equal(row[0], "1");
+
+	snprintf(task, sizeof(task), "%s", r[0].existing);
+	/* one replica drives the task */
+	for (i = 0; i < N_RACERS; i++)
+		snprintf(r[i].existing, sizeof(r[i].existing), "%s", task);
+	race_keep(f->s, s2, race_task_lease, r);
+	for (i = 0, created = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		created += r[i].created;
+	}
+	assert_int_equal(created, 1);
+	race(f->s, s2, race_outbox, r);
+	for (i = 0, created = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		created += r[i].created;
+	}
+	assert_int_equal(created, 1);
+	/* three CodeRun slots: three attempts begin, whichever replica asks */
+	race(f->s, s2, race_attempt_begin, r);
+	for (i = 0, created = 0; i < N_RACERS; i++) {
+		assert_int_equal(r[i].rc, 0);
+		created += r[i].created;
+	}
+	assert_int_equal(created, 3);
+
+	/* one CodeRun name belongs to one attempt */
+	assert_int_equal(hl_store_attempt_put(f->s,
+	                                      &(struct hl_attempt){ .task_id = task,
+	                                                            .n = 1,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_PENDING,
+	                                                            .outcome = HL_OUTCOME_INVALID,
+	                                                            .coderun_name = "healer-x-1" },
+	                                      &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_put(s2,
+	                                      &(struct hl_attempt){ .task_id = task,
+	                                                            .n = 2,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_PENDING,
+	                                                            .outcome = HL_OUTCOME_INVALID,
+	                                                            .coderun_name = "healer-x-1" },
+	                                      &err),
+	                 -HL_EDB);
+	hl_store_close(s2);
+}
+
+#define N_CLAIMED 200
+
+struct claimer {
+	struct hl_store *s;
+	int n;
+	char (*seen)[32];
+	pthread_mutex_t *lock;
+	int *total;
+};
+
+static void *
+claimer_main(void *arg)
+{
+	struct claimer *c = arg;
+	struct hl_delivery_record *d;
+
+	for (;;) {
+		d = NULL;
+		if (hl_store_claim_next(c->s, &d, NULL) < 0)
+			break;
+		if (finish(c->s, d->delivery_id, HL_DELIVERY_PROCESSED, "recorded", NULL, NULL) ==
+		    0) {
+			pthread_mutex_lock(c->lock);
+			snprintf(c->seen[(*c->total)++ % (N_CLAIMED * 2)], 32, "%s",
+			         d->delivery_id);
+			pthread_mutex_unlock(c->lock);
+			c->n++;
+		}
+		hl_delivery_record_free(d);
+	}
+	return NULL;
+}
+
+/* Four workers of two replicas drain one queue: every delivery is
+ * claimed and processed once (FOR UPDATE SKIP LOCKED), by both. */
+static void
+test_store_replicas_claim_each_delivery_once(void **state)
+{
+	struct fixture *f = *state;
+	static char seen[N_CLAIMED * 2][32];
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct claimer c[4];
+	pthread_t t[4];
+	struct hl_store *s2;
+	char id[32], row[RAW_COLS][256];
+	int i, j, total = 0;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	for (i = 0; i < N_CLAIMED; i++) {
+		snprintf(id, sizeof(id), "q-%d", i);
+		insert(f, id, NULL, NULL);
+	}
+	for (i = 0; i < 4; i++) {
+		c[i] = (struct claimer){ i % 2 ? f->s : s2, 0, seen, &lock, &total };
+		assert_int_equal(pthread_create(&t[i], NULL, claimer_main, &c[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(total, N_CLAIMED);
+	for (i = 0; i < total; i++)
+		for (j = i + 1; j < total; j++)
+			assert_string_not_equal(seen[i], seen[j]);
+	assert_true(c[0].n + c[2].n > 0 && c[1].n + c[3].n > 0);
+	assert_int_equal(raw_row(f,
+	                         "SELECT count(*), min(process_count), max(process_count),"
+	                         " max(claims) FROM deliveries",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "200");
+	assert_string_equal(row[1], "1");
+	assert_string_equal(row[2], "1");
+	assert_string_equal(row[3], "1");
+	hl_store_close(s2);
+}
+
+/* A signal sent by one replica reaches the other's listeners (and the
+ * sender's own, once). */
+static void
+test_store_replicas_hear_each_other(void **state)
+{
+	struct fixture *f = *state;
+	struct signals mine = { 0 }, other = { 0 };
+	struct hl_store *s2;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t deadline;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	assert_int_equal(hl_store_subscribe(f->s, signal_cb, &mine, &err), 0);
+	assert_int_equal(hl_store_subscribe(s2, signal_cb, &other, &err), 0);
+	assert_int_equal(
+	        hl_store_publish(f->s, HL_CHANNEL_DECISION, "d-9 {\"agent\":\"rex\"}", &err), 0);
+	deadline = hl_time_mono_ms() + 5000;
+	while (other.decision == 0 && hl_time_mono_ms() < deadline)
+		usleep(5000);
+	assert_int_equal(other.decision, 1);
+	assert_string_equal(other.last, "d-9 {\"agent\":\"rex\"}");
+	/* the other's intake wakes this one's workers */
+	(void)hl_store_wait_work(f->s, 0);
+	assert_int_equal(insert((struct fixture[]){ { .s = s2 } }, "d-far", NULL, NULL).status,
+	                 HL_INTAKE_ACCEPTED);
+	assert_true(hl_store_wait_work(f->s, 5000));
+	usleep(200000);
+	assert_int_equal(mine.decision, 1);
+	hl_store_unsubscribe(f->s, signal_cb, &mine);
+	hl_store_unsubscribe(s2, signal_cb, &other);
+	hl_store_close(s2);
+}
+
+/* The claims of a replica that died go back to the queue: at once when
+ * its session is gone (recovery, or any replica's lease keeper), never
+ * while it lives. */
+static void
+test_store_replicas_take_over_a_dead_ones_claims(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_store *s2;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t n = -1, deadline;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	insert(f, "d-orphan", NULL, NULL);
+	insert(f, "d-orphan-2", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(s2, &d, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_claim_next(s2, &d, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_recover(f->s, &n, &err), 0);
+	assert_int_equal(n, 0); /* alive: its claims stay its own */
+	hl_store_close(s2);     /* dies without finishing */
+	/* its session ends (and frees its lock) a moment after it hung up */
+	deadline = hl_time_mono_ms() + 5000;
+	do
+		assert_int_equal(hl_store_recover(f->s, &n, &err), 0);
+	while (n == 0 && hl_time_mono_ms() < deadline && usleep(20000) == 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-orphan");
+	assert_int_equal(d->claims, 2);
+	hl_delivery_record_free(d);
+	d = NULL;
+	/* the lease keeper does the same on its own */
+	s2 = second_handle(f);
+	assert_int_equal(hl_store_claim_next(s2, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-orphan-2");
+	hl_delivery_record_free(d);
+	d = NULL;
+	hl_store_close(s2);
+	hl_store_set_claim_lease(f->s, 1500); /* the keeper looks every 500 ms */
+	deadline = hl_time_mono_ms() + 10000;
+	while (hl_store_claim_next(f->s, &d, &err) == -HL_ENOTFOUND && hl_time_mono_ms() < deadline)
+		usleep(50000);
+	assert_non_null(d);
+	assert_string_equal(d->delivery_id, "d-orphan-2");
+	hl_delivery_record_free(d);
+}
+
+struct heard {
+	pthread_mutex_t lock;
+	int work, task, decision;
+};
+
+static void
+heard_cb(void *arg, enum hl_store_channel ch, const char *payload)
+{
+	struct heard *h = arg;
+
+	pthread_mutex_lock(&h->lock);
+	h->work += ch == HL_CHANNEL_WORK;
+	h->task += ch == HL_CHANNEL_TASK && !*payload;
+	h->decision += ch == HL_CHANNEL_DECISION;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static int
+heard_count(struct heard *h, int *field)
+{
+	int n;
+
+	pthread_mutex_lock(&h->lock);
+	n = *field;
+	pthread_mutex_unlock(&h->lock);
+	return n;
+}
+
+/* When the listener's connection drops it reconnects, tells the loops to
+ * look (a work and a task signal: some may have been missed) and hears
+ * the other replicas again. */
+static void
+test_store_listener_reconnects(void **state)
+{
+	struct fixture *f = *state;
+	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+	struct hl_store *s2;
+	struct hl_err err = HL_ERR_INIT;
+	char sql[300];
+	int64_t deadline;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	assert_int_equal(hl_store_subscribe(f->s, heard_cb, &h, &err), 0);
+	/* the listener is the session holding the handle's liveness lock */
+	snprintf(sql, sizeof(sql),
+	         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l"
+	         " JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory'"
+	         " AND l.granted AND d.datname = '%s' AND l.pid <> pg_backend_pid()",
+	         f->db);
+	assert_int_equal(pg_run("postgres", sql), 0);
+	deadline = hl_time_mono_ms() + 10000;
+	while ((heard_count(&h, &h.task) == 0 || heard_count(&h, &h.work) == 0) &&
+	       hl_time_mono_ms() < deadline)
+		usleep(10000);
+	assert_true(heard_count(&h, &h.task) >= 1);
+	assert_true(heard_count(&h, &h.work) >= 1);
+	assert_int_equal(hl_store_publish(s2, HL_CHANNEL_DECISION, "d-1 {}", &err), 0);
+	deadline = hl_time_mono_ms() + 5000;
+	while (heard_count(&h, &h.decision) == 0 && hl_time_mono_ms() < deadline)
+		usleep(10000);
+	assert_int_equal(heard_count(&h, &h.decision), 1);
+	hl_store_unsubscribe(f->s, heard_cb, &h);
+	hl_store_close(s2);
+}
+
+/* Passwords from the URL or PGPASSFILE; sslmode=require against a server
+ * without SSL fails clearly; no message shows a password. */
+static void
+test_store_pg_passwords_and_sslmode(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *s = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char sql[256], url[512], pass[160], db[80];
+	const char *port = getenv("HEALER_TEST_PG_PORT");
+	FILE *fp;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	/* a role of its own with a database of its own */
+	snprintf(sql, sizeof(sql),
+	         "DO $$BEGIN CREATE ROLE hl_pw LOGIN PASSWORD 'pw-Xy9';"
+	         " EXCEPTION WHEN duplicate_object THEN NULL; END$$");
+	assert_int_equal(pg_run("postgres", sql), 0);
+	snprintf(db, sizeof(db), "%s_pw", f->db);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" OWNER hl_pw STRATEGY FILE_COPY", db);
+	assert_int_equal(pg_run("postgres", sql), 0);
+
+	snprintf(url, sizeof(url), "postgres://hl_pw:pw-Xy9@127.0.0.1:%s/%s", port, db);
+	assert_int_equal(hl_store_open(&s, url, &err), 0);
+	hl_store_close(s);
+	s = NULL;
+	snprintf(url, sizeof(url), "postgres://hl_pw:wrong-pw-7@127.0.0.1:%s/%s", port, db);
+	assert_int_equal(hl_store_open(&s, url, &err), -HL_EDB);
+	assert_non_null(strstr(err.msg, "password authentication failed"));
+	assert_null(strstr(err.msg, "wrong-pw-7"));
+
+	snprintf(pass, sizeof(pass), "%s/pgpass", f->dir);
+	fp = fopen(pass, "w");
+	assert_non_null(fp);
+	fprintf(fp, "127.0.0.1:%s:%s:hl_pw:pw-Xy9\n", port, db);
+	fclose(fp);
+	assert_int_equal(chmod(pass, 0600), 0);
+	setenv("PGPASSFILE", pass, 1);
+	snprintf(url, sizeof(url), "host=127.0.0.1 port=%s user=hl_pw dbname=%s", port, db);
+	assert_int_equal(hl_store_open(&s, url, &err), 0);
+	hl_store_close(s);
+	s = NULL;
+	unsetenv("PGPASSFILE");
+	assert_int_equal(hl_store_open(&s, url, &err), -HL_EDB);
+
+	snprintf(url, sizeof(url), "postgresql://hl_pw:pw-Xy9@127.0.0.1:%s/%s?sslmode=require",
+	         port, db);
+	assert_int_equal(hl_store_open(&s, url, &err), -HL_EDB);
+	assert_non_null(strstr(err.msg, "SSL"));
+	assert_null(strstr(err.msg, "pw-Xy9"));
+	assert_null(s);
+	snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", db);
+	assert_int_equal(pg_run("postgres", sql), 0);
+}
+
+#define PG_ONLY 6
+
 int
 main(void)
 {
+	pg_mode = getenv("HEALER_TEST_PG_SOCKET") && getenv("HEALER_TEST_PG_PORT");
+	if (pg_mode && pg_make_template() < 0)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_store_migrations_idempotent, setup, teardown),
 		cmocka_unit_test(test_store_open_rejects_bad_urls),
@@ -1392,10 +2361,30 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_store_stale_claim_is_taken_back, setup,
-		                                teardown),
 		cmocka_unit_test(test_store_refuses_an_empty_file),
+		cmocka_unit_test(test_store_urls_display_without_credentials),
+		cmocka_unit_test_setup_teardown(test_store_expired_claim_is_claimed_again, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_requeue_failed_or_one, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_read_only_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_leader, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_servers_per_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_race_on_unique_keys, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_claim_each_delivery_once, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_hear_each_other, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_take_over_a_dead_ones_claims,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_listener_reconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_pg_passwords_and_sslmode, setup,
+		                                teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* the last PG_ONLY tests need a second handle on a shared database */
+	return _cmocka_run_group_tests("tests", tests,
+	                               sizeof(tests) / sizeof(tests[0]) - (pg_mode ? 0 : PG_ONLY),
+	                               NULL, NULL);
 }

@@ -1,7 +1,9 @@
 """healerproc.py - a `healer server` process for the integration drivers:
 start it on a free loopback port with an environment, send signed
 deliveries and API requests, kill it (SIGKILL) or stop it (SIGTERM), and
-wait for conditions with a deadline. Python standard library only."""
+wait for conditions with a deadline. On PostgreSQL (tests/pg/pgrun.py) each
+data directory gets a database of its own (dtest.clean_env). Python
+standard library only."""
 import hashlib
 import hmac
 import http.client
@@ -27,7 +29,8 @@ class Healer:
         log = open(os.path.join(self.data_dir, "server.log"), "ab")
         self.proc = subprocess.Popen(
             [dtest.HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
-             "--port-file", pf], env=dtest.clean_env(self.env), stdout=log, stderr=log)
+             "--port-file", pf], env=dtest.clean_env(self.env, data_dir=self.data_dir),
+            stdout=log, stderr=log)
         dtest._procs.append(self.proc)
         deadline = time.time() + 20
         while time.time() < deadline:

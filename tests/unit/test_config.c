@@ -19,23 +19,11 @@
 #include <unistd.h>
 
 static const char *const cleared[] = {
-	"HEALER_LISTEN",
-	"HEALER_DATA_DIR",
-	"HEALER_DATABASE_URL",
-	"GITHUB_WEBHOOK_SECRET",
-	"GITHUB_WEBHOOK_SECRET_FILE",
-	"HEALER_CONFIG",
-	"HEALER_DISPATCH",
-	"KUBECONFIG",
-	"HEALER_REPOSITORIES",
-	"HEALER_MAX_ATTEMPTS",
-	"HEALER_PROCESS_BOT_COMMITS",
-	"GITHUB_API_URL",
-	"GITHUB_APP_ID",
-	"HOME",
-	"HEALER_API_TOKEN",
-	"HEALER_ALLOW_UNAUTHENTICATED",
-	NULL,
+	"HEALER_LISTEN", "HEALER_DATA_DIR", "HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET",
+	"GITHUB_WEBHOOK_SECRET_FILE", "HEALER_CONFIG", "HEALER_DISPATCH", "KUBECONFIG",
+	"HEALER_REPOSITORIES", "HEALER_MAX_ATTEMPTS", "HEALER_PROCESS_BOT_COMMITS",
+	"GITHUB_API_URL", "GITHUB_APP_ID", "HOME", "HEALER_DATABASE_URL_FILE", "HEALER_API_TOKEN",
+	"HEALER_ALLOW_UNAUTHENTICATED", NULL,
 };
 
 static int
@@ -136,6 +124,43 @@ test_config_secrets_are_redacted(void **state)
 	assert_string_equal(red, "token [REDACTED] leaked");
 	free(red);
 	hl_config_free(c);
+}
+
+/* The store location is a secret: from a file, redacted in logs; every
+ * form the store opens passes validation. */
+static void
+test_config_database_url_is_a_secret(void **state)
+{
+	static const char *const good[] = {
+		"sqlite:/var/lib/healer/healer.db",
+		"postgresql://healer@db.example/healer?sslmode=require",
+		"host=/run/postgresql dbname=healer",
+		" dbname = healer user=healer",
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *file = write_temp("postgres://healer:pw-in-a-file@db:5432/healer\n");
+	char *red;
+	size_t i;
+
+	setenv("HEALER_DATABASE_URL_FILE", file, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_string_equal(c->database_url, "postgres://healer:pw-in-a-file@db:5432/healer");
+	red = hl_log_redact("store postgres://healer:pw-in-a-file@db:5432/healer");
+	assert_null(strstr(red, "pw-in-a-file"));
+	free(red);
+	hl_config_free(c);
+	unsetenv("HEALER_DATABASE_URL_FILE");
+	unlink(file);
+	free(file);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct hl_config_override ov = { "HEALER_DATABASE_URL", good[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
+			fail_msg("'%s' refused: %s", good[i], err.msg);
+		hl_config_free(c);
+	}
 }
 
 static void
@@ -265,6 +290,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_precedence_flag_env_file, clear_env),
 		cmocka_unit_test_setup(test_config_secret_file_and_rotation_list, clear_env),
 		cmocka_unit_test_setup(test_config_secrets_are_redacted, clear_env),
+		cmocka_unit_test_setup(test_config_database_url_is_a_secret, clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_key, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,

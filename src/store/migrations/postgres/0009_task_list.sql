@@ -1,4 +1,4 @@
--- 8: listing tasks newest first, filtered by state, repository, agent or
+-- 9: listing tasks newest first, filtered by state, repository, agent or
 -- failure type, one page at a time (keyset pagination on created_ms,
 -- task_id), without scanning the table.
 CREATE INDEX remediation_tasks_created ON remediation_tasks (created_ms, task_id);

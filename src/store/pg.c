@@ -1,0 +1,883 @@
+/*
+ * pg.c - the PostgreSQL backend of the store (see store.h): its
+ * connections, reconnects, migrations, signals, leadership and its
+ * operation table. Shared by any number of healer replicas.
+ *
+ * Two connections per store handle:
+ *   the main connection, used only under the store mutex for every
+ *     operation. A lost connection is reset by the next operation, at
+ *     most once per backoff period (250 ms doubling to 2 s), so while the
+ *     database is away every operation fails at once with -HL_EDB
+ *     ("database ... unavailable"); never in the middle of a transaction
+ *     (the transaction is gone with its session).
+ *   the listener connection, owned by the listener thread: it LISTENs on
+ *     one channel, delivers other processes' signals ("<channel>|<payload>"
+ *     NOTIFY payloads; its own, recognised by the sender's backend pid,
+ *     were delivered when sent) to the store's sink, and holds session
+ *     advisory locks that die with the process: the handle's liveness
+ *     lock ("healer:owner:<owner>", see hl_pg_reap) and its leaderships
+ *     ("healer:leader:<name>"). When it drops, the thread reconnects with
+ *     backoff and then delivers a work and a task signal, since it may
+ *     have missed some.
+ * Commits are durable when they return (synchronous_commit is set on for
+ * the session), so intake batches need no separate log flush.
+ * Migrations are the .sql files of migrations/postgres/ (same versions as
+ * SQLite's), each in its own transaction under an advisory lock, so
+ * replicas starting together migrate once.
+ * Messages name the database by its URL without credentials.
+ */
+#include "base/clock.h"
+#include "base/str.h"
+#include "pg_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PG_BACKOFF_MIN_MS 250
+#define PG_BACKOFF_MAX_MS 2000
+#define PG_NOTIFY_BATCH   64
+
+/* ---- parameters and results --------------------------------------------- */
+
+static void
+pg_param(struct pg_params *p, const char *v, int len, int fmt)
+{
+	if (p->n >= PG_MAX_PARAMS)
+		return; /* a programming error: the statement then fails */
+	p->v[p->n] = v;
+	p->len[p->n] = len;
+	p->fmt[p->n] = fmt;
+	p->n++;
+}
+
+void
+hl_pg_text(struct pg_params *p, const char *s)
+{
+	pg_param(p, s, 0, 0);
+}
+
+void
+hl_pg_int(struct pg_params *p, int64_t v)
+{
+	if (p->n >= PG_MAX_PARAMS)
+		return;
+	snprintf(p->num[p->n], sizeof(p->num[p->n]), "%lld", (long long)v);
+	pg_param(p, p->num[p->n], 0, 0);
+}
+
+void
+hl_pg_int_or_null(struct pg_params *p, int64_t v)
+{
+	if (v)
+		hl_pg_int(p, v);
+	else
+		hl_pg_text(p, NULL);
+}
+
+void
+hl_pg_bool(struct pg_params *p, bool v)
+{
+	pg_param(p, v ? "t" : "f", 0, 0);
+}
+
+void
+hl_pg_bytes(struct pg_params *p, const void *data, size_t len)
+{
+	pg_param(p, len ? data : "", (int)len, 1);
+}
+
+const char *
+hl_pg_get(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+char *
+hl_pg_dup(const PGresult *r, int row, int col)
+{
+	const char *v = hl_pg_get(r, row, col);
+
+	return v ? strdup(v) : NULL;
+}
+
+void
+hl_pg_copy(char *out, size_t size, const PGresult *r, int row, int col)
+{
+	const char *v = hl_pg_get(r, row, col);
+
+	hl_strlcpy(out, v ? v : "", size);
+}
+
+int64_t
+hl_pg_int_at(const PGresult *r, int row, int col)
+{
+	const unsigned char *v;
+	uint64_t x = 0;
+	int len, i;
+
+	if (PQgetisnull(r, row, col))
+		return 0;
+	if (PQfformat(r, col) == 0)
+		return strtoll(PQgetvalue(r, row, col), NULL, 10);
+	/* binary: a big-endian int2, int4 or int8 */
+	v = (const unsigned char *)PQgetvalue(r, row, col);
+	len = PQgetlength(r, row, col);
+	for (i = 0; i < len && i < 8; i++)
+		x = (x << 8) | v[i];
+	if (len == 2)
+		return (int16_t)x;
+	if (len == 4)
+		return (int32_t)x;
+	return (int64_t)x;
+}
+
+/* ---- the main connection ------------------------------------------------ */
+
+/* The first line of a libpq message, without "FATAL:  "-style prefixes. */
+static void
+pg_first_line(char *out, size_t size, const char *msg)
+{
+	size_t n;
+
+	if (!msg || !*msg)
+		msg = "unknown error";
+	n = strcspn(msg, "\n");
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, msg, n);
+	out[n] = '\0';
+}
+
+static void
+pg_notice_none(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message; /* NOTICEs (IF NOT EXISTS ...) are not errors */
+}
+
+/* A new connection with healer's defaults under the given settings. */
+static PGconn *
+pg_connect(const struct hl_store_backend *b)
+{
+	static const char *const keys[] = { "connect_timeout",  "keepalives",
+		                            "keepalives_idle",  "keepalives_interval",
+		                            "keepalives_count", "fallback_application_name",
+		                            "dbname",           NULL };
+	const char *vals[] = { "5", "1", "10", "5", "3", "healer", b->conninfo, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+	if (c)
+		PQsetNoticeProcessor(c, pg_notice_none, NULL);
+	return c;
+}
+
+/* Session settings: commits durable when they return; read-only handles
+ * cannot write. */
+static int
+pg_session(const struct hl_store_backend *b, PGconn *c)
+{
+	PGresult *r = PQexec(c, b->read_only ? "SET synchronous_commit TO on;"
+	                                       " SET default_transaction_read_only TO on"
+	                                     : "SET synchronous_commit TO on");
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+static int
+pg_unavailable(struct hl_store_backend *b, struct hl_err *err)
+{
+	b->lost = true;
+	return hl_err_set(err, HL_EDB, "database '%s' unavailable: %s", b->display, b->down_msg);
+}
+
+/* A working main connection: reconnects a lost one (not inside a
+ * transaction, not twice within the backoff period). */
+static int
+pg_ensure(struct hl_store_backend *b, bool in_txn, struct hl_err *err)
+{
+	int64_t now;
+	int i;
+
+	if (b->conn && PQstatus(b->conn) == CONNECTION_OK && !b->lost)
+		return 0;
+	if (in_txn) {
+		snprintf(b->down_msg, sizeof(b->down_msg), "the connection was lost");
+		return pg_unavailable(b, err);
+	}
+	now = hl_time_mono_ms();
+	if (now < b->retry_at_ms)
+		return pg_unavailable(b, err);
+	if (b->conn)
+		PQreset(b->conn);
+	else
+		b->conn = pg_connect(b);
+	if (!b->conn || PQstatus(b->conn) != CONNECTION_OK || pg_session(b, b->conn) < 0) {
+		pg_first_line(b->down_msg, sizeof(b->down_msg),
+		              b->conn ? PQerrorMessage(b->conn) : "out of memory");
+		b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : PG_BACKOFF_MIN_MS;
+		if (b->backoff_ms > PG_BACKOFF_MAX_MS)
+			b->backoff_ms = PG_BACKOFF_MAX_MS;
+		b->retry_at_ms = hl_time_mono_ms() + b->backoff_ms;
+		return pg_unavailable(b, err);
+	}
+	b->backoff_ms = 0;
+	b->lost = false;
+	for (i = 0; i < b->ncache; i++)
+		b->cache[i].ready = false; /* prepared statements died with the session */
+	atomic_store(&b->own_pid[1], atomic_load(&b->own_pid[0]));
+	atomic_store(&b->own_pid[0], PQbackendPID(b->conn));
+	return 0;
+}
+
+/* Records a failed statement: err, its SQLSTATE, and whether it was the
+ * connection (class 08, an administrator's shutdown, or a dead socket). */
+static int
+pg_failed(struct hl_store_backend *b, PGresult *r, const char *what, struct hl_err *err)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	char line[200];
+	int rc;
+
+	hl_strlcpy(b->sqlstate, state ? state : "", sizeof(b->sqlstate));
+	pg_first_line(line, sizeof(line), msg ? msg : PQerrorMessage(b->conn));
+	if (PQstatus(b->conn) != CONNECTION_OK ||
+	    (state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P", 3) == 0))) {
+		b->lost = true;
+		hl_strlcpy(b->down_msg, line, sizeof(b->down_msg));
+	}
+	rc = hl_err_set(err, HL_EDB, "postgres %s: %s", what, line);
+	PQclear(r);
+	return rc;
+}
+
+static bool
+pg_ok(const PGresult *r)
+{
+	ExecStatusType st = PQresultStatus(r);
+
+	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+int
+hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const struct pg_params *p,
+           bool result_binary, const char *what, struct hl_err *err)
+{
+	static const struct pg_params none = { .n = 0 };
+	char name[16];
+	PGresult *r;
+	int slot = -1, i;
+
+	if (out)
+		*out = NULL;
+	if (!p)
+		p = &none;
+	b->sqlstate[0] = '\0';
+	if (pg_ensure(b, b->txn, err) < 0)
+		return -HL_EDB;
+	for (i = 0; i < b->ncache; i++)
+		if (strcmp(b->cache[i].sql, sql) == 0)
+			slot = i;
+	if (slot < 0 && b->ncache < PG_CACHE_MAX) {
+		char *copy = strdup(sql);
+
+		if (copy) {
+			slot = b->ncache++;
+			b->cache[slot].sql = copy;
+			b->cache[slot].ready = false;
+		}
+	}
+	if (slot >= 0) {
+		snprintf(name, sizeof(name), "hl%d", slot);
+		if (!b->cache[slot].ready) {
+			r = PQprepare(b->conn, name, sql, 0, NULL);
+			if (!pg_ok(r))
+				return pg_failed(b, r, what, err);
+			PQclear(r);
+			b->cache[slot].ready = true;
+		}
+		r = PQexecPrepared(b->conn, name, p->n, p->v, p->len, p->fmt, result_binary);
+	} else {
+		r = PQexecParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt, result_binary);
+	}
+	if (!pg_ok(r))
+		return pg_failed(b, r, what, err);
+	if (out)
+		*out = r;
+	else
+		PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_cmd(struct hl_store_backend *b, const char *sql, const char *what, struct hl_err *err)
+{
+	PGresult *r;
+
+	b->sqlstate[0] = '\0';
+	if (pg_ensure(b, b->txn, err) < 0)
+		return -HL_EDB;
+	r = PQexec(b->conn, sql);
+	if (!pg_ok(r))
+		return pg_failed(b, r, what, err);
+	PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_begin(struct hl_store_backend *b, const char *what, struct hl_err *err)
+{
+	int rc = hl_pg_cmd(b, "BEGIN", what, err);
+
+	b->txn = rc == 0;
+	return rc;
+}
+
+int
+hl_pg_commit(struct hl_store_backend *b, const char *what, struct hl_err *err)
+{
+	int rc = hl_pg_cmd(b, "COMMIT", what, err);
+
+	b->txn = false;
+	return rc;
+}
+
+void
+hl_pg_rollback(struct hl_store_backend *b)
+{
+	PGresult *r;
+
+	if (b->txn && b->conn && PQstatus(b->conn) == CONNECTION_OK) {
+		r = PQexec(b->conn, "ROLLBACK");
+		PQclear(r);
+	}
+	b->txn = false;
+}
+
+bool
+hl_pg_retryable(const struct hl_store_backend *b)
+{
+	return strcmp(b->sqlstate, "40001") == 0 || strcmp(b->sqlstate, "40P01") == 0;
+}
+
+static bool
+pg_lost(struct hl_store_backend *b)
+{
+	return b->lost;
+}
+
+/* ---- migrations --------------------------------------------------------- */
+
+static int
+pg_schema_version(struct hl_store_backend *b, int *out, struct hl_err *err)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = hl_pg_exec(b, &r, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NULL,
+	                false, "schema version", err);
+	if (rc < 0)
+		return rc;
+	*out = (int)hl_pg_int_at(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+static const char pg_migrate_lock[] =
+        "SELECT pg_advisory_xact_lock(hashtextextended('healer:migrate', 0))";
+
+static int
+pg_migrate(struct hl_store_backend *b, int *applied, struct hl_err *err)
+{
+	const size_t n_mig = hl_store_postgres_migrations_count;
+	struct pg_params p;
+	PGresult *r;
+	int version = 0, v, n = 0, rc;
+	size_t i;
+
+	/* replicas starting together: one creates the table, one migrates */
+	rc = hl_pg_begin(b, "migrate", err);
+	if (rc == 0)
+		rc = hl_pg_exec(b, NULL, pg_migrate_lock, NULL, false, "migrate", err);
+	if (rc == 0)
+		rc = hl_pg_cmd(b,
+		               "CREATE TABLE IF NOT EXISTS schema_migrations ("
+		               " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+		               "migrate", err);
+	if (rc == 0)
+		rc = pg_schema_version(b, &version, err);
+	if (rc == 0)
+		rc = hl_pg_commit(b, "migrate", err);
+	if (rc < 0) {
+		hl_pg_rollback(b);
+		return rc;
+	}
+	if (version > (int)n_mig)
+		return hl_err_set(err, HL_EDB,
+		                  "the store's schema version %d is newer than this healer's (%zu)",
+		                  version, n_mig);
+	for (i = 0; i < n_mig; i++) {
+		const struct hl_embed *m = &hl_store_postgres_migrations[i];
+
+		v = (int)i + 1;
+		if (hl_store_migration_version(m->path) != v)
+			return hl_err_set(err, HL_EINTERNAL, "migration '%s' is out of sequence",
+			                  m->path);
+		if (v <= version)
+			continue;
+		rc = hl_pg_begin(b, "migrate", err);
+		if (rc == 0)
+			rc = hl_pg_exec(b, NULL, pg_migrate_lock, NULL, false, "migrate", err);
+		/* re-read under the lock: another replica may have migrated */
+		if (rc == 0)
+			rc = pg_schema_version(b, &version, err);
+		if (rc == 0 && version >= v) {
+			hl_pg_rollback(b);
+			continue;
+		}
+		if (rc == 0) {
+			r = PQexec(b->conn, m->data);
+			rc = pg_ok(r) ? (PQclear(r), 0) : pg_failed(b, r, "migration", err);
+		}
+		if (rc == 0) {
+			memset(&p, 0, sizeof(p));
+			hl_pg_int(&p, v);
+			hl_pg_int(&p, hl_time_wall_ms());
+			rc = hl_pg_exec(b, NULL,
+			                "INSERT INTO schema_migrations (version, applied_ms)"
+			                " VALUES ($1, $2)",
+			                &p, false, "migrate", err);
+		}
+		if (rc == 0)
+			rc = hl_pg_commit(b, "migrate", err);
+		if (rc < 0) {
+			hl_pg_rollback(b);
+			return hl_err_wrap(err, "migration '%s'", m->path);
+		}
+		version = v;
+		n++;
+	}
+	if (applied)
+		*applied = n;
+	return 0;
+}
+
+/* A read-only handle: the schema must be there, and not newer. */
+static int
+pg_check_schema(struct hl_store_backend *b, struct hl_err *err)
+{
+	int version = 0, rc;
+
+	if ((rc = pg_schema_version(b, &version, err)) < 0)
+		return hl_err_wrap(err, "no healer store in '%s'", b->display);
+	if (version > (int)hl_store_postgres_migrations_count)
+		return hl_err_set(err, HL_EDB,
+		                  "the store's schema version %d is newer than this healer's (%zu)",
+		                  version, hl_store_postgres_migrations_count);
+	return 0;
+}
+
+static int
+pg_ping(struct hl_store_backend *b, struct hl_err *err)
+{
+	return hl_pg_exec(b, NULL, "SELECT 1 FROM schema_migrations LIMIT 1", NULL, false, "ping",
+	                  err);
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+static int
+pg_publish(struct hl_store_backend *b, enum hl_store_channel ch, const char *payload,
+           struct hl_err *err)
+{
+	struct hl_buf msg = HL_BUF_INIT(8000);
+	struct pg_params p = { .n = 0 };
+	int rc;
+
+	hl_buf_appendf(&msg, "%s|%s", hl_store_channel_name(ch), payload);
+	if (hl_buf_error(&msg)) {
+		hl_buf_release(&msg);
+		return hl_err_set(err, HL_ETOOBIG, "signal payload too large");
+	}
+	hl_pg_text(&p, msg.data);
+	rc = hl_pg_exec(b, NULL, "SELECT pg_notify('" PG_CHANNEL "', $1)", &p, false, "notify",
+	                err);
+	hl_buf_release(&msg);
+	return rc;
+}
+
+static void
+pg_wake(struct hl_store_backend *b)
+{
+	char c = 1;
+
+	if (b->wake[1] >= 0 && write(b->wake[1], &c, 1) < 0 && errno != EAGAIN)
+		return;
+}
+
+/* Runs a one-value boolean query on c; true when it answered true. */
+static bool
+pg_try_lock(PGconn *c, const char *sql, const char *arg)
+{
+	const char *v[1] = { arg };
+	PGresult *r = PQexecParams(c, sql, 1, NULL, v, NULL, NULL, 0);
+	bool got = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+	           strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+
+	PQclear(r);
+	return got;
+}
+
+static const char pg_owner_lock_sql[] =
+        "SELECT pg_try_advisory_lock(hashtextextended('healer:owner:' || $1, 0))";
+static const char pg_leader_lock_sql[] =
+        "SELECT pg_try_advisory_lock(hashtextextended('healer:leader:' || $1, 0))";
+
+/* A listener connection: LISTENing, holding the liveness lock. */
+static PGconn *
+pg_listen_connect(struct hl_store_backend *b, char *why, size_t size)
+{
+	PGconn *c = pg_connect(b);
+	PGresult *r;
+
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		pg_first_line(why, size, c ? PQerrorMessage(c) : "out of memory");
+		PQfinish(c);
+		return NULL;
+	}
+	r = PQexec(c, "LISTEN " PG_CHANNEL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		pg_first_line(why, size, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(r);
+	return c;
+}
+
+struct pg_signal {
+	enum hl_store_channel ch;
+	char *payload;
+};
+
+/* "<channel>|<payload>" -> a signal; false for anything else. */
+static bool
+pg_parse_signal(struct pg_signal *out, const char *extra)
+{
+	const char *bar = strchr(extra, '|');
+	int ch;
+
+	if (!bar)
+		return false;
+	for (ch = 0; ch < HL_CHANNEL_MAX; ch++) {
+		const char *name = hl_store_channel_name((enum hl_store_channel)ch);
+
+		if (strlen(name) == (size_t)(bar - extra) &&
+		    strncmp(name, extra, strlen(name)) == 0) {
+			out->ch = (enum hl_store_channel)ch;
+			out->payload = strdup(bar + 1);
+			return out->payload != NULL;
+		}
+	}
+	return false;
+}
+
+/* Waits up to ms on the wake pipe (and fd, when >= 0); drains the pipe. */
+static void
+pg_listen_wait(struct hl_store_backend *b, int fd, int ms)
+{
+	struct pollfd pf[2] = { { b->wake[0], POLLIN, 0 }, { fd, POLLIN, 0 } };
+	char buf[64];
+
+	if (poll(pf, fd >= 0 ? 2 : 1, ms) > 0 && (pf[0].revents & POLLIN))
+		while (read(b->wake[0], buf, sizeof(buf)) > 0)
+			;
+}
+
+static void *
+pg_listener(void *arg)
+{
+	struct hl_store_backend *b = arg;
+	struct pg_signal sig[PG_NOTIFY_BATCH];
+	char why[200];
+	int backoff = PG_BACKOFF_MIN_MS, n, i, fd;
+	bool more = false;
+	PGnotify *nt;
+	PGconn *c;
+
+	pthread_mutex_lock(&b->l_lock);
+	while (!b->l_stop) {
+		if (!b->lconn) {
+			/* reconnect, then tell the loops to look: signals sent
+			 * meanwhile were missed */
+			pthread_mutex_unlock(&b->l_lock);
+			c = pg_listen_connect(b, why, sizeof(why));
+			pthread_mutex_lock(&b->l_lock);
+			if (!c) {
+				pthread_mutex_unlock(&b->l_lock);
+				pg_listen_wait(b, -1, backoff);
+				backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS
+				                                          : backoff * 2;
+				pthread_mutex_lock(&b->l_lock);
+				continue;
+			}
+			if (b->l_stop) {
+				PQfinish(c);
+				break;
+			}
+			b->lconn = c;
+			b->owner_locked = pg_try_lock(c, pg_owner_lock_sql, b->owner);
+			backoff = PG_BACKOFF_MIN_MS;
+			pthread_mutex_unlock(&b->l_lock);
+			b->sink.deliver(b->sink.arg, HL_CHANNEL_WORK, "");
+			b->sink.deliver(b->sink.arg, HL_CHANNEL_TASK, "");
+			pthread_mutex_lock(&b->l_lock);
+			continue;
+		}
+		fd = PQsocket(b->lconn);
+		pthread_mutex_unlock(&b->l_lock);
+		if (!more)
+			pg_listen_wait(b, fd, 1000);
+		pthread_mutex_lock(&b->l_lock);
+		if (b->l_stop)
+			break;
+		if (!PQconsumeInput(b->lconn) || PQstatus(b->lconn) != CONNECTION_OK) {
+			/* locks held by the session are gone with it */
+			PQfinish(b->lconn);
+			b->lconn = NULL;
+			b->owner_locked = false;
+			b->nleaders = 0;
+			continue;
+		}
+		if (!b->owner_locked)
+			b->owner_locked = pg_try_lock(b->lconn, pg_owner_lock_sql, b->owner);
+		n = 0;
+		while (n < PG_NOTIFY_BATCH && (nt = PQnotifies(b->lconn))) {
+			if (nt->be_pid != atomic_load(&b->own_pid[0]) &&
+			    nt->be_pid != atomic_load(&b->own_pid[1]) &&
+			    pg_parse_signal(&sig[n], nt->extra))
+				n++;
+			PQfreemem(nt);
+		}
+		more = n == PG_NOTIFY_BATCH;
+		pthread_mutex_unlock(&b->l_lock);
+		for (i = 0; i < n; i++) {
+			b->sink.deliver(b->sink.arg, sig[i].ch, sig[i].payload);
+			free(sig[i].payload);
+		}
+		pthread_mutex_lock(&b->l_lock);
+	}
+	pthread_mutex_unlock(&b->l_lock);
+	return NULL;
+}
+
+/* ---- leadership --------------------------------------------------------- */
+
+static int
+pg_leader(struct hl_store_backend *b, bool *leader, const char *name, const char *owner,
+          int64_t ttl_ms, struct hl_err *err)
+{
+	PGresult *r;
+	int i, rc = 0;
+
+	(void)owner;
+	(void)ttl_ms; /* the lock lives as long as the listener's session */
+	*leader = false;
+	if (b->read_only)
+		return hl_err_set(err, HL_EINVAL, "a read-only store leads nothing");
+	pthread_mutex_lock(&b->l_lock);
+	if (!b->lconn || PQstatus(b->lconn) != CONNECTION_OK) {
+		rc = hl_err_set(err, HL_EDB, "database '%s' unavailable: reconnecting", b->display);
+		goto out;
+	}
+	for (i = 0; i < b->nleaders; i++)
+		if (strcmp(b->leaders[i], name) == 0)
+			break;
+	if (i < b->nleaders) {
+		/* held since the session began: still held if it still lives */
+		r = PQexec(b->lconn, "SELECT 1");
+		*leader = PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+	} else if (pg_try_lock(b->lconn, pg_leader_lock_sql, name)) {
+		*leader = true;
+		if (b->nleaders < PG_MAX_LEADERS)
+			hl_strlcpy(b->leaders[b->nleaders++], name, sizeof(b->leaders[0]));
+	}
+	if (!*leader && PQstatus(b->lconn) != CONNECTION_OK) {
+		char why[200];
+
+		pg_first_line(why, sizeof(why), PQerrorMessage(b->lconn));
+		rc = hl_err_set(err, HL_EDB, "database '%s' unavailable: %s", b->display, why);
+	}
+out:
+	pthread_mutex_unlock(&b->l_lock);
+	/* the query may have read notifications: let the listener deliver */
+	pg_wake(b);
+	return rc;
+}
+
+/* ---- open, close -------------------------------------------------------- */
+
+static void
+pg_close(struct hl_store_backend *b)
+{
+	int i;
+
+	if (!b)
+		return;
+	if (b->l_started) {
+		pthread_mutex_lock(&b->l_lock);
+		b->l_stop = true;
+		pthread_mutex_unlock(&b->l_lock);
+		pg_wake(b);
+		pthread_join(b->l_thread, NULL);
+	}
+	PQfinish(b->lconn);
+	PQfinish(b->conn);
+	for (i = 0; i < b->ncache; i++)
+		free((char *)b->cache[i].sql);
+	if (b->wake[0] >= 0)
+		close(b->wake[0]);
+	if (b->wake[1] >= 0)
+		close(b->wake[1]);
+	pthread_mutex_destroy(&b->l_lock);
+	free(b->conninfo);
+	free(b);
+}
+
+static const struct hl_store_ops pg_ops = {
+	.conn = {
+		.name = "postgres",
+		.close = pg_close,
+		.migrate = pg_migrate,
+		.schema_version = pg_schema_version,
+		.ping = pg_ping,
+		.publish = pg_publish,
+		.lost = pg_lost,
+		.leader = pg_leader,
+	},
+	.intake = {
+		.recover = hl_pg_recover,
+		.batch = hl_pg_intake_batch,
+		.sync_log = NULL,
+		.claim_next = hl_pg_claim_next,
+		.renew = hl_pg_renew,
+		.reap = hl_pg_reap,
+		.requeue = hl_pg_requeue,
+		.finish = hl_pg_finish,
+		.decision = hl_pg_decision,
+		.queue_depth = hl_pg_queue_depth,
+		.counts = hl_pg_counts,
+		.recent = hl_pg_recent,
+	},
+	.ledger = {
+		.task_claim = hl_pg_task_claim,
+		.task_find = hl_pg_task_find,
+		.task_put = hl_pg_task_put,
+		.task_get = hl_pg_task_get,
+		.attempt_put = hl_pg_attempt_put,
+		.outcome_add = hl_pg_outcome_add,
+		.task_counts = hl_pg_task_counts,
+		.attempt_prompt = hl_pg_attempt_prompt,
+		.task_page = hl_pg_task_page,
+		.task_list = hl_pg_task_list,
+	},
+	.loop = {
+		.tasks_due = hl_pg_tasks_due,
+		.tasks_queued = hl_pg_tasks_queued,
+		.next_check = hl_pg_next_check,
+		.task_lease = hl_pg_task_lease,
+		.task_release = hl_pg_task_release,
+		.attempt_of_coderun = hl_pg_attempt_of_coderun,
+		.task_active_for = hl_pg_task_active_for,
+		.task_of_pr = hl_pg_task_of_pr,
+		.ci_result_add = hl_pg_ci_result_add,
+		.ci_result_latest = hl_pg_ci_result_latest,
+		.budget_usage = hl_pg_budget_usage,
+		.attempt_begin = hl_pg_attempt_begin,
+		.task_schedule = hl_pg_task_schedule,
+		.attempt_outcomes = hl_pg_attempt_outcomes,
+		.time_to_fix = hl_pg_time_to_fix,
+		.kv_get = hl_pg_kv_get,
+		.kv_put = hl_pg_kv_put,
+	},
+	.outbox = {
+		.add = hl_pg_outbox_add,
+		.due = hl_pg_outbox_due,
+		.update = hl_pg_outbox_update,
+		.counts = hl_pg_outbox_counts,
+	},
+};
+
+int
+hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
+                 const char *conninfo, unsigned flags, const char *owner,
+                 const struct hl_store_sink *sink, struct hl_err *err)
+{
+	struct hl_store_backend *b = calloc(1, sizeof(*b));
+	struct hl_buf shown = HL_BUF_INIT(0);
+	char why[200];
+	int rc;
+
+	if (!b)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	b->wake[0] = b->wake[1] = -1;
+	pthread_mutex_init(&b->l_lock, NULL);
+	b->read_only = flags & HL_STORE_READ_ONLY;
+	b->sink = *sink;
+	hl_strlcpy(b->owner, owner, sizeof(b->owner));
+	hl_store_url_display(&shown, conninfo);
+	hl_strlcpy(b->display, shown.data, sizeof(b->display));
+	hl_buf_release(&shown);
+	b->conninfo = strdup(conninfo);
+	if (!b->conninfo) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	b->conn = pg_connect(b);
+	if (!b->conn || PQstatus(b->conn) != CONNECTION_OK || pg_session(b, b->conn) < 0) {
+		pg_first_line(why, sizeof(why),
+		              b->conn ? PQerrorMessage(b->conn) : "out of memory");
+		rc = hl_err_set(err, HL_EDB, "cannot connect to '%s': %s", b->display, why);
+		goto fail;
+	}
+	atomic_store(&b->own_pid[0], PQbackendPID(b->conn));
+	atomic_store(&b->own_pid[1], PQbackendPID(b->conn));
+	if (b->read_only) {
+		if ((rc = pg_check_schema(b, err)) < 0)
+			goto fail;
+		*out = b;
+		*ops = &pg_ops;
+		return 0;
+	}
+	/* listening before open returns: no signal sent afterwards is missed */
+	b->lconn = pg_listen_connect(b, why, sizeof(why));
+	if (!b->lconn) {
+		rc = hl_err_set(err, HL_EDB, "cannot connect to '%s': %s", b->display, why);
+		goto fail;
+	}
+	b->owner_locked = pg_try_lock(b->lconn, pg_owner_lock_sql, b->owner);
+	if (pipe2(b->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+		rc = hl_err_set(err, HL_EINTERNAL, "cannot create a pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (pthread_create(&b->l_thread, NULL, pg_listener, b) != 0) {
+		rc = hl_err_set(err, HL_EINTERNAL, "cannot start the store's listener thread");
+		goto fail;
+	}
+	b->l_started = true;
+	*out = b;
+	*ops = &pg_ops;
+	return 0;
+fail:
+	pg_close(b);
+	return rc;
+}

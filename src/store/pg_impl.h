@@ -1,0 +1,202 @@
+/*
+ * pg_impl.h - what the PostgreSQL backend's files share (private to
+ * src/store): the backend struct, statement parameters, the statement
+ * runner with its per-session cache of prepared statements, and results.
+ *
+ *   pg.c         connections (the main one, the listener), reconnects,
+ *                migrations, signals (LISTEN/NOTIFY), leadership, ops
+ *   pg_intake.c  the delivery queue
+ *   pg_ledger.c  tasks and attempts
+ *   pg_loop.c    the loop's state and the outbox
+ *
+ * The main connection is used only under the store mutex. Every statement
+ * goes through hl_pg_exec: it reconnects a lost connection first (at most
+ * once per backoff period, so calls fail fast while the database is
+ * away), prepares the statement once per session, and turns a failure
+ * into -HL_EDB with PostgreSQL's message. Parameters travel as text
+ * (numbers formatted here) except bodies, which travel as binary bytea.
+ */
+#ifndef HL_STORE_PG_IMPL_H
+#define HL_STORE_PG_IMPL_H
+
+#include "store_impl.h"
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define PG_MAX_PARAMS  24
+#define PG_CACHE_MAX   128
+#define PG_MAX_LEADERS 8
+#define PG_CHANNEL     "healer"
+
+/* Parameters of one statement; numbers are formatted into num. */
+struct pg_params {
+	int n;
+	const char *v[PG_MAX_PARAMS];
+	int len[PG_MAX_PARAMS];
+	int fmt[PG_MAX_PARAMS];
+	char num[PG_MAX_PARAMS][24];
+};
+
+struct hl_store_backend {
+	char *conninfo;    /* as given (may hold a password: never shown) */
+	char display[256]; /* for messages: without credentials */
+	char owner[96];    /* the handle's claimer id */
+	bool read_only;
+	struct hl_store_sink sink;
+
+	/* the main connection, under the store mutex */
+	PGconn *conn;
+	int64_t retry_at_ms; /* no reconnect before this (monotonic) */
+	int backoff_ms;
+	bool lost;          /* the last failure was the connection */
+	bool txn;           /* inside BEGIN ... COMMIT/ROLLBACK: never reconnect */
+	char sqlstate[6];   /* of the last failed statement, "" when none */
+	char down_msg[200]; /* why the last connect failed */
+	struct {
+		const char *sql; /* static SQL text, compared by content */
+		bool ready;      /* prepared in this session */
+	} cache[PG_CACHE_MAX];
+	int ncache;
+	/* backend pids of the main connection (now and before its last
+	 * reconnect): the listener skips the signals this process sent */
+	_Atomic int own_pid[2];
+
+	/* the listener: its own connection, LISTENing on PG_CHANNEL, holding
+	 * the handle's liveness lock and its leaderships */
+	pthread_mutex_t l_lock; /* guards lconn and the fields below */
+	PGconn *lconn;
+	bool l_stop;
+	bool owner_locked;
+	char leaders[PG_MAX_LEADERS][72]; /* leaderships held on lconn */
+	int nleaders;
+	int wake[2]; /* a pipe: wakes the listener thread */
+	pthread_t l_thread;
+	bool l_started;
+};
+
+/* Adds a parameter: text (NULL for SQL NULL), a number, NULL unless
+ * nonzero, a boolean, binary bytes. */
+void hl_pg_text(struct pg_params *p, const char *s);
+void hl_pg_int(struct pg_params *p, int64_t v);
+void hl_pg_int_or_null(struct pg_params *p, int64_t v);
+void hl_pg_bool(struct pg_params *p, bool v);
+void hl_pg_bytes(struct pg_params *p, const void *data, size_t len);
+
+/*
+ * Runs sql (static text, prepared once per session) with p (may be NULL)
+ * on the main connection. result_binary asks for binary results. On
+ * success *out (may be NULL: cleared) gets the result. On failure: -HL_EDB
+ * with err = "postgres WHAT: <message>"; b->lost tells a lost connection
+ * and b->sqlstate the error's code.
+ */
+int hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql,
+               const struct pg_params *p, bool result_binary, const char *what, struct hl_err *err);
+/* Runs a command without parameters (BEGIN, COMMIT, ...), not prepared. */
+int hl_pg_cmd(struct hl_store_backend *b, const char *sql, const char *what, struct hl_err *err);
+/* BEGIN / COMMIT / ROLLBACK on the main connection. */
+int hl_pg_begin(struct hl_store_backend *b, const char *what, struct hl_err *err);
+int hl_pg_commit(struct hl_store_backend *b, const char *what, struct hl_err *err);
+void hl_pg_rollback(struct hl_store_backend *b);
+/* True when the last failure was a deadlock or serialization failure. */
+bool hl_pg_retryable(const struct hl_store_backend *b);
+
+/* Result helpers (text or binary results): a NUL-terminated value or
+ * NULL; a malloc'd copy or NULL; a copy into out ("" for NULL); a number
+ * (0 for NULL). */
+const char *hl_pg_get(const PGresult *r, int row, int col);
+char *hl_pg_dup(const PGresult *r, int row, int col);
+void hl_pg_copy(char *out, size_t size, const PGresult *r, int row, int col);
+int64_t hl_pg_int_at(const PGresult *r, int row, int col);
+
+/* The operations of each concern. */
+int hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
+int hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head);
+int hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                     int64_t lease_ms, struct hl_err *err);
+int hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
+                struct hl_err *err);
+int hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
+int hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
+                  struct hl_err *err);
+int hl_pg_finish(struct hl_store_backend *b, const char *delivery_id,
+                 const struct hl_delivery_result *r, struct hl_err *err);
+int hl_pg_decision(struct hl_store_backend *b, char **out, const char *delivery_id,
+                   struct hl_err *err);
+int hl_pg_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+int hl_pg_counts(struct hl_store_backend *b,
+                 void (*fn)(void *, const char *, const char *, const char *, int64_t), void *arg,
+                 struct hl_err *err);
+int hl_pg_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t max, size_t *n,
+                 struct hl_err *err);
+
+int hl_pg_task_claim(struct hl_store_backend *b, bool *created, char *existing,
+                     const struct hl_task *t, struct hl_err *err);
+int hl_pg_task_find(struct hl_store_backend *b, char *out, const char *repository,
+                    const char *branch, int64_t run_id, enum hl_task_find mode, int64_t since_ms,
+                    const char *exclude, struct hl_err *err);
+int hl_pg_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_err *err);
+int hl_pg_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+                   struct hl_err *err);
+int hl_pg_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct hl_err *err);
+int hl_pg_outcome_add(struct hl_store_backend *b, const char *task_id, const char *delivery_id,
+                      const char *outcome, const char *detail, struct hl_err *err);
+int hl_pg_task_counts(struct hl_store_backend *b,
+                      void (*fn)(void *, const char *, const char *, int64_t), void *arg,
+                      struct hl_err *err);
+int hl_pg_attempt_prompt(struct hl_store_backend *b, char **out, const char *task_id, int n,
+                         struct hl_err *err);
+int hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
+                    char *next_cursor, const struct hl_task_filter *f, struct hl_err *err);
+int hl_pg_task_list(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,
+                    const struct hl_task_query *q, struct hl_err *err);
+
+int hl_pg_tasks_due(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                    int64_t now_ms, struct hl_err *err);
+int hl_pg_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
+                       size_t *n, struct hl_err *err);
+int hl_pg_next_check(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+int hl_pg_task_lease(struct hl_store_backend *b, bool *got, const char *task_id, const char *owner,
+                     int64_t now_ms, int64_t until_ms, struct hl_err *err);
+int hl_pg_task_release(struct hl_store_backend *b, const char *task_id, const char *owner,
+                       struct hl_err *err);
+int hl_pg_attempt_of_coderun(struct hl_store_backend *b, char *task_id, int *n,
+                             const char *coderun_name, struct hl_err *err);
+int hl_pg_task_active_for(struct hl_store_backend *b, char *out, const char *repository,
+                          const char *branch, const char *workflow, const char *job,
+                          const char *exclude, struct hl_err *err);
+int hl_pg_task_of_pr(struct hl_store_backend *b, char *out, const char *repository,
+                     int64_t pr_number, struct hl_err *err);
+int hl_pg_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r,
+                        struct hl_err *err);
+int hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
+                           const char *task_id, int64_t since_ms, struct hl_err *err);
+int hl_pg_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
+                       const char *repository, int64_t since_ms, struct hl_err *err);
+int hl_pg_attempt_begin(struct hl_store_backend *b, bool *over, char *why, size_t why_size,
+                        const struct hl_attempt *a, int max_active, int max_recent,
+                        int64_t since_ms, struct hl_err *err);
+int hl_pg_task_schedule(struct hl_store_backend *b, const char *task_id, int64_t next_check_ms,
+                        struct hl_err *err);
+int hl_pg_attempt_outcomes(struct hl_store_backend *b,
+                           void (*fn)(void *, const char *, const char *, const char *, int64_t),
+                           void *arg, struct hl_err *err);
+int hl_pg_time_to_fix(struct hl_store_backend *b, const double *bounds, size_t n_bounds,
+                      int64_t *counts, double *sum, struct hl_err *err);
+int hl_pg_kv_get(struct hl_store_backend *b, char **out, const char *key, struct hl_err *err);
+int hl_pg_kv_put(struct hl_store_backend *b, const char *key, const char *value,
+                 struct hl_err *err);
+
+int hl_pg_outbox_add(struct hl_store_backend *b, bool *created, const struct hl_notification_in *n,
+                     struct hl_err *err);
+int hl_pg_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_t max,
+                     size_t *n, int64_t now_ms, struct hl_err *err);
+int hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
+                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
+int hl_pg_outbox_counts(struct hl_store_backend *b,
+                        void (*fn)(void *, const char *, const char *, int64_t), void *arg,
+                        struct hl_err *err);
+
+#endif

@@ -1,0 +1,803 @@
+/*
+ * pg_intake.c - the delivery queue on PostgreSQL (see store/intake.h):
+ * group-committed intake batches with their deduplication, claims with
+ * FOR UPDATE SKIP LOCKED under leases, finishes, recovery of dead
+ * replicas' claims, replays and the delivery counters.
+ *
+ * An intake batch is one transaction: one statement per delivery in the
+ * common case (the delivery and its event key inserted together, each
+ * ON CONFLICT DO NOTHING, so the unique delivery id and event key decide
+ * between replicas), then the summed counter increments, then COMMIT; the
+ * batch is answered only after COMMIT returned. When a statement fails
+ * the batch is redone: a deadlock with another replica's batch (both
+ * inserting the same ids) from the start, anything else one savepoint per
+ * delivery, so one bad delivery fails alone.
+ * delivery_counts is changed in the same statement or transaction as the
+ * rows it counts, its rows always locked in (event, state, reason) order,
+ * so counter updates of concurrent transactions never deadlock.
+ */
+#include "base/clock.h"
+#include "base/str.h"
+#include "pg_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define PG_BATCH_TRIES 3
+
+static const char pg_ins_sql[] =
+        "WITH d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
+        " headers_json, body, received_ms, state, answer, reason, dedup_key, task_id, updated_ms,"
+        " body_encoding, body_size, failure_key)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $8, $14, $15, $16)"
+        " ON CONFLICT (delivery_id) DO NOTHING RETURNING id),"
+        " k AS (INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
+        " SELECT $12, $1, $13, $8 FROM d WHERE $17::boolean"
+        " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1)"
+        " SELECT (SELECT id FROM d), (SELECT count(*) FROM k)";
+
+static const char pg_count_bump_sql[] =
+        "INSERT INTO delivery_counts (event_name, state, reason, n) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (event_name, state, reason) DO UPDATE SET n = delivery_counts.n + excluded.n";
+
+#define PG_COUNTS_UPSERT                                                               \
+	" ON CONFLICT (event_name, state, reason) DO UPDATE SET n = delivery_counts.n" \
+	" + excluded.n"
+
+/* True when s is valid UTF-8 (PostgreSQL refuses anything else in text). */
+static bool
+pg_utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (p && *p) {
+		int n = *p < 0x80             ? 0
+		        : (*p & 0xe0) == 0xc0 ? 1
+		        : (*p & 0xf0) == 0xe0 ? 2
+		        : (*p & 0xf8) == 0xf0 ? 3
+		                              : -1;
+		if (n < 0 || (n == 1 && *p < 0xc2))
+			return false;
+		for (p++; n > 0; n--, p++)
+			if ((*p & 0xc0) != 0x80)
+				return false;
+	}
+	return true;
+}
+
+/* The counter increments of a batch, summed per (event, state, reason). */
+struct pg_tally {
+	const char *event, *state, *reason;
+	int64_t n;
+};
+
+static void
+pg_tally_add(struct pg_tally *t, size_t *len, const char *event, const char *state,
+             const char *reason)
+{
+	size_t i;
+
+	reason = reason ? reason : "";
+	for (i = 0; i < *len; i++) {
+		if (strcmp(t[i].event, event) == 0 && strcmp(t[i].state, state) == 0 &&
+		    strcmp(t[i].reason, reason) == 0) {
+			t[i].n++;
+			return;
+		}
+	}
+	t[*len] = (struct pg_tally){ event, state, reason, 1 };
+	(*len)++;
+}
+
+static int
+pg_tally_cmp(const void *a, const void *b)
+{
+	const struct pg_tally *x = a, *y = b;
+	int c = strcmp(x->event, y->event);
+
+	if (!c)
+		c = strcmp(x->state, y->state);
+	return c ? c : strcmp(x->reason, y->reason);
+}
+
+/* Writes the tally in counter-row order (no deadlock with other writers). */
+static int
+pg_tally_write(struct hl_store_backend *b, struct pg_tally *t, size_t len, struct hl_err *err)
+{
+	size_t i;
+	int rc;
+
+	qsort(t, len, sizeof(*t), pg_tally_cmp);
+	for (i = 0; i < len; i++) {
+		struct pg_params p = { .n = 0 };
+
+		hl_pg_text(&p, t[i].event);
+		hl_pg_text(&p, t[i].state);
+		hl_pg_text(&p, t[i].reason);
+		hl_pg_int(&p, t[i].n);
+		if ((rc = hl_pg_exec(b, NULL, pg_count_bump_sql, &p, false, "count deliveries",
+		                     err)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static enum hl_intake_status
+pg_status_of(const char *answer)
+{
+	return answer && strcmp(answer, "accepted") == 0  ? HL_INTAKE_ACCEPTED
+	       : answer && strcmp(answer, "skipped") == 0 ? HL_INTAKE_SKIPPED
+	                                                  : HL_INTAKE_DUPLICATE;
+}
+
+/*
+ * One intake inside the batch transaction. Returns 0 when stored or
+ * answered (a duplicate), with *state / *reason of what was stored (state
+ * NULL when nothing was); 1 when the delivery was refused (r->rc, r->err
+ * set, nothing written); < 0 when a statement failed (err).
+ */
+static int
+pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, const char **state,
+              const char **reason, struct hl_err *err)
+{
+	const struct hl_delivery_in *in = &r->in;
+	struct hl_intake_answer *a = &r->answer;
+	struct pg_params p = { .n = 0 };
+	const char *answer, *id;
+	bool claim_key;
+	PGresult *res = NULL;
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	*state = *reason = NULL;
+	if (!in->delivery_id || !*in->delivery_id || strlen(in->delivery_id) > HL_DELIVERY_ID_MAX) {
+		r->rc = hl_err_set(&r->err, HL_EINVAL, "bad delivery id");
+		return 1;
+	}
+	if (!in->event_name || !*in->event_name) {
+		r->rc = hl_err_set(&r->err, HL_EINVAL, "missing event name");
+		return 1;
+	}
+	if (!pg_utf8_ok(in->delivery_id) || !pg_utf8_ok(in->event_name) ||
+	    !pg_utf8_ok(in->action) || !pg_utf8_ok(in->headers_json) ||
+	    !pg_utf8_ok(in->dedup_key) || !pg_utf8_ok(in->failure_key) ||
+	    !pg_utf8_ok(in->task_id) || !pg_utf8_ok(in->skip_reason) || !pg_utf8_ok(in->source)) {
+		r->rc = hl_err_set(&r->err, HL_EINVAL, "delivery has text that is not UTF-8");
+		return 1;
+	}
+	*state = "received";
+	answer = "accepted";
+	a->status = a->original = HL_INTAKE_ACCEPTED;
+	hl_strlcpy(a->task_id, in->task_id ? in->task_id : "", sizeof(a->task_id));
+	if (in->skip_reason) {
+		*state = "skipped";
+		answer = "skipped";
+		*reason = in->skip_reason;
+		a->status = a->original = HL_INTAKE_SKIPPED;
+		a->task_id[0] = '\0';
+	}
+	claim_key = !in->skip_reason && in->dedup_key && *in->dedup_key;
+
+	hl_pg_text(&p, in->delivery_id);
+	hl_pg_text(&p, pg_utf8_ok(in->hook_id) ? in->hook_id : NULL); /* informational */
+	hl_pg_text(&p, in->source ? in->source : "webhook");
+	hl_pg_text(&p, in->event_name);
+	hl_pg_text(&p, in->action);
+	hl_pg_text(&p, in->headers_json ? in->headers_json : "{}");
+	if (r->zbody)
+		hl_pg_bytes(&p, r->zbody, r->zlen);
+	else
+		hl_pg_bytes(&p, in->body ? in->body : "", in->body_len);
+	hl_pg_int(&p, now);
+	hl_pg_text(&p, *state);
+	hl_pg_text(&p, answer);
+	hl_pg_text(&p, *reason);
+	hl_pg_text(&p, in->dedup_key);
+	hl_pg_text(&p, a->task_id[0] ? a->task_id : NULL);
+	hl_pg_text(&p, r->zbody ? "deflate" : "identity");
+	hl_pg_int(&p, (int64_t)in->body_len);
+	hl_pg_text(&p, in->failure_key);
+	hl_pg_bool(&p, claim_key);
+	if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
+		return rc;
+	id = hl_pg_get(res, 0, 0);
+	if (!id) {
+		/* 1. The same delivery again (here or at another replica): the
+		 * first answer, as a duplicate. Nothing was stored. */
+		PQclear(res);
+		p.n = 0;
+		hl_pg_text(&p, in->delivery_id);
+		rc = hl_pg_exec(b, &res,
+		                "SELECT answer, task_id FROM deliveries WHERE delivery_id = $1", &p,
+		                false, "select delivery", err);
+		if (rc < 0)
+			return rc;
+		memset(a, 0, sizeof(*a));
+		a->status = HL_INTAKE_DUPLICATE;
+		a->original =
+		        PQntuples(res) ? pg_status_of(hl_pg_get(res, 0, 0)) : HL_INTAKE_DUPLICATE;
+		if (PQntuples(res))
+			hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 1);
+		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
+		PQclear(res);
+		*state = *reason = NULL;
+		return 0;
+	}
+	if (claim_key && hl_pg_int_at(res, 0, 1) == 0) {
+		/* 2. The same event through another delivery: stored as a
+		 * skipped duplicate of the first. */
+		char row_id[24];
+
+		hl_strlcpy(row_id, id, sizeof(row_id));
+		PQclear(res);
+		p.n = 0;
+		hl_pg_text(&p, in->dedup_key);
+		rc = hl_pg_exec(b, &res,
+		                "SELECT delivery_id, task_id FROM event_keys WHERE dedup_key = $1",
+		                &p, false, "select event key", err);
+		if (rc < 0)
+			return rc;
+		if (PQntuples(res) != 1) {
+			PQclear(res);
+			return hl_err_set(err, HL_EDB, "postgres select event key: no key '%s'",
+			                  in->dedup_key);
+		}
+		hl_pg_copy(a->duplicate_of, sizeof(a->duplicate_of), res, 0, 0);
+		hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 1);
+		PQclear(res);
+		a->status = a->original = HL_INTAKE_DUPLICATE;
+		*state = "skipped";
+		*reason = "duplicate_event";
+		p.n = 0;
+		hl_pg_text(&p, row_id);
+		hl_pg_text(&p, a->duplicate_of);
+		hl_pg_text(&p, a->task_id[0] ? a->task_id : NULL);
+		rc = hl_pg_exec(b, NULL,
+		                "UPDATE deliveries SET state = 'skipped', answer = 'duplicate',"
+		                " reason = 'duplicate_event', duplicate_of = $2, task_id = $3"
+		                " WHERE id = $1",
+		                &p, false, "mark duplicate", err);
+		if (rc < 0)
+			return rc;
+	} else {
+		PQclear(res);
+	}
+	if (*reason)
+		hl_strlcpy(a->reason, *reason, sizeof(a->reason));
+	return 0;
+}
+
+enum pg_batch_mode { PG_FAST, PG_SAVEPOINTS };
+
+/* One try of the batch; 0 committed, < 0 failed (err, b->sqlstate). */
+static int
+pg_batch_try(struct hl_store_backend *b, struct hl_intake_req *head, enum pg_batch_mode mode,
+             struct pg_tally *tally, int *queued, struct hl_err *err)
+{
+	struct hl_intake_req *r;
+	int64_t now = hl_time_wall_ms();
+	const char *state, *reason;
+	size_t len = 0;
+	int rc, item_tries;
+
+	*queued = 0;
+	for (r = head; r; r = r->next) {
+		r->rc = 0;
+		r->err.code = 0;
+		r->err.msg[0] = '\0';
+	}
+	if ((rc = hl_pg_begin(b, "begin intake", err)) < 0)
+		return rc;
+	for (r = head; r; r = r->next) {
+		item_tries = 0;
+	again:
+		if (mode == PG_SAVEPOINTS &&
+		    (rc = hl_pg_cmd(b, "SAVEPOINT item", "savepoint", err)) < 0)
+			goto fail;
+		rc = pg_intake_one(b, r, now, &state, &reason, mode == PG_FAST ? err : &r->err);
+		if (rc < 0) {
+			if (mode == PG_FAST || b->lost)
+				goto fail;
+			/* this delivery alone fails (or, in a deadlock, retries) */
+			if (hl_pg_cmd(b, "ROLLBACK TO SAVEPOINT item", "rollback to savepoint",
+			              err) < 0) {
+				rc = -HL_EDB;
+				goto fail;
+			}
+			if (hl_pg_retryable(b) && ++item_tries < PG_BATCH_TRIES)
+				goto again;
+			r->rc = rc;
+			continue;
+		}
+		if (mode == PG_SAVEPOINTS &&
+		    (rc = hl_pg_cmd(b, "RELEASE SAVEPOINT item", "release savepoint", err)) < 0)
+			goto fail;
+		if (rc == 1 || !state)
+			continue;
+		pg_tally_add(tally, &len, r->in.event_name, state, reason);
+		if (strcmp(state, "received") == 0)
+			(*queued)++;
+	}
+	if ((rc = pg_tally_write(b, tally, len, err)) < 0)
+		goto fail;
+	return hl_pg_commit(b, "commit intake", err);
+fail:
+	hl_pg_rollback(b);
+	return rc;
+}
+
+int
+hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
+{
+	struct hl_intake_req *r;
+	struct hl_err err = HL_ERR_INIT;
+	enum pg_batch_mode mode = PG_FAST;
+	struct pg_tally *tally;
+	size_t n = 0;
+	int queued = 0, tries = 0, rc;
+
+	for (r = head; r; r = r->next)
+		n++;
+	tally = calloc(n + 1, sizeof(*tally));
+	if (!tally) {
+		hl_err_set(&err, HL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (;;) {
+		rc = pg_batch_try(b, head, mode, tally, &queued, &err);
+		if (rc == 0 || b->lost || ++tries >= PG_BATCH_TRIES + 1)
+			break;
+		/* a deadlock with another batch: again; anything else: one
+		 * savepoint per delivery, so the bad one fails alone */
+		if (!hl_pg_retryable(b))
+			mode = PG_SAVEPOINTS;
+	}
+	free(tally);
+	if (rc == 0)
+		return queued;
+fail:
+	for (r = head; r; r = r->next) {
+		r->rc = -HL_EDB;
+		r->err = err;
+	}
+	return 0;
+}
+
+/* ---- claims ----------------------------------------------------------- */
+
+/* The oldest claimable delivery: received and due, or processing under
+ * an expired lease; candidates come from the partial indexes, the row is
+ * locked SKIP LOCKED (another replica's pick is skipped, not waited for)
+ * and re-checked; counts move only for a received one. */
+static const char pg_claim_sql[] =
+        "WITH cand AS ("
+        "(SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < $1"
+        " ORDER BY lease_until_ms LIMIT 8)"
+        " UNION ALL"
+        " (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= $1"
+        " ORDER BY id LIMIT 32)),"
+        " c AS (SELECT d.id, d.state FROM deliveries d WHERE d.id IN (SELECT id FROM cand)"
+        " AND ((d.state = 'received' AND d.not_before_ms <= $1)"
+        " OR (d.state = 'processing' AND d.lease_until_ms < $1))"
+        " ORDER BY d.id LIMIT 1 FOR UPDATE SKIP LOCKED),"
+        " u AS (UPDATE deliveries d SET state = 'processing', claims = d.claims + 1,"
+        " updated_ms = $1, claimed_by = $2, lease_until_ms = $3 FROM c WHERE d.id = c.id"
+        " RETURNING d.id, d.delivery_id, d.hook_id, d.source, d.event_name, d.action,"
+        " d.headers_json, d.body, d.dedup_key, d.task_id, d.received_ms, d.claims,"
+        " d.body_encoding, d.body_size, d.failure_key, c.state AS was),"
+        " n AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT u.event_name, v.state, '', v.n FROM u,"
+        " (VALUES ('processing', 1), ('received', -1)) v (state, n)"
+        " WHERE u.was = 'received' ORDER BY v.state" PG_COUNTS_UPSERT ")"
+        " SELECT * FROM u";
+
+static const char pg_poison_sql[] =
+        "WITH u AS (UPDATE deliveries SET state = 'failed', reason = 'corrupt_body',"
+        " updated_ms = $2, claimed_by = NULL, lease_until_ms = NULL"
+        " WHERE id = $1 AND state = 'processing' RETURNING event_name)"
+        " INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT u.event_name, v.state, v.reason, v.n FROM u,"
+        " (VALUES ('failed', 'corrupt_body', 1), ('processing', '', -1)) v (state, reason, n)"
+        " ORDER BY v.state" PG_COUNTS_UPSERT;
+
+/* Copies (identity) or inflates (deflate) the stored body; 0 or -1. */
+static int
+pg_decode_body(struct hl_delivery_record *d, const PGresult *r, int col, const char *enc,
+               int64_t size)
+{
+	const void *blob = PQgetvalue(r, 0, col);
+	size_t n = (size_t)PQgetlength(r, 0, col);
+	uLongf got;
+
+	if (!enc || strcmp(enc, "identity") == 0) {
+		d->body = malloc(n + 1);
+		if (!d->body)
+			return -1;
+		if (n)
+			memcpy(d->body, blob, n);
+		d->body[n] = '\0';
+		d->body_len = n;
+		return 0;
+	}
+	if (strcmp(enc, "deflate") != 0 || size < 0 || size > HL_STORE_MAX_BODY)
+		return -1;
+	d->body = malloc((size_t)size + 1);
+	if (!d->body)
+		return -1;
+	got = (uLongf)size;
+	if (uncompress((Bytef *)d->body, &got, blob, (uLong)n) != Z_OK || got != (uLongf)size) {
+		free(d->body);
+		d->body = NULL;
+		return -1;
+	}
+	d->body[size] = '\0';
+	d->body_len = (size_t)size;
+	return 0;
+}
+
+int
+hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                 int64_t lease_ms, struct hl_err *err)
+{
+	struct hl_delivery_record *d = NULL;
+	PGresult *r = NULL;
+	int64_t now;
+	int rc, tries;
+
+	for (tries = 0; tries < 64; tries++) {
+		struct pg_params p = { .n = 0 };
+
+		now = hl_time_wall_ms();
+		hl_pg_int(&p, now);
+		hl_pg_text(&p, owner);
+		hl_pg_int(&p, now + lease_ms);
+		if ((rc = hl_pg_exec(b, &r, pg_claim_sql, &p, true, "claim", err)) < 0)
+			return rc;
+		if (PQntuples(r) == 0) {
+			PQclear(r);
+			return hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+		}
+		d = calloc(1, sizeof(*d));
+		if (!d) {
+			PQclear(r);
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+		d->id = hl_pg_int_at(r, 0, 0);
+		if (pg_decode_body(d, r, 7, hl_pg_get(r, 0, 12),
+		                   PQgetisnull(r, 0, 13) ? -1 : hl_pg_int_at(r, 0, 13)) == 0)
+			break;
+		/* never hand out (or loop on) a body that cannot be decoded */
+		PQclear(r);
+		r = NULL;
+		p.n = 0;
+		hl_pg_int(&p, d->id);
+		hl_pg_int(&p, hl_time_wall_ms());
+		hl_delivery_record_free(d);
+		d = NULL;
+		if ((rc = hl_pg_exec(b, NULL, pg_poison_sql, &p, false, "mark corrupt body", err)) <
+		    0)
+			return rc;
+	}
+	if (!d)
+		return hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+	d->delivery_id = hl_pg_dup(r, 0, 1);
+	d->hook_id = hl_pg_dup(r, 0, 2);
+	d->source = hl_pg_dup(r, 0, 3);
+	d->event_name = hl_pg_dup(r, 0, 4);
+	d->action = hl_pg_dup(r, 0, 5);
+	d->headers_json = hl_pg_dup(r, 0, 6);
+	d->dedup_key = hl_pg_dup(r, 0, 8);
+	d->task_id = hl_pg_dup(r, 0, 9);
+	d->received_ms = hl_pg_int_at(r, 0, 10);
+	d->claims = (int)hl_pg_int_at(r, 0, 11);
+	d->failure_key = hl_pg_dup(r, 0, 14);
+	PQclear(r);
+	if (!d->delivery_id || !d->source || !d->headers_json || !d->event_name) {
+		hl_delivery_record_free(d);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	*out = d;
+	return 0;
+}
+
+int
+hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+
+	hl_pg_text(&p, owner);
+	hl_pg_int(&p, until_ms);
+	return hl_pg_exec(b, NULL,
+	                  "UPDATE deliveries SET lease_until_ms = $2"
+	                  " WHERE state = 'processing' AND claimed_by = $1",
+	                  &p, false, "renew claims", err);
+}
+
+/* Requeues the claims of dead processes (their liveness lock is free: the
+ * session that held it is gone) and expired claims, with their counts. */
+static const char pg_reap_sql[] =
+        "WITH dead AS (SELECT o.claimed_by FROM (SELECT DISTINCT claimed_by FROM deliveries"
+        " WHERE state = 'processing' AND claimed_by IS NOT NULL AND claimed_by <> $2) o"
+        " WHERE pg_try_advisory_xact_lock(hashtextextended('healer:owner:' || o.claimed_by, 0))),"
+        " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
+        " lease_until_ms = NULL, updated_ms = $1 WHERE d.state = 'processing'"
+        " AND (d.lease_until_ms IS NULL OR d.lease_until_ms < $1"
+        " OR d.claimed_by IN (SELECT claimed_by FROM dead)) RETURNING d.event_name),"
+        " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
+        " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT g.event_name, v.state, '', v.sign * g.k FROM g,"
+        " (VALUES ('processing', -1), ('received', 1)) v (state, sign)"
+        " ORDER BY 1, 2" PG_COUNTS_UPSERT ")"
+        " SELECT count(*) FROM u";
+
+int
+hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	int rc;
+
+	hl_pg_int(&p, hl_time_wall_ms());
+	hl_pg_text(&p, owner);
+	if ((rc = hl_pg_exec(b, &r, pg_reap_sql, &p, false, "requeue dead claims", err)) < 0)
+		return rc;
+	*n = hl_pg_int_at(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
+{
+	int rc, tries;
+
+	for (tries = 0;; tries++) {
+		/* writers of the counters wait while they are rebuilt */
+		rc = hl_pg_begin(b, "recover", err);
+		if (rc == 0)
+			rc = hl_pg_cmd(b, "LOCK TABLE delivery_counts IN SHARE ROW EXCLUSIVE MODE",
+			               "recover", err);
+		if (rc == 0)
+			rc = hl_pg_reap(b, n, owner, err);
+		/* rebuild the counters from the rows, the source of truth */
+		if (rc == 0)
+			rc = hl_pg_cmd(b,
+			               "DELETE FROM delivery_counts;"
+			               " INSERT INTO delivery_counts (event_name, state, reason, n)"
+			               " SELECT event_name, state, COALESCE(reason, ''), COUNT(*)"
+			               " FROM deliveries GROUP BY 1, 2, 3",
+			               "recover", err);
+		if (rc == 0)
+			rc = hl_pg_commit(b, "recover", err);
+		if (rc == 0)
+			return 0;
+		hl_pg_rollback(b);
+		if (!hl_pg_retryable(b) || tries + 1 >= PG_BATCH_TRIES)
+			return rc;
+	}
+}
+
+/* Moves the deliveries matching COND back to received, with counts. */
+#define PG_REQUEUE_SQL(cond)                                                                                 \
+	"WITH o AS (SELECT id, state AS was, COALESCE(reason, '') AS was_reason FROM deliveries"             \
+	" WHERE " cond " FOR UPDATE),"                                                                       \
+	" u AS (UPDATE deliveries d SET state = 'received', reason = NULL, claims = 0,"                      \
+	" not_before_ms = 0, claimed_by = NULL, lease_until_ms = NULL, finished_ms = NULL,"                  \
+	" updated_ms = $1 FROM o WHERE d.id = o.id RETURNING d.event_name, o.was, o.was_reason),"            \
+	" g AS (SELECT event_name, was, was_reason, count(*) AS k FROM u GROUP BY 1, 2, 3),"                 \
+	" c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"                                  \
+	" SELECT event_name, state, reason, sum(n) FROM ("                                                   \
+	" SELECT event_name, was AS state, was_reason AS reason, -k AS n FROM g UNION ALL"                   \
+	" SELECT event_name, 'received', '', k FROM g) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3" PG_COUNTS_UPSERT \
+	")"                                                                                                  \
+	" SELECT count(*) FROM u"
+
+int
+hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 }, q = { .n = 0 };
+	PGresult *r = NULL;
+	char state[16] = "";
+	int rc;
+
+	*n = 0;
+	hl_pg_int(&p, hl_time_wall_ms());
+	if (!delivery_id) {
+		rc = hl_pg_exec(b, &r, PG_REQUEUE_SQL("state = 'failed'"), &p, false, "requeue",
+		                err);
+		if (rc == 0)
+			*n = hl_pg_int_at(r, 0, 0);
+		PQclear(r);
+		return rc;
+	}
+	if ((rc = hl_pg_begin(b, "requeue", err)) < 0)
+		return rc;
+	hl_pg_text(&q, delivery_id);
+	rc = hl_pg_exec(b, &r, "SELECT state FROM deliveries WHERE delivery_id = $1 FOR UPDATE", &q,
+	                false, "requeue", err);
+	if (rc < 0)
+		goto out;
+	if (PQntuples(r) == 1)
+		hl_pg_copy(state, sizeof(state), r, 0, 0);
+	PQclear(r);
+	r = NULL;
+	if (!state[0])
+		rc = hl_err_set(err, HL_ENOTFOUND, "no delivery '%s'", delivery_id);
+	else if (strcmp(state, "processing") == 0)
+		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+	else if (strcmp(state, "received") != 0) { /* a waiting one waits already */
+		hl_pg_text(&p, delivery_id);
+		rc = hl_pg_exec(b, &r, PG_REQUEUE_SQL("delivery_id = $2"), &p, false, "requeue",
+		                err);
+	}
+	if (rc == 0 && r)
+		*n = hl_pg_int_at(r, 0, 0);
+	PQclear(r);
+	if (rc == 0)
+		rc = hl_pg_commit(b, "requeue", err);
+out:
+	if (rc < 0)
+		hl_pg_rollback(b);
+	return rc;
+}
+
+/* ---- finish ------------------------------------------------------------ */
+
+static const char pg_fin_done_sql[] =
+        "WITH u AS (UPDATE deliveries SET state = $2, reason = $3, updated_ms = $4,"
+        " finished_ms = $4, process_count = process_count + 1,"
+        " decision_json = COALESCE($5, decision_json), claimed_by = NULL, lease_until_ms = NULL"
+        " WHERE delivery_id = $1 AND state = 'processing' RETURNING event_name),"
+        " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT u.event_name, v.state, v.reason, v.n FROM u,"
+        " (VALUES ('processing'::text, ''::text, -1), ($2::text, COALESCE($3::text, ''), 1))"
+        " v (state, reason, n) ORDER BY v.state, v.reason" PG_COUNTS_UPSERT "),"
+        " e AS (INSERT INTO events (delivery_id, event_json, created_ms)"
+        " SELECT $1, $6, $4 FROM u WHERE $6::text IS NOT NULL"
+        " ON CONFLICT (delivery_id) DO UPDATE SET event_json = excluded.event_json)"
+        " SELECT event_name FROM u";
+
+static const char pg_fin_back_sql[] =
+        "WITH u AS (UPDATE deliveries SET state = 'received', updated_ms = $2,"
+        " not_before_ms = $3, claimed_by = NULL, lease_until_ms = NULL"
+        " WHERE delivery_id = $1 AND state = 'processing' RETURNING event_name),"
+        " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT u.event_name, v.state, '', v.n FROM u,"
+        " (VALUES ('processing', -1), ('received', 1)) v (state, n)"
+        " ORDER BY v.state" PG_COUNTS_UPSERT "),"
+        " e AS (INSERT INTO events (delivery_id, event_json, created_ms)"
+        " SELECT $1, $4, $2 FROM u WHERE $4::text IS NOT NULL"
+        " ON CONFLICT (delivery_id) DO UPDATE SET event_json = excluded.event_json)"
+        " SELECT event_name FROM u";
+
+int
+hl_pg_finish(struct hl_store_backend *b, const char *delivery_id,
+             const struct hl_delivery_result *res, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t now = hl_time_wall_ms();
+	bool back = res->state == HL_DELIVERY_RECEIVED;
+	PGresult *r = NULL;
+	int rc;
+
+	hl_pg_text(&p, delivery_id);
+	if (back) {
+		hl_pg_int(&p, now);
+		hl_pg_int(&p, res->not_before_ms);
+		hl_pg_text(&p, res->event_json);
+	} else {
+		hl_pg_text(&p, hl_delivery_state_name(res->state));
+		hl_pg_text(&p, res->reason);
+		hl_pg_int(&p, now);
+		hl_pg_text(&p, res->decision_json);
+		hl_pg_text(&p, res->event_json);
+	}
+	rc = hl_pg_exec(b, &r, back ? pg_fin_back_sql : pg_fin_done_sql, &p, false, "finish", err);
+	if (rc < 0)
+		return rc;
+	rc = PQntuples(r) ? 0
+	                  : hl_err_set(err, HL_ECONFLICT, "delivery '%s' is not being processed",
+	                               delivery_id);
+	PQclear(r);
+	return rc;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+int
+hl_pg_decision(struct hl_store_backend *b, char **out, const char *delivery_id, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	char *json = NULL;
+	int rc;
+
+	hl_pg_text(&p, delivery_id);
+	rc = hl_pg_exec(b, &r, "SELECT decision_json FROM deliveries WHERE delivery_id = $1", &p,
+	                false, "decision", err);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r))
+		json = hl_pg_dup(r, 0, 0);
+	PQclear(r);
+	if (!json)
+		return hl_err_set(err, HL_ENOTFOUND, "no decision for delivery '%s'", delivery_id);
+	*out = json;
+	return 0;
+}
+
+int
+hl_pg_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	rc = hl_pg_exec(b, &r,
+	                "SELECT COALESCE(SUM(n), 0) FROM delivery_counts"
+	                " WHERE state IN ('received', 'processing')",
+	                NULL, false, "queue depth", err);
+	if (rc < 0)
+		return rc;
+	*out = hl_pg_int_at(r, 0, 0);
+	PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_counts(struct hl_store_backend *b,
+             void (*fn)(void *, const char *, const char *, const char *, int64_t), void *arg,
+             struct hl_err *err)
+{
+	PGresult *r = NULL;
+	int rc, i;
+
+	rc = hl_pg_exec(b, &r,
+	                "SELECT event_name, state, reason, n FROM delivery_counts"
+	                " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000",
+	                NULL, false, "counts", err);
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < PQntuples(r); i++)
+		fn(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+		   hl_pg_int_at(r, i, 3));
+	PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t max, size_t *n,
+             struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	size_t k;
+	int rc;
+
+	hl_pg_int(&p, (int64_t)max);
+	rc = hl_pg_exec(b, &r,
+	                "SELECT delivery_id, event_name, action, source, state, answer, reason,"
+	                " task_id, received_ms, claims FROM deliveries ORDER BY id DESC LIMIT $1",
+	                &p, false, "recent", err);
+	if (rc < 0)
+		return rc;
+	for (k = 0; k < max && (int)k < PQntuples(r); k++) {
+		struct hl_delivery_summary *d = &out[k];
+		int i = (int)k;
+
+		hl_pg_copy(d->delivery_id, sizeof(d->delivery_id), r, i, 0);
+		hl_pg_copy(d->event, sizeof(d->event), r, i, 1);
+		hl_pg_copy(d->action, sizeof(d->action), r, i, 2);
+		hl_pg_copy(d->source, sizeof(d->source), r, i, 3);
+		hl_pg_copy(d->state, sizeof(d->state), r, i, 4);
+		hl_pg_copy(d->answer, sizeof(d->answer), r, i, 5);
+		hl_pg_copy(d->reason, sizeof(d->reason), r, i, 6);
+		hl_pg_copy(d->task_id, sizeof(d->task_id), r, i, 7);
+		d->received_ms = hl_pg_int_at(r, i, 8);
+		d->claims = (int)hl_pg_int_at(r, i, 9);
+	}
+	PQclear(r);
+	*n = k;
+	return 0;
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""test_commands.py - the store's operator commands (contract section 11)
+on either backend (SQLite here, PostgreSQL under tests/pg/pgrun.py):
+`healer migrate` applies the schema and prints its version, `healer status`
+lists tasks and shows one (a table, or --json as the API shows it) while a
+server runs on the same store, `healer replay --failed | DELIVERY_ID`
+queues deliveries again and a running server processes them. Standard
+library only; prints TAP.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "pg"))
+import hltest  # noqa: E402
+from hltest import dtest, job_event, wait_for  # noqa: E402
+
+check = dtest.check
+D = os.path.join(dtest.TMP, "store")
+
+
+def healer(*args):
+    """Runs a command on the store of D (its URL on PostgreSQL)."""
+    return dtest.healer(*args, "--data-dir", D, env={"HEALER_DATA_DIR": D})
+
+
+def db():
+    return dtest.store_db(D)
+
+
+def main():
+    backend = "postgres" if dtest.on_postgres() else "sqlite"
+    rc, out, err = healer("migrate")
+    check(f"migrate creates the {backend} schema and prints its version",
+          rc == 0 and out.strip() == "schema version 8 (8 migrations applied)", (rc, out, err))
+    rc, out, err = healer("migrate")
+    check("migrate again applies nothing", rc == 0 and "(0 migrations applied)" in out, out)
+    rc, out, err = healer("status")
+    check("status of an empty store prints an empty table",
+          rc == 0 and "TASK" in out and "(no tasks)" in out, (rc, out, err))
+
+    srv = hltest.Healer(D, hltest.base_env(HEALER_DISPATCH="none")).start()
+    st, a = srv.deliver(job_event(101, 11), "c-fail")
+    check("a failure is accepted", st == 202 and a.get("task_id"), a)
+    task = a.get("task_id", "")
+    for i in range(3):
+        srv.deliver(job_event(200 + i, 12, "success"), f"c-ok-{i}")
+    check("the server processes them", wait_for(lambda: srv.queue_depth() == 0, 60))
+    wait_for(lambda: db().execute("SELECT agent FROM remediation_tasks WHERE task_id = ?",
+                                  (task,)).fetchone(), 10)
+
+    # status beside the running server
+    rc, out, err = healer("status")
+    check("status lists the task while the server runs",
+          rc == 0 and task in out and "rex" in out and "rust_clippy" in out, (rc, out, err))
+    rc, out, err = healer("status", task)
+    check("status TASK_ID shows the task and its attempts",
+          rc == 0 and f"task        {task}" in out and "KIND" in out
+          and ("(no attempts)" in out or "agent" in out), (rc, out, err))
+    rc, out, err = healer("status", task, "--json")
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = {}
+    check("status TASK_ID --json is the API's document",
+          rc == 0 and doc.get("task_id") == task and doc.get("agent") == "rex"
+          and isinstance(doc.get("attempts"), list), (rc, out[:500], err))
+    rc, out, err = healer("status", "--json", "--limit", "5")
+    try:
+        lst = json.loads(out)
+    except ValueError:
+        lst = {}
+    check("status --json lists the tasks", rc == 0 and [t.get("task_id") for t in
+                                                        lst.get("tasks", [])] == [task], out)
+    rc, out, err = healer("status", "--state", "escalated")
+    check("status --state filters", rc == 0 and task not in out and "(no tasks)" in out, out)
+    rc, out, err = healer("status", "hl-nope")
+    check("status of an unknown task exits 1 naming it",
+          rc == 1 and err.startswith("healer: error:") and "'hl-nope'" in err, err)
+    rc, out, err = healer("status", "--state", "dreaming")
+    check("a bad state is a usage error naming it", rc == 2 and "'dreaming'" in err, err)
+
+    # replay by id, beside the running server
+    rc, out, err = healer("replay", "c-ok-0")
+    check("replay DELIVERY_ID queues it again", rc == 0 and out.strip() == "1 delivery queued again",
+          (rc, out, err))
+    twice = wait_for(lambda: db().execute(
+        "SELECT state, process_count FROM deliveries WHERE delivery_id = 'c-ok-0'").fetchone()
+        == ("processed", 2), 30, 0.1)
+    check("the running server processes the replayed delivery", twice)
+    rc, out, err = healer("replay", "c-unknown")
+    check("replay of an unknown delivery exits 1 naming it",
+          rc == 1 and "'c-unknown'" in err, err)
+    rc, out, err = healer("replay")
+    check("replay without --failed or an id is a usage error", rc == 2, err)
+    rc, out, err = healer("replay", "--failed", "c-ok-1")
+    check("replay with both is a usage error", rc == 2, err)
+
+    # replay --failed: two deliveries failed (as a bad payload would)
+    check("the server stops", srv.stop() == 0)
+    con = db()
+    con.execute("UPDATE deliveries SET state = 'failed', reason = 'invalid_payload'"
+                " WHERE delivery_id IN ('c-ok-1', 'c-ok-2')")
+    if hasattr(con, "commit"):
+        con.commit()
+    srv.start()  # its recovery rebuilds the counters from the rows
+    rc, out, err = healer("replay", "--failed")
+    check("replay --failed queues the failed deliveries",
+          rc == 0 and out.strip() == "2 deliveries queued again", (rc, out, err))
+    done = wait_for(lambda: db().execute(
+        "SELECT count(*) FROM deliveries WHERE state = 'processed'"
+        " AND delivery_id IN ('c-ok-1', 'c-ok-2')").fetchone()[0] == 2, 30, 0.1)
+    check("and the server processes them", done)
+    rc, out, err = healer("replay", "--failed")
+    check("nothing failed is left", rc == 0 and out.strip() == "0 deliveries queued again", out)
+    check("the server stops cleanly", srv.stop() == 0)
+    check("the store is consistent", dtest.store_integrity(db()) == "ok")
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:  # report, do not hide
+        import traceback
+        check("test driver ran to completion", False, traceback.format_exc())
+        dtest.finish()
