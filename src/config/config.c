@@ -725,11 +725,19 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		}
 		case CFG_SECRET: {
 			const char *v = *(char *const *)(const void *)base;
-			/* a SQLite location holds no credentials */
+			/* a SQLite location holds no credentials; a database URL
+			 * is shown without its user:password@ unless it carries a
+			 * password elsewhere (?password=, key/value settings) */
 			if (v && k->offset == offsetof(struct hl_config, database_url) &&
-			    hl_str_starts_with(v, "sqlite:"))
-				snprintf(line, sizeof(line), "%s=%s", k->env, v);
-			else
+			    (hl_str_starts_with(v, "sqlite:") ||
+			     (strstr(v, "://") && !strstr(v, "password")))) {
+				struct hl_buf shown = HL_BUF_INIT(0);
+
+				hl_url_strip_userinfo_text(&shown, v);
+				snprintf(line, sizeof(line), "%s=%s", k->env,
+				         hl_buf_error(&shown) ? "(set)" : shown.data);
+				hl_buf_release(&shown);
+			} else
 				snprintf(line, sizeof(line), "%s=%s", k->env,
 				         v && *v ? "(set)" : "");
 			break;

@@ -143,3 +143,9 @@ def wait_for(fn, timeout, step=0.05):
             return v
         time.sleep(step)
     return fn()
+
+
+# how many migrations the binary carries (one .sql file per step and backend)
+MIGRATIONS = len([f for f in os.listdir(os.path.join(os.environ["HEALER_SOURCE_ROOT"], "src",
+                                                     "store", "migrations", "sqlite"))
+                  if f.endswith(".sql")])

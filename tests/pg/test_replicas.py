@@ -43,7 +43,7 @@ def main():
     con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
     check("three replicas started on one database (migrated once)",
           all(r.alive() for r in reps)
-          and con.query("SELECT count(*) FROM schema_migrations").fetchone()[0] == 8)
+          and con.query("SELECT count(*) FROM schema_migrations").fetchone()[0] == hltest.MIGRATIONS)
 
     work = []
     for n in range(N_OK):
