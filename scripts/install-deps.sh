@@ -45,7 +45,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	done
 fi
 
-if [ "${1:-}" != "--build-only" ] && [ ! -d tests/node/node_modules/handlebars ]; then
+# npm packages of tests/node/package.json (test peers, YAML, schemas)
+npm_pkgs=(handlebars @octokit/webhooks-examples @octokit/webhooks-methods kubernetes-models yaml ajv)
+npm_missing=0
+for p in "${npm_pkgs[@]}"; do
+	[ -d "tests/node/node_modules/$p" ] || npm_missing=1
+done
+if [ "${1:-}" != "--build-only" ] && [ "$npm_missing" -eq 1 ]; then
 	echo "install-deps: installing npm test peers" >&2
 	(cd tests/node && npm install --no-audit --no-fund --silent >/dev/null)
 fi

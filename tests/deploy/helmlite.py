@@ -1,0 +1,303 @@
+"""helmlite.py - renders the healer chart (deploy/helm/healer) without helm.
+
+It implements the part of Go's text/template and Helm that the chart's
+templates use, and refuses everything else, so a template that strays from
+the subset fails the test instead of rendering differently from helm:
+
+  text and actions {{ ... }} with Go's trim markers ({{- and -}} remove the
+  white space, newlines included, before / after the action) and comments
+  {{/* ... */}};
+  {{ if PIPELINE }} ... [{{ else }} ...] {{ end }} (Go's truth: false, 0,
+  nil, "" and empty collections are false);
+  pipelines of commands separated by '|', the previous result passed as
+  the last argument;
+  operands: .Values.a.b, .Release.Name / .Release.Namespace, .Chart.Name /
+  .Chart.Version / .Chart.AppVersion, "string" and integer literals;
+  functions: quote, default, toYaml, nindent, indent.
+
+A .Values path that does not exist is an error (helm would print nothing).
+Values come in as JSON-like Python objects (tests/deploy/yaml2json.mjs
+reads values.yaml as helm does, YAML 1.1).
+"""
+import decimal
+import json
+import re
+
+
+class TemplateError(Exception):
+    pass
+
+
+def _go_number(v):
+    """A number as Go's %v prints a float64 (helm reads every number in
+    values as float64): shortest digits, %e form when the exponent is below
+    -4 or at least 6 (so 1000000 prints as 1e+06, as helm does)."""
+    f = float(v)
+    if f == 0:
+        return "0"
+    sign, digits, exponent = decimal.Decimal(repr(f)).normalize().as_tuple()
+    ds = "".join(map(str, digits))
+    exp = len(ds) + exponent - 1
+    neg = "-" if sign else ""
+    if exp < -4 or exp >= 6:
+        mant = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+        return f"{neg}{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+    return neg + format(decimal.Decimal(repr(abs(f))).normalize(), "f")
+
+
+def _go_format(v):
+    """A value as text/template prints it (helm turns <no value> into "")."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return _go_number(v)
+    if isinstance(v, (dict, list)):
+        raise TemplateError("printing a map or list needs toYaml")
+    return str(v)
+
+
+def _truth(v):
+    """Go's truth: false, 0, nil, "" and empty collections are false."""
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, (int, float)):
+        return v != 0
+    if isinstance(v, (str, dict, list)):
+        return len(v) > 0
+    return True
+
+
+def _empty(v):
+    """Sprig's empty (used by default)."""
+    return not _truth(v)
+
+
+def _quote_go(s):
+    """Go's %q for the strings the chart quotes (ASCII printable, plus the
+    usual escapes)."""
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7f:
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _yaml_scalar(v):
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return _go_format(v)
+    return json.dumps(v)  # a JSON string is a YAML double-quoted scalar
+
+
+def to_yaml(v, indent=0):
+    """Block YAML, keys sorted (as sigs.k8s.io/yaml writes them), no
+    trailing newline (helm's toYaml trims it)."""
+    pad = " " * indent
+    lines = []
+    if isinstance(v, dict):
+        if not v:
+            return pad + "{}"
+        for k in sorted(v):
+            x = v[k]
+            if isinstance(x, (dict, list)) and x:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(x, indent + 2 if isinstance(x, dict) else indent))
+            elif isinstance(x, (dict, list)):
+                lines.append(f"{pad}{k}: {'{}' if isinstance(x, dict) else '[]'}")
+            else:
+                lines.append(f"{pad}{k}: {_yaml_scalar(x)}")
+    elif isinstance(v, list):
+        if not v:
+            return pad + "[]"
+        for x in v:
+            if isinstance(x, (dict, list)) and x:
+                inner = to_yaml(x, indent + 2).split("\n")
+                lines.append(f"{pad}- {inner[0].lstrip()}")
+                lines.extend(inner[1:])
+            else:
+                lines.append(f"{pad}- {_yaml_scalar(x)}")
+    else:
+        return pad + _yaml_scalar(v)
+    return "\n".join(lines)
+
+
+def _indent(n, s):
+    return "\n".join(" " * n + line for line in str(s).split("\n"))
+
+
+FUNCS = {
+    "quote": lambda *a: " ".join(_quote_go(_go_format(x)) for x in a if x is not None),
+    "default": lambda d, v=None: d if _empty(v) else v,
+    "toYaml": lambda v: to_yaml(v),
+    "nindent": lambda n, s: "\n" + _indent(int(n), s),
+    "indent": lambda n, s: _indent(int(n), s),
+}
+
+
+def _tokens(cmd):
+    return re.findall(r'"(?:[^"\\]|\\.)*"|\S+', cmd)
+
+
+def _split_pipe(text):
+    parts, cur, q = [], [], False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == '"' and (i == 0 or text[i - 1] != "\\"):
+            q = not q
+        if c == "|" and not q:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
+class Renderer:
+    def __init__(self, values, release_name, namespace, chart):
+        self.ctx = {
+            "Values": values,
+            "Release": {"Name": release_name, "Namespace": namespace, "Service": "Helm"},
+            "Chart": {"Name": chart["name"], "Version": chart["version"],
+                      "AppVersion": chart.get("appVersion", "")},
+        }
+        self.values_used = set()
+
+    def operand(self, tok):
+        if tok.startswith('"'):
+            return json.loads(tok)
+        if re.fullmatch(r"-?\d+", tok):
+            return int(tok)
+        if tok in ("true", "false"):
+            return tok == "true"
+        if tok.startswith("."):
+            parts = tok[1:].split(".")
+            if parts[0] not in self.ctx:
+                raise TemplateError(f"unsupported field {tok}")
+            v = self.ctx
+            for i, p in enumerate(parts):
+                if not isinstance(v, dict) or p not in v:
+                    raise TemplateError(f"{tok}: no such value")
+                v = v[p]
+            if parts[0] == "Values":
+                self.values_used.add(".".join(parts[1:]))
+            return v
+        raise TemplateError(f"unsupported operand {tok!r}")
+
+    def pipeline(self, text):
+        result, first = None, True
+        for cmd in _split_pipe(text):
+            toks = _tokens(cmd)
+            if not toks:
+                raise TemplateError(f"empty command in {text!r}")
+            if toks[0] in FUNCS:
+                args = [self.operand(t) for t in toks[1:]]
+                if not first:
+                    args.append(result)
+                try:
+                    result = FUNCS[toks[0]](*args)
+                except TypeError as e:
+                    raise TemplateError(f"{toks[0]}: {e}")
+            elif len(toks) == 1 and first:
+                result = self.operand(toks[0])
+            else:
+                raise TemplateError(f"unsupported command {cmd!r}")
+            first = False
+        return result
+
+    def parse(self, src):
+        """Splits src into text and actions, applying the trim markers."""
+        items, i = [], 0
+        while True:
+            j = src.find("{{", i)
+            if j < 0:
+                items.append(("text", src[i:]))
+                break
+            k = src.find("}}", j)
+            if k < 0:
+                raise TemplateError("unclosed action")
+            items.append(("text", src[i:j]))
+            inner = src[j + 2:k]
+            ltrim = inner.startswith("- ")
+            rtrim = inner.endswith(" -")
+            if inner.startswith("-") and not ltrim or inner.endswith("-") and not rtrim:
+                raise TemplateError(f"a trim marker needs a space: {{{{{inner}}}}}")
+            if ltrim:
+                inner = inner[2:]
+                items[-1] = ("text", items[-1][1].rstrip(" \t\r\n"))
+            if rtrim:
+                inner = inner[:-2]
+            items.append(("action", inner.strip(), rtrim))
+            i = k + 2
+            if rtrim:
+                while i < len(src) and src[i] in " \t\r\n":
+                    i += 1
+        return items
+
+    def render(self, src):
+        items = self.parse(src)
+        out, pos = [], [0]
+
+        def block(emit):
+            while pos[0] < len(items):
+                it = items[pos[0]]
+                pos[0] += 1
+                if it[0] == "text":
+                    if emit:
+                        out.append(it[1])
+                    continue
+                act = it[1]
+                if act.startswith("/*"):
+                    if not act.endswith("*/"):
+                        raise TemplateError("bad comment")
+                    continue
+                word = act.split(None, 1)[0] if act else ""
+                if word in ("end", "else"):
+                    return word
+                if word == "if":
+                    cond = self.pipeline(act[2:]) if emit else None
+                    end = block(emit and _truth(cond))
+                    if end == "else":
+                        end = block(emit and not _truth(cond))
+                    if end != "end":
+                        raise TemplateError("if without end")
+                    continue
+                if word in ("range", "with", "define", "template", "include", "block") or \
+                        act.startswith("$"):
+                    raise TemplateError(f"unsupported action {act!r}")
+                if emit:
+                    out.append(_go_format(self.pipeline(act)))
+            return None
+
+        if block(True) is not None:
+            raise TemplateError("unexpected end/else")
+        return "".join(out)
+
+
+def value_paths(values, prefix=""):
+    """Every path (a.b.c) in values, leaves and inner maps."""
+    out = set()
+    if isinstance(values, dict):
+        for k, v in values.items():
+            p = f"{prefix}.{k}" if prefix else k
+            out.add(p)
+            out |= value_paths(v, p)
+    return out

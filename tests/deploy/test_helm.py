@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""test_helm.py - the chart deploy/helm/healer without helm: every .Values
+path its templates read exists in values.yaml and every value there is read;
+the templates render (helmlite.py, the Go-template subset the chart uses,
+refusing anything else) and with the default values they give exactly the
+objects of deploy/kubernetes and deploy/argo-events; other values land where
+they should; the chart's CRD is deploy/crds/coderun.yaml; versions agree
+with the binary. Prints TAP."""
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deploylib as dl  # noqa: E402
+import helmlite  # noqa: E402
+from deploylib import check  # noqa: E402
+
+if not dl.node_ready("yaml"):
+    dl.skip_all("node or tests/node/node_modules/yaml not found (scripts/install-deps.sh)")
+
+meta = dl.chart_meta()
+values = dl.chart_values()
+version = subprocess.run([dl.HEALER, "version"], capture_output=True,
+                         text=True).stdout.split()[1]
+check("Chart.yaml: apiVersion v2, name healer, appVersion = `healer version`",
+      meta.get("apiVersion") == "v2" and meta.get("name") == "healer" and
+      meta.get("appVersion") == version, f"{meta} vs {version}")
+
+tdir = os.path.join(dl.CHART_DIR, "templates")
+texts = {f: open(os.path.join(tdir, f)).read() for f in sorted(os.listdir(tdir))}
+check("templates/ holds only .yaml templates (no helpers: the subset has no include)",
+      all(f.endswith(".yaml") for f in texts), sorted(texts))
+read = set()
+for t in texts.values():
+    read |= set(re.findall(r"\.Values\.([A-Za-z0-9_.]+)", t))
+paths = helmlite.value_paths(values)
+check("every .Values path a template reads is defined in values.yaml",
+      read and read <= paths, f"undefined: {sorted(read - paths)}")
+
+
+def leaves(v, prefix=""):
+    if isinstance(v, dict) and v:
+        out = set()
+        for k, x in v.items():
+            out |= leaves(x, f"{prefix}.{k}" if prefix else k)
+        return out
+    return {prefix}
+
+
+unused = sorted(p for p in leaves(values)
+                if not any(p == r or p.startswith(r + ".") for r in read))
+check("every value in values.yaml is read by a template", not unused, repr(unused))
+
+plain = dl.plain_manifests()
+P = {(d["kind"], d["metadata"]["name"]): (f, d) for f, d in plain}
+docs, used = dl.render_chart({"sensors": {"enabled": True}})
+H = {(d["kind"], d["metadata"]["name"]): (f, d) for f, d in docs}
+check("the rendered defaults (sensors on) are one object per plain manifest, no more, no less",
+      set(H) == {k for k in P if k[0] != "CustomResourceDefinition"},
+      f"chart {sorted(H)}\nplain {sorted(P)}")
+for k in sorted(H):
+    if k in P:
+        same = H[k][1] == P[k][1]
+        detail = ""
+        if not same:
+            import difflib
+            import json
+            a = json.dumps(P[k][1], indent=1, sort_keys=True).splitlines()
+            b = json.dumps(H[k][1], indent=1, sort_keys=True).splitlines()
+            detail = "\n".join(list(difflib.unified_diff(a, b, P[k][0], H[k][0],
+                                                         lineterm=""))[:60])
+        check(f"{H[k][0]} renders {k[0]} {k[1]} equal to {P[k][0]}", same, detail)
+check("rendering read every value path the templates name (the renderer saw them all)",
+      read == used, f"{sorted(read ^ used)}")
+
+docs_off, _ = dl.render_chart()
+check("sensors are off by default (Argo Events' CRDs may not be installed)",
+      not [d for _, d in docs_off if d["kind"] == "Sensor"] and
+      len(docs_off) == len(docs) - 2)
+
+crd = open(os.path.join(dl.DEPLOY, "crds", "coderun.yaml"), "rb").read()
+ccrd = open(os.path.join(dl.CHART_DIR, "crds", "coderun.yaml"), "rb").read()
+check("the chart's crds/coderun.yaml is deploy/crds/coderun.yaml, byte for byte", crd == ccrd)
+
+# other values end up where they should
+custom = {
+    "image": {"tag": "9.9.9", "repository": "registry.example/healer"},
+    "replicas": 3,
+    "database": {"secretName": "pg-app", "secretKey": "uri"},
+    "secrets": {"name": "ops-secrets"},
+    "github": {"appId": "123", "appInstallationId": "456"},
+    "remediation": {"repositories": "5dlabs/cto,5dlabs/other", "processBotCommits": True},
+    "budgets": {"maxAttempts": 5, "maxActiveCodeRuns": 0},
+    "sources": {"argocd": {"server": "https://argocd-server.argocd.svc"},
+                "loki": {"url": "http://loki-gateway.observability.svc"}},
+    "channels": {"email": {"to": "oncall@example.com"}},
+    "operations": {"workers": 4},
+    "resources": {"limits": {"memory": "1Gi"}},
+    "podDisruptionBudget": {"minAvailable": 2},
+    "sensors": {"enabled": True, "namespace": "argo-events", "authSecretName": "auth"},
+}
+cdocs, _ = dl.render_chart(custom, release="ops", namespace="platform")
+dep = dl.find(cdocs, "Deployment")
+cm = dl.find(cdocs, "ConfigMap")
+c = dep["spec"]["template"]["spec"]["containers"][0]
+env = {e["name"]: e for e in c["env"]}
+check("custom values: image, replicas, names, namespace, resources, PDB",
+      c["image"] == "registry.example/healer:9.9.9" and dep["spec"]["replicas"] == 3 and
+      dep["metadata"]["name"] == "ops" and dep["metadata"]["namespace"] == "platform" and
+      cm["metadata"]["name"] == "ops-config" and
+      c["envFrom"] == [{"configMapRef": {"name": "ops-config"}}] and
+      c["resources"] == {"limits": {"memory": "1Gi", "cpu": "1"},
+                         "requests": {"cpu": "100m", "memory": "128Mi"}} and
+      dl.find(cdocs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2, repr(c)[:800])
+check("custom values: the database URL and the secrets come from the Secrets named",
+      env["HEALER_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "pg-app",
+                                                                  "key": "uri"} and
+      [v["secret"]["secretName"] for v in dep["spec"]["template"]["spec"]["volumes"]
+       if "secret" in v] == ["ops-secrets"], repr(env["HEALER_DATABASE_URL"]))
+check("custom values: the ConfigMap carries them as strings",
+      cm["data"]["HEALER_MAX_ATTEMPTS"] == "5" and cm["data"]["HEALER_MAX_ACTIVE_CODERUNS"] == "0"
+      and cm["data"]["HEALER_PROCESS_BOT_COMMITS"] == "true" and
+      cm["data"]["HEALER_REPOSITORIES"] == "5dlabs/cto,5dlabs/other" and
+      cm["data"]["ARGOCD_SERVER"] == "https://argocd-server.argocd.svc" and
+      cm["data"]["HEALER_WORKERS"] == "4" and cm["data"]["GITHUB_APP_ID"] == "123",
+      repr(cm["data"]))
+rc, vals, err = dl.check_config(dict(cm["data"], GITHUB_APP_PRIVATE_KEY="k"))
+check("check-config accepts the custom ConfigMap",
+      rc == 0 and vals["HEALER_MAX_ATTEMPTS"] == "5" and
+      vals["LOKI_URL"] == "http://loki-gateway.observability.svc", err)
+sensors = [d for _, d in cdocs if d["kind"] == "Sensor"]
+urls = {t["template"]["http"]["url"] for s in sensors for t in s["spec"]["triggers"]}
+refs = {h["valueFrom"]["secretKeyRef"]["name"] for s in sensors for t in s["spec"]["triggers"]
+        for h in t["template"]["http"]["secureHeaders"]}
+check("custom values: sensors in their namespace post to this release's Service",
+      len(sensors) == 2 and all(s["metadata"]["namespace"] == "argo-events" for s in sensors)
+      and urls == {"http://ops.platform.svc:8080/api/remediate/ci-failure",
+                   "http://ops.platform.svc:8080/api/remediate/security-alert"} and
+      refs == {"auth"}, repr(urls))
+
+# the renderer refuses what it does not implement, and unknown values
+r = helmlite.Renderer(values, "healer", "cto", meta)
+refused = []
+for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
+            "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}"]:
+    try:
+        r.render(bad)
+    except helmlite.TemplateError:
+        refused.append(bad)
+check("the renderer refuses range, include, unknown functions and values, bad trim markers",
+      len(refused) == 5, repr(refused))
+check("the renderer applies Go's trim markers and if/else",
+      r.render("a  {{- if .Values.sensors.enabled }}on{{ else }}off{{ end -}}  \n b") == "aoffb"
+      and r.render("x: {{ .Values.replicas | quote }}") == 'x: "2"' and
+      r.render("{{ .Values.image.tag | default \"d\" }}") == "d", "")
+
+dl.finish()

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""test_rbac.py - the Role grants exactly the Kubernetes requests the binary
+can make. The requests are read from src/ by kubecalls.py (a table of
+(method, path pattern) per function, kept honest by the sources: an unknown
+Kubernetes path in any source file fails); the ones reachable from main()
+give the required (group, resource, verb) set, which must equal the Role's
+rules in deploy/kubernetes/role.yaml and in the rendered chart, both ways.
+The detector itself is tried on a copy of src/ with an extra request, which
+it must report. Prints TAP."""
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deploylib as dl  # noqa: E402
+import kubecalls  # noqa: E402
+from deploylib import check  # noqa: E402
+
+if not dl.node_ready("yaml"):
+    dl.skip_all("node or tests/node/node_modules/yaml not found (scripts/install-deps.sh)")
+
+calls, problems = kubecalls.analyse()
+check("every Kubernetes path in src/ is in the table, and the table matches the sources",
+      not problems, "\n".join(problems))
+
+# the derived table, for the log (stderr: TAP goes to stdout)
+print("requests healer's sources can make (NEEDED: reachable from main):", file=sys.stderr)
+for c, key, rkey, reached, chain in calls:
+    print(f"  {'NEEDED' if reached else 'unused'} {c.verb:6} "
+          f"{(c.group or 'core') + '/' + c.resource:26} {c.method:6} {c.path}", file=sys.stderr)
+    print(f"         {key[0]}: {rkey[1]}()" + (f"  [{chain}]" if reached else ""),
+          file=sys.stderr)
+
+need = kubecalls.required(calls)
+check("some requests are reachable (the call graph found main and the server)",
+      len(need) >= 5, repr(need))
+check("every reachable request is in healer's namespace",
+      all(ns == "HEALER_NAMESPACE" for ns, _, _, _ in need), repr(need))
+want = {(g, r, v) for _, g, r, v in need}
+
+
+def granted(role):
+    out, bad = set(), []
+    for rule in role.get("rules", []):
+        if set(rule) - {"apiGroups", "resources", "verbs"}:
+            bad.append(f"rule with {sorted(set(rule) - {'apiGroups', 'resources', 'verbs'})}")
+        for g in rule.get("apiGroups", []):
+            for r in rule.get("resources", []):
+                for v in rule.get("verbs", []):
+                    if "*" in (g, r, v):
+                        bad.append(f"wildcard in {g}/{r}/{v}")
+                    out.add((g, r, v))
+    return out, bad
+
+
+plain = dl.plain_manifests()
+role = dl.find(plain, "Role", "healer")
+got, bad = granted(role)
+check("the Role has no wildcards, resourceNames or nonResourceURLs", not bad, "\n".join(bad))
+check("every request healer makes is granted (deploy/kubernetes/role.yaml)",
+      want <= got, f"missing: {sorted(want - got)}")
+check("nothing is granted that no request needs (deploy/kubernetes/role.yaml)",
+      got <= want, f"unneeded: {sorted(got - want)}")
+
+rb = dl.find(plain, "RoleBinding", "healer")
+sa = dl.find(plain, "ServiceAccount", "healer")
+dep = dl.find(plain, "Deployment", "healer")
+check("the RoleBinding binds the Role to the Deployment's ServiceAccount in its namespace",
+      rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                        "name": role["metadata"]["name"]} and
+      rb["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                          "namespace": role["metadata"]["namespace"]}] and
+      dep["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"] and
+      dep["metadata"]["namespace"] == role["metadata"]["namespace"], repr(rb))
+env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+check("HEALER_NAMESPACE is the pod's own namespace, the Role's namespace",
+      env.get("HEALER_NAMESPACE", {}).get("valueFrom") ==
+      {"fieldRef": {"fieldPath": "metadata.namespace"}}, repr(env.get("HEALER_NAMESPACE")))
+
+crd = dl.find(plain, "CustomResourceDefinition")
+check("the CodeRun group and plural the code uses are the CRD's",
+      crd["spec"]["group"] == "agents.platform" and crd["spec"]["names"]["plural"] == "coderuns"
+      and any(v["name"] == "v1" and v["served"] for v in crd["spec"]["versions"]),
+      repr(crd["spec"]["names"]))
+
+docs, _ = dl.render_chart()
+hrole = dl.find(docs, "Role")
+hgot, hbad = granted(hrole)
+check("the chart's Role grants exactly the same", hgot == want and not hbad,
+      f"chart: {sorted(hgot)}")
+
+# The detector must notice a new request: a copy of src/ with one more.
+tmp = os.path.join(dl.TMP, "src-copy")
+shutil.copytree(os.path.join(dl.ROOT, "src"), os.path.join(tmp, "src"))
+with open(os.path.join(tmp, "src", "loop", "extra.c"), "w") as f:
+    f.write('#include "net/kube.h"\n\nstatic int\nextra_secrets(struct hl_kube *k)\n{\n'
+            '\treturn hl_kube_call(k, NULL, NULL, "GET", '
+            '"/api/v1/namespaces/cto/secrets", NULL, NULL);\n}\n')
+saved = kubecalls.ROOT
+kubecalls.ROOT = tmp
+try:
+    _, p2 = kubecalls.analyse(kubecalls.Source(os.path.join(tmp, "src")))
+finally:
+    kubecalls.ROOT = saved
+check("a request the table does not know is reported (a GET of secrets added to a copy)",
+      any("extra_secrets" in p and "/api/v1/namespaces/cto/secrets" in p for p in p2),
+      "\n".join(p2))
+with open(os.path.join(tmp, "src", "loop", "extra.c"), "w") as f:
+    f.write("")
+with open(os.path.join(tmp, "src", "net", "kube.c")) as f:
+    text = f.read()
+with open(os.path.join(tmp, "src", "net", "kube.c"), "w") as f:
+    f.write(text.replace('"pods", pod, "log"', '"pods", pod, "exec"'))
+kubecalls.ROOT = tmp
+try:
+    _, p3 = kubecalls.analyse(kubecalls.Source(os.path.join(tmp, "src")))
+finally:
+    kubecalls.ROOT = saved
+check("a changed request is reported (pods/log turned into pods/exec in a copy)",
+      any("hl_kube_pod_log_req" in p for p in p3), "\n".join(p3))
+
+dl.finish()

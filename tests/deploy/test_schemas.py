@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""test_schemas.py - every object healer ships, checked against the real
+schemas: the Kubernetes API's (npm kubernetes-models, plus unknown fields,
+which kubectl apply refuses) for the core objects and the CRD, and Argo
+Events' Sensor API (tests/deploy/sensor.schema.json, ajv) for the sensors;
+over deploy/kubernetes, deploy/crds, deploy/argo-events and the rendered
+chart (defaults and custom values). Broken copies must fail, so the
+validators are known to look. Also: the kustomization names every
+manifest. Prints TAP."""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deploylib as dl  # noqa: E402
+from deploylib import check  # noqa: E402
+
+if not dl.node_ready("yaml", "kubernetes-models", "ajv"):
+    dl.skip_all("node or tests/node/node_modules (yaml, kubernetes-models, ajv) not found "
+                "(scripts/install-deps.sh)")
+
+
+def validate(items):
+    path = os.path.join(dl.TMP, f"items-{len(items)}-{id(items)}.json")
+    with open(path, "w") as f:
+        json.dump([{"source": s, "doc": d} for s, d in items], f)
+    p = subprocess.run([dl.node(), os.path.join(dl.HERE, "validate.mjs"), path],
+                       capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr)
+    return json.loads(p.stdout)
+
+
+plain = dl.plain_manifests()
+rendered, _ = dl.render_chart({"sensors": {"enabled": True}})
+custom, _ = dl.render_chart({"sensors": {"enabled": True}, "replicas": 3,
+                             "resources": {"limits": {"memory": "1Gi"}}},
+                            release="ops", namespace="platform")
+items = plain + [("chart " + f, d) for f, d in rendered] + \
+    [("chart (custom) " + f, d) for f, d in custom]
+kinds = {d.get("kind") for _, d in plain}
+check("the plain manifests hold every kind healer ships",
+      kinds >= {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
+                "PodDisruptionBudget", "CustomResourceDefinition", "Sensor"}, sorted(kinds))
+for r in validate(items):
+    check(f"{r['source']}: {r['kind']} {r['name']} is valid", not r["errors"],
+          "\n".join(r["errors"]))
+
+# broken copies must be refused
+dep = dl.find(plain, "Deployment", "healer")
+sensor = dl.find(plain, "Sensor", "healer-ci-failure")
+crd = dl.find(plain, "CustomResourceDefinition")
+broken = []
+d = copy.deepcopy(dep)
+d["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+broken.append(("a misspelt container field", d, "readinesProbe"))
+d = copy.deepcopy(dep)
+d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] = "8080"
+broken.append(("a port as a string", d, "containerPort"))
+d = copy.deepcopy(dep)
+d["spec"]["template"]["spec"]["containers"][0]["securityContext"]["capabilities"]["dropp"] = []
+broken.append(("a misspelt securityContext field", d, "dropp"))
+d = copy.deepcopy(crd)
+d["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+    "env"]["additionalProperties"]["typ"] = "string"
+broken.append(("a misspelt CRD schema keyword", d, "typ"))
+d = copy.deepcopy(sensor)
+d["spec"]["triggers"][0]["template"]["http"]["secureHeader"] = []
+broken.append(("a misspelt sensor field (secureHeader)", d, "secureHeader"))
+d = copy.deepcopy(sensor)
+del d["spec"]["triggers"][0]["template"]["http"]["payload"]
+broken.append(("an http trigger without payload", d, "payload"))
+d = copy.deepcopy(sensor)
+d["spec"]["dependencies"][0]["filters"]["data"][0]["type"] = "text"
+broken.append(("a data filter of an unknown type", d, "type"))
+res = validate([(n, d) for n, d, _ in broken])
+for (name, _, word), r in zip(broken, res):
+    check(f"refused: {name}", r["errors"] and any(word in e for e in r["errors"]),
+          repr(r["errors"]))
+
+# the kustomization: every manifest, the CRD base, one namespace
+kz_path = os.path.join(dl.KUBE_DIR, "kustomization.yaml")
+kz = dl.yaml_files(kz_path)[kz_path][0]
+files = sorted(f for f in os.listdir(dl.KUBE_DIR)
+               if f.endswith(".yaml") and f != "kustomization.yaml")
+check("kustomization.yaml lists every manifest of deploy/kubernetes and ../crds",
+      sorted(r for r in kz["resources"] if not r.startswith("..")) == files and
+      "../crds" in kz["resources"], f"{kz['resources']} vs {files}")
+crd_kz = os.path.join(dl.DEPLOY, "crds", "kustomization.yaml")
+check("deploy/crds/kustomization.yaml holds the CRD",
+      dl.yaml_files(crd_kz)[crd_kz][0]["resources"] == ["coderun.yaml"])
+ns = {d["metadata"].get("namespace") for f, d in plain
+      if f.startswith("deploy/kubernetes/")}
+check("every object of deploy/kubernetes is in the kustomization's namespace",
+      ns == {kz["namespace"]}, repr(ns))
+
+dl.finish()
