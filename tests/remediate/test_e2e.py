@@ -195,6 +195,12 @@ def main():
     check("the decision carries rule and evidence",
           dec.get("rule") and (dec.get("evidence") or {}).get("line", "").startswith(
               "error: this expression creates a reference"), dec)
+    cands = dec.get("candidates") or []
+    check("the decision carries its confidence, evidence kind and the ranked candidates",
+          isinstance(dec.get("confidence"), float) and 0 < dec["confidence"] <= 1
+          and dec["evidence"].get("kind") == "log" and dec["evidence"].get("reason") is None
+          and cands and cands[0]["agent"] == dec.get("agent")
+          and cands[0]["rule"] == dec.get("rule") and "score" in cands[0], dec)
     check("every context source reported ok",
           all(srcs.get(k) == "ok" for k in ("github_log", "github_pr", "github_files", "argocd",
                                               "loki", "prometheus", "kubernetes",
