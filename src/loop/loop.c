@@ -291,7 +291,9 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 	hl_buf_append_str(out,
 	                  "# HELP healer_attempts_total Finished remediation attempts by agent, "
 	                  "failure type and outcome.\n# TYPE healer_attempts_total counter\n");
-	(void)hl_store_attempt_outcomes(l->store, loop_metric_attempt, out, &err);
+	if (hl_store_attempt_outcomes(l->store, loop_metric_attempt, out, &err) < 0) {
+		/* the family stays empty this scrape; the store's errors show on /ready */
+	}
 
 	hl_buf_append_str(out, "# HELP healer_tasks Remediation tasks by state.\n"
 	                       "# TYPE healer_tasks gauge\n");
