@@ -34,7 +34,10 @@ srv = e.Healer(os.path.join(e.dtest.TMP, "bench"), env).start()
 
 
 def one(job_id):
-    body = json.dumps(e.job_event(job_id, run_id=job_id + 1000000)).encode()
+    # each failure on its own branch: a failure of the same job on the branch of
+    # an active remediation belongs to that remediation (no new CodeRun)
+    body = json.dumps(e.job_event(job_id, run_id=job_id + 1000000,
+                                  branch=f"bench/b{job_id}")).encode()
     t = time.monotonic()
     st, ans = srv.request("POST", "/api/remediate/ci-failure", body,
                           {"Content-Type": "application/json",
