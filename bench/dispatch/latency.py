@@ -29,7 +29,8 @@ e.kube("POST", "/_stub/config", {"rules": [
 jobs = list(range(70000, 70000 + N + 1))
 e.seed_github(jobs)
 env = dict(e.BASE_ENV, HEALER_DECISION_WAIT_MS="20000", HEALER_LOG_LEVEL="warn",
-           HEALER_SOURCE_TIMEOUT_MS="5000", HEALER_CONTEXT_TIMEOUT_MS="10000")
+           HEALER_SOURCE_TIMEOUT_MS="5000", HEALER_CONTEXT_TIMEOUT_MS="10000",
+           HEALER_MAX_ACTIVE_CODERUNS="0", HEALER_MAX_ATTEMPTS_PER_HOUR="0")
 srv = e.Healer(os.path.join(e.dtest.TMP, "bench"), env).start()
 
 
