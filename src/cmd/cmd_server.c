@@ -2,8 +2,9 @@
  * cmd_server.c - `healer server`: load the configuration, open the store as
  * its server (on SQLite it holds healer.db.lock beside it: a second server
  * is refused; commands never take it), re-queue interrupted deliveries,
- * start the remediation loop, the workers and the HTTP server,
- * then wait for SIGTERM/SIGINT and shut down gracefully:
+ * start the remediation loop, the workers, the HTTP server and the
+ * redelivery of failed GitHub deliveries, then wait for SIGTERM/SIGINT and
+ * shut down gracefully:
  *   stop accepting -> answer in-flight requests (their deliveries commit)
  *   -> workers finish their current delivery -> stop HTTP -> the loop's
  *   threads finish their step -> close the store (checkpoint) -> exit 0.
@@ -19,6 +20,7 @@
 #include "core/worker.h"
 #include "http/server.h"
 #include "loop/loop.h"
+#include "loop/redeliver.h"
 #include "remediate/remediate.h"
 #include "store/store.h"
 #include "version.h"
@@ -37,6 +39,12 @@ server_loop_metrics(void *arg, struct hl_buf *out)
 	hl_loop_metrics(arg, out);
 }
 
+static void
+server_redeliver_metrics(void *arg, struct hl_buf *out)
+{
+	hl_redeliver_metrics(arg, out);
+}
+
 int
 hl_cmd_server(int argc, char **argv)
 {
@@ -52,6 +60,7 @@ hl_cmd_server(int argc, char **argv)
 	struct hl_remediator *remediator = NULL;
 	struct hl_alerts *alerts = NULL;
 	struct hl_loop *loop = NULL;
+	struct hl_redeliver *redeliver = NULL;
 	struct hl_workers *workers = NULL;
 	struct hl_http_server *http = NULL;
 	const char *config_file = NULL, *port_file = NULL, *arg;
@@ -172,6 +181,12 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot start the workers: %s", err.msg);
 		goto out;
 	}
+	/* after the HTTP server: a delivery GitHub sends again finds it listening */
+	if (hl_redeliver_start(&redeliver, cfg, store, &err) < 0) {
+		hl_cmd_fail("cannot start the redelivery of failed GitHub deliveries: %s", err.msg);
+		goto out;
+	}
+	hl_http_server_add_metrics(http, server_redeliver_metrics, redeliver);
 	snprintf(port, sizeof(port), "%d", hl_http_server_port(http));
 	snprintf(addr, sizeof(addr), "%s:%d", cfg->listen_host, hl_http_server_port(http));
 	if (port_file && hl_file_write_atomic(port_file, port, strlen(port), &err) < 0) {
@@ -190,6 +205,7 @@ hl_cmd_server(int argc, char **argv)
 		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
 	rc = 0;
 out:
+	hl_redeliver_stop(redeliver);
 	/* workers first: they publish decisions into the HTTP server */
 	hl_workers_stop(workers);
 	hl_http_server_stop(http);

@@ -111,6 +111,10 @@ static const struct config_key config_keys[] = {
 	S("HEALER_HEAL_TEMPLATE", heal_template, "heal/claude"),
 	I("HEALER_HEAL_LOG_TAIL", heal_log_tail, "10000"),
 	S("HEALER_SERVICES_FILE", services_file, NULL),
+	S("GITHUB_HOOK_ID", github_hook_id, NULL),
+	S("GITHUB_HOOK_REPOSITORY", github_hook_repository, NULL),
+	S("GITHUB_HOOK_ORG", github_hook_org, NULL),
+	I("HEALER_REDELIVER_INTERVAL_MINS", redeliver_interval_mins, "10"),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -133,6 +137,54 @@ config_find(const char *name)
 			return &config_keys[i];
 	}
 	return NULL;
+}
+
+/* GITHUB_HOOK_ID with GITHUB_HOOK_REPOSITORY or GITHUB_HOOK_ORG (contract
+ * section 11), HEALER_REDELIVER_INTERVAL_MINS. */
+static int
+config_finish_hook(struct hl_config *cfg, struct hl_err *err)
+{
+	bool id = cfg->github_hook_id && *cfg->github_hook_id;
+	bool repo = cfg->github_hook_repository && *cfg->github_hook_repository;
+	bool org = cfg->github_hook_org && *cfg->github_hook_org;
+
+	if (cfg->redeliver_interval_mins < 0 || cfg->redeliver_interval_mins > 10080)
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_REDELIVER_INTERVAL_MINS: must be between 0 (off) and 10080");
+	if (!id && (repo || org))
+		return hl_err_set(err, HL_EINVAL, "%s: needs GITHUB_HOOK_ID (the hook's id)",
+		                  repo ? "GITHUB_HOOK_REPOSITORY" : "GITHUB_HOOK_ORG");
+	if (!id)
+		return 0;
+	{
+		const char *p = cfg->github_hook_id;
+		char *end = NULL;
+		long long v;
+
+		errno = 0;
+		v = strtoll(p, &end, 10);
+		if (!isdigit((unsigned char)*p) || errno || *end || v <= 0)
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "GITHUB_HOOK_ID: '%.40s' is not a hook id (a positive number)", p);
+		cfg->github_hook = (int64_t)v;
+	}
+	if (repo == org)
+		return hl_err_set(err, HL_EINVAL,
+		                  "GITHUB_HOOK_ID: needs exactly one of GITHUB_HOOK_REPOSITORY"
+		                  " (owner/repo) and GITHUB_HOOK_ORG");
+	if (repo) {
+		const char *r = cfg->github_hook_repository, *slash = strchr(r, '/');
+		if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
+			return hl_err_set(err, HL_EINVAL,
+			                  "GITHUB_HOOK_REPOSITORY: '%.200s' is not owner/repo", r);
+	} else if (strchr(cfg->github_hook_org, '/')) {
+		return hl_err_set(err, HL_EINVAL,
+		                  "GITHUB_HOOK_ORG: '%.200s' is not an organization name",
+		                  cfg->github_hook_org);
+	}
+	return 0;
 }
 
 static int
@@ -590,6 +642,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 			        err, HL_EINVAL,
 			        "GITHUB_APP_ID: GitHub App auth needs GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID together");
 	}
+	if ((rc = config_finish_hook(cfg, err)) < 0)
+		return rc;
 	if (!cfg->namespace[0])
 		return hl_err_set(err, HL_EINVAL, "HEALER_NAMESPACE: must not be empty");
 	if (!cfg->dispatch_name || !*cfg->dispatch_name) {

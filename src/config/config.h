@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum hl_dispatch_mode {
 	HL_DISPATCH_KUBERNETES,
@@ -95,6 +96,12 @@ struct hl_config {
 	char *services_file;         /* HEALER_SERVICES_FILE: the service map (YAML) */
 	struct hl_service *services; /* parsed from services_file */
 	size_t n_services;
+	/* redelivery of failed GitHub deliveries (contract section 11) */
+	char *github_hook_id;         /* GITHUB_HOOK_ID as given */
+	int64_t github_hook;          /* parsed; 0 when unset (then the GitHub App's hook) */
+	char *github_hook_repository; /* GITHUB_HOOK_REPOSITORY: owner/repo */
+	char *github_hook_org;        /* GITHUB_HOOK_ORG */
+	int redeliver_interval_mins;  /* HEALER_REDELIVER_INTERVAL_MINS (0: off) */
 };
 
 /*

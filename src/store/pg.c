@@ -815,6 +815,11 @@ static const struct hl_store_ops pg_ops = {
 		.update = hl_pg_outbox_update,
 		.counts = hl_pg_outbox_counts,
 	},
+	.redeliver = {
+		.known = hl_pg_delivery_known,
+		.claim = hl_pg_redelivery_claim,
+		.finish = hl_pg_redelivery_finish,
+	},
 };
 
 int

@@ -199,4 +199,12 @@ int hl_pg_outbox_counts(struct hl_store_backend *b,
                         void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                         struct hl_err *err);
 
+/* store/redeliver.h */
+int hl_pg_delivery_known(struct hl_store_backend *b, bool *known, const char *delivery_id,
+                         struct hl_err *err);
+int hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
+                           struct hl_err *err);
+int hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
+                            const char *detail, struct hl_err *err);
+
 #endif

@@ -468,6 +468,11 @@ static const struct hl_store_ops sq_ops = {
 		.update = hl_sq_outbox_update,
 		.counts = hl_sq_outbox_counts,
 	},
+	.redeliver = {
+		.known = hl_sq_delivery_known,
+		.claim = hl_sq_redelivery_claim,
+		.finish = hl_sq_redelivery_finish,
+	},
 };
 
 /* One server per SQLite store: an exclusive lock on "<path>.lock",

@@ -13,6 +13,7 @@
 
 #include "base/embed.h"
 #include "store.h"
+#include "store/redeliver.h"
 
 struct hl_store_backend;
 
@@ -104,8 +105,7 @@ struct hl_store_ledger_ops {
 /* A task page's cursor is "<created_ms>.<task_id>" of the page's last
  * task. Parse: 0 when c is NULL or "", 1 with *ms and id set, or
  * -HL_EINVAL when malformed. */
-int hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size,
-                          struct hl_err *err);
+int hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size, struct hl_err *err);
 void hl_store_cursor_make(char out[HL_CURSOR_MAX], const struct hl_task_summary *last);
 
 struct hl_store_loop_ops {
@@ -159,12 +159,24 @@ struct hl_store_outbox_ops {
 	              struct hl_err *err);
 };
 
+/* store/redeliver.h */
+struct hl_store_redeliver_ops {
+	int (*known)(struct hl_store_backend *b, bool *known, const char *delivery_id,
+	             struct hl_err *err);
+	int (*claim)(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
+	             struct hl_err *err);
+	/* outcome NULL: delete the row if it is still pending */
+	int (*finish)(struct hl_store_backend *b, const char *guid, const char *outcome,
+	              const char *detail, struct hl_err *err);
+};
+
 struct hl_store_ops {
 	struct hl_store_conn_ops conn;
 	struct hl_store_intake_ops intake;
 	struct hl_store_ledger_ops ledger;
 	struct hl_store_loop_ops loop;
 	struct hl_store_outbox_ops outbox;
+	struct hl_store_redeliver_ops redeliver;
 };
 
 /* The embedded migrations of each backend (scripts/embed.py), in order;

@@ -19,11 +19,28 @@
 #include <unistd.h>
 
 static const char *const cleared[] = {
-	"HEALER_LISTEN", "HEALER_DATA_DIR", "HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET",
-	"GITHUB_WEBHOOK_SECRET_FILE", "HEALER_CONFIG", "HEALER_DISPATCH", "KUBECONFIG",
-	"HEALER_REPOSITORIES", "HEALER_MAX_ATTEMPTS", "HEALER_PROCESS_BOT_COMMITS",
-	"GITHUB_API_URL", "GITHUB_APP_ID", "HOME", "HEALER_DATABASE_URL_FILE", "HEALER_API_TOKEN",
-	"HEALER_ALLOW_UNAUTHENTICATED", NULL,
+	"HEALER_LISTEN",
+	"HEALER_DATA_DIR",
+	"HEALER_DATABASE_URL",
+	"GITHUB_WEBHOOK_SECRET",
+	"GITHUB_WEBHOOK_SECRET_FILE",
+	"HEALER_CONFIG",
+	"HEALER_DISPATCH",
+	"KUBECONFIG",
+	"HEALER_REPOSITORIES",
+	"HEALER_MAX_ATTEMPTS",
+	"HEALER_PROCESS_BOT_COMMITS",
+	"GITHUB_API_URL",
+	"GITHUB_APP_ID",
+	"HOME",
+	"HEALER_DATABASE_URL_FILE",
+	"HEALER_API_TOKEN",
+	"HEALER_ALLOW_UNAUTHENTICATED",
+	"GITHUB_HOOK_ID",
+	"GITHUB_HOOK_REPOSITORY",
+	"GITHUB_HOOK_ORG",
+	"HEALER_REDELIVER_INTERVAL_MINS",
+	NULL,
 };
 
 static int
@@ -194,6 +211,61 @@ test_config_errors_name_the_key(void **state)
 	}
 }
 
+/* The hook whose failed deliveries are redelivered (contract section 11):
+ * an id with exactly one of a repository and an organization. */
+static void
+test_config_redelivery_hook(void **state)
+{
+	static const struct {
+		const char *id, *repo, *org, *interval, *expect; /* expect NULL: valid */
+	} cases[] = {
+		{ NULL, NULL, NULL, NULL, NULL },
+		{ "12345", "acme/widgets", NULL, NULL, NULL },
+		{ "12345", NULL, "acme", "1", NULL },
+		{ NULL, NULL, NULL, "0", NULL },
+		{ "12345", NULL, NULL, NULL, "GITHUB_HOOK_ID" },
+		{ "12345", "acme/widgets", "acme", NULL, "GITHUB_HOOK_ID" },
+		{ "x12", "acme/widgets", NULL, NULL, "GITHUB_HOOK_ID" },
+		{ "-3", "acme/widgets", NULL, NULL, "GITHUB_HOOK_ID" },
+		{ NULL, "acme/widgets", NULL, NULL, "GITHUB_HOOK_REPOSITORY" },
+		{ NULL, NULL, "acme", NULL, "GITHUB_HOOK_ORG" },
+		{ "7", "widgets", NULL, NULL, "GITHUB_HOOK_REPOSITORY" },
+		{ "7", NULL, "acme/x", NULL, "GITHUB_HOOK_ORG" },
+		{ NULL, NULL, NULL, "-1", "HEALER_REDELIVER_INTERVAL_MINS" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_config *c = NULL;
+		struct hl_err err = HL_ERR_INIT;
+		struct hl_config_override ov[4];
+		size_t n = 0;
+
+		if (cases[i].id)
+			ov[n++] = (struct hl_config_override){ "GITHUB_HOOK_ID", cases[i].id };
+		if (cases[i].repo)
+			ov[n++] = (struct hl_config_override){ "GITHUB_HOOK_REPOSITORY",
+				                               cases[i].repo };
+		if (cases[i].org)
+			ov[n++] = (struct hl_config_override){ "GITHUB_HOOK_ORG", cases[i].org };
+		if (cases[i].interval)
+			ov[n++] = (struct hl_config_override){ "HEALER_REDELIVER_INTERVAL_MINS",
+				                               cases[i].interval };
+		if (!cases[i].expect) {
+			assert_int_equal(hl_config_load(&c, NULL, ov, n, &err), 0);
+			assert_int_equal(c->github_hook, cases[i].id ? atoll(cases[i].id) : 0);
+			assert_int_equal(c->redeliver_interval_mins,
+			                 cases[i].interval ? atoi(cases[i].interval) : 10);
+			hl_config_free(c);
+			continue;
+		}
+		assert_int_equal(hl_config_load(&c, NULL, ov, n, &err), -HL_EINVAL);
+		if (!strstr(err.msg, cases[i].expect))
+			fail_msg("case %zu: error does not name %s: %s", i, cases[i].expect,
+			         err.msg);
+	}
+}
+
 static void
 test_config_yaml_unknown_key_and_syntax(void **state)
 {
@@ -293,6 +365,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_database_url_is_a_secret, clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_key, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
+		cmocka_unit_test_setup(test_config_redelivery_hook, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
 		                       clear_env),
 	};

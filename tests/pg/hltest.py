@@ -45,9 +45,9 @@ class Healer:
     files then land in one place): name tells their port and log files
     apart."""
 
-    def __init__(self, data_dir, env, store_url=None, name="server"):
+    def __init__(self, data_dir, env, store_url=None, name="server", listen="127.0.0.1:0"):
         self.data_dir, self.env, self.store_url = data_dir, dict(env), store_url
-        self.name = name
+        self.name, self.listen = name, listen
         self.proc, self.port = None, None
 
     def start(self, timeout=30):
@@ -60,7 +60,7 @@ class Healer:
             env["HEALER_DATABASE_URL"] = self.store_url
         log = open(os.path.join(self.data_dir, self.name + ".log"), "ab")
         self.proc = subprocess.Popen(
-            [dtest.HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+            [dtest.HEALER, "server", "--listen", self.listen, "--data-dir", self.data_dir,
              "--port-file", pf], env=env, stdout=log, stderr=log)
         log.close()
         dtest._procs.append(self.proc)

@@ -13,6 +13,7 @@
  */
 #include "base/clock.h"
 #include "base/str.h"
+#include "store/redeliver.h"
 #include "store/store.h"
 #include "store/store_impl.h"
 
@@ -34,7 +35,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
 
 struct fixture {
 	char dir[64];
@@ -1378,6 +1378,70 @@ test_store_loop_state(void **state)
 	free(v);
 }
 
+/* Redelivery records (store/redeliver.h): a stored delivery is known
+ * whatever it became; a guid is claimed once, by one handle only (on
+ * PostgreSQL a second handle, as another replica, loses); a released
+ * pending claim can be taken again, a finished one cannot. */
+static void
+test_store_redeliveries(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_store *s2 = NULL;
+	struct hl_redelivery r = { .guid = "g-1",
+		                   .hook = "repo:o/r:7",
+		                   .github_id = 1001,
+		                   .event = "workflow_job",
+		                   .status_code = 502,
+		                   .owner = "a" };
+	bool known = true, claimed = false;
+	char row[RAW_COLS][256];
+
+	insert(f, "d-stored", NULL, NULL);
+	insert(f, "d-skipped", NULL, "not_a_failure");
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "d-stored", &err), 0);
+	assert_true(known);
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "d-skipped", &err), 0);
+	assert_true(known);
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "g-1", &err), 0);
+	assert_false(known);
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "", &err), -HL_EINVAL);
+
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_true(claimed);
+	if (pg_mode) {
+		assert_int_equal(hl_store_open(&s2, f->url, &err), 0);
+		r.owner = "b";
+		assert_int_equal(hl_store_redelivery_claim(s2, &claimed, &r, &err), 0);
+		assert_false(claimed);
+		hl_store_close(s2);
+		r.owner = "a";
+	}
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_false(claimed);
+	/* released while pending: claimable again */
+	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_true(claimed);
+	assert_int_equal(hl_store_redelivery_finish(f->s, "g-1", "requested", NULL, &err), 0);
+	/* finished: a release does nothing, the guid stays taken */
+	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_false(claimed);
+	assert_int_equal(raw_row(f,
+	                         "SELECT outcome, requested_by, status_code, github_id FROM"
+	                         " redeliveries WHERE guid = 'g-1'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "requested");
+	assert_string_equal(row[1], "a");
+	assert_string_equal(row[2], "502");
+	assert_string_equal(row[3], "1001");
+	assert_int_equal(hl_store_redelivery_finish(f->s, "g-2", "failed", "x", &err),
+	                 -HL_ENOTFOUND);
+	assert_int_equal(hl_store_redelivery_finish(f->s, "g-1", "maybe", NULL, &err), -HL_EINVAL);
+}
+
 static void
 outbox_count_cb(void *arg, const char *channel, const char *state, int64_t n)
 {
@@ -2370,6 +2434,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_read_only_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_leader, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_servers_per_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_redeliveries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_race_on_unique_keys, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_claim_each_delivery_once, setup,

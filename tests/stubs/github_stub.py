@@ -29,9 +29,18 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     comment);
   hook deliveries: /repos/{o}/{r}/hooks/{id}/deliveries,
     /orgs/{org}/hooks/{id}/deliveries, /app/hook/deliveries (newest first,
-    per_page, an opaque cursor in Link rel="next"), POST
-    .../deliveries/{id}/attempts (202; 422 for one too old; the redelivery
-    shows up as a new delivery with redelivery true);
+    per_page, an opaque cursor in Link rel="next"; 404 for an unknown hook;
+    400 for a bad cursor), POST .../deliveries/{id}/attempts (202; 404 for
+    an unknown delivery; 422 for one too old; the redelivery shows up as a
+    new delivery with redelivery true; 403 for a hook seeded with "forbid":
+    true, the token lacking the permission). A hook seeded with a URL ("hooks":
+    {key: {"url", "secret"}}) really delivers: a redelivery of a delivery
+    that carries its "payload" is POSTed to the URL after the 202, as
+    GitHub does (X-GitHub-Event, X-GitHub-Delivery = the guid,
+    X-GitHub-Hook-ID, X-Hub-Signature-256), and listed with the status code
+    the receiver answered (0 and "failed to connect" when nothing listens);
+    POST /_stub/send {"hook", "guid", "event", "payload"} makes such a first
+    delivery (GitHub sending an event while the receiver may be down);
   /orgs/{org}/actions/secrets (so a test can prove it is never reached).
 Rate limits (primary: 403/429 + x-ratelimit-remaining 0 + reset; secondary:
 403 + retry-after), 5xx and slow answers come from stubcommon's rules (POST
@@ -41,7 +50,8 @@ Extra controls: POST /_stub/seed {"jobs": {run_id: [...]}, "logs": {job_id:
 text}, "pulls": [...], "files": {pr_number: [...]}, "commits": {sha: {...}},
 "check_runs": {id: {...}}, "runs": [...], "check_runs_by_ref": {ref: [...]},
 "history": {"o/r": [commit, ...] oldest first}, "issue_comments": {id: {...}},
-"deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]}};
+"deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]},
+"hooks": {"repo:o/r:ID" | ...: {"url": ..., "secret": ...}}};
 GET /_stub/comments, /_stub/reactions, /_stub/reruns, /_stub/redeliveries,
 /_stub/blob-violations, /_stub/tokens (installation tokens minted).
 
@@ -49,6 +59,9 @@ usage: github_stub.py --token T [--app-id N --app-public-key PEM]
 """
 import argparse
 import base64
+import hashlib
+import hmac
+import http.client
 import json
 import os
 import re
@@ -56,14 +69,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 import stubcommon
 
 STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "commits": {}, "check_runs": {},
          "comments": [], "violations": [], "inst_tokens": [], "blob_port": 0,
          "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
-         "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [], "calls": 0}
+         "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [], "calls": 0,
+         "hooks": {}}
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 LOCK = threading.RLock()
 
@@ -130,11 +144,19 @@ class GitHubHandler(stubcommon.StubHandler):
             body = self.body_json() or {}
             with LOCK:
                 for k in ("jobs", "logs", "files", "commits", "check_runs", "check_runs_by_ref",
-                          "history", "issue_comments", "deliveries"):
+                          "history", "issue_comments", "deliveries", "hooks"):
                     STATE[k].update({str(a): b for a, b in body.get(k, {}).items()})
                 STATE["pulls"].extend(body.get("pulls", []))
                 STATE["runs"].extend(body.get("runs", []))
             self.send(200, {"ok": True})
+            return True
+        if path == "/_stub/send" and self.command == "POST":
+            b = self.body_json() or {}
+            with LOCK:
+                STATE["deliveries"].setdefault(b["hook"], [])
+            d = hook_deliver(b["hook"], b["guid"], b.get("event", "workflow_job"),
+                             b.get("payload", {}), False)
+            self.send(200, d)
             return True
         for name in ("comments", "reactions", "reruns", "redeliveries"):
             if path == f"/_stub/{name}":
@@ -408,6 +430,10 @@ class GitHubHandler(stubcommon.StubHandler):
         if items is None:
             self.read_body()
             return self.send(404, {"message": "Not Found"})
+        if STATE["hooks"].get(key, {}).get("forbid"):
+            self.read_body()
+            return self.send(403, {"message": "Resource not accessible by integration",
+                                   "documentation_url": "https://docs.github.com/rest"})
         if rest == "/deliveries" and self.command == "GET":
             items = sorted(items, key=lambda d: d["id"], reverse=True)
             per = max(1, min(100, int(q.get("per_page", 30))))
@@ -415,7 +441,10 @@ class GitHubHandler(stubcommon.StubHandler):
                 start = int(base64.urlsafe_b64decode(q["cursor"]).decode()) if q.get("cursor") else 0
             except ValueError:
                 return self.send(400, {"message": "invalid cursor"})
-            chunk, hdr = items[start:start + per], {}
+            # the listing leaves the payload out, as GitHub's does
+            chunk = [{k: v for k, v in d.items() if k not in ("payload", "too_old")}
+                     for d in items[start:start + per]]
+            hdr = {}
             if start + per < len(items):
                 cur = base64.urlsafe_b64encode(str(start + per).encode()).decode()
                 hdr["Link"] = (f'<http://127.0.0.1:{self.server.server_address[1]}'
@@ -432,14 +461,57 @@ class GitHubHandler(stubcommon.StubHandler):
                     {"resource": "Delivery", "code": "custom",
                      "message": "delivery is too old to redeliver"}]})
             with LOCK:
-                STATE["redeliveries"].append({"hook": key, "delivery_id": d["id"]})
-                items.append(dict(d, id=max(x["id"] for x in items) + 1, redelivery=True,
-                                  status="OK", status_code=200,
-                                  delivered_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                             time.gmtime())))
+                STATE["redeliveries"].append({"hook": key, "delivery_id": d["id"],
+                                              "guid": d.get("guid")})
+                real = STATE["hooks"].get(key, {}).get("url") and "payload" in d
+                if not real:
+                    items.append(dict(d, id=max(x["id"] for x in items) + 1, redelivery=True,
+                                      status="OK", status_code=200,
+                                      delivered_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                 time.gmtime())))
+            if real:  # GitHub answers first and delivers afterwards
+                threading.Thread(target=hook_deliver, daemon=True,
+                                 args=(key, d["guid"], d.get("event", "workflow_job"),
+                                       d["payload"], True)).start()
             return self.send(202, {})
         self.read_body()
         return self.send(404, {"message": "Not Found"})
+
+
+def hook_deliver(key, guid, event, payload, redelivery):
+    """POSTs one delivery to the hook's URL as GitHub does and lists it with
+    the receiver's answer; returns the listed delivery."""
+    hook = STATE["hooks"].get(key) or {}
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "X-GitHub-Event": event,
+               "X-GitHub-Delivery": guid, "X-GitHub-Hook-ID": key.rsplit(":", 1)[-1],
+               "User-Agent": "GitHub-Hookshot/stub"}
+    if hook.get("secret"):
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(
+            hook["secret"].encode(), body, hashlib.sha256).hexdigest()
+    code, status = 0, "failed to connect"
+    u = urlsplit(hook.get("url", "http://127.0.0.1:9/"))
+    t0 = time.time()
+    try:
+        c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=10)
+        c.request("POST", u.path or "/", body=body, headers=headers)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        code = r.status
+        status = "OK" if 200 <= code < 300 else f"Invalid HTTP Response: {code}"
+    except OSError:
+        pass
+    with LOCK:
+        items = STATE["deliveries"].setdefault(key, [])
+        d = {"id": max([x["id"] for x in items] + [0]) + 1, "guid": guid,
+             "delivered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "redelivery": redelivery, "duration": round(time.time() - t0, 3),
+             "status": status, "status_code": code, "event": event,
+             "action": payload.get("action") if isinstance(payload, dict) else None,
+             "installation_id": None, "repository_id": 1, "payload": payload}
+        items.append(d)
+    return d
 
 
 def urlsplit_path(p):

@@ -1,0 +1,420 @@
+/*
+ * redeliver.c - the redelivery of failed GitHub webhook deliveries; see
+ * redeliver.h.
+ *
+ * One thread. It takes or keeps the "redeliver" leadership every third of
+ * HEALER_LEASE_SECONDS; while it leads and a pass is due it runs one. When
+ * a pass is due is kept in the store (key "redeliver:<hook>": "<since_ms>
+ * <last pass ms>"), so a replica that takes the leadership over neither
+ * repeats a pass that just ran nor waits a whole interval for one that is
+ * late. Invariants: a guid is asked for only after its claim is stored
+ * (hl_store_redelivery_claim), so whichever replica runs a pass, or two
+ * overlapping passes of a leader that lost its leadership and the next
+ * one, GitHub is asked once per guid; the resume point moves only after
+ * a complete pass, so a pass cut short is listed again.
+ */
+#include "redeliver.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/str.h"
+#include "net/github.h"
+#include "store/redeliver.h"
+
+#include "json/json.h"
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REDELIVER_WINDOW_MS (72LL * 3600 * 1000) /* GitHub redelivers the past 3 days */
+#define REDELIVER_MARGIN_MS (5LL * 60 * 1000)    /* deliveries logged late */
+#define REDELIVER_MAX_LIST  1000                 /* deliveries listed per pass */
+#define REDELIVER_RETRY_MS  (60LL * 1000)        /* after a pass that failed */
+
+struct hl_redeliver {
+	const struct hl_config *cfg;
+	struct hl_store *store;
+	struct hl_github *github;
+	struct hl_github_hook hook;
+	char hook_key[320]; /* "repo:o/r:ID", "org:O:ID", "app" */
+	char kv_key[340];
+
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+
+	atomic_int leader;
+	atomic_uint_fast64_t requested, refused, passes_ok, passes_failed;
+};
+
+/* The resume point: "<since_ms> <last pass ms>"; zeros when none. */
+static void
+redeliver_load_point(struct hl_redeliver *r, int64_t *since, int64_t *last)
+{
+	struct hl_err err = HL_ERR_INIT;
+	char *v = NULL;
+	long long a = 0, b = 0;
+
+	*since = *last = 0;
+	if (hl_store_kv_get(r->store, &v, r->kv_key, &err) < 0)
+		return;
+	if (sscanf(v, "%lld %lld", &a, &b) == 2 && a >= 0 && b >= 0) {
+		*since = a;
+		*last = b;
+	}
+	free(v);
+}
+
+static void
+redeliver_save_point(struct hl_redeliver *r, int64_t since, int64_t last)
+{
+	struct hl_err err = HL_ERR_INIT;
+	char v[64];
+
+	snprintf(v, sizeof(v), "%lld %lld", (long long)since, (long long)last);
+	if (hl_store_kv_put(r->store, r->kv_key, v, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "saving the redelivery point failed", "error", err.msg,
+		          NULL);
+}
+
+static bool
+redeliver_ok(int64_t status_code)
+{
+	return status_code >= 200 && status_code < 300;
+}
+
+/* A rate limit: the request was answered before anything happened. */
+static bool
+redeliver_rate_limited(const struct hl_err *e)
+{
+	return e->code == HL_EUPSTREAM &&
+	       (hl_str_casestr(e->msg, "rate limit") || strstr(e->msg, "status 429"));
+}
+
+/* Asks for one failed delivery d, once (its claim first). Returns 1 when
+ * the pass must stop (a rate limit), 0 to go on, -HL_E* (store). */
+static int
+redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t *d,
+              struct hl_err *err)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	struct hl_redelivery rd = {
+		.guid = hl_json_str_or(d, "guid", ""),
+		.hook = r->hook_key,
+		.github_id = hl_json_int(d, "id", 0),
+		.event = hl_json_str(d, "event"),
+		.status_code = (int)hl_json_int(d, "status_code", 0),
+		.owner = hl_store_owner(r->store),
+	};
+	char id[32];
+	bool known = false, claimed = false;
+	int rc;
+
+	if (!*rd.guid || rd.github_id <= 0 || strlen(rd.guid) > HL_DELIVERY_ID_MAX)
+		return 0;
+	if ((rc = hl_store_delivery_known(r->store, &known, rd.guid, err)) < 0)
+		return rc;
+	if (known) {
+		p->stored++;
+		return 0;
+	}
+	if ((rc = hl_store_redelivery_claim(r->store, &claimed, &rd, err)) < 0)
+		return rc;
+	if (!claimed) {
+		p->claimed++;
+		return 0;
+	}
+	snprintf(id, sizeof(id), "%" PRId64, rd.github_id);
+	rc = hl_github_hook_redeliver(r->github, &r->hook, rd.github_id, &gerr);
+	if (rc == 0) {
+		p->requested++;
+		atomic_fetch_add(&r->requested, 1);
+		hl_log_kv(HL_LOG_INFO, "asked GitHub to redeliver a failed delivery", "delivery",
+		          rd.guid, "github_id", id, "event", rd.event ? rd.event : "", NULL);
+		rc = hl_store_redelivery_finish(r->store, rd.guid, "requested", NULL, err);
+		return rc < 0 ? rc : 0;
+	}
+	if (redeliver_rate_limited(&gerr)) {
+		hl_log_kv(HL_LOG_WARN, "GitHub rate-limits redelivery; the next pass goes on",
+		          "delivery", rd.guid, "error", gerr.msg, NULL);
+		rc = hl_store_redelivery_release(r->store, rd.guid, err);
+		return rc < 0 ? rc : 1;
+	}
+	p->refused++;
+	atomic_fetch_add(&r->refused, 1);
+	hl_log_kv(HL_LOG_WARN, "GitHub did not redeliver a failed delivery", "delivery", rd.guid,
+	          "github_id", id, "error", gerr.msg, NULL);
+	rc = hl_store_redelivery_finish(r->store, rd.guid, "failed", gerr.msg, err);
+	return rc < 0 ? rc : 0;
+}
+
+static bool
+redeliver_stopping(struct hl_redeliver *r)
+{
+	bool stop;
+
+	pthread_mutex_lock(&r->lock);
+	stop = r->stop;
+	pthread_mutex_unlock(&r->lock);
+	return stop;
+}
+
+int
+hl_redeliver_run(struct hl_redeliver *r, struct hl_redeliver_pass *out, struct hl_err *err)
+{
+	struct hl_redeliver_pass p = { 0 };
+	json_t *list = NULL, *ok = json_object(), *seen = json_object(), *d;
+	int64_t since = 0, last = 0, now = hl_time_wall_ms(), newest = 0, floor;
+	size_t i;
+	int rc;
+
+	if (!ok || !seen) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	redeliver_load_point(r, &since, &last);
+	floor = now - REDELIVER_WINDOW_MS;
+	since = since > 0 ? since - REDELIVER_MARGIN_MS : floor;
+	if (since < floor)
+		since = floor;
+	rc = hl_github_hook_deliveries(r->github, &list, &r->hook, since, REDELIVER_MAX_LIST, err);
+	if (rc < 0)
+		goto out;
+	p.listed = (int64_t)json_array_size(list);
+	/* a guid any attempt delivered with a 2xx is not failed */
+	json_array_foreach(list, i, d)
+	{
+		int64_t at = hl_time_parse_rfc3339(hl_json_str_or(d, "delivered_at", ""));
+		if (at > newest)
+			newest = at;
+		if (redeliver_ok(hl_json_int(d, "status_code", 0)))
+			json_object_set_new(ok, hl_json_str_or(d, "guid", ""), json_true());
+	}
+	p.complete = true;
+	json_array_foreach(list, i, d)
+	{
+		const char *guid = hl_json_str_or(d, "guid", "");
+
+		if (redeliver_ok(hl_json_int(d, "status_code", 0)) || json_object_get(ok, guid) ||
+		    json_object_get(seen, guid))
+			continue;
+		if (redeliver_stopping(r)) {
+			p.complete = false;
+			break;
+		}
+		json_object_set_new(seen, guid, json_true());
+		p.failed++;
+		rc = redeliver_one(r, &p, d, err);
+		if (rc < 0)
+			goto out;
+		if (rc == 1) {
+			p.complete = false;
+			rc = 0;
+			break;
+		}
+	}
+	if (p.complete)
+		redeliver_save_point(r, newest > since ? newest : since + REDELIVER_MARGIN_MS, now);
+	else
+		redeliver_save_point(r, since + REDELIVER_MARGIN_MS, now);
+out:
+	if (rc == 0 && out)
+		*out = p;
+	json_decref(list);
+	json_decref(ok);
+	json_decref(seen);
+	return rc;
+}
+
+/* Waits up to ms or until stopped; false when stopped. */
+static bool
+redeliver_sleep(struct hl_redeliver *r, int64_t ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
+		;
+	stop = r->stop;
+	pthread_mutex_unlock(&r->lock);
+	return !stop;
+}
+
+static bool
+redeliver_lead(struct hl_redeliver *r)
+{
+	struct hl_err err = HL_ERR_INIT;
+	bool lead = false;
+	int was = atomic_load(&r->leader);
+
+	if (hl_store_leader(r->store, &lead, "redeliver", hl_store_owner(r->store),
+	                    (int64_t)r->cfg->lease_seconds * 1000, &err) < 0)
+		lead = false;
+	if (lead != (was == 1))
+		hl_log_kv(HL_LOG_DEBUG,
+		          lead ? "this replica now redelivers failed GitHub deliveries"
+		               : "another replica redelivers failed GitHub deliveries",
+		          "hook", r->hook_key, NULL);
+	atomic_store(&r->leader, lead ? 1 : 0);
+	return lead;
+}
+
+static void *
+redeliver_main(void *arg)
+{
+	struct hl_redeliver *r = arg;
+	int64_t interval = (int64_t)r->cfg->redeliver_interval_mins * 60 * 1000;
+	int64_t tick = (int64_t)r->cfg->lease_seconds * 1000 / 3;
+	int64_t retry_at = 0; /* after a failed pass (monotonic) */
+
+	if (tick < 100)
+		tick = 100;
+	do {
+		int64_t since = 0, last = 0, now = hl_time_wall_ms();
+		struct hl_redeliver_pass p;
+		struct hl_err err = HL_ERR_INIT;
+		char n[4][24];
+
+		if (!redeliver_lead(r) || hl_time_mono_ms() < retry_at)
+			continue;
+		redeliver_load_point(r, &since, &last);
+		if (last > 0 && last <= now && now - last < interval)
+			continue;
+		if (hl_redeliver_run(r, &p, &err) < 0) {
+			atomic_fetch_add(&r->passes_failed, 1);
+			retry_at = hl_time_mono_ms() +
+			           (interval < REDELIVER_RETRY_MS ? interval : REDELIVER_RETRY_MS);
+			hl_log_kv(HL_LOG_WARN, "listing the GitHub hook's deliveries failed",
+			          "hook", r->hook_key, "error", err.msg, NULL);
+			continue;
+		}
+		atomic_fetch_add(&r->passes_ok, 1);
+		snprintf(n[0], sizeof(n[0]), "%" PRId64, p.listed);
+		snprintf(n[1], sizeof(n[1]), "%" PRId64, p.failed);
+		snprintf(n[2], sizeof(n[2]), "%" PRId64, p.requested);
+		snprintf(n[3], sizeof(n[3]), "%" PRId64, p.refused);
+		hl_log_kv(p.requested || p.refused ? HL_LOG_INFO : HL_LOG_DEBUG,
+		          "checked the GitHub hook's deliveries", "hook", r->hook_key, "listed",
+		          n[0], "failed", n[1], "redelivered", n[2], "refused", n[3], NULL);
+	} while (redeliver_sleep(r, tick));
+	return NULL;
+}
+
+/* The hook from the configuration; false when there is none. */
+static bool
+redeliver_hook(struct hl_redeliver *r, const struct hl_config *cfg)
+{
+	if (cfg->github_hook > 0 && cfg->github_hook_repository && *cfg->github_hook_repository) {
+		r->hook = (struct hl_github_hook){ .kind = HL_GITHUB_HOOK_REPO,
+			                           .repo = cfg->github_hook_repository,
+			                           .id = cfg->github_hook };
+		snprintf(r->hook_key, sizeof(r->hook_key), "repo:%.250s:%" PRId64,
+		         cfg->github_hook_repository, cfg->github_hook);
+	} else if (cfg->github_hook > 0 && cfg->github_hook_org && *cfg->github_hook_org) {
+		r->hook = (struct hl_github_hook){ .kind = HL_GITHUB_HOOK_ORG,
+			                           .org = cfg->github_hook_org,
+			                           .id = cfg->github_hook };
+		snprintf(r->hook_key, sizeof(r->hook_key), "org:%.250s:%" PRId64,
+		         cfg->github_hook_org, cfg->github_hook);
+	} else if (cfg->github_hook <= 0 && cfg->github_app_id && *cfg->github_app_id &&
+	           cfg->github_app_private_key && *cfg->github_app_private_key) {
+		r->hook = (struct hl_github_hook){ .kind = HL_GITHUB_HOOK_APP };
+		snprintf(r->hook_key, sizeof(r->hook_key), "app");
+	} else {
+		return false;
+	}
+	snprintf(r->kv_key, sizeof(r->kv_key), "redeliver:%s", r->hook_key);
+	return true;
+}
+
+int
+hl_redeliver_start(struct hl_redeliver **out, const struct hl_config *cfg, struct hl_store *store,
+                   struct hl_err *err)
+{
+	struct hl_redeliver *r;
+	pthread_condattr_t ca;
+	int rc;
+
+	*out = NULL;
+	if (cfg->redeliver_interval_mins <= 0)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	r->cfg = cfg;
+	r->store = store;
+	atomic_init(&r->leader, -1);
+	if (!redeliver_hook(r, cfg)) {
+		free(r);
+		return 0;
+	}
+	if ((rc = hl_github_new(&r->github, cfg, err)) < 0) {
+		free(r);
+		return rc;
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&r->thread, NULL, redeliver_main, r) != 0) {
+		hl_redeliver_stop(r);
+		return hl_err_set(err, HL_ENOMEM, "cannot start the redelivery thread");
+	}
+	r->started = true;
+	*out = r;
+	return 0;
+}
+
+void
+hl_redeliver_stop(struct hl_redeliver *r)
+{
+	if (!r)
+		return;
+	if (r->started) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->thread, NULL);
+	}
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	hl_github_free(r->github);
+	free(r);
+}
+
+void
+hl_redeliver_metrics(struct hl_redeliver *r, struct hl_buf *out)
+{
+	uint64_t req = r ? atomic_load(&r->requested) : 0, ref = r ? atomic_load(&r->refused) : 0;
+	uint64_t ok = r ? atomic_load(&r->passes_ok) : 0;
+	uint64_t bad = r ? atomic_load(&r->passes_failed) : 0;
+
+	hl_buf_append_str(out, "# HELP healer_redeliveries_total Failed GitHub deliveries this "
+	                       "replica asked GitHub to redeliver, by result.\n"
+	                       "# TYPE healer_redeliveries_total counter\n");
+	hl_buf_appendf(out, "healer_redeliveries_total{result=\"requested\"} %" PRIu64 "\n", req);
+	hl_buf_appendf(out, "healer_redeliveries_total{result=\"failed\"} %" PRIu64 "\n", ref);
+	hl_buf_append_str(out, "# HELP healer_redeliver_passes_total Passes over the GitHub hook's "
+	                       "deliveries, by result.\n"
+	                       "# TYPE healer_redeliver_passes_total counter\n");
+	hl_buf_appendf(out, "healer_redeliver_passes_total{result=\"ok\"} %" PRIu64 "\n", ok);
+	hl_buf_appendf(out, "healer_redeliver_passes_total{result=\"error\"} %" PRIu64 "\n", bad);
+	hl_buf_append_str(out, "# HELP healer_redeliver_leader Whether this replica redelivers "
+	                       "failed GitHub deliveries.\n# TYPE healer_redeliver_leader gauge\n");
+	hl_buf_appendf(out, "healer_redeliver_leader %d\n", r && atomic_load(&r->leader) == 1);
+}

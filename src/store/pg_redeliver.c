@@ -1,0 +1,95 @@
+/*
+ * pg_redeliver.c - store/redeliver.h on PostgreSQL: a lookup in the
+ * delivery queue and the redeliveries table. A claim is one INSERT ... ON
+ * CONFLICT DO NOTHING: of two replicas inserting one guid, the unique key
+ * lets exactly one row in, and only its inserter is told it claimed.
+ */
+#include "base/clock.h"
+#include "pg_impl.h"
+
+#include <stdlib.h>
+
+int
+hl_pg_delivery_known(struct hl_store_backend *b, bool *known, const char *delivery_id,
+                     struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	int rc;
+
+	hl_pg_text(&p, delivery_id);
+	rc = hl_pg_exec(b, &r, "SELECT 1 FROM deliveries WHERE delivery_id = $1", &p, false,
+	                "delivery lookup", err);
+	if (rc < 0)
+		return rc;
+	*known = PQntuples(r) > 0;
+	PQclear(r);
+	return 0;
+}
+
+/* Runs a write and tells how many rows it changed. */
+static int
+pg_redeliver_changes(struct hl_store_backend *b, int64_t *changed, const char *sql,
+                     const struct pg_params *p, const char *what, struct hl_err *err)
+{
+	PGresult *r = NULL;
+	int rc;
+
+	if ((rc = hl_pg_exec(b, &r, sql, p, false, what, err)) < 0)
+		return rc;
+	*changed = strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
+                       struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t changed = 0;
+	int rc;
+
+	hl_pg_text(&p, r->guid);
+	hl_pg_text(&p, r->hook);
+	hl_pg_int(&p, r->github_id);
+	hl_pg_text(&p, r->event);
+	hl_pg_int(&p, r->status_code);
+	hl_pg_text(&p, r->owner);
+	hl_pg_int(&p, hl_time_wall_ms());
+	rc = pg_redeliver_changes(b, &changed,
+	                          "INSERT INTO redeliveries (guid, hook, github_id, event_name,"
+	                          " status_code, requested_by, requested_ms, outcome, updated_ms)"
+	                          " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
+	                          " ON CONFLICT (guid) DO NOTHING",
+	                          &p, "redelivery claim", err);
+	if (rc == 0)
+		*claimed = changed == 1;
+	return rc;
+}
+
+int
+hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
+                        const char *detail, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t changed = 0;
+	int rc;
+
+	hl_pg_text(&p, guid);
+	if (!outcome)
+		return pg_redeliver_changes(b, &changed,
+		                            "DELETE FROM redeliveries WHERE guid = $1"
+		                            " AND outcome = 'pending'",
+		                            &p, "redelivery", err);
+	hl_pg_text(&p, outcome);
+	hl_pg_text(&p, detail);
+	hl_pg_int(&p, hl_time_wall_ms());
+	rc = pg_redeliver_changes(b, &changed,
+	                          "UPDATE redeliveries SET outcome = $2, detail = $3,"
+	                          " updated_ms = $4 WHERE guid = $1",
+	                          &p, "redelivery", err);
+	if (rc == 0 && changed == 0)
+		rc = hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
+	return rc;
+}

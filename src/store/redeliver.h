@@ -1,0 +1,49 @@
+/*
+ * redeliver.h - the store's record of GitHub webhook deliveries that
+ * healer asked GitHub to deliver again (contract section 11), and the one
+ * question redelivery asks of the delivery queue: was this delivery ever
+ * stored?
+ *
+ * Once each, across replicas: hl_store_redelivery_claim inserts the guid
+ * under a unique key before GitHub is asked, so of two replicas (or a
+ * leader that lost its leadership mid-run and its successor) only one
+ * gets to ask. A claim whose request surely never reached GitHub (a rate
+ * limit answered before it) is released, so a later run asks again; any
+ * other end is recorded and never asked again.
+ */
+#ifndef HL_STORE_REDELIVER_H
+#define HL_STORE_REDELIVER_H
+
+#include "store/store.h"
+
+/* One failed GitHub delivery about to be redelivered. Strings borrowed. */
+struct hl_redelivery {
+	const char *guid;  /* X-GitHub-Delivery of the failed delivery */
+	const char *hook;  /* which hook ("repo:o/r:ID", "org:O:ID", "app") */
+	int64_t github_id; /* GitHub's id of the delivery (the one to redeliver) */
+	const char *event; /* X-GitHub-Event, or NULL */
+	int status_code;   /* what the failed delivery got (0: no connection) */
+	const char *owner; /* who asks (hl_store_owner) */
+};
+
+/* *known is true when a delivery with this id (X-GitHub-Delivery) was
+ * ever stored, whatever it became (processed, skipped, duplicate...). */
+int hl_store_delivery_known(struct hl_store *s, bool *known, const char *delivery_id,
+                            struct hl_err *err) HL_MUST_CHECK;
+
+/* Records r as being redelivered (outcome "pending"): *claimed is true
+ * when this call recorded it, false when its guid was recorded before
+ * (by this process or another). */
+int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, const struct hl_redelivery *r,
+                              struct hl_err *err) HL_MUST_CHECK;
+
+/* Ends a claim: outcome "requested" (GitHub accepted) or "failed", with a
+ * detail (GitHub's message; may be NULL). -HL_ENOTFOUND for an unknown guid. */
+int hl_store_redelivery_finish(struct hl_store *s, const char *guid, const char *outcome,
+                               const char *detail, struct hl_err *err);
+
+/* Forgets a claim that is still pending (its request never reached
+ * GitHub), so a later run may ask again. Unknown or finished: no-op. */
+int hl_store_redelivery_release(struct hl_store *s, const char *guid, struct hl_err *err);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * store_redeliver.c - the front end of store/redeliver.h: argument checks
+ * and the store mutex.
+ */
+#include "store_front.h"
+
+#include <string.h>
+
+int
+hl_store_delivery_known(struct hl_store *s, bool *known, const char *delivery_id,
+                        struct hl_err *err)
+{
+	if (!delivery_id || !*delivery_id || strlen(delivery_id) > HL_DELIVERY_ID_MAX)
+		return hl_err_set(err, HL_EINVAL, "delivery id '%.40s' is not valid",
+		                  delivery_id ? delivery_id : "");
+	STORE_CALL(s, s->ops->redeliver.known(s->b, known, delivery_id, err));
+}
+
+int
+hl_store_redelivery_claim(struct hl_store *s, bool *claimed, const struct hl_redelivery *r,
+                          struct hl_err *err)
+{
+	if (!r || !r->guid || !*r->guid || strlen(r->guid) > HL_DELIVERY_ID_MAX || !r->hook ||
+	    !r->owner)
+		return hl_err_set(err, HL_EINVAL, "a redelivery needs a guid, a hook and an owner");
+	STORE_CALL(s, s->ops->redeliver.claim(s->b, claimed, r, err));
+}
+
+int
+hl_store_redelivery_finish(struct hl_store *s, const char *guid, const char *outcome,
+                           const char *detail, struct hl_err *err)
+{
+	if (!guid || !outcome || (strcmp(outcome, "requested") && strcmp(outcome, "failed")))
+		return hl_err_set(err, HL_EINVAL, "redelivery outcome '%s' is not valid",
+		                  outcome ? outcome : "");
+	STORE_CALL(s, s->ops->redeliver.finish(s->b, guid, outcome, detail, err));
+}
+
+int
+hl_store_redelivery_release(struct hl_store *s, const char *guid, struct hl_err *err)
+{
+	if (!guid)
+		return hl_err_set(err, HL_EINVAL, "no redelivery guid");
+	STORE_CALL(s, s->ops->redeliver.finish(s->b, guid, NULL, NULL, err));
+}

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""test_redeliver.py - redelivery of failed GitHub webhook deliveries
+(contract section 11) against the GitHub stand-in, whose repository hook
+really delivers to healer's /webhook.
+
+While no healer listens, "GitHub" sends a delivery (it fails to connect).
+The hook's listing also holds a delivery healer stored although GitHub
+logged it failed, one delivered fine, one whose later attempt succeeded and
+one too old to redeliver (422). healer started with GITHUB_HOOK_ID and
+GITHUB_HOOK_REPOSITORY asks GitHub once for the failed and unseen one (it
+arrives and is stored) and once for the too old one (refused, counted
+failed), never for the others; a later pass asks for nothing more; an
+unknown hook (404) and a forbidden one (403) are errors that leave the
+server serving. Run through tests/pg/pgrun.py it does the same with two
+replicas on one PostgreSQL database, started together: GitHub is still asked
+once per delivery. Standard library only; prints TAP.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "pg"))
+import hltest  # noqa: E402
+import pgtest  # noqa: E402
+from hltest import dtest, job_event, wait_for  # noqa: E402
+
+check = dtest.check
+GTOKEN = "ghp_redeliver_token"
+REPO = hltest.REPO
+HOOK_ID = 77
+KEY = f"repo:{REPO}:{HOOK_ID}"
+
+
+def metrics(h):
+    """healer's /metrics as {name{labels}: value}."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+    try:
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+    return out
+
+
+def total(hs, name):
+    return sum(metrics(h).get(name, 0) for h in hs if h.alive())
+
+
+def item(i, guid, code, at=None, too_old=False, payload=None):
+    d = {"id": i, "guid": guid, "delivered_at": at or time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600 + i)),
+        "redelivery": False, "duration": 0.5,
+        "status": "OK" if 200 <= code < 300 else "Invalid HTTP Response: %d" % code,
+        "status_code": code, "event": "workflow_job", "action": "completed",
+        "installation_id": None, "repository_id": 1}
+    if too_old:
+        d["too_old"] = True
+    if payload is not None:
+        d["payload"] = payload
+    return d
+
+
+def main():
+    pg = pgtest.enabled()
+    _, gport = dtest.start_stub("github_stub.py", "--token", GTOKEN)
+    api = f"http://127.0.0.1:{gport}"
+    port = pgtest.free_port()
+    data = os.path.join(dtest.TMP, "redeliver")
+    url = None  # each data directory has its own store (on PostgreSQL: its database)
+    # the hook's log before: B logged failed (healer stored it, but its
+    # answer came too late), D failed and then delivered, E failed and too
+    # old to redeliver, F delivered long ago
+    dtest.http("POST", f"{api}/_stub/seed", {
+        "hooks": {KEY: {"url": f"http://127.0.0.1:{port}/webhook", "secret": hltest.SECRET}},
+        "deliveries": {KEY: [
+            item(1, "guid-b", 502, payload=job_event(201, 2001)),
+            item(2, "guid-d", 500, payload=job_event(204, 2004)),
+            item(3, "guid-d", 200, payload=job_event(204, 2004)),
+            item(4, "guid-e", 504, too_old=True, payload=job_event(205, 2005)),
+            item(0, "guid-f", 200, at="2020-01-01T00:00:00Z"),
+        ]}})
+    env0 = hltest.base_env(GITHUB_API_URL=api, GITHUB_TOKEN=GTOKEN, HEALER_DISPATCH="none")
+
+    # a first run without redelivery stores B (GitHub then logged it failed:
+    # its answer came too late) and C (sent by GitHub, answered)
+    h = hltest.Healer(data, env0, store_url=url, name="first", listen=f"127.0.0.1:{port}")
+    h.start()
+    st, _ = h.deliver(job_event(201, 2001), "guid-b")
+    c = dtest.http("POST", f"{api}/_stub/send", {"hook": KEY, "guid": "guid-c",
+                                                  "payload": job_event(203, 2003)})
+    check("setup: healer stores B, and C as GitHub delivers it (202)",
+          st == 202 and c["status_code"] == 202, (st, c))
+    m = metrics(h)
+    check("without GITHUB_HOOK_ID (and no App) redelivery is off: no pass, counters at zero",
+          m.get('healer_redeliver_passes_total{result="ok"}') == 0
+          and m.get('healer_redeliveries_total{result="requested"}') == 0
+          and not [r for r in dtest.http("GET", f"{api}/_stub/requests")
+                   if r["path"].endswith("/deliveries")], m)
+    h.stop()
+
+    # healer is down: GitHub sends A, which fails to connect
+    a = dtest.http("POST", f"{api}/_stub/send", {"hook": KEY, "guid": "guid-a",
+                                                  "payload": job_event(202, 2002)})
+    check("setup: A, sent while healer is down, is logged failed (failed to connect)",
+          a["status_code"] == 0 and a["status"] == "failed to connect", a)
+    dtest.http("POST", f"{api}/_stub/reset")
+
+    env = dict(env0, GITHUB_HOOK_ID=str(HOOK_ID), GITHUB_HOOK_REPOSITORY=REPO)
+    hs = [hltest.Healer(data, env, store_url=url, name="r0", listen=f"127.0.0.1:{port}")]
+    if pg:
+        hs.append(hltest.Healer(data, env, store_url=url, name="r1"))
+    for x in hs:
+        x.start()
+
+    def settled():
+        redone = [d for d in _listed(api) if d["guid"] == "guid-a" and d["redelivery"]]
+        return (total(hs, 'healer_redeliver_passes_total{result="ok"}') >= 1
+                and len(dtest.http("GET", f"{api}/_stub/redeliveries")) >= 1 and redone
+                and total(hs, 'healer_redeliveries_total{result="failed"}') >= 1)
+    wait_for(settled, 30, 0.1)
+    ids = {str(d["id"]): d["guid"] for d in _listed(api) if not d["redelivery"]}
+    posts = [r for r in dtest.http("GET", f"{api}/_stub/requests")
+             if r["method"] == "POST" and r["path"].endswith("/attempts")]
+    asked = sorted(ids.get(r["path"].split("/")[-2], r["path"]) for r in posts)
+    check("the failed and unseen delivery (A) and the too old one (E) are asked for, once each"
+          + (" across two replicas" if pg else ""), asked == ["guid-a", "guid-e"], posts)
+    check("POST /repos/{o}/{r}/hooks/{id}/deliveries/{delivery id}/attempts, with the token",
+          all(r["path"].startswith(f"/repos/{REPO}/hooks/{HOOK_ID}/deliveries/")
+              and r["headers"].get("authorization") == f"Bearer {GTOKEN}" for r in posts),
+          posts)
+    reds = dtest.http("GET", f"{api}/_stub/redeliveries")
+    check("GitHub redelivers A only (E: 422, too old)",
+          [r["guid"] for r in reds] == ["guid-a"], reds)
+    redone = [d for d in _listed(api) if d["guid"] == "guid-a" and d["redelivery"]]
+    check("GitHub redelivers A and healer answers it 202",
+          len(redone) == 1 and redone[0]["status_code"] == 202, redone)
+    db = pgtest.store_db(data)
+    row = db.execute("SELECT event_name, state FROM deliveries WHERE delivery_id = ?",
+                     ("guid-a",)).fetchone()
+    check("A is stored under its guid (X-GitHub-Delivery)", row is not None
+          and row[0] == "workflow_job", row)
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("the store records A requested and E failed", rows == {"guid-a": "requested",
+                                                                "guid-e": "failed"}, rows)
+    check("metrics: healer_redeliveries_total requested 1, failed 1 (over the replicas)",
+          total(hs, 'healer_redeliveries_total{result="requested"}') == 1
+          and total(hs, 'healer_redeliveries_total{result="failed"}') == 1,
+          [metrics(x) for x in hs])
+    if pg:
+        leaders = [metrics(x).get("healer_redeliver_leader") for x in hs]
+        check("one replica leads the redelivery", sorted(leaders) == [0, 1], leaders)
+    listing = [r for r in dtest.http("GET", f"{api}/_stub/requests")
+               if r["method"] == "GET" and r["path"].endswith("/deliveries")]
+    check("the listing asks GitHub's page size (per_page=100)",
+          listing and all(r["query"].get("per_page") == "100" for r in listing), listing)
+    for x in hs:
+        x.stop()
+
+    # a later pass (the point removed, so it is due at once) asks for nothing
+    db.execute("DELETE FROM kv WHERE key = ?", (f"redeliver:{KEY}",))
+    if hasattr(db, "commit"):
+        db.commit()
+    dtest.http("POST", f"{api}/_stub/reset")
+    h = hltest.Healer(data, env, store_url=url, name="again", listen=f"127.0.0.1:{port}")
+    h.start()
+    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20)
+    check("a later pass lists again and asks for nothing more (once each)",
+          total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1
+          and len(dtest.http("GET", f"{api}/_stub/redeliveries")) == 1
+          and not [r for r in dtest.http("GET", f"{api}/_stub/requests")
+                   if r["method"] == "POST"],
+          dtest.http("GET", f"{api}/_stub/redeliveries"))
+    h.stop()
+
+    # an unknown hook (404) and one the token may not read (403)
+    dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},
+                                             "deliveries": {f"repo:{REPO}:79": []}})
+    for hook, what in ((78, "an unknown hook (404)"), (79, "a forbidden hook (403)")):
+        d2 = os.path.join(dtest.TMP, f"hook{hook}")
+        h = hltest.Healer(d2, dict(env, GITHUB_HOOK_ID=str(hook)))
+        h.start()
+        wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="error"}') >= 1, 20)
+        st, _ = h.request("GET", "/health")
+        check(f"{what}: the pass fails, is counted, and the server keeps serving",
+              total([h], 'healer_redeliver_passes_total{result="error"}') >= 1 and st == 200
+              and "listing the GitHub hook's deliveries failed" in h.log(), h.log()[-1500:])
+        h.stop()
+    dtest.finish()
+
+
+def _listed(api):
+    """Every delivery of the hook as GitHub lists them (all pages)."""
+    out, cursor = [], None
+    import json
+    import urllib.request
+    for _ in range(100):
+        q = "per_page=100" + (f"&cursor={cursor}" if cursor else "")
+        req = urllib.request.Request(f"{api}/repos/{REPO}/hooks/{HOOK_ID}/deliveries?{q}",
+                                     headers={"Authorization": f"Bearer {GTOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            out += json.loads(r.read())
+            link = r.headers.get("Link") or ""
+        if "cursor=" not in link:
+            break
+        cursor = link.split("cursor=", 1)[1].split(">", 1)[0]
+    return out
+
+
+if __name__ == "__main__":
+    main()
