@@ -89,10 +89,12 @@ def rel(path):
 
 
 def plain_manifests():
-    """[(file, doc)] for deploy/kubernetes (without the kustomization), the
-    CRD and the sensors."""
-    files = sorted(os.path.join(KUBE_DIR, f) for f in os.listdir(KUBE_DIR)
-                   if f.endswith(".yaml") and f != "kustomization.yaml")
+    """[(file, doc)] for deploy/kubernetes and deploy/kubernetes/argocd
+    (without the kustomizations), the CRD and the sensors."""
+    files = []
+    for d in (KUBE_DIR, os.path.join(KUBE_DIR, "argocd")):
+        files += sorted(os.path.join(d, f) for f in os.listdir(d)
+                        if f.endswith(".yaml") and f != "kustomization.yaml")
     files.append(os.path.join(DEPLOY, "crds", "coderun.yaml"))
     files += sorted(os.path.join(SENSOR_DIR, f) for f in os.listdir(SENSOR_DIR)
                     if f.endswith(".yaml"))

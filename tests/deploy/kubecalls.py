@@ -109,10 +109,25 @@ SITES = {
              requester="watch_stream",
              requester_needles=['"watch"', '"1"', "watch_path(", "watch_get("]),
     ],
+    # context gathering: ctx_add_kube prepares a GET of the path its caller
+    # built (hl_kube_req_init), sent in the context batch
     ("src/remediate/context.c", "ctx_plan_kubernetes"): [
-        Call("GET", CORE + "/events?fieldSelector=type=Warning&limit=20", "", "events", "list",
-             ['"/api/v1/namespaces/%s/events?fieldSelector=type%%3DWarning&limit=20"',
-              '"GET"'])],
+        Call("GET", CORE + "/pods?labelSelector=&limit=", "", "pods", "list",
+             ['"/api/v1/namespaces/"', '"/pods?labelSelector="', '"kubernetes", ctx_parse_pods'],
+             requester="ctx_add_kube", requester_needles=["hl_kube_req_init(", '"GET"']),
+        Call("GET", CORE + "/events?fieldSelector=type=Warning&limit=200", "", "events", "list",
+             ['"/api/v1/namespaces/"', '"/events?fieldSelector=type%3DWarning&limit=200"',
+              '"kubernetes_events", ctx_parse_events'],
+             requester="ctx_add_kube", requester_needles=["hl_kube_req_init(", '"GET"'])],
+    # the Application object when no ARGOCD_SERVER is set (the ArgoCD alert
+    # flow), in the service map's argocd_namespace (default "argocd")
+    ("src/remediate/context.c", "ctx_plan_argocd"): [
+        Call("GET", "/apis/argoproj.io/v1alpha1/namespaces/{ns}/applications/{name}",
+             "argoproj.io", "applications", "get",
+             ['"/apis/argoproj.io/v1alpha1/namespaces/"', "service.argocd_namespace",
+              '"/applications/"', '"argocd", ctx_parse_argocd'],
+             requester="ctx_add_kube", requester_needles=["hl_kube_req_init(", '"GET"'],
+             namespace="argocd")],
     ("src/dispatch/dispatch.c", "hl_dispatch_delete"): [
         Call("DELETE", CR + "/{name}?propagationPolicy=Background", "agents.platform",
              "coderuns", "delete",

@@ -24,7 +24,14 @@ LEFT_OUT = {
     "KUBECONFIG": "in-cluster configuration (the service account) is the default",
     "HEALER_RULES_FILE": "unset means the built-in rules; an empty value is not unset",
     "HEALER_PROMPTS_DIR": "unset means the built-in prompts; an empty value is not unset",
+    "HEALER_SERVICES_FILE": "unset means no service map; an empty value is not unset",
+    "HEALER_HEAL_WORKSPACE": "defaults under HEALER_DATA_DIR; /workspace/watch only where the "
+                             "pod mounts the heal-workspace PVC",
 }
+# The secrets the Deployment always reads; the others are optional: their
+# variables are commented out in deploy/kubernetes/deployment.yaml (and off
+# in the chart) until the Secret holds the key.
+REQUIRED_SECRETS = {"HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET", "HEALER_API_TOKEN"}
 # ConfigMap values that differ from the binary's defaults on purpose.
 OVERRIDES = {"HEALER_DISPATCH": "kubernetes"}  # the default guesses; in a cluster, say it
 
@@ -41,11 +48,14 @@ files = {}
 for k in sorted(secrets):
     p = os.path.join(dl.TMP, "probe-" + k.lower())
     with open(p, "w") as f:
-        f.write("https://secret.invalid/value\n")
+        f.write("postgres://u:pw@db.invalid/h\n" if k == "HEALER_DATABASE_URL" else
+                "https://secret.invalid/value\n")
     files[k + "_FILE"] = p
 rc, vals, err = dl.check_config(dict(files, GITHUB_APP_ID="1", GITHUB_APP_INSTALLATION_ID="2"))
+# (the database URL is shown without its password, the others as "(set)")
 check("every secret setting is read from NAME_FILE",
-      rc == 0 and all(vals.get(k) == "(set)" for k in secrets),
+      rc == 0 and all(vals.get(k) == "(set)" for k in secrets - {"HEALER_DATABASE_URL"}) and
+      vals.get("HEALER_DATABASE_URL") == "postgres://db.invalid/h",
       f"{err}\n" + " ".join(f"{k}={vals.get(k)}" for k in sorted(secrets)))
 
 plain = dl.plain_manifests()
@@ -54,6 +64,20 @@ dep = dl.find(plain, "Deployment", "healer")
 pod = dep["spec"]["template"]["spec"]
 c = pod["containers"][0]
 env = {e["name"]: e for e in c["env"]}
+# the optional secrets' variables, uncommented: the text must still be the
+# same Deployment with those entries added
+dep_text = open(os.path.join(dl.KUBE_DIR, "deployment.yaml")).read()
+commented = re.findall(r"^( +)# (- name: \w+_FILE)\n\1#   (value: \S+)$", dep_text, re.M)
+opened = re.sub(r"^( +)# (- name: \w+_FILE)\n\1#   (value: \S+)$", r"\1\2\n\1  \3",
+                dep_text, flags=re.M)
+dep_all = dl.yaml_text(opened)[0]
+env_all = {e["name"]: e for e in dep_all["spec"]["template"]["spec"]["containers"][0]["env"]}
+optional_env = {k: v for k, v in env_all.items() if k not in env}
+check("the Deployment's commented optional secret variables uncomment into the same "
+      "Deployment plus those variables",
+      commented and len(optional_env) == len(commented) and
+      all(env_all[k] == env[k] for k in env) and
+      dep_all["spec"]["template"]["spec"]["volumes"] == pod["volumes"], repr(commented))
 check("the Deployment takes the ConfigMap whole (envFrom)",
       c.get("envFrom") == [{"configMapRef": {"name": cm["metadata"]["name"]}}], repr(c.get("envFrom")))
 
@@ -69,7 +93,7 @@ check("ConfigMap values are the binary's defaults (HEALER_DISPATCH says kubernet
       not wrong and all(data.get(k) == v for k, v in OVERRIDES.items()), repr(wrong))
 
 bad_env, file_vars = [], {}
-for name, e in env.items():
+for name, e in env_all.items():
     base = name[:-5] if name.endswith("_FILE") else None
     if base and base in secrets:
         file_vars[base] = e.get("value", "")
@@ -85,8 +109,12 @@ placed = set(data) | {n for n in env if n in kind} | set(file_vars) | set(LEFT_O
 check("every setting is placed (ConfigMap, Deployment, Secret file) or deliberately left out",
       placed == set(kind), f"unplaced {sorted(set(kind) - placed)}; "
       f"unknown {sorted(placed - set(kind))}")
-check("every secret setting comes as a file", set(file_vars) == secrets,
-      f"missing {sorted(secrets - set(file_vars))}")
+check("every secret setting comes as a file (the optional ones once uncommented)",
+      set(file_vars) == secrets, f"missing {sorted(secrets - set(file_vars))}")
+required = {n[:-5] for n in env if n.endswith("_FILE") and n[:-5] in secrets}
+check("the database URL, the webhook secret and the API token are always read; the other "
+      "secrets are optional", required == REQUIRED_SECRETS and
+      {n[:-5] for n in optional_env} == secrets - REQUIRED_SECRETS, repr(sorted(required)))
 
 vols = {v["name"]: v for v in pod["volumes"]}
 mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
@@ -101,11 +129,12 @@ for base, path in sorted(file_vars.items()):
     keys_of[base] = (secret_mounts.get(d), key)
 check("each NAME_FILE names a key of the Secret volume, mounted read-only", not bad_files,
       "\n".join(bad_files))
-db = env.get("HEALER_DATABASE_URL", {})
-db_ref = db.get("valueFrom", {}).get("secretKeyRef", {})
-check("HEALER_DATABASE_URL (a setting without NAME_FILE) comes from the Secret, not a value",
-      "HEALER_DATABASE_URL" not in secrets and db_ref.get("name") in secret_mounts.values() and
-      "value" not in db, repr(db))
+db_dir, db_file = os.path.split(file_vars.get("HEALER_DATABASE_URL", ""))
+db_vol = vols.get(mounts.get(db_dir, {}).get("name"), {}).get("secret", {})
+check("HEALER_DATABASE_URL is a secret read from a file of its own Secret volume "
+      "(chart: database.secretName / secretKey)",
+      "HEALER_DATABASE_URL" in secrets and "HEALER_DATABASE_URL" not in env and
+      db_vol.get("items") == [{"key": "database-url", "path": db_file}], repr(db_vol))
 check("HEALER_DATA_DIR and /tmp are writable volumes; the root filesystem is read-only",
       env.get("HEALER_DATA_DIR", {}).get("value") in mounts and "/tmp" in mounts and
       all("emptyDir" in vols[mounts[p]["name"]] for p in (env["HEALER_DATA_DIR"]["value"],
@@ -121,7 +150,7 @@ check("non-root, no privilege escalation, ALL capabilities dropped, RuntimeDefau
       psc.get("seccompProfile") == {"type": "RuntimeDefault"}, repr((psc, sc)))
 
 readme = open(os.path.join(dl.DEPLOY, "README.md")).read()
-all_keys = sorted({k for _, k in keys_of.values()} | {db_ref.get("key", "")})
+all_keys = sorted({k for _, k in keys_of.values()})
 undocumented = [k for k in all_keys if f"`{k}`" not in readme]
 check("deploy/README.md names every key the Secret must hold", not undocumented,
       repr(undocumented))
@@ -177,9 +206,11 @@ secret_dir = os.path.join(dl.TMP, "secret-volume")
 os.makedirs(secret_dir)
 
 
-def pod_env(secret_values):
+def pod_env(secret_values, optional=True):
+    """The container's environment, the optional secrets' variables
+    uncommented or not, with a Secret holding secret_values."""
     e = dict(data)
-    for name, spec in env.items():
+    for name, spec in (env_all if optional else env).items():
         if "value" in spec:
             e[name] = spec["value"]
         elif spec.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == \
@@ -187,30 +218,53 @@ def pod_env(secret_values):
             e[name] = dep["metadata"]["namespace"]
         elif "secretKeyRef" in spec.get("valueFrom", {}):
             e[name] = secret_values.get(spec["valueFrom"]["secretKeyRef"]["key"], "")
-    for base, (_, key) in keys_of.items():  # the Secret volume, here
-        with open(os.path.join(secret_dir, key), "w") as f:
-            f.write(secret_values.get(key, ""))
-        e[base + "_FILE"] = os.path.join(secret_dir, key)
+    for base, (_, key) in keys_of.items():  # the Secret volumes, here
+        if not optional and base + "_FILE" in optional_env:
+            continue
+        path = os.path.join(secret_dir, key)
+        if key in secret_values:
+            with open(path, "w") as f:
+                f.write(secret_values[key])
+        elif os.path.exists(path):
+            os.unlink(path)  # a key the Secret does not hold
+        e[base + "_FILE"] = path
     return e
 
 
 sample = {"database-url": "postgres://healer:pw@postgres.cto.svc:5432/healer",
           "api-token": "t0ken", "github-token": "ghp_x", "github-webhook-secret": "s1,s2",
-          "discord-webhook-url": "https://discord.invalid/api/webhooks/1/x"}
+          "discord-webhook-url": "https://discord.invalid/api/webhooks/1/x",
+          "github-app-private-key": "", "argocd-token": "", "grafana-token": "",
+          "openmemory-api-key": "", "slack-webhook-url": "", "smtp-url": ""}
+minimal = {k: sample[k] for k in ("database-url", "github-webhook-secret", "api-token")}
 rc, vals, err = dl.check_config(pod_env(sample))
-check("check-config accepts the Deployment's environment (ConfigMap, values, Secret files)",
+check("check-config accepts the Deployment's environment (ConfigMap, values, every Secret "
+      "file)",
       rc == 0 and vals.get("HEALER_API_TOKEN") == "(set)" and
       vals.get("DISCORD_WEBHOOK_URL") == "(set)" and vals.get("HEALER_DISPATCH") == "kubernetes"
       and vals.get("HEALER_NAMESPACE") == dep["metadata"]["namespace"] and
       vals.get("HEALER_LISTEN") == listen, err or repr(vals))
-rc, vals, err = dl.check_config(pod_env({"database-url": sample["database-url"]}))
-check("empty Secret keys mean unset (a key that is not used may be left empty)",
-      rc == 0 and all(vals.get(k) == "" for k in secrets), err or repr(vals))
+rc, vals, err = dl.check_config(pod_env(minimal, optional=False))
+check("the minimal Secret (database-url, github-webhook-secret, api-token) is enough: the "
+      "optional keys are absent and their settings unset",
+      rc == 0 and all(vals.get(k) == ("(set)" if k in REQUIRED_SECRETS else "")
+                      for k in secrets - {"HEALER_DATABASE_URL"}) and
+      vals.get("HEALER_DATABASE_URL") == "postgres://postgres.cto.svc:5432/healer",
+      err or repr(vals))
+for key, name in (("api-token", "HEALER_API_TOKEN"),
+                  ("github-webhook-secret", "GITHUB_WEBHOOK_SECRET")):
+    rc, vals, err = dl.check_config(pod_env(dict(minimal, **{key: ""}), optional=False))
+    check(f"an empty {key} is a configuration error naming {name} (fail-closed)",
+          rc != 0 and name in err, err or repr(vals))
+rc, vals, err = dl.check_config(pod_env(minimal, optional=True))
+check("an optional variable uncommented while the Secret lacks its key stops it "
+      "(so it stays commented until the key exists)", rc != 0 and "_FILE" in err,
+      err or repr(vals))
 
 # the server with that environment; the store stays SQLite (no PostgreSQL
 # here) and nothing is dispatched (no cluster here)
-srv_env = pod_env(sample)
-srv_env.pop("HEALER_DATABASE_URL")
+srv_env = pod_env(minimal, optional=False)
+srv_env.pop("HEALER_DATABASE_URL_FILE")
 srv_env.update({"HEALER_DISPATCH": "none", "HEALER_LOG_LEVEL": "warn"})
 srv = dl.Server(srv_env, "pod-env").start()
 answers = {n: srv.request("GET", p["path"])[0] for n, p in probes.items()}
@@ -218,7 +272,7 @@ met = srv.request("GET", ann["prometheus.io/path"])[0]
 unauth = srv.request("POST", "/api/remediate/ci-failure", b"{}",
                      {"Content-Type": "application/json"})[0]
 srv.stop()
-check("with it, the server answers 200 on every probe path and /metrics",
+check("with the minimal Secret, the server answers 200 on every probe path and /metrics",
       all(v == 200 for v in answers.values()) and met == 200, f"{answers} {met}\n" +
       srv.log_tail())
 check("and /api/remediate/* wants the token from the Secret (401 without it)", unauth == 401,

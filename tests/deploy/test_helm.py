@@ -113,11 +113,24 @@ check("custom values: image, replicas, names, namespace, resources, PDB",
       c["resources"] == {"limits": {"memory": "1Gi", "cpu": "1"},
                          "requests": {"cpu": "100m", "memory": "128Mi"}} and
       dl.find(cdocs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2, repr(c)[:800])
+vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
 check("custom values: the database URL and the secrets come from the Secrets named",
-      env["HEALER_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "pg-app",
-                                                                  "key": "uri"} and
-      [v["secret"]["secretName"] for v in dep["spec"]["template"]["spec"]["volumes"]
-       if "secret" in v] == ["ops-secrets"], repr(env["HEALER_DATABASE_URL"]))
+      env["HEALER_DATABASE_URL_FILE"]["value"] == "/etc/healer/database/database-url" and
+      vols["database"]["secret"]["secretName"] == "pg-app" and
+      vols["database"]["secret"]["items"] == [{"key": "uri", "path": "database-url"}] and
+      vols["secrets"]["secret"]["secretName"] == "ops-secrets" and
+      "HEALER_DATABASE_URL" not in env, repr(vols))
+check("custom values: optional secrets stay unread unless switched on",
+      not [n for n in env if n.endswith("_FILE") and n not in (
+          "HEALER_DATABASE_URL_FILE", "GITHUB_WEBHOOK_SECRET_FILE", "HEALER_API_TOKEN_FILE")],
+      sorted(env))
+odocs, _ = dl.render_chart({"secrets": {"githubToken": True, "smtpUrl": True}})
+oenv = {e["name"]: e for e in
+        dl.find(odocs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+check("secrets.githubToken / smtpUrl: true add GITHUB_TOKEN_FILE and SMTP_URL_FILE",
+      oenv.get("GITHUB_TOKEN_FILE", {}).get("value") == "/etc/healer/secrets/github-token" and
+      oenv.get("SMTP_URL_FILE", {}).get("value") == "/etc/healer/secrets/smtp-url" and
+      "SLACK_WEBHOOK_URL_FILE" not in oenv, sorted(oenv))
 check("custom values: the ConfigMap carries them as strings",
       cm["data"]["HEALER_MAX_ATTEMPTS"] == "5" and cm["data"]["HEALER_MAX_ACTIVE_CODERUNS"] == "0"
       and cm["data"]["HEALER_PROCESS_BOT_COMMITS"] == "true" and

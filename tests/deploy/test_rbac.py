@@ -34,9 +34,10 @@ for c, key, rkey, reached, chain in calls:
 need = kubecalls.required(calls)
 check("some requests are reachable (the call graph found main and the server)",
       len(need) >= 5, repr(need))
-check("every reachable request is in healer's namespace",
-      all(ns == "HEALER_NAMESPACE" for ns, _, _, _ in need), repr(need))
-want = {(g, r, v) for _, g, r, v in need}
+check("every reachable request is in healer's namespace or in ArgoCD's",
+      {ns for ns, _, _, _ in need} == {"HEALER_NAMESPACE", "argocd"}, repr(need))
+want = {(g, r, v) for ns, g, r, v in need if ns == "HEALER_NAMESPACE"}
+want_argocd = {(g, r, v) for ns, g, r, v in need if ns == "argocd"}
 
 
 def granted(role):
@@ -62,6 +63,12 @@ check("every request healer makes is granted (deploy/kubernetes/role.yaml)",
 check("nothing is granted that no request needs (deploy/kubernetes/role.yaml)",
       got <= want, f"unneeded: {sorted(got - want)}")
 
+arole = dl.find(plain, "Role", "healer-argocd")
+agot, abad = granted(arole)
+check("the Role in ArgoCD's namespace grants exactly what healer reads there "
+      "(deploy/kubernetes/argocd/role.yaml)", agot == want_argocd and not abad and
+      arole["metadata"]["namespace"] == "argocd", f"{sorted(agot)} vs {sorted(want_argocd)}")
+arb = dl.find(plain, "RoleBinding", "healer-argocd")
 rb = dl.find(plain, "RoleBinding", "healer")
 sa = dl.find(plain, "ServiceAccount", "healer")
 dep = dl.find(plain, "Deployment", "healer")
@@ -72,6 +79,12 @@ check("the RoleBinding binds the Role to the Deployment's ServiceAccount in its 
                           "namespace": role["metadata"]["namespace"]}] and
       dep["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"] and
       dep["metadata"]["namespace"] == role["metadata"]["namespace"], repr(rb))
+check("the RoleBinding in ArgoCD's namespace binds that Role to healer's ServiceAccount",
+      arb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                         "name": arole["metadata"]["name"]} and
+      arb["metadata"]["namespace"] == arole["metadata"]["namespace"] and
+      arb["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                           "namespace": dep["metadata"]["namespace"]}], repr(arb))
 env = {e["name"]: e for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
 check("HEALER_NAMESPACE is the pod's own namespace, the Role's namespace",
       env.get("HEALER_NAMESPACE", {}).get("valueFrom") ==
@@ -84,10 +97,25 @@ check("the CodeRun group and plural the code uses are the CRD's",
       repr(crd["spec"]["names"]))
 
 docs, _ = dl.render_chart()
-hrole = dl.find(docs, "Role")
+hrole = dl.find(docs, "Role", "healer")
 hgot, hbad = granted(hrole)
 check("the chart's Role grants exactly the same", hgot == want and not hbad,
       f"chart: {sorted(hgot)}")
+harole = dl.find(docs, "Role", "healer-argocd")
+hagot, habad = granted(harole)
+check("the chart's Role in ArgoCD's namespace grants exactly the same",
+      hagot == want_argocd and not habad, f"chart: {sorted(hagot)}")
+odocs, _ = dl.render_chart({"argocd": {"namespace": "gitops"}}, release="ops",
+                           namespace="platform")
+orb = dl.find(odocs, "RoleBinding", "ops-argocd")
+noargo, _ = dl.render_chart({"argocd": {"readApplications": False}})
+check("the chart: argocd.namespace places that Role and its binding (to this release's "
+      "ServiceAccount); argocd.readApplications=false leaves them out",
+      dl.find(odocs, "Role", "ops-argocd")["metadata"]["namespace"] == "gitops" and
+      orb["metadata"]["namespace"] == "gitops" and
+      orb["subjects"] == [{"kind": "ServiceAccount", "name": "ops", "namespace": "platform"}]
+      and not [d for _, d in noargo if d["metadata"]["name"].endswith("-argocd")],
+      repr(orb))
 
 # The detector must notice a new request: a copy of src/ with one more.
 tmp = os.path.join(dl.TMP, "src-copy")

@@ -92,8 +92,19 @@ crd_kz = os.path.join(dl.DEPLOY, "crds", "kustomization.yaml")
 check("deploy/crds/kustomization.yaml holds the CRD",
       dl.yaml_files(crd_kz)[crd_kz][0]["resources"] == ["coderun.yaml"])
 ns = {d["metadata"].get("namespace") for f, d in plain
-      if f.startswith("deploy/kubernetes/")}
+      if f.startswith("deploy/kubernetes/") and not f.startswith("deploy/kubernetes/argocd/")}
 check("every object of deploy/kubernetes is in the kustomization's namespace",
       ns == {kz["namespace"]}, repr(ns))
+# ArgoCD's namespace: a base of its own (the one above moves everything to cto)
+akz_dir = os.path.join(dl.KUBE_DIR, "argocd")
+akz = dl.yaml_files(os.path.join(akz_dir, "kustomization.yaml"))[
+    os.path.join(akz_dir, "kustomization.yaml")][0]
+afiles = sorted(f for f in os.listdir(akz_dir) if f.endswith(".yaml") and
+                f != "kustomization.yaml")
+ans = {d["metadata"].get("namespace") for f, d in plain
+       if f.startswith("deploy/kubernetes/argocd/")}
+check("deploy/kubernetes/argocd: its kustomization lists its manifests, all in its namespace",
+      sorted(akz["resources"]) == afiles and ans == {akz["namespace"]} and
+      akz["namespace"] != kz["namespace"], f"{akz} {afiles} {ans}")
 
 dl.finish()
