@@ -112,6 +112,10 @@ def main():
                                                   "payload": job_event(202, 2002)})
     check("setup: A, sent while healer is down, is logged failed (failed to connect)",
           a["status_code"] == 0 and a["status"] == "failed to connect", a)
+    # 150 newer deliveries that went fine: A is on the listing's second page
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {KEY: [
+        item(i, f"guid-ok-{i}", 200, at=now) for i in range(100, 250)]}})
     dtest.http("POST", f"{api}/_stub/reset")
 
     env = dict(env0, GITHUB_HOOK_ID=str(HOOK_ID), GITHUB_HOOK_REPOSITORY=REPO)
@@ -160,26 +164,53 @@ def main():
         check("one replica leads the redelivery", sorted(leaders) == [0, 1], leaders)
     listing = [r for r in dtest.http("GET", f"{api}/_stub/requests")
                if r["method"] == "GET" and r["path"].endswith("/deliveries")]
-    check("the listing asks GitHub's page size (per_page=100)",
-          listing and all(r["query"].get("per_page") == "100" for r in listing), listing)
+    check("the listing asks GitHub's page size (per_page=100) and follows the Link cursor to "
+          "the second page, where A is",
+          len(listing) >= 2 and all(r["query"].get("per_page") == "100" for r in listing)
+          and any(r["query"].get("cursor") for r in listing), listing)
     for x in hs:
         x.stop()
 
-    # a later pass (the point removed, so it is due at once) asks for nothing
-    db.execute("DELETE FROM kv WHERE key = ?", (f"redeliver:{KEY}",))
-    if hasattr(db, "commit"):
-        db.commit()
-    dtest.http("POST", f"{api}/_stub/reset")
-    h = hltest.Healer(data, env, store_url=url, name="again", listen=f"127.0.0.1:{port}")
-    h.start()
-    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20)
-    check("a later pass lists again and asks for nothing more (once each)",
-          total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1
-          and len(dtest.http("GET", f"{api}/_stub/redeliveries")) == 1
-          and not [r for r in dtest.http("GET", f"{api}/_stub/requests")
-                   if r["method"] == "POST"],
-          dtest.http("GET", f"{api}/_stub/redeliveries"))
-    h.stop()
+    # later passes (the point removed, so each is due at once): a delivery
+    # that failed since (G) is asked for; GitHub rate-limits that request
+    # first, so the pass stops and gives G back; the next pass asks again
+    # and gets it; A and E are never asked again
+    def again(name):
+        db.execute("DELETE FROM kv WHERE key = ?", (f"redeliver:{KEY}",))
+        if hasattr(db, "commit"):
+            db.commit()
+        dtest.http("POST", f"{api}/_stub/reset")
+        h = hltest.Healer(data, env, store_url=url, name=name, listen=f"127.0.0.1:{port}")
+        h.start()
+        wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20)
+        posts = [r for r in dtest.http("GET", f"{api}/_stub/requests")
+                 if r["method"] == "POST" and r["path"].endswith("/attempts")]
+        h.stop()
+        return h, [ids.get(r["path"].split("/")[-2], r["path"]) for r in posts]
+
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {KEY: [
+        item(50, "guid-g", 502, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))]}})
+    ids = {str(d["id"]): d["guid"] for d in _listed(api) if not d["redelivery"]}
+    dtest.http("POST", f"{api}/_stub/config", {"rules": [
+        {"method": "POST", "path": f"/repos/{REPO}/hooks/{HOOK_ID}/deliveries/50/attempts",
+         "status": 429, "times": 1, "headers": {"Retry-After": "3600"},
+         "body": {"message": "API rate limit exceeded"}}]})
+    h, asked = again("again")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("a rate-limited redelivery stops the pass and is given back (not recorded, not "
+          "counted failed); A and E are not asked again",
+          asked == ["guid-g"] and "guid-g" not in rows and
+          "rate-limits redelivery" in h.log() and
+          [r["guid"] for r in dtest.http("GET", f"{api}/_stub/redeliveries")] == ["guid-a"],
+          (asked, rows))
+    h, asked = again("third")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("the next pass asks for G again and gets it; still nothing for A, E (once each)",
+          asked == ["guid-g"] and rows.get("guid-g") == "requested" and
+          [r["guid"] for r in dtest.http("GET", f"{api}/_stub/redeliveries")] ==
+          ["guid-a", "guid-g"], (asked, rows))
+    h, asked = again("fourth")
+    check("a pass after that asks for nothing", asked == [], asked)
 
     # an unknown hook (404) and one the token may not read (403)
     dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},

@@ -51,7 +51,8 @@ text}, "pulls": [...], "files": {pr_number: [...]}, "commits": {sha: {...}},
 "check_runs": {id: {...}}, "runs": [...], "check_runs_by_ref": {ref: [...]},
 "history": {"o/r": [commit, ...] oldest first}, "issue_comments": {id: {...}},
 "deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]},
-"hooks": {"repo:o/r:ID" | ...: {"url": ..., "secret": ...}}};
+"hooks": {"repo:o/r:ID" | ...: {"url": ..., "secret": ...}},
+"add_deliveries": {key: [...]} (appended to the hook's deliveries)};
 GET /_stub/comments, /_stub/reactions, /_stub/reruns, /_stub/redeliveries,
 /_stub/blob-violations, /_stub/tokens (installation tokens minted).
 
@@ -146,6 +147,8 @@ class GitHubHandler(stubcommon.StubHandler):
                 for k in ("jobs", "logs", "files", "commits", "check_runs", "check_runs_by_ref",
                           "history", "issue_comments", "deliveries", "hooks"):
                     STATE[k].update({str(a): b for a, b in body.get(k, {}).items()})
+                for k, v in body.get("add_deliveries", {}).items():
+                    STATE["deliveries"].setdefault(k, []).extend(v)
                 STATE["pulls"].extend(body.get("pulls", []))
                 STATE["runs"].extend(body.get("runs", []))
             self.send(200, {"ok": True})
