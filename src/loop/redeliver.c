@@ -33,6 +33,7 @@
 #define REDELIVER_MARGIN_MS (5LL * 60 * 1000)    /* deliveries logged late */
 #define REDELIVER_MAX_LIST  1000                 /* deliveries listed per pass */
 #define REDELIVER_RETRY_MS  (60LL * 1000)        /* after a pass that failed */
+#define REDELIVER_CALL_MS   10000                /* one GitHub call */
 
 struct hl_redeliver {
 	const struct hl_config *cfg;
@@ -365,6 +366,8 @@ hl_redeliver_start(struct hl_redeliver **out, const struct hl_config *cfg, struc
 		free(r);
 		return rc;
 	}
+	/* a call under way delays shutdown: keep it well inside a pod's grace */
+	hl_github_set_limits(r->github, REDELIVER_CALL_MS, 0);
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
