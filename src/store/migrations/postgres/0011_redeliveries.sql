@@ -1,4 +1,4 @@
--- 10: GitHub webhook deliveries healer asked GitHub to deliver again
+-- 11: GitHub webhook deliveries healer asked GitHub to deliver again
 -- (contract section 11). One row per delivery guid, inserted before the
 -- request is made: the primary key is what keeps a guid from being
 -- redelivered twice, whichever replica asks. outcome is 'pending' while
