@@ -64,8 +64,9 @@ void hl_loop_wake(struct hl_loop *l);
 /* Waits until woken or timeout_ms passes (or stop). */
 void hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms);
 
-/* observe.c: applies one CodeRun object (as the API or a file has it). */
-int hl_loop_observe(struct hl_loop *l, const json_t *coderun, struct hl_err *err);
+/* observe.c: applies one CodeRun object (as the API or a file has it).
+ * *unmatched (may be NULL) is set when no attempt names the CodeRun yet. */
+int hl_loop_observe(struct hl_loop *l, const json_t *coderun, bool *unmatched, struct hl_err *err);
 
 /* watch.c: the watcher thread. */
 void *hl_loop_watcher_main(void *arg);

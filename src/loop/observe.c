@@ -4,7 +4,8 @@
  *
  * Idempotent: a status already recorded (the same phase, message and PR)
  * changes nothing, so a relist, a restart or a second replica replaying the
- * same object applies no transition twice. A phase never goes back (a
+ * same object applies no transition twice (an ended one only makes its
+ * task due again, in case the first schedule was lost). A phase never goes back (a
  * stale Running after Succeeded is ignored). When the CodeRun ended, the
  * attempt is marked for judgement (phase verifying, the end time kept) and
  * its task is made due, which wakes the drivers.
@@ -69,7 +70,7 @@ observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
 }
 
 int
-hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
+hl_loop_observe(struct hl_loop *l, const json_t *cr, bool *unmatched, struct hl_err *err)
 {
 	const char *name = hl_json_str(cr, "metadata.name");
 	const char *phase = hl_json_str(cr, "status.phase");
@@ -83,11 +84,19 @@ hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
 	int n = 0, rc, seen, now_rank;
 	size_t i;
 
+	if (unmatched)
+		*unmatched = false;
 	if (!name)
 		return 0;
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
-	if (rc == -HL_ENOTFOUND)
-		return 0; /* not one of ours, or not recorded yet: a later event or relist */
+	if (rc == -HL_ENOTFOUND) {
+		/* not one of ours, or not recorded yet (the CodeRun was made
+		 * and the attempt naming it is written after): the caller
+		 * may offer it again */
+		if (unmatched)
+			*unmatched = true;
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
@@ -103,8 +112,15 @@ hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
 		goto out;
 	if (now_rank == seen && observe_same(a->coderun_phase, phase ? phase : "Pending") &&
 	    observe_same(a->status_message, message) && observe_same(a->pr_url, pr_url) &&
-	    (!job || observe_same(a->job_name, job)))
+	    (!job || observe_same(a->job_name, job))) {
+		/* Recorded already. An ended CodeRun whose attempt is not judged
+		 * yet is made due again: the schedule that followed the record
+		 * may have failed (the store away), and a replay (a relist) is
+		 * what brings it back. */
+		if (now_rank == 2)
+			goto schedule;
 		goto out;
+	}
 	ap = now_rank == 2   ? HL_PHASE_VERIFYING
 	     : now_rank == 1 ? HL_PHASE_RUNNING
 	                     : HL_PHASE_PENDING;
@@ -131,6 +147,7 @@ hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
 	if (now_rank == 1 && job && !a->pod_name)
 		observe_pod(l, task_id, n, job);
 	/* a changed status is judged at once */
+schedule:
 	if ((rc = hl_store_task_schedule(l->store, task_id, hl_time_wall_ms(), err)) < 0)
 		goto out;
 	(void)hl_store_publish(l->store, HL_CHANNEL_TASK, task_id, NULL);
