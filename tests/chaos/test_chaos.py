@@ -48,6 +48,12 @@ from dtest import check  # noqa: E402
 sys.path.insert(0, dtest.STUBS)
 from healerproc import Healer, wait_for  # noqa: E402
 
+
+def note(text):
+    """A line for the log (stderr: the TAP stream on stdout starts at the end)."""
+    print("# " + text, file=sys.stderr, flush=True)
+
+
 SECRET = "chaos-webhook-secret"
 GTOKEN = "ghs_chaos_token"
 KTOKEN = "kube-chaos-token"
@@ -66,8 +72,8 @@ LOG = "\n".join([
 ]) + "\n"
 FINAL_OR_QUEUED = {"succeeded", "escalated", "stopped", "skipped", "queued"}
 
-print(f"# chaos seed {SEED} (CHAOS_SEED={SEED} replays it), {CHAOS_SECONDS:.0f} s, "
-      f"{FAILURES} failures, store {'postgresql' if PG else 'sqlite'}", flush=True)
+note(f"chaos seed {SEED} (CHAOS_SEED={SEED} replays it), {CHAOS_SECONDS:.0f} s, "
+      f"{FAILURES} failures, store {'postgresql' if PG else 'sqlite'}")
 rng = random.Random(SEED)
 
 
@@ -149,7 +155,7 @@ if not PG:
                        capture_output=True, text=True)
     tmpfs = r.returncode == 0
     if not tmpfs:
-        print(f"# no tmpfs for the data directory ({r.stderr.strip()}): no full-disk fault")
+        note(f"no tmpfs for the data directory ({r.stderr.strip()}): no full-disk fault")
     elif not os.environ.get("DTEST_KEEP"):
         atexit.register(lambda: subprocess.run(["umount", "-l", data_dir], capture_output=True))
 
@@ -353,7 +359,7 @@ def chaos():
             elif what == "pg":
                 pg_restart(0.5 + rng.random() * 1.5)
         except (OSError, RuntimeError) as e:
-            print(f"# chaos step {what}: {e}", flush=True)
+            note(f"chaos step {what}: {e}")
     # the neighbours heal
     dtest.http("POST", GURL + "/_stub/config", {"rules": []})
     kube("POST", "/_stub/config", {"rules": []})
@@ -375,9 +381,8 @@ def main():
         t.join(timeout=150)
     stop_sending.set()
     t_chaos = time.monotonic() - t0
-    print(f"# {len(deliveries)} deliveries in {t_chaos:.0f} s; kills {stats['kills']}, "
-          f"sender retries {stats['retries']}, faults {json.dumps(stats['faults'], sort_keys=True)}",
-          flush=True)
+    note(f"{len(deliveries)} deliveries in {t_chaos:.0f} s; kills {stats['kills']}, "
+          f"sender retries {stats['retries']}, faults {json.dumps(stats['faults'], sort_keys=True)}")
     check(f"every delivery ({len(deliveries)}) was answered 202 in the end",
           len(answers) == len(deliveries) and not stats["unexpected"],
           f"{len(deliveries) - len(answers)} unanswered; unexpected {stats['unexpected'][:5]}")
@@ -435,15 +440,23 @@ def main():
     hist = {}
     for s in states.values():
         hist[s] = hist.get(s, 0) + 1
-    print(f"# task states {json.dumps(hist, sort_keys=True)}; drained {'yes' if got else 'no'} "
+    note(f"task states {json.dumps(hist, sort_keys=True)}; drained {'yes' if got else 'no'} "
           f"after {time.monotonic() - t0:.0f} s")
     owners = {cr["metadata"].get("labels", {}).get("healer/task-id")
               for cr in kube("GET", "/_stub/coderuns") or []}
     bad = {t: s for t, s in states.items()
            if s not in FINAL_OR_QUEUED and (t in owners or s != "http 404")}
+    detail = ""
+    for t in list(bad)[:2]:  # what a stuck task and its CodeRun say
+        rem = srv.request("GET", f"/api/remediations/{t}")[1]
+        detail += "\n" + json.dumps({k: rem.get(k) for k in (
+            "state", "reason", "coderun_name", "attempt", "attempts", "updated_at")})[:1500]
+        detail += "\n" + json.dumps([cr.get("status") for cr in kube("GET", "/_stub/coderuns")
+                                     if cr["metadata"].get("labels", {}).get(
+                                         "healer/task-id") == t])[:500]
     check(f"every task ({len(owners)} with a CodeRun) is in a final state or queued; "
           "a duplicate's has no record",
-          not bad, f"{hist} {list(bad.items())[:5]}")
+          not bad, f"{hist} {list(bad.items())[:5]}{detail}")
 
     con = dtest.store_db(data_dir)
     rows = dict(con.execute("SELECT state, count(*) FROM deliveries GROUP BY state").fetchall())

@@ -42,6 +42,12 @@ from dtest import check  # noqa: E402
 sys.path.insert(0, dtest.STUBS)
 from healerproc import Healer, wait_for  # noqa: E402
 
+
+def note(text):
+    """A line for the log (stderr: the TAP stream on stdout starts at the end)."""
+    print("# " + text, file=sys.stderr, flush=True)
+
+
 SECRET = "soak-webhook-secret"
 API_TOKEN = "soak-api-token"
 GTOKEN = "ghs_soak_token"
@@ -253,9 +259,9 @@ def main():
     th0, th1 = med(first, "threads"), med(last, "threads")
     per_s = slope([s["t"] for s in judged], [s["rss"] for s in judged])
     mib = 1024 * 1024
-    print(f"# {stats['sent']} requests in {elapsed:.0f} s ({stats['sent'] / elapsed:.0f}/s), "
+    note(f"{stats['sent']} requests in {elapsed:.0f} s ({stats['sent'] / elapsed:.0f}/s), "
           f"{fails} failures remediated; {len(judged)} samples judged after {WARMUP:.0f} s")
-    print(f"# RSS {rss0 / mib:.1f} -> {rss1 / mib:.1f} MiB (slope {per_s * 3600 / mib:.1f} MiB/h), "
+    note(f"RSS {rss0 / mib:.1f} -> {rss1 / mib:.1f} MiB (slope {per_s * 3600 / mib:.1f} MiB/h), "
           f"fds {fd0:.0f} -> {fd1:.0f} (idle {idle['fds']}), threads {th0:.0f} -> {th1:.0f}")
     check(f"every request ({stats['sent']}) was answered 2xx",
           stats["sent"] > 0 and stats["ok"] == stats["sent"], stats["bad"][:10])
