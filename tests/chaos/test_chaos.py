@@ -189,7 +189,7 @@ ENV = {
     "HEALER_TIME_WINDOW_MINS": "0", "HEALER_MAX_ATTEMPTS": "1",
     "HEALER_MAX_ACTIVE_CODERUNS": "0", "HEALER_MAX_ATTEMPTS_PER_HOUR": "0",
     "HEALER_WORKERS": "4", "HEALER_LOOP_INTERVAL_MS": "200", "HEALER_LEASE_SECONDS": "3",
-    "HEALER_LOG_LEVEL": "warn",
+    "HEALER_LOG_LEVEL": "info",
 }
 srv_lock = threading.Lock()  # held while healer is down or being restarted
 srv = Healer(data_dir, ENV).start()
@@ -447,13 +447,20 @@ def main():
     bad = {t: s for t, s in states.items()
            if s not in FINAL_OR_QUEUED and (t in owners or s != "http 404")}
     detail = ""
-    for t in list(bad)[:2]:  # what a stuck task and its CodeRun say
+    log = open(os.path.join(data_dir, "server.log"), errors="replace").read().splitlines()
+    con = dtest.store_db(data_dir)
+    for t in list(bad)[:2]:  # what a stuck task, its row, its CodeRun and the log say
+        row = con.execute("SELECT state, next_check_ms, lease_owner, lease_until_ms "
+                          f"FROM remediation_tasks WHERE task_id = '{t}'").fetchall()
+        detail += f"\nrow {row} now {int(time.time() * 1000)}"
+        detail += "".join(["\n" + ln[:300] for ln in log if t in ln][-8:])
         rem = srv.request("GET", f"/api/remediations/{t}")[1]
         detail += "\n" + json.dumps({k: rem.get(k) for k in (
             "state", "reason", "coderun_name", "attempt", "attempts", "updated_at")})[:1500]
         detail += "\n" + json.dumps([cr.get("status") for cr in kube("GET", "/_stub/coderuns")
                                      if cr["metadata"].get("labels", {}).get(
                                          "healer/task-id") == t])[:500]
+    con.close()
     check(f"every task ({len(owners)} with a CodeRun) is in a final state or queued; "
           "a duplicate's has no record",
           not bad, f"{hist} {list(bad.items())[:5]}{detail}")
