@@ -10,12 +10,10 @@
  * then, and observe() applies what it already applied as nothing). A
  * change that could not be recorded (the store away, a full disk) ends the
  * session at once without moving the resume point, and a relist follows
- * a second later, so no change is skipped until the next resync. A
- * CodeRun no attempt names yet (made, and its attempt not written: the
- * store was away, or the process died in between) is kept and offered
- * again every second for WATCH_PENDING_MS, so a status it reached
- * meanwhile is not missed until the resync; while any is kept, the resume
- * point is not saved, so a restart sees it again too.
+ * a second later, so no change is skipped until the next resync. While
+ * observe.c keeps a CodeRun whose attempt is not recorded yet, the resume
+ * point is not saved, so a restart (which loses what was kept) sees it
+ * again.
  * A CodeRun deleted before it finished ends its attempt as failed.
  *
  * Directory dispatch: the CodeRun files' status objects are read every
@@ -37,107 +35,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WATCH_SELECTOR    "app.kubernetes.io/name=healer"
-#define WATCH_ERROR_WAIT  5000
-#define WATCH_RV_MAX      128
-#define WATCH_PENDING_MAX 256
-#define WATCH_PENDING_MS  (10 * 60 * 1000)
-#define WATCH_RETRY_MS    1000
-
-/* A CodeRun seen before any attempt named it. */
-struct watch_pending {
-	char *name;
-	json_t *obj; /* its last state seen */
-	int64_t since_ms;
-};
+#define WATCH_SELECTOR   "app.kubernetes.io/name=healer"
+#define WATCH_ERROR_WAIT 5000
+#define WATCH_RV_MAX     128
 
 struct watch_ctx {
 	struct hl_loop *l;
 	char rv[WATCH_RV_MAX];
 	int64_t saved_ms;
 	bool failed; /* a change could not be recorded: relist */
-	struct watch_pending pending[WATCH_PENDING_MAX];
-	size_t n_pending;
-	int64_t retry_ms; /* when the pending ones are offered again */
 };
 
-static void
-watch_pending_drop(struct watch_ctx *w, size_t i)
+/* CodeRuns kept for an attempt not recorded yet (observe.c). */
+static bool
+watch_pending(struct hl_loop *l)
 {
-	free(w->pending[i].name);
-	json_decref(w->pending[i].obj);
-	w->pending[i] = w->pending[--w->n_pending];
-}
+	bool any;
 
-/* Keeps (or updates) a CodeRun no attempt names yet; the oldest goes when
- * the set is full. */
-static void
-watch_pending_add(struct watch_ctx *w, json_t *obj)
-{
-	const char *name = hl_json_str(obj, "metadata.name");
-	size_t i, oldest = 0;
-	char *copy;
-
-	if (!name)
-		return;
-	for (i = 0; i < w->n_pending; i++) {
-		if (strcmp(w->pending[i].name, name) == 0) {
-			json_decref(w->pending[i].obj);
-			w->pending[i].obj = json_incref(obj);
-			return;
-		}
-		if (w->pending[i].since_ms < w->pending[oldest].since_ms)
-			oldest = i;
-	}
-	if (w->n_pending == WATCH_PENDING_MAX)
-		watch_pending_drop(w, oldest);
-	if (!(copy = strdup(name)))
-		return;
-	w->pending[w->n_pending++] =
-	        (struct watch_pending){ copy, json_incref(obj), hl_time_mono_ms() };
-}
-
-static void
-watch_pending_forget(struct watch_ctx *w, const char *name)
-{
-	size_t i;
-
-	for (i = 0; name && i < w->n_pending; i++)
-		if (strcmp(w->pending[i].name, name) == 0) {
-			watch_pending_drop(w, i);
-			return;
-		}
-}
-
-/* Offers the kept CodeRuns again (at most every WATCH_RETRY_MS): those an
- * attempt names now are applied and forgotten, old ones dropped. */
-static void
-watch_pending_retry(struct watch_ctx *w)
-{
-	int64_t now = hl_time_mono_ms();
-	size_t i = 0;
-
-	if (now < w->retry_ms)
-		return;
-	w->retry_ms = now + WATCH_RETRY_MS;
-	while (i < w->n_pending) {
-		struct hl_err err = HL_ERR_INIT;
-		bool unmatched = false;
-
-		if (hl_loop_observe(w->l, w->pending[i].obj, &unmatched, &err) == 0 &&
-		    (!unmatched || now - w->pending[i].since_ms > WATCH_PENDING_MS)) {
-			watch_pending_drop(w, i);
-			continue;
-		}
-		i++;
-	}
-}
-
-static void
-watch_pending_release(struct watch_ctx *w)
-{
-	while (w->n_pending)
-		watch_pending_drop(w, w->n_pending - 1);
+	pthread_mutex_lock(&l->pending_lock);
+	any = json_object_size(l->pending) > 0;
+	pthread_mutex_unlock(&l->pending_lock);
+	return any;
 }
 
 static void
@@ -145,9 +63,9 @@ watch_save_rv(struct watch_ctx *w, bool now)
 {
 	struct hl_err err = HL_ERR_INIT;
 
-	/* not past a CodeRun no attempt names yet: a restart must see it
-	 * again (the kept ones live in this process only) */
-	if (w->n_pending > 0)
+	/* not past a CodeRun kept for its attempt: those live in this
+	 * process only, so a restart must see it again */
+	if (watch_pending(w->l))
 		return;
 	if (!w->rv[0] || (!now && hl_time_mono_ms() - w->saved_ms < 5000))
 		return;
@@ -159,29 +77,22 @@ watch_save_rv(struct watch_ctx *w, bool now)
 
 /* A CodeRun that disappeared before it finished: its attempt failed. */
 static int
-watch_deleted(struct watch_ctx *w, json_t *obj, struct hl_err *err)
+watch_deleted(struct hl_loop *l, json_t *obj, struct hl_err *err)
 {
 	struct hl_kube_coderun_status st;
-	bool unmatched = false;
 	json_t *copy;
 	int rc;
 
 	hl_kube_coderun_status_read(&st, obj);
-	if (hl_kube_phase_terminal(st.phase)) {
-		rc = hl_loop_observe(w->l, obj, &unmatched, err);
-		if (rc == 0 && unmatched)
-			watch_pending_add(w, obj);
-		return rc;
-	}
+	if (hl_kube_phase_terminal(st.phase))
+		return hl_loop_observe(l, obj, err);
 	copy = json_deep_copy(obj);
 	if (!copy)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	json_object_set_new(copy, "status",
 	                    json_pack("{s:s, s:s}", "phase", "Failed", "message",
 	                              "the CodeRun was deleted before it finished"));
-	rc = hl_loop_observe(w->l, copy, &unmatched, err);
-	if (rc == 0 && unmatched)
-		watch_pending_add(w, copy);
+	rc = hl_loop_observe(l, copy, err);
 	json_decref(copy);
 	return rc;
 }
@@ -191,12 +102,10 @@ watch_event(void *ud, const char *type, json_t *obj)
 {
 	struct watch_ctx *w = ud;
 	struct hl_err err = HL_ERR_INIT;
-	bool unmatched = false;
 	int rc = 0;
 
 	if (atomic_load(&w->l->stop))
 		return -1;
-	watch_pending_retry(w);
 	if (strcmp(type, "BOOKMARK") == 0) {
 		watch_save_rv(w, false);
 		return 0;
@@ -205,16 +114,10 @@ watch_event(void *ud, const char *type, json_t *obj)
 		watch_save_rv(w, true);
 		return 0;
 	}
-	if (strcmp(type, "DELETED") == 0) {
-		watch_pending_forget(w, hl_json_str(obj, "metadata.name"));
-		rc = watch_deleted(w, obj, &err);
-	} else if (obj) {
-		rc = hl_loop_observe(w->l, obj, &unmatched, &err);
-		if (rc == 0 && unmatched)
-			watch_pending_add(w, obj);
-		else if (rc == 0 && w->n_pending)
-			watch_pending_forget(w, hl_json_str(obj, "metadata.name"));
-	}
+	if (strcmp(type, "DELETED") == 0)
+		rc = watch_deleted(w->l, obj, &err);
+	else if (obj)
+		rc = hl_loop_observe(w->l, obj, &err);
 	if (rc < 0) {
 		/* The change is not recorded (the store is away, the disk is
 		 * full): the resume point must not pass it. End the session
@@ -299,7 +202,6 @@ watch_kubernetes(struct hl_loop *l)
 		atomic_store(&l->watch_connected, 1);
 		rc = hl_kube_watch(l->kube, &o, &err);
 		atomic_store(&l->watch_connected, 0);
-		watch_pending_retry(&w);
 		if (w.failed) {
 			w.failed = false;
 			w.rv[0] = '\0';
@@ -327,7 +229,6 @@ watch_kubernetes(struct hl_loop *l)
 		if (!atomic_load(&l->stop) && !watch_lead(l))
 			resume = true;
 	}
-	watch_pending_release(&w);
 	atomic_store(&l->watch_connected, 0);
 }
 
@@ -349,7 +250,7 @@ watch_directory(struct hl_loop *l)
 			{
 				if (atomic_load(&l->stop))
 					break;
-				if (hl_loop_observe(l, cr, NULL, &err) < 0)
+				if (hl_loop_observe(l, cr, &err) < 0)
 					hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed",
 					          "error", err.msg, NULL);
 			}
