@@ -8,8 +8,8 @@
  *
  * Oracle: the fast parser's accepted language is json_loadb(JSON_DECODE_ANY
  * | JSON_ALLOW_NUL) (json/fast.h), so both must accept or refuse the same
- * text and build equal values; an event must survive its JSON round trip
- * with the same keys.
+ * text and build equal values (but for jansson's one quirk fast.h names);
+ * an event must survive its JSON round trip with the same keys.
  */
 #include "config/config.h"
 #include "event/event.h"
@@ -71,6 +71,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hl_json_arena_begin();
 	rc = hl_json_fast_parse(&fast, (const char *)body, n, &err);
 	hl_json_arena_end();
+	/* jansson alone takes a top-level number or literal followed by NUL
+	 * bytes ("6\0"); NUL is not JSON whitespace, and fast.h refuses it */
+	if (ref && rc < 0 && !json_is_object(ref) && !json_is_array(ref) && memchr(body, 0, n)) {
+		json_decref(ref);
+		ref = NULL;
+	}
 	FUZZ_CHECK((rc == 0) == (ref != NULL));
 	if (rc == 0)
 		FUZZ_CHECK(json_equal(fast, ref));
