@@ -71,9 +71,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	hl_json_arena_begin();
 	rc = hl_json_fast_parse(&fast, (const char *)body, n, &err);
 	hl_json_arena_end();
-	/* jansson alone takes a top-level number or literal followed by NUL
-	 * bytes ("6\0"); NUL is not JSON whitespace, and fast.h refuses it */
-	if (ref && rc < 0 && !json_is_object(ref) && !json_is_array(ref) && memchr(body, 0, n)) {
+	/* jansson alone takes NUL bytes right after a number or a literal
+	 * ("6\0", "[1\0]"); NUL is not JSON whitespace, and fast.h refuses
+	 * them: with a NUL in the text, only the fast parser being laxer is
+	 * a difference */
+	if (ref && rc < 0 && memchr(body, 0, n)) {
 		json_decref(ref);
 		ref = NULL;
 	}
