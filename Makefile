@@ -6,10 +6,11 @@
 BUILD      ?= build
 BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
+BUILD_TSAN ?= build-tsan
 LISTEN     ?= 127.0.0.1:8080
 MESON_TEST_ARGS ?= --print-errorlogs --num-processes 2
 
-.PHONY: all deps build build-asan run test test-plain test-asan fuzz bench clean format
+.PHONY: all deps build build-asan build-tsan run test test-plain test-asan test-tsan fuzz soak bench clean format
 
 all: build
 
@@ -25,9 +26,12 @@ $(BUILD)/build.ninja:
 $(BUILD_ASAN)/build.ninja:
 	meson setup $(BUILD_ASAN) --buildtype=debug -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
 
+$(BUILD_TSAN)/build.ninja:
+	meson setup $(BUILD_TSAN) --buildtype=debugoptimized -Dwerror=true -Db_sanitize=thread -Db_lundef=false
+
 $(BUILD_FUZZ)/build.ninja:
 	CC=clang meson setup $(BUILD_FUZZ) --buildtype=debug -Dwerror=true -Dfuzz=true \
-		-Db_sanitize=address,undefined -Db_lundef=false
+		-Dfuzz_seconds=$(FUZZ_SECONDS_TEST) -Db_sanitize=address,undefined -Db_lundef=false
 
 build: deps-build $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -35,34 +39,73 @@ build: deps-build $(BUILD)/build.ninja
 build-asan: deps-build $(BUILD_ASAN)/build.ninja
 	ninja -C $(BUILD_ASAN)
 
+build-tsan: deps-build $(BUILD_TSAN)/build.ninja
+	ninja -C $(BUILD_TSAN)
+
 run: build
 	@scripts/run-server.sh $(BUILD)/healer $(LISTEN)
 
 # The whole suite runs twice, in a plain optimized build and in an ASan+UBSan
-# build, then a short libFuzzer run of the template engine (clang). The last
-# line is "N passed, N failed" over all three.
+# build (each replays every fuzz corpus; the chaos and soak suites, which
+# measure the server under load, only in the plain one), then every libFuzzer target of
+# tests/fuzz runs for FUZZ_SECONDS_TEST seconds (clang; 10 targets x 8 s, two
+# at a time). The last line is "N passed, N failed" over all of them.
+FUZZ_TARGETS ?= webhook sensor alerts rules classify config services kubeconfig watch tmpl
+FUZZERS = $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
+FUZZ_SECONDS_TEST ?= 8
 SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
 
-test: deps build build-asan $(BUILD_FUZZ)/build.ninja
+# The ThreadSanitizer build runs the suites whose code runs threads; every
+# report is written under $(BUILD_TSAN)/tsan-reports/ and counts as a failure
+# (scripts/test-summary.py), whether or not the test noticed it.
+TSAN_TESTS ?= store fast webhook loop e2e
+TSAN_ENV = TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
+	log_path=$(CURDIR)/$(BUILD_TSAN)/tsan-reports/report \
+	suppressions=$(CURDIR)/tests/tsan.supp"
+
+test: deps build build-asan build-tsan $(BUILD_FUZZ)/build.ninja
 	@rc=0; \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) || rc=1; \
-	$(SANITIZER_ENV) meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --timeout-multiplier 3 || rc=1; \
-	ninja -C $(BUILD_FUZZ) tests/tmpl/fuzz_tmpl tests/tmpl/fuzz_replay >/dev/null || rc=1; \
-	$(SANITIZER_ENV) meson test -C $(BUILD_FUZZ) --no-rebuild --print-errorlogs fuzz || rc=1; \
-	python3 scripts/test-summary.py $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ) || rc=1; \
+	$(SANITIZER_ENV) meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --timeout-multiplier 3 \
+		--no-suite chaos --no-suite soak || rc=1; \
+	rm -rf $(BUILD_TSAN)/tsan-reports; mkdir -p $(BUILD_TSAN)/tsan-reports; \
+	$(TSAN_ENV) meson test -C $(BUILD_TSAN) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
+		$(TSAN_TESTS) || rc=1; \
+	ninja -C $(BUILD_FUZZ) $(FUZZERS) >/dev/null || rc=1; \
+	$(SANITIZER_ENV) meson test -C $(BUILD_FUZZ) --no-rebuild --print-errorlogs --num-processes 2 \
+		--suite fuzz || rc=1; \
+	python3 scripts/test-summary.py $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ) || rc=1; \
 	exit $$rc
 
-# A longer fuzzing session: make fuzz FUZZ_SECONDS=600
+# A longer fuzzing session, each target in turn:
+#   make fuzz FUZZ_SECONDS=600 [FUZZ_TARGETS=webhook]
+# New inputs stay in a scratch directory; a crash's input is kept under
+# $(BUILD_FUZZ)/fuzz-artifacts/ (add it to tests/fuzz/corpus/<target>/ as
+# regress-<what> with the fix).
 FUZZ_SECONDS ?= 60
 fuzz: deps-build $(BUILD_FUZZ)/build.ninja
-	ninja -C $(BUILD_FUZZ) tests/tmpl/fuzz_tmpl
-	$(SANITIZER_ENV) $(BUILD_FUZZ)/tests/tmpl/fuzz_tmpl -max_total_time=$(FUZZ_SECONDS) \
-		-timeout=5 -rss_limit_mb=1024 tests/tmpl/fuzz_corpus
+	ninja -C $(BUILD_FUZZ) $(FUZZERS)
+	@rc=0; for t in $(FUZZ_TARGETS); do \
+		$(SANITIZER_ENV) HEALER_BUILD_ROOT=$(BUILD_FUZZ) python3 tests/fuzz/run_fuzz.py \
+			$(BUILD_FUZZ)/tests/fuzz/fuzz_$$t tests/fuzz/corpus/$$t $(FUZZ_SECONDS) || rc=1; \
+	done; exit $$rc
 
 test-plain: deps build
 	meson test -C $(BUILD) $(MESON_TEST_ARGS)
+
+test-tsan: deps build-tsan
+	@rm -rf $(BUILD_TSAN)/tsan-reports; mkdir -p $(BUILD_TSAN)/tsan-reports; rc=0; \
+	$(TSAN_ENV) meson test -C $(BUILD_TSAN) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
+		$(TSAN_TESTS) || rc=1; \
+	python3 scripts/test-summary.py $(BUILD_TSAN) || rc=1; exit $$rc
+
+# The soak test alone, longer: make soak SOAK_SECONDS=1800 [SOAK_RATE=40]
+SOAK_SECONDS ?= 600
+soak: deps build
+	SOAK_SECONDS=$(SOAK_SECONDS) meson test -C $(BUILD) --print-errorlogs --suite soak \
+		--timeout-multiplier $$(( $(SOAK_SECONDS) / 100 + 1 ))
 
 bench: deps build
 	@for b in bench/*/run.sh; do echo "== $$b"; bash $$b $(BUILD)/healer || exit 1; done
@@ -71,4 +114,4 @@ format:
 	clang-format -i $$(git ls-files 'src/*.[ch]' 'tests/*.[ch]')
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_TSAN) $(BUILD_FUZZ)

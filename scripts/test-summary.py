@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Prints one line per failed test and a final 'N passed, N failed' line,
-counting the subtests of TAP tests, over the Meson build directories given."""
+counting the subtests of TAP tests, over the Meson build directories given.
+A ThreadSanitizer report file under BUILD/tsan-reports/ (the TSan build's
+log_path) counts as one failure each, and is printed."""
 import json
 import os
 import sys
@@ -27,6 +29,12 @@ for build in sys.argv[1:]:
                 failed += max(sub_bad, 1)
                 passed += sub_ok
                 print(f"FAILED: {build}: {t.get('name')} ({result})")
+    reports = os.path.join(build, "tsan-reports")
+    for name in sorted(os.listdir(reports)) if os.path.isdir(reports) else []:
+        with open(os.path.join(reports, name), errors="replace") as f:
+            text = f.read()
+        failed += 1
+        print(f"FAILED: {build}: ThreadSanitizer report {name}:\n{text[:6000]}")
 line = f"{passed} passed, {failed} failed"
 if skipped:
     line += f", {skipped} skipped"

@@ -263,6 +263,28 @@ hl_dispatch_submit(struct hl_dispatch *d, enum hl_dispatch_outcome *outcome, cha
 
 		ret = hl_kube_create_coderun(d->kube, &created, ns, manifest, err);
 		if (ret == -HL_ECONFLICT && name) {
+			/* 409 means "exists" only when it does: a conflict of
+			 * another kind (an apiserver or webhook answering 409
+			 * Conflict) must not be taken for a CodeRun that was
+			 * never made. Ask; not found is a transient error, so
+			 * the caller retries the create. */
+			json_t *found = NULL;
+			struct hl_err e = HL_ERR_INIT;
+			char why[160];
+
+			hl_strlcpy(why, err ? err->msg : "", sizeof(why));
+			ret = hl_kube_get_coderun(d->kube, &found, ns, name, &e);
+			json_decref(found);
+			if (ret == -HL_ENOTFOUND)
+				return hl_err_set(err, HL_EUPSTREAM,
+				                  "coderun '%s' was answered 409 but does not "
+				                  "exist: %s",
+				                  name, why);
+			if (ret < 0) {
+				if (err)
+					*err = e;
+				return ret;
+			}
 			hl_strlcpy(name_out, name, 64);
 			*outcome = HL_DISPATCH_EXISTING;
 			return 0;

@@ -9,8 +9,12 @@
  * JSON_ALLOW_NUL): strict RFC 8259, valid UTF-8 only, no lone surrogates,
  * integers that do not fit json_int_t are an error, NUL allowed in strings
  * but not in object keys, duplicate keys keep the last value, nesting at
- * most 2048 levels. Thread-safe (the parser has no shared state; the arena
- * registry below is lock-free).
+ * most 2048 levels. One difference: jansson also takes NUL bytes right
+ * after a number or a literal ("6\0", "[1\0]", {"a":1\0}); NUL is not
+ * JSON whitespace, so this parser refuses them (found by
+ * tests/fuzz/fuzz_webhook.c).
+ * Thread-safe (the parser has no shared state; the arena registry below
+ * is lock-free).
  */
 #ifndef HL_JSON_FAST_H
 #define HL_JSON_FAST_H

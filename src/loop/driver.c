@@ -296,6 +296,39 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 	return hl_store_task_schedule(l->store, t->task_id, HL_TASK_NO_CHECK, err);
 }
 
+static bool
+driver_same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * After a wait was scheduled: the watcher records a CodeRun's change and
+ * then makes the task due, without the lease, so a change that landed
+ * between this step's read and its schedule would have its "due now"
+ * overwritten by the wait. Reading the task again closes the gap: a
+ * change seen now is judged at once; one not seen yet is recorded after
+ * this read, and its own schedule comes after the wait's.
+ */
+static int
+driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct hl_attempt_record *a,
+               struct hl_err *err)
+{
+	struct hl_task_record *now = NULL;
+	const struct hl_attempt_record *b;
+	bool changed;
+	int rc;
+
+	if ((rc = hl_store_task_get(l->store, &now, t->task_id, err)) < 0)
+		return rc;
+	b = driver_current(now);
+	changed = !a || !b || a->n != b->n || a->phase != b->phase ||
+	          !driver_same(a->coderun_phase, b->coderun_phase) ||
+	          !driver_same(a->status_message, b->status_message);
+	hl_task_record_free(now);
+	return changed ? hl_store_task_schedule(l->store, t->task_id, hl_time_wall_ms(), err) : 0;
+}
+
 /* Judges and applies one step of a leased task. */
 static int
 driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err)
@@ -354,6 +387,8 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 	case HL_LOOP_WAIT:
 		rc = hl_store_task_schedule(l->store, t->task_id,
 		                            st.until ? st.until : HL_TASK_NO_CHECK, err);
+		if (rc == 0)
+			rc = driver_recheck(l, t, a, err);
 		break;
 	case HL_LOOP_VERIFYING:
 		rc = hl_store_task_put(l->store,
@@ -361,6 +396,8 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		                                          .state = HL_TASK_VERIFYING,
 		                                          .next_check_ms = st.until },
 		                       err);
+		if (rc == 0)
+			rc = driver_recheck(l, t, a, err);
 		break;
 	case HL_LOOP_TIMEOUT:
 	case HL_LOOP_FINISHED:

@@ -4,8 +4,9 @@
  *
  * Idempotent: a status already recorded (the same phase, message and PR)
  * changes nothing, so a relist, a restart or a second replica replaying the
- * same object applies no transition twice. A phase never goes back (a
- * stale Running after Succeeded is ignored). When the CodeRun ended, the
+ * same object applies no transition twice (an ended one only makes its
+ * task due again, in case the first schedule was lost). A phase never goes
+ * back (a stale Running after Succeeded is ignored). When the CodeRun ended, the
  * attempt is marked for judgement (phase verifying, the end time kept) and
  * its task is made due, which wakes the drivers.
  *
@@ -189,8 +190,15 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 		goto out;
 	if (now_rank == seen && observe_same(a->coderun_phase, phase ? phase : "Pending") &&
 	    observe_same(a->status_message, message) && observe_same(a->pr_url, pr_url) &&
-	    (!job || observe_same(a->job_name, job)))
+	    (!job || observe_same(a->job_name, job))) {
+		/* Recorded already. An ended CodeRun whose attempt is not judged
+		 * yet is made due again: the schedule that followed the record
+		 * may have failed (the store away), and a replay (a relist) is
+		 * what brings it back. */
+		if (now_rank == 2)
+			goto schedule;
 		goto out;
+	}
 	ap = now_rank == 2   ? HL_PHASE_VERIFYING
 	     : now_rank == 1 ? HL_PHASE_RUNNING
 	                     : HL_PHASE_PENDING;
@@ -217,6 +225,7 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	if (now_rank == 1 && job && !a->pod_name)
 		observe_pod(l, task_id, n, job);
 	/* a changed status is judged at once */
+schedule:
 	if ((rc = hl_store_task_schedule(l->store, task_id, hl_time_wall_ms(), err)) < 0)
 		goto out;
 	(void)hl_store_publish(l->store, HL_CHANNEL_TASK, task_id, NULL);

@@ -7,7 +7,13 @@
  * reconnect with backoff). The resume point is kept in the store, so a
  * restart resumes instead of relisting; every LOOP_RESYNC_MS the watch ends
  * and a full relist follows (a periodic resync: anything missed is seen
- * then, and observe() applies what it already applied as nothing).
+ * then, and observe() applies what it already applied as nothing). A
+ * change that could not be recorded (the store away, a full disk) ends the
+ * session at once without moving the resume point, and a relist follows
+ * a second later, so no change is skipped until the next resync. While
+ * observe.c keeps a CodeRun whose attempt is not recorded yet, the resume
+ * point is not saved, so a restart (which loses what was kept) sees it
+ * again.
  * A CodeRun deleted before it finished ends its attempt as failed.
  *
  * Directory dispatch: the CodeRun files' status objects are read every
@@ -37,13 +43,30 @@ struct watch_ctx {
 	struct hl_loop *l;
 	char rv[WATCH_RV_MAX];
 	int64_t saved_ms;
+	bool failed; /* a change could not be recorded: relist */
 };
+
+/* CodeRuns kept for an attempt not recorded yet (observe.c). */
+static bool
+watch_pending(struct hl_loop *l)
+{
+	bool any;
+
+	pthread_mutex_lock(&l->pending_lock);
+	any = json_object_size(l->pending) > 0;
+	pthread_mutex_unlock(&l->pending_lock);
+	return any;
+}
 
 static void
 watch_save_rv(struct watch_ctx *w, bool now)
 {
 	struct hl_err err = HL_ERR_INIT;
 
+	/* not past a CodeRun kept for its attempt: those live in this
+	 * process only, so a restart must see it again */
+	if (watch_pending(w->l))
+		return;
 	if (!w->rv[0] || (!now && hl_time_mono_ms() - w->saved_ms < 5000))
 		return;
 	if (hl_store_kv_put(w->l->store, LOOP_WATCH_KEY, w->rv, &err) < 0)
@@ -95,9 +118,16 @@ watch_event(void *ud, const char *type, json_t *obj)
 		rc = watch_deleted(w->l, obj, &err);
 	else if (obj)
 		rc = hl_loop_observe(w->l, obj, &err);
-	if (rc < 0)
-		hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed", "coderun",
+	if (rc < 0) {
+		/* The change is not recorded (the store is away, the disk is
+		 * full): the resume point must not pass it. End the session
+		 * and relist, which delivers the CodeRun's state again. */
+		hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed; relisting", "coderun",
 		          hl_json_str(obj, "metadata.name"), "error", err.msg, NULL);
+		w->failed = true;
+		w->rv[0] = '\0';
+		return -1;
+	}
 	watch_save_rv(w, false);
 	return 0;
 }
@@ -172,6 +202,13 @@ watch_kubernetes(struct hl_loop *l)
 		atomic_store(&l->watch_connected, 1);
 		rc = hl_kube_watch(l->kube, &o, &err);
 		atomic_store(&l->watch_connected, 0);
+		if (w.failed) {
+			w.failed = false;
+			w.rv[0] = '\0';
+			atomic_fetch_add(&l->watch_stats.restarts, 1);
+			hl_loop_sleep(l, WATCH_ERROR_WAIT / 5);
+			continue;
+		}
 		watch_save_rv(&w, true);
 		if (rc < 0) {
 			hl_log_kv(HL_LOG_ERROR, "the CodeRun watch failed; retrying", "error",

@@ -196,8 +196,8 @@ hl_sq_task_find(struct hl_store_backend *b, char *out, const char *repository, c
 	static const char *const where[] = {
 		[HL_TASK_FIND_ANY] = "run_id = ?3",
 		[HL_TASK_FIND_RUN_LEVEL] = "run_id = ?3 AND job IS NULL",
-		[HL_TASK_FIND_OTHER_RUN] = "branch = ?2 AND (run_id IS NULL OR run_id <> ?3)"
-		                           " AND created_ms >= ?4",
+		[HL_TASK_FIND_OTHER_RUN] = ("branch = ?2 AND (run_id IS NULL OR run_id <> ?3)"
+		                            " AND created_ms >= ?4"),
 	};
 	sqlite3_stmt *st = NULL;
 	char sql[512];

@@ -55,6 +55,17 @@ posts = [r for r in ctl("GET", "/_stub/requests") if r["method"] == "POST"
          and r["path"].endswith("/coderuns")]
 check("a named create is retried after a 503 and ends 'created' (idempotent by name)",
       rc == 0 and out["outcome"] == "created" and len(posts) >= 4, (out, len(posts)))
+http("POST", f"{server}/_stub/config", {"rules": [
+    {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns", "status": 409,
+     "times": 1, "body": {"kind": "Status", "code": 409, "reason": "Conflict",
+                          "message": "the object has been modified"}}]}, ctx=ctx)
+spec3 = dict(spec, dedup_key="5dlabs/cto#333#clippy", workflow_run_id=333, task_id="ci-333")
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "submit-ci", stdin=json.dumps(spec3),
+                        env=KENV)
+stored = [c for c in ctl("GET", "/_stub/coderuns")
+          if c["metadata"]["labels"].get("healer/workflow-run-id") == "333"]
+check("a 409 for a CodeRun that does not exist is an error to retry, not 'existing'",
+      rc != 0 and not stored and "409" in json.dumps(out), (rc, out, err))
 http("POST", f"{server}/_stub/config", {"rules": []}, ctx=ctx)
 
 rc, out, err = dispatchprobe("kubernetes", "-", "cto", "find-active",

@@ -1,20 +1,20 @@
 /*
- * fuzz_replay.c - replays a fuzz corpus through LLVMFuzzerTestOneInput in a
+ * replay.c - replays a fuzz corpus through LLVMFuzzerTestOneInput in a
  * regular build (gcc, optionally ASan/UBSan), so every corpus input is a
- * regression test even where libFuzzer is not available. Prints TAP.
+ * regression test even where libFuzzer is not available. Linked with one
+ * target (tests/fuzz/fuzz_<target>.c) into replay_<target>. Prints TAP.
  *
- *   fuzz_replay DIR...
+ *   replay_<target> DIR...
  */
 #include "base/buf.h"
 #include "base/file.h"
+#include "fuzz.h"
 
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 main(int argc, char **argv)

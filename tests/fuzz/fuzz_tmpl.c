@@ -7,9 +7,10 @@
  * through the fence. Nothing may crash, leak, hang or exceed its bounds.
  *
  * Built with clang -fsanitize=fuzzer when meson -Dfuzz=true; the corpus in
- * tests/tmpl/fuzz_corpus/ is replayed in every build by fuzz_replay.c.
+ * tests/fuzz/corpus/tmpl/ is replayed in every build by replay.c.
  */
 #include "base/buf.h"
+#include "fuzz.h"
 #include "tmpl/tmpl.h"
 
 #include <jansson.h>
@@ -17,8 +18,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char fixed_data[] =
         "{\"name\": \"N\", \"items\": [1, \"two\", null, [3, 4], {\"a\": 5}], \"obj\": {\"a\": 1, "
