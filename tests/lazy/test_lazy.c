@@ -3,21 +3,24 @@
  * (src/lazy/): nothing is opened before the first call, the first call
  * opens the library and the forwarders pass every kind of argument on.
  */
-#include "lazy/lazy.h"
-
-#include <arpa/inet.h>
-#include <cmocka.h>
-#include <curl/curl.h>
-#include <libpq-fe.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
+/* cmocka.h needs the first four; microhttpd.h the socket types */
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+// clang-format on
+#include "lazy/lazy.h"
+
+#include <curl/curl.h>
+#include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 static void
 test_lazy_curl_opens_on_first_call(void **state)
