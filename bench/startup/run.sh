@@ -2,7 +2,8 @@
 # bench/startup/run.sh - start-up time of the commands that do not use the
 # network (version, classify, check-rules, render), against /bin/true (the
 # cost of any process start on this machine) measured in the same run.
-# Prints the median wall time over RUNS interleaved runs, and, when
+# Prints the median wall and CPU (user + sys) time over RUNS interleaved
+# runs, and, when
 # valgrind is installed, the instructions `version` and `render` execute
 # (exact, so it holds on a busy machine where wall time does not; not for
 # classify and check-rules: valgrind hides the CPU features the prebuilt
@@ -40,14 +41,23 @@ for label, b in bins:
         progs.append((f"{label} {name}", [b] + args))
 
 def once(argv):
+    """wall and CPU (user + sys) seconds of one run"""
     t0 = time.perf_counter()
-    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t0
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        sys.exit(f"{argv} exited {p.returncode}")
+    return wall, ru.ru_utime + ru.ru_stime
 
 walls = {name: [] for name, _ in progs}
+cpus = {name: [] for name, _ in progs}
 for _ in range(runs):  # interleaved: load changes hit every program alike
     for name, argv in progs:
-        walls[name].append(once(argv))
+        w, c = once(argv)
+        walls[name].append(w)
+        cpus[name].append(c)
 
 def instructions(argv):
     if not shutil.which("valgrind"):
@@ -62,10 +72,11 @@ def instructions(argv):
 true_ms = statistics.median(walls["/bin/true"]) * 1e3
 true_ir = instructions(["/bin/true"])
 print(f"median of {runs} interleaved runs; load average {open('/proc/loadavg').read().split()[0]}")
-print(f"{'command':<22} {'wall ms':>8} {'x /bin/true':>11} {'instructions':>14}")
+print(f"{'command':<22} {'wall ms':>8} {'x /bin/true':>11} {'CPU ms':>7} {'instructions':>14}")
 for name, argv in progs:
     ms = statistics.median(walls[name]) * 1e3
     ir = instructions(argv) if name.split()[-1] in ("version", "render", "/bin/true") else None
     irs = f"{ir / 1e6:12.2f} M" if ir else "           -"
-    print(f"{name:<22} {ms:8.2f} {ms / true_ms:10.1f}x {irs}")
+    cpu = statistics.median(cpus[name]) * 1e3
+    print(f"{name:<22} {ms:8.2f} {ms / true_ms:10.1f}x {cpu:7.2f} {irs}")
 PY
