@@ -11,7 +11,7 @@
  * far and completes them, while the next batch is being written. Claims and
  * finishes are not flushed on their own: they survive a process crash, and
  * after a power loss they may be redone (the worker is at-least-once there,
- * exactly-once across process crashes). Bodies of 512 bytes and more are
+ * exactly-once across process crashes). Bodies of 64 KiB and more are
  * stored deflated (zlib, level 1) on the submitting thread; records handed
  * to the worker always carry the raw bytes.
  *

@@ -305,9 +305,13 @@ sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	if (pages >= SQ_CHECKPOINT_INLINE)
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	else if (pages >= SQ_CHECKPOINT_PAGES) {
+		/* once per checkpoint: a wake-up per commit kept the
+		 * checkpointer (and the futex) busy while it waits out its gap */
 		pthread_mutex_lock(&b->ck_lock);
-		b->ck_wanted = true;
-		pthread_cond_signal(&b->ck_cond);
+		if (!b->ck_wanted) {
+			b->ck_wanted = true;
+			pthread_cond_signal(&b->ck_cond);
+		}
 		pthread_mutex_unlock(&b->ck_lock);
 	}
 	return SQLITE_OK;

@@ -373,6 +373,9 @@ sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const ch
 	uLongf got;
 
 	if (!enc || strcmp(enc, "identity") == 0) {
+		/* a raw body is its recorded size (a row cut short is corrupt) */
+		if (size >= 0 && (uint64_t)size != (uint64_t)n)
+			return -1;
 		d->body = malloc(n + 1);
 		if (!d->body)
 			return -1;

@@ -3,7 +3,8 @@
 the build stage's packages against scripts/install-deps.sh, the final
 stage's user (numeric, not root), port, entry point and health check
 against the binary's routes and a running server, every shared library the
-binary links (ldd) against the Debian packages the final stage installs
+binary links (ldd) or opens on first use (its dlopen sonames) against the
+Debian packages the final stage installs
 (each .so's package found with dpkg -S at test time, dependencies followed
 with dpkg-query), and the binary run as the image runs it: the image's
 uid, no capabilities, no_new_privs, a read-only root, writable only the
@@ -223,6 +224,17 @@ libs = re.findall(r"=>\s+(/\S+)", ldd.stdout)
 needed = set(re.findall(r"\(NEEDED\).*\[(.+?)\]",
                         subprocess.run(["readelf", "-d", dl.HEALER], capture_output=True,
                                        text=True).stdout))
+# and the ones it opens on first use (src/lazy/: dlopen by soname, named in
+# its data), which the image needs as much
+ldconfig = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+with open(dl.HEALER, "rb") as f:
+    sonames = {m.decode() for m in re.findall(rb"\0(lib[\w.+-]+\.so\.\d+)\0", f.read())}
+for soname in sorted(sonames):
+    m = re.search(r"^\s*" + re.escape(soname) + r" \(.*x86-64.*\) => (\S+)$", ldconfig, re.M) \
+        or re.search(r"^\s*" + re.escape(soname) + r" .* => (\S+)$", ldconfig, re.M)
+    if m and m.group(1) not in libs:
+        libs.append(m.group(1))
+needed |= sonames
 SANITIZER = re.compile(r"lib(asan|ubsan|lsan|tsan)\.so")
 # the runtime of a -Db_sanitize test build is never in an image
 libs = [lib for lib in libs if not SANITIZER.search(os.path.basename(lib))]

@@ -831,6 +831,41 @@ test_store_large_body_round_trips_deflated(void **state)
 	free(big);
 }
 
+/* A payload of GitHub's usual size (here 40 KB) is stored as it came: deflating
+ * it costs the request more CPU than its bytes cost the log. */
+static void
+test_store_typical_body_is_stored_raw(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_in in = delivery("d-typical", NULL, NULL);
+	struct hl_delivery_record *d = NULL;
+	struct hl_intake_answer a;
+	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
+	char row[RAW_COLS][256], *body;
+	size_t i, n = 40000;
+
+	body = malloc(n);
+	assert_non_null(body);
+	for (i = 0; i < n; i++)
+		body[i] = pattern[i % (sizeof(pattern) - 1)];
+	in.body = body;
+	in.body_len = n;
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding, length(body), body_size FROM"
+	                         " deliveries WHERE delivery_id = 'd-typical'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "identity");
+	assert_int_equal(atoll(row[1]), n);
+	assert_int_equal(atoll(row[2]), n);
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_int_equal(d->body_len, n);
+	assert_memory_equal(d->body, body, n);
+	hl_delivery_record_free(d);
+	free(body);
+}
+
 static void
 test_store_corrupt_body_is_failed_not_claimed(void **state)
 {
@@ -838,19 +873,33 @@ test_store_corrupt_body_is_failed_not_claimed(void **state)
 	struct hl_delivery_in in = delivery("d-corrupt", NULL, NULL);
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
-	char row[RAW_COLS][256], body[4096];
+	char row[RAW_COLS][256], *body;
+	size_t n = 100000; /* deflated when whole; raw when cut to 4096 */
 
-	memset(body, 'a', sizeof(body));
+	body = malloc(n);
+	assert_non_null(body);
+	memset(body, 'a', n);
 	in.body = body;
-	in.body_len = sizeof(body);
+	in.body_len = 4096;
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	in = delivery("d-corrupt-z", NULL, NULL);
+	in.body = body;
+	in.body_len = n;
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	free(body);
 	insert(f, "d-after", NULL, NULL);
-	assert_int_equal(raw_exec(f, pg_mode ? "UPDATE deliveries SET body = '\\x00112233'::bytea"
-	                                       " WHERE delivery_id = 'd-corrupt'"
-	                                     : "UPDATE deliveries SET body = x'00112233'"
-	                                       " WHERE delivery_id = 'd-corrupt'"),
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding FROM deliveries"
+	                         " WHERE delivery_id = 'd-corrupt-z'",
+	                         row),
 	                 0);
-	/* The corrupt one is skipped over and marked failed. */
+	assert_string_equal(row[0], "deflate");
+	assert_int_equal(raw_exec(f, pg_mode ? "UPDATE deliveries SET body = '\\x00112233'::bytea"
+	                                       " WHERE delivery_id LIKE 'd-corrupt%'"
+	                                     : "UPDATE deliveries SET body = x'00112233'"
+	                                       " WHERE delivery_id LIKE 'd-corrupt%'"),
+	                 0);
+	/* The corrupt ones (raw and deflated) are skipped over and marked failed. */
 	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
 	assert_string_equal(d->delivery_id, "d-after");
 	hl_delivery_record_free(d);
@@ -858,6 +907,13 @@ test_store_corrupt_body_is_failed_not_claimed(void **state)
 	        raw_row(f, "SELECT state, reason FROM deliveries WHERE delivery_id = 'd-corrupt'",
 	                row),
 	        0);
+	assert_string_equal(row[0], "failed");
+	assert_string_equal(row[1], "corrupt_body");
+	assert_int_equal(raw_row(f,
+	                         "SELECT state, reason FROM deliveries"
+	                         " WHERE delivery_id = 'd-corrupt-z'",
+	                         row),
+	                 0);
 	assert_string_equal(row[0], "failed");
 	assert_string_equal(row[1], "corrupt_body");
 }
@@ -2406,6 +2462,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_task_transitions_are_checked, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_large_body_round_trips_deflated, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_typical_body_is_stored_raw, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_corrupt_body_is_failed_not_claimed,
 		                                setup, teardown),
