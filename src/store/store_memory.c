@@ -12,6 +12,7 @@
 #include "store_front.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,4 +155,59 @@ hl_store_insight_dedup(struct hl_store *s, struct hl_insight_dedup *out,
 {
 	memset(out, 0, sizeof(*out));
 	STORE_CALL(s, s->ops->memory.insight_dedup(s->b, out, f, err));
+}
+
+static double
+memory_rate(const struct hl_agent_record *r)
+{
+	return r->finished ? (double)r->succeeded / (double)r->finished : 0;
+}
+
+static bool
+memory_better(const struct hl_agent_record *a, const struct hl_agent_record *b)
+{
+	/* a's rate above b's, compared exactly: a.s / a.f > b.s / b.f */
+	int64_t l = a->succeeded * b->finished, r = b->succeeded * a->finished;
+
+	if (l != r)
+		return l > r;
+	if (a->succeeded != b->succeeded)
+		return a->succeeded > b->succeeded;
+	return strcmp(a->agent, b->agent) < 0;
+}
+
+const struct hl_agent_record *
+hl_memory_learned_choice(const struct hl_agent_record *rec, size_t n, const char *rule_agent,
+                         const char *failure_type, const char *repository, const char *const *never,
+                         char *why, size_t why_size)
+{
+	const struct hl_agent_record *rule = NULL, *best = NULL;
+	size_t i, k;
+
+	if (!rule_agent)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (strcmp(rec[i].agent, rule_agent) == 0)
+			rule = &rec[i];
+	if (!rule || rule->finished < HL_LEARNED_MIN_FAILING ||
+	    !(memory_rate(rule) < HL_LEARNED_FAILING_RATE))
+		return NULL;
+	for (i = 0; i < n; i++) {
+		const struct hl_agent_record *r = &rec[i];
+		bool banned = false;
+
+		for (k = 0; never && never[k]; k++)
+			banned |= strcmp(never[k], r->agent) == 0;
+		if (r == rule || banned || r->finished < HL_LEARNED_MIN_GOOD ||
+		    !(memory_rate(r) >= HL_LEARNED_GOOD_RATE))
+			continue;
+		if (!best || memory_better(r, best))
+			best = r;
+	}
+	if (best && why)
+		snprintf(why, why_size, "learned: %s %lld/%lld on %s in %s, %s %lld/%lld",
+		         rule->agent, (long long)rule->succeeded, (long long)rule->finished,
+		         failure_type ? failure_type : "?", repository ? repository : "?",
+		         best->agent, (long long)best->succeeded, (long long)best->finished);
+	return best;
 }
