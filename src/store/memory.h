@@ -137,18 +137,19 @@ int hl_store_insight_dedup(struct hl_store *s, struct hl_insight_dedup *out,
 /*
  * Learned routing (contract section 10): when rule_agent has at least
  * HL_LEARNED_MIN_FAILING finished attempts in rec with a success rate below
- * HL_LEARNED_FAILING_RATE, and another agent has at least
- * HL_LEARNED_MIN_GOOD finished attempts at HL_LEARNED_GOOD_RATE or better,
+ * HL_LEARNED_FAILING_PCT percent, and another agent has at least
+ * HL_LEARNED_MIN_GOOD finished attempts at HL_LEARNED_GOOD_PCT percent or
+ * better (compared in integers),
  * returns that agent's record (the best rate, then the most successes, then
  * the name: deterministic for the same records) and writes the evidence
  * ("learned: rex 0/6 on rust_clippy in acme/platform, atlas 3/3") into why
  * (why_size bytes); otherwise NULL. Agents listed in never (a
  * NULL-terminated list, may be NULL) are never chosen. Pure.
  */
-#define HL_LEARNED_MIN_FAILING  5
-#define HL_LEARNED_FAILING_RATE 0.30
-#define HL_LEARNED_MIN_GOOD     3
-#define HL_LEARNED_GOOD_RATE    0.60
+#define HL_LEARNED_MIN_FAILING 5
+#define HL_LEARNED_FAILING_PCT 30
+#define HL_LEARNED_MIN_GOOD    3
+#define HL_LEARNED_GOOD_PCT    60
 const struct hl_agent_record *
 hl_memory_learned_choice(const struct hl_agent_record *rec, size_t n, const char *rule_agent,
                          const char *failure_type, const char *repository, const char *const *never,

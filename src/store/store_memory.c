@@ -157,10 +157,11 @@ hl_store_insight_dedup(struct hl_store *s, struct hl_insight_dedup *out,
 	STORE_CALL(s, s->ops->memory.insight_dedup(s->b, out, f, err));
 }
 
-static double
-memory_rate(const struct hl_agent_record *r)
+/* succeeded / finished < num / den, in integers (no rounding at the edge) */
+static bool
+memory_below(const struct hl_agent_record *r, int64_t num, int64_t den)
 {
-	return r->finished ? (double)r->succeeded / (double)r->finished : 0;
+	return r->succeeded * den < r->finished * num;
 }
 
 static bool
@@ -190,7 +191,7 @@ hl_memory_learned_choice(const struct hl_agent_record *rec, size_t n, const char
 		if (strcmp(rec[i].agent, rule_agent) == 0)
 			rule = &rec[i];
 	if (!rule || rule->finished < HL_LEARNED_MIN_FAILING ||
-	    !(memory_rate(rule) < HL_LEARNED_FAILING_RATE))
+	    !memory_below(rule, HL_LEARNED_FAILING_PCT, 100))
 		return NULL;
 	for (i = 0; i < n; i++) {
 		const struct hl_agent_record *r = &rec[i];
@@ -199,7 +200,7 @@ hl_memory_learned_choice(const struct hl_agent_record *rec, size_t n, const char
 		for (k = 0; never && never[k]; k++)
 			banned |= strcmp(never[k], r->agent) == 0;
 		if (r == rule || banned || r->finished < HL_LEARNED_MIN_GOOD ||
-		    !(memory_rate(r) >= HL_LEARNED_GOOD_RATE))
+		    memory_below(r, HL_LEARNED_GOOD_PCT, 100))
 			continue;
 		if (!best || memory_better(r, best))
 			best = r;
