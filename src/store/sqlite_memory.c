@@ -5,17 +5,42 @@
  * rows from the ledger.
  *
  * A memory and its index row are written in one transaction, only when the
- * memory is new, so the index never holds a row twice. A search is one
- * FTS5 MATCH of the type's column AND any of the words, ranked by BM25
- * times the memory's weight, the repository's memories first.
+ * memory is new, so the index never holds a row twice. The index has the
+ * type, the repository (one hashed token) and the text; memory_terms counts
+ * the memories holding each word. A search takes the query's rarest words
+ * that occur at all (one seek each in memory_terms), matches the type AND any of them, first in the
+ * repository, then elsewhere; each pass ranks the newest SQ_MEMORY_CANDIDATES matches by BM25
+ * inside the index and then by BM25 times the memory's weight. Its cost is bounded by those
+ * constants, not by the size of the store.
  */
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/str.h"
 #include "sqlite_impl.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define SQ_MEMORY_TERMS      4
+#define SQ_MEMORY_BODY_WORDS 256 /* words of a memory counted in memory_terms */
+#define SQ_MEMORY_CANDIDATES 200 /* matches ranked per pass, the newest */
+
+/* A repository as one index token: "r" and 16 hex digits of its FNV-1a
+ * hash (a name's '/', '-' and '.' would split it into words). */
+static void
+sq_memory_repo_token(char *out, size_t size, const char *repository)
+{
+	uint64_t h = 14695981039346656037ULL;
+	const unsigned char *p = (const unsigned char *)(repository ? repository : "");
+
+	for (; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	snprintf(out, size, "r%016llx", (unsigned long long)h);
+}
 
 /* The text the index searches (besides the type). */
 static void
@@ -29,17 +54,47 @@ sq_memory_body(struct hl_buf *b, const struct hl_memory_in *m)
 			hl_buf_appendf(b, "%s%s", b->len ? "\n" : "", parts[i]);
 }
 
+/* Counts a new memory's words in memory_terms (inside its transaction). */
+static int
+sq_memory_count_terms(struct hl_store_backend *b, const char *text, struct hl_err *err)
+{
+	char(*words)[HL_MEMORY_WORD_MAX] = calloc(SQ_MEMORY_BODY_WORDS, HL_MEMORY_WORD_MAX);
+	sqlite3_stmt *st = hl_sq_prepare(b, "INSERT INTO memory_terms (term, docs) VALUES (?1, 1)"
+	                                    " ON CONFLICT (term) DO UPDATE SET docs = docs + 1");
+	size_t n, i;
+	int rc = 0;
+
+	if (!words || !st) {
+		free(words);
+		hl_sq_done(b, st);
+		return words ? hl_sq_fail(err, b->db, "memory terms")
+		             : hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	n = hl_store_memory_words(words, SQ_MEMORY_BODY_WORDS, text);
+	for (i = 0; i < n && rc == 0; i++) {
+		sqlite3_bind_text(st, 1, words[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = hl_sq_fail(err, b->db, "memory terms");
+		sqlite3_reset(st);
+	}
+	hl_sq_done(b, st);
+	free(words);
+	return rc;
+}
+
 int
 hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
                  struct hl_err *err)
 {
 	struct hl_buf body = HL_BUF_INIT(1 << 20);
 	sqlite3_stmt *st = NULL;
+	char repo[24];
 	int64_t id;
 	int rc;
 
 	*created = false;
 	sq_memory_body(&body, m);
+	sq_memory_repo_token(repo, sizeof(repo), m->repository);
 	if (hl_buf_error(&body)) {
 		hl_buf_release(&body);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -85,21 +140,24 @@ hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 		goto out;
 	}
 	id = sqlite3_last_insert_rowid(b->db);
-	st = hl_sq_prepare(b, "INSERT INTO memories_fts (rowid, failure_type, body)"
-	                      " VALUES (?1, ?2, ?3)");
+	st = hl_sq_prepare(b, "INSERT INTO memories_fts (rowid, failure_type, repo, body)"
+	                      " VALUES (?1, ?2, ?3, ?4)");
 	if (!st) {
 		rc = hl_sq_fail(err, b->db, "memory index");
 		goto fail;
 	}
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_text(st, 2, m->failure_type ? m->failure_type : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, body.data, (int)body.len, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, repo, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, body.data, (int)body.len, SQLITE_STATIC);
 	rc = hl_sq_step_done(st);
 	hl_sq_done(b, st);
 	if (rc < 0) {
 		rc = hl_sq_fail(err, b->db, "memory index");
 		goto fail;
 	}
+	if ((rc = sq_memory_count_terms(b, body.data, err)) < 0)
+		goto fail;
 	if ((rc = hl_sq_commit(b, "memory", err)) < 0)
 		goto fail;
 	*created = true;
@@ -142,50 +200,142 @@ sq_memory_hit(struct hl_memory_hit *h, sqlite3_stmt *st)
 	h->score = sqlite3_column_double(st, 19);
 }
 
+/* The words of a search, rarest first, that occur in some memory: at most
+ * SQ_MEMORY_TERMS of them (a common word matches most memories of a type
+ * and says little; each lookup is one seek in the index's vocabulary). */
+static size_t
+sq_memory_terms(struct hl_store_backend *b, const char **out, char (*words)[HL_MEMORY_WORD_MAX],
+                size_t n_words)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT docs FROM memory_terms WHERE term = ?1");
+	int64_t docs[HL_MEMORY_WORDS_MAX];
+	const char *w[HL_MEMORY_WORDS_MAX];
+	size_t n = 0, i, j;
+
+	if (!st)
+		return 0;
+	for (i = 0; i < n_words; i++) {
+		int64_t d = 0;
+
+		sqlite3_bind_text(st, 1, words[i], -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			d = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (d <= 0)
+			continue;
+		/* insertion by rarity (then the text's order) */
+		for (j = n; j > 0 && docs[j - 1] > d; j--) {
+			docs[j] = docs[j - 1];
+			w[j] = w[j - 1];
+		}
+		docs[j] = d;
+		w[j] = words[i];
+		n++;
+	}
+	hl_sq_done(b, st);
+	if (n > SQ_MEMORY_TERMS)
+		n = SQ_MEMORY_TERMS;
+	memcpy(out, w, n * sizeof(*w));
+	return n;
+}
+
+/* One pass of a search: the newest SQ_MEMORY_CANDIDATES matches (a seek
+ * and a bounded walk of the index in rowid order), ranked by BM25 inside
+ * the index, then by BM25 x weight; appends to hits[*k..max). */
+static int
+sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k, size_t max,
+               const char *match, bool ranked, const char *exclude, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT rowid FROM memories_fts"
+	                                    " WHERE memories_fts MATCH ?1 ORDER BY rowid DESC"
+	                                    " LIMIT 1 OFFSET ?2");
+	int64_t lowest = 0;
+	int step = SQLITE_DONE;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "memory search");
+	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, SQ_MEMORY_CANDIDATES - 1);
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		lowest = sqlite3_column_int64(st, 0);
+	hl_sq_done(b, st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "memory search");
+	st = hl_sq_prepare(
+	        b, ranked ? "SELECT " SQ_MEMORY_COLS ", -f.r * m.weight AS score FROM"
+	                    " (SELECT rowid AS id, bm25(memories_fts) AS r FROM memories_fts"
+	                    " WHERE memories_fts MATCH ?1 AND rowid >= ?5 ORDER BY r LIMIT ?3) f"
+	                    " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
+	                    " ORDER BY score DESC, m.id DESC LIMIT ?4"
+	                  : "SELECT " SQ_MEMORY_COLS ", m.weight AS score FROM"
+	                    " (SELECT rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
+	                    " AND rowid >= ?5 ORDER BY rowid DESC LIMIT ?3) f"
+	                    " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
+	                    " ORDER BY score DESC, m.id DESC LIMIT ?4");
+	if (!st)
+		return hl_sq_fail(err, b->db, "memory search");
+	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
+	hl_sq_bind_text(st, 2, exclude);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)(max * 4 + 16));
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)(max - *k));
+	sqlite3_bind_int64(st, 5, lowest);
+	step = SQLITE_DONE;
+	while (*k < max && (step = sqlite3_step(st)) == SQLITE_ROW)
+		sq_memory_hit(&hits[(*k)++], st);
+	hl_sq_done(b, st);
+	return step == SQLITE_ROW || step == SQLITE_DONE ? 0
+	                                                 : hl_sq_fail(err, b->db, "memory search");
+}
+
 int
 hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,
                      const struct hl_memory_query *q, char (*words)[HL_MEMORY_WORD_MAX],
                      size_t n_words, struct hl_err *err)
 {
-	struct hl_buf match = HL_BUF_INIT(4096);
+	struct hl_buf base = HL_BUF_INIT(4096), match = HL_BUF_INIT(4096);
 	struct hl_memory_hit *hits = NULL;
-	sqlite3_stmt *st = NULL;
-	size_t k = 0, i;
-	int rc = 0, step;
+	const char *terms[HL_MEMORY_WORDS_MAX];
+	char repo[24];
+	size_t k = 0, i, nt = sq_memory_terms(b, terms, words, n_words);
+	int rc = 0;
 
 	/* the type as one quoted token; words are [a-z0-9_] only (the front end) */
-	hl_buf_append_str(&match, "failure_type : \"");
+	hl_buf_append_str(&base, "failure_type : \"");
 	for (i = 0; q->failure_type[i]; i++)
 		if (q->failure_type[i] != '"')
-			hl_buf_append_char(&match, q->failure_type[i]);
-	hl_buf_append_char(&match, '"');
-	for (i = 0; i < n_words; i++)
-		hl_buf_appendf(&match, "%s\"%s\"", i ? " OR " : " AND body : (", words[i]);
-	if (n_words)
-		hl_buf_append_char(&match, ')');
-	if (hl_buf_error(&match) || !(hits = calloc(q->k, sizeof(*hits)))) {
+			hl_buf_append_char(&base, q->failure_type[i]);
+	hl_buf_append_char(&base, '"');
+	for (i = 0; i < nt; i++)
+		hl_buf_appendf(&base, "%s\"%s\"", i ? " OR " : " AND body : (", terms[i]);
+	if (nt)
+		hl_buf_append_char(&base, ')');
+	sq_memory_repo_token(repo, sizeof(repo), q->repository);
+	if (hl_buf_error(&base) || !(hits = calloc(q->k, sizeof(*hits)))) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	st = hl_sq_prepare(b, "SELECT " SQ_MEMORY_COLS ", -bm25(memories_fts) * m.weight AS score"
-	                      " FROM memories_fts JOIN memories m ON m.id = memories_fts.rowid"
-	                      " WHERE memories_fts MATCH ?1 AND m.task_id IS NOT ?3"
-	                      " ORDER BY m.repository = ?2 DESC, score DESC, m.id DESC"
-	                      " LIMIT ?4");
-	if (!st) {
-		rc = hl_sq_fail(err, b->db, "memory search");
+	if (n_words && !nt)
+		goto out; /* words, none of which any memory holds: nothing is similar */
+	/* the repository's memories first, then the others */
+	if (q->repository && *q->repository) {
+		hl_buf_appendf(&match, "%s AND repo : \"%s\"", base.data, repo);
+		if (hl_buf_error(&match) || (rc = sq_memory_pass(b, hits, &k, q->k, match.data,
+		                                                 nt > 0, q->exclude_task, err)) < 0)
+			goto out;
+		hl_buf_reset(&match);
+		hl_buf_appendf(&match, "%s NOT repo : \"%s\"", base.data, repo);
+	} else {
+		hl_buf_append_str(&match, base.data);
+	}
+	if (hl_buf_error(&match)) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	sqlite3_bind_text(st, 1, match.data, (int)match.len, SQLITE_STATIC);
-	hl_sq_bind_text(st, 2, q->repository ? q->repository : "");
-	hl_sq_bind_text(st, 3, q->exclude_task);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)q->k);
-	while (k < q->k && (step = sqlite3_step(st)) == SQLITE_ROW)
-		sq_memory_hit(&hits[k++], st);
-	if (k < q->k && step != SQLITE_DONE)
-		rc = hl_sq_fail(err, b->db, "memory search");
-	hl_sq_done(b, st);
+	if (k < q->k)
+		rc = sq_memory_pass(b, hits, &k, q->k, match.data, nt > 0, q->exclude_task, err);
 out:
+	hl_buf_release(&base);
 	hl_buf_release(&match);
 	if (rc < 0) {
 		hl_memory_hits_free(hits, k);

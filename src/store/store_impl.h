@@ -162,6 +162,11 @@ struct hl_store_outbox_ops {
 #define HL_MEMORY_WORDS_MAX 16
 #define HL_MEMORY_WORD_MAX  48
 
+/* Cuts text into words: runs of letters, digits and '_' of at least three
+ * characters, lower-cased, not all digits, each once, at most max; returns
+ * how many (store_memory.c). */
+size_t hl_store_memory_words(char (*out)[HL_MEMORY_WORD_MAX], size_t max, const char *text);
+
 struct hl_store_memory_ops {
 	int (*put)(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
 	           struct hl_err *err);

@@ -24,9 +24,8 @@ memory_word_char(unsigned char c)
 	return isalnum(c) || c == '_';
 }
 
-/* Cuts text into words (see the top); returns how many. */
-static size_t
-memory_words(char (*out)[HL_MEMORY_WORD_MAX], size_t max, const char *text)
+size_t
+hl_store_memory_words(char (*out)[HL_MEMORY_WORD_MAX], size_t max, const char *text)
 {
 	const unsigned char *p = (const unsigned char *)(text ? text : "");
 	size_t n = 0, i;
@@ -86,7 +85,7 @@ hl_store_memory_similar(struct hl_store *s, struct hl_memory_hit **out, size_t *
 	if (q->k < 1 || q->k > MEMORY_K_MAX)
 		return hl_err_set(err, HL_EINVAL, "a memory search returns 1 to %d memories",
 		                  MEMORY_K_MAX);
-	nw = memory_words(words, HL_MEMORY_WORDS_MAX, q->text);
+	nw = hl_store_memory_words(words, HL_MEMORY_WORDS_MAX, q->text);
 	STORE_CALL(s, s->ops->memory.similar(s->b, out, n, q, words, nw, err));
 }
 

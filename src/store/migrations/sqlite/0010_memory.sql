@@ -1,9 +1,9 @@
 -- 10: memory. One record per finished task (what failed, which agents
 -- tried, how it ended, the fix or the escalation) with a weight that grows
 -- when it helps a later success; searched by full text (FTS5, BM25) within
--- a failure type. The failure type is an FTS column so a search is one
--- posting-list intersection; '_' is part of a word (rust_clippy,
--- unused_variables).
+-- a failure type. The failure type and the repository (a hashed token)
+-- are FTS columns so a search is one posting-list intersection; '_' is
+-- part of a word (rust_clippy, unused_variables).
 CREATE TABLE memories (
   id INTEGER PRIMARY KEY,
   task_id TEXT NOT NULL UNIQUE,
@@ -28,10 +28,16 @@ CREATE TABLE memories (
 CREATE INDEX memories_type ON memories (failure_type, repository, created_ms);
 
 CREATE VIRTUAL TABLE memories_fts USING fts5 (
-  failure_type, body,
+  failure_type, repo, body,
   content = '',
   tokenize = "unicode61 tokenchars '_'"
 );
+-- how many memories hold each word (kept with each insert): a search
+-- keeps its rarest words, at the cost of one seek each
+CREATE TABLE memory_terms (
+  term TEXT PRIMARY KEY,
+  docs BIGINT NOT NULL
+) WITHOUT ROWID;
 
 -- the agent records read a repository's tasks of one failure type; the
 -- insights read deliveries by time
