@@ -550,6 +550,8 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	if ((flags & HL_STORE_SERVER) && !ro && (rc = sq_lock_server(b, path, err)) < 0)
 		goto fail;
 	rc = sq_connect(&b->db, path, "NORMAL", ro, err);
+	if (rc == 0)
+		rc = hl_sq_memory_register(b->db, err);
 	if (rc == 0 && ro) {
 		if ((rc = sq_check_schema(b, path, err)) < 0)
 			goto fail;

@@ -174,6 +174,8 @@ int hl_sq_outbox_counts(struct hl_store_backend *b,
                         void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                         struct hl_err *err);
 
+/* Registers the memory search's ranking function on db (sqlite_memory.c). */
+int hl_sq_memory_register(sqlite3 *db, struct hl_err *err);
 int hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
                      struct hl_err *err);
 int hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,

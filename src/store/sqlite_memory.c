@@ -8,16 +8,19 @@
  * memory is new, so the index never holds a row twice. The index has the
  * type, the repository (one hashed token) and the text; memory_terms counts
  * the memories holding each word. A search takes the query's rarest words
- * that occur at all (one seek each in memory_terms), matches the type AND any of them, first in the
- * repository, then elsewhere; each pass ranks the newest SQ_MEMORY_CANDIDATES matches by BM25
- * inside the index and then by BM25 times the memory's weight. Its cost is bounded by those
- * constants, not by the size of the store.
+ * that occur at all (one seek each in memory_terms) and matches the type
+ * AND any of them, first in the repository, then elsewhere. Each pass
+ * ranks the newest SQ_MEMORY_CANDIDATES matches inside the index by BM25's
+ * term weights (hl_rank: the IDF of the words a memory holds, the term
+ * frequency saturated at 1), then by that times the memory's weight. Its
+ * cost is bounded by those constants, not by the size of the store.
  */
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/str.h"
 #include "sqlite_impl.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,7 +28,7 @@
 
 #define SQ_MEMORY_TERMS      4
 #define SQ_MEMORY_BODY_WORDS 256 /* words of a memory counted in memory_terms */
-#define SQ_MEMORY_CANDIDATES 200 /* matches ranked per pass, the newest */
+#define SQ_MEMORY_CANDIDATES 64  /* matches ranked per pass, the newest */
 
 /* A repository as one index token: "r" and 16 hex digits of its FNV-1a
  * hash (a name's '/', '-' and '.' would split it into words). */
@@ -200,12 +203,62 @@ sq_memory_hit(struct hl_memory_hit *h, sqlite3_stmt *st)
 	h->score = sqlite3_column_double(st, 19);
 }
 
+/*
+ * hl_rank(memories_fts, 'w0 w1 ...'): the BM25 weight of the query terms a
+ * row holds: the sum of w_i over the phrases i that occur in it (w_i is
+ * the IDF of phrase i's word, 0 for the type and repository filters; the
+ * term frequency saturates at 1: memories are short). Unlike bm25() it
+ * needs no statistics over the whole index, so ranking costs only the
+ * rows ranked.
+ */
+static void
+sq_rank(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int nval,
+        sqlite3_value **val)
+{
+	const char *w = nval > 0 ? (const char *)sqlite3_value_text(val[0]) : NULL;
+	double score = 0;
+	int i, n = api->xPhraseCount(fts);
+
+	for (i = 0; i < n && w && *w; i++) {
+		Fts5PhraseIter it;
+		char *end;
+		double wi = strtod(w, &end);
+		int col = -1, off = 0;
+
+		if (end == w)
+			break;
+		w = end;
+		if (wi > 0 && api->xPhraseFirst(fts, i, &it, &col, &off) == SQLITE_OK && col >= 0)
+			score += wi;
+	}
+	sqlite3_result_double(ctx, score);
+}
+
+int
+hl_sq_memory_register(sqlite3 *db, struct hl_err *err)
+{
+	fts5_api *api = NULL;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
+		return hl_sq_fail(err, db, "fts5");
+	sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW || !api)
+		return hl_err_set(err, HL_EDB, "sqlite: FTS5 is not available");
+	if (api->xCreateFunction(api, "hl_rank", NULL, sq_rank, NULL) != SQLITE_OK)
+		return hl_sq_fail(err, db, "fts5 function");
+	return 0;
+}
+
 /* The words of a search, rarest first, that occur in some memory: at most
  * SQ_MEMORY_TERMS of them (a common word matches most memories of a type
  * and says little; each lookup is one seek in the index's vocabulary). */
 static size_t
-sq_memory_terms(struct hl_store_backend *b, const char **out, char (*words)[HL_MEMORY_WORD_MAX],
-                size_t n_words)
+sq_memory_terms(struct hl_store_backend *b, const char **out, int64_t *out_docs,
+                char (*words)[HL_MEMORY_WORD_MAX], size_t n_words)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT docs FROM memory_terms WHERE term = ?1");
 	int64_t docs[HL_MEMORY_WORDS_MAX];
@@ -236,6 +289,20 @@ sq_memory_terms(struct hl_store_backend *b, const char **out, char (*words)[HL_M
 	if (n > SQ_MEMORY_TERMS)
 		n = SQ_MEMORY_TERMS;
 	memcpy(out, w, n * sizeof(*w));
+	memcpy(out_docs, docs, n * sizeof(*docs));
+	return n;
+}
+
+/* How many memories there are (the highest id: one seek). */
+static int64_t
+sq_memory_total(struct hl_store_backend *b)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT MAX(id) FROM memories");
+	int64_t n = 0;
+
+	if (st && sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	hl_sq_done(b, st);
 	return n;
 }
 
@@ -244,7 +311,7 @@ sq_memory_terms(struct hl_store_backend *b, const char **out, char (*words)[HL_M
  * the index, then by BM25 x weight; appends to hits[*k..max). */
 static int
 sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k, size_t max,
-               const char *match, bool ranked, const char *exclude, struct hl_err *err)
+               const char *match, const char *weights, const char *exclude, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT rowid FROM memories_fts"
 	                                    " WHERE memories_fts MATCH ?1 ORDER BY rowid DESC"
@@ -263,16 +330,17 @@ sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return hl_sq_fail(err, b->db, "memory search");
 	st = hl_sq_prepare(
-	        b, ranked ? "SELECT " SQ_MEMORY_COLS ", -f.r * m.weight AS score FROM"
-	                    " (SELECT rowid AS id, bm25(memories_fts) AS r FROM memories_fts"
-	                    " WHERE memories_fts MATCH ?1 AND rowid >= ?5 ORDER BY r LIMIT ?3) f"
-	                    " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
-	                    " ORDER BY score DESC, m.id DESC LIMIT ?4"
-	                  : "SELECT " SQ_MEMORY_COLS ", m.weight AS score FROM"
-	                    " (SELECT rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
-	                    " AND rowid >= ?5 ORDER BY rowid DESC LIMIT ?3) f"
-	                    " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
-	                    " ORDER BY score DESC, m.id DESC LIMIT ?4");
+	        b,
+	        weights ? "SELECT " SQ_MEMORY_COLS ", f.r * m.weight AS score FROM"
+	                  " (SELECT rowid AS id, hl_rank(memories_fts, ?6) AS r FROM memories_fts"
+	                  " WHERE memories_fts MATCH ?1 AND rowid >= ?5 ORDER BY r DESC LIMIT ?3) f"
+	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
+	                  " ORDER BY score DESC, m.id DESC LIMIT ?4"
+	                : "SELECT " SQ_MEMORY_COLS ", m.weight AS score FROM"
+	                  " (SELECT rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
+	                  " AND rowid >= ?5 ORDER BY rowid DESC LIMIT ?3) f"
+	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
+	                  " ORDER BY score DESC, m.id DESC LIMIT ?4");
 	if (!st)
 		return hl_sq_fail(err, b->db, "memory search");
 	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
@@ -280,6 +348,8 @@ sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)(max * 4 + 16));
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)(max - *k));
 	sqlite3_bind_int64(st, 5, lowest);
+	if (weights)
+		sqlite3_bind_text(st, 6, weights, -1, SQLITE_STATIC);
 	step = SQLITE_DONE;
 	while (*k < max && (step = sqlite3_step(st)) == SQLITE_ROW)
 		sq_memory_hit(&hits[(*k)++], st);
@@ -296,9 +366,19 @@ hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 	struct hl_buf base = HL_BUF_INIT(4096), match = HL_BUF_INIT(4096);
 	struct hl_memory_hit *hits = NULL;
 	const char *terms[HL_MEMORY_WORDS_MAX];
-	char repo[24];
-	size_t k = 0, i, nt = sq_memory_terms(b, terms, words, n_words);
+	int64_t docs[HL_MEMORY_WORDS_MAX], total = sq_memory_total(b);
+	char repo[24], weights[256] = "0";
+	size_t k = 0, i, nt = sq_memory_terms(b, terms, docs, words, n_words), len;
 	int rc = 0;
+
+	/* BM25's IDF of each word; the phrases are numbered as they appear in
+	 * the query: the type, the words, then the repository (weight 0) */
+	for (i = 0; i < nt; i++) {
+		double idf = log(1.0 +
+		                 ((double)total - (double)docs[i] + 0.5) / ((double)docs[i] + 0.5));
+		len = strlen(weights);
+		snprintf(weights + len, sizeof(weights) - len, " %.4f", idf > 0 ? idf : 0.0001);
+	}
 
 	/* the type as one quoted token; words are [a-z0-9_] only (the front end) */
 	hl_buf_append_str(&base, "failure_type : \"");
@@ -320,8 +400,9 @@ hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 	/* the repository's memories first, then the others */
 	if (q->repository && *q->repository) {
 		hl_buf_appendf(&match, "%s AND repo : \"%s\"", base.data, repo);
-		if (hl_buf_error(&match) || (rc = sq_memory_pass(b, hits, &k, q->k, match.data,
-		                                                 nt > 0, q->exclude_task, err)) < 0)
+		if (hl_buf_error(&match) ||
+		    (rc = sq_memory_pass(b, hits, &k, q->k, match.data, nt ? weights : NULL,
+		                         q->exclude_task, err)) < 0)
 			goto out;
 		hl_buf_reset(&match);
 		hl_buf_appendf(&match, "%s NOT repo : \"%s\"", base.data, repo);
@@ -333,7 +414,8 @@ hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 		goto out;
 	}
 	if (k < q->k)
-		rc = sq_memory_pass(b, hits, &k, q->k, match.data, nt > 0, q->exclude_task, err);
+		rc = sq_memory_pass(b, hits, &k, q->k, match.data, nt ? weights : NULL,
+		                    q->exclude_task, err);
 out:
 	hl_buf_release(&base);
 	hl_buf_release(&match);
