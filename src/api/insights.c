@@ -674,16 +674,6 @@ ins_metric(struct hl_buf *b, const char *key, const char *labels, const json_t *
 		               json_number_value(v));
 }
 
-static void
-ins_metrics_group(struct hl_buf *b, const json_t *g, const char *labels)
-{
-	size_t i;
-
-	ins_metric(b, "tasks", labels, json_object_get(g, "tasks"));
-	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
-		ins_metric(b, ins_keys[i], labels, json_object_get(g, ins_keys[i]));
-}
-
 /* A label value: the names healer stores are [A-Za-z0-9_./-]; anything
  * else is dropped rather than escaped. */
 static void
@@ -697,44 +687,61 @@ ins_label(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
-void
-hl_api_insights_metrics(struct hl_buf *b, const json_t *doc, const char *window, bool with_help)
+/* Every sample of one key: overall, by agent, by failure type, per window. */
+static void
+ins_metric_family(struct hl_buf *b, const char *key, const json_t *const *docs,
+                  const char *const *windows, size_t n)
 {
-	const json_t *g, *t = json_object_get(doc, "targets");
+	const json_t *g;
+	const char *k;
 	char labels[256], v[128];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(labels, sizeof(labels), "window=\"%s\"", windows[i]);
+		ins_metric(b, key, labels, json_object_get(docs[i], key));
+		json_object_foreach((json_t *)json_object_get(docs[i], "by_agent"), k, g)
+		{
+			ins_label(v, sizeof(v), k);
+			snprintf(labels, sizeof(labels), "window=\"%s\",agent=\"%s\"", windows[i],
+			         v);
+			ins_metric(b, key, labels, json_object_get(g, key));
+		}
+		json_object_foreach((json_t *)json_object_get(docs[i], "by_failure_type"), k, g)
+		{
+			ins_label(v, sizeof(v), k);
+			snprintf(labels, sizeof(labels), "window=\"%s\",failure_type=\"%s\"",
+			         windows[i], v);
+			ins_metric(b, key, labels, json_object_get(g, key));
+		}
+	}
+}
+
+void
+hl_api_insights_metrics(struct hl_buf *b, const json_t *const *docs, const char *const *windows,
+                        size_t n)
+{
+	const json_t *g, *t = n ? json_object_get(docs[0], "targets") : NULL;
 	const char *k;
 	size_t i;
 
-	if (with_help) {
-		hl_buf_append_str(b,
-		                  "# HELP healer_insights_tasks Tasks remediated in the window"
-		                  " (contract section 10).\n# TYPE healer_insights_tasks gauge\n");
-		for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
-			hl_buf_appendf(b,
-			               "# HELP healer_insights_%s Insight %s (rates 0-1).\n"
-			               "# TYPE healer_insights_%s gauge\n",
-			               ins_keys[i], ins_keys[i], ins_keys[i]);
-		hl_buf_append_str(b, "# HELP healer_insights_target The design's target of each"
-		                     " insight.\n# TYPE healer_insights_target gauge\n");
-		json_object_foreach((json_t *)t, k, g) if (json_is_number(g))
-		        hl_buf_appendf(b,
-		                       "healer_insights_target{metric=\"%s\"}"
-		                       " %.6g\n",
-		                       k, json_number_value(g));
+	hl_buf_append_str(b, "# HELP healer_insights_tasks Tasks remediated in the window"
+	                     " (contract section 10).\n# TYPE healer_insights_tasks gauge\n");
+	ins_metric_family(b, "tasks", docs, windows, n);
+	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++) {
+		hl_buf_appendf(b,
+		               "# HELP healer_insights_%s Insight %s (rates 0-1).\n"
+		               "# TYPE healer_insights_%s gauge\n",
+		               ins_keys[i], ins_keys[i], ins_keys[i]);
+		ins_metric_family(b, ins_keys[i], docs, windows, n);
 	}
-	snprintf(labels, sizeof(labels), "window=\"%s\"", window);
-	ins_metrics_group(b, doc, labels);
-	json_object_foreach((json_t *)json_object_get(doc, "by_agent"), k, g)
+	hl_buf_append_str(b, "# HELP healer_insights_target The design's target of each"
+	                     " insight.\n# TYPE healer_insights_target gauge\n");
+	json_object_foreach((json_t *)t, k, g)
 	{
-		ins_label(v, sizeof(v), k);
-		snprintf(labels, sizeof(labels), "window=\"%s\",agent=\"%s\"", window, v);
-		ins_metrics_group(b, g, labels);
-	}
-	json_object_foreach((json_t *)json_object_get(doc, "by_failure_type"), k, g)
-	{
-		ins_label(v, sizeof(v), k);
-		snprintf(labels, sizeof(labels), "window=\"%s\",failure_type=\"%s\"", window, v);
-		ins_metrics_group(b, g, labels);
+		if (json_is_number(g))
+			hl_buf_appendf(b, "healer_insights_target{metric=\"%s\"} %.6g\n", k,
+			               json_number_value(g));
 	}
 }
 

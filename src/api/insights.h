@@ -54,10 +54,12 @@ int hl_api_insights(json_t **out, struct hl_store *s, const struct hl_insights_o
 /* The document as a readable table (a terminal's `healer insights`). */
 void hl_api_insights_text(struct hl_buf *b, const json_t *doc);
 
-/* Prometheus gauges of the document: healer_insights_<key>{window,
- * agent|failure_type} and healer_insights_target{metric}. */
-void hl_api_insights_metrics(struct hl_buf *b, const json_t *doc, const char *window,
-                             bool with_help);
+/* Prometheus gauges of n documents, one per window (windows[i] names
+ * docs[i]'s): healer_insights_<key>{window[, agent | failure_type]}, each
+ * family's samples together after its HELP and TYPE, and
+ * healer_insights_target{metric} (from docs[0]). */
+void hl_api_insights_metrics(struct hl_buf *b, const json_t *const *docs,
+                             const char *const *windows, size_t n);
 
 /* A duration "90s", "30m", "24h", "7d", "2w" (a bare number: seconds) in
  * ms; -HL_EINVAL naming the text when malformed, zero or above 10 years. */

@@ -218,19 +218,19 @@ api_rss_bytes(void)
 static void
 api_insights_metrics(struct http_req *r, struct hl_buf *b)
 {
+	static const char *const windows[] = { "all", "7d" };
 	struct hl_insights_opts o = { .max_attempts = r->srv->cfg->max_attempts,
 		                      .learned_routing = r->srv->cfg->learned_routing };
 	struct hl_err err = HL_ERR_INIT;
-	json_t *doc = NULL;
+	json_t *docs[2] = { NULL, NULL };
 
-	if (hl_api_insights(&doc, r->srv->store, &o, &err) == 0)
-		hl_api_insights_metrics(b, doc, "all", true);
-	json_decref(doc);
-	doc = NULL;
-	o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
-	if (hl_api_insights(&doc, r->srv->store, &o, &err) == 0)
-		hl_api_insights_metrics(b, doc, "7d", false);
-	json_decref(doc);
+	if (hl_api_insights(&docs[0], r->srv->store, &o, &err) == 0) {
+		o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
+		if (hl_api_insights(&docs[1], r->srv->store, &o, &err) == 0)
+			hl_api_insights_metrics(b, (const json_t *const *)docs, windows, 2);
+	}
+	json_decref(docs[0]);
+	json_decref(docs[1]);
 }
 
 enum MHD_Result

@@ -91,7 +91,10 @@ hl_loop_remember(struct hl_loop *l, const char *task_id)
 	memset(&note, 0, sizeof(note));
 	if (hl_store_task_get(l->store, &t, task_id, &err) < 0)
 		goto fail;
-	if (t->state != HL_TASK_SUCCEEDED && t->state != HL_TASK_ESCALATED)
+	/* a task of no repository (an alert of a running system) has nothing
+	 * a later CI failure could be matched with */
+	if ((t->state != HL_TASK_SUCCEEDED && t->state != HL_TASK_ESCALATED) || !t->repository ||
+	    !*t->repository)
 		goto out;
 	if (t->state == HL_TASK_SUCCEEDED)
 		commits = memory_commits(l, t);

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import ssl
+import subprocess
 import sys
 import time
 import urllib.error
@@ -324,6 +325,10 @@ def embedded(srv):
           and 'healer_insights_escalation_rate{window="all",agent="rex"} 0.2' in text
           and 'healer_insights_target{metric="attempt1_success"} 0.5' in text,
           [ln for ln in text.splitlines() if "insights" in ln][:20])
+    pt = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                        text=True, timeout=30)
+    check("/metrics with the insights passes promtool check metrics",
+          pt.returncode == 0, pt.stdout + pt.stderr)
 
     # the command beside the running server
     rc, out, err = dtest.healer("insights", "--data-dir", srv.data_dir, "--json",
