@@ -122,6 +122,12 @@ def task_of(srv, tid):
     return d if st == 200 else {}
 
 
+def decision_of(srv, tid, timeout=15):
+    """The task's decision once recorded (its CodeRun may exist before)."""
+    return wait_for(lambda: (task_of(srv, tid).get("decision") or {}).get("sources")
+                    and task_of(srv, tid)["decision"], timeout) or {}
+
+
 def wait_state(srv, tid, state, timeout=20):
     return wait_for(lambda: task_of(srv, tid).get("state") == state, timeout)
 
@@ -222,7 +228,7 @@ def embedded(srv):
     # T3: rex has 4 finished attempts: too thin to learn from
     t3 = sc.start(P)
     r31 = sc.attempt(t3, 1)
-    d3 = task_of(srv, t3).get("decision") or {}
+    d3 = decision_of(srv, t3)
     check("a thinner history (rex 0/4) does not switch the agent",
           agent_of(r31) == "rex" and d3.get("routing", {}).get("learned") is None,
           [agent_of(r31), d3.get("routing")])
@@ -233,7 +239,7 @@ def embedded(srv):
     # T4: rex 0/6, x 3/3 -> learned routing sends it to x
     t4 = sc.start(P)
     r41 = sc.attempt(t4, 1)
-    d4 = task_of(srv, t4).get("decision") or {}
+    d4 = decision_of(srv, t4)
     why = f"learned: rex 0/6 on rust_clippy in {P}, {x} 3/3"
     check("learned routing switches the next task to the agent that kept fixing it",
           agent_of(r41) == x and d4.get("agent") == x, [agent_of(r41), d4.get("agent")])
@@ -351,7 +357,7 @@ def embedded(srv):
     off = Healer(srv.data_dir, dict(BASE_ENV, HEALER_LEARNED_ROUTING="false")).start()
     sc.srv = off
     t7 = sc.start(P)
-    d7 = task_of(off, t7).get("decision") or {}
+    d7 = decision_of(off, t7)
     check("HEALER_LEARNED_ROUTING=false routes by the rules",
           agent_of(sc.attempt(t7, 1)) == "rex" and d7.get("routing", {}).get("learned") is None,
           d7.get("routing"))
@@ -417,14 +423,14 @@ def openmemory():
     t0 = time.time()
     t3 = sc.start(R)
     took = time.time() - t0
-    d3 = task_of(srv, t3).get("decision") or {}
+    d3 = decision_of(srv, t3)
     srcs = {s["name"]: s for s in d3.get("sources", [])}
     check("a slow OpenMemory costs its history, not the CodeRun's time (< 4 s)",
           by_task(t3) and took < 4.0 and srcs.get("memory", {}).get("state") == "failed",
           [took, srcs.get("memory")])
     om("POST", "/_stub/fail", {"query_failed": 1})
     t4 = sc.start(R)
-    d4 = task_of(srv, t4).get("decision") or {}
+    d4 = decision_of(srv, t4)
     srcs = {s["name"]: s for s in d4.get("sources", [])}
     check("OpenMemory's 500 query_failed is a failed source, the CodeRun goes",
           by_task(t4) and srcs.get("memory", {}).get("state") == "failed"
