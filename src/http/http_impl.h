@@ -187,5 +187,7 @@ enum MHD_Result hl_http_status(struct http_req *r);
 enum MHD_Result hl_http_metrics(struct http_req *r);
 enum MHD_Result hl_http_remediation(struct http_req *r, const char *task_id);
 enum MHD_Result hl_http_remediations(struct http_req *r);
+/* GET /api/insights?since=&repository= (contract section 10). */
+enum MHD_Result hl_http_insights(struct http_req *r);
 
 #endif

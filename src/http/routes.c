@@ -66,6 +66,12 @@ route_remediation(struct http_req *r, const char *arg)
 	return hl_http_remediation(r, arg);
 }
 
+static enum MHD_Result
+route_insights(struct http_req *r, const char *arg)
+{
+	return hl_http_insights(r);
+}
+
 const struct hl_http_route hl_http_routes[] = {
 	{ "webhook", "/webhook", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_SIGNATURE, true,
 	  route_webhook },
@@ -86,6 +92,8 @@ const struct hl_http_route hl_http_routes[] = {
 	  route_remediations },
 	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, false,
 	  route_remediation },
+	{ "insights", "/api/insights", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
+	  route_insights },
 	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, false, NULL },
 };
 

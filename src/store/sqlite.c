@@ -477,6 +477,15 @@ static const struct hl_store_ops sq_ops = {
 		.claim = hl_sq_redelivery_claim,
 		.finish = hl_sq_redelivery_finish,
 	},
+	.memory = {
+		.put = hl_sq_memory_put,
+		.similar = hl_sq_memory_similar,
+		.reinforce = hl_sq_memory_reinforce,
+		.count = hl_sq_memory_count,
+		.agent_records = hl_sq_agent_records,
+		.insight_rows = hl_sq_insight_rows,
+		.insight_dedup = hl_sq_insight_dedup,
+	},
 };
 
 /* One server per SQLite store: an exclusive lock on "<path>.lock",
@@ -550,6 +559,8 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	if ((flags & HL_STORE_SERVER) && !ro && (rc = sq_lock_server(b, path, err)) < 0)
 		goto fail;
 	rc = sq_connect(&b->db, path, "NORMAL", ro, err);
+	if (rc == 0)
+		rc = hl_sq_memory_register(b->db, err);
 	if (rc == 0 && ro) {
 		if ((rc = sq_check_schema(b, path, err)) < 0)
 			goto fail;

@@ -140,6 +140,7 @@ const char *hl_store_channel_name(enum hl_store_channel ch);
 #include "store/intake.h"
 #include "store/ledger.h"
 #include "store/loop.h"
+#include "store/memory.h"
 #include "store/outbox.h"
 
 #endif

@@ -14,6 +14,7 @@
 #include "base/embed.h"
 #include "store.h"
 #include "store/redeliver.h"
+#include "store/memory.h"
 
 struct hl_store_backend;
 
@@ -170,6 +171,34 @@ struct hl_store_redeliver_ops {
 	              const char *detail, struct hl_err *err);
 };
 
+#define HL_MEMORY_WORDS_MAX 16
+#define HL_MEMORY_WORD_MAX  48
+
+/* Cuts text into words: runs of letters, digits and '_' of at least three
+ * characters, lower-cased, not all digits, each once, at most max; returns
+ * how many (store_memory.c). */
+size_t hl_store_memory_words(char (*out)[HL_MEMORY_WORD_MAX], size_t max, const char *text);
+
+struct hl_store_memory_ops {
+	int (*put)(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
+	           struct hl_err *err);
+	/* words: the query's words (letters, digits and '_' only, lower case),
+	 * any of which may match; none: the type's memories */
+	int (*similar)(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,
+	               const struct hl_memory_query *q, char (*words)[HL_MEMORY_WORD_MAX],
+	               size_t n_words, struct hl_err *err);
+	int (*reinforce)(struct hl_store_backend *b, int64_t id, double boost, struct hl_err *err);
+	int (*count)(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+	int (*agent_records)(struct hl_store_backend *b, struct hl_agent_record *out, size_t max,
+	                     size_t *n, const char *repository, const char *failure_type,
+	                     struct hl_err *err);
+	int (*insight_rows)(struct hl_store_backend *b, const struct hl_insight_filter *f,
+	                    void (*fn)(void *, const struct hl_insight_row *), void *arg,
+	                    struct hl_err *err);
+	int (*insight_dedup)(struct hl_store_backend *b, struct hl_insight_dedup *out,
+	                     const struct hl_insight_filter *f, struct hl_err *err);
+};
+
 struct hl_store_ops {
 	struct hl_store_conn_ops conn;
 	struct hl_store_intake_ops intake;
@@ -177,6 +206,7 @@ struct hl_store_ops {
 	struct hl_store_loop_ops loop;
 	struct hl_store_outbox_ops outbox;
 	struct hl_store_redeliver_ops redeliver;
+	struct hl_store_memory_ops memory;
 };
 
 /* The embedded migrations of each backend (scripts/embed.py), in order;

@@ -1,0 +1,210 @@
+/*
+ * test_memory_unit.c - the pure parts of memory and insights: learned
+ * routing's rule (contract section 10: thresholds, ties, agents never
+ * chosen), the note of a finished task (its memory event, the fix, the
+ * summary), OpenMemory's payloads, and the --since durations.
+ */
+#include "api/insights.h"
+#include "memory/memory.h"
+
+#include <jansson.h>
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <stdlib.h>
+#include <string.h>
+
+static const struct hl_agent_record *
+choose(const struct hl_agent_record *rec, size_t n, char *why)
+{
+	static const char *const never[] = { "cipher", NULL };
+
+	return hl_memory_learned_choice(rec, n, "rex", "rust_clippy", "acme/platform", never, why,
+	                                256);
+}
+
+static void
+test_memory_learned_thresholds(void **state)
+{
+	char why[256] = "";
+	const struct hl_agent_record *c;
+
+	c = choose((struct hl_agent_record[]){ { "atlas", 3, 3 }, { "rex", 6, 0 } }, 2, why);
+	assert_non_null(c);
+	assert_string_equal(c->agent, "atlas");
+	assert_string_equal(why, "learned: rex 0/6 on rust_clippy in acme/platform, atlas 3/3");
+	/* the rule's agent: at least 5 finished, strictly below 30% */
+	assert_null(
+	        choose((struct hl_agent_record[]){ { "atlas", 3, 3 }, { "rex", 4, 0 } }, 2, why));
+	assert_null(
+	        choose((struct hl_agent_record[]){ { "atlas", 3, 3 }, { "rex", 10, 3 } }, 2, why));
+	assert_non_null(
+	        choose((struct hl_agent_record[]){ { "atlas", 3, 3 }, { "rex", 10, 2 } }, 2, why));
+	/* the other: at least 3 finished, 60% or better */
+	assert_null(
+	        choose((struct hl_agent_record[]){ { "atlas", 2, 2 }, { "rex", 6, 0 } }, 2, why));
+	assert_non_null(
+	        choose((struct hl_agent_record[]){ { "atlas", 5, 3 }, { "rex", 6, 0 } }, 2, why));
+	assert_null(
+	        choose((struct hl_agent_record[]){ { "atlas", 5, 2 }, { "rex", 6, 0 } }, 2, why));
+	/* no record of the rule's agent: nothing learned */
+	assert_null(choose((struct hl_agent_record[]){ { "atlas", 9, 9 } }, 1, why));
+}
+
+static void
+test_memory_learned_ties_and_never(void **state)
+{
+	char why[256];
+	const struct hl_agent_record *c;
+
+	/* the same rate: more successes, then the name */
+	c = choose(
+	        (struct hl_agent_record[]){ { "atlas", 3, 3 }, { "bolt", 4, 4 }, { "rex", 6, 0 } },
+	        3, why);
+	assert_string_equal(c->agent, "bolt");
+	c = choose(
+	        (struct hl_agent_record[]){ { "bolt", 3, 3 }, { "atlas", 3, 3 }, { "rex", 6, 0 } },
+	        3, why);
+	assert_string_equal(c->agent, "atlas");
+	/* the better rate wins over more successes */
+	c = choose(
+	        (struct hl_agent_record[]){ { "atlas", 10, 7 }, { "bolt", 3, 3 }, { "rex", 6, 1 } },
+	        3, why);
+	assert_string_equal(c->agent, "bolt");
+	/* security's agent is never chosen */
+	assert_null(
+	        choose((struct hl_agent_record[]){ { "cipher", 5, 5 }, { "rex", 6, 0 } }, 2, why));
+}
+
+static struct hl_attempt_record
+attempt(int n, const char *agent, enum hl_attempt_outcome o, const char *reason, const char *pr)
+{
+	return (struct hl_attempt_record){ .n = n,
+		                           .kind = HL_ATTEMPT_AGENT,
+		                           .phase = HL_PHASE_DONE,
+		                           .outcome = o,
+		                           .agent = (char *)agent,
+		                           .reason = (char *)reason,
+		                           .pr_url = (char *)pr };
+}
+
+static void
+test_memory_note_events(void **state)
+{
+	struct hl_attempt_record a[3] = {
+		attempt(1, "rex", HL_OUTCOME_AGENT_FAILED, "cargo: command not found", NULL),
+		attempt(2, "rex", HL_OUTCOME_CI_STILL_FAILING, "clippy still fails", NULL),
+		attempt(3, "atlas", HL_OUTCOME_SUCCESS, NULL, "https://github.com/o/r/pull/9"),
+	};
+	struct hl_task_record t = {
+		.task_id = "hl-1",
+		.repository = "o/r",
+		.workflow = "CI",
+		.job = "clippy",
+		.failure_type = "rust_clippy",
+		.state = HL_TASK_SUCCEEDED,
+		.attempts = 3,
+		.created_ms = 1000,
+		.finished_ms = 1000 + 14 * 60000,
+		.decision_json = "{\"evidence\":{\"line\":\"error: needless borrow\"},"
+		                 "\"memory\":{\"backend\":\"embedded\",\"ids\":[\"4\",\"9\"]}}",
+		.attempt = a,
+		.n_attempts = 3,
+	};
+	struct hl_memory_note n;
+	struct hl_err err = HL_ERR_INIT;
+	json_t *ids;
+	char *payload = NULL;
+	json_t *p;
+
+	assert_int_equal(hl_memory_note_build(&n, &t, "fix: drop the borrow", &err), 0);
+	assert_string_equal(n.in.event, "routing_mismatch");
+	assert_string_equal(n.in.first_agent, "rex");
+	assert_string_equal(n.in.fixed_by, "atlas");
+	assert_string_equal(n.in.outcome, "succeeded");
+	assert_string_equal(n.in.evidence, "error: needless borrow");
+	assert_int_equal(n.in.time_to_fix_ms, 14 * 60000);
+	assert_string_equal(n.in.pr_url, "https://github.com/o/r/pull/9");
+	assert_non_null(strstr(n.in.summary, "Fixed by atlas on attempt 3 in 14m: PR "
+	                                     "https://github.com/o/r/pull/9."));
+	assert_non_null(strstr(n.in.summary, "Attempt 1 (rex) agent_failed: cargo: command not"));
+	assert_non_null(strstr(n.in.summary, "Commits: fix: drop the borrow."));
+	/* OpenMemory's add names the task in its content, never a user_id */
+	assert_int_equal(hl_memory_om_add_payload(&payload, &n, &err), 0);
+	p = json_loads(payload, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(p, "path")), "/memory/add");
+	assert_non_null(
+	        strstr(json_string_value(json_object_get(json_object_get(p, "body"), "content")),
+	               "healer task hl-1:"));
+	assert_null(strstr(payload, "user_id"));
+	json_decref(p);
+	free(payload);
+	hl_memory_note_release(&n);
+
+	ids = hl_memory_decision_ids(t.decision_json);
+	assert_int_equal(json_array_size(ids), 2);
+	json_decref(ids);
+
+	/* the same agent fixing it later: a retry success; on attempt 1: a first one */
+	a[2].agent = "rex";
+	assert_int_equal(hl_memory_note_build(&n, &t, NULL, &err), 0);
+	assert_string_equal(n.in.event, "retry_success");
+	hl_memory_note_release(&n);
+	t.attempt = &a[2];
+	t.n_attempts = 1;
+	a[2].n = 1;
+	assert_int_equal(hl_memory_note_build(&n, &t, NULL, &err), 0);
+	assert_string_equal(n.in.event, "first_attempt_success");
+	hl_memory_note_release(&n);
+	/* an escalation says what each attempt ended as */
+	a[2].outcome = HL_OUTCOME_TIMEOUT;
+	t.state = HL_TASK_ESCALATED;
+	assert_int_equal(hl_memory_note_build(&n, &t, NULL, &err), 0);
+	assert_string_equal(n.in.event, "escalation");
+	assert_null(n.in.fixed_by);
+	assert_non_null(strstr(n.in.summary, "Escalated to people after 1 attempt"));
+	assert_non_null(strstr(n.in.summary, "Attempt 1 (rex) timeout."));
+	hl_memory_note_release(&n);
+	t.state = HL_TASK_RUNNING;
+	assert_int_equal(hl_memory_note_build(&n, &t, NULL, &err), -HL_EINVAL);
+}
+
+static void
+test_memory_durations(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	int64_t ms = 0;
+
+	assert_int_equal(hl_api_parse_duration(&ms, "7d", &err), 0);
+	assert_int_equal(ms, 7 * 86400000LL);
+	assert_int_equal(hl_api_parse_duration(&ms, "90s", &err), 0);
+	assert_int_equal(ms, 90000);
+	assert_int_equal(hl_api_parse_duration(&ms, "2w", &err), 0);
+	assert_int_equal(ms, 14 * 86400000LL);
+	assert_int_equal(hl_api_parse_duration(&ms, "45", &err), 0);
+	assert_int_equal(ms, 45000);
+	assert_int_equal(hl_api_parse_duration(&ms, "0d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "7x", &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "'7x'"));
+	assert_int_equal(hl_api_parse_duration(&ms, "7dd", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "99999w", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "-1h", &err), -HL_EINVAL);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_memory_learned_thresholds),
+		cmocka_unit_test(test_memory_learned_ties_and_never),
+		cmocka_unit_test(test_memory_note_events),
+		cmocka_unit_test(test_memory_durations),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
