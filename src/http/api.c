@@ -1,12 +1,15 @@
 /*
  * api.c - the read-only routes: /health, /ready, /api/status, /metrics and
- * /api/remediations/{task_id}. All of them read the store under its mutex;
- * none scans the deliveries table (counts come from delivery_counts).
+ * /api/remediations/{task_id} (and .../attempts/{n}/prompt). All of them
+ * read the store under its mutex; none scans the deliveries table (counts
+ * come from delivery_counts). The documents the dashboard polls carry a
+ * strong ETag of their bytes and answer 304 to a matching If-None-Match.
  */
 #include "api/api.h"
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
 
@@ -27,6 +30,28 @@ api_reply_json(struct http_req *r, unsigned code, json_t *o)
 	if (!body)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
 	return hl_http_reply(r, code, API_JSON, body, strlen(body));
+}
+
+enum MHD_Result
+hl_http_reply_json_etag(struct http_req *r, json_t *o)
+{
+	char *body = json_dumps(o, JSON_COMPACT);
+	char etag[HL_DASH_ETAG_MAX];
+	const char *inm;
+
+	json_decref(o);
+	if (!body)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	hl_dash_etag(etag, body, strlen(body));
+	inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	const char *hdrs[] = {
+		"ETag", etag, "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff", NULL
+	};
+	if (hl_dash_etag_match(inm, etag)) {
+		free(body);
+		return hl_http_reply_hdrs(r, 304, API_JSON, NULL, 0, hdrs);
+	}
+	return hl_http_reply_hdrs(r, 200, API_JSON, body, strlen(body), hdrs);
 }
 
 enum MHD_Result
@@ -175,7 +200,7 @@ hl_http_status(struct http_req *r)
 	              (json_int_t)depth, "deliveries", d, "remediations", rem, "recent", recent,
 	              "auth", "webhook", r->srv->cfg->n_webhook_secrets > 0 ? "hmac" : "none",
 	              "api", r->srv->cfg->api_token ? "bearer" : "none");
-	return api_reply_json(r, 200, o);
+	return hl_http_reply_json_etag(r, o);
 }
 
 static const char *
@@ -247,14 +272,54 @@ hl_http_metrics(struct http_req *r)
 	return hl_http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
+/* GET /api/remediations/{task_id}/attempts/{n}/prompt: the rendered
+ * prompt of attempt n as text. */
+static enum MHD_Result
+api_prompt(struct http_req *r, const char *arg, const char *slash)
+{
+	char task_id[HL_TASK_ID_MAX], *end, *prompt = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = (size_t)(slash - arg);
+	long k;
+	int rc;
+
+	if (n == 0 || n >= sizeof(task_id) || strncmp(slash, "/attempts/", 10) != 0)
+		return hl_http_reply_error(r, 404, "not_found", "no such path");
+	memcpy(task_id, arg, n);
+	task_id[n] = '\0';
+	k = strtol(slash + 10, &end, 10);
+	if (k < 1 || k > 1000 || strcmp(end, "/prompt") != 0)
+		return hl_http_reply_error(r, 404, "not_found", "no such path");
+	rc = hl_store_attempt_prompt(r->srv->store, &prompt, task_id, (int)k, &err);
+	if (rc == -HL_ENOTFOUND)
+		return hl_http_reply_error(r, 404, "not_found", "no prompt for attempt %ld of '%s'",
+		                           k, task_id);
+	if (rc < 0)
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
+	{
+		const char *hdrs[] = { "X-Content-Type-Options",
+			               "nosniff",
+			               "Cache-Control",
+			               "no-cache",
+			               "Content-Security-Policy",
+			               "default-src 'none'",
+			               NULL };
+		return hl_http_reply_hdrs(r, 200, "text/plain; charset=utf-8", prompt,
+		                          strlen(prompt), hdrs);
+	}
+}
+
 enum MHD_Result
 hl_http_remediation(struct http_req *r, const char *task_id)
 {
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_task_record *task = NULL;
+	const char *slash = strchr(task_id, '/');
 	json_t *doc;
 	int rc;
 
+	if (slash)
+		return api_prompt(r, task_id, slash);
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	rc = hl_store_task_get(r->srv->store, &task, task_id, &err);
@@ -266,7 +331,7 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	hl_task_record_free(task);
 	if (!doc)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
-	return api_reply_json(r, 200, doc);
+	return hl_http_reply_json_etag(r, doc);
 }
 
 enum MHD_Result
@@ -309,5 +374,5 @@ hl_http_remediations(struct http_req *r)
 		return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
 	if (rc < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
-	return api_reply_json(r, 200, doc);
+	return hl_http_reply_json_etag(r, doc);
 }

@@ -205,6 +205,24 @@ rem_timings_json(int64_t t0, const int64_t marks[REM_STEPS])
 	return o;
 }
 
+/* The classification's ranked candidates with their scores (the
+ * dashboard's decision view). */
+static json_t *
+rem_candidates_json(const struct hl_verdict *v)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr && i < v->n_candidates; i++) {
+		const struct hl_classify_candidate *c = &v->candidates[i];
+		json_array_append_new(arr, json_pack("{s:s?, s:s?, s:s?, s:f, s:I}", "agent",
+		                                     c->agent, "failure_type", c->failure_type,
+		                                     "rule", c->rule, "score", c->score, "matches",
+		                                     (json_int_t)c->matches));
+	}
+	return arr;
+}
+
 static json_t *
 rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
                   const struct hl_remediation *res, const char *target_branch, size_t prompt_bytes,
@@ -223,6 +241,14 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 	                              (json_int_t)v->evidence_line_number, "line",
 	                              v->evidence_line ? v->evidence_line : ""));
 	json_object_set_new(d, "fix_approach", json_string(v->fix_approach ? v->fix_approach : ""));
+	json_object_set_new(d, "confidence", json_real(v->confidence));
+	json_object_set_new(d, "candidates", rem_candidates_json(v));
+	if (json_is_object(ctx->pr))
+		json_object_set_new(d, "pull_request",
+		                    json_pack("{s:O?, s:O?, s:O?}", "number",
+		                              json_object_get(ctx->pr, "number"), "title",
+		                              json_object_get(ctx->pr, "title"), "html_url",
+		                              json_object_get(ctx->pr, "html_url")));
 	json_object_set_new(d, "sources", hl_context_sources_json(ctx));
 	json_object_set_new(d, "context_ms", json_integer(ctx->elapsed_ms));
 	json_object_set_new(d, "log_bytes", json_integer((json_int_t)ctx->log.len));
