@@ -78,6 +78,16 @@ const struct hl_cmd hl_commands[] = {
 	  "default 20, optionally of one --state); with it, that task and its attempts.\n"
 	  "--json prints the documents of GET /api/remediations/{id}. Only reads the\n"
 	  "store, so it works beside a running server.\n" },
+	{ "insights", hl_cmd_insights, "how well healer does against the design's targets",
+	  "usage: healer insights [--since DURATION] [--repository OWNER/REPO] [--json]\n"
+	  "                       [--data-dir DIR] [--config FILE]\n"
+	  "\n"
+	  "Routing correctness, duplicates prevented, time to fix (p50, p90), success on\n"
+	  "attempt 1 and within HEALER_MAX_ATTEMPTS, escalation rate, each beside its\n"
+	  "target, overall, by agent and by failure type, for tasks created within\n"
+	  "--since (90s, 30m, 24h, 7d, 2w; default all time); the routing table and the\n"
+	  "learned routing switches. --json prints the document of GET /api/insights.\n"
+	  "Only reads the store, so it works beside a running server.\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -57,5 +57,6 @@ int hl_cmd_normalize(int argc, char **argv);
 int hl_cmd_migrate(int argc, char **argv);
 int hl_cmd_replay(int argc, char **argv);
 int hl_cmd_status(int argc, char **argv);
+int hl_cmd_insights(int argc, char **argv);
 
 #endif

@@ -111,6 +111,8 @@ static const struct config_key config_keys[] = {
 	S("HEALER_HEAL_TEMPLATE", heal_template, "heal/claude"),
 	I("HEALER_HEAL_LOG_TAIL", heal_log_tail, "10000"),
 	S("HEALER_SERVICES_FILE", services_file, NULL),
+	B("HEALER_LEARNED_ROUTING", learned_routing, "true"),
+	I("HEALER_MEMORY_TIMEOUT_MS", memory_timeout_ms, "2000"),
 };
 
 #define N_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -559,6 +561,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(
 		        err, HL_EINVAL,
 		        "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
+	if (cfg->memory_timeout_ms < 50 || cfg->memory_timeout_ms > 60000)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_MEMORY_TIMEOUT_MS: must be between 50 and 60000");
 	if (cfg->http_max_connections < 16 || cfg->http_max_connections > 65536)
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_HTTP_MAX_CONNECTIONS: must be between 16 and 65536");

@@ -95,6 +95,9 @@ struct hl_config {
 	char *services_file;         /* HEALER_SERVICES_FILE: the service map (YAML) */
 	struct hl_service *services; /* parsed from services_file */
 	size_t n_services;
+	/* memory and insights (contract section 10) */
+	bool learned_routing;  /* HEALER_LEARNED_ROUTING: route by past outcomes */
+	int memory_timeout_ms; /* HEALER_MEMORY_TIMEOUT_MS: one memory call (OpenMemory) */
 };
 
 /*

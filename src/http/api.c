@@ -1,12 +1,14 @@
 /*
- * api.c - the read-only routes: /health, /ready, /api/status, /metrics and
- * /api/remediations/{task_id} (and .../attempts/{n}/prompt). All of them
- * read the store under its mutex; none scans the deliveries table (counts
- * come from delivery_counts). The documents the dashboard polls carry a
- * strong ETag of their bytes and answer 304 to a matching If-None-Match.
+ * api.c - the read-only routes: /health, /ready, /api/status, /metrics,
+ * /api/insights and /api/remediations/{task_id} (and .../attempts/{n}/prompt).
+ * All of them read the store under its mutex; none scans the deliveries
+ * table (counts come from delivery_counts). The documents the dashboard
+ * polls carry a strong ETag of their bytes and answer 304 to a matching
+ * If-None-Match.
  */
 #include "api/api.h"
 
+#include "api/insights.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "dashboard/dashboard.h"
@@ -237,6 +239,50 @@ api_rss_bytes(void)
 	return resident * sysconf(_SC_PAGESIZE);
 }
 
+/* The insights' gauges, all time and the last 7 days (a store error only
+ * leaves them out: the other metrics still answer). */
+static void
+api_insights_metrics(struct http_req *r, struct hl_buf *b)
+{
+	struct hl_insights_opts o = { .max_attempts = r->srv->cfg->max_attempts,
+		                      .learned_routing = r->srv->cfg->learned_routing };
+	struct hl_err err = HL_ERR_INIT;
+	json_t *doc = NULL;
+
+	if (hl_api_insights(&doc, r->srv->store, &o, &err) == 0)
+		hl_api_insights_metrics(b, doc, "all", true);
+	json_decref(doc);
+	doc = NULL;
+	o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
+	if (hl_api_insights(&doc, r->srv->store, &o, &err) == 0)
+		hl_api_insights_metrics(b, doc, "7d", false);
+	json_decref(doc);
+}
+
+enum MHD_Result
+hl_http_insights(struct http_req *r)
+{
+	struct hl_insights_opts o = { .max_attempts = r->srv->cfg->max_attempts,
+		                      .learned_routing = r->srv->cfg->learned_routing };
+	struct hl_err err = HL_ERR_INIT;
+	const char *since = api_arg(r, "since");
+	json_t *doc = NULL;
+	int64_t ms = 0;
+
+	if (since && *since) {
+		if (hl_api_parse_duration(&ms, since, &err) < 0)
+			return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
+		o.since_ms = hl_time_wall_ms() - ms;
+		o.since = since;
+	}
+	o.repository = api_arg(r, "repository");
+	if (o.repository && !*o.repository)
+		o.repository = NULL;
+	if (hl_api_insights(&doc, r->srv->store, &o, &err) < 0)
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
+	return hl_http_reply_json_etag(r, doc);
+}
+
 enum MHD_Result
 hl_http_metrics(struct http_req *r)
 {
@@ -261,6 +307,7 @@ hl_http_metrics(struct http_req *r)
 	hl_buf_append_str(&b, "# HELP healer_queue_depth Deliveries stored and not yet "
 	                      "processed.\n# TYPE healer_queue_depth gauge\n");
 	hl_buf_appendf(&b, "healer_queue_depth %lld\n", (long long)depth);
+	api_insights_metrics(r, &b);
 	for (int i = 0; i < atomic_load(&r->srv->n_extra_metrics); i++)
 		r->srv->extra_metrics[i].fn(r->srv->extra_metrics[i].arg, &b);
 	hl_buf_append_str(&b, "# HELP process_resident_memory_bytes Resident memory size in "

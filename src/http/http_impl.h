@@ -209,4 +209,7 @@ enum MHD_Result hl_http_dashboard_asset(struct http_req *r, const char *arg);
 enum MHD_Result hl_http_login(struct http_req *r, const char *arg);
 enum MHD_Result hl_http_logout(struct http_req *r, const char *arg);
 
+/* GET /api/insights?since=&repository= (contract section 10). */
+enum MHD_Result hl_http_insights(struct http_req *r);
+
 #endif

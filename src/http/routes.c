@@ -71,6 +71,12 @@ route_remediation(struct http_req *r, const char *arg)
 	return hl_http_remediation(r, arg);
 }
 
+static enum MHD_Result
+route_insights(struct http_req *r, const char *arg)
+{
+	return hl_http_insights(r);
+}
+
 const struct hl_http_route hl_http_routes[] = {
 	{ "webhook", "/webhook", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_SIGNATURE, true,
 	  route_webhook },
@@ -96,6 +102,8 @@ const struct hl_http_route hl_http_routes[] = {
 	  hl_http_dashboard_asset },
 	{ "login", "/login", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE, true, hl_http_login },
 	{ "logout", "/logout", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE, true, hl_http_logout },
+	{ "insights", "/api/insights", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
+	  route_insights },
 	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, false, NULL },
 };
 

@@ -268,9 +268,11 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 		                                          .reason = st->reason,
 		                                          .next_check_ms = HL_TASK_NO_CHECK },
 		                       err);
-		if (rc == 0)
+		if (rc == 0) {
 			hl_log_kv(HL_LOG_INFO, "remediation succeeded", "task_id", t->task_id,
 			          NULL);
+			hl_loop_remember(l, t->task_id);
+		}
 		return rc;
 	case HL_NEXT_RETRY:
 		rc = driver_next_attempt(l, t, st->next_agent, NULL, ci, err);
@@ -287,6 +289,7 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 		if (rc == 0) {
 			hl_log_kv(HL_LOG_WARN, "remediation escalated", "task_id", t->task_id,
 			          NULL);
+			hl_loop_remember(l, t->task_id);
 			hl_loop_wake(l); /* the outbox */
 		}
 		return rc;

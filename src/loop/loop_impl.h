@@ -7,6 +7,7 @@
  *   ci.c        CI results that belong to a task
  *   commands.c  /healer commands
  *   outbox.c    delivering notifications; escalation messages
+ *   memory.c    remembering a finished task (embedded, OpenMemory via the outbox)
  */
 #ifndef HL_LOOP_LOOP_IMPL_H
 #define HL_LOOP_LOOP_IMPL_H
@@ -93,6 +94,10 @@ int hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, co
                            int64_t pr_number, struct hl_err *err);
 /* outbox.c: the outbox thread. */
 void *hl_loop_outbox_main(void *arg);
+
+/* memory.c: remembers a task that ended succeeded or escalated (anything
+ * else is ignored); failures are logged only. */
+void hl_loop_remember(struct hl_loop *l, const char *task_id);
 
 /* The agent of a finished attempt's CodeRun deleted (timeout, stop);
  * 0 when gone or never there. */

@@ -7,14 +7,16 @@
  * retry_after, Slack's Retry-After, GitHub's rate-limit reset) up to
  * LOOP_OUTBOX_MAX times; a permanent failure is recorded as failed.
  *
- * Channels: "discord", "slack", "email" (when configured) and "github" (a
- * PR comment, when the task has a PR). A GitHub payload is a JSON object
+ * Channels: "discord", "slack", "email" (when configured), "github" (a
+ * PR comment, when the task has a PR) and "openmemory" (a memory of a
+ * finished task or a reinforcement: {path, body}, src/memory). A GitHub payload is a JSON object
  * {repo, number, body}; the others are the channel's own body.
  */
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "loop_impl.h"
+#include "memory/memory.h"
 #include "notify/notify.h"
 
 #include "json/json.h"
@@ -238,6 +240,8 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 		json_decref(p);
 		return rc;
 	}
+	if (strcmp(n->channel, "openmemory") == 0 && outbox_set(cfg->openmemory_url))
+		return hl_memory_om_send(res, cfg, n->payload, cfg->memory_timeout_ms, err);
 	/* the channel is no longer configured */
 	memset(res, 0, sizeof(*res));
 	res->status = HL_NOTIFY_FAILED;

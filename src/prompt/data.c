@@ -205,6 +205,7 @@ static const char *const k_kevent[] = { "type", "reason", "object", "message", "
 static const char *const k_palert[] = { "name", "severity", "state", "summary", NULL };
 static const char *const k_similar[] = { "id", "summary", "score", "resolution", NULL };
 static const char *const k_solution[] = { "id", "summary", "score", NULL };
+static const char *const k_agent_record[] = { "agent", "finished", "succeeded", NULL };
 
 static json_t *
 build_argocd(const json_t *src, bool *ok)
@@ -282,6 +283,7 @@ build_history(const json_t *src, bool *ok)
 	}
 	put(o, "similar_failures", pick_list(src, "similar_failures", k_similar, ok), ok);
 	put(o, "known_solutions", pick_list(src, "known_solutions", k_solution, ok), ok);
+	put(o, "agent_records", pick_list(src, "agent_records", k_agent_record, ok), ok);
 	return o;
 }
 

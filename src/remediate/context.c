@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "base/str.h"
 #include "base/url.h"
+#include "memory/memory.h"
 #include "net/fetch.h"
 #include "net/sources.h"
 
@@ -173,6 +174,7 @@ ctx_phase_release(struct ctx_phase *ph)
 		struct ctx_slot *s = &ph->slots[i];
 		if (s->auth.len)
 			explicit_bzero(s->auth.data, s->auth.len);
+		explicit_bzero(s->header, sizeof(s->header));
 		hl_buf_release(&s->url);
 		hl_buf_release(&s->auth);
 		hl_buf_release(&s->body);
@@ -906,37 +908,45 @@ ctx_plan_grafana(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	return 0;
 }
 
+/* OpenMemory's /memory/query (k results) with its own deadline
+ * (HEALER_MEMORY_TIMEOUT_MS) inside the batch; x-api-key auth, never a
+ * user_id (one key is one tenant). */
 static int
 ctx_plan_memory(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
 	const struct hl_config *cfg = g->c->cfg;
 	const struct hl_event *ev = g->ev;
 	struct ctx_slot *s = NULL;
-	json_t *q;
-	char *text;
+	char *text = NULL;
+	size_t base = strlen(cfg->openmemory_url);
 	int rc;
 
-	if ((rc = ctx_add_plain(g, ph, "memory", ctx_parse_memory, cfg->openmemory_api_key, &s,
-	                        err)) < 0)
+	if ((rc = ctx_add_plain(g, ph, "memory", ctx_parse_memory, NULL, &s, err)) < 0)
 		return rc;
-	hl_buf_appendf(&s->url, "%s/memory/query", cfg->openmemory_url);
+	while (base > 0 && cfg->openmemory_url[base - 1] == '/')
+		base--;
+	hl_buf_append(&s->url, cfg->openmemory_url, base);
+	hl_buf_append_str(&s->url, "/memory/query");
 	s->req.url = s->url.data;
 	s->req.method = "POST";
 	s->req.max_retries = 0;
-	hl_buf_appendf(&s->body, "CI failure in %s / %s of %s: %s",
+	s->req.no_rate_wait = true;
+	if (cfg->memory_timeout_ms > 0 && cfg->memory_timeout_ms < s->req.timeout_ms)
+		s->req.timeout_ms = cfg->memory_timeout_ms;
+	hl_buf_appendf(&s->body, "CI failure in %s workflow %s job %s: %s",
+	               ev->repository ? ev->repository : "?",
 	               ev->workflow_name ? ev->workflow_name : "?",
-	               ev->job_name ? ev->job_name : "?", ev->repository ? ev->repository : "?",
-	               ev->failed_step ? ev->failed_step : "");
-	q = json_pack("{s:s, s:i}", "query", s->body.data, "k", CTX_MEMORY_RESULTS);
-	text = q ? json_dumps(q, JSON_COMPACT) : NULL;
-	json_decref(q);
+	               ev->job_name ? ev->job_name : "?", ev->failed_step ? ev->failed_step : "");
+	if ((rc = hl_memory_om_query_body(&text, s->body.data, CTX_MEMORY_RESULTS, err)) < 0)
+		return rc;
 	hl_buf_reset(&s->body);
-	if (text)
-		hl_buf_append_str(&s->body, text);
+	hl_buf_append_str(&s->body, text);
 	free(text);
 	s->req.body = s->body.data;
 	s->req.body_len = s->body.len;
 	s->req.headers[1] = "Content-Type: application/json";
+	if (hl_memory_om_key_header(s->header, sizeof(s->header), cfg))
+		s->req.headers[2] = s->header;
 	return 0;
 }
 
@@ -1089,7 +1099,9 @@ ctx_grafana_off(const struct gather *g)
 static const char *
 ctx_memory_off(const struct gather *g)
 {
-	return ctx_set(g->c->cfg->openmemory_url) ? NULL : "OPENMEMORY_URL not set";
+	/* without OpenMemory the embedded memory is read after classification
+	 * and recorded by the caller */
+	return ctx_set(g->c->cfg->openmemory_url) ? NULL : "";
 }
 
 /*
@@ -1130,6 +1142,8 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 			continue;
 		why = src->off(g);
 
+		if (why && !*why)
+			continue; /* not a source here: the caller records it */
 		if (why) {
 			for (k = 0; k < 4 && src->names[k]; k++)
 				ctx_record(g->ctx, src->names[k], HL_SOURCE_SKIPPED, 0, why);

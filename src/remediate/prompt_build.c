@@ -130,7 +130,9 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 		loki = json_pack("{s:s, s:O}", "query", q, "lines", c->loki_lines);
 	}
 	prom = pb_prometheus(c->prometheus, c->grafana);
-	if (c->memory)
+	if (in->history)
+		history = json_incref((json_t *)in->history);
+	else if (c->memory)
 		history = pb_history(c->memory);
 
 	pc.event = ev;

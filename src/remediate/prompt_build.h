@@ -38,6 +38,10 @@ struct hl_prompt_inputs {
 	/* the template to render for every attempt ("ci/argocd-fix.hbs"); NULL:
 	 * the agent's, and ci/retry.hbs from the second attempt on */
 	const char *template;
+	/* the history from memory ({similar_failures, known_solutions,
+	 * agent_records}, docs/PROMPT_DATA.md); NULL: built from the context's
+	 * OpenMemory matches, if any */
+	const json_t *history;
 };
 
 /* Loads the prompt set from dir (NULL: the built-in set). */

@@ -17,10 +17,12 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "catalog/catalog.h"
 #include "classify/classify.h"
 #include "context.h"
 #include "dispatch/coderun.h"
 #include "dispatch/dispatch.h"
+#include "memory/memory.h"
 #include "net/github.h"
 #include "net/kube.h"
 #include "prompt_build.h"
@@ -493,6 +495,80 @@ rem_rerun(struct hl_remediator *r, const struct hl_event *ev, struct hl_err *err
 	return rc;
 }
 
+/* What memory adds to one attempt: the agent learned routing chose (or
+ * NULL) with why, the prompt's history and what the decision records. */
+struct rem_memory {
+	const char *learned; /* the agent learned routing chose, or NULL */
+	char why[256];       /* "learned: rex 0/6 on rust_clippy in acme/platform, atlas 3/3" */
+	json_t *history;     /* the prompt's history, or NULL */
+	json_t *record;      /* the decision's "memory" object */
+};
+
+/* Security work and its agent never move (contract section 10). */
+static bool
+rem_sticky(const struct hl_event *ev, const char *agent, const char *type)
+{
+	const struct hl_catalog_type *ft = hl_catalog_type_find(type);
+
+	return ev->intent == HL_INTENT_SECURITY || (agent && strcmp(agent, "cipher") == 0) ||
+	       (ft && ft->category && ft->category->stays_with_agent);
+}
+
+/*
+ * Reads memory for an attempt (after classification, before routing and
+ * rendering): each agent's record for the repository + type (the ledger;
+ * learned routing for a first attempt routed by the rules), and similar
+ * past failures (the embedded store, or the OpenMemory matches the context
+ * batch brought). A failing read is a log line and no history.
+ */
+static void
+rem_memory(struct hl_remediator *r, struct rem_memory *m, const struct rem_job *j,
+           const struct hl_verdict *v, const struct hl_context *ctx, const char *type, bool route)
+{
+	static const char *const never[] = { "cipher", NULL };
+	struct hl_agent_record rec[HL_AGENT_RECORDS_MAX];
+	const struct hl_event *ev = j->ev;
+	struct hl_err err = HL_ERR_INIT;
+	json_t *ids = NULL;
+	size_t n = 0;
+	int64_t t0 = hl_time_mono_ms();
+	bool om = r->cfg->openmemory_url && *r->cfg->openmemory_url;
+
+	memset(m, 0, sizeof(*m));
+	if (!ev->repository || !type)
+		return;
+	if (hl_store_agent_records(r->store, rec, HL_AGENT_RECORDS_MAX, &n, ev->repository, type,
+	                           &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading the agents' records failed", "task_id", j->task_id,
+		          "error", err.msg, NULL);
+		n = 0;
+	}
+	if (route && r->cfg->learned_routing && !rem_sticky(ev, v->agent, type)) {
+		const struct hl_agent_record *best = hl_memory_learned_choice(
+		        rec, n, v->agent, type, ev->repository, never, m->why, sizeof(m->why));
+		if (best)
+			m->learned = hl_catalog_agent_find(best->agent)
+			                     ? hl_catalog_agent_find(best->agent)->id
+			                     : NULL;
+	}
+	if (om) {
+		m->history = ctx->memory ? hl_memory_history_from_matches(ctx->memory, &ids) : NULL;
+	} else if (hl_memory_recall(&m->history, &ids, r->store, ev->repository, type,
+	                            v->evidence_line ? v->evidence_line : ev->failed_step,
+	                            j->task_id, &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading memory failed; the prompt goes without it",
+		          "task_id", j->task_id, "error", err.msg, NULL);
+		m->history = NULL;
+	}
+	if (m->history)
+		json_object_set_new(m->history, "agent_records",
+		                    hl_memory_agent_records_json(rec, n));
+	m->record = json_pack("{s:s, s:o, s:o, s:I}", "backend", om ? "openmemory" : "embedded",
+	                      "ids", ids ? ids : json_array(), "agent_records",
+	                      hl_memory_agent_records_json(rec, n), "elapsed_ms",
+	                      (json_int_t)(hl_time_mono_ms() - t0));
+}
+
 /*
  * Makes attempt j->n of a claimed task: context, decision, prompt, CodeRun
  * (or, for a flaky runner's first attempt, a re-run), and records the task
@@ -511,6 +587,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	struct hl_context_clients cc;
 	struct hl_context_retry retry = { 0 };
 	struct hl_prompt_attempt prev[16];
+	struct rem_memory mem = { 0 };
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
 	char target[256], name[64];
 	char *prompt = NULL;
@@ -563,6 +640,14 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	marks[REM_CLASSIFY] = hl_time_mono_ms();
 	agent = plan && plan->agent ? plan->agent : v.agent;
 	type = plan && plan->failure_type ? plan->failure_type : v.failure_type;
+	/* memory: history for the prompt; learned routing for a first attempt
+	 * the rules route */
+	rem_memory(r, &mem, j, &v, &ctx, type, j->n == 1 && !(plan && plan->agent));
+	if (mem.learned) {
+		hl_log_kv(HL_LOG_INFO, "learned routing", "task_id", j->task_id, "from", agent,
+		          "to", mem.learned, "evidence", mem.why, NULL);
+		agent = mem.learned;
+	}
 	rem_set(res->agent, sizeof(res->agent), agent);
 	rem_set(res->failure_type, sizeof(res->failure_type), type);
 	if (!pr_number && ctx.pr)
@@ -595,7 +680,8 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 			                        .hint = plan ? plan->hint : NULL,
 			                        .ci_status = plan ? plan->ci_status : NULL,
 			                        .failure_output =
-			                                plan ? plan->failure_output : NULL };
+			                                plan ? plan->failure_output : NULL,
+			                        .history = mem.history };
 		pin.previous = prev;
 		pin.n_previous = rem_prompt_attempts(prev, 16, task, j->n);
 		if ((rc = hl_prompt_builder_render(r->prompts, &prompt, &pin, err)) < 0)
@@ -645,8 +731,30 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		decision = rem_decision_json(&v, &ctx, res, target, prompt ? strlen(prompt) : 0,
 		                             rerun ? "rerun" : hl_dispatch_outcome_name(dout));
 		if (decision) {
+			json_t *ranked = rem_ranked_agents(&v, &ctx);
+
 			json_object_set_new(decision, "timings_ms", rem_timings_json(t0, marks));
-			json_object_set_new(decision, "ranked_agents", rem_ranked_agents(&v, &ctx));
+			if (mem.learned) {
+				/* the learned agent goes first, the rules' next */
+				json_t *first = json_string(mem.learned);
+				size_t i;
+
+				for (i = 0; i < json_array_size(ranked); i++)
+					if (strcmp(json_string_value(json_array_get(ranked, i)),
+					           mem.learned) == 0)
+						json_array_remove(ranked, i--);
+				json_array_insert_new(ranked, 0, first);
+				json_object_set_new(decision, "agent", json_string(mem.learned));
+				json_object_set_new(json_object_get(decision, "evidence"),
+				                    "routing", json_string(mem.why));
+			}
+			json_object_set_new(decision, "routing",
+			                    json_pack("{s:s, s:s?, s:s?}", "rule_agent", v.agent,
+			                              "learned", mem.learned, "evidence",
+			                              mem.learned ? mem.why : NULL));
+			json_object_set_new(decision, "ranked_agents", ranked);
+			if (mem.record)
+				json_object_set(decision, "memory", mem.record);
 		}
 	}
 	now = hl_time_wall_ms();
@@ -681,6 +789,8 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 out:
 	if (have_verdict)
 		hl_verdict_release(&v);
+	json_decref(mem.history);
+	json_decref(mem.record);
 	hl_context_release(&ctx);
 	json_decref(manifest);
 	json_decref(decision);

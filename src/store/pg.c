@@ -815,6 +815,15 @@ static const struct hl_store_ops pg_ops = {
 		.update = hl_pg_outbox_update,
 		.counts = hl_pg_outbox_counts,
 	},
+	.memory = {
+		.put = hl_pg_memory_put,
+		.similar = hl_pg_memory_similar,
+		.reinforce = hl_pg_memory_reinforce,
+		.count = hl_pg_memory_count,
+		.agent_records = hl_pg_agent_records,
+		.insight_rows = hl_pg_insight_rows,
+		.insight_dedup = hl_pg_insight_dedup,
+	},
 };
 
 int

@@ -8,6 +8,7 @@
  *   pg_intake.c  the delivery queue
  *   pg_ledger.c  tasks and attempts
  *   pg_loop.c    the loop's state and the outbox
+ *   pg_memory.c  memories (tsvector/GIN), agent records, the insights' rows
  *
  * The main connection is used only under the store mutex. Every statement
  * goes through hl_pg_exec: it reconnects a lost connection first (at most
@@ -198,5 +199,22 @@ int hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notifica
 int hl_pg_outbox_counts(struct hl_store_backend *b,
                         void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                         struct hl_err *err);
+
+int hl_pg_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
+                     struct hl_err *err);
+int hl_pg_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,
+                         const struct hl_memory_query *q, char (*words)[HL_MEMORY_WORD_MAX],
+                         size_t n_words, struct hl_err *err);
+int hl_pg_memory_reinforce(struct hl_store_backend *b, int64_t id, double boost,
+                           struct hl_err *err);
+int hl_pg_memory_count(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+int hl_pg_agent_records(struct hl_store_backend *b, struct hl_agent_record *out, size_t max,
+                        size_t *n, const char *repository, const char *failure_type,
+                        struct hl_err *err);
+int hl_pg_insight_rows(struct hl_store_backend *b, const struct hl_insight_filter *f,
+                       void (*fn)(void *, const struct hl_insight_row *), void *arg,
+                       struct hl_err *err);
+int hl_pg_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
+                        const struct hl_insight_filter *f, struct hl_err *err);
 
 #endif

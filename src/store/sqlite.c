@@ -468,6 +468,15 @@ static const struct hl_store_ops sq_ops = {
 		.update = hl_sq_outbox_update,
 		.counts = hl_sq_outbox_counts,
 	},
+	.memory = {
+		.put = hl_sq_memory_put,
+		.similar = hl_sq_memory_similar,
+		.reinforce = hl_sq_memory_reinforce,
+		.count = hl_sq_memory_count,
+		.agent_records = hl_sq_agent_records,
+		.insight_rows = hl_sq_insight_rows,
+		.insight_dedup = hl_sq_insight_dedup,
+	},
 };
 
 /* One server per SQLite store: an exclusive lock on "<path>.lock",

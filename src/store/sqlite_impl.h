@@ -7,6 +7,7 @@
  *   sqlite_intake.c  the delivery queue
  *   sqlite_ledger.c  tasks and attempts
  *   sqlite_loop.c    the loop's state and the outbox
+ *   sqlite_memory.c  memories (FTS5), agent records, the insights' rows
  */
 #ifndef HL_STORE_SQLITE_IMPL_H
 #define HL_STORE_SQLITE_IMPL_H
@@ -43,7 +44,7 @@ enum sq_stmt {
 /* Their SQL (sqlite_intake.c). */
 extern const char *const hl_sq_sql[SQ_MAX];
 
-#define SQ_CACHE_MAX 32
+#define SQ_CACHE_MAX 64
 
 struct hl_store_backend {
 	sqlite3 *db; /* the connection (under the store mutex) */
@@ -172,5 +173,22 @@ int hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notifica
 int hl_sq_outbox_counts(struct hl_store_backend *b,
                         void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                         struct hl_err *err);
+
+int hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
+                     struct hl_err *err);
+int hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,
+                         const struct hl_memory_query *q, char (*words)[HL_MEMORY_WORD_MAX],
+                         size_t n_words, struct hl_err *err);
+int hl_sq_memory_reinforce(struct hl_store_backend *b, int64_t id, double boost,
+                           struct hl_err *err);
+int hl_sq_memory_count(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+int hl_sq_agent_records(struct hl_store_backend *b, struct hl_agent_record *out, size_t max,
+                        size_t *n, const char *repository, const char *failure_type,
+                        struct hl_err *err);
+int hl_sq_insight_rows(struct hl_store_backend *b, const struct hl_insight_filter *f,
+                       void (*fn)(void *, const struct hl_insight_row *), void *arg,
+                       struct hl_err *err);
+int hl_sq_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
+                        const struct hl_insight_filter *f, struct hl_err *err);
 
 #endif

@@ -141,5 +141,6 @@ const char *hl_store_channel_name(enum hl_store_channel ch);
 #include "store/ledger.h"
 #include "store/loop.h"
 #include "store/outbox.h"
+#include "store/memory.h"
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "base/embed.h"
 #include "store.h"
+#include "store/memory.h"
 
 struct hl_store_backend;
 
@@ -104,8 +105,7 @@ struct hl_store_ledger_ops {
 /* A task page's cursor is "<created_ms>.<task_id>" of the page's last
  * task. Parse: 0 when c is NULL or "", 1 with *ms and id set, or
  * -HL_EINVAL when malformed. */
-int hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size,
-                          struct hl_err *err);
+int hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size, struct hl_err *err);
 void hl_store_cursor_make(char out[HL_CURSOR_MAX], const struct hl_task_summary *last);
 
 struct hl_store_loop_ops {
@@ -159,12 +159,36 @@ struct hl_store_outbox_ops {
 	              struct hl_err *err);
 };
 
+#define HL_MEMORY_WORDS_MAX 16
+#define HL_MEMORY_WORD_MAX  48
+
+struct hl_store_memory_ops {
+	int (*put)(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
+	           struct hl_err *err);
+	/* words: the query's words (letters, digits and '_' only, lower case),
+	 * any of which may match; none: the type's memories */
+	int (*similar)(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,
+	               const struct hl_memory_query *q, char (*words)[HL_MEMORY_WORD_MAX],
+	               size_t n_words, struct hl_err *err);
+	int (*reinforce)(struct hl_store_backend *b, int64_t id, double boost, struct hl_err *err);
+	int (*count)(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
+	int (*agent_records)(struct hl_store_backend *b, struct hl_agent_record *out, size_t max,
+	                     size_t *n, const char *repository, const char *failure_type,
+	                     struct hl_err *err);
+	int (*insight_rows)(struct hl_store_backend *b, const struct hl_insight_filter *f,
+	                    void (*fn)(void *, const struct hl_insight_row *), void *arg,
+	                    struct hl_err *err);
+	int (*insight_dedup)(struct hl_store_backend *b, struct hl_insight_dedup *out,
+	                     const struct hl_insight_filter *f, struct hl_err *err);
+};
+
 struct hl_store_ops {
 	struct hl_store_conn_ops conn;
 	struct hl_store_intake_ops intake;
 	struct hl_store_ledger_ops ledger;
 	struct hl_store_loop_ops loop;
 	struct hl_store_outbox_ops outbox;
+	struct hl_store_memory_ops memory;
 };
 
 /* The embedded migrations of each backend (scripts/embed.py), in order;

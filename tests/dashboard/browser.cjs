@@ -202,6 +202,10 @@ async function main() {
       const cards = await page.$$eval("#insight-cards .card", (els) => els.map((e) => e.dataset.metric));
       check("the insights page shows each metric against its target", cards.includes("routing_correct") &&
         cards.includes("escalation_rate") && (await page.textContent("#insight-cards")).includes("target"), cards);
+      const ins = await page.textContent("#insights");
+      check("the insights page has the routing table, charts and the by-agent table",
+        /Routing \(agent × failure type\)/.test(ins) && /By agent/.test(ins) && /By failure type/.test(ins) &&
+        (await page.$$("#insight-charts figure")).length === 4, ins.slice(0, 600));
     } else {
       await page.waitForSelector("#insights .notice");
     }

@@ -97,10 +97,12 @@ full_sources(json_t **argocd, json_t **k8s, json_t **loki, json_t **prom, json_t
 	                  "error rate 12% over 5m (threshold 1%)", "alerts", "name",
 	                  "ControllerErrorRate", "severity", "critical", "state", "firing",
 	                  "summary", "controller 5xx above 1%");
-	*hist = json_pack("{s:[{s:s,s:s,s:f,s:s}],s:[{s:s,s:s,s:f}]}", "similar_failures", "id",
-	                  "mem-1", "summary", "clippy if_same_then_else in controller", "score",
-	                  0.91, "resolution", "merged the identical branches", "known_solutions",
-	                  "id", "mem-2", "summary", "run cargo clippy --fix first", "score", 0.8);
+	*hist = json_pack("{s:[{s:s,s:s,s:f,s:s}],s:[{s:s,s:s,s:f}],s:[{s:s,s:i,s:i}]}",
+	                  "similar_failures", "id", "mem-1", "summary",
+	                  "clippy if_same_then_else in controller", "score", 0.91, "resolution",
+	                  "merged the identical branches", "known_solutions", "id", "mem-2",
+	                  "summary", "run cargo clippy --fix first", "score", 0.8, "agent_records",
+	                  "agent", "rex", "finished", 4, "succeeded", 3);
 	return *argocd;
 }
 

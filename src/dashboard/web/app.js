@@ -62,6 +62,13 @@ function badge(state) {
   return h("span", { class: "badge s-" + String(state).replace(/[^a-z_]/g, "") }, state);
 }
 
+// Replaces el's children with kids (strings, nodes, nested arrays, nulls).
+function fill(el, ...kids) {
+  el.replaceChildren();
+  append(el, kids);
+  return el;
+}
+
 function kv(pairs) {
   const dl = h("dl", { class: "kv" });
   for (const [k, v] of pairs) {
@@ -179,7 +186,7 @@ function setLive(msg) {
 
 // Calls fn now and every POLL_MS while the page is current and visible;
 // fn says whether the page changed, or "stop" to end the polling.
-function poll(token, fn) {
+function poll(token, fn, ms) {
   const tick = async () => {
     if (token !== pageToken) return;
     if (!document.hidden) {
@@ -192,7 +199,7 @@ function poll(token, fn) {
         setLive("Update failed: " + e.message);
       }
     }
-    pollTimer = setTimeout(tick, POLL_MS);
+    pollTimer = setTimeout(tick, ms || POLL_MS);
   };
   return tick();
 }
@@ -619,7 +626,7 @@ function metricCards(ins) {
   return h("div", { class: "cards", id: "insight-cards" }, METRICS.map((m) => {
     const v = ins[m.key];
     const t = targets[m.key];
-    const met = metTarget(m, v, t);
+    const met = ins.meets && ins.meets[m.key] !== undefined ? ins.meets[m.key] : metTarget(m, v, t);
     return h("div", { class: "card " + (met === null ? "none" : met ? "met" : "missed"), "data-metric": m.key },
       h("div", null, m.label),
       h("div", { class: "value" }, fmtMetric(m, v)),
@@ -664,7 +671,7 @@ function chart(title, points, opts) {
   const x = (i) => L + (n === 1 ? (W - L - R) / 2 : (i * (W - L - R)) / (n - 1));
   const y = (v) => T + (H - T - B) * (1 - v / max);
   const summary = `${title}: ${points.length} days, last ${fmt(ys[ys.length - 1])}, highest ${fmt(Math.max(...ys))}`;
-  const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": summary, preserveAspectRatio: "none" },
+  const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": summary },
     s("title", null, summary),
     s("line", { class: "axis", x1: L, y1: H - B, x2: W - R, y2: H - B }),
     s("text", { x: 2, y: T + 8 }, fmt(max)),
@@ -702,59 +709,53 @@ function seriesCharts(ins) {
   const series = Array.isArray(ins.series) ? ins.series : [];
   const targets = ins.targets || {};
   if (!series.length) return [h("h2", null, "Over time"), h("p", { class: "muted" }, "No daily series yet.")];
-  const day = (p) => String(p.day || p.date || p.start || "").slice(5, 10);
-  const pts = (key, f) => series.map((p) => ({ x: day(p), y: f ? f(p[key]) : p[key] }));
+  const day = (p) => String(p.date || p.day || "").slice(5, 10);
   const mins = (v) => (v === null || v === undefined ? null : v / 60);
+  const pts = (f) => series.map((p) => ({ x: day(p), y: f(p) }));
+  const done = (p) => (p.succeeded || 0) + (p.escalated || 0);
   return [h("h2", null, "Over time (per day)"), h("div", { class: "cards", id: "insight-charts" },
-    chart("Tasks", pts("tasks"), { bars: true }),
-    chart("Time to fix p50 (minutes)", pts("time_to_fix_p50_seconds", mins),
+    chart("Tasks", pts((p) => p.tasks ?? null), { bars: true }),
+    chart("Time to fix p50 (minutes)", pts((p) => mins(p.time_to_fix_p50_seconds)),
       { fmt: (v) => v.toFixed(0), target: mins(targets.time_to_fix_p50_seconds) }),
-    chart("Success on attempt 1", pts("attempt1_success"), { rate: true, fmt: fmtPct, target: targets.attempt1_success }),
-    chart("Escalation rate", pts("escalation_rate"), { rate: true, fmt: fmtPct, target: targets.escalation_rate }))];
+    chart("Succeeded (of finished)", pts((p) => (done(p) ? p.succeeded / done(p) : null)),
+      { rate: true, fmt: fmtPct, target: targets.within_max_success }),
+    chart("Escalation rate", pts((p) => (done(p) ? p.escalated / done(p) : null)),
+      { rate: true, fmt: fmtPct, target: targets.escalation_rate }))];
 }
 
-// The routing table's cells as [{agent, failure_type, attempts, successes, rate, learned}],
-// from an array of cells or an object agent -> failure type -> cell.
-function routingCells(routing) {
-  const cells = [];
-  const norm = (agent, type, c) => {
-    if (!c || typeof c !== "object") return;
-    const attempts = c.attempts ?? c.finished ?? c.count ?? c.tasks ?? null;
-    const successes = c.successes ?? c.succeeded ?? null;
-    const rate = c.success_rate ?? c.rate ?? (attempts && successes !== null ? successes / attempts : null);
-    cells.push({ agent: c.agent || agent, failure_type: c.failure_type || type, attempts, rate,
-      learned: Boolean(c.learned || c.switched || c.learned_switch || c.chosen_by_history) });
-  };
-  if (Array.isArray(routing)) routing.forEach((c) => norm(c.agent, c.failure_type, c));
-  else if (routing && typeof routing === "object") {
-    const inner = Array.isArray(routing.cells) ? routing.cells : null;
-    if (inner) inner.forEach((c) => norm(c.agent, c.failure_type, c));
-    else for (const [a, byType] of Object.entries(routing)) {
-      if (byType && typeof byType === "object") for (const [ty, c] of Object.entries(byType)) norm(a, ty, c);
-    }
-  }
-  return cells;
-}
-
+// The routing table: cells {agent, failure_type, attempts, successes, rate,
+// switched_away} and learned.switches [{repository, failure_type, from, to,
+// evidence}] (GET /api/insights).
 function routingTable(ins) {
-  const cells = routingCells(ins.routing);
-  if (!cells.length) return [h("h2", null, "Routing (agent × failure type)"), h("p", { class: "muted" }, "No finished attempts yet.")];
+  const cells = Array.isArray(ins.routing) ? ins.routing : [];
+  const switches = ((ins.learned || {}).switches || []);
+  const title = h("h2", null, "Routing (agent × failure type)");
+  if (!cells.length) return [title, h("p", { class: "muted" }, "No finished attempts yet.")];
   const agents = [...new Set(cells.map((c) => c.agent))].sort((a, b) => AGENTS.indexOf(a) - AGENTS.indexOf(b));
   const types = [...new Set(cells.map((c) => c.failure_type))].sort();
   const at = new Map(cells.map((c) => [c.agent + "\u0000" + c.failure_type, c]));
-  return [h("h2", null, "Routing (agent × failure type)"),
-    h("p", { class: "muted" }, "Success rate and finished attempts; ", h("span", { class: "learned" }, "★ learned"),
-      " marks a switch chosen from history."),
+  const learnedTo = new Set(switches.map((w) => w.to + "\u0000" + w.failure_type));
+  return [title,
+    h("p", { class: "muted" }, "Success rate (finished attempts). ", h("span", { class: "learned" }, "★"),
+      " the agent learned routing now chooses; ", h("span", { class: "learned" }, "↷"), " the rule's agent it switched away from",
+      (ins.learned && ins.learned.enabled === false) ? " (learned routing is off)." : "."),
     h("div", { class: "wrap" }, h("table", { id: "routing" },
       h("caption", { class: "visually-hidden" }, "Routing table"),
-      h("thead", null, h("tr", null, h("th", { scope: "col" }, "Failure type"), agents.map((a) => h("th", { scope: "col", class: "num" }, a)))),
+      h("thead", null, h("tr", null, h("th", { scope: "col" }, "Failure type"),
+        agents.map((a) => h("th", { scope: "col", class: "num" }, a)))),
       h("tbody", null, types.map((ty) => h("tr", null, h("th", { scope: "row" }, ty), agents.map((a) => {
         const c = at.get(a + "\u0000" + ty);
-        if (!c) return h("td", { class: "num muted" }, "—");
-        return h("td", { class: "num", "data-learned": c.learned ? "true" : null },
-          fmtPct(c.rate), c.attempts !== null ? ` (${c.attempts})` : "",
-          c.learned ? h("span", { class: "learned", title: "learned switch" }, " ★") : null);
-      }))))))];
+        const to = learnedTo.has(a + "\u0000" + ty);
+        if (!c) return h("td", { class: "num muted", "data-learned": to ? "to" : null }, to ? h("span", { class: "learned", title: "learned switch to this agent" }, "★") : "—");
+        return h("td", { class: "num", "data-learned": c.switched_away ? "from" : to ? "to" : null },
+          fmtPct(c.rate), ` (${c.attempts ?? 0})`,
+          c.switched_away ? h("span", { class: "learned", title: "learned routing switched away from this agent" }, " ↷") : null,
+          to ? h("span", { class: "learned", title: "learned switch to this agent" }, " ★") : null);
+      })))))),
+    switches.length ? [h("h3", null, "Learned switches"), table(
+      [{ label: "Repository" }, { label: "Failure type" }, { label: "From" }, { label: "To" }, { label: "Evidence" }],
+      switches.map((w) => [w.repository, w.failure_type, w.from, w.to, w.evidence || ""]),
+      { caption: "Learned switches", responsive: true })] : null];
 }
 
 async function insightsPage(params) {
@@ -782,12 +783,13 @@ async function insightsPage(params) {
     if (token !== pageToken || (!r.changed && rendered)) return false;
     rendered = true;
     const ins = r.data;
-    body.replaceChildren(
-      h("p", { class: "muted" }, `${ins.tasks ?? 0} tasks measured.`),
+    fill(body,
+      h("p", { class: "muted" }, `${ins.tasks ?? 0} tasks measured`,
+        ins.generated_at ? [" at ", timeEl(ins.generated_at)] : "", "."),
       metricCards(ins), seriesCharts(ins), routingTable(ins),
       groupTable("By agent", ins.by_agent, "Agent"), groupTable("By failure type", ins.by_failure_type, "Failure type"));
     return true;
-  });
+  }, 30000);
 }
 
 // ---- health ---------------------------------------------------------------------
@@ -864,7 +866,7 @@ async function healthPage() {
     const outbox = hasMetric(ms, "healer_outbox_pending") ? sumMetric(ms, "healer_outbox_pending") : null;
     const notif = ms.filter((m) => m.name === "healer_notifications_total");
     const recent = status.recent || [];
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "cards" },
         h("div", { class: "card", id: "h-intake" }, h("div", null, "Intake rate"),
           h("div", { class: "value" }, rate === null ? "…" : rate.toFixed(1) + "/min"),
@@ -888,7 +890,7 @@ async function healthPage() {
         countsTable("Remediations by state", (status.remediations || {}).by_state, "h-tasks"),
         countsTable("Attempts by outcome", (status.remediations || {}).attempts_by_outcome, "h-attempts"),
         countsTable("Deliveries by state", (status.deliveries || {}).by_state, "h-deliveries"),
-        countsTable("Skip reasons", (status.deliveries || {}).by_reason, "h-reasons")),
+        countsTable("Deliveries by reason", (status.deliveries || {}).by_reason, "h-reasons")),
       h("h2", null, "Last state of each source"),
       sources.size ? table([{ label: "Source" }, { label: "State" }, { label: "Detail" }, { label: "When" }, { label: "Remediation" }],
         [...sources.entries()].sort().map(([name, v]) => [name, badge(v.state), v.detail || "", timeEl(v.at, fmtAge(v.at) + " ago"),

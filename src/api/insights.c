@@ -1,0 +1,773 @@
+/*
+ * insights.c - the insights document from the ledger (see insights.h).
+ *
+ * The store hands every attempt of every task of the window, ordered by
+ * task then attempt (hl_store_insight_rows); each task is folded into the
+ * overall group, its first agent's and its type's, and the routing table;
+ * then the rates are computed. Learned routing is evaluated over all time
+ * (as the router sees it) from a second pass without the window. Bounded
+ * by the number of tasks; nothing is kept per attempt.
+ */
+#include "insights.h"
+
+#include "base/clock.h"
+#include "base/str.h"
+#include "catalog/catalog.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INS_KEY_MAX 112
+
+/* One group's counters and its times to fix. */
+struct ins_group {
+	char key[INS_KEY_MAX];
+	int64_t tasks, finished, succeeded, escalated, attempt1, within;
+	int64_t fixed_by_agent, routed_right;
+	double *ttf;
+	size_t n_ttf, cap_ttf;
+};
+
+struct ins_groups {
+	struct ins_group *g;
+	size_t n, cap;
+};
+
+/* An agent x failure type (x repository for the learned table) record. */
+struct ins_route {
+	char repository[256];
+	char failure_type[48];
+	struct hl_agent_record rec;
+};
+
+struct ins_routes {
+	struct ins_route *r;
+	size_t n, cap;
+};
+
+/* The task being folded (rows arrive ordered by task). */
+struct ins_task {
+	char task_id[HL_TASK_ID_MAX];
+	char repository[256], failure_type[48], state[16];
+	char first_agent[16], fixed_by[16];
+	int64_t created_ms, finished_ms;
+	int success_n, last_n;
+};
+
+struct ins_state {
+	const struct hl_insights_opts *o;
+	struct ins_task cur;
+	bool have;
+	struct ins_group all;
+	struct ins_groups by_agent, by_type, by_day;
+	struct ins_routes routes; /* agent x type (repository "") */
+	bool oom;
+};
+
+static struct ins_group *
+ins_group_of(struct ins_groups *gs, const char *key, bool *oom)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		if (strcmp(gs->g[i].key, key) == 0)
+			return &gs->g[i];
+	if (gs->n == gs->cap) {
+		size_t cap = gs->cap ? gs->cap * 2 : 16;
+		struct ins_group *g = realloc(gs->g, cap * sizeof(*g));
+		if (!g) {
+			*oom = true;
+			return NULL;
+		}
+		gs->g = g;
+		gs->cap = cap;
+	}
+	memset(&gs->g[gs->n], 0, sizeof(gs->g[0]));
+	hl_strlcpy(gs->g[gs->n].key, key, INS_KEY_MAX);
+	return &gs->g[gs->n++];
+}
+
+static void
+ins_groups_free(struct ins_groups *gs)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		free(gs->g[i].ttf);
+	free(gs->g);
+}
+
+static struct hl_agent_record *
+ins_route_of(struct ins_routes *rs, const char *repository, const char *type, const char *agent,
+             bool *oom)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		if (strcmp(rs->r[i].repository, repository) == 0 &&
+		    strcmp(rs->r[i].failure_type, type) == 0 &&
+		    strcmp(rs->r[i].rec.agent, agent) == 0)
+			return &rs->r[i].rec;
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 32;
+		struct ins_route *r = realloc(rs->r, cap * sizeof(*r));
+		if (!r) {
+			*oom = true;
+			return NULL;
+		}
+		rs->r = r;
+		rs->cap = cap;
+	}
+	memset(&rs->r[rs->n], 0, sizeof(rs->r[0]));
+	hl_strlcpy(rs->r[rs->n].repository, repository, sizeof(rs->r[0].repository));
+	hl_strlcpy(rs->r[rs->n].failure_type, type, sizeof(rs->r[0].failure_type));
+	hl_strlcpy(rs->r[rs->n].rec.agent, agent, sizeof(rs->r[0].rec.agent));
+	return &rs->r[rs->n++].rec;
+}
+
+static void
+ins_add(struct ins_group *g, const struct ins_task *t, int max_attempts, bool *oom)
+{
+	bool succeeded = strcmp(t->state, "succeeded") == 0;
+	bool escalated = strcmp(t->state, "escalated") == 0;
+
+	if (!g)
+		return;
+	g->tasks++;
+	if (succeeded || escalated)
+		g->finished++;
+	if (escalated)
+		g->escalated++;
+	if (!succeeded)
+		return;
+	g->succeeded++;
+	if (t->success_n == 1)
+		g->attempt1++;
+	if (t->success_n >= 1 && t->success_n <= max_attempts)
+		g->within++;
+	if (t->fixed_by[0]) {
+		g->fixed_by_agent++;
+		if (strcmp(t->fixed_by, t->first_agent) == 0)
+			g->routed_right++;
+	}
+	if (t->finished_ms >= t->created_ms && t->finished_ms > 0) {
+		if (g->n_ttf == g->cap_ttf) {
+			size_t cap = g->cap_ttf ? g->cap_ttf * 2 : 16;
+			double *v = realloc(g->ttf, cap * sizeof(*v));
+			if (!v) {
+				*oom = true;
+				return;
+			}
+			g->ttf = v;
+			g->cap_ttf = cap;
+		}
+		g->ttf[g->n_ttf++] = (double)(t->finished_ms - t->created_ms) / 1000.0;
+	}
+}
+
+/* Folds the finished task into every group. */
+static void
+ins_flush(struct ins_state *st)
+{
+	const struct ins_task *t = &st->cur;
+	char day[16];
+
+	if (!st->have)
+		return;
+	st->have = false;
+	if (t->state[0] && strcmp(t->state, "succeeded") == 0 && !t->success_n)
+		st->cur.success_n = t->last_n; /* succeeded without a judged success */
+	ins_add(&st->all, t, st->o->max_attempts, &st->oom);
+	if (t->first_agent[0])
+		ins_add(ins_group_of(&st->by_agent, t->first_agent, &st->oom), t,
+		        st->o->max_attempts, &st->oom);
+	if (t->failure_type[0])
+		ins_add(ins_group_of(&st->by_type, t->failure_type, &st->oom), t,
+		        st->o->max_attempts, &st->oom);
+	hl_time_rfc3339(day, sizeof(day), t->created_ms); /* "YYYY-MM-DD..." cut below */
+	day[10] = '\0';
+	ins_add(ins_group_of(&st->by_day, day, &st->oom), t, st->o->max_attempts, &st->oom);
+}
+
+static bool
+ins_finished_outcome(const char *o)
+{
+	return strcmp(o, "success") == 0 || strcmp(o, "ci_still_failing") == 0 ||
+	       strcmp(o, "agent_failed") == 0 || strcmp(o, "timeout") == 0;
+}
+
+static void
+ins_row(void *arg, const struct hl_insight_row *r)
+{
+	struct ins_state *st = arg;
+	struct ins_task *t = &st->cur;
+	bool agent = strcmp(r->attempt_kind, "agent") == 0 && r->agent[0];
+
+	if (!st->have || strcmp(t->task_id, r->task_id) != 0) {
+		ins_flush(st);
+		memset(t, 0, sizeof(*t));
+		st->have = true;
+		hl_strlcpy(t->task_id, r->task_id, sizeof(t->task_id));
+		hl_strlcpy(t->repository, r->repository, sizeof(t->repository));
+		hl_strlcpy(t->failure_type, r->failure_type, sizeof(t->failure_type));
+		hl_strlcpy(t->state, r->state, sizeof(t->state));
+		t->created_ms = r->created_ms;
+		t->finished_ms = r->finished_ms;
+	}
+	if (r->n <= 0)
+		return;
+	t->last_n = r->n;
+	if (agent && !t->first_agent[0])
+		hl_strlcpy(t->first_agent, r->agent, sizeof(t->first_agent));
+	if (!t->success_n &&
+	    (strcmp(r->outcome, "success") == 0 || strcmp(r->outcome, "rerun_passed") == 0)) {
+		t->success_n = r->n;
+		if (agent)
+			hl_strlcpy(t->fixed_by, r->agent, sizeof(t->fixed_by));
+	}
+	if (agent && ins_finished_outcome(r->outcome) && r->failure_type[0]) {
+		struct hl_agent_record *rec =
+		        ins_route_of(&st->routes, "", r->failure_type, r->agent, &st->oom);
+		if (rec) {
+			rec->finished++;
+			rec->succeeded += strcmp(r->outcome, "success") == 0;
+		}
+	}
+}
+
+/* All-time agent records per repository + type (the learned table). */
+static void
+ins_learn_row(void *arg, const struct hl_insight_row *r)
+{
+	struct ins_state *st = arg;
+	struct hl_agent_record *rec;
+
+	if (r->n <= 0 || strcmp(r->attempt_kind, "agent") != 0 || !r->agent[0] ||
+	    !r->failure_type[0] || !ins_finished_outcome(r->outcome))
+		return;
+	rec = ins_route_of(&st->routes, r->repository, r->failure_type, r->agent, &st->oom);
+	if (rec) {
+		rec->finished++;
+		rec->succeeded += strcmp(r->outcome, "success") == 0;
+	}
+}
+
+static int
+ins_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Nearest rank: the smallest value with at least p of the values at or below. */
+static json_t *
+ins_percentile(double *v, size_t n, double p)
+{
+	size_t rank;
+
+	if (!n)
+		return json_null();
+	qsort(v, n, sizeof(*v), ins_cmp_double);
+	rank = (size_t)ceil(p * (double)n);
+	if (rank < 1)
+		rank = 1;
+	return json_real(round(v[rank - 1] * 1000.0) / 1000.0);
+}
+
+static json_t *
+ins_rate(int64_t num, int64_t den)
+{
+	return den > 0 ? json_real((double)num / (double)den) : json_null();
+}
+
+static json_t *
+ins_group_json(struct ins_group *g, json_t *dup)
+{
+	json_t *o = json_object();
+
+	if (!o) {
+		json_decref(dup);
+		return NULL;
+	}
+	json_object_set_new(o, "tasks", json_integer(g->tasks));
+	json_object_set_new(o, "routing_correct", ins_rate(g->routed_right, g->fixed_by_agent));
+	json_object_set_new(o, "duplicates_prevented", dup ? dup : json_null());
+	json_object_set_new(o, "time_to_fix_p50_seconds", ins_percentile(g->ttf, g->n_ttf, 0.5));
+	json_object_set_new(o, "time_to_fix_p90_seconds", ins_percentile(g->ttf, g->n_ttf, 0.9));
+	json_object_set_new(o, "attempt1_success", ins_rate(g->attempt1, g->finished));
+	json_object_set_new(o, "within_max_success", ins_rate(g->within, g->finished));
+	json_object_set_new(o, "escalation_rate", ins_rate(g->escalated, g->finished));
+	json_object_set_new(o, "succeeded", json_integer(g->succeeded));
+	json_object_set_new(o, "escalated", json_integer(g->escalated));
+	return o;
+}
+
+static json_t *
+ins_groups_json(struct ins_groups *gs)
+{
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o && i < gs->n; i++)
+		json_object_set_new(o, gs->g[i].key, ins_group_json(&gs->g[i], NULL));
+	return o;
+}
+
+static json_t *
+ins_targets(void)
+{
+	return json_pack("{s:n, s:f, s:f, s:f, s:n, s:f, s:f, s:f}", "tasks", "routing_correct",
+	                 0.9, "duplicates_prevented", 1.0, "time_to_fix_p50_seconds", 900.0,
+	                 "time_to_fix_p90_seconds", "attempt1_success", 0.5, "within_max_success",
+	                 0.8, "escalation_rate", 0.1);
+}
+
+/* Whether each value meets its target (null: no value or no target). */
+static json_t *
+ins_meets(const json_t *g, const json_t *targets)
+{
+	static const struct {
+		const char *key;
+		int dir; /* 1: above, -1: below, 0: at least */
+	} keys[] = {
+		{ "routing_correct", 1 },          { "duplicates_prevented", 0 },
+		{ "time_to_fix_p50_seconds", -1 }, { "attempt1_success", 1 },
+		{ "within_max_success", 1 },       { "escalation_rate", -1 },
+	};
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(g, keys[i].key);
+		double x = json_number_value(v),
+		       t = json_number_value(json_object_get(targets, keys[i].key));
+		bool ok = keys[i].dir > 0 ? x > t : keys[i].dir < 0 ? x < t : x >= t;
+
+		json_object_set_new(o, keys[i].key,
+		                    json_is_number(v) ? json_boolean(ok) : json_null());
+	}
+	return o;
+}
+
+/* The rule's agent of a failure type: the catalogue's. */
+static const char *
+ins_rule_agent(const char *type)
+{
+	const struct hl_catalog_type *ft = hl_catalog_type_find(type);
+
+	return ft && ft->agent ? ft->agent->id : NULL;
+}
+
+static bool
+ins_sticky(const char *type)
+{
+	const struct hl_catalog_type *ft = hl_catalog_type_find(type);
+
+	return ft && ft->category && ft->category->stays_with_agent;
+}
+
+/* The learned table: every repository + type where learned routing would
+ * move the type away from its rule's agent. */
+static json_t *
+ins_learned(const struct ins_routes *rs)
+{
+	static const char *const never[] = { "cipher", NULL };
+	json_t *arr = json_array();
+	size_t i, j;
+
+	for (i = 0; arr && i < rs->n; i++) {
+		struct hl_agent_record recs[HL_AGENT_RECORDS_MAX];
+		const struct hl_agent_record *best;
+		const char *rule;
+		size_t n = 0;
+		char why[256];
+		bool seen = false;
+
+		for (j = 0; j < i && !seen; j++)
+			seen = strcmp(rs->r[j].repository, rs->r[i].repository) == 0 &&
+			       strcmp(rs->r[j].failure_type, rs->r[i].failure_type) == 0;
+		rule = ins_rule_agent(rs->r[i].failure_type);
+		if (seen || !rule || ins_sticky(rs->r[i].failure_type) ||
+		    strcmp(rule, "cipher") == 0)
+			continue;
+		for (j = i; j < rs->n && n < HL_AGENT_RECORDS_MAX; j++)
+			if (strcmp(rs->r[j].repository, rs->r[i].repository) == 0 &&
+			    strcmp(rs->r[j].failure_type, rs->r[i].failure_type) == 0)
+				recs[n++] = rs->r[j].rec;
+		best = hl_memory_learned_choice(recs, n, rule, rs->r[i].failure_type,
+		                                rs->r[i].repository, never, why, sizeof(why));
+		if (best)
+			json_array_append_new(arr,
+			                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "repository",
+			                                rs->r[i].repository, "failure_type",
+			                                rs->r[i].failure_type, "from", rule, "to",
+			                                best->agent, "evidence", why));
+	}
+	return arr;
+}
+
+static bool
+ins_switched(const json_t *switches, const char *agent, const char *type)
+{
+	const json_t *s;
+	size_t i;
+
+	json_array_foreach(switches, i, s)
+	{
+		if (strcmp(json_string_value(json_object_get(s, "from")), agent) == 0 &&
+		    strcmp(json_string_value(json_object_get(s, "failure_type")), type) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int
+ins_cmp_route(const void *a, const void *b)
+{
+	const struct ins_route *x = a, *y = b;
+	int c = strcmp(x->rec.agent, y->rec.agent);
+
+	return c ? c : strcmp(x->failure_type, y->failure_type);
+}
+
+static int
+ins_cmp_group(const void *a, const void *b)
+{
+	return strcmp(((const struct ins_group *)a)->key, ((const struct ins_group *)b)->key);
+}
+
+int
+hl_api_insights(json_t **out, struct hl_store *s, const struct hl_insights_opts *o,
+                struct hl_err *err)
+{
+	struct ins_state st = { .o = o }, learn = { .o = o };
+	struct hl_insight_filter f = { .since_ms = o->since_ms, .repository = o->repository };
+	struct hl_insight_dedup d;
+	json_t *doc = NULL, *routing = NULL, *series = NULL, *switches = NULL, *dup;
+	char ts[40];
+	size_t i;
+	int rc;
+
+	if ((rc = hl_store_insight_rows(s, &f, ins_row, &st, err)) < 0)
+		goto out;
+	ins_flush(&st);
+	if ((rc = hl_store_insight_dedup(s, &d, &f, err)) < 0)
+		goto out;
+	f.since_ms = 0;
+	if ((rc = hl_store_insight_rows(s, &f, ins_learn_row, &learn, err)) < 0)
+		goto out;
+	rc = -HL_ENOMEM;
+	if (st.oom || learn.oom)
+		goto oom;
+	switches = ins_learned(&learn.routes);
+	routing = json_array();
+	series = json_array();
+	if (!switches || !routing || !series)
+		goto oom;
+	qsort(st.routes.r, st.routes.n, sizeof(st.routes.r[0]), ins_cmp_route);
+	for (i = 0; i < st.routes.n; i++) {
+		const struct ins_route *r = &st.routes.r[i];
+		json_array_append_new(
+		        routing,
+		        json_pack("{s:s, s:s, s:I, s:I, s:o, s:b}", "agent", r->rec.agent,
+		                  "failure_type", r->failure_type, "attempts",
+		                  (json_int_t)r->rec.finished, "successes",
+		                  (json_int_t)r->rec.succeeded, "rate",
+		                  ins_rate(r->rec.succeeded, r->rec.finished), "switched_away",
+		                  ins_switched(switches, r->rec.agent, r->failure_type)));
+	}
+	if (st.by_day.n)
+		qsort(st.by_day.g, st.by_day.n, sizeof(st.by_day.g[0]), ins_cmp_group);
+	for (i = 0; i < st.by_day.n; i++) {
+		struct ins_group *g = &st.by_day.g[i];
+		json_array_append_new(series,
+		                      json_pack("{s:s, s:I, s:I, s:I, s:o}", "date", g->key,
+		                                "tasks", (json_int_t)g->tasks, "succeeded",
+		                                (json_int_t)g->succeeded, "escalated",
+		                                (json_int_t)g->escalated, "time_to_fix_p50_seconds",
+		                                ins_percentile(g->ttf, g->n_ttf, 0.5)));
+	}
+	dup = d.duplicates + d.existing + d.leaked > 0
+	              ? ins_rate(d.duplicates + d.existing, d.duplicates + d.existing + d.leaked)
+	              : json_null();
+	doc = ins_group_json(&st.all, dup);
+	if (!doc)
+		goto oom;
+	hl_time_rfc3339(ts, sizeof(ts), o->now_ms ? o->now_ms : hl_time_wall_ms());
+	json_object_set_new(doc, "generated_at", json_string(ts));
+	json_object_set_new(doc, "since", o->since ? json_string(o->since) : json_null());
+	json_object_set_new(doc, "repository",
+	                    o->repository ? json_string(o->repository) : json_null());
+	json_object_set_new(doc, "max_attempts", json_integer(o->max_attempts));
+	json_object_set_new(doc, "deliveries", json_integer(d.deliveries));
+	json_object_set_new(doc, "duplicates", json_integer(d.duplicates + d.existing));
+	json_object_set_new(doc, "targets", ins_targets());
+	json_object_set_new(doc, "meets", ins_meets(doc, json_object_get(doc, "targets")));
+	json_object_set_new(doc, "by_agent", ins_groups_json(&st.by_agent));
+	json_object_set_new(doc, "by_failure_type", ins_groups_json(&st.by_type));
+	json_object_set_new(doc, "routing", routing);
+	routing = NULL;
+	json_object_set_new(
+	        doc, "learned",
+	        json_pack("{s:b, s:O}", "enabled", o->learned_routing, "switches", switches));
+	json_object_set_new(doc, "series", series);
+	series = NULL;
+	*out = doc;
+	doc = NULL;
+	rc = 0;
+	goto out;
+oom:
+	rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+out:
+	json_decref(doc);
+	json_decref(routing);
+	json_decref(series);
+	json_decref(switches);
+	free(st.all.ttf);
+	ins_groups_free(&st.by_agent);
+	ins_groups_free(&st.by_type);
+	ins_groups_free(&st.by_day);
+	free(st.routes.r);
+	free(learn.routes.r);
+	ins_groups_free(&learn.by_agent);
+	ins_groups_free(&learn.by_type);
+	ins_groups_free(&learn.by_day);
+	free(learn.all.ttf);
+	return rc;
+}
+
+/* ---- the terminal table ------------------------------------------------ */
+
+static void
+ins_cell(struct hl_buf *b, const json_t *v, bool seconds)
+{
+	char cell[32];
+
+	if (!json_is_number(v))
+		snprintf(cell, sizeof(cell), "-");
+	else if (seconds && json_number_value(v) >= 60)
+		snprintf(cell, sizeof(cell), "%.1fm", json_number_value(v) / 60.0);
+	else if (seconds)
+		snprintf(cell, sizeof(cell), "%.0fs", json_number_value(v));
+	else
+		snprintf(cell, sizeof(cell), "%.1f%%", json_number_value(v) * 100.0);
+	hl_buf_appendf(b, " %9s", cell);
+}
+
+static const char *const ins_keys[] = { "routing_correct",         "duplicates_prevented",
+	                                "time_to_fix_p50_seconds", "time_to_fix_p90_seconds",
+	                                "attempt1_success",        "within_max_success",
+	                                "escalation_rate" };
+
+static void
+ins_text_row(struct hl_buf *b, const char *name, const json_t *g)
+{
+	size_t i;
+
+	hl_buf_appendf(b, "%-22.22s %6lld", name,
+	               (long long)json_integer_value(json_object_get(g, "tasks")));
+	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
+		ins_cell(b, json_object_get(g, ins_keys[i]),
+		         strstr(ins_keys[i], "seconds") != NULL);
+	hl_buf_append_char(b, '\n');
+}
+
+static void
+ins_text_header(struct hl_buf *b, const char *first)
+{
+	hl_buf_appendf(b, "%-22s %6s %9s %9s %9s %9s %9s %9s %9s\n", first, "tasks", "routing",
+	               "dedup", "ttf p50", "ttf p90", "attempt1", "within", "escalated");
+}
+
+void
+hl_api_insights_text(struct hl_buf *b, const json_t *doc)
+{
+	const json_t *targets = json_object_get(doc, "targets"), *meets;
+	const json_t *g, *r;
+	const char *k;
+	size_t i;
+
+	hl_buf_appendf(b, "healer insights: %s%s%s\n\n",
+	               json_is_string(json_object_get(doc, "since"))
+	                       ? json_string_value(json_object_get(doc, "since"))
+	                       : "all time",
+	               json_is_string(json_object_get(doc, "repository")) ? ", " : "",
+	               json_is_string(json_object_get(doc, "repository"))
+	                       ? json_string_value(json_object_get(doc, "repository"))
+	                       : "");
+	ins_text_header(b, "");
+	ins_text_row(b, "overall", doc);
+	hl_buf_appendf(b, "%-22s %6s", "target", "");
+	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++) {
+		const json_t *t = json_object_get(targets, ins_keys[i]);
+		char cell[32];
+		bool below = strcmp(ins_keys[i], "escalation_rate") == 0 ||
+		             strcmp(ins_keys[i], "time_to_fix_p50_seconds") == 0;
+
+		if (!json_is_number(t))
+			snprintf(cell, sizeof(cell), "-");
+		else if (strstr(ins_keys[i], "seconds"))
+			snprintf(cell, sizeof(cell), "<%.0fm", json_number_value(t) / 60);
+		else
+			snprintf(cell, sizeof(cell), "%s%.0f%%",
+			         below                                              ? "<"
+			         : strcmp(ins_keys[i], "duplicates_prevented") == 0 ? ""
+			                                                            : ">",
+			         json_number_value(t) * 100);
+		hl_buf_appendf(b, " %9s", cell);
+	}
+	hl_buf_append_char(b, '\n');
+	meets = json_object_get(doc, "meets");
+	hl_buf_appendf(b, "%-22s %6s", "meets", "");
+	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++) {
+		const json_t *m = json_object_get(meets, ins_keys[i]);
+		hl_buf_appendf(b, " %9s", json_is_true(m) ? "yes" : json_is_false(m) ? "NO" : "-");
+	}
+	hl_buf_appendf(b, "\n\n");
+	ins_text_header(b, "by agent");
+	json_object_foreach((json_t *)json_object_get(doc, "by_agent"), k, g) ins_text_row(b, k, g);
+	hl_buf_append_char(b, '\n');
+	ins_text_header(b, "by failure type");
+	json_object_foreach((json_t *)json_object_get(doc, "by_failure_type"), k, g)
+	        ins_text_row(b, k, g);
+	hl_buf_appendf(b, "\n%-8s %-24s %9s %9s %9s\n", "routing", "failure type", "attempts",
+	               "successes", "rate");
+	json_array_foreach(json_object_get(doc, "routing"), i, r)
+	{
+		char rate[16];
+
+		snprintf(rate, sizeof(rate), "%.0f%%",
+		         json_number_value(json_object_get(r, "rate")) * 100);
+		hl_buf_appendf(b, "%-8s %-24.24s %9lld %9lld %9s%s\n",
+		               json_string_value(json_object_get(r, "agent")),
+		               json_string_value(json_object_get(r, "failure_type")),
+		               (long long)json_integer_value(json_object_get(r, "attempts")),
+		               (long long)json_integer_value(json_object_get(r, "successes")), rate,
+		               json_is_true(json_object_get(r, "switched_away"))
+		                       ? "  (learned away)"
+		                       : "");
+	}
+	r = json_object_get(doc, "learned");
+	hl_buf_appendf(b, "\nlearned routing (%s):\n",
+	               json_is_true(json_object_get(r, "enabled")) ? "on" : "off");
+	if (!json_array_size(json_object_get(r, "switches")))
+		hl_buf_append_str(b, "  none\n");
+	json_array_foreach(json_object_get(r, "switches"), i, g) hl_buf_appendf(
+	        b, "  %s %s: %s -> %s (%s)\n", json_string_value(json_object_get(g, "repository")),
+	        json_string_value(json_object_get(g, "failure_type")),
+	        json_string_value(json_object_get(g, "from")),
+	        json_string_value(json_object_get(g, "to")),
+	        json_string_value(json_object_get(g, "evidence")));
+}
+
+/* ---- Prometheus -------------------------------------------------------- */
+
+static void
+ins_metric(struct hl_buf *b, const char *key, const char *labels, const json_t *v)
+{
+	if (json_is_number(v))
+		hl_buf_appendf(b, "healer_insights_%s{%s} %.6g\n", key, labels,
+		               json_number_value(v));
+}
+
+static void
+ins_metrics_group(struct hl_buf *b, const json_t *g, const char *labels)
+{
+	size_t i;
+
+	ins_metric(b, "tasks", labels, json_object_get(g, "tasks"));
+	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
+		ins_metric(b, ins_keys[i], labels, json_object_get(g, ins_keys[i]));
+}
+
+/* A label value: the names healer stores are [A-Za-z0-9_./-]; anything
+ * else is dropped rather than escaped. */
+static void
+ins_label(char *out, size_t size, const char *s)
+{
+	size_t n = 0;
+
+	for (; *s && n + 1 < size; s++)
+		if (*s != '"' && *s != '\\' && *s != '\n')
+			out[n++] = *s;
+	out[n] = '\0';
+}
+
+void
+hl_api_insights_metrics(struct hl_buf *b, const json_t *doc, const char *window, bool with_help)
+{
+	const json_t *g, *t = json_object_get(doc, "targets");
+	char labels[256], v[128];
+	const char *k;
+	size_t i;
+
+	if (with_help) {
+		hl_buf_append_str(b,
+		                  "# HELP healer_insights_tasks Tasks remediated in the window"
+		                  " (contract section 10).\n# TYPE healer_insights_tasks gauge\n");
+		for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
+			hl_buf_appendf(b,
+			               "# HELP healer_insights_%s Insight %s (rates 0-1).\n"
+			               "# TYPE healer_insights_%s gauge\n",
+			               ins_keys[i], ins_keys[i], ins_keys[i]);
+		hl_buf_append_str(b, "# HELP healer_insights_target The design's target of each"
+		                     " insight.\n# TYPE healer_insights_target gauge\n");
+		json_object_foreach((json_t *)t, k, g) if (json_is_number(g))
+		        hl_buf_appendf(b,
+		                       "healer_insights_target{metric=\"%s\"}"
+		                       " %.6g\n",
+		                       k, json_number_value(g));
+	}
+	snprintf(labels, sizeof(labels), "window=\"%s\"", window);
+	ins_metrics_group(b, doc, labels);
+	json_object_foreach((json_t *)json_object_get(doc, "by_agent"), k, g)
+	{
+		ins_label(v, sizeof(v), k);
+		snprintf(labels, sizeof(labels), "window=\"%s\",agent=\"%s\"", window, v);
+		ins_metrics_group(b, g, labels);
+	}
+	json_object_foreach((json_t *)json_object_get(doc, "by_failure_type"), k, g)
+	{
+		ins_label(v, sizeof(v), k);
+		snprintf(labels, sizeof(labels), "window=\"%s\",failure_type=\"%s\"", window, v);
+		ins_metrics_group(b, g, labels);
+	}
+}
+
+int
+hl_api_parse_duration(int64_t *ms, const char *text, struct hl_err *err)
+{
+	char *end;
+	long long v;
+	int64_t unit = 1000;
+
+	errno = 0;
+	v = text ? strtoll(text, &end, 10) : 0;
+	if (!text || end == text || errno || v <= 0)
+		return hl_err_set(err, HL_EINVAL, "bad duration '%s' (like 90s, 30m, 24h, 7d, 2w)",
+		                  text ? text : "");
+	if (*end == 's' || !*end)
+		unit = 1000;
+	else if (*end == 'm')
+		unit = 60000;
+	else if (*end == 'h')
+		unit = 3600000;
+	else if (*end == 'd')
+		unit = 86400000;
+	else if (*end == 'w')
+		unit = 7 * 86400000LL;
+	else
+		return hl_err_set(err, HL_EINVAL, "bad duration '%s' (like 90s, 30m, 24h, 7d, 2w)",
+		                  text);
+	if (*end && end[1])
+		return hl_err_set(err, HL_EINVAL, "bad duration '%s' (like 90s, 30m, 24h, 7d, 2w)",
+		                  text);
+	if (v > 3650LL * 86400000 / unit)
+		return hl_err_set(err, HL_EINVAL, "duration '%s' is above ten years", text);
+	*ms = v * unit;
+	return 0;
+}

@@ -1,0 +1,311 @@
+/*
+ * memory.c - the note of a finished task and the embedded memory's reads
+ * (see memory.h).
+ *
+ * A note's summary is one paragraph a later agent can act on: who fixed
+ * it, on which attempt, how long it took, the PR and its commits; or, for
+ * an escalation, what each attempt ended as and why. Text from outside
+ * (evidence, reasons, commit messages) is kept as data: the prompt fences
+ * it (docs/PROMPT_DATA.md, the `code` helper).
+ */
+#include "memory.h"
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/str.h"
+
+#include "json/json.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NOTE_SUMMARY_MAX (16u << 10)
+#define NOTE_REASON_MAX  160
+
+static const char *
+note_str(const char *s)
+{
+	return s ? s : "";
+}
+
+/* The first line of s, at most max bytes, into b. */
+static void
+note_line(struct hl_buf *b, const char *s, size_t max)
+{
+	size_t n = 0;
+
+	while (s && s[n] && s[n] != '\n' && n < max)
+		n++;
+	hl_buf_append(b, s, n);
+}
+
+static void
+note_duration(char *out, size_t size, int64_t ms)
+{
+	int64_t s = ms / 1000;
+
+	if (s >= 3600)
+		snprintf(out, size, "%lldh%02lldm", (long long)(s / 3600),
+		         (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(out, size, "%lldm", (long long)(s / 60));
+	else
+		snprintf(out, size, "%llds", (long long)s);
+}
+
+int
+hl_memory_note_build(struct hl_memory_note *out, const struct hl_task_record *t,
+                     const char *commits, struct hl_err *err)
+{
+	struct hl_memory_note n;
+	struct hl_buf sum = HL_BUF_INIT(NOTE_SUMMARY_MAX);
+	json_t *atts = json_array(), *decision = NULL;
+	const struct hl_attempt_record *fix = NULL;
+	bool succeeded = t->state == HL_TASK_SUCCEEDED;
+	char took[32];
+	size_t i;
+	int agents = 0;
+
+	memset(&n, 0, sizeof(n));
+	if (!succeeded && t->state != HL_TASK_ESCALATED) {
+		json_decref(atts);
+		return hl_err_set(err, HL_EINVAL, "task '%s' is not finished", t->task_id);
+	}
+	for (i = 0; atts && i < t->n_attempts; i++) {
+		const struct hl_attempt_record *a = &t->attempt[i];
+		const char *agent = a->kind == HL_ATTEMPT_RERUN ? "re-run" : note_str(a->agent);
+
+		if (a->kind == HL_ATTEMPT_AGENT && a->agent && !n.first_agent[0])
+			hl_strlcpy(n.first_agent, a->agent, sizeof(n.first_agent));
+		if (!fix &&
+		    (a->outcome == HL_OUTCOME_SUCCESS || a->outcome == HL_OUTCOME_RERUN_PASSED))
+			fix = a;
+		agents += a->kind == HL_ATTEMPT_AGENT;
+		json_array_append_new(atts, json_pack("{s:i, s:s, s:s?, s:s?, s:s?}", "n", a->n,
+		                                      "agent", agent, "outcome",
+		                                      a->outcome == HL_OUTCOME_INVALID
+		                                              ? NULL
+		                                              : hl_attempt_outcome_name(a->outcome),
+		                                      "reason", a->reason, "pr_url", a->pr_url));
+	}
+	if (fix && fix->kind == HL_ATTEMPT_AGENT && fix->agent)
+		hl_strlcpy(n.fixed_by, fix->agent, sizeof(n.fixed_by));
+	if (!succeeded)
+		hl_strlcpy(n.event, "escalation", sizeof(n.event));
+	else if (fix && fix->n == 1)
+		hl_strlcpy(n.event, "first_attempt_success", sizeof(n.event));
+	else if (n.fixed_by[0] && n.first_agent[0] && strcmp(n.fixed_by, n.first_agent) != 0)
+		hl_strlcpy(n.event, "routing_mismatch", sizeof(n.event));
+	else
+		hl_strlcpy(n.event, "retry_success", sizeof(n.event));
+	/* the PR of the fix, else the last one an attempt opened */
+	if (fix && fix->pr_url)
+		n.pr_url = strdup(fix->pr_url);
+	for (i = t->n_attempts; !n.pr_url && i > 0; i--)
+		if (t->attempt[i - 1].pr_url)
+			n.pr_url = strdup(t->attempt[i - 1].pr_url);
+	if (t->decision_json && (decision = json_loads(t->decision_json, 0, NULL))) {
+		const char *line = hl_json_str(decision, "evidence.line");
+		if (line && *line)
+			n.evidence = strdup(line);
+	}
+	json_decref(decision);
+
+	note_duration(took, sizeof(took),
+	              t->finished_ms > t->created_ms ? t->finished_ms - t->created_ms : 0);
+	if (succeeded) {
+		hl_buf_appendf(&sum, "Fixed by %s on attempt %d",
+		               n.fixed_by[0] ? n.fixed_by : "a re-run", fix ? fix->n : t->attempts);
+		hl_buf_appendf(&sum, " in %s", took);
+		if (n.pr_url)
+			hl_buf_appendf(&sum, ": PR %s", n.pr_url);
+		hl_buf_append_char(&sum, '.');
+	} else {
+		hl_buf_appendf(&sum, "Escalated to people after %d attempt%s in %s.", agents,
+		               agents == 1 ? "" : "s", took);
+	}
+	for (i = 0; i < t->n_attempts; i++) {
+		const struct hl_attempt_record *a = &t->attempt[i];
+		if (a == fix || a->outcome == HL_OUTCOME_INVALID)
+			continue;
+		hl_buf_appendf(&sum, " Attempt %d (%s) %s", a->n,
+		               a->kind == HL_ATTEMPT_RERUN ? "re-run" : note_str(a->agent),
+		               hl_attempt_outcome_name(a->outcome));
+		if (a->reason && *a->reason) {
+			hl_buf_append_str(&sum, ": ");
+			note_line(&sum, a->reason, NOTE_REASON_MAX);
+		}
+		hl_buf_append_char(&sum, '.');
+	}
+	if (succeeded && commits && *commits) {
+		hl_buf_append_str(&sum, " Commits: ");
+		note_line(&sum, commits, 400);
+		hl_buf_append_char(&sum, '.');
+		n.commits = strdup(commits);
+	}
+	n.attempts_json = atts ? json_dumps(atts, JSON_COMPACT) : NULL;
+	json_decref(atts);
+	n.summary = hl_buf_error(&sum) ? NULL : hl_buf_detach(&sum, NULL);
+	hl_buf_release(&sum);
+	if (!n.attempts_json || !n.summary) {
+		hl_memory_note_release(&n);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	n.in = (struct hl_memory_in){
+		.task_id = t->task_id,
+		.repository = t->repository ? t->repository : "",
+		.workflow = t->workflow,
+		.job = t->job,
+		.failure_type = t->failure_type,
+		.event = n.event,
+		.outcome = hl_task_state_name(t->state),
+		.evidence = n.evidence,
+		.first_agent = n.first_agent[0] ? n.first_agent : NULL,
+		.fixed_by = n.fixed_by[0] ? n.fixed_by : NULL,
+		.attempts_json = n.attempts_json,
+		.n_attempts = (int)t->n_attempts,
+		.time_to_fix_ms = succeeded && t->finished_ms > t->created_ms
+		                          ? t->finished_ms - t->created_ms
+		                          : 0,
+		.pr_url = n.pr_url,
+		.commits = n.commits,
+		.summary = n.summary,
+	};
+	*out = n;
+	/* the pointers into n's own strings stay valid: they are heap strings,
+	 * and the fixed arrays are re-pointed into *out */
+	out->in.event = out->event;
+	out->in.first_agent = out->first_agent[0] ? out->first_agent : NULL;
+	out->in.fixed_by = out->fixed_by[0] ? out->fixed_by : NULL;
+	return 0;
+}
+
+void
+hl_memory_note_release(struct hl_memory_note *n)
+{
+	free(n->attempts_json);
+	free(n->summary);
+	free(n->evidence);
+	free(n->commits);
+	free(n->pr_url);
+	memset(n, 0, sizeof(*n));
+}
+
+json_t *
+hl_memory_decision_ids(const char *decision_json)
+{
+	json_t *d = decision_json ? json_loads(decision_json, 0, NULL) : NULL;
+	json_t *ids = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(hl_json_path(d, "memory.ids"), i, v)
+	{
+		if (json_is_string(v))
+			json_array_append(ids, v);
+	}
+	json_decref(d);
+	return ids;
+}
+
+/* "rust_clippy in acme/platform (CI / lint): <evidence>" */
+static char *
+recall_what(const struct hl_memory_hit *h)
+{
+	struct hl_buf b = HL_BUF_INIT(4096);
+
+	hl_buf_appendf(&b, "%s in %s (%s / %s)", note_str(h->failure_type), note_str(h->repository),
+	               h->workflow ? h->workflow : "?", h->job ? h->job : "?");
+	if (h->evidence && *h->evidence) {
+		hl_buf_append_str(&b, ": ");
+		note_line(&b, h->evidence, 300);
+	}
+	return hl_buf_error(&b) ? (hl_buf_release(&b), NULL) : hl_buf_detach(&b, NULL);
+}
+
+int
+hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const char *repository,
+                 const char *failure_type, const char *text, const char *exclude_task,
+                 struct hl_err *err)
+{
+	struct hl_memory_hit *h = NULL;
+	json_t *similar = json_array(), *known = json_array(), *idl = json_array();
+	size_t n = 0, i;
+	int rc;
+
+	if (!similar || !known || !idl) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = hl_store_memory_similar(s, &h, &n,
+	                             &(struct hl_memory_query){ .repository = repository,
+	                                                        .failure_type = failure_type,
+	                                                        .text = text,
+	                                                        .exclude_task = exclude_task,
+	                                                        .k = HL_MEMORY_K },
+	                             err);
+	if (rc < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		char id[32], *what = recall_what(&h[i]);
+		double score = round(h[i].score * 1000.0) / 1000.0;
+
+		snprintf(id, sizeof(id), "%lld", (long long)h[i].id);
+		json_array_append_new(idl, json_string(id));
+		json_array_append_new(similar,
+		                      json_pack("{s:s, s:s?, s:f, s:s?}", "id", id, "summary", what,
+		                                "score", score, "resolution", h[i].summary));
+		if (h[i].outcome && strcmp(h[i].outcome, "succeeded") == 0)
+			json_array_append_new(known,
+			                      json_pack("{s:s, s:s?, s:f}", "id", id, "summary",
+			                                h[i].summary, "score", score));
+		free(what);
+	}
+	hl_memory_hits_free(h, n);
+	*history = json_pack("{s:o, s:o}", "similar_failures", similar, "known_solutions", known);
+	*ids = idl;
+	return *history ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+fail:
+	json_decref(similar);
+	json_decref(known);
+	json_decref(idl);
+	return rc;
+}
+
+json_t *
+hl_memory_history_from_matches(const json_t *matches, json_t **ids)
+{
+	json_t *similar = json_array(), *known = json_array(), *m;
+	size_t i;
+
+	*ids = json_array();
+	json_array_foreach(matches, i, m)
+	{
+		const char *id = hl_json_str_or(m, "id", ""), *content = hl_json_str(m, "content");
+		json_t *score = json_object_get(m, "score");
+
+		if (!content)
+			continue;
+		json_array_append_new(*ids, json_string(id));
+		json_array_append_new(similar, json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
+		                                         content, "score", score));
+		/* a record healer wrote of a fix says so ("... Fixed by ...") */
+		if (strstr(content, "Fixed by "))
+			json_array_append_new(known, json_pack("{s:s, s:s, s:O?}", "id", id,
+			                                       "summary", content, "score", score));
+	}
+	return json_pack("{s:o, s:o}", "similar_failures", similar, "known_solutions", known);
+}
+
+json_t *
+hl_memory_agent_records_json(const struct hl_agent_record *rec, size_t n)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	for (i = 0; arr && i < n; i++)
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I}", "agent", rec[i].agent,
+		                                     "finished", (json_int_t)rec[i].finished,
+		                                     "succeeded", (json_int_t)rec[i].succeeded));
+	return arr;
+}

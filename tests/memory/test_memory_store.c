@@ -1,0 +1,379 @@
+/*
+ * test_memory_store.c - the memory's store operations (store/memory.h) on
+ * the real backends: full-text search of similar failures (SQLite FTS5 with
+ * BM25; PostgreSQL tsvector/GIN when HEALER_TEST_PG_SOCKET / _PORT name a
+ * throw-away server, tests/pg/pgrun.py), the repository's memories first,
+ * one memory per task, reinforcement, agent records and the insights'
+ * rows read from the ledger.
+ */
+#include "store/store.h"
+
+#include <libpq-fe.h>
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fixture {
+	char dir[64];
+	char db[64];
+	char url[512];
+	struct hl_store *s;
+};
+
+static bool pg_mode;
+
+static void
+pg_conninfo(char *out, size_t size, const char *db)
+{
+	snprintf(out, size, "host=%s port=%s user=postgres dbname=%s",
+	         getenv("HEALER_TEST_PG_SOCKET"), getenv("HEALER_TEST_PG_PORT"), db);
+}
+
+static int
+pg_run(const char *sql)
+{
+	char ci[512];
+	PGconn *c;
+	PGresult *r;
+	int rc;
+
+	pg_conninfo(ci, sizeof(ci), "postgres");
+	c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		return -1;
+	}
+	r = PQexec(c, sql);
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	PQclear(r);
+	PQfinish(c);
+	return rc;
+}
+
+static int
+setup(void **state)
+{
+	static int seq;
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct hl_err err = HL_ERR_INIT;
+	char sql[160];
+
+	strcpy(f->dir, "/tmp/hl-test-memory-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	if (pg_mode) {
+		snprintf(f->db, sizeof(f->db), "hl_memory_%ld_%d", (long)getpid(), seq++);
+		snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\"", f->db);
+		if (pg_run(sql) < 0)
+			return -1;
+		pg_conninfo(f->url, sizeof(f->url), f->db);
+	} else {
+		snprintf(f->url, sizeof(f->url), "sqlite:%s/healer.db", f->dir);
+	}
+	if (hl_store_open(&f->s, f->url, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[160];
+
+	hl_store_close(f->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	if (pg_mode) {
+		snprintf(cmd, sizeof(cmd), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
+		if (pg_run(cmd) < 0)
+			return -1;
+	}
+	free(f);
+	return 0;
+}
+
+static void
+remember(struct fixture *f, const char *task, const char *repo, const char *type,
+         const char *evidence, const char *fixed_by, const char *pr)
+{
+	struct hl_err err = HL_ERR_INIT;
+	bool created = false;
+	struct hl_memory_in m = {
+		.task_id = task,
+		.repository = repo,
+		.workflow = "CI",
+		.job = "lint",
+		.failure_type = type,
+		.event = fixed_by ? "first_attempt_success" : "escalation",
+		.outcome = fixed_by ? "succeeded" : "escalated",
+		.evidence = evidence,
+		.first_agent = "rex",
+		.fixed_by = fixed_by,
+		.attempts_json = "[]",
+		.n_attempts = 1,
+		.time_to_fix_ms = fixed_by ? 600000 : 0,
+		.pr_url = pr,
+	};
+
+	assert_int_equal(hl_store_memory_put(f->s, &created, &m, &err), 0);
+	assert_true(created);
+}
+
+/* Words of the evidence find the memory; the type restricts; the
+ * repository's memories come first; another type never shows. */
+static void
+test_memory_store_similar_repository_first(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	size_t n = 0;
+
+	remember(f, "t-other", "acme/web", "rust_clippy",
+	         "error: unused variable `count` in src/lib.rs", "rex",
+	         "https://github.com/acme/web/pull/1");
+	remember(f, "t-same", "acme/platform", "rust_clippy",
+	         "error: unused variable `total` in src/main.rs", "atlas",
+	         "https://github.com/acme/platform/pull/7");
+	remember(f, "t-far", "acme/platform", "rust_clippy",
+	         "error: this loop never actually loops", "rex", NULL);
+	remember(f, "t-type", "acme/platform", "js_lint", "error: unused variable `x`", "blaze",
+	         NULL);
+
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){
+	                                 .repository = "acme/platform",
+	                                 .failure_type = "rust_clippy",
+	                                 .text = "error: unused variable `n` (unused_variables)",
+	                                 .k = 5 },
+	                         &err),
+	                 0);
+	/* "error" is in all three rust_clippy memories; the same repository's
+	 * come first, the closer one (more shared words) before the other */
+	assert_int_equal(n, 3);
+	assert_string_equal(h[0].task_id, "t-same");
+	assert_string_equal(h[0].pr_url, "https://github.com/acme/platform/pull/7");
+	assert_string_equal(h[0].fixed_by, "atlas");
+	assert_string_equal(h[1].task_id, "t-far");
+	assert_string_equal(h[2].task_id, "t-other");
+	assert_true(h[0].score > 0);
+	assert_int_equal(h[0].time_to_fix_ms, 600000);
+	hl_memory_hits_free(h, n);
+
+	/* no word shared: nothing but the type's memories without words */
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .repository = "acme/platform",
+	                                                           .failure_type = "rust_clippy",
+	                                                           .text = "segfault zzz",
+	                                                           .exclude_task = "t-same",
+	                                                           .k = 5 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 0);
+	hl_memory_hits_free(h, n);
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .repository = "acme/platform",
+	                                                           .failure_type = "rust_clippy",
+	                                                           .text = NULL,
+	                                                           .exclude_task = "t-same",
+	                                                           .k = 1 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].task_id, "t-far");
+	hl_memory_hits_free(h, n);
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){ .failure_type = "", .k = 5 }, &err),
+	                 -HL_EINVAL);
+}
+
+/* One memory per task; reinforcement raises a memory above its peer. */
+static void
+test_memory_store_once_per_task_and_reinforce(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	bool created = true;
+	int64_t count = 0;
+	size_t n = 0;
+
+	remember(f, "t-a", "o/r", "rust_build", "error[E0433]: failed to resolve", "rex", NULL);
+	remember(f, "t-b", "o/r", "rust_build", "error[E0433]: failed to resolve", "bolt", NULL);
+	assert_int_equal(hl_store_memory_put(f->s, &created,
+	                                     &(struct hl_memory_in){ .task_id = "t-a",
+	                                                             .repository = "o/r",
+	                                                             .event = "escalation",
+	                                                             .outcome = "escalated",
+	                                                             .attempts_json = "[]" },
+	                                     &err),
+	                 0);
+	assert_false(created);
+	assert_int_equal(hl_store_memory_count(f->s, &count, &err), 0);
+	assert_int_equal(count, 2);
+
+	/* equal text: the newer first */
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .failure_type = "rust_build",
+	                                                           .text = "failed to resolve",
+	                                                           .k = 2 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 2);
+	assert_string_equal(h[0].task_id, "t-b");
+	assert_int_equal(hl_store_memory_reinforce(f->s, h[1].id, 1.5, &err), 0);
+	hl_memory_hits_free(h, n);
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .failure_type = "rust_build",
+	                                                           .text = "failed to resolve",
+	                                                           .k = 2 },
+	                                &err),
+	        0);
+	assert_string_equal(h[0].task_id, "t-a");
+	assert_true(h[0].weight > 2.4 && h[0].weight < 2.6);
+	hl_memory_hits_free(h, n);
+	assert_int_equal(hl_store_memory_reinforce(f->s, 999999, 1, &err), -HL_ENOTFOUND);
+}
+
+static void
+task_with_attempts(struct fixture *f, const char *id, const char *repo, const char *type,
+                   enum hl_task_state end, const char *const *agents,
+                   const enum hl_attempt_outcome *outcomes, int n)
+{
+	struct hl_err err = HL_ERR_INIT;
+	int i;
+
+	assert_int_equal(hl_store_task_put(f->s,
+	                                   &(struct hl_task){ .task_id = id,
+	                                                      .repository = repo,
+	                                                      .run_id = 100 + (int64_t)strlen(id),
+	                                                      .job = id,
+	                                                      .failure_type = type,
+	                                                      .agent = agents[0],
+	                                                      .state = HL_TASK_RUNNING,
+	                                                      .attempts = n },
+	                                   &err),
+	                 0);
+	for (i = 0; i < n; i++)
+		assert_int_equal(
+		        hl_store_attempt_put(f->s,
+		                             &(struct hl_attempt){ .task_id = id,
+		                                                   .n = i + 1,
+		                                                   .kind = HL_ATTEMPT_AGENT,
+		                                                   .phase = HL_PHASE_DONE,
+		                                                   .outcome = outcomes[i],
+		                                                   .agent = agents[i],
+		                                                   .repository = repo,
+		                                                   .finished_ms = 1 },
+		                             &err),
+		        0);
+	if (end != HL_TASK_RUNNING)
+		assert_int_equal(hl_store_task_put(f->s,
+		                                   &(struct hl_task){ .task_id = id, .state = end },
+		                                   &err),
+		                 0);
+}
+
+struct rows {
+	int rows, tasks;
+	char last[64];
+};
+
+static void
+count_rows(void *arg, const struct hl_insight_row *r)
+{
+	struct rows *c = arg;
+
+	c->rows++;
+	if (strcmp(c->last, r->task_id) != 0)
+		c->tasks++;
+	snprintf(c->last, sizeof(c->last), "%s", r->task_id);
+}
+
+/* Agent records count finished agent attempts per repository + type. */
+static void
+test_memory_store_agent_records_and_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_agent_record rec[HL_AGENT_RECORDS_MAX];
+	struct hl_insight_dedup d;
+	struct rows c = { 0 };
+	size_t n = 0;
+
+	task_with_attempts(f, "t1", "acme/platform", "rust_clippy", HL_TASK_ESCALATED,
+	                   (const char *const[]){ "rex", "rex", "atlas" },
+	                   (const enum hl_attempt_outcome[]){ HL_OUTCOME_AGENT_FAILED,
+	                                                      HL_OUTCOME_CI_STILL_FAILING,
+	                                                      HL_OUTCOME_TIMEOUT },
+	                   3);
+	task_with_attempts(
+	        f, "t22", "acme/platform", "rust_clippy", HL_TASK_SUCCEEDED,
+	        (const char *const[]){ "rex", "atlas" },
+	        (const enum hl_attempt_outcome[]){ HL_OUTCOME_AGENT_FAILED, HL_OUTCOME_SUCCESS },
+	        2);
+	/* stopped attempts, other repositories and types do not count */
+	task_with_attempts(f, "t333", "acme/platform", "rust_clippy", HL_TASK_STOPPED,
+	                   (const char *const[]){ "rex" },
+	                   (const enum hl_attempt_outcome[]){ HL_OUTCOME_STOPPED }, 1);
+	task_with_attempts(f, "t4444", "acme/web", "rust_clippy", HL_TASK_SUCCEEDED,
+	                   (const char *const[]){ "rex" },
+	                   (const enum hl_attempt_outcome[]){ HL_OUTCOME_SUCCESS }, 1);
+	assert_int_equal(hl_store_agent_records(f->s, rec, HL_AGENT_RECORDS_MAX, &n,
+	                                        "acme/platform", "rust_clippy", &err),
+	                 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rec[0].agent, "atlas");
+	assert_int_equal(rec[0].finished, 2);
+	assert_int_equal(rec[0].succeeded, 1);
+	assert_string_equal(rec[1].agent, "rex");
+	assert_int_equal(rec[1].finished, 3);
+	assert_int_equal(rec[1].succeeded, 0);
+
+	assert_int_equal(hl_store_insight_rows(
+	                         f->s, &(struct hl_insight_filter){ .repository = "acme/platform" },
+	                         count_rows, &c, &err),
+	                 0);
+	assert_int_equal(c.tasks, 3);
+	assert_int_equal(c.rows, 6);
+	assert_int_equal(hl_store_insight_dedup(f->s, &d, &(struct hl_insight_filter){ 0 }, &err),
+	                 0);
+	assert_int_equal(d.deliveries, 0);
+	assert_int_equal(d.leaked, 0);
+}
+
+int
+main(void)
+{
+	pg_mode = getenv("HEALER_TEST_PG_SOCKET") && getenv("HEALER_TEST_PG_PORT");
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_memory_store_similar_repository_first, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_memory_store_once_per_task_and_reinforce,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_store_agent_records_and_rows, setup,
+		                                teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
