@@ -116,6 +116,10 @@ async function main() {
     check("the list shows every seeded task, newest first",
       TASKS.every(([id]) => rows.some((r) => r.id === id)) && rows[0].id === TASKS[TASKS.length - 1][0],
       rows.map((r) => r.id));
+    const done = await page.$$eval(`#remediations tr[data-task-id="${process.env.DASH_SUCCEEDED}"] td`,
+      (tds) => tds.map((td) => td.textContent));
+    check("a succeeded task shows its state, attempts and time to fix", done[5] === "succeeded" &&
+      done[6] === "1" && /^\d+(s|m \d+s)$/.test(done[7]), done);
     const hostileRow = rows.find((r) => r.id === HOSTILE);
     check("a hostile job name in the list stays text", hostileRow && hostileRow.text.includes(XSS) &&
       (await page.$$("img")).length === 0, hostileRow);

@@ -108,6 +108,20 @@ class Seeded:
         return wait_for(lambda: all(t[0] and self.task(t[0]).get("state") in
                                     ("running", "verifying") for t in self.tasks), timeout)
 
+    def succeed(self, i, timeout=20):
+        """Task i's CodeRun succeeds and its job then passes on the branch
+        (a later workflow_job with another sha): the task ends succeeded."""
+        tid, repo, _ = self.tasks[i]
+        _, branch, wf, job, _ = TASKS[i]
+        self.set_phase(tid, "Succeeded", f"https://github.com/{repo}/pull/{500 + i}")
+        if not wait_for(lambda: self.task(tid).get("state") == "verifying", timeout):
+            return False
+        ev = job_event(repo, 7900 + i, 8900 + i, branch, wf, job)
+        ev["workflow_job"].update(conclusion="success", head_sha="b" * 40)
+        ev["workflow_job"]["steps"][0]["conclusion"] = "success"
+        self.srv.deliver(ev)
+        return wait_for(lambda: self.task(tid).get("state") == "succeeded", timeout)
+
     def set_phase(self, tid, phase, pr_url=None):
         """Writes status.phase into the CodeRun file of task tid."""
         for f in sorted(os.listdir(self.coderuns)):

@@ -25,10 +25,12 @@ def main():
     check("every seeded delivery made a task", all(t[0] for t in s.tasks), s.tasks)
     check("every seeded task is running with a CodeRun file", s.wait_running(30),
           [s.task(t[0]).get("state") for t in s.tasks])
+    check("a task whose CodeRun succeeded and whose job then passed ends succeeded",
+          s.succeed(1), s.task(s.tasks[1][0]))
     st, _ = s.srv.request("GET", "/api/insights", headers=s.auth())
     env = dict(os.environ, DASH_URL=f"http://127.0.0.1:{s.srv.port}", DASH_TOKEN=s.token,
                DASH_CODERUNS=s.coderuns, DASH_TASKS=json.dumps(s.tasks),
-               DASH_HOSTILE=s.hostile, DASH_INSIGHTS="1" if st == 200 else "0",
+               DASH_HOSTILE=s.hostile, DASH_SUCCEEDED=s.tasks[1][0], DASH_INSIGHTS="1" if st == 200 else "0",
                DASH_SHOTS=os.environ.get("DASH_SHOTS", os.path.join(dtest.TMP, "shots")))
     p = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                              "browser.cjs")],

@@ -193,7 +193,9 @@ function poll(token, fn, ms) {
       try {
         const changed = await fn();
         if (token !== pageToken || changed === "stop") return;
-        setLive((changed ? "Updated " : "Checked ") + new Date().toLocaleTimeString());
+        // the status region speaks only when the page changed
+        if (changed) setLive("Updated " + new Date().toLocaleTimeString());
+        document.getElementById("live").title = "Checked " + new Date().toLocaleTimeString();
       } catch (e) {
         if (token !== pageToken) return;
         setLive("Update failed: " + e.message);
