@@ -147,6 +147,54 @@ api_list(json_t **out, struct hl_store *store, const struct hl_task_filter *f, s
 	return rc;
 }
 
+static int
+api_summary_newer(const void *a, const void *b)
+{
+	const struct hl_task_summary *x = a, *y = b;
+
+	if (x->created_ms != y->created_ms)
+		return x->created_ms > y->created_ms ? -1 : 1;
+	return -strcmp(x->task_id, y->task_id);
+}
+
+/*
+ * The newest limit tasks in any of the states (a mask), as a JSON array.
+ * One indexed page per state, merged: a single query over several states
+ * would walk the creation index past every task in other states (all of
+ * them, when the states are rare).
+ */
+static int
+api_newest(json_t **out, struct hl_store *store, unsigned states, size_t limit, struct hl_err *err)
+{
+	struct hl_task_summary *all = calloc(limit * HL_TASK_STATE_MAX, sizeof(*all));
+	char next[HL_CURSOR_MAX];
+	size_t n = 0, got, i;
+	json_t *arr;
+	int rc = 0, s;
+
+	if (!all)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (s = 0; s < HL_TASK_STATE_MAX && rc == 0; s++) {
+		struct hl_task_filter f = { .states = 1u << s, .limit = limit };
+		if (!(states & (1u << s)))
+			continue;
+		got = 0;
+		rc = hl_store_task_page(store, all + n, &got, next, &f, err);
+		n += got;
+	}
+	if (rc == 0) {
+		qsort(all, n, sizeof(*all), api_summary_newer);
+		arr = json_array();
+		for (i = 0; arr && i < n && i < limit; i++)
+			json_array_append_new(arr, hl_api_task_summary_json(&all[i]));
+		if (!arr)
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		*out = arr;
+	}
+	free(all);
+	return rc;
+}
+
 enum MHD_Result
 hl_http_status(struct http_req *r)
 {
@@ -184,11 +232,10 @@ hl_http_status(struct http_req *r)
 			                                 1u << HL_TASK_STOPPED,
 			                       .limit = API_RECENT };
 		json_t *a = NULL, *o2 = NULL;
-		if (api_list(&a, r->srv->store, &active, &err) == 0 &&
-		    api_list(&o2, r->srv->store, &done, &err) == 0) {
-			json_object_set(rem, "active", json_object_get(a, "remediations"));
-			json_object_set(rem, "recent_outcomes",
-			                json_object_get(o2, "remediations"));
+		if (api_newest(&a, r->srv->store, active.states, API_RECENT, &err) == 0 &&
+		    api_newest(&o2, r->srv->store, done.states, API_RECENT, &err) == 0) {
+			json_object_set(rem, "active", a);
+			json_object_set(rem, "recent_outcomes", o2);
 		}
 		json_decref(a);
 		json_decref(o2);

@@ -350,7 +350,9 @@ async function listPage(params) {
     next = data.next_cursor || null;
     count.textContent = rows.length
       ? `Showing ${pageIx * PAGE_SIZE + 1}–${pageIx * PAGE_SIZE + rows.length}` + (next ? "" : " (the oldest)")
-      : "No remediations match.";
+      : key === "|||" && pageIx === 0
+        ? "No remediations yet. A failed CI job sent to /webhook (make run prints a curl line) appears here within seconds."
+        : "No remediations match.";
     newer.disabled = pageIx === 0;
     older.disabled = !next;
     return true;
@@ -791,7 +793,7 @@ async function insightsPage(params) {
       metricCards(ins), seriesCharts(ins), routingTable(ins),
       groupTable("By agent", ins.by_agent, "Agent"), groupTable("By failure type", ins.by_failure_type, "Failure type"));
     return true;
-  }, 30000);
+  }, 300000); // the insights read the whole ledger: every 5 minutes
 }
 
 // ---- health ---------------------------------------------------------------------
@@ -917,8 +919,13 @@ document.addEventListener("DOMContentLoaded", () => {
     main().focus({ preventScroll: true });
   });
   route();
-  // the logout button only when a token protects the dashboard
-  api("/api/status").then(({ data }) => {
-    if ((data.auth || {}).api === "bearer") document.getElementById("logout").hidden = false;
-  }, () => {});
+  // the logout button only when a token protects the dashboard (asked
+  // after the first page has its data: /api/status counts every task)
+  setTimeout(() => {
+    fetch("/api/status", { cache: "no-store", credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : {}))
+      .then((data) => {
+        if ((data.auth || {}).api === "bearer") document.getElementById("logout").hidden = false;
+      }, () => {});
+  }, 1500);
 });
