@@ -10,9 +10,11 @@ and paint.cjs measures in headless Chromium, from navigation start, when
 the list shows its first page of rows and when a timeline shows its
 evidence and attempts (median of BENCH_RUNS fresh pages). Prints both and
 the ratio 100,000 / 100 (goal <= 1.5)."""
+import http.client
 import json
 import os
 import sqlite3
+import time
 import subprocess
 import sys
 
@@ -64,6 +66,19 @@ def grow(db, total):
     return got
 
 
+def api_median(port, path, n=21):
+    """The median time of n GETs of path, in ms (the server's side of a paint)."""
+    ts = []
+    for _ in range(n):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        t = time.perf_counter()
+        c.request("GET", path)
+        c.getresponse().read()
+        ts.append((time.perf_counter() - t) * 1000)
+        c.close()
+    return sorted(ts)[n // 2]
+
+
 def measure(size):
     s = dashseed.Seeded(f"bench-{size}", token=False,
                         env={"HEALER_LOG_LEVEL": "error"})
@@ -80,6 +95,11 @@ def measure(size):
         if p.returncode != 0:
             raise RuntimeError(p.stderr[-2000:])
         r = json.loads(p.stdout.strip().splitlines()[-1])
+        r["api_ms"] = {name: api_median(srv.port, path) for name, path in (
+            ("list", "/api/remediations?limit=50"),
+            ("list_state", "/api/remediations?limit=50&state=escalated"),
+            ("task", f"/api/remediations/{target}"),
+            ("status", "/api/status"))}
     finally:
         srv.stop()
     r["tasks"] = got
@@ -92,6 +112,9 @@ def main():
     for r in (small, big):
         print(f"{r['tasks']:>7} tasks: list first paint {r['list_ms']:.0f} ms, "
               f"timeline first paint {r['timeline_ms']:.0f} ms (median of {RUNS})")
+    for r in (small, big):
+        print(f"{r['tasks']:>7} tasks: API medians " +
+              ", ".join(f"{k} {v:.1f} ms" for k, v in r["api_ms"].items()))
     rl = big["list_ms"] / small["list_ms"]
     rt = big["timeline_ms"] / small["timeline_ms"]
     print(f"ratio 100,000 / 100: list {rl:.2f}x, timeline {rt:.2f}x (goal <= 1.5x)")
