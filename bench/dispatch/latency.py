@@ -29,12 +29,16 @@ e.kube("POST", "/_stub/config", {"rules": [
 jobs = list(range(70000, 70000 + N + 1))
 e.seed_github(jobs)
 env = dict(e.BASE_ENV, HEALER_DECISION_WAIT_MS="20000", HEALER_LOG_LEVEL="warn",
-           HEALER_SOURCE_TIMEOUT_MS="5000", HEALER_CONTEXT_TIMEOUT_MS="10000")
+           HEALER_SOURCE_TIMEOUT_MS="5000", HEALER_CONTEXT_TIMEOUT_MS="10000",
+           HEALER_MAX_ACTIVE_CODERUNS="0", HEALER_MAX_ATTEMPTS_PER_HOUR="0")
 srv = e.Healer(os.path.join(e.dtest.TMP, "bench"), env).start()
 
 
 def one(job_id):
-    body = json.dumps(e.job_event(job_id, run_id=job_id + 1000000)).encode()
+    # each failure on its own branch: a failure of the same job on the branch of
+    # an active remediation belongs to that remediation (no new CodeRun)
+    body = json.dumps(e.job_event(job_id, run_id=job_id + 1000000,
+                                  branch=f"bench/b{job_id}")).encode()
     t = time.monotonic()
     st, ans = srv.request("POST", "/api/remediate/ci-failure", body,
                           {"Content-Type": "application/json",

@@ -782,8 +782,10 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	if (t->state != HL_TASK_QUEUED && !hl_task_state_is_active(t->state)) {
 		heal_out(out, "nothing", "existing", "the task is already %s",
 		         hl_task_state_name(t->state));
-		(void)hl_store_outcome_add(a->store, task_id, delivery_id, "alert_resolved",
-		                           out->reason, NULL);
+		if (hl_store_outcome_add(a->store, task_id, delivery_id, "alert_resolved",
+		                         out->reason, NULL) < 0) {
+			/* best effort: the task's own state already says it */
+		}
 		goto out;
 	}
 	for (i = 0; i < t->n_attempts; i++)

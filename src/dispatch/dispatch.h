@@ -50,12 +50,12 @@ const char *hl_dispatch_outcome_name(enum hl_dispatch_outcome o);
  * (".NAME.json.*", "NAME.json.tmp.*") older than a minute that a killed
  * writer left. Free with hl_dispatch_close.
  */
-int hl_dispatch_open(struct hl_dispatch **out, const struct hl_config *cfg, struct hl_err *err);
+int hl_dispatch_open(struct hl_dispatch **out, const struct hl_config *cfg, struct hl_err *err) HL_MUST_CHECK;
 
 /* Opens with explicit parts (tests, tools); kube is taken over (may be NULL
  * unless mode is kubernetes); dir is the coderuns directory itself. */
 int hl_dispatch_open_with(struct hl_dispatch **out, enum hl_dispatch_mode mode, const char *dir,
-                          const char *namespace, struct hl_kube *kube, struct hl_err *err);
+                          const char *namespace, struct hl_kube *kube, struct hl_err *err) HL_MUST_CHECK;
 
 void hl_dispatch_close(struct hl_dispatch *d);
 
@@ -67,7 +67,7 @@ void hl_dispatch_close(struct hl_dispatch *d);
  * API), transport errors from the API, HL_EIO for files.
  */
 int hl_dispatch_submit(struct hl_dispatch *d, enum hl_dispatch_outcome *outcome, char *name_out,
-                       json_t *manifest, struct hl_err *err);
+                       json_t *manifest, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * The CodeRuns matching a label selector whose status.phase is Pending,
@@ -77,23 +77,23 @@ int hl_dispatch_submit(struct hl_dispatch *d, enum hl_dispatch_outcome *outcome,
  * restart and by spawn-remediation.
  */
 int hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *selector,
-                            struct hl_err *err);
+                            struct hl_err *err) HL_MUST_CHECK;
 
 /* Like hl_dispatch_find_active but returns every matching CodeRun whatever
  * its phase (for status pages and the completion watcher). */
-int hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, struct hl_err *err);
+int hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, struct hl_err *err) HL_MUST_CHECK;
 
 /* One CodeRun by name; HL_ENOTFOUND when absent (always in mode none). */
-int hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err);
+int hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err) HL_MUST_CHECK;
 
 /* Deletes a CodeRun (kubernetes: its Job and pods go with it, propagation
  * Background; directory: its file). Absent is success. */
-int hl_dispatch_delete(struct hl_dispatch *d, const char *name, struct hl_err *err);
+int hl_dispatch_delete(struct hl_dispatch *d, const char *name, struct hl_err *err) HL_MUST_CHECK;
 /* Directory mode: sets status.phase (and status.message when not NULL) in
  * the manifest file. HL_EUNSUPPORTED in other modes (there the controller
  * owns status). */
 int hl_dispatch_set_status(struct hl_dispatch *d, const char *name, const char *phase,
-                           const char *message, struct hl_err *err);
+                           const char *message, struct hl_err *err) HL_MUST_CHECK;
 
 /* True for Pending, Running, or an absent/empty phase. */
 bool hl_dispatch_phase_active(const char *phase);
@@ -105,6 +105,6 @@ bool hl_dispatch_phase_active(const char *phase);
  * selector; *match is written on success.
  */
 int hl_dispatch_selector_match(bool *match, const json_t *labels, const char *selector,
-                               struct hl_err *err);
+                               struct hl_err *err) HL_MUST_CHECK;
 
 #endif

@@ -407,8 +407,10 @@ hl_loop_step_task(struct hl_loop *l, const char *owner, const char *task_id)
 		hl_log_kv(HL_LOG_WARN, "stepping a task failed; trying again later", "task_id",
 		          task_id, "error", err.msg, NULL);
 		/* transient: look again after a while, not in a tight loop */
-		(void)hl_store_task_schedule(l->store, task_id, hl_time_wall_ms() + DRIVER_RETRY_MS,
-		                             NULL);
+		if (hl_store_task_schedule(l->store, task_id, hl_time_wall_ms() + DRIVER_RETRY_MS,
+		                           NULL) < 0) {
+			/* the store is away: the next due scan finds the task again */
+		}
 	}
 	hl_task_record_free(t);
 	(void)hl_store_task_release(l->store, task_id, owner, NULL);

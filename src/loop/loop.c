@@ -74,6 +74,7 @@ hl_loop_run_once(struct hl_loop *l, const char *owner)
 		hl_log_kv(HL_LOG_WARN, "reading due tasks failed", "error", err.msg, NULL);
 		return 0;
 	}
+	stepped += hl_loop_observe_pending(l);
 	for (i = 0; i < n && !atomic_load(&l->stop); i++)
 		stepped += hl_loop_step_task(l, owner, ids[i]) > 0;
 	if (!atomic_load(&l->stop))
@@ -150,6 +151,11 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	atomic_init(&l->watch_leader, -1);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
+	pthread_mutex_init(&l->pending_lock, NULL);
+	if (!(l->pending = json_object())) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto fail;
+	}
 	if ((rc = hl_dispatch_open(&l->dispatch, cfg, err)) < 0)
 		goto fail;
 	if (cfg->dispatch == HL_DISPATCH_KUBERNETES &&
@@ -215,6 +221,8 @@ hl_loop_stop(struct hl_loop *l)
 	hl_github_free(l->github);
 	pthread_cond_destroy(&l->cond);
 	pthread_mutex_destroy(&l->lock);
+	json_decref(l->pending);
+	pthread_mutex_destroy(&l->pending_lock);
 	free(l);
 }
 
@@ -291,7 +299,9 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 	hl_buf_append_str(out,
 	                  "# HELP healer_attempts_total Finished remediation attempts by agent, "
 	                  "failure type and outcome.\n# TYPE healer_attempts_total counter\n");
-	(void)hl_store_attempt_outcomes(l->store, loop_metric_attempt, out, &err);
+	if (hl_store_attempt_outcomes(l->store, loop_metric_attempt, out, &err) < 0) {
+		/* the family stays empty this scrape; the store's errors show on /ready */
+	}
 
 	hl_buf_append_str(out, "# HELP healer_tasks Remediation tasks by state.\n"
 	                       "# TYPE healer_tasks gauge\n");

@@ -22,11 +22,13 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define LOOP_DRIVERS   2
-#define LOOP_BATCH     32
-#define LOOP_OWNER_MAX 96
-#define LOOP_WATCH_KEY "watch.coderuns.resource_version"
-#define LOOP_RESYNC_MS (5 * 60 * 1000) /* a full relist at least this often */
+#define LOOP_DRIVERS     2
+#define LOOP_BATCH       32
+#define LOOP_OWNER_MAX   96
+#define LOOP_WATCH_KEY   "watch.coderuns.resource_version"
+#define LOOP_RESYNC_MS   (5 * 60 * 1000)  /* a full relist at least this often */
+#define LOOP_PENDING_MS  (10 * 60 * 1000) /* how long a CodeRun waits for its attempt */
+#define LOOP_PENDING_MAX 1024             /* CodeRuns kept waiting at most */
 
 struct hl_loop {
 	const struct hl_config *cfg;
@@ -58,6 +60,11 @@ struct hl_loop {
 	atomic_uint_fast64_t watch_events;      /* CodeRun changes applied */
 	atomic_int watch_connected;             /* 1 while a watch stream (or the scan) runs */
 	atomic_int watch_leader;                /* 1 while this replica leads the watch */
+
+	/* CodeRuns seen before their attempt was recorded (observe.c): name ->
+	 * {"cr": object, "since": ms}; looked at again by the drivers */
+	pthread_mutex_t pending_lock;
+	json_t *pending;
 };
 
 /* Wakes the drivers (a task is due) / the outbox. */
@@ -65,8 +72,14 @@ void hl_loop_wake(struct hl_loop *l);
 /* Waits until woken or timeout_ms passes (or stop). */
 void hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms);
 
-/* observe.c: applies one CodeRun object (as the API or a file has it). */
+/* observe.c: applies one CodeRun object (as the API or a file has it). A
+ * CodeRun of healer's whose attempt is not recorded yet (the remediation
+ * records it right after creating it) is kept and applied by
+ * hl_loop_observe_pending once it is, for up to LOOP_PENDING_MS. */
 int hl_loop_observe(struct hl_loop *l, const json_t *coderun, struct hl_err *err);
+/* observe.c: applies the kept CodeRuns whose attempt is now recorded;
+ * returns how many were applied. */
+int hl_loop_observe_pending(struct hl_loop *l);
 
 /* watch.c: the watcher thread. */
 void *hl_loop_watcher_main(void *arg);

@@ -8,6 +8,12 @@
  * stale Running after Succeeded is ignored). When the CodeRun ended, the
  * attempt is marked for judgement (phase verifying, the end time kept) and
  * its task is made due, which wakes the drivers.
+ *
+ * The remediation records an attempt's CodeRun right after creating it, so
+ * the watch may show a CodeRun (even finished) before its attempt exists.
+ * Such a CodeRun of healer's (labelled healer/task-id) is kept in
+ * l->pending and applied by the drivers once the attempt is there; a newer
+ * object of the same name replaces the kept one.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -68,8 +74,84 @@ observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
 	hl_buf_release(&sel);
 }
 
+/* Keeps cr for a later look (since: when it was first seen); false when
+ * it is not healer's, too old, or there is no room. */
+static bool
+observe_keep(struct hl_loop *l, const char *name, const json_t *cr, int64_t since, bool replace)
+{
+	json_t *e;
+	bool kept = false;
+
+	if (!hl_json_str(cr, "metadata.labels.healer/task-id") ||
+	    hl_time_wall_ms() - since > LOOP_PENDING_MS)
+		return false;
+	pthread_mutex_lock(&l->pending_lock);
+	e = json_object_get(l->pending, name);
+	if (e && !replace) {
+		kept = true; /* a newer object is already waiting */
+	} else if (e || json_object_size(l->pending) < LOOP_PENDING_MAX) {
+		json_int_t first = e ? json_integer_value(json_object_get(e, "since")) : since;
+		kept = json_object_set_new(
+		               l->pending, name,
+		               json_pack("{s:O, s:I}", "cr", (json_t *)cr, "since", first)) == 0;
+	}
+	pthread_mutex_unlock(&l->pending_lock);
+	return kept;
+}
+
+static int observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace,
+                       bool *waiting, struct hl_err *err);
+
 int
 hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
+{
+	bool waiting;
+
+	return observe_one(l, cr, hl_time_wall_ms(), true, &waiting, err);
+}
+
+int
+hl_loop_observe_pending(struct hl_loop *l)
+{
+	struct hl_err err = HL_ERR_INIT;
+	const char *name;
+	json_t *taken, *e;
+	int applied = 0;
+
+	pthread_mutex_lock(&l->pending_lock);
+	if (json_object_size(l->pending) == 0) {
+		pthread_mutex_unlock(&l->pending_lock);
+		return 0;
+	}
+	taken = l->pending;
+	l->pending = json_object();
+	if (!l->pending) { /* out of memory: keep what was there */
+		l->pending = taken;
+		pthread_mutex_unlock(&l->pending_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&l->pending_lock);
+	json_object_foreach(taken, name, e)
+	{
+		int64_t since = json_integer_value(json_object_get(e, "since"));
+		bool waiting = false;
+
+		if (observe_one(l, json_object_get(e, "cr"), since, false, &waiting, &err) < 0) {
+			hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed", "coderun", name,
+			          "error", err.msg, NULL);
+			/* the store is away: look again later */
+			(void)observe_keep(l, name, json_object_get(e, "cr"), since, false);
+		} else if (!waiting) {
+			applied++;
+		}
+	}
+	json_decref(taken);
+	return applied;
+}
+
+static int
+observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bool *waiting,
+            struct hl_err *err)
 {
 	const char *name = hl_json_str(cr, "metadata.name");
 	const char *phase = hl_json_str(cr, "status.phase");
@@ -83,11 +165,15 @@ hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
 	int n = 0, rc, seen, now_rank;
 	size_t i;
 
+	*waiting = false;
 	if (!name)
 		return 0;
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
-	if (rc == -HL_ENOTFOUND)
-		return 0; /* not one of ours, or not recorded yet: a later event or relist */
+	if (rc == -HL_ENOTFOUND) {
+		/* not one of ours, or not recorded yet: looked at again shortly */
+		*waiting = observe_keep(l, name, cr, since, replace);
+		return 0;
+	}
 	if (rc < 0)
 		return rc;
 	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)

@@ -37,12 +37,12 @@
 struct hl_github;
 
 /* Builds a client from the configuration (GITHUB_API_URL, token or App). */
-int hl_github_new(struct hl_github **out, const struct hl_config *cfg, struct hl_err *err);
+int hl_github_new(struct hl_github **out, const struct hl_config *cfg, struct hl_err *err) HL_MUST_CHECK;
 
 /* Builds a client from parts; any of token/app_* may be NULL. */
 int hl_github_new_with(struct hl_github **out, const char *api_url, const char *token,
                        const char *app_id, const char *app_private_key, const char *installation_id,
-                       struct hl_err *err);
+                       struct hl_err *err) HL_MUST_CHECK;
 
 void hl_github_free(struct hl_github *gh);
 
@@ -54,7 +54,7 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
  * empty when unauthenticated. Mints or refreshes the App installation token
  * when needed (HL_EAUTH when GitHub refuses the App JWT).
  */
-int hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err);
+int hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Appends "/repos/{owner}/{repo}" for full_name "owner/repo" to p: split at
@@ -64,7 +64,7 @@ int hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err
  * repository-scoped call below builds its path with it; a caller building
  * its own paths must too.
  */
-int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err);
+int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Prepares req for method on path (relative to GITHUB_API_URL, starting with
@@ -77,17 +77,17 @@ int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *
  */
 int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
                        struct hl_buf *auth, const char *method, const char *path,
-                       struct hl_err *err);
+                       struct hl_err *err) HL_MUST_CHECK;
 
 /* One JSON call; *out (may be NULL) gets the parsed 2xx answer. body may be
  * NULL. */
 int hl_github_call(struct hl_github *gh, json_t **out, const char *method, const char *path,
-                   const json_t *body, struct hl_err *err);
+                   const json_t *body, struct hl_err *err) HL_MUST_CHECK;
 
 /* The failed jobs (conclusion failure or timed_out) of a run's latest attempt
  * (/actions/runs/{id}/jobs?filter=latest): a new array of job objects. */
 int hl_github_failed_jobs(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
-                          struct hl_err *err);
+                          struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * A job's log (/actions/jobs/{id}/logs): follows the 302 to the storage host
@@ -95,31 +95,31 @@ int hl_github_failed_jobs(struct hl_github *gh, json_t **out, const char *repo, 
  * may be NULL, is set). Appends to out.
  */
 int hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
-                      const char *repo, int64_t job_id, struct hl_err *err);
+                      const char *repo, int64_t job_id, struct hl_err *err) HL_MUST_CHECK;
 
 /* The open PR whose head is owner:branch (owner from repo); HL_ENOTFOUND when
  * none. */
 int hl_github_pr_for_branch(struct hl_github *gh, json_t **out, const char *repo,
-                            const char *branch, struct hl_err *err);
+                            const char *branch, struct hl_err *err) HL_MUST_CHECK;
 
 /* A PR's files, following Link rel="next" up to max_files (0: 3000). A new
  * array of {filename, status, additions, deletions, ...}. */
 int hl_github_pr_files(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
-                       size_t max_files, struct hl_err *err);
+                       size_t max_files, struct hl_err *err) HL_MUST_CHECK;
 
 /* The files of a commit (/commits/{sha}).files, a new array. */
 int hl_github_commit_files(struct hl_github *gh, json_t **out, const char *repo, const char *sha,
-                           struct hl_err *err);
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /* A check run (/check-runs/{id}); its output.title/summary/text carry the
  * failure details. */
 int hl_github_check_run(struct hl_github *gh, json_t **out, const char *repo, int64_t id,
-                        struct hl_err *err);
+                        struct hl_err *err) HL_MUST_CHECK;
 
 /* POST /issues/{n}/comments with body text; *out (may be NULL) gets the
  * created comment. */
 int hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
-                            const char *body, struct hl_err *err);
+                            const char *body, struct hl_err *err) HL_MUST_CHECK;
 
 /* ---- the remediation loop ---- */
 
@@ -134,7 +134,7 @@ int hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo
  * HL_ENOTFOUND for a deleted comment, HL_EINVAL for a 422, HL_EAUTH.
  */
 int hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo,
-                           int64_t comment_id, const char *content, struct hl_err *err);
+                           int64_t comment_id, const char *content, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Re-runs the failed jobs of a run (and the jobs depending on them): POST
@@ -146,7 +146,7 @@ int hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *
  * unknown run. Not repeated after a 5xx (a POST).
  */
 int hl_github_rerun_failed_jobs(struct hl_github *gh, const char *repo, int64_t run_id,
-                                struct hl_err *err);
+                                struct hl_err *err) HL_MUST_CHECK;
 
 /* Filters of a workflow runs listing; NULL or "" leaves one out. */
 struct hl_github_runs_query {
@@ -167,7 +167,7 @@ struct hl_github_runs_query {
  * workflow_id, created_at, html_url, ...).
  */
 int hl_github_workflow_runs(struct hl_github *gh, json_t **out, const char *repo,
-                            const struct hl_github_runs_query *q, struct hl_err *err);
+                            const struct hl_github_runs_query *q, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Every job of a run's latest attempt (/actions/runs/{id}/jobs
@@ -175,7 +175,7 @@ int hl_github_workflow_runs(struct hl_github *gh, json_t **out, const char *repo
  * (id, name, status, conclusion, started_at, completed_at, steps, ...).
  */
 int hl_github_run_jobs(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
-                       struct hl_err *err);
+                       struct hl_err *err) HL_MUST_CHECK;
 
 enum hl_github_verdict {
 	HL_GITHUB_VERDICT_NONE = 0, /* no completed run of the workflow on the branch yet */
@@ -207,7 +207,7 @@ const char *hl_github_verdict_name(enum hl_github_verdict v);
  */
 int hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, const char *repo,
                           const char *workflow, const char *branch, const char *job_name,
-                          int64_t since_ms, struct hl_err *err);
+                          int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * The commits between base and head (shas or refs): GET
@@ -219,7 +219,7 @@ int hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *ou
  * empty or holds ".." is HL_EINVAL; an unknown ref is HL_ENOTFOUND.
  */
 int hl_github_compare(struct hl_github *gh, json_t **out, const char *repo, const char *base,
-                      const char *head, size_t max_commits, struct hl_err *err);
+                      const char *head, size_t max_commits, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * The check runs of a commit or ref: GET /repos/{o}/{r}/commits/{ref}
@@ -229,11 +229,11 @@ int hl_github_compare(struct hl_github *gh, json_t **out, const char *repo, cons
  * app, ...).
  */
 int hl_github_check_runs(struct hl_github *gh, json_t **out, const char *repo, const char *ref,
-                         size_t max, struct hl_err *err);
+                         size_t max, struct hl_err *err) HL_MUST_CHECK;
 
 /* A pull request by number: GET /repos/{o}/{r}/pulls/{n}; HL_ENOTFOUND. */
 int hl_github_pull(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
-                   struct hl_err *err);
+                   struct hl_err *err) HL_MUST_CHECK;
 
 /* Where a webhook lives (contract section 11). */
 enum hl_github_hook_kind {
@@ -261,7 +261,7 @@ struct hl_github_hook {
  * organization hooks with the token or installation token.
  */
 int hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_github_hook *hook,
-                              int64_t since_ms, size_t max, struct hl_err *err);
+                              int64_t since_ms, size_t max, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Asks GitHub to deliver one delivery again: POST .../deliveries/{id}
@@ -270,6 +270,6 @@ int hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct h
  * to redeliver), HL_ENOTFOUND, HL_EAUTH.
  */
 int hl_github_hook_redeliver(struct hl_github *gh, const struct hl_github_hook *hook,
-                             int64_t delivery_id, struct hl_err *err);
+                             int64_t delivery_id, struct hl_err *err) HL_MUST_CHECK;
 
 #endif

@@ -61,15 +61,15 @@ struct hl_kube {
  * else $HOME/.kube/config). HL_ENOTFOUND when no configuration exists,
  * HL_EPARSE / HL_EINVAL for a bad file. Free with hl_kube_free.
  */
-int hl_kube_load(struct hl_kube **out, const char *kubeconfig, struct hl_err *err);
+int hl_kube_load(struct hl_kube **out, const char *kubeconfig, struct hl_err *err) HL_MUST_CHECK;
 
 /* Parses kubeconfig YAML text; base_dir resolves relative paths (may be NULL). */
 int hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const char *base_dir,
-                         struct hl_err *err);
+                         struct hl_err *err) HL_MUST_CHECK;
 
 /* In-cluster configuration from the environment and sa_dir (NULL means
  * /var/run/secrets/kubernetes.io/serviceaccount). */
-int hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_err *err);
+int hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_err *err) HL_MUST_CHECK;
 
 void hl_kube_free(struct hl_kube *k);
 
@@ -90,7 +90,7 @@ bool hl_kube_name_valid(const char *s);
  * byte) is refused with HL_EINVAL: build paths with hl_url_append_segment.
  */
 int hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
-                     struct hl_buf *auth, const char *method, const char *path, struct hl_err *err);
+                     struct hl_buf *auth, const char *method, const char *path, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * One JSON call: method on path with an optional JSON body. On 2xx *out (may
@@ -99,19 +99,19 @@ int hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct h
  * status even on failure.
  */
 int hl_kube_call(const struct hl_kube *k, json_t **out, long *status_out, const char *method,
-                 const char *path, const json_t *body, struct hl_err *err);
+                 const char *path, const json_t *body, struct hl_err *err) HL_MUST_CHECK;
 
 /* Converts a YAML document to JSON (mappings, sequences, scalars as strings;
  * a null/~ or empty scalar becomes JSON null). Used for kubeconfig files. */
-int hl_kube_yaml_to_json(json_t **out, const char *yaml, size_t n, struct hl_err *err);
+int hl_kube_yaml_to_json(json_t **out, const char *yaml, size_t n, struct hl_err *err) HL_MUST_CHECK;
 
 /* GET /api/v1/namespaces/{ns}/pods/{name}. */
 int hl_kube_get_pod(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
-                    struct hl_err *err);
+                    struct hl_err *err) HL_MUST_CHECK;
 
 /* Lists pods matching a label selector (NULL: all); *out is the PodList. */
 int hl_kube_list_pods(const struct hl_kube *k, json_t **out, const char *ns,
-                      const char *label_selector, struct hl_err *err);
+                      const char *label_selector, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Appends a container's log to out (out->max caps it; over the cap the TAIL
@@ -120,7 +120,7 @@ int hl_kube_list_pods(const struct hl_kube *k, json_t **out, const char *ns,
  */
 int hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated_out,
                     const char *ns, const char *pod, const char *container, long tail_lines,
-                    bool previous, struct hl_err *err);
+                    bool previous, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Prepares (without running) the request hl_kube_pod_log makes, so several
@@ -129,15 +129,15 @@ int hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated
  */
 int hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
                         struct hl_buf *auth, const char *ns, const char *pod, const char *container,
-                        long tail_lines, bool previous, size_t max, struct hl_err *err);
+                        long tail_lines, bool previous, size_t max, struct hl_err *err) HL_MUST_CHECK;
 
 /* Turns a finished Kubernetes call into an error carrying the API's Status
  * message (0 for 2xx); what names the call. */
-int hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err);
+int hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err) HL_MUST_CHECK;
 
 /* Lists events whose involvedObject.name is name; *out is the EventList. */
 int hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
-                        struct hl_err *err);
+                        struct hl_err *err) HL_MUST_CHECK;
 
 /* ---- CodeRuns (kube_coderun.c) ---- */
 
@@ -148,16 +148,16 @@ int hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, c
  * reason; a generateName create is not).
  */
 int hl_kube_create_coderun(const struct hl_kube *k, json_t **out, const char *ns,
-                           const json_t *manifest, struct hl_err *err);
+                           const json_t *manifest, struct hl_err *err) HL_MUST_CHECK;
 
 /* GET one CodeRun; HL_ENOTFOUND when absent. */
 int hl_kube_get_coderun(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
-                        struct hl_err *err);
+                        struct hl_err *err) HL_MUST_CHECK;
 
 /* Lists CodeRuns matching a label selector (NULL: all); *out is the list
  * object (items[], metadata.resourceVersion). */
 int hl_kube_list_coderuns(const struct hl_kube *k, json_t **out, const char *ns,
-                          const char *label_selector, struct hl_err *err);
+                          const char *label_selector, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Deletes a CodeRun with propagationPolicy=Background, so the controller's
@@ -166,7 +166,7 @@ int hl_kube_list_coderuns(const struct hl_kube *k, json_t **out, const char *ns,
  * (DELETE is idempotent). HL_EAUTH, HL_EINVAL (bad name), HL_EUPSTREAM.
  */
 int hl_kube_delete_coderun(const struct hl_kube *k, const char *ns, const char *name,
-                           struct hl_err *err);
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /* A CodeRun's phase (seed-system-facts section 1.4). */
 enum hl_kube_phase {
@@ -222,7 +222,7 @@ bool hl_kube_phase_terminal(enum hl_kube_phase p);
  * PodList, its items sorted oldest first by metadata.creationTimestamp.
  */
 int hl_kube_job_pods(const struct hl_kube *k, json_t **out, const char *ns, const char *job_name,
-                     struct hl_err *err);
+                     struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * The agent's output: appends to out the last tail_lines lines (0: 200) of
@@ -236,7 +236,7 @@ int hl_kube_job_pods(const struct hl_kube *k, json_t **out, const char *ns, cons
  * collected); else the first log's error.
  */
 int hl_kube_job_logs(const struct hl_kube *k, struct hl_buf *out, const char *ns,
-                     const char *job_name, long tail_lines, struct hl_err *err);
+                     const char *job_name, long tail_lines, struct hl_err *err) HL_MUST_CHECK;
 
 /* ---- watch (kube_watch.c) ---- */
 
@@ -311,10 +311,10 @@ struct hl_kube_watch_opts {
  * HL_ENOTFOUND (404: no such resource), HL_EINVAL (400/422: a bad selector), HL_ENOMEM. Thread-safe
  * for distinct opts; k is only read.
  */
-int hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o, struct hl_err *err);
+int hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o, struct hl_err *err) HL_MUST_CHECK;
 
 /* GET an ArgoCD Application object (argoproj.io/v1alpha1) from the cluster. */
 int hl_kube_get_argocd_app(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
-                           struct hl_err *err);
+                           struct hl_err *err) HL_MUST_CHECK;
 
 #endif

@@ -158,7 +158,7 @@ const char *hl_notify_outcome_label(const char *outcome);
  * description 4096, 25 fields of 256/1024, footer 2048, 6000 in all), and
  * "allowed_mentions": {"parse": []}. HL_ENOMEM only.
  */
-int hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct hl_err *err);
+int hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * POSTs payload to a Discord webhook URL (http or https; "wait=true" is
@@ -171,7 +171,7 @@ int hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct
  */
 int hl_notify_discord_send(struct hl_notify_result *out, const char *webhook_url,
                            const char *payload, size_t len, const struct hl_notify_opts *opts,
-                           struct hl_err *err);
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Slack: the incoming-webhook body (JSON text, caller frees): a "text"
@@ -180,7 +180,7 @@ int hl_notify_discord_send(struct hl_notify_result *out, const char *webhook_url
  * (header 150, section text 3000, 10 fields of 2000, 50 blocks); untrusted
  * text has &, <, > escaped as Slack requires. HL_ENOMEM only.
  */
-int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct hl_err *err);
+int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * POSTs payload to a Slack incoming-webhook URL. 200 is delivered; 429 is
@@ -191,7 +191,7 @@ int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct h
  * filled, or -HL_ENOMEM.
  */
 int hl_notify_slack_send(struct hl_notify_result *out, const char *webhook_url, const char *payload,
-                         size_t len, const struct hl_notify_opts *opts, struct hl_err *err);
+                         size_t len, const struct hl_notify_opts *opts, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Email: a complete RFC 5322 message (CRLF line endings, caller frees;
@@ -205,7 +205,7 @@ int hl_notify_slack_send(struct hl_notify_result *out, const char *webhook_url, 
  * reaches a header unencoded or with a line break.
  */
 int hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_report *r,
-                          const struct hl_notify_email_hdr *h, struct hl_err *err);
+                          const struct hl_notify_email_hdr *h, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Sends a message built by hl_notify_email_build over SMTP (smtp:// or
@@ -215,7 +215,7 @@ int hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_re
  */
 int hl_notify_email_send(struct hl_notify_result *out, const char *smtp_url, const char *from,
                          const char *to, const char *message, size_t len,
-                         const struct hl_notify_opts *opts, struct hl_err *err);
+                         const struct hl_notify_opts *opts, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * The SMTP transport (libcurl; the fetch engine speaks HTTP only):
@@ -234,7 +234,7 @@ int hl_notify_email_send(struct hl_notify_result *out, const char *smtp_url, con
  */
 int hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const char *mail_from,
                         const char *const *rcpts, size_t n_rcpts, const char *message, size_t len,
-                        const struct hl_notify_opts *opts, struct hl_err *err);
+                        const struct hl_notify_opts *opts, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * GitHub: the escalation comment (Markdown, caller frees): a heading, what
@@ -243,17 +243,17 @@ int hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, cons
  * block, links. Table cells escape '|' and line breaks; untrusted text
  * cannot open HTML, links, images or mentions. HL_ENOMEM only.
  */
-int hl_notify_github_build(char **out, const struct hl_notify_report *r, struct hl_err *err);
+int hl_notify_github_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
 
 /* The `/healer status` reply: the task's state and a table of its attempts
  * (#, agent, CodeRun, outcome, PR). HL_ENOMEM only. */
-int hl_notify_github_status(char **out, const struct hl_notify_report *r, struct hl_err *err);
+int hl_notify_github_status(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
 
 /* The reply to a `/healer` command from an author whose author_association
  * is not in allowed (HEALER_COMMAND_ASSOCIATIONS, a comma list). author is
  * mentioned only when it is a valid GitHub login. HL_ENOMEM only. */
 int hl_notify_github_refusal(char **out, const char *author, const char *association,
-                             const char *allowed, struct hl_err *err);
+                             const char *allowed, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Posts body as a comment on issue or PR number of repo (owner/name)
@@ -265,6 +265,6 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,
                           int64_t number, const char *body, const struct hl_notify_opts *opts,
-                          struct hl_err *err);
+                          struct hl_err *err) HL_MUST_CHECK;
 
 #endif

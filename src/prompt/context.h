@@ -65,6 +65,8 @@ struct hl_prompt_context {
 	const char *fix_approach;     /* a suggested approach, from the rule */
 	int64_t evidence_line_number; /* 1-based line in log, 0 when none */
 	const char *evidence_line;
+	const char *evidence_reason; /* why there is no evidence line, or NULL */
+	double confidence;           /* 0-1; negative: not known */
 
 	/* The failed job's log (untrusted; fenced and cut in the prompt).
 	 * log_len 0 means strlen(log). */

@@ -337,11 +337,13 @@ build_security(const struct hl_prompt_context *ctx, bool *ok)
 	const struct hl_event *ev = ctx->event;
 	json_t *o;
 
-	if (!is_alert_event(ev) && !(ctx->category && strcmp(ctx->category, "security") == 0))
+	/* a CI audit step's finding has no alert: the template says so rather
+	 * than listing an alert's fields as unknown */
+	if (!is_alert_event(ev))
 		return json_null();
 	if (!(o = obj(ok)))
 		return NULL;
-	put(o, "alert_type", jstr(is_alert_event(ev) ? ev->event_name : ctx->failure_type), ok);
+	put(o, "alert_type", jstr(ev->event_name), ok);
 	put(o, "alert_number",
 	    ev && ev->alert_number ? json_integer(ev->alert_number) : json_null(), ok);
 	put(o, "state", jstr(ev ? ev->alert_state : NULL), ok);
@@ -530,8 +532,13 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 			                                  : json_null(),
 			    &ok);
 			put(e, "line", jstr(ctx->evidence_line), &ok);
+			put(e, "reason", jstr(ctx->evidence_reason), &ok);
 		}
 		put(o, "evidence", e, &ok);
+		put(o, "confidence",
+		    ctx->confidence >= 0 && ctx->confidence <= 1 ? json_real(ctx->confidence)
+		                                                 : json_null(),
+		    &ok);
 	}
 	put(d, "failure", o, &ok);
 	/* log */

@@ -148,6 +148,8 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	pc.rule = v->rule;
 	pc.evidence_line_number = (int64_t)v->evidence_line_number;
 	pc.evidence_line = v->evidence_line;
+	pc.evidence_reason = v->evidence_reason;
+	pc.confidence = v->confidence;
 	pc.log = c->log.len ? c->log.data : NULL;
 	pc.log_len = c->log.len;
 	pc.pr_number = ev->pr_number;

@@ -207,8 +207,8 @@ rem_timings_json(int64_t t0, const int64_t marks[REM_STEPS])
 	return o;
 }
 
-/* The classification's ranked candidates with their scores (the
- * dashboard's decision view). */
+/* The ranked candidates the verdict chose from (the dashboard's and
+ * --explain's "agents considered"). */
 static json_t *
 rem_candidates_json(const struct hl_verdict *v)
 {
@@ -217,10 +217,13 @@ rem_candidates_json(const struct hl_verdict *v)
 
 	for (i = 0; arr && i < v->n_candidates; i++) {
 		const struct hl_classify_candidate *c = &v->candidates[i];
-		json_array_append_new(arr, json_pack("{s:s?, s:s?, s:s?, s:f, s:I}", "agent",
-		                                     c->agent, "failure_type", c->failure_type,
-		                                     "rule", c->rule, "score", c->score, "matches",
-		                                     (json_int_t)c->matches));
+		json_array_append_new(arr,
+		                      json_pack("{s:s, s:s, s:s, s:s, s:f, s:I, s:I}", "agent",
+		                                c->agent, "failure_type", c->failure_type, "rule",
+		                                c->rule ? c->rule : "", "evidence",
+		                                hl_classify_evidence_name(c->evidence), "score",
+		                                c->score, "matches", (json_int_t)c->matches,
+		                                "line_number", (json_int_t)c->line_number));
 	}
 	return arr;
 }
@@ -238,13 +241,16 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 	json_object_set_new(d, "failure_type", json_string(v->failure_type));
 	json_object_set_new(d, "category", json_string(v->category));
 	json_object_set_new(d, "rule", json_string(v->rule ? v->rule : "default"));
-	json_object_set_new(d, "evidence",
-	                    json_pack("{s:I, s:s}", "line_number",
-	                              (json_int_t)v->evidence_line_number, "line",
-	                              v->evidence_line ? v->evidence_line : ""));
-	json_object_set_new(d, "fix_approach", json_string(v->fix_approach ? v->fix_approach : ""));
+	json_object_set_new(
+	        d, "evidence",
+	        json_pack("{s:I, s:s, s:s, s:o}", "line_number",
+	                  (json_int_t)v->evidence_line_number, "line",
+	                  v->evidence_line ? v->evidence_line : "", "kind",
+	                  hl_classify_evidence_name(v->evidence), "reason",
+	                  v->evidence_reason ? json_string(v->evidence_reason) : json_null()));
 	json_object_set_new(d, "confidence", json_real(v->confidence));
 	json_object_set_new(d, "candidates", rem_candidates_json(v));
+	json_object_set_new(d, "fix_approach", json_string(v->fix_approach ? v->fix_approach : ""));
 	if (json_is_object(ctx->pr))
 		json_object_set_new(d, "pull_request",
 		                    json_pack("{s:O?, s:O?, s:O?}", "number",

@@ -199,19 +199,19 @@ int hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id,
 /* The decision stored for a delivery (malloc'd JSON text in *out), or
  * -HL_ENOTFOUND when the delivery is unknown or has none yet. */
 int hl_store_delivery_decision(struct hl_store *s, char **out, const char *delivery_id,
-                               struct hl_err *err);
+                               struct hl_err *err) HL_MUST_CHECK;
 
 /* Deliveries waiting or being processed. */
-int hl_store_queue_depth(struct hl_store *s, int64_t *out, struct hl_err *err);
+int hl_store_queue_depth(struct hl_store *s, int64_t *out, struct hl_err *err) HL_MUST_CHECK;
 /* Calls fn for every (event, state, reason) with its delivery count; reason
  * is "" when none. Counts are maintained incrementally (no table scan). */
 int hl_store_counts(struct hl_store *s,
                     void (*fn)(void *arg, const char *event, const char *state, const char *reason,
                                int64_t n),
-                    void *arg, struct hl_err *err);
+                    void *arg, struct hl_err *err) HL_MUST_CHECK;
 /* The up to max most recent deliveries, newest first; *n gets how many. */
 int hl_store_recent_deliveries(struct hl_store *s, struct hl_delivery_summary *out, size_t max,
-                               size_t *n, struct hl_err *err);
+                               size_t *n, struct hl_err *err) HL_MUST_CHECK;
 
 const char *hl_delivery_state_name(enum hl_delivery_state st);
 const char *hl_intake_status_name(enum hl_intake_status st);

@@ -135,7 +135,7 @@ enum hl_task_find {
  */
 int hl_store_task_find(struct hl_store *s, char *out, const char *repository, const char *branch,
                        int64_t run_id, enum hl_task_find mode, int64_t since_ms,
-                       const char *exclude_task_id, struct hl_err *err);
+                       const char *exclude_task_id, struct hl_err *err) HL_MUST_CHECK;
 
 /* Which tasks hl_store_task_page returns. Zero/NULL fields do not filter. */
 struct hl_task_filter {
@@ -202,19 +202,19 @@ void hl_task_list_free(struct hl_task_record **list, size_t n);
 
 /* The prompt of attempt n (malloc'd), -HL_ENOTFOUND when none. */
 int hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
-                            struct hl_err *err);
+                            struct hl_err *err) HL_MUST_CHECK;
 
 /* Inserts or updates an attempt (keyed by task_id, n). */
 int hl_store_attempt_put(struct hl_store *s, const struct hl_attempt *a,
                          struct hl_err *err) HL_MUST_CHECK;
 /* Records an outcome event (task_id or delivery_id may be NULL). */
 int hl_store_outcome_add(struct hl_store *s, const char *task_id, const char *delivery_id,
-                         const char *outcome, const char *detail, struct hl_err *err);
+                         const char *outcome, const char *detail, struct hl_err *err) HL_MUST_CHECK;
 /* Calls fn for every task state with its number of tasks (kind "state"),
  * and for every attempt outcome ("running" while unfinished) with its
  * number of attempts (kind "outcome"). */
 int hl_store_task_counts(struct hl_store *s,
                          void (*fn)(void *arg, const char *kind, const char *name, int64_t n),
-                         void *arg, struct hl_err *err);
+                         void *arg, struct hl_err *err) HL_MUST_CHECK;
 
 #endif

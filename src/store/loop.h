@@ -37,17 +37,18 @@ struct hl_ci_result_record {
 /* Up to max task ids whose next check is due at now_ms (oldest first) into
  * ids (HL_TASK_ID_MAX bytes each); *n gets how many. */
 int hl_store_tasks_due(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                       int64_t now_ms, struct hl_err *err);
+                       int64_t now_ms, struct hl_err *err) HL_MUST_CHECK;
 /* Up to max queued task ids in queue order (FIFO). */
 int hl_store_tasks_queued(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                          struct hl_err *err);
+                          struct hl_err *err) HL_MUST_CHECK;
 /* The soonest next check of any task (wall ms), or 0 when none is set. */
-int hl_store_next_check(struct hl_store *s, int64_t *out, struct hl_err *err);
+int hl_store_next_check(struct hl_store *s, int64_t *out, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Takes (or renews) the lease on a task for owner until until_ms: *got is
  * true when owner now holds it (it was free, expired at now_ms, or owner's
- * already). hl_store_task_release gives it up (only owner's).
+ * already). hl_store_task_release gives it up (only owner's); a release
+ * that fails is harmless (the lease expires), so its result may be ignored.
  */
 int hl_store_task_lease(struct hl_store *s, bool *got, const char *task_id, const char *owner,
                         int64_t now_ms, int64_t until_ms, struct hl_err *err) HL_MUST_CHECK;
@@ -72,24 +73,24 @@ int hl_store_leader(struct hl_store *s, bool *leader, const char *name, const ch
 /* Sets when the loop must look at a task again (HL_TASK_NO_CHECK: never),
  * without touching anything else. */
 int hl_store_task_schedule(struct hl_store *s, const char *task_id, int64_t next_check_ms,
-                           struct hl_err *err);
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /* Calls fn for every (agent, failure type, outcome) of finished attempts
  * with its count (for healer_attempts_total; agent "rerun" for re-runs). */
 int hl_store_attempt_outcomes(struct hl_store *s,
                               void (*fn)(void *arg, const char *agent, const char *failure_type,
                                          const char *outcome, int64_t n),
-                              void *arg, struct hl_err *err);
+                              void *arg, struct hl_err *err) HL_MUST_CHECK;
 /* The times to fix (seconds, first failure to verified success) of
  * succeeded tasks, as a histogram: counts[i] tasks took at most bounds[i]
  * (n_bounds entries, ascending), counts[n_bounds] all of them; *sum gets
  * the total seconds. */
 int hl_store_time_to_fix(struct hl_store *s, const double *bounds, size_t n_bounds, int64_t *counts,
-                         double *sum, struct hl_err *err);
+                         double *sum, struct hl_err *err) HL_MUST_CHECK;
 
 /* The task and attempt number of a CodeRun; -HL_ENOTFOUND when unknown. */
 int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const char *coderun_name,
-                                struct hl_err *err);
+                                struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * The most recent task still being worked on (queued, running, verifying)
@@ -99,10 +100,10 @@ int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const
  */
 int hl_store_task_active_for(struct hl_store *s, char *out, const char *repository,
                              const char *branch, const char *workflow, const char *job,
-                             const char *exclude, struct hl_err *err);
+                             const char *exclude, struct hl_err *err) HL_MUST_CHECK;
 /* The most recent task of a PR (any state); -HL_ENOTFOUND when none. */
 int hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64_t pr_number,
-                        struct hl_err *err);
+                        struct hl_err *err) HL_MUST_CHECK;
 
 /* Records a CI result on its task (idempotent per task + delivery id). */
 int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,
@@ -110,13 +111,13 @@ int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,
 /* The latest CI result of a task completed at or after since_ms;
  * -HL_ENOTFOUND when none. */
 int hl_store_ci_result_latest(struct hl_store *s, struct hl_ci_result_record *out,
-                              const char *task_id, int64_t since_ms, struct hl_err *err);
+                              const char *task_id, int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
 
 /* CodeRuns healer is waiting on (attempts pending or running, all
  * repositories) and attempts started for repository since since_ms. */
 int hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns,
                           int64_t *repo_attempts_since, const char *repository, int64_t since_ms,
-                          struct hl_err *err);
+                          struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Begins attempt a->n of a task when the budgets allow: counting the
@@ -133,7 +134,7 @@ int hl_store_attempt_begin(struct hl_store *s, bool *over, char *why, size_t why
                            int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
 
 /* Key/value state (malloc'd value); -HL_ENOTFOUND when unset. */
-int hl_store_kv_get(struct hl_store *s, char **out, const char *key, struct hl_err *err);
-int hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct hl_err *err);
+int hl_store_kv_get(struct hl_store *s, char **out, const char *key, struct hl_err *err) HL_MUST_CHECK;
+int hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct hl_err *err) HL_MUST_CHECK;
 
 #endif

@@ -42,7 +42,7 @@ int hl_store_outbox_add(struct hl_store *s, bool *created, const struct hl_notif
  * array of n records (release each with hl_notification_release, then free the
  * array). */
 int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max, size_t *n,
-                        int64_t now_ms, struct hl_err *err);
+                        int64_t now_ms, struct hl_err *err) HL_MUST_CHECK;
 /* Records a delivery attempt's result: state, the attempts made so far,
  * when to try again (pending) and the last error (NULL on success). */
 int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
@@ -51,7 +51,7 @@ int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_
 /* Calls fn for every (channel, state) with its number of notifications. */
 int hl_store_outbox_counts(struct hl_store *s,
                            void (*fn)(void *arg, const char *channel, const char *state, int64_t n),
-                           void *arg, struct hl_err *err);
+                           void *arg, struct hl_err *err) HL_MUST_CHECK;
 void hl_notification_release(struct hl_notification *n);
 
 const char *hl_notification_state_name(enum hl_notification_state st);

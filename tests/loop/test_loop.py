@@ -190,6 +190,19 @@ def main():
           and t["attempts"][0]["outcome"] == "success"
           and t["attempts"][0]["pr_url"] == f"https://github.com/{REPO}/pull/5", t)
 
+    # ---- A2. the CodeRun finishes before its attempt is recorded ------------------
+    # (the apiserver answers the create late; the watch already shows the object
+    # and the controller moves it to Succeeded meanwhile)
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 2500})
+    seed_job(7011)
+    tid_a2 = deliver(srv, job_event(7011, 8011, "loop/a2"))
+    runs = wait_for(lambda: by_task(tid_a2), 15) or []
+    if runs:
+        set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    check("a CodeRun that ended before its attempt was recorded is still judged (verifying)",
+          runs and wait_state(srv, tid_a2, "verifying", 20), task_of(srv, tid_a2))
+
     # ---- B. the agent fails -> attempt 2 with its message and output ---------------
     seed_job(7002)
     tid_b = deliver(srv, job_event(7002, 8002, "loop/b"))

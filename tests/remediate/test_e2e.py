@@ -195,6 +195,12 @@ def main():
     check("the decision carries rule and evidence",
           dec.get("rule") and (dec.get("evidence") or {}).get("line", "").startswith(
               "error: this expression creates a reference"), dec)
+    cands = dec.get("candidates") or []
+    check("the decision carries its confidence, evidence kind and the ranked candidates",
+          isinstance(dec.get("confidence"), float) and 0 < dec["confidence"] <= 1
+          and dec["evidence"].get("kind") == "log" and dec["evidence"].get("reason") is None
+          and cands and cands[0]["agent"] == dec.get("agent")
+          and cands[0]["rule"] == dec.get("rule") and "score" in cands[0], dec)
     check("every context source reported ok",
           all(srcs.get(k) == "ok" for k in ("github_log", "github_pr", "github_files", "argocd",
                                               "loki", "prometheus", "kubernetes",
@@ -335,6 +341,31 @@ def main():
     check("only the failing check is remediated",
           not [c for c in coderuns() if c["spec"].get("env", {}).get("HEALER_TASK_ID") == "hl-"
                + hashlib.sha256(f"{ans.get('task_id')}|check=6002".encode()).hexdigest()[:20]])
+
+    # ---- 5e. the Stitch button: a check run's requested action, routed by its output --
+    stitch = check_run_event(6101, run_id=9360, branch="feat/r9360", name="Stitch review")
+    stitch["action"] = "requested_action"
+    stitch["requested_action"] = {"identifier": "rex_remediate"}
+    stitch["check_run"].update({
+        "app": {"slug": "stitch", "id": 99},
+        "details_url": "https://stitch.example/reviews/1",
+        "html_url": f"https://github.com/{REPO}/runs/6101",
+        "output": {"title": "Stitch found 1 problem", "summary": "Review of feat/r9360",
+                   "text": "src/app.tsx(12,5): error TS2322: Type 'string' is not assignable "
+                           "to type 'number'.\nFound 1 error."}})
+    st, ans = srv.deliver(stitch, event="check_run")
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
+    p = runs[0]["spec"].get("promptModification", "") if runs else ""
+    check("the Stitch button (requested_action) is remediated, routed by the check run's text",
+          st == 202 and tid and len(runs) == 1
+          and runs[0]["metadata"]["labels"].get("healer/agent") == "blaze" and "TS2322" in p,
+          [st, ans, [c["metadata"]["labels"] for c in runs], srv.log_tail()[-1500:]])
+    st, ans2 = srv.deliver(dict(stitch, requested_action={"identifier": "show_details"}),
+                           event="check_run")
+    check("a requested action that is not a remediation is skipped",
+          st == 202 and ans2.get("task_id") is None and ans2.get("status") == "skipped", ans2)
 
     # ---- 5d. the Kubernetes API fails for a while: the remediation is retried ----
     kube("POST", "/_stub/config", {"rules": [

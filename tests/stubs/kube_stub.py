@@ -50,7 +50,9 @@ Config keys: "gone_mode": "http"|"event"; "watch_close_after": N events
 (then a normal end); "watch_cut_after": N events (then a cut connection);
 "watch_error": {"code": C, "times": T, "retry_after": S} (an ERROR event with
 that code, then the end); "bookmark_ms": N; "watch_max_s": N;
-"continue_gone": N (the next N continue tokens are 410 Expired).
+"continue_gone": N (the next N continue tokens are 410 Expired);
+"create_reply_delay_ms": N (a CodeRun create is stored and watched at once,
+answered N ms later).
 
 usage: kube_stub.py --cert C --key K --token T --crd deploy/crds/coderun.yaml
 """
@@ -577,7 +579,12 @@ class KubeHandler(stubcommon.StubHandler):
             obj.pop("status", None)  # the status subresource ignores it on create
             st.coderuns[(ns, md["name"])] = obj
             st.changed("ADDED", ns, obj)
-            return self.send(201, obj)
+        # the answer may come late (a slow apiserver): the object is already
+        # stored and watched, and the controller may move it meanwhile
+        delay = self.server.config.get("create_reply_delay_ms", 0)
+        if delay:
+            time.sleep(delay / 1000.0)
+        return self.send(201, obj)
 
     def conflict(self, name):
         return self.fail(409, f'Operation cannot be fulfilled on coderuns.agents.platform "{name}": '

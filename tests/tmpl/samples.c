@@ -210,7 +210,12 @@ hl_sample_data(int which)
 		ctx.alert_reason = "CrashLoopBackOff";
 		ctx.alert_message = "Back-off restarting failed container";
 		break;
-	case 1: /* full-cipher: a Dependabot alert with every source */
+	case 1: /* full-cipher: a Dependabot alert with every source; the alert
+	         * itself is the evidence, no log line is */
+		ctx.evidence_line_number = 0;
+		ctx.evidence_line = NULL;
+		ctx.evidence_reason = "alert_event: routed by job name \"audit\"";
+		ctx.confidence = 0.62;
 		ev.kind = HL_EVENT_DEPENDABOT_ALERT;
 		ev.intent = HL_INTENT_SECURITY;
 		ev.event_name = S("dependabot_alert");

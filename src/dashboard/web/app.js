@@ -501,14 +501,16 @@ function decisionSection(t) {
       ["Rule", h("code", null, d.rule || "default")],
       ["Confidence", typeof d.confidence === "number" ? fmtPct(d.confidence) : null],
       ["Agents considered", Array.isArray(d.ranked_agents) ? d.ranked_agents.join(" → ") : null],
-      ["Routing", d.learned_routing || d.routing_reason || null],
+      ["Routing", d.routing && typeof d.routing === "object"
+        ? (d.routing.learned ? h("span", { class: "learned" }, "★ learned: ", d.routing.evidence || d.routing.learned)
+          : "by the rules (" + (d.routing.rule_agent || d.agent) + ")") : null],
       ["Deduplication", d.dedup_status],
       ["Target branch", d.target_branch],
     ]),
     h("h3", null, "Evidence"),
     ev.line
       ? h("pre", { class: "evidence", id: "evidence" }, h("span", { class: "lineno", "aria-label": "line" }, "line " + (ev.line_number || "?")), ev.line)
-      : h("p", { class: "muted", id: "evidence" }, d.evidence_reason || "No log line supports the decision."),
+      : h("p", { class: "muted", id: "evidence" }, ev.reason || d.evidence_reason || "No log line supports the decision."),
     cands.length ? [h("h3", null, "Scores of the candidates"), table(
       [{ label: "Agent" }, { label: "Failure type" }, { label: "Rule" }, { label: "Score", num: true }, { label: "Matches", num: true }],
       cands.map((c) => [c.agent || "—", c.failure_type || "—", h("code", null, c.rule || "—"),

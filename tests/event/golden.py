@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """golden.py - runs `healer normalize` over every @octokit/webhooks-examples
 payload of the events healer handles and compares the output with
-tests/events/golden/<event>/<example>.json. Prints TAP, one line per example.
+tests/event/golden/<event>/<example>.json. Prints TAP, one line per example.
 
 Examples come from every index of the package (api.github.com and ghes-*):
 secret_scanning_alert exists only in the GHES indexes. An example is named
@@ -30,7 +30,7 @@ HEALER = os.environ["HEALER_BIN"]
 SRC = os.environ.get("HEALER_SOURCE_ROOT",
                      os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 PKG = os.path.join(SRC, "tests", "node", "node_modules", "@octokit", "webhooks-examples")
-GOLDEN = os.path.join(SRC, "tests", "events", "golden")
+GOLDEN = os.path.join(SRC, "tests", "event", "golden")
 UPDATE = os.environ.get("HL_UPDATE_GOLDEN") == "1"
 
 results = []  # (ok, name, detail)
