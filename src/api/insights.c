@@ -468,7 +468,8 @@ hl_api_insights(json_t **out, struct hl_store *s, const struct hl_insights_opts 
 	series = json_array();
 	if (!switches || !routing || !series)
 		goto oom;
-	qsort(st.routes.r, st.routes.n, sizeof(st.routes.r[0]), ins_cmp_route);
+	if (st.routes.n)
+		qsort(st.routes.r, st.routes.n, sizeof(st.routes.r[0]), ins_cmp_route);
 	for (i = 0; i < st.routes.n; i++) {
 		const struct ins_route *r = &st.routes.r[i];
 		json_array_append_new(
