@@ -12,6 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
 	nodejs npm python3 openssl curl postgresql postgresql-client prometheus python3-aiosmtpd cmark-gfm
+	chromium
 )
 bench_pkgs=(wrk webhook nginx-light ripgrep)
 
@@ -46,7 +47,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # npm packages of tests/node/package.json (test peers, YAML, schemas)
-npm_pkgs=(handlebars @octokit/webhooks-examples @octokit/webhooks-methods kubernetes-models yaml ajv)
+npm_pkgs=(handlebars @octokit/webhooks-examples @octokit/webhooks-methods kubernetes-models yaml ajv
+	playwright-core)
 npm_missing=0
 for p in "${npm_pkgs[@]}"; do
 	[ -d "tests/node/node_modules/$p" ] || npm_missing=1

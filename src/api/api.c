@@ -47,6 +47,56 @@ api_attempt_json(const struct hl_attempt_record *a)
 	return o;
 }
 
+/* What the timeline shows of the event that started a task (the stored
+ * normalized event), or null. */
+static json_t *
+api_event_json(const char *event_json)
+{
+	static const char *const keys[] = {
+		"kind",
+		"event_name",
+		"action",
+		"repository_url",
+		"sender",
+		"run_id",
+		"run_attempt",
+		"job_id",
+		"workflow_name",
+		"job_name",
+		"failed_step",
+		"conclusion",
+		"branch",
+		"base_branch",
+		"head_sha",
+		"html_url",
+		"pr_number",
+		"pr_title",
+		"alert_number",
+		"severity",
+		"package_name",
+		"summary",
+		"command_hint",
+		"comment_id",
+		"author_association",
+		"requested_action",
+	};
+	json_t *ev = event_json ? json_loads(event_json, 0, NULL) : NULL, *o;
+	size_t i;
+
+	if (!json_is_object(ev)) {
+		json_decref(ev);
+		return json_null();
+	}
+	o = json_object();
+	for (i = 0; o && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		json_t *v = json_object_get(ev, keys[i]);
+		if (v)
+			json_object_set(o, keys[i], v);
+	}
+	json_decref(ev);
+	return o ? o : json_null();
+}
+
 json_t *
 hl_api_task_json(const struct hl_task_record *t)
 {
@@ -90,6 +140,13 @@ hl_api_task_json(const struct hl_task_record *t)
 		                       api_time(n->delivered_ms)));
 	}
 	json_object_set_new(o, "notifications", arr ? arr : json_array());
+	json_object_set_new(o, "kind", api_str(t->kind));
+	json_object_set_new(o, "workflow", api_str(t->workflow));
+	json_object_set_new(o, "head_sha", api_str(t->head_sha));
+	json_object_set_new(o, "target_branch", api_str(t->target_branch));
+	json_object_set_new(o, "pr_number",
+	                    t->pr_number ? json_integer(t->pr_number) : json_null());
+	json_object_set_new(o, "event", api_event_json(t->event_json));
 	return o;
 }
 

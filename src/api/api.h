@@ -17,11 +17,13 @@
  * A remediation: task_id, state, reason, repository, run_id, job, branch,
  * agent, failure_type, coderun_name, dedup_key, attempt (the current
  * attempt's number), decision (the stored decision object, or null),
- * created_at, updated_at, finished_at, queued_at (while queued), and attempts[]: number, kind, agent,
- * coderun, phase, outcome (null while running), reason, status_message,
- * pr_url, started_at, finished_at; notifications[]: channel, kind, ref,
- * state (pending, delivered, failed), attempts, last_error, created_at,
- * delivered_at.
+ * created_at, updated_at, finished_at, queued_at (while queued), and attempts[]: number, kind,
+ * agent, coderun, phase, outcome (null while running), reason, status_message, pr_url, started_at,
+ * finished_at; notifications[]: channel, kind, ref, state (pending, delivered, failed), attempts,
+ * last_error, created_at, delivered_at; then kind, workflow, head_sha, target_branch, pr_number and
+ * event (what the dashboard's timeline shows of the stored event: kind, event_name, action,
+ * html_url, sender, workflow_name, job_name, failed_step, branch, head_sha, pr_number, pr_title,
+ * ... when present; null when none was stored).
  */
 json_t *hl_api_task_json(const struct hl_task_record *t);
 

@@ -1,13 +1,17 @@
 /*
  * api.c - the read-only routes: /health, /ready, /api/status, /metrics,
- * /api/insights and /api/remediations/{task_id}. All of them read the store under its mutex;
- * none scans the deliveries table (counts come from delivery_counts).
+ * /api/insights and /api/remediations/{task_id} (and .../attempts/{n}/prompt).
+ * All of them read the store under its mutex; none scans the deliveries
+ * table (counts come from delivery_counts). The documents the dashboard
+ * polls carry a strong ETag of their bytes and answer 304 to a matching
+ * If-None-Match.
  */
 #include "api/api.h"
 
 #include "api/insights.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
 
@@ -28,6 +32,28 @@ api_reply_json(struct http_req *r, unsigned code, json_t *o)
 	if (!body)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
 	return hl_http_reply(r, code, API_JSON, body, strlen(body));
+}
+
+enum MHD_Result
+hl_http_reply_json_etag(struct http_req *r, json_t *o)
+{
+	char *body = json_dumps(o, JSON_COMPACT);
+	char etag[HL_DASH_ETAG_MAX];
+	const char *inm;
+
+	json_decref(o);
+	if (!body)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	hl_dash_etag(etag, body, strlen(body));
+	inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	const char *hdrs[] = {
+		"ETag", etag, "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff", NULL
+	};
+	if (hl_dash_etag_match(inm, etag)) {
+		free(body);
+		return hl_http_reply_hdrs(r, 304, API_JSON, NULL, 0, hdrs);
+	}
+	return hl_http_reply_hdrs(r, 200, API_JSON, body, strlen(body), hdrs);
 }
 
 enum MHD_Result
@@ -121,6 +147,54 @@ api_list(json_t **out, struct hl_store *store, const struct hl_task_filter *f, s
 	return rc;
 }
 
+static int
+api_summary_newer(const void *a, const void *b)
+{
+	const struct hl_task_summary *x = a, *y = b;
+
+	if (x->created_ms != y->created_ms)
+		return x->created_ms > y->created_ms ? -1 : 1;
+	return -strcmp(x->task_id, y->task_id);
+}
+
+/*
+ * The newest limit tasks in any of the states (a mask), as a JSON array.
+ * One indexed page per state, merged: a single query over several states
+ * would walk the creation index past every task in other states (all of
+ * them, when the states are rare).
+ */
+static int
+api_newest(json_t **out, struct hl_store *store, unsigned states, size_t limit, struct hl_err *err)
+{
+	struct hl_task_summary *all = calloc(limit * HL_TASK_STATE_MAX, sizeof(*all));
+	char next[HL_CURSOR_MAX];
+	size_t n = 0, got, i;
+	json_t *arr;
+	int rc = 0, s;
+
+	if (!all)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (s = 0; s < HL_TASK_STATE_MAX && rc == 0; s++) {
+		struct hl_task_filter f = { .states = 1u << s, .limit = limit };
+		if (!(states & (1u << s)))
+			continue;
+		got = 0;
+		rc = hl_store_task_page(store, all + n, &got, next, &f, err);
+		n += got;
+	}
+	if (rc == 0) {
+		qsort(all, n, sizeof(*all), api_summary_newer);
+		arr = json_array();
+		for (i = 0; arr && i < n && i < limit; i++)
+			json_array_append_new(arr, hl_api_task_summary_json(&all[i]));
+		if (!arr)
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		*out = arr;
+	}
+	free(all);
+	return rc;
+}
+
 enum MHD_Result
 hl_http_status(struct http_req *r)
 {
@@ -158,11 +232,10 @@ hl_http_status(struct http_req *r)
 			                                 1u << HL_TASK_STOPPED,
 			                       .limit = API_RECENT };
 		json_t *a = NULL, *o2 = NULL;
-		if (api_list(&a, r->srv->store, &active, &err) == 0 &&
-		    api_list(&o2, r->srv->store, &done, &err) == 0) {
-			json_object_set(rem, "active", json_object_get(a, "remediations"));
-			json_object_set(rem, "recent_outcomes",
-			                json_object_get(o2, "remediations"));
+		if (api_newest(&a, r->srv->store, active.states, API_RECENT, &err) == 0 &&
+		    api_newest(&o2, r->srv->store, done.states, API_RECENT, &err) == 0) {
+			json_object_set(rem, "active", a);
+			json_object_set(rem, "recent_outcomes", o2);
 		}
 		json_decref(a);
 		json_decref(o2);
@@ -176,7 +249,7 @@ hl_http_status(struct http_req *r)
 	              (json_int_t)depth, "deliveries", d, "remediations", rem, "recent", recent,
 	              "auth", "webhook", r->srv->cfg->n_webhook_secrets > 0 ? "hmac" : "none",
 	              "api", r->srv->cfg->api_token ? "bearer" : "none");
-	return api_reply_json(r, 200, o);
+	return hl_http_reply_json_etag(r, o);
 }
 
 static const char *
@@ -254,7 +327,7 @@ hl_http_insights(struct http_req *r)
 		o.repository = NULL;
 	if (hl_api_insights(&doc, r->srv->store, &o, &err) < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
-	return api_reply_json(r, 200, doc);
+	return hl_http_reply_json_etag(r, doc);
 }
 
 enum MHD_Result
@@ -293,14 +366,54 @@ hl_http_metrics(struct http_req *r)
 	return hl_http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
 }
 
+/* GET /api/remediations/{task_id}/attempts/{n}/prompt: the rendered
+ * prompt of attempt n as text. */
+static enum MHD_Result
+api_prompt(struct http_req *r, const char *arg, const char *slash)
+{
+	char task_id[HL_TASK_ID_MAX], *end, *prompt = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = (size_t)(slash - arg);
+	long k;
+	int rc;
+
+	if (n == 0 || n >= sizeof(task_id) || strncmp(slash, "/attempts/", 10) != 0)
+		return hl_http_reply_error(r, 404, "not_found", "no such path");
+	memcpy(task_id, arg, n);
+	task_id[n] = '\0';
+	k = strtol(slash + 10, &end, 10);
+	if (k < 1 || k > 1000 || strcmp(end, "/prompt") != 0)
+		return hl_http_reply_error(r, 404, "not_found", "no such path");
+	rc = hl_store_attempt_prompt(r->srv->store, &prompt, task_id, (int)k, &err);
+	if (rc == -HL_ENOTFOUND)
+		return hl_http_reply_error(r, 404, "not_found", "no prompt for attempt %ld of '%s'",
+		                           k, task_id);
+	if (rc < 0)
+		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
+	{
+		const char *hdrs[] = { "X-Content-Type-Options",
+			               "nosniff",
+			               "Cache-Control",
+			               "no-cache",
+			               "Content-Security-Policy",
+			               "default-src 'none'",
+			               NULL };
+		return hl_http_reply_hdrs(r, 200, "text/plain; charset=utf-8", prompt,
+		                          strlen(prompt), hdrs);
+	}
+}
+
 enum MHD_Result
 hl_http_remediation(struct http_req *r, const char *task_id)
 {
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_task_record *task = NULL;
+	const char *slash = strchr(task_id, '/');
 	json_t *doc;
 	int rc;
 
+	if (slash)
+		return api_prompt(r, task_id, slash);
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	rc = hl_store_task_get(r->srv->store, &task, task_id, &err);
@@ -312,7 +425,7 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	hl_task_record_free(task);
 	if (!doc)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
-	return api_reply_json(r, 200, doc);
+	return hl_http_reply_json_etag(r, doc);
 }
 
 enum MHD_Result
@@ -355,5 +468,5 @@ hl_http_remediations(struct http_req *r)
 		return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
 	if (rc < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
-	return api_reply_json(r, 200, doc);
+	return hl_http_reply_json_etag(r, doc);
 }

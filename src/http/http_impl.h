@@ -85,6 +85,8 @@ enum http_auth {
 	HTTP_AUTH_NONE,      /* open (probes, read-only status) */
 	HTTP_AUTH_SIGNATURE, /* X-Hub-Signature-256 over the body, by the handler */
 	HTTP_AUTH_TOKEN,     /* Authorization: Bearer HEALER_API_TOKEN, by the dispatcher */
+	HTTP_AUTH_READ,      /* read access: the bearer token or the dashboard's session
+	                        cookie, by the dispatcher */
 };
 
 struct http_req;
@@ -149,6 +151,10 @@ struct http_req {
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */
 enum MHD_Result hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body,
                               size_t len);
+/* hl_http_reply with extra headers: hdrs is NULL or a NULL-terminated
+ * list of name, value pairs. */
+enum MHD_Result hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *body,
+                                   size_t len, const char *const *hdrs);
 /* Queues {"error": code, "message": ...}. */
 enum MHD_Result hl_http_reply_error(struct http_req *r, unsigned code, const char *error,
                                     const char *fmt, ...) HL_PRINTF(4, 5);
@@ -163,6 +169,9 @@ const char *hl_http_route_allow(const struct hl_http_route *rt);
 /* The bearer token check of HTTP_AUTH_TOKEN routes (constant time): true
  * when no token is configured or the request carries it. */
 bool hl_http_token_ok(struct http_req *r);
+/* The check of HTTP_AUTH_READ routes: true when no token is configured,
+ * the request carries the bearer token or a valid session cookie. */
+bool hl_http_read_ok(struct http_req *r);
 /* Method, authentication and size checks of r's route, then its handler. */
 enum MHD_Result hl_http_dispatch(struct http_req *r, const char *method);
 
@@ -187,6 +196,19 @@ enum MHD_Result hl_http_status(struct http_req *r);
 enum MHD_Result hl_http_metrics(struct http_req *r);
 enum MHD_Result hl_http_remediation(struct http_req *r, const char *task_id);
 enum MHD_Result hl_http_remediations(struct http_req *r);
+/* A JSON GET answer with a strong ETag and 304 for a matching
+ * If-None-Match (api.c); takes o. */
+enum MHD_Result hl_http_reply_json_etag(struct http_req *r, json_t *o);
+
+/* The dashboard (dashboard.c): GET / (the app, or the login page when a
+ * token is set and the request has no session), GET /assets/NAME, POST
+ * /login (a form with the token: sets the session cookie) and POST
+ * /logout. */
+enum MHD_Result hl_http_dashboard(struct http_req *r, const char *arg);
+enum MHD_Result hl_http_dashboard_asset(struct http_req *r, const char *arg);
+enum MHD_Result hl_http_login(struct http_req *r, const char *arg);
+enum MHD_Result hl_http_logout(struct http_req *r, const char *arg);
+
 /* GET /api/insights?since=&repository= (contract section 10). */
 enum MHD_Result hl_http_insights(struct http_req *r);
 

@@ -9,9 +9,14 @@
  * again by the dispatcher before the handler runs: HTTP_AUTH_TOKEN routes
  * need `Authorization: Bearer <HEALER_API_TOKEN>` when a token is
  * configured. HTTP_AUTH_SIGNATURE routes verify the body's HMAC in their
- * handler (the body is needed).
+ * handler (the body is needed). HTTP_AUTH_READ routes (what the dashboard
+ * reads) take the bearer token or the dashboard's session cookie
+ * (dashboard.c) when a token is configured; the dashboard's own pages and
+ * assets are open (the page shows the login form without a session).
  */
+#include "base/clock.h"
 #include "base/str.h"
+#include "dashboard/dashboard.h"
 #include "http_impl.h"
 #include "server.h"
 
@@ -85,14 +90,19 @@ const struct hl_http_route hl_http_routes[] = {
 	  hl_http_alerts },
 	{ "health", "/health", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_health },
 	{ "ready", "/ready", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_ready },
-	{ "status", "/api/status", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
+	{ "status", "/api/status", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
 	  route_status },
 	{ "metrics", "/metrics", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_metrics },
-	{ "remediations", "/api/remediations", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
+	{ "remediations", "/api/remediations", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
 	  route_remediations },
-	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, false,
+	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_READ, false,
 	  route_remediation },
-	{ "insights", "/api/insights", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false,
+	{ "dashboard", "/", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, hl_http_dashboard },
+	{ "dashboard_asset", "/assets/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, false,
+	  hl_http_dashboard_asset },
+	{ "login", "/login", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE, true, hl_http_login },
+	{ "logout", "/logout", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE, true, hl_http_logout },
+	{ "insights", "/api/insights", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
 	  route_insights },
 	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, false, NULL },
 };
@@ -157,6 +167,21 @@ hl_http_token_ok(struct http_req *r)
 	       hl_str_ct_equal(auth + 7, strlen(auth + 7), want, strlen(want));
 }
 
+bool
+hl_http_read_ok(struct http_req *r)
+{
+	const char *want = r->srv->cfg->api_token;
+	const char *auth, *cookie;
+
+	if (!want || !*want)
+		return true;
+	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth)
+		return hl_http_token_ok(r);
+	cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, HL_DASH_COOKIE);
+	return hl_dash_session_ok(cookie, want, hl_time_wall_ms() / 1000);
+}
+
 enum MHD_Result
 hl_http_dispatch(struct http_req *r, const char *method)
 {
@@ -170,6 +195,10 @@ hl_http_dispatch(struct http_req *r, const char *method)
 	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
 		return hl_http_reply_error(r, 401, "unauthorized",
 		                           "a valid 'Authorization: Bearer' token is required");
+	if (rt->auth == HTTP_AUTH_READ && !hl_http_read_ok(r))
+		return hl_http_reply_error(r, 401, "unauthorized",
+		                           "a valid 'Authorization: Bearer' token or a dashboard "
+		                           "session is required");
 	if (rt->body && r->too_big)
 		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %u bytes",
 		                           HL_HTTP_MAX_BODY);

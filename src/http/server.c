@@ -83,8 +83,16 @@ http_now_us(void)
 enum MHD_Result
 hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body, size_t len)
 {
+	return hl_http_reply_hdrs(r, code, ctype, body, len, NULL);
+}
+
+enum MHD_Result
+hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *body, size_t len,
+                   const char *const *hdrs)
+{
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	size_t i;
 
 	resp = MHD_create_response_from_buffer(
 	        len, len ? body : (void *)"", len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -95,6 +103,8 @@ hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body, 
 	if (!len)
 		free(body);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	for (i = 0; hdrs && hdrs[i] && hdrs[i + 1] && i < 32; i += 2)
+		MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
 	if (atomic_load(&r->srv->stopping))
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (code == 405)
@@ -526,6 +536,10 @@ http_first_checks(struct http_req *r, bool too_many_args)
 	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
 		return hl_http_reply_error(r, 401, "unauthorized",
 		                           "a valid 'Authorization: Bearer' token is required");
+	if (rt->auth == HTTP_AUTH_READ && !hl_http_read_ok(r))
+		return hl_http_reply_error(r, 401, "unauthorized",
+		                           "a valid 'Authorization: Bearer' token or a dashboard "
+		                           "session is required");
 	if (rt->auth == HTTP_AUTH_SIGNATURE && cfg->n_webhook_secrets > 0 &&
 	    !http_signature_shaped(
 	            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Hub-Signature-256")))

@@ -251,6 +251,12 @@ rem_decision_json(const struct hl_verdict *v, const struct hl_context *ctx,
 	json_object_set_new(d, "confidence", json_real(v->confidence));
 	json_object_set_new(d, "candidates", rem_candidates_json(v));
 	json_object_set_new(d, "fix_approach", json_string(v->fix_approach ? v->fix_approach : ""));
+	if (json_is_object(ctx->pr))
+		json_object_set_new(d, "pull_request",
+		                    json_pack("{s:O?, s:O?, s:O?}", "number",
+		                              json_object_get(ctx->pr, "number"), "title",
+		                              json_object_get(ctx->pr, "title"), "html_url",
+		                              json_object_get(ctx->pr, "html_url")));
 	json_object_set_new(d, "sources", hl_context_sources_json(ctx));
 	json_object_set_new(d, "context_ms", json_integer(ctx->elapsed_ms));
 	json_object_set_new(d, "log_bytes", json_integer((json_int_t)ctx->log.len));

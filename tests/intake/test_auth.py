@@ -61,8 +61,10 @@ def stop(p):
             p.wait()
 
 
-def get_json(port, path):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+def get_json(port, path, token=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 headers={"Authorization": "Bearer " + token} if token else {})
+    with urllib.request.urlopen(req, timeout=10) as r:
         return r.status, json.loads(r.read())
 
 
@@ -146,7 +148,7 @@ def main():
     p, port, log = serve("both", {"GITHUB_WEBHOOK_SECRET": "one-secret,two-secret",
                                   "HEALER_API_TOKEN": "the-token"}, listen="127.0.0.1:0")
     try:
-        st, d = get_json(port, "/api/status") if port else (0, {})
+        st, d = get_json(port, "/api/status", "the-token") if port else (0, {})
         check("/api/status says hmac and bearer",
               st == 200 and d.get("auth") == {"webhook": "hmac", "api": "bearer"}, d)
         st, d = post(port, "/webhook", b"{}", {"Content-Type": "application/json",

@@ -108,9 +108,13 @@ class Server:
         raise RuntimeError("server did not start: " + open(self.log_path).read()[-2000:])
 
     def request(self, method, path, body=None, headers=None, timeout=30):
+        headers = dict(headers or {})
+        if method == "GET":
+            # the read API needs the token (contract section 13)
+            headers.setdefault("Authorization", "Bearer " + TOKEN)
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            c.request(method, path, body=body, headers=headers or {})
+            c.request(method, path, body=body, headers=headers)
             r = c.getresponse()
             data = r.read()
             return r.status, r.getheader("Content-Type", ""), data

@@ -97,9 +97,13 @@ class Healer:
         return self.proc.returncode
 
     def request(self, method, path, body=None, headers=None, timeout=30):
+        headers = dict(headers or {})
+        if method == "GET" and self.env.get("HEALER_API_TOKEN"):
+            # the read API needs the token when one is set (contract section 13)
+            headers.setdefault("Authorization", "Bearer " + self.env["HEALER_API_TOKEN"])
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            c.request(method, path, body=body, headers=headers or {})
+            c.request(method, path, body=body, headers=headers)
             r = c.getresponse()
             data = r.read()
             try:

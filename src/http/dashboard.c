@@ -1,0 +1,188 @@
+/*
+ * dashboard.c - the dashboard's routes (contract section 13): GET / (the
+ * app, or the login page when HEALER_API_TOKEN is set and the request has
+ * no valid session), GET /assets/NAME (the embedded files), POST /login
+ * and POST /logout.
+ *
+ * Invariants: every page and asset goes out with the security headers
+ * below (a Content-Security-Policy without inline script, nosniff, no
+ * framing, no referrer) and a strong ETag (304 on a match). The session
+ * cookie never holds the token (src/dashboard/dashboard.h); the token of
+ * the login form is compared in constant time and never logged.
+ */
+#include "dashboard/dashboard.h"
+
+#include "base/clock.h"
+#include "base/str.h"
+#include "http_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DASH_CSP                                                                          \
+	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+/* The security headers of every dashboard answer, then "Cache-Control". */
+#define DASH_HEADERS                                                                         \
+	"Content-Security-Policy", DASH_CSP, "X-Content-Type-Options", "nosniff",            \
+	        "X-Frame-Options", "DENY", "Referrer-Policy", "same-origin",                 \
+	        "Cross-Origin-Opener-Policy", "same-origin", "Cross-Origin-Resource-Policy", \
+	        "same-origin", "Cache-Control", "no-cache"
+
+static enum MHD_Result
+dash_serve(struct http_req *r, const struct hl_dash_file *f)
+{
+	const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+	const char *hdrs[] = { DASH_HEADERS, "ETag", f->etag, "Vary", "Cookie", NULL };
+	char *body;
+
+	if (hl_dash_etag_match(inm, f->etag))
+		return hl_http_reply_hdrs(r, 304, f->ctype, NULL, 0, hdrs);
+	body = malloc(f->len ? f->len : 1);
+	if (!body)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	memcpy(body, f->data, f->len);
+	return hl_http_reply_hdrs(r, 200, f->ctype, body, f->len, hdrs);
+}
+
+enum MHD_Result
+hl_http_dashboard(struct http_req *r, const char *arg)
+{
+	const struct hl_dash_file *f =
+	        hl_dash_file(hl_http_read_ok(r) ? "index.html" : "login.html");
+
+	(void)arg;
+	if (!f)
+		return hl_http_reply_error(r, 404, "not_found", "the dashboard is not built in");
+	return dash_serve(r, f);
+}
+
+enum MHD_Result
+hl_http_dashboard_asset(struct http_req *r, const char *name)
+{
+	const struct hl_dash_file *f = NULL;
+
+	/* index.html and login.html only through GET / */
+	if (!strstr(name, "..") && !strchr(name, '/') && !strstr(name, ".html"))
+		f = hl_dash_file(name);
+	if (!f)
+		return hl_http_reply_error(r, 404, "not_found", "no asset '%s'", name);
+	return dash_serve(r, f);
+}
+
+static int
+dash_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The value of field name in an application/x-www-form-urlencoded body,
+ * decoded into out (size bytes); false when absent or too long. */
+static bool
+dash_form_field(char *out, size_t size, const char *body, size_t len, const char *name)
+{
+	size_t nlen = strlen(name), i = 0, o = 0;
+
+	while (i < len) {
+		size_t end = i;
+		while (end < len && body[end] != '&')
+			end++;
+		if (end - i > nlen && strncmp(body + i, name, nlen) == 0 && body[i + nlen] == '=') {
+			for (i += nlen + 1; i < end; i++) {
+				int c = (unsigned char)body[i];
+				if (c == '+')
+					c = ' ';
+				else if (c == '%' && i + 2 < end && dash_hexval(body[i + 1]) >= 0 &&
+				         dash_hexval(body[i + 2]) >= 0) {
+					c = dash_hexval(body[i + 1]) * 16 +
+					    dash_hexval(body[i + 2]);
+					i += 2;
+				}
+				if (o + 1 >= size)
+					return false;
+				out[o++] = (char)c;
+			}
+			out[o] = '\0';
+			return true;
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
+/* A cross-site form post is refused: Sec-Fetch-Site, when sent, must say
+ * same-origin (or none: typed by the user), and an Origin header, when it
+ * names an origin, must name this host. */
+static bool
+dash_same_origin(struct http_req *r)
+{
+	const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *origin =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+	const char *host =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *p;
+
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	if (!origin || strcmp(origin, "null") == 0)
+		return true;
+	if (!host)
+		return false;
+	p = strncmp(origin, "http://", 7) == 0    ? origin + 7
+	    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+	                                          : NULL;
+	return p && strcasecmp(p, host) == 0;
+}
+
+static enum MHD_Result
+dash_redirect(struct http_req *r, const char *location, const char *cookie)
+{
+	const char *hdrs[] = { DASH_HEADERS, "Location", location, cookie ? "Set-Cookie" : NULL,
+		               cookie,       NULL };
+
+	return hl_http_reply_hdrs(r, 303, "text/plain; charset=utf-8", NULL, 0, hdrs);
+}
+
+enum MHD_Result
+hl_http_login(struct http_req *r, const char *arg)
+{
+	const char *want = r->srv->cfg->api_token;
+	char token[1024], session[HL_DASH_SESSION_MAX], cookie[256];
+	bool ok;
+
+	(void)arg;
+	if (!dash_same_origin(r))
+		return hl_http_reply_error(r, 403, "forbidden", "a login from another origin");
+	if (!want || !*want)
+		return dash_redirect(r, "/", NULL);
+	ok = dash_form_field(token, sizeof(token), r->body.data ? r->body.data : "", r->body.len,
+	                     "token") &&
+	     hl_str_ct_equal(token, strlen(token), want, strlen(want));
+	memset(token, 0, sizeof(token));
+	if (!ok || hl_dash_session_new(session, want, hl_time_wall_ms() / 1000) < 0)
+		return dash_redirect(r, "/?login=failed", NULL);
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict",
+	         HL_DASH_COOKIE, session, HL_DASH_SESSION_S);
+	return dash_redirect(r, "/", cookie);
+}
+
+enum MHD_Result
+hl_http_logout(struct http_req *r, const char *arg)
+{
+	(void)arg;
+	if (!dash_same_origin(r))
+		return hl_http_reply_error(r, 403, "forbidden", "a logout from another origin");
+	return dash_redirect(r, "/",
+	                     HL_DASH_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+}

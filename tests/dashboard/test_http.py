@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""test_http.py - the dashboard's HTTP side without a browser (contract
+section 13): GET / and /assets/* with their content types, security
+headers (a Content-Security-Policy without inline script), ETags and 304;
+the login form (a wrong token gets no cookie; the right one an HttpOnly,
+SameSite=Strict session cookie that is not the token; a cross-site post
+is refused), read access with the cookie or the bearer token and without
+either refused, a tampered or expired session refused; the remediation
+documents' ETags (304 until something changes); an attempt's prompt as
+text; and without HEALER_API_TOKEN everything open. Runs the real binary
+on loopback; standard library only; prints TAP."""
+import hashlib
+import hmac
+import http.client
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dashseed  # noqa: E402
+from dashseed import dtest  # noqa: E402
+from dtest import check  # noqa: E402
+
+
+def req(port, method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def session_for(token, exp):
+    key = hmac.new(token.encode(), b"healer dashboard session v1", hashlib.sha256).hexdigest()
+    sig = hmac.new(key.encode(), str(exp).encode(), hashlib.sha256).hexdigest()
+    return f"{exp}.{sig}"
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def main():
+    s = dashseed.Seeded("http")
+    port, token = s.srv.port, s.token
+    s.wait_running(30)
+
+    # ---- pages and assets -------------------------------------------------------
+    st, h, body = req(port, "GET", "/")
+    csp = h.get("content-security-policy", "")
+    check("without a session GET / is the login page",
+          st == 200 and b'action="/login"' in body and b"/assets/app.js" not in body, body[:300])
+    check("the page's CSP allows scripts from the page's origin only, never inline",
+          "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
+          and "default-src 'none'" in csp and "frame-ancestors 'none'" in csp, csp)
+    check("the page has nosniff, DENY framing and a same-origin referrer policy",
+          h.get("x-content-type-options") == "nosniff" and h.get("x-frame-options") == "DENY"
+          and h.get("referrer-policy") == "same-origin", h)
+    check("the page has no inline script", not re.search(rb"<script(?![^>]*\bsrc=)", body)
+          and not re.search(rb"\son[a-z]+=", body), body)
+    st, h, js = req(port, "GET", "/assets/app.js")
+    etag = h.get("etag", "")
+    check("an asset is served with its type, an ETag and revalidation",
+          st == 200 and h.get("content-type") == "text/javascript; charset=utf-8"
+          and re.fullmatch(r'"[0-9a-f]{32}"', etag) and h.get("cache-control") == "no-cache"
+          and b"textContent" in js, h)
+    st, h, b = req(port, "GET", "/assets/app.js", headers={"If-None-Match": etag})
+    check("a matching If-None-Match gets 304 without a body", st == 304 and b == b"", (st, b[:80]))
+    st, h, _ = req(port, "HEAD", "/assets/app.css")
+    check("HEAD of the stylesheet answers text/css",
+          st == 200 and h.get("content-type") == "text/css; charset=utf-8", h)
+    for bad in ("/assets/nope.js", "/assets/index.html", "/assets/../meson.build",
+                "/assets/web/app.js"):
+        st, _, _ = req(port, "GET", bad)
+        check(f"{bad} answers 404", st == 404, st)
+    st, h, _ = req(port, "POST", "/assets/app.js", b"", FORM)
+    check("an asset refuses POST (405)", st == 405, st)
+
+    # ---- read access -------------------------------------------------------------
+    for path in ("/api/remediations", f"/api/remediations/{s.tasks[0][0]}", "/api/status"):
+        st, _, _ = req(port, "GET", path)
+        check(f"{path} without the token or a session answers 401", st == 401, st)
+        st, _, _ = req(port, "GET", path, headers={"Authorization": "Bearer " + token})
+        check(f"{path} with the bearer token answers 200", st == 200, st)
+    st, _, _ = req(port, "GET", "/api/remediations", headers={"Authorization": "Bearer wrong"})
+    check("a wrong bearer token answers 401", st == 401, st)
+    for path in ("/health", "/ready", "/metrics"):
+        st, _, _ = req(port, "GET", path)
+        check(f"{path} stays open for probes and scrapers", st == 200, st)
+
+    # ---- login --------------------------------------------------------------------
+    st, h, _ = req(port, "POST", "/login", b"token=wrong", FORM)
+    check("a wrong token: 303 back to the form with no cookie",
+          st == 303 and h.get("location") == "/?login=failed" and "set-cookie" not in h, h)
+    st, h, _ = req(port, "POST", "/login", b"nothing=here", FORM)
+    check("a form without a token: no cookie", st == 303 and "set-cookie" not in h, h)
+    st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(),
+                   dict(FORM, Origin="http://evil.example"))
+    check("a login posted from another origin is refused", st == 403 and "set-cookie" not in h,
+          (st, h))
+    st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(),
+                   dict(FORM, **{"Sec-Fetch-Site": "cross-site"}))
+    check("a cross-site login (Sec-Fetch-Site) is refused", st == 403, st)
+    st, h, _ = req(port, "POST", "/login", ("token=" + token.replace("-", "%2D")).encode(),
+                   dict(FORM, Origin=f"http://127.0.0.1:{port}"))
+    cookie = h.get("set-cookie", "")
+    m = re.match(r"healer_session=([^;]+)", cookie)
+    check("the right token (percent-encoded): 303 to / with the session cookie",
+          st == 303 and h.get("location") == "/" and m, h)
+    value = m.group(1) if m else ""
+    attrs = [a.strip() for a in cookie.split(";")]
+    check("the cookie is HttpOnly, SameSite=Strict, Path=/, with a lifetime",
+          "HttpOnly" in attrs and "SameSite=Strict" in attrs and "Path=/" in attrs
+          and any(a.startswith("Max-Age=") for a in attrs), cookie)
+    check("the cookie holds no token", token not in value and value
+          and hashlib.sha256(token.encode()).hexdigest() not in value, value)
+    jar = {"Cookie": "healer_session=" + value}
+    st, _, body = req(port, "GET", "/", headers=jar)
+    check("with the session GET / is the app", st == 200 and b"/assets/app.js" in body, body[:200])
+    st, _, _ = req(port, "GET", "/api/remediations", headers=jar)
+    check("with the session the API answers 200", st == 200, st)
+    tampered = value[:-1] + ("0" if value[-1] != "0" else "1")
+    st, _, _ = req(port, "GET", "/api/remediations", headers={"Cookie": "healer_session=" + tampered})
+    check("a tampered session answers 401", st == 401, st)
+    st, _, _ = req(port, "GET", "/api/remediations",
+                   headers={"Cookie": "healer_session=" + session_for(token, int(time.time()) - 5)})
+    check("an expired session answers 401", st == 401, st)
+    st, _, _ = req(port, "GET", "/api/remediations",
+                   headers={"Cookie": "healer_session=" + session_for("other", int(time.time()) + 60)})
+    check("a session signed for another token answers 401", st == 401, st)
+    st, _, _ = req(port, "GET", "/api/remediations",
+                   headers={"Cookie": "healer_session=" + session_for(token, int(time.time()) + 60)})
+    check("a session signed with the token's key answers 200", st == 200, st)
+    st, _, _ = req(port, "GET", "/api/remediations", headers=dict(jar, Authorization="Bearer no"))
+    check("a wrong bearer header is not rescued by a cookie", st == 401, st)
+    st, h, _ = req(port, "POST", "/logout", b"", dict(FORM, **jar))
+    check("logout clears the cookie", st == 303 and "Max-Age=0" in h.get("set-cookie", ""), h)
+
+    # ---- ETags of the documents the dashboard polls ----------------------------------
+    auth = {"Authorization": "Bearer " + token}
+    tid = s.tasks[1][0]
+    st, h, _ = req(port, "GET", "/api/remediations?limit=10", headers=auth)
+    et = h.get("etag")
+    st2, _, b2 = req(port, "GET", "/api/remediations?limit=10", headers=dict(auth, **{"If-None-Match": et}))
+    check("/api/remediations answers 304 while nothing changed", et and st2 == 304 and b2 == b"",
+          (et, st2))
+    st, h, _ = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
+    et1 = h.get("etag")
+    s.set_phase(tid, "Succeeded")
+    changed = dashseed.wait_for(lambda: s.task(tid).get("state") == "verifying", 20)
+    st2, _, b2 = req(port, "GET", "/api/remediations?limit=10", headers=dict(auth, **{"If-None-Match": et}))
+    st3, _, _ = req(port, "GET", f"/api/remediations/{tid}", headers=dict(auth, **{"If-None-Match": et1}))
+    check("a state change changes both documents' ETags (200 again)",
+          changed and st2 == 200 and b'"verifying"' in b2 and st3 == 200, (st2, st3))
+
+    # ---- the prompt of an attempt ----------------------------------------------------
+    st, h, body = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt", headers=auth)
+    check("an attempt's prompt is served as text",
+          st == 200 and h.get("content-type") == "text/plain; charset=utf-8"
+          and b"```" in body and h.get("x-content-type-options") == "nosniff", (st, h))
+    st, _, _ = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt")
+    check("the prompt needs read access too", st == 401, st)
+    for bad in (f"/api/remediations/{tid}/attempts/9/prompt",
+                f"/api/remediations/{tid}/attempts/x/prompt",
+                f"/api/remediations/{tid}/attempts/1/other"):
+        st, _, _ = req(port, "GET", bad, headers=auth)
+        check(f"{bad.split(tid)[1]} answers 404", st == 404, st)
+    st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
+    check("the task document has the decision's candidates and the stored event",
+          b'"candidates"' in b and b'"event":{' in b and b'"workflow_name":"Gadget CI"' in b, b[:400])
+    s.srv.stop()
+
+    # ---- without a token everything is open ----------------------------------------------
+    o = dashseed.Seeded("open", token=False)
+    st, _, body = req(o.srv.port, "GET", "/")
+    check("without HEALER_API_TOKEN GET / is the app", st == 200 and b"/assets/app.js" in body, body[:200])
+    st, _, _ = req(o.srv.port, "GET", "/api/remediations")
+    check("without HEALER_API_TOKEN the API is open", st == 200, st)
+    st, h, _ = req(o.srv.port, "POST", "/login", b"token=x", FORM)
+    check("without HEALER_API_TOKEN a login just goes to /", st == 303 and "set-cookie" not in h, h)
+    o.srv.stop()
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    main()
