@@ -385,8 +385,9 @@ def main():
     check("three failures and one slot: one CodeRun, two queued",
           len(os.listdir(cdir)) == 1 and states == ["queued", "queued", "running"], states)
     running = next((t for t in tids if task_of(dsrv, t).get("state") == "running"), tids[0])
+    # FIFO by queued_at; two tasks queued in the same millisecond go by task id
     waiting = sorted((t for t in tids if t != running),
-                     key=lambda t: task_of(dsrv, t).get("queued_at") or "")
+                     key=lambda t: (task_of(dsrv, t).get("queued_at") or "", t))
 
     def finish_file(tid, phase):
         for f in os.listdir(cdir):
