@@ -38,6 +38,9 @@ HEALER = os.environ["HEALER_BIN"]
 SECRET, TOKEN = "limits-secret-value", "limits-token-value"
 TMP = tempfile.mkdtemp(prefix="healer-limits-")
 HEADER_S, REQUEST_S, PER_IP, MAX_CONN = 2, 4, 16, 64
+# "at once" and a deadline's margin, wide for a loaded machine; without the
+# limits these took 30 s or more
+AT_ONCE_S, SLACK_S = 5.0, 8
 
 
 def sign(body):
@@ -170,42 +173,42 @@ def early_refusals():
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"X-GitHub-Event: workflow_job\r\nContent-Length: %d\r\n\r\n" % big)
     check("an unsigned webhook is answered 401 before its body is read",
-          st == 401 and b"invalid_signature" in a and took < 2.0, (a[:200], took))
+          st == 401 and b"invalid_signature" in a and took < AT_ONCE_S, (a[:200], took))
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"X-GitHub-Event: workflow_job\r\nX-Hub-Signature-256: sha1=abc\r\n"
                       b"Content-Length: %d\r\n\r\n" % big)
     check("a malformed signature header is answered 401 before the body",
-          st == 401 and took < 2.0, (a[:200], took))
+          st == 401 and took < AT_ONCE_S, (a[:200], took))
     st, a, took = raw(b"POST /api/remediate/ci-failure HTTP/1.1\r\nHost: x\r\n"
                       b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % big)
     check("a sensor call without the bearer token is answered 401 before its body",
-          st == 401 and took < 2.0, (a[:200], took))
+          st == 401 and took < AT_ONCE_S, (a[:200], took))
     st, a, took = raw(b"POST /api/remediate/ci-failure HTTP/1.1\r\nHost: x\r\n"
                       b"Authorization: Bearer wrong\r\nContent-Type: application/json\r\n"
                       b"Transfer-Encoding: chunked\r\n\r\n")
     check("a chunked sensor call with a wrong token is answered 401 at once",
-          st == 401 and took < 2.0, (a[:200], took))
+          st == 401 and took < AT_ONCE_S, (a[:200], took))
     # framing
     body = b"{}"
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
                       b"Content-Length: 2\r\nContent-Length: 5\r\n\r\n" % sign(body).encode(), body)
     check("two different Content-Length headers are answered 400 at once",
-          st == 400 and took < 2.0, (a[:300], took))
+          st == 400 and took < AT_ONCE_S, (a[:300], took))
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
                       b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
                       % sign(body).encode(), b"2\r\n{}\r\n0\r\n\r\n")
     check("Transfer-Encoding with Content-Length is answered 400 at once",
-          st == 400 and took < 2.0, (a[:300], took))
+          st == 400 and took < AT_ONCE_S, (a[:300], took))
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
                       b"Transfer-Encoding: gzip\r\n\r\n" % sign(body).encode(), body)
-    check("an unknown Transfer-Encoding is answered 501 at once", st == 501 and took < 2.0,
+    check("an unknown Transfer-Encoding is answered 501 at once", st == 501 and took < AT_ONCE_S,
           (a[:300], took))
     q = "&".join(f"a{i}=1" for i in range(3000))
     st, a, took = raw(b"GET /health?%s HTTP/1.1\r\nHost: x\r\n\r\n" % q.encode())
-    check("3000 query arguments are answered 400 at once", st == 400 and took < 2.0,
+    check("3000 query arguments are answered 400 at once", st == 400 and took < AT_ONCE_S,
           (a[:300], took))
     st, took = http_get("/health?" + "&".join(f"a{i}=1" for i in range(10)), "127.0.0.1")
     check("a few query arguments are fine", st == 200, st)
@@ -224,7 +227,7 @@ def body_budget():
     time.sleep(0.3)
     st, a, took = deliver(b'{"zen":"small"}', "127.0.0.2", "lim-small")
     check("beyond the body budget a request is answered 503 with Retry-After at once",
-          st == 503 and b"Retry-After: 5" in a and took < 2.0, (a[:300], took))
+          st == 503 and b"Retry-After: 5" in a and took < AT_ONCE_S, (a[:300], took))
     s.sendall(payload[1000:])
     big = answer_of(s, 10)
     s.close()
@@ -239,7 +242,7 @@ def body_budget():
 
     # many slow uploads with signature-shaped headers: memory stays bounded
     base = SRV.rss_kib()
-    socks, answered = [], 0
+    socks = []
     for i in range(40):
         s = connect(f"127.0.1.{i + 1}")
         s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -257,9 +260,15 @@ def body_budget():
                 pass
     time.sleep(0.5)
     grown = SRV.rss_kib() - base
+    deadline = time.time() + 5  # refusals may still be on their way on a busy machine
+    refused = set()
+    while True:
+        refused |= {i for i, s in enumerate(socks) if i not in refused and is_closed(s)}
+        if len(refused) >= 30 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    answered = len(refused)
     for s in socks:
-        if is_closed(s):
-            answered += 1
         s.close()
     check("40 slow 5 MiB uploads: most are refused 503 and memory grows by at most ~2x the budget",
           answered >= 30 and grown < 80 * 1024, (answered, grown))
@@ -278,7 +287,7 @@ def slow_body():
                   b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n" % sign(body).encode()
                   + head)
         t0, closed, i = time.time(), False, 0
-        while time.time() - t0 < REQUEST_S + 6 and i < len(body):
+        while time.time() - t0 < REQUEST_S + 10 and i < len(body):
             try:
                 s.sendall(piece(i))
             except OSError:
@@ -292,7 +301,7 @@ def slow_body():
         took = time.time() - t0
         s.close()
         check(f"{name} is cut at the request deadline ({REQUEST_S} s)",
-              closed and REQUEST_S - 0.5 <= took <= REQUEST_S + 4, (closed, round(took, 2), i))
+              closed and REQUEST_S - 0.5 <= took <= REQUEST_S + SLACK_S, (closed, round(took, 2), i))
 
 
 def slowloris():
@@ -327,15 +336,15 @@ def slowloris():
     check(f"busy addresses leave the reserved slots free (<= {MAX_CONN - MAX_CONN // 8 + 4} held)",
           total <= MAX_CONN - MAX_CONN // 8 + 4, {k: len(v) for k, v in live.items()})
     st, took = http_get("/health", "127.0.0.9")
-    check("/health from another address is answered at once", st == 200 and took < 1.5,
+    check("/health from another address is answered at once", st == 200 and took < AT_ONCE_S,
           (st, took))
     st, a, took = deliver(b'{"zen":"loris"}', "127.0.0.10", "lim-loris")
     check("a signed delivery from another address is answered at once",
-          st == 202 and took < 1.5, (a[:200], took))
+          st == 202 and took < AT_ONCE_S, (a[:200], took))
 
     # keep trickling header bytes: the header deadline closes them anyway
     socks = [s for v in live.values() for s in v]
-    while time.time() - t0 < HEADER_S + 4 and socks:
+    while time.time() - t0 < HEADER_S + SLACK_S and socks:
         for s in list(socks):
             try:
                 s.setblocking(False)
