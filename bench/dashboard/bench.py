@@ -99,7 +99,9 @@ def measure(size):
             ("list", "/api/remediations?limit=50"),
             ("list_state", "/api/remediations?limit=50&state=escalated"),
             ("task", f"/api/remediations/{target}"),
-            ("status", "/api/status"))}
+            ("status", "/api/status"),
+            ("insights", "/api/insights"),
+            ("metrics", "/metrics"))}
     finally:
         srv.stop()
     r["tasks"] = got

@@ -287,23 +287,55 @@ api_rss_bytes(void)
 }
 
 /* The insights' gauges, all time and the last 7 days (a store error only
- * leaves them out: the other metrics still answer). */
+ * leaves them out: the other metrics still answer). They read every task, so
+ * the text is kept for ten times what it took to compute, at most a minute:
+ * on a small store every scrape is fresh, on a large one scrapes cost at
+ * most a tenth of a core. */
+#define API_INSIGHTS_CACHE_FACTOR 10
+#define API_INSIGHTS_CACHE_MAX_MS 60000
+
 static void
 api_insights_metrics(struct http_req *r, struct hl_buf *b)
 {
 	static const char *const windows[] = { "all", "7d" };
-	struct hl_insights_opts o = { .max_attempts = r->srv->cfg->max_attempts,
-		                      .learned_routing = r->srv->cfg->learned_routing };
+	struct hl_http_server *srv = r->srv;
+	struct hl_insights_opts o = { .max_attempts = srv->cfg->max_attempts,
+		                      .learned_routing = srv->cfg->learned_routing };
 	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf text = HL_BUF_INIT(4 << 20);
 	json_t *docs[2] = { NULL, NULL };
+	bool computed = false;
+	int64_t t0, took;
 
-	if (hl_api_insights(&docs[0], r->srv->store, &o, &err) == 0) {
+	pthread_mutex_lock(&srv->insights_lock);
+	t0 = hl_time_mono_ms();
+	if (srv->insights_text && t0 < srv->insights_until_ms) {
+		hl_buf_append(b, srv->insights_text, srv->insights_len);
+		pthread_mutex_unlock(&srv->insights_lock);
+		return;
+	}
+	if (hl_api_insights(&docs[0], srv->store, &o, &err) == 0) {
 		o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
-		if (hl_api_insights(&docs[1], r->srv->store, &o, &err) == 0)
-			hl_api_insights_metrics(b, (const json_t *const *)docs, windows, 2);
+		if (hl_api_insights(&docs[1], srv->store, &o, &err) == 0) {
+			hl_api_insights_metrics(&text, (const json_t *const *)docs, windows, 2);
+			computed = !hl_buf_error(&text);
+		}
 	}
 	json_decref(docs[0]);
 	json_decref(docs[1]);
+	if (computed) {
+		free(srv->insights_text);
+		srv->insights_text = hl_buf_detach(&text, &srv->insights_len);
+		took = hl_time_mono_ms() - t0;
+		srv->insights_until_ms =
+		    t0 + (took * API_INSIGHTS_CACHE_FACTOR < API_INSIGHTS_CACHE_MAX_MS
+		              ? took * API_INSIGHTS_CACHE_FACTOR
+		              : API_INSIGHTS_CACHE_MAX_MS);
+		if (srv->insights_text)
+			hl_buf_append(b, srv->insights_text, srv->insights_len);
+	}
+	pthread_mutex_unlock(&srv->insights_lock);
+	hl_buf_release(&text);
 }
 
 enum MHD_Result

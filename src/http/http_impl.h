@@ -76,6 +76,13 @@ struct hl_http_server {
 	pthread_t reaper;
 	atomic_size_t buffered; /* bytes of request bodies held, all requests */
 	size_t max_buffered;
+	/* the insights' gauges of /metrics, kept for ten times what computing
+	 * them took (at most a minute): a scrape of a large store costs at most
+	 * a tenth of a core, a small one is always fresh (api.c) */
+	pthread_mutex_t insights_lock;
+	char *insights_text;
+	size_t insights_len;
+	int64_t insights_until_ms; /* monotonic */
 };
 
 /* What a route accepts (routes.c). */

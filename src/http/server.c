@@ -743,6 +743,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->conn_lock, NULL);
+	pthread_mutex_init(&srv->insights_lock, NULL);
 	{
 		pthread_condattr_t ca;
 
@@ -812,6 +813,8 @@ fail:
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);
+	pthread_mutex_destroy(&srv->insights_lock);
+	free(srv->insights_text);
 	free(srv);
 	return rc;
 }
@@ -876,5 +879,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);
+	pthread_mutex_destroy(&srv->insights_lock);
+	free(srv->insights_text);
 	free(srv);
 }
