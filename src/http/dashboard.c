@@ -145,6 +145,19 @@ dash_same_origin(struct http_req *r)
 	return p && strcasecmp(p, host) == 0;
 }
 
+/* healer speaks plain HTTP; behind an ingress that terminates TLS (it says
+ * so in X-Forwarded-Proto) the session cookie is marked Secure, so a browser
+ * never sends it over plain HTTP. Without the header (a port-forward, a
+ * local run) the cookie must work over http://. */
+static bool
+dash_over_tls(struct http_req *r)
+{
+	const char *proto =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Forwarded-Proto");
+
+	return proto && strcasecmp(proto, "https") == 0;
+}
+
 static enum MHD_Result
 dash_redirect(struct http_req *r, const char *location, const char *cookie)
 {
@@ -172,8 +185,8 @@ hl_http_login(struct http_req *r, const char *arg)
 	memset(token, 0, sizeof(token));
 	if (!ok || hl_dash_session_new(session, want, hl_time_wall_ms() / 1000) < 0)
 		return dash_redirect(r, "/?login=failed", NULL);
-	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict",
-	         HL_DASH_COOKIE, session, HL_DASH_SESSION_S);
+	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s",
+	         HL_DASH_COOKIE, session, HL_DASH_SESSION_S, dash_over_tls(r) ? "; Secure" : "");
 	return dash_redirect(r, "/", cookie);
 }
 

@@ -114,6 +114,12 @@ def main():
     check("the cookie is HttpOnly, SameSite=Strict, Path=/, with a lifetime",
           "HttpOnly" in attrs and "SameSite=Strict" in attrs and "Path=/" in attrs
           and any(a.startswith("Max-Age=") for a in attrs), cookie)
+    check("over plain HTTP the cookie is not Secure (it would never be sent back)",
+          "Secure" not in attrs, cookie)
+    st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(),
+                   dict(FORM, **{"X-Forwarded-Proto": "https"}))
+    check("behind a TLS-terminating proxy (X-Forwarded-Proto: https) the cookie is Secure",
+          st == 303 and "Secure" in [a.strip() for a in h.get("set-cookie", "").split(";")], h)
     check("the cookie holds no token", token not in value and value
           and hashlib.sha256(token.encode()).hexdigest() not in value, value)
     jar = {"Cookie": "healer_session=" + value}
