@@ -349,7 +349,7 @@ async function listPage(params) {
     updateRows(tbody, rows);
     next = data.next_cursor || null;
     count.textContent = rows.length
-      ? `Showing ${pageIx * PAGE_SIZE + 1}–${pageIx * PAGE_SIZE + rows.length}` + (next ? "" : " (the oldest)")
+      ? `Showing ${pageIx * PAGE_SIZE + 1}–${pageIx * PAGE_SIZE + rows.length}` + (next ? "" : pageIx === 0 ? " (all)" : " (the last page)")
       : key === "|||" && pageIx === 0
         ? "No remediations yet. A failed CI job sent to /webhook (make run prints a curl line) appears here within seconds."
         : "No remediations match.";
