@@ -792,6 +792,12 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	                              .repository = ev->repository,
 	                              .started_ms = now },
 	        err);
+	/* A replay (the CodeRun was there already): the watch may have recorded
+	 * its status meanwhile, so the task is judged at once rather than at
+	 * the attempt's timeout set above. */
+	if (rc == 0 && dout == HL_DISPATCH_EXISTING && !rerun &&
+	    (rc = hl_store_task_schedule(r->store, j->task_id, now, err)) == 0)
+		(void)hl_store_publish(r->store, HL_CHANNEL_TASK, j->task_id, NULL);
 out:
 	if (have_verdict)
 		hl_verdict_release(&v);

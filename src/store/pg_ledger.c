@@ -309,7 +309,7 @@ hl_pg_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	        " coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"
 	        " outcome = COALESCE(excluded.outcome, attempts.outcome),"
 	        " finished_ms = COALESCE(excluded.finished_ms, attempts.finished_ms),"
-	        " kind = excluded.kind, phase = excluded.phase,"
+	        " kind = excluded.kind," HL_STORE_ATTEMPT_PHASE_SET ","
 	        " reason = COALESCE(excluded.reason, attempts.reason),"
 	        " status_message = COALESCE(excluded.status_message, attempts.status_message),"
 	        " pr_url = COALESCE(excluded.pr_url, attempts.pr_url),"

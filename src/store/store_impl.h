@@ -18,6 +18,20 @@
 
 struct hl_store_backend;
 
+/*
+ * The SQL of an attempt's phase on update, for both backends: a phase never
+ * goes back (preparing < pending < running < verifying < done). A replayed
+ * remediation records its attempt again as pending, and the agent's pod is
+ * recorded as running; neither may undo a CodeRun status the watch recorded
+ * meanwhile.
+ */
+#define HL_STORE_PHASE_RANK(x)                                                          \
+	"(CASE " x " WHEN 'preparing' THEN 0 WHEN 'pending' THEN 1 WHEN 'running' THEN 2" \
+	" WHEN 'verifying' THEN 3 WHEN 'done' THEN 4 ELSE 0 END)"
+#define HL_STORE_ATTEMPT_PHASE_SET                                                        \
+	" phase = CASE WHEN " HL_STORE_PHASE_RANK("excluded.phase") " >= "                 \
+	HL_STORE_PHASE_RANK("attempts.phase") " THEN excluded.phase ELSE attempts.phase END"
+
 /* Where a backend hands the signals it receives (see hl_store_publish). */
 struct hl_store_sink {
 	void (*deliver)(void *arg, enum hl_store_channel ch, const char *payload);

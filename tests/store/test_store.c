@@ -743,6 +743,21 @@ test_store_tasks_and_attempts(void **state)
 	t.agent = NULL; /* NULL keeps the stored value */
 	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	/* the watch records the CodeRun's end; a replayed remediation then
+	 * records its attempt as pending again: the phase does not go back */
+	a.phase = HL_PHASE_VERIFYING;
+	a.coderun_phase = "Failed";
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	a.phase = HL_PHASE_PENDING;
+	a.coderun_phase = NULL;
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	a.phase = HL_PHASE_RUNNING; /* the agent's pod, recorded late */
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-1", &err), 0);
+	assert_int_equal(r->attempt[0].phase, HL_PHASE_VERIFYING);
+	assert_string_equal(r->attempt[0].coderun_phase, "Failed");
+	hl_task_record_free(r);
+	r = NULL;
 	a.outcome = HL_OUTCOME_SUCCESS;
 	a.phase = HL_PHASE_DONE;
 	a.finished_ms = 1700000000000;
