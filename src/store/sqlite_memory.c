@@ -306,51 +306,35 @@ sq_memory_total(struct hl_store_backend *b)
 	return n;
 }
 
-/* One pass of a search: the newest SQ_MEMORY_CANDIDATES matches (a seek
- * and a bounded walk of the index in rowid order), ranked by BM25 inside
- * the index, then by BM25 x weight; appends to hits[*k..max). */
+/* One pass of a search: the newest SQ_MEMORY_CANDIDATES matches (one walk
+ * of the index in rowid order, ranked by BM25 inside the index as it goes),
+ * then ordered by BM25 x weight; appends to hits[*k..max). */
 static int
 sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k, size_t max,
                const char *match, const char *weights, const char *exclude, struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT rowid FROM memories_fts"
-	                                    " WHERE memories_fts MATCH ?1 ORDER BY rowid DESC"
-	                                    " LIMIT 1 OFFSET ?2");
-	int64_t lowest = 0;
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b,
+	        weights ? "SELECT " SQ_MEMORY_COLS ", f.r * m.weight AS score FROM"
+	                  " (SELECT rowid AS id, hl_rank(memories_fts, ?5) AS r FROM memories_fts"
+	                  " WHERE memories_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3) f"
+	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
+	                  " ORDER BY score DESC, m.id DESC LIMIT ?4"
+	                : "SELECT " SQ_MEMORY_COLS ", m.weight AS score FROM"
+	                  " (SELECT rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
+	                  " ORDER BY rowid DESC LIMIT ?3) f"
+	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
+	                  " ORDER BY score DESC, m.id DESC LIMIT ?4");
 	int step = SQLITE_DONE;
 
 	if (!st)
 		return hl_sq_fail(err, b->db, "memory search");
 	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, SQ_MEMORY_CANDIDATES - 1);
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW)
-		lowest = sqlite3_column_int64(st, 0);
-	hl_sq_done(b, st);
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		return hl_sq_fail(err, b->db, "memory search");
-	st = hl_sq_prepare(
-	        b,
-	        weights ? "SELECT " SQ_MEMORY_COLS ", f.r * m.weight AS score FROM"
-	                  " (SELECT rowid AS id, hl_rank(memories_fts, ?6) AS r FROM memories_fts"
-	                  " WHERE memories_fts MATCH ?1 AND rowid >= ?5 ORDER BY r DESC LIMIT ?3) f"
-	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
-	                  " ORDER BY score DESC, m.id DESC LIMIT ?4"
-	                : "SELECT " SQ_MEMORY_COLS ", m.weight AS score FROM"
-	                  " (SELECT rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
-	                  " AND rowid >= ?5 ORDER BY rowid DESC LIMIT ?3) f"
-	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
-	                  " ORDER BY score DESC, m.id DESC LIMIT ?4");
-	if (!st)
-		return hl_sq_fail(err, b->db, "memory search");
-	sqlite3_bind_text(st, 1, match, -1, SQLITE_STATIC);
 	hl_sq_bind_text(st, 2, exclude);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)(max * 4 + 16));
+	sqlite3_bind_int64(st, 3, SQ_MEMORY_CANDIDATES);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)(max - *k));
-	sqlite3_bind_int64(st, 5, lowest);
 	if (weights)
-		sqlite3_bind_text(st, 6, weights, -1, SQLITE_STATIC);
-	step = SQLITE_DONE;
+		sqlite3_bind_text(st, 5, weights, -1, SQLITE_STATIC);
 	while (*k < max && (step = sqlite3_step(st)) == SQLITE_ROW)
 		sq_memory_hit(&hits[(*k)++], st);
 	hl_sq_done(b, st);
