@@ -179,7 +179,7 @@ load(const char *path, int n)
 		sqlite3_bind_int64(mem, 6, 1700000000000LL + i);
 		rc |= sqlite3_step(mem) != SQLITE_DONE;
 		sqlite3_reset(mem);
-		sqlite3_bind_int64(fts, 1, sqlite3_last_insert_rowid(db));
+		sqlite3_bind_int64(fts, 1, -sqlite3_last_insert_rowid(db)); /* the store's layout */
 		sqlite3_bind_text(fts, 2, type, -1, SQLITE_TRANSIENT);
 		repo_token(tok, sizeof(tok), repo);
 		sqlite3_bind_text(fts, 3, tok, -1, SQLITE_TRANSIENT);

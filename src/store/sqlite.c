@@ -592,6 +592,8 @@ prepare:
 			goto fail;
 		}
 	}
+	if (!ro && (rc = hl_sq_memory_upgrade(b, err)) < 0)
+		goto fail;
 	*out = b;
 	*ops = &sq_ops;
 	return 0;

@@ -185,6 +185,9 @@ int hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const 
 /* store/memory.h */
 /* Registers the memory search's ranking function on db (sqlite_memory.c). */
 int hl_sq_memory_register(sqlite3 *db, struct hl_err *err);
+/* Indexes the memories again, once, if the index predates its newest-first
+ * order (sqlite_memory.c; after the migrations). */
+int hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err);
 int hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
                      struct hl_err *err);
 int hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,

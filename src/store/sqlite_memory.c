@@ -1,8 +1,10 @@
 /*
  * sqlite_memory.c - the memory on SQLite (see store/memory.h): memories
- * with a contentless FTS5 index (memories_fts, rowid = memories.id) holding
- * the failure type and the searchable text; agent records and the insights'
- * rows from the ledger.
+ * with a contentless FTS5 index (memories_fts, rowid = -memories.id: the
+ * newest first in the index's forward order, which FTS5 walks lazily, where
+ * a reverse walk reads each term's whole doclist) holding the failure type
+ * and the searchable text; agent records and the insights' rows from the
+ * ledger.
  *
  * A memory and its index row are written in one transaction, only when the
  * memory is new, so the index never holds a row twice. The index has the
@@ -149,7 +151,7 @@ hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 		rc = hl_sq_fail(err, b->db, "memory index");
 		goto fail;
 	}
-	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 1, -id);
 	sqlite3_bind_text(st, 2, m->failure_type ? m->failure_type : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, repo, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, body.data, (int)body.len, SQLITE_STATIC);
@@ -168,6 +170,86 @@ hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 fail:
 	hl_sq_rollback(b);
 out:
+	hl_buf_release(&body);
+	return rc;
+}
+
+/* Indexes every memory again under rowid -id, once, when the index still
+ * holds rows under +id (a store written before the newest-first order). */
+int
+hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
+{
+	struct hl_buf body = HL_BUF_INIT(1 << 20);
+	sqlite3_stmt *rd = NULL, *wr = NULL;
+	char repo[24];
+	int rc, step;
+
+	rc = sqlite3_prepare_v2(b->db, "SELECT rowid FROM memories_fts WHERE rowid > 0 LIMIT 1",
+	                        -1, &rd, NULL);
+	if (rc != SQLITE_OK)
+		return hl_sq_fail(err, b->db, "memory index check");
+	step = sqlite3_step(rd);
+	sqlite3_finalize(rd);
+	rd = NULL;
+	if (step == SQLITE_DONE)
+		return 0;
+	if (step != SQLITE_ROW)
+		return hl_sq_fail(err, b->db, "memory index check");
+	if ((rc = hl_sq_begin(b, "memory index", err)) < 0)
+		return rc;
+	if (sqlite3_exec(b->db, "INSERT INTO memories_fts (memories_fts) VALUES ('delete-all')",
+	                 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b->db,
+	                       "SELECT id, repository, failure_type, workflow, job, evidence,"
+	                       " summary, commits FROM memories",
+	                       -1, &rd, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b->db,
+	                       "INSERT INTO memories_fts (rowid, failure_type, repo, body)"
+	                       " VALUES (?1, ?2, ?3, ?4)",
+	                       -1, &wr, NULL) != SQLITE_OK) {
+		rc = hl_sq_fail(err, b->db, "memory index rebuild");
+		goto fail;
+	}
+	while ((step = sqlite3_step(rd)) == SQLITE_ROW) {
+		struct hl_memory_in m = {
+			.workflow = (const char *)sqlite3_column_text(rd, 3),
+			.job = (const char *)sqlite3_column_text(rd, 4),
+			.evidence = (const char *)sqlite3_column_text(rd, 5),
+			.summary = (const char *)sqlite3_column_text(rd, 6),
+			.commits = (const char *)sqlite3_column_text(rd, 7),
+		};
+		const char *type = (const char *)sqlite3_column_text(rd, 2);
+
+		hl_buf_reset(&body);
+		sq_memory_body(&body, &m);
+		sq_memory_repo_token(repo, sizeof(repo), (const char *)sqlite3_column_text(rd, 1));
+		if (hl_buf_error(&body)) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto fail;
+		}
+		sqlite3_bind_int64(wr, 1, -sqlite3_column_int64(rd, 0));
+		sqlite3_bind_text(wr, 2, type ? type : "", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(wr, 3, repo, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(wr, 4, body.data ? body.data : "", (int)body.len,
+		                  SQLITE_TRANSIENT);
+		if (sqlite3_step(wr) != SQLITE_DONE) {
+			rc = hl_sq_fail(err, b->db, "memory index rebuild");
+			goto fail;
+		}
+		sqlite3_reset(wr);
+	}
+	if (step != SQLITE_DONE) {
+		rc = hl_sq_fail(err, b->db, "memory index rebuild");
+		goto fail;
+	}
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	hl_buf_release(&body);
+	return hl_sq_commit(b, "memory index", err);
+fail:
+	sqlite3_finalize(rd);
+	sqlite3_finalize(wr);
+	hl_sq_rollback(b);
 	hl_buf_release(&body);
 	return rc;
 }
@@ -307,7 +389,7 @@ sq_memory_total(struct hl_store_backend *b)
 }
 
 /* One pass of a search: the newest SQ_MEMORY_CANDIDATES matches (one walk
- * of the index in rowid order, ranked by BM25 inside the index as it goes),
+ * of the index in its forward order, ranked by BM25 inside the index as it goes),
  * then ordered by BM25 x weight; appends to hits[*k..max). */
 static int
 sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k, size_t max,
@@ -316,13 +398,13 @@ sq_memory_pass(struct hl_store_backend *b, struct hl_memory_hit *hits, size_t *k
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b,
 	        weights ? "SELECT " SQ_MEMORY_COLS ", f.r * m.weight AS score FROM"
-	                  " (SELECT rowid AS id, hl_rank(memories_fts, ?5) AS r FROM memories_fts"
-	                  " WHERE memories_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?3) f"
+	                  " (SELECT -rowid AS id, hl_rank(memories_fts, ?5) AS r FROM memories_fts"
+	                  " WHERE memories_fts MATCH ?1 ORDER BY rowid LIMIT ?3) f"
 	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
 	                  " ORDER BY score DESC, m.id DESC LIMIT ?4"
 	                : "SELECT " SQ_MEMORY_COLS ", m.weight AS score FROM"
-	                  " (SELECT rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
-	                  " ORDER BY rowid DESC LIMIT ?3) f"
+	                  " (SELECT -rowid AS id FROM memories_fts WHERE memories_fts MATCH ?1"
+	                  " ORDER BY rowid LIMIT ?3) f"
 	                  " CROSS JOIN memories m ON m.id = f.id WHERE m.task_id IS NOT ?2"
 	                  " ORDER BY score DESC, m.id DESC LIMIT ?4");
 	int step = SQLITE_DONE;

@@ -9,6 +9,7 @@
 #include "store/store.h"
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
 /* clang-format off */
 #include <setjmp.h>
@@ -205,6 +206,58 @@ test_memory_store_similar_repository_first(void **state)
 	                 -HL_EINVAL);
 }
 
+/* A SQLite store whose index still holds memories under +id (written before
+ * the newest-first order) is indexed again when it is opened: the search
+ * finds every memory, newest first, and no row is left under +id. */
+static void
+test_memory_store_old_index_is_rebuilt(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	char path[128];
+	size_t n = 0;
+
+	remember(f, "t-old", "acme/web", "rust_clippy", "error: unused import `std::fmt`", "rex",
+	         NULL);
+	remember(f, "t-new", "acme/web", "rust_clippy", "error: unused import `std::io`", "rex",
+	         NULL);
+	hl_store_close(f->s);
+	f->s = NULL;
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_exec(db,
+	                     "INSERT INTO memories_fts (memories_fts) VALUES ('delete-all');"
+	                     "INSERT INTO memories_fts (rowid, failure_type, repo, body)"
+	                     " SELECT id, failure_type, 'r0', evidence FROM memories;",
+	                     NULL, NULL, NULL),
+	        SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){ .repository = "acme/web",
+	                                                    .failure_type = "rust_clippy",
+	                                                    .text = "error: unused import `x`",
+	                                                    .k = 5 },
+	                         &err),
+	                 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(h[0].task_id, "t-new");
+	assert_string_equal(h[1].task_id, "t-old");
+	hl_memory_hits_free(h, n);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT rowid FROM memories_fts WHERE rowid > 0",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 /* One memory per task; reinforcement raises a memory above its peer. */
 static void
 test_memory_store_once_per_task_and_reinforce(void **state)
@@ -373,7 +426,11 @@ main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_store_agent_records_and_rows, setup,
 		                                teardown),
+		/* SQLite only (last): the layout of its full-text index */
+		cmocka_unit_test_setup_teardown(test_memory_store_old_index_is_rebuilt, setup,
+		                                teardown),
 	};
+	size_t n = sizeof(tests) / sizeof(tests[0]);
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return _cmocka_run_group_tests("memory-store", tests, pg_mode ? n - 1 : n, NULL, NULL);
 }
