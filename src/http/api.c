@@ -328,9 +328,9 @@ api_insights_metrics(struct http_req *r, struct hl_buf *b)
 		srv->insights_text = hl_buf_detach(&text, &srv->insights_len);
 		took = hl_time_mono_ms() - t0;
 		srv->insights_until_ms =
-		    t0 + (took * API_INSIGHTS_CACHE_FACTOR < API_INSIGHTS_CACHE_MAX_MS
-		              ? took * API_INSIGHTS_CACHE_FACTOR
-		              : API_INSIGHTS_CACHE_MAX_MS);
+		        t0 + (took * API_INSIGHTS_CACHE_FACTOR < API_INSIGHTS_CACHE_MAX_MS
+		                      ? took * API_INSIGHTS_CACHE_FACTOR
+		                      : API_INSIGHTS_CACHE_MAX_MS);
 		if (srv->insights_text)
 			hl_buf_append(b, srv->insights_text, srv->insights_len);
 	}

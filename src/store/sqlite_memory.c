@@ -184,8 +184,8 @@ hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
 	char repo[24];
 	int rc, step;
 
-	rc = sqlite3_prepare_v2(b->db, "SELECT rowid FROM memories_fts WHERE rowid > 0 LIMIT 1",
-	                        -1, &rd, NULL);
+	rc = sqlite3_prepare_v2(b->db, "SELECT rowid FROM memories_fts WHERE rowid > 0 LIMIT 1", -1,
+	                        &rd, NULL);
 	if (rc != SQLITE_OK)
 		return hl_sq_fail(err, b->db, "memory index check");
 	step = sqlite3_step(rd);

@@ -13,8 +13,8 @@
 
 #include "base/embed.h"
 #include "store.h"
-#include "store/redeliver.h"
 #include "store/memory.h"
+#include "store/redeliver.h"
 
 struct hl_store_backend;
 
@@ -25,12 +25,12 @@ struct hl_store_backend;
  * recorded as running; neither may undo a CodeRun status the watch recorded
  * meanwhile.
  */
-#define HL_STORE_PHASE_RANK(x)                                                          \
+#define HL_STORE_PHASE_RANK(x)                                                            \
 	"(CASE " x " WHEN 'preparing' THEN 0 WHEN 'pending' THEN 1 WHEN 'running' THEN 2" \
 	" WHEN 'verifying' THEN 3 WHEN 'done' THEN 4 ELSE 0 END)"
-#define HL_STORE_ATTEMPT_PHASE_SET                                                        \
-	" phase = CASE WHEN " HL_STORE_PHASE_RANK("excluded.phase") " >= "                 \
-	HL_STORE_PHASE_RANK("attempts.phase") " THEN excluded.phase ELSE attempts.phase END"
+#define HL_STORE_ATTEMPT_PHASE_SET                                                              \
+	" phase = CASE WHEN " HL_STORE_PHASE_RANK("excluded.phase") " >= " HL_STORE_PHASE_RANK( \
+	        "attempts.phase") " THEN excluded.phase ELSE attempts.phase END"
 
 /* Where a backend hands the signals it receives (see hl_store_publish). */
 struct hl_store_sink {
