@@ -7,9 +7,10 @@
  *
  * Transient failures (an upstream, the network, the store) give the
  * delivery back for another claim after a growing pause (a not-before time
- * in the store: no worker sleeps holding it), up to HL_PIPELINE_MAX_CLAIMS
- * claims; every remediation step is idempotent, so a retry never doubles a
- * CodeRun. After that the worker marks it failed. A finish that the store
+ * in the store: no worker sleeps holding it) for an hour after it arrived
+ * (HL_PIPELINE_KEEP_MS; a replayed old delivery still gets
+ * HL_PIPELINE_MAX_CLAIMS claims); every remediation step is idempotent, so a
+ * retry never doubles a CodeRun. After that the worker marks it failed. A finish that the store
  * refuses (a full disk, a lock) is retried with backoff (hl_pipeline_finish)
  * so no delivery stays `processing` once the store recovers; past that the
  * store takes the claim back after a while.
@@ -192,7 +193,7 @@ pipeline_alert(struct hl_pipeline *p, const struct hl_delivery_record *d, struct
 	                       d->body, d->body_len, err);
 	if (rc < 0 && pipeline_transient(rc)) {
 		int64_t pause = pipeline_backoff_ms(d->claims);
-		if (hl_time_wall_ms() - d->received_ms >= HL_PIPELINE_ALERT_KEEP_MS)
+		if (hl_time_wall_ms() - d->received_ms >= HL_PIPELINE_KEEP_MS)
 			return rc; /* kept an hour: the worker marks it failed */
 		hl_warn("processing alert '%s' failed (claim %d), retrying in %lld ms: %s",
 		        d->delivery_id, d->claims, (long long)pause, err->msg);
@@ -295,7 +296,8 @@ finish:
 give_back:
 	/* give it back; the not-before time keeps a dead upstream from
 	 * spinning a worker */
-	if (d->claims < HL_PIPELINE_MAX_CLAIMS) {
+	if (d->claims < HL_PIPELINE_MAX_CLAIMS ||
+	    hl_time_wall_ms() - d->received_ms < HL_PIPELINE_KEEP_MS) {
 		int64_t pause = pipeline_backoff_ms(d->claims);
 		hl_warn("processing '%s' failed (claim %d), retrying in %lld ms: %s",
 		        d->delivery_id, d->claims, (long long)pause, err->msg);

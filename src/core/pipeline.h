@@ -37,7 +37,12 @@
 
 struct hl_pipeline;
 
+/* A delivery that fails for a transient reason (an upstream down, the
+ * network, the store) is given back with a pause from 1 s doubling to 60 s
+ * while it is younger than HL_PIPELINE_KEEP_MS, and at least
+ * HL_PIPELINE_MAX_CLAIMS times (a replayed old one); then it fails. */
 #define HL_PIPELINE_MAX_CLAIMS 5
+#define HL_PIPELINE_KEEP_MS    (60 * 60 * 1000LL)
 
 /* cfg, store, remediator and loop (may be NULL: no loop) are borrowed
  * and must outlive the pipeline. */
@@ -69,11 +74,10 @@ int hl_pipeline_finish(struct hl_store *store, const char *delivery_id,
  * gives them to alerts (src/alerts), finishing them with its outcome
  * ("dispatched", "skipped", "existing", "queued", "resolved", "nothing").
  * A transient failure (the cluster does not answer) keeps the delivery for
- * retry, with the same growing pause, for HL_PIPELINE_ALERT_KEEP_MS after
- * it arrived. alerts is borrowed; NULL leaves alert deliveries recorded
- * only ("no_processor"). Call before the workers start.
+ * retry, with the same growing pause, for HL_PIPELINE_KEEP_MS after it
+ * arrived. alerts is borrowed; NULL leaves alert deliveries recorded only
+ * ("no_processor"). Call before the workers start.
  */
-#define HL_PIPELINE_ALERT_KEEP_MS (60 * 60 * 1000LL)
 struct hl_alerts;
 void hl_pipeline_set_alerts(struct hl_pipeline *p, struct hl_alerts *alerts);
 /* True for a delivery the pipeline takes without a normalized event. */
@@ -81,9 +85,9 @@ bool hl_pipeline_raw_delivery(const struct hl_delivery_record *d);
 
 /*
  * Processes one claimed delivery d whose normalized event is ev (see
- * above; NULL for a raw delivery). A transient failure (an upstream, the network, the store) gives
- * the delivery back with a not-before time growing with its claims (no
- * worker waits), up to HL_PIPELINE_MAX_CLAIMS claims; then it fails.
+ * above; NULL for a raw delivery). A transient failure (an upstream, the
+ * network, the store) gives the delivery back with a not-before time
+ * growing with its claims (no worker waits), as HL_PIPELINE_KEEP_MS says.
  */
 int hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
                         const struct hl_event *ev, struct hl_err *err);

@@ -203,6 +203,24 @@ def main():
     check("a CodeRun that ended before its attempt was recorded is still judged (verifying)",
           runs and wait_state(srv, tid_a2, "verifying", 20), task_of(srv, tid_a2))
 
+    # ---- A3. the Kubernetes API refusing for longer than five claims ------------------
+    # (the delivery is given back with a growing pause for an hour, not failed)
+    cr_path = f"/apis/agents.platform/v1/namespaces/{NS}/coderuns"
+    kube("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cr_path, "status": 503}]})
+    seed_job(7012)
+    tid_a3 = deliver(srv, job_event(7012, 8012, "loop/a3"), delivery="loop-a3")
+
+    def a3_delivery():
+        return next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                     if d.get("delivery_id") == "loop-a3"), {})
+    kept = wait_for(lambda: a3_delivery().get("claims", 0) >= 5
+                    and a3_delivery().get("state") == "received", 60)
+    check("a Kubernetes API down past five claims: the delivery is kept for another claim",
+          kept and not by_task(tid_a3), a3_delivery())
+    kube("POST", "/_stub/config", {"rules": []})
+    check("... and remediated once the API answers",
+          len(wait_for(lambda: by_task(tid_a3), 60) or []) == 1, [a3_delivery(), srv.log_tail()])
+
     # ---- B. the agent fails -> attempt 2 with its message and output ---------------
     seed_job(7002)
     tid_b = deliver(srv, job_event(7002, 8002, "loop/b"))
