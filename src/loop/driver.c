@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DRIVER_RANKED_MAX 8
 #define DRIVER_RETRY_MS   60000 /* a step that failed on an upstream is tried again then */
@@ -313,23 +314,43 @@ driver_same(const char *a, const char *b)
  * change seen now is judged at once; one not seen yet is recorded after
  * this read, and its own schedule comes after the wait's.
  */
+#define DRIVER_RECHECK_MS 30000 /* how long the re-read waits for a store that went away */
+
 static int
 driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct hl_attempt_record *a,
                struct hl_err *err)
 {
 	struct hl_task_record *now = NULL;
 	const struct hl_attempt_record *b;
-	bool changed;
+	int64_t give_up = hl_time_mono_ms() + DRIVER_RECHECK_MS, pause = 100;
+	bool changed = false, read = false;
 	int rc;
 
-	if ((rc = hl_store_task_get(l->store, &now, t->task_id, err)) < 0)
-		return rc;
-	b = driver_current(now);
-	changed = !a || !b || a->n != b->n || a->phase != b->phase ||
-	          !driver_same(a->coderun_phase, b->coderun_phase) ||
-	          !driver_same(a->status_message, b->status_message);
-	hl_task_record_free(now);
-	return changed ? hl_store_task_schedule(l->store, t->task_id, hl_time_wall_ms(), err) : 0;
+	/* The wait is written already: if the store goes away now (a database
+	 * restart), a change recorded just before would stay behind the wait
+	 * until it expires, so the re-read (and the schedule it may need) is
+	 * retried until the store answers. */
+	for (;;) {
+		if (!read && (rc = hl_store_task_get(l->store, &now, t->task_id, err)) == 0) {
+			read = true;
+			b = driver_current(now);
+			changed = !a || !b || a->n != b->n || a->phase != b->phase ||
+			          !driver_same(a->coderun_phase, b->coderun_phase) ||
+			          !driver_same(a->status_message, b->status_message);
+			hl_task_record_free(now);
+		}
+		if (read)
+			rc = changed ? hl_store_task_schedule(l->store, t->task_id,
+			                                      hl_time_wall_ms(), err)
+			             : 0;
+		if (rc == 0 || (rc != -HL_EDB && rc != -HL_EIO) || atomic_load(&l->stop) ||
+		    hl_time_mono_ms() >= give_up)
+			return rc;
+		nanosleep(&(struct timespec){ .tv_sec = pause / 1000,
+		                              .tv_nsec = (pause % 1000) * 1000000L },
+		          NULL);
+		pause = pause * 2 < 2000 ? pause * 2 : 2000;
+	}
 }
 
 /* Judges and applies one step of a leased task. */
