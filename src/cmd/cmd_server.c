@@ -181,6 +181,11 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot start the workers: %s", err.msg);
 		goto out;
 	}
+	/* deliveries stored from now on may go straight to these workers */
+	if (hl_store_set_handoff(store, cfg->workers * cfg->worker_handoff, &err) < 0) {
+		hl_cmd_fail("cannot hand deliveries to the workers: %s", err.msg);
+		goto out;
+	}
 	/* after the HTTP server: a delivery GitHub sends again finds it listening */
 	if (hl_redeliver_start(&redeliver, cfg, store, &err) < 0) {
 		hl_cmd_fail("cannot start the redelivery of failed GitHub deliveries: %s", err.msg);

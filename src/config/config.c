@@ -99,6 +99,7 @@ static const struct config_key config_keys[] = {
 	S("HEALER_PROMPTS_DIR", prompts_dir, NULL),
 	S("HEALER_LOG_LEVEL", log_level, "info"),
 	I("HEALER_WORKERS", workers, "2"),
+	I("HEALER_WORKER_HANDOFF", worker_handoff, "32"),
 	I("HEALER_CONTEXT_TIMEOUT_MS", context_timeout_ms, "15000"),
 	I("HEALER_SOURCE_TIMEOUT_MS", source_timeout_ms, "8000"),
 	I("HEALER_DECISION_WAIT_MS", decision_wait_ms, "5000"),
@@ -598,6 +599,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(err, HL_EINVAL, "HEALER_MAX_ATTEMPTS: must be between 1 and 10");
 	if (cfg->workers < 1 || cfg->workers > 64)
 		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
+	if (cfg->worker_handoff < 0 || cfg->worker_handoff > 64)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_WORKER_HANDOFF: must be between 0 and 64");
 	if (cfg->attempt_timeout_mins < 1)
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");

@@ -75,6 +75,7 @@ struct hl_config {
 	char *prompts_dir;      /* HEALER_PROMPTS_DIR; NULL means the built-in prompts */
 	char *log_level;        /* HEALER_LOG_LEVEL */
 	int workers;            /* HEALER_WORKERS: background processing threads */
+	int worker_handoff;     /* HEALER_WORKER_HANDOFF: deliveries held for each worker */
 	int context_timeout_ms; /* HEALER_CONTEXT_TIMEOUT_MS: all context sources, per event */
 	int source_timeout_ms;  /* HEALER_SOURCE_TIMEOUT_MS: one context source */
 	int decision_wait_ms;   /* HEALER_DECISION_WAIT_MS: how long the sensor's

@@ -27,6 +27,10 @@
  * claimed again. On PostgreSQL the claims of replicas sharing the database
  * never take the same delivery (FOR UPDATE SKIP LOCKED), and the unique
  * delivery id and event key are the last line of dedup between them.
+ *
+ * A server's handle hands deliveries straight to its own workers
+ * (hl_store_set_handoff): stored already claimed, so the usual delivery
+ * costs no claim query and wakes no other replica.
  */
 #ifndef HL_STORE_INTAKE_H
 #define HL_STORE_INTAKE_H
@@ -95,6 +99,15 @@ struct hl_intake_req {
 	struct hl_intake_req *next; /* private to the store */
 	void *zbody;                /* private: the deflated body, or NULL */
 	size_t zlen;                /* private */
+	/* private: the front end asks the backend to store a delivery that
+	 * would wait as already claimed by take_owner until take_until_ms
+	 * (it goes to this process's workers without a claim query); the
+	 * backend sets taken_id to its row id when it did, and committed */
+	bool take;
+	const char *take_owner;
+	int64_t take_at_ms;
+	int64_t take_until_ms;
+	int64_t taken_id;
 };
 
 /* A stored delivery as the worker sees it; owned, free with hl_delivery_record_free. */
@@ -163,6 +176,17 @@ void hl_store_intake_submit(struct hl_store *s, struct hl_intake_req *req);
 /* The same, waiting for the commit; out is written on success. */
 int hl_store_insert_delivery(struct hl_store *s, struct hl_intake_answer *out,
                              const struct hl_delivery_in *in, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Lets up to max deliveries go straight to this process's workers: one
+ * that would wait is stored already claimed by this handle and taken by
+ * the next hl_store_claim_next without a query (only while the store is
+ * not known to hold older waiting deliveries, and for bodies under
+ * 64 KiB). 0 (the default) turns it off: a handle without workers must
+ * leave deliveries waiting. Those still in hand at hl_store_close are
+ * given back; a process that dies leaves them as expired claims.
+ */
+int hl_store_set_handoff(struct hl_store *s, int max, struct hl_err *err) HL_MUST_CHECK;
 
 /* Claims the oldest delivery that is received and whose not-before time
  * has come, or processing under an expired lease: marks it processing,

@@ -111,7 +111,8 @@ int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,
 /* The latest CI result of a task completed at or after since_ms;
  * -HL_ENOTFOUND when none. */
 int hl_store_ci_result_latest(struct hl_store *s, struct hl_ci_result_record *out,
-                              const char *task_id, int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
+                              const char *task_id, int64_t since_ms,
+                              struct hl_err *err) HL_MUST_CHECK;
 
 /* CodeRuns healer is waiting on (attempts pending or running, all
  * repositories) and attempts started for repository since since_ms. */
@@ -134,7 +135,9 @@ int hl_store_attempt_begin(struct hl_store *s, bool *over, char *why, size_t why
                            int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
 
 /* Key/value state (malloc'd value); -HL_ENOTFOUND when unset. */
-int hl_store_kv_get(struct hl_store *s, char **out, const char *key, struct hl_err *err) HL_MUST_CHECK;
-int hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct hl_err *err) HL_MUST_CHECK;
+int hl_store_kv_get(struct hl_store *s, char **out, const char *key,
+                    struct hl_err *err) HL_MUST_CHECK;
+int hl_store_kv_put(struct hl_store *s, const char *key, const char *value,
+                    struct hl_err *err) HL_MUST_CHECK;
 
 #endif

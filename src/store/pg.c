@@ -769,6 +769,7 @@ static const struct hl_store_ops pg_ops = {
 		.batch = hl_pg_intake_batch,
 		.sync_log = NULL,
 		.claim_next = hl_pg_claim_next,
+		.claim_many = hl_pg_claim_many,
 		.renew = hl_pg_renew,
 		.reap = hl_pg_reap,
 		.requeue = hl_pg_requeue,

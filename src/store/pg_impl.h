@@ -115,6 +115,8 @@ int64_t hl_pg_int_at(const PGresult *r, int row, int col);
 /* The operations of each concern. */
 int hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
 int hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head);
+int hl_pg_claim_many(struct hl_store_backend *b, struct hl_delivery_record **out, int max, int *n,
+                     const char *owner, int64_t lease_ms, struct hl_err *err);
 int hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
                      int64_t lease_ms, struct hl_err *err);
 int hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,

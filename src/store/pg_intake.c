@@ -30,8 +30,10 @@
 static const char pg_ins_sql[] =
         "WITH d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
         " headers_json, body, received_ms, state, answer, reason, dedup_key, task_id, updated_ms,"
-        " body_encoding, body_size, failure_key)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $8, $14, $15, $16)"
+        " body_encoding, body_size, failure_key, not_before_ms, claims, claimed_by,"
+        " lease_until_ms)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $8, $14, $15, $16, $8,"
+        " $18, $19, $20)"
         " ON CONFLICT (delivery_id) DO NOTHING RETURNING id),"
         " k AS (INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
         " SELECT $12, $1, $13, $8 FROM d WHERE $17::boolean"
@@ -179,6 +181,9 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		a->task_id[0] = '\0';
 	}
 	claim_key = !in->skip_reason && in->dedup_key && *in->dedup_key;
+	/* taken by this process's workers at once: stored as their claim */
+	if (r->take && !in->skip_reason)
+		*state = "processing";
 
 	hl_pg_text(&p, in->delivery_id);
 	hl_pg_text(&p, pg_utf8_ok(in->hook_id) ? in->hook_id : NULL); /* informational */
@@ -200,6 +205,15 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	hl_pg_int(&p, (int64_t)in->body_len);
 	hl_pg_text(&p, in->failure_key);
 	hl_pg_bool(&p, claim_key);
+	if (strcmp(*state, "processing") == 0) {
+		hl_pg_int(&p, 1);
+		hl_pg_text(&p, r->take_owner);
+		hl_pg_int(&p, r->take_until_ms);
+	} else {
+		hl_pg_int(&p, 0);
+		hl_pg_text(&p, NULL);
+		hl_pg_text(&p, NULL);
+	}
 	if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
 		return rc;
 	id = hl_pg_get(res, 0, 0);
@@ -256,12 +270,15 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		hl_pg_text(&p, a->task_id[0] ? a->task_id : NULL);
 		rc = hl_pg_exec(b, NULL,
 		                "UPDATE deliveries SET state = 'skipped', answer = 'duplicate',"
-		                " reason = 'duplicate_event', duplicate_of = $2, task_id = $3"
+		                " reason = 'duplicate_event', duplicate_of = $2, task_id = $3,"
+		                " claims = 0, claimed_by = NULL, lease_until_ms = NULL"
 		                " WHERE id = $1",
 		                &p, false, "mark duplicate", err);
 		if (rc < 0)
 			return rc;
 	} else {
+		if (strcmp(*state, "processing") == 0)
+			r->taken_id = strtoll(id, NULL, 10);
 		PQclear(res);
 	}
 	if (*reason)
@@ -287,6 +304,7 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req *head, enum pg_bat
 		r->rc = 0;
 		r->err.code = 0;
 		r->err.msg[0] = '\0';
+		r->taken_id = 0;
 	}
 	if ((rc = hl_pg_begin(b, "begin intake", err)) < 0)
 		return rc;
@@ -306,6 +324,7 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req *head, enum pg_bat
 				rc = -HL_EDB;
 				goto fail;
 			}
+			r->taken_id = 0;
 			if (hl_pg_retryable(b) && ++item_tries < PG_BATCH_TRIES)
 				goto again;
 			r->rc = rc;
@@ -361,37 +380,50 @@ fail:
 	for (r = head; r; r = r->next) {
 		r->rc = -HL_EDB;
 		r->err = err;
+		r->taken_id = 0;
 	}
 	return 0;
 }
 
 /* ---- claims ----------------------------------------------------------- */
 
-/* The oldest claimable delivery: received and due, or processing under
- * an expired lease; candidates come from the partial indexes, the row is
- * locked SKIP LOCKED (another replica's pick is skipped, not waited for)
- * and re-checked; counts move only for a received one. */
+/* Claims: the oldest deliveries waiting and due (in the order they became
+ * due: a new one is due when it arrives), each locked SKIP LOCKED (another
+ * replica's picks are skipped, not waited for), straight from the partial
+ * index in its order so the walk stops after $4 rows; the counts move for
+ * them. Only when none waits: claims whose lease ran out (the lease
+ * keeper also gives those back), no count moving. */
+#define PG_CLAIM_RETURNING                                                             \
+	" RETURNING d.id, d.delivery_id, d.hook_id, d.source, d.event_name, d.action," \
+	" d.headers_json, d.body, d.dedup_key, d.task_id, d.received_ms, d.claims,"    \
+	" d.body_encoding, d.body_size, d.failure_key"
+#define PG_CLAIM_SET                                                            \
+	" UPDATE deliveries d SET state = 'processing', claims = d.claims + 1," \
+	" updated_ms = $1, claimed_by = $2, lease_until_ms = $3 FROM c WHERE d.id = c.id"
+
 static const char pg_claim_sql[] =
-        "WITH cand AS ("
-        "(SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < $1"
-        " ORDER BY lease_until_ms LIMIT 8)"
-        " UNION ALL"
-        " (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= $1"
-        " ORDER BY id LIMIT 32)),"
-        " c AS (SELECT d.id, d.state FROM deliveries d WHERE d.id IN (SELECT id FROM cand)"
-        " AND ((d.state = 'received' AND d.not_before_ms <= $1)"
-        " OR (d.state = 'processing' AND d.lease_until_ms < $1))"
-        " ORDER BY d.id LIMIT 1 FOR UPDATE SKIP LOCKED),"
-        " u AS (UPDATE deliveries d SET state = 'processing', claims = d.claims + 1,"
-        " updated_ms = $1, claimed_by = $2, lease_until_ms = $3 FROM c WHERE d.id = c.id"
-        " RETURNING d.id, d.delivery_id, d.hook_id, d.source, d.event_name, d.action,"
-        " d.headers_json, d.body, d.dedup_key, d.task_id, d.received_ms, d.claims,"
-        " d.body_encoding, d.body_size, d.failure_key, c.state AS was),"
+        "WITH c AS (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= $1"
+        " ORDER BY not_before_ms, id LIMIT $4 FOR UPDATE SKIP LOCKED),"
+        " u AS (" PG_CLAIM_SET PG_CLAIM_RETURNING "),"
+        " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
         " n AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT g.event_name, v.state, '', v.sign * g.k FROM g,"
+        " (VALUES ('processing', 1), ('received', -1)) v (state, sign)"
+        " ORDER BY 1, 2" PG_COUNTS_UPSERT ")"
+        " SELECT * FROM u ORDER BY id";
+
+static const char pg_claim_expired_sql[] =
+        "WITH c AS (SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < $1"
+        " ORDER BY lease_until_ms LIMIT $4 FOR UPDATE SKIP LOCKED)" PG_CLAIM_SET PG_CLAIM_RETURNING;
+
+static const char pg_give_back_sql[] =
+        "WITH u AS (UPDATE deliveries SET state = 'received', updated_ms = $2,"
+        " claimed_by = NULL, lease_until_ms = NULL"
+        " WHERE id = $1 AND state = 'processing' RETURNING event_name)"
+        " INSERT INTO delivery_counts (event_name, state, reason, n)"
         " SELECT u.event_name, v.state, '', v.n FROM u,"
-        " (VALUES ('processing', 1), ('received', -1)) v (state, n)"
-        " WHERE u.was = 'received' ORDER BY v.state" PG_COUNTS_UPSERT ")"
-        " SELECT * FROM u";
+        " (VALUES ('processing', -1), ('received', 1)) v (state, n)"
+        " ORDER BY v.state" PG_COUNTS_UPSERT;
 
 static const char pg_poison_sql[] =
         "WITH u AS (UPDATE deliveries SET state = 'failed', reason = 'corrupt_body',"
@@ -404,11 +436,11 @@ static const char pg_poison_sql[] =
 
 /* Copies (identity) or inflates (deflate) the stored body; 0 or -1. */
 static int
-pg_decode_body(struct hl_delivery_record *d, const PGresult *r, int col, const char *enc,
+pg_decode_body(struct hl_delivery_record *d, const PGresult *r, int row, int col, const char *enc,
                int64_t size)
 {
-	const void *blob = PQgetvalue(r, 0, col);
-	size_t n = (size_t)PQgetlength(r, 0, col);
+	const void *blob = PQgetvalue(r, row, col);
+	size_t n = (size_t)PQgetlength(r, row, col);
 	uLongf got;
 
 	if (!enc || strcmp(enc, "identity") == 0) {
@@ -440,69 +472,112 @@ pg_decode_body(struct hl_delivery_record *d, const PGresult *r, int col, const c
 	return 0;
 }
 
-int
-hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
-                 int64_t lease_ms, struct hl_err *err)
+/* The record of claimed row i; NULL when out of memory or its body cannot
+ * be decoded (*corrupt set). */
+static struct hl_delivery_record *
+pg_claim_record(const PGresult *r, int i, bool *corrupt)
 {
-	struct hl_delivery_record *d = NULL;
-	PGresult *r = NULL;
-	int64_t now;
-	int rc, tries;
+	struct hl_delivery_record *d = calloc(1, sizeof(*d));
 
-	for (tries = 0; tries < 64; tries++) {
+	*corrupt = false;
+	if (!d)
+		return NULL;
+	d->id = hl_pg_int_at(r, i, 0);
+	if (pg_decode_body(d, r, i, 7, hl_pg_get(r, i, 12),
+	                   PQgetisnull(r, i, 13) ? -1 : hl_pg_int_at(r, i, 13)) < 0) {
+		*corrupt = true;
+		hl_delivery_record_free(d);
+		return NULL;
+	}
+	d->delivery_id = hl_pg_dup(r, i, 1);
+	d->hook_id = hl_pg_dup(r, i, 2);
+	d->source = hl_pg_dup(r, i, 3);
+	d->event_name = hl_pg_dup(r, i, 4);
+	d->action = hl_pg_dup(r, i, 5);
+	d->headers_json = hl_pg_dup(r, i, 6);
+	d->dedup_key = hl_pg_dup(r, i, 8);
+	d->task_id = hl_pg_dup(r, i, 9);
+	d->received_ms = hl_pg_int_at(r, i, 10);
+	d->claims = (int)hl_pg_int_at(r, i, 11);
+	d->failure_key = hl_pg_dup(r, i, 14);
+	if (!d->delivery_id || !d->source || !d->headers_json || !d->event_name) {
+		hl_delivery_record_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+int
+hl_pg_claim_many(struct hl_store_backend *b, struct hl_delivery_record **out, int max, int *n,
+                 const char *owner, int64_t lease_ms, struct hl_err *err)
+{
+	const char *sql = pg_claim_sql;
+	PGresult *r = NULL;
+	bool corrupt, poisoned = false;
+	int rc, i, k = 0, tries = 0;
+	int64_t now;
+
+	*n = 0;
+again:
+	for (;;) {
 		struct pg_params p = { .n = 0 };
 
 		now = hl_time_wall_ms();
 		hl_pg_int(&p, now);
 		hl_pg_text(&p, owner);
 		hl_pg_int(&p, now + lease_ms);
-		if ((rc = hl_pg_exec(b, &r, pg_claim_sql, &p, true, "claim", err)) < 0)
+		hl_pg_int(&p, max);
+		if ((rc = hl_pg_exec(b, &r, sql, &p, true, "claim", err)) < 0)
 			return rc;
-		if (PQntuples(r) == 0) {
-			PQclear(r);
-			return hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
-		}
-		d = calloc(1, sizeof(*d));
-		if (!d) {
-			PQclear(r);
-			return hl_err_set(err, HL_ENOMEM, "out of memory");
-		}
-		d->id = hl_pg_int_at(r, 0, 0);
-		if (pg_decode_body(d, r, 7, hl_pg_get(r, 0, 12),
-		                   PQgetisnull(r, 0, 13) ? -1 : hl_pg_int_at(r, 0, 13)) == 0)
+		if (PQntuples(r) > 0 || sql == pg_claim_expired_sql)
 			break;
-		/* never hand out (or loop on) a body that cannot be decoded */
 		PQclear(r);
-		r = NULL;
-		p.n = 0;
-		hl_pg_int(&p, d->id);
+		sql = pg_claim_expired_sql;
+	}
+	rc = 0;
+	for (i = 0; i < PQntuples(r) && i < max; i++) {
+		struct pg_params p = { .n = 0 };
+
+		if ((out[k] = pg_claim_record(r, i, &corrupt))) {
+			k++;
+			continue;
+		}
+		hl_pg_int(&p, hl_pg_int_at(r, i, 0));
 		hl_pg_int(&p, hl_time_wall_ms());
-		hl_delivery_record_free(d);
-		d = NULL;
-		if ((rc = hl_pg_exec(b, NULL, pg_poison_sql, &p, false, "mark corrupt body", err)) <
-		    0)
-			return rc;
+		if (corrupt) {
+			/* never hand out (or loop on) a body that cannot be decoded */
+			rc = hl_pg_exec(b, NULL, pg_poison_sql, &p, false, "mark corrupt body",
+			                err);
+			poisoned = true;
+		} else {
+			/* out of memory: give it back, due now */
+			rc = hl_pg_exec(b, NULL, pg_give_back_sql, &p, false, "give back", err);
+			if (rc == 0)
+				rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+		if (rc < 0)
+			break;
 	}
-	if (!d)
-		return hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
-	d->delivery_id = hl_pg_dup(r, 0, 1);
-	d->hook_id = hl_pg_dup(r, 0, 2);
-	d->source = hl_pg_dup(r, 0, 3);
-	d->event_name = hl_pg_dup(r, 0, 4);
-	d->action = hl_pg_dup(r, 0, 5);
-	d->headers_json = hl_pg_dup(r, 0, 6);
-	d->dedup_key = hl_pg_dup(r, 0, 8);
-	d->task_id = hl_pg_dup(r, 0, 9);
-	d->received_ms = hl_pg_int_at(r, 0, 10);
-	d->claims = (int)hl_pg_int_at(r, 0, 11);
-	d->failure_key = hl_pg_dup(r, 0, 14);
 	PQclear(r);
-	if (!d->delivery_id || !d->source || !d->headers_json || !d->event_name) {
-		hl_delivery_record_free(d);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	*n = k;
+	if (k > 0)
+		return 0;
+	/* every one claimed was corrupt (and is failed now): the next ones */
+	if (rc == 0 && poisoned && ++tries < 64) {
+		sql = pg_claim_sql;
+		poisoned = false;
+		goto again;
 	}
-	*out = d;
-	return 0;
+	return rc < 0 ? rc : hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+}
+
+int
+hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
+                 int64_t lease_ms, struct hl_err *err)
+{
+	int n;
+
+	return hl_pg_claim_many(b, out, 1, &n, owner, lease_ms, err);
 }
 
 int

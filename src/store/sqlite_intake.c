@@ -33,9 +33,10 @@ const char *const hl_sq_sql[SQ_MAX] = {
 	[SQ_INS_DELIVERY] =
 	        "INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
 	        " headers_json, body, received_ms, state, answer, reason, dedup_key,"
-	        " duplicate_of, task_id, updated_ms, body_encoding, body_size, failure_key)"
+	        " duplicate_of, task_id, updated_ms, body_encoding, body_size, failure_key,"
+	        " claims, claimed_by, lease_until_ms)"
 	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8, ?15,"
-	        " ?16, ?17)",
+	        " ?16, ?17, ?18, ?19, ?20)",
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
@@ -214,6 +215,9 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	}
 	if (reason)
 		hl_strlcpy(a->reason, reason, sizeof(a->reason));
+	/* taken by this process's workers at once: stored as their claim */
+	if (r->take && strcmp(state, "received") == 0)
+		state = "processing";
 
 	/* 3. Store it. */
 	st = b->in_st[SQ_INS_DELIVERY];
@@ -237,8 +241,19 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sqlite3_bind_text(st, 15, r->zbody ? "deflate" : "identity", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)in->body_len);
 	hl_sq_bind_text(st, 17, in->failure_key);
+	if (strcmp(state, "processing") == 0) {
+		sqlite3_bind_int(st, 18, 1);
+		sqlite3_bind_text(st, 19, r->take_owner, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 20, r->take_until_ms);
+	} else {
+		sqlite3_bind_int(st, 18, 0);
+		sqlite3_bind_null(st, 19);
+		sqlite3_bind_null(st, 20);
+	}
 	if (hl_sq_step_done(st) < 0)
 		return hl_sq_fail(&r->err, b->db, "insert delivery");
+	if (strcmp(state, "processing") == 0)
+		r->taken_id = sqlite3_last_insert_rowid(b->db);
 	if (sq_tally_add(tally, in->event_name, state, reason) < 0 &&
 	    sq_bump(b->in_st[SQ_COUNT_BUMP], in->event_name, state, reason, 1) < 0)
 		return hl_sq_fail(&r->err, b->db, "count delivery");
@@ -262,6 +277,8 @@ hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		hl_sq_fail(&err, b->db, "begin");
 		goto fail;
 	}
+	for (r = head; r; r = r->next)
+		r->taken_id = 0;
 	for (r = head; r; r = r->next) {
 		struct sq_tally one = { .len = 0 };
 
@@ -271,6 +288,7 @@ hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		}
 		r->rc = sq_intake_one(b, r, now, &q, &one);
 		if (r->rc < 0) {
+			r->taken_id = 0;
 			if (hl_sq_step_done(b->in_st[SQ_SP_ROLLBACK]) < 0) {
 				hl_sq_fail(&err, b->db, "rollback to savepoint");
 				goto rollback;
@@ -310,6 +328,7 @@ fail:
 	for (r = head; r; r = r->next) {
 		r->rc = -HL_EDB;
 		r->err = err;
+		r->taken_id = 0;
 	}
 	return 0;
 }

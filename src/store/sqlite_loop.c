@@ -166,7 +166,7 @@ hl_sq_task_active_for(struct hl_store_backend *b, char *out, const char *reposit
                       const char *exclude, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
-	        b, "SELECT task_id FROM remediation_tasks"
+	        b, "SELECT task_id FROM remediation_tasks INDEXED BY remediation_tasks_open"
 	           " WHERE repository = ?1 AND workflow = ?3 AND job = ?4"
 	           " AND state IN ('queued', 'running', 'verifying')"
 	           " AND (branch = ?2 OR target_branch = ?2)"

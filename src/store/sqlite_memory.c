@@ -536,8 +536,8 @@ hl_sq_agent_records(struct hl_store_backend *b, struct hl_agent_record *out, siz
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "SELECT a.agent, COUNT(*),"
 	           " SUM(CASE WHEN a.outcome = 'success' THEN 1 ELSE 0 END)"
-	           " FROM remediation_tasks t JOIN attempts a ON a.task_id = t.task_id"
-	           " WHERE t.repository = ?1 AND t.failure_type = ?2 AND a.kind = 'agent'"
+	           " FROM attempts a JOIN remediation_tasks t ON t.task_id = a.task_id"
+	           " WHERE a.repository = ?1 AND t.failure_type = ?2 AND a.kind = 'agent'"
 	           " AND a.agent IS NOT NULL"
 	           " AND a.outcome IN ('success', 'ci_still_failing', 'agent_failed', 'timeout')"
 	           " GROUP BY a.agent ORDER BY a.agent LIMIT ?3");

@@ -247,6 +247,8 @@ hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struc
 	pthread_cond_init(&s->q_cond, NULL);
 	pthread_mutex_init(&s->w_lock, NULL);
 	pthread_cond_init(&s->w_cond, NULL);
+	pthread_mutex_init(&s->h_lock, NULL);
+	s->h_db_seq = 1; /* deliveries may wait from before this start */
 	pthread_mutex_init(&s->s_lock, NULL);
 	pthread_cond_init(&s->s_cond, NULL);
 	pthread_mutex_init(&s->l_lock, NULL);
@@ -296,12 +298,16 @@ hl_store_close(struct hl_store *s)
 	hl_store_intake_stop(s);
 	hl_store_wake_all(s);
 	if (s->b)
+		hl_store_handoff_release(s);
+	if (s->b)
 		s->ops->conn.close(s->b);
 	pthread_mutex_destroy(&s->db_lock);
 	pthread_mutex_destroy(&s->q_lock);
 	pthread_cond_destroy(&s->q_cond);
 	pthread_mutex_destroy(&s->w_lock);
 	pthread_cond_destroy(&s->w_cond);
+	pthread_mutex_destroy(&s->h_lock);
+	free(s->h_ring);
 	pthread_mutex_destroy(&s->s_lock);
 	pthread_cond_destroy(&s->s_cond);
 	pthread_mutex_destroy(&s->l_lock);
@@ -383,6 +389,9 @@ hl_store_deliver(void *store, enum hl_store_channel ch, const char *payload)
 	int i, n;
 
 	if (ch == HL_CHANNEL_WORK) {
+		pthread_mutex_lock(&s->h_lock);
+		s->h_db_seq++;
+		pthread_mutex_unlock(&s->h_lock);
 		pthread_mutex_lock(&s->w_lock);
 		s->w_seq++;
 		pthread_cond_broadcast(&s->w_cond);

@@ -48,8 +48,20 @@ struct hl_store {
 
 	pthread_mutex_t w_lock; /* worker wake-up */
 	pthread_cond_t w_cond;
-	uint64_t w_seq; /* bumped by every HL_CHANNEL_WORK signal */
+	uint64_t w_seq; /* bumped by every HL_CHANNEL_WORK signal and hand-off */
 	bool w_wake_all;
+
+	/* The hand-off (store_intake.c): deliveries stored already claimed by
+	 * this process, waiting for its workers. */
+	pthread_mutex_t h_lock; /* guards the fields below */
+	struct hl_delivery_record **h_ring;
+	int h_max;             /* capacity; 0: no hand-off (no workers here) */
+	int h_first;           /* oldest record's index */
+	int h_len;             /* records waiting */
+	int h_reserved;        /* slots promised to batches not yet completed */
+	uint64_t h_db_seq;     /* bumped by every HL_CHANNEL_WORK signal */
+	uint64_t h_db_seen;    /* the last one a claim found the store empty after */
+	int64_t h_db_tried_ms; /* when a claim last asked the store */
 
 	pthread_mutex_t l_lock; /* listeners */
 	struct {
@@ -78,5 +90,8 @@ bool hl_store_pause(struct hl_store *s, int ms);
 /* Starts / stops the intake pipeline threads (store_intake.c). */
 int hl_store_intake_start(struct hl_store *s, struct hl_err *err);
 void hl_store_intake_stop(struct hl_store *s);
+/* Gives the deliveries still waiting in the hand-off back to the store
+ * (called by hl_store_close once the intake has stopped). */
+void hl_store_handoff_release(struct hl_store *s);
 
 #endif

@@ -73,6 +73,10 @@ struct hl_store_intake_ops {
 	/* Claims for owner under a lease until now + lease_ms. */
 	int (*claim_next)(struct hl_store_backend *b, struct hl_delivery_record **out,
 	                  const char *owner, int64_t lease_ms, struct hl_err *err);
+	/* Optional: claims up to max at once (out[0..*n), oldest first),
+	 * -HL_ENOTFOUND when none waits. */
+	int (*claim_many)(struct hl_store_backend *b, struct hl_delivery_record **out, int max,
+	                  int *n, const char *owner, int64_t lease_ms, struct hl_err *err);
 	/* Extends the lease of every delivery owner is processing. */
 	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t until_ms,
 	             struct hl_err *err);

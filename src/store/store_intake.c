@@ -29,17 +29,149 @@
 #define STORE_DEFLATE_MIN     65536 /* bytes; smaller bodies are stored raw */
 #define STORE_FINISH_RETRY_MS 60000 /* at least this long for a lost connection */
 
+/* ---- the hand-off ------------------------------------------------------
+ *
+ * A delivery that would wait in the store for a worker is stored already
+ * claimed by this process (under the claim lease, renewed by the keeper
+ * like any claim) and handed to its workers in memory, so the usual path
+ * costs no claim query, and on a shared database no other replica is woken
+ * for it. What is handed off is bounded by the ring (bodies under 64 KiB),
+ * and only while the store is not known to hold waiting deliveries: any
+ * work signal (a delivery stored waiting, a claim given back or requeued,
+ * another replica's) turns it off until a claim finds the store empty, so
+ * older deliveries are never overtaken by newer ones. A process that dies
+ * leaves its hand-off as claims, taken back like any dead claim. */
+
+/* Slots a batch may take: none while the store may hold waiting work. */
 static void
-store_complete(struct hl_intake_req *list)
+store_handoff_reserve(struct hl_store *s, struct hl_intake_req *list)
+{
+	struct hl_intake_req *r;
+	int64_t now, until;
+	int room;
+
+	pthread_mutex_lock(&s->h_lock);
+	room = s->h_max - s->h_len - s->h_reserved;
+	if (s->h_db_seq != s->h_db_seen)
+		room = 0;
+	now = hl_time_wall_ms();
+	until = now + atomic_load(&s->claim_lease_ms);
+	for (r = list; r; r = r->next) {
+		r->take = room > 0 && !r->zbody && !r->in.skip_reason &&
+		          r->in.body_len < STORE_DEFLATE_MIN;
+		r->taken_id = 0;
+		if (!r->take)
+			continue;
+		r->take_owner = s->owner;
+		r->take_at_ms = now;
+		r->take_until_ms = until;
+		s->h_reserved++;
+		room--;
+	}
+	pthread_mutex_unlock(&s->h_lock);
+}
+
+static char *
+store_strdup_or(const char *v, const char *dflt, bool *oom)
+{
+	char *c;
+
+	if (!v)
+		v = dflt;
+	if (!v)
+		return NULL;
+	if (!(c = strdup(v)))
+		*oom = true;
+	return c;
+}
+
+/* The worker's record of a delivery the backend stored claimed. */
+static struct hl_delivery_record *
+store_handoff_record(const struct hl_intake_req *r)
+{
+	const struct hl_delivery_in *in = &r->in;
+	struct hl_delivery_record *d = calloc(1, sizeof(*d));
+	bool oom = false;
+
+	if (!d)
+		return NULL;
+	d->id = r->taken_id;
+	d->delivery_id = store_strdup_or(in->delivery_id, NULL, &oom);
+	d->hook_id = store_strdup_or(in->hook_id, NULL, &oom);
+	d->source = store_strdup_or(in->source, "webhook", &oom);
+	d->event_name = store_strdup_or(in->event_name, NULL, &oom);
+	d->action = store_strdup_or(in->action, NULL, &oom);
+	d->headers_json = store_strdup_or(in->headers_json, "{}", &oom);
+	d->dedup_key = store_strdup_or(in->dedup_key, NULL, &oom);
+	d->failure_key = store_strdup_or(in->failure_key, NULL, &oom);
+	d->task_id = store_strdup_or(in->task_id, NULL, &oom);
+	d->body = malloc(in->body_len + 1);
+	if (oom || !d->body) {
+		hl_delivery_record_free(d);
+		return NULL;
+	}
+	if (in->body_len)
+		memcpy(d->body, in->body, in->body_len);
+	d->body[in->body_len] = '\0';
+	d->body_len = in->body_len;
+	d->received_ms = r->take_at_ms;
+	d->claims = 1;
+	return d;
+}
+
+/* Gives one claimed delivery back to the store (waiting, due now). */
+static void
+store_handoff_give_back(struct hl_store *s, const char *delivery_id)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	pthread_mutex_lock(&s->db_lock);
+	(void)s->ops->intake.finish(
+	        s->b, delivery_id,
+	        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED, .not_before_ms = 0 },
+	        &err);
+	pthread_mutex_unlock(&s->db_lock);
+}
+
+/* Completes a batch: what the backend stored claimed goes to the ring
+ * (before the sender hears, so a delivery answered is never lost here),
+ * then every req->done. */
+static void
+store_complete(struct hl_store *s, struct hl_intake_req *list)
 {
 	struct hl_intake_req *r, *next;
+	struct hl_delivery_record *d;
+	int pushed = 0;
 
 	for (r = list; r; r = next) {
 		next = r->next;
 		r->next = NULL;
+		if (r->take) {
+			d = r->taken_id > 0 ? store_handoff_record(r) : NULL;
+			pthread_mutex_lock(&s->h_lock);
+			s->h_reserved--;
+			if (d) {
+				s->h_ring[(s->h_first + s->h_len) % s->h_max] = d;
+				s->h_len++;
+				pushed++;
+			}
+			pthread_mutex_unlock(&s->h_lock);
+			/* out of memory: the store has it, claimed; hand it back */
+			if (!d && r->taken_id > 0) {
+				store_handoff_give_back(s, r->in.delivery_id);
+				(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
+			}
+			r->take = false;
+		}
 		free(r->zbody);
 		r->zbody = NULL;
 		r->done(r);
+	}
+	if (pushed) {
+		pthread_mutex_lock(&s->w_lock);
+		s->w_seq++;
+		pthread_cond_broadcast(&s->w_cond);
+		pthread_mutex_unlock(&s->w_lock);
 	}
 }
 
@@ -69,7 +201,7 @@ store_syncer(void *arg)
 				                   "flushing the store log failed");
 		if (queued > 0)
 			hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
-		store_complete(list);
+		store_complete(s, list);
 		pthread_mutex_lock(&s->s_lock);
 	}
 	pthread_mutex_unlock(&s->s_lock);
@@ -94,6 +226,7 @@ store_committer(void *arg)
 		s->q_head = s->q_tail = NULL;
 		pthread_mutex_unlock(&s->q_lock);
 
+		store_handoff_reserve(s, list);
 		pthread_mutex_lock(&s->db_lock);
 		queued = s->ops->intake.batch(s->b, list);
 		pthread_mutex_unlock(&s->db_lock);
@@ -104,7 +237,7 @@ store_committer(void *arg)
 		if (!s->syncer_started || failed) {
 			if (queued > 0)
 				hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
-			store_complete(list);
+			store_complete(s, list);
 		} else {
 			pthread_mutex_lock(&s->s_lock);
 			if (s->s_tail)
@@ -359,10 +492,126 @@ hl_store_insert_delivery(struct hl_store *s, struct hl_intake_answer *out,
 }
 
 int
+hl_store_set_handoff(struct hl_store *s, int max, struct hl_err *err)
+{
+	struct hl_delivery_record **ring;
+	int rc = 0;
+
+	if (max < 0 || max > 4096)
+		return hl_err_set(err, HL_EINVAL, "a hand-off of %d deliveries is out of range",
+		                  max);
+	ring = max ? calloc((size_t)max, sizeof(*ring)) : NULL;
+	if (max && !ring)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	pthread_mutex_lock(&s->h_lock);
+	if (s->h_len || s->h_reserved) {
+		rc = hl_err_set(err, HL_ECONFLICT, "the hand-off is in use");
+		free(ring);
+	} else {
+		free(s->h_ring);
+		s->h_ring = ring;
+		s->h_max = max;
+		s->h_first = 0;
+	}
+	pthread_mutex_unlock(&s->h_lock);
+	return rc;
+}
+
+/* The oldest handed-off delivery, or NULL. */
+static struct hl_delivery_record *
+store_handoff_pop(struct hl_store *s)
+{
+	struct hl_delivery_record *d = NULL;
+
+	pthread_mutex_lock(&s->h_lock);
+	if (s->h_len > 0) {
+		d = s->h_ring[s->h_first];
+		s->h_ring[s->h_first] = NULL;
+		s->h_first = (s->h_first + 1) % s->h_max;
+		s->h_len--;
+	}
+	pthread_mutex_unlock(&s->h_lock);
+	return d;
+}
+
+#define STORE_DB_LOOK_MS 1000 /* the store is asked at least this often */
+#define STORE_CLAIM_MANY 8    /* claims taken by one query, at most */
+
+int
 hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out, struct hl_err *err)
 {
-	STORE_CALL(s, s->ops->intake.claim_next(s->b, out, s->owner,
-	                                        atomic_load(&s->claim_lease_ms), err));
+	int64_t now = hl_time_mono_ms();
+	uint64_t seq;
+	bool ask;
+	int rc, room;
+
+	/* The store first when it may hold waiting deliveries (they are
+	 * older than any handed off), or when it was not asked for a while
+	 * (a delivery given back for later becomes due without a signal). */
+	pthread_mutex_lock(&s->h_lock);
+	seq = s->h_db_seq;
+	ask = s->h_len == 0 || seq != s->h_db_seen || now - s->h_db_tried_ms >= STORE_DB_LOOK_MS;
+	/* what the ring can take, plus the one returned; the slots promised
+	 * to batches being written stay theirs */
+	room = s->h_max - s->h_len - s->h_reserved + 1;
+	room = room > STORE_CLAIM_MANY ? STORE_CLAIM_MANY : room;
+	pthread_mutex_unlock(&s->h_lock);
+	if (ask && s->ops->intake.claim_many && room > 1) {
+		/* several at once into the ring: one query for many claims */
+		struct hl_delivery_record *got[STORE_CLAIM_MANY];
+		int n = 0, i;
+
+		pthread_mutex_lock(&s->db_lock);
+		rc = s->ops->intake.claim_many(s->b, got, room, &n, s->owner,
+		                               atomic_load(&s->claim_lease_ms), err);
+		pthread_mutex_unlock(&s->db_lock);
+		if (rc < 0 && rc != -HL_ENOTFOUND)
+			return rc;
+		pthread_mutex_lock(&s->h_lock);
+		s->h_db_tried_ms = now;
+		if (n < room && s->h_db_seq == seq)
+			s->h_db_seen = seq; /* fewer than asked for: none left */
+		for (i = 1; i < n && s->h_len + s->h_reserved < s->h_max; i++) {
+			s->h_ring[(s->h_first + s->h_len) % s->h_max] = got[i];
+			s->h_len++;
+		}
+		pthread_mutex_unlock(&s->h_lock);
+		/* the ring filled meanwhile: the rest go back, due now */
+		for (; i < n; i++) {
+			store_handoff_give_back(s, got[i]->delivery_id);
+			hl_delivery_record_free(got[i]);
+		}
+		if (n > 0) {
+			*out = got[0];
+			return 0;
+		}
+	} else if (ask) {
+		pthread_mutex_lock(&s->db_lock);
+		rc = s->ops->intake.claim_next(s->b, out, s->owner, atomic_load(&s->claim_lease_ms),
+		                               err);
+		pthread_mutex_unlock(&s->db_lock);
+		if (rc != -HL_ENOTFOUND)
+			return rc;
+		pthread_mutex_lock(&s->h_lock);
+		s->h_db_tried_ms = now;
+		if (s->h_db_seq == seq)
+			s->h_db_seen = seq;
+		pthread_mutex_unlock(&s->h_lock);
+	}
+	if ((*out = store_handoff_pop(s)))
+		return 0;
+	return hl_err_set(err, HL_ENOTFOUND, "no delivery waiting");
+}
+
+void
+hl_store_handoff_release(struct hl_store *s)
+{
+	struct hl_delivery_record *d;
+
+	while ((d = store_handoff_pop(s))) {
+		store_handoff_give_back(s, d->delivery_id);
+		hl_delivery_record_free(d);
+	}
 }
 
 int

@@ -36,7 +36,11 @@ def main():
     env = hltest.base_env(HEALER_DISPATCH="directory", HEALER_WORKERS="2",
                           HEALER_DECISION_WAIT_MS="20000", HEALER_MAX_ACTIVE_CODERUNS="0",
                           HEALER_MAX_ATTEMPTS_PER_HOUR="0")
-    reps = [hltest.Healer(shared, env, store_url=url, name=f"r{i}") for i in range(3)]
+    # r0 hands nothing straight to its own workers: what it takes in waits
+    # in the database, so the other replicas decide some of its sensor
+    # calls; r2 (killed mid-stream) holds hand-offs that must be taken back
+    reps = [hltest.Healer(shared, dict(env, HEALER_WORKER_HANDOFF="0" if i == 0 else "32"),
+                          store_url=url, name=f"r{i}") for i in range(3)]
     for r in reps:
         r.start()
     # the schema was migrated once, by whichever replica came first

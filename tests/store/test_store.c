@@ -1123,6 +1123,130 @@ test_store_given_back_delivery_waits_for_its_time(void **state)
 	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
 }
 
+/* The hand-off: with it, a delivery that would wait is stored already
+ * claimed by this handle and goes to the next claim; a skipped one, a
+ * duplicate delivery or event is not; while an older delivery may wait in
+ * the store none is handed off (so none overtakes it); no more than the
+ * ring holds; what is still held at close is given back, counters right. */
+static void
+test_store_hands_deliveries_to_its_workers(void **state)
+{
+	struct fixture *f = *state;
+	static struct hl_intake_req reqs[8];
+	static char ids[8][16];
+	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char row[RAW_COLS][256], sql[256];
+	json_t *before = json_object(), *after = json_object();
+	int64_t depth = -1;
+	int i, seen[8] = { 0 };
+
+	assert_int_equal(hl_store_set_handoff(f->s, -1, &err), -HL_EINVAL);
+	insert(f, "d-old", NULL, NULL);
+	assert_int_equal(hl_store_set_handoff(f->s, 4, &err), 0);
+	/* the store may hold older deliveries: this one waits behind them */
+	insert(f, "d-new", NULL, NULL);
+	assert_int_equal(
+	        raw_row(f, "SELECT state FROM deliveries WHERE delivery_id = 'd-new'", row), 0);
+	assert_string_equal(row[0], "received");
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-old");
+	assert_int_equal(finish(f->s, "d-old", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-new");
+	assert_int_equal(finish(f->s, "d-new", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+
+	/* the store is empty: handed off, stored as this handle's claim */
+	insert(f, "d-hand", "k-1", NULL);
+	assert_int_equal(raw_row(f,
+	                         "SELECT state, claimed_by, claims, lease_until_ms > 0"
+	                         " FROM deliveries WHERE delivery_id = 'd-hand'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "processing");
+	assert_string_equal(row[1], hl_store_owner(f->s));
+	assert_string_equal(row[2], "1");
+	assert_true(strcmp(row[3], "1") == 0 || strcmp(row[3], "t") == 0);
+	assert_int_equal(insert(f, "d-hand", "k-1", NULL).status, HL_INTAKE_DUPLICATE);
+	assert_int_equal(insert(f, "d-same-event", "k-1", NULL).status, HL_INTAKE_DUPLICATE);
+	assert_int_equal(insert(f, "d-skip", NULL, "ping").status, HL_INTAKE_SKIPPED);
+	assert_int_equal(raw_row(f,
+	                         "SELECT COUNT(*) FROM deliveries WHERE claimed_by IS NOT NULL"
+	                         " OR state = 'processing'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "1");
+	assert_int_equal(hl_store_queue_depth(f->s, &depth, NULL), 0);
+	assert_int_equal(depth, 1);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-hand");
+	assert_string_equal(d->body, "{\"action\":\"completed\"}");
+	assert_int_equal(d->body_len, 22);
+	assert_string_equal(d->dedup_key, "k-1");
+	assert_string_equal(d->task_id, "task-for-key");
+	assert_string_equal(d->headers_json, "{\"X-GitHub-Event\":\"workflow_job\"}");
+	assert_int_equal(d->claims, 1);
+	assert_true(d->id > 0 && d->received_ms > 0);
+	assert_int_equal(finish(f->s, "d-hand", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+
+	/* a batch of eight: four handed off (the ring's size), four wait;
+	 * each is claimed once */
+	for (i = 0; i < 8; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "d-b%d", i);
+		reqs[i].in = delivery(ids[i], NULL, NULL);
+		reqs[i].done = batch_done;
+		reqs[i].arg = &w;
+	}
+	for (i = 0; i < 8; i++)
+		hl_store_intake_submit(f->s, &reqs[i]);
+	pthread_mutex_lock(&w.lock);
+	while (w.done < 8)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	assert_int_equal(raw_row(f,
+	                         "SELECT COUNT(*) FROM deliveries WHERE state = 'processing'"
+	                         " AND delivery_id LIKE 'd-b%'",
+	                         row),
+	                 0);
+	assert_true(atoi(row[0]) >= 1 && atoi(row[0]) <= 4);
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+		assert_true(strncmp(d->delivery_id, "d-b", 3) == 0);
+		seen[atoi(d->delivery_id + 3)]++;
+		assert_int_equal(
+		        finish(f->s, d->delivery_id, HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
+		        0);
+		hl_delivery_record_free(d);
+	}
+	for (i = 0; i < 8; i++)
+		assert_int_equal(seen[i], 1);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+
+	/* held at close: given back, waiting, counters as the rows say */
+	insert(f, "d-held", NULL, NULL);
+	reopen(f);
+	snprintf(sql, sizeof(sql),
+	         "SELECT state, COALESCE(claimed_by, '') FROM deliveries"
+	         " WHERE delivery_id = 'd-held'");
+	assert_int_equal(raw_row(f, sql, row), 0);
+	assert_string_equal(row[0], "received");
+	assert_string_equal(row[1], "");
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, before, NULL), 0);
+	assert_int_equal(hl_store_recover(f->s, NULL, NULL), 0);
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, after, NULL), 0);
+	assert_true(json_equal(before, after));
+	json_decref(before);
+	json_decref(after);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-held");
+	hl_delivery_record_free(d);
+}
+
 /* The identity computed at intake comes back with the claim, and the
  * decision stored at finish can be read back by delivery id. */
 static void
@@ -2487,6 +2611,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_given_back_delivery_waits_for_its_time,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_hands_deliveries_to_its_workers, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_identity_and_decision_round_trip, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_signals_reach_listeners, setup,

@@ -1,0 +1,20 @@
+-- 12: indexes that keep the per-event reads of history from growing with
+-- it. Each CI failure asks whether its job already has an open task, and
+-- how each agent did on this repository's failures of its type; both read
+-- every task of the repository through the older indexes.
+--
+-- the open tasks of a job: only queued, running and verifying tasks
+CREATE INDEX remediation_tasks_open ON remediation_tasks (repository, workflow, job)
+  WHERE state IN ('queued', 'running', 'verifying');
+-- the agent records read finished agent attempts by repository; attempts
+-- from before the repository was recorded on them take it from their task
+UPDATE attempts SET repository = (SELECT t.repository FROM remediation_tasks t
+  WHERE t.task_id = attempts.task_id) WHERE repository IS NULL;
+CREATE INDEX attempts_agent_finished ON attempts (repository, agent)
+  WHERE kind = 'agent' AND agent IS NOT NULL
+    AND outcome IN ('success', 'ci_still_failing', 'agent_failed', 'timeout');
+-- the claim walks waiting deliveries in the order they became due; an
+-- index in that order lets it stop at the first few rows (an index on id
+-- alone made it collect every waiting row and sort them)
+CREATE INDEX deliveries_due ON deliveries (not_before_ms, id) WHERE state = 'received';
+DROP INDEX deliveries_received;
