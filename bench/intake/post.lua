@@ -4,6 +4,9 @@
 local bodies = dofile(os.getenv("BENCH_BODIES"))
 local path = os.getenv("BENCH_PATH") or "/webhook"
 local run = os.getenv("BENCH_RUN") or "0"
+-- where in the bodies this wrk starts: wrks standing for one stream spread
+-- over replicas start apart, not in step on the same events
+local offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
 local threads = {}
 local next_id = 0
 
@@ -17,7 +20,7 @@ local counter = 0
 
 function request()
 	counter = counter + 1
-	local b = bodies[(counter + tid * 7919) % #bodies + 1]
+	local b = bodies[(counter + tid * 7919 + offset) % #bodies + 1]
 	local headers = {
 		["Content-Type"] = "application/json",
 		["X-GitHub-Event"] = "workflow_job",

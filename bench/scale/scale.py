@@ -104,8 +104,9 @@ def status(port):
         return json.load(r)
 
 
-def wrk(name, port, conns, lua):
-    env = dict(os.environ, BENCH_BODIES=lua, BENCH_PATH="/webhook", BENCH_RUN=name)
+def wrk(name, port, conns, lua, offset=0):
+    env = dict(os.environ, BENCH_BODIES=lua, BENCH_PATH="/webhook", BENCH_RUN=name,
+               BENCH_OFFSET=str(offset))
     return subprocess.Popen(["wrk", f"-t{THREADS}", f"-c{max(conns, THREADS)}",
                              f"-d{DURATION}s", "--latency", "-s",
                              os.path.join(ROOT, "bench", "intake", "post.lua"),
@@ -136,7 +137,8 @@ def run(name, replicas, url, lua):
     servers = [start(f"{name}-{i}", url) for i in range(replicas)]
     cpu0 = sum(cpu_ticks(p.pid) for p, _ in servers)
     t0 = time.monotonic()
-    ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas, lua)
+    # one stream spread over the replicas: each wrk starts elsewhere in it
+    ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas, lua, i * VARIANTS // replicas)
           for i, (_, port) in enumerate(servers)]
     outs = [w.communicate(timeout=DURATION + 120)[0] for w in ws]
     t_wrk = time.monotonic() - t0

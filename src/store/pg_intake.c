@@ -27,18 +27,42 @@
 
 #define PG_BATCH_TRIES 3
 
+/*
+ * One delivery in one statement: its event key is claimed first (unless
+ * the key is known, or the delivery itself is: then it is a duplicate
+ * delivery and stores nothing), and the delivery is stored as the event's
+ * skipped duplicate when the key was someone else's, carrying the first
+ * delivery's id and task id. Returns the row id (NULL: a duplicate
+ * delivery), its state and duplicate_of. A key claimed by a transaction
+ * still open when this one started is not in `prior`: the insert waits for
+ * it and the row is a duplicate without duplicate_of (pg_intake_one reads
+ * it then).
+ */
 static const char pg_ins_sql[] =
-        "WITH d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
-        " headers_json, body, received_ms, state, answer, reason, dedup_key, task_id, updated_ms,"
-        " body_encoding, body_size, failure_key, not_before_ms, claims, claimed_by,"
-        " lease_until_ms)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $8, $14, $15, $16, $8,"
-        " $18, $19, $20)"
-        " ON CONFLICT (delivery_id) DO NOTHING RETURNING id),"
+        "WITH prior AS (SELECT delivery_id, task_id FROM event_keys"
+        " WHERE $17::boolean AND dedup_key = $12),"
         " k AS (INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
-        " SELECT $12, $1, $13, $8 FROM d WHERE $17::boolean"
-        " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1)"
-        " SELECT (SELECT id FROM d), (SELECT count(*) FROM k)";
+        " SELECT $12, $1, $13, $8 WHERE $17::boolean AND NOT EXISTS (SELECT 1 FROM prior)"
+        " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1)"
+        " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1),"
+        " x AS (SELECT $17::boolean AND NOT EXISTS (SELECT 1 FROM k) AS dup),"
+        " d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
+        " headers_json, body, received_ms, state, answer, reason, dedup_key, duplicate_of,"
+        " task_id, updated_ms, body_encoding, body_size, failure_key, not_before_ms, claims,"
+        " claimed_by, lease_until_ms)"
+        " SELECT $1, $2, $3, $4, $5, $6, $7, $8,"
+        " CASE WHEN x.dup THEN 'skipped' ELSE $9 END,"
+        " CASE WHEN x.dup THEN 'duplicate' ELSE $10 END,"
+        " CASE WHEN x.dup THEN 'duplicate_event' ELSE $11 END, $12,"
+        " CASE WHEN x.dup THEN (SELECT delivery_id FROM prior) END,"
+        " CASE WHEN x.dup THEN (SELECT task_id FROM prior) ELSE $13 END,"
+        " $8, $14, $15, $16, $8,"
+        " CASE WHEN x.dup THEN 0 ELSE $18::integer END,"
+        " CASE WHEN x.dup THEN NULL ELSE $19 END,"
+        " CASE WHEN x.dup THEN NULL ELSE $20::bigint END FROM x"
+        " ON CONFLICT (delivery_id) DO NOTHING RETURNING id, state, duplicate_of, task_id)"
+        " SELECT id, state, duplicate_of, task_id FROM d"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM d)";
 
 static const char pg_count_bump_sql[] =
         "INSERT INTO delivery_counts (event_name, state, reason, n) VALUES ($1, $2, $3, $4)"
@@ -239,9 +263,18 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		*state = *reason = NULL;
 		return 0;
 	}
-	if (claim_key && hl_pg_int_at(res, 0, 1) == 0) {
+	if (claim_key && strcmp(hl_pg_get(res, 0, 1), "skipped") == 0 && !PQgetisnull(res, 0, 2)) {
 		/* 2. The same event through another delivery: stored as a
 		 * skipped duplicate of the first. */
+		hl_pg_copy(a->duplicate_of, sizeof(a->duplicate_of), res, 0, 2);
+		hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 3);
+		PQclear(res);
+		a->status = a->original = HL_INTAKE_DUPLICATE;
+		*state = "skipped";
+		*reason = "duplicate_event";
+	} else if (claim_key && strcmp(hl_pg_get(res, 0, 1), "skipped") == 0) {
+		/* 2b. The same, the first one committed while this statement ran:
+		 * its id and task id are read now. */
 		char row_id[24];
 
 		hl_strlcpy(row_id, id, sizeof(row_id));
@@ -268,12 +301,10 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		hl_pg_text(&p, row_id);
 		hl_pg_text(&p, a->duplicate_of);
 		hl_pg_text(&p, a->task_id[0] ? a->task_id : NULL);
-		rc = hl_pg_exec(b, NULL,
-		                "UPDATE deliveries SET state = 'skipped', answer = 'duplicate',"
-		                " reason = 'duplicate_event', duplicate_of = $2, task_id = $3,"
-		                " claims = 0, claimed_by = NULL, lease_until_ms = NULL"
-		                " WHERE id = $1",
-		                &p, false, "mark duplicate", err);
+		rc = hl_pg_exec(
+		        b, NULL,
+		        "UPDATE deliveries SET duplicate_of = $2, task_id = $3 WHERE id = $1", &p,
+		        false, "mark duplicate", err);
 		if (rc < 0)
 			return rc;
 	} else {
@@ -290,25 +321,30 @@ enum pg_batch_mode { PG_FAST, PG_SAVEPOINTS };
 
 /* One try of the batch; 0 committed, < 0 failed (err, b->sqlstate). */
 static int
-pg_batch_try(struct hl_store_backend *b, struct hl_intake_req *head, enum pg_batch_mode mode,
-             struct pg_tally *tally, int *queued, struct hl_err *err)
+pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, size_t n,
+             enum pg_batch_mode mode, struct pg_tally *tally, int *queued, struct hl_err *err)
 {
 	struct hl_intake_req *r;
 	int64_t now = hl_time_wall_ms();
 	const char *state, *reason;
-	size_t len = 0;
+	size_t len = 0, i;
 	int rc, item_tries;
 
 	*queued = 0;
-	for (r = head; r; r = r->next) {
+	for (i = 0; i < n; i++) {
+		r = order[i];
 		r->rc = 0;
 		r->err.code = 0;
 		r->err.msg[0] = '\0';
 		r->taken_id = 0;
 	}
-	if ((rc = hl_pg_begin(b, "begin intake", err)) < 0)
-		return rc;
-	for (r = head; r; r = r->next) {
+	/* durable later, by the syncer's flush (pg_sync_log); one round trip */
+	rc = hl_pg_cmd(b, "BEGIN; SET LOCAL synchronous_commit TO off", "begin intake", err);
+	b->txn = true; /* whatever ran of the two, a ROLLBACK undoes it */
+	if (rc < 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		r = order[i];
 		item_tries = 0;
 	again:
 		if (mode == PG_SAVEPOINTS &&
@@ -347,10 +383,27 @@ fail:
 	return rc;
 }
 
+/* Replicas' batches take their rows' locks in one order (event key, then
+ * delivery id): two batches sharing events wait for each other, they
+ * never deadlock (a deadlock costs a second before PostgreSQL breaks it). */
+static int
+pg_req_cmp(const void *a, const void *b)
+{
+	const struct hl_intake_req *x = *(struct hl_intake_req *const *)a;
+	const struct hl_intake_req *y = *(struct hl_intake_req *const *)b;
+	const char *kx = x->in.dedup_key ? x->in.dedup_key : "";
+	const char *ky = y->in.dedup_key ? y->in.dedup_key : "";
+	int c = strcmp(kx, ky);
+
+	return c ? c
+	         : strcmp(x->in.delivery_id ? x->in.delivery_id : "",
+	                  y->in.delivery_id ? y->in.delivery_id : "");
+}
+
 int
 hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 {
-	struct hl_intake_req *r;
+	struct hl_intake_req *r, **order = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	enum pg_batch_mode mode = PG_FAST;
 	struct pg_tally *tally;
@@ -360,12 +413,19 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 	for (r = head; r; r = r->next)
 		n++;
 	tally = calloc(n + 1, sizeof(*tally));
-	if (!tally) {
+	order = calloc(n + 1, sizeof(*order));
+	if (!tally || !order) {
+		free(tally);
+		free(order);
 		hl_err_set(&err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}
+	n = 0;
+	for (r = head; r; r = r->next)
+		order[n++] = r;
+	qsort(order, n, sizeof(*order), pg_req_cmp);
 	for (;;) {
-		rc = pg_batch_try(b, head, mode, tally, &queued, &err);
+		rc = pg_batch_try(b, order, n, mode, tally, &queued, &err);
 		if (rc == 0 || b->lost || ++tries >= PG_BATCH_TRIES + 1)
 			break;
 		/* a deadlock with another batch: again; anything else: one
@@ -374,6 +434,7 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 			mode = PG_SAVEPOINTS;
 	}
 	free(tally);
+	free(order);
 	if (rc == 0)
 		return queued;
 fail:
