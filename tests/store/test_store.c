@@ -1086,6 +1086,125 @@ test_store_run_level_find_uses_its_index(void **state)
 	assert_null(strstr(plan, "Sort"));        /* PostgreSQL: no sort */
 }
 
+/* The query plan of sql (no parameters) on the backend under test, steps
+ * joined by ';'. */
+static void
+query_plan(struct fixture *f, const char *sql, char *out, size_t size)
+{
+	char path[160], q[1024];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	out[0] = '\0';
+	if (pg_mode) {
+		PGconn *c = pg_session(f->db);
+		PGresult *r;
+		int i;
+
+		assert_non_null(c);
+		/* a test's few hundred rows are read whole; which index a big
+		 * table's read takes shows once scanning the table is ruled out */
+		PQclear(PQexec(c, "ANALYZE remediation_tasks; ANALYZE attempts;"
+		                  " SET enable_seqscan = off"));
+		snprintf(q, sizeof(q), "EXPLAIN %s", sql);
+		r = PQexec(c, q);
+		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+		for (i = 0; i < PQntuples(r); i++)
+			snprintf(out + strlen(out), size - strlen(out), "%s;", PQgetvalue(r, i, 0));
+		PQclear(r);
+		PQfinish(c);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	snprintf(q, sizeof(q), "EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, q, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		snprintf(out + strlen(out), size - strlen(out), "%s;",
+		         (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* The reads every CI failure makes of history (is its job's task still
+ * open? how did each agent do on this repository's failures of its type?)
+ * go through indexes of open tasks and finished agent attempts, not
+ * through every task of the repository; the answers are unchanged. */
+static void
+test_store_history_reads_use_their_indexes(void **state)
+{
+	struct fixture *f = *state;
+	char id[32], out[HL_TASK_ID_MAX], plan[2048];
+	struct hl_agent_record rec[4];
+	struct hl_task t = { .repository = "o/r",
+		             .workflow = "ci",
+		             .job = "build",
+		             .branch = "main",
+		             .failure_type = "rust_build",
+		             .state = HL_TASK_SKIPPED };
+	size_t n = 0;
+	int i;
+
+	for (i = 0; i < 400; i++) {
+		snprintf(id, sizeof(id), "hist-%d", i);
+		t.task_id = id;
+		t.run_id = 1000 + i;
+		/* ten ran (one still does, nine succeeded), the rest were skipped */
+		t.state = i < 10 ? HL_TASK_RUNNING : HL_TASK_SKIPPED;
+		assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+		t.state = HL_TASK_SUCCEEDED;
+		if (i < 10 && i != 7)
+			assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+		assert_int_equal(
+		        hl_store_attempt_put(
+		                f->s,
+		                &(struct hl_attempt){ .task_id = id,
+		                                      .n = 1,
+		                                      .kind = HL_ATTEMPT_AGENT,
+		                                      .phase = HL_PHASE_DONE,
+		                                      .agent = i % 2 ? "rex" : "atlas",
+		                                      .outcome = i < 10 ? HL_OUTCOME_SUCCESS
+		                                                        : HL_OUTCOME_INVALID,
+		                                      .repository = "o/r",
+		                                      .started_ms = 1000 + i },
+		                NULL),
+		        0);
+	}
+	assert_int_equal(
+	        hl_store_task_active_for(f->s, out, "o/r", "main", "ci", "build", NULL, NULL), 0);
+	assert_string_equal(out, "hist-7");
+	assert_int_equal(hl_store_agent_records(f->s, rec, 4, &n, "o/r", "rust_build", NULL), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rec[0].agent, "atlas");
+	assert_int_equal(rec[0].finished, 5);
+	assert_int_equal(rec[0].succeeded, 5);
+	assert_string_equal(rec[1].agent, "rex");
+	assert_int_equal(rec[1].finished, 5);
+
+	query_plan(
+	        f,
+	        pg_mode ? "SELECT task_id FROM remediation_tasks WHERE repository = 'o/r'"
+	                  " AND workflow = 'ci' AND job = 'build'"
+	                  " AND state IN ('queued', 'running', 'verifying')"
+	                  " AND (branch = 'main' OR target_branch = 'main')"
+	                  " ORDER BY created_ms DESC LIMIT 1"
+	                : "SELECT task_id FROM remediation_tasks INDEXED BY remediation_tasks_open"
+	                  " WHERE repository = 'o/r' AND workflow = 'ci' AND job = 'build'"
+	                  " AND state IN ('queued', 'running', 'verifying')"
+	                  " AND (branch = 'main' OR target_branch = 'main')"
+	                  " ORDER BY created_ms DESC LIMIT 1",
+	        plan, sizeof(plan));
+	assert_non_null(strstr(plan, "remediation_tasks_open"));
+	query_plan(f,
+	           "SELECT a.agent, COUNT(*) FROM attempts a JOIN remediation_tasks t"
+	           " ON t.task_id = a.task_id WHERE a.repository = 'o/r'"
+	           " AND t.failure_type = 'rust_build' AND a.kind = 'agent' AND a.agent IS NOT NULL"
+	           " AND a.outcome IN ('success', 'ci_still_failing', 'agent_failed', 'timeout')"
+	           " GROUP BY a.agent ORDER BY a.agent LIMIT 4",
+	           plan, sizeof(plan));
+	assert_non_null(strstr(plan, "attempts_agent_finished"));
+}
+
 /* A delivery given back with a not-before time waits for it; no worker
  * has to sleep holding the claim. */
 static void
@@ -2612,6 +2731,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_given_back_delivery_waits_for_its_time,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_hands_deliveries_to_its_workers, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_history_reads_use_their_indexes, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_identity_and_decision_round_trip, setup,
 		                                teardown),
