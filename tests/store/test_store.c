@@ -1000,92 +1000,6 @@ test_store_task_claim_and_find(void **state)
 	        -HL_ENOTFOUND);
 }
 
-/* Plan of the run-level task search (the store's own query), as the
- * backend explains it. */
-static void
-run_level_plan(struct fixture *f, char *out, size_t size)
-{
-	char path[160];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-
-	out[0] = '\0';
-	if (pg_mode) {
-		PGconn *c = pg_session(f->db);
-		PGresult *r;
-		int i;
-
-		assert_non_null(c);
-		PQclear(PQexec(c, "ANALYZE remediation_tasks"));
-		r = PQexec(c,
-		           "EXPLAIN SELECT task_id FROM remediation_tasks WHERE repository = 'o/r'"
-		           " AND run_id = 77 AND job IS NULL"
-		           " AND NOT (state = 'skipped' AND agent IS NULL)"
-		           " AND (NULL::text IS NULL OR task_id <> NULL::text)"
-		           " ORDER BY created_ms DESC LIMIT 1");
-		assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-		for (i = 0; i < PQntuples(r); i++)
-			snprintf(out + strlen(out), size - strlen(out), "%s;", PQgetvalue(r, i, 0));
-		PQclear(r);
-		PQfinish(c);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(
-	        sqlite3_prepare_v2(db,
-	                           "EXPLAIN QUERY PLAN SELECT task_id FROM remediation_tasks"
-	                           " WHERE repository = ?1 AND run_id = ?3 AND job IS NULL"
-	                           " AND NOT (state = 'skipped' AND agent IS NULL)"
-	                           " AND (?5 IS NULL OR task_id <> ?5)"
-	                           " ORDER BY created_ms DESC LIMIT 1",
-	                           -1, &st, NULL),
-	        SQLITE_OK);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		snprintf(out + strlen(out), size - strlen(out), "%s;",
-		         (const char *)sqlite3_column_text(st, 3));
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-}
-
-/* A run with many job tasks: its run-level task is found from the partial
- * index (newest first, no scan of the job tasks, no sort). */
-static void
-test_store_run_level_find_uses_its_index(void **state)
-{
-	struct fixture *f = *state;
-	char id[32], job[32], out[HL_TASK_ID_MAX], plan[2048];
-	struct hl_task t = {
-		.repository = "o/r", .run_id = 77, .branch = "main", .state = HL_TASK_RUNNING
-	};
-	int i;
-
-	for (i = 0; i < 300; i++) {
-		snprintf(id, sizeof(id), "job-task-%d", i);
-		snprintf(job, sizeof(job), "job-%d", i);
-		t.task_id = id;
-		t.job = job;
-		assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
-	}
-	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
-	                                    NULL, NULL),
-	                 -HL_ENOTFOUND);
-	t.task_id = "run-task";
-	t.job = NULL;
-	assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
-	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
-	                                    NULL, NULL),
-	                 0);
-	assert_string_equal(out, "run-task");
-	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
-	                                    "run-task", NULL),
-	                 -HL_ENOTFOUND);
-	run_level_plan(f, plan, sizeof(plan));
-	assert_non_null(strstr(plan, "remediation_tasks_run_level"));
-	assert_null(strstr(plan, "TEMP B-TREE")); /* SQLite: no sort */
-	assert_null(strstr(plan, "Sort"));        /* PostgreSQL: no sort */
-}
-
 /* The query plan of sql (no parameters) on the backend under test, steps
  * joined by ';'. */
 static void
@@ -1124,6 +1038,55 @@ query_plan(struct fixture *f, const char *sql, char *out, size_t size)
 		         (const char *)sqlite3_column_text(st, 3));
 	sqlite3_finalize(st);
 	sqlite3_close(db);
+}
+
+/* The plan of the run-level task find (its query, with the test's values). */
+static void
+run_level_plan(struct fixture *f, char *out, size_t size)
+{
+	query_plan(f,
+	           "SELECT task_id FROM remediation_tasks WHERE repository = 'o/r'"
+	           " AND run_id = 77 AND job IS NULL AND NOT (state = 'skipped' AND agent IS NULL)"
+	           " AND (NULL IS NULL OR task_id <> NULL) ORDER BY created_ms DESC LIMIT 1",
+	           out, size);
+}
+
+/* A run with many job tasks: its run-level task is found from the partial
+ * index (newest first, no scan of the job tasks, no sort). */
+static void
+test_store_run_level_find_uses_its_index(void **state)
+{
+	struct fixture *f = *state;
+	char id[32], job[32], out[HL_TASK_ID_MAX], plan[2048];
+	struct hl_task t = {
+		.repository = "o/r", .run_id = 77, .branch = "main", .state = HL_TASK_RUNNING
+	};
+	int i;
+
+	for (i = 0; i < 300; i++) {
+		snprintf(id, sizeof(id), "job-task-%d", i);
+		snprintf(job, sizeof(job), "job-%d", i);
+		t.task_id = id;
+		t.job = job;
+		assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+	}
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    NULL, NULL),
+	                 -HL_ENOTFOUND);
+	t.task_id = "run-task";
+	t.job = NULL;
+	assert_int_equal(hl_store_task_put(f->s, &t, NULL), 0);
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    NULL, NULL),
+	                 0);
+	assert_string_equal(out, "run-task");
+	assert_int_equal(hl_store_task_find(f->s, out, "o/r", NULL, 77, HL_TASK_FIND_RUN_LEVEL, 0,
+	                                    "run-task", NULL),
+	                 -HL_ENOTFOUND);
+	run_level_plan(f, plan, sizeof(plan));
+	assert_non_null(strstr(plan, "remediation_tasks_run_level"));
+	assert_null(strstr(plan, "TEMP B-TREE")); /* SQLite: no sort */
+	assert_null(strstr(plan, "Sort"));        /* PostgreSQL: no sort */
 }
 
 /* The reads every CI failure makes of history (is its job's task still
