@@ -246,7 +246,8 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	/* a result of a job an active task is fixing belongs to that task
 	 * (success or failure): the loop judges with it, no new task starts */
 	if (p->loop && (ev->intent == HL_INTENT_CI_FAILURE || ev->intent == HL_INTENT_TRACK)) {
-		rc = hl_loop_ci_event(p->loop, owner, ev, d->delivery_id, err);
+		rc = hl_loop_ci_event(p->loop, owner, ev, d->delivery_id,
+		                      d->task_id ? d->task_id : d->delivery_id, err);
 		if (rc < 0 && pipeline_transient(rc))
 			goto give_back;
 		if (rc < 0)

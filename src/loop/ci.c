@@ -25,7 +25,7 @@ ci_is_job_result(const struct hl_event *ev)
 
 int
 hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
-                 const char *delivery_id, struct hl_err *err)
+                 const char *delivery_id, const char *own_task, struct hl_err *err)
 {
 	int rc;
 
@@ -36,7 +36,7 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 	    !hl_event_conclusion_is_failure(ev->conclusion))
 		return 0;
 	rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
-	                              ev->workflow_name, ev->job_name, NULL, err);
+	                              ev->workflow_name, ev->job_name, own_task, err);
 	if (rc == -HL_ENOTFOUND)
 		return 0;
 	if (rc < 0)

@@ -21,6 +21,7 @@ import http.client
 import json
 import urllib.parse
 import os
+import sqlite3
 import ssl
 import sys
 import time
@@ -220,6 +221,41 @@ def main():
     kube("POST", "/_stub/config", {"rules": []})
     check("... and remediated once the API answers",
           len(wait_for(lambda: by_task(tid_a3), 60) or []) == 1, [a3_delivery(), srv.log_tail()])
+
+    # ---- A4. killed between the CodeRun and its attempt's record ----------------------
+    # (the task already names its CodeRun, its attempt is still `preparing`: the
+    # delivery, processed again after the restart, resumes its own remediation;
+    # it is not a CI result of the task it started, which would leave the
+    # attempt without its CodeRun until the attempt's timeout)
+    seed_job(7014)
+    tid_a4 = deliver(srv, job_event(7014, 8014, "loop/a4"), delivery="loop-a4")
+
+    def a4_attempt():
+        return (task_of(srv, tid_a4).get("attempts") or [{}])[0]
+    first = wait_for(lambda: a4_attempt().get("coderun"), 15)
+    srv.kill()
+    con = dtest.store_db(srv.data_dir)
+    sql = ("UPDATE attempts SET phase = 'preparing', coderun_name = NULL"
+           f" WHERE task_id = '{tid_a4}' AND n = 1")
+    if isinstance(con, sqlite3.Connection):
+        con.execute(sql)
+        con.commit()
+    else:
+        con.query(sql)
+    con.close()
+    rc, _, err = dtest.healer("replay", "loop-a4", env=dict(BASE_ENV, HEALER_DATA_DIR=srv.data_dir))
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+
+    def a4_delivery():
+        return next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                     if d.get("delivery_id") == "loop-a4"), {})
+    resumed = wait_for(lambda: a4_attempt().get("coderun") == first
+                       and a4_attempt().get("phase") != "preparing", 20)
+    check("a delivery replayed after a kill between its CodeRun and the attempt's record"
+          " resumes the attempt (one CodeRun), not taken for its own task's CI result",
+          rc == 0 and first and resumed and len(by_task(tid_a4)) == 1
+          and a4_delivery().get("reason") != "attached",
+          [err, a4_attempt(), a4_delivery()])
 
     # ---- B. the agent fails -> attempt 2 with its message and output ---------------
     seed_job(7002)
