@@ -724,41 +724,6 @@ out:
 	return rc;
 }
 
-/* ---- the durable point of intake batches -------------------------------- */
-
-/* Intake batches commit with synchronous_commit off (pg_intake.c), so the
- * committer writes the next batch while the log is flushed. This makes
- * them durable: a transaction that takes a transaction id commits with a
- * commit record, and with synchronous_commit on its COMMIT returns only
- * once the log is flushed up to that record, so up to every commit made
- * before it, by any session. One flush for every batch written meanwhile,
- * on the syncer's own connection (reconnected when lost). */
-static int
-pg_sync_log(struct hl_store_backend *b)
-{
-	PGresult *r;
-	int tries;
-
-	for (tries = 0; tries < 2; tries++) {
-		if (!b->sconn || PQstatus(b->sconn) != CONNECTION_OK) {
-			if (b->sconn)
-				PQreset(b->sconn);
-			else
-				b->sconn = pg_connect(b);
-			if (!b->sconn || PQstatus(b->sconn) != CONNECTION_OK ||
-			    pg_session(b, b->sconn) < 0)
-				continue;
-		}
-		r = PQexec(b->sconn, "SELECT txid_current()");
-		if (PQresultStatus(r) == PGRES_TUPLES_OK) {
-			PQclear(r);
-			return 0;
-		}
-		PQclear(r);
-	}
-	return -HL_EIO;
-}
-
 /* ---- open, close -------------------------------------------------------- */
 
 static void
@@ -776,7 +741,6 @@ pg_close(struct hl_store_backend *b)
 		pthread_join(b->l_thread, NULL);
 	}
 	PQfinish(b->lconn);
-	PQfinish(b->sconn);
 	PQfinish(b->conn);
 	for (i = 0; i < b->ncache; i++)
 		free((char *)b->cache[i].sql);
@@ -803,7 +767,7 @@ static const struct hl_store_ops pg_ops = {
 	.intake = {
 		.recover = hl_pg_recover,
 		.batch = hl_pg_intake_batch,
-		.sync_log = pg_sync_log,
+		.sync_log = NULL,
 		.claim_next = hl_pg_claim_next,
 		.claim_many = hl_pg_claim_many,
 		.renew = hl_pg_renew,

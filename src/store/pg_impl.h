@@ -65,11 +65,6 @@ struct hl_store_backend {
 	 * reconnect): the listener skips the signals this process sent */
 	_Atomic int own_pid[2];
 
-	/* the syncer's connection (store_intake.c's syncer thread only):
-	 * intake batches commit without waiting for the WAL flush, and one
-	 * durable commit here makes everything committed before it durable */
-	PGconn *sconn;
-
 	/* the listener: its own connection, LISTENing on PG_CHANNEL, holding
 	 * the handle's liveness lock and its leaderships */
 	pthread_mutex_t l_lock; /* guards lconn and the fields below */

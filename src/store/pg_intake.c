@@ -338,10 +338,11 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, size_t n,
 		r->err.msg[0] = '\0';
 		r->taken_id = 0;
 	}
-	/* durable later, by the syncer's flush (pg_sync_log); one round trip */
-	rc = hl_pg_cmd(b, "BEGIN; SET LOCAL synchronous_commit TO off", "begin intake", err);
-	b->txn = true; /* whatever ran of the two, a ROLLBACK undoes it */
-	if (rc < 0)
+	/* durable when COMMIT returns (synchronous_commit on): an
+	 * asynchronous commit made durable later by another connection is
+	 * lost if the server restarts in between, and that connection may
+	 * by then reach the restarted server */
+	if ((rc = hl_pg_begin(b, "begin intake", err)) < 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
 		r = order[i];
