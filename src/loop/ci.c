@@ -36,11 +36,25 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 	    !hl_event_conclusion_is_failure(ev->conclusion))
 		return 0;
 	rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
-	                              ev->workflow_name, ev->job_name, own_task, err);
+	                              ev->workflow_name, ev->job_name, NULL, err);
 	if (rc == -HL_ENOTFOUND)
 		return 0;
 	if (rc < 0)
 		return rc;
+	if (own_task && strcmp(task_id, own_task) == 0) {
+		/* the failure that started this task, processed again: a
+		 * restart cut its remediation short, which resumes (a queued
+		 * task keeps waiting its turn) */
+		struct hl_task_record *t = NULL;
+		bool queued;
+
+		if ((rc = hl_store_task_get(l->store, &t, own_task, err)) < 0)
+			return rc;
+		queued = t->state == HL_TASK_QUEUED;
+		hl_task_record_free(t);
+		if (!queued)
+			return 0;
+	}
 	rc = hl_store_ci_result_add(l->store,
 	                            &(struct hl_ci_result){ .task_id = task_id,
 	                                                    .delivery_id = delivery_id,

@@ -50,9 +50,9 @@ void hl_loop_stop(struct hl_loop *l);
  * that branch: recorded on the task (the "current CI status") and the task
  * is marked due. Returns 1 with the task id in task_id (HL_TASK_ID_MAX
  * bytes) when it belonged to one, 0 when not. own_task (may be NULL) is the
- * task the delivery itself starts: a failure never belongs to it (that is
- * the failure processed again, after a restart cut its remediation short,
- * and it must resume the remediation).
+ * task the delivery itself starts: a failure belongs to it only while it
+ * is queued (otherwise that is the failure processed again after a
+ * restart cut its remediation short, and the remediation resumes).
  */
 int hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
                      const char *delivery_id, const char *own_task, struct hl_err *err);
