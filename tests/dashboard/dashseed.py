@@ -93,7 +93,12 @@ class Seeded:
         self.tasks = []
         for i, (repo, branch, wf, job, agent) in enumerate(TASKS):
             st, ans = self.srv.deliver(job_event(repo, 7100 + i, 8100 + i, branch, wf, job))
-            self.tasks.append((ans.get("task_id") if st == 202 else None, repo, agent))
+            tid = ans.get("task_id") if st == 202 else None
+            self.tasks.append((tid, repo, agent))
+            # the workers take deliveries in parallel: each task is made
+            # before the next is sent, so the newest is the last one
+            if tid:
+                wait_for(lambda: bool(self.task(tid)), 20)
         self.hostile = self.tasks[-1][0]
 
     def auth(self):
