@@ -93,7 +93,9 @@ worker_main(void *arg)
 	struct hl_delivery_record *d;
 	struct hl_err err;
 	int rc;
+	pthread_setname_np(pthread_self(), "hl-worker");
 
+	pthread_setname_np(pthread_self(), "hl-worker");
 	/* per-thread on Linux: only this worker is deprioritized */
 	(void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WORKER_NICE);
 	while (!atomic_load(&w->stop)) {

@@ -65,7 +65,9 @@ static void *
 board_timer(void *arg)
 {
 	struct hl_decision_board *b = arg;
+	pthread_setname_np(pthread_self(), "hl-decisions");
 
+	pthread_setname_np(pthread_self(), "hl-decisions");
 	pthread_mutex_lock(&b->lock);
 	while (!b->stop) {
 		int64_t now = hl_time_mono_ms(), next = now + 1000;

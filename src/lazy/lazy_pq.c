@@ -35,6 +35,18 @@
 	  (PGconn * c, const char *name, int n, const char *const *values, const int *lengths, \
 	   const int *formats, int result_format),                                             \
 	  (c, name, n, values, lengths, formats, result_format))                               \
+	F(int, PQsendQueryParams,                                                              \
+	  (PGconn * c, const char *q, int n, const Oid *types, const char *const *values,      \
+	   const int *lengths, const int *formats, int result_format),                         \
+	  (c, q, n, types, values, lengths, formats, result_format))                           \
+	F(int, PQsendQueryPrepared,                                                            \
+	  (PGconn * c, const char *name, int n, const char *const *values, const int *lengths, \
+	   const int *formats, int result_format),                                             \
+	  (c, name, n, values, lengths, formats, result_format))                               \
+	F(PGresult *, PQgetResult, (PGconn * c), (c))                                          \
+	F(int, PQenterPipelineMode, (PGconn * c), (c))                                         \
+	F(int, PQexitPipelineMode, (PGconn * c), (c))                                          \
+	F(int, PQpipelineSync, (PGconn * c), (c))                                              \
 	V(PQclear, (PGresult * r), (r))                                                        \
 	F(ExecStatusType, PQresultStatus, (const PGresult *r), (r))                            \
 	F(char *, PQresultErrorField, (const PGresult *r, int code), (r, code))                \

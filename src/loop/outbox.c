@@ -312,7 +312,9 @@ void *
 hl_loop_outbox_main(void *arg)
 {
 	struct hl_loop *l = arg;
+	pthread_setname_np(pthread_self(), "hl-outbox");
 
+	pthread_setname_np(pthread_self(), "hl-outbox");
 	while (!atomic_load(&l->stop))
 		if (outbox_pass(l) == 0)
 			hl_loop_sleep(l, l->cfg->loop_interval_ms);

@@ -3,13 +3,17 @@
  * connections, reconnects, migrations, signals, leadership and its
  * operation table. Shared by any number of healer replicas.
  *
- * Two connections per store handle:
+ * Three connections per store handle:
  *   the main connection, used only under the store mutex for every
- *     operation. A lost connection is reset by the next operation, at
- *     most once per backoff period (250 ms doubling to 2 s), so while the
- *     database is away every operation fails at once with -HL_EDB
- *     ("database ... unavailable"); never in the middle of a transaction
- *     (the transaction is gone with its session).
+ *     operation but intake batches. A lost connection is reset by the next
+ *     operation, at most once per backoff period (250 ms doubling to 2 s),
+ *     so while the database is away every operation fails at once with
+ *     -HL_EDB ("database ... unavailable"); never in the middle of a
+ *     transaction (the transaction is gone with its session).
+ *   the intake connection (b->intake, a backend of its own), on which
+ *     the store's committer thread writes and commits intake batches
+ *     outside the store mutex, their statements sent in pipelines (see
+ *     pg_intake.c).
  *   the listener connection, owned by the listener thread: it LISTENs on
  *     one channel, delivers other processes' signals ("<channel>|<payload>"
  *     NOTIFY payloads; its own, recognised by the sender's backend pid,
@@ -19,8 +23,9 @@
  *     ("healer:leader:<name>"). When it drops, the thread reconnects with
  *     backoff and then delivers a work and a task signal, since it may
  *     have missed some.
- * Commits are durable when they return (synchronous_commit is set on for
- * the session), so intake batches need no separate log flush.
+ * Intake batches are durable when their COMMIT returns (synchronous_commit
+ * on), so they need no separate log flush; a server's main connection
+ * commits without waiting for the flush (see hl_store_pg_open).
  * Migrations are the .sql files of migrations/postgres/ (same versions as
  * SQLite's), each in its own transaction under an advisory lock, so
  * replicas starting together migrate once.
@@ -176,14 +181,16 @@ pg_connect(const struct hl_store_backend *b)
 	return c;
 }
 
-/* Session settings: commits durable when they return; read-only handles
- * cannot write. */
+/* Session settings: read-only handles cannot write; commits are durable
+ * when they return, except on a server's main connection (see
+ * hl_store_pg_open). */
 static int
 pg_session(const struct hl_store_backend *b, PGconn *c)
 {
-	PGresult *r = PQexec(c, b->read_only ? "SET synchronous_commit TO on;"
-	                                       " SET default_transaction_read_only TO on"
-	                                     : "SET synchronous_commit TO on");
+	PGresult *r = PQexec(c, b->read_only     ? "SET synchronous_commit TO on;"
+	                                           " SET default_transaction_read_only TO on"
+	                        : b->flush_later ? "SET synchronous_commit TO off"
+	                                         : "SET synchronous_commit TO on");
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	PQclear(r);
@@ -266,6 +273,24 @@ pg_ok(const PGresult *r)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* The statement's slot in the session's cache of prepared statements
+ * (added when new), -1 when the cache is full. */
+static int
+pg_cache_slot(struct hl_store_backend *b, const char *sql)
+{
+	char *copy;
+	int i;
+
+	for (i = 0; i < b->ncache; i++)
+		if (strcmp(b->cache[i].sql, sql) == 0)
+			return i;
+	if (b->ncache >= PG_CACHE_MAX || !(copy = strdup(sql)))
+		return -1;
+	b->cache[b->ncache].sql = copy;
+	b->cache[b->ncache].ready = false;
+	return b->ncache++;
+}
+
 int
 hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const struct pg_params *p,
            bool result_binary, const char *what, struct hl_err *err)
@@ -273,7 +298,7 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 	static const struct pg_params none = { .n = 0 };
 	char name[16];
 	PGresult *r;
-	int slot = -1, i;
+	int slot;
 
 	if (out)
 		*out = NULL;
@@ -282,18 +307,7 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 	b->sqlstate[0] = '\0';
 	if (pg_ensure(b, b->txn, err) < 0)
 		return -HL_EDB;
-	for (i = 0; i < b->ncache; i++)
-		if (strcmp(b->cache[i].sql, sql) == 0)
-			slot = i;
-	if (slot < 0 && b->ncache < PG_CACHE_MAX) {
-		char *copy = strdup(sql);
-
-		if (copy) {
-			slot = b->ncache++;
-			b->cache[slot].sql = copy;
-			b->cache[slot].ready = false;
-		}
-	}
+	slot = pg_cache_slot(b, sql);
 	if (slot >= 0) {
 		snprintf(name, sizeof(name), "hl%d", slot);
 		if (!b->cache[slot].ready) {
@@ -314,6 +328,137 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 	else
 		PQclear(r);
 	return 0;
+}
+
+/* ---- pipelines ---------------------------------------------------------
+ * Statements sent one after another without waiting for their results,
+ * then read in order: one round trip (two context switches) for many
+ * statements. The statements are prepared before (hl_pg_prepare), so the
+ * pipeline holds only their executions; a sync ends each pipeline. */
+
+int
+hl_pg_prepare(struct hl_store_backend *b, const char *sql, const char *what, struct hl_err *err)
+{
+	char name[16];
+	PGresult *r;
+	int slot;
+
+	b->sqlstate[0] = '\0';
+	if (pg_ensure(b, b->txn, err) < 0)
+		return -HL_EDB;
+	if ((slot = pg_cache_slot(b, sql)) < 0)
+		return hl_err_set(err, HL_EDB, "postgres %s: too many statements", what);
+	if (b->cache[slot].ready)
+		return 0;
+	snprintf(name, sizeof(name), "hl%d", slot);
+	r = PQprepare(b->conn, name, sql, 0, NULL);
+	if (!pg_ok(r))
+		return pg_failed(b, r, what, err);
+	PQclear(r);
+	b->cache[slot].ready = true;
+	return 0;
+}
+
+int
+hl_pg_pipe_start(struct hl_store_backend *b, struct hl_err *err)
+{
+	b->sqlstate[0] = '\0';
+	if (pg_ensure(b, b->txn, err) < 0)
+		return -HL_EDB;
+	if (!PQenterPipelineMode(b->conn))
+		return pg_failed(b, NULL, "pipeline", err);
+	b->pipe_synced = false;
+	return 0;
+}
+
+int
+hl_pg_pipe_send(struct hl_store_backend *b, const char *sql, const struct pg_params *p,
+                const char *what, struct hl_err *err)
+{
+	static const struct pg_params none = { .n = 0 };
+	char name[16];
+	int slot;
+
+	if (!p)
+		p = &none;
+	for (slot = 0; slot < b->ncache; slot++)
+		if (strcmp(b->cache[slot].sql, sql) == 0)
+			break;
+	if (slot == b->ncache || !b->cache[slot].ready)
+		return hl_err_set(err, HL_EINTERNAL, "postgres %s: not prepared", what);
+	snprintf(name, sizeof(name), "hl%d", slot);
+	if (!PQsendQueryPrepared(b->conn, name, p->n, p->v, p->len, p->fmt, 0))
+		return pg_failed(b, NULL, what, err);
+	return 0;
+}
+
+int
+hl_pg_pipe_send_cmd(struct hl_store_backend *b, const char *sql, const char *what,
+                    struct hl_err *err)
+{
+	if (!PQsendQueryParams(b->conn, sql, 0, NULL, NULL, NULL, NULL, 0))
+		return pg_failed(b, NULL, what, err);
+	return 0;
+}
+
+int
+hl_pg_pipe_sync(struct hl_store_backend *b, const char *what, struct hl_err *err)
+{
+	if (!PQpipelineSync(b->conn))
+		return pg_failed(b, NULL, what, err);
+	b->pipe_synced = true;
+	return 0;
+}
+
+int
+hl_pg_pipe_next(struct hl_store_backend *b, PGresult **out, const char *what,
+                struct hl_err *err)
+{
+	PGresult *r;
+
+	if (out)
+		*out = NULL;
+	if (!(r = PQgetResult(b->conn)))
+		return pg_failed(b, NULL, what, err); /* the connection */
+	PQclear(PQgetResult(b->conn));        /* each statement's results end with NULL */
+	if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
+		PQclear(r);
+		return hl_err_set(err, HL_EDB, "postgres %s: not run after an error", what);
+	}
+	if (!pg_ok(r))
+		return pg_failed(b, r, what, err);
+	if (out)
+		*out = r;
+	else
+		PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_pipe_end(struct hl_store_backend *b, struct hl_err *err)
+{
+	PGresult *r;
+	int i;
+
+	/* what is left up to the sync (statements not read after a failure) */
+	for (i = 0; b->pipe_synced && i < 1000000; i++) {
+		r = PQgetResult(b->conn);
+		if (!r) {
+			if (PQstatus(b->conn) != CONNECTION_OK)
+				break;
+			continue; /* the end of one statement's results */
+		}
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			if (PQexitPipelineMode(b->conn))
+				return 0;
+			break;
+		}
+		PQclear(r);
+	}
+	b->lost = true; /* the session's state is unknown: start a new one */
+	hl_strlcpy(b->down_msg, "a pipeline did not end", sizeof(b->down_msg));
+	return hl_err_set(err, HL_EDB, "postgres pipeline: %s", PQerrorMessage(b->conn));
 }
 
 int
@@ -612,7 +757,9 @@ pg_listener(void *arg)
 	bool more = false;
 	PGnotify *nt;
 	PGconn *c;
+	pthread_setname_np(pthread_self(), "hl-listen");
 
+	pthread_setname_np(pthread_self(), "hl-listen");
 	pthread_mutex_lock(&b->l_lock);
 	while (!b->l_stop) {
 		if (!b->lconn) {
@@ -740,6 +887,7 @@ pg_close(struct hl_store_backend *b)
 		pg_wake(b);
 		pthread_join(b->l_thread, NULL);
 	}
+	pg_close(b->intake);
 	PQfinish(b->lconn);
 	PQfinish(b->conn);
 	for (i = 0; i < b->ncache; i++)
@@ -768,6 +916,7 @@ static const struct hl_store_ops pg_ops = {
 		.recover = hl_pg_recover,
 		.batch = hl_pg_intake_batch,
 		.sync_log = NULL,
+		.batch_own_conn = true,
 		.claim_next = hl_pg_claim_next,
 		.claim_many = hl_pg_claim_many,
 		.renew = hl_pg_renew,
@@ -832,31 +981,50 @@ static const struct hl_store_ops pg_ops = {
 	},
 };
 
-int
-hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
-                 const char *conninfo, unsigned flags, const char *owner,
-                 const struct hl_store_sink *sink, struct hl_err *err)
+/* A backend with its settings and no connection yet; NULL: out of memory. */
+static struct hl_store_backend *
+pg_backend_new(const char *conninfo, bool read_only, const char *owner)
 {
 	struct hl_store_backend *b = calloc(1, sizeof(*b));
 	struct hl_buf shown = HL_BUF_INIT(0);
-	char why[200];
-	int rc;
 
 	if (!b)
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
+		return NULL;
 	b->wake[0] = b->wake[1] = -1;
 	pthread_mutex_init(&b->l_lock, NULL);
-	b->read_only = flags & HL_STORE_READ_ONLY;
-	b->sink = *sink;
+	b->read_only = read_only;
 	hl_strlcpy(b->owner, owner, sizeof(b->owner));
 	hl_store_url_display(&shown, conninfo);
 	hl_strlcpy(b->display, shown.data, sizeof(b->display));
 	hl_buf_release(&shown);
 	b->conninfo = strdup(conninfo);
 	if (!b->conninfo) {
-		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
-		goto fail;
+		pg_close(b);
+		return NULL;
 	}
+	return b;
+}
+
+int
+hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
+                 const char *conninfo, unsigned flags, const char *owner,
+                 const struct hl_store_sink *sink, struct hl_err *err)
+{
+	struct hl_store_backend *b;
+	char why[200];
+	int rc;
+
+	b = pg_backend_new(conninfo, flags & HL_STORE_READ_ONLY, owner);
+	if (!b)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	b->sink = *sink;
+	/* A server's claims, finishes, tasks and loop state are not flushed
+	 * on their own, as on SQLite: safe for a killed process; after the
+	 * database server crashes the last moments of them are redone (the
+	 * log is one sequence: what is kept is always everything up to some
+	 * commit). Intake batches, answered to senders, run on b->intake
+	 * and are durable when COMMIT returns; so are commands' writes. */
+	b->flush_later = (flags & HL_STORE_SERVER) && !b->read_only;
 	b->conn = pg_connect(b);
 	if (!b->conn || PQstatus(b->conn) != CONNECTION_OK || pg_session(b, b->conn) < 0) {
 		pg_first_line(why, sizeof(why),
@@ -872,6 +1040,10 @@ hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
 		*out = b;
 		*ops = &pg_ops;
 		return 0;
+	}
+	if (!(b->intake = pg_backend_new(conninfo, false, owner))) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto fail;
 	}
 	/* listening before open returns: no signal sent afterwards is missed */
 	b->lconn = pg_listen_connect(b, why, sizeof(why));

@@ -10,7 +10,8 @@
  *   pg_loop.c    the loop's state and the outbox
  *   pg_memory.c  memories (tsvector/GIN), agent records, the insights' rows
  *
- * The main connection is used only under the store mutex. Every statement
+ * The main connection is used only under the store mutex; intake batches
+ * run on a backend of their own (b->intake). Every statement
  * goes through hl_pg_exec: it reconnects a lost connection first (at most
  * once per backoff period, so calls fail fast while the database is
  * away), prepares the statement once per session, and turns a failure
@@ -46,6 +47,7 @@ struct hl_store_backend {
 	char display[256]; /* for messages: without credentials */
 	char owner[96];    /* the handle's claimer id */
 	bool read_only;
+	bool flush_later; /* commits return before their log is flushed */
 	struct hl_store_sink sink;
 
 	/* the main connection, under the store mutex */
@@ -54,6 +56,7 @@ struct hl_store_backend {
 	int backoff_ms;
 	bool lost;          /* the last failure was the connection */
 	bool txn;           /* inside BEGIN ... COMMIT/ROLLBACK: never reconnect */
+	bool pipe_synced;   /* the pipeline being read ends with a sync */
 	char sqlstate[6];   /* of the last failed statement, "" when none */
 	char down_msg[200]; /* why the last connect failed */
 	struct {
@@ -76,6 +79,11 @@ struct hl_store_backend {
 	int wake[2]; /* a pipe: wakes the listener thread */
 	pthread_t l_thread;
 	bool l_started;
+
+	/* intake batches' own backend (a connection, no listener), used only
+	 * by the store's committer thread, never under the store mutex;
+	 * connected when first used; NULL on a read-only handle */
+	struct hl_store_backend *intake;
 };
 
 /* Adds a parameter: text (NULL for SQL NULL), a number, NULL unless
@@ -95,6 +103,25 @@ void hl_pg_bytes(struct pg_params *p, const void *data, size_t len);
  */
 int hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql,
                const struct pg_params *p, bool result_binary, const char *what, struct hl_err *err);
+/*
+ * Pipelines, for many statements in one round trip: prepare each statement
+ * (once per session) first; start; send the statements (prepared SQL with
+ * parameters, or commands); sync; read each statement's result in order
+ * with next (< 0: it failed, or was not run after an earlier failure);
+ * end reads up to the sync and leaves pipeline mode (< 0: the session is
+ * dropped). A failure inside a transaction leaves it to be rolled back.
+ */
+int hl_pg_prepare(struct hl_store_backend *b, const char *sql, const char *what,
+                  struct hl_err *err);
+int hl_pg_pipe_start(struct hl_store_backend *b, struct hl_err *err);
+int hl_pg_pipe_send(struct hl_store_backend *b, const char *sql, const struct pg_params *p,
+                    const char *what, struct hl_err *err);
+int hl_pg_pipe_send_cmd(struct hl_store_backend *b, const char *sql, const char *what,
+                        struct hl_err *err);
+int hl_pg_pipe_sync(struct hl_store_backend *b, const char *what, struct hl_err *err);
+int hl_pg_pipe_next(struct hl_store_backend *b, PGresult **out, const char *what,
+                    struct hl_err *err);
+int hl_pg_pipe_end(struct hl_store_backend *b, struct hl_err *err);
 /* Runs a command without parameters (BEGIN, COMMIT, ...), not prepared. */
 int hl_pg_cmd(struct hl_store_backend *b, const char *sql, const char *what, struct hl_err *err);
 /* BEGIN / COMMIT / ROLLBACK on the main connection. */

@@ -4,17 +4,23 @@
  * FOR UPDATE SKIP LOCKED under leases, finishes, recovery of dead
  * replicas' claims, replays and the delivery counters.
  *
- * An intake batch is one transaction: one statement per delivery in the
- * common case (the delivery and its event key inserted together, each
- * ON CONFLICT DO NOTHING, so the unique delivery id and event key decide
- * between replicas), then the summed counter increments, then COMMIT; the
- * batch is answered only after COMMIT returned. When a statement fails
- * the batch is redone: a deadlock with another replica's batch (both
- * inserting the same ids) from the start, anything else one savepoint per
- * delivery, so one bad delivery fails alone.
+ * An intake batch is one transaction on the intake connection: one
+ * statement per delivery in the common case (the delivery and its event
+ * key inserted together, each ON CONFLICT DO NOTHING, so the unique
+ * delivery id and event key decide between replicas), then the summed
+ * counter increments, then COMMIT; the batch is answered only after COMMIT
+ * returned. The statements go in pipelines: BEGIN and up to PG_PIPE_CHUNK
+ * deliveries in one round trip, the increments and COMMIT in another (a
+ * round trip per statement cost more than the statements). When a
+ * statement fails the batch is redone: a deadlock with another replica's
+ * batch (both inserting the same ids) from the start, anything else
+ * statement by statement with one savepoint per delivery, so one bad
+ * delivery fails alone.
  * delivery_counts is changed in the same statement or transaction as the
- * rows it counts, its rows always locked in (event, state, reason) order,
- * so counter updates of concurrent transactions never deadlock.
+ * rows it counts, in the shard of the connection (migration 0013: others
+ * never wait for its commit), its rows always locked in (event, state,
+ * reason) order, so counter updates of concurrent transactions never
+ * deadlock; a count is the sum of its shards.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -26,6 +32,7 @@
 #include <zlib.h>
 
 #define PG_BATCH_TRIES 3
+#define PG_PIPE_CHUNK  64 /* deliveries per pipeline */
 
 /*
  * One delivery in one statement: its event key is claimed first (unless
@@ -66,10 +73,11 @@ static const char pg_ins_sql[] =
 
 static const char pg_count_bump_sql[] =
         "INSERT INTO delivery_counts (event_name, state, reason, n) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (event_name, state, reason) DO UPDATE SET n = delivery_counts.n + excluded.n";
+        " ON CONFLICT (event_name, state, reason, shard) DO UPDATE SET n = delivery_counts.n"
+        " + excluded.n";
 
 #define PG_COUNTS_UPSERT                                                               \
-	" ON CONFLICT (event_name, state, reason) DO UPDATE SET n = delivery_counts.n" \
+	" ON CONFLICT (event_name, state, reason, shard) DO UPDATE SET n = delivery_counts.n" \
 	" + excluded.n"
 
 /* True when s is valid UTF-8 (PostgreSQL refuses anything else in text). */
@@ -158,26 +166,30 @@ pg_status_of(const char *answer)
 	                                                  : HL_INTAKE_DUPLICATE;
 }
 
+/* What one delivery of a batch stores, between its statement and its
+ * answer. */
+struct pg_item {
+	const char *state, *reason; /* of what is stored (state NULL: nothing) */
+	bool claim_key;             /* the statement claims the event key */
+	bool sent;                  /* its statement is in the pipeline */
+};
+
 /*
- * One intake inside the batch transaction. Returns 0 when stored or
- * answered (a duplicate), with *state / *reason of what was stored (state
- * NULL when nothing was); 1 when the delivery was refused (r->rc, r->err
- * set, nothing written); < 0 when a statement failed (err).
+ * Checks one delivery and fills the parameters of its statement (p);
+ * sets the answer of a stored delivery in r and the item. Returns 0, or 1
+ * when the delivery is refused (r->rc, r->err set; nothing to write).
  */
 static int
-pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, const char **state,
-              const char **reason, struct hl_err *err)
+pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struct pg_params *p)
 {
 	const struct hl_delivery_in *in = &r->in;
 	struct hl_intake_answer *a = &r->answer;
-	struct pg_params p = { .n = 0 };
-	const char *answer, *id;
-	bool claim_key;
-	PGresult *res = NULL;
-	int rc;
+	const char *answer;
 
 	memset(a, 0, sizeof(*a));
-	*state = *reason = NULL;
+	it->state = it->reason = NULL;
+	it->claim_key = it->sent = false;
+	p->n = 0;
 	if (!in->delivery_id || !*in->delivery_id || strlen(in->delivery_id) > HL_DELIVERY_ID_MAX) {
 		r->rc = hl_err_set(&r->err, HL_EINVAL, "bad delivery id");
 		return 1;
@@ -193,59 +205,74 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		r->rc = hl_err_set(&r->err, HL_EINVAL, "delivery has text that is not UTF-8");
 		return 1;
 	}
-	*state = "received";
+	it->state = "received";
 	answer = "accepted";
 	a->status = a->original = HL_INTAKE_ACCEPTED;
 	hl_strlcpy(a->task_id, in->task_id ? in->task_id : "", sizeof(a->task_id));
 	if (in->skip_reason) {
-		*state = "skipped";
+		it->state = "skipped";
 		answer = "skipped";
-		*reason = in->skip_reason;
+		it->reason = in->skip_reason;
 		a->status = a->original = HL_INTAKE_SKIPPED;
 		a->task_id[0] = '\0';
 	}
-	claim_key = !in->skip_reason && in->dedup_key && *in->dedup_key;
+	it->claim_key = !in->skip_reason && in->dedup_key && *in->dedup_key;
 	/* taken by this process's workers at once: stored as their claim */
 	if (r->take && !in->skip_reason)
-		*state = "processing";
+		it->state = "processing";
 
-	hl_pg_text(&p, in->delivery_id);
-	hl_pg_text(&p, pg_utf8_ok(in->hook_id) ? in->hook_id : NULL); /* informational */
-	hl_pg_text(&p, in->source ? in->source : "webhook");
-	hl_pg_text(&p, in->event_name);
-	hl_pg_text(&p, in->action);
-	hl_pg_text(&p, in->headers_json ? in->headers_json : "{}");
+	hl_pg_text(p, in->delivery_id);
+	hl_pg_text(p, pg_utf8_ok(in->hook_id) ? in->hook_id : NULL); /* informational */
+	hl_pg_text(p, in->source ? in->source : "webhook");
+	hl_pg_text(p, in->event_name);
+	hl_pg_text(p, in->action);
+	hl_pg_text(p, in->headers_json ? in->headers_json : "{}");
 	if (r->zbody)
-		hl_pg_bytes(&p, r->zbody, r->zlen);
+		hl_pg_bytes(p, r->zbody, r->zlen);
 	else
-		hl_pg_bytes(&p, in->body ? in->body : "", in->body_len);
-	hl_pg_int(&p, now);
-	hl_pg_text(&p, *state);
-	hl_pg_text(&p, answer);
-	hl_pg_text(&p, *reason);
-	hl_pg_text(&p, in->dedup_key);
-	hl_pg_text(&p, a->task_id[0] ? a->task_id : NULL);
-	hl_pg_text(&p, r->zbody ? "deflate" : "identity");
-	hl_pg_int(&p, (int64_t)in->body_len);
-	hl_pg_text(&p, in->failure_key);
-	hl_pg_bool(&p, claim_key);
-	if (strcmp(*state, "processing") == 0) {
-		hl_pg_int(&p, 1);
-		hl_pg_text(&p, r->take_owner);
-		hl_pg_int(&p, r->take_until_ms);
+		hl_pg_bytes(p, in->body ? in->body : "", in->body_len);
+	hl_pg_int(p, now);
+	hl_pg_text(p, it->state);
+	hl_pg_text(p, answer);
+	hl_pg_text(p, it->reason);
+	hl_pg_text(p, in->dedup_key);
+	hl_pg_text(p, a->task_id[0] ? a->task_id : NULL);
+	hl_pg_text(p, r->zbody ? "deflate" : "identity");
+	hl_pg_int(p, (int64_t)in->body_len);
+	hl_pg_text(p, in->failure_key);
+	hl_pg_bool(p, it->claim_key);
+	if (strcmp(it->state, "processing") == 0) {
+		hl_pg_int(p, 1);
+		hl_pg_text(p, r->take_owner);
+		hl_pg_int(p, r->take_until_ms);
 	} else {
-		hl_pg_int(&p, 0);
-		hl_pg_text(&p, NULL);
-		hl_pg_text(&p, NULL);
+		hl_pg_int(p, 0);
+		hl_pg_text(p, NULL);
+		hl_pg_text(p, NULL);
 	}
-	if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
-		return rc;
-	id = hl_pg_get(res, 0, 0);
+	return 0;
+}
+
+/*
+ * The answer of one delivery from its statement's result (res, cleared
+ * here), reading what else it needs inside the batch transaction. Returns
+ * 0, with it->state / it->reason of what was stored (state NULL when
+ * nothing was); < 0 when a statement failed (err).
+ */
+static int
+pg_intake_answer(struct hl_store_backend *b, struct hl_intake_req *r, PGresult *res,
+                 struct pg_item *it, struct hl_err *err)
+{
+	const struct hl_delivery_in *in = &r->in;
+	struct hl_intake_answer *a = &r->answer;
+	struct pg_params p = { .n = 0 };
+	const char *id = hl_pg_get(res, 0, 0);
+	int rc;
+
 	if (!id) {
 		/* 1. The same delivery again (here or at another replica): the
 		 * first answer, as a duplicate. Nothing was stored. */
 		PQclear(res);
-		p.n = 0;
 		hl_pg_text(&p, in->delivery_id);
 		rc = hl_pg_exec(b, &res,
 		                "SELECT answer, task_id FROM deliveries WHERE delivery_id = $1", &p,
@@ -260,26 +287,26 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 			hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 1);
 		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
 		PQclear(res);
-		*state = *reason = NULL;
+		it->state = it->reason = NULL;
 		return 0;
 	}
-	if (claim_key && strcmp(hl_pg_get(res, 0, 1), "skipped") == 0 && !PQgetisnull(res, 0, 2)) {
+	if (it->claim_key && strcmp(hl_pg_get(res, 0, 1), "skipped") == 0 &&
+	    !PQgetisnull(res, 0, 2)) {
 		/* 2. The same event through another delivery: stored as a
 		 * skipped duplicate of the first. */
 		hl_pg_copy(a->duplicate_of, sizeof(a->duplicate_of), res, 0, 2);
 		hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 3);
 		PQclear(res);
 		a->status = a->original = HL_INTAKE_DUPLICATE;
-		*state = "skipped";
-		*reason = "duplicate_event";
-	} else if (claim_key && strcmp(hl_pg_get(res, 0, 1), "skipped") == 0) {
+		it->state = "skipped";
+		it->reason = "duplicate_event";
+	} else if (it->claim_key && strcmp(hl_pg_get(res, 0, 1), "skipped") == 0) {
 		/* 2b. The same, the first one committed while this statement ran:
 		 * its id and task id are read now. */
 		char row_id[24];
 
 		hl_strlcpy(row_id, id, sizeof(row_id));
 		PQclear(res);
-		p.n = 0;
 		hl_pg_text(&p, in->dedup_key);
 		rc = hl_pg_exec(b, &res,
 		                "SELECT delivery_id, task_id FROM event_keys WHERE dedup_key = $1",
@@ -295,8 +322,8 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 1);
 		PQclear(res);
 		a->status = a->original = HL_INTAKE_DUPLICATE;
-		*state = "skipped";
-		*reason = "duplicate_event";
+		it->state = "skipped";
+		it->reason = "duplicate_event";
 		p.n = 0;
 		hl_pg_text(&p, row_id);
 		hl_pg_text(&p, a->duplicate_of);
@@ -308,25 +335,137 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		if (rc < 0)
 			return rc;
 	} else {
-		if (strcmp(*state, "processing") == 0)
+		if (strcmp(it->state, "processing") == 0)
 			r->taken_id = strtoll(id, NULL, 10);
 		PQclear(res);
 	}
-	if (*reason)
-		hl_strlcpy(a->reason, *reason, sizeof(a->reason));
+	if (it->reason)
+		hl_strlcpy(a->reason, it->reason, sizeof(a->reason));
 	return 0;
+}
+
+/* One intake inside the batch transaction, statement by statement (under
+ * a savepoint): 0 stored or answered, 1 refused, < 0 failed (err). */
+static int
+pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now,
+              struct pg_item *it, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *res = NULL;
+	int rc;
+
+	if (pg_intake_params(r, now, it, &p))
+		return 1;
+	if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
+		return rc;
+	return pg_intake_answer(b, r, res, it, err);
+}
+
+/*
+ * Up to PG_PIPE_CHUNK deliveries from order[*i] in one pipeline (one round
+ * trip; chunks keep the results the server writes ahead of our reading
+ * small), BEGIN first when begin; their answers after. 0, or < 0 (err).
+ */
+static int
+pg_intake_chunk(struct hl_store_backend *b, struct hl_intake_req **order, struct pg_item *items,
+                size_t n, size_t *i, int64_t now, bool begin, struct hl_err *err)
+{
+	struct pg_params p;
+	PGresult *res[PG_PIPE_CHUNK] = { NULL };
+	size_t first = *i, k, end = *i;
+	int rc;
+
+	if ((rc = hl_pg_pipe_start(b, err)) < 0)
+		return rc;
+	if (begin) {
+		if ((rc = hl_pg_pipe_send_cmd(b, "BEGIN", "begin intake", err)) < 0)
+			goto out;
+		b->txn = true;
+	}
+	for (end = first; end < n && end - first < PG_PIPE_CHUNK; end++) {
+		if (pg_intake_params(order[end], now, &items[end], &p))
+			continue;
+		if ((rc = hl_pg_pipe_send(b, pg_ins_sql, &p, "insert delivery", err)) < 0)
+			goto out;
+		items[end].sent = true;
+	}
+	if ((rc = hl_pg_pipe_sync(b, "insert delivery", err)) < 0)
+		goto out;
+	if (begin && (rc = hl_pg_pipe_next(b, NULL, "begin intake", err)) < 0)
+		goto out;
+	for (k = first; k < end; k++)
+		if (items[k].sent &&
+		    (rc = hl_pg_pipe_next(b, &res[k - first], "insert delivery", err)) < 0)
+			goto out;
+out:
+	if (hl_pg_pipe_end(b, rc < 0 ? &(struct hl_err)HL_ERR_INIT : err) < 0 && rc == 0)
+		rc = -HL_EDB;
+	for (k = first; k < end; k++) {
+		if (rc < 0 || !items[k].sent) {
+			PQclear(res[k - first]);
+			continue;
+		}
+		if ((rc = pg_intake_answer(b, order[k], res[k - first], &items[k], err)) < 0) {
+			for (k++; k < end; k++)
+				PQclear(res[k - first]);
+			break;
+		}
+	}
+	*i = end;
+	return rc;
 }
 
 enum pg_batch_mode { PG_FAST, PG_SAVEPOINTS };
 
-/* One try of the batch; 0 committed, < 0 failed (err, b->sqlstate). */
+/* The tally and COMMIT in one pipeline. */
 static int
-pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, size_t n,
-             enum pg_batch_mode mode, struct pg_tally *tally, int *queued, struct hl_err *err)
+pg_batch_commit(struct hl_store_backend *b, struct pg_tally *t, size_t len, struct hl_err *err)
+{
+	struct pg_params p;
+	size_t i;
+	int rc;
+
+	qsort(t, len, sizeof(*t), pg_tally_cmp);
+	if ((rc = hl_pg_pipe_start(b, err)) < 0)
+		return rc;
+	for (i = 0; i < len; i++) {
+		p.n = 0;
+		hl_pg_text(&p, t[i].event);
+		hl_pg_text(&p, t[i].state);
+		hl_pg_text(&p, t[i].reason);
+		hl_pg_int(&p, t[i].n);
+		if ((rc = hl_pg_pipe_send(b, pg_count_bump_sql, &p, "count deliveries", err)) < 0)
+			goto out;
+	}
+	if ((rc = hl_pg_pipe_send_cmd(b, "COMMIT", "commit intake", err)) < 0 ||
+	    (rc = hl_pg_pipe_sync(b, "commit intake", err)) < 0)
+		goto out;
+	for (i = 0; i < len && rc == 0; i++)
+		rc = hl_pg_pipe_next(b, NULL, "count deliveries", err);
+	if (rc == 0)
+		rc = hl_pg_pipe_next(b, NULL, "commit intake", err);
+out:
+	if (hl_pg_pipe_end(b, rc < 0 ? &(struct hl_err)HL_ERR_INIT : err) < 0 && rc == 0)
+		rc = -HL_EDB;
+	if (rc == 0)
+		b->txn = false;
+	return rc;
+}
+
+/*
+ * One try of the batch; 0 committed, < 0 failed (err, b->sqlstate).
+ * PG_FAST: every statement in pipelines (a round trip per PG_PIPE_CHUNK
+ * deliveries, one for the tally and COMMIT); any failure fails the try.
+ * PG_SAVEPOINTS: statement by statement, each delivery under a savepoint,
+ * so a bad one fails alone.
+ */
+static int
+pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg_item *items,
+             size_t n, enum pg_batch_mode mode, struct pg_tally *tally, int *queued,
+             struct hl_err *err)
 {
 	struct hl_intake_req *r;
 	int64_t now = hl_time_wall_ms();
-	const char *state, *reason;
 	size_t len = 0, i;
 	int rc, item_tries;
 
@@ -337,48 +476,64 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, size_t n,
 		r->err.code = 0;
 		r->err.msg[0] = '\0';
 		r->taken_id = 0;
+		items[i].state = NULL;
 	}
 	/* durable when COMMIT returns (synchronous_commit on): an
 	 * asynchronous commit made durable later by another connection is
 	 * lost if the server restarts in between, and that connection may
 	 * by then reach the restarted server */
-	if ((rc = hl_pg_begin(b, "begin intake", err)) < 0)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		r = order[i];
-		item_tries = 0;
-	again:
-		if (mode == PG_SAVEPOINTS &&
-		    (rc = hl_pg_cmd(b, "SAVEPOINT item", "savepoint", err)) < 0)
+	if (mode == PG_FAST) {
+		if ((rc = hl_pg_prepare(b, pg_ins_sql, "insert delivery", err)) < 0 ||
+		    (rc = hl_pg_prepare(b, pg_count_bump_sql, "count deliveries", err)) < 0)
 			goto fail;
-		rc = pg_intake_one(b, r, now, &state, &reason, mode == PG_FAST ? err : &r->err);
-		if (rc < 0) {
-			if (mode == PG_FAST || b->lost)
+		for (i = 0; i < n;)
+			if ((rc = pg_intake_chunk(b, order, items, n, &i, now, i == 0, err)) < 0)
 				goto fail;
-			/* this delivery alone fails (or, in a deadlock, retries) */
-			if (hl_pg_cmd(b, "ROLLBACK TO SAVEPOINT item", "rollback to savepoint",
-			              err) < 0) {
-				rc = -HL_EDB;
+	} else {
+		if ((rc = hl_pg_begin(b, "begin intake", err)) < 0)
+			goto fail;
+		for (i = 0; i < n; i++) {
+			r = order[i];
+			item_tries = 0;
+		again:
+			if ((rc = hl_pg_cmd(b, "SAVEPOINT item", "savepoint", err)) < 0)
 				goto fail;
+			rc = pg_intake_one(b, r, now, &items[i], &r->err);
+			if (rc < 0) {
+				if (b->lost)
+					goto fail;
+				/* this delivery alone fails (or, in a deadlock, retries) */
+				if (hl_pg_cmd(b, "ROLLBACK TO SAVEPOINT item", "rollback to savepoint",
+				              err) < 0) {
+					rc = -HL_EDB;
+					goto fail;
+				}
+				r->taken_id = 0;
+				items[i].state = NULL;
+				if (hl_pg_retryable(b) && ++item_tries < PG_BATCH_TRIES)
+					goto again;
+				r->rc = rc;
+				continue;
 			}
-			r->taken_id = 0;
-			if (hl_pg_retryable(b) && ++item_tries < PG_BATCH_TRIES)
-				goto again;
-			r->rc = rc;
-			continue;
+			if ((rc = hl_pg_cmd(b, "RELEASE SAVEPOINT item", "release savepoint",
+			                    err)) < 0)
+				goto fail;
 		}
-		if (mode == PG_SAVEPOINTS &&
-		    (rc = hl_pg_cmd(b, "RELEASE SAVEPOINT item", "release savepoint", err)) < 0)
-			goto fail;
-		if (rc == 1 || !state)
+	}
+	for (i = 0; i < n; i++) {
+		if (order[i]->rc != 0 || !items[i].state)
 			continue;
-		pg_tally_add(tally, &len, r->in.event_name, state, reason);
-		if (strcmp(state, "received") == 0)
+		pg_tally_add(tally, &len, order[i]->in.event_name, items[i].state,
+		             items[i].reason);
+		if (strcmp(items[i].state, "received") == 0)
 			(*queued)++;
 	}
-	if ((rc = pg_tally_write(b, tally, len, err)) < 0)
-		goto fail;
-	return hl_pg_commit(b, "commit intake", err);
+	if (mode == PG_FAST)
+		rc = pg_batch_commit(b, tally, len, err);
+	else if ((rc = pg_tally_write(b, tally, len, err)) == 0)
+		rc = hl_pg_commit(b, "commit intake", err);
+	if (rc == 0)
+		return 0;
 fail:
 	hl_pg_rollback(b);
 	return rc;
@@ -401,13 +556,15 @@ pg_req_cmp(const void *a, const void *b)
 	                  y->in.delivery_id ? y->in.delivery_id : "");
 }
 
-int
-hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
+/* The batch on the intake connection (b is its backend). */
+static int
+pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 {
 	struct hl_intake_req *r, **order = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	enum pg_batch_mode mode = PG_FAST;
 	struct pg_tally *tally;
+	struct pg_item *items;
 	size_t n = 0;
 	int queued = 0, tries = 0, rc;
 
@@ -415,9 +572,11 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		n++;
 	tally = calloc(n + 1, sizeof(*tally));
 	order = calloc(n + 1, sizeof(*order));
-	if (!tally || !order) {
+	items = calloc(n + 1, sizeof(*items));
+	if (!tally || !order || !items) {
 		free(tally);
 		free(order);
+		free(items);
 		hl_err_set(&err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -426,7 +585,7 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		order[n++] = r;
 	qsort(order, n, sizeof(*order), pg_req_cmp);
 	for (;;) {
-		rc = pg_batch_try(b, order, n, mode, tally, &queued, &err);
+		rc = pg_batch_try(b, order, items, n, mode, tally, &queued, &err);
 		if (rc == 0 || b->lost || ++tries >= PG_BATCH_TRIES + 1)
 			break;
 		/* a deadlock with another batch: again; anything else: one
@@ -436,6 +595,7 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 	}
 	free(tally);
 	free(order);
+	free(items);
 	if (rc == 0)
 		return queued;
 fail:
@@ -444,6 +604,18 @@ fail:
 		r->err = err;
 		r->taken_id = 0;
 	}
+	return 0;
+}
+
+int
+hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
+{
+	struct hl_intake_req *r;
+
+	if (b->intake)
+		return pg_intake_batch(b->intake, head);
+	for (r = head; r; r = r->next) /* a read-only handle has none */
+		r->rc = hl_err_set(&r->err, HL_EINVAL, "the store was opened read-only");
 	return 0;
 }
 
@@ -875,7 +1047,7 @@ hl_pg_queue_depth(struct hl_store_backend *b, int64_t *out, struct hl_err *err)
 	int rc;
 
 	rc = hl_pg_exec(b, &r,
-	                "SELECT COALESCE(SUM(n), 0) FROM delivery_counts"
+	                "SELECT COALESCE(SUM(n), 0)::bigint FROM delivery_counts"
 	                " WHERE state IN ('received', 'processing')",
 	                NULL, false, "queue depth", err);
 	if (rc < 0)
@@ -894,8 +1066,8 @@ hl_pg_counts(struct hl_store_backend *b,
 	int rc, i;
 
 	rc = hl_pg_exec(b, &r,
-	                "SELECT event_name, state, reason, n FROM delivery_counts"
-	                " WHERE n > 0 ORDER BY event_name, state, reason LIMIT 1000",
+	                "SELECT event_name, state, reason, SUM(n)::bigint FROM delivery_counts"
+	                " GROUP BY 1, 2, 3 HAVING SUM(n) > 0 ORDER BY 1, 2, 3 LIMIT 1000",
 	                NULL, false, "counts", err);
 	if (rc < 0)
 		return rc;

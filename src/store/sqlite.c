@@ -337,7 +337,9 @@ sq_checkpointer(void *arg)
 {
 	struct hl_store_backend *b = arg;
 	struct timespec ts;
+	pthread_setname_np(pthread_self(), "hl-checkpoint");
 
+	pthread_setname_np(pthread_self(), "hl-checkpoint");
 	pthread_mutex_lock(&b->ck_lock);
 	while (!b->ck_stop) {
 		sq_deadline(&ts, SQ_CHECKPOINT_GAP_MS);

@@ -179,7 +179,9 @@ store_keeper(void *arg)
 	struct timespec ts;
 	struct hl_err err;
 	int64_t lease, n;
+	pthread_setname_np(pthread_self(), "hl-keeper");
 
+	pthread_setname_np(pthread_self(), "hl-keeper");
 	pthread_mutex_lock(&s->k_lock);
 	while (!s->k_stop) {
 		lease = atomic_load(&s->claim_lease_ms);

@@ -70,6 +70,10 @@ struct hl_store_intake_ops {
 	 * thread, concurrently with later batches — makes everything committed
 	 * before the call durable. Returns 0 or -HL_EIO. */
 	int (*sync_log)(struct hl_store_backend *b);
+	/* True when batch runs on a connection of its own (PostgreSQL): it is
+	 * called WITHOUT the store mutex, so the other operations do not wait
+	 * for a batch's commit. */
+	bool batch_own_conn;
 	/* Claims for owner under a lease until now + lease_ms. */
 	int (*claim_next)(struct hl_store_backend *b, struct hl_delivery_record **out,
 	                  const char *owner, int64_t lease_ms, struct hl_err *err);

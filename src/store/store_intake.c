@@ -11,7 +11,9 @@
  * So the disk flush of batch N overlaps the writing of batch N+1, and
  * workers and status queries are not blocked by a flush. A batch is
  * answered only after a flush that started after it was written. Backends
- * without sync_log commit with a flush inside their batch instead.
+ * without sync_log commit with a flush inside their batch instead; a
+ * batch on a connection of its own (PostgreSQL) runs outside the store
+ * mutex, so workers and status queries do not wait for its commit.
  * Invariants: a req is completed exactly once; done is never called with
  * the store mutex held; stop drains both stages before returning.
  * Claims are made for this handle's owner id under the claim lease; a
@@ -182,6 +184,7 @@ store_syncer(void *arg)
 	struct hl_intake_req *list, *r;
 	int queued, rc;
 
+	pthread_setname_np(pthread_self(), "hl-sync");
 	pthread_mutex_lock(&s->s_lock);
 	for (;;) {
 		while (!s->s_head && !s->committer_done)
@@ -216,6 +219,7 @@ store_committer(void *arg)
 	bool failed;
 	int queued;
 
+	pthread_setname_np(pthread_self(), "hl-commit");
 	pthread_mutex_lock(&s->q_lock);
 	for (;;) {
 		while (!s->q_head && !s->stopping)
@@ -227,9 +231,13 @@ store_committer(void *arg)
 		pthread_mutex_unlock(&s->q_lock);
 
 		store_handoff_reserve(s, list);
-		pthread_mutex_lock(&s->db_lock);
-		queued = s->ops->intake.batch(s->b, list);
-		pthread_mutex_unlock(&s->db_lock);
+		if (s->ops->intake.batch_own_conn) {
+			queued = s->ops->intake.batch(s->b, list);
+		} else {
+			pthread_mutex_lock(&s->db_lock);
+			queued = s->ops->intake.batch(s->b, list);
+			pthread_mutex_unlock(&s->db_lock);
+		}
 		/* A failed batch (every req failed) needs no flush. */
 		failed = true;
 		for (r = tail = list; r; tail = r, r = r->next)

@@ -145,7 +145,8 @@ def store_db(data_dir):
 def integrity(con):
     if isinstance(con, sqlite3.Connection):
         return con.execute("PRAGMA integrity_check").fetchone()[0]
-    counters = "SELECT event_name, state, reason, n FROM delivery_counts WHERE n <> 0"
+    counters = ("SELECT event_name, state, reason, sum(n) FROM delivery_counts"
+                " GROUP BY 1, 2, 3 HAVING sum(n) <> 0")
     rows = ("SELECT event_name, state, COALESCE(reason, ''), count(*) FROM deliveries"
             " GROUP BY 1, 2, 3")
     wrong = con.query(f"SELECT count(*) FROM (({counters} EXCEPT {rows}) UNION ALL"

@@ -656,6 +656,64 @@ test_store_batched_counters_match_rows(void **state)
 	json_decref(after);
 }
 
+#define N_PIPE 150
+
+/* A statement that fails inside a batch (on PostgreSQL: an event key too
+ * large for its index, found only by the server, in the middle of the
+ * batch's pipelines) fails only its own delivery: the others are stored
+ * and answered, and the counters equal the rows. */
+static void
+test_store_failing_statement_fails_alone(void **state)
+{
+	struct fixture *f = *state;
+	static struct hl_intake_req reqs[N_PIPE];
+	static char ids[N_PIPE][32], keys[N_PIPE][32], big[9001];
+	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	char row[RAW_COLS][256];
+	json_t *counts = json_object();
+	json_int_t total = 0;
+	const char *k;
+	json_t *v;
+	unsigned x = 12345;
+	int i, stored = 0;
+
+	for (i = 0; i < (int)sizeof(big) - 1; i++) { /* incompressible */
+		x = x * 1103515245u + 12345u;
+		big[i] = "0123456789abcdef"[(x >> 16) & 15];
+	}
+	memset(reqs, 0, sizeof(reqs));
+	for (i = 0; i < N_PIPE; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "pipe-%d", i);
+		snprintf(keys[i], sizeof(keys[i]), "key-%d", i);
+		reqs[i].in = delivery(ids[i], i == 100 ? big : keys[i], NULL);
+		reqs[i].done = batch_done;
+		reqs[i].arg = &w;
+	}
+	for (i = 0; i < N_PIPE; i++)
+		hl_store_intake_submit(f->s, &reqs[i]);
+	pthread_mutex_lock(&w.lock);
+	while (w.done < N_PIPE)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	for (i = 0; i < N_PIPE; i++) {
+		if (i == 100 && pg_mode) {
+			assert_int_equal(reqs[i].rc, -HL_EDB);
+			assert_non_null(strstr(reqs[i].err.msg, "insert delivery"));
+			continue;
+		}
+		assert_int_equal(reqs[i].rc, 0);
+		assert_int_equal(reqs[i].answer.status, HL_INTAKE_ACCEPTED);
+		stored++;
+	}
+	assert_int_equal(stored, pg_mode ? N_PIPE - 1 : N_PIPE);
+	assert_int_equal(raw_row(f, "SELECT COUNT(*) FROM deliveries", row), 0);
+	assert_int_equal(atoi(row[0]), stored);
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, counts, NULL), 0);
+	json_object_foreach(counts, k, v) total += json_integer_value(v);
+	assert_int_equal(total, stored);
+	json_decref(counts);
+}
+
 #define N_THREADS 16
 
 struct racer {
@@ -1362,22 +1420,43 @@ test_store_identity_and_decision_round_trip(void **state)
 	hl_delivery_record_free(d);
 }
 
+/* What a listener heard; on PostgreSQL the listener thread writes it
+ * while the test reads, so under lock (signals_copy). */
 struct signals {
+	pthread_mutex_t lock;
 	int work, decision;
 	char last[64];
 };
+
+#define SIGNALS_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, "" }
 
 static void
 signal_cb(void *arg, enum hl_store_channel ch, const char *payload)
 {
 	struct signals *s = arg;
 
+	pthread_mutex_lock(&s->lock);
 	if (ch == HL_CHANNEL_WORK)
 		s->work++;
 	if (ch == HL_CHANNEL_DECISION) {
 		s->decision++;
 		snprintf(s->last, sizeof(s->last), "%s", payload);
 	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A consistent copy of what s heard so far. */
+static struct signals
+signals_copy(struct signals *s)
+{
+	struct signals c = SIGNALS_INIT;
+
+	pthread_mutex_lock(&s->lock);
+	c.work = s->work;
+	c.decision = s->decision;
+	memcpy(c.last, s->last, sizeof(c.last));
+	pthread_mutex_unlock(&s->lock);
+	return c;
 }
 
 /* Signals reach every listener; queued deliveries signal work and wake
@@ -1386,23 +1465,23 @@ static void
 test_store_signals_reach_listeners(void **state)
 {
 	struct fixture *f = *state;
-	struct signals s1 = { 0 }, s2 = { 0 };
+	struct signals s1 = SIGNALS_INIT, s2 = SIGNALS_INIT;
 	struct hl_err err = HL_ERR_INIT;
 	char big[8000];
 
 	assert_int_equal(hl_store_subscribe(f->s, signal_cb, &s1, &err), 0);
 	assert_int_equal(hl_store_subscribe(f->s, signal_cb, &s2, &err), 0);
 	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_DECISION, "d-1 {}", &err), 0);
-	assert_int_equal(s1.decision, 1);
-	assert_string_equal(s2.last, "d-1 {}");
+	assert_int_equal(signals_copy(&s1).decision, 1);
+	assert_string_equal(signals_copy(&s2).last, "d-1 {}");
 	(void)hl_store_wait_work(f->s, 0);
 	insert(f, "d-signal", NULL, NULL);
-	assert_true(s1.work >= 1);
+	assert_true(signals_copy(&s1).work >= 1);
 	assert_true(hl_store_wait_work(f->s, 1000));
 	hl_store_unsubscribe(f->s, signal_cb, &s1);
 	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_DECISION, "d-2 {}", &err), 0);
-	assert_int_equal(s1.decision, 1);
-	assert_int_equal(s2.decision, 2);
+	assert_int_equal(signals_copy(&s1).decision, 1);
+	assert_int_equal(signals_copy(&s2).decision, 2);
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_int_equal(hl_store_publish(f->s, HL_CHANNEL_DECISION, big, &err), -HL_ETOOBIG);
@@ -2454,7 +2533,7 @@ static void
 test_store_replicas_hear_each_other(void **state)
 {
 	struct fixture *f = *state;
-	struct signals mine = { 0 }, other = { 0 };
+	struct signals mine = SIGNALS_INIT, other = SIGNALS_INIT;
 	struct hl_store *s2;
 	struct hl_err err = HL_ERR_INIT;
 	int64_t deadline;
@@ -2466,17 +2545,17 @@ test_store_replicas_hear_each_other(void **state)
 	assert_int_equal(
 	        hl_store_publish(f->s, HL_CHANNEL_DECISION, "d-9 {\"agent\":\"rex\"}", &err), 0);
 	deadline = hl_time_mono_ms() + 5000;
-	while (other.decision == 0 && hl_time_mono_ms() < deadline)
+	while (signals_copy(&other).decision == 0 && hl_time_mono_ms() < deadline)
 		usleep(5000);
-	assert_int_equal(other.decision, 1);
-	assert_string_equal(other.last, "d-9 {\"agent\":\"rex\"}");
+	assert_int_equal(signals_copy(&other).decision, 1);
+	assert_string_equal(signals_copy(&other).last, "d-9 {\"agent\":\"rex\"}");
 	/* the other's intake wakes this one's workers */
 	(void)hl_store_wait_work(f->s, 0);
 	assert_int_equal(insert((struct fixture[]){ { .s = s2 } }, "d-far", NULL, NULL).status,
 	                 HL_INTAKE_ACCEPTED);
 	assert_true(hl_store_wait_work(f->s, 5000));
 	usleep(200000);
-	assert_int_equal(mine.decision, 1);
+	assert_int_equal(signals_copy(&mine).decision, 1);
 	hl_store_unsubscribe(f->s, signal_cb, &mine);
 	hl_store_unsubscribe(s2, signal_cb, &other);
 	hl_store_close(s2);
@@ -2655,7 +2734,74 @@ test_store_pg_passwords_and_sslmode(void **state)
 	assert_int_equal(pg_run("postgres", sql), 0);
 }
 
-#define PG_ONLY 6
+/* The delivery counters have a shard per connection (PostgreSQL): a
+ * transaction of another connection that holds its shard of a counter
+ * (as another replica's batch does until its commit) does not hold up
+ * this handle's intake of deliveries counted by the same counter. */
+static void
+test_store_intake_does_not_wait_for_others_counters(void **state)
+{
+	struct fixture *f = *state;
+	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct hl_intake_req req;
+	struct hl_intake_answer a;
+	struct hl_delivery_in in = delivery("first", NULL, NULL);
+	struct hl_err err = HL_ERR_INIT;
+	bool taken[64] = { false };
+	char sql[512];
+	struct timespec until;
+	PGconn *other = pg_session(f->db);
+	PGresult *r;
+	int i, shard;
+
+	/* the handle's connections, the intake one among them, exist now */
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, &err), 0);
+	r = PQexec(other, "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+	                  " AND pid <> pg_backend_pid()");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	assert_true(PQntuples(r) >= 2);
+	for (i = 0; i < PQntuples(r); i++)
+		taken[atoi(PQgetvalue(r, i, 0)) % 64] = true;
+	PQclear(r);
+	for (shard = 0; taken[shard]; shard++)
+		;
+	/* another connection's open transaction holds its shard of the
+	 * counter the next delivery adds to */
+	snprintf(sql, sizeof(sql),
+	         "BEGIN; INSERT INTO delivery_counts (event_name, state, reason, shard, n)"
+	         " VALUES ('workflow_job', 'received', '', %d, 0)"
+	         " ON CONFLICT (event_name, state, reason, shard) DO UPDATE SET n ="
+	         " delivery_counts.n", shard);
+	r = PQexec(other, sql);
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+
+	memset(&req, 0, sizeof(req));
+	req.in = delivery("second", NULL, NULL);
+	req.done = batch_done;
+	req.arg = &w;
+	hl_store_intake_submit(f->s, &req);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&w.lock);
+	while (w.done < 1 && pthread_cond_timedwait(&w.cond, &w.lock, &until) == 0)
+		;
+	i = w.done;
+	pthread_mutex_unlock(&w.lock);
+
+	r = PQexec(other, "ROLLBACK");
+	PQclear(r);
+	PQfinish(other);
+	pthread_mutex_lock(&w.lock);
+	while (w.done < 1)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	assert_int_equal(i, 1); /* answered while the other transaction was open */
+	assert_int_equal(req.rc, 0);
+	assert_int_equal(req.answer.status, HL_INTAKE_ACCEPTED);
+}
+
+#define PG_ONLY 7
 
 int
 main(void)
@@ -2676,6 +2822,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_counters_follow_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_batched_counters_match_rows, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_failing_statement_fails_alone, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_concurrent_same_delivery_accepted_once,
 		                                setup, teardown),
@@ -2729,6 +2877,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_listener_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_pg_passwords_and_sslmode, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_intake_does_not_wait_for_others_counters,
+		                                setup, teardown),
 	};
 
 	/* the last PG_ONLY tests need a second handle on a shared database */

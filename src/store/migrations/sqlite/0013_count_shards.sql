@@ -1,0 +1,3 @@
+-- 13: nothing on SQLite. PostgreSQL splits its delivery counters into one
+-- shard per connection (several connections write them at once there);
+-- SQLite has one writer.
