@@ -93,7 +93,6 @@ worker_main(void *arg)
 	struct hl_delivery_record *d;
 	struct hl_err err;
 	int rc;
-	pthread_setname_np(pthread_self(), "hl-worker");
 
 	pthread_setname_np(pthread_self(), "hl-worker");
 	/* per-thread on Linux: only this worker is deprioritized */

@@ -65,7 +65,6 @@ static void *
 board_timer(void *arg)
 {
 	struct hl_decision_board *b = arg;
-	pthread_setname_np(pthread_self(), "hl-decisions");
 
 	pthread_setname_np(pthread_self(), "hl-decisions");
 	pthread_mutex_lock(&b->lock);

@@ -298,7 +298,6 @@ http_reaper_main(void *arg)
 	struct http_conn *c;
 	int64_t now;
 	int st;
-	pthread_setname_np(pthread_self(), "hl-reaper");
 
 	pthread_setname_np(pthread_self(), "hl-reaper");
 	pthread_mutex_lock(&srv->conn_lock);

@@ -88,7 +88,6 @@ loop_driver_main(void *arg)
 	struct hl_loop_driver *d = arg;
 	struct hl_loop *l = d->l;
 	char owner[LOOP_OWNER_MAX + 16];
-	pthread_setname_np(pthread_self(), "hl-loop");
 
 	pthread_setname_np(pthread_self(), "hl-loop");
 	hl_loop_owner(owner, sizeof(owner), l, "driver", d->index);

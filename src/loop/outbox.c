@@ -312,7 +312,6 @@ void *
 hl_loop_outbox_main(void *arg)
 {
 	struct hl_loop *l = arg;
-	pthread_setname_np(pthread_self(), "hl-outbox");
 
 	pthread_setname_np(pthread_self(), "hl-outbox");
 	while (!atomic_load(&l->stop))

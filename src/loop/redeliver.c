@@ -280,7 +280,6 @@ redeliver_main(void *arg)
 	int64_t interval = (int64_t)r->cfg->redeliver_interval_mins * 60 * 1000;
 	int64_t tick = (int64_t)r->cfg->lease_seconds * 1000 / 3;
 	int64_t retry_at = 0; /* after a failed pass (monotonic) */
-	pthread_setname_np(pthread_self(), "hl-redeliver");
 
 	pthread_setname_np(pthread_self(), "hl-redeliver");
 	if (tick < 100)

@@ -265,7 +265,6 @@ void *
 hl_loop_watcher_main(void *arg)
 {
 	struct hl_loop *l = arg;
-	pthread_setname_np(pthread_self(), "hl-watch");
 
 	pthread_setname_np(pthread_self(), "hl-watch");
 	if (l->cfg->dispatch == HL_DISPATCH_KUBERNETES && l->kube)

@@ -411,8 +411,7 @@ hl_pg_pipe_sync(struct hl_store_backend *b, const char *what, struct hl_err *err
 }
 
 int
-hl_pg_pipe_next(struct hl_store_backend *b, PGresult **out, const char *what,
-                struct hl_err *err)
+hl_pg_pipe_next(struct hl_store_backend *b, PGresult **out, const char *what, struct hl_err *err)
 {
 	PGresult *r;
 
@@ -420,7 +419,8 @@ hl_pg_pipe_next(struct hl_store_backend *b, PGresult **out, const char *what,
 		*out = NULL;
 	if (!(r = PQgetResult(b->conn)))
 		return pg_failed(b, NULL, what, err); /* the connection */
-	PQclear(PQgetResult(b->conn));        /* each statement's results end with NULL */
+	/* each statement's results end with a NULL */
+	PQclear(PQgetResult(b->conn));
 	if (PQresultStatus(r) == PGRES_PIPELINE_ABORTED) {
 		PQclear(r);
 		return hl_err_set(err, HL_EDB, "postgres %s: not run after an error", what);
@@ -757,7 +757,6 @@ pg_listener(void *arg)
 	bool more = false;
 	PGnotify *nt;
 	PGconn *c;
-	pthread_setname_np(pthread_self(), "hl-listen");
 
 	pthread_setname_np(pthread_self(), "hl-listen");
 	pthread_mutex_lock(&b->l_lock);

@@ -76,7 +76,7 @@ static const char pg_count_bump_sql[] =
         " ON CONFLICT (event_name, state, reason, shard) DO UPDATE SET n = delivery_counts.n"
         " + excluded.n";
 
-#define PG_COUNTS_UPSERT                                                               \
+#define PG_COUNTS_UPSERT                                                                      \
 	" ON CONFLICT (event_name, state, reason, shard) DO UPDATE SET n = delivery_counts.n" \
 	" + excluded.n"
 
@@ -347,8 +347,8 @@ pg_intake_answer(struct hl_store_backend *b, struct hl_intake_req *r, PGresult *
 /* One intake inside the batch transaction, statement by statement (under
  * a savepoint): 0 stored or answered, 1 refused, < 0 failed (err). */
 static int
-pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now,
-              struct pg_item *it, struct hl_err *err)
+pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, struct pg_item *it,
+              struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *res = NULL;
@@ -503,8 +503,8 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 				if (b->lost)
 					goto fail;
 				/* this delivery alone fails (or, in a deadlock, retries) */
-				if (hl_pg_cmd(b, "ROLLBACK TO SAVEPOINT item", "rollback to savepoint",
-				              err) < 0) {
+				if (hl_pg_cmd(b, "ROLLBACK TO SAVEPOINT item",
+				              "rollback to savepoint", err) < 0) {
 					rc = -HL_EDB;
 					goto fail;
 				}
@@ -523,8 +523,7 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 	for (i = 0; i < n; i++) {
 		if (order[i]->rc != 0 || !items[i].state)
 			continue;
-		pg_tally_add(tally, &len, order[i]->in.event_name, items[i].state,
-		             items[i].reason);
+		pg_tally_add(tally, &len, order[i]->in.event_name, items[i].state, items[i].reason);
 		if (strcmp(items[i].state, "received") == 0)
 			(*queued)++;
 	}

@@ -337,7 +337,6 @@ sq_checkpointer(void *arg)
 {
 	struct hl_store_backend *b = arg;
 	struct timespec ts;
-	pthread_setname_np(pthread_self(), "hl-checkpoint");
 
 	pthread_setname_np(pthread_self(), "hl-checkpoint");
 	pthread_mutex_lock(&b->ck_lock);

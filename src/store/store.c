@@ -179,7 +179,6 @@ store_keeper(void *arg)
 	struct timespec ts;
 	struct hl_err err;
 	int64_t lease, n;
-	pthread_setname_np(pthread_self(), "hl-keeper");
 
 	pthread_setname_np(pthread_self(), "hl-keeper");
 	pthread_mutex_lock(&s->k_lock);

@@ -1428,7 +1428,10 @@ struct signals {
 	char last[64];
 };
 
-#define SIGNALS_INIT { PTHREAD_MUTEX_INITIALIZER, 0, 0, "" }
+#define SIGNALS_INIT                                \
+	{                                           \
+		PTHREAD_MUTEX_INITIALIZER, 0, 0, "" \
+	}
 
 static void
 signal_cb(void *arg, enum hl_store_channel ch, const char *payload)
@@ -2771,7 +2774,8 @@ test_store_intake_does_not_wait_for_others_counters(void **state)
 	         "BEGIN; INSERT INTO delivery_counts (event_name, state, reason, shard, n)"
 	         " VALUES ('workflow_job', 'received', '', %d, 0)"
 	         " ON CONFLICT (event_name, state, reason, shard) DO UPDATE SET n ="
-	         " delivery_counts.n", shard);
+	         " delivery_counts.n",
+	         shard);
 	r = PQexec(other, sql);
 	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
 	PQclear(r);
