@@ -273,6 +273,21 @@ pg_ok(const PGresult *r)
 	return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
+/* A statement's result r: into *out (cleared when out is NULL), or its
+ * failure as -HL_EDB. */
+static int
+pg_take(struct hl_store_backend *b, PGresult *r, PGresult **out, const char *what,
+        struct hl_err *err)
+{
+	if (!pg_ok(r))
+		return pg_failed(b, r, what, err);
+	if (out)
+		*out = r;
+	else
+		PQclear(r);
+	return 0;
+}
+
 /* The statement's slot in the session's cache of prepared statements
  * (added when new), -1 when the cache is full. */
 static int
@@ -321,13 +336,7 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 	} else {
 		r = PQexecParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt, result_binary);
 	}
-	if (!pg_ok(r))
-		return pg_failed(b, r, what, err);
-	if (out)
-		*out = r;
-	else
-		PQclear(r);
-	return 0;
+	return pg_take(b, r, out, what, err);
 }
 
 /* ---- pipelines ---------------------------------------------------------
@@ -425,13 +434,7 @@ hl_pg_pipe_next(struct hl_store_backend *b, PGresult **out, const char *what, st
 		PQclear(r);
 		return hl_err_set(err, HL_EDB, "postgres %s: not run after an error", what);
 	}
-	if (!pg_ok(r))
-		return pg_failed(b, r, what, err);
-	if (out)
-		*out = r;
-	else
-		PQclear(r);
-	return 0;
+	return pg_take(b, r, out, what, err);
 }
 
 int
