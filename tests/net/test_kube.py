@@ -456,7 +456,9 @@ for mode in ("http", "event"):
     ctl("POST", "/_stub/compact", {})
     http("POST", server + "/_stub/config", {"gone_mode": mode}, ctx=ctx)
     ctl("POST", "/_stub/reset", {})
-    w = run_watch("cto", f"watch=g{mode}", "1500", "0", f"rv={old_rv}")
+    # 3 s: the 410, the relist and the new watch all well inside the run,
+    # also on a loaded machine (a request cut by the run's end is a restart)
+    w = run_watch("cto", f"watch=g{mode}", "3000", "0", f"rv={old_rv}")
     _, stats = w.end()
     wr = watch_requests()
     check(f"watch: 410 ({mode}) when resuming from a compacted version -> relist: SYNC of what "
