@@ -3,7 +3,7 @@
  * connections, reconnects, migrations, signals, leadership and its
  * operation table. Shared by any number of healer replicas.
  *
- * Three connections per store handle:
+ * Three connections per store handle (a read-only one has the main one only):
  *   the main connection, used only under the store mutex for every
  *     operation but intake batches. A lost connection is reset by the next
  *     operation, at most once per backoff period (250 ms doubling to 2 s),
