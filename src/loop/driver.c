@@ -493,8 +493,14 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 
 		if (hl_store_task_lease(l->store, &got, ids[i], owner, now,
 		                        now + (int64_t)l->cfg->lease_seconds * 1000, &err) < 0 ||
-		    !got)
+		    !got) {
+			/* held elsewhere (another driver trying it now): with a
+			 * CodeRun slot limit, the ones behind it wait for it, or
+			 * a slot freed meanwhile would go to a newer task */
+			if (l->cfg->max_active_coderuns > 0)
+				break;
 			continue;
+		}
 		rc = hl_store_task_get(l->store, &t, ids[i], &err);
 		/* oldest first: a task that must wait for a slot keeps the ones
 		 * behind it waiting too (a repository's hourly budget does not) */
