@@ -136,28 +136,6 @@ pg_tally_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->reason, y->reason);
 }
 
-/* Writes the tally in counter-row order (no deadlock with other writers). */
-static int
-pg_tally_write(struct hl_store_backend *b, struct pg_tally *t, size_t len, struct hl_err *err)
-{
-	size_t i;
-	int rc;
-
-	qsort(t, len, sizeof(*t), pg_tally_cmp);
-	for (i = 0; i < len; i++) {
-		struct pg_params p = { .n = 0 };
-
-		hl_pg_text(&p, t[i].event);
-		hl_pg_text(&p, t[i].state);
-		hl_pg_text(&p, t[i].reason);
-		hl_pg_int(&p, t[i].n);
-		if ((rc = hl_pg_exec(b, NULL, pg_count_bump_sql, &p, false, "count deliveries",
-		                     err)) < 0)
-			return rc;
-	}
-	return 0;
-}
-
 static enum hl_intake_status
 pg_status_of(const char *answer)
 {
@@ -417,7 +395,8 @@ out:
 
 enum pg_batch_mode { PG_FAST, PG_SAVEPOINTS };
 
-/* The tally and COMMIT in one pipeline. */
+/* The tally, in counter-row order (no deadlock with other writers), and
+ * COMMIT in one pipeline. */
 static int
 pg_batch_commit(struct hl_store_backend *b, struct pg_tally *t, size_t len, struct hl_err *err)
 {
@@ -457,7 +436,7 @@ out:
  * PG_FAST: every statement in pipelines (a round trip per PG_PIPE_CHUNK
  * deliveries, one for the tally and COMMIT); any failure fails the try.
  * PG_SAVEPOINTS: statement by statement, each delivery under a savepoint,
- * so a bad one fails alone.
+ * so a bad one fails alone. Both end with pg_batch_commit.
  */
 static int
 pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg_item *items,
@@ -482,9 +461,10 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 	 * asynchronous commit made durable later by another connection is
 	 * lost if the server restarts in between, and that connection may
 	 * by then reach the restarted server */
+	if ((rc = hl_pg_prepare(b, pg_count_bump_sql, "count deliveries", err)) < 0)
+		goto fail;
 	if (mode == PG_FAST) {
-		if ((rc = hl_pg_prepare(b, pg_ins_sql, "insert delivery", err)) < 0 ||
-		    (rc = hl_pg_prepare(b, pg_count_bump_sql, "count deliveries", err)) < 0)
+		if ((rc = hl_pg_prepare(b, pg_ins_sql, "insert delivery", err)) < 0)
 			goto fail;
 		for (i = 0; i < n;)
 			if ((rc = pg_intake_chunk(b, order, items, n, &i, now, i == 0, err)) < 0)
@@ -527,10 +507,7 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 		if (strcmp(items[i].state, "received") == 0)
 			(*queued)++;
 	}
-	if (mode == PG_FAST)
-		rc = pg_batch_commit(b, tally, len, err);
-	else if ((rc = pg_tally_write(b, tally, len, err)) == 0)
-		rc = hl_pg_commit(b, "commit intake", err);
+	rc = pg_batch_commit(b, tally, len, err);
 	if (rc == 0)
 		return 0;
 fail:
