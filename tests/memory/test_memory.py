@@ -151,7 +151,8 @@ class Script:
         return tid
 
     def attempt(self, tid, n):
-        runs = wait_for(lambda: len(by_task(tid)) >= n and by_task(tid), 20) or []
+        # wide: under ASan with other suites running, a retry took over 20 s once
+        runs = wait_for(lambda: len(by_task(tid)) >= n and by_task(tid), 40) or []
         return runs[n - 1] if len(runs) >= n else None
 
     def fail(self, tid, n):
