@@ -183,25 +183,35 @@ http_ip_find(struct hl_http_server *srv, const struct http_addr *a)
 	return NULL;
 }
 
-/* Admits a new connection from addr (called by libmicrohttpd before it
- * creates the connection). */
+/* Whether one more connection from an address holding n may be admitted.
+ * Under conn_lock. */
+static bool
+http_admissible(const struct hl_http_server *srv, int n)
+{
+	int max = srv->cfg->http_max_connections, reserve = max / 8;
+
+	return srv->n_conns < max && n < srv->cfg->http_max_per_ip &&
+	       (srv->n_conns < max - reserve || n < HTTP_FEW_CONNECTIONS);
+}
+
+/* Refuses a connection early (called by libmicrohttpd before it creates the
+ * connection). Each thread of the pool accepts on its own, so two may pass
+ * here for an address's last slot: http_notify_connection decides. */
 static enum MHD_Result
 http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	struct hl_http_server *srv = cls;
-	const struct hl_config *cfg = srv->cfg;
-	int max = cfg->http_max_connections, reserve = max / 8, n;
 	struct http_addr a;
 	struct http_ip *ip;
 	bool ok;
+	int n;
 
 	(void)addrlen;
 	http_addr_of(&a, addr);
 	pthread_mutex_lock(&srv->conn_lock);
 	ip = http_ip_find(srv, &a);
 	n = ip ? ip->n : 0;
-	ok = srv->n_conns < max && n < cfg->http_max_per_ip &&
-	     (srv->n_conns < max - reserve || n < HTTP_FEW_CONNECTIONS);
+	ok = http_admissible(srv, n);
 	pthread_mutex_unlock(&srv->conn_lock);
 	if (!ok)
 		hl_debug("refusing a connection (%d open, %d from its address)", srv->n_conns, n);
@@ -234,6 +244,7 @@ http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 	struct http_conn *c = *socket_context;
 	const union MHD_ConnectionInfo *ci;
 	struct http_ip *ip;
+	bool admitted;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		c = calloc(1, sizeof(*c));
@@ -245,12 +256,20 @@ http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 		http_addr_of(&c->addr, ci ? ci->client_addr : NULL);
 		http_conn_set(c, HTTP_CONN_HEADERS);
 		pthread_mutex_lock(&srv->conn_lock);
+		ip = http_ip_find(srv, &c->addr);
+		admitted = http_admissible(srv, ip ? ip->n : 0);
 		c->next = srv->conns;
 		if (srv->conns)
 			srv->conns->prev = c;
 		srv->conns = c;
 		srv->n_conns++;
-		if ((ip = http_ip_find(srv, &c->addr)) != NULL) {
+		if (!admitted) {
+			/* another thread took the last slot since the accept
+			 * policy: libmicrohttpd sees the end and closes it */
+			if (c->fd >= 0)
+				shutdown(c->fd, SHUT_RDWR);
+			c->reaped = true;
+		} else if (ip) {
 			ip->n++;
 			c->counted = true;
 		} else if (srv->n_ips < srv->cap_ips) {
@@ -260,6 +279,8 @@ http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 			c->counted = true;
 		}
 		pthread_mutex_unlock(&srv->conn_lock);
+		if (!admitted)
+			hl_debug("refusing a connection: its address's last slot was taken");
 		*socket_context = c;
 		return;
 	}

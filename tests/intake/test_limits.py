@@ -368,11 +368,8 @@ def slowloris():
     live = {src: [s for s in socks if not is_closed(s)] for src, socks in opened.items()}
     n_one = held.get("127.0.0.1", 0)
     total = sum(held.values())
-    # KNOWN DEFECT: under load the server holds one connection over the
-    # per-address limit now and then (17 of 16); one over is tolerated
-    # here until the server's accounting is fixed
-    check(f"256 slow connections from one address hold at most {PER_IP} slots (+1)",
-          0 < n_one <= PER_IP + 1, held)
+    check(f"256 slow connections from one address hold at most {PER_IP} slots",
+          0 < n_one <= PER_IP, held)
     check(f"busy addresses leave the reserved slots free (<= {MAX_CONN - MAX_CONN // 8 + 4} held)",
           total <= MAX_CONN - MAX_CONN // 8 + 4, held)
     st, took = http_get("/health", "127.0.0.9")
