@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 build_pkgs=(
 	meson ninja-build pkg-config gcc clang libclang-rt-14-dev
 	libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libvectorscan-dev
-	libpcre2-dev libsqlite3-dev libpq-dev libssl-dev libyaml-dev libcmocka-dev zlib1g-dev
+	libpcre2-dev libsqlite3-dev libpq-dev libssl-dev libyaml-dev libcmocka-dev zlib1g-dev liblz4-dev
 )
 test_pkgs=(
 	nodejs npm python3 openssl curl postgresql postgresql-client prometheus python3-aiosmtpd cmark-gfm

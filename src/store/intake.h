@@ -11,9 +11,9 @@
  * far and completes them, while the next batch is being written. Claims and
  * finishes are not flushed on their own: they survive a process crash, and
  * after a power loss they may be redone (the worker is at-least-once there,
- * exactly-once across process crashes). Bodies of 64 KiB and more are
- * stored deflated (zlib, level 1) on the submitting thread; records handed
- * to the worker always carry the raw bytes.
+ * exactly-once across process crashes). Bodies are stored compressed
+ * (LZ4, or deflate from 64 KiB: store/body.h), encoded on the submitting
+ * thread; records handed to the worker always carry the raw bytes.
  *
  * Identity is computed once, at intake: the event's dedup key, its failure
  * key (what one remediation is keyed by) and the task id are stored with
@@ -97,8 +97,9 @@ struct hl_intake_req {
 	void (*done)(struct hl_intake_req *req);
 	void *arg;                  /* for the caller */
 	struct hl_intake_req *next; /* private to the store */
-	void *zbody;                /* private: the deflated body, or NULL */
+	void *zbody;                /* private: the encoded body, or NULL */
 	size_t zlen;                /* private */
+	int zenc;                   /* private: its enum hl_body_encoding */
 	/* private: the front end asks the backend to store a delivery that
 	 * would wait as already claimed by take_owner until take_until_ms
 	 * (it goes to this process's workers without a claim query); the

@@ -24,12 +24,12 @@
  */
 #include "base/clock.h"
 #include "base/str.h"
+#include "body.h"
 #include "pg_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #define PG_BATCH_TRIES 3
 #define PG_PIPE_CHUNK  64 /* deliveries per pipeline */
@@ -215,7 +215,7 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 	hl_pg_text(p, it->reason);
 	hl_pg_text(p, in->dedup_key);
 	hl_pg_text(p, a->task_id[0] ? a->task_id : NULL);
-	hl_pg_text(p, r->zbody ? "deflate" : "identity");
+	hl_pg_text(p, hl_body_encoding_name((enum hl_body_encoding)r->zenc));
 	hl_pg_int(p, (int64_t)in->body_len);
 	hl_pg_text(p, in->failure_key);
 	hl_pg_bool(p, it->claim_key);
@@ -644,42 +644,13 @@ static const char pg_poison_sql[] =
         " (VALUES ('failed', 'corrupt_body', 1), ('processing', '', -1)) v (state, reason, n)"
         " ORDER BY v.state" PG_COUNTS_UPSERT;
 
-/* Copies (identity) or inflates (deflate) the stored body; 0 or -1. */
+/* Decodes the stored body (see body.h); 0 or -1. */
 static int
 pg_decode_body(struct hl_delivery_record *d, const PGresult *r, int row, int col, const char *enc,
                int64_t size)
 {
-	const void *blob = PQgetvalue(r, row, col);
-	size_t n = (size_t)PQgetlength(r, row, col);
-	uLongf got;
-
-	if (!enc || strcmp(enc, "identity") == 0) {
-		/* a raw body is its recorded size (a row cut short is corrupt) */
-		if (size >= 0 && (uint64_t)size != (uint64_t)n)
-			return -1;
-		d->body = malloc(n + 1);
-		if (!d->body)
-			return -1;
-		if (n)
-			memcpy(d->body, blob, n);
-		d->body[n] = '\0';
-		d->body_len = n;
-		return 0;
-	}
-	if (strcmp(enc, "deflate") != 0 || size < 0 || size > HL_STORE_MAX_BODY)
-		return -1;
-	d->body = malloc((size_t)size + 1);
-	if (!d->body)
-		return -1;
-	got = (uLongf)size;
-	if (uncompress((Bytef *)d->body, &got, blob, (uLong)n) != Z_OK || got != (uLongf)size) {
-		free(d->body);
-		d->body = NULL;
-		return -1;
-	}
-	d->body[size] = '\0';
-	d->body_len = (size_t)size;
-	return 0;
+	return hl_body_decode(enc, PQgetvalue(r, row, col), (size_t)PQgetlength(r, row, col), size,
+	                      HL_STORE_MAX_BODY, &d->body, &d->body_len);
 }
 
 /* The record of claimed row i; NULL when out of memory or its body cannot

@@ -9,13 +9,13 @@
  */
 #include "base/clock.h"
 #include "base/str.h"
+#include "body.h"
 #include "sqlite_impl.h"
 
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 const char *const hl_sq_sql[SQ_MAX] = {
 	[SQ_SYNC_FULL] = "PRAGMA synchronous=FULL",
@@ -238,7 +238,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	hl_sq_bind_text(st, 12, in->dedup_key);
 	hl_sq_bind_text(st, 13, dup_of[0] ? dup_of : NULL);
 	hl_sq_bind_text(st, 14, a->task_id[0] ? a->task_id : NULL);
-	sqlite3_bind_text(st, 15, r->zbody ? "deflate" : "identity", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, hl_body_encoding_name((enum hl_body_encoding)r->zenc), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)in->body_len);
 	hl_sq_bind_text(st, 17, in->failure_key);
 	if (strcmp(state, "processing") == 0) {
@@ -382,42 +382,14 @@ sq_claim_poison(struct hl_store_backend *b, int64_t id, const char *event, const
 	return 0;
 }
 
-/* Copies (identity) or inflates (deflate) the stored body; 0 or -1. */
+/* Decodes the stored body (see body.h); 0 or -1. */
 static int
 sq_decode_body(struct hl_delivery_record *d, sqlite3_stmt *st, int col, const char *enc,
                int64_t size)
 {
-	const void *blob = sqlite3_column_blob(st, col);
-	size_t n = (size_t)sqlite3_column_bytes(st, col);
-	uLongf got;
-
-	if (!enc || strcmp(enc, "identity") == 0) {
-		/* a raw body is its recorded size (a row cut short is corrupt) */
-		if (size >= 0 && (uint64_t)size != (uint64_t)n)
-			return -1;
-		d->body = malloc(n + 1);
-		if (!d->body)
-			return -1;
-		if (n)
-			memcpy(d->body, blob, n);
-		d->body[n] = '\0';
-		d->body_len = n;
-		return 0;
-	}
-	if (strcmp(enc, "deflate") != 0 || size < 0 || size > HL_STORE_MAX_BODY || !blob)
-		return -1;
-	d->body = malloc((size_t)size + 1);
-	if (!d->body)
-		return -1;
-	got = (uLongf)size;
-	if (uncompress((Bytef *)d->body, &got, blob, (uLong)n) != Z_OK || got != (uLongf)size) {
-		free(d->body);
-		d->body = NULL;
-		return -1;
-	}
-	d->body[size] = '\0';
-	d->body_len = (size_t)size;
-	return 0;
+	return hl_body_decode(enc, sqlite3_column_blob(st, col),
+	                      (size_t)sqlite3_column_bytes(st, col), size, HL_STORE_MAX_BODY,
+	                      &d->body, &d->body_len);
 }
 
 int

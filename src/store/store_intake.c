@@ -22,13 +22,13 @@
  */
 #include "base/clock.h"
 #include "base/str.h"
+#include "body.h"
 #include "store_front.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
-#define STORE_DEFLATE_MIN     65536 /* bytes; smaller bodies are stored raw */
+#define STORE_HANDOFF_MAX     65536 /* bytes; larger bodies wait in the store */
 #define STORE_FINISH_RETRY_MS 60000 /* at least this long for a lost connection */
 
 /* ---- the hand-off ------------------------------------------------------
@@ -59,8 +59,7 @@ store_handoff_reserve(struct hl_store *s, struct hl_intake_req *list)
 	now = hl_time_wall_ms();
 	until = now + atomic_load(&s->claim_lease_ms);
 	for (r = list; r; r = r->next) {
-		r->take = room > 0 && !r->zbody && !r->in.skip_reason &&
-		          r->in.body_len < STORE_DEFLATE_MIN;
+		r->take = room > 0 && !r->in.skip_reason && r->in.body_len < STORE_HANDOFF_MAX;
 		r->taken_id = 0;
 		if (!r->take)
 			continue;
@@ -336,81 +335,15 @@ hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id, struct
 	return 0;
 }
 
-/*
- * Deflates the body on the caller's thread (so request threads share the
- * CPU cost, not the committer) when it is 64 KiB or more: those shrink
- * ~5x, which is what the disk and the fsync pay for. Below that (GitHub's
- * usual 5-30 KB) the body stays raw: level-1 deflate of a 10 KB payload
- * took ~45 us, 15% of a delivery's CPU, more than writing its extra
- * bytes to the log costs (bench/intake). Incompressible bodies stay raw.
- * Each thread keeps one deflate stream (~270 KiB of state) and resets it
- * per body: creating one per call costs more than the compression, as the
- * state is mmap'ed and page-faulted every time.
- */
-static pthread_key_t store_zkey;
-static pthread_once_t store_zonce = PTHREAD_ONCE_INIT;
-
+/* Encodes the body on the caller's thread (so request threads share the
+ * CPU cost, not the committer): see body.h. */
 static void
-store_zfree(void *p)
+store_encode(struct hl_intake_req *req)
 {
-	deflateEnd(p);
-	free(p);
-}
+	size_t n;
 
-static void
-store_zinit(void)
-{
-	pthread_key_create(&store_zkey, store_zfree);
-}
-
-static z_stream *
-store_zstream(void)
-{
-	z_stream *zs;
-
-	pthread_once(&store_zonce, store_zinit);
-	zs = pthread_getspecific(store_zkey);
-	if (zs)
-		return deflateReset(zs) == Z_OK ? zs : NULL;
-	zs = calloc(1, sizeof(*zs));
-	if (!zs)
-		return NULL;
-	if (deflateInit2(zs, 1, Z_DEFLATED, 15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		free(zs);
-		return NULL;
-	}
-	if (pthread_setspecific(store_zkey, zs) != 0) {
-		store_zfree(zs);
-		return NULL;
-	}
-	return zs;
-}
-
-static void
-store_deflate(struct hl_intake_req *req)
-{
-	z_stream *zs;
-	uLong cap;
-	void *z;
-
-	req->zbody = NULL;
-	req->zlen = 0;
-	if (req->in.body_len < STORE_DEFLATE_MIN || !(zs = store_zstream()))
-		return;
-	cap = deflateBound(zs, (uLong)req->in.body_len);
-	z = malloc(cap);
-	if (!z)
-		return;
-	zs->next_in = (Bytef *)req->in.body;
-	zs->avail_in = (uInt)req->in.body_len;
-	zs->next_out = z;
-	zs->avail_out = (uInt)cap;
-	if (deflate(zs, Z_FINISH) != Z_STREAM_END || zs->total_out >= req->in.body_len) {
-		free(z);
-		return;
-	}
-	req->zbody = z;
-	req->zlen = zs->total_out;
+	req->zenc = hl_body_encode(req->in.body, req->in.body_len, &req->zbody, &n);
+	req->zlen = n;
 }
 
 void
@@ -432,7 +365,7 @@ hl_store_intake_submit(struct hl_store *s, struct hl_intake_req *req)
 		req->done(req);
 		return;
 	}
-	store_deflate(req);
+	store_encode(req);
 	pthread_mutex_lock(&s->q_lock);
 	if (s->stopping) {
 		pthread_mutex_unlock(&s->q_lock);

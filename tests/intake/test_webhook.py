@@ -22,12 +22,13 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 
 HEALER = os.environ["HEALER_BIN"]
 ROOT = os.environ.get("HEALER_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "tests", "pg"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "stubs"))
 import pgtest  # noqa: E402  (the store on either backend)
+import stored_body  # noqa: E402  (bodies as the store keeps them)
 NODE_DIR = os.path.join(ROOT, "tests", "node")
 SECRET1, SECRET2 = "first-secret-value", "rotated-secret-value"
 TOKEN = "sensor-token-value"
@@ -190,9 +191,9 @@ def run(tmp):
                            " headers_json FROM deliveries WHERE delivery_id='dlv-valid'").fetchone()
     stored = None
     if row is not None:
-        stored = zlib.decompress(row[2]) if row[3] == "deflate" else row[2]
-    check("the accepted delivery is stored with its exact body and its headers", row is not None
-          and row[0] == "workflow_job" and row[1] == "completed" and stored == body
+        stored = stored_body.decode(row[2], row[3], row[4])
+    check("the accepted delivery is stored (LZ4) with its exact body and its headers", row is not None
+          and row[0] == "workflow_job" and row[1] == "completed" and stored == body and row[3] == "lz4"
           and row[4] == len(body) and "X-GitHub-Event" in row[5] and "Signature" not in row[5],
           row and row[:2] + row[3:])
     st, _, d = srv.deliver(job_payload(1002), extra={"X-Hub-Signature-256": "sha256=" + "0" * 64})

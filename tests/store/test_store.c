@@ -904,10 +904,10 @@ test_store_large_body_round_trips_deflated(void **state)
 	free(big);
 }
 
-/* A payload of GitHub's usual size (here 40 KB) is stored as it came: deflating
- * it costs the request more CPU than its bytes cost the log. */
+/* A payload of GitHub's usual size (here 40 KB) is stored as an LZ4 block:
+ * a fraction of the bytes for the log, the checkpoint and the flush. */
 static void
-test_store_typical_body_is_stored_raw(void **state)
+test_store_typical_body_round_trips_lz4(void **state)
 {
 	struct fixture *f = *state;
 	struct hl_delivery_in in = delivery("d-typical", NULL, NULL);
@@ -929,66 +929,124 @@ test_store_typical_body_is_stored_raw(void **state)
 	                         " deliveries WHERE delivery_id = 'd-typical'",
 	                         row),
 	                 0);
-	assert_string_equal(row[0], "identity");
-	assert_int_equal(atoll(row[1]), n);
+	assert_string_equal(row[0], "lz4");
+	assert_true(atoll(row[1]) > 0 && atoll(row[1]) < (long long)n / 10);
 	assert_int_equal(atoll(row[2]), n);
 	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
 	assert_int_equal(d->body_len, n);
 	assert_memory_equal(d->body, body, n);
+	assert_int_equal(d->body[n], '\0');
 	hl_delivery_record_free(d);
 	free(body);
+}
+
+/* What compression would not pay for stays as it came: a small body, and
+ * one that does not shrink (random bytes). */
+static void
+test_store_small_or_random_body_is_stored_raw(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_in in;
+	struct hl_delivery_record *d = NULL;
+	struct hl_intake_answer a;
+	char row[RAW_COLS][256], small[] = "{\"zen\": \"Keep it logically awesome.\"}", *noise;
+	size_t i, n = 20000;
+	uint32_t x = 2463534242u;
+
+	noise = malloc(n);
+	assert_non_null(noise);
+	for (i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		noise[i] = (char)(x & 0xff);
+	}
+	in = delivery("d-small", NULL, NULL);
+	in.body = small;
+	in.body_len = strlen(small);
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	in = delivery("d-noise", NULL, NULL);
+	in.body = noise;
+	in.body_len = n;
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding, length(body) FROM"
+	                         " deliveries WHERE delivery_id = 'd-small'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "identity");
+	assert_int_equal(atoll(row[1]), strlen(small));
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding, length(body) FROM"
+	                         " deliveries WHERE delivery_id = 'd-noise'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "identity");
+	assert_int_equal(atoll(row[1]), n);
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_string_equal(d->delivery_id, "d-small");
+	assert_memory_equal(d->body, small, strlen(small) + 1);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_string_equal(d->delivery_id, "d-noise");
+	assert_int_equal(d->body_len, n);
+	assert_memory_equal(d->body, noise, n);
+	hl_delivery_record_free(d);
+	free(noise);
 }
 
 static void
 test_store_corrupt_body_is_failed_not_claimed(void **state)
 {
 	struct fixture *f = *state;
-	struct hl_delivery_in in = delivery("d-corrupt", NULL, NULL);
+	struct hl_delivery_in in;
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
 	char row[RAW_COLS][256], *body;
-	size_t n = 100000; /* deflated when whole; raw when cut to 4096 */
+	static const struct {
+		const char *id, *enc;
+		size_t n;
+	} kinds[] = {
+		{ "d-corrupt", "identity", 300 }, /* too small to compress */
+		{ "d-corrupt-l", "lz4", 4096 },
+		{ "d-corrupt-z", "deflate", 100000 },
+	};
+	char q[256];
+	size_t i, n = 100000;
 
 	body = malloc(n);
 	assert_non_null(body);
 	memset(body, 'a', n);
-	in.body = body;
-	in.body_len = 4096;
-	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
-	in = delivery("d-corrupt-z", NULL, NULL);
-	in.body = body;
-	in.body_len = n;
-	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		in = delivery(kinds[i].id, NULL, NULL);
+		in.body = body;
+		in.body_len = kinds[i].n;
+		assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+		snprintf(q, sizeof(q),
+		         "SELECT body_encoding FROM deliveries WHERE delivery_id = '%s'",
+		         kinds[i].id);
+		assert_int_equal(raw_row(f, q, row), 0);
+		assert_string_equal(row[0], kinds[i].enc);
+	}
 	free(body);
 	insert(f, "d-after", NULL, NULL);
-	assert_int_equal(raw_row(f,
-	                         "SELECT body_encoding FROM deliveries"
-	                         " WHERE delivery_id = 'd-corrupt-z'",
-	                         row),
-	                 0);
-	assert_string_equal(row[0], "deflate");
 	assert_int_equal(raw_exec(f, pg_mode ? "UPDATE deliveries SET body = '\\x00112233'::bytea"
 	                                       " WHERE delivery_id LIKE 'd-corrupt%'"
 	                                     : "UPDATE deliveries SET body = x'00112233'"
 	                                       " WHERE delivery_id LIKE 'd-corrupt%'"),
 	                 0);
-	/* The corrupt ones (raw and deflated) are skipped over and marked failed. */
+	/* The corrupt ones (raw, LZ4 and deflated) are skipped over and marked failed. */
 	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
 	assert_string_equal(d->delivery_id, "d-after");
 	hl_delivery_record_free(d);
-	assert_int_equal(
-	        raw_row(f, "SELECT state, reason FROM deliveries WHERE delivery_id = 'd-corrupt'",
-	                row),
-	        0);
-	assert_string_equal(row[0], "failed");
-	assert_string_equal(row[1], "corrupt_body");
-	assert_int_equal(raw_row(f,
-	                         "SELECT state, reason FROM deliveries"
-	                         " WHERE delivery_id = 'd-corrupt-z'",
-	                         row),
-	                 0);
-	assert_string_equal(row[0], "failed");
-	assert_string_equal(row[1], "corrupt_body");
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		snprintf(q, sizeof(q),
+		         "SELECT state, reason FROM deliveries WHERE delivery_id = '%s'",
+		         kinds[i].id);
+		assert_int_equal(raw_row(f, q, row), 0);
+		assert_string_equal(row[0], "failed");
+		assert_string_equal(row[1], "corrupt_body");
+	}
 }
 
 static void
@@ -2836,8 +2894,10 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_large_body_round_trips_deflated, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_store_typical_body_is_stored_raw, setup,
+		cmocka_unit_test_setup_teardown(test_store_typical_body_round_trips_lz4, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_small_or_random_body_is_stored_raw,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_corrupt_body_is_failed_not_claimed,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_claim_and_find, setup, teardown),

@@ -1,0 +1,66 @@
+"""stored_body.py - decodes a delivery body as the store keeps it
+(src/store/body.h): identity, an LZ4 block, or a zlib stream. The LZ4
+block decoder is written from the format's description
+(lz4_Block_format.md), independently of liblz4, so a test reading the
+store checks the bytes are real LZ4."""
+import zlib
+
+
+def lz4_block_decode(src, size):
+    """Decodes one LZ4 block into exactly size bytes; ValueError if it is
+    not a valid block of that size."""
+    out = bytearray()
+    i, n = 0, len(src)
+    while i < n:
+        token = src[i]
+        i += 1
+        lit = token >> 4
+        if lit == 15:
+            while True:
+                if i >= n:
+                    raise ValueError("literal length runs past the end")
+                b = src[i]
+                i += 1
+                lit += b
+                if b != 255:
+                    break
+        if i + lit > n:
+            raise ValueError("literals run past the end")
+        out += src[i:i + lit]
+        i += lit
+        if i == n:
+            break  # the last sequence has literals only
+        if i + 2 > n:
+            raise ValueError("match offset runs past the end")
+        off = src[i] | (src[i + 1] << 8)
+        i += 2
+        if off == 0 or off > len(out):
+            raise ValueError("bad match offset %d" % off)
+        mlen = (token & 15) + 4
+        if token & 15 == 15:
+            while True:
+                if i >= n:
+                    raise ValueError("match length runs past the end")
+                b = src[i]
+                i += 1
+                mlen += b
+                if b != 255:
+                    break
+        start = len(out) - off
+        for k in range(mlen):  # may overlap itself
+            out.append(out[start + k])
+    if len(out) != size:
+        raise ValueError("decoded %d bytes, expected %d" % (len(out), size))
+    return bytes(out)
+
+
+def decode(body, encoding, size):
+    """The raw bytes of a stored body (body_encoding, body_size columns)."""
+    body = bytes(body)
+    if encoding in (None, "identity"):
+        return body
+    if encoding == "lz4":
+        return lz4_block_decode(body, size)
+    if encoding == "deflate":
+        return zlib.decompress(body)
+    raise ValueError("unknown body encoding %r" % encoding)
