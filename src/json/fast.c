@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define JF_MAX_DEPTH 2048
 
@@ -128,6 +131,36 @@ jf_put_utf8(struct hl_buf *b, unsigned cp)
 	}
 }
 
+/* The first byte at or after p (before end) that a string cannot take as
+ * it is: '"', '\\', a control character or a byte >= 0x80. Sixteen bytes
+ * at a time where SSE2 is there (all x86-64): GitHub's strings are mostly
+ * URLs, tens of bytes of plain ASCII. */
+static inline const unsigned char *
+jf_plain_run(const unsigned char *p, const unsigned char *end)
+{
+#ifdef __SSE2__
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i space = _mm_set1_epi8(0x20);
+
+	while (end - p >= 16) {
+		__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+		/* bytes >= 0x80 are negative: a signed v < 0x20 catches them
+		 * and the control characters at once */
+		__m128i m = _mm_or_si128(
+		        _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+		        _mm_cmplt_epi8(v, space));
+		int bits = _mm_movemask_epi8(m);
+
+		if (bits)
+			return p + __builtin_ctz((unsigned)bits);
+		p += 16;
+	}
+#endif
+	while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
+		p++;
+	return p;
+}
+
 /*
  * Parses a string starting after its opening quote. On success out and len
  * point either into the input (no escapes) or into s->scratch, and s->p is
@@ -145,8 +178,7 @@ jf_string(struct jf *s, const char **out, size_t *len, int *has_nul)
 	*has_nul = 0;
 	run = p;
 	for (;;) {
-		while (p < end && *p >= 0x20 && *p != '"' && *p != '\\' && *p < 0x80)
-			p++;
+		p = jf_plain_run(p, end);
 		if (p >= end) {
 			jf_fail(s, (const char *)p, "premature end of input");
 			return -1;

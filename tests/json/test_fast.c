@@ -130,6 +130,43 @@ test_json_fast_edge_cases(void **state)
 	assert_true(agree("\"a\0b\"", 5));
 }
 
+/* Strings are scanned sixteen bytes at a time: every byte that ends or
+ * interrupts a plain run (quote, backslash escape, control character, UTF-8
+ * lead byte valid or not, DEL) at every offset of the first chunks, and
+ * strings cut short at every length, are taken as jansson takes them. */
+static void
+test_json_fast_strings_at_every_offset(void **state)
+{
+	static const char *const specials[] = {
+		"\"",     "\\n",  "\\\"", "\\u00e9", "\\ud83d\\ude00", "\\x",
+		"\x01",    "\x1f",   "\x7f",   "\xc3\xa9",  "\xe2\x82\xac",          "\xf0\x9f\x98\x80",
+		"\xc3",    "\xff",   "\xed\xa0\x80", "\\ud800", "\x80",           " ",
+	};
+	char text[128];
+	size_t k, pos, len, n;
+	int bad = 0;
+
+	(void)state;
+	for (k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+		for (pos = 0; pos < 40; pos++) {
+			text[0] = '"';
+			memset(text + 1, 'a', pos);
+			n = 1 + pos;
+			len = strlen(specials[k]);
+			memcpy(text + n, specials[k], len);
+			n += len;
+			memset(text + n, 'b', 20);
+			n += 20;
+			text[n++] = '"';
+			bad += !agree(text, n);
+			/* the same string cut short anywhere */
+			for (len = 1; len < n; len += 3)
+				bad += !agree(text, len);
+		}
+	}
+	assert_int_equal(bad, 0);
+}
+
 static void
 test_json_fast_depth_is_bounded(void **state)
 {
@@ -348,6 +385,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_fast_edge_cases),
+		cmocka_unit_test(test_json_fast_strings_at_every_offset),
 		cmocka_unit_test(test_json_fast_depth_is_bounded),
 		cmocka_unit_test(test_json_fast_matches_jansson_on_webhook_examples),
 		cmocka_unit_test(test_json_fast_matches_jansson_on_mutations),
