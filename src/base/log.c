@@ -11,14 +11,17 @@
 #include "url.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_MAX_SECRETS 64
+#define LOG_DEFER_MAX   65536 /* bytes of deferred lines */
 
 static enum hl_log_level log_level = HL_LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -26,6 +29,14 @@ static char *log_secrets[LOG_MAX_SECRETS];
 static int log_nsecrets;
 static _Thread_local char log_delivery[96];
 static _Thread_local char log_task[96];
+
+/* Deferred lines, and the order of every write: under out_lock. */
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t out_cond = PTHREAD_COND_INITIALIZER;
+static char out_pend[LOG_DEFER_MAX];
+static size_t out_len;
+static pthread_once_t out_once = PTHREAD_ONCE_INIT;
+static bool out_flusher; /* the flusher thread runs */
 
 void
 hl_log_set_level(enum hl_log_level level)
@@ -143,14 +154,111 @@ hl_log_redact(const char *s)
 	return hl_buf_detach(&b, NULL);
 }
 
+/* Writes n bytes to stderr whole (a short write is continued). */
 static void
-log_emit(enum hl_log_level level, const char *msg, va_list *kv)
+log_write(const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n > 0) {
+		w = write(STDERR_FILENO, p, n);
+		if (w <= 0)
+			return;
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Writes the deferred lines. Under out_lock. */
+static void
+log_write_pending(void)
+{
+	if (out_len) {
+		log_write(out_pend, out_len);
+		out_len = 0;
+	}
+}
+
+void
+hl_log_flush(void)
+{
+	pthread_mutex_lock(&out_lock);
+	log_write_pending();
+	pthread_mutex_unlock(&out_lock);
+}
+
+/* Writes the deferred lines HL_LOG_DEFER_MS after the first of them came. */
+static void *
+log_flusher(void *arg)
+{
+	struct timespec ts;
+
+	(void)arg;
+	pthread_setname_np(pthread_self(), "hl-log");
+	pthread_mutex_lock(&out_lock);
+	for (;;) {
+		while (!out_len)
+			pthread_cond_wait(&out_cond, &out_lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += HL_LOG_DEFER_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		/* woken early only by a full buffer's writer: it wrote them */
+		while (out_len && pthread_cond_timedwait(&out_cond, &out_lock, &ts) == 0)
+			;
+		log_write_pending();
+	}
+	return NULL;
+}
+
+static void
+log_flusher_start(void)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	sigset_t all, old;
+
+	atexit(hl_log_flush);
+	if (pthread_attr_init(&a) != 0)
+		return;
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	/* signals stay with the threads that wait for them */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	out_flusher = pthread_create(&t, &a, log_flusher, NULL) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+}
+
+/* Writes one line: after the deferred ones, or deferred itself. */
+static void
+log_out(const char *line, size_t n, bool defer)
+{
+	if (defer)
+		pthread_once(&out_once, log_flusher_start);
+	pthread_mutex_lock(&out_lock);
+	if (defer && out_flusher && n <= sizeof(out_pend)) {
+		if (out_len + n > sizeof(out_pend))
+			log_write_pending();
+		memcpy(out_pend + out_len, line, n);
+		if (out_len == 0)
+			pthread_cond_signal(&out_cond);
+		out_len += n;
+	} else {
+		log_write_pending();
+		log_write(line, n);
+	}
+	pthread_mutex_unlock(&out_lock);
+}
+
+static void
+log_emit(enum hl_log_level level, const char *msg, va_list *kv, bool defer)
 {
 	static const char *const names[] = { "debug", "info", "warn", "error" };
 	struct hl_buf b = HL_BUF_INIT(1 << 20);
 	char ts[40];
-	ssize_t w;
-	size_t off = 0;
 
 	hl_time_rfc3339_now(ts, sizeof(ts));
 	pthread_mutex_lock(&log_lock);
@@ -181,14 +289,8 @@ log_emit(enum hl_log_level level, const char *msg, va_list *kv)
 	}
 	pthread_mutex_unlock(&log_lock);
 	hl_buf_append_str(&b, "}\n");
-	if (!hl_buf_error(&b)) {
-		while (off < b.len) {
-			w = write(STDERR_FILENO, b.data + off, b.len - off);
-			if (w <= 0)
-				break;
-			off += (size_t)w;
-		}
-	}
+	if (!hl_buf_error(&b))
+		log_out(b.data, b.len, defer);
 	hl_buf_release(&b);
 }
 
@@ -203,7 +305,7 @@ hl_log(enum hl_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_emit(level, msg, NULL);
+	log_emit(level, msg, NULL, false);
 }
 
 void
@@ -214,6 +316,18 @@ hl_log_kv(enum hl_log_level level, const char *msg, ...)
 	if (level < log_level)
 		return;
 	va_start(ap, msg);
-	log_emit(level, msg, &ap);
+	log_emit(level, msg, &ap, false);
+	va_end(ap);
+}
+
+void
+hl_log_kv_deferred(enum hl_log_level level, const char *msg, ...)
+{
+	va_list ap;
+
+	if (level < log_level)
+		return;
+	va_start(ap, msg);
+	log_emit(level, msg, &ap, true);
 	va_end(ap);
 }

@@ -8,7 +8,12 @@
  * wherever they appear in a message or field, so a token that leaks into an
  * upstream error text still never reaches the log; the userinfo of any URL
  * ("https://user:pass@host" -> "https://host") is removed first. Thread-safe: each line is
- * written with a single write(2). The delivery/task context is per thread.
+ * written whole, in order. The delivery/task context is per thread.
+ *
+ * Deferred lines (hl_log_kv_deferred: the access log's line per request)
+ * are gathered and written together at most HL_LOG_DEFER_MS later, so a
+ * busy server does not pay a write(2) per request; any other line, a full
+ * buffer (64 KiB), hl_log_flush and exit write them first, in order.
  */
 #ifndef HL_BASE_LOG_H
 #define HL_BASE_LOG_H
@@ -30,6 +35,11 @@ void hl_log_set_context(const char *delivery_id, const char *task_id);
 void hl_log(enum hl_log_level level, const char *fmt, ...) HL_PRINTF(2, 3);
 /* Logs msg plus extra string fields given as NULL-terminated key, value pairs. */
 void hl_log_kv(enum hl_log_level level, const char *msg, ...);
+/* hl_log_kv for a line that may wait up to HL_LOG_DEFER_MS to be written. */
+#define HL_LOG_DEFER_MS 20
+void hl_log_kv_deferred(enum hl_log_level level, const char *msg, ...);
+/* Writes every deferred line now. */
+void hl_log_flush(void);
 
 #define hl_debug(...) hl_log(HL_LOG_DEBUG, __VA_ARGS__)
 #define hl_info(...)  hl_log(HL_LOG_INFO, __VA_ARGS__)

@@ -663,8 +663,8 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	hl_metrics_request(srv->metrics, (int)(r->rt - hl_http_routes), r->code, us);
 	snprintf(code, sizeof(code), "%u", r->code);
 	snprintf(dur, sizeof(dur), "%.3f", (double)us / 1000.0);
-	hl_log_kv(HL_LOG_INFO, "request", "method", r->method, "path", r->path, "status", code,
-	          "duration_ms", dur, "delivery_id", r->delivery_id, NULL);
+	hl_log_kv_deferred(HL_LOG_INFO, "request", "method", r->method, "path", r->path, "status",
+	                   code, "duration_ms", dur, "delivery_id", r->delivery_id, NULL);
 	http_budget_drop(r);
 	/* the connection now waits for its next request */
 	http_conn_set(http_conn_of(conn), HTTP_CONN_KEEPALIVE);

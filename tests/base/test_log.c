@@ -1,7 +1,9 @@
 /*
  * test_log.c - the logger's redaction (src/base/log.c): registered secrets
  * of any length are replaced, blank ones are not registered, and a URL's
- * user:password@ never reaches a log line, in the message or in a field.
+ * user:password@ never reaches a log line, in the message or in a field;
+ * deferred lines are written by themselves within a bounded time, in order
+ * with the others, and whole when the buffer fills.
  */
 /* cmocka.h needs these headers before it */
 /* clang-format off */
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Runs fn with stderr redirected to a file and returns what it wrote. */
@@ -91,12 +94,105 @@ test_log_strips_url_userinfo(void **state)
 	free(out);
 }
 
+static char *
+read_all(int fd)
+{
+	off_t n = lseek(fd, 0, SEEK_END);
+	char *out = calloc(1, (size_t)n + 1);
+
+	assert_non_null(out);
+	assert_int_equal(pread(fd, out, (size_t)n, 0), n);
+	return out;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A deferred line waits, then is written with no other log call, within a
+ * bounded time; an ordinary line writes the deferred ones before itself. */
+static void
+test_log_deferred_lines_are_written_in_time_and_in_order(void **state)
+{
+	char path[] = "/tmp/healer-log-XXXXXX", *out, *a, *b, *c;
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO), i;
+
+	(void)state;
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	hl_log_kv_deferred(HL_LOG_INFO, "request", "path", "/first", NULL);
+	/* written by the flusher alone, HL_LOG_DEFER_MS later (allow 5 s) */
+	for (i = 0; i < 500 && lseek(fd, 0, SEEK_END) == 0; i++)
+		sleep_ms(10);
+	out = read_all(fd);
+	assert_non_null(strstr(out, "\"path\":\"/first\""));
+	free(out);
+	hl_log_kv_deferred(HL_LOG_INFO, "request", "path", "/second", NULL);
+	hl_log(HL_LOG_WARN, "after the second");
+	out = read_all(fd);
+	a = strstr(out, "/first");
+	b = strstr(out, "/second");
+	c = strstr(out, "after the second");
+	assert_true(a && b && c && a < b && b < c);
+	free(out);
+	hl_log_kv_deferred(HL_LOG_INFO, "request", "path", "/third", NULL);
+	hl_log_flush();
+	out = read_all(fd);
+	assert_non_null(strstr(out, "/third"));
+	free(out);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	close(fd);
+	unlink(path);
+}
+
+/* More deferred lines than the buffer holds: every line arrives whole and
+ * in order. */
+static void
+test_log_deferred_lines_survive_a_full_buffer(void **state)
+{
+	char path[] = "/tmp/healer-log-XXXXXX", *out, *p, want[32], pad[300];
+	int fd = mkstemp(path), saved = dup(STDERR_FILENO), i, n = 2000;
+
+	(void)state;
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = '\0';
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	for (i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "/%d", i);
+		hl_log_kv_deferred(HL_LOG_INFO, "request", "path", want, "pad", pad, NULL);
+	}
+	hl_log_flush();
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	out = read_all(fd);
+	p = out;
+	for (i = 0; i < n; i++) {
+		snprintf(want, sizeof(want), "\"path\":\"/%d\"", i);
+		p = strstr(p, want);
+		assert_non_null(p);
+	}
+	for (i = 0, p = out; (p = strchr(p, '\n')) != NULL; p++)
+		i++;
+	assert_int_equal(i, n);
+	free(out);
+	close(fd);
+	unlink(path);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_redacts_short_secrets),
 		cmocka_unit_test(test_log_strips_url_userinfo),
+		cmocka_unit_test(test_log_deferred_lines_are_written_in_time_and_in_order),
+		cmocka_unit_test(test_log_deferred_lines_survive_a_full_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
