@@ -105,7 +105,7 @@ sq_connect(sqlite3 **out, const char *path, const char *sync, bool read_only, st
 	        path, &db,
 	        (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
 	                SQLITE_OPEN_NOMUTEX,
-	        NULL);
+	        hl_sq_vfs());
 	if (rc != SQLITE_OK) {
 		rc = hl_err_set(err, HL_EDB, "cannot open '%s': %s", path,
 		                db ? sqlite3_errmsg(db) : "out of memory");

@@ -67,6 +67,9 @@ struct hl_store_backend {
 
 /* err = "sqlite WHAT: <sqlite's message>"; returns -HL_EDB. */
 int hl_sq_fail(struct hl_err *err, sqlite3 *db, const char *what);
+/* The name of the VFS store connections open with (sqlite_vfs.c: WAL
+ * frames written together), or NULL for the default. */
+const char *hl_sq_vfs(void);
 /* Runs SQL text (several statements allowed). */
 int hl_sq_exec(sqlite3 *db, const char *sql, struct hl_err *err);
 /* Runs a prepared statement that returns no rows, then resets it: 0 or -1. */

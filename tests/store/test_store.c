@@ -656,6 +656,90 @@ test_store_batched_counters_match_rows(void **state)
 	json_decref(after);
 }
 
+/* Another connection (another process would be the same: the default VFS,
+ * its own descriptors) sees every batch the moment it is answered, reads
+ * every body, and finds the database intact: the store's VFS writes a
+ * transaction's WAL frames together, but never later than its commit. */
+static void
+test_store_batches_are_visible_to_other_connections_at_once(void **state)
+{
+	struct fixture *f = *state;
+	enum { ROUNDS = 30, PER = 25 };
+	static struct hl_intake_req reqs[PER];
+	static char ids[PER][32], bodies[PER][6000];
+	struct batch_wait w;
+	char path[160];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int round, i, k;
+	unsigned x = 777;
+
+	if (pg_mode) /* SQLite's WAL */
+		return;
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	insert(f, "first", NULL, NULL); /* the WAL exists */
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	for (round = 0; round < ROUNDS; round++) {
+		memset(&w, 0, sizeof(w));
+		pthread_mutex_init(&w.lock, NULL);
+		pthread_cond_init(&w.cond, NULL);
+		memset(reqs, 0, sizeof(reqs));
+		for (i = 0; i < PER; i++) {
+			snprintf(ids[i], sizeof(ids[i]), "vis-%d-%d", round, i);
+			for (k = 0; k < (int)sizeof(bodies[i]) - 1; k++) {
+				x = x * 1103515245u + 12345u;
+				bodies[i][k] =
+				        (char)('a' +
+				               (x >> 16) % 4); /* compresses, not to nothing */
+			}
+			reqs[i].in = delivery(ids[i], NULL, NULL);
+			reqs[i].in.body = bodies[i];
+			reqs[i].in.body_len = sizeof(bodies[i]) - 1;
+			reqs[i].done = batch_done;
+			reqs[i].arg = &w;
+		}
+		for (i = 0; i < PER; i++)
+			hl_store_intake_submit(f->s, &reqs[i]);
+		pthread_mutex_lock(&w.lock);
+		while (w.done < PER)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+		for (i = 0; i < PER; i++) {
+			if (reqs[i].rc < 0)
+				fprintf(stderr, "# intake: %s\n", reqs[i].err.msg);
+			assert_int_equal(reqs[i].rc, 0);
+		}
+		assert_int_equal(
+		        sqlite3_prepare_v2(db,
+		                           "SELECT count(*), sum(length(body)) FROM deliveries"
+		                           " WHERE delivery_id LIKE 'vis-%'",
+		                           -1, &st, NULL),
+		        SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(st, 0), (round + 1) * PER);
+		assert_true(sqlite3_column_int64(st, 1) > 0);
+		sqlite3_finalize(st);
+	}
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	/* and the store's own reads of what it wrote */
+	for (i = 0; i < 3; i++) {
+		struct hl_delivery_record *d = NULL;
+		struct hl_err err = HL_ERR_INIT;
+
+		k = hl_store_claim_next(f->s, &d, &err);
+		if (k < 0)
+			fprintf(stderr, "# claim: %s\n", err.msg);
+		assert_int_equal(k, 0);
+		assert_non_null(d);
+		hl_delivery_record_free(d);
+	}
+}
+
 #define N_PIPE 150
 
 /* A statement that fails inside a batch (on PostgreSQL: an event key too
@@ -2898,6 +2982,9 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_small_or_random_body_is_stored_raw,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		        test_store_batches_are_visible_to_other_connections_at_once, setup,
+		        teardown),
 		cmocka_unit_test_setup_teardown(test_store_corrupt_body_is_failed_not_claimed,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_claim_and_find, setup, teardown),
