@@ -1,0 +1,2 @@
+-- 14: nothing on SQLite. PostgreSQL keeps a delivery's (already compressed)
+-- body in its row instead of its TOAST table.
