@@ -104,10 +104,10 @@ def status(port):
         return json.load(r)
 
 
-def wrk(name, port, conns, lua, offset=0):
+def wrk(name, port, conns, lua, offset=0, threads=THREADS):
     env = dict(os.environ, BENCH_BODIES=lua, BENCH_PATH="/webhook", BENCH_RUN=name,
                BENCH_OFFSET=str(offset))
-    return subprocess.Popen(["wrk", f"-t{THREADS}", f"-c{max(conns, THREADS)}",
+    return subprocess.Popen(["wrk", f"-t{threads}", f"-c{max(conns, threads)}",
                              f"-d{DURATION}s", "--latency", "-s",
                              os.path.join(ROOT, "bench", "intake", "post.lua"),
                              f"http://127.0.0.1:{port}"], env=env, stdout=subprocess.PIPE,
@@ -138,7 +138,8 @@ def run(name, replicas, url, lua):
     cpu0 = sum(cpu_ticks(p.pid) for p, _ in servers)
     t0 = time.monotonic()
     # one stream spread over the replicas: each wrk starts elsewhere in it
-    ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas, lua, i * VARIANTS // replicas)
+    ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas, lua, i * VARIANTS // replicas,
+              max(1, THREADS // replicas))
           for i, (_, port) in enumerate(servers)]
     outs = [w.communicate(timeout=DURATION + 120)[0] for w in ws]
     t_wrk = time.monotonic() - t0
