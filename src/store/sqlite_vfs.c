@@ -10,7 +10,9 @@
  * frame (and synced, where it syncs), so the gathered bytes are written
  * the moment the commit frame's page is, before SQLite goes on. A commit
  * frame is the one whose header has a non-zero database size (bytes 4-7;
- * https://www.sqlite.org/fileformat.html#wal_file_format). Anything that
+ * https://www.sqlite.org/fileformat.html#wal_file_format); SQLite writes a
+ * frame's header and its page with two calls (wal.c, walWriteOneFrame),
+ * which tests/store's visibility test would catch changing. Anything that
  * looks at the file itself first writes what is gathered: a read, a
  * write elsewhere, sync, truncate, size, file controls and close. A write
  * that fails is reported by the call that wrote it (a commit fails as it
