@@ -59,10 +59,8 @@ alerts_done(struct hl_intake_req *req)
 	struct http_alert_sub *s = req->arg;
 	struct http_alerts *al = s->owner;
 
-	if (atomic_fetch_sub(&al->pending, 1) == 1) {
-		atomic_store(&al->r->phase, HTTP_DONE);
-		MHD_resume_connection(al->r->conn);
-	}
+	if (atomic_fetch_sub(&al->pending, 1) == 1)
+		hl_http_resume(al->r);
 }
 
 static bool
@@ -158,8 +156,7 @@ hl_http_alerts(struct http_req *r, const char *arg)
 		s->ireq.done = alerts_done;
 		s->ireq.arg = s;
 	}
-	atomic_store(&r->phase, HTTP_WAITING);
-	MHD_suspend_connection(r->conn);
+	hl_http_suspend(r);
 	for (i = 0; i < al->batch.n; i++)
 		hl_store_intake_submit(r->srv->store, &al->subs[i].ireq);
 	return MHD_YES;

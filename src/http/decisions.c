@@ -54,13 +54,6 @@ board_unlink(struct hl_decision_board *b, struct http_req *r)
 	}
 }
 
-static void
-board_resume(struct http_req *r)
-{
-	atomic_store(&r->phase, HTTP_DONE);
-	MHD_resume_connection(r->conn);
-}
-
 static void *
 board_timer(void *arg)
 {
@@ -78,7 +71,7 @@ board_timer(void *arg)
 			if (r->wait_deadline_ms <= now) {
 				*pp = r->wait_next;
 				r->wait_next = NULL;
-				board_resume(r);
+				hl_http_resume(r);
 				continue;
 			}
 			if (r->wait_deadline_ms < next)
@@ -98,7 +91,7 @@ board_timer(void *arg)
 		struct http_req *r = b->waiters;
 		b->waiters = r->wait_next;
 		r->wait_next = NULL;
-		board_resume(r);
+		hl_http_resume(r);
 	}
 	pthread_mutex_unlock(&b->lock);
 	return NULL;
@@ -205,7 +198,7 @@ hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
 		if (strcmp(r->delivery_id, delivery_id) == 0) {
 			board_unlink(b, r);
 			r->decision = json_deep_copy(decision);
-			board_resume(r);
+			hl_http_resume(r);
 			break;
 		}
 	}

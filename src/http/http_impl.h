@@ -57,7 +57,8 @@ struct hl_http_server {
 	const char *version;
 	struct hl_metrics *metrics;
 	int64_t started_ms;
-	atomic_int inflight; /* requests between their first byte and completion */
+	atomic_int inflight;  /* requests between their first byte and completion */
+	atomic_int suspended; /* requests suspended until the store answers */
 	atomic_bool stopping;
 	struct hl_decision_board *decisions; /* sensor answers waiting for a decision */
 	struct {
@@ -154,6 +155,12 @@ struct http_req {
 	/* the alert routes: one delivery per alert (alerts.c), or NULL */
 	struct http_alerts *alerts;
 };
+
+/* Suspends r's connection until hl_http_resume (phase HTTP_WAITING), and
+ * resumes it (phase HTTP_DONE): the server counts suspended requests, as
+ * libmicrohttpd must not be stopped while one is. */
+void hl_http_suspend(struct http_req *r);
+void hl_http_resume(struct http_req *r);
 
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */
 enum MHD_Result hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body,

@@ -194,8 +194,7 @@ intake_done(struct hl_intake_req *req)
 	    req->answer.status == HL_INTAKE_ACCEPTED && wait_ms > 0 &&
 	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
 		return;
-	atomic_store(&r->phase, HTTP_DONE);
-	MHD_resume_connection(r->conn);
+	hl_http_resume(r);
 }
 
 /*
@@ -267,8 +266,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	};
 	r->ireq.done = intake_done;
 	r->ireq.arg = r;
-	atomic_store(&r->phase, HTTP_WAITING);
-	MHD_suspend_connection(r->conn);
+	hl_http_suspend(r);
 	hl_store_intake_submit(r->srv->store, &r->ireq);
 	return MHD_YES;
 }

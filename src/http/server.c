@@ -64,6 +64,7 @@
 #define HTTP_MAX_THREADS      4
 #define HTTP_MAX_QUERY_ARGS   64
 #define HTTP_REAP_TICK_MS     200
+#define HTTP_STOP_WAIT_MS     10000         /* for suspended requests at stop */
 #define HTTP_BODYLESS_DISCARD (64u * 1024u) /* body bytes a GET may bring */
 #define HTTP_FEW_CONNECTIONS  2             /* fewer than this may use the reserved slots */
 
@@ -679,6 +680,25 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&srv->inflight, 1);
 }
 
+void
+hl_http_suspend(struct http_req *r)
+{
+	atomic_store(&r->phase, HTTP_WAITING);
+	atomic_fetch_add(&r->srv->suspended, 1);
+	MHD_suspend_connection(r->conn);
+}
+
+void
+hl_http_resume(struct http_req *r)
+{
+	struct hl_http_server *srv = r->srv;
+
+	atomic_store(&r->phase, HTTP_DONE);
+	MHD_resume_connection(r->conn);
+	/* after the resume: stop waits for the count, then stops the daemon */
+	atomic_fetch_sub(&srv->suspended, 1);
+}
+
 static void
 http_mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -783,6 +803,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	srv->version = version;
 	srv->started_ms = hl_time_mono_ms();
 	atomic_init(&srv->inflight, 0);
+	atomic_init(&srv->suspended, 0);
 	atomic_init(&srv->stopping, false);
 	srv->metrics = hl_metrics_new();
 	if (!srv->metrics || !srv->ips) {
@@ -870,7 +891,24 @@ hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 	atomic_store(&srv->stopping, true);
 	MHD_quiesce_daemon(srv->daemon);
 	hl_decisions_release_all(srv->decisions);
-	while (atomic_load(&srv->inflight) > 0) {
+	while (atomic_load(&srv->inflight) > 0 || atomic_load(&srv->suspended) > 0) {
+		if (hl_time_mono_ms() >= deadline)
+			return false;
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
+/* Waits (bounded) until no request is suspended: libmicrohttpd aborts the
+ * process when it is stopped with a suspended connection. False when one
+ * still is after timeout_ms. */
+static bool
+http_wait_unsuspended(struct hl_http_server *srv, int timeout_ms)
+{
+	int64_t deadline = hl_time_mono_ms() + timeout_ms;
+	struct timespec ts = { 0, 5 * 1000000L };
+
+	while (atomic_load(&srv->suspended) > 0) {
 		if (hl_time_mono_ms() >= deadline)
 			return false;
 		nanosleep(&ts, NULL);
@@ -893,7 +931,14 @@ hl_http_server_stop(struct hl_http_server *srv)
 		pthread_mutex_unlock(&srv->conn_lock);
 		pthread_join(srv->reaper, NULL);
 	}
-	MHD_stop_daemon(srv->daemon);
+	if (http_wait_unsuspended(srv, HTTP_STOP_WAIT_MS)) {
+		MHD_stop_daemon(srv->daemon);
+	} else {
+		/* the store never answered: leave the daemon to the exit */
+		hl_error("%d requests still wait for the store; not stopping the HTTP threads",
+		         atomic_load(&srv->suspended));
+		srv->daemon = NULL;
+	}
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	hl_decisions_free(srv->decisions);

@@ -545,6 +545,9 @@ def crash_test(tmp):
     stop.set()
     for t in threads:
         t.join(timeout=30)
+    if rc != 0:
+        sys.stderr.write("server log, last 4000 bytes:\n"
+                         + open(srv.log_path, errors="replace").read()[-4000:])
     check("SIGTERM under load exits 0 and answers only 202 or 503",
           rc == 0 and len(acked) >= 100 and set(statuses) <= {202, 503}, (rc, set(statuses)))
     srv.start()
