@@ -40,6 +40,7 @@ enum http_conn_state {
 /* One open connection (MHD's socket context), in the server's list. */
 struct http_conn {
 	struct http_conn *prev, *next; /* under conn_lock */
+	struct MHD_Connection *mhd;    /* valid while listed */
 	int fd;
 	struct http_addr addr;
 	bool counted;          /* counted in the address table */

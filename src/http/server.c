@@ -253,6 +253,7 @@ http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 			return; /* untracked: no deadline, not counted */
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		c->fd = ci ? ci->connect_fd : -1;
+		c->mhd = conn;
 		ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 		http_addr_of(&c->addr, ci ? ci->client_addr : NULL);
 		http_conn_set(c, HTTP_CONN_HEADERS);
@@ -932,6 +933,18 @@ hl_http_server_stop(struct hl_http_server *srv)
 		pthread_join(srv->reaper, NULL);
 	}
 	if (http_wait_unsuspended(srv, HTTP_STOP_WAIT_MS)) {
+		/* Every request was resumed, yet under load libmicrohttpd once
+		 * still held a connection suspended here (a resumption it
+		 * lost), and MHD_stop_daemon aborts on one. Resuming every
+		 * connection is harmless now: the stop closes them all. The
+		 * lock keeps each listed connection from being freed (it is
+		 * unlisted, under the lock, before libmicrohttpd frees it). */
+		struct http_conn *c;
+
+		pthread_mutex_lock(&srv->conn_lock);
+		for (c = srv->conns; c; c = c->next)
+			MHD_resume_connection(c->mhd);
+		pthread_mutex_unlock(&srv->conn_lock);
 		MHD_stop_daemon(srv->daemon);
 	} else {
 		/* the store never answered: leave the daemon to the exit */
