@@ -208,6 +208,8 @@ http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	int n;
 
 	(void)addrlen;
+	if (atomic_load(&srv->stopping))
+		return MHD_NO;
 	http_addr_of(&a, addr);
 	pthread_mutex_lock(&srv->conn_lock);
 	ip = http_ip_find(srv, &a);
@@ -889,8 +891,10 @@ hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 	int64_t deadline = hl_time_mono_ms() + timeout_ms;
 	struct timespec ts = { 0, 5 * 1000000L };
 
+	/* from now on the accept policy refuses new connections and requests
+	 * get 503 (MHD_quiesce_daemon is not used: with a thread pool it can
+	 * race a worker removing the listening socket and abort) */
 	atomic_store(&srv->stopping, true);
-	MHD_quiesce_daemon(srv->daemon);
 	hl_decisions_release_all(srv->decisions);
 	while (atomic_load(&srv->inflight) > 0 || atomic_load(&srv->suspended) > 0) {
 		if (hl_time_mono_ms() >= deadline)
@@ -945,15 +949,14 @@ hl_http_server_stop(struct hl_http_server *srv)
 		for (c = srv->conns; c; c = c->next)
 			MHD_resume_connection(c->mhd);
 		pthread_mutex_unlock(&srv->conn_lock);
-		MHD_stop_daemon(srv->daemon);
+		MHD_stop_daemon(srv->daemon); /* closes the listening socket */
 	} else {
 		/* the store never answered: leave the daemon to the exit */
 		hl_error("%d requests still wait for the store; not stopping the HTTP threads",
 		         atomic_load(&srv->suspended));
-		srv->daemon = NULL;
 	}
-	if (srv->listen_fd >= 0)
-		close(srv->listen_fd);
+	srv->daemon = NULL;
+	srv->listen_fd = -1;
 	hl_decisions_free(srv->decisions);
 	hl_metrics_free(srv->metrics);
 	free(srv->ips);
