@@ -21,7 +21,6 @@
 	  (flags, port, apc, apc_cls, dh, dh_cls, ap))                                           \
 	N(MHD_start_daemon)                                                                      \
 	V(MHD_stop_daemon, (struct MHD_Daemon * d), (d))                                         \
-	F(MHD_socket, MHD_quiesce_daemon, (struct MHD_Daemon * d), (d))                          \
 	F(const char *, MHD_lookup_connection_value,                                             \
 	  (struct MHD_Connection * c, enum MHD_ValueKind kind, const char *key), (c, kind, key)) \
 	F(int, MHD_get_connection_values,                                                        \

@@ -6,6 +6,21 @@ store checks the bytes are real LZ4."""
 import zlib
 
 
+def _length(src, i, nibble, what):
+    """A token's length nibble and, when it is 15, the bytes that extend
+    it (each added, until one under 255); returns (length, next index)."""
+    if nibble != 15:
+        return nibble, i
+    while True:
+        if i >= len(src):
+            raise ValueError(what + " length runs past the end")
+        b = src[i]
+        i += 1
+        nibble += b
+        if b != 255:
+            return nibble, i
+
+
 def lz4_block_decode(src, size):
     """Decodes one LZ4 block into exactly size bytes; ValueError if it is
     not a valid block of that size."""
@@ -14,16 +29,7 @@ def lz4_block_decode(src, size):
     while i < n:
         token = src[i]
         i += 1
-        lit = token >> 4
-        if lit == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("literal length runs past the end")
-                b = src[i]
-                i += 1
-                lit += b
-                if b != 255:
-                    break
+        lit, i = _length(src, i, token >> 4, "literal")
         if i + lit > n:
             raise ValueError("literals run past the end")
         out += src[i:i + lit]
@@ -36,16 +42,8 @@ def lz4_block_decode(src, size):
         i += 2
         if off == 0 or off > len(out):
             raise ValueError("bad match offset %d" % off)
-        mlen = (token & 15) + 4
-        if token & 15 == 15:
-            while True:
-                if i >= n:
-                    raise ValueError("match length runs past the end")
-                b = src[i]
-                i += 1
-                mlen += b
-                if b != 255:
-                    break
+        mlen, i = _length(src, i, token & 15, "match")
+        mlen += 4
         start = len(out) - off
         for k in range(mlen):  # may overlap itself
             out.append(out[start + k])
