@@ -1,6 +1,7 @@
 """tap.py - the TAP reporting shared by the Python test drivers: collect
 named checks, then print them as TAP and exit non-zero if any failed."""
 import sys
+import traceback
 
 results = []
 
@@ -19,6 +20,24 @@ def finish():
         print(f"{'ok' if ok else 'not ok'} {i} - {name}")
         if not ok:
             failed += 1
-            print("# " + detail[:3000].replace("\n", "\n# "))
+            print("# " + detail[:6000].replace("\n", "\n# "))
     sys.stdout.flush()
     sys.exit(1 if failed else 0)
+
+
+def run(main, on_error=None, done=None):
+    """Runs a driver's main(), which ends in finish(). An exception is a
+    failed check carrying its traceback and on_error()'s text (say, the end
+    of a server's log), so the run still prints its TAP stream and says
+    where it stopped, then done() (finish() by default)."""
+    try:
+        main()
+    except Exception:
+        detail = traceback.format_exc()
+        if on_error:
+            try:
+                detail = detail[-1500:] + "\n" + on_error()
+            except Exception as e:  # the report must not hide the first error
+                detail += f"\n(on_error failed: {e!r})"
+        check("the driver ran to its end", False, detail)
+        (done or finish)()

@@ -264,7 +264,8 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 	char label[64];
 	const char *repo, *agent, *ftype;
 	char *prompt = NULL, *evs = NULL;
-	bool have_verdict = false, created = false, over = false;
+	enum hl_budget_wait over = HL_BUDGET_NONE;
+	bool have_verdict = false, created = false;
 	int64_t now;
 	int rc;
 

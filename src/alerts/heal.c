@@ -320,7 +320,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	size_t evno = 0, evfile_line = 0;
 	json_t *pod = NULL, *pod_sum = NULL, *manifest = NULL, *decision = NULL;
 	char *evs = NULL;
-	bool have_verdict = false, created = false, over = false;
+	enum hl_budget_wait over = HL_BUDGET_NONE;
+	bool have_verdict = false, created = false;
 	int64_t now;
 	int rc, part;
 

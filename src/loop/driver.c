@@ -174,7 +174,8 @@ driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const cha
 }
 
 /* Starts the next attempt, or queues the task when a budget is used up.
- * Returns 0 when it started, 1 when the task waits, <0 on errors. */
+ * Returns 0 when it started, 1 when the task waits for a CodeRun slot, 2
+ * when it waits for its repository's hourly budget, <0 on errors. */
 static int
 driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
                     const char *hint, const struct hl_ci_result_record *ci, struct hl_err *err)
@@ -182,7 +183,7 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	struct hl_attempt_plan plan;
 	struct hl_remediation res;
 	char why[160], ci_line[640];
-	bool over = false;
+	enum hl_budget_wait over = HL_BUDGET_NONE;
 	int rc;
 
 	driver_plan(&plan, t, agent, hint, ci, ci_line, sizeof(ci_line));
@@ -191,7 +192,7 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 		return rc;
 	if (over) {
 		if (t->state == HL_TASK_QUEUED)
-			return 1;
+			return over == HL_BUDGET_SLOTS ? 1 : 2;
 		rc = hl_store_task_put(l->store,
 		                       &(struct hl_task){ .task_id = t->task_id,
 		                                          .state = HL_TASK_QUEUED,
@@ -199,7 +200,7 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 		                                          .agent = agent,
 		                                          .next_check_ms = HL_TASK_NO_CHECK },
 		                       err);
-		return rc < 0 ? rc : 1;
+		return rc < 0 ? rc : over == HL_BUDGET_SLOTS ? 1 : 2;
 	}
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
 	if (rc == 0)
@@ -219,17 +220,6 @@ hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const ch
 	int rc = driver_next_attempt(l, t, agent, hint, have ? &ci : NULL, err);
 
 	return rc < 0 ? rc : 0;
-}
-
-/* Whether a CodeRun slot is free now (HEALER_MAX_ACTIVE_CODERUNS). */
-static bool
-driver_slot_free(struct hl_loop *l)
-{
-	int64_t active = 0, recent = 0;
-
-	if (hl_store_budget_usage(l->store, &active, &recent, NULL, 0, NULL) < 0)
-		return false;
-	return active < l->cfg->max_active_coderuns;
 }
 
 /* Records the outcome of the current attempt (once: a judged attempt is done). */
@@ -513,7 +503,9 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 			          "error", err.msg, NULL);
 		hl_task_record_free(t);
 		(void)hl_store_task_release(l->store, ids[i], owner, NULL);
-		if (rc == 1 && l->cfg->max_active_coderuns > 0 && !driver_slot_free(l))
+		/* decided by the check that made it wait: a slot freed since
+		 * (another driver finishing an attempt) is the oldest task's */
+		if (rc == 1)
 			break;
 	}
 	return started;

@@ -441,8 +441,9 @@ rem_ranked_agents(const struct hl_verdict *v, const struct hl_context *ctx)
 }
 
 int
-hl_remediate_begin(struct hl_remediator *r, bool *over, char *why, size_t size, const char *task_id,
-                   int n, const char *repository, const char *agent, struct hl_err *err)
+hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why, size_t size,
+                   const char *task_id, int n, const char *repository, const char *agent,
+                   struct hl_err *err)
 {
 	bool capped = r->cfg->dispatch != HL_DISPATCH_NONE;
 
@@ -817,7 +818,8 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	struct hl_remediation res;
 	char existing[HL_TASK_ID_MAX], why[160];
 	char *key = NULL;
-	bool created = false, over = false;
+	enum hl_budget_wait over = HL_BUDGET_NONE;
+	bool created = false;
 	struct rem_job j;
 	int rc;
 

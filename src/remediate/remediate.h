@@ -121,7 +121,7 @@ const struct hl_config *hl_remediator_config(const struct hl_remediator *r);
  * same transaction that counts, so concurrent workers cannot exceed a cap.
  * *over is true when a cap is reached; why (size bytes) says which.
  */
-int hl_remediate_begin(struct hl_remediator *r, bool *over, char *why, size_t size,
+int hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why, size_t size,
                        const char *task_id, int n, const char *repository, const char *agent,
                        struct hl_err *err) HL_MUST_CHECK;
 

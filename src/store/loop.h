@@ -120,19 +120,26 @@ int hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns,
                           int64_t *repo_attempts_since, const char *repository, int64_t since_ms,
                           struct hl_err *err) HL_MUST_CHECK;
 
+/* Why an attempt did not begin (hl_store_attempt_begin); 0 when it did. */
+enum hl_budget_wait {
+	HL_BUDGET_NONE = 0,
+	HL_BUDGET_SLOTS,  /* max_active CodeRuns are in flight */
+	HL_BUDGET_HOURLY, /* the repository used its attempts of the last hour */
+};
+
 /*
  * Begins attempt a->n of a task when the budgets allow: counting the
  * CodeRuns in flight (attempts preparing, pending or running, all
  * repositories; cap max_active) and the attempts of a->repository started
  * since since_ms (cap max_recent), and inserting the attempt (its phase
  * preparing), are one transaction, so two workers or replicas cannot both
- * take the last slot. *over is false when it began (or had begun: an
- * existing attempt is not counted again), true when a cap is reached; why
- * (why_size bytes) says which. A cap of 0 is no cap.
+ * take the last slot. *over is HL_BUDGET_NONE when it began (or had
+ * begun: an existing attempt is not counted again), else the cap reached;
+ * why (why_size bytes) says it in words. A cap of 0 is no cap.
  */
-int hl_store_attempt_begin(struct hl_store *s, bool *over, char *why, size_t why_size,
-                           const struct hl_attempt *a, int max_active, int max_recent,
-                           int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
+int hl_store_attempt_begin(struct hl_store *s, enum hl_budget_wait *over, char *why,
+                           size_t why_size, const struct hl_attempt *a, int max_active,
+                           int max_recent, int64_t since_ms, struct hl_err *err) HL_MUST_CHECK;
 
 /* Key/value state (malloc'd value); -HL_ENOTFOUND when unset. */
 int hl_store_kv_get(struct hl_store *s, char **out, const char *key,

@@ -205,8 +205,8 @@ int hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_recor
                            const char *task_id, int64_t since_ms, struct hl_err *err);
 int hl_pg_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
                        const char *repository, int64_t since_ms, struct hl_err *err);
-int hl_pg_attempt_begin(struct hl_store_backend *b, bool *over, char *why, size_t why_size,
-                        const struct hl_attempt *a, int max_active, int max_recent,
+int hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,
+                        size_t why_size, const struct hl_attempt *a, int max_active, int max_recent,
                         int64_t since_ms, struct hl_err *err);
 int hl_pg_task_schedule(struct hl_store_backend *b, const char *task_id, int64_t next_check_ms,
                         struct hl_err *err);

@@ -281,15 +281,15 @@ hl_sq_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_si
 }
 
 int
-hl_sq_attempt_begin(struct hl_store_backend *b, bool *over, char *why, size_t why_size,
-                    const struct hl_attempt *a, int max_active, int max_recent, int64_t since_ms,
-                    struct hl_err *err)
+hl_sq_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,
+                    size_t why_size, const struct hl_attempt *a, int max_active, int max_recent,
+                    int64_t since_ms, struct hl_err *err)
 {
 	sqlite3_stmt *st;
 	int64_t active = 0, recent = 0, exists = 0;
 	int rc;
 
-	*over = false;
+	*over = HL_BUDGET_NONE;
 	why[0] = '\0';
 	if (hl_sq_begin(b, "begin attempt", err) < 0)
 		return -HL_EDB;
@@ -305,13 +305,13 @@ hl_sq_attempt_begin(struct hl_store_backend *b, bool *over, char *why, size_t wh
 	if ((rc = hl_sq_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
 		goto out;
 	if (max_active > 0 && active >= max_active) {
-		*over = true;
+		*over = HL_BUDGET_SLOTS;
 		snprintf(why, why_size, "waiting for a CodeRun slot (%lld of %d running)",
 		         (long long)active, max_active);
 		goto out;
 	}
 	if (max_recent > 0 && recent >= max_recent) {
-		*over = true;
+		*over = HL_BUDGET_HOURLY;
 		snprintf(why, why_size, "waiting for the hourly budget of %s (%lld of %d attempts)",
 		         a->repository ? a->repository : "the repository", (long long)recent,
 		         max_recent);

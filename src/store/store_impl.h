@@ -154,9 +154,9 @@ struct hl_store_loop_ops {
 	                        const char *task_id, int64_t since_ms, struct hl_err *err);
 	int (*budget_usage)(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
 	                    const char *repository, int64_t since_ms, struct hl_err *err);
-	int (*attempt_begin)(struct hl_store_backend *b, bool *over, char *why, size_t why_size,
-	                     const struct hl_attempt *a, int max_active, int max_recent,
-	                     int64_t since_ms, struct hl_err *err);
+	int (*attempt_begin)(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,
+	                     size_t why_size, const struct hl_attempt *a, int max_active,
+	                     int max_recent, int64_t since_ms, struct hl_err *err);
 	int (*task_schedule)(struct hl_store_backend *b, const char *task_id, int64_t next_check_ms,
 	                     struct hl_err *err);
 	int (*attempt_outcomes)(struct hl_store_backend *b,

@@ -96,7 +96,7 @@ hl_store_budget_usage(struct hl_store *s, int64_t *active_coderuns, int64_t *rep
 }
 
 int
-hl_store_attempt_begin(struct hl_store *s, bool *over, char *why, size_t why_size,
+hl_store_attempt_begin(struct hl_store *s, enum hl_budget_wait *over, char *why, size_t why_size,
                        const struct hl_attempt *a, int max_active, int max_recent, int64_t since_ms,
                        struct hl_err *err)
 {

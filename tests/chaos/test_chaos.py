@@ -484,4 +484,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    dtest.run(main)

@@ -54,6 +54,18 @@ def finish():
     tap.finish()
 
 
+def run(main):
+    """tap.run with the dtest finish: an exception in main() is a failed
+    check showing its traceback and the end of each server log started
+    through healerproc (registered in `servers`)."""
+    def logs():
+        return "\n".join(f"--- {d}:\n" + tail()[-1200:] for d, tail in servers[-2:])
+    tap.run(main, logs, finish)
+
+
+servers = []  # (data_dir, log_tail) of every healer server started
+
+
 def _cleanup():
     for p in _procs:
         if p.poll() is None:

@@ -489,4 +489,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    dtest.run(main)

@@ -247,4 +247,4 @@ def _listed(api):
 
 
 if __name__ == "__main__":
-    main()
+    dtest.run(main)

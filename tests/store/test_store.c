@@ -2472,7 +2472,7 @@ race_attempt_begin(void *arg)
 {
 	struct race *r = arg;
 	char task[32], why[128];
-	bool over = true;
+	enum hl_budget_wait over = HL_BUDGET_SLOTS;
 
 	snprintf(task, sizeof(task), "t-budget-%d", r->i);
 	r->rc = hl_store_attempt_begin(r->s, &over, why, sizeof(why),

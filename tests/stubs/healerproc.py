@@ -32,6 +32,8 @@ class Healer:
              "--port-file", pf], env=dtest.clean_env(self.env, data_dir=self.data_dir),
             stdout=log, stderr=log)
         dtest._procs.append(self.proc)
+        if not any(d == self.data_dir for d, _ in dtest.servers):
+            dtest.servers.append((self.data_dir, self.log_tail))
         deadline = time.time() + 20
         while time.time() < deadline:
             if os.path.exists(pf) and open(pf).read().strip():
