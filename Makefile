@@ -53,7 +53,7 @@ run: build
 FUZZ_TARGETS ?= webhook sensor alerts rules classify config services kubeconfig watch tmpl
 FUZZERS = $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 FUZZ_SECONDS_TEST ?= 8
-SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+SANITIZER_ENV = HEALER_TEST_TIME_SCALE=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
 
@@ -61,7 +61,7 @@ SANITIZER_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 # report is written under $(BUILD_TSAN)/tsan-reports/ and counts as a failure
 # (scripts/test-summary.py), whether or not the test noticed it.
 TSAN_TESTS ?= store fast log webhook loop e2e store-pg webhook-pg
-TSAN_ENV = TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
+TSAN_ENV = HEALER_TEST_TIME_SCALE=3 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
 	log_path=$(CURDIR)/$(BUILD_TSAN)/tsan-reports/report \
 	suppressions=$(CURDIR)/tests/tsan.supp"
 

@@ -15,6 +15,11 @@ import time
 
 import dtest
 
+# Deadlines of waits for the server (not of checks that something does
+# not happen) stretch by HEALER_TEST_TIME_SCALE: the sanitizer builds run
+# several times slower (make test sets 3 for them, as meson's timeouts).
+TIME_SCALE = max(1.0, float(os.environ.get("HEALER_TEST_TIME_SCALE") or 1))
+
 
 class Healer:
     def __init__(self, data_dir, env):
@@ -34,7 +39,7 @@ class Healer:
         dtest._procs.append(self.proc)
         if not any(d == self.data_dir for d, _ in dtest.servers):
             dtest.servers.append((self.data_dir, self.log_tail))
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * TIME_SCALE
         while time.time() < deadline:
             if os.path.exists(pf) and open(pf).read().strip():
                 self.port = int(open(pf).read())
@@ -54,7 +59,7 @@ class Healer:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=20 * TIME_SCALE)
 
     def request(self, method, path, body=None, headers=None, timeout=30):
         headers = dict(headers or {})
@@ -84,7 +89,7 @@ class Healer:
 
 
 def wait_for(fn, timeout):
-    deadline = time.time() + timeout
+    deadline = time.time() + timeout * TIME_SCALE
     while time.time() < deadline:
         v = fn()
         if v:
