@@ -1079,8 +1079,9 @@ test_store_small_or_random_body_is_stored_raw(void **state)
 	/* PostgreSQL keeps a body that fits its row's page in the row
 	 * (migration 0014): its TOAST table does not grow by ten 4 KB ones */
 	if (pg_mode) {
-		static const char toast[] = "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class"
-		                            " WHERE relname = 'deliveries'";
+		static const char toast[] =
+		        "SELECT pg_total_relation_size(reltoastrelid) FROM pg_class"
+		        " WHERE relname = 'deliveries'";
 		long long before;
 		char id[32];
 
@@ -1095,6 +1096,20 @@ test_store_small_or_random_body_is_stored_raw(void **state)
 		}
 		assert_int_equal(raw_row(f, toast, row), 0);
 		assert_int_equal(atoll(row[0]), before);
+		/* nor is a row under its page's size compressed again
+		 * (migration 0015): 4000 compressible bytes stay as they are */
+		assert_int_equal(raw_exec(f,
+		                          "UPDATE deliveries SET body = decode(repeat('61', 4000),"
+		                          " 'hex') WHERE delivery_id = 'd-noise4k-0'"),
+		                 0);
+		assert_int_equal(
+		        raw_row(f,
+		                "SELECT coalesce(pg_column_compression(body)::text, 'none'),"
+		                " length(body) FROM deliveries WHERE delivery_id = 'd-noise4k-0'",
+		                row),
+		        0);
+		assert_string_equal(row[0], "none");
+		assert_string_equal(row[1], "4000");
 	}
 	free(noise);
 }

@@ -1,0 +1,2 @@
+-- 15: nothing on SQLite. PostgreSQL no longer tries to compress a
+-- delivery's (already compressed) body again when its row is written.
