@@ -320,10 +320,12 @@ hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	why[0] = '\0';
 	if ((rc = hl_pg_begin(b, "begin attempt", err)) < 0)
 		return rc;
-	/* every replica's budget check waits for the one before to commit */
-	rc = hl_pg_exec(b, NULL,
-	                "SELECT pg_advisory_xact_lock(hashtextextended('healer:budget', 0))", NULL,
-	                false, "begin attempt", err);
+	/* every replica's budget check waits for the one before to commit
+	 * (without caps there is nothing to count, nor to wait for) */
+	if (max_active > 0 || max_recent > 0)
+		rc = hl_pg_exec(b, NULL,
+		                "SELECT pg_advisory_xact_lock(hashtextextended('healer:budget', 0))",
+		                NULL, false, "begin attempt", err);
 	if (rc < 0)
 		goto out;
 	hl_pg_text(&p, a->task_id);
@@ -333,7 +335,8 @@ hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	                     "begin attempt", err)) < 0 ||
 	    exists)
 		goto out;
-	if ((rc = hl_pg_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
+	if ((max_active > 0 || max_recent > 0) &&
+	    (rc = hl_pg_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
 		goto out;
 	if (max_active > 0 && active >= max_active) {
 		*over = HL_BUDGET_SLOTS;

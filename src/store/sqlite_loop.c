@@ -302,7 +302,9 @@ hl_sq_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	sqlite3_bind_int(st, 2, a->n);
 	if ((rc = sq_one_int(b, st, &exists, "begin attempt", err)) < 0 || exists)
 		goto out;
-	if ((rc = hl_sq_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
+	/* without caps there is nothing to count */
+	if ((max_active > 0 || max_recent > 0) &&
+	    (rc = hl_sq_budget_usage(b, &active, &recent, a->repository, since_ms, err)) < 0)
 		goto out;
 	if (max_active > 0 && active >= max_active) {
 		*over = HL_BUDGET_SLOTS;

@@ -656,6 +656,109 @@ test_store_batched_counters_match_rows(void **state)
 	json_decref(after);
 }
 
+/* No two indexes are the same (each costs every write of its table). */
+static void
+test_store_no_duplicate_indexes(void **state)
+{
+	struct fixture *f = *state;
+	char row[RAW_COLS][256];
+
+	assert_int_equal(
+	        raw_row(f,
+	                pg_mode ? "SELECT count(*), string_agg(d, ' | ') FROM (SELECT"
+	                          " substr(indexdef, strpos(indexdef, ' ON ')) AS d FROM pg_indexes"
+	                          " WHERE schemaname = current_schema() GROUP BY d"
+	                          " HAVING count(*) > 1) x"
+	                        : "SELECT count(*), group_concat(d, ' | ') FROM (SELECT"
+	                          " substr(sql, instr(sql, ' ON ')) AS d FROM sqlite_master"
+	                          " WHERE type = 'index' AND sql IS NOT NULL GROUP BY d"
+	                          " HAVING count(*) > 1)",
+	                row),
+	        0);
+	if (strcmp(row[0], "0") != 0)
+		fail_msg("duplicate indexes: %s", row[1]);
+}
+
+/* Duplicates inside one batch are what they are across batches: the first
+ * delivery of an event claims it and the later ones are its skipped
+ * duplicates (with its id and task), a delivery id given twice is stored
+ * once and answered with the first answer, a key claimed before the batch
+ * is found, and a refused delivery fails alone. */
+static void
+test_store_batch_dedups_inside_it(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 8 };
+	static struct hl_intake_req reqs[N];
+	static const char *const ids[N] = { "in-1", "in-2", "in-3", "in-3",
+		                            "in-4", "in-5", "",     "in-6" };
+	static const char *const keys[N] = { "key-A", "key-A", "key-B", "key-B",
+		                             "key-A", "key-C", "key-D", NULL };
+	static const char *const tasks[N] = { "t-1", "t-2", "t-3", "t-3b",
+		                              "t-4", "t-5", "t-x", "t-6" };
+	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	json_t *before = json_object(), *after = json_object();
+	struct hl_intake_answer a0 = insert(f, "in-0", "key-C", NULL);
+	char row[RAW_COLS][256];
+	int i;
+
+	assert_int_equal(a0.status, HL_INTAKE_ACCEPTED);
+	memset(reqs, 0, sizeof(reqs));
+	for (i = 0; i < N; i++) {
+		reqs[i].in = delivery(ids[i], keys[i], NULL);
+		reqs[i].in.task_id = tasks[i];
+		reqs[i].done = batch_done;
+		reqs[i].arg = &w;
+	}
+	for (i = 0; i < N; i++)
+		hl_store_intake_submit(f->s, &reqs[i]);
+	pthread_mutex_lock(&w.lock);
+	while (w.done < N)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+	/* key-A: in-1 first, in-2 and in-4 its duplicates */
+	assert_int_equal(reqs[0].rc, 0);
+	assert_int_equal(reqs[0].answer.status, HL_INTAKE_ACCEPTED);
+	assert_string_equal(reqs[0].answer.task_id, "t-1");
+	for (i = 1; i <= 4; i += 3) {
+		assert_int_equal(reqs[i].rc, 0);
+		assert_int_equal(reqs[i].answer.status, HL_INTAKE_DUPLICATE);
+		assert_string_equal(reqs[i].answer.reason, "duplicate_event");
+		assert_string_equal(reqs[i].answer.duplicate_of, "in-1");
+		assert_string_equal(reqs[i].answer.task_id, "t-1");
+	}
+	/* in-3 twice: stored once, the second answered as the first */
+	assert_int_equal(reqs[2].answer.status, HL_INTAKE_ACCEPTED);
+	assert_int_equal(reqs[3].answer.status, HL_INTAKE_DUPLICATE);
+	assert_string_equal(reqs[3].answer.reason, "duplicate_delivery");
+	assert_int_equal(reqs[3].answer.original, HL_INTAKE_ACCEPTED);
+	assert_string_equal(reqs[3].answer.task_id, "t-3");
+	/* key-C was claimed before the batch */
+	assert_int_equal(reqs[5].answer.status, HL_INTAKE_DUPLICATE);
+	assert_string_equal(reqs[5].answer.duplicate_of, "in-0");
+	assert_string_equal(reqs[5].answer.task_id, a0.task_id);
+	/* the empty id fails alone; no key: its own */
+	assert_true(reqs[6].rc < 0);
+	assert_int_equal(reqs[7].rc, 0);
+	assert_int_equal(reqs[7].answer.status, HL_INTAKE_ACCEPTED);
+	/* stored: in-0, in-1, in-2, in-3, in-4, in-5, in-6; the rows agree */
+	assert_int_equal(raw_row(f, "SELECT count(*) FROM deliveries", row), 0);
+	assert_string_equal(row[0], "7");
+	assert_int_equal(raw_row(f,
+	                         "SELECT count(*) FROM deliveries WHERE state = 'skipped'"
+	                         " AND duplicate_of = 'in-1' AND task_id = 't-1'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "2");
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, before, NULL), 0);
+	reopen(f);
+	assert_int_equal(hl_store_recover(f->s, NULL, NULL), 0);
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, after, NULL), 0);
+	assert_true(json_equal(before, after));
+	json_decref(before);
+	json_decref(after);
+}
+
 /* Another connection (another process would be the same: the default VFS,
  * its own descriptors) sees every batch the moment it is answered, reads
  * every body, and finds the database intact: the store's VFS writes a
@@ -3004,6 +3107,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_counters_follow_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_batched_counters_match_rows, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_no_duplicate_indexes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_batch_dedups_inside_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_failing_statement_fails_alone, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_concurrent_same_delivery_accepted_once,
