@@ -323,9 +323,10 @@ hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	/* every replica's budget check waits for the one before to commit
 	 * (without caps there is nothing to count, nor to wait for) */
 	if (max_active > 0 || max_recent > 0)
-		rc = hl_pg_exec(b, NULL,
-		                "SELECT pg_advisory_xact_lock(hashtextextended('healer:budget', 0))",
-		                NULL, false, "begin attempt", err);
+		rc = hl_pg_exec(
+		        b, NULL,
+		        "SELECT pg_advisory_xact_lock(hashtextextended('healer:budget', 0))", NULL,
+		        false, "begin attempt", err);
 	if (rc < 0)
 		goto out;
 	hl_pg_text(&p, a->task_id);
