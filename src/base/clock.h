@@ -6,9 +6,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Monotonic milliseconds, for deadlines and durations. */
 int64_t hl_time_mono_ms(void);
+/* *ts = now on `clock` plus ms: the absolute deadline pthread_cond_timedwait
+ * takes (CLOCK_REALTIME, or the clock its condition variable was made with). */
+void hl_time_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
 /* Wall-clock milliseconds since the epoch. */
 int64_t hl_time_wall_ms(void);
 /* Formats a wall-clock time (ms since epoch) as RFC 3339 UTC with millis. */

@@ -199,12 +199,7 @@ log_flusher(void *arg)
 	for (;;) {
 		while (!out_len)
 			pthread_cond_wait(&out_cond, &out_lock);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += HL_LOG_DEFER_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		hl_time_deadline(&ts, CLOCK_REALTIME, HL_LOG_DEFER_MS);
 		/* woken early only by a full buffer's writer: it wrote them */
 		while (out_len && pthread_cond_timedwait(&out_cond, &out_lock, &ts) == 0)
 			;

@@ -78,13 +78,7 @@ board_timer(void *arg)
 				next = r->wait_deadline_ms;
 			pp = &r->wait_next;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (next - now) / 1000;
-		ts.tv_nsec += ((next - now) % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		hl_time_deadline(&ts, CLOCK_REALTIME, next - now);
 		pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 	}
 	while (b->waiters) {

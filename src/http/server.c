@@ -327,12 +327,7 @@ http_reaper_main(void *arg)
 	pthread_setname_np(pthread_self(), "hl-reaper");
 	pthread_mutex_lock(&srv->conn_lock);
 	while (!srv->reaper_stop) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += HTTP_REAP_TICK_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, HTTP_REAP_TICK_MS);
 		pthread_cond_timedwait(&srv->reaper_cond, &srv->conn_lock, &ts);
 		now = http_now_ms();
 		for (c = srv->conns; c && !srv->reaper_stop; c = c->next) {

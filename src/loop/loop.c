@@ -34,13 +34,7 @@ hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms)
 	struct timespec ts;
 	uint64_t seen;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	hl_time_deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&l->lock);
 	seen = l->wake_seq;
 	while (l->wake_seq == seen && !atomic_load(&l->stop))

@@ -239,13 +239,7 @@ redeliver_sleep(struct hl_redeliver *r, int64_t ms)
 	struct timespec ts;
 	bool stop;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	hl_time_deadline(&ts, CLOCK_MONOTONIC, ms);
 	pthread_mutex_lock(&r->lock);
 	while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
 		;

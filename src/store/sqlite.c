@@ -317,18 +317,6 @@ sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 	return SQLITE_OK;
 }
 
-static void
-sq_deadline(struct timespec *ts, long ms)
-{
-	clock_gettime(CLOCK_REALTIME, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Checkpoints when the WAL grew past SQ_CHECKPOINT_PAGES or every 2 s, and
  * at most every SQ_CHECKPOINT_GAP_MS: each one costs two flushes, which
  * compete with the intake flushes for the disk. Under a steady load it
@@ -345,10 +333,10 @@ sq_checkpointer(void *arg)
 	pthread_setname_np(pthread_self(), "hl-checkpoint");
 	pthread_mutex_lock(&b->ck_lock);
 	while (!b->ck_stop) {
-		sq_deadline(&ts, SQ_CHECKPOINT_GAP_MS);
+		hl_time_deadline(&ts, CLOCK_REALTIME, SQ_CHECKPOINT_GAP_MS);
 		while (!b->ck_stop && pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts) == 0)
 			;
-		sq_deadline(&ts, 2000 - SQ_CHECKPOINT_GAP_MS);
+		hl_time_deadline(&ts, CLOCK_REALTIME, 2000 - SQ_CHECKPOINT_GAP_MS);
 		while (!b->ck_stop && !b->ck_wanted &&
 		       pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts) == 0)
 			;

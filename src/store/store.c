@@ -184,13 +184,7 @@ store_keeper(void *arg)
 	pthread_mutex_lock(&s->k_lock);
 	while (!s->k_stop) {
 		lease = atomic_load(&s->claim_lease_ms);
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (lease / 3) / 1000;
-		ts.tv_nsec += (long)((lease / 3) % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		hl_time_deadline(&ts, CLOCK_REALTIME, lease / 3);
 		while (!s->k_stop && pthread_cond_timedwait(&s->k_cond, &s->k_lock, &ts) == 0)
 			;
 		if (s->k_stop)
@@ -452,13 +446,7 @@ hl_store_wait_work(struct hl_store *s, int timeout_ms)
 	struct timespec ts;
 	bool work;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	hl_time_deadline(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&s->w_lock);
 	while (s->w_seq == seen && !s->w_wake_all) {
 		if (pthread_cond_timedwait(&s->w_cond, &s->w_lock, &ts) != 0)
@@ -476,13 +464,7 @@ hl_store_pause(struct hl_store *s, int ms)
 	struct timespec ts;
 	bool woken;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	hl_time_deadline(&ts, CLOCK_REALTIME, ms);
 	pthread_mutex_lock(&s->w_lock);
 	while (!s->w_wake_all)
 		if (pthread_cond_timedwait(&s->w_cond, &s->w_lock, &ts) != 0)

@@ -83,6 +83,28 @@ test_time_rfc3339_round_trip(void **state)
 	assert_int_equal(hl_time_parse_rfc3339("yesterday"), -1);
 }
 
+/* A deadline is now plus ms, its nanoseconds always under a second. */
+static void
+test_time_deadline_is_normalised(void **state)
+{
+	static const int64_t ms[] = { 0, 1, 999, 1000, 1999, 2500, 86400001 };
+	struct timespec before, ts, after;
+	int64_t t;
+	size_t i;
+
+	for (i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+		clock_gettime(CLOCK_MONOTONIC, &before);
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, ms[i]);
+		clock_gettime(CLOCK_MONOTONIC, &after);
+		assert_true(ts.tv_nsec >= 0 && ts.tv_nsec < 1000000000L);
+		t = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+		assert_true(t >= (int64_t)before.tv_sec * 1000000000LL + before.tv_nsec +
+		                         ms[i] * 1000000LL);
+		assert_true(t <= (int64_t)after.tv_sec * 1000000000LL + after.tv_nsec +
+		                         ms[i] * 1000000LL);
+	}
+}
+
 static void
 test_json_path_reads_nested_values(void **state)
 {
@@ -193,6 +215,7 @@ main(void)
 		cmocka_unit_test(test_str_k8s_names_follow_dns1123),
 		cmocka_unit_test(test_str_hex_encodes),
 		cmocka_unit_test(test_time_rfc3339_round_trip),
+		cmocka_unit_test(test_time_deadline_is_normalised),
 		cmocka_unit_test(test_json_path_reads_nested_values),
 		cmocka_unit_test(test_json_parse_error_names_position),
 	};
