@@ -603,6 +603,25 @@ batch_done(struct hl_intake_req *req)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* Submits reqs[0..n) to the committer together and waits for every answer. */
+static void
+submit_batch(struct fixture *f, struct hl_intake_req *reqs, int n)
+{
+	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	int i;
+
+	for (i = 0; i < n; i++) {
+		reqs[i].done = batch_done;
+		reqs[i].arg = &w;
+	}
+	for (i = 0; i < n; i++)
+		hl_store_intake_submit(f->s, &reqs[i]);
+	pthread_mutex_lock(&w.lock);
+	while (w.done < n)
+		pthread_cond_wait(&w.cond, &w.lock);
+	pthread_mutex_unlock(&w.lock);
+}
+
 #define N_BATCH 120
 
 /* Batches sum their counter increments: with more distinct (event, state,
@@ -614,7 +633,6 @@ test_store_batched_counters_match_rows(void **state)
 	struct fixture *f = *state;
 	static struct hl_intake_req reqs[N_BATCH];
 	static char ids[N_BATCH][32], events[N_BATCH][32];
-	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	json_t *before = json_object(), *after = json_object();
 	int i, failed = 0, stored = 0;
 	json_int_t total = 0;
@@ -629,15 +647,8 @@ test_store_batched_counters_match_rows(void **state)
 		snprintf(events[i], sizeof(events[i]), "event_%d", i % 23);
 		reqs[i].in = delivery(ids[i], NULL, i % 3 == 0 ? "ping" : NULL);
 		reqs[i].in.event_name = events[i];
-		reqs[i].done = batch_done;
-		reqs[i].arg = &w;
 	}
-	for (i = 0; i < N_BATCH; i++)
-		hl_store_intake_submit(f->s, &reqs[i]);
-	pthread_mutex_lock(&w.lock);
-	while (w.done < N_BATCH)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
+	submit_batch(f, reqs, N_BATCH);
 	for (i = 0; i < N_BATCH; i++) {
 		failed += reqs[i].rc < 0;
 		stored += reqs[i].rc == 0 && reqs[i].answer.status != HL_INTAKE_DUPLICATE;
@@ -696,7 +707,6 @@ test_store_batch_dedups_inside_it(void **state)
 		                             "key-A", "key-C", "key-D", NULL };
 	static const char *const tasks[N] = { "t-1", "t-2", "t-3", "t-3b",
 		                              "t-4", "t-5", "t-x", "t-6" };
-	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	json_t *before = json_object(), *after = json_object();
 	struct hl_intake_answer a0 = insert(f, "in-0", "key-C", NULL);
 	char row[RAW_COLS][256];
@@ -707,15 +717,8 @@ test_store_batch_dedups_inside_it(void **state)
 	for (i = 0; i < N; i++) {
 		reqs[i].in = delivery(ids[i], keys[i], NULL);
 		reqs[i].in.task_id = tasks[i];
-		reqs[i].done = batch_done;
-		reqs[i].arg = &w;
 	}
-	for (i = 0; i < N; i++)
-		hl_store_intake_submit(f->s, &reqs[i]);
-	pthread_mutex_lock(&w.lock);
-	while (w.done < N)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
+	submit_batch(f, reqs, N);
 	/* key-A: in-1 first, in-2 and in-4 its duplicates */
 	assert_int_equal(reqs[0].rc, 0);
 	assert_int_equal(reqs[0].answer.status, HL_INTAKE_ACCEPTED);
@@ -770,7 +773,6 @@ test_store_batches_are_visible_to_other_connections_at_once(void **state)
 	enum { ROUNDS = 30, PER = 25 };
 	static struct hl_intake_req reqs[PER];
 	static char ids[PER][32], bodies[PER][6000];
-	struct batch_wait w;
 	char path[160];
 	sqlite3 *db;
 	sqlite3_stmt *st;
@@ -783,9 +785,6 @@ test_store_batches_are_visible_to_other_connections_at_once(void **state)
 	insert(f, "first", NULL, NULL); /* the WAL exists */
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
 	for (round = 0; round < ROUNDS; round++) {
-		memset(&w, 0, sizeof(w));
-		pthread_mutex_init(&w.lock, NULL);
-		pthread_cond_init(&w.cond, NULL);
 		memset(reqs, 0, sizeof(reqs));
 		for (i = 0; i < PER; i++) {
 			snprintf(ids[i], sizeof(ids[i]), "vis-%d-%d", round, i);
@@ -798,15 +797,8 @@ test_store_batches_are_visible_to_other_connections_at_once(void **state)
 			reqs[i].in = delivery(ids[i], NULL, NULL);
 			reqs[i].in.body = bodies[i];
 			reqs[i].in.body_len = sizeof(bodies[i]) - 1;
-			reqs[i].done = batch_done;
-			reqs[i].arg = &w;
 		}
-		for (i = 0; i < PER; i++)
-			hl_store_intake_submit(f->s, &reqs[i]);
-		pthread_mutex_lock(&w.lock);
-		while (w.done < PER)
-			pthread_cond_wait(&w.cond, &w.lock);
-		pthread_mutex_unlock(&w.lock);
+		submit_batch(f, reqs, PER);
 		for (i = 0; i < PER; i++) {
 			if (reqs[i].rc < 0)
 				fprintf(stderr, "# intake: %s\n", reqs[i].err.msg);
@@ -855,7 +847,6 @@ test_store_failing_statement_fails_alone(void **state)
 	struct fixture *f = *state;
 	static struct hl_intake_req reqs[N_PIPE];
 	static char ids[N_PIPE][32], keys[N_PIPE][32], big[9001];
-	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	char row[RAW_COLS][256];
 	json_t *counts = json_object();
 	json_int_t total = 0;
@@ -873,15 +864,8 @@ test_store_failing_statement_fails_alone(void **state)
 		snprintf(ids[i], sizeof(ids[i]), "pipe-%d", i);
 		snprintf(keys[i], sizeof(keys[i]), "key-%d", i);
 		reqs[i].in = delivery(ids[i], i == 100 ? big : keys[i], NULL);
-		reqs[i].done = batch_done;
-		reqs[i].arg = &w;
 	}
-	for (i = 0; i < N_PIPE; i++)
-		hl_store_intake_submit(f->s, &reqs[i]);
-	pthread_mutex_lock(&w.lock);
-	while (w.done < N_PIPE)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
+	submit_batch(f, reqs, N_PIPE);
 	for (i = 0; i < N_PIPE; i++) {
 		if (i == 100 && pg_mode) {
 			assert_int_equal(reqs[i].rc, -HL_EDB);
@@ -1554,7 +1538,6 @@ test_store_hands_deliveries_to_its_workers(void **state)
 	struct fixture *f = *state;
 	static struct hl_intake_req reqs[8];
 	static char ids[8][16];
-	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
 	struct hl_delivery_record *d = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	char row[RAW_COLS][256], sql[256];
@@ -1619,15 +1602,8 @@ test_store_hands_deliveries_to_its_workers(void **state)
 	for (i = 0; i < 8; i++) {
 		snprintf(ids[i], sizeof(ids[i]), "d-b%d", i);
 		reqs[i].in = delivery(ids[i], NULL, NULL);
-		reqs[i].done = batch_done;
-		reqs[i].arg = &w;
 	}
-	for (i = 0; i < 8; i++)
-		hl_store_intake_submit(f->s, &reqs[i]);
-	pthread_mutex_lock(&w.lock);
-	while (w.done < 8)
-		pthread_cond_wait(&w.cond, &w.lock);
-	pthread_mutex_unlock(&w.lock);
+	submit_batch(f, reqs, 8);
 	assert_int_equal(raw_row(f,
 	                         "SELECT COUNT(*) FROM deliveries WHERE state = 'processing'"
 	                         " AND delivery_id LIKE 'd-b%'",
