@@ -880,18 +880,18 @@ hl_http_server_port(const struct hl_http_server *srv)
 	return srv->port;
 }
 
-bool
-hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
+/* Waits (bounded) until no request is suspended and, with inflight_too,
+ * none is in flight; false when one still is after timeout_ms.
+ * libmicrohttpd aborts the process when stopped with a suspended
+ * connection. */
+static bool
+http_wait_idle(struct hl_http_server *srv, int timeout_ms, bool inflight_too)
 {
 	int64_t deadline = hl_time_mono_ms() + timeout_ms;
 	struct timespec ts = { 0, 5 * 1000000L };
 
-	/* from now on the accept policy refuses new connections and requests
-	 * get 503 (MHD_quiesce_daemon is not used: with a thread pool it can
-	 * race a worker removing the listening socket and abort) */
-	atomic_store(&srv->stopping, true);
-	hl_decisions_release_all(srv->decisions);
-	while (atomic_load(&srv->inflight) > 0 || atomic_load(&srv->suspended) > 0) {
+	while (atomic_load(&srv->suspended) > 0 ||
+	       (inflight_too && atomic_load(&srv->inflight) > 0)) {
 		if (hl_time_mono_ms() >= deadline)
 			return false;
 		nanosleep(&ts, NULL);
@@ -899,21 +899,15 @@ hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 	return true;
 }
 
-/* Waits (bounded) until no request is suspended: libmicrohttpd aborts the
- * process when it is stopped with a suspended connection. False when one
- * still is after timeout_ms. */
-static bool
-http_wait_unsuspended(struct hl_http_server *srv, int timeout_ms)
+bool
+hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 {
-	int64_t deadline = hl_time_mono_ms() + timeout_ms;
-	struct timespec ts = { 0, 5 * 1000000L };
-
-	while (atomic_load(&srv->suspended) > 0) {
-		if (hl_time_mono_ms() >= deadline)
-			return false;
-		nanosleep(&ts, NULL);
-	}
-	return true;
+	/* from now on the accept policy refuses new connections and requests
+	 * get 503 (MHD_quiesce_daemon is not used: with a thread pool it can
+	 * race a worker removing the listening socket and abort) */
+	atomic_store(&srv->stopping, true);
+	hl_decisions_release_all(srv->decisions);
+	return http_wait_idle(srv, timeout_ms, true);
 }
 
 void
@@ -931,7 +925,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 		pthread_mutex_unlock(&srv->conn_lock);
 		pthread_join(srv->reaper, NULL);
 	}
-	if (http_wait_unsuspended(srv, HTTP_STOP_WAIT_MS)) {
+	if (http_wait_idle(srv, HTTP_STOP_WAIT_MS, false)) {
 		/* Every request was resumed, yet under load libmicrohttpd once
 		 * still held a connection suspended here (a resumption it
 		 * lost), and MHD_stop_daemon aborts on one. Resuming every
@@ -946,9 +940,11 @@ hl_http_server_stop(struct hl_http_server *srv)
 		pthread_mutex_unlock(&srv->conn_lock);
 		MHD_stop_daemon(srv->daemon); /* closes the listening socket */
 	} else {
-		/* the store never answered: leave the daemon to the exit */
+		/* the store never answered: leave the daemon, and the server
+		 * its threads still use, to the process exit */
 		hl_error("%d requests still wait for the store; not stopping the HTTP threads",
 		         atomic_load(&srv->suspended));
+		return;
 	}
 	srv->daemon = NULL;
 	srv->listen_fd = -1;
