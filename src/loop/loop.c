@@ -5,7 +5,10 @@
  * Wake-ups: a task signal on the store (from this process or, on a shared
  * store, another replica) or a local hl_loop_wake wakes every sleeper; each
  * also looks on its own every HEALER_LOOP_INTERVAL_MS, so a missed signal
- * costs at most one interval.
+ * costs at most one interval. The directory watcher and the watch's error
+ * backoffs keep their own period (hl_loop_nap): a task signal says nothing
+ * about CodeRun files or a failing API, and under a stream of deliveries
+ * each one would rescan the directory or retry the API at once.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -39,6 +42,19 @@ hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms)
 	seen = l->wake_seq;
 	while (l->wake_seq == seen && !atomic_load(&l->stop))
 		if (pthread_cond_timedwait(&l->cond, &l->lock, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void
+hl_loop_nap(struct hl_loop *l, int64_t timeout_ms)
+{
+	struct timespec ts;
+
+	hl_time_deadline(&ts, CLOCK_REALTIME, timeout_ms);
+	pthread_mutex_lock(&l->lock);
+	while (!atomic_load(&l->stop))
+		if (pthread_cond_timedwait(&l->nap_cond, &l->lock, &ts) != 0)
 			break;
 	pthread_mutex_unlock(&l->lock);
 }
@@ -146,6 +162,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	atomic_init(&l->watch_leader, -1);
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
+	pthread_cond_init(&l->nap_cond, NULL);
 	pthread_mutex_init(&l->pending_lock, NULL);
 	if (!(l->pending = json_object())) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -203,6 +220,9 @@ hl_loop_stop(struct hl_loop *l)
 		return;
 	atomic_store(&l->stop, true);
 	hl_loop_wake(l);
+	pthread_mutex_lock(&l->lock);
+	pthread_cond_broadcast(&l->nap_cond);
+	pthread_mutex_unlock(&l->lock);
 	for (i = 0; i < l->n_drivers; i++)
 		pthread_join(l->drivers[i], NULL);
 	if (l->watcher_started)
@@ -215,6 +235,7 @@ hl_loop_stop(struct hl_loop *l)
 	hl_kube_free(l->kube);
 	hl_github_free(l->github);
 	pthread_cond_destroy(&l->cond);
+	pthread_cond_destroy(&l->nap_cond);
 	pthread_mutex_destroy(&l->lock);
 	json_decref(l->pending);
 	pthread_mutex_destroy(&l->pending_lock);

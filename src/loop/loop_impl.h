@@ -43,6 +43,7 @@ struct hl_loop {
 	atomic_bool stop;
 	pthread_mutex_t lock; /* wake-ups */
 	pthread_cond_t cond;
+	pthread_cond_t nap_cond; /* hl_loop_nap: signalled only at stop */
 	uint64_t wake_seq;
 	bool subscribed;
 
@@ -71,6 +72,9 @@ struct hl_loop {
 void hl_loop_wake(struct hl_loop *l);
 /* Waits until woken or timeout_ms passes (or stop). */
 void hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms);
+/* Waits until timeout_ms passes or stop; task signals do not cut it short
+ * (a poll on its own period, a backoff after an error). */
+void hl_loop_nap(struct hl_loop *l, int64_t timeout_ms);
 
 /* observe.c: applies one CodeRun object (as the API or a file has it). A
  * CodeRun of healer's whose attempt is not recorded yet (the remediation

@@ -206,7 +206,7 @@ watch_kubernetes(struct hl_loop *l)
 			w.failed = false;
 			w.rv[0] = '\0';
 			atomic_fetch_add(&l->watch_stats.restarts, 1);
-			hl_loop_sleep(l, WATCH_ERROR_WAIT / 5);
+			hl_loop_nap(l, WATCH_ERROR_WAIT / 5);
 			continue;
 		}
 		watch_save_rv(&w, true);
@@ -214,7 +214,7 @@ watch_kubernetes(struct hl_loop *l)
 			hl_log_kv(HL_LOG_ERROR, "the CodeRun watch failed; retrying", "error",
 			          err.msg, NULL);
 			atomic_fetch_add(&l->watch_stats.restarts, 1);
-			hl_loop_sleep(l, WATCH_ERROR_WAIT);
+			hl_loop_nap(l, WATCH_ERROR_WAIT);
 			resume = true; /* another replica may have led meanwhile */
 			continue;
 		}
@@ -256,7 +256,7 @@ watch_directory(struct hl_loop *l)
 			}
 		}
 		json_decref(list);
-		hl_loop_sleep(l, l->cfg->loop_interval_ms);
+		hl_loop_nap(l, l->cfg->loop_interval_ms);
 	}
 	atomic_store(&l->watch_connected, 0);
 }

@@ -261,6 +261,17 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	return 0;
 }
 
+/* Back to synchronous=NORMAL after a batch that committed with FULL (no
+ * handle of our own on the WAL). Only then: a PRAGMA that sets a value
+ * does its work when compiled, so each run of the prepared statement
+ * compiles it again. */
+static void
+sq_sync_restore(struct hl_store_backend *b)
+{
+	if (b->walfd < 0)
+		hl_sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
+}
+
 int
 hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 {
@@ -319,12 +330,12 @@ hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		hl_sq_fail(&err, b->db, "commit");
 		goto rollback;
 	}
-	hl_sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
+	sq_sync_restore(b);
 	return queued;
 rollback:
 	hl_sq_step_done(b->in_st[SQ_ROLLBACK]);
 fail:
-	hl_sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
+	sq_sync_restore(b);
 	for (r = head; r; r = r->next) {
 		r->rc = -HL_EDB;
 		r->err = err;

@@ -371,6 +371,28 @@ def main():
         "healer_time_to_fix_seconds_bucket", "healer_notifications_total{channel=\"discord\"",
         "healer_watch_restarts_total")), mtext[-2500:])
 
+    # ---- F2. task signals do not cut the watch's error backoff short -------------------
+    def watch_requests():
+        return sum(1 for r in kube("GET", "/_stub/requests") or []
+                   if r["method"] == "GET" and r["query"].get("watch") == "1")
+    # a refusal retrying cannot fix (403) ends the watch; the loop waits 5 s
+    kube("POST", "/_stub/config", {"rules": [{"method": "GET", "path": "/apis/",
+                                               "query": {"watch": "1"}, "status": 403}]})
+    kube("POST", "/_stub/cut")
+    time.sleep(1.0)  # the reconnect is refused; the watch waits out its backoff
+    w0 = watch_requests()
+    for i in range(6):  # new results of task F's job: each one signals the task
+        deliver(srv, job_event(7204 + i, 8004, "loop/f", conclusion="failure",
+                               run_attempt=2 + i))
+        time.sleep(0.5)
+    w1 = watch_requests()
+    kube("POST", "/_stub/config", {"rules": []})
+    check("while the CodeRun watch fails, task signals do not cut its backoff short",
+          w1 - w0 <= 1, [w0, w1])
+    check("the watch comes back once the API answers",
+          wait_for(lambda: kube("GET", "/_stub/watchers")["open"] >= 1, 15),
+          kube("GET", "/_stub/watchers"))
+
     # ---- G. commands -------------------------------------------------------------
     seed_job(7005)
     tid_g = deliver(srv, job_event(7005, 8005, "loop/g"))
