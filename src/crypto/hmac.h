@@ -5,7 +5,8 @@
  * "X-Hub-Signature-256: sha256=<64 lowercase hex>". healer accepts a list of
  * secrets so a secret can be rotated without downtime: a delivery signed
  * with any configured secret is valid. Comparison is constant-time.
- * All functions are thread-safe (no shared state).
+ * All functions are thread-safe; a struct hl_webhook_keys is read-only once
+ * made and may be shared by threads.
  */
 #ifndef HL_CRYPTO_HMAC_H
 #define HL_CRYPTO_HMAC_H
@@ -32,5 +33,21 @@ int hl_sha256_hex(char *out, const void *msg, size_t n);
  */
 int hl_webhook_verify(const char *const *secrets, size_t n, const void *body, size_t len,
                       const char *header_value, struct hl_err *err);
+
+/*
+ * The secrets' HMAC key schedules, made once: for each secret the SHA-256
+ * states after its inner and outer padded key block. Verifying with them
+ * costs two digests resumed from those states, without the per-call key
+ * setup and digest lookup of HMAC(). n may be 0 (every check then fails
+ * as hl_webhook_verify does without secrets).
+ */
+struct hl_webhook_keys;
+
+int hl_webhook_keys_new(struct hl_webhook_keys **out, const char *const *secrets, size_t n,
+                        struct hl_err *err);
+void hl_webhook_keys_free(struct hl_webhook_keys *k);
+/* hl_webhook_verify with the schedules of k. */
+int hl_webhook_verify_keys(const struct hl_webhook_keys *k, const void *body, size_t len,
+                           const char *header_value, struct hl_err *err);
 
 #endif

@@ -62,6 +62,7 @@ struct hl_http_server {
 	atomic_int suspended; /* requests suspended until the store answers */
 	atomic_bool stopping;
 	struct hl_decision_board *decisions; /* sensor answers waiting for a decision */
+	struct hl_webhook_keys *webhook_keys; /* NULL: no webhook secret configured */
 	struct {
 		void (*fn)(void *arg, struct hl_buf *out);
 		void *arg;

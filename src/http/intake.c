@@ -372,7 +372,6 @@ hl_http_intake_reply(struct http_req *r)
 enum MHD_Result
 hl_http_webhook(struct http_req *r)
 {
-	const struct hl_config *cfg = r->srv->cfg;
 	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
 	const char *event = intake_header(r, "X-GitHub-Event");
 	const char *delivery = intake_header(r, "X-GitHub-Delivery");
@@ -382,10 +381,9 @@ hl_http_webhook(struct http_req *r)
 	size_t len = r->body.len;
 	bool form;
 
-	if (cfg->n_webhook_secrets > 0 &&
-	    hl_webhook_verify((const char *const *)cfg->webhook_secrets, cfg->n_webhook_secrets,
-	                      r->body.data, r->body.len, intake_header(r, "X-Hub-Signature-256"),
-	                      &err) < 0)
+	if (r->srv->webhook_keys &&
+	    hl_webhook_verify_keys(r->srv->webhook_keys, r->body.data, r->body.len,
+	                           intake_header(r, "X-Hub-Signature-256"), &err) < 0)
 		return hl_http_reply_error(r, 401, "invalid_signature", "%s", err.msg);
 	form = intake_ctype_is(ctype, "application/x-www-form-urlencoded");
 	if (!form && !intake_ctype_is(ctype, "application/json"))

@@ -42,6 +42,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "crypto/hmac.h"
 #include "decisions.h"
 #include "http_impl.h"
 
@@ -811,6 +812,10 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	rc = hl_decisions_new(&srv->decisions, err);
 	if (rc < 0)
 		goto fail;
+	if (cfg->n_webhook_secrets > 0 &&
+	    (rc = hl_webhook_keys_new(&srv->webhook_keys, (const char *const *)cfg->webhook_secrets,
+	                              cfg->n_webhook_secrets, err)) < 0)
+		goto fail;
 	/* decisions made by any worker (of any replica) reach waiting sensor calls */
 	rc = hl_store_subscribe(store, http_on_signal, srv, err);
 	if (rc < 0)
@@ -850,6 +855,7 @@ fail:
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	hl_decisions_free(srv->decisions);
+	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
@@ -949,6 +955,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 	srv->daemon = NULL;
 	srv->listen_fd = -1;
 	hl_decisions_free(srv->decisions);
+	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);

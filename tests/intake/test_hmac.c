@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <stdio.h>
 #include <string.h>
 
 static const char gh_secret[] = "It's a Secret to Everybody";
@@ -137,6 +138,52 @@ test_hmac_verify_without_secrets_is_einval(void **state)
 	assert_int_equal(hl_webhook_verify(NULL, 0, gh_body, 13, gh_sig, NULL), -HL_EINVAL);
 }
 
+/* The key schedules agree with HMAC() for keys shorter than, as long as
+ * and longer than a block (RFC 4231 case 6: a longer key is hashed first),
+ * for an empty body, and stay usable for any number of checks. */
+static void
+test_hmac_keys_agree_with_one_shot_hmac(void **state)
+{
+	char k64[65], k131[132], hex[65], header[80];
+	const char *keys[3] = { gh_secret, k64, k131 };
+	const char *bodies[] = { gh_body, "",
+		                 "Test Using Larger Than Block-Size Key - Hash Key First" };
+	struct hl_webhook_keys *wk = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i, j;
+
+	memset(k64, 'k', 64);
+	k64[64] = '\0';
+	memset(k131, 0xaa, 131);
+	k131[131] = '\0';
+	assert_int_equal(hl_hmac_sha256_hex(hex, k131, 131, bodies[2], strlen(bodies[2])), 0);
+	assert_string_equal(hex,
+	                    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(hl_webhook_keys_new(&wk, &keys[i], 1, &err), 0);
+		for (j = 0; j < 3; j++) {
+			assert_int_equal(hl_hmac_sha256_hex(hex, keys[i], strlen(keys[i]),
+			                                    bodies[j], strlen(bodies[j])),
+			                 0);
+			snprintf(header, sizeof(header), "sha256=%s", hex);
+			assert_int_equal(hl_webhook_verify_keys(wk, bodies[j], strlen(bodies[j]),
+			                                        header, &err),
+			                 0);
+			assert_int_equal(hl_webhook_verify_keys(wk, bodies[j], strlen(bodies[j]),
+			                                        header, &err),
+			                 0);
+			header[7] = header[7] == '0' ? '1' : '0';
+			assert_int_equal(hl_webhook_verify_keys(wk, bodies[j], strlen(bodies[j]),
+			                                        header, &err),
+			                 -HL_EAUTH);
+		}
+		hl_webhook_keys_free(wk);
+	}
+	assert_int_equal(hl_webhook_keys_new(&wk, NULL, 0, &err), 0);
+	assert_int_equal(hl_webhook_verify_keys(wk, gh_body, 13, gh_sig, NULL), -HL_EINVAL);
+	hl_webhook_keys_free(wk);
+}
+
 int
 main(void)
 {
@@ -150,6 +197,7 @@ main(void)
 		cmocka_unit_test(test_hmac_verify_rejects_tampered_body),
 		cmocka_unit_test(test_hmac_verify_rejects_malformed_headers),
 		cmocka_unit_test(test_hmac_verify_without_secrets_is_einval),
+		cmocka_unit_test(test_hmac_keys_agree_with_one_shot_hmac),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
