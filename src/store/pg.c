@@ -236,8 +236,10 @@ pg_ensure(struct hl_store_backend *b, bool in_txn, struct hl_err *err)
 	}
 	b->backoff_ms = 0;
 	b->lost = false;
-	for (i = 0; i < b->ncache; i++)
+	for (i = 0; i < b->ncache; i++) {
 		b->cache[i].ready = false; /* prepared statements died with the session */
+		b->cache[i].uses = 0;
+	}
 	atomic_store(&b->own_pid[1], atomic_load(&b->own_pid[0]));
 	atomic_store(&b->own_pid[0], PQbackendPID(b->conn));
 	return 0;
@@ -303,7 +305,46 @@ pg_cache_slot(struct hl_store_backend *b, const char *sql)
 		return -1;
 	b->cache[b->ncache].sql = copy;
 	b->cache[b->ncache].ready = false;
+	b->cache[b->ncache].uses = 0;
 	return b->ncache++;
+}
+
+/*
+ * Makes the slot's statement prepared in this session (as "hl<slot>").
+ * PostgreSQL picks a statement's generic plan after its first executions
+ * and keeps it until the statistics of its tables change. On a fresh
+ * database the tables are nearly empty then and autovacuum has not
+ * analyzed them yet, so that plan can be a sequential scan that each
+ * later execution pays for as the table grows (one replica's claims of
+ * tasks read the whole task table each). So a statement is prepared again
+ * after its 100th, 1,000th and 10,000th use: the plan is chosen anew
+ * against the table as it is by then (an unanalyzed table is planned from
+ * its current size), a handful of times in a session's life.
+ */
+static int
+pg_cache_ready(struct hl_store_backend *b, int slot, const char *what, struct hl_err *err)
+{
+	char name[16], sql[32];
+	uint32_t uses = ++b->cache[slot].uses;
+	PGresult *r;
+
+	snprintf(name, sizeof(name), "hl%d", slot);
+	if (b->cache[slot].ready && (uses == 100 || uses == 1000 || uses == 10000)) {
+		snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+		r = PQexec(b->conn, sql);
+		if (!pg_ok(r))
+			return pg_failed(b, r, what, err);
+		PQclear(r);
+		b->cache[slot].ready = false;
+	}
+	if (b->cache[slot].ready)
+		return 0;
+	r = PQprepare(b->conn, name, b->cache[slot].sql, 0, NULL);
+	if (!pg_ok(r))
+		return pg_failed(b, r, what, err);
+	PQclear(r);
+	b->cache[slot].ready = true;
+	return 0;
 }
 
 int
@@ -324,14 +365,9 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 		return -HL_EDB;
 	slot = pg_cache_slot(b, sql);
 	if (slot >= 0) {
+		if (pg_cache_ready(b, slot, what, err) < 0)
+			return -HL_EDB;
 		snprintf(name, sizeof(name), "hl%d", slot);
-		if (!b->cache[slot].ready) {
-			r = PQprepare(b->conn, name, sql, 0, NULL);
-			if (!pg_ok(r))
-				return pg_failed(b, r, what, err);
-			PQclear(r);
-			b->cache[slot].ready = true;
-		}
 		r = PQexecPrepared(b->conn, name, p->n, p->v, p->len, p->fmt, result_binary);
 	} else {
 		r = PQexecParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt, result_binary);
@@ -348,8 +384,6 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 int
 hl_pg_prepare(struct hl_store_backend *b, const char *sql, const char *what, struct hl_err *err)
 {
-	char name[16];
-	PGresult *r;
 	int slot;
 
 	b->sqlstate[0] = '\0';
@@ -357,15 +391,7 @@ hl_pg_prepare(struct hl_store_backend *b, const char *sql, const char *what, str
 		return -HL_EDB;
 	if ((slot = pg_cache_slot(b, sql)) < 0)
 		return hl_err_set(err, HL_EDB, "postgres %s: too many statements", what);
-	if (b->cache[slot].ready)
-		return 0;
-	snprintf(name, sizeof(name), "hl%d", slot);
-	r = PQprepare(b->conn, name, sql, 0, NULL);
-	if (!pg_ok(r))
-		return pg_failed(b, r, what, err);
-	PQclear(r);
-	b->cache[slot].ready = true;
-	return 0;
+	return pg_cache_ready(b, slot, what, err) < 0 ? -HL_EDB : 0;
 }
 
 int

@@ -62,6 +62,7 @@ struct hl_store_backend {
 	struct {
 		const char *sql; /* static SQL text, compared by content */
 		bool ready;      /* prepared in this session */
+		uint32_t uses;   /* since prepared: pg_cache_ready re-prepares it */
 	} cache[PG_CACHE_MAX];
 	int ncache;
 	/* backend pids of the main connection (now and before its last
