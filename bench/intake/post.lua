@@ -7,6 +7,10 @@ local run = os.getenv("BENCH_RUN") or "0"
 -- where in the bodies this wrk starts: wrks standing for one stream spread
 -- over replicas start apart, not in step on the same events
 local offset = tonumber(os.getenv("BENCH_OFFSET") or "0")
+-- "I/N": only the bodies whose index is I modulo N, so N wrks against N
+-- replicas that share nothing send disjoint events (default "0/1": all)
+local shard, shards = (os.getenv("BENCH_SHARD") or "0/1"):match("^(%d+)/(%d+)$")
+shard, shards = tonumber(shard), tonumber(shards)
 local threads = {}
 local next_id = 0
 
@@ -20,7 +24,8 @@ local counter = 0
 
 function request()
 	counter = counter + 1
-	local b = bodies[(counter + tid * 7919 + offset) % #bodies + 1]
+	local k = (counter + tid * 7919 + offset) % math.floor(#bodies / shards)
+	local b = bodies[k * shards + shard + 1]
 	local headers = {
 		["Content-Type"] = "application/json",
 		["X-GitHub-Event"] = "workflow_job",

@@ -14,14 +14,22 @@ delivery was processed (nothing received or processing left), and a check
 that every 2xx answer is a stored delivery. Then the ratios: PostgreSQL
 intake against SQLite's (goal >= 50%), three replicas against one (goal >=
 1.0: on 2 cores they share the CPU, so this shows what coordination costs,
-not that it scales).
+not that it scales). A control separates the two: three replicas that
+share nothing (each its own SQLite store, each sent a disjoint third of the
+events, so the same 2048 events are processed once) against one on SQLite
+show what three processes sharing these cores cost with no coordination.
+
+The setups run in turn, ROUNDS times (these machines are noisy: one
+round's ratios vary by half); the ratios are printed per round and as
+medians.
 
 usage: scale.py HEALER_BIN   (env: DURATION s (10), CONNECTIONS (32),
-       THREADS (2), VARIANTS (2048), WORKERS (2))
+       THREADS (2), VARIANTS (2048), WORKERS (2), ROUNDS (3))
 """
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,6 +47,7 @@ CONNECTIONS = int(os.environ.get("CONNECTIONS", "32"))
 THREADS = int(os.environ.get("THREADS", "2"))
 VARIANTS = int(os.environ.get("VARIANTS", "2048"))
 WORKERS = os.environ.get("WORKERS", "2")
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SECRET = "bench-secret-value"
 TMP = tempfile.mkdtemp(prefix="healer-scale-")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -72,7 +81,7 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def start(name, url):
+def start(name, url, data=None):
     d = os.path.join(TMP, name)
     os.makedirs(d, exist_ok=True)
     pf = os.path.join(d, "port")
@@ -85,7 +94,7 @@ def start(name, url):
         env["HEALER_DATABASE_URL"] = url
     log = open(os.path.join(d, "server.log"), "ab")
     p = subprocess.Popen([HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir",
-                          os.path.join(TMP, "data-" + (url and "pg" or name)),
+                          os.path.join(TMP, data or "data-" + (url and "pg" or name)),
                           "--port-file", pf], env=env, stdout=log, stderr=log)
     procs.append(p)
     deadline = time.time() + 30
@@ -104,9 +113,9 @@ def status(port):
         return json.load(r)
 
 
-def wrk(name, port, conns, lua, offset=0, threads=THREADS):
+def wrk(name, port, conns, lua, offset=0, threads=THREADS, shard="0/1"):
     env = dict(os.environ, BENCH_BODIES=lua, BENCH_PATH="/webhook", BENCH_RUN=name,
-               BENCH_OFFSET=str(offset))
+               BENCH_OFFSET=str(offset), BENCH_SHARD=shard)
     return subprocess.Popen(["wrk", f"-t{threads}", f"-c{max(conns, threads)}",
                              f"-d{DURATION}s", "--latency", "-s",
                              os.path.join(ROOT, "bench", "intake", "post.lua"),
@@ -133,26 +142,30 @@ def stored_count(url, data_dir):
         con.close()
 
 
-def run(name, replicas, url, lua):
-    servers = [start(f"{name}-{i}", url) for i in range(replicas)]
+def run(name, replicas, url, lua, apart=False):
+    """apart: each replica its own SQLite store and a disjoint third of the
+    events (the control); else one store shared by the replicas."""
+    datas = [f"data-{name}-{i if apart else 0}" for i in range(replicas)]
+    servers = [start(f"{name}-{i}", url, None if url else datas[i]) for i in range(replicas)]
     cpu0 = sum(cpu_ticks(p.pid) for p, _ in servers)
     t0 = time.monotonic()
     # one stream spread over the replicas: each wrk starts elsewhere in it
     ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas, lua, i * VARIANTS // replicas,
-              max(1, THREADS // replicas))
+              max(1, THREADS // replicas), f"{i}/{replicas}" if apart else "0/1")
           for i, (_, port) in enumerate(servers)]
     outs = [w.communicate(timeout=DURATION + 120)[0] for w in ws]
     t_wrk = time.monotonic() - t0
     cpu_intake = sum(cpu_ticks(p.pid) for p, _ in servers) - cpu0
     # processing: until nothing is received or processing
+    polled = servers if apart else servers[:1]
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
-        if status(servers[0][1]).get("queue_depth") == 0:
+        if all(status(port).get("queue_depth") == 0 for _, port in polled):
             break
         time.sleep(0.1)
     t_all = time.monotonic() - t0
     cpu_all = sum(cpu_ticks(p.pid) for p, _ in servers) - cpu0
-    st = status(servers[0][1])
+    queue = sum(status(port).get("queue_depth") for _, port in polled)
     for p, _ in servers:
         p.terminate()
     for p, _ in servers:
@@ -160,14 +173,15 @@ def run(name, replicas, url, lua):
     parsed = [parse(o) for o in outs]
     reqs = sum(r for r, _, _ in parsed)
     ok = reqs - sum(n for _, n, _ in parsed)
-    stored = stored_count(url, os.path.join(TMP, "data-" + (url and "pg" or f"{name}-0")))
+    stored = (stored_count(url, None) if url else
+              sum(stored_count(None, os.path.join(TMP, d)) for d in set(datas)))
     rps = reqs / t_wrk
     res = {"name": name, "rps": rps, "p99": max(p for _, _, p in parsed), "ok": ok,
            "stored": stored, "cpu_us": 1e6 * cpu_intake / TICKS / max(reqs, 1),
            "processed_per_s": stored / t_all, "drain_s": t_all - t_wrk,
            "cpu_us_all": 1e6 * cpu_all / TICKS / max(stored, 1),
-           "queue": st.get("queue_depth")}
-    print(f"{name:12} {rps:9.0f} req/s  p99 {res['p99']:8.2f} ms  "
+           "queue": queue}
+    print(f"{name:18} {rps:9.0f} req/s  p99 {res['p99']:8.2f} ms  "
           f"{res['cpu_us']:6.0f} us CPU/request   processed {res['processed_per_s']:7.0f}/s "
           f"(drained {res['drain_s']:.1f} s after wrk, {res['cpu_us_all']:.0f} us CPU per "
           f"delivery)   2xx {ok}, stored {stored}, queue {res['queue']}", flush=True)
@@ -194,17 +208,37 @@ def main():
     print(f"wrk -t{THREADS} -c{CONNECTIONS} -d{DURATION}s, {VARIANTS} distinct events, unique "
           f"delivery ids; HEALER_WORKERS={WORKERS}, HEALER_DISPATCH=none; PostgreSQL 15 "
           f"(fsync on) on the same {os.cpu_count()} cores", flush=True)
-    r1 = run("sqlite-1", 1, None, lua)
-    r2 = run("postgres-1", 1, pgtest.create_database("scale1"), lua)
-    r3 = run("postgres-3", 3, pgtest.create_database("scale3"), lua)
-    print(f"postgres-1/sqlite-1 intake {100 * r2['rps'] / r1['rps']:.0f}% (goal >= 50%)   "
-          f"processing {100 * r2['processed_per_s'] / r1['processed_per_s']:.0f}%")
-    print(f"postgres-3/postgres-1 intake {r3['rps'] / r2['rps']:.2f}x (goal >= 1.0)   "
-          f"processing {r3['processed_per_s'] / r2['processed_per_s']:.2f}x   "
-          f"p99 {r3['p99']:.1f} vs {r2['p99']:.1f} ms")
-    print(f"load average: {open('/proc/loadavg').read().split()[:3]}")
-    return 1 if any(r.get("bad") for r in (r1, r2, r3)) else 0
+    ratios = {"pg1_sqlite": [], "pg3_pg1": [], "apart_sqlite": []}
+    bad = False
+    for k in range(1, ROUNDS + 1):
+        # each round: the four setups in turn, each on a fresh store
+        r1 = run(f"sqlite-1.{k}", 1, None, lua)
+        r2 = run(f"postgres-1.{k}", 1, pgtest.create_database("scale1"), lua)
+        r3 = run(f"postgres-3.{k}", 3, pgtest.create_database("scale3"), lua)
+        r4 = run(f"sqlite-3-apart.{k}", 3, None, lua, apart=True)
+        bad = bad or any(r.get("bad") for r in (r1, r2, r3, r4))
+        ratios["pg1_sqlite"].append(r2["rps"] / r1["rps"])
+        ratios["pg3_pg1"].append(r3["rps"] / r2["rps"])
+        ratios["apart_sqlite"].append(r4["rps"] / r1["rps"])
+        print(f"round {k}: postgres-1/sqlite-1 intake {100 * r2['rps'] / r1['rps']:.0f}%   "
+              f"processing {100 * r2['processed_per_s'] / r1['processed_per_s']:.0f}%;   "
+              f"postgres-3/postgres-1 intake {r3['rps'] / r2['rps']:.2f}x   processing "
+              f"{r3['processed_per_s'] / r2['processed_per_s']:.2f}x   p99 {r3['p99']:.1f} vs "
+              f"{r2['p99']:.1f} ms;   sqlite-3-apart/sqlite-1 intake "
+              f"{r4['rps'] / r1['rps']:.2f}x", flush=True)
 
+    def spread(v, fmt):
+        return (f"median {fmt(statistics.median(v))} (" + ", ".join(fmt(x) for x in v) + ")")
+
+    pct = lambda x: f"{100 * x:.0f}%"  # noqa: E731
+    times = lambda x: f"{x:.2f}x"  # noqa: E731
+    print(f"postgres-1/sqlite-1 intake {spread(ratios['pg1_sqlite'], pct)}  (goal >= 50%)")
+    print(f"postgres-3/postgres-1 intake {spread(ratios['pg3_pg1'], times)}  (goal >= 1.0)")
+    print(f"control: sqlite-3-apart/sqlite-1 intake {spread(ratios['apart_sqlite'], times)}  "
+          "(three replicas sharing nothing: what three processes on these cores cost "
+          "without any coordination)")
+    print(f"load average: {open('/proc/loadavg').read().split()[:3]}")
+    return 1 if bad else 0
 
 if __name__ == "__main__":
     rc = 1
