@@ -2648,6 +2648,14 @@ test_store_replicas_race_on_unique_keys(void **state)
 		accepted += r[i].a.status == HL_INTAKE_ACCEPTED;
 	}
 	assert_int_equal(accepted, 2); /* one per id, one per event */
+	for (i = 0; i < N_RACERS; i++) {
+		if (r[i].a.status != HL_INTAKE_DUPLICATE)
+			continue;
+		if (i % 2) /* the same delivery: the first one's answer */
+			assert_int_equal(r[i].a.original, HL_INTAKE_ACCEPTED);
+		else /* the same event: names the delivery that has it */
+			assert_string_not_equal(r[i].a.duplicate_of, "");
+	}
 	assert_int_equal(
 	        raw_row(f, "SELECT count(*) FROM deliveries WHERE delivery_id = 'same-id'", row),
 	        0);
@@ -3066,7 +3074,73 @@ test_store_intake_does_not_wait_for_others_counters(void **state)
 	assert_int_equal(req.answer.status, HL_INTAKE_ACCEPTED);
 }
 
-#define PG_ONLY 7
+/* An event key another replica's transaction holds when this handle's
+ * batch inserts the same event (PostgreSQL): the batch waits for it, and
+ * once it commits the delivery is stored and answered as that event's
+ * duplicate, naming the first delivery and its task; the counters agree
+ * with the rows. */
+static void
+test_store_intake_waits_for_a_key_claimed_elsewhere(void **state)
+{
+	struct fixture *f = *state;
+	struct batch_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct hl_intake_req req;
+	char row[RAW_COLS][256];
+	struct timespec until;
+	PGconn *other = pg_session(f->db);
+	PGresult *r;
+	int early;
+
+	r = PQexec(other, "BEGIN; INSERT INTO event_keys (dedup_key, delivery_id, task_id,"
+	                  " first_seen_ms) VALUES ('held-event', 'first-elsewhere', 't-first', 1)");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+
+	memset(&req, 0, sizeof(req));
+	req.in = delivery("second-here", "held-event", NULL);
+	req.done = batch_done;
+	req.arg = &w;
+	hl_store_intake_submit(f->s, &req);
+	usleep(300 * 1000);
+	pthread_mutex_lock(&w.lock);
+	early = w.done;
+	pthread_mutex_unlock(&w.lock);
+	r = PQexec(other, "COMMIT");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(other);
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&w.lock);
+	while (w.done < 1 && pthread_cond_timedwait(&w.cond, &w.lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&w.lock);
+	assert_int_equal(early, 0); /* it waited for the other transaction */
+	assert_int_equal(w.done, 1);
+	assert_int_equal(req.rc, 0);
+	assert_int_equal(req.answer.status, HL_INTAKE_DUPLICATE);
+	assert_string_equal(req.answer.duplicate_of, "first-elsewhere");
+	assert_string_equal(req.answer.task_id, "t-first");
+	assert_int_equal(raw_row(f,
+	                         "SELECT state, reason, duplicate_of, task_id FROM deliveries"
+	                         " WHERE delivery_id = 'second-here'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "skipped");
+	assert_string_equal(row[1], "duplicate_event");
+	assert_string_equal(row[2], "first-elsewhere");
+	assert_string_equal(row[3], "t-first");
+	assert_int_equal(raw_row(f,
+	                         "SELECT COALESCE(sum(n), 0) FROM delivery_counts WHERE"
+	                         " event_name = 'workflow_job' AND state = 'skipped'"
+	                         " AND reason = 'duplicate_event'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "1");
+}
+
+#define PG_ONLY 8
 
 int
 main(void)
@@ -3150,6 +3224,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_pg_passwords_and_sslmode, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_intake_does_not_wait_for_others_counters,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_intake_waits_for_a_key_claimed_elsewhere,
 		                                setup, teardown),
 	};
 
