@@ -18,6 +18,8 @@ hl_body_encoding_name(enum hl_body_encoding enc)
 		return "lz4";
 	case HL_BODY_DEFLATE:
 		return "deflate";
+	case HL_BODY_DUPLICATE:
+		return "duplicate";
 	case HL_BODY_IDENTITY:
 		break;
 	}

@@ -5,6 +5,10 @@
  *   identity  the raw bytes
  *   lz4       LZ4 block of the raw bytes (body_size is the raw length)
  *   deflate   zlib stream of the raw bytes (body_size is the raw length)
+ *   duplicate no bytes: the delivery is a duplicate of the event whose
+ *             first delivery (duplicate_of) keeps the body; body_size is
+ *             the raw length received. Such a body never decodes: the
+ *             delivery is answered and stored skipped, and is not replayed.
  *
  * Bodies under 64 KiB (GitHub's usual 5-30 KB payloads) go through LZ4:
  * ~4.5 us for 10 KB shrunk ~3.4x, so a delivery's row fits its table page
@@ -23,6 +27,7 @@ enum hl_body_encoding {
 	HL_BODY_IDENTITY,
 	HL_BODY_LZ4,
 	HL_BODY_DEFLATE,
+	HL_BODY_DUPLICATE,
 };
 
 #define HL_BODY_DEFLATE_MIN 65536 /* bytes: from here deflate, below LZ4 */

@@ -216,7 +216,9 @@ void hl_delivery_record_free(struct hl_delivery_record *d);
  * starts over: its claims count from zero and it may be claimed at once.
  * Counters follow; a work signal is sent when any was queued. *n (may be
  * NULL) gets how many. -HL_ENOTFOUND for an unknown delivery id,
- * -HL_ECONFLICT for one being processed.
+ * -HL_ECONFLICT for one being processed, and for a duplicate of an event
+ * whose first delivery keeps the body: the message names that delivery,
+ * which is the one to replay.
  */
 int hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id,
                      struct hl_err *err) HL_MUST_CHECK;

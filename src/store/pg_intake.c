@@ -39,7 +39,8 @@
  * the key is known, or the delivery itself is: then it is a duplicate
  * delivery and stores nothing), and the delivery is stored as the event's
  * skipped duplicate when the key was someone else's, carrying the first
- * delivery's id and task id. Returns the row id (NULL: a duplicate
+ * delivery's id and task id, and no body of its own when that first
+ * delivery is known (encoding "duplicate", body.h). Returns the row id (NULL: a duplicate
  * delivery), its state and duplicate_of. A key claimed by a transaction
  * still open when this one started is not in `prior`: the insert waits for
  * it and the row is a duplicate without duplicate_of (pg_intake_one reads
@@ -52,18 +53,19 @@ static const char pg_ins_sql[] =
         " SELECT $12, $1, $13, $8 WHERE $17::boolean AND NOT EXISTS (SELECT 1 FROM prior)"
         " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1)"
         " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1),"
-        " x AS (SELECT $17::boolean AND NOT EXISTS (SELECT 1 FROM k) AS dup),"
+        " x AS (SELECT $17::boolean AND NOT EXISTS (SELECT 1 FROM k) AS dup,"
+        " EXISTS (SELECT 1 FROM prior) AS known),"
         " d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
         " headers_json, body, received_ms, state, answer, reason, dedup_key, duplicate_of,"
         " task_id, updated_ms, body_encoding, body_size, failure_key, not_before_ms, claims,"
         " claimed_by, lease_until_ms)"
-        " SELECT $1, $2, $3, $4, $5, $6, $7, $8,"
+        " SELECT $1, $2, $3, $4, $5, $6, CASE WHEN x.known THEN ''::bytea ELSE $7 END, $8,"
         " CASE WHEN x.dup THEN 'skipped' ELSE $9 END,"
         " CASE WHEN x.dup THEN 'duplicate' ELSE $10 END,"
         " CASE WHEN x.dup THEN 'duplicate_event' ELSE $11 END, $12,"
         " CASE WHEN x.dup THEN (SELECT delivery_id FROM prior) END,"
         " CASE WHEN x.dup THEN (SELECT task_id FROM prior) ELSE $13 END,"
-        " $8, $14, $15, $16, $8,"
+        " $8, CASE WHEN x.known THEN 'duplicate' ELSE $14 END, $15, $16, $8,"
         " CASE WHEN x.dup THEN 0 ELSE $18::integer END,"
         " CASE WHEN x.dup THEN NULL ELSE $19 END,"
         " CASE WHEN x.dup THEN NULL ELSE $20::bigint END FROM x"
@@ -858,7 +860,7 @@ hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, s
 {
 	struct pg_params p = { .n = 0 }, q = { .n = 0 };
 	PGresult *r = NULL;
-	char state[16] = "";
+	char state[16] = "", enc[16] = "", dup_of[HL_DELIVERY_ID_MAX + 1] = "";
 	int rc;
 
 	*n = 0;
@@ -874,18 +876,25 @@ hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, s
 	if ((rc = hl_pg_begin(b, "requeue", err)) < 0)
 		return rc;
 	hl_pg_text(&q, delivery_id);
-	rc = hl_pg_exec(b, &r, "SELECT state FROM deliveries WHERE delivery_id = $1 FOR UPDATE", &q,
-	                false, "requeue", err);
+	rc = hl_pg_exec(b, &r,
+	                "SELECT state, body_encoding, duplicate_of FROM deliveries"
+	                " WHERE delivery_id = $1 FOR UPDATE",
+	                &q, false, "requeue", err);
 	if (rc < 0)
 		goto out;
-	if (PQntuples(r) == 1)
+	if (PQntuples(r) == 1) {
 		hl_pg_copy(state, sizeof(state), r, 0, 0);
+		hl_pg_copy(enc, sizeof(enc), r, 0, 1);
+		hl_pg_copy(dup_of, sizeof(dup_of), r, 0, 2);
+	}
 	PQclear(r);
 	r = NULL;
 	if (!state[0])
 		rc = hl_err_set(err, HL_ENOTFOUND, "no delivery '%s'", delivery_id);
 	else if (strcmp(state, "processing") == 0)
 		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+	else if (strcmp(enc, hl_body_encoding_name(HL_BODY_DUPLICATE)) == 0)
+		rc = hl_store_duplicate_refusal(err, delivery_id, dup_of);
 	else if (strcmp(state, "received") != 0) { /* a waiting one waits already */
 		hl_pg_text(&p, delivery_id);
 		rc = hl_pg_exec(b, &r, PG_REQUEUE_SQL("delivery_id = $2"), &p, false, "requeue",

@@ -144,6 +144,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sqlite3_stmt *st;
 	const char *state, *answer, *reason;
 	char dup_of[HL_DELIVERY_ID_MAX + 1] = "";
+	enum hl_body_encoding enc;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -227,7 +228,11 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sqlite3_bind_text(st, 4, in->event_name, -1, SQLITE_STATIC);
 	hl_sq_bind_text(st, 5, in->action);
 	sqlite3_bind_text(st, 6, in->headers_json ? in->headers_json : "{}", -1, SQLITE_STATIC);
-	if (r->zbody)
+	/* a duplicate of a known delivery keeps no body (body.h) */
+	enc = dup_of[0] ? HL_BODY_DUPLICATE : (enum hl_body_encoding)r->zenc;
+	if (enc == HL_BODY_DUPLICATE)
+		sqlite3_bind_zeroblob(st, 7, 0);
+	else if (r->zbody)
 		sqlite3_bind_blob64(st, 7, r->zbody, r->zlen, SQLITE_STATIC);
 	else
 		sqlite3_bind_blob64(st, 7, in->body ? in->body : "", in->body_len, SQLITE_STATIC);
@@ -238,7 +243,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	hl_sq_bind_text(st, 12, in->dedup_key);
 	hl_sq_bind_text(st, 13, dup_of[0] ? dup_of : NULL);
 	hl_sq_bind_text(st, 14, a->task_id[0] ? a->task_id : NULL);
-	sqlite3_bind_text(st, 15, hl_body_encoding_name((enum hl_body_encoding)r->zenc), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 15, hl_body_encoding_name(enc), -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 16, (sqlite3_int64)in->body_len);
 	hl_sq_bind_text(st, 17, in->failure_key);
 	if (strcmp(state, "processing") == 0) {
@@ -731,7 +736,7 @@ int
 hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, struct hl_err *err)
 {
 	sqlite3_stmt *st;
-	char state[16] = "";
+	char state[16] = "", enc[16] = "", dup_of[HL_DELIVERY_ID_MAX + 1] = "";
 	int rc;
 
 	if (hl_sq_begin(b, "requeue", err) < 0)
@@ -740,14 +745,18 @@ hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, s
 		rc = sq_requeue_where(b, n, "state = 'failed'", NULL, err);
 		goto out;
 	}
-	if (!(st = hl_sq_prepare(b, "SELECT state FROM deliveries WHERE delivery_id = ?1"))) {
+	if (!(st = hl_sq_prepare(b, "SELECT state, body_encoding, duplicate_of FROM deliveries"
+	                            " WHERE delivery_id = ?1"))) {
 		rc = hl_sq_fail(err, b->db, "requeue");
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, delivery_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		hl_sq_col_copy(state, sizeof(state), st, 0);
+		hl_sq_col_copy(enc, sizeof(enc), st, 1);
+		hl_sq_col_copy(dup_of, sizeof(dup_of), st, 2);
+	}
 	hl_sq_done(b, st);
 	if (rc == SQLITE_DONE)
 		rc = hl_err_set(err, HL_ENOTFOUND, "no delivery '%s'", delivery_id);
@@ -755,6 +764,8 @@ hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, s
 		rc = hl_sq_fail(err, b->db, "requeue");
 	else if (strcmp(state, "processing") == 0)
 		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+	else if (strcmp(enc, hl_body_encoding_name(HL_BODY_DUPLICATE)) == 0)
+		rc = hl_store_duplicate_refusal(err, delivery_id, dup_of);
 	else if (strcmp(state, "received") == 0) {
 		rc = 0; /* waiting already */
 		*n = 0;

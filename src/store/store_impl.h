@@ -125,6 +125,10 @@ struct hl_store_ledger_ops {
 	                 const struct hl_task_query *q, struct hl_err *err);
 };
 
+/* requeue's refusal of a duplicate that keeps no body of its own (body.h):
+ * -HL_ECONFLICT, naming the delivery that keeps it. */
+int hl_store_duplicate_refusal(struct hl_err *err, const char *delivery_id, const char *first);
+
 /* A task page's cursor is "<created_ms>.<task_id>" of the page's last
  * task. Parse: 0 when c is NULL or "", 1 with *ms and id set, or
  * -HL_EINVAL when malformed. */

@@ -316,6 +316,15 @@ hl_store_recover(struct hl_store *s, int64_t *requeued_out, struct hl_err *err)
 }
 
 int
+hl_store_duplicate_refusal(struct hl_err *err, const char *delivery_id, const char *first)
+{
+	return hl_err_set(err, HL_ECONFLICT,
+	                  "delivery '%s' is a duplicate of delivery '%s', which keeps the event's "
+	                  "body: replay '%s'",
+	                  delivery_id, first && *first ? first : "?", first && *first ? first : "?");
+}
+
+int
 hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id, struct hl_err *err)
 {
 	int64_t k = 0;

@@ -96,6 +96,24 @@ def main():
     rc, out, err = healer("replay", "--failed", "c-ok-1")
     check("replay with both is a usage error", rc == 2, err)
 
+    # a duplicate of a known event keeps no body of its own: the first
+    # delivery keeps it, and is the one to replay
+    st, a = srv.deliver(job_event(101, 11), "c-fail-again")
+    check("another delivery of the failure is its duplicate",
+          st == 202 and a.get("status") == "duplicate" and a.get("task_id") == task, a)
+    rows = dict((r[0], r[1:]) for r in db().execute(
+        "SELECT delivery_id, body_encoding, length(body), body_size, duplicate_of"
+        " FROM deliveries WHERE delivery_id IN ('c-fail', 'c-fail-again')").fetchall())
+    first, dup = rows.get("c-fail"), rows.get("c-fail-again")
+    check("the duplicate is stored without a body, naming the first delivery",
+          dup is not None and first is not None and dup[0] == "duplicate" and dup[1] == 0
+          and dup[2] == first[2] and dup[3] == "c-fail", rows)
+    check("the first delivery keeps the body",
+          first is not None and first[0] != "duplicate" and first[1] > 100, rows)
+    rc, out, err = healer("replay", "c-fail-again")
+    check("replay of that duplicate exits 1 naming the delivery to replay",
+          rc == 1 and "'c-fail-again'" in err and "replay 'c-fail'" in err, (rc, out, err))
+
     # replay --failed: two deliveries failed (as a bad payload would)
     check("the server stops", srv.stop() == 0)
     con = db()
