@@ -13,7 +13,7 @@
  * retry never doubles a CodeRun. After that the worker marks it failed. A finish that the store
  * refuses (a full disk, a lock) is retried with backoff (hl_pipeline_finish)
  * so no delivery stays `processing` once the store recovers; past that the
- * store takes the claim back after a while.
+ * worker hands the claim to the store's lease keeper to give back.
  */
 #include "pipeline.h"
 

@@ -4,7 +4,9 @@
  * finished (or left `processing` for recovery if the process dies).
  *
  * Finishes go through hl_pipeline_finish: a store that fails for a while
- * (a full disk, a held lock) delays the finish, it does not lose it.
+ * (a full disk, a held lock) delays the finish, it does not lose it; one
+ * the store still refuses after that is handed to the lease keeper to be
+ * given back (hl_store_abandon_claim), so the delivery runs again.
  *
  * Workers run at a lower scheduling priority (nice +WORKER_NICE) than the
  * HTTP threads: answering GitHub within its timeout matters more than how
@@ -72,9 +74,14 @@ finish:
 		    hl_pipeline_finish(store, d->delivery_id,
 		                       &(struct hl_delivery_result){ .state = HL_DELIVERY_FAILED,
 		                                                     .reason = reason },
-		                       &err) < 0)
+		                       &err) < 0) {
 			hl_log_kv(HL_LOG_ERROR, "cannot mark the delivery failed", "error", err.msg,
 			          NULL);
+			/* still ours: given back once the store takes it */
+			if (hl_store_abandon_claim(store, d->delivery_id) < 0)
+				hl_log_kv(HL_LOG_ERROR, "cannot give the delivery back", "error",
+				          "out of memory", NULL);
+		}
 	} else {
 		hl_log_kv(HL_LOG_DEBUG, "delivery processed", "event", d->event_name, NULL);
 	}

@@ -603,8 +603,12 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
  * due: a new one is due when it arrives), each locked SKIP LOCKED (another
  * replica's picks are skipped, not waited for), straight from the partial
  * index in its order so the walk stops after $4 rows; the counts move for
- * them. Only when none waits: claims whose lease ran out (the lease
- * keeper also gives those back), no count moving. */
+ * them. Only when none waits: other processes' claims whose lease ran out
+ * (the lease keeper also gives those back), no count moving. This
+ * process's own claims are never taken back while it lives: their workers
+ * are still on them (a lease runs out when the renewals failed, as while
+ * the database was away); one it cannot finish it gives back itself
+ * (hl_store_abandon_claim). */
 #define PG_CLAIM_RETURNING                                                             \
 	" RETURNING d.id, d.delivery_id, d.hook_id, d.source, d.event_name, d.action," \
 	" d.headers_json, d.body, d.dedup_key, d.task_id, d.received_ms, d.claims,"    \
@@ -626,6 +630,7 @@ static const char pg_claim_sql[] =
 
 static const char pg_claim_expired_sql[] =
         "WITH c AS (SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < $1"
+        " AND claimed_by IS DISTINCT FROM $2"
         " ORDER BY lease_until_ms LIMIT $4 FOR UPDATE SKIP LOCKED)" PG_CLAIM_SET PG_CLAIM_RETURNING;
 
 static const char pg_give_back_sql[] =
@@ -777,13 +782,15 @@ hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, str
 }
 
 /* Requeues the claims of dead processes (their liveness lock is free: the
- * session that held it is gone) and expired claims, with their counts. */
+ * session that held it is gone) and other processes' expired claims, with
+ * their counts. */
 static const char pg_reap_sql[] =
         "WITH dead AS (SELECT o.claimed_by FROM (SELECT DISTINCT claimed_by FROM deliveries"
         " WHERE state = 'processing' AND claimed_by IS NOT NULL AND claimed_by <> $2) o"
         " WHERE pg_try_advisory_xact_lock(hashtextextended('healer:owner:' || o.claimed_by, 0))),"
         " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
         " lease_until_ms = NULL, updated_ms = $1 WHERE d.state = 'processing'"
+        " AND d.claimed_by IS DISTINCT FROM $2"
         " AND (d.lease_until_ms IS NULL OR d.lease_until_ms < $1"
         " OR d.claimed_by IN (SELECT claimed_by FROM dead)) RETURNING d.event_name),"
         " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"

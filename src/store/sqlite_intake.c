@@ -40,14 +40,16 @@ const char *const hl_sq_sql[SQ_MAX] = {
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
-	/* a claim whose lease ran out first (its claimer died), else the
-	 * oldest waiting delivery; each from its partial index */
+	/* a claim whose lease ran out first (its claimer died: never this
+	 * process's own, whose workers are still on them when their renewals
+	 * failed), else the oldest waiting delivery; each from its partial
+	 * index */
 	[SQ_CLAIM_SEL] =
 	        "SELECT id, delivery_id, hook_id, source, event_name, action, headers_json, body,"
 	        " dedup_key, task_id, received_ms, claims, body_encoding, body_size, failure_key,"
 	        " state FROM deliveries WHERE id = COALESCE("
 	        "(SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < ?1"
-	        " ORDER BY lease_until_ms LIMIT 1),"
+	        " AND claimed_by IS NOT ?2 ORDER BY lease_until_ms LIMIT 1),"
 	        " (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= ?1"
 	        " ORDER BY id LIMIT 1))",
 	[SQ_CLAIM_MARK] = "UPDATE deliveries SET state = 'processing', claims = claims + 1,"
@@ -421,6 +423,7 @@ hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, co
 	if (hl_sq_begin(b, "claim", err) < 0)
 		return -HL_EDB;
 	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC);
 	for (tries = 0;; tries++) {
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_DONE || tries == 64) {

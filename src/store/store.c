@@ -12,8 +12,9 @@
  * Invariant: listeners are called without the store mutex held; they
  * must never call back into the store.
  * The lease keeper thread renews this handle's claims every third of the
- * claim lease, and on a shared backend requeues the claims of processes
- * that died; a read-only handle has none.
+ * claim lease, gives back the claims its workers abandoned, and on a
+ * shared backend requeues the claims of processes that died; a read-only
+ * handle has none.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -170,8 +171,71 @@ store_make_owner(char *out, size_t size)
 	snprintf(out, size, "%s:%ld:%s", host, (long)getpid(), hex);
 }
 
-/* Renews this handle's claims every third of the lease, and (on a shared
- * backend) requeues the claims of processes that died. */
+int
+hl_store_abandon_claim(struct hl_store *s, const char *delivery_id)
+{
+	char *id = strdup(delivery_id), **grown;
+	size_t cap;
+
+	if (!id)
+		return -HL_ENOMEM;
+	pthread_mutex_lock(&s->k_lock);
+	if (s->k_n_abandoned == s->k_cap_abandoned) {
+		cap = s->k_cap_abandoned ? s->k_cap_abandoned * 2 : 8;
+		if (!(grown = realloc(s->k_abandoned, cap * sizeof(*grown)))) {
+			pthread_mutex_unlock(&s->k_lock);
+			free(id);
+			return -HL_ENOMEM;
+		}
+		s->k_abandoned = grown;
+		s->k_cap_abandoned = cap;
+	}
+	s->k_abandoned[s->k_n_abandoned++] = id;
+	s->k_wake = true;
+	pthread_cond_signal(&s->k_cond);
+	pthread_mutex_unlock(&s->k_lock);
+	return 0;
+}
+
+/* Gives back the abandoned claims (k_lock held, dropped while the store is
+ * asked); those the store refused stay for the next round. The number
+ * given back. */
+static int64_t
+store_give_back_abandoned(struct hl_store *s)
+{
+	struct hl_err err;
+	size_t i, kept = 0;
+	int64_t n = 0;
+	int rc;
+
+	for (i = 0; i < s->k_n_abandoned; i++) {
+		char *id = s->k_abandoned[i];
+
+		pthread_mutex_unlock(&s->k_lock);
+		err.code = 0;
+		pthread_mutex_lock(&s->db_lock);
+		rc = s->ops->intake.finish(
+		        s->b, id,
+		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
+		                                      .not_before_ms = 0 },
+		        &err);
+		pthread_mutex_unlock(&s->db_lock);
+		pthread_mutex_lock(&s->k_lock);
+		/* ECONFLICT: no longer this process's claim */
+		if (rc == 0 || rc == -HL_ECONFLICT || rc == -HL_ENOTFOUND) {
+			n += rc == 0;
+			free(id);
+		} else {
+			s->k_abandoned[kept++] = id;
+		}
+	}
+	s->k_n_abandoned = kept;
+	return n;
+}
+
+/* Renews this handle's claims every third of the lease, gives back the
+ * abandoned ones, and (on a shared backend) requeues the claims of
+ * processes that died. */
 static void *
 store_keeper(void *arg)
 {
@@ -185,17 +249,23 @@ store_keeper(void *arg)
 	while (!s->k_stop) {
 		lease = atomic_load(&s->claim_lease_ms);
 		hl_time_deadline(&ts, CLOCK_REALTIME, lease / 3);
-		while (!s->k_stop && pthread_cond_timedwait(&s->k_cond, &s->k_lock, &ts) == 0)
+		while (!s->k_stop && !s->k_wake &&
+		       pthread_cond_timedwait(&s->k_cond, &s->k_lock, &ts) == 0)
 			;
 		if (s->k_stop)
 			break;
+		s->k_wake = false;
+		n = store_give_back_abandoned(s);
 		pthread_mutex_unlock(&s->k_lock);
 		err.code = 0;
-		n = 0;
 		pthread_mutex_lock(&s->db_lock);
 		(void)s->ops->intake.renew(s->b, s->owner, hl_time_wall_ms() + lease, &err);
-		if (s->ops->intake.reap)
-			(void)s->ops->intake.reap(s->b, &n, s->owner, &err);
+		if (s->ops->intake.reap) {
+			int64_t reaped = 0;
+
+			(void)s->ops->intake.reap(s->b, &reaped, s->owner, &err);
+			n += reaped;
+		}
 		pthread_mutex_unlock(&s->db_lock);
 		if (n > 0)
 			(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
@@ -308,6 +378,9 @@ hl_store_close(struct hl_store *s)
 	pthread_mutex_destroy(&s->l_lock);
 	pthread_mutex_destroy(&s->k_lock);
 	pthread_cond_destroy(&s->k_cond);
+	while (s->k_n_abandoned > 0)
+		free(s->k_abandoned[--s->k_n_abandoned]);
+	free(s->k_abandoned);
 	free(s);
 }
 

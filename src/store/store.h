@@ -102,6 +102,13 @@ const char *hl_store_owner(const struct hl_store *s);
  * of it; a claim of a process that died is taken again once it expires
  * (or at once on PostgreSQL, see hl_store_recover). */
 void hl_store_set_claim_lease(struct hl_store *s, int64_t lease_ms);
+/* A claim of this handle that its worker could not finish (the store
+ * refused the finish for longer than the worker retries): the lease keeper
+ * gives it back (waiting, due now), retrying until the store takes it.
+ * Until then it stays this process's claim: a process never takes back
+ * its own claims, whose leases run out only when their renewals failed
+ * while the workers were still on them. 0, or -HL_ENOMEM. */
+int hl_store_abandon_claim(struct hl_store *s, const char *delivery_id);
 /* Completes every queued intake, stops the committer and closes. NULL is a no-op. */
 void hl_store_close(struct hl_store *s);
 /* "sqlite" or "postgres". */

@@ -25,9 +25,12 @@ struct hl_store {
 	char owner[STORE_OWNER_MAX];
 	_Atomic int64_t claim_lease_ms;
 
-	pthread_mutex_t k_lock; /* the lease keeper */
+	pthread_mutex_t k_lock; /* the lease keeper; guards the fields below */
 	pthread_cond_t k_cond;
 	bool k_stop;
+	bool k_wake;        /* run now: claims were abandoned */
+	char **k_abandoned; /* delivery ids of claims to give back */
+	size_t k_n_abandoned, k_cap_abandoned;
 	pthread_t keeper;
 	bool keeper_started;
 

@@ -2244,6 +2244,11 @@ test_store_expired_claim_is_claimed_again(void **state)
 	assert_true(atoll(row[1]) > hl_time_wall_ms());
 	/* held: nobody else gets it */
 	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+	/* its lease ran out while its renewals failed (the store was away),
+	 * but this process holds it still: its worker is on it */
+	assert_int_equal(raw_exec(f, "UPDATE deliveries SET lease_until_ms = 1"), 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), -HL_ENOTFOUND);
+	assert_null(d);
 	/* its claimer "died" long ago */
 	assert_int_equal(raw_exec(f, "UPDATE deliveries SET claimed_by = 'gone:1:x',"
 	                             " lease_until_ms = 1"),
@@ -2263,6 +2268,54 @@ test_store_expired_claim_is_claimed_again(void **state)
 	assert_string_equal(row[0], "");
 	assert_string_equal(row[1], "");
 	assert_string_equal(row[2], "1");
+	hl_delivery_record_free(d);
+}
+
+/* A claim its worker could not finish is given back by the lease keeper
+ * (waiting, due now) and claimed again; an abandoned claim that is no
+ * longer this process's is left alone. */
+static void
+test_store_abandoned_claim_is_given_back(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char row[RAW_COLS][256];
+	int i;
+
+	insert(f, "d-abandon", NULL, NULL);
+	insert(f, "d-done", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-abandon");
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-done");
+	assert_int_equal(finish(f->s, "d-done", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(hl_store_abandon_claim(f->s, "d-done"), 0);
+	assert_int_equal(hl_store_abandon_claim(f->s, "d-abandon"), 0);
+	for (i = 0; i < 200; i++) {
+		assert_int_equal(raw_row(f,
+		                         "SELECT state, COALESCE(claimed_by, '') FROM deliveries"
+		                         " WHERE delivery_id = 'd-abandon'",
+		                         row),
+		                 0);
+		if (strcmp(row[0], "received") == 0)
+			break;
+		usleep(25000);
+	}
+	assert_string_equal(row[0], "received");
+	assert_string_equal(row[1], "");
+	assert_int_equal(
+	        raw_row(f, "SELECT state FROM deliveries WHERE delivery_id = 'd-done'", row), 0);
+	assert_string_equal(row[0], "processed");
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-abandon");
+	assert_int_equal(d->claims, 2);
+	assert_int_equal(finish(f->s, "d-abandon", HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
+	                 0);
 	hl_delivery_record_free(d);
 }
 
@@ -3205,6 +3258,8 @@ main(void)
 		cmocka_unit_test(test_store_refuses_an_empty_file),
 		cmocka_unit_test(test_store_urls_display_without_credentials),
 		cmocka_unit_test_setup_teardown(test_store_expired_claim_is_claimed_again, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_abandoned_claim_is_given_back, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_requeue_failed_or_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_list, setup, teardown),
