@@ -16,6 +16,7 @@
 
 #define STORE_MAX_LISTENERS 8
 #define STORE_OWNER_MAX     96
+#define STORE_KNOWN_KEYS    16384 /* slots of the known event keys (a power of 2) */
 
 struct hl_store {
 	struct hl_store_backend *b;
@@ -65,6 +66,12 @@ struct hl_store {
 	uint64_t h_db_seq;     /* bumped by every HL_CHANNEL_WORK signal */
 	uint64_t h_db_seen;    /* the last one a claim found the store empty after */
 	int64_t h_db_tried_ms; /* when a claim last asked the store */
+
+	/* Hashes of event keys this process saw committed, one per slot
+	 * (direct-mapped, 0: empty). Lossy both ways, so only a hint: a
+	 * delivery whose key is here is most likely a duplicate, which keeps
+	 * no body, so its body is not compressed (store_intake.c). */
+	_Atomic uint64_t known_keys[STORE_KNOWN_KEYS];
 
 	pthread_mutex_t l_lock; /* listeners */
 	struct {

@@ -1116,6 +1116,67 @@ test_store_typical_body_round_trips_lz4(void **state)
 	free(body);
 }
 
+/* A delivery of an event this process saw committed is most likely a
+ * duplicate, which keeps no body: its body is not compressed. Should the
+ * event not be known after all (here: its key row removed), the body is
+ * stored as it came, whole, and is claimed intact. */
+static void
+test_store_known_event_body_is_not_compressed(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_in in = delivery("d-kfirst", "k-hint", NULL);
+	struct hl_delivery_record *d = NULL;
+	struct hl_intake_answer a;
+	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
+	char row[RAW_COLS][256], *body;
+	size_t i, n = 20000;
+
+	body = malloc(n);
+	assert_non_null(body);
+	for (i = 0; i < n; i++)
+		body[i] = pattern[i % (sizeof(pattern) - 1)];
+	in.body = body;
+	in.body_len = n;
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	assert_int_equal(a.status, HL_INTAKE_ACCEPTED);
+	in.delivery_id = "d-kagain";
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	assert_string_equal(a.reason, "duplicate_event");
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding, length(body), body_size FROM"
+	                         " deliveries WHERE delivery_id = 'd-kagain'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "duplicate");
+	assert_string_equal(row[1], "0");
+	assert_int_equal(atoll(row[2]), n);
+	/* the hint is wrong now: the event is new again */
+	assert_int_equal(raw_exec(f, "DELETE FROM event_keys WHERE dedup_key = 'k-hint'"), 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_string_equal(d->delivery_id, "d-kfirst");
+	assert_int_equal(finish(f->s, "d-kfirst", HL_DELIVERY_PROCESSED, "recorded", NULL, NULL),
+	                 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	in.delivery_id = "d-knew";
+	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
+	assert_int_equal(a.status, HL_INTAKE_ACCEPTED);
+	assert_int_equal(raw_row(f,
+	                         "SELECT body_encoding, length(body), body_size FROM"
+	                         " deliveries WHERE delivery_id = 'd-knew'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "identity");
+	assert_int_equal(atoll(row[1]), n);
+	assert_int_equal(atoll(row[2]), n);
+	assert_int_equal(hl_store_claim_next(f->s, &d, NULL), 0);
+	assert_string_equal(d->delivery_id, "d-knew");
+	assert_int_equal(d->body_len, n);
+	assert_memory_equal(d->body, body, n);
+	hl_delivery_record_free(d);
+	free(body);
+}
+
 /* What compression would not pay for stays as it came: a small body, and
  * one that does not shrink (random bytes). */
 static void
@@ -3228,6 +3289,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_typical_body_round_trips_lz4, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_known_event_body_is_not_compressed,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_small_or_random_body_is_stored_raw,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(
