@@ -299,6 +299,22 @@ hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char
 
 /* ---- per-event normalization ------------------------------------------ */
 
+static const char *const event_repository_keys[] = { "full_name", "html_url", "default_branch",
+	                                             NULL };
+static const char *const event_sender_keys[] = { "login", "type", NULL };
+static const char *const event_installation_keys[] = { "id", NULL };
+
+/* Keep in step with event_common and hl_event_normalize's checks: the
+ * only reads of these members. */
+const struct hl_json_prune_rule hl_event_prune_rules[] = {
+	{ "repository", event_repository_keys },
+	{ "sender", event_sender_keys },
+	{ "installation", event_installation_keys },
+	{ "organization", NULL },
+	{ "enterprise", NULL },
+	{ NULL, NULL },
+};
+
 /* Repository, sender, installation: present on (almost) every event. */
 static void
 event_common(struct hl_event *ev, const json_t *pl, bool *oom)

@@ -410,9 +410,11 @@ hl_http_webhook(struct http_req *r)
 			                           "form body without a 'payload' field");
 		text = r->stored_body;
 	}
-	/* The payload tree lives until intake_submit decrefs it: arena. */
+	/* The payload tree lives until intake_submit decrefs it: arena. Only
+	 * normalization reads it (the body is stored as it came): what it
+	 * does not read is checked, not built. */
 	hl_json_arena_begin();
-	if (hl_json_fast_parse(&payload, text, len, &err) < 0) {
+	if (hl_json_fast_parse_pruned(&payload, text, len, hl_event_prune_rules, &err) < 0) {
 		hl_json_arena_end();
 		return hl_http_reply_error(r, 400, "invalid_json", "malformed JSON: %s", err.msg);
 	}

@@ -23,6 +23,9 @@
 struct jf {
 	const char *start, *p, *end;
 	int depth;
+	int discard;                            /* > 0: values are checked, not built */
+	const struct hl_json_prune_rule *rules; /* for the root object's members */
+	const char *const *keep_next;           /* the next object keeps only these */
 	struct hl_err *err;
 	const char *why;
 	const char *at;
@@ -360,15 +363,51 @@ jf_literal(struct jf *s, const char *word, size_t n, json_t *v)
 	return v;
 }
 
+/* Whether key (klen bytes) is one of the NULL-terminated list. */
+static bool
+jf_listed(const char *const *list, const char *key, size_t klen)
+{
+	for (; *list; list++)
+		if (strlen(*list) == klen && memcmp(*list, key, klen) == 0)
+			return true;
+	return false;
+}
+
+/* What becomes of the member named key (a pruned parse, see fast.h):
+ * built (0) or only checked (1); sets s->keep_next for a member whose
+ * object keeps only some keys. */
+static int
+jf_member_mode(struct jf *s, const struct hl_json_prune_rule *rules, const char *const *keep,
+               const char *key, size_t klen)
+{
+	if (keep && !jf_listed(keep, key, klen))
+		return 1;
+	for (; rules && rules->key; rules++) {
+		if (strlen(rules->key) != klen || memcmp(rules->key, key, klen) != 0)
+			continue;
+		if (!rules->keep)
+			return 1;
+		jf_ws(s);
+		if (s->p < s->end && *s->p == '{')
+			s->keep_next = rules->keep;
+		return 0;
+	}
+	return 0;
+}
+
 static json_t *
 jf_object(struct jf *s)
 {
-	json_t *obj = json_object(), *v;
+	const struct hl_json_prune_rule *rules = s->depth == 1 && !s->discard ? s->rules : NULL;
+	const char *const *keep = s->discard ? NULL : s->keep_next;
+	bool build = !s->discard;
+	json_t *obj = build ? json_object() : json_null(), *v;
 	const char *key;
 	size_t klen;
-	int nul;
+	int nul, skip;
 	char *kcopy;
 
+	s->keep_next = NULL;
 	if (!obj)
 		return jf_fail(s, s->p, "out of memory");
 	s->p++; /* { */
@@ -393,7 +432,7 @@ jf_object(struct jf *s)
 		/* A key decoded into scratch must be copied: the value may
 		 * reuse scratch. Keys without escapes point into the input. */
 		kcopy = NULL;
-		if (key == s->scratch.data) {
+		if (build && key == s->scratch.data) {
 			kcopy = malloc(klen + 1);
 			if (!kcopy) {
 				jf_fail(s, s->p, "out of memory");
@@ -410,12 +449,16 @@ jf_object(struct jf *s)
 			goto fail;
 		}
 		s->p++;
+		skip = build && (rules || keep) ? jf_member_mode(s, rules, keep, key, klen) : 0;
+		s->discard += skip;
 		v = jf_value(s);
+		s->discard -= skip;
+		s->keep_next = NULL;
 		if (!v) {
 			free(kcopy);
 			goto fail;
 		}
-		if (json_object_setn_new_nocheck(obj, key, klen, v) < 0) {
+		if (build && !skip && json_object_setn_new_nocheck(obj, key, klen, v) < 0) {
 			free(kcopy);
 			jf_fail(s, s->p, "out of memory");
 			goto fail;
@@ -441,8 +484,10 @@ fail:
 static json_t *
 jf_array(struct jf *s)
 {
-	json_t *arr = json_array(), *v;
+	bool build = !s->discard;
+	json_t *arr = build ? json_array() : json_null(), *v;
 
+	s->keep_next = NULL;
 	if (!arr)
 		return jf_fail(s, s->p, "out of memory");
 	s->p++; /* [ */
@@ -453,7 +498,7 @@ jf_array(struct jf *s)
 	}
 	for (;;) {
 		v = jf_value(s);
-		if (!v || json_array_append_new(arr, v) < 0) {
+		if (!v || (build && json_array_append_new(arr, v) < 0)) {
 			jf_fail(s, s->p, "out of memory");
 			json_decref(arr);
 			return NULL;
@@ -496,6 +541,8 @@ jf_value(struct jf *s)
 		s->p++;
 		if (jf_string(s, &str, &len, &nul) < 0)
 			return NULL;
+		if (s->discard)
+			return json_null();
 		v = json_stringn_nocheck(str, len);
 		return v ? v : jf_fail(s, s->p, "out of memory");
 	case 't':
@@ -505,8 +552,14 @@ jf_value(struct jf *s)
 	case 'n':
 		return jf_literal(s, "null", 4, json_null());
 	default:
-		if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
-			return jf_number(s);
+		if (*s->p == '-' || (*s->p >= '0' && *s->p <= '9')) {
+			v = jf_number(s);
+			if (v && s->discard) {
+				json_decref(v);
+				v = json_null();
+			}
+			return v;
+		}
 		return jf_fail(s, s->p, "invalid token");
 	}
 }
@@ -514,7 +567,14 @@ jf_value(struct jf *s)
 int
 hl_json_fast_parse(json_t **out, const char *text, size_t n, struct hl_err *err)
 {
-	struct jf s = { .start = text, .p = text, .end = text + n };
+	return hl_json_fast_parse_pruned(out, text, n, NULL, err);
+}
+
+int
+hl_json_fast_parse_pruned(json_t **out, const char *text, size_t n,
+                          const struct hl_json_prune_rule *rules, struct hl_err *err)
+{
+	struct jf s = { .start = text, .p = text, .end = text + n, .rules = rules };
 	json_t *v;
 	const char *q;
 	int line = 1, col = 0;

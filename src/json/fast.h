@@ -30,6 +30,24 @@
 int hl_json_fast_parse(json_t **out, const char *text, size_t n, struct hl_err *err);
 
 /*
+ * A member of the root object the reader does not need: keep == NULL drops
+ * it; otherwise, when it is an object, only its members named in keep
+ * (NULL-terminated) are built. A list of rules ends with { NULL, NULL }.
+ */
+struct hl_json_prune_rule {
+	const char *key;
+	const char *const *keep;
+};
+
+/* As hl_json_fast_parse, but the root object's members named by rules
+ * are pruned as they say: checked exactly as in a full parse (the same
+ * text is accepted and refused, with the same error), never built. Most
+ * of a GitHub payload is the repository, sender and organization objects,
+ * of which normalization reads a few fields. */
+int hl_json_fast_parse_pruned(json_t **out, const char *text, size_t n,
+                              const struct hl_json_prune_rule *rules, struct hl_err *err);
+
+/*
  * Request-scoped arena for jansson values. A payload tree is hundreds of
  * small allocations that live only until the event is normalized; between
  * begin and end on one thread, jansson allocates them by bumping a

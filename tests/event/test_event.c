@@ -1244,11 +1244,125 @@ test_event_json_round_trips(void **state)
 	}
 }
 
+/* A string field of the event's identity, or "" (freed). */
+static char *
+key_or_empty(char *k)
+{
+	return k ? k : strdup("");
+}
+
+/* Normalizes text as event_name from a full and from a pruned parse
+ * (hl_event_prune_rules, the webhook path's); both must agree on
+ * everything: the result, the error, the event and its identity. */
+static void
+normalize_both_ways(const char *event_name, const char *text, size_t n)
+{
+	json_t *full = NULL, *pruned = NULL, *a, *b;
+	struct hl_event *e1 = NULL, *e2 = NULL;
+	struct hl_err x1 = HL_ERR_INIT, x2 = HL_ERR_INIT;
+	char *k1[3], *k2[3];
+	int r1, r2, i;
+
+	r1 = hl_json_fast_parse(&full, text, n, &x1);
+	r2 = hl_json_fast_parse_pruned(&pruned, text, n, hl_event_prune_rules, &x2);
+	assert_int_equal(r1, r2);
+	if (r1 < 0)
+		return;
+	r1 = hl_event_normalize(&e1, event_name, full, &x1);
+	r2 = hl_event_normalize(&e2, event_name, pruned, &x2);
+	assert_int_equal(r1, r2);
+	if (r1 < 0) {
+		assert_string_equal(x1.msg, x2.msg);
+	} else {
+		a = hl_event_to_json(e1);
+		b = hl_event_to_json(e2);
+		if (!json_equal(a, b)) {
+			char *ta = json_dumps(a, JSON_COMPACT), *tb = json_dumps(b, JSON_COMPACT);
+
+			fprintf(stderr, "# %s: %s\n#  pruned: %s\n", event_name, ta, tb);
+			free(ta);
+			free(tb);
+			fail();
+		}
+		json_decref(a);
+		json_decref(b);
+		k1[0] = key_or_empty(hl_event_dedup_key(e1));
+		k2[0] = key_or_empty(hl_event_dedup_key(e2));
+		k1[1] = key_or_empty(hl_event_failure_key(e1));
+		k2[1] = key_or_empty(hl_event_failure_key(e2));
+		k1[2] = key_or_empty(hl_event_remediation_key(e1));
+		k2[2] = key_or_empty(hl_event_remediation_key(e2));
+		for (i = 0; i < 3; i++) {
+			assert_string_equal(k1[i], k2[i]);
+			free(k1[i]);
+			free(k2[i]);
+		}
+	}
+	hl_event_free(e1);
+	hl_event_free(e2);
+	json_decref(full);
+	json_decref(pruned);
+}
+
+/* The webhook path parses payloads pruned to what normalization reads:
+ * on every example GitHub documents, under every event name healer
+ * knows, the event is the same as from the whole payload. */
+static void
+test_event_pruned_payload_normalizes_alike(void **state)
+{
+	static const char *const names[] = {
+		"workflow_job",
+		"workflow_run",
+		"check_run",
+		"check_suite",
+		"status",
+		"pull_request",
+		"pull_request_review",
+		"push",
+		"issue_comment",
+		"ping",
+		"dependabot_alert",
+		"code_scanning_alert",
+		"secret_scanning_alert",
+		"repository_vulnerability_alert",
+		"merge_group",
+	};
+	const char *root = getenv("HEALER_SOURCE_ROOT");
+	char path[1024], *text;
+	json_t *all, *ev, *exs, *ex;
+	size_t i, j, k, count = 0;
+
+	(void)state;
+	snprintf(path, sizeof(path),
+	         "%s/tests/node/node_modules/@octokit/webhooks-examples/api.github.com/index.json",
+	         root ? root : ".");
+	all = json_load_file(path, 0, NULL);
+	assert_non_null(all);
+	json_array_foreach(all, i, ev)
+	{
+		exs = json_object_get(ev, "examples");
+		json_array_foreach(exs, j, ex)
+		{
+			text = json_dumps(ex, JSON_COMPACT);
+			assert_non_null(text);
+			normalize_both_ways(json_string_value(json_object_get(ev, "name")), text,
+			                    strlen(text));
+			for (k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+				normalize_both_ways(names[k], text, strlen(text));
+			free(text);
+			count++;
+		}
+	}
+	assert_true(count > 200);
+	json_decref(all);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_event_workflow_job_fields),
+		cmocka_unit_test(test_event_pruned_payload_normalizes_alike),
 		cmocka_unit_test(test_event_json_round_trips),
 		cmocka_unit_test(test_event_workflow_run_fields),
 		cmocka_unit_test(test_event_check_run_failure_fields),

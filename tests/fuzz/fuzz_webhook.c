@@ -9,7 +9,9 @@
  * Oracle: the fast parser's accepted language is json_loadb(JSON_DECODE_ANY
  * | JSON_ALLOW_NUL) (json/fast.h), so both must accept or refuse the same
  * text and build equal values (but for jansson's one quirk fast.h names);
- * an event must survive its JSON round trip with the same keys.
+ * an event must survive its JSON round trip with the same keys. The
+ * webhook path's pruned parse (hl_event_prune_rules) must accept and refuse
+ * the same text with the same error, and normalize to the same event.
  */
 #include "config/config.h"
 #include "event/event.h"
@@ -54,6 +56,40 @@ fuzz_event(const char *name, const json_t *payload)
 	hl_event_free(ev);
 }
 
+/* The pruned parse agrees with the full one (rc, err) and its tree
+ * normalizes to the same event. */
+static void
+fuzz_pruned_alike(const char *name, const uint8_t *body, size_t n, json_t *full, int rc,
+                  const struct hl_err *err)
+{
+	struct hl_err e2 = HL_ERR_INIT, x1 = HL_ERR_INIT, x2 = HL_ERR_INIT;
+	struct hl_event *a = NULL, *b = NULL;
+	json_t *pruned = NULL, *ja, *jb;
+	int r2, n1, n2;
+
+	r2 = hl_json_fast_parse_pruned(&pruned, (const char *)body, n, hl_event_prune_rules, &e2);
+	FUZZ_CHECK(r2 == rc);
+	if (rc < 0) {
+		FUZZ_CHECK(strcmp(err->msg, e2.msg) == 0);
+		return;
+	}
+	n1 = hl_event_normalize(&a, name, full, &x1);
+	n2 = hl_event_normalize(&b, name, pruned, &x2);
+	FUZZ_CHECK(n1 == n2);
+	if (n1 == 0) {
+		ja = hl_event_to_json(a);
+		jb = hl_event_to_json(b);
+		FUZZ_CHECK(json_equal(ja, jb));
+		json_decref(ja);
+		json_decref(jb);
+	} else {
+		FUZZ_CHECK(strcmp(x1.msg, x2.msg) == 0);
+	}
+	hl_event_free(a);
+	hl_event_free(b);
+	json_decref(pruned);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -90,6 +126,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		fuzz_event(name, fast);
 	}
+	fuzz_pruned_alike(name[0] ? name : "workflow_job", body, n, fast, rc, &err);
 	json_decref(fast);
 	return 0;
 }

@@ -138,9 +138,9 @@ static void
 test_json_fast_strings_at_every_offset(void **state)
 {
 	static const char *const specials[] = {
-		"\"",     "\\n",  "\\\"", "\\u00e9", "\\ud83d\\ude00", "\\x",
-		"\x01",    "\x1f",   "\x7f",   "\xc3\xa9",  "\xe2\x82\xac",          "\xf0\x9f\x98\x80",
-		"\xc3",    "\xff",   "\xed\xa0\x80", "\\ud800", "\x80",           " ",
+		"\"",   "\\n",  "\\\"",         "\\u00e9",  "\\ud83d\\ude00", "\\x",
+		"\x01", "\x1f", "\x7f",         "\xc3\xa9", "\xe2\x82\xac",   "\xf0\x9f\x98\x80",
+		"\xc3", "\xff", "\xed\xa0\x80", "\\ud800",  "\x80",           " ",
 	};
 	char text[128];
 	size_t k, pos, len, n;
@@ -269,6 +269,148 @@ test_json_fast_matches_jansson_on_mutations(void **state)
 	}
 }
 
+/* Rules for the pruned parse tests: a member dropped, one limited. */
+static const char *const keep_repo[] = { "full_name", "html_url", NULL };
+static const struct hl_json_prune_rule rules[] = {
+	{ "repository", keep_repo },
+	{ "organization", NULL },
+	{ "sender", keep_repo },
+	{ NULL, NULL },
+};
+
+/* What a pruned parse must build: the full tree with the rules applied. */
+static void
+prune_ref(json_t *root)
+{
+	const struct hl_json_prune_rule *r;
+	const char *key;
+	json_t *m, *v;
+	void *tmp;
+
+	if (!json_is_object(root))
+		return;
+	for (r = rules; r->key; r++) {
+		m = json_object_get(root, r->key);
+		if (!m)
+			continue;
+		if (!r->keep) {
+			json_object_del(root, r->key);
+			continue;
+		}
+		if (!json_is_object(m))
+			continue;
+		json_object_foreach_safe(m, tmp, key, v)
+		{
+			const char *const *k;
+
+			for (k = r->keep; *k && strcmp(*k, key) != 0; k++)
+				;
+			if (!*k)
+				json_object_del(m, key);
+		}
+	}
+}
+
+/* Returns 1 if the pruned parse accepts exactly what the full one does,
+ * with the same error, and builds the full tree pruned. */
+static int
+prune_agrees(const char *text, size_t n)
+{
+	json_t *full = NULL, *pruned = NULL;
+	struct hl_err e1 = HL_ERR_INIT, e2 = HL_ERR_INIT;
+	int r1 = hl_json_fast_parse(&full, text, n, &e1);
+	int r2 = hl_json_fast_parse_pruned(&pruned, text, n, rules, &e2);
+	int ok = r1 == r2;
+
+	if (ok && r1 == 0) {
+		prune_ref(full);
+		ok = json_equal(full, pruned);
+	} else if (ok) {
+		ok = strcmp(e1.msg, e2.msg) == 0;
+	}
+	if (!ok)
+		fprintf(stderr, "# pruned parse differs on %.*s: %s / %s\n",
+		        (int)(n > 200 ? 200 : n), text, r1 == 0 ? "ok" : e1.msg,
+		        r2 == 0 ? "ok" : e2.msg);
+	json_decref(full);
+	json_decref(pruned);
+	return ok;
+}
+
+static void
+test_json_fast_pruned_parse_builds_only_what_is_kept(void **state)
+{
+	static const char *const cases[] = {
+		"{\"repository\":{\"full_name\":\"a/b\",\"id\":7,\"owner\":{\"login\":\"a\"},"
+		"\"topics\":[\"x\",{\"y\":[1.5e3,null,true]}],\"html_url\":\"h\"},"
+		"\"organization\":{\"login\":\"o\",\"n\":[1,2]},\"action\":\"completed\","
+		"\"nested\":{\"repository\":{\"id\":1},\"organization\":2}}",
+		"{\"repository\":\"a string\",\"sender\":[1],\"organization\":null}",
+		"{\"repository\":{\"full_name\":\"first\"},\"repository\":{\"id\":1}}",
+		"{\"repository\":{\"full_\\u006eame\":\"esc\",\"\\u00e9\":\"\\ud83d\\ude00\"}}",
+		"[{\"repository\":{\"id\":1}}]",
+		/* refused inside a pruned member, the same way */
+		"{\"organization\":{\"a\":01}}",
+		"{\"organization\":{\"a\":\"\\ud800\"}}",
+		"{\"repository\":{\"id\":99999999999999999999999}}",
+		"{\"organization\":[1,,2]}",
+		"{\"repository\":{\"x\":tru}}",
+		"{\"organization\":{\"k\\u0000\":1}}",
+		"{\"organization\":{\"a\":1}",
+	};
+	json_t *v = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_true(prune_agrees(cases[i], strlen(cases[i])));
+	/* members under the root's are never pruned */
+	assert_int_equal(hl_json_fast_parse_pruned(&v, cases[0], strlen(cases[0]), rules, &err), 0);
+	assert_non_null(json_object_get(json_object_get(v, "nested"), "organization"));
+	assert_null(json_object_get(v, "organization"));
+	assert_int_equal(json_object_size(json_object_get(v, "repository")), 2);
+	json_decref(v);
+}
+
+static void
+test_json_fast_pruned_parse_agrees_on_examples_and_mutations(void **state)
+{
+	static const char damage[] = "{}[]\",:\\0e-tn \x80";
+	json_t *all = load_examples(), *ev, *exs, *ex;
+	char *text, buf[4096];
+	size_t i, j, n, pos, count = 0;
+	int k, round;
+
+	assert_non_null(all);
+	json_array_foreach(all, i, ev)
+	{
+		exs = json_object_get(ev, "examples");
+		json_array_foreach(exs, j, ex)
+		{
+			text = json_dumps(ex, JSON_COMPACT);
+			assert_true(prune_agrees(text, strlen(text)));
+			/* damaged copies: refused (or taken) alike */
+			for (round = 0; round < 8; round++) {
+				n = strlen(text) < sizeof(buf) ? strlen(text) : sizeof(buf);
+				memcpy(buf, text, n);
+				for (k = 0; k < 2 && n > 0; k++) {
+					pos = next_rand() % n;
+					if (next_rand() % 2)
+						buf[pos] =
+						        damage[next_rand() % (sizeof(damage) - 1)];
+					else
+						n = pos;
+				}
+				assert_true(prune_agrees(buf, n));
+			}
+			free(text);
+			count++;
+		}
+	}
+	assert_true(count > 200);
+	json_decref(all);
+}
+
 static void
 test_json_fast_arena_builds_equal_trees_and_frees_them(void **state)
 {
@@ -389,6 +531,8 @@ main(void)
 		cmocka_unit_test(test_json_fast_depth_is_bounded),
 		cmocka_unit_test(test_json_fast_matches_jansson_on_webhook_examples),
 		cmocka_unit_test(test_json_fast_matches_jansson_on_mutations),
+		cmocka_unit_test(test_json_fast_pruned_parse_builds_only_what_is_kept),
+		cmocka_unit_test(test_json_fast_pruned_parse_agrees_on_examples_and_mutations),
 		cmocka_unit_test(test_json_fast_arena_builds_equal_trees_and_frees_them),
 		cmocka_unit_test(test_json_fast_arena_keeps_values_that_outlive_the_scope),
 		cmocka_unit_test(test_json_fast_arena_accounts_frees_from_other_threads),
