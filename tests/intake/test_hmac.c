@@ -56,6 +56,10 @@ test_hmac_sha256_empty_input(void **state)
 	assert_int_equal(hl_sha256_hex(hex, "", 0), 0);
 	assert_string_equal(hex,
 	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	/* FIPS 180-2, appendix B.1 */
+	assert_int_equal(hl_sha256_hex(hex, "abc", 3), 0);
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void
