@@ -1015,6 +1015,21 @@ test_store_tasks_and_attempts(void **state)
 	hl_task_record_free(r);
 }
 
+/* n bytes of a repeating JSON-ish pattern: a body that compresses well
+ * (malloc'd). */
+static char *
+compressible_body(size_t n)
+{
+	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
+	char *body = malloc(n);
+	size_t i;
+
+	assert_non_null(body);
+	for (i = 0; i < n; i++)
+		body[i] = pattern[i % (sizeof(pattern) - 1)];
+	return body;
+}
+
 /* The ledger refuses illegal moves of the lifecycle, whoever writes. */
 static void
 test_store_task_transitions_are_checked(void **state)
@@ -1051,14 +1066,10 @@ test_store_large_body_round_trips_deflated(void **state)
 	struct hl_delivery_in in = delivery("d-big", NULL, NULL);
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
-	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
 	char row[RAW_COLS][256], *big;
-	size_t i, n = 200000;
+	size_t n = 200000;
 
-	big = malloc(n);
-	assert_non_null(big);
-	for (i = 0; i < n; i++)
-		big[i] = pattern[i % (sizeof(pattern) - 1)];
+	big = compressible_body(n);
 	in.body = big;
 	in.body_len = n;
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
@@ -1089,14 +1100,10 @@ test_store_typical_body_round_trips_lz4(void **state)
 	struct hl_delivery_in in = delivery("d-typical", NULL, NULL);
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
-	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
 	char row[RAW_COLS][256], *body;
-	size_t i, n = 40000;
+	size_t n = 40000;
 
-	body = malloc(n);
-	assert_non_null(body);
-	for (i = 0; i < n; i++)
-		body[i] = pattern[i % (sizeof(pattern) - 1)];
+	body = compressible_body(n);
 	in.body = body;
 	in.body_len = n;
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
@@ -1127,14 +1134,10 @@ test_store_known_event_body_is_not_compressed(void **state)
 	struct hl_delivery_in in = delivery("d-kfirst", "k-hint", NULL);
 	struct hl_delivery_record *d = NULL;
 	struct hl_intake_answer a;
-	static const char pattern[] = "{\"key\": [1, 2, 3], \"v\": \"abc\"}";
 	char row[RAW_COLS][256], *body;
-	size_t i, n = 20000;
+	size_t n = 20000;
 
-	body = malloc(n);
-	assert_non_null(body);
-	for (i = 0; i < n; i++)
-		body[i] = pattern[i % (sizeof(pattern) - 1)];
+	body = compressible_body(n);
 	in.body = body;
 	in.body_len = n;
 	assert_int_equal(hl_store_insert_delivery(f->s, &a, &in, NULL), 0);
