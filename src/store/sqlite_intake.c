@@ -230,7 +230,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	sqlite3_bind_text(st, 4, in->event_name, -1, SQLITE_STATIC);
 	hl_sq_bind_text(st, 5, in->action);
 	sqlite3_bind_text(st, 6, in->headers_json ? in->headers_json : "{}", -1, SQLITE_STATIC);
-	/* a duplicate of a known delivery keeps no body (body.h) */
+	/* a duplicate of a known event keeps no body (body.h) */
 	enc = dup_of[0] ? HL_BODY_DUPLICATE : (enum hl_body_encoding)r->zenc;
 	if (enc == HL_BODY_DUPLICATE)
 		sqlite3_bind_zeroblob(st, 7, 0);

@@ -203,7 +203,6 @@ hl_store_abandon_claim(struct hl_store *s, const char *delivery_id)
 static int64_t
 store_give_back_abandoned(struct hl_store *s)
 {
-	struct hl_err err;
 	size_t i, kept = 0;
 	int64_t n = 0;
 	int rc;
@@ -212,14 +211,7 @@ store_give_back_abandoned(struct hl_store *s)
 		char *id = s->k_abandoned[i];
 
 		pthread_mutex_unlock(&s->k_lock);
-		err.code = 0;
-		pthread_mutex_lock(&s->db_lock);
-		rc = s->ops->intake.finish(
-		        s->b, id,
-		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
-		                                      .not_before_ms = 0 },
-		        &err);
-		pthread_mutex_unlock(&s->db_lock);
+		rc = hl_store_give_back(s, id);
 		pthread_mutex_lock(&s->k_lock);
 		/* ECONFLICT: no longer this process's claim */
 		if (rc == 0 || rc == -HL_ECONFLICT || rc == -HL_ENOTFOUND) {

@@ -81,6 +81,10 @@ struct hl_store {
 	int n_listeners;
 };
 
+/* Gives one claim of this process back to the store (waiting, due now);
+ * the backend's finish result (store_intake.c). */
+int hl_store_give_back(struct hl_store *s, const char *delivery_id);
+
 /* Runs expr (a backend call) under the store mutex and returns its result. */
 #define STORE_CALL(s, expr)                          \
 	do {                                         \

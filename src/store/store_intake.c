@@ -120,18 +120,19 @@ store_handoff_record(const struct hl_intake_req *r)
 	return d;
 }
 
-/* Gives one claimed delivery back to the store (waiting, due now). */
-static void
-store_handoff_give_back(struct hl_store *s, const char *delivery_id)
+int
+hl_store_give_back(struct hl_store *s, const char *delivery_id)
 {
 	struct hl_err err = HL_ERR_INIT;
+	int rc;
 
 	pthread_mutex_lock(&s->db_lock);
-	(void)s->ops->intake.finish(
+	rc = s->ops->intake.finish(
 	        s->b, delivery_id,
 	        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED, .not_before_ms = 0 },
 	        &err);
 	pthread_mutex_unlock(&s->db_lock);
+	return rc;
 }
 
 /* ---- known event keys ------------------------------------------------
@@ -197,7 +198,7 @@ store_complete(struct hl_store *s, struct hl_intake_req *list)
 			pthread_mutex_unlock(&s->h_lock);
 			/* out of memory: the store has it, claimed; hand it back */
 			if (!d && r->taken_id > 0) {
-				store_handoff_give_back(s, r->in.delivery_id);
+				(void)hl_store_give_back(s, r->in.delivery_id);
 				(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
 			}
 			r->take = false;
@@ -580,7 +581,7 @@ hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out, struct 
 		pthread_mutex_unlock(&s->h_lock);
 		/* the ring filled meanwhile: the rest go back, due now */
 		for (; i < n; i++) {
-			store_handoff_give_back(s, got[i]->delivery_id);
+			(void)hl_store_give_back(s, got[i]->delivery_id);
 			hl_delivery_record_free(got[i]);
 		}
 		if (n > 0) {
@@ -611,7 +612,7 @@ hl_store_handoff_release(struct hl_store *s)
 	struct hl_delivery_record *d;
 
 	while ((d = store_handoff_pop(s))) {
-		store_handoff_give_back(s, d->delivery_id);
+		(void)hl_store_give_back(s, d->delivery_id);
 		hl_delivery_record_free(d);
 	}
 }
