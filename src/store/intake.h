@@ -6,8 +6,9 @@
  * completes only after the transaction holding the delivery was committed
  * AND the log was flushed to disk. Intakes are group-committed in a
  * two-stage pipeline (store.c): a committer thread writes every queued
- * intake in ONE transaction (one savepoint each, so one bad row does not
- * sink the batch), a syncer thread flushes once for all batches written so
+ * intake in ONE transaction (a bad row does not sink the batch: the
+ * backend writes it again with a savepoint per delivery, or has one
+ * already), a syncer thread flushes once for all batches written so
  * far and completes them, while the next batch is being written. Claims and
  * finishes are not flushed on their own: they survive a process crash, and
  * after a power loss they may be redone (the worker is at-least-once there,

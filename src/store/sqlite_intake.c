@@ -36,7 +36,7 @@ const char *const hl_sq_sql[SQ_MAX] = {
 	        " duplicate_of, task_id, updated_ms, body_encoding, body_size, failure_key,"
 	        " claims, claimed_by, lease_until_ms)"
 	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?8, ?15,"
-	        " ?16, ?17, ?18, ?19, ?20)",
+	        " ?16, ?17, ?18, ?19, ?20) ON CONFLICT (delivery_id) DO NOTHING",
 	[SQ_COUNT_BUMP] = "INSERT INTO delivery_counts (event_name, state, reason, n)"
 	                  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (event_name, state, reason)"
 	                  " DO UPDATE SET n = delivery_counts.n + excluded.n",
@@ -135,8 +135,87 @@ sq_tally_write(struct hl_store_backend *b, const struct sq_tally *t)
 	return 0;
 }
 
-/* One intake inside the batch transaction and its savepoint; its count
- * goes to tally (written by the caller before the commit). */
+/* The answer to a delivery id stored before: 1 (a repeat, answered as a
+ * duplicate of what it was answered then), 0 (new), or -1. */
+static int
+sq_repeat_delivery(struct hl_store_backend *b, struct hl_intake_req *r)
+{
+	struct hl_intake_answer *a = &r->answer;
+	sqlite3_stmt *st = b->in_st[SQ_SEL_DELIVERY];
+	int rc;
+
+	sqlite3_bind_text(st, 1, r->in.delivery_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *orig = (const char *)sqlite3_column_text(st, 0);
+
+		memset(a, 0, sizeof(*a));
+		a->status = HL_INTAKE_DUPLICATE;
+		a->original = orig && strcmp(orig, "accepted") == 0  ? HL_INTAKE_ACCEPTED
+		              : orig && strcmp(orig, "skipped") == 0 ? HL_INTAKE_SKIPPED
+		                                                     : HL_INTAKE_DUPLICATE;
+		hl_sq_col_copy(a->task_id, sizeof(a->task_id), st, 2);
+		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(&r->err, b->db, "select delivery");
+	return 0;
+}
+
+/* The first delivery of r's event, when its key is stored:
+ * 1 (dup_of and task_id written), 0 (a new event), or -1. */
+static int
+sq_known_event(struct hl_store_backend *b, struct hl_intake_req *r, char *dup_of, size_t dup_size)
+{
+	sqlite3_stmt *st = b->in_st[SQ_SEL_KEY];
+	int rc;
+
+	sqlite3_bind_text(st, 1, r->in.dedup_key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		hl_sq_col_copy(dup_of, dup_size, st, 0);
+		hl_sq_col_copy(r->answer.task_id, sizeof(r->answer.task_id), st, 1);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(&r->err, b->db, "select event key");
+	return 0;
+}
+
+/* Refuses what the store cannot key, before any statement. */
+static int
+sq_intake_check(struct hl_intake_req *r)
+{
+	const struct hl_delivery_in *in = &r->in;
+
+	memset(&r->answer, 0, sizeof(r->answer));
+	if (!in->delivery_id || !*in->delivery_id || strlen(in->delivery_id) > HL_DELIVERY_ID_MAX)
+		return hl_err_set(&r->err, HL_EINVAL, "bad delivery id");
+	if (!in->event_name || !*in->event_name)
+		return hl_err_set(&r->err, HL_EINVAL, "missing event name");
+	return 0;
+}
+
+/*
+ * One intake inside the batch transaction (sq_intake_check passed); its
+ * count goes to tally (written by the caller before the commit). On
+ * failure the caller undoes whatever it wrote.
+ *
+ * The event key is looked up first: most deliveries of a busy hook are
+ * repeats of a known event (redeliveries, the same event from the
+ * webhook and from a sensor), and such a delivery costs two statements,
+ * the lookup and its row, whose insert also finds a repeated delivery id
+ * (delivery_id is unique), as it does for a delivery without a key. Only
+ * a new event's delivery is looked up by id first, so that a repeated id
+ * never claims a key.
+ */
 static int
 sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, bool *queued,
               struct sq_tally *tally)
@@ -149,34 +228,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	enum hl_body_encoding enc;
 	int rc;
 
-	memset(a, 0, sizeof(*a));
 	*queued = false;
-	if (!in->delivery_id || !*in->delivery_id || strlen(in->delivery_id) > HL_DELIVERY_ID_MAX)
-		return hl_err_set(&r->err, HL_EINVAL, "bad delivery id");
-	if (!in->event_name || !*in->event_name)
-		return hl_err_set(&r->err, HL_EINVAL, "missing event name");
-
-	/* 1. The same delivery again: the first answer, as a duplicate. */
-	st = b->in_st[SQ_SEL_DELIVERY];
-	sqlite3_bind_text(st, 1, in->delivery_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const char *orig = (const char *)sqlite3_column_text(st, 0);
-
-		a->status = HL_INTAKE_DUPLICATE;
-		a->original = orig && strcmp(orig, "accepted") == 0  ? HL_INTAKE_ACCEPTED
-		              : orig && strcmp(orig, "skipped") == 0 ? HL_INTAKE_SKIPPED
-		                                                     : HL_INTAKE_DUPLICATE;
-		hl_sq_col_copy(a->task_id, sizeof(a->task_id), st, 2);
-		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc != SQLITE_DONE)
-		return hl_sq_fail(&r->err, b->db, "select delivery");
-
 	state = "received";
 	answer = "accepted";
 	reason = NULL;
@@ -189,26 +241,27 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 		a->status = a->original = HL_INTAKE_SKIPPED;
 		a->task_id[0] = '\0';
 	} else if (in->dedup_key && *in->dedup_key) {
-		/* 2. The same event through another delivery. */
-		st = b->in_st[SQ_INS_KEY];
-		sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, in->delivery_id, -1, SQLITE_STATIC);
-		hl_sq_bind_text(st, 3, in->task_id);
-		sqlite3_bind_int64(st, 4, now);
-		if (hl_sq_step_done(st) < 0)
-			return hl_sq_fail(&r->err, b->db, "insert event key");
-		if (sqlite3_changes(b->db) == 0) {
-			st = b->in_st[SQ_SEL_KEY];
+		rc = sq_known_event(b, r, dup_of, sizeof(dup_of));
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			/* 1. The same delivery again: the first answer, as a duplicate. */
+			rc = sq_repeat_delivery(b, r);
+			if (rc != 0)
+				return rc < 0 ? rc : 0;
+			/* 2. A new event: its key names this delivery. */
+			st = b->in_st[SQ_INS_KEY];
 			sqlite3_bind_text(st, 1, in->dedup_key, -1, SQLITE_STATIC);
-			rc = sqlite3_step(st);
-			if (rc == SQLITE_ROW) {
-				hl_sq_col_copy(dup_of, sizeof(dup_of), st, 0);
-				hl_sq_col_copy(a->task_id, sizeof(a->task_id), st, 1);
-			}
-			sqlite3_reset(st);
-			sqlite3_clear_bindings(st);
-			if (rc != SQLITE_ROW)
-				return hl_sq_fail(&r->err, b->db, "select event key");
+			sqlite3_bind_text(st, 2, in->delivery_id, -1, SQLITE_STATIC);
+			hl_sq_bind_text(st, 3, in->task_id);
+			sqlite3_bind_int64(st, 4, now);
+			if (hl_sq_step_done(st) < 0)
+				return hl_sq_fail(&r->err, b->db, "insert event key");
+			/* the writer holds the database: no one added it since */
+			if (sqlite3_changes(b->db) == 0)
+				return hl_err_set(&r->err, HL_EDB, "event key stored twice");
+		} else {
+			/* 2. The same event through another delivery. */
 			state = "skipped";
 			answer = "duplicate";
 			reason = "duplicate_event";
@@ -222,7 +275,7 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	if (r->take && strcmp(state, "received") == 0)
 		state = "processing";
 
-	/* 3. Store it. */
+	/* 3. Store it (a repeated delivery id stores nothing). */
 	st = b->in_st[SQ_INS_DELIVERY];
 	sqlite3_bind_text(st, 1, in->delivery_id, -1, SQLITE_STATIC);
 	hl_sq_bind_text(st, 2, in->hook_id);
@@ -259,6 +312,13 @@ sq_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	}
 	if (hl_sq_step_done(st) < 0)
 		return hl_sq_fail(&r->err, b->db, "insert delivery");
+	if (sqlite3_changes(b->db) == 0) {
+		/* 1. The same delivery again (a new event's was looked up above). */
+		rc = sq_repeat_delivery(b, r);
+		if (rc == 0)
+			return hl_err_set(&r->err, HL_EDB, "delivery neither stored nor found");
+		return rc < 0 ? rc : 0;
+	}
 	if (strcmp(state, "processing") == 0)
 		r->taken_id = sqlite3_last_insert_rowid(b->db);
 	if (sq_tally_add(tally, in->event_name, state, reason) < 0 &&
@@ -279,34 +339,55 @@ sq_sync_restore(struct hl_store_backend *b)
 		hl_sq_step_done(b->in_st[SQ_SYNC_NORMAL]);
 }
 
+/*
+ * One transaction for the batch. It is first written without savepoints
+ * (two statements fewer per delivery); when a delivery fails, the whole
+ * batch is rolled back and written again with a savepoint per delivery,
+ * so the one that fails fails alone.
+ */
 int
 hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 {
 	struct hl_intake_req *r;
 	struct hl_err err = HL_ERR_INIT;
-	int64_t now = hl_time_wall_ms();
-	struct sq_tally tally = { .len = 0 };
-	int queued = 0;
-	bool q;
+	int64_t now;
+	struct sq_tally tally;
+	bool savepoints = false, q;
+	int queued;
 
+again:
+	now = hl_time_wall_ms();
+	tally.len = 0;
+	queued = 0;
 	/* With our own handle on the WAL, the flush is sq_sync_log's job. */
 	if ((b->walfd < 0 && hl_sq_step_done(b->in_st[SQ_SYNC_FULL]) < 0) ||
 	    hl_sq_step_done(b->in_st[SQ_BEGIN]) < 0) {
 		hl_sq_fail(&err, b->db, "begin");
 		goto fail;
 	}
-	for (r = head; r; r = r->next)
+	for (r = head; r; r = r->next) {
 		r->taken_id = 0;
+		r->err = (struct hl_err)HL_ERR_INIT;
+	}
 	for (r = head; r; r = r->next) {
 		struct sq_tally one = { .len = 0 };
 
-		if (hl_sq_step_done(b->in_st[SQ_SP]) < 0) {
+		r->rc = sq_intake_check(r);
+		if (r->rc < 0)
+			continue;
+		if (savepoints && hl_sq_step_done(b->in_st[SQ_SP]) < 0) {
 			hl_sq_fail(&err, b->db, "savepoint");
 			goto rollback;
 		}
 		r->rc = sq_intake_one(b, r, now, &q, &one);
 		if (r->rc < 0) {
 			r->taken_id = 0;
+			if (!savepoints) {
+				hl_sq_step_done(b->in_st[SQ_ROLLBACK]);
+				sq_sync_restore(b);
+				savepoints = true;
+				goto again;
+			}
 			if (hl_sq_step_done(b->in_st[SQ_SP_ROLLBACK]) < 0) {
 				hl_sq_fail(&err, b->db, "rollback to savepoint");
 				goto rollback;
@@ -324,7 +405,7 @@ hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 			if (q)
 				queued++;
 		}
-		if (hl_sq_step_done(b->in_st[SQ_SP_RELEASE]) < 0) {
+		if (savepoints && hl_sq_step_done(b->in_st[SQ_SP_RELEASE]) < 0) {
 			hl_sq_fail(&err, b->db, "release savepoint");
 			goto rollback;
 		}

@@ -767,6 +767,68 @@ test_store_batch_dedups_inside_it(void **state)
 	assert_counts_rebuilt_alike(f, before);
 }
 
+/* A delivery whose row the database refuses inside a batch fails alone,
+ * and leaves nothing behind: the event key it claimed is not kept, so the
+ * event's next delivery in the same batch is new; the others are stored
+ * and counted once. (A batch is written first without a savepoint per
+ * delivery, then again with them when one fails.) */
+static void
+test_store_refused_row_leaves_no_key(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 5 };
+	static struct hl_intake_req reqs[N];
+	static const char *const ids[N] = { "ok-1", "poison", "ok-2", "ok-3", "ok-4" };
+	static const char *const keys[N] = { "key-1", "key-P", "key-2", "key-P", "key-1" };
+	json_t *counts = json_object();
+	json_int_t total = 0;
+	char row[RAW_COLS][256];
+	const char *k;
+	json_t *v;
+	int i;
+
+	assert_int_equal(
+	        raw_exec(f, pg_mode ? "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql"
+	                              " AS $$BEGIN IF NEW.delivery_id = 'poison' THEN"
+	                              " RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW;"
+	                              " END$$; CREATE TRIGGER poison BEFORE INSERT ON deliveries"
+	                              " FOR EACH ROW EXECUTE FUNCTION poison()"
+	                            : "CREATE TRIGGER poison BEFORE INSERT ON deliveries"
+	                              " WHEN NEW.delivery_id = 'poison'"
+	                              " BEGIN SELECT RAISE(ABORT, 'poisoned row'); END"),
+	        0);
+	memset(reqs, 0, sizeof(reqs));
+	for (i = 0; i < N; i++)
+		reqs[i].in = delivery(ids[i], keys[i], NULL);
+	submit_batch(f, reqs, N);
+	assert_true(reqs[1].rc < 0);
+	assert_non_null(strstr(reqs[1].err.msg, "poisoned row"));
+	for (i = 0; i < N; i++)
+		if (i != 1)
+			assert_int_equal(reqs[i].rc, 0);
+	assert_int_equal(reqs[0].answer.status, HL_INTAKE_ACCEPTED);
+	assert_int_equal(reqs[2].answer.status, HL_INTAKE_ACCEPTED);
+	/* key-P is ok-3's, not the refused delivery's */
+	assert_int_equal(reqs[3].answer.status, HL_INTAKE_ACCEPTED);
+	assert_string_equal(reqs[3].answer.duplicate_of, "");
+	assert_int_equal(reqs[4].answer.status, HL_INTAKE_DUPLICATE);
+	assert_string_equal(reqs[4].answer.duplicate_of, "ok-1");
+	assert_int_equal(raw_row(f, "SELECT delivery_id FROM event_keys WHERE dedup_key = 'key-P'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "ok-3");
+	assert_int_equal(raw_row(f, "SELECT count(*) FROM event_keys WHERE delivery_id = 'poison'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "0");
+	assert_int_equal(raw_row(f, "SELECT count(*) FROM deliveries", row), 0);
+	assert_string_equal(row[0], "4");
+	assert_int_equal(hl_store_counts(f->s, count_map_cb, counts, NULL), 0);
+	json_object_foreach(counts, k, v) total += json_integer_value(v);
+	assert_int_equal(total, 4);
+	assert_counts_rebuilt_alike(f, counts);
+}
+
 /* Another connection (another process would be the same: the default VFS,
  * its own descriptors) sees every batch the moment it is answered, reads
  * every body, and finds the database intact: the store's VFS writes a
@@ -3281,6 +3343,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_no_duplicate_indexes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_batch_dedups_inside_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_refused_row_leaves_no_key, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_failing_statement_fails_alone, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_concurrent_same_delivery_accepted_once,
