@@ -232,7 +232,15 @@ def main():
 
     def a4_attempt():
         return (task_of(srv, tid_a4).get("attempts") or [{}])[0]
+    def a4_delivery():
+        return next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                     if d.get("delivery_id") == "loop-a4"), {})
     first = wait_for(lambda: a4_attempt().get("coderun"), 15)
+    # the worker finishes the delivery just after the attempt names its
+    # CodeRun: killed before that, the delivery is still being processed,
+    # replay refuses it and the restart takes it back instead; this case
+    # replays a processed one
+    wait_for(lambda: a4_delivery().get("state") == "processed", 15)
     srv.kill()
     con = dtest.store_db(srv.data_dir)
     sql = ("UPDATE attempts SET phase = 'preparing', coderun_name = NULL"
@@ -245,10 +253,6 @@ def main():
     con.close()
     rc, _, err = dtest.healer("replay", "loop-a4", env=dict(BASE_ENV, HEALER_DATA_DIR=srv.data_dir))
     srv = Healer(srv.data_dir, BASE_ENV).start()
-
-    def a4_delivery():
-        return next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
-                     if d.get("delivery_id") == "loop-a4"), {})
     resumed = wait_for(lambda: a4_attempt().get("coderun") == first
                        and a4_attempt().get("phase") != "preparing", 20)
     check("a delivery replayed after a kill between its CodeRun and the attempt's record"
