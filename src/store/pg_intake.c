@@ -899,7 +899,7 @@ hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, s
 	if (!state[0])
 		rc = hl_err_set(err, HL_ENOTFOUND, "no delivery '%s'", delivery_id);
 	else if (strcmp(state, "processing") == 0)
-		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+		rc = hl_store_processing_refusal(err, delivery_id);
 	else if (strcmp(enc, hl_body_encoding_name(HL_BODY_DUPLICATE)) == 0)
 		rc = hl_store_duplicate_refusal(err, delivery_id, dup_of);
 	else if (strcmp(state, "received") != 0) { /* a waiting one waits already */

@@ -847,7 +847,7 @@ hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id, s
 	else if (rc != SQLITE_ROW)
 		rc = hl_sq_fail(err, b->db, "requeue");
 	else if (strcmp(state, "processing") == 0)
-		rc = hl_err_set(err, HL_ECONFLICT, "delivery '%s' is being processed", delivery_id);
+		rc = hl_store_processing_refusal(err, delivery_id);
 	else if (strcmp(enc, hl_body_encoding_name(HL_BODY_DUPLICATE)) == 0)
 		rc = hl_store_duplicate_refusal(err, delivery_id, dup_of);
 	else if (strcmp(state, "received") == 0) {

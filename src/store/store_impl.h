@@ -128,6 +128,9 @@ struct hl_store_ledger_ops {
 /* requeue's refusal of a duplicate that keeps no body of its own (body.h):
  * -HL_ECONFLICT, naming the delivery that keeps it. */
 int hl_store_duplicate_refusal(struct hl_err *err, const char *delivery_id, const char *first);
+/* requeue's refusal of a delivery that is being processed: -HL_ECONFLICT,
+ * saying what becomes of it should its process have died. */
+int hl_store_processing_refusal(struct hl_err *err, const char *delivery_id);
 
 /* A task page's cursor is "<created_ms>.<task_id>" of the page's last
  * task. Parse: 0 when c is NULL or "", 1 with *ms and id set, or

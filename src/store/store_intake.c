@@ -371,6 +371,16 @@ hl_store_duplicate_refusal(struct hl_err *err, const char *delivery_id, const ch
 }
 
 int
+hl_store_processing_refusal(struct hl_err *err, const char *delivery_id)
+{
+	return hl_err_set(err, HL_ECONFLICT,
+	                  "delivery '%s' is being processed; if the process that claimed it "
+	                  "died, its claim is taken back when its lease runs out (on SQLite, "
+	                  "also when the server starts again)",
+	                  delivery_id);
+}
+
+int
 hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id, struct hl_err *err)
 {
 	int64_t k = 0;

@@ -2467,6 +2467,8 @@ test_store_requeue_failed_or_one(void **state)
 	assert_string_equal(d->delivery_id, "r-ok");
 	/* one being processed is not taken from its worker */
 	assert_int_equal(hl_store_requeue(f->s, &n, "r-ok", &err), -HL_ECONFLICT);
+	assert_non_null(strstr(err.msg, "'r-ok' is being processed"));
+	assert_non_null(strstr(err.msg, "taken back"));
 	assert_int_equal(finish(f->s, "r-ok", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
 	hl_delivery_record_free(d);
 	d = NULL;
