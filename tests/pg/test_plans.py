@@ -10,9 +10,11 @@ which every later execution pays for as the table grows: before the store
 prepared its statements again as they are used, each failure read the
 whole task table (quadratic in the number of tasks). Autovacuum is turned
 off for the table here, so nothing else refreshes the plans meanwhile.
-The bound: a statement's first 100 uses may still scan the table while it
-is small (about 10,000 rows read here, 25,000 under ASan); a plan that
-lasts reads it for every failure (327,000 rows for 800).
+The bound: a statement's first 100 uses in each session may still scan
+the table while it is small, and how the uses fall on the sessions varies
+from run to run (10,000 to 85,000 rows read seen, the most under ASan in
+a loaded run); a plan that lasts reads it for every failure (327,000 rows
+for 800), twice the bound.
 Standard library only; prints TAP.
 """
 import os
@@ -45,7 +47,7 @@ def main():
                      " WHERE relname = 'remediation_tasks'").fetchall()[0]
     check(f"the task table is read by index, not scanned per failure "
           f"(sequential scans, rows read, index scans: {list(read)})",
-          read[1] < 100 * FAILURES, list(read))
+          read[1] < 200 * FAILURES, list(read))
     con.close()
     dtest.finish()
 
