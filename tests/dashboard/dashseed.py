@@ -130,6 +130,9 @@ class Seeded:
     def set_phase(self, tid, phase, pr_url=None):
         """Writes status.phase into the CodeRun file of task tid."""
         for f in sorted(os.listdir(self.coderuns)):
+            # healer's staging files (".NAME.json.tmp.PID") may be half written
+            if f.startswith(".") or not f.endswith(".json"):
+                continue
             path = os.path.join(self.coderuns, f)
             m = json.load(open(path))
             if m["metadata"]["labels"].get("healer/task-id") == tid:
