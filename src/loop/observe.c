@@ -6,9 +6,12 @@
  * changes nothing, so a relist, a restart or a second replica replaying the
  * same object applies no transition twice (an ended one only makes its
  * task due again, in case the first schedule was lost). A phase never goes
- * back (a stale Running after Succeeded is ignored). When the CodeRun ended, the
- * attempt is marked for judgement (phase verifying, the end time kept) and
- * its task is made due, which wakes the drivers.
+ * back (a stale Running after Succeeded is ignored), also when two threads
+ * race: the watcher and a driver applying a kept object each read the
+ * attempt before writing, and the store drops a write whose CodeRun phase
+ * ranks below the recorded one (HL_STORE_ATTEMPT_CODERUN_SET). When the
+ * CodeRun ended, the attempt is marked for judgement (phase verifying, the
+ * end time kept) and its task is made due, which wakes the drivers.
  *
  * The remediation records an attempt's CodeRun right after creating it, so
  * the watch may show a CodeRun (even finished) before its attempt exists.

@@ -310,11 +310,8 @@ hl_pg_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct
 	        " outcome = COALESCE(excluded.outcome, attempts.outcome),"
 	        " finished_ms = COALESCE(excluded.finished_ms, attempts.finished_ms),"
 	        " kind = excluded.kind," HL_STORE_ATTEMPT_PHASE_SET ","
-	        " reason = COALESCE(excluded.reason, attempts.reason),"
-	        " status_message = COALESCE(excluded.status_message, attempts.status_message),"
-	        " pr_url = COALESCE(excluded.pr_url, attempts.pr_url),"
-	        " coderun_phase = COALESCE(excluded.coderun_phase, attempts.coderun_phase),"
-	        " job_name = COALESCE(excluded.job_name, attempts.job_name),"
+	        " reason = COALESCE(excluded.reason, attempts.reason)," HL_STORE_ATTEMPT_CODERUN_SET
+	        ","
 	        " agent_done_ms = COALESCE(excluded.agent_done_ms, attempts.agent_done_ms),"
 	        " prompt = COALESCE(excluded.prompt, attempts.prompt),"
 	        " repository = COALESCE(excluded.repository, attempts.repository),"

@@ -32,6 +32,27 @@ struct hl_store_backend;
 	" phase = CASE WHEN " HL_STORE_PHASE_RANK("excluded.phase") " >= " HL_STORE_PHASE_RANK( \
 	        "attempts.phase") " THEN excluded.phase ELSE attempts.phase END"
 
+/*
+ * The SQL of the CodeRun's status on an attempt's update: its phase, message,
+ * PR and Job come from one look at the CodeRun (Pending < Running <
+ * Succeeded, Failed). A look whose phase ranks below the recorded one is
+ * stale (read before a newer one was written, then written after it) and
+ * changes none of them; NULL keeps the stored value.
+ */
+#define HL_STORE_CODERUN_RANK(x)                                                          \
+	"(CASE " x " WHEN 'Pending' THEN 0 WHEN 'Running' THEN 1 WHEN 'Succeeded' THEN 2" \
+	" WHEN 'Failed' THEN 2 ELSE -1 END)"
+#define HL_STORE_CODERUN_STALE                                            \
+	"(excluded.coderun_phase IS NOT NULL AND " HL_STORE_CODERUN_RANK( \
+	        "excluded.coderun_phase") " < " HL_STORE_CODERUN_RANK("attempts.coderun_phase") ")"
+#define HL_STORE_CODERUN_FIELD_SET(f)                                                      \
+	" " f " = CASE WHEN " HL_STORE_CODERUN_STALE " THEN attempts." f " ELSE COALESCE(" \
+	"excluded." f ", attempts." f ") END"
+#define HL_STORE_ATTEMPT_CODERUN_SET                                             \
+	HL_STORE_CODERUN_FIELD_SET("status_message")                             \
+	"," HL_STORE_CODERUN_FIELD_SET("pr_url") "," HL_STORE_CODERUN_FIELD_SET( \
+	        "coderun_phase") "," HL_STORE_CODERUN_FIELD_SET("job_name")
+
 /* Where a backend hands the signals it receives (see hl_store_publish). */
 struct hl_store_sink {
 	void (*deliver)(void *arg, enum hl_store_channel ch, const char *payload);

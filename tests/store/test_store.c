@@ -813,13 +813,11 @@ test_store_refused_row_leaves_no_key(void **state)
 	assert_string_equal(reqs[3].answer.duplicate_of, "");
 	assert_int_equal(reqs[4].answer.status, HL_INTAKE_DUPLICATE);
 	assert_string_equal(reqs[4].answer.duplicate_of, "ok-1");
-	assert_int_equal(raw_row(f, "SELECT delivery_id FROM event_keys WHERE dedup_key = 'key-P'",
-	                         row),
-	                 0);
+	assert_int_equal(
+	        raw_row(f, "SELECT delivery_id FROM event_keys WHERE dedup_key = 'key-P'", row), 0);
 	assert_string_equal(row[0], "ok-3");
-	assert_int_equal(raw_row(f, "SELECT count(*) FROM event_keys WHERE delivery_id = 'poison'",
-	                         row),
-	                 0);
+	assert_int_equal(
+	        raw_row(f, "SELECT count(*) FROM event_keys WHERE delivery_id = 'poison'", row), 0);
 	assert_string_equal(row[0], "0");
 	assert_int_equal(raw_row(f, "SELECT count(*) FROM deliveries", row), 0);
 	assert_string_equal(row[0], "4");
@@ -1043,16 +1041,43 @@ test_store_tasks_and_attempts(void **state)
 	 * records its attempt as pending again: the phase does not go back */
 	a.phase = HL_PHASE_VERIFYING;
 	a.coderun_phase = "Failed";
+	a.status_message = "the agent gave up";
+	a.job_name = "healer-t-1-1-job";
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
 	a.phase = HL_PHASE_PENDING;
 	a.coderun_phase = NULL;
+	a.status_message = NULL;
+	a.job_name = NULL;
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
 	a.phase = HL_PHASE_RUNNING; /* the agent's pod, recorded late */
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	/* a stale look at the CodeRun (read before the watch wrote its end,
+	 * written after it) changes none of its status */
+	a.phase = HL_PHASE_PENDING;
+	a.coderun_phase = "Pending";
+	a.status_message = "waiting for a node";
+	a.job_name = "stale-job";
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	a.coderun_phase = "Running";
 	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-1", &err), 0);
 	assert_int_equal(r->attempt[0].phase, HL_PHASE_VERIFYING);
 	assert_string_equal(r->attempt[0].coderun_phase, "Failed");
+	assert_string_equal(r->attempt[0].status_message, "the agent gave up");
+	assert_string_equal(r->attempt[0].job_name, "healer-t-1-1-job");
 	hl_task_record_free(r);
+	r = NULL;
+	/* a look of the same rank is taken (the controller's later message) */
+	a.coderun_phase = "Failed";
+	a.status_message = "the agent gave up: out of turns";
+	a.job_name = NULL;
+	assert_int_equal(hl_store_attempt_put(f->s, &a, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-1", &err), 0);
+	assert_string_equal(r->attempt[0].status_message, "the agent gave up: out of turns");
+	assert_string_equal(r->attempt[0].job_name, "healer-t-1-1-job");
+	hl_task_record_free(r);
+	a.coderun_phase = NULL;
+	a.status_message = NULL;
 	r = NULL;
 	a.outcome = HL_OUTCOME_SUCCESS;
 	a.phase = HL_PHASE_DONE;
