@@ -297,21 +297,33 @@ driver_same(const char *a, const char *b)
 }
 
 /*
- * After a wait was scheduled: the watcher records a CodeRun's change and
- * then makes the task due, without the lease, so a change that landed
- * between this step's read and its schedule would have its "due now"
- * overwritten by the wait. Reading the task again closes the gap: a
- * change seen now is judged at once; one not seen yet is recorded after
- * this read, and its own schedule comes after the wait's.
+ * After a wait was scheduled: the watcher (a CodeRun's change) and the CI
+ * intake (a CI result of the task, ci.c) record what they saw and then
+ * make the task due, without the lease, so a change that landed between
+ * this step's read and its schedule would have its "due now" overwritten
+ * by the wait. Reading the task and its latest CI result again closes the
+ * gap: a change seen now is judged at once; one not seen yet is recorded
+ * after this read, and its own schedule comes after the wait's.
  */
 #define DRIVER_RECHECK_MS 30000 /* how long the re-read waits for a store that went away */
 
+static bool
+driver_same_ci(const struct hl_ci_result_record *x, const struct hl_ci_result_record *y)
+{
+	if (!x || !y)
+		return !x && !y;
+	return x->run_id == y->run_id && x->job_id == y->job_id &&
+	       x->run_attempt == y->run_attempt && x->completed_ms == y->completed_ms &&
+	       strcmp(x->conclusion, y->conclusion) == 0 && strcmp(x->head_sha, y->head_sha) == 0;
+}
+
 static int
 driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct hl_attempt_record *a,
-               struct hl_err *err)
+               const struct hl_ci_result_record *ci_seen, struct hl_err *err)
 {
 	struct hl_task_record *now = NULL;
 	const struct hl_attempt_record *b;
+	struct hl_ci_result_record ci;
 	int64_t give_up = hl_time_mono_ms() + DRIVER_RECHECK_MS, pause = 100;
 	bool changed = false, read = false;
 	int rc;
@@ -328,6 +340,15 @@ driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct h
 			          !driver_same(a->coderun_phase, b->coderun_phase) ||
 			          !driver_same(a->status_message, b->status_message);
 			hl_task_record_free(now);
+			/* a CI result recorded since this step read the latest */
+			if (rc == 0 && !changed) {
+				rc = hl_store_ci_result_latest(l->store, &ci, t->task_id,
+				                               a->started_ms, err);
+				if (rc == 0 || rc == -HL_ENOTFOUND)
+					changed = !driver_same_ci(ci_seen, rc == 0 ? &ci : NULL);
+				else
+					read = false;
+			}
 		}
 		if (read)
 			rc = changed ? hl_store_task_schedule(l->store, t->task_id,
@@ -402,7 +423,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		rc = hl_store_task_schedule(l->store, t->task_id,
 		                            st.until ? st.until : HL_TASK_NO_CHECK, err);
 		if (rc == 0)
-			rc = driver_recheck(l, t, a, err);
+			rc = driver_recheck(l, t, a, have_ci ? &ci : NULL, err);
 		break;
 	case HL_LOOP_VERIFYING:
 		rc = hl_store_task_put(l->store,
@@ -411,7 +432,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		                                          .next_check_ms = st.until },
 		                       err);
 		if (rc == 0)
-			rc = driver_recheck(l, t, a, err);
+			rc = driver_recheck(l, t, a, have_ci ? &ci : NULL, err);
 		break;
 	case HL_LOOP_TIMEOUT:
 	case HL_LOOP_FINISHED:

@@ -1,0 +1,218 @@
+/*
+ * test_driver.c - a driver's step against changes that land while it
+ * steps (src/loop/driver.c): a CI result recorded between the step's read
+ * and the wait it schedules must still make the task due at once, not at
+ * the end of the wait. The store's CI read is wrapped so that the result
+ * arrives exactly there.
+ */
+#include "base/clock.h"
+#include "loop/loop_impl.h"
+#include "store/store_front.h"
+
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TASK "hl-driver-1"
+#define SHA0 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define SHA1 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+struct fixture {
+	char dir[64], url[128];
+	struct hl_store *s;
+	struct hl_config cfg;
+	struct hl_loop l;
+};
+
+/* The wrapped store: the first CI read of a step records the job passing
+ * at the fixed commit right after it read (as a webhook worker would). */
+static struct hl_store_ops wrapped;
+static const struct hl_store_ops *original;
+static int inject_after_read;
+
+static int
+wrapped_ci_latest(struct hl_store_backend *b, struct hl_ci_result_record *out, const char *task_id,
+                  int64_t since_ms, struct hl_err *err)
+{
+	int rc = original->loop.ci_result_latest(b, out, task_id, since_ms, err);
+	struct hl_err aerr = HL_ERR_INIT;
+
+	if (inject_after_read && --inject_after_read == 0)
+		assert_int_equal(original->loop.ci_result_add(
+		                         b,
+		                         &(struct hl_ci_result){ .task_id = task_id,
+		                                                 .delivery_id = "ci-pass-1",
+		                                                 .head_sha = SHA1,
+		                                                 .branch = "fix/clippy",
+		                                                 .conclusion = "success",
+		                                                 .run_id = 9002,
+		                                                 .run_attempt = 1,
+		                                                 .job_id = 7002,
+		                                                 .completed_ms = hl_time_wall_ms(),
+		                                                 .source = "webhook" },
+		                         &aerr),
+		                 0);
+	return rc;
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct hl_err err = HL_ERR_INIT;
+
+	strcpy(f->dir, "/tmp/hl-test-driver-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->url, sizeof(f->url), "sqlite:%s/healer.db", f->dir);
+	if (hl_store_open(&f->s, f->url, &err) < 0) {
+		fprintf(stderr, "open: %s\n", err.msg);
+		return -1;
+	}
+	original = f->s->ops;
+	wrapped = *original;
+	wrapped.loop.ci_result_latest = wrapped_ci_latest;
+	f->s->ops = &wrapped;
+	inject_after_read = 0;
+
+	f->cfg.lease_seconds = 30;
+	f->l.cfg = &f->cfg;
+	f->l.store = f->s;
+	f->l.lim = (struct hl_loop_limits){ .max_attempts = 3,
+		                            .attempt_timeout_ms = 60 * 60000,
+		                            .verify_timeout_ms = 30 * 60000 };
+	strcpy(f->l.owner, "test");
+	pthread_mutex_init(&f->l.lock, NULL);
+	pthread_cond_init(&f->l.cond, NULL);
+	pthread_cond_init(&f->l.nap_cond, NULL);
+	pthread_mutex_init(&f->l.pending_lock, NULL);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	f->s->ops = original;
+	hl_store_close(f->s);
+	pthread_mutex_destroy(&f->l.lock);
+	pthread_cond_destroy(&f->l.cond);
+	pthread_cond_destroy(&f->l.nap_cond);
+	pthread_mutex_destroy(&f->l.pending_lock);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0) {
+		/* a leftover temp directory is harmless */
+	}
+	free(f);
+	return 0;
+}
+
+/* A running task whose CodeRun succeeded (its attempt awaits CI), due now. */
+static void
+seed_verifying_task(struct fixture *f)
+{
+	struct hl_err err = HL_ERR_INIT;
+	int64_t now = hl_time_wall_ms();
+
+	assert_int_equal(hl_store_task_put(f->s,
+	                                   &(struct hl_task){ .task_id = TASK,
+	                                                      .repository = "acme/gadgets",
+	                                                      .run_id = 9001,
+	                                                      .job = "clippy",
+	                                                      .branch = "main",
+	                                                      .target_branch = "fix/clippy",
+	                                                      .head_sha = SHA0,
+	                                                      .agent = "rex",
+	                                                      .failure_type = "rust_clippy",
+	                                                      .state = HL_TASK_RUNNING,
+	                                                      .attempts = 1,
+	                                                      .next_check_ms = now },
+	                                   &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_put(f->s,
+	                                      &(struct hl_attempt){ .task_id = TASK,
+	                                                            .n = 1,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_VERIFYING,
+	                                                            .outcome = HL_OUTCOME_INVALID,
+	                                                            .agent = "rex",
+	                                                            .coderun_name = "healer-rex-1",
+	                                                            .coderun_phase = "Succeeded",
+	                                                            .agent_done_ms = now,
+	                                                            .started_ms = now - 1000 },
+	                                      &err),
+	                 0);
+}
+
+static struct hl_task_record *
+task(struct fixture *f)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_record *t = NULL;
+
+	assert_int_equal(hl_store_task_get(f->s, &t, TASK, &err), 0);
+	return t;
+}
+
+/* Control: with no CI result, the step waits for CI until the deadline. */
+static void
+test_verifying_waits_for_ci(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+
+	seed_verifying_task(f);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_VERIFYING);
+	assert_true(t->next_check_ms > hl_time_wall_ms() + 20 * 60000);
+	hl_task_record_free(t);
+}
+
+/* The CI result lands between the step's read and its wait: the task is
+ * due at once, and the next step judges the attempt by it. */
+static void
+test_ci_result_during_step_is_not_lost(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+
+	seed_verifying_task(f);
+	inject_after_read = 1;
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	assert_int_equal(inject_after_read, 0);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_VERIFYING);
+	assert_true(t->next_check_ms > 0 && t->next_check_ms <= hl_time_wall_ms());
+	hl_task_record_free(t);
+
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_SUCCEEDED);
+	assert_int_equal(t->n_attempts, 1);
+	assert_int_equal(t->attempt[0].outcome, HL_OUTCOME_SUCCESS);
+	hl_task_record_free(t);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_verifying_waits_for_ci, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ci_result_during_step_is_not_lost, setup,
+		                                teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
