@@ -37,15 +37,55 @@ hl_time_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Every log line carries one: the date and time of the second are kept per
+ * thread, so within a second a stamp costs three digits (glibc's gmtime_r
+ * takes a process-wide lock, and snprintf is most of a log line's cost).
+ */
 void
 hl_time_rfc3339(char *out, size_t size, int64_t wall_ms)
 {
-	time_t secs = (time_t)(wall_ms / 1000);
-	struct tm tm;
+	static _Thread_local int64_t last_secs = -1;
+	static _Thread_local char last[24]; /* "YYYY-MM-DDTHH:MM:SS" */
+	static _Thread_local size_t last_len;
+	int64_t secs = wall_ms / 1000;
+	char stamp[32];
+	int ms = (int)(wall_ms % 1000);
 
-	gmtime_r(&secs, &tm);
-	snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	if (wall_ms < 0 || size == 0) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+
+		gmtime_r(&t, &tm);
+		snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+		return;
+	}
+	if (secs != last_secs) {
+		time_t t = (time_t)secs;
+		struct tm tm;
+		int n;
+
+		gmtime_r(&t, &tm);
+		n = snprintf(last, sizeof(last), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		last_len = n > 0 && (size_t)n < sizeof(last) ? (size_t)n : strlen(last);
+		last_secs = secs;
+	}
+	memcpy(stamp, last, last_len);
+	stamp[last_len] = '.';
+	stamp[last_len + 1] = (char)('0' + ms / 100);
+	stamp[last_len + 2] = (char)('0' + ms / 10 % 10);
+	stamp[last_len + 3] = (char)('0' + ms % 10);
+	stamp[last_len + 4] = 'Z';
+	stamp[last_len + 5] = '\0';
+	/* snprintf's truncation, as before */
+	if (last_len + 5 < size) {
+		memcpy(out, stamp, last_len + 6);
+	} else {
+		memcpy(out, stamp, size - 1);
+		out[size - 1] = '\0';
+	}
 }
 
 void

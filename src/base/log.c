@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,13 @@
 #define LOG_DEFER_MAX   65536 /* bytes of deferred lines */
 
 static enum hl_log_level log_level = HL_LOG_INFO;
+/* The secrets to redact: only ever added (under log_lock), each slot
+ * written before the count that shows it, so a line reads them without
+ * the lock. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *log_secrets[LOG_MAX_SECRETS];
-static int log_nsecrets;
+static const char *log_secrets[LOG_MAX_SECRETS];
+static size_t log_secret_len[LOG_MAX_SECRETS];
+static atomic_int log_nsecrets;
 static _Thread_local char log_delivery[96];
 static _Thread_local char log_task[96];
 
@@ -61,20 +66,24 @@ hl_log_parse_level(const char *name)
 void
 hl_log_add_secret(const char *secret)
 {
-	int i;
+	int i, n;
 
 	/* short secrets too: a 3-character password is still a password
 	 * (but blank text is nobody's secret, and would blank the log) */
 	if (!secret || !secret[strspn(secret, " \t\r\n")])
 		return;
 	pthread_mutex_lock(&log_lock);
-	for (i = 0; i < log_nsecrets; i++)
+	n = atomic_load_explicit(&log_nsecrets, memory_order_relaxed);
+	for (i = 0; i < n; i++)
 		if (strcmp(log_secrets[i], secret) == 0)
 			goto out;
-	if (log_nsecrets < LOG_MAX_SECRETS) {
+	if (n < LOG_MAX_SECRETS) {
 		char *copy = strdup(secret);
-		if (copy)
-			log_secrets[log_nsecrets++] = copy;
+		if (copy) {
+			log_secrets[n] = copy;
+			log_secret_len[n] = strlen(copy);
+			atomic_store_explicit(&log_nsecrets, n + 1, memory_order_release);
+		}
 	}
 out:
 	pthread_mutex_unlock(&log_lock);
@@ -88,25 +97,24 @@ hl_log_set_context(const char *delivery_id, const char *task_id)
 }
 
 /* The earliest registered secret in p (NULL if none); *len_out gets its
- * length. Called with log_lock held. */
+ * length. */
 static const char *
 log_next_secret(const char *p, size_t *len_out)
 {
 	const char *best = NULL;
-	int i;
+	int i, n = atomic_load_explicit(&log_nsecrets, memory_order_acquire);
 
-	for (i = 0; i < log_nsecrets; i++) {
+	for (i = 0; i < n; i++) {
 		const char *hit = strstr(p, log_secrets[i]);
 		if (hit && (!best || hit < best)) {
 			best = hit;
-			*len_out = strlen(log_secrets[i]);
+			*len_out = log_secret_len[i];
 		}
 	}
 	return best;
 }
 
-/* Appends s with every secret replaced by [REDACTED], JSON-escaped or raw.
- * Called with log_lock held. */
+/* Appends s with every secret replaced by [REDACTED], JSON-escaped or raw. */
 static void
 log_append_redacted_as(struct hl_buf *b, const char *s, bool json)
 {
@@ -148,9 +156,7 @@ hl_log_redact(const char *s)
 {
 	struct hl_buf b = HL_BUF_INIT(0);
 
-	pthread_mutex_lock(&log_lock);
 	log_append_redacted_as(&b, s, false);
-	pthread_mutex_unlock(&log_lock);
 	return hl_buf_detach(&b, NULL);
 }
 
@@ -256,8 +262,12 @@ log_emit(enum hl_log_level level, const char *msg, va_list *kv, bool defer)
 	char ts[40];
 
 	hl_time_rfc3339_now(ts, sizeof(ts));
-	pthread_mutex_lock(&log_lock);
-	hl_buf_appendf(&b, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, names[level]);
+	(void)hl_buf_grow(&b, 384); /* most lines fit: one allocation */
+	hl_buf_append_str(&b, "{\"time\":\"");
+	hl_buf_append_str(&b, ts);
+	hl_buf_append_str(&b, "\",\"level\":\"");
+	hl_buf_append_str(&b, names[level]);
+	hl_buf_append_str(&b, "\",\"msg\":\"");
 	log_append_redacted(&b, msg);
 	hl_buf_append_char(&b, '"');
 	if (log_delivery[0]) {
@@ -282,7 +292,6 @@ log_emit(enum hl_log_level level, const char *msg, va_list *kv, bool defer)
 			hl_buf_append_char(&b, '"');
 		}
 	}
-	pthread_mutex_unlock(&log_lock);
 	hl_buf_append_str(&b, "}\n");
 	if (!hl_buf_error(&b))
 		log_out(b.data, b.len, defer);

@@ -331,6 +331,52 @@ intake_add_decision(struct http_req *r, json_t *o)
 	json_decref(stored);
 }
 
+/* Appends ,"key":"value" (value JSON-escaped), or ,"key":null. */
+static void
+intake_reply_field(struct hl_buf *b, const char *key, const char *value)
+{
+	hl_buf_append_str(b, ",\"");
+	hl_buf_append_str(b, key);
+	if (!value) {
+		hl_buf_append_str(b, "\":null");
+		return;
+	}
+	hl_buf_append_str(b, "\":\"");
+	hl_buf_append_json_escaped(b, value, strlen(value));
+	hl_buf_append_char(b, '"');
+}
+
+/* A webhook's answer, the one every delivery gets: written directly, in
+ * the order and shape of the general answer below (no JSON tree). */
+static enum MHD_Result
+intake_reply_webhook(struct http_req *r)
+{
+	const struct hl_intake_answer *a = &r->ireq.answer;
+	struct hl_buf b = HL_BUF_INIT(0);
+	size_t len = 0;
+	char *body;
+
+	(void)hl_buf_grow(&b, 256);
+	hl_buf_append_str(&b, "{\"status\":\"");
+	hl_buf_append_str(&b, hl_intake_status_name(a->status));
+	hl_buf_append_char(&b, '"');
+	intake_reply_field(&b, "delivery_id", r->delivery_id);
+	intake_reply_field(&b, "task_id", a->task_id[0] ? a->task_id : NULL);
+	intake_reply_field(&b, "reason", a->reason[0] ? a->reason : NULL);
+	intake_reply_field(&b, "event", r->event_name);
+	if (a->duplicate_of[0])
+		intake_reply_field(&b, "duplicate_of", a->duplicate_of);
+	if (r->skip_msg[0] && a->status == HL_INTAKE_SKIPPED)
+		intake_reply_field(&b, "message", r->skip_msg);
+	hl_buf_append_char(&b, '}');
+	if (hl_buf_error(&b)) {
+		hl_buf_release(&b);
+		return MHD_NO;
+	}
+	body = hl_buf_detach(&b, &len);
+	return hl_http_reply(r, 202, "application/json; charset=utf-8", body, len);
+}
+
 enum MHD_Result
 hl_http_intake_reply(struct http_req *r)
 {
@@ -344,6 +390,8 @@ hl_http_intake_reply(struct http_req *r)
 		                           "the delivery could not be stored; retry later");
 	}
 	hl_metrics_intake(r->srv->metrics, r->kind, (int)a->status);
+	if (!r->sensor)
+		return intake_reply_webhook(r);
 	o = json_object();
 	json_object_set_new(o, "status", json_string(hl_intake_status_name(a->status)));
 	json_object_set_new(o, "delivery_id", json_string(r->delivery_id));

@@ -79,6 +79,20 @@ test_time_rfc3339_round_trip(void **state)
 	assert_int_equal(t, 1736937000000LL);
 	hl_time_rfc3339(s, sizeof(s), t + 5);
 	assert_string_equal(s, "2025-01-15T10:30:00.005Z");
+	/* the same second again (kept per thread), the next, and another day */
+	hl_time_rfc3339(s, sizeof(s), t + 987);
+	assert_string_equal(s, "2025-01-15T10:30:00.987Z");
+	hl_time_rfc3339(s, sizeof(s), t + 1040);
+	assert_string_equal(s, "2025-01-15T10:30:01.040Z");
+	hl_time_rfc3339(s, sizeof(s), 951782400000LL + 59999);
+	assert_string_equal(s, "2000-02-29T00:00:59.999Z");
+	hl_time_rfc3339(s, sizeof(s), 0);
+	assert_string_equal(s, "1970-01-01T00:00:00.000Z");
+	/* a short buffer truncates as snprintf would */
+	hl_time_rfc3339(s, 11, t + 5);
+	assert_string_equal(s, "2025-01-15");
+	hl_time_rfc3339(s, 24, t + 5);
+	assert_string_equal(s, "2025-01-15T10:30:00.005");
 	assert_int_equal(hl_time_parse_rfc3339("2025-01-15T12:30:00+02:00"), t);
 	assert_int_equal(hl_time_parse_rfc3339("yesterday"), -1);
 }

@@ -357,6 +357,11 @@ def run(tmp):
     check("the same event through another hook/delivery id answers duplicate",
           st == 202 and d3.get("status") == "duplicate" and d3.get("duplicate_of") == "dlv-dup"
           and d3.get("task_id") == d1.get("task_id"), d3)
+    check("a webhook's answer has the contract's fields in order, and no others",
+          list(d1) == ["status", "delivery_id", "task_id", "reason", "event"]
+          and list(d3) == ["status", "delivery_id", "task_id", "reason", "event",
+                           "duplicate_of"]
+          and d1["event"] == "workflow_job" and d1["reason"] is None, (d1, d3))
 
     # 50 concurrent copies of one delivery.
     b4 = job_payload(3001, "success")
