@@ -233,25 +233,10 @@ hl_sq_task_find(struct hl_store_backend *b, char *out, const char *repository, c
 int
 hl_sq_attempt_put(struct hl_store_backend *b, const struct hl_attempt *a, struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(
-	        b,
-	        "INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms,"
-	        " finished_ms, kind, phase, reason, status_message, pr_url, coderun_phase,"
-	        " job_name, agent_done_ms, prompt, repository, pod_name)"
-	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-	        " ?16, ?17, ?18)"
-	        " ON CONFLICT (task_id, n) DO UPDATE SET"
-	        " agent = COALESCE(excluded.agent, attempts.agent),"
-	        " coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"
-	        " outcome = COALESCE(excluded.outcome, attempts.outcome),"
-	        " finished_ms = COALESCE(excluded.finished_ms, attempts.finished_ms),"
-	        " kind = excluded.kind," HL_STORE_ATTEMPT_PHASE_SET ","
-	        " reason = COALESCE(excluded.reason, attempts.reason)," HL_STORE_ATTEMPT_CODERUN_SET
-	        ","
-	        " agent_done_ms = COALESCE(excluded.agent_done_ms, attempts.agent_done_ms),"
-	        " prompt = COALESCE(excluded.prompt, attempts.prompt),"
-	        " repository = COALESCE(excluded.repository, attempts.repository),"
-	        " pod_name = COALESCE(excluded.pod_name, attempts.pod_name)");
+	sqlite3_stmt *st =
+	        hl_sq_prepare(b, HL_STORE_ATTEMPT_INSERT
+	                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+	                      " ?12, ?13, ?14, ?15, ?16, ?17, ?18)" HL_STORE_ATTEMPT_UPSERT);
 	int rc;
 
 	if (!st)

@@ -53,6 +53,28 @@ struct hl_store_backend;
 	"," HL_STORE_CODERUN_FIELD_SET("pr_url") "," HL_STORE_CODERUN_FIELD_SET( \
 	        "coderun_phase") "," HL_STORE_CODERUN_FIELD_SET("job_name")
 
+/*
+ * An attempt's row, for both backends: the insert's columns (each backend
+ * adds its VALUES placeholders) and the update of a row that exists. NULL
+ * keeps a stored value; the phase and the CodeRun's status never go back.
+ */
+#define HL_STORE_ATTEMPT_INSERT                                                       \
+	"INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms," \
+	" finished_ms, kind, phase, reason, status_message, pr_url, coderun_phase,"   \
+	" job_name, agent_done_ms, prompt, repository, pod_name)"
+#define HL_STORE_ATTEMPT_UPSERT                                                                  \
+	" ON CONFLICT (task_id, n) DO UPDATE SET"                                                \
+	" agent = COALESCE(excluded.agent, attempts.agent),"                                     \
+	" coderun_name = COALESCE(excluded.coderun_name, attempts.coderun_name),"                \
+	" outcome = COALESCE(excluded.outcome, attempts.outcome),"                               \
+	" finished_ms = COALESCE(excluded.finished_ms, attempts.finished_ms),"                   \
+	" kind = excluded.kind," HL_STORE_ATTEMPT_PHASE_SET ","                                  \
+	" reason = COALESCE(excluded.reason, attempts.reason)," HL_STORE_ATTEMPT_CODERUN_SET "," \
+	" agent_done_ms = COALESCE(excluded.agent_done_ms, attempts.agent_done_ms),"             \
+	" prompt = COALESCE(excluded.prompt, attempts.prompt),"                                  \
+	" repository = COALESCE(excluded.repository, attempts.repository),"                      \
+	" pod_name = COALESCE(excluded.pod_name, attempts.pod_name)"
+
 /* Where a backend hands the signals it receives (see hl_store_publish). */
 struct hl_store_sink {
 	void (*deliver)(void *arg, enum hl_store_channel ch, const char *payload);
