@@ -102,23 +102,21 @@ hl_coderun_name(char *out, const char *agent, const char *failure_type, const ch
 	snprintf(out, 64, "healer-%s-%s-%.10s", a, s, hex);
 }
 
-void
+const char *
 hl_coderun_target_branch(char *out, size_t size, const char *branch, const char *default_branch,
                          const char *pr_head_ref, const char *failure_type, const char *head_sha)
 {
 	const char *def = default_branch && *default_branch ? default_branch : "main";
 	char s[32];
 
-	if (pr_head_ref && *pr_head_ref) {
-		hl_strlcpy(out, pr_head_ref, size);
-		return;
-	}
+	if (pr_head_ref && *pr_head_ref)
+		return pr_head_ref;
 	if (!branch || !*branch || strcmp(branch, def) == 0 || strcmp(branch, "main") == 0) {
 		hl_coderun_failure_short(s, sizeof(s), failure_type);
 		snprintf(out, size, "fix/%s-%.8s", s, head_sha && *head_sha ? head_sha : "unknown");
-		return;
+		return out;
 	}
-	hl_strlcpy(out, branch, size);
+	return branch;
 }
 
 static int
@@ -176,7 +174,8 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 {
 	const char *app = hl_coderun_github_app(spec->agent);
 	json_t *m = NULL, *meta, *labels, *s, *env, *cli, *settings;
-	char name[64], target[256], num[32], cli_type[64], agent[16], repo_url[512];
+	char name[64], fix_branch[64], num[32], cli_type[64], agent[16], repo_url[512];
+	const char *target;
 	int rc = 0;
 
 	if (!app)
@@ -189,10 +188,11 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	hl_coderun_name(name, agent, spec->failure_type,
 	                spec->dedup_key ? spec->dedup_key : spec->task_id, spec->attempt);
 	if (spec->target_branch && *spec->target_branch)
-		hl_strlcpy(target, spec->target_branch, sizeof(target));
+		target = spec->target_branch;
 	else
-		hl_coderun_target_branch(target, sizeof(target), spec->branch, spec->default_branch,
-		                         spec->pr_head_ref, spec->failure_type, spec->head_sha);
+		target = hl_coderun_target_branch(fix_branch, sizeof(fix_branch), spec->branch,
+		                                  spec->default_branch, spec->pr_head_ref,
+		                                  spec->failure_type, spec->head_sha);
 	snprintf(repo_url, sizeof(repo_url), "https://github.com/%s", spec->repository);
 
 	m = json_object();

@@ -87,11 +87,13 @@ void hl_coderun_name(char *out, const char *agent, const char *failure_type, con
  * The branch the agent pushes to (design "Branch Strategy"): the open PR's
  * head ref when there is one; a failure on the default branch (or with no
  * branch) gets "fix/<short>-<sha8>"; otherwise the failing branch itself.
- * Writes at most size-1 bytes.
+ * Returns pr_head_ref or branch as they are (a branch is never cut short:
+ * a cut name would be another branch), or a fix branch written to out
+ * (size >= 48 holds any).
  */
-void hl_coderun_target_branch(char *out, size_t size, const char *branch,
-                              const char *default_branch, const char *pr_head_ref,
-                              const char *failure_type, const char *head_sha);
+const char *hl_coderun_target_branch(char *out, size_t size, const char *branch,
+                                     const char *default_branch, const char *pr_head_ref,
+                                     const char *failure_type, const char *head_sha);
 
 /*
  * Builds the CI CodeRun manifest (contract section 7): labels

@@ -328,9 +328,10 @@ rem_put_task(struct hl_remediator *r, const struct rem_job *j, enum hl_task_stat
 }
 
 /* Where the agent pushes (design "Branch Strategy"): the PR's head, a fix
- * branch for the default branch, else the failing branch. An alert with no
- * branch and no commit gets fix/<type>-alert-<number>. */
-static void
+ * branch for the default branch, else the failing branch (never cut short).
+ * An alert with no branch and no commit gets fix/<type>-alert-<number>;
+ * generated names are written to out (size >= 64). */
+static const char *
 rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struct hl_context *ctx,
                   const char *failure_type)
 {
@@ -341,10 +342,10 @@ rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struc
 	    ev->alert_number > 0) {
 		hl_coderun_failure_short(s, sizeof(s), failure_type);
 		snprintf(out, size, "fix/%s-alert-%lld", s, (long long)ev->alert_number);
-		return;
+		return out;
 	}
-	hl_coderun_target_branch(out, size, ev->branch, ev->default_branch, pr_head, failure_type,
-	                         ev->head_sha);
+	return hl_coderun_target_branch(out, size, ev->branch, ev->default_branch, pr_head,
+	                                failure_type, ev->head_sha);
 }
 
 /* Step 2: the design's guards beyond the key. Returns 1 when the event is
@@ -596,7 +597,8 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	struct hl_prompt_attempt prev[16];
 	struct rem_memory mem = { 0 };
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
-	char target[256], name[64];
+	char fix_branch[64], name[64];
+	const char *target;
 	char *prompt = NULL;
 	json_t *manifest = NULL, *decision = NULL;
 	const char *agent, *type;
@@ -660,9 +662,9 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	if (!pr_number && ctx.pr)
 		pr_number = hl_json_int(ctx.pr, "number", 0);
 	if (task && task->target_branch)
-		rem_set(target, sizeof(target), task->target_branch);
+		target = task->target_branch;
 	else
-		rem_target_branch(target, sizeof(target), ev, &ctx, type);
+		target = rem_target_branch(fix_branch, sizeof(fix_branch), ev, &ctx, type);
 
 	/* a flaky runner is re-run before any agent is spent */
 	if (j->n == 1 && strcmp(type, "infra_runner") == 0 && ev->intent == HL_INTENT_CI_FAILURE &&

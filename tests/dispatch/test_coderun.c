@@ -166,27 +166,66 @@ test_coderun_name_deterministic_and_dns(void **state)
 static void
 test_coderun_target_branch_rules(void **state)
 {
-	char out[256];
+	char out[48], name[300];
 
 	(void)state;
 	/* an open PR wins */
-	hl_coderun_target_branch(out, sizeof(out), "main", "main", "feat/x", "rust_clippy",
-	                         "0123456789ab");
-	assert_string_equal(out, "feat/x");
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "main", "main", "feat/x",
+	                                             "rust_clippy", "0123456789ab"),
+	                    "feat/x");
 	/* a failure on main gets a fix branch named by the type and sha8 */
-	hl_coderun_target_branch(out, sizeof(out), "main", NULL, NULL, "rust_clippy",
-	                         "0123456789ab");
-	assert_string_equal(out, "fix/clippy-01234567");
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "main", NULL, NULL,
+	                                             "rust_clippy", "0123456789ab"),
+	                    "fix/clippy-01234567");
 	/* the repository's default branch counts the same */
-	hl_coderun_target_branch(out, sizeof(out), "develop", "develop", NULL, "frontend_lint",
-	                         "abcdef0123456");
-	assert_string_equal(out, "fix/eslint-abcdef01");
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "develop", "develop", NULL,
+	                                             "frontend_lint", "abcdef0123456"),
+	                    "fix/eslint-abcdef01");
 	/* otherwise the failing branch itself */
-	hl_coderun_target_branch(out, sizeof(out), "feat/new", "main", NULL, "rust_test", "ff");
-	assert_string_equal(out, "feat/new");
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "feat/new", "main", NULL,
+	                                             "rust_test", "ff"),
+	                    "feat/new");
 	/* no branch at all: a fix branch */
-	hl_coderun_target_branch(out, sizeof(out), NULL, NULL, "", "general", NULL);
-	assert_string_equal(out, "fix/general-unknown");
+	assert_string_equal(
+	        hl_coderun_target_branch(out, sizeof(out), NULL, NULL, "", "general", NULL),
+	        "fix/general-unknown");
+	/* the longest generated name fits */
+	assert_true(strlen(hl_coderun_target_branch(out, sizeof(out), NULL, NULL, NULL,
+	                                            "an_unknown_type_with_a_very_long_name",
+	                                            "0123456789ab")) < sizeof(out) - 1);
+	/* a long branch is never cut (a cut name is another branch, and a cut
+	 * inside a UTF-8 character is no JSON string) */
+	memset(name, 'x', 254);
+	memcpy(name + 254, "\xc3\xa9", 3);
+	assert_string_equal(
+	        hl_coderun_target_branch(out, sizeof(out), name, "main", NULL, "rust_test", "ff"),
+	        name);
+}
+
+static void
+test_coderun_long_branch_kept_whole(void **state)
+{
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	char name[300];
+	json_t *m = NULL;
+
+	(void)state;
+	/* 256 bytes ending in a two-byte character, as GitHub may send */
+	memset(name, 'x', 254);
+	memcpy(name + 254, "\xc3\xa9", 3);
+	s.branch = name;
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), name);
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"), name);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	json_decref(m);
+	/* a target given by the caller (a task's stored one) is kept whole too */
+	s.branch = "main";
+	s.target_branch = name;
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), name);
+	json_decref(m);
 }
 
 static void
@@ -467,6 +506,7 @@ main(void)
 		cmocka_unit_test(test_coderun_github_app_per_agent),
 		cmocka_unit_test(test_coderun_name_deterministic_and_dns),
 		cmocka_unit_test(test_coderun_target_branch_rules),
+		cmocka_unit_test(test_coderun_long_branch_kept_whole),
 		cmocka_unit_test(test_coderun_env_target_branch_on_main),
 		cmocka_unit_test(test_coderun_label_values_sanitised),
 		cmocka_unit_test(test_coderun_label_value_edge_cases),

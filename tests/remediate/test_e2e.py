@@ -235,6 +235,20 @@ def main():
                    if c["metadata"]["labels"].get("healer/workflow-run-id") == "9090"],
           [r.get("path") for r in reqs][-10:])
 
+    # ---- 2c. a 256-byte branch ending in a two-byte character --------------------
+    # (a cut copy made it no JSON string: the CodeRun was never built and the
+    # task stayed running; a branch cut short would be another branch)
+    seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007, 5095])
+    long_branch = "x" * 254 + "\u00e9"
+    st, ans = srv.deliver(job_event(5095, run_id=9095, branch=long_branch))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15)
+    env = runs[0]["spec"]["env"] if runs else {}
+    check("a 256-byte branch gets its CodeRun with the whole name to push to",
+          st == 202 and len(runs) == 1 and env.get("TARGET_BRANCH") == long_branch
+          and env.get("FAILURE_BRANCH") == long_branch, [ans, env.get("TARGET_BRANCH")])
+
     # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
     payload = job_event(5002, run_id=9100, branch="feat/r9100")
     with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
