@@ -64,6 +64,12 @@ def job_payload(job_id, conclusion="failure"):
     return json.dumps(p).encode()
 
 
+# the keys of a task in /api/remediations and /api/status (src/api/api.h)
+hl_summary_keys = ("task_id", "state", "reason", "kind", "repository", "branch", "workflow",
+                   "job", "agent", "failure_type", "attempts", "pr_number", "created_at",
+                   "updated_at", "finished_at", "time_to_fix_seconds")
+
+
 def sign(body, secret=SECRET1):
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -439,6 +445,25 @@ def run(tmp):
           st == 404 and d.get("error") == "not_found", d)
     st, _, d = srv.json("GET", "/nope")
     check("unknown path answers 404 JSON", st == 404 and d.get("error") == "not_found", d)
+    st, ct, data = srv.request("GET", "/api/remediations/%FF%C3x?state=%FF")
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except ValueError as e:
+        d = {"raw": repr(data[:200]), "exception": str(e)}
+    check("an error quoting a non-UTF-8 path is still UTF-8 JSON (the bytes as U+FFFD)",
+          st == 404 and d.get("error") == "not_found" and "\ufffd" in d.get("message", ""), d)
+    # a job name longer than the list's copy of it, cut inside a character
+    long_job = "J" * 254 + "\u00e9" + "K" * 10
+    p = json.loads(job_payload(771001))
+    p["workflow_job"]["name"] = long_job
+    st, _, d = srv.deliver(json.dumps(p).encode())
+    long_task = d.get("task_id")
+    srv.wait_idle()
+    st, _, d = srv.json("GET", "/api/remediations?limit=500")
+    row = next((t for t in d.get("remediations", []) if t.get("task_id") == long_task), {})
+    check("a listed task whose job name was cut inside a character keeps every key",
+          long_task and set(hl_summary_keys) <= set(row) and isinstance(row.get("job"), str)
+          and long_job.startswith(row["job"]) and len(row["job"]) >= 254, row)
     st, _, d = srv.json("GET", "/webhook")
     check("GET /webhook answers 405", st == 405, d)
     st, ct, data = srv.request("GET", "/metrics")
