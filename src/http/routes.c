@@ -13,6 +13,9 @@
  * reads) take the bearer token or the dashboard's session cookie
  * (dashboard.c) when a token is configured; the dashboard's own pages and
  * assets are open (the page shows the login form without a session).
+ * HTTP_AUTH_TOKEN routes refuse a browser's cross-origin call (403): without
+ * a token, a web page could otherwise post an event to a loopback healer
+ * (a body without a content type needs no CORS preflight).
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -182,6 +185,30 @@ hl_http_read_ok(struct http_req *r)
 	return hl_dash_session_ok(cookie, want, hl_time_wall_ms() / 1000);
 }
 
+bool
+hl_http_same_origin(struct http_req *r, bool null_ok)
+{
+	const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *origin =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+	const char *host =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *p;
+
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	if (!origin)
+		return true;
+	if (strcmp(origin, "null") == 0)
+		return null_ok;
+	if (!host)
+		return false;
+	p = strncmp(origin, "http://", 7) == 0    ? origin + 7
+	    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+	                                          : NULL;
+	return p && strcasecmp(p, host) == 0;
+}
+
 enum MHD_Result
 hl_http_dispatch(struct http_req *r, const char *method)
 {
@@ -192,6 +219,9 @@ hl_http_dispatch(struct http_req *r, const char *method)
 	if (!(route_method(method) & rt->methods))
 		return hl_http_reply_error(r, 405, "method_not_allowed", "'%s' accepts %s only",
 		                           r->path, rt->methods & HTTP_POST ? "POST" : "GET");
+	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_same_origin(r, false))
+		return hl_http_reply_error(r, 403, "forbidden",
+		                           "a call from a web page of another origin");
 	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
 		return hl_http_reply_error(r, 401, "unauthorized",
 		                           "a valid 'Authorization: Bearer' token is required");

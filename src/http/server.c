@@ -111,6 +111,10 @@ hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *b
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (code == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hl_http_route_allow(r->rt));
+	/* a 401 names its scheme (RFC 9110 11.6.1) */
+	if (code == 401 && (r->rt->auth == HTTP_AUTH_TOKEN || r->rt->auth == HTTP_AUTH_READ))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        "Bearer realm=\"healer\"");
 	if (code == 503)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
 	ret = MHD_queue_response(r->conn, code, resp);
