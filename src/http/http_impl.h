@@ -186,7 +186,8 @@ const char *hl_http_route_allow(const struct hl_http_route *rt);
  * when no token is configured or the request carries it. */
 bool hl_http_token_ok(struct http_req *r);
 /* The check of HTTP_AUTH_READ routes: true when no token is configured,
- * the request carries the bearer token or a valid session cookie. */
+ * the request carries the bearer token, or it carries no bearer header (it
+ * may carry another scheme's) and a valid session cookie. */
 bool hl_http_read_ok(struct http_req *r);
 /* False for a browser's request from another origin: Sec-Fetch-Site, when
  * sent, must say same-origin (or none: typed by the user), and Origin, when

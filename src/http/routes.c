@@ -179,7 +179,9 @@ hl_http_read_ok(struct http_req *r)
 	if (!want || !*want)
 		return true;
 	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (auth)
+	/* a bearer token is judged alone; another scheme is not healer's (an
+	 * ingress's basic auth reaches us too) and leaves it to the session */
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		return hl_http_token_ok(r);
 	cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, HL_DASH_COOKIE);
 	return hl_dash_session_ok(cookie, want, hl_time_wall_ms() / 1000);
