@@ -5,7 +5,8 @@ file holding only a newline) is a configuration error naming the key; without
 a secret or a token `healer server` refuses every address but loopback unless
 HEALER_ALLOW_UNAUTHENTICATED=true, warns at start, and /api/status says which
 authentication is on; a web page of another origin cannot call the sensor and
-alert routes; a 401 names the Bearer scheme. Runs the real binary; talks to 127.0.0.1 only.
+alert routes, and without a token a loopback server's routes answer only to
+a loopback Host (DNS rebinding); a 401 names the Bearer scheme. Runs the real binary; talks to 127.0.0.1 only.
 Standard library only; prints TAP."""
 import http.client
 import json
@@ -97,10 +98,10 @@ def post_raw(port, path, body, headers, with_headers=False):
     return (r.status, d, h) if with_headers else (r.status, d)
 
 
-def get_raw(port, path):
+def get_raw(port, path, headers=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        c.request("GET", path)
+        c.request("GET", path, headers=headers or {})
         r = c.getresponse()
         return r.status, r.read(), {k.lower(): v for k, v in r.getheaders()}
     finally:
@@ -188,6 +189,26 @@ def main():
         st, d = post_raw(port, "/api/remediate/ci-failure", run,
                          {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"})
         check("a same-origin call is not refused as cross-origin", st == 202, (st, d))
+        # DNS rebinding: the page's own name, now pointing at 127.0.0.1, is
+        # same-origin to the browser; its Host header still names it
+        rebound = f"rebind.evil.example:{port}"
+        for path in ("/api/status", "/api/remediations", "/api/insights"):
+            st, _, _ = get_raw(port, path, {"Host": rebound})
+            check(f"GET {path} under a foreign Host answers 403", st == 403, st)
+        st, d = post_raw(port, "/api/remediate/ci-failure", run,
+                         {"Host": rebound, "Origin": "http://" + rebound,
+                          "Content-Type": "application/json"})
+        check("a sensor call under a foreign Host answers 403", st == 403, (st, d))
+        st, d = post_raw(port, "/webhook", run,
+                         {"Host": rebound, "Content-Type": "application/json",
+                          "X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "rebind-1"})
+        check("an unsigned delivery under a foreign Host answers 403", st == 403, (st, d))
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}",
+                     f"app.localhost:{port}", "localhost"):
+            st, _, _ = get_raw(port, "/api/status", {"Host": host})
+            check(f"GET /api/status under Host {host} answers 200", st == 200, st)
+        st, _, _ = get_raw(port, "/health", {"Host": rebound})
+        check("the probes answer under any Host", st == 200, st)
     finally:
         stop(p)
 
@@ -208,6 +229,9 @@ def main():
         st, d, h = get_raw(port, "/api/remediations")
         check("a read without the token answers 401 with a Bearer challenge",
               st == 401 and h.get("www-authenticate", "").startswith("Bearer "), (st, d, h))
+        st, _, _ = get_raw(port, "/api/status", {"Host": "healer.example.com",
+                                                 "Authorization": "Bearer the-token"})
+        check("with a token any Host may read (an ingress names the service)", st == 200, st)
         text = open(log, errors="replace").read()
         check("no warning about authentication when both are set",
               "not authenticated" not in text, text[-500:])
