@@ -165,12 +165,21 @@ hl_http_token_ok(struct http_req *r)
 {
 	const char *want = r->srv->cfg->api_token;
 	const char *auth;
+	size_t n;
 
 	if (!want || !*want)
 		return true;
 	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	return auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
-	       hl_str_ct_equal(auth + 7, strlen(auth + 7), want, strlen(want));
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+		return false;
+	/* "Bearer" 1*SP token68, the field value without surrounding
+	 * whitespace (RFC 9110 5.5, 11.4) */
+	for (auth += 7; *auth == ' '; auth++)
+		;
+	n = strlen(auth);
+	while (n && (auth[n - 1] == ' ' || auth[n - 1] == '\t'))
+		n--;
+	return hl_str_ct_equal(auth, n, want, strlen(want));
 }
 
 bool

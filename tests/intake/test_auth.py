@@ -232,6 +232,14 @@ def main():
         st, _, _ = get_raw(port, "/api/status", {"Host": "healer.example.com",
                                                  "Authorization": "Bearer the-token"})
         check("with a token any Host may read (an ingress names the service)", st == 200, st)
+        for value in ("Bearer  the-token", "Bearer the-token ", "bearer the-token"):
+            st, _, _ = get_raw(port, "/api/status", {"Authorization": value})
+            check(f"the token is read from {value!r} (RFC 9110 whitespace, any case)",
+                  st == 200, st)
+        for value in ("Bearer the-tokenX", "Bearer the-toke", "Bearer", "Bearer ",
+                      "Basic dGhlLXRva2Vu", "the-token"):
+            st, _, _ = get_raw(port, "/api/status", {"Authorization": value})
+            check(f"{value!r} answers 401", st == 401, st)
         text = open(log, errors="replace").read()
         check("no warning about authentication when both are set",
               "not authenticated" not in text, text[-500:])
