@@ -85,7 +85,10 @@ struct hl_http_server {
 	pthread_mutex_t insights_lock;
 	char *insights_text;
 	size_t insights_len;
+	json_t *insights_doc;      /* the all-time document, for /api/status */
 	int64_t insights_until_ms; /* monotonic */
+	int64_t insights_at_ms;    /* monotonic: when they were computed */
+	int64_t insights_took_ms;  /* how long that took */
 };
 
 /* What a route accepts (routes.c). */

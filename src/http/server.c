@@ -885,6 +885,7 @@ fail:
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_mutex_destroy(&srv->insights_lock);
 	free(srv->insights_text);
+	json_decref(srv->insights_doc);
 	free(srv);
 	return rc;
 }
@@ -985,5 +986,6 @@ hl_http_server_stop(struct hl_http_server *srv)
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_mutex_destroy(&srv->insights_lock);
 	free(srv->insights_text);
+	json_decref(srv->insights_doc);
 	free(srv);
 }

@@ -440,6 +440,12 @@ def run(tmp):
           and dl.get("by_reason", {}).get("duplicate_event", 0) >= 1
           and "queue_depth" in d and len(d.get("recent", [])) > 0
           and "by_state" in d.get("remediations", {}), d)
+    sm = d.get("success_metrics") or {}
+    check("/api/status has the success metrics (contract section 4) with their targets",
+          {"tasks", "routing_correct", "duplicates_prevented", "time_to_fix_p50_seconds",
+           "time_to_fix_p90_seconds", "attempt1_success", "within_max_success",
+           "escalation_rate", "targets"} <= set(sm)
+          and sm["targets"].get("escalation_rate") == 0.1, sm)
     st, _, d = srv.json("GET", "/api/remediations/hl-unknown")
     check("/api/remediations/{id} answers 404 JSON for an unknown task",
           st == 404 and d.get("error") == "not_found", d)
