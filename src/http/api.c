@@ -11,6 +11,7 @@
 #include "api/insights.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
@@ -111,6 +112,31 @@ api_task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
 
 	api_add(json_object_get(o, strcmp(kind, "state") == 0 ? "by_state" : "attempts_by_outcome"),
 	        name, n);
+}
+
+static enum MHD_Result
+api_arg_utf8_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	const char **bad = cls;
+
+	(void)kind;
+	if ((key && hl_utf8_valid_len(key, strlen(key)) != strlen(key)) ||
+	    (value && hl_utf8_valid_len(value, strlen(value)) != strlen(value))) {
+		*bad = key ? key : "";
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* True when every query parameter is UTF-8: the store compares them with
+ * text columns, and PostgreSQL refuses other bytes (a 503, not a 400). */
+static bool
+api_args_utf8(struct http_req *r)
+{
+	const char *bad = NULL;
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, api_arg_utf8_cb, &bad);
+	return bad == NULL;
 }
 
 static const char *
@@ -394,6 +420,8 @@ hl_http_insights(struct http_req *r)
 	json_t *doc = NULL;
 	int64_t ms = 0;
 
+	if (!api_args_utf8(r))
+		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
 	if (since && *since) {
 		if (hl_api_parse_duration(&ms, since, &err) < 0)
 			return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
@@ -490,6 +518,9 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	json_t *doc;
 	int rc;
 
+	/* no task id holds other bytes; PostgreSQL would refuse them (503) */
+	if (hl_utf8_valid_len(task_id, strlen(task_id)) != strlen(task_id))
+		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	if (slash)
 		return api_prompt(r, task_id, slash);
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
@@ -515,6 +546,8 @@ hl_http_remediations(struct http_req *r)
 	json_t *doc = NULL;
 	int rc;
 
+	if (!api_args_utf8(r))
+		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
 	if (state) {
 		/* a comma list of states */
 		char buf[128], *tok, *save = NULL;

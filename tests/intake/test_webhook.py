@@ -458,6 +458,13 @@ def run(tmp):
         d = {"raw": repr(data[:200]), "exception": str(e)}
     check("an error quoting a non-UTF-8 path is still UTF-8 JSON (the bytes as U+FFFD)",
           st == 404 and d.get("error") == "not_found" and "\ufffd" in d.get("message", ""), d)
+    for path in ("/api/remediations?repository=%FFx", "/api/remediations?agent=r%C3",
+                 "/api/insights?repository=%FF"):
+        st, _, d = srv.json("GET", path)
+        check(f"{path} (not UTF-8) answers 400 on either backend",
+              st == 400 and d.get("error") == "bad_request", (st, d))
+    st, _, d = srv.json("GET", "/api/remediations/hl-%FF/attempts/1/prompt")
+    check("a prompt path whose task id is not UTF-8 answers 404", st == 404, (st, d))
     # a job name longer than the list's copy of it, cut inside a character
     long_job = "J" * 254 + "\u00e9" + "K" * 10
     p = json.loads(job_payload(771001))
