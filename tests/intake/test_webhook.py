@@ -425,6 +425,9 @@ def run(tmp):
           st == 202 and d.get("dedup_status") == "skipped" and d.get("decision") == "tracked"
           and (d.get("reason") or "").startswith("not_failure") and d.get("task_id") is None
           and waited < 2.0, (d, waited))
+    check("the tracked answer has the contract's keys, null (nothing dispatched)",
+          {"status", "coderun_name", "agent", "failure_type", "dedup_status", "task_id"} <= set(d)
+          and d["coderun_name"] is None and d["agent"] is None and d["failure_type"] is None, d)
 
     # Read-only routes.
     st, ct, d = srv.json("GET", "/health")
