@@ -5,11 +5,30 @@
 #include "api.h"
 
 #include "base/clock.h"
+#include "base/str.h"
+
+#include <string.h>
 
 static json_t *
 api_str(const char *s)
 {
 	return s ? json_string(s) : json_null();
+}
+
+/* A string of a store summary's fixed-size field. A bounded copy may have
+ * cut the last character in two, and json_string refuses invalid UTF-8 (the
+ * key would go missing): that half is dropped. */
+static json_t *
+api_fstr(const char *s)
+{
+	return json_stringn(s, hl_utf8_valid_len(s, strlen(s)));
+}
+
+/* The same, with "" (or NULL) as null. */
+static json_t *
+api_nstr(const char *s)
+{
+	return s && *s ? api_fstr(s) : json_null();
 }
 
 static json_t *
@@ -157,23 +176,17 @@ hl_api_delivery_json(const struct hl_delivery_summary *d)
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "delivery_id", json_string(d->delivery_id));
-	json_object_set_new(o, "event", json_string(d->event));
-	json_object_set_new(o, "action", d->action[0] ? json_string(d->action) : json_null());
-	json_object_set_new(o, "source", json_string(d->source));
-	json_object_set_new(o, "state", json_string(d->state));
-	json_object_set_new(o, "answer", json_string(d->answer));
-	json_object_set_new(o, "reason", d->reason[0] ? json_string(d->reason) : json_null());
-	json_object_set_new(o, "task_id", d->task_id[0] ? json_string(d->task_id) : json_null());
+	json_object_set_new(o, "delivery_id", api_fstr(d->delivery_id));
+	json_object_set_new(o, "event", api_fstr(d->event));
+	json_object_set_new(o, "action", api_nstr(d->action));
+	json_object_set_new(o, "source", api_fstr(d->source));
+	json_object_set_new(o, "state", api_fstr(d->state));
+	json_object_set_new(o, "answer", api_fstr(d->answer));
+	json_object_set_new(o, "reason", api_nstr(d->reason));
+	json_object_set_new(o, "task_id", api_nstr(d->task_id));
 	json_object_set_new(o, "received_at", api_time(d->received_ms));
 	json_object_set_new(o, "claims", json_integer(d->claims));
 	return o;
-}
-
-static json_t *
-api_nstr(const char *s)
-{
-	return s && *s ? json_string(s) : json_null();
 }
 
 json_t *
@@ -183,7 +196,7 @@ hl_api_task_summary_json(const struct hl_task_summary *t)
 
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "task_id", json_string(t->task_id));
+	json_object_set_new(o, "task_id", api_fstr(t->task_id));
 	json_object_set_new(o, "state", json_string(hl_task_state_name(t->state)));
 	json_object_set_new(o, "reason", api_nstr(t->reason));
 	json_object_set_new(o, "kind", api_nstr(t->kind));

@@ -91,6 +91,43 @@ hl_strlcpy(char *dst, const char *src, size_t size)
 	return n;
 }
 
+size_t
+hl_utf8_valid_len(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, k, len;
+	unsigned lo, hi;
+
+	while (i < n) {
+		unsigned char c = p[i];
+		lo = 0x80;
+		hi = 0xbf;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			lo = c == 0xe0 ? 0xa0 : 0x80; /* overlong */
+			hi = c == 0xed ? 0x9f : 0xbf; /* surrogates */
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			lo = c == 0xf0 ? 0x90 : 0x80; /* overlong */
+			hi = c == 0xf4 ? 0x8f : 0xbf; /* above U+10FFFF */
+		} else {
+			return i;
+		}
+		if (n - i < len || p[i + 1] < lo || p[i + 1] > hi)
+			return i;
+		for (k = 2; k < len; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return i;
+		i += len;
+	}
+	return i;
+}
+
 void
 hl_str_list_free(char **list)
 {

@@ -26,6 +26,11 @@ char *hl_str_trim_dup(const char *s);
 /* Copies at most size-1 bytes and NUL-terminates; returns strlen(src). */
 size_t hl_strlcpy(char *dst, const char *src, size_t size);
 
+/* The length of the longest prefix of s[0..n) that is valid UTF-8 (RFC
+ * 3629: no overlong forms, no surrogates, nothing above U+10FFFF). A
+ * bounded copy that cut a character ends one short of its last bytes. */
+size_t hl_utf8_valid_len(const char *s, size_t n);
+
 /* Splits a comma-separated list into a NULL-terminated malloc'd array of
  * trimmed, non-empty malloc'd strings; *count_out gets the number. Free with
  * hl_str_list_free. Returns NULL on OOM. */

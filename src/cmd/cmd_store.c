@@ -167,6 +167,59 @@ status_str(const char *s)
 	return s && *s ? s : "-";
 }
 
+/* True for a byte that starts a control character: C0, DEL, or the lead
+ * of an UTF-8 encoded C1 (U+0080-U+009F); *len gets its length. */
+static bool
+status_control(const unsigned char *p, size_t *len)
+{
+	*len = 1;
+	if (*p < 0x20 || *p == 0x7f)
+		return true;
+	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+		*len = 2;
+		return true;
+	}
+	return false;
+}
+
+/* s (or "-") for a terminal, at most size-1 bytes: a job, branch or URL
+ * from outside must not move the cursor, retitle the window or forge a
+ * line, so each control character becomes '?'. */
+static const char *
+status_text(char *out, size_t size, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)status_str(s);
+	size_t o = 0, len;
+
+	while (*p && o + 1 < size) {
+		if (status_control(p, &len)) {
+			out[o++] = '?';
+			p += len;
+		} else {
+			out[o++] = (char)*p++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* status_text of any length, to stdout. */
+static void
+status_put(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)status_str(s);
+	size_t len;
+
+	while (*p) {
+		if (status_control(p, &len)) {
+			putchar('?');
+			p += len;
+		} else {
+			putchar(*p++);
+		}
+	}
+}
+
 /* "2025-01-15T10:30:00Z" (seconds) or "-". */
 static void
 status_time(char *out, size_t size, int64_t ms)
@@ -184,7 +237,7 @@ status_time(char *out, size_t size, int64_t ms)
 static void
 status_table(struct hl_task_record **l, size_t n)
 {
-	char updated[32];
+	char updated[32], repo[512];
 	size_t i;
 
 	printf("%-24s %-10s %-8s %-24s %-8s %-28s %s\n", "TASK", "STATE", "AGENT", "FAILURE TYPE",
@@ -193,8 +246,8 @@ status_table(struct hl_task_record **l, size_t n)
 		status_time(updated, sizeof(updated), l[i]->updated_ms);
 		printf("%-24s %-10s %-8s %-24s %-8d %-28s %s\n", l[i]->task_id,
 		       hl_task_state_name(l[i]->state), status_str(l[i]->agent),
-		       status_str(l[i]->failure_type), l[i]->attempts, status_str(l[i]->repository),
-		       updated);
+		       status_str(l[i]->failure_type), l[i]->attempts,
+		       status_text(repo, sizeof(repo), l[i]->repository), updated);
 	}
 	if (n == 0)
 		printf("(no tasks)\n");
@@ -203,20 +256,29 @@ status_table(struct hl_task_record **l, size_t n)
 static void
 status_task(const struct hl_task_record *t)
 {
-	char when[32];
+	char when[32], name[256];
 	size_t i;
 
 	printf("task        %s\n", t->task_id);
-	printf("state       %s%s%s%s\n", hl_task_state_name(t->state), t->reason ? " (" : "",
-	       t->reason ? t->reason : "", t->reason ? ")" : "");
-	printf("repository  %s\n", status_str(t->repository));
+	printf("state       %s", hl_task_state_name(t->state));
+	if (t->reason) {
+		printf(" (");
+		status_put(t->reason);
+		printf(")");
+	}
+	printf("\nrepository  ");
+	status_put(t->repository);
 	if (t->run_id)
-		printf("run         %lld\n", (long long)t->run_id);
-	printf("job         %s\n", status_str(t->job));
-	printf("branch      %s\n", status_str(t->branch));
-	printf("agent       %s\n", status_str(t->agent));
+		printf("\nrun         %lld", (long long)t->run_id);
+	printf("\njob         ");
+	status_put(t->job);
+	printf("\nbranch      ");
+	status_put(t->branch);
+	printf("\nagent       %s\n", status_str(t->agent));
 	printf("failure     %s\n", status_str(t->failure_type));
-	printf("coderun     %s\n", status_str(t->coderun_name));
+	printf("coderun     ");
+	status_put(t->coderun_name);
+	printf("\n");
 	status_time(when, sizeof(when), t->created_ms);
 	printf("created     %s\n", when);
 	status_time(when, sizeof(when), t->updated_ms);
@@ -230,11 +292,13 @@ status_task(const struct hl_task_record *t)
 	for (i = 0; i < t->n_attempts; i++) {
 		const struct hl_attempt_record *a = &t->attempt[i];
 
-		printf("%-3d %-6s %-8s %-36s %-10s %-18s %s\n", a->n, hl_attempt_kind_name(a->kind),
-		       status_str(a->agent), status_str(a->coderun_name),
+		printf("%-3d %-6s %-8s %-36s %-10s %-18s ", a->n, hl_attempt_kind_name(a->kind),
+		       status_str(a->agent), status_text(name, sizeof(name), a->coderun_name),
 		       hl_attempt_phase_name(a->phase),
-		       a->outcome == HL_OUTCOME_INVALID ? "-" : hl_attempt_outcome_name(a->outcome),
-		       status_str(a->pr_url));
+		       a->outcome == HL_OUTCOME_INVALID ? "-"
+		                                        : hl_attempt_outcome_name(a->outcome));
+		status_put(a->pr_url);
+		printf("\n");
 	}
 	if (t->n_attempts == 0)
 		printf("(no attempts)\n");

@@ -11,6 +11,7 @@
 #include "api/insights.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
@@ -113,6 +114,31 @@ api_task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
 	        name, n);
 }
 
+static enum MHD_Result
+api_arg_utf8_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	const char **bad = cls;
+
+	(void)kind;
+	if ((key && hl_utf8_valid_len(key, strlen(key)) != strlen(key)) ||
+	    (value && hl_utf8_valid_len(value, strlen(value)) != strlen(value))) {
+		*bad = key ? key : "";
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* True when every query parameter is UTF-8: the store compares them with
+ * text columns, and PostgreSQL refuses other bytes (a 503, not a 400). */
+static bool
+api_args_utf8(struct http_req *r)
+{
+	const char *bad = NULL;
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, api_arg_utf8_cb, &bad);
+	return bad == NULL;
+}
+
 static const char *
 api_arg(struct http_req *r, const char *name)
 {
@@ -195,6 +221,103 @@ api_newest(json_t **out, struct hl_store *store, unsigned states, size_t limit, 
 	return rc;
 }
 
+/* The insights' gauges, all time and the last 7 days, and the all-time
+ * document (a store error only leaves them out: the other metrics and
+ * counters still answer). They read every task, so they are kept for ten
+ * times what they took to compute, at most a minute: on a small store every
+ * call is fresh, on a large one /metrics and /api/status cost at most a
+ * tenth of a core. Called with insights_lock held. */
+#define API_INSIGHTS_CACHE_FACTOR 10
+#define API_INSIGHTS_CACHE_MAX_MS 60000
+
+static void
+api_insights_refresh(struct hl_http_server *srv)
+{
+	static const char *const windows[] = { "all", "7d" };
+	struct hl_insights_opts o = { .max_attempts = srv->cfg->max_attempts,
+		                      .learned_routing = srv->cfg->learned_routing };
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf text = HL_BUF_INIT(4 << 20);
+	json_t *docs[2] = { NULL, NULL };
+	int64_t t0 = hl_time_mono_ms(), took;
+
+	if (srv->insights_text && t0 < srv->insights_until_ms)
+		return;
+	if (hl_api_insights(&docs[0], srv->store, &o, &err) == 0) {
+		o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
+		if (hl_api_insights(&docs[1], srv->store, &o, &err) == 0)
+			hl_api_insights_metrics(&text, (const json_t *const *)docs, windows, 2);
+	}
+	if (docs[1] && !hl_buf_error(&text)) {
+		free(srv->insights_text);
+		srv->insights_text = hl_buf_detach(&text, &srv->insights_len);
+		json_decref(srv->insights_doc);
+		srv->insights_doc = json_incref(docs[0]);
+		took = hl_time_mono_ms() - t0;
+		srv->insights_at_ms = t0;
+		srv->insights_took_ms = took;
+		srv->insights_until_ms =
+		        t0 + (took * API_INSIGHTS_CACHE_FACTOR < API_INSIGHTS_CACHE_MAX_MS
+		                      ? took * API_INSIGHTS_CACHE_FACTOR
+		                      : API_INSIGHTS_CACHE_MAX_MS);
+	}
+	json_decref(docs[0]);
+	json_decref(docs[1]);
+	hl_buf_release(&text);
+}
+
+static void
+api_insights_metrics(struct http_req *r, struct hl_buf *b)
+{
+	struct hl_http_server *srv = r->srv;
+
+	pthread_mutex_lock(&srv->insights_lock);
+	api_insights_refresh(srv);
+	if (srv->insights_text)
+		hl_buf_append(b, srv->insights_text, srv->insights_len);
+	pthread_mutex_unlock(&srv->insights_lock);
+}
+
+/* The success metrics of /api/status (contract section 4): the headline
+ * numbers of the all-time insights, their targets and generated_at, or null.
+ * The dashboard polls the status: on a store whose insights take longer
+ * than API_STATUS_WAIT_MS it is answered from the last computation while
+ * that is under API_INSIGHTS_CACHE_MAX_MS old, so at most one poll a minute
+ * waits for them. */
+#define API_STATUS_WAIT_MS 100
+
+static json_t *
+api_success_metrics(struct hl_http_server *srv)
+{
+	static const char *const keys[] = {
+		"tasks",
+		"routing_correct",
+		"duplicates_prevented",
+		"time_to_fix_p50_seconds",
+		"time_to_fix_p90_seconds",
+		"attempt1_success",
+		"within_max_success",
+		"escalation_rate",
+		"targets",
+		"meets",
+		"generated_at",
+	};
+	json_t *o = NULL, *v;
+	size_t i;
+
+	pthread_mutex_lock(&srv->insights_lock);
+	if (!srv->insights_doc || srv->insights_took_ms < API_STATUS_WAIT_MS ||
+	    hl_time_mono_ms() - srv->insights_at_ms >= API_INSIGHTS_CACHE_MAX_MS)
+		api_insights_refresh(srv);
+	if (srv->insights_doc && (o = json_object())) {
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if ((v = json_object_get(srv->insights_doc, keys[i])))
+				json_object_set_new(o, keys[i], json_deep_copy(v));
+	}
+	pthread_mutex_unlock(&srv->insights_lock);
+	return o ? o : json_null();
+}
+
 enum MHD_Result
 hl_http_status(struct http_req *r)
 {
@@ -243,12 +366,13 @@ hl_http_status(struct http_req *r)
 	d = json_pack("{s:I, s:o, s:o, s:o, s:o}", "total", (json_int_t)c.total, "by_event",
 	              c.by_event, "by_state", c.by_state, "by_reason", c.by_reason,
 	              "by_event_state", c.by_event_state);
-	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:{s:s, s:s}}", "status", "ok",
+	o = json_pack("{s:s, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:{s:s, s:s}}", "status", "ok",
 	              "version", r->srv->version, "uptime_seconds",
 	              (json_int_t)((hl_time_mono_ms() - r->srv->started_ms) / 1000), "queue_depth",
-	              (json_int_t)depth, "deliveries", d, "remediations", rem, "recent", recent,
-	              "auth", "webhook", r->srv->cfg->n_webhook_secrets > 0 ? "hmac" : "none",
-	              "api", r->srv->cfg->api_token ? "bearer" : "none");
+	              (json_int_t)depth, "deliveries", d, "remediations", rem, "success_metrics",
+	              api_success_metrics(r->srv), "recent", recent, "auth", "webhook",
+	              r->srv->cfg->n_webhook_secrets > 0 ? "hmac" : "none", "api",
+	              r->srv->cfg->api_token ? "bearer" : "none");
 	return hl_http_reply_json_etag(r, o);
 }
 
@@ -286,58 +410,6 @@ api_rss_bytes(void)
 	return resident * sysconf(_SC_PAGESIZE);
 }
 
-/* The insights' gauges, all time and the last 7 days (a store error only
- * leaves them out: the other metrics still answer). They read every task, so
- * the text is kept for ten times what it took to compute, at most a minute:
- * on a small store every scrape is fresh, on a large one scrapes cost at
- * most a tenth of a core. */
-#define API_INSIGHTS_CACHE_FACTOR 10
-#define API_INSIGHTS_CACHE_MAX_MS 60000
-
-static void
-api_insights_metrics(struct http_req *r, struct hl_buf *b)
-{
-	static const char *const windows[] = { "all", "7d" };
-	struct hl_http_server *srv = r->srv;
-	struct hl_insights_opts o = { .max_attempts = srv->cfg->max_attempts,
-		                      .learned_routing = srv->cfg->learned_routing };
-	struct hl_err err = HL_ERR_INIT;
-	struct hl_buf text = HL_BUF_INIT(4 << 20);
-	json_t *docs[2] = { NULL, NULL };
-	bool computed = false;
-	int64_t t0, took;
-
-	pthread_mutex_lock(&srv->insights_lock);
-	t0 = hl_time_mono_ms();
-	if (srv->insights_text && t0 < srv->insights_until_ms) {
-		hl_buf_append(b, srv->insights_text, srv->insights_len);
-		pthread_mutex_unlock(&srv->insights_lock);
-		return;
-	}
-	if (hl_api_insights(&docs[0], srv->store, &o, &err) == 0) {
-		o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
-		if (hl_api_insights(&docs[1], srv->store, &o, &err) == 0) {
-			hl_api_insights_metrics(&text, (const json_t *const *)docs, windows, 2);
-			computed = !hl_buf_error(&text);
-		}
-	}
-	json_decref(docs[0]);
-	json_decref(docs[1]);
-	if (computed) {
-		free(srv->insights_text);
-		srv->insights_text = hl_buf_detach(&text, &srv->insights_len);
-		took = hl_time_mono_ms() - t0;
-		srv->insights_until_ms =
-		        t0 + (took * API_INSIGHTS_CACHE_FACTOR < API_INSIGHTS_CACHE_MAX_MS
-		                      ? took * API_INSIGHTS_CACHE_FACTOR
-		                      : API_INSIGHTS_CACHE_MAX_MS);
-		if (srv->insights_text)
-			hl_buf_append(b, srv->insights_text, srv->insights_len);
-	}
-	pthread_mutex_unlock(&srv->insights_lock);
-	hl_buf_release(&text);
-}
-
 enum MHD_Result
 hl_http_insights(struct http_req *r)
 {
@@ -348,6 +420,8 @@ hl_http_insights(struct http_req *r)
 	json_t *doc = NULL;
 	int64_t ms = 0;
 
+	if (!api_args_utf8(r))
+		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
 	if (since && *since) {
 		if (hl_api_parse_duration(&ms, since, &err) < 0)
 			return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
@@ -444,6 +518,9 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	json_t *doc;
 	int rc;
 
+	/* no task id holds other bytes; PostgreSQL would refuse them (503) */
+	if (hl_utf8_valid_len(task_id, strlen(task_id)) != strlen(task_id))
+		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	if (slash)
 		return api_prompt(r, task_id, slash);
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
@@ -469,6 +546,8 @@ hl_http_remediations(struct http_req *r)
 	json_t *doc = NULL;
 	int rc;
 
+	if (!api_args_utf8(r))
+		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
 	if (state) {
 		/* a comma list of states */
 		char buf[128], *tok, *save = NULL;

@@ -120,31 +120,6 @@ dash_form_field(char *out, size_t size, const char *body, size_t len, const char
 	return false;
 }
 
-/* A cross-site form post is refused: Sec-Fetch-Site, when sent, must say
- * same-origin (or none: typed by the user), and an Origin header, when it
- * names an origin, must name this host. */
-static bool
-dash_same_origin(struct http_req *r)
-{
-	const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
-	const char *origin =
-	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
-	const char *host =
-	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	const char *p;
-
-	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
-		return false;
-	if (!origin || strcmp(origin, "null") == 0)
-		return true;
-	if (!host)
-		return false;
-	p = strncmp(origin, "http://", 7) == 0    ? origin + 7
-	    : strncmp(origin, "https://", 8) == 0 ? origin + 8
-	                                          : NULL;
-	return p && strcasecmp(p, host) == 0;
-}
-
 /* healer speaks plain HTTP; behind an ingress that terminates TLS (it says
  * so in X-Forwarded-Proto) the session cookie is marked Secure, so a browser
  * never sends it over plain HTTP. Without the header (a port-forward, a
@@ -175,7 +150,7 @@ hl_http_login(struct http_req *r, const char *arg)
 	bool ok;
 
 	(void)arg;
-	if (!dash_same_origin(r))
+	if (!hl_http_same_origin(r, true))
 		return hl_http_reply_error(r, 403, "forbidden", "a login from another origin");
 	if (!want || !*want)
 		return dash_redirect(r, "/", NULL);
@@ -194,7 +169,7 @@ enum MHD_Result
 hl_http_logout(struct http_req *r, const char *arg)
 {
 	(void)arg;
-	if (!dash_same_origin(r))
+	if (!hl_http_same_origin(r, true))
 		return hl_http_reply_error(r, 403, "forbidden", "a logout from another origin");
 	return dash_redirect(r, "/",
 	                     HL_DASH_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");

@@ -61,7 +61,7 @@ struct hl_http_server {
 	atomic_int inflight;  /* requests between their first byte and completion */
 	atomic_int suspended; /* requests suspended until the store answers */
 	atomic_bool stopping;
-	struct hl_decision_board *decisions; /* sensor answers waiting for a decision */
+	struct hl_decision_board *decisions;  /* sensor answers waiting for a decision */
 	struct hl_webhook_keys *webhook_keys; /* NULL: no webhook secret configured */
 	struct {
 		void (*fn)(void *arg, struct hl_buf *out);
@@ -85,7 +85,10 @@ struct hl_http_server {
 	pthread_mutex_t insights_lock;
 	char *insights_text;
 	size_t insights_len;
+	json_t *insights_doc;      /* the all-time document, for /api/status */
 	int64_t insights_until_ms; /* monotonic */
+	int64_t insights_at_ms;    /* monotonic: when they were computed */
+	int64_t insights_took_ms;  /* how long that took */
 };
 
 /* What a route accepts (routes.c). */
@@ -186,8 +189,14 @@ const char *hl_http_route_allow(const struct hl_http_route *rt);
  * when no token is configured or the request carries it. */
 bool hl_http_token_ok(struct http_req *r);
 /* The check of HTTP_AUTH_READ routes: true when no token is configured,
- * the request carries the bearer token or a valid session cookie. */
+ * the request carries the bearer token, or it carries no bearer header (it
+ * may carry another scheme's) and a valid session cookie. */
 bool hl_http_read_ok(struct http_req *r);
+/* False for a browser's request from another origin: Sec-Fetch-Site, when
+ * sent, must say same-origin (or none: typed by the user), and Origin, when
+ * sent, must name this host ("null", an opaque origin, only when null_ok).
+ * Other clients send neither. */
+bool hl_http_same_origin(struct http_req *r, bool null_ok);
 /* Method, authentication and size checks of r's route, then its handler. */
 enum MHD_Result hl_http_dispatch(struct http_req *r, const char *method);
 

@@ -271,6 +271,11 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	return MHD_YES;
 }
 
+/* The decision's part of a sensor's answer (contract section 4). */
+#define INTAKE_DECISION_KEYS 3
+static const char *const intake_decision_keys[INTAKE_DECISION_KEYS] = { "agent", "failure_type",
+	                                                                "coderun_name" };
+
 /*
  * The sensor's answer carries the decision (contract section 4): the one the
  * worker published for this delivery, or for a duplicate the recorded task
@@ -280,7 +285,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 static void
 intake_add_decision(struct http_req *r, json_t *o)
 {
-	static const char *const keys[] = { "agent", "failure_type", "coderun_name" };
+	const char *const *keys = intake_decision_keys;
 	const struct hl_intake_answer *a = &r->ireq.answer;
 	struct hl_task_record *task = NULL;
 	json_t *stored = NULL;
@@ -298,7 +303,7 @@ intake_add_decision(struct http_req *r, json_t *o)
 	if (src) {
 		const char *ds = json_string_value(json_object_get(src, "dedup_status"));
 		const char *why = json_string_value(json_object_get(src, "reason"));
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		for (i = 0; i < INTAKE_DECISION_KEYS; i++) {
 			const char *v = json_string_value(json_object_get(src, keys[i]));
 			if (v && *v)
 				json_object_set_new(o, keys[i], json_string(v));
@@ -311,7 +316,7 @@ intake_add_decision(struct http_req *r, json_t *o)
 	           hl_store_task_get(r->srv->store, &task, a->task_id, NULL) == 0) {
 		/* the first delivery's task */
 		const char *v[] = { task->agent, task->failure_type, task->coderun_name };
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (i = 0; i < INTAKE_DECISION_KEYS; i++)
 			if (v[i] && *v[i])
 				json_object_set_new(o, keys[i], json_string(v[i]));
 		hl_task_record_free(task);
@@ -409,6 +414,11 @@ hl_http_intake_reply(struct http_req *r)
 		                                : a->status == HL_INTAKE_SKIPPED ? "skipped"
 		                                                                 : "existing"));
 		intake_add_decision(r, o);
+		/* the contract's answer has these keys whatever the decision:
+		 * null when nothing was dispatched (skipped, pending, tracked) */
+		for (size_t i = 0; i < INTAKE_DECISION_KEYS; i++)
+			if (!json_object_get(o, intake_decision_keys[i]))
+				json_object_set_new(o, intake_decision_keys[i], json_null());
 	}
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);

@@ -13,6 +13,11 @@
  * reads) take the bearer token or the dashboard's session cookie
  * (dashboard.c) when a token is configured; the dashboard's own pages and
  * assets are open (the page shows the login form without a session).
+ * HTTP_AUTH_TOKEN routes refuse a browser's cross-origin call (403): without
+ * a token, a web page could otherwise post an event to a loopback healer
+ * (a body without a content type needs no CORS preflight). An open route of
+ * a loopback server (no token or no secret) refuses a Host that is not a
+ * loopback name (DNS rebinding).
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -20,6 +25,7 @@
 #include "http_impl.h"
 #include "server.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -159,12 +165,21 @@ hl_http_token_ok(struct http_req *r)
 {
 	const char *want = r->srv->cfg->api_token;
 	const char *auth;
+	size_t n;
 
 	if (!want || !*want)
 		return true;
 	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	return auth && strncasecmp(auth, "Bearer ", 7) == 0 &&
-	       hl_str_ct_equal(auth + 7, strlen(auth + 7), want, strlen(want));
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
+		return false;
+	/* "Bearer" 1*SP token68, the field value without surrounding
+	 * whitespace (RFC 9110 5.5, 11.4) */
+	for (auth += 7; *auth == ' '; auth++)
+		;
+	n = strlen(auth);
+	while (n && (auth[n - 1] == ' ' || auth[n - 1] == '\t'))
+		n--;
+	return hl_str_ct_equal(auth, n, want, strlen(want));
 }
 
 bool
@@ -176,10 +191,89 @@ hl_http_read_ok(struct http_req *r)
 	if (!want || !*want)
 		return true;
 	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (auth)
+	/* a bearer token is judged alone; another scheme is not healer's (an
+	 * ingress's basic auth reaches us too) and leaves it to the session */
+	if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		return hl_http_token_ok(r);
 	cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, HL_DASH_COOKIE);
 	return hl_dash_session_ok(cookie, want, hl_time_wall_ms() / 1000);
+}
+
+bool
+hl_http_same_origin(struct http_req *r, bool null_ok)
+{
+	const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *origin =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ORIGIN);
+	const char *host =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	const char *p;
+
+	if (site && strcmp(site, "same-origin") != 0 && strcmp(site, "none") != 0)
+		return false;
+	if (!origin)
+		return true;
+	if (strcmp(origin, "null") == 0)
+		return null_ok;
+	if (!host)
+		return false;
+	p = strncmp(origin, "http://", 7) == 0    ? origin + 7
+	    : strncmp(origin, "https://", 8) == 0 ? origin + 8
+	                                          : NULL;
+	return p && strcasecmp(p, host) == 0;
+}
+
+/* True for a loopback name: localhost, NAME.localhost, 127.x.x.x or [::1],
+ * with an optional port. */
+static bool
+route_loopback_host(const char *host)
+{
+	char name[256], *colon;
+	struct in_addr a4;
+	size_t n;
+
+	if (strcmp(host, "[::1]") == 0 || strncmp(host, "[::1]:", 6) == 0)
+		return true;
+	if (hl_strlcpy(name, host, sizeof(name)) >= sizeof(name))
+		return false;
+	if ((colon = strchr(name, ':')))
+		*colon = '\0';
+	n = strlen(name);
+	if (n && name[n - 1] == '.')
+		name[--n] = '\0';
+	if (strcasecmp(name, "localhost") == 0 ||
+	    (n > 10 && strcasecmp(name + n - 10, ".localhost") == 0))
+		return true;
+	return inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
+}
+
+/* A loopback server whose route is open (no token, or no webhook secret for
+ * /webhook) answers it only under a loopback Host: a web page that points
+ * its own name at 127.0.0.1 (DNS rebinding) is same-origin to the browser,
+ * but its requests still carry its name. No Host (HTTP/1.0) is not a
+ * browser's. */
+static bool
+route_host_ok(struct http_req *r)
+{
+	const struct hl_config *cfg = r->srv->cfg;
+	const char *host;
+	bool open;
+
+	switch (r->rt->auth) {
+	case HTTP_AUTH_TOKEN:
+	case HTTP_AUTH_READ:
+		open = !cfg->api_token || !*cfg->api_token;
+		break;
+	case HTTP_AUTH_SIGNATURE:
+		open = cfg->n_webhook_secrets == 0;
+		break;
+	default:
+		open = false;
+	}
+	if (!open || !hl_config_listen_is_loopback(cfg))
+		return true;
+	host = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	return !host || route_loopback_host(host);
 }
 
 enum MHD_Result
@@ -192,6 +286,13 @@ hl_http_dispatch(struct http_req *r, const char *method)
 	if (!(route_method(method) & rt->methods))
 		return hl_http_reply_error(r, 405, "method_not_allowed", "'%s' accepts %s only",
 		                           r->path, rt->methods & HTTP_POST ? "POST" : "GET");
+	if (!route_host_ok(r))
+		return hl_http_reply_error(r, 403, "forbidden",
+		                           "an unauthenticated loopback server answers only to a "
+		                           "loopback host name");
+	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_same_origin(r, false))
+		return hl_http_reply_error(r, 403, "forbidden",
+		                           "a call from a web page of another origin");
 	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
 		return hl_http_reply_error(r, 401, "unauthorized",
 		                           "a valid 'Authorization: Bearer' token is required");

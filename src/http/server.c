@@ -111,12 +111,35 @@ hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *b
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	if (code == 405)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hl_http_route_allow(r->rt));
+	/* a 401 names its scheme (RFC 9110 11.6.1) */
+	if (code == 401 && (r->rt->auth == HTTP_AUTH_TOKEN || r->rt->auth == HTTP_AUTH_READ))
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                        "Bearer realm=\"healer\"");
 	if (code == 503)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
 	ret = MHD_queue_response(r->conn, code, resp);
 	MHD_destroy_response(resp);
 	r->code = code;
 	return ret;
+}
+
+/* s JSON-escaped, its invalid UTF-8 bytes (a message may quote a path or a
+ * parameter as the client sent it, or a bounded copy may have cut a
+ * character) as U+FFFD: a JSON text is UTF-8 (RFC 8259). */
+static void
+http_append_utf8_escaped(struct hl_buf *b, const char *s, size_t n)
+{
+	size_t i = 0, k;
+
+	while (i < n) {
+		k = hl_utf8_valid_len(s + i, n - i);
+		hl_buf_append_json_escaped(b, s + i, k);
+		i += k;
+		if (i < n) {
+			hl_buf_append_str(b, "\\ufffd");
+			i++;
+		}
+	}
 }
 
 enum MHD_Result
@@ -134,7 +157,7 @@ hl_http_reply_error(struct http_req *r, unsigned code, const char *error, const 
 	hl_buf_append_str(&b, "{\"error\":\"");
 	hl_buf_append_json_escaped(&b, error, strlen(error));
 	hl_buf_append_str(&b, "\",\"message\":\"");
-	hl_buf_append_json_escaped(&b, msg, strlen(msg));
+	http_append_utf8_escaped(&b, msg, strlen(msg));
 	hl_buf_append_str(&b, "\"}");
 	body = hl_buf_detach(&b, &len);
 	if (!body)
@@ -862,6 +885,7 @@ fail:
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_mutex_destroy(&srv->insights_lock);
 	free(srv->insights_text);
+	json_decref(srv->insights_doc);
 	free(srv);
 	return rc;
 }
@@ -962,5 +986,6 @@ hl_http_server_stop(struct hl_http_server *srv)
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_mutex_destroy(&srv->insights_lock);
 	free(srv->insights_text);
+	json_decref(srv->insights_doc);
 	free(srv);
 }

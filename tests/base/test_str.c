@@ -218,6 +218,42 @@ test_str_k8s_names_follow_dns1123(void **state)
 	assert_false(hl_str_k8s_subdomain_valid(""));
 }
 
+static void
+test_utf8_valid_len_stops_at_the_first_bad_byte(void **state)
+{
+	(void)state;
+	assert_int_equal(hl_utf8_valid_len("", 0), 0);
+	assert_int_equal(hl_utf8_valid_len("abc", 3), 3);
+	assert_int_equal(hl_utf8_valid_len("x\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10), 10);
+	/* a character cut by a bounded copy */
+	assert_int_equal(hl_utf8_valid_len("ab\xc3", 3), 2);
+	assert_int_equal(hl_utf8_valid_len("ab\xe2\x82", 4), 2);
+	assert_int_equal(hl_utf8_valid_len("ab\xf0\x9f\x98", 5), 2);
+	/* stray continuation, overlong forms, surrogates, above U+10FFFF */
+	assert_int_equal(hl_utf8_valid_len("a\x80"
+	                                   "b",
+	                                   3),
+	                 1);
+	assert_int_equal(hl_utf8_valid_len("a\xc0\xaf"
+	                                   "b",
+	                                   4),
+	                 1);
+	assert_int_equal(hl_utf8_valid_len("a\xe0\x80\xaf"
+	                                   "b",
+	                                   5),
+	                 1);
+	assert_int_equal(hl_utf8_valid_len("a\xed\xa0\x80"
+	                                   "b",
+	                                   5),
+	                 1);
+	assert_int_equal(hl_utf8_valid_len("a\xf4\x90\x80\x80", 5), 1);
+	assert_int_equal(hl_utf8_valid_len("a\xff"
+	                                   "b",
+	                                   3),
+	                 1);
+	assert_int_equal(hl_utf8_valid_len("a\xc3(", 3), 1);
+}
+
 int
 main(void)
 {
@@ -228,6 +264,7 @@ main(void)
 		cmocka_unit_test(test_str_github_repo_valid_follows_github),
 		cmocka_unit_test(test_str_k8s_names_follow_dns1123),
 		cmocka_unit_test(test_str_hex_encodes),
+		cmocka_unit_test(test_utf8_valid_len_stops_at_the_first_bad_byte),
 		cmocka_unit_test(test_time_rfc3339_round_trip),
 		cmocka_unit_test(test_time_deadline_is_normalised),
 		cmocka_unit_test(test_json_path_reads_nested_values),

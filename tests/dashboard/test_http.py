@@ -141,6 +141,14 @@ def main():
     check("a session signed with the token's key answers 200", st == 200, st)
     st, _, _ = req(port, "GET", "/api/remediations", headers=dict(jar, Authorization="Bearer no"))
     check("a wrong bearer header is not rescued by a cookie", st == 401, st)
+    basic = dict(jar, Authorization="Basic dXNlcjpwYXNz")
+    st, _, _ = req(port, "GET", "/api/remediations", headers=basic)
+    st2, _, body = req(port, "GET", "/", headers=basic)
+    check("behind an ingress's basic auth (Authorization: Basic) the session still reads",
+          st == 200 and st2 == 200 and b"/assets/app.js" in body, (st, st2, body[:120]))
+    st, _, _ = req(port, "GET", "/api/remediations",
+                   headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    check("another scheme without a session answers 401", st == 401, st)
     st, h, _ = req(port, "POST", "/logout", b"", dict(FORM, **jar))
     check("logout clears the cookie", st == 303 and "Max-Age=0" in h.get("set-cookie", ""), h)
 

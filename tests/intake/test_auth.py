@@ -4,8 +4,11 @@ API token (empty, whitespace, an empty element of the comma list, a secret
 file holding only a newline) is a configuration error naming the key; without
 a secret or a token `healer server` refuses every address but loopback unless
 HEALER_ALLOW_UNAUTHENTICATED=true, warns at start, and /api/status says which
-authentication is on. Runs the real binary; talks to 127.0.0.1 only.
+authentication is on; a web page of another origin cannot call the sensor and
+alert routes, and without a token a loopback server's routes answer only to
+a loopback Host (DNS rebinding); a 401 names the Bearer scheme. Runs the real binary; talks to 127.0.0.1 only.
 Standard library only; prints TAP."""
+import http.client
 import json
 import os
 import shutil
@@ -78,6 +81,33 @@ def post(port, path, body, headers):
         return e.code, json.loads(e.read() or b"{}")
 
 
+def post_raw(port, path, body, headers, with_headers=False):
+    """POST with exactly these headers (no Content-Type unless given)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("POST", path, body=body, headers=headers)
+        r = c.getresponse()
+        data = r.read()
+        h = {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+    try:
+        d = json.loads(data or b"{}")
+    except ValueError:
+        d = {"raw": data[:300]}
+    return (r.status, d, h) if with_headers else (r.status, d)
+
+
+def get_raw(port, path, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("GET", path, headers=headers or {})
+        r = c.getresponse()
+        return r.status, r.read(), {k.lower(): v for k, v in r.getheaders()}
+    finally:
+        c.close()
+
+
 def refused(name, extra, key, listen="127.0.0.1:0"):
     p, port, log = serve(name, extra, listen)
     text = open(log, errors="replace").read()
@@ -141,6 +171,44 @@ def main():
               and "HEALER_API_TOKEN is not set" in text, text[-800:])
         check("/api/status says authentication is off",
               st == 200 and d.get("auth") == {"webhook": "none", "api": "none"}, d)
+        # a web page cannot post an event to it: a body without a content type
+        # (fetch with a typeless Blob, sendBeacon) needs no CORS preflight
+        run = json.dumps({"action": "completed", "workflow_run": {
+            "id": 5150, "name": "CI", "conclusion": "failure", "head_branch": "main",
+            "head_sha": "a" * 40, "run_attempt": 1},
+            "repository": {"full_name": "victim/repo"},
+            "sender": {"login": "dev", "type": "User"}}).encode()
+        for name, hdrs in (
+                ("Origin", {"Origin": "http://evil.example"}),
+                ("Sec-Fetch-Site", {"Sec-Fetch-Site": "cross-site"}),
+                ("an opaque Origin", {"Origin": "null"})):
+            for path in ("/api/remediate/ci-failure", "/api/alerts/alertmanager"):
+                st, d = post_raw(port, path, run, hdrs)
+                check(f"a cross-origin browser call to {path} ({name}) is refused 403",
+                      st == 403 and d.get("error") == "forbidden", (st, d))
+        st, d = post_raw(port, "/api/remediate/ci-failure", run,
+                         {"Origin": f"http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"})
+        check("a same-origin call is not refused as cross-origin", st == 202, (st, d))
+        # DNS rebinding: the page's own name, now pointing at 127.0.0.1, is
+        # same-origin to the browser; its Host header still names it
+        rebound = f"rebind.evil.example:{port}"
+        for path in ("/api/status", "/api/remediations", "/api/insights"):
+            st, _, _ = get_raw(port, path, {"Host": rebound})
+            check(f"GET {path} under a foreign Host answers 403", st == 403, st)
+        st, d = post_raw(port, "/api/remediate/ci-failure", run,
+                         {"Host": rebound, "Origin": "http://" + rebound,
+                          "Content-Type": "application/json"})
+        check("a sensor call under a foreign Host answers 403", st == 403, (st, d))
+        st, d = post_raw(port, "/webhook", run,
+                         {"Host": rebound, "Content-Type": "application/json",
+                          "X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "rebind-1"})
+        check("an unsigned delivery under a foreign Host answers 403", st == 403, (st, d))
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}",
+                     f"app.localhost:{port}", "localhost"):
+            st, _, _ = get_raw(port, "/api/status", {"Host": host})
+            check(f"GET /api/status under Host {host} answers 200", st == 200, st)
+        st, _, _ = get_raw(port, "/health", {"Host": rebound})
+        check("the probes answer under any Host", st == 200, st)
     finally:
         stop(p)
 
@@ -154,9 +222,24 @@ def main():
         st, d = post(port, "/webhook", b"{}", {"Content-Type": "application/json",
                                                "X-GitHub-Event": "ping"})
         check("an unsigned delivery answers 401", st == 401, d)
-        st, d = post(port, "/api/remediate/ci-failure", b"{}",
-                     {"Content-Type": "application/json"})
-        check("a sensor call without the token answers 401", st == 401, d)
+        st, d, h = post_raw(port, "/api/remediate/ci-failure", b"{}",
+                            {"Content-Type": "application/json"}, with_headers=True)
+        check("a sensor call without the token answers 401 with a Bearer challenge",
+              st == 401 and h.get("www-authenticate", "").startswith("Bearer "), (st, d, h))
+        st, d, h = get_raw(port, "/api/remediations")
+        check("a read without the token answers 401 with a Bearer challenge",
+              st == 401 and h.get("www-authenticate", "").startswith("Bearer "), (st, d, h))
+        st, _, _ = get_raw(port, "/api/status", {"Host": "healer.example.com",
+                                                 "Authorization": "Bearer the-token"})
+        check("with a token any Host may read (an ingress names the service)", st == 200, st)
+        for value in ("Bearer  the-token", "Bearer the-token ", "bearer the-token"):
+            st, _, _ = get_raw(port, "/api/status", {"Authorization": value})
+            check(f"the token is read from {value!r} (RFC 9110 whitespace, any case)",
+                  st == 200, st)
+        for value in ("Bearer the-tokenX", "Bearer the-toke", "Bearer", "Bearer ",
+                      "Basic dGhlLXRva2Vu", "the-token"):
+            st, _, _ = get_raw(port, "/api/status", {"Authorization": value})
+            check(f"{value!r} answers 401", st == 401, st)
         text = open(log, errors="replace").read()
         check("no warning about authentication when both are set",
               "not authenticated" not in text, text[-500:])

@@ -64,6 +64,12 @@ def job_payload(job_id, conclusion="failure"):
     return json.dumps(p).encode()
 
 
+# the keys of a task in /api/remediations and /api/status (src/api/api.h)
+hl_summary_keys = ("task_id", "state", "reason", "kind", "repository", "branch", "workflow",
+                   "job", "agent", "failure_type", "attempts", "pr_number", "created_at",
+                   "updated_at", "finished_at", "time_to_fix_seconds")
+
+
 def sign(body, secret=SECRET1):
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
@@ -419,6 +425,9 @@ def run(tmp):
           st == 202 and d.get("dedup_status") == "skipped" and d.get("decision") == "tracked"
           and (d.get("reason") or "").startswith("not_failure") and d.get("task_id") is None
           and waited < 2.0, (d, waited))
+    check("the tracked answer has the contract's keys, null (nothing dispatched)",
+          {"status", "coderun_name", "agent", "failure_type", "dedup_status", "task_id"} <= set(d)
+          and d["coderun_name"] is None and d["agent"] is None and d["failure_type"] is None, d)
 
     # Read-only routes.
     st, ct, d = srv.json("GET", "/health")
@@ -434,11 +443,43 @@ def run(tmp):
           and dl.get("by_reason", {}).get("duplicate_event", 0) >= 1
           and "queue_depth" in d and len(d.get("recent", [])) > 0
           and "by_state" in d.get("remediations", {}), d)
+    sm = d.get("success_metrics") or {}
+    check("/api/status has the success metrics (contract section 4) with their targets",
+          {"tasks", "routing_correct", "duplicates_prevented", "time_to_fix_p50_seconds",
+           "time_to_fix_p90_seconds", "attempt1_success", "within_max_success",
+           "escalation_rate", "targets"} <= set(sm)
+          and sm["targets"].get("escalation_rate") == 0.1, sm)
     st, _, d = srv.json("GET", "/api/remediations/hl-unknown")
     check("/api/remediations/{id} answers 404 JSON for an unknown task",
           st == 404 and d.get("error") == "not_found", d)
     st, _, d = srv.json("GET", "/nope")
     check("unknown path answers 404 JSON", st == 404 and d.get("error") == "not_found", d)
+    st, ct, data = srv.request("GET", "/api/remediations/%FF%C3x?state=%FF")
+    try:
+        d = json.loads(data.decode("utf-8"))
+    except ValueError as e:
+        d = {"raw": repr(data[:200]), "exception": str(e)}
+    check("an error quoting a non-UTF-8 path is still UTF-8 JSON (the bytes as U+FFFD)",
+          st == 404 and d.get("error") == "not_found" and "\ufffd" in d.get("message", ""), d)
+    for path in ("/api/remediations?repository=%FFx", "/api/remediations?agent=r%C3",
+                 "/api/insights?repository=%FF"):
+        st, _, d = srv.json("GET", path)
+        check(f"{path} (not UTF-8) answers 400 on either backend",
+              st == 400 and d.get("error") == "bad_request", (st, d))
+    st, _, d = srv.json("GET", "/api/remediations/hl-%FF/attempts/1/prompt")
+    check("a prompt path whose task id is not UTF-8 answers 404", st == 404, (st, d))
+    # a job name longer than the list's copy of it, cut inside a character
+    long_job = "J" * 254 + "\u00e9" + "K" * 10
+    p = json.loads(job_payload(771001))
+    p["workflow_job"]["name"] = long_job
+    st, _, d = srv.deliver(json.dumps(p).encode())
+    long_task = d.get("task_id")
+    srv.wait_idle()
+    st, _, d = srv.json("GET", "/api/remediations?limit=500")
+    row = next((t for t in d.get("remediations", []) if t.get("task_id") == long_task), {})
+    check("a listed task whose job name was cut inside a character keeps every key",
+          long_task and set(hl_summary_keys) <= set(row) and isinstance(row.get("job"), str)
+          and long_job.startswith(row["job"]) and len(row["job"]) >= 254, row)
     st, _, d = srv.json("GET", "/webhook")
     check("GET /webhook answers 405", st == 405, d)
     st, ct, data = srv.request("GET", "/metrics")

@@ -74,6 +74,17 @@ def main():
                                                         lst.get("tasks", [])] == [task], out)
     rc, out, err = healer("status", "--state", "escalated")
     check("status --state filters", rc == 0 and task not in out and "(no tasks)" in out, out)
+    # names from outside reach the operator's terminal as text only
+    ev = job_event(131, 13, branch="fix\x1b]0;owned\x07/x\r\nstate       succeeded")
+    ev["workflow_job"]["name"] = "clippy\x1b[2J\u009b31m"
+    st, a = srv.deliver(ev, "c-esc")
+    esc_task = a.get("task_id", "")
+    wait_for(lambda: srv.queue_depth() == 0, 30)
+    rc, out, err = healer("status", esc_task)
+    check("status TASK_ID prints outside names without control characters",
+          rc == 0 and esc_task and f"task        {esc_task}" in out and "\x1b" not in out
+          and "\x07" not in out and "\r" not in out and "\u009b" not in out
+          and "\nstate       succeeded" not in out and "clippy?[2J?31m" in out, (rc, out, err))
     rc, out, err = healer("status", "hl-nope")
     check("status of an unknown task exits 1 naming it",
           rc == 1 and err.startswith("healer: error:") and "'hl-nope'" in err, err)
