@@ -149,7 +149,13 @@ hl_cmd_replay(int argc, char **argv)
 		                                 : "give --failed or a delivery id");
 	if ((rc = store_config(&cfg, &o)) != 0)
 		return rc;
-	if ((rc = store_open(&s, cfg, 0)) == 0) {
+	/* a store to replay from must exist: a mistyped data directory is an
+	 * error, not a new empty store with nothing to replay */
+	if (hl_store_open_with(&s, cfg->database_url, HL_STORE_READ_ONLY, &err) < 0)
+		rc = hl_cmd_fail("cannot open the store: %s", err.msg);
+	hl_store_close(s);
+	s = NULL;
+	if (rc == 0 && (rc = store_open(&s, cfg, 0)) == 0) {
 		if (hl_store_requeue(s, &n, id, &err) < 0)
 			rc = hl_cmd_fail("cannot queue %s again: %s",
 			                 id ? "the delivery" : "the failed deliveries", err.msg);
@@ -161,10 +167,45 @@ hl_cmd_replay(int argc, char **argv)
 	return rc;
 }
 
+/* Store text for a terminal: "-" when empty; control characters (C0, DEL
+ * and C1, also UTF-8 encoded) become '?', so a job name, a reason or a PR
+ * URL from outside cannot move the cursor, retitle or clear the terminal.
+ * Cut to a line; the result lives in one of a few rotating buffers. */
 static const char *
 status_str(const char *s)
 {
-	return s && *s ? s : "-";
+	static char ring[8][512];
+	static unsigned next;
+	char *out = ring[next++ % 8];
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	if (!s || !*s)
+		return "-";
+	while (*p && n + 1 < sizeof(ring[0])) {
+		if (*p < 0x20 || *p == 0x7f) {
+			out[n++] = '?';
+			p++;
+		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			out[n++] = '?';
+			p += 2;
+		} else {
+			out[n++] = (char)*p++;
+		}
+	}
+	if (*p) {
+		/* cut: drop a character left incomplete at the end */
+		size_t k = n;
+		unsigned char lead;
+
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+		if (lead >= 0xc0 && n - (k - 1) < (lead >= 0xf0 ? 4u : lead >= 0xe0 ? 3u : 2u))
+			n = k - 1;
+	}
+	out[n] = '\0';
+	return out;
 }
 
 /* "2025-01-15T10:30:00Z" (seconds) or "-". */
@@ -191,7 +232,7 @@ status_table(struct hl_task_record **l, size_t n)
 	       "ATTEMPTS", "REPOSITORY", "UPDATED");
 	for (i = 0; i < n; i++) {
 		status_time(updated, sizeof(updated), l[i]->updated_ms);
-		printf("%-24s %-10s %-8s %-24s %-8d %-28s %s\n", l[i]->task_id,
+		printf("%-24s %-10s %-8s %-24s %-8d %-28s %s\n", status_str(l[i]->task_id),
 		       hl_task_state_name(l[i]->state), status_str(l[i]->agent),
 		       status_str(l[i]->failure_type), l[i]->attempts, status_str(l[i]->repository),
 		       updated);
@@ -206,9 +247,9 @@ status_task(const struct hl_task_record *t)
 	char when[32];
 	size_t i;
 
-	printf("task        %s\n", t->task_id);
+	printf("task        %s\n", status_str(t->task_id));
 	printf("state       %s%s%s%s\n", hl_task_state_name(t->state), t->reason ? " (" : "",
-	       t->reason ? t->reason : "", t->reason ? ")" : "");
+	       t->reason ? status_str(t->reason) : "", t->reason ? ")" : "");
 	printf("repository  %s\n", status_str(t->repository));
 	if (t->run_id)
 		printf("run         %lld\n", (long long)t->run_id);
