@@ -206,7 +206,8 @@ event_is_hspace(char c)
 /*
  * Parses one line [p, e) of a comment. A command is "/healer" (any case)
  * followed by a space or tab and one of fix / retry / status / stop (any
- * case), followed by a space, tab or the end of the line.
+ * case), followed by a space, tab or the end of the line. The rest of the
+ * line is the hint of fix and retry.
  */
 static enum hl_comment_command
 event_parse_line(const char *p, const char *e, const char **rest)
@@ -272,7 +273,7 @@ hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char
 		if (cmd != HL_CMD_NONE)
 			break;
 	}
-	if (cmd == HL_CMD_FIX) {
+	if (cmd == HL_CMD_FIX || cmd == HL_CMD_RETRY) {
 		size_t n = (size_t)(e - rest);
 		char *raw = malloc(n + 1);
 

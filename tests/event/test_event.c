@@ -825,6 +825,11 @@ test_event_command_parsing(void **state)
 	assert_string_equal(hint, "clippy warnings");
 	free(hint);
 	assert_int_equal(cmd_of("/HEALER retry", &hint), HL_CMD_RETRY);
+	assert_null(hint);
+	/* retry takes a hint too (contract: /healer retry [hint]) */
+	assert_int_equal(cmd_of("/healer retry  pin the toolchain ", &hint), HL_CMD_RETRY);
+	assert_string_equal(hint, "pin the toolchain");
+	free(hint);
 	assert_int_equal(cmd_of("/Healer STATUS\n", &hint), HL_CMD_STATUS);
 	assert_int_equal(cmd_of("please stop\n/healer stop now", &hint), HL_CMD_STOP);
 	assert_null(hint);
