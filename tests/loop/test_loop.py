@@ -336,6 +336,44 @@ def main():
           == [("discord", "delivered"), ("email", "delivered"), ("github", "delivered"),
               ("slack", "delivered")], t.get("notifications"))
 
+    # ---- D2. /healer retry with a hint after the escalation; a closed PR -----------
+    gh("POST", "/_stub/seed", {"issue_comments": {"9010": {"id": 9010}, "9011": {"id": 9011},
+                                                  "9012": {"id": 9012}}})
+    deliver(srv, comment_event(9010, 77, "/healer retry RETRY-HINT-MARKER pin the toolchain",
+                               "OWNER"), event="issue_comment")
+    runs = wait_for(lambda: len(by_task(tid_b)) >= 4 and by_task(tid_b), 20) or []
+    p4 = runs[3]["spec"].get("promptModification", "") if len(runs) > 3 else ""
+    check("/healer retry HINT after the escalation: one more attempt whose prompt carries "
+          "the hint", len(runs) == 4 and "RETRY-HINT-MARKER pin the toolchain" in p4,
+          [len(runs), p4[:3000]])
+    deliver(srv, comment_event(9011, 77, "/healer stop", "OWNER"), event="issue_comment")
+    check("... and /healer stop ends it", wait_state(srv, tid_b, "stopped", 15),
+          task_of(srv, tid_b).get("state"))
+    sha2 = "c" * 40
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 79, "state": "closed", "merged": False, "title": "Abandoned",
+                   "user": {"login": "dev"}, "html_url": f"https://github.com/{REPO}/pull/79",
+                   "body": "", "head": {"ref": "loop/closed", "sha": sha2},
+                   "base": {"ref": "main"}}],
+        "check_runs_by_ref": {sha2: [
+            {"id": 7401, "name": "clippy", "head_sha": sha2, "status": "completed",
+             "conclusion": "failure", "app": {"slug": "github-actions"},
+             "html_url": f"https://github.com/{REPO}/runs/7401",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}}]}})
+    seed_job(7401)
+    deliver(srv, comment_event(9012, 79, "/healer fix please", "OWNER"), event="issue_comment",
+            delivery="cmd-closed")
+
+    def closed_delivery():
+        return next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                     if d.get("delivery_id") == "cmd-closed"), {})
+    done = wait_for(lambda: closed_delivery().get("state") == "processed", 20)
+    time.sleep(0.5)
+    sent = [c["metadata"]["name"] for c in coderuns()
+            if c["spec"].get("env", {}).get("PR_NUMBER") == "79"]
+    check("/healer fix on a closed PR sends no agent", done and not sent,
+          [closed_delivery(), sent])
+
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
     tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))
@@ -428,7 +466,8 @@ def main():
           stopped and deleted and t["attempts"][-1]["outcome"] == "stopped", [t, deleted])
     reactions = gh("GET", "/_stub/reactions") or []
     check("obeyed commands get one eyes reaction each; the refused one none",
-          sorted(r["comment_id"] for r in reactions if r["content"] == "eyes") == [9002, 9003],
+          sorted(r["comment_id"] for r in reactions
+                 if r["content"] == "eyes" and 9001 <= r["comment_id"] <= 9003) == [9002, 9003],
           reactions)
 
     # ---- H. a runner shutdown is re-run before any agent -------------------------------
