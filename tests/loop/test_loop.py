@@ -391,6 +391,29 @@ def main():
     check("after a restart with a compacted watch the failure is seen: exactly one next "
           "attempt", len(runs) == 2, [c["metadata"]["name"] for c in runs])
 
+    # ---- E2. a CodeRun deleted while healer was down: no DELETED event comes ---------
+    seed_job(7013)
+    tid_e2 = deliver(srv, job_event(7013, 8013, "loop/e2"))
+    runs = wait_for(lambda: by_task(tid_e2), 15) or []
+    ne2 = runs[0]["metadata"]["name"] if runs else "?"
+    set_phase(ne2, "Running")
+    wait_for(lambda: (task_of(srv, tid_e2).get("attempts") or [{}])[0].get("phase")
+             == "running", 10)
+    srv.kill()
+    kube("DELETE", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{ne2}")
+    kube("POST", "/_stub/compact")  # the resume point is too old: a relist
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+
+    def e2_first():
+        return (task_of(srv, tid_e2).get("attempts") or [{}])[0]
+    ended = wait_for(lambda: e2_first().get("outcome") == "agent_failed", 20)
+    check("a CodeRun deleted while healer was down ends its attempt agent_failed at the "
+          "relist (not at the attempt timeout), and the next attempt starts",
+          ended and "deleted" in (e2_first().get("reason") or "")
+          and wait_for(lambda: len(by_task(tid_e2)) == 1
+                       and by_task(tid_e2)[0]["metadata"]["name"] != ne2, 15),
+          [task_of(srv, tid_e2), [c["metadata"]["name"] for c in by_task(tid_e2)]])
+
     # ---- F. a cut watch reconnects ---------------------------------------------------
     seed_job(7004)
     tid_f = deliver(srv, job_event(7004, 8004, "loop/f"))
@@ -534,6 +557,32 @@ def main():
     check("a failed CodeRun file starts the next attempt or frees the slot for the queue",
           retried and (len(t1.get("attempts", [])) == 2 or t2.get("state") == "running"),
           [t1.get("state"), t2.get("state")])
+    # ---- a CodeRun file removed by hand ------------------------------------------------
+    def open_attempt():
+        for t in tids:
+            d = task_of(dsrv, t)
+            a = (d.get("attempts") or [{}])[-1]
+            if d.get("state") == "running" and a.get("coderun") \
+                    and a.get("phase") in ("pending", "running"):
+                return t, a["coderun"]
+        return None
+    found = wait_for(open_attempt, 10)
+    gone_tid, gone_cr = found or (None, None)
+    removed = False
+    for f in os.listdir(cdir):
+        m = json.load(open(os.path.join(cdir, f)))
+        if m["metadata"]["name"] == gone_cr:
+            os.remove(os.path.join(cdir, f))
+            removed = True
+
+    def gone_attempt():
+        return next((a for a in task_of(dsrv, gone_tid).get("attempts", [])
+                     if a.get("coderun") == gone_cr), {})
+    check("a CodeRun file removed while it runs ends its attempt agent_failed",
+          removed and wait_for(lambda: gone_attempt().get("outcome") == "agent_failed", 20)
+          and "deleted" in (gone_attempt().get("reason") or ""),
+          [found, removed, task_of(dsrv, gone_tid) if gone_tid else None])
+
     # ---- the task list (GET /api/remediations) -----------------------------------------
     def page(q):
         st, d = dsrv.request("GET", "/api/remediations" + q)
