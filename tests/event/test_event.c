@@ -782,6 +782,14 @@ test_event_skip_no_command(void **state)
 	          " \"pull_request\": {}}, \"comment\": {\"id\": 4, \"body\": \"/healer retry\"}}");
 	assert_int_equal(ev->command, HL_CMD_RETRY);
 	assert_string_equal(reason_of(ev), "bot_sender");
+	{
+		/* also when bots' CI failures are processed: that setting is about
+		 * commits, and an agent's comment quoting a command must not
+		 * start another attempt */
+		struct hl_config bots = { .process_bot_commits = true };
+
+		assert_string_equal(hl_event_skip_reason(ev, &bots), "bot_sender");
+	}
 	hl_event_free(ev);
 	/* an edited comment does not run the command again */
 	ev = norm("issue_comment",
