@@ -493,6 +493,29 @@ def main():
                  if r["content"] == "eyes" and 9001 <= r["comment_id"] <= 9003) == [9002, 9003],
           reactions)
 
+    # ---- G2. GitHub's secondary rate limit holds every comment, not just one ----------
+    # (a wait longer than a send's 15 s timeout, so the fetch engine does not
+    # wait it out itself)
+    cpath = f"/repos/{REPO}/issues/78/comments"
+    t0 = time.time()
+    gh("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cpath, "times": 1,
+                                            "status": 403, "headers": {"retry-after": "16"},
+                                            "body": {"message": "You have exceeded a "
+                                                     "secondary rate limit."}}]})
+    gh("POST", "/_stub/seed", {"issue_comments": {"9004": {"id": 9004}, "9005": {"id": 9005}}})
+    deliver(srv, comment_event(9004, 78, "/healer status", "MEMBER"), event="issue_comment")
+    deliver(srv, comment_event(9005, 78, "/healer status", "MEMBER"), event="issue_comment")
+
+    def comment_posts():
+        return [r for r in gh("GET", "/_stub/requests") or []
+                if r["method"] == "POST" and r["path"] == cpath and r["time"] >= t0]
+    posts = wait_for(lambda: len(comment_posts()) >= 3 and comment_posts(), 45) or []
+    gh("POST", "/_stub/config", {"rules": []})
+    gaps = [round(p["time"] - posts[0]["time"], 2) for p in posts[1:]]
+    check("after GitHub answers a comment with a secondary rate limit (Retry-After: 16), no "
+          "comment is posted before those 16 s are over; both replies arrive",
+          len(posts) == 3 and all(g >= 15.9 for g in gaps), gaps)
+
     # ---- H. a runner shutdown is re-run before any agent -------------------------------
     seed_job(7006, RUNNER_LOG)
     gh("POST", "/_stub/seed", {"runs": [{"id": 8006, "name": "Gadget CI", "head_branch": "loop/h",
