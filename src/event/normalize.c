@@ -243,7 +243,8 @@ int
 hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char *body)
 {
 	const char *p = body, *e, *line, *rest = NULL;
-	bool in_fence = false;
+	char fence_ch = 0; /* the open fence's character, 0 outside */
+	size_t fence_len = 0, run;
 	enum hl_comment_command cmd = HL_CMD_NONE;
 	char *hint = NULL;
 	int indent;
@@ -262,13 +263,29 @@ hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char
 			line++;
 		if (indent == 4 || (line < e && *line == '\t'))
 			continue;
-		if (e - line >= 3 &&
-		    (strncmp(line, "```", 3) == 0 || strncmp(line, "~~~", 3) == 0)) {
-			in_fence = !in_fence;
+		/* a fence opens with three or more ` or ~; only a run of the same
+		 * character at least as long, and nothing else, closes it */
+		for (run = 0; line + run < e && (line[run] == '`' || line[run] == '~') &&
+		              line[run] == line[0];
+		     run++)
+			;
+		/* (a backtick fence's info string holds no backtick: "```x```" is
+		 * inline code) */
+		if (!fence_ch && run >= 3 &&
+		    !(line[0] == '`' && memchr(line + run, '`', (size_t)(e - line - run)))) {
+			fence_ch = line[0];
+			fence_len = run;
 			continue;
 		}
-		if (in_fence)
+		if (fence_ch) {
+			const char *q = line + run;
+
+			while (q < e && event_is_hspace(*q))
+				q++;
+			if (run >= fence_len && line[0] == fence_ch && q == e)
+				fence_ch = 0;
 			continue;
+		}
 		cmd = event_parse_line(line, e, &rest);
 		if (cmd != HL_CMD_NONE)
 			break;

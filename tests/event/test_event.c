@@ -855,6 +855,13 @@ test_event_command_parsing(void **state)
 	assert_int_equal(cmd_of("    /healer fix", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of("```\n/healer fix\n```", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of("```\ncode\n```\n/healer retry", &hint), HL_CMD_RETRY);
+	/* a fence closes only with its own character, at least as long, alone */
+	assert_int_equal(cmd_of("````md\n```\n/healer stop\n```\n````", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("~~~\n```\n/healer stop\n~~~", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("```\n``` not a close\n/healer stop\n```", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("~~~~\ncode\n~~~~~\n/healer stop", &hint), HL_CMD_STOP);
+	assert_int_equal(cmd_of("```sh\nx\n```  \n/healer stop", &hint), HL_CMD_STOP);
+	assert_int_equal(cmd_of("```inline```\n/healer stop", &hint), HL_CMD_STOP);
 	assert_int_equal(cmd_of("", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of(NULL, &hint), HL_CMD_NONE);
 	/* the first command wins */
