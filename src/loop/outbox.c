@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define OUTBOX_BATCH      16
 #define OUTBOX_BACKOFF_MS 5000
@@ -41,6 +42,34 @@ static bool
 outbox_set(const char *s)
 {
 	return s && *s;
+}
+
+/* url when it names a pull request of the task's repository
+ * ("<repository html url>/pull/N", else "https://github.com/<repo>/pull/N"),
+ * NULL otherwise: a CodeRun's pullRequestUrl is the agent's word, and a
+ * message links it as the PR healer worked on. */
+static const char *
+outbox_pr_url(const char *url, const struct hl_task_record *t, json_t *event)
+{
+	const char *base = hl_json_str(event, "repository_url");
+	char fallback[300];
+	size_t n;
+	const char *p;
+
+	if (!url || !t->repository)
+		return NULL;
+	if (!base || !hl_str_starts_with(base, "https://")) {
+		snprintf(fallback, sizeof(fallback), "https://github.com/%s", t->repository);
+		base = fallback;
+	}
+	n = strlen(base);
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	if (strncasecmp(url, base, n) != 0 || strncmp(url + n, "/pull/", 6) != 0)
+		return NULL;
+	for (p = url + n + 6; *p >= '0' && *p <= '9'; p++)
+		;
+	return p > url + n + 6 && (!*p || *p == '/' || *p == '#') ? url : NULL;
 }
 
 /* The task as the notify module reports it; attempts point into t. */
@@ -76,12 +105,12 @@ outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t 
 			                   : hl_attempt_outcome_name(a->outcome),
 			.reason = a->reason,
 			.status_message = a->status_message,
-			.pr_url = a->pr_url,
+			.pr_url = outbox_pr_url(a->pr_url, t, event),
 			.started_ms = a->started_ms,
 			.finished_ms = a->finished_ms,
 		};
-		if (a->pr_url)
-			r->pr_url = a->pr_url;
+		if (att[n - 1].pr_url)
+			r->pr_url = att[n - 1].pr_url;
 	}
 	r->attempts = att;
 	r->n_attempts = n;

@@ -290,7 +290,7 @@ def main():
 
     # ---- C. the CodeRun succeeds but CI still fails -> attempt 3, another agent -----
     n2 = runs[1]["metadata"]["name"] if len(runs) > 1 else "?"
-    set_phase(n2, "Succeeded")
+    set_phase(n2, "Succeeded", status={"pullRequestUrl": f"https://github.com/{REPO}/pull/77"})
     wait_state(srv, tid_b, "verifying")
     seed_job(7202)
     deliver(srv, job_event(7202, 8202, "loop/b", sha=SHA1))
@@ -305,7 +305,9 @@ def main():
     ntest_http = dtest.http
     ntest_http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 0.3})
     n3 = runs[2]["metadata"]["name"] if len(runs) > 2 else "?"
-    set_phase(n3, "Failed", message="gave up")
+    # the agent's word for its PR: a link elsewhere, labelled like a PR here
+    set_phase(n3, "Failed", message="gave up",
+              status={"pullRequestUrl": f"https://evil.example/{REPO}/pull/77"})
     escalated = wait_state(srv, tid_b, "escalated", 20)
     srv.kill()  # the outbox may still hold messages
     srv = Healer(srv.data_dir, BASE_ENV).start()
@@ -326,6 +328,13 @@ def main():
     check("no message broke a service's limits",
           not ntest_http("GET", DURL + "/_stub/violations")
           and not ntest_http("GET", SLURL + "/_stub/violations"))
+    sent = json.dumps([discord, slack]) + "".join(m[0].decode("utf-8", "replace")
+                                                  for m in mails) \
+        + "".join(c["body"] for c in comments)
+    check("a CodeRun's pullRequestUrl outside the task's repository is linked nowhere; the "
+          "repository's own PR is", "evil.example" not in sent
+          and f"(https://github.com/{REPO}/pull/77)" in "".join(c["body"] for c in comments),
+          sent[:4000])
     emb = (discord[0]["payload"].get("embeds") or [{}])[0] if discord else {}
     check("the escalation names the workflow, the branch and the attempts",
           "Gadget CI" in json.dumps(emb) and "loop/b" in json.dumps(emb)
