@@ -149,7 +149,13 @@ hl_cmd_replay(int argc, char **argv)
 		                                 : "give --failed or a delivery id");
 	if ((rc = store_config(&cfg, &o)) != 0)
 		return rc;
-	if ((rc = store_open(&s, cfg, 0)) == 0) {
+	/* a store to replay from must exist: a mistyped data directory is an
+	 * error, not a new empty store with nothing to replay */
+	if (hl_store_open_with(&s, cfg->database_url, HL_STORE_READ_ONLY, &err) < 0)
+		rc = hl_cmd_fail("cannot open the store: %s", err.msg);
+	hl_store_close(s);
+	s = NULL;
+	if (rc == 0 && (rc = store_open(&s, cfg, 0)) == 0) {
 		if (hl_store_requeue(s, &n, id, &err) < 0)
 			rc = hl_cmd_fail("cannot queue %s again: %s",
 			                 id ? "the delivery" : "the failed deliveries", err.msg);
@@ -161,63 +167,45 @@ hl_cmd_replay(int argc, char **argv)
 	return rc;
 }
 
+/* Store text for a terminal: "-" when empty; control characters (C0, DEL
+ * and C1, also UTF-8 encoded) become '?', so a job name, a reason or a PR
+ * URL from outside cannot move the cursor, retitle or clear the terminal.
+ * Cut to a line; the result lives in one of a few rotating buffers. */
 static const char *
 status_str(const char *s)
 {
-	return s && *s ? s : "-";
-}
+	static char ring[8][512];
+	static unsigned next;
+	char *out = ring[next++ % 8];
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
 
-/* True for a byte that starts a control character: C0, DEL, or the lead
- * of an UTF-8 encoded C1 (U+0080-U+009F); *len gets its length. */
-static bool
-status_control(const unsigned char *p, size_t *len)
-{
-	*len = 1;
-	if (*p < 0x20 || *p == 0x7f)
-		return true;
-	if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-		*len = 2;
-		return true;
-	}
-	return false;
-}
-
-/* s (or "-") for a terminal, at most size-1 bytes: a job, branch or URL
- * from outside must not move the cursor, retitle the window or forge a
- * line, so each control character becomes '?'. */
-static const char *
-status_text(char *out, size_t size, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)status_str(s);
-	size_t o = 0, len;
-
-	while (*p && o + 1 < size) {
-		if (status_control(p, &len)) {
-			out[o++] = '?';
-			p += len;
+	if (!s || !*s)
+		return "-";
+	while (*p && n + 1 < sizeof(ring[0])) {
+		if (*p < 0x20 || *p == 0x7f) {
+			out[n++] = '?';
+			p++;
+		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			out[n++] = '?';
+			p += 2;
 		} else {
-			out[o++] = (char)*p++;
+			out[n++] = (char)*p++;
 		}
 	}
-	out[o] = '\0';
+	if (*p) {
+		/* cut: drop a character left incomplete at the end */
+		size_t k = n;
+		unsigned char lead;
+
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+		if (lead >= 0xc0 && n - (k - 1) < (lead >= 0xf0 ? 4u : lead >= 0xe0 ? 3u : 2u))
+			n = k - 1;
+	}
+	out[n] = '\0';
 	return out;
-}
-
-/* status_text of any length, to stdout. */
-static void
-status_put(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)status_str(s);
-	size_t len;
-
-	while (*p) {
-		if (status_control(p, &len)) {
-			putchar('?');
-			p += len;
-		} else {
-			putchar(*p++);
-		}
-	}
 }
 
 /* "2025-01-15T10:30:00Z" (seconds) or "-". */
@@ -237,17 +225,17 @@ status_time(char *out, size_t size, int64_t ms)
 static void
 status_table(struct hl_task_record **l, size_t n)
 {
-	char updated[32], repo[512];
+	char updated[32];
 	size_t i;
 
 	printf("%-24s %-10s %-8s %-24s %-8s %-28s %s\n", "TASK", "STATE", "AGENT", "FAILURE TYPE",
 	       "ATTEMPTS", "REPOSITORY", "UPDATED");
 	for (i = 0; i < n; i++) {
 		status_time(updated, sizeof(updated), l[i]->updated_ms);
-		printf("%-24s %-10s %-8s %-24s %-8d %-28s %s\n", l[i]->task_id,
+		printf("%-24s %-10s %-8s %-24s %-8d %-28s %s\n", status_str(l[i]->task_id),
 		       hl_task_state_name(l[i]->state), status_str(l[i]->agent),
-		       status_str(l[i]->failure_type), l[i]->attempts,
-		       status_text(repo, sizeof(repo), l[i]->repository), updated);
+		       status_str(l[i]->failure_type), l[i]->attempts, status_str(l[i]->repository),
+		       updated);
 	}
 	if (n == 0)
 		printf("(no tasks)\n");
@@ -256,29 +244,20 @@ status_table(struct hl_task_record **l, size_t n)
 static void
 status_task(const struct hl_task_record *t)
 {
-	char when[32], name[256];
+	char when[32];
 	size_t i;
 
-	printf("task        %s\n", t->task_id);
-	printf("state       %s", hl_task_state_name(t->state));
-	if (t->reason) {
-		printf(" (");
-		status_put(t->reason);
-		printf(")");
-	}
-	printf("\nrepository  ");
-	status_put(t->repository);
+	printf("task        %s\n", status_str(t->task_id));
+	printf("state       %s%s%s%s\n", hl_task_state_name(t->state), t->reason ? " (" : "",
+	       t->reason ? status_str(t->reason) : "", t->reason ? ")" : "");
+	printf("repository  %s\n", status_str(t->repository));
 	if (t->run_id)
-		printf("\nrun         %lld", (long long)t->run_id);
-	printf("\njob         ");
-	status_put(t->job);
-	printf("\nbranch      ");
-	status_put(t->branch);
-	printf("\nagent       %s\n", status_str(t->agent));
+		printf("run         %lld\n", (long long)t->run_id);
+	printf("job         %s\n", status_str(t->job));
+	printf("branch      %s\n", status_str(t->branch));
+	printf("agent       %s\n", status_str(t->agent));
 	printf("failure     %s\n", status_str(t->failure_type));
-	printf("coderun     ");
-	status_put(t->coderun_name);
-	printf("\n");
+	printf("coderun     %s\n", status_str(t->coderun_name));
 	status_time(when, sizeof(when), t->created_ms);
 	printf("created     %s\n", when);
 	status_time(when, sizeof(when), t->updated_ms);
@@ -292,13 +271,11 @@ status_task(const struct hl_task_record *t)
 	for (i = 0; i < t->n_attempts; i++) {
 		const struct hl_attempt_record *a = &t->attempt[i];
 
-		printf("%-3d %-6s %-8s %-36s %-10s %-18s ", a->n, hl_attempt_kind_name(a->kind),
-		       status_str(a->agent), status_text(name, sizeof(name), a->coderun_name),
+		printf("%-3d %-6s %-8s %-36s %-10s %-18s %s\n", a->n, hl_attempt_kind_name(a->kind),
+		       status_str(a->agent), status_str(a->coderun_name),
 		       hl_attempt_phase_name(a->phase),
-		       a->outcome == HL_OUTCOME_INVALID ? "-"
-		                                        : hl_attempt_outcome_name(a->outcome));
-		status_put(a->pr_url);
-		printf("\n");
+		       a->outcome == HL_OUTCOME_INVALID ? "-" : hl_attempt_outcome_name(a->outcome),
+		       status_str(a->pr_url));
 	}
 	if (t->n_attempts == 0)
 		printf("(no attempts)\n");

@@ -113,7 +113,7 @@ struct hl_event {
 
 	/* issue_comment commands and requested actions */
 	enum hl_comment_command command;
-	char *command_hint; /* text after "/healer fix" */
+	char *command_hint; /* text after "/healer fix" or "/healer retry" */
 	char *comment_body;
 	int64_t comment_id;
 	char *author_association; /* the comment author's relation to the repository
@@ -313,9 +313,9 @@ bool hl_event_conclusion_is_failure(const char *conclusion);
  * that starts (after at most three spaces) with "/healer" in any case, then
  * whitespace and one of fix / retry / status / stop (any case) ending at
  * whitespace or the end of the line; "/healerfix", "please /healer fix" and
- * lines inside fenced or indented code blocks are not commands. For fix,
- * *hint_out gets the rest of that line trimmed (malloc'd, NULL when empty);
- * other commands ignore trailing text. body may be NULL. hint_out may be
+ * lines inside fenced or indented code blocks are not commands. For fix and
+ * retry, *hint_out gets the rest of that line trimmed (malloc'd, NULL when
+ * empty); status and stop ignore trailing text. body may be NULL. hint_out may be
  * NULL. Returns 0 or -HL_ENOMEM.
  */
 int hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char *body);

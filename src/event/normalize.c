@@ -206,7 +206,8 @@ event_is_hspace(char c)
 /*
  * Parses one line [p, e) of a comment. A command is "/healer" (any case)
  * followed by a space or tab and one of fix / retry / status / stop (any
- * case), followed by a space, tab or the end of the line.
+ * case), followed by a space, tab or the end of the line. The rest of the
+ * line is the hint of fix and retry.
  */
 static enum hl_comment_command
 event_parse_line(const char *p, const char *e, const char **rest)
@@ -242,7 +243,8 @@ int
 hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char *body)
 {
 	const char *p = body, *e, *line, *rest = NULL;
-	bool in_fence = false;
+	char fence_ch = 0; /* the open fence's character, 0 outside */
+	size_t fence_len = 0, run;
 	enum hl_comment_command cmd = HL_CMD_NONE;
 	char *hint = NULL;
 	int indent;
@@ -261,18 +263,34 @@ hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char
 			line++;
 		if (indent == 4 || (line < e && *line == '\t'))
 			continue;
-		if (e - line >= 3 &&
-		    (strncmp(line, "```", 3) == 0 || strncmp(line, "~~~", 3) == 0)) {
-			in_fence = !in_fence;
+		/* a fence opens with three or more ` or ~; only a run of the same
+		 * character at least as long, and nothing else, closes it */
+		for (run = 0; line + run < e && (line[run] == '`' || line[run] == '~') &&
+		              line[run] == line[0];
+		     run++)
+			;
+		/* (a backtick fence's info string holds no backtick: "```x```" is
+		 * inline code) */
+		if (!fence_ch && run >= 3 &&
+		    !(line[0] == '`' && memchr(line + run, '`', (size_t)(e - line - run)))) {
+			fence_ch = line[0];
+			fence_len = run;
 			continue;
 		}
-		if (in_fence)
+		if (fence_ch) {
+			const char *q = line + run;
+
+			while (q < e && event_is_hspace(*q))
+				q++;
+			if (run >= fence_len && line[0] == fence_ch && q == e)
+				fence_ch = 0;
 			continue;
+		}
 		cmd = event_parse_line(line, e, &rest);
 		if (cmd != HL_CMD_NONE)
 			break;
 	}
-	if (cmd == HL_CMD_FIX) {
+	if (cmd == HL_CMD_FIX || cmd == HL_CMD_RETRY) {
 		size_t n = (size_t)(e - rest);
 		char *raw = malloc(n + 1);
 

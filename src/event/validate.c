@@ -135,6 +135,12 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 			return "alert_not_open";
 		return NULL;
 	case HL_INTENT_COMMAND:
+		/* a bot's /healer command is never obeyed (contract section 9),
+		 * whatever HEALER_PROCESS_BOT_COMMITS says: agents comment on PRs,
+		 * and one quoting a command would start another attempt */
+		if (ev->sender_is_bot)
+			return "bot_sender";
+		return NULL;
 	case HL_INTENT_ACTION:
 		if (ev->sender_is_bot && !cfg->process_bot_commits)
 			return "bot_sender";

@@ -80,6 +80,20 @@ cmd_react(struct hl_loop *l, const struct hl_event *ev)
 		hl_log_kv(HL_LOG_WARN, "the eyes reaction failed", "error", err.msg, NULL);
 }
 
+/* The PR is closed or merged: no agent is sent to push to it. */
+static bool
+cmd_pr_closed(struct hl_loop_command_result *out, const json_t *pr, const char *task_id)
+{
+	const char *state = hl_json_str(pr, "state");
+
+	if (!state || strcmp(state, "closed") != 0)
+		return false;
+	cmd_set(out, "nothing", task_id, "the pull request is %s",
+	        hl_json_bool(pr, "merged", false) || hl_json_str(pr, "merged_at") ? "merged"
+	                                                                          : "closed");
+	return true;
+}
+
 /* /healer fix: one remediation per failing check of the PR's head. */
 static int
 cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
@@ -95,6 +109,8 @@ cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_e
 		return 0;
 	}
 	if ((rc = hl_github_pull(l->github, &pr, ev->repository, ev->pr_number, err)) < 0)
+		goto out;
+	if (cmd_pr_closed(out, pr, task_id))
 		goto out;
 	sha = hl_json_str(pr, "head.sha");
 	head = hl_json_str(pr, "head.ref");
@@ -187,6 +203,21 @@ cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl
 		        hl_task_state_name(t->state));
 		json_decref(decision);
 		return 0;
+	}
+	if (l->github) {
+		/* a PR closed meanwhile gets no more attempts; a GitHub that
+		 * cannot tell does not stop the retry */
+		struct hl_err gerr = HL_ERR_INIT;
+		json_t *pr = NULL;
+		bool closed =
+		        hl_github_pull(l->github, &pr, ev->repository, ev->pr_number, &gerr) == 0 &&
+		        cmd_pr_closed(out, pr, t->task_id);
+
+		json_decref(pr);
+		if (closed) {
+			json_decref(decision);
+			return 0;
+		}
 	}
 	json_array_foreach(json_object_get(decision, "ranked_agents"), i, v)
 	{

@@ -7,6 +7,13 @@
  * retry_after, Slack's Retry-After, GitHub's rate-limit reset) up to
  * LOOP_OUTBOX_MAX times; a permanent failure is recorded as failed.
  *
+ * A channel that asked to wait (a rate limit: Discord's and Slack's
+ * webhook, GitHub's token) or did not answer (a timeout, a refused
+ * connection) is held: its other messages wait until then too, without
+ * an attempt counted, so no request goes to a service inside the wait it
+ * named, and a hanging service costs one timeout per hold, not one per
+ * message while the other channels wait behind it.
+ *
  * Channels: "discord", "slack", "email" (when configured), "github" (a
  * PR comment, when the task has a PR) and "openmemory" (a memory of a
  * finished task or a reinforcement: {path, body}, src/memory). A GitHub payload is a JSON object
@@ -23,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define OUTBOX_BATCH      16
 #define OUTBOX_BACKOFF_MS 5000
@@ -34,6 +42,34 @@ static bool
 outbox_set(const char *s)
 {
 	return s && *s;
+}
+
+/* url when it names a pull request of the task's repository
+ * ("<repository html url>/pull/N", else "https://github.com/<repo>/pull/N"),
+ * NULL otherwise: a CodeRun's pullRequestUrl is the agent's word, and a
+ * message links it as the PR healer worked on. */
+static const char *
+outbox_pr_url(const char *url, const struct hl_task_record *t, json_t *event)
+{
+	const char *base = hl_json_str(event, "repository_url");
+	char fallback[300];
+	size_t n;
+	const char *p;
+
+	if (!url || !t->repository)
+		return NULL;
+	if (!base || !hl_str_starts_with(base, "https://")) {
+		snprintf(fallback, sizeof(fallback), "https://github.com/%s", t->repository);
+		base = fallback;
+	}
+	n = strlen(base);
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	if (strncasecmp(url, base, n) != 0 || strncmp(url + n, "/pull/", 6) != 0)
+		return NULL;
+	for (p = url + n + 6; *p >= '0' && *p <= '9'; p++)
+		;
+	return p > url + n + 6 && (!*p || *p == '/' || *p == '#') ? url : NULL;
 }
 
 /* The task as the notify module reports it; attempts point into t. */
@@ -69,12 +105,12 @@ outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t 
 			                   : hl_attempt_outcome_name(a->outcome),
 			.reason = a->reason,
 			.status_message = a->status_message,
-			.pr_url = a->pr_url,
+			.pr_url = outbox_pr_url(a->pr_url, t, event),
 			.started_ms = a->started_ms,
 			.finished_ms = a->finished_ms,
 		};
-		if (a->pr_url)
-			r->pr_url = a->pr_url;
+		if (att[n - 1].pr_url)
+			r->pr_url = att[n - 1].pr_url;
 	}
 	r->attempts = att;
 	r->n_attempts = n;
@@ -263,9 +299,56 @@ outbox_backoff(int attempts, int64_t asked_ms)
 	return ms < OUTBOX_WAIT_MAX ? ms : OUTBOX_WAIT_MAX;
 }
 
+/* Channels held back after a rate limit or a service that did not answer
+ * (the outbox thread's own state). */
+#define OUTBOX_HOLDS 8
+
+struct outbox_hold {
+	char channel[16];
+	int64_t until_ms; /* wall clock */
+};
+
+/* The end of channel's hold, 0 when none. */
+static int64_t
+outbox_held(const struct outbox_hold *h, const char *channel, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < OUTBOX_HOLDS; i++)
+		if (h[i].until_ms > now && strcmp(h[i].channel, channel) == 0)
+			return h[i].until_ms;
+	return 0;
+}
+
+static void
+outbox_hold(struct outbox_hold *h, const char *channel, int64_t until_ms)
+{
+	size_t i, slot = 0;
+
+	for (i = 0; i < OUTBOX_HOLDS; i++) {
+		if (strcmp(h[i].channel, channel) == 0) {
+			slot = i;
+			break;
+		}
+		if (h[i].until_ms < h[slot].until_ms)
+			slot = i;
+	}
+	hl_strlcpy(h[slot].channel, channel, sizeof(h[slot].channel));
+	h[slot].until_ms = until_ms;
+}
+
+/* Whether a result says the whole channel must wait (not just this message). */
+static bool
+outbox_holds_channel(const struct hl_notify_result *res)
+{
+	return res->status == HL_NOTIFY_RETRY &&
+	       (strcmp(res->error, "rate_limited") == 0 || strcmp(res->error, "timeout") == 0 ||
+	        strcmp(res->error, "connect") == 0);
+}
+
 /* Delivers what is due; returns how many were tried. */
 static int
-outbox_pass(struct hl_loop *l)
+outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 {
 	struct hl_notification *due = NULL;
 	struct hl_err err = HL_ERR_INIT;
@@ -280,8 +363,17 @@ outbox_pass(struct hl_loop *l)
 		struct hl_notify_result res;
 		enum hl_notification_state st;
 		int tries = nt->attempts + 1;
-		int64_t next = 0;
+		int64_t next = 0, held = outbox_held(holds, nt->channel, hl_time_wall_ms());
 
+		if (held) {
+			/* waits with its channel; no attempt made */
+			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING,
+			                           nt->attempts, held,
+			                           "waiting: the channel asked to wait", &err) < 0)
+				hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error",
+				          err.msg, NULL);
+			continue;
+		}
 		if (outbox_send(l, &res, nt, &err) < 0)
 			continue; /* out of memory: the row stays due */
 		if (res.status == HL_NOTIFY_DELIVERED)
@@ -292,6 +384,12 @@ outbox_pass(struct hl_loop *l)
 			st = HL_OUTBOX_FAILED;
 		if (st == HL_OUTBOX_PENDING)
 			next = hl_time_wall_ms() + outbox_backoff(tries, res.retry_after_ms);
+		if (outbox_holds_channel(&res))
+			outbox_hold(holds, nt->channel,
+			            hl_time_wall_ms() +
+			                    (res.retry_after_ms > 0
+			                             ? res.retry_after_ms
+			                             : outbox_backoff(tries, res.retry_after_ms)));
 		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",
 		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,
 		          "result", hl_notify_status_name(res.status), "error", res.error, "detail",
@@ -312,10 +410,12 @@ void *
 hl_loop_outbox_main(void *arg)
 {
 	struct hl_loop *l = arg;
+	struct outbox_hold holds[OUTBOX_HOLDS];
 
+	memset(holds, 0, sizeof(holds));
 	pthread_setname_np(pthread_self(), "hl-outbox");
 	while (!atomic_load(&l->stop))
-		if (outbox_pass(l) == 0)
+		if (outbox_pass(l, holds) == 0)
 			hl_loop_sleep(l, l->cfg->loop_interval_ms);
 	return NULL;
 }

@@ -14,7 +14,11 @@
  * observe.c keeps a CodeRun whose attempt is not recorded yet, the resume
  * point is not saved, so a restart (which loses what was kept) sees it
  * again.
- * A CodeRun deleted before it finished ends its attempt as failed.
+ * A CodeRun deleted before it finished ends its attempt as failed, also
+ * when no DELETED event tells (deleted while healer was down and the watch
+ * relisted, or a CodeRun file removed): after every full list, a running
+ * attempt whose CodeRun the list lacks and a GET by name does not find is
+ * taken as deleted.
  *
  * Directory dispatch: the CodeRun files' status objects are read every
  * HEALER_LOOP_INTERVAL_MS, so `make run` users try the loop by editing a
@@ -39,12 +43,91 @@
 #define WATCH_ERROR_WAIT 5000
 #define WATCH_RV_MAX     128
 
+/* Directory dispatch: how often the files are compared with the attempts. */
+#define WATCH_GONE_EVERY_MS 5000
+#define WATCH_GONE_PAGE     200
+
 struct watch_ctx {
 	struct hl_loop *l;
 	char rv[WATCH_RV_MAX];
 	int64_t saved_ms;
-	bool failed; /* a change could not be recorded: relist */
+	bool failed;  /* a change could not be recorded: relist */
+	json_t *seen; /* the names of the list being read (SYNC) */
 };
+
+static const char *const watch_gone_message = "the CodeRun was deleted before it finished";
+
+/* The running attempts of task_id whose CodeRun is neither in seen nor
+ * found by name: failed, as a DELETED event would say. An attempt is
+ * recorded after its CodeRun was created, so absent now means deleted. */
+static int
+watch_gone_task(struct hl_loop *l, const json_t *seen, const char *task_id, struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	size_t i;
+	int rc;
+
+	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
+		return rc == -HL_ENOTFOUND ? 0 : rc;
+	for (i = 0; rc == 0 && i < t->n_attempts; i++) {
+		const struct hl_attempt_record *a = &t->attempt[i];
+		struct hl_err gerr = HL_ERR_INIT;
+		json_t *cr = NULL;
+		int got;
+
+		if (a->kind != HL_ATTEMPT_AGENT ||
+		    (a->phase != HL_PHASE_PENDING && a->phase != HL_PHASE_RUNNING) ||
+		    !a->coderun_name || json_object_get(seen, a->coderun_name))
+			continue;
+		/* only a CodeRun asked for by name and absent is gone (a file
+		 * being rewritten, an API that did not answer: not) */
+		got = hl_dispatch_get(l->dispatch, &cr, a->coderun_name, &gerr);
+		json_decref(cr);
+		cr = NULL;
+		if (got != -HL_ENOTFOUND)
+			continue;
+		hl_log_kv(HL_LOG_WARN, "a running attempt's CodeRun is gone", "task_id", task_id,
+		          "coderun", a->coderun_name, NULL);
+		cr = json_pack("{s:{s:s}, s:{s:s, s:s}}", "metadata", "name", a->coderun_name,
+		               "status", "phase", "Failed", "message", watch_gone_message);
+		rc = cr ? hl_loop_observe(l, cr, err) : hl_err_set(err, HL_ENOMEM, "out of memory");
+		json_decref(cr);
+	}
+	hl_task_record_free(t);
+	return rc;
+}
+
+/* Compares the running tasks' CodeRuns with a full list (seen: name ->
+ * anything). */
+static void
+watch_gone(struct hl_loop *l, const json_t *seen)
+{
+	struct hl_task_query q = { .state = "running", .limit = WATCH_GONE_PAGE };
+	struct hl_task_record **list = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char after[HL_TASK_ID_MAX];
+	size_t n = 0, i;
+
+	while (!atomic_load(&l->stop)) {
+		if (hl_store_task_list(l->store, &list, &n, &q, &err) < 0)
+			break;
+		for (i = 0; i < n && !atomic_load(&l->stop); i++)
+			if (watch_gone_task(l, seen, list[i]->task_id, &err) < 0)
+				break;
+		if (i < n || n < q.limit)
+			break;
+		q.before_created_ms = list[n - 1]->created_ms;
+		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
+		q.before_task_id = after;
+		hl_task_list_free(list, n);
+		list = NULL;
+		n = 0;
+	}
+	if (err.msg[0])
+		hl_log_kv(HL_LOG_WARN, "comparing the CodeRuns with the attempts failed", "error",
+		          err.msg, NULL);
+	hl_task_list_free(list, n);
+}
 
 /* CodeRuns kept for an attempt not recorded yet (observe.c). */
 static bool
@@ -89,9 +172,9 @@ watch_deleted(struct hl_loop *l, json_t *obj, struct hl_err *err)
 	copy = json_deep_copy(obj);
 	if (!copy)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	json_object_set_new(copy, "status",
-	                    json_pack("{s:s, s:s}", "phase", "Failed", "message",
-	                              "the CodeRun was deleted before it finished"));
+	json_object_set_new(
+	        copy, "status",
+	        json_pack("{s:s, s:s}", "phase", "Failed", "message", watch_gone_message));
 	rc = hl_loop_observe(l, copy, err);
 	json_decref(copy);
 	return rc;
@@ -111,8 +194,17 @@ watch_event(void *ud, const char *type, json_t *obj)
 		return 0;
 	}
 	if (strcmp(type, "SYNCED") == 0) {
+		/* a whole list: what it lacks may have been deleted */
+		watch_gone(w->l, w->seen);
+		json_object_clear(w->seen);
 		watch_save_rv(w, true);
 		return 0;
+	}
+	if (strcmp(type, "SYNC") == 0) {
+		const char *name = hl_json_str(obj, "metadata.name");
+
+		if (name)
+			json_object_set_new(w->seen, name, json_true());
 	}
 	if (strcmp(type, "DELETED") == 0)
 		rc = watch_deleted(w->l, obj, &err);
@@ -169,11 +261,13 @@ watch_wait_lead(struct hl_loop *l)
 static void
 watch_kubernetes(struct hl_loop *l)
 {
-	struct watch_ctx w = { .l = l };
+	struct watch_ctx w = { .l = l, .seen = json_object() };
 	struct hl_err err = HL_ERR_INIT;
 	int64_t resync_at = hl_time_mono_ms() + LOOP_RESYNC_MS;
 	bool resume = true; /* read the resume point from the store first */
 
+	if (!w.seen)
+		return;
 	while (watch_wait_lead(l)) {
 		int64_t now = hl_time_mono_ms(), session = (int64_t)l->cfg->lease_seconds * 500;
 		char *stored = NULL;
@@ -200,6 +294,7 @@ watch_kubernetes(struct hl_loop *l)
 		int rc;
 
 		atomic_store(&l->watch_connected, 1);
+		json_object_clear(w.seen); /* a list cut short says nothing */
 		rc = hl_kube_watch(l->kube, &o, &err);
 		atomic_store(&l->watch_connected, 0);
 		if (w.failed) {
@@ -230,35 +325,54 @@ watch_kubernetes(struct hl_loop *l)
 			resume = true;
 	}
 	atomic_store(&l->watch_connected, 0);
+	json_decref(w.seen);
 }
 
 static void
 watch_directory(struct hl_loop *l)
 {
 	struct hl_err err = HL_ERR_INIT;
-	json_t *list, *cr;
+	json_t *list, *cr, *seen = json_object();
+	int64_t gone_at = 0;
 	size_t i;
 
+	if (!seen)
+		return;
 	while (watch_wait_lead(l)) {
+		bool whole = true;
+
 		list = NULL;
 		atomic_store(&l->watch_connected, 1);
 		if (hl_dispatch_list(l->dispatch, &list, WATCH_SELECTOR, &err) < 0) {
 			hl_log_kv(HL_LOG_WARN, "reading the CodeRun files failed", "error", err.msg,
 			          NULL);
+			whole = false;
 		} else {
+			json_object_clear(seen);
 			json_array_foreach(list, i, cr)
 			{
-				if (atomic_load(&l->stop))
+				const char *name = hl_json_str(cr, "metadata.name");
+
+				if (atomic_load(&l->stop)) {
+					whole = false;
 					break;
+				}
+				if (name)
+					json_object_set_new(seen, name, json_true());
 				if (hl_loop_observe(l, cr, &err) < 0)
 					hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed",
 					          "error", err.msg, NULL);
+			}
+			if (whole && hl_time_mono_ms() >= gone_at) {
+				watch_gone(l, seen);
+				gone_at = hl_time_mono_ms() + WATCH_GONE_EVERY_MS;
 			}
 		}
 		json_decref(list);
 		hl_loop_nap(l, l->cfg->loop_interval_ms);
 	}
 	atomic_store(&l->watch_connected, 0);
+	json_decref(seen);
 }
 
 void *

@@ -60,4 +60,42 @@ rc, out, err = run("check-config", "--print", "--config", f.name)
 check("check-config reads the YAML file", rc == 0 and "HEALER_NAMESPACE=fromfile" in out, out + err)
 os.unlink(f.name)
 
+# the store commands on a data directory that holds no store
+with tempfile.TemporaryDirectory() as d:
+    missing = os.path.join(d, "typo")
+    rc, out, err = run("replay", "--failed", "--data-dir", missing)
+    check("replay on a data directory without a store exits 1 and creates none",
+          rc == 1 and err.startswith("healer: error:") and "0 deliveries" not in out
+          and not os.path.exists(missing), (rc, out, err, os.path.exists(missing)))
+    rc, out, err = run("replay", "d-1", "--data-dir", missing)
+    check("replay DELIVERY_ID there too", rc == 1 and not os.path.exists(missing), (rc, out, err))
+
+# healer status prints text from outside (job names from a workflow file,
+# reasons with a CodeRun's message, PR URLs an agent reported): terminal
+# control sequences in it are neutralised
+with tempfile.TemporaryDirectory() as d:
+    import sqlite3
+    rc, out, err = run("migrate", "--data-dir", d)
+    check("migrate creates a store", rc == 0, (rc, out, err))
+    con = sqlite3.connect(os.path.join(d, "healer.db"))
+    evil = "clippy\x1b[2J\x1b]0;pwned\x07\u009b31m\x7f"
+    con.execute("INSERT INTO remediation_tasks (task_id, repository, job, branch, agent,"
+                " failure_type, state, reason, attempts, created_ms, updated_ms)"
+                " VALUES ('hl-esc', 'acme/x', ?, 'main', 'rex', 'rust_clippy', 'escalated',"
+                " ?, 1, 1, 2)", (evil, "the CodeRun failed: " + evil))
+    con.execute("INSERT INTO attempts (task_id, n, agent, coderun_name, outcome, started_ms,"
+                " finished_ms, kind, phase, pr_url) VALUES ('hl-esc', 1, 'rex', 'cr-1',"
+                " 'agent_failed', 1, 2, 'agent', 'done', ?)",
+                ("https://github.com/acme/x/pull/1\x1b]8;;https://evil\x07",))
+    con.commit()
+    con.close()
+    bad = ("\x1b", "\x07", "\x7f", "\u009b")
+    rc, out, err = run("status", "--data-dir", d)
+    check("status lists a task without its control characters",
+          rc == 0 and "hl-esc" in out and not any(c in out for c in bad), repr(out))
+    rc, out, err = run("status", "hl-esc", "--data-dir", d)
+    check("status TASK_ID shows job, reason and PR URL without control characters",
+          rc == 0 and "job         clippy?[2J?]0;pwned??31m?\n" in out and "pull/1?]8;;" in out
+          and not any(c in out for c in bad), repr(out))
+
 finish()

@@ -782,6 +782,14 @@ test_event_skip_no_command(void **state)
 	          " \"pull_request\": {}}, \"comment\": {\"id\": 4, \"body\": \"/healer retry\"}}");
 	assert_int_equal(ev->command, HL_CMD_RETRY);
 	assert_string_equal(reason_of(ev), "bot_sender");
+	{
+		/* also when bots' CI failures are processed: that setting is about
+		 * commits, and an agent's comment quoting a command must not
+		 * start another attempt */
+		struct hl_config bots = { .process_bot_commits = true };
+
+		assert_string_equal(hl_event_skip_reason(ev, &bots), "bot_sender");
+	}
 	hl_event_free(ev);
 	/* an edited comment does not run the command again */
 	ev = norm("issue_comment",
@@ -825,6 +833,11 @@ test_event_command_parsing(void **state)
 	assert_string_equal(hint, "clippy warnings");
 	free(hint);
 	assert_int_equal(cmd_of("/HEALER retry", &hint), HL_CMD_RETRY);
+	assert_null(hint);
+	/* retry takes a hint too (contract: /healer retry [hint]) */
+	assert_int_equal(cmd_of("/healer retry  pin the toolchain ", &hint), HL_CMD_RETRY);
+	assert_string_equal(hint, "pin the toolchain");
+	free(hint);
 	assert_int_equal(cmd_of("/Healer STATUS\n", &hint), HL_CMD_STATUS);
 	assert_int_equal(cmd_of("please stop\n/healer stop now", &hint), HL_CMD_STOP);
 	assert_null(hint);
@@ -842,6 +855,13 @@ test_event_command_parsing(void **state)
 	assert_int_equal(cmd_of("    /healer fix", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of("```\n/healer fix\n```", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of("```\ncode\n```\n/healer retry", &hint), HL_CMD_RETRY);
+	/* a fence closes only with its own character, at least as long, alone */
+	assert_int_equal(cmd_of("````md\n```\n/healer stop\n```\n````", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("~~~\n```\n/healer stop\n~~~", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("```\n``` not a close\n/healer stop\n```", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("~~~~\ncode\n~~~~~\n/healer stop", &hint), HL_CMD_STOP);
+	assert_int_equal(cmd_of("```sh\nx\n```  \n/healer stop", &hint), HL_CMD_STOP);
+	assert_int_equal(cmd_of("```inline```\n/healer stop", &hint), HL_CMD_STOP);
 	assert_int_equal(cmd_of("", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of(NULL, &hint), HL_CMD_NONE);
 	/* the first command wins */

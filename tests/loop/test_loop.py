@@ -290,7 +290,7 @@ def main():
 
     # ---- C. the CodeRun succeeds but CI still fails -> attempt 3, another agent -----
     n2 = runs[1]["metadata"]["name"] if len(runs) > 1 else "?"
-    set_phase(n2, "Succeeded")
+    set_phase(n2, "Succeeded", status={"pullRequestUrl": f"https://github.com/{REPO}/pull/77"})
     wait_state(srv, tid_b, "verifying")
     seed_job(7202)
     deliver(srv, job_event(7202, 8202, "loop/b", sha=SHA1))
@@ -305,7 +305,9 @@ def main():
     ntest_http = dtest.http
     ntest_http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 0.3})
     n3 = runs[2]["metadata"]["name"] if len(runs) > 2 else "?"
-    set_phase(n3, "Failed", message="gave up")
+    # the agent's word for its PR: a link elsewhere, labelled like a PR here
+    set_phase(n3, "Failed", message="gave up",
+              status={"pullRequestUrl": f"https://evil.example/{REPO}/pull/77"})
     escalated = wait_state(srv, tid_b, "escalated", 20)
     srv.kill()  # the outbox may still hold messages
     srv = Healer(srv.data_dir, BASE_ENV).start()
@@ -326,6 +328,13 @@ def main():
     check("no message broke a service's limits",
           not ntest_http("GET", DURL + "/_stub/violations")
           and not ntest_http("GET", SLURL + "/_stub/violations"))
+    sent = json.dumps([discord, slack]) + "".join(m[0].decode("utf-8", "replace")
+                                                  for m in mails) \
+        + "".join(c["body"] for c in comments)
+    check("a CodeRun's pullRequestUrl outside the task's repository is linked nowhere; the "
+          "repository's own PR is", "evil.example" not in sent
+          and f"(https://github.com/{REPO}/pull/77)" in "".join(c["body"] for c in comments),
+          sent[:4000])
     emb = (discord[0]["payload"].get("embeds") or [{}])[0] if discord else {}
     check("the escalation names the workflow, the branch and the attempts",
           "Gadget CI" in json.dumps(emb) and "loop/b" in json.dumps(emb)
@@ -335,6 +344,44 @@ def main():
           sorted((n["channel"], n["state"]) for n in t.get("notifications", []))
           == [("discord", "delivered"), ("email", "delivered"), ("github", "delivered"),
               ("slack", "delivered")], t.get("notifications"))
+
+    # ---- D2. /healer retry with a hint after the escalation; a closed PR -----------
+    gh("POST", "/_stub/seed", {"issue_comments": {"9010": {"id": 9010}, "9011": {"id": 9011},
+                                                  "9012": {"id": 9012}}})
+    deliver(srv, comment_event(9010, 77, "/healer retry RETRY-HINT-MARKER pin the toolchain",
+                               "OWNER"), event="issue_comment")
+    runs = wait_for(lambda: len(by_task(tid_b)) >= 4 and by_task(tid_b), 20) or []
+    p4 = runs[3]["spec"].get("promptModification", "") if len(runs) > 3 else ""
+    check("/healer retry HINT after the escalation: one more attempt whose prompt carries "
+          "the hint", len(runs) == 4 and "RETRY-HINT-MARKER pin the toolchain" in p4,
+          [len(runs), p4[:3000]])
+    deliver(srv, comment_event(9011, 77, "/healer stop", "OWNER"), event="issue_comment")
+    check("... and /healer stop ends it", wait_state(srv, tid_b, "stopped", 15),
+          task_of(srv, tid_b).get("state"))
+    sha2 = "c" * 40
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 79, "state": "closed", "merged": False, "title": "Abandoned",
+                   "user": {"login": "dev"}, "html_url": f"https://github.com/{REPO}/pull/79",
+                   "body": "", "head": {"ref": "loop/closed", "sha": sha2},
+                   "base": {"ref": "main"}}],
+        "check_runs_by_ref": {sha2: [
+            {"id": 7401, "name": "clippy", "head_sha": sha2, "status": "completed",
+             "conclusion": "failure", "app": {"slug": "github-actions"},
+             "html_url": f"https://github.com/{REPO}/runs/7401",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}}]}})
+    seed_job(7401)
+    deliver(srv, comment_event(9012, 79, "/healer fix please", "OWNER"), event="issue_comment",
+            delivery="cmd-closed")
+
+    def closed_delivery():
+        return next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                     if d.get("delivery_id") == "cmd-closed"), {})
+    done = wait_for(lambda: closed_delivery().get("state") == "processed", 20)
+    time.sleep(0.5)
+    sent = [c["metadata"]["name"] for c in coderuns()
+            if c["spec"].get("env", {}).get("PR_NUMBER") == "79"]
+    check("/healer fix on a closed PR sends no agent", done and not sent,
+          [closed_delivery(), sent])
 
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
@@ -352,6 +399,29 @@ def main():
     runs = by_task(tid_e)
     check("after a restart with a compacted watch the failure is seen: exactly one next "
           "attempt", len(runs) == 2, [c["metadata"]["name"] for c in runs])
+
+    # ---- E2. a CodeRun deleted while healer was down: no DELETED event comes ---------
+    seed_job(7013)
+    tid_e2 = deliver(srv, job_event(7013, 8013, "loop/e2"))
+    runs = wait_for(lambda: by_task(tid_e2), 15) or []
+    ne2 = runs[0]["metadata"]["name"] if runs else "?"
+    set_phase(ne2, "Running")
+    wait_for(lambda: (task_of(srv, tid_e2).get("attempts") or [{}])[0].get("phase")
+             == "running", 10)
+    srv.kill()
+    kube("DELETE", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{ne2}")
+    kube("POST", "/_stub/compact")  # the resume point is too old: a relist
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+
+    def e2_first():
+        return (task_of(srv, tid_e2).get("attempts") or [{}])[0]
+    ended = wait_for(lambda: e2_first().get("outcome") == "agent_failed", 20)
+    check("a CodeRun deleted while healer was down ends its attempt agent_failed at the "
+          "relist (not at the attempt timeout), and the next attempt starts",
+          ended and "deleted" in (e2_first().get("reason") or "")
+          and wait_for(lambda: len(by_task(tid_e2)) == 1
+                       and by_task(tid_e2)[0]["metadata"]["name"] != ne2, 15),
+          [task_of(srv, tid_e2), [c["metadata"]["name"] for c in by_task(tid_e2)]])
 
     # ---- F. a cut watch reconnects ---------------------------------------------------
     seed_job(7004)
@@ -428,8 +498,32 @@ def main():
           stopped and deleted and t["attempts"][-1]["outcome"] == "stopped", [t, deleted])
     reactions = gh("GET", "/_stub/reactions") or []
     check("obeyed commands get one eyes reaction each; the refused one none",
-          sorted(r["comment_id"] for r in reactions if r["content"] == "eyes") == [9002, 9003],
+          sorted(r["comment_id"] for r in reactions
+                 if r["content"] == "eyes" and 9001 <= r["comment_id"] <= 9003) == [9002, 9003],
           reactions)
+
+    # ---- G2. GitHub's secondary rate limit holds every comment, not just one ----------
+    # (a wait longer than a send's 15 s timeout, so the fetch engine does not
+    # wait it out itself)
+    cpath = f"/repos/{REPO}/issues/78/comments"
+    t0 = time.time()
+    gh("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cpath, "times": 1,
+                                            "status": 403, "headers": {"retry-after": "16"},
+                                            "body": {"message": "You have exceeded a "
+                                                     "secondary rate limit."}}]})
+    gh("POST", "/_stub/seed", {"issue_comments": {"9004": {"id": 9004}, "9005": {"id": 9005}}})
+    deliver(srv, comment_event(9004, 78, "/healer status", "MEMBER"), event="issue_comment")
+    deliver(srv, comment_event(9005, 78, "/healer status", "MEMBER"), event="issue_comment")
+
+    def comment_posts():
+        return [r for r in gh("GET", "/_stub/requests") or []
+                if r["method"] == "POST" and r["path"] == cpath and r["time"] >= t0]
+    posts = wait_for(lambda: len(comment_posts()) >= 3 and comment_posts(), 45) or []
+    gh("POST", "/_stub/config", {"rules": []})
+    gaps = [round(p["time"] - posts[0]["time"], 2) for p in posts[1:]]
+    check("after GitHub answers a comment with a secondary rate limit (Retry-After: 16), no "
+          "comment is posted before those 16 s are over; both replies arrive",
+          len(posts) == 3 and all(g >= 15.9 for g in gaps), gaps)
 
     # ---- H. a runner shutdown is re-run before any agent -------------------------------
     seed_job(7006, RUNNER_LOG)
@@ -495,6 +589,32 @@ def main():
     check("a failed CodeRun file starts the next attempt or frees the slot for the queue",
           retried and (len(t1.get("attempts", [])) == 2 or t2.get("state") == "running"),
           [t1.get("state"), t2.get("state")])
+    # ---- a CodeRun file removed by hand ------------------------------------------------
+    def open_attempt():
+        for t in tids:
+            d = task_of(dsrv, t)
+            a = (d.get("attempts") or [{}])[-1]
+            if d.get("state") == "running" and a.get("coderun") \
+                    and a.get("phase") in ("pending", "running"):
+                return t, a["coderun"]
+        return None
+    found = wait_for(open_attempt, 10)
+    gone_tid, gone_cr = found or (None, None)
+    removed = False
+    for f in os.listdir(cdir):
+        m = json.load(open(os.path.join(cdir, f)))
+        if m["metadata"]["name"] == gone_cr:
+            os.remove(os.path.join(cdir, f))
+            removed = True
+
+    def gone_attempt():
+        return next((a for a in task_of(dsrv, gone_tid).get("attempts", [])
+                     if a.get("coderun") == gone_cr), {})
+    check("a CodeRun file removed while it runs ends its attempt agent_failed",
+          removed and wait_for(lambda: gone_attempt().get("outcome") == "agent_failed", 20)
+          and "deleted" in (gone_attempt().get("reason") or ""),
+          [found, removed, task_of(dsrv, gone_tid) if gone_tid else None])
+
     # ---- the task list (GET /api/remediations) -----------------------------------------
     def page(q):
         st, d = dsrv.request("GET", "/api/remediations" + q)
