@@ -2,14 +2,12 @@
  * memory.h - what healer remembers of finished tasks (contract section 10),
  * and the aggregates the insights are computed from.
  *
- * A memory is one record per finished task (keyed by its task id, written
- * once): where it failed, the failure type and evidence line, the agents of
- * its attempts with their outcomes, the time to fix and the fix (PR URL,
- * commit messages) or the escalation's summary, and a weight that grows
- * each time the memory helps a later success. Similar failures are found by
- * full-text search (SQLite FTS5 ranked by BM25; PostgreSQL tsvector/GIN
- * ranked by ts_rank), restricted to the failure type, the same repository
- * first.
+ * A memory is one record per finished task (keyed by its task id; a later
+ * outcome of the task replaces the earlier one's): where it failed, the failure type and evidence
+ * line, the agents of its attempts with their outcomes, the time to fix and the fix (PR URL, commit
+ * messages) or the escalation's summary, and a weight that grows each time the memory helps a later
+ * success. Similar failures are found by full-text search (SQLite FTS5 ranked by BM25; PostgreSQL
+ * tsvector/GIN ranked by ts_rank), restricted to the failure type, the same repository first.
  *
  * The agent records and the insights rows are read from the ledger itself
  * (tasks, attempts, deliveries), so they need no memory record and are the
@@ -62,8 +60,12 @@ struct hl_memory_query {
 	size_t k;                 /* at most this many (1..50) */
 };
 
-/* Stores a memory; a second one for the same task is ignored (*created,
- * which may be NULL, says which). */
+/* Stores a memory. A second one for the same task with the same outcome is
+ * ignored; with another outcome (escalated, then fixed after /healer retry)
+ * it replaces the first's event, outcome, agents, attempts, time to fix, PR,
+ * commits and summary (on SQLite the search index keeps the first text).
+ * *created (which may be NULL) is true when the memory was stored or
+ * changed. */
 int hl_store_memory_put(struct hl_store *s, bool *created, const struct hl_memory_in *m,
                         struct hl_err *err) HL_MUST_CHECK;
 

@@ -42,13 +42,20 @@ hl_pg_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 	hl_pg_text(&p, m->commits);
 	hl_pg_text(&p, m->summary);
 	hl_pg_int(&p, m->created_ms > 0 ? m->created_ms : hl_time_wall_ms());
-	rc = hl_pg_exec(b, &r,
-	                "INSERT INTO memories (task_id, repository, workflow, job, failure_type,"
-	                " event, outcome, evidence, first_agent, fixed_by, attempts_json,"
-	                " n_attempts, time_to_fix_ms, pr_url, commits, summary, created_ms)"
-	                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-	                " $15, $16, $17) ON CONFLICT (task_id) DO NOTHING",
-	                &p, false, "memory", err);
+	rc = hl_pg_exec(
+	        b, &r,
+	        "INSERT INTO memories (task_id, repository, workflow, job, failure_type,"
+	        " event, outcome, evidence, first_agent, fixed_by, attempts_json,"
+	        " n_attempts, time_to_fix_ms, pr_url, commits, summary, created_ms)"
+	        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+	        " $15, $16, $17) ON CONFLICT (task_id) DO UPDATE SET event = EXCLUDED.event,"
+	        " outcome = EXCLUDED.outcome, fixed_by = EXCLUDED.fixed_by,"
+	        " attempts_json = EXCLUDED.attempts_json,"
+	        " n_attempts = EXCLUDED.n_attempts,"
+	        " time_to_fix_ms = EXCLUDED.time_to_fix_ms, pr_url = EXCLUDED.pr_url,"
+	        " commits = EXCLUDED.commits, summary = EXCLUDED.summary"
+	        " WHERE memories.outcome IS DISTINCT FROM EXCLUDED.outcome",
+	        &p, false, "memory", err);
 	if (rc < 0)
 		return rc;
 	*created = strcmp(PQcmdTuples(r), "1") == 0;

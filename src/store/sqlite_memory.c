@@ -7,7 +7,8 @@
  * ledger.
  *
  * A memory and its index row are written in one transaction, only when the
- * memory is new, so the index never holds a row twice. The index has the
+ * memory is new, so the index never holds a row twice; a later outcome of
+ * the same task updates the memory's outcome fields, not its index row. The index has the
  * type, the repository (one hashed token) and the text; memory_terms counts
  * the memories holding each word. A search takes the query's rarest words
  * that occur at all (one seek each in memory_terms) and matches the type
@@ -87,6 +88,40 @@ sq_memory_count_terms(struct hl_store_backend *b, const char *text, struct hl_er
 	return rc;
 }
 
+/* A task remembered before whose outcome has changed since (escalated, then
+ * fixed after a /healer retry): its outcome fields take the new values; the
+ * index keeps the first text (inside the memory's transaction). */
+static int
+sq_memory_update(struct hl_store_backend *b, bool *changed, const struct hl_memory_in *m,
+                 struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "UPDATE memories SET event = ?2, outcome = ?3, fixed_by = ?4,"
+	           " attempts_json = ?5, n_attempts = ?6, time_to_fix_ms = ?7, pr_url = ?8,"
+	           " commits = ?9, summary = ?10 WHERE task_id = ?1 AND outcome IS NOT ?3");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "memory");
+	hl_sq_bind_text(st, 1, m->task_id);
+	hl_sq_bind_text(st, 2, m->event);
+	hl_sq_bind_text(st, 3, m->outcome);
+	hl_sq_bind_text(st, 4, m->fixed_by);
+	hl_sq_bind_text(st, 5, m->attempts_json);
+	sqlite3_bind_int(st, 6, m->n_attempts);
+	if (m->time_to_fix_ms > 0)
+		sqlite3_bind_int64(st, 7, m->time_to_fix_ms);
+	hl_sq_bind_text(st, 8, m->pr_url);
+	hl_sq_bind_text(st, 9, m->commits);
+	hl_sq_bind_text(st, 10, m->summary);
+	rc = hl_sq_step_done(st);
+	hl_sq_done(b, st);
+	if (rc < 0)
+		return hl_sq_fail(err, b->db, "memory");
+	*changed = sqlite3_changes(b->db) > 0;
+	return 0;
+}
+
 int
 hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,
                  struct hl_err *err)
@@ -141,6 +176,8 @@ hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 		goto fail;
 	}
 	if (sqlite3_changes(b->db) == 0) { /* remembered before */
+		if ((rc = sq_memory_update(b, created, m, err)) < 0)
+			goto fail;
 		rc = hl_sq_commit(b, "memory", err);
 		goto out;
 	}

@@ -271,11 +271,13 @@ test_memory_store_once_per_task_and_reinforce(void **state)
 
 	remember(f, "t-a", "o/r", "rust_build", "error[E0433]: failed to resolve", "rex", NULL);
 	remember(f, "t-b", "o/r", "rust_build", "error[E0433]: failed to resolve", "bolt", NULL);
+	/* the same outcome again (a replay) changes nothing */
 	assert_int_equal(hl_store_memory_put(f->s, &created,
 	                                     &(struct hl_memory_in){ .task_id = "t-a",
 	                                                             .repository = "o/r",
-	                                                             .event = "escalation",
-	                                                             .outcome = "escalated",
+	                                                             .event = "retry_success",
+	                                                             .outcome = "succeeded",
+	                                                             .fixed_by = "bolt",
 	                                                             .attempts_json = "[]" },
 	                                     &err),
 	                 0);
@@ -306,6 +308,62 @@ test_memory_store_once_per_task_and_reinforce(void **state)
 	assert_true(h[0].weight > 2.4 && h[0].weight < 2.6);
 	hl_memory_hits_free(h, n);
 	assert_int_equal(hl_store_memory_reinforce(f->s, 999999, 1, &err), -HL_ENOTFOUND);
+}
+
+/* A task remembered escalated and fixed later (/healer retry): the memory
+ * takes the later outcome, still one memory and one index row. */
+static void
+test_memory_store_later_outcome_replaces(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	bool created = false;
+	int64_t count = 0;
+	size_t n = 0;
+
+	remember(f, "t-esc", "o/r", "rust_build", "error[E0433]: failed to resolve `tokio`", NULL,
+	         NULL);
+	assert_int_equal(
+	        hl_store_memory_put(f->s, &created,
+	                            &(struct hl_memory_in){
+	                                    .task_id = "t-esc",
+	                                    .repository = "o/r",
+	                                    .workflow = "CI",
+	                                    .job = "lint",
+	                                    .failure_type = "rust_build",
+	                                    .event = "retry_success",
+	                                    .outcome = "succeeded",
+	                                    .evidence = "error[E0433]: failed to resolve `tokio`",
+	                                    .first_agent = "rex",
+	                                    .fixed_by = "bolt",
+	                                    .attempts_json = "[{\"n\":4,\"agent\":\"bolt\"}]",
+	                                    .n_attempts = 4,
+	                                    .time_to_fix_ms = 7200000,
+	                                    .pr_url = "https://github.com/o/r/pull/9",
+	                                    .summary = "added the tokio dependency" },
+	                            &err),
+	        0);
+	assert_true(created);
+	assert_int_equal(hl_store_memory_count(f->s, &count, &err), 0);
+	assert_int_equal(count, 1);
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .failure_type = "rust_build",
+	                                                           .text = "failed to resolve",
+	                                                           .k = 5 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].task_id, "t-esc");
+	assert_string_equal(h[0].outcome, "succeeded");
+	assert_string_equal(h[0].event, "retry_success");
+	assert_string_equal(h[0].fixed_by, "bolt");
+	assert_int_equal(h[0].n_attempts, 4);
+	assert_int_equal(h[0].time_to_fix_ms, 7200000);
+	assert_string_equal(h[0].pr_url, "https://github.com/o/r/pull/9");
+	assert_string_equal(h[0].summary, "added the tokio dependency");
+	hl_memory_hits_free(h, n);
 }
 
 static void
@@ -421,6 +479,8 @@ main(void)
 	pg_mode = getenv("HEALER_TEST_PG_SOCKET") && getenv("HEALER_TEST_PG_PORT");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_memory_store_similar_repository_first, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_memory_store_later_outcome_replaces, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_memory_store_once_per_task_and_reinforce,
 		                                setup, teardown),
