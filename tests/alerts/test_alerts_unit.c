@@ -128,6 +128,64 @@ test_alerts_alertmanager_skips_and_fingerprints(void **state)
 	json_decref(body);
 }
 
+/* A pod or namespace the API cannot have is skipped at intake, exactly as
+ * the worker's checks would refuse it (not accepted and then failed). */
+static void
+test_alerts_alertmanager_names_kubernetes_refuses(void **state)
+{
+	static const struct {
+		const char *ns, *pod, *skip;
+	} cases[] = {
+		{ "prod", "a..b", "invalid_pod_name" },
+		{ "prod", "web-.1", "invalid_pod_name" },
+		{ "prod.eu", "web-1", "invalid_pod_name" },
+		{ "prod", "web-1.shard-2", "" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_alert_batch b = { 0 };
+		json_t *a = am_alert(cases[i].pod, "aaaa1111", "firing");
+		json_t *body;
+
+		json_object_set_new(json_object_get(a, "labels"), "namespace",
+		                    json_string(cases[i].ns));
+		body = am_body(json_pack("[o]", a));
+		assert_int_equal(hl_alerts_parse_alertmanager(&b, body, NULL), 0);
+		assert_string_equal(b.items[0].skip, cases[i].skip);
+		assert_int_equal(b.items[0].task_id[0] == '\0', cases[i].skip[0] != '\0');
+		hl_alert_batch_release(&b);
+		json_decref(body);
+	}
+}
+
+/* A long non-ASCII alert name is cut on a character boundary: the subject
+ * goes into the JSON answer. */
+static void
+test_alerts_alertmanager_subject_utf8(void **state)
+{
+	struct hl_alert_batch b = { 0 };
+	json_t *a = am_alert("web-1", "aaaa1111", "firing"), *body, *s;
+	char name[1 + 2 * 80 + 1] = "a";
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 80; i++)
+		memcpy(name + 1 + 2 * i, "\xc3\xa9", 2); /* U+00E9 */
+	name[sizeof(name) - 1] = '\0';
+	json_object_set_new(json_object_get(a, "labels"), "alertname", json_string(name));
+	body = am_body(json_pack("[o]", a));
+	assert_int_equal(hl_alerts_parse_alertmanager(&b, body, NULL), 0);
+	s = json_string(b.items[0].subject);
+	assert_non_null(s);
+	assert_true(hl_str_ends_with(b.items[0].subject, " prod/web-1"));
+	assert_int_equal(strlen(b.items[0].subject), 99 + strlen(" prod/web-1"));
+	json_decref(s);
+	hl_alert_batch_release(&b);
+	json_decref(body);
+}
+
 static void
 test_alerts_alertmanager_refuses_what_is_not_a_webhook(void **state)
 {
@@ -519,6 +577,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alerts_alertmanager_identity),
 		cmocka_unit_test(test_alerts_alertmanager_skips_and_fingerprints),
+		cmocka_unit_test(test_alerts_alertmanager_names_kubernetes_refuses),
+		cmocka_unit_test(test_alerts_alertmanager_subject_utf8),
 		cmocka_unit_test(test_alerts_alertmanager_refuses_what_is_not_a_webhook),
 		cmocka_unit_test(test_alerts_argocd_payloads),
 		cmocka_unit_test(test_alerts_first_stack_frame),
