@@ -10,7 +10,10 @@
  *             `healer spawn-remediation` creates it (heal template,
  *             heal-workspace PVC, target pod), labelled for the loop ->
  *             the task and attempt recorded;
- *   resolved  the task ends stopped; a CodeRun that has not started is
+ *   resolved  the task ends stopped (one resolved before its firing was
+ *             handled is claimed and ended, so the firing finds it ended;
+ *             a firing holds the task's lease from its claim until its
+ *             CodeRun is recorded); a CodeRun that has not started is
  *             deleted (one already running is left to finish; one that
  *             already succeeded makes the task succeeded);
  *   retries   the loop's next attempt (alerts_heal_kind) does the same with
@@ -116,6 +119,11 @@ heal_skip(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct heal_
 	         !created)
 		rc = hl_store_task_put(a->store, &task, err);
 	free(evs);
+	if (rc == -HL_ECONFLICT) {
+		/* ended meanwhile (resolved first): that end stands */
+		heal_out(out, "existing", "existing", "the alert's task already ended");
+		rc = 0;
+	}
 	return rc;
 }
 
@@ -289,6 +297,35 @@ heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 	}
 }
 
+/* Under the task's lease, after the claim: 0 when the task is still the
+ * running one this firing claimed (its CodeRun not yet recorded), 1 when
+ * it was ended meanwhile (a resolution processed first) or its CodeRun is
+ * recorded already, with the outcome in out. */
+static int
+heal_still_open(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id,
+                struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	int rc = hl_store_task_get(a->store, &t, task_id, err);
+
+	if (rc < 0)
+		return rc;
+	rc = 0;
+	if (t->state != HL_TASK_RUNNING) {
+		heal_out(out, "existing", "existing", "the alert's task is %s%s%s",
+		         hl_task_state_name(t->state), t->reason ? ": " : "",
+		         t->reason ? t->reason : "");
+		rc = 1;
+	} else if (t->n_attempts && t->attempt[t->n_attempts - 1].coderun_name &&
+	           *t->attempt[t->n_attempts - 1].coderun_name) {
+		heal_out(out, "existing", "existing", "the alert's task has CodeRun %s",
+		         t->attempt[t->n_attempts - 1].coderun_name);
+		rc = 1;
+	}
+	hl_task_record_free(t);
+	return rc;
+}
+
 /*
  * Attempt n of the alert's task (see the file comment). task is the task
  * record (NULL for the first attempt from a delivery, which claims it);
@@ -321,7 +358,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	json_t *pod = NULL, *pod_sum = NULL, *manifest = NULL, *decision = NULL;
 	char *evs = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
-	bool have_verdict = false, created = false;
+	bool have_verdict = false, created = false, leased = false;
+	char owner[HL_TASK_ID_MAX + 16];
 	int64_t now;
 	int rc, part;
 
@@ -330,6 +368,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	hl_context_init(&ctx);
 	memset(&v, 0, sizeof(v));
 	alerts_set(out->task_id, sizeof(out->task_id), task_id);
+	snprintf(owner, sizeof(owner), "alerts:firing:%s", task_id);
 	if (!a->kube) {
 		rc = hl_err_set(err, HL_EUNSUPPORTED,
 		                "no Kubernetes cluster configured: the pod's diagnostics cannot be "
@@ -490,6 +529,15 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			         existing);
 			goto out;
 		}
+		/* the task's lease until its CodeRun is recorded: a resolution
+		 * processed meanwhile waits, then sees the CodeRun */
+		if ((rc = alerts_lease(a, owner, task_id, err)) < 0)
+			goto out;
+		leased = true;
+		if ((rc = heal_still_open(a, out, task_id, err)) != 0) {
+			rc = rc > 0 ? 0 : rc;
+			goto out;
+		}
 		if ((rc = hl_remediate_begin(a->rem, &over, why, sizeof(why), task_id, 1, repo,
 		                             agent, err)) < 0)
 			goto out;
@@ -614,6 +662,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		          "failure_type", ftype, "agent", agent, "coderun", name, "analysis",
 		          analysis, NULL);
 out:
+	if (leased)
+		(void)hl_store_task_release(a->store, task_id, owner, NULL);
 	if (have_verdict)
 		hl_verdict_release(&v);
 	hl_context_release(&ctx);
@@ -751,6 +801,34 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 
 /* ---- resolved ------------------------------------------------------------ */
 
+/* A resolution without a task (its firing not handled yet: the same
+ * body, or out of order): claims the task, so the firing finds it and the
+ * resolution ends it as for an existing one. 1: go on; 0: nothing to end. */
+static int
+heal_resolved_first(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
+                    const char *task_id, struct hl_err *err)
+{
+	char existing[HL_TASK_ID_MAX], *evs;
+	bool created = false;
+	int rc;
+
+	if (!hl_json_str(doc, "key")) {
+		heal_out(out, "nothing", "skipped", "the stored alert names no pod");
+		return 0;
+	}
+	evs = json_dumps(doc, JSON_COMPACT);
+	rc = hl_store_task_claim(a->store, &created, existing,
+	                         &(struct hl_task){ .task_id = task_id,
+	                                            .dedup_key = hl_json_str(doc, "key"),
+	                                            .state = HL_TASK_RUNNING,
+	                                            .kind = "alert",
+	                                            .event_json = evs,
+	                                            .next_check_ms = HL_TASK_NO_CHECK },
+	                         err);
+	free(evs);
+	return rc < 0 ? rc : 1;
+}
+
 int
 alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
                      const char *task_id, const char *delivery_id, struct hl_err *err)
@@ -765,11 +843,14 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 
 	rc = hl_store_task_get(a->store, &t, task_id, err);
 	if (rc == -HL_ENOTFOUND) {
-		heal_out(out, "nothing", "skipped", "no task for this alert (it never fired here)");
-		return 0;
-	}
-	if (rc < 0)
+		/* resolved before its firing was handled (same body, or out of
+		 * order): claimed here and ended below; the firing finds it */
+		rc = heal_resolved_first(a, out, doc, task_id, err);
+		if (rc <= 0)
+			return rc;
+	} else if (rc < 0) {
 		return rc;
+	}
 	hl_task_record_free(t);
 	t = NULL;
 	snprintf(owner, sizeof(owner), "alerts:%s", delivery_id);
@@ -792,7 +873,8 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	for (i = 0; i < t->n_attempts; i++)
 		if (t->attempt[i].n == t->attempts)
 			cur = &t->attempt[i];
-	snprintf(why, sizeof(why), "the alert resolved");
+	snprintf(why, sizeof(why), "%s",
+	         cur ? "the alert resolved" : "the alert resolved before a CodeRun was created");
 	if (cur && cur->phase != HL_PHASE_DONE && cur->coderun_name && *cur->coderun_name) {
 		/* the CodeRun's own phase is the truth; a run that started is
 		 * left to finish (its fix may still land) */

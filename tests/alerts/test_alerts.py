@@ -43,6 +43,8 @@ POD_OOM = "api-7d9f8b6c5d-x2k4p"
 POD_PANIC = "api-7d9f8b6c5d-q9w8e"
 POD_FLAKY = "worker-5b6c7d8e9f-a1b2c"
 PANIC_LINE = "thread 'main' panicked at src/handler.rs:27:9:"
+POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
+POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
 
 
 def pod(name, workload, hash_, statuses, containers=("api",), labels=None):
@@ -196,8 +198,10 @@ def seed():
     oom_pod = pod(POD_OOM, "api", "7d9f8b6c5d", [crash_status("api", "OOMKilled", 137, 4)])
     panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
+    cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
+            for p in (POD_CART1, POD_CART2)]
     kube("POST", "/_stub/seed", {
-        "pods": [oom_pod, panic_pod, flaky_pod],
+        "pods": [oom_pod, panic_pod, flaky_pod] + cart,
         "logs": [
             {"namespace": APP_NS, "pod": POD_OOM, "container": "api",
              "text": "2026-01-01T10:05:00Z INFO api starting on :8080\n"},
@@ -211,7 +215,8 @@ def seed():
              "text": "worker up\n"},
             {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api", "previous": True,
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
-        ],
+        ] + [{"namespace": APP_NS, "pod": p, "container": "api",
+              "text": "Error: connection refused (os error 111)\n"} for p in (POD_CART1, POD_CART2)],
         "events": [
             event(POD_OOM, "BackOff", f"Back-off restarting failed container api in pod {POD_OOM}"),
             event(POD_PANIC, "BackOff",
@@ -448,6 +453,40 @@ def main():
     check("a body of non-pod alerts -> 202 skipped with the reason and no task",
           st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
           and ans.get("reason") == "not_pod_alert", ans)
+
+    # ---- a pod name the API cannot have: skipped at intake, not accepted and failed -------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert("api..x", "0d0d0d")]))
+    check("a pod name that is not a DNS subdomain (a..b) -> 202 skipped invalid_pod_name",
+          st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
+          and ans.get("reason") == "invalid_pod_name", ans)
+
+    # ---- resolved with, or before, its firing: no CodeRun for a resolved alert -----------
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_CART1, "c4c4c4c401"),
+                            am_alert(POD_CART1, "c4c4c4c401", status="resolved")]))
+    tid_both = (ans.get("task_ids") or ["?"])[0]
+    st2, ans2 = post(srv, "/api/alerts/alertmanager",
+                     am_body([am_alert(POD_CART2, "c4c4c4c402", status="resolved")], "resolved"))
+    tid_late = (ans2.get("task_ids") or ["?"])[0]
+    wait_for(lambda: [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                      if d.get("task_id") == tid_late and d.get("state") == "processed"], 15)
+    st3, ans3 = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_CART2, "c4c4c4c402")]))
+
+    def settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in (tid_both, tid_late)]
+        return len(ds) == 4 and all(d.get("state") == "processed" for d in ds)
+    wait_for(settled, 20)
+    time.sleep(0.5)
+    tb, tl = task_of(srv, tid_both), task_of(srv, tid_late)
+    check("firing and resolved in one body -> the task ends stopped, no CodeRun left",
+          st == 202 and tb.get("state") == "stopped" and not coderuns(tid_both),
+          [tb, [c["metadata"]["name"] for c in coderuns(tid_both)]])
+    check("resolved before its firing arrived -> stopped; the late firing makes no CodeRun",
+          st2 == 202 and st3 == 202 and ans3.get("task_ids") == [tid_late]
+          and tl.get("state") == "stopped" and "resolved" in (tl.get("reason") or "")
+          and not coderuns(tid_late),
+          [tl, [c["metadata"]["name"] for c in coderuns(tid_late)]])
 
     # ---- resolved: the panic's CodeRun never started -> deleted, task stopped ------------
     st, ans = post(srv, "/api/alerts/alertmanager",
