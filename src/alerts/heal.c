@@ -396,6 +396,13 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		                heal_cause(rep.nproblems ? rep.problems[0] : derr.msg));
 		goto out;
 	}
+	if (rep.pod_missing && n == 1 && !task) {
+		/* its events may still be listed: nothing runs to heal */
+		heal_out(out, "skipped", "skipped", "pod '%s' does not exist in namespace '%s'",
+		         al->pod, al->namespace);
+		rc = heal_skip(a, out, al, task_id, NULL, "skipped", err);
+		goto out;
+	}
 	if (rc < 0 && n == 1 && !task) {
 		heal_out(out, "skipped", "skipped",
 		         "no diagnostics for pod '%s' in namespace '%s': %s", al->pod,

@@ -460,6 +460,16 @@ def main():
           st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
           and ans.get("reason") == "invalid_pod_name", ans)
 
+    # ---- a pod that does not exist (404; its events still list): skipped, no CodeRun -----
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert("api-7d9f8b6c5d-gone1", "0e0e0e0e")]))
+    tid_gone = (ans.get("task_ids") or ["?"])[0]
+    tg = wait_for(lambda: (lambda d: d if d.get("state") else None)(task_of(srv, tid_gone)), 15) or {}
+    time.sleep(0.5)
+    check("a pod that does not exist -> the task is skipped naming it, no CodeRun",
+          st == 202 and tg.get("state") == "skipped" and "does not exist" in (tg.get("reason") or "")
+          and not coderuns(tid_gone), [tg, [c["metadata"]["name"] for c in coderuns(tid_gone)]])
+
     # ---- resolved with, or before, its firing: no CodeRun for a resolved alert -----------
     st, ans = post(srv, "/api/alerts/alertmanager",
                    am_body([am_alert(POD_CART1, "c4c4c4c401"),
