@@ -21,7 +21,9 @@
  *
  * Guards: one task per alert fingerprint and firing (the task id); a
  * CodeRun still active for the same pod under another task makes the alert
- * skipped, as spawn-remediation refuses a second one. An unreachable
+ * skipped, as spawn-remediation refuses a second one (the workers of one
+ * process heal one pod at a time, so two alerts of a pod handled at once
+ * do not both miss the other's CodeRun). An unreachable
  * cluster is a transient error (the delivery is kept and retried); a pod
  * that does not exist, or no cluster at all, is recorded as skipped.
  */
@@ -726,6 +728,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	struct hl_task_record *t = NULL;
 	struct hl_err gerr = HL_ERR_INIT;
 	char other[64];
+	bool locked = false;
 	int rc;
 
 	if ((rc = heal_parse(&al, doc, err)) < 0)
@@ -762,7 +765,10 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 		rc = heal_skip(a, out, &al, task_id, t, "skipped", err);
 		goto out;
 	}
-	/* one active remediation per pod (spawn-remediation's rule) */
+	/* one active remediation per pod (spawn-remediation's rule): another
+	 * alert of the same pod waits for this one's CodeRun, then sees it */
+	alerts_pod_lock(a, al.namespace, al.pod);
+	locked = true;
 	rc = heal_active_for_pod(a, other, al.pod, task_id, &gerr);
 	if (rc < 0) {
 		rc = hl_err_set(err, heal_transient(-rc) ? HL_EUPSTREAM : -rc,
@@ -779,6 +785,8 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	}
 	rc = heal_attempt(a, out, &al, task_id, 1, NULL, NULL, err);
 out:
+	if (locked)
+		alerts_pod_unlock(a, al.namespace, al.pod);
 	hl_task_record_free(t);
 	return rc;
 }
@@ -798,8 +806,11 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 	    hl_json_parse(&doc, task->event_json, strlen(task->event_json), err) < 0)
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored alert", task->task_id);
 	rc = heal_parse(&al, doc, err);
-	if (rc == 0)
+	if (rc == 0) {
+		alerts_pod_lock(a, al.namespace, al.pod);
 		rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
+		alerts_pod_unlock(a, al.namespace, al.pod);
+	}
 	if (rc == 0)
 		alerts_to_remediation(res, &o);
 	json_decref(doc);

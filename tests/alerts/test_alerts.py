@@ -45,6 +45,7 @@ POD_FLAKY = "worker-5b6c7d8e9f-a1b2c"
 PANIC_LINE = "thread 'main' panicked at src/handler.rs:27:9:"
 POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
 POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
+POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
 
 
 def pod(name, workload, hash_, statuses, containers=("api",), labels=None):
@@ -175,7 +176,7 @@ ARGO_APP = {
 }
 
 
-def set_routes(grafana_status=200):
+def set_routes(grafana_status=200, loki_delay_ms=0):
     routes = [
         {"method": "GET", "path": "/api/v1/applications/shop", "token": "argo-token",
          "body": ARGO_APP},
@@ -184,7 +185,7 @@ def set_routes(grafana_status=200):
                              "name": "shop-6c5d4b3a2-zz9yy",
                              "health": {"status": "Degraded",
                                         "message": "ImagePullBackOff: manifest unknown"}}]}},
-        {"method": "GET", "path": "/loki/api/v1/query_range",
+        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
              {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
         {"method": "GET", "path": "/api/annotations", "status": grafana_status,
@@ -199,7 +200,7 @@ def seed():
     panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
     cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
-            for p in (POD_CART1, POD_CART2)]
+            for p in (POD_CART1, POD_CART2, POD_CART3)]
     kube("POST", "/_stub/seed", {
         "pods": [oom_pod, panic_pod, flaky_pod] + cart,
         "logs": [
@@ -216,7 +217,8 @@ def seed():
             {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api", "previous": True,
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
         ] + [{"namespace": APP_NS, "pod": p, "container": "api",
-              "text": "Error: connection refused (os error 111)\n"} for p in (POD_CART1, POD_CART2)],
+              "text": "Error: connection refused (os error 111)\n"}
+           for p in (POD_CART1, POD_CART2, POD_CART3)],
         "events": [
             event(POD_OOM, "BackOff", f"Back-off restarting failed container api in pod {POD_OOM}"),
             event(POD_PANIC, "BackOff",
@@ -497,6 +499,27 @@ def main():
           and tl.get("state") == "stopped" and "resolved" in (tl.get("reason") or "")
           and not coderuns(tid_late),
           [tl, [c["metadata"]["name"] for c in coderuns(tid_late)]])
+
+    # ---- two alerts of one pod at once (slow context): one CodeRun, the other skipped ------
+    set_routes(loki_delay_ms=1000)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_CART3, "c4c4c4c403")]))
+    time.sleep(0.2)
+    st2, ans2 = post(srv, "/api/alerts/alertmanager",
+                     am_body([am_alert(POD_CART3, "c4c4c4c404", name="KubePodNotReady")]))
+    tids3 = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
+
+    def pod_settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in tids3]
+        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
+    wait_for(pod_settled, 20)
+    set_routes()
+    runs3 = [c for c in coderuns() if c["metadata"]["labels"].get("target-pod") == POD_CART3]
+    reasons = [task_of(srv, t).get("reason") or "" for t in tids3]
+    check("two alerts of one pod handled at once -> one CodeRun; the other skipped naming it",
+          len(tids3) == 2 and len(runs3) == 1
+          and sum("is still active for pod" in r for r in reasons) == 1,
+          [[c["metadata"]["name"] for c in runs3], reasons])
 
     # ---- resolved: the panic's CodeRun never started -> deleted, task stopped ------------
     st, ans = post(srv, "/api/alerts/alertmanager",
