@@ -69,7 +69,8 @@ int alerts_text_part_of(const struct alerts_text *t, size_t line);
 void alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t line);
 
 /* Appends s as an inline code span (contract section 6): newlines and
- * control characters dropped, a backtick run longer than any inside. */
+ * control characters dropped, a backtick run longer than any inside; "` `"
+ * when nothing is left. */
 void alerts_code(struct hl_buf *b, const char *s);
 
 /* What the analysis says; every pointer borrowed, NULL when unknown. */

@@ -318,13 +318,20 @@ alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t 
 void
 alerts_code(struct hl_buf *b, const char *s)
 {
-	size_t run = 0, best = 0, i, n = s ? strlen(s) : 0;
+	size_t run = 0, best = 0, i, n = s ? strlen(s) : 0, kept = 0;
 	bool edge;
 
 	for (i = 0; i < n; i++) {
 		run = s[i] == '`' ? run + 1 : 0;
 		if (run > best)
 			best = run;
+		kept += (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+	}
+	if (!kept) {
+		/* "``" is no code span: it would pair with a later run of two
+		 * and let the text between out */
+		hl_buf_append_str(b, "` `");
+		return;
 	}
 	edge = n && (s[0] == '`' || s[n - 1] == '`');
 	for (i = 0; i <= best; i++)

@@ -342,6 +342,15 @@ test_alerts_code_spans(void **state)
 	hl_buf_reset(&b);
 	alerts_code(&b, "`x");
 	assert_string_equal(b.data, "`` `x ``");
+	/* nothing left: still one closed span, never "``" (an empty alertname
+	 * then paired with a "``" inside the severity's span, which let the
+	 * severity's text out of it) */
+	hl_buf_reset(&b);
+	alerts_code(&b, "");
+	assert_string_equal(b.data, "` `");
+	hl_buf_reset(&b);
+	alerts_code(&b, "\n\x1b");
+	assert_string_equal(b.data, "` `");
 	hl_buf_release(&b);
 }
 
