@@ -11,7 +11,7 @@
  *             heal-workspace PVC, target pod), labelled for the loop ->
  *             the task and attempt recorded;
  *   resolved  the task ends stopped (one resolved before its firing was
- *             handled is claimed and ended, so the firing finds it ended;
+ *             handled is claimed and ends skipped, so the firing finds it;
  *             a firing holds the task's lease from its claim until its
  *             CodeRun is recorded); a CodeRun that has not started is
  *             deleted (one already running is left to finish; one that
@@ -855,7 +855,7 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	const struct hl_attempt_record *cur = NULL;
 	json_t *cr = NULL;
 	char owner[HL_DELIVERY_ID_MAX + 16], why[256];
-	bool deleted = false, succeeded = false;
+	bool deleted = false, succeeded = false, never = false;
 	size_t i;
 	int rc;
 
@@ -891,8 +891,12 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	for (i = 0; i < t->n_attempts; i++)
 		if (t->attempt[i].n == t->attempts)
 			cur = &t->attempt[i];
+	/* claimed by a resolution (heal_resolved_first): nothing was tried */
+	never = t->attempts == 0 && t->n_attempts == 0;
 	snprintf(why, sizeof(why), "%s",
-	         cur ? "the alert resolved" : "the alert resolved before a CodeRun was created");
+	         cur     ? "the alert resolved"
+	         : never ? "the alert resolved before its firing was handled"
+	                 : "the alert resolved before a CodeRun was created");
 	if (cur && cur->phase != HL_PHASE_DONE && cur->coderun_name && *cur->coderun_name) {
 		/* the CodeRun's own phase is the truth; a run that started is
 		 * left to finish (its fix may still land) */
@@ -938,13 +942,14 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 		if (rc < 0)
 			goto out;
 	}
-	rc = hl_store_task_put(
-	        a->store,
-	        &(struct hl_task){ .task_id = task_id,
-	                           .state = succeeded ? HL_TASK_SUCCEEDED : HL_TASK_STOPPED,
-	                           .reason = why,
-	                           .next_check_ms = HL_TASK_NO_CHECK },
-	        err);
+	rc = hl_store_task_put(a->store,
+	                       &(struct hl_task){ .task_id = task_id,
+	                                          .state = succeeded ? HL_TASK_SUCCEEDED
+	                                                   : never   ? HL_TASK_SKIPPED
+	                                                             : HL_TASK_STOPPED,
+	                                          .reason = why,
+	                                          .next_check_ms = HL_TASK_NO_CHECK },
+	                       err);
 	if (rc < 0)
 		goto out;
 	heal_out(out, "resolved", "existing", "%s", why);
