@@ -17,7 +17,7 @@
 
 #include <pthread.h>
 
-#define ALERTS_POD_SLOTS 64 /* pods whose heal flow runs at once */
+#define ALERTS_BUSY_SLOTS 64 /* pods and applications worked on at once */
 
 struct hl_alerts {
 	const struct hl_config *cfg;
@@ -27,10 +27,10 @@ struct hl_alerts {
 	struct hl_dispatch *dispatch;
 	struct hl_classifier *classifier;
 	struct hl_prompt_builder *prompts;
-	/* the pods ("ns/pod") a worker of this process is healing */
-	pthread_mutex_t pod_mu;
-	pthread_cond_t pod_cv;
-	char pod_busy[ALERTS_POD_SLOTS][320];
+	/* the pods and applications the workers of this process work on */
+	pthread_mutex_t busy_mu;
+	pthread_cond_t busy_cv;
+	char busy[ALERTS_BUSY_SLOTS][520];
 };
 
 /* The alert type of pod alerts (the seed's A7, Pod Failure). */
@@ -103,12 +103,13 @@ void alerts_analysis_render(struct hl_buf *out, const struct alerts_analysis *an
 /* ---- alerts.c ---- */
 
 void alerts_set(char *dst, size_t size, const char *s);
-/* Waits until no other worker of this process heals pod ns/pod, then
- * marks it as this one's until alerts_pod_unlock: the check for its active
- * CodeRun and the creation of one are not interleaved with another alert's
- * for the same pod. */
-void alerts_pod_lock(struct hl_alerts *a, const char *ns, const char *pod);
-void alerts_pod_unlock(struct hl_alerts *a, const char *ns, const char *pod);
+/* Waits until no other worker of this process works on what key names
+ * ("pod:NS/POD", "app:NS/NAME"), then marks it as this one's until
+ * alerts_unlock: the check for its active CodeRun and the creation of one
+ * are not interleaved with another alert's for the same pod or
+ * application. */
+void alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
+void alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
 /* Takes a task's lease as owner, waiting a little for a holder (the loop);
  * HL_EUPSTREAM when it stays taken. */
 int alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct hl_err *err);

@@ -767,7 +767,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	}
 	/* one active remediation per pod (spawn-remediation's rule): another
 	 * alert of the same pod waits for this one's CodeRun, then sees it */
-	alerts_pod_lock(a, al.namespace, al.pod);
+	alerts_lock(a, "pod", al.namespace, al.pod);
 	locked = true;
 	rc = heal_active_for_pod(a, other, al.pod, task_id, &gerr);
 	if (rc < 0) {
@@ -786,7 +786,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	rc = heal_attempt(a, out, &al, task_id, 1, NULL, NULL, err);
 out:
 	if (locked)
-		alerts_pod_unlock(a, al.namespace, al.pod);
+		alerts_unlock(a, "pod", al.namespace, al.pod);
 	hl_task_record_free(t);
 	return rc;
 }
@@ -807,9 +807,9 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored alert", task->task_id);
 	rc = heal_parse(&al, doc, err);
 	if (rc == 0) {
-		alerts_pod_lock(a, al.namespace, al.pod);
+		alerts_lock(a, "pod", al.namespace, al.pod);
 		rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
-		alerts_pod_unlock(a, al.namespace, al.pod);
+		alerts_unlock(a, "pod", al.namespace, al.pod);
 	}
 	if (rc == 0)
 		alerts_to_remediation(res, &o);

@@ -616,6 +616,34 @@ def main():
     check("the ArgoCD task records Bolt and an infrastructure type",
           ta.get("agent") == "bolt" and ta.get("failure_type") in (
               "argocd_sync", "kubernetes_manifest", "helm", "yaml_syntax", "docker_build"), ta)
+    # two notifications of one application at once (slow context): one CodeRun
+    set_routes(loki_delay_ms=1000)
+    billing = {"metadata": {"name": "billing", "namespace": "argocd"},
+               "spec": {"project": "default",
+                        "source": {"repoURL": "https://github.com/acme/billing.git"}},
+               "status": {"health": {"status": "Degraded",
+                                     "lastTransitionTime": "2026-01-01T09:00:00Z"},
+                          "sync": {"status": "OutOfSync", "revision": "9f8e"}}}
+    failed = json.loads(json.dumps(billing))
+    failed["status"]["operationState"] = {"phase": "Failed", "message": "apply failed",
+                                          "startedAt": "2026-01-01T08:59:00Z"}
+    st, ans = post(srv, "/api/alerts/argocd", {"application": failed})
+    time.sleep(0.2)
+    st2, ans2 = post(srv, "/api/alerts/argocd", {"application": billing})
+    tids_b = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
+
+    def app_settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in tids_b]
+        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
+    wait_for(app_settled, 20)
+    set_routes()
+    runs_b = [c for c in coderuns() if c["metadata"]["labels"].get("healer/argocd-app") == "billing"]
+    reasons = [task_of(srv, t).get("reason") or "" for t in tids_b]
+    check("a failed sync and a Degraded notice of one application at once -> one CodeRun",
+          len(tids_b) == 2 and len(runs_b) == 1
+          and sum("is still active for application" in r for r in reasons) == 1,
+          [[c["metadata"]["name"] for c in runs_b], reasons])
     st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
                                                "health_status": "Healthy", "sync_status": "Synced"})
     check("a healthy application (flat form) -> skipped, no task",
