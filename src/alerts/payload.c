@@ -81,22 +81,6 @@ payload_utf8_len(const char *s, size_t max)
 	return (int)n;
 }
 
-/* A DNS-1123 subdomain (pods, applications, namespaces): [a-z0-9.-], at
- * most 253, starting and ending alphanumeric. */
-static bool
-payload_k8s_name(const char *s)
-{
-	size_t n = s ? strlen(s) : 0, i;
-
-	if (n == 0 || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
-		return false;
-	for (i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      s[i] == '.'))
-			return false;
-	return true;
-}
-
 static int
 payload_add(struct hl_alert_batch *b, size_t cap, struct hl_alert_item **out, struct hl_err *err)
 {
@@ -342,13 +326,13 @@ hl_alerts_parse_argocd(struct hl_alert_batch *out, const json_t *body, struct hl
 		                "'application' name");
 		goto out;
 	}
-	if (!payload_k8s_name(name)) {
+	if (!hl_str_k8s_subdomain_valid(name)) {
 		rc = hl_err_set(err, HL_EINVAL, "application name '%.80s' is not a Kubernetes name",
 		                name);
 		goto out;
 	}
 	ns = hl_json_str_or(app, "metadata.namespace", "argocd");
-	if (!payload_k8s_name(ns)) {
+	if (!hl_str_k8s_label_valid(ns)) {
 		rc = hl_err_set(err, HL_EINVAL, "application namespace '%.80s' is not a namespace",
 		                ns);
 		goto out;

@@ -276,6 +276,22 @@ test_alerts_argocd_payloads(void **state)
 	assert_non_null(strstr(err.msg, "no application"));
 	assert_int_equal(hl_alerts_parse_argocd(&c, badname, &err), -HL_EINVAL);
 	assert_non_null(strstr(err.msg, "Kubernetes name"));
+	/* names no Application or namespace can have ("fix/argocd-a..b" is no
+	 * git branch either) */
+	{
+		static const char *const bodies[] = {
+			"{\"application\":\"a..b\"}",
+			"{\"application\":\"shop-\"}",
+			"{\"application\":{\"metadata\":{\"name\":\"shop\",\"namespace\":\"argo.cd\"}}}",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+			json_t *v = parse(bodies[i]);
+			assert_int_equal(hl_alerts_parse_argocd(&c, v, &err), -HL_EINVAL);
+			json_decref(v);
+		}
+	}
 	hl_alert_batch_release(&b);
 	json_decref(deg);
 	json_decref(app);
