@@ -64,13 +64,15 @@ int alerts_text_part_of(const struct alerts_text *t, size_t line);
  * text: a Rust panic's location or the first backtrace frame outside the
  * standard library, a Go goroutine's first function and file, the first
  * "at ..." frame of Java / JavaScript, the innermost Python "File ..."
- * line. "" when none; out is at most size-1 bytes of one cleaned line.
+ * line. "" when none; out is at most size-1 bytes of one cleaned line,
+ * valid UTF-8 (whole characters only).
  */
 void alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t line);
 
-/* Appends s as an inline code span (contract section 6): newlines and
- * control characters dropped, a backtick run longer than any inside; "` `"
- * when nothing is left. */
+/* Appends s as an inline code span (contract section 6), as the prompts'
+ * `code` helper writes it (hl_tmpl_code: escape sequences and control
+ * characters removed, invalid UTF-8 repaired, one line, a backtick run
+ * longer than any inside); "` `" when nothing is left. */
 void alerts_code(struct hl_buf *b, const char *s);
 
 /* What the analysis says; every pointer borrowed, NULL when unknown. */

@@ -46,6 +46,9 @@ PANIC_LINE = "thread 'main' panicked at src/handler.rs:27:9:"
 POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
 POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
 POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
+POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
+UTF8_PANIC = ("thread 'main' panicked at src/" + "\u00e9" * 130 + ".rs:1:1:\n"
+              "   0: std::x\n   1: app::" + "\u00fc" * 150 + "\n")
 
 
 def pod(name, workload, hash_, statuses, containers=("api",), labels=None):
@@ -200,7 +203,7 @@ def seed():
     panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
     cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
-            for p in (POD_CART1, POD_CART2, POD_CART3)]
+            for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4)]
     kube("POST", "/_stub/seed", {
         "pods": [oom_pod, panic_pod, flaky_pod] + cart,
         "logs": [
@@ -218,7 +221,9 @@ def seed():
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
         ] + [{"namespace": APP_NS, "pod": p, "container": "api",
               "text": "Error: connection refused (os error 111)\n"}
-           for p in (POD_CART1, POD_CART2, POD_CART3)],
+           for p in (POD_CART1, POD_CART2, POD_CART3)]
+        + [{"namespace": APP_NS, "pod": POD_CART4, "container": "api", "previous": True,
+            "text": UTF8_PANIC}],
         "events": [
             event(POD_OOM, "BackOff", f"Back-off restarting failed container api in pod {POD_OOM}"),
             event(POD_PANIC, "BackOff",
@@ -500,6 +505,17 @@ def main():
           and "resolved before its firing" in (tl.get("reason") or "")
           and not coderuns(tid_late),
           [tl, [c["metadata"]["name"] for c in coderuns(tid_late)]])
+
+    # ---- a stack frame of long non-ASCII names: cut between characters --------------------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_CART4, "c4c4c4c405")]))
+    tid_u = (ans.get("task_ids") or ["?"])[0]
+    runs_u = wait_for(lambda: coderuns(tid_u), 15) or []
+    tu = wait_for(lambda: (lambda d: d if d.get("coderun_name") else None)(task_of(srv, tid_u)),
+                  10) or task_of(srv, tid_u)
+    check("a panic at a long non-ASCII location -> a CodeRun, and the frame in its decision",
+          len(runs_u) == 1 and tu.get("coderun_name")
+          and "\u00e9" * 20 in ((tu.get("decision") or {}).get("first_frame") or ""),
+          [len(runs_u), tu.get("state"), tu.get("reason")])
 
     # ---- two alerts of one pod at once (slow context): one CodeRun, the other skipped ------
     set_routes(loki_delay_ms=1000)

@@ -308,6 +308,36 @@ frame_of(char *out, size_t size, const char *text, size_t line)
 	alerts_first_frame(out, size, text, strlen(text), line);
 }
 
+/* A frame of non-ASCII names longer than the buffer is cut between
+ * characters, and invalid bytes of the log are left out: the frame goes into
+ * the decision's JSON and the analysis (before, the cut character made the
+ * CodeRun's manifest fail to build and the task stayed running without one). */
+static void
+test_alerts_first_frame_utf8(void **state)
+{
+	struct hl_buf log = HL_BUF_INIT(0);
+	char f[300];
+	json_t *v;
+	size_t i;
+
+	(void)state;
+	hl_buf_append_str(&log, "start\nthread 'main' panicked at src/");
+	for (i = 0; i < 130; i++)
+		hl_buf_append_str(&log, "\xc3\xa9");
+	hl_buf_append_str(&log, "x.rs:1:1:\n   0: std::x\n   1: app::");
+	for (i = 0; i < 150; i++)
+		hl_buf_append_str(&log, "\xc3\xbc");
+	hl_buf_append_str(&log, "\n");
+	alerts_first_frame(f, sizeof(f), log.data, log.len, 2);
+	assert_true(hl_str_starts_with(f, "src/\xc3\xa9"));
+	v = json_string(f);
+	assert_non_null(v);
+	json_decref(v);
+	frame_of(f, sizeof(f), "panicked at src/a\xff\xc3.rs:1:2\n", 1);
+	assert_string_equal(f, "src/a.rs:1:2");
+	hl_buf_release(&log);
+}
+
 static void
 test_alerts_first_stack_frame(void **state)
 {
@@ -354,7 +384,11 @@ test_alerts_code_spans(void **state)
 	assert_string_equal(b.data, "`plain`");
 	hl_buf_reset(&b);
 	alerts_code(&b, "a``b\nc");
-	assert_string_equal(b.data, "```a``bc```");
+	assert_string_equal(b.data, "```a``b c```");
+	/* escape sequences and C1 controls removed, invalid UTF-8 repaired */
+	hl_buf_reset(&b);
+	alerts_code(&b, "\x1b[31mred\xc2\x85\xc3");
+	assert_string_equal(b.data, "`red\xef\xbf\xbd`");
 	hl_buf_reset(&b);
 	alerts_code(&b, "`x");
 	assert_string_equal(b.data, "`` `x ``");
@@ -607,6 +641,7 @@ main(void)
 		cmocka_unit_test(test_alerts_alertmanager_refuses_what_is_not_a_webhook),
 		cmocka_unit_test(test_alerts_argocd_payloads),
 		cmocka_unit_test(test_alerts_first_stack_frame),
+		cmocka_unit_test(test_alerts_first_frame_utf8),
 		cmocka_unit_test(test_alerts_code_spans),
 		cmocka_unit_test(test_alerts_analysis_document),
 		cmocka_unit_test(test_alerts_runtime_rules),
