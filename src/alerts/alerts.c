@@ -26,6 +26,8 @@ hl_alerts_new(struct hl_alerts **out, const struct hl_config *cfg, struct hl_sto
 	a->cfg = cfg;
 	a->store = store;
 	a->rem = rem;
+	pthread_mutex_init(&a->busy_mu, NULL);
+	pthread_cond_init(&a->busy_cv, NULL);
 	if ((rc = hl_classifier_new(&a->classifier, cfg->rules_file, err)) < 0)
 		goto fail;
 	if ((rc = hl_prompt_builder_new(&a->prompts, cfg->prompts_dir, err)) < 0)
@@ -52,6 +54,8 @@ hl_alerts_free(struct hl_alerts *a)
 	hl_prompt_builder_free(a->prompts);
 	hl_dispatch_close(a->dispatch);
 	hl_kube_free(a->kube);
+	pthread_cond_destroy(&a->busy_cv);
+	pthread_mutex_destroy(&a->busy_mu);
 	free(a);
 }
 
@@ -69,6 +73,46 @@ void
 alerts_set(char *dst, size_t size, const char *s)
 {
 	hl_strlcpy(dst, s ? s : "", size);
+}
+
+/* The slot holding key, or a free one when key is "", or -1. */
+static int
+alerts_busy_slot(const struct hl_alerts *a, const char *key)
+{
+	int i;
+
+	for (i = 0; i < ALERTS_BUSY_SLOTS; i++)
+		if (strcmp(a->busy[i], key) == 0)
+			return i;
+	return -1;
+}
+
+void
+alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name)
+{
+	char key[sizeof(a->busy[0])];
+	int i;
+
+	snprintf(key, sizeof(key), "%s:%s/%s", kind, ns, name);
+	pthread_mutex_lock(&a->busy_mu);
+	while (alerts_busy_slot(a, key) >= 0 || (i = alerts_busy_slot(a, "")) < 0)
+		pthread_cond_wait(&a->busy_cv, &a->busy_mu);
+	hl_strlcpy(a->busy[i], key, sizeof(a->busy[i]));
+	pthread_mutex_unlock(&a->busy_mu);
+}
+
+void
+alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const char *name)
+{
+	char key[sizeof(a->busy[0])];
+	int i;
+
+	snprintf(key, sizeof(key), "%s:%s/%s", kind, ns, name);
+	pthread_mutex_lock(&a->busy_mu);
+	if ((i = alerts_busy_slot(a, key)) >= 0)
+		a->busy[i][0] = '\0';
+	pthread_cond_broadcast(&a->busy_cv);
+	pthread_mutex_unlock(&a->busy_mu);
 }
 
 void

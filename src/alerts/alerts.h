@@ -73,7 +73,9 @@ struct hl_alert_batch {
  * is a pod alert: key "alertmanager|fp=<fingerprint>|starts=<startsAt>",
  * task id hl_event_task_id(key), dedup key key + "|status=<status>", so a
  * repeat of a firing alert is a duplicate and its resolution is new. Other
- * alerts are stored skipped ("not_pod_alert"). HL_EINVAL naming the problem
+ * alerts are stored skipped ("not_pod_alert"), and so are pod alerts whose
+ * namespace is not a DNS-1123 label or whose pod is not a DNS-1123
+ * subdomain ("invalid_pod_name": names the API cannot have). HL_EINVAL naming the problem
  * for a body that is not such a webhook: not an object, a version other
  * than "4", no alerts array (or an empty or oversized one), an alert that is
  * not an object, without labels, or whose status is not firing/resolved.

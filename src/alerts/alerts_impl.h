@@ -15,6 +15,10 @@
 #include "remediate/context.h"
 #include "remediate/prompt_build.h"
 
+#include <pthread.h>
+
+#define ALERTS_BUSY_SLOTS 64 /* pods and applications worked on at once */
+
 struct hl_alerts {
 	const struct hl_config *cfg;
 	struct hl_store *store;
@@ -23,6 +27,10 @@ struct hl_alerts {
 	struct hl_dispatch *dispatch;
 	struct hl_classifier *classifier;
 	struct hl_prompt_builder *prompts;
+	/* the pods and applications the workers of this process work on */
+	pthread_mutex_t busy_mu;
+	pthread_cond_t busy_cv;
+	char busy[ALERTS_BUSY_SLOTS][520];
 };
 
 /* The alert type of pod alerts (the seed's A7, Pod Failure). */
@@ -56,12 +64,15 @@ int alerts_text_part_of(const struct alerts_text *t, size_t line);
  * text: a Rust panic's location or the first backtrace frame outside the
  * standard library, a Go goroutine's first function and file, the first
  * "at ..." frame of Java / JavaScript, the innermost Python "File ..."
- * line. "" when none; out is at most size-1 bytes of one cleaned line.
+ * line. "" when none; out is at most size-1 bytes of one cleaned line,
+ * valid UTF-8 (whole characters only).
  */
 void alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t line);
 
-/* Appends s as an inline code span (contract section 6): newlines and
- * control characters dropped, a backtick run longer than any inside. */
+/* Appends s as an inline code span (contract section 6), as the prompts'
+ * `code` helper writes it (hl_tmpl_code: escape sequences and control
+ * characters removed, invalid UTF-8 repaired, one line, a backtick run
+ * longer than any inside); "` `" when nothing is left. */
 void alerts_code(struct hl_buf *b, const char *s);
 
 /* What the analysis says; every pointer borrowed, NULL when unknown. */
@@ -94,6 +105,13 @@ void alerts_analysis_render(struct hl_buf *out, const struct alerts_analysis *an
 /* ---- alerts.c ---- */
 
 void alerts_set(char *dst, size_t size, const char *s);
+/* Waits until no other worker of this process works on what key names
+ * ("pod:NS/POD", "app:NS/NAME"), then marks it as this one's until
+ * alerts_unlock: the check for its active CodeRun and the creation of one
+ * are not interleaved with another alert's for the same pod or
+ * application. */
+void alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
+void alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
 /* Takes a task's lease as owner, waiting a little for a holder (the loop);
  * HL_EUPSTREAM when it stays taken. */
 int alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct hl_err *err);

@@ -27,6 +27,7 @@
 #define TEXT_LOG_CAP    (2u << 20) /* per log file, its tail */
 #define TEXT_OTHER_CAP  (1u << 20) /* events, description */
 #define FRAME_LOOKAHEAD 80         /* lines after the error to look for a frame */
+#define CODE_MAX_CPS    1024       /* code points of an inline value */
 
 void
 alerts_text_init(struct alerts_text *t)
@@ -168,6 +169,23 @@ frame_line(const struct frame_lines *fl, size_t n, size_t *len)
 	return p;
 }
 
+/* Drops an incomplete UTF-8 character at the end of s (a cut copy). */
+static void
+frame_utf8_end(char *s)
+{
+	size_t n = strlen(s), i = n, need;
+	unsigned char c;
+
+	while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	c = (unsigned char)s[i - 1];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	if (n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 /* Copies a line without its indentation and control characters. */
 static void
 frame_copy(char *out, size_t size, const char *s, size_t n)
@@ -180,9 +198,37 @@ frame_copy(char *out, size_t size, const char *s, size_t n)
 	}
 	while (n && (s[n - 1] == ' ' || s[n - 1] == '\r' || s[n - 1] == '\t'))
 		n--;
-	for (; n && k + 1 < size; s++, n--)
-		if ((unsigned char)*s >= 0x20 && *s != 0x7f)
-			out[k++] = *s;
+	/* whole, valid UTF-8 characters only (the frame goes into JSON) */
+	while (n) {
+		unsigned char c = (unsigned char)*s;
+		size_t len = c < 0x80                ? 1
+		             : c >= 0xc2 && c < 0xe0 ? 2
+		             : c >= 0xe0 && c < 0xf0 ? 3
+		             : c >= 0xf0 && c < 0xf5 ? 4
+		                                     : 0,
+		       j;
+
+		for (j = 1; len && j < len; j++)
+			if (j >= n || ((unsigned char)s[j] & 0xc0) != 0x80)
+				len = 0;
+		if (len > 2) {
+			/* no overlong forms, surrogates or code points past U+10FFFF */
+			unsigned char d = (unsigned char)s[1];
+			if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) ||
+			    (c == 0xf0 && d < 0x90) || (c == 0xf4 && d > 0x8f))
+				len = 0;
+		}
+		if (!len || (len == 1 && (c < 0x20 || c == 0x7f))) {
+			s++, n--;
+			continue;
+		}
+		if (k + len >= size)
+			break;
+		memcpy(out + k, s, len);
+		k += len;
+		s += len;
+		n -= len;
+	}
 	out[k] = '\0';
 }
 
@@ -231,8 +277,8 @@ frame_rust_std(const char *name, size_t n)
 	return false;
 }
 
-void
-alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t line)
+static void
+frame_find(char *out, size_t size, const char *text, size_t len, size_t line)
 {
 	struct frame_lines fl = { text, text + len };
 	const char *l, *p, *q;
@@ -313,31 +359,28 @@ alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t 
 	}
 }
 
+void
+alerts_first_frame(char *out, size_t size, const char *text, size_t len, size_t line)
+{
+	frame_find(out, size, text, len, line);
+	frame_utf8_end(out); /* "%s in %s" may cut one too */
+}
+
 /* ---- the document ------------------------------------------------------------ */
 
 void
 alerts_code(struct hl_buf *b, const char *s)
 {
-	size_t run = 0, best = 0, i, n = s ? strlen(s) : 0;
-	bool edge;
+	size_t len = b->len;
 
-	for (i = 0; i < n; i++) {
-		run = s[i] == '`' ? run + 1 : 0;
-		if (run > best)
-			best = run;
+	/* the prompts' own code span: escape sequences and control characters
+	 * removed, invalid UTF-8 repaired, one line */
+	(void)hl_tmpl_code(b, s ? s : "", s ? strlen(s) : 0, CODE_MAX_CPS);
+	if (b->len == len) {
+		/* nothing left: "``" is no code span (it would pair with a
+		 * later run of two and let the text between out) */
+		hl_buf_append_str(b, "` `");
 	}
-	edge = n && (s[0] == '`' || s[n - 1] == '`');
-	for (i = 0; i <= best; i++)
-		hl_buf_append_char(b, '`');
-	if (edge)
-		hl_buf_append_char(b, ' ');
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] >= 0x20 && s[i] != 0x7f)
-			hl_buf_append_char(b, s[i]);
-	if (edge)
-		hl_buf_append_char(b, ' ');
-	for (i = 0; i <= best; i++)
-		hl_buf_append_char(b, '`');
 }
 
 static void

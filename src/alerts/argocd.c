@@ -16,7 +16,9 @@
  *
  * Guards: one task per application and episode (the task id); a CodeRun
  * still active for the same application under another task makes the
- * notification skipped.
+ * notification skipped (the workers of one process work on one
+ * application at a time, so two notifications handled at once do not both
+ * miss the other's CodeRun).
  */
 #include "alerts_impl.h"
 #include "base/clock.h"
@@ -535,6 +537,7 @@ alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *
 	struct hl_task_record *t = NULL;
 	struct hl_err gerr = HL_ERR_INIT;
 	char other[64];
+	bool locked = false;
 	int rc;
 
 	if ((rc = argo_parse(&ar, doc, err)) < 0)
@@ -557,6 +560,10 @@ alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *
 			goto out;
 		}
 	}
+	/* one active remediation per application: another notification of it
+	 * waits for this one's CodeRun, then sees it */
+	alerts_lock(a, "app", ar.namespace, ar.name);
+	locked = true;
 	rc = argo_active(a, other, &ar, task_id, &gerr);
 	if (rc < 0) {
 		rc = hl_err_set(err, HL_EUPSTREAM, "checking the application's active CodeRuns: %s",
@@ -587,6 +594,8 @@ alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *
 	}
 	rc = argo_attempt(a, out, &ar, task_id, 1, NULL, NULL, err);
 out:
+	if (locked)
+		alerts_unlock(a, "app", ar.namespace, ar.name);
 	hl_task_record_free(t);
 	return rc;
 }
@@ -607,8 +616,11 @@ alerts_argocd_kind(void *arg, struct hl_remediation *res, const struct hl_task_r
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored notification",
 		                  task->task_id);
 	rc = argo_parse(&ar, doc, err);
-	if (rc == 0)
+	if (rc == 0) {
+		alerts_lock(a, "app", ar.namespace, ar.name);
 		rc = argo_attempt(a, &o, &ar, task->task_id, plan->n, task, plan, err);
+		alerts_unlock(a, "app", ar.namespace, ar.name);
+	}
 	if (rc == 0)
 		alerts_to_remediation(res, &o);
 	json_decref(doc);

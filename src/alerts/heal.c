@@ -10,7 +10,10 @@
  *             `healer spawn-remediation` creates it (heal template,
  *             heal-workspace PVC, target pod), labelled for the loop ->
  *             the task and attempt recorded;
- *   resolved  the task ends stopped; a CodeRun that has not started is
+ *   resolved  the task ends stopped (one resolved before its firing was
+ *             handled is claimed and ends skipped, so the firing finds it;
+ *             a firing holds the task's lease from its claim until its
+ *             CodeRun is recorded); a CodeRun that has not started is
  *             deleted (one already running is left to finish; one that
  *             already succeeded makes the task succeeded);
  *   retries   the loop's next attempt (alerts_heal_kind) does the same with
@@ -18,7 +21,9 @@
  *
  * Guards: one task per alert fingerprint and firing (the task id); a
  * CodeRun still active for the same pod under another task makes the alert
- * skipped, as spawn-remediation refuses a second one. An unreachable
+ * skipped, as spawn-remediation refuses a second one (the workers of one
+ * process heal one pod at a time, so two alerts of a pod handled at once
+ * do not both miss the other's CodeRun). An unreachable
  * cluster is a transient error (the delivery is kept and retried); a pod
  * that does not exist, or no cluster at all, is recorded as skipped.
  */
@@ -116,6 +121,11 @@ heal_skip(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct heal_
 	         !created)
 		rc = hl_store_task_put(a->store, &task, err);
 	free(evs);
+	if (rc == -HL_ECONFLICT) {
+		/* ended meanwhile (resolved first): that end stands */
+		heal_out(out, "existing", "existing", "the alert's task already ended");
+		rc = 0;
+	}
 	return rc;
 }
 
@@ -289,6 +299,35 @@ heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 	}
 }
 
+/* Under the task's lease, after the claim: 0 when the task is still the
+ * running one this firing claimed (its CodeRun not yet recorded), 1 when
+ * it was ended meanwhile (a resolution processed first) or its CodeRun is
+ * recorded already, with the outcome in out. */
+static int
+heal_still_open(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id,
+                struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	int rc = hl_store_task_get(a->store, &t, task_id, err);
+
+	if (rc < 0)
+		return rc;
+	rc = 0;
+	if (t->state != HL_TASK_RUNNING) {
+		heal_out(out, "existing", "existing", "the alert's task is %s%s%s",
+		         hl_task_state_name(t->state), t->reason ? ": " : "",
+		         t->reason ? t->reason : "");
+		rc = 1;
+	} else if (t->n_attempts && t->attempt[t->n_attempts - 1].coderun_name &&
+	           *t->attempt[t->n_attempts - 1].coderun_name) {
+		heal_out(out, "existing", "existing", "the alert's task has CodeRun %s",
+		         t->attempt[t->n_attempts - 1].coderun_name);
+		rc = 1;
+	}
+	hl_task_record_free(t);
+	return rc;
+}
+
 /*
  * Attempt n of the alert's task (see the file comment). task is the task
  * record (NULL for the first attempt from a delivery, which claims it);
@@ -321,7 +360,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	json_t *pod = NULL, *pod_sum = NULL, *manifest = NULL, *decision = NULL;
 	char *evs = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
-	bool have_verdict = false, created = false;
+	bool have_verdict = false, created = false, leased = false;
+	char owner[HL_TASK_ID_MAX + 16];
 	int64_t now;
 	int rc, part;
 
@@ -330,6 +370,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	hl_context_init(&ctx);
 	memset(&v, 0, sizeof(v));
 	alerts_set(out->task_id, sizeof(out->task_id), task_id);
+	snprintf(owner, sizeof(owner), "alerts:firing:%s", task_id);
 	if (!a->kube) {
 		rc = hl_err_set(err, HL_EUNSUPPORTED,
 		                "no Kubernetes cluster configured: the pod's diagnostics cannot be "
@@ -355,6 +396,13 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		                "the Kubernetes API did not answer for pod '%s/%s': %s",
 		                al->namespace, al->pod,
 		                heal_cause(rep.nproblems ? rep.problems[0] : derr.msg));
+		goto out;
+	}
+	if (rep.pod_missing && n == 1 && !task) {
+		/* its events may still be listed: nothing runs to heal */
+		heal_out(out, "skipped", "skipped", "pod '%s' does not exist in namespace '%s'",
+		         al->pod, al->namespace);
+		rc = heal_skip(a, out, al, task_id, NULL, "skipped", err);
 		goto out;
 	}
 	if (rc < 0 && n == 1 && !task) {
@@ -490,6 +538,15 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			         existing);
 			goto out;
 		}
+		/* the task's lease until its CodeRun is recorded: a resolution
+		 * processed meanwhile waits, then sees the CodeRun */
+		if ((rc = alerts_lease(a, owner, task_id, err)) < 0)
+			goto out;
+		leased = true;
+		if ((rc = heal_still_open(a, out, task_id, err)) != 0) {
+			rc = rc > 0 ? 0 : rc;
+			goto out;
+		}
 		if ((rc = hl_remediate_begin(a->rem, &over, why, sizeof(why), task_id, 1, repo,
 		                             agent, err)) < 0)
 			goto out;
@@ -614,6 +671,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		          "failure_type", ftype, "agent", agent, "coderun", name, "analysis",
 		          analysis, NULL);
 out:
+	if (leased)
+		(void)hl_store_task_release(a->store, task_id, owner, NULL);
 	if (have_verdict)
 		hl_verdict_release(&v);
 	hl_context_release(&ctx);
@@ -669,6 +728,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	struct hl_task_record *t = NULL;
 	struct hl_err gerr = HL_ERR_INIT;
 	char other[64];
+	bool locked = false;
 	int rc;
 
 	if ((rc = heal_parse(&al, doc, err)) < 0)
@@ -705,7 +765,10 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 		rc = heal_skip(a, out, &al, task_id, t, "skipped", err);
 		goto out;
 	}
-	/* one active remediation per pod (spawn-remediation's rule) */
+	/* one active remediation per pod (spawn-remediation's rule): another
+	 * alert of the same pod waits for this one's CodeRun, then sees it */
+	alerts_lock(a, "pod", al.namespace, al.pod);
+	locked = true;
 	rc = heal_active_for_pod(a, other, al.pod, task_id, &gerr);
 	if (rc < 0) {
 		rc = hl_err_set(err, heal_transient(-rc) ? HL_EUPSTREAM : -rc,
@@ -722,6 +785,8 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	}
 	rc = heal_attempt(a, out, &al, task_id, 1, NULL, NULL, err);
 out:
+	if (locked)
+		alerts_unlock(a, "pod", al.namespace, al.pod);
 	hl_task_record_free(t);
 	return rc;
 }
@@ -741,8 +806,11 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 	    hl_json_parse(&doc, task->event_json, strlen(task->event_json), err) < 0)
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored alert", task->task_id);
 	rc = heal_parse(&al, doc, err);
-	if (rc == 0)
+	if (rc == 0) {
+		alerts_lock(a, "pod", al.namespace, al.pod);
 		rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
+		alerts_unlock(a, "pod", al.namespace, al.pod);
+	}
 	if (rc == 0)
 		alerts_to_remediation(res, &o);
 	json_decref(doc);
@@ -750,6 +818,34 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 }
 
 /* ---- resolved ------------------------------------------------------------ */
+
+/* A resolution without a task (its firing not handled yet: the same
+ * body, or out of order): claims the task, so the firing finds it and the
+ * resolution ends it as for an existing one. 1: go on; 0: nothing to end. */
+static int
+heal_resolved_first(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
+                    const char *task_id, struct hl_err *err)
+{
+	char existing[HL_TASK_ID_MAX], *evs;
+	bool created = false;
+	int rc;
+
+	if (!hl_json_str(doc, "key")) {
+		heal_out(out, "nothing", "skipped", "the stored alert names no pod");
+		return 0;
+	}
+	evs = json_dumps(doc, JSON_COMPACT);
+	rc = hl_store_task_claim(a->store, &created, existing,
+	                         &(struct hl_task){ .task_id = task_id,
+	                                            .dedup_key = hl_json_str(doc, "key"),
+	                                            .state = HL_TASK_RUNNING,
+	                                            .kind = "alert",
+	                                            .event_json = evs,
+	                                            .next_check_ms = HL_TASK_NO_CHECK },
+	                         err);
+	free(evs);
+	return rc < 0 ? rc : 1;
+}
 
 int
 alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *doc,
@@ -759,17 +855,20 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	const struct hl_attempt_record *cur = NULL;
 	json_t *cr = NULL;
 	char owner[HL_DELIVERY_ID_MAX + 16], why[256];
-	bool deleted = false, succeeded = false;
+	bool deleted = false, succeeded = false, never = false;
 	size_t i;
 	int rc;
 
 	rc = hl_store_task_get(a->store, &t, task_id, err);
 	if (rc == -HL_ENOTFOUND) {
-		heal_out(out, "nothing", "skipped", "no task for this alert (it never fired here)");
-		return 0;
-	}
-	if (rc < 0)
+		/* resolved before its firing was handled (same body, or out of
+		 * order): claimed here and ended below; the firing finds it */
+		rc = heal_resolved_first(a, out, doc, task_id, err);
+		if (rc <= 0)
+			return rc;
+	} else if (rc < 0) {
 		return rc;
+	}
 	hl_task_record_free(t);
 	t = NULL;
 	snprintf(owner, sizeof(owner), "alerts:%s", delivery_id);
@@ -792,7 +891,12 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	for (i = 0; i < t->n_attempts; i++)
 		if (t->attempt[i].n == t->attempts)
 			cur = &t->attempt[i];
-	snprintf(why, sizeof(why), "the alert resolved");
+	/* claimed by a resolution (heal_resolved_first): nothing was tried */
+	never = t->attempts == 0 && t->n_attempts == 0;
+	snprintf(why, sizeof(why), "%s",
+	         cur     ? "the alert resolved"
+	         : never ? "the alert resolved before its firing was handled"
+	                 : "the alert resolved before a CodeRun was created");
 	if (cur && cur->phase != HL_PHASE_DONE && cur->coderun_name && *cur->coderun_name) {
 		/* the CodeRun's own phase is the truth; a run that started is
 		 * left to finish (its fix may still land) */
@@ -838,13 +942,14 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 		if (rc < 0)
 			goto out;
 	}
-	rc = hl_store_task_put(
-	        a->store,
-	        &(struct hl_task){ .task_id = task_id,
-	                           .state = succeeded ? HL_TASK_SUCCEEDED : HL_TASK_STOPPED,
-	                           .reason = why,
-	                           .next_check_ms = HL_TASK_NO_CHECK },
-	        err);
+	rc = hl_store_task_put(a->store,
+	                       &(struct hl_task){ .task_id = task_id,
+	                                          .state = succeeded ? HL_TASK_SUCCEEDED
+	                                                   : never   ? HL_TASK_SKIPPED
+	                                                             : HL_TASK_STOPPED,
+	                                          .reason = why,
+	                                          .next_check_ms = HL_TASK_NO_CHECK },
+	                       err);
 	if (rc < 0)
 		goto out;
 	heal_out(out, "resolved", "existing", "%s", why);

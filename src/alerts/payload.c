@@ -68,20 +68,17 @@ payload_hash_id(char *out, size_t size, const char *prefix, const char *s, size_
 	snprintf(out, size, "%s%s", prefix, hex);
 }
 
-/* A DNS-1123 subdomain (pods, applications, namespaces): [a-z0-9.-], at
- * most 253, starting and ending alphanumeric. */
-static bool
-payload_k8s_name(const char *s)
+/* The length of s cut to at most max bytes, never inside a UTF-8
+ * character (the answer's JSON needs whole characters). */
+static int
+payload_utf8_len(const char *s, size_t max)
 {
-	size_t n = s ? strlen(s) : 0, i;
+	size_t n = strnlen(s, max);
 
-	if (n == 0 || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
-		return false;
-	for (i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      s[i] == '.'))
-			return false;
-	return true;
+	if (n == max && s[n] != '\0')
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	return (int)n;
 }
 
 static int
@@ -174,8 +171,9 @@ payload_am_alert(struct hl_alert_batch *b, size_t cap, const json_t *body, const
 		return rc;
 	it->source = HL_ALERTS_SOURCE_ALERTMANAGER;
 	hl_strlcpy(it->action, status, sizeof(it->action));
-	snprintf(it->subject, sizeof(it->subject), "%.100s %.63s/%.150s", name, ns ? ns : "-",
-	         pod ? pod : "-");
+	snprintf(it->subject, sizeof(it->subject), "%.*s %.*s/%.*s", payload_utf8_len(name, 100),
+	         name, payload_utf8_len(ns ? ns : "-", 63), ns ? ns : "-",
+	         payload_utf8_len(pod ? pod : "-", 150), pod ? pod : "-");
 	payload_fingerprint(fp, sizeof(fp), alert);
 
 	hl_buf_append_str(&key, "alertmanager");
@@ -185,7 +183,7 @@ payload_am_alert(struct hl_alert_batch *b, size_t cap, const json_t *body, const
 	payload_key_part(&dedup, "status", status);
 	if (!ns || !pod)
 		hl_strlcpy(it->skip, "not_pod_alert", sizeof(it->skip));
-	else if (!payload_k8s_name(ns) || !payload_k8s_name(pod))
+	else if (!hl_str_k8s_label_valid(ns) || !hl_str_k8s_subdomain_valid(pod))
 		hl_strlcpy(it->skip, "invalid_pod_name", sizeof(it->skip));
 	if (hl_buf_error(&key)) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -328,13 +326,13 @@ hl_alerts_parse_argocd(struct hl_alert_batch *out, const json_t *body, struct hl
 		                "'application' name");
 		goto out;
 	}
-	if (!payload_k8s_name(name)) {
+	if (!hl_str_k8s_subdomain_valid(name)) {
 		rc = hl_err_set(err, HL_EINVAL, "application name '%.80s' is not a Kubernetes name",
 		                name);
 		goto out;
 	}
 	ns = hl_json_str_or(app, "metadata.namespace", "argocd");
-	if (!payload_k8s_name(ns)) {
+	if (!hl_str_k8s_label_valid(ns)) {
 		rc = hl_err_set(err, HL_EINVAL, "application namespace '%.80s' is not a namespace",
 		                ns);
 		goto out;

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +70,20 @@ hl_file_mkdirs(const char *path, struct hl_err *err)
 int
 hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err *err)
 {
+	static atomic_ulong seq;
 	char tmp[4096], dir[4096];
 	const char *p = data;
 	int fd, dfd;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+	/* one temporary name per call: two threads writing the same path do
+	 * not share one file (the last rename wins, whole) */
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%lu", path, (long)getpid(),
+	             atomic_fetch_add(&seq, 1)) >= (int)sizeof(tmp))
 		return hl_err_set(err, HL_EINVAL, "path too long '%s'", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* a new file of our own: never through a link planted at the
+	 * (predictable) temporary name in a directory others can write */
+	(void)unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return hl_err_set(err, HL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
 	while (n > 0) {

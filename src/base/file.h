@@ -14,7 +14,8 @@
 /* Appends the file's bytes (or stdin's when path is "-") to out; fails with
  * HL_ETOOBIG past out->max. */
 int hl_file_read(struct hl_buf *out, const char *path, struct hl_err *err);
-/* Atomically replaces path with data, durably. */
+/* Atomically replaces path with data, durably (the temporary file beside
+ * it is created new: a link at its name is replaced, never followed). */
 int hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err *err);
 /* mkdir -p with mode 0755. */
 int hl_file_mkdirs(const char *path, struct hl_err *err);

@@ -266,6 +266,7 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 		/* the API is unreachable: do not try every other call too */
 		report->api_unreachable =
 		        e.code == HL_EIO || e.code == HL_ETIMEOUT || e.code == HL_EAUTH;
+		report->pod_missing = e.code == HL_ENOTFOUND;
 		json_array_append_new(names, json_null()); /* the default container */
 	} else {
 		hl_diag_pod_containers(names, podj);

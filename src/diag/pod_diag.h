@@ -44,6 +44,8 @@ struct hl_diag_report {
 	/* the API did not answer at all (connection, TLS, timeout, auth), so
 	 * only the pod object was asked for */
 	bool api_unreachable;
+	/* the API answered that the pod does not exist (404) */
+	bool pod_missing;
 };
 
 /* Empties a report. */

@@ -43,6 +43,12 @@ POD_OOM = "api-7d9f8b6c5d-x2k4p"
 POD_PANIC = "api-7d9f8b6c5d-q9w8e"
 POD_FLAKY = "worker-5b6c7d8e9f-a1b2c"
 PANIC_LINE = "thread 'main' panicked at src/handler.rs:27:9:"
+POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
+POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
+POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
+POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
+UTF8_PANIC = ("thread 'main' panicked at src/" + "\u00e9" * 130 + ".rs:1:1:\n"
+              "   0: std::x\n   1: app::" + "\u00fc" * 150 + "\n")
 
 
 def pod(name, workload, hash_, statuses, containers=("api",), labels=None):
@@ -173,7 +179,7 @@ ARGO_APP = {
 }
 
 
-def set_routes(grafana_status=200):
+def set_routes(grafana_status=200, loki_delay_ms=0):
     routes = [
         {"method": "GET", "path": "/api/v1/applications/shop", "token": "argo-token",
          "body": ARGO_APP},
@@ -182,7 +188,7 @@ def set_routes(grafana_status=200):
                              "name": "shop-6c5d4b3a2-zz9yy",
                              "health": {"status": "Degraded",
                                         "message": "ImagePullBackOff: manifest unknown"}}]}},
-        {"method": "GET", "path": "/loki/api/v1/query_range",
+        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
              {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
         {"method": "GET", "path": "/api/annotations", "status": grafana_status,
@@ -196,8 +202,10 @@ def seed():
     oom_pod = pod(POD_OOM, "api", "7d9f8b6c5d", [crash_status("api", "OOMKilled", 137, 4)])
     panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
+    cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
+            for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4)]
     kube("POST", "/_stub/seed", {
-        "pods": [oom_pod, panic_pod, flaky_pod],
+        "pods": [oom_pod, panic_pod, flaky_pod] + cart,
         "logs": [
             {"namespace": APP_NS, "pod": POD_OOM, "container": "api",
              "text": "2026-01-01T10:05:00Z INFO api starting on :8080\n"},
@@ -211,7 +219,11 @@ def seed():
              "text": "worker up\n"},
             {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api", "previous": True,
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
-        ],
+        ] + [{"namespace": APP_NS, "pod": p, "container": "api",
+              "text": "Error: connection refused (os error 111)\n"}
+           for p in (POD_CART1, POD_CART2, POD_CART3)]
+        + [{"namespace": APP_NS, "pod": POD_CART4, "container": "api", "previous": True,
+            "text": UTF8_PANIC}],
         "events": [
             event(POD_OOM, "BackOff", f"Back-off restarting failed container api in pod {POD_OOM}"),
             event(POD_PANIC, "BackOff",
@@ -449,6 +461,83 @@ def main():
           st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
           and ans.get("reason") == "not_pod_alert", ans)
 
+    # ---- a pod name the API cannot have: skipped at intake, not accepted and failed -------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert("api..x", "0d0d0d")]))
+    check("a pod name that is not a DNS subdomain (a..b) -> 202 skipped invalid_pod_name",
+          st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
+          and ans.get("reason") == "invalid_pod_name", ans)
+
+    # ---- a pod that does not exist (404; its events still list): skipped, no CodeRun -----
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert("api-7d9f8b6c5d-gone1", "0e0e0e0e")]))
+    tid_gone = (ans.get("task_ids") or ["?"])[0]
+    tg = wait_for(lambda: (lambda d: d if d.get("state") else None)(task_of(srv, tid_gone)), 15) or {}
+    time.sleep(0.5)
+    check("a pod that does not exist -> the task is skipped naming it, no CodeRun",
+          st == 202 and tg.get("state") == "skipped" and "does not exist" in (tg.get("reason") or "")
+          and not coderuns(tid_gone), [tg, [c["metadata"]["name"] for c in coderuns(tid_gone)]])
+
+    # ---- resolved with, or before, its firing: no CodeRun for a resolved alert -----------
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_CART1, "c4c4c4c401"),
+                            am_alert(POD_CART1, "c4c4c4c401", status="resolved")]))
+    tid_both = (ans.get("task_ids") or ["?"])[0]
+    st2, ans2 = post(srv, "/api/alerts/alertmanager",
+                     am_body([am_alert(POD_CART2, "c4c4c4c402", status="resolved")], "resolved"))
+    tid_late = (ans2.get("task_ids") or ["?"])[0]
+    wait_for(lambda: [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                      if d.get("task_id") == tid_late and d.get("state") == "processed"], 15)
+    st3, ans3 = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_CART2, "c4c4c4c402")]))
+
+    def settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in (tid_both, tid_late)]
+        return len(ds) == 4 and all(d.get("state") == "processed" for d in ds)
+    wait_for(settled, 20)
+    time.sleep(0.5)
+    tb, tl = task_of(srv, tid_both), task_of(srv, tid_late)
+    check("firing and resolved in one body -> the task ends (stopped or skipped), no CodeRun",
+          st == 202 and tb.get("state") in ("stopped", "skipped") and not coderuns(tid_both),
+          [tb, [c["metadata"]["name"] for c in coderuns(tid_both)]])
+    check("resolved before its firing arrived -> skipped; the late firing makes no CodeRun",
+          st2 == 202 and st3 == 202 and ans3.get("task_ids") == [tid_late]
+          and tl.get("state") == "skipped"
+          and "resolved before its firing" in (tl.get("reason") or "")
+          and not coderuns(tid_late),
+          [tl, [c["metadata"]["name"] for c in coderuns(tid_late)]])
+
+    # ---- a stack frame of long non-ASCII names: cut between characters --------------------
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_CART4, "c4c4c4c405")]))
+    tid_u = (ans.get("task_ids") or ["?"])[0]
+    runs_u = wait_for(lambda: coderuns(tid_u), 15) or []
+    tu = wait_for(lambda: (lambda d: d if d.get("coderun_name") else None)(task_of(srv, tid_u)),
+                  10) or task_of(srv, tid_u)
+    check("a panic at a long non-ASCII location -> a CodeRun, and the frame in its decision",
+          len(runs_u) == 1 and tu.get("coderun_name")
+          and "\u00e9" * 20 in ((tu.get("decision") or {}).get("first_frame") or ""),
+          [len(runs_u), tu.get("state"), tu.get("reason")])
+
+    # ---- two alerts of one pod at once (slow context): one CodeRun, the other skipped ------
+    set_routes(loki_delay_ms=1000)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_CART3, "c4c4c4c403")]))
+    time.sleep(0.2)
+    st2, ans2 = post(srv, "/api/alerts/alertmanager",
+                     am_body([am_alert(POD_CART3, "c4c4c4c404", name="KubePodNotReady")]))
+    tids3 = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
+
+    def pod_settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in tids3]
+        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
+    wait_for(pod_settled, 20)
+    set_routes()
+    runs3 = [c for c in coderuns() if c["metadata"]["labels"].get("target-pod") == POD_CART3]
+    reasons = [task_of(srv, t).get("reason") or "" for t in tids3]
+    check("two alerts of one pod handled at once -> one CodeRun; the other skipped naming it",
+          len(tids3) == 2 and len(runs3) == 1
+          and sum("is still active for pod" in r for r in reasons) == 1,
+          [[c["metadata"]["name"] for c in runs3], reasons])
+
     # ---- resolved: the panic's CodeRun never started -> deleted, task stopped ------------
     st, ans = post(srv, "/api/alerts/alertmanager",
                    am_body([am_alert(POD_PANIC, "9f8e7d6c5b4a3921", status="resolved")], "resolved"))
@@ -543,6 +632,34 @@ def main():
     check("the ArgoCD task records Bolt and an infrastructure type",
           ta.get("agent") == "bolt" and ta.get("failure_type") in (
               "argocd_sync", "kubernetes_manifest", "helm", "yaml_syntax", "docker_build"), ta)
+    # two notifications of one application at once (slow context): one CodeRun
+    set_routes(loki_delay_ms=1000)
+    billing = {"metadata": {"name": "billing", "namespace": "argocd"},
+               "spec": {"project": "default",
+                        "source": {"repoURL": "https://github.com/acme/billing.git"}},
+               "status": {"health": {"status": "Degraded",
+                                     "lastTransitionTime": "2026-01-01T09:00:00Z"},
+                          "sync": {"status": "OutOfSync", "revision": "9f8e"}}}
+    failed = json.loads(json.dumps(billing))
+    failed["status"]["operationState"] = {"phase": "Failed", "message": "apply failed",
+                                          "startedAt": "2026-01-01T08:59:00Z"}
+    st, ans = post(srv, "/api/alerts/argocd", {"application": failed})
+    time.sleep(0.2)
+    st2, ans2 = post(srv, "/api/alerts/argocd", {"application": billing})
+    tids_b = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
+
+    def app_settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in tids_b]
+        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
+    wait_for(app_settled, 20)
+    set_routes()
+    runs_b = [c for c in coderuns() if c["metadata"]["labels"].get("healer/argocd-app") == "billing"]
+    reasons = [task_of(srv, t).get("reason") or "" for t in tids_b]
+    check("a failed sync and a Degraded notice of one application at once -> one CodeRun",
+          len(tids_b) == 2 and len(runs_b) == 1
+          and sum("is still active for application" in r for r in reasons) == 1,
+          [[c["metadata"]["name"] for c in runs_b], reasons])
     st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
                                                "health_status": "Healthy", "sync_status": "Synced"})
     check("a healthy application (flat form) -> skipped, no task",

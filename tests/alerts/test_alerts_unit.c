@@ -128,6 +128,64 @@ test_alerts_alertmanager_skips_and_fingerprints(void **state)
 	json_decref(body);
 }
 
+/* A pod or namespace the API cannot have is skipped at intake, exactly as
+ * the worker's checks would refuse it (not accepted and then failed). */
+static void
+test_alerts_alertmanager_names_kubernetes_refuses(void **state)
+{
+	static const struct {
+		const char *ns, *pod, *skip;
+	} cases[] = {
+		{ "prod", "a..b", "invalid_pod_name" },
+		{ "prod", "web-.1", "invalid_pod_name" },
+		{ "prod.eu", "web-1", "invalid_pod_name" },
+		{ "prod", "web-1.shard-2", "" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_alert_batch b = { 0 };
+		json_t *a = am_alert(cases[i].pod, "aaaa1111", "firing");
+		json_t *body;
+
+		json_object_set_new(json_object_get(a, "labels"), "namespace",
+		                    json_string(cases[i].ns));
+		body = am_body(json_pack("[o]", a));
+		assert_int_equal(hl_alerts_parse_alertmanager(&b, body, NULL), 0);
+		assert_string_equal(b.items[0].skip, cases[i].skip);
+		assert_int_equal(b.items[0].task_id[0] == '\0', cases[i].skip[0] != '\0');
+		hl_alert_batch_release(&b);
+		json_decref(body);
+	}
+}
+
+/* A long non-ASCII alert name is cut on a character boundary: the subject
+ * goes into the JSON answer. */
+static void
+test_alerts_alertmanager_subject_utf8(void **state)
+{
+	struct hl_alert_batch b = { 0 };
+	json_t *a = am_alert("web-1", "aaaa1111", "firing"), *body, *s;
+	char name[1 + 2 * 80 + 1] = "a";
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 80; i++)
+		memcpy(name + 1 + 2 * i, "\xc3\xa9", 2); /* U+00E9 */
+	name[sizeof(name) - 1] = '\0';
+	json_object_set_new(json_object_get(a, "labels"), "alertname", json_string(name));
+	body = am_body(json_pack("[o]", a));
+	assert_int_equal(hl_alerts_parse_alertmanager(&b, body, NULL), 0);
+	s = json_string(b.items[0].subject);
+	assert_non_null(s);
+	assert_true(hl_str_ends_with(b.items[0].subject, " prod/web-1"));
+	assert_int_equal(strlen(b.items[0].subject), 99 + strlen(" prod/web-1"));
+	json_decref(s);
+	hl_alert_batch_release(&b);
+	json_decref(body);
+}
+
 static void
 test_alerts_alertmanager_refuses_what_is_not_a_webhook(void **state)
 {
@@ -218,6 +276,22 @@ test_alerts_argocd_payloads(void **state)
 	assert_non_null(strstr(err.msg, "no application"));
 	assert_int_equal(hl_alerts_parse_argocd(&c, badname, &err), -HL_EINVAL);
 	assert_non_null(strstr(err.msg, "Kubernetes name"));
+	/* names no Application or namespace can have ("fix/argocd-a..b" is no
+	 * git branch either) */
+	{
+		static const char *const bodies[] = {
+			"{\"application\":\"a..b\"}",
+			"{\"application\":\"shop-\"}",
+			"{\"application\":{\"metadata\":{\"name\":\"shop\",\"namespace\":\"argo.cd\"}}}",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+			json_t *v = parse(bodies[i]);
+			assert_int_equal(hl_alerts_parse_argocd(&c, v, &err), -HL_EINVAL);
+			json_decref(v);
+		}
+	}
 	hl_alert_batch_release(&b);
 	json_decref(deg);
 	json_decref(app);
@@ -232,6 +306,36 @@ static void
 frame_of(char *out, size_t size, const char *text, size_t line)
 {
 	alerts_first_frame(out, size, text, strlen(text), line);
+}
+
+/* A frame of non-ASCII names longer than the buffer is cut between
+ * characters, and invalid bytes of the log are left out: the frame goes into
+ * the decision's JSON and the analysis (before, the cut character made the
+ * CodeRun's manifest fail to build and the task stayed running without one). */
+static void
+test_alerts_first_frame_utf8(void **state)
+{
+	struct hl_buf log = HL_BUF_INIT(0);
+	char f[300];
+	json_t *v;
+	size_t i;
+
+	(void)state;
+	hl_buf_append_str(&log, "start\nthread 'main' panicked at src/");
+	for (i = 0; i < 130; i++)
+		hl_buf_append_str(&log, "\xc3\xa9");
+	hl_buf_append_str(&log, "x.rs:1:1:\n   0: std::x\n   1: app::");
+	for (i = 0; i < 150; i++)
+		hl_buf_append_str(&log, "\xc3\xbc");
+	hl_buf_append_str(&log, "\n");
+	alerts_first_frame(f, sizeof(f), log.data, log.len, 2);
+	assert_true(hl_str_starts_with(f, "src/\xc3\xa9"));
+	v = json_string(f);
+	assert_non_null(v);
+	json_decref(v);
+	frame_of(f, sizeof(f), "panicked at src/a\xff\xc3.rs:1:2\n", 1);
+	assert_string_equal(f, "src/a.rs:1:2");
+	hl_buf_release(&log);
 }
 
 static void
@@ -280,10 +384,23 @@ test_alerts_code_spans(void **state)
 	assert_string_equal(b.data, "`plain`");
 	hl_buf_reset(&b);
 	alerts_code(&b, "a``b\nc");
-	assert_string_equal(b.data, "```a``bc```");
+	assert_string_equal(b.data, "```a``b c```");
+	/* escape sequences and C1 controls removed, invalid UTF-8 repaired */
+	hl_buf_reset(&b);
+	alerts_code(&b, "\x1b[31mred\xc2\x85\xc3");
+	assert_string_equal(b.data, "`red\xef\xbf\xbd`");
 	hl_buf_reset(&b);
 	alerts_code(&b, "`x");
 	assert_string_equal(b.data, "`` `x ``");
+	/* nothing left: still one closed span, never "``" (an empty alertname
+	 * then paired with a "``" inside the severity's span, which let the
+	 * severity's text out of it) */
+	hl_buf_reset(&b);
+	alerts_code(&b, "");
+	assert_string_equal(b.data, "` `");
+	hl_buf_reset(&b);
+	alerts_code(&b, "\n\x1b");
+	assert_string_equal(b.data, "` `");
 	hl_buf_release(&b);
 }
 
@@ -519,9 +636,12 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alerts_alertmanager_identity),
 		cmocka_unit_test(test_alerts_alertmanager_skips_and_fingerprints),
+		cmocka_unit_test(test_alerts_alertmanager_names_kubernetes_refuses),
+		cmocka_unit_test(test_alerts_alertmanager_subject_utf8),
 		cmocka_unit_test(test_alerts_alertmanager_refuses_what_is_not_a_webhook),
 		cmocka_unit_test(test_alerts_argocd_payloads),
 		cmocka_unit_test(test_alerts_first_stack_frame),
+		cmocka_unit_test(test_alerts_first_frame_utf8),
 		cmocka_unit_test(test_alerts_code_spans),
 		cmocka_unit_test(test_alerts_analysis_document),
 		cmocka_unit_test(test_alerts_runtime_rules),

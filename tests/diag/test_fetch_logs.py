@@ -5,8 +5,10 @@ content, --tail, a deleted pod, an unreachable API and usage errors."""
 import os
 import socket
 import ssl
+import subprocess
 
-from dtest import CRD, TMP, check, finish, healer, http, make_ca, start_stub, write_kubeconfig
+from dtest import (CRD, HEALER, TMP, check, clean_env, finish, healer, http, make_ca, start_stub,
+                   write_kubeconfig)
 
 TOKEN = "kube-test-token-5f2b"
 ca = make_ca("kube")
@@ -87,6 +89,30 @@ files = sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []
 check("fetch-logs: exit 0 and all four files for a restarted pod",
       rc == 0 and files == ["api-7d9f-current.log", "api-7d9f-describe.txt",
                             "api-7d9f-events.yaml", "api-7d9f-previous.log"], (rc, files, err))
+
+# ---- links planted at the staging names (the heal workspace is shared with
+# the remediation pods) are replaced, never written through --------------------
+link_dir = os.path.join(TMP, "linked")
+os.makedirs(link_dir)
+precious = os.path.join(TMP, "precious.txt")
+with open(precious, "w") as f:
+    f.write("precious\n")
+# the shell waits for a line, then becomes healer (the same pid)
+p = subprocess.Popen(["sh", "-c", 'read _; exec "$0" "$@"', HEALER, "fetch-logs", "--pod-name",
+                      "api-7d9f", "--namespace", "prod", "--output-dir", link_dir],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     env=clean_env(KENV))
+for name in ("current.log", "previous.log", "events.yaml", "describe.txt"):
+    base = os.path.join(link_dir, f"api-7d9f-{name}.tmp.{p.pid}")
+    for link in [base] + [f"{base}.{n}" for n in range(16)]:
+        os.symlink(precious, link)
+out, err = p.communicate(b"go\n", timeout=30)
+kept = open(precious).read()
+written = [os.path.join(link_dir, f"api-7d9f-{n}") for n in ("current.log", "describe.txt")]
+check("fetch-logs: a link planted at a staging file's name is not written through",
+      p.returncode == 0 and kept == "precious\n"
+      and all(os.path.isfile(w) and not os.path.islink(w) for w in written),
+      (p.returncode, kept[:200], err.decode()[-300:]))
 
 
 def read(n):
