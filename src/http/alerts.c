@@ -169,6 +169,8 @@ hl_http_alerts_reply(struct http_req *r)
 	json_t *o, *ids, *list;
 	const char *reason = NULL;
 	bool accepted = false, duplicate = false;
+	int source = strcmp(r->event_name, HL_ALERTS_SOURCE_ARGOCD) == 0 ? HTTP_INTAKE_ARGOCD
+	                                                                 : HTTP_INTAKE_ALERTMANAGER;
 	char *body;
 	size_t i, k;
 
@@ -194,7 +196,7 @@ hl_http_alerts_reply(struct http_req *r)
 		const struct hl_alert_item *it = &al->batch.items[i];
 		bool seen = false;
 
-		hl_metrics_intake(r->srv->metrics, 0, (int)a->status);
+		hl_metrics_intake(r->srv->metrics, source, (int)a->status);
 		accepted |= a->status == HL_INTAKE_ACCEPTED;
 		duplicate |= a->status == HL_INTAKE_DUPLICATE;
 		if (!reason && a->reason[0])

@@ -8,6 +8,7 @@
  */
 #include "api/api.h"
 
+#include "alerts/alerts.h"
 #include "api/insights.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -376,9 +377,15 @@ hl_http_status(struct http_req *r)
 	return hl_http_reply_json_etag(r, o);
 }
 
+/* The intake metrics' event label: a GitHub event kind, or an alert
+ * source (HTTP_INTAKE_ALERTMANAGER, HTTP_INTAKE_ARGOCD). */
 static const char *
 api_event_name(int i)
 {
+	if (i == HTTP_INTAKE_ALERTMANAGER)
+		return HL_ALERTS_SOURCE_ALERTMANAGER;
+	if (i == HTTP_INTAKE_ARGOCD)
+		return HL_ALERTS_SOURCE_ARGOCD;
 	return hl_event_kind_name((enum hl_event_kind)i);
 }
 
@@ -449,7 +456,7 @@ hl_http_metrics(struct http_req *r)
 	                      "# TYPE healer_build_info gauge\n");
 	hl_buf_appendf(&b, "healer_build_info{version=\"%s\"} 1\n", r->srv->version);
 	hl_metrics_render(r->srv->metrics, &b, hl_http_route_name, (int)hl_http_n_routes,
-	                  api_event_name, (int)HL_EVENT_KIND_MAX);
+	                  api_event_name, HTTP_INTAKE_EVENTS);
 	hl_buf_append_str(&b, "# HELP healer_deliveries Stored deliveries by event, state and "
 	                      "reason.\n# TYPE healer_deliveries gauge\n");
 	if (hl_store_counts(r->srv->store, api_metric_count_cb, &b, &err) < 0 ||

@@ -7,6 +7,7 @@
 
 #include "base/buf.h"
 #include "config/config.h"
+#include "event/event.h"
 #include "metrics.h"
 #include "store/store.h"
 
@@ -16,6 +17,12 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+/* Event labels of the intake metrics: the GitHub event kinds, then the
+ * alert sources. */
+#define HTTP_INTAKE_ALERTMANAGER ((int)HL_EVENT_KIND_MAX)
+#define HTTP_INTAKE_ARGOCD       ((int)HL_EVENT_KIND_MAX + 1)
+#define HTTP_INTAKE_EVENTS       ((int)HL_EVENT_KIND_MAX + 2)
 
 /* A client address: 4 bytes (IPv4, also IPv4-mapped IPv6) or 16 (IPv6). */
 struct http_addr {

@@ -20,8 +20,10 @@ delivery kept for retry; an ArgoCD Degraded notification -> Bolt with the
 application's conditions and unhealthy resources in the prompt, a healthy
 one skipped; malformed bodies -> 400 with a reason, a missing token 401, a
 wrong content type 415. Standard library only; prints TAP."""
+import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -430,6 +432,16 @@ def main():
     check("the same firing alert again -> duplicate with the same task",
           st == 202 and ans.get("status") == "duplicate" and ans.get("task_ids") == [tid_oom], ans)
     check("... and still one CodeRun", len(coderuns(tid_oom)) == 1, len(coderuns(tid_oom)))
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("GET", "/metrics", headers={"Authorization": "Bearer " + API_TOKEN})
+    metrics = c.getresponse().read().decode()
+    c.close()
+    check("/metrics counts the alerts under their source, not 'unknown'",
+          re.search(r'^healer_intake_total\{event="alertmanager",status="accepted"\} [1-9]', metrics, re.M)
+          and re.search(r'^healer_intake_total\{event="alertmanager",status="duplicate"\} [1-9]', metrics,
+                        re.M)
+          and 'healer_intake_total{event="unknown"' not in metrics,
+          [l for l in metrics.splitlines() if l.startswith("healer_intake_total")])
 
     # ---- a Rust panic in another pod of the deployment; a non-pod alert in the batch -----
     job_alert = {"status": "firing", "labels": {"alertname": "KubeJobFailed", "namespace": APP_NS,
