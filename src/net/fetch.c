@@ -158,16 +158,33 @@ fetch_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 			hl_buf_reset(&res->body);
 			data += n - job->max_body;
 			n = job->max_body;
-		} else {
-			size_t drop = res->body.len + n - job->max_body;
+		} else if (res->body.len + n > 2 * job->max_body) {
+			/* the buffer holds up to twice the cap and drops its head
+			 * once per max_body bytes, so a log of hundreds of MB
+			 * costs linear time (fetch_tail_trim keeps the last
+			 * max_body bytes at the end) */
+			size_t keep = job->max_body - n;
 
-			memmove(res->body.data, res->body.data + drop, res->body.len - drop);
-			hl_buf_setlen(&res->body, res->body.len - drop);
+			memmove(res->body.data, res->body.data + res->body.len - keep, keep);
+			hl_buf_setlen(&res->body, keep);
 		}
 	}
 	if (hl_buf_append(&res->body, data, n) < 0)
 		return 0;
 	return total;
+}
+
+/* keep_tail: the last max_body bytes of what arrived (the write callback
+ * lets the buffer run up to twice the cap). */
+static void
+fetch_tail_trim(struct fetch_job *job)
+{
+	struct hl_buf *b = &job->res->body;
+
+	if (!job->req->keep_tail || b->len <= job->max_body)
+		return;
+	memmove(b->data, b->data + b->len - job->max_body, job->max_body);
+	hl_buf_setlen(b, job->max_body);
 }
 
 /* Copies a header value, trimmed, into out. */
@@ -476,6 +493,7 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &status);
 	res->status = status;
 	fetch_url_for_msg(job, u, sizeof(u));
+	fetch_tail_trim(job);
 
 	if (rc == CURLE_WRITE_ERROR && job->stopped) {
 		res->stopped = true;

@@ -179,6 +179,24 @@ check("size cap with keep_tail: the last 1000 bytes are kept",
       r["truncated"] and len(r["body"]) == 1000 and r["body"].endswith("line 01999\n"),
       r["body"][-40:])
 
+# a job log of 400 MB: the last 4 MiB (where the error is) arrive well
+# within a source's deadline; dropping the head must not cost a copy of the
+# kept tail for every chunk received
+unit = "2026-01-01T10:00:00.0000000Z compiling crate number 0042 of many\n"
+tail = "error[E0308]: mismatched types\nProcess completed with exit code 101.\n"
+http("POST", f"{base}/_stub/config", {"routes": routes + [
+    {"path": "/huge", "body": unit, "repeat": 400 * 2**20 // len(unit), "tail": tail}]})
+cap = 4 * 2**20
+out = fetch([{"url": f"{base}/huge", "max_body": cap, "keep_tail": True, "timeout_ms": 6000,
+              "max_retries": 0}])
+r = out["results"][0]
+want = (unit * (cap // len(unit) + 2) + tail)[-cap:]
+check("a 400 MB log with keep_tail: answered within the deadline, truncated",
+      r["status"] == 200 and r["error"] == "" and r["truncated"],
+      {k: r[k] for k in ("status", "error", "message", "elapsed_ms", "truncated")})
+check("a 400 MB log with keep_tail: exactly its last 4 MiB are kept",
+      len(r["body"]) == cap and r["body"] == want, (len(r["body"]), r["body"][-80:]))
+
 # -- TLS: verified against the given CA, refused with a wrong CA
 good, bad = make_ca("good"), make_ca("bad")
 _, tport = start_stub("generic_stub.py", "--cert", good["cert"], "--key", good["key"])
