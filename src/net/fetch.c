@@ -30,6 +30,9 @@
 #define FETCH_MAX_REDIRECTS    5
 #define FETCH_MAX_RATE_WAITS   3
 #define FETCH_MAX_BACKOFF_MS   10000
+/* Retry-After and X-RateLimit-Reset are clamped to this (seconds, past any
+ * deadline), so turning them into milliseconds cannot overflow */
+#define FETCH_HDR_INT_MAX 1000000000000LL
 
 struct fetch_job {
 	const struct hl_fetch_req *req;
@@ -216,7 +219,7 @@ fetch_parse_int(const char *v, size_t n)
 	x = strtoll(tmp, &end, 10);
 	if (*end || x < 0)
 		return -1;
-	return (int64_t)x;
+	return (int64_t)(x > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : x);
 }
 
 static size_t

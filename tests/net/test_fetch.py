@@ -135,6 +135,20 @@ check("rate limit reset past the deadline: gives up quickly with 'rate limited'"
       r["error"] == "upstream_error" and "rate limited" in r["message"] and r["elapsed_ms"] < 1000
       and r["rl_remaining"] == 0, r)
 
+# absurd values (a broken or hostile upstream) are waits past any deadline:
+# given up at once, never wrapped into a negative wait and asked again
+for hdrs in ({"Retry-After": "99999999999999999999"}, {"Retry-After": "9300000000000000"},
+             {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "99999999999999999999"}):
+    control({"rules": [{"path": "/ok", "status": 429, "headers": hdrs,
+                        "body": {"message": "slow down"}}]})
+    http("POST", f"{base}/_stub/reset", {})
+    out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])
+    r = out["results"][0]
+    check(f"rate limit {hdrs}: given up at once after one request",
+          r["error"] == "upstream_error" and "rate limited" in r["message"]
+          and "-" not in r["message"].split("lifts in", 1)[-1] and r["attempts"] == 1
+          and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
+
 # a plain 403 (no rate-limit headers) is an answer, not a wait
 control({"rules": [{"path": "/ok", "status": 403, "times": 1, "body": {"message": "forbidden"}}]})
 out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])
