@@ -579,7 +579,13 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	}
 
 	if (status >= 500) {
-		if (job->retries_left > 0 && fetch_schedule(job, now, fetch_backoff(job, rng))) {
+		/* a 503 (or a Kubernetes 504) may say when to come back: never
+		 * sooner (client-go does the same) */
+		int64_t delay = fetch_backoff(job, rng);
+
+		if (res->retry_after_s >= 0 && res->retry_after_s * 1000 > delay)
+			delay = res->retry_after_s * 1000;
+		if (job->retries_left > 0 && fetch_schedule(job, now, delay)) {
 			job->retries_left--;
 			return;
 		}

@@ -73,6 +73,26 @@ check("retry: exponential backoff waited between attempts (>= 25 + 50 ms with ji
 check("retry: the server saw exactly 3 requests",
       len([q for q in requests_seen() if q["path"] == "/ok"]) == 3)
 
+# a 503 with Retry-After is asked again no sooner than that; one whose
+# Retry-After is past the deadline is given up at once
+control({"rules": [{"path": "/ok", "status": 503, "times": 1, "headers": {"Retry-After": "1"}}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 50, "timeout_ms": 5000}])
+r = out["results"][0]
+seen = [q["time"] for q in requests_seen() if q["path"] == "/ok"]
+check("retry: a 503 with Retry-After: 1 is asked again after a second, then 200",
+      r["status"] == 200 and r["attempts"] == 2 and len(seen) == 2
+      and seen[1] - seen[0] >= 0.95, (r, seen))
+control({"rules": [{"path": "/ok", "status": 503, "times": 5,
+                    "headers": {"Retry-After": "30"}}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 50, "timeout_ms": 3000}])
+r = out["results"][0]
+check("retry: a 503 whose Retry-After is past the deadline is not asked again",
+      r["status"] == 503 and r["attempts"] == 1 and r["error"] == "upstream_error"
+      and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
+control({"rules": []})
+
 control({"rules": [{"path": "/ok", "status": 500, "times": 10}]})
 out = fetch([{"url": f"{base}/ok", "backoff_ms": 20, "max_retries": 2, "timeout_ms": 5000}])
 r = out["results"][0]
