@@ -98,7 +98,11 @@ int hl_memory_om_send(struct hl_notify_result *out, const struct hl_config *cfg,
 /* The query body for /memory/query: {"query": text, "k": k}. HL_ENOMEM. */
 int hl_memory_om_query_body(char **out, const char *text, int k, struct hl_err *err);
 
-/* "x-api-key: <key>" into out (size bytes); false when no key is set. */
+/* Room for the x-api-key header line: keys up to about 4 KiB go whole. */
+#define HL_MEMORY_OM_KEY_HEADER_MAX 4096
+
+/* "x-api-key: <key>" into out (size bytes, HL_MEMORY_OM_KEY_HEADER_MAX);
+ * false when no key is set. */
 bool hl_memory_om_key_header(char *out, size_t size, const struct hl_config *cfg);
 
 #endif

@@ -182,7 +182,7 @@ hl_memory_om_send(struct hl_notify_result *out, const struct hl_config *cfg, con
 	struct hl_fetch_req req = { 0 };
 	struct hl_fetch_res res;
 	struct hl_buf url = HL_BUF_INIT(8192);
-	char key[512], *body = NULL;
+	char key[HL_MEMORY_OM_KEY_HEADER_MAX], *body = NULL;
 	json_t *p = json_loads(payload, 0, NULL);
 	const char *path = hl_json_str(p, "path");
 	size_t n = 0, base;

@@ -30,6 +30,9 @@
 #define FETCH_MAX_REDIRECTS    5
 #define FETCH_MAX_RATE_WAITS   3
 #define FETCH_MAX_BACKOFF_MS   10000
+/* Retry-After and X-RateLimit-Reset are clamped to this (seconds, past any
+ * deadline), so turning them into milliseconds cannot overflow */
+#define FETCH_HDR_INT_MAX 1000000000000LL
 
 struct fetch_job {
 	const struct hl_fetch_req *req;
@@ -158,16 +161,33 @@ fetch_write_cb(char *data, size_t size, size_t nmemb, void *ud)
 			hl_buf_reset(&res->body);
 			data += n - job->max_body;
 			n = job->max_body;
-		} else {
-			size_t drop = res->body.len + n - job->max_body;
+		} else if (res->body.len + n > 2 * job->max_body) {
+			/* the buffer holds up to twice the cap and drops its head
+			 * once per max_body bytes, so a log of hundreds of MB
+			 * costs linear time (fetch_tail_trim keeps the last
+			 * max_body bytes at the end) */
+			size_t keep = job->max_body - n;
 
-			memmove(res->body.data, res->body.data + drop, res->body.len - drop);
-			hl_buf_setlen(&res->body, res->body.len - drop);
+			memmove(res->body.data, res->body.data + res->body.len - keep, keep);
+			hl_buf_setlen(&res->body, keep);
 		}
 	}
 	if (hl_buf_append(&res->body, data, n) < 0)
 		return 0;
 	return total;
+}
+
+/* keep_tail: the last max_body bytes of what arrived (the write callback
+ * lets the buffer run up to twice the cap). */
+static void
+fetch_tail_trim(struct fetch_job *job)
+{
+	struct hl_buf *b = &job->res->body;
+
+	if (!job->req->keep_tail || b->len <= job->max_body)
+		return;
+	memmove(b->data, b->data + b->len - job->max_body, job->max_body);
+	hl_buf_setlen(b, job->max_body);
 }
 
 /* Copies a header value, trimmed, into out. */
@@ -199,7 +219,7 @@ fetch_parse_int(const char *v, size_t n)
 	x = strtoll(tmp, &end, 10);
 	if (*end || x < 0)
 		return -1;
-	return (int64_t)x;
+	return (int64_t)(x > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : x);
 }
 
 static size_t
@@ -476,6 +496,7 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, &status);
 	res->status = status;
 	fetch_url_for_msg(job, u, sizeof(u));
+	fetch_tail_trim(job);
 
 	if (rc == CURLE_WRITE_ERROR && job->stopped) {
 		res->stopped = true;
@@ -558,7 +579,13 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	}
 
 	if (status >= 500) {
-		if (job->retries_left > 0 && fetch_schedule(job, now, fetch_backoff(job, rng))) {
+		/* a 503 (or a Kubernetes 504) may say when to come back: never
+		 * sooner (client-go does the same) */
+		int64_t delay = fetch_backoff(job, rng);
+
+		if (res->retry_after_s >= 0 && res->retry_after_s * 1000 > delay)
+			delay = res->retry_after_s * 1000;
+		if (job->retries_left > 0 && fetch_schedule(job, now, delay)) {
 			job->retries_left--;
 			return;
 		}

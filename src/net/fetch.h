@@ -7,7 +7,8 @@
  *  - a per-request timeout (the request's own deadline is the earlier of
  *    start + timeout_ms and the batch deadline);
  *  - retries of connection errors and 5xx answers with exponential backoff
- *    plus jitter, as long as the next attempt still fits in the deadline;
+ *    plus jitter (a 5xx's Retry-After, when longer, is waited instead), as
+ *    long as the next attempt still fits in the deadline;
  *  - rate limits: 429, or 403 with Retry-After, or 403 with
  *    X-RateLimit-Remaining: 0 + X-RateLimit-Reset. The request waits when the
  *    limit lifts before its deadline, else fails with HL_EUPSTREAM

@@ -40,7 +40,7 @@ struct ctx_slot {
 	const char *name;
 	struct hl_fetch_req req;
 	struct hl_buf url, auth, body;
-	char header[256];
+	char header[HL_MEMORY_OM_KEY_HEADER_MAX]; /* x-api-key */
 	ctx_parse_fn parse;
 	char job_name[256]; /* run logs: the job this log belongs to */
 	struct gather *g;

@@ -40,7 +40,8 @@ from healerproc import Healer, wait_for  # noqa: E402
 SECRET = "memory-webhook-secret"
 GTOKEN = "ghs_memory_token_value"
 KTOKEN = "kube-memory-token"
-OMKEY = "om-test-key-5d"
+# a long key (an operator's random secret) goes whole in every call
+OMKEY = "om-test-key-5d" + "-0123456789abcdef" * 36
 NS = "cto"
 SHA0 = "a" * 40
 SHA1 = "b" * 40

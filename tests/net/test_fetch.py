@@ -73,6 +73,26 @@ check("retry: exponential backoff waited between attempts (>= 25 + 50 ms with ji
 check("retry: the server saw exactly 3 requests",
       len([q for q in requests_seen() if q["path"] == "/ok"]) == 3)
 
+# a 503 with Retry-After is asked again no sooner than that; one whose
+# Retry-After is past the deadline is given up at once
+control({"rules": [{"path": "/ok", "status": 503, "times": 1, "headers": {"Retry-After": "1"}}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 50, "timeout_ms": 5000}])
+r = out["results"][0]
+seen = [q["time"] for q in requests_seen() if q["path"] == "/ok"]
+check("retry: a 503 with Retry-After: 1 is asked again after a second, then 200",
+      r["status"] == 200 and r["attempts"] == 2 and len(seen) == 2
+      and seen[1] - seen[0] >= 0.95, (r, seen))
+control({"rules": [{"path": "/ok", "status": 503, "times": 5,
+                    "headers": {"Retry-After": "30"}}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "backoff_ms": 50, "timeout_ms": 3000}])
+r = out["results"][0]
+check("retry: a 503 whose Retry-After is past the deadline is not asked again",
+      r["status"] == 503 and r["attempts"] == 1 and r["error"] == "upstream_error"
+      and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
+control({"rules": []})
+
 control({"rules": [{"path": "/ok", "status": 500, "times": 10}]})
 out = fetch([{"url": f"{base}/ok", "backoff_ms": 20, "max_retries": 2, "timeout_ms": 5000}])
 r = out["results"][0]
@@ -135,6 +155,20 @@ check("rate limit reset past the deadline: gives up quickly with 'rate limited'"
       r["error"] == "upstream_error" and "rate limited" in r["message"] and r["elapsed_ms"] < 1000
       and r["rl_remaining"] == 0, r)
 
+# absurd values (a broken or hostile upstream) are waits past any deadline:
+# given up at once, never wrapped into a negative wait and asked again
+for hdrs in ({"Retry-After": "99999999999999999999"}, {"Retry-After": "9300000000000000"},
+             {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "99999999999999999999"}):
+    control({"rules": [{"path": "/ok", "status": 429, "headers": hdrs,
+                        "body": {"message": "slow down"}}]})
+    http("POST", f"{base}/_stub/reset", {})
+    out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])
+    r = out["results"][0]
+    check(f"rate limit {hdrs}: given up at once after one request",
+          r["error"] == "upstream_error" and "rate limited" in r["message"]
+          and "-" not in r["message"].split("lifts in", 1)[-1] and r["attempts"] == 1
+          and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
+
 # a plain 403 (no rate-limit headers) is an answer, not a wait
 control({"rules": [{"path": "/ok", "status": 403, "times": 1, "body": {"message": "forbidden"}}]})
 out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])
@@ -178,6 +212,24 @@ r = out["results"][0]
 check("size cap with keep_tail: the last 1000 bytes are kept",
       r["truncated"] and len(r["body"]) == 1000 and r["body"].endswith("line 01999\n"),
       r["body"][-40:])
+
+# a job log of 400 MB: the last 4 MiB (where the error is) arrive well
+# within a source's deadline; dropping the head must not cost a copy of the
+# kept tail for every chunk received
+unit = "2026-01-01T10:00:00.0000000Z compiling crate number 0042 of many\n"
+tail = "error[E0308]: mismatched types\nProcess completed with exit code 101.\n"
+http("POST", f"{base}/_stub/config", {"routes": routes + [
+    {"path": "/huge", "body": unit, "repeat": 400 * 2**20 // len(unit), "tail": tail}]})
+cap = 4 * 2**20
+out = fetch([{"url": f"{base}/huge", "max_body": cap, "keep_tail": True, "timeout_ms": 6000,
+              "max_retries": 0}])
+r = out["results"][0]
+want = (unit * (cap // len(unit) + 2) + tail)[-cap:]
+check("a 400 MB log with keep_tail: answered within the deadline, truncated",
+      r["status"] == 200 and r["error"] == "" and r["truncated"],
+      {k: r[k] for k in ("status", "error", "message", "elapsed_ms", "truncated")})
+check("a 400 MB log with keep_tail: exactly its last 4 MiB are kept",
+      len(r["body"]) == cap and r["body"] == want, (len(r["body"]), r["body"][-80:]))
 
 # -- TLS: verified against the given CA, refused with a wrong CA
 good, bad = make_ca("good"), make_ca("bad")
