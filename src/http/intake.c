@@ -9,9 +9,10 @@
  * configured to send, application/x-www-form-urlencoded with the JSON in a
  * `payload=` field (the signature covers the form body; the JSON is stored).
  * Then the event is normalized: an unknown event name is stored and skipped
- * ("event_not_handled"); a known event whose payload lacks what the event
- * requires (or whose repository is not a GitHub owner/name) is stored and
- * skipped ("invalid_payload", the answer's "message" says why); otherwise the skip
+ * ("event_not_handled"), under "other" when it is none of GitHub's
+ * (hl_event_stored_name: status and metrics stay bounded); a known event
+ * whose payload lacks what the event requires (or whose repository is not a GitHub owner/name) is
+ * stored and skipped ("invalid_payload", the answer's "message" says why); otherwise the skip
  * reason comes from hl_event_skip_reason. Deliveries without
  * X-GitHub-Delivery get "gen-<sha256(event, body)>" so a resend of the same
  * bytes deduplicates.
@@ -254,7 +255,8 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		.delivery_id = r->delivery_id,
 		.hook_id = intake_header(r, "X-GitHub-Hook-ID"),
 		.source = source,
-		.event_name = r->event_name,
+		/* bounded: a made-up X-GitHub-Event is stored as "other" */
+		.event_name = hl_event_stored_name(r->event_name),
 		.action = r->action,
 		.headers_json = r->headers_json,
 		.body = body,

@@ -443,6 +443,24 @@ def run(tmp):
           and dl.get("by_reason", {}).get("duplicate_event", 0) >= 1
           and "queue_depth" in d and len(d.get("recent", [])) > 0
           and "by_state" in d.get("remediations", {}), d)
+    # Any well-formed X-GitHub-Event is stored; names GitHub does not send
+    # are kept under "other", so they cannot grow /api/status and /metrics.
+    made_up = ["zz_made_up_%d" % i for i in range(3)] + ["aaa_first"]
+    answers = [srv.deliver(b'{"zen":"x"}', event=n)[2] for n in made_up]
+    st, _, d2 = srv.json("GET", "/api/status")
+    be = d2.get("deliveries", {}).get("by_event", {})
+    st_m, _, mdata = srv.request("GET", "/metrics")
+    check("made-up event names are answered with their name and counted as 'other'",
+          all(a.get("status") == "skipped" and a.get("event") == n
+              for a, n in zip(answers, made_up))
+          and be.get("other") == len(made_up) and be.get("sponsorship") == 1
+          and not any(n in be for n in made_up)
+          and not any(n.encode() in mdata for n in made_up)
+          and b'healer_deliveries{event="other"' in mdata, (answers, be))
+    row = srv.db().execute("SELECT event_name, headers_json FROM deliveries"
+                           " WHERE event_name = 'other'").fetchone()
+    check("a made-up event's delivery keeps its X-GitHub-Event in the stored headers",
+          row is not None and "zz_made_up_" in row[1], row)
     sm = d.get("success_metrics") or {}
     check("/api/status has the success metrics (contract section 4) with their targets",
           {"tasks", "routing_correct", "duplicates_prevented", "time_to_fix_p50_seconds",
