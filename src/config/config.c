@@ -266,7 +266,25 @@ config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const 
 	return rc;
 }
 
-/* Reads a YAML mapping of scalars (lists of scalars become comma lists). */
+/* Sets key from a YAML value; a key set twice (also as "NAME" and
+ * "HEALER_NAME") is an error, not "the last one wins". */
+static int
+config_set_yaml(struct hl_config *cfg, bool *seen, const char *key, const char *value,
+                const char *path, size_t line, struct hl_err *err)
+{
+	const struct config_key *k = config_find(key);
+
+	if (!k)
+		return hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'", path, line, key);
+	if (seen[k - config_keys])
+		return hl_err_set(err, HL_EINVAL, "%s:%zu: %s is set twice", path, line, k->env);
+	seen[k - config_keys] = true;
+	return config_set(cfg, k, value, path, err);
+}
+
+/* Reads a YAML mapping of scalars (lists of scalars become comma lists).
+ * An alias (*name) is refused: the reader sees it as no value, so every
+ * key after it would take the next key's name as its value. */
 static int
 config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 {
@@ -275,6 +293,8 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 	yaml_event_t ev;
 	char *key = NULL;
 	int rc = 0, depth = 0, in_list = 0, done = 0;
+	size_t key_line = 0;
+	bool seen[N_KEYS] = { false };
 
 	if ((rc = hl_file_read(&text, path, err)) < 0) {
 		hl_buf_release(&text);
@@ -313,17 +333,19 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			in_list = 1;
 			hl_buf_reset(&list);
 			break;
-		case YAML_SEQUENCE_END_EVENT: {
-			const struct config_key *k = config_find(key);
+		case YAML_SEQUENCE_END_EVENT:
 			in_list = 0;
-			if (!k)
-				rc = hl_err_set(err, HL_EINVAL, "%s: unknown key '%s'", path, key);
-			else
-				rc = config_set(cfg, k, list.data, path, err);
+			rc = config_set_yaml(cfg, seen, key, list.data ? list.data : "", path,
+			                     key_line, err);
 			free(key);
 			key = NULL;
 			break;
-		}
+		case YAML_ALIAS_EVENT:
+			rc = hl_err_set(err, HL_EPARSE,
+			                "%s:%zu: '%s': aliases (*%s) are not supported", path,
+			                ev.start_mark.line + 1, key ? key : "?",
+			                (const char *)ev.data.alias.anchor);
+			break;
 		case YAML_SCALAR_EVENT: {
 			const char *v = (const char *)ev.data.scalar.value;
 			if (depth != 1) {
@@ -335,15 +357,11 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 				hl_buf_append_str(&list, v);
 			} else if (!key) {
 				key = strdup(v);
+				key_line = ev.start_mark.line + 1;
 				if (!key)
 					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 			} else {
-				const struct config_key *k = config_find(key);
-				if (!k)
-					rc = hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'",
-					                path, ev.start_mark.line + 1, key);
-				else
-					rc = config_set(cfg, k, v, path, err);
+				rc = config_set_yaml(cfg, seen, key, v, path, key_line, err);
 				free(key);
 				key = NULL;
 			}

@@ -284,6 +284,58 @@ test_config_yaml_unknown_key_and_syntax(void **state)
 	free(f2);
 }
 
+/* YAML the readers cannot mean: an alias (read as no value, it shifted
+ * every later key onto the next key's name) and a key set twice (the last
+ * silently won) are errors naming the file and the key. */
+static void
+test_config_yaml_aliases_and_duplicate_keys(void **state)
+{
+	static const struct {
+		const char *text, *expect;
+	} bad[] = {
+		{ "HEALER_MODEL: &m claude-x\nHEALER_CLI: *m\nHEALER_NAMESPACE: prod\n", "alias" },
+		{ "HEALER_REPOSITORIES: [&r a/b, *r]\n", "alias" },
+		{ "HEALER_NAMESPACE: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
+		{ "namespace: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
+		{ "HEALER_REPOSITORIES: [a/b]\nrepositories: c/d\n", "HEALER_REPOSITORIES" },
+	};
+	static const char *const bad_services[] = {
+		"- repository: a/b\n  service: &s web\n  workload: *s\n  namespace: prod\n",
+		"- repository: a/b\n  namespace: prod\n  namespace: dev\n",
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_service *list = NULL;
+	size_t i, n = 0;
+	char *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = write_temp(bad[i].text);
+		if (hl_config_load(&c, f, NULL, 0, &err) == 0 || !strstr(err.msg, bad[i].expect) ||
+		    !strstr(err.msg, f))
+			fail_msg("%s: loaded or unclear: %s", bad[i].text, err.msg);
+		unlink(f);
+		free(f);
+	}
+	/* an anchor without an alias is plain YAML */
+	f = write_temp("HEALER_NAMESPACE: &n prod\n");
+	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), 0);
+	assert_string_equal(c->namespace, "prod");
+	hl_config_free(c);
+	unlink(f);
+	free(f);
+	for (i = 0; i < sizeof(bad_services) / sizeof(bad_services[0]); i++) {
+		f = write_temp(bad_services[i]);
+		if (hl_config_services_load(&list, &n, f, &err) == 0)
+			fail_msg("services %s: loaded (%zu entries, workload '%s')",
+			         bad_services[i], n, list[0].workload ? list[0].workload : "");
+		assert_non_null(strstr(err.msg, f));
+		unlink(f);
+		free(f);
+	}
+}
+
 static void
 test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
 {
@@ -365,6 +417,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_database_url_is_a_secret, clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_key, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
+		cmocka_unit_test_setup(test_config_yaml_aliases_and_duplicate_keys, clear_env),
 		cmocka_unit_test_setup(test_config_redelivery_hook, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
 		                       clear_env),
