@@ -736,7 +736,15 @@ hl_config_load(struct hl_config **out, const char *config_file,
 		if (k->kind == CFG_SECRET) {
 			snprintf(envname, sizeof(envname), "%s_FILE", k->env);
 			const char *f = getenv(envname);
-			if (f && *f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)
+			/* set to no file at all: not "no secret" */
+			if (f && !*f) {
+				rc = hl_err_set(
+				        err, HL_EINVAL,
+				        "%s: is empty (name the file, or unset the variable)",
+				        envname);
+				goto out;
+			}
+			if (f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)
 				goto out;
 		}
 		if (v && (rc = config_set(cfg, k, v, "environment", err)) < 0)

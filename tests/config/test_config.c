@@ -394,6 +394,11 @@ test_config_unauthenticated_listens_on_loopback_only(void **state)
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(hl_config_check_auth(c, &err), 0);
 	hl_config_free(c);
+	/* a *_FILE variable naming no file is an error, not "no secret" */
+	setenv("GITHUB_WEBHOOK_SECRET_FILE", "", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "GITHUB_WEBHOOK_SECRET_FILE"));
+	unsetenv("GITHUB_WEBHOOK_SECRET_FILE");
 	/* an empty element of the rotation list, and a blank token, are errors */
 	setenv("GITHUB_WEBHOOK_SECRET", "a-secret,", 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
