@@ -815,11 +815,12 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		case CFG_SECRET: {
 			const char *v = *(char *const *)(const void *)base;
 			/* a SQLite location holds no credentials; a database URL
-			 * is shown without its user:password@ unless it carries a
-			 * password elsewhere (?password=, key/value settings) */
+			 * is shown without its user:password@ unless it may carry a
+			 * password elsewhere (?password=, ?sslpassword=, a name
+			 * libpq decodes from %XX, key/value settings) */
 			if (v && k->offset == offsetof(struct hl_config, database_url) &&
 			    (hl_str_starts_with(v, "sqlite:") ||
-			     (strstr(v, "://") && !strstr(v, "password")))) {
+			     (strstr(v, "://") && !strstr(v, "password") && !strchr(v, '%')))) {
 				struct hl_buf shown = HL_BUF_INIT(0);
 
 				hl_url_strip_userinfo_text(&shown, v);

@@ -145,6 +145,15 @@ test_config_secrets_are_redacted(void **state)
 
 /* The store location is a secret: from a file, redacted in logs; every
  * form the store opens passes validation. */
+static bool shown_secret;
+
+static void
+describe_line(const char *line, void *payload)
+{
+	if (strstr(line, "hunter2"))
+		*(bool *)payload = true;
+}
+
 static void
 test_config_database_url_is_a_secret(void **state)
 {
@@ -170,6 +179,20 @@ test_config_database_url_is_a_secret(void **state)
 	unsetenv("HEALER_DATABASE_URL_FILE");
 	unlink(file);
 	free(file);
+	/* check-config --print: a password in a parameter libpq decodes from
+	 * %XX, or the client key's passphrase, is not shown */
+	{
+		static const char *const hidden[] = { "postgres://db/h?%70assword=hunter2",
+			                              "postgres://db/h?sslpassword=hunter2" };
+		for (i = 0; i < 2; i++) {
+			struct hl_config_override ov = { "HEALER_DATABASE_URL", hidden[i] };
+			c = NULL;
+			assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), 0);
+			hl_config_describe(c, describe_line, &shown_secret);
+			hl_config_free(c);
+		}
+		assert_false(shown_secret);
+	}
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		struct hl_config_override ov = { "HEALER_DATABASE_URL", good[i] };
 
