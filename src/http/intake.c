@@ -305,6 +305,10 @@ intake_add_decision(struct http_req *r, json_t *o)
 	if (src) {
 		const char *ds = json_string_value(json_object_get(src, "dedup_status"));
 		const char *why = json_string_value(json_object_get(src, "reason"));
+		const char *tid = json_string_value(json_object_get(src, "task_id"));
+		/* "existing" / "attached": the task the failure belongs to */
+		if (tid && *tid)
+			json_object_set_new(o, "task_id", json_string(tid));
 		for (i = 0; i < INTAKE_DECISION_KEYS; i++) {
 			const char *v = json_string_value(json_object_get(src, keys[i]));
 			if (v && *v)

@@ -410,6 +410,26 @@ def run(tmp):
     run2["workflow_run"]["id"] += 1
     st, _, d = srv.json("POST", "/api/remediate/ci-failure", json.dumps({"body": run2}).encode(), auth)
     check("a wrapped workflow_run is accepted", st == 202 and d.get("dedup_status") == "new", d)
+    # A job's check run (GitHub Actions) after its workflow_job: the same
+    # failure, so the answer names the task that remediates it, one that
+    # /api/remediations knows.
+    job = copy.deepcopy(WF_JOB)
+    job["workflow_job"].update(id=880011, run_id=880001)
+    st, _, d1 = srv.json("POST", "/api/remediate/ci-failure", json.dumps(job).encode(), auth)
+    cr = {"action": "completed", "repository": WF_JOB["repository"], "sender": WF_JOB["sender"],
+          "check_run": {"id": 880011, "name": job["workflow_job"]["name"],
+                        "status": "completed", "conclusion": "failure",
+                        "head_sha": job["workflow_job"]["head_sha"],
+                        "app": {"slug": "github-actions"},
+                        "details_url": "https://github.com/%s/actions/runs/880001/job/880011"
+                                       % WF_JOB["repository"]["full_name"],
+                        "check_suite": {"id": 880021, "head_branch": "main"}}}
+    st, _, d2 = srv.json("POST", "/api/remediate/ci-failure", json.dumps(cr).encode(),
+                         dict(auth, **{"X-GitHub-Event": "check_run"}))
+    st3, _, t = srv.json("GET", "/api/remediations/%s" % d2.get("task_id"))
+    check("a check run of a job already remediated answers existing with that job's task",
+          d1.get("dedup_status") == "new" and d2.get("dedup_status") == "existing"
+          and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3, t))
     st, _, d = srv.json("POST", "/api/remediate/security-alert", json.dumps(DEPENDABOT).encode(), auth)
     check("security alert is accepted", st == 202 and d.get("event") == "dependabot_alert"
           and d.get("status") in ("accepted", "skipped"), d)
