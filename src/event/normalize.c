@@ -802,8 +802,11 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no 'repository.full_name'",
 		                  event_name);
 	/* The name becomes API paths used with healer's token: only what
-	 * GitHub itself allows as an owner and a repository name. */
-	if (repo && !hl_str_github_repo_valid(repo))
+	 * GitHub itself allows as an owner and a repository name (all of it:
+	 * "a/b\u0000x" is not "a/b"). */
+	if (repo &&
+	    (!hl_str_github_repo_valid(repo) ||
+	     strlen(repo) != json_string_length(hl_json_path(payload, "repository.full_name"))))
 		return hl_err_set(err, HL_EINVAL,
 		                  "'%s' payload: 'repository.full_name' is not a valid owner/name",
 		                  event_name);

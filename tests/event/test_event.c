@@ -1061,6 +1061,7 @@ test_event_repository_must_be_owner_name(void **state)
 		"acme/x%2F..",
 		"acme/caf\u00e9",
 		"a123456789012345678901234567890123456789/x",
+		"acme/x\\u0000/../../y", /* not "acme/x" */
 	};
 	struct hl_err err = HL_ERR_INIT;
 	char payload[512];
