@@ -266,6 +266,18 @@ config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const 
 	return rc;
 }
 
+const char *
+hl_config_yaml_value(const char *value, bool plain)
+{
+	static const char *const nulls[] = { "~", "null", "Null", "NULL" };
+	size_t i;
+
+	for (i = 0; plain && i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		if (strcmp(value, nulls[i]) == 0)
+			return "";
+	return value;
+}
+
 /* Sets key from a YAML value; a key set twice (also as "NAME" and
  * "HEALER_NAME") is an error, not "the last one wins". */
 static int
@@ -347,7 +359,9 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			                (const char *)ev.data.alias.anchor);
 			break;
 		case YAML_SCALAR_EVENT: {
-			const char *v = (const char *)ev.data.scalar.value;
+			const char *v = hl_config_yaml_value((const char *)ev.data.scalar.value,
+			                                     ev.data.scalar.style ==
+			                                             YAML_PLAIN_SCALAR_STYLE);
 			if (depth != 1) {
 				rc = hl_err_set(err, HL_EPARSE,
 				                "%s: the top level must be a mapping", path);
@@ -565,13 +579,29 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		{ "DISCORD_WEBHOOK_URL", offsetof(struct hl_config, discord_webhook_url) },
 		{ "SLACK_WEBHOOK_URL", offsetof(struct hl_config, slack_webhook_url) },
 	};
+	static const struct {
+		const char *key;
+		size_t offset;
+	} required[] = {
+		{ "HEALER_DATA_DIR", offsetof(struct hl_config, data_dir) },
+		{ "HEALER_NAMESPACE", offsetof(struct hl_config, namespace) },
+		{ "HEALER_CLI", offsetof(struct hl_config, cli) },
+		{ "HEALER_MODEL", offsetof(struct hl_config, model) },
+		{ "GITHUB_API_URL", offsetof(struct hl_config, github_api_url) },
+		{ "HEALER_EMAIL_FROM", offsetof(struct hl_config, email_from) },
+	};
 	size_t i;
 	int rc;
 
 	if ((rc = config_parse_listen(cfg, err)) < 0)
 		return rc;
-	if (!*cfg->data_dir)
-		return hl_err_set(err, HL_EINVAL, "HEALER_DATA_DIR: must not be empty");
+	/* settings with a default that cannot mean "none": blank is an error,
+	 * not a namespace " " or a CodeRun without a model */
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		const char *v = *(char **)(void *)((char *)cfg + required[i].offset);
+		if (!v || config_blank(v, strlen(v)))
+			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
+	}
 	if (!cfg->database_url || !*cfg->database_url) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "sqlite:%s/healer.db", cfg->data_dir);
@@ -671,8 +701,6 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	}
 	if ((rc = config_finish_hook(cfg, err)) < 0)
 		return rc;
-	if (!cfg->namespace[0])
-		return hl_err_set(err, HL_EINVAL, "HEALER_NAMESPACE: must not be empty");
 	if (!cfg->dispatch_name || !*cfg->dispatch_name) {
 		const char *home = getenv("HOME");
 		char path[4096];

@@ -213,7 +213,9 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 			}
 			break;
 		case YAML_SCALAR_EVENT: {
-			const char *v = (const char *)ev.data.scalar.value;
+			const char *v = hl_config_yaml_value((const char *)ev.data.scalar.value,
+			                                     ev.data.scalar.style ==
+			                                             YAML_PLAIN_SCALAR_STYLE);
 			size_t i;
 
 			if (state == 1 && !key) {

@@ -218,6 +218,14 @@ test_config_errors_name_the_key(void **state)
 		{ "GITHUB_API_URL", "ftp://x", "GITHUB_API_URL" },
 		{ "HEALER_DATABASE_URL", "mysql://x", "HEALER_DATABASE_URL" },
 		{ "GITHUB_APP_ID", "123", "GITHUB_APP" },
+		/* blank where a value is needed (a namespace " ", a CodeRun
+		 * without a model, GitHub at "") */
+		{ "HEALER_NAMESPACE", " ", "HEALER_NAMESPACE" },
+		{ "HEALER_DATA_DIR", " \t", "HEALER_DATA_DIR" },
+		{ "HEALER_CLI", "", "HEALER_CLI" },
+		{ "HEALER_MODEL", " ", "HEALER_MODEL" },
+		{ "GITHUB_API_URL", "", "GITHUB_API_URL" },
+		{ "HEALER_EMAIL_FROM", "", "HEALER_EMAIL_FROM" },
 	};
 	size_t i;
 
@@ -341,6 +349,15 @@ test_config_yaml_aliases_and_duplicate_keys(void **state)
 		unlink(f);
 		free(f);
 	}
+	/* a plain YAML null is no value (not the string "null"); quoted, it is */
+	f = write_temp("GITHUB_TOKEN: null\nHEALER_MODEL: '~'\nHEALER_REPOSITORIES: ~\n");
+	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), 0);
+	assert_true(!c->github_token || !*c->github_token);
+	assert_true(!c->repositories || !*c->repositories);
+	assert_string_equal(c->model, "~");
+	hl_config_free(c);
+	unlink(f);
+	free(f);
 	/* an anchor without an alias is plain YAML */
 	f = write_temp("HEALER_NAMESPACE: &n prod\n");
 	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), 0);
