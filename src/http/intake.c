@@ -147,10 +147,12 @@ intake_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const ch
 	    strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0 ||
 	    strncasecmp(key, "x-hub-signature", 15) == 0)
 		return MHD_YES;
+	/* UTF-8 whatever the client sent: the stored headers are JSON (and
+	 * PostgreSQL refuses text that is not UTF-8) */
 	hl_buf_append_str(b, b->len > 1 ? ",\"" : "\"");
-	hl_buf_append_json_escaped(b, key, strlen(key));
+	hl_http_append_utf8_escaped(b, key, strlen(key));
 	hl_buf_append_str(b, "\":\"");
-	hl_buf_append_json_escaped(b, value ? value : "", value ? strlen(value) : 0);
+	hl_http_append_utf8_escaped(b, value ? value : "", value ? strlen(value) : 0);
 	hl_buf_append_char(b, '"');
 	return MHD_YES;
 }
@@ -182,6 +184,16 @@ intake_hash_id(char *out, size_t size, const char *prefix, const char *a, const 
 	hex[32] = '\0';
 	snprintf(out, size, "%s%s", prefix, hex);
 	hl_buf_release(&t);
+}
+
+/* X-GitHub-Hook-ID when it is one (a number), else NULL. */
+static const char *
+intake_hook_id(struct http_req *r)
+{
+	const char *id = intake_header(r, "X-GitHub-Hook-ID");
+	size_t n = id ? strspn(id, "0123456789") : 0;
+
+	return n > 0 && n <= 20 && !id[n] ? id : NULL;
 }
 
 static void
@@ -253,7 +265,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 
 	r->ireq.in = (struct hl_delivery_in){
 		.delivery_id = r->delivery_id,
-		.hook_id = intake_header(r, "X-GitHub-Hook-ID"),
+		.hook_id = intake_hook_id(r),
 		.source = source,
 		/* bounded: a made-up X-GitHub-Event is stored as "other" */
 		.event_name = hl_event_stored_name(r->event_name),

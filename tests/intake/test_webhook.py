@@ -17,6 +17,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -320,6 +321,32 @@ def run(tmp):
     check("a failed job whose id is null, 0, -1 or not a number is skipped invalid_payload",
           all(st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
               and d.get("task_id") is None for st, _, d in answers), answers)
+
+    # Header bytes that are not UTF-8 (a proxy's Latin-1, a garbled hook id)
+    # are stored as U+FFFD: the stored headers stay a JSON text, which
+    # PostgreSQL requires (it refused the delivery with a 503 before).
+    body = b'{"zen":"x","hook_id":12}'
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: dlv-latin1\r\n"
+              b"X-GitHub-Hook-ID: 12\xff\r\nX-Proxy-Note: caf\xe9\r\n"
+              b"X-Hub-Signature-256: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+              % (sign(body).encode(), len(body), body))
+    first = s.recv(4096)
+    s.close()
+    con = srv.db()
+    if isinstance(con, sqlite3.Connection):
+        con.text_factory = bytes  # as stored, not decoded
+    row = con.execute("SELECT headers_json, hook_id FROM deliveries"
+                      " WHERE delivery_id='dlv-latin1'").fetchone()
+    try:
+        raw = row[0] if row else None
+        hdrs = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw) if row else None
+    except ValueError as e:
+        hdrs = {"error": str(e), "raw": repr(row[0])}
+    check("headers that are not UTF-8 are stored as a JSON text (U+FFFD), the hook id only"
+          " when it is a number", first.startswith(b"HTTP/1.1 202") and hdrs
+          and hdrs.get("X-Proxy-Note") == "caf\ufffd" and row[1] is None, (first[:120], row, hdrs))
 
     # 413 before the body is read.
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
