@@ -261,6 +261,15 @@ config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const 
 	}
 	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
 		hl_buf_setlen(&b, b.len - 1);
+	/* read as a C string it would end at the NUL: a UTF-16 file's secret
+	 * would be its first character */
+	if (b.len && memchr(b.data, '\0', b.len)) {
+		hl_buf_release(&b);
+		return hl_err_set(err, HL_EINVAL,
+		                  "%s_FILE: '%s' holds a NUL byte (a UTF-16 file?); write the "
+		                  "value as plain text",
+		                  k->env, path);
+	}
 	rc = config_set(cfg, k, b.data, source, err);
 	hl_buf_release(&b);
 	return rc;

@@ -434,6 +434,19 @@ test_config_unauthenticated_listens_on_loopback_only(void **state)
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(hl_config_check_auth(c, &err), 0);
 	hl_config_free(c);
+	/* a secret file in UTF-16 is not its first character */
+	{
+		char *u16 = strdup("/tmp/healer-test-XXXXXX");
+		int fd = mkstemp(u16);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "s\0e\0c\0r\0e\0t\0\n\0", 14), 14);
+		close(fd);
+		setenv("GITHUB_WEBHOOK_SECRET_FILE", u16, 1);
+		assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+		assert_non_null(strstr(err.msg, "GITHUB_WEBHOOK_SECRET_FILE"));
+		unlink(u16);
+		free(u16);
+	}
 	/* a *_FILE variable naming no file is an error, not "no secret" */
 	setenv("GITHUB_WEBHOOK_SECRET_FILE", "", 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
