@@ -178,8 +178,8 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 		                  "GITHUB_HOOK_ID: needs exactly one of GITHUB_HOOK_REPOSITORY"
 		                  " (owner/repo) and GITHUB_HOOK_ORG");
 	if (repo) {
-		const char *r = cfg->github_hook_repository, *slash = strchr(r, '/');
-		if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
+		const char *r = cfg->github_hook_repository;
+		if (!hl_str_github_repo_valid(r))
 			return hl_err_set(err, HL_EINVAL,
 			                  "GITHUB_HOOK_REPOSITORY: '%.200s' is not owner/repo", r);
 	} else if (strchr(cfg->github_hook_org, '/')) {
@@ -645,9 +645,11 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		cfg->repository_list = hl_str_split_list(cfg->repositories, &cfg->n_repositories);
 		if (!cfg->repository_list)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		/* names GitHub allows: a wildcard or "acme/my app" would
+		 * match nothing and skip every delivery without a word */
 		for (i = 0; i < cfg->n_repositories; i++) {
-			const char *r = cfg->repository_list[i], *slash = strchr(r, '/');
-			if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
+			const char *r = cfg->repository_list[i];
+			if (!hl_str_github_repo_valid(r))
 				return hl_err_set(err, HL_EINVAL,
 				                  "HEALER_REPOSITORIES: '%s' is not owner/repo", r);
 		}

@@ -89,7 +89,7 @@ services_value_ok(const char *key, const char *v)
 static int
 services_check(const struct hl_service *s, const char *path, size_t line, struct hl_err *err)
 {
-	const char *r = s->repository, *slash;
+	const char *r = s->repository;
 	size_t i;
 
 	if (!s->repository && !s->service)
@@ -97,14 +97,11 @@ services_check(const struct hl_service *s, const char *path, size_t line, struct
 		                  "HEALER_SERVICES_FILE: %s:%zu: an entry needs 'repository' or "
 		                  "'service'",
 		                  path, line);
-	if (r) {
-		slash = strchr(r, '/');
-		if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
-			return hl_err_set(err, HL_EINVAL,
-			                  "HEALER_SERVICES_FILE: %s:%zu: repository '%s' is not "
-			                  "owner/repo",
-			                  path, line, r);
-	}
+	if (r && !hl_str_github_repo_valid(r))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_SERVICES_FILE: %s:%zu: repository '%s' is not "
+		                  "owner/repo",
+		                  path, line, r);
 	for (i = 0; i < N_SERVICE_KEYS; i++) {
 		const char *v = *services_slot((struct hl_service *)s, i);
 		if (v && !services_value_ok(services_keys[i].key, v))

@@ -215,6 +215,9 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_MAX_ATTEMPTS", "three", "HEALER_MAX_ATTEMPTS" },
 		{ "HEALER_PROCESS_BOT_COMMITS", "maybe", "HEALER_PROCESS_BOT_COMMITS" },
 		{ "HEALER_REPOSITORIES", "justaname", "HEALER_REPOSITORIES" },
+		/* not a wildcard, not a name GitHub allows: it would match nothing */
+		{ "HEALER_REPOSITORIES", "acme/api,acme/*", "HEALER_REPOSITORIES" },
+		{ "HEALER_REPOSITORIES", "acme/my app", "HEALER_REPOSITORIES" },
 		{ "GITHUB_API_URL", "ftp://x", "GITHUB_API_URL" },
 		{ "HEALER_DATABASE_URL", "mysql://x", "HEALER_DATABASE_URL" },
 		{ "GITHUB_APP_ID", "123", "GITHUB_APP" },
