@@ -178,8 +178,8 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 		                  "GITHUB_HOOK_ID: needs exactly one of GITHUB_HOOK_REPOSITORY"
 		                  " (owner/repo) and GITHUB_HOOK_ORG");
 	if (repo) {
-		const char *r = cfg->github_hook_repository, *slash = strchr(r, '/');
-		if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
+		const char *r = cfg->github_hook_repository;
+		if (!hl_str_github_repo_valid(r))
 			return hl_err_set(err, HL_EINVAL,
 			                  "GITHUB_HOOK_REPOSITORY: '%.200s' is not owner/repo", r);
 	} else if (strchr(cfg->github_hook_org, '/')) {
@@ -261,12 +261,51 @@ config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const 
 	}
 	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
 		hl_buf_setlen(&b, b.len - 1);
+	/* read as a C string it would end at the NUL: a UTF-16 file's secret
+	 * would be its first character */
+	if (b.len && memchr(b.data, '\0', b.len)) {
+		hl_buf_release(&b);
+		return hl_err_set(err, HL_EINVAL,
+		                  "%s_FILE: '%s' holds a NUL byte (a UTF-16 file?); write the "
+		                  "value as plain text",
+		                  k->env, path);
+	}
 	rc = config_set(cfg, k, b.data, source, err);
 	hl_buf_release(&b);
 	return rc;
 }
 
-/* Reads a YAML mapping of scalars (lists of scalars become comma lists). */
+const char *
+hl_config_yaml_value(const char *value, bool plain)
+{
+	static const char *const nulls[] = { "~", "null", "Null", "NULL" };
+	size_t i;
+
+	for (i = 0; plain && i < sizeof(nulls) / sizeof(nulls[0]); i++)
+		if (strcmp(value, nulls[i]) == 0)
+			return "";
+	return value;
+}
+
+/* Sets key from a YAML value; a key set twice (also as "NAME" and
+ * "HEALER_NAME") is an error, not "the last one wins". */
+static int
+config_set_yaml(struct hl_config *cfg, bool *seen, const char *key, const char *value,
+                const char *path, size_t line, struct hl_err *err)
+{
+	const struct config_key *k = config_find(key);
+
+	if (!k)
+		return hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'", path, line, key);
+	if (seen[k - config_keys])
+		return hl_err_set(err, HL_EINVAL, "%s:%zu: %s is set twice", path, line, k->env);
+	seen[k - config_keys] = true;
+	return config_set(cfg, k, value, path, err);
+}
+
+/* Reads a YAML mapping of scalars (lists of scalars become comma lists).
+ * An alias (*name) is refused: the reader sees it as no value, so every
+ * key after it would take the next key's name as its value. */
 static int
 config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 {
@@ -275,6 +314,8 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 	yaml_event_t ev;
 	char *key = NULL;
 	int rc = 0, depth = 0, in_list = 0, done = 0;
+	size_t key_line = 0;
+	bool seen[N_KEYS] = { false };
 
 	if ((rc = hl_file_read(&text, path, err)) < 0) {
 		hl_buf_release(&text);
@@ -313,19 +354,23 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			in_list = 1;
 			hl_buf_reset(&list);
 			break;
-		case YAML_SEQUENCE_END_EVENT: {
-			const struct config_key *k = config_find(key);
+		case YAML_SEQUENCE_END_EVENT:
 			in_list = 0;
-			if (!k)
-				rc = hl_err_set(err, HL_EINVAL, "%s: unknown key '%s'", path, key);
-			else
-				rc = config_set(cfg, k, list.data, path, err);
+			rc = config_set_yaml(cfg, seen, key, list.data ? list.data : "", path,
+			                     key_line, err);
 			free(key);
 			key = NULL;
 			break;
-		}
+		case YAML_ALIAS_EVENT:
+			rc = hl_err_set(err, HL_EPARSE,
+			                "%s:%zu: '%s': aliases (*%s) are not supported", path,
+			                ev.start_mark.line + 1, key ? key : "?",
+			                (const char *)ev.data.alias.anchor);
+			break;
 		case YAML_SCALAR_EVENT: {
-			const char *v = (const char *)ev.data.scalar.value;
+			const char *v = hl_config_yaml_value((const char *)ev.data.scalar.value,
+			                                     ev.data.scalar.style ==
+			                                             YAML_PLAIN_SCALAR_STYLE);
 			if (depth != 1) {
 				rc = hl_err_set(err, HL_EPARSE,
 				                "%s: the top level must be a mapping", path);
@@ -335,15 +380,11 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 				hl_buf_append_str(&list, v);
 			} else if (!key) {
 				key = strdup(v);
+				key_line = ev.start_mark.line + 1;
 				if (!key)
 					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 			} else {
-				const struct config_key *k = config_find(key);
-				if (!k)
-					rc = hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'",
-					                path, ev.start_mark.line + 1, key);
-				else
-					rc = config_set(cfg, k, v, path, err);
+				rc = config_set_yaml(cfg, seen, key, v, path, key_line, err);
 				free(key);
 				key = NULL;
 			}
@@ -547,13 +588,29 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		{ "DISCORD_WEBHOOK_URL", offsetof(struct hl_config, discord_webhook_url) },
 		{ "SLACK_WEBHOOK_URL", offsetof(struct hl_config, slack_webhook_url) },
 	};
+	static const struct {
+		const char *key;
+		size_t offset;
+	} required[] = {
+		{ "HEALER_DATA_DIR", offsetof(struct hl_config, data_dir) },
+		{ "HEALER_NAMESPACE", offsetof(struct hl_config, namespace) },
+		{ "HEALER_CLI", offsetof(struct hl_config, cli) },
+		{ "HEALER_MODEL", offsetof(struct hl_config, model) },
+		{ "GITHUB_API_URL", offsetof(struct hl_config, github_api_url) },
+		{ "HEALER_EMAIL_FROM", offsetof(struct hl_config, email_from) },
+	};
 	size_t i;
 	int rc;
 
 	if ((rc = config_parse_listen(cfg, err)) < 0)
 		return rc;
-	if (!*cfg->data_dir)
-		return hl_err_set(err, HL_EINVAL, "HEALER_DATA_DIR: must not be empty");
+	/* settings with a default that cannot mean "none": blank is an error,
+	 * not a namespace " " or a CodeRun without a model */
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		const char *v = *(char **)(void *)((char *)cfg + required[i].offset);
+		if (!v || config_blank(v, strlen(v)))
+			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
+	}
 	if (!cfg->database_url || !*cfg->database_url) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "sqlite:%s/healer.db", cfg->data_dir);
@@ -588,9 +645,11 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		cfg->repository_list = hl_str_split_list(cfg->repositories, &cfg->n_repositories);
 		if (!cfg->repository_list)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		/* names GitHub allows: a wildcard or "acme/my app" would
+		 * match nothing and skip every delivery without a word */
 		for (i = 0; i < cfg->n_repositories; i++) {
-			const char *r = cfg->repository_list[i], *slash = strchr(r, '/');
-			if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
+			const char *r = cfg->repository_list[i];
+			if (!hl_str_github_repo_valid(r))
 				return hl_err_set(err, HL_EINVAL,
 				                  "HEALER_REPOSITORIES: '%s' is not owner/repo", r);
 		}
@@ -653,8 +712,6 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	}
 	if ((rc = config_finish_hook(cfg, err)) < 0)
 		return rc;
-	if (!cfg->namespace[0])
-		return hl_err_set(err, HL_EINVAL, "HEALER_NAMESPACE: must not be empty");
 	if (!cfg->dispatch_name || !*cfg->dispatch_name) {
 		const char *home = getenv("HOME");
 		char path[4096];
@@ -718,7 +775,15 @@ hl_config_load(struct hl_config **out, const char *config_file,
 		if (k->kind == CFG_SECRET) {
 			snprintf(envname, sizeof(envname), "%s_FILE", k->env);
 			const char *f = getenv(envname);
-			if (f && *f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)
+			/* set to no file at all: not "no secret" */
+			if (f && !*f) {
+				rc = hl_err_set(
+				        err, HL_EINVAL,
+				        "%s: is empty (name the file, or unset the variable)",
+				        envname);
+				goto out;
+			}
+			if (f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)
 				goto out;
 		}
 		if (v && (rc = config_set(cfg, k, v, "environment", err)) < 0)
@@ -789,11 +854,12 @@ hl_config_describe(const struct hl_config *cfg, void (*emit)(const char *line, v
 		case CFG_SECRET: {
 			const char *v = *(char *const *)(const void *)base;
 			/* a SQLite location holds no credentials; a database URL
-			 * is shown without its user:password@ unless it carries a
-			 * password elsewhere (?password=, key/value settings) */
+			 * is shown without its user:password@ unless it may carry a
+			 * password elsewhere (?password=, ?sslpassword=, a name
+			 * libpq decodes from %XX, key/value settings) */
 			if (v && k->offset == offsetof(struct hl_config, database_url) &&
 			    (hl_str_starts_with(v, "sqlite:") ||
-			     (strstr(v, "://") && !strstr(v, "password")))) {
+			     (strstr(v, "://") && !strstr(v, "password") && !strchr(v, '%')))) {
 				struct hl_buf shown = HL_BUF_INIT(0);
 
 				hl_url_strip_userinfo_text(&shown, v);

@@ -173,6 +173,10 @@ bool hl_config_repo_allowed(const struct hl_config *cfg, const char *full_name);
 
 const char *hl_dispatch_mode_name(enum hl_dispatch_mode mode);
 
+/* A YAML scalar as a setting's value: "" for a plain (unquoted) null
+ * (~, null, Null, NULL), as YAML means it, else value itself. */
+const char *hl_config_yaml_value(const char *value, bool plain);
+
 /*
  * Loads a service map file (see struct hl_service): a YAML list of flat
  * mappings, or {services: [...]}. Errors name HEALER_SERVICES_FILE, the

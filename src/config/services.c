@@ -5,8 +5,9 @@
  *
  * The file is YAML: a list of flat mappings, or a mapping whose key
  * "services" holds that list. Every value is a scalar; an unknown key, a
- * nested value, an entry without repository or service, or a repository
- * that is not owner/name is an error naming the file, the line and the key.
+ * key set twice in an entry, an alias (*name), a nested value, an entry
+ * without repository or service, or a repository that is not owner/name is
+ * an error naming the file, the line and the key.
  * Invariants: a loaded map is immutable; every string of an entry is NULL
  * or non-empty; hl_service_resolve never returns an empty name.
  */
@@ -88,7 +89,7 @@ services_value_ok(const char *key, const char *v)
 static int
 services_check(const struct hl_service *s, const char *path, size_t line, struct hl_err *err)
 {
-	const char *r = s->repository, *slash;
+	const char *r = s->repository;
 	size_t i;
 
 	if (!s->repository && !s->service)
@@ -96,14 +97,11 @@ services_check(const struct hl_service *s, const char *path, size_t line, struct
 		                  "HEALER_SERVICES_FILE: %s:%zu: an entry needs 'repository' or "
 		                  "'service'",
 		                  path, line);
-	if (r) {
-		slash = strchr(r, '/');
-		if (!slash || slash == r || !slash[1] || strchr(slash + 1, '/'))
-			return hl_err_set(err, HL_EINVAL,
-			                  "HEALER_SERVICES_FILE: %s:%zu: repository '%s' is not "
-			                  "owner/repo",
-			                  path, line, r);
-	}
+	if (r && !hl_str_github_repo_valid(r))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_SERVICES_FILE: %s:%zu: repository '%s' is not "
+		                  "owner/repo",
+		                  path, line, r);
 	for (i = 0; i < N_SERVICE_KEYS; i++) {
 		const char *v = *services_slot((struct hl_service *)s, i);
 		if (v && !services_value_ok(services_keys[i].key, v))
@@ -130,7 +128,7 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 	size_t n = 0, cap = 0, line = 0;
 	char *key = NULL;
 	int rc = 0, state = 0, done = 0;
-	bool top_map = false;
+	bool top_map = false, seen[N_SERVICE_KEYS];
 
 	memset(&cur, 0, sizeof(cur));
 	if ((rc = hl_file_read(&text, path, err)) < 0) {
@@ -182,6 +180,7 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 				}
 				state = 3;
 				memset(&cur, 0, sizeof(cur));
+				memset(seen, 0, sizeof(seen));
 			} else {
 				rc = hl_err_set(
 				        err, HL_EPARSE,
@@ -211,7 +210,9 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 			}
 			break;
 		case YAML_SCALAR_EVENT: {
-			const char *v = (const char *)ev.data.scalar.value;
+			const char *v = hl_config_yaml_value((const char *)ev.data.scalar.value,
+			                                     ev.data.scalar.style ==
+			                                             YAML_PLAIN_SCALAR_STYLE);
 			size_t i;
 
 			if (state == 1 && !key) {
@@ -236,11 +237,14 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 					        err, HL_EINVAL,
 					        "HEALER_SERVICES_FILE: %s:%zu: unknown key '%s'",
 					        path, line, key);
-				} else if (*v) {
-					char **slot = services_slot(&cur, i);
-					free(*slot);
-					*slot = strdup(v);
-					if (!*slot)
+				} else if (seen[i]) {
+					rc = hl_err_set(err, HL_EINVAL,
+					                "HEALER_SERVICES_FILE: %s:%zu: '%s' is set "
+					                "twice in one entry",
+					                path, line, key);
+				} else {
+					seen[i] = true;
+					if (*v && !(*services_slot(&cur, i) = strdup(v)))
 						rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 				}
 				free(key);
@@ -257,6 +261,13 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 			}
 			break;
 		}
+		case YAML_ALIAS_EVENT:
+			/* read as no value, it would shift every key after it */
+			rc = hl_err_set(err, HL_EPARSE,
+			                "HEALER_SERVICES_FILE: %s:%zu: aliases (*%s) are not "
+			                "supported",
+			                path, line, (const char *)ev.data.alias.anchor);
+			break;
 		default:
 			break;
 		}

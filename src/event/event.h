@@ -300,6 +300,15 @@ bool hl_event_is_remediation_action(const char *identifier);
 enum hl_event_kind hl_event_kind_from_name(const char *name);
 
 /*
+ * The name a delivery is stored and counted under (deliveries.event_name,
+ * healer_deliveries{event}, /api/status by_event): name itself when it is
+ * one of GitHub's webhook events, else "other" (its X-GitHub-Event stays in
+ * the stored headers). Any well-formed header is accepted, so without this
+ * every made-up name would be a new series and a new status key.
+ */
+const char *hl_event_stored_name(const char *name);
+
+/*
  * True for the CI conclusions healer remediates: "failure", "timed_out" (a
  * hung test or a runner limit is still a failure to fix; classification
  * decides whether it is an infrastructure problem) and "startup_failure"

@@ -58,6 +58,8 @@
 
 #include "json/json.h"
 #include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -174,12 +176,36 @@ event_take(char **dst, const json_t *root, const char *path, bool *oom)
 	*dst = event_dup(hl_json_str(root, path), oom);
 }
 
+/*
+ * A GitHub id: a positive JSON integer, a whole real up to 2^53 (exact in
+ * a double: 1.0), or a string of decimal digits (as sensors may forward
+ * it) that fits int64; 0 for anything else. A fraction (7.9), a sign,
+ * spaces or a value out of range is no id: read leniently they would name
+ * another object's id (7, or INT64_MAX for every huge one) and two
+ * failures would share one key.
+ */
 static int64_t
 event_id(const json_t *root, const char *path)
 {
-	int64_t v = hl_json_int(root, path, 0);
+	const json_t *v = hl_json_path(root, path);
+	const char *s, *p;
+	int64_t n = 0;
 
-	return v > 0 ? v : 0;
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? (int64_t)json_integer_value(v) : 0;
+	if (json_is_real(v)) {
+		double d = json_real_value(v);
+		return d >= 1 && d <= 0x1p53 && d == (double)(int64_t)d ? (int64_t)d : 0;
+	}
+	if (!json_is_string(v) || !*(s = json_string_value(v)) ||
+	    strlen(s) != json_string_length(v))
+		return 0;
+	for (p = s; *p; p++) {
+		if (*p < '0' || *p > '9' || n > (INT64_MAX - (*p - '0')) / 10)
+			return 0;
+		n = n * 10 + (*p - '0');
+	}
+	return n;
 }
 
 /* "refs/heads/main" -> "main"; other refs are kept as they are. */
@@ -432,8 +458,10 @@ event_run_id_from_url(const char *url)
 	p += strlen("/actions/runs/");
 	if (!isdigit((unsigned char)*p))
 		return 0;
+	errno = 0;
 	n = strtoll(p, &end, 10);
-	return (n > 0 && (*end == '/' || *end == '\0' || *end == '?' || *end == '#')) ? n : 0;
+	return (n > 0 && !errno && (*end == '/' || *end == '\0' || *end == '?' || *end == '#')) ? n
+	                                                                                        : 0;
 }
 
 static void
@@ -641,8 +669,9 @@ event_code_scanning_ref(struct hl_event *ev, const char *ref, bool *oom)
 	if (hl_str_starts_with(ref, "refs/heads/")) {
 		ev->branch = event_dup(ref + strlen("refs/heads/"), oom);
 	} else if (hl_str_starts_with(ref, "refs/pull/")) {
+		errno = 0;
 		n = strtoll(ref + strlen("refs/pull/"), &end, 10);
-		if (n > 0 && *end == '/')
+		if (n > 0 && !errno && *end == '/')
 			ev->pr_number = n;
 	}
 }
@@ -773,8 +802,11 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no 'repository.full_name'",
 		                  event_name);
 	/* The name becomes API paths used with healer's token: only what
-	 * GitHub itself allows as an owner and a repository name. */
-	if (repo && !hl_str_github_repo_valid(repo))
+	 * GitHub itself allows as an owner and a repository name (all of it:
+	 * "a/b\u0000x" is not "a/b"). */
+	if (repo &&
+	    (!hl_str_github_repo_valid(repo) ||
+	     strlen(repo) != json_string_length(hl_json_path(payload, "repository.full_name"))))
 		return hl_err_set(err, HL_EINVAL,
 		                  "'%s' payload: 'repository.full_name' is not a valid owner/name",
 		                  event_name);

@@ -84,11 +84,22 @@ alerts_headers(struct http_req *r)
 	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
 	const char *ct =
 	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-	json_t *o = json_pack("{s:s?, s:s?}", "User-Agent", ua, "Content-Type", ct);
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	struct hl_buf b = HL_BUF_INIT(0);
+	const char *names[] = { "User-Agent", "Content-Type" }, *values[] = { ua, ct };
+	size_t i;
 
-	json_decref(o);
-	return s;
+	/* as the client sent them, invalid UTF-8 as U+FFFD (json_pack would
+	 * refuse them: a 500 the sender retries forever) */
+	hl_buf_append_char(&b, '{');
+	for (i = 0; i < 2; i++) {
+		if (!values[i])
+			continue;
+		hl_buf_appendf(&b, "%s\"%s\":\"", b.len > 1 ? "," : "", names[i]);
+		hl_http_append_utf8_escaped(&b, values[i], strlen(values[i]));
+		hl_buf_append_char(&b, '"');
+	}
+	hl_buf_append_char(&b, '}');
+	return hl_buf_detach(&b, NULL);
 }
 
 enum MHD_Result

@@ -174,6 +174,10 @@ struct http_req {
 void hl_http_suspend(struct http_req *r);
 void hl_http_resume(struct http_req *r);
 
+/* Appends s[0..n) JSON-escaped with its invalid UTF-8 bytes as U+FFFD (a
+ * JSON text is UTF-8; clients send header bytes as they please). */
+void hl_http_append_utf8_escaped(struct hl_buf *b, const char *s, size_t n);
+
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */
 enum MHD_Result hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body,
                               size_t len);

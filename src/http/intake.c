@@ -9,9 +9,10 @@
  * configured to send, application/x-www-form-urlencoded with the JSON in a
  * `payload=` field (the signature covers the form body; the JSON is stored).
  * Then the event is normalized: an unknown event name is stored and skipped
- * ("event_not_handled"); a known event whose payload lacks what the event
- * requires (or whose repository is not a GitHub owner/name) is stored and
- * skipped ("invalid_payload", the answer's "message" says why); otherwise the skip
+ * ("event_not_handled"), under "other" when it is none of GitHub's
+ * (hl_event_stored_name: status and metrics stay bounded); a known event
+ * whose payload lacks what the event requires (or whose repository is not a GitHub owner/name) is
+ * stored and skipped ("invalid_payload", the answer's "message" says why); otherwise the skip
  * reason comes from hl_event_skip_reason. Deliveries without
  * X-GitHub-Delivery get "gen-<sha256(event, body)>" so a resend of the same
  * bytes deduplicates.
@@ -146,10 +147,12 @@ intake_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const ch
 	    strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0 ||
 	    strncasecmp(key, "x-hub-signature", 15) == 0)
 		return MHD_YES;
+	/* UTF-8 whatever the client sent: the stored headers are JSON (and
+	 * PostgreSQL refuses text that is not UTF-8) */
 	hl_buf_append_str(b, b->len > 1 ? ",\"" : "\"");
-	hl_buf_append_json_escaped(b, key, strlen(key));
+	hl_http_append_utf8_escaped(b, key, strlen(key));
 	hl_buf_append_str(b, "\":\"");
-	hl_buf_append_json_escaped(b, value ? value : "", value ? strlen(value) : 0);
+	hl_http_append_utf8_escaped(b, value ? value : "", value ? strlen(value) : 0);
 	hl_buf_append_char(b, '"');
 	return MHD_YES;
 }
@@ -181,6 +184,16 @@ intake_hash_id(char *out, size_t size, const char *prefix, const char *a, const 
 	hex[32] = '\0';
 	snprintf(out, size, "%s%s", prefix, hex);
 	hl_buf_release(&t);
+}
+
+/* X-GitHub-Hook-ID when it is one (a number), else NULL. */
+static const char *
+intake_hook_id(struct http_req *r)
+{
+	const char *id = intake_header(r, "X-GitHub-Hook-ID");
+	size_t n = id ? strspn(id, "0123456789") : 0;
+
+	return n > 0 && n <= 20 && !id[n] ? id : NULL;
 }
 
 static void
@@ -252,9 +265,10 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 
 	r->ireq.in = (struct hl_delivery_in){
 		.delivery_id = r->delivery_id,
-		.hook_id = intake_header(r, "X-GitHub-Hook-ID"),
+		.hook_id = intake_hook_id(r),
 		.source = source,
-		.event_name = r->event_name,
+		/* bounded: a made-up X-GitHub-Event is stored as "other" */
+		.event_name = hl_event_stored_name(r->event_name),
 		.action = r->action,
 		.headers_json = r->headers_json,
 		.body = body,
@@ -303,6 +317,10 @@ intake_add_decision(struct http_req *r, json_t *o)
 	if (src) {
 		const char *ds = json_string_value(json_object_get(src, "dedup_status"));
 		const char *why = json_string_value(json_object_get(src, "reason"));
+		const char *tid = json_string_value(json_object_get(src, "task_id"));
+		/* "existing" / "attached": the task the failure belongs to */
+		if (tid && *tid)
+			json_object_set_new(o, "task_id", json_string(tid));
 		for (i = 0; i < INTAKE_DECISION_KEYS; i++) {
 			const char *v = json_string_value(json_object_get(src, keys[i]));
 			if (v && *v)

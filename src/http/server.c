@@ -126,8 +126,8 @@ hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *b
 /* s JSON-escaped, its invalid UTF-8 bytes (a message may quote a path or a
  * parameter as the client sent it, or a bounded copy may have cut a
  * character) as U+FFFD: a JSON text is UTF-8 (RFC 8259). */
-static void
-http_append_utf8_escaped(struct hl_buf *b, const char *s, size_t n)
+void
+hl_http_append_utf8_escaped(struct hl_buf *b, const char *s, size_t n)
 {
 	size_t i = 0, k;
 
@@ -157,7 +157,7 @@ hl_http_reply_error(struct http_req *r, unsigned code, const char *error, const 
 	hl_buf_append_str(&b, "{\"error\":\"");
 	hl_buf_append_json_escaped(&b, error, strlen(error));
 	hl_buf_append_str(&b, "\",\"message\":\"");
-	http_append_utf8_escaped(&b, msg, strlen(msg));
+	hl_http_append_utf8_escaped(&b, msg, strlen(msg));
 	hl_buf_append_str(&b, "\"}");
 	body = hl_buf_detach(&b, &len);
 	if (!body)

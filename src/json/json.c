@@ -3,6 +3,7 @@
  */
 #include "json.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,12 +59,15 @@ hl_json_int(const json_t *root, const char *path, int64_t fallback)
 
 	if (json_is_integer(v))
 		return (int64_t)json_integer_value(v);
-	if (json_is_real(v))
+	/* (a real outside int64 has no integer value: the cast is undefined) */
+	if (json_is_real(v) && json_real_value(v) >= -0x1p63 && json_real_value(v) < 0x1p63)
 		return (int64_t)json_real_value(v);
 	if (json_is_string(v)) {
 		char *end;
-		long long x = strtoll(json_string_value(v), &end, 10);
-		if (end != json_string_value(v) && !*end)
+		long long x;
+		errno = 0;
+		x = strtoll(json_string_value(v), &end, 10);
+		if (end != json_string_value(v) && !*end && !errno)
 			return x;
 	}
 	return fallback;

@@ -21,7 +21,8 @@ json_t *hl_json_path(const json_t *root, const char *path);
 const char *hl_json_str(const json_t *root, const char *path);
 /* The string at path, or fallback. */
 const char *hl_json_str_or(const json_t *root, const char *path, const char *fallback);
-/* The integer at path (numbers and numeric strings), or fallback. */
+/* The integer at path (numbers and numeric strings that fit int64), or
+ * fallback. */
 int64_t hl_json_int(const json_t *root, const char *path, int64_t fallback);
 /* The boolean at path, or fallback. */
 bool hl_json_bool(const json_t *root, const char *path, bool fallback);

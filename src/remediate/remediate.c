@@ -856,6 +856,9 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");
 		snprintf(res.reason, sizeof(res.reason), "failure already remediated by %s",
 		         existing);
+		/* the decision names the task that remediates it (this
+		 * delivery's own task id names none) */
+		rem_set(res.task_id, sizeof(res.task_id), existing);
 		if (hl_store_task_get(r->store, &t, existing, NULL) == 0) {
 			rem_set(res.coderun_name, sizeof(res.coderun_name), t->coderun_name);
 			rem_set(res.agent, sizeof(res.agent), t->agent);

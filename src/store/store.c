@@ -21,6 +21,7 @@
 #include "base/url.h"
 #include "store_front.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,35 @@ hl_store_url_is_postgres(const char *url)
 	return *p == '=';
 }
 
-/* Appends libpq key/value settings with the password's value masked. */
+/*
+ * True for a libpq parameter whose value is a secret: password, and
+ * sslpassword (the passphrase of the client key). In a URL, libpq decodes
+ * %XX in parameter names too (pct), so "%70assword" is a password.
+ */
+static bool
+store_param_secret(const char *k, size_t n, bool pct)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *hi, *lo;
+	char name[16];
+	size_t i, j = 0;
+
+	for (i = 0; i < n; i++, j++) {
+		if (j == sizeof(name) - 1)
+			return false;
+		name[j] = k[i];
+		if (pct && k[i] == '%' && i + 2 < n && k[i + 1] && k[i + 2] &&
+		    (hi = strchr(hex, tolower((unsigned char)k[i + 1]))) &&
+		    (lo = strchr(hex, tolower((unsigned char)k[i + 2])))) {
+			name[j] = (char)((hi - hex) * 16 + (lo - hex));
+			i += 2;
+		}
+	}
+	name[j] = '\0';
+	return strcmp(name, "password") == 0 || strcmp(name, "sslpassword") == 0;
+}
+
+/* Appends libpq key/value settings with the passwords' values masked. */
 static void
 store_kv_display(struct hl_buf *out, const char *s)
 {
@@ -94,7 +123,7 @@ store_kv_display(struct hl_buf *out, const char *s)
 			while (*p && *p != ' ' && *p != '\t')
 				p++;
 		}
-		if ((size_t)(ke - k) == 8 && strncmp(k, "password", 8) == 0)
+		if (store_param_secret(k, (size_t)(ke - k), false))
 			hl_buf_append_str(out, "***");
 		else
 			hl_buf_append(out, v, (size_t)(p - v));
@@ -120,7 +149,8 @@ hl_store_url_display(struct hl_buf *out, const char *url)
 		store_kv_display(out, url);
 		return hl_buf_error(out);
 	}
-	/* a URL: no user-info, and no password=... among its parameters */
+	/* a URL: no user-info, and no password or sslpassword among its
+	 * parameters */
 	if ((rc = hl_url_strip_userinfo(&tmp, url)) < 0) {
 		hl_buf_release(&tmp);
 		return rc;
@@ -134,11 +164,15 @@ hl_store_url_display(struct hl_buf *out, const char *url)
 			const char *amp = strchr(p, '&');
 			size_t n = amp ? (size_t)(amp - p) : strlen(p);
 
+			const char *eq = memchr(p, '=', n);
+
 			hl_buf_append_char(out, p == q + 1 ? '?' : '&');
-			if (n >= 9 && strncmp(p, "password=", 9) == 0)
-				hl_buf_append_str(out, "password=***");
-			else
+			if (eq && store_param_secret(p, (size_t)(eq - p), true)) {
+				hl_buf_append(out, p, (size_t)(eq - p) + 1);
+				hl_buf_append_str(out, "***");
+			} else {
 				hl_buf_append(out, p, n);
+			}
 			p += n;
 			if (*p == '&')
 				p++;

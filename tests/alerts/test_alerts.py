@@ -348,6 +348,14 @@ def main():
     st, ans = post(srv, "/api/alerts/alertmanager", am_body([bad]))
     check("an alert whose status is not firing/resolved -> 400",
           st == 400 and "firing or resolved" in ans.get("message", ""), ans)
+    st, ans = srv.request("POST", "/api/alerts/alertmanager",
+                          json.dumps(am_body([am_alert(POD_OOM, "f02", status="resolved")],
+                                             status="resolved")).encode(),
+                          {"Content-Type": "application/json",
+                           "Authorization": f"Bearer {API_TOKEN}",
+                           "User-Agent": "Alertmanager/0.27 caf\xe9"})
+    check("an alert whose User-Agent is not UTF-8 is taken (202), not a 500 retried forever",
+          st == 202, (st, ans))
     st, ans = post(srv, "/api/alerts/argocd", {"hello": "world"})
     check("an ArgoCD notification without an application -> 400 with the reason",
           st == 400 and ans.get("error") == "invalid_payload"

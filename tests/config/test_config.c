@@ -145,6 +145,15 @@ test_config_secrets_are_redacted(void **state)
 
 /* The store location is a secret: from a file, redacted in logs; every
  * form the store opens passes validation. */
+static bool shown_secret;
+
+static void
+describe_line(const char *line, void *payload)
+{
+	if (strstr(line, "hunter2"))
+		*(bool *)payload = true;
+}
+
 static void
 test_config_database_url_is_a_secret(void **state)
 {
@@ -170,6 +179,20 @@ test_config_database_url_is_a_secret(void **state)
 	unsetenv("HEALER_DATABASE_URL_FILE");
 	unlink(file);
 	free(file);
+	/* check-config --print: a password in a parameter libpq decodes from
+	 * %XX, or the client key's passphrase, is not shown */
+	{
+		static const char *const hidden[] = { "postgres://db/h?%70assword=hunter2",
+			                              "postgres://db/h?sslpassword=hunter2" };
+		for (i = 0; i < 2; i++) {
+			struct hl_config_override ov = { "HEALER_DATABASE_URL", hidden[i] };
+			c = NULL;
+			assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), 0);
+			hl_config_describe(c, describe_line, &shown_secret);
+			hl_config_free(c);
+		}
+		assert_false(shown_secret);
+	}
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		struct hl_config_override ov = { "HEALER_DATABASE_URL", good[i] };
 
@@ -192,9 +215,20 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_MAX_ATTEMPTS", "three", "HEALER_MAX_ATTEMPTS" },
 		{ "HEALER_PROCESS_BOT_COMMITS", "maybe", "HEALER_PROCESS_BOT_COMMITS" },
 		{ "HEALER_REPOSITORIES", "justaname", "HEALER_REPOSITORIES" },
+		/* not a wildcard, not a name GitHub allows: it would match nothing */
+		{ "HEALER_REPOSITORIES", "acme/api,acme/*", "HEALER_REPOSITORIES" },
+		{ "HEALER_REPOSITORIES", "acme/my app", "HEALER_REPOSITORIES" },
 		{ "GITHUB_API_URL", "ftp://x", "GITHUB_API_URL" },
 		{ "HEALER_DATABASE_URL", "mysql://x", "HEALER_DATABASE_URL" },
 		{ "GITHUB_APP_ID", "123", "GITHUB_APP" },
+		/* blank where a value is needed (a namespace " ", a CodeRun
+		 * without a model, GitHub at "") */
+		{ "HEALER_NAMESPACE", " ", "HEALER_NAMESPACE" },
+		{ "HEALER_DATA_DIR", " \t", "HEALER_DATA_DIR" },
+		{ "HEALER_CLI", "", "HEALER_CLI" },
+		{ "HEALER_MODEL", " ", "HEALER_MODEL" },
+		{ "GITHUB_API_URL", "", "GITHUB_API_URL" },
+		{ "HEALER_EMAIL_FROM", "", "HEALER_EMAIL_FROM" },
 	};
 	size_t i;
 
@@ -284,6 +318,67 @@ test_config_yaml_unknown_key_and_syntax(void **state)
 	free(f2);
 }
 
+/* YAML the readers cannot mean: an alias (read as no value, it shifted
+ * every later key onto the next key's name) and a key set twice (the last
+ * silently won) are errors naming the file and the key. */
+static void
+test_config_yaml_aliases_and_duplicate_keys(void **state)
+{
+	static const struct {
+		const char *text, *expect;
+	} bad[] = {
+		{ "HEALER_MODEL: &m claude-x\nHEALER_CLI: *m\nHEALER_NAMESPACE: prod\n", "alias" },
+		{ "HEALER_REPOSITORIES: [&r a/b, *r]\n", "alias" },
+		{ "HEALER_NAMESPACE: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
+		{ "namespace: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
+		{ "HEALER_REPOSITORIES: [a/b]\nrepositories: c/d\n", "HEALER_REPOSITORIES" },
+	};
+	static const char *const bad_services[] = {
+		"- repository: a/b\n  service: &s web\n  workload: *s\n  namespace: prod\n",
+		"- repository: a/b\n  namespace: prod\n  namespace: dev\n",
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_service *list = NULL;
+	size_t i, n = 0;
+	char *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		f = write_temp(bad[i].text);
+		if (hl_config_load(&c, f, NULL, 0, &err) == 0 || !strstr(err.msg, bad[i].expect) ||
+		    !strstr(err.msg, f))
+			fail_msg("%s: loaded or unclear: %s", bad[i].text, err.msg);
+		unlink(f);
+		free(f);
+	}
+	/* a plain YAML null is no value (not the string "null"); quoted, it is */
+	f = write_temp("GITHUB_TOKEN: null\nHEALER_MODEL: '~'\nHEALER_REPOSITORIES: ~\n");
+	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), 0);
+	assert_true(!c->github_token || !*c->github_token);
+	assert_true(!c->repositories || !*c->repositories);
+	assert_string_equal(c->model, "~");
+	hl_config_free(c);
+	unlink(f);
+	free(f);
+	/* an anchor without an alias is plain YAML */
+	f = write_temp("HEALER_NAMESPACE: &n prod\n");
+	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), 0);
+	assert_string_equal(c->namespace, "prod");
+	hl_config_free(c);
+	unlink(f);
+	free(f);
+	for (i = 0; i < sizeof(bad_services) / sizeof(bad_services[0]); i++) {
+		f = write_temp(bad_services[i]);
+		if (hl_config_services_load(&list, &n, f, &err) == 0)
+			fail_msg("services %s: loaded (%zu entries, workload '%s')",
+			         bad_services[i], n, list[0].workload ? list[0].workload : "");
+		assert_non_null(strstr(err.msg, f));
+		unlink(f);
+		free(f);
+	}
+}
+
 static void
 test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
 {
@@ -342,6 +437,24 @@ test_config_unauthenticated_listens_on_loopback_only(void **state)
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(hl_config_check_auth(c, &err), 0);
 	hl_config_free(c);
+	/* a secret file in UTF-16 is not its first character */
+	{
+		char *u16 = strdup("/tmp/healer-test-XXXXXX");
+		int fd = mkstemp(u16);
+		assert_true(fd >= 0);
+		assert_int_equal(write(fd, "s\0e\0c\0r\0e\0t\0\n\0", 14), 14);
+		close(fd);
+		setenv("GITHUB_WEBHOOK_SECRET_FILE", u16, 1);
+		assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+		assert_non_null(strstr(err.msg, "GITHUB_WEBHOOK_SECRET_FILE"));
+		unlink(u16);
+		free(u16);
+	}
+	/* a *_FILE variable naming no file is an error, not "no secret" */
+	setenv("GITHUB_WEBHOOK_SECRET_FILE", "", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "GITHUB_WEBHOOK_SECRET_FILE"));
+	unsetenv("GITHUB_WEBHOOK_SECRET_FILE");
 	/* an empty element of the rotation list, and a blank token, are errors */
 	setenv("GITHUB_WEBHOOK_SECRET", "a-secret,", 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
@@ -365,6 +478,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_database_url_is_a_secret, clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_key, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
+		cmocka_unit_test_setup(test_config_yaml_aliases_and_duplicate_keys, clear_env),
 		cmocka_unit_test_setup(test_config_redelivery_hook, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
 		                       clear_env),

@@ -33,7 +33,7 @@ static json_t *
 parse(const char *text)
 {
 	json_error_t je;
-	json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
+	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 
 	if (!v)
 		fail_msg("bad test JSON at line %d column %d: %s", je.line, je.column, je.text);
@@ -1061,6 +1061,7 @@ test_event_repository_must_be_owner_name(void **state)
 		"acme/x%2F..",
 		"acme/caf\u00e9",
 		"a123456789012345678901234567890123456789/x",
+		"acme/x\\u0000/../../y", /* not "acme/x" */
 	};
 	struct hl_err err = HL_ERR_INIT;
 	char payload[512];
@@ -1114,6 +1115,51 @@ test_event_odd_types_are_absent(void **state)
 	assert_null(ev->failed_step);
 	assert_int_equal(ev->intent, HL_INTENT_TRACK);
 	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+}
+
+/* Ids that are not whole numbers in range are absent, never another id:
+ * 7.9 is not job 7, and every huge id is not INT64_MAX (one key for all). */
+static void
+test_event_ids_out_of_range_are_absent(void **state)
+{
+	static const char *const bad[] = { "7.9",
+		                           "-3",
+		                           "1e19",
+		                           "18446744073709551616.0",
+		                           "\"99999999999999999999\"",
+		                           "\"+7\"",
+		                           "\" 7\"",
+		                           "\"7\\u00008\"",
+		                           "\"0x10\"",
+		                           "0" };
+	char text[512];
+	struct hl_event *ev;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "{\"action\": \"completed\", \"repository\": {\"full_name\": \"a/b\"},"
+		         " \"workflow_job\": {\"id\": %s, \"run_id\": 5,"
+		         " \"conclusion\": \"failure\"}}",
+		         bad[i]);
+		ev = norm("workflow_job", text);
+		if (ev->job_id != 0)
+			fail_msg("id %s read as %lld", bad[i], (long long)ev->job_id);
+		hl_event_free(ev);
+	}
+	ev = norm("workflow_job", "{\"repository\": {\"full_name\": \"a/b\"}, \"workflow_job\":"
+	                          " {\"id\": \"9223372036854775807\", \"run_id\": 4.0}}");
+	assert_int_equal(ev->job_id, INT64_MAX);
+	assert_int_equal(ev->run_id, 4);
+	hl_event_free(ev);
+	ev = norm(
+	        "check_run",
+	        "{\"action\": \"completed\", \"repository\": {\"full_name\": \"a/b\"},"
+	        " \"check_run\": {\"id\": 5, \"app\": {\"slug\": \"github-actions\"},"
+	        " \"details_url\": \"https://github.com/a/b/actions/runs/99999999999999999999/job/5\"}}");
+	assert_int_equal(ev->run_id, 0);
 	hl_event_free(ev);
 }
 
@@ -1419,6 +1465,7 @@ main(void)
 		cmocka_unit_test(test_event_normalize_errors),
 		cmocka_unit_test(test_event_repository_must_be_owner_name),
 		cmocka_unit_test(test_event_odd_types_are_absent),
+		cmocka_unit_test(test_event_ids_out_of_range_are_absent),
 		cmocka_unit_test(test_event_mutated_payloads_never_crash),
 	};
 

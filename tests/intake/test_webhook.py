@@ -17,6 +17,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -321,6 +322,32 @@ def run(tmp):
           all(st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
               and d.get("task_id") is None for st, _, d in answers), answers)
 
+    # Header bytes that are not UTF-8 (a proxy's Latin-1, a garbled hook id)
+    # are stored as U+FFFD: the stored headers stay a JSON text, which
+    # PostgreSQL requires (it refused the delivery with a 503 before).
+    body = b'{"zen":"x","hook_id":12}'
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    s.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: dlv-latin1\r\n"
+              b"X-GitHub-Hook-ID: 12\xff\r\nX-Proxy-Note: caf\xe9\r\n"
+              b"X-Hub-Signature-256: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+              % (sign(body).encode(), len(body), body))
+    first = s.recv(4096)
+    s.close()
+    con = srv.db()
+    if isinstance(con, sqlite3.Connection):
+        con.text_factory = bytes  # as stored, not decoded
+    row = con.execute("SELECT headers_json, hook_id FROM deliveries"
+                      " WHERE delivery_id='dlv-latin1'").fetchone()
+    try:
+        raw = row[0] if row else None
+        hdrs = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw) if row else None
+    except ValueError as e:
+        hdrs = {"error": str(e), "raw": repr(row[0])}
+    check("headers that are not UTF-8 are stored as a JSON text (U+FFFD), the hook id only"
+          " when it is a number", first.startswith(b"HTTP/1.1 202") and hdrs
+          and hdrs.get("X-Proxy-Note") == "caf\ufffd" and row[1] is None, (first[:120], row, hdrs))
+
     # 413 before the body is read.
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     s.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -410,6 +437,26 @@ def run(tmp):
     run2["workflow_run"]["id"] += 1
     st, _, d = srv.json("POST", "/api/remediate/ci-failure", json.dumps({"body": run2}).encode(), auth)
     check("a wrapped workflow_run is accepted", st == 202 and d.get("dedup_status") == "new", d)
+    # A job's check run (GitHub Actions) after its workflow_job: the same
+    # failure, so the answer names the task that remediates it, one that
+    # /api/remediations knows.
+    job = copy.deepcopy(WF_JOB)
+    job["workflow_job"].update(id=880011, run_id=880001)
+    st, _, d1 = srv.json("POST", "/api/remediate/ci-failure", json.dumps(job).encode(), auth)
+    cr = {"action": "completed", "repository": WF_JOB["repository"], "sender": WF_JOB["sender"],
+          "check_run": {"id": 880011, "name": job["workflow_job"]["name"],
+                        "status": "completed", "conclusion": "failure",
+                        "head_sha": job["workflow_job"]["head_sha"],
+                        "app": {"slug": "github-actions"},
+                        "details_url": "https://github.com/%s/actions/runs/880001/job/880011"
+                                       % WF_JOB["repository"]["full_name"],
+                        "check_suite": {"id": 880021, "head_branch": "main"}}}
+    st, _, d2 = srv.json("POST", "/api/remediate/ci-failure", json.dumps(cr).encode(),
+                         dict(auth, **{"X-GitHub-Event": "check_run"}))
+    st3, _, t = srv.json("GET", "/api/remediations/%s" % d2.get("task_id"))
+    check("a check run of a job already remediated answers existing with that job's task",
+          d1.get("dedup_status") == "new" and d2.get("dedup_status") == "existing"
+          and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3, t))
     st, _, d = srv.json("POST", "/api/remediate/security-alert", json.dumps(DEPENDABOT).encode(), auth)
     check("security alert is accepted", st == 202 and d.get("event") == "dependabot_alert"
           and d.get("status") in ("accepted", "skipped"), d)
@@ -443,6 +490,24 @@ def run(tmp):
           and dl.get("by_reason", {}).get("duplicate_event", 0) >= 1
           and "queue_depth" in d and len(d.get("recent", [])) > 0
           and "by_state" in d.get("remediations", {}), d)
+    # Any well-formed X-GitHub-Event is stored; names GitHub does not send
+    # are kept under "other", so they cannot grow /api/status and /metrics.
+    made_up = ["zz_made_up_%d" % i for i in range(3)] + ["aaa_first"]
+    answers = [srv.deliver(b'{"zen":"x"}', event=n)[2] for n in made_up]
+    st, _, d2 = srv.json("GET", "/api/status")
+    be = d2.get("deliveries", {}).get("by_event", {})
+    st_m, _, mdata = srv.request("GET", "/metrics")
+    check("made-up event names are answered with their name and counted as 'other'",
+          all(a.get("status") == "skipped" and a.get("event") == n
+              for a, n in zip(answers, made_up))
+          and be.get("other") == len(made_up) and be.get("sponsorship") == 1
+          and not any(n in be for n in made_up)
+          and not any(n.encode() in mdata for n in made_up)
+          and b'healer_deliveries{event="other"' in mdata, (answers, be))
+    row = srv.db().execute("SELECT event_name, headers_json FROM deliveries"
+                           " WHERE event_name = 'other'").fetchone()
+    check("a made-up event's delivery keeps its X-GitHub-Event in the stored headers",
+          row is not None and "zz_made_up_" in row[1], row)
     sm = d.get("success_metrics") or {}
     check("/api/status has the success metrics (contract section 4) with their targets",
           {"tasks", "routing_correct", "duplicates_prevented", "time_to_fix_p50_seconds",

@@ -2358,6 +2358,12 @@ test_store_urls_display_without_credentials(void **state)
 		  true },
 		{ "host=db password='p w\\' x' dbname=h", "host=db password=*** dbname=h", true },
 		{ "dbname = healer password = pw", "dbname = healer password = ***", true },
+		/* the client key's passphrase, and names libpq percent-decodes */
+		{ "host=db sslpassword=kp dbname=h", "host=db sslpassword=*** dbname=h", true },
+		{ "postgres://db/h?sslpassword=kp&sslmode=require",
+		  "postgres://db/h?sslpassword=***&sslmode=require", true },
+		{ "postgres://db/h?%70assword=pw&%73slpassword=kp&x%=1",
+		  "postgres://db/h?%70assword=***&%73slpassword=***&x%=1", true },
 		{ "mysql://x", "mysql://x", false },
 		{ "/var/lib/healer.db", "/var/lib/healer.db", false },
 	};
