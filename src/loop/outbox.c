@@ -384,10 +384,12 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			st = HL_OUTBOX_FAILED;
 		if (st == HL_OUTBOX_PENDING)
 			next = hl_time_wall_ms() + outbox_backoff(tries, res.retry_after_ms);
+		/* (the service's wait, at most OUTBOX_WAIT_MAX like a row's own) */
 		if (outbox_holds_channel(&res))
 			outbox_hold(holds, nt->channel,
 			            hl_time_wall_ms() +
-			                    (res.retry_after_ms > 0
+			                    (res.retry_after_ms > 0 &&
+			                                     res.retry_after_ms < OUTBOX_WAIT_MAX
 			                             ? res.retry_after_ms
 			                             : outbox_backoff(tries, res.retry_after_ms)));
 		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",

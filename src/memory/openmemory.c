@@ -148,7 +148,9 @@ om_classify(struct hl_notify_result *r, const struct hl_fetch_res *res)
 	} else if (res->status == 429) {
 		json_t *ra = json_object_get(v, "retry_after");
 		r->status = HL_NOTIFY_RETRY;
-		if (json_is_number(ra))
+		/* seconds; a day or more (or below 0) is no wait to keep */
+		if (json_is_number(ra) && json_number_value(ra) >= 0 &&
+		    json_number_value(ra) < 86400.0)
 			r->retry_after_ms = (int64_t)(json_number_value(ra) * 1000);
 		else if (res->retry_after_s >= 0)
 			r->retry_after_ms = res->retry_after_s * 1000;

@@ -22,6 +22,7 @@ import http.client
 import json
 import math
 import os
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -437,6 +438,28 @@ def openmemory():
     check("OpenMemory's 500 query_failed is a failed source, the CodeRun goes",
           by_task(t4) and srcs.get("memory", {}).get("state") == "failed"
           and "500" in srcs.get("memory", {}).get("detail", ""), srcs.get("memory"))
+
+    # an absurd retry_after (about 31,700 years) holds the channel no longer
+    # than the outbox's longest wait: the reinforcement queued behind the
+    # refused add must not be put off for ever
+    t5 = sc.start(R)
+    prompt_of(sc.attempt(t5, 1))
+    om("POST", "/_stub/fail", {"rate_limit": 1, "retry_after": 1e12})
+    sc.fix(t5, 1, f"https://github.com/{R}/pull/5")
+
+    def om_rows():
+        db = sqlite3.connect(f"file:{srv.data_dir}/healer.db?mode=ro", uri=True, timeout=5)
+        try:
+            return db.execute("SELECT kind, state, attempts, next_ms FROM notifications"
+                              " WHERE task_id = ? AND channel = 'openmemory'", (t5,)).fetchall()
+        finally:
+            db.close()
+    rows = wait_for(lambda: (lambda r: r if any(k == "memory_add" and a >= 1 for k, _, a, _ in r)
+                             and any(k == "memory_reinforce" for k, *_ in r) else None)(om_rows()),
+                    20) or om_rows()
+    late = max((n for _, st, _, n in rows if st == "pending"), default=0) - time.time() * 1000
+    check("a 429 with an absurd retry_after holds OpenMemory's messages at most 15 minutes",
+          rows and late <= 16 * 60 * 1000, [rows, late])
     srv.stop()
 
     # a wrong key (403) and no key (401): refused, recorded, never retried
