@@ -572,13 +572,22 @@ config_database_ok(const char *url)
 	return *p == '=';
 }
 
+/* A string setting of struct hl_config by its key. */
+struct config_string_field {
+	const char *key;
+	size_t offset;
+};
+
+static const char *
+config_string_at(const struct hl_config *cfg, const struct config_string_field *f)
+{
+	return *(char *const *)(const void *)((const char *)cfg + f->offset);
+}
+
 static int
 config_finish(struct hl_config *cfg, struct hl_err *err)
 {
-	static const struct {
-		const char *key;
-		size_t offset;
-	} urls[] = {
+	static const struct config_string_field urls[] = {
 		{ "GITHUB_API_URL", offsetof(struct hl_config, github_api_url) },
 		{ "ARGOCD_SERVER", offsetof(struct hl_config, argocd_server) },
 		{ "PROMETHEUS_URL", offsetof(struct hl_config, prometheus_url) },
@@ -588,10 +597,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		{ "DISCORD_WEBHOOK_URL", offsetof(struct hl_config, discord_webhook_url) },
 		{ "SLACK_WEBHOOK_URL", offsetof(struct hl_config, slack_webhook_url) },
 	};
-	static const struct {
-		const char *key;
-		size_t offset;
-	} required[] = {
+	static const struct config_string_field required[] = {
 		{ "HEALER_DATA_DIR", offsetof(struct hl_config, data_dir) },
 		{ "HEALER_NAMESPACE", offsetof(struct hl_config, namespace) },
 		{ "HEALER_CLI", offsetof(struct hl_config, cli) },
@@ -607,7 +613,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	/* settings with a default that cannot mean "none": blank is an error,
 	 * not a namespace " " or a CodeRun without a model */
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
-		const char *v = *(char **)(void *)((char *)cfg + required[i].offset);
+		const char *v = config_string_at(cfg, &required[i]);
 		if (!v || config_blank(v, strlen(v)))
 			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
 	}
@@ -624,12 +630,10 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                  " libpq settings (host=... dbname=...)");
 	}
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-		if ((rc = config_check_url(urls[i].key,
-		                           *(char **)(void *)((char *)cfg + urls[i].offset), err)) <
-		    0)
+		if ((rc = config_check_url(urls[i].key, config_string_at(cfg, &urls[i]), err)) < 0)
 			return rc;
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-		config_register_userinfo(*(char **)(void *)((char *)cfg + urls[i].offset));
+		config_register_userinfo(config_string_at(cfg, &urls[i]));
 	config_register_userinfo(cfg->database_url);
 	if ((rc = config_check_secrets(cfg, err)) < 0)
 		return rc;
