@@ -22,7 +22,6 @@ import http.client
 import json
 import math
 import os
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -37,6 +36,9 @@ from dtest import check  # noqa: E402
 
 sys.path.insert(0, dtest.STUBS)
 from healerproc import Healer, wait_for  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "pg"))
+import pgtest  # noqa: E402  (the store on either backend)
 
 SECRET = "memory-webhook-secret"
 GTOKEN = "ghs_memory_token_value"
@@ -448,7 +450,7 @@ def openmemory():
     sc.fix(t5, 1, f"https://github.com/{R}/pull/5")
 
     def om_rows():
-        db = sqlite3.connect(f"file:{srv.data_dir}/healer.db?mode=ro", uri=True, timeout=5)
+        db = pgtest.store_db(srv.data_dir)  # SQLite, or PostgreSQL under pgrun
         try:
             return db.execute("SELECT kind, state, attempts, next_ms FROM notifications"
                               " WHERE task_id = ? AND channel = 'openmemory'", (t5,)).fetchall()
