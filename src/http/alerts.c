@@ -167,7 +167,8 @@ hl_http_alerts(struct http_req *r, const char *arg)
 		s->ireq.done = alerts_done;
 		s->ireq.arg = s;
 	}
-	hl_http_suspend(r);
+	if (!hl_http_suspend(r))
+		return hl_http_reply_error(r, 503, "shutting_down", "the server is shutting down");
 	for (i = 0; i < al->batch.n; i++)
 		hl_store_intake_submit(r->srv->store, &al->subs[i].ireq);
 	return MHD_YES;

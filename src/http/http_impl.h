@@ -170,8 +170,10 @@ struct http_req {
 
 /* Suspends r's connection until hl_http_resume (phase HTTP_WAITING), and
  * resumes it (phase HTTP_DONE): the server counts suspended requests, as
- * libmicrohttpd must not be stopped while one is. */
-void hl_http_suspend(struct http_req *r);
+ * libmicrohttpd must not be stopped while one is. hl_http_suspend is false
+ * (nothing suspended) once the server is stopping: answer 503, queue
+ * nothing. */
+bool hl_http_suspend(struct http_req *r) HL_MUST_CHECK;
 void hl_http_resume(struct http_req *r);
 
 /* Appends s[0..n) JSON-escaped with its invalid UTF-8 bytes as U+FFFD (a

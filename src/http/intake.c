@@ -280,7 +280,8 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	};
 	r->ireq.done = intake_done;
 	r->ireq.arg = r;
-	hl_http_suspend(r);
+	if (!hl_http_suspend(r))
+		return hl_http_reply_error(r, 503, "shutting_down", "the server is shutting down");
 	hl_store_intake_submit(r->srv->store, &r->ireq);
 	return MHD_YES;
 }

@@ -702,12 +702,24 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	atomic_fetch_sub(&srv->inflight, 1);
 }
 
-void
+bool
 hl_http_suspend(struct http_req *r)
 {
+	struct hl_http_server *srv = r->srv;
+
+	/* Counted before the stop flag is read, and the stop sets the flag
+	 * before it waits for the count to reach zero: either the stop waits
+	 * for this request, or the request sees the stop (a request already
+	 * past its first check when the stop began would otherwise be queued
+	 * after the server was freed). */
+	atomic_fetch_add(&srv->suspended, 1);
+	if (atomic_load(&srv->stopping)) {
+		atomic_fetch_sub(&srv->suspended, 1);
+		return false;
+	}
 	atomic_store(&r->phase, HTTP_WAITING);
-	atomic_fetch_add(&r->srv->suspended, 1);
 	MHD_suspend_connection(r->conn);
+	return true;
 }
 
 void
