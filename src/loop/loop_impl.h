@@ -66,6 +66,7 @@ struct hl_loop {
 	 * {"cr": object, "since": ms}; looked at again by the drivers */
 	pthread_mutex_t pending_lock;
 	json_t *pending;
+	pthread_mutex_t pending_apply; /* one driver applies them at a time */
 };
 
 /* Wakes the drivers (a task is due) / the outbox. */

@@ -122,34 +122,42 @@ hl_loop_observe_pending(struct hl_loop *l)
 	json_t *taken, *e;
 	int applied = 0;
 
+	/* The kept objects stay in l->pending until each is applied (or
+	 * dropped): while one is there the watch does not save a resume point
+	 * past it, so a kill before it is applied, or a store that is away,
+	 * never loses it. */
+	if (pthread_mutex_trylock(&l->pending_apply) != 0)
+		return 0; /* another driver is at it */
 	pthread_mutex_lock(&l->pending_lock);
-	if (json_object_size(l->pending) == 0) {
-		pthread_mutex_unlock(&l->pending_lock);
-		return 0;
-	}
-	taken = l->pending;
-	l->pending = json_object();
-	if (!l->pending) { /* out of memory: keep what was there */
-		l->pending = taken;
-		pthread_mutex_unlock(&l->pending_lock);
-		return 0;
-	}
+	taken = json_object_size(l->pending) ? json_copy(l->pending) : NULL;
 	pthread_mutex_unlock(&l->pending_lock);
+	if (!taken) {
+		pthread_mutex_unlock(&l->pending_apply);
+		return 0;
+	}
 	json_object_foreach(taken, name, e)
 	{
 		int64_t since = json_integer_value(json_object_get(e, "since"));
 		bool waiting = false;
 
 		if (observe_one(l, json_object_get(e, "cr"), since, false, &waiting, &err) < 0) {
+			/* the store is away: it stays, looked at again later */
 			hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed", "coderun", name,
 			          "error", err.msg, NULL);
-			/* the store is away: look again later */
-			(void)observe_keep(l, name, json_object_get(e, "cr"), since, false);
-		} else if (!waiting) {
-			applied++;
+			continue;
 		}
+		if (waiting)
+			continue;
+		applied++;
+		/* applied (or too old to wait for): gone, unless a newer object
+		 * replaced it meanwhile */
+		pthread_mutex_lock(&l->pending_lock);
+		if (json_object_get(l->pending, name) == e)
+			json_object_del(l->pending, name);
+		pthread_mutex_unlock(&l->pending_lock);
 	}
 	json_decref(taken);
+	pthread_mutex_unlock(&l->pending_apply);
 	return applied;
 }
 
