@@ -5,13 +5,20 @@
  * One thread. It takes or keeps the "redeliver" leadership every third of
  * HEALER_LEASE_SECONDS; while it leads and a pass is due it runs one. When
  * a pass is due is kept in the store (key "redeliver:<hook>": "<since_ms>
- * <last pass ms>"), so a replica that takes the leadership over neither
- * repeats a pass that just ran nor waits a whole interval for one that is
- * late. Invariants: a guid is asked for only after its claim is stored
- * (hl_store_redelivery_claim), so whichever replica runs a pass, or two
- * overlapping passes of a leader that lost its leadership and the next
- * one, GitHub is asked once per guid; the resume point moves only after
- * a complete pass, so a pass cut short is listed again.
+ * <last pass ms>", then "<mark_ms> <page>" while a listing is unfinished),
+ * so a replica that takes the leadership over neither repeats a pass that
+ * just ran nor waits a whole interval for one that is late. A pass lists
+ * at most REDELIVER_MAX_LIST deliveries, in whole pages; when more were
+ * delivered since the resume point (a long outage of a busy hook), it
+ * saves the next page and the newest delivery it saw (the mark), and the
+ * next pass, due at once, goes on from that page; the listing that reaches
+ * the resume point moves it to the mark. Invariants: a guid is asked for
+ * only after its claim is stored (hl_store_redelivery_claim), so whichever
+ * replica runs a pass, or two overlapping passes of a leader that lost its
+ * leadership and the next one, GitHub is asked once per guid; the resume
+ * point moves only after a complete listing down to it, so a pass cut
+ * short is listed again and no delivery older than the newest listed is
+ * skipped.
  */
 #include "redeliver.h"
 
@@ -53,31 +60,53 @@ struct hl_redeliver {
 	atomic_uint_fast64_t requested, refused, passes_ok, passes_failed;
 };
 
-/* The resume point: "<since_ms> <last pass ms>"; zeros when none. */
+/* The resume point of the hook's listing. */
+struct redeliver_point {
+	int64_t since;   /* deliveries before it were examined (wall ms; 0: none) */
+	int64_t last;    /* when the last pass ran (wall ms; 0: never) */
+	int64_t mark;    /* with page: the newest delivery of the unfinished listing */
+	char page[2048]; /* where the unfinished listing goes on; "" when none */
+};
+
+/* The resume point: "<since_ms> <last pass ms> [<mark_ms> <page>]"; zeros
+ * when none. */
 static void
-redeliver_load_point(struct hl_redeliver *r, int64_t *since, int64_t *last)
+redeliver_load_point(struct hl_redeliver *r, struct redeliver_point *pt)
 {
 	struct hl_err err = HL_ERR_INIT;
 	char *v = NULL;
-	long long a = 0, b = 0;
+	long long a = 0, b = 0, c = 0;
+	int used = 0;
 
-	*since = *last = 0;
+	memset(pt, 0, sizeof(*pt));
 	if (hl_store_kv_get(r->store, &v, r->kv_key, &err) < 0)
 		return;
-	if (sscanf(v, "%lld %lld", &a, &b) == 2 && a >= 0 && b >= 0) {
-		*since = a;
-		*last = b;
+	if (sscanf(v, "%lld %lld%n", &a, &b, &used) == 2 && a >= 0 && b >= 0) {
+		const char *rest = v + used;
+		int n = 0;
+
+		pt->since = a;
+		pt->last = b;
+		if (sscanf(rest, " %lld %n", &c, &n) == 1 && c >= a && n > 0 && rest[n] &&
+		    strlen(rest + n) < sizeof(pt->page) && !strpbrk(rest + n, " \t\r\n")) {
+			pt->mark = c;
+			hl_strlcpy(pt->page, rest + n, sizeof(pt->page));
+		}
 	}
 	free(v);
 }
 
 static void
-redeliver_save_point(struct hl_redeliver *r, int64_t since, int64_t last)
+redeliver_save_point(struct hl_redeliver *r, const struct redeliver_point *pt)
 {
 	struct hl_err err = HL_ERR_INIT;
-	char v[64];
+	char v[2200];
 
-	snprintf(v, sizeof(v), "%lld %lld", (long long)since, (long long)last);
+	if (pt->page[0])
+		snprintf(v, sizeof(v), "%lld %lld %lld %s", (long long)pt->since,
+		         (long long)pt->last, (long long)pt->mark, pt->page);
+	else
+		snprintf(v, sizeof(v), "%lld %lld", (long long)pt->since, (long long)pt->last);
 	if (hl_store_kv_put(r->store, r->kv_key, v, &err) < 0)
 		hl_log_kv(HL_LOG_WARN, "saving the redelivery point failed", "error", err.msg,
 		          NULL);
@@ -169,8 +198,10 @@ int
 hl_redeliver_run(struct hl_redeliver *r, struct hl_redeliver_pass *out, struct hl_err *err)
 {
 	struct hl_redeliver_pass p = { 0 };
+	struct redeliver_point pt;
+	struct hl_github_listing l = { .max = REDELIVER_MAX_LIST };
 	json_t *list = NULL, *ok = json_object(), *seen = json_object(), *d;
-	int64_t since = 0, last = 0, now = hl_time_wall_ms(), newest = 0, floor;
+	int64_t since, now = hl_time_wall_ms(), newest = 0, floor;
 	size_t i;
 	int rc;
 
@@ -178,12 +209,25 @@ hl_redeliver_run(struct hl_redeliver *r, struct hl_redeliver_pass *out, struct h
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	redeliver_load_point(r, &since, &last);
+	redeliver_load_point(r, &pt);
 	floor = now - REDELIVER_WINDOW_MS;
-	since = since > 0 ? since - REDELIVER_MARGIN_MS : floor;
+	since = pt.since > 0 ? pt.since - REDELIVER_MARGIN_MS : floor;
 	if (since < floor)
 		since = floor;
-	rc = hl_github_hook_deliveries(r->github, &list, &r->hook, since, REDELIVER_MAX_LIST, err);
+	l.from = pt.page;
+	l.since_ms = since;
+	rc = hl_github_hook_deliveries(r->github, &list, &r->hook, &l, err);
+	if (rc < 0 && pt.page[0] && (rc == -HL_EINVAL || rc == -HL_ENOTFOUND)) {
+		/* GitHub no longer knows the saved page: list from the newest again */
+		hl_log_kv(HL_LOG_WARN,
+		          "GitHub refused the saved page of the hook's deliveries; "
+		          "listing from the newest",
+		          "hook", r->hook_key, "error", err->msg, NULL);
+		pt.page[0] = '\0';
+		redeliver_save_point(r, &pt);
+		l.from = NULL;
+		rc = hl_github_hook_deliveries(r->github, &list, &r->hook, &l, err);
+	}
 	if (rc < 0)
 		goto out;
 	p.listed = (int64_t)json_array_size(list);
@@ -219,10 +263,23 @@ hl_redeliver_run(struct hl_redeliver *r, struct hl_redeliver_pass *out, struct h
 			break;
 		}
 	}
-	if (p.complete)
-		redeliver_save_point(r, newest > since ? newest : since + REDELIVER_MARGIN_MS, now);
-	else
-		redeliver_save_point(r, since + REDELIVER_MARGIN_MS, now);
+	pt.last = now;
+	if (!p.complete) {
+		/* listed again from the same page and point */
+	} else if (l.next[0]) {
+		/* more than a pass lists: go on from the next page */
+		if (!pt.page[0])
+			pt.mark = newest > since ? newest : since + REDELIVER_MARGIN_MS;
+		hl_strlcpy(pt.page, l.next, sizeof(pt.page));
+		p.more = true;
+	} else {
+		if (pt.page[0])
+			pt.since = pt.mark;
+		else
+			pt.since = newest > since ? newest : since + REDELIVER_MARGIN_MS;
+		pt.page[0] = '\0';
+	}
+	redeliver_save_point(r, &pt);
 out:
 	if (rc == 0 && out)
 		*out = p;
@@ -279,15 +336,17 @@ redeliver_main(void *arg)
 	if (tick < 100)
 		tick = 100;
 	do {
-		int64_t since = 0, last = 0, now = hl_time_wall_ms();
+		int64_t now = hl_time_wall_ms();
+		struct redeliver_point pt;
 		struct hl_redeliver_pass p;
 		struct hl_err err = HL_ERR_INIT;
 		char n[4][24];
 
 		if (!redeliver_lead(r) || hl_time_mono_ms() < retry_at)
 			continue;
-		redeliver_load_point(r, &since, &last);
-		if (last > 0 && last <= now && now - last < interval)
+		redeliver_load_point(r, &pt);
+		/* an unfinished listing goes on at once */
+		if (!pt.page[0] && pt.last > 0 && pt.last <= now && now - pt.last < interval)
 			continue;
 		if (hl_redeliver_run(r, &p, &err) < 0) {
 			atomic_fetch_add(&r->passes_failed, 1);

@@ -44,6 +44,8 @@ struct hl_redeliver_pass {
 	int64_t requested; /* redeliveries GitHub accepted (202) */
 	int64_t refused;   /* redeliveries GitHub refused or whose answer was lost */
 	bool complete;     /* listed to the end (not stopped by a rate limit or error) */
+	bool more;         /* older deliveries than those listed are left for the
+	                    * next pass, due at once */
 };
 
 /*

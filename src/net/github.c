@@ -1143,16 +1143,18 @@ github_hook_path(struct hl_buf *p, const struct hl_github_hook *h, enum github_a
 
 int
 hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_github_hook *hook,
-                          int64_t since_ms, size_t max, struct hl_err *err)
+                          struct hl_github_listing *l, struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
 	enum github_auth_mode mode;
 	struct github_answer *ans = malloc(sizeof(*ans));
 	char *next = malloc(2048);
 	json_t *arr = json_array();
-	bool older = false;
+	bool older = false, more = false;
+	size_t max = l->max;
 	int ret, pages = 0;
 
+	l->next[0] = '\0';
 	if (!ans || !next || !arr) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
@@ -1163,7 +1165,7 @@ hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_gi
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "?per_page=%zu", max < 100 ? max : (size_t)100);
-	hl_strlcpy(next, p.data, 2048);
+	hl_strlcpy(next, l->from && *l->from ? l->from : p.data, 2048);
 	/* bounded: at most 100 pages; newest first, so the first delivery older
 	 * than since_ms ends the listing */
 	while (!older && pages++ < 100 && json_array_size(arr) < max) {
@@ -1177,12 +1179,10 @@ hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_gi
 		{
 			int64_t at = hl_time_parse_rfc3339(hl_json_str_or(it, "delivered_at", ""));
 
-			if (since_ms > 0 && at >= 0 && at < since_ms) {
+			if (l->since_ms > 0 && at >= 0 && at < l->since_ms) {
 				older = true;
 				break;
 			}
-			if (json_array_size(arr) >= max)
-				break;
 			json_array_append_new(
 			        arr,
 			        json_pack(
@@ -1202,9 +1202,12 @@ hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_gi
 			                (json_int_t)hl_json_int(it, "repository_id", 0)));
 		}
 		json_decref(page);
-		if (!hl_fetch_link_next(next, 2048, ans->link))
+		more = hl_fetch_link_next(next, 2048, ans->link);
+		if (!more)
 			break;
 	}
+	if (more && !older)
+		hl_strlcpy(l->next, next, sizeof(l->next));
 	*out = arr;
 	arr = NULL;
 out:

@@ -37,7 +37,8 @@
 struct hl_github;
 
 /* Builds a client from the configuration (GITHUB_API_URL, token or App). */
-int hl_github_new(struct hl_github **out, const struct hl_config *cfg, struct hl_err *err) HL_MUST_CHECK;
+int hl_github_new(struct hl_github **out, const struct hl_config *cfg,
+                  struct hl_err *err) HL_MUST_CHECK;
 
 /* Builds a client from parts; any of token/app_* may be NULL. */
 int hl_github_new_with(struct hl_github **out, const char *api_url, const char *token,
@@ -134,7 +135,8 @@ int hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo
  * HL_ENOTFOUND for a deleted comment, HL_EINVAL for a 422, HL_EAUTH.
  */
 int hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo,
-                           int64_t comment_id, const char *content, struct hl_err *err) HL_MUST_CHECK;
+                           int64_t comment_id, const char *content,
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Re-runs the failed jobs of a run (and the jobs depending on them): POST
@@ -249,19 +251,31 @@ struct hl_github_hook {
 	int64_t id;       /* REPO and ORG: the hook id */
 };
 
+/* Where a listing of a hook's deliveries starts and stops (see below). */
+struct hl_github_listing {
+	const char *from; /* in: a next of an earlier listing; NULL or "": the newest page */
+	int64_t since_ms; /* in: stop at the first delivery delivered before it (0: none) */
+	size_t max;       /* in: stop after the page that reaches max deliveries (0: 1000) */
+	char next[2048];  /* out: the page after the last one read when the listing
+	                   * stopped at max or the page bound; "" when it reached
+	                   * since_ms or the end */
+};
+
 /*
  * The hook's recent deliveries, newest first: GET .../deliveries
- * ?per_page=100, then the cursor of Link rel="next" (at most 100 pages),
- * until max (0: 1000) or the first delivery delivered before since_ms (wall
- * clock ms; 0: no limit). *out is a new array of {id, guid, status,
- * status_code, delivered_at, redelivery, event, action (or null), duration,
- * installation_id, repository_id}; a delivery failed when status is not
- * "OK". App hooks authenticate with the App's JWT (GITHUB_APP_ID and
- * GITHUB_APP_PRIVATE_KEY; HL_EAUTH without them), repository and
- * organization hooks with the token or installation token.
+ * ?per_page=100 (or l->from), then the cursor of Link rel="next" (at most
+ * 100 pages), until l->max or the first delivery delivered before
+ * l->since_ms (wall clock ms). Whole pages are read, so a listing that goes
+ * on from l->next misses nothing; GitHub's cursor names the delivery a page
+ * starts at, so it stays valid while newer deliveries arrive. *out is a new
+ * array of {id, guid, status, status_code, delivered_at, redelivery, event,
+ * action (or null), duration, installation_id, repository_id}; a delivery
+ * failed when status is not "OK". App hooks authenticate with the App's JWT
+ * (GITHUB_APP_ID and GITHUB_APP_PRIVATE_KEY; HL_EAUTH without them),
+ * repository and organization hooks with the token or installation token.
  */
 int hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_github_hook *hook,
-                              int64_t since_ms, size_t max, struct hl_err *err) HL_MUST_CHECK;
+                              struct hl_github_listing *l, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Asks GitHub to deliver one delivery again: POST .../deliveries/{id}

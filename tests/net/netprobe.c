@@ -484,10 +484,13 @@ probe_github(int argc, char **argv)
 			if (ret == 0)
 				v = json_pack("{s:b}", "ok", 1);
 		} else {
-			int64_t since = strcmp(argv[4], "0") ? hl_time_parse_rfc3339(argv[4]) : 0;
+			struct hl_github_listing l = {
+				.since_ms =
+				        strcmp(argv[4], "0") ? hl_time_parse_rfc3339(argv[4]) : 0,
+				.max = (size_t)atol(argv[5]),
+			};
 
-			ret = hl_github_hook_deliveries(gh, &v, &h, since, (size_t)atol(argv[5]),
-			                                &err);
+			ret = hl_github_hook_deliveries(gh, &v, &h, &l, &err);
 		}
 	} else if (strcmp(op, "repeat") == 0 && argc == 4) {
 		int i, n = atoi(argv[3]);

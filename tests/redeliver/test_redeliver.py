@@ -212,6 +212,85 @@ def main():
     h, asked = again("fourth")
     check("a pass after that asks for nothing", asked == [], asked)
 
+    # a long outage of a busy hook: the failed delivery X lies behind 1,250
+    # newer ones, more than a pass lists (1,000). The pass goes on from the
+    # next page at once (not an interval later) and asks for X; the resume
+    # point then moves to the newest delivery of the first listing, so a
+    # later pass asks for the failure Y that came after, and not X again.
+    big, bkey = 81, f"repo:{REPO}:81"
+    bport = pgtest.free_port()
+    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    mid = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1800))
+    newer = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    dtest.http("POST", f"{api}/_stub/seed", {
+        "hooks": {bkey: {"url": f"http://127.0.0.1:{bport}/webhook", "secret": hltest.SECRET}},
+        "deliveries": {bkey: [item(1, "guid-x", 502, at=old, payload=job_event(301, 3001))] +
+                       [item(i, f"guid-busy-{i}", 200, at=mid if i < 1153 else newer)
+                        for i in range(2, 1252)]}})
+    dtest.http("POST", f"{api}/_stub/reset")
+    d3 = os.path.join(dtest.TMP, "busy")
+    benv = dict(env, GITHUB_HOOK_ID=str(big), HEALER_LEASE_SECONDS="3",
+                HEALER_REDELIVER_INTERVAL_MINS="60")
+    h = hltest.Healer(d3, benv, name="busy", listen=f"127.0.0.1:{bport}")
+    h.start()
+
+    def asked_for(guid_ids):
+        return [guid_ids.get(r["path"].split("/")[-2], r["path"])
+                for r in dtest.http("GET", f"{api}/_stub/requests")
+                if r["method"] == "POST" and r["path"].endswith("/attempts")]
+    bids = {"1": "guid-x"}
+    wait_for(lambda: asked_for(bids) and total([h], 'healer_redeliver_passes_total{result="ok"}')
+             >= 2, 30, 0.1)
+    bdb = pgtest.store_db(d3)
+    point = bdb.execute("SELECT value FROM kv WHERE key = ?", (f"redeliver:{bkey}",)).fetchone()
+    stored = wait_for(lambda: bdb.execute("SELECT 1 FROM deliveries WHERE delivery_id = ?",
+                                          ("guid-x",)).fetchone(), 20)
+    check("a failed delivery behind more newer ones than a pass lists is still asked for, "
+          "once, by the pass that goes on from the next page at once; it arrives and is "
+          "stored", asked_for(bids) == ["guid-x"] and stored is not None
+          and total([h], 'healer_redeliver_passes_total{result="ok"}') >= 2,
+          (asked_for(bids), h.log()[-1500:]))
+    check("after the listing reaches the resume point, the point is the newest delivery of "
+          "the first listing and no page is left",
+          point is not None and len(point[0].split()) == 2
+          and abs(int(point[0].split()[0]) / 1000 - hltest_time(newer)) < 2, point)
+    h.stop()
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {bkey: [
+        item(1300, "guid-y", 500, at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             payload=job_event(302, 3002))]}})
+    dtest.http("POST", f"{api}/_stub/reset")
+    bdb.execute("UPDATE kv SET value = ? WHERE key = ?",
+                (point[0].split()[0] + " 0", f"redeliver:{bkey}"))
+    if hasattr(bdb, "commit"):
+        bdb.commit()
+    h = hltest.Healer(d3, benv, name="busy2", listen=f"127.0.0.1:{bport}")
+    h.start()
+    bids = {"1": "guid-x", "1300": "guid-y"}
+    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1
+             and asked_for(bids), 20, 0.1)
+    listing = [r for r in dtest.http("GET", f"{api}/_stub/requests")
+               if r["method"] == "GET" and r["path"].endswith("/deliveries")]
+    check("the next pass asks for Y, lists only down to the resume point (two pages of 13), "
+          "and does not ask for X again", asked_for(bids) == ["guid-y"] and len(listing) == 2,
+          (asked_for(bids), len(listing)))
+    h.stop()
+    # a saved page GitHub no longer accepts (400): the pass lists from the newest
+    since_ms = point[0].split()[0]
+    bdb.execute("UPDATE kv SET value = ? WHERE key = ?",
+                (f"{since_ms} 0 {since_ms} {api}/repos/{REPO}/hooks/{big}/deliveries"
+                 "?per_page=100&cursor=!!bad", f"redeliver:{bkey}"))
+    if hasattr(bdb, "commit"):
+        bdb.commit()
+    h = hltest.Healer(d3, benv, name="busy3", listen=f"127.0.0.1:{bport}")
+    h.start()
+    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20, 0.1)
+    point = bdb.execute("SELECT value FROM kv WHERE key = ?", (f"redeliver:{bkey}",)).fetchone()
+    check("a saved page GitHub refuses (400) is dropped: the pass lists from the newest and "
+          "completes", total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1
+          and "refused the saved page" in h.log() and point and len(point[0].split()) == 2,
+          (point, h.log()[-1500:]))
+    h.stop()
+
     # an unknown hook (404) and one the token may not read (403)
     dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},
                                              "deliveries": {f"repo:{REPO}:79": []}})
@@ -226,6 +305,12 @@ def main():
               and "listing the GitHub hook's deliveries failed" in h.log(), h.log()[-1500:])
         h.stop()
     dtest.finish()
+
+
+def hltest_time(rfc3339):
+    """Seconds since the epoch of a "%Y-%m-%dT%H:%M:%SZ" time."""
+    import calendar
+    return calendar.timegm(time.strptime(rfc3339, "%Y-%m-%dT%H:%M:%SZ"))
 
 
 def _listed(api):

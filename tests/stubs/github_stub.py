@@ -29,7 +29,8 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     comment);
   hook deliveries: /repos/{o}/{r}/hooks/{id}/deliveries,
     /orgs/{org}/hooks/{id}/deliveries, /app/hook/deliveries (newest first,
-    per_page, an opaque cursor in Link rel="next"; 404 for an unknown hook;
+    per_page, an opaque cursor in Link rel="next" naming the delivery the
+    next page starts at; 404 for an unknown hook;
     400 for a bad cursor), POST .../deliveries/{id}/attempts (202; 404 for
     an unknown delivery; 422 for one too old; the redelivery shows up as a
     new delivery with redelivery true; 403 for a hook seeded with "forbid":
@@ -440,16 +441,21 @@ class GitHubHandler(stubcommon.StubHandler):
         if rest == "/deliveries" and self.command == "GET":
             items = sorted(items, key=lambda d: d["id"], reverse=True)
             per = max(1, min(100, int(q.get("per_page", 30))))
+            # the cursor names the delivery a page starts at, so it stays
+            # valid while newer deliveries arrive
             try:
-                start = int(base64.urlsafe_b64decode(q["cursor"]).decode()) if q.get("cursor") else 0
+                first = (int(base64.urlsafe_b64decode(q["cursor"]).decode().removeprefix("v1_"))
+                         if q.get("cursor") else None)
             except ValueError:
                 return self.send(400, {"message": "invalid cursor"})
+            if first is not None:
+                items = [d for d in items if d["id"] <= first]
             # the listing leaves the payload out, as GitHub's does
             chunk = [{k: v for k, v in d.items() if k not in ("payload", "too_old")}
-                     for d in items[start:start + per]]
+                     for d in items[:per]]
             hdr = {}
-            if start + per < len(items):
-                cur = base64.urlsafe_b64encode(str(start + per).encode()).decode()
+            if per < len(items):
+                cur = base64.urlsafe_b64encode(f"v1_{items[per]['id']}".encode()).decode()
                 hdr["Link"] = (f'<http://127.0.0.1:{self.server.server_address[1]}'
                                f'{urlsplit_path(self.path)}?per_page={per}&cursor={cur}>; '
                                'rel="next"')
