@@ -12,7 +12,9 @@ replicas both see none and both create one. Checked: every alert is
 processed, each pod has exactly one heal CodeRun, one alert of each pod
 dispatched it and the other found it ("existing"), whichever replica held
 the pod's lock, and the other replica waited or gave its delivery back for
-a later retry (never blocked). Standard library only; prints TAP.
+a later retry (never blocked); with a CodeRun create slower than the lock's
+wait, the other replica gives its alert back and its retry finds the
+CodeRun. Standard library only; prints TAP.
 """
 import concurrent.futures
 import json
@@ -31,6 +33,8 @@ NS = "cto"       # CodeRuns
 APP_NS = "prod"  # the pods
 N_PODS = 40
 LIST_DELAY_MS = 250  # each CodeRun list of the stand-in takes this long
+N_SLOW = 3
+SLOW_CREATE_MS = 4500  # longer than a replica waits for a pod's lock (3 s)
 
 
 def pod(name):
@@ -157,6 +161,42 @@ def main():
     tasks = con.query("SELECT count(*), count(coderun_name) FROM remediation_tasks"
                       " WHERE kind = 'alert'").fetchone()
     check("each pod's CodeRun is recorded on one task", tasks[1] == N_PODS, tasks)
+
+    # a holder slower than the wait: the CodeRun create takes longer than
+    # a replica waits for the pod's lock, so the other gives its alert back
+    # and finds the CodeRun on its retry (its worker is never blocked)
+    slow = [f"shop-5f6d7c8b9a-s{i:03d}" for i in range(N_SLOW)]
+    kube("POST", "/_stub/seed", {
+        "pods": [pod(p) for p in slow],
+        "logs": [{"namespace": APP_NS, "pod": p, "container": "api", "previous": True,
+                  "text": "Error: connection refused (os error 111)\n"} for p in slow]})
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": SLOW_CREATE_MS})
+    before = sum(r.log().count("is being worked on by another replica") for r in reps)
+
+    def send_slow(i):
+        p = slow[i]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as two:
+            fa = two.submit(post, reps[0], body([alert(p, "KubePodCrashLooping",
+                                                       f"{i:04x}cccc00000000")]))
+            fb = two.submit(post, reps[1], body([alert(p, "PodRestartingTooOften",
+                                                       f"{i:04x}dddd00000000")]))
+            return fa.result(), fb.result()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=N_SLOW) as pool:
+        answers = list(pool.map(send_slow, range(N_SLOW)))
+    drained = wait_for(lambda: con.query(
+        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+        " AND source = 'alertmanager'").fetchone()[0] == 0, 120, 0.25)
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    runs = [c for c in kube("GET", "/_stub/coderuns") or []
+            if c["metadata"]["labels"].get("target-pod") in slow]
+    retried = sum(r.log().count("is being worked on by another replica") for r in reps) - before
+    check(f"a pod's lock held longer than the wait ({SLOW_CREATE_MS} ms create): the other "
+          f"replica gave its alert back ({retried} times), then found the CodeRun; one per pod",
+          all(st == 202 for pair in answers for st, _ in pair) and drained and retried >= 1
+          and len(runs) == N_SLOW
+          and sorted(c["metadata"]["labels"]["target-pod"] for c in runs) == sorted(slow),
+          (retried, [c["metadata"]["name"] for c in runs]))
     for r in reps:
         check(f"replica {r.name} stops cleanly", r.stop() == 0)
     dtest.finish()
