@@ -6,6 +6,7 @@
 #include "alerts_impl.h"
 #include "base/clock.h"
 #include "base/str.h"
+#include "store/loop.h"
 
 #include "json/json.h"
 #include <stdio.h>
@@ -87,13 +88,13 @@ alerts_busy_slot(const struct hl_alerts *a, const char *key)
 	return -1;
 }
 
-void
-alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name)
+/* The in-process half: waits until no other worker of this process holds
+ * key (a holder of this process always finishes its bounded work). */
+static void
+alerts_lock_local(struct hl_alerts *a, const char *key)
 {
-	char key[sizeof(a->busy[0])];
 	int i;
 
-	snprintf(key, sizeof(key), "%s:%s/%s", kind, ns, name);
 	pthread_mutex_lock(&a->busy_mu);
 	while (alerts_busy_slot(a, key) >= 0 || (i = alerts_busy_slot(a, "")) < 0)
 		pthread_cond_wait(&a->busy_cv, &a->busy_mu);
@@ -101,18 +102,66 @@ alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *n
 	pthread_mutex_unlock(&a->busy_mu);
 }
 
-void
-alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const char *name)
+static void
+alerts_unlock_local(struct hl_alerts *a, const char *key)
 {
-	char key[sizeof(a->busy[0])];
 	int i;
 
-	snprintf(key, sizeof(key), "%s:%s/%s", kind, ns, name);
 	pthread_mutex_lock(&a->busy_mu);
 	if ((i = alerts_busy_slot(a, key)) >= 0)
 		a->busy[i][0] = '\0';
 	pthread_cond_broadcast(&a->busy_cv);
 	pthread_mutex_unlock(&a->busy_mu);
+}
+
+static void
+alerts_lock_key(char *key, size_t size, const char *kind, const char *ns, const char *name)
+{
+	snprintf(key, size, "alerts:%s:%s/%s", kind, ns, name);
+}
+
+int
+alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name,
+            struct hl_err *err)
+{
+	char key[sizeof(a->busy[0])];
+	struct hl_err lerr = HL_ERR_INIT;
+	bool got = false;
+	int rc;
+
+	alerts_lock_key(key, sizeof(key), kind, ns, name);
+	alerts_lock_local(a, key);
+	/* then across the replicas sharing the store, waiting a bounded time:
+	 * a worker never blocks on another replica's slow flow */
+	rc = hl_store_lock_take(a->store, &got, key, ALERTS_LOCK_WAIT_MS, &lerr);
+	if (rc == 0 && got)
+		return 0;
+	alerts_unlock_local(a, key);
+	if (rc < 0)
+		return hl_err_set(err, lerr.code == HL_EINVAL ? HL_EINVAL : HL_EDB,
+		                  "locking %s %s/%s: %s", kind, ns, name, lerr.msg);
+	return hl_err_set(
+	        err, HL_EUPSTREAM, "%s %s/%s is being worked on by another replica (waited %d ms)",
+	        strcmp(kind, "pod") == 0 ? "pod" : "application", ns, name, ALERTS_LOCK_WAIT_MS);
+}
+
+bool
+alerts_lock_held(struct hl_alerts *a, const char *kind, const char *ns, const char *name)
+{
+	char key[sizeof(a->busy[0])];
+
+	alerts_lock_key(key, sizeof(key), kind, ns, name);
+	return hl_store_lock_held(a->store, key);
+}
+
+void
+alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const char *name)
+{
+	char key[sizeof(a->busy[0])];
+
+	alerts_lock_key(key, sizeof(key), kind, ns, name);
+	hl_store_lock_release(a->store, key);
+	alerts_unlock_local(a, key);
 }
 
 void

@@ -43,7 +43,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HL_ALERTS_MAX_PER_BODY 500 /* alerts in one Alertmanager body */
+/*
+ * Alerts in one Alertmanager body: as many as a body the route takes can
+ * hold (HL_HTTP_MAX_BODY, 25 MiB; http/alerts.c checks the two agree).
+ * Alertmanager sends a whole group in one body (max_alerts 0 = all) and
+ * does not retry a 4xx, so a body must never be refused for its count; the
+ * smallest alert it sends (status, labels with alertname, annotations,
+ * startsAt, endsAt, generatorURL, fingerprint) is ~180 bytes, counted here
+ * as HL_ALERTS_MIN_ALERT_BYTES. The bound only caps the memory a body of
+ * tiny made-up alerts could take (~1.5 KiB per alert while it is stored).
+ */
+#define HL_ALERTS_MIN_ALERT_BYTES 128
+#define HL_ALERTS_MAX_PER_BODY    ((25 * 1024 * 1024) / HL_ALERTS_MIN_ALERT_BYTES)
 
 /* The delivery sources (and event names) of alert deliveries. */
 #define HL_ALERTS_SOURCE_ALERTMANAGER "alertmanager"
@@ -77,7 +88,8 @@ struct hl_alert_batch {
  * namespace is not a DNS-1123 label or whose pod is not a DNS-1123
  * subdomain ("invalid_pod_name": names the API cannot have). HL_EINVAL naming the problem
  * for a body that is not such a webhook: not an object, a version other
- * than "4", no alerts array (or an empty or oversized one), an alert that is
+ * than "4", no alerts array (or an empty one, or one of more than
+ * HL_ALERTS_MAX_PER_BODY alerts), an alert that is
  * not an object, without labels, or whose status is not firing/resolved.
  * *out is written on success (release with hl_alert_batch_release).
  */

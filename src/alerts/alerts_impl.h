@@ -17,7 +17,8 @@
 
 #include <pthread.h>
 
-#define ALERTS_BUSY_SLOTS 64 /* pods and applications worked on at once */
+#define ALERTS_BUSY_SLOTS   64   /* pods and applications worked on at once */
+#define ALERTS_LOCK_WAIT_MS 3000 /* for another replica's hold on a pod or application */
 
 struct hl_alerts {
 	const struct hl_config *cfg;
@@ -105,13 +106,21 @@ void alerts_analysis_render(struct hl_buf *out, const struct alerts_analysis *an
 /* ---- alerts.c ---- */
 
 void alerts_set(char *dst, size_t size, const char *s);
-/* Waits until no other worker of this process works on what key names
- * ("pod:NS/POD", "app:NS/NAME"), then marks it as this one's until
- * alerts_unlock: the check for its active CodeRun and the creation of one
- * are not interleaved with another alert's for the same pod or
- * application. */
-void alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
+/* Waits until no other worker of this process works on what kind, ns and
+ * name name ("pod", "app"), then takes the store's lock of it
+ * ("alerts:pod:NS/POD") across the replicas sharing the store, waiting at
+ * most ALERTS_LOCK_WAIT_MS for another replica's holder: the check for an
+ * active CodeRun and the creation of one are not interleaved with another
+ * alert's for the same pod or application, in this process or another.
+ * HL_EUPSTREAM when another replica kept it (the delivery is retried
+ * later), HL_EDB when the store could not be asked; nothing is held then.
+ * The store's lock dies with the process (or its database session). */
+int alerts_lock(struct hl_alerts *a, const char *kind, const char *ns, const char *name,
+                struct hl_err *err) HL_MUST_CHECK;
 void alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
+/* True while the lock taken by alerts_lock is still held (PostgreSQL: its
+ * session lives): checked right before a CodeRun is created. */
+bool alerts_lock_held(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
 /* Takes a task's lease as owner, waiting a little for a holder (the loop);
  * HL_EUPSTREAM when it stays taken. */
 int alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct hl_err *err);

@@ -414,6 +414,14 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 		json_object_set_new(labels, "healer/argocd-namespace", json_string(label));
 		json_object_set_new(json_object_get(json_object_get(manifest, "spec"), "env"),
 		                    "ARGOCD_APPLICATION", json_string(ar->name));
+		/* the application's lock, taken by the caller, must still be
+		 * ours (a lost database session let it go) */
+		if (!alerts_lock_held(a, "app", ar->namespace, ar->name)) {
+			rc = hl_err_set(err, HL_EUPSTREAM,
+			                "the lock of application %s/%s was lost; retried later",
+			                ar->namespace, ar->name);
+			goto out;
+		}
 		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0)
 			goto out;
 	}
@@ -562,7 +570,8 @@ alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *
 	}
 	/* one active remediation per application: another notification of it
 	 * waits for this one's CodeRun, then sees it */
-	alerts_lock(a, "app", ar.namespace, ar.name);
+	if ((rc = alerts_lock(a, "app", ar.namespace, ar.name, err)) < 0)
+		goto out;
 	locked = true;
 	rc = argo_active(a, other, &ar, task_id, &gerr);
 	if (rc < 0) {
@@ -616,8 +625,7 @@ alerts_argocd_kind(void *arg, struct hl_remediation *res, const struct hl_task_r
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored notification",
 		                  task->task_id);
 	rc = argo_parse(&ar, doc, err);
-	if (rc == 0) {
-		alerts_lock(a, "app", ar.namespace, ar.name);
+	if (rc == 0 && (rc = alerts_lock(a, "app", ar.namespace, ar.name, err)) == 0) {
 		rc = argo_attempt(a, &o, &ar, task->task_id, plan->n, task, plan, err);
 		alerts_unlock(a, "app", ar.namespace, ar.name);
 	}

@@ -21,9 +21,12 @@
  *
  * Guards: one task per alert fingerprint and firing (the task id); a
  * CodeRun still active for the same pod under another task makes the alert
- * skipped, as spawn-remediation refuses a second one (the workers of one
- * process heal one pod at a time, so two alerts of a pod handled at once
- * do not both miss the other's CodeRun). An unreachable
+ * skipped, as spawn-remediation refuses a second one: the check and the
+ * creation run under the pod's lock (alerts_lock), held in this process and
+ * across the replicas sharing the store, so two alerts of a pod handled at
+ * once, here or on another replica, do not both miss the other's CodeRun;
+ * a replica that cannot get the lock in a few seconds gives the delivery
+ * back for a later retry. An unreachable
  * cluster is a transient error (the delivery is kept and retried); a pod
  * that does not exist, or no cluster at all, is recorded as skipped.
  */
@@ -588,6 +591,15 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			                   .attempt = n };
 		if ((rc = hl_coderun_build_heal(&manifest, &hs, err)) < 0)
 			goto out;
+		/* the pod's lock, taken by the caller, must still be ours (a
+		 * lost database session let it go): else another replica may
+		 * be creating one for the pod now */
+		if (!alerts_lock_held(a, "pod", al->namespace, al->pod)) {
+			rc = hl_err_set(err, HL_EUPSTREAM,
+			                "the lock of pod %s/%s was lost; retried later",
+			                al->namespace, al->pod);
+			goto out;
+		}
 		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0)
 			goto out;
 	}
@@ -767,7 +779,8 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	}
 	/* one active remediation per pod (spawn-remediation's rule): another
 	 * alert of the same pod waits for this one's CodeRun, then sees it */
-	alerts_lock(a, "pod", al.namespace, al.pod);
+	if ((rc = alerts_lock(a, "pod", al.namespace, al.pod, err)) < 0)
+		goto out;
 	locked = true;
 	rc = heal_active_for_pod(a, other, al.pod, task_id, &gerr);
 	if (rc < 0) {
@@ -806,8 +819,7 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 	    hl_json_parse(&doc, task->event_json, strlen(task->event_json), err) < 0)
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored alert", task->task_id);
 	rc = heal_parse(&al, doc, err);
-	if (rc == 0) {
-		alerts_lock(a, "pod", al.namespace, al.pod);
+	if (rc == 0 && (rc = alerts_lock(a, "pod", al.namespace, al.pod, err)) == 0) {
 		rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
 		alerts_unlock(a, "pod", al.namespace, al.pod);
 	}

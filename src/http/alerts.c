@@ -7,8 +7,9 @@
  * it), JSON or no content type (415 otherwise); a body that is not such a
  * webhook is 400 with the reason (src/alerts/payload.c). Each alert of a
  * body is one delivery stored with its identity (a repeat of a firing alert
- * is a duplicate; its resolution is new), all in the same group commit, and
- * the answer waits for every commit: 202
+ * is a duplicate; its resolution is new), all queued at once for the group
+ * commit (which writes what is queued in one transaction, so a large body
+ * takes a few), and the answer waits for every commit: 202
  * {"status": "accepted"|"duplicate"|"skipped", "task_ids": [...],
  *  "alerts": [{"delivery_id", "subject", "alert", "status", "task_id",
  *  "reason"}]} with the body's status the best of its alerts' (accepted,
@@ -23,11 +24,18 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "http_impl.h"
+#include "server.h"
 
 #include "json/json.h"
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* Every alert of a body the route takes is taken (Alertmanager does not
+ * retry a 4xx): the count bound of the parser holds a body of the smallest
+ * alerts Alertmanager sends at the route's size cap. */
+_Static_assert((size_t)HL_ALERTS_MAX_PER_BODY *HL_ALERTS_MIN_ALERT_BYTES >= HL_HTTP_MAX_BODY,
+               "HL_ALERTS_MAX_PER_BODY must cover a body of HL_HTTP_MAX_BODY");
 
 struct http_alert_sub {
 	struct hl_intake_req ireq;

@@ -8,7 +8,9 @@
  * (hl_store_task_lease) that expires when its holder dies; every loop
  * write also goes through the ledger's transition check, so a stale
  * holder cannot move a task backwards. Work that only one replica may do
- * at all (the CodeRun watch) has one leader (hl_store_leader).
+ * at all (the CodeRun watch) has one leader (hl_store_leader); a check
+ * and what it allows (one heal CodeRun per pod) can be made under a named
+ * lock held across the processes (hl_store_lock_take).
  */
 #ifndef HL_STORE_LOOP_H
 #define HL_STORE_LOOP_H
@@ -69,6 +71,31 @@ int hl_store_task_release(struct hl_store *s, const char *task_id, const char *o
  */
 int hl_store_leader(struct hl_store *s, bool *leader, const char *name, const char *owner,
                     int64_t ttl_ms, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * A named lock held across every process sharing the store ("heal:pod:NS/POD"):
+ * hl_store_lock_take tries for it for at most wait_ms (a few tries a
+ * second) and sets *got when this handle now holds it, until
+ * hl_store_lock_release. A handle holds a name once: another of its threads
+ * taking it waits like another process would. On PostgreSQL it is a
+ * session advisory lock ("healer:lock:<name>") on the store's listener
+ * connection, so the database frees it the moment the holder's process (or
+ * that connection) dies; on SQLite (one process per store) it is held
+ * within the handle only. -HL_EINVAL for a name longer than
+ * HL_STORE_LOCK_NAME_MAX. At most HL_STORE_MAX_LOCKS names per handle at
+ * once (more waits). -HL_EDB (with *got false) while the database cannot
+ * be reached. Not under the store mutex: a wait holds up no other store
+ * call.
+ */
+#define HL_STORE_MAX_LOCKS     64
+#define HL_STORE_LOCK_NAME_MAX 400 /* bytes of a lock's name */
+int hl_store_lock_take(struct hl_store *s, bool *got, const char *name, int wait_ms,
+                       struct hl_err *err) HL_MUST_CHECK;
+/* Gives a lock taken by hl_store_lock_take back (nothing when not held). */
+void hl_store_lock_release(struct hl_store *s, const char *name);
+/* True while this handle still holds the lock: on PostgreSQL false once
+ * the listener's session was lost (its locks went with it). */
+bool hl_store_lock_held(struct hl_store *s, const char *name);
 
 /* Sets when the loop must look at a task again (HL_TASK_NO_CHECK: never),
  * without touching anything else. */

@@ -713,6 +713,10 @@ static const char pg_owner_lock_sql[] =
         "SELECT pg_try_advisory_lock(hashtextextended('healer:owner:' || $1, 0))";
 static const char pg_leader_lock_sql[] =
         "SELECT pg_try_advisory_lock(hashtextextended('healer:leader:' || $1, 0))";
+static const char pg_named_lock_sql[] =
+        "SELECT pg_try_advisory_lock(hashtextextended('healer:lock:' || $1, 0))";
+static const char pg_named_unlock_sql[] =
+        "SELECT pg_advisory_unlock(hashtextextended('healer:lock:' || $1, 0))";
 
 /* A listener connection: LISTENing, holding the liveness lock. */
 static PGconn *
@@ -830,6 +834,7 @@ pg_listener(void *arg)
 			b->lconn = NULL;
 			b->owner_locked = false;
 			b->nleaders = 0;
+			b->nlocks = 0;
 			continue;
 		}
 		if (!b->owner_locked)
@@ -899,6 +904,84 @@ out:
 	return rc;
 }
 
+/* ---- named locks (hl_store_lock_take) ------------------------------------ */
+
+/* The index of name among the locks held on lconn, or -1; under l_lock. */
+static int
+pg_lock_index(const struct hl_store_backend *b, const char *name)
+{
+	int i;
+
+	for (i = 0; i < b->nlocks; i++)
+		if (strcmp(b->locks[i], name) == 0)
+			return i;
+	return -1;
+}
+
+static int
+pg_lock_try(struct hl_store_backend *b, bool *got, const char *name, struct hl_err *err)
+{
+	int rc = 0;
+
+	*got = false;
+	if (b->read_only)
+		return hl_err_set(err, HL_EINVAL, "a read-only store takes no lock");
+	pthread_mutex_lock(&b->l_lock);
+	if (!b->lconn || PQstatus(b->lconn) != CONNECTION_OK) {
+		rc = hl_err_set(err, HL_EDB, "database '%s' unavailable: reconnecting", b->display);
+	} else if (b->nlocks < HL_STORE_MAX_LOCKS && pg_lock_index(b, name) < 0 &&
+	           pg_try_lock(b->lconn, pg_named_lock_sql, name)) {
+		hl_strlcpy(b->locks[b->nlocks++], name, sizeof(b->locks[0]));
+		*got = true;
+	} else if (PQstatus(b->lconn) != CONNECTION_OK) {
+		char why[200];
+
+		pg_first_line(why, sizeof(why), PQerrorMessage(b->lconn));
+		rc = hl_err_set(err, HL_EDB, "database '%s' unavailable: %s", b->display, why);
+	}
+	pthread_mutex_unlock(&b->l_lock);
+	pg_wake(b); /* the query may have read notifications */
+	return rc;
+}
+
+static void
+pg_lock_release(struct hl_store_backend *b, const char *name)
+{
+	int i;
+
+	pthread_mutex_lock(&b->l_lock);
+	/* not held any more when its session was lost (the lock went with it) */
+	if ((i = pg_lock_index(b, name)) >= 0) {
+		if (b->lconn && PQstatus(b->lconn) == CONNECTION_OK &&
+		    !pg_try_lock(b->lconn, pg_named_unlock_sql, name)) {
+			/* not held by this session: nothing to give back */
+		}
+		memmove(b->locks[i], b->locks[b->nlocks - 1], sizeof(b->locks[0]));
+		b->nlocks--;
+	}
+	pthread_mutex_unlock(&b->l_lock);
+	pg_wake(b);
+}
+
+static bool
+pg_lock_held(struct hl_store_backend *b, const char *name)
+{
+	PGresult *r;
+	bool held;
+
+	pthread_mutex_lock(&b->l_lock);
+	held = b->lconn && PQstatus(b->lconn) == CONNECTION_OK && pg_lock_index(b, name) >= 0;
+	if (held) {
+		/* taken on this session: held while the session still lives */
+		r = PQexec(b->lconn, "SELECT 1");
+		held = PQresultStatus(r) == PGRES_TUPLES_OK;
+		PQclear(r);
+	}
+	pthread_mutex_unlock(&b->l_lock);
+	pg_wake(b);
+	return held;
+}
+
 /* ---- open, close -------------------------------------------------------- */
 
 static void
@@ -939,6 +1022,9 @@ static const struct hl_store_ops pg_ops = {
 		.publish = pg_publish,
 		.lost = pg_lost,
 		.leader = pg_leader,
+		.lock_try = pg_lock_try,
+		.lock_release = pg_lock_release,
+		.lock_held = pg_lock_held,
 	},
 	.intake = {
 		.recover = hl_pg_recover,

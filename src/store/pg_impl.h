@@ -21,6 +21,7 @@
 #ifndef HL_STORE_PG_IMPL_H
 #define HL_STORE_PG_IMPL_H
 
+#include "store/loop.h"
 #include "store_impl.h"
 
 #include <libpq-fe.h>
@@ -70,13 +71,16 @@ struct hl_store_backend {
 	_Atomic int own_pid[2];
 
 	/* the listener: its own connection, LISTENing on PG_CHANNEL, holding
-	 * the handle's liveness lock and its leaderships */
+	 * the handle's liveness lock, its leaderships and its named locks */
 	pthread_mutex_t l_lock; /* guards lconn and the fields below */
 	PGconn *lconn;
 	bool l_stop;
 	bool owner_locked;
 	char leaders[PG_MAX_LEADERS][72]; /* leaderships held on lconn */
 	int nleaders;
+	/* named locks (hl_store_lock_take) held on lconn; emptied with it */
+	char locks[HL_STORE_MAX_LOCKS][HL_STORE_LOCK_NAME_MAX + 1];
+	int nlocks;
 	int wake[2]; /* a pipe: wakes the listener thread */
 	pthread_t l_thread;
 	bool l_started;

@@ -1,6 +1,7 @@
 /*
  * store.c - the store front end: URL dispatch to a backend, the store
- * mutex, migrations, the signals (store.h) and the lease keeper.
+ * mutex, migrations, the signals (store.h), named locks (store/loop.h) and
+ * the lease keeper.
  *
  * Signals go through the backend when it reaches other processes
  * (conn.publish); otherwise, and for what a backend receives, they are
@@ -343,6 +344,7 @@ hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struc
 	pthread_mutex_init(&s->s_lock, NULL);
 	pthread_cond_init(&s->s_cond, NULL);
 	pthread_mutex_init(&s->l_lock, NULL);
+	pthread_mutex_init(&s->n_lock, NULL);
 	pthread_mutex_init(&s->k_lock, NULL);
 	pthread_cond_init(&s->k_cond, NULL);
 	if (pg)
@@ -402,6 +404,7 @@ hl_store_close(struct hl_store *s)
 	pthread_mutex_destroy(&s->s_lock);
 	pthread_cond_destroy(&s->s_cond);
 	pthread_mutex_destroy(&s->l_lock);
+	pthread_mutex_destroy(&s->n_lock);
 	pthread_mutex_destroy(&s->k_lock);
 	pthread_cond_destroy(&s->k_cond);
 	while (s->k_n_abandoned > 0)
@@ -433,6 +436,111 @@ hl_store_leader(struct hl_store *s, bool *leader, const char *name, const char *
 	if (!name || !*name || strlen(name) > 64)
 		return hl_err_set(err, HL_EINVAL, "a leadership needs a name (at most 64 bytes)");
 	STORE_CALL(s, s->ops->conn.leader(s->b, leader, name, owner, ttl_ms, err));
+}
+
+/* ---- named locks (store/loop.h) --------------------------------------------- */
+
+#define STORE_LOCK_PAUSE_MS 50 /* between tries while another holder has it */
+
+/* The slot of this handle holding name, or a free one for "", or -1;
+ * under n_lock. */
+static int
+store_lock_slot(const struct hl_store *s, const char *name)
+{
+	int i;
+
+	for (i = 0; i < HL_STORE_MAX_LOCKS; i++)
+		if (strcmp(s->n_held[i], name) == 0)
+			return i;
+	return -1;
+}
+
+/* One try: the handle's slot first (no two of its threads hold a name),
+ * then the backend's lock across processes. */
+static int
+store_lock_try(struct hl_store *s, bool *got, const char *name, struct hl_err *err)
+{
+	int i, rc = 0;
+
+	*got = false;
+	pthread_mutex_lock(&s->n_lock);
+	if (store_lock_slot(s, name) < 0 && (i = store_lock_slot(s, "")) >= 0) {
+		hl_strlcpy(s->n_held[i], name, sizeof(s->n_held[i]));
+		*got = true;
+	}
+	pthread_mutex_unlock(&s->n_lock);
+	if (!*got || !s->ops->conn.lock_try)
+		return 0;
+	rc = s->ops->conn.lock_try(s->b, got, name, err);
+	if (rc < 0 || !*got) {
+		*got = false;
+		pthread_mutex_lock(&s->n_lock);
+		if ((i = store_lock_slot(s, name)) >= 0)
+			s->n_held[i][0] = '\0';
+		pthread_mutex_unlock(&s->n_lock);
+	}
+	return rc;
+}
+
+int
+hl_store_lock_take(struct hl_store *s, bool *got, const char *name, int wait_ms, struct hl_err *err)
+{
+	int64_t deadline = hl_time_mono_ms() + (wait_ms > 0 ? wait_ms : 0), left;
+	int rc;
+
+	*got = false;
+	if (!name || !*name || strlen(name) > HL_STORE_LOCK_NAME_MAX)
+		return hl_err_set(err, HL_EINVAL, "a lock needs a name (at most %d bytes)",
+		                  HL_STORE_LOCK_NAME_MAX);
+	if (s->flags & HL_STORE_READ_ONLY)
+		return hl_err_set(err, HL_EINVAL, "a read-only store takes no lock");
+	/* bounded: one try per pause until the deadline */
+	for (;;) {
+		if ((rc = store_lock_try(s, got, name, err)) < 0 || *got)
+			return rc;
+		left = deadline - hl_time_mono_ms();
+		if (left <= 0)
+			return 0;
+		if (!hl_store_pause(s,
+		                    left < STORE_LOCK_PAUSE_MS ? (int)left : STORE_LOCK_PAUSE_MS))
+			return 0; /* closing */
+	}
+}
+
+void
+hl_store_lock_release(struct hl_store *s, const char *name)
+{
+	int i;
+	bool held;
+
+	if (!name || !*name)
+		return;
+	pthread_mutex_lock(&s->n_lock);
+	held = (i = store_lock_slot(s, name)) >= 0;
+	pthread_mutex_unlock(&s->n_lock);
+	if (!held)
+		return;
+	if (s->ops->conn.lock_release)
+		s->ops->conn.lock_release(s->b, name);
+	pthread_mutex_lock(&s->n_lock);
+	if ((i = store_lock_slot(s, name)) >= 0)
+		s->n_held[i][0] = '\0';
+	pthread_mutex_unlock(&s->n_lock);
+}
+
+bool
+hl_store_lock_held(struct hl_store *s, const char *name)
+{
+	bool held;
+
+	if (!name || !*name)
+		return false;
+	pthread_mutex_lock(&s->n_lock);
+	held = store_lock_slot(s, name) >= 0;
+	pthread_mutex_unlock(&s->n_lock);
+	if (held && s->ops->conn.lock_held)
+		held = s->ops->conn.lock_held(s->b, name);
+	return held;
 }
 
 int

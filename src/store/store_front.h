@@ -7,6 +7,7 @@
 #ifndef HL_STORE_STORE_FRONT_H
 #define HL_STORE_STORE_FRONT_H
 
+#include "store/loop.h"
 #include "store_impl.h"
 
 #include <pthread.h>
@@ -72,6 +73,10 @@ struct hl_store {
 	 * delivery whose key is here is most likely a duplicate, which keeps
 	 * no body, so its body is not compressed (store_intake.c). */
 	_Atomic uint64_t known_keys[STORE_KNOWN_KEYS];
+
+	/* named locks this handle holds (hl_store_lock_take) */
+	pthread_mutex_t n_lock;                                      /* guards the field below */
+	char n_held[HL_STORE_MAX_LOCKS][HL_STORE_LOCK_NAME_MAX + 1]; /* "" free */
 
 	pthread_mutex_t l_lock; /* listeners */
 	struct {

@@ -98,6 +98,14 @@ struct hl_store_conn_ops {
 	/* hl_store_leader. */
 	int (*leader)(struct hl_store_backend *b, bool *leader, const char *name, const char *owner,
 	              int64_t ttl_ms, struct hl_err *err);
+	/* hl_store_lock_take's one try, hl_store_lock_release and
+	 * hl_store_lock_held: called WITHOUT the store mutex (safe on their
+	 * own), never twice for a name before its release. NULL: one process
+	 * per store, the front end's own table is the lock. */
+	int (*lock_try)(struct hl_store_backend *b, bool *got, const char *name,
+	                struct hl_err *err);
+	void (*lock_release)(struct hl_store_backend *b, const char *name);
+	bool (*lock_held)(struct hl_store_backend *b, const char *name);
 };
 
 struct hl_store_intake_ops {

@@ -18,8 +18,9 @@ the template and service map checks, `healer heal ...` and a binary named
 heal); an unreachable cluster -> a clear error in the log and the
 delivery kept for retry; an ArgoCD Degraded notification -> Bolt with the
 application's conditions and unhealthy resources in the prompt, a healthy
-one skipped; malformed bodies -> 400 with a reason, a missing token 401, a
-wrong content type 415. Standard library only; prints TAP."""
+one skipped; a group of 2,000 pod alerts in one body -> 202, each stored
+once, the same body again -> all duplicates; malformed bodies -> 400 with a
+reason, a missing token 401, a wrong content type 415. Standard library only; prints TAP."""
 import http.client
 import json
 import os
@@ -35,7 +36,7 @@ import dtest  # noqa: E402
 from dtest import check  # noqa: E402
 
 sys.path.insert(0, dtest.STUBS)
-from healerproc import Healer, wait_for  # noqa: E402
+from healerproc import TIME_SCALE, Healer, wait_for  # noqa: E402
 
 KTOKEN = "kube-alerts-token"
 API_TOKEN = "alerts-api-token"
@@ -305,6 +306,56 @@ def commands(services):
           m.get("spec", {}).get("cliConfig", {}).get("settings", {}).get("template")
           == "heal/claude" and m["metadata"]["labels"].get("target-pod") == "web-1",
           p.stdout[:500] + p.stderr)
+
+
+def large_body(env):
+    """A bad rollout: 2,000 crash-looping pods in one Alertmanager group, one
+    body (Alertmanager does not retry a 4xx: a body refused for its count is
+    lost until repeat_interval). A server without a cluster, so each pod
+    alert is recorded skipped at once and the check is the intake."""
+    env3 = {k: v for k, v in env.items() if k != "KUBECONFIG"}
+    env3.update(HEALER_DISPATCH="directory", HEALER_HEAL_WORKSPACE=os.path.join(dtest.TMP, "ws3"))
+    data3 = os.path.join(dtest.TMP, "h3")
+    srv3 = Healer(data3, env3).start()
+    n = 2000
+    big = am_body([am_alert(f"web-5f6d7c8b9a-{i:05d}", f"{i + 1:016x}") for i in range(n)])
+    raw = json.dumps(big).encode()
+    t0 = time.monotonic()
+    st, ans = post(srv3, "/api/alerts/alertmanager", raw)
+    took = time.monotonic() - t0
+    items = ans.get("alerts") or []
+    check(f"a body of {n} alerts ({len(raw) // 1024} KiB) -> 202, every alert accepted, one task"
+          f" each, answered in {took:.2f} s",
+          st == 202 and ans.get("status") == "accepted" and len(items) == n
+          and all(a.get("status") == "accepted" for a in items)
+          and len(set(ans.get("task_ids") or [])) == n and took < 10 * TIME_SCALE,
+          (st, {k: v for k, v in ans.items() if k != "alerts"}, items[:2]))
+    con = dtest.store_db(data3)
+    rows = con.execute("SELECT count(*), count(DISTINCT delivery_id) FROM deliveries"
+                       " WHERE source = 'alertmanager'").fetchone()
+    check(f"each of the {n} alerts is stored once, as its own delivery",
+          tuple(rows) == (n, n) and {a.get("delivery_id") for a in items}
+          == {r[0] for r in con.execute("SELECT delivery_id FROM deliveries"
+                                        " WHERE source = 'alertmanager'").fetchall()}, rows)
+    t0 = time.monotonic()
+    st, again = post(srv3, "/api/alerts/alertmanager", raw)
+    took2 = time.monotonic() - t0
+    check(f"the same body again (Alertmanager's repeat) -> 202, all {n} duplicates, nothing"
+          f" stored ({took2:.2f} s)",
+          st == 202 and again.get("status") == "duplicate"
+          and len(again.get("alerts") or []) == n
+          and all(a.get("status") == "duplicate" for a in again["alerts"])
+          and sorted(again.get("task_ids") or []) == sorted(ans.get("task_ids") or [])
+          and tuple(con.execute("SELECT count(*) FROM deliveries"
+                                " WHERE source = 'alertmanager'").fetchone()) == (n,),
+          {k: v for k, v in again.items() if k != "alerts"})
+    settled = wait_for(lambda: con.execute(
+        "SELECT count(*) FROM deliveries WHERE source = 'alertmanager'"
+        " AND state IN ('received', 'processing')").fetchone()[0] == 0, 60 * TIME_SCALE)
+    check("every stored alert is processed (no cluster: each recorded skipped)", settled,
+          con.execute("SELECT state, count(*) FROM deliveries GROUP BY 1").fetchall())
+    con.close()
+    srv3.stop()
 
 
 def main():
@@ -686,6 +737,9 @@ def main():
           st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "not_degraded"
           and ans.get("task_ids") == [], ans)
     srv.stop()
+
+    # ---- a large group in one body -------------------------------------------------------
+    large_body(env)
 
     # ---- an unreachable cluster -----------------------------------------------------------
     dead = dtest.write_kubeconfig(os.path.join(dtest.TMP, "dead-kubeconfig"),

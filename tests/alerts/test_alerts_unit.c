@@ -214,11 +214,51 @@ test_alerts_alertmanager_refuses_what_is_not_a_webhook(void **state)
 		assert_int_equal(b.n, 0);
 		json_decref(body);
 	}
-	for (i = 0; i <= HL_ALERTS_MAX_PER_BODY; i++)
-		json_array_append_new(many, am_alert("p", "f", "firing"));
+	/* a body of the route's size cap in the smallest alerts Alertmanager
+	 * sends is taken whole: only more than that is refused (one object
+	 * referenced over and over, so the check costs no memory) */
+	{
+		json_t *tiny = am_alert("p", "f", "firing");
+		for (i = 0; i <= HL_ALERTS_MAX_PER_BODY; i++)
+			json_array_append(many, tiny);
+		json_decref(tiny);
+	}
+	assert_true(HL_ALERTS_MAX_PER_BODY >= (25 * 1024 * 1024) / 181);
 	body = am_body(many);
 	assert_int_equal(hl_alerts_parse_alertmanager(&b, body, &err), -HL_EINVAL);
 	assert_non_null(strstr(err.msg, "more than"));
+	json_decref(body);
+}
+
+/* A group of 2,000 crash-looping pods (a bad rollout) in one body: every
+ * alert is an item with its own identity (Alertmanager does not retry the
+ * 400 a count limit answered). */
+static void
+test_alerts_large_body(void **state)
+{
+	struct hl_alert_batch b = { 0 };
+	struct hl_err err = HL_ERR_INIT;
+	json_t *many = json_array(), *body;
+	char pod[64], fp[32];
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < 2000; i++) {
+		snprintf(pod, sizeof(pod), "web-5f6d7c8b9a-%05zu", i);
+		snprintf(fp, sizeof(fp), "%016zx", i + 1);
+		json_array_append_new(many, am_alert(pod, fp, "firing"));
+	}
+	body = am_body(many);
+	assert_int_equal(hl_alerts_parse_alertmanager(&b, body, &err), 0);
+	assert_int_equal(b.n, 2000);
+	for (i = 0; i < b.n; i++) {
+		assert_string_equal(b.items[i].skip, "");
+		assert_true(b.items[i].task_id[0] != '\0');
+	}
+	for (i = 1; i < b.n; i++)
+		for (j = 0; j < i; j++)
+			assert_true(strcmp(b.items[i].delivery_id, b.items[j].delivery_id) != 0);
+	hl_alert_batch_release(&b);
 	json_decref(body);
 }
 
@@ -639,6 +679,7 @@ main(void)
 		cmocka_unit_test(test_alerts_alertmanager_names_kubernetes_refuses),
 		cmocka_unit_test(test_alerts_alertmanager_subject_utf8),
 		cmocka_unit_test(test_alerts_alertmanager_refuses_what_is_not_a_webhook),
+		cmocka_unit_test(test_alerts_large_body),
 		cmocka_unit_test(test_alerts_argocd_payloads),
 		cmocka_unit_test(test_alerts_first_stack_frame),
 		cmocka_unit_test(test_alerts_first_frame_utf8),

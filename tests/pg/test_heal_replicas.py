@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""test_heal_replicas.py - the heal flow's one-CodeRun-per-pod rule across
+two `healer server` replicas on one PostgreSQL database (run through
+pgrun.py) and the Kubernetes stand-in.
+
+Many crash-looping pods, each hit by two different alerts at once
+(KubePodCrashLooping and a custom PodRestartingTooOften, two fingerprints,
+so two tasks), the first sent to one replica and the second to the other.
+Each replica's worker checks the pod's active CodeRuns and creates one; the
+stand-in delays every CodeRun list, so without a guard held across the
+replicas both see none and both create one. Checked: every alert is
+processed, each pod has exactly one heal CodeRun, one alert of each pod
+dispatched it and the other found it ("existing"), whichever replica held
+the pod's lock, and the other replica waited or gave its delivery back for
+a later retry (never blocked); with a CodeRun create slower than the lock's
+wait, the other replica gives its alert back and its retry finds the
+CodeRun. Standard library only; prints TAP.
+"""
+import concurrent.futures
+import json
+import os
+import ssl
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hltest  # noqa: E402
+import pgtest  # noqa: E402
+from hltest import dtest, wait_for  # noqa: E402
+
+check = dtest.check
+KTOKEN = "kube-heal-replicas"
+NS = "cto"       # CodeRuns
+APP_NS = "prod"  # the pods
+N_PODS = 40
+LIST_DELAY_MS = 250  # each CodeRun list of the stand-in takes this long
+N_SLOW = 3
+SLOW_CREATE_MS = 4500  # longer than a replica waits for a pod's lock (3 s)
+
+
+def pod(name):
+    return {
+        "metadata": {"name": name, "namespace": APP_NS,
+                     "labels": {"app": "shop", "pod-template-hash": "5f6d7c8b9a"},
+                     "ownerReferences": [{"kind": "ReplicaSet", "name": "shop-5f6d7c8b9a",
+                                          "controller": True}]},
+        "spec": {"nodeName": "node-1",
+                 "containers": [{"name": "api", "image": "ghcr.io/acme/shop:2.0.1"}]},
+        "status": {"phase": "Running", "containerStatuses": [{
+            "name": "api", "ready": False, "restartCount": 9,
+            "image": "ghcr.io/acme/shop:2.0.1",
+            "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                  "message": "back-off 5m0s restarting failed container"}},
+            "lastState": {"terminated": {"reason": "Error", "exitCode": 1,
+                                         "finishedAt": "2026-01-01T10:04:00Z"}}}]},
+    }
+
+
+def alert(pod_name, name, fp):
+    return {"status": "firing",
+            "labels": {"alertname": name, "namespace": APP_NS, "pod": pod_name,
+                       "container": "api", "severity": "warning"},
+            "annotations": {"summary": "Pod is crash looping."},
+            "startsAt": "2026-01-01T10:05:00Z", "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "http://prometheus/graph?g0.expr=x", "fingerprint": fp}
+
+
+def body(alerts):
+    return {"version": "4", "groupKey": "{}:{}", "truncatedAlerts": 0, "status": "firing",
+            "receiver": "healer", "groupLabels": {}, "commonLabels": {},
+            "commonAnnotations": {}, "externalURL": "http://alertmanager:9093",
+            "alerts": alerts}
+
+
+def main():
+    ca = dtest.make_ca("kube")
+    _, kport = dtest.start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"],
+                                "--token", KTOKEN, "--crd", dtest.CRD)
+    kurl = f"https://127.0.0.1:{kport}"
+    kctx = ssl.create_default_context(cafile=ca["ca"])
+
+    def kube(method, path, b=None):
+        return dtest.http(method, kurl + path, b, ctx=kctx, token=KTOKEN)
+
+    kubeconfig = dtest.write_kubeconfig(os.path.join(dtest.TMP, "kubeconfig"), kurl,
+                                        ca_path=ca["ca"], token=KTOKEN, namespace=NS)
+    pods = [f"shop-5f6d7c8b9a-p{i:03d}" for i in range(N_PODS)]
+    kube("POST", "/_stub/seed", {
+        "pods": [pod(p) for p in pods],
+        "logs": [{"namespace": APP_NS, "pod": p, "container": "api", "previous": True,
+                  "text": "Error: connection refused (os error 111)\n"} for p in pods]})
+    # the window between a replica's look at the pod's CodeRuns and its
+    # create: every list of CodeRuns is slow
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "GET", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
+         "delay_ms": LIST_DELAY_MS}]})
+
+    url = pgtest.create_database("heal_replicas")
+    env = hltest.base_env(KUBECONFIG=kubeconfig, HEALER_DISPATCH="kubernetes",
+                          HEALER_NAMESPACE=NS, HEALER_WORKERS="4",
+                          HEALER_SOURCE_TIMEOUT_MS="2000", HEALER_CONTEXT_TIMEOUT_MS="4000",
+                          HEALER_REPOSITORIES="acme/shop", HEALER_MAX_ACTIVE_CODERUNS="0",
+                          HEALER_MAX_ATTEMPTS_PER_HOUR="0")
+    reps = []
+    for i in range(2):
+        d = os.path.join(dtest.TMP, f"r{i}")
+        reps.append(hltest.Healer(d, dict(env, HEALER_HEAL_WORKSPACE=os.path.join(d, "ws")),
+                                  store_url=url, name=f"r{i}").start())
+    con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
+
+    def post(rep, b):
+        return rep.request("POST", "/api/alerts/alertmanager", json.dumps(b).encode(),
+                           {"Content-Type": "application/json",
+                            "Authorization": "Bearer " + hltest.TOKEN})
+
+    # each pod: its two alerts at once, one at each replica
+    def send(i):
+        p = pods[i]
+        a = alert(p, "KubePodCrashLooping", f"{i:04x}aaaa00000000")
+        b = alert(p, "PodRestartingTooOften", f"{i:04x}bbbb00000000")
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as two:
+            fa = two.submit(post, reps[0], body([a]))
+            fb = two.submit(post, reps[1], body([b]))
+            return fa.result(), fb.result()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(send, range(N_PODS)))
+    check(f"{2 * N_PODS} alerts ({N_PODS} pods, two alerts each, one per replica) -> 202 accepted",
+          all(st == 202 and d.get("status") == "accepted" for pair in answers for st, d in pair),
+          [pair for pair in answers
+           if any(st != 202 or d.get("status") != "accepted" for st, d in pair)][:3])
+
+    drained = wait_for(lambda: con.query(
+        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+        " AND source = 'alertmanager'").fetchone()[0] == 0, 180, 0.25)
+    states = con.query("SELECT state, count(*) FROM deliveries WHERE source = 'alertmanager'"
+                       " GROUP BY 1").fetchall()
+    check("every alert is processed by one of the replicas", drained
+          and dict(states) == {"processed": 2 * N_PODS}, states)
+
+    runs = kube("GET", "/_stub/coderuns") or []
+    per_pod = {}
+    for c in runs:
+        tp = c["metadata"]["labels"].get("target-pod")
+        per_pod.setdefault(tp, []).append(c["metadata"]["name"])
+    doubled = {p: n for p, n in per_pod.items() if len(n) != 1}
+    check(f"exactly one heal CodeRun per pod ({N_PODS} pods, {len(runs)} CodeRuns)",
+          len(runs) == N_PODS and sorted(per_pod) == sorted(pods) and not doubled,
+          (len(runs), len(doubled), sorted(doubled.items())[:5]))
+
+    outcomes = {}
+    for did, dec in con.query("SELECT delivery_id, decision_json FROM deliveries"
+                              " WHERE source = 'alertmanager'").fetchall():
+        d = json.loads(dec) if dec else {}
+        outcomes.setdefault(d.get("outcome"), 0)
+        outcomes[d.get("outcome")] += 1
+    check("of each pod's two alerts one dispatched the CodeRun, the other found it",
+          outcomes == {"dispatched": N_PODS, "existing": N_PODS}, outcomes)
+    retried = sum(r.log().count("is being worked on by another replica") for r in reps)
+    check(f"a replica that could not get a pod's lock in time gave its delivery back "
+          f"({retried} retries) and nothing was left waiting", drained, retried)
+    tasks = con.query("SELECT count(*), count(coderun_name) FROM remediation_tasks"
+                      " WHERE kind = 'alert'").fetchone()
+    check("each pod's CodeRun is recorded on one task", tasks[1] == N_PODS, tasks)
+
+    # a holder slower than the wait: the CodeRun create takes longer than
+    # a replica waits for the pod's lock, so the other gives its alert back
+    # and finds the CodeRun on its retry (its worker is never blocked)
+    slow = [f"shop-5f6d7c8b9a-s{i:03d}" for i in range(N_SLOW)]
+    kube("POST", "/_stub/seed", {
+        "pods": [pod(p) for p in slow],
+        "logs": [{"namespace": APP_NS, "pod": p, "container": "api", "previous": True,
+                  "text": "Error: connection refused (os error 111)\n"} for p in slow]})
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": SLOW_CREATE_MS})
+    before = sum(r.log().count("is being worked on by another replica") for r in reps)
+
+    def send_slow(i):
+        p = slow[i]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as two:
+            fa = two.submit(post, reps[0], body([alert(p, "KubePodCrashLooping",
+                                                       f"{i:04x}cccc00000000")]))
+            fb = two.submit(post, reps[1], body([alert(p, "PodRestartingTooOften",
+                                                       f"{i:04x}dddd00000000")]))
+            return fa.result(), fb.result()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=N_SLOW) as pool:
+        answers = list(pool.map(send_slow, range(N_SLOW)))
+    drained = wait_for(lambda: con.query(
+        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+        " AND source = 'alertmanager'").fetchone()[0] == 0, 120, 0.25)
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    runs = [c for c in kube("GET", "/_stub/coderuns") or []
+            if c["metadata"]["labels"].get("target-pod") in slow]
+    retried = sum(r.log().count("is being worked on by another replica") for r in reps) - before
+    check(f"a pod's lock held longer than the wait ({SLOW_CREATE_MS} ms create): the other "
+          f"replica gave its alert back ({retried} times), then found the CodeRun; one per pod",
+          all(st == 202 for pair in answers for st, _ in pair) and drained and retried >= 1
+          and len(runs) == N_SLOW
+          and sorted(c["metadata"]["labels"]["target-pod"] for c in runs) == sorted(slow),
+          (retried, [c["metadata"]["name"] for c in runs]))
+    for r in reps:
+        check(f"replica {r.name} stops cleanly", r.stop() == 0)
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:  # report, do not hide
+        import traceback
+        check("test driver ran to completion", False, traceback.format_exc())
+        dtest.finish()
