@@ -592,6 +592,8 @@ doc_context(struct hl_buf *b, const struct alerts_analysis *an)
 		hl_buf_append_str(b, "## Loki\nRecent error lines of ");
 		alerts_code(b, c->service.loki_selector);
 		hl_buf_append_str(b, " (untrusted):\n");
+		if (c->loki_note[0])
+			hl_buf_appendf(b, "Note: %s\n", c->loki_note);
 		doc_fence(b, l.data, l.len, 4000, 0);
 		hl_buf_append_char(b, '\n');
 		hl_buf_release(&l);

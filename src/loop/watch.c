@@ -4,7 +4,8 @@
  *
  * Kubernetes dispatch: the watch API through hl_kube_watch (resume from
  * the stored resourceVersion, bookmarks, relist on 410 Gone both ways,
- * reconnect with backoff). The resume point is kept in the store, so a
+ * reconnect with backoff; a server's wait longer than 60 s is cut to 60 s
+ * and logged). The resume point is kept in the store, so a
  * restart resumes instead of relisting; every LOOP_RESYNC_MS the watch ends
  * and a full relist follows (a periodic resync: anything missed is seen
  * then, and observe() applies what it already applied as nothing). A
@@ -36,6 +37,7 @@
 #include "loop_impl.h"
 
 #include "json/json.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +226,22 @@ watch_event(void *ud, const char *type, json_t *obj)
 	return 0;
 }
 
+/* The API server (or a proxy) asked for a longer wait than the watch
+ * honours (kube_watch.c): said once per capped wait. */
+static void
+watch_wait_capped(void *ud, const char *from, int64_t asked_s, int64_t capped_ms)
+{
+	char asked[24], capped[24];
+
+	(void)ud;
+	snprintf(asked, sizeof(asked), "%lld", (long long)asked_s);
+	snprintf(capped, sizeof(capped), "%lld", (long long)capped_ms);
+	hl_log_kv(HL_LOG_WARN,
+	          "the Kubernetes API asked the CodeRun watch to wait longer than it "
+	          "waits; waiting the longest instead",
+	          "from", from, "asked_s", asked, "waiting_ms", capped, NULL);
+}
+
 /* Takes or keeps the watch's leadership; false (and not watching) while
  * another replica holds it or the store cannot be reached. */
 static bool
@@ -290,6 +308,7 @@ watch_kubernetes(struct hl_loop *l)
 			.fn = watch_event,
 			.ud = &w,
 			.stats = &l->watch_stats,
+			.wait_capped = watch_wait_capped,
 		};
 		int rc;
 

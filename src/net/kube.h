@@ -240,6 +240,11 @@ int hl_kube_job_logs(const struct hl_kube *k, struct hl_buf *out, const char *ns
 
 /* ---- watch (kube_watch.c) ---- */
 
+/* The longest a watch waits because a server said so (Retry-After,
+ * retryAfterSeconds): a hostile or broken API server or proxy cannot park
+ * the CodeRun watch for longer (client-go's backoff is bounded alike). */
+#define HL_KUBE_WATCH_WAIT_MAX_MS 60000
+
 /*
  * A watch callback. type is
  *   "SYNC"     for each object of a (re)list: its current state;
@@ -270,6 +275,8 @@ struct hl_kube_watch_stats {
 	                                    normally (its timeoutSeconds); not restarts */
 	atomic_uint_fast64_t events;     /* ADDED / MODIFIED / DELETED delivered */
 	atomic_uint_fast64_t bookmarks;  /* BOOKMARK delivered */
+	/* a server's wait (Retry-After, retryAfterSeconds) over retry_after_max_ms, cut */
+	atomic_uint_fast64_t waits_capped;
 	/* why the last restart happened; written by the watching thread, read
 	 * it after hl_kube_watch returns */
 	struct hl_err last_error;
@@ -293,6 +300,13 @@ struct hl_kube_watch_opts {
 	int watch_timeout_s;    /* timeoutSeconds of each watch; 0: random in [300, 600) */
 	int list_limit;         /* objects per list page; 0: 500 */
 	struct hl_kube_watch_stats *stats; /* may be NULL */
+	/* the longest wait a server's Retry-After (429, 5xx) or an ERROR event's
+	 * details.retryAfterSeconds is honoured for; 0: HL_KUBE_WATCH_WAIT_MAX_MS */
+	int64_t retry_after_max_ms;
+	/* called on the watching thread (with ud) when a server asked for a
+	 * longer wait than that and the wait was cut to capped_ms; from names
+	 * the request; may be NULL (the caller logs it) */
+	void (*wait_capped)(void *ud, const char *from, int64_t asked_s, int64_t capped_ms);
 };
 
 /*
@@ -306,7 +320,8 @@ struct hl_kube_watch_opts {
  * When the server ends a stream it watches again from the last version. 410 Gone (an HTTP 410, or
  * an ERROR event with code 410 in a 200 stream) relists at once. A cut connection, a transport
  * error, a garbled line, another ERROR event, 5xx or 429 reconnect after a backoff (doubling from
- * backoff_ms up to backoff_max_ms, full jitter, at least the Retry-After the server gave), reset
+ * backoff_ms up to backoff_max_ms, full jitter, at least the Retry-After the server gave, but
+ * never more than retry_after_max_ms: a longer one is cut and reported to wait_capped), reset
  * once a stream delivers something. Errors retrying cannot fix are returned: HL_EAUTH (401/403),
  * HL_ENOTFOUND (404: no such resource), HL_EINVAL (400/422: a bad selector), HL_ENOMEM. Thread-safe
  * for distinct opts; k is only read.

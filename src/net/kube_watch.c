@@ -16,7 +16,13 @@
  *   - a cut connection, a transport error, a garbled line, an ERROR event,
  *     5xx or 429: wait (exponential backoff with full jitter, at least
  *     Retry-After) and watch again (a reconnect); a list that failed so is
- *     asked again the same way;
+ *     asked again the same way. The server's wait (a Retry-After header or
+ *     an ERROR event's details.retryAfterSeconds, an int32 by the schema:
+ *     up to 68 years) is honoured up to HL_KUBE_WATCH_WAIT_MAX_MS (60 s,
+ *     twice client-go's 30 s backoff cap; opts->retry_after_max_ms), so a
+ *     hostile or broken API server or proxy cannot park the watch; a longer
+ *     one is cut, counted (stats->waits_capped) and reported to
+ *     opts->wait_capped, whose caller logs it;
  *   - 400/401/403/404/422: return the error (retrying cannot help).
  * Invariants: every wait is cut into slices of at most 100 ms that look at
  * the stop flag and the deadline, and every request carries the stop flag,
@@ -137,6 +143,29 @@ watch_next_delay(struct watch *w)
 	return d;
 }
 
+/* The server asked to come back after secs (from a Retry-After header or
+ * an ERROR event): kept for the next delay, cut to the longest wait
+ * honoured. secs is the server's number: any int64, checked before it is
+ * turned into milliseconds. */
+static void
+watch_retry_after(struct watch *w, int64_t secs, const char *from)
+{
+	int64_t max =
+	        w->o->retry_after_max_ms > 0 ? w->o->retry_after_max_ms : HL_KUBE_WATCH_WAIT_MAX_MS;
+
+	if (secs <= 0)
+		return;
+	if (secs <= max / 1000) {
+		w->retry_after_ms = secs * 1000;
+		return;
+	}
+	w->retry_after_ms = max;
+	if (w->stats)
+		watch_count(&w->stats->waits_capped);
+	if (w->o->wait_capped)
+		w->o->wait_capped(w->o->ud, from, secs, max);
+}
+
 static void
 watch_backoff_reset(struct watch *w)
 {
@@ -184,10 +213,8 @@ watch_line(struct watch *w, const char *s, size_t n)
 		if (code == 410) {
 			w->gone = true;
 		} else {
-			int64_t ra = hl_json_int(obj, "details.retryAfterSeconds", 0);
-
-			if (ra > 0)
-				w->retry_after_ms = ra * 1000;
+			watch_retry_after(w, hl_json_int(obj, "details.retryAfterSeconds", 0),
+			                  "an ERROR event's retryAfterSeconds");
 			hl_err_set(&w->stream_err,
 			           code == 401 || code == 403 ? HL_EAUTH : HL_EUPSTREAM,
 			           "kubernetes watch: error event %lld: %.160s", (long long)code,
@@ -264,8 +291,7 @@ watch_failed(struct watch *w, const struct hl_fetch_res *res, const char *what, 
 	/* no answer, an answer cut short, or the server asks to come back */
 	if (res->status == 0 || (res->status >= 200 && res->status < 300) || res->status == 429 ||
 	    res->status >= 500) {
-		if (res->retry_after_s > 0)
-			w->retry_after_ms = res->retry_after_s * 1000;
+		watch_retry_after(w, res->retry_after_s, "Retry-After");
 		return WATCH_END_RETRY;
 	}
 	if (err)

@@ -15,7 +15,7 @@
  *                unhealthy_resources: [{kind, name, namespace, status, message}]}
  *   kubernetes  {pods: [{name, namespace, phase, reason, restarts, message}],
  *                events: [{type, reason, object, message, count}]}
- *   loki        {query, lines: ["..."]}
+ *   loki        {query, lines: ["..."], note}
  *   prometheus  {summary, alerts: [{name, severity, state, summary}]}
  *   history     {similar_failures: [{id, summary, score, resolution}],
  *                known_solutions: [{id, summary, score}]}

@@ -251,6 +251,7 @@ build_loki(const json_t *src, bool *ok)
 	}
 	put(o, "query", scalar(src, "query"), ok);
 	put(o, "lines", string_list(src, "lines", ok), ok);
+	put(o, "note", scalar(src, "note"), ok);
 	return o;
 }
 

@@ -6,6 +6,20 @@
  * a parser that files the answer into the context. A phase runs all its slots in one
  * hl_fetch_run, so the phase costs the time of its slowest source, bounded
  * by the overall deadline.
+ *
+ * A JSON answer over its slot's cap cannot be cut like a log, so a source
+ * that can ask for less has a shrink step: Loki is asked again for a
+ * quarter of the lines (50, 12, 3, 1: at most CTX_MAX_REASKS more rounds,
+ * each with the slots that need it only, inside the same deadline), so a
+ * crash loop printing 50 KB stack traces still gives its most recent lines;
+ * each line kept is cut to CTX_LOKI_LINE_MAX bytes, and the prompt's Loki
+ * section and the source's status say what was reduced. ArgoCD's answers
+ * (an Application, bounded by etcd's object size, and its resource tree)
+ * have a cap of their own (CTX_ARGOCD_MAX_BODY); Prometheus' one-sample
+ * ratio, Grafana's 20 annotations and OpenMemory's 5 matches never come
+ * near theirs, and an answer over it there fails the source (named in the
+ * prompt); GitHub's answers have the fetch engine's 16 MiB, and a head
+ * commit whose files do not fit is followed by the PR's files.
  */
 #include "context.h"
 
@@ -31,10 +45,20 @@
 #define CTX_MAX_EVENTS     20
 #define CTX_MAX_RESOURCES  50
 #define CTX_GRAFANA_LINKS  5
+#define CTX_PLAIN_MAX_BODY (1u << 20) /* Loki, Prometheus, Grafana, OpenMemory */
+/* an Application object stays under etcd's ~1.5 MiB; its resource tree
+ * (every node of the application) can be several MiB */
+#define CTX_ARGOCD_MAX_BODY (8u << 20)
+#define CTX_MAX_REASKS      3    /* over the cap: at most this many smaller asks */
+#define CTX_LOKI_SHRINK     4    /* each re-ask asks Loki for a quarter of the lines */
+#define CTX_LOKI_LINE_MAX   1024 /* bytes of a Loki line kept (its head) */
 
 struct ctx_slot;
 typedef int (*ctx_parse_fn)(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
                             struct hl_err *err);
+/* Re-plans an over-cap slot's request for a smaller answer; false when it
+ * cannot ask for less. */
+typedef bool (*ctx_shrink_fn)(struct ctx_slot *s);
 
 struct ctx_slot {
 	const char *name;
@@ -44,6 +68,11 @@ struct ctx_slot {
 	ctx_parse_fn parse;
 	char job_name[256]; /* run logs: the job this log belongs to */
 	struct gather *g;
+	ctx_shrink_fn shrink;             /* NULL: an over-cap answer fails the source */
+	int limit, first_limit;           /* loki: the lines asked for now and at first */
+	int64_t start_ns, end_ns;         /* loki: the window */
+	int64_t spent_ms;                 /* the earlier asks of a slot asked again */
+	char detail[HL_CONTEXT_NOTE_MAX]; /* what an ok source's answer lost */
 };
 
 struct ctx_phase {
@@ -350,27 +379,74 @@ ctx_parse_argocd_tree(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetc
 	return 0;
 }
 
+/* A Loki line as kept: its first CTX_LOKI_LINE_MAX bytes (cut on a UTF-8
+ * boundary) and how much was cut; *cut says whether it was. */
+static json_t *
+ctx_loki_line(const json_t *v, bool *cut)
+{
+	const char *line = json_string_value(v);
+	size_t len = json_string_length(v), n = CTX_LOKI_LINE_MAX;
+	struct hl_buf b = HL_BUF_INIT(0);
+	json_t *o;
+
+	*cut = len > CTX_LOKI_LINE_MAX;
+	if (!*cut)
+		return json_stringn(line, len);
+	while (n > 0 && ((unsigned char)line[n] & 0xC0) == 0x80)
+		n--;
+	hl_buf_append(&b, line, n);
+	hl_buf_appendf(&b, " [... %zu more bytes cut]", len - n);
+	o = hl_buf_error(&b) ? NULL : json_stringn(b.data, b.len);
+	hl_buf_release(&b);
+	return o;
+}
+
 static int
 ctx_parse_loki(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
                struct hl_err *err)
 {
-	json_t *streams = NULL, *stream, *val;
-	size_t i, j;
+	json_t *streams = NULL, *stream, *val, *lines;
+	struct hl_buf note = HL_BUF_INIT(1024);
+	size_t i, j, cut = 0;
 	int rc = hl_loki_parse(&streams, res, err);
 
 	if (rc < 0)
 		return rc;
-	ctx->loki_lines = json_array();
+	if (!(lines = json_array())) {
+		json_decref(streams);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
 	json_array_foreach(streams, i, stream)
 	{
 		json_array_foreach(json_object_get(stream, "values"), j, val)
 		{
-			const char *line = json_string_value(json_array_get(val, 1));
-			if (line && json_array_size(ctx->loki_lines) < CTX_LOKI_LIMIT)
-				json_array_append_new(ctx->loki_lines, json_string(line));
+			const json_t *line = json_array_get(val, 1);
+			bool was_cut = false;
+
+			if (!json_is_string(line) || json_array_size(lines) >= CTX_LOKI_LIMIT)
+				continue;
+			json_array_append_new(lines, ctx_loki_line(line, &was_cut));
+			cut += was_cut;
 		}
 	}
 	json_decref(streams);
+	json_decref(ctx->loki_lines);
+	ctx->loki_lines = lines;
+	/* what the prompt's Loki section and the source's status say */
+	if (s->limit < s->first_limit)
+		hl_buf_appendf(&note,
+		               "reduced: Loki's answer for the %d most recent lines was over %u "
+		               "bytes, so only the %d most recent were asked for",
+		               s->first_limit, CTX_PLAIN_MAX_BODY, s->limit);
+	if (cut)
+		hl_buf_appendf(&note, "%s%zu line%s longer than %d bytes cut to %s first %d",
+		               note.len ? "; " : "reduced: ", cut, cut == 1 ? "" : "s",
+		               CTX_LOKI_LINE_MAX, cut == 1 ? "its" : "their", CTX_LOKI_LINE_MAX);
+	if (note.len && !hl_buf_error(&note)) {
+		hl_strlcpy(ctx->loki_note, note.data, sizeof(ctx->loki_note));
+		hl_strlcpy(s->detail, note.data, sizeof(s->detail));
+	}
+	hl_buf_release(&note);
 	return 0;
 }
 
@@ -640,7 +716,7 @@ ctx_add_plain(struct gather *g, struct ctx_phase *ph, const char *name, ctx_pars
 		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
 	s->req.method = "GET";
 	s->req.timeout_ms = g->timeout_ms;
-	s->req.max_body = 1 << 20;
+	s->req.max_body = CTX_PLAIN_MAX_BODY;
 	s->g = g;
 	s->req.headers[0] = "Accept: application/json";
 	if (auth_token && *auth_token) {
@@ -790,6 +866,7 @@ ctx_plan_argocd(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	hl_buf_release(&path);
 	if ((rc = ctx_add_plain(g, ph, "argocd", ctx_parse_argocd, cfg->argocd_token, &s, err)) < 0)
 		return rc;
+	s->req.max_body = CTX_ARGOCD_MAX_BODY;
 	if (hl_argocd_app_url(&s->url, cfg->argocd_server, app) < 0) {
 		ph->n--;
 		ctx_record(g->ctx, "argocd", HL_SOURCE_FAILED, 0,
@@ -801,6 +878,7 @@ ctx_plan_argocd(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		if ((rc = ctx_add_plain(g, ph, "argocd_resources", ctx_parse_argocd_tree,
 		                        cfg->argocd_token, &s, err)) < 0)
 			return rc;
+		s->req.max_body = CTX_ARGOCD_MAX_BODY;
 		hl_argocd_app_url(&s->url, cfg->argocd_server, app);
 		hl_buf_append_str(&s->url, "/resource-tree");
 		s->req.url = s->url.data;
@@ -808,22 +886,49 @@ ctx_plan_argocd(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	return 0;
 }
 
+/* The slot's Loki query_range URL: the service's error lines of its
+ * window, the s->limit most recent (direction=backward). */
+static int
+ctx_loki_url(struct ctx_slot *s)
+{
+	struct hl_buf q = HL_BUF_INIT(4096);
+	int rc;
+
+	hl_buf_appendf(&q, "%s |~ \"(?i)(error|panic|fatal|exception)\"",
+	               s->g->ctx->service.loki_selector);
+	hl_buf_reset(&s->url);
+	rc = hl_buf_error(&q) ? -HL_ENOMEM
+	                      : hl_loki_query_range_url(&s->url, s->g->c->cfg->loki_url, q.data,
+	                                                s->start_ns, s->end_ns, s->limit);
+	hl_buf_release(&q);
+	s->req.url = s->url.data;
+	return rc;
+}
+
+/* Over the cap: the same window, a quarter of the lines (at least one). */
+static bool
+ctx_loki_shrink(struct ctx_slot *s)
+{
+	if (s->limit <= 1)
+		return false;
+	s->limit = s->limit / CTX_LOKI_SHRINK > 1 ? s->limit / CTX_LOKI_SHRINK : 1;
+	return ctx_loki_url(s) == 0;
+}
+
 static int
 ctx_plan_loki(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
-	struct hl_buf q = HL_BUF_INIT(4096);
 	int64_t now_ns = hl_time_wall_ms() * 1000000LL;
 	struct ctx_slot *s = NULL;
 	int rc;
 
-	hl_buf_appendf(&q, "%s |~ \"(?i)(error|panic|fatal|exception)\"",
-	               g->ctx->service.loki_selector);
 	if ((rc = ctx_add_plain(g, ph, "loki", ctx_parse_loki, NULL, &s, err)) == 0) {
-		hl_loki_query_range_url(&s->url, g->c->cfg->loki_url, q.data,
-		                        now_ns - 30LL * 60 * 1000000000LL, now_ns, CTX_LOKI_LIMIT);
-		s->req.url = s->url.data;
+		s->start_ns = now_ns - 30LL * 60 * 1000000000LL;
+		s->end_ns = now_ns;
+		s->limit = s->first_limit = CTX_LOKI_LIMIT;
+		s->shrink = ctx_loki_shrink;
+		ctx_loki_url(s);
 	}
-	hl_buf_release(&q);
 	return rc;
 }
 
@@ -1155,40 +1260,68 @@ ctx_plan_sources(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 	return 0;
 }
 
-/* Runs a phase and files every answer. */
+/* Files one answer into the context and records the source's state. */
+static void
+ctx_file(struct gather *g, struct ctx_slot *s, struct hl_fetch_res *res)
+{
+	struct hl_err perr = HL_ERR_INIT;
+	int64_t elapsed = s->spent_ms + res->elapsed_ms;
+
+	if (hl_fetch_check(res, s->name, &perr) < 0 || s->parse(g->ctx, s, res, &perr) < 0) {
+		if (s->limit < s->first_limit) {
+			char msg[sizeof(perr.msg) + 64];
+
+			snprintf(msg, sizeof(msg), "%s (asked again for %d of %d lines)", perr.msg,
+			         s->limit, s->first_limit);
+			ctx_record(g->ctx, s->name, HL_SOURCE_FAILED, elapsed, msg);
+		} else {
+			ctx_record(g->ctx, s->name, HL_SOURCE_FAILED, elapsed, perr.msg);
+		}
+	} else if (strcmp(s->name, "github_files") == 0 ||
+	           strcmp(s->name, "github_pr_files") == 0) {
+		g->files_ok = true;
+		ctx_record(g->ctx, s->name, HL_SOURCE_OK, elapsed, NULL);
+	} else {
+		ctx_record(g->ctx, s->name, HL_SOURCE_OK, elapsed,
+		           s->detail[0]     ? s->detail
+		           : res->truncated ? "truncated: the tail was kept"
+		                            : NULL);
+	}
+}
+
+/* Runs a phase and files every answer. A slot whose answer was over its
+ * cap and that can ask for less is asked again in a following round (with
+ * the others that need it only), at most CTX_MAX_REASKS times, inside the
+ * same deadline. */
 static int
 ctx_run_phase(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
 	struct hl_fetch_req reqs[CTX_MAX_SLOTS];
 	struct hl_fetch_res res[CTX_MAX_SLOTS];
-	size_t i;
-	int rc;
+	size_t idx[CTX_MAX_SLOTS], n, i, again;
+	int round, rc;
 
-	if (ph->n == 0)
-		return 0;
-	for (i = 0; i < ph->n; i++)
-		reqs[i] = ph->slots[i].req;
-	rc = hl_fetch_run(reqs, res, ph->n, g->deadline_ms, err);
-	if (rc < 0)
-		return rc;
-	for (i = 0; i < ph->n; i++) {
-		struct ctx_slot *s = &ph->slots[i];
-		struct hl_err perr = HL_ERR_INIT;
-		char what[96];
+	for (n = 0; n < ph->n; n++)
+		idx[n] = n;
+	for (round = 0; n > 0 && round <= CTX_MAX_REASKS; round++) {
+		for (i = 0; i < n; i++)
+			reqs[i] = ph->slots[idx[i]].req;
+		rc = hl_fetch_run(reqs, res, n, g->deadline_ms, err);
+		if (rc < 0)
+			return rc;
+		for (i = again = 0; i < n; i++) {
+			struct ctx_slot *s = &ph->slots[idx[i]];
 
-		snprintf(what, sizeof(what), "%s", s->name);
-		if (hl_fetch_check(&res[i], what, &perr) < 0 ||
-		    s->parse(g->ctx, s, &res[i], &perr) < 0) {
-			ctx_record(g->ctx, s->name, HL_SOURCE_FAILED, res[i].elapsed_ms, perr.msg);
-		} else if (strcmp(s->name, "github_files") == 0 ||
-		           strcmp(s->name, "github_pr_files") == 0) {
-			g->files_ok = true;
-			ctx_record(g->ctx, s->name, HL_SOURCE_OK, res[i].elapsed_ms, NULL);
-		} else {
-			ctx_record(g->ctx, s->name, HL_SOURCE_OK, res[i].elapsed_ms,
-			           res[i].truncated ? "truncated: the tail was kept" : NULL);
+			if (res[i].err.code == HL_ETOOBIG && round < CTX_MAX_REASKS && s->shrink &&
+			    s->shrink(s)) {
+				s->spent_ms += res[i].elapsed_ms;
+				idx[again++] = idx[i];
+			} else {
+				ctx_file(g, s, &res[i]);
+			}
+			hl_fetch_res_release(&res[i]);
 		}
-		hl_fetch_res_release(&res[i]);
+		n = again;
 	}
 	return 0;
 }

@@ -16,7 +16,9 @@
  * repository's short name, or from the caller's target. An unconfigured source
  * is "skipped"; a source that fails or misses the deadline is "failed" and
  * the remediation goes ahead with what arrived - the prompt names what is
- * missing.
+ * missing. An answer too large for its cap degrades where the source can
+ * ask for less: Loki is asked again for fewer, most recent, lines, and the
+ * source's detail and the prompt's Loki section say it was reduced.
  *
  * Phases: everything whose inputs are in the event goes out at once. Only
  * two things wait for an answer: the logs of a workflow_run's failed jobs
@@ -42,6 +44,7 @@
 #include <stdint.h>
 
 #define HL_CONTEXT_MAX_SOURCES 24
+#define HL_CONTEXT_NOTE_MAX    240
 
 enum hl_source_state { HL_SOURCE_OK, HL_SOURCE_FAILED, HL_SOURCE_SKIPPED };
 
@@ -62,7 +65,7 @@ struct hl_context {
 	json_t *pr;            /* the open PR object, or NULL */
 	json_t *changed_files; /* array of {filename,status,additions,deletions} */
 	json_t *argocd;        /* {name,health,sync,message} or NULL */
-	json_t *loki_lines;    /* array of strings */
+	json_t *loki_lines;    /* array of strings, each cut to 1 KiB (loki_note) */
 	json_t *prometheus;    /* Prometheus data.result or NULL */
 	json_t *kube_events;   /* array of {type,reason,object,message,count} */
 	json_t *kube_pods;     /* array of {name,namespace,phase,reason,restarts,message}
@@ -78,6 +81,9 @@ struct hl_context {
 	struct hl_source_status sources[HL_CONTEXT_MAX_SOURCES];
 	size_t n_sources;
 	int64_t elapsed_ms;
+	/* what the Loki lines lost to the caps ("reduced: ..."), "" when nothing:
+	 * an answer over 1 MiB is asked again for fewer lines (the most recent) */
+	char loki_note[HL_CONTEXT_NOTE_MAX];
 };
 
 /* What a later attempt adds to the gathering (contract section 9, retry). */

@@ -127,7 +127,8 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	if (c->loki_lines) {
 		char q[640];
 		snprintf(q, sizeof(q), "%s, error lines of the last 30m", c->service.loki_selector);
-		loki = json_pack("{s:s, s:O}", "query", q, "lines", c->loki_lines);
+		loki = json_pack("{s:s, s:O, s:s?}", "query", q, "lines", c->loki_lines, "note",
+		                 c->loki_note[0] ? c->loki_note : NULL);
 	}
 	prom = pb_prometheus(c->prometheus, c->grafana);
 	if (in->history)

@@ -542,6 +542,19 @@ def main():
     check("the re-run passing ends the task rerun_passed",
           ok and t["attempts"][0]["kind"] == "rerun"
           and t["attempts"][0]["outcome"] == "rerun_passed", t)
+
+    # ---- H2. the API server asks the watch to wait 1e9 s: it waits 60 s, and says so ----
+    # (last before the stop: the watch then waits out those 60 s; the stop ends the wait)
+    kube("POST", "/_stub/config", {"watch_error": {"code": 500, "times": 1,
+                                                   "retry_after": 1000000000}})
+    kube("POST", "/_stub/cut")
+    said = wait_for(lambda: "asked the CodeRun watch to wait longer" in srv.log_tail(), 15)
+    line = next((ln for ln in srv.log_tail().splitlines()
+                 if "asked the CodeRun watch to wait longer" in ln), "")
+    check("a watch wait of 1e9 s asked by the API server is logged as cut to 60 s",
+          said and '"asked_s":"1000000000"' in line and '"waiting_ms":"60000"' in line
+          and '"level":"warn"' in line, [line, srv.log_tail()[-1500:]])
+    kube("POST", "/_stub/config", {"watch_error": None})
     srv.stop()
 
     # ---- I/J. budgets and the loop in directory dispatch --------------------------------

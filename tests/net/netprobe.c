@@ -194,10 +194,18 @@ probe_watch_cb(void *ud, const char *type, json_t *obj)
 
 /*
  * kube watch NS SEL MS STOP_AFTER [rv=RV] [backoff=MS] [backoff_max=MS]
- * [timeout_s=N] [limit=N] [sigterm=1]: MS 0 means no deadline (then sigterm=1 gives
- * the stop flag, set by SIGTERM). Prints one line per callback, then
- * "END <rv> <stats JSON>".
+ * [timeout_s=N] [limit=N] [retry_after_max=MS] [sigterm=1]: MS 0 means no deadline (then sigterm=1
+ * gives the stop flag, set by SIGTERM). Prints one line per callback ("CAPPED <asked_s> <capped_ms>
+ * <from>" for a server's wait cut to the longest), then "END <rv> <stats JSON>".
  */
+static void
+probe_watch_capped(void *ud, const char *from, int64_t asked_s, int64_t capped_ms)
+{
+	(void)ud;
+	printf("CAPPED %lld %lld %s\n", (long long)asked_s, (long long)capped_ms, from);
+	fflush(stdout);
+}
+
 static int
 probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 {
@@ -221,6 +229,7 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 	o.fn = probe_watch_cb;
 	o.ud = &w;
 	o.stats = &stats;
+	o.wait_capped = probe_watch_capped;
 	for (i = 5; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -234,6 +243,8 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 			o.watch_timeout_s = atoi(a + 10);
 		else if (strncmp(a, "limit=", 6) == 0)
 			o.list_limit = atoi(a + 6);
+		else if (strncmp(a, "retry_after_max=", 16) == 0)
+			o.retry_after_max_ms = atol(a + 16);
 		else if (strcmp(a, "sigterm=1") == 0) {
 			struct sigaction sa;
 
@@ -248,10 +259,11 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 	if (ret < 0)
 		return probe_fail(&err);
 	st = json_pack(
-	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "restarts", (json_int_t)stats.restarts,
-	        "reconnects", (json_int_t)stats.reconnects, "relists", (json_int_t)stats.relists,
-	        "rewatches", (json_int_t)stats.rewatches, "events", (json_int_t)stats.events,
-	        "bookmarks", (json_int_t)stats.bookmarks, "stop_ms",
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "restarts",
+	        (json_int_t)stats.restarts, "reconnects", (json_int_t)stats.reconnects, "relists",
+	        (json_int_t)stats.relists, "rewatches", (json_int_t)stats.rewatches, "events",
+	        (json_int_t)stats.events, "bookmarks", (json_int_t)stats.bookmarks, "waits_capped",
+	        (json_int_t)stats.waits_capped, "stop_ms",
 	        (json_int_t)(atomic_load(&probe_stop) ? t_end - atomic_load(&probe_stop_at) : -1),
 	        "last_error", stats.last_error.msg);
 	text = json_dumps(st, JSON_COMPACT);

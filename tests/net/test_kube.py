@@ -446,6 +446,34 @@ check("watch: an ERROR event (500) in the stream -> reconnect, no relist",
       and "error event 500" in stats.get("last_error", ""), (w.lines, stats))
 http("POST", server + "/_stub/config", {"watch_error": None}, ctx=ctx)
 
+# a server's wait of 1e9 s (68 years in an int32 is the schema's limit) in an
+# ERROR event or a Retry-After header: honoured only up to the longest wait
+# (here retry_after_max=1500 ms; 60 s by default), counted and reported
+for how in ("event", "header"):
+    ctl("POST", "/_stub/reset", {})
+    if how == "event":
+        http("POST", server + "/_stub/config", {"watch_error": {
+            "code": 500, "times": 1, "retry_after": 1000000000}}, ctx=ctx)
+    else:
+        http("POST", server + "/_stub/config", {"rules": [
+            {"method": "GET", "path": WATCH_PATH, "query": {"watch": "1"}, "status": 503,
+             "times": 1, "headers": {"Retry-After": "1000000000"}}]}, ctx=ctx)
+    w = run_watch("cto", "watch=cut", "4500", "0", "backoff=50", "backoff_max=100",
+                  "retry_after_max=1500")
+    _, stats = w.end()
+    wr = watch_requests()
+    gap = wr[1]["time"] - wr[0]["time"] if len(wr) >= 2 else None
+    capped = [ln for ln in w.lines if ln.startswith("CAPPED ")]
+    frm = "an ERROR event's retryAfterSeconds" if how == "event" else "Retry-After"
+    check(f"watch: a wait of 1e9 s asked by {'an ERROR event' if how == 'event' else 'a 503'}"
+          " -> reconnects after the longest wait (1.5 s), not never",
+          gap is not None and 1.4 <= gap < 3.0 and stats.get("reconnects", 0) >= 1,
+          (gap, w.lines[-3:], stats))
+    check(f"watch: the cut wait ({how}) is counted and reported with what the server asked",
+          stats.get("waits_capped") == 1 and capped == [f"CAPPED 1000000000 1500 {frm}"],
+          (capped, stats))
+    http("POST", server + "/_stub/config", {"watch_error": None, "rules": []}, ctx=ctx)
+
 # 410 both ways -> relist; SYNCED lets the caller notice what vanished meanwhile
 for mode in ("http", "event"):
     create(f"gone-a-{mode}", f"g{mode}")

@@ -118,7 +118,9 @@ def seed_github(job_ids, commit_message="perf: faster widgets"):
     }, token=GTOKEN)
 
 
-def set_sources(delay_ms=0, loki_delay_ms=None):
+def set_sources(delay_ms=0, loki_delay_ms=None, loki=None, argocd=None):
+    """The sources' answers; loki / argocd replace those routes' answers
+    (route keys: "body", or the stub's "loki_lines")."""
     routes = [
         {"method": "GET", "path": "/api/v1/applications/widgets", "delay_ms": delay_ms,
          "body": {"metadata": {"name": "widgets"},
@@ -135,6 +137,12 @@ def set_sources(delay_ms=0, loki_delay_ms=None):
          "body": {"status": "success", "data": {"resultType": "vector", "result": [
              {"metric": {}, "value": [1, "0.02"]}]}}},
     ]
+    for path, repl in (("/loki/api/v1/query_range", loki), ("/api/v1/applications/widgets",
+                                                             argocd)):
+        for r in routes:
+            if repl and r["path"] == path:
+                r.pop("body")
+                r.update(repl)
     dtest.http("POST", SURL + "/_stub/config", {"routes": routes})
 
 
@@ -145,6 +153,8 @@ BASE_ENV = {
     "ARGOCD_SERVER": SURL, "LOKI_URL": SURL, "PROMETHEUS_URL": SURL, "OPENMEMORY_URL": SURL,
     "HEALER_SOURCE_TIMEOUT_MS": "1500", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
     "HEALER_LOG_LEVEL": "info", "HEALER_TIME_WINDOW_MINS": "0",
+    # every section's CodeRun stays Pending: more than the default budget of 10
+    "HEALER_MAX_ACTIVE_CODERUNS": "20",
 }
 set_sources()
 
@@ -277,6 +287,75 @@ def main():
           len(runs) == 1 and took < 6, f"{len(runs)} CodeRuns after {took:.1f}s")
     p = runs[0]["spec"]["promptModification"] if runs else ""
     check("the prompt names the missing source", "loki" in p.lower(), p[-1500:])
+
+    # ---- 4b. answers over the 1 MiB cap degrade instead of vanishing ---------------
+    # a crash loop printing 50 KB stack traces: 50 lines are 2.5 MB, so Loki is
+    # asked again for the 12 most recent, each kept line cut to 1 KiB; an
+    # Application of 1.5 MB (thousands of resources, under etcd's limit) is still read
+    resources = [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "prod",
+                  "name": f"widgets-part-{i:05d}", "status": "Synced",
+                  "health": {"status": "Healthy", "message": "ok " + "m" * 150}}
+                 for i in range(4500)]
+    resources.append({"kind": "Deployment", "namespace": "prod", "name": "widgets-broken-svc",
+                      "status": "Synced", "health": {"status": "Degraded",
+                                                     "message": "crash looping"}})
+    big_app = {"metadata": {"name": "widgets"}, "status": {
+        "sync": {"status": "Synced"}, "health": {"status": "Degraded"}, "resources": resources}}
+    set_sources(loki={"loki_lines": {"count": 200, "bytes": 50000,
+                                     "text": "panic: widget crash loop"}},
+                argocd={"body": big_app})
+    seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007, 5095, 5008])
+    dtest.http("POST", SURL + "/_stub/reset", {})
+    st, ans = srv.deliver(job_event(5008, run_id=9210, branch="feat/r9210"))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
+    p = runs[0]["spec"]["promptModification"] if runs else ""
+    st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
+        srv.request("GET", f"/api/remediations/{tid}")), 10) or (0, {})
+    dec = rem.get("decision") or {}
+    if isinstance(dec, str):
+        dec = json.loads(dec)
+    srcs = {s["name"]: s for s in dec.get("sources", [])}
+    loki_src = srcs.get("loki", {})
+    limits = [r["query"].get("limit") for r in dtest.http("GET", SURL + "/_stub/requests") or []
+              if r["path"] == "/loki/api/v1/query_range"]
+    note = ("Note: reduced: Loki's answer for the 50 most recent lines was over 1048576 bytes, "
+            "so only the 12 most recent were asked for; 12 lines longer than 1024 bytes cut to "
+            "their first 1024")
+    check("a Loki answer over 1 MiB is asked again for the 12 most recent lines: the source is "
+          "ok and says it was reduced",
+          limits == ["50", "12"] and loki_src.get("state") == "ok"
+          and loki_src.get("detail", "").startswith("reduced: Loki's answer"),
+          [limits, loki_src])
+    check("the prompt's Loki section has the most recent lines, cut, and says it was reduced",
+          note in p and "panic: widget crash loop #0 xxx" in p and "more bytes cut]" in p
+          and "x" * 1100 not in p, p[p.find("## Loki"):][:1500])
+    check("an ArgoCD Application over 1 MiB is still read: its unhealthy resource is in the prompt",
+          srcs.get("argocd", {}).get("state") == "ok" and "widgets-broken-svc" in p,
+          [srcs.get("argocd"), len(json.dumps(big_app))])
+    # one line over 1 MiB: asked again for 12, 3, then 1 line, then given up
+    set_sources(loki={"loki_lines": {"count": 2, "bytes": 1200000, "text": "panic: huge"}})
+    seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007, 5095, 5008, 5009])
+    dtest.http("POST", SURL + "/_stub/reset", {})
+    st, ans = srv.deliver(job_event(5009, run_id=9220, branch="feat/r9220"))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
+    p = runs[0]["spec"]["promptModification"] if runs else ""
+    st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
+        srv.request("GET", f"/api/remediations/{tid}")), 10) or (0, {})
+    dec = rem.get("decision") or {}
+    if isinstance(dec, str):
+        dec = json.loads(dec)
+    loki_src = next((s for s in dec.get("sources", []) if s["name"] == "loki"), {})
+    limits = [r["query"].get("limit") for r in dtest.http("GET", SURL + "/_stub/requests") or []
+              if r["path"] == "/loki/api/v1/query_range"]
+    check("a single Loki line over 1 MiB: asked again three times at most, then the source "
+          "fails and the prompt names it",
+          limits == ["50", "12", "3", "1"] and loki_src.get("state") == "failed"
+          and "(asked again for 1 of 50 lines)" in loki_src.get("detail", "")
+          and len(runs) == 1 and "asked again for 1 of 50 lines" in p, [limits, loki_src])
     set_sources()
 
     # ---- 5. sensor call: the answer carries the decision --------------------------

@@ -8,8 +8,11 @@ Routes come from a JSON file (--routes) or POST /_stub/config {"routes": [...]}:
    "token": "secret"}            # answers 401 unless "Bearer secret" is sent
 A route with "repeat": N sends its (string) body N times, then "tail",
 streamed (a job log of hundreds of MB without holding it in memory).
-Exact path match (the query string is ignored but recorded). Optional TLS
-(--cert/--key). Python standard library only.
+A route with "loki_lines": {"count": N, "bytes": B, "text": T} answers as
+Loki's query_range does: the request's `limit` most recent of N lines (at
+most; newest first, one stream), line i being "T #i " padded to B bytes.
+Exact path match (the query string is otherwise ignored but recorded).
+Optional TLS (--cert/--key). Python standard library only.
 
 usage: generic_stub.py [--routes FILE] [--cert C --key K]
 """
@@ -32,11 +35,29 @@ class GenericHandler(stubcommon.StubHandler):
                 time.sleep(r["delay_ms"] / 1000.0)
             if r.get("repeat"):
                 return self.send_repeated(r)
+            if r.get("loki_lines"):
+                return self.send_loki(r["loki_lines"], q)
             body = r.get("body", {})
             ctype = "text/plain" if isinstance(body, str) else "application/json"
             return self.send(r.get("status", 200), body, r.get("headers"), ctype=ctype)
         self.read_body()
         self.send(404, {"error": "no route"})
+
+    def send_loki(self, spec, q):
+        try:
+            limit = int(q.get("limit", "100"))
+        except ValueError:
+            return self.send(400, {"status": "error", "errorType": "bad_data",
+                                   "error": "invalid limit"})
+        now = time.time_ns()
+        values = []
+        for i in range(min(limit, spec.get("count", 100))):
+            head = f"{spec.get('text', 'error')} #{i} "
+            values.append([str(now - i * 1000000),
+                           head + "x" * max(0, spec.get("bytes", 0) - len(head))])
+        return self.send(200, {"status": "success", "data": {
+            "resultType": "streams", "result": [{"stream": {"app": "widgets"},
+                                                 "values": values}]}})
 
     def send_repeated(self, r):
         unit, tail = r["body"].encode(), r.get("tail", "").encode()

@@ -90,9 +90,11 @@ full_sources(json_t **argocd, json_t **k8s, json_t **loki, json_t **prom, json_t
 	                 "events", "type", "Warning", "reason", "BackOff", "object",
 	                 "pod/controller-7d9f", "message", "Back-off restarting failed container",
 	                 "count", 12);
-	*loki = json_pack("{s:s,s:[s,s]}", "query", "{namespace=\"cto\",app=\"controller\"}",
+	*loki = json_pack("{s:s,s:[s,s],s:s}", "query", "{namespace=\"cto\",app=\"controller\"}",
 	                  "lines", "thread 'main' panicked at src/main.rs:42:5",
-	                  "note: run with `RUST_BACKTRACE=1`");
+	                  "note: run with `RUST_BACKTRACE=1`", "note",
+	                  "reduced: Loki's answer for the 50 most recent lines was over 1048576 "
+	                  "bytes, so only the 12 most recent were asked for");
 	*prom = json_pack("{s:s,s:[{s:s,s:s,s:s,s:s}]}", "summary",
 	                  "error rate 12% over 5m (threshold 1%)", "alerts", "name",
 	                  "ControllerErrorRate", "severity", "critical", "state", "firing",

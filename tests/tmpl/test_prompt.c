@@ -358,6 +358,7 @@ static const char *const trusted_fields[] = {
 	"failure.fix_approach",
 	"request.source",
 	"missing_sources[].name",
+	"loki.note", /* healer's own words and numbers */
 	"attempt.previous[].agent",
 	"attempt.previous[].outcome",
 	NULL,
