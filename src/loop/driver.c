@@ -5,8 +5,9 @@
  *
  * Applying a step writes the attempt's outcome before anything follows
  * from it, and every consequence is idempotent (the next CodeRun is named
- * for its attempt, the escalation is enqueued once per channel), so a
- * driver that dies half-way is finished by the next one to take the lease.
+ * for its attempt, the escalation is enqueued once per channel and
+ * round), so a driver that dies half-way is finished by the next one to
+ * take the lease.
  */
 #include "base/clock.h"
 #include "base/log.h"

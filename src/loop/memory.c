@@ -8,8 +8,13 @@
  *
  * Idempotent: the store keeps one memory per task, a reinforcement of the
  * embedded memory happens only when that memory is new, and the outbox
- * enqueues each (task, channel, kind, ref) once. Failures are logged, never
- * returned: memory never fails a task.
+ * enqueues each (task, channel, kind, ref) once. A task ends escalated any
+ * number of times but succeeded at most once (a /healer retry follows an
+ * escalation only), so OpenMemory's add is keyed by the outcome: the
+ * escalated one without a ref (the key it always had), the success after
+ * an escalation as "succeeded", a second add OpenMemory would otherwise
+ * never get. Failures are logged, never returned: memory never fails a
+ * task.
  */
 #include "memory/memory.h"
 
@@ -109,7 +114,8 @@ hl_loop_remember(struct hl_loop *l, const char *task_id)
 	if (om) {
 		if (hl_memory_om_add_payload(&payload, &note, &err) < 0)
 			goto fail;
-		memory_enqueue(l, task_id, "memory_add", NULL, payload);
+		memory_enqueue(l, task_id, "memory_add",
+		               t->state == HL_TASK_SUCCEEDED ? "succeeded" : NULL, payload);
 	}
 	if (t->state == HL_TASK_SUCCEEDED) {
 		json_t *d = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;

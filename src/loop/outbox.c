@@ -18,6 +18,14 @@
  * PR comment, when the task has a PR) and "openmemory" (a memory of a
  * finished task or a reinforcement: {path, body}, src/memory). A GitHub payload is a JSON object
  * {repo, number, body}; the others are the channel's own body.
+ *
+ * An escalation is keyed by its round: ref is the number of the attempt
+ * after which the task was escalated. The same round enqueued again (a
+ * driver that died before recording the task escalated, another replica)
+ * is the same row; the round after a `/healer retry` whose attempts failed
+ * too is a new message on every channel with the attempts so far (a new
+ * PR comment, which notifies the people who asked for the retry where an
+ * edit would not; an email with its own Message-ID).
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -131,7 +139,7 @@ outbox_add(struct hl_loop *l, const char *task_id, const char *channel, const ch
 
 	if (rc == 0 && created)
 		hl_log_kv(HL_LOG_INFO, "notification enqueued", "task_id", task_id, "channel",
-		          channel, "kind", kind, NULL);
+		          channel, "kind", kind, "ref", ref, NULL);
 	return rc;
 }
 
@@ -172,36 +180,41 @@ hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 	struct hl_notify_attempt att[32];
 	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
 	json_t *event = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL;
-	char *body = NULL;
+	char *body = NULL, round[24], key[HL_TASK_ID_MAX + 24];
 	size_t len = 0;
 	int rc = 0;
 
+	/* the round: the attempt after which the task is escalated */
+	snprintf(round, sizeof(round), "%d", t->attempts);
+	snprintf(key, sizeof(key), "%s.%d", t->task_id, t->attempts);
 	outbox_report(&r, att, 32, t, l, decision, event, HL_NOTIFY_ESCALATION);
 	if (outbox_set(cfg->discord_webhook_url)) {
 		if ((rc = hl_notify_discord_build(&body, &r, err)) < 0 ||
-		    (rc = outbox_add(l, t->task_id, "discord", "escalation", NULL, body, err)) < 0)
+		    (rc = outbox_add(l, t->task_id, "discord", "escalation", round, body, err)) < 0)
 			goto out;
 		free(body);
 		body = NULL;
 	}
 	if (outbox_set(cfg->slack_webhook_url)) {
 		if ((rc = hl_notify_slack_build(&body, &r, err)) < 0 ||
-		    (rc = outbox_add(l, t->task_id, "slack", "escalation", NULL, body, err)) < 0)
+		    (rc = outbox_add(l, t->task_id, "slack", "escalation", round, body, err)) < 0)
 			goto out;
 		free(body);
 		body = NULL;
 	}
 	if (outbox_set(cfg->smtp_url) && outbox_set(cfg->email_to)) {
+		/* each round its own Message-ID: a mail system drops a second
+		 * message with an id it has seen */
 		struct hl_notify_email_hdr h = { .from = cfg->email_from,
 			                         .to = cfg->email_to,
-			                         .message_key = t->task_id };
+			                         .message_key = key };
 		rc = hl_notify_email_build(&body, &len, &r, &h, err);
 		if (rc == -HL_EINVAL) {
 			/* a bad address is configuration, not a reason to lose the others */
 			hl_log_kv(HL_LOG_ERROR, "the escalation email cannot be built", "error",
 			          err->msg, NULL);
 			rc = 0;
-		} else if (rc < 0 || (rc = outbox_add(l, t->task_id, "email", "escalation", NULL,
+		} else if (rc < 0 || (rc = outbox_add(l, t->task_id, "email", "escalation", round,
 		                                      body, err)) < 0) {
 			goto out;
 		}
@@ -211,7 +224,7 @@ hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 	if (t->pr_number > 0 && t->repository) {
 		if ((rc = hl_notify_github_build(&body, &r, err)) < 0 ||
 		    (rc = hl_loop_comment(l, t->task_id, t->repository, t->pr_number, "escalation",
-		                          NULL, body, err)) < 0)
+		                          round, body, err)) < 0)
 			goto out;
 	}
 out:

@@ -3,7 +3,9 @@
  * escalation): a message is stored before anyone is told, delivered by the
  * outbox thread with retries and backoff, and recorded once delivered or
  * given up. A (task, channel, kind, ref) is enqueued at most once, so an
- * escalation written twice (a restart, a second replica) is sent once.
+ * escalation written twice (a restart, a second replica) is sent once; ref
+ * tells apart the messages a task really has several of (a reply per
+ * comment, an escalation per round: the attempt it came after).
  */
 #ifndef HL_STORE_OUTBOX_H
 #define HL_STORE_OUTBOX_H
@@ -22,7 +24,8 @@ struct hl_notification_in {
 	const char *task_id;
 	const char *channel; /* "discord", "slack", "email", "github" */
 	const char *kind;    /* "escalation", "status", "refusal", ... */
-	const char *ref;     /* distinguishes several of one kind (a comment id), or NULL */
+	const char *ref;     /* distinguishes several of one kind (a comment id, an
+	                        escalation's round), or NULL */
 	const char *payload; /* what to send, ready for the channel */
 };
 

@@ -3,7 +3,11 @@
  * steps (src/loop/driver.c): a CI result recorded between the step's read
  * and the wait it schedules must still make the task due at once, not at
  * the end of the wait. The store's CI read is wrapped so that the result
- * arrives exactly there.
+ * arrives exactly there. And what a step enqueues for people: each
+ * escalation round once per channel (a round replayed by a driver that died
+ * before recording it adds nothing; the round after a /healer retry is a
+ * new message with its attempts), and OpenMemory's add of a task fixed
+ * after its escalation.
  */
 #include "base/clock.h"
 #include "loop/loop_impl.h"
@@ -205,6 +209,203 @@ test_ci_result_during_step_is_not_lost(void **state)
 	hl_task_record_free(t);
 }
 
+/* Attempt n of the task ended agent_failed (or outcome), and the task is
+ * running again with it as its current attempt, due now: what a driver
+ * finds after the attempt was judged and before its consequence was
+ * recorded (n > 3: after a /healer retry of the escalated task). */
+static void
+seed_judged_attempt(struct fixture *f, int n, enum hl_attempt_outcome outcome)
+{
+	struct hl_err err = HL_ERR_INIT;
+	int64_t now = hl_time_wall_ms();
+	char name[32];
+
+	snprintf(name, sizeof(name), "healer-rex-%d", n);
+	assert_int_equal(hl_store_task_put(f->s,
+	                                   &(struct hl_task){ .task_id = TASK,
+	                                                      .repository = "acme/gadgets",
+	                                                      .run_id = 9001,
+	                                                      .job = "clippy",
+	                                                      .workflow = "Gadget CI",
+	                                                      .branch = "main",
+	                                                      .target_branch = "fix/clippy",
+	                                                      .head_sha = SHA0,
+	                                                      .agent = "rex",
+	                                                      .failure_type = "rust_clippy",
+	                                                      .decision_json = "{}",
+	                                                      .pr_number = 77,
+	                                                      .state = HL_TASK_RUNNING,
+	                                                      .attempts = n,
+	                                                      .next_check_ms = now },
+	                                   &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_put(f->s,
+	                                      &(struct hl_attempt){ .task_id = TASK,
+	                                                            .n = n,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_DONE,
+	                                                            .outcome = outcome,
+	                                                            .agent = "rex",
+	                                                            .coderun_name = name,
+	                                                            .coderun_phase = "Failed",
+	                                                            .reason = "the CodeRun failed",
+	                                                            .started_ms = now - 1000,
+	                                                            .finished_ms = now },
+	                                      &err),
+	                 0);
+}
+
+/* The task's notifications of kind on channel with ref ("" for none). */
+static size_t
+count_notifications(struct fixture *f, const char *channel, const char *kind, const char *ref)
+{
+	struct hl_task_record *t = task(f);
+	size_t i, n = 0;
+
+	for (i = 0; i < t->n_notifications; i++) {
+		const struct hl_notification_record *r = &t->notification[i];
+		if (strcmp(r->channel, channel) == 0 && strcmp(r->kind, kind) == 0 &&
+		    (!ref || strcmp(r->ref ? r->ref : "", ref) == 0))
+			n++;
+	}
+	hl_task_record_free(t);
+	return n;
+}
+
+/* The pending payload of (channel, kind, ref), owned by the caller. */
+static char *
+payload_of(struct fixture *f, const char *channel, const char *kind, const char *ref)
+{
+	struct hl_notification *due = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *out = NULL;
+	size_t n = 0, i;
+
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 64, &n, hl_time_wall_ms(), &err), 0);
+	for (i = 0; i < n; i++) {
+		if (!out && strcmp(due[i].channel, channel) == 0 &&
+		    strcmp(due[i].kind, kind) == 0 &&
+		    strcmp(due[i].ref ? due[i].ref : "", ref) == 0)
+			out = strdup(due[i].payload);
+		hl_notification_release(&due[i]);
+	}
+	free(due);
+	assert_non_null(out);
+	return out;
+}
+
+static const char *const CHANNELS[] = { "discord", "slack", "email", "github" };
+
+static void
+configure_channels(struct fixture *f)
+{
+	f->cfg.max_attempts = 3;
+	f->cfg.discord_webhook_url = (char *)"http://127.0.0.1:9/api/webhooks/1/x";
+	f->cfg.slack_webhook_url = (char *)"http://127.0.0.1:9/services/T1/B1/x";
+	f->cfg.smtp_url = (char *)"smtp://127.0.0.1:9";
+	f->cfg.email_to = (char *)"oncall@example.com";
+	f->cfg.email_from = (char *)"healer@example.com";
+}
+
+/* Escalated after attempt 3: one message per channel; the same round
+ * replayed (a driver that died before recording the task escalated) adds
+ * none; /healer retry's attempt 4 failing too is a second round on every
+ * channel, saying 4 attempts, its email with its own Message-ID; replaying
+ * that round adds none either. */
+static void
+test_each_escalation_round_is_told_once(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+	char *first, *second, *mail1, *mail2, *id1, *id2;
+	size_t i;
+
+	configure_channels(f);
+	seed_judged_attempt(f, 1, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 2, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 3, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_ESCALATED);
+	hl_task_record_free(t);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", NULL), 1);
+
+	/* the same round again */
+	seed_judged_attempt(f, 3, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", NULL), 1);
+
+	/* /healer retry: attempt 4 fails too */
+	seed_judged_attempt(f, 4, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_ESCALATED);
+	hl_task_record_free(t);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", NULL), 2);
+		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", "3"), 1);
+		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", "4"), 1);
+	}
+	first = payload_of(f, "github", "escalation", "3");
+	second = payload_of(f, "github", "escalation", "4");
+	assert_non_null(strstr(first, "I tried 3 times"));
+	assert_non_null(strstr(second, "I tried 4 times"));
+	assert_non_null(strstr(second, "healer-rex-4"));
+	free(first);
+	free(second);
+	mail1 = payload_of(f, "email", "escalation", "3");
+	mail2 = payload_of(f, "email", "escalation", "4");
+	id1 = strstr(mail1, "Message-ID: ");
+	id2 = strstr(mail2, "Message-ID: ");
+	assert_non_null(id1);
+	assert_non_null(id2);
+	*strchr(id1, '\r') = '\0';
+	*strchr(id2, '\r') = '\0';
+	assert_string_not_equal(id1, id2);
+	free(mail1);
+	free(mail2);
+
+	/* the second round again */
+	seed_judged_attempt(f, 4, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", NULL), 2);
+}
+
+/* With OpenMemory: the escalated task is added; fixed after /healer retry,
+ * its success is added too (once), not dropped as the same add. */
+static void
+test_success_after_escalation_reaches_openmemory(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+	char *add;
+
+	f->cfg.max_attempts = 3;
+	f->cfg.openmemory_url = (char *)"http://127.0.0.1:9";
+	seed_judged_attempt(f, 1, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 2, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 3, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	assert_int_equal(count_notifications(f, "openmemory", "memory_add", NULL), 1);
+
+	seed_judged_attempt(f, 4, HL_OUTCOME_SUCCESS);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_SUCCEEDED);
+	hl_task_record_free(t);
+	assert_int_equal(count_notifications(f, "openmemory", "memory_add", NULL), 2);
+	add = payload_of(f, "openmemory", "memory_add", "succeeded");
+	assert_non_null(strstr(add, "retry_success"));
+	free(add);
+
+	/* remembered again (a replica, a replay): nothing more */
+	hl_loop_remember(&f->l, TASK);
+	assert_int_equal(count_notifications(f, "openmemory", "memory_add", NULL), 2);
+}
+
 int
 main(void)
 {
@@ -212,6 +413,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_verifying_waits_for_ci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ci_result_during_step_is_not_lost, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_success_after_escalation_reaches_openmemory,
+		                                setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

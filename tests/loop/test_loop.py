@@ -11,7 +11,9 @@ the branch); the agent fails -> attempt 2 carries the CodeRun's message and
 the agent's own output; the CodeRun succeeds but CI still fails -> attempt 3
 on another agent; the last failure -> exactly one Discord, Slack, email and
 PR comment, with Discord answering 429 first and healer killed while the
-outbox is full; SIGKILL while an attempt fails and a compacted watch on
+outbox is full; /healer retry failing again -> a second escalation round on
+every channel, once, across a kill and a replay of the round; SIGKILL while
+an attempt fails and a compacted watch on
 restart -> exactly one next attempt; a cut watch -> reconnect; /healer
 commands from allowed and disallowed authors, a redelivered comment,
 /healer status and /healer stop; a runner shutdown is re-run before any
@@ -355,6 +357,76 @@ def main():
     check("/healer retry HINT after the escalation: one more attempt whose prompt carries "
           "the hint", len(runs) == 4 and "RETRY-HINT-MARKER pin the toolchain" in p4,
           [len(runs), p4[:3000]])
+
+    # ---- D3. the retry fails too: a second escalation round, told once ----------------
+    # (the first round's messages are not sent again; a kill while the outbox
+    # holds the second, and a driver that enqueued it but died before
+    # recording the task escalated, send nothing twice)
+    wait_state(srv, tid_b, "running", 15)
+    n4 = runs[3]["metadata"]["name"] if len(runs) > 3 else "?"
+    set_phase(n4, "Failed", message="gave up again")
+    escalated = wait_for(lambda: task_of(srv, tid_b).get("state") == "escalated"
+                         and len(task_of(srv, tid_b).get("attempts", [])) == 4, 20)
+    srv.kill()  # the outbox may still hold the second round
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+
+    def round_counts():
+        return [len(ntest_http("GET", DURL + "/_stub/messages")),
+                len(ntest_http("GET", SLURL + "/_stub/messages")),
+                len(ntest.wait_mail(MAILDIR, 1, 0.1)),
+                len([c for c in gh("GET", "/_stub/comments") if c["issue"] == 77])]
+    wait_for(lambda: round_counts() == [2, 2, 2, 2], 20)
+    time.sleep(1.5)  # anything sent twice would show up by now
+    counts = round_counts()
+    check("/healer retry failing again escalates again: a second Discord message, Slack "
+          "message, email and PR comment (new, not an edit of the first)",
+          escalated and counts == [2, 2, 2, 2], [escalated, counts, task_of(srv, tid_b)])
+    discord = ntest_http("GET", DURL + "/_stub/messages")
+    slack = ntest_http("GET", SLURL + "/_stub/messages")
+    mails = ntest.wait_mail(MAILDIR, 2, 1)
+    comments = [c for c in gh("GET", "/_stub/comments") if c["issue"] == 77]
+    emb2 = (discord[1]["payload"].get("embeds") or [{}])[0] if len(discord) > 1 else {}
+    ids = [ln for m in mails for ln in m[0].decode("utf-8", "replace").splitlines()
+           if ln.lower().startswith("message-id:")]
+    check("the second round tells the attempts so far (4, attempt 4's outcome and CodeRun), "
+          "its email with a Message-ID of its own",
+          "4 (max 3)" in json.dumps(emb2) and "gave up again" in json.dumps(emb2)
+          and len(slack) > 1 and "after 4 attempts" in json.dumps(slack[1])
+          and len(comments) > 1 and "I tried 4 times" in comments[1]["body"]
+          and n4 in comments[1]["body"] and "I tried 3 times" in comments[0]["body"]
+          and len(ids) == 2 and ids[0] != ids[1],
+          [emb2, slack[1:], comments[1:], ids])
+    srv.kill()
+    con = dtest.store_db(srv.data_dir)
+    now_ms = int(time.time() * 1000)
+    sql = ("UPDATE remediation_tasks SET state = 'running', next_check_ms = %d,"
+           " lease_owner = NULL, lease_until_ms = NULL WHERE task_id = '%s'" % (now_ms, tid_b))
+    if isinstance(con, sqlite3.Connection):
+        con.execute(sql)
+        con.commit()
+    else:
+        con.query(sql)
+    con.close()
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    again = wait_state(srv, tid_b, "escalated", 20)
+    time.sleep(1.5)
+    counts = round_counts()
+    t = task_of(srv, tid_b)
+    check("the second round applied again after a restart (enqueued, not yet recorded) "
+          "sends nothing twice; the task lists both rounds delivered",
+          again and counts == [2, 2, 2, 2]
+          and sorted((n["channel"], n.get("ref"), n["state"])
+                     for n in t.get("notifications", []))
+          == sorted((ch, r, "delivered") for ch in ("discord", "email", "github", "slack")
+                    for r in ("3", "4")), [again, counts, t.get("notifications")])
+
+    # another retry, then /healer stop
+    gh("POST", "/_stub/seed", {"issue_comments": {"9013": {"id": 9013}}})
+    deliver(srv, comment_event(9013, 77, "/healer retry", "OWNER"), event="issue_comment")
+    runs = wait_for(lambda: len(by_task(tid_b)) >= 5 and by_task(tid_b), 20) or []
+    check("a second /healer retry after the second escalation: attempt 5", len(runs) == 5,
+          [len(runs), task_of(srv, tid_b).get("state")])
+    wait_state(srv, tid_b, "running", 15)
     deliver(srv, comment_event(9011, 77, "/healer stop", "OWNER"), event="issue_comment")
     check("... and /healer stop ends it", wait_state(srv, tid_b, "stopped", 15),
           task_of(srv, tid_b).get("state"))

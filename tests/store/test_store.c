@@ -2011,6 +2011,111 @@ open:
 	hl_delivery_record_free(d);
 }
 
+/* A store of schema 16 (escalations enqueued once per task, ref ''): each
+ * escalation takes the round it came after (the last attempt started before
+ * it was enqueued), so the same round enqueued again after the upgrade is
+ * the same row, and a round after a /healer retry is new. Other kinds keep
+ * their ref. */
+static void
+test_store_upgrade_keys_escalations_by_round(void **state)
+{
+	static const char *const rows =
+	        "INSERT INTO remediation_tasks (task_id, state, attempts, created_ms, updated_ms)"
+	        " VALUES ('t-esc', 'escalated', 3, 1, 1), ('t-again', 'escalated', 4, 1, 1);"
+	        "INSERT INTO attempts (task_id, n, started_ms) VALUES ('t-esc', 1, 100),"
+	        " ('t-esc', 2, 200), ('t-esc', 3, 300), ('t-again', 1, 100), ('t-again', 2, 200),"
+	        " ('t-again', 3, 300), ('t-again', 4, 900);"
+	        "INSERT INTO notifications (task_id, channel, kind, ref, state, next_ms, payload,"
+	        " created_ms) VALUES ('t-esc', 'discord', 'escalation', '', 'delivered', 0, 'x',"
+	        " 400), ('t-esc', 'github', 'escalation', '', 'pending', 0, 'x', 400),"
+	        " ('t-esc', 'github', 'status', '9001', 'delivered', 0, 'x', 500),"
+	        " ('t-esc', 'openmemory', 'memory_add', '', 'delivered', 0, 'x', 400),"
+	        " ('t-again', 'discord', 'escalation', '', 'delivered', 0, 'x', 400);";
+	struct fixture *f = *state;
+	struct hl_task_record *r = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	bool created = true;
+	char path[128];
+	sqlite3 *db;
+	size_t i, old = 16;
+
+	hl_store_close(f->s);
+	f->s = NULL;
+	if (pg_mode) {
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
+		assert_int_equal(pg_run("postgres", sql), 0);
+		snprintf(sql, sizeof(sql),
+		         "CREATE DATABASE \"%s\" TEMPLATE template1 STRATEGY FILE_COPY", f->db);
+		assert_int_equal(pg_run("postgres", sql), 0);
+		assert_int_equal(pg_run(f->db, "CREATE TABLE schema_migrations (version INTEGER"
+		                               " PRIMARY KEY, applied_ms BIGINT NOT NULL)"),
+		                 0);
+		for (i = 0; i < old; i++) {
+			assert_int_equal(pg_run(f->db, hl_store_postgres_migrations[i].data), 0);
+			snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%zu, 0)",
+			         i + 1);
+			assert_int_equal(pg_run(f->db, sql), 0);
+		}
+		assert_int_equal(pg_run(f->db, rows), 0);
+		goto open;
+	}
+	snprintf(path, sizeof(path), "%s/v16.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+	                              " applied_ms BIGINT NOT NULL)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	for (i = 0; i < old; i++) {
+		char ins[96];
+		assert_int_equal(
+		        sqlite3_exec(db, hl_store_sqlite_migrations[i].data, NULL, NULL, NULL),
+		        SQLITE_OK);
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations VALUES (%zu, 0)", i + 1);
+		assert_int_equal(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(f->url, sizeof(f->url), "sqlite:%s", path);
+open:
+	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-esc", &err), 0);
+	assert_int_equal(r->n_notifications, 4);
+	for (i = 0; i < r->n_notifications; i++) {
+		const struct hl_notification_record *n = &r->notification[i];
+		const char *want = strcmp(n->kind, "escalation") == 0 ? "3"
+		                   : strcmp(n->kind, "status") == 0   ? "9001"
+		                                                      : "";
+		assert_string_equal(n->ref ? n->ref : "", want);
+	}
+	hl_task_record_free(r);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-again", &err), 0);
+	assert_int_equal(r->n_notifications, 1);
+	assert_string_equal(r->notification[0].ref, "3");
+	hl_task_record_free(r);
+	/* round 3 enqueued again: the same row; round 4: a new one */
+	assert_int_equal(hl_store_outbox_add(f->s, &created,
+	                                     &(struct hl_notification_in){ .task_id = "t-esc",
+	                                                                   .channel = "github",
+	                                                                   .kind = "escalation",
+	                                                                   .ref = "3",
+	                                                                   .payload = "y" },
+	                                     &err),
+	                 0);
+	assert_false(created);
+	assert_int_equal(hl_store_outbox_add(f->s, &created,
+	                                     &(struct hl_notification_in){ .task_id = "t-again",
+	                                                                   .channel = "discord",
+	                                                                   .kind = "escalation",
+	                                                                   .ref = "4",
+	                                                                   .payload = "y" },
+	                                     &err),
+	                 0);
+	assert_true(created);
+}
+
 /* The loop's state: due and queued tasks, leases, CodeRun lookups, the
  * active task of a workflow + job, CI results, budgets, key/value. */
 static void
@@ -3413,6 +3518,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_refuses_a_newer_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_upgrades_a_version_5_store, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_upgrade_keys_escalations_by_round, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
