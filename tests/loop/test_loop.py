@@ -359,15 +359,23 @@ def main():
           [len(runs), p4[:3000]])
 
     # ---- D3. the retry fails too: a second escalation round, told once ----------------
-    # (the first round's messages are not sent again; a kill while the outbox
-    # holds the second, and a driver that enqueued it but died before
+    # (the first round's messages are not sent again; a kill after the second
+    # round was delivered, and a driver that enqueued it but died before
     # recording the task escalated, send nothing twice)
     wait_state(srv, tid_b, "running", 15)
     n4 = runs[3]["metadata"]["name"] if len(runs) > 3 else "?"
     set_phase(n4, "Failed", message="gave up again")
     escalated = wait_for(lambda: task_of(srv, tid_b).get("state") == "escalated"
                          and len(task_of(srv, tid_b).get("attempts", [])) == 4, 20)
-    srv.kill()  # the outbox may still hold the second round
+    # a kill once the second round is recorded delivered: the restart sends
+    # nothing again (a kill while a message is on its way to a service can
+    # send it twice: none of the services takes an idempotency key)
+    wait_for(lambda: sorted((n["channel"], n["state"])
+                            for n in task_of(srv, tid_b).get("notifications", [])
+                            if n.get("ref") == "4")
+             == [("discord", "delivered"), ("email", "delivered"), ("github", "delivered"),
+                 ("slack", "delivered")], 20)
+    srv.kill()
     srv = Healer(srv.data_dir, BASE_ENV).start()
 
     def round_counts():
