@@ -228,6 +228,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	hs.task_id = task;
 	hs.issue_file = issue;
 	hs.prompt = prompt.data;
+	hs.prompt_len = prompt.len; /* a NUL byte in the file does not end it */
 	hs.target_pod = target;
 	hs.repository = cfg->repository_list ? cfg->repository_list[0] : NULL;
 	hs.cli = cfg->cli;

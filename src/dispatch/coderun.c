@@ -119,10 +119,53 @@ hl_coderun_target_branch(char *out, size_t size, const char *branch, const char 
 	return branch;
 }
 
+/*
+ * A JSON string of s[0..n) as the API server takes it: NUL bytes dropped
+ * and every byte that is not part of valid UTF-8 replaced by U+FFFD (an
+ * issue file or a pod name copied from a log may hold either; jansson
+ * refuses invalid UTF-8, which would fail the whole manifest). NULL only
+ * when out of memory.
+ */
+static json_t *
+coderun_jstr(const char *s, size_t n)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	size_t i = 0, k;
+	json_t *j;
+
+	if (hl_utf8_valid_len(s, n) == n && !memchr(s, '\0', n))
+		return json_stringn(s, n);
+	while (i < n) {
+		k = hl_utf8_valid_len(s + i, n - i);
+		while (k > 0) {
+			/* the valid run, without its NUL bytes */
+			const char *z = memchr(s + i, '\0', k);
+			size_t m = z ? (size_t)(z - (s + i)) : k;
+
+			hl_buf_append(&b, s + i, m);
+			i += z ? m + 1 : m;
+			k -= z ? m + 1 : m;
+		}
+		if (i < n) {
+			hl_buf_append_str(&b, "\xef\xbf\xbd");
+			i++;
+		}
+	}
+	j = hl_buf_error(&b) ? NULL : json_stringn(b.data ? b.data : "", b.len);
+	hl_buf_release(&b);
+	return j;
+}
+
+static int
+coderun_setn(json_t *obj, const char *key, const char *value, size_t n)
+{
+	return json_object_set_new(obj, key, coderun_jstr(coderun_s(value), value ? n : 0));
+}
+
 static int
 coderun_set(json_t *obj, const char *key, const char *value)
 {
-	return json_object_set_new(obj, key, json_string(coderun_s(value)));
+	return coderun_setn(obj, key, value, value ? strlen(value) : 0);
 }
 
 /*
@@ -400,7 +443,9 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(s, "workingDirectory", ".");
 	rc |= coderun_set(s, "model", spec->model);
 	rc |= coderun_set(s, "githubApp", app);
-	rc |= coderun_set(s, "promptModification", spec->prompt);
+	rc |= coderun_setn(s, "promptModification", spec->prompt,
+	                   spec->prompt_len || !spec->prompt ? spec->prompt_len
+	                                                     : strlen(spec->prompt));
 	rc |= json_object_set_new(s, "env", env);
 	rc |= json_object_set_new(s, "cliConfig", cli);
 

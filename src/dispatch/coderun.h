@@ -11,6 +11,10 @@
  * a new one is allowed once the previous one for the same alert and pod has
  * finished; their duplicate check is a label-selector query.
  *
+ * Every string put in a manifest is valid UTF-8 without NUL bytes (invalid
+ * bytes become U+FFFD, NUL bytes are dropped), so text copied from a log
+ * never fails a build.
+ *
  * All functions are pure (no I/O) and thread-safe.
  */
 #ifndef HL_DISPATCH_CODERUN_H
@@ -53,6 +57,8 @@ struct hl_heal_spec {
 	const char *task_id;
 	const char *issue_file; /* path as given (rewritten for the agent pod) */
 	const char *prompt;     /* the issue file's content */
+	size_t prompt_len;      /* its length (0: strlen(prompt)); NUL bytes in it
+	                           are dropped, not taken for its end */
 	const char *target_pod; /* may be NULL */
 	const char *repository; /* owner/name; NULL means "5dlabs/cto" */
 	const char *cli, *model, *namespace;

@@ -364,6 +364,46 @@ test_coderun_heal_manifest(void **state)
 	json_decref(m);
 }
 
+/* Text copied from a log: invalid UTF-8 becomes U+FFFD and NUL bytes are
+ * dropped (not taken for the end of the prompt); before, the build failed
+ * with "out of memory" and the prompt ended at the first NUL. */
+static void
+test_coderun_text_from_logs_repaired(void **state)
+{
+	static const char prompt[] = "head \xff\xc3( \xe2\x82 x\n\0tail: the error\n";
+	struct hl_coderun_spec s = base_spec();
+	struct hl_heal_spec h;
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.alert = "a7";
+	h.task_id = "1234";
+	h.issue_file = "/workspace/watch/alerts/A7-x.md";
+	h.prompt = prompt;
+	h.prompt_len = sizeof(prompt) - 1;
+	h.target_pod = "pod-\xe9\xff";
+	h.model = "claude-opus-4-5-20251101";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.promptModification"),
+	                    "head \xef\xbf\xbd\xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd x\n"
+	                    "tail: the error\n");
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_POD"), "pod-\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(m);
+	/* a CI run: an invalid branch or prompt never fails the manifest */
+	s.prompt = "cut \xe2\x82";
+	s.branch = "feat/\xc0\xaf";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.promptModification"),
+	                    "cut \xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"),
+	                    "feat/\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(m);
+}
+
 static void
 test_coderun_validate_rejects(void **state)
 {
@@ -511,6 +551,7 @@ main(void)
 		cmocka_unit_test(test_coderun_label_values_sanitised),
 		cmocka_unit_test(test_coderun_label_value_edge_cases),
 		cmocka_unit_test(test_coderun_heal_manifest),
+		cmocka_unit_test(test_coderun_text_from_logs_repaired),
 		cmocka_unit_test(test_coderun_validate_rejects),
 		cmocka_unit_test(test_coderun_selector_match),
 		cmocka_unit_test(test_coderun_directory_dispatch),
