@@ -130,28 +130,11 @@ static json_t *
 coderun_jstr(const char *s, size_t n)
 {
 	struct hl_buf b = HL_BUF_INIT(0);
-	size_t i = 0, k;
 	json_t *j;
 
 	if (hl_utf8_valid_len(s, n) == n && !memchr(s, '\0', n))
 		return json_stringn(s, n);
-	while (i < n) {
-		k = hl_utf8_valid_len(s + i, n - i);
-		while (k > 0) {
-			/* the valid run, without its NUL bytes */
-			const char *z = memchr(s + i, '\0', k);
-			size_t m = z ? (size_t)(z - (s + i)) : k;
-
-			hl_buf_append(&b, s + i, m);
-			i += z ? m + 1 : m;
-			k -= z ? m + 1 : m;
-		}
-		if (i < n) {
-			hl_buf_append_str(&b, "\xef\xbf\xbd");
-			i++;
-		}
-	}
-	j = hl_buf_error(&b) ? NULL : json_stringn(b.data ? b.data : "", b.len);
+	j = hl_buf_append_utf8(&b, s, n) < 0 ? NULL : json_stringn(b.data, b.len);
 	hl_buf_release(&b);
 	return j;
 }
