@@ -4,7 +4,9 @@
  * CRD healer ships (deploy/crds/coderun.yaml).
  *
  * Invariants: every label value put in a manifest passed
- * hl_str_label_value (so a weird branch or pod name never causes a 422);
+ * hl_str_label_value, or hl_coderun_label_id for the target pod that
+ * selectors look for (so a weird branch or pod name never causes a 422,
+ * and two long pod names never share a value);
  * names are lower-case DNS-1123 labels of at most 63 characters.
  */
 #include "coderun.h"
@@ -401,8 +403,12 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_label(labels, "alert-type", spec->alert);
 	rc |= coderun_label(labels, "task-id", spec->task_id);
 	rc |= coderun_label(labels, "remediation", "true");
-	if (spec->target_pod && *spec->target_pod)
-		rc |= coderun_label(labels, "target-pod", spec->target_pod);
+	if (spec->target_pod && *spec->target_pod) {
+		char lp[64];
+
+		hl_coderun_label_id(lp, spec->target_pod);
+		rc |= json_object_set_new(labels, "target-pod", json_string(lp));
+	}
 	if (spec->attempt > 0) {
 		/* the loop follows the runs of its tasks by these */
 		rc |= coderun_label(labels, "healer/task-id", spec->task_id);
@@ -449,6 +455,30 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 
 	return coderun_finish(out, m, cli, settings, cli_type, spec->model, family, cli_type, rc,
 	                      err);
+}
+
+void
+hl_coderun_label_id(char *out, const char *name)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65], head[64];
+	size_t n;
+
+	name = coderun_s(name);
+	hl_str_label_value(out, name);
+	if (strcmp(out, name) == 0)
+		return;
+	EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL);
+	hl_str_hex(hex, md, 32);
+	hl_str_label_value(head, name);
+	n = strlen(head);
+	if (n > 52)
+		n = 52;
+	while (n > 0 && !isalnum((unsigned char)head[n - 1]))
+		n--; /* the value's last character before '-' must not be one */
+	head[n] = '\0';
+	snprintf(out, 64, "%s%s%.10s", head, n ? "-" : "", hex);
 }
 
 bool
