@@ -710,7 +710,7 @@ heal_active_for_pod(struct hl_alerts *a, char *name, const char *pod, const char
 	size_t i;
 	int rc;
 
-	hl_str_label_value(lp, pod);
+	hl_coderun_label_id(lp, pod);
 	hl_str_label_value(lt, task_id);
 	hl_buf_appendf(&sel, "remediation=true,alert-type=%s,target-pod=%s", ALERTS_POD_ALERT, lp);
 	rc = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")

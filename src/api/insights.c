@@ -43,9 +43,14 @@ struct ins_route {
 	struct hl_agent_record rec;
 };
 
+/* The routes and a hash index of them (open addressing: idx[h] is a
+ * route's position + 1, 0 free), so a row finds its route in constant time
+ * whatever the number of repositories. */
 struct ins_routes {
 	struct ins_route *r;
 	size_t n, cap;
+	uint32_t *idx;
+	size_t idx_cap; /* a power of two, at least twice n */
 };
 
 /* The task being folded (rows arrive ordered by task). */
@@ -100,17 +105,82 @@ ins_groups_free(struct ins_groups *gs)
 	free(gs->g);
 }
 
+/* FNV-1a of the route's key as it is stored (each part cut to its field). */
+static uint64_t
+ins_route_hash(const char *repository, const char *type, const char *agent)
+{
+	const char *parts[3] = { repository, type, agent };
+	const size_t max[3] = { sizeof(((struct ins_route *)0)->repository) - 1,
+		                sizeof(((struct ins_route *)0)->failure_type) - 1,
+		                sizeof(((struct hl_agent_record *)0)->agent) - 1 };
+	uint64_t h = 1469598103934665603ULL;
+	size_t i, k;
+
+	for (i = 0; i < 3; i++) {
+		for (k = 0; parts[i][k] && k < max[i]; k++)
+			h = (h ^ (unsigned char)parts[i][k]) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL; /* the separator */
+	}
+	return h;
+}
+
+/* Where route key (repository, type, agent) is, or the free slot it goes in. */
+static size_t
+ins_route_slot(const struct ins_routes *rs, const char *repository, const char *type,
+               const char *agent)
+{
+	size_t mask = rs->idx_cap - 1, h = (size_t)ins_route_hash(repository, type, agent) & mask;
+
+	while (rs->idx[h]) {
+		const struct ins_route *r = &rs->r[rs->idx[h] - 1];
+
+		if (strncmp(r->repository, repository, sizeof(r->repository) - 1) == 0 &&
+		    strncmp(r->failure_type, type, sizeof(r->failure_type) - 1) == 0 &&
+		    strncmp(r->rec.agent, agent, sizeof(r->rec.agent) - 1) == 0)
+			return h;
+		h = (h + 1) & mask;
+	}
+	return h;
+}
+
+/* Doubles the index (and fills it again from the routes). */
+static bool
+ins_route_reindex(struct ins_routes *rs)
+{
+	size_t cap = rs->idx_cap ? rs->idx_cap * 2 : 64, i;
+	uint32_t *idx = calloc(cap, sizeof(*idx));
+
+	if (!idx)
+		return false;
+	free(rs->idx);
+	rs->idx = idx;
+	rs->idx_cap = cap;
+	for (i = 0; i < rs->n; i++)
+		rs->idx[ins_route_slot(rs, rs->r[i].repository, rs->r[i].failure_type,
+		                       rs->r[i].rec.agent)] = (uint32_t)(i + 1);
+	return true;
+}
+
+static void
+ins_routes_free(struct ins_routes *rs)
+{
+	free(rs->r);
+	free(rs->idx);
+}
+
 static struct hl_agent_record *
 ins_route_of(struct ins_routes *rs, const char *repository, const char *type, const char *agent,
              bool *oom)
 {
-	size_t i;
+	size_t slot;
 
-	for (i = 0; i < rs->n; i++)
-		if (strcmp(rs->r[i].repository, repository) == 0 &&
-		    strcmp(rs->r[i].failure_type, type) == 0 &&
-		    strcmp(rs->r[i].rec.agent, agent) == 0)
-			return &rs->r[i].rec;
+	if ((rs->n + 1) * 2 > rs->idx_cap && !ins_route_reindex(rs)) {
+		*oom = true;
+		return NULL;
+	}
+	slot = ins_route_slot(rs, repository, type, agent);
+	if (rs->idx[slot])
+		return &rs->r[rs->idx[slot] - 1].rec;
 	if (rs->n == rs->cap) {
 		size_t cap = rs->cap ? rs->cap * 2 : 32;
 		struct ins_route *r = realloc(rs->r, cap * sizeof(*r));
@@ -125,6 +195,7 @@ ins_route_of(struct ins_routes *rs, const char *repository, const char *type, co
 	hl_strlcpy(rs->r[rs->n].repository, repository, sizeof(rs->r[0].repository));
 	hl_strlcpy(rs->r[rs->n].failure_type, type, sizeof(rs->r[0].failure_type));
 	hl_strlcpy(rs->r[rs->n].rec.agent, agent, sizeof(rs->r[0].rec.agent));
+	rs->idx[slot] = (uint32_t)(rs->n + 1);
 	return &rs->r[rs->n++].rec;
 }
 
@@ -370,43 +441,64 @@ ins_sticky(const char *type)
 	return ft && ft->category && ft->category->stays_with_agent;
 }
 
+/* Route positions ordered by repository, type, then position (qsort_r). */
+static int
+ins_cmp_pos(const void *a, const void *b, void *arg)
+{
+	const struct ins_route *r = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(r[i].repository, r[j].repository);
+
+	if (!c)
+		c = strcmp(r[i].failure_type, r[j].failure_type);
+	return c ? c : (i > j) - (i < j);
+}
+
 /* The learned table: every repository + type where learned routing would
- * move the type away from its rule's agent. */
+ * move the type away from its rule's agent, by repository and type. The
+ * routes are grouped by sorting (not by comparing each with every other:
+ * 100,000 tasks over a thousand repositories made that minutes). */
 static json_t *
 ins_learned(const struct ins_routes *rs)
 {
 	static const char *const never[] = { "cipher", NULL };
 	json_t *arr = json_array();
-	size_t i, j;
+	size_t *pos = malloc((rs->n ? rs->n : 1) * sizeof(*pos)), i, j;
 
-	for (i = 0; arr && i < rs->n; i++) {
+	if (!arr || !pos) {
+		json_decref(arr);
+		free(pos);
+		return NULL;
+	}
+	for (i = 0; i < rs->n; i++)
+		pos[i] = i;
+	qsort_r(pos, rs->n, sizeof(*pos), ins_cmp_pos, rs->r);
+	for (i = 0; i < rs->n; i = j) {
+		const struct ins_route *first = &rs->r[pos[i]];
 		struct hl_agent_record recs[HL_AGENT_RECORDS_MAX];
 		const struct hl_agent_record *best;
-		const char *rule;
+		const char *rule = ins_rule_agent(first->failure_type);
 		size_t n = 0;
 		char why[256];
-		bool seen = false;
 
-		for (j = 0; j < i && !seen; j++)
-			seen = strcmp(rs->r[j].repository, rs->r[i].repository) == 0 &&
-			       strcmp(rs->r[j].failure_type, rs->r[i].failure_type) == 0;
-		rule = ins_rule_agent(rs->r[i].failure_type);
-		if (seen || !rule || ins_sticky(rs->r[i].failure_type) ||
-		    strcmp(rule, "cipher") == 0)
+		/* the group: this repository and type, in the order first seen */
+		for (j = i; j < rs->n && strcmp(rs->r[pos[j]].repository, first->repository) == 0 &&
+		            strcmp(rs->r[pos[j]].failure_type, first->failure_type) == 0;
+		     j++)
+			if (n < HL_AGENT_RECORDS_MAX)
+				recs[n++] = rs->r[pos[j]].rec;
+		if (!rule || ins_sticky(first->failure_type) || strcmp(rule, "cipher") == 0)
 			continue;
-		for (j = i; j < rs->n && n < HL_AGENT_RECORDS_MAX; j++)
-			if (strcmp(rs->r[j].repository, rs->r[i].repository) == 0 &&
-			    strcmp(rs->r[j].failure_type, rs->r[i].failure_type) == 0)
-				recs[n++] = rs->r[j].rec;
-		best = hl_memory_learned_choice(recs, n, rule, rs->r[i].failure_type,
-		                                rs->r[i].repository, never, why, sizeof(why));
+		best = hl_memory_learned_choice(recs, n, rule, first->failure_type,
+		                                first->repository, never, why, sizeof(why));
 		if (best)
 			json_array_append_new(arr,
 			                      json_pack("{s:s, s:s, s:s, s:s, s:s}", "repository",
-			                                rs->r[i].repository, "failure_type",
-			                                rs->r[i].failure_type, "from", rule, "to",
+			                                first->repository, "failure_type",
+			                                first->failure_type, "from", rule, "to",
 			                                best->agent, "evidence", why));
 	}
+	free(pos);
 	return arr;
 }
 
@@ -532,8 +624,8 @@ out:
 	ins_groups_free(&st.by_agent);
 	ins_groups_free(&st.by_type);
 	ins_groups_free(&st.by_day);
-	free(st.routes.r);
-	free(learn.routes.r);
+	ins_routes_free(&st.routes);
+	ins_routes_free(&learn.routes);
 	ins_groups_free(&learn.by_agent);
 	ins_groups_free(&learn.by_type);
 	ins_groups_free(&learn.by_day);

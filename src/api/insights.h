@@ -20,6 +20,10 @@
  * Rates are fractions 0-1, null when their denominator is 0. by_agent
  * groups tasks by their first agent, by_failure_type by their type (their
  * duplicates_prevented is null: deliveries have no agent).
+ *
+ * Time is linear in the ledger (rows are folded as they stream; routes are
+ * found through a hash index and grouped by sorting), memory in the number
+ * of tasks (their times to fix) and routes.
  */
 #ifndef HL_API_INSIGHTS_H
 #define HL_API_INSIGHTS_H
@@ -43,7 +47,8 @@ struct hl_insights_opts {
  * meets ({key: true|false|null}), by_agent, by_failure_type (objects of the
  * same shape), routing ([{agent, failure_type, attempts, successes, rate,
  * switched_away}] over finished agent attempts), learned ({enabled,
- * switches: [{repository, failure_type, from, to, evidence}]}, all time),
+ * switches: [{repository, failure_type, from, to, evidence}]}, all time,
+ * by repository and type),
  * series ([{date, tasks, succeeded, escalated, time_to_fix_p50_seconds}]
  * per UTC day of creation), and since, repository, max_attempts,
  * deliveries, duplicates, generated_at. Errors are the store's.

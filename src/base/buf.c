@@ -3,6 +3,8 @@
  */
 #include "buf.h"
 
+#include "str.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,4 +215,28 @@ hl_buf_detach(struct hl_buf *b, size_t *len_out)
 		*len_out = b->len;
 	hl_buf_init(b, b->max);
 	return p;
+}
+
+int
+hl_buf_append_utf8(struct hl_buf *b, const char *s, size_t n)
+{
+	size_t i = 0, k, m;
+	const char *z;
+
+	while (i < n) {
+		k = hl_utf8_valid_len(s + i, n - i);
+		while (k > 0) {
+			/* the valid run, without its NUL bytes */
+			z = memchr(s + i, '\0', k);
+			m = z ? (size_t)(z - (s + i)) : k;
+			hl_buf_append(b, s + i, m);
+			i += z ? m + 1 : m;
+			k -= z ? m + 1 : m;
+		}
+		if (i < n) {
+			hl_buf_append(b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	return hl_buf_error(b);
 }

@@ -56,6 +56,10 @@ int hl_buf_appendf(struct hl_buf *b, const char *fmt, ...) HL_PRINTF(2, 3);
 int hl_buf_vappendf(struct hl_buf *b, const char *fmt, va_list ap) HL_PRINTF(2, 0);
 /* Appends s as the inside of a JSON string (no quotes), escaping as RFC 8259. */
 int hl_buf_append_json_escaped(struct hl_buf *b, const char *s, size_t n);
+/* Appends s[0..n) as valid UTF-8 without NUL bytes: a byte that belongs to
+ * no valid sequence becomes U+FFFD, a NUL byte is dropped (text from logs
+ * made fit for JSON). Returns 0 or b's error. */
+int hl_buf_append_utf8(struct hl_buf *b, const char *s, size_t n);
 
 /* Returns the malloc'd content (caller frees) and re-initializes b.
  * Returns NULL if b is in error (its memory is freed then). */

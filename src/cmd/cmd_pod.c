@@ -14,9 +14,10 @@
  *      HEALER_HEAL_TEMPLATE, heal/claude by default, whatever HEALER_CLI
  *      says for CI runs) and dispatches it per HEALER_DISPATCH, refusing while a CodeRun for the
  * same alert and target pod is Pending/Running or has no phase yet (label selector
- *      "remediation=true,alert-type=A,target-pod=P"; without --target-pod,
- *      "...,!target-pod", so pod-less runs of one alert are deduplicated
- *      too). kubernetes mode prints the created name, directory mode the
+ *      "remediation=true,alert-type=A,target-pod=P", P as
+ *      hl_coderun_label_id makes it: pods sharing their first 63
+ *      characters stay apart; without --target-pod, "...,!target-pod", so
+ *      pod-less runs of one alert are deduplicated too). kubernetes mode prints the created name, directory mode the
  *      file written, none mode the manifest.
  *
  *  healer heal fetch-logs ... | healer heal spawn-remediation ...
@@ -201,7 +202,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	hl_str_label_value(la, alert);
 	hl_buf_appendf(&sel, "remediation=true,alert-type=%s", la);
 	if (target && *target) {
-		hl_str_label_value(lp, target);
+		hl_coderun_label_id(lp, target);
 		hl_buf_appendf(&sel, ",target-pod=%s", lp);
 	} else {
 		hl_buf_append_str(&sel, ",!target-pod");
@@ -228,6 +229,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	hs.task_id = task;
 	hs.issue_file = issue;
 	hs.prompt = prompt.data;
+	hs.prompt_len = prompt.len; /* a NUL byte in the file does not end it */
 	hs.target_pod = target;
 	hs.repository = cfg->repository_list ? cfg->repository_list[0] : NULL;
 	hs.cli = cfg->cli;

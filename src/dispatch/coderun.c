@@ -4,7 +4,9 @@
  * CRD healer ships (deploy/crds/coderun.yaml).
  *
  * Invariants: every label value put in a manifest passed
- * hl_str_label_value (so a weird branch or pod name never causes a 422);
+ * hl_str_label_value, or hl_coderun_label_id for the target pod that
+ * selectors look for (so a weird branch or pod name never causes a 422,
+ * and two long pod names never share a value);
  * names are lower-case DNS-1123 labels of at most 63 characters.
  */
 #include "coderun.h"
@@ -119,10 +121,36 @@ hl_coderun_target_branch(char *out, size_t size, const char *branch, const char 
 	return branch;
 }
 
+/*
+ * A JSON string of s[0..n) as the API server takes it: NUL bytes dropped
+ * and every byte that is not part of valid UTF-8 replaced by U+FFFD (an
+ * issue file or a pod name copied from a log may hold either; jansson
+ * refuses invalid UTF-8, which would fail the whole manifest). NULL only
+ * when out of memory.
+ */
+static json_t *
+coderun_jstr(const char *s, size_t n)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	json_t *j;
+
+	if (hl_utf8_valid_len(s, n) == n && !memchr(s, '\0', n))
+		return json_stringn(s, n);
+	j = hl_buf_append_utf8(&b, s, n) < 0 ? NULL : json_stringn(b.data, b.len);
+	hl_buf_release(&b);
+	return j;
+}
+
+static int
+coderun_setn(json_t *obj, const char *key, const char *value, size_t n)
+{
+	return json_object_set_new(obj, key, coderun_jstr(coderun_s(value), value ? n : 0));
+}
+
 static int
 coderun_set(json_t *obj, const char *key, const char *value)
 {
-	return json_object_set_new(obj, key, json_string(coderun_s(value)));
+	return coderun_setn(obj, key, value, value ? strlen(value) : 0);
 }
 
 /*
@@ -375,8 +403,12 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_label(labels, "alert-type", spec->alert);
 	rc |= coderun_label(labels, "task-id", spec->task_id);
 	rc |= coderun_label(labels, "remediation", "true");
-	if (spec->target_pod && *spec->target_pod)
-		rc |= coderun_label(labels, "target-pod", spec->target_pod);
+	if (spec->target_pod && *spec->target_pod) {
+		char lp[64];
+
+		hl_coderun_label_id(lp, spec->target_pod);
+		rc |= json_object_set_new(labels, "target-pod", json_string(lp));
+	}
 	if (spec->attempt > 0) {
 		/* the loop follows the runs of its tasks by these */
 		rc |= coderun_label(labels, "healer/task-id", spec->task_id);
@@ -400,7 +432,9 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(s, "workingDirectory", ".");
 	rc |= coderun_set(s, "model", spec->model);
 	rc |= coderun_set(s, "githubApp", app);
-	rc |= coderun_set(s, "promptModification", spec->prompt);
+	rc |= coderun_setn(s, "promptModification", spec->prompt,
+	                   spec->prompt_len || !spec->prompt ? spec->prompt_len
+	                                                     : strlen(spec->prompt));
 	rc |= json_object_set_new(s, "env", env);
 	rc |= json_object_set_new(s, "cliConfig", cli);
 
@@ -421,6 +455,30 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 
 	return coderun_finish(out, m, cli, settings, cli_type, spec->model, family, cli_type, rc,
 	                      err);
+}
+
+void
+hl_coderun_label_id(char *out, const char *name)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	char hex[65], head[64];
+	size_t n;
+
+	name = coderun_s(name);
+	hl_str_label_value(out, name);
+	if (strcmp(out, name) == 0)
+		return;
+	EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL);
+	hl_str_hex(hex, md, 32);
+	hl_str_label_value(head, name);
+	n = strlen(head);
+	if (n > 52)
+		n = 52;
+	while (n > 0 && !isalnum((unsigned char)head[n - 1]))
+		n--; /* the value's last character before '-' must not be one */
+	head[n] = '\0';
+	snprintf(out, 64, "%s%s%.10s", head, n ? "-" : "", hex);
 }
 
 bool

@@ -11,6 +11,10 @@
  * a new one is allowed once the previous one for the same alert and pod has
  * finished; their duplicate check is a label-selector query.
  *
+ * Every string put in a manifest is valid UTF-8 without NUL bytes (invalid
+ * bytes become U+FFFD, NUL bytes are dropped), so text copied from a log
+ * never fails a build.
+ *
  * All functions are pure (no I/O) and thread-safe.
  */
 #ifndef HL_DISPATCH_CODERUN_H
@@ -53,6 +57,8 @@ struct hl_heal_spec {
 	const char *task_id;
 	const char *issue_file; /* path as given (rewritten for the agent pod) */
 	const char *prompt;     /* the issue file's content */
+	size_t prompt_len;      /* its length (0: strlen(prompt)); NUL bytes in it
+	                           are dropped, not taken for its end */
 	const char *target_pod; /* may be NULL */
 	const char *repository; /* owner/name; NULL means "5dlabs/cto" */
 	const char *cli, *model, *namespace;
@@ -112,7 +118,7 @@ int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl
  * Builds the heal CodeRun for spawn-remediation and the server's heal flow:
  * generateName
  * "healer-remediation-<alert>-", labels alert-type, task-id, target-pod
- * (sanitised, when given), remediation=true, agents.platform/type=
+ * (hl_coderun_label_id, when given), remediation=true, agents.platform/type=
  * heal-remediation, app.kubernetes.io/name=healer; spec.service "heal" and
  * the type label make the controller mount the heal-workspace PVC (seed
  * facts 1.5: heal runs always get PVC heal-workspace); the annotation
@@ -127,6 +133,16 @@ int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl
  * that is not FAMILY/NAME or an unknown agent.
  */
 int hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_err *err);
+
+/*
+ * The label value that identifies a name (a target pod): the name itself
+ * when it is a valid label value; else its label-safe first 52 characters
+ * (hl_str_label_value), '-' and the first 10 hex digits of SHA-256(name),
+ * so two names that share their first 63 characters (a pod name may have
+ * 253) never select each other's CodeRuns. out must hold 64 bytes. Both
+ * the label and every selector for it use this.
+ */
+void hl_coderun_label_id(char *out, const char *name);
 
 /* True when s is a valid label value (<= 63 chars,
  * (([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?). */

@@ -51,6 +51,8 @@ memory_commits(struct hl_loop *l, const struct hl_task_record *t)
 
 		while (msg && msg[n] && msg[n] != '\n' && n < 200)
 			n++;
+		while (n > 0 && ((unsigned char)msg[n] & 0xc0) == 0x80)
+			n--; /* not inside a character */
 		if (!n)
 			continue;
 		if (b.len)

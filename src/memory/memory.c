@@ -13,6 +13,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/str.h"
+#include "base/url.h"
 
 #include "json/json.h"
 #include <math.h>
@@ -22,6 +23,7 @@
 
 #define NOTE_SUMMARY_MAX (16u << 10)
 #define NOTE_REASON_MAX  160
+#define NOTE_TEXT_MAX    2048 /* a reason, a PR URL, an evidence line as kept */
 
 static const char *
 note_str(const char *s)
@@ -29,15 +31,47 @@ note_str(const char *s)
 	return s ? s : "";
 }
 
-/* The first line of s, at most max bytes, into b. */
+/*
+ * The first line of s, at most max bytes, into b, as a note keeps outside
+ * text: a character the cut would split is left out, invalid UTF-8 becomes
+ * U+FFFD (a reason may end in half a character: the loop's buffer cut it),
+ * and no URL keeps its credentials (a CodeRun's message may quote a push
+ * URL with its token; notes are replayed into later prompts and sent to
+ * OpenMemory).
+ */
 static void
 note_line(struct hl_buf *b, const char *s, size_t max)
 {
-	size_t n = 0;
+	struct hl_buf raw = HL_BUF_INIT(0);
+	size_t n = 0, back = 0;
 
 	while (s && s[n] && s[n] != '\n' && n < max)
 		n++;
-	hl_buf_append(b, s, n);
+	while (n > 0 && back++ < 3 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	if (!n)
+		return;
+	if (hl_buf_append_utf8(&raw, s, n) < 0 || hl_url_strip_userinfo_text(b, raw.data) < 0)
+		b->err = b->err ? b->err : HL_ENOMEM;
+	hl_buf_release(&raw);
+}
+
+/* note_line as a new string; NULL for NULL (or out of memory). */
+static char *
+note_dup(const char *s, size_t max)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+
+	if (!s)
+		return NULL;
+	note_line(&b, s, max);
+	if (hl_buf_error(&b)) {
+		hl_buf_release(&b);
+		return NULL;
+	}
+	if (!b.len)
+		hl_buf_append(&b, "", 0);
+	return hl_buf_detach(&b, NULL);
 }
 
 static void
@@ -63,7 +97,7 @@ hl_memory_note_build(struct hl_memory_note *out, const struct hl_task_record *t,
 	json_t *atts = json_array(), *decision = NULL;
 	const struct hl_attempt_record *fix = NULL;
 	bool succeeded = t->state == HL_TASK_SUCCEEDED;
-	char took[32];
+	char took[32], *reason, *pr;
 	size_t i;
 	int agents = 0;
 
@@ -82,12 +116,16 @@ hl_memory_note_build(struct hl_memory_note *out, const struct hl_task_record *t,
 		    (a->outcome == HL_OUTCOME_SUCCESS || a->outcome == HL_OUTCOME_RERUN_PASSED))
 			fix = a;
 		agents += a->kind == HL_ATTEMPT_AGENT;
+		reason = note_dup(a->reason, NOTE_TEXT_MAX);
+		pr = note_dup(a->pr_url, NOTE_TEXT_MAX);
 		json_array_append_new(atts, json_pack("{s:i, s:s, s:s?, s:s?, s:s?}", "n", a->n,
 		                                      "agent", agent, "outcome",
 		                                      a->outcome == HL_OUTCOME_INVALID
 		                                              ? NULL
 		                                              : hl_attempt_outcome_name(a->outcome),
-		                                      "reason", a->reason, "pr_url", a->pr_url));
+		                                      "reason", reason, "pr_url", pr));
+		free(reason);
+		free(pr);
 	}
 	if (fix && fix->kind == HL_ATTEMPT_AGENT && fix->agent)
 		hl_strlcpy(n.fixed_by, fix->agent, sizeof(n.fixed_by));
@@ -101,14 +139,14 @@ hl_memory_note_build(struct hl_memory_note *out, const struct hl_task_record *t,
 		hl_strlcpy(n.event, "retry_success", sizeof(n.event));
 	/* the PR of the fix, else the last one an attempt opened */
 	if (fix && fix->pr_url)
-		n.pr_url = strdup(fix->pr_url);
+		n.pr_url = note_dup(fix->pr_url, NOTE_TEXT_MAX);
 	for (i = t->n_attempts; !n.pr_url && i > 0; i--)
 		if (t->attempt[i - 1].pr_url)
-			n.pr_url = strdup(t->attempt[i - 1].pr_url);
+			n.pr_url = note_dup(t->attempt[i - 1].pr_url, NOTE_TEXT_MAX);
 	if (t->decision_json && (decision = json_loads(t->decision_json, 0, NULL))) {
 		const char *line = hl_json_str(decision, "evidence.line");
 		if (line && *line)
-			n.evidence = strdup(line);
+			n.evidence = note_dup(line, NOTE_TEXT_MAX);
 	}
 	json_decref(decision);
 
@@ -142,7 +180,7 @@ hl_memory_note_build(struct hl_memory_note *out, const struct hl_task_record *t,
 		hl_buf_append_str(&sum, " Commits: ");
 		note_line(&sum, commits, 400);
 		hl_buf_append_char(&sum, '.');
-		n.commits = strdup(commits);
+		n.commits = note_dup(commits, NOTE_SUMMARY_MAX);
 	}
 	n.attempts_json = atts ? json_dumps(atts, JSON_COMPACT) : NULL;
 	json_decref(atts);
@@ -247,19 +285,22 @@ hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const char 
 	if (rc < 0)
 		goto fail;
 	for (i = 0; i < n; i++) {
+		/* a memory stored by an older healer may hold a cut character
+		 * or a credential: cleaned as a new note would be */
 		char id[32], *what = recall_what(&h[i]);
+		char *summary = note_dup(h[i].summary, NOTE_SUMMARY_MAX);
 		double score = round(h[i].score * 1000.0) / 1000.0;
 
 		snprintf(id, sizeof(id), "%lld", (long long)h[i].id);
 		json_array_append_new(idl, json_string(id));
 		json_array_append_new(similar,
 		                      json_pack("{s:s, s:s?, s:f, s:s?}", "id", id, "summary", what,
-		                                "score", score, "resolution", h[i].summary));
+		                                "score", score, "resolution", summary));
 		if (h[i].outcome && strcmp(h[i].outcome, "succeeded") == 0)
-			json_array_append_new(known,
-			                      json_pack("{s:s, s:s?, s:f}", "id", id, "summary",
-			                                h[i].summary, "score", score));
+			json_array_append_new(known, json_pack("{s:s, s:s?, s:f}", "id", id,
+			                                       "summary", summary, "score", score));
 		free(what);
+		free(summary);
 	}
 	hl_memory_hits_free(h, n);
 	*history = json_pack("{s:o, s:o}", "similar_failures", similar, "known_solutions", known);

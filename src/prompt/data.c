@@ -5,7 +5,8 @@
  * unknown) and nothing else is, so templates cannot read keys the code never
  * sets; tests/tmpl checks the document against this function's output.
  * URLs and texts that may quote one (a missing source's reason, a CodeRun's
- * message) lose their userinfo; the A7 names are null unless Kubernetes
+ * message, an attempt's summary, the memories of the history) lose their
+ * userinfo; the A7 names are null unless Kubernetes
  * would accept them (the templates still quote them).
  */
 #include "base/buf.h"
@@ -130,12 +131,15 @@ first(const char *a, const char *b)
 	return a && *a ? a : b;
 }
 
-/* A scalar copied from src (strings, numbers, booleans), else null. */
+/* A scalar copied from src (strings, numbers, booleans), else null; with
+ * urls, a string loses the credentials of the URLs it quotes (jurl). */
 static json_t *
-scalar(const json_t *src, const char *key)
+scalar(const json_t *src, const char *key, bool urls)
 {
 	json_t *v = src ? json_object_get(src, key) : NULL;
 
+	if (json_is_string(v) && urls)
+		return jurl(json_string_value(v));
 	if (json_is_string(v))
 		return jstrn(json_string_value(v), json_string_length(v));
 	if (json_is_number(v) || json_is_boolean(v))
@@ -145,7 +149,7 @@ scalar(const json_t *src, const char *key)
 
 /* {key: scalar} for the listed keys */
 static json_t *
-pick(const json_t *src, const char *const *keys, bool *ok)
+pick(const json_t *src, const char *const *keys, bool urls, bool *ok)
 {
 	json_t *o = json_object();
 	size_t i;
@@ -155,13 +159,13 @@ pick(const json_t *src, const char *const *keys, bool *ok)
 		return NULL;
 	}
 	for (i = 0; keys[i]; i++)
-		put(o, keys[i], scalar(src, keys[i]), ok);
+		put(o, keys[i], scalar(src, keys[i], urls), ok);
 	return o;
 }
 
 /* [pick(e) for e in src[key]] */
 static json_t *
-pick_list(const json_t *src, const char *key, const char *const *keys, bool *ok)
+pick_list(const json_t *src, const char *key, const char *const *keys, bool urls, bool *ok)
 {
 	json_t *a = json_array(), *arr = src ? json_object_get(src, key) : NULL, *e;
 	size_t i;
@@ -172,7 +176,7 @@ pick_list(const json_t *src, const char *key, const char *const *keys, bool *ok)
 	}
 	json_array_foreach(arr, i, e)
 	{
-		json_t *p = pick(e, keys, ok);
+		json_t *p = pick(e, keys, urls, ok);
 		if (!p || json_array_append_new(a, p))
 			*ok = false;
 	}
@@ -215,10 +219,10 @@ build_argocd(const json_t *src, bool *ok)
 
 	if (!json_is_object(src))
 		return json_null();
-	o = pick(src, k, ok);
+	o = pick(src, k, false, ok);
 	if (o)
-		put(o, "unhealthy_resources", pick_list(src, "unhealthy_resources", k_resource, ok),
-		    ok);
+		put(o, "unhealthy_resources",
+		    pick_list(src, "unhealthy_resources", k_resource, false, ok), ok);
 	return o;
 }
 
@@ -233,8 +237,8 @@ build_kubernetes(const json_t *src, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	put(o, "pods", pick_list(src, "pods", k_pod, ok), ok);
-	put(o, "events", pick_list(src, "events", k_kevent, ok), ok);
+	put(o, "pods", pick_list(src, "pods", k_pod, false, ok), ok);
+	put(o, "events", pick_list(src, "events", k_kevent, false, ok), ok);
 	return o;
 }
 
@@ -249,9 +253,9 @@ build_loki(const json_t *src, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	put(o, "query", scalar(src, "query"), ok);
+	put(o, "query", scalar(src, "query", false), ok);
 	put(o, "lines", string_list(src, "lines", ok), ok);
-	put(o, "note", scalar(src, "note"), ok);
+	put(o, "note", scalar(src, "note", false), ok);
 	return o;
 }
 
@@ -266,8 +270,8 @@ build_prometheus(const json_t *src, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	put(o, "summary", scalar(src, "summary"), ok);
-	put(o, "alerts", pick_list(src, "alerts", k_palert, ok), ok);
+	put(o, "summary", scalar(src, "summary", false), ok);
+	put(o, "alerts", pick_list(src, "alerts", k_palert, false, ok), ok);
 	return o;
 }
 
@@ -282,9 +286,10 @@ build_history(const json_t *src, bool *ok)
 		*ok = false;
 		return NULL;
 	}
-	put(o, "similar_failures", pick_list(src, "similar_failures", k_similar, ok), ok);
-	put(o, "known_solutions", pick_list(src, "known_solutions", k_solution, ok), ok);
-	put(o, "agent_records", pick_list(src, "agent_records", k_agent_record, ok), ok);
+	/* memories quote CodeRun messages and PR URLs of past tasks */
+	put(o, "similar_failures", pick_list(src, "similar_failures", k_similar, true, ok), ok);
+	put(o, "known_solutions", pick_list(src, "known_solutions", k_solution, true, ok), ok);
+	put(o, "agent_records", pick_list(src, "agent_records", k_agent_record, false, ok), ok);
 	return o;
 }
 
@@ -479,7 +484,8 @@ build_attempt(const struct hl_prompt_context *ctx, bool *ok)
 		put(e, "number", json_integer(a->number ? a->number : (int64_t)i + 1), ok);
 		put(e, "agent", jstr(a->agent), ok);
 		put(e, "outcome", jstr(a->outcome), ok);
-		put(e, "summary", jstr(a->summary), ok);
+		/* "the CodeRun failed: <its message>" */
+		put(e, "summary", jurl(a->summary), ok);
 		put(e, "coderun", jstr(a->coderun), ok);
 		put(e, "status_message", jurl(a->status_message), ok);
 		put(e, "pr_url", jurl(a->pr_url), ok);

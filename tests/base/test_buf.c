@@ -1,15 +1,17 @@
 /*
  * test_buf.c - unit tests for the growable buffer (src/base/buf.c).
  */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+#include "base/buf.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#include "base/buf.h"
 
 static void
 test_buf_starts_empty_and_terminated(void **state)
@@ -107,6 +109,24 @@ test_buf_embedded_nul_kept(void **state)
 	hl_buf_release(&b);
 }
 
+/* Text from a log made valid UTF-8: invalid bytes as U+FFFD, NULs dropped,
+ * valid sequences (2 to 4 bytes) kept. */
+static void
+test_buf_append_utf8_repairs(void **state)
+{
+	static const char in[] = "a\xc3\xa9\0b\xff\xe2\x82\xac\xf0\x9f\x98\x80\xed\xa0\x80\xe2\x82";
+	struct hl_buf b = HL_BUF_INIT(0);
+
+	(void)state;
+	assert_int_equal(hl_buf_append_utf8(&b, in, sizeof(in) - 1), 0);
+	assert_string_equal(b.data, "a\xc3\xa9"
+	                            "b\xef\xbf\xbd\xe2\x82\xac\xf0\x9f\x98\x80"
+	                            "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+	                            "\xef\xbf\xbd\xef\xbf\xbd");
+	assert_int_equal(b.len, strlen(b.data));
+	hl_buf_release(&b);
+}
+
 int
 main(void)
 {
@@ -118,6 +138,7 @@ main(void)
 		cmocka_unit_test(test_buf_json_escape_controls_and_quotes),
 		cmocka_unit_test(test_buf_detach_hands_ownership),
 		cmocka_unit_test(test_buf_embedded_nul_kept),
+		cmocka_unit_test(test_buf_append_utf8_repairs),
 	};
 	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

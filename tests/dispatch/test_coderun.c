@@ -338,8 +338,11 @@ test_coderun_heal_manifest(void **state)
 	assert_string_equal(json_string_value(json_object_get(l, "alert-type")), "a7");
 	assert_string_equal(json_string_value(json_object_get(l, "task-id")), "1234");
 	assert_string_equal(json_string_value(json_object_get(l, "remediation")), "true");
-	assert_string_equal(json_string_value(json_object_get(l, "target-pod")),
-	                    "api-7d9f-weird-name");
+	/* not a label value as it is: its label-safe head and a hash of it */
+	assert_true(hl_str_starts_with(json_string_value(json_object_get(l, "target-pod")),
+	                               "api-7d9f-weird-name-"));
+	assert_int_equal(strlen(json_string_value(json_object_get(l, "target-pod"))),
+	                 strlen("api-7d9f-weird-name-") + 10);
 	assert_string_equal(json_string_value(json_object_get(l, "agents.platform/type")),
 	                    "heal-remediation");
 	assert_string_equal(hl_json_str(m, "spec.service"), "heal");
@@ -361,6 +364,78 @@ test_coderun_heal_manifest(void **state)
 	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
 	assert_true(json_is_integer(hl_json_path(m, "spec.taskId")));
 	assert_true(hl_json_int(m, "spec.taskId", -1) >= 0);
+	json_decref(m);
+}
+
+/* Two pod names that share their first 63 characters (a pod name may have
+ * 253) get different target-pod labels; a valid label value stays as it is.
+ * Before, both were cut to the same 63 characters: a remediation of one pod
+ * blocked the other's, and the cut could end in '-'. */
+static void
+test_coderun_label_id_no_collision(void **state)
+{
+	char a[64], b[64], c[64], d[64], pa[128], pb[128];
+	const char *base = "batch-import-worker-for-the-nightly-customer-reconciliation-job";
+
+	(void)state;
+	assert_int_equal(strlen(base), 63);
+	snprintf(pa, sizeof(pa), "%s-pod-a", base);
+	snprintf(pb, sizeof(pb), "%s-pod-b", base);
+	hl_coderun_label_id(a, pa);
+	hl_coderun_label_id(b, pb);
+	assert_string_not_equal(a, b);
+	assert_true(hl_coderun_label_value_valid(a));
+	assert_true(hl_coderun_label_value_valid(b));
+	assert_true(strlen(a) <= 63);
+	hl_coderun_label_id(c, "api-7d9f");
+	assert_string_equal(c, "api-7d9f");
+	/* a cut that would end in '-' or '.' does not */
+	hl_coderun_label_id(
+	        d, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.-bbbbbbbbbbbbbbbbbbbb");
+	assert_true(hl_coderun_label_value_valid(d));
+	assert_true(hl_str_starts_with(d, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-"));
+	hl_coderun_label_id(d, "---");
+	assert_true(hl_coderun_label_value_valid(d));
+	assert_int_equal(strlen(d), 10);
+}
+
+/* Text copied from a log: invalid UTF-8 becomes U+FFFD and NUL bytes are
+ * dropped (not taken for the end of the prompt); before, the build failed
+ * with "out of memory" and the prompt ended at the first NUL. */
+static void
+test_coderun_text_from_logs_repaired(void **state)
+{
+	static const char prompt[] = "head \xff\xc3( \xe2\x82 x\n\0tail: the error\n";
+	struct hl_coderun_spec s = base_spec();
+	struct hl_heal_spec h;
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL;
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.alert = "a7";
+	h.task_id = "1234";
+	h.issue_file = "/workspace/watch/alerts/A7-x.md";
+	h.prompt = prompt;
+	h.prompt_len = sizeof(prompt) - 1;
+	h.target_pod = "pod-\xe9\xff";
+	h.model = "claude-opus-4-5-20251101";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.promptModification"),
+	                    "head \xef\xbf\xbd\xef\xbf\xbd( \xef\xbf\xbd\xef\xbf\xbd x\n"
+	                    "tail: the error\n");
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_POD"), "pod-\xef\xbf\xbd\xef\xbf\xbd");
+	json_decref(m);
+	/* a CI run: an invalid branch or prompt never fails the manifest */
+	s.prompt = "cut \xe2\x82";
+	s.branch = "feat/\xc0\xaf";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.promptModification"),
+	                    "cut \xef\xbf\xbd\xef\xbf\xbd");
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"),
+	                    "feat/\xef\xbf\xbd\xef\xbf\xbd");
 	json_decref(m);
 }
 
@@ -511,6 +586,8 @@ main(void)
 		cmocka_unit_test(test_coderun_label_values_sanitised),
 		cmocka_unit_test(test_coderun_label_value_edge_cases),
 		cmocka_unit_test(test_coderun_heal_manifest),
+		cmocka_unit_test(test_coderun_text_from_logs_repaired),
+		cmocka_unit_test(test_coderun_label_id_no_collision),
 		cmocka_unit_test(test_coderun_validate_rejects),
 		cmocka_unit_test(test_coderun_selector_match),
 		cmocka_unit_test(test_coderun_directory_dispatch),

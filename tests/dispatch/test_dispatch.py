@@ -144,6 +144,40 @@ rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "47", "
 check("spawn-remediation: a missing issue file -> exit 1 naming it",
       rc == 1 and "missing.md" in err, err)
 
+# an issue file that quotes a pod log: invalid UTF-8 and a NUL byte (before:
+# "out of memory" and no CodeRun for the first, a prompt cut at the NUL for
+# the second)
+raw_issue = os.path.join(TMP, "A7-raw.md")
+with open(raw_issue, "wb") as f:
+    f.write(b"# Pod Failure: raw\nlog: \xff\xfe\xc3 bytes\n\x00after the NUL: panic here\n")
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "48", "--issue-file",
+                      raw_issue, "--target-pod", "raw-pod-\udcff", env=SENV)
+w = [c for c in heal_runs() if c["spec"]["env"].get("TASK_ID") == "48"]
+p = w[0]["spec"].get("promptModification", "") if w else ""
+check("spawn-remediation: an issue file with invalid UTF-8 and a NUL byte is created whole"
+      " (invalid bytes as U+FFFD, the NUL dropped)",
+      rc == 0 and p == "# Pod Failure: raw\nlog: \ufffd\ufffd\ufffd bytes\n"
+      "after the NUL: panic here\n"
+      and w[0]["spec"]["env"].get("TARGET_POD") == "raw-pod-\ufffd"
+      and w[0]["metadata"]["labels"].get("target-pod", "").startswith("raw-pod-"),
+      (rc, err, p, w))
+
+# two pods whose names share their first 63 characters: a remediation of one
+# does not block the other's (before, both labels were the same 63 characters)
+long_pod = "batch-import-worker-for-the-nightly-customer-reconciliation-job"
+rc1, out, err1 = healer("spawn-remediation", "--alert", "a7", "--task-id", "49", "--issue-file",
+                        issue, "--target-pod", long_pod + "-pod-a", env=SENV)
+rc2, out, err2 = healer("spawn-remediation", "--alert", "a7", "--task-id", "50", "--issue-file",
+                        issue, "--target-pod", long_pod + "-pod-b", env=SENV)
+rc3, out, err3 = healer("spawn-remediation", "--alert", "a7", "--task-id", "51", "--issue-file",
+                        issue, "--target-pod", long_pod + "-pod-a", env=SENV)
+w = [c["metadata"]["labels"].get("target-pod", "") for c in heal_runs()
+     if c["spec"]["env"].get("TASK_ID") in ("49", "50")]
+check("spawn-remediation: pods sharing their first 63 characters are told apart (the second is"
+      " created, the first's again refused)",
+      rc1 == 0 and rc2 == 0 and rc3 == 1 and len(w) == 2 and w[0] != w[1]
+      and all(len(x) <= 63 and x[-1].isalnum() for x in w), (rc1, err1, rc2, err2, rc3, w))
+
 # directory and none modes
 DENV = {"HEALER_DISPATCH": "directory", "HEALER_DATA_DIR": os.path.join(TMP, "var"),
         "HEALER_NAMESPACE": "cto"}

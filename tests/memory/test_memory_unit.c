@@ -5,9 +5,11 @@
  * summary), OpenMemory's payloads, and the --since durations.
  */
 #include "api/insights.h"
+#include "base/str.h"
 #include "memory/memory.h"
 
 #include <jansson.h>
+#include <stdio.h>
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h first. */
 /* clang-format off */
 #include <setjmp.h>
@@ -174,6 +176,78 @@ test_memory_note_events(void **state)
 	assert_int_equal(hl_memory_note_build(&n, &t, NULL, &err), -HL_EINVAL);
 }
 
+static bool
+valid_utf8(const char *s)
+{
+	return s && hl_utf8_valid_len(s, strlen(s)) == strlen(s);
+}
+
+/*
+ * A CodeRun's message quoting a push URL with its token, a PR URL with
+ * credentials, and a reason the loop cut inside a UTF-8 character (its
+ * 256-byte buffer): the note keeps no credential and only valid UTF-8, so
+ * later prompts never replay the token and OpenMemory's payload builds.
+ * Before: the token was in the summary, the attempts and the payload, and
+ * the payload failed with "out of memory" for the cut character.
+ */
+static void
+test_memory_note_secrets_and_cut_text(void **state)
+{
+	char reason[256];
+	struct hl_attempt_record a[2] = {
+		attempt(1, "rex", HL_OUTCOME_AGENT_FAILED, NULL, NULL),
+		attempt(2, "rex", HL_OUTCOME_SUCCESS, NULL,
+		        "https://bot:ghp_PRTOKEN@github.com/o/r/pull/9"),
+	};
+	struct hl_task_record t = {
+		.task_id = "hl-2",
+		.repository = "o/r",
+		.workflow = "CI",
+		.job = "clippy",
+		.failure_type = "rust_clippy",
+		.state = HL_TASK_SUCCEEDED,
+		.attempts = 2,
+		.created_ms = 1000,
+		.finished_ms = 1000 + 60000,
+		.decision_json =
+		        "{\"evidence\":{\"line\":\"fatal: https://ci:ghs_EVTOKEN@git.example/x "
+		        "\\u00e9\"}}",
+		.attempt = a,
+		.n_attempts = 2,
+	};
+	struct hl_memory_note n;
+	struct hl_err err = HL_ERR_INIT;
+	char *payload = NULL;
+	size_t len;
+
+	(void)state;
+	/* "the CodeRun failed: ..." + 'é' repeated, cut by snprintf mid-character;
+	 * the whole reason is one line of about 250 bytes */
+	len = (size_t)snprintf(reason, sizeof(reason),
+	                       "the CodeRun failed: git push "
+	                       "https://x-access-token:ghs_PUSHTOKEN@github.com/o/r.git: x");
+	while (len + 4 < sizeof(reason)) {
+		reason[len++] = (char)0xc3;
+		reason[len++] = (char)0xa9;
+	}
+	reason[len++] = (char)0xc3; /* the first byte of another 'é' */
+	reason[len] = '\0';
+	a[0].reason = reason;
+	assert_int_equal(hl_memory_note_build(&n, &t, "fix: x \xc3\xa9\xc3", &err), 0);
+	assert_int_equal(hl_memory_om_add_payload(&payload, &n, &err), 0);
+	assert_null(strstr(payload, "TOKEN"));
+	free(payload);
+	assert_true(valid_utf8(n.in.summary));
+	assert_true(valid_utf8(n.in.attempts_json));
+	assert_true(valid_utf8(n.in.evidence));
+	assert_null(strstr(n.in.summary, "TOKEN"));
+	assert_null(strstr(n.in.attempts_json, "TOKEN"));
+	assert_null(strstr(n.in.evidence, "TOKEN"));
+	assert_string_equal(n.in.pr_url, "https://github.com/o/r/pull/9");
+	assert_non_null(strstr(n.in.summary, "git push https://github.com/o/r.git: x\xc3\xa9"));
+	hl_memory_note_release(&n);
+}
+
 static void
 test_memory_durations(void **state)
 {
@@ -203,6 +277,7 @@ main(void)
 		cmocka_unit_test(test_memory_learned_thresholds),
 		cmocka_unit_test(test_memory_learned_ties_and_never),
 		cmocka_unit_test(test_memory_note_events),
+		cmocka_unit_test(test_memory_note_secrets_and_cut_text),
 		cmocka_unit_test(test_memory_durations),
 	};
 

@@ -615,16 +615,26 @@ test_prompt_data_strips_credentials(void **state)
 	struct hl_prompt_attempt prev = { 1,
 		                          "rex",
 		                          "failed",
-		                          NULL,
+		                          "the CodeRun failed: see https://tok:pw@ci.example/run",
 		                          "healer-rex-1",
 		                          "see https://tok:pw@ci.example/run",
 		                          "https://u:p@gh/pull/1" };
 	struct hl_prompt_context ctx;
 	char *text;
-	json_t *d;
+	json_t *d, *history;
 
 	(void)state;
 	memset(&ctx, 0, sizeof(ctx));
+	/* memories of past tasks quote their CodeRuns' messages and PR URLs */
+	history = json_pack(
+	        "{s:[{s:s, s:s, s:f, s:s}], s:[{s:s, s:s, s:f}]}", "similar_failures", "id", "4",
+	        "summary", "rust_clippy in o/r: push to https://x-access-token:ghs_MEM1@github.com",
+	        "score", 0.5, "resolution",
+	        "Fixed by rex: PR https://bot:ghp_MEM2@github.com/o/r/pull/9", "known_solutions",
+	        "id", "4", "summary", "Fixed by rex: PR https://bot:ghp_MEM3@github.com/o/r/pull/9",
+	        "score", 0.5);
+	assert_non_null(history);
+	ctx.history = history;
 	ctx.agent = "rex";
 	ctx.missing = &miss;
 	ctx.n_missing = 1;
@@ -644,6 +654,11 @@ test_prompt_data_strips_credentials(void **state)
 	assert_null(strstr(text, "ghp_x"));
 	assert_null(strstr(text, "tok:pw"));
 	assert_null(strstr(text, "u:p@"));
+	assert_null(strstr(text, "_MEM"));
+	assert_string_equal(hl_json_str(d, "attempt.previous[0].summary"),
+	                    "the CodeRun failed: see https://ci.example/run");
+	assert_string_equal(hl_json_str(d, "history.known_solutions[0].summary"),
+	                    "Fixed by rex: PR https://github.com/o/r/pull/9");
 	assert_string_equal(hl_json_str(d, "missing_sources[0].reason"),
 	                    "loki: 'http://loki:3100/x': 500");
 	assert_string_equal(hl_json_str(d, "pr.url"), "https://github.com/acme/w/pull/1");
@@ -652,6 +667,7 @@ test_prompt_data_strips_credentials(void **state)
 	assert_true(json_is_null(json_object_get(json_object_get(d, "alert"), "task_id")));
 	free(text);
 	json_decref(d);
+	json_decref(history);
 }
 
 static void
