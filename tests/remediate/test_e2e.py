@@ -304,22 +304,30 @@ def main():
     set_sources(loki={"loki_lines": {"count": 200, "bytes": 50000,
                                      "text": "panic: widget crash loop"}},
                 argocd={"body": big_app})
-    seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007, 5095, 5008])
-    dtest.http("POST", SURL + "/_stub/reset", {})
-    st, ans = srv.deliver(job_event(5008, run_id=9210, branch="feat/r9210"))
-    tid = ans.get("task_id")
-    runs = wait_for(lambda: [c for c in coderuns()
-                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
-    p = runs[0]["spec"]["promptModification"] if runs else ""
-    st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
-        srv.request("GET", f"/api/remediations/{tid}")), 10) or (0, {})
-    dec = rem.get("decision") or {}
-    if isinstance(dec, str):
-        dec = json.loads(dec)
-    srcs = {s["name"]: s for s in dec.get("sources", [])}
+    def sourced_run(job, run_id):
+        """Delivers job's failure; its CodeRuns, prompt, sources by name and
+        the limits Loki was asked for."""
+        seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007, 5095] + list(range(5008, job + 1)))
+        dtest.http("POST", SURL + "/_stub/reset", {})
+        _, ans = srv.deliver(job_event(job, run_id=run_id, branch=f"feat/r{run_id}"))
+        tid = ans.get("task_id")
+        runs = wait_for(lambda: [c for c in coderuns()
+                                 if c["metadata"]["labels"].get("healer/task-id") == tid],
+                        15) or []
+        p = runs[0]["spec"]["promptModification"] if runs else ""
+        _, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name")
+                                   else None)(srv.request("GET", f"/api/remediations/{tid}")),
+                          10) or (0, {})
+        dec = rem.get("decision") or {}
+        if isinstance(dec, str):
+            dec = json.loads(dec)
+        limits = [r["query"].get("limit")
+                  for r in dtest.http("GET", SURL + "/_stub/requests") or []
+                  if r["path"] == "/loki/api/v1/query_range"]
+        return runs, p, {s["name"]: s for s in dec.get("sources", [])}, limits
+
+    runs, p, srcs, limits = sourced_run(5008, 9210)
     loki_src = srcs.get("loki", {})
-    limits = [r["query"].get("limit") for r in dtest.http("GET", SURL + "/_stub/requests") or []
-              if r["path"] == "/loki/api/v1/query_range"]
     note = ("Note: reduced: Loki's answer for the 50 most recent lines was over 1048576 bytes, "
             "so only the 12 most recent were asked for; 12 lines longer than 1024 bytes cut to "
             "their first 1024")
@@ -336,21 +344,8 @@ def main():
           [srcs.get("argocd"), len(json.dumps(big_app))])
     # one line over 1 MiB: asked again for 12, 3, then 1 line, then given up
     set_sources(loki={"loki_lines": {"count": 2, "bytes": 1200000, "text": "panic: huge"}})
-    seed_github([5001, 5002, 5003, 5004, 5005, 5006, 5007, 5095, 5008, 5009])
-    dtest.http("POST", SURL + "/_stub/reset", {})
-    st, ans = srv.deliver(job_event(5009, run_id=9220, branch="feat/r9220"))
-    tid = ans.get("task_id")
-    runs = wait_for(lambda: [c for c in coderuns()
-                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
-    p = runs[0]["spec"]["promptModification"] if runs else ""
-    st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("coderun_name") else None)(
-        srv.request("GET", f"/api/remediations/{tid}")), 10) or (0, {})
-    dec = rem.get("decision") or {}
-    if isinstance(dec, str):
-        dec = json.loads(dec)
-    loki_src = next((s for s in dec.get("sources", []) if s["name"] == "loki"), {})
-    limits = [r["query"].get("limit") for r in dtest.http("GET", SURL + "/_stub/requests") or []
-              if r["path"] == "/loki/api/v1/query_range"]
+    runs, p, srcs, limits = sourced_run(5009, 9220)
+    loki_src = srcs.get("loki", {})
     check("a single Loki line over 1 MiB: asked again three times at most, then the source "
           "fails and the prompt names it",
           limits == ["50", "12", "3", "1"] and loki_src.get("state") == "failed"
