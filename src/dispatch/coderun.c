@@ -476,9 +476,12 @@ hl_coderun_label_id(char *out, const char *name)
 	if (n > 52)
 		n = 52;
 	while (n > 0 && !isalnum((unsigned char)head[n - 1]))
-		n--; /* the value's last character before '-' must not be one */
-	head[n] = '\0';
-	snprintf(out, 64, "%s%s%.10s", head, n ? "-" : "", hex);
+		n--;          /* the value's last character before '-' must not be one */
+	memcpy(out, head, n); /* at most 52 + '-' + 10 hex: 63 */
+	if (n)
+		out[n++] = '-';
+	memcpy(out + n, hex, 10);
+	out[n + 10] = '\0';
 }
 
 bool
