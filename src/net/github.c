@@ -842,6 +842,8 @@ hl_github_workflow_runs(struct hl_github *gh, json_t **out, const char *repo,
 			hl_buf_appendf(&p, "&%s=", kv[i]);
 			hl_url_append_query_value(&p, kv[i + 1]);
 		}
+		if (q->check_suite_id > 0)
+			hl_buf_appendf(&p, "&check_suite_id=%lld", (long long)q->check_suite_id);
 	}
 	arr = json_array();
 	if (!arr || hl_buf_error(&p)) {

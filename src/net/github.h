@@ -156,10 +156,11 @@ struct hl_github_runs_query {
 	                         NULL: every workflow (.../actions/runs) */
 	const char *branch;   /* head branch */
 	const char *head_sha;
-	const char *status;  /* queued, in_progress, completed, or a conclusion (success, ...) */
-	const char *event;   /* push, pull_request, ... */
-	const char *created; /* GitHub's date filter, e.g. ">=2025-01-15T10:30:00Z" */
-	size_t max_runs;     /* 0: 100; at most 1000 (GitHub's cap for filtered lists) */
+	const char *status;     /* queued, in_progress, completed, or a conclusion (success, ...) */
+	const char *event;      /* push, pull_request, ... */
+	const char *created;    /* GitHub's date filter, e.g. ">=2025-01-15T10:30:00Z" */
+	int64_t check_suite_id; /* the run of a check suite (0: any) */
+	size_t max_runs;        /* 0: 100; at most 1000 (GitHub's cap for filtered lists) */
 };
 
 /*

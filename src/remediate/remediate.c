@@ -813,11 +813,44 @@ out:
 	return rc;
 }
 
+/*
+ * The workflow run of a failed check suite, when the suite is a GitHub
+ * Actions run's (GET .../actions/runs?check_suite_id=): 0 for another
+ * app's suite, without a GitHub client, or when GitHub does not answer
+ * (the suite is then remediated on its own). A check_suite payload names
+ * no run, so without this the suite and the run's workflow_run or
+ * workflow_job events of the same failure were two tasks when the
+ * per-branch window did not join them.
+ */
+static int64_t
+rem_suite_run(struct hl_remediator *r, const struct hl_event *ev, int64_t *attempt)
+{
+	struct hl_github_runs_query q = { .check_suite_id = ev->check_suite_id, .max_runs = 1 };
+	struct hl_err gerr = HL_ERR_INIT;
+	json_t *runs = NULL;
+	int64_t id = 0;
+
+	if (ev->kind != HL_EVENT_CHECK_SUITE || ev->run_id > 0 || ev->check_suite_id <= 0 ||
+	    !r->github || !ev->repository)
+		return 0;
+	if (hl_github_workflow_runs(r->github, &runs, ev->repository, &q, &gerr) < 0) {
+		hl_log_kv(HL_LOG_WARN, "finding the workflow run of a check suite failed",
+		          "repository", ev->repository, "error", gerr.msg, NULL);
+		return 0;
+	}
+	id = hl_json_int(json_array_get(runs, 0), "id", 0);
+	*attempt = hl_json_int(json_array_get(runs, 0), "run_attempt", 0);
+	json_decref(runs);
+	return id > 0 ? id : 0;
+}
+
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
              const char *task_id, const char *failure_key, struct hl_err *err)
 {
 	struct hl_remediation res;
+	struct hl_event suite;
+	int64_t run_id, attempt = 0;
 	char existing[HL_TASK_ID_MAX], why[160];
 	char *key = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
@@ -827,6 +860,14 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 
 	memset(&res, 0, sizeof(res));
 	rem_set(res.task_id, sizeof(res.task_id), task_id);
+	/* an Actions check suite is its workflow run: recorded on the task and
+	 * guarded like the run's own events (a shallow copy, borrowed fields) */
+	if ((run_id = rem_suite_run(r, ev, &attempt)) > 0) {
+		suite = *ev;
+		suite.run_id = run_id;
+		suite.run_attempt = attempt;
+		ev = &suite;
+	}
 	/* deliveries stored before identity was kept at intake carry none */
 	key = failure_key ? strdup(failure_key) : hl_event_remediation_key(ev);
 	if (!key)

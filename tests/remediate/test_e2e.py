@@ -226,6 +226,58 @@ def main():
     check("check_run for the same job does not create a second CodeRun",
           st == 202 and len(same) == 1, [ans2, len(same)])
 
+    # ---- 2a. an Actions run's check suite is that run: never a second task ------
+    # (the payload names no run; GitHub lists the run of a suite. The window
+    # that joins a branch's failures is 0 here, as a user may set it.)
+    def suite_event(suite_id, branch):
+        return {"action": "completed",
+                "check_suite": {"id": suite_id, "head_branch": branch, "head_sha": SHA,
+                                "status": "completed", "conclusion": "failure",
+                                "app": {"slug": "github-actions", "id": 15368},
+                                "pull_requests": []},
+                "repository": {"full_name": REPO, "html_url": f"https://github.com/{REPO}",
+                               "default_branch": "main"},
+                "sender": {"login": "dev", "type": "User"}}
+
+    def record(tid):
+        st, rem = wait_for(lambda: (lambda a: a if a[0] == 200 and a[1].get("state") not in
+                                    (None, "running", "queued") or a[1].get("coderun_name")
+                                    else None)(srv.request("GET", f"/api/remediations/{tid}")),
+                           15) or (0, {})
+        return rem
+    dtest.http("POST", GURL + "/_stub/seed", {"runs": [
+        {"id": 9000, "check_suite_id": 7770, "head_branch": "feat/faster", "head_sha": SHA,
+         "run_attempt": 1, "status": "completed", "conclusion": "failure",
+         "created_at": "2026-01-01T00:00:00Z"},
+        {"id": 9400, "check_suite_id": 7771, "head_branch": "feat/r9400", "head_sha": SHA,
+         "run_attempt": 1, "status": "completed", "conclusion": "failure",
+         "created_at": "2026-01-01T00:00:01Z"}],
+        "jobs": {"9400": [{"id": 5400, "name": "clippy", "run_id": 9400, "run_attempt": 1,
+                           "status": "completed", "conclusion": "failure", "steps": [
+                               {"name": "Run clippy", "conclusion": "failure", "number": 3}]}]},
+        "logs": {"5400": CLIPPY_LOG}}, token=GTOKEN)
+    st, ans3 = srv.deliver(suite_event(7770, "feat/faster"), event="check_suite")
+    rem = record(ans3.get("task_id"))
+    same = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9000"]
+    check("the check suite of a remediated Actions run is that run's: no second task or CodeRun",
+          st == 202 and rem.get("state") == "skipped"
+          and f"run already remediated by {task_id}" in (rem.get("reason") or "")
+          and len(same) == 1, [ans3, rem, len(same)])
+    st, ans4 = srv.deliver(suite_event(7771, "feat/r9400"), event="check_suite")
+    rem = record(ans4.get("task_id"))
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id")
+                             == ans4.get("task_id")], 15) or []
+    p = runs[0]["spec"].get("promptModification", "") if runs else ""
+    check("a check suite first: its task is the run's (run id label, the failed job's log)",
+          len(runs) == 1 and runs[0]["metadata"]["labels"].get("healer/workflow-run-id")
+          == "9400" and "needless-borrow" in p, [rem, len(runs), p[:1500]])
+    st, ans5 = srv.deliver(job_event(5400, run_id=9400, branch="feat/r9400"))
+    rem = record(ans5.get("task_id"))
+    n9400 = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9400"]
+    check("... and the run's workflow_job after it is no second task",
+          st == 202 and rem.get("state") == "skipped" and len(n9400) == 1, [ans5, rem, len(n9400)])
+
     # ---- 2b. a repository name that climbs to another API path with the token ---
     hostile = job_event(5090, run_id=9090, branch="feat/r9090")
     hostile["repository"]["full_name"] = "acme/x/../../../orgs/acme/actions/secrets#"

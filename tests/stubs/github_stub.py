@@ -14,9 +14,10 @@ here, signature verified with `openssl dgst -sha256 -verify` against
 only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
 -reset/-resource headers. Endpoints:
   runs: /actions/runs and /actions/workflows/{id or file}/runs (branch,
-    head_sha, status (or a conclusion), event, created >=/<=/a..b, per_page,
-    page, newest first, Link), POST .../runs/{id}/rerun-failed-jobs (201; 403
-    when the run is not re-runnable or the token lacks permission);
+    head_sha, status (or a conclusion), event, check_suite_id, created
+    >=/<=/a..b, per_page, page, newest first, Link), POST
+    .../runs/{id}/rerun-failed-jobs (201; 403 when the run is not
+    re-runnable or the token lacks permission);
   jobs: .../runs/{id}/jobs (filter=latest|all by run_attempt, pages, Link),
     job logs (302 to the blob host);
   pulls (head= and state= filters), one PR, PR files (Link pages), commits,
@@ -364,6 +365,8 @@ class GitHubHandler(stubcommon.StubHandler):
             if q.get("head_sha") and x.get("head_sha") != q["head_sha"]:
                 continue
             if q.get("event") and x.get("event") != q["event"]:
+                continue
+            if q.get("check_suite_id") and str(x.get("check_suite_id")) != q["check_suite_id"]:
                 continue
             st = q.get("status")
             if st and x.get("status") != st and x.get("conclusion") != st:
