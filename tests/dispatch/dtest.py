@@ -35,6 +35,7 @@ from tap import check  # noqa: E402,F401  (re-exported for the drivers)
 import pgtest  # noqa: E402
 
 store_db = pgtest.store_db
+store_exec = pgtest.store_exec
 store_integrity = pgtest.integrity
 on_postgres = pgtest.enabled
 

@@ -23,7 +23,6 @@ import http.client
 import json
 import urllib.parse
 import os
-import sqlite3
 import ssl
 import sys
 import time
@@ -244,15 +243,8 @@ def main():
     # replays a processed one
     wait_for(lambda: a4_delivery().get("state") == "processed", 15)
     srv.kill()
-    con = dtest.store_db(srv.data_dir)
-    sql = ("UPDATE attempts SET phase = 'preparing', coderun_name = NULL"
-           f" WHERE task_id = '{tid_a4}' AND n = 1")
-    if isinstance(con, sqlite3.Connection):
-        con.execute(sql)
-        con.commit()
-    else:
-        con.query(sql)
-    con.close()
+    dtest.store_exec(srv.data_dir, "UPDATE attempts SET phase = 'preparing', coderun_name = NULL"
+                     " WHERE task_id = ? AND n = 1", (tid_a4,))
     rc, _, err = dtest.healer("replay", "loop-a4", env=dict(BASE_ENV, HEALER_DATA_DIR=srv.data_dir))
     srv = Healer(srv.data_dir, BASE_ENV).start()
     resumed = wait_for(lambda: a4_attempt().get("coderun") == first
@@ -405,16 +397,9 @@ def main():
           and len(ids) == 2 and ids[0] != ids[1],
           [emb2, slack[1:], comments[1:], ids])
     srv.kill()
-    con = dtest.store_db(srv.data_dir)
-    now_ms = int(time.time() * 1000)
-    sql = ("UPDATE remediation_tasks SET state = 'running', next_check_ms = %d,"
-           " lease_owner = NULL, lease_until_ms = NULL WHERE task_id = '%s'" % (now_ms, tid_b))
-    if isinstance(con, sqlite3.Connection):
-        con.execute(sql)
-        con.commit()
-    else:
-        con.query(sql)
-    con.close()
+    dtest.store_exec(srv.data_dir, "UPDATE remediation_tasks SET state = 'running',"
+                     " next_check_ms = ?, lease_owner = NULL, lease_until_ms = NULL"
+                     " WHERE task_id = ?", (int(time.time() * 1000), tid_b))
     srv = Healer(srv.data_dir, BASE_ENV).start()
     again = wait_state(srv, tid_b, "escalated", 20)
     time.sleep(1.5)

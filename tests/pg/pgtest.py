@@ -142,6 +142,18 @@ def store_db(data_dir):
     return connect(url.split("///", 1)[1].split("?", 1)[0])
 
 
+def store_exec(data_dir, sql, params=()):
+    """Runs one statement on data_dir's store, whichever the backend, and
+    commits it."""
+    con = store_db(data_dir)
+    try:
+        con.execute(sql, params)
+        if hasattr(con, "commit"):
+            con.commit()
+    finally:
+        con.close()
+
+
 def integrity(con):
     if isinstance(con, sqlite3.Connection):
         return con.execute("PRAGMA integrity_check").fetchone()[0]

@@ -1927,6 +1927,62 @@ test_store_refuses_a_newer_schema(void **state)
 
 /* A store written before the lifecycle had types (schema 5) is carried
  * over: old task statuses become states with reasons, attempts count. */
+/*
+ * Replaces f's store with one at schema version `version`: the first
+ * `version` migrations applied and recorded, then `rows` (the backend's
+ * SQL), closed; f->url names it. PostgreSQL: the test's database again,
+ * empty; SQLite: NAME in the test's directory.
+ */
+static void
+store_at_version(struct fixture *f, size_t version, const char *name, const char *sqlite_rows,
+                 const char *pg_rows)
+{
+	char path[128];
+	sqlite3 *db;
+	size_t i;
+
+	hl_store_close(f->s);
+	f->s = NULL;
+	if (pg_mode) {
+		char sql[256];
+
+		snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
+		assert_int_equal(pg_run("postgres", sql), 0);
+		snprintf(sql, sizeof(sql),
+		         "CREATE DATABASE \"%s\" TEMPLATE template1 STRATEGY FILE_COPY", f->db);
+		assert_int_equal(pg_run("postgres", sql), 0);
+		assert_int_equal(pg_run(f->db, "CREATE TABLE schema_migrations (version INTEGER"
+		                               " PRIMARY KEY, applied_ms BIGINT NOT NULL)"),
+		                 0);
+		for (i = 0; i < version; i++) {
+			assert_int_equal(pg_run(f->db, hl_store_postgres_migrations[i].data), 0);
+			snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%zu, 0)",
+			         i + 1);
+			assert_int_equal(pg_run(f->db, sql), 0);
+		}
+		assert_int_equal(pg_run(f->db, pg_rows), 0);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/%s", f->dir, name);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
+	                              " applied_ms BIGINT NOT NULL)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	for (i = 0; i < version; i++) {
+		char ins[96];
+		assert_int_equal(
+		        sqlite3_exec(db, hl_store_sqlite_migrations[i].data, NULL, NULL, NULL),
+		        SQLITE_OK);
+		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations VALUES (%zu, 0)", i + 1);
+		assert_int_equal(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
+	}
+	assert_int_equal(sqlite3_exec(db, sqlite_rows, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(f->url, sizeof(f->url), "sqlite:%s", path);
+}
+
 static void
 test_store_upgrades_a_version_5_store(void **state)
 {
@@ -1943,52 +1999,8 @@ test_store_upgrades_a_version_5_store(void **state)
 	struct hl_task_record *r = NULL;
 	struct hl_delivery_record *d = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	char path[128];
-	sqlite3 *db;
-	size_t i;
 
-	hl_store_close(f->s);
-	f->s = NULL;
-	if (pg_mode) {
-		/* the test's database again, empty, at schema version 5 */
-		char sql[256];
-
-		snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
-		assert_int_equal(pg_run("postgres", sql), 0);
-		snprintf(sql, sizeof(sql),
-		         "CREATE DATABASE \"%s\" TEMPLATE template1 STRATEGY FILE_COPY", f->db);
-		assert_int_equal(pg_run("postgres", sql), 0);
-		assert_int_equal(pg_run(f->db, "CREATE TABLE schema_migrations (version INTEGER"
-		                               " PRIMARY KEY, applied_ms BIGINT NOT NULL)"),
-		                 0);
-		for (i = 0; i < 5; i++) {
-			assert_int_equal(pg_run(f->db, hl_store_postgres_migrations[i].data), 0);
-			snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%zu, 0)",
-			         i + 1);
-			assert_int_equal(pg_run(f->db, sql), 0);
-		}
-		assert_int_equal(pg_run(f->db, OLD_ROWS("'\\x7b7d'::bytea")), 0);
-		goto open;
-	}
-	snprintf(path, sizeof(path), "%s/old.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-	                              " applied_ms BIGINT NOT NULL)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	for (i = 0; i < 5; i++) {
-		char ins[96];
-		assert_int_equal(
-		        sqlite3_exec(db, hl_store_sqlite_migrations[i].data, NULL, NULL, NULL),
-		        SQLITE_OK);
-		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations VALUES (%zu, 0)", i + 1);
-		assert_int_equal(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
-	}
-	assert_int_equal(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	snprintf(f->url, sizeof(f->url), "sqlite:%s", path);
-open:
+	store_at_version(f, 5, "old.db", rows, OLD_ROWS("'\\x7b7d'::bytea"));
 	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-disp", &err), 0);
 	assert_int_equal(r->state, HL_TASK_RUNNING);
@@ -2035,51 +2047,9 @@ test_store_upgrade_keys_escalations_by_round(void **state)
 	struct hl_task_record *r = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	bool created = true;
-	char path[128];
-	sqlite3 *db;
-	size_t i, old = 16;
+	size_t i;
 
-	hl_store_close(f->s);
-	f->s = NULL;
-	if (pg_mode) {
-		char sql[256];
-
-		snprintf(sql, sizeof(sql), "DROP DATABASE \"%s\" WITH (FORCE)", f->db);
-		assert_int_equal(pg_run("postgres", sql), 0);
-		snprintf(sql, sizeof(sql),
-		         "CREATE DATABASE \"%s\" TEMPLATE template1 STRATEGY FILE_COPY", f->db);
-		assert_int_equal(pg_run("postgres", sql), 0);
-		assert_int_equal(pg_run(f->db, "CREATE TABLE schema_migrations (version INTEGER"
-		                               " PRIMARY KEY, applied_ms BIGINT NOT NULL)"),
-		                 0);
-		for (i = 0; i < old; i++) {
-			assert_int_equal(pg_run(f->db, hl_store_postgres_migrations[i].data), 0);
-			snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations VALUES (%zu, 0)",
-			         i + 1);
-			assert_int_equal(pg_run(f->db, sql), 0);
-		}
-		assert_int_equal(pg_run(f->db, rows), 0);
-		goto open;
-	}
-	snprintf(path, sizeof(path), "%s/v16.db", f->dir);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db,
-	                              "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY,"
-	                              " applied_ms BIGINT NOT NULL)",
-	                              NULL, NULL, NULL),
-	                 SQLITE_OK);
-	for (i = 0; i < old; i++) {
-		char ins[96];
-		assert_int_equal(
-		        sqlite3_exec(db, hl_store_sqlite_migrations[i].data, NULL, NULL, NULL),
-		        SQLITE_OK);
-		snprintf(ins, sizeof(ins), "INSERT INTO schema_migrations VALUES (%zu, 0)", i + 1);
-		assert_int_equal(sqlite3_exec(db, ins, NULL, NULL, NULL), SQLITE_OK);
-	}
-	assert_int_equal(sqlite3_exec(db, rows, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	snprintf(f->url, sizeof(f->url), "sqlite:%s", path);
-open:
+	store_at_version(f, 16, "v16.db", rows, rows);
 	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-esc", &err), 0);
 	assert_int_equal(r->n_notifications, 4);
