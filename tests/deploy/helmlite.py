@@ -12,8 +12,13 @@ the subset fails the test instead of rendering differently from helm:
   pipelines of commands separated by '|', the previous result passed as
   the last argument;
   operands: .Values.a.b, .Release.Name / .Release.Namespace, .Chart.Name /
-  .Chart.Version / .Chart.AppVersion, "string" and integer literals;
-  functions: quote, default, toYaml, nindent, indent.
+  .Chart.Version / .Chart.AppVersion, "string" and integer literals, and a
+  parenthesized pipeline;
+  functions: quote, default, toYaml, nindent, indent, int (Sprig's: a
+  number truncated, a string parsed, anything else 0), lt (on two ints
+  only: Go refuses to compare helm's float64 with an int, so the chart
+  compares values through int), fail (stops the rendering with its
+  message, raised as TemplateFail).
 
 A .Values path that does not exist is an error (helm would print nothing).
 Values come in as JSON-like Python objects (tests/deploy/yaml2json.mjs
@@ -26,6 +31,10 @@ import re
 
 class TemplateError(Exception):
     pass
+
+
+class TemplateFail(TemplateError):
+    """{{ fail "..." }}: helm stops and prints the message."""
 
 
 def _go_number(v):
@@ -141,27 +150,60 @@ def _indent(n, s):
     return "\n".join(" " * n + line for line in str(s).split("\n"))
 
 
+def _to_int(v):
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float)):
+        return int(v)
+    if isinstance(v, str):
+        try:
+            return int(v.strip(), 10)
+        except ValueError:
+            try:
+                return int(float(v))
+            except ValueError:
+                return 0
+    return 0
+
+
+def _lt(a, b):
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b)):
+        raise TemplateError(f"lt: incompatible types for comparison ({a!r}, {b!r})")
+    return a < b
+
+
+def _fail(msg):
+    raise TemplateFail(str(msg))
+
+
 FUNCS = {
     "quote": lambda *a: " ".join(_quote_go(_go_format(x)) for x in a if x is not None),
     "default": lambda d, v=None: d if _empty(v) else v,
     "toYaml": lambda v: to_yaml(v),
     "nindent": lambda n, s: "\n" + _indent(int(n), s),
     "indent": lambda n, s: _indent(int(n), s),
+    "int": _to_int,
+    "lt": _lt,
+    "fail": _fail,
 }
 
 
 def _tokens(cmd):
-    return re.findall(r'"(?:[^"\\]|\\.)*"|\S+', cmd)
+    """Words, "strings" and (parenthesized pipelines), one level deep."""
+    return re.findall(r'"(?:[^"\\]|\\.)*"|\((?:[^()"]|"(?:[^"\\]|\\.)*")*\)|[^\s()]+',
+                      cmd)
 
 
 def _split_pipe(text):
-    parts, cur, q = [], [], False
+    parts, cur, q, depth = [], [], False, 0
     i = 0
     while i < len(text):
         c = text[i]
         if c == '"' and (i == 0 or text[i - 1] != "\\"):
             q = not q
-        if c == "|" and not q:
+        if not q and c in "()":
+            depth += 1 if c == "(" else -1
+        if c == "|" and not q and depth == 0:
             parts.append("".join(cur))
             cur = []
         else:
@@ -182,6 +224,8 @@ class Renderer:
         self.values_used = set()
 
     def operand(self, tok):
+        if tok.startswith("("):
+            return self.pipeline(tok[1:-1])
         if tok.startswith('"'):
             return json.loads(tok)
         if re.fullmatch(r"-?\d+", tok):
@@ -205,6 +249,9 @@ class Renderer:
     def pipeline(self, text):
         result, first = None, True
         for cmd in _split_pipe(text):
+            bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', cmd)
+            if not re.fullmatch(r"[^()]*(?:\([^()]*\)[^()]*)*", bare):
+                raise TemplateError(f"unbalanced or nested parentheses in {cmd!r}")
             toks = _tokens(cmd)
             if not toks:
                 raise TemplateError(f"empty command in {text!r}")

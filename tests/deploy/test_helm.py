@@ -152,7 +152,32 @@ check("custom values: sensors in their namespace post to this release's Service"
                    "http://ops.platform.svc:8080/api/remediate/security-alert"} and
       refs == {"auth"}, repr(urls))
 
+# the disruption budget never blocks a node drain: one replica has none to
+# spare (a budget keeping it refuses every eviction, so no budget), and a
+# budget keeping every replica is refused at rendering
+one, _ = dl.render_chart({"replicas": 1})
+check("replicas: 1 renders no PodDisruptionBudget (minAvailable 1 of 1 would block every drain)",
+      not [d for _, d in one if d["kind"] == "PodDisruptionBudget"] and
+      dl.find(one, "Deployment")["spec"]["replicas"] == 1,
+      repr([(d["kind"], d.get("spec", {}).get("minAvailable")) for _, d in one
+            if d["kind"] == "PodDisruptionBudget"]))
+try:
+    dl.render_chart({"replicas": 3, "podDisruptionBudget": {"minAvailable": 3}})
+    refusal = None
+except helmlite.TemplateFail as e:
+    refusal = str(e)
+check("podDisruptionBudget.minAvailable >= replicas fails the rendering with a message",
+      refusal is not None and "minAvailable must be below replicas" in refusal, repr(refusal))
+
 # the renderer refuses what it does not implement, and unknown values
+def _refuses(t):
+    try:
+        r.render(t)
+    except helmlite.TemplateError:
+        return True
+    return False
+
+
 r = helmlite.Renderer(values, "healer", "cto", meta)
 refused = []
 for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
@@ -167,5 +192,12 @@ check("the renderer applies Go's trim markers and if/else",
       r.render("a  {{- if .Values.sensors.enabled }}on{{ else }}off{{ end -}}  \n b") == "aoffb"
       and r.render("x: {{ .Values.replicas | quote }}") == 'x: "2"' and
       r.render("{{ .Values.image.tag | default \"d\" }}") == "d", "")
+
+check("the renderer's int, lt and parentheses: Go's int comparison, a float refused",
+      r.render("{{ if lt 1 (int .Values.replicas) }}y{{ else }}n{{ end }}") == "y" and
+      r.render("{{ if lt (.Values.replicas | int) 2 }}y{{ else }}n{{ end }}") == "n" and
+      r.render("{{ \"3\" | int }}") == "3" and
+      all(_refuses(t) for t in ["{{ lt 1.5 2 }}", "{{ lt ((int 1)) 2 }}", "{{ lt (int 1 2 }}"]),
+      "")
 
 dl.finish()
