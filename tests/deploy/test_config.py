@@ -170,6 +170,20 @@ check("liveness /health, readiness /ready, on the http port, and both are GET ro
       probes["readinessProbe"].get("path") == "/ready" and
       all(p.get("port") == "http" and p.get("path") in get_paths for p in probes.values()),
       f"{probes} routes {sorted(get_paths)}")
+# healer answers /health only after the store is open and migrated (the
+# HTTP server starts after hl_store_open_with in cmd_server.c), and an
+# upgrade's migration of a big store takes minutes (0012 rewrites every
+# attempt row; the other replicas wait on the migration lock meanwhile). A
+# startup probe giving up sooner has the kubelet kill the container
+# mid-migration: the transaction rolls back and the next start begins it
+# again, for ever.
+srv_c = open(os.path.join(dl.ROOT, "src", "cmd", "cmd_server.c")).read()
+sp_ = c.get("startupProbe", {})
+budget = sp_.get("initialDelaySeconds", 0) + sp_.get("periodSeconds", 10) * sp_.get(
+    "failureThreshold", 3)
+check("the startup probe allows 10 minutes (healer listens only after migrating the store)",
+      srv_c.index("hl_store_open_with(") < srv_c.index("hl_http_server_start(") and
+      budget >= 600, f"startupProbe {sp_}: {budget} s")
 ann = dep["spec"]["template"]["metadata"].get("annotations", {})
 check("the scrape annotations point at /metrics on the http port",
       ann.get("prometheus.io/path") in get_paths and ann.get("prometheus.io/path") == "/metrics"

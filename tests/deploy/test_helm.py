@@ -98,6 +98,7 @@ custom = {
     "operations": {"workers": 4},
     "resources": {"limits": {"memory": "1Gi"}},
     "podDisruptionBudget": {"minAvailable": 2},
+    "startupProbe": {"failureThreshold": 900},
     "sensors": {"enabled": True, "namespace": "argo-events", "authSecretName": "auth"},
 }
 cdocs, _ = dl.render_chart(custom, release="ops", namespace="platform")
@@ -112,7 +113,8 @@ check("custom values: image, replicas, names, namespace, resources, PDB",
       c["envFrom"] == [{"configMapRef": {"name": "ops-config"}}] and
       c["resources"] == {"limits": {"memory": "1Gi", "cpu": "1"},
                          "requests": {"cpu": "100m", "memory": "128Mi"}} and
-      dl.find(cdocs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2, repr(c)[:800])
+      dl.find(cdocs, "PodDisruptionBudget")["spec"]["minAvailable"] == 2 and
+      c["startupProbe"]["failureThreshold"] == 900, repr(c)[:800])
 vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
 check("custom values: the database URL and the secrets come from the Secrets named",
       env["HEALER_DATABASE_URL_FILE"]["value"] == "/etc/healer/database/database-url" and
