@@ -78,6 +78,8 @@ struct hl_prompt_context {
 	const char *pr_title, *pr_url, *pr_head_ref, *pr_base_ref, *pr_body, *pr_author;
 	const struct hl_prompt_file *files;
 	size_t n_files;
+	int64_t n_files_total; /* files changed in all; 0: n_files, the whole list;
+	                          -1: more than n_files, not counted */
 
 	/* Optional structured sources (see above). */
 	const json_t *argocd, *kubernetes, *loki, *prometheus, *history;

@@ -579,6 +579,12 @@ hl_prompt_data_build(const struct hl_prompt_context *ctx)
 			ok = false;
 	}
 	put(d, "changed_files", a, &ok);
+	put(d, "changed_files_total",
+	    ctx->n_files_total < 0 ? json_null()
+	                           : json_integer(ctx->n_files_total > (int64_t)ctx->n_files
+	                                                  ? ctx->n_files_total
+	                                                  : (int64_t)ctx->n_files),
+	    &ok);
 	put(d, "argocd", build_argocd(ctx->argocd, &ok), &ok);
 	put(d, "kubernetes", build_kubernetes(ctx->kubernetes, &ok), &ok);
 	put(d, "loki", build_loki(ctx->loki, &ok), &ok);

@@ -243,10 +243,14 @@ ctx_file_entry(const json_t *f)
 	                 (json_int_t)hl_json_int(f, "deletions", 0));
 }
 
+/* The changed files of one answer: a commit's (GitHub lists 300 at most)
+ * or a PR's first page of 100. A Link to a next page means the list is not
+ * whole; then the PR object, when read in full, counts them all. */
 static int
-ctx_files_from(struct hl_context *ctx, const json_t *files)
+ctx_files_from(struct hl_context *ctx, const json_t *files, const struct hl_fetch_res *res)
 {
 	json_t *arr = json_array(), *f;
+	json_int_t total;
 	size_t i;
 
 	if (!arr)
@@ -258,6 +262,13 @@ ctx_files_from(struct hl_context *ctx, const json_t *files)
 	}
 	json_decref(ctx->changed_files);
 	ctx->changed_files = arr;
+	total = (json_int_t)json_array_size(arr);
+	if (strstr(res->link, "rel=\"next\"")) {
+		total = hl_json_int(ctx->pr, "changed_files", -1);
+		if (total <= (json_int_t)json_array_size(arr))
+			total = -1;
+	}
+	ctx->changed_files_total = total;
 	return 0;
 }
 
@@ -274,7 +285,7 @@ ctx_parse_commit(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res
 		rc = hl_err_set(err, HL_EPARSE, "commit answer has no 'files'");
 	} else {
 		const char *msg = hl_json_str(v, "commit.message");
-		rc = ctx_files_from(ctx, json_object_get(v, "files"));
+		rc = ctx_files_from(ctx, json_object_get(v, "files"), res);
 		if (msg && !ctx->commit_message)
 			ctx->commit_message = strdup(msg);
 	}
@@ -291,10 +302,11 @@ ctx_parse_pr_files(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_r
 
 	if (rc < 0)
 		return rc;
-	if (!json_is_array(v))
+	if (!json_is_array(v)) {
 		rc = hl_err_set(err, HL_EPARSE, "PR files answer is not an array");
-	else
-		rc = ctx_files_from(ctx, v);
+	} else {
+		rc = ctx_files_from(ctx, v, res);
+	}
 	json_decref(v);
 	return rc;
 }

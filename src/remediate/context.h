@@ -58,21 +58,24 @@ struct hl_source_status {
 struct hl_context {
 	struct hl_buf log; /* the failed job's log (tail kept when over the cap) */
 	bool log_truncated;
-	char *log_job_name;    /* the job the log belongs to, when learned here */
-	char *failed_step;     /* learned from the run's job list, when not in the event */
-	char *commit_message;  /* the head commit's message (workflow_job and check_run
-	                          payloads carry none) */
-	json_t *pr;            /* the open PR object, or NULL */
-	json_t *changed_files; /* array of {filename,status,additions,deletions} */
-	json_t *argocd;        /* {name,health,sync,message} or NULL */
-	json_t *loki_lines;    /* array of strings, each cut to 1 KiB (loki_note) */
-	json_t *prometheus;    /* Prometheus data.result or NULL */
-	json_t *kube_events;   /* array of {type,reason,object,message,count} */
-	json_t *kube_pods;     /* array of {name,namespace,phase,reason,restarts,message}
-	                          (hl_context_pod_summary) of the workload */
-	json_t *argocd_app;    /* the Application object as read, or NULL */
-	json_t *argocd_nodes;  /* its resource tree's nodes (target->argocd_tree), or NULL */
-	json_t *grafana;       /* {annotations: N, links: ["`url`"...]} or NULL */
+	char *log_job_name;          /* the job the log belongs to, when learned here */
+	char *failed_step;           /* learned from the run's job list, when not in the event */
+	char *commit_message;        /* the head commit's message (workflow_job and check_run
+	                                payloads carry none) */
+	json_t *pr;                  /* the open PR object, or NULL */
+	json_t *changed_files;       /* array of {filename,status,additions,deletions} */
+	int64_t changed_files_total; /* files changed in all: the list's length when it
+	                                is whole, the PR's changed_files when it is
+	                                not, -1 when more exist but are not counted */
+	json_t *argocd;              /* {name,health,sync,message} or NULL */
+	json_t *loki_lines;          /* array of strings, each cut to 1 KiB (loki_note) */
+	json_t *prometheus;          /* Prometheus data.result or NULL */
+	json_t *kube_events;         /* array of {type,reason,object,message,count} */
+	json_t *kube_pods;           /* array of {name,namespace,phase,reason,restarts,message}
+	                                (hl_context_pod_summary) of the workload */
+	json_t *argocd_app;          /* the Application object as read, or NULL */
+	json_t *argocd_nodes;        /* its resource tree's nodes (target->argocd_tree), or NULL */
+	json_t *grafana;             /* {annotations: N, links: ["`url`"...]} or NULL */
 	struct hl_service_view service; /* the names the sources were asked with */
 	json_t *memory;                 /* array of {id,content,score} */
 	/* retries (hl_context_retry) */

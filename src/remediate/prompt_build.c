@@ -167,6 +167,7 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 	}
 	pc.files = files;
 	pc.n_files = nfiles;
+	pc.n_files_total = c->changed_files_total;
 	pc.argocd = c->argocd;
 	pc.kubernetes = kube;
 	pc.loki = loki;

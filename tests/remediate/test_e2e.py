@@ -46,12 +46,12 @@ CLIPPY_LOG = "\n".join([
 ]) + "\n"
 
 
-def job_event(job_id, run_id=9000, branch="feat/faster", name="clippy"):
+def job_event(job_id, run_id=9000, branch="feat/faster", name="clippy", sha=SHA):
     return {
         "action": "completed",
         "workflow_job": {
             "id": job_id, "run_id": run_id, "run_attempt": 1, "workflow_name": "Rust CI",
-            "name": name, "head_branch": branch, "head_sha": SHA, "status": "completed",
+            "name": name, "head_branch": branch, "head_sha": sha, "status": "completed",
             "conclusion": "failure",
             "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
             "steps": [{"name": "Run clippy", "status": "completed", "conclusion": "failure",
@@ -63,18 +63,19 @@ def job_event(job_id, run_id=9000, branch="feat/faster", name="clippy"):
     }
 
 
-def check_run_event(job_id, run_id=9000, branch="feat/faster", name="clippy"):
+def check_run_event(job_id, run_id=9000, branch="feat/faster", name="clippy", sha=SHA, prs=()):
     return {
         "action": "completed",
         "check_run": {
-            "id": job_id, "name": name, "head_sha": SHA, "status": "completed",
+            "id": job_id, "name": name, "head_sha": sha, "status": "completed",
             "conclusion": "failure", "external_id": "x",
             "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
             "details_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
             "app": {"slug": "github-actions", "id": 15368},
-            "check_suite": {"id": 1, "head_branch": branch, "head_sha": SHA},
+            "check_suite": {"id": 1, "head_branch": branch, "head_sha": sha},
             "output": {"title": None, "summary": None, "text": None},
-            "pull_requests": [],
+            "pull_requests": [{"number": n, "head": {"ref": branch, "sha": sha},
+                               "base": {"ref": "main"}} for n in prs],
         },
         "repository": {"full_name": REPO, "html_url": f"https://github.com/{REPO}",
                        "default_branch": "main"},
@@ -310,6 +311,38 @@ def main():
     check("a 256-byte branch gets its CodeRun with the whole name to push to",
           st == 202 and len(runs) == 1 and env.get("TARGET_BRANCH") == long_branch
           and env.get("FAILURE_BRANCH") == long_branch, [ans, env.get("TARGET_BRANCH")])
+
+    # ---- 2d. a PR of more files than GitHub lists on one page --------------------
+    # (the head commits are unknown to GitHub here, so the PR's files are read:
+    # the first page of 100; the prompt once said "Changed Files (100)")
+    def many_files_pr(number, branch, sha):
+        return {"number": number, "state": "open", "title": f"Big change {number}",
+                "html_url": f"https://github.com/{REPO}/pull/{number}", "body": "",
+                "user": {"login": "dev"}, "changed_files": 150,
+                "head": {"ref": branch, "sha": sha}, "base": {"ref": "main"}}
+    sha_a, sha_b = "a" * 40, "b" * 40
+    dtest.http("POST", GURL + "/_stub/seed", {
+        "logs": {"5096": CLIPPY_LOG, "5097": CLIPPY_LOG},
+        "pulls": [many_files_pr(44, "feat/many", sha_a), many_files_pr(45, "feat/many2", sha_b)],
+        "files": {n: [{"filename": f"src/m{i}.rs", "status": "modified", "additions": 1,
+                       "deletions": 0} for i in range(150)] for n in ("44", "45")}},
+        token=GTOKEN)
+
+    def prompt_of(ans):
+        runs = wait_for(lambda: [c for c in coderuns() if c["metadata"]["labels"].get(
+            "healer/task-id") == ans.get("task_id")], 15) or []
+        return runs[0]["spec"].get("promptModification", "") if runs else ""
+    st, ans = srv.deliver(check_run_event(5096, run_id=9096, branch="feat/many", sha=sha_a,
+                                          prs=(44,)), event="check_run")
+    p = prompt_of(ans)
+    check("a PR of 150 files read by number: its prompt lists 100 of 150",
+          "## Changed Files (100 of 150)" in p and "`src/m99.rs`" in p
+          and "`src/m100.rs`" not in p, [ans, p[p.find("## Changed"):][:200]])
+    st, ans = srv.deliver(job_event(5097, run_id=9097, branch="feat/many2", sha=sha_b))
+    p = prompt_of(ans)
+    check("... found by its branch (GitHub's list does not count files): the first 100, and more",
+          "## Changed Files (the first 100; the change touches more)" in p,
+          [ans, p[p.find("## Changed"):][:200]])
 
     # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
     payload = job_event(5002, run_id=9100, branch="feat/r9100")

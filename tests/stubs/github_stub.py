@@ -315,7 +315,9 @@ class GitHubHandler(stubcommon.StubHandler):
                     continue
                 if head and f"{owner}:{p['head']['ref']}" != head:
                     continue
-                out.append(p)
+                # GitHub's list leaves out what only the full PR object counts
+                out.append({k: v for k, v in p.items() if k not in (
+                    "changed_files", "additions", "deletions", "commits", "mergeable")})
             per = int(q.get("per_page", 30))
             return self.send(200, out[:per])
         if (r := re.fullmatch(r"/pulls/(\d+)", rest)) and self.command == "GET":

@@ -187,6 +187,7 @@ hl_sample_data(int which)
 	ctx.target_branch = "feat/new-feature";
 	switch (which) {
 	case 0: /* full-rex: every source, the alert fields too, asked for in a comment */
+		ctx.n_files_total = 340; /* the PR's first page only */
 		ev.intent = HL_INTENT_COMMAND;
 		ev.command = HL_CMD_FIX;
 		ev.command_hint = S("the clippy lint in src/lib.rs; keep the public API");
@@ -259,7 +260,8 @@ hl_sample_data(int which)
 		ctx.alert_reason = "Error";
 		ctx.alert_message = "scanner exited with code 2";
 		break;
-	case 2: /* retry-blaze */
+	case 2:                         /* retry-blaze */
+		ctx.n_files_total = -1; /* more files than listed, not counted */
 		ctx.agent = "blaze";
 		ctx.failure_type = "frontend_typecheck";
 		ctx.category = "frontend";
