@@ -5,7 +5,8 @@
  * start the remediation loop, the workers, the HTTP server and the
  * redelivery of failed GitHub deliveries, then wait for SIGTERM/SIGINT and
  * shut down gracefully:
- *   stop accepting -> answer in-flight requests (their deliveries commit)
+ *   (HEALER_SHUTDOWN_DELAY_S: /ready 503, still serving) -> stop accepting
+ *   -> answer in-flight requests (their deliveries commit)
  *   -> workers finish their current delivery -> stop HTTP -> the loop's
  *   threads finish their step -> close the store (checkpoint) -> exit 0.
  * Signals are blocked in every thread and taken with sigwait() here, so no
@@ -29,9 +30,51 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SERVER_DRAIN_MS 10000
+
+/*
+ * The shutdown delay: /ready answers 503 while every route is still served,
+ * for delay_s seconds or until another SIGTERM/SIGINT, so the endpoints of
+ * a Kubernetes Service drop this pod before it stops accepting.
+ */
+static void
+server_leave(struct hl_http_server *http, const sigset_t *set, int delay_s)
+{
+	struct timespec until, left;
+	char secs[16];
+	int sig;
+
+	if (delay_s <= 0)
+		return;
+	hl_http_server_leave(http);
+	snprintf(secs, sizeof(secs), "%d", delay_s);
+	hl_log_kv(HL_LOG_INFO, "not ready; still serving before the drain", "seconds", secs, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += delay_s;
+	for (;;) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > until.tv_sec ||
+		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			return;
+		left.tv_sec = until.tv_sec - now.tv_sec;
+		left.tv_nsec = until.tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		sig = sigtimedwait(set, NULL, &left);
+		if (sig == SIGTERM || sig == SIGINT) {
+			hl_log_kv(HL_LOG_INFO, "shutting down now", "signal", strsignal(sig), NULL);
+			return;
+		}
+		/* SIGPIPE, EINTR or EAGAIN (the time is up): look at the clock */
+	}
+}
 
 static void
 server_loop_metrics(void *arg, struct hl_buf *out)
@@ -206,6 +249,7 @@ hl_cmd_server(int argc, char **argv)
 	while (sig == SIGPIPE && sigwait(&set, &sig) == 0)
 		;
 	hl_log_kv(HL_LOG_INFO, "shutting down", "signal", strsignal(sig), NULL);
+	server_leave(http, &set, cfg->shutdown_delay_s);
 	if (!hl_http_server_drain(http, SERVER_DRAIN_MS))
 		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
 	rc = 0;

@@ -108,6 +108,7 @@ static const struct config_key config_keys[] = {
 	I("HEALER_HTTP_HEADER_TIMEOUT_S", http_header_timeout_s, "10"),
 	I("HEALER_HTTP_REQUEST_TIMEOUT_S", http_request_timeout_s, "60"),
 	I("HEALER_HTTP_MAX_BUFFERED_MB", http_max_buffered_mb, "256"),
+	I("HEALER_SHUTDOWN_DELAY_S", shutdown_delay_s, "0"),
 	S("HEALER_HEAL_WORKSPACE", heal_workspace, NULL),
 	S("HEALER_HEAL_TEMPLATE", heal_template, "heal/claude"),
 	I("HEALER_HEAL_LOG_TAIL", heal_log_tail, "10000"),
@@ -697,6 +698,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		        err, HL_EINVAL,
 		        "HEALER_HTTP_HEADER_TIMEOUT_S / HEALER_HTTP_REQUEST_TIMEOUT_S: must"
 		        " be between 1 and 3600");
+	if (cfg->shutdown_delay_s < 0 || cfg->shutdown_delay_s > 300)
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_SHUTDOWN_DELAY_S: must be between 0 and 300");
 	/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
 	if (cfg->http_max_buffered_mb < 32 || cfg->http_max_buffered_mb > 65536)
 		return hl_err_set(err, HL_EINVAL,

@@ -87,6 +87,8 @@ struct hl_config {
 	int http_request_timeout_s; /* HEALER_HTTP_REQUEST_TIMEOUT_S: a request's body */
 	int http_max_buffered_mb;   /* HEALER_HTTP_MAX_BUFFERED_MB: bodies in memory, all
 	                               connections together */
+	int shutdown_delay_s;       /* HEALER_SHUTDOWN_DELAY_S: after SIGTERM, /ready
+	                               answers 503 and intake goes on this long */
 	char *config_file;          /* the YAML file that was read, if any */
 	/* the heal flow (contract sections 8 and 14) */
 	char *heal_workspace;        /* HEALER_HEAL_WORKSPACE: logs/ and alerts/ (default

@@ -70,6 +70,8 @@ hl_http_ready(struct http_req *r)
 {
 	struct hl_err err = HL_ERR_INIT;
 
+	if (atomic_load(&r->srv->leaving))
+		return hl_http_reply_error(r, 503, "not_ready", "shutting down");
 	if (hl_store_ping(r->srv->store, &err) < 0)
 		return hl_http_reply_error(r, 503, "not_ready", "store unavailable: %s", err.msg);
 	return api_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));

@@ -68,6 +68,7 @@ struct hl_http_server {
 	atomic_int inflight;  /* requests between their first byte and completion */
 	atomic_int suspended; /* requests suspended until the store answers */
 	atomic_bool stopping;
+	atomic_bool leaving; /* /ready answers 503: shutting down (hl_http_server_leave) */
 	struct hl_decision_board *decisions;  /* sensor answers waiting for a decision */
 	struct hl_webhook_keys *webhook_keys; /* NULL: no webhook secret configured */
 	struct {

@@ -941,6 +941,12 @@ http_wait_idle(struct hl_http_server *srv, int timeout_ms, bool inflight_too)
 	return true;
 }
 
+void
+hl_http_server_leave(struct hl_http_server *srv)
+{
+	atomic_store(&srv->leaving, true);
+}
+
 bool
 hl_http_server_drain(struct hl_http_server *srv, int timeout_ms)
 {

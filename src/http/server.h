@@ -58,6 +58,11 @@ int hl_http_server_port(const struct hl_http_server *srv);
  * Returns true when none is left. The store must still be open.
  */
 bool hl_http_server_drain(struct hl_http_server *srv, int timeout_ms);
+/*
+ * Before the drain, on the way out: /ready answers 503 ("shutting down")
+ * so load balancers stop sending, while every route keeps being served.
+ */
+void hl_http_server_leave(struct hl_http_server *srv);
 /* Step 2: closes every connection and frees the server. NULL is a no-op. */
 void hl_http_server_stop(struct hl_http_server *srv);
 

@@ -229,6 +229,8 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_MODEL", " ", "HEALER_MODEL" },
 		{ "GITHUB_API_URL", "", "GITHUB_API_URL" },
 		{ "HEALER_EMAIL_FROM", "", "HEALER_EMAIL_FROM" },
+		{ "HEALER_SHUTDOWN_DELAY_S", "-1", "HEALER_SHUTDOWN_DELAY_S" },
+		{ "HEALER_SHUTDOWN_DELAY_S", "301", "HEALER_SHUTDOWN_DELAY_S" },
 	};
 	size_t i;
 

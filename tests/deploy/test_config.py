@@ -33,7 +33,10 @@ LEFT_OUT = {
 # in the chart) until the Secret holds the key.
 REQUIRED_SECRETS = {"HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET", "HEALER_API_TOKEN"}
 # ConfigMap values that differ from the binary's defaults on purpose.
-OVERRIDES = {"HEALER_DISPATCH": "kubernetes"}  # the default guesses; in a cluster, say it
+OVERRIDES = {"HEALER_DISPATCH": "kubernetes",  # the default guesses; in a cluster, say it
+             # a Service's endpoints drop a terminating pod a moment after
+             # its SIGTERM: keep accepting meanwhile
+             "HEALER_SHUTDOWN_DELAY_S": "5"}
 
 keys = dl.config_keys()
 kind = dict(keys)
@@ -184,6 +187,13 @@ budget = sp_.get("initialDelaySeconds", 0) + sp_.get("periodSeconds", 10) * sp_.
 check("the startup probe allows 10 minutes (healer listens only after migrating the store)",
       srv_c.index("hl_store_open_with(") < srv_c.index("hl_http_server_start(") and
       budget >= 600, f"startupProbe {sp_}: {budget} s")
+# SIGTERM: the shutdown delay, then the drain of requests in flight (10 s),
+# then the workers' and the loop's current steps, all before the SIGKILL
+drain_s = int(re.search(r"#define SERVER_DRAIN_MS (\d+)", srv_c).group(1)) // 1000
+delay_s = int(data.get("HEALER_SHUTDOWN_DELAY_S", "0"))
+grace = pod.get("terminationGracePeriodSeconds", 30)
+check("SIGTERM: a shutdown delay, then the drain, within the grace period with 10 s to spare",
+      delay_s >= 5 and grace >= delay_s + drain_s + 10, (delay_s, drain_s, grace))
 ann = dep["spec"]["template"]["metadata"].get("annotations", {})
 check("the scrape annotations point at /metrics on the http port",
       ann.get("prometheus.io/path") in get_paths and ann.get("prometheus.io/path") == "/metrics"

@@ -579,6 +579,41 @@ def run(tmp):
           and TOKEN not in log and "Codertocat" not in log, "")
 
     crash_test(tmp)
+    shutdown_delay_test(tmp)
+
+
+def shutdown_delay_test(tmp):
+    """HEALER_SHUTDOWN_DELAY_S: after SIGTERM /ready is 503 and intake goes on,
+    so a Service's endpoints drop the pod before it stops accepting; a second
+    signal ends the wait."""
+    srv = Server(os.path.join(tmp, "leave"), {"HEALER_SHUTDOWN_DELAY_S": "30"}).start()
+    st, _, _ = srv.json("GET", "/ready")
+    check("with a shutdown delay /ready is 200 before the signal", st == 200, st)
+    srv.proc.send_signal(signal.SIGTERM)
+    deadline, ready = time.time() + 10, (0, None)
+    while time.time() < deadline:
+        st, _, d = srv.json("GET", "/ready")
+        ready = (st, d)
+        if st == 503:
+            break
+        time.sleep(0.02)
+    check("after SIGTERM /ready answers 503 saying it is shutting down",
+          ready[0] == 503 and ready[1].get("error") == "not_ready"
+          and "shutting down" in ready[1].get("message", ""), ready)
+    st, _, d = srv.deliver(job_payload(880001, "failure"), delivery="leave-1")
+    hst, _, _ = srv.json("GET", "/health")
+    check("... while a delivery is still accepted (202) and /health is 200",
+          st == 202 and d.get("status") == "accepted" and hst == 200, (st, d, hst))
+    time.sleep(1.0)
+    check("... and the server still runs a second later", srv.proc.poll() is None,
+          srv.proc.returncode)
+    t0 = time.time()
+    rc = srv.stop(signal.SIGTERM, timeout=25)
+    check("a second SIGTERM ends the delay: exit 0 at once, not after 30 s",
+          rc == 0 and time.time() - t0 < 15, (rc, round(time.time() - t0, 1)))
+    row = srv.db().execute("SELECT state FROM deliveries WHERE delivery_id='leave-1'").fetchone()
+    check("the delivery accepted during the delay was processed before the exit",
+          row is not None and row[0] == "processed", row)
 
 
 def crash_test(tmp):
