@@ -36,7 +36,9 @@ REQUIRED_SECRETS = {"HEALER_DATABASE_URL", "GITHUB_WEBHOOK_SECRET", "HEALER_API_
 OVERRIDES = {"HEALER_DISPATCH": "kubernetes",  # the default guesses; in a cluster, say it
              # a Service's endpoints drop a terminating pod a moment after
              # its SIGTERM: keep accepting meanwhile
-             "HEALER_SHUTDOWN_DELAY_S": "5"}
+             "HEALER_SHUTDOWN_DELAY_S": "5",
+             # under the container's 512Mi limit (checked below)
+             "HEALER_HTTP_MAX_BUFFERED_MB": "128"}
 
 keys = dl.config_keys()
 kind = dict(keys)
@@ -194,6 +196,13 @@ delay_s = int(data.get("HEALER_SHUTDOWN_DELAY_S", "0"))
 grace = pod.get("terminationGracePeriodSeconds", 30)
 check("SIGTERM: a shutdown delay, then the drain, within the grace period with 10 s to spare",
       delay_s >= 5 and grace >= delay_s + drain_s + 10, (delay_s, drain_s, grace))
+# bodies in memory plus what parsing and processing a burst of the largest
+# ones takes (measured: the cap plus about 240 MiB) stay under the limit
+lim = c["resources"]["limits"]["memory"]
+lim_mib = int(lim[:-2]) * (1024 if lim.endswith("Gi") else 1) if lim[-2:] in ("Mi", "Gi") else 0
+buf_mib = int(data.get("HEALER_HTTP_MAX_BUFFERED_MB", "256"))
+check("the memory limit holds the buffered bodies' cap plus 320 MiB",
+      lim_mib >= buf_mib + 320, (lim, buf_mib))
 ann = dep["spec"]["template"]["metadata"].get("annotations", {})
 check("the scrape annotations point at /metrics on the http port",
       ann.get("prometheus.io/path") in get_paths and ann.get("prometheus.io/path") == "/metrics"
