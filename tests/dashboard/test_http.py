@@ -42,6 +42,36 @@ def session_for(token, exp):
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def hostile_urls(s, port, auth, tid):
+    """Paths and query strings no client should get a document for."""
+    # libmicrohttpd decodes %00 into the end of the string: the rest of the
+    # path or value would silently go
+    for what, path in (("a task id", f"/api/remediations/{tid}%00junk"),
+                       ("a probe's path", "/health%00.json"),
+                       ("a filter's value", "/api/remediations?agent=rex%00x&limit=1")):
+        st, _, b = req(port, "GET", path, headers=auth)
+        check(f"an encoded NUL byte in {what} answers 400", st == 400, (st, b[:120]))
+    # a path longer than any route's, which cut to its first 159 bytes would
+    # be attempt 1's prompt
+    head = f"/api/remediations/{tid}/attempts/"
+    path = head + "0" * (159 - len(head) - len("1/prompt")) + "1/prompt" + "-and-more"
+    st, _, b = req(port, "GET", path, headers=auth)
+    check("an over-long path is no route's (404), not the route of its first bytes",
+          st == 404, (st, b[:120]))
+    for n in ("01", "+1"):
+        st, _, _ = req(port, "GET", f"/api/remediations/{tid}/attempts/{n}/prompt", headers=auth)
+        check(f"attempts/{n}/prompt is no attempt's path (404)", st == 404, st)
+    long_list = "running," * 16 + "sleeping"
+    st, _, b = req(port, "GET", "/api/remediations?state=" + long_list, headers=auth)
+    check("a bad state after a long list of states is still 400",
+          st == 400 and b"sleeping" in b, (st, b[:160]))
+    st, _, b = req(port, "GET", "/api/remediations?state=,running,,", headers=auth)
+    check("empty items of the state list are skipped", st == 200, (st, b[:160]))
+    for q in ("+2", "%202", "2%20", "2.0", "0x2"):
+        st, _, _ = req(port, "GET", "/api/remediations?limit=" + q, headers=auth)
+        check(f"limit={q} is not a whole number (400)", st == 400, st)
+
+
 def main():
     s = dashseed.Seeded("http")
     port, token = s.srv.port, s.token
@@ -191,6 +221,7 @@ def main():
     st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
     check("the task document has the decision's candidates and the stored event",
           b'"candidates"' in b and b'"event":{' in b and b'"workflow_name":"Gadget CI"' in b, b[:400])
+    hostile_urls(s, port, auth, tid)
     s.srv.stop()
 
     # ---- without a token everything is open ----------------------------------------------
