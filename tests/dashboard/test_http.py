@@ -12,6 +12,7 @@ on loopback; standard library only; prints TAP."""
 import hashlib
 import hmac
 import http.client
+import json
 import os
 import re
 import sys
@@ -70,6 +71,17 @@ def hostile_urls(s, port, auth, tid):
     for q in ("+2", "%202", "2%20", "2.0", "0x2"):
         st, _, _ = req(port, "GET", "/api/remediations?limit=" + q, headers=auth)
         check(f"limit={q} is not a whole number (400)", st == 400, st)
+    # a reason stored with half a character (older data, an SQLite store
+    # keeps any bytes): the document still has every key, the half as U+FFFD
+    if not dashseed.dtest.pgtest.enabled():
+        dashseed.dtest.pgtest.store_exec(
+            s.srv.data_dir, "UPDATE attempts SET reason = CAST(? AS TEXT) WHERE task_id = ? AND n = 1",
+            (b"cut \xc3", tid))
+        st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
+        doc = json.loads(b) if st == 200 else {}
+        a1 = (doc.get("attempts") or [{}])[0]
+        check("an attempt's reason holding half a character keeps its key (U+FFFD)",
+              a1.get("reason") == "cut \ufffd", (st, a1))
 
 
 def main():
