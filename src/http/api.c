@@ -24,11 +24,15 @@
 
 #define API_JSON   "application/json; charset=utf-8"
 #define API_RECENT 20
+/* Numbers as `healer insights --json` writes them: 15 significant digits,
+ * so a target of 0.9 reads 0.9, not 0.90000000000000002 (the shortest
+ * 17-digit form jansson writes by default). */
+#define API_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 static enum MHD_Result
 api_reply_json(struct http_req *r, unsigned code, json_t *o)
 {
-	char *body = json_dumps(o, JSON_COMPACT);
+	char *body = json_dumps(o, API_DUMP_FLAGS);
 
 	json_decref(o);
 	if (!body)
@@ -39,7 +43,7 @@ api_reply_json(struct http_req *r, unsigned code, json_t *o)
 enum MHD_Result
 hl_http_reply_json_etag(struct http_req *r, json_t *o)
 {
-	char *body = json_dumps(o, JSON_COMPACT);
+	char *body = json_dumps(o, API_DUMP_FLAGS);
 	char etag[HL_DASH_ETAG_MAX];
 	const char *inm;
 

@@ -233,6 +233,10 @@ def main():
     st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
     check("the task document has the decision's candidates and the stored event",
           b'"candidates"' in b and b'"event":{' in b and b'"workflow_name":"Gadget CI"' in b, b[:400])
+    st, _, b = req(port, "GET", "/api/insights", headers=auth)
+    check("the insights' numbers are written as `healer insights --json` writes them (0.9)",
+          st == 200 and b'"targets":{"tasks":null,"routing_correct":0.9,' in b
+          and b'"escalation_rate":0.1}' in b, b[:600])
     hostile_urls(s, port, auth, tid)
     s.srv.stop()
 
