@@ -154,10 +154,12 @@ test_decide_success_needs_ci_at_another_sha(void **state)
 	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
 	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	assert_string_equal(f.st.reason, "clippy passed at bbbb");
 	fx_ci(&f, "bbbb", "failure");
 	decide(&f);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_CI_STILL_FAILING);
 	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_string_equal(f.st.reason, "clippy failed again: failure at bbbb");
 }
 
 static void
