@@ -233,6 +233,13 @@ def main():
     st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
     check("the task document has the decision's candidates and the stored event",
           b'"candidates"' in b and b'"event":{' in b and b'"workflow_name":"Gadget CI"' in b, b[:400])
+    st, _, text = req(port, "GET", "/metrics")
+    check("/metrics counts the 304s, 303s and 403s under their own codes, not 'other'",
+          b'healer_http_requests_total{route="remediations",code="304"}' in text
+          and b'healer_http_requests_total{route="login",code="303"}' in text
+          and b'healer_http_requests_total{route="login",code="403"}' in text
+          and b'healer_http_requests_total{route="dashboard_asset",code="304"}' in text,
+          [ln for ln in text.decode().splitlines() if ln.startswith("healer_http_requests_total")])
     st, _, b = req(port, "GET", "/api/insights", headers=auth)
     check("the insights' numbers are written as `healer insights --json` writes them (0.9)",
           st == 200 and b'"targets":{"tasks":null,"routing_correct":0.9,' in b
