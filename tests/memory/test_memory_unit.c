@@ -268,6 +268,11 @@ test_memory_durations(void **state)
 	assert_int_equal(hl_api_parse_duration(&ms, "7dd", &err), -HL_EINVAL);
 	assert_int_equal(hl_api_parse_duration(&ms, "99999w", &err), -HL_EINVAL);
 	assert_int_equal(hl_api_parse_duration(&ms, "-1h", &err), -HL_EINVAL);
+	/* a duration starts with its digits */
+	assert_int_equal(hl_api_parse_duration(&ms, " 7d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "+7d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "\t7d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "", &err), -HL_EINVAL);
 }
 
 int
