@@ -236,7 +236,9 @@ function route() {
     if (a.dataset.page === page && (page !== "list" || !path.startsWith("/r/"))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  Promise.resolve(run()).catch(showError);
+  // a page that throws before its first await (a malformed escape in a
+  // task link) shows its error like one that fails later
+  new Promise((resolve) => resolve(run())).catch(showError);
 }
 
 // ---- the remediations list ---------------------------------------------------
