@@ -110,6 +110,14 @@ def main():
           and b"textContent" in js, h)
     st, h, b = req(port, "GET", "/assets/app.js", headers={"If-None-Match": etag})
     check("a matching If-None-Match gets 304 without a body", st == 304 and b == b"", (st, b[:80]))
+    # the list's failure-type filter offers every type of the catalogue
+    # (rules/catalog.yaml), the alert flow's runtime_* types too
+    catalog = open(os.path.join(os.environ["HEALER_SOURCE_ROOT"], "rules", "catalog.yaml")).read()
+    types = re.findall(r"^- name: ([a-z0-9_]+)$", catalog.split("\nfailure_types:", 1)[1], re.M)
+    m = re.search(rb"const FAILURE_TYPES = \[(.*?)\];", js, re.S)
+    offered = re.findall(r'"([a-z0-9_]+)"', m.group(1).decode()) if m else []
+    check("the dashboard's failure-type filter offers every type of the catalogue",
+          types and set(offered) == set(types), sorted(set(types) ^ set(offered)))
     st, h, _ = req(port, "HEAD", "/assets/app.css")
     check("HEAD of the stylesheet answers text/css",
           st == 200 and h.get("content-type") == "text/css; charset=utf-8", h)
