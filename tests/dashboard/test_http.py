@@ -84,6 +84,25 @@ def hostile_urls(s, port, auth, tid):
               a1.get("reason") == "cut \ufffd", (st, a1))
 
 
+def source_detail_utf8(s, auth):
+    """A context source failing with an answer of non-ASCII text: the
+    decision keeps why it failed (the excerpt is cut between characters)."""
+    repo = "acme/unicode"
+    dashseed.dtest.http("POST", s.gurl + "/_stub/seed", {"logs": {"7190": dashseed.LOGS["rex"]}},
+                        token=dashseed.GTOKEN)
+    dashseed.dtest.http("POST", s.gurl + "/_stub/config", {"rules": [
+        {"path": f"/repos/{repo}/commits/", "status": 422, "body": "x" + "\u00e9" * 200}]},
+        token=dashseed.GTOKEN)
+    st, ans = s.srv.deliver(dashseed.job_event(repo, 7190, 8190, "feat/u", "CI", "clippy"))
+    tid = ans.get("task_id") if st == 202 else None
+    dashseed.wait_for(lambda: bool(s.task(tid).get("decision")), 20)
+    sources = {x.get("name"): x for x in (s.task(tid).get("decision") or {}).get("sources", [])}
+    files = sources.get("github_files", {})
+    check("a source failing with non-ASCII text keeps its detail in the decision",
+          files.get("state") == "failed" and "status 422" in files.get("detail", "")
+          and "\u00e9" in files.get("detail", ""), files)
+
+
 def main():
     s = dashseed.Seeded("http")
     port, token = s.srv.port, s.token
@@ -253,6 +272,7 @@ def main():
           st == 200 and b'"targets":{"tasks":null,"routing_correct":0.9,' in b
           and b'"escalation_rate":0.1}' in b, b[:600])
     hostile_urls(s, port, auth, tid)
+    source_detail_utf8(s, auth)
     s.srv.stop()
 
     # ---- without a token everything is open ----------------------------------------------
