@@ -4,15 +4,36 @@
  */
 #include "api.h"
 
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/str.h"
 
 #include <string.h>
 
+/* A stored string as JSON, or null. A stored text may hold bytes that are
+ * not UTF-8 (an attempt's reason quotes a CodeRun's message, cut by the
+ * loop's fixed buffer in the middle of a character), and json_string
+ * refuses them: the key would go missing from the document. Such bytes
+ * become U+FFFD. */
 static json_t *
 api_str(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	struct hl_buf b = HL_BUF_INIT(0);
+	size_t n;
+	json_t *v;
+
+	if (!s)
+		return json_null();
+	n = strlen(s);
+	if (hl_utf8_valid_len(s, n) == n)
+		return json_stringn(s, n);
+	if (hl_buf_append_utf8(&b, s, n) < 0) {
+		hl_buf_release(&b);
+		return json_null();
+	}
+	v = json_stringn(b.data, b.len);
+	hl_buf_release(&b);
+	return v ? v : json_null();
 }
 
 /* A string of a store summary's fixed-size field. A bounded copy may have
@@ -150,13 +171,15 @@ hl_api_task_json(const struct hl_task_record *t)
 	arr = json_array();
 	for (i = 0; arr && i < t->n_notifications; i++) {
 		const struct hl_notification_record *n = &t->notification[i];
+		/* api_str: a last error quotes a channel's answer, cut to fit */
 		json_array_append_new(
-		        arr, json_pack("{s:s?, s:s?, s:s?, s:s?, s:i, s:s?, s:o, s:o}", "channel",
-		                       n->channel, "kind", n->kind, "ref",
-		                       n->ref && *n->ref ? n->ref : NULL, "state", n->state,
-		                       "attempts", n->attempts, "last_error", n->last_error,
-		                       "created_at", api_time(n->created_ms), "delivered_at",
-		                       api_time(n->delivered_ms)));
+		        arr,
+		        json_pack("{s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o}", "channel",
+		                  api_str(n->channel), "kind", api_str(n->kind), "ref",
+		                  api_str(n->ref && *n->ref ? n->ref : NULL), "state",
+		                  api_str(n->state), "attempts", n->attempts, "last_error",
+		                  api_str(n->last_error), "created_at", api_time(n->created_ms),
+		                  "delivered_at", api_time(n->delivered_ms)));
 	}
 	json_object_set_new(o, "notifications", arr ? arr : json_array());
 	json_object_set_new(o, "kind", api_str(t->kind));

@@ -841,13 +841,14 @@ hl_api_insights_metrics(struct hl_buf *b, const json_t *const *docs, const char 
 int
 hl_api_parse_duration(int64_t *ms, const char *text, struct hl_err *err)
 {
-	char *end;
+	char *end = NULL;
 	long long v;
 	int64_t unit = 1000;
 
 	errno = 0;
-	v = text ? strtoll(text, &end, 10) : 0;
-	if (!text || end == text || errno || v <= 0)
+	/* digits first: strtoll would also take " 7d" and "+7d" */
+	v = text && *text >= '0' && *text <= '9' ? strtoll(text, &end, 10) : 0;
+	if (!text || v <= 0 || errno)
 		return hl_err_set(err, HL_EINVAL, "bad duration '%s' (like 90s, 30m, 24h, 7d, 2w)",
 		                  text ? text : "");
 	if (*end == 's' || !*end)

@@ -24,11 +24,15 @@
 
 #define API_JSON   "application/json; charset=utf-8"
 #define API_RECENT 20
+/* Numbers as `healer insights --json` writes them: 15 significant digits,
+ * so a target of 0.9 reads 0.9, not 0.90000000000000002 (the shortest
+ * 17-digit form jansson writes by default). */
+#define API_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 static enum MHD_Result
 api_reply_json(struct http_req *r, unsigned code, json_t *o)
 {
-	char *body = json_dumps(o, JSON_COMPACT);
+	char *body = json_dumps(o, API_DUMP_FLAGS);
 
 	json_decref(o);
 	if (!body)
@@ -39,7 +43,7 @@ api_reply_json(struct http_req *r, unsigned code, json_t *o)
 enum MHD_Result
 hl_http_reply_json_etag(struct http_req *r, json_t *o)
 {
-	char *body = json_dumps(o, JSON_COMPACT);
+	char *body = json_dumps(o, API_DUMP_FLAGS);
 	char etag[HL_DASH_ETAG_MAX];
 	const char *inm;
 
@@ -140,6 +144,23 @@ api_args_utf8(struct http_req *r)
 
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, api_arg_utf8_cb, &bad);
 	return bad == NULL;
+}
+
+/* The value of text when it is a whole decimal number from 0 to max: only
+ * digits (no sign, no space: "+2", " 2" and "2.0" are not numbers); -1
+ * otherwise. */
+static long
+api_whole_number(const char *text, long max)
+{
+	long v = 0;
+	size_t i;
+
+	for (i = 0; text[i]; i++) {
+		if (text[i] < '0' || text[i] > '9' || i >= 9)
+			return -1;
+		v = v * 10 + (text[i] - '0');
+	}
+	return i > 0 && v <= max ? v : -1;
 }
 
 static const char *
@@ -486,9 +507,10 @@ hl_http_metrics(struct http_req *r)
 static enum MHD_Result
 api_prompt(struct http_req *r, const char *arg, const char *slash)
 {
-	char task_id[HL_TASK_ID_MAX], *end, *prompt = NULL;
+	char task_id[HL_TASK_ID_MAX], number[8], *prompt = NULL;
+	const char *end;
 	struct hl_err err = HL_ERR_INIT;
-	size_t n = (size_t)(slash - arg);
+	size_t n = (size_t)(slash - arg), digits;
 	long k;
 	int rc;
 
@@ -496,8 +518,16 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 		return hl_http_reply_error(r, 404, "not_found", "no such path");
 	memcpy(task_id, arg, n);
 	task_id[n] = '\0';
-	k = strtol(slash + 10, &end, 10);
-	if (k < 1 || k > 1000 || strcmp(end, "/prompt") != 0)
+	/* the attempt's number as the task document shows it: digits only,
+	 * no sign or leading zero ("+1" and "01" are no attempt's path) */
+	end = strchr(slash + 10, '/');
+	digits = end ? (size_t)(end - (slash + 10)) : 0;
+	if (!end || strcmp(end, "/prompt") != 0 || digits == 0 || digits >= sizeof(number) ||
+	    slash[10] == '0')
+		return hl_http_reply_error(r, 404, "not_found", "no such path");
+	memcpy(number, slash + 10, digits);
+	number[digits] = '\0';
+	if ((k = api_whole_number(number, 1000)) < 1)
 		return hl_http_reply_error(r, 404, "not_found", "no such path");
 	rc = hl_store_attempt_prompt(r->srv->store, &prompt, task_id, (int)k, &err);
 	if (rc == -HL_ENOTFOUND)
@@ -557,24 +587,30 @@ hl_http_remediations(struct http_req *r)
 
 	if (!api_args_utf8(r))
 		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
-	if (state) {
-		/* a comma list of states */
-		char buf[128], *tok, *save = NULL;
-		snprintf(buf, sizeof(buf), "%s", state);
-		for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			enum hl_task_state s = hl_task_state_from_name(tok);
-			if (s == HL_TASK_STATE_INVALID)
-				return hl_http_reply_error(r, 400, "bad_request",
-				                           "no task state '%s'", tok);
-			f.states |= 1u << s;
+	/* a comma list of states, every one of them checked whatever the
+	 * list's length (empty items are skipped) */
+	for (const char *p = state; p && *p;) {
+		size_t n = strcspn(p, ",");
+		char name[16];
+		enum hl_task_state s = HL_TASK_STATE_INVALID;
+
+		if (n > 0 && n < sizeof(name)) {
+			memcpy(name, p, n);
+			name[n] = '\0';
+			s = hl_task_state_from_name(name);
 		}
+		if (n > 0 && s == HL_TASK_STATE_INVALID)
+			return hl_http_reply_error(r, 400, "bad_request", "no task state '%.*s'",
+			                           n > 64 ? 64 : (int)n, p);
+		if (n > 0)
+			f.states |= 1u << s;
+		p += n + (p[n] == ',');
 	}
 	if (limit) {
-		char *end;
-		long v = strtol(limit, &end, 10);
-		if (*end || v < 1 || v > HL_TASK_LIST_MAX)
+		long v = api_whole_number(limit, HL_TASK_LIST_MAX);
+		if (v < 1)
 			return hl_http_reply_error(r, 400, "bad_request",
-			                           "limit must be between 1 and %d",
+			                           "limit must be a whole number between 1 and %d",
 			                           HL_TASK_LIST_MAX);
 		f.limit = (size_t)v;
 	}

@@ -195,6 +195,8 @@ enum MHD_Result hl_http_reply_error(struct http_req *r, unsigned code, const cha
 /* The route of a path (the catch-all when none matches); *arg gets what
  * follows a prefix route's path (inside url). */
 const struct hl_http_route *hl_http_route_of(const char *url, const char **arg);
+/* The catch-all route (404) for a path that is no route's; *arg gets "". */
+const struct hl_http_route *hl_http_route_other(const char **arg);
 /* The name of route index i (for metrics labels). */
 const char *hl_http_route_name(int i);
 /* The Allow header of a route. */

@@ -12,8 +12,10 @@
 
 #define METRICS_EVENTS_MAX 32
 
-static const unsigned metrics_codes[] = { 200, 202, 400, 401, 404, 405,
-	                                  413, 415, 500, 503, 0 /* other */ };
+/* Every code healer answers (a dashboard's poll is mostly 304s, its login
+ * 303s), and 499 for a client that went away; anything else is "other". */
+static const unsigned metrics_codes[] = { 200, 202, 303, 304, 400, 401, 403, 404,
+	                                  405, 413, 415, 499, 500, 501, 503, 0 /* other */ };
 #define N_CODES (sizeof(metrics_codes) / sizeof(metrics_codes[0]))
 
 static const double metrics_bounds[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,

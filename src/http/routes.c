@@ -132,6 +132,13 @@ hl_http_route_of(const char *url, const char **arg)
 			return rt;
 		}
 	}
+	return hl_http_route_other(arg);
+}
+
+const struct hl_http_route *
+hl_http_route_other(const char **arg)
+{
+	*arg = "";
 	return &hl_http_routes[hl_http_n_routes - 1];
 }
 

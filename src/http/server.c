@@ -6,7 +6,8 @@
  * Request state machine (struct http_req, one per request):
  *   first call      -> route; refusals that need no body, answered before a
  *                      body byte is read (the connection then closes):
- *                      too many query arguments (400), conflicting
+ *                      too many query arguments or an encoded NUL byte
+ *                      (400), conflicting
  *                      Content-Length or Transfer-Encoding headers (400), a
  *                      transfer coding other than chunked (501), a missing
  *                      signature or bearer token where the route needs one
@@ -69,9 +70,12 @@
 #define HTTP_BODYLESS_DISCARD (64u * 1024u) /* body bytes a GET may bring */
 #define HTTP_FEW_CONNECTIONS  2             /* fewer than this may use the reserved slots */
 
-/* The URI log callback's mark for a request with too many query arguments
- * (it becomes the request's initial con_cls). */
-static char http_too_many_args;
+/* The URI log callback's marks for a request refused by its request line
+ * (a mark becomes the request's initial con_cls): too many query arguments,
+ * or an encoded NUL byte (%00), which libmicrohttpd's decoding turns into
+ * the end of the path or of a parameter's value: "/health%00x" would be
+ * /health, and "/api/remediations/ID%00junk" the task ID. */
+static char http_too_many_args, http_nul_in_uri;
 
 static int64_t
 http_now_us(void)
@@ -370,10 +374,12 @@ http_reaper_main(void *arg)
 	return NULL;
 }
 
-/* Counts query arguments before libmicrohttpd parses them: past
- * HTTP_MAX_QUERY_ARGS the request is marked (answered 400) and the query is
- * cut at '?' so that libmicrohttpd does not parse it at all (the line is its
- * own read buffer, which it modifies right after this call). */
+/* Looks at the request line's target before libmicrohttpd decodes and
+ * parses it. An encoded NUL byte marks the request (answered 400). Query
+ * arguments are counted: past HTTP_MAX_QUERY_ARGS the request is marked
+ * (answered 400) and the query is cut at '?' so that libmicrohttpd does not
+ * parse it at all (the line is its own read buffer, which it modifies right
+ * after this call). */
 static void *
 http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -382,6 +388,8 @@ http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 
 	(void)cls;
 	(void)conn;
+	if (uri && strstr(uri, "%00"))
+		return &http_nul_in_uri;
 	if (!q)
 		return NULL;
 	for (const char *p = q + 1; *p; p++)
@@ -539,7 +547,7 @@ http_method_bit(const char *method)
  * (libmicrohttpd then reads no body and closes the connection).
  */
 static enum MHD_Result
-http_first_checks(struct http_req *r, bool too_many_args)
+http_first_checks(struct http_req *r, const char *mark)
 {
 	const struct hl_config *cfg = r->srv->cfg;
 	const struct hl_http_route *rt = r->rt;
@@ -549,9 +557,12 @@ http_first_checks(struct http_req *r, bool too_many_args)
 
 	if (atomic_load(&r->srv->stopping))
 		return hl_http_reply_error(r, 503, "shutting_down", "the server is shutting down");
-	if (too_many_args)
+	if (mark == &http_too_many_args)
 		return hl_http_reply_error(r, 400, "bad_request", "more than %d query arguments",
 		                           HTTP_MAX_QUERY_ARGS);
+	if (mark == &http_nul_in_uri)
+		return hl_http_reply_error(r, 400, "bad_request",
+		                           "the URL holds an encoded NUL byte (%%00)");
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, http_framing_cb, &f);
 	if (f.cl_differ)
 		return hl_http_reply_error(r, 400, "bad_request",
@@ -613,11 +624,11 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 {
 	struct hl_http_server *srv = cls;
 	struct http_req *r = *con_cls;
-	bool too_many_args = false;
+	const char *mark = NULL;
 
-	if (r == (void *)&http_too_many_args) {
+	if (r == (void *)&http_too_many_args || r == (void *)&http_nul_in_uri) {
+		mark = (const char *)r;
 		r = NULL;
-		too_many_args = true;
 	}
 	if (!r) {
 		r = calloc(1, sizeof(*r));
@@ -627,14 +638,18 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 		r->conn = conn;
 		r->t0_us = http_now_us();
 		hl_strlcpy(r->method, method, sizeof(r->method));
-		hl_strlcpy(r->path, url, sizeof(r->path));
-		r->rt = hl_http_route_of(r->path, &r->route_arg);
+		/* a path longer than any route's is no route's: cut to fit,
+		 * it could name another resource (a prefix route's) */
+		if (hl_strlcpy(r->path, url, sizeof(r->path)) < sizeof(r->path))
+			r->rt = hl_http_route_of(r->path, &r->route_arg);
+		else
+			r->rt = hl_http_route_other(&r->route_arg);
 		hl_buf_init(&r->body, HL_HTTP_MAX_BODY);
 		atomic_init(&r->phase, HTTP_READING);
 		*con_cls = r;
 		atomic_fetch_add(&srv->inflight, 1);
 		http_conn_set(http_conn_of(conn), HTTP_CONN_BODY);
-		return http_first_checks(r, too_many_args);
+		return http_first_checks(r, mark);
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
@@ -672,7 +687,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
-	if (r == (void *)&http_too_many_args)
+	if (r == (void *)&http_too_many_args || r == (void *)&http_nul_in_uri)
 		return; /* marked by the URI log, never reached the handler */
 	if (atomic_load(&r->phase) == HTTP_WAITING) {
 		/* Cannot happen (suspended connections do not complete); never

@@ -4,6 +4,8 @@
  */
 #include "decide.h"
 
+#include "base/str.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -109,17 +111,35 @@ decide_judge_ci(struct hl_loop_step *out, const struct hl_loop_input *in,
 	bool rerun = a->kind == HL_ATTEMPT_RERUN;
 
 	out->verdict = HL_LOOP_FINISHED;
-	snprintf(out->reason, sizeof(out->reason), "%s %s %s%s%.12s",
+	snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s",
 	         in->task->job ? in->task->job : "the job",
-	         passed ? "passed" : "failed again:", passed ? "" : ci->conclusion,
+	         passed ? "passed" : "failed again: ", passed ? "" : ci->conclusion,
 	         ci->head_sha[0] ? " at " : "", ci->head_sha);
 	decide_after(out, in,
 	             rerun ? (passed ? HL_OUTCOME_RERUN_PASSED : HL_OUTCOME_RERUN_FAILED)
 	                   : (passed ? HL_OUTCOME_SUCCESS : HL_OUTCOME_CI_STILL_FAILING));
 }
 
+static void decide_step(struct hl_loop_step *out, const struct hl_loop_input *in);
+
 void
 hl_loop_decide(struct hl_loop_step *out, const struct hl_loop_input *in)
+{
+	size_t n, valid;
+
+	decide_step(out, in);
+	/* the reason quotes names and a CodeRun's message into a fixed
+	 * buffer: a character the cut split is left out (the store keeps
+	 * text, PostgreSQL refuses half a character, and the API and the
+	 * notifications show it) */
+	n = strlen(out->reason);
+	valid = hl_utf8_valid_len(out->reason, n);
+	if (valid < n && n - valid < 4)
+		out->reason[valid] = '\0';
+}
+
+static void
+decide_step(struct hl_loop_step *out, const struct hl_loop_input *in)
 {
 	const struct hl_task_record *t = in->task;
 	const struct hl_attempt_record *a;

@@ -322,18 +322,29 @@ hl_memory_history_from_matches(const json_t *matches, json_t **ids)
 	*ids = json_array();
 	json_array_foreach(matches, i, m)
 	{
-		const char *id = hl_json_str_or(m, "id", ""), *content = hl_json_str(m, "content");
+		const char *id = hl_json_str_or(m, "id", "");
 		json_t *score = json_object_get(m, "score");
+		/* what OpenMemory answers is kept as the embedded memory's
+		 * recall keeps a memory: one line of at most NOTE_SUMMARY_MAX
+		 * bytes (OpenMemory takes 200,000 characters a memory, and k
+		 * of them would fill the prompt), no URL credentials */
+		char *summary = note_dup(hl_json_str(m, "content"), NOTE_SUMMARY_MAX);
 
-		if (!content)
+		if (!summary || !*summary) {
+			free(summary);
 			continue;
-		json_array_append_new(*ids, json_string(id));
+		}
+		/* only ids OpenMemory gave: an empty one would be reinforced
+		 * (and refused) after a success */
+		if (*id)
+			json_array_append_new(*ids, json_string(id));
 		json_array_append_new(similar, json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
-		                                         content, "score", score));
+		                                         summary, "score", score));
 		/* a record healer wrote of a fix says so ("... Fixed by ...") */
-		if (strstr(content, "Fixed by "))
+		if (strstr(summary, "Fixed by "))
 			json_array_append_new(known, json_pack("{s:s, s:s, s:O?}", "id", id,
-			                                       "summary", content, "score", score));
+			                                       "summary", summary, "score", score));
+		free(summary);
 	}
 	return json_pack("{s:o, s:o}", "similar_failures", similar, "known_solutions", known);
 }

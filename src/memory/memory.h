@@ -64,8 +64,10 @@ int hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const c
                      struct hl_err *err);
 
 /* The same history from OpenMemory's matches ([{id, content, score}]):
- * every match is a similar failure, those that record a fix are known
- * solutions too. *ids gets their ids. New references. */
+ * every match with content is a similar failure, kept as a recalled memory
+ * is (its first line, at most 16 KiB, no URL credentials); those that
+ * record a fix are known solutions too. *ids gets the ids OpenMemory gave
+ * (an empty id is left out). New references. */
 json_t *hl_memory_history_from_matches(const json_t *matches, json_t **ids);
 
 /* Each agent's record as the prompt shows it: [{agent, finished,

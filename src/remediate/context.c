@@ -149,12 +149,21 @@ ctx_record(struct hl_context *ctx, const char *name, enum hl_source_state st, in
 	s->name = name;
 	s->state = st;
 	s->elapsed_ms = elapsed;
-	/* a detail may quote a configured URL: never its user:password@ */
+	/* a detail may quote a configured URL: never its user:password@; it
+	 * may quote an answer's bytes, cut anywhere (an error excerpt): they
+	 * become UTF-8, and the copy is cut between characters, or the
+	 * decision's JSON would have no detail for the source */
 	{
-		struct hl_buf b = HL_BUF_INIT(0);
+		struct hl_buf raw = HL_BUF_INIT(0), b = HL_BUF_INIT(0);
+		const char *d = detail ? detail : "";
+		bool ok = hl_buf_append_utf8(&raw, d, strlen(d)) == 0 &&
+		          hl_url_strip_userinfo_text(&b, raw.data) == 0 && !hl_buf_error(&b);
+		size_t n;
 
-		hl_url_strip_userinfo_text(&b, detail ? detail : "");
-		hl_strlcpy(s->detail, hl_buf_error(&b) ? "" : b.data, sizeof(s->detail));
+		hl_strlcpy(s->detail, ok ? b.data : "", sizeof(s->detail));
+		n = strlen(s->detail);
+		s->detail[hl_utf8_valid_len(s->detail, n)] = '\0';
+		hl_buf_release(&raw);
 		hl_buf_release(&b);
 	}
 }

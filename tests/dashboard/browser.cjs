@@ -237,6 +237,12 @@ async function main() {
     await shot(page, "timeline-narrow");
     await page.setViewportSize({ width: 1280, height: 900 });
 
+    // ---- a malformed link (a cut percent escape in the task id) --------------------------------
+    await page.goto(BASE + "/#/r/hl-%E0%A4%A");
+    const bad = await page.waitForSelector("main .error", { timeout: 5000 }).then((e) => e.textContent(), () => null);
+    check("a task link with a malformed escape shows an error, not 'Loading…' for ever", bad !== null,
+      await page.textContent("main"));
+
     // ---- log out ------------------------------------------------------------------------------
     await page.goto(BASE + "/#/");
     await page.waitForSelector("#logout:not([hidden])");

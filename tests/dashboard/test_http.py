@@ -12,6 +12,7 @@ on loopback; standard library only; prints TAP."""
 import hashlib
 import hmac
 import http.client
+import json
 import os
 import re
 import sys
@@ -42,6 +43,66 @@ def session_for(token, exp):
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
+def hostile_urls(s, port, auth, tid):
+    """Paths and query strings no client should get a document for."""
+    # libmicrohttpd decodes %00 into the end of the string: the rest of the
+    # path or value would silently go
+    for what, path in (("a task id", f"/api/remediations/{tid}%00junk"),
+                       ("a probe's path", "/health%00.json"),
+                       ("a filter's value", "/api/remediations?agent=rex%00x&limit=1")):
+        st, _, b = req(port, "GET", path, headers=auth)
+        check(f"an encoded NUL byte in {what} answers 400", st == 400, (st, b[:120]))
+    # a path longer than any route's, which cut to its first 159 bytes would
+    # be attempt 1's prompt
+    head = f"/api/remediations/{tid}/attempts/"
+    path = head + "0" * (159 - len(head) - len("1/prompt")) + "1/prompt" + "-and-more"
+    st, _, b = req(port, "GET", path, headers=auth)
+    check("an over-long path is no route's (404), not the route of its first bytes",
+          st == 404, (st, b[:120]))
+    for n in ("01", "+1"):
+        st, _, _ = req(port, "GET", f"/api/remediations/{tid}/attempts/{n}/prompt", headers=auth)
+        check(f"attempts/{n}/prompt is no attempt's path (404)", st == 404, st)
+    long_list = "running," * 16 + "sleeping"
+    st, _, b = req(port, "GET", "/api/remediations?state=" + long_list, headers=auth)
+    check("a bad state after a long list of states is still 400",
+          st == 400 and b"sleeping" in b, (st, b[:160]))
+    st, _, b = req(port, "GET", "/api/remediations?state=,running,,", headers=auth)
+    check("empty items of the state list are skipped", st == 200, (st, b[:160]))
+    for q in ("+2", "%202", "2%20", "2.0", "0x2"):
+        st, _, _ = req(port, "GET", "/api/remediations?limit=" + q, headers=auth)
+        check(f"limit={q} is not a whole number (400)", st == 400, st)
+    # a reason stored with half a character (older data, an SQLite store
+    # keeps any bytes): the document still has every key, the half as U+FFFD
+    if not dashseed.dtest.pgtest.enabled():
+        dashseed.dtest.pgtest.store_exec(
+            s.srv.data_dir, "UPDATE attempts SET reason = CAST(? AS TEXT) WHERE task_id = ? AND n = 1",
+            (b"cut \xc3", tid))
+        st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
+        doc = json.loads(b) if st == 200 else {}
+        a1 = (doc.get("attempts") or [{}])[0]
+        check("an attempt's reason holding half a character keeps its key (U+FFFD)",
+              a1.get("reason") == "cut \ufffd", (st, a1))
+
+
+def source_detail_utf8(s, auth):
+    """A context source failing with an answer of non-ASCII text: the
+    decision keeps why it failed (the excerpt is cut between characters)."""
+    repo = "acme/unicode"
+    dashseed.dtest.http("POST", s.gurl + "/_stub/seed", {"logs": {"7190": dashseed.LOGS["rex"]}},
+                        token=dashseed.GTOKEN)
+    dashseed.dtest.http("POST", s.gurl + "/_stub/config", {"rules": [
+        {"path": f"/repos/{repo}/commits/", "status": 422, "body": "x" + "\u00e9" * 200}]},
+        token=dashseed.GTOKEN)
+    st, ans = s.srv.deliver(dashseed.job_event(repo, 7190, 8190, "feat/u", "CI", "clippy"))
+    tid = ans.get("task_id") if st == 202 else None
+    dashseed.wait_for(lambda: bool(s.task(tid).get("decision")), 20)
+    sources = {x.get("name"): x for x in (s.task(tid).get("decision") or {}).get("sources", [])}
+    files = sources.get("github_files", {})
+    check("a source failing with non-ASCII text keeps its detail in the decision",
+          files.get("state") == "failed" and "status 422" in files.get("detail", "")
+          and "\u00e9" in files.get("detail", ""), files)
+
+
 def main():
     s = dashseed.Seeded("http")
     port, token = s.srv.port, s.token
@@ -68,6 +129,14 @@ def main():
           and b"textContent" in js, h)
     st, h, b = req(port, "GET", "/assets/app.js", headers={"If-None-Match": etag})
     check("a matching If-None-Match gets 304 without a body", st == 304 and b == b"", (st, b[:80]))
+    # the list's failure-type filter offers every type of the catalogue
+    # (rules/catalog.yaml), the alert flow's runtime_* types too
+    catalog = open(os.path.join(os.environ["HEALER_SOURCE_ROOT"], "rules", "catalog.yaml")).read()
+    types = re.findall(r"^- name: ([a-z0-9_]+)$", catalog.split("\nfailure_types:", 1)[1], re.M)
+    m = re.search(rb"const FAILURE_TYPES = \[(.*?)\];", js, re.S)
+    offered = re.findall(r'"([a-z0-9_]+)"', m.group(1).decode()) if m else []
+    check("the dashboard's failure-type filter offers every type of the catalogue",
+          types and set(offered) == set(types), sorted(set(types) ^ set(offered)))
     st, h, _ = req(port, "HEAD", "/assets/app.css")
     check("HEAD of the stylesheet answers text/css",
           st == 200 and h.get("content-type") == "text/css; charset=utf-8", h)
@@ -191,6 +260,19 @@ def main():
     st, _, b = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
     check("the task document has the decision's candidates and the stored event",
           b'"candidates"' in b and b'"event":{' in b and b'"workflow_name":"Gadget CI"' in b, b[:400])
+    st, _, text = req(port, "GET", "/metrics")
+    check("/metrics counts the 304s, 303s and 403s under their own codes, not 'other'",
+          b'healer_http_requests_total{route="remediations",code="304"}' in text
+          and b'healer_http_requests_total{route="login",code="303"}' in text
+          and b'healer_http_requests_total{route="login",code="403"}' in text
+          and b'healer_http_requests_total{route="dashboard_asset",code="304"}' in text,
+          [ln for ln in text.decode().splitlines() if ln.startswith("healer_http_requests_total")])
+    st, _, b = req(port, "GET", "/api/insights", headers=auth)
+    check("the insights' numbers are written as `healer insights --json` writes them (0.9)",
+          st == 200 and b'"targets":{"tasks":null,"routing_correct":0.9,' in b
+          and b'"escalation_rate":0.1}' in b, b[:600])
+    hostile_urls(s, port, auth, tid)
+    source_detail_utf8(s, auth)
     s.srv.stop()
 
     # ---- without a token everything is open ----------------------------------------------

@@ -3,6 +3,7 @@
  * of contract section 9 from the inputs that produce it, the retry agent
  * rules, and the escalation after the last attempt.
  */
+#include "base/str.h"
 #include "loop/decide.h"
 
 /* clang-format off */
@@ -106,6 +107,32 @@ test_decide_failed_coderun_is_agent_failed_with_its_message(void **state)
 	assert_non_null(strstr(f.st.reason, "cargo not found"));
 }
 
+/* A long message of two-byte characters: the reason's buffer cuts one in
+ * two, and the half is left out (the reason stays UTF-8). */
+static void
+test_decide_failed_coderun_reason_is_cut_between_characters(void **state)
+{
+	char message[601];
+	struct fx f;
+	size_t i, n;
+
+	(void)state;
+	/* "the CodeRun failed: xx" is 22 bytes: the 255th is a first half */
+	memcpy(message, "xx", 2);
+	for (i = 2; i + 1 < sizeof(message); i += 2)
+		memcpy(message + i, "\xc3\xa9", 2); /* U+00E9 */
+	message[sizeof(message) - 1] = '\0';
+	fx_init(&f, 1);
+	f.a[0].coderun_phase = "Failed";
+	f.a[0].status_message = message;
+	decide(&f);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_AGENT_FAILED);
+	n = strlen(f.st.reason);
+	assert_true(n > sizeof(f.st.reason) - 4);
+	assert_int_equal(hl_utf8_valid_len(f.st.reason, n), n);
+	assert_memory_equal(f.st.reason + n - 2, "\xc3\xa9", 2);
+}
+
 static void
 test_decide_success_needs_ci_at_another_sha(void **state)
 {
@@ -127,10 +154,12 @@ test_decide_success_needs_ci_at_another_sha(void **state)
 	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
 	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	assert_string_equal(f.st.reason, "clippy passed at bbbb");
 	fx_ci(&f, "bbbb", "failure");
 	decide(&f);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_CI_STILL_FAILING);
 	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_string_equal(f.st.reason, "clippy failed again: failure at bbbb");
 }
 
 static void
@@ -274,6 +303,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decide_running_waits_for_its_timeout),
 		cmocka_unit_test(test_decide_failed_coderun_is_agent_failed_with_its_message),
+		cmocka_unit_test(test_decide_failed_coderun_reason_is_cut_between_characters),
 		cmocka_unit_test(test_decide_success_needs_ci_at_another_sha),
 		cmocka_unit_test(test_decide_verify_timeout_asks_github_then_fails),
 		cmocka_unit_test(test_decide_alert_tasks_succeed_with_their_coderun),

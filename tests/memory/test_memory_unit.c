@@ -268,6 +268,57 @@ test_memory_durations(void **state)
 	assert_int_equal(hl_api_parse_duration(&ms, "7dd", &err), -HL_EINVAL);
 	assert_int_equal(hl_api_parse_duration(&ms, "99999w", &err), -HL_EINVAL);
 	assert_int_equal(hl_api_parse_duration(&ms, "-1h", &err), -HL_EINVAL);
+	/* a duration starts with its digits */
+	assert_int_equal(hl_api_parse_duration(&ms, " 7d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "+7d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "\t7d", &err), -HL_EINVAL);
+	assert_int_equal(hl_api_parse_duration(&ms, "", &err), -HL_EINVAL);
+}
+
+/* OpenMemory's matches become the prompt's history as recalled memories
+ * do: a huge memory is cut to its summary's size, one without content is no
+ * similar failure, an empty id is never recorded (it would be reinforced),
+ * a URL's credentials are gone. */
+static void
+test_memory_history_from_openmemory_matches(void **state)
+{
+	size_t big = 300000, i;
+	char *huge = malloc(big + 1);
+	json_t *matches, *ids = NULL, *h, *similar;
+	const char *s;
+
+	(void)state;
+	assert_non_null(huge);
+	memset(huge, 'a', big);
+	memcpy(huge, "Fixed by rex ", 13);
+	huge[big] = '\0';
+	matches = json_pack("[{s:s, s:s, s:f}, {s:s, s:s, s:f}, {s:s, s:s, s:f}, {s:s, s:f}]", "id",
+	                    "m1", "content", huge, "score", 0.9, "id", "", "content",
+	                    "clippy failed; push https://x-access-token:ghs_secret@github.com/a/b",
+	                    "score", 0.5, "id", "m3", "content", "", "score", 0.4, "id", "m4",
+	                    "score", 0.3);
+	free(huge);
+	assert_non_null(matches);
+	h = hl_memory_history_from_matches(matches, &ids);
+	assert_non_null(h);
+	similar = json_object_get(h, "similar_failures");
+	assert_int_equal(json_array_size(similar), 2);
+	s = json_string_value(json_object_get(json_array_get(similar, 0), "summary"));
+	assert_non_null(s);
+	assert_true(strlen(s) <= 16u << 10);
+	assert_int_equal(strncmp(s, "Fixed by rex ", 13), 0);
+	assert_int_equal(json_array_size(json_object_get(h, "known_solutions")), 1);
+	s = json_string_value(json_object_get(json_array_get(similar, 1), "summary"));
+	assert_non_null(s);
+	assert_null(strstr(s, "ghs_secret"));
+	assert_non_null(strstr(s, "github.com/a/b"));
+	assert_int_equal(json_array_size(ids), 1);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "m1");
+	for (i = 0; i < json_array_size(ids); i++)
+		assert_true(*json_string_value(json_array_get(ids, i)) != '\0');
+	json_decref(h);
+	json_decref(ids);
+	json_decref(matches);
 }
 
 int
@@ -279,6 +330,7 @@ main(void)
 		cmocka_unit_test(test_memory_note_events),
 		cmocka_unit_test(test_memory_note_secrets_and_cut_text),
 		cmocka_unit_test(test_memory_durations),
+		cmocka_unit_test(test_memory_history_from_openmemory_matches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

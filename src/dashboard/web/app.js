@@ -19,6 +19,7 @@ const FAILURE_TYPES = [
   "docker_build", "helm", "kubernetes_manifest", "argocd_sync", "terraform", "yaml_syntax", "infra_runner",
   "security_dependabot", "security_code_scan", "security_secret", "security_vulnerability",
   "merge_conflict", "github_workflow", "github_permission", "release_publish", "general",
+  "runtime_oom", "runtime_crash", "runtime_config", "runtime_image_pull", "runtime_dependency", "runtime_probe",
 ];
 
 // ---- DOM helpers -----------------------------------------------------------
@@ -236,7 +237,9 @@ function route() {
     if (a.dataset.page === page && (page !== "list" || !path.startsWith("/r/"))) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  Promise.resolve(run()).catch(showError);
+  // a page that throws before its first await (a malformed escape in a
+  // task link) shows its error like one that fails later
+  new Promise((resolve) => resolve(run())).catch(showError);
 }
 
 // ---- the remediations list ---------------------------------------------------
