@@ -439,7 +439,7 @@ http("POST", server + "/_stub/config", {"rules": []}, ctx=ctx)
 
 # an ERROR event other than 410 inside a 200 stream -> reconnect, no relist
 http("POST", server + "/_stub/config", {"watch_error": {"code": 500, "times": 1}}, ctx=ctx)
-w = run_watch("cto", "watch=cut", "1500", "0", "backoff=50")
+w = run_watch("cto", "watch=cut", "3000", "0", "backoff=50")
 _, stats = w.end()
 check("watch: an ERROR event (500) in the stream -> reconnect, no relist",
       stats.get("reconnects", 0) >= 1 and stats.get("relists") == 0
