@@ -10,6 +10,7 @@
  * section 6 asks of prompts; every read is capped and every scan bounded.
  */
 #include "alerts_impl.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "catalog/catalog.h"
 #include "tmpl/tmpl.h"
@@ -56,7 +57,29 @@ text_count_lines(const char *s, size_t n)
 	return lines;
 }
 
-/* Appends the last `cap` bytes of a file (from a line start when cut). */
+/* A pod's logs may print one of healer's own credentials (healer's own pod,
+ * or a service sharing a token): the bytes of out from start on lose them
+ * and URL userinfo before anything quotes them. */
+static int
+text_redact_from(struct hl_buf *out, size_t start, const char *path, struct hl_err *err)
+{
+	struct hl_buf part = HL_BUF_INIT(0);
+	int rc = 0;
+
+	if (hl_buf_append(&part, out->data + start, out->len - start) < 0 ||
+	    hl_log_redact_buf(&part) < 0) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory reading '%s'", path);
+	} else {
+		hl_buf_setlen(out, start);
+		if (hl_buf_append(out, part.data, part.len) < 0)
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory reading '%s'", path);
+	}
+	hl_buf_release(&part);
+	return rc;
+}
+
+/* Appends the last `cap` bytes of a file (from a line start when cut), its
+ * secrets redacted. */
 static int
 text_read_tail(struct hl_buf *out, const char *path, size_t cap, struct hl_err *err)
 {
@@ -94,7 +117,7 @@ text_read_tail(struct hl_buf *out, const char *path, size_t cap, struct hl_err *
 	}
 	if (out->len > start && out->data[out->len - 1] != '\n')
 		hl_buf_append_char(out, '\n');
-	return 0;
+	return text_redact_from(out, start, path, err);
 }
 
 int

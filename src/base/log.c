@@ -96,31 +96,58 @@ hl_log_set_context(const char *delivery_id, const char *task_id)
 	snprintf(log_task, sizeof(log_task), "%s", task_id ? task_id : "");
 }
 
-/* The earliest registered secret in p (NULL if none); *len_out gets its
- * length. */
-static const char *
-log_next_secret(const char *p, size_t *len_out)
+/*
+ * Appends s[0..n) (any bytes, NULs too) to b, JSON-escaped or raw, with
+ * every registered secret replaced by [REDACTED]. Linear: each secret's
+ * next occurrence is searched for again only once the text before it has
+ * been written, so a text holding a short secret a million times costs
+ * one pass per secret, not one per occurrence.
+ */
+static void
+log_append_secrets_redacted(struct hl_buf *b, const char *s, size_t n, bool json)
 {
-	const char *best = NULL;
-	int i, n = atomic_load_explicit(&log_nsecrets, memory_order_acquire);
+	const char *next[LOG_MAX_SECRETS];
+	int i, k = atomic_load_explicit(&log_nsecrets, memory_order_acquire);
+	size_t p = 0;
 
-	for (i = 0; i < n; i++) {
-		const char *hit = strstr(p, log_secrets[i]);
-		if (hit && (!best || hit < best)) {
-			best = hit;
-			*len_out = log_secret_len[i];
+	for (i = 0; i < k; i++)
+		next[i] = memmem(s, n, log_secrets[i], log_secret_len[i]);
+	for (;;) {
+		const char *hit = NULL;
+		size_t len = 0;
+
+		for (i = 0; i < k; i++) {
+			if (next[i] && (!hit || next[i] < hit ||
+			                (next[i] == hit && log_secret_len[i] > len))) {
+				hit = next[i];
+				len = log_secret_len[i];
+			}
 		}
+		if (!hit)
+			break;
+		if (json)
+			hl_buf_append_json_escaped(b, s + p, (size_t)(hit - s) - p);
+		else
+			hl_buf_append(b, s + p, (size_t)(hit - s) - p);
+		hl_buf_append_str(b, "[REDACTED]");
+		p = (size_t)(hit - s) + len;
+		/* the occurrences the redaction passed over are searched for again */
+		for (i = 0; i < k; i++)
+			if (next[i] && next[i] < s + p)
+				next[i] = memmem(s + p, n - p, log_secrets[i], log_secret_len[i]);
 	}
-	return best;
+	if (json)
+		hl_buf_append_json_escaped(b, s + p, n - p);
+	else
+		hl_buf_append(b, s + p, n - p);
 }
 
-/* Appends s with every secret replaced by [REDACTED], JSON-escaped or raw. */
+/* Appends s with URL userinfo removed and every secret replaced by
+ * [REDACTED], JSON-escaped or raw. */
 static void
 log_append_redacted_as(struct hl_buf *b, const char *s, bool json)
 {
 	struct hl_buf plain = HL_BUF_INIT(0);
-	const char *p, *hit;
-	size_t n = 0;
 
 	/* "scheme://user:pass@host" -> "scheme://host" first */
 	if (strstr(s, "://")) {
@@ -128,20 +155,7 @@ log_append_redacted_as(struct hl_buf *b, const char *s, bool json)
 		if (!hl_buf_error(&plain))
 			s = plain.data;
 	}
-	p = s;
-
-	while ((hit = log_next_secret(p, &n)) != NULL) {
-		if (json)
-			hl_buf_append_json_escaped(b, p, (size_t)(hit - p));
-		else
-			hl_buf_append(b, p, (size_t)(hit - p));
-		hl_buf_append_str(b, "[REDACTED]");
-		p = hit + n;
-	}
-	if (json)
-		hl_buf_append_json_escaped(b, p, strlen(p));
-	else
-		hl_buf_append_str(b, p);
+	log_append_secrets_redacted(b, s, strlen(s), json);
 	hl_buf_release(&plain);
 }
 
@@ -158,6 +172,39 @@ hl_log_redact(const char *s)
 
 	log_append_redacted_as(&b, s, false);
 	return hl_buf_detach(&b, NULL);
+}
+
+int
+hl_log_redact_buf(struct hl_buf *b)
+{
+	struct hl_buf plain = HL_BUF_INIT(0), out = HL_BUF_INIT(0), old;
+	const char *s = b->data;
+	size_t n = b->len;
+	bool urls;
+
+	if (!n || hl_buf_error(b))
+		return 0;
+	urls = !memchr(s, '\0', n) && memmem(s, n, "://", 3);
+	if (!urls && atomic_load_explicit(&log_nsecrets, memory_order_acquire) == 0)
+		return 0;
+	/* URL userinfo: the stripping reads text, so only a text with no NUL */
+	if (urls && hl_url_strip_userinfo_text(&plain, s) == 0 && !hl_buf_error(&plain)) {
+		s = plain.data;
+		n = plain.len;
+	}
+	log_append_secrets_redacted(&out, s, n, false);
+	hl_buf_release(&plain);
+	if (hl_buf_error(&out)) {
+		hl_buf_release(&out);
+		return -1;
+	}
+	/* the redacted bytes take b's place (a short secret's [REDACTED] may
+	 * be longer than b's bound allows to append) */
+	old = *b;
+	*b = out;
+	b->max = old.max;
+	hl_buf_release(&old);
+	return 0;
 }
 
 /* Writes n bytes to stderr whole (a short write is continued). */

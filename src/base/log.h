@@ -18,6 +18,7 @@
 #ifndef HL_BASE_LOG_H
 #define HL_BASE_LOG_H
 
+#include "buf.h"
 #include "err.h"
 
 enum hl_log_level { HL_LOG_DEBUG, HL_LOG_INFO, HL_LOG_WARN, HL_LOG_ERROR };
@@ -49,5 +50,11 @@ void hl_log_flush(void);
 /* Copies s into a malloc'd string with URL userinfo removed and every
  * registered secret redacted. */
 char *hl_log_redact(const char *s);
+/* The same for a buffer's bytes, in place (NULs allowed: a text holding
+ * one keeps its URLs whole, only secrets are redacted), in one pass per
+ * secret whatever the number of occurrences. -1 when out of memory (b then
+ * holds its old bytes, or none). Text from outside that may quote one of
+ * healer's own credentials (a job log, a prompt) goes through it. */
+int hl_log_redact_buf(struct hl_buf *b);
 
 #endif

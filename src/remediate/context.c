@@ -24,6 +24,7 @@
 #include "context.h"
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "base/url.h"
 #include "memory/memory.h"
@@ -1544,6 +1545,11 @@ hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
 	if ((rc = ctx_plan_phase2(&g, ph, err)) < 0)
 		goto out;
 	rc = ctx_run_phase(&g, ph, err);
+	/* a job log may print one of healer's own credentials: it never reaches
+	 * the classification's evidence, the store or a prompt (fail closed:
+	 * no memory to redact it, no log) */
+	if (rc == 0 && hl_log_redact_buf(&ctx->log) < 0)
+		hl_buf_reset(&ctx->log);
 	if (rc == 0)
 		rc = ctx_finish(ctx, err);
 out:

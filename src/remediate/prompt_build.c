@@ -6,6 +6,7 @@
 #include "prompt_build.h"
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "prompt/prompt.h"
 
 #include "json/json.h"
@@ -193,6 +194,16 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 		json_decref(data);
 	} else {
 		rc = hl_prompt_render_for_agent(out, b->set, pc.agent, &pc, err);
+	}
+	if (rc == 0) {
+		/* any text from outside (a PR body, Loki lines, events) may quote
+		 * one of healer's own credentials or a URL's: never in a prompt */
+		char *clean = hl_log_redact(*out);
+
+		free(*out);
+		*out = clean;
+		if (!clean)
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
 	json_decref(kube);
 	json_decref(loki);

@@ -92,6 +92,9 @@ OOM_PREVIOUS = "\n".join([
 PANIC_PREVIOUS = "\n".join([
     "2026-01-01T10:00:00Z INFO api starting on :8080",
     "2026-01-01T10:00:02Z INFO GET /orders/42",
+    # healer's own API token and a URL's password, printed by the pod: the
+    # analysis (the heal prompt) quotes the log without them
+    "2026-01-01T10:00:02Z DEBUG auth alerts-api-token from https://svc:pw7731@cfg.example/a",
     PANIC_LINE,
     "index out of bounds: the len is 3 but the index is 7",
     "stack backtrace:",
@@ -523,6 +526,9 @@ def main():
     check("a CrashLoopBackOff with a Rust panic -> Rex with the panic line",
           cr2["spec"].get("githubApp") == "5DLabs-Rex" and PANIC_LINE in p2
           and "runtime_crash" in p2, p2[:1500])
+    check("the analysis quotes the pod's log without healer's token or a URL's password",
+          "DEBUG auth [REDACTED] from https://cfg.example/a" in p2
+          and API_TOKEN not in p2 and "pw7731" not in p2, p2[:3000])
     check("the analysis gives the panic's first stack frame",
           "src/handler.rs:27:9 in api::handler::route" in p2, p2[:1500])
 

@@ -1,7 +1,8 @@
 /*
  * test_log.c - the logger's redaction (src/base/log.c): registered secrets
  * of any length are replaced, blank ones are not registered, and a URL's
- * user:password@ never reaches a log line, in the message or in a field;
+ * user:password@ never reaches a log line, in the message or in a field,
+ * nor a buffer redacted for a prompt (linearly, NULs kept);
  * deferred lines are written by themselves within a bounded time, in order
  * with the others, and whole when the buffer fills.
  */
@@ -92,6 +93,46 @@ test_log_strips_url_userinfo(void **state)
 	assert_string_equal(red, "see https://h/x");
 	free(red);
 	free(out);
+}
+
+/* A buffer (a job log: any bytes, NULs too) loses every secret, however
+ * often it occurs: a short secret a million times is one pass per secret
+ * (a search per occurrence per secret would not end in the test's time). */
+static void
+test_log_redact_buf_linear_and_byte_exact(void **state)
+{
+	struct hl_buf b = HL_BUF_INIT(64);
+	size_t i, n = 1u << 20;
+	char *big;
+
+	(void)state;
+	hl_log_add_secret("k4");
+	hl_log_add_secret("tok-long-k4-secret");
+	/* NUL bytes kept; a secret inside a longer one goes with it */
+	assert_int_equal(hl_buf_append(&b, "a\0k4\0tok-long-k4-secret!", 24), 0);
+	assert_int_equal(hl_log_redact_buf(&b), 0);
+	assert_int_equal(b.len, 24);
+	assert_memory_equal(b.data, "a\0[REDACTED]\0[REDACTED]!", 24);
+	/* URLs keep their userinfo when the text holds a NUL (no text to read) */
+	hl_buf_release(&b);
+	assert_int_equal(hl_buf_append_str(&b, "push https://ci:hunter2@r.example/x k4"), 0);
+	assert_int_equal(hl_log_redact_buf(&b), 0);
+	assert_string_equal(b.data, "push https://r.example/x [REDACTED]");
+	hl_buf_release(&b);
+	/* a million occurrences, past the buffer's bound (64) once redacted */
+	big = malloc(2 * n + 1);
+	assert_non_null(big);
+	for (i = 0; i < n; i++)
+		memcpy(big + 2 * i, "k4", 2);
+	big[2 * n] = '\0';
+	b.max = 0;
+	assert_int_equal(hl_buf_append(&b, big, 2 * n), 0);
+	b.max = 64;
+	assert_int_equal(hl_log_redact_buf(&b), 0);
+	assert_int_equal(b.len, n * strlen("[REDACTED]"));
+	assert_null(memmem(b.data, b.len, "k4", 2));
+	free(big);
+	hl_buf_release(&b);
 }
 
 static char *
@@ -191,6 +232,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_redacts_short_secrets),
 		cmocka_unit_test(test_log_strips_url_userinfo),
+		cmocka_unit_test(test_log_redact_buf_linear_and_byte_exact),
 		cmocka_unit_test(test_log_deferred_lines_are_written_in_time_and_in_order),
 		cmocka_unit_test(test_log_deferred_lines_survive_a_full_buffer),
 	};

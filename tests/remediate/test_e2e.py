@@ -344,6 +344,23 @@ def main():
           "## Changed Files (the first 100; the change touches more)" in p,
           [ans, p[p.find("## Changed"):][:200]])
 
+    # ---- 2e. a job log that prints healer's own token and a URL's password -----
+    # (the log went into the decision's evidence and the prompt as it was)
+    leaky = CLIPPY_LOG.replace(
+        "error: this expression creates a reference",
+        f"error: push with {GTOKEN} to https://ci:hunter2@registry.example/w failed; "
+        "this expression creates a reference")
+    dtest.http("POST", GURL + "/_stub/seed", {"logs": {"5098": leaky}}, token=GTOKEN)
+    st, ans = srv.deliver(job_event(5098, run_id=9098, branch="feat/r9098"))
+    p = prompt_of(ans)
+    st2, rem = srv.request("GET", f"/api/remediations/{ans.get('task_id')}")
+    doc = json.dumps(rem)
+    check("a log printing healer's GitHub token and a URL password: neither reaches the prompt "
+          "or the decision, the evidence line says [REDACTED]",
+          p and GTOKEN not in p and "hunter2" not in p and GTOKEN not in doc
+          and "hunter2" not in doc and "push with [REDACTED] to https://registry.example/w" in p
+          and "[REDACTED]" in doc, [p[:1500], doc[:1500]])
+
     # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
     payload = job_event(5002, run_id=9100, branch="feat/r9100")
     with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
