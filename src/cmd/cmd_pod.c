@@ -5,9 +5,11 @@
  *      talks to the Kubernetes API directly (no kubectl) and writes
  *      P-current.log, P-previous.log (only when a container has a previous
  *      instance), P-events.yaml and P-describe.txt through
- *      hl_diag_fetch_pod (src/diag). Exit 0 when at least one of
- *      current/events/describe was written, naming on stderr what could not
- *      be fetched; exit 1 otherwise.
+ *      hl_diag_fetch_pod (src/diag), and prints their paths (P: the
+ *      pod's file stem, hl_diag_file_stem, shortened for names over 242
+ *      bytes). Exit 0 when at least one of current/events/describe was
+ *      written, naming on stderr what could not be fetched; exit 1
+ *      otherwise.
  *
  *  healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]
  *      builds the heal CodeRun (prompt = the issue file; template
@@ -17,8 +19,9 @@
  *      "remediation=true,alert-type=A,target-pod=P", P as
  *      hl_coderun_label_id makes it: pods sharing their first 63
  *      characters stay apart; without --target-pod, "...,!target-pod", so
- *      pod-less runs of one alert are deduplicated too). kubernetes mode prints the created name, directory mode the
- *      file written, none mode the manifest.
+ *      pod-less runs of one alert are deduplicated too). kubernetes mode
+ *      prints the created name, directory mode the file written, none mode
+ *      the manifest.
  *
  *  healer heal fetch-logs ... | healer heal spawn-remediation ...
  *      the seed's names for the two (`heal fetch-logs` when the binary is
@@ -126,6 +129,11 @@ hl_cmd_fetch_logs(int argc, char **argv)
 		fprintf(stderr, "healer: %s\n", report.problems[i]);
 	if (rc == 0) {
 		printf("wrote diagnostics for pod '%s' to '%s'\n", pod, dir);
+		/* a pod name over HL_DIAG_STEM_MAX names its files by a shorter
+		 * stem: say which files they are */
+		for (i = 0; i < HL_DIAG_NFILES; i++)
+			if (report.path[i])
+				printf("  %s\n", report.path[i]);
 	} else {
 		hl_cmd_fail("%s", err.msg);
 		rc = 1;

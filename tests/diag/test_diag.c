@@ -164,6 +164,38 @@ test_diag_pod_names_that_cannot_name_a_file(void **state)
 	assert_string_equal(hl_diag_file_suffix(HL_DIAG_EVENTS), "events.yaml");
 }
 
+/* Every file named after a pod fits the file system's 255-byte names:
+ * longer names get a shortened, hash-suffixed stem, shorter ones keep
+ * theirs. The expected hash is sha256("p" x 253)'s first 16 hex digits. */
+static void
+test_diag_file_stem_fits_a_file_name(void **state)
+{
+	char pod[254], stem[HL_DIAG_STEM_MAX + 1], other[HL_DIAG_STEM_MAX + 1];
+
+	(void)state;
+	memset(pod, 'p', 253);
+	pod[253] = '\0';
+	hl_diag_file_stem(stem, pod);
+	assert_int_equal(strlen(stem), HL_DIAG_STEM_MAX);
+	assert_int_equal(strncmp(stem, pod, HL_DIAG_STEM_HEAD), 0);
+	assert_string_equal(stem + HL_DIAG_STEM_HEAD, "-bc94c957f18ef836");
+	assert_true(strlen(stem) + strlen("-previous.log") <= 255);
+	/* two names sharing their head do not share a stem */
+	pod[252] = 'q';
+	hl_diag_file_stem(other, pod);
+	assert_string_not_equal(stem, other);
+	/* up to HL_DIAG_STEM_MAX bytes, the name itself */
+	pod[HL_DIAG_STEM_MAX] = '\0';
+	hl_diag_file_stem(stem, pod);
+	assert_string_equal(stem, pod);
+	hl_diag_file_stem(stem, "api-7d9f");
+	assert_string_equal(stem, "api-7d9f");
+	hl_diag_file_stem(stem, NULL);
+	assert_string_equal(stem, "");
+	/* a pod name Kubernetes allows: parts are not held to 63 characters */
+	assert_true(hl_diag_pod_name_valid(pod));
+}
+
 int
 main(void)
 {
@@ -173,6 +205,7 @@ main(void)
 		cmocka_unit_test(test_diag_container_facts),
 		cmocka_unit_test(test_diag_describe_report),
 		cmocka_unit_test(test_diag_pod_names_that_cannot_name_a_file),
+		cmocka_unit_test(test_diag_file_stem_fits_a_file_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
