@@ -1,11 +1,15 @@
 /*
  * main.c - healer's entry point: looks argv[1] up in the command table and
- * dispatches (git's cmd_struct). `help` and `version` live here.
+ * dispatches (git's cmd_struct). `help` and `version` live here, and so
+ * does the last check of every command: its output was written.
  */
 #include "cmd/cmd.h"
 #include "version.h"
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 
 static void
@@ -22,8 +26,31 @@ main_usage(FILE *out)
 	      out);
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Output a command could not write (a full disk, a closed standard output)
+ * fails it: "healer: error: cannot write the output: ..." and exit 1, never
+ * exit 0 with the output lost. A closed stdout that nothing was written to is
+ * not an error (gnulib's close_stdout).
+ */
+static int
+main_close_stdout(int rc)
+{
+	bool pending = __fpending(stdout) != 0, failed = ferror(stdout) != 0;
+	int e = 0;
+
+	if (fclose(stdout) != 0 && (pending || errno != EBADF)) {
+		failed = true;
+		e = errno;
+	}
+	if (!failed || rc != 0)
+		return rc; /* a failed command has said why already */
+	if (e)
+		return hl_cmd_fail("cannot write the output: %s", strerror(e));
+	return hl_cmd_fail("cannot write the output");
+}
+
+static int
+main_dispatch(int argc, char **argv)
 {
 	const struct hl_cmd *c;
 
@@ -58,4 +85,10 @@ main(int argc, char **argv)
 	if (hl_cmd_wants_help(argc - 1, argv + 1))
 		return hl_cmd_help(c->name);
 	return c->fn(argc - 1, argv + 1);
+}
+
+int
+main(int argc, char **argv)
+{
+	return main_close_stdout(main_dispatch(argc, argv));
 }

@@ -343,7 +343,10 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t m
 			snprintf(msg, sizeof(msg), "line %zu is longer than %zu bytes", lineno,
 			         max_line);
 			classify_print_error(NULL, msg);
-			fflush(stdout);
+			if (fflush(stdout) != 0) {
+				rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+				break;
+			}
 			if (classify_skip_line(r) < 0) {
 				got = -1;
 				break;
@@ -361,7 +364,11 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t m
 			rc = hl_cmd_fail("out of memory");
 			break;
 		}
-		fflush(stdout);
+		/* a full disk: stop here, not after classifying the rest */
+		if (fflush(stdout) != 0) {
+			rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+			break;
+		}
 	}
 	if (rc == 0 && got < 0)
 		rc = hl_cmd_fail("reading '%s': %s", path ? path : "-",
@@ -543,8 +550,8 @@ hl_cmd_classify(int argc, char **argv)
 	} else {
 		rc = classify_jsonl(c, optind_ < argc ? argv[optind_] : NULL, explain, max_line);
 	}
-	if (fflush(stdout) != 0 && rc == 0)
-		rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
+		rc = hl_cmd_fail("writing the output: %s", errno ? strerror(errno) : "failed");
 	hl_classifier_free(c);
 	free(changed);
 	return rc;

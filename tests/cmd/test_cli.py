@@ -98,4 +98,38 @@ with tempfile.TemporaryDirectory() as d:
           rc == 0 and "job         clippy?[2J?]0;pwned??31m?\n" in out and "pull/1?]8;;" in out
           and not any(c in out for c in bad), repr(out))
 
+
+# ---- output that cannot be written fails the command (contract section 2) --------
+def run_to(stdout, *args, stdin=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+    e.pop("KUBECONFIG", None)
+    p = subprocess.run([HEALER, *args], stdout=stdout, stderr=subprocess.PIPE, input=stdin,
+                       env=e, timeout=30)
+    return p.returncode, p.stderr.decode()
+
+
+with tempfile.TemporaryDirectory() as d:
+    cases = os.path.join(d, "cases.jsonl")
+    with open(cases, "w") as f:
+        f.write('{"id": "a", "log": "error[E0308]: mismatched types"}\n' * 3000)
+    lost = []
+    with open("/dev/full", "wb") as full:
+        for args in (("classify", cases), ("help",), ("version",), ("check-config", "--print"),
+                     ("classify", "--help"), ("migrate", "--data-dir", os.path.join(d, "v"))):
+            rc, err = run_to(full, *args)
+            last = (err.strip().splitlines() or [""])[-1]
+            if rc != 1 or not last.startswith("healer: error:") \
+                    or "No space left on device" not in last:
+                lost.append((args, rc, err[-200:]))
+    check("a full disk (/dev/full) as stdout: exit 1 naming the write error, never 0", not lost,
+          lost)
+    # a closed stdout: what was to be written is lost too; nothing written is fine
+    p = subprocess.run(["sh", "-c", '"$0" classify "$1" >&-; echo "rc=$?"', HEALER, cases],
+                       capture_output=True, text=True, timeout=30)
+    q = subprocess.run(["sh", "-c", '"$0" classify "$1" >&-; echo "rc=$?"', HEALER, os.devnull],
+                       capture_output=True, text=True, timeout=30)
+    check("a closed stdout: exit 1 when there was output to write, 0 when there was none",
+          "rc=1" in p.stdout and "healer: error:" in p.stderr and "rc=0" in q.stdout
+          and q.stderr == "", (p.stdout, p.stderr[-200:], q.stdout, q.stderr[-200:]))
+
 finish()
