@@ -231,10 +231,12 @@ config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
 		long v;
 		errno = 0;
 		v = strtol(value, &end, 10);
-		if (errno || end == value || *end || v < 0 || v > 1000000)
-			return hl_err_set(err, HL_EINVAL,
-			                  "%s: '%s' must be a non-negative integer (from %s)",
-			                  k->env, value, source);
+		/* digits only: strtol would also take " 3" and "+3" (and "3 " not) */
+		if (!isdigit((unsigned char)value[0]) || errno || *end || v > 1000000)
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "%s: '%.40s' must be an integer from 0 to 1000000 (from %s)",
+			        k->env, value, source);
 		*(int *)(void *)base = (int)v;
 		return 0;
 	}
@@ -422,7 +424,8 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: '%s' must be HOST:PORT",
 		                  cfg->listen);
 	port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || *end || port < 0 || port > 65535)
+	/* digits only: not "127.0.0.1: 80", "+80" or "-0" */
+	if (!isdigit((unsigned char)colon[1]) || *end || port > 65535)
 		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: bad port in '%s'", cfg->listen);
 	hlen = (size_t)(colon - cfg->listen);
 	free(cfg->listen_host);
@@ -617,6 +620,14 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!v || config_blank(v, strlen(v)))
 			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
 	}
+	/* the CodeRuns' namespace is a path segment of every Kubernetes call:
+	 * "Bad NS" or "../x" would fail only once a failure was taken in */
+	if (!hl_str_k8s_label_valid(cfg->namespace))
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_NAMESPACE: '%.200s' is not a Kubernetes namespace (a-z, 0-9"
+		        " and '-', at most 63 characters)",
+		        cfg->namespace);
 	if (!cfg->database_url || !*cfg->database_url) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "sqlite:%s/healer.db", cfg->data_dir);

@@ -229,6 +229,16 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_MODEL", " ", "HEALER_MODEL" },
 		{ "GITHUB_API_URL", "", "GITHUB_API_URL" },
 		{ "HEALER_EMAIL_FROM", "", "HEALER_EMAIL_FROM" },
+		/* a namespace is a path segment of every Kubernetes call: refused
+		 * at start, not when the first CodeRun is created */
+		{ "HEALER_NAMESPACE", "../kube-system", "HEALER_NAMESPACE" },
+		{ "HEALER_NAMESPACE", "Bad NS", "HEALER_NAMESPACE" },
+		/* digits only, as "3 " already was: strtol takes " 3", "+3" */
+		{ "HEALER_MAX_ATTEMPTS", " 3", "HEALER_MAX_ATTEMPTS" },
+		{ "HEALER_MAX_ATTEMPTS", "+3", "HEALER_MAX_ATTEMPTS" },
+		{ "HEALER_LISTEN", "127.0.0.1: 80", "HEALER_LISTEN" },
+		{ "HEALER_LISTEN", "127.0.0.1:+80", "HEALER_LISTEN" },
+		{ "HEALER_LISTEN", "127.0.0.1:-0", "HEALER_LISTEN" },
 	};
 	size_t i;
 
@@ -336,6 +346,8 @@ test_config_yaml_aliases_and_duplicate_keys(void **state)
 	static const char *const bad_services[] = {
 		"- repository: a/b\n  service: &s web\n  workload: *s\n  namespace: prod\n",
 		"- repository: a/b\n  namespace: prod\n  namespace: dev\n",
+		"- repository: a/b\n  namespace: Prod\n",
+		"- repository: a/b\n  argocd_namespace: ../argocd\n",
 	};
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
@@ -377,6 +389,14 @@ test_config_yaml_aliases_and_duplicate_keys(void **state)
 		unlink(f);
 		free(f);
 	}
+	/* an entry's problem names the entry's first line, not where it ended */
+	f = write_temp("- repository: a/b\n  namespace: prod\n- repository: c/d\n"
+	               "  namespace: Prod\n  workload: web\n");
+	assert_int_not_equal(hl_config_services_load(&list, &n, f, &err), 0);
+	if (!strstr(err.msg, ":3: namespace 'Prod'"))
+		fail_msg("services: unclear: %s", err.msg);
+	unlink(f);
+	free(f);
 }
 
 static void
