@@ -370,10 +370,16 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			                (const char *)ev.data.alias.anchor);
 			break;
 		case YAML_SCALAR_EVENT: {
-			const char *v = hl_config_yaml_value((const char *)ev.data.scalar.value,
-			                                     ev.data.scalar.style ==
-			                                             YAML_PLAIN_SCALAR_STYLE);
-			if (depth != 1) {
+			const char *raw = (const char *)ev.data.scalar.value;
+			const char *v = hl_config_yaml_value(raw, ev.data.scalar.style ==
+			                                                  YAML_PLAIN_SCALAR_STYLE);
+			/* "a\0b" would be read as "a": a token cut short, a namespace
+			 * not the one written */
+			if (memchr(raw, '\0', ev.data.scalar.length)) {
+				rc = hl_err_set(err, HL_EPARSE,
+				                "%s:%zu: '%s' holds a NUL character", path,
+				                ev.start_mark.line + 1, key ? key : raw);
+			} else if (depth != 1) {
 				rc = hl_err_set(err, HL_EPARSE,
 				                "%s: the top level must be a mapping", path);
 			} else if (in_list) {
@@ -381,7 +387,7 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 					hl_buf_append_char(&list, ',');
 				hl_buf_append_str(&list, v);
 			} else if (!key) {
-				key = strdup(v);
+				key = strdup(raw); /* a key "null" is the key null, not "" */
 				key_line = ev.start_mark.line + 1;
 				if (!key)
 					rc = hl_err_set(err, HL_ENOMEM, "out of memory");

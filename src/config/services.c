@@ -228,6 +228,14 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 			                                             YAML_PLAIN_SCALAR_STYLE);
 			size_t i;
 
+			/* "web\0x" would be read as "web" */
+			if (memchr(ev.data.scalar.value, '\0', ev.data.scalar.length)) {
+				rc = hl_err_set(
+				        err, HL_EPARSE,
+				        "HEALER_SERVICES_FILE: %s:%zu: a NUL character in '%s'",
+				        path, line, key ? key : v);
+				break;
+			}
 			if (state == 1 && !key) {
 				if (strcmp(v, "services") != 0) {
 					rc = hl_err_set(err, HL_EINVAL,

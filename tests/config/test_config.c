@@ -342,12 +342,18 @@ test_config_yaml_aliases_and_duplicate_keys(void **state)
 		{ "HEALER_NAMESPACE: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
 		{ "namespace: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
 		{ "HEALER_REPOSITORIES: [a/b]\nrepositories: c/d\n", "HEALER_REPOSITORIES" },
+		/* a value read as a C string would end at the NUL */
+		{ "HEALER_NAMESPACE: \"prod\\0x\"\n", "'HEALER_NAMESPACE' holds a NUL" },
+		{ "HEALER_REPOSITORIES: [a/b, \"c/d\\0e\"]\n", "holds a NUL" },
+		/* the key null is named as written, not as '' */
+		{ "null: x\n", "unknown key 'null'" },
 	};
 	static const char *const bad_services[] = {
 		"- repository: a/b\n  service: &s web\n  workload: *s\n  namespace: prod\n",
 		"- repository: a/b\n  namespace: prod\n  namespace: dev\n",
 		"- repository: a/b\n  namespace: Prod\n",
 		"- repository: a/b\n  argocd_namespace: ../argocd\n",
+		"- repository: a/b\n  workload: \"web\\0x\"\n",
 	};
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
