@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define POD_ISSUE_CAP (1u * 1024 * 1024)
 
@@ -145,6 +146,38 @@ hl_cmd_fetch_logs(int argc, char **argv)
 
 /* ---- spawn-remediation ---- */
 
+static bool
+pod_task_id_valid(const char *id)
+{
+	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n > 0 && n <= 96 && !id[n];
+}
+
+/* path as an absolute path: the working directory before a relative one
+ * (links are kept: /workspace/watch/... must stay as written). */
+static int
+pod_absolute(struct hl_buf *out, const char *path)
+{
+	char cwd[4096];
+
+	if (path[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -1;
+		hl_buf_append_str(out, cwd);
+		if (!out->len || out->data[out->len - 1] != '/')
+			hl_buf_append_char(out, '/');
+		while (path[0] == '.' && path[1] == '/')
+			path += 2;
+	}
+	hl_buf_append_str(out, path);
+	if (hl_buf_error(out)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
 int
 hl_cmd_spawn_remediation(int argc, char **argv)
 {
@@ -157,6 +190,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	struct hl_config *cfg = NULL;
 	struct hl_dispatch *d = NULL;
 	struct hl_buf prompt = HL_BUF_INIT(POD_ISSUE_CAP), sel = HL_BUF_INIT(0);
+	struct hl_buf issue_abs = HL_BUF_INIT(0);
 	struct hl_heal_spec hs;
 	enum hl_dispatch_outcome outcome;
 	json_t *manifest = NULL, *active = NULL;
@@ -191,10 +225,31 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 		return hl_cmd_usage_error("spawn-remediation", "missing --task-id");
 	if (!issue || !*issue)
 		return hl_cmd_usage_error("spawn-remediation", "missing --issue-file");
-	if (stat(issue, &st) < 0 || !S_ISREG(st.st_mode))
-		return hl_cmd_fail("issue file '%s' does not exist", issue);
+	/* the names the CodeRun and its selectors carry: a pod name as
+	 * fetch-logs takes it, a task id as the prompt data keeps it */
+	if (target && *target && !hl_diag_pod_name_valid(target))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--target-pod '%.253s' is not a pod name", target);
+	if (!pod_task_id_valid(task))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--task-id '%.100s' must be 1 to 96 of A-Z, a-z, 0-9, "
+		                          "'.', '_' and '-'",
+		                          task);
+	if (stat(issue, &st) < 0)
+		return hl_cmd_fail("issue file '%s': %s", issue, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return hl_cmd_fail("issue file '%s' is %s, not a file", issue,
+		                   S_ISDIR(st.st_mode) ? "a directory"
+		                                       : "a device or special file");
+	if (pod_absolute(&issue_abs, issue) < 0) {
+		hl_buf_release(&issue_abs);
+		return hl_cmd_fail("issue file '%s': cannot name it absolutely: %s", issue,
+		                   strerror(errno));
+	}
+	issue = issue_abs.data; /* the CodeRun's pod has another working directory */
 	if (hl_file_read(&prompt, issue, &err) < 0) {
 		hl_buf_release(&prompt);
+		hl_buf_release(&issue_abs);
 		return hl_cmd_fail("issue file '%s': %s", issue, err.msg);
 	}
 	if (hl_config_load(&cfg, NULL, NULL, 0, &err) < 0) {
@@ -277,6 +332,7 @@ out:
 	json_decref(active);
 	hl_buf_release(&prompt);
 	hl_buf_release(&sel);
+	hl_buf_release(&issue_abs);
 	hl_dispatch_close(d);
 	hl_config_free(cfg);
 	return rc;
