@@ -26,6 +26,21 @@ rc, out, err = run("help")
 check("help exits 0 and lists commands", rc == 0 and "server" in out and "classify" in out, err)
 rc, out, err = run("version")
 check("version exits 0", rc == 0 and out.startswith("healer "), out)
+# help and version are commands too: their usage, and their bad words
+rc, out, err = run("help", "version")
+rc2, out2, err2 = run("help", "help")
+rc3, out3, err3 = run("version", "--help")
+check("help version, help help, version --help print usage and exit 0",
+      rc == rc2 == rc3 == 0 and "usage: healer version" in out and "usage: healer help" in out2
+      and "usage: healer version" in out3, (err, err2, err3))
+bad = []
+for args, word in ((("version", "--bogus"), "'--bogus'"), (("version", "extra"), "'extra'"),
+                   (("--version", "--short"), "'--short'"),
+                   (("help", "classify", "extra"), "'extra'")):
+    rc, out, err = run(*args)
+    if rc != 2 or word not in err or "usage" not in err or out:
+        bad.append((args, rc, out[:80], err[:200]))
+check("help and version: an unknown option or extra argument exits 2 naming it", not bad, bad)
 rc, out, err = run("server", "--help")
 check("command --help prints usage", rc == 0 and "usage: healer server" in out, err)
 rc, out, err = run("frobnicate")
