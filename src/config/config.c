@@ -804,6 +804,14 @@ hl_config_load(struct hl_config **out, const char *config_file,
 				        envname);
 				goto out;
 			}
+			/* both: which one is meant? (an empty GITHUB_TOKEN beside
+			 * GITHUB_TOKEN_FILE discarded the file's token) */
+			if (f && v) {
+				rc = hl_err_set(err, HL_EINVAL,
+				                "%s and %s are both set; set only one of them",
+				                k->env, envname);
+				goto out;
+			}
 			if (f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)
 				goto out;
 		}

@@ -40,6 +40,8 @@ static const char *const cleared[] = {
 	"GITHUB_HOOK_REPOSITORY",
 	"GITHUB_HOOK_ORG",
 	"HEALER_REDELIVER_INTERVAL_MINS",
+	"GITHUB_TOKEN",
+	"GITHUB_TOKEN_FILE",
 	NULL,
 };
 
@@ -124,6 +126,19 @@ test_config_secret_file_and_rotation_list(void **state)
 	assert_string_equal(c->webhook_secrets[0], "old-secret");
 	assert_string_equal(c->webhook_secrets[1], "new-secret");
 	hl_config_free(c);
+	/* a value and a file for one secret: refused, not the value silently
+	 * (an empty GITHUB_TOKEN discarded GITHUB_TOKEN_FILE's token) */
+	setenv("GITHUB_TOKEN_FILE", file, 1);
+	setenv("GITHUB_TOKEN", "", 1);
+	c = NULL;
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "GITHUB_TOKEN and GITHUB_TOKEN_FILE are both set"));
+	unsetenv("GITHUB_TOKEN");
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_string_equal(c->github_token, "old-secret, new-secret");
+	hl_config_free(c);
+	unsetenv("GITHUB_TOKEN_FILE");
 	unlink(file);
 	free(file);
 }
