@@ -14,6 +14,7 @@
 #include "base/str.h"
 #include "catalog/catalog.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -847,7 +848,8 @@ hl_api_parse_duration(int64_t *ms, const char *text, struct hl_err *err)
 
 	errno = 0;
 	v = text ? strtoll(text, &end, 10) : 0;
-	if (!text || end == text || errno || v <= 0)
+	/* digits first: strtoll would take " 5d" and "+5d" */
+	if (!text || !isdigit((unsigned char)text[0]) || end == text || errno || v <= 0)
 		return hl_err_set(err, HL_EINVAL, "bad duration '%s' (like 90s, 30m, 24h, 7d, 2w)",
 		                  text ? text : "");
 	if (*end == 's' || !*end)

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -502,12 +503,9 @@ hl_cmd_classify(int argc, char **argv)
 			dump = true;
 			break;
 		case OPT_MAX_LINE: {
-			char *end;
-			unsigned long long v;
+			long long v;
 
-			errno = 0;
-			v = strtoull(arg, &end, 10);
-			if (errno || *end || end == arg || v < 1 || arg[0] == '-') {
+			if (!hl_cmd_parse_count(arg, 1, LLONG_MAX, &v)) {
 				free(changed);
 				return hl_cmd_usage_error(
 				        "classify", "--max-line-bytes '%s' must be a number >= 1",

@@ -42,6 +42,7 @@
 
 #include "json/json.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,7 @@ hl_cmd_fetch_logs(int argc, char **argv)
 	size_t i;
 
 	while ((opt = hl_cmd_getopt("fetch-logs", argc, argv, opts, &arg, &idx)) != -1) {
-		char *end;
+		long long n;
 
 		switch (opt) {
 		case '?':
@@ -99,11 +100,10 @@ hl_cmd_fetch_logs(int argc, char **argv)
 			dir = arg;
 			break;
 		case 't':
-			errno = 0;
-			tail = strtol(arg, &end, 10);
-			if (errno || *end || tail < 0 || end == arg)
+			if (!hl_cmd_parse_count(arg, 0, LONG_MAX, &n))
 				return hl_cmd_usage_error("fetch-logs",
 				                          "--tail '%s' must be a number >= 0", arg);
+			tail = (long)n;
 			break;
 		}
 	}

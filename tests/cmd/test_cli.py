@@ -41,6 +41,22 @@ for args, word in ((("version", "--bogus"), "'--bogus'"), (("version", "extra"),
     if rc != 2 or word not in err or "usage" not in err or out:
         bad.append((args, rc, out[:80], err[:200]))
 check("help and version: an unknown option or extra argument exits 2 naming it", not bad, bad)
+# counts and durations are digits only, as written (strtol took " 5" and "+5"); a
+# repository filter GitHub cannot have is named, not an empty report
+bad = []
+for args, word in ((("status", "--limit", "+5"), "--limit"),
+                   (("status", "--limit", " 5"), "--limit"),
+                   (("insights", "--since", " 5d"), "--since"),
+                   (("insights", "--since", "+5d"), "--since"),
+                   (("insights", "--repository", "bad repo"), "--repository"),
+                   (("classify", "--max-line-bytes", "+5", os.devnull), "--max-line-bytes"),
+                   (("fetch-logs", "--pod-name", "p", "--namespace", "n", "--output-dir", "x",
+                     "--tail", " 5"), "--tail")):
+    rc, out, err = run(*args)
+    if rc != 2 or word not in err or "usage" not in err:
+        bad.append((args, rc, err[:200]))
+check("a count, duration or repository that is not as written is a usage error naming it",
+      not bad, bad)
 rc, out, err = run("server", "--help")
 check("command --help prints usage", rc == 0 and "usage: healer server" in out, err)
 rc, out, err = run("frobnicate")
