@@ -418,6 +418,24 @@ config_file_exists(const char *path)
 	return path && access(path, R_OK) == 0;
 }
 
+/* True when KUBECONFIG names a readable file: the first of a ':' list, the
+ * one the Kubernetes client reads (src/net/kubeconfig.c). */
+static bool
+config_kubeconfig_exists(const char *list)
+{
+	char first[4096];
+	size_t n;
+
+	if (!list)
+		return false;
+	n = strcspn(list, ":");
+	if (n == 0 || n >= sizeof(first))
+		return false;
+	memcpy(first, list, n);
+	first[n] = '\0';
+	return config_file_exists(first);
+}
+
 static int
 config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 {
@@ -737,7 +755,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		const char *home = getenv("HOME");
 		char path[4096];
 		bool cluster =
-		        config_file_exists(cfg->kubeconfig) ||
+		        config_kubeconfig_exists(cfg->kubeconfig) ||
 		        (getenv("KUBERNETES_SERVICE_HOST") &&
 		         config_file_exists("/var/run/secrets/kubernetes.io/serviceaccount/token"));
 		if (!cluster && !cfg->kubeconfig && home) {

@@ -427,9 +427,22 @@ test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
 	struct hl_err err = HL_ERR_INIT;
 	char *kc = write_temp("apiVersion: v1\nkind: Config\n");
 
+	char list[512];
+
 	setenv("KUBECONFIG", kc, 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
+	hl_config_free(c);
+	/* a KUBECONFIG list (kubectl's convention): its first file is the
+	 * cluster's (before: no such file "a:b", so directory dispatch) */
+	snprintf(list, sizeof(list), "%s:/nonexistent/other-config", kc);
+	setenv("KUBECONFIG", list, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
+	hl_config_free(c);
+	setenv("KUBECONFIG", "/nonexistent/config:/nonexistent/other", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->dispatch, HL_DISPATCH_DIRECTORY);
 	hl_config_free(c);
 	unlink(kc);
 	free(kc);
