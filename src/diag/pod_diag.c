@@ -17,12 +17,14 @@
 #include "yaml_emit.h"
 
 #include "json/json.h"
+#include <errno.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DIAG_LOG_CAP      (64u * 1024 * 1024)
 #define DIAG_MAX_PROBLEMS 64
@@ -152,6 +154,22 @@ diag_write(struct diag_ctx *c, enum hl_diag_file f, const struct hl_buf *b)
 	c->r->path[f] = strdup(path);
 	if (!c->r->path[f])
 		diag_problem(c->r, "out of memory recording '%s'", path);
+}
+
+/* Removes the file of kind f left by an earlier call for a pod of this name
+ * (a pod recreated under its name, a StatefulSet's): the pod object says it
+ * has no such content now, and a stale previous.log would be read as this
+ * pod's last crash. */
+static void
+diag_remove_stale(struct diag_ctx *c, enum hl_diag_file f)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->stem,
+	                     hl_diag_file_suffix(f)) >= sizeof(path))
+		return;
+	if (unlink(path) < 0 && errno != ENOENT)
+		diag_problem(c->r, "could not remove the stale '%s': %s", path, strerror(errno));
 }
 
 /*
@@ -320,6 +338,8 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 			diag_write(&c, HL_DIAG_CURRENT_LOG, &cur);
 		if (prev_ok > 0)
 			diag_write(&c, HL_DIAG_PREVIOUS_LOG, &prev);
+		else if (podj && json_array_size(prevnames) == 0)
+			diag_remove_stale(&c, HL_DIAG_PREVIOUS_LOG);
 	}
 
 	if (events) {

@@ -7,7 +7,8 @@
  *   <pod>-current.log    every container's log, each under a header line
  *                        "==> container NAME <==" (init, regular, ephemeral)
  *   <pod>-previous.log   only when a container has a previous instance
- *                        (restarted, or a terminated last state)
+ *                        (restarted, or a terminated last state); one left
+ *                        by an earlier call is removed when the pod has none
  *   <pod>-events.yaml    the pod's events as a YAML List
  *   <pod>-describe.txt   a `kubectl describe pod`-like report
  *

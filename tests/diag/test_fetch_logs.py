@@ -159,9 +159,13 @@ check("describe.txt reports node, phase, states, OOMKilled exit code, restarts, 
       and "Restart Count:  3" in desc and "memory:  128Mi" in desc and "BackOff" in desc
       and "Controlled By:    ReplicaSet/api-7d9f-rs" in desc, desc)
 
+# a previous.log left by an earlier pod of this name (recreated since) would be read
+# as this pod's last crash: it goes
+with open(os.path.join(out_dir, "calm-pod-previous.log"), "w") as f:
+    f.write("==> container web <==\nan earlier pod's crash\n")
 rc, out, err = healer("fetch-logs", "--pod-name", "calm-pod", "--namespace", "prod",
                       "--output-dir", out_dir, "--tail", "1", env=KENV)
-check("fetch-logs: a pod without restarts gets no previous.log",
+check("fetch-logs: a pod without restarts gets no previous.log (a stale one is removed)",
       rc == 0 and not os.path.exists(os.path.join(out_dir, "calm-pod-previous.log"))
       and os.path.exists(os.path.join(out_dir, "calm-pod-current.log")), (rc, err))
 check("fetch-logs: --tail 1 keeps one line",
