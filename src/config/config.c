@@ -217,7 +217,17 @@ config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
 	case CFG_STR:
 	case CFG_SECRET: {
 		char **slot = (char **)(void *)base;
-		char *copy = strdup(value);
+		char *copy;
+		const char *p;
+
+		/* a model "a\nb" or a CLI with an escape sequence reaches
+		 * CodeRuns, labels and terminals (a secret may be a PEM key) */
+		for (p = value; k->kind == CFG_STR && *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return hl_err_set(err, HL_EINVAL,
+				                  "%s: holds a control character (from %s)", k->env,
+				                  source);
+		copy = strdup(value);
 		if (!copy)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 		free(*slot);
@@ -469,15 +479,59 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 	return 0;
 }
 
+/*
+ * A URL setting: one of schemes ("http" and "https" when NULL), "://", a
+ * host, and no whitespace or control character. A secret's value (a
+ * webhook URL holds its token) is never shown in the error; another's is
+ * shown without its user:password@.
+ */
 static int
-config_check_url(const char *key, const char *url, struct hl_err *err)
+config_check_url(const char *key, const char *url, bool secret, const char *const *schemes,
+                 struct hl_err *err)
 {
+	static const char *const http[] = { "http", "https", NULL };
+	const char *const *sc = schemes ? schemes : http;
+	const char *p, *auth = NULL, *host;
+	struct hl_buf shown = HL_BUF_INIT(0);
+	size_t n, i;
+	int rc;
+
 	if (!url || !*url)
 		return 0;
-	if (!hl_str_starts_with(url, "http://") && !hl_str_starts_with(url, "https://"))
-		return hl_err_set(err, HL_EINVAL, "%s: '%s' must be an http:// or https:// URL",
-		                  key, url);
-	return 0;
+	for (i = 0; sc[i] && !auth; i++) {
+		n = strlen(sc[i]);
+		if (strncmp(url, sc[i], n) == 0 && strncmp(url + n, "://", 3) == 0)
+			auth = url + n + 3;
+	}
+	if (auth) {
+		/* the host: after any user:password@, before :port and the path */
+		n = strcspn(auth, "/?#");
+		host = auth;
+		for (p = auth; p < auth + n; p++)
+			if (*p == '@')
+				host = p + 1;
+		if (host == auth + n || *host == ':' || *host == '/')
+			auth = NULL;
+	}
+	for (p = url; auth && *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			auth = NULL;
+	if (auth)
+		return 0;
+	if (!secret)
+		hl_url_strip_userinfo_text(&shown, url);
+	if (secret || hl_buf_error(&shown))
+		rc = hl_err_set(err, HL_EINVAL,
+		                "%s: the value (a secret, not shown) must be a %s:// or %s:// URL"
+		                " with a host and no spaces",
+		                key, sc[0], sc[1]);
+	else
+		rc = hl_err_set(
+		        err, HL_EINVAL,
+		        "%s: '%.300s' must be a %s:// or %s:// URL with a host and no spaces", key,
+		        shown.data, sc[0], sc[1]);
+	hl_buf_release(&shown);
+	return rc;
 }
 
 /* The password of a URL's userinfo ("scheme://user:password@host") is a
@@ -624,6 +678,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		{ "DISCORD_WEBHOOK_URL", offsetof(struct hl_config, discord_webhook_url) },
 		{ "SLACK_WEBHOOK_URL", offsetof(struct hl_config, slack_webhook_url) },
 	};
+	static const char *const smtp[] = { "smtp", "smtps", NULL };
 	static const struct config_string_field required[] = {
 		{ "HEALER_DATA_DIR", offsetof(struct hl_config, data_dir) },
 		{ "HEALER_NAMESPACE", offsetof(struct hl_config, namespace) },
@@ -664,9 +719,16 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                  "HEALER_DATABASE_URL: must be sqlite:PATH, postgres://... or"
 		                  " libpq settings (host=... dbname=...)");
 	}
-	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-		if ((rc = config_check_url(urls[i].key, config_string_at(cfg, &urls[i]), err)) < 0)
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const struct config_key *k = config_find(urls[i].key);
+
+		if ((rc = config_check_url(urls[i].key, config_string_at(cfg, &urls[i]),
+		                           k && k->kind == CFG_SECRET, NULL, err)) < 0)
 			return rc;
+	}
+	/* found at escalation time otherwise, the worst moment */
+	if ((rc = config_check_url("SMTP_URL", cfg->smtp_url, true, smtp, err)) < 0)
+		return rc;
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
 		config_register_userinfo(config_string_at(cfg, &urls[i]));
 	config_register_userinfo(cfg->database_url);

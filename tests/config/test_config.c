@@ -254,6 +254,15 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_LISTEN", "127.0.0.1: 80", "HEALER_LISTEN" },
 		{ "HEALER_LISTEN", "127.0.0.1:+80", "HEALER_LISTEN" },
 		{ "HEALER_LISTEN", "127.0.0.1:-0", "HEALER_LISTEN" },
+		/* a URL needs a host and no spaces; SMTP_URL is smtp(s):// (found
+		 * at escalation time otherwise) */
+		{ "GITHUB_API_URL", "https://", "GITHUB_API_URL" },
+		{ "LOKI_URL", "http://user:pw@/loki", "LOKI_URL" },
+		{ "PROMETHEUS_URL", "http://prom :9090", "PROMETHEUS_URL" },
+		{ "SMTP_URL", "http://mail.example", "SMTP_URL" },
+		/* control characters reach CodeRuns, labels and terminals */
+		{ "HEALER_MODEL", "claude\nx", "HEALER_MODEL" },
+		{ "HEALER_CLI", "Factory\x1b[31m", "HEALER_CLI" },
 	};
 	size_t i;
 
@@ -267,6 +276,33 @@ test_config_errors_name_the_key(void **state)
 		if (!strstr(err.msg, cases[i].expect))
 			fail_msg("error for %s=%s does not name it: %s", cases[i].key,
 			         cases[i].value, err.msg);
+	}
+}
+
+/* An invalid URL that is a secret (a webhook URL holds its token) is named
+ * by its key, never shown; another is shown without its password. */
+static void
+test_config_url_errors_never_show_secrets(void **state)
+{
+	static const struct {
+		const char *key, *value, *secret;
+	} cases[] = {
+		{ "DISCORD_WEBHOOK_URL", "ftp://discord.com/api/webhooks/1/TOKEN-d1sc0rd", "d1sc0rd" },
+		{ "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/sl4ck tok", "sl4ck" },
+		{ "SMTP_URL", "http://user:sm7p-pw@mail.example", "sm7p-pw" },
+		{ "GITHUB_API_URL", "ftp://x:gh-pw-9@ghe.example/api/v3", "gh-pw-9" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_config *c = NULL;
+		struct hl_err err = HL_ERR_INIT;
+		struct hl_config_override ov = { cases[i].key, cases[i].value };
+
+		assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), -HL_EINVAL);
+		if (!strstr(err.msg, cases[i].key) || strstr(err.msg, cases[i].secret))
+			fail_msg("%s: %s", cases[i].key, err.msg);
 	}
 }
 
@@ -534,6 +570,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_aliases_and_duplicate_keys, clear_env),
 		cmocka_unit_test_setup(test_config_redelivery_hook, clear_env),
+		cmocka_unit_test_setup(test_config_url_errors_never_show_secrets, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
 		                       clear_env),
 	};
