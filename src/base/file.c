@@ -51,6 +51,7 @@ hl_file_mkdirs(const char *path, struct hl_err *err)
 {
 	char tmp[4096];
 	size_t i, n = strlen(path);
+	struct stat st;
 
 	if (n == 0 || n >= sizeof(tmp))
 		return hl_err_set(err, HL_EINVAL, "bad directory path '%s'", path);
@@ -65,6 +66,13 @@ hl_file_mkdirs(const char *path, struct hl_err *err)
 		if (i < n)
 			tmp[i] = '/';
 	}
+	/* EEXIST is also a file of that name: every write under it would fail */
+	if (stat(path, &st) < 0)
+		return hl_err_set(err, HL_EIO, "cannot create directory '%s': %s", path,
+		                  strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return hl_err_set(err, HL_EIO,
+		                  "cannot create directory '%s': a file of that name exists", path);
 	return 0;
 }
 

@@ -227,6 +227,17 @@ rc, out, err = healer("fetch-logs", "--pod-name", "api-7d9f", "--namespace", "pr
 check("fetch-logs: API down -> exit 1, says why, writes nothing",
       rc == 1 and "healer: error:" in err and "could not get" in err
       and os.listdir(down_dir) == [], (rc, err))
+# an output directory that is a file: said at once (before: every write failed
+# one by one after the fetches, "could not write 'FILE/api-7d9f-current.log'")
+a_file = os.path.join(TMP, "not-a-dir")
+with open(a_file, "w") as f:
+    f.write("x")
+before = len(ctl("GET", "/_stub/requests"))
+rc, out, err = healer("fetch-logs", "--pod-name", "api-7d9f", "--namespace", "prod",
+                      "--output-dir", a_file, env=KENV)
+check("fetch-logs: an --output-dir that is a file -> exit 1 naming it, before any request",
+      rc == 1 and "not-a-dir" in err and "a file of that name exists" in err
+      and len(ctl("GET", "/_stub/requests")) == before, (rc, err))
 rc, out, err = healer("fetch-logs", "--pod-name", "x", "--namespace", "prod", env=KENV)
 check("fetch-logs: a missing --output-dir is a usage error (exit 2)",
       rc == 2 and "--output-dir" in err, err)
