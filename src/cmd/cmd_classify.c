@@ -206,6 +206,11 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 	}
 	/* The raw webhook payload may carry what the case lacks. */
 	json_t *payload = json_object_get(root, "payload");
+	if (payload != NULL && !json_is_null(payload) && !json_is_object(payload)) {
+		/* as a wrong 'log' is: not silently a case without its payload */
+		classify_print_error(NULL, "field 'payload' must be an object");
+		goto out;
+	}
 	if (json_is_object(payload)) {
 		if (in.argocd_sync == NULL)
 			in.argocd_sync = hl_json_str(payload, "application.status.sync.status");

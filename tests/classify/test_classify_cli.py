@@ -61,6 +61,12 @@ try:
         check("wrongly typed field gives id null and an error naming it",
               res[3].get("id", "x") is None and "'log'" in res[3].get("error", ""),
               json.dumps(res[3]))
+        rc, out2, err = run("classify", stdin=json.dumps({"id": "p", "payload": "a string"})
+                            + "\n" + json.dumps({"id": "q", "payload": None}) + "\n")
+        r2 = jlines(out2)
+        check("a payload that is not an object gives an error naming it (null is no payload)",
+              rc == 0 and len(r2) == 2 and r2[0].get("id", "x") is None
+              and "'payload'" in r2[0].get("error", "") and r2[1].get("id") == "q", out2 + err)
         check("the rest go on after bad lines", res[4]["id"] == 7
               and res[4]["agent"] == "cipher"
               and res[4]["failure_type"] == "security_dependabot", json.dumps(res[4]))
