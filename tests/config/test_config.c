@@ -287,7 +287,8 @@ test_config_url_errors_never_show_secrets(void **state)
 	static const struct {
 		const char *key, *value, *secret;
 	} cases[] = {
-		{ "DISCORD_WEBHOOK_URL", "ftp://discord.com/api/webhooks/1/TOKEN-d1sc0rd", "d1sc0rd" },
+		{ "DISCORD_WEBHOOK_URL", "ftp://discord.com/api/webhooks/1/TOKEN-d1sc0rd",
+		  "d1sc0rd" },
 		{ "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/sl4ck tok", "sl4ck" },
 		{ "SMTP_URL", "http://user:sm7p-pw@mail.example", "sm7p-pw" },
 		{ "GITHUB_API_URL", "ftp://x:gh-pw-9@ghe.example/api/v3", "gh-pw-9" },
