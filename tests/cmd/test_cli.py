@@ -68,6 +68,21 @@ check("check-config accepts defaults", rc == 0 and "configuration ok" in out, er
 rc, out, err = run("check-config", env={"HEALER_DISPATCH": "pigeon"})
 check("check-config names the bad key", rc == 1 and err.startswith("healer: error:")
       and "HEALER_DISPATCH" in err, err)
+# what the server loads at start: a rules file or prompts directory that stops it is not
+# "configuration ok" (before: ok, then `healer server` refused to start)
+with tempfile.TemporaryDirectory() as d:
+    badrules = os.path.join(d, "rules.yaml")
+    with open(badrules, "w") as f:
+        f.write("rules:\n- name: a\n  priority: 5\n  patterns: ['x']\n")
+    bad = []
+    for key, value, want in (("HEALER_RULES_FILE", os.path.join(d, "absent.yaml"), "absent.yaml"),
+                             ("HEALER_RULES_FILE", badrules, "rules.yaml:2:3: rule 'a'"),
+                             ("HEALER_PROMPTS_DIR", os.path.join(d, "absent"), "absent")):
+        rc, out, err = run("check-config", env={key: value})
+        if rc != 1 or key not in err or want not in err or "configuration ok" in out:
+            bad.append((key, rc, out, err))
+    check("check-config loads the rules file and prompts directory as the server does", not bad,
+          bad)
 rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
 check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
       and "ghp_secretvalue123" not in out, out)
