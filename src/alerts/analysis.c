@@ -640,13 +640,14 @@ doc_logs(struct hl_buf *b, const struct alerts_analysis *an)
 		                                           "Describe" };
 	const char *watch = "/workspace/watch/";
 	size_t i, wl = strlen(watch);
-	char path[4096];
+	char path[4096], stem[HL_DIAG_STEM_MAX + 1];
 
+	hl_diag_file_stem(stem, an->pod);
 	hl_buf_append_str(b, "## Relevant Logs\n");
 	for (i = 0; i < HL_DIAG_NFILES; i++) {
 		if (an->paths[i])
 			hl_strlcpy(path, an->paths[i], sizeof(path));
-		else if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", an->logs_dir, an->pod,
+		else if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", an->logs_dir, stem,
 		                          hl_diag_file_suffix((enum hl_diag_file)i)) >=
 		         sizeof(path))
 			continue;

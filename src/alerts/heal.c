@@ -288,13 +288,14 @@ static void
 heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 {
 	struct stat st;
-	char path[PATH_MAX];
+	char path[PATH_MAX], stem[HL_DIAG_STEM_MAX + 1];
 	size_t i;
 
+	hl_diag_file_stem(stem, pod);
 	for (i = 0; i < HL_DIAG_NFILES; i++) {
 		if (rep->path[i])
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", dir, pod,
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", dir, stem,
 		                     hl_diag_file_suffix((enum hl_diag_file)i)) >= sizeof(path))
 			continue;
 		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
@@ -358,6 +359,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
 	char logs_dir[PATH_MAX], alerts_dir[PATH_MAX], analysis[PATH_MAX], existing[HL_TASK_ID_MAX];
 	char frame[300] = "", name[64] = "", why[160], evfile[256] = "";
+	char stem[HL_DIAG_STEM_MAX + 1]; /* A7-<stem>.md, as the diagnostics */
 	const char *agent, *ftype, *repo, *rule, *evline = NULL;
 	size_t evno = 0, evfile_line = 0;
 	json_t *pod = NULL, *pod_sum = NULL, *manifest = NULL, *decision = NULL;
@@ -380,11 +382,12 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		                "fetched");
 		goto out;
 	}
+	hl_diag_file_stem(stem, al->pod);
 	if ((size_t)snprintf(logs_dir, sizeof(logs_dir), "%s/logs", cfg->heal_workspace) >=
 	            sizeof(logs_dir) ||
 	    (size_t)snprintf(alerts_dir, sizeof(alerts_dir), "%s/alerts", cfg->heal_workspace) >=
 	            sizeof(alerts_dir) ||
-	    (size_t)snprintf(analysis, sizeof(analysis), "%s/A7-%s.md", alerts_dir, al->pod) >=
+	    (size_t)snprintf(analysis, sizeof(analysis), "%s/A7-%s.md", alerts_dir, stem) >=
 	            sizeof(analysis)) {
 		rc = hl_err_set(err, HL_EINVAL, "HEALER_HEAL_WORKSPACE '%s' is too long",
 		                cfg->heal_workspace);

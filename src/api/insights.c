@@ -14,6 +14,7 @@
 #include "base/str.h"
 #include "catalog/catalog.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -846,9 +847,9 @@ hl_api_parse_duration(int64_t *ms, const char *text, struct hl_err *err)
 	int64_t unit = 1000;
 
 	errno = 0;
-	/* digits first: strtoll would also take " 7d" and "+7d" */
-	v = text && *text >= '0' && *text <= '9' ? strtoll(text, &end, 10) : 0;
-	if (!text || v <= 0 || errno)
+	v = text ? strtoll(text, &end, 10) : 0;
+	/* digits first: strtoll would take " 5d" and "+5d" */
+	if (!text || !isdigit((unsigned char)text[0]) || end == text || errno || v <= 0)
 		return hl_err_set(err, HL_EINVAL, "bad duration '%s' (like 90s, 30m, 24h, 7d, 2w)",
 		                  text ? text : "");
 	if (*end == 's' || !*end)

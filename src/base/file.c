@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,7 @@ hl_file_mkdirs(const char *path, struct hl_err *err)
 {
 	char tmp[4096];
 	size_t i, n = strlen(path);
+	struct stat st;
 
 	if (n == 0 || n >= sizeof(tmp))
 		return hl_err_set(err, HL_EINVAL, "bad directory path '%s'", path);
@@ -64,6 +66,13 @@ hl_file_mkdirs(const char *path, struct hl_err *err)
 		if (i < n)
 			tmp[i] = '/';
 	}
+	/* EEXIST is also a file of that name: every write under it would fail */
+	if (stat(path, &st) < 0)
+		return hl_err_set(err, HL_EIO, "cannot create directory '%s': %s", path,
+		                  strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return hl_err_set(err, HL_EIO,
+		                  "cannot create directory '%s': a file of that name exists", path);
 	return 0;
 }
 
@@ -71,14 +80,20 @@ int
 hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err *err)
 {
 	static atomic_ulong seq;
-	char tmp[4096], dir[4096];
-	const char *p = data;
+	char tmp[4096], dir[4096], suffix[64];
+	const char *p = data, *slash = strrchr(path, '/');
+	size_t base = strlen(slash ? slash + 1 : path), keep = strlen(path);
 	int fd, dfd;
 
 	/* one temporary name per call: two threads writing the same path do
 	 * not share one file (the last rename wins, whole) */
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%lu", path, (long)getpid(),
-	             atomic_fetch_add(&seq, 1)) >= (int)sizeof(tmp))
+	snprintf(suffix, sizeof(suffix), ".tmp.%ld.%lu", (long)getpid(), atomic_fetch_add(&seq, 1));
+	/* a name near NAME_MAX (255 bytes) is still written: its temporary
+	 * name keeps only as much of it as fits with the suffix */
+	if (base + strlen(suffix) > NAME_MAX)
+		keep -= base + strlen(suffix) - NAME_MAX;
+	if (keep > INT_MAX ||
+	    snprintf(tmp, sizeof(tmp), "%.*s%s", (int)keep, path, suffix) >= (int)sizeof(tmp))
 		return hl_err_set(err, HL_EINVAL, "path too long '%s'", path);
 	/* a new file of our own: never through a link planted at the
 	 * (predictable) temporary name in a directory others can write */

@@ -230,12 +230,15 @@ hl_str_github_repo_valid(const char *full_name)
 }
 
 /* One DNS-1123 label of s[0..n). */
+/* [a-z0-9] and '-', neither first nor last; max_len 63 for a label, none
+ * for a part of a subdomain (Kubernetes' IsDNS1123Subdomain checks only the
+ * whole name's 253) */
 static bool
-str_dns_label(const char *s, size_t n)
+str_dns_label(const char *s, size_t n, size_t max_len)
 {
 	size_t i;
 
-	if (n < 1 || n > 63)
+	if (n < 1 || n > max_len)
 		return false;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -250,7 +253,7 @@ str_dns_label(const char *s, size_t n)
 bool
 hl_str_k8s_label_valid(const char *s)
 {
-	return s && str_dns_label(s, strlen(s));
+	return s && str_dns_label(s, strlen(s), 63);
 }
 
 bool
@@ -263,7 +266,7 @@ hl_str_k8s_subdomain_valid(const char *s)
 		return false;
 	for (;;) {
 		dot = strchr(s, '.');
-		if (!str_dns_label(s, dot ? (size_t)(dot - s) : strlen(s)))
+		if (!str_dns_label(s, dot ? (size_t)(dot - s) : strlen(s), 253))
 			return false;
 		if (!dot)
 			return true;

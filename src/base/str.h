@@ -56,8 +56,9 @@ bool hl_str_github_repo_valid(const char *full_name);
 bool hl_str_k8s_label_valid(const char *s);
 
 /* True for a Kubernetes DNS-1123 subdomain (pod and most object names): at
- * most 253 characters, dot-separated DNS-1123 labels of [a-z0-9-] (each
- * starting and ending with a letter or digit). */
+ * most 253 characters, dot-separated parts of [a-z0-9-] (each starting and
+ * ending with a letter or digit). As in Kubernetes' IsDNS1123Subdomain, a
+ * part is not held to a label's 63 characters: "a" x 100 names a pod. */
 bool hl_str_k8s_subdomain_valid(const char *s);
 
 #endif

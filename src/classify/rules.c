@@ -156,6 +156,38 @@ cl_scalar(const yaml_node_t *n)
 	return (const char *)n->data.scalar.value;
 }
 
+/* A mapping whose key appears twice is an error, not "the last one wins"
+ * (a second 'rules:' list dropped the first one's rules without a word). */
+static int
+cl_check_keys(struct cl_parse *ps, const yaml_node_t *map)
+{
+	if (map == NULL || map->type != YAML_MAPPING_NODE)
+		return 0;
+	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+	     p++) {
+		const yaml_node_t *k = yaml_document_get_node(&ps->doc, p->key);
+		const char *ks = cl_scalar(k);
+
+		for (yaml_node_pair_t *q = map->data.mapping.pairs.start; ks && q < p; q++)
+			if (cl_scalar(yaml_document_get_node(&ps->doc, q->key)) &&
+			    strcmp(cl_scalar(yaml_document_get_node(&ps->doc, q->key)), ks) == 0)
+				return cl_perr(ps, k, 0, "duplicate key '%s'", ks);
+	}
+	return 0;
+}
+
+/* A string holding a NUL would be read up to it: "a\0b" as the pattern "a". */
+static int
+cl_check_nul(struct cl_parse *ps)
+{
+	for (yaml_node_t *n = ps->doc.nodes.start; n < ps->doc.nodes.top; n++)
+		if (n->type == YAML_SCALAR_NODE &&
+		    memchr(n->data.scalar.value, '\0', n->data.scalar.length))
+			return cl_perr(ps, n, 0, "a string holds a NUL character (after '%.40s')",
+			               (const char *)n->data.scalar.value);
+	return 0;
+}
+
 /* Reads a string or a sequence of strings into l. */
 static int
 cl_read_list(struct cl_parse *ps, const yaml_node_t *n, const char *key, struct cl_list *l)
@@ -586,6 +618,8 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 	}
 	if (r->name == NULL)
 		return cl_perr(ps, rn, 0, "missing 'name'");
+	if ((rc = cl_check_keys(ps, rn)) != 0)
+		return rc;
 
 	for (yaml_node_pair_t *p = rn->data.mapping.pairs.start; p < rn->data.mapping.pairs.top;
 	     p++) {
@@ -666,8 +700,12 @@ cl_parse_rule(struct cl_parse *ps, const yaml_node_t *rn, size_t idx, struct cl_
 static int
 cl_parse_scoring(struct cl_parse *ps, const yaml_node_t *n, struct hl_classifier *c)
 {
+	int rc;
+
 	if (n->type != YAML_MAPPING_NODE)
 		return cl_perr(ps, n, 0, "'scoring' must be a mapping");
+	if ((rc = cl_check_keys(ps, n)) != 0)
+		return rc;
 	for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
 	     p++) {
 		const yaml_node_t *k = yaml_document_get_node(&ps->doc, p->key);
@@ -682,7 +720,7 @@ cl_parse_scoring(struct cl_parse *ps, const yaml_node_t *n, struct hl_classifier
 			dst = &c->files_bonus;
 		if (dst == NULL || v == NULL)
 			return cl_perr(ps, k, 0, "unknown scoring key '%s'", ks ? ks : "?");
-		int rc = cl_read_number(ps, v, ks, 0, 1000, dst);
+		rc = cl_read_number(ps, v, ks, 0, 1000, dst);
 		if (rc)
 			return rc;
 	}
@@ -841,6 +879,8 @@ cl_new(struct hl_classifier **out, const char *text, size_t n, const char *name,
 		rc = cl_perr(&ps, root, 0, "the rules file must be a mapping with a 'rules' list");
 		goto out;
 	}
+	if ((rc = cl_check_nul(&ps)) != 0 || (rc = cl_check_keys(&ps, root)) != 0)
+		goto out;
 	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
 	     p++) {
 		const yaml_node_t *k = yaml_document_get_node(&ps.doc, p->key);

@@ -3,8 +3,11 @@
  */
 #include "cmd.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const struct hl_cmd hl_commands[] = {
@@ -201,4 +204,20 @@ hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
 		return o->val;
 	}
 	return hl_cmd_usage_error(cmd, "unknown option '%.*s'", (int)(nlen + 2), arg), '?';
+}
+
+bool
+hl_cmd_parse_count(const char *arg, long long lo, long long hi, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (!arg || !isdigit((unsigned char)arg[0]))
+		return false;
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		return false;
+	*out = v;
+	return true;
 }

@@ -43,6 +43,10 @@ struct hl_opt {
 int hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *opts,
                   const char **optarg_out, int *optind_io);
 
+/* Parses arg as a decimal count in [lo, hi]: digits only (not " 5", "+5",
+ * "5 " or "0x5", which strtol would partly take). */
+bool hl_cmd_parse_count(const char *arg, long long lo, long long hi, long long *out);
+
 /* The commands. */
 int hl_cmd_server(int argc, char **argv);
 int hl_cmd_check_config(int argc, char **argv);

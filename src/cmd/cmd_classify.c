@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,11 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 	}
 	/* The raw webhook payload may carry what the case lacks. */
 	json_t *payload = json_object_get(root, "payload");
+	if (payload != NULL && !json_is_null(payload) && !json_is_object(payload)) {
+		/* as a wrong 'log' is: not silently a case without its payload */
+		classify_print_error(NULL, "field 'payload' must be an object");
+		goto out;
+	}
 	if (json_is_object(payload)) {
 		if (in.argocd_sync == NULL)
 			in.argocd_sync = hl_json_str(payload, "application.status.sync.status");
@@ -343,7 +349,10 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t m
 			snprintf(msg, sizeof(msg), "line %zu is longer than %zu bytes", lineno,
 			         max_line);
 			classify_print_error(NULL, msg);
-			fflush(stdout);
+			if (fflush(stdout) != 0) {
+				rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+				break;
+			}
 			if (classify_skip_line(r) < 0) {
 				got = -1;
 				break;
@@ -361,7 +370,11 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t m
 			rc = hl_cmd_fail("out of memory");
 			break;
 		}
-		fflush(stdout);
+		/* a full disk: stop here, not after classifying the rest */
+		if (fflush(stdout) != 0) {
+			rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+			break;
+		}
 	}
 	if (rc == 0 && got < 0)
 		rc = hl_cmd_fail("reading '%s': %s", path ? path : "-",
@@ -495,12 +508,9 @@ hl_cmd_classify(int argc, char **argv)
 			dump = true;
 			break;
 		case OPT_MAX_LINE: {
-			char *end;
-			unsigned long long v;
+			long long v;
 
-			errno = 0;
-			v = strtoull(arg, &end, 10);
-			if (errno || *end || end == arg || v < 1 || arg[0] == '-') {
+			if (!hl_cmd_parse_count(arg, 1, LLONG_MAX, &v)) {
 				free(changed);
 				return hl_cmd_usage_error(
 				        "classify", "--max-line-bytes '%s' must be a number >= 1",
@@ -543,8 +553,8 @@ hl_cmd_classify(int argc, char **argv)
 	} else {
 		rc = classify_jsonl(c, optind_ < argc ? argv[optind_] : NULL, explain, max_line);
 	}
-	if (fflush(stdout) != 0 && rc == 0)
-		rc = hl_cmd_fail("writing the output: %s", strerror(errno));
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
+		rc = hl_cmd_fail("writing the output: %s", errno ? strerror(errno) : "failed");
 	hl_classifier_free(c);
 	free(changed);
 	return rc;

@@ -4,11 +4,31 @@
  */
 #include "base/buf.h"
 #include "base/url.h"
+#include "classify/classify.h"
 #include "cmd.h"
 #include "config/config.h"
+#include "remediate/prompt_build.h"
 #include "store/store.h"
 
 #include <stdio.h>
+
+/* The files the server loads at start, loaded as it loads them: a rules
+ * file or a prompts directory it cannot use stops `healer server`, so
+ * check-config must not call the configuration ok. */
+static int
+check_config_files(const struct hl_config *cfg, struct hl_err *err)
+{
+	struct hl_classifier *c = NULL;
+	struct hl_prompt_builder *b = NULL;
+
+	if (hl_classifier_new(&c, cfg->rules_file, err) < 0)
+		return hl_err_wrap(err, "HEALER_RULES_FILE");
+	hl_classifier_free(c);
+	if (hl_prompt_builder_new(&b, cfg->prompts_dir, err) < 0)
+		return hl_err_wrap(err, "HEALER_PROMPTS_DIR");
+	hl_prompt_builder_free(b);
+	return 0;
+}
 
 static void
 check_config_print(const char *line, void *payload)
@@ -42,6 +62,10 @@ hl_cmd_check_config(int argc, char **argv)
 		return hl_cmd_usage_error("check-config", "unexpected argument '%s'", argv[idx]);
 	if (hl_config_load(&cfg, file, NULL, 0, &err) < 0)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	if (check_config_files(cfg, &err) < 0) {
+		hl_config_free(cfg);
+		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	}
 	/* valid as a configuration; `healer server` would still refuse it */
 	if (hl_config_check_auth(cfg, &err) < 0)
 		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);

@@ -8,6 +8,7 @@
 #include "api/insights.h"
 #include "base/buf.h"
 #include "base/clock.h"
+#include "base/str.h"
 #include "cmd.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -46,6 +47,12 @@ hl_cmd_insights(int argc, char **argv)
 			io.since = arg;
 			break;
 		case 'r':
+			/* a name GitHub cannot have matches nothing: say so */
+			if (!hl_str_github_repo_valid(arg))
+				return hl_cmd_usage_error("insights",
+				                          "--repository '%.200s' is not "
+				                          "OWNER/REPO",
+				                          arg);
 			io.repository = arg;
 			break;
 		case 'j':

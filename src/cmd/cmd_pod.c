@@ -5,9 +5,11 @@
  *      talks to the Kubernetes API directly (no kubectl) and writes
  *      P-current.log, P-previous.log (only when a container has a previous
  *      instance), P-events.yaml and P-describe.txt through
- *      hl_diag_fetch_pod (src/diag). Exit 0 when at least one of
- *      current/events/describe was written, naming on stderr what could not
- *      be fetched; exit 1 otherwise.
+ *      hl_diag_fetch_pod (src/diag), and prints their paths (P: the
+ *      pod's file stem, hl_diag_file_stem, shortened for names over 242
+ *      bytes). Exit 0 when at least one of current/events/describe was
+ *      written, naming on stderr what could not be fetched; exit 1
+ *      otherwise.
  *
  *  healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]
  *      builds the heal CodeRun (prompt = the issue file; template
@@ -17,8 +19,9 @@
  *      "remediation=true,alert-type=A,target-pod=P", P as
  *      hl_coderun_label_id makes it: pods sharing their first 63
  *      characters stay apart; without --target-pod, "...,!target-pod", so
- *      pod-less runs of one alert are deduplicated too). kubernetes mode prints the created name, directory mode the
- *      file written, none mode the manifest.
+ *      pod-less runs of one alert are deduplicated too). kubernetes mode
+ *      prints the created name, directory mode the file written, none mode
+ *      the manifest.
  *
  *  healer heal fetch-logs ... | healer heal spawn-remediation ...
  *      the seed's names for the two (`heal fetch-logs` when the binary is
@@ -39,10 +42,12 @@
 
 #include "json/json.h"
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define POD_ISSUE_CAP (1u * 1024 * 1024)
 
@@ -80,7 +85,7 @@ hl_cmd_fetch_logs(int argc, char **argv)
 	size_t i;
 
 	while ((opt = hl_cmd_getopt("fetch-logs", argc, argv, opts, &arg, &idx)) != -1) {
-		char *end;
+		long long n;
 
 		switch (opt) {
 		case '?':
@@ -95,11 +100,10 @@ hl_cmd_fetch_logs(int argc, char **argv)
 			dir = arg;
 			break;
 		case 't':
-			errno = 0;
-			tail = strtol(arg, &end, 10);
-			if (errno || *end || tail < 0 || end == arg)
+			if (!hl_cmd_parse_count(arg, 0, LONG_MAX, &n))
 				return hl_cmd_usage_error("fetch-logs",
 				                          "--tail '%s' must be a number >= 0", arg);
+			tail = (long)n;
 			break;
 		}
 	}
@@ -126,6 +130,11 @@ hl_cmd_fetch_logs(int argc, char **argv)
 		fprintf(stderr, "healer: %s\n", report.problems[i]);
 	if (rc == 0) {
 		printf("wrote diagnostics for pod '%s' to '%s'\n", pod, dir);
+		/* a pod name over HL_DIAG_STEM_MAX names its files by a shorter
+		 * stem: say which files they are */
+		for (i = 0; i < HL_DIAG_NFILES; i++)
+			if (report.path[i])
+				printf("  %s\n", report.path[i]);
 	} else {
 		hl_cmd_fail("%s", err.msg);
 		rc = 1;
@@ -136,6 +145,38 @@ hl_cmd_fetch_logs(int argc, char **argv)
 }
 
 /* ---- spawn-remediation ---- */
+
+static bool
+pod_task_id_valid(const char *id)
+{
+	size_t n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n > 0 && n <= 96 && !id[n];
+}
+
+/* path as an absolute path: the working directory before a relative one
+ * (links are kept: /workspace/watch/... must stay as written). */
+static int
+pod_absolute(struct hl_buf *out, const char *path)
+{
+	char cwd[4096];
+
+	if (path[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -1;
+		hl_buf_append_str(out, cwd);
+		if (!out->len || out->data[out->len - 1] != '/')
+			hl_buf_append_char(out, '/');
+		while (path[0] == '.' && path[1] == '/')
+			path += 2;
+	}
+	hl_buf_append_str(out, path);
+	if (hl_buf_error(out)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
 
 int
 hl_cmd_spawn_remediation(int argc, char **argv)
@@ -149,6 +190,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	struct hl_config *cfg = NULL;
 	struct hl_dispatch *d = NULL;
 	struct hl_buf prompt = HL_BUF_INIT(POD_ISSUE_CAP), sel = HL_BUF_INIT(0);
+	struct hl_buf issue_abs = HL_BUF_INIT(0);
 	struct hl_heal_spec hs;
 	enum hl_dispatch_outcome outcome;
 	json_t *manifest = NULL, *active = NULL;
@@ -183,10 +225,31 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 		return hl_cmd_usage_error("spawn-remediation", "missing --task-id");
 	if (!issue || !*issue)
 		return hl_cmd_usage_error("spawn-remediation", "missing --issue-file");
-	if (stat(issue, &st) < 0 || !S_ISREG(st.st_mode))
-		return hl_cmd_fail("issue file '%s' does not exist", issue);
+	/* the names the CodeRun and its selectors carry: a pod name as
+	 * fetch-logs takes it, a task id as the prompt data keeps it */
+	if (target && *target && !hl_diag_pod_name_valid(target))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--target-pod '%.253s' is not a pod name", target);
+	if (!pod_task_id_valid(task))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--task-id '%.100s' must be 1 to 96 of A-Z, a-z, 0-9, "
+		                          "'.', '_' and '-'",
+		                          task);
+	if (stat(issue, &st) < 0)
+		return hl_cmd_fail("issue file '%s': %s", issue, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return hl_cmd_fail("issue file '%s' is %s, not a file", issue,
+		                   S_ISDIR(st.st_mode) ? "a directory"
+		                                       : "a device or special file");
+	if (pod_absolute(&issue_abs, issue) < 0) {
+		hl_buf_release(&issue_abs);
+		return hl_cmd_fail("issue file '%s': cannot name it absolutely: %s", issue,
+		                   strerror(errno));
+	}
+	issue = issue_abs.data; /* the CodeRun's pod has another working directory */
 	if (hl_file_read(&prompt, issue, &err) < 0) {
 		hl_buf_release(&prompt);
+		hl_buf_release(&issue_abs);
 		return hl_cmd_fail("issue file '%s': %s", issue, err.msg);
 	}
 	if (hl_config_load(&cfg, NULL, NULL, 0, &err) < 0) {
@@ -269,6 +332,7 @@ out:
 	json_decref(active);
 	hl_buf_release(&prompt);
 	hl_buf_release(&sel);
+	hl_buf_release(&issue_abs);
 	hl_dispatch_close(d);
 	hl_config_free(cfg);
 	return rc;

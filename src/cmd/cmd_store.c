@@ -312,8 +312,7 @@ hl_cmd_status(int argc, char **argv)
 	size_t n = 0, i;
 	int idx = 1, opt, rc;
 	bool json = false;
-	char *end;
-	long v;
+	long long v;
 
 	/* options before or after the operand */
 	while ((opt = store_getopt("status", argc, argv, opts, &o, &arg, &idx)) != -1 ||
@@ -331,9 +330,7 @@ hl_cmd_status(int argc, char **argv)
 			json = true;
 			break;
 		case 'l':
-			errno = 0;
-			v = strtol(arg, &end, 10);
-			if (errno || end == arg || *end || v < 1 || v > 1000)
+			if (!hl_cmd_parse_count(arg, 1, 1000, &v))
 				return hl_cmd_usage_error(
 				        "status", "--limit '%s' must be between 1 and 1000", arg);
 			q.limit = (size_t)v;

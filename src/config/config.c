@@ -218,7 +218,17 @@ config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
 	case CFG_STR:
 	case CFG_SECRET: {
 		char **slot = (char **)(void *)base;
-		char *copy = strdup(value);
+		char *copy;
+		const char *p;
+
+		/* a model "a\nb" or a CLI with an escape sequence reaches
+		 * CodeRuns, labels and terminals (a secret may be a PEM key) */
+		for (p = value; k->kind == CFG_STR && *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return hl_err_set(err, HL_EINVAL,
+				                  "%s: holds a control character (from %s)", k->env,
+				                  source);
+		copy = strdup(value);
 		if (!copy)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 		free(*slot);
@@ -232,10 +242,12 @@ config_set(struct hl_config *cfg, const struct config_key *k, const char *value,
 		long v;
 		errno = 0;
 		v = strtol(value, &end, 10);
-		if (errno || end == value || *end || v < 0 || v > 1000000)
-			return hl_err_set(err, HL_EINVAL,
-			                  "%s: '%s' must be a non-negative integer (from %s)",
-			                  k->env, value, source);
+		/* digits only: strtol would also take " 3" and "+3" (and "3 " not) */
+		if (!isdigit((unsigned char)value[0]) || errno || *end || v > 1000000)
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "%s: '%.40s' must be an integer from 0 to 1000000 (from %s)",
+			        k->env, value, source);
 		*(int *)(void *)base = (int)v;
 		return 0;
 	}
@@ -369,10 +381,16 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 			                (const char *)ev.data.alias.anchor);
 			break;
 		case YAML_SCALAR_EVENT: {
-			const char *v = hl_config_yaml_value((const char *)ev.data.scalar.value,
-			                                     ev.data.scalar.style ==
-			                                             YAML_PLAIN_SCALAR_STYLE);
-			if (depth != 1) {
+			const char *raw = (const char *)ev.data.scalar.value;
+			const char *v = hl_config_yaml_value(raw, ev.data.scalar.style ==
+			                                                  YAML_PLAIN_SCALAR_STYLE);
+			/* "a\0b" would be read as "a": a token cut short, a namespace
+			 * not the one written */
+			if (memchr(raw, '\0', ev.data.scalar.length)) {
+				rc = hl_err_set(err, HL_EPARSE,
+				                "%s:%zu: '%s' holds a NUL character", path,
+				                ev.start_mark.line + 1, key ? key : raw);
+			} else if (depth != 1) {
 				rc = hl_err_set(err, HL_EPARSE,
 				                "%s: the top level must be a mapping", path);
 			} else if (in_list) {
@@ -380,7 +398,7 @@ config_read_yaml(struct hl_config *cfg, const char *path, struct hl_err *err)
 					hl_buf_append_char(&list, ',');
 				hl_buf_append_str(&list, v);
 			} else if (!key) {
-				key = strdup(v);
+				key = strdup(raw); /* a key "null" is the key null, not "" */
 				key_line = ev.start_mark.line + 1;
 				if (!key)
 					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -411,6 +429,24 @@ config_file_exists(const char *path)
 	return path && access(path, R_OK) == 0;
 }
 
+/* True when KUBECONFIG names a readable file: the first of a ':' list, the
+ * one the Kubernetes client reads (src/net/kubeconfig.c). */
+static bool
+config_kubeconfig_exists(const char *list)
+{
+	char first[4096];
+	size_t n;
+
+	if (!list)
+		return false;
+	n = strcspn(list, ":");
+	if (n == 0 || n >= sizeof(first))
+		return false;
+	memcpy(first, list, n);
+	first[n] = '\0';
+	return config_file_exists(first);
+}
+
 static int
 config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 {
@@ -423,7 +459,8 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: '%s' must be HOST:PORT",
 		                  cfg->listen);
 	port = strtol(colon + 1, &end, 10);
-	if (end == colon + 1 || *end || port < 0 || port > 65535)
+	/* digits only: not "127.0.0.1: 80", "+80" or "-0" */
+	if (!isdigit((unsigned char)colon[1]) || *end || port > 65535)
 		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: bad port in '%s'", cfg->listen);
 	hlen = (size_t)(colon - cfg->listen);
 	free(cfg->listen_host);
@@ -443,15 +480,59 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 	return 0;
 }
 
+/*
+ * A URL setting: one of schemes ("http" and "https" when NULL), "://", a
+ * host, and no whitespace or control character. A secret's value (a
+ * webhook URL holds its token) is never shown in the error; another's is
+ * shown without its user:password@.
+ */
 static int
-config_check_url(const char *key, const char *url, struct hl_err *err)
+config_check_url(const char *key, const char *url, bool secret, const char *const *schemes,
+                 struct hl_err *err)
 {
+	static const char *const http[] = { "http", "https", NULL };
+	const char *const *sc = schemes ? schemes : http;
+	const char *p, *auth = NULL, *host;
+	struct hl_buf shown = HL_BUF_INIT(0);
+	size_t n, i;
+	int rc;
+
 	if (!url || !*url)
 		return 0;
-	if (!hl_str_starts_with(url, "http://") && !hl_str_starts_with(url, "https://"))
-		return hl_err_set(err, HL_EINVAL, "%s: '%s' must be an http:// or https:// URL",
-		                  key, url);
-	return 0;
+	for (i = 0; sc[i] && !auth; i++) {
+		n = strlen(sc[i]);
+		if (strncmp(url, sc[i], n) == 0 && strncmp(url + n, "://", 3) == 0)
+			auth = url + n + 3;
+	}
+	if (auth) {
+		/* the host: after any user:password@, before :port and the path */
+		n = strcspn(auth, "/?#");
+		host = auth;
+		for (p = auth; p < auth + n; p++)
+			if (*p == '@')
+				host = p + 1;
+		if (host == auth + n || *host == ':' || *host == '/')
+			auth = NULL;
+	}
+	for (p = url; auth && *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			auth = NULL;
+	if (auth)
+		return 0;
+	if (!secret)
+		hl_url_strip_userinfo_text(&shown, url);
+	if (secret || hl_buf_error(&shown))
+		rc = hl_err_set(err, HL_EINVAL,
+		                "%s: the value (a secret, not shown) must be a %s:// or %s:// URL"
+		                " with a host and no spaces",
+		                key, sc[0], sc[1]);
+	else
+		rc = hl_err_set(
+		        err, HL_EINVAL,
+		        "%s: '%.300s' must be a %s:// or %s:// URL with a host and no spaces", key,
+		        shown.data, sc[0], sc[1]);
+	hl_buf_release(&shown);
+	return rc;
 }
 
 /* The password of a URL's userinfo ("scheme://user:password@host") is a
@@ -598,6 +679,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		{ "DISCORD_WEBHOOK_URL", offsetof(struct hl_config, discord_webhook_url) },
 		{ "SLACK_WEBHOOK_URL", offsetof(struct hl_config, slack_webhook_url) },
 	};
+	static const char *const smtp[] = { "smtp", "smtps", NULL };
 	static const struct config_string_field required[] = {
 		{ "HEALER_DATA_DIR", offsetof(struct hl_config, data_dir) },
 		{ "HEALER_NAMESPACE", offsetof(struct hl_config, namespace) },
@@ -618,6 +700,14 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!v || config_blank(v, strlen(v)))
 			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
 	}
+	/* the CodeRuns' namespace is a path segment of every Kubernetes call:
+	 * "Bad NS" or "../x" would fail only once a failure was taken in */
+	if (!hl_str_k8s_label_valid(cfg->namespace))
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_NAMESPACE: '%.200s' is not a Kubernetes namespace (a-z, 0-9"
+		        " and '-', at most 63 characters)",
+		        cfg->namespace);
 	if (!cfg->database_url || !*cfg->database_url) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "sqlite:%s/healer.db", cfg->data_dir);
@@ -630,9 +720,16 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                  "HEALER_DATABASE_URL: must be sqlite:PATH, postgres://... or"
 		                  " libpq settings (host=... dbname=...)");
 	}
-	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-		if ((rc = config_check_url(urls[i].key, config_string_at(cfg, &urls[i]), err)) < 0)
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		const struct config_key *k = config_find(urls[i].key);
+
+		if ((rc = config_check_url(urls[i].key, config_string_at(cfg, &urls[i]),
+		                           k && k->kind == CFG_SECRET, NULL, err)) < 0)
 			return rc;
+	}
+	/* found at escalation time otherwise, the worst moment */
+	if ((rc = config_check_url("SMTP_URL", cfg->smtp_url, true, smtp, err)) < 0)
+		return rc;
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
 		config_register_userinfo(config_string_at(cfg, &urls[i]));
 	config_register_userinfo(cfg->database_url);
@@ -724,7 +821,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		const char *home = getenv("HOME");
 		char path[4096];
 		bool cluster =
-		        config_file_exists(cfg->kubeconfig) ||
+		        config_kubeconfig_exists(cfg->kubeconfig) ||
 		        (getenv("KUBERNETES_SERVICE_HOST") &&
 		         config_file_exists("/var/run/secrets/kubernetes.io/serviceaccount/token"));
 		if (!cluster && !cfg->kubeconfig && home) {
@@ -789,6 +886,14 @@ hl_config_load(struct hl_config **out, const char *config_file,
 				        err, HL_EINVAL,
 				        "%s: is empty (name the file, or unset the variable)",
 				        envname);
+				goto out;
+			}
+			/* both: which one is meant? (an empty GITHUB_TOKEN beside
+			 * GITHUB_TOKEN_FILE discarded the file's token) */
+			if (f && v) {
+				rc = hl_err_set(err, HL_EINVAL,
+				                "%s and %s are both set; set only one of them",
+				                k->env, envname);
 				goto out;
 			}
 			if (f && (rc = config_set_secret_file(cfg, k, f, envname, err)) < 0)

@@ -102,6 +102,18 @@ services_check(const struct hl_service *s, const char *path, size_t line, struct
 		                  "HEALER_SERVICES_FILE: %s:%zu: repository '%s' is not "
 		                  "owner/repo",
 		                  path, line, r);
+	if ((s->namespace && !hl_str_k8s_label_valid(s->namespace)) ||
+	    (s->argocd_namespace && !hl_str_k8s_label_valid(s->argocd_namespace)))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_SERVICES_FILE: %s:%zu: %s '%.100s' is not a Kubernetes "
+		                  "namespace",
+		                  path, line,
+		                  s->namespace && !hl_str_k8s_label_valid(s->namespace)
+		                          ? "namespace"
+		                          : "argocd_namespace",
+		                  s->namespace && !hl_str_k8s_label_valid(s->namespace)
+		                          ? s->namespace
+		                          : s->argocd_namespace);
 	for (i = 0; i < N_SERVICE_KEYS; i++) {
 		const char *v = *services_slot((struct hl_service *)s, i);
 		if (v && !services_value_ok(services_keys[i].key, v))
@@ -125,7 +137,7 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 	struct hl_service *list = NULL, cur;
 	yaml_parser_t parser;
 	yaml_event_t ev;
-	size_t n = 0, cap = 0, line = 0;
+	size_t n = 0, cap = 0, line = 0, entry_line = 0;
 	char *key = NULL;
 	int rc = 0, state = 0, done = 0;
 	bool top_map = false, seen[N_SERVICE_KEYS];
@@ -179,6 +191,7 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 					break;
 				}
 				state = 3;
+				entry_line = line; /* an entry's problems name its first line */
 				memset(&cur, 0, sizeof(cur));
 				memset(seen, 0, sizeof(seen));
 			} else {
@@ -190,7 +203,7 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 			break;
 		case YAML_MAPPING_END_EVENT:
 			if (state == 3) {
-				if ((rc = services_check(&cur, path, line, err)) < 0)
+				if ((rc = services_check(&cur, path, entry_line, err)) < 0)
 					break;
 				if (n == cap) {
 					size_t nc = cap ? cap * 2 : 8;
@@ -215,6 +228,14 @@ hl_config_services_load(struct hl_service **out, size_t *n_out, const char *path
 			                                             YAML_PLAIN_SCALAR_STYLE);
 			size_t i;
 
+			/* "web\0x" would be read as "web" */
+			if (memchr(ev.data.scalar.value, '\0', ev.data.scalar.length)) {
+				rc = hl_err_set(
+				        err, HL_EPARSE,
+				        "HEALER_SERVICES_FILE: %s:%zu: a NUL character in '%s'",
+				        path, line, key ? key : v);
+				break;
+			}
 			if (state == 1 && !key) {
 				if (strcmp(v, "services") != 0) {
 					rc = hl_err_set(err, HL_EINVAL,

@@ -17,11 +17,14 @@
 #include "yaml_emit.h"
 
 #include "json/json.h"
+#include <errno.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define DIAG_LOG_CAP      (64u * 1024 * 1024)
 #define DIAG_MAX_PROBLEMS 64
@@ -52,6 +55,31 @@ hl_diag_file_suffix(enum hl_diag_file f)
 		                                           "events.yaml", "describe.txt" };
 
 	return (unsigned)f < HL_DIAG_NFILES ? names[f] : "";
+}
+
+void
+hl_diag_file_stem(char out[HL_DIAG_STEM_MAX + 1], const char *pod)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	char hex[2 * EVP_MAX_MD_SIZE + 1];
+	size_t n;
+
+	pod = pod ? pod : "";
+	n = strlen(pod);
+	if (n <= HL_DIAG_STEM_MAX) {
+		memcpy(out, pod, n + 1);
+		return;
+	}
+	/* a 253-character pod name would make "<pod>-previous.log" 266 bytes:
+	 * open() fails with ENAMETOOLONG */
+	if (EVP_Digest(pod, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 8)
+		memset(md, 0, sizeof(md)); /* never for SHA-256; still a stable name */
+	hl_str_hex(hex, md, 8);
+	memcpy(out, pod, HL_DIAG_STEM_HEAD);
+	out[HL_DIAG_STEM_HEAD] = '-';
+	memcpy(out + HL_DIAG_STEM_HEAD + 1, hex, 16);
+	out[HL_DIAG_STEM_MAX] = '\0';
 }
 
 bool
@@ -96,7 +124,8 @@ struct diag_ctx {
 	struct hl_diag_report *r;
 	const char *dir;
 	const char *pod;
-	int first_code; /* the first fetch error, for the final error */
+	char stem[HL_DIAG_STEM_MAX + 1]; /* the files' names: hl_diag_file_stem */
+	int first_code;                  /* the first fetch error, for the final error */
 };
 
 static void
@@ -113,7 +142,7 @@ diag_write(struct diag_ctx *c, enum hl_diag_file f, const struct hl_buf *b)
 	struct hl_err err = HL_ERR_INIT;
 	char path[PATH_MAX];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->pod,
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->stem,
 	                     hl_diag_file_suffix(f)) >= sizeof(path)) {
 		diag_problem(c->r, "could not write %s: path too long", hl_diag_file_suffix(f));
 		return;
@@ -125,6 +154,22 @@ diag_write(struct diag_ctx *c, enum hl_diag_file f, const struct hl_buf *b)
 	c->r->path[f] = strdup(path);
 	if (!c->r->path[f])
 		diag_problem(c->r, "out of memory recording '%s'", path);
+}
+
+/* Removes the file of kind f left by an earlier call for a pod of this name
+ * (a pod recreated under its name, a StatefulSet's): the pod object says it
+ * has no such content now, and a stale previous.log would be read as this
+ * pod's last crash. */
+static void
+diag_remove_stale(struct diag_ctx *c, enum hl_diag_file f)
+{
+	char path[PATH_MAX];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->stem,
+	                     hl_diag_file_suffix(f)) >= sizeof(path))
+		return;
+	if (unlink(path) < 0 && errno != ENOENT)
+		diag_problem(c->r, "could not remove the stale '%s': %s", path, strerror(errno));
 }
 
 /*
@@ -252,6 +297,7 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 	c.r = report;
 	c.dir = dir;
 	c.pod = pod;
+	hl_diag_file_stem(c.stem, pod);
 	c.first_code = 0;
 
 	names = json_array();
@@ -292,6 +338,8 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 			diag_write(&c, HL_DIAG_CURRENT_LOG, &cur);
 		if (prev_ok > 0)
 			diag_write(&c, HL_DIAG_PREVIOUS_LOG, &prev);
+		else if (podj && json_array_size(prevnames) == 0)
+			diag_remove_stale(&c, HL_DIAG_PREVIOUS_LOG);
 	}
 
 	if (events) {

@@ -7,9 +7,14 @@
  *   <pod>-current.log    every container's log, each under a header line
  *                        "==> container NAME <==" (init, regular, ephemeral)
  *   <pod>-previous.log   only when a container has a previous instance
- *                        (restarted, or a terminated last state)
+ *                        (restarted, or a terminated last state); one left
+ *                        by an earlier call is removed when the pod has none
  *   <pod>-events.yaml    the pod's events as a YAML List
  *   <pod>-describe.txt   a `kubectl describe pod`-like report
+ *
+ * <pod> is the pod's file stem (hl_diag_file_stem): the pod name itself, or
+ * for a name too long to leave room for the longest suffix within the file
+ * system's 255-byte name limit, a shortened, hash-suffixed name.
  *
  * The logs of all containers are fetched in one parallel batch. Files are
  * written atomically; log bytes are copied verbatim. A call succeeds when at
@@ -56,6 +61,24 @@ void hl_diag_report_release(struct hl_diag_report *r);
 /* The file name suffix of a kind: "current.log", "previous.log",
  * "events.yaml", "describe.txt". */
 const char *hl_diag_file_suffix(enum hl_diag_file f);
+
+/*
+ * The longest file stem: 255 bytes (NAME_MAX) less "-previous.log" (13), so
+ * every diagnostics file and the A7 analysis "A7-<stem>.md" fit.
+ */
+#define HL_DIAG_STEM_MAX 242
+/* The length of the head a longer name keeps: then '-' and 16 hex digits. */
+#define HL_DIAG_STEM_HEAD 225
+
+/*
+ * Writes the file stem of pod into out: the pod name when it has at most
+ * HL_DIAG_STEM_MAX bytes, else its first HL_DIAG_STEM_HEAD bytes, '-' and
+ * the first 16 hex digits of the SHA-256 of the whole name (in shell:
+ * "${POD:0:225}-$(printf %s "$POD" | sha256sum | cut -c1-16)"). Every file
+ * named after a pod uses it: the diagnostics files, alerts/A7-<stem>.md,
+ * the heal CodeRun's HEAL_LOG_FILE. pod NULL is "".
+ */
+void hl_diag_file_stem(char out[HL_DIAG_STEM_MAX + 1], const char *pod);
 
 /* True when pod is a pod name as Kubernetes allows it (a DNS-1123
  * subdomain: hl_str_k8s_subdomain_valid), so it can name a diagnostics

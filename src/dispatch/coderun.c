@@ -14,6 +14,7 @@
 #include "base/buf.h"
 #include "base/str.h"
 #include "catalog/catalog.h"
+#include "diag/pod_diag.h"
 #include "net/kube.h"
 
 #include "json/json.h"
@@ -362,10 +363,12 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 		         p + strlen("/workspace/watch/"));
 	else
 		hl_strlcpy(prompt_path, p, sizeof(prompt_path));
-	if (spec->target_pod && *spec->target_pod)
-		snprintf(logfile, sizeof(logfile), "/workspace/logs/%s-current.log",
-		         spec->target_pod);
-	else
+	if (spec->target_pod && *spec->target_pod) {
+		char stem[HL_DIAG_STEM_MAX + 1]; /* the name fetch-logs gives the file */
+
+		hl_diag_file_stem(stem, spec->target_pod);
+		snprintf(logfile, sizeof(logfile), "/workspace/logs/%s-current.log", stem);
+	} else
 		snprintf(logfile, sizeof(logfile), "/workspace/logs/%s-*.log", spec->alert);
 
 	m = json_object();

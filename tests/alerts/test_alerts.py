@@ -21,6 +21,7 @@ application's conditions and unhealthy resources in the prompt, a healthy
 one skipped; a group of 2,000 pod alerts in one body -> 202, each stored
 once, the same body again -> all duplicates; malformed bodies -> 400 with a
 reason, a missing token 401, a wrong content type 415. Standard library only; prints TAP."""
+import hashlib
 import http.client
 import json
 import os
@@ -50,6 +51,11 @@ POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
 POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
 POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
 POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
+# the longest pod name Kubernetes allows: "<pod>-previous.log" and
+# "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
+# shortened stem (hl_diag_file_stem)
+POD_LONG = "cart-" + "l" * 247 + "z"
+STEM_LONG = POD_LONG[:225] + "-" + hashlib.sha256(POD_LONG.encode()).hexdigest()[:16]
 UTF8_PANIC = ("thread 'main' panicked at src/" + "\u00e9" * 130 + ".rs:1:1:\n"
               "   0: std::x\n   1: app::" + "\u00fc" * 150 + "\n")
 
@@ -209,7 +215,7 @@ def seed():
     panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
     cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
-            for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4)]
+            for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4, POD_LONG)]
     kube("POST", "/_stub/seed", {
         "pods": [oom_pod, panic_pod, flaky_pod] + cart,
         "logs": [
@@ -227,7 +233,7 @@ def seed():
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
         ] + [{"namespace": APP_NS, "pod": p, "container": "api",
               "text": "Error: connection refused (os error 111)\n"}
-           for p in (POD_CART1, POD_CART2, POD_CART3)]
+           for p in (POD_CART1, POD_CART2, POD_CART3, POD_LONG)]
         + [{"namespace": APP_NS, "pod": POD_CART4, "container": "api", "previous": True,
             "text": UTF8_PANIC}],
         "events": [
@@ -593,6 +599,23 @@ def main():
           len(runs_u) == 1 and tu.get("coderun_name")
           and "\u00e9" * 20 in ((tu.get("decision") or {}).get("first_frame") or ""),
           [len(runs_u), tu.get("state"), tu.get("reason")])
+
+    # ---- a 253-character pod name: its files, analysis and CodeRun agree on one stem ----
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_LONG, "c4c4c4c406")]))
+    tid_l = (ans.get("task_ids") or ["?"])[0]
+    runs_l = wait_for(lambda: coderuns(tid_l), 15) or []
+    long_logs = sorted(f for f in os.listdir(os.path.join(ws, "logs")) if f.startswith(STEM_LONG))
+    long_analysis = os.path.join(ws, "alerts", f"A7-{STEM_LONG}.md")
+    env_l = runs_l[0]["spec"].get("env", {}) if runs_l else {}
+    check("a 253-character pod name -> its diagnostics and A7 analysis under the shortened"
+          " stem, and a CodeRun pointing at them",
+          len(runs_l) == 1 and os.path.isfile(long_analysis)
+          and long_logs == [f"{STEM_LONG}-current.log", f"{STEM_LONG}-describe.txt",
+                            f"{STEM_LONG}-events.yaml"]
+          and env_l.get("HEAL_PROMPT_FILE") == long_analysis
+          and env_l.get("HEAL_LOG_FILE") == f"/workspace/logs/{STEM_LONG}-current.log"
+          and os.path.join(ws, "logs", f"{STEM_LONG}-current.log") in open(long_analysis).read(),
+          [len(runs_l), long_logs, env_l, task_of(srv, tid_l).get("reason")])
 
     # ---- two alerts of one pod at once (slow context): one CodeRun, the other skipped ------
     set_routes(loki_delay_ms=1000)

@@ -216,6 +216,20 @@ test_str_k8s_names_follow_dns1123(void **state)
 	assert_false(hl_str_k8s_subdomain_valid("a."));
 	assert_false(hl_str_k8s_subdomain_valid("A"));
 	assert_false(hl_str_k8s_subdomain_valid(""));
+	/* Kubernetes limits the whole name (253), not its parts: a pod may be
+	 * named by one 64-character part, or 253 characters without a dot */
+	assert_true(hl_str_k8s_subdomain_valid(label64));
+	{
+		char name[255];
+
+		memset(name, 'p', 254);
+		name[254] = '\0';
+		assert_false(hl_str_k8s_subdomain_valid(name));
+		name[253] = '\0';
+		assert_true(hl_str_k8s_subdomain_valid(name));
+		name[252] = '-';
+		assert_false(hl_str_k8s_subdomain_valid(name));
+	}
 }
 
 static void

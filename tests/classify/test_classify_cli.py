@@ -61,6 +61,12 @@ try:
         check("wrongly typed field gives id null and an error naming it",
               res[3].get("id", "x") is None and "'log'" in res[3].get("error", ""),
               json.dumps(res[3]))
+        rc, out2, err = run("classify", stdin=json.dumps({"id": "p", "payload": "a string"})
+                            + "\n" + json.dumps({"id": "q", "payload": None}) + "\n")
+        r2 = jlines(out2)
+        check("a payload that is not an object gives an error naming it (null is no payload)",
+              rc == 0 and len(r2) == 2 and r2[0].get("id", "x") is None
+              and "'payload'" in r2[0].get("error", "") and r2[1].get("id") == "q", out2 + err)
         check("the rest go on after bad lines", res[4]["id"] == 7
               and res[4]["agent"] == "cipher"
               and res[4]["failure_type"] == "security_dependabot", json.dumps(res[4]))
@@ -203,6 +209,24 @@ try:
     rc, out, err = run("check-rules", typo)
     check("check-rules rejects unknown keys", rc == 1 and ":6:3: rule 't': unknown key 'sep'"
           in err, err)
+    # a key set twice, or a string cut at a NUL, is refused (before: "1 rules ok", the
+    # first 'rules:' list or the first 'patterns' dropped, the pattern "a\0b" read as "a")
+    one = "- name: a\n  type: helm\n  priority: 5\n  patterns: ['x']\n"
+    bad = []
+    for name, text, want in (
+            ("dup-rules.yaml", "rules:\n" + one + "rules:\n" + one.replace("a\n", "b\n", 1),
+             ":6:1: duplicate key 'rules'"),
+            ("dup-pats.yaml", "rules:\n" + one + "  patterns: ['y']\n",
+             ":6:3: rule 'a': duplicate key 'patterns'"),
+            ("dup-scoring.yaml", "scoring:\n  recency: 1\n  recency: 2\nrules:\n" + one,
+             ":3:3: duplicate key 'recency'"),
+            ("nul.yaml", "rules:\n" + one.replace("['x']", '["x\\0y"]'),
+             ":5:14: a string holds a NUL")):
+        rc, out, err = run("check-rules", write(name, text))
+        if rc != 1 or want not in err:
+            bad.append((name, rc, out, err))
+    check("check-rules refuses a key set twice and a NUL in a string, naming the line", not bad,
+          bad)
     rc, out, err = run("check-rules")
     check("check-rules without FILE is a usage error", rc == 2, err)
     rc, out, err = run("check-rules", os.path.join(tmp, "absent.yaml"))

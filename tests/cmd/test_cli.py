@@ -26,6 +26,37 @@ rc, out, err = run("help")
 check("help exits 0 and lists commands", rc == 0 and "server" in out and "classify" in out, err)
 rc, out, err = run("version")
 check("version exits 0", rc == 0 and out.startswith("healer "), out)
+# help and version are commands too: their usage, and their bad words
+rc, out, err = run("help", "version")
+rc2, out2, err2 = run("help", "help")
+rc3, out3, err3 = run("version", "--help")
+check("help version, help help, version --help print usage and exit 0",
+      rc == rc2 == rc3 == 0 and "usage: healer version" in out and "usage: healer help" in out2
+      and "usage: healer version" in out3, (err, err2, err3))
+bad = []
+for args, word in ((("version", "--bogus"), "'--bogus'"), (("version", "extra"), "'extra'"),
+                   (("--version", "--short"), "'--short'"),
+                   (("help", "classify", "extra"), "'extra'")):
+    rc, out, err = run(*args)
+    if rc != 2 or word not in err or "usage" not in err or out:
+        bad.append((args, rc, out[:80], err[:200]))
+check("help and version: an unknown option or extra argument exits 2 naming it", not bad, bad)
+# counts and durations are digits only, as written (strtol took " 5" and "+5"); a
+# repository filter GitHub cannot have is named, not an empty report
+bad = []
+for args, word in ((("status", "--limit", "+5"), "--limit"),
+                   (("status", "--limit", " 5"), "--limit"),
+                   (("insights", "--since", " 5d"), "--since"),
+                   (("insights", "--since", "+5d"), "--since"),
+                   (("insights", "--repository", "bad repo"), "--repository"),
+                   (("classify", "--max-line-bytes", "+5", os.devnull), "--max-line-bytes"),
+                   (("fetch-logs", "--pod-name", "p", "--namespace", "n", "--output-dir", "x",
+                     "--tail", " 5"), "--tail")):
+    rc, out, err = run(*args)
+    if rc != 2 or word not in err or "usage" not in err:
+        bad.append((args, rc, err[:200]))
+check("a count, duration or repository that is not as written is a usage error naming it",
+      not bad, bad)
 rc, out, err = run("server", "--help")
 check("command --help prints usage", rc == 0 and "usage: healer server" in out, err)
 rc, out, err = run("frobnicate")
@@ -37,6 +68,21 @@ check("check-config accepts defaults", rc == 0 and "configuration ok" in out, er
 rc, out, err = run("check-config", env={"HEALER_DISPATCH": "pigeon"})
 check("check-config names the bad key", rc == 1 and err.startswith("healer: error:")
       and "HEALER_DISPATCH" in err, err)
+# what the server loads at start: a rules file or prompts directory that stops it is not
+# "configuration ok" (before: ok, then `healer server` refused to start)
+with tempfile.TemporaryDirectory() as d:
+    badrules = os.path.join(d, "rules.yaml")
+    with open(badrules, "w") as f:
+        f.write("rules:\n- name: a\n  priority: 5\n  patterns: ['x']\n")
+    bad = []
+    for key, value, want in (("HEALER_RULES_FILE", os.path.join(d, "absent.yaml"), "absent.yaml"),
+                             ("HEALER_RULES_FILE", badrules, "rules.yaml:2:3: rule 'a'"),
+                             ("HEALER_PROMPTS_DIR", os.path.join(d, "absent"), "absent")):
+        rc, out, err = run("check-config", env={key: value})
+        if rc != 1 or key not in err or want not in err or "configuration ok" in out:
+            bad.append((key, rc, out, err))
+    check("check-config loads the rules file and prompts directory as the server does", not bad,
+          bad)
 rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
 check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
       and "ghp_secretvalue123" not in out, out)
@@ -97,5 +143,39 @@ with tempfile.TemporaryDirectory() as d:
     check("status TASK_ID shows job, reason and PR URL without control characters",
           rc == 0 and "job         clippy?[2J?]0;pwned??31m?\n" in out and "pull/1?]8;;" in out
           and not any(c in out for c in bad), repr(out))
+
+
+# ---- output that cannot be written fails the command (contract section 2) --------
+def run_to(stdout, *args, stdin=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+    e.pop("KUBECONFIG", None)
+    p = subprocess.run([HEALER, *args], stdout=stdout, stderr=subprocess.PIPE, input=stdin,
+                       env=e, timeout=30)
+    return p.returncode, p.stderr.decode()
+
+
+with tempfile.TemporaryDirectory() as d:
+    cases = os.path.join(d, "cases.jsonl")
+    with open(cases, "w") as f:
+        f.write('{"id": "a", "log": "error[E0308]: mismatched types"}\n' * 3000)
+    lost = []
+    with open("/dev/full", "wb") as full:
+        for args in (("classify", cases), ("help",), ("version",), ("check-config", "--print"),
+                     ("classify", "--help"), ("migrate", "--data-dir", os.path.join(d, "v"))):
+            rc, err = run_to(full, *args)
+            last = (err.strip().splitlines() or [""])[-1]
+            if rc != 1 or not last.startswith("healer: error:") \
+                    or "No space left on device" not in last:
+                lost.append((args, rc, err[-200:]))
+    check("a full disk (/dev/full) as stdout: exit 1 naming the write error, never 0", not lost,
+          lost)
+    # a closed stdout: what was to be written is lost too; nothing written is fine
+    p = subprocess.run(["sh", "-c", '"$0" classify "$1" >&-; echo "rc=$?"', HEALER, cases],
+                       capture_output=True, text=True, timeout=30)
+    q = subprocess.run(["sh", "-c", '"$0" classify "$1" >&-; echo "rc=$?"', HEALER, os.devnull],
+                       capture_output=True, text=True, timeout=30)
+    check("a closed stdout: exit 1 when there was output to write, 0 when there was none",
+          "rc=1" in p.stdout and "healer: error:" in p.stderr and "rc=0" in q.stdout
+          and q.stderr == "", (p.stdout, p.stderr[-200:], q.stdout, q.stderr[-200:]))
 
 finish()

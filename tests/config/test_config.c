@@ -40,6 +40,8 @@ static const char *const cleared[] = {
 	"GITHUB_HOOK_REPOSITORY",
 	"GITHUB_HOOK_ORG",
 	"HEALER_REDELIVER_INTERVAL_MINS",
+	"GITHUB_TOKEN",
+	"GITHUB_TOKEN_FILE",
 	NULL,
 };
 
@@ -124,6 +126,19 @@ test_config_secret_file_and_rotation_list(void **state)
 	assert_string_equal(c->webhook_secrets[0], "old-secret");
 	assert_string_equal(c->webhook_secrets[1], "new-secret");
 	hl_config_free(c);
+	/* a value and a file for one secret: refused, not the value silently
+	 * (an empty GITHUB_TOKEN discarded GITHUB_TOKEN_FILE's token) */
+	setenv("GITHUB_TOKEN_FILE", file, 1);
+	setenv("GITHUB_TOKEN", "", 1);
+	c = NULL;
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "GITHUB_TOKEN and GITHUB_TOKEN_FILE are both set"));
+	unsetenv("GITHUB_TOKEN");
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_string_equal(c->github_token, "old-secret, new-secret");
+	hl_config_free(c);
+	unsetenv("GITHUB_TOKEN_FILE");
 	unlink(file);
 	free(file);
 }
@@ -231,6 +246,25 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_EMAIL_FROM", "", "HEALER_EMAIL_FROM" },
 		{ "HEALER_SHUTDOWN_DELAY_S", "-1", "HEALER_SHUTDOWN_DELAY_S" },
 		{ "HEALER_SHUTDOWN_DELAY_S", "301", "HEALER_SHUTDOWN_DELAY_S" },
+		/* a namespace is a path segment of every Kubernetes call: refused
+		 * at start, not when the first CodeRun is created */
+		{ "HEALER_NAMESPACE", "../kube-system", "HEALER_NAMESPACE" },
+		{ "HEALER_NAMESPACE", "Bad NS", "HEALER_NAMESPACE" },
+		/* digits only, as "3 " already was: strtol takes " 3", "+3" */
+		{ "HEALER_MAX_ATTEMPTS", " 3", "HEALER_MAX_ATTEMPTS" },
+		{ "HEALER_MAX_ATTEMPTS", "+3", "HEALER_MAX_ATTEMPTS" },
+		{ "HEALER_LISTEN", "127.0.0.1: 80", "HEALER_LISTEN" },
+		{ "HEALER_LISTEN", "127.0.0.1:+80", "HEALER_LISTEN" },
+		{ "HEALER_LISTEN", "127.0.0.1:-0", "HEALER_LISTEN" },
+		/* a URL needs a host and no spaces; SMTP_URL is smtp(s):// (found
+		 * at escalation time otherwise) */
+		{ "GITHUB_API_URL", "https://", "GITHUB_API_URL" },
+		{ "LOKI_URL", "http://user:pw@/loki", "LOKI_URL" },
+		{ "PROMETHEUS_URL", "http://prom :9090", "PROMETHEUS_URL" },
+		{ "SMTP_URL", "http://mail.example", "SMTP_URL" },
+		/* control characters reach CodeRuns, labels and terminals */
+		{ "HEALER_MODEL", "claude\nx", "HEALER_MODEL" },
+		{ "HEALER_CLI", "Factory\x1b[31m", "HEALER_CLI" },
 	};
 	size_t i;
 
@@ -244,6 +278,34 @@ test_config_errors_name_the_key(void **state)
 		if (!strstr(err.msg, cases[i].expect))
 			fail_msg("error for %s=%s does not name it: %s", cases[i].key,
 			         cases[i].value, err.msg);
+	}
+}
+
+/* An invalid URL that is a secret (a webhook URL holds its token) is named
+ * by its key, never shown; another is shown without its password. */
+static void
+test_config_url_errors_never_show_secrets(void **state)
+{
+	static const struct {
+		const char *key, *value, *secret;
+	} cases[] = {
+		{ "DISCORD_WEBHOOK_URL", "ftp://discord.com/api/webhooks/1/TOKEN-d1sc0rd",
+		  "d1sc0rd" },
+		{ "SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T/B/sl4ck tok", "sl4ck" },
+		{ "SMTP_URL", "http://user:sm7p-pw@mail.example", "sm7p-pw" },
+		{ "GITHUB_API_URL", "ftp://x:gh-pw-9@ghe.example/api/v3", "gh-pw-9" },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_config *c = NULL;
+		struct hl_err err = HL_ERR_INIT;
+		struct hl_config_override ov = { cases[i].key, cases[i].value };
+
+		assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), -HL_EINVAL);
+		if (!strstr(err.msg, cases[i].key) || strstr(err.msg, cases[i].secret))
+			fail_msg("%s: %s", cases[i].key, err.msg);
 	}
 }
 
@@ -334,10 +396,18 @@ test_config_yaml_aliases_and_duplicate_keys(void **state)
 		{ "HEALER_NAMESPACE: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
 		{ "namespace: a\nHEALER_NAMESPACE: b\n", "HEALER_NAMESPACE is set twice" },
 		{ "HEALER_REPOSITORIES: [a/b]\nrepositories: c/d\n", "HEALER_REPOSITORIES" },
+		/* a value read as a C string would end at the NUL */
+		{ "HEALER_NAMESPACE: \"prod\\0x\"\n", "'HEALER_NAMESPACE' holds a NUL" },
+		{ "HEALER_REPOSITORIES: [a/b, \"c/d\\0e\"]\n", "holds a NUL" },
+		/* the key null is named as written, not as '' */
+		{ "null: x\n", "unknown key 'null'" },
 	};
 	static const char *const bad_services[] = {
 		"- repository: a/b\n  service: &s web\n  workload: *s\n  namespace: prod\n",
 		"- repository: a/b\n  namespace: prod\n  namespace: dev\n",
+		"- repository: a/b\n  namespace: Prod\n",
+		"- repository: a/b\n  argocd_namespace: ../argocd\n",
+		"- repository: a/b\n  workload: \"web\\0x\"\n",
 	};
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
@@ -379,6 +449,14 @@ test_config_yaml_aliases_and_duplicate_keys(void **state)
 		unlink(f);
 		free(f);
 	}
+	/* an entry's problem names the entry's first line, not where it ended */
+	f = write_temp("- repository: a/b\n  namespace: prod\n- repository: c/d\n"
+	               "  namespace: Prod\n  workload: web\n");
+	assert_int_not_equal(hl_config_services_load(&list, &n, f, &err), 0);
+	if (!strstr(err.msg, ":3: namespace 'Prod'"))
+		fail_msg("services: unclear: %s", err.msg);
+	unlink(f);
+	free(f);
 }
 
 static void
@@ -388,9 +466,22 @@ test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
 	struct hl_err err = HL_ERR_INIT;
 	char *kc = write_temp("apiVersion: v1\nkind: Config\n");
 
+	char list[512];
+
 	setenv("KUBECONFIG", kc, 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
+	hl_config_free(c);
+	/* a KUBECONFIG list (kubectl's convention): its first file is the
+	 * cluster's (before: no such file "a:b", so directory dispatch) */
+	snprintf(list, sizeof(list), "%s:/nonexistent/other-config", kc);
+	setenv("KUBECONFIG", list, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
+	hl_config_free(c);
+	setenv("KUBECONFIG", "/nonexistent/config:/nonexistent/other", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->dispatch, HL_DISPATCH_DIRECTORY);
 	hl_config_free(c);
 	unlink(kc);
 	free(kc);
@@ -482,6 +573,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_yaml_unknown_key_and_syntax, clear_env),
 		cmocka_unit_test_setup(test_config_yaml_aliases_and_duplicate_keys, clear_env),
 		cmocka_unit_test_setup(test_config_redelivery_hook, clear_env),
+		cmocka_unit_test_setup(test_config_url_errors_never_show_secrets, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
 		                       clear_env),
 	};

@@ -54,6 +54,7 @@ for k in sorted(secrets):
     p = os.path.join(dl.TMP, "probe-" + k.lower())
     with open(p, "w") as f:
         f.write("postgres://u:pw@db.invalid/h\n" if k == "HEALER_DATABASE_URL" else
+                "smtps://u:pw@mail.invalid:465\n" if k == "SMTP_URL" else
                 "https://secret.invalid/value\n")
     files[k + "_FILE"] = p
 rc, vals, err = dl.check_config(dict(files, GITHUB_APP_ID="1", GITHUB_APP_INSTALLATION_ID="2"))

@@ -50,6 +50,71 @@ test_diag_yaml_quotes_what_yaml_would_misread(void **state)
 	json_decref(v);
 }
 
+/* Every YAML 1.1 implicit type is quoted, so a reader (PyYAML, go-yaml v2)
+ * reads the event back as the same string: before, an event's
+ * lastTimestamp was read as a date, "NO" as false, "1:20" as 80, and "<<"
+ * made PyYAML fail on the whole file. */
+static void
+test_diag_yaml_quotes_yaml11_implicit_types(void **state)
+{
+	static const char *const quoted[] = {
+		"2026-11-24T00:11:00Z",
+		"2026-11-24",
+		"2026-1-2 3:04:05.5 +01:00",
+		"NO",
+		"Yes",
+		"TRUE",
+		"OFF",
+		"Y",
+		"NULL",
+		"1:20",
+		"190:20:30.15",
+		"1_000",
+		"0b1011",
+		"0o17",
+		"0x_1F",
+		".inf",
+		"-.Inf",
+		".NaN",
+		"1.",
+		".5",
+		"<<",
+		"=",
+	};
+	static const char *const plain[] = { "Back-off restarting",
+		                             "BackOff",
+		                             "v1.2.3",
+		                             "kubelet",
+		                             "10.0.0.5:8080",
+		                             "app:1.4",
+		                             "no-op",
+		                             "2026-11-24x",
+		                             "Nope" };
+	struct hl_buf b = HL_BUF_INIT(0);
+	json_t *v = json_array();
+	char want[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++)
+		json_array_append_new(v, json_string(quoted[i]));
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		json_array_append_new(v, json_string(plain[i]));
+	assert_int_equal(hl_diag_json_to_yaml(&b, v, NULL), 0);
+	for (i = 0; i < sizeof(quoted) / sizeof(quoted[0]); i++) {
+		snprintf(want, sizeof(want), "- \"%s\"\n", quoted[i]);
+		if (!strstr(b.data, want))
+			fail_msg("'%s' is not quoted:\n%s", quoted[i], b.data);
+	}
+	for (i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		snprintf(want, sizeof(want), "- %s\n", plain[i]);
+		if (!strstr(b.data, want))
+			fail_msg("'%s' is quoted needlessly:\n%s", plain[i], b.data);
+	}
+	hl_buf_release(&b);
+	json_decref(v);
+}
+
 static void
 test_diag_yaml_refuses_deep_nesting_and_respects_the_cap(void **state)
 {
@@ -164,15 +229,49 @@ test_diag_pod_names_that_cannot_name_a_file(void **state)
 	assert_string_equal(hl_diag_file_suffix(HL_DIAG_EVENTS), "events.yaml");
 }
 
+/* Every file named after a pod fits the file system's 255-byte names:
+ * longer names get a shortened, hash-suffixed stem, shorter ones keep
+ * theirs. The expected hash is sha256("p" x 253)'s first 16 hex digits. */
+static void
+test_diag_file_stem_fits_a_file_name(void **state)
+{
+	char pod[254], stem[HL_DIAG_STEM_MAX + 1], other[HL_DIAG_STEM_MAX + 1];
+
+	(void)state;
+	memset(pod, 'p', 253);
+	pod[253] = '\0';
+	hl_diag_file_stem(stem, pod);
+	assert_int_equal(strlen(stem), HL_DIAG_STEM_MAX);
+	assert_int_equal(strncmp(stem, pod, HL_DIAG_STEM_HEAD), 0);
+	assert_string_equal(stem + HL_DIAG_STEM_HEAD, "-bc94c957f18ef836");
+	assert_true(strlen(stem) + strlen("-previous.log") <= 255);
+	/* two names sharing their head do not share a stem */
+	pod[252] = 'q';
+	hl_diag_file_stem(other, pod);
+	assert_string_not_equal(stem, other);
+	/* up to HL_DIAG_STEM_MAX bytes, the name itself */
+	pod[HL_DIAG_STEM_MAX] = '\0';
+	hl_diag_file_stem(stem, pod);
+	assert_string_equal(stem, pod);
+	hl_diag_file_stem(stem, "api-7d9f");
+	assert_string_equal(stem, "api-7d9f");
+	hl_diag_file_stem(stem, NULL);
+	assert_string_equal(stem, "");
+	/* a pod name Kubernetes allows: parts are not held to 63 characters */
+	assert_true(hl_diag_pod_name_valid(pod));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_diag_yaml_quotes_what_yaml_would_misread),
+		cmocka_unit_test(test_diag_yaml_quotes_yaml11_implicit_types),
 		cmocka_unit_test(test_diag_yaml_refuses_deep_nesting_and_respects_the_cap),
 		cmocka_unit_test(test_diag_container_facts),
 		cmocka_unit_test(test_diag_describe_report),
 		cmocka_unit_test(test_diag_pod_names_that_cannot_name_a_file),
+		cmocka_unit_test(test_diag_file_stem_fits_a_file_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,6 +2,8 @@
 """test_fetch_logs.py - pod diagnostics (src/diag, `healer fetch-logs`,
 contract section 8) against the Kubernetes stub: the four files, their
 content, --tail, a deleted pod, an unreachable API and usage errors."""
+import hashlib
+import json
 import os
 import socket
 import ssl
@@ -11,6 +13,12 @@ from dtest import (CRD, HEALER, TMP, check, clean_env, finish, healer, http, mak
                    write_kubeconfig)
 
 TOKEN = "kube-test-token-5f2b"
+# the longest pod name Kubernetes allows (253: a DNS-1123 subdomain); with
+# "-previous.log" it would be 266 bytes, over the file system's 255
+LONG_POD = ".".join(f"seg{i}-" + "x" * 58 for i in range(3)) + "." + "y" * 60 + "z"
+assert len(LONG_POD) == 253
+LONG_STEM = LONG_POD[:225] + "-" + hashlib.sha256(LONG_POD.encode()).hexdigest()[:16]
+EDGE_POD = "e" * 242  # the longest name that is its own file stem
 ca = make_ca("kube")
 _, port = start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"], "--token", TOKEN,
                      "--crd", CRD)
@@ -52,6 +60,12 @@ ctl("POST", "/_stub/seed", {
             init=[{"name": "init-db", "image": "busybox"}]),
         pod("calm-pod", [{"name": "web", "image": "nginx"}],
             [{"name": "web", "ready": True, "restartCount": 0, "state": {"running": {}}}]),
+        pod(LONG_POD, [{"name": "app", "image": "app:1"}],
+            [{"name": "app", "ready": False, "restartCount": 1,
+              "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+              "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}]),
+        pod(EDGE_POD, [{"name": "web", "image": "nginx"}],
+            [{"name": "web", "ready": True, "restartCount": 0, "state": {"running": {}}}]),
     ],
     "logs": [
         {"namespace": "prod", "pod": "api-7d9f", "container": "app",
@@ -61,6 +75,10 @@ ctl("POST", "/_stub/seed", {
         {"namespace": "prod", "pod": "api-7d9f", "container": "sidecar", "text": "envoy ok\n"},
         {"namespace": "prod", "pod": "api-7d9f", "container": "init-db", "text": "migrated\n"},
         {"namespace": "prod", "pod": "calm-pod", "container": "web", "text": "GET / 200\n"},
+        {"namespace": "prod", "pod": LONG_POD, "container": "app", "text": "long now\n"},
+        {"namespace": "prod", "pod": LONG_POD, "container": "app", "previous": True,
+         "text": "long before\n"},
+        {"namespace": "prod", "pod": EDGE_POD, "container": "web", "text": "edge\n"},
     ],
     "events": [
         {"metadata": {"name": "e1", "namespace": "prod"}, "type": "Warning", "reason": "BackOff",
@@ -141,9 +159,13 @@ check("describe.txt reports node, phase, states, OOMKilled exit code, restarts, 
       and "Restart Count:  3" in desc and "memory:  128Mi" in desc and "BackOff" in desc
       and "Controlled By:    ReplicaSet/api-7d9f-rs" in desc, desc)
 
+# a previous.log left by an earlier pod of this name (recreated since) would be read
+# as this pod's last crash: it goes
+with open(os.path.join(out_dir, "calm-pod-previous.log"), "w") as f:
+    f.write("==> container web <==\nan earlier pod's crash\n")
 rc, out, err = healer("fetch-logs", "--pod-name", "calm-pod", "--namespace", "prod",
                       "--output-dir", out_dir, "--tail", "1", env=KENV)
-check("fetch-logs: a pod without restarts gets no previous.log",
+check("fetch-logs: a pod without restarts gets no previous.log (a stale one is removed)",
       rc == 0 and not os.path.exists(os.path.join(out_dir, "calm-pod-previous.log"))
       and os.path.exists(os.path.join(out_dir, "calm-pod-current.log")), (rc, err))
 check("fetch-logs: --tail 1 keeps one line",
@@ -153,6 +175,38 @@ reqs = ctl("GET", "/_stub/requests")
 check("fetch-logs talks to the API with the bearer token and tailLines",
       any(r["path"].endswith("/calm-pod/log") and r["query"].get("tailLines") == "1"
           and r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in reqs))
+
+# ---- a pod name too long for a file name: one shortened, hash-suffixed stem
+long_dir = os.path.join(TMP, "long")
+rc, out, err = healer("fetch-logs", "--pod-name", LONG_POD, "--namespace", "prod",
+                      "--output-dir", long_dir, env=KENV)
+files = sorted(os.listdir(long_dir)) if os.path.isdir(long_dir) else []
+want = [f"{LONG_STEM}-{n}" for n in ("current.log", "describe.txt", "events.yaml",
+                                      "previous.log")]
+check("fetch-logs: a 253-character pod name gets its four files under the shortened stem",
+      rc == 0 and files == want and len(LONG_STEM) == 242, (rc, files, err))
+check("fetch-logs: the shortened files hold the pod's logs and description, and stdout"
+      " names them",
+      files == want and "long now" in open(os.path.join(long_dir, want[0])).read()
+      and "long before" in open(os.path.join(long_dir, want[3])).read()
+      and f"Name:             {LONG_POD}" in open(os.path.join(long_dir, want[1])).read()
+      and all(os.path.join(long_dir, w) in out for w in want), out)
+rc, out, err = healer("fetch-logs", "--pod-name", EDGE_POD, "--namespace", "prod",
+                      "--output-dir", long_dir, env=KENV)
+check("fetch-logs: a 242-character pod name keeps its own name",
+      rc == 0 and os.path.isfile(os.path.join(long_dir, EDGE_POD + "-current.log")), (rc, err))
+issue = os.path.join(TMP, "long-issue.md")
+with open(issue, "w") as f:
+    f.write("# Pod Failure\n")
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "t-long", "--issue-file",
+                      issue, "--target-pod", LONG_POD,
+                      env={"HEALER_DISPATCH": "none", "HEALER_DATA_DIR": TMP})
+try:
+    log_env = json.loads(out)["spec"]["env"].get("HEAL_LOG_FILE")
+except (ValueError, KeyError, TypeError):
+    log_env = None
+check("spawn-remediation: HEAL_LOG_FILE names the file fetch-logs wrote for a long pod name",
+      rc == 0 and log_env == f"/workspace/logs/{LONG_STEM}-current.log", (rc, log_env, err))
 
 gone_dir = os.path.join(TMP, "gone")
 rc, out, err = healer("fetch-logs", "--pod-name", "gone-pod", "--namespace", "prod",
@@ -173,6 +227,17 @@ rc, out, err = healer("fetch-logs", "--pod-name", "api-7d9f", "--namespace", "pr
 check("fetch-logs: API down -> exit 1, says why, writes nothing",
       rc == 1 and "healer: error:" in err and "could not get" in err
       and os.listdir(down_dir) == [], (rc, err))
+# an output directory that is a file: said at once (before: every write failed
+# one by one after the fetches, "could not write 'FILE/api-7d9f-current.log'")
+a_file = os.path.join(TMP, "not-a-dir")
+with open(a_file, "w") as f:
+    f.write("x")
+before = len(ctl("GET", "/_stub/requests"))
+rc, out, err = healer("fetch-logs", "--pod-name", "api-7d9f", "--namespace", "prod",
+                      "--output-dir", a_file, env=KENV)
+check("fetch-logs: an --output-dir that is a file -> exit 1 naming it, before any request",
+      rc == 1 and "not-a-dir" in err and "a file of that name exists" in err
+      and len(ctl("GET", "/_stub/requests")) == before, (rc, err))
 rc, out, err = healer("fetch-logs", "--pod-name", "x", "--namespace", "prod", env=KENV)
 check("fetch-logs: a missing --output-dir is a usage error (exit 2)",
       rc == 2 and "--output-dir" in err, err)

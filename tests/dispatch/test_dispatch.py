@@ -6,9 +6,10 @@ throw-away CA carried in the kubeconfig, bearer token)."""
 import json
 import os
 import ssl
+import subprocess
 
-from dtest import (CRD, TMP, check, dispatchprobe, finish, healer, http, make_ca, start_stub,
-                   write_kubeconfig)
+from dtest import (CRD, HEALER, TMP, check, clean_env, dispatchprobe, finish, healer, http,
+                   make_ca, start_stub, write_kubeconfig)
 
 TOKEN = "kube-test-token-5f2b"
 ca = make_ca("kube")
@@ -132,17 +133,43 @@ rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "45", "
                       issue, "--target-pod", "api-7d9f", env=SENV)
 check("spawn-remediation: allowed again once the first Succeeded",
       rc == 0 and len(heal_runs()) == 3, (rc, err))
+# a name no pod can have is refused as fetch-logs refuses it (before: a
+# CodeRun for pod "API_pod/with:weird..." pointing at logs never written)
 weird = "API_pod/with:weird..chars__and-a-very-long-name-that-goes-past-sixty-three-characters-"
+before = len(heal_runs())
+bad = []
+for pod_name, task in ((weird, "46"), ("Bad Pod", "46"), ("web-1", "x y/../z")):
+    rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", task, "--issue-file",
+                          issue, "--target-pod", pod_name, env=SENV)
+    if rc != 2 or ("--target-pod" not in err and "--task-id" not in err):
+        bad.append((pod_name[:20], task, rc, err))
+check("spawn-remediation: a target pod or task id no pod or task can have is a usage error",
+      not bad and len(heal_runs()) == before, bad)
+long_label_pod = "api." + "x" * 70 + ".web-1"  # valid: parts need not be 63 or shorter
 rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "46", "--issue-file",
-                      issue, "--target-pod", weird, env=SENV)
+                      issue, "--target-pod", long_label_pod, env=SENV)
 w = [c for c in heal_runs() if c["spec"]["env"].get("TASK_ID") == "46"]
-check("spawn-remediation: a weird pod name is sanitised into a valid label (no 422)",
+check("spawn-remediation: a pod name too long for a label is hashed into a valid one (no 422)",
       rc == 0 and w and len(w[0]["metadata"]["labels"]["target-pod"]) <= 63
-      and w[0]["metadata"]["labels"]["target-pod"].startswith("API_pod-with-weird"), (rc, err, w))
+      and w[0]["metadata"]["labels"]["target-pod"].startswith("api.xxx"), (rc, err, w))
 rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "47", "--issue-file",
                       os.path.join(TMP, "missing.md"), env=SENV)
 check("spawn-remediation: a missing issue file -> exit 1 naming it",
-      rc == 1 and "missing.md" in err, err)
+      rc == 1 and "missing.md" in err and "No such file" in err, err)
+# a relative issue file is named absolutely: the CodeRun's pod has another
+# working directory
+p = subprocess.run([HEALER, "spawn-remediation", "--alert", "a7", "--task-id", "47",
+                    "--issue-file", os.path.join(".", os.path.basename(issue)), "--target-pod",
+                    "rel-pod"], capture_output=True, text=True, env=clean_env(SENV),
+                   cwd=os.path.dirname(issue), timeout=30)
+w = [c for c in heal_runs() if c["spec"]["env"].get("TARGET_POD") == "rel-pod"]
+check("spawn-remediation: a relative issue file -> HEAL_PROMPT_FILE is its absolute path",
+      p.returncode == 0 and w and w[0]["spec"]["env"].get("HEAL_PROMPT_FILE") == issue,
+      (p.returncode, p.stderr, w[0]["spec"]["env"] if w else None))
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "47", "--issue-file",
+                      TMP, env=SENV)
+check("spawn-remediation: a directory as the issue file -> exit 1 saying so (not 'does not"
+      " exist')", rc == 1 and "is a directory" in err, err)
 
 # an issue file that quotes a pod log: invalid UTF-8 and a NUL byte (before:
 # "out of memory" and no CodeRun for the first, a prompt cut at the NUL for
@@ -151,15 +178,15 @@ raw_issue = os.path.join(TMP, "A7-raw.md")
 with open(raw_issue, "wb") as f:
     f.write(b"# Pod Failure: raw\nlog: \xff\xfe\xc3 bytes\n\x00after the NUL: panic here\n")
 rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "48", "--issue-file",
-                      raw_issue, "--target-pod", "raw-pod-\udcff", env=SENV)
+                      raw_issue, "--target-pod", "raw-pod", env=SENV)
 w = [c for c in heal_runs() if c["spec"]["env"].get("TASK_ID") == "48"]
 p = w[0]["spec"].get("promptModification", "") if w else ""
 check("spawn-remediation: an issue file with invalid UTF-8 and a NUL byte is created whole"
       " (invalid bytes as U+FFFD, the NUL dropped)",
       rc == 0 and p == "# Pod Failure: raw\nlog: \ufffd\ufffd\ufffd bytes\n"
       "after the NUL: panic here\n"
-      and w[0]["spec"]["env"].get("TARGET_POD") == "raw-pod-\ufffd"
-      and w[0]["metadata"]["labels"].get("target-pod", "").startswith("raw-pod-"),
+      and w[0]["spec"]["env"].get("TARGET_POD") == "raw-pod"
+      and w[0]["metadata"]["labels"].get("target-pod", "") == "raw-pod",
       (rc, err, p, w))
 
 # two pods whose names share their first 63 characters: a remediation of one

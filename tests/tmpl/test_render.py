@@ -102,7 +102,7 @@ try:
     check("the A7 prompt names the pod, the commands and the missing source",
           rc == 0 and "healer fetch-logs" in out and '--pod-name "$POD"' in out
           and "pod name `web-1`" in out and "namespace `prod`" in out and "task `t-9`" in out
-          and '--task-id "$TASK_ID"' in out and "A7-$POD.md" in out
+          and '--task-id "$TASK_ID"' in out and "A7-$FILE.md" in out and "$FILE-current.log" in out
           and "**loki**: `timeout after 5s`" in out,
           err + out[:300])
 
