@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct hl_remediator {
 	const struct hl_config *cfg;
@@ -327,16 +328,52 @@ rem_put_task(struct hl_remediator *r, const struct rem_job *j, enum hl_task_stat
 	return rc;
 }
 
+/* Whether the PR's head lives in another repository (a fork, or a fork
+ * since deleted: head.repo null). Its head ref names a branch of the fork,
+ * which the agent cannot push to; the same name in this repository is
+ * another branch (a fork's "main" is this repository's default branch). */
+static bool
+rem_pr_from_fork(const json_t *pr, const char *repository)
+{
+	const json_t *head = json_object_get(pr, "head");
+	const json_t *repo = json_object_get(head, "repo");
+	const char *full;
+
+	if (!json_is_object(head) || !repo)
+		return false; /* not said: taken as this repository's branch */
+	full = hl_json_str(repo, "full_name");
+	return !full || !repository || strcasecmp(full, repository) != 0;
+}
+
+/* The PR's head ref when the agent can push to it (not a fork's), else NULL. */
+static const char *
+rem_pr_head_ref(const struct hl_event *ev, const struct hl_context *ctx)
+{
+	if (!ctx->pr || rem_pr_from_fork(ctx->pr, ev->repository))
+		return NULL;
+	return hl_json_str(ctx->pr, "head.ref");
+}
+
 /* Where the agent pushes (design "Branch Strategy"): the PR's head, a fix
  * branch for the default branch, else the failing branch (never cut short).
- * An alert with no branch and no commit gets fix/<type>-alert-<number>;
- * generated names are written to out (size >= 64). */
+ * A PR from a fork gets a fix branch of its head commit: neither its head
+ * ref nor the event's branch (the fork's branch name) is a branch of this
+ * repository the fix belongs on. An alert with no branch and no commit gets
+ * fix/<type>-alert-<number>; generated names are written to out (size >=
+ * 64). */
 static const char *
 rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struct hl_context *ctx,
                   const char *failure_type)
 {
-	const char *pr_head = ctx->pr ? hl_json_str(ctx->pr, "head.ref") : NULL;
+	const char *pr_head = rem_pr_head_ref(ev, ctx);
 	char s[32];
+
+	if (ctx->pr && rem_pr_from_fork(ctx->pr, ev->repository)) {
+		const char *sha = hl_json_str(ctx->pr, "head.sha");
+
+		return hl_coderun_target_branch(out, size, NULL, ev->default_branch, NULL,
+		                                failure_type, sha ? sha : ev->head_sha);
+	}
 
 	if (!pr_head && !(ev->branch && *ev->branch) && !(ev->head_sha && *ev->head_sha) &&
 	    ev->alert_number > 0) {
@@ -708,7 +745,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 			.branch = ev->branch,
 			.default_branch = ev->default_branch,
 			.head_sha = ev->head_sha,
-			.pr_head_ref = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL,
+			.pr_head_ref = rem_pr_head_ref(ev, &ctx),
 			.target_branch = target,
 			.pr_number = pr_number,
 			.workflow_run_id = ev->run_id,

@@ -448,6 +448,33 @@ def main():
     check("/healer fix on a closed PR sends no agent", done and not sent,
           [closed_delivery(), sent])
 
+    # ---- D3. /healer fix on a PR from a fork whose branch is called "main" -------------
+    # (its head ref names the fork's branch: the agent cannot push there, and
+    # the same name here is this repository's default branch; the fix goes to a
+    # fix branch of the PR's head commit)
+    sha3 = "d" * 40
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 80, "state": "open", "title": "From a fork",
+                   "user": {"login": "outsider"},
+                   "html_url": f"https://github.com/{REPO}/pull/80", "body": "",
+                   "head": {"ref": "main", "sha": sha3,
+                            "repo": {"full_name": "outsider/gadgets"}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha3: [
+            {"id": 7402, "name": "clippy", "head_sha": sha3, "status": "completed",
+             "conclusion": "failure", "app": {"slug": "github-actions"},
+             "html_url": f"https://github.com/{REPO}/runs/7402",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}}]}})
+    seed_job(7402)
+    deliver(srv, comment_event(9014, 80, "/healer fix", "MEMBER"), event="issue_comment",
+            delivery="cmd-fork")
+    fork_runs = wait_for(lambda: [c for c in coderuns()
+                                  if c["spec"].get("env", {}).get("PR_NUMBER") == "80"], 20) or []
+    targets = [c["spec"]["env"].get("TARGET_BRANCH") for c in fork_runs]
+    check("/healer fix on a fork's PR from its main: the agent pushes to a fix branch of the "
+          "PR's head, not to this repository's main", targets == ["fix/clippy-dddddddd"],
+          [targets, [ln for ln in srv.log_tail().splitlines() if "healer command" in ln]])
+
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
     tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))
