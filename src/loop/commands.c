@@ -139,8 +139,12 @@ cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_e
 		fe.default_branch = ev->default_branch;
 		fe.sender = ev->sender;
 		fe.check_run_id = hl_json_int(c, "id", 0);
-		if (app && strcmp(app, "github-actions") == 0)
-			fe.job_id = fe.check_run_id; /* an Actions check run is its job */
+		if (app && strcmp(app, "github-actions") == 0) {
+			/* an Actions check run is its job, and its details_url
+			 * names the run (as for a check_run event) */
+			fe.job_id = fe.check_run_id;
+			fe.run_id = hl_event_run_id_from_url(hl_json_str(c, "details_url"));
+		}
 		fe.job_name = (char *)hl_json_str(c, "name");
 		fe.conclusion = (char *)hl_json_str(c, "conclusion");
 		fe.status = "completed";

@@ -475,6 +475,59 @@ def main():
           "PR's head, not to this repository's main", targets == ["fix/clippy-dddddddd"],
           [targets, [ln for ln in srv.log_tail().splitlines() if "healer command" in ln]])
 
+    # ---- D4. a task started from a check run is judged by the job's next result --------
+    # (a check run names no workflow: an Actions one's is its run's, whose id
+    # its details_url holds; without it the task had no workflow and no run,
+    # no result of the job was ever its CI status, and a fix that passed was
+    # judged ci_still_failing at the verify timeout)
+    sha4, sha5 = "1" * 40, "2" * 40
+
+    def check_run(cid, run_id, branch, sha, conclusion):
+        return {"id": cid, "name": "clippy", "head_sha": sha, "status": "completed",
+                "conclusion": conclusion, "app": {"slug": "github-actions"},
+                "html_url": f"https://github.com/{REPO}/runs/{cid}",
+                "details_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{cid}",
+                "check_suite": {"id": cid + 100000, "head_branch": branch, "head_sha": sha},
+                "output": {"title": "clippy", "summary": "1 error", "text": None}}
+
+    def run_of(run_id, branch, sha, conclusion):
+        return {"id": run_id, "name": "Gadget CI", "head_branch": branch, "head_sha": sha,
+                "status": "completed", "conclusion": conclusion, "run_attempt": 1,
+                "workflow_id": 55}
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 81, "state": "open", "title": "Fix me", "user": {"login": "dev"},
+                   "html_url": f"https://github.com/{REPO}/pull/81", "body": "",
+                   "head": {"ref": "loop/d4", "sha": sha4, "repo": {"full_name": REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha4: [check_run(7403, 8403, "loop/d4", sha4, "failure")]},
+        "runs": [run_of(8403, "loop/d4", sha4, "failure"), run_of(8404, "loop/d4", sha5, "success"),
+                 run_of(8405, "loop/d5", SHA0, "failure"), run_of(8406, "loop/d5", sha5, "success")]})
+    seed_job(7403)
+    deliver(srv, comment_event(9015, 81, "/healer fix", "MEMBER"), event="issue_comment")
+    d4 = wait_for(lambda: [c for c in coderuns()
+                           if c["spec"].get("env", {}).get("PR_NUMBER") == "81"], 20) or []
+    tid_d4 = d4[0]["metadata"]["labels"]["healer/task-id"] if d4 else "?"
+    if d4:
+        set_phase(d4[0]["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_d4, "verifying", 15)
+    deliver(srv, job_event(7404, 8404, "loop/d4", conclusion="success", sha=sha5))
+    check("/healer fix's task (from a check run) succeeds when the job then passes (a "
+          "workflow_job event)", wait_state(srv, tid_d4, "succeeded", 15),
+          {k: task_of(srv, tid_d4).get(k) for k in ("state", "workflow", "run_id", "attempts")})
+    seed_job(7405)
+    tid_d5 = deliver(srv, job_event(7405, 8405, "loop/d5"))
+    d5 = wait_for(lambda: by_task(tid_d5), 15) or []
+    if d5:
+        set_phase(d5[0]["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_d5, "verifying", 15)
+    deliver(srv, {"action": "completed",
+                  "check_run": check_run(7406, 8406, "loop/d5", sha5, "success"),
+                  "repository": {"full_name": REPO, "default_branch": "main"},
+                  "sender": {"login": "dev", "type": "User"}}, event="check_run")
+    check("a check_run event of the job passing at another commit judges the attempt success",
+          wait_state(srv, tid_d5, "succeeded", 15),
+          {k: task_of(srv, tid_d5).get(k) for k in ("state", "workflow", "attempts")})
+
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
     tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))
