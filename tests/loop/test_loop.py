@@ -528,6 +528,48 @@ def main():
           wait_state(srv, tid_d5, "succeeded", 15),
           {k: task_of(srv, tid_d5).get(k) for k in ("state", "workflow", "attempts")})
 
+    # ---- D6. /healer stop while the PR's newest task has ended and an older one runs ----
+    # (/healer fix starts a task per failing check; stop used to look at the
+    # newest task only, answered "the task is succeeded" and left the other
+    # agent running)
+    sha6 = "6" * 40
+    d6_checks = [check_run(7407, 8407, "loop/d6", sha6, "failure"),
+                 dict(check_run(7408, 8408, "loop/d6", sha6, "failure"), name="fmt")]
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 82, "state": "open", "title": "Two checks",
+                   "user": {"login": "dev"}, "html_url": f"https://github.com/{REPO}/pull/82",
+                   "body": "", "head": {"ref": "loop/d6", "sha": sha6, "repo": {"full_name": REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha6: d6_checks},
+        "runs": [run_of(8407, "loop/d6", sha6, "failure"), run_of(8408, "loop/d6", sha6, "failure")]})
+    seed_job(7407)
+    seed_job(7408)
+    deliver(srv, comment_event(9016, 82, "/healer fix", "MEMBER"), event="issue_comment")
+    d6 = wait_for(lambda: len([c for c in coderuns()
+                               if c["spec"].get("env", {}).get("PR_NUMBER") == "82"]) == 2
+                  and [c for c in coderuns() if c["spec"].get("env", {}).get("PR_NUMBER") == "82"],
+                  20) or []
+    d6_tasks = sorted((task_of(srv, c["metadata"]["labels"]["healer/task-id"]) for c in d6),
+                      key=lambda d: d.get("created_at") or "")
+    older, newest = (d6_tasks + [{}, {}])[:2]
+    for c in d6:
+        if c["metadata"]["labels"]["healer/task-id"] == newest.get("task_id"):
+            set_phase(c["metadata"]["name"], "Succeeded")
+    wait_state(srv, newest.get("task_id"), "verifying", 15)
+    deliver(srv, job_event(7409, 8409, "loop/d6", name=newest.get("job") or "?",
+                           conclusion="success", sha=sha5))
+    wait_state(srv, newest.get("task_id"), "succeeded", 15)
+    deliver(srv, comment_event(9017, 82, "/healer stop", "OWNER"), event="issue_comment")
+    older_run = next((c["metadata"]["name"] for c in d6
+                      if c["metadata"]["labels"]["healer/task-id"] == older.get("task_id")), "?")
+    stopped = wait_state(srv, older.get("task_id"), "stopped", 15)
+    deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == older_run]
+    check("/healer stop stops the PR's task still running although a newer one has ended",
+          len(d6) == 2 and stopped and deleted
+          and task_of(srv, newest.get("task_id")).get("state") == "succeeded",
+          [len(d6), task_of(srv, older.get("task_id")).get("state"), deleted,
+           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-1:]])
+
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
     tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))
