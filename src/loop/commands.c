@@ -116,7 +116,11 @@ cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_e
 	if (cmd_pr_closed(out, pr, task_id))
 		goto out;
 	sha = hl_json_str(pr, "head.sha");
-	head = hl_json_str(pr, "head.ref");
+	/* a fork's branch is named by its label ("owner:branch"): its ref is
+	 * no branch of this repository, whose CI results would be taken for
+	 * the task's (a fork's "main" and this repository's main) */
+	head = hl_json_str(pr, hl_remediate_pr_from_fork(pr, ev->repository) ? "head.label"
+	                                                                     : "head.ref");
 	if (!sha) {
 		cmd_set(out, "nothing", task_id, "the PR has no head commit");
 		goto out;

@@ -328,12 +328,8 @@ rem_put_task(struct hl_remediator *r, const struct rem_job *j, enum hl_task_stat
 	return rc;
 }
 
-/* Whether the PR's head lives in another repository (a fork, or a fork
- * since deleted: head.repo null). Its head ref names a branch of the fork,
- * which the agent cannot push to; the same name in this repository is
- * another branch (a fork's "main" is this repository's default branch). */
-static bool
-rem_pr_from_fork(const json_t *pr, const char *repository)
+bool
+hl_remediate_pr_from_fork(const json_t *pr, const char *repository)
 {
 	const json_t *head = json_object_get(pr, "head");
 	const json_t *repo = json_object_get(head, "repo");
@@ -349,7 +345,7 @@ rem_pr_from_fork(const json_t *pr, const char *repository)
 static const char *
 rem_pr_head_ref(const struct hl_event *ev, const struct hl_context *ctx)
 {
-	if (!ctx->pr || rem_pr_from_fork(ctx->pr, ev->repository))
+	if (!ctx->pr || hl_remediate_pr_from_fork(ctx->pr, ev->repository))
 		return NULL;
 	return hl_json_str(ctx->pr, "head.ref");
 }
@@ -368,7 +364,7 @@ rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struc
 	const char *pr_head = rem_pr_head_ref(ev, ctx);
 	char s[32];
 
-	if (ctx->pr && rem_pr_from_fork(ctx->pr, ev->repository)) {
+	if (ctx->pr && hl_remediate_pr_from_fork(ctx->pr, ev->repository)) {
 		const char *sha = hl_json_str(ctx->pr, "head.sha");
 
 		return hl_coderun_target_branch(out, size, NULL, ev->default_branch, NULL,

@@ -464,7 +464,11 @@ def main():
             {"id": 7402, "name": "clippy", "head_sha": sha3, "status": "completed",
              "conclusion": "failure", "app": {"slug": "github-actions"},
              "html_url": f"https://github.com/{REPO}/runs/7402",
-             "output": {"title": "clippy", "summary": "1 error", "text": None}}]}})
+             "details_url": f"https://github.com/{REPO}/actions/runs/8402/job/7402",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}}]},
+        "runs": [{"id": 8402, "name": "Gadget CI", "head_branch": "main", "head_sha": sha3,
+                  "status": "completed", "conclusion": "failure", "run_attempt": 1,
+                  "workflow_id": 55}]})
     seed_job(7402)
     deliver(srv, comment_event(9014, 80, "/healer fix", "MEMBER"), event="issue_comment",
             delivery="cmd-fork")
@@ -474,6 +478,21 @@ def main():
     check("/healer fix on a fork's PR from its main: the agent pushes to a fix branch of the "
           "PR's head, not to this repository's main", targets == ["fix/clippy-dddddddd"],
           [targets, [ln for ln in srv.log_tail().splitlines() if "healer command" in ln]])
+    # the job passing on this repository's main is not the fork task's CI status
+    tid_d3 = fork_runs[0]["metadata"]["labels"]["healer/task-id"] if fork_runs else "?"
+    if fork_runs:
+        set_phase(fork_runs[0]["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_d3, "verifying", 15)
+    deliver(srv, job_event(7410, 8410, "main", conclusion="success", sha="5" * 40),
+            delivery="main-passes")
+    wait_for(lambda: next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                           if d.get("delivery_id") == "main-passes"), {}).get("state")
+             == "processed", 15)
+    time.sleep(0.5)
+    t = task_of(srv, tid_d3)
+    check("... and the job passing on this repository's main does not judge the fork's task",
+          t.get("state") == "verifying" and t.get("branch") != "main",
+          {k: t.get(k) for k in ("state", "branch", "target_branch", "attempts")})
 
     # ---- D4. a task started from a check run is judged by the job's next result --------
     # (a check run names no workflow: an Actions one's is its run's, whose id
