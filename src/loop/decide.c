@@ -109,9 +109,10 @@ decide_judge_ci(struct hl_loop_step *out, const struct hl_loop_input *in,
 	bool rerun = a->kind == HL_ATTEMPT_RERUN;
 
 	out->verdict = HL_LOOP_FINISHED;
-	snprintf(out->reason, sizeof(out->reason), "%s %s %s%s%.12s",
+	/* "clippy passed at 0123456789ab", "clippy failed again: failure at ..." */
+	snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s",
 	         in->task->job ? in->task->job : "the job",
-	         passed ? "passed" : "failed again:", passed ? "" : ci->conclusion,
+	         passed ? "passed" : "failed again: ", passed ? "" : ci->conclusion,
 	         ci->head_sha[0] ? " at " : "", ci->head_sha);
 	decide_after(out, in,
 	             rerun ? (passed ? HL_OUTCOME_RERUN_PASSED : HL_OUTCOME_RERUN_FAILED)

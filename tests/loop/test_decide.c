@@ -127,10 +127,14 @@ test_decide_success_needs_ci_at_another_sha(void **state)
 	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
 	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	/* the reason reads as one sentence (it is shown in the task's
+	 * document, the status reply and the escalation) */
+	assert_string_equal(f.st.reason, "clippy passed at bbbb");
 	fx_ci(&f, "bbbb", "failure");
 	decide(&f);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_CI_STILL_FAILING);
 	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_string_equal(f.st.reason, "clippy failed again: failure at bbbb");
 }
 
 static void
