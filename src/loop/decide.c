@@ -94,6 +94,8 @@ decide_ci_counts(const struct hl_loop_input *in, const struct hl_attempt_record 
 
 	if (!ci || !ci->conclusion[0])
 		return false;
+	if (in->failing_job_id > 0 && ci->job_id == in->failing_job_id)
+		return false; /* the failure itself, reported once more */
 	if (a->kind == HL_ATTEMPT_RERUN)
 		return !in->failing_run_attempt || !ci->run_attempt ||
 		       ci->run_attempt > in->failing_run_attempt;
