@@ -251,6 +251,10 @@ bool hl_event_has_skip_tag(const char *msg);
  */
 char *hl_event_failure_key(const struct hl_event *ev);
 
+/* The run id after "/actions/runs/" in a GitHub Actions URL (a check run's
+ * details_url), or 0. */
+int64_t hl_event_run_id_from_url(const char *url);
+
 /*
  * The key a remediation of ev is claimed by: the failure key for CI
  * failures, else the dedup key (an alert, a comment, a button press), else

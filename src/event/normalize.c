@@ -445,9 +445,8 @@ event_workflow_run(struct hl_event *ev, const json_t *r, bool *oom)
 	event_ci_intent(ev);
 }
 
-/* The number after "/actions/runs/" in a GitHub Actions URL, or 0. */
-static int64_t
-event_run_id_from_url(const char *url)
+int64_t
+hl_event_run_id_from_url(const char *url)
 {
 	const char *p = url ? strstr(url, "/actions/runs/") : NULL;
 	char *end;
@@ -474,7 +473,7 @@ event_check_run(struct hl_event *ev, const json_t *pl, const json_t *c, bool *oo
 	 * details_url names the run (.../actions/runs/RUN/job/JOB). */
 	if (app && strcmp(app, "github-actions") == 0) {
 		ev->job_id = ev->check_run_id;
-		ev->run_id = event_run_id_from_url(hl_json_str(c, "details_url"));
+		ev->run_id = hl_event_run_id_from_url(hl_json_str(c, "details_url"));
 	}
 	ev->check_suite_id = event_id(c, "check_suite.id");
 	event_take(&ev->job_name, c, "name", oom);

@@ -3,40 +3,101 @@
  * run of the workflow + job a task is remediating, on the task's branch or
  * the branch its agents push to, is that task's "current CI status". It is
  * recorded on the task (once per delivery) and the task is judged at once.
+ * A check_run event names no workflow: an Actions check run's is its run's.
  * A failure that belongs to a task never starts a new one.
  */
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/str.h"
 #include "loop_impl.h"
 
+#include "json/json.h"
 #include <string.h>
 
 /* Events that report a finished job with its workflow and job names. */
 static bool
-ci_is_job_result(const struct hl_event *ev)
+ci_is_job_result(const struct hl_event *ev, const char *workflow)
 {
-	if (!ev->repository || !ev->branch || !ev->workflow_name || !ev->job_name ||
-	    !ev->conclusion)
+	if (!ev->repository || !ev->branch || !workflow || !ev->job_name || !ev->conclusion)
 		return false;
 	if (ev->status && strcmp(ev->status, "completed") != 0)
 		return false;
 	return ev->kind == HL_EVENT_WORKFLOW_JOB || ev->kind == HL_EVENT_CHECK_RUN;
 }
 
+/*
+ * The workflow of a GitHub Actions check run (a check_run payload names
+ * none; its details_url names the run, whose "name" is the workflow's):
+ * remembered for the last LOOP_RUN_NAMES runs, else asked of GitHub (GET
+ * .../actions/runs/{id}), so the jobs of one run cost one request. Written
+ * to out; false for another app's check run, without GitHub credentials,
+ * or when GitHub does not answer (the result is then not the task's; the
+ * verify timeout asks GitHub again).
+ */
+static bool
+ci_check_run_workflow(struct hl_loop *l, char *out, size_t size, const struct hl_event *ev)
+{
+	struct hl_buf path = HL_BUF_INIT(256);
+	struct hl_err err = HL_ERR_INIT;
+	json_t *run = NULL;
+	const char *name;
+	bool found = false;
+	size_t i;
+
+	if (ev->kind != HL_EVENT_CHECK_RUN || ev->job_id <= 0 || ev->run_id <= 0 || !l->github ||
+	    !ev->repository)
+		return false;
+	pthread_mutex_lock(&l->run_names_lock);
+	for (i = 0; i < LOOP_RUN_NAMES && !found; i++)
+		if (l->run_names[i].run_id == ev->run_id) {
+			hl_strlcpy(out, l->run_names[i].name, size);
+			found = true;
+		}
+	pthread_mutex_unlock(&l->run_names_lock);
+	if (found)
+		return true;
+	if (hl_github_repo_path(&path, ev->repository, &err) == 0) {
+		hl_buf_appendf(&path, "/actions/runs/%lld", (long long)ev->run_id);
+		if (hl_github_call(l->github, &run, "GET", path.data, NULL, &err) == 0 &&
+		    (name = hl_json_str(run, "name")) && strlen(name) < size &&
+		    strlen(name) < sizeof(l->run_names[0].name)) {
+			hl_strlcpy(out, name, size);
+			found = true;
+			pthread_mutex_lock(&l->run_names_lock);
+			i = l->run_names_next++ % LOOP_RUN_NAMES;
+			l->run_names[i].run_id = ev->run_id;
+			hl_strlcpy(l->run_names[i].name, name, sizeof(l->run_names[i].name));
+			pthread_mutex_unlock(&l->run_names_lock);
+		}
+	}
+	if (!found)
+		hl_log_kv(HL_LOG_WARN, "finding the workflow of a check run failed", "repository",
+		          ev->repository, "error", err.msg[0] ? err.msg : "the run has no name",
+		          NULL);
+	json_decref(run);
+	hl_buf_release(&path);
+	return found;
+}
+
 int
 hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
                  const char *delivery_id, const char *own_task, struct hl_err *err)
 {
+	const char *workflow = ev->workflow_name;
+	char run_name[256];
 	int rc;
 
-	if (!ci_is_job_result(ev))
-		return 0;
 	/* skipped, cancelled, neutral say nothing about the fix */
-	if (strcmp(ev->conclusion, "success") != 0 &&
-	    !hl_event_conclusion_is_failure(ev->conclusion))
+	if (!ev->conclusion || (strcmp(ev->conclusion, "success") != 0 &&
+	                        !hl_event_conclusion_is_failure(ev->conclusion)))
 		return 0;
-	rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
-	                              ev->workflow_name, ev->job_name, NULL, err);
+	if (!workflow && ci_is_job_result(ev, "") &&
+	    ci_check_run_workflow(l, run_name, sizeof(run_name), ev))
+		workflow = run_name;
+	if (!ci_is_job_result(ev, workflow))
+		return 0;
+	rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch, workflow,
+	                              ev->job_name, NULL, err);
 	if (rc == -HL_ENOTFOUND)
 		return 0;
 	if (rc < 0)

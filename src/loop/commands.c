@@ -1,12 +1,15 @@
 /*
  * commands.c - /healer commands in PR comments (contract section 9):
  *   fix [hint]    remediate the PR's failing checks (on its head sha), with
- *                 the hint in each prompt; one task per failing check, so a
- *                 failure already being remediated answers as existing;
+ *                 the hint in each prompt; one task per failing check (the
+ *                 checks of one Actions run are one, as that run's
+ *                 workflow_job events are), so a failure already being
+ *                 remediated answers as existing;
  *   retry [hint]  one more attempt on the PR's last task (also after
  *                 escalation);
  *   status        a reply with the task's attempts;
- *   stop          deletes the active CodeRun; the task ends stopped.
+ *   stop          deletes the active CodeRun of every active task of the
+ *                 PR; those tasks end stopped.
  * Only authors whose author_association is in HEALER_COMMAND_ASSOCIATIONS
  * are obeyed (OWNER, MEMBER, COLLABORATOR by default, as Prow and OpenHands
  * decide); others get a short reply. An obeyed command gets an `eyes`
@@ -113,7 +116,11 @@ cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_e
 	if (cmd_pr_closed(out, pr, task_id))
 		goto out;
 	sha = hl_json_str(pr, "head.sha");
-	head = hl_json_str(pr, "head.ref");
+	/* a fork's branch is named by its label ("owner:branch"): its ref is
+	 * no branch of this repository, whose CI results would be taken for
+	 * the task's (a fork's "main" and this repository's main) */
+	head = hl_json_str(pr, hl_remediate_pr_from_fork(pr, ev->repository) ? "head.label"
+	                                                                     : "head.ref");
 	if (!sha) {
 		cmd_set(out, "nothing", task_id, "the PR has no head commit");
 		goto out;
@@ -139,8 +146,12 @@ cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_e
 		fe.default_branch = ev->default_branch;
 		fe.sender = ev->sender;
 		fe.check_run_id = hl_json_int(c, "id", 0);
-		if (app && strcmp(app, "github-actions") == 0)
-			fe.job_id = fe.check_run_id; /* an Actions check run is its job */
+		if (app && strcmp(app, "github-actions") == 0) {
+			/* an Actions check run is its job, and its details_url
+			 * names the run (as for a check_run event) */
+			fe.job_id = fe.check_run_id;
+			fe.run_id = hl_event_run_id_from_url(hl_json_str(c, "details_url"));
+		}
 		fe.job_name = (char *)hl_json_str(c, "name");
 		fe.conclusion = (char *)hl_json_str(c, "conclusion");
 		fe.status = "completed";
@@ -292,12 +303,91 @@ cmd_lease(struct hl_loop *l, const char *owner, const char *task_id, struct hl_e
 	return hl_err_set(err, HL_EUPSTREAM, "task '%s' is busy", task_id);
 }
 
+/* Runs retry, status or stop on the task `id` under its lease. */
+static int
+cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+            const char *ref, const char *id, struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	char owner[LOOP_OWNER_MAX + 32];
+	int rc;
+
+	/* the task is driven by one owner at a time: this command, now */
+	hl_loop_owner(owner, sizeof(owner), l, "command", (long)ev->comment_id);
+	if ((rc = cmd_lease(l, owner, id, err)) < 0)
+		return rc;
+	if ((rc = hl_store_task_get(l->store, &t, id, err)) < 0) {
+		(void)hl_store_task_release(l->store, id, owner, NULL);
+		return rc;
+	}
+	switch (ev->command) {
+	case HL_CMD_RETRY:
+		rc = cmd_retry(l, out, ev, t, err);
+		break;
+	case HL_CMD_STATUS:
+		rc = hl_loop_report_comment(l, t, ref, ev->pr_number, err);
+		cmd_set(out, "status", t->task_id, "%s", hl_task_state_name(t->state));
+		hl_loop_wake(l);
+		break;
+	case HL_CMD_STOP:
+		rc = cmd_stop(l, out, t, err);
+		break;
+	default:
+		break;
+	}
+	hl_task_record_free(t);
+	(void)hl_store_task_release(l->store, id, owner, NULL);
+	return rc;
+}
+
+/*
+ * /healer stop on every active task of the PR: /healer fix starts one per
+ * failing check, and the newest task may have ended while an older one's
+ * CodeRun still runs (stopping only the newest answered "the task is
+ * succeeded" and left that agent pushing). 0 and *stopped 0 when none is
+ * active. Bounded: a task is stopped once, and one that ended meanwhile is
+ * not found again.
+ */
+#define CMD_STOP_MAX 32
+
+static int
+cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+             const char *ref, int *stopped, struct hl_err *err)
+{
+	struct hl_loop_command_result one;
+	char id[HL_TASK_ID_MAX], first[HL_TASK_ID_MAX] = "", names[sizeof(out->detail)] = "";
+	size_t len;
+	int i, rc;
+
+	*stopped = 0;
+	for (i = 0; i < CMD_STOP_MAX; i++) {
+		rc = hl_store_task_of_pr(l->store, id, ev->repository, ev->pr_number, true, err);
+		if (rc == -HL_ENOTFOUND)
+			break;
+		if (rc < 0)
+			return rc;
+		memset(&one, 0, sizeof(one));
+		if ((rc = cmd_on_task(l, &one, ev, ref, id, err)) < 0)
+			return rc;
+		if (strcmp(one.outcome, "stopped") != 0)
+			continue; /* it ended meanwhile */
+		if (!(*stopped)++)
+			hl_strlcpy(first, id, sizeof(first));
+		len = strlen(names);
+		if (one.detail[0] && len + strlen(one.detail) + 2 < sizeof(names))
+			snprintf(names + len, sizeof(names) - len, "%s%s", len ? " " : "",
+			         one.detail);
+	}
+	if (*stopped)
+		cmd_set(out, "stopped", first, "%s", names);
+	return 0;
+}
+
 int
 hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
                 const char *task_id, struct hl_err *err)
 {
-	struct hl_task_record *t = NULL;
-	char ref[32], last[HL_TASK_ID_MAX], owner[LOOP_OWNER_MAX + 32];
+	char ref[32], last[HL_TASK_ID_MAX];
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -323,8 +413,15 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	cmd_react(l, ev);
 	if (ev->command == HL_CMD_FIX)
 		return cmd_fix(l, out, ev, task_id, err);
+	if (ev->command == HL_CMD_STOP) {
+		int stopped;
 
-	rc = hl_store_task_of_pr(l->store, last, ev->repository, ev->pr_number, err);
+		if ((rc = cmd_stop_all(l, out, ev, ref, &stopped, err)) < 0 || stopped)
+			return rc;
+		/* none active: the answer is the last task's state */
+	}
+
+	rc = hl_store_task_of_pr(l->store, last, ev->repository, ev->pr_number, false, err);
 	if (rc == -HL_ENOTFOUND) {
 		cmd_set(out, "nothing", task_id, "no remediation for this pull request");
 		if (ev->command == HL_CMD_STATUS) {
@@ -340,30 +437,5 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	}
 	if (rc < 0)
 		return rc;
-	/* the task is driven by one owner at a time: this command, now */
-	hl_loop_owner(owner, sizeof(owner), l, "command", (long)ev->comment_id);
-	if ((rc = cmd_lease(l, owner, last, err)) < 0)
-		return rc;
-	if ((rc = hl_store_task_get(l->store, &t, last, err)) < 0) {
-		(void)hl_store_task_release(l->store, last, owner, NULL);
-		return rc;
-	}
-	switch (ev->command) {
-	case HL_CMD_RETRY:
-		rc = cmd_retry(l, out, ev, t, err);
-		break;
-	case HL_CMD_STATUS:
-		rc = hl_loop_report_comment(l, t, ref, ev->pr_number, err);
-		cmd_set(out, "status", t->task_id, "%s", hl_task_state_name(t->state));
-		hl_loop_wake(l);
-		break;
-	case HL_CMD_STOP:
-		rc = cmd_stop(l, out, t, err);
-		break;
-	default:
-		break;
-	}
-	hl_task_record_free(t);
-	(void)hl_store_task_release(l->store, last, owner, NULL);
-	return rc;
+	return cmd_on_task(l, out, ev, ref, last, err);
 }

@@ -96,6 +96,8 @@ decide_ci_counts(const struct hl_loop_input *in, const struct hl_attempt_record 
 
 	if (!ci || !ci->conclusion[0])
 		return false;
+	if (in->failing_job_id > 0 && ci->job_id == in->failing_job_id)
+		return false; /* the failure itself, reported once more */
 	if (a->kind == HL_ATTEMPT_RERUN)
 		return !in->failing_run_attempt || !ci->run_attempt ||
 		       ci->run_attempt > in->failing_run_attempt;
@@ -111,6 +113,7 @@ decide_judge_ci(struct hl_loop_step *out, const struct hl_loop_input *in,
 	bool rerun = a->kind == HL_ATTEMPT_RERUN;
 
 	out->verdict = HL_LOOP_FINISHED;
+	/* "clippy passed at 0123456789ab", "clippy failed again: failure at ..." */
 	snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s",
 	         in->task->job ? in->task->job : "the job",
 	         passed ? "passed" : "failed again: ", passed ? "" : ci->conclusion,

@@ -52,6 +52,9 @@ struct hl_loop_input {
 	/* the failing run's attempt number: a re-run's result has a higher one
 	 * (0: unknown, any result counts) */
 	int64_t failing_run_attempt;
+	/* the failing job's id: its own result (a check_run and a workflow_job
+	 * report the same job, in either order) judges nothing (0: unknown) */
+	int64_t failing_job_id;
 	const struct hl_loop_limits *lim;
 	int64_t now_ms;
 };

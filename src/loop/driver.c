@@ -389,6 +389,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 	if (t->event_json) {
 		json_t *ev = json_loads(t->event_json, 0, NULL);
 		in.failing_run_attempt = hl_json_int(ev, "run_attempt", 0);
+		in.failing_job_id = hl_json_int(ev, "job_id", 0);
 		json_decref(ev);
 	}
 	if (a && hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) == 0) {

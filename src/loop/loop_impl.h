@@ -29,6 +29,7 @@
 #define LOOP_RESYNC_MS   (5 * 60 * 1000)  /* a full relist at least this often */
 #define LOOP_PENDING_MS  (10 * 60 * 1000) /* how long a CodeRun waits for its attempt */
 #define LOOP_PENDING_MAX 1024             /* CodeRuns kept waiting at most */
+#define LOOP_RUN_NAMES   64               /* workflow names of runs remembered (ci.c) */
 
 struct hl_loop {
 	const struct hl_config *cfg;
@@ -67,6 +68,15 @@ struct hl_loop {
 	pthread_mutex_t pending_lock;
 	json_t *pending;
 	pthread_mutex_t pending_apply; /* one driver applies them at a time */
+
+	/* the workflow names of recent Actions runs (ci.c), for check_run
+	 * results: run id -> name, the oldest replaced first */
+	pthread_mutex_t run_names_lock;
+	struct hl_loop_run_name {
+		int64_t run_id;
+		char name[256];
+	} run_names[LOOP_RUN_NAMES];
+	unsigned run_names_next;
 };
 
 /* Wakes the drivers (a task is due) / the outbox. */

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct hl_remediator {
 	const struct hl_config *cfg;
@@ -327,16 +328,48 @@ rem_put_task(struct hl_remediator *r, const struct rem_job *j, enum hl_task_stat
 	return rc;
 }
 
+bool
+hl_remediate_pr_from_fork(const json_t *pr, const char *repository)
+{
+	const json_t *head = json_object_get(pr, "head");
+	const json_t *repo = json_object_get(head, "repo");
+	const char *full;
+
+	if (!json_is_object(head) || !repo)
+		return false; /* not said: taken as this repository's branch */
+	full = hl_json_str(repo, "full_name");
+	return !full || !repository || strcasecmp(full, repository) != 0;
+}
+
+/* The PR's head ref when the agent can push to it (not a fork's), else NULL. */
+static const char *
+rem_pr_head_ref(const struct hl_event *ev, const struct hl_context *ctx)
+{
+	if (!ctx->pr || hl_remediate_pr_from_fork(ctx->pr, ev->repository))
+		return NULL;
+	return hl_json_str(ctx->pr, "head.ref");
+}
+
 /* Where the agent pushes (design "Branch Strategy"): the PR's head, a fix
  * branch for the default branch, else the failing branch (never cut short).
- * An alert with no branch and no commit gets fix/<type>-alert-<number>;
- * generated names are written to out (size >= 64). */
+ * A PR from a fork gets a fix branch of its head commit: neither its head
+ * ref nor the event's branch (the fork's branch name) is a branch of this
+ * repository the fix belongs on. An alert with no branch and no commit gets
+ * fix/<type>-alert-<number>; generated names are written to out (size >=
+ * 64). */
 static const char *
 rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struct hl_context *ctx,
                   const char *failure_type)
 {
-	const char *pr_head = ctx->pr ? hl_json_str(ctx->pr, "head.ref") : NULL;
+	const char *pr_head = rem_pr_head_ref(ev, ctx);
 	char s[32];
+
+	if (ctx->pr && hl_remediate_pr_from_fork(ctx->pr, ev->repository)) {
+		const char *sha = hl_json_str(ctx->pr, "head.sha");
+
+		return hl_coderun_target_branch(out, size, NULL, ev->default_branch, NULL,
+		                                failure_type, sha ? sha : ev->head_sha);
+	}
 
 	if (!pr_head && !(ev->branch && *ev->branch) && !(ev->head_sha && *ev->head_sha) &&
 	    ev->alert_number > 0) {
@@ -708,7 +741,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 			.branch = ev->branch,
 			.default_branch = ev->default_branch,
 			.head_sha = ev->head_sha,
-			.pr_head_ref = ctx.pr ? hl_json_str(ctx.pr, "head.ref") : NULL,
+			.pr_head_ref = rem_pr_head_ref(ev, &ctx),
 			.target_branch = target,
 			.pr_number = pr_number,
 			.workflow_run_id = ev->run_id,
@@ -844,12 +877,48 @@ rem_suite_run(struct hl_remediator *r, const struct hl_event *ev, int64_t *attem
 	return id > 0 ? id : 0;
 }
 
+/*
+ * The workflow run of a GitHub Actions check run (its details_url names the
+ * run; normalize.c and /healer fix set run_id from it): the run as GitHub
+ * shows it (GET .../actions/runs/{id}), whose "name" is the workflow's.
+ * NULL for another app's check run, without a GitHub client, or when
+ * GitHub does not answer. A check_run payload names no workflow, so
+ * without it the task had none, and no later result of the job (a
+ * workflow_job event, matched by workflow + job) was ever its CI status:
+ * a fix that passed was judged ci_still_failing at the verify timeout.
+ */
+static json_t *
+rem_check_run_run(struct hl_remediator *r, const struct hl_event *ev)
+{
+	struct hl_buf path = HL_BUF_INIT(256);
+	struct hl_err gerr = HL_ERR_INIT;
+	json_t *run = NULL;
+
+	if (ev->kind != HL_EVENT_CHECK_RUN || ev->run_id <= 0 || ev->workflow_name || !r->github ||
+	    !ev->repository)
+		return NULL;
+	if (hl_github_repo_path(&path, ev->repository, &gerr) == 0) {
+		hl_buf_appendf(&path, "/actions/runs/%lld", (long long)ev->run_id);
+		if (hl_github_call(r->github, &run, "GET", path.data, NULL, &gerr) < 0 ||
+		    !hl_json_str(run, "name")) {
+			json_decref(run);
+			run = NULL;
+		}
+	}
+	if (!run)
+		hl_log_kv(HL_LOG_WARN, "finding the workflow of a check run failed", "repository",
+		          ev->repository, "error", gerr.msg, NULL);
+	hl_buf_release(&path);
+	return run;
+}
+
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
              const char *task_id, const char *failure_key, struct hl_err *err)
 {
 	struct hl_remediation res;
-	struct hl_event suite;
+	struct hl_event suite, check;
+	json_t *check_run_run = NULL;
 	int64_t run_id, attempt = 0;
 	char existing[HL_TASK_ID_MAX], why[160];
 	char *key = NULL;
@@ -868,10 +937,22 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		suite.run_attempt = attempt;
 		ev = &suite;
 	}
+	/* an Actions check run is a job of a workflow run: the task records
+	 * the workflow, so the job's later results are the task's (a shallow
+	 * copy, borrowing the run's name) */
+	if ((check_run_run = rem_check_run_run(r, ev)) != NULL) {
+		check = *ev;
+		check.workflow_name = (char *)hl_json_str(check_run_run, "name");
+		if (!check.run_attempt)
+			check.run_attempt = hl_json_int(check_run_run, "run_attempt", 0);
+		ev = &check;
+	}
 	/* deliveries stored before identity was kept at intake carry none */
 	key = failure_key ? strdup(failure_key) : hl_event_remediation_key(ev);
-	if (!key)
+	if (!key) {
+		json_decref(check_run_run);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
 	j = (struct rem_job){ .ev = ev, .task_id = task_id, .key = key, .n = 1, .plan = NULL };
 
 	/* 1. claim */
@@ -944,6 +1025,7 @@ done:
 	rc = 0;
 out:
 	free(key);
+	json_decref(check_run_run);
 	return rc;
 }
 

@@ -24,6 +24,8 @@
 #include "event/event.h"
 #include "store/store.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct hl_remediator;
@@ -73,6 +75,14 @@ void hl_remediator_free(struct hl_remediator *r);
  */
 int hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
                  const char *task_id, const char *failure_key, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Whether a pull request (GitHub's PR object) comes from a fork of
+ * repository: its head.repo is another repository, or null (a fork since
+ * deleted). Its head ref then names a branch of the fork, not of
+ * repository. A PR object without head.repo is taken as repository's own.
+ */
+bool hl_remediate_pr_from_fork(const json_t *pr, const char *repository);
 
 /*
  * Starts attempt plan->n of a claimed task. A task whose kind has a

@@ -128,9 +128,10 @@ int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const
 int hl_store_task_active_for(struct hl_store *s, char *out, const char *repository,
                              const char *branch, const char *workflow, const char *job,
                              const char *exclude, struct hl_err *err) HL_MUST_CHECK;
-/* The most recent task of a PR (any state); -HL_ENOTFOUND when none. */
+/* The most recent task of a PR (any state, or only queued, running or
+ * verifying ones when active_only); -HL_ENOTFOUND when none. */
 int hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64_t pr_number,
-                        struct hl_err *err) HL_MUST_CHECK;
+                        bool active_only, struct hl_err *err) HL_MUST_CHECK;
 
 /* Records a CI result on its task (idempotent per task + delivery id). */
 int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,

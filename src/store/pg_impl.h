@@ -203,7 +203,7 @@ int hl_pg_task_active_for(struct hl_store_backend *b, char *out, const char *rep
                           const char *branch, const char *workflow, const char *job,
                           const char *exclude, struct hl_err *err);
 int hl_pg_task_of_pr(struct hl_store_backend *b, char *out, const char *repository,
-                     int64_t pr_number, struct hl_err *err);
+                     int64_t pr_number, bool active_only, struct hl_err *err);
 int hl_pg_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r,
                         struct hl_err *err);
 int hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,

@@ -212,16 +212,18 @@ hl_pg_task_active_for(struct hl_store_backend *b, char *out, const char *reposit
 
 int
 hl_pg_task_of_pr(struct hl_store_backend *b, char *out, const char *repository, int64_t pr_number,
-                 struct hl_err *err)
+                 bool active_only, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 
 	hl_pg_text(&p, repository);
 	hl_pg_int(&p, pr_number);
+	hl_pg_bool(&p, active_only);
 	return pg_one_id(b, out,
 	                 "SELECT task_id FROM remediation_tasks"
 	                 " WHERE repository = $1 AND pr_number = $2"
 	                 " AND NOT (state = 'skipped' AND agent IS NULL)"
+	                 " AND (NOT $3 OR state IN ('queued', 'running', 'verifying'))"
 	                 " ORDER BY created_ms DESC LIMIT 1",
 	                 &p, "task of pr", err);
 }

@@ -184,17 +184,20 @@ hl_sq_task_active_for(struct hl_store_backend *b, char *out, const char *reposit
 
 int
 hl_sq_task_of_pr(struct hl_store_backend *b, char *out, const char *repository, int64_t pr_number,
-                 struct hl_err *err)
+                 bool active_only, struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT task_id FROM remediation_tasks"
-	                                    " WHERE repository = ?1 AND pr_number = ?2"
-	                                    " AND NOT (state = 'skipped' AND agent IS NULL)"
-	                                    " ORDER BY created_ms DESC LIMIT 1");
+	sqlite3_stmt *st =
+	        hl_sq_prepare(b, "SELECT task_id FROM remediation_tasks"
+	                         " WHERE repository = ?1 AND pr_number = ?2"
+	                         " AND NOT (state = 'skipped' AND agent IS NULL)"
+	                         " AND (?3 = 0 OR state IN ('queued', 'running', 'verifying'))"
+	                         " ORDER BY created_ms DESC LIMIT 1");
 
 	if (!st)
 		return hl_sq_fail(err, b->db, "task of pr");
 	sqlite3_bind_text(st, 1, repository, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, pr_number);
+	sqlite3_bind_int(st, 3, active_only ? 1 : 0);
 	return sq_one_id(b, st, out, "task of pr", err);
 }
 

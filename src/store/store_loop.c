@@ -65,11 +65,11 @@ hl_store_task_active_for(struct hl_store *s, char *out, const char *repository, 
 
 int
 hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64_t pr_number,
-                    struct hl_err *err)
+                    bool active_only, struct hl_err *err)
 {
 	if (!repository || pr_number <= 0)
 		return hl_err_set(err, HL_ENOTFOUND, "no pull request");
-	STORE_CALL(s, s->ops->loop.task_of_pr(s->b, out, repository, pr_number, err));
+	STORE_CALL(s, s->ops->loop.task_of_pr(s->b, out, repository, pr_number, active_only, err));
 }
 
 int

@@ -61,6 +61,7 @@ fx_init(struct fx *f, int n_attempts)
 static void
 fx_ci(struct fx *f, const char *sha, const char *conclusion)
 {
+	memset(&f->ci, 0, sizeof(f->ci));
 	snprintf(f->ci.head_sha, sizeof(f->ci.head_sha), "%s", sha);
 	snprintf(f->ci.conclusion, sizeof(f->ci.conclusion), "%s", conclusion);
 	f->in.ci = &f->ci;
@@ -154,6 +155,8 @@ test_decide_success_needs_ci_at_another_sha(void **state)
 	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
 	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
 	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
+	/* the reason reads as one sentence (it is shown in the task's
+	 * document, the status reply and the escalation) */
 	assert_string_equal(f.st.reason, "clippy passed at bbbb");
 	fx_ci(&f, "bbbb", "failure");
 	decide(&f);
@@ -263,6 +266,24 @@ test_decide_rerun_outcomes(void **state)
 	f.ci.run_attempt = 1;
 	decide(&f);
 	assert_int_equal(f.st.verdict, HL_LOOP_WAIT);
+	/* ... also as a check_run, which names no run attempt: the job is the
+	 * failing one (an Actions check run's id is its job's) */
+	f.in.failing_job_id = 7001;
+	fx_ci(&f, failing_sha, "failure");
+	f.ci.job_id = 7001;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_WAIT);
+	/* an agent's attempt is not judged by it either */
+	f.a[0].kind = HL_ATTEMPT_AGENT;
+	f.a[0].coderun_phase = "Succeeded";
+	f.a[0].agent_done_ms = 1001 * MIN;
+	fx_ci(&f, "bbbb", "failure");
+	f.ci.job_id = 7001;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_VERIFYING);
+	f.a[0].kind = HL_ATTEMPT_RERUN;
+	f.a[0].coderun_phase = NULL;
+	f.a[0].agent_done_ms = 0;
 	/* a re-run runs at the same sha, as the run's next attempt */
 	fx_ci(&f, failing_sha, "success");
 	f.ci.run_attempt = 2;

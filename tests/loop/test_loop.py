@@ -448,6 +448,147 @@ def main():
     check("/healer fix on a closed PR sends no agent", done and not sent,
           [closed_delivery(), sent])
 
+    # ---- D3. /healer fix on a PR from a fork whose branch is called "main" -------------
+    # (its head ref names the fork's branch: the agent cannot push there, and
+    # the same name here is this repository's default branch; the fix goes to a
+    # fix branch of the PR's head commit)
+    sha3 = "d" * 40
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 80, "state": "open", "title": "From a fork",
+                   "user": {"login": "outsider"},
+                   "html_url": f"https://github.com/{REPO}/pull/80", "body": "",
+                   "head": {"ref": "main", "sha": sha3,
+                            "repo": {"full_name": "outsider/gadgets"}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha3: [
+            {"id": 7402, "name": "clippy", "head_sha": sha3, "status": "completed",
+             "conclusion": "failure", "app": {"slug": "github-actions"},
+             "html_url": f"https://github.com/{REPO}/runs/7402",
+             "details_url": f"https://github.com/{REPO}/actions/runs/8402/job/7402",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}}]},
+        "runs": [{"id": 8402, "name": "Gadget CI", "head_branch": "main", "head_sha": sha3,
+                  "status": "completed", "conclusion": "failure", "run_attempt": 1,
+                  "workflow_id": 55}]})
+    seed_job(7402)
+    deliver(srv, comment_event(9014, 80, "/healer fix", "MEMBER"), event="issue_comment",
+            delivery="cmd-fork")
+    fork_runs = wait_for(lambda: [c for c in coderuns()
+                                  if c["spec"].get("env", {}).get("PR_NUMBER") == "80"], 20) or []
+    targets = [c["spec"]["env"].get("TARGET_BRANCH") for c in fork_runs]
+    check("/healer fix on a fork's PR from its main: the agent pushes to a fix branch of the "
+          "PR's head, not to this repository's main", targets == ["fix/clippy-dddddddd"],
+          [targets, [ln for ln in srv.log_tail().splitlines() if "healer command" in ln]])
+    # the job passing on this repository's main is not the fork task's CI status
+    tid_d3 = fork_runs[0]["metadata"]["labels"]["healer/task-id"] if fork_runs else "?"
+    if fork_runs:
+        set_phase(fork_runs[0]["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_d3, "verifying", 15)
+    deliver(srv, job_event(7410, 8410, "main", conclusion="success", sha="5" * 40),
+            delivery="main-passes")
+    wait_for(lambda: next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                           if d.get("delivery_id") == "main-passes"), {}).get("state")
+             == "processed", 15)
+    time.sleep(0.5)
+    t = task_of(srv, tid_d3)
+    check("... and the job passing on this repository's main does not judge the fork's task",
+          t.get("state") == "verifying" and t.get("branch") != "main",
+          {k: t.get(k) for k in ("state", "branch", "target_branch", "attempts")})
+
+    # ---- D4. a task started from a check run is judged by the job's next result --------
+    # (a check run names no workflow: an Actions one's is its run's, whose id
+    # its details_url holds; without it the task had no workflow and no run,
+    # no result of the job was ever its CI status, and a fix that passed was
+    # judged ci_still_failing at the verify timeout)
+    sha4, sha5 = "1" * 40, "2" * 40
+
+    def check_run(cid, run_id, branch, sha, conclusion):
+        return {"id": cid, "name": "clippy", "head_sha": sha, "status": "completed",
+                "conclusion": conclusion, "app": {"slug": "github-actions"},
+                "html_url": f"https://github.com/{REPO}/runs/{cid}",
+                "details_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{cid}",
+                "check_suite": {"id": cid + 100000, "head_branch": branch, "head_sha": sha},
+                "output": {"title": "clippy", "summary": "1 error", "text": None}}
+
+    def run_of(run_id, branch, sha, conclusion):
+        return {"id": run_id, "name": "Gadget CI", "head_branch": branch, "head_sha": sha,
+                "status": "completed", "conclusion": conclusion, "run_attempt": 1,
+                "workflow_id": 55}
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 81, "state": "open", "title": "Fix me", "user": {"login": "dev"},
+                   "html_url": f"https://github.com/{REPO}/pull/81", "body": "",
+                   "head": {"ref": "loop/d4", "sha": sha4, "repo": {"full_name": REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha4: [check_run(7403, 8403, "loop/d4", sha4, "failure")]},
+        "runs": [run_of(8403, "loop/d4", sha4, "failure"), run_of(8404, "loop/d4", sha5, "success"),
+                 run_of(8405, "loop/d5", SHA0, "failure"), run_of(8406, "loop/d5", sha5, "success")]})
+    seed_job(7403)
+    deliver(srv, comment_event(9015, 81, "/healer fix", "MEMBER"), event="issue_comment")
+    d4 = wait_for(lambda: [c for c in coderuns()
+                           if c["spec"].get("env", {}).get("PR_NUMBER") == "81"], 20) or []
+    tid_d4 = d4[0]["metadata"]["labels"]["healer/task-id"] if d4 else "?"
+    if d4:
+        set_phase(d4[0]["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_d4, "verifying", 15)
+    deliver(srv, job_event(7404, 8404, "loop/d4", conclusion="success", sha=sha5))
+    check("/healer fix's task (from a check run) succeeds when the job then passes (a "
+          "workflow_job event)", wait_state(srv, tid_d4, "succeeded", 15),
+          {k: task_of(srv, tid_d4).get(k) for k in ("state", "workflow", "run_id", "attempts")})
+    seed_job(7405)
+    tid_d5 = deliver(srv, job_event(7405, 8405, "loop/d5"))
+    d5 = wait_for(lambda: by_task(tid_d5), 15) or []
+    if d5:
+        set_phase(d5[0]["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_d5, "verifying", 15)
+    deliver(srv, {"action": "completed",
+                  "check_run": check_run(7406, 8406, "loop/d5", sha5, "success"),
+                  "repository": {"full_name": REPO, "default_branch": "main"},
+                  "sender": {"login": "dev", "type": "User"}}, event="check_run")
+    check("a check_run event of the job passing at another commit judges the attempt success",
+          wait_state(srv, tid_d5, "succeeded", 15),
+          {k: task_of(srv, tid_d5).get(k) for k in ("state", "workflow", "attempts")})
+
+    # ---- D6. /healer stop while the PR's newest task has ended and an older one runs ----
+    # (/healer fix starts a task per failing check; stop used to look at the
+    # newest task only, answered "the task is succeeded" and left the other
+    # agent running)
+    sha6 = "6" * 40
+    d6_checks = [check_run(7407, 8407, "loop/d6", sha6, "failure"),
+                 dict(check_run(7408, 8408, "loop/d6", sha6, "failure"), name="fmt")]
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 82, "state": "open", "title": "Two checks",
+                   "user": {"login": "dev"}, "html_url": f"https://github.com/{REPO}/pull/82",
+                   "body": "", "head": {"ref": "loop/d6", "sha": sha6, "repo": {"full_name": REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha6: d6_checks},
+        "runs": [run_of(8407, "loop/d6", sha6, "failure"), run_of(8408, "loop/d6", sha6, "failure")]})
+    seed_job(7407)
+    seed_job(7408)
+    deliver(srv, comment_event(9016, 82, "/healer fix", "MEMBER"), event="issue_comment")
+    d6 = wait_for(lambda: len([c for c in coderuns()
+                               if c["spec"].get("env", {}).get("PR_NUMBER") == "82"]) == 2
+                  and [c for c in coderuns() if c["spec"].get("env", {}).get("PR_NUMBER") == "82"],
+                  20) or []
+    d6_tasks = sorted((task_of(srv, c["metadata"]["labels"]["healer/task-id"]) for c in d6),
+                      key=lambda d: d.get("created_at") or "")
+    older, newest = (d6_tasks + [{}, {}])[:2]
+    for c in d6:
+        if c["metadata"]["labels"]["healer/task-id"] == newest.get("task_id"):
+            set_phase(c["metadata"]["name"], "Succeeded")
+    wait_state(srv, newest.get("task_id"), "verifying", 15)
+    deliver(srv, job_event(7409, 8409, "loop/d6", name=newest.get("job") or "?",
+                           conclusion="success", sha=sha5))
+    wait_state(srv, newest.get("task_id"), "succeeded", 15)
+    deliver(srv, comment_event(9017, 82, "/healer stop", "OWNER"), event="issue_comment")
+    older_run = next((c["metadata"]["name"] for c in d6
+                      if c["metadata"]["labels"]["healer/task-id"] == older.get("task_id")), "?")
+    stopped = wait_state(srv, older.get("task_id"), "stopped", 15)
+    deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == older_run]
+    check("/healer stop stops the PR's task still running although a newer one has ended",
+          len(d6) == 2 and stopped and deleted
+          and task_of(srv, newest.get("task_id")).get("state") == "succeeded",
+          [len(d6), task_of(srv, older.get("task_id")).get("state"), deleted,
+           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-1:]])
+
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
     tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))

@@ -2156,7 +2156,24 @@ test_store_loop_state(void **state)
 	assert_int_equal(
 	        hl_store_task_active_for(f->s, out, "o/r", "main", "CI", "lint", NULL, &err),
 	        -HL_ENOTFOUND);
-	assert_int_equal(hl_store_task_of_pr(f->s, out, "o/r", 12, &err), 0);
+	assert_int_equal(hl_store_task_of_pr(f->s, out, "o/r", 12, false, &err), 0);
+	/* a PR's active task, behind a newer one that ended (/healer stop) */
+	t.task_id = "t-pr-old";
+	t.pr_number = 13;
+	t.next_check_ms = HL_TASK_NO_CHECK;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.task_id = "t-pr-new";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.state = HL_TASK_STOPPED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_of_pr(f->s, out, "o/r", 13, true, &err), 0);
+	assert_string_equal(out, "t-pr-old");
+	t.task_id = "t-pr-old";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_of_pr(f->s, out, "o/r", 13, true, &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_task_of_pr(f->s, out, "o/r", 13, false, &err), 0);
+	t.state = HL_TASK_RUNNING;
+	t.pr_number = 12;
 
 	/* attempts by CodeRun, budgets */
 	assert_int_equal(hl_store_attempt_put(f->s,

@@ -13,7 +13,8 @@ here, signature verified with `openssl dgst -sha256 -verify` against
 --app-public-key); the App's own endpoints (/app/hook/deliveries...) accept
 only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
 -reset/-resource headers. Endpoints:
-  runs: /actions/runs and /actions/workflows/{id or file}/runs (branch,
+  runs: one run (GET /actions/runs/{id}, 404 for an unknown one),
+    /actions/runs and /actions/workflows/{id or file}/runs (branch,
     head_sha, status (or a conclusion), event, check_suite_id, created
     >=/<=/a..b, per_page, page, newest first, Link), POST
     .../runs/{id}/rerun-failed-jobs (201; 403 when the run is not
@@ -270,6 +271,9 @@ class GitHubHandler(stubcommon.StubHandler):
                 latest = max(j.get("run_attempt", 1) for j in jobs)
                 jobs = [j for j in jobs if j.get("run_attempt", 1) == latest]
             return self.page(jobs, q, path, "jobs", {"total_count": len(jobs)})
+        if (r := re.fullmatch(r"/actions/runs/(\d+)", rest)) and self.command == "GET":
+            run = next((x for x in STATE["runs"] if str(x["id"]) == r.group(1)), None)
+            return self.send(200, run) if run else self.send(404, {"message": "Not Found"})
         if rest == "/actions/runs" or re.fullmatch(r"/actions/workflows/[^/]+/runs", rest):
             wf = unquote(rest.split("/")[3]) if rest.startswith("/actions/workflows/") else None
             return self.runs(wf, q, path)
