@@ -49,7 +49,9 @@ static const unsigned task_moves[HL_TASK_STATE_MAX] = {
 	                      BIT(HL_TASK_ESCALATED) | BIT(HL_TASK_STOPPED),
 	[HL_TASK_ESCALATED] = BIT(HL_TASK_RUNNING) | BIT(HL_TASK_QUEUED),
 	[HL_TASK_SUCCEEDED] = 0,
-	[HL_TASK_STOPPED] = 0,
+	/* /healer retry after /healer stop: one more attempt, as after an
+	 * escalation */
+	[HL_TASK_STOPPED] = BIT(HL_TASK_RUNNING) | BIT(HL_TASK_QUEUED),
 	[HL_TASK_SKIPPED] = 0,
 };
 static const unsigned task_initial =

@@ -26,7 +26,7 @@ enum hl_task_state {
 	HL_TASK_VERIFYING, /* the CodeRun succeeded; waiting for CI's verdict */
 	HL_TASK_SUCCEEDED, /* CI passed after an attempt (final) */
 	HL_TASK_ESCALATED, /* the attempts ran out; people were told */
-	HL_TASK_STOPPED,   /* /healer stop (final) */
+	HL_TASK_STOPPED,   /* /healer stop (final; /healer retry restarts it) */
 	HL_TASK_SKIPPED,   /* nothing to remediate: a duplicate or a guard (final) */
 	HL_TASK_STATE_MAX,
 	HL_TASK_STATE_INVALID = -1,
@@ -66,7 +66,8 @@ enum hl_attempt_phase {
 const char *hl_task_state_name(enum hl_task_state s);
 /* HL_TASK_STATE_INVALID for NULL or an unknown name. */
 enum hl_task_state hl_task_state_from_name(const char *name);
-/* Succeeded, stopped and skipped: nothing happens to the task any more. */
+/* Succeeded, stopped and skipped: the task is finished (only /healer retry
+ * moves a stopped one again). */
 bool hl_task_state_is_final(enum hl_task_state s);
 /* Running or verifying: a CodeRun or a CI verdict is awaited. */
 bool hl_task_state_is_active(enum hl_task_state s);
@@ -81,6 +82,7 @@ bool hl_task_state_is_active(enum hl_task_state s);
  *                the failure already handled before anything ran)
  *   verifying -> succeeded, running, queued, escalated, stopped
  *   escalated -> running, queued (/healer retry after escalation)
+ *   stopped   -> running, queued (/healer retry after /healer stop)
  * Staying in the same state is legal for running (the next attempt) only.
  * Returns 0, or -HL_ECONFLICT with err naming both states.
  */

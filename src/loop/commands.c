@@ -193,7 +193,8 @@ out:
 	return rc;
 }
 
-/* /healer retry: one more attempt on the PR's last task. */
+/* /healer retry: one more attempt on the PR's last task, escalated or
+ * stopped. */
 static int
 cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
           const struct hl_task_record *t, struct hl_err *err)
@@ -209,7 +210,9 @@ cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl
 		json_decref(decision);
 		return 0;
 	}
-	if (t->state != HL_TASK_ESCALATED) {
+	/* after an escalation or a stop (whose failure stays the task's:
+	 * /healer fix finds it taken), one more attempt */
+	if (t->state != HL_TASK_ESCALATED && t->state != HL_TASK_STOPPED) {
 		cmd_set(out, "ended", t->task_id, "the task ended %s; use /healer fix",
 		        hl_task_state_name(t->state));
 		json_decref(decision);

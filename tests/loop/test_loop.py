@@ -589,6 +589,36 @@ def main():
           [len(d6), task_of(srv, older.get("task_id")).get("state"), deleted,
            [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-1:]])
 
+    # ---- D7. /healer retry after /healer stop ----------------------------------------
+    # (a stopped task keeps its failure, so /healer fix found it taken and
+    # /healer retry said "use /healer fix": nothing could start it again)
+    sha7 = "7" * 40
+    gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 83, "state": "open", "title": "Stop and go",
+                   "user": {"login": "dev"}, "html_url": f"https://github.com/{REPO}/pull/83",
+                   "body": "", "head": {"ref": "loop/d7", "sha": sha7, "repo": {"full_name": REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": REPO}}}],
+        "check_runs_by_ref": {sha7: [check_run(7411, 8411, "loop/d7", sha7, "failure")]},
+        "runs": [run_of(8411, "loop/d7", sha7, "failure")]})
+    seed_job(7411)
+    deliver(srv, comment_event(9018, 83, "/healer fix", "MEMBER"), event="issue_comment")
+    d7 = wait_for(lambda: [c for c in coderuns()
+                           if c["spec"].get("env", {}).get("PR_NUMBER") == "83"], 20) or []
+    tid_d7 = d7[0]["metadata"]["labels"]["healer/task-id"] if d7 else "?"
+    deliver(srv, comment_event(9019, 83, "/healer stop", "OWNER"), event="issue_comment")
+    wait_state(srv, tid_d7, "stopped", 15)
+    deliver(srv, comment_event(9020, 83, "/healer retry D7-HINT keep the API", "OWNER"),
+            event="issue_comment")
+    # (the stopped attempt's CodeRun was deleted)
+    again = wait_for(lambda: [c for c in by_task(tid_d7)
+                              if c["metadata"]["labels"].get("healer/attempt") == "2"], 20) or []
+    t = task_of(srv, tid_d7)
+    check("/healer retry after /healer stop: attempt 2 with the hint, the task running again",
+          len(again) == 1 and "D7-HINT" in again[0]["spec"].get("promptModification", "")
+          and t.get("state") == "running" and t.get("finished_at") is None,
+          [len(again), {k: t.get(k) for k in ("state", "finished_at", "attempts")},
+           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
     tid_e = deliver(srv, job_event(7003, 8003, "loop/e"))
