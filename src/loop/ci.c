@@ -91,9 +91,20 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 	if (!ev->conclusion || (strcmp(ev->conclusion, "success") != 0 &&
 	                        !hl_event_conclusion_is_failure(ev->conclusion)))
 		return 0;
-	if (!workflow && ci_is_job_result(ev, "") &&
-	    ci_check_run_workflow(l, run_name, sizeof(run_name), ev))
-		workflow = run_name;
+	if (!workflow && ci_is_job_result(ev, "")) {
+		/* GitHub is asked for the run's workflow only when a task fixes
+		 * a job of that name on that branch: not for every check run */
+		char any[HL_TASK_ID_MAX];
+
+		rc = hl_store_task_active_for(l->store, any, ev->repository, ev->branch, NULL,
+		                              ev->job_name, NULL, err);
+		if (rc == -HL_ENOTFOUND)
+			return 0;
+		if (rc < 0)
+			return rc;
+		if (ci_check_run_workflow(l, run_name, sizeof(run_name), ev))
+			workflow = run_name;
+	}
 	if (!ci_is_job_result(ev, workflow))
 		return 0;
 	rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch, workflow,

@@ -123,7 +123,8 @@ int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const
  * The most recent task still being worked on (queued, running, verifying)
  * for the failing workflow + job of repository on branch (the task's
  * branch or its target branch) other than exclude (may be NULL): a new
- * result of that job belongs to it. -HL_ENOTFOUND when none.
+ * result of that job belongs to it. A NULL workflow matches any (whether a
+ * job of that name is being fixed at all). -HL_ENOTFOUND when none.
  */
 int hl_store_task_active_for(struct hl_store *s, char *out, const char *repository,
                              const char *branch, const char *workflow, const char *job,

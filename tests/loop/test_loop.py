@@ -547,6 +547,21 @@ def main():
           wait_state(srv, tid_d5, "succeeded", 15),
           {k: task_of(srv, tid_d5).get(k) for k in ("state", "workflow", "attempts")})
 
+    # a check run of a job no task fixes on its branch costs no GitHub request
+    # (its run's workflow is asked for only when a task could take it)
+    deliver(srv, {"action": "completed",
+                  "check_run": check_run(7499, 8499, "loop/none", sha5, "success"),
+                  "repository": {"full_name": REPO, "default_branch": "main"},
+                  "sender": {"login": "dev", "type": "User"}}, event="check_run",
+            delivery="cr-none")
+    wait_for(lambda: next((d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                           if d.get("delivery_id") == "cr-none"), {}).get("state")
+             == "processed", 15)
+    asked = [r.get("path") for r in (gh("GET", "/_stub/requests") or [])
+             if r.get("path", "").endswith("/actions/runs/8499")]
+    check("a check run of a job no task fixes on its branch asks GitHub nothing", not asked,
+          asked)
+
     # ---- D6. /healer stop while the PR's newest task has ended and an older one runs ----
     # (/healer fix starts a task per failing check; stop used to look at the
     # newest task only, answered "the task is succeeded" and left the other
