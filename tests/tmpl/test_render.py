@@ -105,6 +105,10 @@ try:
           and '--task-id "$TASK_ID"' in out and "A7-$FILE.md" in out and "$FILE-current.log" in out
           and "**loki**: `timeout after 5s`" in out,
           err + out[:300])
+    # spawn-remediation refuses a second CodeRun with exit 1 (tests/diag):
+    # the prompt must not tell the agent otherwise
+    check("the A7 prompt says a refused second remediation exits 1, and that it is expected",
+          "exits 1 naming that CodeRun: that is expected" in out, out[-1500:])
 
     node = shutil.which("node")
     if node and os.path.isdir(os.path.join(HERE, "..", "node", "node_modules", "handlebars")):
