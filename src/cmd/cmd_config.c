@@ -7,6 +7,7 @@
 #include "classify/classify.h"
 #include "cmd.h"
 #include "config/config.h"
+#include "net/kube.h"
 #include "remediate/prompt_build.h"
 #include "store/store.h"
 
@@ -69,6 +70,20 @@ hl_cmd_check_config(int argc, char **argv)
 	/* valid as a configuration; `healer server` would still refuse it */
 	if (hl_config_check_auth(cfg, &err) < 0)
 		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);
+	/* nor without the cluster it is told to dispatch to (found here, not
+	 * at the server's start; manifests are checked outside their cluster,
+	 * so it is a warning) */
+	if (cfg->dispatch == HL_DISPATCH_KUBERNETES) {
+		struct hl_kube *kube = NULL;
+		struct hl_err kerr = HL_ERR_INIT;
+
+		if (hl_kube_load(&kube, cfg->kubeconfig, &kerr) < 0)
+			fprintf(stderr,
+			        "healer: warning: healer server would not start here: kubernetes "
+			        "dispatch: %s\n",
+			        kerr.msg);
+		hl_kube_free(kube);
+	}
 	if (print) {
 		hl_config_describe(cfg, check_config_print, NULL);
 	} else {

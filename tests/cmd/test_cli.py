@@ -83,6 +83,14 @@ with tempfile.TemporaryDirectory() as d:
             bad.append((key, rc, out, err))
     check("check-config loads the rules file and prompts directory as the server does", not bad,
           bad)
+# dispatch to Kubernetes without a cluster configuration: ok as a configuration
+# (manifests are checked outside their cluster), but said, as the server refuses it
+with tempfile.TemporaryDirectory() as home:
+    rc, out, err = run("check-config", env={"HEALER_DISPATCH": "kubernetes", "HOME": home})
+check("check-config warns that kubernetes dispatch finds no cluster configuration",
+      rc == 0 and "configuration ok" in out
+      and "healer server would not start here: kubernetes dispatch: no kubernetes configuration"
+      in err, (rc, out, err))
 rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
 check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
       and "ghp_secretvalue123" not in out, out)
