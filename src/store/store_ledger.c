@@ -92,8 +92,10 @@ hl_store_cursor_parse(const char *c, int64_t *ms, char *id, size_t id_size, stru
 	if (!c || !*c)
 		return 0;
 	errno = 0;
-	v = strtoll(c, &end, 10);
-	if (end == c || errno || v < 0 || *end != '.' || !end[1] || strlen(end + 1) >= id_size)
+	/* as hl_store_cursor_make writes it: digits first (strtoll would also
+	 * take " 1.x" and "+1.x") */
+	v = *c >= '0' && *c <= '9' ? strtoll(c, &end, 10) : -1;
+	if (v < 0 || errno || *end != '.' || !end[1] || strlen(end + 1) >= id_size)
 		return hl_err_set(err, HL_EINVAL, "malformed cursor");
 	*ms = v;
 	hl_strlcpy(id, end + 1, id_size);
