@@ -37,7 +37,6 @@ ci_is_job_result(const struct hl_event *ev, const char *workflow)
 static bool
 ci_check_run_workflow(struct hl_loop *l, char *out, size_t size, const struct hl_event *ev)
 {
-	struct hl_buf path = HL_BUF_INIT(256);
 	struct hl_err err = HL_ERR_INIT;
 	json_t *run = NULL;
 	const char *name;
@@ -56,26 +55,22 @@ ci_check_run_workflow(struct hl_loop *l, char *out, size_t size, const struct hl
 	pthread_mutex_unlock(&l->run_names_lock);
 	if (found)
 		return true;
-	if (hl_github_repo_path(&path, ev->repository, &err) == 0) {
-		hl_buf_appendf(&path, "/actions/runs/%lld", (long long)ev->run_id);
-		if (hl_github_call(l->github, &run, "GET", path.data, NULL, &err) == 0 &&
-		    (name = hl_json_str(run, "name")) && strlen(name) < size &&
-		    strlen(name) < sizeof(l->run_names[0].name)) {
-			hl_strlcpy(out, name, size);
-			found = true;
-			pthread_mutex_lock(&l->run_names_lock);
-			i = l->run_names_next++ % LOOP_RUN_NAMES;
-			l->run_names[i].run_id = ev->run_id;
-			hl_strlcpy(l->run_names[i].name, name, sizeof(l->run_names[i].name));
-			pthread_mutex_unlock(&l->run_names_lock);
-		}
+	if (hl_github_run(l->github, &run, ev->repository, ev->run_id, &err) == 0 &&
+	    (name = hl_json_str(run, "name")) && strlen(name) < size &&
+	    strlen(name) < sizeof(l->run_names[0].name)) {
+		hl_strlcpy(out, name, size);
+		found = true;
+		pthread_mutex_lock(&l->run_names_lock);
+		i = l->run_names_next++ % LOOP_RUN_NAMES;
+		l->run_names[i].run_id = ev->run_id;
+		hl_strlcpy(l->run_names[i].name, name, sizeof(l->run_names[i].name));
+		pthread_mutex_unlock(&l->run_names_lock);
 	}
 	if (!found)
 		hl_log_kv(HL_LOG_WARN, "finding the workflow of a check run failed", "repository",
 		          ev->repository, "error", err.msg[0] ? err.msg : "the run has no name",
 		          NULL);
 	json_decref(run);
-	hl_buf_release(&path);
 	return found;
 }
 

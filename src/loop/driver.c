@@ -115,7 +115,6 @@ driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl
               struct hl_err *err)
 {
 	struct hl_github_job_verdict v;
-	struct hl_buf path = HL_BUF_INIT(1024);
 	json_t *run = NULL;
 	char workflow[32];
 	int rc;
@@ -128,10 +127,7 @@ driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 	if (a->kind == HL_ATTEMPT_RERUN)
 		return driver_ask_rerun(l, t, err);
 	/* the workflow's id, from the failing run (events carry only its name) */
-	if ((rc = hl_github_repo_path(&path, t->repository, err)) < 0)
-		goto out;
-	hl_buf_appendf(&path, "/actions/runs/%lld", (long long)t->run_id);
-	if ((rc = hl_github_call(l->github, &run, "GET", path.data, NULL, err)) < 0)
+	if ((rc = hl_github_run(l->github, &run, t->repository, t->run_id, err)) < 0)
 		goto out;
 	snprintf(workflow, sizeof(workflow), "%lld", (long long)hl_json_int(run, "workflow_id", 0));
 	rc = hl_github_job_verdict(l->github, &v, t->repository, workflow,
@@ -144,7 +140,6 @@ driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 		        v.verdict == HL_GITHUB_VERDICT_PASSED ? "success" : v.conclusion, err);
 out:
 	json_decref(run);
-	hl_buf_release(&path);
 	return rc;
 }
 

@@ -1093,6 +1093,23 @@ out:
 }
 
 int
+hl_github_run(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
+              struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	int ret;
+
+	ret = hl_github_repo_path(&p, repo, err);
+	if (ret == 0) {
+		hl_buf_appendf(&p, "/actions/runs/%lld", (long long)run_id);
+		ret = hl_buf_error(&p) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		                       : hl_github_call(gh, out, "GET", p.data, NULL, err);
+	}
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
 hl_github_pull(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
                struct hl_err *err)
 {

@@ -234,6 +234,12 @@ int hl_github_compare(struct hl_github *gh, json_t **out, const char *repo, cons
 int hl_github_check_runs(struct hl_github *gh, json_t **out, const char *repo, const char *ref,
                          size_t max, struct hl_err *err) HL_MUST_CHECK;
 
+/* A workflow run by id: GET /repos/{o}/{r}/actions/runs/{id} (name: the
+ * workflow's, workflow_id, run_attempt, head_branch, head_sha, ...);
+ * HL_ENOTFOUND. */
+int hl_github_run(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
+                  struct hl_err *err) HL_MUST_CHECK;
+
 /* A pull request by number: GET /repos/{o}/{r}/pulls/{n}; HL_ENOTFOUND. */
 int hl_github_pull(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
                    struct hl_err *err) HL_MUST_CHECK;

@@ -520,22 +520,6 @@ rem_prompt_attempts(struct hl_prompt_attempt *out, size_t max, const struct hl_t
 	return k;
 }
 
-/* A flaky runner: ask GitHub to re-run the failed jobs instead of spending
- * an agent. 0 when requested, <0 when GitHub refused (the agent goes). */
-static int
-rem_rerun(struct hl_remediator *r, const struct hl_event *ev, struct hl_err *err)
-{
-	struct hl_buf path = HL_BUF_INIT(1024);
-	int rc;
-
-	hl_buf_appendf(&path, "/repos/%s/actions/runs/%lld/rerun-failed-jobs", ev->repository,
-	               (long long)ev->run_id);
-	rc = hl_buf_error(&path) ? hl_err_set(err, HL_ENOMEM, "out of memory")
-	                         : hl_github_call(r->github, NULL, "POST", path.data, NULL, err);
-	hl_buf_release(&path);
-	return rc;
-}
-
 /* What memory adds to one attempt: the agent learned routing chose (or
  * NULL) with why, the prompt's history and what the decision records. */
 struct rem_memory {
@@ -699,11 +683,13 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	else
 		target = rem_target_branch(fix_branch, sizeof(fix_branch), ev, &ctx, type);
 
-	/* a flaky runner is re-run before any agent is spent */
+	/* a flaky runner is re-run before any agent is spent (GitHub refusing,
+	 * the agent goes) */
 	if (j->n == 1 && strcmp(type, "infra_runner") == 0 && ev->intent == HL_INTENT_CI_FAILURE &&
 	    ev->run_id > 0 && r->github && r->cfg->dispatch != HL_DISPATCH_NONE) {
 		struct hl_err rerr = HL_ERR_INIT;
-		rerun = rem_rerun(r, ev, &rerr) == 0;
+		rerun = hl_github_rerun_failed_jobs(r->github, ev->repository, ev->run_id, &rerr) ==
+		        0;
 		if (!rerun)
 			hl_log_kv(HL_LOG_WARN,
 			          "re-running the failed jobs was refused; an agent goes", "error",
@@ -890,25 +876,20 @@ rem_suite_run(struct hl_remediator *r, const struct hl_event *ev, int64_t *attem
 static json_t *
 rem_check_run_run(struct hl_remediator *r, const struct hl_event *ev)
 {
-	struct hl_buf path = HL_BUF_INIT(256);
 	struct hl_err gerr = HL_ERR_INIT;
 	json_t *run = NULL;
 
 	if (ev->kind != HL_EVENT_CHECK_RUN || ev->run_id <= 0 || ev->workflow_name || !r->github ||
 	    !ev->repository)
 		return NULL;
-	if (hl_github_repo_path(&path, ev->repository, &gerr) == 0) {
-		hl_buf_appendf(&path, "/actions/runs/%lld", (long long)ev->run_id);
-		if (hl_github_call(r->github, &run, "GET", path.data, NULL, &gerr) < 0 ||
-		    !hl_json_str(run, "name")) {
-			json_decref(run);
-			run = NULL;
-		}
-	}
-	if (!run)
+	if (hl_github_run(r->github, &run, ev->repository, ev->run_id, &gerr) < 0 ||
+	    !hl_json_str(run, "name")) {
 		hl_log_kv(HL_LOG_WARN, "finding the workflow of a check run failed", "repository",
-		          ev->repository, "error", gerr.msg, NULL);
-	hl_buf_release(&path);
+		          ev->repository, "error", gerr.msg[0] ? gerr.msg : "the run has no name",
+		          NULL);
+		json_decref(run);
+		run = NULL;
+	}
 	return run;
 }
 
