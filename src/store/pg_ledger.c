@@ -568,7 +568,7 @@ hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	                " kind, reason, state, attempts, pr_number, created_ms, updated_ms,"
 	                " finished_ms FROM remediation_tasks"
 	                " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
-	                " AND ($2::text IS NULL OR repository = $2)"
+	                " AND ($2::text IS NULL OR lower(repository) = lower($2))"
 	                " AND ($3::text IS NULL OR agent = $3)"
 	                " AND ($4::text IS NULL OR failure_type = $4)"
 	                " AND ($5::text IS NULL OR kind = $5)"

@@ -536,7 +536,7 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	}
 	{
 		static const char *const conds[] = {
-			"repository = ?1",
+			"repository = ?1 COLLATE NOCASE",
 			"agent = ?2",
 			"failure_type = ?3",
 			"kind = ?4",

@@ -618,7 +618,7 @@ hl_sq_insight_rows(struct hl_store_backend *b, const struct hl_insight_filter *f
 	           " COALESCE(t.finished_ms, 0), COALESCE(a.n, 0), a.kind, a.agent, a.outcome,"
 	           " COALESCE(a.finished_ms, 0)"
 	           " FROM remediation_tasks t LEFT JOIN attempts a ON a.task_id = t.task_id"
-	           " WHERE t.created_ms >= ?1 AND (?2 IS NULL OR t.repository = ?2)"
+	           " WHERE t.created_ms >= ?1 AND (?2 IS NULL OR t.repository = ?2 COLLATE NOCASE)"
 	           " AND t.state <> 'skipped' ORDER BY t.task_id, a.n");
 	int rc;
 
@@ -657,7 +657,7 @@ hl_sq_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
 	           " COALESCE(SUM(CASE WHEN d.reason = 'existing' THEN 1 ELSE 0 END), 0)"
 	           " FROM deliveries d WHERE d.received_ms >= ?1 AND (?2 IS NULL OR EXISTS"
 	           " (SELECT 1 FROM remediation_tasks t WHERE t.task_id = d.task_id"
-	           " AND t.repository = ?2))");
+	           " AND t.repository = ?2 COLLATE NOCASE))");
 	int rc;
 
 	if (!st)
@@ -675,7 +675,7 @@ hl_sq_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
 		return hl_sq_fail(err, b->db, "insights");
 	st = hl_sq_prepare(b, "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
 	                      " FROM remediation_tasks WHERE created_ms >= ?1"
-	                      " AND (?2 IS NULL OR repository = ?2) AND state <> 'skipped'"
+	                      " AND (?2 IS NULL OR repository = ?2 COLLATE NOCASE) AND state <> 'skipped'"
 	                      " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
 	                      " HAVING COUNT(*) > 1)");
 	if (!st)

@@ -895,6 +895,12 @@ def main():
     check("the task list filters by state",
           sorted(t["task_id"] for t in queued.get("remediations", []))
           == sorted(t for t, s in by_state.items() if s == "queued"), [queued, by_state])
+    repo = task_of(dsrv, tids[0]).get("repository") or ""
+    folded = page("?limit=500&repository=" + urllib.parse.quote(repo.swapcase()))
+    check("the repository filter ignores case, as GitHub and HEALER_REPOSITORIES do",
+          tids[0] in [t["task_id"] for t in folded.get("remediations", [])]
+          and {t["repository"] for t in folded.get("remediations", [])} == {repo},
+          [repo, folded])
     none = page("?repository=nobody/else&limit=5")
     check("a filter matching nothing is an empty page",
           none.get("remediations") == [] and none.get("next_cursor") is None, none)

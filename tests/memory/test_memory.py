@@ -320,6 +320,10 @@ def embedded(srv):
     st, web = srv.request("GET", "/api/insights?repository=" + urllib.parse.quote(W))
     check("?repository= narrows to acme/web: 2 tasks, half escalated",
           st == 200 and web.get("tasks") == 2 and close(web.get("escalation_rate"), 0.5), web)
+    st, web_case = srv.request("GET", "/api/insights?repository=ACME/Web")
+    check("?repository= ignores case, as GitHub does",
+          st == 200 and web_case.get("tasks") == 2 and web_case.get("deliveries") == web.get(
+              "deliveries"), [web_case, web])
     time.sleep(1.1)
     st, none = srv.request("GET", "/api/insights?since=1s")
     check("?since= limits the window (nothing in the last second is null rates)",
