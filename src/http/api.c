@@ -3,8 +3,9 @@
  * /api/insights and /api/remediations/{task_id} (and .../attempts/{n}/prompt).
  * All of them read the store under its mutex; none scans the deliveries
  * table (counts come from delivery_counts). The documents the dashboard
- * polls carry a strong ETag of their bytes and answer 304 to a matching
- * If-None-Match.
+ * polls carry an ETag and answer 304 to a matching If-None-Match: a strong
+ * one of their bytes, or for /api/status and /api/insights, which carry the
+ * uptime or the time they were made, a weak one of the rest.
  */
 #include "api/api.h"
 
@@ -40,26 +41,65 @@ api_reply_json(struct http_req *r, unsigned code, json_t *o)
 	return hl_http_reply(r, code, API_JSON, body, strlen(body));
 }
 
-enum MHD_Result
-hl_http_reply_json_etag(struct http_req *r, json_t *o)
+/* Remove the dotted paths ("a" or "a.b") of keys from o. */
+static void
+api_drop_keys(json_t *o, const char *const *keys)
 {
-	char *body = json_dumps(o, API_DUMP_FLAGS);
-	char etag[HL_DASH_ETAG_MAX];
+	for (; keys && *keys; keys++) {
+		const char *dot = strchr(*keys, '.');
+		char head[64];
+
+		if (!dot) {
+			json_object_del(o, *keys);
+			continue;
+		}
+		if ((size_t)(dot - *keys) >= sizeof(head))
+			continue;
+		memcpy(head, *keys, (size_t)(dot - *keys));
+		head[dot - *keys] = '\0';
+		json_object_del(json_object_get(o, head), dot + 1);
+	}
+}
+
+/* The answer with its ETag, 304 on a matching If-None-Match. With
+ * clock_keys (a document that carries its uptime or the time it was made),
+ * the tag is weak and taken over the document without those keys: two such
+ * answers are equivalent, not byte-identical, and a poll of an unchanged
+ * document still costs a 304. */
+static enum MHD_Result
+api_reply_etag(struct http_req *r, json_t *o, const char *const *clock_keys)
+{
+	char *body = json_dumps(o, API_DUMP_FLAGS), *stable = NULL;
+	char opaque[HL_DASH_ETAG_MAX], etag[HL_DASH_ETAG_MAX + 2];
 	const char *inm;
 
+	if (body && clock_keys) {
+		api_drop_keys(o, clock_keys);
+		stable = json_dumps(o, API_DUMP_FLAGS);
+	}
 	json_decref(o);
-	if (!body)
+	if (!body || (clock_keys && !stable)) {
+		free(body);
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
-	hl_dash_etag(etag, body, strlen(body));
+	}
+	hl_dash_etag(opaque, stable ? stable : body, strlen(stable ? stable : body));
+	snprintf(etag, sizeof(etag), "%s%s", stable ? "W/" : "", opaque);
+	free(stable);
 	inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	const char *hdrs[] = {
 		"ETag", etag, "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff", NULL
 	};
-	if (hl_dash_etag_match(inm, etag)) {
+	if (hl_dash_etag_match(inm, opaque)) {
 		free(body);
 		return hl_http_reply_hdrs(r, 304, API_JSON, NULL, 0, hdrs);
 	}
 	return hl_http_reply_hdrs(r, 200, API_JSON, body, strlen(body), hdrs);
+}
+
+enum MHD_Result
+hl_http_reply_json_etag(struct http_req *r, json_t *o)
+{
+	return api_reply_etag(r, o, NULL);
 }
 
 enum MHD_Result
@@ -397,7 +437,9 @@ hl_http_status(struct http_req *r)
 	              api_success_metrics(r->srv), "recent", recent, "auth", "webhook",
 	              r->srv->cfg->n_webhook_secrets > 0 ? "hmac" : "none", "api",
 	              r->srv->cfg->api_token ? "bearer" : "none");
-	return hl_http_reply_json_etag(r, o);
+	return api_reply_etag(
+	        r, o,
+	        (const char *const[]){ "uptime_seconds", "success_metrics.generated_at", NULL });
 }
 
 /* The intake metrics' event label: a GitHub event kind, or an alert
@@ -463,7 +505,7 @@ hl_http_insights(struct http_req *r)
 		o.repository = NULL;
 	if (hl_api_insights(&doc, r->srv->store, &o, &err) < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
-	return hl_http_reply_json_etag(r, doc);
+	return api_reply_etag(r, doc, (const char *const[]){ "generated_at", NULL });
 }
 
 enum MHD_Result

@@ -221,6 +221,22 @@ async function main() {
     check("the health page shows intake rate, queue depth, watch and outbox",
       /Intake rate/.test(health) && /Queue depth/.test(health) && /CodeRun watch/.test(health) &&
       /Outbox backlog/.test(health) && /github_log/.test(health), health.slice(0, 400));
+    // /api/status answers 304 while nothing changes (its tag leaves the
+    // uptime out): the page still counts the uptime on
+    // while nothing changes, /api/status answers 304 (its weak tag leaves the
+    // uptime out): the page counts the uptime on from the copy it kept. The
+    // route answers 304 itself, since live tasks here change the document.
+    const up0 = await page.textContent("#h-uptime .value");
+    let notModified = 0;
+    await page.route("**/api/status", (route) => { notModified++; return route.fulfill({ status: 304 }); });
+    let up1 = up0;
+    for (let i = 0; i < 60 && (up1 === up0 || notModified < 2); i++) {
+      await page.waitForTimeout(100);
+      up1 = await page.textContent("#h-uptime .value");
+    }
+    await page.unroute("**/api/status");
+    check("the health page's uptime counts on while /api/status answers 304",
+      notModified >= 2 && up1 !== up0, [up0, up1, notModified]);
     await shot(page, "health");
 
     // ---- a narrow screen ------------------------------------------------------------------

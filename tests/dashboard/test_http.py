@@ -236,14 +236,31 @@ def main():
         time.sleep(0.2)
     check("/api/remediations answers 304 while nothing changed", et and st2 == 304 and b2 == b"",
           (et, st2, h2.get("etag")))
+    # /api/status and /api/insights carry their uptime and the time they were
+    # made: their tag is weak and leaves those out, so a later poll is a 304
+    clocked = {}
+    for path in ("/api/status", "/api/insights"):
+        for _ in range(25):
+            st, h, b = req(port, "GET", path, headers=auth)
+            time.sleep(1.1)  # the next second: another uptime and generated_at
+            st2, h2, b2 = req(port, "GET", path, headers=dict(auth, **{"If-None-Match": h.get("etag")}))
+            if st2 == 304:
+                break
+        clocked[path] = (h.get("etag"), st2, b2)
+    check("/api/status and /api/insights answer 304 a second later (a weak tag without the clock)",
+          all(e and e.startswith('W/"') and st2 == 304 and b2 == b"" for e, st2, b2 in clocked.values()),
+          clocked)
     st, h, _ = req(port, "GET", f"/api/remediations/{tid}", headers=auth)
     et1 = h.get("etag")
+    st_et = req(port, "GET", "/api/status", headers=auth)[1].get("etag")
     s.set_phase(tid, "Succeeded")
     changed = dashseed.wait_for(lambda: s.task(tid).get("state") == "verifying", 20)
     st2, _, b2 = req(port, "GET", "/api/remediations?limit=10", headers=dict(auth, **{"If-None-Match": et}))
     st3, _, _ = req(port, "GET", f"/api/remediations/{tid}", headers=dict(auth, **{"If-None-Match": et1}))
-    check("a state change changes both documents' ETags (200 again)",
-          changed and st2 == 200 and b'"verifying"' in b2 and st3 == 200, (st2, st3))
+    st4, _, b4 = req(port, "GET", "/api/status", headers=dict(auth, **{"If-None-Match": st_et}))
+    check("a state change changes the documents' ETags (200 again), /api/status's too",
+          changed and st2 == 200 and b'"verifying"' in b2 and st3 == 200 and st4 == 200
+          and b'"verifying"' in b4, (st2, st3, st4))
 
     # ---- the prompt of an attempt ----------------------------------------------------
     st, h, body = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt", headers=auth)

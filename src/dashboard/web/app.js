@@ -149,13 +149,17 @@ class ApiError extends Error {
 
 const etags = new Map();
 const docs = new Map();
+const fetchedAt = new Map();
 
-// GET path as JSON (or text); {changed, data}. A 304 gives the kept copy.
+// GET path as JSON (or text); {changed, data, age}. A 304 gives the kept copy;
+// age is how many ms ago that copy was fetched (a weak tag leaves clock
+// fields such as uptime_seconds out, so they are that much older).
 async function api(path, asText) {
   const headers = { Accept: asText ? "text/plain" : "application/json" };
   if (etags.has(path)) headers["If-None-Match"] = etags.get(path);
   const res = await fetch(path, { headers, cache: "no-store", credentials: "same-origin" });
-  if (res.status === 304 && docs.has(path)) return { changed: false, data: docs.get(path) };
+  if (res.status === 304 && docs.has(path))
+    return { changed: false, data: docs.get(path), age: Date.now() - fetchedAt.get(path) };
   if (res.status === 401) {
     location.replace("/"); // the session ended: the login page
     throw new ApiError(401, "not logged in");
@@ -170,8 +174,9 @@ async function api(path, asText) {
   if (et) {
     etags.set(path, et);
     docs.set(path, data);
+    fetchedAt.set(path, Date.now());
   }
-  return { changed: true, data };
+  return { changed: true, data, age: 0 };
 }
 
 // ---- page plumbing ---------------------------------------------------------
@@ -892,7 +897,7 @@ async function healthPage() {
           h("div", { class: "value" }, outbox === null ? "—" : String(outbox)),
           h("div", { class: "target" }, "notifications waiting")),
         h("div", { class: "card", id: "h-uptime" }, h("div", null, "Up"),
-          h("div", { class: "value" }, fmtDuration(status.uptime_seconds)),
+          h("div", { class: "value" }, fmtDuration(status.uptime_seconds + Math.floor(st.age / 1000))),
           h("div", { class: "target" }, "version ", status.version || "?", " · API auth ", (status.auth || {}).api || "?"))),
       h("h2", null, "Counts"),
       h("div", { class: "cards" },
