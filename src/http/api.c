@@ -247,14 +247,26 @@ api_summary_newer(const void *a, const void *b)
 	return -strcmp(x->task_id, y->task_id);
 }
 
+static int
+api_summary_finished_later(const void *a, const void *b)
+{
+	const struct hl_task_summary *x = a, *y = b;
+
+	if (x->finished_ms != y->finished_ms)
+		return x->finished_ms > y->finished_ms ? -1 : 1;
+	return -strcmp(x->task_id, y->task_id);
+}
+
 /*
- * The newest limit tasks in any of the states (a mask), as a JSON array.
- * One indexed page per state, merged: a single query over several states
- * would walk the creation index past every task in other states (all of
- * them, when the states are rare).
+ * The newest limit tasks in any of the states (a mask), as a JSON array:
+ * the last created, or with by_finished the last finished (for ended
+ * states). One indexed page per state, merged: a single query over several
+ * states would walk the index past every task in other states (all of them,
+ * when the states are rare).
  */
 static int
-api_newest(json_t **out, struct hl_store *store, unsigned states, size_t limit, struct hl_err *err)
+api_newest(json_t **out, struct hl_store *store, unsigned states, bool by_finished, size_t limit,
+           struct hl_err *err)
 {
 	struct hl_task_summary *all = calloc(limit * HL_TASK_STATE_MAX, sizeof(*all));
 	char next[HL_CURSOR_MAX];
@@ -265,7 +277,9 @@ api_newest(json_t **out, struct hl_store *store, unsigned states, size_t limit, 
 	if (!all)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	for (s = 0; s < HL_TASK_STATE_MAX && rc == 0; s++) {
-		struct hl_task_filter f = { .states = 1u << s, .limit = limit };
+		struct hl_task_filter f = { .states = 1u << s,
+			                    .limit = limit,
+			                    .by_finished = by_finished };
 		if (!(states & (1u << s)))
 			continue;
 		got = 0;
@@ -273,7 +287,8 @@ api_newest(json_t **out, struct hl_store *store, unsigned states, size_t limit, 
 		n += got;
 	}
 	if (rc == 0) {
-		qsort(all, n, sizeof(*all), api_summary_newer);
+		qsort(all, n, sizeof(*all),
+		      by_finished ? api_summary_finished_later : api_summary_newer);
 		arr = json_array();
 		for (i = 0; arr && i < n && i < limit; i++)
 			json_array_append_new(arr, hl_api_task_summary_json(&all[i]));
@@ -419,8 +434,8 @@ hl_http_status(struct http_req *r)
 			                                 1u << HL_TASK_STOPPED,
 			                       .limit = API_RECENT };
 		json_t *a = NULL, *o2 = NULL;
-		if (api_newest(&a, r->srv->store, active.states, API_RECENT, &err) == 0 &&
-		    api_newest(&o2, r->srv->store, done.states, API_RECENT, &err) == 0) {
+		if (api_newest(&a, r->srv->store, active.states, false, API_RECENT, &err) == 0 &&
+		    api_newest(&o2, r->srv->store, done.states, true, API_RECENT, &err) == 0) {
 			json_object_set(rem, "active", a);
 			json_object_set(rem, "recent_outcomes", o2);
 		}

@@ -144,6 +144,7 @@ struct hl_task_filter {
 	int64_t since_ms;   /* created at or after */
 	const char *cursor; /* from a previous page's next_cursor, or NULL */
 	size_t limit;       /* at most HL_TASK_LIST_MAX; 0: 50 */
+	bool by_finished;   /* the last finished first (for ended states); no cursor */
 };
 
 #define HL_TASK_LIST_MAX 500

@@ -563,20 +563,25 @@ hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	hl_pg_int_or_null(&p, has_cursor ? cur_ms : 0);
 	hl_pg_text(&p, has_cursor ? cur_id : NULL);
 	hl_pg_int(&p, (int64_t)limit + 1); /* one more: is there a next page? */
+#define PG_TASK_PAGE                                                              \
+	"SELECT task_id, repository, branch, workflow, job, agent, failure_type," \
+	" kind, reason, state, attempts, pr_number, created_ms, updated_ms,"      \
+	" finished_ms FROM remediation_tasks"                                     \
+	" WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"                  \
+	" AND ($2::text IS NULL OR lower(repository) = lower($2))"                \
+	" AND ($3::text IS NULL OR agent = $3)"                                   \
+	" AND ($4::text IS NULL OR failure_type = $4)"                            \
+	" AND ($5::text IS NULL OR kind = $5)"                                    \
+	" AND created_ms >= $6"                                                   \
+	" AND ($7::bigint IS NULL OR created_ms < $7"                             \
+	" OR (created_ms = $7 AND task_id < $8::text))"
 	rc = hl_pg_exec(b, &r,
-	                "SELECT task_id, repository, branch, workflow, job, agent, failure_type,"
-	                " kind, reason, state, attempts, pr_number, created_ms, updated_ms,"
-	                " finished_ms FROM remediation_tasks"
-	                " WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"
-	                " AND ($2::text IS NULL OR lower(repository) = lower($2))"
-	                " AND ($3::text IS NULL OR agent = $3)"
-	                " AND ($4::text IS NULL OR failure_type = $4)"
-	                " AND ($5::text IS NULL OR kind = $5)"
-	                " AND created_ms >= $6"
-	                " AND ($7::bigint IS NULL OR created_ms < $7"
-	                " OR (created_ms = $7 AND task_id < $8::text))"
-	                " ORDER BY created_ms DESC, task_id DESC LIMIT $9",
+	                f->by_finished ? PG_TASK_PAGE " ORDER BY finished_ms DESC NULLS LAST,"
+	                                              " task_id DESC LIMIT $9"
+	                               : PG_TASK_PAGE
+	                        " ORDER BY created_ms DESC, task_id DESC LIMIT $9",
 	                &p, false, "list tasks", err);
+#undef PG_TASK_PAGE
 	hl_buf_release(&states);
 	if (rc < 0)
 		return rc;
@@ -586,7 +591,8 @@ hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 		struct hl_task_summary *s;
 
 		if (k == limit) {
-			hl_store_cursor_make(next_cursor, &out[k - 1]);
+			if (!f->by_finished)
+				hl_store_cursor_make(next_cursor, &out[k - 1]);
 			break;
 		}
 		s = &out[k++];

@@ -232,14 +232,15 @@ hl_pg_insight_rows(struct hl_store_backend *b, const struct hl_insight_filter *f
 
 	hl_pg_int(&p, f->since_ms);
 	hl_pg_text(&p, f->repository);
-	rc = hl_pg_exec(b, &r,
-	                "SELECT t.task_id, t.repository, t.failure_type, t.state, t.kind,"
-	                " t.created_ms, COALESCE(t.finished_ms, 0), COALESCE(a.n, 0), a.kind,"
-	                " a.agent, a.outcome, COALESCE(a.finished_ms, 0)"
-	                " FROM remediation_tasks t LEFT JOIN attempts a ON a.task_id = t.task_id"
-	                " WHERE t.created_ms >= $1 AND ($2::text IS NULL OR lower(t.repository) = lower($2))"
-	                " AND t.state <> 'skipped' ORDER BY t.task_id, a.n",
-	                &p, false, "insights", err);
+	rc = hl_pg_exec(
+	        b, &r,
+	        "SELECT t.task_id, t.repository, t.failure_type, t.state, t.kind,"
+	        " t.created_ms, COALESCE(t.finished_ms, 0), COALESCE(a.n, 0), a.kind,"
+	        " a.agent, a.outcome, COALESCE(a.finished_ms, 0)"
+	        " FROM remediation_tasks t LEFT JOIN attempts a ON a.task_id = t.task_id"
+	        " WHERE t.created_ms >= $1 AND ($2::text IS NULL OR lower(t.repository) = lower($2))"
+	        " AND t.state <> 'skipped' ORDER BY t.task_id, a.n",
+	        &p, false, "insights", err);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < PQntuples(r); i++) {
@@ -287,13 +288,14 @@ hl_pg_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
 	out->duplicates = hl_pg_int_at(r, 0, 1);
 	out->existing = hl_pg_int_at(r, 0, 2);
 	PQclear(r);
-	rc = hl_pg_exec(b, &r,
-	                "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
-	                " FROM remediation_tasks WHERE created_ms >= $1"
-	                " AND ($2::text IS NULL OR lower(repository) = lower($2)) AND state <> 'skipped'"
-	                " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
-	                " HAVING COUNT(*) > 1) x",
-	                &p, false, "insights", err);
+	rc = hl_pg_exec(
+	        b, &r,
+	        "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
+	        " FROM remediation_tasks WHERE created_ms >= $1"
+	        " AND ($2::text IS NULL OR lower(repository) = lower($2)) AND state <> 'skipped'"
+	        " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
+	        " HAVING COUNT(*) > 1) x",
+	        &p, false, "insights", err);
 	if (rc < 0)
 		return rc;
 	out->leaked = hl_pg_int_at(r, 0, 0);

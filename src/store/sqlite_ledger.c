@@ -553,7 +553,9 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 			first = 0;
 		}
 	}
-	hl_buf_append_str(&sql, " ORDER BY created_ms DESC, task_id DESC LIMIT ?8");
+	hl_buf_append_str(&sql, f->by_finished
+	                                ? " ORDER BY finished_ms DESC, task_id DESC LIMIT ?8"
+	                                : " ORDER BY created_ms DESC, task_id DESC LIMIT ?8");
 	if (hl_buf_error(&sql)) {
 		hl_buf_release(&sql);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -574,7 +576,8 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct hl_task_summary *s;
 		if (k == limit) {
-			hl_store_cursor_make(next_cursor, &out[k - 1]);
+			if (!f->by_finished)
+				hl_store_cursor_make(next_cursor, &out[k - 1]);
 			rc = SQLITE_DONE;
 			break;
 		}

@@ -673,11 +673,12 @@ hl_sq_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
 	hl_sq_done(b, st);
 	if (rc != SQLITE_ROW)
 		return hl_sq_fail(err, b->db, "insights");
-	st = hl_sq_prepare(b, "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
-	                      " FROM remediation_tasks WHERE created_ms >= ?1"
-	                      " AND (?2 IS NULL OR repository = ?2 COLLATE NOCASE) AND state <> 'skipped'"
-	                      " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
-	                      " HAVING COUNT(*) > 1)");
+	st = hl_sq_prepare(
+	        b, "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
+	           " FROM remediation_tasks WHERE created_ms >= ?1"
+	           " AND (?2 IS NULL OR repository = ?2 COLLATE NOCASE) AND state <> 'skipped'"
+	           " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
+	           " HAVING COUNT(*) > 1)");
 	if (!st)
 		return hl_sq_fail(err, b->db, "insights");
 	sqlite3_bind_int64(st, 1, f->since_ms);

@@ -112,6 +112,8 @@ int
 hl_store_task_page(struct hl_store *s, struct hl_task_summary *out, size_t *n, char *next_cursor,
                    const struct hl_task_filter *f, struct hl_err *err)
 {
+	if (f->by_finished && f->cursor && *f->cursor)
+		return hl_err_set(err, HL_EINVAL, "a task list by finish time has no pages");
 	STORE_CALL(s, s->ops->ledger.task_page(s->b, out, n, next_cursor, f, err));
 }
 

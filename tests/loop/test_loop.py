@@ -915,6 +915,22 @@ def main():
           isinstance(active, list) and sorted(t["task_id"] for t in active)
           == sorted(t for t, s in by_state.items() if s in ("queued", "running", "verifying")),
           status.get("remediations"))
+    # recent outcomes are the tasks that ended last: one created long ago and
+    # ended now comes before one created later and ended earlier, whatever
+    # their states
+    now_ms = int(time.time() * 1000)
+    for tid_, state_, created, finished in (("done-old-created", "escalated", now_ms - 86400000,
+                                             now_ms + 60000),
+                                            ("done-new-created", "succeeded", now_ms - 1000,
+                                             now_ms + 30000)):
+        dtest.store_exec(dsrv.data_dir,
+                         "INSERT INTO remediation_tasks (task_id, repository, state, kind,"
+                         " created_ms, updated_ms, finished_ms) VALUES (?, 'acme/done', ?, 'ci',"
+                         " ?, ?, ?)", (tid_, state_, created, finished, finished))
+    st, status = dsrv.request("GET", "/api/status")
+    recent = [t["task_id"] for t in status.get("remediations", {}).get("recent_outcomes", [])]
+    check("/api/status's recent outcomes come newest finished first",
+          recent[:2] == ["done-old-created", "done-new-created"], recent)
     dsrv.stop()
 
     for h in (srv, dsrv):  # sanitizer builds report leaks and errors at exit
