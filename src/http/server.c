@@ -108,7 +108,9 @@ hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *b
 	}
 	if (!len)
 		free(body);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	/* a 304 carries no representation metadata (RFC 9110 15.4.5) */
+	if (code != 304)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	for (i = 0; hdrs && hdrs[i] && hdrs[i + 1] && i < 32; i += 2)
 		MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
 	if (atomic_load(&r->srv->stopping))
