@@ -306,8 +306,23 @@ log_emit(enum hl_log_level level, const char *msg, va_list *kv, bool defer)
 {
 	static const char *const names[] = { "debug", "info", "warn", "error" };
 	struct hl_buf b = HL_BUF_INIT(1 << 20);
+	bool own_delivery = false, own_task = false;
 	char ts[40];
 
+	if (kv) {
+		/* a field the caller names itself is written once, as given: the
+		 * thread's context does not add it again (a duplicate key) */
+		const char *k;
+		va_list scan;
+
+		va_copy(scan, *kv);
+		while ((k = va_arg(scan, const char *)) != NULL) {
+			(void)va_arg(scan, const char *);
+			own_delivery = own_delivery || strcmp(k, "delivery_id") == 0;
+			own_task = own_task || strcmp(k, "task_id") == 0;
+		}
+		va_end(scan);
+	}
 	hl_time_rfc3339_now(ts, sizeof(ts));
 	(void)hl_buf_grow(&b, 384); /* most lines fit: one allocation */
 	hl_buf_append_str(&b, "{\"time\":\"");
@@ -317,12 +332,12 @@ log_emit(enum hl_log_level level, const char *msg, va_list *kv, bool defer)
 	hl_buf_append_str(&b, "\",\"msg\":\"");
 	log_append_redacted(&b, msg);
 	hl_buf_append_char(&b, '"');
-	if (log_delivery[0]) {
+	if (log_delivery[0] && !own_delivery) {
 		hl_buf_append_str(&b, ",\"delivery_id\":\"");
 		log_append_redacted(&b, log_delivery);
 		hl_buf_append_char(&b, '"');
 	}
-	if (log_task[0]) {
+	if (log_task[0] && !own_task) {
 		hl_buf_append_str(&b, ",\"task_id\":\"");
 		log_append_redacted(&b, log_task);
 		hl_buf_append_char(&b, '"');

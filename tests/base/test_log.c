@@ -2,7 +2,8 @@
  * test_log.c - the logger's redaction (src/base/log.c): registered secrets
  * of any length are replaced, blank ones are not registered, and a URL's
  * user:password@ never reaches a log line, in the message or in a field,
- * nor a buffer redacted for a prompt (linearly, NULs kept);
+ * nor a buffer redacted for a prompt (linearly, NULs kept); a field the
+ * caller gives is not written again from the thread's context;
  * deferred lines are written by themselves within a bounded time, in order
  * with the others, and whole when the buffer fills.
  */
@@ -75,6 +76,33 @@ log_urls(void)
 	hl_log(HL_LOG_INFO, "listening, store postgres://healer:dbpass@db:5432/healer");
 	hl_log_kv(HL_LOG_INFO, "source failed", "detail",
 	          "loki: 'http://lokiuser:lokipass@loki:3100/x': HTTP 500", NULL);
+}
+
+static void
+log_context_and_own_fields(void)
+{
+	hl_log_set_context("d-ctx", "t-ctx");
+	hl_log_kv(HL_LOG_WARN, "own", "task_id", "t-own", "outcome", "x", NULL);
+	hl_log_kv(HL_LOG_WARN, "context", "outcome", "y", NULL);
+	hl_log_set_context(NULL, NULL);
+}
+
+/* A field the caller names is written once: the thread's context (delivery
+ * and task) does not write a second "task_id" beside it. */
+static void
+test_log_context_field_given_by_the_caller_is_written_once(void **state)
+{
+	char *out = capture(log_context_and_own_fields), *second;
+
+	(void)state;
+	second = strchr(out, '\n');
+	assert_non_null(second);
+	*second++ = '\0';
+	assert_non_null(strstr(out, "\"delivery_id\":\"d-ctx\""));
+	assert_non_null(strstr(out, "\"task_id\":\"t-own\""));
+	assert_null(strstr(out, "t-ctx"));
+	assert_non_null(strstr(second, "\"delivery_id\":\"d-ctx\",\"task_id\":\"t-ctx\""));
+	free(out);
 }
 
 static void
@@ -245,6 +273,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_redacts_short_secrets),
+		cmocka_unit_test(test_log_context_field_given_by_the_caller_is_written_once),
 		cmocka_unit_test(test_log_strips_url_userinfo),
 		cmocka_unit_test(test_log_redact_buf_linear_and_byte_exact),
 		cmocka_unit_test(test_log_deferred_lines_are_written_in_time_and_in_order),

@@ -49,9 +49,38 @@ def _scan(stderr):
         _sanitizer.append(stderr[:2000])
 
 
+def _log_lines_with_duplicate_keys():
+    """The JSON log lines of every server started through healerproc that
+    name a key twice (a line cut by SIGKILL is not JSON and is skipped)."""
+    bad = []
+
+    def pairs(line):
+        def hook(kv):
+            keys = [k for k, _ in kv]
+            if len(keys) != len(set(keys)):
+                bad.append(line[:400])
+            return dict(kv)
+        return hook
+    for d, _ in servers:
+        try:
+            with open(os.path.join(d, "server.log"), errors="replace") as f:
+                for line in f:
+                    if line.startswith("{"):
+                        try:
+                            json.loads(line, object_pairs_hook=pairs(line))
+                        except ValueError:
+                            pass
+        except OSError:
+            continue
+    return bad
+
+
 def finish():
     check("no sanitizer reports from healer or netprobe", not _sanitizer,
           "\n".join(_sanitizer))
+    if servers:
+        dup = _log_lines_with_duplicate_keys()
+        check("no log line of healer names a key twice", not dup, "\n".join(dup[:5]))
     tap.finish()
 
 
