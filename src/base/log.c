@@ -25,13 +25,26 @@
 #define LOG_DEFER_MAX   65536 /* bytes of deferred lines */
 
 static enum hl_log_level log_level = HL_LOG_INFO;
-/* The secrets to redact: only ever added (under log_lock), each slot
- * written before the count that shows it, so a line reads them without
- * the lock. */
+/* The secrets to redact, each with its length in one immutable record.
+ * Slots are only ever added (under log_lock), each written before the count
+ * that shows it, so a line reads them without the lock; a token that
+ * replaces an earlier one (hl_log_replace_secret) swaps its slot's record,
+ * and the old record is freed at a later replacement once LOG_RETIRE_MS
+ * have passed (a line holds a record for the length of one redaction, so
+ * what waits is what was replaced in the last ten minutes). */
+struct log_secret {
+	size_t len;
+	char s[];
+};
+#define LOG_RETIRE_MS (10 * 60 * 1000)
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static const char *log_secrets[LOG_MAX_SECRETS];
-static size_t log_secret_len[LOG_MAX_SECRETS];
+static _Atomic(struct log_secret *) log_secrets[LOG_MAX_SECRETS];
 static atomic_int log_nsecrets;
+static struct log_retired {
+	struct log_secret *rec;
+	int64_t at_ms;
+} * log_retired; /* the replaced records not yet freed, oldest first (log_lock) */
+static size_t log_nretired, log_retired_cap;
 static _Thread_local char log_delivery[96];
 static _Thread_local char log_task[96];
 
@@ -63,28 +76,102 @@ hl_log_parse_level(const char *name)
 	return -1;
 }
 
+static struct log_secret *
+log_secret_new(const char *secret)
+{
+	size_t len = strlen(secret);
+	struct log_secret *rec = malloc(sizeof(*rec) + len + 1);
+
+	if (rec) {
+		rec->len = len;
+		memcpy(rec->s, secret, len + 1);
+	}
+	return rec;
+}
+
+static bool
+log_secret_blank(const char *secret)
+{
+	/* short secrets count: a 3-character password is still a password
+	 * (but blank text is nobody's secret, and would blank the log) */
+	return !secret || !secret[strspn(secret, " \t\r\n")];
+}
+
+/* The slot holding secret, or -1; called with log_lock held. */
+static int
+log_secret_slot(const char *secret, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(atomic_load_explicit(&log_secrets[i], memory_order_relaxed)->s,
+		           secret) == 0)
+			return i;
+	return -1;
+}
+
+/* Adds secret in a new slot; called with log_lock held. */
+static void
+log_secret_append(const char *secret, int n)
+{
+	struct log_secret *rec;
+
+	if (n >= LOG_MAX_SECRETS || !(rec = log_secret_new(secret)))
+		return;
+	atomic_store_explicit(&log_secrets[n], rec, memory_order_release);
+	atomic_store_explicit(&log_nsecrets, n + 1, memory_order_release);
+}
+
 void
 hl_log_add_secret(const char *secret)
 {
-	int i, n;
+	int n;
 
-	/* short secrets too: a 3-character password is still a password
-	 * (but blank text is nobody's secret, and would blank the log) */
-	if (!secret || !secret[strspn(secret, " \t\r\n")])
+	if (log_secret_blank(secret))
 		return;
 	pthread_mutex_lock(&log_lock);
 	n = atomic_load_explicit(&log_nsecrets, memory_order_relaxed);
-	for (i = 0; i < n; i++)
-		if (strcmp(log_secrets[i], secret) == 0)
-			goto out;
-	if (n < LOG_MAX_SECRETS) {
-		char *copy = strdup(secret);
-		if (copy) {
-			log_secrets[n] = copy;
-			log_secret_len[n] = strlen(copy);
-			atomic_store_explicit(&log_nsecrets, n + 1, memory_order_release);
+	if (log_secret_slot(secret, n) < 0)
+		log_secret_append(secret, n);
+	pthread_mutex_unlock(&log_lock);
+}
+
+void
+hl_log_replace_secret(const char *old, const char *secret)
+{
+	struct log_secret *rec;
+	int64_t now = hl_time_mono_ms();
+	size_t done = 0;
+	int n, slot;
+
+	if (log_secret_blank(secret))
+		return;
+	pthread_mutex_lock(&log_lock);
+	/* free what was replaced long enough ago */
+	while (done < log_nretired && now - log_retired[done].at_ms >= LOG_RETIRE_MS)
+		free(log_retired[done++].rec);
+	memmove(log_retired, log_retired + done, (log_nretired - done) * sizeof(*log_retired));
+	log_nretired -= done;
+	n = atomic_load_explicit(&log_nsecrets, memory_order_relaxed);
+	if (log_secret_slot(secret, n) >= 0)
+		goto out;
+	slot = old && !log_secret_blank(old) ? log_secret_slot(old, n) : -1;
+	if (slot >= 0 && log_nretired == log_retired_cap) {
+		size_t cap = log_retired_cap ? 2 * log_retired_cap : 8;
+		struct log_retired *grown = realloc(log_retired, cap * sizeof(*grown));
+
+		if (grown) {
+			log_retired = grown;
+			log_retired_cap = cap;
 		}
 	}
+	if (slot < 0 || log_nretired == log_retired_cap || !(rec = log_secret_new(secret))) {
+		log_secret_append(secret, n); /* nothing to replace (or no memory) */
+		goto out;
+	}
+	log_retired[log_nretired].rec =
+	        atomic_exchange_explicit(&log_secrets[slot], rec, memory_order_acq_rel);
+	log_retired[log_nretired++].at_ms = now;
 out:
 	pthread_mutex_unlock(&log_lock);
 }
@@ -106,21 +193,24 @@ hl_log_set_context(const char *delivery_id, const char *task_id)
 static void
 log_append_secrets_redacted(struct hl_buf *b, const char *s, size_t n, bool json)
 {
+	const struct log_secret *sec[LOG_MAX_SECRETS];
 	const char *next[LOG_MAX_SECRETS];
 	int i, k = atomic_load_explicit(&log_nsecrets, memory_order_acquire);
 	size_t p = 0;
 
-	for (i = 0; i < k; i++)
-		next[i] = memmem(s, n, log_secrets[i], log_secret_len[i]);
+	for (i = 0; i < k; i++) {
+		sec[i] = atomic_load_explicit(&log_secrets[i], memory_order_acquire);
+		next[i] = memmem(s, n, sec[i]->s, sec[i]->len);
+	}
 	for (;;) {
 		const char *hit = NULL;
 		size_t len = 0;
 
 		for (i = 0; i < k; i++) {
-			if (next[i] && (!hit || next[i] < hit ||
-			                (next[i] == hit && log_secret_len[i] > len))) {
+			if (next[i] &&
+			    (!hit || next[i] < hit || (next[i] == hit && sec[i]->len > len))) {
 				hit = next[i];
-				len = log_secret_len[i];
+				len = sec[i]->len;
 			}
 		}
 		if (!hit)
@@ -134,7 +224,7 @@ log_append_secrets_redacted(struct hl_buf *b, const char *s, size_t n, bool json
 		/* the occurrences the redaction passed over are searched for again */
 		for (i = 0; i < k; i++)
 			if (next[i] && next[i] < s + p)
-				next[i] = memmem(s + p, n - p, log_secrets[i], log_secret_len[i]);
+				next[i] = memmem(s + p, n - p, sec[i]->s, sec[i]->len);
 	}
 	if (json)
 		hl_buf_append_json_escaped(b, s + p, n - p);

@@ -29,6 +29,11 @@ int hl_log_parse_level(const char *name);
 /* Registers a secret value (copied) to redact, whatever its length (an
  * empty or blank value is ignored); at most 64 distinct secrets. */
 void hl_log_add_secret(const char *secret);
+/* Registers secret in the place of old, a token it replaces (an
+ * installation token minted anew every hour): the table does not fill up
+ * with expired tokens. Without old (NULL, or not registered) it is added
+ * as by hl_log_add_secret. */
+void hl_log_replace_secret(const char *old, const char *secret);
 /* Sets (or clears with NULL) the calling thread's delivery and task ids. */
 void hl_log_set_context(const char *delivery_id, const char *task_id);
 

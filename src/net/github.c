@@ -193,13 +193,15 @@ github_mint_installation_token(struct hl_github *gh, struct hl_err *err)
 	expires = exp ? hl_time_parse_rfc3339(exp) : -1;
 	if (expires < 0)
 		expires = hl_time_wall_ms() + 55 * 60 * 1000;
+	/* the new token takes the expired one's place among the secrets the
+	 * log redacts: one an hour would fill the table in under three days */
+	hl_log_replace_secret(gh->inst_token, tok);
 	github_wipe_free(gh->inst_token);
 	gh->inst_token = strdup(tok);
 	if (!gh->inst_token) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	hl_log_add_secret(gh->inst_token);
 	gh->inst_expires_ms = expires;
 out:
 	json_decref(v);

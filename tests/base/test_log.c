@@ -19,6 +19,9 @@
 #include "base/log.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +105,55 @@ test_log_context_field_given_by_the_caller_is_written_once(void **state)
 	assert_non_null(strstr(out, "\"task_id\":\"t-own\""));
 	assert_null(strstr(out, "t-ctx"));
 	assert_non_null(strstr(second, "\"delivery_id\":\"d-ctx\",\"task_id\":\"t-ctx\""));
+	free(out);
+}
+
+static atomic_bool rotating;
+
+/* Redacts a fixed secret over and over while the other thread rotates
+ * tokens (ThreadSanitizer watches the table's slots). */
+static void *
+redact_while_rotating(void *arg)
+{
+	(void)arg;
+	while (atomic_load(&rotating)) {
+		char *out = hl_log_redact("fixed-pw and ghs_rot000001");
+
+		assert_non_null(out);
+		assert_non_null(strstr(out, "[REDACTED] and"));
+		free(out);
+	}
+	return NULL;
+}
+
+/* An installation token minted every hour takes the expired one's place:
+ * after 500 of them each new one is still redacted, and the table still
+ * has room for a secret added later. */
+static void
+test_log_replaced_secrets_do_not_fill_the_table(void **state)
+{
+	char prev[32] = "", tok[32], line[64], *out;
+	pthread_t reader;
+	int i;
+
+	(void)state;
+	hl_log_add_secret("fixed-pw");
+	atomic_store(&rotating, true);
+	assert_int_equal(pthread_create(&reader, NULL, redact_while_rotating, NULL), 0);
+	for (i = 1; i <= 500; i++) {
+		snprintf(tok, sizeof(tok), "ghs_rot%06d", i);
+		hl_log_replace_secret(prev[0] ? prev : NULL, tok);
+		snprintf(line, sizeof(line), "token %s used", tok);
+		out = hl_log_redact(line);
+		assert_string_equal(out, "token [REDACTED] used");
+		free(out);
+		memcpy(prev, tok, sizeof(prev));
+	}
+	atomic_store(&rotating, false);
+	assert_int_equal(pthread_join(reader, NULL), 0);
+	hl_log_add_secret("added-after");
+	out = hl_log_redact("added-after, fixed-pw");
+	assert_string_equal(out, "[REDACTED], [REDACTED]");
 	free(out);
 }
 
@@ -274,6 +326,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_log_redacts_short_secrets),
 		cmocka_unit_test(test_log_context_field_given_by_the_caller_is_written_once),
+		cmocka_unit_test(test_log_replaced_secrets_do_not_fill_the_table),
 		cmocka_unit_test(test_log_strips_url_userinfo),
 		cmocka_unit_test(test_log_redact_buf_linear_and_byte_exact),
 		cmocka_unit_test(test_log_deferred_lines_are_written_in_time_and_in_order),

@@ -30,6 +30,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "net/fetch.h"
 #include "net/github.h"
@@ -504,13 +505,21 @@ probe_github(int argc, char **argv)
 
 			ret = hl_github_hook_deliveries(gh, &v, &h, &l, &err);
 		}
-	} else if (strcmp(op, "repeat") == 0 && argc == 4) {
+	} else if ((strcmp(op, "repeat") == 0 && argc == 4) ||
+	           (strcmp(op, "repeat-redact") == 0 && argc == 5)) {
 		int i, n = atoi(argv[3]);
 
 		for (i = 0; i < n && ret == 0; i++) {
 			json_decref(v);
 			v = NULL;
 			ret = hl_github_failed_jobs(gh, &v, argv[1], atoll(argv[2]), &err);
+		}
+		if (ret == 0 && argc == 5) { /* then what the log makes of TEXT */
+			char *red = hl_log_redact(argv[4]);
+
+			json_decref(v);
+			v = json_pack("{s:s?}", "redacted", red);
+			free(red);
 		}
 	} else {
 		fprintf(stderr, "netprobe github: bad arguments\n");

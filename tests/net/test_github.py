@@ -137,6 +137,16 @@ rc, out, err = gh("repeat", R, "100", "2", env=AENV)
 toks2 = http("GET", f"{api}/_stub/tokens")
 check("app auth: a token expiring within 5 minutes is refreshed",
       rc == 0 and len(toks2) == 3, toks2)
+# a token an hour for days: each takes the expired one's place among the
+# secrets the log redacts (64 at most), so the 80th is redacted too
+http("POST", f"{api}/_stub/config", {"token_life_s": 60})
+last = "ghs_stub%06d" % (len(toks2) + 80)
+rc, out, err = gh("repeat-redact", R, "100", "80", f"token {last} leaked", env=AENV)
+toks3 = http("GET", f"{api}/_stub/tokens")
+check("app auth: the 80th installation token minted is still redacted from the log",
+      rc == 0 and len(toks3) == len(toks2) + 80 and toks3[-1] == last
+      and out.get("redacted") == "token [REDACTED] leaked", (out, toks3[-2:]))
+http("POST", f"{api}/_stub/config", {"token_life_s": 3600})
 bad = dict(AENV, GITHUB_APP_PRIVATE_KEY=open(other).read())
 rc, out, err = gh("failed-jobs", R, "100", env=bad)
 check("app auth: a JWT signed with the wrong key is refused",
