@@ -150,8 +150,11 @@ hl_log_replace_secret(const char *old, const char *secret)
 	/* free what was replaced long enough ago */
 	while (done < log_nretired && now - log_retired[done].at_ms >= LOG_RETIRE_MS)
 		free(log_retired[done++].rec);
-	memmove(log_retired, log_retired + done, (log_nretired - done) * sizeof(*log_retired));
-	log_nretired -= done;
+	if (done) {
+		memmove(log_retired, log_retired + done,
+		        (log_nretired - done) * sizeof(*log_retired));
+		log_nretired -= done;
+	}
 	n = atomic_load_explicit(&log_nsecrets, memory_order_relaxed);
 	if (log_secret_slot(secret, n) >= 0)
 		goto out;
