@@ -165,6 +165,75 @@ pg_notice_none(void *arg, const char *message)
 	(void)message; /* NOTICEs (IF NOT EXISTS ...) are not errors */
 }
 
+/* libpq's message for settings it cannot parse, without what it quotes:
+ * it quotes the offending text, which can be the password or the whole
+ * URL with it ('invalid percent-encoded token: "p%zz"'). A quoted single
+ * character ("=", "]") is kept. */
+static void
+pg_parse_error_line(char *out, size_t size, const char *msg)
+{
+	char line[200];
+	const char *p, *close;
+	size_t n = 0;
+
+	pg_first_line(line, sizeof(line), msg);
+	for (p = line; *p && n + 1 < size;) {
+		if (*p == '"' && (close = strchr(p + 1, '"'))) {
+			size_t len = close - p > 2 ? 5 : (size_t)(close - p) + 1;
+
+			if (n + len >= size)
+				break;
+			memcpy(out + n, close - p > 2 ? "\"...\"" : p, len);
+			n += len;
+			p = close + 1;
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Refuses settings libpq would read otherwise than written, before any
+ * connection: settings it cannot parse (why without the quoted text, see
+ * pg_parse_error_line), and a URL whose password has an unencoded '@' or
+ * '/', which libpq splits into a host name, a port or a database name
+ * that its connection errors would then show (the user info ends at the
+ * first '@' before the first '/'; another '@' before the query is one of
+ * those).
+ */
+static int
+pg_check_conninfo(const struct hl_store_backend *b, struct hl_err *err)
+{
+	PQconninfoOption *opts;
+	const char *auth, *p;
+	char *msg = NULL, why[200];
+
+	opts = PQconninfoParse(b->conninfo, &msg);
+	if (!opts) {
+		pg_parse_error_line(why, sizeof(why), msg ? msg : "out of memory");
+		PQfreemem(msg);
+		return hl_err_set(err, HL_EINVAL, "libpq cannot read the settings '%s': %s",
+		                  b->display, why);
+	}
+	PQconninfoFree(opts);
+	if (!(auth = strstr(b->conninfo, "://")))
+		return 0;
+	auth += 3;
+	for (p = auth; *p && *p != '@' && *p != '/'; p++)
+		;
+	if (*p == '@')
+		auth = p + 1;
+	for (p = auth; *p && *p != '?'; p++)
+		if (*p == '@')
+			return hl_err_set(err, HL_EINVAL,
+			                  "libpq cannot read the settings '%s': an '@' or '/' in"
+			                  " the user name or password must be percent-encoded"
+			                  " (%%40, %%2F)",
+			                  b->display);
+	return 0;
+}
+
 /* A new connection with healer's defaults under the given settings. */
 static PGconn *
 pg_connect(const struct hl_store_backend *b)
@@ -1132,6 +1201,8 @@ hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->sink = *sink;
+	if ((rc = pg_check_conninfo(b, err)) < 0)
+		goto fail;
 	/* A server's claims, finishes, tasks and loop state are not flushed
 	 * on their own, as on SQLite: safe for a killed process; after the
 	 * database server crashes the last moments of them are redone (the

@@ -35,6 +35,25 @@ def main():
           rc == 0 and out.strip() == f"schema version {hltest.MIGRATIONS} ({hltest.MIGRATIONS} migrations applied)", (rc, out, err))
     rc, out, err = healer("migrate")
     check("migrate again applies nothing", rc == 0 and "(0 migrations applied)" in out, out)
+    # settings libpq cannot read: refused before any connection, the
+    # password shown nowhere (libpq's own message quotes it)
+    for url in ("postgres://u:Sekr1t%zz@127.0.0.1:9/h",
+                "postgres://u:Sekr1t@[::1:9/h",
+                "postgres://u:Sekr1t%00@127.0.0.1:9/h",
+                "postgres://u:pa@Sekr1t@127.0.0.1:9/h",
+                "postgres://u:pa/Sekr1t@127.0.0.1:9/h",
+                "postgres://127.0.0.1:9/h?password=Sekr1t%zz",
+                "host=127.0.0.1 port=9 password=pa Sekr1t"):
+        for cmd in ("status", "migrate"):
+            rc, out, err = dtest.healer(cmd, env={"HEALER_DATA_DIR": D,
+                                                  "HEALER_DATABASE_URL": url})
+            check(f"{cmd} refuses unreadable settings without showing the password ({url})",
+                  rc == 1 and "cannot read the settings" in err and "Sekr1t" not in err
+                  and "Sekr1t" not in out, (rc, out, err))
+        rc, out, err = dtest.healer("check-config", env={"HEALER_DATA_DIR": D,
+                                                        "HEALER_DATABASE_URL": url})
+        check(f"check-config shows the settings without the password ({url})",
+              "Sekr1t" not in out + err, (rc, out, err))
     rc, out, err = healer("status")
     check("status of an empty store prints an empty table",
           rc == 0 and "TASK" in out and "(no tasks)" in out, (rc, out, err))
