@@ -633,6 +633,28 @@ pg_schema_version(struct hl_store_backend *b, int *out, struct hl_err *err)
 	return 0;
 }
 
+/* Creates the schema_migrations table when it is missing. */
+static int
+pg_migrations_table(struct hl_store_backend *b, struct hl_err *err)
+{
+	PGresult *r = NULL;
+	bool missing;
+	int rc;
+
+	rc = hl_pg_exec(b, &r, "SELECT to_regclass('schema_migrations') IS NULL", NULL, false,
+	                "migrate", err);
+	if (rc < 0)
+		return rc;
+	missing = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (!missing)
+		return 0;
+	return hl_pg_cmd(b,
+	                 "CREATE TABLE schema_migrations ("
+	                 " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+	                 "migrate", err);
+}
+
 static const char pg_migrate_lock[] =
         "SELECT pg_advisory_xact_lock(hashtextextended('healer:migrate', 0))";
 
@@ -645,15 +667,16 @@ pg_migrate(struct hl_store_backend *b, int *applied, struct hl_err *err)
 	int version = 0, v, n = 0, rc;
 	size_t i;
 
-	/* replicas starting together: one creates the table, one migrates */
+	/* replicas starting together: one creates the table, one migrates.
+	 * The table is created only when missing: CREATE TABLE IF NOT EXISTS
+	 * needs CREATE on the schema even when the table is there, which a
+	 * least-privilege role (its schema applied by `healer migrate` as the
+	 * owner) does not have. */
 	rc = hl_pg_begin(b, "migrate", err);
 	if (rc == 0)
 		rc = hl_pg_exec(b, NULL, pg_migrate_lock, NULL, false, "migrate", err);
 	if (rc == 0)
-		rc = hl_pg_cmd(b,
-		               "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		               " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
-		               "migrate", err);
+		rc = pg_migrations_table(b, err);
 	if (rc == 0)
 		rc = pg_schema_version(b, &version, err);
 	if (rc == 0)

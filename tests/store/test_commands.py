@@ -28,6 +28,40 @@ def db():
     return dtest.store_db(D)
 
 
+def least_privilege():
+    """A role that may read and write the tables but create nothing (the
+    schema applied as its owner, as `healer migrate` in a deploy job does):
+    migrate finds nothing to do, status reads, a server starts."""
+    import pgtest
+    url = pgtest.store_env(D)["HEALER_DATABASE_URL"]
+    name = url.split("///", 1)[1].split("?", 1)[0]
+    role = f"hl_app_{os.getpid()}"
+    with pgtest.connect(name) as con:
+        for sql in (f"CREATE ROLE {role} LOGIN",
+                    f"GRANT USAGE ON SCHEMA public TO {role}",
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+                    f" TO {role}",
+                    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+                    "REVOKE CREATE ON SCHEMA public FROM PUBLIC"):
+            con.query(sql)
+    app = {"HEALER_DATA_DIR": D,
+           "HEALER_DATABASE_URL": url.replace("user=postgres", f"user={role}")}
+    rc, out, err = dtest.healer("migrate", env=app)
+    check("a role without CREATE on the schema: migrate of an up-to-date store applies "
+          "nothing", rc == 0 and "(0 migrations applied)" in out, (rc, out, err))
+    rc, out, err = dtest.healer("status", env=app)
+    check("and status reads it", rc == 0 and "(no tasks)" in out, (rc, out, err))
+    srv = hltest.Healer(os.path.join(dtest.TMP, "app"), hltest.base_env(HEALER_DISPATCH="none"),
+                        store_url=app["HEALER_DATABASE_URL"], name="app")
+    try:
+        srv.start()
+        st, _ = srv.request("GET", "/ready")
+    except Exception as e:  # report, do not hide
+        st = repr(e)
+    check("and a server runs on it (/ready 200)", st == 200, (st, srv.log()[-800:]))
+    srv.stop()
+
+
 def main():
     backend = "postgres" if dtest.on_postgres() else "sqlite"
     rc, out, err = healer("migrate")
@@ -35,6 +69,8 @@ def main():
           rc == 0 and out.strip() == f"schema version {hltest.MIGRATIONS} ({hltest.MIGRATIONS} migrations applied)", (rc, out, err))
     rc, out, err = healer("migrate")
     check("migrate again applies nothing", rc == 0 and "(0 migrations applied)" in out, out)
+    if backend == "postgres":
+        least_privilege()
     # settings libpq cannot read: refused before any connection, the
     # password shown nowhere (libpq's own message quotes it)
     for url in ("postgres://u:Sekr1t%zz@127.0.0.1:9/h",
