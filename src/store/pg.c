@@ -238,11 +238,14 @@ pg_check_conninfo(const struct hl_store_backend *b, struct hl_err *err)
 static PGconn *
 pg_connect(const struct hl_store_backend *b)
 {
-	static const char *const keys[] = { "connect_timeout",  "keepalives",
-		                            "keepalives_idle",  "keepalives_interval",
-		                            "keepalives_count", "fallback_application_name",
-		                            "dbname",           NULL };
-	const char *vals[] = { "5", "1", "10", "5", "3", "healer", b->conninfo, NULL };
+	/* a statement sent into a dead network gives up after 20 s, not the
+	 * system's 15 minutes of retransmissions (with the store's mutex held) */
+	static const char *const keys[] = {
+		"connect_timeout",           "keepalives",       "keepalives_idle",
+		"keepalives_interval",       "keepalives_count", "tcp_user_timeout",
+		"fallback_application_name", "dbname",           NULL
+	};
+	const char *vals[] = { "5", "1", "10", "5", "3", "20000", "healer", b->conninfo, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (c)
@@ -250,16 +253,33 @@ pg_connect(const struct hl_store_backend *b)
 	return c;
 }
 
+/*
+ * How soon the database server ends a session whose replica died without
+ * a word (its node lost, a network partition: no FIN, no RST), and with it
+ * the session's advisory locks (the listener's leaderships and liveness
+ * lock) and a transaction's row locks. PostgreSQL's default is the
+ * system's TCP keepalive, two hours and more, so another replica would
+ * not take the CodeRun watch over within HEALER_LEASE_SECONDS (15 s): it
+ * asks every third of it, so the server gives up on a silent peer after
+ * 9 s (3 s idle, then three probes 2 s apart; data left unacknowledged
+ * for 9 s, such as a NOTIFY sent to the dead listener). A Unix socket
+ * session ignores these.
+ */
+#define PG_PEER_TIMEOUT_SQL                                               \
+	"SET tcp_keepalives_idle TO 3; SET tcp_keepalives_interval TO 2;" \
+	" SET tcp_keepalives_count TO 3; SET tcp_user_timeout TO 9000"
+
 /* Session settings: read-only handles cannot write; commits are durable
  * when they return, except on a server's main connection (see
- * hl_store_pg_open). */
+ * hl_store_pg_open); a silent peer's session ends (PG_PEER_TIMEOUT_SQL). */
 static int
 pg_session(const struct hl_store_backend *b, PGconn *c)
 {
-	PGresult *r = PQexec(c, b->read_only     ? "SET synchronous_commit TO on;"
-	                                           " SET default_transaction_read_only TO on"
-	                        : b->flush_later ? "SET synchronous_commit TO off"
-	                                         : "SET synchronous_commit TO on");
+	PGresult *r =
+	        PQexec(c, b->read_only     ? "SET synchronous_commit TO on;"
+	                                     " SET default_transaction_read_only TO on"
+	                  : b->flush_later ? "SET synchronous_commit TO off; " PG_PEER_TIMEOUT_SQL
+	                                   : "SET synchronous_commit TO on; " PG_PEER_TIMEOUT_SQL);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	PQclear(r);
@@ -822,7 +842,7 @@ pg_listen_connect(struct hl_store_backend *b, char *why, size_t size)
 		PQfinish(c);
 		return NULL;
 	}
-	r = PQexec(c, "LISTEN " PG_CHANNEL);
+	r = PQexec(c, PG_PEER_TIMEOUT_SQL "; LISTEN " PG_CHANNEL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		pg_first_line(why, size, PQerrorMessage(c));
 		PQclear(r);
