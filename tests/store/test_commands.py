@@ -143,6 +143,11 @@ def main():
     rc, out, err = healer("status", "hl-nope")
     check("status of an unknown task exits 1 naming it",
           rc == 1 and err.startswith("healer: error:") and "'hl-nope'" in err, err)
+    for cmd in ("status", "replay"):
+        rc, out, err = healer(cmd, "hl-\x1b]0;owned\x07\x1b[2J\u009b31m")
+        check(f"{cmd} of an unknown id quotes it without control characters",
+              rc == 1 and "'hl-?]0;owned??[2J?31m'" in err and "\x1b" not in err
+              and "\x07" not in err and "\u009b" not in err, (rc, err))
     rc, out, err = healer("status", "--state", "dreaming")
     check("a bad state is a usage error naming it", rc == 2 and "'dreaming'" in err, err)
 
