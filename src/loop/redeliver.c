@@ -18,10 +18,10 @@
  * leadership and the next one, GitHub is asked once per guid; the resume
  * point moves only after a complete listing down to it, so a pass cut
  * short is listed again and no delivery older than the newest listed is
- * skipped. A request GitHub did not take (a rate limit, a 5xx, no answer,
- * credentials that may not redeliver) gives its claim back, so a later
- * pass asks again; only GitHub's answer about the delivery (422, 404)
- * records it failed for good.
+ * skipped. A request GitHub answered it did not take (a rate limit, a
+ * 5xx, credentials that may not redeliver) gives its claim back, so a
+ * later pass asks again; GitHub's answer about the delivery (422, 404),
+ * or a lost answer (it may have been taken), records it failed for good.
  */
 #include "redeliver.h"
 
@@ -130,21 +130,21 @@ redeliver_rate_limited(const struct hl_err *e)
 	       (hl_str_casestr(e->msg, "rate limit") || strstr(e->msg, "status 429"));
 }
 
-/* GitHub did not take the request for a reason not the delivery's: a
- * server error (5xx), no answer (timeout, connection), or credentials
- * that may not redeliver (401/403, fixed by the operator). */
+/* GitHub answered that it did not take the request, for a reason not the
+ * delivery's: a server error (5xx), or credentials that may not redeliver
+ * (401/403, fixed by the operator). A request whose answer was lost (a
+ * timeout, a broken connection) may have been taken: it is not repeated. */
 static bool
 redeliver_not_taken(const struct hl_err *e)
 {
-	return e->code == HL_EUPSTREAM || e->code == HL_ETIMEOUT || e->code == HL_EIO ||
-	       e->code == HL_EAUTH;
+	return e->code == HL_EUPSTREAM || e->code == HL_EAUTH;
 }
 
 /* Asks for one failed delivery d, once (its claim first). Returns 1 when
  * the pass must stop (a rate limit), 2 when GitHub did not take the
  * request (given back: a later pass asks again), 0 to go on, -HL_E*
- * (store). Only an answer about the delivery itself (422 too old, 404
- * gone) records it failed for good. */
+ * (store). An answer about the delivery itself (422 too old, 404 gone),
+ * or none, records it failed for good. */
 static int
 redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t *d,
               struct hl_err *err)
