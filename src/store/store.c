@@ -341,7 +341,7 @@ store_keeper(void *arg)
 		if (s->ops->intake.reap) {
 			int64_t reaped = 0;
 
-			(void)s->ops->intake.reap(s->b, &reaped, s->owner, &err);
+			(void)s->ops->intake.reap(s->b, &reaped, s->owner, lease, &err);
 			n += reaped;
 		}
 		pthread_mutex_unlock(&s->db_lock);
