@@ -2462,11 +2462,13 @@ test_store_urls_display_without_credentials(void **state)
 		/* an unencoded '@' or '/' in a password (libpq refuses or
 		 * misreads it): hidden up to its last '@' */
 		{ "postgres://u:pa@ss@db/h", "postgres://db/h", true },
-		{ "postgres://u:p/ss@db/h?sslmode=require", "postgres://db/h?sslmode=require", true },
+		{ "postgres://u:p/ss@db/h?sslmode=require", "postgres://db/h?sslmode=require",
+		  true },
 		{ "postgres://u:p/s?w@db/h", "postgres://db/h", true },
 		{ "postgres://db/h?application_name=a@b&password=c@d",
 		  "postgres://db/h?application_name=a@b&password=***", true },
-		{ "postgres://db/h?stray&sslmode=disable", "postgres://db/h?***&sslmode=disable", true },
+		{ "postgres://db/h?stray&sslmode=disable", "postgres://db/h?***&sslmode=disable",
+		  true },
 		/* an unquoted value's backslash escapes a space; a stray word
 		 * (a password's rest after an unquoted space) is hidden */
 		{ "host=db password=pa\\ ss dbname=h", "host=db password=*** dbname=h", true },
