@@ -241,8 +241,15 @@ hl_cmd_server(int argc, char **argv)
 		hl_cmd_fail("cannot write the port file: %s", err.msg);
 		goto out;
 	}
-	hl_log_kv(HL_LOG_INFO, "listening", "address", addr, "store", cfg->database_url, "version",
-	          HL_VERSION, NULL);
+	{
+		/* a password may be a URL parameter too: the store as messages show it */
+		struct hl_buf shown = HL_BUF_INIT(0);
+
+		hl_store_url_display(&shown, cfg->database_url);
+		hl_log_kv(HL_LOG_INFO, "listening", "address", addr, "store",
+		          shown.data ? shown.data : "", "version", HL_VERSION, NULL);
+		hl_buf_release(&shown);
+	}
 
 	if (sigwait(&set, &sig) != 0)
 		sig = SIGTERM;

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *status_str(const char *s);
+
 /* The options every store command takes. */
 struct store_opts {
 	struct hl_config_override ov[1];
@@ -158,7 +160,8 @@ hl_cmd_replay(int argc, char **argv)
 	if (rc == 0 && (rc = store_open(&s, cfg, 0)) == 0) {
 		if (hl_store_requeue(s, &n, id, &err) < 0)
 			rc = hl_cmd_fail("cannot queue %s again: %s",
-			                 id ? "the delivery" : "the failed deliveries", err.msg);
+			                 id ? "the delivery" : "the failed deliveries",
+			                 status_str(err.msg));
 		else
 			printf("%lld deliver%s queued again\n", (long long)n, n == 1 ? "y" : "ies");
 	}
@@ -169,7 +172,8 @@ hl_cmd_replay(int argc, char **argv)
 
 /* Store text for a terminal: "-" when empty; control characters (C0, DEL
  * and C1, also UTF-8 encoded) become '?', so a job name, a reason or a PR
- * URL from outside cannot move the cursor, retitle or clear the terminal.
+ * URL from outside (or a pasted task or delivery id quoted in an error)
+ * cannot move the cursor, retitle or clear the terminal.
  * Cut to a line; the result lives in one of a few rotating buffers. */
 static const char *
 status_str(const char *s)
@@ -348,7 +352,7 @@ hl_cmd_status(int argc, char **argv)
 		goto out;
 	if (id) {
 		if (hl_store_task_get(s, &t, id, &err) < 0) {
-			rc = hl_cmd_fail("%s", err.msg);
+			rc = hl_cmd_fail("%s", status_str(err.msg));
 			goto out;
 		}
 		if (json)
@@ -372,7 +376,7 @@ hl_cmd_status(int argc, char **argv)
 		for (i = 0; arr && i < n; i++) {
 			if (hl_store_task_get(s, &t, l[i]->task_id, &err) < 0) {
 				json_decref(arr);
-				rc = hl_cmd_fail("%s", err.msg);
+				rc = hl_cmd_fail("%s", status_str(err.msg));
 				goto out;
 			}
 			json_array_append_new(arr, hl_api_task_json(t));

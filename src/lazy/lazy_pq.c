@@ -12,6 +12,9 @@
 	  (const char *const *keywords, const char *const *values, int expand),                \
 	  (keywords, values, expand))                                                          \
 	F(PGconn *, PQconnectdb, (const char *conninfo), (conninfo))                           \
+	F(PQconninfoOption *, PQconninfoParse, (const char *conninfo, char **errmsg),          \
+	  (conninfo, errmsg))                                                                  \
+	V(PQconninfoFree, (PQconninfoOption * o), (o))                                         \
 	V(PQfinish, (PGconn * c), (c))                                                         \
 	V(PQreset, (PGconn * c), (c))                                                          \
 	F(ConnStatusType, PQstatus, (const PGconn *c), (c))                                    \

@@ -18,7 +18,10 @@
  * leadership and the next one, GitHub is asked once per guid; the resume
  * point moves only after a complete listing down to it, so a pass cut
  * short is listed again and no delivery older than the newest listed is
- * skipped.
+ * skipped. A request GitHub answered it did not take (a rate limit, a
+ * 5xx, credentials that may not redeliver) gives its claim back, so a
+ * later pass asks again; GitHub's answer about the delivery (422, 404),
+ * or a lost answer (it may have been taken), records it failed for good.
  */
 #include "redeliver.h"
 
@@ -36,11 +39,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REDELIVER_WINDOW_MS (72LL * 3600 * 1000) /* GitHub redelivers the past 3 days */
-#define REDELIVER_MARGIN_MS (5LL * 60 * 1000)    /* deliveries logged late */
-#define REDELIVER_MAX_LIST  1000                 /* deliveries listed per pass */
-#define REDELIVER_RETRY_MS  (60LL * 1000)        /* after a pass that failed */
-#define REDELIVER_CALL_MS   10000                /* one GitHub call */
+#define REDELIVER_WINDOW_MS     (72LL * 3600 * 1000) /* GitHub redelivers the past 3 days */
+#define REDELIVER_MARGIN_MS     (5LL * 60 * 1000)    /* deliveries logged late */
+#define REDELIVER_MAX_LIST      1000                 /* deliveries listed per pass */
+#define REDELIVER_RETRY_MS      (60LL * 1000)        /* after a pass that failed */
+#define REDELIVER_CALL_MS       10000                /* one GitHub call */
+#define REDELIVER_MAX_NOT_TAKEN 3 /* requests GitHub did not take: the pass stops */
 
 struct hl_redeliver {
 	const struct hl_config *cfg;
@@ -126,8 +130,21 @@ redeliver_rate_limited(const struct hl_err *e)
 	       (hl_str_casestr(e->msg, "rate limit") || strstr(e->msg, "status 429"));
 }
 
+/* GitHub answered that it did not take the request, for a reason not the
+ * delivery's: a server error (5xx), or credentials that may not redeliver
+ * (401/403, fixed by the operator). A request whose answer was lost (a
+ * timeout, a broken connection) may have been taken: it is not repeated. */
+static bool
+redeliver_not_taken(const struct hl_err *e)
+{
+	return e->code == HL_EUPSTREAM || e->code == HL_EAUTH;
+}
+
 /* Asks for one failed delivery d, once (its claim first). Returns 1 when
- * the pass must stop (a rate limit), 0 to go on, -HL_E* (store). */
+ * the pass must stop (a rate limit), 2 when GitHub did not take the
+ * request (given back: a later pass asks again), 0 to go on, -HL_E*
+ * (store). An answer about the delivery itself (422 too old, 404 gone),
+ * or none, records it failed for good. */
 static int
 redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t *d,
               struct hl_err *err)
@@ -175,6 +192,13 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 		rc = hl_store_redelivery_release(r->store, rd.guid, err);
 		return rc < 0 ? rc : 1;
 	}
+	if (redeliver_not_taken(&gerr)) {
+		hl_log_kv(HL_LOG_WARN,
+		          "GitHub did not take a redelivery request; a later pass asks again",
+		          "delivery", rd.guid, "github_id", id, "error", gerr.msg, NULL);
+		rc = hl_store_redelivery_release(r->store, rd.guid, err);
+		return rc < 0 ? rc : 2;
+	}
 	p->refused++;
 	atomic_fetch_add(&r->refused, 1);
 	hl_log_kv(HL_LOG_WARN, "GitHub did not redeliver a failed delivery", "delivery", rd.guid,
@@ -203,7 +227,7 @@ hl_redeliver_run(struct hl_redeliver *r, struct hl_redeliver_pass *out, struct h
 	json_t *list = NULL, *ok = json_object(), *seen = json_object(), *d;
 	int64_t since, now = hl_time_wall_ms(), newest = 0, floor;
 	size_t i;
-	int rc;
+	int rc, not_taken = 0;
 
 	if (!ok || !seen) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -257,10 +281,15 @@ hl_redeliver_run(struct hl_redeliver *r, struct hl_redeliver_pass *out, struct h
 		rc = redeliver_one(r, &p, d, err);
 		if (rc < 0)
 			goto out;
-		if (rc == 1) {
+		if (rc == 1 || (rc == 2 && ++not_taken >= REDELIVER_MAX_NOT_TAKEN)) {
 			p.complete = false;
 			rc = 0;
 			break;
+		}
+		if (rc == 2) {
+			/* listed again from the same point; the rest still asked */
+			p.complete = false;
+			rc = 0;
 		}
 	}
 	pt.last = now;

@@ -165,15 +165,87 @@ pg_notice_none(void *arg, const char *message)
 	(void)message; /* NOTICEs (IF NOT EXISTS ...) are not errors */
 }
 
+/* libpq's message for settings it cannot parse, without what it quotes:
+ * it quotes the offending text, which can be the password or the whole
+ * URL with it ('invalid percent-encoded token: "p%zz"'). A quoted single
+ * character ("=", "]") is kept. */
+static void
+pg_parse_error_line(char *out, size_t size, const char *msg)
+{
+	char line[200];
+	const char *p, *close;
+	size_t n = 0;
+
+	pg_first_line(line, sizeof(line), msg);
+	for (p = line; *p && n + 1 < size;) {
+		if (*p == '"' && (close = strchr(p + 1, '"'))) {
+			size_t len = close - p > 2 ? 5 : (size_t)(close - p) + 1;
+
+			if (n + len >= size)
+				break;
+			memcpy(out + n, close - p > 2 ? "\"...\"" : p, len);
+			n += len;
+			p = close + 1;
+			continue;
+		}
+		out[n++] = *p++;
+	}
+	out[n] = '\0';
+}
+
+/*
+ * Refuses settings libpq would read otherwise than written, before any
+ * connection: settings it cannot parse (why without the quoted text, see
+ * pg_parse_error_line), and a URL whose password has an unencoded '@' or
+ * '/', which libpq splits into a host name, a port or a database name
+ * that its connection errors would then show (the user info ends at the
+ * first '@' before the first '/'; another '@' before the query is one of
+ * those).
+ */
+static int
+pg_check_conninfo(const struct hl_store_backend *b, struct hl_err *err)
+{
+	PQconninfoOption *opts;
+	const char *auth, *p;
+	char *msg = NULL, why[200];
+
+	opts = PQconninfoParse(b->conninfo, &msg);
+	if (!opts) {
+		pg_parse_error_line(why, sizeof(why), msg ? msg : "out of memory");
+		PQfreemem(msg);
+		return hl_err_set(err, HL_EINVAL, "libpq cannot read the settings '%s': %s",
+		                  b->display, why);
+	}
+	PQconninfoFree(opts);
+	if (!(auth = strstr(b->conninfo, "://")))
+		return 0;
+	auth += 3;
+	for (p = auth; *p && *p != '@' && *p != '/'; p++)
+		;
+	if (*p == '@')
+		auth = p + 1;
+	for (p = auth; *p && *p != '?'; p++)
+		if (*p == '@')
+			return hl_err_set(err, HL_EINVAL,
+			                  "libpq cannot read the settings '%s': an '@' or '/' in"
+			                  " the user name or password must be percent-encoded"
+			                  " (%%40, %%2F)",
+			                  b->display);
+	return 0;
+}
+
 /* A new connection with healer's defaults under the given settings. */
 static PGconn *
 pg_connect(const struct hl_store_backend *b)
 {
-	static const char *const keys[] = { "connect_timeout",  "keepalives",
-		                            "keepalives_idle",  "keepalives_interval",
-		                            "keepalives_count", "fallback_application_name",
-		                            "dbname",           NULL };
-	const char *vals[] = { "5", "1", "10", "5", "3", "healer", b->conninfo, NULL };
+	/* a statement sent into a dead network gives up after 20 s, not the
+	 * system's 15 minutes of retransmissions (with the store's mutex held) */
+	static const char *const keys[] = {
+		"connect_timeout",           "keepalives",       "keepalives_idle",
+		"keepalives_interval",       "keepalives_count", "tcp_user_timeout",
+		"fallback_application_name", "dbname",           NULL
+	};
+	const char *vals[] = { "5", "1", "10", "5", "3", "20000", "healer", b->conninfo, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
 	if (c)
@@ -181,16 +253,33 @@ pg_connect(const struct hl_store_backend *b)
 	return c;
 }
 
+/*
+ * How soon the database server ends a session whose replica died without
+ * a word (its node lost, a network partition: no FIN, no RST), and with it
+ * the session's advisory locks (the listener's leaderships and liveness
+ * lock) and a transaction's row locks. PostgreSQL's default is the
+ * system's TCP keepalive, two hours and more, so another replica would
+ * not take the CodeRun watch over within HEALER_LEASE_SECONDS (15 s): it
+ * asks every third of it, so the server gives up on a silent peer after
+ * 9 s (3 s idle, then three probes 2 s apart; data left unacknowledged
+ * for 9 s, such as a NOTIFY sent to the dead listener). A Unix socket
+ * session ignores these.
+ */
+#define PG_PEER_TIMEOUT_SQL                                               \
+	"SET tcp_keepalives_idle TO 3; SET tcp_keepalives_interval TO 2;" \
+	" SET tcp_keepalives_count TO 3; SET tcp_user_timeout TO 9000"
+
 /* Session settings: read-only handles cannot write; commits are durable
  * when they return, except on a server's main connection (see
- * hl_store_pg_open). */
+ * hl_store_pg_open); a silent peer's session ends (PG_PEER_TIMEOUT_SQL). */
 static int
 pg_session(const struct hl_store_backend *b, PGconn *c)
 {
-	PGresult *r = PQexec(c, b->read_only     ? "SET synchronous_commit TO on;"
-	                                           " SET default_transaction_read_only TO on"
-	                        : b->flush_later ? "SET synchronous_commit TO off"
-	                                         : "SET synchronous_commit TO on");
+	PGresult *r =
+	        PQexec(c, b->read_only     ? "SET synchronous_commit TO on;"
+	                                     " SET default_transaction_read_only TO on"
+	                  : b->flush_later ? "SET synchronous_commit TO off; " PG_PEER_TIMEOUT_SQL
+	                                   : "SET synchronous_commit TO on; " PG_PEER_TIMEOUT_SQL);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	PQclear(r);
@@ -564,6 +653,28 @@ pg_schema_version(struct hl_store_backend *b, int *out, struct hl_err *err)
 	return 0;
 }
 
+/* Creates the schema_migrations table when it is missing. */
+static int
+pg_migrations_table(struct hl_store_backend *b, struct hl_err *err)
+{
+	PGresult *r = NULL;
+	bool missing;
+	int rc;
+
+	rc = hl_pg_exec(b, &r, "SELECT to_regclass('schema_migrations') IS NULL", NULL, false,
+	                "migrate", err);
+	if (rc < 0)
+		return rc;
+	missing = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	PQclear(r);
+	if (!missing)
+		return 0;
+	return hl_pg_cmd(b,
+	                 "CREATE TABLE schema_migrations ("
+	                 " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
+	                 "migrate", err);
+}
+
 static const char pg_migrate_lock[] =
         "SELECT pg_advisory_xact_lock(hashtextextended('healer:migrate', 0))";
 
@@ -576,15 +687,16 @@ pg_migrate(struct hl_store_backend *b, int *applied, struct hl_err *err)
 	int version = 0, v, n = 0, rc;
 	size_t i;
 
-	/* replicas starting together: one creates the table, one migrates */
+	/* replicas starting together: one creates the table, one migrates.
+	 * The table is created only when missing: CREATE TABLE IF NOT EXISTS
+	 * needs CREATE on the schema even when the table is there, which a
+	 * least-privilege role (its schema applied by `healer migrate` as the
+	 * owner) does not have. */
 	rc = hl_pg_begin(b, "migrate", err);
 	if (rc == 0)
 		rc = hl_pg_exec(b, NULL, pg_migrate_lock, NULL, false, "migrate", err);
 	if (rc == 0)
-		rc = hl_pg_cmd(b,
-		               "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		               " version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)",
-		               "migrate", err);
+		rc = pg_migrations_table(b, err);
 	if (rc == 0)
 		rc = pg_schema_version(b, &version, err);
 	if (rc == 0)
@@ -730,7 +842,7 @@ pg_listen_connect(struct hl_store_backend *b, char *why, size_t size)
 		PQfinish(c);
 		return NULL;
 	}
-	r = PQexec(c, "LISTEN " PG_CHANNEL);
+	r = PQexec(c, PG_PEER_TIMEOUT_SQL "; LISTEN " PG_CHANNEL);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		pg_first_line(why, size, PQerrorMessage(c));
 		PQclear(r);
@@ -1132,6 +1244,8 @@ hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->sink = *sink;
+	if ((rc = pg_check_conninfo(b, err)) < 0)
+		goto fail;
 	/* A server's claims, finishes, tasks and loop state are not flushed
 	 * on their own, as on SQLite: safe for a killed process; after the
 	 * database server crashes the last moments of them are redone (the

@@ -153,7 +153,8 @@ int hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out
                      int64_t lease_ms, struct hl_err *err);
 int hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
                 struct hl_err *err);
-int hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
+int hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t lease_ms,
+               struct hl_err *err);
 int hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
                   struct hl_err *err);
 int hl_pg_finish(struct hl_store_backend *b, const char *delivery_id,

@@ -781,9 +781,12 @@ hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, str
 	                  &p, false, "renew claims", err);
 }
 
-/* Requeues the claims of dead processes (their liveness lock is free: the
- * session that held it is gone) and other processes' expired claims, with
- * their counts. */
+/* Requeues other processes' expired claims, and the claims of dead
+ * processes: their liveness lock is free (the session that held it is
+ * gone) and they were not renewed lately (lease_until_ms < $3). A live
+ * process's listener session can be gone for a moment (terminated, cut by
+ * a proxy, the database restarted) before it reconnects and locks again;
+ * its keeper still renews its claims every third of the lease. */
 static const char pg_reap_sql[] =
         "WITH dead AS (SELECT o.claimed_by FROM (SELECT DISTINCT claimed_by FROM deliveries"
         " WHERE state = 'processing' AND claimed_by IS NOT NULL AND claimed_by <> $2) o"
@@ -792,7 +795,8 @@ static const char pg_reap_sql[] =
         " lease_until_ms = NULL, updated_ms = $1 WHERE d.state = 'processing'"
         " AND d.claimed_by IS DISTINCT FROM $2"
         " AND (d.lease_until_ms IS NULL OR d.lease_until_ms < $1"
-        " OR d.claimed_by IN (SELECT claimed_by FROM dead)) RETURNING d.event_name),"
+        " OR (d.lease_until_ms < $3 AND d.claimed_by IN (SELECT claimed_by FROM dead)))"
+        " RETURNING d.event_name),"
         " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
         " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
         " SELECT g.event_name, v.state, '', v.sign * g.k FROM g,"
@@ -801,14 +805,20 @@ static const char pg_reap_sql[] =
         " SELECT count(*) FROM u";
 
 int
-hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
+hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t lease_ms,
+           struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r = NULL;
+	int64_t now = hl_time_wall_ms();
 	int rc;
 
-	hl_pg_int(&p, hl_time_wall_ms());
+	hl_pg_int(&p, now);
 	hl_pg_text(&p, owner);
+	/* a live process renewed within the last third of its lease (its
+	 * claims then last two thirds more): renewed longer ago than two
+	 * thirds, a process without its lock is dead; lease_ms 0: at once */
+	hl_pg_int(&p, lease_ms > 0 ? now + lease_ms / 3 : INT64_MAX);
 	if ((rc = hl_pg_exec(b, &r, pg_reap_sql, &p, false, "requeue dead claims", err)) < 0)
 		return rc;
 	*n = hl_pg_int_at(r, 0, 0);
@@ -828,7 +838,7 @@ hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct 
 			rc = hl_pg_cmd(b, "LOCK TABLE delivery_counts IN SHARE ROW EXCLUSIVE MODE",
 			               "recover", err);
 		if (rc == 0)
-			rc = hl_pg_reap(b, n, owner, err);
+			rc = hl_pg_reap(b, n, owner, 0, err);
 		/* rebuild the counters from the rows, the source of truth */
 		if (rc == 0)
 			rc = hl_pg_cmd(b,

@@ -19,7 +19,6 @@
  */
 #include "base/clock.h"
 #include "base/str.h"
-#include "base/url.h"
 #include "store_front.h"
 
 #include <ctype.h>
@@ -93,24 +92,38 @@ store_param_secret(const char *k, size_t n, bool pct)
 	return strcmp(name, "password") == 0 || strcmp(name, "sslpassword") == 0;
 }
 
-/* Appends libpq key/value settings with the passwords' values masked. */
+/* Appends libpq key/value settings with the passwords' values masked. A
+ * word that is not "keyword = value" (a password with an unquoted space,
+ * which libpq refuses) is masked too: it may be the rest of a password. */
 static void
 store_kv_display(struct hl_buf *out, const char *s)
 {
-	const char *p = s, *k, *ke, *v;
+	const char *p = s, *k, *ke, *eq, *v;
+	bool first = true;
 
 	while (*p) {
 		for (k = p; *k == ' ' || *k == '\t'; k++)
 			;
+		if (!*k)
+			break;
 		for (ke = k; *ke && *ke != '=' && *ke != ' ' && *ke != '\t'; ke++)
 			;
-		for (p = ke; *p && *p != '='; p++)
+		for (eq = ke; *eq == ' ' || *eq == '\t'; eq++)
 			;
-		if (!*p) {
-			hl_buf_append_str(out, k == ke ? "" : k);
-			break;
+		if (!first)
+			hl_buf_append_char(out, ' ');
+		first = false;
+		if (*eq != '=' || ke == k) {
+			/* not a setting: skip the word as libpq reads an unquoted value */
+			for (p = k; *p && *p != ' ' && *p != '\t' && *p != '='; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p == '=')
+				p++;
+			hl_buf_append_str(out, "***");
+			continue;
 		}
-		for (v = p + 1; *v == ' ' || *v == '\t'; v++)
+		for (v = eq + 1; *v == ' ' || *v == '\t'; v++)
 			;
 		hl_buf_append(out, k, (size_t)(v - k));
 		p = v;
@@ -121,23 +134,55 @@ store_kv_display(struct hl_buf *out, const char *s)
 			if (*p)
 				p++;
 		} else {
-			while (*p && *p != ' ' && *p != '\t')
-				p++;
+			/* unquoted: a backslash escapes the next character (a space) */
+			for (; *p && *p != ' ' && *p != '\t'; p++)
+				if (*p == '\\' && p[1])
+					p++;
 		}
 		if (store_param_secret(k, (size_t)(ke - k), false))
 			hl_buf_append_str(out, "***");
 		else
 			hl_buf_append(out, v, (size_t)(p - v));
-		if (*p)
-			hl_buf_append_char(out, ' ');
 	}
+}
+
+/*
+ * Where a postgres:// URL's host part starts (just after "scheme://" when
+ * it has no user info). libpq ends the user info at the first '@' before
+ * the first '/' (so an unencoded '?' or '#' is part of the password); an
+ * '@' still before the query after that is a password with an unencoded
+ * '@' or '/' that libpq splits elsewhere (into a host name, a port, a
+ * database name): all of it up to that last '@' is hidden too, and so it
+ * is up to an '@' in a query parameter that is not "name=value".
+ */
+static const char *
+store_pg_url_host(const char *url)
+{
+	const char *auth = strstr(url, "://") + 3, *p, *start, *q, *last = NULL;
+
+	for (p = auth; *p && *p != '@' && *p != '/'; p++)
+		;
+	start = *p == '@' ? p + 1 : auth;
+	q = start + strcspn(start, "?");
+	for (p = start; *p; p++)
+		if (*p == '@')
+			last = p;
+	if (last && last > q) {
+		/* in the query: a value's '@' (application_name=a@b), or a
+		 * password's after an unencoded '/' and '?' ("u:p/x?y@host") */
+		for (p = last; p > q && p[-1] != '&'; p--)
+			;
+		if (memchr(p, '=', (size_t)(last - p)))
+			last = NULL;
+	}
+	return last ? last + 1 : start;
 }
 
 int
 hl_store_url_display(struct hl_buf *out, const char *url)
 {
 	struct hl_buf tmp = HL_BUF_INIT(0);
-	const char *q, *p;
+	const char *q, *p, *host;
 	int rc;
 
 	if (!url)
@@ -151,8 +196,12 @@ hl_store_url_display(struct hl_buf *out, const char *url)
 		return hl_buf_error(out);
 	}
 	/* a URL: no user-info, and no password or sslpassword among its
-	 * parameters */
-	if ((rc = hl_url_strip_userinfo(&tmp, url)) < 0) {
+	 * parameters; a parameter that is not "name=value" (which libpq
+	 * refuses) may be the rest of a password with an unencoded '/' */
+	host = store_pg_url_host(url);
+	hl_buf_append(&tmp, url, (size_t)(strstr(url, "://") + 3 - url));
+	hl_buf_append_str(&tmp, host);
+	if ((rc = hl_buf_error(&tmp)) < 0) {
 		hl_buf_release(&tmp);
 		return rc;
 	}
@@ -168,7 +217,9 @@ hl_store_url_display(struct hl_buf *out, const char *url)
 			const char *eq = memchr(p, '=', n);
 
 			hl_buf_append_char(out, p == q + 1 ? '?' : '&');
-			if (eq && store_param_secret(p, (size_t)(eq - p), true)) {
+			if (!eq) {
+				hl_buf_append_str(out, "***");
+			} else if (store_param_secret(p, (size_t)(eq - p), true)) {
 				hl_buf_append(out, p, (size_t)(eq - p) + 1);
 				hl_buf_append_str(out, "***");
 			} else {
@@ -290,7 +341,7 @@ store_keeper(void *arg)
 		if (s->ops->intake.reap) {
 			int64_t reaped = 0;
 
-			(void)s->ops->intake.reap(s->b, &reaped, s->owner, &err);
+			(void)s->ops->intake.reap(s->b, &reaped, s->owner, lease, &err);
 			n += reaped;
 		}
 		pthread_mutex_unlock(&s->db_lock);

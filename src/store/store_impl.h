@@ -135,9 +135,11 @@ struct hl_store_intake_ops {
 	/* Extends the lease of every delivery owner is processing. */
 	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t until_ms,
 	             struct hl_err *err);
-	/* Requeues the claims of dead processes (not owner's); NULL when the
-	 * backend only ever has one process. */
-	int (*reap)(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err);
+	/* Requeues the claims of dead processes (not owner's); lease_ms is
+	 * the claim lease (claims renewed within it are a live process's);
+	 * NULL when the backend only ever has one process. */
+	int (*reap)(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t lease_ms,
+	            struct hl_err *err);
 	int (*requeue)(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
 	               struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *delivery_id,

@@ -212,6 +212,33 @@ def main():
     h, asked = again("fourth")
     check("a pass after that asks for nothing", asked == [], asked)
 
+    # GitHub does not take two requests: a 502 (its servers) and a 403 (a
+    # token that may not redeliver, fixed afterwards). Neither says anything
+    # about the delivery: both are given back, not recorded failed, and the
+    # next pass asks again and gets them
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {KEY: [
+        item(60, "guid-h", 502, at=stamp), item(61, "guid-i", 500, at=stamp)]}})
+    ids = {str(d["id"]): d["guid"] for d in _listed(api) if not d["redelivery"]}
+    base = f"/repos/{REPO}/hooks/{HOOK_ID}/deliveries"
+    dtest.http("POST", f"{api}/_stub/config", {"rules": [
+        {"method": "POST", "path": f"{base}/60/attempts", "status": 502, "times": 1},
+        {"method": "POST", "path": f"{base}/61/attempts", "status": 403, "times": 1,
+         "body": {"message": "Resource not accessible by integration"}}]})
+    h, asked = again("fifth")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("a redelivery request GitHub did not take (502, 403) is given back, not recorded "
+          "failed", sorted(asked) == ["guid-h", "guid-i"] and "guid-h" not in rows
+          and "guid-i" not in rows and "did not take a redelivery request" in h.log()
+          and total([h], 'healer_redeliveries_total{result="failed"}') == 0, (asked, rows))
+    h, asked = again("sixth")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("the next pass asks for both again and GitHub redelivers them",
+          sorted(asked) == ["guid-h", "guid-i"] and rows.get("guid-h") == "requested"
+          and rows.get("guid-i") == "requested", (asked, rows))
+    h, asked = again("seventh")
+    check("and a pass after that asks for nothing", asked == [], asked)
+
     # a long outage of a busy hook: the failed delivery X lies behind 1,250
     # newer ones, more than a pass lists (1,000). The pass goes on from the
     # next page at once (not an interval later) and asks for X; the resume

@@ -28,6 +28,43 @@ def db():
     return dtest.store_db(D)
 
 
+def least_privilege():
+    """A role that may read and write the tables but create nothing (the
+    schema applied as its owner, as `healer migrate` in a deploy job does):
+    migrate finds nothing to do, status reads, a server starts."""
+    import pgtest
+    url = pgtest.store_env(D)["HEALER_DATABASE_URL"]
+    name = url.split("///", 1)[1].split("?", 1)[0]
+    role = f"hl_app_{os.getpid()}"
+    with pgtest.connect(name) as con:
+        for sql in (f"CREATE ROLE {role} LOGIN",
+                    f"GRANT USAGE ON SCHEMA public TO {role}",
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"
+                    f" TO {role}",
+                    f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+                    "REVOKE CREATE ON SCHEMA public FROM PUBLIC"):
+            con.query(sql)
+    app = {"HEALER_DATA_DIR": D,
+           "HEALER_DATABASE_URL": url.replace("user=postgres", f"user={role}")}
+    rc, out, err = dtest.healer("migrate", env=app)
+    check("a role without CREATE on the schema: migrate of an up-to-date store applies "
+          "nothing", rc == 0 and "(0 migrations applied)" in out, (rc, out, err))
+    rc, out, err = dtest.healer("status", env=app)
+    check("and status reads it", rc == 0 and "(no tasks)" in out, (rc, out, err))
+    # a password among the URL's parameters (trust here: never asked for)
+    srv = hltest.Healer(os.path.join(dtest.TMP, "app"), hltest.base_env(HEALER_DISPATCH="none"),
+                        store_url=app["HEALER_DATABASE_URL"] + "&password=Sekr1t", name="app")
+    try:
+        srv.start()
+        st, _ = srv.request("GET", "/ready")
+    except Exception as e:  # report, do not hide
+        st = repr(e)
+    check("and a server runs on it (/ready 200)", st == 200, (st, srv.log()[-800:]))
+    srv.stop()
+    check("the server's log shows the store without the password among its parameters",
+          "Sekr1t" not in srv.log() and "password=***" in srv.log(), srv.log()[-800:])
+
+
 def main():
     backend = "postgres" if dtest.on_postgres() else "sqlite"
     rc, out, err = healer("migrate")
@@ -35,6 +72,27 @@ def main():
           rc == 0 and out.strip() == f"schema version {hltest.MIGRATIONS} ({hltest.MIGRATIONS} migrations applied)", (rc, out, err))
     rc, out, err = healer("migrate")
     check("migrate again applies nothing", rc == 0 and "(0 migrations applied)" in out, out)
+    if backend == "postgres":
+        least_privilege()
+    # settings libpq cannot read: refused before any connection, the
+    # password shown nowhere (libpq's own message quotes it)
+    for url in ("postgres://u:Sekr1t%zz@127.0.0.1:9/h",
+                "postgres://u:Sekr1t@[::1:9/h",
+                "postgres://u:Sekr1t%00@127.0.0.1:9/h",
+                "postgres://u:pa@Sekr1t@127.0.0.1:9/h",
+                "postgres://u:pa/Sekr1t@127.0.0.1:9/h",
+                "postgres://127.0.0.1:9/h?password=Sekr1t%zz",
+                "host=127.0.0.1 port=9 password=pa Sekr1t"):
+        for cmd in ("status", "migrate"):
+            rc, out, err = dtest.healer(cmd, env={"HEALER_DATA_DIR": D,
+                                                  "HEALER_DATABASE_URL": url})
+            check(f"{cmd} refuses unreadable settings without showing the password ({url})",
+                  rc == 1 and "cannot read the settings" in err and "Sekr1t" not in err
+                  and "Sekr1t" not in out, (rc, out, err))
+        rc, out, err = dtest.healer("check-config", env={"HEALER_DATA_DIR": D,
+                                                        "HEALER_DATABASE_URL": url})
+        check(f"check-config shows the settings without the password ({url})",
+              "Sekr1t" not in out + err, (rc, out, err))
     rc, out, err = healer("status")
     check("status of an empty store prints an empty table",
           rc == 0 and "TASK" in out and "(no tasks)" in out, (rc, out, err))
@@ -88,6 +146,11 @@ def main():
     rc, out, err = healer("status", "hl-nope")
     check("status of an unknown task exits 1 naming it",
           rc == 1 and err.startswith("healer: error:") and "'hl-nope'" in err, err)
+    for cmd in ("status", "replay"):
+        rc, out, err = healer(cmd, "hl-\x1b]0;owned\x07\x1b[2J\u009b31m")
+        check(f"{cmd} of an unknown id quotes it without control characters",
+              rc == 1 and "'hl-?]0;owned??[2J?31m'" in err and "\x1b" not in err
+              and "\x07" not in err and "\u009b" not in err, (rc, err))
     rc, out, err = healer("status", "--state", "dreaming")
     check("a bad state is a usage error naming it", rc == 2 and "'dreaming'" in err, err)
 

@@ -2456,6 +2456,23 @@ test_store_urls_display_without_credentials(void **state)
 		  "postgres://db/h?sslpassword=***&sslmode=require", true },
 		{ "postgres://db/h?%70assword=pw&%73slpassword=kp&x%=1",
 		  "postgres://db/h?%70assword=***&%73slpassword=***&x%=1", true },
+		/* libpq ends the user info at the first '@' before the first
+		 * '/': an unencoded '?' or '#' is the password's */
+		{ "postgres://u:p?w#d@db/h", "postgres://db/h", true },
+		/* an unencoded '@' or '/' in a password (libpq refuses or
+		 * misreads it): hidden up to its last '@' */
+		{ "postgres://u:pa@ss@db/h", "postgres://db/h", true },
+		{ "postgres://u:p/ss@db/h?sslmode=require", "postgres://db/h?sslmode=require",
+		  true },
+		{ "postgres://u:p/s?w@db/h", "postgres://db/h", true },
+		{ "postgres://db/h?application_name=a@b&password=c@d",
+		  "postgres://db/h?application_name=a@b&password=***", true },
+		{ "postgres://db/h?stray&sslmode=disable", "postgres://db/h?***&sslmode=disable",
+		  true },
+		/* an unquoted value's backslash escapes a space; a stray word
+		 * (a password's rest after an unquoted space) is hidden */
+		{ "host=db password=pa\\ ss dbname=h", "host=db password=*** dbname=h", true },
+		{ "host=db password=pa ss dbname=h", "host=db password=*** *** dbname=h", true },
 		{ "mysql://x", "mysql://x", false },
 		{ "/var/lib/healer.db", "/var/lib/healer.db", false },
 	};
@@ -3173,8 +3190,11 @@ test_store_replicas_take_over_a_dead_ones_claims(void **state)
 	assert_int_equal(d->claims, 2);
 	hl_delivery_record_free(d);
 	d = NULL;
-	/* the lease keeper does the same on its own */
+	/* the lease keeper does the same on its own, once the dead one's
+	 * claims were not renewed for two thirds of the lease (a live one's
+	 * listener may be reconnecting): both on the same lease here */
 	s2 = second_handle(f);
+	hl_store_set_claim_lease(s2, 1500);
 	assert_int_equal(hl_store_claim_next(s2, &d, &err), 0);
 	assert_string_equal(d->delivery_id, "d-orphan-2");
 	hl_delivery_record_free(d);
