@@ -14,6 +14,13 @@
  * named, and a hanging service costs one timeout per hold, not one per
  * message while the other channels wait behind it.
  *
+ * Every replica runs an outbox over the same notifications: each attempt is
+ * made under the notification's lock ("outbox:<id>", hl_store_lock_take,
+ * which the database frees the moment its holder dies), after checking
+ * that it is still due, and recorded before the lock is given back; so
+ * replicas that read a notification due together send it once, and a
+ * restart finds nothing held.
+ *
  * Channels: "discord", "slack", "email" (when configured), "github" (a
  * PR comment, when the task has a PR) and "openmemory" (a memory of a
  * finished task or a reinforcement: {path, body}, src/memory). A GitHub payload is a JSON object
@@ -359,13 +366,37 @@ outbox_holds_channel(const struct hl_notify_result *res)
 	        strcmp(res->error, "connect") == 0);
 }
 
-/* Delivers what is due; returns how many were tried. */
+/* Takes notification id's lock when no other outbox holds it and it is
+ * still due; false otherwise (another replica sends it, or sent it or put
+ * it off after this pass read it). */
+static bool
+outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
+{
+	struct hl_err err = HL_ERR_INIT;
+	bool got = false, due = false;
+
+	snprintf(lock, size, "outbox:%lld", (long long)id);
+	if (hl_store_lock_take(l->store, &got, lock, 0, &err) < 0 || !got) {
+		if (err.code)
+			hl_log_kv(HL_LOG_WARN, "locking a notification failed", "error", err.msg,
+			          NULL);
+		return false;
+	}
+	if (hl_store_outbox_is_due(l->store, &due, id, hl_time_wall_ms(), &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "reading a notification failed", "error", err.msg, NULL);
+	if (!due)
+		hl_store_lock_release(l->store, lock);
+	return due;
+}
+
+/* Delivers what is due; returns how many this outbox handled (0 also when
+ * every due one is another replica's just now: the caller then sleeps). */
 static int
 outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 {
 	struct hl_notification *due = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	size_t n = 0, i;
+	size_t n = 0, i, handled = 0;
 
 	if (hl_store_outbox_due(l->store, &due, OUTBOX_BATCH, &n, hl_time_wall_ms(), &err) < 0) {
 		hl_log_kv(HL_LOG_WARN, "reading the outbox failed", "error", err.msg, NULL);
@@ -377,7 +408,11 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 		enum hl_notification_state st;
 		int tries = nt->attempts + 1;
 		int64_t next = 0, held = outbox_held(holds, nt->channel, hl_time_wall_ms());
+		char lock[64];
 
+		if (!outbox_take(l, lock, sizeof(lock), nt->id))
+			continue;
+		handled++;
 		if (held) {
 			/* waits with its channel; no attempt made */
 			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING,
@@ -385,10 +420,13 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			                           "waiting: the channel asked to wait", &err) < 0)
 				hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error",
 				          err.msg, NULL);
+			hl_store_lock_release(l->store, lock);
 			continue;
 		}
-		if (outbox_send(l, &res, nt, &err) < 0)
+		if (outbox_send(l, &res, nt, &err) < 0) {
+			hl_store_lock_release(l->store, lock);
 			continue; /* out of memory: the row stays due */
+		}
 		if (res.status == HL_NOTIFY_DELIVERED)
 			st = HL_OUTBOX_DELIVERED;
 		else if (res.status == HL_NOTIFY_RETRY && tries < OUTBOX_ATTEMPTS)
@@ -414,11 +452,13 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 		                           &err) < 0)
 			hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error", err.msg,
 			          NULL);
+		/* only once the result is recorded: another outbox then finds it done */
+		hl_store_lock_release(l->store, lock);
 	}
 	for (i = 0; i < n; i++)
 		hl_notification_release(&due[i]);
 	free(due);
-	return (int)n;
+	return (int)handled;
 }
 
 void *
