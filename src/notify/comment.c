@@ -6,11 +6,12 @@
  *
  * Invariants: untrusted text reaches the Markdown only through
  * HL_NOTIFY_ESC_GITHUB (backslash before Markdown punctuation, &amp; &lt;
- * &gt; so no HTML opens, '@' followed by a zero-width space so no one is
- * mentioned, '|' escaped and line breaks flattened so a table cell stays
- * one cell), or inside a fenced block whose fence is longer than any
- * backtick run of its content. Links are made only from checked URLs. The
- * comment stays under GitHub's 65536 characters.
+ * &gt; so no HTML opens, '@' and '#' followed by a zero-width space so no
+ * one is mentioned and no issue is referenced (GitHub links "#N" and
+ * "owner/repo#N" even after a backslash), '|' escaped and line breaks flattened so a table cell
+ * stays one cell), or inside a fenced block whose fence is longer than any backtick run of its
+ * content. Links are made only from checked URLs. The comment stays under GitHub's 65536
+ * characters.
  */
 #include "base/clock.h"
 #include "base/str.h"

@@ -179,6 +179,14 @@ text_escape(enum hl_notify_esc esc, uint32_t c, char *out, size_t *units)
 		punct = "\\*_~`|><#[]()";
 	else if (esc == HL_NOTIFY_ESC_GITHUB)
 		punct = "\\`*_[]()|~#!$";
+	if (esc == HL_NOTIFY_ESC_GITHUB && c == '#') {
+		/* GitHub links "#N" and "owner/repo#N" (and cross-references
+		 * that issue) even after a backslash; a zero-width space after
+		 * the '#' breaks the reference, the backslash a heading */
+		memcpy(out, "\\#" HL_NOTIFY_ZWSP, 5);
+		*units = 3;
+		return 5;
+	}
 	if (punct && c < 0x80 && c && strchr(punct, (int)c)) {
 		out[0] = '\\';
 		out[1] = (char)c;

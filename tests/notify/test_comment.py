@@ -8,6 +8,7 @@ mention; and the sender against the GitHub stub: created, rate limits
 (retry with the wait), 5xx (retry, never posted twice), 401/404/422
 (failed)."""
 import html.parser
+import re
 import subprocess
 
 from ntest import REPORT, check, finish, hostile_report, http, probe, start_stub
@@ -106,6 +107,13 @@ for scale in (1, 40):
     check(f"hostile x{scale}: no @mention survives outside the code block",
           "@everyone" not in outside and "@here" not in outside
           and "@\u200beveryone" in outside, "")
+    # GitHub links "#N", "owner/repo#N" in text even after a backslash
+    # (\\#1 is still a reference: github/cmark-gfm#181), and a reference to
+    # another repository's issue puts a cross-reference on its timeline
+    text = re.sub(r"<a [^>]*>.*?</a>", "", outside, flags=re.S)
+    check(f"hostile x{scale}: no issue reference survives outside the code block",
+          not re.search(r"(?<![\w&])#\d", text) and "#\u200b1" in text,
+          re.findall(r".{0,20}#\d.{0,10}", text)[:5])
     check(f"hostile x{scale}: the fenced failure cannot be closed by the input",
           out.count("<pre>") == 1 and "Bcc: evil" in out.split("<pre>")[1].split("</pre>")[0],
           out[-400:])
