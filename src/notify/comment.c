@@ -29,6 +29,10 @@
 #define GH_EVIDENCE_CAP 2000
 #define GH_ROWS_MAX     50
 #define GH_URL_MAX      500
+/* GitHub: a secondary rate limit that names no wait (no Retry-After, no
+ * exhausted X-RateLimit-Remaining) is waited out "at least one minute";
+ * asking sooner prolongs it and risks the integration being banned. */
+#define GH_RATE_LIMIT_WAIT_MS 60000
 
 /* One table cell: escaped, one line, "-" when empty. */
 static void
@@ -358,6 +362,8 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 	limited = h->status == 429 ||
 	          (h->status == 403 && (h->retry_after_s >= 0 || h->rl_remaining == 0 ||
 	                                (m && hl_str_casestr(m, "rate limit"))));
+	if (limited && wait < 0)
+		wait = GH_RATE_LIMIT_WAIT_MS;
 	snprintf(tok, sizeof(tok), "http_%ld", h->status);
 	if (h->status >= 200 && h->status < 300)
 		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, h->status, -1, "",

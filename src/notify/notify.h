@@ -261,8 +261,9 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
 /*
  * Posts body as a comment on issue or PR number of repo (owner/name)
  * through the GitHub client (its auth and API origin). 2xx is delivered;
- * rate limits (403/429 with Retry-After or X-RateLimit-Remaining: 0) are
- * RETRY with the wait; 5xx and transport failures are RETRY; 401, 403, 404,
+ * rate limits (403/429 with Retry-After or X-RateLimit-Remaining: 0, or a
+ * message naming a rate limit) are RETRY with the wait (a minute when
+ * GitHub named none, as it asks for secondary limits); 5xx and transport failures are RETRY; 401, 403, 404,
  * 410 and 422 are FAILED ("http_<status>"). Returns 0 with *out filled, or
  * -HL_ENOMEM.
  */

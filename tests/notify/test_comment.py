@@ -180,6 +180,13 @@ rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 429, "t
 res = send()
 check("send: 429 with Retry-After 60 -> retry after 60000 ms",
       res.get("result") == "retry" and res.get("retry_after_ms") == 60000, res)
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 403, "times": 1,
+        "body": {"message": "You have exceeded a secondary rate limit. Please wait a few "
+                            "minutes before you try again."}}])
+res = send()
+check("send: 403 secondary rate limit without Retry-After -> retry after at least a minute",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and res.get("retry_after_ms", -1) >= 60000 and len(comments()) == 1, res)
 rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 502, "times": 1}])
 res = send()
 check("send: 502 -> retry server_error, the comment not posted twice",
