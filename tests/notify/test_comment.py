@@ -119,6 +119,16 @@ for scale in (1, 40):
           out[-400:])
     check(f"hostile x{scale}: under GitHub's 65536 characters", len(md) <= 65536, len(md))
 
+# issue references in every form GitHub links: #N, owner/repo#N, GH-N
+r = dict(REPORT, workflow="fixes #7, evil/target#8 and GH-9", job="gh-10", branch="x/GH-11",
+         attempts=[dict(REPORT["attempts"][0], reason="see evil/target#12 and GH-13")])
+md = probe("build", "github", report=r)[1]
+t, out = render(md)
+text = re.sub(r"<a [^>]*>.*?</a>", "", out, flags=re.S)
+check("references: no #N, owner/repo#N or GH-N from the input survives",
+      not re.search(r"(?<![\w&])#\d|(?i:gh)-\d", text) and "evil/target#\u200b8" in text
+      and "GH-\u200b9" in text, re.findall(r".{0,20}(?:#|(?i:gh)-)\d.{0,10}", text)[:8])
+
 # ---- status reply and refusal ----
 md = probe("build", "status", report=dict(REPORT, state="escalated"))[1]
 t, out = render(md)
