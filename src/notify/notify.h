@@ -158,7 +158,8 @@ const char *hl_notify_outcome_label(const char *outcome);
  * description 4096, 25 fields of 256/1024, footer 2048, 6000 in all), and
  * "allowed_mentions": {"parse": []}. HL_ENOMEM only.
  */
-int hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_discord_build(char **out, const struct hl_notify_report *r,
+                            struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * POSTs payload to a Discord webhook URL (http or https; "wait=true" is
@@ -180,7 +181,8 @@ int hl_notify_discord_send(struct hl_notify_result *out, const char *webhook_url
  * (header 150, section text 3000, 10 fields of 2000, 50 blocks); untrusted
  * text has &, <, > escaped as Slack requires. HL_ENOMEM only.
  */
-int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_slack_build(char **out, const struct hl_notify_report *r,
+                          struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * POSTs payload to a Slack incoming-webhook URL. 200 is delivered; 429 is
@@ -191,7 +193,8 @@ int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct h
  * filled, or -HL_ENOMEM.
  */
 int hl_notify_slack_send(struct hl_notify_result *out, const char *webhook_url, const char *payload,
-                         size_t len, const struct hl_notify_opts *opts, struct hl_err *err) HL_MUST_CHECK;
+                         size_t len, const struct hl_notify_opts *opts,
+                         struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Email: a complete RFC 5322 message (CRLF line endings, caller frees;
@@ -206,6 +209,14 @@ int hl_notify_slack_send(struct hl_notify_result *out, const char *webhook_url, 
  */
 int hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_report *r,
                           const struct hl_notify_email_hdr *h, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Checks the addressing settings as hl_notify_email_build reads them (from:
+ * one address, to: a non-empty list), so a typo is found when healer starts
+ * rather than at the first escalation. -HL_EINVAL naming the setting
+ * (HEALER_EMAIL_FROM, HEALER_EMAIL_TO) and the address; HL_ENOMEM.
+ */
+int hl_notify_email_check(const char *from, const char *to, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Sends a message built by hl_notify_email_build over SMTP (smtp:// or
@@ -246,11 +257,13 @@ int hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, cons
  * block, links. Table cells escape '|' and line breaks; untrusted text
  * cannot open HTML, links, images or mentions. HL_ENOMEM only.
  */
-int hl_notify_github_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_github_build(char **out, const struct hl_notify_report *r,
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /* The `/healer status` reply: the task's state and a table of its attempts
  * (#, agent, CodeRun, outcome, PR). HL_ENOMEM only. */
-int hl_notify_github_status(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_github_status(char **out, const struct hl_notify_report *r,
+                            struct hl_err *err) HL_MUST_CHECK;
 
 /* The reply to a `/healer` command from an author whose author_association
  * is not in allowed (HEALER_COMMAND_ASSOCIATIONS, a comma list). author is
@@ -263,9 +276,8 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
  * through the GitHub client (its auth and API origin). 2xx is delivered;
  * rate limits (403/429 with Retry-After or X-RateLimit-Remaining: 0, or a
  * message naming a rate limit) are RETRY with the wait (a minute when
- * GitHub named none, as it asks for secondary limits); 5xx and transport failures are RETRY; 401, 403, 404,
- * 410 and 422 are FAILED ("http_<status>"). Returns 0 with *out filled, or
- * -HL_ENOMEM.
+ * GitHub named none, as it asks for secondary limits); 5xx and transport failures are RETRY; 401,
+ * 403, 404, 410 and 422 are FAILED ("http_<status>"). Returns 0 with *out filled, or -HL_ENOMEM.
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,
                           int64_t number, const char *body, const struct hl_notify_opts *opts,
