@@ -237,9 +237,10 @@ int hl_notify_email_send(struct hl_notify_result *out, const char *smtp_url, con
  *    opts->smtp_user / smtp_password; a path names the EHLO domain;
  *  - the message goes as is (libcurl adds dot-stuffing and the final
  *    CRLF.CRLF); mail_from and rcpts are bare addr-specs.
- * A recipient the server refuses is skipped (the others still get the
- * message; the delivered result's message names the refused ones); only
- * when every recipient is refused does the send fail, by that reply.
+ * A recipient the server refuses (5xx) is skipped (the others still get
+ * the message; the delivered result's message names the refused ones);
+ * one refused for now (4xx) makes the send RETRY before the data, sent to
+ * nobody; every recipient refused fails or retries by that reply.
  * Delivered after the server's 250 to the end of data; a 4xx reply,
  * timeouts and connection failures are RETRY; a 5xx reply, refused
  * credentials, TLS verification failures and a server without STARTTLS

@@ -11,7 +11,8 @@
  * password. The message is sent as is: libcurl dot-stuffs lines starting
  * with '.' and appends CRLF.CRLF. A recipient the server refuses does not
  * stop the message to the others (one stale address must not silence an
- * escalation); the result names the refused ones. The session's commands
+ * escalation); the result names the refused ones. A recipient refused for
+ * now (4xx) stops the message before its data, so the retry reaches all. The session's commands
  * are watched only for RCPT and its reply, nothing else is kept.
  */
 #include "base/clock.h"
@@ -24,9 +25,19 @@
 #include <string.h>
 #include <strings.h>
 
+/* The recipients the server refused, seen in the session's protocol
+ * lines: "RCPT TO:<addr>" out, then its reply in. */
+struct smtp_trace {
+	char rcpt[330]; /* the address of the RCPT awaiting its reply, "" none */
+	char refused[160];
+	int n_refused;
+	long temp_code; /* the first 4xx reply to a RCPT, 0 none */
+};
+
 struct smtp_src {
 	const char *p;
 	size_t left;
+	const struct smtp_trace *trace;
 };
 
 static size_t
@@ -34,6 +45,11 @@ smtp_read(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct smtp_src *src = ud;
 	size_t n = size * nitems;
+
+	/* a recipient refused for now: nobody gets it yet, the retry sends it
+	 * to all (sending to the others now would send it to them twice) */
+	if (src->trace->temp_code)
+		return CURL_READFUNC_ABORT;
 
 	if (n > src->left)
 		n = src->left;
@@ -70,14 +86,6 @@ smtp_scrub(char *s, const char *secret)
 #define SMTP_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLLOWFAILS
 #endif
 
-/* The recipients the server refused, seen in the session's protocol
- * lines: "RCPT TO:<addr>" out, then its reply in. */
-struct smtp_trace {
-	char rcpt[330]; /* the address of the RCPT awaiting its reply, "" none */
-	char refused[160];
-	int n_refused;
-};
-
 static int
 smtp_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 {
@@ -101,6 +109,8 @@ smtp_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 			snprintf(t->refused + used, sizeof(t->refused) - used, "%s%.100s (%.3s)",
 			         t->n_refused ? ", " : "", t->rcpt, data);
 		t->n_refused++;
+		if (data[0] == '4' && !t->temp_code)
+			t->temp_code = strtol(data, NULL, 10);
 		t->rcpt[0] = '\0';
 	} else if (type == CURLINFO_HEADER_IN && t->rcpt[0] && size >= 4 && data[3] != '-') {
 		t->rcpt[0] = '\0';
@@ -131,7 +141,12 @@ smtp_classify(struct hl_notify_result *out, CURLcode rc, long code, const char *
 	char tok[32];
 
 	snprintf(tok, sizeof(tok), "smtp_%ld", code);
-	if (rc == CURLE_OK && t->n_refused) {
+	if (rc != CURLE_OK && t->temp_code) {
+		snprintf(tok, sizeof(tok), "smtp_%ld", t->temp_code);
+		hl_notify_result_set(out, HL_NOTIFY_RETRY, t->temp_code, -1, tok,
+		                     "'%s': temporary failure for recipient %s; sent to nobody yet",
+		                     origin, t->refused);
+	} else if (rc == CURLE_OK && t->n_refused) {
 		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, code, -1, "",
 		                     "'%s': accepted (reply %ld), but not for %d refused "
 		                     "recipient%s: %s",
@@ -191,8 +206,8 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 {
 	static const char *const schemes[] = { "smtp", "smtps", NULL };
 	struct hl_notify_result r;
-	struct smtp_src src = { message, len };
 	struct smtp_trace trace;
+	struct smtp_src src = { message, len, &trace };
 	struct curl_slist *rl = NULL, *l;
 	char origin[300], errbuf[CURL_ERROR_SIZE] = "", reason[200], *from = NULL;
 	char *url = NULL, *user = NULL, *pass = NULL, *options = NULL, *scheme = NULL, *port = NULL;

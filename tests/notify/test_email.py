@@ -144,6 +144,13 @@ check("550 for every recipient -> failed smtp_550, nothing stored",
       res.get("result") == "failed" and res.get("code") == 550
       and res.get("error") == "smtp_550" and wait_mail(d, 1, 0.3) == [], res)
 stop(p)
+p, port, d = start_smtp("--reject", "dev@example.com", "--rcpt-reply", "452 4.2.2 mailbox full")
+res = send(f"smtp://127.0.0.1:{port}")
+check("452 for one recipient -> retry smtp_452, sent to nobody yet (the retry reaches all)",
+      res.get("result") == "retry" and res.get("code") == 452 and res.get("error") == "smtp_452"
+      and "dev@example.com (452)" in res.get("message", "") and wait_mail(d, 1, 0.5) == [],
+      res)
+stop(p)
 p, port, d = start_smtp("--reject", "dev@example.com", "--reject", "ops@example.com",
                         "--rcpt-reply", "452 4.2.2 mailbox full")
 res = send(f"smtp://127.0.0.1:{port}")
