@@ -21,6 +21,10 @@
  * replicas that read a notification due together send it once, and a
  * restart finds nothing held.
  *
+ * A PR comment carries a random marker (an HTML comment, not shown); its
+ * send first looks for the marker among the PR's comments, so a comment
+ * GitHub created although its answer was lost is not posted again.
+ *
  * Channels: "discord", "slack", "email" (when configured), "github" (a
  * PR comment, when the task has a PR) and "openmemory" (a memory of a
  * finished task or a reinforcement: {path, body}, src/memory). A GitHub payload is a JSON object
@@ -46,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #define OUTBOX_BATCH      16
 #define OUTBOX_BACKOFF_MS 5000
@@ -162,16 +167,63 @@ outbox_github_payload(const char *repo, int64_t number, const char *body)
 	return text;
 }
 
+/* The comment's marker: an HTML comment (not shown) with a random id, by
+ * which a retry finds the comment an attempt posted although its answer
+ * was lost; random, so no one can post it first to keep the comment out. */
+#define OUTBOX_MARKER_PREFIX "<!-- healer:"
+
+static void
+outbox_marker(char *out, size_t size)
+{
+	unsigned char rnd[8];
+	char hex[17];
+	uint64_t x;
+	size_t i;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		x = (uint64_t)hl_time_wall_ms() ^ ((uint64_t)hl_time_mono_ms() << 20) ^
+		    (uint64_t)(uintptr_t)out;
+		for (i = 0; i < sizeof(rnd);
+		     i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
+			rnd[i] = (unsigned char)(x >> 56);
+	}
+	hl_str_hex(hex, rnd, sizeof(rnd));
+	snprintf(out, size, OUTBOX_MARKER_PREFIX "%s -->", hex);
+}
+
+/* The marker at the end of a comment body, copied into out; false when
+ * the body has none (enqueued before markers). */
+static bool
+outbox_marker_of(char *out, size_t size, const char *body)
+{
+	const char *m = body ? strstr(body, "\n" OUTBOX_MARKER_PREFIX) : NULL, *end;
+
+	if (!m)
+		return false;
+	m++;
+	end = strstr(m, " -->");
+	if (!end || (size_t)(end + 4 - m) >= size)
+		return false;
+	memcpy(out, m, (size_t)(end + 4 - m));
+	out[end + 4 - m] = '\0';
+	return true;
+}
+
 int
 hl_loop_comment(struct hl_loop *l, const char *task_id, const char *repository, int64_t pr_number,
                 const char *kind, const char *ref, const char *body, struct hl_err *err)
 {
-	char *payload;
+	struct hl_buf marked = HL_BUF_INIT(0);
+	char *payload, marker[64];
 	int rc;
 
 	if (!repository || pr_number <= 0)
 		return 0;
-	payload = outbox_github_payload(repository, pr_number, body);
+	outbox_marker(marker, sizeof(marker));
+	hl_buf_appendf(&marked, "%s\n%s\n", body, marker);
+	payload = hl_buf_error(&marked) ? NULL
+	                                : outbox_github_payload(repository, pr_number, marked.data);
+	hl_buf_release(&marked);
 	if (!payload)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	rc = outbox_add(l, task_id, "github", kind, ref, payload, err);
@@ -283,12 +335,20 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 		                            n->payload, len, &opts, err);
 	if (strcmp(n->channel, "github") == 0 && l->github) {
 		json_t *p = json_loads(n->payload, 0, NULL);
+		char marker[64];
 		int rc;
 		if (!p) {
 			memset(res, 0, sizeof(*res));
 			res->status = HL_NOTIFY_FAILED;
 			snprintf(res->error, sizeof(res->error), "bad_payload");
 			return 0;
+		}
+		/* an earlier attempt may have posted it although its answer was
+		 * lost (a timeout, a 502, a process killed mid-send, which left no
+		 * attempt recorded): asked every time, one GET per comment */
+		if (outbox_marker_of(marker, sizeof(marker), hl_json_str(p, "body"))) {
+			opts.github_marker = marker;
+			opts.github_since_ms = n->created_ms - 60000;
 		}
 		rc = hl_notify_github_send(res, l->github, hl_json_str(p, "repo"),
 		                           hl_json_int(p, "number", 0),

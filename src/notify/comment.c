@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define GH_COMMENT_MAX  65536
 #define GH_CELL_CAP     80
@@ -382,6 +383,45 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 	json_decref(v);
 }
 
+/* Whether one of the issue's comments (path: its comments) updated since
+ * since_ms already holds marker: 1 yes, 0 no (or the lookup was refused
+ * for good: the post then tells), -HL_ETIMEOUT / -HL_EUPSTREAM / -HL_EIO
+ * when it failed for now, -HL_ENOMEM. Only the first 100 are read. */
+static int
+github_posted(struct hl_github *gh, const char *path, const char *marker, int64_t since_ms,
+              struct hl_err *err)
+{
+	struct hl_buf q = HL_BUF_INIT(0);
+	json_t *arr = NULL, *c;
+	time_t t = (time_t)((since_ms > 0 ? since_ms : 0) / 1000);
+	struct tm tm;
+	char since[32];
+	size_t i;
+	int ret;
+
+	gmtime_r(&t, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	hl_buf_appendf(&q, "%s?per_page=100&since=%s", path, since);
+	if (hl_buf_error(&q))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	ret = hl_github_call(gh, &arr, "GET", q.data, NULL, err);
+	hl_buf_release(&q);
+	if (ret == -HL_ENOMEM || ret == -HL_ETIMEOUT || ret == -HL_EUPSTREAM || ret == -HL_EIO)
+		return ret;
+	if (ret < 0)
+		return 0;
+	ret = 0;
+	json_array_foreach(arr, i, c)
+	{
+		const char *body = json_string_value(json_object_get(c, "body"));
+
+		if (body && strstr(body, marker))
+			ret = 1;
+	}
+	json_decref(arr);
+	return ret;
+}
+
 /* "/repos/{owner}/{name}/issues/{n}/comments", owner and name checked. */
 static bool
 github_comment_path(struct hl_buf *p, const char *repo, int64_t number)
@@ -445,6 +485,31 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 
 		if (!hl_notify_text_check_url(&r, origin, sizeof(origin), url.data, schemes))
 			goto done;
+	}
+	if (opts && opts->github_marker && *opts->github_marker) {
+		int64_t t0 = hl_time_mono_ms();
+		int found = github_posted(gh, path.data, opts->github_marker, opts->github_since_ms,
+		                          &gerr);
+
+		if (found == -HL_ENOMEM) {
+			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (found != 0) {
+			if (found > 0)
+				hl_notify_result_set(&r, HL_NOTIFY_DELIVERED, 200, -1, "",
+				                     "'%s': already posted by an earlier attempt",
+				                     origin);
+			else
+				hl_notify_result_set(
+				        &r, HL_NOTIFY_RETRY, 0, -1,
+				        found == -HL_ETIMEOUT ? "timeout" : "server_error",
+				        "'%s': could not tell whether an earlier attempt "
+				        "posted the comment: %s",
+				        origin, hl_err_name(gerr.code));
+			r.elapsed_ms = hl_time_mono_ms() - t0;
+			goto done;
+		}
 	}
 	doc = json_pack("{s:s}", "body", body ? body : "");
 	if (!doc || hl_fetch_req_set_json(&req, &text, doc, &gerr) < 0) {

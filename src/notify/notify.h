@@ -132,6 +132,13 @@ struct hl_notify_opts {
 	const char *ca_file;       /* PEM CA bundle for TLS, NULL for the system's */
 	const char *smtp_user;     /* overrides the SMTP URL's user */
 	const char *smtp_password; /* overrides the SMTP URL's password (a secret) */
+	/* GitHub comments: a text the comment's body holds, unguessable (a
+	 * random marker); when set, the send first looks for it among the
+	 * issue's comments updated since github_since_ms (an earlier attempt
+	 * may have been posted although its answer was lost: a timeout, a
+	 * 502) and does not post again when it is there */
+	const char *github_marker;
+	int64_t github_since_ms;
 };
 
 /* Addressing of an email (contract section 9: HEALER_EMAIL_FROM/TO). */
@@ -277,8 +284,12 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
  * through the GitHub client (its auth and API origin). 2xx is delivered;
  * rate limits (403/429 with Retry-After or X-RateLimit-Remaining: 0, or a
  * message naming a rate limit) are RETRY with the wait (a minute when
- * GitHub named none, as it asks for secondary limits); 5xx and transport failures are RETRY; 401,
- * 403, 404, 410 and 422 are FAILED ("http_<status>"). Returns 0 with *out filled, or -HL_ENOMEM.
+ * GitHub named none, as it asks for secondary limits); 5xx and transport
+ * failures are RETRY; 401, 403, 404, 410 and 422 are FAILED
+ * ("http_<status>"). With opts->github_marker, a comment of the issue
+ * already holding it is DELIVERED without a post ("already posted"); a
+ * lookup that failed for now is RETRY. Returns 0 with *out filled, or
+ * -HL_ENOMEM.
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,
                           int64_t number, const char *body, const struct hl_notify_opts *opts,

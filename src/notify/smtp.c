@@ -110,7 +110,10 @@ smtp_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 			         t->n_refused ? ", " : "", t->rcpt, data);
 		t->n_refused++;
 		if (data[0] == '4' && !t->temp_code)
-			t->temp_code = strtol(data, NULL, 10);
+			t->temp_code =
+			        data[1] >= '0' && data[1] <= '9' && data[2] >= '0' && data[2] <= '9'
+			                ? 400 + (data[1] - '0') * 10 + (data[2] - '0')
+			                : 400;
 		t->rcpt[0] = '\0';
 	} else if (type == CURLINFO_HEADER_IN && t->rcpt[0] && size >= 4 && data[3] != '-') {
 		t->rcpt[0] = '\0';

@@ -221,4 +221,27 @@ check("send: a bad repository -> failed bad_target without a request",
       res.get("result") == "failed" and res.get("error") == "bad_target", res)
 check("send: only the first comment was ever created", len(comments()) == 1, comments())
 
+# a comment GitHub created although its answer was lost (a 502 from the gateway, a
+# timeout): the retry finds it by its marker and does not post it again
+import time  # noqa: E402
+since = str(int(time.time() * 1000) - 60000)
+MENV = dict(GENV, NOTIFY_GITHUB_MARKER="<!-- healer:3f9a0c1de2b47a65 -->",
+            NOTIFY_GITHUB_SINCE_MS=since)
+http("POST", f"{api}/_stub/config", {"comment_then_fail": 1})
+res = send(env=MENV)
+check("send: a comment created but answered 502 -> retry (the client cannot tell)",
+      res.get("result") == "retry" and len(comments()) == 2, (res, len(comments())))
+res = send(env=MENV)
+check("send: its retry finds the comment by its marker -> delivered, not posted twice",
+      res.get("result") == "delivered" and "already posted" in res.get("message", "")
+      and len(comments()) == 2, (res, len(comments())))
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:77e1b0c9a4d35f28 -->"))
+check("send: a marker no comment holds -> posted", res.get("result") == "delivered"
+      and res.get("code") == 201 and len(comments()) == 3, (res, len(comments())))
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 502}])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:0b5d2e8f61a9c374 -->"))
+rules([])
+check("send: the lookup failing -> retry, nothing posted",
+      res.get("result") == "retry" and len(comments()) == 3, (res, len(comments())))
+
 finish()
