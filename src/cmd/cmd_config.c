@@ -88,6 +88,10 @@ hl_cmd_check_config(int argc, char **argv)
 			        kerr.msg);
 		hl_kube_free(kube);
 	}
+	/* half an email channel: the escalation would silently go without it */
+	if (cfg->smtp_url && *cfg->smtp_url && !(cfg->email_to && *cfg->email_to))
+		fprintf(stderr, "healer: warning: SMTP_URL is set but HEALER_EMAIL_TO is not: no "
+		                "escalation email will be sent\n");
 	if (print) {
 		hl_config_describe(cfg, check_config_print, NULL);
 	} else {

@@ -113,8 +113,12 @@ check("check-config and the server refuse email addresses an escalation could no
       not bad, bad)
 rc, out, err = run("check-config", env={"SMTP_URL": "smtp://127.0.0.1:2525", "HEALER_EMAIL_TO":
                                         "ops@example.com, \"Dev, Team\" <dev@example.com>"})
-check("check-config accepts a list of email addresses", rc == 0 and "configuration ok" in out,
-      (rc, out, err))
+check("check-config accepts a list of email addresses", rc == 0 and "configuration ok" in out
+      and "HEALER_EMAIL_TO" not in err, (rc, out, err))
+rc, out, err = run("check-config", env={"SMTP_URL": "smtp://127.0.0.1:2525"})
+check("check-config warns that SMTP_URL without HEALER_EMAIL_TO sends no email",
+      rc == 0 and "configuration ok" in out
+      and "warning: SMTP_URL is set but HEALER_EMAIL_TO is not" in err, (rc, out, err))
 rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
 check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
       and "ghp_secretvalue123" not in out, out)
