@@ -8,6 +8,7 @@
 #include "cmd.h"
 #include "config/config.h"
 #include "net/kube.h"
+#include "notify/notify.h"
 #include "remediate/prompt_build.h"
 #include "store/store.h"
 
@@ -28,6 +29,9 @@ check_config_files(const struct hl_config *cfg, struct hl_err *err)
 	if (hl_prompt_builder_new(&b, cfg->prompts_dir, err) < 0)
 		return hl_err_wrap(err, "HEALER_PROMPTS_DIR");
 	hl_prompt_builder_free(b);
+	/* the loop refuses email addresses it could not write an email to */
+	if (cfg->smtp_url && *cfg->smtp_url && cfg->email_to && *cfg->email_to)
+		return hl_notify_email_check(cfg->email_from, cfg->email_to, err);
 	return 0;
 }
 
@@ -84,6 +88,10 @@ hl_cmd_check_config(int argc, char **argv)
 			        kerr.msg);
 		hl_kube_free(kube);
 	}
+	/* half an email channel: the escalation would silently go without it */
+	if (cfg->smtp_url && *cfg->smtp_url && !(cfg->email_to && *cfg->email_to))
+		fprintf(stderr, "healer: warning: SMTP_URL is set but HEALER_EMAIL_TO is not: no "
+		                "escalation email will be sent\n");
 	if (print) {
 		hl_config_describe(cfg, check_config_print, NULL);
 	} else {

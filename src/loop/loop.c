@@ -15,6 +15,7 @@
 #include "base/prom.h"
 #include "base/str.h"
 #include "loop_impl.h"
+#include "notify/notify.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,12 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 
 	if (!l)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	/* a bad address would lose every escalation email, found only then */
+	if (cfg->smtp_url && *cfg->smtp_url && cfg->email_to && *cfg->email_to &&
+	    (rc = hl_notify_email_check(cfg->email_from, cfg->email_to, err)) < 0) {
+		free(l);
+		return rc;
+	}
 	l->cfg = cfg;
 	l->store = store;
 	l->remediator = remediator;

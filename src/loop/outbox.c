@@ -14,6 +14,17 @@
  * named, and a hanging service costs one timeout per hold, not one per
  * message while the other channels wait behind it.
  *
+ * Every replica runs an outbox over the same notifications: each attempt is
+ * made under the notification's lock ("outbox:<id>", hl_store_lock_take,
+ * which the database frees the moment its holder dies), after checking
+ * that it is still due, and recorded before the lock is given back; so
+ * replicas that read a notification due together send it once, and a
+ * restart finds nothing held.
+ *
+ * A PR comment carries a random marker (an HTML comment, not shown); its
+ * send first looks for the marker among the PR's comments, so a comment
+ * GitHub created although its answer was lost is not posted again.
+ *
  * Channels: "discord", "slack", "email" (when configured), "github" (a
  * PR comment, when the task has a PR) and "openmemory" (a memory of a
  * finished task or a reinforcement: {path, body}, src/memory). A GitHub payload is a JSON object
@@ -39,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #define OUTBOX_BATCH      16
 #define OUTBOX_BACKOFF_MS 5000
@@ -155,16 +167,63 @@ outbox_github_payload(const char *repo, int64_t number, const char *body)
 	return text;
 }
 
+/* The comment's marker: an HTML comment (not shown) with a random id, by
+ * which a retry finds the comment an attempt posted although its answer
+ * was lost; random, so no one can post it first to keep the comment out. */
+#define OUTBOX_MARKER_PREFIX "<!-- healer:"
+
+static void
+outbox_marker(char *out, size_t size)
+{
+	unsigned char rnd[8];
+	char hex[17];
+	uint64_t x;
+	size_t i;
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		x = (uint64_t)hl_time_wall_ms() ^ ((uint64_t)hl_time_mono_ms() << 20) ^
+		    (uint64_t)(uintptr_t)out;
+		for (i = 0; i < sizeof(rnd);
+		     i++, x = x * 6364136223846793005ull + 1442695040888963407ull)
+			rnd[i] = (unsigned char)(x >> 56);
+	}
+	hl_str_hex(hex, rnd, sizeof(rnd));
+	snprintf(out, size, OUTBOX_MARKER_PREFIX "%s -->", hex);
+}
+
+/* The marker at the end of a comment body, copied into out; false when
+ * the body has none (enqueued before markers). */
+static bool
+outbox_marker_of(char *out, size_t size, const char *body)
+{
+	const char *m = body ? strstr(body, "\n" OUTBOX_MARKER_PREFIX) : NULL, *end;
+
+	if (!m)
+		return false;
+	m++;
+	end = strstr(m, " -->");
+	if (!end || (size_t)(end + 4 - m) >= size)
+		return false;
+	memcpy(out, m, (size_t)(end + 4 - m));
+	out[end + 4 - m] = '\0';
+	return true;
+}
+
 int
 hl_loop_comment(struct hl_loop *l, const char *task_id, const char *repository, int64_t pr_number,
                 const char *kind, const char *ref, const char *body, struct hl_err *err)
 {
-	char *payload;
+	struct hl_buf marked = HL_BUF_INIT(0);
+	char *payload, marker[64];
 	int rc;
 
 	if (!repository || pr_number <= 0)
 		return 0;
-	payload = outbox_github_payload(repository, pr_number, body);
+	outbox_marker(marker, sizeof(marker));
+	hl_buf_appendf(&marked, "%s\n%s\n", body, marker);
+	payload = hl_buf_error(&marked) ? NULL
+	                                : outbox_github_payload(repository, pr_number, marked.data);
+	hl_buf_release(&marked);
 	if (!payload)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	rc = outbox_add(l, task_id, "github", kind, ref, payload, err);
@@ -276,12 +335,20 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 		                            n->payload, len, &opts, err);
 	if (strcmp(n->channel, "github") == 0 && l->github) {
 		json_t *p = json_loads(n->payload, 0, NULL);
+		char marker[64];
 		int rc;
 		if (!p) {
 			memset(res, 0, sizeof(*res));
 			res->status = HL_NOTIFY_FAILED;
 			snprintf(res->error, sizeof(res->error), "bad_payload");
 			return 0;
+		}
+		/* an earlier attempt may have posted it although its answer was
+		 * lost (a timeout, a 502, a process killed mid-send, which left no
+		 * attempt recorded): asked every time, one GET per comment */
+		if (outbox_marker_of(marker, sizeof(marker), hl_json_str(p, "body"))) {
+			opts.github_marker = marker;
+			opts.github_since_ms = n->created_ms - 60000;
 		}
 		rc = hl_notify_github_send(res, l->github, hl_json_str(p, "repo"),
 		                           hl_json_int(p, "number", 0),
@@ -359,13 +426,37 @@ outbox_holds_channel(const struct hl_notify_result *res)
 	        strcmp(res->error, "connect") == 0);
 }
 
-/* Delivers what is due; returns how many were tried. */
+/* Takes notification id's lock when no other outbox holds it and it is
+ * still due; false otherwise (another replica sends it, or sent it or put
+ * it off after this pass read it). */
+static bool
+outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
+{
+	struct hl_err err = HL_ERR_INIT;
+	bool got = false, due = false;
+
+	snprintf(lock, size, "outbox:%lld", (long long)id);
+	if (hl_store_lock_take(l->store, &got, lock, 0, &err) < 0 || !got) {
+		if (err.code)
+			hl_log_kv(HL_LOG_WARN, "locking a notification failed", "error", err.msg,
+			          NULL);
+		return false;
+	}
+	if (hl_store_outbox_is_due(l->store, &due, id, hl_time_wall_ms(), &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "reading a notification failed", "error", err.msg, NULL);
+	if (!due)
+		hl_store_lock_release(l->store, lock);
+	return due;
+}
+
+/* Delivers what is due; returns how many this outbox handled (0 also when
+ * every due one is another replica's just now: the caller then sleeps). */
 static int
 outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 {
 	struct hl_notification *due = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	size_t n = 0, i;
+	size_t n = 0, i, handled = 0;
 
 	if (hl_store_outbox_due(l->store, &due, OUTBOX_BATCH, &n, hl_time_wall_ms(), &err) < 0) {
 		hl_log_kv(HL_LOG_WARN, "reading the outbox failed", "error", err.msg, NULL);
@@ -377,7 +468,11 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 		enum hl_notification_state st;
 		int tries = nt->attempts + 1;
 		int64_t next = 0, held = outbox_held(holds, nt->channel, hl_time_wall_ms());
+		char lock[64];
 
+		if (!outbox_take(l, lock, sizeof(lock), nt->id))
+			continue;
+		handled++;
 		if (held) {
 			/* waits with its channel; no attempt made */
 			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING,
@@ -385,10 +480,13 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			                           "waiting: the channel asked to wait", &err) < 0)
 				hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error",
 				          err.msg, NULL);
+			hl_store_lock_release(l->store, lock);
 			continue;
 		}
-		if (outbox_send(l, &res, nt, &err) < 0)
+		if (outbox_send(l, &res, nt, &err) < 0) {
+			hl_store_lock_release(l->store, lock);
 			continue; /* out of memory: the row stays due */
+		}
 		if (res.status == HL_NOTIFY_DELIVERED)
 			st = HL_OUTBOX_DELIVERED;
 		else if (res.status == HL_NOTIFY_RETRY && tries < OUTBOX_ATTEMPTS)
@@ -414,11 +512,13 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 		                           &err) < 0)
 			hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error", err.msg,
 			          NULL);
+		/* only once the result is recorded: another outbox then finds it done */
+		hl_store_lock_release(l->store, lock);
 	}
 	for (i = 0; i < n; i++)
 		hl_notification_release(&due[i]);
 	free(due);
-	return (int)n;
+	return (int)handled;
 }
 
 void *

@@ -6,11 +6,12 @@
  *
  * Invariants: untrusted text reaches the Markdown only through
  * HL_NOTIFY_ESC_GITHUB (backslash before Markdown punctuation, &amp; &lt;
- * &gt; so no HTML opens, '@' followed by a zero-width space so no one is
- * mentioned, '|' escaped and line breaks flattened so a table cell stays
- * one cell), or inside a fenced block whose fence is longer than any
- * backtick run of its content. Links are made only from checked URLs. The
- * comment stays under GitHub's 65536 characters.
+ * &gt; so no HTML opens, '@' and '#' followed by a zero-width space so no
+ * one is mentioned and no issue is referenced (GitHub links "#N" and
+ * "owner/repo#N" even after a backslash), '|' escaped and line breaks flattened so a table cell
+ * stays one cell), or inside a fenced block whose fence is longer than any backtick run of its
+ * content. Links are made only from checked URLs. The comment stays under GitHub's 65536
+ * characters.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define GH_COMMENT_MAX  65536
 #define GH_CELL_CAP     80
@@ -28,6 +30,10 @@
 #define GH_EVIDENCE_CAP 2000
 #define GH_ROWS_MAX     50
 #define GH_URL_MAX      500
+/* GitHub: a secondary rate limit that names no wait (no Retry-After, no
+ * exhausted X-RateLimit-Remaining) is waited out "at least one minute";
+ * asking sooner prolongs it and risks the integration being banned. */
+#define GH_RATE_LIMIT_WAIT_MS 60000
 
 /* One table cell: escaped, one line, "-" when empty. */
 static void
@@ -357,6 +363,8 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 	limited = h->status == 429 ||
 	          (h->status == 403 && (h->retry_after_s >= 0 || h->rl_remaining == 0 ||
 	                                (m && hl_str_casestr(m, "rate limit"))));
+	if (limited && wait < 0)
+		wait = GH_RATE_LIMIT_WAIT_MS;
 	snprintf(tok, sizeof(tok), "http_%ld", h->status);
 	if (h->status >= 200 && h->status < 300)
 		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, h->status, -1, "",
@@ -373,6 +381,45 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 		hl_notify_result_set(out, HL_NOTIFY_FAILED, h->status, -1, tok,
 		                     "'%s': status %ld: %s", origin, h->status, msg);
 	json_decref(v);
+}
+
+/* Whether one of the issue's comments (path: its comments) updated since
+ * since_ms already holds marker: 1 yes, 0 no (or the lookup was refused
+ * for good: the post then tells), -HL_ETIMEOUT / -HL_EUPSTREAM / -HL_EIO
+ * when it failed for now, -HL_ENOMEM. Only the first 100 are read. */
+static int
+github_posted(struct hl_github *gh, const char *path, const char *marker, int64_t since_ms,
+              struct hl_err *err)
+{
+	struct hl_buf q = HL_BUF_INIT(0);
+	json_t *arr = NULL, *c;
+	time_t t = (time_t)((since_ms > 0 ? since_ms : 0) / 1000);
+	struct tm tm;
+	char since[32];
+	size_t i;
+	int ret;
+
+	gmtime_r(&t, &tm);
+	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	hl_buf_appendf(&q, "%s?per_page=100&since=%s", path, since);
+	if (hl_buf_error(&q))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	ret = hl_github_call(gh, &arr, "GET", q.data, NULL, err);
+	hl_buf_release(&q);
+	if (ret == -HL_ENOMEM || ret == -HL_ETIMEOUT || ret == -HL_EUPSTREAM || ret == -HL_EIO)
+		return ret;
+	if (ret < 0)
+		return 0;
+	ret = 0;
+	json_array_foreach(arr, i, c)
+	{
+		const char *body = json_string_value(json_object_get(c, "body"));
+
+		if (body && strstr(body, marker))
+			ret = 1;
+	}
+	json_decref(arr);
+	return ret;
 }
 
 /* "/repos/{owner}/{name}/issues/{n}/comments", owner and name checked. */
@@ -438,6 +485,31 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 
 		if (!hl_notify_text_check_url(&r, origin, sizeof(origin), url.data, schemes))
 			goto done;
+	}
+	if (opts && opts->github_marker && *opts->github_marker) {
+		int64_t t0 = hl_time_mono_ms();
+		int found = github_posted(gh, path.data, opts->github_marker, opts->github_since_ms,
+		                          &gerr);
+
+		if (found == -HL_ENOMEM) {
+			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (found != 0) {
+			if (found > 0)
+				hl_notify_result_set(&r, HL_NOTIFY_DELIVERED, 200, -1, "",
+				                     "'%s': already posted by an earlier attempt",
+				                     origin);
+			else
+				hl_notify_result_set(
+				        &r, HL_NOTIFY_RETRY, 0, -1,
+				        found == -HL_ETIMEOUT ? "timeout" : "server_error",
+				        "'%s': could not tell whether an earlier attempt "
+				        "posted the comment: %s",
+				        origin, hl_err_name(gerr.code));
+			r.elapsed_ms = hl_time_mono_ms() - t0;
+			goto done;
+		}
 	}
 	doc = json_pack("{s:s}", "body", body ? body : "");
 	if (!doc || hl_fetch_req_set_json(&req, &text, doc, &gerr) < 0) {

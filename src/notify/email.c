@@ -640,6 +640,29 @@ out:
 }
 
 int
+hl_notify_email_check(const char *from, const char *to, struct hl_err *err)
+{
+	struct em_addr *a = NULL;
+	size_t n = 0;
+	int ret;
+
+	ret = em_parse_list(&a, &n, from, err);
+	free(a);
+	a = NULL;
+	if (ret == 0 && n != 1)
+		ret = hl_err_set(err, HL_EINVAL, "the sender must be one email address");
+	if (ret == -HL_EINVAL)
+		return hl_err_wrap(err, "HEALER_EMAIL_FROM");
+	if (ret < 0)
+		return ret;
+	ret = em_parse_list(&a, &n, to, err);
+	free(a);
+	if (ret == -HL_EINVAL)
+		return hl_err_wrap(err, "HEALER_EMAIL_TO");
+	return ret;
+}
+
+int
 hl_notify_email_send(struct hl_notify_result *out, const char *smtp_url, const char *from,
                      const char *to, const char *message, size_t len,
                      const struct hl_notify_opts *opts, struct hl_err *err)

@@ -132,6 +132,13 @@ struct hl_notify_opts {
 	const char *ca_file;       /* PEM CA bundle for TLS, NULL for the system's */
 	const char *smtp_user;     /* overrides the SMTP URL's user */
 	const char *smtp_password; /* overrides the SMTP URL's password (a secret) */
+	/* GitHub comments: a text the comment's body holds, unguessable (a
+	 * random marker); when set, the send first looks for it among the
+	 * issue's comments updated since github_since_ms (an earlier attempt
+	 * may have been posted although its answer was lost: a timeout, a
+	 * 502) and does not post again when it is there */
+	const char *github_marker;
+	int64_t github_since_ms;
 };
 
 /* Addressing of an email (contract section 9: HEALER_EMAIL_FROM/TO). */
@@ -158,7 +165,8 @@ const char *hl_notify_outcome_label(const char *outcome);
  * description 4096, 25 fields of 256/1024, footer 2048, 6000 in all), and
  * "allowed_mentions": {"parse": []}. HL_ENOMEM only.
  */
-int hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_discord_build(char **out, const struct hl_notify_report *r,
+                            struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * POSTs payload to a Discord webhook URL (http or https; "wait=true" is
@@ -180,7 +188,8 @@ int hl_notify_discord_send(struct hl_notify_result *out, const char *webhook_url
  * (header 150, section text 3000, 10 fields of 2000, 50 blocks); untrusted
  * text has &, <, > escaped as Slack requires. HL_ENOMEM only.
  */
-int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_slack_build(char **out, const struct hl_notify_report *r,
+                          struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * POSTs payload to a Slack incoming-webhook URL. 200 is delivered; 429 is
@@ -191,7 +200,8 @@ int hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct h
  * filled, or -HL_ENOMEM.
  */
 int hl_notify_slack_send(struct hl_notify_result *out, const char *webhook_url, const char *payload,
-                         size_t len, const struct hl_notify_opts *opts, struct hl_err *err) HL_MUST_CHECK;
+                         size_t len, const struct hl_notify_opts *opts,
+                         struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Email: a complete RFC 5322 message (CRLF line endings, caller frees;
@@ -206,6 +216,14 @@ int hl_notify_slack_send(struct hl_notify_result *out, const char *webhook_url, 
  */
 int hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_report *r,
                           const struct hl_notify_email_hdr *h, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Checks the addressing settings as hl_notify_email_build reads them (from:
+ * one address, to: a non-empty list), so a typo is found when healer starts
+ * rather than at the first escalation. -HL_EINVAL naming the setting
+ * (HEALER_EMAIL_FROM, HEALER_EMAIL_TO) and the address; HL_ENOMEM.
+ */
+int hl_notify_email_check(const char *from, const char *to, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Sends a message built by hl_notify_email_build over SMTP (smtp:// or
@@ -226,6 +244,10 @@ int hl_notify_email_send(struct hl_notify_result *out, const char *smtp_url, con
  *    opts->smtp_user / smtp_password; a path names the EHLO domain;
  *  - the message goes as is (libcurl adds dot-stuffing and the final
  *    CRLF.CRLF); mail_from and rcpts are bare addr-specs.
+ * A recipient the server refuses (5xx) is skipped (the others still get
+ * the message; the delivered result's message names the refused ones);
+ * one refused for now (4xx) makes the send RETRY before the data, sent to
+ * nobody; every recipient refused fails or retries by that reply.
  * Delivered after the server's 250 to the end of data; a 4xx reply,
  * timeouts and connection failures are RETRY; a 5xx reply, refused
  * credentials, TLS verification failures and a server without STARTTLS
@@ -243,11 +265,13 @@ int hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, cons
  * block, links. Table cells escape '|' and line breaks; untrusted text
  * cannot open HTML, links, images or mentions. HL_ENOMEM only.
  */
-int hl_notify_github_build(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_github_build(char **out, const struct hl_notify_report *r,
+                           struct hl_err *err) HL_MUST_CHECK;
 
 /* The `/healer status` reply: the task's state and a table of its attempts
  * (#, agent, CodeRun, outcome, PR). HL_ENOMEM only. */
-int hl_notify_github_status(char **out, const struct hl_notify_report *r, struct hl_err *err) HL_MUST_CHECK;
+int hl_notify_github_status(char **out, const struct hl_notify_report *r,
+                            struct hl_err *err) HL_MUST_CHECK;
 
 /* The reply to a `/healer` command from an author whose author_association
  * is not in allowed (HEALER_COMMAND_ASSOCIATIONS, a comma list). author is
@@ -258,9 +282,13 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
 /*
  * Posts body as a comment on issue or PR number of repo (owner/name)
  * through the GitHub client (its auth and API origin). 2xx is delivered;
- * rate limits (403/429 with Retry-After or X-RateLimit-Remaining: 0) are
- * RETRY with the wait; 5xx and transport failures are RETRY; 401, 403, 404,
- * 410 and 422 are FAILED ("http_<status>"). Returns 0 with *out filled, or
+ * rate limits (403/429 with Retry-After or X-RateLimit-Remaining: 0, or a
+ * message naming a rate limit) are RETRY with the wait (a minute when
+ * GitHub named none, as it asks for secondary limits); 5xx and transport
+ * failures are RETRY; 401, 403, 404, 410 and 422 are FAILED
+ * ("http_<status>"). With opts->github_marker, a comment of the issue
+ * already holding it is DELIVERED without a post ("already posted"); a
+ * lookup that failed for now is RETRY. Returns 0 with *out filled, or
  * -HL_ENOMEM.
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,

@@ -9,7 +9,11 @@
  * out of the URL before it is handed to libcurl and wiped after the send;
  * result messages name only scheme://host[:port] and never the user or
  * password. The message is sent as is: libcurl dot-stuffs lines starting
- * with '.' and appends CRLF.CRLF.
+ * with '.' and appends CRLF.CRLF. A recipient the server refuses does not
+ * stop the message to the others (one stale address must not silence an
+ * escalation); the result names the refused ones. A recipient refused for
+ * now (4xx) stops the message before its data, so the retry reaches all. The session's commands
+ * are watched only for RCPT and its reply, nothing else is kept.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -19,10 +23,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+/* The recipients the server refused, seen in the session's protocol
+ * lines: "RCPT TO:<addr>" out, then its reply in. */
+struct smtp_trace {
+	char rcpt[330]; /* the address of the RCPT awaiting its reply, "" none */
+	char refused[160];
+	int n_refused;
+	long temp_code; /* the first 4xx reply to a RCPT, 0 none */
+};
 
 struct smtp_src {
 	const char *p;
 	size_t left;
+	const struct smtp_trace *trace;
 };
 
 static size_t
@@ -30,6 +45,11 @@ smtp_read(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct smtp_src *src = ud;
 	size_t n = size * nitems;
+
+	/* a recipient refused for now: nobody gets it yet, the retry sends it
+	 * to all (sending to the others now would send it to them twice) */
+	if (src->trace->temp_code)
+		return CURL_READFUNC_ABORT;
 
 	if (n > src->left)
 		n = src->left;
@@ -59,6 +79,48 @@ smtp_scrub(char *s, const char *secret)
 		memset(p, '*', n);
 }
 
+/* libcurl 8.2 fixed the option's spelling; 7.69 to 8.1 know only this one. */
+#if LIBCURL_VERSION_NUM >= 0x080200
+#define SMTP_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLOWFAILS
+#else
+#define SMTP_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLLOWFAILS
+#endif
+
+static int
+smtp_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
+{
+	struct smtp_trace *t = ud;
+	size_t n;
+
+	(void)c;
+	if (type == CURLINFO_HEADER_OUT) {
+		t->rcpt[0] = '\0';
+		if (size > 9 && strncasecmp(data, "RCPT TO:<", 9) == 0) {
+			for (n = 0; 9 + n < size && data[9 + n] != '>' && n + 1 < sizeof(t->rcpt);
+			     n++)
+				t->rcpt[n] = data[9 + n];
+			t->rcpt[n] = '\0';
+		}
+	} else if (type == CURLINFO_HEADER_IN && t->rcpt[0] && size >= 4 &&
+	           (data[0] == '4' || data[0] == '5') && data[3] != '-') {
+		size_t used = strlen(t->refused);
+
+		if (used + 1 < sizeof(t->refused))
+			snprintf(t->refused + used, sizeof(t->refused) - used, "%s%.100s (%.3s)",
+			         t->n_refused ? ", " : "", t->rcpt, data);
+		t->n_refused++;
+		if (data[0] == '4' && !t->temp_code)
+			t->temp_code =
+			        data[1] >= '0' && data[1] <= '9' && data[2] >= '0' && data[2] <= '9'
+			                ? 400 + (data[1] - '0') * 10 + (data[2] - '0')
+			                : 400;
+		t->rcpt[0] = '\0';
+	} else if (type == CURLINFO_HEADER_IN && t->rcpt[0] && size >= 4 && data[3] != '-') {
+		t->rcpt[0] = '\0';
+	}
+	return 0;
+}
+
 /* A bare addr-spec for the envelope: printable ASCII without spaces,
  * brackets or commas. */
 static bool
@@ -77,12 +139,23 @@ smtp_addr_ok(const char *s)
 /* Classifies a finished session. */
 static void
 smtp_classify(struct hl_notify_result *out, CURLcode rc, long code, const char *origin,
-              const char *reason)
+              const char *reason, const struct smtp_trace *t)
 {
 	char tok[32];
 
 	snprintf(tok, sizeof(tok), "smtp_%ld", code);
-	if (rc == CURLE_OK) {
+	if (rc != CURLE_OK && t->temp_code) {
+		snprintf(tok, sizeof(tok), "smtp_%ld", t->temp_code);
+		hl_notify_result_set(out, HL_NOTIFY_RETRY, t->temp_code, -1, tok,
+		                     "'%s': temporary failure for recipient %s; sent to nobody yet",
+		                     origin, t->refused);
+	} else if (rc == CURLE_OK && t->n_refused) {
+		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, code, -1, "",
+		                     "'%s': accepted (reply %ld), but not for %d refused "
+		                     "recipient%s: %s",
+		                     origin, code, t->n_refused, t->n_refused == 1 ? "" : "s",
+		                     t->refused);
+	} else if (rc == CURLE_OK) {
 		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, code, -1, "",
 		                     "'%s': accepted (reply %ld)", origin, code);
 	} else if (code >= 400 && code < 500) {
@@ -136,7 +209,8 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 {
 	static const char *const schemes[] = { "smtp", "smtps", NULL };
 	struct hl_notify_result r;
-	struct smtp_src src = { message, len };
+	struct smtp_trace trace;
+	struct smtp_src src = { message, len, &trace };
 	struct curl_slist *rl = NULL, *l;
 	char origin[300], errbuf[CURL_ERROR_SIZE] = "", reason[200], *from = NULL;
 	char *url = NULL, *user = NULL, *pass = NULL, *options = NULL, *scheme = NULL, *port = NULL;
@@ -151,6 +225,7 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 	int ret = 0;
 
 	hl_fetch_global_init();
+	memset(&trace, 0, sizeof(trace));
 	if (!hl_notify_text_check_url(&r, origin, sizeof(origin), smtp_url, schemes))
 		goto done;
 	for (i = 0; i < n_rcpts && smtp_addr_ok(rcpts[i]); i++)
@@ -200,6 +275,11 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
 	curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rl);
+	/* the others still get it; all refused still fails */
+	curl_easy_setopt(c, SMTP_RCPT_ALLOWFAILS, 1L);
+	curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, smtp_debug);
+	curl_easy_setopt(c, CURLOPT_DEBUGDATA, &trace);
+	curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, smtp_read);
 	curl_easy_setopt(c, CURLOPT_READDATA, &src);
@@ -228,7 +308,7 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 		char clean[200];
 
 		hl_notify_text_excerpt(clean, sizeof(clean), reason, strlen(reason));
-		smtp_classify(&r, rc, code, origin, clean);
+		smtp_classify(&r, rc, code, origin, clean, &trace);
 	}
 	goto done;
 oom:

@@ -179,6 +179,14 @@ text_escape(enum hl_notify_esc esc, uint32_t c, char *out, size_t *units)
 		punct = "\\*_~`|><#[]()";
 	else if (esc == HL_NOTIFY_ESC_GITHUB)
 		punct = "\\`*_[]()|~#!$";
+	if (esc == HL_NOTIFY_ESC_GITHUB && c == '#') {
+		/* GitHub links "#N" and "owner/repo#N" (and cross-references
+		 * that issue) even after a backslash; a zero-width space after
+		 * the '#' breaks the reference, the backslash a heading */
+		memcpy(out, "\\#" HL_NOTIFY_ZWSP, 5);
+		*units = 3;
+		return 5;
+	}
 	if (punct && c < 0x80 && c && strchr(punct, (int)c)) {
 		out[0] = '\\';
 		out[1] = (char)c;
@@ -218,6 +226,7 @@ hl_notify_text_append(struct hl_buf *b, const char *s, size_t max_units, enum hl
 	size_t start = b->len, units = 0, keep_len = b->len, keep_units = 0;
 	size_t cap = max_units ? max_units : SIZE_MAX;
 	bool cut = false, lead = (flags & HL_NOTIFY_TEXT_TRIM) != 0;
+	uint32_t prev1 = 0, prev2 = 0; /* the last two characters kept */
 
 	while (*p) {
 		uint32_t c = text_decode(&p);
@@ -241,6 +250,15 @@ hl_notify_text_append(struct hl_buf *b, const char *s, size_t max_units, enum hl
 			continue;
 		lead = false;
 		n = text_escape(esc, c, enc, &u);
+		if (esc == HL_NOTIFY_ESC_GITHUB && c == '-' && (prev1 == 'H' || prev1 == 'h') &&
+		    (prev2 == 'G' || prev2 == 'g')) {
+			/* "GH-N" is an issue reference too */
+			memcpy(enc + n, HL_NOTIFY_ZWSP, 3);
+			n += 3;
+			u += 1;
+		}
+		prev2 = prev1;
+		prev1 = c;
 		if (units + u > cap) {
 			cut = true;
 			break;

@@ -46,6 +46,12 @@ int hl_store_outbox_add(struct hl_store *s, bool *created, const struct hl_notif
  * array). */
 int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max, size_t *n,
                         int64_t now_ms, struct hl_err *err) HL_MUST_CHECK;
+/* Sets *due when notification id is still pending and due at now_ms: an
+ * outbox that holds the notification's lock (hl_store_lock_take) asks
+ * this before a send, since another replica's outbox may have delivered
+ * it, or put it off, after this one read it due. */
+int hl_store_outbox_is_due(struct hl_store *s, bool *due, int64_t id, int64_t now_ms,
+                           struct hl_err *err) HL_MUST_CHECK;
 /* Records a delivery attempt's result: state, the attempts made so far,
  * when to try again (pending) and the last error (NULL on success). */
 int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,

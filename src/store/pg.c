@@ -1188,6 +1188,7 @@ static const struct hl_store_ops pg_ops = {
 	.outbox = {
 		.add = hl_pg_outbox_add,
 		.due = hl_pg_outbox_due,
+		.is_due = hl_pg_outbox_is_due,
 		.update = hl_pg_outbox_update,
 		.counts = hl_pg_outbox_counts,
 	},

@@ -554,6 +554,27 @@ hl_pg_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 }
 
 int
+hl_pg_outbox_is_due(struct hl_store_backend *b, bool *due, int64_t id, int64_t now_ms,
+                    struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	int rc;
+
+	hl_pg_int(&p, id);
+	hl_pg_int(&p, now_ms);
+	rc = hl_pg_exec(b, &r,
+	                "SELECT 1 FROM notifications"
+	                " WHERE id = $1 AND state = 'pending' AND next_ms <= $2",
+	                &p, false, "outbox is due", err);
+	if (rc < 0)
+		return rc;
+	*due = PQntuples(r) == 1;
+	PQclear(r);
+	return 0;
+}
+
+int
 hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
                     int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
 {

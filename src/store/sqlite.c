@@ -462,6 +462,7 @@ static const struct hl_store_ops sq_ops = {
 	.outbox = {
 		.add = hl_sq_outbox_add,
 		.due = hl_sq_outbox_due,
+		.is_due = hl_sq_outbox_is_due,
 		.update = hl_sq_outbox_update,
 		.counts = hl_sq_outbox_counts,
 	},

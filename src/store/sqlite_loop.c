@@ -529,6 +529,26 @@ hl_sq_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 }
 
 int
+hl_sq_outbox_is_due(struct hl_store_backend *b, bool *due, int64_t id, int64_t now_ms,
+                    struct hl_err *err)
+{
+	sqlite3_stmt *st =
+	        hl_sq_prepare(b, "SELECT 1 FROM notifications"
+	                         " WHERE id = ?1 AND state = 'pending' AND next_ms <= ?2");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "outbox is due");
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	rc = sqlite3_step(st);
+	*due = rc == SQLITE_ROW;
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox is due");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+int
 hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
                     int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
 {

@@ -235,6 +235,8 @@ struct hl_store_outbox_ops {
 	           struct hl_err *err);
 	int (*due)(struct hl_store_backend *b, struct hl_notification **out, size_t max, size_t *n,
 	           int64_t now_ms, struct hl_err *err);
+	int (*is_due)(struct hl_store_backend *b, bool *due, int64_t id, int64_t now_ms,
+	              struct hl_err *err);
 	int (*update)(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
 	              int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
 	int (*counts)(struct hl_store_backend *b,

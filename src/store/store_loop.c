@@ -161,6 +161,14 @@ hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max
 }
 
 int
+hl_store_outbox_is_due(struct hl_store *s, bool *due, int64_t id, int64_t now_ms,
+                       struct hl_err *err)
+{
+	*due = false;
+	STORE_CALL(s, s->ops->outbox.is_due(s->b, due, id, now_ms, err));
+}
+
+int
 hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
 {

@@ -91,6 +91,34 @@ check("check-config warns that kubernetes dispatch finds no cluster configuratio
       rc == 0 and "configuration ok" in out
       and "healer server would not start here: kubernetes dispatch: no kubernetes configuration"
       in err, (rc, out, err))
+# email addresses the escalation email could not be written to: found at the start, not
+# at the first escalation (before: "configuration ok", the server started, and every
+# escalation email was dropped with an error in the log)
+bad = []
+for key, value, named in (("HEALER_EMAIL_TO", "ops@example.com; dev@example.com",
+                           "ops@example.com; dev@example.com"),
+                          ("HEALER_EMAIL_TO", "ops@example.com, not an address", "not an address"),
+                          ("HEALER_EMAIL_FROM", "Healer Bot healer@example.com",
+                           "Healer Bot healer@example.com")):
+    env = {"SMTP_URL": "smtp://127.0.0.1:2525", "HEALER_EMAIL_TO": "ops@example.com", key: value}
+    rc, out, err = run("check-config", env=env)
+    if rc != 1 or f"{key}: email address '{named}'" not in err or "configuration ok" in out:
+        bad.append((key, rc, out, err))
+    with tempfile.TemporaryDirectory() as d:
+        rc, out, err = run("server", "--listen", "127.0.0.1:0",
+                           env=dict(env, HEALER_ALLOW_UNAUTHENTICATED="true", HEALER_DATA_DIR=d))
+    if rc != 1 or f"{key}: email address '{named}'" not in err:
+        bad.append(("server", key, rc, err[-500:]))
+check("check-config and the server refuse email addresses an escalation could not use",
+      not bad, bad)
+rc, out, err = run("check-config", env={"SMTP_URL": "smtp://127.0.0.1:2525", "HEALER_EMAIL_TO":
+                                        "ops@example.com, \"Dev, Team\" <dev@example.com>"})
+check("check-config accepts a list of email addresses", rc == 0 and "configuration ok" in out
+      and "HEALER_EMAIL_TO" not in err, (rc, out, err))
+rc, out, err = run("check-config", env={"SMTP_URL": "smtp://127.0.0.1:2525"})
+check("check-config warns that SMTP_URL without HEALER_EMAIL_TO sends no email",
+      rc == 0 and "configuration ok" in out
+      and "warning: SMTP_URL is set but HEALER_EMAIL_TO is not" in err, (rc, out, err))
 rc, out, err = run("check-config", "--print", env={"GITHUB_TOKEN": "ghp_secretvalue123"})
 check("check-config --print hides secrets", rc == 0 and "GITHUB_TOKEN=(set)" in out
       and "ghp_secretvalue123" not in out, out)

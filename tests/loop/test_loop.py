@@ -298,6 +298,8 @@ def main():
     # ---- D. the last failure: one message per channel, 429 first, a kill ------------
     ntest_http = dtest.http
     ntest_http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 0.3})
+    # GitHub creates the PR comment but the answer is lost (502): its retry finds it
+    gh("POST", "/_stub/config", {"comment_then_fail": 1})
     n3 = runs[2]["metadata"]["name"] if len(runs) > 2 else "?"
     # the agent's word for its PR: a link elsewhere, labelled like a PR here
     set_phase(n3, "Failed", message="gave up",
@@ -317,7 +319,7 @@ def main():
     comments = [c for c in gh("GET", "/_stub/comments") if c["issue"] == 77]
     check("after the last attempt the task is escalated", escalated, task_of(srv, tid_b))
     check("exactly one Discord message (after a 429), one Slack message, one email and one "
-          "PR comment", len(discord) == 1 and len(slack) == 1 and len(mails) == 1
+          "PR comment (created, answered 502, found by its retry)", len(discord) == 1 and len(slack) == 1 and len(mails) == 1
           and len(comments) == 1, [len(discord), len(slack), len(mails), len(comments)])
     check("no message broke a service's limits",
           not ntest_http("GET", DURL + "/_stub/violations")
@@ -333,11 +335,18 @@ def main():
     check("the escalation names the workflow, the branch and the attempts",
           "Gadget CI" in json.dumps(emb) and "loop/b" in json.dumps(emb)
           and comments and "healer-" in comments[0]["body"], [emb, comments[:1]])
-    t = task_of(srv, tid_b)
+    t = wait_for(lambda: all(n["state"] == "delivered"
+                             for n in task_of(srv, tid_b).get("notifications", []))
+                 and task_of(srv, tid_b), 20) or task_of(srv, tid_b)
     check("the notifications are recorded delivered on the task",
           sorted((n["channel"], n["state"]) for n in t.get("notifications", []))
           == [("discord", "delivered"), ("email", "delivered"), ("github", "delivered"),
               ("slack", "delivered")], t.get("notifications"))
+    again = [c for c in gh("GET", "/_stub/comments") if c["issue"] == 77]
+    check("the PR comment GitHub created but answered 502 for is not posted again by its retry",
+          len(again) == 1 and [n["attempts"] for n in t.get("notifications", [])
+                               if n["channel"] == "github"] == [2], [len(again), t.get(
+                                   "notifications")])
 
     # ---- D2. /healer retry with a hint after the escalation; a closed PR -----------
     gh("POST", "/_stub/seed", {"issue_comments": {"9010": {"id": 9010}, "9011": {"id": 9011},

@@ -14,7 +14,9 @@
  *
  * A send prints {"result", "code", "error", "message", "retry_after_ms",
  * "elapsed_ms"}. NOTIFY_TIMEOUT_MS, NOTIFY_CA_FILE, SMTP_USER and
- * SMTP_PASSWORD set the send options. A library error prints {"error":
+ * SMTP_PASSWORD set the send options; NOTIFY_GITHUB_MARKER sets the GitHub
+ * marker (also appended to the comment, as the outbox does) and
+ * NOTIFY_GITHUB_SINCE_MS its lookup's start. A library error prints {"error":
  * name, "message": text} and exits 1.
  */
 #include "base/buf.h"
@@ -122,6 +124,9 @@ probe_opts(struct hl_notify_opts *o)
 	o->ca_file = getenv("NOTIFY_CA_FILE");
 	o->smtp_user = getenv("SMTP_USER");
 	o->smtp_password = getenv("SMTP_PASSWORD");
+	o->github_marker = getenv("NOTIFY_GITHUB_MARKER");
+	if (getenv("NOTIFY_GITHUB_SINCE_MS"))
+		o->github_since_ms = atoll(getenv("NOTIFY_GITHUB_SINCE_MS"));
 }
 
 static int
@@ -240,6 +245,17 @@ main(int argc, char **argv)
 		                         NULL, NULL, NULL, &err);
 		if (ret == 0)
 			ret = hl_notify_github_build(&text, &r, &err);
+		if (ret == 0 && opts.github_marker) {
+			char *marked = malloc(strlen(text) + strlen(opts.github_marker) + 2);
+
+			if (!marked) {
+				ret = hl_err_set(&err, HL_ENOMEM, "out of memory");
+			} else {
+				sprintf(marked, "%s\n%s", text, opts.github_marker);
+				free(text);
+				text = marked;
+			}
+		}
 		if (ret == 0)
 			ret = hl_notify_github_send(&res, gh, argv[3], atoll(argv[4]), text, &opts,
 			                            &err);

@@ -8,6 +8,7 @@ mention; and the sender against the GitHub stub: created, rate limits
 (retry with the wait), 5xx (retry, never posted twice), 401/404/422
 (failed)."""
 import html.parser
+import re
 import subprocess
 
 from ntest import REPORT, check, finish, hostile_report, http, probe, start_stub
@@ -106,10 +107,27 @@ for scale in (1, 40):
     check(f"hostile x{scale}: no @mention survives outside the code block",
           "@everyone" not in outside and "@here" not in outside
           and "@\u200beveryone" in outside, "")
+    # GitHub links "#N", "owner/repo#N" in text even after a backslash
+    # (\\#1 is still a reference: github/cmark-gfm#181), and a reference to
+    # another repository's issue puts a cross-reference on its timeline
+    text = re.sub(r"<a [^>]*>.*?</a>", "", outside, flags=re.S)
+    check(f"hostile x{scale}: no issue reference survives outside the code block",
+          not re.search(r"(?<![\w&])#\d", text) and "#\u200b1" in text,
+          re.findall(r".{0,20}#\d.{0,10}", text)[:5])
     check(f"hostile x{scale}: the fenced failure cannot be closed by the input",
           out.count("<pre>") == 1 and "Bcc: evil" in out.split("<pre>")[1].split("</pre>")[0],
           out[-400:])
     check(f"hostile x{scale}: under GitHub's 65536 characters", len(md) <= 65536, len(md))
+
+# issue references in every form GitHub links: #N, owner/repo#N, GH-N
+r = dict(REPORT, workflow="fixes #7, evil/target#8 and GH-9", job="gh-10", branch="x/GH-11",
+         attempts=[dict(REPORT["attempts"][0], reason="see evil/target#12 and GH-13")])
+md = probe("build", "github", report=r)[1]
+t, out = render(md)
+text = re.sub(r"<a [^>]*>.*?</a>", "", out, flags=re.S)
+check("references: no #N, owner/repo#N or GH-N from the input survives",
+      not re.search(r"(?<![\w&])#\d|(?i:gh)-\d", text) and "evil/target#\u200b8" in text
+      and "GH-\u200b9" in text, re.findall(r".{0,20}(?:#|(?i:gh)-)\d.{0,10}", text)[:8])
 
 # ---- status reply and refusal ----
 md = probe("build", "status", report=dict(REPORT, state="escalated"))[1]
@@ -172,6 +190,13 @@ rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 429, "t
 res = send()
 check("send: 429 with Retry-After 60 -> retry after 60000 ms",
       res.get("result") == "retry" and res.get("retry_after_ms") == 60000, res)
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 403, "times": 1,
+        "body": {"message": "You have exceeded a secondary rate limit. Please wait a few "
+                            "minutes before you try again."}}])
+res = send()
+check("send: 403 secondary rate limit without Retry-After -> retry after at least a minute",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and res.get("retry_after_ms", -1) >= 60000 and len(comments()) == 1, res)
 rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 502, "times": 1}])
 res = send()
 check("send: 502 -> retry server_error, the comment not posted twice",
@@ -195,5 +220,28 @@ res = send(repo="not a repo")
 check("send: a bad repository -> failed bad_target without a request",
       res.get("result") == "failed" and res.get("error") == "bad_target", res)
 check("send: only the first comment was ever created", len(comments()) == 1, comments())
+
+# a comment GitHub created although its answer was lost (a 502 from the gateway, a
+# timeout): the retry finds it by its marker and does not post it again
+import time  # noqa: E402
+since = str(int(time.time() * 1000) - 60000)
+MENV = dict(GENV, NOTIFY_GITHUB_MARKER="<!-- healer:3f9a0c1de2b47a65 -->",
+            NOTIFY_GITHUB_SINCE_MS=since)
+http("POST", f"{api}/_stub/config", {"comment_then_fail": 1})
+res = send(env=MENV)
+check("send: a comment created but answered 502 -> retry (the client cannot tell)",
+      res.get("result") == "retry" and len(comments()) == 2, (res, len(comments())))
+res = send(env=MENV)
+check("send: its retry finds the comment by its marker -> delivered, not posted twice",
+      res.get("result") == "delivered" and "already posted" in res.get("message", "")
+      and len(comments()) == 2, (res, len(comments())))
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:77e1b0c9a4d35f28 -->"))
+check("send: a marker no comment holds -> posted", res.get("result") == "delivered"
+      and res.get("code") == 201 and len(comments()) == 3, (res, len(comments())))
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 502}])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:0b5d2e8f61a9c374 -->"))
+rules([])
+check("send: the lookup failing -> retry, nothing posted",
+      res.get("result") == "retry" and len(comments()) == 3, (res, len(comments())))
 
 finish()

@@ -132,9 +132,30 @@ check("554 at the end of data -> failed smtp_554",
 stop(p)
 p, port, d = start_smtp("--reject", "dev@example.com")
 res = send(f"smtp://127.0.0.1:{port}")
-check("550 for a recipient -> failed smtp_550, nothing stored",
-      res.get("result") == "failed" and res.get("code") == 550 and wait_mail(d, 1, 0.3) == [],
+mail = wait_mail(d, 1)
+check("550 for one recipient -> the others still get it, the result names the refused one",
+      res.get("result") == "delivered" and len(mail) == 1
+      and mail[0][1]["rcpt_tos"] == ["ops@example.com"]
+      and "refused recipient: dev@example.com (550)" in res.get("message", ""), (res, mail))
+stop(p)
+p, port, d = start_smtp("--reject", "dev@example.com", "--reject", "ops@example.com")
+res = send(f"smtp://127.0.0.1:{port}")
+check("550 for every recipient -> failed smtp_550, nothing stored",
+      res.get("result") == "failed" and res.get("code") == 550
+      and res.get("error") == "smtp_550" and wait_mail(d, 1, 0.3) == [], res)
+stop(p)
+p, port, d = start_smtp("--reject", "dev@example.com", "--rcpt-reply", "452 4.2.2 mailbox full")
+res = send(f"smtp://127.0.0.1:{port}")
+check("452 for one recipient -> retry smtp_452, sent to nobody yet (the retry reaches all)",
+      res.get("result") == "retry" and res.get("code") == 452 and res.get("error") == "smtp_452"
+      and "dev@example.com (452)" in res.get("message", "") and wait_mail(d, 1, 0.5) == [],
       res)
+stop(p)
+p, port, d = start_smtp("--reject", "dev@example.com", "--reject", "ops@example.com",
+                        "--rcpt-reply", "452 4.2.2 mailbox full")
+res = send(f"smtp://127.0.0.1:{port}")
+check("452 for every recipient -> retry smtp_452",
+      res.get("result") == "retry" and res.get("code") == 452, res)
 stop(p)
 
 # ---- STARTTLS + AUTH ----

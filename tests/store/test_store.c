@@ -2372,6 +2372,49 @@ test_store_outbox(void **state)
 	hl_task_record_free(r);
 }
 
+/* A notification is due while pending and its time has come; an outbox
+ * that read it due asks again under its lock, and finds it not due once
+ * another outbox recorded a result (delivered, or put off). */
+static void
+test_store_outbox_is_due(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_notification *due = NULL;
+	size_t n = 0;
+	int64_t id;
+	bool is_due = false;
+	struct hl_notification_in in = { .task_id = "t-c",
+		                         .channel = "slack",
+		                         .kind = "escalation",
+		                         .ref = "3",
+		                         .payload = "{}" };
+	const int64_t now = hl_time_wall_ms() + 1000;
+
+	assert_int_equal(hl_store_outbox_add(f->s, NULL, &in, &err), 0);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now, &err), 0);
+	assert_int_equal(n, 1);
+	id = due[0].id;
+	hl_notification_release(&due[0]);
+	free(due);
+	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now, &err), 0);
+	assert_true(is_due);
+	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id + 1000, now, &err), 0);
+	assert_false(is_due);
+	/* put off (a retry later, a held channel) */
+	assert_int_equal(
+	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 1, now + 60000, "429", &err),
+	        0);
+	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now, &err), 0);
+	assert_false(is_due);
+	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now + 60000, &err), 0);
+	assert_true(is_due);
+	assert_int_equal(hl_store_outbox_update(f->s, id, HL_OUTBOX_DELIVERED, 2, 0, NULL, &err),
+	                 0);
+	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now + 60000, &err), 0);
+	assert_false(is_due);
+}
+
 /* Listing tasks: newest first, filters, pages that neither repeat nor skip. */
 static void
 test_store_task_page_pages_and_filters(void **state)
@@ -3530,6 +3573,7 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_is_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
 		                                teardown),
 		cmocka_unit_test(test_store_refuses_an_empty_file),

@@ -26,7 +26,9 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     {base}...{head} over a seeded linear history (status, ahead_by,
     behind_by, total_commits, commits oldest first, at most 250; 404 for an
     unknown ref);
-  issue comments (stored), reactions on comments (201 new, 200 when this
+  issue comments (stored; GET .../issues/{n}/comments lists an issue's
+    comments oldest first with since= on updated_at and per_page <= 100),
+    reactions on comments (201 new, 200 when this
     user already reacted so, 422 for an unknown content, 404 for an unknown
     comment);
   hook deliveries: /repos/{o}/{r}/hooks/{id}/deliveries,
@@ -58,6 +60,9 @@ text}, "pulls": [...], "files": {pr_number: [...]}, "commits": {sha: {...}},
 "add_deliveries": {key: [...]} (appended to the hook's deliveries)};
 GET /_stub/comments, /_stub/reactions, /_stub/reruns, /_stub/redeliveries,
 /_stub/blob-violations, /_stub/tokens (installation tokens minted).
+POST /_stub/config {"comment_then_fail": N, "comment_fail_status": 502}: the
+next N comments are created and then answered 502 (a gateway that lost
+GitHub's answer: the comment exists, the client sees a failure).
 
 usage: github_stub.py --token T [--app-id N --app-public-key PEM]
 """
@@ -347,14 +352,32 @@ class GitHubHandler(stubcommon.StubHandler):
         if (r := re.fullmatch(r"/check-runs/(\d+)", rest)):
             c = STATE["check_runs"].get(r.group(1))
             return self.send(200, c) if c else self.send(404, {"message": "Not Found"})
+        if (r := re.fullmatch(r"/issues/(\d+)/comments", rest)) and self.command == "GET":
+            since = q.get("since")
+            per = min(int(q.get("per_page", "30")), 100)
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            with LOCK:
+                found = [c for c in STATE["comments"]
+                         if c["issue"] == int(r.group(1)) and c["repo"] == f"{owner}/{repo}"
+                         and (not since or c.get("updated_at", now) >= since)]
+            return self.send(200, found[:per])
         if (r := re.fullmatch(r"/issues/(\d+)/comments", rest)) and self.command == "POST":
             body = self.body_json()
             if not isinstance(body, dict) or not isinstance(body.get("body"), str):
                 return self.send(422, {"message": "Invalid request."})
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             c = {"id": len(STATE["comments"]) + 1, "body": body["body"],
-                 "issue": int(r.group(1)), "repo": f"{owner}/{repo}"}
+                 "issue": int(r.group(1)), "repo": f"{owner}/{repo}",
+                 "user": {"login": "healer-bot[bot]", "type": "Bot"},
+                 "created_at": stamp, "updated_at": stamp}
             with LOCK:
                 STATE["comments"].append(c)
+                fail = self.server.config.get("comment_then_fail", 0)
+                if fail > 0:
+                    self.server.config["comment_then_fail"] = fail - 1
+            if fail > 0:
+                return self.send(self.server.config.get("comment_fail_status", 502),
+                                 {"message": "Server Error"})
             return self.send(201, c)
         self.read_body()
         self.send(404, {"message": "Not Found"})

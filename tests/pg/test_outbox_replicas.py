@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""test_outbox_replicas.py - the outbox's "each is delivered once"
+(contract section 9) with two `healer server` replicas on one PostgreSQL
+database (run through pgrun.py) and the Discord stand-in.
+
+Every replica runs an outbox thread over the same notifications table.
+Pending notifications are written straight into the store (as an
+escalation would enqueue them), and the stand-in takes a while to answer
+each POST, so both replicas see the same rows due while one of them is
+still sending. Checked: every notification is delivered, the stand-in
+received each exactly once, and the replicas together made exactly one
+delivery attempt per notification. Standard library only; prints TAP.
+"""
+import json
+import os
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hltest  # noqa: E402
+import pgtest  # noqa: E402
+from hltest import dtest, wait_for  # noqa: E402
+
+check = dtest.check
+N_MSGS = 6
+ANSWER_DELAY_MS = 700  # each POST to the stand-in takes this long
+
+
+def stub_json(port, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def main():
+    _, dport = dtest.start_stub("discord_stub.py", "--webhook", "111:disc-token")
+    stub_json(dport, "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/api/webhooks/", "delay_ms": ANSWER_DELAY_MS}]})
+    url = pgtest.create_database("outbox")
+    shared = os.path.join(dtest.TMP, "outbox")
+    env = hltest.base_env(HEALER_DISPATCH="none", HEALER_LOOP_INTERVAL_MS="100",
+                          DISCORD_WEBHOOK_URL=f"http://127.0.0.1:{dport}/api/webhooks/111/"
+                                              "disc-token")
+    reps = [hltest.Healer(shared, env, store_url=url, name=f"r{i}") for i in range(2)]
+    for r in reps:
+        r.start()
+    con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
+    now = int(time.time() * 1000)
+    for i in range(N_MSGS):
+        payload = json.dumps({"content": f"escalation {i}",
+                              "allowed_mentions": {"parse": []}})
+        con.execute("INSERT INTO notifications (task_id, channel, kind, ref, state, attempts,"
+                    " next_ms, payload, created_ms)"
+                    " VALUES (?, 'discord', 'escalation', '3', 'pending', 0, ?, ?, ?)",
+                    (f"outbox-task-{i}", now, payload, now))
+
+    def states():
+        return con.query("SELECT state, count(*), sum(attempts) FROM notifications"
+                         " GROUP BY state").fetchall()
+
+    done = wait_for(lambda: states() == [("delivered", N_MSGS, N_MSGS)] or
+                    (len(stub_json(dport, "/_stub/messages")) >= 2 * N_MSGS and "x"),
+                    N_MSGS * ANSWER_DELAY_MS / 1000.0 * 2 + 20, step=0.2)
+    # give a duplicate still on its way the time to arrive
+    time.sleep(2 * ANSWER_DELAY_MS / 1000.0)
+    msgs = stub_json(dport, "/_stub/messages")
+    texts = sorted(m["payload"]["content"] for m in msgs)
+    check("every notification delivered, one attempt each", done is True and
+          states() == [("delivered", N_MSGS, N_MSGS)], repr(states()))
+    check("the stand-in received each notification exactly once",
+          texts == sorted(f"escalation {i}" for i in range(N_MSGS)), repr(texts))
+    for r in reps:
+        check(f"replica {r.name} still runs", r.alive(), r.log()[-2000:])
+
+    # a replica killed while its message is on the way: the other replica
+    # sends it as soon as the database sees the killed one gone, not after
+    # a lease (the stand-in holds the first POST, then would answer 503;
+    # the other replica starts once the first is sending)
+    reps[1].stop()
+    stub_json(dport, "/_stub/clear", {})
+    stub_json(dport, "/_stub/reset", {})
+    stub_json(dport, "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/api/webhooks/", "delay_ms": 5000, "status": 503,
+         "times": 1}]})
+    con.execute("INSERT INTO notifications (task_id, channel, kind, ref, state, attempts,"
+                " next_ms, payload, created_ms)"
+                " VALUES ('outbox-task-killed', 'discord', 'escalation', '3', 'pending', 0, ?,"
+                " ?, ?)", (int(time.time() * 1000),
+                           json.dumps({"content": "escalation killed"}), now))
+    first = wait_for(lambda: stub_json(dport, "/_stub/requests"), 20, step=0.05)
+    reps[1].start()
+    reps[0].kill()
+    t_kill = time.time()
+    taken = wait_for(lambda: stub_json(dport, "/_stub/messages"), 10, step=0.05)
+    waited = time.time() - t_kill
+    time.sleep(1)
+    row = con.query("SELECT state, attempts FROM notifications"
+                    " WHERE task_id = 'outbox-task-killed'").fetchall()
+    check("a message whose sender was killed mid-send is sent by the other replica at once",
+          len(first or []) == 1 and [m["payload"]["content"] for m in taken or []]
+          == ["escalation killed"] and waited < 4 and row == [("delivered", 1)],
+          repr([first, taken, waited, row]))
+    reps[1].stop()
+    logs = "".join(r.log() for r in reps)
+    check("no replica recorded a result another had recorded",
+          "is not pending" not in logs,
+          "\n".join(line for line in logs.splitlines() if "is not pending" in line)[:2000])
+    check("the webhook's token is in no log", "disc-token" not in logs)
+    con.close()
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    dtest.run(main)
