@@ -71,6 +71,10 @@ hl_cmd_check_config(int argc, char **argv)
 		hl_config_free(cfg);
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
 	}
+	if (hl_store_url_check(cfg->database_url, &err) < 0) {
+		hl_config_free(cfg);
+		return hl_cmd_fail("invalid configuration: HEALER_DATABASE_URL: %s", err.msg);
+	}
 	/* valid as a configuration; `healer server` would still refuse it */
 	if (hl_config_check_auth(cfg, &err) < 0)
 		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);

@@ -203,21 +203,21 @@ pg_parse_error_line(char *out, size_t size, const char *msg)
  * those).
  */
 static int
-pg_check_conninfo(const struct hl_store_backend *b, struct hl_err *err)
+pg_check_conninfo(const char *conninfo, const char *display, struct hl_err *err)
 {
 	PQconninfoOption *opts;
 	const char *auth, *p;
 	char *msg = NULL, why[200];
 
-	opts = PQconninfoParse(b->conninfo, &msg);
+	opts = PQconninfoParse(conninfo, &msg);
 	if (!opts) {
 		pg_parse_error_line(why, sizeof(why), msg ? msg : "out of memory");
 		PQfreemem(msg);
 		return hl_err_set(err, HL_EINVAL, "libpq cannot read the settings '%s': %s",
-		                  b->display, why);
+		                  display, why);
 	}
 	PQconninfoFree(opts);
-	if (!(auth = strstr(b->conninfo, "://")))
+	if (!(auth = strstr(conninfo, "://")))
 		return 0;
 	auth += 3;
 	for (p = auth; *p && *p != '@' && *p != '/'; p++)
@@ -230,8 +230,20 @@ pg_check_conninfo(const struct hl_store_backend *b, struct hl_err *err)
 			                  "libpq cannot read the settings '%s': an '@' or '/' in"
 			                  " the user name or password must be percent-encoded"
 			                  " (%%40, %%2F)",
-			                  b->display);
+			                  display);
 	return 0;
+}
+
+int
+hl_store_pg_check(const char *conninfo, struct hl_err *err)
+{
+	struct hl_buf shown = HL_BUF_INIT(0);
+	int rc;
+
+	hl_store_url_display(&shown, conninfo);
+	rc = pg_check_conninfo(conninfo, hl_buf_error(&shown) ? "" : shown.data, err);
+	hl_buf_release(&shown);
+	return rc;
 }
 
 /* A new connection with healer's defaults under the given settings. */
@@ -1245,7 +1257,7 @@ hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->sink = *sink;
-	if ((rc = pg_check_conninfo(b, err)) < 0)
+	if ((rc = pg_check_conninfo(b->conninfo, b->display, err)) < 0)
 		goto fail;
 	/* A server's claims, finishes, tasks and loop state are not flushed
 	 * on their own, as on SQLite: safe for a killed process; after the

@@ -359,26 +359,46 @@ hl_store_open(struct hl_store **out, const char *url, struct hl_err *err)
 	return hl_store_open_with(out, url, 0, err);
 }
 
-int
-hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struct hl_err *err)
+/* The form of url: 0 for a SQLite or PostgreSQL store, else why not. */
+static int
+store_url_form(const char *url, struct hl_err *err)
 {
-	struct hl_store *s;
 	struct hl_buf shown = HL_BUF_INIT(0);
-	bool pg;
 	int rc;
 
 	if (!url || !*url)
 		return hl_err_set(err, HL_EINVAL, "empty store url");
-	pg = hl_store_url_is_postgres(url);
-	if (!pg && (!hl_str_starts_with(url, "sqlite:") || !url[7])) {
-		hl_store_url_display(&shown, url);
-		rc = hl_err_set(err, HL_EINVAL,
-		                "store url '%s' must be 'sqlite:PATH', 'postgres://...' or libpq"
-		                " settings ('host=... dbname=...')",
-		                shown.data);
-		hl_buf_release(&shown);
+	if (hl_store_url_is_postgres(url) || (hl_str_starts_with(url, "sqlite:") && url[7]))
+		return 0;
+	hl_store_url_display(&shown, url);
+	rc = hl_err_set(err, HL_EINVAL,
+	                "store url '%s' must be 'sqlite:PATH', 'postgres://...' or libpq"
+	                " settings ('host=... dbname=...')",
+	                shown.data);
+	hl_buf_release(&shown);
+	return rc;
+}
+
+int
+hl_store_url_check(const char *url, struct hl_err *err)
+{
+	int rc = store_url_form(url, err);
+
+	if (rc == 0 && hl_store_url_is_postgres(url))
+		rc = hl_store_pg_check(url, err);
+	return rc;
+}
+
+int
+hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struct hl_err *err)
+{
+	struct hl_store *s;
+	bool pg;
+	int rc;
+
+	if ((rc = store_url_form(url, err)) < 0)
 		return rc;
-	}
+	pg = hl_store_url_is_postgres(url);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");

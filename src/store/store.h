@@ -93,6 +93,10 @@ int hl_store_url_display(struct hl_buf *out, const char *url);
 /* True when url names a PostgreSQL database (a libpq URL or key/value
  * settings), false for "sqlite:..." and anything else. */
 bool hl_store_url_is_postgres(const char *url);
+/* Whether url is a store healer can open as written, without opening it:
+ * its form, and for PostgreSQL the settings libpq must read as written
+ * (errors without the credentials). */
+int hl_store_url_check(const char *url, struct hl_err *err) HL_MUST_CHECK;
 
 /* This handle's identity as a claimer of deliveries ("host:pid:random"). */
 const char *hl_store_owner(const struct hl_store *s);

@@ -309,6 +309,9 @@ int hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_op
 int hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
                      const char *conninfo, unsigned flags, const char *owner,
                      const struct hl_store_sink *sink, struct hl_err *err);
+/* Whether libpq reads conninfo as written (no connection): the errors of
+ * hl_store_pg_open before it connects, without the credentials. */
+int hl_store_pg_check(const char *conninfo, struct hl_err *err);
 
 /* Shared by backends: the version number of a migration file name
  * ("0006_lifecycle.sql" -> 6), or -1. */

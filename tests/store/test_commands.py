@@ -91,8 +91,9 @@ def main():
                   and "Sekr1t" not in out, (rc, out, err))
         rc, out, err = dtest.healer("check-config", env={"HEALER_DATA_DIR": D,
                                                         "HEALER_DATABASE_URL": url})
-        check(f"check-config shows the settings without the password ({url})",
-              "Sekr1t" not in out + err, (rc, out, err))
+        check(f"check-config refuses them too, without the password ({url})",
+              rc == 1 and "HEALER_DATABASE_URL: libpq cannot read the settings" in err
+              and "configuration ok" not in out and "Sekr1t" not in out + err, (rc, out, err))
     rc, out, err = healer("status")
     check("status of an empty store prints an empty table",
           rc == 0 and "TASK" in out and "(no tasks)" in out, (rc, out, err))
