@@ -88,7 +88,7 @@ hl_cmd_migrate(int argc, char **argv)
 	struct hl_config *cfg = NULL;
 	struct hl_store *s = NULL;
 	const char *arg;
-	int idx = 1, opt, rc, before = 0, after = 0;
+	int idx = 1, opt, rc, after = 0, applied;
 
 	while ((opt = store_getopt("migrate", argc, argv, opts, &o, &arg, &idx)) != -1)
 		if (opt == '?')
@@ -97,19 +97,16 @@ hl_cmd_migrate(int argc, char **argv)
 		return hl_cmd_usage_error("migrate", "unexpected argument '%s'", argv[idx]);
 	if ((rc = store_config(&cfg, &o)) != 0)
 		return rc;
-	/* the version before: read-only, so nothing is applied yet */
-	if (hl_store_open_with(&s, cfg->database_url, HL_STORE_READ_ONLY, &err) == 0) {
-		if (hl_store_schema_version(s, &before, &err) < 0)
-			before = 0;
-		hl_store_close(s);
-		s = NULL;
-	}
+	/* the open migrates (under a lock: of several at once, one applies
+	 * them and the others wait and apply none) */
 	rc = store_open(&s, cfg, 0);
 	if (rc == 0 && hl_store_schema_version(s, &after, &err) < 0)
 		rc = hl_cmd_fail("cannot read the schema version: %s", err.msg);
-	if (rc == 0)
-		printf("schema version %d (%d migration%s applied)\n", after, after - before,
-		       after - before == 1 ? "" : "s");
+	if (rc == 0) {
+		applied = hl_store_migrated_at_open(s);
+		printf("schema version %d (%d migration%s applied)\n", after, applied,
+		       applied == 1 ? "" : "s");
+	}
 	hl_store_close(s);
 	hl_config_free(cfg);
 	return rc;

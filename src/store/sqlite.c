@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* WAL pages (4 KiB) after which the checkpointer is woken. */
@@ -292,8 +293,14 @@ sq_migrate(struct hl_store_backend *b, int *applied, struct hl_err *err)
 		}
 		n++;
 	}
-	if (applied)
-		*applied = n;
+	/* the open migrates before the store asks (its statements need the
+	 * tables): those are reported to the first caller that asks */
+	if (applied) {
+		*applied = n + b->migrated_unasked;
+		b->migrated_unasked = 0;
+	} else {
+		b->migrated_unasked += n;
+	}
 	return 0;
 }
 
@@ -536,8 +543,15 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 		return hl_err_set(err, HL_EINVAL, "store path too long");
 	/* SQLite takes an empty file for a new database: a healer.db that was
 	 * truncated (or a stray touch) would silently start from nothing.
-	 * Only a file that does not exist yet is created here. */
-	if (stat(path, &stbuf) == 0 && S_ISREG(stbuf.st_mode) && stbuf.st_size == 0)
+	 * Only a file that does not exist yet is created here; one another
+	 * healer has just created is empty until its first write, within
+	 * milliseconds (two `healer migrate` on a new data directory), so an
+	 * empty file is given two seconds to fill first. */
+	for (i = 0;
+	     i < 100 && stat(path, &stbuf) == 0 && S_ISREG(stbuf.st_mode) && stbuf.st_size == 0;
+	     i++)
+		(void)nanosleep(&(struct timespec){ .tv_nsec = 20 * 1000 * 1000 }, NULL);
+	if (i == 100)
 		return hl_err_set(err, HL_EDB,
 		                  "'%s' is an empty file, not a healer store (truncated?); move it"
 		                  " away to start a new store",

@@ -52,6 +52,7 @@ struct hl_store_backend {
 	sqlite3_stmt *in_st[SQ_MAX];
 	pthread_t ck_thread;
 	bool ck_started;
+	int migrated_unasked; /* migrations applied by the open, not yet reported */
 	pthread_mutex_t ck_lock;
 	pthread_cond_t ck_cond;
 	bool ck_wanted, ck_stop;

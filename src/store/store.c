@@ -430,7 +430,7 @@ hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struc
 		*out = s;
 		return 0;
 	}
-	rc = s->ops->conn.migrate(s->b, NULL, err);
+	rc = s->ops->conn.migrate(s->b, &s->migrated, err);
 	if (rc < 0)
 		goto fail;
 	if ((rc = hl_store_intake_start(s, err)) < 0)
@@ -612,6 +612,12 @@ hl_store_lock_held(struct hl_store *s, const char *name)
 	if (held && s->ops->conn.lock_held)
 		held = s->ops->conn.lock_held(s->b, name);
 	return held;
+}
+
+int
+hl_store_migrated_at_open(const struct hl_store *s)
+{
+	return s->migrated;
 }
 
 int

@@ -121,6 +121,9 @@ const char *hl_store_backend_name(const struct hl_store *s);
 /* Applies embedded migrations not yet in schema_migrations (idempotent);
  * *applied_out (may be NULL) gets how many ran. hl_store_open calls it. */
 int hl_store_migrate(struct hl_store *s, int *applied_out, struct hl_err *err) HL_MUST_CHECK;
+/* How many migrations opening s applied (0 read-only, or when another
+ * process applied them first). */
+int hl_store_migrated_at_open(const struct hl_store *s);
 /* The schema version after migrations. */
 int hl_store_schema_version(struct hl_store *s, int *out, struct hl_err *err) HL_MUST_CHECK;
 /* Readiness probe: 0 when the backend answers a trivial query. */

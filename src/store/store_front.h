@@ -24,6 +24,7 @@ struct hl_store {
 	const struct hl_store_ops *ops;
 	pthread_mutex_t db_lock; /* guards b */
 	unsigned flags;          /* enum hl_store_open_flags */
+	int migrated;            /* migrations this handle's open applied */
 	char owner[STORE_OWNER_MAX];
 	_Atomic int64_t claim_lease_ms;
 
