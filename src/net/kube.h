@@ -10,7 +10,8 @@
  * current-context from the first file that sets it, each cluster, user and
  * context from the first file that names it); else in-cluster
  * (KUBERNETES_SERVICE_HOST/PORT plus the service-account token, CA and
- * namespace files); else ~/.kube/config. From a kubeconfig the
+ * namespace files) when a token is mounted; else ~/.kube/config. From a
+ * kubeconfig the
  * current-context selects the cluster (server, certificate-authority file or
  * certificate-authority-data, insecure-skip-tls-verify), the user (token,
  * tokenFile, client-certificate(-data) + client-key(-data)) and the

@@ -646,17 +646,26 @@ hl_kube_load(struct hl_kube **out, const char *kubeconfig, struct hl_err *err)
 
 	if (!path || !*path) {
 		const char *home = getenv("HOME");
+		struct hl_err in_cluster = HL_ERR_INIT;
 		struct stat st;
 
-		if (getenv("KUBERNETES_SERVICE_HOST"))
-			return hl_kube_load_incluster(out, NULL, err);
-		if (!home)
-			return hl_err_set(err, HL_ENOTFOUND, "no kubernetes configuration found");
-		snprintf(home_cfg, sizeof(home_cfg), "%s/.kube/config", home);
-		if (stat(home_cfg, &st) < 0)
+		if (getenv("KUBERNETES_SERVICE_HOST")) {
+			/* in a cluster, unless its service account has no token
+			 * mounted (automountServiceAccountToken: false): then
+			 * ~/.kube/config, as client-go falls back to it */
+			ret = hl_kube_load_incluster(out, NULL, &in_cluster);
+			if (ret != -HL_ENOTFOUND) {
+				if (ret < 0 && err)
+					*err = in_cluster;
+				return ret;
+			}
+		}
+		snprintf(home_cfg, sizeof(home_cfg), "%s/.kube/config", home ? home : "~");
+		if (!home || stat(home_cfg, &st) < 0)
 			return hl_err_set(err, HL_ENOTFOUND,
 			                  "no kubernetes configuration found (KUBECONFIG unset, "
-			                  "not in a cluster, no '%s')",
+			                  "%s, no '%s')",
+			                  in_cluster.code ? in_cluster.msg : "not in a cluster",
 			                  home_cfg);
 		path = home_cfg;
 	} else if (strchr(path, ':')) {

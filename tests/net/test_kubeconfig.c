@@ -347,6 +347,51 @@ test_kubeconfig_in_cluster(void **state)
 	unsetenv("KUBERNETES_SERVICE_PORT");
 }
 
+/*
+ * In a pod whose service account has no token mounted
+ * (automountServiceAccountToken: false) KUBERNETES_SERVICE_HOST is still
+ * set: ~/.kube/config is read then, as client-go does and as the dispatch
+ * default (src/config/config.c) assumes. Before, the load failed with
+ * "in-cluster token ... not found" although check-config had chosen
+ * kubernetes dispatch from ~/.kube/config, so the server would not start.
+ */
+static void
+test_kubeconfig_in_cluster_without_token_reads_home(void **state)
+{
+	static const char cfg[] = "current-context: c\n"
+	                          "clusters:\n- name: k\n  cluster:\n    server: https://home:1\n"
+	                          "contexts:\n- name: c\n  context:\n    cluster: k\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+	char home[256], *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+
+	(void)state;
+	if (access("/var/run/secrets/kubernetes.io/serviceaccount/token", F_OK) == 0)
+		skip(); /* running in a pod with a token: in-cluster is right */
+	snprintf(home, sizeof(home), "%s/home", tmpdir);
+	assert_int_equal(mkdir(home, 0755), 0);
+	setenv("HOME", home, 1);
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	/* neither: not found, saying why in-cluster was not used */
+	assert_int_equal(hl_kube_load(&k, NULL, &err), -HL_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "in-cluster token"));
+	assert_non_null(strstr(err.msg, ".kube/config"));
+	snprintf(home + strlen(home), sizeof(home) - strlen(home), "/.kube");
+	assert_int_equal(mkdir(home, 0755), 0);
+	write_file("home/.kube/config", cfg);
+	if (hl_kube_load(&k, NULL, &err) != 0)
+		fail_msg("~/.kube/config was not read in a pod without a token: %s", err.msg);
+	assert_string_equal(k->server, "https://home:1");
+	assert_string_equal(k->source, "kubeconfig");
+	hl_kube_free(k);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	if (old_home)
+		setenv("HOME", old_home, 1);
+	else
+		unsetenv("HOME");
+	free(old_home);
+}
+
 static void
 test_kubeconfig_yaml_to_json_shapes(void **state)
 {
@@ -413,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),
 		cmocka_unit_test(test_kubeconfig_list_is_merged),
 		cmocka_unit_test(test_kubeconfig_in_cluster),
+		cmocka_unit_test(test_kubeconfig_in_cluster_without_token_reads_home),
 		cmocka_unit_test(test_kubeconfig_yaml_to_json_shapes),
 		cmocka_unit_test(test_kubeconfig_hostile_yaml_is_refused),
 	};
