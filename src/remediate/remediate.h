@@ -39,7 +39,8 @@ struct hl_remediation {
 	char dedup_status[16]; /* "new", "existing", "skipped" */
 	char reason[192];      /* why existing/skipped, or "" */
 	char outcome[32];      /* "dispatched", "decided" (dispatch none), "existing", "skipped",
-	                          "queued" (over budget), "rerun" (a flaky runner's re-run) */
+	                          "queued" (over budget), "rerun" (a flaky runner's re-run),
+	                          "refused" (the API refused the CodeRun: reason says why) */
 };
 
 /* What the loop knows for a later attempt (or a queued first one). */
