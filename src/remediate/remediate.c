@@ -594,65 +594,72 @@ rem_memory(struct hl_remediator *r, struct rem_memory *m, const struct rem_job *
 	                      (json_int_t)(hl_time_mono_ms() - t0));
 }
 
-/* A CodeRun create that retrying cannot make succeed: the manifest is
- * refused (400/422, or healer's own check), creating is not allowed
- * (401/403), or there is no such resource (404: the CRD or the namespace
- * is missing). Transport errors, 5xx and 429 are retried instead. */
-static bool
-rem_refused(int rc)
+bool
+hl_remediate_refused(int rc)
 {
 	return rc == -HL_EINVAL || rc == -HL_EAUTH || rc == -HL_ENOTFOUND;
 }
 
-/*
- * The CodeRun of attempt j->n was refused (rem_refused; err says why):
- * the attempt ends at once without an outcome (no agent ran), its reason
- * names the refusal, and the task is made due, so the loop escalates it to
- * people, who must fix the cluster (decide.c). Without this the attempt
- * stayed "unfinished" and the task "running", holding a CodeRun slot,
- * until the attempt timeout, and then every retry failed the same way,
- * once a minute, for ever. Returns 0 (err is consumed) or a store error.
- */
+int
+hl_remediate_record_refusal(struct hl_remediator *r, char *reason, size_t size, const char *task_id,
+                            int n, const char *agent, const char *repository, const char *prompt,
+                            struct hl_err *err)
+{
+	char num[16];
+	int64_t now = hl_time_wall_ms();
+	int rc;
+
+	snprintf(reason, size, "the CodeRun was refused: %s", err ? err->msg : "");
+	/* the API's message may have been cut inside a character: the store
+	 * (PostgreSQL) and the notifications take whole ones only */
+	reason[hl_utf8_valid_len(reason, strlen(reason))] = '\0';
+	snprintf(num, sizeof(num), "%d", n);
+	hl_log_kv(HL_LOG_ERROR, "the CodeRun was refused; the task goes to people", "task_id",
+	          task_id, "attempt", num, "error", err ? err->msg : "", NULL);
+	if (err)
+		*err = (struct hl_err)HL_ERR_INIT;
+	rc = hl_store_attempt_put(r->store,
+	                          &(struct hl_attempt){ .task_id = task_id,
+	                                                .n = n,
+	                                                .kind = HL_ATTEMPT_AGENT,
+	                                                .phase = HL_PHASE_DONE,
+	                                                .outcome = HL_OUTCOME_INVALID,
+	                                                .agent = agent,
+	                                                .reason = reason,
+	                                                .prompt = prompt,
+	                                                .repository = repository,
+	                                                .started_ms = now,
+	                                                .finished_ms = now },
+	                          err);
+	if (rc == 0 && (rc = hl_store_task_schedule(r->store, task_id, now, err)) == 0)
+		(void)hl_store_publish(r->store, HL_CHANNEL_TASK, task_id, NULL);
+	return rc;
+}
+
+/* The CodeRun of attempt j->n was refused: the task keeps what the loop
+ * and the escalation need (agent, type, target, PR), then the attempt ends
+ * (hl_remediate_record_refusal). */
 static int
 rem_record_refusal(struct hl_remediator *r, struct hl_remediation *res, const struct rem_job *j,
                    const char *agent, const char *type, const char *target, int64_t pr_number,
                    const char *prompt, struct hl_err *err)
 {
-	char reason[sizeof(err->msg) + 32], num[16];
-	int64_t now = hl_time_wall_ms();
+	char reason[sizeof(err->msg) + 32];
+	struct hl_err why = err ? *err : (struct hl_err)HL_ERR_INIT;
 	int rc;
 
-	snprintf(reason, sizeof(reason), "the CodeRun was refused: %s", err ? err->msg : "");
-	/* the API's message may have been cut inside a character: the store
-	 * (PostgreSQL) and the notifications take whole ones only */
-	reason[hl_utf8_valid_len(reason, strlen(reason))] = '\0';
-	snprintf(num, sizeof(num), "%d", j->n);
-	hl_log_kv(HL_LOG_ERROR, "the CodeRun was refused; the task goes to people", "task_id",
-	          j->task_id, "attempt", num, "error", err ? err->msg : "", NULL);
+	rc = rem_put_task(r, j, HL_TASK_RUNNING, NULL, agent, type, NULL, target, pr_number, NULL,
+	                  hl_time_wall_ms(), err);
+	if (rc < 0)
+		return rc;
+	if (err)
+		*err = why;
+	rc = hl_remediate_record_refusal(r, reason, sizeof(reason), j->task_id, j->n, agent,
+	                                 j->ev->repository, prompt, err);
 	rem_set(res->outcome, sizeof(res->outcome), "refused");
 	rem_set(res->reason, sizeof(res->reason), reason);
 	res->reason[hl_utf8_valid_len(res->reason, strlen(res->reason))] = '\0';
 	rem_set(res->coderun_name, sizeof(res->coderun_name), "");
-	if (err)
-		*err = (struct hl_err)HL_ERR_INIT;
-	rc = rem_put_task(r, j, HL_TASK_RUNNING, NULL, agent, type, NULL, target, pr_number, NULL,
-	                  now, err);
-	if (rc == 0)
-		rc = hl_store_attempt_put(r->store,
-		                          &(struct hl_attempt){ .task_id = j->task_id,
-		                                                .n = j->n,
-		                                                .kind = HL_ATTEMPT_AGENT,
-		                                                .phase = HL_PHASE_DONE,
-		                                                .outcome = HL_OUTCOME_INVALID,
-		                                                .agent = agent,
-		                                                .reason = reason,
-		                                                .prompt = prompt,
-		                                                .repository = j->ev->repository,
-		                                                .started_ms = now,
-		                                                .finished_ms = now },
-		                          err);
-	if (rc == 0 && (rc = hl_store_task_schedule(r->store, j->task_id, now, err)) == 0)
-		(void)hl_store_publish(r->store, HL_CHANNEL_TASK, j->task_id, NULL);
 	return rc;
 }
 
@@ -804,7 +811,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
 			goto out;
 		if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0) {
-			if (rem_refused(rc))
+			if (hl_remediate_refused(rc))
 				rc = rem_record_refusal(r, res, j, agent, type, target, pr_number,
 				                        prompt, err);
 			goto out;
