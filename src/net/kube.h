@@ -24,7 +24,8 @@
  * threads. Every call returns 0 or -HL_E*: HL_ENOTFOUND for 404,
  * HL_ECONFLICT for 409, HL_EAUTH for 401/403, HL_EINVAL for 400/422 (the
  * message carries the API's Status message), HL_EIO / HL_ETIMEOUT for
- * transport failures, HL_EUPSTREAM otherwise. Tokens are never put in error
+ * transport failures, HL_EUPSTREAM otherwise (also for a 2xx answer that is
+ * not JSON: not the API server's, a proxy's page). Tokens are never put in error
  * messages. Namespaces and object names are checked (hl_kube_name_valid)
  * and encoded as one path segment each; a refused name is HL_EINVAL before
  * any request.

@@ -11,7 +11,8 @@ with its evidence and per-source status at /api/remediations/{task_id};
 a workflow_job and the check_run GitHub sends for the same job -> one
 CodeRun; a hanging source -> the CodeRun still created within its deadline
 and the prompt names the missing source; SIGKILL in the middle of a
-remediation and restart -> no duplicate; a CodeRun the API refuses (422 on
+remediation and restart -> no duplicate; a create answered 200 with an
+HTML page (a proxy) -> asked again; a CodeRun the API refuses (422 on
 the first attempt, 403 on a retry) -> the task escalated at once, the
 attempt's reason quoting the API; the sensor's ci-failure call
 answers with the decision; directory dispatch writes a readable manifest.
@@ -569,6 +570,22 @@ def main():
                              if c["metadata"]["labels"].get("healer/task-id") == tid], 20)
     check("a Kubernetes outage delays the CodeRun but does not lose it", len(runs) == 1,
           srv.log_tail()[-1500:])
+    kube("POST", "/_stub/config", {"rules": []})
+
+    # ---- 5d2. a proxy answers the create with a login page: retried, not lost ---
+    # (before: "parse_error", the delivery failed at once and the attempt
+    # stayed unfinished until the attempt timeout)
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns",
+         "status": 200, "times": 2, "headers": {"Content-Type": "text/html"},
+         "body": "<html><body>Please sign in</body></html>"}]})
+    seed_github([5017])
+    st, ans = srv.deliver(job_event(5017, run_id=9355, branch="feat/r9355"))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 20)
+    check("a create answered 200 with an HTML page is asked again: the CodeRun is not lost",
+          runs and len(runs) == 1, srv.log_tail()[-1500:])
     kube("POST", "/_stub/config", {"rules": []})
 
     # ---- 5e. a CodeRun the API refuses: the task goes to people at once ---------
