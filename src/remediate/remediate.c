@@ -664,6 +664,52 @@ rem_record_refusal(struct hl_remediator *r, struct hl_remediation *res, const st
 }
 
 /*
+ * The CodeRun of attempt j->n that an earlier try of this attempt made but
+ * did not record (its create timed out after the API server stored it, or
+ * the process was killed in between), found by its labels: a new try may
+ * name it otherwise, since its name carries the agent and the failure type
+ * and the classification may see other context this time (a log that did
+ * not load before); creating by the new name would start a second agent on
+ * the same failure. Kubernetes mode only (a file is written or not). On 0
+ * name (64 bytes) has its name and *agent and *type what it was made for;
+ * 1 when there is none.
+ */
+static int
+rem_existing_coderun(struct hl_remediator *r, const struct rem_job *j, char *name,
+                     const char **agent, const char **type, struct hl_err *err)
+{
+	const struct hl_catalog_agent *ag;
+	const struct hl_catalog_type *ft;
+	char sel[256], tid[64];
+	json_t *list = NULL, *cr;
+	int rc;
+
+	if (r->cfg->dispatch != HL_DISPATCH_KUBERNETES)
+		return 1;
+	hl_str_label_value(tid, j->task_id);
+	snprintf(sel, sizeof(sel),
+	         "app.kubernetes.io/name=healer,healer/task-id=%s,healer/attempt=%d", tid, j->n);
+	if ((rc = hl_dispatch_list(r->dispatch, &list, sel, err)) < 0)
+		return rc;
+	cr = json_array_get(list, 0);
+	rc = 1;
+	if (cr && hl_json_str(cr, "metadata.name")) {
+		hl_strlcpy(name, hl_json_str(cr, "metadata.name"), 64);
+		ag = hl_catalog_agent_find(hl_json_str(cr, "metadata.labels.healer/agent"));
+		ft = hl_catalog_type_find(hl_json_str(cr, "metadata.labels.healer/failure-type"));
+		if (ag)
+			*agent = ag->id;
+		if (ft)
+			*type = ft->name;
+		hl_log_kv(HL_LOG_INFO, "the attempt's CodeRun exists already; adopted", "task_id",
+		          j->task_id, "coderun", name, NULL);
+		rc = 0;
+	}
+	json_decref(list);
+	return rc;
+}
+
+/*
  * Makes attempt j->n of a claimed task: context, decision, prompt, CodeRun
  * (or, for a flaky runner's first attempt, a re-run), and records the task
  * and the attempt. Every step may be repeated after a crash: the CodeRun is
@@ -808,9 +854,16 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 			.model = r->cfg->model,
 			.namespace = r->cfg->namespace,
 		};
-		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
+		if ((rc = rem_existing_coderun(r, j, name, &agent, &type, err)) < 0)
 			goto out;
-		if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0) {
+		if (rc == 0) {
+			/* made by an earlier try of this attempt: adopted */
+			dout = HL_DISPATCH_EXISTING;
+			rem_set(res->agent, sizeof(res->agent), agent);
+			rem_set(res->failure_type, sizeof(res->failure_type), type);
+		} else if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0) {
+			goto out;
+		} else if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0) {
 			if (hl_remediate_refused(rc))
 				rc = rem_record_refusal(r, res, j, agent, type, target, pr_number,
 				                        prompt, err);

@@ -11,7 +11,8 @@ with its evidence and per-source status at /api/remediations/{task_id};
 a workflow_job and the check_run GitHub sends for the same job -> one
 CodeRun; a hanging source -> the CodeRun still created within its deadline
 and the prompt names the missing source; SIGKILL in the middle of a
-remediation and restart -> no duplicate; a create answered 200 with an
+remediation and restart -> no duplicate, also when the re-run classifies
+otherwise (the CodeRun is found by its labels); a create answered 200 with an
 HTML page (a proxy) -> asked again; a CodeRun the API refuses (422 on
 the first attempt, 403 on a retry) -> the task escalated at once, the
 attempt's reason quoting the API; the sensor's ci-failure call
@@ -660,6 +661,34 @@ def main():
     time.sleep(1.0)
     runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9400"]
     check("a restart in the middle leaves exactly one CodeRun", len(runs) == 1, len(runs))
+
+    # ---- 6b. killed after the API stored the CodeRun, before its answer: the re-run
+    # classifies otherwise (the log reads differently now) and adopts it ----------
+    # (before: a second CodeRun by the new name, a second agent on one failure)
+    TS_LOG = ("2025-01-15T10:30:00.0000000Z ##[group]Run npm run typecheck\n"
+              "2025-01-15T10:30:02.0000000Z src/app.tsx(12,5): error TS2322: Type 'string' is "
+              "not assignable to type 'number'.\n"
+              "2025-01-15T10:30:02.0000000Z Found 1 error.\n"
+              "2025-01-15T10:30:03.0000000Z ##[error]Process completed with exit code 2.\n")
+    seed_github([5021])
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 4000})
+    st, ans = srv.deliver(job_event(5021, run_id=9410, branch="feat/r9410", name="build"))
+    tid = ans.get("task_id")
+    first = wait_for(lambda: [c for c in coderuns()
+                              if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
+    srv.kill()
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    dtest.http("POST", GURL + "/_stub/seed", {"logs": {"5021": TS_LOG}}, token=GTOKEN)
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    t = wait_for(lambda: (lambda t: t if t.get("coderun_name") else None)(
+        (lambda r: r[1] if r[0] == 200 else {})(srv.request("GET", f"/api/remediations/{tid}"))),
+        15) or {}
+    runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/task-id") == tid]
+    check("a re-run after a kill that classifies otherwise adopts the CodeRun made before",
+          len(first) == 1 and len(runs) == 1 and t.get("coderun_name") == first[0]["metadata"][
+              "name"] and t.get("agent") == first[0]["metadata"]["labels"].get("healer/agent"),
+          [[c["metadata"]["name"] for c in runs], t.get("coderun_name"), t.get("agent"),
+           srv.log_tail()[-1500:]])
     srv.stop()
     check("SIGTERM stops the server cleanly", srv.proc.returncode == 0, srv.log_tail())
 
