@@ -672,12 +672,13 @@ rem_record_refusal(struct hl_remediator *r, struct hl_remediation *res, const st
  * not load before); creating by the new name would start a second agent on
  * the same failure. Kubernetes mode only (a file is written or not). On 0
  * name (64 bytes) has its name and *agent and *type what it was made for;
- * 1 when there is none.
+ * 1 when there is none or the API did not answer (logged).
  */
 static int
 rem_existing_coderun(struct hl_remediator *r, const struct rem_job *j, char *name,
-                     const char **agent, const char **type, struct hl_err *err)
+                     const char **agent, const char **type)
 {
+	struct hl_err lerr = HL_ERR_INIT;
 	const struct hl_catalog_agent *ag;
 	const struct hl_catalog_type *ft;
 	char sel[256], tid[64];
@@ -689,8 +690,13 @@ rem_existing_coderun(struct hl_remediator *r, const struct rem_job *j, char *nam
 	hl_str_label_value(tid, j->task_id);
 	snprintf(sel, sizeof(sel),
 	         "app.kubernetes.io/name=healer,healer/task-id=%s,healer/attempt=%d", tid, j->n);
-	if ((rc = hl_dispatch_list(r->dispatch, &list, sel, err)) < 0)
-		return rc;
+	if (hl_dispatch_list(r->dispatch, &list, sel, &lerr) < 0) {
+		/* the create goes ahead: its name still catches a re-run that
+		 * chose the same one (409) */
+		hl_log_kv(HL_LOG_WARN, "looking for the attempt's CodeRun failed", "task_id",
+		          j->task_id, "error", lerr.msg, NULL);
+		return 1;
+	}
 	cr = json_array_get(list, 0);
 	rc = 1;
 	if (cr && hl_json_str(cr, "metadata.name")) {
@@ -854,9 +860,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 			.model = r->cfg->model,
 			.namespace = r->cfg->namespace,
 		};
-		if ((rc = rem_existing_coderun(r, j, name, &agent, &type, err)) < 0)
-			goto out;
-		if (rc == 0) {
+		if (rem_existing_coderun(r, j, name, &agent, &type) == 0) {
 			/* made by an earlier try of this attempt: adopted */
 			dout = HL_DISPATCH_EXISTING;
 			rem_set(res->agent, sizeof(res->agent), agent);
