@@ -207,6 +207,38 @@ alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct
 }
 
 int
+alerts_refused(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *kind,
+               const char *task_id, int n, const char *agent, const char *failure_type,
+               const char *repository, const char *prompt, struct hl_err *err)
+{
+	struct hl_err why = err ? *err : (struct hl_err)HL_ERR_INIT;
+	char reason[sizeof(why.msg) + 32];
+	int rc;
+
+	rc = hl_store_task_put(a->store,
+	                       &(struct hl_task){ .task_id = task_id,
+	                                          .state = HL_TASK_RUNNING,
+	                                          .agent = agent,
+	                                          .failure_type = failure_type,
+	                                          .attempts = n,
+	                                          .kind = kind,
+	                                          .next_check_ms = hl_time_wall_ms() },
+	                       err);
+	if (rc < 0)
+		return rc;
+	if (err)
+		*err = why;
+	rc = hl_remediate_record_refusal(a->rem, reason, sizeof(reason), task_id, n, agent,
+	                                 repository, prompt, err);
+	alerts_set(out->outcome, sizeof(out->outcome), "refused");
+	alerts_set(out->dedup_status, sizeof(out->dedup_status), "new");
+	alerts_set(out->reason, sizeof(out->reason), reason);
+	out->reason[hl_utf8_valid_len(out->reason, strlen(out->reason))] = '\0';
+	alerts_set(out->coderun_name, sizeof(out->coderun_name), "");
+	return rc;
+}
+
+int
 alerts_find_coderun(struct hl_alerts *a, char *name, const char *task_id, int n, struct hl_err *err)
 {
 	struct hl_buf sel = HL_BUF_INIT(1024);

@@ -139,7 +139,7 @@ struct hl_alerts_outcome {
 	char coderun_name[64];
 	char dedup_status[16]; /* "new", "existing", "skipped" */
 	char outcome[32];      /* "dispatched", "decided", "existing", "skipped", "queued",
-	                          "resolved", "nothing" */
+	                          "resolved", "nothing", "refused" (the API refused the CodeRun) */
 	char reason[256];
 };
 

@@ -128,6 +128,14 @@ int alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, st
  * restart after creating it), into name (64 bytes); 0 found, 1 none. */
 int alerts_find_coderun(struct hl_alerts *a, char *name, const char *task_id, int n,
                         struct hl_err *err);
+/* The CodeRun of the task's attempt n was refused (hl_remediate_refused;
+ * err says why and is consumed): the task keeps agent and type, the
+ * attempt ends without an outcome and the loop escalates the task
+ * (hl_remediate_record_refusal); out says "refused" and why. 0 or a store
+ * error. */
+int alerts_refused(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *kind,
+                   const char *task_id, int n, const char *agent, const char *failure_type,
+                   const char *repository, const char *prompt, struct hl_err *err);
 /* The repository a run goes to when nothing names one: the first of
  * HEALER_REPOSITORIES, else NULL (the heal default). */
 const char *alerts_default_repo(const struct hl_alerts *a);

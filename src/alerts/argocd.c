@@ -422,8 +422,12 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 			                ar->namespace, ar->name);
 			goto out;
 		}
-		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0)
+		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0) {
+			if (hl_remediate_refused(rc))
+				rc = alerts_refused(a, out, "argocd", task_id, n, agent, ftype,
+				                    repo, prompt, err);
 			goto out;
+		}
 	}
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);
 	argo_out(out,

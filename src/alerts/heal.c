@@ -603,8 +603,12 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			                al->namespace, al->pod);
 			goto out;
 		}
-		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0)
+		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0) {
+			if (hl_remediate_refused(rc))
+				rc = alerts_refused(a, out, "alert", task_id, n, agent, ftype, repo,
+				                    doc.data, err);
 			goto out;
+		}
 	}
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);
 	heal_out(out,

@@ -429,22 +429,24 @@ config_file_exists(const char *path)
 	return path && access(path, R_OK) == 0;
 }
 
-/* True when KUBECONFIG names a readable file: the first of a ':' list, the
- * one the Kubernetes client reads (src/net/kubeconfig.c). */
+/* True when KUBECONFIG names a readable file: any of a ':' list, which the
+ * Kubernetes client merges (src/net/kubeconfig.c). */
 static bool
 config_kubeconfig_exists(const char *list)
 {
-	char first[4096];
+	char one[4096];
 	size_t n;
 
-	if (!list)
-		return false;
-	n = strcspn(list, ":");
-	if (n == 0 || n >= sizeof(first))
-		return false;
-	memcpy(first, list, n);
-	first[n] = '\0';
-	return config_file_exists(first);
+	for (; list && *list; list += n + (list[n] == ':')) {
+		n = strcspn(list, ":");
+		if (n == 0 || n >= sizeof(one))
+			continue;
+		memcpy(one, list, n);
+		one[n] = '\0';
+		if (config_file_exists(one))
+			return true;
+	}
+	return false;
 }
 
 static int

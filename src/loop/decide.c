@@ -164,6 +164,13 @@ decide_step(struct hl_loop_step *out, const struct hl_loop_input *in)
 	if (a->phase == HL_PHASE_DONE) {
 		out->verdict = HL_LOOP_FINISHED;
 		snprintf(out->reason, sizeof(out->reason), "%s", a->reason ? a->reason : "");
+		if (a->kind == HL_ATTEMPT_AGENT && a->outcome == HL_OUTCOME_INVALID) {
+			/* ended without an outcome: its CodeRun was refused (a 422,
+			 * a 403, no CRD; remediate.c). Another attempt would be
+			 * refused alike: people must fix the cluster. */
+			out->next = HL_NEXT_ESCALATE;
+			return;
+		}
 		decide_after(out, in, a->outcome);
 		return;
 	}

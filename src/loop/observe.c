@@ -16,8 +16,10 @@
  * The remediation records an attempt's CodeRun right after creating it, so
  * the watch may show a CodeRun (even finished) before its attempt exists.
  * Such a CodeRun of healer's (labelled healer/task-id) is kept in
- * l->pending and applied by the drivers once the attempt is there; a newer
- * object of the same name replaces the kept one.
+ * l->pending and applied by the drivers once the attempt is there, for up
+ * to LOOP_PENDING_MS from its creation (metadata.creationTimestamp): one
+ * older than that belongs to no task of this store; a newer object of the
+ * same name replaces the kept one.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -109,9 +111,20 @@ static int observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool 
 int
 hl_loop_observe(struct hl_loop *l, const json_t *cr, struct hl_err *err)
 {
+	const char *created = hl_json_str(cr, "metadata.creationTimestamp");
+	int64_t since = hl_time_wall_ms(), at = created ? hl_time_parse_rfc3339(created) : -1;
 	bool waiting;
 
-	return observe_one(l, cr, hl_time_wall_ms(), true, &waiting, err);
+	/* A CodeRun waits for its attempt from its creation on, not from
+	 * when this process first saw it: an attempt is recorded right after
+	 * its create, so one created longer ago than LOOP_PENDING_MS without
+	 * an attempt belongs to no task of this store (a reset store, another
+	 * installation). Kept anyway, every relist (the resync, a restart)
+	 * kept it again, and while one is kept the resume point is never
+	 * saved (watch.c). */
+	if (at > 0 && at < since)
+		since = at;
+	return observe_one(l, cr, since, true, &waiting, err);
 }
 
 int

@@ -145,8 +145,17 @@ hl_kube_call_ex(const struct hl_kube *k, json_t **out, long *status_out, const c
 	if (out) {
 		if (res.body.len == 0) {
 			v = json_object();
-		} else if (hl_json_parse(&v, res.body.data, res.body.len, err) < 0) {
-			ret = hl_err_wrap(err, "kubernetes %s '%s': answer", method, path);
+		} else if (hl_json_parse(&v, res.body.data, res.body.len, NULL) < 0) {
+			/* a 2xx that is not JSON is not the API server's (a
+			 * proxy's login page, a portal): asked again later like
+			 * a 5xx (a named create is idempotent), not taken for a
+			 * refusal */
+			ret = hl_err_set(err, HL_EUPSTREAM,
+			                 "kubernetes %s '%s': status %ld but the answer is not "
+			                 "JSON (%.60s): is a proxy in the way?",
+			                 method, path, res.status,
+			                 res.content_type[0] ? res.content_type
+			                                     : "no content type");
 			goto out;
 		}
 		*out = v;

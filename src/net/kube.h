@@ -5,22 +5,27 @@
  * (agents.platform/v1): create, read, delete, their status and their Job's
  * output (kube_coderun.c), and the list+watch loop (kube_watch.c).
  *
- * Configuration sources (hl_kube_load): the KUBECONFIG file when given; else
- * in-cluster (KUBERNETES_SERVICE_HOST/PORT plus the service-account token,
- * CA and namespace files); else ~/.kube/config. From a kubeconfig the
+ * Configuration sources (hl_kube_load): the KUBECONFIG file when given (a
+ * ':' list is merged as kubectl merges it: missing files skipped,
+ * current-context from the first file that sets it, each cluster, user and
+ * context from the first file that names it); else in-cluster
+ * (KUBERNETES_SERVICE_HOST/PORT plus the service-account token, CA and
+ * namespace files) when a token is mounted; else ~/.kube/config. From a
+ * kubeconfig the
  * current-context selects the cluster (server, certificate-authority file or
  * certificate-authority-data, insecure-skip-tls-verify), the user (token,
  * tokenFile, client-certificate(-data) + client-key(-data)) and the
  * namespace ("default" when unset). Exec/auth-provider plugins are not
  * supported (HL_EUNSUPPORTED). Relative file paths are resolved against the
- * kubeconfig's directory. A token file is re-read on every call, so rotated
+ * directory of the kubeconfig file that names them. A token file is re-read on every call, so rotated
  * service-account tokens are picked up.
  *
  * A struct hl_kube is immutable after loading and safe to share between
  * threads. Every call returns 0 or -HL_E*: HL_ENOTFOUND for 404,
  * HL_ECONFLICT for 409, HL_EAUTH for 401/403, HL_EINVAL for 400/422 (the
  * message carries the API's Status message), HL_EIO / HL_ETIMEOUT for
- * transport failures, HL_EUPSTREAM otherwise. Tokens are never put in error
+ * transport failures, HL_EUPSTREAM otherwise (also for a 2xx answer that is
+ * not JSON: not the API server's, a proxy's page). Tokens are never put in error
  * messages. Namespaces and object names are checked (hl_kube_name_valid)
  * and encoded as one path segment each; a refused name is HL_EINVAL before
  * any request.
@@ -57,8 +62,9 @@ struct hl_kube {
 };
 
 /*
- * Loads the client configuration: kubeconfig (a path; NULL means in-cluster,
- * else $HOME/.kube/config). HL_ENOTFOUND when no configuration exists,
+ * Loads the client configuration: kubeconfig (a path or a ':' list of them;
+ * NULL means in-cluster, else $HOME/.kube/config). HL_ENOTFOUND when no
+ * configuration exists (no file of a list exists),
  * HL_EPARSE / HL_EINVAL for a bad file. Free with hl_kube_free.
  */
 int hl_kube_load(struct hl_kube **out, const char *kubeconfig, struct hl_err *err) HL_MUST_CHECK;

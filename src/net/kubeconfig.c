@@ -1,8 +1,9 @@
 /*
  * kubeconfig.c - where a Kubernetes client's configuration comes from: a
- * kubeconfig file (YAML read with libyaml and turned into JSON), or the
- * in-cluster service account (KUBERNETES_SERVICE_HOST/PORT plus the token,
- * CA and namespace files), or ~/.kube/config.
+ * kubeconfig file or a KUBECONFIG list of them merged as kubectl merges them
+ * (YAML read with libyaml and turned into JSON), or the in-cluster service
+ * account (KUBERNETES_SERVICE_HOST/PORT plus the token, CA and namespace
+ * files), or ~/.kube/config.
  *
  * Invariants: a loaded struct hl_kube is never modified afterwards; the
  * token and client key are wiped when freed and never reach an error
@@ -14,6 +15,7 @@
 
 #include "json/json.h"
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -230,10 +232,9 @@ kube_resolve(const char *path, const char *base_dir)
 	return r;
 }
 
-/* Finds the entry named name in a kubeconfig list (clusters, users, contexts)
- * and returns its inner object (key inner). */
+/* The entry named name in a kubeconfig list (clusters, users, contexts). */
 static json_t *
-kube_named(const json_t *cfg, const char *list, const char *name, const char *inner)
+kube_entry(const json_t *cfg, const char *list, const char *name)
 {
 	json_t *arr = json_object_get(cfg, list), *it;
 	size_t i;
@@ -242,12 +243,103 @@ kube_named(const json_t *cfg, const char *list, const char *name, const char *in
 		return NULL;
 	json_array_foreach(arr, i, it)
 	{
-		const char *n = hl_json_str(it, "name");
+		const char *n = json_string_value(json_object_get(it, "name"));
 
 		if (n && strcmp(n, name) == 0)
-			return json_object_get(it, inner);
+			return it;
 	}
 	return NULL;
+}
+
+/* The inner object (key inner) of the entry named name in a list. */
+static json_t *
+kube_named(const json_t *cfg, const char *list, const char *name, const char *inner)
+{
+	return json_object_get(kube_entry(cfg, list, name), inner);
+}
+
+/* The file paths a kubeconfig may hold (client-go ResolveLocalPaths): a
+ * relative one is relative to the directory of the file that names it. */
+static const struct {
+	const char *list, *inner, *key;
+} kube_file_keys[] = {
+	{ "clusters", "cluster", "certificate-authority" },
+	{ "users", "user", "client-certificate" },
+	{ "users", "user", "client-key" },
+	{ "users", "user", "tokenFile" },
+};
+
+/* Makes the relative file paths of cfg absolute against base_dir (NULL or
+ * empty: left as they are). HL_ENOMEM. */
+static int
+kube_resolve_paths(json_t *cfg, const char *base_dir, struct hl_err *err)
+{
+	size_t k, i;
+	json_t *it;
+
+	if (!base_dir || !*base_dir)
+		return 0;
+	for (k = 0; k < sizeof(kube_file_keys) / sizeof(kube_file_keys[0]); k++) {
+		json_array_foreach(json_object_get(cfg, kube_file_keys[k].list), i, it)
+		{
+			json_t *inner = json_object_get(it, kube_file_keys[k].inner);
+			const char *s =
+			        json_string_value(json_object_get(inner, kube_file_keys[k].key));
+			char *abs;
+			int rc;
+
+			if (!s || !*s || s[0] == '/')
+				continue;
+			abs = kube_resolve(s, base_dir);
+			rc = abs ? json_object_set_new(inner, kube_file_keys[k].key,
+			                               json_string(abs))
+			         : -1;
+			free(abs);
+			if (rc < 0)
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+/*
+ * Adds what one file of a KUBECONFIG list sets to merged, as kubectl merges
+ * the list: the first file to set current-context wins, and of the entries
+ * of one name in clusters, users and contexts the first file's wins (later
+ * ones never change it). HL_ENOMEM.
+ */
+static int
+kube_merge(json_t *merged, const json_t *cfg, struct hl_err *err)
+{
+	static const char *const lists[] = { "clusters", "users", "contexts" };
+	const char *cur = json_string_value(json_object_get(cfg, "current-context"));
+	size_t l, i;
+	json_t *it;
+
+	if (cur && *cur && !json_string_value(json_object_get(merged, "current-context")) &&
+	    json_object_set_new(merged, "current-context", json_string(cur)) < 0)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	for (l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
+		json_t *dst = json_object_get(merged, lists[l]);
+
+		if (!json_is_array(json_object_get(cfg, lists[l])))
+			continue;
+		if (!json_is_array(dst)) {
+			dst = json_array();
+			if (!dst || json_object_set_new(merged, lists[l], dst) < 0)
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+		json_array_foreach(json_object_get(cfg, lists[l]), i, it)
+		{
+			const char *name = json_string_value(json_object_get(it, "name"));
+
+			if (!name || kube_entry(merged, lists[l], name))
+				continue;
+			if (json_array_append(dst, it) < 0)
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+	}
+	return 0;
 }
 
 static bool
@@ -271,18 +363,16 @@ kube_dup(char **dst, const char *s)
 	return *dst ? 0 : -1;
 }
 
-int
-hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const char *base_dir,
-                     struct hl_err *err)
+/* The client configuration of a kubeconfig read into JSON, its file paths
+ * already resolved (kube_resolve_paths). */
+static int
+kube_config_from_json(struct hl_kube **out, const json_t *cfg, struct hl_err *err)
 {
-	json_t *cfg = NULL, *ctx, *cluster, *user;
+	json_t *ctx, *cluster, *user;
 	struct hl_kube *k = NULL;
 	const char *cur, *s;
 	int ret = 0;
 
-	ret = hl_kube_yaml_to_json(&cfg, yaml, n, err);
-	if (ret < 0)
-		return hl_err_wrap(err, "kubeconfig");
 	k = calloc(1, sizeof(*k));
 	if (!k) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -322,7 +412,7 @@ hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const cha
 		if (ret < 0)
 			goto out;
 	} else if ((s = hl_json_str(cluster, "certificate-authority"))) {
-		k->ca_file = kube_resolve(s, base_dir);
+		k->ca_file = strdup(s);
 		if (!k->ca_file)
 			goto oom;
 	}
@@ -346,7 +436,7 @@ hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const cha
 		if (kube_dup(&k->token, hl_json_str(user, "token")) < 0)
 			goto oom;
 		if ((s = hl_json_str(user, "tokenFile"))) {
-			k->token_file = kube_resolve(s, base_dir);
+			k->token_file = strdup(s);
 			if (!k->token_file)
 				goto oom;
 		}
@@ -356,13 +446,8 @@ hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const cha
 			if (ret < 0)
 				goto out;
 		} else if ((cert = hl_json_str(user, "client-certificate"))) {
-			char *p = kube_resolve(cert, base_dir);
-
-			if (!p)
-				goto oom;
-			ret = kube_read_text(&k->client_cert, p, "kubeconfig client-certificate",
+			ret = kube_read_text(&k->client_cert, cert, "kubeconfig client-certificate",
 			                     err);
-			free(p);
 			if (ret < 0)
 				goto out;
 		}
@@ -371,12 +456,7 @@ hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const cha
 			if (ret < 0)
 				goto out;
 		} else if ((key = hl_json_str(user, "client-key"))) {
-			char *p = kube_resolve(key, base_dir);
-
-			if (!p)
-				goto oom;
-			ret = kube_read_text(&k->client_key, p, "kubeconfig client-key", err);
-			free(p);
+			ret = kube_read_text(&k->client_key, key, "kubeconfig client-key", err);
 			if (ret < 0)
 				goto out;
 		}
@@ -389,8 +469,24 @@ hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const cha
 oom:
 	ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 out:
-	json_decref(cfg);
 	hl_kube_free(k);
+	return ret;
+}
+
+int
+hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const char *base_dir,
+                     struct hl_err *err)
+{
+	json_t *cfg = NULL;
+	int ret;
+
+	ret = hl_kube_yaml_to_json(&cfg, yaml, n, err);
+	if (ret < 0)
+		return hl_err_wrap(err, "kubeconfig");
+	ret = kube_resolve_paths(cfg, base_dir, err);
+	if (ret == 0)
+		ret = kube_config_from_json(out, cfg, err);
+	json_decref(cfg);
 	return ret;
 }
 
@@ -452,59 +548,133 @@ oom:
 	return ret;
 }
 
+/* Reads one kubeconfig file into JSON, its relative file paths resolved
+ * against the file's directory. */
+static int
+kube_read_config(json_t **out, const char *path, struct hl_err *err)
+{
+	struct hl_buf text = HL_BUF_INIT(KUBE_MAX_FILE);
+	char *dir = NULL, *slash;
+	json_t *cfg = NULL;
+	int ret;
+
+	ret = hl_file_read(&text, path, err);
+	if (ret == 0) {
+		ret = hl_kube_yaml_to_json(&cfg, text.data, text.len, err);
+		if (ret < 0)
+			hl_err_wrap(err, "kubeconfig '%s'", path);
+	} else {
+		hl_err_wrap(err, "kubeconfig '%s'", path);
+	}
+	hl_buf_release(&text);
+	if (ret < 0)
+		return ret;
+	dir = strdup(path);
+	if (!dir) {
+		json_decref(cfg);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		dir[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	ret = kube_resolve_paths(cfg, dir, err);
+	free(dir);
+	if (ret < 0) {
+		json_decref(cfg);
+		return ret;
+	}
+	*out = cfg;
+	return 0;
+}
+
+/*
+ * A KUBECONFIG list ("a:b:c"), merged as kubectl merges it: a file that
+ * does not exist is skipped, one that cannot be read or parsed is an
+ * error; current-context comes from the first file that sets it, and each
+ * cluster, user and context from the first file that names it, with its
+ * relative paths resolved against that file's directory.
+ */
+static int
+kube_load_list(struct hl_kube **out, const char *list, struct hl_err *err)
+{
+	json_t *merged = json_object();
+	char *copy = strdup(list), *save = NULL, *f;
+	int ret = 0, files = 0;
+
+	if (!merged || !copy) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (f = strtok_r(copy, ":", &save); f; f = strtok_r(NULL, ":", &save)) {
+		json_t *cfg = NULL;
+		struct stat st;
+
+		if (stat(f, &st) < 0 && errno == ENOENT)
+			continue;
+		if ((ret = kube_read_config(&cfg, f, err)) < 0)
+			goto out;
+		ret = kube_merge(merged, cfg, err);
+		json_decref(cfg);
+		if (ret < 0)
+			goto out;
+		files++;
+	}
+	if (files == 0)
+		ret = hl_err_set(err, HL_ENOTFOUND,
+		                 "no kubernetes configuration found: no file of KUBECONFIG '%s' "
+		                 "exists",
+		                 list);
+	else
+		ret = kube_config_from_json(out, merged, err);
+out:
+	free(copy);
+	json_decref(merged);
+	return ret;
+}
+
 int
 hl_kube_load(struct hl_kube **out, const char *kubeconfig, struct hl_err *err)
 {
-	struct hl_buf text = HL_BUF_INIT(KUBE_MAX_FILE);
 	char home_cfg[PATH_MAX];
 	const char *path = kubeconfig;
-	char *dir = NULL, *slash;
+	json_t *cfg = NULL;
 	int ret;
 
 	if (!path || !*path) {
 		const char *home = getenv("HOME");
+		struct hl_err in_cluster = HL_ERR_INIT;
 		struct stat st;
 
-		if (getenv("KUBERNETES_SERVICE_HOST"))
-			return hl_kube_load_incluster(out, NULL, err);
-		if (!home)
-			return hl_err_set(err, HL_ENOTFOUND, "no kubernetes configuration found");
-		snprintf(home_cfg, sizeof(home_cfg), "%s/.kube/config", home);
-		if (stat(home_cfg, &st) < 0)
+		if (getenv("KUBERNETES_SERVICE_HOST")) {
+			/* in a cluster, unless its service account has no token
+			 * mounted (automountServiceAccountToken: false): then
+			 * ~/.kube/config, as client-go falls back to it */
+			ret = hl_kube_load_incluster(out, NULL, &in_cluster);
+			if (ret != -HL_ENOTFOUND) {
+				if (ret < 0 && err)
+					*err = in_cluster;
+				return ret;
+			}
+		}
+		snprintf(home_cfg, sizeof(home_cfg), "%s/.kube/config", home ? home : "~");
+		if (!home || stat(home_cfg, &st) < 0)
 			return hl_err_set(err, HL_ENOTFOUND,
 			                  "no kubernetes configuration found (KUBECONFIG unset, "
-			                  "not in a cluster, no '%s')",
+			                  "%s, no '%s')",
+			                  in_cluster.code ? in_cluster.msg : "not in a cluster",
 			                  home_cfg);
 		path = home_cfg;
 	} else if (strchr(path, ':')) {
-		/* a KUBECONFIG list: use the first file, as kubectl's first-wins merge
-		 * does for current-context in the common single-file case */
-		static __thread char first[PATH_MAX];
-		size_t n = (size_t)(strchr(path, ':') - path);
-
-		if (n >= sizeof(first))
-			n = sizeof(first) - 1;
-		memcpy(first, path, n);
-		first[n] = '\0';
-		path = first;
+		return kube_load_list(out, path, err);
 	}
-	ret = hl_file_read(&text, path, err);
-	if (ret < 0) {
-		hl_buf_release(&text);
-		return hl_err_wrap(err, "kubeconfig '%s'", path);
-	}
-	dir = strdup(path);
-	if (!dir) {
-		hl_buf_release(&text);
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	}
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	else
-		strcpy(dir, ".");
-	ret = hl_kube_config_parse(out, text.data, text.len, dir, err);
-	free(dir);
-	hl_buf_release(&text);
+	ret = kube_read_config(&cfg, path, err);
+	if (ret < 0)
+		return ret;
+	ret = kube_config_from_json(out, cfg, err);
+	json_decref(cfg);
 	return ret;
 }

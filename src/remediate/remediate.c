@@ -594,6 +594,127 @@ rem_memory(struct hl_remediator *r, struct rem_memory *m, const struct rem_job *
 	                      (json_int_t)(hl_time_mono_ms() - t0));
 }
 
+bool
+hl_remediate_refused(int rc)
+{
+	return rc == -HL_EINVAL || rc == -HL_EAUTH || rc == -HL_ENOTFOUND;
+}
+
+int
+hl_remediate_record_refusal(struct hl_remediator *r, char *reason, size_t size, const char *task_id,
+                            int n, const char *agent, const char *repository, const char *prompt,
+                            struct hl_err *err)
+{
+	char num[16];
+	int64_t now = hl_time_wall_ms();
+	int rc;
+
+	snprintf(reason, size, "the CodeRun was refused: %s", err ? err->msg : "");
+	/* the API's message may have been cut inside a character: the store
+	 * (PostgreSQL) and the notifications take whole ones only */
+	reason[hl_utf8_valid_len(reason, strlen(reason))] = '\0';
+	snprintf(num, sizeof(num), "%d", n);
+	hl_log_kv(HL_LOG_ERROR, "the CodeRun was refused; the task goes to people", "task_id",
+	          task_id, "attempt", num, "error", err ? err->msg : "", NULL);
+	if (err)
+		*err = (struct hl_err)HL_ERR_INIT;
+	rc = hl_store_attempt_put(r->store,
+	                          &(struct hl_attempt){ .task_id = task_id,
+	                                                .n = n,
+	                                                .kind = HL_ATTEMPT_AGENT,
+	                                                .phase = HL_PHASE_DONE,
+	                                                .outcome = HL_OUTCOME_INVALID,
+	                                                .agent = agent,
+	                                                .reason = reason,
+	                                                .prompt = prompt,
+	                                                .repository = repository,
+	                                                .started_ms = now,
+	                                                .finished_ms = now },
+	                          err);
+	if (rc == 0 && (rc = hl_store_task_schedule(r->store, task_id, now, err)) == 0)
+		(void)hl_store_publish(r->store, HL_CHANNEL_TASK, task_id, NULL);
+	return rc;
+}
+
+/* The CodeRun of attempt j->n was refused: the task keeps what the loop
+ * and the escalation need (agent, type, target, PR), then the attempt ends
+ * (hl_remediate_record_refusal). */
+static int
+rem_record_refusal(struct hl_remediator *r, struct hl_remediation *res, const struct rem_job *j,
+                   const char *agent, const char *type, const char *target, int64_t pr_number,
+                   const char *prompt, struct hl_err *err)
+{
+	char reason[sizeof(err->msg) + 32];
+	struct hl_err why = err ? *err : (struct hl_err)HL_ERR_INIT;
+	int rc;
+
+	rc = rem_put_task(r, j, HL_TASK_RUNNING, NULL, agent, type, NULL, target, pr_number, NULL,
+	                  hl_time_wall_ms(), err);
+	if (rc < 0)
+		return rc;
+	if (err)
+		*err = why;
+	rc = hl_remediate_record_refusal(r, reason, sizeof(reason), j->task_id, j->n, agent,
+	                                 j->ev->repository, prompt, err);
+	rem_set(res->outcome, sizeof(res->outcome), "refused");
+	rem_set(res->reason, sizeof(res->reason), reason);
+	res->reason[hl_utf8_valid_len(res->reason, strlen(res->reason))] = '\0';
+	rem_set(res->coderun_name, sizeof(res->coderun_name), "");
+	return rc;
+}
+
+/*
+ * The CodeRun of attempt j->n that an earlier try of this attempt made but
+ * did not record (its create timed out after the API server stored it, or
+ * the process was killed in between), found by its labels: a new try may
+ * name it otherwise, since its name carries the agent and the failure type
+ * and the classification may see other context this time (a log that did
+ * not load before); creating by the new name would start a second agent on
+ * the same failure. Kubernetes mode only (a file is written or not). On 0
+ * name (64 bytes) has its name and *agent and *type what it was made for;
+ * 1 when there is none or the API did not answer (logged).
+ */
+static int
+rem_existing_coderun(struct hl_remediator *r, const struct rem_job *j, char *name,
+                     const char **agent, const char **type)
+{
+	struct hl_err lerr = HL_ERR_INIT;
+	const struct hl_catalog_agent *ag;
+	const struct hl_catalog_type *ft;
+	char sel[256], tid[64];
+	json_t *list = NULL, *cr;
+	int rc;
+
+	if (r->cfg->dispatch != HL_DISPATCH_KUBERNETES)
+		return 1;
+	hl_str_label_value(tid, j->task_id);
+	snprintf(sel, sizeof(sel),
+	         "app.kubernetes.io/name=healer,healer/task-id=%s,healer/attempt=%d", tid, j->n);
+	if (hl_dispatch_list(r->dispatch, &list, sel, &lerr) < 0) {
+		/* the create goes ahead: its name still catches a re-run that
+		 * chose the same one (409) */
+		hl_log_kv(HL_LOG_WARN, "looking for the attempt's CodeRun failed", "task_id",
+		          j->task_id, "error", lerr.msg, NULL);
+		return 1;
+	}
+	cr = json_array_get(list, 0);
+	rc = 1;
+	if (cr && hl_json_str(cr, "metadata.name")) {
+		hl_strlcpy(name, hl_json_str(cr, "metadata.name"), 64);
+		ag = hl_catalog_agent_find(hl_json_str(cr, "metadata.labels.healer/agent"));
+		ft = hl_catalog_type_find(hl_json_str(cr, "metadata.labels.healer/failure-type"));
+		if (ag)
+			*agent = ag->id;
+		if (ft)
+			*type = ft->name;
+		hl_log_kv(HL_LOG_INFO, "the attempt's CodeRun exists already; adopted", "task_id",
+		          j->task_id, "coderun", name, NULL);
+		rc = 0;
+	}
+	json_decref(list);
+	return rc;
+}
+
 /*
  * Makes attempt j->n of a claimed task: context, decision, prompt, CodeRun
  * (or, for a flaky runner's first attempt, a re-run), and records the task
@@ -739,10 +860,19 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 			.model = r->cfg->model,
 			.namespace = r->cfg->namespace,
 		};
-		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
+		if (rem_existing_coderun(r, j, name, &agent, &type) == 0) {
+			/* made by an earlier try of this attempt: adopted */
+			dout = HL_DISPATCH_EXISTING;
+			rem_set(res->agent, sizeof(res->agent), agent);
+			rem_set(res->failure_type, sizeof(res->failure_type), type);
+		} else if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0) {
 			goto out;
-		if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0)
+		} else if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0) {
+			if (hl_remediate_refused(rc))
+				rc = rem_record_refusal(r, res, j, agent, type, target, pr_number,
+				                        prompt, err);
 			goto out;
+		}
 	}
 	rem_set(res->coderun_name, sizeof(res->coderun_name), name);
 	if (dout == HL_DISPATCH_EXISTING)

@@ -39,7 +39,8 @@ struct hl_remediation {
 	char dedup_status[16]; /* "new", "existing", "skipped" */
 	char reason[192];      /* why existing/skipped, or "" */
 	char outcome[32];      /* "dispatched", "decided" (dispatch none), "existing", "skipped",
-	                          "queued" (over budget), "rerun" (a flaky runner's re-run) */
+	                          "queued" (over budget), "rerun" (a flaky runner's re-run),
+	                          "refused" (the API refused the CodeRun: reason says why) */
 };
 
 /* What the loop knows for a later attempt (or a queued first one). */
@@ -123,6 +124,30 @@ int hl_remediator_set_kind_handler(struct hl_remediator *r, const char *kind,
 /* The remediator's configuration and store (borrowed), for kind handlers
  * that share its budgets. */
 const struct hl_config *hl_remediator_config(const struct hl_remediator *r);
+
+/*
+ * True when a CodeRun create failed for a reason retrying cannot fix: the
+ * manifest is refused (400/422, or healer's own check), creating is not
+ * allowed (401/403), or there is no such resource (404: the CRD or the
+ * namespace is missing). 5xx, 429 and transport errors are retried instead.
+ */
+bool hl_remediate_refused(int rc);
+
+/*
+ * Attempt n of task_id ends because its CodeRun was refused
+ * (hl_remediate_refused; err says why and is consumed): the attempt is
+ * done without an outcome (no agent ran), its reason ("the CodeRun was
+ * refused: ...", also written to reason, size bytes) quotes the API, and
+ * the task is made due, so the loop escalates it: people must fix the
+ * cluster (decide.c). Without this the attempt stayed unfinished and the
+ * task running, holding a CodeRun slot, until the attempt timeout, and
+ * every retry then failed the same way, once a minute, for ever. Returns 0
+ * or a store error.
+ */
+int hl_remediate_record_refusal(struct hl_remediator *r, char *reason, size_t size,
+                                const char *task_id, int n, const char *agent,
+                                const char *repository, const char *prompt,
+                                struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Takes a slot for attempt n of a task when the budgets allow

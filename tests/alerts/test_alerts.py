@@ -46,6 +46,7 @@ APP_NS = "prod"     # the failing workload
 POD_OOM = "api-7d9f8b6c5d-x2k4p"
 POD_PANIC = "api-7d9f8b6c5d-q9w8e"
 POD_FLAKY = "worker-5b6c7d8e9f-a1b2c"
+POD_REFUSED = "worker-5b6c7d8e9f-r3f5d"  # its heal CodeRun is refused (422)
 PANIC_LINE = "thread 'main' panicked at src/handler.rs:27:9:"
 POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
 POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
@@ -214,10 +215,11 @@ def seed():
     oom_pod = pod(POD_OOM, "api", "7d9f8b6c5d", [crash_status("api", "OOMKilled", 137, 4)])
     panic_pod = pod(POD_PANIC, "api", "7d9f8b6c5d", [crash_status("api", "Error", 101, 6)])
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
+    refused_pod = pod(POD_REFUSED, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
     cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
             for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4, POD_LONG)]
     kube("POST", "/_stub/seed", {
-        "pods": [oom_pod, panic_pod, flaky_pod] + cart,
+        "pods": [oom_pod, panic_pod, flaky_pod, refused_pod] + cart,
         "logs": [
             {"namespace": APP_NS, "pod": POD_OOM, "container": "api",
              "text": "2026-01-01T10:05:00Z INFO api starting on :8080\n"},
@@ -230,6 +232,8 @@ def seed():
             {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api",
              "text": "worker up\n"},
             {"namespace": APP_NS, "pod": POD_FLAKY, "container": "api", "previous": True,
+             "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
+            {"namespace": APP_NS, "pod": POD_REFUSED, "container": "api", "previous": True,
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
         ] + [{"namespace": APP_NS, "pod": p, "container": "api",
               "text": "Error: connection refused (os error 111)\n"}
@@ -702,6 +706,26 @@ def main():
           ok and not gone and "left to finish" in (task_of(srv, tid_flaky).get("reason") or ""),
           task_of(srv, tid_flaky))
 
+    # ---- the API refusing the heal CodeRun (422): escalated at once, saying why ----------
+    # (before: the attempt stayed unfinished and the task "running" until the
+    # attempt timeout, holding a CodeRun slot)
+    cr_path = f"/apis/agents.platform/v1/namespaces/{NS}/coderuns"
+    kube("POST", "/_stub/config", {"rules": [{
+        "method": "POST", "path": cr_path, "status": 422,
+        "body": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
+                 "reason": "Invalid", "message": "admission webhook denied the request: "
+                 "no heal runs in this namespace"}}]})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_REFUSED, "5e5e6f6f")]))
+    tid_ref = (ans.get("task_ids") or ["?"])[0]
+    ok = wait_state(srv, tid_ref, "escalated", 20)
+    tr = task_of(srv, tid_ref)
+    at = (tr.get("attempts") or [{}])[0]
+    check("a heal CodeRun the API refuses (422) -> the task escalated at once, the attempt "
+          "quoting the API", ok and at.get("phase") == "done" and at.get("coderun") is None
+          and "admission webhook denied the request" in (at.get("reason") or "")
+          and not coderuns(tid_ref), [tr, srv.log_tail()[-1500:]])
+    kube("POST", "/_stub/config", {"rules": []})
+
     # ---- ArgoCD ------------------------------------------------------------------------
     st, ans = post(srv, "/api/alerts/argocd", {"application": {
         "metadata": {"name": "shop", "namespace": "argocd"},
@@ -760,6 +784,26 @@ def main():
           len(tids_b) == 2 and len(runs_b) == 1
           and sum("is still active for application" in r for r in reasons) == 1,
           [[c["metadata"]["name"] for c in runs_b], reasons])
+    # an application whose CodeRun the API refuses (403: no RBAC for coderuns)
+    kube("POST", "/_stub/config", {"rules": [{
+        "method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
+        "status": 403}]})
+    ledger = {"metadata": {"name": "ledger", "namespace": "argocd"},
+              "spec": {"project": "default",
+                       "source": {"repoURL": "https://github.com/acme/ledger.git"}},
+              "status": {"health": {"status": "Degraded",
+                                    "lastTransitionTime": "2026-01-01T09:00:00Z"},
+                         "sync": {"status": "Synced"}}}
+    st, ans = post(srv, "/api/alerts/argocd", {"application": ledger})
+    tid_l = (ans.get("task_ids") or ["?"])[0]
+    ok = wait_state(srv, tid_l, "escalated", 20)
+    tl = task_of(srv, tid_l)
+    check("an ArgoCD CodeRun the API refuses (403) -> the task escalated, saying why",
+          ok and "status 403" in ((tl.get("attempts") or [{}])[0].get("reason") or "")
+          and not [c for c in coderuns()
+                   if c["metadata"]["labels"].get("healer/argocd-app") == "ledger"],
+          [tl, srv.log_tail()[-1500:]])
+    kube("POST", "/_stub/config", {"rules": []})
     st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
                                                "health_status": "Healthy", "sync_status": "Synced"})
     check("a healthy application (flat form) -> skipped, no task",

@@ -472,9 +472,17 @@ test_config_dispatch_kubernetes_when_kubeconfig_exists(void **state)
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
 	hl_config_free(c);
-	/* a KUBECONFIG list (kubectl's convention): its first file is the
-	 * cluster's (before: no such file "a:b", so directory dispatch) */
+	/* a KUBECONFIG list (kubectl's convention): a cluster when its first
+	 * file exists (before: no such file "a:b", so directory dispatch) */
 	snprintf(list, sizeof(list), "%s:/nonexistent/other-config", kc);
+	setenv("KUBECONFIG", list, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);
+	hl_config_free(c);
+	/* kubectl skips a missing file of the list and merges the others
+	 * (src/net/kubeconfig.c); so a cluster is found when a later file
+	 * exists (before: only the first was looked at, directory dispatch) */
+	snprintf(list, sizeof(list), "/nonexistent/config::%s", kc);
 	setenv("KUBECONFIG", list, 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_int_equal(c->dispatch, HL_DISPATCH_KUBERNETES);

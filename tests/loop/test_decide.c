@@ -318,6 +318,37 @@ test_decide_done_attempt_resumes_its_consequence(void **state)
 	assert_int_equal(f.st.verdict, HL_LOOP_NOTHING);
 }
 
+/*
+ * An agent attempt ended without an outcome: its CodeRun was refused
+ * (remediate.c: a 422, a 403, no CRD). Another attempt would be refused
+ * alike, so the task goes to people at once, the refusal as the reason
+ * (before: such an attempt was retried, with a new refused CodeRun, up to
+ * the last attempt, or the step failed and was repeated every minute).
+ */
+static void
+test_decide_refused_coderun_escalates_at_once(void **state)
+{
+	static char why[] = "the CodeRun was refused: status 403: forbidden";
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.a[0].phase = HL_PHASE_DONE;
+	f.a[0].outcome = HL_OUTCOME_INVALID;
+	f.a[0].reason = why;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.next, HL_NEXT_ESCALATE);
+	assert_string_equal(f.st.reason, why);
+	/* also on a later attempt, with attempts to spare */
+	fx_init(&f, 2);
+	f.a[1].phase = HL_PHASE_DONE;
+	f.a[1].outcome = HL_OUTCOME_INVALID;
+	f.a[1].reason = why;
+	decide(&f);
+	assert_int_equal(f.st.next, HL_NEXT_ESCALATE);
+}
+
 int
 main(void)
 {
@@ -332,6 +363,7 @@ main(void)
 		cmocka_unit_test(test_decide_runner_up_after_two_failures_of_one_agent),
 		cmocka_unit_test(test_decide_rerun_outcomes),
 		cmocka_unit_test(test_decide_done_attempt_resumes_its_consequence),
+		cmocka_unit_test(test_decide_refused_coderun_escalates_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

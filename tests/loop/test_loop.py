@@ -6,7 +6,8 @@ changes, pods and their logs, DELETE), the GitHub stand-in (PRs, comments,
 reactions, re-runs, check runs), the Discord and Slack stand-ins and a real
 SMTP server (aiosmtpd).
 
-Scenarios: success on attempt 1 (CodeRun Succeeded, then the job passes on
+Scenarios: an old CodeRun of a task the store does not know does not hold
+back the watch's resume point; success on attempt 1 (CodeRun Succeeded, then the job passes on
 the branch); the agent fails -> attempt 2 carries the CodeRun's message and
 the agent's own output; the CodeRun succeeds but CI still fails -> attempt 3
 on another agent; the last failure -> exactly one Discord, Slack, email and
@@ -172,7 +173,29 @@ def main():
         {"number": 78, "state": "open", "title": "Stop me", "user": {"login": "dev"},
          "html_url": f"https://github.com/{REPO}/pull/78", "body": "",
          "head": {"ref": "loop/g", "sha": SHA0}, "base": {"ref": "main"}}]})
+    # a CodeRun of healer's made long ago for a task this store does not know
+    # (a reset store): never kept waiting for its attempt, so the watch saves
+    # its resume point (before: kept 10 minutes, again after every relist, and
+    # while kept the resume point was never saved)
+    kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": "healer-rex-clippy-0000000000", "namespace": NS,
+                     "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "labels": {"app.kubernetes.io/name": "healer", "healer/task-id": "hl-of-old",
+                                "healer/attempt": "1"}},
+        "spec": {"service": "healer-ci"}, "status": {"phase": "Succeeded"}}]})
     srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
+
+    def resume_point():
+        con = dtest.store_db(srv.data_dir)
+        try:
+            row = con.execute("SELECT value FROM kv WHERE key = "
+                              "'watch.coderuns.resource_version'").fetchone()
+        finally:
+            con.close()
+        return row[0] if row else None
+    check("an old CodeRun of an unknown task does not hold back the watch's resume point",
+          wait_for(resume_point, 10), srv.log_tail()[-1500:])
 
     # ---- A. success on attempt 1 ----------------------------------------------------
     seed_job(7001)

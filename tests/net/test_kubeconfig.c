@@ -2,7 +2,8 @@
  * test_kubeconfig.c - Kubernetes client configuration (src/net/kube.c):
  * current-context selection, inline and file CAs, tokens and token files,
  * namespaces, insecure-skip-tls-verify, unsupported exec plugins, malformed
- * files, in-cluster configuration, and the YAML to JSON conversion.
+ * files, KUBECONFIG lists merged as kubectl merges them, in-cluster
+ * configuration, and the YAML to JSON conversion.
  */
 /* cmocka needs these first */
 /* clang-format off */
@@ -231,6 +232,90 @@ test_kubeconfig_errors_name_the_problem(void **state)
 	assert_null(k);
 }
 
+/*
+ * A KUBECONFIG list is merged as kubectl merges it: a missing file is
+ * skipped; current-context comes from the first file that sets it; each
+ * cluster, user and context from the first file that names it, its
+ * relative paths resolved against that file's directory. Before, only the
+ * first file was read: a list whose first file holds the current-context
+ * and a later one the cluster failed ("context not found"), and a missing
+ * first file failed the whole load.
+ */
+static void
+test_kubeconfig_list_is_merged(void **state)
+{
+	static const char first[] = "current-context: c\n"
+	                            "contexts:\n"
+	                            "- name: c\n"
+	                            "  context:\n"
+	                            "    cluster: k\n"
+	                            "    user: u\n"
+	                            "    namespace: from-first\n"
+	                            "clusters:\n"
+	                            "- name: k\n"
+	                            "  cluster:\n"
+	                            "    server: https://first.example:6443\n"
+	                            "    certificate-authority: ca.crt\n";
+	static const char second[] = "current-context: other\n"
+	                             "contexts:\n"
+	                             "- name: c\n"
+	                             "  context: {cluster: k2, user: u2, namespace: from-second}\n"
+	                             "- name: other\n"
+	                             "  context: {cluster: k2, user: u}\n"
+	                             "clusters:\n"
+	                             "- name: k\n"
+	                             "  cluster:\n"
+	                             "    server: https://second.example:6443\n"
+	                             "- name: k2\n"
+	                             "  cluster:\n"
+	                             "    server: https://k2.example:6443\n"
+	                             "users:\n"
+	                             "- name: u\n"
+	                             "  user:\n"
+	                             "    tokenFile: token\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+	char list[1024], path[512], dir1[256], dir2[256];
+
+	(void)state;
+	snprintf(dir1, sizeof(dir1), "%s/one", tmpdir);
+	snprintf(dir2, sizeof(dir2), "%s/two", tmpdir);
+	assert_int_equal(mkdir(dir1, 0755), 0);
+	assert_int_equal(mkdir(dir2, 0755), 0);
+	write_file("one/config", first);
+	write_file("two/config", second);
+	snprintf(list, sizeof(list), "%s/missing:%s/config::%s/config", tmpdir, dir1, dir2);
+	if (hl_kube_load(&k, list, &err) != 0)
+		fail_msg("a KUBECONFIG list did not load: %s", err.msg);
+	assert_string_equal(k->server, "https://first.example:6443");
+	assert_string_equal(k->namespace, "from-first");
+	snprintf(path, sizeof(path), "%s/ca.crt", dir1);
+	assert_string_equal(k->ca_file, path);
+	snprintf(path, sizeof(path), "%s/token", dir2);
+	assert_string_equal(k->token_file, path);
+	hl_kube_free(k);
+	k = NULL;
+
+	/* the later file's current-context only when no earlier one sets it */
+	write_file("one/config", "clusters: []\n");
+	snprintf(list, sizeof(list), "%s/config:%s/config", dir1, dir2);
+	assert_int_equal(hl_kube_load(&k, list, &err), 0);
+	assert_string_equal(k->server, "https://k2.example:6443");
+	hl_kube_free(k);
+	k = NULL;
+
+	/* no file of the list exists: not found, naming the list */
+	snprintf(list, sizeof(list), "%s/missing:%s/missing-too", tmpdir, tmpdir);
+	assert_int_equal(hl_kube_load(&k, list, &err), -HL_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "missing-too"));
+	/* a file that exists but does not parse is an error, not skipped */
+	write_file("one/config", "current-context: [unclosed\n");
+	snprintf(list, sizeof(list), "%s/config:%s/config", dir1, dir2);
+	assert_int_equal(hl_kube_load(&k, list, &err), -HL_EPARSE);
+	assert_non_null(strstr(err.msg, "one/config"));
+	assert_null(k);
+}
+
 static void
 test_kubeconfig_in_cluster(void **state)
 {
@@ -260,6 +345,51 @@ test_kubeconfig_in_cluster(void **state)
 	hl_kube_free(k);
 	unsetenv("KUBERNETES_SERVICE_HOST");
 	unsetenv("KUBERNETES_SERVICE_PORT");
+}
+
+/*
+ * In a pod whose service account has no token mounted
+ * (automountServiceAccountToken: false) KUBERNETES_SERVICE_HOST is still
+ * set: ~/.kube/config is read then, as client-go does and as the dispatch
+ * default (src/config/config.c) assumes. Before, the load failed with
+ * "in-cluster token ... not found" although check-config had chosen
+ * kubernetes dispatch from ~/.kube/config, so the server would not start.
+ */
+static void
+test_kubeconfig_in_cluster_without_token_reads_home(void **state)
+{
+	static const char cfg[] = "current-context: c\n"
+	                          "clusters:\n- name: k\n  cluster:\n    server: https://home:1\n"
+	                          "contexts:\n- name: c\n  context:\n    cluster: k\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+	char home[256], *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+
+	(void)state;
+	if (access("/var/run/secrets/kubernetes.io/serviceaccount/token", F_OK) == 0)
+		skip(); /* running in a pod with a token: in-cluster is right */
+	snprintf(home, sizeof(home), "%s/home", tmpdir);
+	assert_int_equal(mkdir(home, 0755), 0);
+	setenv("HOME", home, 1);
+	setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
+	/* neither: not found, saying why in-cluster was not used */
+	assert_int_equal(hl_kube_load(&k, NULL, &err), -HL_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "in-cluster token"));
+	assert_non_null(strstr(err.msg, ".kube/config"));
+	snprintf(home + strlen(home), sizeof(home) - strlen(home), "/.kube");
+	assert_int_equal(mkdir(home, 0755), 0);
+	write_file("home/.kube/config", cfg);
+	if (hl_kube_load(&k, NULL, &err) != 0)
+		fail_msg("~/.kube/config was not read in a pod without a token: %s", err.msg);
+	assert_string_equal(k->server, "https://home:1");
+	assert_string_equal(k->source, "kubeconfig");
+	hl_kube_free(k);
+	unsetenv("KUBERNETES_SERVICE_HOST");
+	if (old_home)
+		setenv("HOME", old_home, 1);
+	else
+		unsetenv("HOME");
+	free(old_home);
 }
 
 static void
@@ -326,7 +456,9 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_insecure_and_no_user),
 		cmocka_unit_test(test_kubeconfig_client_certificate),
 		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),
+		cmocka_unit_test(test_kubeconfig_list_is_merged),
 		cmocka_unit_test(test_kubeconfig_in_cluster),
+		cmocka_unit_test(test_kubeconfig_in_cluster_without_token_reads_home),
 		cmocka_unit_test(test_kubeconfig_yaml_to_json_shapes),
 		cmocka_unit_test(test_kubeconfig_hostile_yaml_is_refused),
 	};

@@ -11,7 +11,11 @@ with its evidence and per-source status at /api/remediations/{task_id};
 a workflow_job and the check_run GitHub sends for the same job -> one
 CodeRun; a hanging source -> the CodeRun still created within its deadline
 and the prompt names the missing source; SIGKILL in the middle of a
-remediation and restart -> no duplicate; the sensor's ci-failure call
+remediation and restart -> no duplicate, also when the re-run classifies
+otherwise (the CodeRun is found by its labels); a create answered 200 with an
+HTML page (a proxy) -> asked again; a CodeRun the API refuses (422 on
+the first attempt, 403 on a retry) -> the task escalated at once, the
+attempt's reason quoting the API; the sensor's ci-failure call
 answers with the decision; directory dispatch writes a readable manifest.
 Standard library only; prints TAP."""
 import concurrent.futures
@@ -569,6 +573,81 @@ def main():
           srv.log_tail()[-1500:])
     kube("POST", "/_stub/config", {"rules": []})
 
+    # ---- 5d2. a proxy answers the create with a login page: retried, not lost ---
+    # (before: "parse_error", the delivery failed at once and the attempt
+    # stayed unfinished until the attempt timeout)
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns",
+         "status": 200, "times": 2, "headers": {"Content-Type": "text/html"},
+         "body": "<html><body>Please sign in</body></html>"}]})
+    seed_github([5017])
+    st, ans = srv.deliver(job_event(5017, run_id=9355, branch="feat/r9355"))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 20)
+    check("a create answered 200 with an HTML page is asked again: the CodeRun is not lost",
+          runs and len(runs) == 1, srv.log_tail()[-1500:])
+    kube("POST", "/_stub/config", {"rules": []})
+
+    # ---- 5e. a CodeRun the API refuses: the task goes to people at once ---------
+    # (before: the attempt stayed unfinished and the task "running", holding a
+    # CodeRun slot until the attempt timeout; every retry then failed the same
+    # way once a minute for ever)
+    cr_path = "/apis/agents.platform/v1/namespaces/cto/coderuns"
+
+    def task(tid):
+        st, t = srv.request("GET", f"/api/remediations/{tid}")
+        return t if st == 200 else {}
+
+    def posts():
+        return sum(1 for r in kube("GET", "/_stub/requests") or []
+                   if r["method"] == "POST" and r["path"] == cr_path)
+
+    kube("POST", "/_stub/config", {"rules": [{
+        "method": "POST", "path": cr_path, "status": 422,
+        "body": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
+                 "reason": "Invalid", "message": 'CodeRun.agents.platform "x" is invalid: '
+                 'spec.model: Unsupported value: "opus-9"'}}]})
+    before = posts()
+    seed_github([5018])
+    st, ans = srv.deliver(job_event(5018, run_id=9380, branch="feat/r9380"))
+    tid = ans.get("task_id")
+    t = wait_for(lambda: (lambda t: t if t.get("state") == "escalated" else None)(task(tid)),
+                 10) or task(tid)
+    a = (t.get("attempts") or [{}])[0]
+    check("a CodeRun refused with 422 escalates its task at once, the attempt saying why",
+          t.get("state") == "escalated" and len(t.get("attempts", [])) == 1
+          and a.get("phase") == "done" and a.get("coderun") is None
+          and "status 422" in (a.get("reason") or "")
+          and 'Unsupported value: "opus-9"' in (a.get("reason") or "")
+          and not [c for c in coderuns()
+                   if c["metadata"]["labels"].get("healer/task-id") == tid],
+          [t, srv.log_tail()[-1500:]])
+    time.sleep(1.5)
+    check("a refused CodeRun is not asked for again and again", posts() - before == 1,
+          posts() - before)
+
+    # a later attempt refused (403: the service account lost its RBAC)
+    kube("POST", "/_stub/config", {"rules": []})
+    seed_github([5019])
+    st, ans = srv.deliver(job_event(5019, run_id=9390, branch="feat/r9390"))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
+    kube("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cr_path, "status": 403}]})
+    if runs:
+        kube("POST", "/_stub/coderun-phase", {"namespace": "cto",
+                                              "name": runs[0]["metadata"]["name"],
+                                              "phase": "Failed", "message": "tests broke"})
+    t = wait_for(lambda: (lambda t: t if t.get("state") == "escalated" else None)(task(tid)),
+                 15) or task(tid)
+    at = t.get("attempts") or []
+    check("a retry whose CodeRun is refused (403) escalates the task, both attempts recorded",
+          len(runs) == 1 and t.get("state") == "escalated" and len(at) == 2
+          and at[0].get("outcome") == "agent_failed"
+          and "status 403" in (at[1].get("reason") or ""), [t, srv.log_tail()[-1500:]])
+    kube("POST", "/_stub/config", {"rules": []})
+
     # ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------
     set_sources(delay_ms=1500)
     st, ans = srv.deliver(job_event(5005, run_id=9400, branch="feat/r9400"))
@@ -582,6 +661,34 @@ def main():
     time.sleep(1.0)
     runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/workflow-run-id") == "9400"]
     check("a restart in the middle leaves exactly one CodeRun", len(runs) == 1, len(runs))
+
+    # ---- 6b. killed after the API stored the CodeRun, before its answer: the re-run
+    # classifies otherwise (the log reads differently now) and adopts it ----------
+    # (before: a second CodeRun by the new name, a second agent on one failure)
+    TS_LOG = ("2025-01-15T10:30:00.0000000Z ##[group]Run npm run typecheck\n"
+              "2025-01-15T10:30:02.0000000Z src/app.tsx(12,5): error TS2322: Type 'string' is "
+              "not assignable to type 'number'.\n"
+              "2025-01-15T10:30:02.0000000Z Found 1 error.\n"
+              "2025-01-15T10:30:03.0000000Z ##[error]Process completed with exit code 2.\n")
+    seed_github([5021])
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 4000})
+    st, ans = srv.deliver(job_event(5021, run_id=9410, branch="feat/r9410", name="build"))
+    tid = ans.get("task_id")
+    first = wait_for(lambda: [c for c in coderuns()
+                              if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
+    srv.kill()
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    dtest.http("POST", GURL + "/_stub/seed", {"logs": {"5021": TS_LOG}}, token=GTOKEN)
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    t = wait_for(lambda: (lambda t: t if t.get("coderun_name") else None)(
+        (lambda r: r[1] if r[0] == 200 else {})(srv.request("GET", f"/api/remediations/{tid}"))),
+        15) or {}
+    runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/task-id") == tid]
+    check("a re-run after a kill that classifies otherwise adopts the CodeRun made before",
+          len(first) == 1 and len(runs) == 1 and t.get("coderun_name") == first[0]["metadata"][
+              "name"] and t.get("agent") == first[0]["metadata"]["labels"].get("healer/agent"),
+          [[c["metadata"]["name"] for c in runs], t.get("coderun_name"), t.get("agent"),
+           srv.log_tail()[-1500:]])
     srv.stop()
     check("SIGTERM stops the server cleanly", srv.proc.returncode == 0, srv.log_tail())
 

@@ -31,7 +31,8 @@ Extra controls (besides stubcommon's, which also inject 401/403/409/422/
 watch requests only):
   POST /_stub/seed            {"pods": [...], "logs": [{"namespace","pod",
                               "container","previous","text"}], "events": [...],
-                              "applications": [...]}
+                              "applications": [...], "coderuns": [...] (stored
+                              as given, creationTimestamp kept: made earlier)}
   POST /_stub/coderun-phase   {"namespace","name","phase","message","status"}:
                               set the phase (and merge "status"), as the
                               controller would
@@ -314,6 +315,17 @@ class KubeHandler(stubcommon.StubHandler):
                     m = a["metadata"]
                     m["resourceVersion"] = st.bump()
                     st.apps[(m.get("namespace", "argocd"), m["name"])] = a
+                for c in body.get("coderuns", []):
+                    # objects made earlier (their creationTimestamp kept),
+                    # as a list or a watch of a long-lived cluster shows them
+                    m = c.setdefault("metadata", {})
+                    m.setdefault("namespace", "default")
+                    m.setdefault("uid", str(uuid.uuid4()))
+                    m.setdefault("creationTimestamp",
+                                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                    m["resourceVersion"] = st.bump()
+                    st.coderuns[(m["namespace"], m["name"])] = c
+                    st.changed("ADDED", m["namespace"], c)
             self.send(200, {"ok": True})
             return True
         if path == "/_stub/coderun-phase" and self.command == "POST":
