@@ -11,14 +11,39 @@
 #include "kube.h"
 
 #include "base/file.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "base/url.h"
 #include "kube_impl.h"
 
 #include "json/json.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Guards every client's logged_token. */
+static pthread_mutex_t kube_token_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A token read from the token file is redacted from every log, the one it
+ * rotated away from (a projected token is renewed hourly) in its place. */
+static void
+kube_log_token(struct hl_kube *k, const char *token)
+{
+	char *copy;
+
+	pthread_mutex_lock(&kube_token_lock);
+	if ((!k->logged_token || strcmp(k->logged_token, token) != 0) &&
+	    (copy = strdup(token)) != NULL) {
+		hl_log_replace_secret(k->logged_token, copy);
+		if (k->logged_token) {
+			explicit_bzero(k->logged_token, strlen(k->logged_token));
+			free(k->logged_token);
+		}
+		k->logged_token = copy;
+	}
+	pthread_mutex_unlock(&kube_token_lock);
+}
 
 /* ---- calls ---- */
 
@@ -54,6 +79,8 @@ hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_bu
 		hl_buf_release(&t);
 		if (!trim)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		/* logged_token is the client's one mutable member, under its lock */
+		kube_log_token((struct hl_kube *)k, trim);
 		hl_buf_appendf(auth, "Bearer %s", trim);
 		explicit_bzero(trim, strlen(trim));
 		free(trim);

@@ -17,8 +17,8 @@
  * tokenFile, client-certificate(-data) + client-key(-data)) and the
  * namespace ("default" when unset). Exec/auth-provider plugins are not
  * supported (HL_EUNSUPPORTED). Relative file paths are resolved against the
- * directory of the kubeconfig file that names them. A token file is re-read on every call, so rotated
- * service-account tokens are picked up.
+ * directory of the kubeconfig file that names them. A token file is re-read on every call, so
+ * rotated service-account tokens are picked up.
  *
  * A struct hl_kube is immutable after loading and safe to share between
  * threads. Every call returns 0 or -HL_E*: HL_ENOTFOUND for 404,
@@ -54,6 +54,7 @@ struct hl_kube {
 	bool insecure;
 	char *token;        /* static bearer token or NULL */
 	char *token_file;   /* re-read per call, or NULL */
+	char *logged_token; /* its last token, redacted from logs (kube.c) */
 	char *client_cert;  /* PEM bytes or NULL */
 	char *client_key;   /* PEM bytes or NULL */
 	char *namespace;    /* the context's namespace, "default" when unset */
@@ -75,7 +76,8 @@ int hl_kube_config_parse(struct hl_kube **out, const char *yaml, size_t n, const
 
 /* In-cluster configuration from the environment and sa_dir (NULL means
  * /var/run/secrets/kubernetes.io/serviceaccount). */
-int hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_err *err) HL_MUST_CHECK;
+int hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir,
+                           struct hl_err *err) HL_MUST_CHECK;
 
 void hl_kube_free(struct hl_kube *k);
 
@@ -96,7 +98,8 @@ bool hl_kube_name_valid(const char *s);
  * byte) is refused with HL_EINVAL: build paths with hl_url_append_segment.
  */
 int hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
-                     struct hl_buf *auth, const char *method, const char *path, struct hl_err *err) HL_MUST_CHECK;
+                     struct hl_buf *auth, const char *method, const char *path,
+                     struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * One JSON call: method on path with an optional JSON body. On 2xx *out (may
@@ -109,7 +112,8 @@ int hl_kube_call(const struct hl_kube *k, json_t **out, long *status_out, const 
 
 /* Converts a YAML document to JSON (mappings, sequences, scalars as strings;
  * a null/~ or empty scalar becomes JSON null). Used for kubeconfig files. */
-int hl_kube_yaml_to_json(json_t **out, const char *yaml, size_t n, struct hl_err *err) HL_MUST_CHECK;
+int hl_kube_yaml_to_json(json_t **out, const char *yaml, size_t n,
+                         struct hl_err *err) HL_MUST_CHECK;
 
 /* GET /api/v1/namespaces/{ns}/pods/{name}. */
 int hl_kube_get_pod(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
@@ -135,11 +139,13 @@ int hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated
  */
 int hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_buf *url,
                         struct hl_buf *auth, const char *ns, const char *pod, const char *container,
-                        long tail_lines, bool previous, size_t max, struct hl_err *err) HL_MUST_CHECK;
+                        long tail_lines, bool previous, size_t max,
+                        struct hl_err *err) HL_MUST_CHECK;
 
 /* Turns a finished Kubernetes call into an error carrying the API's Status
  * message (0 for 2xx); what names the call. */
-int hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err) HL_MUST_CHECK;
+int hl_kube_check(const struct hl_fetch_res *res, const char *what,
+                  struct hl_err *err) HL_MUST_CHECK;
 
 /* Lists events whose involvedObject.name is name; *out is the EventList. */
 int hl_kube_list_events(const struct hl_kube *k, json_t **out, const char *ns, const char *name,
@@ -332,7 +338,8 @@ struct hl_kube_watch_opts {
  * HL_ENOTFOUND (404: no such resource), HL_EINVAL (400/422: a bad selector), HL_ENOMEM. Thread-safe
  * for distinct opts; k is only read.
  */
-int hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o, struct hl_err *err) HL_MUST_CHECK;
+int hl_kube_watch(const struct hl_kube *k, const struct hl_kube_watch_opts *o,
+                  struct hl_err *err) HL_MUST_CHECK;
 
 /* GET an ArgoCD Application object (argoproj.io/v1alpha1) from the cluster. */
 int hl_kube_get_argocd_app(const struct hl_kube *k, json_t **out, const char *ns, const char *name,

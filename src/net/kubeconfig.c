@@ -10,6 +10,7 @@
  * message; the YAML reader is bounded in depth (64) and nodes (100000).
  */
 #include "base/file.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "kube.h"
 
@@ -149,6 +150,10 @@ hl_kube_free(struct hl_kube *k)
 		free(k->token);
 	}
 	free(k->token_file);
+	if (k->logged_token) {
+		explicit_bzero(k->logged_token, strlen(k->logged_token));
+		free(k->logged_token);
+	}
 	free(k->client_cert);
 	if (k->client_key) {
 		explicit_bzero(k->client_key, strlen(k->client_key));
@@ -433,8 +438,13 @@ kube_config_from_json(struct hl_kube **out, const json_t *cfg, struct hl_err *er
 				goto out;
 			}
 		}
-		if (kube_dup(&k->token, hl_json_str(user, "token")) < 0)
-			goto oom;
+		/* a static token as the header will carry it (a YAML block
+		 * scalar ends in a newline), and redacted from every log */
+		if ((s = hl_json_str(user, "token"))) {
+			if (!(k->token = hl_str_trim_dup(s)))
+				goto oom;
+			hl_log_add_secret(k->token);
+		}
 		if ((s = hl_json_str(user, "tokenFile"))) {
 			k->token_file = strdup(s);
 			if (!k->token_file)

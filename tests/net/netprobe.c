@@ -291,6 +291,35 @@ probe_kube(int argc, char **argv)
 		              "has_ca_data", k->ca_data != NULL, "ca_file", k->ca_file, "has_token",
 		              k->token != NULL, "token_file", k->token_file, "has_client_cert",
 		              k->client_cert != NULL, "source", k->source);
+	} else if (strcmp(op, "redact") == 0 && argc == 2) {
+		char *red = hl_log_redact(argv[1]); /* what the log makes of TEXT */
+
+		v = json_pack("{s:s?}", "redacted", red);
+		free(red);
+	} else if (strcmp(op, "rotate-redact") == 0 && argc == 6) {
+		/* N calls, each after the token file was rewritten (as the
+		 * kubelet renews a projected token), then what the log makes of
+		 * TEXT; the calls' own answers do not matter */
+		int i, n = atoi(argv[3]);
+		char tok[64], *red;
+
+		for (i = 1; i <= n; i++) {
+			FILE *f = fopen(argv[4], "w");
+
+			if (!f)
+				return 1;
+			snprintf(tok, sizeof(tok), "kube-rot-%06d", i);
+			fprintf(f, "%s\n", tok);
+			fclose(f);
+			json_decref(v);
+			v = NULL;
+			if (hl_kube_get_pod(k, &v, argv[1], argv[2], &err) < 0)
+				err = (struct hl_err)HL_ERR_INIT;
+		}
+		json_decref(v);
+		red = hl_log_redact(argv[5]);
+		v = json_pack("{s:s?}", "redacted", red);
+		free(red);
 	} else if (strcmp(op, "get-pod") == 0 && argc == 3) {
 		ret = hl_kube_get_pod(k, &v, argv[1], argv[2], &err);
 	} else if (strcmp(op, "log") == 0 && argc == 6) {

@@ -116,6 +116,16 @@ badtok = write_kubeconfig(os.path.join(TMP, "kc-bad-token"), server, ca["ca"],
 rc, out, err = netprobe("kube", "get-pod", "prod", "api-7d9f", env={"KUBECONFIG": badtok})
 check("a wrong bearer token gets 401 -> unauthorized", rc == 1 and out["error"] == "unauthorized",
       out)
+# the tokens healer holds are redacted from its logs: a static one, and each
+# token the token file rotates to (the last of 80, past the table's 64)
+rc, out, err = netprobe("kube", "redact", f"static {TOKEN} seen", env=KENV)
+check("a kubeconfig's static token is redacted from the log",
+      rc == 0 and out.get("redacted") == "static [REDACTED] seen", out)
+rc, out, err = netprobe("kube", "rotate-redact", "prod", "api-7d9f", "80",
+                        os.path.join(TMP, "tok"), "token kube-rot-000080 seen",
+                        env={"KUBECONFIG": badtok})
+check("the 80th token a token file rotated to is redacted from the log",
+      rc == 0 and out.get("redacted") == "token [REDACTED] seen", out)
 rc, out, err = netprobe("kube", "get-pod", "prod", "nope", env=KENV)
 check("a missing pod is not_found with the API's message",
       rc == 1 and out["error"] == "not_found" and 'pods "nope" not found' in out["message"], out)

@@ -176,6 +176,35 @@ test_kubeconfig_insecure_and_no_user(void **state)
 	hl_kube_free(k);
 }
 
+/* A token written as a YAML block scalar ends in a newline, which the
+ * Authorization header must not carry. */
+static void
+test_kubeconfig_token_block_scalar_is_trimmed(void **state)
+{
+	static const char cfg[] = "current-context: c\n"
+	                          "clusters:\n"
+	                          "- name: k\n"
+	                          "  cluster:\n"
+	                          "    server: https://h:1\n"
+	                          "users:\n"
+	                          "- name: u\n"
+	                          "  user:\n"
+	                          "    token: |\n"
+	                          "      block-token-7\n"
+	                          "contexts:\n"
+	                          "- name: c\n"
+	                          "  context:\n"
+	                          "    cluster: k\n"
+	                          "    user: u\n";
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(hl_kube_config_parse(&k, cfg, strlen(cfg), NULL, &err), 0);
+	assert_string_equal(k->token, "block-token-7");
+	hl_kube_free(k);
+}
+
 static void
 test_kubeconfig_client_certificate(void **state)
 {
@@ -454,6 +483,7 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_current_context_and_inline_ca),
 		cmocka_unit_test(test_kubeconfig_file_ca_token_file_relative_paths),
 		cmocka_unit_test(test_kubeconfig_insecure_and_no_user),
+		cmocka_unit_test(test_kubeconfig_token_block_scalar_is_trimmed),
 		cmocka_unit_test(test_kubeconfig_client_certificate),
 		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),
 		cmocka_unit_test(test_kubeconfig_list_is_merged),
