@@ -662,20 +662,30 @@ out:
 	return ret;
 }
 
-int
-hl_github_check_run(struct hl_github *gh, json_t **out, const char *repo, int64_t id,
-                    struct hl_err *err)
+/* GET /repos/{repo}{kind}{id}: one object of the repository (kind is
+ * "/check-runs/", "/actions/runs/", "/pulls/"). */
+static int
+github_get_object(struct hl_github *gh, json_t **out, const char *repo, const char *kind,
+                  int64_t id, struct hl_err *err)
 {
 	struct hl_buf p = HL_BUF_INIT(0);
 	int ret;
 
 	ret = hl_github_repo_path(&p, repo, err);
 	if (ret == 0) {
-		hl_buf_appendf(&p, "/check-runs/%lld", (long long)id);
-		ret = hl_github_call(gh, out, "GET", p.data, NULL, err);
+		hl_buf_appendf(&p, "%s%lld", kind, (long long)id);
+		ret = hl_buf_error(&p) ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		                       : hl_github_call(gh, out, "GET", p.data, NULL, err);
 	}
 	hl_buf_release(&p);
 	return ret;
+}
+
+int
+hl_github_check_run(struct hl_github *gh, json_t **out, const char *repo, int64_t id,
+                    struct hl_err *err)
+{
+	return github_get_object(gh, out, repo, "/check-runs/", id, err);
 }
 
 int
@@ -1098,34 +1108,14 @@ int
 hl_github_run(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,
               struct hl_err *err)
 {
-	struct hl_buf p = HL_BUF_INIT(0);
-	int ret;
-
-	ret = hl_github_repo_path(&p, repo, err);
-	if (ret == 0) {
-		hl_buf_appendf(&p, "/actions/runs/%lld", (long long)run_id);
-		ret = hl_buf_error(&p) ? hl_err_set(err, HL_ENOMEM, "out of memory")
-		                       : hl_github_call(gh, out, "GET", p.data, NULL, err);
-	}
-	hl_buf_release(&p);
-	return ret;
+	return github_get_object(gh, out, repo, "/actions/runs/", run_id, err);
 }
 
 int
 hl_github_pull(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
                struct hl_err *err)
 {
-	struct hl_buf p = HL_BUF_INIT(0);
-	int ret;
-
-	ret = hl_github_repo_path(&p, repo, err);
-	if (ret == 0) {
-		hl_buf_appendf(&p, "/pulls/%lld", (long long)number);
-		ret = hl_buf_error(&p) ? hl_err_set(err, HL_ENOMEM, "out of memory")
-		                       : hl_github_call(gh, out, "GET", p.data, NULL, err);
-	}
-	hl_buf_release(&p);
-	return ret;
+	return github_get_object(gh, out, repo, "/pulls/", number, err);
 }
 
 /* ".../hooks/{id}/deliveries" of a hook, and its auth mode. */
