@@ -101,6 +101,11 @@ hl_cmd_render(int argc, char **argv)
 			hl_cmd_fail("%s", err.msg);
 			goto out;
 		}
+		if (b.len == strspn(b.data, " \t\r\n")) {
+			hl_cmd_fail("%s: no data (expected JSON, e.g. {})",
+			            strcmp(operands[1], "-") == 0 ? "standard input" : operands[1]);
+			goto out;
+		}
 		/* numbers as doubles, as JavaScript reads them */
 		data = json_loadb(b.data, b.len,
 		                  JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY | JSON_ALLOW_NUL,

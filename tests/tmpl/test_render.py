@@ -85,6 +85,13 @@ try:
     rc, out, err = run(tpath, bpath)
     check("malformed data exits 1 naming the file", rc == 1 and "bad.json" in err, err)
 
+    rc, out, err = run(tpath, "-", stdin=b" \n")
+    check("empty data on standard input says so, exit 1",
+          rc == 1 and "standard input: no data" in err and "unexpected token" not in err, err)
+    epath2 = write("empty.json", "")
+    rc, out, err = run(tpath, epath2)
+    check("an empty data file says so, naming it", rc == 1 and "empty.json: no data" in err, err)
+
     rc, out, err = run("--bogus", tpath)
     check("an unknown option exits 2 naming it", rc == 2 and "'--bogus'" in err, err)
     rc, out, err = run()
