@@ -12,7 +12,13 @@
  * connection) is held: its other messages wait until then too, without
  * an attempt counted, so no request goes to a service inside the wait it
  * named, and a hanging service costs one timeout per hold, not one per
- * message while the other channels wait behind it.
+ * message while the other channels wait behind it. A channel whose answer
+ * said its next request would be refused for now (Discord's
+ * X-RateLimit-Remaining 0 with X-RateLimit-Reset-After, sent with a
+ * delivery) is held the same way until the reset (at most
+ * HL_NOTIFY_HOLD_MAX_MS), so two escalations back to back earn no 429.
+ * Holds are the outbox thread's own: another replica learns of an empty
+ * bucket by its own answers (a 429 at worst, which it waits out).
  *
  * Every replica runs an outbox over the same notifications: each attempt is
  * made under the notification's lock ("outbox:<id>", hl_store_lock_take,
@@ -503,6 +509,15 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			                                     res.retry_after_ms < OUTBOX_WAIT_MAX
 			                             ? res.retry_after_ms
 			                             : outbox_backoff(tries, res.retry_after_ms)));
+		/* the service said its next request would be refused before then
+		 * (Discord's X-RateLimit-Remaining 0, on a delivery too): the
+		 * channel's next message waits for it rather than earn a 429 */
+		if (res.hold_ms > 0) {
+			int64_t until = hl_time_wall_ms() + res.hold_ms;
+
+			if (outbox_held(holds, nt->channel, hl_time_wall_ms()) < until)
+				outbox_hold(holds, nt->channel, until);
+		}
 		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",
 		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,
 		          "result", hl_notify_status_name(res.status), "error", res.error, "detail",

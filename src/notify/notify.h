@@ -114,6 +114,12 @@ struct hl_notify_result {
 	/* RETRY: the wait the service asked for in ms (Discord's retry_after,
 	 * Retry-After, X-RateLimit-Reset); -1 when it named none */
 	int64_t retry_after_ms;
+	/* any status: how long the service said the next request to the same
+	 * endpoint would be refused, in ms (Discord sends X-RateLimit-Remaining
+	 * 0 with X-RateLimit-Reset-After on a delivery too, and answers 429 to
+	 * a request before the reset); 0 when it said nothing. At most
+	 * HL_NOTIFY_HOLD_MAX_MS: a longer wait is taken as that. */
+	int64_t hold_ms;
 	/* a short machine token, "" when delivered: "rate_limited", "timeout",
 	 * "connect", "tls", "bad_url", "bad_address", "server_error",
 	 * "http_<status>", "discord_<code>" (Discord's JSON code), Slack's own
@@ -125,6 +131,10 @@ struct hl_notify_result {
 	char message[256];
 	int64_t elapsed_ms;
 };
+
+/* The longest hold_ms a send reports (a reset further away than this is
+ * not believed: Discord's per-webhook buckets reset within seconds). */
+#define HL_NOTIFY_HOLD_MAX_MS 60000
 
 /* Options of a send. Zero-initialise; every field is optional. */
 struct hl_notify_opts {
@@ -175,6 +185,9 @@ int hl_notify_discord_build(char **out, const struct hl_notify_report *r,
  * Retry-After; 5xx, 408 and transport failures are RETRY; other answers are
  * FAILED with error "discord_<code>" from the JSON body (10015 Unknown
  * Webhook, 50006 empty message, 50035 invalid form body) or "http_<status>".
+ * Whatever the status, an answer with X-RateLimit-Remaining: 0 sets
+ * hold_ms from X-RateLimit-Reset-After (the webhook's bucket is empty
+ * until then), so the caller sends nothing more to it before.
  * Returns 0 with *out filled, or -HL_ENOMEM (then *out is not written).
  */
 int hl_notify_discord_send(struct hl_notify_result *out, const char *webhook_url,

@@ -132,11 +132,11 @@ probe_opts(struct hl_notify_opts *o)
 static int
 probe_result(const struct hl_notify_result *r)
 {
-	json_t *o =
-	        json_pack("{s:s, s:I, s:s, s:s, s:I, s:I}", "result",
-	                  hl_notify_status_name(r->status), "code", (json_int_t)r->code, "error",
-	                  r->error, "message", r->message, "retry_after_ms",
-	                  (json_int_t)r->retry_after_ms, "elapsed_ms", (json_int_t)r->elapsed_ms);
+	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "result",
+	                      hl_notify_status_name(r->status), "code", (json_int_t)r->code,
+	                      "error", r->error, "message", r->message, "retry_after_ms",
+	                      (json_int_t)r->retry_after_ms, "hold_ms", (json_int_t)r->hold_ms,
+	                      "elapsed_ms", (json_int_t)r->elapsed_ms);
 	char *s = json_dumps(o, JSON_COMPACT);
 
 	printf("%s\n", s ? s : "null");

@@ -196,6 +196,26 @@ res = send("discord", DURL)
 check("discord: 502 with Retry-After -> retry after 7000 ms",
       res.get("result") == "retry" and res.get("retry_after_ms") == 7000, res)
 
+# Discord's bucket headers come with every answer: a delivery that leaves it
+# empty (X-RateLimit-Remaining 0) tells how long the next request would get a 429
+dc("clear", {})
+dc("bucket", {"limit": 2, "reset_after": 1.5})
+res = send("discord", DURL)
+check("discord: a delivery leaving requests in the bucket -> no hold",
+      res.get("result") == "delivered" and res.get("hold_ms") == 0, res)
+res = send("discord", DURL)
+check("discord: a delivery with X-RateLimit-Remaining 0 -> hold until Reset-After",
+      res.get("result") == "delivered" and 500 <= res.get("hold_ms", 0) <= 1500, res)
+res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "500"})
+check("discord: the stand-in answers 429 to a request inside that hold (not executed)",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and 0 < res.get("hold_ms", 0) <= 1500 and len(dc("messages")) == 2, res)
+dc("bucket", {"limit": 1, "reset_after": 86400 * 365})
+res = send("discord", DURL)
+check("discord: an absurd Reset-After (a year) -> a hold of at most 60 s",
+      res.get("result") == "delivered" and res.get("hold_ms") == 60000, res)
+dc("bucket", {"limit": 1000, "reset_after": 1.0})
+
 http("POST", f"{dbase}/_stub/config",
      {"rules": [{"method": "POST", "path": "/api/webhooks/", "delay_ms": 3000, "times": 1}]})
 res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "500"})
