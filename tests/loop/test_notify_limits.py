@@ -8,6 +8,10 @@ the limits of the services and of the people who can make it send:
   escalations enqueued back to back, with a bucket of one request per
   window, must both be delivered once and neither earn a 429; a Slack
   message enqueued with them is not held back by Discord's wait.
+- Refusals (contract section 9, commands: "others get a reply saying so"):
+  twenty `/healer` commands from one author outside
+  HEALER_COMMAND_ASSOCIATIONS on one PR get one reply, another author gets
+  their own, and the limit holds across a restart.
 
 Standard library only; prints TAP."""
 import json
@@ -96,6 +100,38 @@ def main():
     check("a Slack message enqueued with them is not held by Discord's wait",
           len(slack) == 1, slack)
 
+    # ---- refusals: one reply per author and PR ------------------------------------------
+    for i in range(20):
+        srv.deliver(comment_event(9100 + i, 501, "/healer status", "drive-by"),
+                    event="issue_comment")
+    srv.deliver(comment_event(9200, 501, "/healer fix please", "another-one"),
+                event="issue_comment")
+
+    def replies():
+        return [c for c in dtest.http("GET", GURL + "/_stub/comments") or []
+                if c["issue"] == 501]
+    wait_for(lambda: len(replies()) >= 2, 20)
+    time.sleep(1.5)  # every delivery handled and every reply sent by now
+    got = replies()
+    by = sorted(("drive-by" in c["body"], "another-one" in c["body"]) for c in got)
+    check("20 refused commands of one author on a PR get one reply; another author "
+          "gets their own", by == [(False, True), (True, False)],
+          [c["body"][:120] for c in got])
+    log = srv.log_tail()
+    check("the refusals not answered are logged", "refusal reply suppressed" in log,
+          log[-1500:])
+    srv.stop()
+    srv = Healer(srv.data_dir, ENV).start()
+    srv.deliver(comment_event(9300, 501, "/healer retry", "Drive-By"), event="issue_comment")
+    srv.deliver(comment_event(9301, 502, "/healer retry", "drive-by"), event="issue_comment")
+    wait_for(lambda: any(c["issue"] == 502 for c in dtest.http("GET", GURL + "/_stub/comments")),
+             20)
+    time.sleep(1.0)
+    got = replies()
+    other = [c for c in dtest.http("GET", GURL + "/_stub/comments") if c["issue"] == 502]
+    check("after a restart the author is still not answered again on that PR "
+          "(names compared without case), but is on another PR",
+          len(got) == 2 and len(other) == 1, [len(got), len(other)])
     srv.stop()
     dtest.finish()
 
