@@ -351,7 +351,8 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 		}
 		/* an earlier attempt may have posted it although its answer was
 		 * lost (a timeout, a 502, a process killed mid-send, which left no
-		 * attempt recorded): asked every time, one GET per comment */
+		 * attempt recorded): asked every time, a GET per 100 comments
+		 * since it was enqueued */
 		if (outbox_marker_of(marker, sizeof(marker), hl_json_str(p, "body"))) {
 			opts.github_marker = marker;
 			opts.github_since_ms = n->created_ms - 60000;

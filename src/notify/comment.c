@@ -383,42 +383,67 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 	json_decref(v);
 }
 
+/* The most pages of an issue's comments github_posted reads (100 each):
+ * GitHub lists them oldest first and this endpoint takes no sort order, so
+ * a marker is looked for on every page, bounded. */
+#define GH_LOOKUP_PAGES 30
+
 /* Whether one of the issue's comments (path: its comments) updated since
  * since_ms already holds marker: 1 yes, 0 no (or the lookup was refused
  * for good: the post then tells), -HL_ETIMEOUT / -HL_EUPSTREAM / -HL_EIO
- * when it failed for now, -HL_ENOMEM. Only the first 100 are read. */
+ * when it failed for now, -HL_ENOMEM. Follows Link rel="next" for up to
+ * GH_LOOKUP_PAGES pages of 100; past them (3000 comments since the
+ * message was enqueued) the answer is 0: a second comment is better than
+ * none at all, which a retry that could never tell would come to. */
 static int
 github_posted(struct hl_github *gh, const char *path, const char *marker, int64_t since_ms,
               struct hl_err *err)
 {
 	struct hl_buf q = HL_BUF_INIT(0);
-	json_t *arr = NULL, *c;
 	time_t t = (time_t)((since_ms > 0 ? since_ms : 0) / 1000);
+	char *link = malloc(HL_GITHUB_LINK_MAX), *next = malloc(HL_GITHUB_LINK_MAX);
 	struct tm tm;
 	char since[32];
-	size_t i;
-	int ret;
+	int ret = 0, pages = 0;
 
 	gmtime_r(&t, &tm);
 	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	hl_buf_appendf(&q, "%s?per_page=100&since=%s", path, since);
-	if (hl_buf_error(&q))
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	ret = hl_github_call(gh, &arr, "GET", q.data, NULL, err);
-	hl_buf_release(&q);
-	if (ret == -HL_ENOMEM || ret == -HL_ETIMEOUT || ret == -HL_EUPSTREAM || ret == -HL_EIO)
-		return ret;
-	if (ret < 0)
-		return 0;
-	ret = 0;
-	json_array_foreach(arr, i, c)
-	{
-		const char *body = json_string_value(json_object_get(c, "body"));
-
-		if (body && strstr(body, marker))
-			ret = 1;
+	if (hl_buf_error(&q) || !link || !next || q.len >= HL_GITHUB_LINK_MAX) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
 	}
-	json_decref(arr);
+	hl_strlcpy(next, q.data, HL_GITHUB_LINK_MAX);
+	for (;;) {
+		json_t *arr = NULL, *c;
+		size_t i;
+
+		if (pages++ == GH_LOOKUP_PAGES)
+			break;
+		link[0] = '\0';
+		ret = hl_github_call_link(gh, &arr, link, "GET", next, NULL, err);
+		if (ret == -HL_ENOMEM || ret == -HL_ETIMEOUT || ret == -HL_EUPSTREAM ||
+		    ret == -HL_EIO)
+			break;
+		if (ret < 0) {
+			ret = 0;
+			break;
+		}
+		json_array_foreach(arr, i, c)
+		{
+			const char *body = json_string_value(json_object_get(c, "body"));
+
+			if (body && strstr(body, marker))
+				ret = 1;
+		}
+		json_decref(arr);
+		if (ret == 1 || !hl_fetch_link_next(next, HL_GITHUB_LINK_MAX, link))
+			break;
+	}
+out:
+	free(link);
+	free(next);
+	hl_buf_release(&q);
 	return ret;
 }
 

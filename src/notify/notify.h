@@ -300,8 +300,10 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
  * GitHub named none, as it asks for secondary limits); 5xx and transport
  * failures are RETRY; 401, 403, 404, 410 and 422 are FAILED
  * ("http_<status>"). With opts->github_marker, a comment of the issue
- * already holding it is DELIVERED without a post ("already posted"); a
- * lookup that failed for now is RETRY. Returns 0 with *out filled, or
+ * already holding it is DELIVERED without a post ("already posted"): the
+ * comments updated since github_since_ms are read page by page (100 each,
+ * GitHub's Link rel="next", at most 30 pages); a lookup that failed for
+ * now is RETRY. Returns 0 with *out filled, or
  * -HL_ENOMEM.
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,

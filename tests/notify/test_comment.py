@@ -238,10 +238,37 @@ check("send: its retry finds the comment by its marker -> delivered, not posted 
 res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:77e1b0c9a4d35f28 -->"))
 check("send: a marker no comment holds -> posted", res.get("result") == "delivered"
       and res.get("code") == 201 and len(comments()) == 3, (res, len(comments())))
+
+# a busy PR: more than a page (100) of comments since the message was enqueued;
+# GitHub lists them oldest first, so the lost comment is on the last page
+import json  # noqa: E402
+import urllib.request  # noqa: E402
+for i in range(230):
+    urllib.request.urlopen(urllib.request.Request(
+        f"{api}/repos/5dlabs/cto/issues/4321/comments", method="POST",
+        data=json.dumps({"body": f"chatter {i}"}).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}),
+        timeout=10).read()
+http("POST", f"{api}/_stub/config", {"comment_then_fail": 1})
+BENV = dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:5c1e7a9b3d2f4068 -->")
+res = send(n="4321", env=BENV)
+mine = [c for c in comments() if c["issue"] == 4321 and "5c1e7a9b3d2f4068" in c["body"]]
+check("send: a busy PR (230 comments), the comment created but answered 502 -> retry",
+      res.get("result") == "retry" and len(mine) == 1, (res, len(mine)))
+before = len(http("GET", f"{api}/_stub/requests") or [])
+res = send(n="4321", env=BENV)
+mine = [c for c in comments() if c["issue"] == 4321 and "5c1e7a9b3d2f4068" in c["body"]]
+pages = [r for r in (http("GET", f"{api}/_stub/requests") or [])[before:]
+         if r.get("method") == "GET" and "/issues/4321/comments" in r.get("path", "")]
+check("send: its retry walks the pages (Link rel=next) and finds it on the third -> "
+      "delivered, not posted twice", res.get("result") == "delivered"
+      and "already posted" in res.get("message", "") and len(mine) == 1 and len(pages) == 3,
+      (res, len(mine), [p.get("path") for p in pages]))
 rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 502}])
 res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:0b5d2e8f61a9c374 -->"))
 rules([])
+on_1234 = [c for c in comments() if c["issue"] == 1234]
 check("send: the lookup failing -> retry, nothing posted",
-      res.get("result") == "retry" and len(comments()) == 3, (res, len(comments())))
+      res.get("result") == "retry" and len(on_1234) == 3, (res, len(on_1234)))
 
 finish()
