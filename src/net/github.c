@@ -446,13 +446,6 @@ hl_github_call(struct hl_github *gh, json_t **out, const char *method, const cha
 }
 
 int
-hl_github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char *method,
-                    const char *path, const json_t *body, struct hl_err *err)
-{
-	return github_call_link(gh, out, link_out, method, path, body, err);
-}
-
-int
 hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *err)
 {
 	const char *slash = full_name ? strchr(full_name, '/') : NULL;

@@ -85,14 +85,9 @@ int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl
 int hl_github_call(struct hl_github *gh, json_t **out, const char *method, const char *path,
                    const json_t *body, struct hl_err *err) HL_MUST_CHECK;
 
-/* The size of a Link header hl_github_call_link keeps (bytes, with NUL). */
+/* The size of a Link header's next URL a caller walking pages keeps
+ * (bytes, with NUL; hl_fetch_link_next). */
 #define HL_GITHUB_LINK_MAX 2048
-
-/* hl_github_call, and link_out (may be NULL, HL_GITHUB_LINK_MAX bytes) gets
- * the answer's Link header, for walking pages (hl_fetch_link_next; a next
- * URL is a valid path for the next call). */
-int hl_github_call_link(struct hl_github *gh, json_t **out, char *link_out, const char *method,
-                        const char *path, const json_t *body, struct hl_err *err) HL_MUST_CHECK;
 
 /* The failed jobs (conclusion failure or timed_out) of a run's latest attempt
  * (/actions/runs/{id}/jobs?filter=latest): a new array of job objects. */

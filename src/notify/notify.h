@@ -302,8 +302,9 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
  * ("http_<status>"). With opts->github_marker, a comment of the issue
  * already holding it is DELIVERED without a post ("already posted"): the
  * comments updated since github_since_ms are read page by page (100 each,
- * GitHub's Link rel="next", at most 30 pages); a lookup that failed for
- * now is RETRY. Returns 0 with *out filled, or
+ * GitHub's Link rel="next", at most 30 pages, all within the send's
+ * timeout); a lookup that failed for now is RETRY, a rate-limited one
+ * "rate_limited" with GitHub's wait, as the POST's would be. Returns 0 with *out filled, or
  * -HL_ENOMEM.
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,

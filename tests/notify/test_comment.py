@@ -270,5 +270,31 @@ rules([])
 on_1234 = [c for c in comments() if c["issue"] == 1234]
 check("send: the lookup failing -> retry, nothing posted",
       res.get("result") == "retry" and len(on_1234) == 3, (res, len(on_1234)))
+# GitHub's rate limits answer the look-up too: the send waits as long as the
+# POST's own rate limit would make it (the outbox then holds every comment)
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 403, "times": 1,
+        "body": {"message": "API rate limit exceeded for installation ID 1."},
+        "reset_in": 120}])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:1d3b5f7a9c0e2468 -->"))
+check("send: the look-up rate limited (403, X-RateLimit-Remaining 0) -> retry "
+      "rate_limited until the reset, nothing posted",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and 115000 <= res.get("retry_after_ms", -1) <= 125000
+      and len([c for c in comments() if c["issue"] == 1234]) == 3, res)
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 429, "times": 1,
+        "headers": {"Retry-After": "90"},
+        "body": {"message": "You have exceeded a secondary rate limit."}}])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:1d3b5f7a9c0e2468 -->"))
+check("send: the look-up answered 429 Retry-After 90 -> retry rate_limited after 90 s",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and res.get("retry_after_ms") == 90000, res)
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "delay_ms": 3000}])
+t0 = time.time()
+res = send(n="4321", env=dict(BENV, NOTIFY_GITHUB_MARKER="<!-- healer:2e4c6a8b0d1f3579 -->",
+                               NOTIFY_TIMEOUT_MS="4000"))
+took = time.time() - t0
+rules([])
+check("send: a slow look-up over several pages stays within the send's timeout",
+      res.get("result") == "retry" and res.get("error") == "timeout" and took < 7, (res, took))
 
 finish()
