@@ -69,7 +69,8 @@ def enqueue(data_dir, rows):
                     " next_ms, payload, created_ms)"
                     " VALUES (?, ?, 'escalation', '1', 'pending', 0, ?, ?, ?)",
                     (task, channel, now, payload, now))
-    con.commit()
+    if hasattr(con, "commit"):  # SQLite; the PostgreSQL client commits each statement
+        con.commit()
     con.close()
 
 
