@@ -639,6 +639,7 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 		req.timeout_ms = opts->timeout_ms;
 	if (opts && opts->ca_file)
 		req.ca_file = opts->ca_file;
+	req.no_rate_wait = opts && opts->no_rate_wait;
 	ret = hl_notify_http_run(&r, &req, origin, github_classify, err);
 	if (ret < 0)
 		goto out;

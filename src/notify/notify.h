@@ -19,7 +19,8 @@
  * exceeded.
  *
  * A send makes one attempt (the fetch engine may wait out a 429 whose wait
- * fits in the send's timeout, and the SMTP transport makes one session) and
+ * fits in the send's timeout unless opts->no_rate_wait, and the SMTP
+ * transport makes one session) and
  * classifies it into a struct hl_notify_result: delivered, retry later (with
  * the service's requested wait when it gave one), or a permanent failure.
  * Webhook URLs and SMTP credentials are secrets: results and errors name
@@ -149,6 +150,11 @@ struct hl_notify_opts {
 	 * 502) and does not post again when it is there */
 	const char *github_marker;
 	int64_t github_since_ms;
+	/* answer a rate limit (429, GitHub's 403s) at once as RETRY
+	 * "rate_limited" with the wait it named, instead of waiting it out
+	 * inside the send's timeout: for a caller that holds the channel itself
+	 * (the outbox, whose one thread sends every channel) */
+	bool no_rate_wait;
 };
 
 /* Addressing of an email (contract section 9: HEALER_EMAIL_FROM/TO). */

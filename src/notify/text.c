@@ -644,5 +644,6 @@ hl_notify_http_post(struct hl_notify_result *out, const char *url, const char *o
 	req.max_body = 1u << 20;
 	req.max_retries = 0;
 	req.ca_file = opts ? opts->ca_file : NULL;
+	req.no_rate_wait = opts && opts->no_rate_wait;
 	return hl_notify_http_run(out, &req, origin, classify, err);
 }

@@ -8,6 +8,8 @@ the limits of the services and of the people who can make it send:
   escalations enqueued back to back, with a bucket of one request per
   window, must both be delivered once and neither earn a 429; a Slack
   message enqueued with them is not held back by Discord's wait.
+  A 429 holds Discord only: a Slack message due with it is not kept
+  waiting behind the wait Discord named.
 - Refusals (contract section 9, commands: "others get a reply saying so"):
   twenty `/healer` commands from one author outside
   HEALER_COMMAND_ASSOCIATIONS on one PR get one reply, another author gets
@@ -59,11 +61,12 @@ def comment_event(comment_id, pr, body, login, association="NONE"):
             "sender": {"login": login, "type": "User"}}
 
 
-def enqueue(data_dir, rows):
+def enqueue(data_dir, rows, ahead_ms=0):
     """Writes pending notifications straight into the store, as an
-    escalation enqueues them (one per channel)."""
+    escalation enqueues them (one per channel); ahead_ms makes them due
+    that much earlier (the outbox sends the oldest due first)."""
     con = pgtest.store_db(data_dir)
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) - ahead_ms
     for task, channel, payload in rows:
         con.execute("INSERT INTO notifications (task_id, channel, kind, ref, state, attempts,"
                     " next_ms, payload, created_ms)"
@@ -100,6 +103,28 @@ def main():
           [r["at"] for r in received])
     check("a Slack message enqueued with them is not held by Discord's wait",
           len(slack) == 1, slack)
+
+    # ---- a 429 holds its channel, not the outbox: Slack is not kept waiting ---------------
+    time.sleep(WINDOW_S)  # Discord's bucket has refilled
+    dtest.http("POST", DURL + "/_stub/clear", {})
+    dtest.http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 4.0,
+                                                   "retry_after_header": "4"})
+    enqueue(srv.data_dir, [("limits-task-3", "discord", json.dumps(
+        {"content": "escalation 3", "allowed_mentions": {"parse": []}}))], ahead_ms=50)
+    enqueue(srv.data_dir, [("limits-task-3", "slack", json.dumps({"text": "escalation s3"}))])
+    t0 = time.time()
+    wait_for(lambda: len(dtest.http("GET", SLURL + "/_stub/messages") or []) >= 2, 15)
+    slack_at = time.time()
+    msgs = wait_for(lambda: dtest.http("GET", DURL + "/_stub/messages"), 15) or []
+    received = dtest.http("GET", DURL + "/_stub/received") or []
+    first = received[0]["at"] if received else t0
+    check("a Discord 429 (retry_after 4 s) holds Discord only: the Slack message due with "
+          "it goes at once, not after the wait", slack_at - first < 2.5,
+          [round(slack_at - first, 2), [r["status"] for r in received]])
+    check("the Discord message goes once after the wait it named",
+          [r["status"] for r in received] == [429, 200] and len(msgs) == 1
+          and received[1]["at"] - received[0]["at"] >= 3.9, [(r["status"], r["at"])
+                                                             for r in received])
 
     # ---- refusals: one reply per author and PR ------------------------------------------
     for i in range(20):

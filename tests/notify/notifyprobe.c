@@ -13,8 +13,9 @@
  *   notifyprobe send-raw discord|slack URL             stdin is the payload itself
  *
  * A send prints {"result", "code", "error", "message", "retry_after_ms",
- * "elapsed_ms"}. NOTIFY_TIMEOUT_MS, NOTIFY_CA_FILE, SMTP_USER and
- * SMTP_PASSWORD set the send options; NOTIFY_GITHUB_MARKER sets the GitHub
+ * "hold_ms", "elapsed_ms"}. NOTIFY_TIMEOUT_MS, NOTIFY_CA_FILE, SMTP_USER,
+ * SMTP_PASSWORD and NOTIFY_NO_RATE_WAIT (set: no_rate_wait) set the send
+ * options; NOTIFY_GITHUB_MARKER sets the GitHub
  * marker (also appended to the comment, as the outbox does) and
  * NOTIFY_GITHUB_SINCE_MS its lookup's start. A library error prints {"error":
  * name, "message": text} and exits 1.
@@ -125,6 +126,7 @@ probe_opts(struct hl_notify_opts *o)
 	o->smtp_user = getenv("SMTP_USER");
 	o->smtp_password = getenv("SMTP_PASSWORD");
 	o->github_marker = getenv("NOTIFY_GITHUB_MARKER");
+	o->no_rate_wait = getenv("NOTIFY_NO_RATE_WAIT") != NULL;
 	if (getenv("NOTIFY_GITHUB_SINCE_MS"))
 		o->github_since_ms = atoll(getenv("NOTIFY_GITHUB_SINCE_MS"));
 }

@@ -144,6 +144,14 @@ check("discord: a 429 whose wait fits in the timeout is waited out, then deliver
       and res.get("elapsed_ms", 0) >= 900, (res, [r["status"] for r in rec]))
 
 dc("clear", {})
+dc("ratelimit", {"times": 1, "retry_after": 0.35, "retry_after_header": "1"})
+res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "5000", "NOTIFY_NO_RATE_WAIT": "1"})
+check("discord: with no_rate_wait (the outbox) a 429 that would fit is answered at once",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and res.get("retry_after_ms") == 350 and len(dc("received")) == 1
+      and res.get("elapsed_ms", 9999) < 900, res)
+
+dc("clear", {})
 dc("ratelimit", {"times": 5, "retry_after": 0.35, "retry_after_header": "1"})
 res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "800"})
 check("discord: 429 -> retry with retry_after from the JSON body (0.35 s = 350 ms)",
