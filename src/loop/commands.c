@@ -12,9 +12,15 @@
  *                 PR; those tasks end stopped.
  * Only authors whose author_association is in HEALER_COMMAND_ASSOCIATIONS
  * are obeyed (OWNER, MEMBER, COLLABORATOR by default, as Prow and OpenHands
- * decide); others get a short reply. An obeyed command gets an `eyes`
- * reaction. Replies go through the outbox, keyed by the comment, so a
- * comment delivered twice is answered once.
+ * decide); others get a short reply, at most one per (repository, PR,
+ * author) and CMD_REFUSAL_WINDOW_MS: anyone may comment, and a reply per
+ * refused comment would let anyone make healer post hundreds of comments.
+ * The time of the last reply is kept in the store's key/value state
+ * ("refusal:<repo>#<pr>:<author>", lower case) and read and written under
+ * the store's named lock of that key, so the limit holds across restarts
+ * and replicas; a suppressed reply is logged. An obeyed command gets an
+ * `eyes` reaction. Replies go through the outbox, keyed by the comment, so
+ * a comment delivered twice is answered once.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -28,6 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* One refusal reply per (repository, PR, author) within this long. */
+#define CMD_REFUSAL_WINDOW_MS (60LL * 60 * 1000)
+/* How long a refusal waits for another worker's or replica's decision on
+ * the same key (the lock is held for a store read and write). */
+#define CMD_REFUSAL_LOCK_WAIT_MS 5000
 
 static void cmd_set(struct hl_loop_command_result *out, const char *outcome, const char *task_id,
                     const char *fmt, ...) HL_PRINTF(4, 5);
@@ -386,6 +398,99 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 	return 0;
 }
 
+/* The refusal limit's key of ev's (repository, PR, author), lower case
+ * (GitHub's names ignore case); false when it does not fit. */
+static bool
+cmd_refusal_key(char *out, size_t size, const struct hl_event *ev)
+{
+	int n = snprintf(out, size, "refusal:%s#%lld:%s", ev->repository, (long long)ev->pr_number,
+	                 ev->sender ? ev->sender : "");
+	char *p;
+
+	if (n < 0 || (size_t)n >= size)
+		return false;
+	for (p = out; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return true;
+}
+
+/* When the last refusal reply of key was enqueued (ms), 0 when none is
+ * recorded; -1 when the store could not tell. */
+static int64_t
+cmd_refusal_last(struct hl_loop *l, const char *key)
+{
+	struct hl_err err = HL_ERR_INIT;
+	char *v = NULL, *end = NULL;
+	long long ms;
+	int rc = hl_store_kv_get(l->store, &v, key, &err);
+
+	if (rc == -HL_ENOTFOUND)
+		return 0;
+	if (rc < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading the last refusal reply failed", "key", key, "error",
+		          err.msg, NULL);
+		return -1;
+	}
+	ms = strtoll(v, &end, 10);
+	if (!end || *end || ms < 0)
+		ms = 0; /* unreadable: as if none */
+	free(v);
+	return (int64_t)ms;
+}
+
+/* Replies to a refused command unless the same author was answered on the
+ * same PR within CMD_REFUSAL_WINDOW_MS (then the refusal is only logged).
+ * Without the lock (the store did not answer in time) the record is still
+ * read and written: a rare second reply beats none. */
+static int
+cmd_refuse(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+           const char *task_id, const char *ref, struct hl_err *err)
+{
+	struct hl_err lerr = HL_ERR_INIT;
+	char key[HL_STORE_LOCK_NAME_MAX], stamp[24];
+	char *body = NULL;
+	bool locked = false, keyed = cmd_refusal_key(key, sizeof(key), ev);
+	int64_t now = hl_time_wall_ms(), last = 0;
+	int rc;
+
+	if (keyed &&
+	    hl_store_lock_take(l->store, &locked, key, CMD_REFUSAL_LOCK_WAIT_MS, &lerr) < 0)
+		hl_log_kv(HL_LOG_WARN, "locking the refusal limit failed", "key", key, "error",
+		          lerr.msg, NULL);
+	if (keyed)
+		last = cmd_refusal_last(l, key);
+	if (last > 0 && now - last >= 0 && now - last < CMD_REFUSAL_WINDOW_MS) {
+		size_t n = strlen(out->detail);
+
+		snprintf(stamp, sizeof(stamp), "%lld", (long long)((now - last) / 1000));
+		hl_log_kv(HL_LOG_INFO,
+		          "refusal reply suppressed: this author was answered on this pull "
+		          "request within the hour",
+		          "key", key, "author", ev->sender, "answered_s_ago", stamp, NULL);
+		snprintf(out->detail + n, sizeof(out->detail) - n,
+		         "; not answered again (answered %ss ago)", stamp);
+		rc = 0;
+		goto out;
+	}
+	if ((rc = hl_notify_github_refusal(&body, ev->sender, ev->author_association,
+	                                   l->cfg->command_associations, err)) == 0)
+		rc = hl_loop_comment(l, task_id, ev->repository, ev->pr_number, "refusal", ref,
+		                     body, err);
+	free(body);
+	if (rc == 0 && keyed) {
+		snprintf(stamp, sizeof(stamp), "%lld", (long long)now);
+		if (hl_store_kv_put(l->store, key, stamp, &lerr) < 0)
+			hl_log_kv(HL_LOG_WARN, "recording the refusal reply failed", "key", key,
+			          "error", lerr.msg, NULL);
+	}
+	hl_loop_wake(l);
+out:
+	if (locked)
+		hl_store_lock_release(l->store, key);
+	return rc;
+}
+
 int
 hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
                 const char *task_id, struct hl_err *err)
@@ -400,18 +505,11 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 		return 0;
 	}
 	if (!cmd_allowed(l->cfg->command_associations, ev->author_association)) {
-		char *body = NULL;
 		cmd_set(out, "refused", task_id, "author association '%s' may not give commands",
 		        ev->author_association ? ev->author_association : "unknown");
 		hl_log_kv(HL_LOG_WARN, "healer command refused", "author", ev->sender,
 		          "association", ev->author_association, NULL);
-		if ((rc = hl_notify_github_refusal(&body, ev->sender, ev->author_association,
-		                                   l->cfg->command_associations, err)) == 0)
-			rc = hl_loop_comment(l, task_id, ev->repository, ev->pr_number, "refusal",
-			                     ref, body, err);
-		free(body);
-		hl_loop_wake(l);
-		return rc;
+		return cmd_refuse(l, out, ev, task_id, ref, err);
 	}
 	cmd_react(l, ev);
 	if (ev->command == HL_CMD_FIX)

@@ -12,7 +12,15 @@
  * connection) is held: its other messages wait until then too, without
  * an attempt counted, so no request goes to a service inside the wait it
  * named, and a hanging service costs one timeout per hold, not one per
- * message while the other channels wait behind it.
+ * message while the other channels wait behind it. Sends answer a rate
+ * limit at once (no_rate_wait) rather than sleep inside this thread,
+ * which sends every channel. A channel whose answer said its next request
+ * would be refused for now (Discord's X-RateLimit-Remaining 0 with
+ * X-RateLimit-Reset-After, sent with a delivery) is held the same way
+ * until the reset (at most HL_NOTIFY_HOLD_MAX_MS), so two escalations back
+ * to back earn no 429. Holds are the outbox thread's own: another replica
+ * learns of an empty bucket by its own answers (a 429 at worst, which then
+ * holds its channel there).
  *
  * Every replica runs an outbox over the same notifications: each attempt is
  * made under the notification's lock ("outbox:<id>", hl_store_lock_take,
@@ -321,7 +329,10 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
             struct hl_err *err)
 {
 	const struct hl_config *cfg = l->cfg;
-	struct hl_notify_opts opts = { .timeout_ms = OUTBOX_TIMEOUT_MS };
+	/* a rate limit comes back at once: the channel is held (outbox_pass)
+	 * while the other channels go on, rather than this thread sleeping
+	 * inside the send */
+	struct hl_notify_opts opts = { .timeout_ms = OUTBOX_TIMEOUT_MS, .no_rate_wait = true };
 	size_t len = strlen(n->payload);
 
 	if (strcmp(n->channel, "discord") == 0 && outbox_set(cfg->discord_webhook_url))
@@ -345,7 +356,8 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 		}
 		/* an earlier attempt may have posted it although its answer was
 		 * lost (a timeout, a 502, a process killed mid-send, which left no
-		 * attempt recorded): asked every time, one GET per comment */
+		 * attempt recorded): asked every time, a GET per 100 comments
+		 * since it was enqueued */
 		if (outbox_marker_of(marker, sizeof(marker), hl_json_str(p, "body"))) {
 			opts.github_marker = marker;
 			opts.github_since_ms = n->created_ms - 60000;
@@ -503,6 +515,15 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			                                     res.retry_after_ms < OUTBOX_WAIT_MAX
 			                             ? res.retry_after_ms
 			                             : outbox_backoff(tries, res.retry_after_ms)));
+		/* the service said its next request would be refused before then
+		 * (Discord's X-RateLimit-Remaining 0, on a delivery too): the
+		 * channel's next message waits for it rather than earn a 429 */
+		if (res.hold_ms > 0) {
+			int64_t until = hl_time_wall_ms() + res.hold_ms;
+
+			if (outbox_held(holds, nt->channel, hl_time_wall_ms()) < until)
+				outbox_hold(holds, nt->channel, until);
+		}
 		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",
 		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,
 		          "result", hl_notify_status_name(res.status), "error", res.error, "detail",

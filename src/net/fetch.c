@@ -112,6 +112,7 @@ hl_fetch_res_init(struct hl_fetch_res *res)
 	res->retry_after_s = -1;
 	res->ratelimit_remaining = -1;
 	res->ratelimit_reset = -1;
+	res->ratelimit_reset_after_ms = -1;
 }
 
 void
@@ -131,6 +132,7 @@ fetch_res_reset_attempt(struct hl_fetch_res *res)
 	res->retry_after_s = -1;
 	res->ratelimit_remaining = -1;
 	res->ratelimit_reset = -1;
+	res->ratelimit_reset_after_ms = -1;
 }
 
 static size_t
@@ -222,6 +224,28 @@ fetch_parse_int(const char *v, size_t n)
 	return (int64_t)(x > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : x);
 }
 
+/* A non-negative number of seconds with decimals ("1.25") in ms, rounded
+ * up and clamped like the integer headers; -1 when it is not one. */
+static int64_t
+fetch_parse_seconds_ms(const char *v, size_t n)
+{
+	char tmp[32];
+	char *end;
+	double x;
+	int64_t ms;
+
+	fetch_copy_value(tmp, sizeof(tmp), v, n);
+	if (!tmp[0] || !((tmp[0] >= '0' && tmp[0] <= '9') || tmp[0] == '.'))
+		return -1;
+	x = strtod(tmp, &end);
+	if (*end || !(x >= 0.0))
+		return -1;
+	if (x > (double)FETCH_HDR_INT_MAX)
+		x = (double)FETCH_HDR_INT_MAX;
+	ms = (int64_t)(x * 1000.0);
+	return (double)ms < x * 1000.0 ? ms + 1 : ms;
+}
+
 static size_t
 fetch_header_cb(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -254,6 +278,8 @@ fetch_header_cb(char *data, size_t size, size_t nmemb, void *ud)
 		res->ratelimit_remaining = fetch_parse_int(colon, n - klen - 1);
 	else if (HDR_IS("x-ratelimit-reset"))
 		res->ratelimit_reset = fetch_parse_int(colon, n - klen - 1);
+	else if (HDR_IS("x-ratelimit-reset-after"))
+		res->ratelimit_reset_after_ms = fetch_parse_seconds_ms(colon, n - klen - 1);
 #undef HDR_IS
 	return n;
 }

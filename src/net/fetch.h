@@ -100,9 +100,12 @@ struct hl_fetch_res {
 	int64_t retry_after_s;       /* Retry-After seconds, -1 if absent */
 	int64_t ratelimit_remaining; /* X-RateLimit-Remaining, -1 if absent */
 	int64_t ratelimit_reset;     /* X-RateLimit-Reset (epoch seconds), -1 if absent */
-	int attempts;                /* transfers made, redirects included */
-	int64_t elapsed_ms;          /* from batch start to completion */
-	struct hl_err err;           /* err.code 0 when an HTTP answer arrived (any status) */
+	/* X-RateLimit-Reset-After (Discord: seconds with decimals, on every
+	 * answer) in ms, rounded up; -1 if absent or not a number */
+	int64_t ratelimit_reset_after_ms;
+	int attempts;       /* transfers made, redirects included */
+	int64_t elapsed_ms; /* from batch start to completion */
+	struct hl_err err;  /* err.code 0 when an HTTP answer arrived (any status) */
 };
 
 /* Initializes libcurl once (thread-safe via pthread_once). */

@@ -85,6 +85,10 @@ int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl
 int hl_github_call(struct hl_github *gh, json_t **out, const char *method, const char *path,
                    const json_t *body, struct hl_err *err) HL_MUST_CHECK;
 
+/* The size of a Link header's next URL a caller walking pages keeps
+ * (bytes, with NUL; hl_fetch_link_next). */
+#define HL_GITHUB_LINK_MAX 2048
+
 /* The failed jobs (conclusion failure or timed_out) of a run's latest attempt
  * (/actions/runs/{id}/jobs?filter=latest): a new array of job objects. */
 int hl_github_failed_jobs(struct hl_github *gh, json_t **out, const char *repo, int64_t run_id,

@@ -383,42 +383,166 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 	json_decref(v);
 }
 
-/* Whether one of the issue's comments (path: its comments) updated since
- * since_ms already holds marker: 1 yes, 0 no (or the lookup was refused
- * for good: the post then tells), -HL_ETIMEOUT / -HL_EUPSTREAM / -HL_EIO
- * when it failed for now, -HL_ENOMEM. Only the first 100 are read. */
-static int
-github_posted(struct hl_github *gh, const char *path, const char *marker, int64_t since_ms,
-              struct hl_err *err)
+/* The most pages of an issue's comments github_posted reads (100 each):
+ * GitHub lists them oldest first and this endpoint takes no sort order, so
+ * a marker is looked for on every page, bounded. */
+#define GH_LOOKUP_PAGES 30
+/* The most bytes of one page (100 comments of up to 65536 characters). */
+#define GH_LOOKUP_PAGE_MAX (32u << 20)
+
+/* The look-up's answers, as github_posted saw them. */
+enum gh_lookup {
+	GH_LOOKUP_ABSENT = 0, /* no comment holds the marker (or the look-up was
+	                         refused for good: the post then tells) */
+	GH_LOOKUP_FOUND,      /* an earlier attempt's comment is there */
+	GH_LOOKUP_RETRY,      /* could not tell for now: *r says why and how long */
+};
+
+/* The wait a refused look-up asks for: its answer classified as the POST's
+ * (a rate limit is RETRY rate_limited with GitHub's wait, 5xx RETRY, other
+ * 4xx FAILED), and a transport failure as any send's. Fills *r; true when
+ * it is worth a retry. */
+static bool
+github_lookup_failed(struct hl_notify_result *r, const char *origin, const struct hl_fetch_res *res)
 {
-	struct hl_buf q = HL_BUF_INIT(0);
-	json_t *arr = NULL, *c;
+	char reason[160];
+
+	if (res->status > 0 &&
+	    (res->err.code == 0 || res->err.code == HL_EUPSTREAM || res->err.code == HL_ETOOBIG)) {
+		struct hl_notify_http h;
+
+		memset(&h, 0, sizeof(h));
+		h.status = res->status;
+		h.body = res->body.data ? res->body.data : "";
+		h.body_len = res->body.len;
+		h.retry_after_s = res->retry_after_s;
+		h.rl_remaining = res->ratelimit_remaining;
+		h.rl_reset = res->ratelimit_reset;
+		h.rl_reset_after_ms = res->ratelimit_reset_after_ms;
+		github_classify(r, origin, &h);
+		if (res->status >= 200 && res->status < 300) /* too big or not JSON */
+			hl_notify_result_set(r, HL_NOTIFY_FAILED, res->status, -1, "bad_answer",
+			                     "'%s': the comments could not be read", origin);
+	} else {
+		hl_notify_text_excerpt(reason, sizeof(reason),
+		                       res->err.code == HL_ETIMEOUT ? "timed out"
+		                                                    : "connection failed",
+		                       res->err.code == HL_ETIMEOUT ? 9 : 17);
+		hl_notify_result_set(r, HL_NOTIFY_RETRY, 0, -1,
+		                     res->err.code == HL_ETIMEOUT ? "timeout" : "connect",
+		                     "'%s': %s", origin, reason);
+	}
+	return r->status == HL_NOTIFY_RETRY;
+}
+
+/*
+ * Whether one of the issue's comments (path: its comments) updated since
+ * since_ms already holds marker. Follows Link rel="next" for up to
+ * GH_LOOKUP_PAGES pages of 100 (past them, 3000 comments since the message
+ * was enqueued, the answer is ABSENT: a second comment is better than none,
+ * which a retry that could never tell would come to), all within
+ * timeout_ms. Each page is asked as the POST is (the client's auth, no
+ * waiting inside a rate limit), so a refused page is classified like the
+ * POST's answer: RETRY with *r filled, a rate limit with GitHub's wait.
+ * Returns an enum gh_lookup, or -HL_ENOMEM.
+ */
+static int
+github_posted(struct hl_notify_result *r, struct hl_github *gh, const char *origin,
+              const char *path, const char *marker, int64_t since_ms,
+              const struct hl_notify_opts *opts, struct hl_err *err)
+{
+	struct hl_buf q = HL_BUF_INIT(0), url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
+	struct hl_err gerr = HL_ERR_INIT;
 	time_t t = (time_t)((since_ms > 0 ? since_ms : 0) / 1000);
+	int64_t deadline =
+	        hl_time_mono_ms() + (opts && opts->timeout_ms > 0 ? opts->timeout_ms : 15000);
+	char *next = malloc(HL_GITHUB_LINK_MAX);
 	struct tm tm;
 	char since[32];
-	size_t i;
-	int ret;
+	int ret = GH_LOOKUP_ABSENT, pages = 0;
 
 	gmtime_r(&t, &tm);
 	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	hl_buf_appendf(&q, "%s?per_page=100&since=%s", path, since);
-	if (hl_buf_error(&q))
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	ret = hl_github_call(gh, &arr, "GET", q.data, NULL, err);
-	hl_buf_release(&q);
-	if (ret == -HL_ENOMEM || ret == -HL_ETIMEOUT || ret == -HL_EUPSTREAM || ret == -HL_EIO)
-		return ret;
-	if (ret < 0)
-		return 0;
-	ret = 0;
-	json_array_foreach(arr, i, c)
-	{
-		const char *body = json_string_value(json_object_get(c, "body"));
-
-		if (body && strstr(body, marker))
-			ret = 1;
+	if (hl_buf_error(&q) || !next) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
 	}
-	json_decref(arr);
+	hl_strlcpy(next, q.data, HL_GITHUB_LINK_MAX);
+	while (pages++ < GH_LOOKUP_PAGES && ret == GH_LOOKUP_ABSENT) {
+		struct hl_fetch_req req;
+		struct hl_fetch_res res;
+		json_t *arr, *c;
+		size_t i;
+		int64_t left = deadline - hl_time_mono_ms();
+		bool more;
+
+		if (left <= 0) {
+			hl_notify_result_set(r, HL_NOTIFY_RETRY, 0, -1, "timeout",
+			                     "'%s': timed out reading the comments", origin);
+			ret = GH_LOOKUP_RETRY;
+			break;
+		}
+		ret = hl_github_req_init(gh, &req, &url, &auth, "GET", next, &gerr);
+		if (ret == -HL_ENOMEM) {
+			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+			break;
+		}
+		if (ret < 0) {
+			/* the token could not be minted, or a next link refused */
+			ret = GH_LOOKUP_ABSENT;
+			break;
+		}
+		req.no_rate_wait = true;
+		req.timeout_ms = left;
+		req.max_body = GH_LOOKUP_PAGE_MAX;
+		if (opts && opts->ca_file)
+			req.ca_file = opts->ca_file;
+		hl_fetch_res_init(&res);
+		if (hl_fetch_run(&req, &res, 1, 0, &gerr) == -HL_ENOMEM) {
+			hl_fetch_res_release(&res);
+			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+			break;
+		}
+		arr = res.err.code == 0 && res.status >= 200 && res.status < 300
+		              ? json_loadb(res.body.data, res.body.len, 0, NULL)
+		              : NULL;
+		if (!json_is_array(arr)) {
+			ret = github_lookup_failed(r, origin, &res) ? GH_LOOKUP_RETRY
+			                                            : GH_LOOKUP_ABSENT;
+			json_decref(arr);
+			hl_fetch_res_release(&res);
+			break;
+		}
+		json_array_foreach(arr, i, c)
+		{
+			const char *body = json_string_value(json_object_get(c, "body"));
+
+			if (body && strstr(body, marker))
+				ret = GH_LOOKUP_FOUND;
+		}
+		json_decref(arr);
+		more = hl_fetch_link_next(next, HL_GITHUB_LINK_MAX, res.link);
+		hl_fetch_res_release(&res);
+		if (!more)
+			break;
+	}
+	if (ret == GH_LOOKUP_RETRY) {
+		struct hl_notify_result was = *r;
+
+		hl_notify_result_set(r, was.status, was.code, was.retry_after_ms, was.error,
+		                     "could not tell whether an earlier attempt posted the "
+		                     "comment: %s",
+		                     was.message);
+		r->hold_ms = was.hold_ms;
+	}
+out:
+	free(next);
+	hl_buf_release(&q);
+	hl_buf_release(&url);
+	if (auth.len)
+		explicit_bzero(auth.data, auth.len);
+	hl_buf_release(&auth);
 	return ret;
 }
 
@@ -488,25 +612,18 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 	}
 	if (opts && opts->github_marker && *opts->github_marker) {
 		int64_t t0 = hl_time_mono_ms();
-		int found = github_posted(gh, path.data, opts->github_marker, opts->github_since_ms,
-		                          &gerr);
+		int found = github_posted(&r, gh, origin, path.data, opts->github_marker,
+		                          opts->github_since_ms, opts, err);
 
-		if (found == -HL_ENOMEM) {
-			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		if (found < 0) {
+			ret = found;
 			goto out;
 		}
-		if (found != 0) {
-			if (found > 0)
+		if (found != GH_LOOKUP_ABSENT) {
+			if (found == GH_LOOKUP_FOUND)
 				hl_notify_result_set(&r, HL_NOTIFY_DELIVERED, 200, -1, "",
 				                     "'%s': already posted by an earlier attempt",
 				                     origin);
-			else
-				hl_notify_result_set(
-				        &r, HL_NOTIFY_RETRY, 0, -1,
-				        found == -HL_ETIMEOUT ? "timeout" : "server_error",
-				        "'%s': could not tell whether an earlier attempt "
-				        "posted the comment: %s",
-				        origin, hl_err_name(gerr.code));
 			r.elapsed_ms = hl_time_mono_ms() - t0;
 			goto done;
 		}
@@ -522,6 +639,7 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 		req.timeout_ms = opts->timeout_ms;
 	if (opts && opts->ca_file)
 		req.ca_file = opts->ca_file;
+	req.no_rate_wait = opts && opts->no_rate_wait;
 	ret = hl_notify_http_run(&r, &req, origin, github_classify, err);
 	if (ret < 0)
 		goto out;

@@ -370,6 +370,11 @@ discord_classify(struct hl_notify_result *out, const char *origin, const struct 
 			hl_notify_result_set(out, HL_NOTIFY_FAILED, h->status, -1, tok,
 			                     "'%s': status %ld: %s", origin, h->status, msg);
 	}
+	/* the bucket is empty: a request before its reset gets a 429, even
+	 * right after a delivery */
+	if (h->rl_remaining == 0 && h->rl_reset_after_ms >= 0)
+		out->hold_ms = h->rl_reset_after_ms < HL_NOTIFY_HOLD_MAX_MS ? h->rl_reset_after_ms
+		                                                            : HL_NOTIFY_HOLD_MAX_MS;
 	json_decref(v);
 }
 

@@ -19,7 +19,8 @@
  * exceeded.
  *
  * A send makes one attempt (the fetch engine may wait out a 429 whose wait
- * fits in the send's timeout, and the SMTP transport makes one session) and
+ * fits in the send's timeout unless opts->no_rate_wait, and the SMTP
+ * transport makes one session) and
  * classifies it into a struct hl_notify_result: delivered, retry later (with
  * the service's requested wait when it gave one), or a permanent failure.
  * Webhook URLs and SMTP credentials are secrets: results and errors name
@@ -114,6 +115,12 @@ struct hl_notify_result {
 	/* RETRY: the wait the service asked for in ms (Discord's retry_after,
 	 * Retry-After, X-RateLimit-Reset); -1 when it named none */
 	int64_t retry_after_ms;
+	/* any status: how long the service said the next request to the same
+	 * endpoint would be refused, in ms (Discord sends X-RateLimit-Remaining
+	 * 0 with X-RateLimit-Reset-After on a delivery too, and answers 429 to
+	 * a request before the reset); 0 when it said nothing. At most
+	 * HL_NOTIFY_HOLD_MAX_MS: a longer wait is taken as that. */
+	int64_t hold_ms;
 	/* a short machine token, "" when delivered: "rate_limited", "timeout",
 	 * "connect", "tls", "bad_url", "bad_address", "server_error",
 	 * "http_<status>", "discord_<code>" (Discord's JSON code), Slack's own
@@ -125,6 +132,10 @@ struct hl_notify_result {
 	char message[256];
 	int64_t elapsed_ms;
 };
+
+/* The longest hold_ms a send reports (a reset further away than this is
+ * not believed: Discord's per-webhook buckets reset within seconds). */
+#define HL_NOTIFY_HOLD_MAX_MS 60000
 
 /* Options of a send. Zero-initialise; every field is optional. */
 struct hl_notify_opts {
@@ -139,6 +150,11 @@ struct hl_notify_opts {
 	 * 502) and does not post again when it is there */
 	const char *github_marker;
 	int64_t github_since_ms;
+	/* answer a rate limit (429, GitHub's 403s) at once as RETRY
+	 * "rate_limited" with the wait it named, instead of waiting it out
+	 * inside the send's timeout: for a caller that holds the channel itself
+	 * (the outbox, whose one thread sends every channel) */
+	bool no_rate_wait;
 };
 
 /* Addressing of an email (contract section 9: HEALER_EMAIL_FROM/TO). */
@@ -175,6 +191,9 @@ int hl_notify_discord_build(char **out, const struct hl_notify_report *r,
  * Retry-After; 5xx, 408 and transport failures are RETRY; other answers are
  * FAILED with error "discord_<code>" from the JSON body (10015 Unknown
  * Webhook, 50006 empty message, 50035 invalid form body) or "http_<status>".
+ * Whatever the status, an answer with X-RateLimit-Remaining: 0 sets
+ * hold_ms from X-RateLimit-Reset-After (the webhook's bucket is empty
+ * until then), so the caller sends nothing more to it before.
  * Returns 0 with *out filled, or -HL_ENOMEM (then *out is not written).
  */
 int hl_notify_discord_send(struct hl_notify_result *out, const char *webhook_url,
@@ -287,8 +306,11 @@ int hl_notify_github_refusal(char **out, const char *author, const char *associa
  * GitHub named none, as it asks for secondary limits); 5xx and transport
  * failures are RETRY; 401, 403, 404, 410 and 422 are FAILED
  * ("http_<status>"). With opts->github_marker, a comment of the issue
- * already holding it is DELIVERED without a post ("already posted"); a
- * lookup that failed for now is RETRY. Returns 0 with *out filled, or
+ * already holding it is DELIVERED without a post ("already posted"): the
+ * comments updated since github_since_ms are read page by page (100 each,
+ * GitHub's Link rel="next", at most 30 pages, all within the send's
+ * timeout); a lookup that failed for now is RETRY, a rate-limited one
+ * "rate_limited" with GitHub's wait, as the POST's would be. Returns 0 with *out filled, or
  * -HL_ENOMEM.
  */
 int hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const char *repo,

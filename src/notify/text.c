@@ -604,6 +604,7 @@ hl_notify_http_run(struct hl_notify_result *out, const struct hl_fetch_req *req,
 		h.retry_after_s = res.retry_after_s;
 		h.rl_remaining = res.ratelimit_remaining;
 		h.rl_reset = res.ratelimit_reset;
+		h.rl_reset_after_ms = res.ratelimit_reset_after_ms;
 		h.err_code = res.err.code;
 		classify(out, origin, &h);
 	} else {
@@ -643,5 +644,6 @@ hl_notify_http_post(struct hl_notify_result *out, const char *url, const char *o
 	req.max_body = 1u << 20;
 	req.max_retries = 0;
 	req.ca_file = opts ? opts->ca_file : NULL;
+	req.no_rate_wait = opts && opts->no_rate_wait;
 	return hl_notify_http_run(out, &req, origin, classify, err);
 }

@@ -102,11 +102,12 @@ struct hl_notify_http {
 	long status;      /* 0 when no answer arrived */
 	const char *body; /* the answer (NUL-terminated) */
 	size_t body_len;
-	int64_t retry_after_s;  /* Retry-After, -1 absent */
-	int64_t rl_remaining;   /* X-RateLimit-Remaining, -1 absent */
-	int64_t rl_reset;       /* X-RateLimit-Reset (epoch s), -1 absent */
-	int err_code;           /* the fetch engine's error (0: an answer arrived) */
-	const char *err_detail; /* its reason, with the URL already removed */
+	int64_t retry_after_s;     /* Retry-After, -1 absent */
+	int64_t rl_remaining;      /* X-RateLimit-Remaining, -1 absent */
+	int64_t rl_reset;          /* X-RateLimit-Reset (epoch s), -1 absent */
+	int64_t rl_reset_after_ms; /* X-RateLimit-Reset-After in ms, -1 absent */
+	int err_code;              /* the fetch engine's error (0: an answer arrived) */
+	const char *err_detail;    /* its reason, with the URL already removed */
 };
 
 /* A channel's classification of an answer (called only when one arrived). */

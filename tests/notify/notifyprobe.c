@@ -13,8 +13,9 @@
  *   notifyprobe send-raw discord|slack URL             stdin is the payload itself
  *
  * A send prints {"result", "code", "error", "message", "retry_after_ms",
- * "elapsed_ms"}. NOTIFY_TIMEOUT_MS, NOTIFY_CA_FILE, SMTP_USER and
- * SMTP_PASSWORD set the send options; NOTIFY_GITHUB_MARKER sets the GitHub
+ * "hold_ms", "elapsed_ms"}. NOTIFY_TIMEOUT_MS, NOTIFY_CA_FILE, SMTP_USER,
+ * SMTP_PASSWORD and NOTIFY_NO_RATE_WAIT (set: no_rate_wait) set the send
+ * options; NOTIFY_GITHUB_MARKER sets the GitHub
  * marker (also appended to the comment, as the outbox does) and
  * NOTIFY_GITHUB_SINCE_MS its lookup's start. A library error prints {"error":
  * name, "message": text} and exits 1.
@@ -125,6 +126,7 @@ probe_opts(struct hl_notify_opts *o)
 	o->smtp_user = getenv("SMTP_USER");
 	o->smtp_password = getenv("SMTP_PASSWORD");
 	o->github_marker = getenv("NOTIFY_GITHUB_MARKER");
+	o->no_rate_wait = getenv("NOTIFY_NO_RATE_WAIT") != NULL;
 	if (getenv("NOTIFY_GITHUB_SINCE_MS"))
 		o->github_since_ms = atoll(getenv("NOTIFY_GITHUB_SINCE_MS"));
 }
@@ -132,11 +134,11 @@ probe_opts(struct hl_notify_opts *o)
 static int
 probe_result(const struct hl_notify_result *r)
 {
-	json_t *o =
-	        json_pack("{s:s, s:I, s:s, s:s, s:I, s:I}", "result",
-	                  hl_notify_status_name(r->status), "code", (json_int_t)r->code, "error",
-	                  r->error, "message", r->message, "retry_after_ms",
-	                  (json_int_t)r->retry_after_ms, "elapsed_ms", (json_int_t)r->elapsed_ms);
+	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "result",
+	                      hl_notify_status_name(r->status), "code", (json_int_t)r->code,
+	                      "error", r->error, "message", r->message, "retry_after_ms",
+	                      (json_int_t)r->retry_after_ms, "hold_ms", (json_int_t)r->hold_ms,
+	                      "elapsed_ms", (json_int_t)r->elapsed_ms);
 	char *s = json_dumps(o, JSON_COMPACT);
 
 	printf("%s\n", s ? s : "null");

@@ -238,10 +238,63 @@ check("send: its retry finds the comment by its marker -> delivered, not posted 
 res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:77e1b0c9a4d35f28 -->"))
 check("send: a marker no comment holds -> posted", res.get("result") == "delivered"
       and res.get("code") == 201 and len(comments()) == 3, (res, len(comments())))
+
+# a busy PR: more than a page (100) of comments since the message was enqueued;
+# GitHub lists them oldest first, so the lost comment is on the last page
+import json  # noqa: E402
+import urllib.request  # noqa: E402
+for i in range(230):
+    urllib.request.urlopen(urllib.request.Request(
+        f"{api}/repos/5dlabs/cto/issues/4321/comments", method="POST",
+        data=json.dumps({"body": f"chatter {i}"}).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}),
+        timeout=10).read()
+http("POST", f"{api}/_stub/config", {"comment_then_fail": 1})
+BENV = dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:5c1e7a9b3d2f4068 -->")
+res = send(n="4321", env=BENV)
+mine = [c for c in comments() if c["issue"] == 4321 and "5c1e7a9b3d2f4068" in c["body"]]
+check("send: a busy PR (230 comments), the comment created but answered 502 -> retry",
+      res.get("result") == "retry" and len(mine) == 1, (res, len(mine)))
+before = len(http("GET", f"{api}/_stub/requests") or [])
+res = send(n="4321", env=BENV)
+mine = [c for c in comments() if c["issue"] == 4321 and "5c1e7a9b3d2f4068" in c["body"]]
+pages = [r for r in (http("GET", f"{api}/_stub/requests") or [])[before:]
+         if r.get("method") == "GET" and "/issues/4321/comments" in r.get("path", "")]
+check("send: its retry walks the pages (Link rel=next) and finds it on the third -> "
+      "delivered, not posted twice", res.get("result") == "delivered"
+      and "already posted" in res.get("message", "") and len(mine) == 1 and len(pages) == 3,
+      (res, len(mine), [p.get("path") for p in pages]))
 rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 502}])
 res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:0b5d2e8f61a9c374 -->"))
 rules([])
+on_1234 = [c for c in comments() if c["issue"] == 1234]
 check("send: the lookup failing -> retry, nothing posted",
-      res.get("result") == "retry" and len(comments()) == 3, (res, len(comments())))
+      res.get("result") == "retry" and len(on_1234) == 3, (res, len(on_1234)))
+# GitHub's rate limits answer the look-up too: the send waits as long as the
+# POST's own rate limit would make it (the outbox then holds every comment)
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 403, "times": 1,
+        "body": {"message": "API rate limit exceeded for installation ID 1."},
+        "reset_in": 120}])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:1d3b5f7a9c0e2468 -->"))
+check("send: the look-up rate limited (403, X-RateLimit-Remaining 0) -> retry "
+      "rate_limited until the reset, nothing posted",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and 115000 <= res.get("retry_after_ms", -1) <= 125000
+      and len([c for c in comments() if c["issue"] == 1234]) == 3, res)
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 429, "times": 1,
+        "headers": {"Retry-After": "90"},
+        "body": {"message": "You have exceeded a secondary rate limit."}}])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:1d3b5f7a9c0e2468 -->"))
+check("send: the look-up answered 429 Retry-After 90 -> retry rate_limited after 90 s",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and res.get("retry_after_ms") == 90000, res)
+rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "delay_ms": 3000}])
+t0 = time.time()
+res = send(n="4321", env=dict(BENV, NOTIFY_GITHUB_MARKER="<!-- healer:2e4c6a8b0d1f3579 -->",
+                               NOTIFY_TIMEOUT_MS="4000"))
+took = time.time() - t0
+rules([])
+check("send: a slow look-up over several pages stays within the send's timeout",
+      res.get("result") == "retry" and res.get("error") == "timeout" and took < 7, (res, took))
 
 finish()

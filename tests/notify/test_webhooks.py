@@ -144,6 +144,14 @@ check("discord: a 429 whose wait fits in the timeout is waited out, then deliver
       and res.get("elapsed_ms", 0) >= 900, (res, [r["status"] for r in rec]))
 
 dc("clear", {})
+dc("ratelimit", {"times": 1, "retry_after": 0.35, "retry_after_header": "1"})
+res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "5000", "NOTIFY_NO_RATE_WAIT": "1"})
+check("discord: with no_rate_wait (the outbox) a 429 that would fit is answered at once",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and res.get("retry_after_ms") == 350 and len(dc("received")) == 1
+      and res.get("elapsed_ms", 9999) < 900, res)
+
+dc("clear", {})
 dc("ratelimit", {"times": 5, "retry_after": 0.35, "retry_after_header": "1"})
 res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "800"})
 check("discord: 429 -> retry with retry_after from the JSON body (0.35 s = 350 ms)",
@@ -195,6 +203,26 @@ dc("script", {"answers": [{"status": 502, "body": "<html>bad gateway</html>",
 res = send("discord", DURL)
 check("discord: 502 with Retry-After -> retry after 7000 ms",
       res.get("result") == "retry" and res.get("retry_after_ms") == 7000, res)
+
+# Discord's bucket headers come with every answer: a delivery that leaves it
+# empty (X-RateLimit-Remaining 0) tells how long the next request would get a 429
+dc("clear", {})
+dc("bucket", {"limit": 2, "reset_after": 1.5})
+res = send("discord", DURL)
+check("discord: a delivery leaving requests in the bucket -> no hold",
+      res.get("result") == "delivered" and res.get("hold_ms") == 0, res)
+res = send("discord", DURL)
+check("discord: a delivery with X-RateLimit-Remaining 0 -> hold until Reset-After",
+      res.get("result") == "delivered" and 500 <= res.get("hold_ms", 0) <= 1500, res)
+res = send("discord", DURL, env={"NOTIFY_TIMEOUT_MS": "500"})
+check("discord: the stand-in answers 429 to a request inside that hold (not executed)",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and 0 < res.get("hold_ms", 0) <= 1500 and len(dc("messages")) == 2, res)
+dc("bucket", {"limit": 1, "reset_after": 86400 * 365})
+res = send("discord", DURL)
+check("discord: an absurd Reset-After (a year) -> a hold of at most 60 s",
+      res.get("result") == "delivered" and res.get("hold_ms") == 60000, res)
+dc("bucket", {"limit": 1000, "reset_after": 1.0})
 
 http("POST", f"{dbase}/_stub/config",
      {"rules": [{"method": "POST", "path": "/api/webhooks/", "delay_ms": 3000, "times": 1}]})

@@ -15,8 +15,14 @@ topics/rate-limits, opcodes-and-status-codes).
         violation, which a test must never produce
     401 {"code": 50027, "message": "Invalid Webhook Token"}
     404 {"code": 10015, "message": "Unknown Webhook"}
-  Every answer carries X-RateLimit-Limit/-Remaining/-Reset/-Reset-After/
-  -Bucket headers.
+  Every answer, 2xx included, carries X-RateLimit-Limit/-Remaining/-Reset/
+  -Reset-After/-Bucket headers from the webhook's bucket: LIMIT requests per
+  window of RESET seconds, the window starting at its first request; a
+  request made while the bucket is empty (Remaining was 0 and Reset-After
+  has not passed) gets Discord's 429 (retry_after = the rest of the window,
+  X-RateLimit-Scope: user) and is not executed. The default bucket (1000
+  per second) is wide so tests of other behaviour are not limited; a test
+  of the limit narrows it with --bucket or POST /_stub/bucket.
 
 Webhooks: --webhook ID:TOKEN (repeatable) or POST /_stub/webhooks
 {"ID": "TOKEN"}. Controls (besides stubcommon's):
@@ -29,10 +35,12 @@ Webhooks: --webhook ID:TOKEN (repeatable) or POST /_stub/webhooks
   POST /_stub/ratelimit   {"times": N, "retry_after": 0.35, "global": false,
                           "retry_after_header": "1"}: the next N requests get
                           Discord's 429 with its headers
+  POST /_stub/bucket      {"limit": 1, "reset_after": 1.5}: each webhook's
+                          bucket from now on (its count starts afresh)
   POST /_stub/clear       forget messages, received, violations, script
 Python standard library only.
 
-usage: discord_stub.py [--webhook ID:TOKEN]... [--cert C --key K]
+usage: discord_stub.py [--webhook ID:TOKEN]... [--bucket LIMIT:SECONDS] [--cert C --key K]
 """
 import argparse
 import json
@@ -45,7 +53,7 @@ import stubcommon
 
 LOCK = threading.Lock()
 STATE = {"webhooks": {}, "messages": [], "received": [], "violations": [], "script": [],
-         "next_id": 1000}
+         "next_id": 1000, "bucket": {"limit": 1000, "reset_after": 1.0}, "buckets": {}}
 
 LIMITS = {"title": 256, "description": 4096, "fields": 25, "field.name": 256,
           "field.value": 1024, "footer.text": 2048, "author.name": 256, "total": 6000,
@@ -115,12 +123,30 @@ def validate(payload):
     return None
 
 
-def rl_headers(remaining=4, reset_after=1.0):
+def rl_headers(remaining=4, reset_after=1.0, limit=5):
     now = time.time()
-    return {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": str(remaining),
+    return {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": str(remaining),
             "X-RateLimit-Reset": f"{now + reset_after:.3f}",
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
             "X-RateLimit-Bucket": "b6f7c2a9e1d04e3f"}
+
+
+def bucket_take(wid):
+    """Counts a request against webhook wid's bucket (under LOCK): returns
+    (allowed, headers) - allowed False when the bucket is empty."""
+    now = time.monotonic()
+    limit, window = STATE["bucket"]["limit"], STATE["bucket"]["reset_after"]
+    b = STATE["buckets"].get(wid)
+    if b is None or now >= b["reset_at"]:
+        b = STATE["buckets"][wid] = {"remaining": limit, "reset_at": now + window}
+    after = max(0.0, b["reset_at"] - now)
+    if b["remaining"] <= 0:
+        h = rl_headers(0, after, limit)
+        h["Retry-After"] = str(max(1, math.ceil(after)))
+        h["X-RateLimit-Scope"] = "user"
+        return False, h
+    b["remaining"] -= 1
+    return True, rl_headers(b["remaining"], after, limit)
 
 
 class DiscordHandler(stubcommon.StubHandler):
@@ -158,6 +184,10 @@ class DiscordHandler(stubcommon.StubHandler):
                         "status": 429, "headers": headers,
                         "body": {"message": "You are being rate limited.", "retry_after": ra,
                                  "global": bool(body.get("global"))}})
+            elif path == "/_stub/bucket":
+                STATE["bucket"] = {"limit": int(body.get("limit", 5)),
+                                   "reset_after": float(body.get("reset_after", 2.0))}
+                STATE["buckets"] = {}
             elif path == "/_stub/clear":
                 for k in ("messages", "received", "violations", "script"):
                     STATE[k] = []
@@ -178,17 +208,23 @@ class DiscordHandler(stubcommon.StubHandler):
             payload = ValueError
         with LOCK:
             scripted = STATE["script"].pop(0) if STATE["script"] else None
+            allowed, hdrs = bucket_take(wid)
         bad = validate(payload) if payload is not ValueError else (
             50109, "The request body contains invalid JSON.", {}, [])
         if bad and bad[3]:
             with LOCK:
                 STATE["violations"].extend(bad[3])
-        status, body, headers = self.answer(wid, token, q, payload, bad, scripted)
+        if not allowed and scripted is None:
+            after = float(hdrs["X-RateLimit-Reset-After"])
+            status, body, headers = 429, {"message": "You are being rate limited.",
+                                          "retry_after": after, "global": False}, None
+        else:
+            status, body, headers = self.answer(wid, token, q, payload, bad, scripted)
         with LOCK:
             STATE["received"].append({"webhook": wid, "query": q, "status": status,
                                       "headers": {k.lower(): v for k, v in self.headers.items()},
-                                      "raw": raw.decode("utf-8", "replace")})
-        hdrs = rl_headers()
+                                      "raw": raw.decode("utf-8", "replace"),
+                                      "at": time.time()})
         hdrs.update(headers or {})
         if status == 204:
             self.send_response(204)
@@ -227,12 +263,16 @@ class DiscordHandler(stubcommon.StubHandler):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--webhook", action="append", default=[])
+    ap.add_argument("--bucket")
     ap.add_argument("--cert")
     ap.add_argument("--key")
     a = ap.parse_args()
     for w in a.webhook:
         wid, token = w.split(":", 1)
         STATE["webhooks"][wid] = token
+    if a.bucket:
+        limit, secs = a.bucket.split(":", 1)
+        STATE["bucket"] = {"limit": int(limit), "reset_after": float(secs)}
     stubcommon.serve(DiscordHandler, 0, a.cert, a.key)
     stubcommon.wait_forever()
 

@@ -27,7 +27,8 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     behind_by, total_commits, commits oldest first, at most 250; 404 for an
     unknown ref);
   issue comments (stored; GET .../issues/{n}/comments lists an issue's
-    comments oldest first with since= on updated_at and per_page <= 100),
+    comments oldest first with since= on updated_at, per_page <= 100 (30
+    by default) and page=, Link rel="next"/"last"/"prev"/"first" as GitHub),
     reactions on comments (201 new, 200 when this
     user already reacted so, 422 for an unknown content, 404 for an unknown
     comment);
@@ -354,13 +355,26 @@ class GitHubHandler(stubcommon.StubHandler):
             return self.send(200, c) if c else self.send(404, {"message": "Not Found"})
         if (r := re.fullmatch(r"/issues/(\d+)/comments", rest)) and self.command == "GET":
             since = q.get("since")
-            per = min(int(q.get("per_page", "30")), 100)
+            per = max(1, min(int(q.get("per_page", "30")), 100))
+            page = max(1, int(q.get("page", "1")))
             now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             with LOCK:
                 found = [c for c in STATE["comments"]
                          if c["issue"] == int(r.group(1)) and c["repo"] == f"{owner}/{repo}"
                          and (not since or c.get("updated_at", now) >= since)]
-            return self.send(200, found[:per])
+            # GitHub's pages: Link rel="next"/"last" (and "prev"/"first" past
+            # the first), the other query parameters kept
+            last = max(1, (len(found) + per - 1) // per)
+            keep = urlencode({k: v for k, v in q.items() if k not in ("page", "per_page")})
+            base = (f"http://127.0.0.1:{self.server.server_address[1]}{path}?per_page={per}"
+                    + (f"&{keep}" if keep else ""))
+            links = []
+            if page < last:
+                links += [f'<{base}&page={page + 1}>; rel="next"', f'<{base}&page={last}>; rel="last"']
+            if page > 1:
+                links += [f'<{base}&page={page - 1}>; rel="prev"', f'<{base}&page=1>; rel="first"']
+            return self.send(200, found[(page - 1) * per: page * per],
+                             {"Link": ", ".join(links)} if links else None)
         if (r := re.fullmatch(r"/issues/(\d+)/comments", rest)) and self.command == "POST":
             body = self.body_json()
             if not isinstance(body, dict) or not isinstance(body.get("body"), str):
