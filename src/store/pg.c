@@ -1209,6 +1209,7 @@ static const struct hl_store_ops pg_ops = {
 		.claim = hl_pg_redelivery_claim,
 		.finish = hl_pg_redelivery_finish,
 	},
+		.release = hl_pg_redelivery_release,
 	.memory = {
 		.put = hl_pg_memory_put,
 		.similar = hl_pg_memory_similar,

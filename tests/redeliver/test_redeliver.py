@@ -199,7 +199,7 @@ def main():
     rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
     check("a rate-limited redelivery stops the pass and is given back (not recorded, not "
           "counted failed); A and E are not asked again",
-          asked == ["guid-g"] and "guid-g" not in rows and
+          asked == ["guid-g"] and rows.get("guid-g") == "retry" and
           "rate-limits redelivery" in h.log() and
           [r["guid"] for r in dtest.http("GET", f"{api}/_stub/redeliveries")] == ["guid-a"],
           (asked, rows))
@@ -228,8 +228,8 @@ def main():
     h, asked = again("fifth")
     rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
     check("a redelivery request GitHub did not take (502, 403) is given back, not recorded "
-          "failed", sorted(asked) == ["guid-h", "guid-i"] and "guid-h" not in rows
-          and "guid-i" not in rows and "did not take a redelivery request" in h.log()
+          "failed", sorted(asked) == ["guid-h", "guid-i"] and rows.get("guid-h") == "retry"
+          and rows.get("guid-i") == "retry" and "did not take a redelivery request" in h.log()
           and total([h], 'healer_redeliveries_total{result="failed"}') == 0, (asked, rows))
     h, asked = again("sixth")
     rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
@@ -238,6 +238,45 @@ def main():
           and rows.get("guid-i") == "requested", (asked, rows))
     h, asked = again("seventh")
     check("and a pass after that asks for nothing", asked == [], asked)
+
+    # GitHub never takes the request for J (502 every time): each pass asks
+    # again and is incomplete, until the third request GitHub did not take
+    # records J failed for good (a clear log line, counted failed); that pass
+    # completes and its resume point moves; J is never asked again. K, which
+    # failed too and is taken, is asked for once meanwhile.
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {KEY: [
+        item(70, "guid-j", 502, at=stamp), item(71, "guid-k", 500, at=stamp)]}})
+    ids = {str(d["id"]): d["guid"] for d in _listed(api) if not d["redelivery"]}
+    dtest.http("POST", f"{api}/_stub/config", {"rules": [
+        {"method": "POST", "path": f"{base}/70/attempts", "status": 502,
+         "body": {"message": "Server Error"}}]})
+
+    def point_since():
+        row = db.execute("SELECT value FROM kv WHERE key = ?", (f"redeliver:{KEY}",)).fetchone()
+        return int(row[0].split()[0]) if row else None
+    asked_j, outcomes = [], []
+    for name in ("eighth", "ninth", "tenth"):
+        h, asked = again(name)
+        asked_j.append(sorted(asked))
+        rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+        outcomes.append((rows.get("guid-j"), point_since()))
+    check("a delivery whose redelivery GitHub never takes (502) is asked again by the next "
+          "passes, which stay incomplete (the resume point does not move)",
+          asked_j[:2] == [["guid-j", "guid-k"], ["guid-j"]]
+          and outcomes[:2] == [("retry", 0), ("retry", 0)], (asked_j, outcomes))
+    nt = db.execute("SELECT outcome, detail FROM redeliveries WHERE guid = 'guid-j'").fetchone()
+    check("the third request GitHub did not take gives up on it: recorded failed for good "
+          "with GitHub's answer and logged; the pass completes and its resume "
+          "point moves", asked_j[2] == ["guid-j"] and outcomes[2][0] == "failed"
+          and (outcomes[2][1] or 0) > 0 and nt is not None and "3 times" in (nt[1] or "")
+          and "giving up on a failed delivery" in h.log(),
+          (asked_j, outcomes, nt, h.log()[-1500:]))
+    h, asked = again("eleventh")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("J is never asked again; K was asked once and redelivered",
+          asked == [] and rows.get("guid-k") == "requested", (asked, rows))
+    dtest.http("POST", f"{api}/_stub/config", {"rules": []})
 
     # a long outage of a busy hook: the failed delivery X lies behind 1,250
     # newer ones, more than a pass lists (1,000). The pass goes on from the
