@@ -3272,7 +3272,7 @@ test_store_replicas_take_over_a_dead_ones_claims(void **state)
 
 struct heard {
 	pthread_mutex_t lock;
-	int work, task, decision;
+	int work, task, decision, any_decision;
 };
 
 static void
@@ -3283,7 +3283,8 @@ heard_cb(void *arg, enum hl_store_channel ch, const char *payload)
 	pthread_mutex_lock(&h->lock);
 	h->work += ch == HL_CHANNEL_WORK;
 	h->task += ch == HL_CHANNEL_TASK && !*payload;
-	h->decision += ch == HL_CHANNEL_DECISION;
+	h->decision += ch == HL_CHANNEL_DECISION && *payload;
+	h->any_decision += ch == HL_CHANNEL_DECISION && !*payload;
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -3298,14 +3299,14 @@ heard_count(struct heard *h, int *field)
 	return n;
 }
 
-/* When the listener's connection drops it reconnects, tells the loops to
- * look (a work and a task signal: some may have been missed) and hears
- * the other replicas again. */
+/* When the listener's connection drops it reconnects, signals every
+ * channel with "" (work, tasks and decisions sent meanwhile were missed)
+ * and hears the other replicas again. */
 static void
 test_store_listener_reconnects(void **state)
 {
 	struct fixture *f = *state;
-	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0 };
 	struct hl_store *s2;
 	struct hl_err err = HL_ERR_INIT;
 	char sql[300];
@@ -3322,11 +3323,14 @@ test_store_listener_reconnects(void **state)
 	         f->db);
 	assert_int_equal(pg_run("postgres", sql), 0);
 	deadline = hl_time_mono_ms() + 10000;
-	while ((heard_count(&h, &h.task) == 0 || heard_count(&h, &h.work) == 0) &&
+	while ((heard_count(&h, &h.task) == 0 || heard_count(&h, &h.work) == 0 ||
+	        heard_count(&h, &h.any_decision) == 0) &&
 	       hl_time_mono_ms() < deadline)
 		usleep(10000);
 	assert_true(heard_count(&h, &h.task) >= 1);
 	assert_true(heard_count(&h, &h.work) >= 1);
+	/* decisions published meanwhile were missed too: "" (any) */
+	assert_true(heard_count(&h, &h.any_decision) >= 1);
 	assert_int_equal(hl_store_publish(s2, HL_CHANNEL_DECISION, "d-1 {}", &err), 0);
 	deadline = hl_time_mono_ms() + 5000;
 	while (heard_count(&h, &h.decision) == 0 && hl_time_mono_ms() < deadline)
