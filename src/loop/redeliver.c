@@ -25,7 +25,9 @@
  * So does the REDELIVER_TRIES-th request for one delivery GitHub did not
  * take (a rate limit is not counted; deliveries older than GitHub keeps,
  * 3 days, are not listed at all): a delivery GitHub never takes cannot
- * keep every pass incomplete and the resume point from moving.
+ * keep every pass incomplete and the resume point from moving. A pass
+ * left incomplete is taken up again REDELIVER_RETRY_MS later (at most an
+ * interval), not at once, even with an unfinished listing.
  */
 #include "redeliver.h"
 
@@ -46,7 +48,7 @@
 #define REDELIVER_WINDOW_MS     (72LL * 3600 * 1000) /* GitHub redelivers the past 3 days */
 #define REDELIVER_MARGIN_MS     (5LL * 60 * 1000)    /* deliveries logged late */
 #define REDELIVER_MAX_LIST      1000                 /* deliveries listed per pass */
-#define REDELIVER_RETRY_MS      (60LL * 1000)        /* after a pass that failed */
+#define REDELIVER_RETRY_MS      (60LL * 1000)        /* after a pass that failed or stopped */
 #define REDELIVER_CALL_MS       10000                /* one GitHub call */
 #define REDELIVER_MAX_NOT_TAKEN 3 /* requests GitHub did not take: the pass stops */
 #define REDELIVER_TRIES         3 /* requests for one delivery GitHub did not take: given up */
@@ -417,6 +419,11 @@ redeliver_main(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&r->passes_ok, 1);
+		/* a pass left incomplete (a rate limit, requests GitHub did not
+		 * take) is not repeated at once, even with a listing unfinished */
+		if (!p.complete)
+			retry_at = hl_time_mono_ms() +
+			           (interval < REDELIVER_RETRY_MS ? interval : REDELIVER_RETRY_MS);
 		snprintf(n[0], sizeof(n[0]), "%" PRId64, p.listed);
 		snprintf(n[1], sizeof(n[1]), "%" PRId64, p.failed);
 		snprintf(n[2], sizeof(n[2]), "%" PRId64, p.requested);

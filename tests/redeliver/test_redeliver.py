@@ -357,6 +357,35 @@ def main():
           (point, h.log()[-1500:]))
     h.stop()
 
+    # a rate limit on the page a pass goes on from (R lies behind 1,150
+    # newer deliveries): the pass stops and is not repeated at once, every
+    # tick of the redelivery thread (HEALER_LEASE_SECONDS=3: every second),
+    # against GitHub's Retry-After, but a minute later
+    rl, rkey = 83, f"repo:{REPO}:83"
+    rport = pgtest.free_port()
+    dtest.http("POST", f"{api}/_stub/seed", {
+        "hooks": {rkey: {"url": f"http://127.0.0.1:{rport}/webhook", "secret": hltest.SECRET}},
+        "deliveries": {rkey: [item(1, "guid-r", 502, at=old, payload=job_event(303, 3003))] +
+                       [item(i, f"guid-rl-{i}", 200, at=newer) for i in range(2, 1152)]}})
+    dtest.http("POST", f"{api}/_stub/reset")
+    dtest.http("POST", f"{api}/_stub/config", {"rules": [
+        {"method": "POST", "path": f"/repos/{REPO}/hooks/{rl}/deliveries/1/attempts",
+         "status": 429, "headers": {"Retry-After": "3600"},
+         "body": {"message": "API rate limit exceeded"}}]})
+    h = hltest.Healer(os.path.join(dtest.TMP, "ratelimited"), dict(benv, GITHUB_HOOK_ID=str(rl)),
+                      name="rl", listen=f"127.0.0.1:{rport}")
+    h.start()
+    rids = {"1": "guid-r"}
+    first = wait_for(lambda: asked_for(rids), 30, 0.1)
+    time.sleep(5)
+    asked = asked_for(rids)
+    check("a rate-limited request on the page a pass goes on from stops the pass, which is "
+          "not repeated at once (every second)",
+          first == ["guid-r"] and asked == ["guid-r"] and "rate-limits redelivery" in h.log(),
+          (asked, h.log()[-1500:]))
+    h.stop()
+    dtest.http("POST", f"{api}/_stub/config", {"rules": []})
+
     # an unknown hook (404) and one the token may not read (403)
     dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},
                                              "deliveries": {f"repo:{REPO}:79": []}})
