@@ -332,6 +332,46 @@ heal_still_open(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *
 	return rc;
 }
 
+static int heal_active_for_pod(struct hl_alerts *a, char *name, const char *pod,
+                               const char *task_id, struct hl_err *err);
+
+/*
+ * After a firing's CodeRun was created. The pod's lock is checked right
+ * before the create, but its database session can drop between that
+ * check and the create landing (a slow apiserver): another replica then
+ * takes the lock, sees no CodeRun for the pod and creates one too. So the
+ * pod's active CodeRuns are looked at once more, now that ours exists:
+ * whichever create landed later sees the other's, deletes its own (name)
+ * and fails transiently, so the alert is retried and then finds the
+ * other's. (Two that both see the other both withdraw, and the retries,
+ * under the lock, make one.) A failed look keeps ours.
+ */
+static int
+heal_withdraw_if_doubled(struct hl_alerts *a, const struct heal_alert *al, const char *task_id,
+                         const char *name, struct hl_err *err)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	char other[64];
+	int rc;
+
+	if (heal_active_for_pod(a, other, al->pod, task_id, &gerr) != 0)
+		return 0;
+	if ((rc = hl_dispatch_delete(a->dispatch, name, &gerr)) < 0)
+		return hl_err_set(err, HL_EUPSTREAM,
+		                  "CodeRun %s of another alert of pod %s/%s appeared while %s was "
+		                  "created (the pod's lock was lost), and deleting %s failed: %s",
+		                  other, al->namespace, al->pod, name, name, gerr.msg);
+	hl_log_kv(HL_LOG_WARN,
+	          "the pod's lock was lost while its CodeRun was created and another replica "
+	          "created one too: this one is deleted, the alert retried",
+	          "pod", al->pod, "namespace", al->namespace, "coderun", name, "other", other,
+	          "task_id", task_id, NULL);
+	return hl_err_set(err, HL_EUPSTREAM,
+	                  "CodeRun %s of another alert of pod %s/%s appeared while %s was created "
+	                  "(the pod's lock was lost); %s is deleted, retried later",
+	                  other, al->namespace, al->pod, name, name);
+}
+
 /*
  * Attempt n of the alert's task (see the file comment). task is the task
  * record (NULL for the first attempt from a delivery, which claims it);
@@ -609,6 +649,10 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 				                    doc.data, err);
 			goto out;
 		}
+		/* a firing's: checked against the other alerts of the pod */
+		if (dout == HL_DISPATCH_CREATED && !plan &&
+		    (rc = heal_withdraw_if_doubled(a, al, task_id, name, err)) < 0)
+			goto out;
 	}
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);
 	heal_out(out,
