@@ -26,7 +26,9 @@
  * across the replicas sharing the store, so two alerts of a pod handled at
  * once, here or on another replica, do not both miss the other's CodeRun;
  * a replica that cannot get the lock in a few seconds gives the delivery
- * back for a later retry. An unreachable
+ * back for a later retry; a CodeRun whose create landed after the lock was
+ * lost and another replica's create is withdrawn (alerts_withdraw_doubled).
+ * An unreachable
  * cluster is a transient error (the delivery is kept and retried); a pod
  * that does not exist, or no cluster at all, is recorded as skipped.
  */
@@ -336,43 +338,6 @@ static int heal_active_for_pod(struct hl_alerts *a, char *name, const char *pod,
                                const char *task_id, struct hl_err *err);
 
 /*
- * After a firing's CodeRun was created. The pod's lock is checked right
- * before the create, but its database session can drop between that
- * check and the create landing (a slow apiserver): another replica then
- * takes the lock, sees no CodeRun for the pod and creates one too. So the
- * pod's active CodeRuns are looked at once more, now that ours exists:
- * whichever create landed later sees the other's, deletes its own (name)
- * and fails transiently, so the alert is retried and then finds the
- * other's. (Two that both see the other both withdraw, and the retries,
- * under the lock, make one.) A failed look keeps ours.
- */
-static int
-heal_withdraw_if_doubled(struct hl_alerts *a, const struct heal_alert *al, const char *task_id,
-                         const char *name, struct hl_err *err)
-{
-	struct hl_err gerr = HL_ERR_INIT;
-	char other[64];
-	int rc;
-
-	if (heal_active_for_pod(a, other, al->pod, task_id, &gerr) != 0)
-		return 0;
-	if ((rc = hl_dispatch_delete(a->dispatch, name, &gerr)) < 0)
-		return hl_err_set(err, HL_EUPSTREAM,
-		                  "CodeRun %s of another alert of pod %s/%s appeared while %s was "
-		                  "created (the pod's lock was lost), and deleting %s failed: %s",
-		                  other, al->namespace, al->pod, name, name, gerr.msg);
-	hl_log_kv(HL_LOG_WARN,
-	          "the pod's lock was lost while its CodeRun was created and another replica "
-	          "created one too: this one is deleted, the alert retried",
-	          "pod", al->pod, "namespace", al->namespace, "coderun", name, "other", other,
-	          "task_id", task_id, NULL);
-	return hl_err_set(err, HL_EUPSTREAM,
-	                  "CodeRun %s of another alert of pod %s/%s appeared while %s was created "
-	                  "(the pod's lock was lost); %s is deleted, retried later",
-	                  other, al->namespace, al->pod, name, name);
-}
-
-/*
  * Attempt n of the alert's task (see the file comment). task is the task
  * record (NULL for the first attempt from a delivery, which claims it);
  * plan the loop's (NULL for the first attempt).
@@ -398,7 +363,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	const struct hl_catalog_type *type;
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
 	char logs_dir[PATH_MAX], alerts_dir[PATH_MAX], analysis[PATH_MAX], existing[HL_TASK_ID_MAX];
-	char frame[300] = "", name[64] = "", why[160], evfile[256] = "";
+	char frame[300] = "", name[64] = "", other[64], why[160], evfile[256] = "";
 	char stem[HL_DIAG_STEM_MAX + 1]; /* A7-<stem>.md, as the diagnostics */
 	const char *agent, *ftype, *repo, *rule, *evline = NULL;
 	size_t evno = 0, evfile_line = 0;
@@ -649,10 +614,17 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 				                    doc.data, err);
 			goto out;
 		}
-		/* a firing's: checked against the other alerts of the pod */
-		if (dout == HL_DISPATCH_CREATED && !plan &&
-		    (rc = heal_withdraw_if_doubled(a, al, task_id, name, err)) < 0)
-			goto out;
+		/* a firing's, now that it exists: checked against the pod's
+		 * others once more (the lock may have been lost meanwhile) */
+		if (dout == HL_DISPATCH_CREATED && !plan) {
+			struct hl_err lerr = HL_ERR_INIT; /* a failed look keeps ours */
+
+			if (heal_active_for_pod(a, other, al->pod, task_id, &lerr) == 0) {
+				rc = alerts_withdraw_doubled(a, "pod", al->namespace, al->pod,
+				                             other, name, task_id, err);
+				goto out;
+			}
+		}
 	}
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);
 	heal_out(out,

@@ -246,9 +246,56 @@ def main():
     check("a pod's lock lost while its CodeRun was being created: still one CodeRun for the "
           "pod (the late one is withdrawn), one alert dispatched it, the other found it",
           drained and len(runs) == 1 and outcomes == ["dispatched", "existing"]
-          and any("the pod's lock was lost while its CodeRun was created" in r.log()
-                  for r in reps),
+          and any("the lock was lost while a CodeRun was created" in r.log() for r in reps),
           (drained, runs, outcomes, [r.log()[-1500:] for r in reps]))
+
+    # the same for an ArgoCD application: its failed sync at one replica,
+    # whose create is slow to land and whose lock is lost meanwhile, and its
+    # Degraded notice at the other
+    app = {"metadata": {"name": "billing", "namespace": "argocd"},
+           "spec": {"project": "default",
+                    "source": {"repoURL": "https://github.com/acme/shop.git"}},
+           "status": {"health": {"status": "Degraded",
+                                 "lastTransitionTime": "2026-01-01T09:00:00Z"},
+                      "sync": {"status": "OutOfSync", "revision": "9f8e"}}}
+    failed = json.loads(json.dumps(app))
+    failed["status"]["operationState"] = {"phase": "Failed", "message": "apply failed",
+                                          "startedAt": "2026-01-01T08:59:00Z"}
+
+    def notify(rep, application):
+        return rep.request("POST", "/api/alerts/argocd",
+                           json.dumps({"application": application}).encode(),
+                           {"Content-Type": "application/json",
+                            "Authorization": "Bearer " + hltest.TOKEN})
+    kube("POST", "/_stub/reset")
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
+         "delay_ms": 4000, "times": 1}]})
+    st1, _ = notify(reps[0], failed)
+    creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
+                                 if r["method"] == "POST" and r["path"].endswith("/coderuns")],
+                        20, 0.02)
+    holder = con.query("SELECT claimed_by FROM deliveries WHERE source = 'argocd'"
+                       " AND state = 'processing'").fetchall()
+    first = [i for i, r in enumerate(reps) if holder and f":{r.proc.pid}:" in holder[0][0]]
+    other = reps[1 - first[0]] if first else reps[1]
+    if first:
+        con.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l"
+                  " ON l.pid = a.pid AND l.locktype = 'advisory'"
+                  f" WHERE a.application_name = 'heal-r{first[0]}'")
+    st2, _ = notify(other, app)
+    drained = wait_for(lambda: con.query(
+        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+        " AND source = 'argocd'").fetchone()[0] == 0, 60, 0.25)
+    runs = [c["metadata"]["name"] for c in kube("GET", "/_stub/coderuns") or []
+            if c["metadata"]["labels"].get("healer/argocd-app") == "billing"]
+    outcomes = sorted((json.loads(d) if d else {}).get("outcome") or "" for (d,) in con.query(
+        "SELECT decision_json FROM deliveries WHERE source = 'argocd'").fetchall())
+    check("an ArgoCD application's lock lost while its CodeRun was being created: one "
+          "CodeRun for the application, one notification dispatched it, the other found it",
+          st1 == 202 and st2 == 202 and creating and first and drained and len(runs) == 1
+          and outcomes == ["dispatched", "existing"],
+          (holder, drained, runs, outcomes, [r.log()[-1500:] for r in reps]))
 
     for r in reps:
         check(f"replica {r.name} stops cleanly", r.stop() == 0)
