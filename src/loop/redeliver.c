@@ -22,10 +22,12 @@
  * 5xx, credentials that may not redeliver) gives its claim back, so a
  * later pass asks again; GitHub's answer about the delivery (422, 404),
  * or a lost answer (it may have been taken), records it failed for good.
- * So does the REDELIVER_TRIES-th request for one delivery GitHub did not
- * take (a rate limit is not counted; deliveries older than GitHub keeps,
- * 3 days, are not listed at all): a delivery GitHub never takes cannot
- * keep every pass incomplete and the resume point from moving. A pass
+ * So does a request for one delivery GitHub did not take once at least
+ * REDELIVER_TRIES of them were not taken and the first was an hour ago (a
+ * rate limit is not counted; a GitHub incident of a few passes loses
+ * nothing; deliveries older than GitHub keeps, 3 days, are not listed at
+ * all): a delivery GitHub never takes cannot keep every pass incomplete
+ * and the resume point from moving. A pass
  * left incomplete is taken up again REDELIVER_RETRY_MS later (at most an
  * interval), not at once, even with an unfinished listing.
  */
@@ -51,7 +53,8 @@
 #define REDELIVER_RETRY_MS      (60LL * 1000)        /* after a pass that failed or stopped */
 #define REDELIVER_CALL_MS       10000                /* one GitHub call */
 #define REDELIVER_MAX_NOT_TAKEN 3 /* requests GitHub did not take: the pass stops */
-#define REDELIVER_TRIES         3 /* requests for one delivery GitHub did not take: given up */
+#define REDELIVER_TRIES         3 /* requests for one delivery GitHub did not take, */
+#define REDELIVER_GIVE_UP_MS    (60LL * 60 * 1000) /* ... the first an hour ago: given up */
 
 struct hl_redeliver {
 	const struct hl_config *cfg;
@@ -174,8 +177,8 @@ redeliver_give_up(struct hl_redeliver *r, struct hl_redeliver_pass *p,
  * the pass must stop (a rate limit), 2 when GitHub did not take the
  * request (given back: a later pass asks again), 0 to go on, -HL_E*
  * (store). An answer about the delivery itself (422 too old, 404 gone),
- * or none, records it failed for good; so does the REDELIVER_TRIES-th
- * request GitHub did not take. */
+ * or none, records it failed for good; so does one GitHub did not take
+ * after REDELIVER_TRIES of them over an hour. */
 static int
 redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t *d,
               struct hl_err *err)
@@ -191,7 +194,8 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 	};
 	char id[32];
 	bool known = false, claimed = false;
-	int rc, not_taken = 0;
+	struct hl_redelivery_history hist = { 0 };
+	int rc;
 
 	if (!*rd.guid || rd.github_id <= 0 || strlen(rd.guid) > HL_DELIVERY_ID_MAX)
 		return 0;
@@ -201,7 +205,7 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 		p->stored++;
 		return 0;
 	}
-	if ((rc = hl_store_redelivery_claim(r->store, &claimed, &not_taken, &rd, err)) < 0)
+	if ((rc = hl_store_redelivery_claim(r->store, &claimed, &hist, &rd, err)) < 0)
 		return rc;
 	if (!claimed) {
 		p->claimed++;
@@ -224,8 +228,9 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 		return rc < 0 ? rc : 1;
 	}
 	if (redeliver_not_taken(&gerr)) {
-		if (not_taken + 1 >= REDELIVER_TRIES)
-			return redeliver_give_up(r, p, &rd, id, not_taken + 1, &gerr, err);
+		if (hist.not_taken + 1 >= REDELIVER_TRIES &&
+		    hl_time_wall_ms() - hist.first_ms >= REDELIVER_GIVE_UP_MS)
+			return redeliver_give_up(r, p, &rd, id, hist.not_taken + 1, &gerr, err);
 		hl_log_kv(HL_LOG_WARN,
 		          "GitHub did not take a redelivery request; a later pass asks again",
 		          "delivery", rd.guid, "github_id", id, "error", gerr.msg, NULL);

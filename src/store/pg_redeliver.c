@@ -44,8 +44,9 @@ pg_redeliver_changes(struct hl_store_backend *b, int64_t *changed, const char *s
 }
 
 int
-hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, int *not_taken,
-                       const struct hl_redelivery *r, struct hl_err *err)
+hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
+                       struct hl_redelivery_history *hist, const struct hl_redelivery *r,
+                       struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *res = NULL;
@@ -67,12 +68,15 @@ hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, int *not_taken
 	                " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
 	                " requested_by = EXCLUDED.requested_by, updated_ms = EXCLUDED.updated_ms"
 	                " WHERE redeliveries.outcome = 'retry'"
-	                " RETURNING not_taken",
+	                " RETURNING not_taken, requested_ms",
 	                &p, false, "redelivery claim", err);
 	if (rc < 0)
 		return rc;
 	*claimed = PQntuples(res) == 1;
-	*not_taken = *claimed ? (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+	if (*claimed) {
+		hist->not_taken = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		hist->first_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	}
 	PQclear(res);
 	return 0;
 }

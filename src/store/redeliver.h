@@ -32,12 +32,18 @@ struct hl_redelivery {
 int hl_store_delivery_known(struct hl_store *s, bool *known, const char *delivery_id,
                             struct hl_err *err) HL_MUST_CHECK;
 
+/* What a claim knows of the earlier requests for its guid. */
+struct hl_redelivery_history {
+	int not_taken;    /* requests GitHub answered it did not take */
+	int64_t first_ms; /* when the guid was first claimed (wall ms) */
+};
+
 /* Records r as being redelivered (outcome "pending"): *claimed is true
  * when this call recorded it (a new guid, or one given back for a retry),
  * false when its guid is pending or finished (by this process or another).
- * *not_taken (may be NULL) gets how many earlier requests for it GitHub
- * answered it did not take (0 for a new guid). */
-int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, int *not_taken,
+ * *hist (may be NULL) gets the claimed guid's history (a new one: no
+ * request not taken, first claimed now). */
+int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redelivery_history *hist,
                               const struct hl_redelivery *r, struct hl_err *err) HL_MUST_CHECK;
 
 /* Ends a claim: outcome "requested" (GitHub accepted) or "failed", with a

@@ -27,8 +27,9 @@ hl_sq_delivery_known(struct hl_store_backend *b, bool *known, const char *delive
 }
 
 int
-hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed, int *not_taken,
-                       const struct hl_redelivery *r, struct hl_err *err)
+hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
+                       struct hl_redelivery_history *hist, const struct hl_redelivery *r,
+                       struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "INSERT INTO redeliveries (guid, hook, github_id, event_name, status_code,"
@@ -37,7 +38,7 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed, int *not_taken
 	           " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
 	           " requested_by = excluded.requested_by, updated_ms = excluded.updated_ms"
 	           " WHERE redeliveries.outcome = 'retry'"
-	           " RETURNING not_taken");
+	           " RETURNING not_taken, requested_ms");
 	int rc;
 
 	if (!st)
@@ -52,7 +53,10 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed, int *not_taken
 	sqlite3_bind_int64(st, 7, hl_time_wall_ms());
 	rc = sqlite3_step(st);
 	*claimed = rc == SQLITE_ROW;
-	*not_taken = *claimed ? sqlite3_column_int(st, 0) : 0;
+	if (*claimed) {
+		hist->not_taken = sqlite3_column_int(st, 0);
+		hist->first_ms = sqlite3_column_int64(st, 1);
+	}
 	/* RETURNING: the change is made when the statement runs to its end */
 	while (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);

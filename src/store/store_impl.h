@@ -248,7 +248,7 @@ struct hl_store_outbox_ops {
 struct hl_store_redeliver_ops {
 	int (*known)(struct hl_store_backend *b, bool *known, const char *delivery_id,
 	             struct hl_err *err);
-	int (*claim)(struct hl_store_backend *b, bool *claimed, int *not_taken,
+	int (*claim)(struct hl_store_backend *b, bool *claimed, struct hl_redelivery_history *hist,
 	             const struct hl_redelivery *r, struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *guid, const char *outcome,
 	              const char *detail, struct hl_err *err);

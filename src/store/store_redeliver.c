@@ -17,18 +17,18 @@ hl_store_delivery_known(struct hl_store *s, bool *known, const char *delivery_id
 }
 
 int
-hl_store_redelivery_claim(struct hl_store *s, bool *claimed, int *not_taken,
+hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redelivery_history *hist,
                           const struct hl_redelivery *r, struct hl_err *err)
 {
-	int ignored;
+	struct hl_redelivery_history ignored;
 
-	if (!not_taken)
-		not_taken = &ignored;
-	*not_taken = 0;
+	if (!hist)
+		hist = &ignored;
+	memset(hist, 0, sizeof(*hist));
 	if (!r || !r->guid || !*r->guid || strlen(r->guid) > HL_DELIVERY_ID_MAX || !r->hook ||
 	    !r->owner)
 		return hl_err_set(err, HL_EINVAL, "a redelivery needs a guid, a hook and an owner");
-	STORE_CALL(s, s->ops->redeliver.claim(s->b, claimed, not_taken, r, err));
+	STORE_CALL(s, s->ops->redeliver.claim(s->b, claimed, hist, r, err));
 }
 
 int

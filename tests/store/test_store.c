@@ -2258,7 +2258,8 @@ test_store_redeliveries(void **state)
 		                   .status_code = 502,
 		                   .owner = "a" };
 	bool known = true, claimed = false;
-	int not_taken = -1;
+	struct hl_redelivery_history hist = { -1, -1 };
+	int64_t before = hl_time_wall_ms();
 	char row[RAW_COLS][256];
 
 	insert(f, "d-stored", NULL, NULL);
@@ -2271,8 +2272,11 @@ test_store_redeliveries(void **state)
 	assert_false(known);
 	assert_int_equal(hl_store_delivery_known(f->s, &known, "", &err), -HL_EINVAL);
 
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
+	assert_int_equal(hist.not_taken, 0);
+	assert_true(hist.first_ms >= before && hist.first_ms <= hl_time_wall_ms());
+	before = hist.first_ms;
 	if (pg_mode) {
 		assert_int_equal(hl_store_open(&s2, f->url, &err), 0);
 		r.owner = "b";
@@ -2281,33 +2285,33 @@ test_store_redeliveries(void **state)
 		hl_store_close(s2);
 		r.owner = "a";
 	}
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
-	assert_int_equal(not_taken, 0);
 	/* released while pending: claimable again, once; a rate limit (not
 	 * counted) and two requests GitHub did not take (counted) */
 	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", false, "rate limit", &err), 0);
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
-	assert_int_equal(not_taken, 0);
+	assert_int_equal(hist.not_taken, 0);
 	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, "status 502", &err), 0);
 	assert_int_equal(
 	        raw_row(f, "SELECT outcome, detail FROM redeliveries WHERE guid = 'g-1'", row), 0);
 	assert_string_equal(row[0], "retry");
 	assert_string_equal(row[1], "status 502");
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
-	assert_int_equal(not_taken, 1);
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hist.not_taken, 1);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
 	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, NULL, &err), 0);
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
-	assert_int_equal(not_taken, 2);
+	assert_int_equal(hist.not_taken, 2);
+	assert_true(hist.first_ms == before); /* kept from the first claim */
 	assert_int_equal(hl_store_redelivery_finish(f->s, "g-1", "requested", NULL, &err), 0);
 	/* finished: a release does nothing, the guid stays taken */
 	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, NULL, &err), 0);
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &not_taken, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
 	assert_int_equal(raw_row(f,
 	                         "SELECT outcome, requested_by, status_code, github_id FROM"
