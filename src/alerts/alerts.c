@@ -5,6 +5,7 @@
  */
 #include "alerts_impl.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "store/loop.h"
 
@@ -152,6 +153,30 @@ alerts_lock_held(struct hl_alerts *a, const char *kind, const char *ns, const ch
 
 	alerts_lock_key(key, sizeof(key), kind, ns, name);
 	return hl_store_lock_held(a->store, key);
+}
+
+int
+alerts_withdraw_doubled(struct hl_alerts *a, const char *kind, const char *ns, const char *name,
+                        const char *other, const char *coderun, const char *task_id,
+                        struct hl_err *err)
+{
+	const char *what = strcmp(kind, "pod") == 0 ? "pod" : "application";
+	struct hl_err derr = HL_ERR_INIT;
+
+	if (hl_dispatch_delete(a->dispatch, coderun, &derr) < 0)
+		return hl_err_set(err, HL_EUPSTREAM,
+		                  "CodeRun %s of another task of %s %s/%s appeared while %s was "
+		                  "created (the lock was lost), and deleting %s failed: %s",
+		                  other, what, ns, name, coderun, coderun, derr.msg);
+	hl_log_kv(HL_LOG_WARN,
+	          "the lock was lost while a CodeRun was created and another replica created "
+	          "one too: this one is deleted, the delivery retried",
+	          "kind", what, "namespace", ns, "name", name, "coderun", coderun, "other", other,
+	          "task_id", task_id, NULL);
+	return hl_err_set(err, HL_EUPSTREAM,
+	                  "CodeRun %s of another task of %s %s/%s appeared while %s was created "
+	                  "(the lock was lost); %s is deleted, retried later",
+	                  other, what, ns, name, coderun, coderun);
 }
 
 void

@@ -121,6 +121,16 @@ void alerts_unlock(struct hl_alerts *a, const char *kind, const char *ns, const 
 /* True while the lock taken by alerts_lock is still held (PostgreSQL: its
  * session lives): checked right before a CodeRun is created. */
 bool alerts_lock_held(struct hl_alerts *a, const char *kind, const char *ns, const char *name);
+/* The lock can still be lost between that check and the create landing (a
+ * slow apiserver), and another replica then creates a CodeRun for the same
+ * pod or application too. So once ours (coderun) exists the caller looks
+ * again; when another task's CodeRun (other) is active, this deletes ours
+ * and returns -HL_EUPSTREAM, so the delivery is retried and then finds the
+ * other's. (Two creates that both see the other both withdraw; the retries,
+ * under the lock, make one.) kind is "pod" or "app", as for alerts_lock. */
+int alerts_withdraw_doubled(struct hl_alerts *a, const char *kind, const char *ns, const char *name,
+                            const char *other, const char *coderun, const char *task_id,
+                            struct hl_err *err);
 /* Takes a task's lease as owner, waiting a little for a holder (the loop);
  * HL_EUPSTREAM when it stays taken. */
 int alerts_lease(struct hl_alerts *a, const char *owner, const char *task_id, struct hl_err *err);

@@ -16,9 +16,11 @@
  *
  * Guards: one task per application and episode (the task id); a CodeRun
  * still active for the same application under another task makes the
- * notification skipped (the workers of one process work on one
- * application at a time, so two notifications handled at once do not both
- * miss the other's CodeRun).
+ * notification skipped: the check and the create run under the
+ * application's lock (alerts_lock, across the replicas sharing the store),
+ * so two notifications handled at once do not both miss the other's
+ * CodeRun; a CodeRun whose create landed after the lock was lost and
+ * another replica's create is withdrawn (alerts_withdraw_doubled).
  */
 #include "alerts_impl.h"
 #include "base/clock.h"
@@ -244,6 +246,9 @@ argo_previous(struct hl_prompt_attempt *out, size_t max, const struct hl_task_re
 	return k;
 }
 
+static int argo_active(struct hl_alerts *a, char *name, const struct argo *ar, const char *task_id,
+                       struct hl_err *err);
+
 static int
 argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct argo *ar,
              const char *task_id, int n, const struct hl_task_record *task,
@@ -427,6 +432,18 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 				rc = alerts_refused(a, out, "argocd", task_id, n, agent, ftype,
 				                    repo, prompt, err);
 			goto out;
+		}
+		/* a notification's, now that it exists: checked against the
+		 * application's others once more (the lock may have been lost) */
+		if (dout == HL_DISPATCH_CREATED && !plan) {
+			struct hl_err lerr = HL_ERR_INIT; /* a failed look keeps ours */
+			char other[64];
+
+			if (argo_active(a, other, ar, task_id, &lerr) == 0) {
+				rc = alerts_withdraw_doubled(a, "app", ar->namespace, ar->name,
+				                             other, name, task_id, err);
+				goto out;
+			}
 		}
 	}
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);

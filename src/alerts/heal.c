@@ -26,7 +26,9 @@
  * across the replicas sharing the store, so two alerts of a pod handled at
  * once, here or on another replica, do not both miss the other's CodeRun;
  * a replica that cannot get the lock in a few seconds gives the delivery
- * back for a later retry. An unreachable
+ * back for a later retry; a CodeRun whose create landed after the lock was
+ * lost and another replica's create is withdrawn (alerts_withdraw_doubled).
+ * An unreachable
  * cluster is a transient error (the delivery is kept and retried); a pod
  * that does not exist, or no cluster at all, is recorded as skipped.
  */
@@ -332,6 +334,9 @@ heal_still_open(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *
 	return rc;
 }
 
+static int heal_active_for_pod(struct hl_alerts *a, char *name, const char *pod,
+                               const char *task_id, struct hl_err *err);
+
 /*
  * Attempt n of the alert's task (see the file comment). task is the task
  * record (NULL for the first attempt from a delivery, which claims it);
@@ -358,7 +363,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	const struct hl_catalog_type *type;
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
 	char logs_dir[PATH_MAX], alerts_dir[PATH_MAX], analysis[PATH_MAX], existing[HL_TASK_ID_MAX];
-	char frame[300] = "", name[64] = "", why[160], evfile[256] = "";
+	char frame[300] = "", name[64] = "", other[64], why[160], evfile[256] = "";
 	char stem[HL_DIAG_STEM_MAX + 1]; /* A7-<stem>.md, as the diagnostics */
 	const char *agent, *ftype, *repo, *rule, *evline = NULL;
 	size_t evno = 0, evfile_line = 0;
@@ -608,6 +613,17 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 				rc = alerts_refused(a, out, "alert", task_id, n, agent, ftype, repo,
 				                    doc.data, err);
 			goto out;
+		}
+		/* a firing's, now that it exists: checked against the pod's
+		 * others once more (the lock may have been lost meanwhile) */
+		if (dout == HL_DISPATCH_CREATED && !plan) {
+			struct hl_err lerr = HL_ERR_INIT; /* a failed look keeps ours */
+
+			if (heal_active_for_pod(a, other, al->pod, task_id, &lerr) == 0) {
+				rc = alerts_withdraw_doubled(a, "pod", al->namespace, al->pod,
+				                             other, name, task_id, err);
+				goto out;
+			}
 		}
 	}
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), name);

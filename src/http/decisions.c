@@ -11,11 +11,16 @@
  * the latest decisions so that one published before its request registered
  * (a very fast remediation) is not lost. A timer thread resumes requests
  * whose wait is over; shutdown resumes them all. No HTTP thread blocks.
+ * Signals can be lost (a replica's connection to a shared store dropped
+ * while another replica decided): hl_decisions_recheck has the timer
+ * thread read each waiting request's decision from the store, and resume
+ * those already decided.
  */
 #include "decisions.h"
 
 #include "base/clock.h"
 #include "base/str.h"
+#include "store/intake.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -30,6 +35,7 @@ struct board_recent {
 };
 
 struct hl_decision_board {
+	struct hl_store *store; /* borrowed: where decisions are stored */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct http_req *waiters;
@@ -37,6 +43,7 @@ struct hl_decision_board {
 	size_t recent_pos;
 	pthread_t timer;
 	bool stop;
+	bool recheck; /* signals may have been lost: read the waiters' decisions */
 };
 
 /* Called with the lock held: unlinks r. */
@@ -54,6 +61,37 @@ board_unlink(struct hl_decision_board *b, struct http_req *r)
 	}
 }
 
+/* Called with the lock held (released meanwhile): the decisions of the
+ * waiting requests that the store already has are published, which
+ * resumes those requests. */
+static void
+board_recheck(struct hl_decision_board *b)
+{
+	char(*ids)[HL_DELIVERY_ID_MAX + 1];
+	struct http_req *r;
+	size_t n = 0, i;
+
+	for (r = b->waiters; r; r = r->wait_next)
+		n++;
+	if (n == 0 || !(ids = malloc(n * sizeof(*ids)))) {
+		b->recheck = n > 0; /* out of memory: the next round tries again */
+		return;
+	}
+	n = 0;
+	for (r = b->waiters; r; r = r->wait_next)
+		hl_strlcpy(ids[n++], r->delivery_id, sizeof(ids[0]));
+	pthread_mutex_unlock(&b->lock);
+	for (i = 0; i < n; i++) {
+		char *text = NULL;
+
+		if (hl_store_delivery_decision(b->store, &text, ids[i], NULL) == 0 && text)
+			hl_decisions_publish(b, ids[i], strlen(ids[i]), text);
+		free(text);
+	}
+	free(ids);
+	pthread_mutex_lock(&b->lock);
+}
+
 static void *
 board_timer(void *arg)
 {
@@ -65,6 +103,12 @@ board_timer(void *arg)
 		int64_t now = hl_time_mono_ms(), next = now + 1000;
 		struct http_req **pp = &b->waiters;
 		struct timespec ts;
+
+		if (b->recheck) {
+			b->recheck = false;
+			board_recheck(b);
+			continue;
+		}
 
 		while (*pp) {
 			struct http_req *r = *pp;
@@ -92,12 +136,13 @@ board_timer(void *arg)
 }
 
 int
-hl_decisions_new(struct hl_decision_board **out, struct hl_err *err)
+hl_decisions_new(struct hl_decision_board **out, struct hl_store *store, struct hl_err *err)
 {
 	struct hl_decision_board *b = calloc(1, sizeof(*b));
 
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	b->store = store;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	if (pthread_create(&b->timer, NULL, board_timer, b) != 0) {
@@ -139,6 +184,15 @@ hl_decisions_free(struct hl_decision_board *b)
 	pthread_cond_destroy(&b->cond);
 	pthread_mutex_destroy(&b->lock);
 	free(b);
+}
+
+void
+hl_decisions_recheck(struct hl_decision_board *b)
+{
+	pthread_mutex_lock(&b->lock);
+	b->recheck = true;
+	pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
 }
 
 bool

@@ -13,7 +13,8 @@
 
 struct hl_decision_board;
 
-int hl_decisions_new(struct hl_decision_board **out, struct hl_err *err);
+/* store (borrowed, outlives the board) is read by hl_decisions_recheck. */
+int hl_decisions_new(struct hl_decision_board **out, struct hl_store *store, struct hl_err *err);
 /* Resumes every waiting request and stops the timer (drain). Idempotent. */
 void hl_decisions_release_all(struct hl_decision_board *b);
 void hl_decisions_free(struct hl_decision_board *b);
@@ -27,5 +28,10 @@ bool hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait
  * and resumes the request waiting for it, if any. */
 void hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
                           const char *decision_json);
+
+/* Signals may have been lost (the store's listener reconnected): the
+ * board's thread soon reads the decision of every waiting request from the
+ * store and resumes those already decided. Never blocks on the store. */
+void hl_decisions_recheck(struct hl_decision_board *b);
 
 #endif

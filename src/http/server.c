@@ -806,16 +806,21 @@ http_listen(int *fd_out, int *port_out, const char *host, int port, struct hl_er
 	return 0;
 }
 
-/* Store signals: a decision ("<delivery id> <json>") for a waiting sensor call. */
+/* Store signals: a decision ("<delivery id> <json>") for a waiting sensor
+ * call; "" when decisions may have been missed (a replica whose listener
+ * reconnected): the waiting calls' decisions are read from the store. */
 static void
 http_on_signal(void *arg, enum hl_store_channel ch, const char *payload)
 {
 	struct hl_http_server *srv = arg;
 	const char *sp;
 
-	if (ch != HL_CHANNEL_DECISION || !(sp = strchr(payload, ' ')))
+	if (ch != HL_CHANNEL_DECISION)
 		return;
-	hl_decisions_publish(srv->decisions, payload, (size_t)(sp - payload), sp + 1);
+	if (!*payload)
+		hl_decisions_recheck(srv->decisions);
+	else if ((sp = strchr(payload, ' ')))
+		hl_decisions_publish(srv->decisions, payload, (size_t)(sp - payload), sp + 1);
 }
 
 int
@@ -861,7 +866,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = hl_decisions_new(&srv->decisions, err);
+	rc = hl_decisions_new(&srv->decisions, store, err);
 	if (rc < 0)
 		goto fail;
 	if (cfg->n_webhook_secrets > 0 &&

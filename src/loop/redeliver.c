@@ -22,6 +22,14 @@
  * 5xx, credentials that may not redeliver) gives its claim back, so a
  * later pass asks again; GitHub's answer about the delivery (422, 404),
  * or a lost answer (it may have been taken), records it failed for good.
+ * So does a request for one delivery GitHub did not take once at least
+ * REDELIVER_TRIES of them were not taken and the first was an hour ago (a
+ * rate limit is not counted; a GitHub incident of a few passes loses
+ * nothing; deliveries older than GitHub keeps, 3 days, are not listed at
+ * all): a delivery GitHub never takes cannot keep every pass incomplete
+ * and the resume point from moving. A pass
+ * left incomplete is taken up again REDELIVER_RETRY_MS later (at most an
+ * interval), not at once, even with an unfinished listing.
  */
 #include "redeliver.h"
 
@@ -42,9 +50,11 @@
 #define REDELIVER_WINDOW_MS     (72LL * 3600 * 1000) /* GitHub redelivers the past 3 days */
 #define REDELIVER_MARGIN_MS     (5LL * 60 * 1000)    /* deliveries logged late */
 #define REDELIVER_MAX_LIST      1000                 /* deliveries listed per pass */
-#define REDELIVER_RETRY_MS      (60LL * 1000)        /* after a pass that failed */
+#define REDELIVER_RETRY_MS      (60LL * 1000)        /* after a pass that failed or stopped */
 #define REDELIVER_CALL_MS       10000                /* one GitHub call */
 #define REDELIVER_MAX_NOT_TAKEN 3 /* requests GitHub did not take: the pass stops */
+#define REDELIVER_TRIES         3 /* requests for one delivery GitHub did not take, */
+#define REDELIVER_GIVE_UP_MS    (60LL * 60 * 1000) /* ... the first an hour ago: given up */
 
 struct hl_redeliver {
 	const struct hl_config *cfg;
@@ -140,11 +150,35 @@ redeliver_not_taken(const struct hl_err *e)
 	return e->code == HL_EUPSTREAM || e->code == HL_EAUTH;
 }
 
+/* Gives up on a delivery whose request GitHub did not take once more
+ * (tries of them now): recorded failed for good. */
+static int
+redeliver_give_up(struct hl_redeliver *r, struct hl_redeliver_pass *p,
+                  const struct hl_redelivery *rd, const char *id, int tries,
+                  const struct hl_err *gerr, struct hl_err *err)
+{
+	char detail[sizeof(gerr->msg) + 96], n[16];
+	int rc;
+
+	snprintf(n, sizeof(n), "%d", tries);
+	snprintf(detail, sizeof(detail),
+	         "GitHub did not take the redelivery request %d times; last: %s", tries, gerr->msg);
+	p->refused++;
+	atomic_fetch_add(&r->refused, 1);
+	hl_log_kv(HL_LOG_WARN,
+	          "giving up on a failed delivery: GitHub did not take any of its redelivery "
+	          "requests; recorded failed, never asked again",
+	          "delivery", rd->guid, "github_id", id, "requests", n, "error", gerr->msg, NULL);
+	rc = hl_store_redelivery_finish(r->store, rd->guid, "failed", detail, err);
+	return rc < 0 ? rc : 0;
+}
+
 /* Asks for one failed delivery d, once (its claim first). Returns 1 when
  * the pass must stop (a rate limit), 2 when GitHub did not take the
  * request (given back: a later pass asks again), 0 to go on, -HL_E*
  * (store). An answer about the delivery itself (422 too old, 404 gone),
- * or none, records it failed for good. */
+ * or none, records it failed for good; so does one GitHub did not take
+ * after REDELIVER_TRIES of them over an hour. */
 static int
 redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t *d,
               struct hl_err *err)
@@ -160,6 +194,7 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 	};
 	char id[32];
 	bool known = false, claimed = false;
+	struct hl_redelivery_history hist = { 0 };
 	int rc;
 
 	if (!*rd.guid || rd.github_id <= 0 || strlen(rd.guid) > HL_DELIVERY_ID_MAX)
@@ -170,7 +205,7 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 		p->stored++;
 		return 0;
 	}
-	if ((rc = hl_store_redelivery_claim(r->store, &claimed, &rd, err)) < 0)
+	if ((rc = hl_store_redelivery_claim(r->store, &claimed, &hist, &rd, err)) < 0)
 		return rc;
 	if (!claimed) {
 		p->claimed++;
@@ -189,14 +224,17 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 	if (redeliver_rate_limited(&gerr)) {
 		hl_log_kv(HL_LOG_WARN, "GitHub rate-limits redelivery; the next pass goes on",
 		          "delivery", rd.guid, "error", gerr.msg, NULL);
-		rc = hl_store_redelivery_release(r->store, rd.guid, err);
+		rc = hl_store_redelivery_release(r->store, rd.guid, false, gerr.msg, err);
 		return rc < 0 ? rc : 1;
 	}
 	if (redeliver_not_taken(&gerr)) {
+		if (hist.not_taken + 1 >= REDELIVER_TRIES &&
+		    hl_time_wall_ms() - hist.first_ms >= REDELIVER_GIVE_UP_MS)
+			return redeliver_give_up(r, p, &rd, id, hist.not_taken + 1, &gerr, err);
 		hl_log_kv(HL_LOG_WARN,
 		          "GitHub did not take a redelivery request; a later pass asks again",
 		          "delivery", rd.guid, "github_id", id, "error", gerr.msg, NULL);
-		rc = hl_store_redelivery_release(r->store, rd.guid, err);
+		rc = hl_store_redelivery_release(r->store, rd.guid, true, gerr.msg, err);
 		return rc < 0 ? rc : 2;
 	}
 	p->refused++;
@@ -386,6 +424,11 @@ redeliver_main(void *arg)
 			continue;
 		}
 		atomic_fetch_add(&r->passes_ok, 1);
+		/* a pass left incomplete (a rate limit, requests GitHub did not
+		 * take) is not repeated at once, even with a listing unfinished */
+		if (!p.complete)
+			retry_at = hl_time_mono_ms() +
+			           (interval < REDELIVER_RETRY_MS ? interval : REDELIVER_RETRY_MS);
 		snprintf(n[0], sizeof(n[0]), "%" PRId64, p.listed);
 		snprintf(n[1], sizeof(n[1]), "%" PRId64, p.failed);
 		snprintf(n[2], sizeof(n[2]), "%" PRId64, p.requested);

@@ -21,8 +21,9 @@
  *     advisory locks that die with the process: the handle's liveness
  *     lock ("healer:owner:<owner>", see hl_pg_reap) and its leaderships
  *     ("healer:leader:<name>"). When it drops, the thread reconnects with
- *     backoff and then delivers a work and a task signal, since it may
- *     have missed some.
+ *     backoff and then delivers a signal on every channel with payload ""
+ *     (work to claim, tasks to look at, decisions to read from the store),
+ *     since it may have missed some.
  * Intake batches are durable when their COMMIT returns (synchronous_commit
  * on), so they need no separate log flush; a server's main connection
  * commits without waiting for the flush (see hl_store_pg_open).
@@ -919,8 +920,8 @@ pg_listener(void *arg)
 	pthread_mutex_lock(&b->l_lock);
 	while (!b->l_stop) {
 		if (!b->lconn) {
-			/* reconnect, then tell the loops to look: signals sent
-			 * meanwhile were missed */
+			/* reconnect, then signal every channel with "" (any):
+			 * signals sent meanwhile were missed */
 			pthread_mutex_unlock(&b->l_lock);
 			c = pg_listen_connect(b, why, sizeof(why));
 			pthread_mutex_lock(&b->l_lock);
@@ -940,8 +941,8 @@ pg_listener(void *arg)
 			b->owner_locked = pg_try_lock(c, pg_owner_lock_sql, b->owner);
 			backoff = PG_BACKOFF_MIN_MS;
 			pthread_mutex_unlock(&b->l_lock);
-			b->sink.deliver(b->sink.arg, HL_CHANNEL_WORK, "");
-			b->sink.deliver(b->sink.arg, HL_CHANNEL_TASK, "");
+			for (i = 0; i < HL_CHANNEL_MAX; i++)
+				b->sink.deliver(b->sink.arg, (enum hl_store_channel)i, "");
 			pthread_mutex_lock(&b->l_lock);
 			continue;
 		}
@@ -1208,6 +1209,7 @@ static const struct hl_store_ops pg_ops = {
 		.known = hl_pg_delivery_known,
 		.claim = hl_pg_redelivery_claim,
 		.finish = hl_pg_redelivery_finish,
+		.release = hl_pg_redelivery_release,
 	},
 	.memory = {
 		.put = hl_pg_memory_put,

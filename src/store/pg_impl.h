@@ -240,10 +240,13 @@ int hl_pg_outbox_counts(struct hl_store_backend *b,
 /* store/redeliver.h */
 int hl_pg_delivery_known(struct hl_store_backend *b, bool *known, const char *delivery_id,
                          struct hl_err *err);
-int hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
+int hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
+                           struct hl_redelivery_history *hist, const struct hl_redelivery *r,
                            struct hl_err *err);
 int hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
                             const char *detail, struct hl_err *err);
+int hl_pg_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_taken,
+                             const char *detail, struct hl_err *err);
 
 /* store/memory.h */
 int hl_pg_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memory_in *m,

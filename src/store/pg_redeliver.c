@@ -1,8 +1,9 @@
 /*
  * pg_redeliver.c - store/redeliver.h on PostgreSQL: a lookup in the
  * delivery queue and the redeliveries table. A claim is one INSERT ... ON
- * CONFLICT DO NOTHING: of two replicas inserting one guid, the unique key
- * lets exactly one row in, and only its inserter is told it claimed.
+ * CONFLICT that takes back only a row given back for a retry: of two
+ * replicas claiming one guid, the unique key and the row lock let exactly
+ * one of them in, and only it is told it claimed.
  */
 #include "base/clock.h"
 #include "pg_impl.h"
@@ -43,11 +44,12 @@ pg_redeliver_changes(struct hl_store_backend *b, int64_t *changed, const char *s
 }
 
 int
-hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
+hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
+                       struct hl_redelivery_history *hist, const struct hl_redelivery *r,
                        struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
-	int64_t changed = 0;
+	PGresult *res = NULL;
 	int rc;
 
 	hl_pg_text(&p, r->guid);
@@ -57,15 +59,26 @@ hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct h
 	hl_pg_int(&p, r->status_code);
 	hl_pg_text(&p, r->owner);
 	hl_pg_int(&p, hl_time_wall_ms());
-	rc = pg_redeliver_changes(b, &changed,
-	                          "INSERT INTO redeliveries (guid, hook, github_id, event_name,"
-	                          " status_code, requested_by, requested_ms, outcome, updated_ms)"
-	                          " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
-	                          " ON CONFLICT (guid) DO NOTHING",
-	                          &p, "redelivery claim", err);
-	if (rc == 0)
-		*claimed = changed == 1;
-	return rc;
+	/* a row given back for a retry is taken again by one claimer: the
+	 * conflicting insert re-checks the outcome on the row's newest version */
+	rc = hl_pg_exec(b, &res,
+	                "INSERT INTO redeliveries (guid, hook, github_id, event_name,"
+	                " status_code, requested_by, requested_ms, outcome, updated_ms)"
+	                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
+	                " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
+	                " requested_by = EXCLUDED.requested_by, updated_ms = EXCLUDED.updated_ms"
+	                " WHERE redeliveries.outcome = 'retry'"
+	                " RETURNING not_taken, requested_ms",
+	                &p, false, "redelivery claim", err);
+	if (rc < 0)
+		return rc;
+	*claimed = PQntuples(res) == 1;
+	if (*claimed) {
+		hist->not_taken = (int)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+		hist->first_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	PQclear(res);
+	return 0;
 }
 
 int
@@ -77,11 +90,6 @@ hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char
 	int rc;
 
 	hl_pg_text(&p, guid);
-	if (!outcome)
-		return pg_redeliver_changes(b, &changed,
-		                            "DELETE FROM redeliveries WHERE guid = $1"
-		                            " AND outcome = 'pending'",
-		                            &p, "redelivery", err);
 	hl_pg_text(&p, outcome);
 	hl_pg_text(&p, detail);
 	hl_pg_int(&p, hl_time_wall_ms());
@@ -92,4 +100,22 @@ hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char
 	if (rc == 0 && changed == 0)
 		rc = hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
 	return rc;
+}
+
+int
+hl_pg_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_taken,
+                         const char *detail, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t changed = 0;
+
+	hl_pg_text(&p, guid);
+	hl_pg_int(&p, not_taken ? 1 : 0);
+	hl_pg_text(&p, detail);
+	hl_pg_int(&p, hl_time_wall_ms());
+	return pg_redeliver_changes(b, &changed,
+	                            "UPDATE redeliveries SET outcome = 'retry',"
+	                            " not_taken = not_taken + $2, detail = $3, updated_ms = $4"
+	                            " WHERE guid = $1 AND outcome = 'pending'",
+	                            &p, "redelivery release", err);
 }

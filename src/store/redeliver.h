@@ -7,9 +7,10 @@
  * Once each, across replicas: hl_store_redelivery_claim inserts the guid
  * under a unique key before GitHub is asked, so of two replicas (or a
  * leader that lost its leadership mid-run and its successor) only one
- * gets to ask. A claim whose request surely never reached GitHub (a rate
- * limit answered before it) is released, so a later run asks again; any
- * other end is recorded and never asked again.
+ * gets to ask. A claim whose request GitHub answered it did not take (a
+ * rate limit, a 5xx, credentials that may not redeliver) is given back
+ * (outcome "retry", counting the requests GitHub did not take), so a later
+ * run claims it again; any other end is recorded and never asked again.
  */
 #ifndef HL_STORE_REDELIVER_H
 #define HL_STORE_REDELIVER_H
@@ -31,19 +32,30 @@ struct hl_redelivery {
 int hl_store_delivery_known(struct hl_store *s, bool *known, const char *delivery_id,
                             struct hl_err *err) HL_MUST_CHECK;
 
+/* What a claim knows of the earlier requests for its guid. */
+struct hl_redelivery_history {
+	int not_taken;    /* requests GitHub answered it did not take */
+	int64_t first_ms; /* when the guid was first claimed (wall ms) */
+};
+
 /* Records r as being redelivered (outcome "pending"): *claimed is true
- * when this call recorded it, false when its guid was recorded before
- * (by this process or another). */
-int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, const struct hl_redelivery *r,
-                              struct hl_err *err) HL_MUST_CHECK;
+ * when this call recorded it (a new guid, or one given back for a retry),
+ * false when its guid is pending or finished (by this process or another).
+ * *hist (may be NULL) gets the claimed guid's history (a new one: no
+ * request not taken, first claimed now). */
+int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redelivery_history *hist,
+                              const struct hl_redelivery *r, struct hl_err *err) HL_MUST_CHECK;
 
 /* Ends a claim: outcome "requested" (GitHub accepted) or "failed", with a
  * detail (GitHub's message; may be NULL). -HL_ENOTFOUND for an unknown guid. */
 int hl_store_redelivery_finish(struct hl_store *s, const char *guid, const char *outcome,
                                const char *detail, struct hl_err *err);
 
-/* Forgets a claim that is still pending (its request never reached
- * GitHub), so a later run may ask again. Unknown or finished: no-op. */
-int hl_store_redelivery_release(struct hl_store *s, const char *guid, struct hl_err *err);
+/* Gives back a claim that is still pending (outcome "retry"), so a later
+ * run may claim it again: not_taken counts the request as one GitHub
+ * answered it did not take (false: it never reached GitHub, a rate limit);
+ * detail is GitHub's message (may be NULL). Unknown or finished: no-op. */
+int hl_store_redelivery_release(struct hl_store *s, const char *guid, bool not_taken,
+                                const char *detail, struct hl_err *err);
 
 #endif

@@ -477,6 +477,7 @@ static const struct hl_store_ops sq_ops = {
 		.known = hl_sq_delivery_known,
 		.claim = hl_sq_redelivery_claim,
 		.finish = hl_sq_redelivery_finish,
+		.release = hl_sq_redelivery_release,
 	},
 	.memory = {
 		.put = hl_sq_memory_put,

@@ -27,14 +27,18 @@ hl_sq_delivery_known(struct hl_store_backend *b, bool *known, const char *delive
 }
 
 int
-hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
+hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
+                       struct hl_redelivery_history *hist, const struct hl_redelivery *r,
                        struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "INSERT INTO redeliveries (guid, hook, github_id, event_name, status_code,"
 	           " requested_by, requested_ms, outcome, updated_ms)"
 	           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?7)"
-	           " ON CONFLICT (guid) DO NOTHING");
+	           " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
+	           " requested_by = excluded.requested_by, updated_ms = excluded.updated_ms"
+	           " WHERE redeliveries.outcome = 'retry'"
+	           " RETURNING not_taken, requested_ms");
 	int rc;
 
 	if (!st)
@@ -47,10 +51,17 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed, const struct h
 	sqlite3_bind_int(st, 5, r->status_code);
 	sqlite3_bind_text(st, 6, r->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, hl_time_wall_ms());
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery claim");
+	rc = sqlite3_step(st);
+	*claimed = rc == SQLITE_ROW;
+	if (*claimed) {
+		hist->not_taken = sqlite3_column_int(st, 0);
+		hist->first_ms = sqlite3_column_int64(st, 1);
+	}
+	/* RETURNING: the change is made when the statement runs to its end */
+	while (rc == SQLITE_ROW)
+		rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery claim");
 	hl_sq_done(b, st);
-	if (rc == 0)
-		*claimed = sqlite3_changes(b->db) == 1;
 	return rc;
 }
 
@@ -58,27 +69,42 @@ int
 hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
                         const char *detail, struct hl_err *err)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE redeliveries SET outcome = ?2, detail = ?3,"
+	                                    " updated_ms = ?4 WHERE guid = ?1");
 	int rc;
 
-	if (!outcome)
-		st = hl_sq_prepare(b, "DELETE FROM redeliveries WHERE guid = ?1"
-		                      " AND outcome = 'pending'");
-	else
-		st = hl_sq_prepare(b, "UPDATE redeliveries SET outcome = ?2, detail = ?3,"
-		                      " updated_ms = ?4 WHERE guid = ?1");
 	if (!st)
 		return hl_sq_fail(err, b->db, "redelivery");
 	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
-	if (outcome) {
-		sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
-		if (detail)
-			sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, hl_time_wall_ms());
-	}
+	sqlite3_bind_text(st, 2, outcome, -1, SQLITE_STATIC);
+	if (detail)
+		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, hl_time_wall_ms());
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery");
 	hl_sq_done(b, st);
-	if (rc == 0 && outcome && sqlite3_changes(b->db) == 0)
+	if (rc == 0 && sqlite3_changes(b->db) == 0)
 		rc = hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
+	return rc;
+}
+
+int
+hl_sq_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_taken,
+                         const char *detail, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE redeliveries SET outcome = 'retry',"
+	                                    " not_taken = not_taken + ?2, detail = ?3,"
+	                                    " updated_ms = ?4 WHERE guid = ?1"
+	                                    " AND outcome = 'pending'");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "redelivery release");
+	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, not_taken ? 1 : 0);
+	if (detail)
+		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, hl_time_wall_ms());
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery release");
+	hl_sq_done(b, st);
 	return rc;
 }

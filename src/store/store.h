@@ -42,7 +42,8 @@ struct hl_store;
 /* What a signal is about. */
 enum hl_store_channel {
 	HL_CHANNEL_WORK,     /* deliveries were queued (payload "") */
-	HL_CHANNEL_DECISION, /* a remediation was decided (payload: "<delivery id> <json>") */
+	HL_CHANNEL_DECISION, /* a remediation was decided (payload: "<delivery id> <json>",
+	                        or "" for any: decisions may have been missed) */
 	HL_CHANNEL_TASK,     /* a task needs the loop's attention (payload: the task id,
 	                        or "" for any: a replica whose connection to the
 	                        database came back may have missed some) */

@@ -248,11 +248,13 @@ struct hl_store_outbox_ops {
 struct hl_store_redeliver_ops {
 	int (*known)(struct hl_store_backend *b, bool *known, const char *delivery_id,
 	             struct hl_err *err);
-	int (*claim)(struct hl_store_backend *b, bool *claimed, const struct hl_redelivery *r,
-	             struct hl_err *err);
-	/* outcome NULL: delete the row if it is still pending */
+	int (*claim)(struct hl_store_backend *b, bool *claimed, struct hl_redelivery_history *hist,
+	             const struct hl_redelivery *r, struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *guid, const char *outcome,
 	              const char *detail, struct hl_err *err);
+	/* a pending row -> "retry" (not_taken: counted as one GitHub did not take) */
+	int (*release)(struct hl_store_backend *b, const char *guid, bool not_taken,
+	               const char *detail, struct hl_err *err);
 };
 
 #define HL_MEMORY_WORDS_MAX 16

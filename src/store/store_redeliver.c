@@ -17,13 +17,18 @@ hl_store_delivery_known(struct hl_store *s, bool *known, const char *delivery_id
 }
 
 int
-hl_store_redelivery_claim(struct hl_store *s, bool *claimed, const struct hl_redelivery *r,
-                          struct hl_err *err)
+hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redelivery_history *hist,
+                          const struct hl_redelivery *r, struct hl_err *err)
 {
+	struct hl_redelivery_history ignored;
+
+	if (!hist)
+		hist = &ignored;
+	memset(hist, 0, sizeof(*hist));
 	if (!r || !r->guid || !*r->guid || strlen(r->guid) > HL_DELIVERY_ID_MAX || !r->hook ||
 	    !r->owner)
 		return hl_err_set(err, HL_EINVAL, "a redelivery needs a guid, a hook and an owner");
-	STORE_CALL(s, s->ops->redeliver.claim(s->b, claimed, r, err));
+	STORE_CALL(s, s->ops->redeliver.claim(s->b, claimed, hist, r, err));
 }
 
 int
@@ -37,9 +42,10 @@ hl_store_redelivery_finish(struct hl_store *s, const char *guid, const char *out
 }
 
 int
-hl_store_redelivery_release(struct hl_store *s, const char *guid, struct hl_err *err)
+hl_store_redelivery_release(struct hl_store *s, const char *guid, bool not_taken,
+                            const char *detail, struct hl_err *err)
 {
 	if (!guid)
 		return hl_err_set(err, HL_EINVAL, "no redelivery guid");
-	STORE_CALL(s, s->ops->redeliver.finish(s->b, guid, NULL, NULL, err));
+	STORE_CALL(s, s->ops->redeliver.release(s->b, guid, not_taken, detail, err));
 }

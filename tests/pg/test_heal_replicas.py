@@ -14,7 +14,10 @@ dispatched it and the other found it ("existing"), whichever replica held
 the pod's lock, and the other replica waited or gave its delivery back for
 a later retry (never blocked); with a CodeRun create slower than the lock's
 wait, the other replica gives its alert back and its retry finds the
-CodeRun. Standard library only; prints TAP.
+CodeRun; with the pod's lock lost while a replica's CodeRun create is in
+flight (its listener session terminated), the other replica creates one
+too, and the replica whose create landed later withdraws its own. Standard
+library only; prints TAP.
 """
 import concurrent.futures
 import json
@@ -104,7 +107,8 @@ def main():
     for i in range(2):
         d = os.path.join(dtest.TMP, f"r{i}")
         reps.append(hltest.Healer(d, dict(env, HEALER_HEAL_WORKSPACE=os.path.join(d, "ws")),
-                                  store_url=url, name=f"r{i}").start())
+                                  store_url=url + f"&application_name=heal-r{i}",
+                                  name=f"r{i}").start())
     con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
 
     def post(rep, b):
@@ -197,6 +201,102 @@ def main():
           and len(runs) == N_SLOW
           and sorted(c["metadata"]["labels"]["target-pod"] for c in runs) == sorted(slow),
           (retried, [c["metadata"]["name"] for c in runs]))
+    # the pod's lock lost between its last check and the create: one
+    # replica's CodeRun create is slow to arrive (the apiserver stores it
+    # 4 s later) and that replica's listener session, which holds the pod's
+    # lock, is terminated meanwhile; the other replica then takes the lock
+    # for another alert of the pod, sees no CodeRun and creates one. When
+    # the slow create lands, its replica finds the other's CodeRun, deletes
+    # its own and retries the alert later, which then finds the other's:
+    # one CodeRun for the pod.
+    lost = "shop-5f6d7c8b9a-l000"
+    kube("POST", "/_stub/seed", {
+        "pods": [pod(lost)],
+        "logs": [{"namespace": APP_NS, "pod": lost, "container": "api", "previous": True,
+                  "text": "Error: connection refused (os error 111)\n"}]})
+    kube("POST", "/_stub/reset")
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
+         "delay_ms": 4000, "times": 1}]})
+    st1, _ = post(reps[0], body([alert(lost, "KubePodCrashLooping", "ffff0000aaaa0000")]))
+    creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
+                                 if r["method"] == "POST" and r["path"].endswith("/coderuns")],
+                        20, 0.02)
+    holder = con.query("SELECT claimed_by FROM deliveries WHERE source = 'alertmanager'"
+                       " AND state = 'processing'").fetchall()
+    first = [i for i, r in enumerate(reps) if holder and f":{r.proc.pid}:" in holder[0][0]]
+    other = reps[1 - first[0]] if first else reps[1]
+    if first:
+        con.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l"
+                  " ON l.pid = a.pid AND l.locktype = 'advisory'"
+                  f" WHERE a.application_name = 'heal-r{first[0]}'")
+    st2, _ = post(other, body([alert(lost, "PodRestartingTooOften", "ffff0000bbbb0000")]))
+    check("setup: a replica's CodeRun create is in flight when its listener session (the "
+          "pod's lock) is terminated; the other takes the pod's second alert",
+          st1 == 202 and st2 == 202 and creating and first, (creating, holder))
+    drained = wait_for(lambda: con.query(
+        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+        " AND source = 'alertmanager'").fetchone()[0] == 0, 60, 0.25)
+    runs = [c["metadata"]["name"] for c in kube("GET", "/_stub/coderuns") or []
+            if c["metadata"]["labels"].get("target-pod") == lost]
+    outcomes = sorted((json.loads(d) if d else {}).get("outcome") or "" for (d,) in con.query(
+        "SELECT decision_json FROM deliveries WHERE source = 'alertmanager' AND"
+        " delivery_id IN (SELECT delivery_id FROM deliveries ORDER BY received_ms DESC"
+        " LIMIT 2)").fetchall())
+    check("a pod's lock lost while its CodeRun was being created: still one CodeRun for the "
+          "pod (the late one is withdrawn), one alert dispatched it, the other found it",
+          drained and len(runs) == 1 and outcomes == ["dispatched", "existing"]
+          and any("the lock was lost while a CodeRun was created" in r.log() for r in reps),
+          (drained, runs, outcomes, [r.log()[-1500:] for r in reps]))
+
+    # the same for an ArgoCD application: its failed sync at one replica,
+    # whose create is slow to land and whose lock is lost meanwhile, and its
+    # Degraded notice at the other
+    app = {"metadata": {"name": "billing", "namespace": "argocd"},
+           "spec": {"project": "default",
+                    "source": {"repoURL": "https://github.com/acme/shop.git"}},
+           "status": {"health": {"status": "Degraded",
+                                 "lastTransitionTime": "2026-01-01T09:00:00Z"},
+                      "sync": {"status": "OutOfSync", "revision": "9f8e"}}}
+    failed = json.loads(json.dumps(app))
+    failed["status"]["operationState"] = {"phase": "Failed", "message": "apply failed",
+                                          "startedAt": "2026-01-01T08:59:00Z"}
+
+    def notify(rep, application):
+        return rep.request("POST", "/api/alerts/argocd",
+                           json.dumps({"application": application}).encode(),
+                           {"Content-Type": "application/json",
+                            "Authorization": "Bearer " + hltest.TOKEN})
+    kube("POST", "/_stub/reset")
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
+         "delay_ms": 4000, "times": 1}]})
+    st1, _ = notify(reps[0], failed)
+    creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
+                                 if r["method"] == "POST" and r["path"].endswith("/coderuns")],
+                        20, 0.02)
+    holder = con.query("SELECT claimed_by FROM deliveries WHERE source = 'argocd'"
+                       " AND state = 'processing'").fetchall()
+    first = [i for i, r in enumerate(reps) if holder and f":{r.proc.pid}:" in holder[0][0]]
+    other = reps[1 - first[0]] if first else reps[1]
+    if first:
+        con.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l"
+                  " ON l.pid = a.pid AND l.locktype = 'advisory'"
+                  f" WHERE a.application_name = 'heal-r{first[0]}'")
+    st2, _ = notify(other, app)
+    drained = wait_for(lambda: con.query(
+        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+        " AND source = 'argocd'").fetchone()[0] == 0, 60, 0.25)
+    runs = [c["metadata"]["name"] for c in kube("GET", "/_stub/coderuns") or []
+            if c["metadata"]["labels"].get("healer/argocd-app") == "billing"]
+    outcomes = sorted((json.loads(d) if d else {}).get("outcome") or "" for (d,) in con.query(
+        "SELECT decision_json FROM deliveries WHERE source = 'argocd'").fetchall())
+    check("an ArgoCD application's lock lost while its CodeRun was being created: one "
+          "CodeRun for the application, one notification dispatched it, the other found it",
+          st1 == 202 and st2 == 202 and creating and first and drained and len(runs) == 1
+          and outcomes == ["dispatched", "existing"],
+          (holder, drained, runs, outcomes, [r.log()[-1500:] for r in reps]))
+
     for r in reps:
         check(f"replica {r.name} stops cleanly", r.stop() == 0)
     dtest.finish()

@@ -2258,6 +2258,8 @@ test_store_redeliveries(void **state)
 		                   .status_code = 502,
 		                   .owner = "a" };
 	bool known = true, claimed = false;
+	struct hl_redelivery_history hist = { -1, -1 };
+	int64_t before = hl_time_wall_ms();
 	char row[RAW_COLS][256];
 
 	insert(f, "d-stored", NULL, NULL);
@@ -2270,26 +2272,46 @@ test_store_redeliveries(void **state)
 	assert_false(known);
 	assert_int_equal(hl_store_delivery_known(f->s, &known, "", &err), -HL_EINVAL);
 
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
+	assert_int_equal(hist.not_taken, 0);
+	assert_true(hist.first_ms >= before && hist.first_ms <= hl_time_wall_ms());
+	before = hist.first_ms;
 	if (pg_mode) {
 		assert_int_equal(hl_store_open(&s2, f->url, &err), 0);
 		r.owner = "b";
-		assert_int_equal(hl_store_redelivery_claim(s2, &claimed, &r, &err), 0);
+		assert_int_equal(hl_store_redelivery_claim(s2, &claimed, NULL, &r, &err), 0);
 		assert_false(claimed);
 		hl_store_close(s2);
 		r.owner = "a";
 	}
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
-	/* released while pending: claimable again */
-	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", &err), 0);
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	/* released while pending: claimable again, once; a rate limit (not
+	 * counted) and two requests GitHub did not take (counted) */
+	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", false, "rate limit", &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
+	assert_int_equal(hist.not_taken, 0);
+	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, "status 502", &err), 0);
+	assert_int_equal(
+	        raw_row(f, "SELECT outcome, detail FROM redeliveries WHERE guid = 'g-1'", row), 0);
+	assert_string_equal(row[0], "retry");
+	assert_string_equal(row[1], "status 502");
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
+	assert_true(claimed);
+	assert_int_equal(hist.not_taken, 1);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
+	assert_false(claimed);
+	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, NULL, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
+	assert_true(claimed);
+	assert_int_equal(hist.not_taken, 2);
+	assert_true(hist.first_ms == before); /* kept from the first claim */
 	assert_int_equal(hl_store_redelivery_finish(f->s, "g-1", "requested", NULL, &err), 0);
 	/* finished: a release does nothing, the guid stays taken */
-	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", &err), 0);
-	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &r, &err), 0);
+	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, NULL, &err), 0);
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
 	assert_int_equal(raw_row(f,
 	                         "SELECT outcome, requested_by, status_code, github_id FROM"
@@ -3254,7 +3276,7 @@ test_store_replicas_take_over_a_dead_ones_claims(void **state)
 
 struct heard {
 	pthread_mutex_t lock;
-	int work, task, decision;
+	int work, task, decision, any_decision;
 };
 
 static void
@@ -3265,7 +3287,8 @@ heard_cb(void *arg, enum hl_store_channel ch, const char *payload)
 	pthread_mutex_lock(&h->lock);
 	h->work += ch == HL_CHANNEL_WORK;
 	h->task += ch == HL_CHANNEL_TASK && !*payload;
-	h->decision += ch == HL_CHANNEL_DECISION;
+	h->decision += ch == HL_CHANNEL_DECISION && *payload;
+	h->any_decision += ch == HL_CHANNEL_DECISION && !*payload;
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -3280,14 +3303,14 @@ heard_count(struct heard *h, int *field)
 	return n;
 }
 
-/* When the listener's connection drops it reconnects, tells the loops to
- * look (a work and a task signal: some may have been missed) and hears
- * the other replicas again. */
+/* When the listener's connection drops it reconnects, signals every
+ * channel with "" (work, tasks and decisions sent meanwhile were missed)
+ * and hears the other replicas again. */
 static void
 test_store_listener_reconnects(void **state)
 {
 	struct fixture *f = *state;
-	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0 };
+	struct heard h = { PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0 };
 	struct hl_store *s2;
 	struct hl_err err = HL_ERR_INIT;
 	char sql[300];
@@ -3304,11 +3327,14 @@ test_store_listener_reconnects(void **state)
 	         f->db);
 	assert_int_equal(pg_run("postgres", sql), 0);
 	deadline = hl_time_mono_ms() + 10000;
-	while ((heard_count(&h, &h.task) == 0 || heard_count(&h, &h.work) == 0) &&
+	while ((heard_count(&h, &h.task) == 0 || heard_count(&h, &h.work) == 0 ||
+	        heard_count(&h, &h.any_decision) == 0) &&
 	       hl_time_mono_ms() < deadline)
 		usleep(10000);
 	assert_true(heard_count(&h, &h.task) >= 1);
 	assert_true(heard_count(&h, &h.work) >= 1);
+	/* decisions published meanwhile were missed too: "" (any) */
+	assert_true(heard_count(&h, &h.any_decision) >= 1);
 	assert_int_equal(hl_store_publish(s2, HL_CHANNEL_DECISION, "d-1 {}", &err), 0);
 	deadline = hl_time_mono_ms() + 5000;
 	while (heard_count(&h, &h.decision) == 0 && hl_time_mono_ms() < deadline)
