@@ -39,8 +39,9 @@ struct fetch_job {
 	struct hl_fetch_res *res;
 	CURL *easy;
 	struct curl_slist *hdrs;
-	char *url;     /* current URL (changes on redirects) */
-	bool use_auth; /* false once redirected */
+	struct curl_slist *connect_to; /* req->connect_to as libcurl takes it */
+	char *url;                     /* current URL (changes on redirects) */
+	bool use_auth;                 /* false once redirected */
 	bool get_after_303;
 	bool running, done;
 	bool overflow, stopped;
@@ -329,6 +330,10 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 	}
 	curl_slist_free_all(job->hdrs);
 	job->hdrs = NULL;
+	curl_slist_free_all(job->connect_to);
+	job->connect_to = NULL;
+	if (req->connect_to && !(job->connect_to = curl_slist_append(NULL, req->connect_to)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	for (i = 0; i < HL_FETCH_MAX_HEADERS && req->headers[i]; i++) {
 		l = curl_slist_append(job->hdrs, req->headers[i]);
 		if (!l)
@@ -393,6 +398,24 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 		curl_easy_setopt(job->easy, CURLOPT_CAINFO_BLOB, &blob);
 	} else if (req->ca_file) {
 		curl_easy_setopt(job->easy, CURLOPT_CAINFO, req->ca_file);
+	}
+	if (job->connect_to)
+		curl_easy_setopt(job->easy, CURLOPT_CONNECT_TO, job->connect_to);
+	if (req->proxy) {
+		/* this proxy, whatever the environment says (no_proxy too) */
+		curl_easy_setopt(job->easy, CURLOPT_PROXY, req->proxy);
+		curl_easy_setopt(job->easy, CURLOPT_NOPROXY, "");
+		if (req->insecure) {
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
+		} else if (req->ca_data) {
+			struct curl_blob blob = { (void *)req->ca_data, strlen(req->ca_data),
+				                  CURL_BLOB_COPY };
+
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_CAINFO_BLOB, &blob);
+		} else if (req->ca_file) {
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_CAINFO, req->ca_file);
+		}
 	}
 	if (req->client_cert && req->client_key) {
 		struct curl_blob cb = { (void *)req->client_cert, strlen(req->client_cert),
@@ -617,6 +640,7 @@ fetch_jobs_free(struct fetch_job *jobs, size_t n, CURLM *multi)
 			curl_easy_cleanup(jobs[i].easy);
 		}
 		curl_slist_free_all(jobs[i].hdrs);
+		curl_slist_free_all(jobs[i].connect_to);
 		free(jobs[i].url);
 	}
 	free(jobs);
