@@ -735,6 +735,31 @@ def main():
           and e3_first().get("pr_url") == f"https://github.com/{REPO}/pull/9",
           [task_of(srv, tid_e3), srv.log_tail()[-1500:]])
 
+    # ---- E4. the same while healer was down: the relist lacks it, a GET finds it -----
+    # (before, such a CodeRun was left alone: its end was never seen and only
+    # the attempt timeout ended the attempt)
+    seed_job(7016)
+    tid_e4 = deliver(srv, job_event(7016, 8016, "loop/e4"))
+    runs = wait_for(lambda: by_task(tid_e4), 15) or []
+    ne4 = runs[0]["metadata"]["name"] if runs else "?"
+
+    def e4_first():
+        return (task_of(srv, tid_e4).get("attempts") or [{}])[0]
+    set_phase(ne4, "Running")
+    wait_for(lambda: e4_first().get("phase") == "running", 10)
+    srv.kill()
+    kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{ne4}",
+         {"metadata": {"labels": {"app.kubernetes.io/name": "someone-else"}}})
+    kube("POST", "/_stub/compact")  # the resume point is too old: a relist
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    time.sleep(1.5)
+    set_phase(ne4, "Failed", message="agent exited 1: E4-MARKER")
+    check("a running CodeRun that left the selector while healer was down is followed by name "
+          "after the relist: its Failed status is seen, not taken as deleted",
+          wait_for(lambda: e4_first().get("outcome") == "agent_failed", 20)
+          and "E4-MARKER" in (e4_first().get("reason") or ""),
+          [task_of(srv, tid_e4), srv.log_tail()[-1500:]])
+
     # ---- F. a cut watch reconnects ---------------------------------------------------
     seed_job(7004)
     tid_f = deliver(srv, job_event(7004, 8004, "loop/f"))
