@@ -508,6 +508,18 @@ fetch_is_conn_error(CURLcode rc)
 	}
 }
 
+/* True when a proxy refused the request's credentials: an HTTP proxy's 407
+ * to the CONNECT, a SOCKS5 proxy's refused user and password. */
+static bool
+fetch_proxy_refused(struct fetch_job *job)
+{
+	long connect_code = 0, proxy_error = 0;
+
+	curl_easy_getinfo(job->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	curl_easy_getinfo(job->easy, CURLINFO_PROXY_ERROR, &proxy_error);
+	return connect_code == 407 || proxy_error == CURLPX_USER_REJECTED;
+}
+
 static void
 fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng)
 {
@@ -529,6 +541,13 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	if (rc == CURLE_WRITE_ERROR && job->overflow) {
 		fetch_finish(job, start, HL_ETOOBIG, "'%s': response over %zu bytes", u,
 		             job->max_body);
+		return;
+	}
+	if (rc != CURLE_OK && fetch_proxy_refused(job)) {
+		/* the proxy's credentials are wrong: asking again cannot help */
+		fetch_finish(job, start, HL_EAUTH,
+		             "'%s': the proxy refused the credentials it was given (%s)", u,
+		             job->errbuf[0] ? job->errbuf : curl_easy_strerror(rc));
 		return;
 	}
 	if (rc != CURLE_OK) {

@@ -186,9 +186,19 @@ wrongpass = write_kubeconfig(os.path.join(TMP, "kc-proxy-wrong"), server, ca["ca
                              cluster_extra=[f"proxy-url: http://kubeuser:x{PROXY_PASS}"
                                             f"@127.0.0.1:{pport}"])
 rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": wrongpass})
-check("a proxy refusing the credentials (407) fails the call; the password is in no message",
-      rc == 1 and {u["status"] for u in proxy_used()} == {407}
-      and PROXY_PASS not in json.dumps(out) + err, (out, err))
+check("a proxy refusing the credentials (407) is unauthorized, not asked again; the password "
+      "is in no message",
+      rc == 1 and out["error"] == "unauthorized" and [u["status"] for u in proxy_used()] == [407]
+      and PROXY_PASS not in json.dumps(out) + err, (out, err, proxy_used()))
+http("POST", purl + "/_stub/reset")
+wrongsocks = write_kubeconfig(os.path.join(TMP, "kc-proxy-wrong-socks"), server, ca["ca"],
+                              token=TOKEN, cluster_extra=[f"proxy-url: socks5://kubeuser:x"
+                                                          f"{PROXY_PASS}@127.0.0.1:{pport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": wrongsocks})
+check("... so is a SOCKS5 proxy refusing them",
+      rc == 1 and out["error"] == "unauthorized"
+      and [u["status"] for u in proxy_used()] == ["bad credentials"]
+      and PROXY_PASS not in json.dumps(out) + err, (out, err, proxy_used()))
 http("POST", purl + "/_stub/reset")
 via_socks = write_kubeconfig(os.path.join(TMP, "kc-proxy-socks"), nserver, named["ca"],
                              token=TOKEN,
