@@ -199,6 +199,19 @@ check("... so is a SOCKS5 proxy refusing them",
       rc == 1 and out["error"] == "unauthorized"
       and [u["status"] for u in proxy_used()] == ["bad credentials"]
       and PROXY_PASS not in json.dumps(out) + err, (out, err, proxy_used()))
+# an https proxy is checked with the cluster's CA, as kubectl (Go's
+# transport) checks it: this one's certificate comes from the same CA
+_, tport = start_stub("proxy_stub.py", "--user", f"kubeuser:{PROXY_PASS}", "--cert", ca["cert"],
+                      "--key", ca["key"])
+via_https = write_kubeconfig(os.path.join(TMP, "kc-proxy-https"), server, ca["ca"], token=TOKEN,
+                             cluster_extra=[f"proxy-url: https://kubeuser:{PROXY_PASS}"
+                                            f"@127.0.0.1:{tport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": via_https})
+tused = http("GET", f"http://127.0.0.1:{tport}/_stub/used") or []
+check("kubeconfig proxy-url (https): TLS to the proxy, checked with the cluster's CA, then "
+      "CONNECT", rc == 0 and out.get("metadata", {}).get("name") == "calm-pod"
+      and [(u["kind"], u["tls"], u["status"]) for u in tused] == [("connect", True, 200)],
+      (out, err, tused))
 http("POST", purl + "/_stub/reset")
 via_socks = write_kubeconfig(os.path.join(TMP, "kc-proxy-socks"), nserver, named["ca"],
                              token=TOKEN,

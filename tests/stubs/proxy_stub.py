@@ -2,7 +2,9 @@
 """proxy_stub.py - a forward proxy stand-in for healer's tests: what a
 kubeconfig's proxy-url points at (an HTTP proxy, or a SOCKS5 one).
 
-On one loopback port it speaks, by the first byte a client sends:
+On one loopback port it speaks, by the first byte a client sends (with
+--cert/--key a TLS ClientHello first makes it an https proxy: the same,
+inside TLS):
 - SOCKS5 (RFC 1928, CONNECT only; with --user the username/password method
   of RFC 1929, else "no authentication"): IPv4, IPv6 or domain targets;
   reply 0x04 (host unreachable) for a name it cannot resolve or a target
@@ -14,13 +16,14 @@ On one loopback port it speaks, by the first byte a client sends:
   (absolute-form) are 501, as a CONNECT-only proxy answers.
 Every proxied connection is recorded: {"kind": "socks5"|"connect",
 "target": "host:port", "atyp": "ipv4"|"ipv6"|"domain" (SOCKS5), "user":
-the user given or null, "auth_ok": bool, "status": the answer}.
+the user given or null, "auth_ok": bool, "status": the answer, "tls":
+whether the client spoke TLS to the proxy}.
 
 Control (origin-form requests to the proxy itself):
   GET  /_stub/used    the records
   POST /_stub/reset   forget them
 
-usage: proxy_stub.py [--user USER:PASS]
+usage: proxy_stub.py [--user USER:PASS] [--cert C --key K]
 Python standard library only. Tests talk to loopback only: so does it.
 """
 import argparse
@@ -30,6 +33,7 @@ import json
 import select
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -38,11 +42,7 @@ IDLE_S = 30  # a tunnel idle this long is closed
 LOCK = threading.Lock()
 USED = []
 CRED = None  # (user, password) required, or None
-
-
-def record(entry):
-    with LOCK:
-        USED.append(entry)
+TLS = None  # the server's SSLContext with --cert, or None
 
 
 def loopback(host):
@@ -62,7 +62,10 @@ def relay(a, b):
     """Copies both ways until one side closes or IDLE_S pass quietly."""
     socks = [a, b]
     while True:
-        r, _, _ = select.select(socks, [], [], IDLE_S)
+        # TLS data already decrypted is not seen by select
+        r = [s for s in socks if isinstance(s, ssl.SSLSocket) and s.pending()]
+        if not r:
+            r, _, _ = select.select(socks, [], [], IDLE_S)
         if not r:
             return
         for s in r:
@@ -88,6 +91,13 @@ def open_target(host, port):
 
 
 class Handler(socketserver.BaseRequestHandler):
+    tls = False  # the client spoke TLS to the proxy
+
+    def record(self, entry):
+        entry["tls"] = self.tls
+        with LOCK:
+            USED.append(entry)
+
     def handle(self):
         s = self.request
         s.settimeout(IDLE_S)
@@ -95,7 +105,10 @@ class Handler(socketserver.BaseRequestHandler):
             first = s.recv(1, socket.MSG_PEEK)
             if not first:
                 return
-            if first[0] == 5:
+            if first[0] == 0x16 and TLS:  # a TLS handshake: an https proxy (HTTP inside)
+                self.tls = True
+                self.http(TLS.wrap_socket(s, server_side=True))
+            elif first[0] == 5:
                 self.socks5(s)
             else:
                 self.http(s)
@@ -118,7 +131,7 @@ class Handler(socketserver.BaseRequestHandler):
         want = 2 if CRED else 0
         if want not in methods:
             s.sendall(b"\x05\xff")
-            record({"kind": "socks5", "target": None, "user": None, "auth_ok": False,
+            self.record({"kind": "socks5", "target": None, "user": None, "auth_ok": False,
                     "status": "no acceptable method"})
             return
         s.sendall(bytes([5, want]))
@@ -131,7 +144,7 @@ class Handler(socketserver.BaseRequestHandler):
             ok = (user, pw) == CRED
             s.sendall(b"\x01\x00" if ok else b"\x01\x01")
             if not ok:
-                record({"kind": "socks5", "target": None, "user": user, "auth_ok": False,
+                self.record({"kind": "socks5", "target": None, "user": user, "auth_ok": False,
                         "status": "bad credentials"})
                 return
         _, cmd, _, atyp = self.recvn(s, 4)
@@ -146,16 +159,16 @@ class Handler(socketserver.BaseRequestHandler):
                  "auth_ok": ok}
         if cmd != 1:
             s.sendall(b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00")
-            record(dict(entry, status="command not supported"))
+            self.record(dict(entry, status="command not supported"))
             return
         t, why = open_target(host, port)
         if not t:
             code = 2 if why == "not allowed" else 4
             s.sendall(bytes([5, code, 0, 1, 0, 0, 0, 0, 0, 0]))
-            record(dict(entry, status=why))
+            self.record(dict(entry, status=why))
             return
         s.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
-        record(dict(entry, status="tunnel"))
+        self.record(dict(entry, status="tunnel"))
         with t:
             relay(s, t)
 
@@ -194,7 +207,7 @@ class Handler(socketserver.BaseRequestHandler):
                 ok = False
         entry = {"kind": "connect", "target": target, "user": user, "auth_ok": ok}
         if not ok:
-            record(dict(entry, status=407))
+            self.record(dict(entry, status=407))
             return self.answer(s, 407, "proxy authentication required",
                                'Proxy-Authenticate: Basic realm="proxy-stub"\r\n')
         try:
@@ -203,9 +216,9 @@ class Handler(socketserver.BaseRequestHandler):
             t, why = None, "bad port"
         if not t:
             code = 403 if why == "not allowed" else 502
-            record(dict(entry, status=code))
+            self.record(dict(entry, status=code))
             return self.answer(s, code, why)
-        record(dict(entry, status=200))
+        self.record(dict(entry, status=200))
         s.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         with t:
             if rest:
@@ -242,7 +255,13 @@ def main():
     global CRED
     ap = argparse.ArgumentParser()
     ap.add_argument("--user", help="USER:PASS the proxy requires")
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
     a = ap.parse_args()
+    if a.cert:
+        global TLS
+        TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        TLS.load_cert_chain(a.cert, a.key)
     if a.user:
         u, _, p = a.user.partition(":")
         CRED = (u, p)
