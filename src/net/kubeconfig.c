@@ -650,6 +650,18 @@ kube_config_from_json(struct hl_kube **out, const json_t *cfg, struct hl_err *er
 			if (ret < 0)
 				goto out;
 		}
+		/* half a client certificate would silently send none (then
+		 * 401); kubectl refuses it too */
+		if (!k->client_cert != !k->client_key) {
+			ret = hl_err_set(
+			        err, HL_EINVAL,
+			        "kubeconfig: user '%s' has a client %s but no client %s: "
+			        "client-certificate(-data) and client-key(-data) go together",
+			        hl_json_str_or(ctx, "user", ""),
+			        k->client_cert ? "certificate" : "key",
+			        k->client_cert ? "key" : "certificate");
+			goto out;
+		}
 	}
 	if (kube_dup(&k->source, "kubeconfig") < 0)
 		goto oom;

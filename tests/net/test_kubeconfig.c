@@ -353,6 +353,18 @@ test_kubeconfig_errors_name_the_problem(void **state)
 	static const char no_server[] = "current-context: c\n"
 	                                "clusters:\n- name: k\n  cluster:\n    server: ftp://h\n"
 	                                "contexts:\n- name: c\n  context:\n    cluster: k\n";
+	static const char cert_only[] =
+	        "current-context: c\n"
+	        "clusters:\n- name: k\n  cluster:\n    server: https://h:1\n"
+	        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+	        "users:\n- name: u\n  user:\n    client-certificate-data: "
+	        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n";
+	static const char key_only[] =
+	        "current-context: c\n"
+	        "clusters:\n- name: k\n  cluster:\n    server: https://h:1\n"
+	        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+	        "users:\n- name: u\n  user:\n    client-key-data: "
+	        "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==\n";
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_kube *k = NULL;
 
@@ -368,6 +380,15 @@ test_kubeconfig_errors_name_the_problem(void **state)
 	                 -HL_EPARSE);
 	assert_int_equal(hl_kube_config_parse(&k, no_server, strlen(no_server), NULL, &err),
 	                 -HL_EINVAL);
+	assert_null(k);
+	/* half a client certificate: before, loaded, and every call went
+	 * without one (401) */
+	assert_int_equal(hl_kube_config_parse(&k, cert_only, strlen(cert_only), NULL, &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "user 'u' has a client certificate but no client key"));
+	assert_int_equal(hl_kube_config_parse(&k, key_only, strlen(key_only), NULL, &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "user 'u' has a client key but no client certificate"));
 	assert_null(k);
 	assert_true(hl_kube_load(&k, "/nonexistent/kubeconfig", &err) < 0);
 	assert_null(k);
