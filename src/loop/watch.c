@@ -122,18 +122,16 @@ watch_lookup(struct hl_loop *l, json_t **out, const char *name, const char *uid,
 	return 1;
 }
 
-/* Starts following name by GET (false when too many are followed). */
+/* Starts following name by GET (false when too many are followed); why is
+ * logged when it is new. */
 static bool
-watch_follow_add(struct watch_ctx *w, const char *name, const char *uid)
+watch_follow_add(struct watch_ctx *w, const char *name, const char *uid, const char *why)
 {
 	if (!w->follow ||
 	    (!json_object_get(w->follow, name) && json_object_size(w->follow) >= WATCH_FOLLOW_MAX))
 		return false;
 	if (!json_object_get(w->follow, name)) {
-		hl_log_kv(HL_LOG_WARN,
-		          "a CodeRun no longer matches the watch's label selector (its labels "
-		          "were changed) but still exists; following it by name",
-		          "coderun", name, "selector", WATCH_SELECTOR, NULL);
+		hl_log_kv(HL_LOG_WARN, why, "coderun", name, "selector", WATCH_SELECTOR, NULL);
 		w->follow_added = true;
 	}
 	json_object_set_new(w->follow, name, json_string(uid ? uid : ""));
@@ -164,18 +162,27 @@ watch_confirm(struct hl_loop *l, struct watch_ctx *w, const char *name, const ch
 		hl_log_kv(HL_LOG_WARN, "asking for a CodeRun by name failed", "coderun", name,
 		          "error", gerr.msg, NULL);
 		if (followed && w)
-			*followed = watch_follow_add(w, name, uid);
+			*followed = watch_follow_add(
+			        w, name, uid,
+			        "a CodeRun the watch no longer shows could not be asked for; asking "
+			        "again by name");
 		return 0;
 	}
 	if (found == 0) {
-		hl_log_kv(HL_LOG_WARN, "a running attempt's CodeRun is gone", "coderun", name,
-		          NULL);
+		/* also healer's own deletes (an attempt timeout, /healer stop):
+		 * observe() leaves an attempt that already ended alone */
+		hl_log_kv(HL_LOG_INFO, "a CodeRun that had not finished was deleted", "coderun",
+		          name, NULL);
 		return watch_observe_gone(l, name, err);
 	}
 	hl_kube_coderun_status_read(&st, cr);
 	ended = hl_kube_phase_terminal(st.phase);
 	if (!ended && w && followed)
-		*followed = watch_follow_add(w, name, hl_json_str(cr, "metadata.uid"));
+		*followed =
+		        watch_follow_add(w, name, hl_json_str(cr, "metadata.uid"),
+		                         "a CodeRun no longer matches the watch's label selector "
+		                         "(its labels were changed) but still exists; following "
+		                         "it by name");
 	rc = hl_loop_observe(l, cr, err);
 	json_decref(cr);
 	return rc;
