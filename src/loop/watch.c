@@ -122,13 +122,27 @@ watch_lookup(struct hl_loop *l, json_t **out, const char *name, const char *uid,
 	return 1;
 }
 
-/* Starts following name by GET (false when too many are followed); why is
- * logged when it is new. */
+/* True when name is the CodeRun of an attempt of this store (also when the
+ * store cannot tell: following one too many costs a GET). */
+static bool
+watch_ours(struct hl_loop *l, const char *name)
+{
+	char task_id[HL_TASK_ID_MAX];
+	struct hl_err err = HL_ERR_INIT;
+	int n = 0;
+
+	return hl_store_attempt_of_coderun(l->store, task_id, &n, name, &err) != -HL_ENOTFOUND;
+}
+
+/* Starts following name by GET (false when too many are followed, or it is
+ * none of healer's attempts'); why is logged when it is new. */
 static bool
 watch_follow_add(struct watch_ctx *w, const char *name, const char *uid, const char *why)
 {
 	if (!w->follow ||
 	    (!json_object_get(w->follow, name) && json_object_size(w->follow) >= WATCH_FOLLOW_MAX))
+		return false;
+	if (!json_object_get(w->follow, name) && !watch_ours(w->l, name))
 		return false;
 	if (!json_object_get(w->follow, name)) {
 		hl_log_kv(HL_LOG_WARN, why, "coderun", name, "selector", WATCH_SELECTOR, NULL);

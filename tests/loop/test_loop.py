@@ -721,9 +721,18 @@ def main():
         return (task_of(srv, tid_e3).get("attempts") or [{}])[0]
     set_phase(ne3, "Running")
     wait_for(lambda: e3_first().get("phase") == "running", 10)
+    # another CodeRun of the label, none of healer's attempts': it leaves too
+    foreign = "someone-elses-run"
+    kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": foreign, "namespace": NS,
+                     "labels": {"app.kubernetes.io/name": "healer"}},
+        "spec": {"service": "other"}, "status": {"phase": "Running"}}]})
+    time.sleep(0.5)
     # kubectl label coderun NAME app.kubernetes.io/name-
-    kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{ne3}",
-         {"metadata": {"labels": {"app.kubernetes.io/name": None}}})
+    for n in (ne3, foreign):
+        kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{n}",
+             {"metadata": {"labels": {"app.kubernetes.io/name": None}}})
     time.sleep(2.5)
     check("a running CodeRun whose labels no longer match the watch's selector is not taken "
           "as deleted: its attempt runs on, no next attempt",
@@ -734,6 +743,11 @@ def main():
           wait_state(srv, tid_e3, "verifying", 20)
           and e3_first().get("pr_url") == f"https://github.com/{REPO}/pull/9",
           [task_of(srv, tid_e3), srv.log_tail()[-1500:]])
+    time.sleep(1.0)
+    gets = [r for r in kube("GET", "/_stub/requests") or []
+            if r["method"] == "GET" and r["path"].endswith("/coderuns/" + foreign)]
+    check("a CodeRun of none of healer's attempts that leaves the selector is asked for once, "
+          "not followed", len(gets) == 1, len(gets))
 
     # ---- E4. the same while healer was down: the relist lacks it, a GET finds it -----
     # (before, such a CodeRun was left alone: its end was never seen and only
