@@ -20,6 +20,14 @@
  * relisted, or a CodeRun file removed): after every full list, a running
  * attempt whose CodeRun the list lacks and a GET by name does not find is
  * taken as deleted.
+ * A DELETED event is confirmed by a GET by name before the attempt ends:
+ * the API server also sends one when an object stops matching the watch's
+ * label selector (someone edited or removed its app.kubernetes.io/name
+ * label), though it still exists and its agent still runs. Such a CodeRun
+ * (also one a relist lacks but a GET finds) is followed by name: its state
+ * from a GET every WATCH_FOLLOW_EVERY_MS (the watch sessions are that
+ * short meanwhile), until it ends, is gone (404, or another object under
+ * its name: deleted) or matches the selector again.
  *
  * Directory dispatch: the CodeRun files' status objects are read every
  * HEALER_LOOP_INTERVAL_MS, so `make run` users try the loop by editing a
@@ -45,6 +53,12 @@
 #define WATCH_ERROR_WAIT 5000
 #define WATCH_RV_MAX     128
 
+/* CodeRuns that left the selector: how often each is asked for by name,
+ * and how many are followed at most (past that, the relist's comparison
+ * still finds them, every LOOP_RESYNC_MS). */
+#define WATCH_FOLLOW_EVERY_MS 5000
+#define WATCH_FOLLOW_MAX      1000
+
 /* Directory dispatch: how often the files are compared with the attempts. */
 #define WATCH_GONE_EVERY_MS 5000
 #define WATCH_GONE_PAGE     200
@@ -55,15 +69,146 @@ struct watch_ctx {
 	int64_t saved_ms;
 	bool failed;  /* a change could not be recorded: relist */
 	json_t *seen; /* the names of the list being read (SYNC) */
+	/* CodeRuns that still exist but left the selector, followed by name:
+	 * name -> the uid seen last ("" when not known) */
+	json_t *follow;
+	bool follow_added; /* one more to follow: end the session (shorter ones) */
 };
 
 static const char *const watch_gone_message = "the CodeRun was deleted before it finished";
 
-/* The running attempts of task_id whose CodeRun is neither in seen nor
- * found by name: failed, as a DELETED event would say. An attempt is
- * recorded after its CodeRun was created, so absent now means deleted. */
+/* A CodeRun that was deleted before it finished: its attempt failed. */
 static int
-watch_gone_task(struct hl_loop *l, const json_t *seen, const char *task_id, struct hl_err *err)
+watch_observe_gone(struct hl_loop *l, const char *name, struct hl_err *err)
+{
+	json_t *cr;
+	int rc;
+
+	cr = json_pack("{s:{s:s}, s:{s:s, s:s}}", "metadata", "name", name, "status", "phase",
+	               "Failed", "message", watch_gone_message);
+	rc = cr ? hl_loop_observe(l, cr, err) : hl_err_set(err, HL_ENOMEM, "out of memory");
+	json_decref(cr);
+	return rc;
+}
+
+/*
+ * Asks for a CodeRun by name: 1 and *out (caller decrefs) when it exists
+ * (and, uid given, is the same object), 0 when it is gone (404, or another
+ * object now has its name), -1 when the API did not tell (the caller asks
+ * again later).
+ */
+static int
+watch_lookup(struct hl_loop *l, json_t **out, const char *name, const char *uid,
+             struct hl_err *gerr)
+{
+	const char *now_uid;
+	json_t *cr = NULL;
+	int got;
+
+	*out = NULL;
+	got = hl_dispatch_get(l->dispatch, &cr, name, gerr);
+	if (got == -HL_ENOTFOUND)
+		return 0;
+	if (got < 0 || !cr) {
+		json_decref(cr);
+		return -1;
+	}
+	now_uid = hl_json_str(cr, "metadata.uid");
+	if (uid && *uid && now_uid && strcmp(uid, now_uid) != 0) {
+		json_decref(cr);
+		return 0; /* deleted, and made again under the same name */
+	}
+	*out = cr;
+	return 1;
+}
+
+/* True when name is the CodeRun of an attempt of this store (also when the
+ * store cannot tell: following one too many costs a GET). */
+static bool
+watch_ours(struct hl_loop *l, const char *name)
+{
+	char task_id[HL_TASK_ID_MAX];
+	struct hl_err err = HL_ERR_INIT;
+	int n = 0;
+
+	return hl_store_attempt_of_coderun(l->store, task_id, &n, name, &err) != -HL_ENOTFOUND;
+}
+
+/* Starts following name by GET (false when too many are followed, or it is
+ * none of healer's attempts'); why is logged when it is new. */
+static bool
+watch_follow_add(struct watch_ctx *w, const char *name, const char *uid, const char *why)
+{
+	if (!w->follow ||
+	    (!json_object_get(w->follow, name) && json_object_size(w->follow) >= WATCH_FOLLOW_MAX))
+		return false;
+	if (!json_object_get(w->follow, name) && !watch_ours(w->l, name))
+		return false;
+	if (!json_object_get(w->follow, name)) {
+		hl_log_kv(HL_LOG_WARN, why, "coderun", name, "selector", WATCH_SELECTOR, NULL);
+		w->follow_added = true;
+	}
+	json_object_set_new(w->follow, name, json_string(uid ? uid : ""));
+	return true;
+}
+
+/*
+ * Records what a GET by name says of a CodeRun the watch does not show:
+ * its state when it exists (followed on while it has not ended, when w is
+ * given), deleted when it is gone, nothing when the API did not tell.
+ * *followed (may be NULL) tells whether it is still to be followed.
+ */
+static int
+watch_confirm(struct hl_loop *l, struct watch_ctx *w, const char *name, const char *uid,
+              bool *followed, struct hl_err *err)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	struct hl_kube_coderun_status st;
+	json_t *cr = NULL;
+	bool ended;
+	int found, rc;
+
+	if (followed)
+		*followed = false;
+	found = watch_lookup(l, &cr, name, uid, &gerr);
+	if (found < 0) {
+		/* not known: asked again (when followed) or at the next relist */
+		hl_log_kv(HL_LOG_WARN, "asking for a CodeRun by name failed", "coderun", name,
+		          "error", gerr.msg, NULL);
+		if (followed && w)
+			*followed = watch_follow_add(
+			        w, name, uid,
+			        "a CodeRun the watch no longer shows could not be asked for; asking "
+			        "again by name");
+		return 0;
+	}
+	if (found == 0) {
+		/* also healer's own deletes (an attempt timeout, /healer stop):
+		 * observe() leaves an attempt that already ended alone */
+		hl_log_kv(HL_LOG_INFO, "a CodeRun that had not finished was deleted", "coderun",
+		          name, NULL);
+		return watch_observe_gone(l, name, err);
+	}
+	hl_kube_coderun_status_read(&st, cr);
+	ended = hl_kube_phase_terminal(st.phase);
+	if (!ended && w && followed)
+		*followed =
+		        watch_follow_add(w, name, hl_json_str(cr, "metadata.uid"),
+		                         "a CodeRun no longer matches the watch's label selector "
+		                         "(its labels were changed) but still exists; following "
+		                         "it by name");
+	rc = hl_loop_observe(l, cr, err);
+	json_decref(cr);
+	return rc;
+}
+
+/* The running attempts of task_id whose CodeRun is not in seen: a GET by
+ * name tells (watch_confirm). Absent means deleted: an attempt is recorded
+ * after its CodeRun was created. w: the watch, which follows the ones
+ * found (NULL for CodeRun files). */
+static int
+watch_gone_task(struct hl_loop *l, struct watch_ctx *w, const json_t *seen, const char *task_id,
+                struct hl_err *err)
 {
 	struct hl_task_record *t = NULL;
 	size_t i;
@@ -73,27 +218,16 @@ watch_gone_task(struct hl_loop *l, const json_t *seen, const char *task_id, stru
 		return rc == -HL_ENOTFOUND ? 0 : rc;
 	for (i = 0; rc == 0 && i < t->n_attempts; i++) {
 		const struct hl_attempt_record *a = &t->attempt[i];
-		struct hl_err gerr = HL_ERR_INIT;
-		json_t *cr = NULL;
-		int got;
+		bool followed;
 
 		if (a->kind != HL_ATTEMPT_AGENT ||
 		    (a->phase != HL_PHASE_PENDING && a->phase != HL_PHASE_RUNNING) ||
 		    !a->coderun_name || json_object_get(seen, a->coderun_name))
 			continue;
 		/* only a CodeRun asked for by name and absent is gone (a file
-		 * being rewritten, an API that did not answer: not) */
-		got = hl_dispatch_get(l->dispatch, &cr, a->coderun_name, &gerr);
-		json_decref(cr);
-		cr = NULL;
-		if (got != -HL_ENOTFOUND)
-			continue;
-		hl_log_kv(HL_LOG_WARN, "a running attempt's CodeRun is gone", "task_id", task_id,
-		          "coderun", a->coderun_name, NULL);
-		cr = json_pack("{s:{s:s}, s:{s:s, s:s}}", "metadata", "name", a->coderun_name,
-		               "status", "phase", "Failed", "message", watch_gone_message);
-		rc = cr ? hl_loop_observe(l, cr, err) : hl_err_set(err, HL_ENOMEM, "out of memory");
-		json_decref(cr);
+		 * being rewritten, an API that did not answer, a CodeRun whose
+		 * labels were changed: not) */
+		rc = watch_confirm(l, w, a->coderun_name, NULL, &followed, err);
 	}
 	hl_task_record_free(t);
 	return rc;
@@ -102,7 +236,7 @@ watch_gone_task(struct hl_loop *l, const json_t *seen, const char *task_id, stru
 /* Compares the running tasks' CodeRuns with a full list (seen: name ->
  * anything). */
 static void
-watch_gone(struct hl_loop *l, const json_t *seen)
+watch_gone(struct hl_loop *l, struct watch_ctx *w, const json_t *seen)
 {
 	struct hl_task_query q = { .state = "running", .limit = WATCH_GONE_PAGE };
 	struct hl_task_record **list = NULL;
@@ -114,7 +248,7 @@ watch_gone(struct hl_loop *l, const json_t *seen)
 		if (hl_store_task_list(l->store, &list, &n, &q, &err) < 0)
 			break;
 		for (i = 0; i < n && !atomic_load(&l->stop); i++)
-			if (watch_gone_task(l, seen, list[i]->task_id, &err) < 0)
+			if (watch_gone_task(l, w, seen, list[i]->task_id, &err) < 0)
 				break;
 		if (i < n || n < q.limit)
 			break;
@@ -160,26 +294,51 @@ watch_save_rv(struct watch_ctx *w, bool now)
 	w->saved_ms = hl_time_mono_ms();
 }
 
-/* A CodeRun that disappeared before it finished: its attempt failed. */
+/*
+ * A DELETED event. One that finished is recorded as it is. Else a GET by
+ * name confirms it first: the API server says DELETED also for an object
+ * whose labels stopped matching the selector; that one still exists, its
+ * agent runs on, and it is followed by name from now on.
+ */
 static int
-watch_deleted(struct hl_loop *l, json_t *obj, struct hl_err *err)
+watch_deleted(struct watch_ctx *w, json_t *obj, struct hl_err *err)
 {
 	struct hl_kube_coderun_status st;
-	json_t *copy;
-	int rc;
+	bool followed;
 
 	hl_kube_coderun_status_read(&st, obj);
-	if (hl_kube_phase_terminal(st.phase))
-		return hl_loop_observe(l, obj, err);
-	copy = json_deep_copy(obj);
-	if (!copy)
-		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	json_object_set_new(
-	        copy, "status",
-	        json_pack("{s:s, s:s}", "phase", "Failed", "message", watch_gone_message));
-	rc = hl_loop_observe(l, copy, err);
-	json_decref(copy);
-	return rc;
+	if (hl_kube_phase_terminal(st.phase) || !st.name)
+		return hl_loop_observe(w->l, obj, err);
+	return watch_confirm(w->l, w, st.name, st.uid, &followed, err);
+}
+
+/* Asks for every followed CodeRun by name and records its state; one that
+ * ended or is gone is no longer followed. */
+static void
+watch_follow_poll(struct watch_ctx *w)
+{
+	const char *name;
+	json_t *uid, *names;
+	void *tmp;
+
+	if (!json_object_size(w->follow) || !(names = json_copy(w->follow)))
+		return;
+	json_object_foreach_safe(names, tmp, name, uid)
+	{
+		struct hl_err err = HL_ERR_INIT;
+		bool followed = false;
+
+		if (atomic_load(&w->l->stop))
+			break;
+		if (watch_confirm(w->l, w, name, json_string_value(uid), &followed, &err) < 0)
+			/* not recorded (the store away): asked again next time */
+			hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed", "coderun", name,
+			          "error", err.msg, NULL);
+		else if (!followed)
+			json_object_del(w->follow, name);
+	}
+	json_decref(names);
+	w->follow_added = false;
 }
 
 static int
@@ -197,10 +356,10 @@ watch_event(void *ud, const char *type, json_t *obj)
 	}
 	if (strcmp(type, "SYNCED") == 0) {
 		/* a whole list: what it lacks may have been deleted */
-		watch_gone(w->l, w->seen);
+		watch_gone(w->l, w, w->seen);
 		json_object_clear(w->seen);
 		watch_save_rv(w, true);
-		return 0;
+		return w->follow_added ? -1 : 0;
 	}
 	if (strcmp(type, "SYNC") == 0) {
 		const char *name = hl_json_str(obj, "metadata.name");
@@ -208,10 +367,16 @@ watch_event(void *ud, const char *type, json_t *obj)
 		if (name)
 			json_object_set_new(w->seen, name, json_true());
 	}
-	if (strcmp(type, "DELETED") == 0)
-		rc = watch_deleted(w->l, obj, &err);
-	else if (obj)
+	if (strcmp(type, "DELETED") == 0) {
+		rc = watch_deleted(w, obj, &err);
+	} else if (obj) {
+		const char *name = hl_json_str(obj, "metadata.name");
+
+		/* it matches the selector again: the watch shows it */
+		if (name)
+			json_object_del(w->follow, name);
 		rc = hl_loop_observe(w->l, obj, &err);
+	}
 	if (rc < 0) {
 		/* The change is not recorded (the store is away, the disk is
 		 * full): the resume point must not pass it. End the session
@@ -223,7 +388,8 @@ watch_event(void *ud, const char *type, json_t *obj)
 		return -1;
 	}
 	watch_save_rv(w, false);
-	return 0;
+	/* one more CodeRun to follow by name: the next sessions are short */
+	return w->follow_added ? -1 : 0;
 }
 
 /* The API server (or a proxy) asked for a longer wait than the watch
@@ -279,16 +445,24 @@ watch_wait_lead(struct hl_loop *l)
 static void
 watch_kubernetes(struct hl_loop *l)
 {
-	struct watch_ctx w = { .l = l, .seen = json_object() };
+	struct watch_ctx w = { .l = l, .seen = json_object(), .follow = json_object() };
 	struct hl_err err = HL_ERR_INIT;
 	int64_t resync_at = hl_time_mono_ms() + LOOP_RESYNC_MS;
 	bool resume = true; /* read the resume point from the store first */
 
-	if (!w.seen)
+	if (!w.seen || !w.follow) {
+		json_decref(w.seen);
+		json_decref(w.follow);
 		return;
+	}
 	while (watch_wait_lead(l)) {
 		int64_t now = hl_time_mono_ms(), session = (int64_t)l->cfg->lease_seconds * 500;
 		char *stored = NULL;
+
+		/* CodeRuns the watch no longer shows: asked for between sessions */
+		watch_follow_poll(&w);
+		if (json_object_size(w.follow) && session > WATCH_FOLLOW_EVERY_MS)
+			session = WATCH_FOLLOW_EVERY_MS;
 
 		if (resume) {
 			w.rv[0] = '\0';
@@ -345,6 +519,7 @@ watch_kubernetes(struct hl_loop *l)
 	}
 	atomic_store(&l->watch_connected, 0);
 	json_decref(w.seen);
+	json_decref(w.follow);
 }
 
 static void
@@ -383,7 +558,7 @@ watch_directory(struct hl_loop *l)
 					          "error", err.msg, NULL);
 			}
 			if (whole && hl_time_mono_ms() >= gone_at) {
-				watch_gone(l, seen);
+				watch_gone(l, NULL, seen);
 				gone_at = hl_time_mono_ms() + WATCH_GONE_EVERY_MS;
 			}
 		}

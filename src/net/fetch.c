@@ -39,8 +39,9 @@ struct fetch_job {
 	struct hl_fetch_res *res;
 	CURL *easy;
 	struct curl_slist *hdrs;
-	char *url;     /* current URL (changes on redirects) */
-	bool use_auth; /* false once redirected */
+	struct curl_slist *connect_to; /* req->connect_to as libcurl takes it */
+	char *url;                     /* current URL (changes on redirects) */
+	bool use_auth;                 /* false once redirected */
 	bool get_after_303;
 	bool running, done;
 	bool overflow, stopped;
@@ -355,6 +356,10 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 	}
 	curl_slist_free_all(job->hdrs);
 	job->hdrs = NULL;
+	curl_slist_free_all(job->connect_to);
+	job->connect_to = NULL;
+	if (req->connect_to && !(job->connect_to = curl_slist_append(NULL, req->connect_to)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	for (i = 0; i < HL_FETCH_MAX_HEADERS && req->headers[i]; i++) {
 		l = curl_slist_append(job->hdrs, req->headers[i]);
 		if (!l)
@@ -419,6 +424,24 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 		curl_easy_setopt(job->easy, CURLOPT_CAINFO_BLOB, &blob);
 	} else if (req->ca_file) {
 		curl_easy_setopt(job->easy, CURLOPT_CAINFO, req->ca_file);
+	}
+	if (job->connect_to)
+		curl_easy_setopt(job->easy, CURLOPT_CONNECT_TO, job->connect_to);
+	if (req->proxy) {
+		/* this proxy, whatever the environment says (no_proxy too) */
+		curl_easy_setopt(job->easy, CURLOPT_PROXY, req->proxy);
+		curl_easy_setopt(job->easy, CURLOPT_NOPROXY, "");
+		if (req->insecure) {
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_SSL_VERIFYPEER, 0L);
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_SSL_VERIFYHOST, 0L);
+		} else if (req->ca_data) {
+			struct curl_blob blob = { (void *)req->ca_data, strlen(req->ca_data),
+				                  CURL_BLOB_COPY };
+
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_CAINFO_BLOB, &blob);
+		} else if (req->ca_file) {
+			curl_easy_setopt(job->easy, CURLOPT_PROXY_CAINFO, req->ca_file);
+		}
 	}
 	if (req->client_cert && req->client_key) {
 		struct curl_blob cb = { (void *)req->client_cert, strlen(req->client_cert),
@@ -511,6 +534,18 @@ fetch_is_conn_error(CURLcode rc)
 	}
 }
 
+/* True when a proxy refused the request's credentials: an HTTP proxy's 407
+ * to the CONNECT, a SOCKS5 proxy's refused user and password. */
+static bool
+fetch_proxy_refused(struct fetch_job *job)
+{
+	long connect_code = 0, proxy_error = 0;
+
+	curl_easy_getinfo(job->easy, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+	curl_easy_getinfo(job->easy, CURLINFO_PROXY_ERROR, &proxy_error);
+	return connect_code == 407 || proxy_error == CURLPX_USER_REJECTED;
+}
+
 static void
 fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng)
 {
@@ -532,6 +567,13 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 	if (rc == CURLE_WRITE_ERROR && job->overflow) {
 		fetch_finish(job, start, HL_ETOOBIG, "'%s': response over %zu bytes", u,
 		             job->max_body);
+		return;
+	}
+	if (rc != CURLE_OK && fetch_proxy_refused(job)) {
+		/* the proxy's credentials are wrong: asking again cannot help */
+		fetch_finish(job, start, HL_EAUTH,
+		             "'%s': the proxy refused the credentials it was given (%s)", u,
+		             job->errbuf[0] ? job->errbuf : curl_easy_strerror(rc));
 		return;
 	}
 	if (rc != CURLE_OK) {
@@ -643,6 +685,7 @@ fetch_jobs_free(struct fetch_job *jobs, size_t n, CURLM *multi)
 			curl_easy_cleanup(jobs[i].easy);
 		}
 		curl_slist_free_all(jobs[i].hdrs);
+		curl_slist_free_all(jobs[i].connect_to);
 		free(jobs[i].url);
 	}
 	free(jobs);

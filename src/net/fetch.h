@@ -72,12 +72,21 @@ struct hl_fetch_req {
 	 * methods (GET, HEAD, PUT, DELETE) and 0 otherwise: a POST is never
 	 * repeated unless asked */
 	int max_retries;
-	int64_t backoff_ms;       /* first backoff; 0 means 200 ms */
-	const char *ca_file;      /* PEM CA file, or NULL */
-	const char *ca_data;      /* PEM CA bytes (NUL-terminated), or NULL */
-	bool insecure;            /* skip TLS verification (kubeconfig insecure-skip-tls-verify) */
-	const char *client_cert;  /* PEM client certificate bytes (mutual TLS), or NULL */
-	const char *client_key;   /* PEM client key bytes, or NULL */
+	int64_t backoff_ms;      /* first backoff; 0 means 200 ms */
+	const char *ca_file;     /* PEM CA file, or NULL */
+	const char *ca_data;     /* PEM CA bytes (NUL-terminated), or NULL */
+	bool insecure;           /* skip TLS verification (kubeconfig insecure-skip-tls-verify) */
+	const char *client_cert; /* PEM client certificate bytes (mutual TLS), or NULL */
+	const char *client_key;  /* PEM client key bytes, or NULL */
+	/* the proxy (http://, https://, socks5h://..., credentials in the URL
+	 * allowed) for this request only, the *_proxy and no_proxy environment
+	 * then ignored; an https proxy is verified with ca_file / ca_data and
+	 * insecure like the server. NULL: libcurl's default (the environment) */
+	const char *proxy;
+	/* "HOST:PORT:CONNECT-HOST:CONNECT-PORT": connect to CONNECT-HOST:
+	 * CONNECT-PORT while the URL's HOST:PORT stays the TLS server name
+	 * (CURLOPT_CONNECT_TO), or NULL */
+	const char *connect_to;
 	hl_fetch_data_fn on_data; /* streaming sink or NULL */
 	void *on_data_ud;
 	/* when *cancel becomes true the request ends (err HL_ETIMEOUT

@@ -59,7 +59,7 @@ hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_bu
 		return ret;
 	}
 	hl_buf_reset(url);
-	hl_buf_append_str(url, k->server);
+	hl_buf_append_str(url, k->url_base ? k->url_base : k->server);
 	hl_buf_append_str(url, path);
 	if (hl_buf_error(url))
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -97,9 +97,12 @@ hl_kube_req_init(const struct hl_kube *k, struct hl_fetch_req *req, struct hl_bu
 	req->insecure = k->insecure;
 	req->client_cert = k->client_cert;
 	req->client_key = k->client_key;
+	req->proxy = k->proxy;
+	req->connect_to = k->connect_to;
 	req->timeout_ms = k->timeout_ms > 0 ? k->timeout_ms : 15000;
 	req->max_retries = -1;
 	req->headers[0] = "Accept: application/json";
+	req->headers[1] = k->host_header; /* NULL ends the list when unset */
 	return 0;
 }
 
@@ -347,7 +350,8 @@ hl_kube_pod_log(const struct hl_kube *k, struct hl_buf *out, bool *truncated_out
 	if (ret < 0)
 		goto out;
 	hl_fetch_run(&req, &res, 1, 0, err);
-	ret = hl_kube_status_error(&res, "GET", url.data + strlen(k->server), err);
+	ret = hl_kube_status_error(&res, "GET",
+	                           url.data + strlen(k->url_base ? k->url_base : k->server), err);
 	if (ret < 0)
 		goto out;
 	if (truncated_out)

@@ -13,7 +13,8 @@
  * namespace files) when a token is mounted; else ~/.kube/config. From a
  * kubeconfig the
  * current-context selects the cluster (server, certificate-authority file or
- * certificate-authority-data, insecure-skip-tls-verify), the user (token,
+ * certificate-authority-data, insecure-skip-tls-verify, tls-server-name,
+ * proxy-url: http, https or socks5, as kubectl takes them), the user (token,
  * tokenFile, client-certificate(-data) + client-key(-data)) and the
  * namespace ("default" when unset). Exec/auth-provider plugins are not
  * supported (HL_EUNSUPPORTED). Relative file paths are resolved against the
@@ -48,9 +49,24 @@
 #define HL_CODERUN_PREFIX      "/apis/" HL_CODERUN_GROUP "/" HL_CODERUN_VERSION
 
 struct hl_kube {
-	char *server;  /* "https://host:port", no trailing slash */
-	char *ca_data; /* PEM bytes (decoded certificate-authority-data) or NULL */
-	char *ca_file; /* absolute path or NULL */
+	char *server; /* "https://host:port", no trailing slash */
+	/* what request URLs start with: server, or, with a tls-server-name,
+	 * server with that name as its host (the TLS SNI and the name its
+	 * certificate is checked against), the connection still made to the
+	 * server's own address (connect_to) and its Host header kept
+	 * (host_header), as client-go does */
+	char *url_base;
+	char *tls_server_name; /* clusters[].cluster.tls-server-name, or NULL */
+	char *connect_to;      /* "NAME:PORT:HOST:PORT" (CURLOPT_CONNECT_TO), or NULL */
+	char *host_header;     /* "Host: host[:port]" of server, or NULL */
+	/* clusters[].cluster.proxy-url as libcurl takes it (socks5 becomes
+	 * socks5h: the proxy resolves names, as client-go's SOCKS5 dialer has
+	 * it), or NULL: the *_proxy environment, as client-go without one.
+	 * Its credentials are registered as log secrets. */
+	char *proxy;
+	char *proxy_shown; /* proxy without its credentials, for messages */
+	char *ca_data;     /* PEM bytes (decoded certificate-authority-data) or NULL */
+	char *ca_file;     /* absolute path or NULL */
 	bool insecure;
 	char *token;        /* static bearer token or NULL */
 	char *token_file;   /* re-read per call, or NULL */

@@ -3,7 +3,8 @@
  * kubeconfig file or a KUBECONFIG list of them merged as kubectl merges them
  * (YAML read with libyaml and turned into JSON), or the in-cluster service
  * account (KUBERNETES_SERVICE_HOST/PORT plus the token, CA and namespace
- * files), or ~/.kube/config.
+ * files), or ~/.kube/config. A cluster's tls-server-name and proxy-url are
+ * turned into what libcurl takes (kube_tls_server_name, kube_proxy).
  *
  * Invariants: a loaded struct hl_kube is never modified afterwards; the
  * token and client key are wiped when freed and never reach an error
@@ -16,6 +17,7 @@
 
 #include "json/json.h"
 #include <ctype.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -143,6 +145,15 @@ hl_kube_free(struct hl_kube *k)
 	if (!k)
 		return;
 	free(k->server);
+	free(k->url_base);
+	free(k->tls_server_name);
+	free(k->connect_to);
+	free(k->host_header);
+	if (k->proxy) {
+		explicit_bzero(k->proxy, strlen(k->proxy));
+		free(k->proxy);
+	}
+	free(k->proxy_shown);
 	free(k->ca_data);
 	free(k->ca_file);
 	if (k->token) {
@@ -368,6 +379,167 @@ kube_dup(char **dst, const char *s)
 	return *dst ? 0 : -1;
 }
 
+/* True for a DNS name as a TLS server name may be: letters, digits, '-',
+ * '_' and '.', not empty, at most 253 bytes. */
+static bool
+kube_dns_name(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > 253 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '.' && s[i] != '_')
+			return false;
+	return true;
+}
+
+/*
+ * A cluster's tls-server-name: the requests go to https://NAME:PORT/... so
+ * that libcurl sends NAME as the SNI and checks the certificate against
+ * it, CURLOPT_CONNECT_TO makes the connection to the server's own host and
+ * port, and the Host header stays the server's (client-go sets
+ * tls.Config.ServerName and nothing else). Ignored for an http server, as
+ * there is no TLS.
+ */
+static int
+kube_tls_server_name(struct hl_kube *k, const char *name, const char *cluster, struct hl_err *err)
+{
+	CURLU *u = NULL;
+	char *host = NULL, *port = NULL, *given_port = NULL, *base = NULL;
+	int ret = 0;
+
+	if (!hl_str_starts_with(k->server, "https://"))
+		return 0;
+	if (!kube_dns_name(name))
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "kubeconfig: cluster '%s' has a tls-server-name that is not a host "
+		        "name",
+		        cluster);
+	if (!(u = curl_url())) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (curl_url_set(u, CURLUPART_URL, k->server, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+		ret = hl_err_set(err, HL_EINVAL,
+		                 "kubeconfig: cluster '%s' has a server URL libcurl "
+		                 "cannot read",
+		                 cluster);
+		goto out;
+	}
+	if (curl_url_get(u, CURLUPART_PORT, &given_port, 0) != CURLUE_OK)
+		given_port = NULL;
+	if (curl_url_set(u, CURLUPART_HOST, name, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_URL, &base, 0) != CURLUE_OK) {
+		ret = hl_err_set(err, HL_EINVAL,
+		                 "kubeconfig: cluster '%s': tls-server-name cannot be a URL's host",
+		                 cluster);
+		goto out;
+	}
+	if (asprintf(&k->connect_to, "%s:%s:%s:%s", name, port, host, port) < 0)
+		k->connect_to = NULL;
+	if (asprintf(&k->host_header, "Host: %s%s%s", host, given_port ? ":" : "",
+	             given_port ? given_port : "") < 0)
+		k->host_header = NULL;
+	k->tls_server_name = strdup(name);
+	k->url_base = strdup(base);
+	if (!k->connect_to || !k->host_header || !k->tls_server_name || !k->url_base) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	while (k->url_base[0] && k->url_base[strlen(k->url_base) - 1] == '/')
+		k->url_base[strlen(k->url_base) - 1] = '\0';
+out:
+	curl_free(host);
+	curl_free(port);
+	curl_free(given_port);
+	curl_free(base);
+	curl_url_cleanup(u);
+	return ret;
+}
+
+/*
+ * A cluster's proxy-url: http, https or socks5 as client-go takes them
+ * (other schemes refused, with its message); socks5 is given to libcurl as
+ * socks5h, since client-go's SOCKS5 dialer hands the proxy the host name.
+ * Its user and password are registered as log secrets; the URL itself is
+ * never put in a message (proxy_shown is, without them).
+ */
+static int
+kube_proxy(struct hl_kube *k, const char *url, const char *cluster, struct hl_err *err)
+{
+	static const char *const schemes[] = { "http", "https", "socks5" };
+	CURLU *u = NULL;
+	char *scheme = NULL, *user = NULL, *pass = NULL, *shown = NULL;
+	const char *rest = strstr(url, "://");
+	size_t i;
+	int ret = 0;
+
+	if (!(u = curl_url()))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if (!rest || curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+		ret = hl_err_set(err, HL_EINVAL,
+		                 "kubeconfig: cluster '%s' has a proxy-url that is not a URL",
+		                 cluster);
+		goto out;
+	}
+	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if (strcasecmp(scheme, schemes[i]) == 0)
+			break;
+	if (i == sizeof(schemes) / sizeof(schemes[0])) {
+		ret = hl_err_set(
+		        err, HL_EINVAL,
+		        "kubeconfig: cluster '%s' proxy-url: unsupported scheme \"%.16s\", "
+		        "must be http, https, or socks5",
+		        cluster, scheme);
+		goto out;
+	}
+	/* the secret (the password, else a user alone, which is then a
+	 * token) as written and as decoded: whichever form an upstream
+	 * message would carry is redacted; a user name with a password is
+	 * not one (redacting "admin" everywhere would garble the log) */
+	if (curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE) != CURLUE_OK)
+		user = NULL;
+	if (curl_url_get(u, CURLUPART_PASSWORD, &pass, CURLU_URLDECODE) != CURLUE_OK)
+		pass = NULL;
+	if (pass || user) {
+		CURLUPart part = pass ? CURLUPART_PASSWORD : CURLUPART_USER;
+		char *raw = NULL;
+
+		hl_log_add_secret(pass ? pass : user);
+		if (curl_url_get(u, part, &raw, 0) == CURLUE_OK)
+			hl_log_add_secret(raw);
+		curl_free(raw);
+	}
+	if (asprintf(&k->proxy, "%s%s", i == 2 ? "socks5h" : schemes[i], rest) < 0) {
+		k->proxy = NULL;
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	curl_url_set(u, CURLUPART_USER, NULL, 0);
+	curl_url_set(u, CURLUPART_PASSWORD, NULL, 0);
+	if (curl_url_get(u, CURLUPART_URL, &shown, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
+	    !(k->proxy_shown = strdup(shown)))
+		k->proxy_shown = strdup("(proxy)");
+	if (!k->proxy_shown)
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+out:
+	curl_free(scheme);
+	if (user)
+		explicit_bzero(user, strlen(user));
+	if (pass)
+		explicit_bzero(pass, strlen(pass));
+	curl_free(user);
+	curl_free(pass);
+	curl_free(shown);
+	curl_url_cleanup(u);
+	return ret;
+}
+
 /* The client configuration of a kubeconfig read into JSON, its file paths
  * already resolved (kube_resolve_paths). */
 static int
@@ -411,6 +583,14 @@ kube_config_from_json(struct hl_kube **out, const json_t *cfg, struct hl_err *er
 		goto oom;
 	while (k->server[0] && k->server[strlen(k->server) - 1] == '/')
 		k->server[strlen(k->server) - 1] = '\0';
+	if ((s = hl_json_str(cluster, "tls-server-name")) && *s &&
+	    (ret = kube_tls_server_name(k, s, hl_json_str_or(ctx, "cluster", ""), err)) < 0)
+		goto out;
+	if (!k->url_base && kube_dup(&k->url_base, k->server) < 0)
+		goto oom;
+	if ((s = hl_json_str(cluster, "proxy-url")) && *s &&
+	    (ret = kube_proxy(k, s, hl_json_str_or(ctx, "cluster", ""), err)) < 0)
+		goto out;
 	k->insecure = kube_truthy(json_object_get(cluster, "insecure-skip-tls-verify"));
 	if ((s = hl_json_str(cluster, "certificate-authority-data"))) {
 		ret = kube_b64_decode(&k->ca_data, s, "certificate-authority-data", err);
@@ -469,6 +649,18 @@ kube_config_from_json(struct hl_kube **out, const json_t *cfg, struct hl_err *er
 			ret = kube_read_text(&k->client_key, key, "kubeconfig client-key", err);
 			if (ret < 0)
 				goto out;
+		}
+		/* half a client certificate would silently send none (then
+		 * 401); kubectl refuses it too */
+		if (!k->client_cert != !k->client_key) {
+			ret = hl_err_set(
+			        err, HL_EINVAL,
+			        "kubeconfig: user '%s' has a client %s but no client %s: "
+			        "client-certificate(-data) and client-key(-data) go together",
+			        hl_json_str_or(ctx, "user", ""),
+			        k->client_cert ? "certificate" : "key",
+			        k->client_cert ? "key" : "certificate");
+			goto out;
 		}
 	}
 	if (kube_dup(&k->source, "kubeconfig") < 0)
@@ -529,7 +721,7 @@ hl_kube_load_incluster(struct hl_kube **out, const char *sa_dir, struct hl_err *
 		k->server = NULL;
 		goto oom;
 	}
-	if (!(k->token_file = strdup(path)))
+	if (!(k->url_base = strdup(k->server)) || !(k->token_file = strdup(path)))
 		goto oom;
 	snprintf(path, sizeof(path), "%s/ca.crt", sa_dir);
 	if (stat(path, &st) == 0 && !(k->ca_file = strdup(path)))

@@ -123,8 +123,9 @@ def openssl(*args):
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
 
 
-def make_ca(name):
-    """A CA plus a server certificate for 127.0.0.1; returns paths."""
+def make_ca(name, san="IP:127.0.0.1,DNS:localhost"):
+    """A CA plus a server certificate for san (127.0.0.1 and localhost
+    unless told); returns paths."""
     d = os.path.join(TMP, name)
     os.makedirs(d)
     ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
@@ -135,14 +136,16 @@ def make_ca(name):
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1")
     with open(ext, "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        f.write(f"subjectAltName={san}\n")
     openssl("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
             "-out", crt, "-days", "1", "-extfile", ext)
     return {"ca": ca_crt, "cert": crt, "key": key, "dir": d}
 
 
 def write_kubeconfig(path, server, ca_path=None, ca_inline=True, token=None, token_file=None,
-                     namespace=None, insecure=False):
+                     namespace=None, insecure=False, cluster_extra=()):
+    """cluster_extra: more "key: value" lines of the cluster (tls-server-name,
+    proxy-url)."""
     lines = ["apiVersion: v1", "kind: Config", "current-context: test",
              "clusters:", "- name: other", "  cluster:", "    server: https://10.0.0.1:6443",
              "- name: stub", "  cluster:", f"    server: {server}"]
@@ -153,6 +156,7 @@ def write_kubeconfig(path, server, ca_path=None, ca_inline=True, token=None, tok
         lines.append(f"    certificate-authority: {ca_path}")
     if insecure:
         lines.append("    insecure-skip-tls-verify: true")
+    lines += ["    " + ln for ln in cluster_extra]
     lines += ["contexts:", "- name: test", "  context:", "    cluster: stub", "    user: u"]
     if namespace:
         lines.append(f"    namespace: {namespace}")

@@ -183,6 +183,17 @@ def kubeconfig():
         "current-context: c", "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:8001'}}]",
         "contexts: [{name: c, context: {cluster: k, user: u}}]",
         "users: [{name: u, user: {exec: {command: kubectl}}}]", ""]))
+    put("kubeconfig", "tls-server-name-proxy", "\n".join([
+        "current-context: c",
+        "clusters: [{name: k, cluster: {server: 'https://[::1]:6443/k8s', "
+        "tls-server-name: kube.example.test, proxy-url: 'socks5://u:p%40ss@proxy.test:1080'}}]",
+        "contexts: [{name: c, context: {cluster: k, user: u}}]",
+        "users: [{name: u, user: {token: t0ken}}]", ""]))
+    put("kubeconfig", "proxy-http", "\n".join([
+        "current-context: c",
+        "clusters: [{name: k, cluster: {server: 'https://10.0.0.1', "
+        "proxy-url: 'HTTP://proxy.test:3128'}}]",
+        "contexts: [{name: c, context: {cluster: k}}]", ""]))
     put("kubeconfig", "anchors", "a: &x {server: 'https://h'}\nclusters: [{name: k, cluster: *x}]\n")
 
 

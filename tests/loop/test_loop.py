@@ -15,7 +15,9 @@ PR comment, with Discord answering 429 first and healer killed while the
 outbox is full; /healer retry failing again -> a second escalation round on
 every channel, once, across a kill and a replay of the round; SIGKILL while
 an attempt fails and a compacted watch on
-restart -> exactly one next attempt; a cut watch -> reconnect; /healer
+restart -> exactly one next attempt; a CodeRun deleted while healer was
+down; a running CodeRun's labels edited (a selector watch's DELETED, the
+CodeRun followed by name); a cut watch -> reconnect; /healer
 commands from allowed and disallowed authors, a redelivered comment,
 /healer status and /healer stop; a runner shutdown is re-run before any
 agent; a budget of one CodeRun with three failures; the loop in directory
@@ -705,6 +707,72 @@ def main():
           and wait_for(lambda: len(by_task(tid_e2)) == 1
                        and by_task(tid_e2)[0]["metadata"]["name"] != ne2, 15),
           [task_of(srv, tid_e2), [c["metadata"]["name"] for c in by_task(tid_e2)]])
+
+    # ---- E3. a running CodeRun's labels edited: the selector watch says DELETED ------
+    # (the API server sends DELETED when an object stops matching a watch's
+    # label selector, though it still exists and its agent runs on; before,
+    # healer ended the attempt as deleted and started the next one)
+    seed_job(7015)
+    tid_e3 = deliver(srv, job_event(7015, 8015, "loop/e3"))
+    runs = wait_for(lambda: by_task(tid_e3), 15) or []
+    ne3 = runs[0]["metadata"]["name"] if runs else "?"
+
+    def e3_first():
+        return (task_of(srv, tid_e3).get("attempts") or [{}])[0]
+    set_phase(ne3, "Running")
+    wait_for(lambda: e3_first().get("phase") == "running", 10)
+    # another CodeRun of the label, none of healer's attempts': it leaves too
+    foreign = "someone-elses-run"
+    kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": foreign, "namespace": NS,
+                     "labels": {"app.kubernetes.io/name": "healer"}},
+        "spec": {"service": "other"}, "status": {"phase": "Running"}}]})
+    time.sleep(0.5)
+    # kubectl label coderun NAME app.kubernetes.io/name-
+    for n in (ne3, foreign):
+        kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{n}",
+             {"metadata": {"labels": {"app.kubernetes.io/name": None}}})
+    time.sleep(2.5)
+    check("a running CodeRun whose labels no longer match the watch's selector is not taken "
+          "as deleted: its attempt runs on, no next attempt",
+          e3_first().get("phase") == "running" and not e3_first().get("outcome")
+          and len(by_task(tid_e3)) == 1, [task_of(srv, tid_e3), srv.log_tail()[-1500:]])
+    set_phase(ne3, "Succeeded", status={"pullRequestUrl": f"https://github.com/{REPO}/pull/9"})
+    check("... and it is still followed by name: its Succeeded status is seen (verifying)",
+          wait_state(srv, tid_e3, "verifying", 20)
+          and e3_first().get("pr_url") == f"https://github.com/{REPO}/pull/9",
+          [task_of(srv, tid_e3), srv.log_tail()[-1500:]])
+    time.sleep(1.0)
+    gets = [r for r in kube("GET", "/_stub/requests") or []
+            if r["method"] == "GET" and r["path"].endswith("/coderuns/" + foreign)]
+    check("a CodeRun of none of healer's attempts that leaves the selector is asked for once, "
+          "not followed", len(gets) == 1, len(gets))
+
+    # ---- E4. the same while healer was down: the relist lacks it, a GET finds it -----
+    # (before, such a CodeRun was left alone: its end was never seen and only
+    # the attempt timeout ended the attempt)
+    seed_job(7016)
+    tid_e4 = deliver(srv, job_event(7016, 8016, "loop/e4"))
+    runs = wait_for(lambda: by_task(tid_e4), 15) or []
+    ne4 = runs[0]["metadata"]["name"] if runs else "?"
+
+    def e4_first():
+        return (task_of(srv, tid_e4).get("attempts") or [{}])[0]
+    set_phase(ne4, "Running")
+    wait_for(lambda: e4_first().get("phase") == "running", 10)
+    srv.kill()
+    kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{ne4}",
+         {"metadata": {"labels": {"app.kubernetes.io/name": "someone-else"}}})
+    kube("POST", "/_stub/compact")  # the resume point is too old: a relist
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    time.sleep(1.5)
+    set_phase(ne4, "Failed", message="agent exited 1: E4-MARKER")
+    check("a running CodeRun that left the selector while healer was down is followed by name "
+          "after the relist: its Failed status is seen, not taken as deleted",
+          wait_for(lambda: e4_first().get("outcome") == "agent_failed", 20)
+          and "E4-MARKER" in (e4_first().get("reason") or ""),
+          [task_of(srv, tid_e4), srv.log_tail()[-1500:]])
 
     # ---- F. a cut watch reconnects ---------------------------------------------------
     seed_job(7004)

@@ -286,11 +286,15 @@ probe_kube(int argc, char **argv)
 	if (hl_kube_load(&k, getenv("KUBECONFIG"), &err) < 0)
 		return probe_fail(&err);
 	if (strcmp(op, "config") == 0) {
-		v = json_pack("{s:s, s:s, s:b, s:b, s:s?, s:b, s:s?, s:b, s:s}", "server",
-		              k->server, "namespace", k->namespace, "insecure", k->insecure,
-		              "has_ca_data", k->ca_data != NULL, "ca_file", k->ca_file, "has_token",
-		              k->token != NULL, "token_file", k->token_file, "has_client_cert",
-		              k->client_cert != NULL, "source", k->source);
+		v = json_pack("{s:s, s:s, s:b, s:b, s:s?, s:b, s:s?, s:b, s:s, s:s?, s:s?, s:s?, "
+		              "s:s?, s:s?, s:s?}",
+		              "server", k->server, "namespace", k->namespace, "insecure",
+		              k->insecure, "has_ca_data", k->ca_data != NULL, "ca_file", k->ca_file,
+		              "has_token", k->token != NULL, "token_file", k->token_file,
+		              "has_client_cert", k->client_cert != NULL, "source", k->source,
+		              "url_base", k->url_base, "tls_server_name", k->tls_server_name,
+		              "connect_to", k->connect_to, "host_header", k->host_header, "proxy",
+		              k->proxy, "proxy_shown", k->proxy_shown);
 	} else if (strcmp(op, "redact") == 0 && argc == 2) {
 		char *red = hl_log_redact(argv[1]); /* what the log makes of TEXT */
 

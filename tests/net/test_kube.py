@@ -2,7 +2,9 @@
 """test_kube.py - the Kubernetes client (src/net/kubeconfig.c, kube.c,
 kube_coderun.c, kube_watch.c) against the Kubernetes stub (TLS with a
 throw-away CA carried in the kubeconfig, bearer token): configuration and
-TLS, pods, logs, events, ArgoCD applications, path safety, CodeRun
+TLS (tls-server-name against a certificate valid only for that name,
+proxy-url through the proxy stand-in: HTTP CONNECT and SOCKS5), pods,
+logs, events, ArgoCD applications, path safety, CodeRun
 create/list/get/delete, their typed status and their Job's output, and the
 list+watch loop the remediation loop rests on: bookmarks and resuming, 410
 Gone both ways, cut connections, 5xx/429 with Retry-After, ERROR events,
@@ -109,6 +111,142 @@ filec = write_kubeconfig(os.path.join(TMP, "kc-file-ca"), server, ca["ca"], ca_i
 rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": filec})
 check("certificate-authority file works too", rc == 0 and out["metadata"]["name"] == "calm-pod",
       out)
+# tls-server-name: the server is addressed by IP (a tunnel, a load balancer)
+# and its certificate names only the tls-server-name; kubectl sends that
+# name as the SNI and checks the certificate against it
+named = make_ca("named", san="DNS:kube.internal.test")
+_, nport = start_stub("kube_stub.py", "--cert", named["cert"], "--key", named["key"], "--token",
+                      TOKEN, "--crd", CRD)
+nserver = f"https://127.0.0.1:{nport}"
+ctl_named = lambda m, p, b=None: http(m, nserver + p, b, ctx=ssl._create_unverified_context())
+ctl_named("POST", "/_stub/seed", {"pods": [pod("named-pod", [{"name": "web", "image": "nginx"}],
+                                              [{"name": "web", "ready": True, "restartCount": 0,
+                                                "state": {"running": {}}}])]})
+plain = write_kubeconfig(os.path.join(TMP, "kc-named-plain"), nserver, named["ca"], token=TOKEN)
+rc, out, err = netprobe("kube", "get-pod", "prod", "named-pod", env={"KUBECONFIG": plain})
+check("a certificate valid only for another name is refused without tls-server-name",
+      rc == 1 and out["error"] == "io_error", out)
+sni = write_kubeconfig(os.path.join(TMP, "kc-named"), nserver, named["ca"], token=TOKEN,
+                       cluster_extra=["tls-server-name: kube.internal.test"])
+ctl_named("POST", "/_stub/reset")
+rc, out, err = netprobe("kube", "get-pod", "prod", "named-pod", env={"KUBECONFIG": sni})
+seen = [r for r in ctl_named("GET", "/_stub/requests") if r["path"].endswith("/named-pod")]
+check("kubeconfig tls-server-name: the certificate is checked against it (SNI), the "
+      "connection goes to the server's address, its Host header stays the server's",
+      rc == 0 and out["metadata"]["name"] == "named-pod" and len(seen) == 1
+      and seen[0]["headers"].get("host") == f"127.0.0.1:{nport}", (out, err, seen))
+rc, out, err = netprobe("kube", "config", env={"KUBECONFIG": sni})
+check("... the server stays as configured, the URLs carry the name",
+      rc == 0 and out["server"] == nserver and out.get("tls_server_name") == "kube.internal.test"
+      and out.get("url_base") == f"https://kube.internal.test:{nport}"
+      and out.get("connect_to") == f"kube.internal.test:{nport}:127.0.0.1:{nport}", out)
+wrongname = write_kubeconfig(os.path.join(TMP, "kc-named-wrong"), nserver, named["ca"],
+                             token=TOKEN, cluster_extra=["tls-server-name: other.internal.test"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "named-pod", env={"KUBECONFIG": wrongname})
+check("... and a tls-server-name the certificate does not name is refused",
+      rc == 1 and out["error"] == "io_error", out)
+badname = write_kubeconfig(os.path.join(TMP, "kc-named-bad"), nserver, named["ca"], token=TOKEN,
+                           cluster_extra=["tls-server-name: 'evil/x@y'"])
+rc, out, err = netprobe("kube", "config", env={"KUBECONFIG": badname})
+check("a tls-server-name that is not a host name is refused at load",
+      rc == 1 and out["error"] == "invalid" and "tls-server-name" in out["message"], out)
+
+# proxy-url: http (CONNECT), https is the same CONNECT over TLS, socks5; the
+# proxy's credentials never reach a message or the log
+PROXY_PASS = "pr0xy-s3cret-7c1"
+_, pport = start_stub("proxy_stub.py", "--user", f"kubeuser:{PROXY_PASS}")
+purl = f"http://127.0.0.1:{pport}"
+
+
+def proxy_used():
+    return http("GET", purl + "/_stub/used") or []
+
+
+via_http = write_kubeconfig(os.path.join(TMP, "kc-proxy-http"), server, ca["ca"], token=TOKEN,
+                            cluster_extra=[f"proxy-url: http://kubeuser:{PROXY_PASS}"
+                                           f"@127.0.0.1:{pport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": via_http})
+used = proxy_used()
+check("kubeconfig proxy-url (http): the API is reached through the proxy (CONNECT to the "
+      "server, with the proxy's credentials)",
+      rc == 0 and out["metadata"]["name"] == "calm-pod"
+      and [u["kind"] for u in used] == ["connect"] and used[0]["target"] == f"127.0.0.1:{port}"
+      and used[0]["user"] == "kubeuser" and used[0]["auth_ok"], (out, err, used))
+rc, out, err = netprobe("kube", "config", env={"KUBECONFIG": via_http})
+check("... the proxy shown in messages has no credentials",
+      rc == 0 and out.get("proxy_shown") == f"http://127.0.0.1:{pport}/"
+      and PROXY_PASS not in str(out.get("proxy_shown")), out)
+rc, out, err = netprobe("kube", "redact", f"proxy said kubeuser:{PROXY_PASS} twice",
+                        env={"KUBECONFIG": via_http})
+check("... and its password is redacted from the log",
+      rc == 0 and PROXY_PASS not in out.get("redacted", "")
+      and "[REDACTED]" in out.get("redacted", ""), out)
+http("POST", purl + "/_stub/reset")
+wrongpass = write_kubeconfig(os.path.join(TMP, "kc-proxy-wrong"), server, ca["ca"], token=TOKEN,
+                             cluster_extra=[f"proxy-url: http://kubeuser:x{PROXY_PASS}"
+                                            f"@127.0.0.1:{pport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": wrongpass})
+check("a proxy refusing the credentials (407) is unauthorized, not asked again; the password "
+      "is in no message",
+      rc == 1 and out["error"] == "unauthorized" and [u["status"] for u in proxy_used()] == [407]
+      and PROXY_PASS not in json.dumps(out) + err, (out, err, proxy_used()))
+http("POST", purl + "/_stub/reset")
+wrongsocks = write_kubeconfig(os.path.join(TMP, "kc-proxy-wrong-socks"), server, ca["ca"],
+                              token=TOKEN, cluster_extra=[f"proxy-url: socks5://kubeuser:x"
+                                                          f"{PROXY_PASS}@127.0.0.1:{pport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": wrongsocks})
+check("... so is a SOCKS5 proxy refusing them",
+      rc == 1 and out["error"] == "unauthorized"
+      and [u["status"] for u in proxy_used()] == ["bad credentials"]
+      and PROXY_PASS not in json.dumps(out) + err, (out, err, proxy_used()))
+# an https proxy is checked with the cluster's CA, as kubectl (Go's
+# transport) checks it: this one's certificate comes from the same CA
+_, tport = start_stub("proxy_stub.py", "--user", f"kubeuser:{PROXY_PASS}", "--cert", ca["cert"],
+                      "--key", ca["key"])
+via_https = write_kubeconfig(os.path.join(TMP, "kc-proxy-https"), server, ca["ca"], token=TOKEN,
+                             cluster_extra=[f"proxy-url: https://kubeuser:{PROXY_PASS}"
+                                            f"@127.0.0.1:{tport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod", env={"KUBECONFIG": via_https})
+tused = http("GET", f"http://127.0.0.1:{tport}/_stub/used") or []
+check("kubeconfig proxy-url (https): TLS to the proxy, checked with the cluster's CA, then "
+      "CONNECT", rc == 0 and out.get("metadata", {}).get("name") == "calm-pod"
+      and [(u["kind"], u["tls"], u["status"]) for u in tused] == [("connect", True, 200)],
+      (out, err, tused))
+http("POST", purl + "/_stub/reset")
+via_socks = write_kubeconfig(os.path.join(TMP, "kc-proxy-socks"), nserver, named["ca"],
+                             token=TOKEN,
+                             cluster_extra=["tls-server-name: kube.internal.test",
+                                            f"proxy-url: socks5://kubeuser:{PROXY_PASS}"
+                                            f"@localhost:{pport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "named-pod", env={"KUBECONFIG": via_socks})
+used = proxy_used()
+check("kubeconfig proxy-url (socks5) with a tls-server-name: the proxy is asked for the "
+      "server's own address, the certificate checked against the name",
+      rc == 0 and out["metadata"]["name"] == "named-pod"
+      and [u["kind"] for u in used] == ["socks5"] and used[0]["target"] == f"127.0.0.1:{nport}"
+      and used[0]["auth_ok"], (out, err, used))
+http("POST", purl + "/_stub/reset")
+via_connect_name = write_kubeconfig(
+    os.path.join(TMP, "kc-proxy-name"), f"https://localhost:{port}", ca["ca"], token=TOKEN,
+    cluster_extra=[f"proxy-url: socks5://kubeuser:{PROXY_PASS}@127.0.0.1:{pport}"])
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod",
+                        env={"KUBECONFIG": via_connect_name})
+used = proxy_used()
+check("... a socks5 proxy resolves the server's name itself, as kubectl's dialer asks it to",
+      rc == 0 and used and used[0]["atyp"] == "domain"
+      and used[0]["target"] == f"localhost:{port}", (out, err, used))
+http("POST", purl + "/_stub/reset")
+rc, out, err = netprobe("kube", "get-pod", "prod", "calm-pod",
+                        env={"KUBECONFIG": via_http, "no_proxy": "127.0.0.1,localhost",
+                             "NO_PROXY": "127.0.0.1,localhost"})
+check("a kubeconfig's proxy-url is used whatever NO_PROXY says (as kubectl)",
+      rc == 0 and len(proxy_used()) == 1, (out, err, proxy_used()))
+ftp = write_kubeconfig(os.path.join(TMP, "kc-proxy-ftp"), server, ca["ca"], token=TOKEN,
+                       cluster_extra=[f"proxy-url: ftp://kubeuser:{PROXY_PASS}@127.0.0.1:21"])
+rc, out, err = netprobe("kube", "config", env={"KUBECONFIG": ftp})
+check("a proxy-url scheme kubectl refuses is refused at load, without the URL in the message",
+      rc == 1 and out["error"] == "invalid" and "must be http, https, or socks5" in out["message"]
+      and PROXY_PASS not in out["message"], out)
 with open(os.path.join(TMP, "tok"), "w") as f:
     f.write("wrong-token\n")
 badtok = write_kubeconfig(os.path.join(TMP, "kc-bad-token"), server, ca["ca"],

@@ -176,6 +176,118 @@ test_kubeconfig_insecure_and_no_user(void **state)
 	hl_kube_free(k);
 }
 
+/* Parses a one-cluster kubeconfig whose cluster has the given extra lines. */
+static int
+parse_cluster(struct hl_kube **k, const char *server, const char *extra, struct hl_err *err)
+{
+	char cfg[1024];
+
+	snprintf(cfg, sizeof(cfg),
+	         "current-context: c\nclusters:\n- name: k\n  cluster:\n    server: %s\n%s"
+	         "contexts:\n- name: c\n  context:\n    cluster: k\n",
+	         server, extra);
+	return hl_kube_config_parse(k, cfg, strlen(cfg), NULL, err);
+}
+
+/* tls-server-name: the URLs carry the name, the connection goes to the
+ * server's own address (IPv6 in brackets, the default port made explicit),
+ * the Host header and a path prefix stay the server's. */
+static void
+test_kubeconfig_tls_server_name(void **state)
+{
+	struct hl_buf url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_fetch_req req;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(parse_cluster(&k, "https://[::1]:6443/k8s/c1/",
+	                               "    tls-server-name: kube.example.test\n", &err),
+	                 0);
+	assert_string_equal(k->server, "https://[::1]:6443/k8s/c1");
+	assert_string_equal(k->url_base, "https://kube.example.test:6443/k8s/c1");
+	assert_string_equal(k->connect_to, "kube.example.test:6443:[::1]:6443");
+	assert_string_equal(k->host_header, "Host: [::1]:6443");
+	assert_int_equal(hl_kube_req_init(k, &req, &url, &auth, "GET", "/api/v1/x", &err), 0);
+	assert_string_equal(req.url, "https://kube.example.test:6443/k8s/c1/api/v1/x");
+	assert_string_equal(req.connect_to, "kube.example.test:6443:[::1]:6443");
+	assert_string_equal(req.headers[1], "Host: [::1]:6443");
+	assert_null(req.headers[2]);
+	hl_kube_free(k);
+	k = NULL;
+
+	assert_int_equal(parse_cluster(&k, "https://10.0.0.1",
+	                               "    tls-server-name: kube.example.test\n", &err),
+	                 0);
+	assert_string_equal(k->url_base, "https://kube.example.test");
+	assert_string_equal(k->connect_to, "kube.example.test:443:10.0.0.1:443");
+	assert_string_equal(k->host_header, "Host: 10.0.0.1");
+	hl_kube_free(k);
+	k = NULL;
+
+	/* no TLS, no server name; without one nothing changes */
+	assert_int_equal(parse_cluster(&k, "http://10.0.0.1:8080",
+	                               "    tls-server-name: kube.example.test\n", &err),
+	                 0);
+	assert_string_equal(k->url_base, "http://10.0.0.1:8080");
+	assert_null(k->connect_to);
+	assert_null(k->host_header);
+	hl_kube_free(k);
+	k = NULL;
+	assert_int_equal(parse_cluster(&k, "https://h:1", "", &err), 0);
+	assert_string_equal(k->url_base, "https://h:1");
+	assert_null(k->tls_server_name);
+	assert_int_equal(hl_kube_req_init(k, &req, &url, &auth, "GET", "/api/v1/x", &err), 0);
+	assert_null(req.headers[1]);
+	assert_null(req.connect_to);
+	assert_null(req.proxy);
+	hl_kube_free(k);
+	k = NULL;
+
+	assert_int_equal(parse_cluster(&k, "https://h:1", "    tls-server-name: 'a b'\n", &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "tls-server-name"));
+	hl_buf_release(&url);
+	hl_buf_release(&auth);
+}
+
+/* proxy-url: http, https and socks5 (given to libcurl as socks5h), the
+ * scheme's case aside; others refused without the URL in the message. */
+static void
+test_kubeconfig_proxy_url(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(parse_cluster(&k, "https://h:1",
+	                               "    proxy-url: HTTP://u:pw-x1@proxy.test:3128\n", &err),
+	                 0);
+	assert_string_equal(k->proxy, "http://u:pw-x1@proxy.test:3128");
+	assert_string_equal(k->proxy_shown, "http://proxy.test:3128/");
+	hl_kube_free(k);
+	k = NULL;
+	assert_int_equal(
+	        parse_cluster(&k, "https://h:1", "    proxy-url: socks5://proxy.test\n", &err), 0);
+	assert_string_equal(k->proxy, "socks5h://proxy.test");
+	hl_kube_free(k);
+	k = NULL;
+	assert_int_equal(
+	        parse_cluster(&k, "https://h:1", "    proxy-url: https://proxy.test:8443\n", &err),
+	        0);
+	assert_string_equal(k->proxy, "https://proxy.test:8443");
+	hl_kube_free(k);
+	k = NULL;
+	assert_int_equal(parse_cluster(&k, "https://h:1",
+	                               "    proxy-url: socks4://u:pw-x2@proxy.test\n", &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "must be http, https, or socks5"));
+	assert_null(strstr(err.msg, "pw-x2"));
+	assert_int_equal(parse_cluster(&k, "https://h:1", "    proxy-url: 'not a url'\n", &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "proxy-url"));
+}
+
 /* A token written as a YAML block scalar ends in a newline, which the
  * Authorization header must not carry. */
 static void
@@ -241,6 +353,18 @@ test_kubeconfig_errors_name_the_problem(void **state)
 	static const char no_server[] = "current-context: c\n"
 	                                "clusters:\n- name: k\n  cluster:\n    server: ftp://h\n"
 	                                "contexts:\n- name: c\n  context:\n    cluster: k\n";
+	static const char cert_only[] =
+	        "current-context: c\n"
+	        "clusters:\n- name: k\n  cluster:\n    server: https://h:1\n"
+	        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+	        "users:\n- name: u\n  user:\n    client-certificate-data: "
+	        "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==\n";
+	static const char key_only[] =
+	        "current-context: c\n"
+	        "clusters:\n- name: k\n  cluster:\n    server: https://h:1\n"
+	        "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n"
+	        "users:\n- name: u\n  user:\n    client-key-data: "
+	        "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCg==\n";
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_kube *k = NULL;
 
@@ -256,6 +380,15 @@ test_kubeconfig_errors_name_the_problem(void **state)
 	                 -HL_EPARSE);
 	assert_int_equal(hl_kube_config_parse(&k, no_server, strlen(no_server), NULL, &err),
 	                 -HL_EINVAL);
+	assert_null(k);
+	/* half a client certificate: before, loaded, and every call went
+	 * without one (401) */
+	assert_int_equal(hl_kube_config_parse(&k, cert_only, strlen(cert_only), NULL, &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "user 'u' has a client certificate but no client key"));
+	assert_int_equal(hl_kube_config_parse(&k, key_only, strlen(key_only), NULL, &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "user 'u' has a client key but no client certificate"));
 	assert_null(k);
 	assert_true(hl_kube_load(&k, "/nonexistent/kubeconfig", &err) < 0);
 	assert_null(k);
@@ -483,6 +616,8 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_current_context_and_inline_ca),
 		cmocka_unit_test(test_kubeconfig_file_ca_token_file_relative_paths),
 		cmocka_unit_test(test_kubeconfig_insecure_and_no_user),
+		cmocka_unit_test(test_kubeconfig_tls_server_name),
+		cmocka_unit_test(test_kubeconfig_proxy_url),
 		cmocka_unit_test(test_kubeconfig_token_block_scalar_is_trimmed),
 		cmocka_unit_test(test_kubeconfig_client_certificate),
 		cmocka_unit_test(test_kubeconfig_errors_name_the_problem),

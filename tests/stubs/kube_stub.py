@@ -20,6 +20,9 @@ Behaves like kube-apiserver for what healer uses (apis.md section 1):
   pods of the CodeRun's Job, label job-name=<status.jobName>, go too);
 - watch (?watch=1): chunked JSON lines {"type","object"}; without a
   resourceVersion (or "0") a synthetic ADDED per existing object first;
+  with a labelSelector, an object whose labels stop matching is DELETED
+  (its last matching state; it still exists) and one that starts matching
+  is ADDED, as the watch cache does;
   a resourceVersion older than the last compaction is 410 Gone, as an
   HTTP 410 or as an ERROR event in a 200 stream (config "gone_mode");
   BOOKMARK events (when allowWatchBookmarks=true) every "bookmark_ms" and
@@ -198,6 +201,27 @@ def label_match(labels, sel):
     return True
 
 
+def selector_event(typ, obj, prev, sel):
+    """The event a watch with label selector sel gets for a change, as the
+    apiserver's watch cache makes it (apiserver pkg/storage/cacher/
+    cache_watcher.go convertToWatchEvent): a MODIFIED object that starts
+    matching is ADDED; one that stops matching (its labels edited) is
+    DELETED, carrying its last state that matched with the event's
+    resourceVersion, though the object still exists; None when the watch
+    sees nothing of it."""
+    now = label_match(obj["metadata"].get("labels"), sel)
+    if typ != "MODIFIED" or prev is None:
+        return {"type": typ, "object": obj} if now else None
+    before = label_match(prev["metadata"].get("labels"), sel)
+    if now:
+        return {"type": "MODIFIED" if before else "ADDED", "object": obj}
+    if not before:
+        return None
+    last = copy(prev)
+    last["metadata"]["resourceVersion"] = obj["metadata"]["resourceVersion"]
+    return {"type": "DELETED", "object": last}
+
+
 def status_obj(code, reason, message, details=None):
     s = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
          "message": message, "reason": reason, "code": code}
@@ -247,16 +271,17 @@ class KubeState:
         self.apps = {}
         self.coderuns = {}
         self.deleted = []
-        self.history = []  # (rv, type, ns, obj)
+        self.history = []  # (rv, type, ns, obj, the object before a MODIFIED or None)
         self.required, self.cli_required, self.spec_schema = crd_required(crd_path)
 
     def bump(self):
         self.rv += 1
         return str(self.rv)
 
-    def changed(self, typ, ns, obj):
-        """Records a change of obj (its resourceVersion already bumped)."""
-        self.history.append((self.rv, typ, ns, copy(obj)))
+    def changed(self, typ, ns, obj, prev=None):
+        """Records a change of obj (its resourceVersion already bumped); prev
+        is its state before a MODIFIED, which a selector watch needs."""
+        self.history.append((self.rv, typ, ns, copy(obj), copy(prev) if prev else None))
         self.cond.notify_all()
 
     def set_status(self, ns, name, phase=None, message=None, status=None):
@@ -264,6 +289,7 @@ class KubeState:
         cr = self.coderuns.get((ns, name))
         if not cr:
             return None
+        prev = copy(cr)
         st = cr.setdefault("status", {})
         if status:
             cr["status"] = st = merge_patch(st, status)
@@ -272,7 +298,7 @@ class KubeState:
         if message:
             st["message"] = message
         cr["metadata"]["resourceVersion"] = self.bump()
-        self.changed("MODIFIED", ns, cr)
+        self.changed("MODIFIED", ns, cr, prev)
         return cr
 
 
@@ -618,6 +644,7 @@ class KubeHandler(stubcommon.StubHandler):
         want_rv = (body.get("metadata") or {}).get("resourceVersion")
         if want_rv and want_rv != cr["metadata"]["resourceVersion"]:
             return self.conflict(name)
+        prev = copy(cr)
         if self.command == "PUT":
             new = body
         else:
@@ -633,7 +660,7 @@ class KubeHandler(stubcommon.StubHandler):
                 if k in (new.get("metadata") or {}):
                     cr["metadata"][k] = new["metadata"][k]
         cr["metadata"]["resourceVersion"] = st.bump()
-        st.changed("MODIFIED", ns, cr)
+        st.changed("MODIFIED", ns, cr, prev)
         return self.send(200, cr)
 
     def delete_coderun(self, ns, name, cr, q):
@@ -754,11 +781,12 @@ class KubeHandler(stubcommon.StubHandler):
                         break  # compaction: the stream ends
                     if st.cut_epoch != cut_epoch:
                         return self.cut()
-                    for (erv, typ, ens, obj) in st.history:
+                    for (erv, typ, ens, obj, prev) in st.history:
                         if erv <= rv or ens != ns:
                             continue
-                        if label_match(obj["metadata"].get("labels"), sel):
-                            out.append({"type": typ, "object": obj})
+                        ev = selector_event(typ, obj, prev, sel)
+                        if ev:
+                            out.append(ev)
                     rv = max(rv, st.rv)
                     bm = None
                     if bookmarks and (st.bookmark_epoch != bm_epoch or
