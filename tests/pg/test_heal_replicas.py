@@ -214,29 +214,42 @@ def main():
         "pods": [pod(lost)],
         "logs": [{"namespace": APP_NS, "pod": lost, "container": "api", "previous": True,
                   "text": "Error: connection refused (os error 111)\n"}]})
-    kube("POST", "/_stub/reset")
-    kube("POST", "/_stub/config", {"rules": [
-        {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
-         "delay_ms": 4000, "times": 1}]})
-    st1, _ = post(reps[0], body([alert(lost, "KubePodCrashLooping", "ffff0000aaaa0000")]))
-    creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
-                                 if r["method"] == "POST" and r["path"].endswith("/coderuns")],
-                        20, 0.02)
-    holder = con.query("SELECT claimed_by FROM deliveries WHERE source = 'alertmanager'"
-                       " AND state = 'processing'").fetchall()
-    first = [i for i, r in enumerate(reps) if holder and f":{r.proc.pid}:" in holder[0][0]]
-    other = reps[1 - first[0]] if first else reps[1]
-    if first:
-        con.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l"
-                  " ON l.pid = a.pid AND l.locktype = 'advisory'"
-                  f" WHERE a.application_name = 'heal-r{first[0]}'")
-    st2, _ = post(other, body([alert(lost, "PodRestartingTooOften", "ffff0000bbbb0000")]))
+    def lose_lock_while_creating(source, send_first, send_second):
+        """send_first(rep) at replica 0, whose CodeRun create the apiserver
+        stores 4 s late; meanwhile the listener session (the lock) of the
+        replica that holds the delivery is terminated and send_second(rep)
+        goes to the other. Returns (answered 202 both, create seen, holder
+        found, drained)."""
+        kube("POST", "/_stub/reset")
+        kube("POST", "/_stub/config", {"rules": [
+            {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
+             "delay_ms": 4000, "times": 1}]})
+        st1 = send_first(reps[0])
+        creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
+                                     if r["method"] == "POST"
+                                     and r["path"].endswith("/coderuns")], 20, 0.02)
+        holder = con.query(f"SELECT claimed_by FROM deliveries WHERE source = '{source}'"
+                           " AND state = 'processing'").fetchall()
+        first = [i for i, r in enumerate(reps) if holder and f":{r.proc.pid}:" in holder[0][0]]
+        other = reps[1 - first[0]] if first else reps[1]
+        if first:
+            con.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a"
+                      " JOIN pg_locks l ON l.pid = a.pid AND l.locktype = 'advisory'"
+                      f" WHERE a.application_name = 'heal-r{first[0]}'")
+        st2 = send_second(other)
+        drained = wait_for(lambda: con.query(
+            "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
+            f" AND source = '{source}'").fetchone()[0] == 0, 60, 0.25)
+        return st1 == 202 and st2 == 202, bool(creating), bool(first), drained, holder
+
+    ok202, creating, first, drained, holder = lose_lock_while_creating(
+        "alertmanager",
+        lambda rep: post(rep, body([alert(lost, "KubePodCrashLooping", "ffff0000aaaa0000")]))[0],
+        lambda rep: post(rep, body([alert(lost, "PodRestartingTooOften",
+                                          "ffff0000bbbb0000")]))[0])
     check("setup: a replica's CodeRun create is in flight when its listener session (the "
           "pod's lock) is terminated; the other takes the pod's second alert",
-          st1 == 202 and st2 == 202 and creating and first, (creating, holder))
-    drained = wait_for(lambda: con.query(
-        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
-        " AND source = 'alertmanager'").fetchone()[0] == 0, 60, 0.25)
+          ok202 and creating and first, holder)
     runs = [c["metadata"]["name"] for c in kube("GET", "/_stub/coderuns") or []
             if c["metadata"]["labels"].get("target-pod") == lost]
     outcomes = sorted((json.loads(d) if d else {}).get("outcome") or "" for (d,) in con.query(
@@ -267,33 +280,15 @@ def main():
                            json.dumps({"application": application}).encode(),
                            {"Content-Type": "application/json",
                             "Authorization": "Bearer " + hltest.TOKEN})
-    kube("POST", "/_stub/reset")
-    kube("POST", "/_stub/config", {"rules": [
-        {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
-         "delay_ms": 4000, "times": 1}]})
-    st1, _ = notify(reps[0], failed)
-    creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
-                                 if r["method"] == "POST" and r["path"].endswith("/coderuns")],
-                        20, 0.02)
-    holder = con.query("SELECT claimed_by FROM deliveries WHERE source = 'argocd'"
-                       " AND state = 'processing'").fetchall()
-    first = [i for i, r in enumerate(reps) if holder and f":{r.proc.pid}:" in holder[0][0]]
-    other = reps[1 - first[0]] if first else reps[1]
-    if first:
-        con.query("SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a JOIN pg_locks l"
-                  " ON l.pid = a.pid AND l.locktype = 'advisory'"
-                  f" WHERE a.application_name = 'heal-r{first[0]}'")
-    st2, _ = notify(other, app)
-    drained = wait_for(lambda: con.query(
-        "SELECT count(*) FROM deliveries WHERE state IN ('received', 'processing')"
-        " AND source = 'argocd'").fetchone()[0] == 0, 60, 0.25)
+    ok202, creating, first, drained, holder = lose_lock_while_creating(
+        "argocd", lambda rep: notify(rep, failed)[0], lambda rep: notify(rep, app)[0])
     runs = [c["metadata"]["name"] for c in kube("GET", "/_stub/coderuns") or []
             if c["metadata"]["labels"].get("healer/argocd-app") == "billing"]
     outcomes = sorted((json.loads(d) if d else {}).get("outcome") or "" for (d,) in con.query(
         "SELECT decision_json FROM deliveries WHERE source = 'argocd'").fetchall())
     check("an ArgoCD application's lock lost while its CodeRun was being created: one "
           "CodeRun for the application, one notification dispatched it, the other found it",
-          st1 == 202 and st2 == 202 and creating and first and drained and len(runs) == 1
+          ok202 and creating and first and drained and len(runs) == 1
           and outcomes == ["dispatched", "existing"],
           (holder, drained, runs, outcomes, [r.log()[-1500:] for r in reps]))
 
