@@ -27,6 +27,10 @@
 
 #define API_JSON   "application/json; charset=utf-8"
 #define API_RECENT 20
+/* The read routes' answers: revalidated on every use (their ETag makes
+ * that a 304), and private: they need the token or a session, so a shared
+ * cache (a proxy, a CDN before the ingress) must not keep them. */
+#define API_CACHE_CONTROL "private, no-cache"
 /* Numbers as `healer insights --json` writes them: 15 significant digits,
  * so a target of 0.9 reads 0.9, not 0.90000000000000002 (the shortest
  * 17-digit form jansson writes by default). */
@@ -89,7 +93,8 @@ api_reply_etag(struct http_req *r, json_t *o, const char *const *clock_keys)
 	free(stable);
 	inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	const char *hdrs[] = {
-		"ETag", etag, "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff", NULL
+		"ETag",    etag, "Cache-Control", API_CACHE_CONTROL, "X-Content-Type-Options",
+		"nosniff", NULL
 	};
 	if (hl_dash_etag_match(inm, opaque)) {
 		free(body);
@@ -606,7 +611,7 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 		const char *hdrs[] = { "X-Content-Type-Options",
 			               "nosniff",
 			               "Cache-Control",
-			               "no-cache",
+			               API_CACHE_CONTROL,
 			               "Content-Security-Policy",
 			               "default-src 'none'",
 			               NULL };
