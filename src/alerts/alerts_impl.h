@@ -167,5 +167,10 @@ int alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json
                   const char *task_id, struct hl_err *err);
 int alerts_argocd_kind(void *arg, struct hl_remediation *out, const struct hl_task_record *task,
                        const struct hl_attempt_plan *plan, struct hl_err *err);
+/* "owner/name" of an Application's GitHub repository URL (https or ssh)
+ * into out (size bytes), or "" when the URL names none, or a name GitHub
+ * does not allow: it becomes the task's repository (GitHub API paths, the
+ * CodeRun, the prompt, terminal tables). */
+void alerts_argocd_repo_of(char *out, size_t size, const char *url);
 
 #endif

@@ -74,9 +74,8 @@ argo_out(struct hl_alerts_outcome *out, const char *outcome, const char *dedup, 
 	va_end(ap);
 }
 
-/* "owner/name" of a GitHub repository URL (https or ssh), else "". */
-static void
-argo_repo_of(char *out, size_t size, const char *url)
+void
+alerts_argocd_repo_of(char *out, size_t size, const char *url)
 {
 	const char *p = NULL;
 	size_t n;
@@ -96,8 +95,9 @@ argo_repo_of(char *out, size_t size, const char *url)
 		out[--n] = '\0';
 	if (hl_str_ends_with(out, ".git"))
 		out[n - 4] = '\0';
-	p = strchr(out, '/');
-	if (!p || p == out || !p[1] || strchr(p + 1, '/'))
+	/* the Application's spec is not GitHub's: only a name GitHub allows
+	 * (an escape sequence or "a/.." would reach API paths and terminals) */
+	if (!hl_str_github_repo_valid(out))
 		out[0] = '\0';
 }
 
@@ -109,9 +109,10 @@ argo_view(struct hl_alerts *a, struct hl_service_view *v, const struct argo *ar)
 	const char *dest = hl_json_str(ar->app, "spec.destination.namespace");
 	char repo[256];
 
-	argo_repo_of(repo, sizeof(repo), hl_json_str(ar->app, "spec.source.repoURL"));
+	alerts_argocd_repo_of(repo, sizeof(repo), hl_json_str(ar->app, "spec.source.repoURL"));
 	if (!repo[0])
-		argo_repo_of(repo, sizeof(repo), hl_json_str(ar->app, "spec.sources[0].repoURL"));
+		alerts_argocd_repo_of(repo, sizeof(repo),
+		                      hl_json_str(ar->app, "spec.sources[0].repoURL"));
 	hl_service_resolve(v, a->cfg, s, repo[0] ? repo : NULL);
 	alerts_set(v->argocd_app, sizeof(v->argocd_app), ar->name);
 	if (!s || !s->argocd_namespace)

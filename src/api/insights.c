@@ -657,12 +657,47 @@ static const char *const ins_keys[] = { "routing_correct",         "duplicates_p
 	                                "attempt1_success",        "within_max_success",
 	                                "escalation_rate" };
 
+/* s for a terminal into out (size bytes): control characters (C0, DEL and
+ * C1, also UTF-8 encoded) become '?', so a repository or an evidence line
+ * stored by another healer (or before names were checked) cannot move the
+ * cursor, retitle or clear the terminal; "-" for NULL. Returns out. */
+static const char *
+ins_term(char *out, size_t size, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "-");
+	size_t n = 0;
+
+	while (*p && n + 1 < size) {
+		if (*p < 0x20 || *p == 0x7f) {
+			out[n++] = '?';
+			p++;
+		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			out[n++] = '?';
+			p += 2;
+		} else {
+			out[n++] = (char)*p++;
+		}
+	}
+	/* a cut: no character left incomplete at the end */
+	if (*p) {
+		size_t k = n;
+
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char)out[k - 1] >= 0xc0)
+			n = k - 1;
+	}
+	out[n] = '\0';
+	return out;
+}
+
 static void
 ins_text_row(struct hl_buf *b, const char *name, const json_t *g)
 {
+	char t[256];
 	size_t i;
 
-	hl_buf_appendf(b, "%-22.22s %6lld", name,
+	hl_buf_appendf(b, "%-22.22s %6lld", ins_term(t, sizeof(t), name),
 	               (long long)json_integer_value(json_object_get(g, "tasks")));
 	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
 		ins_cell(b, json_object_get(g, ins_keys[i]),
@@ -683,15 +718,18 @@ hl_api_insights_text(struct hl_buf *b, const json_t *doc)
 	const json_t *targets = json_object_get(doc, "targets"), *meets;
 	const json_t *g, *r;
 	const char *k;
+	char term[5][256];
 	size_t i;
 
 	hl_buf_appendf(b, "healer insights: %s%s%s\n\n",
 	               json_is_string(json_object_get(doc, "since"))
-	                       ? json_string_value(json_object_get(doc, "since"))
+	                       ? ins_term(term[0], sizeof(term[0]),
+	                                  json_string_value(json_object_get(doc, "since")))
 	                       : "all time",
 	               json_is_string(json_object_get(doc, "repository")) ? ", " : "",
 	               json_is_string(json_object_get(doc, "repository"))
-	                       ? json_string_value(json_object_get(doc, "repository"))
+	                       ? ins_term(term[1], sizeof(term[1]),
+	                                  json_string_value(json_object_get(doc, "repository")))
 	                       : "");
 	ins_text_header(b, "");
 	ins_text_row(b, "overall", doc);
@@ -737,8 +775,10 @@ hl_api_insights_text(struct hl_buf *b, const json_t *doc)
 		snprintf(rate, sizeof(rate), "%.0f%%",
 		         json_number_value(json_object_get(r, "rate")) * 100);
 		hl_buf_appendf(b, "%-8s %-24.24s %9lld %9lld %9s%s\n",
-		               json_string_value(json_object_get(r, "agent")),
-		               json_string_value(json_object_get(r, "failure_type")),
+		               ins_term(term[0], sizeof(term[0]),
+		                        json_string_value(json_object_get(r, "agent"))),
+		               ins_term(term[1], sizeof(term[1]),
+		                        json_string_value(json_object_get(r, "failure_type"))),
 		               (long long)json_integer_value(json_object_get(r, "attempts")),
 		               (long long)json_integer_value(json_object_get(r, "successes")), rate,
 		               json_is_true(json_object_get(r, "switched_away"))
@@ -751,11 +791,15 @@ hl_api_insights_text(struct hl_buf *b, const json_t *doc)
 	if (!json_array_size(json_object_get(r, "switches")))
 		hl_buf_append_str(b, "  none\n");
 	json_array_foreach(json_object_get(r, "switches"), i, g) hl_buf_appendf(
-	        b, "  %s %s: %s -> %s (%s)\n", json_string_value(json_object_get(g, "repository")),
-	        json_string_value(json_object_get(g, "failure_type")),
-	        json_string_value(json_object_get(g, "from")),
-	        json_string_value(json_object_get(g, "to")),
-	        json_string_value(json_object_get(g, "evidence")));
+	        b, "  %s %s: %s -> %s (%s)\n",
+	        ins_term(term[0], sizeof(term[0]),
+	                 json_string_value(json_object_get(g, "repository"))),
+	        ins_term(term[1], sizeof(term[1]),
+	                 json_string_value(json_object_get(g, "failure_type"))),
+	        ins_term(term[2], sizeof(term[2]), json_string_value(json_object_get(g, "from"))),
+	        ins_term(term[3], sizeof(term[3]), json_string_value(json_object_get(g, "to"))),
+	        ins_term(term[4], sizeof(term[4]),
+	                 json_string_value(json_object_get(g, "evidence"))));
 }
 
 /* ---- Prometheus -------------------------------------------------------- */

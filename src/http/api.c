@@ -1,8 +1,10 @@
 /*
  * api.c - the read-only routes: /health, /ready, /api/status, /metrics,
  * /api/insights and /api/remediations/{task_id} (and .../attempts/{n}/prompt).
- * All of them read the store under its mutex; none scans the deliveries
- * table (counts come from delivery_counts). The documents the dashboard
+ * All of them read the store under its mutex, but the insights, which read
+ * every task, go through the server's read-only handle of the store
+ * (http_impl.h); none scans the deliveries table (counts come from
+ * delivery_counts). The documents the dashboard
  * polls carry an ETag and answer 304 to a matching If-None-Match: a strong
  * one of their bytes, or for /api/status and /api/insights, which carry the
  * uptime or the time they were made, a weak one of the rest.
@@ -25,6 +27,10 @@
 
 #define API_JSON   "application/json; charset=utf-8"
 #define API_RECENT 20
+/* The read routes' answers: revalidated on every use (their ETag makes
+ * that a 304), and private: they need the token or a session, so a shared
+ * cache (a proxy, a CDN before the ingress) must not keep them. */
+#define API_CACHE_CONTROL "private, no-cache"
 /* Numbers as `healer insights --json` writes them: 15 significant digits,
  * so a target of 0.9 reads 0.9, not 0.90000000000000002 (the shortest
  * 17-digit form jansson writes by default). */
@@ -87,7 +93,8 @@ api_reply_etag(struct http_req *r, json_t *o, const char *const *clock_keys)
 	free(stable);
 	inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	const char *hdrs[] = {
-		"ETag", etag, "Cache-Control", "no-cache", "X-Content-Type-Options", "nosniff", NULL
+		"ETag",    etag, "Cache-Control", API_CACHE_CONTROL, "X-Content-Type-Options",
+		"nosniff", NULL
 	};
 	if (hl_dash_etag_match(inm, opaque)) {
 		free(body);
@@ -300,6 +307,14 @@ api_newest(json_t **out, struct hl_store *store, unsigned states, bool by_finish
 	return rc;
 }
 
+/* The store the insights read: the server's read-only handle of it (see
+ * http_impl.h), or the store itself when that could not be opened. */
+static struct hl_store *
+api_insights_store(struct hl_http_server *srv)
+{
+	return srv->reader ? srv->reader : srv->store;
+}
+
 /* The insights' gauges, all time and the last 7 days, and the all-time
  * document (a store error only leaves them out: the other metrics and
  * counters still answer). They read every task, so they are kept for ten
@@ -322,9 +337,9 @@ api_insights_refresh(struct hl_http_server *srv)
 
 	if (srv->insights_text && t0 < srv->insights_until_ms)
 		return;
-	if (hl_api_insights(&docs[0], srv->store, &o, &err) == 0) {
+	if (hl_api_insights(&docs[0], api_insights_store(srv), &o, &err) == 0) {
 		o.since_ms = hl_time_wall_ms() - 7 * 86400000LL;
-		if (hl_api_insights(&docs[1], srv->store, &o, &err) == 0)
+		if (hl_api_insights(&docs[1], api_insights_store(srv), &o, &err) == 0)
 			hl_api_insights_metrics(&text, (const json_t *const *)docs, windows, 2);
 	}
 	if (docs[1] && !hl_buf_error(&text)) {
@@ -518,7 +533,7 @@ hl_http_insights(struct http_req *r)
 	o.repository = api_arg(r, "repository");
 	if (o.repository && !*o.repository)
 		o.repository = NULL;
-	if (hl_api_insights(&doc, r->srv->store, &o, &err) < 0)
+	if (hl_api_insights(&doc, api_insights_store(r->srv), &o, &err) < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	return api_reply_etag(r, doc, (const char *const[]){ "generated_at", NULL });
 }
@@ -596,7 +611,7 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 		const char *hdrs[] = { "X-Content-Type-Options",
 			               "nosniff",
 			               "Cache-Control",
-			               "no-cache",
+			               API_CACHE_CONTROL,
 			               "Content-Security-Policy",
 			               "default-src 'none'",
 			               NULL };

@@ -62,6 +62,12 @@ struct hl_http_server {
 	int port;
 	const struct hl_config *cfg;
 	struct hl_store *store;
+	/* The insights' own read-only handle of the same store (NULL: store).
+	 * They read every task: on a second connection (a SQLite WAL reader, or
+	 * a PostgreSQL connection of their own) they never hold the store's
+	 * mutex, so intake and the loop do not wait for a dashboard that polls
+	 * them. */
+	struct hl_store *reader;
 	const char *version;
 	struct hl_metrics *metrics;
 	int64_t started_ms;

@@ -857,6 +857,17 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	srv->cfg = cfg;
 	srv->store = store;
 	srv->version = version;
+	{
+		struct hl_err rerr = HL_ERR_INIT;
+
+		if (hl_store_open_with(&srv->reader, cfg->database_url, HL_STORE_READ_ONLY, &rerr) <
+		    0) {
+			hl_log_kv(HL_LOG_WARN,
+			          "insights read through the server's own store handle", "error",
+			          rerr.msg, NULL);
+			srv->reader = NULL;
+		}
+	}
 	srv->started_ms = hl_time_mono_ms();
 	atomic_init(&srv->inflight, 0);
 	atomic_init(&srv->suspended, 0);
@@ -914,6 +925,7 @@ fail:
 	hl_decisions_free(srv->decisions);
 	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
+	hl_store_close(srv->reader);
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);
@@ -1021,6 +1033,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 	hl_decisions_free(srv->decisions);
 	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
+	hl_store_close(srv->reader);
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);

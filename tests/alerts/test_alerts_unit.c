@@ -342,6 +342,43 @@ test_alerts_argocd_payloads(void **state)
 	json_decref(badname);
 }
 
+/* An Application's repoURL names the task's repository only when it is a
+ * name GitHub allows: it goes into GitHub API paths, the CodeRun, the
+ * prompt and `healer insights`'s table (before, an escape sequence or
+ * "a/.." in the URL became the repository as it was). */
+static void
+test_alerts_argocd_repo_of(void **state)
+{
+	static const struct {
+		const char *url, *want;
+	} cases[] = {
+		{ "https://github.com/acme/shop-deploy.git", "acme/shop-deploy" },
+		{ "https://github.com/acme/shop/", "acme/shop" },
+		{ "git@github.com:acme/shop.git", "acme/shop" },
+		{ "https://gitlab.com/acme/shop", "" },
+		{ "https://github.com/acme", "" },
+		{ "https://github.com/acme/shop/tree/main", "" },
+		{ "https://github.com/ev\x1b]0;pwned\x07il/x", "" },
+		{ "https://github.com/acme/x\x1b[2J", "" },
+		{ "https://github.com/acme/..", "" },
+		{ "https://github.com/acme/shop?ref=main", "" },
+		{ "https://github.com/acme/sh op", "" },
+		{ "https://github.com/-acme/shop", "" },
+		{ NULL, "" },
+	};
+	char out[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(out, 'z', sizeof(out));
+		alerts_argocd_repo_of(out, sizeof(out), cases[i].url);
+		if (strcmp(out, cases[i].want) != 0)
+			fail_msg("repoURL '%s': got '%s', want '%s'",
+			         cases[i].url ? cases[i].url : "(null)", out, cases[i].want);
+	}
+}
+
 static void
 frame_of(char *out, size_t size, const char *text, size_t line)
 {
@@ -688,6 +725,7 @@ main(void)
 		cmocka_unit_test(test_alerts_runtime_rules),
 		cmocka_unit_test(test_alerts_service_map),
 		cmocka_unit_test(test_alerts_heal_coderun),
+		cmocka_unit_test(test_alerts_argocd_repo_of),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -253,6 +253,20 @@ async function main() {
     await shot(page, "timeline-narrow");
     await page.setViewportSize({ width: 1280, height: 900 });
 
+    // ---- a hostile poll interval in a link ------------------------------------------------------
+    // ?poll=-1 or a fraction of a millisecond must not make the page poll in
+    // a loop: outside 500 ms .. 10 min the page polls every 3 s.
+    for (const poll of ["-1", "0.001", "1e-9"]) {
+      let calls = 0;
+      const count = (req) => { if (new URL(req.url()).pathname === "/api/status") calls++; };
+      page.on("request", count);
+      await page.goto(BASE + "/?poll=" + poll + "#/health");
+      await page.waitForSelector("#h-uptime .value");
+      await page.waitForTimeout(1500);
+      page.off("request", count);
+      check(`a link with poll=${poll} polls at the default pace, not in a loop`, calls >= 1 && calls <= 2, calls);
+    }
+
     // ---- a malformed link (a cut percent escape in the task id) --------------------------------
     await page.goto(BASE + "/#/r/hl-%E0%A4%A");
     const bad = await page.waitForSelector("main .error", { timeout: 5000 }).then((e) => e.textContent(), () => null);

@@ -154,6 +154,14 @@ def main():
         check(f"{path} without the token or a session answers 401", st == 401, st)
         st, _, _ = req(port, "GET", path, headers={"Authorization": "Bearer " + token})
         check(f"{path} with the bearer token answers 200", st == 200, st)
+    # what needs the token is never kept by a shared cache (a proxy or a
+    # CDN before the ingress): private, and revalidated on every use
+    for path in ("/api/remediations", f"/api/remediations/{s.tasks[0][0]}", "/api/status",
+                 "/api/insights", f"/api/remediations/{s.tasks[0][0]}/attempts/1/prompt"):
+        st, h, _ = req(port, "GET", path, headers={"Authorization": "Bearer " + token})
+        cc = [v.strip() for v in h.get("cache-control", "").split(",")]
+        check(f"{path} answers Cache-Control private, no-cache",
+              st == 200 and "private" in cc and "no-cache" in cc, (st, h.get("cache-control")))
     st, _, _ = req(port, "GET", "/api/remediations", headers={"Authorization": "Bearer wrong"})
     check("a wrong bearer token answers 401", st == 401, st)
     for path in ("/health", "/ready", "/metrics"):

@@ -321,6 +321,46 @@ test_memory_history_from_openmemory_matches(void **state)
 	json_decref(matches);
 }
 
+/* `healer insights`'s table prints names and evidence stored by others: a
+ * repository holding escape sequences (an older healer, or an Argo CD URL
+ * before names were checked) must not reach the terminal as control
+ * characters (before, it retitled and cleared it). */
+static void
+test_memory_insights_text_terminal(void **state)
+{
+	static const char evil[] = "ev\x1b]0;pwned\x07il/x\x1b[2J\xc2\x9b" "31m";
+	json_t *doc = json_pack(
+	        "{s:s, s:s, s:i, s:{s:{s:i}}, s:{s:{s:i}}, s:[{s:s, s:s, s:i, s:i, s:f}],"
+	        " s:{s:b, s:[{s:s, s:s, s:s, s:s, s:s}]}}",
+	        "since", "7d\x1b[1A", "repository", evil, "tasks", 5, "by_agent", "rex\x1b[5m",
+	        "tasks", 5, "by_failure_type", "rust_clippy\r", "tasks", 5, "routing", "agent",
+	        "rex\x07", "failure_type", "rust_clippy\x1b[K", "attempts", 5, "successes", 0,
+	        "rate", 0.0, "learned", "enabled", 1, "switches", "repository", evil,
+	        "failure_type", "rust_clippy", "from", "rex", "to", "blaze", "evidence",
+	        "learned: rex 0/5 on rust_clippy in ev\x1b]0;pwned\x07il/x, blaze 5/5");
+	struct hl_buf b = HL_BUF_INIT(1 << 20);
+	size_t i;
+
+	(void)state;
+	assert_non_null(doc);
+	hl_api_insights_text(&b, doc);
+	assert_false(hl_buf_error(&b));
+	assert_true(b.len > 0);
+	for (i = 0; i < b.len; i++) {
+		unsigned char c = (unsigned char)b.data[i];
+
+		if ((c < 0x20 && c != '\n') || c == 0x7f ||
+		    (c == 0xc2 && i + 1 < b.len && (unsigned char)b.data[i + 1] >= 0x80 &&
+		     (unsigned char)b.data[i + 1] <= 0x9f))
+			fail_msg("control byte 0x%02x at %zu of:\n%.*s", c, i, (int)b.len, b.data);
+	}
+	/* the names are still there, their control characters as '?' */
+	assert_non_null(strstr(b.data, "ev?]0;pwned?il/x?[2J?31m"));
+	assert_non_null(strstr(b.data, "rex?[5m"));
+	hl_buf_release(&b);
+	json_decref(doc);
+}
+
 int
 main(void)
 {
@@ -331,6 +371,7 @@ main(void)
 		cmocka_unit_test(test_memory_note_secrets_and_cut_text),
 		cmocka_unit_test(test_memory_durations),
 		cmocka_unit_test(test_memory_history_from_openmemory_matches),
+		cmocka_unit_test(test_memory_insights_text_terminal),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

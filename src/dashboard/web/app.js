@@ -9,7 +9,13 @@
 // If-None-Match, so an unchanged document costs a 304 and no re-render.
 "use strict";
 
-const POLL_MS = Number(new URLSearchParams(location.search).get("poll")) || 3000;
+// The poll interval: ?poll=MS when it is a whole number of milliseconds from
+// POLL_MIN_MS to POLL_MAX_MS (the tests poll faster), else 3 s. A link with
+// poll=-1 or poll=0.001 must not turn a logged-in reader's page into a
+// request loop against healer.
+const POLL_MIN_MS = 500;
+const POLL_MAX_MS = 600000;
+const POLL_MS = pollInterval(new URLSearchParams(location.search).get("poll"));
 const PAGE_SIZE = 50;
 const STATES = ["queued", "running", "verifying", "succeeded", "escalated", "stopped", "skipped"];
 const AGENTS = ["rex", "blaze", "bolt", "cipher", "atlas"];
@@ -21,6 +27,11 @@ const FAILURE_TYPES = [
   "merge_conflict", "github_workflow", "github_permission", "release_publish", "general",
   "runtime_oom", "runtime_crash", "runtime_config", "runtime_image_pull", "runtime_dependency", "runtime_probe",
 ];
+
+function pollInterval(v) {
+  const ms = v === null || v.trim() === "" ? NaN : Number(v);
+  return Number.isInteger(ms) && ms >= POLL_MIN_MS && ms <= POLL_MAX_MS ? ms : 3000;
+}
 
 // ---- DOM helpers -----------------------------------------------------------
 
