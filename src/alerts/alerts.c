@@ -288,6 +288,110 @@ alerts_find_coderun(struct hl_alerts *a, char *name, const char *task_id, int n,
 	return rc;
 }
 
+/* One task of alerts_active_recorded: 0 and name when its CodeRun is
+ * still active, 1 when not. */
+static int
+alerts_task_active(struct hl_alerts *a, char *name, const struct hl_task_record *t,
+                   alerts_same_fn same, const void *arg, struct hl_err *err)
+{
+	json_t *doc = NULL, *cr = NULL;
+	bool match;
+	int rc;
+
+	if (!t->coderun_name || !*t->coderun_name || !t->event_json ||
+	    hl_json_parse(&doc, t->event_json, strlen(t->event_json), NULL) < 0)
+		return 1;
+	match = same(doc, arg);
+	json_decref(doc);
+	if (!match)
+		return 1;
+	rc = hl_dispatch_get(a->dispatch, &cr, t->coderun_name, err);
+	if (rc == -HL_ENOTFOUND)
+		return 1;
+	if (rc < 0)
+		return rc;
+	rc = hl_dispatch_phase_active(hl_json_str(cr, "status.phase")) ? 0 : 1;
+	if (rc == 0)
+		alerts_set(name, 64, t->coderun_name);
+	json_decref(cr);
+	return rc;
+}
+
+int
+alerts_active_recorded(struct hl_alerts *a, char *name, const char *kind, const char *task_id,
+                       alerts_same_fn same, const void *arg, struct hl_err *err)
+{
+	struct hl_task_query q = { .state = "running", .limit = 200 };
+	struct hl_task_record **list = NULL;
+	char after[HL_TASK_ID_MAX];
+	size_t n = 0, i;
+	int rc = 1;
+
+	for (;;) {
+		if ((rc = hl_store_task_list(a->store, &list, &n, &q, err)) < 0)
+			return rc;
+		rc = 1;
+		for (i = 0; rc == 1 && i < n; i++)
+			if (list[i]->kind && strcmp(list[i]->kind, kind) == 0 &&
+			    strcmp(list[i]->task_id, task_id) != 0)
+				rc = alerts_task_active(a, name, list[i], same, arg, err);
+		if (rc != 1 || n < q.limit)
+			break;
+		q.before_created_ms = list[n - 1]->created_ms;
+		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
+		q.before_task_id = after;
+		hl_task_list_free(list, n);
+		list = NULL;
+		n = 0;
+	}
+	hl_task_list_free(list, n);
+	return rc;
+}
+
+int
+alerts_superseded(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id, int n,
+                  const char *agent, const char *what, const char *other, struct hl_err *err)
+{
+	char why[256];
+	int64_t now = hl_time_wall_ms();
+	int rc;
+
+	snprintf(why, sizeof(why),
+	         "superseded: CodeRun %s of another task is active for %s; no second CodeRun is "
+	         "made for it",
+	         other, what);
+	why[hl_utf8_valid_len(why, strlen(why))] = '\0';
+	rc = hl_store_attempt_put(a->store,
+	                          &(struct hl_attempt){ .task_id = task_id,
+	                                                .n = n,
+	                                                .kind = HL_ATTEMPT_AGENT,
+	                                                .phase = HL_PHASE_DONE,
+	                                                .outcome = HL_OUTCOME_STOPPED,
+	                                                .agent = agent,
+	                                                .reason = why,
+	                                                .started_ms = now,
+	                                                .finished_ms = now },
+	                          err);
+	if (rc == 0)
+		rc = hl_store_task_put(a->store,
+		                       &(struct hl_task){ .task_id = task_id,
+		                                          .state = HL_TASK_STOPPED,
+		                                          .reason = why,
+		                                          .next_check_ms = HL_TASK_NO_CHECK },
+		                       err);
+	if (rc < 0)
+		return rc;
+	hl_log_kv(HL_LOG_INFO, "a retry is superseded by another task's active CodeRun", "task_id",
+	          task_id, "target", what, "coderun", other, NULL);
+	alerts_set(out->task_id, sizeof(out->task_id), task_id);
+	alerts_set(out->agent, sizeof(out->agent), agent);
+	alerts_set(out->outcome, sizeof(out->outcome), "superseded");
+	alerts_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+	alerts_set(out->coderun_name, sizeof(out->coderun_name), "");
+	alerts_set(out->reason, sizeof(out->reason), why);
+	return 0;
+}
+
 int
 hl_alerts_process(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *source,
                   const char *action, const char *task_id, const char *delivery_id,

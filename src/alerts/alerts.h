@@ -139,7 +139,9 @@ struct hl_alerts_outcome {
 	char coderun_name[64];
 	char dedup_status[16]; /* "new", "existing", "skipped" */
 	char outcome[32];      /* "dispatched", "decided", "existing", "skipped", "queued",
-	                          "resolved", "nothing", "refused" (the API refused the CodeRun) */
+	                          "resolved", "nothing", "refused" (the API refused the CodeRun),
+	                          "superseded" (a retry: another task's CodeRun is
+	                          active for the pod or application) */
 	char reason[256];
 };
 

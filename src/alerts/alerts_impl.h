@@ -146,6 +146,25 @@ int alerts_find_coderun(struct hl_alerts *a, char *name, const char *task_id, in
 int alerts_refused(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *kind,
                    const char *task_id, int n, const char *agent, const char *failure_type,
                    const char *repository, const char *prompt, struct hl_err *err);
+/* Whether a stored alert or notification (a task's event_json) is about
+ * the same pod or application as arg. */
+typedef bool (*alerts_same_fn)(const json_t *doc, const void *arg);
+/* The label selectors miss a CodeRun whose labels someone edited while it
+ * runs: this asks the store instead. The running tasks of kind other than
+ * task_id whose stored event same() accepts, and whose CodeRun, asked for
+ * by name, is still Pending/Running: the first one's CodeRun into name (64
+ * bytes) and 0; 1 when there is none; <0 when the store or the API did not
+ * answer. */
+int alerts_active_recorded(struct hl_alerts *a, char *name, const char *kind, const char *task_id,
+                           alerts_same_fn same, const void *arg, struct hl_err *err);
+/* A retry (attempt n, begun by the loop) of a task whose pod or
+ * application has another task's CodeRun (other) active: no second CodeRun
+ * is made; attempt n ends stopped and the task stopped, both saying the
+ * other task's CodeRun goes on (what: "pod ns/name" or "application name").
+ * out says "superseded". 0 or a store error. */
+int alerts_superseded(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id,
+                      int n, const char *agent, const char *what, const char *other,
+                      struct hl_err *err);
 /* The repository a run goes to when nothing names one: the first of
  * HEALER_REPOSITORIES, else NULL (the heal default). */
 const char *alerts_default_repo(const struct hl_alerts *a);

@@ -12,15 +12,17 @@
  *   task claimed (kind "argocd") -> the budget -> a Bolt CodeRun named from
  *   the key and attempt (labelled healer/argocd-app) -> the task and
  *   attempt recorded. Retries (alerts_argocd_kind) do the same with the
- *   previous attempts in the prompt.
+ *   previous attempts in the prompt; while another task's CodeRun is active
+ *   for the application a retry makes none and the task ends stopped,
+ *   superseded by that one (alerts_superseded).
  *
  * Guards: one task per application and episode (the task id); a CodeRun
- * still active for the same application under another task makes the
- * notification skipped: the check and the create run under the
- * application's lock (alerts_lock, across the replicas sharing the store),
- * so two notifications handled at once do not both miss the other's
- * CodeRun; a CodeRun whose create landed after the lock was lost and
- * another replica's create is withdrawn (alerts_withdraw_doubled).
+ * still active for the same application under another task (found by its
+ * labels, or, its labels edited, by the name the store recorded for
+ * another running task of the application) makes the notification skipped: the check and the create
+ * run under the application's lock (alerts_lock, across the replicas sharing the store), so two
+ * notifications handled at once do not both miss the other's CodeRun; a CodeRun whose create landed
+ * after the lock was lost and another replica's create is withdrawn (alerts_withdraw_doubled).
  */
 #include "alerts_impl.h"
 #include "base/clock.h"
@@ -526,10 +528,39 @@ out:
 	return rc;
 }
 
-/* A CodeRun still active for the application under another task. */
+/* Whether a stored notification (a task's event_json) names the same
+ * application (by name, as the healer/argocd-app label does). */
+static bool
+argo_same_app(const json_t *doc, const void *arg)
+{
+	const struct argo *ar = arg;
+	struct argo other;
+
+	return argo_parse(&other, doc, NULL) == 0 && strcmp(other.name, ar->name) == 0;
+}
+
+static int argo_active_labelled(struct hl_alerts *a, char *name, const struct argo *ar,
+                                const char *task_id, struct hl_err *err);
+
+/* A CodeRun still active for the application under another task: one its
+ * labels name, else (its labels edited while it runs) the CodeRun of
+ * another running task of the application, asked for by name. */
 static int
 argo_active(struct hl_alerts *a, char *name, const struct argo *ar, const char *task_id,
             struct hl_err *err)
+{
+	int rc = argo_active_labelled(a, name, ar, task_id, err);
+
+	if (rc != 1)
+		return rc;
+	return alerts_active_recorded(a, name, "argocd", task_id, argo_same_app, ar, err);
+}
+
+/* A CodeRun its labels say is still active for the application under
+ * another task. */
+static int
+argo_active_labelled(struct hl_alerts *a, char *name, const struct argo *ar, const char *task_id,
+                     struct hl_err *err)
 {
 	struct hl_buf sel = HL_BUF_INIT(1024);
 	char la[64], lt[64];
@@ -648,7 +679,24 @@ alerts_argocd_kind(void *arg, struct hl_remediation *res, const struct hl_task_r
 		                  task->task_id);
 	rc = argo_parse(&ar, doc, err);
 	if (rc == 0 && (rc = alerts_lock(a, "app", ar.namespace, ar.name, err)) == 0) {
-		rc = argo_attempt(a, &o, &ar, task->task_id, plan->n, task, plan, err);
+		/* one active remediation per application holds for retries too:
+		 * another notification's task may have made one since this
+		 * task's CodeRun ended */
+		struct hl_err gerr = HL_ERR_INIT;
+		char other[64], what[300];
+
+		rc = argo_active(a, other, &ar, task->task_id, &gerr);
+		if (rc < 0) {
+			rc = hl_err_set(err, HL_EUPSTREAM,
+			                "checking the application's active CodeRuns: %s", gerr.msg);
+		} else if (rc == 0) {
+			snprintf(what, sizeof(what), "application %s", ar.name);
+			rc = alerts_superseded(a, &o, task->task_id, plan->n,
+			                       plan->agent ? plan->agent : task->agent, what, other,
+			                       err);
+		} else {
+			rc = argo_attempt(a, &o, &ar, task->task_id, plan->n, task, plan, err);
+		}
 		alerts_unlock(a, "app", ar.namespace, ar.name);
 	}
 	if (rc == 0)

@@ -17,12 +17,15 @@
  *             deleted (one already running is left to finish; one that
  *             already succeeded makes the task succeeded);
  *   retries   the loop's next attempt (alerts_heal_kind) does the same with
- *             the previous attempts in the analysis.
+ *             the previous attempts in the analysis; while another task's
+ *             CodeRun is active for the pod it makes none and the task ends
+ *             stopped, superseded by that one (alerts_superseded).
  *
  * Guards: one task per alert fingerprint and firing (the task id); a
- * CodeRun still active for the same pod under another task makes the alert
- * skipped, as spawn-remediation refuses a second one: the check and the
- * creation run under the pod's lock (alerts_lock), held in this process and
+ * CodeRun still active for the same pod under another task (found by its
+ * labels, or, its labels edited, by the name the store recorded for
+ * another running task of the pod) makes the alert skipped, as spawn-remediation refuses a second
+ * one: the check and the creation run under the pod's lock (alerts_lock), held in this process and
  * across the replicas sharing the store, so two alerts of a pod handled at
  * once, here or on another replica, do not both miss the other's CodeRun;
  * a replica that cannot get the lock in a few seconds gives the delivery
@@ -334,8 +337,10 @@ heal_still_open(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *
 	return rc;
 }
 
-static int heal_active_for_pod(struct hl_alerts *a, char *name, const char *pod,
+static int heal_active_for_pod(struct hl_alerts *a, char *name, const struct heal_alert *al,
                                const char *task_id, struct hl_err *err);
+static int heal_active_labelled(struct hl_alerts *a, char *name, const char *pod,
+                                const char *task_id, struct hl_err *err);
 
 /*
  * Attempt n of the alert's task (see the file comment). task is the task
@@ -619,7 +624,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		if (dout == HL_DISPATCH_CREATED && !plan) {
 			struct hl_err lerr = HL_ERR_INIT; /* a failed look keeps ours */
 
-			if (heal_active_for_pod(a, other, al->pod, task_id, &lerr) == 0) {
+			if (heal_active_for_pod(a, other, al, task_id, &lerr) == 0) {
 				rc = alerts_withdraw_doubled(a, "pod", al->namespace, al->pod,
 				                             other, name, task_id, err);
 				goto out;
@@ -722,10 +727,36 @@ out:
 	return rc;
 }
 
-/* A CodeRun still active for the pod under another task, into name. */
+/* Whether a stored alert (a task's event_json) names the same pod. */
+static bool
+heal_same_pod(const json_t *doc, const void *arg)
+{
+	const struct heal_alert *al = arg;
+	struct heal_alert other;
+
+	return heal_parse(&other, doc, NULL) == 0 && strcmp(other.pod, al->pod) == 0 &&
+	       strcmp(other.namespace, al->namespace) == 0;
+}
+
+/* A CodeRun still active for the pod under another task, into name: one
+ * its labels name, else (its labels edited while it runs) the CodeRun of
+ * another running task of the pod, asked for by name. */
 static int
-heal_active_for_pod(struct hl_alerts *a, char *name, const char *pod, const char *task_id,
-                    struct hl_err *err)
+heal_active_for_pod(struct hl_alerts *a, char *name, const struct heal_alert *al,
+                    const char *task_id, struct hl_err *err)
+{
+	int rc = heal_active_labelled(a, name, al->pod, task_id, err);
+
+	if (rc != 1)
+		return rc;
+	return alerts_active_recorded(a, name, "alert", task_id, heal_same_pod, al, err);
+}
+
+/* A CodeRun its labels say is still active for the pod under another
+ * task, into name. */
+static int
+heal_active_labelled(struct hl_alerts *a, char *name, const char *pod, const char *task_id,
+                     struct hl_err *err)
 {
 	struct hl_buf sel = HL_BUF_INIT(1024);
 	char lp[64], lt[64];
@@ -805,7 +836,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	if ((rc = alerts_lock(a, "pod", al.namespace, al.pod, err)) < 0)
 		goto out;
 	locked = true;
-	rc = heal_active_for_pod(a, other, al.pod, task_id, &gerr);
+	rc = heal_active_for_pod(a, other, &al, task_id, &gerr);
 	if (rc < 0) {
 		rc = hl_err_set(err, heal_transient(-rc) ? HL_EUPSTREAM : -rc,
 		                "checking the active CodeRuns of pod '%s': %s", al.pod, gerr.msg);
@@ -843,7 +874,24 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored alert", task->task_id);
 	rc = heal_parse(&al, doc, err);
 	if (rc == 0 && (rc = alerts_lock(a, "pod", al.namespace, al.pod, err)) == 0) {
-		rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
+		/* one active remediation per pod holds for retries too: another
+		 * alert's task may have made one since this task's CodeRun ended */
+		struct hl_err gerr = HL_ERR_INIT;
+		char other[64], what[600];
+
+		rc = heal_active_for_pod(a, other, &al, task->task_id, &gerr);
+		if (rc < 0) {
+			rc = hl_err_set(err, heal_transient(-rc) ? HL_EUPSTREAM : -rc,
+			                "checking the active CodeRuns of pod '%s': %s", al.pod,
+			                gerr.msg);
+		} else if (rc == 0) {
+			snprintf(what, sizeof(what), "pod %s/%s", al.namespace, al.pod);
+			rc = alerts_superseded(a, &o, task->task_id, plan->n,
+			                       plan->agent ? plan->agent : task->agent, what, other,
+			                       err);
+		} else {
+			rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
+		}
 		alerts_unlock(a, "pod", al.namespace, al.pod);
 	}
 	if (rc == 0)

@@ -27,7 +27,12 @@
  * (also one a relist lacks but a GET finds) is followed by name: its state
  * from a GET every WATCH_FOLLOW_EVERY_MS (the watch sessions are that
  * short meanwhile), until it ends, is gone (404, or another object under
- * its name: deleted) or matches the selector again.
+ * its name: deleted) or matches the selector again. That set lives in the
+ * watching process only: at every start of the watch (a restart, this
+ * replica taking the watch over, a reconnect after an error) it is found
+ * again from the store's running attempts, each CodeRun asked for by name
+ * (watch_follow_rebuild), since a watch resumed from the stored point
+ * lists nothing and the next full relist may be LOOP_RESYNC_MS away.
  *
  * Directory dispatch: the CodeRun files' status objects are read every
  * HEALER_LOOP_INTERVAL_MS, so `make run` users try the loop by editing a
@@ -233,22 +238,25 @@ watch_gone_task(struct hl_loop *l, struct watch_ctx *w, const json_t *seen, cons
 	return rc;
 }
 
-/* Compares the running tasks' CodeRuns with a full list (seen: name ->
- * anything). */
-static void
-watch_gone(struct hl_loop *l, struct watch_ctx *w, const json_t *seen)
+/* Calls fn for every running task, page by page; stops at the first
+ * error (err says it). */
+static int
+watch_each_running(struct hl_loop *l, struct watch_ctx *w, const json_t *seen,
+                   int (*fn)(struct hl_loop *l, struct watch_ctx *w, const json_t *seen,
+                             const char *task_id, struct hl_err *err),
+                   struct hl_err *err)
 {
 	struct hl_task_query q = { .state = "running", .limit = WATCH_GONE_PAGE };
 	struct hl_task_record **list = NULL;
-	struct hl_err err = HL_ERR_INIT;
 	char after[HL_TASK_ID_MAX];
 	size_t n = 0, i;
+	int rc = 0;
 
 	while (!atomic_load(&l->stop)) {
-		if (hl_store_task_list(l->store, &list, &n, &q, &err) < 0)
+		if ((rc = hl_store_task_list(l->store, &list, &n, &q, err)) < 0)
 			break;
 		for (i = 0; i < n && !atomic_load(&l->stop); i++)
-			if (watch_gone_task(l, w, seen, list[i]->task_id, &err) < 0)
+			if ((rc = fn(l, w, seen, list[i]->task_id, err)) < 0)
 				break;
 		if (i < n || n < q.limit)
 			break;
@@ -259,10 +267,76 @@ watch_gone(struct hl_loop *l, struct watch_ctx *w, const json_t *seen)
 		list = NULL;
 		n = 0;
 	}
-	if (err.msg[0])
+	hl_task_list_free(list, n);
+	return rc;
+}
+
+/* Compares the running tasks' CodeRuns with a full list (seen: name ->
+ * anything). */
+static void
+watch_gone(struct hl_loop *l, struct watch_ctx *w, const json_t *seen)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	if (watch_each_running(l, w, seen, watch_gone_task, &err) < 0 || err.msg[0])
 		hl_log_kv(HL_LOG_WARN, "comparing the CodeRuns with the attempts failed", "error",
 		          err.msg, NULL);
-	hl_task_list_free(list, n);
+}
+
+/* The running attempts of task_id whose CodeRun, asked for by name, exists
+ * but no longer matches the selector: followed by name (the watch does not
+ * show them). One the API did not tell of, or that is gone, is left to the
+ * watch and its relists. */
+static int
+watch_rebuild_task(struct hl_loop *l, struct watch_ctx *w, const json_t *seen, const char *task_id,
+                   struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	size_t i;
+	int rc;
+
+	(void)seen;
+	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
+		return rc == -HL_ENOTFOUND ? 0 : rc;
+	for (i = 0; rc == 0 && i < t->n_attempts; i++) {
+		const struct hl_attempt_record *a = &t->attempt[i];
+		struct hl_kube_coderun_status st;
+		struct hl_err gerr = HL_ERR_INIT;
+		const char *app;
+		json_t *cr = NULL;
+
+		if (a->kind != HL_ATTEMPT_AGENT ||
+		    (a->phase != HL_PHASE_PENDING && a->phase != HL_PHASE_RUNNING) ||
+		    !a->coderun_name || json_object_get(w->follow, a->coderun_name))
+			continue;
+		if (watch_lookup(l, &cr, a->coderun_name, NULL, &gerr) != 1)
+			continue;
+		app = json_string_value(json_object_get(hl_json_path(cr, "metadata.labels"),
+		                                        "app.kubernetes.io/name"));
+		hl_kube_coderun_status_read(&st, cr);
+		if ((!app || strcmp(app, "healer") != 0) && !hl_kube_phase_terminal(st.phase) &&
+		    watch_follow_add(w, a->coderun_name, hl_json_str(cr, "metadata.uid"),
+		                     "a running attempt's CodeRun does not match the watch's label "
+		                     "selector (its labels were changed); following it by name"))
+			rc = hl_loop_observe(l, cr, err);
+		json_decref(cr);
+	}
+	hl_task_record_free(t);
+	return rc;
+}
+
+/* At the watch's start (a restart, or this replica taking the watch over):
+ * the CodeRuns followed by name live in the watching process only, and a
+ * watch resumed from the stored point lists nothing, so they are found
+ * again from the store's running attempts. */
+static void
+watch_follow_rebuild(struct watch_ctx *w)
+{
+	struct hl_err err = HL_ERR_INIT;
+
+	if (watch_each_running(w->l, w, NULL, watch_rebuild_task, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "finding the CodeRuns to follow by name failed", "error",
+		          err.msg, NULL);
 }
 
 /* CodeRuns kept for an attempt not recorded yet (observe.c). */
@@ -459,11 +533,6 @@ watch_kubernetes(struct hl_loop *l)
 		int64_t now = hl_time_mono_ms(), session = (int64_t)l->cfg->lease_seconds * 500;
 		char *stored = NULL;
 
-		/* CodeRuns the watch no longer shows: asked for between sessions */
-		watch_follow_poll(&w);
-		if (json_object_size(w.follow) && session > WATCH_FOLLOW_EVERY_MS)
-			session = WATCH_FOLLOW_EVERY_MS;
-
 		if (resume) {
 			w.rv[0] = '\0';
 			if (hl_store_kv_get(l->store, &stored, LOOP_WATCH_KEY, &err) == 0) {
@@ -471,7 +540,12 @@ watch_kubernetes(struct hl_loop *l)
 				free(stored);
 			}
 			resume = false;
+			watch_follow_rebuild(&w);
 		}
+		/* CodeRuns the watch no longer shows: asked for between sessions */
+		watch_follow_poll(&w);
+		if (json_object_size(w.follow) && session > WATCH_FOLLOW_EVERY_MS)
+			session = WATCH_FOLLOW_EVERY_MS;
 		struct hl_kube_watch_opts o = {
 			.ns = l->cfg->namespace,
 			.label_selector = WATCH_SELECTOR,

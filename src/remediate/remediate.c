@@ -381,6 +381,58 @@ rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struc
 	                                failure_type, ev->head_sha);
 }
 
+/*
+ * The label selector misses a CodeRun whose labels someone edited while it
+ * runs: the other running tasks of the run (repository, run_id) in the
+ * store, each one's recorded CodeRun asked for by name. 0 and its name
+ * (64 bytes) when one is still Pending/Running, 1 when none, <0 when the
+ * store or the API did not answer.
+ */
+static int
+rem_active_recorded(struct hl_remediator *r, char *name, const struct hl_event *ev,
+                    const char *task_id, struct hl_err *err)
+{
+	struct hl_task_query q = { .state = "running", .repository = ev->repository, .limit = 200 };
+	struct hl_task_record **list = NULL;
+	char after[HL_TASK_ID_MAX];
+	size_t n = 0, i;
+	int rc = 1;
+
+	for (;;) {
+		if ((rc = hl_store_task_list(r->store, &list, &n, &q, err)) < 0)
+			return rc;
+		rc = 1;
+		for (i = 0; rc == 1 && i < n; i++) {
+			const struct hl_task_record *t = list[i];
+			json_t *cr = NULL;
+
+			if (t->run_id != ev->run_id || strcmp(t->task_id, task_id) == 0 ||
+			    !t->coderun_name || !*t->coderun_name)
+				continue;
+			rc = hl_dispatch_get(r->dispatch, &cr, t->coderun_name, err);
+			if (rc == -HL_ENOTFOUND) {
+				rc = 1;
+			} else if (rc == 0) {
+				rc = hl_dispatch_phase_active(hl_json_str(cr, "status.phase")) ? 0
+				                                                               : 1;
+				if (rc == 0)
+					rem_set(name, 64, t->coderun_name);
+			}
+			json_decref(cr);
+		}
+		if (rc != 1 || n < q.limit)
+			break;
+		q.before_created_ms = list[n - 1]->created_ms;
+		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
+		q.before_task_id = after;
+		hl_task_list_free(list, n);
+		list = NULL;
+		n = 0;
+	}
+	hl_task_list_free(list, n);
+	return rc;
+}
+
 /* Step 2: the design's guards beyond the key. Returns 1 when the event is
  * existing/skipped (out filled), 0 to go on. */
 static int
@@ -407,9 +459,12 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 			return rc;
 	}
 	/* an active CodeRun for the run: the Kubernetes API is the source of truth
-	 * (other replicas, a reset store); in directory mode the store already is */
+	 * (other replicas, a reset store); in directory mode the store already is.
+	 * Found by its labels, else (its labels edited while it runs) by the name
+	 * the store recorded for another running task of the run. */
 	if (ev->run_id > 0 && r->cfg->dispatch == HL_DISPATCH_KUBERNETES) {
-		char sel[160];
+		struct hl_err lerr = HL_ERR_INIT;
+		char sel[160], recorded[64];
 		json_t *active = NULL;
 		snprintf(sel, sizeof(sel),
 		         "app.kubernetes.io/name=healer,healer/workflow-run-id=%lld",
@@ -429,6 +484,19 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 			}
 			json_decref(active);
 		}
+		rc = rem_active_recorded(r, recorded, ev, task_id, &lerr);
+		if (rc == 0) {
+			rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+			rem_set(out->coderun_name, sizeof(out->coderun_name), recorded);
+			snprintf(out->reason, sizeof(out->reason),
+			         "CodeRun %s is still active for the run", recorded);
+			return 1;
+		}
+		if (rc < 0)
+			/* as for the label lookup: a look that failed holds nothing back */
+			hl_log_kv(HL_LOG_WARN,
+			          "looking for the run's active CodeRuns by name failed", "task_id",
+			          task_id, "error", lerr.msg, NULL);
 	}
 	/* the per-branch window, for other runs (a human's /healer fix is not
 	 * held back by it) */

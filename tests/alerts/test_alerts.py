@@ -52,6 +52,8 @@ POD_CART1 = "cart-6f7a8b9c0d-k1l2m"  # resolved in the body of its firing
 POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
 POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
 POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
+POD_GUARD1 = "cart-6f7a8b9c0d-g1g1g"  # a retry while another task's CodeRun is active
+POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
 # shortened stem (hl_diag_file_stem)
@@ -164,6 +166,29 @@ def set_phase(name, phase, message=None):
                                                 "message": message, "status": {}})
 
 
+def relabel(name, labels):
+    """kubectl label coderun NAME ...: None removes a label."""
+    return kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{name}",
+                {"metadata": {"labels": labels}})
+
+
+def seed_other_run(like, name, phase="Running"):
+    """A CodeRun of another task with the same target as like (made by another
+    alert's task, or another replica, while like's task was between attempts)."""
+    labels = dict(like["metadata"]["labels"], **{"healer/task-id": "another-task",
+                                                  "healer/attempt": "1"})
+    kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": like["spec"], "status": {"phase": phase}}]})
+
+
+def processed(srv, tids):
+    ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+          if d.get("task_id") in tids]
+    return len(ds) == len(tids) and all(d.get("state") == "processed" for d in ds)
+
+
 ARGO_APP = {
     "metadata": {"name": "shop", "namespace": "argocd"},
     "spec": {"project": "default",
@@ -217,7 +242,8 @@ def seed():
     flaky_pod = pod(POD_FLAKY, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
     refused_pod = pod(POD_REFUSED, "worker", "5b6c7d8e9f", [crash_status("api", "Error", 1, 2)])
     cart = [pod(p, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
-            for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4, POD_LONG)]
+            for p in (POD_CART1, POD_CART2, POD_CART3, POD_CART4, POD_LONG, POD_GUARD1,
+                      POD_GUARD2)]
     kube("POST", "/_stub/seed", {
         "pods": [oom_pod, panic_pod, flaky_pod, refused_pod] + cart,
         "logs": [
@@ -237,7 +263,7 @@ def seed():
              "text": "thread 'main' panicked at src/queue.rs:9:5:\nqueue closed\n"},
         ] + [{"namespace": APP_NS, "pod": p, "container": "api",
               "text": "Error: connection refused (os error 111)\n"}
-           for p in (POD_CART1, POD_CART2, POD_CART3, POD_LONG)]
+           for p in (POD_CART1, POD_CART2, POD_CART3, POD_LONG, POD_GUARD1, POD_GUARD2)]
         + [{"namespace": APP_NS, "pod": POD_CART4, "container": "api", "previous": True,
             "text": UTF8_PANIC}],
         "events": [
@@ -678,6 +704,58 @@ def main():
     check("a resolution after success leaves the task succeeded",
           st == 202 and task_of(srv, tid_oom).get("state") == "succeeded", task_of(srv, tid_oom))
 
+    # ---- one active CodeRun per pod holds for the loop's retries -------------------------
+    # (before: the retry never looked, and made a second active CodeRun on the pod
+    # when another alert's task had made one after this task's CodeRun failed)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_GUARD1, "d1d1d1d101")]))
+    tid_g1 = (ans.get("task_ids") or ["?"])[0]
+    runs = wait_for(lambda: coderuns(tid_g1), 15) or []
+    g1 = runs[0] if runs else {"metadata": {"name": "?", "labels": {}}, "spec": {}}
+    wait_for(lambda: task_of(srv, tid_g1).get("coderun_name"), 10)
+    seed_other_run(g1, "heal-other-g1")
+    set_phase(g1["metadata"]["name"], "Running")
+    set_phase(g1["metadata"]["name"], "Failed", "container exited 1: G1-MARKER")
+    wait_for(lambda: task_of(srv, tid_g1).get("state") != "running", 20)
+    time.sleep(0.5)
+    tg1 = task_of(srv, tid_g1)
+    a2 = ((tg1.get("attempts") or [{}, {}]) + [{}])[1]
+    on_pod = [c["metadata"]["name"] for c in coderuns()
+              if c["metadata"]["labels"].get("target-pod") == g1["metadata"]["labels"].get(
+                  "target-pod")]
+    check("a retry while another task's CodeRun is active for the pod -> no second CodeRun; "
+          "the task ends stopped, superseded, naming the other CodeRun",
+          len(coderuns(tid_g1)) == 1 and sorted(on_pod) == sorted([g1["metadata"]["name"],
+                                                                    "heal-other-g1"])
+          and tg1.get("state") == "stopped" and "superseded" in (tg1.get("reason") or "")
+          and "heal-other-g1" in (tg1.get("reason") or "")
+          and a2.get("outcome") == "stopped" and a2.get("coderun") is None,
+          [tg1, on_pod, srv.log_tail()[-1500:]])
+    kube("DELETE", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/heal-other-g1")
+
+    # ---- a running CodeRun whose labels were edited still counts for its pod ----------
+    # (before: the label selectors missed it and another alert made a second one)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_GUARD2, "d2d2d2d201")]))
+    tid_g2 = (ans.get("task_ids") or ["?"])[0]
+    runs = wait_for(lambda: coderuns(tid_g2), 15) or []
+    ng2 = runs[0]["metadata"]["name"] if runs else "?"
+    wait_for(lambda: task_of(srv, tid_g2).get("coderun_name"), 10)
+    set_phase(ng2, "Running")
+    # kubectl label coderun NAME target-pod- remediation-
+    relabel(ng2, {"target-pod": None, "remediation": None})
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_GUARD2, "d2d2d2d202", name="KubePodNotReady")]))
+    tid_g2b = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_g2, tid_g2b]), 20)
+    time.sleep(0.3)
+    tg2b = task_of(srv, tid_g2b)
+    check("a running CodeRun relabelled, then another alert of its pod -> no second CodeRun; "
+          "the alert is skipped naming it",
+          st == 202 and not coderuns(tid_g2b)
+          and [c["metadata"]["name"] for c in coderuns()
+               if c["spec"].get("env", {}).get("TARGET_POD") == POD_GUARD2] == [ng2]
+          and f"CodeRun {ng2} is still active for pod" in (tg2b.get("reason") or ""),
+          [tg2b, [c["metadata"]["name"] for c in coderuns(tid_g2b)]])
+
     # ---- the API failing: the alert is kept and retried until it answers -----------------
     kube("POST", "/_stub/config", {"rules": [
         {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/pods/{POD_FLAKY}", "status": 503},
@@ -784,6 +862,56 @@ def main():
           len(tids_b) == 2 and len(runs_b) == 1
           and sum("is still active for application" in r for r in reasons) == 1,
           [[c["metadata"]["name"] for c in runs_b], reasons])
+    # one active CodeRun per application holds for the loop's retries (before:
+    # the retry never looked and made a second one)
+    def app_doc(name, failed=False):
+        d = json.loads(json.dumps(billing))
+        d["metadata"]["name"] = name
+        d["spec"]["source"]["repoURL"] = f"https://github.com/acme/{name}.git"
+        if failed:
+            d["status"]["operationState"] = {"phase": "Failed", "message": "apply failed",
+                                             "startedAt": "2026-01-01T08:59:00Z"}
+        return d
+
+    def app_runs(name):
+        return [c["metadata"]["name"] for c in coderuns()
+                if c["metadata"]["labels"].get("healer/argocd-app") == name]
+    st, ans = post(srv, "/api/alerts/argocd", {"application": app_doc("orders")})
+    tid_o = (ans.get("task_ids") or ["?"])[0]
+    runs = wait_for(lambda: coderuns(tid_o), 20) or []
+    o1 = runs[0] if runs else {"metadata": {"name": "?", "labels": {}}, "spec": {}}
+    wait_for(lambda: task_of(srv, tid_o).get("coderun_name"), 10)
+    seed_other_run(o1, "argo-other-orders")
+    set_phase(o1["metadata"]["name"], "Running")
+    set_phase(o1["metadata"]["name"], "Failed", "agent exited 1")
+    wait_for(lambda: task_of(srv, tid_o).get("state") != "running", 20)
+    time.sleep(0.5)
+    to = task_of(srv, tid_o)
+    check("an ArgoCD retry while another task's CodeRun is active for the application -> no "
+          "second CodeRun; the task ends stopped, superseded",
+          len(coderuns(tid_o)) == 1
+          and sorted(app_runs("orders")) == sorted([o1["metadata"]["name"], "argo-other-orders"])
+          and to.get("state") == "stopped" and "argo-other-orders" in (to.get("reason") or ""),
+          [to, app_runs("orders"), srv.log_tail()[-1500:]])
+    # a running CodeRun of an application relabelled: another notification of it
+    # still finds it (before: the label selector missed it, a second one was made)
+    st, ans = post(srv, "/api/alerts/argocd", {"application": app_doc("invoices")})
+    tid_i = (ans.get("task_ids") or ["?"])[0]
+    runs = wait_for(lambda: coderuns(tid_i), 20) or []
+    ni = runs[0]["metadata"]["name"] if runs else "?"
+    wait_for(lambda: task_of(srv, tid_i).get("coderun_name"), 10)
+    set_phase(ni, "Running")
+    relabel(ni, {"healer/argocd-app": None})
+    st, ans = post(srv, "/api/alerts/argocd", {"application": app_doc("invoices", failed=True)})
+    tid_i2 = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_i, tid_i2]), 20)
+    time.sleep(0.3)
+    ti2 = task_of(srv, tid_i2)
+    check("a running ArgoCD CodeRun relabelled, then another notification of the application "
+          "-> no second CodeRun, skipped naming it",
+          tid_i2 != tid_i and not coderuns(tid_i2)
+          and f"CodeRun {ni} is still active for application" in (ti2.get("reason") or ""),
+          [ti2, [c["metadata"]["name"] for c in coderuns(tid_i2)]])
     # an application whose CodeRun the API refuses (403: no RBAC for coderuns)
     kube("POST", "/_stub/config", {"rules": [{
         "method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",

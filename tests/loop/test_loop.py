@@ -774,6 +774,32 @@ def main():
           and "E4-MARKER" in (e4_first().get("reason") or ""),
           [task_of(srv, tid_e4), srv.log_tail()[-1500:]])
 
+    # ---- E5. one followed by name when healer restarts: found again from the store ----
+    # (before, the set of CodeRuns followed by name lived in memory only: a
+    # restart resuming the watch from its stored point, or another replica
+    # taking the watch over, lost it until the next full relist, 5 minutes)
+    seed_job(7017)
+    tid_e5 = deliver(srv, job_event(7017, 8017, "loop/e5"))
+    runs = wait_for(lambda: by_task(tid_e5), 15) or []
+    ne5 = runs[0]["metadata"]["name"] if runs else "?"
+
+    def e5_first():
+        return (task_of(srv, tid_e5).get("attempts") or [{}])[0]
+    set_phase(ne5, "Running")
+    wait_for(lambda: e5_first().get("phase") == "running", 10)
+    kube("PATCH", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/{ne5}",
+         {"metadata": {"labels": {"app.kubernetes.io/name": None}}})
+    time.sleep(1.0)  # the watch saw it leave the selector, and follows it by name
+    srv.stop()  # the resume point is saved past that: the restart lists nothing
+    srv = Healer(srv.data_dir, BASE_ENV).start()
+    time.sleep(1.0)
+    set_phase(ne5, "Failed", message="agent exited 1: E5-MARKER")
+    check("a CodeRun followed by name before a restart is followed again after it (from the "
+          "store's running attempts): its Failed status is seen within seconds",
+          wait_for(lambda: e5_first().get("outcome") == "agent_failed", 20)
+          and "E5-MARKER" in (e5_first().get("reason") or ""),
+          [task_of(srv, tid_e5), srv.log_tail()[-1500:]])
+
     # ---- F. a cut watch reconnects ---------------------------------------------------
     seed_job(7004)
     tid_f = deliver(srv, job_event(7004, 8004, "loop/f"))

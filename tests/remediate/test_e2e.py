@@ -283,6 +283,28 @@ def main():
     check("... and the run's workflow_job after it is no second task",
           st == 202 and rem.get("state") == "skipped" and len(n9400) == 1, [ans5, rem, len(n9400)])
 
+    # ---- 2a2. another job of a run whose CodeRun is active, that CodeRun relabelled --
+    # (before: the active-CodeRun lookup went by the healer/workflow-run-id label
+    # only, so a running CodeRun someone relabelled was missed: a second one)
+    dtest.http("POST", GURL + "/_stub/seed", {"logs": {"5501": CLIPPY_LOG, "5502": CLIPPY_LOG}},
+               token=GTOKEN)
+    st, a1 = srv.deliver(job_event(5501, run_id=9500, branch="feat/r9500"))
+    rem1 = record(a1.get("task_id"))
+    c1 = rem1.get("coderun_name") or "?"
+    kube("PATCH", f"/apis/agents.platform/v1/namespaces/cto/coderuns/{c1}",
+         {"metadata": {"labels": {"healer/workflow-run-id": None}}})
+    st, a2 = srv.deliver(job_event(5502, run_id=9500, branch="feat/r9500", name="test"))
+    rem2 = record(a2.get("task_id"))
+    time.sleep(0.5)
+    check("another job of a run whose running CodeRun was relabelled -> no second CodeRun; "
+          "skipped naming it",
+          rem1.get("coderun_name") and rem2.get("state") == "skipped"
+          and f"CodeRun {c1} is still active for the run" in (rem2.get("reason") or "")
+          and not [c for c in coderuns()
+                   if c["metadata"]["labels"].get("healer/task-id") == a2.get("task_id")],
+          [rem2, [c["metadata"]["name"] for c in coderuns()
+                  if c["metadata"]["labels"].get("healer/task-id") == a2.get("task_id")]])
+
     # ---- 2b. a repository name that climbs to another API path with the token ---
     hostile = job_event(5090, run_id=9090, branch="feat/r9090")
     hostile["repository"]["full_name"] = "acme/x/../../../orgs/acme/actions/secrets#"
