@@ -12,7 +12,12 @@
  *                      transfer coding other than chunked (501), a missing
  *                      signature or bearer token where the route needs one
  *                      (401), Content-Length above 25 MiB (413), no room in
- *                      the server's body budget (503); count in flight
+ *                      the server's body budget for the first 64 KiB (503);
+ *                      count in flight. Only what a body can fill at once is
+ *                      taken from the budget here, not its announced length:
+ *                      a few connections announcing 25 MiB and sending
+ *                      nothing would hold the whole budget, refusing every
+ *                      delivery until their deadline
  *   body calls      -> append to a 25 MiB-capped buffer whose growth is taken
  *                      from the server's budget (chunked overflow: discard
  *                      and answer 413 at the end; budget spent: discard and
@@ -69,6 +74,7 @@
 #define HTTP_STOP_WAIT_MS     10000         /* for suspended requests at stop */
 #define HTTP_BODYLESS_DISCARD (64u * 1024u) /* body bytes a GET may bring */
 #define HTTP_FEW_CONNECTIONS  2             /* fewer than this may use the reserved slots */
+#define HTTP_BODY_FIRST       (64u * 1024u) /* body bytes buffered before any arrived */
 
 /* The URI log callback's marks for a request refused by its request line
  * (a mark becomes the request's initial con_cls): too many query arguments,
@@ -604,14 +610,16 @@ http_first_checks(struct http_req *r, const char *mark)
 		return hl_http_reply_error(r, 401, "invalid_signature",
 		                           "missing or malformed 'X-Hub-Signature-256' header");
 	if (rt->body && cl > 0) {
-		size_t want = http_cap_for(0, (size_t)cl + 1);
+		/* the rest is taken as it arrives (http_body_append) */
+		size_t first = cl < HTTP_BODY_FIRST ? (size_t)cl : HTTP_BODY_FIRST;
+		size_t want = http_cap_for(0, first + 1);
 
 		if (!http_budget_take(r->srv, want))
 			return hl_http_reply_error(
 			        r, 503, "overloaded",
 			        "too many request bodies in memory; retry later");
 		r->reserved = want;
-		if (hl_buf_grow(&r->body, (size_t)cl) < 0) {
+		if (hl_buf_grow(&r->body, first) < 0) {
 			http_budget_drop(r);
 			return hl_http_reply_error(r, 503, "overloaded", "out of memory");
 		}

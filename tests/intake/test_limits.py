@@ -245,18 +245,37 @@ def early_refusals():
 
 
 def body_budget():
-    # one signed 20 MiB upload holds a 32 MiB buffer: the whole budget
+    # bodies announced at 25 MiB whose bytes never come hold only what they
+    # sent: the budget is taken as bytes arrive, not from Content-Length
+    idle = []
+    for i in range(12):
+        s = connect(f"127.0.2.{i + 1}")
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 25 * 1024 * 1024 - 10))
+        s.sendall(b"t" * 1000)
+        idle.append(s)
+    time.sleep(0.3)
+    st, a, took = deliver(b'{"zen":"announced"}', "127.0.0.2", "lim-announced")
+    check("12 uploads announcing 25 MiB and sending 1 KB leave the body budget to others",
+          st == 202, (a[:300], took))
+    for s in idle:
+        s.close()
+
+    # one signed 20 MiB upload, 17 MiB of it sent, holds a 32 MiB buffer:
+    # the whole budget
     payload = b'{"zen":"' + b"z" * (20 * 1024 * 1024) + b'"}'
     s = connect()
     s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: lim-big\r\nX-Hub-Signature-256: %s\r\n"
               b"Content-Length: %d\r\n\r\n" % (sign(payload).encode(), len(payload)))
-    s.sendall(payload[:1000])
-    time.sleep(0.3)
+    sent = 17 * 1024 * 1024
+    s.sendall(payload[:sent])
+    time.sleep(0.5)
     st, a, took = deliver(b'{"zen":"small"}', "127.0.0.2", "lim-small")
     check("beyond the body budget a request is answered 503 with Retry-After at once",
           st == 503 and b"Retry-After: 5" in a and took < AT_ONCE_S, (a[:300], took))
-    s.sendall(payload[1000:])
+    s.sendall(payload[sent:])
     big = answer_of(s, 10)
     s.close()
     check("the upload holding the budget completes", status_of(big) == 202, big[:300])
