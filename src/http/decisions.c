@@ -14,7 +14,11 @@
  * Signals can be lost (a replica's connection to a shared store dropped
  * while another replica decided): hl_decisions_recheck has the timer
  * thread read each waiting request's decision from the store, and resume
- * those already decided.
+ * those already decided. A signal can also be lost where nobody can tell:
+ * the replica that decided could not send it (its NOTIFY failed on a
+ * broken connection; the decision itself is stored). So while requests
+ * wait, the timer thread also reads their decisions from the store every
+ * BOARD_RECHECK_MS: a lost signal costs at most that, not the whole wait.
  */
 #include "decisions.h"
 
@@ -28,6 +32,9 @@
 #include <time.h>
 
 #define BOARD_RECENT 64
+/* How often the decisions of waiting requests are read from the store (a
+ * signal lost by its sender is noticed within this). */
+#define BOARD_RECHECK_MS 1000
 
 struct board_recent {
 	char delivery_id[HL_DELIVERY_ID_MAX + 1];
@@ -96,6 +103,7 @@ static void *
 board_timer(void *arg)
 {
 	struct hl_decision_board *b = arg;
+	int64_t recheck_at = 0; /* the next periodic read, 0: none waits */
 
 	pthread_setname_np(pthread_self(), "hl-decisions");
 	pthread_mutex_lock(&b->lock);
@@ -104,11 +112,20 @@ board_timer(void *arg)
 		struct http_req **pp = &b->waiters;
 		struct timespec ts;
 
+		if (!b->waiters)
+			recheck_at = 0;
+		else if (recheck_at == 0)
+			recheck_at = now + BOARD_RECHECK_MS;
+		else if (now >= recheck_at)
+			b->recheck = true;
 		if (b->recheck) {
 			b->recheck = false;
+			recheck_at = now + BOARD_RECHECK_MS;
 			board_recheck(b);
 			continue;
 		}
+		if (recheck_at && recheck_at < next)
+			next = recheck_at;
 
 		while (*pp) {
 			struct http_req *r = *pp;
