@@ -16,9 +16,11 @@
  * thread read each waiting request's decision from the store, and resume
  * those already decided. A signal can also be lost where nobody can tell:
  * the replica that decided could not send it (its NOTIFY failed on a
- * broken connection; the decision itself is stored). So while requests
- * wait, the timer thread also reads their decisions from the store every
- * BOARD_RECHECK_MS: a lost signal costs at most that, not the whole wait.
+ * broken connection; the decision itself is stored). So on a shared store
+ * (PostgreSQL), while requests wait, the timer thread also reads their
+ * decisions from the store every BOARD_RECHECK_MS: a lost signal costs at
+ * most that, not the whole wait. (On SQLite every decision is this
+ * process's, handed over in memory.)
  */
 #include "decisions.h"
 
@@ -51,6 +53,9 @@ struct hl_decision_board {
 	pthread_t timer;
 	bool stop;
 	bool recheck; /* signals may have been lost: read the waiters' decisions */
+	/* other replicas decide too (a shared store): their signals can be
+	 * lost by their sender, so waiters' decisions are read periodically */
+	bool shared;
 };
 
 /* Called with the lock held: unlinks r. */
@@ -112,7 +117,7 @@ board_timer(void *arg)
 		struct http_req **pp = &b->waiters;
 		struct timespec ts;
 
-		if (!b->waiters)
+		if (!b->waiters || !b->shared)
 			recheck_at = 0;
 		else if (recheck_at == 0)
 			recheck_at = now + BOARD_RECHECK_MS;
@@ -160,6 +165,7 @@ hl_decisions_new(struct hl_decision_board **out, struct hl_store *store, struct 
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->store = store;
+	b->shared = store && strcmp(hl_store_backend_name(store), "postgres") == 0;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	if (pthread_create(&b->timer, NULL, board_timer, b) != 0) {
