@@ -25,8 +25,8 @@
 
 #define GITHUB_REFRESH_MARGIN_MS (5 * 60 * 1000)
 #define GITHUB_MAX_FILES         3000
-/* The budget of a call that finds the token's budget spent is waited for
- * in steps of this many ms (a call waits at most its timeout). */
+/* A call waiting for the token's budget to come back sleeps in steps of
+ * this many ms (and at most its timeout in all). */
 #define GITHUB_BUDGET_STEP_MS 100
 
 enum github_auth_mode {
@@ -47,6 +47,9 @@ struct hl_github {
 	/* the token's budget is spent until then (wall clock, 0: it is not):
 	 * an answer said X-RateLimit-Remaining 0 with a reset still ahead */
 	int64_t budget_until_ms;
+	/* that window's reset as the answer named it (not capped): an answer
+	 * of the same window that was on its way meanwhile does not lift it */
+	int64_t budget_reset_ms;
 };
 
 static char *
@@ -329,8 +332,11 @@ hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 	if (res->status <= 0 || res->ratelimit_remaining < 0)
 		return; /* no answer, or one without GitHub's headers */
 	if (res->ratelimit_remaining > 0) {
+		/* a new window: its reset is later than the spent one's */
 		pthread_mutex_lock(&gh->mu);
-		gh->budget_until_ms = 0; /* a new window (or the reset came early) */
+		if (res->ratelimit_reset < 0 ||
+		    res->ratelimit_reset * 1000 + 1000 > gh->budget_reset_ms)
+			gh->budget_until_ms = 0;
 		pthread_mutex_unlock(&gh->mu);
 	} else if (res->ratelimit_reset >= 0) {
 		/* the reset second has to have passed; one in the past is stale
@@ -348,10 +354,12 @@ hl_github_hold_budget(struct hl_github *gh, int64_t until_ms)
 
 	if (until_ms <= now)
 		return;
-	if (until_ms - now > HL_GITHUB_BUDGET_HOLD_MAX_MS)
-		until_ms = now + HL_GITHUB_BUDGET_HOLD_MAX_MS; /* not believed further */
 	pthread_mutex_lock(&gh->mu);
-	gh->budget_until_ms = until_ms;
+	gh->budget_reset_ms = until_ms;
+	/* a reset further away is not believed */
+	gh->budget_until_ms = until_ms - now > HL_GITHUB_BUDGET_HOLD_MAX_MS
+	                              ? now + HL_GITHUB_BUDGET_HOLD_MAX_MS
+	                              : until_ms;
 	pthread_mutex_unlock(&gh->mu);
 }
 

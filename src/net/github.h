@@ -59,7 +59,8 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
  * within its timeout, and is otherwise refused before it is sent
  * (hl_github_req_init: HL_EUPSTREAM "rate limited"). A reset in the past is
  * ignored, one further than HL_GITHUB_BUDGET_HOLD_MAX_MS is taken as that;
- * an answer with Remaining above 0 lifts the hold. The App's own JWT calls
+ * an answer with Remaining above 0 from a later window (a later reset)
+ * lifts the hold. The App's own JWT calls
  * (/app/...) have their own budget and are not held.
  */
 #define HL_GITHUB_BUDGET_HOLD_MAX_MS (60LL * 60 * 1000)
