@@ -14,7 +14,13 @@
  * Signals can be lost (a replica's connection to a shared store dropped
  * while another replica decided): hl_decisions_recheck has the timer
  * thread read each waiting request's decision from the store, and resume
- * those already decided.
+ * those already decided. A signal can also be lost where nobody can tell:
+ * the replica that decided could not send it (its NOTIFY failed on a
+ * broken connection; the decision itself is stored). So on a shared store
+ * (PostgreSQL), while requests wait, the timer thread also reads their
+ * decisions from the store every BOARD_RECHECK_MS: a lost signal costs at
+ * most that, not the whole wait. (On SQLite every decision is this
+ * process's, handed over in memory.)
  */
 #include "decisions.h"
 
@@ -28,6 +34,9 @@
 #include <time.h>
 
 #define BOARD_RECENT 64
+/* How often the decisions of waiting requests are read from the store (a
+ * signal lost by its sender is noticed within this). */
+#define BOARD_RECHECK_MS 1000
 
 struct board_recent {
 	char delivery_id[HL_DELIVERY_ID_MAX + 1];
@@ -44,6 +53,9 @@ struct hl_decision_board {
 	pthread_t timer;
 	bool stop;
 	bool recheck; /* signals may have been lost: read the waiters' decisions */
+	/* other replicas decide too (a shared store): their signals can be
+	 * lost by their sender, so waiters' decisions are read periodically */
+	bool shared;
 };
 
 /* Called with the lock held: unlinks r. */
@@ -96,6 +108,7 @@ static void *
 board_timer(void *arg)
 {
 	struct hl_decision_board *b = arg;
+	int64_t recheck_at = 0; /* the next periodic read, 0: none waits */
 
 	pthread_setname_np(pthread_self(), "hl-decisions");
 	pthread_mutex_lock(&b->lock);
@@ -104,11 +117,20 @@ board_timer(void *arg)
 		struct http_req **pp = &b->waiters;
 		struct timespec ts;
 
+		if (!b->waiters || !b->shared)
+			recheck_at = 0;
+		else if (recheck_at == 0)
+			recheck_at = now + BOARD_RECHECK_MS;
+		else if (now >= recheck_at)
+			b->recheck = true;
 		if (b->recheck) {
 			b->recheck = false;
+			recheck_at = now + BOARD_RECHECK_MS;
 			board_recheck(b);
 			continue;
 		}
+		if (recheck_at && recheck_at < next)
+			next = recheck_at;
 
 		while (*pp) {
 			struct http_req *r = *pp;
@@ -143,6 +165,7 @@ hl_decisions_new(struct hl_decision_board **out, struct hl_store *store, struct 
 	if (!b)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	b->store = store;
+	b->shared = store && strcmp(hl_store_backend_name(store), "postgres") == 0;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_cond_init(&b->cond, NULL);
 	if (pthread_create(&b->timer, NULL, board_timer, b) != 0) {

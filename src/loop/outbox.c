@@ -16,11 +16,15 @@
  * limit at once (no_rate_wait) rather than sleep inside this thread,
  * which sends every channel. A channel whose answer said its next request
  * would be refused for now (Discord's X-RateLimit-Remaining 0 with
- * X-RateLimit-Reset-After, sent with a delivery) is held the same way
- * until the reset (at most HL_NOTIFY_HOLD_MAX_MS), so two escalations back
- * to back earn no 429. Holds are the outbox thread's own: another replica
- * learns of an empty bucket by its own answers (a 429 at worst, which then
- * holds its channel there).
+ * X-RateLimit-Reset-After, sent with a delivery; GitHub's
+ * X-RateLimit-Remaining 0 with X-RateLimit-Reset, on a created comment or
+ * a page of the marker look-up) is held the same way until the reset (at
+ * most HL_NOTIFY_HOLD_MAX_MS, an hour for GitHub's token), so two
+ * escalations back to back earn no 429 or 403. GitHub's client also keeps
+ * the spent budget for the whole process (every call shares the token's
+ * budget): a send it refuses unsent is RETRY "rate_limited" with the wait. Holds are the outbox
+ * thread's own: another replica learns of an empty bucket by its own answers (a 429 at worst, which
+ * then holds its channel there).
  *
  * Every replica runs an outbox over the same notifications: each attempt is
  * made under the notification's lock ("outbox:<id>", hl_store_lock_take,

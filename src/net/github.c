@@ -25,6 +25,9 @@
 
 #define GITHUB_REFRESH_MARGIN_MS (5 * 60 * 1000)
 #define GITHUB_MAX_FILES         3000
+/* A call waiting for the token's budget to come back sleeps in steps of
+ * this many ms (and at most its timeout in all). */
+#define GITHUB_BUDGET_STEP_MS 100
 
 enum github_auth_mode {
 	GITHUB_AUTH_INSTALLATION = 0, /* the token, or the App's installation token */
@@ -41,6 +44,12 @@ struct hl_github {
 	pthread_mutex_t mu;
 	char *inst_token;        /* cached installation token */
 	int64_t inst_expires_ms; /* wall clock */
+	/* the token's budget is spent until then (wall clock, 0: it is not):
+	 * an answer said X-RateLimit-Remaining 0 with a reset still ahead */
+	int64_t budget_until_ms;
+	/* that window's reset as the answer named it (not capped): an answer
+	 * of the same window that was on its way meanwhile does not lift it */
+	int64_t budget_reset_ms;
 };
 
 static char *
@@ -292,6 +301,15 @@ github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_b
 	}
 	if (hl_buf_error(url))
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if (same_origin && mode == GITHUB_AUTH_INSTALLATION) {
+		int64_t wait = hl_github_budget_wait_ms(gh);
+
+		if (wait > 0)
+			return hl_err_set(err, HL_EUPSTREAM,
+			                  "github %s: rate limited (the token's budget is spent, "
+			                  "X-RateLimit-Remaining 0; it resets in %lld ms)",
+			                  method ? method : "GET", (long long)wait);
+	}
 	hl_buf_reset(auth);
 	if (same_origin) {
 		ret = mode == GITHUB_AUTH_APP ? github_app_auth(gh, auth, err)
@@ -304,6 +322,78 @@ github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_b
 	req->url = url->data;
 	req->auth = auth->len ? auth->data : NULL;
 	return 0;
+}
+
+void
+hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
+{
+	int64_t now = hl_time_wall_ms(), until;
+
+	if (res->status <= 0 || res->ratelimit_remaining < 0)
+		return; /* no answer, or one without GitHub's headers */
+	if (res->ratelimit_remaining > 0) {
+		/* a new window: its reset is later than the spent one's */
+		pthread_mutex_lock(&gh->mu);
+		if (res->ratelimit_reset < 0 ||
+		    res->ratelimit_reset * 1000 + 1000 > gh->budget_reset_ms)
+			gh->budget_until_ms = 0;
+		pthread_mutex_unlock(&gh->mu);
+	} else if (res->ratelimit_reset >= 0) {
+		/* the reset second has to have passed; one in the past is stale
+		 * (a clock apart from GitHub's) */
+		until = res->ratelimit_reset * 1000 + 1000;
+		if (until > now)
+			hl_github_hold_budget(gh, until);
+	}
+}
+
+void
+hl_github_hold_budget(struct hl_github *gh, int64_t until_ms)
+{
+	int64_t now = hl_time_wall_ms();
+
+	if (until_ms <= now)
+		return;
+	pthread_mutex_lock(&gh->mu);
+	gh->budget_reset_ms = until_ms;
+	/* a reset further away is not believed */
+	gh->budget_until_ms = until_ms - now > HL_GITHUB_BUDGET_HOLD_MAX_MS
+	                              ? now + HL_GITHUB_BUDGET_HOLD_MAX_MS
+	                              : until_ms;
+	pthread_mutex_unlock(&gh->mu);
+}
+
+int64_t
+hl_github_budget_wait_ms(struct hl_github *gh)
+{
+	int64_t now = hl_time_wall_ms(), until;
+
+	pthread_mutex_lock(&gh->mu);
+	until = gh->budget_until_ms;
+	pthread_mutex_unlock(&gh->mu);
+	return until > now ? until - now : 0;
+}
+
+/* Waits for the token's budget when it comes back within the call's
+ * timeout (a call made now would be refused); past that the request is
+ * refused without being sent (hl_github_req_init). */
+static void
+github_budget_wait(struct hl_github *gh)
+{
+	int64_t wait = hl_github_budget_wait_ms(gh);
+	int64_t end = hl_time_mono_ms() + wait;
+	char ms[24];
+
+	if (wait <= 0 || wait > gh->timeout_ms)
+		return;
+	snprintf(ms, sizeof(ms), "%lld", (long long)wait);
+	hl_log_kv(HL_LOG_INFO, "github: waiting for the token's rate-limit reset", "wait_ms", ms,
+	          NULL);
+	while (hl_time_mono_ms() < end) {
+		struct timespec ts = { 0, GITHUB_BUDGET_STEP_MS * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
 }
 
 int
@@ -393,6 +483,8 @@ github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, co
 	int ret;
 
 	hl_fetch_res_init(&res);
+	if (mode == GITHUB_AUTH_INSTALLATION)
+		github_budget_wait(gh);
 	ret = github_req_init_mode(gh, &req, &url, &auth, method, path, mode, err);
 	if (ret < 0)
 		goto out;
@@ -401,6 +493,8 @@ github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, co
 	if (strcmp(method, "GET") != 0)
 		req.max_retries = 0; /* never post a comment twice */
 	hl_fetch_run(&req, &res, 1, 0, err);
+	if (mode == GITHUB_AUTH_INSTALLATION)
+		hl_github_note_budget(gh, &res);
 	if (ans) {
 		ans->status = res.status;
 		hl_strlcpy(ans->link, res.link, sizeof(ans->link));
@@ -524,6 +618,7 @@ hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "/actions/jobs/%lld/logs", (long long)job_id);
+	github_budget_wait(gh);
 	ret = hl_github_req_init(gh, &req, &url, &auth, "GET", p.data, err);
 	if (ret < 0)
 		goto out;
@@ -531,6 +626,7 @@ hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
 	req.keep_tail = true;
 	req.max_body = out->max && out->max < gh->log_cap ? out->max : gh->log_cap;
 	hl_fetch_run(&req, &res, 1, 0, err);
+	hl_github_note_budget(gh, &res); /* (a storage host's answer names no budget) */
 	ret = hl_fetch_check(&res, "github job log", err);
 	if (ret < 0)
 		goto out;

@@ -51,6 +51,33 @@ void hl_github_free(struct hl_github *gh);
 void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_cap);
 
 /*
+ * The token's budget (GitHub sends X-RateLimit-Remaining and -Reset, epoch
+ * seconds, with every answer; while Remaining is 0 every request before the
+ * reset is refused with 403/429). The client keeps what the answers said
+ * for the process (every call shares the token's budget): after an answer
+ * with Remaining 0 (a success too) a call waits for the reset when it comes
+ * within its timeout, and is otherwise refused before it is sent
+ * (hl_github_req_init: HL_EUPSTREAM "rate limited"). A reset in the past is
+ * ignored, one further than HL_GITHUB_BUDGET_HOLD_MAX_MS is taken as that;
+ * an answer with Remaining above 0 from a later window (a later reset)
+ * lifts the hold. The App's own JWT calls
+ * (/app/...) have their own budget and are not held.
+ */
+#define HL_GITHUB_BUDGET_HOLD_MAX_MS (60LL * 60 * 1000)
+
+/* Records the budget an answer of the API origin named (callers that run
+ * requests of hl_github_req_init themselves call it with each result). */
+void hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res);
+
+/* Holds every call until until_ms (wall clock; at most
+ * HL_GITHUB_BUDGET_HOLD_MAX_MS from now, none when past): for a caller that
+ * read the headers itself. */
+void hl_github_hold_budget(struct hl_github *gh, int64_t until_ms);
+
+/* How long until the token's budget is back, in ms; 0 when it is not spent. */
+int64_t hl_github_budget_wait_ms(struct hl_github *gh);
+
+/*
  * Writes the Authorization value ("Bearer <token>") into auth (reset first);
  * empty when unauthenticated. Mints or refreshes the App installation token
  * when needed (HL_EAUTH when GitHub refuses the App JWT).
@@ -74,7 +101,9 @@ int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *
  * API origin. For batching GitHub calls with other sources. A path that
  * hl_url_check_path refuses (a '#', a "." or ".." segment, an unencoded
  * byte) is refused with HL_EINVAL, so an unencoded repository name cannot
- * reach another endpoint with the token.
+ * reach another endpoint with the token. While the token's budget is spent
+ * (hl_github_note_budget) a request to the API origin is refused with
+ * HL_EUPSTREAM "rate limited", unsent.
  */
 int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
                        struct hl_buf *auth, const char *method, const char *path,

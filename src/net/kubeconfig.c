@@ -592,6 +592,19 @@ kube_config_from_json(struct hl_kube **out, const json_t *cfg, struct hl_err *er
 	    (ret = kube_proxy(k, s, hl_json_str_or(ctx, "cluster", ""), err)) < 0)
 		goto out;
 	k->insecure = kube_truthy(json_object_get(cluster, "insecure-skip-tls-verify"));
+	/* kubectl (client-go) refuses a CA with the insecure flag: which one the
+	 * author meant cannot be told, and skipping verification is the unsafe
+	 * guess */
+	if (k->insecure && (((s = hl_json_str(cluster, "certificate-authority-data")) && *s) ||
+	                    ((s = hl_json_str(cluster, "certificate-authority")) && *s))) {
+		ret = hl_err_set(err, HL_EINVAL,
+		                 "kubeconfig: cluster '%s': specifying a root certificates file "
+		                 "with the insecure flag is not allowed (insecure-skip-tls-verify "
+		                 "with certificate-authority%s; kubectl refuses it too)",
+		                 hl_json_str_or(ctx, "cluster", ""),
+		                 hl_json_str(cluster, "certificate-authority-data") ? "-data" : "");
+		goto out;
+	}
 	if ((s = hl_json_str(cluster, "certificate-authority-data"))) {
 		ret = kube_b64_decode(&k->ca_data, s, "certificate-authority-data", err);
 		if (ret < 0)

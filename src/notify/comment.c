@@ -342,6 +342,35 @@ hl_notify_github_refusal(char **out, const char *author, const char *association
 	return gh_finish(out, &b, err);
 }
 
+/* How long the token's budget stays spent after an answer with
+ * X-RateLimit-Remaining remaining and -Reset reset (epoch s), in ms: 0
+ * when it is not spent or the reset has passed, at most
+ * HL_GITHUB_BUDGET_HOLD_MAX_MS (the reset second has to have passed). */
+static int64_t
+github_budget_hold_ms(int64_t remaining, int64_t reset)
+{
+	int64_t wait;
+
+	if (remaining != 0 || reset < 0)
+		return 0;
+	wait = reset * 1000 + 1000 - hl_time_wall_ms();
+	if (wait <= 0)
+		return 0;
+	return wait < HL_GITHUB_BUDGET_HOLD_MAX_MS ? wait : HL_GITHUB_BUDGET_HOLD_MAX_MS;
+}
+
+/* The result of a send not made because the token's budget is spent for
+ * wait_ms more: RETRY "rate_limited", the channel held until the reset. */
+static void
+github_budget_spent(struct hl_notify_result *r, const char *origin, int64_t wait_ms)
+{
+	hl_notify_result_set(r, HL_NOTIFY_RETRY, 0, wait_ms, "rate_limited",
+	                     "'%s': not sent: the token's rate-limit budget is spent "
+	                     "(X-RateLimit-Remaining 0), it resets in %lld ms",
+	                     origin, (long long)wait_ms);
+	r->hold_ms = wait_ms;
+}
+
 /* Classifies GitHub's answer to the comment POST. */
 static void
 github_classify(struct hl_notify_result *out, const char *origin, const struct hl_notify_http *h)
@@ -380,6 +409,9 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 	else
 		hl_notify_result_set(out, HL_NOTIFY_FAILED, h->status, -1, tok,
 		                     "'%s': status %ld: %s", origin, h->status, msg);
+	/* the token's budget is spent (on a success too): every request before
+	 * the reset would be refused, so the channel waits for it */
+	out->hold_ms = github_budget_hold_ms(h->rl_remaining, h->rl_reset);
 	json_decref(v);
 }
 
@@ -488,6 +520,11 @@ github_posted(struct hl_notify_result *r, struct hl_github *gh, const char *orig
 			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 			break;
 		}
+		if (ret < 0 && hl_github_budget_wait_ms(gh) > 0) {
+			github_budget_spent(r, origin, hl_github_budget_wait_ms(gh));
+			ret = GH_LOOKUP_RETRY;
+			break;
+		}
 		if (ret < 0) {
 			/* the token could not be minted, or a next link refused */
 			ret = GH_LOOKUP_ABSENT;
@@ -504,6 +541,7 @@ github_posted(struct hl_notify_result *r, struct hl_github *gh, const char *orig
 			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 			break;
 		}
+		hl_github_note_budget(gh, &res);
 		arr = res.err.code == 0 && res.status >= 200 && res.status < 300
 		              ? json_loadb(res.body.data, res.body.len, 0, NULL)
 		              : NULL;
@@ -596,6 +634,12 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
+	if (ret < 0 && hl_github_budget_wait_ms(gh) > 0) {
+		/* the token's budget is spent: nothing is sent before its reset */
+		ret = 0;
+		github_budget_spent(&r, "github", hl_github_budget_wait_ms(gh));
+		goto done;
+	}
 	if (ret < 0) {
 		/* the GitHub App token could not be minted */
 		ret = 0;
@@ -628,6 +672,12 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 			goto done;
 		}
 	}
+	if (hl_github_budget_wait_ms(gh) > 0) {
+		/* the look-up spent the last of the budget: the POST would be
+		 * refused */
+		github_budget_spent(&r, origin, hl_github_budget_wait_ms(gh));
+		goto done;
+	}
 	doc = json_pack("{s:s}", "body", body ? body : "");
 	if (!doc || hl_fetch_req_set_json(&req, &text, doc, &gerr) < 0) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -643,6 +693,8 @@ hl_notify_github_send(struct hl_notify_result *out, struct hl_github *gh, const 
 	ret = hl_notify_http_run(&r, &req, origin, github_classify, err);
 	if (ret < 0)
 		goto out;
+	if (r.hold_ms > 0) /* every GitHub call of the process shares the budget */
+		hl_github_hold_budget(gh, hl_time_wall_ms() + r.hold_ms);
 done:
 	*out = r;
 out:

@@ -118,8 +118,10 @@ struct hl_notify_result {
 	/* any status: how long the service said the next request to the same
 	 * endpoint would be refused, in ms (Discord sends X-RateLimit-Remaining
 	 * 0 with X-RateLimit-Reset-After on a delivery too, and answers 429 to
-	 * a request before the reset); 0 when it said nothing. At most
-	 * HL_NOTIFY_HOLD_MAX_MS: a longer wait is taken as that. */
+	 * a request before the reset; GitHub sends X-RateLimit-Remaining 0
+	 * with X-RateLimit-Reset when the token's budget is spent); 0 when it
+	 * said nothing. At most HL_NOTIFY_HOLD_MAX_MS for a webhook, and
+	 * HL_GITHUB_BUDGET_HOLD_MAX_MS (an hour) for GitHub's token. */
 	int64_t hold_ms;
 	/* a short machine token, "" when delivered: "rate_limited", "timeout",
 	 * "connect", "tls", "bad_url", "bad_address", "server_error",
@@ -133,8 +135,9 @@ struct hl_notify_result {
 	int64_t elapsed_ms;
 };
 
-/* The longest hold_ms a send reports (a reset further away than this is
- * not believed: Discord's per-webhook buckets reset within seconds). */
+/* The longest hold_ms a webhook send reports (a reset further away than
+ * this is not believed: Discord's per-webhook buckets reset within
+ * seconds; GitHub's hourly budget has its own cap). */
 #define HL_NOTIFY_HOLD_MAX_MS 60000
 
 /* Options of a send. Zero-initialise; every field is optional. */

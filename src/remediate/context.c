@@ -74,6 +74,7 @@ struct ctx_slot {
 	int64_t start_ns, end_ns;         /* loki: the window */
 	int64_t spent_ms;                 /* the earlier asks of a slot asked again */
 	char detail[HL_CONTEXT_NOTE_MAX]; /* what an ok source's answer lost */
+	bool github;                      /* a GitHub call: its answer names the budget */
 };
 
 struct ctx_phase {
@@ -723,6 +724,7 @@ ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_par
 	}
 	s->req.timeout_ms = g->timeout_ms;
 	s->g = g;
+	s->github = true;
 	if (out)
 		*out = s;
 	return 0;
@@ -1334,6 +1336,8 @@ ctx_run_phase(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		for (i = again = 0; i < n; i++) {
 			struct ctx_slot *s = &ph->slots[idx[i]];
 
+			if (s->github) /* the token's budget, for the process's next calls */
+				hl_github_note_budget(g->c->github, &res[i]);
 			if (res[i].err.code == HL_ETOOBIG && round < CTX_MAX_REASKS && s->shrink &&
 			    s->shrink(s)) {
 				s->spent_ms += res[i].elapsed_ms;

@@ -141,7 +141,9 @@ KURL = f"https://127.0.0.1:{kport}"
 KCTX = ssl.create_default_context(cafile=ca["ca"])
 kubeconfig = dtest.write_kubeconfig(os.path.join(dtest.TMP, "kubeconfig"), KURL,
                                     ca_path=ca["ca"], token=KTOKEN, namespace="cto")
-_, gport = dtest.start_stub("github_stub.py", "--token", GTOKEN)
+# a budget no run of this test spends (the stand-in keeps GitHub's 5000 an
+# hour by default, and refuses past it as GitHub does)
+_, gport = dtest.start_stub("github_stub.py", "--token", GTOKEN, "--budget", "100000000:3600")
 GURL = f"http://127.0.0.1:{gport}"
 _, sport = dtest.start_stub("generic_stub.py")
 SURL = f"http://127.0.0.1:{sport}"

@@ -10,6 +10,12 @@ the limits of the services and of the people who can make it send:
   message enqueued with them is not held back by Discord's wait.
   A 429 holds Discord only: a Slack message due with it is not kept
   waiting behind the wait Discord named.
+- GitHub's token budget (apis.md, rate limits): GitHub sends
+  X-RateLimit-Remaining and -Reset with every answer, and refuses (403,
+  Remaining 0) every request before the reset once it is 0. Two PR comments
+  enqueued back to back with a budget of one comment per window are both
+  delivered once, and no request is refused: the second waits for the
+  reset.
 - Refusals (contract section 9, commands: "others get a reply saying so"):
   twenty `/healer` commands from one author outside
   HEALER_COMMAND_ASSOCIATIONS on one PR get one reply, another author gets
@@ -33,6 +39,7 @@ SECRET = "limits-webhook-secret"
 GTOKEN = "ghs_limits_token_value"
 REPO = "acme/limits"
 WINDOW_S = 2.0  # the Discord stand-in's bucket: one request per window
+GH_WINDOW_S = 3  # the GitHub stand-in's budget window in the token-budget check
 
 _, dport = dtest.start_stub("discord_stub.py", "--webhook", "111:disc-token",
                             "--bucket", f"1:{WINDOW_S}")
@@ -125,6 +132,34 @@ def main():
           [r["status"] for r in received] == [429, 200] and len(msgs) == 1
           and received[1]["at"] - received[0]["at"] >= 3.9, [(r["status"], r["at"])
                                                              for r in received])
+
+    # ---- GitHub's token budget: two PR comments back to back ----------------------------
+    # every comment costs two requests (the marker look-up, then the POST):
+    # a budget of two per window is one comment per window, and the answer
+    # to the first comment's POST says X-RateLimit-Remaining 0
+    dtest.http("POST", GURL + "/_stub/budget", {"limit": 2, "window": GH_WINDOW_S})
+    dtest.http("POST", GURL + "/_stub/reset", {})
+    enqueue(srv.data_dir, [(f"limits-task-g{i}", "github", json.dumps(
+        {"repo": REPO, "number": 601,
+         "body": f"escalation g{i}\n<!-- healer:{i:032x} -->"})) for i in range(2)])
+
+    def on_601():
+        return [c for c in dtest.http("GET", GURL + "/_stub/comments") or []
+                if c["issue"] == 601]
+    wait_for(lambda: len(on_601()) >= 2, 30)
+    time.sleep(0.5)  # a comment posted twice would show up by now
+    got = on_601()
+    refused = dtest.http("GET", GURL + "/_stub/refused") or []
+    posts = [r["time"] for r in dtest.http("GET", GURL + "/_stub/requests") or []
+             if r["method"] == "POST" and r["path"].endswith("/issues/601/comments")]
+    check("two PR comments back to back with a spent token budget are both delivered, "
+          "each once", sorted(c["body"].split("\n")[0] for c in got)
+          == ["escalation g0", "escalation g1"], [c["body"][:40] for c in got])
+    check("no request to GitHub is made while the token's budget is spent (no 403)",
+          refused == [], refused)
+    check("the second comment waits for the budget's reset (X-RateLimit-Reset)",
+          len(posts) == 2 and posts[1] - posts[0] >= GH_WINDOW_S - 1.5, posts)
+    dtest.http("POST", GURL + "/_stub/budget", {"limit": 5000, "window": 3600})
 
     # ---- refusals: one reply per author and PR ------------------------------------------
     for i in range(20):

@@ -98,6 +98,26 @@ rc, out, err = gh("commit-files", R, "abc123")
 check("commit files", rc == 0 and out == [{"filename": "Cargo.toml"}], out)
 rc, out, err = gh("check-run", R, "55")
 check("check run output", rc == 0 and out["output"]["summary"] == "clippy failed", out)
+
+# the token's budget: an answer with x-ratelimit-remaining 0 (a success) holds
+# the client's next calls until x-ratelimit-reset, so GitHub refuses none
+http("POST", f"{api}/_stub/budget", {"limit": 2, "window": 1})
+rc, out, err = gh("pr-files", R, "7", "0")
+refused = http("GET", f"{api}/_stub/refused")
+check("token budget: the page after Remaining 0 waits for the reset (within the call's "
+      "timeout); all 250 files, no request refused",
+      rc == 0 and len(out) == 250 and refused == [],
+      [len(out) if isinstance(out, list) else out, refused])
+http("POST", f"{api}/_stub/budget", {"limit": 1, "window": 60})
+http("POST", f"{api}/_stub/reset", {})
+rc, out, err = gh("pr-files", R, "7", "0")
+refused = http("GET", f"{api}/_stub/refused")
+pages = [r for r in reqs() if r["path"] == "/repos/5dlabs/cto/pulls/7/files"]
+check("token budget: a reset past the call's timeout fails the call 'rate limited' "
+      "without sending the request GitHub would refuse",
+      rc == 1 and out["error"] == "upstream_error" and "rate limited" in out["message"]
+      and refused == [] and len(pages) == 1, [out, refused, len(pages)])
+http("POST", f"{api}/_stub/budget", {"limit": 5000, "window": 3600})
 rc, out, err = gh("comment", R, "7", "healer: giving up after 3 attempts")
 comments = http("GET", f"{api}/_stub/comments")
 check("issue comment created once",

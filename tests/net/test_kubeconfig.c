@@ -1,7 +1,7 @@
 /*
  * test_kubeconfig.c - Kubernetes client configuration (src/net/kube.c):
  * current-context selection, inline and file CAs, tokens and token files,
- * namespaces, insecure-skip-tls-verify, unsupported exec plugins, malformed
+ * namespaces, insecure-skip-tls-verify (refused with a CA), unsupported exec plugins, malformed
  * files, KUBECONFIG lists merged as kubectl merges them, in-cluster
  * configuration, and the YAML to JSON conversion.
  */
@@ -187,6 +187,42 @@ parse_cluster(struct hl_kube **k, const char *server, const char *extra, struct 
 	         "contexts:\n- name: c\n  context:\n    cluster: k\n",
 	         server, extra);
 	return hl_kube_config_parse(k, cfg, strlen(cfg), NULL, err);
+}
+
+/* insecure-skip-tls-verify with a CA (inline or a file) is refused, naming
+ * the cluster, as kubectl refuses it; an empty CA is no CA. */
+static void
+test_kubeconfig_insecure_with_ca(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_kube *k = NULL;
+
+	(void)state;
+	assert_int_equal(parse_cluster(&k, "https://h:1",
+	                               "    insecure-skip-tls-verify: true\n"
+	                               "    certificate-authority-data: LS0tLS1CRUdJTg==\n",
+	                               &err),
+	                 -HL_EINVAL);
+	assert_null(k);
+	assert_non_null(strstr(err.msg, "cluster 'k'"));
+	assert_non_null(strstr(err.msg, "specifying a root certificates file with the insecure "
+	                                "flag is not allowed"));
+	err = (struct hl_err)HL_ERR_INIT;
+	assert_int_equal(parse_cluster(&k, "https://h:1",
+	                               "    insecure-skip-tls-verify: \"true\"\n"
+	                               "    certificate-authority: /etc/ca.pem\n",
+	                               &err),
+	                 -HL_EINVAL);
+	assert_null(k);
+	assert_non_null(strstr(err.msg, "cluster 'k'"));
+	err = (struct hl_err)HL_ERR_INIT;
+	assert_int_equal(parse_cluster(&k, "https://h:1",
+	                               "    insecure-skip-tls-verify: true\n"
+	                               "    certificate-authority-data: \"\"\n",
+	                               &err),
+	                 0);
+	assert_true(k->insecure);
+	hl_kube_free(k);
 }
 
 /* tls-server-name: the URLs carry the name, the connection goes to the
@@ -616,6 +652,7 @@ main(void)
 		cmocka_unit_test(test_kubeconfig_current_context_and_inline_ca),
 		cmocka_unit_test(test_kubeconfig_file_ca_token_file_relative_paths),
 		cmocka_unit_test(test_kubeconfig_insecure_and_no_user),
+		cmocka_unit_test(test_kubeconfig_insecure_with_ca),
 		cmocka_unit_test(test_kubeconfig_tls_server_name),
 		cmocka_unit_test(test_kubeconfig_proxy_url),
 		cmocka_unit_test(test_kubeconfig_token_block_scalar_is_trimmed),

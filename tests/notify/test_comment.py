@@ -5,8 +5,9 @@ with GitHub's own Markdown engine (cmark-gfm, raw HTML allowed so any
 injected tag would show) to check that the attempts table keeps its rows
 and columns and that no untrusted text opens HTML, a link, an image or a
 mention; and the sender against the GitHub stub: created, rate limits
-(retry with the wait), 5xx (retry, never posted twice), 401/404/422
-(failed)."""
+(retry with the wait; X-RateLimit-Remaining 0 on a success holds the
+channel until the reset; a POST the spent budget would get refused is not
+sent), 5xx (retry, never posted twice), 401/404/422 (failed)."""
 import html.parser
 import re
 import subprocess
@@ -296,5 +297,25 @@ took = time.time() - t0
 rules([])
 check("send: a slow look-up over several pages stays within the send's timeout",
       res.get("result") == "retry" and res.get("error") == "timeout" and took < 7, (res, took))
+
+# the token's budget: GitHub says X-RateLimit-Remaining on every answer, and
+# refuses every request before the reset once it is 0
+http("POST", f"{api}/_stub/budget", {"limit": 2, "window": 60})
+before = len([c for c in comments() if c["issue"] == 1234])
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:6a4c2e0f8b1d3957 -->"))
+check("send: created with X-RateLimit-Remaining 0 -> delivered, and the channel is held "
+      "until X-RateLimit-Reset (hold_ms)",
+      res.get("result") == "delivered" and 55000 <= res.get("hold_ms", 0) <= 63000
+      and len([c for c in comments() if c["issue"] == 1234]) == before + 1, res)
+http("POST", f"{api}/_stub/budget", {"limit": 1, "window": 60})
+res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:7b5d3f1a9c2e4068 -->"))
+refused = http("GET", f"{api}/_stub/refused")
+check("send: the look-up spent the last of the budget -> retry rate_limited until the "
+      "reset, the POST GitHub would refuse not sent",
+      res.get("result") == "retry" and res.get("error") == "rate_limited"
+      and 55000 <= res.get("retry_after_ms", -1) <= 63000
+      and 55000 <= res.get("hold_ms", 0) <= 63000 and refused == []
+      and len([c for c in comments() if c["issue"] == 1234]) == before + 1, (res, refused))
+http("POST", f"{api}/_stub/budget", {"limit": 5000, "window": 3600})
 
 finish()

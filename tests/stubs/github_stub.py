@@ -48,9 +48,17 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     POST /_stub/send {"hook", "guid", "event", "payload"} makes such a first
     delivery (GitHub sending an event while the receiver may be down);
   /orgs/{org}/actions/secrets (so a test can prove it is never reached).
-Rate limits (primary: 403/429 + x-ratelimit-remaining 0 + reset; secondary:
-403 + retry-after), 5xx and slow answers come from stubcommon's rules (POST
-/_stub/config); /_stub/requests records every call with its body.
+The token's budget (primary rate limit) as GitHub keeps it: every call
+under /repos/ and /orgs/ takes one request from a window of LIMIT requests
+that resets WINDOW seconds after its first request (X-RateLimit-Reset: that
+epoch second); every answer says x-ratelimit-remaining, and a call made
+while it is 0 is not executed but answered 403 "API rate limit exceeded
+..." with x-ratelimit-remaining 0 (recorded in GET /_stub/refused). The
+budget is --budget LIMIT:WINDOW (default 5000:3600) or POST /_stub/budget
+{"limit": 2, "window": 3} (a new window starts with the next call).
+Other rate limits (secondary: 403 + retry-after; a rule's reset_in), 5xx
+and slow answers come from stubcommon's rules (POST /_stub/config);
+/_stub/requests records every call with its body.
 
 Extra controls: POST /_stub/seed {"jobs": {run_id: [...]}, "logs": {job_id:
 text}, "pulls": [...], "files": {pr_number: [...]}, "commits": {sha: {...}},
@@ -65,7 +73,7 @@ POST /_stub/config {"comment_then_fail": N, "comment_fail_status": 502}: the
 next N comments are created and then answered 502 (a gateway that lost
 GitHub's answer: the comment exists, the client sees a failure).
 
-usage: github_stub.py --token T [--app-id N --app-public-key PEM]
+usage: github_stub.py --token T [--app-id N --app-public-key PEM] [--budget LIMIT:SECONDS]
 """
 import argparse
 import base64
@@ -86,8 +94,9 @@ import stubcommon
 STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "commits": {}, "check_runs": {},
          "comments": [], "violations": [], "inst_tokens": [], "blob_port": 0,
          "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
-         "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [], "calls": 0,
-         "hooks": {}}
+         "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [],
+         "hooks": {}, "budget": {"limit": 5000, "window": 3600}, "window": None,
+         "refused": []}
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 LOCK = threading.RLock()
 
@@ -175,6 +184,18 @@ class GitHubHandler(stubcommon.StubHandler):
                 with LOCK:
                     self.send(200, STATE[name])
                 return True
+        if path == "/_stub/budget" and self.command == "POST":
+            b = self.body_json() or {}
+            with LOCK:
+                STATE["budget"] = {"limit": int(b.get("limit", 5000)),
+                                   "window": float(b.get("window", 3600))}
+                STATE["window"] = None
+            self.send(200, {"ok": True})
+            return True
+        if path == "/_stub/refused":
+            with LOCK:
+                self.send(200, STATE["refused"])
+            return True
         if path == "/_stub/blob-violations":
             self.send(200, STATE["violations"])
             return True
@@ -188,18 +209,54 @@ class GitHubHandler(stubcommon.StubHandler):
                             422: "Validation Failed"}.get(status, "Server Error"),
                 "documentation_url": "https://docs.github.com/rest"}
 
+    def budget_window(self, take):
+        """The token's current window (under LOCK), a new one when the last
+        has reset; take counts this call against it."""
+        now = time.time()
+        w = STATE["window"]
+        if w is None or now >= w["reset"]:
+            w = STATE["window"] = {"limit": STATE["budget"]["limit"], "used": 0,
+                                   "reset": int(now + STATE["budget"]["window"]) + 1}
+        if take:
+            w["used"] += 1
+        return w
+
+    def budget_refused(self, path):
+        """Takes one request from the token's budget; when it is spent,
+        answers 403 as GitHub's primary rate limit does and returns True."""
+        if not path.startswith(("/repos/", "/orgs/")):
+            return False
+        with LOCK:
+            w = self.budget_window(False)
+            if w["used"] < w["limit"]:
+                w["used"] += 1
+                self._budget = dict(w)
+                return False
+            STATE["refused"].append({"method": self.command, "path": path,
+                                     "at": time.time()})
+            self._budget = dict(w)
+        self.read_body()
+        self.send(403, {"message": "API rate limit exceeded for installation ID 1. If you "
+                        "reach out to GitHub Support for help, please include the request "
+                        "ID 0000:0000:0000.",
+                        "documentation_url": "https://docs.github.com/rest/overview/"
+                        "rate-limits-for-the-rest-api"})
+        return True
+
     def send(self, status, body=None, headers=None, ctype="application/json"):
-        """Every API answer carries GitHub's rate-limit headers (a rule's own
-        win)."""
+        """Every API answer carries GitHub's rate-limit headers from the
+        token's budget (a rule's own win)."""
         h = dict(headers or {})
         have = {k.lower() for k in h}
+        w = self.__dict__.pop("_budget", None)
         if self.path.startswith(("/repos/", "/orgs/", "/app/")):
-            with LOCK:
-                STATE["calls"] += 1
-                used = STATE["calls"]
-            for k, v in (("X-RateLimit-Limit", 5000), ("X-RateLimit-Remaining", max(0, 5000 - used)),
-                         ("X-RateLimit-Used", used),
-                         ("X-RateLimit-Reset", int(time.time()) + 3600),
+            if w is None:
+                with LOCK:
+                    w = dict(self.budget_window(False))
+            for k, v in (("X-RateLimit-Limit", w["limit"]),
+                         ("X-RateLimit-Remaining", max(0, w["limit"] - w["used"])),
+                         ("X-RateLimit-Used", w["used"]),
+                         ("X-RateLimit-Reset", w["reset"]),
                          ("X-RateLimit-Resource", "core")):
                 if k.lower() not in have:
                     h[k] = v
@@ -232,6 +289,8 @@ class GitHubHandler(stubcommon.StubHandler):
         return None
 
     def route(self, path, q):
+        if self.budget_refused(path):
+            return
         m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if m and self.command == "POST":
             self.read_body()
@@ -578,7 +637,11 @@ def main():
     ap.add_argument("--token", required=True)
     ap.add_argument("--app-id")
     ap.add_argument("--app-public-key")
+    ap.add_argument("--budget", help="LIMIT:WINDOW_SECONDS, the token's rate-limit budget")
     a = ap.parse_args()
+    if a.budget:
+        lim, win = a.budget.split(":")
+        STATE["budget"] = {"limit": int(lim), "window": float(win)}
     GitHubHandler.token = a.token
     GitHubHandler.app_id = a.app_id
     GitHubHandler.app_pub = a.app_public_key
