@@ -8,6 +8,7 @@
 
 #include "base/err.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 
 struct hl_cmd {
@@ -46,6 +47,11 @@ int hl_cmd_getopt(const char *cmd, int argc, char **argv, const struct hl_opt *o
 /* Parses arg as a decimal count in [lo, hi]: digits only (not " 5", "+5",
  * "5 " or "0x5", which strtol would partly take). */
 bool hl_cmd_parse_count(const char *arg, long long lo, long long hi, long long *out);
+
+/* Prints doc (json_dumps flags) and a newline on stdout with DEL and the C1
+ * controls escaped as \u007f, \u0080..\u009f, so stored text never reaches
+ * the terminal as controls (cmd_json.c); 0, or 1 after saying why. */
+int hl_cmd_print_json(json_t *doc, size_t flags);
 
 /* The commands. */
 int hl_cmd_server(int argc, char **argv);

@@ -83,10 +83,7 @@ hl_cmd_insights(int argc, char **argv)
 		goto out;
 	}
 	if (json) {
-		if (json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) < 0)
-			rc = hl_cmd_fail("out of memory");
-		else
-			fputc('\n', stdout);
+		rc = hl_cmd_print_json(doc, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 		goto out;
 	}
 	hl_api_insights_text(&out, doc);

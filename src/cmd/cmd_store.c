@@ -286,12 +286,8 @@ status_task(const struct hl_task_record *t)
 static int
 status_print_json(json_t *doc)
 {
-	int rc = 0;
+	int rc = hl_cmd_print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 
-	if (!doc || json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
-		rc = hl_cmd_fail("out of memory");
-	else
-		fputc('\n', stdout);
 	json_decref(doc);
 	return rc;
 }

@@ -92,10 +92,7 @@ api_reply_etag(struct http_req *r, json_t *o, const char *const *clock_keys)
 	snprintf(etag, sizeof(etag), "%s%s", stable ? "W/" : "", opaque);
 	free(stable);
 	inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-	const char *hdrs[] = {
-		"ETag",    etag, "Cache-Control", API_CACHE_CONTROL, "X-Content-Type-Options",
-		"nosniff", NULL
-	};
+	const char *hdrs[] = { "ETag", etag, "Cache-Control", API_CACHE_CONTROL, NULL };
 	if (hl_dash_etag_match(inm, opaque)) {
 		free(body);
 		return hl_http_reply_hdrs(r, 304, API_JSON, NULL, 0, hdrs);
@@ -608,13 +605,8 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 	if (rc < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	{
-		const char *hdrs[] = { "X-Content-Type-Options",
-			               "nosniff",
-			               "Cache-Control",
-			               API_CACHE_CONTROL,
-			               "Content-Security-Policy",
-			               "default-src 'none'",
-			               NULL };
+		const char *hdrs[] = { "Cache-Control", API_CACHE_CONTROL,
+			               "Content-Security-Policy", "default-src 'none'", NULL };
 		return hl_http_reply_hdrs(r, 200, "text/plain; charset=utf-8", prompt,
 		                          strlen(prompt), hdrs);
 	}

@@ -4,6 +4,9 @@
  * no valid session), GET /assets/NAME (the embedded files), POST /login
  * and POST /logout.
  *
+ * A client address with too many wrong tokens in a minute gets 429 with
+ * Retry-After for every login until its window passes (login_guard.c).
+ *
  * Invariants: every page and asset goes out with the security headers
  * below (a Content-Security-Policy without inline script, nosniff, no
  * framing, no referrer) and a strong ETag (304 on a match). The session
@@ -25,12 +28,12 @@
 	"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
 	"connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-/* The security headers of every dashboard answer, then "Cache-Control". */
-#define DASH_HEADERS                                                                         \
-	"Content-Security-Policy", DASH_CSP, "X-Content-Type-Options", "nosniff",            \
-	        "X-Frame-Options", "DENY", "Referrer-Policy", "same-origin",                 \
-	        "Cross-Origin-Opener-Policy", "same-origin", "Cross-Origin-Resource-Policy", \
-	        "same-origin", "Cache-Control", "no-cache"
+/* The security headers of every dashboard answer, then "Cache-Control"
+ * (X-Content-Type-Options: nosniff is on every answer, server.c). */
+#define DASH_HEADERS                                                                       \
+	"Content-Security-Policy", DASH_CSP, "X-Frame-Options", "DENY", "Referrer-Policy", \
+	        "same-origin", "Cross-Origin-Opener-Policy", "same-origin",                \
+	        "Cross-Origin-Resource-Policy", "same-origin", "Cache-Control", "no-cache"
 
 static enum MHD_Result
 dash_serve(struct http_req *r, const struct hl_dash_file *f)
@@ -142,11 +145,32 @@ dash_redirect(struct http_req *r, const char *location, const char *cookie)
 	return hl_http_reply_hdrs(r, 303, "text/plain; charset=utf-8", NULL, 0, hdrs);
 }
 
+/* 429 for a login from an address with too many failures: Retry-After
+ * and {"error":"too_many_attempts","message":...,"retry_after":S}. */
+static enum MHD_Result
+dash_too_many(struct http_req *r, int wait_s)
+{
+	char retry[16], *body;
+	const char *hdrs[] = { "Retry-After", retry, "Cache-Control", "no-store", NULL };
+	int n;
+
+	snprintf(retry, sizeof(retry), "%d", wait_s);
+	n = asprintf(&body,
+	             "{\"error\":\"too_many_attempts\",\"message\":\"%d failed logins from this "
+	             "address within %d seconds; try again in %d seconds\",\"retry_after\":%d}",
+	             HTTP_LOGIN_MAX_FAILURES, HTTP_LOGIN_WINDOW_MS / 1000, wait_s, wait_s);
+	if (n < 0)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	return hl_http_reply_hdrs(r, 429, "application/json; charset=utf-8", body, (size_t)n, hdrs);
+}
+
 enum MHD_Result
 hl_http_login(struct http_req *r, const char *arg)
 {
 	const char *want = r->srv->cfg->api_token;
 	char token[1024], session[HL_DASH_SESSION_MAX], cookie[256];
+	struct http_addr from;
+	int wait_s;
 	bool ok;
 
 	(void)arg;
@@ -154,10 +178,17 @@ hl_http_login(struct http_req *r, const char *arg)
 		return hl_http_reply_error(r, 403, "forbidden", "a login from another origin");
 	if (!want || !*want)
 		return dash_redirect(r, "/", NULL);
+	hl_http_client_addr(r, &from);
+	/* checked before the token: while blocked, even the right one is
+	 * refused, so the answer says nothing about a guess */
+	if ((wait_s = hl_http_login_blocked_s(&r->srv->login_guard, &from)) > 0)
+		return dash_too_many(r, wait_s);
 	ok = dash_form_field(token, sizeof(token), r->body.data ? r->body.data : "", r->body.len,
 	                     "token") &&
 	     hl_str_ct_equal(token, strlen(token), want, strlen(want));
 	memset(token, 0, sizeof(token));
+	if (!ok)
+		hl_http_login_failed(&r->srv->login_guard, &from);
 	if (!ok || hl_dash_session_new(session, want, hl_time_wall_ms() / 1000) < 0)
 		return dash_redirect(r, "/?login=failed", NULL);
 	snprintf(cookie, sizeof(cookie), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s",

@@ -36,6 +36,20 @@ struct http_ip {
 	int n;
 };
 
+/* Failed dashboard logins of one client address (login_guard.c). */
+#define HTTP_LOGIN_SLOTS        256
+#define HTTP_LOGIN_MAX_FAILURES 10
+#define HTTP_LOGIN_WINDOW_MS    60000
+struct http_login_slot {
+	struct http_addr addr;
+	int failures;            /* 0: a free slot */
+	int64_t window_start_ms; /* monotonic: the window's first failure */
+};
+struct http_login_guard {
+	pthread_mutex_t lock;
+	struct http_login_slot slots[HTTP_LOGIN_SLOTS];
+};
+
 /* What a connection is waiting for (its deadline, server.c). */
 enum http_conn_state {
 	HTTP_CONN_HEADERS = 0, /* a new connection's first request line and headers */
@@ -99,10 +113,11 @@ struct hl_http_server {
 	pthread_mutex_t insights_lock;
 	char *insights_text;
 	size_t insights_len;
-	json_t *insights_doc;      /* the all-time document, for /api/status */
-	int64_t insights_until_ms; /* monotonic */
-	int64_t insights_at_ms;    /* monotonic: when they were computed */
-	int64_t insights_took_ms;  /* how long that took */
+	json_t *insights_doc;                /* the all-time document, for /api/status */
+	int64_t insights_until_ms;           /* monotonic */
+	int64_t insights_at_ms;              /* monotonic: when they were computed */
+	int64_t insights_took_ms;            /* how long that took */
+	struct http_login_guard login_guard; /* POST /login's failures (login_guard.c) */
 };
 
 /* What a route accepts (routes.c). */
@@ -186,6 +201,16 @@ void hl_http_resume(struct http_req *r);
 /* Appends s[0..n) JSON-escaped with its invalid UTF-8 bytes as U+FFFD (a
  * JSON text is UTF-8; clients send header bytes as they please). */
 void hl_http_append_utf8_escaped(struct hl_buf *b, const char *s, size_t n);
+
+/* The address r's connection comes from (len 0 when unknown). */
+void hl_http_client_addr(struct http_req *r, struct http_addr *out);
+
+/* The limit on failed logins (login_guard.c): the seconds address a must
+ * still wait before it may try again (0: it may), and a failure to count. */
+void hl_http_login_guard_init(struct http_login_guard *g);
+void hl_http_login_guard_destroy(struct http_login_guard *g);
+int hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a);
+void hl_http_login_failed(struct http_login_guard *g, const struct http_addr *a);
 
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */
 enum MHD_Result hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body,

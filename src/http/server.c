@@ -117,6 +117,9 @@ hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *b
 	/* a 304 carries no representation metadata (RFC 9110 15.4.5) */
 	if (code != 304)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	/* no client may guess another type than the one named (a JSON error
+	 * that quotes the request is never rendered as HTML) */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
 	for (i = 0; hdrs && hdrs[i] && hdrs[i + 1] && i < 32; i += 2)
 		MHD_add_response_header(resp, hdrs[i], hdrs[i + 1]);
 	if (atomic_load(&r->srv->stopping))
@@ -206,6 +209,15 @@ http_addr_of(struct http_addr *out, const struct sockaddr *sa)
 			out->len = 16;
 		}
 	}
+}
+
+void
+hl_http_client_addr(struct http_req *r, struct http_addr *out)
+{
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	http_addr_of(out, ci ? ci->client_addr : NULL);
 }
 
 /* The address's entry, or NULL. Under conn_lock. */
@@ -850,6 +862,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->conn_lock, NULL);
 	pthread_mutex_init(&srv->insights_lock, NULL);
+	hl_http_login_guard_init(&srv->login_guard);
 	{
 		pthread_condattr_t ca;
 
@@ -938,6 +951,7 @@ fail:
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_mutex_destroy(&srv->insights_lock);
+	hl_http_login_guard_destroy(&srv->login_guard);
 	free(srv->insights_text);
 	json_decref(srv->insights_doc);
 	free(srv);

@@ -4,11 +4,13 @@ section 13): GET / and /assets/* with their content types, security
 headers (a Content-Security-Policy without inline script), ETags and 304;
 the login form (a wrong token gets no cookie; the right one an HttpOnly,
 SameSite=Strict session cookie that is not the token; a cross-site post
-is refused), read access with the cookie or the bearer token and without
-either refused, a tampered or expired session refused; the remediation
-documents' ETags (304 until something changes); an attempt's prompt as
-text; and without HEALER_API_TOKEN everything open. Runs the real binary
-on loopback; standard library only; prints TAP."""
+is refused; ten wrong tokens from one address make its logins 429 for a
+minute, other addresses unaffected), read access with the cookie or the
+bearer token and without either refused, a tampered or expired session
+refused; the remediation documents' ETags (304 until something changes);
+an attempt's prompt as text; X-Content-Type-Options: nosniff on every
+answer, errors too; and without HEALER_API_TOKEN everything open. Runs
+the real binary on loopback; standard library only; prints TAP."""
 import hashlib
 import hmac
 import http.client
@@ -24,8 +26,10 @@ from dashseed import dtest  # noqa: E402
 from dtest import check  # noqa: E402
 
 
-def req(port, method, path, body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+def req(port, method, path, body=None, headers=None, source=None):
+    """One request; source is the loopback address to send it from."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
+                                   source_address=(source, 0) if source else None)
     try:
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
@@ -101,6 +105,66 @@ def source_detail_utf8(s, auth):
     check("a source failing with non-ASCII text keeps its detail in the decision",
           files.get("state") == "failed" and "status 422" in files.get("detail", "")
           and "\u00e9" in files.get("detail", ""), files)
+
+
+def error_headers(port, auth):
+    """Every answer says nosniff, the JSON errors too (a browser must never
+    take one that quotes the request for HTML)."""
+    for what, method, path, headers in (
+            ("a 401", "GET", "/api/remediations", None),
+            ("a 404", "GET", "/no/such/<b>page</b>", None),
+            ("a 400", "GET", "/api/remediations?limit=abc", auth),
+            ("a 405", "DELETE", "/health", None),
+            ("an API answer", "GET", "/api/remediations", auth),
+            ("a page", "GET", "/", None),
+            ("a probe", "GET", "/health", None)):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            c.request(method, path, headers=headers or {})
+            r = c.getresponse()
+            r.read()
+            st, values = r.status, [v for k, v in r.getheaders()
+                                    if k.lower() == "x-content-type-options"]
+        finally:
+            c.close()
+        check(f"{what} carries X-Content-Type-Options: nosniff (once)",
+              values == ["nosniff"], (what, st, values))
+
+
+def login_limit(port, token):
+    """Ten wrong tokens within a minute from one address: its next login is
+    429 with Retry-After, even with the right token, while another address
+    still gets the form back for a wrong one and a session for the right
+    one. Run last: the flooding address stays blocked for a minute."""
+    flood, other = "127.0.0.3", "127.0.0.4"
+    codes = [req(port, "POST", "/login", f"token=guess-{i}".encode(), FORM, source=flood)[0]
+             for i in range(10)]
+    check("ten wrong tokens from one address: each goes back to the form",
+          codes == [303] * 10, codes)
+    st, h, body = req(port, "POST", "/login", b"token=guess-10", FORM, source=flood)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        doc = {}
+    retry = h.get("retry-after", "")
+    check("the eleventh from that address is 429 with Retry-After and too_many_attempts",
+          st == 429 and retry.isdigit() and 1 <= int(retry) <= 60
+          and doc.get("error") == "too_many_attempts" and "set-cookie" not in h,
+          (st, h, body[:300]))
+    st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(), FORM, source=flood)
+    check("while blocked, even the right token from that address is 429 without a cookie",
+          st == 429 and "set-cookie" not in h, (st, h))
+    st, h, _ = req(port, "POST", "/login", b"token=wrong", FORM, source=other)
+    check("another address still gets the form back for a wrong token",
+          st == 303 and h.get("location") == "/?login=failed", (st, h))
+    st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(), FORM, source=other)
+    check("and a session for the right one",
+          st == 303 and h.get("set-cookie", "").startswith("healer_session="), (st, h))
+    ok = 0
+    for _ in range(12):
+        st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(), FORM, source=other)
+        ok += st == 303 and "set-cookie" in h
+    check("successful logins do not count as failures", ok == 12, ok)
 
 
 def main():
@@ -299,6 +363,8 @@ def main():
           and b'"escalation_rate":0.1}' in b, b[:600])
     hostile_urls(s, port, auth, tid)
     source_detail_utf8(s, auth)
+    error_headers(port, auth)
+    login_limit(port, token)
     s.srv.stop()
 
     # ---- without a token everything is open ----------------------------------------------

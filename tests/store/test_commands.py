@@ -160,6 +160,14 @@ def main():
           rc == 0 and esc_task and f"task        {esc_task}" in out and "\x1b" not in out
           and "\x07" not in out and "\r" not in out and "\u009b" not in out
           and "\nstate       succeeded" not in out and "clippy?[2J?31m" in out, (rc, out, err))
+    rc, out, err = healer("status", esc_task, "--json")
+    try:
+        doc = json.loads(out)
+    except ValueError:
+        doc = {}
+    check("status TASK_ID --json writes the C1 control of a job name as \\u009b",
+          rc == 0 and "\u009b" not in out and "\\u009b" in out
+          and doc.get("job") == "clippy\x1b[2J\u009b31m", (rc, out[:800], err))
     rc, out, err = healer("status", "hl-nope")
     check("status of an unknown task exits 1 naming it",
           rc == 1 and err.startswith("healer: error:") and "'hl-nope'" in err, err)
