@@ -12,19 +12,10 @@
  * proxy that is the proxy's, and the limit then holds for all its clients
  * together (X-Forwarded-For is not trusted: any client can write it).
  */
+#include "base/clock.h"
 #include "http_impl.h"
 
 #include <string.h>
-#include <time.h>
-
-static int64_t
-login_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool
 login_expired(const struct http_login_slot *s, int64_t now)
@@ -62,7 +53,7 @@ int
 hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a)
 {
 	struct http_login_slot *s;
-	int64_t now = login_now_ms();
+	int64_t now = hl_time_mono_ms();
 	int wait_s = 0;
 
 	pthread_mutex_lock(&g->lock);
@@ -77,7 +68,7 @@ void
 hl_http_login_failed(struct http_login_guard *g, const struct http_addr *a)
 {
 	struct http_login_slot *s, *victim;
-	int64_t now = login_now_ms();
+	int64_t now = hl_time_mono_ms();
 	int i;
 
 	pthread_mutex_lock(&g->lock);
