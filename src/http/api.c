@@ -1,10 +1,12 @@
 /*
  * api.c - the read-only routes: /health, /ready, /api/status, /metrics,
  * /api/insights and /api/remediations/{task_id} (and .../attempts/{n}/prompt).
- * All of them read the store under its mutex, but the insights, which read
- * every task, go through the server's read-only handle of the store
- * (http_impl.h); none scans the deliveries table (counts come from
- * delivery_counts). The documents the dashboard
+ * /health, /ready and /metrics read the store under its mutex; the
+ * insights, which read every task, go through the server's read-only
+ * handle of the store, and /api/status, the lists, a task and its prompts
+ * through another one on SQLite (http_impl.h), so neither a scan of the
+ * tasks nor an insights computation holds up intake; none scans the
+ * deliveries table (counts come from delivery_counts). The documents the dashboard
  * polls carry an ETag and answer 304 to a matching If-None-Match: a strong
  * one of their bytes, or for /api/status and /api/insights, which carry the
  * uptime or the time they were made, a weak one of the rest.
@@ -215,6 +217,15 @@ api_arg(struct http_req *r, const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* The store /api/status, the lists, a task and its prompts read: the
+ * server's read-only handle of them on SQLite (see http_impl.h), or the
+ * store itself (PostgreSQL, or when that could not be opened). */
+static struct hl_store *
+api_list_store(struct hl_http_server *srv)
+{
+	return srv->lister ? srv->lister : srv->store;
+}
+
 /* A list page as {"remediations": [...], "next_cursor": ...}. */
 static int
 api_list(json_t **out, struct hl_store *store, const struct hl_task_filter *f, struct hl_err *err)
@@ -413,6 +424,7 @@ enum MHD_Result
 hl_http_status(struct http_req *r)
 {
 	struct api_counts c = { json_object(), json_object(), json_object(), json_object(), 0 };
+	struct hl_store *store = api_list_store(r->srv);
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_delivery_summary last[API_RECENT];
 	json_t *o, *recent = json_array(), *d;
@@ -422,10 +434,10 @@ hl_http_status(struct http_req *r)
 	json_t *rem = json_pack("{s:o, s:o}", "by_state", json_object(), "attempts_by_outcome",
 	                        json_object());
 
-	if (hl_store_counts(r->srv->store, api_count_cb, &c, &err) < 0 ||
-	    hl_store_queue_depth(r->srv->store, &depth, &err) < 0 ||
-	    hl_store_task_counts(r->srv->store, api_task_count_cb, rem, &err) < 0 ||
-	    hl_store_recent_deliveries(r->srv->store, last, API_RECENT, &n_last, &err) < 0) {
+	if (hl_store_counts(store, api_count_cb, &c, &err) < 0 ||
+	    hl_store_queue_depth(store, &depth, &err) < 0 ||
+	    hl_store_task_counts(store, api_task_count_cb, rem, &err) < 0 ||
+	    hl_store_recent_deliveries(store, last, API_RECENT, &n_last, &err) < 0) {
 		json_decref(rem);
 		json_decref(c.by_event);
 		json_decref(c.by_state);
@@ -446,8 +458,8 @@ hl_http_status(struct http_req *r)
 			                                 1u << HL_TASK_STOPPED,
 			                       .limit = API_RECENT };
 		json_t *a = NULL, *o2 = NULL;
-		if (api_newest(&a, r->srv->store, active.states, false, API_RECENT, &err) == 0 &&
-		    api_newest(&o2, r->srv->store, done.states, true, API_RECENT, &err) == 0) {
+		if (api_newest(&a, store, active.states, false, API_RECENT, &err) == 0 &&
+		    api_newest(&o2, store, done.states, true, API_RECENT, &err) == 0) {
 			json_object_set(rem, "active", a);
 			json_object_set(rem, "recent_outcomes", o2);
 		}
@@ -598,7 +610,7 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 	number[digits] = '\0';
 	if ((k = api_whole_number(number, 1000)) < 1)
 		return hl_http_reply_error(r, 404, "not_found", "no such path");
-	rc = hl_store_attempt_prompt(r->srv->store, &prompt, task_id, (int)k, &err);
+	rc = hl_store_attempt_prompt(api_list_store(r->srv), &prompt, task_id, (int)k, &err);
 	if (rc == -HL_ENOTFOUND)
 		return hl_http_reply_error(r, 404, "not_found", "no prompt for attempt %ld of '%s'",
 		                           k, task_id);
@@ -628,7 +640,7 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 		return api_prompt(r, task_id, slash);
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
-	rc = hl_store_task_get(r->srv->store, &task, task_id, &err);
+	rc = hl_store_task_get(api_list_store(r->srv), &task, task_id, &err);
 	if (rc == -HL_ENOTFOUND)
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	if (rc < 0)
@@ -683,7 +695,7 @@ hl_http_remediations(struct http_req *r)
 	f.failure_type = api_arg(r, "failure_type");
 	f.kind = api_arg(r, "kind");
 	f.cursor = api_arg(r, "cursor");
-	rc = api_list(&doc, r->srv->store, &f, &err);
+	rc = api_list(&doc, api_list_store(r->srv), &f, &err);
 	if (rc == -HL_EINVAL)
 		return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
 	if (rc < 0)

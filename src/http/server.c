@@ -888,6 +888,14 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 			          rerr.msg, NULL);
 			srv->reader = NULL;
 		}
+		if (!hl_store_url_is_postgres(cfg->database_url) &&
+		    hl_store_open_with(&srv->lister, cfg->database_url, HL_STORE_READ_ONLY, &rerr) <
+		            0) {
+			hl_log_kv(HL_LOG_WARN,
+			          "the lists read through the server's own store handle", "error",
+			          rerr.msg, NULL);
+			srv->lister = NULL;
+		}
 	}
 	srv->started_ms = hl_time_mono_ms();
 	atomic_init(&srv->inflight, 0);
@@ -947,6 +955,7 @@ fail:
 	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
 	hl_store_close(srv->reader);
+	hl_store_close(srv->lister);
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);
@@ -1056,6 +1065,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
 	hl_store_close(srv->reader);
+	hl_store_close(srv->lister);
 	free(srv->ips);
 	pthread_cond_destroy(&srv->reaper_cond);
 	pthread_mutex_destroy(&srv->conn_lock);
