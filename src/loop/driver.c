@@ -172,6 +172,15 @@ driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const cha
 /* Starts the next attempt, or queues the task when a budget is used up.
  * Returns 0 when it started, 1 when the task waits for a CodeRun slot, 2
  * when it waits for its repository's hourly budget, <0 on errors. */
+/* Whether a remediation's outcome is a CodeRun at work: not refused by the
+ * API, skipped, or superseded by another task's CodeRun. */
+static bool
+driver_attempt_started(const char *outcome)
+{
+	return strcmp(outcome, "dispatched") == 0 || strcmp(outcome, "existing") == 0 ||
+	       strcmp(outcome, "decided") == 0 || strcmp(outcome, "rerun") == 0;
+}
+
 static int
 driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
                     const char *hint, const struct hl_ci_result_record *ci, struct hl_err *err)
@@ -199,9 +208,12 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 		return rc < 0 ? rc : over == HL_BUDGET_SLOTS ? 1 : 2;
 	}
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
-	if (rc == 0)
+	if (rc == 0 && driver_attempt_started(res.outcome))
 		hl_log_kv(HL_LOG_INFO, "next attempt started", "task_id", t->task_id, "agent",
 		          res.agent, "coderun", res.coderun_name, "outcome", res.outcome, NULL);
+	else if (rc == 0)
+		hl_log_kv(HL_LOG_INFO, "next attempt not started", "task_id", t->task_id, "agent",
+		          res.agent, "outcome", res.outcome, "reason", res.reason, NULL);
 	return rc;
 }
 

@@ -730,6 +730,14 @@ def main():
           and "heal-other-g1" in (tg1.get("reason") or "")
           and a2.get("outcome") == "stopped" and a2.get("coderun") is None,
           [tg1, on_pod, srv.log_tail()[-1500:]])
+    lines = [json.loads(x) for x in open(os.path.join(srv.data_dir, "server.log"),
+                                         errors="replace") if x.startswith("{")]
+    said = [x.get("msg") for x in lines if x.get("task_id") == tid_g1
+            and str(x.get("msg", "")).startswith("next attempt")]
+    check("... and the log says the superseded retry was not started (not 'next attempt "
+          "started')", said == ["next attempt not started"]
+          and any(x.get("outcome") == "superseded" for x in lines
+                  if x.get("msg") == "next attempt not started"), said)
     kube("DELETE", f"/apis/agents.platform/v1/namespaces/{NS}/coderuns/heal-other-g1")
 
     # ---- a running CodeRun whose labels were edited still counts for its pod ----------
