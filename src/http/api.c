@@ -6,7 +6,11 @@
  * handle of the store, and /api/status, the lists, a task and its prompts
  * through another one on SQLite (http_impl.h), so neither a scan of the
  * tasks nor an insights computation holds up intake; none scans the
- * deliveries table (counts come from delivery_counts). The documents the dashboard
+ * deliveries table (counts come from delivery_counts). /api/status,
+ * /metrics, /api/insights, the lists, a task and its prompts run on the
+ * server's reader threads (readers.c), not on libmicrohttpd's request
+ * threads, so a poll does not keep a delivery waiting for a free one; their
+ * replies are kept there and sent once the connection resumed. The documents the dashboard
  * polls carry an ETag and answer 304 to a matching If-None-Match: a strong
  * one of their bytes, or for /api/status and /api/insights, which carry the
  * uptime or the time they were made, a weak one of the rest.

@@ -70,6 +70,35 @@ struct http_conn {
 	atomic_llong since_ms; /* when that state began (monotonic) */
 };
 
+struct http_req;
+
+/* The slow read routes' own threads and their queue (readers.c). */
+#define HTTP_READERS       2  /* threads */
+#define HTTP_READERS_QUEUE 16 /* requests waiting beyond those being read */
+struct http_readers {
+	struct hl_http_server *srv;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct http_req *head, *tail; /* queued, under lock */
+	int queued;                   /* under lock */
+	bool quit;                    /* under lock */
+	bool inited;
+	int n_threads;
+	pthread_t threads[HTTP_READERS];
+};
+
+/* A reply a reader thread built, sent once the connection resumed. */
+#define HTTP_DEFERRED_HDRS 9 /* four name, value pairs and the NULL */
+struct http_deferred {
+	bool kept;
+	enum MHD_Result result; /* what the route returned */
+	unsigned code;
+	const char *ctype; /* a string constant */
+	char *body;        /* malloc'd */
+	size_t len;
+	char *hdrs[HTTP_DEFERRED_HDRS]; /* malloc'd copies, NULL-terminated */
+};
+
 struct hl_http_server {
 	struct MHD_Daemon *daemon;
 	int listen_fd;
@@ -128,6 +157,7 @@ struct hl_http_server {
 	int64_t insights_at_ms;              /* monotonic: when they were computed */
 	int64_t insights_took_ms;            /* how long that took */
 	struct http_login_guard login_guard; /* POST /login's failures (login_guard.c) */
+	struct http_readers readers;         /* the slow read routes' threads (readers.c) */
 };
 
 /* What a route accepts (routes.c). */
@@ -198,6 +228,11 @@ struct http_req {
 	struct http_req *wait_next;
 	/* the alert routes: one delivery per alert (alerts.c), or NULL */
 	struct http_alerts *alerts;
+	/* a read route handed to a reader thread (readers.c): its route runs
+	 * there with on_reader set, and its reply is kept in deferred */
+	bool on_reader;
+	struct http_req *read_next; /* in the readers' queue */
+	struct http_deferred deferred;
 };
 
 /* Suspends r's connection until hl_http_resume (phase HTTP_WAITING), and
@@ -207,6 +242,24 @@ struct http_req {
  * nothing. */
 bool hl_http_suspend(struct http_req *r) HL_MUST_CHECK;
 void hl_http_resume(struct http_req *r);
+
+/* The reader threads (readers.c). start: before libmicrohttpd starts;
+ * stop: after it stopped (no request is queued or being read any more), or
+ * on a failed start. */
+int hl_http_readers_start(struct hl_http_server *srv, struct hl_err *err);
+void hl_http_readers_stop(struct hl_http_server *srv);
+/* Called by a slow read route (after the dispatcher's checks) when
+ * !r->on_reader: suspends the connection and queues r for a reader thread,
+ * which runs the route again; 503 when the queue is full or the server is
+ * stopping. */
+enum MHD_Result hl_http_readers_submit(struct http_req *r);
+/* hl_http_reply_hdrs on a reader thread: keeps the reply (takes body,
+ * copies hdrs) for hl_http_readers_reply, which queues it once the
+ * connection resumed; forget frees a reply never sent. */
+void hl_http_readers_keep(struct http_req *r, unsigned code, const char *ctype, char *body,
+                          size_t len, const char *const *hdrs);
+enum MHD_Result hl_http_readers_reply(struct http_req *r);
+void hl_http_readers_forget(struct http_req *r);
 
 /* Appends s[0..n) JSON-escaped with its invalid UTF-8 bytes as U+FFFD (a
  * JSON text is UTF-8; clients send header bytes as they please). */

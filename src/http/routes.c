@@ -18,6 +18,10 @@
  * (a body without a content type needs no CORS preflight). An open route of
  * a loopback server (no token or no secret) refuses a Host that is not a
  * loopback name (DNS rebinding).
+ *
+ * The slow read routes (status, metrics, insights, the lists, a task) hand
+ * themselves to the reader threads after these checks (readers.c), and run
+ * there with r->on_reader set.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -44,13 +48,13 @@ route_ready(struct http_req *r, const char *arg)
 static enum MHD_Result
 route_status(struct http_req *r, const char *arg)
 {
-	return hl_http_status(r);
+	return r->on_reader ? hl_http_status(r) : hl_http_readers_submit(r);
 }
 
 static enum MHD_Result
 route_metrics(struct http_req *r, const char *arg)
 {
-	return hl_http_metrics(r);
+	return r->on_reader ? hl_http_metrics(r) : hl_http_readers_submit(r);
 }
 
 static enum MHD_Result
@@ -68,19 +72,19 @@ route_remediate(struct http_req *r, const char *arg)
 static enum MHD_Result
 route_remediations(struct http_req *r, const char *arg)
 {
-	return hl_http_remediations(r);
+	return r->on_reader ? hl_http_remediations(r) : hl_http_readers_submit(r);
 }
 
 static enum MHD_Result
 route_remediation(struct http_req *r, const char *arg)
 {
-	return hl_http_remediation(r, arg);
+	return r->on_reader ? hl_http_remediation(r, arg) : hl_http_readers_submit(r);
 }
 
 static enum MHD_Result
 route_insights(struct http_req *r, const char *arg)
 {
-	return hl_http_insights(r);
+	return r->on_reader ? hl_http_insights(r) : hl_http_readers_submit(r);
 }
 
 const struct hl_http_route hl_http_routes[] = {

@@ -23,11 +23,15 @@
  *                      and answer 413 at the end; budget spent: discard and
  *                      answer 503); routes without a body discard it
  *   final call      -> run the route; an intake suspends the connection and
- *                      queues the delivery for the group commit
- *   resumed call    -> the commit finished: answer 202
+ *                      queues the delivery for the group commit; a slow read
+ *                      route suspends it and queues itself for a reader
+ *                      thread (readers.c), which builds its reply
+ *   resumed call    -> the commit finished: answer 202; or send the reply
+ *                      the reader built
  *   completed       -> log one JSON line, count, give the budget back, free.
- * Invariant: a suspended request is freed only after the store completed
- * it; drain waits for every in-flight request before MHD_stop_daemon.
+ * Invariant: a suspended request is freed only after the store (or its
+ * reader) completed it; drain waits for every in-flight request before
+ * MHD_stop_daemon.
  *
  * Connections (struct http_conn, MHD's socket context) are admitted by an
  * accept policy: at most HEALER_HTTP_MAX_CONNECTIONS in all, at most
@@ -106,6 +110,11 @@ hl_http_reply_hdrs(struct http_req *r, unsigned code, const char *ctype, char *b
 	enum MHD_Result ret;
 	size_t i;
 
+	if (r->on_reader && atomic_load(&r->phase) == HTTP_WAITING) {
+		/* on a reader thread: sent once the connection resumed */
+		hl_http_readers_keep(r, code, ctype, body, len, hdrs);
+		return MHD_YES;
+	}
 	resp = MHD_create_response_from_buffer(
 	        len, len ? body : (void *)"", len ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
 	if (!resp) {
@@ -688,6 +697,8 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 			return MHD_NO; /* an endless stream: drop the connection */
 		return MHD_YES;
 	}
+	if (atomic_load(&r->phase) == HTTP_DONE && r->on_reader)
+		return hl_http_readers_reply(r);
 	if (atomic_load(&r->phase) == HTTP_DONE)
 		return r->alerts ? hl_http_alerts_reply(r) : hl_http_intake_reply(r);
 	http_conn_set(http_conn_of(conn), HTTP_CONN_BUSY);
@@ -735,6 +746,7 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	free(r->stored_body);
 	json_decref(r->decision);
 	hl_http_alerts_free(r->alerts);
+	hl_http_readers_forget(r);
 	free(r);
 	atomic_fetch_sub(&srv->inflight, 1);
 }
@@ -922,6 +934,9 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	if (rc < 0)
 		goto fail;
 	hl_json_arena_install();
+	rc = hl_http_readers_start(srv, err);
+	if (rc < 0)
+		goto fail;
 	threads = ncpu < 1 ? 1 : ncpu > HTTP_MAX_THREADS ? HTTP_MAX_THREADS : (unsigned)ncpu;
 	srv->daemon = MHD_start_daemon(
 	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
@@ -947,6 +962,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	*out = srv;
 	return 0;
 fail:
+	hl_http_readers_stop(srv);
 	if (subscribed)
 		hl_store_unsubscribe(store, http_on_signal, srv);
 	if (srv->listen_fd >= 0)
@@ -1061,6 +1077,8 @@ hl_http_server_stop(struct hl_http_server *srv)
 	}
 	srv->daemon = NULL;
 	srv->listen_fd = -1;
+	/* nothing is queued or being read: every read was resumed */
+	hl_http_readers_stop(srv);
 	hl_decisions_free(srv->decisions);
 	hl_webhook_keys_free(srv->webhook_keys);
 	hl_metrics_free(srv->metrics);
