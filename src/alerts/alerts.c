@@ -317,35 +317,38 @@ alerts_task_active(struct hl_alerts *a, char *name, const struct hl_task_record 
 	return rc;
 }
 
+/* What alerts_active_recorded looks for, for hl_store_task_each. */
+struct alerts_active_scan {
+	struct hl_alerts *a;
+	char *name;
+	const char *kind, *task_id;
+	alerts_same_fn same;
+	const void *arg;
+};
+
+/* One running task: 1 (stop) when it is another task of the kind whose
+ * CodeRun is still active (name set), 0 to go on, < 0 on an error. */
+static int
+alerts_active_one(void *p, const struct hl_task_record *t, struct hl_err *err)
+{
+	struct alerts_active_scan *sc = p;
+	int rc;
+
+	if (!t->kind || strcmp(t->kind, sc->kind) != 0 || strcmp(t->task_id, sc->task_id) == 0)
+		return 0;
+	rc = alerts_task_active(sc->a, sc->name, t, sc->same, sc->arg, err);
+	return rc < 0 ? rc : rc == 0 ? 1 : 0;
+}
+
 int
 alerts_active_recorded(struct hl_alerts *a, char *name, const char *kind, const char *task_id,
                        alerts_same_fn same, const void *arg, struct hl_err *err)
 {
 	struct hl_task_query q = { .state = "running", .limit = 200 };
-	struct hl_task_record **list = NULL;
-	char after[HL_TASK_ID_MAX];
-	size_t n = 0, i;
-	int rc = 1;
+	struct alerts_active_scan sc = { a, name, kind, task_id, same, arg };
+	int rc = hl_store_task_each(a->store, &q, alerts_active_one, &sc, err);
 
-	for (;;) {
-		if ((rc = hl_store_task_list(a->store, &list, &n, &q, err)) < 0)
-			return rc;
-		rc = 1;
-		for (i = 0; rc == 1 && i < n; i++)
-			if (list[i]->kind && strcmp(list[i]->kind, kind) == 0 &&
-			    strcmp(list[i]->task_id, task_id) != 0)
-				rc = alerts_task_active(a, name, list[i], same, arg, err);
-		if (rc != 1 || n < q.limit)
-			break;
-		q.before_created_ms = list[n - 1]->created_ms;
-		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
-		q.before_task_id = after;
-		hl_task_list_free(list, n);
-		list = NULL;
-		n = 0;
-	}
-	hl_task_list_free(list, n);
-	return rc;
+	return rc < 0 ? rc : rc == 1 ? 0 : 1;
 }
 
 int

@@ -238,37 +238,44 @@ watch_gone_task(struct hl_loop *l, struct watch_ctx *w, const json_t *seen, cons
 	return rc;
 }
 
-/* Calls fn for every running task, page by page; stops at the first
- * error (err says it). */
+typedef int (*watch_task_fn)(struct hl_loop *l, struct watch_ctx *w, const json_t *seen,
+                             const char *task_id, struct hl_err *err);
+
+struct watch_each {
+	struct hl_loop *l;
+	struct watch_ctx *w;
+	const json_t *seen;
+	watch_task_fn fn;
+};
+
+/* One running task, for hl_store_task_each: 1 (stop) once the loop
+ * stops, fn's error, else 0 to go on. */
 static int
-watch_each_running(struct hl_loop *l, struct watch_ctx *w, const json_t *seen,
-                   int (*fn)(struct hl_loop *l, struct watch_ctx *w, const json_t *seen,
-                             const char *task_id, struct hl_err *err),
+watch_each_one(void *p, const struct hl_task_record *t, struct hl_err *err)
+{
+	struct watch_each *e = p;
+	int rc;
+
+	if (atomic_load(&e->l->stop))
+		return 1;
+	rc = e->fn(e->l, e->w, e->seen, t->task_id, err);
+	return rc < 0 ? rc : 0;
+}
+
+/* Calls fn for every running task, page by page; stops at the first
+ * error (err says it) or when the loop stops. */
+static int
+watch_each_running(struct hl_loop *l, struct watch_ctx *w, const json_t *seen, watch_task_fn fn,
                    struct hl_err *err)
 {
 	struct hl_task_query q = { .state = "running", .limit = WATCH_GONE_PAGE };
-	struct hl_task_record **list = NULL;
-	char after[HL_TASK_ID_MAX];
-	size_t n = 0, i;
-	int rc = 0;
+	struct watch_each e = { l, w, seen, fn };
+	int rc;
 
-	while (!atomic_load(&l->stop)) {
-		if ((rc = hl_store_task_list(l->store, &list, &n, &q, err)) < 0)
-			break;
-		for (i = 0; i < n && !atomic_load(&l->stop); i++)
-			if ((rc = fn(l, w, seen, list[i]->task_id, err)) < 0)
-				break;
-		if (i < n || n < q.limit)
-			break;
-		q.before_created_ms = list[n - 1]->created_ms;
-		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
-		q.before_task_id = after;
-		hl_task_list_free(list, n);
-		list = NULL;
-		n = 0;
-	}
-	hl_task_list_free(list, n);
-	return rc;
+	if (atomic_load(&l->stop))
+		return 0;
+	rc = hl_store_task_each(l->store, &q, watch_each_one, &e, err);
+	return rc < 0 ? rc : 0;
 }
 
 /* Compares the running tasks' CodeRuns with a full list (seen: name ->

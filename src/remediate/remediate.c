@@ -388,49 +388,47 @@ rem_target_branch(char *out, size_t size, const struct hl_event *ev, const struc
  * (64 bytes) when one is still Pending/Running, 1 when none, <0 when the
  * store or the API did not answer.
  */
+struct rem_active_scan {
+	struct hl_remediator *r;
+	char *name;
+	const struct hl_event *ev;
+	const char *task_id;
+};
+
+/* One running task, for hl_store_task_each: 1 (stop) when it is another
+ * task of the run whose CodeRun is still active (name set), 0 to go on,
+ * < 0 when the API did not answer. */
+static int
+rem_active_one(void *p, const struct hl_task_record *t, struct hl_err *err)
+{
+	struct rem_active_scan *sc = p;
+	json_t *cr = NULL;
+	int rc;
+
+	if (t->run_id != sc->ev->run_id || strcmp(t->task_id, sc->task_id) == 0 ||
+	    !t->coderun_name || !*t->coderun_name)
+		return 0;
+	rc = hl_dispatch_get(sc->r->dispatch, &cr, t->coderun_name, err);
+	if (rc == -HL_ENOTFOUND) {
+		rc = 0;
+	} else if (rc == 0) {
+		rc = hl_dispatch_phase_active(hl_json_str(cr, "status.phase")) ? 1 : 0;
+		if (rc == 1)
+			rem_set(sc->name, 64, t->coderun_name);
+	}
+	json_decref(cr);
+	return rc;
+}
+
 static int
 rem_active_recorded(struct hl_remediator *r, char *name, const struct hl_event *ev,
                     const char *task_id, struct hl_err *err)
 {
 	struct hl_task_query q = { .state = "running", .repository = ev->repository, .limit = 200 };
-	struct hl_task_record **list = NULL;
-	char after[HL_TASK_ID_MAX];
-	size_t n = 0, i;
-	int rc = 1;
+	struct rem_active_scan sc = { r, name, ev, task_id };
+	int rc = hl_store_task_each(r->store, &q, rem_active_one, &sc, err);
 
-	for (;;) {
-		if ((rc = hl_store_task_list(r->store, &list, &n, &q, err)) < 0)
-			return rc;
-		rc = 1;
-		for (i = 0; rc == 1 && i < n; i++) {
-			const struct hl_task_record *t = list[i];
-			json_t *cr = NULL;
-
-			if (t->run_id != ev->run_id || strcmp(t->task_id, task_id) == 0 ||
-			    !t->coderun_name || !*t->coderun_name)
-				continue;
-			rc = hl_dispatch_get(r->dispatch, &cr, t->coderun_name, err);
-			if (rc == -HL_ENOTFOUND) {
-				rc = 1;
-			} else if (rc == 0) {
-				rc = hl_dispatch_phase_active(hl_json_str(cr, "status.phase")) ? 0
-				                                                               : 1;
-				if (rc == 0)
-					rem_set(name, 64, t->coderun_name);
-			}
-			json_decref(cr);
-		}
-		if (rc != 1 || n < q.limit)
-			break;
-		q.before_created_ms = list[n - 1]->created_ms;
-		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
-		q.before_task_id = after;
-		hl_task_list_free(list, n);
-		list = NULL;
-		n = 0;
-	}
-	hl_task_list_free(list, n);
-	return rc;
+	return rc < 0 ? rc : rc == 1 ? 0 : 1;
 }
 
 /* Step 2: the design's guards beyond the key. Returns 1 when the event is

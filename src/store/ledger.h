@@ -201,6 +201,14 @@ int hl_store_task_list(struct hl_store *s, struct hl_task_record ***out, size_t 
                        const struct hl_task_query *q, struct hl_err *err) HL_MUST_CHECK;
 void hl_task_list_free(struct hl_task_record **list, size_t n);
 
+/* Calls fn(arg, t, err) for every task q selects, in the list's order, a
+ * page of q->limit (0: 20) at a time. Stops at the first call that returns
+ * other than 0 and returns that value; returns 0 when every task was seen,
+ * < 0 when the store failed (err says why). */
+typedef int (*hl_task_each_fn)(void *arg, const struct hl_task_record *t, struct hl_err *err);
+int hl_store_task_each(struct hl_store *s, const struct hl_task_query *q, hl_task_each_fn fn,
+                       void *arg, struct hl_err *err) HL_MUST_CHECK;
+
 /* The prompt of attempt n (malloc'd), -HL_ENOTFOUND when none. */
 int hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
                             struct hl_err *err) HL_MUST_CHECK;

@@ -139,6 +139,36 @@ hl_store_task_list(struct hl_store *s, struct hl_task_record ***out, size_t *n,
 	STORE_CALL(s, s->ops->ledger.task_list(s->b, out, n, &qq, err));
 }
 
+int
+hl_store_task_each(struct hl_store *s, const struct hl_task_query *q, hl_task_each_fn fn, void *arg,
+                   struct hl_err *err)
+{
+	struct hl_task_query page = q ? *q : (struct hl_task_query){ 0 };
+	struct hl_task_record **list = NULL;
+	char after[HL_TASK_ID_MAX];
+	size_t n = 0, i;
+	int rc;
+
+	if (page.limit == 0)
+		page.limit = 20;
+	for (;;) {
+		if ((rc = hl_store_task_list(s, &list, &n, &page, err)) < 0)
+			return rc;
+		for (i = 0; rc == 0 && i < n; i++)
+			rc = fn(arg, list[i], err);
+		if (rc != 0 || n < page.limit)
+			break;
+		page.before_created_ms = list[n - 1]->created_ms;
+		hl_strlcpy(after, list[n - 1]->task_id, sizeof(after));
+		page.before_task_id = after;
+		hl_task_list_free(list, n);
+		list = NULL;
+		n = 0;
+	}
+	hl_task_list_free(list, n);
+	return rc;
+}
+
 void
 hl_task_list_free(struct hl_task_record **list, size_t n)
 {

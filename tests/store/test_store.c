@@ -2711,6 +2711,24 @@ test_store_requeue_failed_or_one(void **state)
 	json_decref(after);
 }
 
+/* hl_store_task_each's call of test_store_task_list: the ids seen, in
+ * order; 7 (stop) at stop_at. */
+struct task_seen {
+	char ids[128];
+	const char *stop_at;
+};
+
+static int
+task_seen_add(void *arg, const struct hl_task_record *t, struct hl_err *err)
+{
+	struct task_seen *s = arg;
+	size_t n = strlen(s->ids);
+
+	(void)err;
+	snprintf(s->ids + n, sizeof(s->ids) - n, "%s,", t->task_id);
+	return s->stop_at && strcmp(t->task_id, s->stop_at) == 0 ? 7 : 0;
+}
+
 /* Recent tasks, newest first, filtered and paged. */
 static void
 test_store_task_list(void **state)
@@ -2778,6 +2796,29 @@ test_store_task_list(void **state)
 	assert_int_equal(
 	        hl_store_task_list(f->s, &l, &n, &(struct hl_task_query){ .state = "odd" }, &err),
 	        -HL_EINVAL);
+
+	/* every task of a filter, page by page: pages of 2 over the 4 running */
+	{
+		struct task_seen seen = { .stop_at = NULL };
+
+		assert_int_equal(hl_store_task_each(
+		                         f->s,
+		                         &(struct hl_task_query){ .state = "running", .limit = 2 },
+		                         task_seen_add, &seen, &err),
+		                 0);
+		assert_string_equal(seen.ids, "t-3,t-2,t-1,t-0,");
+		/* a call's value other than 0 stops the walk and is returned */
+		seen = (struct task_seen){ .stop_at = "t-1" };
+		assert_int_equal(hl_store_task_each(
+		                         f->s,
+		                         &(struct hl_task_query){ .state = "running", .limit = 2 },
+		                         task_seen_add, &seen, &err),
+		                 7);
+		assert_string_equal(seen.ids, "t-3,t-2,t-1,");
+		assert_int_equal(hl_store_task_each(f->s, &(struct hl_task_query){ .state = "odd" },
+		                                    task_seen_add, &seen, &err),
+		                 -HL_EINVAL);
+	}
 }
 
 /* A read-only handle beside the one that writes (healer status). */
