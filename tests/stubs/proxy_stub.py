@@ -129,10 +129,12 @@ class Handler(socketserver.BaseRequestHandler):
         ver, nmethods = self.recvn(s, 2)
         methods = self.recvn(s, nmethods)
         want = 2 if CRED else 0
+        # each use is recorded before its answer: a client that has the
+        # answer may ask /_stub/used at once
         if want not in methods:
-            s.sendall(b"\x05\xff")
             self.record({"kind": "socks5", "target": None, "user": None, "auth_ok": False,
-                    "status": "no acceptable method"})
+                         "status": "no acceptable method"})
+            s.sendall(b"\x05\xff")
             return
         s.sendall(bytes([5, want]))
         user, ok = None, CRED is None
@@ -142,10 +144,11 @@ class Handler(socketserver.BaseRequestHandler):
             plen = self.recvn(s, 1)[0]
             pw = self.recvn(s, plen).decode(errors="replace")
             ok = (user, pw) == CRED
-            s.sendall(b"\x01\x00" if ok else b"\x01\x01")
             if not ok:
                 self.record({"kind": "socks5", "target": None, "user": user, "auth_ok": False,
-                        "status": "bad credentials"})
+                             "status": "bad credentials"})
+            s.sendall(b"\x01\x00" if ok else b"\x01\x01")
+            if not ok:
                 return
         _, cmd, _, atyp = self.recvn(s, 4)
         if atyp == 1:
@@ -158,17 +161,17 @@ class Handler(socketserver.BaseRequestHandler):
         entry = {"kind": "socks5", "target": f"{host}:{port}", "atyp": kind, "user": user,
                  "auth_ok": ok}
         if cmd != 1:
-            s.sendall(b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00")
             self.record(dict(entry, status="command not supported"))
+            s.sendall(b"\x05\x07\x00\x01\x00\x00\x00\x00\x00\x00")
             return
         t, why = open_target(host, port)
         if not t:
             code = 2 if why == "not allowed" else 4
-            s.sendall(bytes([5, code, 0, 1, 0, 0, 0, 0, 0, 0]))
             self.record(dict(entry, status=why))
+            s.sendall(bytes([5, code, 0, 1, 0, 0, 0, 0, 0, 0]))
             return
-        s.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
         self.record(dict(entry, status="tunnel"))
+        s.sendall(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00")
         with t:
             relay(s, t)
 
