@@ -657,38 +657,11 @@ static const char *const ins_keys[] = { "routing_correct",         "duplicates_p
 	                                "attempt1_success",        "within_max_success",
 	                                "escalation_rate" };
 
-/* s for a terminal into out (size bytes): control characters (C0, DEL and
- * C1, also UTF-8 encoded) become '?', so a repository or an evidence line
- * stored by another healer (or before names were checked) cannot move the
- * cursor, retitle or clear the terminal; "-" for NULL. Returns out. */
+/* s for a terminal (hl_str_terminal_safe); "-" for NULL. */
 static const char *
 ins_term(char *out, size_t size, const char *s)
 {
-	const unsigned char *p = (const unsigned char *)(s ? s : "-");
-	size_t n = 0;
-
-	while (*p && n + 1 < size) {
-		if (*p < 0x20 || *p == 0x7f) {
-			out[n++] = '?';
-			p++;
-		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			out[n++] = '?';
-			p += 2;
-		} else {
-			out[n++] = (char)*p++;
-		}
-	}
-	/* a cut: no character left incomplete at the end */
-	if (*p) {
-		size_t k = n;
-
-		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-			k--;
-		if (k > 0 && (unsigned char)out[k - 1] >= 0xc0)
-			n = k - 1;
-	}
-	out[n] = '\0';
-	return out;
+	return hl_str_terminal_safe(out, size, s ? s : "-");
 }
 
 static void

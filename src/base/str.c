@@ -273,3 +273,35 @@ hl_str_k8s_subdomain_valid(const char *s)
 		s = dot + 1;
 	}
 }
+
+char *
+hl_str_terminal_safe(char *out, size_t size, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = 0;
+
+	while (*p && n + 1 < size) {
+		if (*p < 0x20 || *p == 0x7f) {
+			out[n++] = '?';
+			p++;
+		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+			out[n++] = '?';
+			p += 2;
+		} else {
+			out[n++] = (char)*p++;
+		}
+	}
+	if (*p) {
+		/* cut: drop a character left incomplete at the end */
+		size_t k = n;
+		unsigned char lead;
+
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		lead = k > 0 ? (unsigned char)out[k - 1] : 0;
+		if (lead >= 0xc0 && n - (k - 1) < (lead >= 0xf0 ? 4u : lead >= 0xe0 ? 3u : 2u))
+			n = k - 1;
+	}
+	out[n] = '\0';
+	return out;
+}

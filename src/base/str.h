@@ -51,6 +51,12 @@ void hl_str_label_value(char *out, const char *in);
  */
 bool hl_str_github_repo_valid(const char *full_name);
 
+/* s for a terminal, into out (size > 0 bytes): control characters (C0,
+ * DEL, and C1 as UTF-8) become '?', so stored text from outside cannot
+ * move the cursor, retitle or clear the terminal; cut to fit without
+ * leaving a character incomplete. Returns out. */
+char *hl_str_terminal_safe(char *out, size_t size, const char *s);
+
 /* True for a Kubernetes DNS-1123 label (namespaces, label-like names): 1-63
  * characters of [a-z0-9-], starting and ending with a letter or digit. */
 bool hl_str_k8s_label_valid(const char *s);

@@ -14,6 +14,7 @@
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/file.h"
+#include "base/str.h"
 #include "cmd.h"
 #include "config/config.h"
 #include "store/store.h"
@@ -177,36 +178,10 @@ status_str(const char *s)
 {
 	static char ring[8][512];
 	static unsigned next;
-	char *out = ring[next++ % 8];
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = 0;
 
 	if (!s || !*s)
 		return "-";
-	while (*p && n + 1 < sizeof(ring[0])) {
-		if (*p < 0x20 || *p == 0x7f) {
-			out[n++] = '?';
-			p++;
-		} else if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-			out[n++] = '?';
-			p += 2;
-		} else {
-			out[n++] = (char)*p++;
-		}
-	}
-	if (*p) {
-		/* cut: drop a character left incomplete at the end */
-		size_t k = n;
-		unsigned char lead;
-
-		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
-			k--;
-		lead = k > 0 ? (unsigned char)out[k - 1] : 0;
-		if (lead >= 0xc0 && n - (k - 1) < (lead >= 0xf0 ? 4u : lead >= 0xe0 ? 3u : 2u))
-			n = k - 1;
-	}
-	out[n] = '\0';
-	return out;
+	return hl_str_terminal_safe(ring[next++ % 8], sizeof(ring[0]), s);
 }
 
 /* "2025-01-15T10:30:00Z" (seconds) or "-". */

@@ -148,6 +148,24 @@ test_json_parse_error_names_position(void **state)
 	assert_null(root);
 }
 
+/* Terminal-safe text: C0, DEL and C1 (UTF-8) become '?'; a cut never
+ * leaves a character incomplete. */
+static void
+test_str_terminal_safe(void **state)
+{
+	char out[8];
+
+	(void)state;
+	assert_string_equal(hl_str_terminal_safe(out, sizeof(out), "a\x1b]0\x7f"), "a?]0?");
+	assert_string_equal(hl_str_terminal_safe(out, sizeof(out), "x\xc2\x9by"), "x?y");
+	assert_string_equal(hl_str_terminal_safe(out, sizeof(out), "\xc3\xa9t\xc3\xa9"),
+	                    "\xc3\xa9t\xc3\xa9");
+	/* 7 bytes fit: "abcde" and half of a 3-byte character are cut to "abcde" */
+	assert_string_equal(hl_str_terminal_safe(out, sizeof(out), "abcde\xe2\x82\xac"), "abcde");
+	assert_string_equal(hl_str_terminal_safe(out, sizeof(out), "abcd\xe2\x82\xacz"),
+	                    "abcd\xe2\x82\xac");
+}
+
 static void
 test_str_github_repo_valid_follows_github(void **state)
 {
@@ -276,6 +294,7 @@ main(void)
 		cmocka_unit_test(test_str_split_list_trims_and_drops_empty),
 		cmocka_unit_test(test_str_label_value_sanitises),
 		cmocka_unit_test(test_str_github_repo_valid_follows_github),
+		cmocka_unit_test(test_str_terminal_safe),
 		cmocka_unit_test(test_str_k8s_names_follow_dns1123),
 		cmocka_unit_test(test_str_hex_encodes),
 		cmocka_unit_test(test_utf8_valid_len_stops_at_the_first_bad_byte),
