@@ -57,9 +57,11 @@ struct fetch_job {
 
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
 
-/* A process-wide share of DNS answers and TLS sessions, so repeated calls to
- * the same API skip full TLS handshakes; guarded by one mutex per data kind.
- * Connections themselves are not shared (each batch owns its own). */
+/* A process-wide share of DNS answers, guarded by one mutex per data kind.
+ * Connections are not shared (each batch owns its own), and neither are TLS
+ * sessions: OpenSSL 3.0 copies and frees parts of a resumed SSL_SESSION
+ * while two connections on different threads use it, which
+ * ThreadSanitizer reports as a data race (tests/net/test_fetch_threads.py). */
 static CURLSH *fetch_share;
 static pthread_mutex_t fetch_share_mu[CURL_LOCK_DATA_LAST];
 
@@ -95,7 +97,6 @@ fetch_do_global_init(void)
 		curl_share_setopt(fetch_share, CURLSHOPT_LOCKFUNC, fetch_share_lock);
 		curl_share_setopt(fetch_share, CURLSHOPT_UNLOCKFUNC, fetch_share_unlock);
 		curl_share_setopt(fetch_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-		curl_share_setopt(fetch_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
 	}
 }
 

@@ -7,7 +7,7 @@
  *   netprobe fetch < {"deadline_ms": N, "requests": [{method, url, headers[],
  *                     auth, body, timeout_ms, max_body, keep_tail,
  *                     follow_redirects, max_retries, backoff_ms, ca_file,
- *                     ca_data, insecure}]}
+ *                     ca_data, insecure}], "threads": T, "rounds": R}
  *   netprobe kube config | get-pod NS P | log NS P C TAIL PREV | events NS P |
  *                 list-pods NS SEL | list-coderuns NS SEL | create-coderun NS (< manifest) |
  *                 get-coderun NS NAME | delete-coderun NS NAME |
@@ -39,6 +39,7 @@
 
 #include "json/json.h"
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -81,6 +82,82 @@ probe_stdin_json(void)
 	}
 	hl_buf_release(&b);
 	return v;
+}
+
+/* "threads": T, "rounds": R - the same batch run R times in each of T
+ * threads at once (the fetch layer's process-wide share under contention);
+ * prints how many requests answered 200 and the first failure. */
+struct probe_fetch_thread {
+	pthread_t tid;
+	const struct hl_fetch_req *rq;
+	size_t n;
+	int rounds;
+	int ok, failed;
+	char first_error[256];
+};
+
+static void *
+probe_fetch_thread_main(void *arg)
+{
+	struct probe_fetch_thread *t = arg;
+	struct hl_fetch_res *rs = calloc(t->n ? t->n : 1, sizeof(*rs));
+	int r;
+	size_t i;
+
+	for (r = 0; rs && r < t->rounds; r++) {
+		struct hl_err err = HL_ERR_INIT;
+
+		if (hl_fetch_run(t->rq, rs, t->n, 0, &err) < 0) {
+			t->failed += (int)t->n;
+			if (!t->first_error[0])
+				snprintf(t->first_error, sizeof(t->first_error), "%.200s", err.msg);
+			continue;
+		}
+		for (i = 0; i < t->n; i++) {
+			if (rs[i].status == 200) {
+				t->ok++;
+			} else {
+				t->failed++;
+				if (!t->first_error[0])
+					snprintf(t->first_error, sizeof(t->first_error),
+					         "%d %.200s", (int)rs[i].status, rs[i].err.msg);
+			}
+			hl_fetch_res_release(&rs[i]);
+		}
+	}
+	free(rs);
+	return NULL;
+}
+
+static int
+probe_fetch_threads(const struct hl_fetch_req *rq, size_t n, int threads, int rounds, int64_t t0)
+{
+	struct probe_fetch_thread *ts = calloc((size_t)threads, sizeof(*ts));
+	const char *first_error = "";
+	int i, started = 0, ok = 0, failed = 0;
+
+	if (!ts)
+		return 2;
+	for (i = 0; i < threads; i++) {
+		ts[i].rq = rq;
+		ts[i].n = n;
+		ts[i].rounds = rounds;
+		if (pthread_create(&ts[i].tid, NULL, probe_fetch_thread_main, &ts[i]) != 0)
+			break;
+		started++;
+	}
+	for (i = 0; i < started; i++) {
+		pthread_join(ts[i].tid, NULL);
+		ok += ts[i].ok;
+		failed += ts[i].failed;
+		if (!first_error[0])
+			first_error = ts[i].first_error;
+	}
+	probe_print(json_pack("{s:i, s:i, s:i, s:s, s:I}", "threads", started, "ok", ok, "failed",
+	                      failed, "first_error", first_error, "elapsed_ms",
+	                      (json_int_t)(hl_time_mono_ms() - t0)));
+	free(ts);
+	return 0;
 }
 
 static int
@@ -126,6 +203,14 @@ probe_fetch(void)
 	t0 = hl_time_mono_ms();
 	if (hl_json_int(in, "deadline_ms", 0) > 0)
 		deadline = t0 + hl_json_int(in, "deadline_ms", 0);
+	if (hl_json_int(in, "threads", 0) > 0) {
+		int rc = probe_fetch_threads(rq, n, (int)hl_json_int(in, "threads", 0),
+		                             (int)hl_json_int(in, "rounds", 1), t0);
+		free(rq);
+		free(rs);
+		json_decref(in);
+		return rc;
+	}
 	if (hl_fetch_run(rq, rs, n, deadline, &err) < 0) {
 		free(rq);
 		free(rs);
