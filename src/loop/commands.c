@@ -18,7 +18,8 @@
  * The time of the last reply is kept in the store's key/value state
  * ("refusal:<repo>#<pr>:<author>", lower case) and read and written under
  * the store's named lock of that key, so the limit holds across restarts
- * and replicas; a suppressed reply is logged. An obeyed command gets an
+ * and replicas; a suppressed reply is logged, and records older than the
+ * window are removed as a new one is written. An obeyed command gets an
  * `eyes` reaction. Replies go through the outbox, keyed by the comment, so
  * a comment delivered twice is answered once.
  */
@@ -36,7 +37,8 @@
 #include <strings.h>
 
 /* One refusal reply per (repository, PR, author) within this long. */
-#define CMD_REFUSAL_WINDOW_MS (60LL * 60 * 1000)
+#define CMD_REFUSAL_WINDOW_MS  (60LL * 60 * 1000)
+#define CMD_REFUSAL_KEY_PREFIX "refusal:"
 /* How long a refusal waits for another worker's or replica's decision on
  * the same key (the lock is held for a store read and write). */
 #define CMD_REFUSAL_LOCK_WAIT_MS 5000
@@ -403,8 +405,8 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 static bool
 cmd_refusal_key(char *out, size_t size, const struct hl_event *ev)
 {
-	int n = snprintf(out, size, "refusal:%s#%lld:%s", ev->repository, (long long)ev->pr_number,
-	                 ev->sender ? ev->sender : "");
+	int n = snprintf(out, size, CMD_REFUSAL_KEY_PREFIX "%s#%lld:%s", ev->repository,
+	                 (long long)ev->pr_number, ev->sender ? ev->sender : "");
 	char *p;
 
 	if (n < 0 || (size_t)n >= size)
@@ -437,6 +439,26 @@ cmd_refusal_last(struct hl_loop *l, const char *key)
 		ms = 0; /* unreadable: as if none */
 	free(v);
 	return (int64_t)ms;
+}
+
+/* Forgets the refusal replies older than the window: they limit nothing
+ * any more. Done as a reply is recorded, so the records are at most those
+ * of the last hour before the newest reply. */
+static void
+cmd_refusal_prune(struct hl_loop *l, int64_t now)
+{
+	struct hl_err err = HL_ERR_INIT;
+	int64_t removed = 0;
+	char count[24];
+
+	if (hl_store_kv_prune(l->store, &removed, CMD_REFUSAL_KEY_PREFIX,
+	                      now - CMD_REFUSAL_WINDOW_MS, &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "forgetting old refusal replies failed", "error", err.msg,
+		          NULL);
+	} else if (removed > 0) {
+		snprintf(count, sizeof(count), "%lld", (long long)removed);
+		hl_log_kv(HL_LOG_DEBUG, "old refusal replies forgotten", "count", count, NULL);
+	}
 }
 
 /* Replies to a refused command unless the same author was answered on the
@@ -483,6 +505,7 @@ cmd_refuse(struct hl_loop *l, struct hl_loop_command_result *out, const struct h
 		if (hl_store_kv_put(l->store, key, stamp, &lerr) < 0)
 			hl_log_kv(HL_LOG_WARN, "recording the refusal reply failed", "key", key,
 			          "error", lerr.msg, NULL);
+		cmd_refusal_prune(l, now);
 	}
 	hl_loop_wake(l);
 out:

@@ -175,5 +175,9 @@ int hl_store_kv_get(struct hl_store *s, char **out, const char *key,
                     struct hl_err *err) HL_MUST_CHECK;
 int hl_store_kv_put(struct hl_store *s, const char *key, const char *value,
                     struct hl_err *err) HL_MUST_CHECK;
+/* Removes the keys starting with prefix (not empty) last written before
+ * before_ms (wall clock); *removed (may be NULL) gets how many. */
+int hl_store_kv_prune(struct hl_store *s, int64_t *removed, const char *prefix, int64_t before_ms,
+                      struct hl_err *err) HL_MUST_CHECK;
 
 #endif

@@ -483,6 +483,20 @@ hl_pg_kv_put(struct hl_store_backend *b, const char *key, const char *value, str
 	                  &p, false, "kv", err);
 }
 
+int
+hl_pg_kv_prune(struct hl_store_backend *b, int64_t *removed, const char *prefix, int64_t before_ms,
+               struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+
+	hl_pg_text(&p, prefix);
+	hl_pg_int(&p, before_ms);
+	/* starts_with, not LIKE: a prefix may hold % or _ */
+	return pg_changes(b, removed,
+	                  "DELETE FROM kv WHERE starts_with(key, $1) AND updated_ms < $2", &p, "kv",
+	                  err);
+}
+
 /* ---- the outbox --------------------------------------------------------- */
 
 int

@@ -165,6 +165,8 @@ int hl_sq_attempt_outcomes(struct hl_store_backend *b,
 int hl_sq_time_to_fix(struct hl_store_backend *b, const double *bounds, size_t n_bounds,
                       int64_t *counts, double *sum, struct hl_err *err);
 int hl_sq_kv_get(struct hl_store_backend *b, char **out, const char *key, struct hl_err *err);
+int hl_sq_kv_prune(struct hl_store_backend *b, int64_t *removed, const char *prefix,
+                   int64_t before_ms, struct hl_err *err);
 int hl_sq_kv_put(struct hl_store_backend *b, const char *key, const char *value,
                  struct hl_err *err);
 

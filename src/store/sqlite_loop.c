@@ -454,6 +454,26 @@ hl_sq_kv_put(struct hl_store_backend *b, const char *key, const char *value, str
 	return rc;
 }
 
+int
+hl_sq_kv_prune(struct hl_store_backend *b, int64_t *removed, const char *prefix, int64_t before_ms,
+               struct hl_err *err)
+{
+	/* not LIKE: a prefix may hold % or _ */
+	sqlite3_stmt *st = hl_sq_prepare(b, "DELETE FROM kv WHERE substr(key, 1, length(?1)) = ?1"
+	                                    " AND updated_ms < ?2");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "kv");
+	sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, before_ms);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "kv");
+	if (rc == 0)
+		*removed = sqlite3_changes(b->db);
+	hl_sq_done(b, st);
+	return rc;
+}
+
 /* ---- the outbox --------------------------------------------------------- */
 
 int

@@ -226,6 +226,8 @@ struct hl_store_loop_ops {
 	int (*time_to_fix)(struct hl_store_backend *b, const double *bounds, size_t n_bounds,
 	                   int64_t *counts, double *sum, struct hl_err *err);
 	int (*kv_get)(struct hl_store_backend *b, char **out, const char *key, struct hl_err *err);
+	int (*kv_prune)(struct hl_store_backend *b, int64_t *removed, const char *prefix,
+	                int64_t before_ms, struct hl_err *err);
 	int (*kv_put)(struct hl_store_backend *b, const char *key, const char *value,
 	              struct hl_err *err);
 };

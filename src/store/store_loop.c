@@ -144,6 +144,19 @@ hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct h
 }
 
 int
+hl_store_kv_prune(struct hl_store *s, int64_t *removed, const char *prefix, int64_t before_ms,
+                  struct hl_err *err)
+{
+	int64_t n = 0;
+
+	if (removed)
+		*removed = 0;
+	if (!prefix || !*prefix)
+		return hl_err_set(err, HL_EINVAL, "pruning needs a key prefix");
+	STORE_CALL(s, s->ops->loop.kv_prune(s->b, removed ? removed : &n, prefix, before_ms, err));
+}
+
+int
 hl_store_outbox_add(struct hl_store *s, bool *created, const struct hl_notification_in *n,
                     struct hl_err *err)
 {

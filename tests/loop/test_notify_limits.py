@@ -162,6 +162,12 @@ def main():
     dtest.http("POST", GURL + "/_stub/budget", {"limit": 5000, "window": 3600})
 
     # ---- refusals: one reply per author and PR ------------------------------------------
+    # a record older than the hour, and another key: a new reply removes the first only
+    old_ms = int(time.time() * 1000) - 2 * 3600 * 1000
+    dtest.store_exec(srv.data_dir, "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?)",
+                     ("refusal:acme/old#1:gone", str(old_ms), old_ms))
+    dtest.store_exec(srv.data_dir, "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?)",
+                     ("refusals-kept", "x", old_ms))
     for i in range(20):
         srv.deliver(comment_event(9100 + i, 501, "/healer status", "drive-by"),
                     event="issue_comment")
@@ -181,6 +187,15 @@ def main():
     log = srv.log_tail()
     check("the refusals not answered are logged", "refusal reply suppressed" in log,
           log[-1500:])
+    con = dtest.store_db(srv.data_dir)
+    try:
+        keys = sorted(r[0] for r in con.execute("SELECT key FROM kv WHERE key LIKE 'refusal%'")
+                      .fetchall())
+    finally:
+        con.close()
+    check("a reply removes the refusal records older than the hour, and nothing else",
+          keys == ["refusal:acme/limits#501:another-one", "refusal:acme/limits#501:drive-by",
+                   "refusals-kept"], keys)
     srv.stop()
     srv = Healer(srv.data_dir, ENV).start()
     srv.deliver(comment_event(9300, 501, "/healer retry", "Drive-By"), event="issue_comment")

@@ -2096,7 +2096,7 @@ test_store_loop_state(void **state)
 	char ids[8][HL_TASK_ID_MAX], out[HL_TASK_ID_MAX], *v = NULL;
 	struct hl_ci_result_record cr;
 	struct hl_task_record *r = NULL;
-	int64_t next = -1, active = -1, repo = -1;
+	int64_t next = -1, active = -1, repo = -1, pruned = -1;
 	size_t n = 0;
 	bool got = false;
 	int an = 0;
@@ -2239,6 +2239,28 @@ test_store_loop_state(void **state)
 	assert_int_equal(hl_store_kv_get(f->s, &v, "watch", &err), 0);
 	assert_string_equal(v, "42");
 	free(v);
+
+	/* pruning: only the prefix's keys written before the cut; a prefix
+	 * with LIKE's wildcards matches itself only */
+	assert_int_equal(hl_store_kv_put(f->s, "refusal:a/b#1:x", "1", &err), 0);
+	assert_int_equal(hl_store_kv_put(f->s, "refusal:a/b#2:y", "2", &err), 0);
+	assert_int_equal(hl_store_kv_put(f->s, "refusal_x", "3", &err), 0);
+	assert_int_equal(
+	        hl_store_kv_prune(f->s, &pruned, "refusal:", hl_time_wall_ms() - 60000, &err), 0);
+	assert_int_equal(pruned, 0);
+	assert_int_equal(hl_store_kv_prune(f->s, &pruned, "refusal%", hl_time_wall_ms() + 1, &err),
+	                 0);
+	assert_int_equal(pruned, 0);
+	assert_int_equal(hl_store_kv_prune(f->s, &pruned, "refusal:", hl_time_wall_ms() + 1, &err),
+	                 0);
+	assert_int_equal(pruned, 2);
+	assert_int_equal(hl_store_kv_get(f->s, &v, "refusal:a/b#1:x", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_kv_get(f->s, &v, "refusal_x", &err), 0);
+	free(v);
+	assert_int_equal(hl_store_kv_get(f->s, &v, "watch", &err), 0);
+	free(v);
+	assert_int_equal(hl_store_kv_prune(f->s, &pruned, "", hl_time_wall_ms() + 1, &err),
+	                 -HL_EINVAL);
 }
 
 /* Redelivery records (store/redeliver.h): a stored delivery is known
