@@ -145,16 +145,39 @@ dash_redirect(struct http_req *r, const char *location, const char *cookie)
 	return hl_http_reply_hdrs(r, 303, "text/plain; charset=utf-8", NULL, 0, hdrs);
 }
 
-/* 429 for a login from an address with too many failures: Retry-After
- * and {"error":"too_many_attempts","message":...,"retry_after":S}. */
+/* 429 for a login from an address with too many failures, with
+ * Retry-After: for a browser (Accept names text/html, as the login form's
+ * post does) a page saying when to try again with a link back to the form,
+ * else {"error":"too_many_attempts","message":...,"retry_after":S}. */
 static enum MHD_Result
 dash_too_many(struct http_req *r, int wait_s)
 {
+	const char *accept =
+	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
 	char retry[16], *body;
-	const char *hdrs[] = { "Retry-After", retry, "Cache-Control", "no-store", NULL };
+	const char *hdrs[] = { "Retry-After", retry, "Cache-Control", "no-store", "Vary",
+		               "Accept",      NULL };
+	const char *page_hdrs[] = { DASH_HEADERS, "Retry-After", retry, "Vary", "Accept", NULL };
 	int n;
 
 	snprintf(retry, sizeof(retry), "%d", wait_s);
+	if (accept && strstr(accept, "text/html")) {
+		n = asprintf(
+		        &body,
+		        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+		        "<title>healer &middot; log in</title>\n"
+		        "<link rel=\"stylesheet\" href=\"/assets/app.css\">\n</head>\n<body>\n"
+		        "<header class=\"top\"><span class=\"brand\">healer</span></header>\n"
+		        "<main id=\"main\" class=\"login\">\n<h1>Log in</h1>\n"
+		        "<p class=\"error\" role=\"alert\">Too many failed logins from this "
+		        "address: %d within %d seconds. Try again in %d seconds.</p>\n"
+		        "<p><a href=\"/\">Back to the login</a></p>\n</main>\n</body>\n</html>\n",
+		        HTTP_LOGIN_MAX_FAILURES, HTTP_LOGIN_WINDOW_MS / 1000, wait_s);
+		if (n < 0)
+			return hl_http_reply_error(r, 500, "internal", "out of memory");
+		return hl_http_reply_hdrs(r, 429, "text/html; charset=utf-8", body, (size_t)n,
+		                          page_hdrs);
+	}
 	n = asprintf(&body,
 	             "{\"error\":\"too_many_attempts\",\"message\":\"%d failed logins from this "
 	             "address within %d seconds; try again in %d seconds\",\"retry_after\":%d}",

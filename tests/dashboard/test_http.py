@@ -154,6 +154,18 @@ def login_limit(port, token):
     st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(), FORM, source=flood)
     check("while blocked, even the right token from that address is 429 without a cookie",
           st == 429 and "set-cookie" not in h, (st, h))
+    # the login form's own post (a browser's Accept): a page, not JSON
+    st, h, body = req(port, "POST", "/login", b"token=guess-11",
+                      dict(FORM, Accept="text/html,application/xhtml+xml,*/*;q=0.8"),
+                      source=flood)
+    page = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    check("a browser's blocked login gets a page saying when to try again, with a link "
+          "back to the form",
+          st == 429 and h.get("content-type", "").startswith("text/html")
+          and h.get("retry-after", "").isdigit()
+          and f"Try again in {h.get('retry-after')} seconds" in page
+          and 'href="/"' in page and "content-security-policy" in h
+          and "set-cookie" not in h, (st, h, page[:400]))
     st, h, _ = req(port, "POST", "/login", b"token=wrong", FORM, source=other)
     check("another address still gets the form back for a wrong token",
           st == 303 and h.get("location") == "/?login=failed", (st, h))
