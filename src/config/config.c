@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/str.h"
@@ -105,6 +106,7 @@ static const struct config_key config_keys[] = {
 	I("HEALER_DECISION_WAIT_MS", decision_wait_ms, "5000"),
 	I("HEALER_HTTP_MAX_CONNECTIONS", http_max_connections, "1024"),
 	I("HEALER_HTTP_MAX_CONNECTIONS_PER_IP", http_max_per_ip, "64"),
+	S("HEALER_TRUSTED_PROXIES", trusted_proxies, NULL),
 	I("HEALER_HTTP_HEADER_TIMEOUT_S", http_header_timeout_s, "10"),
 	I("HEALER_HTTP_REQUEST_TIMEOUT_S", http_request_timeout_s, "60"),
 	I("HEALER_HTTP_MAX_BUFFERED_MB", http_max_buffered_mb, "256"),
@@ -791,6 +793,14 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		                  "HEALER_HTTP_MAX_CONNECTIONS_PER_IP: must be between 1 and"
 		                  " HEALER_HTTP_MAX_CONNECTIONS (%d)",
 		                  cfg->http_max_connections);
+	if (cfg->trusted_proxies) {
+		struct hl_cidr proxies[HL_CIDR_MAX];
+		struct hl_err perr = HL_ERR_INIT;
+		size_t n_proxies = 0;
+
+		if (hl_cidr_list_parse(proxies, &n_proxies, cfg->trusted_proxies, &perr) < 0)
+			return hl_err_set(err, HL_EINVAL, "HEALER_TRUSTED_PROXIES: %s", perr.msg);
+	}
 	if (cfg->http_header_timeout_s < 1 || cfg->http_header_timeout_s > 3600 ||
 	    cfg->http_request_timeout_s < 1 || cfg->http_request_timeout_s > 3600)
 		return hl_err_set(

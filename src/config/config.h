@@ -83,6 +83,8 @@ struct hl_config {
 	/* HTTP limits (contract section 4 hardening) */
 	int http_max_connections;   /* HEALER_HTTP_MAX_CONNECTIONS: open at once */
 	int http_max_per_ip;        /* HEALER_HTTP_MAX_CONNECTIONS_PER_IP */
+	char *trusted_proxies;      /* HEALER_TRUSTED_PROXIES: comma list of addresses and
+	                               ranges whose X-Forwarded-For names the client */
 	int http_header_timeout_s;  /* HEALER_HTTP_HEADER_TIMEOUT_S: a request's headers */
 	int http_request_timeout_s; /* HEALER_HTTP_REQUEST_TIMEOUT_S: a request's body */
 	int http_max_buffered_mb;   /* HEALER_HTTP_MAX_BUFFERED_MB: bodies in memory, all

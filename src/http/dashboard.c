@@ -201,7 +201,7 @@ hl_http_login(struct http_req *r, const char *arg)
 		return hl_http_reply_error(r, 403, "forbidden", "a login from another origin");
 	if (!want || !*want)
 		return dash_redirect(r, "/", NULL);
-	hl_http_client_addr(r, &from);
+	hl_http_login_client(&r->srv->login_guard, r, &from);
 	/* checked before the token: while blocked, even the right one is
 	 * refused, so the answer says nothing about a guess */
 	if ((wait_s = hl_http_login_blocked_s(&r->srv->login_guard, &from)) > 0)

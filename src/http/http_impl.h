@@ -6,6 +6,7 @@
 #define HL_HTTP_HTTP_IMPL_H
 
 #include "base/buf.h"
+#include "base/cidr.h"
 #include "config/config.h"
 #include "event/event.h"
 #include "metrics.h"
@@ -48,6 +49,8 @@ struct http_login_slot {
 struct http_login_guard {
 	pthread_mutex_t lock;
 	struct http_login_slot slots[HTTP_LOGIN_SLOTS];
+	struct hl_cidr proxies[HL_CIDR_MAX]; /* HEALER_TRUSTED_PROXIES */
+	size_t n_proxies;
 };
 
 /* What a connection is waiting for (its deadline, server.c). */
@@ -270,8 +273,11 @@ void hl_http_client_addr(struct http_req *r, struct http_addr *out);
 
 /* The limit on failed logins (login_guard.c): the seconds address a must
  * still wait before it may try again (0: it may), and a failure to count. */
-void hl_http_login_guard_init(struct http_login_guard *g);
+void hl_http_login_guard_init(struct http_login_guard *g, const char *trusted_proxies);
 void hl_http_login_guard_destroy(struct http_login_guard *g);
+/* The address a login counts against: the connection's peer, or behind
+ * trusted proxies the client their X-Forwarded-For names. */
+void hl_http_login_client(struct http_login_guard *g, struct http_req *r, struct http_addr *out);
 int hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a);
 void hl_http_login_failed(struct http_login_guard *g, const struct http_addr *a);
 

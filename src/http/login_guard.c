@@ -8,14 +8,18 @@
  * Invariants: memory is bounded (a fixed table of HTTP_LOGIN_SLOTS
  * addresses; when full, a new address takes the slot whose window began
  * first, an expired one when there is one); the table is per server and
- * under its own mutex. The address is the connection's peer: behind a
- * proxy that is the proxy's, and the limit then holds for all its clients
- * together (X-Forwarded-For is not trusted: any client can write it).
+ * under its own mutex. The address is the connection's peer, unless that
+ * peer is one of HEALER_TRUSTED_PROXIES: then X-Forwarded-For is read from
+ * its end, past every trusted proxy, to the first address the proxies did
+ * not add themselves (nginx's real_ip_recursive). Without trusted proxies
+ * every client behind a proxy shares the proxy's limit (any client can
+ * write X-Forwarded-For, so it is not read).
  */
 #include "base/clock.h"
 #include "http_impl.h"
 
 #include <string.h>
+#include <strings.h>
 
 static bool
 login_expired(const struct http_login_slot *s, int64_t now)
@@ -37,10 +41,67 @@ login_find(struct http_login_guard *g, const struct http_addr *a)
 }
 
 void
-hl_http_login_guard_init(struct http_login_guard *g)
+hl_http_login_guard_init(struct http_login_guard *g, const char *trusted_proxies)
 {
+	struct hl_err err = HL_ERR_INIT;
+
 	memset(g->slots, 0, sizeof(g->slots));
 	pthread_mutex_init(&g->lock, NULL);
+	/* checked with the configuration; a bad list here trusts no proxy */
+	if (hl_cidr_list_parse(g->proxies, &g->n_proxies, trusted_proxies, &err) < 0)
+		g->n_proxies = 0;
+}
+
+static enum MHD_Result
+login_collect_xff(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct hl_buf *b = cls;
+
+	(void)kind;
+	if (key && value && strcasecmp(key, "X-Forwarded-For") == 0) {
+		if (b->len)
+			hl_buf_append(b, ",", 1);
+		hl_buf_append(b, value, strlen(value));
+	}
+	return MHD_YES;
+}
+
+void
+hl_http_login_client(struct http_login_guard *g, struct http_req *r, struct http_addr *out)
+{
+	struct hl_buf xff;
+	const char *end, *start;
+	struct http_addr hop;
+
+	hl_http_client_addr(r, out);
+	if (g->n_proxies == 0 || !hl_cidr_match(g->proxies, g->n_proxies, out->b, out->len))
+		return;
+	/* every X-Forwarded-For header, in order, as one list; walked from its
+	 * end: each trusted hop names the one before it, and the first
+	 * untrusted address is the client (what a client wrote itself, further
+	 * left, is never reached) */
+	hl_buf_init(&xff, 16384);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, login_collect_xff, &xff);
+	end = xff.data ? xff.data + xff.len : NULL;
+	while (end && end > xff.data && !xff.err &&
+	       hl_cidr_match(g->proxies, g->n_proxies, out->b, out->len)) {
+		start = end;
+		while (start > xff.data && start[-1] != ',')
+			start--;
+		{
+			const char *a = start, *z = end;
+
+			while (a < z && (*a == ' ' || *a == '\t'))
+				a++;
+			while (z > a && (z[-1] == ' ' || z[-1] == '\t'))
+				z--;
+			if (!hl_cidr_addr_parse(hop.b, &hop.len, a, (size_t)(z - a)))
+				break; /* not an address: the last hop that named one stands */
+		}
+		*out = hop;
+		end = start > xff.data ? start - 1 : NULL;
+	}
+	hl_buf_release(&xff);
 }
 
 void

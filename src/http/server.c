@@ -874,7 +874,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	srv->listen_fd = -1;
 	pthread_mutex_init(&srv->conn_lock, NULL);
 	pthread_mutex_init(&srv->insights_lock, NULL);
-	hl_http_login_guard_init(&srv->login_guard);
+	hl_http_login_guard_init(&srv->login_guard, cfg->trusted_proxies);
 	{
 		pthread_condattr_t ca;
 

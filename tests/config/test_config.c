@@ -42,6 +42,7 @@ static const char *const cleared[] = {
 	"HEALER_REDELIVER_INTERVAL_MINS",
 	"GITHUB_TOKEN",
 	"GITHUB_TOKEN_FILE",
+	"HEALER_TRUSTED_PROXIES",
 	NULL,
 };
 
@@ -89,6 +90,30 @@ test_config_defaults_match_contract(void **state)
 	assert_null(c->webhook_secrets);
 	assert_true(hl_config_repo_allowed(c, "any/repo"));
 	hl_config_free(c);
+}
+
+/* HEALER_TRUSTED_PROXIES: a list of addresses and ranges, refused naming
+ * the key and the bad element */
+static void
+test_config_trusted_proxies(void **state)
+{
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	(void)state;
+	setenv("HEALER_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,2001:db8::/32", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_string_equal(c->trusted_proxies, "10.0.0.0/8, 192.0.2.7,2001:db8::/32");
+	hl_config_free(c);
+	c = NULL;
+	setenv("HEALER_TRUSTED_PROXIES", "10.0.0.0/8, ingress.example", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "HEALER_TRUSTED_PROXIES"));
+	assert_non_null(strstr(err.msg, "ingress.example"));
+	setenv("HEALER_TRUSTED_PROXIES", "10.0.0.1/8", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "past its prefix length"));
 }
 
 static void
@@ -574,6 +599,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_unauthenticated_listens_on_loopback_only,
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_precedence_flag_env_file, clear_env),
+		cmocka_unit_test_setup(test_config_trusted_proxies, clear_env),
 		cmocka_unit_test_setup(test_config_secret_file_and_rotation_list, clear_env),
 		cmocka_unit_test_setup(test_config_secrets_are_redacted, clear_env),
 		cmocka_unit_test_setup(test_config_database_url_is_a_secret, clear_env),

@@ -135,7 +135,8 @@ def login_limit(port, token):
     """Ten wrong tokens within a minute from one address: its next login is
     429 with Retry-After, even with the right token, while another address
     still gets the form back for a wrong one and a session for the right
-    one. Run last: the flooding address stays blocked for a minute."""
+    one; behind trusted proxies the forwarded client is the one limited. Run
+    last: the flooding address stays blocked for a minute."""
     flood, other = "127.0.0.3", "127.0.0.4"
     codes = [req(port, "POST", "/login", f"token=guess-{i}".encode(), FORM, source=flood)[0]
              for i in range(10)]
@@ -178,9 +179,35 @@ def login_limit(port, token):
         ok += st == 303 and "set-cookie" in h
     check("successful logins do not count as failures", ok == 12, ok)
 
+    # behind trusted proxies (HEALER_TRUSTED_PROXIES: 127.0.0.5 and 127.0.0.6), the
+    # client is the first address from X-Forwarded-For's end that no trusted proxy is
+    proxy, chained = "127.0.0.5", "127.0.0.6"
+
+    def via(xff, tok, source=proxy):
+        return req(port, "POST", "/login", f"token={tok}".encode(),
+                   dict(FORM, **{"X-Forwarded-For": xff}), source=source)[:2]
+    codes = [via("203.0.113.7", f"guess-{i}")[0] for i in range(10)]
+    st, h = via("203.0.113.7", "guess-10")
+    check("behind a trusted proxy, ten wrong tokens of one forwarded client block that "
+          "client", codes == [303] * 10 and st == 429, (codes, st))
+    st, h = via("203.0.113.8", token)
+    check("another client behind the same proxy still logs in",
+          st == 303 and h.get("set-cookie", "").startswith("healer_session="), (st, h))
+    st, _ = via("198.51.100.1, 203.0.113.7", token)
+    check("an address the client wrote itself in front of its own is not believed",
+          st == 429, st)
+    st, _ = via("203.0.113.7, 127.0.0.6", token)
+    check("through two trusted proxies the client is still found", st == 429, st)
+    st, h = via("203.0.113.7", token, source=other)
+    check("X-Forwarded-For from a peer that is not a trusted proxy is ignored",
+          st == 303 and "set-cookie" in h, (st, h))
+    st, h = via("not-an-address", token)
+    check("a forwarded value that is no address leaves the proxy as the client",
+          st == 303 and "set-cookie" in h, (st, h))
+
 
 def main():
-    s = dashseed.Seeded("http")
+    s = dashseed.Seeded("http", env={"HEALER_TRUSTED_PROXIES": "127.0.0.5, 127.0.0.6/32"})
     port, token = s.srv.port, s.token
     s.wait_running(30)
 
