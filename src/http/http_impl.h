@@ -78,6 +78,7 @@ struct http_req;
 /* The slow read routes' own threads and their queue (readers.c). */
 #define HTTP_READERS       2  /* threads */
 #define HTTP_READERS_QUEUE 16 /* requests waiting beyond those being read */
+#define HTTP_READERS_AHEAD 4  /* more for the monitoring reads, which go first */
 struct http_readers {
 	struct hl_http_server *srv;
 	pthread_mutex_t lock;
@@ -235,6 +236,7 @@ struct http_req {
 	 * there with on_reader set, and its reply is kept in deferred */
 	bool on_reader;
 	struct http_req *read_next; /* in the readers' queue */
+	bool read_ahead;            /* queued ahead of the others (a monitoring read) */
 	struct http_deferred deferred;
 };
 
@@ -256,6 +258,9 @@ void hl_http_readers_stop(struct hl_http_server *srv);
  * which runs the route again; 503 when the queue is full or the server is
  * stopping. */
 enum MHD_Result hl_http_readers_submit(struct http_req *r);
+/* The same for a monitoring read: queued before every other waiting
+ * request, with HTTP_READERS_AHEAD places of its own beyond the limit. */
+enum MHD_Result hl_http_readers_submit_ahead(struct http_req *r);
 /* hl_http_reply_hdrs on a reader thread: keeps the reply (takes body,
  * copies hdrs) for hl_http_readers_reply, which queues it once the
  * connection resumed; forget frees a reply never sent. */

@@ -17,6 +17,10 @@
  *
  * At most HTTP_READERS_QUEUE requests wait beyond those being read: more
  * are answered 503 with Retry-After at once, so readers cannot pile up.
+ * A monitoring read (/metrics: a few counters, hl_http_readers_submit_ahead)
+ * goes before every waiting request and may take HTTP_READERS_AHEAD places
+ * beyond the limit, so a scrape is neither refused nor kept waiting behind
+ * a dashboard's queue of list scans.
  * Once the server stops, queued requests are answered 503 without being
  * read; stop waits for the suspended count (which includes these) before
  * it stops libmicrohttpd, then joins the readers before it closes the
@@ -95,13 +99,16 @@ hl_http_readers_stop(struct hl_http_server *srv)
 	q->inited = false;
 }
 
-enum MHD_Result
-hl_http_readers_submit(struct http_req *r)
+/* Queues r at the end, or ahead of every waiting request but the other
+ * ahead ones (in their order). */
+static enum MHD_Result
+readers_queue(struct http_req *r, bool ahead)
 {
 	struct http_readers *q = &r->srv->readers;
+	struct http_req **pp;
 
 	pthread_mutex_lock(&q->lock);
-	if (q->queued >= HTTP_READERS_QUEUE) {
+	if (q->queued >= HTTP_READERS_QUEUE + (ahead ? HTTP_READERS_AHEAD : 0)) {
 		pthread_mutex_unlock(&q->lock);
 		return hl_http_reply_error(r, 503, "overloaded",
 		                           "too many reads waiting for the store; retry later");
@@ -111,16 +118,33 @@ hl_http_readers_submit(struct http_req *r)
 		return hl_http_reply_error(r, 503, "shutting_down", "the server is shutting down");
 	}
 	r->on_reader = true;
-	r->read_next = NULL;
-	if (q->tail)
-		q->tail->read_next = r;
+	r->read_ahead = ahead;
+	pp = &q->head;
+	if (ahead)
+		while (*pp && (*pp)->read_ahead)
+			pp = &(*pp)->read_next;
 	else
-		q->head = r;
-	q->tail = r;
+		pp = q->tail ? &q->tail->read_next : &q->head;
+	r->read_next = *pp;
+	*pp = r;
+	if (!r->read_next)
+		q->tail = r;
 	q->queued++;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return MHD_YES;
+}
+
+enum MHD_Result
+hl_http_readers_submit(struct http_req *r)
+{
+	return readers_queue(r, false);
+}
+
+enum MHD_Result
+hl_http_readers_submit_ahead(struct http_req *r)
+{
+	return readers_queue(r, true);
 }
 
 void

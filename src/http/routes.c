@@ -54,7 +54,7 @@ route_status(struct http_req *r, const char *arg)
 static enum MHD_Result
 route_metrics(struct http_req *r, const char *arg)
 {
-	return r->on_reader ? hl_http_metrics(r) : hl_http_readers_submit(r);
+	return r->on_reader ? hl_http_metrics(r) : hl_http_readers_submit_ahead(r);
 }
 
 static enum MHD_Result

@@ -14,7 +14,8 @@ server` on a large ledger (tests/memory/insights_ledger.py), one client,
 then two, polling such a list without pause, and webhooks sent one after
 the other; their median answer time must stay far below what one scan
 takes. A delivery is counted by /api/status (read on that handle) as soon
-as it was answered."""
+as it was answered. And a /metrics scrape is answered while more pollers
+than the readers' queue holds keep it full."""
 import http.client
 import json
 import os
@@ -33,6 +34,8 @@ from tap import check, finish, run  # noqa: E402
 TASKS = 100000
 HOOKS = 21
 LIST = "/api/remediations?failure_type=no_such_type&limit=50"
+# more pollers than the readers take (2 read, 16 wait: src/http/http_impl.h)
+POLLERS_FULL = 24
 
 
 def request(port, method, path, body=None, headers=None):
@@ -98,6 +101,40 @@ def polled(port, pollers, took, alone):
            max(lat) * 1e3, statistics.median(dt for _, dt in polls) * 1e3 if polls else -1))
 
 
+def scraped(port):
+    """/metrics scraped while more list pollers than the readers' queue
+    holds keep it full: every scrape is answered, ahead of the queued scans."""
+    stop = threading.Event()
+    polls = []
+
+    def poller():
+        while not stop.is_set():
+            st, dt = request(port, "GET", LIST)[:2]
+            polls.append(st)
+            if st != 200:
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=poller) for _ in range(POLLERS_FULL)]
+    for th in threads:
+        th.start()
+    try:
+        time.sleep(0.5)
+        scrapes = []
+        for _ in range(10):
+            st, dt, body = request(port, "GET", "/metrics")
+            scrapes.append((st, dt, b"healer_queue_depth" in body))
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=120)
+    check("with the readers' queue full (some list polls refused 503), every /metrics "
+          "scrape is answered 200",
+          503 in polls and all(st == 200 and ok for st, _, ok in scrapes),
+          "polls: %d, refused %d; scrapes %s" %
+          (len(polls), polls.count(503), [(st, round(dt * 1e3, 1)) for st, dt, _ in scrapes]))
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="healer-lists-intake-") as tmp:
         data = os.path.join(tmp, "d")
@@ -137,6 +174,7 @@ def main():
             alone = [ping(port, 10 + i)[1] for i in range(5)]
             for pollers in (1, 2):
                 polled(port, pollers, took, alone)
+            scraped(port)
         finally:
             srv.terminate()
             try:
