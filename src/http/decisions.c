@@ -12,15 +12,17 @@
  * (a very fast remediation) is not lost. A timer thread resumes requests
  * whose wait is over; shutdown resumes them all. No HTTP thread blocks.
  * Signals can be lost (a replica's connection to a shared store dropped
- * while another replica decided): hl_decisions_recheck has the timer
+ * while another replica decided): hl_decisions_recheck has the reader
  * thread read each waiting request's decision from the store, and resume
  * those already decided. A signal can also be lost where nobody can tell:
  * the replica that decided could not send it (its NOTIFY failed on a
  * broken connection; the decision itself is stored). So on a shared store
- * (PostgreSQL), while requests wait, the timer thread also reads their
+ * (PostgreSQL), while requests wait, the reader thread also reads their
  * decisions from the store every BOARD_RECHECK_MS: a lost signal costs at
  * most that, not the whole wait. (On SQLite every decision is this
- * process's, handed over in memory.)
+ * process's, handed over in memory.) The reads are the reader's, never the
+ * timer's: a database that stalls holds up the reads, not the end of a
+ * wait, so a sensor is answered on time whatever the store does.
  */
 #include "decisions.h"
 
@@ -51,6 +53,8 @@ struct hl_decision_board {
 	struct board_recent recent[BOARD_RECENT];
 	size_t recent_pos;
 	pthread_t timer;
+	pthread_t reader; /* the store reads (board_reader) */
+	bool reader_started;
 	bool stop;
 	bool recheck; /* signals may have been lost: read the waiters' decisions */
 	/* other replicas decide too (a shared store): their signals can be
@@ -104,17 +108,19 @@ board_recheck(struct hl_decision_board *b)
 	pthread_mutex_lock(&b->lock);
 }
 
+/* Reads the waiting requests' decisions from the store: on demand
+ * (hl_decisions_recheck) and, on a shared store while requests wait, every
+ * BOARD_RECHECK_MS. */
 static void *
-board_timer(void *arg)
+board_reader(void *arg)
 {
 	struct hl_decision_board *b = arg;
 	int64_t recheck_at = 0; /* the next periodic read, 0: none waits */
 
-	pthread_setname_np(pthread_self(), "hl-decisions");
+	pthread_setname_np(pthread_self(), "hl-decisions-rd");
 	pthread_mutex_lock(&b->lock);
 	while (!b->stop) {
-		int64_t now = hl_time_mono_ms(), next = now + 1000;
-		struct http_req **pp = &b->waiters;
+		int64_t now = hl_time_mono_ms();
 		struct timespec ts;
 
 		if (!b->waiters || !b->shared)
@@ -129,8 +135,25 @@ board_timer(void *arg)
 			board_recheck(b);
 			continue;
 		}
-		if (recheck_at && recheck_at < next)
-			next = recheck_at;
+		hl_time_deadline(&ts, CLOCK_REALTIME,
+		                 recheck_at ? recheck_at - now : BOARD_RECHECK_MS);
+		pthread_cond_timedwait(&b->cond, &b->lock, &ts);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+static void *
+board_timer(void *arg)
+{
+	struct hl_decision_board *b = arg;
+
+	pthread_setname_np(pthread_self(), "hl-decisions");
+	pthread_mutex_lock(&b->lock);
+	while (!b->stop) {
+		int64_t now = hl_time_mono_ms(), next = now + 1000;
+		struct http_req **pp = &b->waiters;
+		struct timespec ts;
 
 		while (*pp) {
 			struct http_req *r = *pp;
@@ -174,6 +197,11 @@ hl_decisions_new(struct hl_decision_board **out, struct hl_store *store, struct 
 		free(b);
 		return hl_err_set(err, HL_EINTERNAL, "cannot start the decision timer");
 	}
+	if (pthread_create(&b->reader, NULL, board_reader, b) != 0) {
+		hl_decisions_free(b);
+		return hl_err_set(err, HL_EINTERNAL, "cannot start the decision reader");
+	}
+	b->reader_started = true;
 	*out = b;
 	return 0;
 }
@@ -186,9 +214,11 @@ hl_decisions_release_all(struct hl_decision_board *b)
 	pthread_mutex_lock(&b->lock);
 	if (!b->stop) {
 		b->stop = true;
-		pthread_cond_signal(&b->cond);
+		pthread_cond_broadcast(&b->cond);
 		pthread_mutex_unlock(&b->lock);
 		pthread_join(b->timer, NULL);
+		if (b->reader_started)
+			pthread_join(b->reader, NULL);
 		return;
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -209,12 +239,18 @@ hl_decisions_free(struct hl_decision_board *b)
 	free(b);
 }
 
+bool
+hl_decisions_reply_reads(const struct hl_decision_board *b)
+{
+	return !b->shared;
+}
+
 void
 hl_decisions_recheck(struct hl_decision_board *b)
 {
 	pthread_mutex_lock(&b->lock);
 	b->recheck = true;
-	pthread_cond_signal(&b->cond);
+	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -238,7 +274,7 @@ hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms)
 	r->wait_next = b->waiters;
 	b->waiters = r;
 	waiting = true;
-	pthread_cond_signal(&b->cond);
+	pthread_cond_broadcast(&b->cond);
 out:
 	pthread_mutex_unlock(&b->lock);
 	return waiting;

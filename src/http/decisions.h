@@ -33,5 +33,10 @@ void hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id
  * board's thread soon reads the decision of every waiting request from the
  * store and resumes those already decided. Never blocks on the store. */
 void hl_decisions_recheck(struct hl_decision_board *b);
+/* Whether a reply without a decision reads the stored one itself: on
+ * SQLite (a read in this process); not on a shared store, where a stalled
+ * database would hold the request thread, and the reader thread's reads
+ * find a decision whose signal was lost within a second anyway. */
+bool hl_decisions_reply_reads(const struct hl_decision_board *b);
 
 #endif

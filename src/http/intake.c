@@ -311,6 +311,7 @@ intake_add_decision(struct http_req *r, json_t *o)
 	/* missed while waiting (decided before the wait began, or the signal
 	 * was lost): the decision stored with the delivery */
 	if (!src && a->status == HL_INTAKE_ACCEPTED &&
+	    hl_decisions_reply_reads(r->srv->decisions) &&
 	    hl_store_delivery_decision(r->srv->store, &text, r->delivery_id, NULL) == 0) {
 		src = stored = json_loads(text, 0, NULL);
 		free(text);

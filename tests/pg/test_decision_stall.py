@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""test_decision_stall.py - a sensor call is answered when its decision
+wait ends although the database has stalled meanwhile: every PostgreSQL
+process is stopped (SIGSTOP: the connections stay open and answer nothing,
+as a database behind a partition does) while the call waits. The periodic
+reads of the waiting calls' decisions then hang in the store, and so would
+a read of the stored decision while the answer is built; neither may hold
+up the answer (HEALER_DECISION_WAIT_MS), which says the decision is pending
+and names the task. After the database continues, the server goes on and
+the next call is answered as usual.
+
+The call's failure stays undecided through the wait: its context source
+(Loki) answers only after 25 s. Standard library only; prints TAP.
+"""
+import os
+import signal
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hltest  # noqa: E402
+import pgtest  # noqa: E402
+from hltest import dtest, job_event, wait_for  # noqa: E402
+
+check = dtest.check
+WAIT_MS = 3000
+STALL_S = 10
+
+
+def cluster_pids():
+    """The postmaster and its children."""
+    with open(os.path.join(os.environ["HEALER_TEST_PG_DATA"], "postmaster.pid")) as f:
+        master = int(f.readline())
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == master:
+                        kids.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return [master] + kids
+
+
+def signal_all(pids, sig):
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
+
+
+def main():
+    _, sport = dtest.start_stub("generic_stub.py")
+    surl = f"http://127.0.0.1:{sport}"
+    dtest.http("POST", surl + "/_stub/config", {"routes": [
+        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": 25000,
+         "body": {"status": "success", "data": {"resultType": "streams", "result": []}}}]})
+    url = pgtest.create_database("decstall")
+    env = hltest.base_env(HEALER_DISPATCH="none", HEALER_DECISION_WAIT_MS=str(WAIT_MS),
+                          LOKI_URL=surl, HEALER_SOURCE_TIMEOUT_MS="27000",
+                          HEALER_CONTEXT_TIMEOUT_MS="28000")
+    srv = hltest.Healer(os.path.join(dtest.TMP, "decstall"), env, store_url=url).start()
+    con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
+    answer = {}
+
+    def call():
+        t = time.monotonic()
+        answer["reply"] = srv.sensor(job_event(931, 93, branch="fix/stall"), timeout=60)
+        answer["took"] = time.monotonic() - t
+    ct = threading.Thread(target=call)
+    ct.start()
+    stored = wait_for(lambda: con.query("SELECT state FROM deliveries").fetchall()
+                      == [("processing",)], 10, 0.02)
+    con.close()
+    check("the sensor call's delivery is stored and being processed", stored)
+    pids = cluster_pids()
+    t_stall = time.monotonic()
+    signal_all(pids, signal.SIGSTOP)
+    try:
+        ct.join(timeout=STALL_S - 1)
+        answered_in = time.monotonic() - t_stall if not ct.is_alive() else None
+    finally:
+        time.sleep(max(0.0, STALL_S - (time.monotonic() - t_stall)))
+        signal_all(pids, signal.SIGCONT)
+    ct.join(timeout=60)
+    st, d = answer.get("reply", (None, {}))
+    check(f"with the database stopped, the call is answered when its {WAIT_MS // 1000} s "
+          f"wait ends, not when the database continues ({STALL_S} s)",
+          answered_in is not None and answer["took"] < WAIT_MS / 1000 + 2.5,
+          (answered_in, answer.get("took")))
+    check("the answer is 202, the decision pending, with the task's id",
+          st == 202 and d.get("decision") == "pending" and d.get("task_id"), (st, d))
+    ok = wait_for(lambda: srv.request("GET", "/ready")[0] == 200, 30)
+    check("after the database continues the server is ready", ok)
+    st2, d2 = srv.sensor(job_event(932, 94, conclusion="success", branch="fix/stall"))
+    check("and the next call is answered as usual", st2 == 202, (st2, d2))
+    check("the server is alive", srv.alive())
+    srv.stop()
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    dtest.run(main)
