@@ -130,6 +130,18 @@ class Healer:
         return d.get("queue_depth") if st == 200 else None
 
 
+def slow_loki(delay_ms):
+    """A Loki stand-in whose queries answer (empty) only after delay_ms: a
+    failure whose context reads it keeps its worker busy that long, and
+    stays undecided. Returns its base URL (for LOKI_URL)."""
+    _, port = dtest.start_stub("generic_stub.py")
+    url = f"http://127.0.0.1:{port}"
+    dtest.http("POST", url + "/_stub/config", {"routes": [
+        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": delay_ms,
+         "body": {"status": "success", "data": {"resultType": "streams", "result": []}}}]})
+    return url
+
+
 def base_env(**extra):
     e = {"GITHUB_WEBHOOK_SECRET": SECRET, "HEALER_API_TOKEN": TOKEN,
          "HEALER_TIME_WINDOW_MINS": "0", "HEALER_LOG_LEVEL": "info",

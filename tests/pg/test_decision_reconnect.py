@@ -27,11 +27,7 @@ WAIT_MS = 20000
 
 
 def main():
-    _, sport = dtest.start_stub("generic_stub.py")
-    surl = f"http://127.0.0.1:{sport}"
-    dtest.http("POST", surl + "/_stub/config", {"routes": [
-        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": 25000,
-         "body": {"status": "success", "data": {"resultType": "streams", "result": []}}}]})
+    surl = hltest.slow_loki(25000)
     url = pgtest.create_database("decisions")
     name = url.split("///", 1)[1].split("?", 1)[0]
     env = hltest.base_env(HEALER_DISPATCH="none", HEALER_DECISION_WAIT_MS=str(WAIT_MS))

@@ -53,11 +53,7 @@ def signal_all(pids, sig):
 
 
 def main():
-    _, sport = dtest.start_stub("generic_stub.py")
-    surl = f"http://127.0.0.1:{sport}"
-    dtest.http("POST", surl + "/_stub/config", {"routes": [
-        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": 25000,
-         "body": {"status": "success", "data": {"resultType": "streams", "result": []}}}]})
+    surl = hltest.slow_loki(25000)
     url = pgtest.create_database("decstall")
     env = hltest.base_env(HEALER_DISPATCH="none", HEALER_DECISION_WAIT_MS=str(WAIT_MS),
                           LOKI_URL=surl, HEALER_SOURCE_TIMEOUT_MS="27000",

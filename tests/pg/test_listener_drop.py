@@ -24,11 +24,7 @@ check = dtest.check
 
 
 def main():
-    _, sport = dtest.start_stub("generic_stub.py")
-    surl = f"http://127.0.0.1:{sport}"
-    dtest.http("POST", surl + "/_stub/config", {"routes": [
-        {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": 14000,
-         "body": {"status": "success", "data": {"resultType": "streams", "result": []}}}]})
+    surl = hltest.slow_loki(14000)
     url = pgtest.create_database("listener")
     name = url.split("///", 1)[1].split("?", 1)[0]
     env = hltest.base_env(HEALER_DISPATCH="none", HEALER_WORKERS="2", LOKI_URL=surl,
