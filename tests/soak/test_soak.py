@@ -17,9 +17,9 @@ medians of the first and the last fifth of the judged samples:
   - RSS grows by at most max(8 MiB, 10%) (RSS_TOLERANCE_MB / _PCT), and
     the least-squares slope over the judged window, projected over one
     hour of this load, stays under 64 MiB;
-  - open descriptors grow by at most 4 (connections in flight come and
-    go), and the last sample once idle is at most the first judged
-    median + 2;
+  - descriptors other than sockets grow by at most 1 (sockets come and go
+    with the connections in flight), and the last sample of all
+    descriptors once idle is at most the first judged median + 2;
   - threads do not grow.
 Every delivery must be answered 202 and the backlog must drain at the end.
 `make soak SOAK_SECONDS=1800` runs it longer. Standard library only;
@@ -127,8 +127,15 @@ PID = srv.proc.pid
 def sample():
     with open(f"/proc/{PID}/status") as f:
         st = dict(line.split(":", 1) for line in f if ":" in line)
+    fds = os.listdir(f"/proc/{PID}/fd")
+    files = 0
+    for fd in fds:
+        try:
+            files += not os.readlink(f"/proc/{PID}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass  # closed meanwhile
     return {"t": time.monotonic(), "rss": int(st["VmRSS"].split()[0]) * 1024,
-            "threads": int(st["Threads"]), "fds": len(os.listdir(f"/proc/{PID}/fd"))}
+            "threads": int(st["Threads"]), "fds": len(fds), "files": files}
 
 
 def signed(body, event, delivery):
@@ -258,6 +265,7 @@ def main():
     med = lambda xs, k: statistics.median(s[k] for s in xs)  # noqa: E731
     rss0, rss1 = med(first, "rss"), med(last, "rss")
     fd0, fd1 = med(first, "fds"), med(last, "fds")
+    fl0, fl1 = med(first, "files"), med(last, "files")
     th0, th1 = med(first, "threads"), med(last, "threads")
     per_s = slope([s["t"] for s in judged], [s["rss"] for s in judged])
     mib = 1024 * 1024
@@ -274,8 +282,14 @@ def main():
           rss1 - rss0 <= allowed, [(round(s["t"] - t0), s["rss"] // 1024) for s in samples])
     check(f"RSS trend under 64 MiB per hour ({per_s * 3600 / mib:.1f})",
           per_s * 3600 < 64 * mib, per_s)
-    check(f"open descriptors stay flat: {fd0:.0f} -> {fd1:.0f}, idle {idle['fds']}",
-          fd1 <= fd0 + 4 and idle["fds"] <= fd0 + 2,
+    # sockets come and go with the connections in flight (the context
+    # fetches of each failure: more at once on a loaded machine), so under
+    # load only the other descriptors must stay flat; every socket must be
+    # closed again once idle
+    check(f"descriptors other than sockets stay flat: {fl0:.0f} -> {fl1:.0f}",
+          fl1 <= fl0 + 1, [(round(s["t"] - t0), s["files"]) for s in samples])
+    check(f"open descriptors once idle are back to the start: {fd0:.0f} under load at the "
+          f"start, idle {idle['fds']}", idle["fds"] <= fd0 + 2,
           [(round(s["t"] - t0), s["fds"]) for s in samples])
     check(f"threads stay flat: {th0:.0f} -> {th1:.0f}", th1 <= th0, (th0, th1))
     srv.stop()
