@@ -322,7 +322,7 @@ def main():
 
     # ---- D. the last failure: one message per channel, 429 first, a kill ------------
     ntest_http = dtest.http
-    ntest_http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 0.3})
+    ntest_http("POST", DURL + "/_stub/ratelimit", {"times": 1, "retry_after": 8})
     # GitHub creates the PR comment but the answer is lost (502): its retry finds it
     gh("POST", "/_stub/config", {"comment_then_fail": 1})
     n3 = runs[2]["metadata"]["name"] if len(runs) > 2 else "?"
@@ -330,7 +330,13 @@ def main():
     set_phase(n3, "Failed", message="gave up",
               status={"pullRequestUrl": f"https://evil.example/{REPO}/pull/77"})
     escalated = wait_state(srv, tid_b, "escalated", 20)
-    srv.kill()  # the outbox may still hold messages
+    # the kill comes once Slack, the email and the PR comment are recorded
+    # delivered and Discord's message waits for its 429's 8 s: the outbox
+    # holds a message and no request is on its way (a message on its way at
+    # a kill may go twice: no service takes an idempotency key)
+    wait_for(lambda: sorted(n["channel"] for n in task_of(srv, tid_b).get("notifications", [])
+                            if n["state"] == "delivered") == ["email", "github", "slack"], 20)
+    srv.kill()
     srv = Healer(srv.data_dir, BASE_ENV).start()
     discord = wait_for(lambda: ntest_http("GET", DURL + "/_stub/messages"), 20) or []
     slack = wait_for(lambda: ntest_http("GET", SLURL + "/_stub/messages"), 20) or []
