@@ -22,13 +22,16 @@
  * most that, not the whole wait. (On SQLite every decision is this
  * process's, handed over in memory.) The reads are the reader's, never the
  * timer's: a database that stalls holds up the reads, not the end of a
- * wait, so a sensor is answered on time whatever the store does.
+ * wait, so a sensor is answered on time whatever the store does. A
+ * duplicate sensor call waits the same way for the reader's read of its
+ * first delivery's task (hl_decisions_task_read).
  */
 #include "decisions.h"
 
 #include "base/clock.h"
 #include "base/str.h"
 #include "store/intake.h"
+#include "store/ledger.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -60,6 +63,10 @@ struct hl_decision_board {
 	/* other replicas decide too (a shared store): their signals can be
 	 * lost by their sender, so waiters' decisions are read periodically */
 	bool shared;
+	/* duplicates waiting for their task's read (hl_decisions_task_read)
+	 * that the reader has not taken yet */
+	size_t task_reads;
+	uint64_t next_ticket;
 };
 
 /* Called with the lock held: unlinks r. */
@@ -88,14 +95,15 @@ board_recheck(struct hl_decision_board *b)
 	size_t n = 0, i;
 
 	for (r = b->waiters; r; r = r->wait_next)
-		n++;
+		n += !r->wait_task;
 	if (n == 0 || !(ids = malloc(n * sizeof(*ids)))) {
 		b->recheck = n > 0; /* out of memory: the next round tries again */
 		return;
 	}
 	n = 0;
 	for (r = b->waiters; r; r = r->wait_next)
-		hl_strlcpy(ids[n++], r->delivery_id, sizeof(ids[0]));
+		if (!r->wait_task)
+			hl_strlcpy(ids[n++], r->delivery_id, sizeof(ids[0]));
 	pthread_mutex_unlock(&b->lock);
 	for (i = 0; i < n; i++) {
 		char *text = NULL;
@@ -106,6 +114,65 @@ board_recheck(struct hl_decision_board *b)
 	}
 	free(ids);
 	pthread_mutex_lock(&b->lock);
+}
+
+/* The three decision fields of a task, as a decision (NULL: no such task
+ * or the store failed). */
+static json_t *
+board_task_decision(struct hl_store *store, const char *task_id)
+{
+	struct hl_task_record *task = NULL;
+	json_t *o;
+
+	if (hl_store_task_get(store, &task, task_id, NULL) != 0 || !task)
+		return NULL;
+	o = json_object();
+	if (task->agent && *task->agent)
+		json_object_set_new(o, "agent", json_string(task->agent));
+	if (task->failure_type && *task->failure_type)
+		json_object_set_new(o, "failure_type", json_string(task->failure_type));
+	if (task->coderun_name && *task->coderun_name)
+		json_object_set_new(o, "coderun_name", json_string(task->coderun_name));
+	hl_task_record_free(task);
+	return o;
+}
+
+/* Called with the lock held (released meanwhile): reads the tasks of the
+ * duplicates waiting for them, one at a time, and resumes each request
+ * still waiting (the timer may have answered it meanwhile: its ticket is
+ * then gone from the list). */
+static void
+board_read_tasks(struct hl_decision_board *b)
+{
+	while (b->task_reads > 0 && !b->stop) {
+		char task_id[HL_TASK_ID_MAX];
+		struct http_req *r;
+		uint64_t ticket;
+		json_t *d;
+
+		for (r = b->waiters; r && (!r->wait_task || r->task_reading); r = r->wait_next)
+			;
+		if (!r) {
+			b->task_reads = 0;
+			return;
+		}
+		r->task_reading = true;
+		b->task_reads--;
+		ticket = r->wait_ticket;
+		hl_strlcpy(task_id, r->ireq.answer.task_id, sizeof(task_id));
+		pthread_mutex_unlock(&b->lock);
+		d = board_task_decision(b->store, task_id);
+		pthread_mutex_lock(&b->lock);
+		for (r = b->waiters; r && r->wait_ticket != ticket; r = r->wait_next)
+			;
+		if (r) {
+			board_unlink(b, r);
+			r->decision = d;
+			d = NULL;
+			hl_http_resume(r);
+		}
+		json_decref(d);
+	}
 }
 
 /* Reads the waiting requests' decisions from the store: on demand
@@ -129,6 +196,10 @@ board_reader(void *arg)
 			recheck_at = now + BOARD_RECHECK_MS;
 		else if (now >= recheck_at)
 			b->recheck = true;
+		if (b->task_reads > 0) {
+			board_read_tasks(b);
+			continue;
+		}
 		if (b->recheck) {
 			b->recheck = false;
 			recheck_at = now + BOARD_RECHECK_MS;
@@ -160,6 +231,8 @@ board_timer(void *arg)
 			if (r->wait_deadline_ms <= now) {
 				*pp = r->wait_next;
 				r->wait_next = NULL;
+				if (r->wait_task && !r->task_reading)
+					b->task_reads--;
 				hl_http_resume(r);
 				continue;
 			}
@@ -176,6 +249,7 @@ board_timer(void *arg)
 		r->wait_next = NULL;
 		hl_http_resume(r);
 	}
+	b->task_reads = 0;
 	pthread_mutex_unlock(&b->lock);
 	return NULL;
 }
@@ -280,6 +354,27 @@ out:
 	return waiting;
 }
 
+bool
+hl_decisions_task_read(struct hl_decision_board *b, struct http_req *r, int wait_ms)
+{
+	bool waiting = false;
+
+	pthread_mutex_lock(&b->lock);
+	if (!b->stop) {
+		r->wait_task = true;
+		r->task_reading = false;
+		r->wait_ticket = ++b->next_ticket;
+		r->wait_deadline_ms = hl_time_mono_ms() + wait_ms;
+		r->wait_next = b->waiters;
+		b->waiters = r;
+		b->task_reads++;
+		waiting = true;
+		pthread_cond_broadcast(&b->cond);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return waiting;
+}
+
 void
 hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
                      const char *decision_json)
@@ -302,7 +397,7 @@ hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
 	hl_strlcpy(slot->delivery_id, delivery_id, sizeof(slot->delivery_id));
 	slot->decision = json_incref(decision);
 	for (r = b->waiters; r; r = r->wait_next) {
-		if (strcmp(r->delivery_id, delivery_id) == 0) {
+		if (!r->wait_task && strcmp(r->delivery_id, delivery_id) == 0) {
 			board_unlink(b, r);
 			r->decision = json_deep_copy(decision);
 			hl_http_resume(r);

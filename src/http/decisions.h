@@ -24,6 +24,14 @@ void hl_decisions_free(struct hl_decision_board *b);
  * registers r for at most wait_ms and returns true (the board resumes it). */
 bool hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms);
 
+/* Called from the commit callback with r suspended, for a duplicate whose
+ * first delivery's task (r->ireq.answer.task_id) is known: registers r for
+ * at most wait_ms while the reader thread reads the task's agent, failure
+ * type and CodeRun into r->decision, then the board resumes it (without
+ * them when the store did not answer in time). Returns false when r was
+ * not registered (the board is stopping): resume it now. */
+bool hl_decisions_task_read(struct hl_decision_board *b, struct http_req *r, int wait_ms);
+
 /* Records a decision (JSON text) for the delivery id (id_len bytes of id)
  * and resumes the request waiting for it, if any. */
 void hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,

@@ -230,6 +230,12 @@ struct http_req {
 	json_t *decision;
 	int64_t wait_deadline_ms;
 	struct http_req *wait_next;
+	/* a duplicate's answer waits for the reader thread's read of the
+	 * first delivery's task (hl_decisions_task_read): never read on an
+	 * HTTP thread, where a stalled store would hold it */
+	bool wait_task;
+	bool task_reading; /* the reader has taken it */
+	uint64_t wait_ticket;
 	/* the alert routes: one delivery per alert (alerts.c), or NULL */
 	struct http_alerts *alerts;
 	/* a read route handed to a reader thread (readers.c): its route runs

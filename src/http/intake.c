@@ -196,6 +196,10 @@ intake_hook_id(struct http_req *r)
 	return n > 0 && n <= 20 && !id[n] ? id : NULL;
 }
 
+/* How long a duplicate's answer waits for its task's read when the
+ * decision wait is off. */
+#define INTAKE_TASK_READ_MS 1000
+
 static void
 intake_done(struct hl_intake_req *req)
 {
@@ -206,6 +210,13 @@ intake_done(struct hl_intake_req *req)
 	if (r->sensor && intake_ci_route(r) && req->rc == 0 && r->intent != HL_INTENT_TRACK &&
 	    req->answer.status == HL_INTAKE_ACCEPTED && wait_ms > 0 &&
 	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
+		return;
+	/* a sensor's duplicate answers with the first delivery's task, read
+	 * by the board's reader thread (bounded by the decision wait) */
+	if (r->sensor && req->rc == 0 && req->answer.status == HL_INTAKE_DUPLICATE &&
+	    req->answer.task_id[0] &&
+	    hl_decisions_task_read(r->srv->decisions, r,
+	                           wait_ms > 0 ? wait_ms : INTAKE_TASK_READ_MS))
 		return;
 	hl_http_resume(r);
 }
@@ -294,15 +305,15 @@ static const char *const intake_decision_keys[INTAKE_DECISION_KEYS] = { "agent",
 /*
  * The sensor's answer carries the decision (contract section 4): the one the
  * worker published for this delivery, or for a duplicate the recorded task
- * of the first. Without one yet, the answer has the task id and the decision
- * follows at /api/remediations/{task_id}.
+ * of the first (read by the decision board's reader, never here). Without
+ * one yet, the answer has the task id and the decision follows at
+ * /api/remediations/{task_id}.
  */
 static void
 intake_add_decision(struct http_req *r, json_t *o)
 {
 	const char *const *keys = intake_decision_keys;
 	const struct hl_intake_answer *a = &r->ireq.answer;
-	struct hl_task_record *task = NULL;
 	json_t *stored = NULL;
 	const json_t *src = r->decision;
 	char *text = NULL;
@@ -332,14 +343,6 @@ intake_add_decision(struct http_req *r, json_t *o)
 			json_object_set_new(o, "dedup_status", json_string(ds));
 		if (why)
 			json_object_set_new(o, "reason", json_string(why));
-	} else if (a->status == HL_INTAKE_DUPLICATE && a->task_id[0] &&
-	           hl_store_task_get(r->srv->store, &task, a->task_id, NULL) == 0) {
-		/* the first delivery's task */
-		const char *v[] = { task->agent, task->failure_type, task->coderun_name };
-		for (i = 0; i < INTAKE_DECISION_KEYS; i++)
-			if (v[i] && *v[i])
-				json_object_set_new(o, keys[i], json_string(v[i]));
-		hl_task_record_free(task);
 	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r) &&
 	           r->intent == HL_INTENT_TRACK) {
 		/* a successful run: kept as a CI result for verification, never
