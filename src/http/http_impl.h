@@ -116,14 +116,15 @@ struct hl_http_server {
 	 * them. */
 	struct hl_store *reader;
 	/* The other read routes' own read-only handle (/api/status, the
-	 * /api/remediations lists, a task and its prompts), SQLite only: a
-	 * list filtered on an unindexed column scans every task, and under the
-	 * store's mutex intake commits waited for it; on a WAL reader of its
-	 * own it holds neither that mutex nor waits for an insights
-	 * computation on reader. A new read transaction sees every commit, so
-	 * a task is listed as soon as its delivery was answered. NULL
-	 * (PostgreSQL, whose intake commits on a connection of its own, or it
-	 * could not be opened): store. */
+	 * /api/remediations lists, a task and its prompts): a list filtered on
+	 * an unindexed column scans every task, and under the store's mutex
+	 * (SQLite's intake commits, PostgreSQL's main connection, which every
+	 * worker and loop operation takes) the rest waited for it; on a
+	 * handle of its own (a WAL reader, a PostgreSQL connection) it holds
+	 * neither that mutex nor waits for an insights computation on reader.
+	 * A new read transaction sees every commit, so a task is listed as
+	 * soon as its delivery was answered. NULL (it could not be opened):
+	 * store. */
 	struct hl_store *lister;
 	const char *version;
 	struct hl_metrics *metrics;

@@ -900,9 +900,8 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 			          rerr.msg, NULL);
 			srv->reader = NULL;
 		}
-		if (!hl_store_url_is_postgres(cfg->database_url) &&
-		    hl_store_open_with(&srv->lister, cfg->database_url, HL_STORE_READ_ONLY, &rerr) <
-		            0) {
+		if (hl_store_open_with(&srv->lister, cfg->database_url, HL_STORE_READ_ONLY, &rerr) <
+		    0) {
 			hl_log_kv(HL_LOG_WARN,
 			          "the lists read through the server's own store handle", "error",
 			          rerr.msg, NULL);
