@@ -664,6 +664,15 @@ def main():
     wait_state(srv, tid_d7, "stopped", 15)
     deliver(srv, comment_event(9020, 83, "/healer retry D7-HINT keep the API", "OWNER"),
             event="issue_comment")
+    # the task as it is first seen with its second attempt: running while
+    # that attempt is prepared (it stayed stopped, with its end time, until
+    # the CodeRun existed)
+    first_seen = wait_for(lambda: (lambda t: t if len(t.get("attempts") or []) >= 2 else None)(
+        task_of(srv, tid_d7)), 20, 0.005) or {}
+    check("/healer retry after /healer stop: the task is running again as soon as its next "
+          "attempt exists, with no end time",
+          first_seen.get("state") == "running" and first_seen.get("finished_at") is None,
+          {k: first_seen.get(k) for k in ("state", "finished_at", "attempts")})
     # (the stopped attempt's CodeRun was deleted)
     again = wait_for(lambda: [c for c in by_task(tid_d7)
                               if c["metadata"]["labels"].get("healer/attempt") == "2"], 20) or []

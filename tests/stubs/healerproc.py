@@ -88,11 +88,11 @@ class Healer:
             "X-Hub-Signature-256": sig})
 
 
-def wait_for(fn, timeout):
+def wait_for(fn, timeout, step=0.1):
     deadline = time.time() + timeout * TIME_SCALE
     while time.time() < deadline:
         v = fn()
         if v:
             return v
-        time.sleep(0.1)
+        time.sleep(step)
     return fn()
