@@ -22,6 +22,7 @@
 #include "http/server.h"
 #include "loop/loop.h"
 #include "loop/redeliver.h"
+#include "loop/retention.h"
 #include "remediate/remediate.h"
 #include "store/store.h"
 #include "version.h"
@@ -83,6 +84,12 @@ server_loop_metrics(void *arg, struct hl_buf *out)
 }
 
 static void
+server_retention_metrics(void *arg, struct hl_buf *out)
+{
+	hl_retention_metrics(arg, out);
+}
+
+static void
 server_redeliver_metrics(void *arg, struct hl_buf *out)
 {
 	hl_redeliver_metrics(arg, out);
@@ -104,6 +111,7 @@ hl_cmd_server(int argc, char **argv)
 	struct hl_alerts *alerts = NULL;
 	struct hl_loop *loop = NULL;
 	struct hl_redeliver *redeliver = NULL;
+	struct hl_retention *retention = NULL;
 	struct hl_workers *workers = NULL;
 	struct hl_http_server *http = NULL;
 	const char *config_file = NULL, *port_file = NULL, *arg;
@@ -235,6 +243,11 @@ hl_cmd_server(int argc, char **argv)
 		goto out;
 	}
 	hl_http_server_add_metrics(http, server_redeliver_metrics, redeliver);
+	if (hl_retention_start(&retention, cfg, store, &err) < 0) {
+		hl_cmd_fail("cannot start the removal of old deliveries: %s", err.msg);
+		goto out;
+	}
+	hl_http_server_add_metrics(http, server_retention_metrics, retention);
 	snprintf(port, sizeof(port), "%d", hl_http_server_port(http));
 	snprintf(addr, sizeof(addr), "%s:%d", cfg->listen_host, hl_http_server_port(http));
 	if (port_file && hl_file_write_atomic(port_file, port, strlen(port), &err) < 0) {
@@ -261,6 +274,7 @@ hl_cmd_server(int argc, char **argv)
 		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
 	rc = 0;
 out:
+	hl_retention_stop(retention);
 	hl_redeliver_stop(redeliver);
 	/* workers first: they publish decisions into the HTTP server */
 	hl_workers_stop(workers);

@@ -119,6 +119,7 @@ static const struct config_key config_keys[] = {
 	S("GITHUB_HOOK_REPOSITORY", github_hook_repository, NULL),
 	S("GITHUB_HOOK_ORG", github_hook_org, NULL),
 	I("HEALER_REDELIVER_INTERVAL_MINS", redeliver_interval_mins, "10"),
+	I("HEALER_RETENTION_DAYS", retention_days, "30"),
 	B("HEALER_LEARNED_ROUTING", learned_routing, "true"),
 	I("HEALER_MEMORY_TIMEOUT_MS", memory_timeout_ms, "2000"),
 };
@@ -158,6 +159,12 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(
 		        err, HL_EINVAL,
 		        "HEALER_REDELIVER_INTERVAL_MINS: must be between 0 (off) and 10080");
+	/* past GitHub's three days of deliveries (and healer's look back at
+	 * them), so a delivery is never removed while it could come again */
+	if (cfg->retention_days != 0 && (cfg->retention_days < 4 || cfg->retention_days > 36500))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_RETENTION_DAYS: must be 0 (keep everything) or between 4 "
+		                  "and 36500");
 	if (!id && (repo || org))
 		return hl_err_set(err, HL_EINVAL, "%s: needs GITHUB_HOOK_ID (the hook's id)",
 		                  repo ? "GITHUB_HOOK_REPOSITORY" : "GITHUB_HOOK_ORG");

@@ -107,6 +107,7 @@ struct hl_config {
 	char *github_hook_repository; /* GITHUB_HOOK_REPOSITORY: owner/repo */
 	char *github_hook_org;        /* GITHUB_HOOK_ORG */
 	int redeliver_interval_mins;  /* HEALER_REDELIVER_INTERVAL_MINS (0: off) */
+	int retention_days; /* HEALER_RETENTION_DAYS: ended deliveries kept (0: for ever) */
 	/* memory and insights (contract section 10) */
 	bool learned_routing;  /* HEALER_LEARNED_ROUTING: route by past outcomes */
 	int memory_timeout_ms; /* HEALER_MEMORY_TIMEOUT_MS: one memory call (OpenMemory) */

@@ -224,6 +224,17 @@ void hl_delivery_record_free(struct hl_delivery_record *d);
 int hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id,
                      struct hl_err *err) HL_MUST_CHECK;
 
+/*
+ * Retention: removes at most max deliveries received before before_ms that
+ * ended (processed, skipped, failed), oldest first, with their normalized
+ * events; the delivery counters keep counting them. Also at most max event
+ * keys first seen before before_ms (a later delivery of such an event is
+ * new again) and redelivery records requested before it. *removed gets the
+ * deliveries removed: fewer than max when no more are that old.
+ */
+int hl_store_prune(struct hl_store *s, int64_t *removed, int64_t before_ms, int max,
+                   struct hl_err *err) HL_MUST_CHECK;
+
 /* The decision stored for a delivery (malloc'd JSON text in *out), or
  * -HL_ENOTFOUND when the delivery is unknown or has none yet. */
 int hl_store_delivery_decision(struct hl_store *s, char **out, const char *delivery_id,

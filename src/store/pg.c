@@ -1161,6 +1161,7 @@ static const struct hl_store_ops pg_ops = {
 		.renew = hl_pg_renew,
 		.reap = hl_pg_reap,
 		.requeue = hl_pg_requeue,
+		.prune = hl_pg_prune,
 		.finish = hl_pg_finish,
 		.decision = hl_pg_decision,
 		.queue_depth = hl_pg_queue_depth,

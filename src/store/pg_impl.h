@@ -155,6 +155,8 @@ int hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
                 struct hl_err *err);
 int hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t lease_ms,
                struct hl_err *err);
+int hl_pg_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,
+                struct hl_err *err);
 int hl_pg_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
                   struct hl_err *err);
 int hl_pg_finish(struct hl_store_backend *b, const char *delivery_id,

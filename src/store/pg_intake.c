@@ -839,13 +839,17 @@ hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct 
 			               "recover", err);
 		if (rc == 0)
 			rc = hl_pg_reap(b, n, owner, 0, err);
-		/* rebuild the counters from the rows, the source of truth */
+		/* rebuild the counters from the rows, the source of truth, and
+		 * the counts of the rows retention removed */
 		if (rc == 0)
 			rc = hl_pg_cmd(b,
 			               "DELETE FROM delivery_counts;"
 			               " INSERT INTO delivery_counts (event_name, state, reason, n)"
-			               " SELECT event_name, state, COALESCE(reason, ''), COUNT(*)"
-			               " FROM deliveries GROUP BY 1, 2, 3",
+			               " SELECT event_name, state, reason, SUM(n) FROM ("
+			               " SELECT event_name, state, COALESCE(reason, '') AS reason,"
+			               " COUNT(*) AS n FROM deliveries GROUP BY 1, 2, 3"
+			               " UNION ALL SELECT event_name, state, reason, n"
+			               " FROM delivery_counts_pruned) c GROUP BY 1, 2, 3",
 			               "recover", err);
 		if (rc == 0)
 			rc = hl_pg_commit(b, "recover", err);
@@ -1084,5 +1088,54 @@ hl_pg_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t
 	}
 	PQclear(r);
 	*n = k;
+	return 0;
+}
+
+/* ---- retention -------------------------------------------------------- */
+
+/* One statement: the rows go with their counts (the counter rows in key
+ * order) and their normalized events, or none of it does. */
+static const char pg_prune_sql[] =
+        "WITH ids AS (SELECT id, delivery_id FROM deliveries WHERE received_ms < $1"
+        " AND state IN ('processed', 'skipped', 'failed') ORDER BY received_ms, id LIMIT $2"
+        " FOR UPDATE SKIP LOCKED),"
+        " e AS (DELETE FROM events WHERE delivery_id IN (SELECT delivery_id FROM ids)),"
+        " d AS (DELETE FROM deliveries WHERE id IN (SELECT id FROM ids)"
+        " RETURNING event_name, state, COALESCE(reason, '') AS reason),"
+        " c AS (INSERT INTO delivery_counts_pruned (event_name, state, reason, n)"
+        " SELECT event_name, state, reason, COUNT(*) FROM d GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        " ON CONFLICT (event_name, state, reason) DO UPDATE SET n = delivery_counts_pruned.n"
+        " + excluded.n)"
+        " SELECT COUNT(*) FROM d";
+
+static const char *const pg_prune_more_sql[] = {
+	"DELETE FROM event_keys WHERE dedup_key IN (SELECT dedup_key FROM event_keys"
+	" WHERE first_seen_ms < $1 ORDER BY first_seen_ms LIMIT $2)",
+	"DELETE FROM redeliveries WHERE guid IN (SELECT guid FROM redeliveries"
+	" WHERE requested_ms < $1 ORDER BY requested_ms LIMIT $2)",
+};
+
+int
+hl_pg_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,
+            struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	size_t i;
+	int rc;
+
+	*removed = 0;
+	hl_pg_int(&p, before_ms);
+	hl_pg_int(&p, max);
+	if ((rc = hl_pg_exec(b, &r, pg_prune_sql, &p, false, "prune", err)) < 0)
+		return rc;
+	if (PQntuples(r) == 1)
+		*removed = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	for (i = 0; i < sizeof(pg_prune_more_sql) / sizeof(pg_prune_more_sql[0]); i++) {
+		if ((rc = hl_pg_exec(b, &r, pg_prune_more_sql[i], &p, false, "prune", err)) < 0)
+			return rc;
+		PQclear(r);
+	}
 	return 0;
 }

@@ -429,6 +429,7 @@ static const struct hl_store_ops sq_ops = {
 		.renew = hl_sq_renew,
 		.reap = NULL,
 		.requeue = hl_sq_requeue,
+		.prune = hl_sq_prune,
 		.finish = hl_sq_finish,
 		.decision = hl_sq_decision,
 		.queue_depth = hl_sq_queue_depth,

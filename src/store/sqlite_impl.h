@@ -97,6 +97,8 @@ int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out
                      int64_t lease_ms, struct hl_err *err);
 int hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
                 struct hl_err *err);
+int hl_sq_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,
+                struct hl_err *err);
 int hl_sq_requeue(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
                   struct hl_err *err);
 int hl_sq_task_list(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,

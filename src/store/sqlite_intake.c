@@ -448,13 +448,19 @@ hl_sq_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct 
 	                err);
 	if (rc == 0)
 		*n = sqlite3_changes64(b->db);
-	/* Rebuild the counters from the rows, the source of truth. */
+	/* Rebuild the counters from the rows, the source of truth, and the
+	 * counts of the rows retention removed. */
 	if (rc == 0)
 		rc = hl_sq_exec(b->db,
 		                "DELETE FROM delivery_counts;"
 		                "INSERT INTO delivery_counts (event_name, state, reason, n)"
-		                " SELECT event_name, state, COALESCE(reason, ''), COUNT(*)"
-		                " FROM deliveries GROUP BY event_name, state, COALESCE(reason, '')",
+		                " SELECT event_name, state, reason, SUM(n) FROM ("
+		                " SELECT event_name, state, COALESCE(reason, '') AS reason,"
+		                " COUNT(*) AS n FROM deliveries"
+		                " GROUP BY event_name, state, COALESCE(reason, '')"
+		                " UNION ALL SELECT event_name, state, reason, n"
+		                " FROM delivery_counts_pruned)"
+		                " GROUP BY event_name, state, reason",
 		                err);
 	if (rc == 0)
 		rc = hl_sq_exec(b->db, "COMMIT", err);
@@ -860,5 +866,61 @@ out:
 		rc = hl_sq_commit(b, "requeue", err);
 	if (rc < 0)
 		hl_sq_rollback(b);
+	return rc;
+}
+
+/* ---- retention -------------------------------------------------------- */
+
+/* The deliveries a prune removes: ended, received before ?1, oldest first,
+ * at most ?2 (the same rows in each statement of the transaction). */
+#define SQ_PRUNE_IDS                                       \
+	"SELECT id FROM deliveries WHERE received_ms < ?1" \
+	" AND state IN ('processed', 'skipped', 'failed') ORDER BY received_ms, id LIMIT ?2"
+
+static const char *const sq_prune_sql[] = {
+	"INSERT INTO delivery_counts_pruned (event_name, state, reason, n)"
+	" SELECT event_name, state, COALESCE(reason, ''), COUNT(*) FROM deliveries"
+	" WHERE id IN (" SQ_PRUNE_IDS ") GROUP BY event_name, state, COALESCE(reason, '')"
+	" ON CONFLICT (event_name, state, reason) DO UPDATE SET n = delivery_counts_pruned.n"
+	" + excluded.n",
+	"DELETE FROM events WHERE delivery_id IN (SELECT delivery_id FROM deliveries"
+	" WHERE id IN (" SQ_PRUNE_IDS "))",
+	"DELETE FROM deliveries WHERE id IN (" SQ_PRUNE_IDS ")",
+	"DELETE FROM event_keys WHERE dedup_key IN (SELECT dedup_key FROM event_keys"
+	" WHERE first_seen_ms < ?1 ORDER BY first_seen_ms LIMIT ?2)",
+	"DELETE FROM redeliveries WHERE guid IN (SELECT guid FROM redeliveries"
+	" WHERE requested_ms < ?1 ORDER BY requested_ms LIMIT ?2)",
+};
+
+int
+hl_sq_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,
+            struct hl_err *err)
+{
+	size_t i;
+	int rc = 0;
+
+	*removed = 0;
+	if (hl_sq_begin(b, "prune", err) < 0)
+		return -HL_EDB;
+	for (i = 0; i < sizeof(sq_prune_sql) / sizeof(sq_prune_sql[0]) && rc == 0; i++) {
+		sqlite3_stmt *st = hl_sq_prepare(b, sq_prune_sql[i]);
+
+		if (!st) {
+			rc = hl_sq_fail(err, b->db, "prune");
+			break;
+		}
+		sqlite3_bind_int64(st, 1, before_ms);
+		sqlite3_bind_int(st, 2, max);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "prune");
+		if (rc == 0 && i == 2)
+			*removed = sqlite3_changes64(b->db);
+		hl_sq_done(b, st);
+	}
+	if (rc == 0)
+		rc = hl_sq_commit(b, "prune", err);
+	if (rc < 0) {
+		hl_sq_rollback(b);
+		*removed = 0;
+	}
 	return rc;
 }

@@ -142,6 +142,9 @@ struct hl_store_intake_ops {
 	            struct hl_err *err);
 	int (*requeue)(struct hl_store_backend *b, int64_t *n, const char *delivery_id,
 	               struct hl_err *err);
+	/* Retention (hl_store_prune). */
+	int (*prune)(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,
+	             struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *delivery_id,
 	              const struct hl_delivery_result *r, struct hl_err *err);
 	int (*decision)(struct hl_store_backend *b, char **out, const char *delivery_id,

@@ -727,3 +727,19 @@ hl_intake_status_name(enum hl_intake_status st)
 	}
 	return "unknown";
 }
+
+int
+hl_store_prune(struct hl_store *s, int64_t *removed, int64_t before_ms, int max, struct hl_err *err)
+{
+	int64_t k = 0;
+	int rc;
+
+	if (max <= 0)
+		return hl_err_set(err, HL_EINVAL, "bad prune batch %d", max);
+	pthread_mutex_lock(&s->db_lock);
+	rc = s->ops->intake.prune(s->b, &k, before_ms, max, err);
+	pthread_mutex_unlock(&s->db_lock);
+	if (removed)
+		*removed = rc == 0 ? k : 0;
+	return rc;
+}

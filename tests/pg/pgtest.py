@@ -159,7 +159,9 @@ def integrity(con):
         return con.execute("PRAGMA integrity_check").fetchone()[0]
     counters = ("SELECT event_name, state, reason, sum(n) FROM delivery_counts"
                 " GROUP BY 1, 2, 3 HAVING sum(n) <> 0")
-    rows = ("SELECT event_name, state, COALESCE(reason, ''), count(*) FROM deliveries"
+    rows = ("SELECT event_name, state, reason, sum(n) FROM (SELECT event_name, state,"
+            " COALESCE(reason, '') AS reason, count(*) AS n FROM deliveries GROUP BY 1, 2, 3"
+            " UNION ALL SELECT event_name, state, reason, n FROM delivery_counts_pruned) r"
             " GROUP BY 1, 2, 3")
     wrong = con.query(f"SELECT count(*) FROM (({counters} EXCEPT {rows}) UNION ALL"
                       f" ({rows} EXCEPT {counters})) x").fetchone()[0]

@@ -577,6 +577,73 @@ test_store_counters_follow_states(void **state)
 	assert_string_equal(recent[0].delivery_id, "c-3");
 }
 
+/* Retention (hl_store_prune): ended deliveries received before the cut go,
+ * oldest first and at most the batch, with their normalized events and
+ * event keys; a delivery still waiting and a newer one stay; the counters
+ * count the removed ones still, also when rebuilt from the rows; the event
+ * of a removed key is new again. */
+static void
+test_store_prune(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct count_sum c = { 0 };
+	struct hl_intake_answer a;
+	int64_t removed = -1, cut;
+	bool known = true;
+	char row[RAW_COLS][256];
+
+	insert(f, "p-1", "k-p1", NULL);
+	insert(f, "p-2", NULL, "ping");
+	insert(f, "p-3", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "p-1");
+	assert_int_equal(finish(f->s, "p-1", HL_DELIVERY_PROCESSED, "recorded",
+	                        "{\"event\":\"workflow_job\"}", &err),
+	                 0);
+	hl_delivery_record_free(d);
+	usleep(5000);
+	cut = hl_time_wall_ms();
+	usleep(5000);
+	insert(f, "p-4", NULL, "ping");
+
+	assert_int_equal(hl_store_prune(f->s, &removed, cut, 1, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "p-1", &err), 0);
+	assert_false(known);
+	assert_int_equal(raw_row(f, "SELECT COUNT(*) FROM events", row), 0);
+	assert_string_equal(row[0], "0");
+	assert_int_equal(hl_store_prune(f->s, &removed, cut, 1, &err), 0);
+	assert_int_equal(removed, 1); /* p-2 */
+	assert_int_equal(hl_store_prune(f->s, &removed, cut, 100, &err), 0);
+	assert_int_equal(removed, 0); /* p-3 waits, p-4 is newer */
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "p-3", &err), 0);
+	assert_true(known);
+	assert_int_equal(hl_store_delivery_known(f->s, &known, "p-4", &err), 0);
+	assert_true(known);
+	assert_int_equal(raw_row(f, "SELECT COUNT(*) FROM deliveries", row), 0);
+	assert_string_equal(row[0], "2");
+	assert_int_equal(hl_store_prune(f->s, &removed, cut, 0, &err), -HL_EINVAL);
+
+	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
+	assert_int_equal(c.total, 4);
+	assert_int_equal(c.processed, 1);
+	assert_int_equal(c.skipped_ping, 2);
+	assert_int_equal(c.received, 1);
+	reopen(f);
+	assert_int_equal(hl_store_recover(f->s, NULL, NULL), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(hl_store_counts(f->s, count_cb, &c, NULL), 0);
+	assert_int_equal(c.total, 4);
+	assert_int_equal(c.processed, 1);
+	assert_int_equal(c.skipped_ping, 2);
+	assert_int_equal(c.received, 1);
+
+	a = insert(f, "p-5", "k-p1", NULL);
+	assert_int_equal(a.status, HL_INTAKE_ACCEPTED);
+}
+
 static void
 count_map_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
 {
@@ -3616,6 +3683,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_recovers_processing_after_reopen, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_counters_follow_states, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_batched_counters_match_rows, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_no_duplicate_indexes, setup, teardown),

@@ -1,0 +1,171 @@
+/*
+ * retention.c - the removal of old ended deliveries; see retention.h.
+ */
+#include "retention.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "store/intake.h"
+#include "store/loop.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define RETENTION_INTERVAL_MS (60LL * 60 * 1000) /* between passes */
+#define RETENTION_BATCH       500                /* deliveries per transaction */
+#define RETENTION_PAUSE_MS    50                 /* after each batch */
+#define RETENTION_PASS_MS     (60LL * 1000)      /* a pass's longest run */
+#define RETENTION_DAY_MS      (24LL * 60 * 60 * 1000)
+
+struct hl_retention {
+	const struct hl_config *cfg;
+	struct hl_store *store;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	atomic_uint_fast64_t removed, passes_ok, passes_failed;
+};
+
+/* Waits up to ms or until stopped; false when stopped. */
+static bool
+retention_sleep(struct hl_retention *r, int64_t ms)
+{
+	struct timespec ts;
+	bool stop;
+
+	hl_time_deadline(&ts, CLOCK_MONOTONIC, ms);
+	pthread_mutex_lock(&r->lock);
+	while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
+		;
+	stop = r->stop;
+	pthread_mutex_unlock(&r->lock);
+	return !stop;
+}
+
+/* One pass: 0, or < 0 when the store failed (err); *more: it stopped
+ * with old deliveries left (its time ran out, or the thread stops). */
+static int
+retention_pass(struct hl_retention *r, int64_t *removed, bool *more, struct hl_err *err)
+{
+	int64_t cut = hl_time_wall_ms() - (int64_t)r->cfg->retention_days * RETENTION_DAY_MS;
+	int64_t until = hl_time_mono_ms() + RETENTION_PASS_MS, n;
+	int rc;
+
+	*removed = 0;
+	do {
+		if ((rc = hl_store_prune(r->store, &n, cut, RETENTION_BATCH, err)) < 0)
+			return rc;
+		*removed += n;
+		atomic_fetch_add(&r->removed, (uint64_t)n);
+	} while (n == RETENTION_BATCH && hl_time_mono_ms() < until &&
+	         retention_sleep(r, RETENTION_PAUSE_MS));
+	*more = n == RETENTION_BATCH;
+	return 0;
+}
+
+static void *
+retention_main(void *arg)
+{
+	struct hl_retention *r = arg;
+	int64_t tick = (int64_t)r->cfg->lease_seconds * 1000 / 3, next = 0;
+
+	pthread_setname_np(pthread_self(), "hl-retention");
+	if (tick < 100)
+		tick = 100;
+	do {
+		struct hl_err err = HL_ERR_INIT;
+		int64_t removed = 0;
+		bool lead = false, more = false;
+		char n[24];
+
+		if (hl_time_mono_ms() < next)
+			continue;
+		/* one replica at a time; kept by calling within the lease */
+		if (hl_store_leader(r->store, &lead, "retention", hl_store_owner(r->store),
+		                    (int64_t)r->cfg->lease_seconds * 1000, &err) < 0 ||
+		    !lead)
+			continue;
+		if (retention_pass(r, &removed, &more, &err) < 0) {
+			atomic_fetch_add(&r->passes_failed, 1);
+			hl_log_kv(HL_LOG_WARN, "removing old deliveries failed", "error", err.msg,
+			          NULL);
+			next = hl_time_mono_ms() + 60 * 1000;
+			continue;
+		}
+		atomic_fetch_add(&r->passes_ok, 1);
+		snprintf(n, sizeof(n), "%" PRId64, removed);
+		hl_log_kv(removed ? HL_LOG_INFO : HL_LOG_DEBUG, "removed old deliveries", "removed",
+		          n, NULL);
+		/* a pass cut short goes on after a pause, not an hour */
+		next = hl_time_mono_ms() + (more ? tick : RETENTION_INTERVAL_MS);
+	} while (retention_sleep(r, tick));
+	return NULL;
+}
+
+int
+hl_retention_start(struct hl_retention **out, const struct hl_config *cfg, struct hl_store *store,
+                   struct hl_err *err)
+{
+	struct hl_retention *r;
+	pthread_condattr_t ca;
+
+	*out = NULL;
+	if (cfg->retention_days <= 0)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	r->cfg = cfg;
+	r->store = store;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
+		hl_retention_stop(r);
+		return hl_err_set(err, HL_ENOMEM, "cannot start the retention thread");
+	}
+	r->started = true;
+	*out = r;
+	return 0;
+}
+
+void
+hl_retention_stop(struct hl_retention *r)
+{
+	if (!r)
+		return;
+	if (r->started) {
+		pthread_mutex_lock(&r->lock);
+		r->stop = true;
+		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->thread, NULL);
+	}
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+void
+hl_retention_metrics(struct hl_retention *r, struct hl_buf *out)
+{
+	uint64_t n = r ? atomic_load(&r->removed) : 0;
+	uint64_t ok = r ? atomic_load(&r->passes_ok) : 0;
+	uint64_t bad = r ? atomic_load(&r->passes_failed) : 0;
+
+	hl_buf_append_str(out, "# HELP healer_retention_removed_total Ended deliveries older than "
+	                       "the retention this replica removed.\n"
+	                       "# TYPE healer_retention_removed_total counter\n");
+	hl_buf_appendf(out, "healer_retention_removed_total %" PRIu64 "\n", n);
+	hl_buf_append_str(out, "# HELP healer_retention_passes_total Retention passes, by result.\n"
+	                       "# TYPE healer_retention_passes_total counter\n");
+	hl_buf_appendf(out, "healer_retention_passes_total{result=\"ok\"} %" PRIu64 "\n", ok);
+	hl_buf_appendf(out, "healer_retention_passes_total{result=\"error\"} %" PRIu64 "\n", bad);
+}

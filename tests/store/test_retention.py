@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""test_retention.py - HEALER_RETENTION_DAYS against a real `healer server`
+on either backend (tests/pg/pgrun.py for PostgreSQL). Deliveries that ended
+more than the retention ago are removed when the server starts (and every
+hour), with their event keys; one still waiting for a worker and the newer
+ones stay; the task a removed delivery made stays, and so do the delivery
+counters of /api/status, also after a restart rebuilds them from the rows;
+/metrics counts what was removed. HEALER_RETENTION_DAYS=0 keeps everything,
+and a retention shorter than GitHub's three days of redelivery is refused.
+
+Old deliveries are made by moving stored ones back in time (the store's
+received_ms), as if five days had passed. Standard library only; prints TAP.
+"""
+import http.client
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
+import dtest  # noqa: E402
+from dtest import check  # noqa: E402
+
+sys.path.insert(0, dtest.STUBS)
+from healerproc import Healer, wait_for  # noqa: E402
+
+sys.path.insert(0, os.path.join(dtest.ROOT, "tests", "pg"))
+import pgtest  # noqa: E402
+
+SECRET = "retention-secret"
+REPO = "acme/widgets"
+DAY_MS = 24 * 3600 * 1000
+
+
+def job_event(job_id, run_id):
+    return {
+        "action": "completed",
+        "workflow_job": {
+            "id": job_id, "run_id": run_id, "run_attempt": 1, "workflow_name": "CI",
+            "name": "clippy", "head_branch": "feat/r", "head_sha": "a" * 40,
+            "status": "completed", "conclusion": "failure",
+            "html_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{job_id}",
+            "steps": [{"name": "Run clippy", "status": "completed", "conclusion": "failure",
+                       "number": 3}]},
+        "repository": {"full_name": REPO, "html_url": f"https://github.com/{REPO}",
+                       "default_branch": "main"},
+        "sender": {"login": "dev", "type": "User"},
+    }
+
+
+def ping(srv, i):
+    return srv.deliver({"zen": "x", "hook_id": i}, event="ping", delivery=f"ping-{i}")
+
+
+def query(data, sql):
+    con = pgtest.store_db(data)
+    try:
+        rows = con.execute(sql).fetchall()
+    finally:
+        con.close()
+    return rows
+
+
+def metrics_text(srv):
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        c.request("GET", "/metrics")
+        return c.getresponse().read().decode()
+    finally:
+        c.close()
+
+
+def removed_total(srv):
+    for line in metrics_text(srv).splitlines():
+        if line.startswith("healer_retention_removed_total "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def deliveries(srv):
+    st, d = srv.request("GET", "/api/status")
+    return d.get("deliveries") if st == 200 else None
+
+
+def main():
+    data = os.path.join(dtest.TMP, "retention")
+    env = {"GITHUB_WEBHOOK_SECRET": SECRET, "HEALER_DISPATCH": "none",
+           "GITHUB_API_URL": "http://127.0.0.1:9", "HEALER_RETENTION_DAYS": "4",
+           "HEALER_LOG_LEVEL": "info"}
+    srv = Healer(data, env).start()
+    for i in range(4):
+        st, _ = ping(srv, i)
+        assert st == 202, st
+    st, first = srv.deliver(job_event(501, 601), delivery="job-old")
+    tid = first.get("task_id")
+    check("a failure is accepted with its task", st == 202 and tid, first)
+    done = wait_for(lambda: query(data, "SELECT COUNT(*) FROM deliveries WHERE state IN"
+                                        " ('received', 'processing')")[0][0] == 0, 30)
+    check("every delivery ended", done)
+    srv.stop()
+    # five days pass for the five deliveries so far; one more waits for a
+    # worker (stored as received), also five days old
+    pgtest.store_exec(data, f"UPDATE deliveries SET received_ms = received_ms - {5 * DAY_MS}")
+    pgtest.store_exec(data, f"UPDATE event_keys SET first_seen_ms = first_seen_ms - {5 * DAY_MS}")
+    pgtest.store_exec(
+        data, "INSERT INTO deliveries (delivery_id, source, event_name, headers_json, body,"
+              " received_ms, state, answer, updated_ms, body_encoding, body_size,"
+              " not_before_ms) SELECT 'waiting-old', source, event_name, headers_json, body,"
+              " received_ms, 'received', answer, updated_ms, body_encoding, body_size,"
+              f" {2 ** 62} FROM deliveries WHERE delivery_id = 'ping-0'")
+    before_rows = query(data, "SELECT COUNT(*) FROM deliveries")[0][0]
+    check("six deliveries are stored, five days old", before_rows == 6, before_rows)
+
+    srv = Healer(data, env).start()
+    st, _ = ping(srv, 9)  # a new one
+    counted = deliveries(srv)
+    gone = wait_for(lambda: removed_total(srv) == 5, 20)
+    left = sorted(r[0] for r in query(data, "SELECT delivery_id FROM deliveries"))
+    check("at start the five ended deliveries older than 4 days are removed; the waiting one "
+          "and the new one stay",
+          gone and left == ["ping-9", "waiting-old"], (removed_total(srv), left))
+    check("their event keys are removed with them",
+          query(data, "SELECT COUNT(*) FROM event_keys")[0][0] == 0,
+          query(data, "SELECT * FROM event_keys"))
+    st, task = srv.request("GET", f"/api/remediations/{tid}")
+    check("the task the removed failure made is kept", st == 200 and task.get("task_id") == tid,
+          (st, task))
+    after = deliveries(srv)
+    check("/api/status still counts every delivery received",
+          counted and after and after.get("total") == counted.get("total") == 7
+          and after.get("by_state") == counted.get("by_state"), (counted, after))
+    srv.stop()
+    srv = Healer(data, env).start()
+    rebuilt = deliveries(srv)
+    check("... also after a restart rebuilds the counters from the rows",
+          rebuilt and rebuilt.get("total") == 7 and rebuilt.get("by_state") == after.get("by_state"),
+          (rebuilt, after))
+    check("/metrics has the retention's families",
+          "healer_retention_passes_total{result=\"ok\"}" in metrics_text(srv))
+    srv.stop()
+
+    # retention off: nothing is removed
+    pgtest.store_exec(data, f"UPDATE deliveries SET received_ms = received_ms - {5 * DAY_MS}"
+                            " WHERE delivery_id = 'ping-9'")
+    off = dict(env, HEALER_RETENTION_DAYS="0")
+    srv = Healer(data, off).start()
+    wait_for(lambda: False, 1.5)
+    check("HEALER_RETENTION_DAYS=0 keeps old deliveries",
+          query(data, "SELECT COUNT(*) FROM deliveries WHERE delivery_id = 'ping-9'")[0][0] == 1
+          and removed_total(srv) == 0)
+    srv.stop()
+
+    for bad in ("3", "-1", "x"):
+        rc, _, errtext = dtest.healer("check-config", env=dict(env, HEALER_RETENTION_DAYS=bad))
+        check(f"HEALER_RETENTION_DAYS={bad} is refused, naming the key",
+              rc != 0 and "HEALER_RETENTION_DAYS" in errtext, (rc, errtext))
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    dtest.run(main)
