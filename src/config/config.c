@@ -147,7 +147,8 @@ config_find(const char *name)
 }
 
 /* GITHUB_HOOK_ID with GITHUB_HOOK_REPOSITORY or GITHUB_HOOK_ORG (contract
- * section 11), HEALER_REDELIVER_INTERVAL_MINS. */
+ * section 11), HEALER_REDELIVER_INTERVAL_MINS, and HEALER_RETENTION_DAYS,
+ * which must outlast the redelivery window. */
 static int
 config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 {
