@@ -35,6 +35,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/pause.h"
 #include "base/str.h"
 #include "net/github.h"
 #include "store/redeliver.h"
@@ -66,9 +67,7 @@ struct hl_redeliver {
 
 	pthread_t thread;
 	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
+	struct hl_pause pause;
 
 	atomic_int leader;
 	atomic_uint_fast64_t requested, refused, passes_ok, passes_failed;
@@ -248,12 +247,7 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 static bool
 redeliver_stopping(struct hl_redeliver *r)
 {
-	bool stop;
-
-	pthread_mutex_lock(&r->lock);
-	stop = r->stop;
-	pthread_mutex_unlock(&r->lock);
-	return stop;
+	return hl_pause_stopped(&r->pause);
 }
 
 int
@@ -356,22 +350,6 @@ out:
 	return rc;
 }
 
-/* Waits up to ms or until stopped; false when stopped. */
-static bool
-redeliver_sleep(struct hl_redeliver *r, int64_t ms)
-{
-	struct timespec ts;
-	bool stop;
-
-	hl_time_deadline(&ts, CLOCK_MONOTONIC, ms);
-	pthread_mutex_lock(&r->lock);
-	while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
-		;
-	stop = r->stop;
-	pthread_mutex_unlock(&r->lock);
-	return !stop;
-}
-
 static bool
 redeliver_lead(struct hl_redeliver *r)
 {
@@ -436,7 +414,7 @@ redeliver_main(void *arg)
 		hl_log_kv(p.requested || p.refused ? HL_LOG_INFO : HL_LOG_DEBUG,
 		          "checked the GitHub hook's deliveries", "hook", r->hook_key, "listed",
 		          n[0], "failed", n[1], "redelivered", n[2], "refused", n[3], NULL);
-	} while (redeliver_sleep(r, tick));
+	} while (hl_pause_sleep(&r->pause, tick));
 	return NULL;
 }
 
@@ -472,7 +450,6 @@ hl_redeliver_start(struct hl_redeliver **out, const struct hl_config *cfg, struc
                    struct hl_err *err)
 {
 	struct hl_redeliver *r;
-	pthread_condattr_t ca;
 	int rc;
 
 	*out = NULL;
@@ -494,11 +471,7 @@ hl_redeliver_start(struct hl_redeliver **out, const struct hl_config *cfg, struc
 	}
 	/* a call under way delays shutdown: keep it well inside a pod's grace */
 	hl_github_set_limits(r->github, REDELIVER_CALL_MS, 0);
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	hl_pause_init(&r->pause);
 	if (pthread_create(&r->thread, NULL, redeliver_main, r) != 0) {
 		hl_redeliver_stop(r);
 		return hl_err_set(err, HL_ENOMEM, "cannot start the redelivery thread");
@@ -514,14 +487,10 @@ hl_redeliver_stop(struct hl_redeliver *r)
 	if (!r)
 		return;
 	if (r->started) {
-		pthread_mutex_lock(&r->lock);
-		r->stop = true;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
+		hl_pause_stop(&r->pause);
 		pthread_join(r->thread, NULL);
 	}
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->lock);
+	hl_pause_destroy(&r->pause);
 	hl_github_free(r->github);
 	free(r);
 }

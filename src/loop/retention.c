@@ -5,6 +5,7 @@
 
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/pause.h"
 #include "store/intake.h"
 #include "store/loop.h"
 
@@ -25,27 +26,9 @@ struct hl_retention {
 	struct hl_store *store;
 	pthread_t thread;
 	bool started;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool stop;
+	struct hl_pause pause;
 	atomic_uint_fast64_t removed, passes_ok, passes_failed;
 };
-
-/* Waits up to ms or until stopped; false when stopped. */
-static bool
-retention_sleep(struct hl_retention *r, int64_t ms)
-{
-	struct timespec ts;
-	bool stop;
-
-	hl_time_deadline(&ts, CLOCK_MONOTONIC, ms);
-	pthread_mutex_lock(&r->lock);
-	while (!r->stop && pthread_cond_timedwait(&r->cond, &r->lock, &ts) == 0)
-		;
-	stop = r->stop;
-	pthread_mutex_unlock(&r->lock);
-	return !stop;
-}
 
 /* One pass: 0, or < 0 when the store failed (err); *more: it stopped
  * with old deliveries left (its time ran out, or the thread stops). */
@@ -63,7 +46,7 @@ retention_pass(struct hl_retention *r, int64_t *removed, bool *more, struct hl_e
 		*removed += n;
 		atomic_fetch_add(&r->removed, (uint64_t)n);
 	} while (n == RETENTION_BATCH && hl_time_mono_ms() < until &&
-	         retention_sleep(r, RETENTION_PAUSE_MS));
+	         hl_pause_sleep(&r->pause, RETENTION_PAUSE_MS));
 	*more = n == RETENTION_BATCH;
 	return 0;
 }
@@ -103,7 +86,7 @@ retention_main(void *arg)
 		          n, NULL);
 		/* a pass cut short goes on after a pause, not an hour */
 		next = hl_time_mono_ms() + (more ? tick : RETENTION_INTERVAL_MS);
-	} while (retention_sleep(r, tick));
+	} while (hl_pause_sleep(&r->pause, tick));
 	return NULL;
 }
 
@@ -112,7 +95,6 @@ hl_retention_start(struct hl_retention **out, const struct hl_config *cfg, struc
                    struct hl_err *err)
 {
 	struct hl_retention *r;
-	pthread_condattr_t ca;
 
 	*out = NULL;
 	if (cfg->retention_days <= 0)
@@ -122,11 +104,7 @@ hl_retention_start(struct hl_retention **out, const struct hl_config *cfg, struc
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	r->cfg = cfg;
 	r->store = store;
-	pthread_mutex_init(&r->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	hl_pause_init(&r->pause);
 	if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
 		hl_retention_stop(r);
 		return hl_err_set(err, HL_ENOMEM, "cannot start the retention thread");
@@ -142,14 +120,10 @@ hl_retention_stop(struct hl_retention *r)
 	if (!r)
 		return;
 	if (r->started) {
-		pthread_mutex_lock(&r->lock);
-		r->stop = true;
-		pthread_cond_broadcast(&r->cond);
-		pthread_mutex_unlock(&r->lock);
+		hl_pause_stop(&r->pause);
 		pthread_join(r->thread, NULL);
 	}
-	pthread_cond_destroy(&r->cond);
-	pthread_mutex_destroy(&r->lock);
+	hl_pause_destroy(&r->pause);
 	free(r);
 }
 
