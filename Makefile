@@ -1,6 +1,7 @@
 # healer - thin wrapper over Meson. The README's two commands:
 #   make run    build and start the server on embedded defaults
-#   make test   build and run the whole suite (plain and ASan+UBSan builds)
+#   make test   build and run the whole suite (plain, ASan+UBSan, ThreadSanitizer
+#               and libFuzzer builds)
 # Both install missing Debian/npm packages first (scripts/install-deps.sh).
 
 BUILD      ?= build
