@@ -564,7 +564,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			goto out;
 		}
 		if ((rc = hl_remediate_begin(a->rem, &over, why, sizeof(why), task_id, 1, repo,
-		                             agent, err)) < 0)
+		                             agent, NULL, err)) < 0)
 			goto out;
 		if (over) {
 			heal_out(out, "queued", "new", "%s", why);

@@ -192,19 +192,15 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	int rc;
 
 	driver_plan(&plan, t, agent, hint, ci, ci_line, sizeof(ci_line));
-	if ((rc = hl_remediate_begin(l->remediator, &over, why, sizeof(why), t->task_id, plan.n,
-	                             t->repository, agent, err)) < 0)
-		return rc;
 	/* a stopped or escalated task given one more attempt (/healer retry)
-	 * runs again while the attempt is prepared, as every other task does:
-	 * not still stopped, with an end time, until its CodeRun exists */
-	if (!over && (t->state == HL_TASK_STOPPED || t->state == HL_TASK_ESCALATED) &&
-	    (rc = hl_store_task_put(
-	             l->store,
-	             &(struct hl_task){ .task_id = t->task_id,
-	                                .state = HL_TASK_RUNNING,
-	                                .reason = "one more attempt (/healer retry)" },
-	             err)) < 0)
+	 * runs again as the attempt begins, in its transaction, as every other
+	 * task does: not still stopped, with an end time, while it is prepared */
+	if ((rc = hl_remediate_begin(l->remediator, &over, why, sizeof(why), t->task_id, plan.n,
+	                             t->repository, agent,
+	                             t->state == HL_TASK_STOPPED || t->state == HL_TASK_ESCALATED
+	                                     ? "one more attempt (/healer retry)"
+	                                     : NULL,
+	                             err)) < 0)
 		return rc;
 	if (over) {
 		if (t->state == HL_TASK_QUEUED)

@@ -543,7 +543,7 @@ rem_ranked_agents(const struct hl_verdict *v, const struct hl_context *ctx)
 int
 hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why, size_t size,
                    const char *task_id, int n, const char *repository, const char *agent,
-                   struct hl_err *err)
+                   const char *reopen_reason, struct hl_err *err)
 {
 	bool capped = r->cfg->dispatch != HL_DISPATCH_NONE;
 
@@ -555,7 +555,8 @@ hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why
 	                                                    .outcome = HL_OUTCOME_INVALID,
 	                                                    .agent = agent,
 	                                                    .repository = repository,
-	                                                    .started_ms = hl_time_wall_ms() },
+	                                                    .started_ms = hl_time_wall_ms(),
+	                                                    .reopen_reason = reopen_reason },
 	                              capped ? r->cfg->max_active_coderuns : 0,
 	                              capped ? r->cfg->max_attempts_per_hour : 0,
 	                              hl_time_wall_ms() - 3600 * 1000LL, err);
@@ -1184,7 +1185,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	/* budgets: over them the task waits, durably, in FIFO order; under
 	 * them the attempt takes its slot before anything else happens */
 	if ((rc = hl_remediate_begin(r, &over, why, sizeof(why), task_id, 1, ev->repository, NULL,
-	                             err)) < 0)
+	                             NULL, err)) < 0)
 		goto out;
 	if (over) {
 		rem_set(res.outcome, sizeof(res.outcome), "queued");

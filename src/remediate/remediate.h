@@ -154,10 +154,12 @@ int hl_remediate_record_refusal(struct hl_remediator *r, char *reason, size_t si
  * (HEALER_MAX_ACTIVE_CODERUNS, HEALER_MAX_ATTEMPTS_PER_HOUR of repository;
  * none in dispatch mode none): the attempt is recorded (preparing) in the
  * same transaction that counts, so concurrent workers cannot exceed a cap.
- * *over is true when a cap is reached; why (size bytes) says which.
+ * *over is true when a cap is reached; why (size bytes) says which. A
+ * reopen_reason (may be NULL) runs a stopped or escalated task again with
+ * it, in that transaction too (hl_store_attempt_begin).
  */
 int hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why, size_t size,
                        const char *task_id, int n, const char *repository, const char *agent,
-                       struct hl_err *err) HL_MUST_CHECK;
+                       const char *reopen_reason, struct hl_err *err) HL_MUST_CHECK;
 
 #endif

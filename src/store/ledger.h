@@ -72,6 +72,9 @@ struct hl_attempt {
 	int64_t agent_done_ms;     /* when the CodeRun ended (Succeeded or Failed) */
 	const char *prompt;        /* the rendered prompt */
 	const char *repository;    /* the task's repository (per-repository budgets) */
+	/* hl_store_attempt_begin only: a stopped or escalated task given this
+	 * attempt runs again, with this reason, in the same transaction */
+	const char *reopen_reason;
 };
 
 /* An attempt as read back; strings owned by the record (may be NULL). */

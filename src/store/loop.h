@@ -164,7 +164,9 @@ enum hl_budget_wait {
  * preparing), are one transaction, so two workers or replicas cannot both
  * take the last slot. *over is HL_BUDGET_NONE when it began (or had
  * begun: an existing attempt is not counted again), else the cap reached;
- * why (why_size bytes) says it in words. A cap of 0 is no cap.
+ * why (why_size bytes) says it in words. A cap of 0 is no cap. When it
+ * begins and a->reopen_reason is set, a task still stopped or escalated is
+ * running again (that reason, no end time) in the same transaction.
  */
 int hl_store_attempt_begin(struct hl_store *s, enum hl_budget_wait *over, char *why,
                            size_t why_size, const struct hl_attempt *a, int max_active,

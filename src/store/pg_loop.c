@@ -364,6 +364,18 @@ hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	                                             .repository = a->repository,
 	                                             .started_ms = a->started_ms },
 	                       err);
+	if (rc == 0 && a->reopen_reason) {
+		struct pg_params q = { .n = 0 };
+
+		hl_pg_text(&q, a->task_id);
+		hl_pg_text(&q, a->reopen_reason);
+		hl_pg_int(&q, hl_time_wall_ms());
+		rc = hl_pg_exec(b, NULL,
+		                "UPDATE remediation_tasks SET state = 'running', reason = $2,"
+		                " updated_ms = $3, finished_ms = NULL, queued_ms = NULL"
+		                " WHERE task_id = $1 AND state IN ('stopped', 'escalated')",
+		                &q, false, "reopen task", err);
+	}
 out:
 	if (rc == 0)
 		return hl_pg_commit(b, "begin attempt", err);

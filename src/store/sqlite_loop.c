@@ -283,6 +283,27 @@ hl_sq_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_si
 	return sq_one_int(b, st, repo_since, "budget", err);
 }
 
+/* A stopped or escalated task runs again (inside the caller's transaction). */
+static int
+sq_task_reopen(struct hl_store_backend *b, const char *task_id, const char *reason,
+               struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(
+	        b, "UPDATE remediation_tasks SET state = 'running', reason = ?2, updated_ms = ?3,"
+	           " finished_ms = NULL, queued_ms = NULL"
+	           " WHERE task_id = ?1 AND state IN ('stopped', 'escalated')");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "reopen task");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, hl_time_wall_ms());
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "reopen task");
+	hl_sq_done(b, st);
+	return rc;
+}
+
 int
 hl_sq_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,
                     size_t why_size, const struct hl_attempt *a, int max_active, int max_recent,
@@ -332,6 +353,8 @@ hl_sq_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	                                             .repository = a->repository,
 	                                             .started_ms = a->started_ms },
 	                       err);
+	if (rc == 0 && a->reopen_reason)
+		rc = sq_task_reopen(b, a->task_id, a->reopen_reason, err);
 out:
 	if (rc == 0)
 		rc = hl_sq_commit(b, "begin attempt", err);

@@ -1031,8 +1031,15 @@ def main():
           sorted(listed) == sorted(tids) and len(first.get("remediations", [])) == 2
           and rest.get("next_cursor") is None and len(set(listed)) == len(listed),
           [first, rest])
-    by_state = {t: task_of(dsrv, t).get("state") for t in tids}
-    queued = page("?state=queued")
+    # The tasks may still be moving (a freed slot starts a queued one): the
+    # filtered page is compared with the states read before and after it, and
+    # only when those two agree.
+    def queued_while_still():
+        before = {t: task_of(dsrv, t).get("state") for t in tids}
+        listed = page("?state=queued")
+        after = {t: task_of(dsrv, t).get("state") for t in tids}
+        return (before, listed) if before == after else None
+    by_state, queued = wait_for(queued_while_still, 20) or ({}, {})
     check("the task list filters by state",
           sorted(t["task_id"] for t in queued.get("remediations", []))
           == sorted(t for t, s in by_state.items() if s == "queued"), [queued, by_state])
@@ -1050,12 +1057,17 @@ def main():
                      # a cursor as the server writes it: digits, '.', the id
                      "?cursor=%201.x", "?cursor=%2B1.x")]
     check("a bad state, limit or cursor is 400", bad == [400] * 6, bad)
-    st, status = dsrv.request("GET", "/api/status")
-    active = status.get("remediations", {}).get("active") if st == 200 else None
+    def status_while_still():
+        before = {t: task_of(dsrv, t).get("state") for t in tids}
+        st, d = dsrv.request("GET", "/api/status")
+        after = {t: task_of(dsrv, t).get("state") for t in tids}
+        return (before, d if st == 200 else {}) if before == after else None
+    by_state, status = wait_for(status_while_still, 20) or ({}, {})
+    active = status.get("remediations", {}).get("active")
     check("/api/status lists the active tasks",
           isinstance(active, list) and sorted(t["task_id"] for t in active)
           == sorted(t for t, s in by_state.items() if s in ("queued", "running", "verifying")),
-          status.get("remediations"))
+          [status.get("remediations"), by_state])
     # recent outcomes are the tasks that ended last: one created long ago and
     # ended now comes before one created later and ended earlier, whatever
     # their states

@@ -2153,6 +2153,77 @@ test_store_upgrade_keys_escalations_by_round(void **state)
 	assert_true(created);
 }
 
+/* An attempt begun with a reopen reason runs a stopped (or escalated) task
+ * again in its own transaction; without one, or over a cap, it stays. */
+static void
+test_store_attempt_begin_reopens_a_stopped_task(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_record *r = NULL;
+	enum hl_budget_wait over = HL_BUDGET_SLOTS;
+	char why[160];
+	struct hl_task t = { .task_id = "t-re", .repository = "o/r", .state = HL_TASK_RUNNING };
+	struct hl_attempt a = { .task_id = "t-re",
+		                .n = 2,
+		                .kind = HL_ATTEMPT_AGENT,
+		                .repository = "o/r",
+		                .reopen_reason = "one more attempt" };
+
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.state = HL_TASK_STOPPED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	/* over the cap of one CodeRun in flight (another task's): still stopped */
+	assert_int_equal(hl_store_attempt_put(f->s,
+	                                      &(struct hl_attempt){ .task_id = "t-other",
+	                                                            .n = 1,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_RUNNING,
+	                                                            .outcome = HL_OUTCOME_INVALID,
+	                                                            .repository = "o/r" },
+	                                      &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_begin(f->s, &over, why, sizeof(why), &a, 1, 0, 0, &err),
+	                 0);
+	assert_int_equal(over, HL_BUDGET_SLOTS);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-re", &err), 0);
+	assert_int_equal(r->state, HL_TASK_STOPPED);
+	assert_true(r->finished_ms > 0);
+	hl_task_record_free(r);
+	/* begun: running, with the reason and no end time, attempt 2 preparing */
+	assert_int_equal(hl_store_attempt_begin(f->s, &over, why, sizeof(why), &a, 0, 0, 0, &err),
+	                 0);
+	assert_int_equal(over, HL_BUDGET_NONE);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-re", &err), 0);
+	assert_int_equal(r->state, HL_TASK_RUNNING);
+	assert_int_equal(r->finished_ms, 0);
+	assert_string_equal(r->reason, "one more attempt");
+	assert_int_equal(r->n_attempts, 1);
+	assert_int_equal(r->attempt[0].phase, HL_PHASE_PREPARING);
+	hl_task_record_free(r);
+	/* without a reason a stopped task stays stopped */
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	a.n = 3;
+	a.reopen_reason = NULL;
+	assert_int_equal(hl_store_attempt_begin(f->s, &over, why, sizeof(why), &a, 0, 0, 0, &err),
+	                 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-re", &err), 0);
+	assert_int_equal(r->state, HL_TASK_STOPPED);
+	assert_int_equal(r->n_attempts, 2);
+	hl_task_record_free(r);
+	/* a task that is running is not touched (its reason stays) */
+	t.state = HL_TASK_RUNNING;
+	t.reason = "working";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	a.n = 4;
+	a.reopen_reason = "one more attempt";
+	assert_int_equal(hl_store_attempt_begin(f->s, &over, why, sizeof(why), &a, 0, 0, 0, &err),
+	                 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-re", &err), 0);
+	assert_string_equal(r->reason, "working");
+	hl_task_record_free(r);
+}
+
 /* The loop's state: due and queued tasks, leases, CodeRun lookups, the
  * active task of a workflow + job, CI results, budgets, key/value. */
 static void
@@ -3729,6 +3800,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_upgrade_keys_escalations_by_round, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_attempt_begin_reopens_a_stopped_task,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox_is_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
