@@ -495,9 +495,9 @@ pg_task_row(const PGresult *r, int i)
 	return t;
 }
 
-int
-hl_pg_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
-               struct hl_err *err)
+static int
+pg_task_read(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+             struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	struct hl_task_record *t;
@@ -523,6 +523,29 @@ hl_pg_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	}
 	*out = t;
 	return 0;
+}
+
+/* The task, its attempts and notifications as of one moment: one snapshot
+ * (REPEATABLE READ), so a state is never shown with attempts committed
+ * after it was read. */
+int
+hl_pg_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+               struct hl_err *err)
+{
+	int rc = hl_pg_cmd(b, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "task", err);
+
+	if (rc < 0)
+		return rc;
+	b->txn = true;
+	if ((rc = pg_task_read(b, out, task_id, err)) < 0) {
+		hl_pg_rollback(b);
+		return rc;
+	}
+	if ((rc = hl_pg_commit(b, "task", err)) < 0) {
+		hl_task_record_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int

@@ -475,9 +475,9 @@ sq_task_row(sqlite3_stmt *st)
 	return t;
 }
 
-int
-hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
-               struct hl_err *err)
+static int
+sq_task_read(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+             struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT " SQ_TASK_COLS " FROM remediation_tasks"
 	                                    " WHERE task_id = ?1");
@@ -504,6 +504,34 @@ hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	}
 	*out = t;
 	return 0;
+}
+
+/* The task, its attempts and notifications as of one moment: read in one
+ * transaction (a deferred one: a reader, never a writer), so a state is
+ * never shown with attempts committed after it was read. */
+int
+hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const char *task_id,
+               struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "BEGIN DEFERRED");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "task");
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "task");
+	hl_sq_done(b, st);
+	if (rc < 0)
+		return rc;
+	if ((rc = sq_task_read(b, out, task_id, err)) < 0) {
+		hl_sq_rollback(b);
+		return rc;
+	}
+	if ((rc = hl_sq_commit(b, "task", err)) < 0) {
+		hl_sq_rollback(b);
+		hl_task_record_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int

@@ -2224,6 +2224,92 @@ test_store_attempt_begin_reopens_a_stopped_task(void **state)
 	hl_task_record_free(r);
 }
 
+/* A task read while another handle stops it and gives it one more attempt,
+ * over and over: the record is of one moment, so a stopped task never shows
+ * an attempt still open (its state and its attempts were read apart). */
+struct flip {
+	struct hl_store *s;
+	int cycles;
+	int rc;
+	int done; /* __atomic */
+};
+
+static void *
+flip_stop_and_retry(void *arg)
+{
+	struct flip *fl = arg;
+	struct hl_err err = HL_ERR_INIT;
+	enum hl_budget_wait over;
+	char why[160];
+	int n;
+
+	for (n = 1; n <= fl->cycles && fl->rc == 0; n++) {
+		fl->rc = hl_store_attempt_begin(fl->s, &over, why, sizeof(why),
+		                                &(struct hl_attempt){ .task_id = "t-flip",
+		                                                      .n = n,
+		                                                      .kind = HL_ATTEMPT_AGENT,
+		                                                      .reopen_reason = "again" },
+		                                0, 0, 0, &err);
+		if (fl->rc == 0)
+			fl->rc = hl_store_attempt_put(
+			        fl->s,
+			        &(struct hl_attempt){ .task_id = "t-flip",
+			                              .n = n,
+			                              .kind = HL_ATTEMPT_AGENT,
+			                              .phase = HL_PHASE_DONE,
+			                              .outcome = HL_OUTCOME_STOPPED },
+			        &err);
+		if (fl->rc == 0)
+			fl->rc = hl_store_task_put(
+			        fl->s,
+			        &(struct hl_task){ .task_id = "t-flip", .state = HL_TASK_STOPPED },
+			        &err);
+	}
+	__atomic_store_n(&fl->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void
+test_store_task_is_read_as_of_one_moment(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_store *ro = NULL;
+	struct hl_task_record *r = NULL;
+	struct flip fl = { .cycles = 300 };
+	pthread_t t;
+	size_t k;
+	int reads = 0, torn = 0;
+
+	assert_int_equal(hl_store_task_put(f->s,
+	                                   &(struct hl_task){ .task_id = "t-flip",
+	                                                      .repository = "o/r",
+	                                                      .state = HL_TASK_RUNNING },
+	                                   &err),
+	                 0);
+	assert_int_equal(hl_store_task_put(
+	                         f->s,
+	                         &(struct hl_task){ .task_id = "t-flip", .state = HL_TASK_STOPPED },
+	                         &err),
+	                 0);
+	assert_int_equal(hl_store_open_with(&ro, f->url, HL_STORE_READ_ONLY, &err), 0);
+	fl.s = f->s;
+	assert_int_equal(pthread_create(&t, NULL, flip_stop_and_retry, &fl), 0);
+	while (!__atomic_load_n(&fl.done, __ATOMIC_ACQUIRE)) {
+		assert_int_equal(hl_store_task_get(ro, &r, "t-flip", &err), 0);
+		reads++;
+		for (k = 0; r->state == HL_TASK_STOPPED && k < r->n_attempts; k++)
+			torn += r->attempt[k].phase != HL_PHASE_DONE;
+		hl_task_record_free(r);
+	}
+	pthread_join(t, NULL);
+	assert_int_equal(fl.rc, 0);
+	hl_store_close(ro);
+	print_message("%d reads while the task flipped %d times\n", reads, fl.cycles);
+	assert_true(reads > 0);
+	assert_int_equal(torn, 0);
+}
+
 /* The loop's state: due and queued tasks, leases, CodeRun lookups, the
  * active task of a workflow + job, CI results, budgets, key/value. */
 static void
@@ -3802,6 +3888,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_attempt_begin_reopens_a_stopped_task,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_is_read_as_of_one_moment, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox_is_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
