@@ -251,8 +251,8 @@ def sender(pace):
                 answers[k] = ans
                 break
             if st not in (0, 503):
-                count("unexpected")
-                stats["unexpected"].append((deliveries[k][0], st, ans))
+                with stats_lock:
+                    stats["unexpected"].append((deliveries[k][0], st, ans))
                 break
             count("retries")
             time.sleep(0.05 + jitter.random() * 0.2)
