@@ -2305,7 +2305,7 @@ test_store_task_is_read_as_of_one_moment(void **state)
 	pthread_join(t, NULL);
 	assert_int_equal(fl.rc, 0);
 	hl_store_close(ro);
-	print_message("%d reads while the task flipped %d times\n", reads, fl.cycles);
+	print_message("# %d reads while the task flipped %d times\n", reads, fl.cycles);
 	assert_true(reads > 0);
 	assert_int_equal(torn, 0);
 }
