@@ -22,9 +22,11 @@
  * most HL_NOTIFY_HOLD_MAX_MS, an hour for GitHub's token), so two
  * escalations back to back earn no 429 or 403. GitHub's client also keeps
  * the spent budget for the whole process (every call shares the token's
- * budget): a send it refuses unsent is RETRY "rate_limited" with the wait. Holds are the outbox
- * thread's own: another replica learns of an empty bucket by its own answers (a 429 at worst, which
- * then holds its channel there).
+ * budget): a send it refuses unsent is RETRY "rate_limited" with the wait.
+ * A hold is shared through the store (key "outbox:hold:<channel>", its end
+ * in wall-clock ms): every replica's outbox reads it once a pass, so the
+ * other replicas wait with the one that was told to, and a restarted one
+ * too, instead of each earning its own 429.
  *
  * Every replica runs an outbox over the same notifications: each attempt is
  * made under the notification's lock ("outbox:<id>", hl_store_lock_take,
@@ -433,6 +435,54 @@ outbox_hold(struct outbox_hold *h, const char *channel, int64_t until_ms)
 	h[slot].until_ms = until_ms;
 }
 
+/* The store's key of channel's shared hold. */
+static void
+outbox_hold_key(char *key, size_t size, const char *channel)
+{
+	snprintf(key, size, "outbox:hold:%s", channel);
+}
+
+/* Holds channel until until_ms here and, through the store, everywhere. */
+static void
+outbox_hold_shared(struct hl_loop *l, struct outbox_hold *h, const char *channel, int64_t until_ms)
+{
+	struct hl_err err = HL_ERR_INIT;
+	char key[48], value[24];
+
+	outbox_hold(h, channel, until_ms);
+	outbox_hold_key(key, sizeof(key), channel);
+	snprintf(value, sizeof(value), "%lld", (long long)until_ms);
+	if (hl_store_kv_put(l->store, key, value, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "sharing a channel's hold failed", "channel", channel,
+		          "error", err.msg, NULL);
+}
+
+/* Takes in a hold another replica (or this one before a restart) put on
+ * channel, when it ends later than this outbox's own (at most an hour
+ * from now, whatever the store says). */
+static void
+outbox_read_shared_hold(struct hl_loop *l, struct outbox_hold *h, const char *channel, int64_t now)
+{
+	struct hl_err err = HL_ERR_INIT;
+	char key[48], *value = NULL, *end = NULL;
+	long long until;
+
+	outbox_hold_key(key, sizeof(key), channel);
+	if (hl_store_kv_get(l->store, &value, key, &err) < 0) {
+		if (err.code != HL_ENOTFOUND)
+			hl_log_kv(HL_LOG_WARN, "reading a channel's hold failed", "channel",
+			          channel, "error", err.msg, NULL);
+		return;
+	}
+	until = strtoll(value, &end, 10);
+	if (end != value && *end == '\0' && until > now && until > outbox_held(h, channel, now))
+		outbox_hold(h, channel,
+		            until < now + HL_GITHUB_BUDGET_HOLD_MAX_MS
+		                    ? until
+		                    : now + HL_GITHUB_BUDGET_HOLD_MAX_MS);
+	free(value);
+}
+
 /* Whether a result says the whole channel must wait (not just this message). */
 static bool
 outbox_holds_channel(const struct hl_notify_result *res)
@@ -472,7 +522,8 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 {
 	struct hl_notification *due = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	size_t n = 0, i, handled = 0;
+	size_t n = 0, i, k, handled = 0, n_read = 0;
+	char read[OUTBOX_HOLDS][16]; /* channels whose shared hold this pass read */
 
 	if (hl_store_outbox_due(l->store, &due, OUTBOX_BATCH, &n, hl_time_wall_ms(), &err) < 0) {
 		hl_log_kv(HL_LOG_WARN, "reading the outbox failed", "error", err.msg, NULL);
@@ -483,9 +534,16 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 		struct hl_notify_result res;
 		enum hl_notification_state st;
 		int tries = nt->attempts + 1;
-		int64_t next = 0, held = outbox_held(holds, nt->channel, hl_time_wall_ms());
+		int64_t next = 0, held;
 		char lock[64];
 
+		for (k = 0; k < n_read && strcmp(read[k], nt->channel) != 0; k++)
+			;
+		if (k == n_read && n_read < OUTBOX_HOLDS) {
+			outbox_read_shared_hold(l, holds, nt->channel, hl_time_wall_ms());
+			hl_strlcpy(read[n_read++], nt->channel, sizeof(read[0]));
+		}
+		held = outbox_held(holds, nt->channel, hl_time_wall_ms());
 		if (!outbox_take(l, lock, sizeof(lock), nt->id))
 			continue;
 		handled++;
@@ -513,12 +571,13 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			next = hl_time_wall_ms() + outbox_backoff(tries, res.retry_after_ms);
 		/* (the service's wait, at most OUTBOX_WAIT_MAX like a row's own) */
 		if (outbox_holds_channel(&res))
-			outbox_hold(holds, nt->channel,
-			            hl_time_wall_ms() +
-			                    (res.retry_after_ms > 0 &&
-			                                     res.retry_after_ms < OUTBOX_WAIT_MAX
-			                             ? res.retry_after_ms
-			                             : outbox_backoff(tries, res.retry_after_ms)));
+			outbox_hold_shared(
+			        l, holds, nt->channel,
+			        hl_time_wall_ms() +
+			                (res.retry_after_ms > 0 &&
+			                                 res.retry_after_ms < OUTBOX_WAIT_MAX
+			                         ? res.retry_after_ms
+			                         : outbox_backoff(tries, res.retry_after_ms)));
 		/* the service said its next request would be refused before then
 		 * (Discord's X-RateLimit-Remaining 0, on a delivery too): the
 		 * channel's next message waits for it rather than earn a 429 */
@@ -526,7 +585,7 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			int64_t until = hl_time_wall_ms() + res.hold_ms;
 
 			if (outbox_held(holds, nt->channel, hl_time_wall_ms()) < until)
-				outbox_hold(holds, nt->channel, until);
+				outbox_hold_shared(l, holds, nt->channel, until);
 		}
 		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",
 		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,

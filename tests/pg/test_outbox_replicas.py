@@ -9,7 +9,8 @@ escalation would enqueue them), and the stand-in takes a while to answer
 each POST, so both replicas see the same rows due while one of them is
 still sending. Checked: every notification is delivered, the stand-in
 received each exactly once, and the replicas together made exactly one
-delivery attempt per notification. Standard library only; prints TAP.
+delivery attempt per notification; a rate limit one replica is told holds
+the channel on the other too. Standard library only; prints TAP.
 """
 import json
 import os
@@ -25,6 +26,7 @@ from hltest import dtest, wait_for  # noqa: E402
 check = dtest.check
 N_MSGS = 6
 ANSWER_DELAY_MS = 700  # each POST to the stand-in takes this long
+N_LIMITED = 5  # messages in the rate-limit part, the first one limited
 
 
 def stub_json(port, path, body=None):
@@ -75,6 +77,50 @@ def main():
           texts == sorted(f"escalation {i}" for i in range(N_MSGS)), repr(texts))
     for r in reps:
         check(f"replica {r.name} still runs", r.alive(), r.log()[-2000:])
+
+    # a rate limit told to one replica holds the channel on the other too:
+    # the stand-in answers the next POST 429 (retry_after 4 s) and the
+    # replica it answered is killed at once; the messages enqueued then wait
+    # for the end of that wait on the other replica (its outbox reads the
+    # store's hold once a pass), then each is delivered once
+    stub_json(dport, "/_stub/clear", {})
+    stub_json(dport, "/_stub/config", {"rules": []})
+    stub_json(dport, "/_stub/ratelimit", {"times": 1, "retry_after": 4})
+
+    def enqueue(task_id):
+        t = int(time.time() * 1000)
+        con.execute("INSERT INTO notifications (task_id, channel, kind, ref, state, attempts,"
+                    " next_ms, payload, created_ms)"
+                    " VALUES (?, 'discord', 'escalation', '3', 'pending', 0, ?, ?, ?)",
+                    (task_id, t, json.dumps({"content": task_id}), t))
+
+    enqueue("outbox-rl-0")
+    limited = wait_for(lambda: [r for r in stub_json(dport, "/_stub/received")
+                                if r["status"] == 429], 20, step=0.05) or []
+    t_429 = limited[0]["at"] if limited else time.time()
+    # the limited replica records its hold as it reads the answer
+    time.sleep(0.3 * float(os.environ.get("HEALER_TEST_TIME_SCALE", "1")))
+    told = next((r for r in reps if "outbox-rl-0" in r.log()), None)
+    if told:
+        told.kill()
+    for i in range(1, N_LIMITED):
+        enqueue(f"outbox-rl-{i}")
+
+    def rl_states():
+        return con.query("SELECT state, count(*) FROM notifications"
+                         " WHERE task_id LIKE 'outbox-rl-%' GROUP BY state").fetchall()
+    delivered = wait_for(lambda: rl_states() == [("delivered", N_LIMITED)], 30, step=0.2)
+    received = stub_json(dport, "/_stub/received")
+    early = [(r["raw"][:40], round(r["at"] - t_429, 2)) for r in received
+             if r["status"] != 429 and r["at"] < t_429 + 3.9]
+    texts = sorted(m["payload"]["content"] for m in stub_json(dport, "/_stub/messages"))
+    check("a rate limit one replica was told holds the channel on the other: nothing is "
+          "sent inside its wait, then each message once",
+          len(limited) == 1 and told and not early and delivered
+          and texts == sorted(f"outbox-rl-{i}" for i in range(N_LIMITED)),
+          repr([len(limited), told and told.name, early, rl_states(), texts]))
+    if told:
+        told.start()
 
     # a replica killed while its message is on the way: the other replica
     # sends it as soon as the database sees the killed one gone, not after
