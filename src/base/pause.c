@@ -8,8 +8,15 @@
 
 #include <time.h>
 
-void
-hl_pause_init(struct hl_pause *p)
+static void
+pause_destroy(struct hl_pause *p)
+{
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+}
+
+int
+hl_pause_start(struct hl_pause *p, void *(*fn)(void *), void *arg)
 {
 	pthread_condattr_t ca;
 
@@ -19,13 +26,19 @@ hl_pause_init(struct hl_pause *p)
 	pthread_cond_init(&p->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	p->stop = false;
+	if (pthread_create(&p->thread, NULL, fn, arg) != 0) {
+		pause_destroy(p);
+		return -1;
+	}
+	return 0;
 }
 
 void
-hl_pause_destroy(struct hl_pause *p)
+hl_pause_finish(struct hl_pause *p)
 {
-	pthread_cond_destroy(&p->cond);
-	pthread_mutex_destroy(&p->lock);
+	hl_pause_stop(p);
+	pthread_join(p->thread, NULL);
+	pause_destroy(p);
 }
 
 bool

@@ -1,7 +1,8 @@
 /*
- * pause.h - a background thread's stop signal and its interruptible sleep:
- * the thread sleeps between rounds with hl_pause_sleep, and whoever stops
- * it calls hl_pause_stop, which wakes it at once (then joins it).
+ * pause.h - a background thread, its stop signal and its interruptible
+ * sleep: hl_pause_start runs it, it sleeps between rounds with
+ * hl_pause_sleep, and hl_pause_finish wakes it at once, joins it and frees
+ * what the pause holds.
  */
 #ifndef HL_BASE_PAUSE_H
 #define HL_BASE_PAUSE_H
@@ -14,10 +15,14 @@ struct hl_pause {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* on CLOCK_MONOTONIC */
 	bool stop;
+	pthread_t thread;
 };
 
-void hl_pause_init(struct hl_pause *p);
-void hl_pause_destroy(struct hl_pause *p);
+/* Runs fn(arg) on a thread of its own; -1 (nothing to finish) when it
+ * cannot start. */
+int hl_pause_start(struct hl_pause *p, void *(*fn)(void *), void *arg);
+/* Stops the thread, waits for it to return and releases the pause. */
+void hl_pause_finish(struct hl_pause *p);
 /* Sleeps up to ms, or less once stopped; false when stopped. */
 bool hl_pause_sleep(struct hl_pause *p, int64_t ms);
 /* Whether hl_pause_stop was called. */

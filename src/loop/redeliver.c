@@ -65,8 +65,6 @@ struct hl_redeliver {
 	char hook_key[320]; /* "repo:o/r:ID", "org:O:ID", "app" */
 	char kv_key[340];
 
-	pthread_t thread;
-	bool started;
 	struct hl_pause pause;
 
 	atomic_int leader;
@@ -471,12 +469,11 @@ hl_redeliver_start(struct hl_redeliver **out, const struct hl_config *cfg, struc
 	}
 	/* a call under way delays shutdown: keep it well inside a pod's grace */
 	hl_github_set_limits(r->github, REDELIVER_CALL_MS, 0);
-	hl_pause_init(&r->pause);
-	if (pthread_create(&r->thread, NULL, redeliver_main, r) != 0) {
-		hl_redeliver_stop(r);
+	if (hl_pause_start(&r->pause, redeliver_main, r) < 0) {
+		hl_github_free(r->github);
+		free(r);
 		return hl_err_set(err, HL_ENOMEM, "cannot start the redelivery thread");
 	}
-	r->started = true;
 	*out = r;
 	return 0;
 }
@@ -486,11 +483,7 @@ hl_redeliver_stop(struct hl_redeliver *r)
 {
 	if (!r)
 		return;
-	if (r->started) {
-		hl_pause_stop(&r->pause);
-		pthread_join(r->thread, NULL);
-	}
-	hl_pause_destroy(&r->pause);
+	hl_pause_finish(&r->pause);
 	hl_github_free(r->github);
 	free(r);
 }

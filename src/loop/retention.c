@@ -24,8 +24,6 @@
 struct hl_retention {
 	const struct hl_config *cfg;
 	struct hl_store *store;
-	pthread_t thread;
-	bool started;
 	struct hl_pause pause;
 	atomic_uint_fast64_t removed, passes_ok, passes_failed;
 };
@@ -104,12 +102,10 @@ hl_retention_start(struct hl_retention **out, const struct hl_config *cfg, struc
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	r->cfg = cfg;
 	r->store = store;
-	hl_pause_init(&r->pause);
-	if (pthread_create(&r->thread, NULL, retention_main, r) != 0) {
-		hl_retention_stop(r);
+	if (hl_pause_start(&r->pause, retention_main, r) < 0) {
+		free(r);
 		return hl_err_set(err, HL_ENOMEM, "cannot start the retention thread");
 	}
-	r->started = true;
 	*out = r;
 	return 0;
 }
@@ -119,11 +115,7 @@ hl_retention_stop(struct hl_retention *r)
 {
 	if (!r)
 		return;
-	if (r->started) {
-		hl_pause_stop(&r->pause);
-		pthread_join(r->thread, NULL);
-	}
-	hl_pause_destroy(&r->pause);
+	hl_pause_finish(&r->pause);
 	free(r);
 }
 
