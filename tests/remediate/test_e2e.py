@@ -379,8 +379,10 @@ def main():
     dtest.http("POST", GURL + "/_stub/seed", {"logs": {"5098": leaky}}, token=GTOKEN)
     st, ans = srv.deliver(job_event(5098, run_id=9098, branch="feat/r9098"))
     p = prompt_of(ans)
-    st2, rem = srv.request("GET", f"/api/remediations/{ans.get('task_id')}")
-    doc = json.dumps(rem)
+    # the CodeRun exists before the task records its decision
+    rem = wait_for(lambda: (lambda r: r if r[0] == 200 and r[1].get("decision") else None)(
+        srv.request("GET", f"/api/remediations/{ans.get('task_id')}")), 15) or (0, {})
+    doc = json.dumps(rem[1])
     check("a log printing healer's GitHub token and a URL password: neither reaches the prompt "
           "or the decision, the evidence line says [REDACTED]",
           p and GTOKEN not in p and "hunter2" not in p and GTOKEN not in doc
