@@ -16,6 +16,7 @@
 #include "base/str.h"
 #include "loop_impl.h"
 #include "notify/notify.h"
+#include "remediate/github_shared.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +187,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	}
 	if (((cfg->github_token && *cfg->github_token) ||
 	     (cfg->github_app_id && *cfg->github_app_id)) &&
-	    (rc = hl_github_new(&l->github, cfg, err)) < 0)
+	    (rc = hl_github_shared_new(&l->github, cfg, store, err)) < 0)
 		goto fail;
 	if ((rc = hl_store_subscribe(store, loop_on_signal, l, err)) < 0)
 		goto fail;

@@ -20,9 +20,10 @@
  * X-RateLimit-Remaining 0 with X-RateLimit-Reset, on a created comment or
  * a page of the marker look-up) is held the same way until the reset (at
  * most HL_NOTIFY_HOLD_MAX_MS, an hour for GitHub's token), so two
- * escalations back to back earn no 429 or 403. GitHub's client also keeps
- * the spent budget for the whole process (every call shares the token's
- * budget): a send it refuses unsent is RETRY "rate_limited" with the wait.
+ * escalations back to back earn no 429 or 403. GitHub's client also shares
+ * the spent budget with every client and replica (every call shares the
+ * token's budget, remediate/github_shared.h): a send it refuses unsent is
+ * RETRY "rate_limited" with the wait.
  * A hold is shared through the store (key "outbox:hold:<channel>", its end
  * in wall-clock ms): every replica's outbox reads it once a pass, so the
  * other replicas wait with the one that was told to, and a restarted one
@@ -447,12 +448,11 @@ static void
 outbox_hold_shared(struct hl_loop *l, struct outbox_hold *h, const char *channel, int64_t until_ms)
 {
 	struct hl_err err = HL_ERR_INIT;
-	char key[48], value[24];
+	char key[48];
 
 	outbox_hold(h, channel, until_ms);
 	outbox_hold_key(key, sizeof(key), channel);
-	snprintf(value, sizeof(value), "%lld", (long long)until_ms);
-	if (hl_store_kv_put(l->store, key, value, &err) < 0)
+	if (hl_store_hold_put(l->store, key, until_ms, &err) < 0)
 		hl_log_kv(HL_LOG_WARN, "sharing a channel's hold failed", "channel", channel,
 		          "error", err.msg, NULL);
 }
@@ -464,23 +464,20 @@ static void
 outbox_read_shared_hold(struct hl_loop *l, struct outbox_hold *h, const char *channel, int64_t now)
 {
 	struct hl_err err = HL_ERR_INIT;
-	char key[48], *value = NULL, *end = NULL;
-	long long until;
+	char key[48];
+	int64_t until;
 
 	outbox_hold_key(key, sizeof(key), channel);
-	if (hl_store_kv_get(l->store, &value, key, &err) < 0) {
-		if (err.code != HL_ENOTFOUND)
-			hl_log_kv(HL_LOG_WARN, "reading a channel's hold failed", "channel",
-			          channel, "error", err.msg, NULL);
+	if (hl_store_hold_get(l->store, &until, key, &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading a channel's hold failed", "channel", channel,
+		          "error", err.msg, NULL);
 		return;
 	}
-	until = strtoll(value, &end, 10);
-	if (end != value && *end == '\0' && until > now && until > outbox_held(h, channel, now))
+	if (until > now && until > outbox_held(h, channel, now))
 		outbox_hold(h, channel,
 		            until < now + HL_GITHUB_BUDGET_HOLD_MAX_MS
 		                    ? until
 		                    : now + HL_GITHUB_BUDGET_HOLD_MAX_MS);
-	free(value);
 }
 
 /* Whether a result says the whole channel must wait (not just this message). */

@@ -38,6 +38,7 @@
 #include "base/pause.h"
 #include "base/str.h"
 #include "net/github.h"
+#include "remediate/github_shared.h"
 #include "store/redeliver.h"
 
 #include "json/json.h"
@@ -463,7 +464,7 @@ hl_redeliver_start(struct hl_redeliver **out, const struct hl_config *cfg, struc
 		free(r);
 		return 0;
 	}
-	if ((rc = hl_github_new(&r->github, cfg, err)) < 0) {
+	if ((rc = hl_github_shared_new(&r->github, cfg, store, err)) < 0) {
 		free(r);
 		return rc;
 	}

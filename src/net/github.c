@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/url.h"
+#include "crypto/hmac.h"
 #include "crypto/jwt.h"
 
 #include "json/json.h"
@@ -28,6 +29,8 @@
 /* A call waiting for the token's budget to come back sleeps in steps of
  * this many ms (and at most its timeout in all). */
 #define GITHUB_BUDGET_STEP_MS 100
+/* The shared budget (hl_github_share_budget) is read at most this often. */
+#define GITHUB_SHARE_READ_MS 1000
 
 enum github_auth_mode {
 	GITHUB_AUTH_INSTALLATION = 0, /* the token, or the App's installation token */
@@ -50,6 +53,11 @@ struct hl_github {
 	/* that window's reset as the answer named it (not capped): an answer
 	 * of the same window that was on its way meanwhile does not lift it */
 	int64_t budget_reset_ms;
+	/* where the budget is shared (no get: nowhere), under share_key, last
+	 * read at share_read_ms (monotonic; 0: never) */
+	struct hl_github_share share;
+	char share_key[40];
+	int64_t share_read_ms;
 };
 
 static char *
@@ -347,27 +355,98 @@ hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 	}
 }
 
-void
-hl_github_hold_budget(struct hl_github *gh, int64_t until_ms)
+/* Holds the budget until until_ms (the reset as named; the hold itself at
+ * most HL_GITHUB_BUDGET_HOLD_MAX_MS from now); called with gh->mu held. */
+static void
+github_hold_locked(struct hl_github *gh, int64_t until_ms, int64_t now)
 {
-	int64_t now = hl_time_wall_ms();
-
-	if (until_ms <= now)
-		return;
-	pthread_mutex_lock(&gh->mu);
 	gh->budget_reset_ms = until_ms;
 	/* a reset further away is not believed */
 	gh->budget_until_ms = until_ms - now > HL_GITHUB_BUDGET_HOLD_MAX_MS
 	                              ? now + HL_GITHUB_BUDGET_HOLD_MAX_MS
 	                              : until_ms;
+}
+
+void
+hl_github_hold_budget(struct hl_github *gh, int64_t until_ms)
+{
+	int64_t now = hl_time_wall_ms();
+	struct hl_github_share share;
+	char key[sizeof(gh->share_key)];
+
+	if (until_ms <= now)
+		return;
+	pthread_mutex_lock(&gh->mu);
+	github_hold_locked(gh, until_ms, now);
+	share = gh->share;
+	memcpy(key, gh->share_key, sizeof(key));
+	pthread_mutex_unlock(&gh->mu);
+	if (share.put)
+		share.put(share.arg, key, until_ms);
+}
+
+void
+hl_github_share_budget(struct hl_github *gh, const struct hl_github_share *share)
+{
+	char hex[HL_SHA256_HEX_LEN + 1] = "", app[256];
+
+	/* the budget is the token's (or the App installation's): named by a
+	 * fingerprint, so a new token does not inherit the old one's hold */
+	if (gh->token) {
+		if (hl_sha256_hex(hex, gh->token, strlen(gh->token)) < 0)
+			return;
+	} else {
+		snprintf(app, sizeof(app), "app:%s:%s", gh->app_id ? gh->app_id : "",
+		         gh->installation_id ? gh->installation_id : "");
+		if (hl_sha256_hex(hex, app, strlen(app)) < 0)
+			return;
+	}
+	pthread_mutex_lock(&gh->mu);
+	memset(&gh->share, 0, sizeof(gh->share));
+	if (share && share->get && share->put)
+		gh->share = *share;
+	snprintf(gh->share_key, sizeof(gh->share_key), "github:budget:%.16s", hex);
+	gh->share_read_ms = 0;
+	pthread_mutex_unlock(&gh->mu);
+}
+
+/* Takes in the shared hold, read at most every GITHUB_SHARE_READ_MS: when
+ * its reset is later than any this client knows (a window lifted here by
+ * a later answer is not taken back). */
+static void
+github_read_share(struct hl_github *gh)
+{
+	int64_t mono = hl_time_mono_ms(), until, now;
+	struct hl_github_share share;
+	char key[sizeof(gh->share_key)];
+
+	pthread_mutex_lock(&gh->mu);
+	if (!gh->share.get ||
+	    (gh->share_read_ms != 0 && mono - gh->share_read_ms < GITHUB_SHARE_READ_MS)) {
+		pthread_mutex_unlock(&gh->mu);
+		return;
+	}
+	gh->share_read_ms = mono ? mono : 1;
+	share = gh->share;
+	memcpy(key, gh->share_key, sizeof(key));
+	pthread_mutex_unlock(&gh->mu);
+	until = share.get(share.arg, key);
+	now = hl_time_wall_ms();
+	if (until <= now)
+		return;
+	pthread_mutex_lock(&gh->mu);
+	if (until > gh->budget_reset_ms)
+		github_hold_locked(gh, until, now);
 	pthread_mutex_unlock(&gh->mu);
 }
 
 int64_t
 hl_github_budget_wait_ms(struct hl_github *gh)
 {
-	int64_t now = hl_time_wall_ms(), until;
+	int64_t now, until;
 
+	github_read_share(gh);
+	now = hl_time_wall_ms();
 	pthread_mutex_lock(&gh->mu);
 	until = gh->budget_until_ms;
 	pthread_mutex_unlock(&gh->mu);

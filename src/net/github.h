@@ -61,7 +61,9 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
  * ignored, one further than HL_GITHUB_BUDGET_HOLD_MAX_MS is taken as that;
  * an answer with Remaining above 0 from a later window (a later reset)
  * lifts the hold. The App's own JWT calls
- * (/app/...) have their own budget and are not held.
+ * (/app/...) have their own budget and are not held. A process with
+ * several clients, or several replicas, share it with
+ * hl_github_share_budget.
  */
 #define HL_GITHUB_BUDGET_HOLD_MAX_MS (60LL * 60 * 1000)
 
@@ -76,6 +78,28 @@ void hl_github_hold_budget(struct hl_github *gh, int64_t until_ms);
 
 /* How long until the token's budget is back, in ms; 0 when it is not spent. */
 int64_t hl_github_budget_wait_ms(struct hl_github *gh);
+
+/*
+ * Where the token's budget is shared beyond this client: the other clients
+ * of the process and other replicas (through the store, see
+ * remediate/github_shared.h). get returns the end of the hold recorded
+ * under key (wall-clock ms; 0: none), put records one. key names the token
+ * by a fingerprint (never the token itself), so a new token starts free.
+ */
+struct hl_github_share {
+	int64_t (*get)(void *arg, const char *key);
+	void (*put)(void *arg, const char *key, int64_t until_ms);
+	void *arg;
+};
+
+/*
+ * Shares gh's budget through share (copied; NULL stops sharing; set before
+ * the client is used from other threads). A hold this client learns is
+ * put at once; before a call goes out the shared hold is read (at most
+ * once a second) and taken when it ends later than what the client knows,
+ * unless an answer of a later window has already lifted it here.
+ */
+void hl_github_share_budget(struct hl_github *gh, const struct hl_github_share *share);
 
 /*
  * Writes the Authorization value ("Bearer <token>") into auth (reset first);

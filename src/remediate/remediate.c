@@ -22,6 +22,7 @@
 #include "context.h"
 #include "dispatch/coderun.h"
 #include "dispatch/dispatch.h"
+#include "github_shared.h"
 #include "memory/memory.h"
 #include "net/github.h"
 #include "net/kube.h"
@@ -98,7 +99,7 @@ hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struc
 	 * anonymous calls are limited to 60 an hour and see no private repository. */
 	if (((cfg->github_token && *cfg->github_token) ||
 	     (cfg->github_app_id && *cfg->github_app_id)) &&
-	    (rc = hl_github_new(&r->github, cfg, err)) < 0)
+	    (rc = hl_github_shared_new(&r->github, cfg, store, err)) < 0)
 		goto fail;
 	if ((rc = hl_dispatch_open(&r->dispatch, cfg, err)) < 0)
 		goto fail;

@@ -177,6 +177,17 @@ int hl_store_kv_get(struct hl_store *s, char **out, const char *key,
                     struct hl_err *err) HL_MUST_CHECK;
 int hl_store_kv_put(struct hl_store *s, const char *key, const char *value,
                     struct hl_err *err) HL_MUST_CHECK;
+/*
+ * A hold shared by the replicas (a rate limit's end, wall-clock ms, kept
+ * under key as a key/value pair): hl_store_hold_get reads its end into
+ * *until_ms (0 when there is none, or the value is not a number);
+ * hl_store_hold_put records one ending at until_ms unless the one there
+ * ends later.
+ */
+int hl_store_hold_get(struct hl_store *s, int64_t *until_ms, const char *key,
+                      struct hl_err *err) HL_MUST_CHECK;
+int hl_store_hold_put(struct hl_store *s, const char *key, int64_t until_ms,
+                      struct hl_err *err) HL_MUST_CHECK;
 /* Removes the keys starting with prefix (not empty) last written before
  * before_ms (wall clock); *removed (may be NULL) gets how many. */
 int hl_store_kv_prune(struct hl_store *s, int64_t *removed, const char *prefix, int64_t before_ms,

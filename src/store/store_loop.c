@@ -4,6 +4,7 @@
  */
 #include "store_front.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,6 +142,46 @@ hl_store_kv_put(struct hl_store *s, const char *key, const char *value, struct h
 	if (!key || !value)
 		return hl_err_set(err, HL_EINVAL, "a key and a value are needed");
 	STORE_CALL(s, s->ops->loop.kv_put(s->b, key, value, err));
+}
+
+int
+hl_store_hold_get(struct hl_store *s, int64_t *until_ms, const char *key, struct hl_err *err)
+{
+	char *value = NULL, *end = NULL;
+	long long until;
+	int rc;
+
+	*until_ms = 0;
+	rc = hl_store_kv_get(s, &value, key, err);
+	if (rc == -HL_ENOTFOUND) {
+		if (err)
+			*err = (struct hl_err)HL_ERR_INIT;
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	until = strtoll(value, &end, 10);
+	if (end != value && *end == '\0' && until > 0)
+		*until_ms = until;
+	free(value);
+	return 0;
+}
+
+int
+hl_store_hold_put(struct hl_store *s, const char *key, int64_t until_ms, struct hl_err *err)
+{
+	char value[24];
+	int64_t there;
+	int rc;
+
+	/* a race with another replica's put keeps either end: both are holds
+	 * the service named */
+	if ((rc = hl_store_hold_get(s, &there, key, err)) < 0)
+		return rc;
+	if (there >= until_ms)
+		return 0;
+	snprintf(value, sizeof(value), "%lld", (long long)until_ms);
+	return hl_store_kv_put(s, key, value, err);
 }
 
 int
