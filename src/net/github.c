@@ -29,6 +29,9 @@
 /* A call waiting for the token's budget to come back sleeps in steps of
  * this many ms (and at most its timeout in all). */
 #define GITHUB_BUDGET_STEP_MS 100
+/* A secondary rate limit that names no Retry-After holds every call this
+ * long (GitHub: "wait for at least one minute"). */
+#define GITHUB_SECONDARY_WAIT_MS (60 * 1000)
 /* The shared budget (hl_github_share_budget) is read at most this often. */
 #define GITHUB_SHARE_READ_MS 1000
 
@@ -53,6 +56,8 @@ struct hl_github {
 	/* that window's reset as the answer named it (not capped): an answer
 	 * of the same window that was on its way meanwhile does not lift it */
 	int64_t budget_reset_ms;
+	/* a secondary rate limit asks for no call until then (wall clock) */
+	int64_t pause_until_ms;
 	/* where the budget is shared (no get: nowhere), under share_key, last
 	 * read at share_read_ms (monotonic; 0: never) */
 	struct hl_github_share share;
@@ -315,7 +320,8 @@ github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_b
 		if (wait > 0)
 			return hl_err_set(err, HL_EUPSTREAM,
 			                  "github %s: rate limited (the token's budget is spent, "
-			                  "X-RateLimit-Remaining 0; it resets in %lld ms)",
+			                  "or a secondary rate limit asked to wait; it lifts in "
+			                  "%lld ms)",
 			                  method ? method : "GET", (long long)wait);
 	}
 	hl_buf_reset(auth);
@@ -332,11 +338,38 @@ github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_b
 	return 0;
 }
 
+static void github_pause(struct hl_github *gh, int64_t until_ms);
+
+/* How long a secondary rate limit asks every call to wait, in ms (0: res
+ * is none): its Retry-After, else a minute as GitHub's documentation asks
+ * (a 429, or a 403 whose message names it; a 403 that does not is a
+ * permission). A spent budget (Remaining 0) is the primary limit. */
+static int64_t
+github_secondary_wait_ms(const struct hl_fetch_res *res)
+{
+	if ((res->status != 403 && res->status != 429) || res->ratelimit_remaining == 0)
+		return 0;
+	if (res->retry_after_s >= 0)
+		return res->retry_after_s * 1000;
+	if (res->status == 429 ||
+	    (res->body.data && hl_str_casestr(res->body.data, "secondary rate limit")))
+		return GITHUB_SECONDARY_WAIT_MS;
+	return 0;
+}
+
 void
 hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 {
-	int64_t now = hl_time_wall_ms(), until;
+	int64_t now = hl_time_wall_ms(), until, pause = github_secondary_wait_ms(res);
 
+	if (pause > 0) {
+		/* not lifted by an answer of a later window: it is not the
+		 * window's; at most the hold's bound */
+		until = now + (pause < HL_GITHUB_BUDGET_HOLD_MAX_MS ? pause
+		                                                    : HL_GITHUB_BUDGET_HOLD_MAX_MS);
+		github_pause(gh, until);
+		return;
+	}
 	if (res->status <= 0 || res->ratelimit_remaining < 0)
 		return; /* no answer, or one without GitHub's headers */
 	if (res->ratelimit_remaining > 0) {
@@ -378,6 +411,24 @@ hl_github_hold_budget(struct hl_github *gh, int64_t until_ms)
 		return;
 	pthread_mutex_lock(&gh->mu);
 	github_hold_locked(gh, until_ms, now);
+	share = gh->share;
+	memcpy(key, gh->share_key, sizeof(key));
+	pthread_mutex_unlock(&gh->mu);
+	if (share.put)
+		share.put(share.arg, key, until_ms);
+}
+
+/* Holds every call until until_ms for a secondary rate limit, here and
+ * where the budget is shared. */
+static void
+github_pause(struct hl_github *gh, int64_t until_ms)
+{
+	struct hl_github_share share;
+	char key[sizeof(gh->share_key)];
+
+	pthread_mutex_lock(&gh->mu);
+	if (until_ms > gh->pause_until_ms)
+		gh->pause_until_ms = until_ms;
 	share = gh->share;
 	memcpy(key, gh->share_key, sizeof(key));
 	pthread_mutex_unlock(&gh->mu);
@@ -448,7 +499,7 @@ hl_github_budget_wait_ms(struct hl_github *gh)
 	github_read_share(gh);
 	now = hl_time_wall_ms();
 	pthread_mutex_lock(&gh->mu);
-	until = gh->budget_until_ms;
+	until = gh->budget_until_ms > gh->pause_until_ms ? gh->budget_until_ms : gh->pause_until_ms;
 	pthread_mutex_unlock(&gh->mu);
 	return until > now ? until - now : 0;
 }

@@ -60,7 +60,11 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
  * (hl_github_req_init: HL_EUPSTREAM "rate limited"). A reset in the past is
  * ignored, one further than HL_GITHUB_BUDGET_HOLD_MAX_MS is taken as that;
  * an answer with Remaining above 0 from a later window (a later reset)
- * lifts the hold. The App's own JWT calls
+ * lifts the hold. A secondary rate limit that reaches the caller (403 or
+ * 429 past the call's deadline) holds every call the same way until its
+ * Retry-After, or for a minute when it names none (GitHub asks for no
+ * request meanwhile; an integration that goes on may be banned); an answer
+ * of a later window does not lift that one. The App's own JWT calls
  * (/app/...) have their own budget and are not held. A process with
  * several clients, or several replicas, share it with
  * hl_github_share_budget.

@@ -3,7 +3,9 @@
  * one client (hl_github_share_budget), over a fake shared store: a hold
  * learned is put under the token's fingerprint, another client takes it
  * before its next call, a window lifted by a later answer is not taken
- * back, a hold past or too far is judged as the client's own would be.
+ * back, a hold past or too far is judged as the client's own would be; a
+ * secondary rate limit holds every call (and is shared) until its
+ * Retry-After, or a minute.
  */
 /* cmocka needs these first */
 /* clang-format off */
@@ -182,6 +184,70 @@ test_budget_a_shared_hold_past_or_too_far(void **state)
 	hl_github_free(gh);
 }
 
+/* A final answer of a rate limit with its headers, as the fetch engine
+ * leaves it when the limit lifts past the call's deadline. */
+static void
+answer(struct hl_fetch_res *res, long status, int64_t remaining, int64_t retry_after_s,
+       const char *message)
+{
+	hl_fetch_res_init(res);
+	res->status = status;
+	res->ratelimit_remaining = remaining;
+	res->ratelimit_reset = hl_time_wall_ms() / 1000 + 3000;
+	res->retry_after_s = retry_after_s;
+	hl_buf_append_str(&res->body, message);
+}
+
+static void
+test_budget_a_secondary_rate_limit_holds_every_call(void **state)
+{
+	struct fake_store f = { .gets = 0 };
+	struct hl_github *gh = client("ghs_t", &f);
+	struct hl_fetch_res res;
+	int64_t wait;
+
+	(void)state;
+	/* 403 with Retry-After: that long, shared */
+	answer(&res, 403, 4000, 30, "{\"message\": \"You have exceeded a secondary rate limit.\"}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	wait = hl_github_budget_wait_ms(gh);
+	assert_true(wait > 25000 && wait <= 30000);
+	assert_int_equal(f.puts, 1);
+	/* an answer of a later window does not lift it (it is not the window's) */
+	answer(&res, 200, 4999, -1, "{}");
+	res.ratelimit_reset = hl_time_wall_ms() / 1000 + 7200;
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	assert_true(hl_github_budget_wait_ms(gh) > 25000);
+	hl_github_free(gh);
+
+	/* without Retry-After: a minute, for a 429 or a 403 naming it */
+	gh = client("ghs_t", NULL);
+	answer(&res, 403, 4000, -1,
+	       "{\"message\": \"You have exceeded a secondary rate limit and have been "
+	       "temporarily blocked from content creation.\"}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	wait = hl_github_budget_wait_ms(gh);
+	assert_true(wait > 55000 && wait <= 60000);
+	hl_github_free(gh);
+	gh = client("ghs_t", NULL);
+	answer(&res, 429, 4000, -1, "{}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	assert_true(hl_github_budget_wait_ms(gh) > 55000);
+	hl_github_free(gh);
+
+	/* a 403 of a permission holds nothing */
+	gh = client("ghs_t", NULL);
+	answer(&res, 403, 4000, -1, "{\"message\": \"Resource not accessible by integration\"}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	assert_int_equal(hl_github_budget_wait_ms(gh), 0);
+	hl_github_free(gh);
+}
+
 static void
 test_budget_sharing_stops(void **state)
 {
@@ -206,6 +272,7 @@ main(void)
 		cmocka_unit_test(test_budget_reads_are_at_most_once_a_second),
 		cmocka_unit_test(test_budget_a_window_lifted_here_is_not_taken_back),
 		cmocka_unit_test(test_budget_a_shared_hold_past_or_too_far),
+		cmocka_unit_test(test_budget_a_secondary_rate_limit_holds_every_call),
 		cmocka_unit_test(test_budget_sharing_stops),
 	};
 
