@@ -20,12 +20,13 @@
 #define RETENTION_PAUSE_MS    50                 /* after each batch */
 #define RETENTION_PASS_MS     (60LL * 1000)      /* a pass's longest run */
 #define RETENTION_DAY_MS      (24LL * 60 * 60 * 1000)
+#define RETENTION_COMPACT     256 /* free pages given back per transaction */
 
 struct hl_retention {
 	const struct hl_config *cfg;
 	struct hl_store *store;
 	struct hl_pause pause;
-	atomic_uint_fast64_t removed, passes_ok, passes_failed;
+	atomic_uint_fast64_t removed, freed_bytes, passes_ok, passes_failed;
 };
 
 /* One pass: 0, or < 0 when the store failed (err); *more: it stopped
@@ -46,6 +47,16 @@ retention_pass(struct hl_retention *r, int64_t *removed, bool *more, struct hl_e
 	} while (n == RETENTION_BATCH && hl_time_mono_ms() < until &&
 	         hl_pause_sleep(&r->pause, RETENTION_PAUSE_MS));
 	*more = n == RETENTION_BATCH;
+	if (*more || *removed == 0)
+		return 0;
+	/* the space of what went back to the file system, in small steps
+	 * (each holds the store's write lock), within the pass's time */
+	do {
+		if ((rc = hl_store_compact(r->store, &n, RETENTION_COMPACT, err)) < 0)
+			return rc;
+		atomic_fetch_add(&r->freed_bytes, (uint64_t)n);
+	} while (n > 0 && hl_time_mono_ms() < until &&
+	         hl_pause_sleep(&r->pause, RETENTION_PAUSE_MS));
 	return 0;
 }
 
@@ -123,6 +134,7 @@ void
 hl_retention_metrics(struct hl_retention *r, struct hl_buf *out)
 {
 	uint64_t n = r ? atomic_load(&r->removed) : 0;
+	uint64_t freed = r ? atomic_load(&r->freed_bytes) : 0;
 	uint64_t ok = r ? atomic_load(&r->passes_ok) : 0;
 	uint64_t bad = r ? atomic_load(&r->passes_failed) : 0;
 
@@ -130,6 +142,10 @@ hl_retention_metrics(struct hl_retention *r, struct hl_buf *out)
 	                       "the retention this replica removed.\n"
 	                       "# TYPE healer_retention_removed_total counter\n");
 	hl_buf_appendf(out, "healer_retention_removed_total %" PRIu64 "\n", n);
+	hl_buf_append_str(out, "# HELP healer_retention_freed_bytes_total Bytes of the SQLite "
+	                       "store's file given back to the file system after removals.\n"
+	                       "# TYPE healer_retention_freed_bytes_total counter\n");
+	hl_buf_appendf(out, "healer_retention_freed_bytes_total %" PRIu64 "\n", freed);
 	hl_buf_append_str(out, "# HELP healer_retention_passes_total Retention passes, by result.\n"
 	                       "# TYPE healer_retention_passes_total counter\n");
 	hl_buf_appendf(out, "healer_retention_passes_total{result=\"ok\"} %" PRIu64 "\n", ok);

@@ -10,7 +10,10 @@
  * leading "retention" (hl_store_leader): batches of RETENTION_BATCH
  * deliveries, oldest first, with a pause after each so intake and the
  * workers never wait long for the store, until a batch comes back short
- * or the pass has run RETENTION_PASS_MS (the next pass goes on).
+ * or the pass has run RETENTION_PASS_MS (the next pass goes on). A pass
+ * that removed them all then gives the free space back to the file
+ * system (hl_store_compact: a SQLite store this healer created shrinks at
+ * its next checkpoint), RETENTION_COMPACT pages at a time.
  * HEALER_RETENTION_DAYS=0: off.
  */
 #ifndef HL_LOOP_RETENTION_H
@@ -31,8 +34,9 @@ int hl_retention_start(struct hl_retention **out, const struct hl_config *cfg,
 /* Stops the thread (after the batch under way) and frees. NULL: no-op. */
 void hl_retention_stop(struct hl_retention *r);
 
-/* Appends healer_retention_removed_total (deliveries this replica removed)
- * and healer_retention_passes_total{result} to out; r may be NULL (off). */
+/* Appends healer_retention_removed_total (deliveries this replica removed),
+ * healer_retention_freed_bytes_total and healer_retention_passes_total{result}
+ * to out; r may be NULL (off). */
 void hl_retention_metrics(struct hl_retention *r, struct hl_buf *out);
 
 #endif

@@ -235,6 +235,17 @@ int hl_store_requeue(struct hl_store *s, int64_t *n, const char *delivery_id,
 int hl_store_prune(struct hl_store *s, int64_t *removed, int64_t before_ms, int max,
                    struct hl_err *err) HL_MUST_CHECK;
 
+/*
+ * After retention: gives at most max_pages of the store's free pages back
+ * to the file system; *freed_bytes gets how many bytes that was (fewer
+ * than max_pages' worth: none are left). SQLite created by this healer
+ * keeps its free pages apart for this (auto_vacuum incremental; the file
+ * shrinks at the next checkpoint); an older SQLite file, and PostgreSQL
+ * (whose autovacuum reuses the space), give back nothing here.
+ */
+int hl_store_compact(struct hl_store *s, int64_t *freed_bytes, int max_pages,
+                     struct hl_err *err) HL_MUST_CHECK;
+
 /* The decision stored for a delivery (malloc'd JSON text in *out), or
  * -HL_ENOTFOUND when the delivery is unknown or has none yet. */
 int hl_store_delivery_decision(struct hl_store *s, char **out, const char *delivery_id,

@@ -125,8 +125,12 @@ sq_connect(sqlite3 **out, const char *path, const char *sync, bool read_only, st
 		*out = db;
 		return 0;
 	}
+	/* auto_vacuum takes only on a database without tables yet (one this
+	 * healer creates): its free pages can then be given back after
+	 * retention (hl_sq_compact); on an older file it changes nothing */
 	snprintf(sql, sizeof(sql),
-	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+	         "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+	         " PRAGMA foreign_keys=OFF;"
 	         " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
 	         sync);
 	rc = hl_sq_exec(db, sql, err);
@@ -430,6 +434,7 @@ static const struct hl_store_ops sq_ops = {
 		.reap = NULL,
 		.requeue = hl_sq_requeue,
 		.prune = hl_sq_prune,
+		.compact = hl_sq_compact,
 		.finish = hl_sq_finish,
 		.decision = hl_sq_decision,
 		.queue_depth = hl_sq_queue_depth,

@@ -924,3 +924,46 @@ hl_sq_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int
 	}
 	return rc;
 }
+
+/* The one integer a PRAGMA answers; -1 when it fails. */
+static int64_t
+sq_pragma_int(struct hl_store_backend *b, const char *sql)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, sql);
+	int64_t v = -1;
+
+	if (!st)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	hl_sq_done(b, st);
+	return v;
+}
+
+/* Gives free pages back (incremental vacuum: the file shrinks at the next
+ * checkpoint); nothing when the file was not created with auto_vacuum
+ * incremental (2). */
+int
+hl_sq_compact(struct hl_store_backend *b, int64_t *freed_bytes, int max_pages, struct hl_err *err)
+{
+	int64_t before, after, page;
+	char sql[64];
+	int rc;
+
+	*freed_bytes = 0;
+	if (sq_pragma_int(b, "PRAGMA auto_vacuum") != 2)
+		return 0;
+	before = sq_pragma_int(b, "PRAGMA freelist_count");
+	page = sq_pragma_int(b, "PRAGMA page_size");
+	if (before < 0 || page < 0)
+		return hl_sq_fail(err, b->db, "compact");
+	if (before == 0)
+		return 0;
+	snprintf(sql, sizeof(sql), "PRAGMA incremental_vacuum(%d)", max_pages);
+	if ((rc = hl_sq_exec(b->db, sql, err)) < 0)
+		return hl_err_wrap(err, "compact");
+	after = sq_pragma_int(b, "PRAGMA freelist_count");
+	if (after >= 0 && after < before)
+		*freed_bytes = (before - after) * page;
+	return 0;
+}

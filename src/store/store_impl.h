@@ -145,6 +145,10 @@ struct hl_store_intake_ops {
 	/* Retention (hl_store_prune). */
 	int (*prune)(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,
 	             struct hl_err *err);
+	/* Returns free pages to the file system (hl_store_compact); NULL when
+	 * the database does that itself. */
+	int (*compact)(struct hl_store_backend *b, int64_t *freed, int max_pages,
+	               struct hl_err *err);
 	int (*finish)(struct hl_store_backend *b, const char *delivery_id,
 	              const struct hl_delivery_result *r, struct hl_err *err);
 	int (*decision)(struct hl_store_backend *b, char **out, const char *delivery_id,

@@ -743,3 +743,19 @@ hl_store_prune(struct hl_store *s, int64_t *removed, int64_t before_ms, int max,
 		*removed = rc == 0 ? k : 0;
 	return rc;
 }
+
+int
+hl_store_compact(struct hl_store *s, int64_t *freed_bytes, int max_pages, struct hl_err *err)
+{
+	int rc;
+
+	*freed_bytes = 0;
+	if (max_pages <= 0)
+		return hl_err_set(err, HL_EINVAL, "bad compact batch %d", max_pages);
+	if (!s->ops->intake.compact || (s->flags & HL_STORE_READ_ONLY))
+		return 0;
+	pthread_mutex_lock(&s->db_lock);
+	rc = s->ops->intake.compact(s->b, freed_bytes, max_pages, err);
+	pthread_mutex_unlock(&s->db_lock);
+	return rc;
+}

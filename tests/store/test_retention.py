@@ -134,7 +134,8 @@ def main():
           rebuilt and rebuilt.get("total") == 7 and rebuilt.get("by_state") == after.get("by_state"),
           (rebuilt, after))
     check("/metrics has the retention's families",
-          "healer_retention_passes_total{result=\"ok\"}" in metrics_text(srv))
+          "healer_retention_passes_total{result=\"ok\"}" in metrics_text(srv)
+          and "healer_retention_freed_bytes_total " in metrics_text(srv))
     srv.stop()
 
     # retention off: nothing is removed

@@ -644,6 +644,79 @@ test_store_prune(void **state)
 	assert_int_equal(a.status, HL_INTAKE_ACCEPTED);
 }
 
+/* The size of the fixture's SQLite file after a clean close (the WAL
+ * folded in). */
+static int64_t
+sqlite_file_size(struct fixture *f)
+{
+	char path[128];
+	struct stat st;
+
+	reopen(f);
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	return (int64_t)st.st_size;
+}
+
+/* After retention the free space goes back to the file system: a SQLite
+ * store this healer created (auto_vacuum incremental) shrinks; PostgreSQL
+ * gives nothing back here (its autovacuum reuses the space). */
+static void
+test_store_compact_gives_space_back(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t removed = 0, freed = -1, total = 0, full = 0, after;
+	static char body[16384 + 1];
+	char id[32], row[RAW_COLS][256];
+	int i, k;
+
+	if (!pg_mode) {
+		assert_int_equal(raw_row(f, "PRAGMA auto_vacuum", row), 0);
+		assert_string_equal(row[0], "2"); /* incremental */
+	}
+	srand(7);
+	for (i = 0; i < 300; i++) {
+		struct hl_delivery_in in;
+
+		/* random hex: LZ4 does not shrink it */
+		for (k = 0; k < (int)sizeof(body) - 1; k++)
+			body[k] = "0123456789abcdef"[rand() % 16];
+		snprintf(id, sizeof(id), "c-%d", i);
+		in = delivery(id, NULL, NULL);
+		in.body = body;
+		in.body_len = sizeof(body) - 1;
+		assert_int_equal(
+		        hl_store_insert_delivery(f->s, &(struct hl_intake_answer){ 0 }, &in, &err),
+		        0);
+		assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+		assert_int_equal(
+		        finish(f->s, d->delivery_id, HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
+		        0);
+		hl_delivery_record_free(d);
+	}
+	if (!pg_mode)
+		full = sqlite_file_size(f);
+	assert_int_equal(hl_store_prune(f->s, &removed, hl_time_wall_ms() + 1000, 1000, &err), 0);
+	assert_int_equal(removed, 300);
+	do {
+		assert_int_equal(hl_store_compact(f->s, &freed, 64, &err), 0);
+		total += freed;
+	} while (freed > 0);
+	assert_int_equal(hl_store_compact(f->s, &freed, 0, &err), -HL_EINVAL);
+	if (pg_mode) {
+		assert_int_equal(total, 0);
+		return;
+	}
+	after = sqlite_file_size(f);
+	/* 300 x 16 KiB went; the file is smaller by about that */
+	assert_true(total >= 4 * 1024 * 1024);
+	assert_true(full - after >= 4 * 1024 * 1024);
+	assert_int_equal(hl_store_compact(f->s, &freed, 64, &err), 0);
+	assert_int_equal(freed, 0);
+}
+
 static void
 count_map_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
 {
@@ -3841,6 +3914,8 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_counters_follow_states, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_compact_gives_space_back, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_batched_counters_match_rows, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_no_duplicate_indexes, setup, teardown),
