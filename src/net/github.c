@@ -30,7 +30,8 @@
  * this many ms (and at most its timeout in all). */
 #define GITHUB_BUDGET_STEP_MS 100
 /* A secondary rate limit that names no Retry-After holds every call this
- * long (GitHub: "wait for at least one minute"). */
+ * long (GitHub: "wait for at least one minute"), doubled for each one that
+ * follows without a success in between. */
 #define GITHUB_SECONDARY_WAIT_MS (60 * 1000)
 /* The shared budget (hl_github_share_budget) is read at most this often. */
 #define GITHUB_SHARE_READ_MS 1000
@@ -58,6 +59,7 @@ struct hl_github {
 	int64_t budget_reset_ms;
 	/* a secondary rate limit asks for no call until then (wall clock) */
 	int64_t pause_until_ms;
+	int pause_streak; /* secondary limits without Retry-After since a success */
 	/* where the budget is shared (no get: nowhere), under share_key, last
 	 * read at share_read_ms (monotonic; 0: never) */
 	struct hl_github_share share;
@@ -343,24 +345,40 @@ static void github_pause(struct hl_github *gh, int64_t until_ms);
 /* How long a secondary rate limit asks every call to wait, in ms (0: res
  * is none): its Retry-After, else a minute as GitHub's documentation asks
  * (a 429, or a 403 whose message names it; a 403 that does not is a
- * permission). A spent budget (Remaining 0) is the primary limit. */
+ * permission), doubled for each such limit since the last success. A
+ * spent budget (Remaining 0) is the primary limit. */
 static int64_t
-github_secondary_wait_ms(const struct hl_fetch_res *res)
+github_secondary_wait_ms(struct hl_github *gh, const struct hl_fetch_res *res)
 {
+	int64_t wait = GITHUB_SECONDARY_WAIT_MS;
+	int i;
+
+	if (res->status >= 200 && res->status < 300) {
+		pthread_mutex_lock(&gh->mu);
+		gh->pause_streak = 0;
+		pthread_mutex_unlock(&gh->mu);
+		return 0;
+	}
 	if ((res->status != 403 && res->status != 429) || res->ratelimit_remaining == 0)
 		return 0;
 	if (res->retry_after_s >= 0)
 		return res->retry_after_s * 1000;
-	if (res->status == 429 ||
-	    (res->body.data && hl_str_casestr(res->body.data, "secondary rate limit")))
-		return GITHUB_SECONDARY_WAIT_MS;
-	return 0;
+	if (res->status != 429 &&
+	    !(res->body.data && hl_str_casestr(res->body.data, "secondary rate limit")))
+		return 0;
+	pthread_mutex_lock(&gh->mu);
+	for (i = 0; i < gh->pause_streak && wait < HL_GITHUB_BUDGET_HOLD_MAX_MS; i++)
+		wait *= 2;
+	if (gh->pause_streak < 16)
+		gh->pause_streak++;
+	pthread_mutex_unlock(&gh->mu);
+	return wait;
 }
 
 void
 hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 {
-	int64_t now = hl_time_wall_ms(), until, pause = github_secondary_wait_ms(res);
+	int64_t now = hl_time_wall_ms(), until, pause = github_secondary_wait_ms(gh, res);
 
 	if (pause > 0) {
 		/* not lifted by an answer of a later window: it is not the

@@ -62,9 +62,10 @@ void hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_c
  * an answer with Remaining above 0 from a later window (a later reset)
  * lifts the hold. A secondary rate limit that reaches the caller (403 or
  * 429 past the call's deadline) holds every call the same way until its
- * Retry-After, or for a minute when it names none (GitHub asks for no
- * request meanwhile; an integration that goes on may be banned); an answer
- * of a later window does not lift that one. The App's own JWT calls
+ * Retry-After, or for a minute when it names none, doubled for each one
+ * since the last success (GitHub asks for no request meanwhile, then an
+ * exponential backoff; an integration that goes on may be banned); an
+ * answer of a later window does not lift that one. The App's own JWT calls
  * (/app/...) have their own budget and are not held. A process with
  * several clients, or several replicas, share it with
  * hl_github_share_budget.

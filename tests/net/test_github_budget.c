@@ -239,6 +239,30 @@ test_budget_a_secondary_rate_limit_holds_every_call(void **state)
 	assert_true(hl_github_budget_wait_ms(gh) > 55000);
 	hl_github_free(gh);
 
+	/* one after another without a success: doubled (GitHub: back off) */
+	gh = client("ghs_t", NULL);
+	for (int k = 0; k < 2; k++) {
+		answer(&res, 429, 4000, -1, "{}");
+		hl_github_note_budget(gh, &res);
+		hl_fetch_res_release(&res);
+	}
+	wait = hl_github_budget_wait_ms(gh);
+	assert_true(wait > 115000 && wait <= 120000);
+	hl_github_free(gh);
+	/* a success in between starts again at a minute */
+	gh = client("ghs_t", NULL);
+	answer(&res, 429, 4000, -1, "{}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	answer(&res, 200, 3999, -1, "{}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	answer(&res, 429, 4000, -1, "{}");
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	assert_true(hl_github_budget_wait_ms(gh) <= 60000);
+	hl_github_free(gh);
+
 	/* a 403 of a permission holds nothing */
 	gh = client("ghs_t", NULL);
 	answer(&res, 403, 4000, -1, "{\"message\": \"Resource not accessible by integration\"}");
