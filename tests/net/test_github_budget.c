@@ -198,6 +198,18 @@ answer(struct hl_fetch_res *res, long status, int64_t remaining, int64_t retry_a
 	hl_buf_append_str(&res->body, message);
 }
 
+/* Notes one such answer on gh. */
+static void
+note(struct hl_github *gh, long status, int64_t remaining, int64_t retry_after_s,
+     const char *message)
+{
+	struct hl_fetch_res res;
+
+	answer(&res, status, remaining, retry_after_s, message);
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+}
+
 static void
 test_budget_a_secondary_rate_limit_holds_every_call(void **state)
 {
@@ -208,9 +220,7 @@ test_budget_a_secondary_rate_limit_holds_every_call(void **state)
 
 	(void)state;
 	/* 403 with Retry-After: that long, shared */
-	answer(&res, 403, 4000, 30, "{\"message\": \"You have exceeded a secondary rate limit.\"}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
+	note(gh, 403, 4000, 30, "{\"message\": \"You have exceeded a secondary rate limit.\"}");
 	wait = hl_github_budget_wait_ms(gh);
 	assert_true(wait > 25000 && wait <= 30000);
 	assert_int_equal(f.puts, 1);
@@ -224,50 +234,35 @@ test_budget_a_secondary_rate_limit_holds_every_call(void **state)
 
 	/* without Retry-After: a minute, for a 429 or a 403 naming it */
 	gh = client("ghs_t", NULL);
-	answer(&res, 403, 4000, -1,
-	       "{\"message\": \"You have exceeded a secondary rate limit and have been "
-	       "temporarily blocked from content creation.\"}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
+	note(gh, 403, 4000, -1,
+	     "{\"message\": \"You have exceeded a secondary rate limit and have been "
+	     "temporarily blocked from content creation.\"}");
 	wait = hl_github_budget_wait_ms(gh);
 	assert_true(wait > 55000 && wait <= 60000);
 	hl_github_free(gh);
 	gh = client("ghs_t", NULL);
-	answer(&res, 429, 4000, -1, "{}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
+	note(gh, 429, 4000, -1, "{}");
 	assert_true(hl_github_budget_wait_ms(gh) > 55000);
 	hl_github_free(gh);
 
 	/* one after another without a success: doubled (GitHub: back off) */
 	gh = client("ghs_t", NULL);
-	for (int k = 0; k < 2; k++) {
-		answer(&res, 429, 4000, -1, "{}");
-		hl_github_note_budget(gh, &res);
-		hl_fetch_res_release(&res);
-	}
+	note(gh, 429, 4000, -1, "{}");
+	note(gh, 429, 4000, -1, "{}");
 	wait = hl_github_budget_wait_ms(gh);
 	assert_true(wait > 115000 && wait <= 120000);
 	hl_github_free(gh);
 	/* a success in between starts again at a minute */
 	gh = client("ghs_t", NULL);
-	answer(&res, 429, 4000, -1, "{}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
-	answer(&res, 200, 3999, -1, "{}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
-	answer(&res, 429, 4000, -1, "{}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
+	note(gh, 429, 4000, -1, "{}");
+	note(gh, 200, 3999, -1, "{}");
+	note(gh, 429, 4000, -1, "{}");
 	assert_true(hl_github_budget_wait_ms(gh) <= 60000);
 	hl_github_free(gh);
 
 	/* a 403 of a permission holds nothing */
 	gh = client("ghs_t", NULL);
-	answer(&res, 403, 4000, -1, "{\"message\": \"Resource not accessible by integration\"}");
-	hl_github_note_budget(gh, &res);
-	hl_fetch_res_release(&res);
+	note(gh, 403, 4000, -1, "{\"message\": \"Resource not accessible by integration\"}");
 	assert_int_equal(hl_github_budget_wait_ms(gh), 0);
 	hl_github_free(gh);
 }

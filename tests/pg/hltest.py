@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
 import dtest  # noqa: E402
@@ -148,6 +149,17 @@ def base_env(**extra):
          "GITHUB_API_URL": "http://127.0.0.1:9"}
     e.update(extra)
     return e
+
+
+def stub_json(port, path, body=None):
+    """GET (no body) or POST body as JSON to a stand-in's control path; its
+    JSON answer."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 method="GET" if body is None else "POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
 
 
 def wait_for(fn, timeout, step=0.05):

@@ -12,30 +12,19 @@ still remediated but sends GitHub nothing (each knows the budget is spent
 from the store, not from a refusal); once the reset passed, calls go out
 again. Standard library only; prints TAP.
 """
-import json
 import os
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hltest  # noqa: E402
 import pgtest  # noqa: E402
 import pgwire  # noqa: E402
-from hltest import dtest, wait_for  # noqa: E402
+from hltest import dtest, stub_json, wait_for  # noqa: E402
 
 check = dtest.check
 TOKEN = "ghs_budgettoken"
 WINDOW_S = 20
-
-
-def stub(port, path, body=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 method="GET" if body is None else "POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
 
 
 def main():
@@ -50,7 +39,7 @@ def main():
         r.start()
 
     def api_calls():
-        return [q for q in stub(gport, "/_stub/requests") if q["path"].startswith("/repos/")]
+        return [q for q in stub_json(gport, "/_stub/requests") if q["path"].startswith("/repos/")]
 
     def decided(delivery):
         """The delivery made a task of its own, with a CodeRun."""
@@ -64,7 +53,7 @@ def main():
         st, _ = rep.deliver(hltest.job_event(9000 + n, 7000 + n, branch=f"feat/b{n}"), delivery)
         return st == 202 and wait_for(lambda: decided(delivery), 60, step=0.1)
 
-    stub(gport, "/_stub/budget", {"limit": 1, "window": WINDOW_S})
+    stub_json(gport, "/_stub/budget", {"limit": 1, "window": WINDOW_S})
     spent_at = time.time()
     ok = remediate(reps[0], 1)
     calls = api_calls()
@@ -74,9 +63,9 @@ def main():
     time.sleep(1.5)
 
     before = len(api_calls())
-    refused_before = len(stub(gport, "/_stub/refused"))
+    refused_before = len(stub_json(gport, "/_stub/refused"))
     ok = remediate(reps[1], 2)
-    refused = stub(gport, "/_stub/refused")[refused_before:]
+    refused = stub_json(gport, "/_stub/refused")[refused_before:]
     check("the other replica still remediates its failure (a CodeRun)", ok)
     check("the other replica sends GitHub nothing while the budget is spent (no 403 "
           "earned)", len(api_calls()) == before and refused == [],
@@ -86,7 +75,7 @@ def main():
     reps.append(late)
     before = len(api_calls())
     ok = remediate(late, 3)
-    refused = stub(gport, "/_stub/refused")[refused_before:]
+    refused = stub_json(gport, "/_stub/refused")[refused_before:]
     check("a replica started after the answer knows it too", ok and
           len(api_calls()) == before and refused == [],
           [ok, len(api_calls()) - before, refused])
@@ -96,7 +85,7 @@ def main():
 
     # once the reset passed, GitHub is called again (the hold ended)
     time.sleep(max(0.0, spent_at + WINDOW_S + 4 - time.time()))
-    stub(gport, "/_stub/budget", {"limit": 5000, "window": 3600})
+    stub_json(gport, "/_stub/budget", {"limit": 5000, "window": 3600})
     before = len(api_calls())
     ok = remediate(reps[1], 4)
     check("after the reset the replicas call GitHub again", ok and len(api_calls()) > before,

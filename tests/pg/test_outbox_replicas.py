@@ -16,26 +16,16 @@ import json
 import os
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hltest  # noqa: E402
 import pgtest  # noqa: E402
-from hltest import dtest, wait_for  # noqa: E402
+from hltest import dtest, stub_json, wait_for  # noqa: E402
 
 check = dtest.check
 N_MSGS = 6
 ANSWER_DELAY_MS = 700  # each POST to the stand-in takes this long
 N_LIMITED = 5  # messages in the rate-limit part, the first one limited
-
-
-def stub_json(port, path, body=None):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 method="GET" if body is None else "POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read() or b"null")
 
 
 def main():
