@@ -206,19 +206,31 @@ ctx_slot_add(struct ctx_phase *ph, const char *name, ctx_parse_fn parse)
 }
 
 static void
+ctx_slot_release(struct ctx_slot *s)
+{
+	if (s->auth.len)
+		explicit_bzero(s->auth.data, s->auth.len);
+	explicit_bzero(s->header, sizeof(s->header));
+	hl_buf_release(&s->url);
+	hl_buf_release(&s->auth);
+	hl_buf_release(&s->body);
+}
+
+/* Takes back the slot ctx_slot_add just gave (its request could not be
+ * made), with what its buffers hold. */
+static void
+ctx_slot_drop(struct ctx_phase *ph)
+{
+	ctx_slot_release(&ph->slots[--ph->n]);
+}
+
+static void
 ctx_phase_release(struct ctx_phase *ph)
 {
 	size_t i;
 
-	for (i = 0; i < ph->n; i++) {
-		struct ctx_slot *s = &ph->slots[i];
-		if (s->auth.len)
-			explicit_bzero(s->auth.data, s->auth.len);
-		explicit_bzero(s->header, sizeof(s->header));
-		hl_buf_release(&s->url);
-		hl_buf_release(&s->auth);
-		hl_buf_release(&s->body);
-	}
+	for (i = 0; i < ph->n; i++)
+		ctx_slot_release(&ph->slots[i]);
 	ph->n = 0;
 }
 
@@ -718,7 +730,7 @@ ctx_add_github(struct gather *g, struct ctx_phase *ph, const char *name, ctx_par
 	rc = hl_github_req_init(g->c->github, &s->req, &s->url, &s->auth, "GET", path.data, err);
 	hl_buf_release(&path);
 	if (rc < 0) {
-		ph->n--;
+		ctx_slot_drop(ph);
 		ctx_record(g->ctx, name, HL_SOURCE_FAILED, 0, err->msg);
 		return 0; /* a source failing to start is a failed source, not an error */
 	}
@@ -850,7 +862,7 @@ ctx_add_kube(struct gather *g, struct ctx_phase *ph, const char *name, ctx_parse
 		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
 	rc = hl_kube_req_init(g->c->kube, &s->req, &s->url, &s->auth, "GET", path, err);
 	if (rc < 0) {
-		ph->n--;
+		ctx_slot_drop(ph);
 		ctx_record(g->ctx, name, HL_SOURCE_FAILED, 0, err->msg);
 		return 0;
 	}
@@ -892,7 +904,7 @@ ctx_plan_argocd(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		return rc;
 	s->req.max_body = CTX_ARGOCD_MAX_BODY;
 	if (hl_argocd_app_url(&s->url, cfg->argocd_server, app) < 0) {
-		ph->n--;
+		ctx_slot_drop(ph);
 		ctx_record(g->ctx, "argocd", HL_SOURCE_FAILED, 0,
 		           "the application name is not a valid name");
 		return 0;
@@ -1133,7 +1145,7 @@ ctx_plan_agent_output(struct gather *g, struct ctx_phase *ph, struct hl_err *err
 	                         g->c->retry->agent_pod, NULL, CTX_AGENT_OUTPUT_LINES, false,
 	                         256 * 1024, err);
 	if (rc < 0) {
-		ph->n--;
+		ctx_slot_drop(ph);
 		ctx_record(g->ctx, "agent_output", HL_SOURCE_FAILED, 0, err->msg);
 		return 0;
 	}
