@@ -12,8 +12,9 @@
  * workers never wait long for the store, until a batch comes back short
  * or the pass has run RETENTION_PASS_MS (the next pass goes on). A pass
  * that removed them all then gives the free space back to the file
- * system (hl_store_compact: a SQLite store this healer created shrinks at
- * its next checkpoint), RETENTION_COMPACT pages at a time.
+ * system where the store can (hl_store_compact: a SQLite file converted
+ * to auto_vacuum incremental shrinks at its next checkpoint),
+ * RETENTION_COMPACT pages at a time.
  * HEALER_RETENTION_DAYS=0: off.
  */
 #ifndef HL_LOOP_RETENTION_H

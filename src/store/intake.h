@@ -238,10 +238,12 @@ int hl_store_prune(struct hl_store *s, int64_t *removed, int64_t before_ms, int 
 /*
  * After retention: gives at most max_pages of the store's free pages back
  * to the file system; *freed_bytes gets how many bytes that was (fewer
- * than max_pages' worth: none are left). SQLite created by this healer
- * keeps its free pages apart for this (auto_vacuum incremental; the file
- * shrinks at the next checkpoint); an older SQLite file, and PostgreSQL
- * (whose autovacuum reuses the space), give back nothing here.
+ * than max_pages' worth: none are left). Only a SQLite file converted to
+ * auto_vacuum incremental does (the file then shrinks at the next
+ * checkpoint; the conversion is an operator's choice, offline, since the
+ * page bookkeeping costs intake about 3% CPU); any other SQLite file
+ * reuses its free pages, and PostgreSQL's autovacuum reclaims them: both
+ * give back nothing here.
  */
 int hl_store_compact(struct hl_store *s, int64_t *freed_bytes, int max_pages,
                      struct hl_err *err) HL_MUST_CHECK;

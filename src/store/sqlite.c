@@ -125,12 +125,8 @@ sq_connect(sqlite3 **out, const char *path, const char *sync, bool read_only, st
 		*out = db;
 		return 0;
 	}
-	/* auto_vacuum takes only on a database without tables yet (one this
-	 * healer creates): its free pages can then be given back after
-	 * retention (hl_sq_compact); on an older file it changes nothing */
 	snprintf(sql, sizeof(sql),
-	         "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
-	         " PRAGMA foreign_keys=OFF;"
+	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
 	         " PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=67108864;",
 	         sync);
 	rc = hl_sq_exec(db, sql, err);

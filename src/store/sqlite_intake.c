@@ -941,7 +941,7 @@ sq_pragma_int(struct hl_store_backend *b, const char *sql)
 }
 
 /* Gives free pages back (incremental vacuum: the file shrinks at the next
- * checkpoint); nothing when the file was not created with auto_vacuum
+ * checkpoint); nothing unless the file was converted to auto_vacuum
  * incremental (2). */
 int
 hl_sq_compact(struct hl_store_backend *b, int64_t *freed_bytes, int max_pages, struct hl_err *err)
