@@ -728,6 +728,44 @@ test_store_compact_gives_space_back(void **state)
 	assert_int_equal(freed, 0);
 }
 
+/* On PostgreSQL a delivery's (already compressed) body stays in its row up
+ * to about a page: TOAST neither compresses it again nor moves it out of
+ * line (storage MAIN and toast_tuple_target, migrations 0014 and 0015). */
+static void
+test_store_bodies_stay_inline(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_delivery_in in = delivery("inline-1", NULL, NULL);
+	static char body[6000 + 1];
+	char row[RAW_COLS][256], sql[320];
+	size_t k;
+
+	if (!pg_mode)
+		return; /* SQLite has no TOAST */
+	srand(11);
+	for (k = 0; k < sizeof(body) - 1; k++)
+		body[k] = "0123456789abcdef"[rand() % 16];
+	in.body = body;
+	in.body_len = sizeof(body) - 1;
+	assert_int_equal(hl_store_insert_delivery(f->s, &(struct hl_intake_answer){ 0 }, &in, &err),
+	                 0);
+	assert_int_equal(raw_row(f,
+	                         "SELECT reltoastrelid::regclass FROM pg_class"
+	                         " WHERE relname = 'deliveries'",
+	                         row),
+	                 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", row[0]);
+	assert_int_equal(raw_row(f, sql, row), 0);
+	assert_string_equal(row[0], "0");
+	assert_int_equal(raw_row(f,
+	                         "SELECT pg_column_size(body) >= 6000 FROM deliveries"
+	                         " WHERE delivery_id = 'inline-1'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "t"); /* stored as it came, not compressed again */
+}
+
 static void
 count_map_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
 {
@@ -3927,6 +3965,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_prune, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_compact_gives_space_back, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_bodies_stay_inline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_batched_counters_match_rows, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_no_duplicate_indexes, setup, teardown),
