@@ -71,8 +71,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_TIMEOUT_S        30 /* idle, and the keep-alive deadline */
-#define HTTP_MAX_THREADS      4
+#define HTTP_TIMEOUT_S   30 /* idle, and the keep-alive deadline */
+#define HTTP_MAX_THREADS 4
+/* libmicrohttpd's memory per connection (request line, headers, its read
+ * and write buffers; bodies are copied out as they come), zeroed for every
+ * request of a kept-alive connection: a webhook's headers take about 1 KB */
+#define HTTP_POOL_BYTES       (16u * 1024u)
 #define HTTP_MAX_QUERY_ARGS   64
 #define HTTP_REAP_TICK_MS     200
 #define HTTP_STOP_WAIT_MS     10000         /* for suspended requests at stop */
@@ -943,7 +947,8 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	        0, http_accept_policy, srv, http_access, srv, MHD_OPTION_LISTEN_SOCKET,
 	        srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 	        (unsigned)cfg->http_max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-	        (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
+	        (unsigned)HTTP_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	        (size_t)HTTP_POOL_BYTES, MHD_OPTION_NOTIFY_COMPLETED, http_completed, srv,
 	        MHD_OPTION_NOTIFY_CONNECTION, http_notify_connection, srv,
 	        MHD_OPTION_URI_LOG_CALLBACK, http_uri_log, srv, MHD_OPTION_EXTERNAL_LOGGER,
 	        http_mhd_log, srv, MHD_OPTION_END);
