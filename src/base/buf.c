@@ -113,6 +113,21 @@ hl_buf_append_char(struct hl_buf *b, char c)
 }
 
 int
+hl_buf_append_i64(struct hl_buf *b, int64_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return hl_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+int
 hl_buf_vappendf(struct hl_buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;

@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct hl_buf {
 	char *data;
@@ -52,6 +53,8 @@ void hl_buf_setlen(struct hl_buf *b, size_t len);
 int hl_buf_append(struct hl_buf *b, const void *mem, size_t n);
 int hl_buf_append_str(struct hl_buf *b, const char *s);
 int hl_buf_append_char(struct hl_buf *b, char c);
+/* Appends v in decimal (what "%lld" writes, without printf's cost). */
+int hl_buf_append_i64(struct hl_buf *b, int64_t v);
 int hl_buf_appendf(struct hl_buf *b, const char *fmt, ...) HL_PRINTF(2, 3);
 int hl_buf_vappendf(struct hl_buf *b, const char *fmt, va_list ap) HL_PRINTF(2, 0);
 /* Appends s as the inside of a JSON string (no quotes), escaping as RFC 8259. */

@@ -17,8 +17,12 @@
 static void
 event_key_id(struct hl_buf *b, const char *name, int64_t v)
 {
-	if (v)
-		hl_buf_appendf(b, "|%s=%lld", name, (long long)v);
+	if (v) {
+		hl_buf_append_char(b, '|');
+		hl_buf_append_str(b, name);
+		hl_buf_append_char(b, '=');
+		hl_buf_append_i64(b, v);
+	}
 }
 
 /* Appends "|name=value" with '%' and '|' percent-encoded, so a value can

@@ -329,6 +329,16 @@ jf_number(struct jf *s)
 			p++;
 	}
 	n = (size_t)(p - start);
+	if (!real && n - (*start == '-') <= 18) {
+		/* up to 18 digits always fit: no copy, no strtoll */
+		const char *d = start + (*start == '-');
+		long long i = 0;
+
+		for (; d < p; d++)
+			i = i * 10 + (*d - '0');
+		s->p = p;
+		return json_integer(*start == '-' ? -i : i);
+	}
 	if (n >= sizeof(small)) {
 		copy = malloc(n + 1);
 		if (!copy)
@@ -363,12 +373,22 @@ jf_literal(struct jf *s, const char *word, size_t n, json_t *v)
 	return v;
 }
 
+/* Whether the NUL-terminated name is key (klen bytes, not terminated):
+ * most names differ at their first byte, so that is looked at first. */
+static inline bool
+jf_name_is(const char *name, const char *key, size_t klen)
+{
+	if (klen == 0)
+		return name[0] == '\0';
+	return name[0] == key[0] && strnlen(name, klen + 1) == klen && memcmp(name, key, klen) == 0;
+}
+
 /* Whether key (klen bytes) is one of the NULL-terminated list. */
 static bool
 jf_listed(const char *const *list, const char *key, size_t klen)
 {
 	for (; *list; list++)
-		if (strlen(*list) == klen && memcmp(*list, key, klen) == 0)
+		if (jf_name_is(*list, key, klen))
 			return true;
 	return false;
 }
@@ -383,7 +403,7 @@ jf_member_mode(struct jf *s, const struct hl_json_prune_rule *rules, const char 
 	if (keep && !jf_listed(keep, key, klen))
 		return 1;
 	for (; rules && rules->key; rules++) {
-		if (strlen(rules->key) != klen || memcmp(rules->key, key, klen) != 0)
+		if (!jf_name_is(rules->key, key, klen))
 			continue;
 		if (!rules->keep)
 			return 1;

@@ -10,6 +10,7 @@
 /* clang-format on */
 #include "base/buf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,11 +128,30 @@ test_buf_append_utf8_repairs(void **state)
 	hl_buf_release(&b);
 }
 
+static void
+test_buf_append_i64_is_lld(void **state)
+{
+	static const int64_t vs[] = { 0, 1, -1, 9, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN };
+	struct hl_buf b = HL_BUF_INIT(0);
+	char want[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+		hl_buf_reset(&b);
+		assert_int_equal(hl_buf_append_i64(&b, vs[i]), 0);
+		snprintf(want, sizeof(want), "%lld", (long long)vs[i]);
+		assert_string_equal(b.data, want);
+	}
+	hl_buf_release(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_starts_empty_and_terminated),
+		cmocka_unit_test(test_buf_append_i64_is_lld),
 		cmocka_unit_test(test_buf_append_grows_and_keeps_nul),
 		cmocka_unit_test(test_buf_cap_is_sticky_error),
 		cmocka_unit_test(test_buf_appendf_formats),
