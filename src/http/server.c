@@ -71,18 +71,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HTTP_TIMEOUT_S   30 /* idle, and the keep-alive deadline */
-#define HTTP_MAX_THREADS 4
-/* libmicrohttpd's memory per connection (request line, headers, its read
- * and write buffers; bodies are copied out as they come), zeroed for every
- * request of a kept-alive connection: a webhook's headers take about 1 KB */
-#define HTTP_POOL_BYTES       (16u * 1024u)
+#define HTTP_TIMEOUT_S        30 /* idle, and the keep-alive deadline */
+#define HTTP_MAX_THREADS      4
 #define HTTP_MAX_QUERY_ARGS   64
 #define HTTP_REAP_TICK_MS     200
 #define HTTP_STOP_WAIT_MS     10000         /* for suspended requests at stop */
 #define HTTP_BODYLESS_DISCARD (64u * 1024u) /* body bytes a GET may bring */
 #define HTTP_FEW_CONNECTIONS  2             /* fewer than this may use the reserved slots */
 #define HTTP_BODY_FIRST       (64u * 1024u) /* body bytes buffered before any arrived */
+/* libmicrohttpd's memory per connection (request line, headers, its read
+ * and write buffers; bodies are copied out as they come), zeroed for every
+ * request of a kept-alive connection: a webhook's headers take about 1 KB */
+#define HTTP_POOL_BYTES (16u * 1024u)
 
 /* The URI log callback's marks for a request refused by its request line
  * (a mark becomes the request's initial con_cls): too many query arguments,

@@ -375,4 +375,10 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 	hl_buf_append_str(out, "# HELP healer_watch_leader Whether this replica leads the CodeRun "
 	                       "watch.\n# TYPE healer_watch_leader gauge\n");
 	hl_buf_appendf(out, "healer_watch_leader %d\n", atomic_load(&l->watch_leader) == 1);
+	hl_buf_append_str(out, "# HELP healer_github_rate_limited_seconds How long until GitHub "
+	                       "may be called again (the token's budget spent, or a secondary rate "
+	                       "limit; shared by the replicas), 0 when it may.\n"
+	                       "# TYPE healer_github_rate_limited_seconds gauge\n");
+	hl_buf_appendf(out, "healer_github_rate_limited_seconds %.3f\n",
+	               l->github ? (double)hl_github_budget_wait_ms(l->github) / 1000.0 : 0.0);
 }

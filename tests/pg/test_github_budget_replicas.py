@@ -15,6 +15,7 @@ again. Standard library only; prints TAP.
 import os
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hltest  # noqa: E402
@@ -59,6 +60,21 @@ def main():
     calls = api_calls()
     check("the first failure is remediated and spends the budget (its answer says "
           "Remaining 0)", ok and len(calls) >= 1, [ok, len(calls)])
+
+    def rate_limited(rep):
+        """healer_github_rate_limited_seconds on rep's /metrics."""
+        req = urllib.request.Request(f"http://127.0.0.1:{rep.port}/metrics",
+                                     headers={"Authorization": "Bearer " + hltest.TOKEN})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("healer_github_rate_limited_seconds "):
+                    return float(line.split()[1])
+        return None
+
+    held = rate_limited(reps[0])
+    check("/metrics of the replica told says how long GitHub waits "
+          "(healer_github_rate_limited_seconds)", held is not None and 0 < held <= WINDOW_S + 2,
+          held)
     # the other replicas read the shared hold at most once a second
     time.sleep(1.5)
 
@@ -90,6 +106,7 @@ def main():
     ok = remediate(reps[1], 4)
     check("after the reset the replicas call GitHub again", ok and len(api_calls()) > before,
           [ok, len(api_calls()) - before])
+    check("... and /metrics says 0 again", rate_limited(reps[1]) == 0.0, rate_limited(reps[1]))
     for r in reps:
         check(f"replica {r.name} still runs", r.alive(), r.log()[-2000:])
         r.stop()
