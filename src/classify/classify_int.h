@@ -78,7 +78,12 @@ struct hl_classifier {
 	size_t quote_first;
 	double recency_bonus, context_bonus, files_bonus;
 	hs_database_t *db;
-	hs_scratch_t *proto;
+	/* the whole patterns of those db holds only by their tail (gate.c),
+	 * run over the lines where a tail matched; gated[id] marks their ids */
+	hs_database_t *gate_db;
+	unsigned char *gated;
+	size_t n_gated;
+	hs_scratch_t *proto; /* fits both databases */
 	pthread_mutex_t lock;
 	hs_scratch_t **pool;
 	size_t n_pool, cap_pool;
@@ -90,15 +95,25 @@ void cl_db_init(struct hl_classifier *c);
 void cl_db_release(struct hl_classifier *c);
 
 /*
+ * The offset of the tail B of a pattern "A.*B" that is scanned in two steps
+ * (B alone in the main database, the whole pattern on the lines where B
+ * matched), or 0 when the pattern is scanned whole (gate.c).
+ */
+size_t cl_gate_tail(const char *pat);
+
+/*
  * Compiles the n patterns (with their Vectorscan flags and match ids) into
- * c->db and allocates the prototype scratch. With embedded, the database
- * built into the binary (gen_db.c) is used when it was built for a rule set
- * of n_all patterns and fits this CPU. When Vectorscan rejects pattern k,
- * *bad is k and err says why; any other failure leaves *bad at SIZE_MAX.
+ * c->db, those with gate[k] > 0 by their tail pats[k] + gate[k] and whole
+ * into c->gate_db (setting c->gated), and allocates the prototype scratch.
+ * A tail Vectorscan rejects is compiled whole instead (gate[k] becomes 0).
+ * With embedded, the databases built into the binary (gen_db.c) are used
+ * when they were built for a rule set of n_all patterns with as many gated
+ * and fit this CPU. When Vectorscan rejects pattern k, *bad is k and err
+ * says why; any other failure leaves *bad at SIZE_MAX.
  */
 int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags,
-                const unsigned *ids, size_t n, size_t n_all, bool embedded, size_t *bad,
-                struct hl_err *err);
+                const unsigned *ids, size_t *gate, size_t n, size_t n_all, bool embedded,
+                size_t *bad, struct hl_err *err);
 
 /* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
 hs_scratch_t *cl_scratch_get(struct hl_classifier *c);
@@ -354,6 +369,15 @@ struct cl_scan {
 	/* line starts of the current chunk: cleaned and raw offsets */
 	size_t *lc, *lr;
 	size_t n_lines, cap_lines;
+	/* gated patterns (gate.c): the chunk, and a match end in each of its
+	 * lines where a tail matched (at most one per line: cap_lines); the
+	 * last such line ends at gate_skip; gate_base is the chunk offset of
+	 * the line the gated database scans */
+	const unsigned char *gated;
+	const char *chunk;
+	size_t chunk_len;
+	size_t *gate_at;
+	size_t n_gate, gate_skip, gate_base;
 };
 
 /*

@@ -9,6 +9,7 @@
 #include "classify/classify_int.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -92,59 +93,165 @@ cl_db_release(struct hl_classifier *c)
 	c->proto = NULL;
 	hs_free_database(c->db);
 	c->db = NULL;
+	hs_free_database(c->gate_db);
+	c->gate_db = NULL;
+	free(c->gated);
+	c->gated = NULL;
 	pthread_mutex_destroy(&c->lock);
 }
 
-int
-cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, const unsigned *ids,
-            size_t n, size_t n_all, bool embedded, size_t *bad, struct hl_err *err)
+/* Compiles pats[0, n) into *db; on a pattern Vectorscan rejects, *bad is
+ * its index (else SIZE_MAX). */
+static int
+cl_compile(hs_database_t **db, const char *const *pats, const unsigned *flags, const unsigned *ids,
+           size_t n, size_t *bad, struct hl_err *err)
 {
 	hs_compile_error_t *cerr = NULL;
 	int rc = 0;
 
 	*bad = SIZE_MAX;
-	/* The built-in rules come with their database compiled at build time;
-	 * a database for another CPU or another rule set is compiled anew. */
-	pthread_once(&cl_hs_once, cl_hs_setup);
-	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n_all)
-		cl_populate_read(hl_classify_default_db, hl_classify_default_db_len);
-	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n_all &&
-	    hs_deserialize_database((const char *)hl_classify_default_db,
-	                            hl_classify_default_db_len, &c->db) == HS_SUCCESS) {
-		if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS)
-			return hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
+	if (hs_compile_multi(pats, flags, ids, (unsigned)n, HS_MODE_BLOCK, NULL, db, &cerr) ==
+	    HS_SUCCESS)
 		return 0;
+	int e = cerr ? cerr->expression : -1;
+	if (e >= 0 && (size_t)e < n) {
+		*bad = (size_t)e;
+		rc = hl_err_set(err, HL_EPARSE, "pattern not supported: %s", cerr->message);
+	} else {
+		rc = hl_err_set(err, HL_EPARSE, "compiling the patterns: %s",
+		                cerr ? cerr->message : "unknown error");
 	}
-	if (hs_compile_multi((const char *const *)pats, flags, ids, (unsigned)n, HS_MODE_BLOCK,
-	                     NULL, &c->db, &cerr) != HS_SUCCESS) {
-		int e = cerr ? cerr->expression : -1;
-		if (e >= 0 && (size_t)e < n) {
-			*bad = (size_t)e;
-			rc = hl_err_set(err, HL_EPARSE, "pattern not supported: %s", cerr->message);
-		} else {
-			rc = hl_err_set(err, HL_EPARSE, "compiling the patterns: %s",
-			                cerr ? cerr->message : "unknown error");
-		}
-		hs_free_compile_error(cerr);
+	hs_free_compile_error(cerr);
+	return rc;
+}
+
+/* The databases serialized by hl_classifier_serialize, if they fit. */
+static bool
+cl_db_load(struct hl_classifier *c, const unsigned char *blob, size_t len)
+{
+	uint64_t len1 = 0;
+
+	if (len < 8)
+		return false;
+	for (int i = 7; i >= 0; i--)
+		len1 = len1 << 8 | blob[i];
+	if (len1 == 0 || len1 > len - 8)
+		return false;
+	if (hs_deserialize_database((const char *)blob + 8, (size_t)len1, &c->db) != HS_SUCCESS)
+		return false;
+	if (len - 8 - len1 > 0 &&
+	    hs_deserialize_database((const char *)blob + 8 + len1, (size_t)(len - 8 - len1),
+	                            &c->gate_db) != HS_SUCCESS) {
+		hs_free_database(c->db);
+		c->db = NULL;
+		return false;
+	}
+	return true;
+}
+
+int
+cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, const unsigned *ids,
+            size_t *gate, size_t n, size_t n_all, bool embedded, size_t *bad, struct hl_err *err)
+{
+	const char **main_pats = NULL, **whole = NULL;
+	unsigned *whole_flags = NULL, *whole_ids = NULL;
+	size_t n_whole = 0, n_gated = 0, k;
+	int rc = 0;
+
+	*bad = SIZE_MAX;
+	pthread_once(&cl_hs_once, cl_hs_setup);
+	c->gated = calloc(n_all ? n_all : 1, 1);
+	main_pats = malloc((n ? n : 1) * sizeof(*main_pats));
+	whole = malloc((n ? n : 1) * sizeof(*whole));
+	whole_flags = malloc((n ? n : 1) * sizeof(*whole_flags));
+	whole_ids = malloc((n ? n : 1) * sizeof(*whole_ids));
+	if (c->gated == NULL || main_pats == NULL || whole == NULL || whole_flags == NULL ||
+	    whole_ids == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS)
+	for (size_t i = 0; i < n; i++)
+		n_gated += gate[i] > 0;
+	/* The built-in rules come with their databases compiled at build time;
+	 * databases for another CPU or another rule set are compiled anew. */
+	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n_all &&
+	    hl_classify_default_db_ngated == n_gated) {
+		cl_populate_read(hl_classify_default_db, hl_classify_default_db_len);
+		if (cl_db_load(c, hl_classify_default_db, hl_classify_default_db_len))
+			goto scratch;
+	}
+	/* The main database: each gated pattern by its tail. A tail Vectorscan
+	 * rejects is compiled whole instead (at most once each). */
+	for (;;) {
+		for (size_t i = 0; i < n; i++)
+			main_pats[i] = pats[i] + gate[i];
+		rc = cl_compile(&c->db, main_pats, flags, ids, n, &k, err);
+		if (rc == 0 || k >= n || gate[k] == 0)
+			break;
+		gate[k] = 0;
+		n_gated--;
+	}
+	if (rc) {
+		*bad = k;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (gate[i] == 0)
+			continue;
+		whole[n_whole] = pats[i];
+		whole_flags[n_whole] = flags[i];
+		whole_ids[n_whole++] = ids[i];
+	}
+	if (n_whole > 0) {
+		rc = cl_compile(&c->gate_db, whole, whole_flags, whole_ids, n_whole, &k, err);
+		if (rc) {
+			for (size_t i = 0; k < n_whole && i < n; i++)
+				if (ids[i] == whole_ids[k])
+					*bad = i;
+			goto out;
+		}
+	}
+scratch:
+	for (size_t i = 0; i < n; i++)
+		if (gate[i] > 0)
+			c->gated[ids[i]] = 1;
+	c->n_gated = n_gated;
+	if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS ||
+	    (c->gate_db != NULL && hs_alloc_scratch(c->gate_db, &c->proto) != HS_SUCCESS))
 		rc = hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
 out:
+	free(main_pats);
+	free(whole);
+	free(whole_flags);
+	free(whole_ids);
 	return rc;
 }
 
 int
 hl_classifier_serialize(char **out, size_t *len, const struct hl_classifier *c, struct hl_err *err)
 {
-	char *bytes = NULL;
-	size_t n = 0;
+	char *main_db = NULL, *gate_db = NULL, *res;
+	size_t n1 = 0, n2 = 0;
+	int rc = 0;
 
-	if (hs_serialize_database(c->db, &bytes, &n) != HS_SUCCESS)
+	if (hs_serialize_database(c->db, &main_db, &n1) != HS_SUCCESS ||
+	    (c->gate_db != NULL && hs_serialize_database(c->gate_db, &gate_db, &n2) != HS_SUCCESS))
 		return hl_err_set(err, HL_ENOMEM, "serializing the pattern database");
-	*out = bytes;
-	*len = n;
-	return 0;
+	res = malloc(8 + n1 + n2);
+	if (res == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "serializing the pattern database");
+	} else {
+		for (int i = 0; i < 8; i++)
+			res[i] = (char)(unsigned char)((uint64_t)n1 >> (8 * i));
+		memcpy(res + 8, main_db, n1);
+		if (n2 > 0)
+			memcpy(res + 8 + n1, gate_db, n2);
+		*out = res;
+		*len = 8 + n1 + n2;
+	}
+	free(main_db);
+	free(gate_db);
+	return rc;
 }
 
 hs_scratch_t *

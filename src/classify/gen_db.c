@@ -1,9 +1,10 @@
 /*
- * gen_db.c - build-time generator: compiles the built-in rules YAML into a
- * Vectorscan database and writes it, serialized, as a C source file defining
+ * gen_db.c - build-time generator: compiles the built-in rules YAML into its
+ * two Vectorscan databases (the main one and the gated patterns', gate.c)
+ * and writes them, serialized, as a C source file defining
  * hl_classify_default_db, so `healer` starts without compiling its patterns.
- * Usage: gen_db RULES.yaml OUT.c. The database targets the build machine's
- * CPU; at run time a database that does not fit the CPU is compiled anew.
+ * Usage: gen_db RULES.yaml OUT.c. The databases target the build machine's
+ * CPU; at run time databases that do not fit the CPU are compiled anew.
  */
 #include "base/buf.h"
 #include "base/file.h"
@@ -16,6 +17,7 @@
 const unsigned char hl_classify_default_db[1] = { 0 };
 const size_t hl_classify_default_db_len = 0;
 const size_t hl_classify_default_db_npat = 0;
+const size_t hl_classify_default_db_ngated = 0;
 
 int
 main(int argc, char **argv)
@@ -47,6 +49,8 @@ main(int argc, char **argv)
 	fprintf(f, "#include <stddef.h>\n\n");
 	fprintf(f, "const size_t hl_classify_default_db_npat = %zu;\n",
 	        hl_classifier_pattern_count(c));
+	fprintf(f, "const size_t hl_classify_default_db_ngated = %zu;\n",
+	        hl_classifier_gated_count(c));
 	fprintf(f, "const size_t hl_classify_default_db_len = %zu;\n", len);
 	fprintf(f, "const unsigned char hl_classify_default_db[%zu] = {", len ? len : 1);
 	for (size_t i = 0; i < len; i++)

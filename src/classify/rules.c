@@ -115,6 +115,12 @@ hl_classifier_pattern(const struct hl_classifier *c, size_t i)
 	return i < c->n_pat ? c->exported[i] : NULL;
 }
 
+size_t
+hl_classifier_gated_count(const struct hl_classifier *c)
+{
+	return c->n_gated;
+}
+
 /* Parsing state: the document, the file name and the rule being read. */
 struct cl_parse {
 	uint64_t weight; /* compile weight of the patterns so far */
@@ -798,7 +804,7 @@ static int
 cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats, bool embedded)
 {
 	struct hl_err dberr = HL_ERR_INIT;
-	size_t bad = SIZE_MAX, n_unique = 0;
+	size_t bad = SIZE_MAX, n_unique = 0, *gate = NULL;
 	char **upats = NULL;
 	unsigned *uflags = NULL, *uids = NULL;
 	int rc;
@@ -815,14 +821,22 @@ cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *
 			return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
 	}
 	rc = cl_dedup(c, pats, &upats, &uflags, &uids, &n_unique);
-	if (rc)
+	gate = rc == 0 ? calloc(n_unique ? n_unique : 1, sizeof(*gate)) : NULL;
+	if (gate == NULL) {
+		free(upats);
+		free(uflags);
+		free(uids);
 		return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
-	rc = cl_db_build(c, upats, uflags, uids, n_unique, pats->n, embedded, &bad, &dberr);
+	}
+	for (size_t i = 0; i < n_unique; i++)
+		gate[i] = cl_gate_tail(upats[i]);
+	rc = cl_db_build(c, upats, uflags, uids, gate, n_unique, pats->n, embedded, &bad, &dberr);
 	if (bad < n_unique)
 		bad = uids[bad];
 	free(upats);
 	free(uflags);
 	free(uids);
+	free(gate);
 	if (rc == 0)
 		return 0;
 	if (rc != -HL_EPARSE)

@@ -3,7 +3,9 @@
  * reusable 256 KB buffer and each chunk is scanned once by the rule set's
  * Vectorscan database; per pattern the scan records the number of matches
  * and the lines of the first and the last one. Nothing else is done per
- * byte, so the cost is one pass whatever the number of rules.
+ * byte, so the cost is one pass whatever the number of rules. Patterns
+ * gated by their tail (gate.c) are then scanned whole over the few lines
+ * where the tail matched.
  *
  * A log in memory is read in place; a log file (hl_classify_fd) is read with
  * pread through a 256 KB window per thread, and with AVX2 its plain lines
@@ -28,6 +30,19 @@
 #include <immintrin.h>
 #endif
 
+static inline void
+cl_record(struct cl_scan *s, unsigned id, size_t to)
+{
+	s->local[id] = to;
+	if (s->first[id] == 0 && s->flocal[id] == 0)
+		s->flocal[id] = to; /* > 0: patterns never match empty */
+	s->count[id]++;
+	if (!s->in_dirty[id]) {
+		s->in_dirty[id] = 1;
+		s->dirty[s->n_dirty++] = id;
+	}
+}
+
 static int
 cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags,
             void *ctx)
@@ -35,14 +50,26 @@ cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, uns
 	struct cl_scan *s = ctx;
 	(void)from;
 	(void)flags;
-	s->local[id] = (size_t)to;
-	if (s->first[id] == 0 && s->flocal[id] == 0)
-		s->flocal[id] = (size_t)to; /* > 0: patterns never match empty */
-	s->count[id]++;
-	if (!s->in_dirty[id]) {
-		s->in_dirty[id] = 1;
-		s->dirty[s->n_dirty++] = id;
+	if (s->gated[id]) { /* a tail: its line is scanned for the whole patterns */
+		if (s->n_gate == 0 || to > s->gate_skip) {
+			const char *nl = memchr(s->chunk + to, '\n', s->chunk_len - (size_t)to);
+			s->gate_skip = nl ? (size_t)(nl - s->chunk) : s->chunk_len;
+			s->gate_at[s->n_gate++] = (size_t)to;
+		}
+		return 0;
 	}
+	cl_record(s, id, (size_t)to);
+	return 0;
+}
+
+static int
+cl_on_gated_match(unsigned int id, unsigned long long from, unsigned long long to,
+                  unsigned int flags, void *ctx)
+{
+	struct cl_scan *s = ctx;
+	(void)from;
+	(void)flags;
+	cl_record(s, id, s->gate_base + (size_t)to);
 	return 0;
 }
 
@@ -61,6 +88,24 @@ cl_chunk_line(const struct cl_scan *s, size_t end)
 			hi = mid;
 	}
 	return lo;
+}
+
+/* Scans the chunk's lines where a gated pattern's tail matched with the
+ * whole gated patterns (each line with its '\n': the same context as in the
+ * chunk, so the same matches). */
+static int
+cl_scan_gated(const struct hl_classifier *c, struct cl_scan *s, hs_scratch_t *scratch)
+{
+	for (size_t g = 0; g < s->n_gate; g++) {
+		size_t lo = cl_chunk_line(s, s->gate_at[g]);
+		size_t end = lo + 1 < s->n_lines ? s->lc[lo + 1] : s->chunk_len;
+		s->gate_base = s->lc[lo];
+		if (hs_scan(c->gate_db, s->chunk + s->gate_base, (unsigned)(end - s->gate_base), 0,
+		            scratch, cl_on_gated_match, s) != HS_SUCCESS)
+			return -1;
+	}
+	s->n_gate = 0;
+	return 0;
 }
 
 /* Maps the chunk's matches to lines; first_line is the chunk's first line. */
@@ -97,6 +142,7 @@ cl_scan_release(struct cl_scan *s)
 	free(s->in_dirty);
 	free(s->lc);
 	free(s->lr);
+	free(s->gate_at);
 }
 
 #define CL_WINDOW (256u * 1024u) /* raw bytes read at a time (> CL_LINE_MAX) */
@@ -321,6 +367,7 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 	*total_lines = 0;
 	if (start >= end)
 		return 0;
+	s->gated = c->gated;
 	cl_clean_init();
 	memset(&w, 0, sizeof(w));
 	w.src = src;
@@ -387,6 +434,12 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 					goto out;
 				}
 				s->lr = a;
+				a = realloc(s->gate_at, cap * sizeof(*a));
+				if (a == NULL) {
+					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+					goto out;
+				}
+				s->gate_at = a;
 				s->cap_lines = cap;
 			}
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -424,8 +477,11 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 			if (i < n)
 				i++; /* the '\n' */
 		}
+		s->chunk = buf;
+		s->chunk_len = o;
 		if (o > 0 &&
-		    hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS) {
+		    (hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS ||
+		     cl_scan_gated(c, s, scratch) != 0)) {
 			rc = hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed");
 			goto out;
 		}

@@ -24,6 +24,7 @@
 
 #include "base/buf.h"
 #include "classify/classify.h"
+#include "classify/classify_int.h"
 
 static struct hl_classifier *builtin;
 
@@ -1279,6 +1280,7 @@ test_classify_builtin_database_matches_compiled_rules(void **state)
 	                                             &err),
 	                 0);
 	assert_int_equal(hl_classifier_pattern_count(c), hl_classifier_pattern_count(builtin));
+	assert_int_equal(hl_classifier_gated_count(c), hl_classifier_gated_count(builtin));
 	for (size_t i = 0; i < 4; i++) {
 		struct hl_classify_input in;
 		struct hl_verdict a, b;
@@ -1293,6 +1295,164 @@ test_classify_builtin_database_matches_compiled_rules(void **state)
 		hl_verdict_release(&b);
 	}
 	hl_classifier_free(c);
+}
+
+static void
+test_classify_gate_tail_only_for_one_line_patterns(void **state)
+{
+	static const struct {
+		const char *pat;
+		size_t tail; /* 0: scanned whole */
+	} cases[] = {
+		{ "^test .* \\.\\.\\. FAILED$", 8 },
+		{ "^(error|warning): .*\\(clippy::", 20 },
+		{ "a[^x\\n]+.*[a-z]+ long literal", 10 },
+		{ "a.*b.*\\bneeds update\\b", 6 },
+		{ "a|b.*long literal", 0 },          /* an alternative at the top */
+		{ "(a.*long literal)", 0 },          /* in a group */
+		{ "a.*?long literal", 0 },           /* lazy */
+		{ "a.*+long literal", 0 },           /* possessive */
+		{ "a.*ab", 0 },                      /* tail literal too short */
+		{ "a long head.*tail1", 0 },         /* not longer than the head's */
+		{ ".*long literal", 0 },             /* no head */
+		{ "long literal.*", 0 },             /* no tail */
+		{ "(?i)a.*long literal", 0 },        /* inline flags */
+		{ "a.*\\slong literal", 0 },         /* \s matches '\n' */
+		{ "a\\W.*long literal", 0 },         /* so does \W */
+		{ "a.*\\nlong literal", 0 },         /* and \n */
+		{ "a.*\\x0along literal", 0 },       /* and other escapes */
+		{ "a.*[[:space:]]long literal", 0 }, /* a POSIX class */
+		{ "a.*[\\t-~]long literal", 0 },     /* a range reaching '\n' */
+		{ "a.*[\x01-~]long literal", 0 },
+		{ "a.*[\\s]long literal", 0 },
+		{ "a.*[b", 0 }, /* unterminated */
+		{ "a.*\\", 0 },
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t got = cl_gate_tail(cases[i].pat);
+		if (got != cases[i].tail)
+			fail_msg("%s: tail at %zu, expected %zu", cases[i].pat, got, cases[i].tail);
+	}
+}
+
+/* Rules with patterns scanned in two steps (src/classify/gate.c), and the
+ * same rules with each pattern in a group, which is never gated. */
+#define GATED_RULES(L, R)                                                         \
+	"rules:\n"                                                                \
+	"- name: test-failed\n  type: rust_test\n  priority: 40\n"                \
+	"  patterns: ['" L "^test .* \\.\\.\\. FAILED$" R "']\n"                  \
+	"- name: clippy\n  type: rust_clippy\n  priority: 45\n"                   \
+	"  patterns: ['" L "^(error|warning): .*\\(clippy::" R "']\n"             \
+	"- name: lock\n  type: rust_deps\n  priority: 42\n"                       \
+	"  patterns: ['" L "the lock file .* needs to be updated" R "']\n"        \
+	"- name: snapshot\n  type: frontend_test\n  priority: 41\n"               \
+	"  patterns: ['" L "Snapshot .* mismatched\\b" R "']\n"                   \
+	"- name: shellcheck\n  type: general\n  priority: 43\n  caseless: true\n" \
+	"  patterns: ['" L "^in .* line [0-9]+:$" R "']\n"                        \
+	"- name: oops\n  type: general\n  priority: 5\n"                          \
+	"  patterns: ['" L "^oops" R "']\n"
+
+static void
+assert_same_verdicts(struct hl_classifier *a, struct hl_classifier *b, const char *log, size_t len)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict va, vb;
+
+	memset(&in, 0, sizeof(in));
+	in.log = log;
+	in.log_len = len;
+	assert_int_equal(hl_classify(&va, a, &in, &err), 0);
+	assert_int_equal(hl_classify(&vb, b, &in, &err), 0);
+	assert_string_equal(va.rule, vb.rule);
+	assert_int_equal(va.evidence_line_number, vb.evidence_line_number);
+	assert_int_equal(va.n_candidates, vb.n_candidates);
+	for (size_t i = 0; i < va.n_candidates; i++) {
+		const struct hl_classify_candidate *x = &va.candidates[i], *y = &vb.candidates[i];
+		assert_string_equal(x->rule, y->rule);
+		assert_int_equal(x->matches, y->matches);
+		assert_int_equal(x->line_number, y->line_number);
+		assert_string_equal(x->line, y->line);
+		assert_true(x->score == y->score);
+	}
+	hl_verdict_release(&va);
+	hl_verdict_release(&vb);
+}
+
+static size_t
+candidate_matches(struct hl_classifier *c, const char *log, const char *rule)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	size_t n = 0;
+
+	memset(&in, 0, sizeof(in));
+	in.log = log;
+	in.log_len = strlen(log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	for (size_t i = 0; i < v.n_candidates; i++)
+		if (strcmp(v.candidates[i].rule, rule) == 0)
+			n = v.candidates[i].matches;
+	hl_verdict_release(&v);
+	return n;
+}
+
+static void
+test_classify_gated_patterns_match_like_whole_ones(void **state)
+{
+	static const char gated_rules[] = GATED_RULES("", "");
+	static const char whole_rules[] = GATED_RULES("(", ")");
+	static const char *const logs[] = {
+		"test a ... ok\ntest b ... FAILED\nnot a test ... FAILED\n"
+		"test c ... FAILED ... FAILED\n",
+		"test x\n ... FAILED\nwarning: y\n(clippy::z)\n", /* head and tail apart */
+		"warning: unused (clippy::x)\nerror: y (clippy::a) (clippy::b)\n(clippy::alone)\n",
+		"noise\ntest z ... FAILED", /* no final newline */
+		"Snapshot foo mismatchedx\nSnapshot foo mismatched\nSnapshot mismatched\n"
+		"Snapshot a mismatched b mismatched\n",
+		"IN file LINE 12:\nin x line 3: trailing\nIn y line 4:\nin line 5:\n",
+		"warning: test ... FAILED (clippy::z) the lock file q needs to be updated\n"
+		"test q ... FAILED\r\nthe lock file needs to be updated\n",
+		"oops\n",
+	};
+	struct hl_classifier *g = NULL, *w = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf big = HL_BUF_INIT(0);
+	(void)state;
+
+	assert_int_equal(hl_classifier_new_from_text(&g, gated_rules, sizeof(gated_rules) - 1,
+	                                             "gated.yaml", &err),
+	                 0);
+	assert_int_equal(hl_classifier_new_from_text(&w, whole_rules, sizeof(whole_rules) - 1,
+	                                             "whole.yaml", &err),
+	                 0);
+	assert_int_equal(hl_classifier_gated_count(g), 5);
+	assert_int_equal(hl_classifier_gated_count(w), 0);
+	assert_true(hl_classifier_gated_count(builtin) > 0);
+	/* the gated patterns do find their matches */
+	assert_int_equal(candidate_matches(g, logs[0], "test-failed"), 2);
+	assert_int_equal(candidate_matches(g, logs[2], "clippy"), 3);
+	assert_int_equal(candidate_matches(g, logs[4], "snapshot"), 3);
+	assert_int_equal(candidate_matches(g, logs[5], "shellcheck"), 2);
+	for (size_t i = 0; i < sizeof(logs) / sizeof(logs[0]); i++)
+		assert_same_verdicts(g, w, logs[i], strlen(logs[i]));
+	/* a log of many chunks, scanned on several threads: every line of the
+	 * small logs, in turn, between lines of noise */
+	for (size_t k = 0; big.len < (18u << 20); k++) {
+		const char *l = logs[k % (sizeof(logs) / sizeof(logs[0]))];
+		assert_int_equal(hl_buf_append(&big, l, strlen(l)), 0);
+		assert_int_equal(hl_buf_appendf(&big,
+		                                "\n   Compiling crate%zu v0.%zu.0\n"
+		                                "test t%zu ... ok\nwarning: unused import\n",
+		                                k, k % 97, k),
+		                 0);
+	}
+	assert_same_verdicts(g, w, big.data, big.len);
+	hl_buf_release(&big);
+	hl_classifier_free(g);
+	hl_classifier_free(w);
 }
 
 static void
@@ -1376,6 +1536,8 @@ main(void)
 		cmocka_unit_test(test_classify_fd_reads_like_memory),
 		cmocka_unit_test(test_classify_concurrent_calls_are_safe),
 		cmocka_unit_test(test_classify_builtin_database_matches_compiled_rules),
+		cmocka_unit_test(test_classify_gate_tail_only_for_one_line_patterns),
+		cmocka_unit_test(test_classify_gated_patterns_match_like_whole_ones),
 		cmocka_unit_test(test_classify_explain_names_candidates),
 		cmocka_unit_test(test_classify_helpers_route_categories_and_alternates),
 	};
