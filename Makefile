@@ -9,10 +9,12 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 BUILD_TSAN ?= build-tsan
 LISTEN     ?= 127.0.0.1:8080
-# Four tests at a time on two cores: most of the suite waits on timers, stand-ins
-# and servers (two at a time kept the CPU about a quarter busy); the longest
-# tests carry a meson priority so they start first.
-MESON_TEST_ARGS ?= --print-errorlogs --num-processes 4
+# Eight tests at a time on two cores: most of the suite waits on timers,
+# stand-ins and servers (four at a time kept the CPU about 40% busy); the
+# longest tests carry a meson priority so they start first, and the few that
+# must run alone (is_parallel false: they time intake under load) a negative
+# one, so they run last instead of draining the pool halfway.
+MESON_TEST_ARGS ?= --print-errorlogs --num-processes 8
 
 .PHONY: all deps build build-asan build-tsan run test test-plain test-asan test-tsan fuzz soak bench clean format
 
