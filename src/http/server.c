@@ -266,7 +266,7 @@ http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	struct http_addr a;
 	struct http_ip *ip;
 	bool ok;
-	int n;
+	int n, open;
 
 	(void)addrlen;
 	if (atomic_load(&srv->stopping))
@@ -276,9 +276,10 @@ http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	ip = http_ip_find(srv, &a);
 	n = ip ? ip->n : 0;
 	ok = http_admissible(srv, n);
+	open = srv->n_conns; /* read under the lock: other threads change it */
 	pthread_mutex_unlock(&srv->conn_lock);
 	if (!ok)
-		hl_debug("refusing a connection (%d open, %d from its address)", srv->n_conns, n);
+		hl_debug("refusing a connection (%d open, %d from its address)", open, n);
 	return ok ? MHD_YES : MHD_NO;
 }
 
