@@ -15,6 +15,8 @@ LISTEN     ?= 127.0.0.1:8080
 # must run alone (is_parallel false: they time intake under load) a negative
 # one, so they run last instead of draining the pool halfway.
 MESON_TEST_ARGS ?= --print-errorlogs --num-processes 8
+# The sanitizer builds take two to ten times the CPU: six at a time there.
+SANITIZER_JOBS ?= 6
 
 .PHONY: all deps build build-asan build-tsan run test test-plain test-asan test-tsan fuzz soak bench clean format
 
@@ -76,10 +78,12 @@ TSAN_ENV = HEALER_TEST_TIME_SCALE=3 TSAN_OPTIONS="halt_on_error=0 second_deadloc
 test: deps build build-asan build-tsan $(BUILD_FUZZ)/build.ninja
 	@rc=0; \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) || rc=1; \
-	$(SANITIZER_ENV) meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --timeout-multiplier 3 \
+	$(SANITIZER_ENV) meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --num-processes $(SANITIZER_JOBS) \
+		--timeout-multiplier 3 \
 		--no-suite chaos --no-suite soak || rc=1; \
 	rm -rf $(BUILD_TSAN)/tsan-reports; mkdir -p $(BUILD_TSAN)/tsan-reports; \
-	$(TSAN_ENV) meson test -C $(BUILD_TSAN) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
+	$(TSAN_ENV) meson test -C $(BUILD_TSAN) $(MESON_TEST_ARGS) --num-processes $(SANITIZER_JOBS) \
+		--timeout-multiplier 4 \
 		$(TSAN_TESTS) || rc=1; \
 	ninja -C $(BUILD_FUZZ) $(FUZZERS) >/dev/null || rc=1; \
 	$(SANITIZER_ENV) meson test -C $(BUILD_FUZZ) --no-rebuild --print-errorlogs --num-processes 2 \
@@ -105,7 +109,8 @@ test-plain: deps build
 
 test-tsan: deps build-tsan
 	@rm -rf $(BUILD_TSAN)/tsan-reports; mkdir -p $(BUILD_TSAN)/tsan-reports; rc=0; \
-	$(TSAN_ENV) meson test -C $(BUILD_TSAN) $(MESON_TEST_ARGS) --timeout-multiplier 4 \
+	$(TSAN_ENV) meson test -C $(BUILD_TSAN) $(MESON_TEST_ARGS) --num-processes $(SANITIZER_JOBS) \
+		--timeout-multiplier 4 \
 		$(TSAN_TESTS) || rc=1; \
 	python3 scripts/test-summary.py $(BUILD_TSAN) || rc=1; exit $$rc
 
