@@ -182,7 +182,8 @@ int hl_store_kv_put(struct hl_store *s, const char *key, const char *value,
  * under key as a key/value pair): hl_store_hold_get reads its end into
  * *until_ms (0 when there is none, or the value is not a number);
  * hl_store_hold_put records one ending at until_ms unless the one there
- * ends later.
+ * ends later (in one statement, so of two replicas' puts the later end
+ * stays; an until_ms of 0 or less holds nothing).
  */
 int hl_store_hold_get(struct hl_store *s, int64_t *until_ms, const char *key,
                       struct hl_err *err) HL_MUST_CHECK;

@@ -1198,6 +1198,7 @@ static const struct hl_store_ops pg_ops = {
 		.time_to_fix = hl_pg_time_to_fix,
 		.kv_get = hl_pg_kv_get,
 		.kv_put = hl_pg_kv_put,
+		.kv_raise = hl_pg_kv_raise,
 		.kv_prune = hl_pg_kv_prune,
 	},
 	.outbox = {

@@ -496,6 +496,24 @@ hl_pg_kv_put(struct hl_store_backend *b, const char *key, const char *value, str
 }
 
 int
+hl_pg_kv_raise(struct hl_store_backend *b, const char *key, int64_t value, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+
+	hl_pg_text(&p, key);
+	hl_pg_int(&p, value);
+	hl_pg_int(&p, hl_time_wall_ms());
+	/* what is not a number counts as 0, as hl_store_hold_get reads it */
+	return hl_pg_exec(b, NULL,
+	                  "INSERT INTO kv (key, value, updated_ms) VALUES ($1, $2::text, $3)"
+	                  " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+	                  " updated_ms = excluded.updated_ms"
+	                  " WHERE (CASE WHEN kv.value ~ '^[0-9]{1,18}$' THEN kv.value::bigint"
+	                  " ELSE 0 END) < $2::bigint",
+	                  &p, false, "kv", err);
+}
+
+int
 hl_pg_kv_prune(struct hl_store_backend *b, int64_t *removed, const char *prefix, int64_t before_ms,
                struct hl_err *err)
 {

@@ -467,6 +467,7 @@ static const struct hl_store_ops sq_ops = {
 		.time_to_fix = hl_sq_time_to_fix,
 		.kv_get = hl_sq_kv_get,
 		.kv_put = hl_sq_kv_put,
+		.kv_raise = hl_sq_kv_raise,
 		.kv_prune = hl_sq_kv_prune,
 	},
 	.outbox = {

@@ -173,6 +173,7 @@ int hl_sq_kv_prune(struct hl_store_backend *b, int64_t *removed, const char *pre
                    int64_t before_ms, struct hl_err *err);
 int hl_sq_kv_put(struct hl_store_backend *b, const char *key, const char *value,
                  struct hl_err *err);
+int hl_sq_kv_raise(struct hl_store_backend *b, const char *key, int64_t value, struct hl_err *err);
 
 int hl_sq_outbox_add(struct hl_store_backend *b, bool *created, const struct hl_notification_in *n,
                      struct hl_err *err);

@@ -478,6 +478,29 @@ hl_sq_kv_put(struct hl_store_backend *b, const char *key, const char *value, str
 }
 
 int
+hl_sq_kv_raise(struct hl_store_backend *b, const char *key, int64_t value, struct hl_err *err)
+{
+	/* what is not a number counts as 0, as hl_store_hold_get reads it */
+	sqlite3_stmt *st = hl_sq_prepare(b, "INSERT INTO kv (key, value, updated_ms)"
+	                                    " VALUES (?1, CAST(?2 AS TEXT), ?3) ON CONFLICT (key)"
+	                                    " DO UPDATE SET value = excluded.value,"
+	                                    " updated_ms = excluded.updated_ms"
+	                                    " WHERE (CASE WHEN kv.value <> ''"
+	                                    " AND kv.value NOT GLOB '*[^0-9]*'"
+	                                    " THEN CAST(kv.value AS INTEGER) ELSE 0 END) < ?2");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "kv");
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	sqlite3_bind_int64(st, 3, hl_time_wall_ms());
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "kv");
+	hl_sq_done(b, st);
+	return rc;
+}
+
+int
 hl_sq_kv_prune(struct hl_store_backend *b, int64_t *removed, const char *prefix, int64_t before_ms,
                struct hl_err *err)
 {

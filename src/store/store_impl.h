@@ -237,6 +237,10 @@ struct hl_store_loop_ops {
 	                int64_t before_ms, struct hl_err *err);
 	int (*kv_put)(struct hl_store_backend *b, const char *key, const char *value,
 	              struct hl_err *err);
+	/* in one statement: key's value becomes value (a positive number)
+	 * unless the number there is at least as large */
+	int (*kv_raise)(struct hl_store_backend *b, const char *key, int64_t value,
+	                struct hl_err *err);
 };
 
 struct hl_store_outbox_ops {

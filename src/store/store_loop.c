@@ -170,18 +170,12 @@ hl_store_hold_get(struct hl_store *s, int64_t *until_ms, const char *key, struct
 int
 hl_store_hold_put(struct hl_store *s, const char *key, int64_t until_ms, struct hl_err *err)
 {
-	char value[24];
-	int64_t there;
-	int rc;
-
-	/* a race with another replica's put keeps either end: both are holds
-	 * the service named */
-	if ((rc = hl_store_hold_get(s, &there, key, err)) < 0)
-		return rc;
-	if (there >= until_ms)
+	if (!key)
+		return hl_err_set(err, HL_EINVAL, "a hold needs a key");
+	if (until_ms <= 0)
 		return 0;
-	snprintf(value, sizeof(value), "%lld", (long long)until_ms);
-	return hl_store_kv_put(s, key, value, err);
+	/* one statement: two replicas' puts keep the later end */
+	STORE_CALL(s, s->ops->loop.kv_raise(s->b, key, until_ms, err));
 }
 
 int

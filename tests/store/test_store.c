@@ -2609,6 +2609,87 @@ test_store_loop_state(void **state)
 	                 -HL_EINVAL);
 }
 
+/* Holds shared by the replicas: the later end wins, whatever the order of
+ * the puts, also when two handles put at the same moment (one statement,
+ * not a read then a write). */
+#define HOLD_ROUNDS 400
+
+static struct hl_store *second_handle(struct fixture *f);
+
+struct hold_racer {
+	struct hl_store *s;
+	pthread_barrier_t *bar;
+	int64_t odd; /* 1: puts the later end of each round */
+	int failures;
+};
+
+static void *
+hold_race(void *arg)
+{
+	struct hold_racer *h = arg;
+	struct hl_err err = HL_ERR_INIT;
+	int i;
+
+	for (i = 0; i < HOLD_ROUNDS; i++) {
+		pthread_barrier_wait(h->bar);
+		if (hl_store_hold_put(h->s, "hold:race", 1000 + 2 * i + h->odd, &err) < 0)
+			h->failures++;
+		pthread_barrier_wait(h->bar);
+		pthread_barrier_wait(h->bar); /* the main thread checks */
+	}
+	return NULL;
+}
+
+static void
+test_store_hold_keeps_the_later_end(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hold_racer r[2];
+	pthread_barrier_t bar;
+	pthread_t th[2];
+	int64_t until;
+	int i, lost = 0;
+
+	assert_int_equal(hl_store_hold_get(f->s, &until, "hold:x", &err), 0);
+	assert_int_equal(until, 0);
+	assert_int_equal(hl_store_hold_put(f->s, "hold:x", 500, &err), 0);
+	assert_int_equal(hl_store_hold_put(f->s, "hold:x", 400, &err), 0);
+	assert_int_equal(hl_store_hold_get(f->s, &until, "hold:x", &err), 0);
+	assert_int_equal(until, 500);
+	assert_int_equal(hl_store_hold_put(f->s, "hold:x", 0, &err), 0);
+	assert_int_equal(hl_store_hold_put(f->s, "hold:x", 600, &err), 0);
+	assert_int_equal(hl_store_hold_get(f->s, &until, "hold:x", &err), 0);
+	assert_int_equal(until, 600);
+	/* a value that is not a number is no hold: any end replaces it */
+	assert_int_equal(hl_store_kv_put(f->s, "hold:y", "99999x", &err), 0);
+	assert_int_equal(hl_store_hold_put(f->s, "hold:y", 7, &err), 0);
+	assert_int_equal(hl_store_hold_get(f->s, &until, "hold:y", &err), 0);
+	assert_int_equal(until, 7);
+
+	/* two handles (two replicas) put at once, round after round */
+	pthread_barrier_init(&bar, NULL, 3);
+	for (i = 0; i < 2; i++) {
+		r[i] = (struct hold_racer){ .s = i ? second_handle(f) : f->s,
+			                    .bar = &bar,
+			                    .odd = i };
+		assert_int_equal(pthread_create(&th[i], NULL, hold_race, &r[i]), 0);
+	}
+	for (i = 0; i < HOLD_ROUNDS; i++) {
+		pthread_barrier_wait(&bar);
+		pthread_barrier_wait(&bar);
+		assert_int_equal(hl_store_hold_get(f->s, &until, "hold:race", &err), 0);
+		lost += until != 1000 + 2 * i + 1;
+		pthread_barrier_wait(&bar);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&bar);
+	hl_store_close(r[1].s);
+	assert_int_equal(r[0].failures + r[1].failures, 0);
+	assert_int_equal(lost, 0);
+}
+
 /* Redelivery records (store/redeliver.h): a stored delivery is known
  * whatever it became; a guid is claimed once, by one handle only (on
  * PostgreSQL a second handle, as another replica, loses); a released
@@ -4011,6 +4092,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_upgrade_keys_escalations_by_round, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_hold_keeps_the_later_end, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_attempt_begin_reopens_a_stopped_task,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_is_read_as_of_one_moment, setup,
