@@ -41,6 +41,7 @@
 #include "net/kube.h"
 
 #include "json/json.h"
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -154,6 +155,19 @@ pod_task_id_valid(const char *id)
 	return n > 0 && n <= 96 && !id[n];
 }
 
+/* An alert type as the CodeRun's alert-type label carries it unchanged
+ * (a Kubernetes label value: 1 to 63 of A-Z, a-z, 0-9, '.', '_' and '-',
+ * alphanumeric at both ends), so two alerts never share a label and the
+ * value is safe in HEAL_LOG_FILE's path. */
+static bool
+pod_alert_valid(const char *alert)
+{
+	size_t n = strspn(alert, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-");
+
+	return n > 0 && n <= 63 && !alert[n] && isalnum((unsigned char)alert[0]) &&
+	       isalnum((unsigned char)alert[n - 1]);
+}
+
 /* path as an absolute path: the working directory before a relative one
  * (links are kept: /workspace/watch/... must stay as written). */
 static int
@@ -230,6 +244,11 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	if (target && *target && !hl_diag_pod_name_valid(target))
 		return hl_cmd_usage_error("spawn-remediation",
 		                          "--target-pod '%.253s' is not a pod name", target);
+	if (!pod_alert_valid(alert))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--alert '%.100s' must be 1 to 63 of A-Z, a-z, 0-9, '.', "
+		                          "'_' and '-', starting and ending with a letter or digit",
+		                          alert);
 	if (!pod_task_id_valid(task))
 		return hl_cmd_usage_error("spawn-remediation",
 		                          "--task-id '%.100s' must be 1 to 96 of A-Z, a-z, 0-9, "
@@ -248,9 +267,10 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	}
 	issue = issue_abs.data; /* the CodeRun's pod has another working directory */
 	if (hl_file_read(&prompt, issue, &err) < 0) {
+		rc = hl_cmd_fail("issue file '%s': %s", issue, err.msg); /* before the release */
 		hl_buf_release(&prompt);
 		hl_buf_release(&issue_abs);
-		return hl_cmd_fail("issue file '%s': %s", issue, err.msg);
+		return rc;
 	}
 	if (hl_config_load(&cfg, NULL, NULL, 0, &err) < 0) {
 		rc = hl_cmd_fail("invalid configuration: %s", err.msg);

@@ -145,6 +145,17 @@ for pod_name, task in ((weird, "46"), ("Bad Pod", "46"), ("web-1", "x y/../z")):
         bad.append((pod_name[:20], task, rc, err))
 check("spawn-remediation: a target pod or task id no pod or task can have is a usage error",
       not bad and len(heal_runs()) == before, bad)
+# the alert type is the alert-type label unchanged and part of HEAL_LOG_FILE's
+# path (before: '../../../etc/shadow #' and a newline went into the CodeRun's
+# env, and 'bad/alert' shared the label 'bad-alert' with 'bad-alert')
+bad = []
+for alert in ("../../../etc/shadow #", "x\ny", "bad/alert", "-a7", "a7.", "", "a" * 64):
+    rc, out, err = healer("spawn-remediation", "--alert", alert, "--task-id", "46",
+                          "--issue-file", issue, "--target-pod", "web-1", env=SENV)
+    if rc != 2 or "--alert" not in err:
+        bad.append((alert[:20], rc, err))
+check("spawn-remediation: an alert type that is no label value is a usage error",
+      not bad and len(heal_runs()) == before, bad)
 long_label_pod = "api." + "x" * 70 + ".web-1"  # valid: parts need not be 63 or shorter
 rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "46", "--issue-file",
                       issue, "--target-pod", long_label_pod, env=SENV)
@@ -156,6 +167,15 @@ rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "47", "
                       os.path.join(TMP, "missing.md"), env=SENV)
 check("spawn-remediation: a missing issue file -> exit 1 naming it",
       rc == 1 and "missing.md" in err and "No such file" in err, err)
+# an issue file it cannot read is named as given (before: the error printed
+# the freed buffer holding its path)
+big = os.path.join(TMP, "too-big-issue.md")
+with open(big, "w") as f:
+    f.write("X" * (2 << 20))
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "47", "--issue-file",
+                      big, env=SENV)
+check("spawn-remediation: an issue file too large -> exit 1 naming its path",
+      rc == 1 and f"issue file '{big}'" in err and "too large" in err, (rc, err))
 # a relative issue file is named absolutely: the CodeRun's pod has another
 # working directory
 p = subprocess.run([HEALER, "spawn-remediation", "--alert", "a7", "--task-id", "47",
