@@ -12,6 +12,7 @@
 #include "remediate/prompt_build.h"
 #include "store/store.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 
 /* The files the server loads at start, loaded as it loads them: a rules
@@ -78,19 +79,27 @@ hl_cmd_check_config(int argc, char **argv)
 	/* valid as a configuration; `healer server` would still refuse it */
 	if (hl_config_check_auth(cfg, &err) < 0)
 		fprintf(stderr, "healer: warning: healer server would not start: %s\n", err.msg);
-	/* nor without the cluster it is told to dispatch to (found here, not
-	 * at the server's start; manifests are checked outside their cluster,
-	 * so it is a warning) */
+	/* nor without the cluster it is told to dispatch to: no cluster found
+	 * here is a warning (manifests are checked outside their cluster), a
+	 * cluster configuration the server cannot use is an error */
 	if (cfg->dispatch == HL_DISPATCH_KUBERNETES) {
 		struct hl_kube *kube = NULL;
 		struct hl_err kerr = HL_ERR_INIT;
+		int krc = hl_kube_load(&kube, cfg->kubeconfig, &kerr);
 
-		if (hl_kube_load(&kube, cfg->kubeconfig, &kerr) < 0)
+		hl_kube_free(kube);
+		if (krc == -HL_ENOTFOUND) {
 			fprintf(stderr,
 			        "healer: warning: healer server would not start here: kubernetes "
 			        "dispatch: %s\n",
 			        kerr.msg);
-		hl_kube_free(kube);
+		} else if (krc < 0) {
+			bool named = cfg->kubeconfig && *cfg->kubeconfig;
+
+			hl_config_free(cfg);
+			return hl_cmd_fail("invalid configuration: %s: %s",
+			                   named ? "KUBECONFIG" : "kubernetes dispatch", kerr.msg);
+		}
 	}
 	/* half an email channel: the escalation would silently go without it */
 	if (cfg->smtp_url && *cfg->smtp_url && !(cfg->email_to && *cfg->email_to))

@@ -30,6 +30,11 @@ hl_prompt_builder_new(struct hl_prompt_builder **out, const char *dir, struct hl
 		free(b);
 		return rc;
 	}
+	/* a partial no template provides stops the start, not every render */
+	if ((rc = hl_tmpl_set_check_partials(hl_prompt_set_templates(b->set), err)) < 0) {
+		hl_prompt_builder_free(b);
+		return rc;
+	}
 	*out = b;
 	return 0;
 }

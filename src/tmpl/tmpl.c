@@ -144,6 +144,109 @@ hl_tmpl_set_count(const struct hl_tmpl_set *set)
 	return set ? set->n : 0;
 }
 
+/* ---- the partials a set calls ---- */
+
+struct partial_check {
+	const struct hl_tmpl_set *set;
+	const char **inl; /* the inline partials' names */
+	size_t ninl, capinl;
+	bool dynamic_inline; /* an inline partial named by a value */
+	const char *tmpl;    /* the template walked */
+	struct hl_err *err;
+};
+
+/* A static name as the renderer reads it, or NULL. */
+static const char *
+partial_static_name(const struct tmpl_expr *e)
+{
+	if (e->type == TE_PATH && !e->data)
+		return e->original;
+	if (e->type == TE_STRING)
+		return e->str;
+	return NULL;
+}
+
+static bool
+partial_is_inline(const struct tmpl_expr *e)
+{
+	const char *n = partial_static_name(e);
+
+	return n && strcmp(n, "inline") == 0;
+}
+
+/* Pass 1 collects inline partials' names; pass 2 checks the calls. */
+static int
+partial_walk(struct partial_check *pc, const struct tmpl_program *p, int pass)
+{
+	const struct tmpl_node *nd;
+	const char *name;
+	size_t i, j;
+	int rc = 0;
+
+	for (i = 0; p && rc == 0 && i < p->n; i++) {
+		nd = p->body[i];
+		switch (nd->type) {
+		case TN_DECORATOR_BLOCK:
+		case TN_DECORATOR:
+			if (pass != 1 || !nd->call || !partial_is_inline(nd->call->path))
+				break;
+			name = nd->call->nparams ? partial_static_name(nd->call->params[0]) : NULL;
+			if (!name || nd->call->params[0]->type != TE_STRING) {
+				pc->dynamic_inline = true;
+				break;
+			}
+			if (pc->ninl == pc->capinl) {
+				size_t nc = pc->capinl ? pc->capinl * 2 : 8;
+				const char **n = realloc(pc->inl, nc * sizeof(*n));
+				if (!n)
+					return hl_err_set(pc->err, HL_ENOMEM, "out of memory");
+				pc->inl = n;
+				pc->capinl = nc;
+			}
+			pc->inl[pc->ninl++] = name;
+			break;
+		case TN_PARTIAL:
+			if (pass != 2 || nd->program || !nd->call)
+				break;
+			if (!(name = partial_static_name(nd->call->path)) ||
+			    hl_tmpl_set_get(pc->set, name))
+				break;
+			for (j = 0; j < pc->ninl && strcmp(pc->inl[j], name) != 0; j++)
+				;
+			if (j == pc->ninl)
+				return hl_err_set(
+				        pc->err, HL_ENOTFOUND,
+				        "%s:%d:%d: the partial '%.200s' could not be found",
+				        pc->tmpl, nd->line, nd->col, name);
+			break;
+		default:
+			break;
+		}
+		if (rc == 0)
+			rc = partial_walk(pc, nd->program, pass);
+		if (rc == 0)
+			rc = partial_walk(pc, nd->inverse, pass);
+	}
+	return rc;
+}
+
+int
+hl_tmpl_set_check_partials(const struct hl_tmpl_set *set, struct hl_err *err)
+{
+	struct partial_check pc = { .set = set, .err = err };
+	size_t i;
+	int pass, rc = 0;
+
+	for (pass = 1; pass <= 2 && rc == 0 && !pc.dynamic_inline; pass++) {
+		for (i = 0; set && rc == 0 && i < set->n; i++) {
+			pc.tmpl = set->e[i].name;
+			rc = partial_walk(&pc, set->e[i].t->root, pass);
+		}
+	}
+	free(pc.inl);
+	return rc;
+}
+
 const char *
 hl_tmpl_set_name_at(const struct hl_tmpl_set *set, size_t i)
 {

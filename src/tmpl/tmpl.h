@@ -78,6 +78,16 @@ const struct hl_tmpl *hl_tmpl_set_get(const struct hl_tmpl_set *set, const char 
 /* Number of templates and the name of the i-th (insertion order). */
 size_t hl_tmpl_set_count(const struct hl_tmpl_set *set);
 const char *hl_tmpl_set_name_at(const struct hl_tmpl_set *set, size_t i);
+/*
+ * Checks that every partial a template of the set calls by a name written
+ * in it ({{> name}}, {{> "name"}}) is a template of the set or an inline
+ * partial one of them defines, so a missing one is found when the set is
+ * loaded, not at each render. Not checked: dynamic names {{> (expr)}},
+ * @partial-block, partial blocks (their block stands in for a missing
+ * partial), and nothing at all when an inline partial's name is not a
+ * literal. HL_ENOTFOUND naming "template:line:col" and the partial.
+ */
+int hl_tmpl_set_check_partials(const struct hl_tmpl_set *set, struct hl_err *err);
 
 /*
  * Renders t with data (borrowed; NULL renders as an undefined context) and

@@ -91,6 +91,37 @@ check("check-config warns that kubernetes dispatch finds no cluster configuratio
       rc == 0 and "configuration ok" in out
       and "healer server would not start here: kubernetes dispatch: no kubernetes configuration"
       in err, (rc, out, err))
+# a prompts directory whose template calls a partial no template provides: found by
+# check-config and at the server's start (before: ok, then every render failed)
+with tempfile.TemporaryDirectory() as d:
+    os.makedirs(os.path.join(d, "ci"))
+    with open(os.path.join(d, "ci", "extra.hbs"), "w") as f:
+        f.write("hello\n{{> nosuchpartial}}\n")
+    rc, out, err = run("check-config", env={"HEALER_PROMPTS_DIR": d})
+check("check-config: a prompt calling a missing partial -> exit 1 naming the file, line and partial",
+      rc == 1 and "HEALER_PROMPTS_DIR" in err and "ci/extra.hbs:2:1" in err
+      and "'nosuchpartial'" in err and "configuration ok" not in out, (rc, out, err))
+# a cluster configuration the server cannot use is an error, not a warning (before:
+# "configuration ok", exit 0, then `healer server` refused to start)
+with tempfile.TemporaryDirectory() as d:
+    kc_bad = os.path.join(d, "bad-kubeconfig")
+    with open(kc_bad, "w") as f:
+        f.write("clusters: [\n")
+    kc_insecure = os.path.join(d, "insecure-kubeconfig")
+    with open(kc_insecure, "w") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                "clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n"
+                "    insecure-skip-tls-verify: true\n    certificate-authority-data: Zm9v\n"
+                "users:\n- name: u\n  user:\n    token: abc\n"
+                "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n")
+    bad = []
+    for kc in (kc_bad, kc_insecure):
+        rc, out, err = run("check-config", env={"HEALER_DISPATCH": "kubernetes",
+                                                "KUBECONFIG": kc})
+        if rc != 1 or "KUBECONFIG" not in err or "configuration ok" in out:
+            bad.append((os.path.basename(kc), rc, out, err))
+    check("check-config: a kubeconfig the server cannot use -> exit 1 naming KUBECONFIG",
+          not bad, bad)
 # email addresses the escalation email could not be written to: found at the start, not
 # at the first escalation (before: "configuration ok", the server started, and every
 # escalation email was dropped with an error in the log)

@@ -532,6 +532,57 @@ test_tmpl_render_is_bounded(void **state)
 	hl_tmpl_set_free(ps);
 }
 
+/* The partials a set calls by name are checked when it is loaded. */
+static void
+check_set(const char *const *names, const char *const *srcs, size_t n, int code,
+          const char *msg_part)
+{
+	struct hl_tmpl_set *set = hl_tmpl_set_new();
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(hl_tmpl_set_add(set, names[i], srcs[i], strlen(srcs[i]), &err), 0);
+	assert_int_equal(hl_tmpl_set_check_partials(set, &err), code ? -code : 0);
+	if (msg_part && !strstr(err.msg, msg_part))
+		fail_msg("error [%s] lacks [%s]", err.msg, msg_part);
+	hl_tmpl_set_free(set);
+}
+
+static void
+test_tmpl_set_check_partials(void **state)
+{
+	(void)state;
+	{ /* a template and a string name of the set, nested in blocks */
+		const char *n[] = { "a", "p/b" };
+		const char *s[] = { "{{#if x}}{{> p/b}}{{else}}{{> \"p/b\"}}{{/if}}", "b" };
+		check_set(n, s, 2, 0, NULL);
+	}
+	{ /* missing, in an each's inverse: named with its place */
+		const char *n[] = { "a" };
+		const char *s[] = { "x\n{{#each l}}{{else}}  {{> nope}}{{/each}}" };
+		check_set(n, s, 1, HL_ENOTFOUND, "a:2:");
+	}
+	{ /* an inline partial (of any template), a partial block, a dynamic
+	   * name and @partial-block are not missing */
+		const char *n[] = { "a", "b" };
+		const char *s[] = { "{{#*inline \"i\"}}x{{/inline}}{{> i}}{{#> layout}}d{{/layout}}"
+			            "{{> (lookup . 'n')}}",
+			            "{{> i}}{{> @partial-block}}" };
+		check_set(n, s, 2, 0, NULL);
+	}
+	{ /* an inline partial named by a value: nothing can be known */
+		const char *n[] = { "a" };
+		const char *s[] = { "{{#*inline name}}x{{/inline}}{{> other}}" };
+		check_set(n, s, 1, 0, NULL);
+	}
+	{
+		const char *n[] = { "a" };
+		const char *s[] = { "{{#> layout}}{{> gone}}{{/layout}}" };
+		check_set(n, s, 1, HL_ENOTFOUND, "the partial 'gone' could not be found");
+	}
+}
+
 int
 main(void)
 {
@@ -554,6 +605,7 @@ main(void)
 		cmocka_unit_test(test_tmpl_fence_helper),
 		cmocka_unit_test(test_tmpl_strict_mode),
 		cmocka_unit_test(test_tmpl_render_is_bounded),
+		cmocka_unit_test(test_tmpl_set_check_partials),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
