@@ -621,8 +621,24 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 	if (rc < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	{
-		const char *hdrs[] = { "Cache-Control", API_CACHE_CONTROL,
-			               "Content-Security-Policy", "default-src 'none'", NULL };
+		/* a strong tag of its bytes, as the other documents of a task */
+		char etag[HL_DASH_ETAG_MAX];
+		const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+		                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+		hl_dash_etag(etag, prompt, strlen(prompt));
+		const char *hdrs[] = { "ETag",
+			               etag,
+			               "Cache-Control",
+			               API_CACHE_CONTROL,
+			               "Content-Security-Policy",
+			               "default-src 'none'",
+			               NULL };
+		if (hl_dash_etag_match(inm, etag)) {
+			free(prompt);
+			return hl_http_reply_hdrs(r, 304, "text/plain; charset=utf-8", NULL, 0,
+			                          hdrs);
+		}
 		return hl_http_reply_hdrs(r, 200, "text/plain; charset=utf-8", prompt,
 		                          strlen(prompt), hdrs);
 	}

@@ -379,6 +379,15 @@ def main():
     check("an attempt's prompt is served as text",
           st == 200 and h.get("content-type") == "text/plain; charset=utf-8"
           and b"```" in body and h.get("x-content-type-options") == "nosniff", (st, h))
+    etag = h.get("etag", "")
+    st2, h2, b2 = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt",
+                      headers=dict(auth, **{"If-None-Match": etag}))
+    check("the prompt carries a strong ETag and answers 304 to a matching If-None-Match",
+          re.fullmatch(r'"[0-9a-f]{32}"', etag) and st2 == 304 and b2 == b""
+          and h2.get("etag") == etag and "content-type" not in h2, (etag, st2, h2))
+    st2, _, b2 = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt",
+                     headers=dict(auth, **{"If-None-Match": '"0123"'}))
+    check("another tag gets the prompt again", st2 == 200 and b2 == body, st2)
     st, _, _ = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt")
     check("the prompt needs read access too", st == 401, st)
     for bad in (f"/api/remediations/{tid}/attempts/9/prompt",
