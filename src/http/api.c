@@ -22,6 +22,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "catalog/catalog.h"
 #include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
@@ -211,6 +212,46 @@ api_whole_number(const char *text, long max)
 		v = v * 10 + (text[i] - '0');
 	}
 	return i > 0 && v <= max ? v : -1;
+}
+
+struct api_args_seen {
+	const char *const *names; /* the parameters the route knows, NULL-ended */
+	unsigned seen;            /* a bit per name */
+	char msg[128];            /* why the query is refused ("" when it is not) */
+};
+
+static enum MHD_Result
+api_args_known_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct api_args_seen *a = cls;
+	unsigned i;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; a->names[i] && strcmp(a->names[i], key ? key : "") != 0; i++)
+		;
+	if (!a->names[i])
+		snprintf(a->msg, sizeof(a->msg), "unknown query parameter '%.64s'", key ? key : "");
+	else if (a->seen & (1u << i))
+		snprintf(a->msg, sizeof(a->msg), "query parameter '%s' given more than once",
+		         a->names[i]);
+	a->seen |= 1u << i;
+	return a->msg[0] ? MHD_NO : MHD_YES;
+}
+
+/* Writes into msg (size bytes) why the query is refused, and returns false,
+ * when it names a parameter not in names (NULL-ended, at most 32) or one of
+ * them twice: a misspelt filter must not answer an unfiltered list. *seen
+ * gets a bit per name present (with or without a value). */
+static bool
+api_args_known(unsigned *seen, struct http_req *r, const char *const *names, char *msg, size_t size)
+{
+	struct api_args_seen a = { .names = names, .seen = 0, .msg = "" };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, api_args_known_cb, &a);
+	snprintf(msg, size, "%s", a.msg);
+	*seen = a.seen;
+	return a.msg[0] == '\0';
 }
 
 static const char *
@@ -534,9 +575,14 @@ hl_http_insights(struct http_req *r)
 	const char *since = api_arg(r, "since");
 	json_t *doc = NULL;
 	int64_t ms = 0;
+	unsigned seen;
+	char msg[128];
 
 	if (!api_args_utf8(r))
 		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
+	if (!api_args_known(&seen, r, (const char *const[]){ "since", "repository", NULL }, msg,
+	                    sizeof(msg)))
+		return hl_http_reply_error(r, 400, "bad_request", "%s", msg);
 	if (since && *since) {
 		if (hl_api_parse_duration(&ms, since, &err) < 0)
 			return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
@@ -672,17 +718,38 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	return hl_http_reply_json_etag(r, doc);
 }
 
+/* The kinds of task healer writes (struct hl_task's kind). */
+static bool
+api_task_kind_known(const char *kind)
+{
+	static const char *const kinds[] = { "ci",     "security", "command",
+		                             "action", "alert",    "argocd" };
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return true;
+	return false;
+}
+
 enum MHD_Result
 hl_http_remediations(struct http_req *r)
 {
 	struct hl_task_filter f = { 0 };
 	struct hl_err err = HL_ERR_INIT;
-	const char *state = api_arg(r, "state"), *limit = api_arg(r, "limit");
+	const char *state = api_arg(r, "state"), *limit;
 	json_t *doc = NULL;
+	unsigned seen;
+	char msg[128];
 	int rc;
 
 	if (!api_args_utf8(r))
 		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
+	if (!api_args_known(&seen, r,
+	                    (const char *const[]){ "limit", "state", "repository", "agent",
+	                                           "failure_type", "kind", "cursor", NULL },
+	                    msg, sizeof(msg)))
+		return hl_http_reply_error(r, 400, "bad_request", "%s", msg);
 	/* a comma list of states, every one of them checked whatever the
 	 * list's length (empty items are skipped) */
 	for (const char *p = state; p && *p;) {
@@ -702,8 +769,10 @@ hl_http_remediations(struct http_req *r)
 			f.states |= 1u << s;
 		p += n + (p[n] == ',');
 	}
-	if (limit) {
-		long v = api_whole_number(limit, HL_TASK_LIST_MAX);
+	/* digits only: an empty limit ("limit=") is no number either */
+	limit = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	if (seen & 1u) { /* "limit", the first name */
+		long v = api_whole_number(limit ? limit : "", HL_TASK_LIST_MAX);
 		if (v < 1)
 			return hl_http_reply_error(r, 400, "bad_request",
 			                           "limit must be a whole number between 1 and %d",
@@ -714,6 +783,15 @@ hl_http_remediations(struct http_req *r)
 	f.agent = api_arg(r, "agent");
 	f.failure_type = api_arg(r, "failure_type");
 	f.kind = api_arg(r, "kind");
+	/* names healer knows (rules/catalog.yaml, the task kinds): another
+	 * value is a mistake, not a filter that matches nothing */
+	if (f.agent && !hl_catalog_agent_find(f.agent))
+		return hl_http_reply_error(r, 400, "bad_request", "no agent '%.64s'", f.agent);
+	if (f.failure_type && !hl_catalog_type_find(f.failure_type))
+		return hl_http_reply_error(r, 400, "bad_request", "no failure type '%.64s'",
+		                           f.failure_type);
+	if (f.kind && !api_task_kind_known(f.kind))
+		return hl_http_reply_error(r, 400, "bad_request", "no task kind '%.64s'", f.kind);
 	f.cursor = api_arg(r, "cursor");
 	rc = api_list(&doc, api_list_store(r->srv), &f, &err);
 	if (rc == -HL_EINVAL)
