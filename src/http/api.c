@@ -26,6 +26,7 @@
 #include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
+#include "store/loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,36 @@ hl_http_health(struct http_req *r)
 	                      json_pack("{s:s, s:s}", "status", "ok", "version", r->srv->version));
 }
 
+/* While intake could not store its last delivery (a full disk, a store
+ * refusing writes), whether a write of about a delivery's size goes
+ * through now: one key/value record rewritten, at most once a second
+ * (between probes the last answer stands). Success clears the failure, so
+ * a server the Service stopped sending deliveries to becomes ready again
+ * once the store can write. */
+static int
+api_ready_probe(struct hl_http_server *srv, struct hl_err *err)
+{
+	enum { PROBE_BYTES = 16384 };
+	int64_t now = hl_time_mono_ms(), last = atomic_load(&srv->ready_probe_ms);
+	char *value;
+	int rc;
+
+	if (last && now - last < 1000)
+		return hl_err_set(err, HL_EDB, "the last delivery could not be stored");
+	atomic_store(&srv->ready_probe_ms, now);
+	if (!(value = malloc(PROBE_BYTES + 1)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	/* varied bytes, so a compressing file system stores about as many */
+	for (size_t i = 0; i < PROBE_BYTES; i++)
+		value[i] = (char)('a' + (i * 7919 + (size_t)now) % 26);
+	value[PROBE_BYTES] = '\0';
+	rc = hl_store_kv_put(srv->store, "ready:probe", value, err);
+	free(value);
+	if (rc == 0)
+		atomic_store(&srv->intake_failing, false);
+	return rc;
+}
+
 enum MHD_Result
 hl_http_ready(struct http_req *r)
 {
@@ -129,6 +160,9 @@ hl_http_ready(struct http_req *r)
 		return hl_http_reply_error(r, 503, "not_ready", "shutting down");
 	if (hl_store_ping(r->srv->store, &err) < 0)
 		return hl_http_reply_error(r, 503, "not_ready", "store unavailable: %s", err.msg);
+	if (atomic_load(&r->srv->intake_failing) && api_ready_probe(r->srv, &err) < 0)
+		return hl_http_reply_error(r, 503, "not_ready", "the store cannot write: %s",
+		                           err.msg);
 	return api_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
