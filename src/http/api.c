@@ -22,9 +22,11 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
+#include "catalog/catalog.h"
 #include "dashboard/dashboard.h"
 #include "event/event.h"
 #include "http_impl.h"
+#include "store/loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +121,36 @@ hl_http_health(struct http_req *r)
 	                      json_pack("{s:s, s:s}", "status", "ok", "version", r->srv->version));
 }
 
+/* While intake could not store its last delivery (a full disk, a store
+ * refusing writes), whether a write of about a delivery's size goes
+ * through now: one key/value record rewritten, at most once a second
+ * (between probes the last answer stands). Success clears the failure, so
+ * a server the Service stopped sending deliveries to becomes ready again
+ * once the store can write. */
+static int
+api_ready_probe(struct hl_http_server *srv, struct hl_err *err)
+{
+	enum { PROBE_BYTES = 16384 };
+	int64_t now = hl_time_mono_ms(), last = atomic_load(&srv->ready_probe_ms);
+	char *value;
+	int rc;
+
+	if (last && now - last < 1000)
+		return hl_err_set(err, HL_EDB, "the last delivery could not be stored");
+	atomic_store(&srv->ready_probe_ms, now);
+	if (!(value = malloc(PROBE_BYTES + 1)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	/* varied bytes, so a compressing file system stores about as many */
+	for (size_t i = 0; i < PROBE_BYTES; i++)
+		value[i] = (char)('a' + (i * 7919 + (size_t)now) % 26);
+	value[PROBE_BYTES] = '\0';
+	rc = hl_store_kv_put(srv->store, "ready:probe", value, err);
+	free(value);
+	if (rc == 0)
+		atomic_store(&srv->intake_failing, false);
+	return rc;
+}
+
 enum MHD_Result
 hl_http_ready(struct http_req *r)
 {
@@ -128,6 +160,9 @@ hl_http_ready(struct http_req *r)
 		return hl_http_reply_error(r, 503, "not_ready", "shutting down");
 	if (hl_store_ping(r->srv->store, &err) < 0)
 		return hl_http_reply_error(r, 503, "not_ready", "store unavailable: %s", err.msg);
+	if (atomic_load(&r->srv->intake_failing) && api_ready_probe(r->srv, &err) < 0)
+		return hl_http_reply_error(r, 503, "not_ready", "the store cannot write: %s",
+		                           err.msg);
 	return api_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
@@ -211,6 +246,46 @@ api_whole_number(const char *text, long max)
 		v = v * 10 + (text[i] - '0');
 	}
 	return i > 0 && v <= max ? v : -1;
+}
+
+struct api_args_seen {
+	const char *const *names; /* the parameters the route knows, NULL-ended */
+	unsigned seen;            /* a bit per name */
+	char msg[128];            /* why the query is refused ("" when it is not) */
+};
+
+static enum MHD_Result
+api_args_known_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct api_args_seen *a = cls;
+	unsigned i;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; a->names[i] && strcmp(a->names[i], key ? key : "") != 0; i++)
+		;
+	if (!a->names[i])
+		snprintf(a->msg, sizeof(a->msg), "unknown query parameter '%.64s'", key ? key : "");
+	else if (a->seen & (1u << i))
+		snprintf(a->msg, sizeof(a->msg), "query parameter '%s' given more than once",
+		         a->names[i]);
+	a->seen |= 1u << i;
+	return a->msg[0] ? MHD_NO : MHD_YES;
+}
+
+/* Writes into msg (size bytes) why the query is refused, and returns false,
+ * when it names a parameter not in names (NULL-ended, at most 32) or one of
+ * them twice: a misspelt filter must not answer an unfiltered list. *seen
+ * gets a bit per name present (with or without a value). */
+static bool
+api_args_known(unsigned *seen, struct http_req *r, const char *const *names, char *msg, size_t size)
+{
+	struct api_args_seen a = { .names = names, .seen = 0, .msg = "" };
+
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, api_args_known_cb, &a);
+	snprintf(msg, size, "%s", a.msg);
+	*seen = a.seen;
+	return a.msg[0] == '\0';
 }
 
 static const char *
@@ -534,9 +609,14 @@ hl_http_insights(struct http_req *r)
 	const char *since = api_arg(r, "since");
 	json_t *doc = NULL;
 	int64_t ms = 0;
+	unsigned seen;
+	char msg[128];
 
 	if (!api_args_utf8(r))
 		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
+	if (!api_args_known(&seen, r, (const char *const[]){ "since", "repository", NULL }, msg,
+	                    sizeof(msg)))
+		return hl_http_reply_error(r, 400, "bad_request", "%s", msg);
 	if (since && *since) {
 		if (hl_api_parse_duration(&ms, since, &err) < 0)
 			return hl_http_reply_error(r, 400, "bad_request", "%s", err.msg);
@@ -621,8 +701,24 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 	if (rc < 0)
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	{
-		const char *hdrs[] = { "Cache-Control", API_CACHE_CONTROL,
-			               "Content-Security-Policy", "default-src 'none'", NULL };
+		/* a strong tag of its bytes, as the other documents of a task */
+		char etag[HL_DASH_ETAG_MAX];
+		const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+		                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+		hl_dash_etag(etag, prompt, strlen(prompt));
+		const char *hdrs[] = { "ETag",
+			               etag,
+			               "Cache-Control",
+			               API_CACHE_CONTROL,
+			               "Content-Security-Policy",
+			               "default-src 'none'",
+			               NULL };
+		if (hl_dash_etag_match(inm, etag)) {
+			free(prompt);
+			return hl_http_reply_hdrs(r, 304, "text/plain; charset=utf-8", NULL, 0,
+			                          hdrs);
+		}
 		return hl_http_reply_hdrs(r, 200, "text/plain; charset=utf-8", prompt,
 		                          strlen(prompt), hdrs);
 	}
@@ -656,17 +752,38 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	return hl_http_reply_json_etag(r, doc);
 }
 
+/* The kinds of task healer writes (struct hl_task's kind). */
+static bool
+api_task_kind_known(const char *kind)
+{
+	static const char *const kinds[] = { "ci",     "security", "command",
+		                             "action", "alert",    "argocd" };
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(kind, kinds[i]) == 0)
+			return true;
+	return false;
+}
+
 enum MHD_Result
 hl_http_remediations(struct http_req *r)
 {
 	struct hl_task_filter f = { 0 };
 	struct hl_err err = HL_ERR_INIT;
-	const char *state = api_arg(r, "state"), *limit = api_arg(r, "limit");
+	const char *state = api_arg(r, "state"), *limit;
 	json_t *doc = NULL;
+	unsigned seen;
+	char msg[128];
 	int rc;
 
 	if (!api_args_utf8(r))
 		return hl_http_reply_error(r, 400, "bad_request", "a query parameter is not UTF-8");
+	if (!api_args_known(&seen, r,
+	                    (const char *const[]){ "limit", "state", "repository", "agent",
+	                                           "failure_type", "kind", "cursor", NULL },
+	                    msg, sizeof(msg)))
+		return hl_http_reply_error(r, 400, "bad_request", "%s", msg);
 	/* a comma list of states, every one of them checked whatever the
 	 * list's length (empty items are skipped) */
 	for (const char *p = state; p && *p;) {
@@ -686,8 +803,10 @@ hl_http_remediations(struct http_req *r)
 			f.states |= 1u << s;
 		p += n + (p[n] == ',');
 	}
-	if (limit) {
-		long v = api_whole_number(limit, HL_TASK_LIST_MAX);
+	/* digits only: an empty limit ("limit=") is no number either */
+	limit = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+	if (seen & 1u) { /* "limit", the first name */
+		long v = api_whole_number(limit ? limit : "", HL_TASK_LIST_MAX);
 		if (v < 1)
 			return hl_http_reply_error(r, 400, "bad_request",
 			                           "limit must be a whole number between 1 and %d",
@@ -698,6 +817,15 @@ hl_http_remediations(struct http_req *r)
 	f.agent = api_arg(r, "agent");
 	f.failure_type = api_arg(r, "failure_type");
 	f.kind = api_arg(r, "kind");
+	/* names healer knows (rules/catalog.yaml, the task kinds): another
+	 * value is a mistake, not a filter that matches nothing */
+	if (f.agent && !hl_catalog_agent_find(f.agent))
+		return hl_http_reply_error(r, 400, "bad_request", "no agent '%.64s'", f.agent);
+	if (f.failure_type && !hl_catalog_type_find(f.failure_type))
+		return hl_http_reply_error(r, 400, "bad_request", "no failure type '%.64s'",
+		                           f.failure_type);
+	if (f.kind && !api_task_kind_known(f.kind))
+		return hl_http_reply_error(r, 400, "bad_request", "no task kind '%.64s'", f.kind);
 	f.cursor = api_arg(r, "cursor");
 	rc = api_list(&doc, api_list_store(r->srv), &f, &err);
 	if (rc == -HL_EINVAL)

@@ -133,6 +133,11 @@ struct hl_http_server {
 	atomic_int suspended; /* requests suspended until the store answers */
 	atomic_bool stopping;
 	atomic_bool leaving; /* /ready answers 503: shutting down (hl_http_server_leave) */
+	/* intake could not store its last delivery (a full disk...): /ready
+	 * answers 503 until a delivery or /ready's own write probe is stored
+	 * (api.c); probe_ms: when /ready last tried a write (monotonic) */
+	atomic_bool intake_failing;
+	atomic_llong ready_probe_ms;
 	struct hl_decision_board *decisions;  /* sensor answers waiting for a decision */
 	struct hl_webhook_keys *webhook_keys; /* NULL: no webhook secret configured */
 	struct {

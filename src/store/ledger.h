@@ -223,8 +223,10 @@ int hl_store_attempt_put(struct hl_store *s, const struct hl_attempt *a,
 int hl_store_outcome_add(struct hl_store *s, const char *task_id, const char *delivery_id,
                          const char *outcome, const char *detail, struct hl_err *err) HL_MUST_CHECK;
 /* Calls fn for every task state with its number of tasks (kind "state"),
- * and for every attempt outcome ("running" while unfinished) with its
- * number of attempts (kind "outcome"). */
+ * and for every attempt outcome with its number of attempts (kind
+ * "outcome"): "running" while the attempt is unfinished (phase other than
+ * done), "not_run" for a finished attempt without an outcome (decided only,
+ * or its CodeRun refused). */
 int hl_store_task_counts(struct hl_store *s,
                          void (*fn)(void *arg, const char *kind, const char *name, int64_t n),
                          void *arg, struct hl_err *err) HL_MUST_CHECK;

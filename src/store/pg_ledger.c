@@ -332,8 +332,9 @@ hl_pg_task_counts(struct hl_store_backend *b,
 
 	rc = hl_pg_exec(b, &r,
 	                "SELECT 'state', state, COUNT(*) FROM remediation_tasks GROUP BY state"
-	                " UNION ALL SELECT 'outcome', COALESCE(outcome, 'running'), COUNT(*)"
-	                " FROM attempts GROUP BY COALESCE(outcome, 'running') LIMIT 200",
+	                " UNION ALL SELECT 'outcome', CASE WHEN outcome IS NOT NULL THEN outcome"
+	                " WHEN phase = 'done' THEN 'not_run' ELSE 'running' END, COUNT(*)"
+	                " FROM attempts GROUP BY 2 LIMIT 200",
 	                NULL, false, "task counts", err);
 	if (rc < 0)
 		return rc;

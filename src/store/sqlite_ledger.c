@@ -295,10 +295,12 @@ hl_sq_task_counts(struct hl_store_backend *b,
 	int rc;
 
 	if (!(st = hl_sq_prepare(
-	              b, "SELECT 'state', state, COUNT(*) FROM remediation_tasks"
-	                 " GROUP BY state UNION ALL"
-	                 " SELECT 'outcome', COALESCE(outcome, 'running'), COUNT(*) FROM attempts"
-	                 " GROUP BY COALESCE(outcome, 'running') LIMIT 200")))
+	              b,
+	              "SELECT 'state', state, COUNT(*) FROM remediation_tasks"
+	              " GROUP BY state UNION ALL"
+	              " SELECT 'outcome', CASE WHEN outcome IS NOT NULL THEN outcome"
+	              " WHEN phase = 'done' THEN 'not_run' ELSE 'running' END, COUNT(*) FROM attempts"
+	              " GROUP BY 2 LIMIT 200")))
 		return hl_sq_fail(err, b->db, "task counts");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		fn(arg, (const char *)sqlite3_column_text(st, 0),

@@ -75,6 +75,28 @@ def hostile_urls(s, port, auth, tid):
     for q in ("+2", "%202", "2%20", "2.0", "0x2"):
         st, _, _ = req(port, "GET", "/api/remediations?limit=" + q, headers=auth)
         check(f"limit={q} is not a whole number (400)", st == 400, st)
+    # a misspelt or unknown filter is refused, never an unfiltered (or
+    # empty) list; so is a parameter given twice
+    for q in ("agent=bogus", "kind=x", "failure_type=nope", "foo=bar", "limit=", "limit",
+              "limit=1&limit=abc", "limit=1&limit=1", "state=running&state=queued",
+              "agent=rex&agent=blaze", "Limit=1"):
+        st, h, b = req(port, "GET", "/api/remediations?" + q, headers=auth)
+        try:
+            doc = json.loads(b)
+        except ValueError:
+            doc = {}
+        check(f"/api/remediations?{q} answers 400 with the JSON error",
+              st == 400 and doc.get("error") == "bad_request" and doc.get("message")
+              and h.get("content-type") == "application/json; charset=utf-8", (st, b[:160]))
+    for q in ("since=7d&since=1d", "sinse=7d", "repository=a&repository=b"):
+        st, _, b = req(port, "GET", "/api/insights?" + q, headers=auth)
+        check(f"/api/insights?{q} answers 400", st == 400 and b'"bad_request"' in b, (st, b[:160]))
+    # what the dashboard sends, and the filters' known values
+    for q in ("state=running%2Cqueued&agent=rex&failure_type=rust_clippy&repository=acme%2Fx"
+              "&limit=25", "kind=ci&limit=500", "kind=alert", "agent=&repository=",
+              "cursor="):
+        st, _, b = req(port, "GET", "/api/remediations?" + q, headers=auth)
+        check(f"/api/remediations?{q} answers 200", st == 200, (st, b[:160]))
     # a reason stored with half a character (older data, an SQLite store
     # keeps any bytes): the document still has every key, the half as U+FFFD
     if not dashseed.dtest.pgtest.enabled():
@@ -379,6 +401,15 @@ def main():
     check("an attempt's prompt is served as text",
           st == 200 and h.get("content-type") == "text/plain; charset=utf-8"
           and b"```" in body and h.get("x-content-type-options") == "nosniff", (st, h))
+    etag = h.get("etag", "")
+    st2, h2, b2 = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt",
+                      headers=dict(auth, **{"If-None-Match": etag}))
+    check("the prompt carries a strong ETag and answers 304 to a matching If-None-Match",
+          re.fullmatch(r'"[0-9a-f]{32}"', etag) and st2 == 304 and b2 == b""
+          and h2.get("etag") == etag and "content-type" not in h2, (etag, st2, h2))
+    st2, _, b2 = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt",
+                     headers=dict(auth, **{"If-None-Match": '"0123"'}))
+    check("another tag gets the prompt again", st2 == 200 and b2 == body, st2)
     st, _, _ = req(port, "GET", f"/api/remediations/{tid}/attempts/1/prompt")
     check("the prompt needs read access too", st == 401, st)
     for bad in (f"/api/remediations/{tid}/attempts/9/prompt",

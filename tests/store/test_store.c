@@ -1183,7 +1183,7 @@ test_store_concurrent_same_delivery_accepted_once(void **state)
 }
 
 struct task_counts {
-	int64_t running_tasks, success_attempts;
+	int64_t running_tasks, success_attempts, running_attempts, not_run_attempts;
 };
 
 static void
@@ -1195,12 +1195,16 @@ task_count_cb(void *arg, const char *kind, const char *name, int64_t n)
 		c->running_tasks += n;
 	if (strcmp(kind, "outcome") == 0 && strcmp(name, "success") == 0)
 		c->success_attempts += n;
+	if (strcmp(kind, "outcome") == 0 && strcmp(name, "running") == 0)
+		c->running_attempts += n;
+	if (strcmp(kind, "outcome") == 0 && strcmp(name, "not_run") == 0)
+		c->not_run_attempts += n;
 }
 
 static void
 test_store_tasks_and_attempts(void **state)
 {
-	struct task_counts tc = { 0, 0 };
+	struct task_counts tc = { 0, 0, 0, 0 };
 	struct fixture *f = *state;
 	struct hl_task t = { .task_id = "t-1",
 		             .repository = "o/r",
@@ -1277,6 +1281,44 @@ test_store_tasks_and_attempts(void **state)
 	assert_int_equal(hl_store_task_counts(f->s, task_count_cb, &tc, &err), 0);
 	assert_int_equal(tc.running_tasks, 1);
 	assert_int_equal(tc.success_attempts, 1);
+	assert_int_equal(tc.running_attempts, 0);
+	assert_int_equal(tc.not_run_attempts, 0);
+	/* an attempt decided only (no dispatch) is done without an outcome: it
+	 * is not running; an unfinished one is, whatever its phase */
+	{
+		struct hl_task d = { .task_id = "t-2",
+			             .repository = "o/r",
+			             .run_id = 8,
+			             .state = HL_TASK_SKIPPED,
+			             .reason = "decide_only" };
+		struct hl_task v = { .task_id = "t-3",
+			             .repository = "o/r",
+			             .run_id = 9,
+			             .state = HL_TASK_RUNNING,
+			             .attempts = 1 };
+		struct hl_attempt da = { .task_id = "t-2",
+			                 .n = 1,
+			                 .kind = HL_ATTEMPT_AGENT,
+			                 .phase = HL_PHASE_DONE,
+			                 .outcome = HL_OUTCOME_INVALID,
+			                 .agent = "rex" };
+		struct hl_attempt va = { .task_id = "t-3",
+			                 .n = 1,
+			                 .kind = HL_ATTEMPT_RERUN,
+			                 .phase = HL_PHASE_VERIFYING,
+			                 .outcome = HL_OUTCOME_INVALID };
+
+		assert_int_equal(hl_store_task_put(f->s, &d, &err), 0);
+		assert_int_equal(hl_store_attempt_put(f->s, &da, &err), 0);
+		assert_int_equal(hl_store_task_put(f->s, &v, &err), 0);
+		assert_int_equal(hl_store_attempt_put(f->s, &va, &err), 0);
+		tc = (struct task_counts){ 0, 0, 0, 0 };
+		assert_int_equal(hl_store_task_counts(f->s, task_count_cb, &tc, &err), 0);
+		assert_int_equal(tc.running_tasks, 2);
+		assert_int_equal(tc.success_attempts, 1);
+		assert_int_equal(tc.running_attempts, 1);
+		assert_int_equal(tc.not_run_attempts, 1);
+	}
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-1", &err), 0);
 	assert_int_equal(r->state, HL_TASK_RUNNING);
 	assert_string_equal(r->agent, "rex");
