@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/types.h>
 
 extern const struct hl_embed hl_dash_files[];
 extern const size_t hl_dash_files_count;
@@ -129,14 +131,15 @@ dash_key(char *out, const char *token)
 	return hl_hmac_sha256_hex(out, token, strlen(token), label, sizeof(label) - 1);
 }
 
+/* The signature of "<expiry>.<id>" (signed is that text, n bytes). */
 static int
-dash_sign(char *out, const char *token, const char *expiry)
+dash_sign(char *out, const char *token, const char *signed_text, size_t n)
 {
 	char key[HL_SHA256_HEX_LEN + 1];
 	int rc = dash_key(key, token);
 
 	if (rc == 0)
-		rc = hl_hmac_sha256_hex(out, key, strlen(key), expiry, strlen(expiry));
+		rc = hl_hmac_sha256_hex(out, key, strlen(key), signed_text, n);
 	memset(key, 0, sizeof(key));
 	return rc;
 }
@@ -144,36 +147,53 @@ dash_sign(char *out, const char *token, const char *expiry)
 int
 hl_dash_session_new(char *out, const char *token, int64_t now_s)
 {
-	char exp[24], sig[HL_SHA256_HEX_LEN + 1];
+	char text[24 + HL_DASH_SID_MAX], sig[HL_SHA256_HEX_LEN + 1];
+	unsigned char rnd[(HL_DASH_SID_MAX - 1) / 2];
+	size_t n, i;
 	int rc;
 
-	snprintf(exp, sizeof(exp), "%" PRId64, now_s + HL_DASH_SESSION_S);
-	if ((rc = dash_sign(sig, token, exp)) < 0)
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return -HL_EINTERNAL;
+	n = (size_t)snprintf(text, sizeof(text), "%" PRId64 ".", now_s + HL_DASH_SESSION_S);
+	for (i = 0; i < sizeof(rnd); i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%02x", rnd[i]);
+	if ((rc = dash_sign(sig, token, text, n)) < 0)
 		return rc;
-	snprintf(out, HL_DASH_SESSION_MAX, "%s.%s", exp, sig);
+	snprintf(out, HL_DASH_SESSION_MAX, "%s.%s", text, sig);
 	return 0;
 }
 
 bool
-hl_dash_session_ok(const char *value, const char *token, int64_t now_s)
+hl_dash_session_ok(const char *value, const char *token, int64_t now_s, char *sid, int64_t *exp_s)
 {
 	char exp[24], sig[HL_SHA256_HEX_LEN + 1];
-	const char *dot;
+	const char *dot, *dot2;
 	char *end;
-	size_t n;
+	size_t n, idn;
 	long long e;
 
-	if (!value || !token || !*token || !(dot = strchr(value, '.')))
+	if (!value || !token || !*token || !(dot = strchr(value, '.')) ||
+	    !(dot2 = strchr(dot + 1, '.')))
 		return false;
 	n = (size_t)(dot - value);
-	if (n == 0 || n >= sizeof(exp))
+	idn = (size_t)(dot2 - dot - 1);
+	if (n == 0 || n >= sizeof(exp) || idn != HL_DASH_SID_MAX - 1 ||
+	    strspn(dot + 1, "0123456789abcdef") < idn)
 		return false;
 	memcpy(exp, value, n);
 	exp[n] = '\0';
 	e = strtoll(exp, &end, 10);
 	if (*end || e <= now_s || e > now_s + HL_DASH_SESSION_S)
 		return false;
-	if (dash_sign(sig, token, exp) < 0)
+	if (dash_sign(sig, token, value, (size_t)(dot2 - value)) < 0)
 		return false;
-	return hl_str_ct_equal(dot + 1, strlen(dot + 1), sig, HL_SHA256_HEX_LEN);
+	if (!hl_str_ct_equal(dot2 + 1, strlen(dot2 + 1), sig, HL_SHA256_HEX_LEN))
+		return false;
+	if (sid) {
+		memcpy(sid, dot + 1, idn);
+		sid[idn] = '\0';
+	}
+	if (exp_s)
+		*exp_s = e;
+	return true;
 }

@@ -16,8 +16,10 @@
 #include "dashboard/dashboard.h"
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "http_impl.h"
+#include "store/loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,12 +221,36 @@ hl_http_login(struct http_req *r, const char *arg)
 	return dash_redirect(r, "/", cookie);
 }
 
+/* Ends the request's session for every replica: its id is recorded
+ * revoked in the store until it would have expired (older records are
+ * pruned on the way). */
+static void
+dash_revoke(struct http_req *r)
+{
+	const char *want = r->srv->cfg->api_token;
+	const char *cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, HL_DASH_COOKIE);
+	struct hl_err err = HL_ERR_INIT;
+	int64_t now_ms = hl_time_wall_ms(), exp_s = 0, pruned = 0;
+	char sid[HL_DASH_SID_MAX], key[64], value[24];
+
+	if (!want || !*want || !hl_dash_session_ok(cookie, want, now_ms / 1000, sid, &exp_s))
+		return;
+	snprintf(key, sizeof(key), HL_HTTP_REVOKED_PREFIX "%s", sid);
+	snprintf(value, sizeof(value), "%lld", (long long)exp_s);
+	if (hl_store_kv_put(r->srv->store, key, value, &err) < 0 ||
+	    hl_store_kv_prune(r->srv->store, &pruned, HL_HTTP_REVOKED_PREFIX,
+	                      now_ms - (int64_t)HL_DASH_SESSION_S * 1000 - 60000, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "a logout could not revoke its session in the store",
+		          "error", err.msg, NULL);
+}
+
 enum MHD_Result
 hl_http_logout(struct http_req *r, const char *arg)
 {
 	(void)arg;
 	if (!hl_http_same_origin(r, true))
 		return hl_http_reply_error(r, 403, "forbidden", "a logout from another origin");
+	dash_revoke(r);
 	return dash_redirect(r, "/",
 	                     HL_DASH_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
 }

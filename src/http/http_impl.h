@@ -325,6 +325,9 @@ bool hl_http_token_ok(struct http_req *r);
  * the request carries the bearer token, or it carries no bearer header (it
  * may carry another scheme's) and a valid session cookie. */
 bool hl_http_read_ok(struct http_req *r);
+/* The store keys of the dashboard sessions a logout revoked (the value is
+ * the session's expiry; pruned once it passed). */
+#define HL_HTTP_REVOKED_PREFIX "session:revoked:"
 /* False for a browser's request from another origin: Sec-Fetch-Site, when
  * sent, must say same-origin (or none: typed by the user), and Origin, when
  * sent, must name this host ("null", an opaque origin, only when null_ok).

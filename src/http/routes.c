@@ -24,12 +24,15 @@
  * there with r->on_reader set.
  */
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "dashboard/dashboard.h"
 #include "http_impl.h"
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -193,11 +196,31 @@ hl_http_token_ok(struct http_req *r)
 	return hl_str_ct_equal(auth, n, want, strlen(want));
 }
 
+/* A session a logout revoked, on any replica (fails closed: a store that
+ * cannot say is taken as revoked; the bearer token still reads). */
+static bool
+http_session_revoked(struct hl_http_server *srv, const char *sid)
+{
+	struct hl_store *s = srv->lister ? srv->lister : srv->store;
+	struct hl_err err = HL_ERR_INIT;
+	char key[64], *v = NULL;
+	int rc;
+
+	snprintf(key, sizeof(key), HL_HTTP_REVOKED_PREFIX "%s", sid);
+	rc = hl_store_kv_get(s, &v, key, &err);
+	free(v);
+	if (rc < 0 && rc != -HL_ENOTFOUND)
+		hl_log_kv(HL_LOG_DEBUG, "a dashboard session could not be checked", "error",
+		          err.msg, NULL);
+	return rc != -HL_ENOTFOUND;
+}
+
 bool
 hl_http_read_ok(struct http_req *r)
 {
 	const char *want = r->srv->cfg->api_token;
 	const char *auth, *cookie;
+	char sid[HL_DASH_SID_MAX];
 
 	if (!want || !*want)
 		return true;
@@ -207,7 +230,8 @@ hl_http_read_ok(struct http_req *r)
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		return hl_http_token_ok(r);
 	cookie = MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, HL_DASH_COOKIE);
-	return hl_dash_session_ok(cookie, want, hl_time_wall_ms() / 1000);
+	return hl_dash_session_ok(cookie, want, hl_time_wall_ms() / 1000, sid, NULL) &&
+	       !http_session_revoked(r->srv, sid);
 }
 
 bool

@@ -85,42 +85,60 @@ static void
 test_dashboard_session(void **state)
 {
 	const char *token = "s3cret-token";
-	char v[HL_DASH_SESSION_MAX], bad[HL_DASH_SESSION_MAX], sig[HL_SHA256_HEX_LEN + 1];
-	char key[HL_SHA256_HEX_LEN + 1], exp[24];
-	int64_t now = 1800000000;
+	char v[HL_DASH_SESSION_MAX], v2[HL_DASH_SESSION_MAX], bad[HL_DASH_SESSION_MAX];
+	char sig[HL_SHA256_HEX_LEN + 1], key[HL_SHA256_HEX_LEN + 1], text[80];
+	char sid[HL_DASH_SID_MAX], sid2[HL_DASH_SID_MAX];
+	const char *id = "0123456789abcdef0123456789abcdef";
+	int64_t now = 1800000000, exp_s = 0;
 
 	(void)state;
 	assert_int_equal(hl_dash_session_new(v, token, now), 0);
 	assert_null(strstr(v, token));
-	assert_true(hl_dash_session_ok(v, token, now));
-	assert_true(hl_dash_session_ok(v, token, now + HL_DASH_SESSION_S - 1));
-	assert_false(hl_dash_session_ok(v, token, now + HL_DASH_SESSION_S));
-	assert_false(hl_dash_session_ok(v, "another-token", now));
-	assert_false(hl_dash_session_ok(v, "", now));
-	assert_false(hl_dash_session_ok(NULL, token, now));
-	assert_false(hl_dash_session_ok("", token, now));
-	assert_false(hl_dash_session_ok("123", token, now));
+	assert_true(hl_dash_session_ok(v, token, now, sid, &exp_s));
+	assert_int_equal(exp_s, now + HL_DASH_SESSION_S);
+	assert_int_equal(strlen(sid), HL_DASH_SID_MAX - 1);
+	/* each login its own id (what a logout revokes) */
+	assert_int_equal(hl_dash_session_new(v2, token, now), 0);
+	assert_true(hl_dash_session_ok(v2, token, now, sid2, NULL));
+	assert_string_not_equal(sid, sid2);
+	assert_true(hl_dash_session_ok(v, token, now + HL_DASH_SESSION_S - 1, NULL, NULL));
+	assert_false(hl_dash_session_ok(v, token, now + HL_DASH_SESSION_S, NULL, NULL));
+	assert_false(hl_dash_session_ok(v, "another-token", now, NULL, NULL));
+	assert_false(hl_dash_session_ok(v, "", now, NULL, NULL));
+	assert_false(hl_dash_session_ok(NULL, token, now, NULL, NULL));
+	assert_false(hl_dash_session_ok("", token, now, NULL, NULL));
+	assert_false(hl_dash_session_ok("123", token, now, NULL, NULL));
 	/* a flipped signature digit */
 	snprintf(bad, sizeof(bad), "%s", v);
 	bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == '0' ? '1' : '0';
-	assert_false(hl_dash_session_ok(bad, token, now));
-	/* a later expiry with the old signature */
+	assert_false(hl_dash_session_ok(bad, token, now, NULL, NULL));
+	/* a later expiry, or another id, with the old signature */
 	snprintf(bad, sizeof(bad), "%lld%s", (long long)now + HL_DASH_SESSION_S + 5,
 	         strchr(v, '.'));
-	assert_false(hl_dash_session_ok(bad, token, now));
-	/* the documented derivation: HMAC(HMAC(token, label) as hex, expiry) */
+	assert_false(hl_dash_session_ok(bad, token, now, NULL, NULL));
+	snprintf(bad, sizeof(bad), "%lld.%s%s", (long long)now + HL_DASH_SESSION_S, id,
+	         strrchr(v, '.'));
+	assert_false(hl_dash_session_ok(bad, token, now, NULL, NULL));
+	/* the documented derivation: HMAC(HMAC(token, label) as hex,
+	 * "<expiry>.<id>") */
 	assert_int_equal(
 	        hl_hmac_sha256_hex(key, token, strlen(token), "healer dashboard session v1", 27),
 	        0);
-	snprintf(exp, sizeof(exp), "%lld", (long long)now + 60);
-	assert_int_equal(hl_hmac_sha256_hex(sig, key, strlen(key), exp, strlen(exp)), 0);
-	snprintf(bad, sizeof(bad), "%s.%s", exp, sig);
-	assert_true(hl_dash_session_ok(bad, token, now));
+	snprintf(text, sizeof(text), "%lld.%s", (long long)now + 60, id);
+	assert_int_equal(hl_hmac_sha256_hex(sig, key, strlen(key), text, strlen(text)), 0);
+	snprintf(bad, sizeof(bad), "%s.%s", text, sig);
+	assert_true(hl_dash_session_ok(bad, token, now, sid, NULL));
+	assert_string_equal(sid, id);
+	/* the old form without an id is no session */
+	snprintf(text, sizeof(text), "%lld", (long long)now + 60);
+	assert_int_equal(hl_hmac_sha256_hex(sig, key, strlen(key), text, strlen(text)), 0);
+	snprintf(bad, sizeof(bad), "%s.%s", text, sig);
+	assert_false(hl_dash_session_ok(bad, token, now, NULL, NULL));
 	/* an expiry beyond the lifetime is refused even when signed */
-	snprintf(exp, sizeof(exp), "%lld", (long long)now + HL_DASH_SESSION_S + 60);
-	assert_int_equal(hl_hmac_sha256_hex(sig, key, strlen(key), exp, strlen(exp)), 0);
-	snprintf(bad, sizeof(bad), "%s.%s", exp, sig);
-	assert_false(hl_dash_session_ok(bad, token, now));
+	snprintf(text, sizeof(text), "%lld.%s", (long long)now + HL_DASH_SESSION_S + 60, id);
+	assert_int_equal(hl_hmac_sha256_hex(sig, key, strlen(key), text, strlen(text)), 0);
+	snprintf(bad, sizeof(bad), "%s.%s", text, sig);
+	assert_false(hl_dash_session_ok(bad, token, now, NULL, NULL));
 }
 
 int

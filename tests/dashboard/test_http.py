@@ -38,10 +38,10 @@ def req(port, method, path, body=None, headers=None, source=None):
         c.close()
 
 
-def session_for(token, exp):
+def session_for(token, exp, sid="5e55" * 8):
     key = hmac.new(token.encode(), b"healer dashboard session v1", hashlib.sha256).hexdigest()
-    sig = hmac.new(key.encode(), str(exp).encode(), hashlib.sha256).hexdigest()
-    return f"{exp}.{sig}"
+    sig = hmac.new(key.encode(), f"{exp}.{sid}".encode(), hashlib.sha256).hexdigest()
+    return f"{exp}.{sid}.{sig}"
 
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -352,8 +352,17 @@ def main():
     st, _, _ = req(port, "GET", "/api/remediations",
                    headers={"Authorization": "Basic dXNlcjpwYXNz"})
     check("another scheme without a session answers 401", st == 401, st)
+    other = {"Cookie": "healer_session=" + session_for(token, int(time.time()) + 60)}
     st, h, _ = req(port, "POST", "/logout", b"", dict(FORM, **jar))
     check("logout clears the cookie", st == 303 and "Max-Age=0" in h.get("set-cookie", ""), h)
+    # a copy of the cookie (another tab, a stolen one) ends with it (before: it
+    # read for the rest of its 12 hours); another session does not
+    st, _, _ = req(port, "GET", "/api/status", headers=jar)
+    st2, _, body = req(port, "GET", "/", headers=jar)
+    check("after logout the old session cookie answers 401 and gets the login page",
+          st == 401 and st2 == 200 and b"/assets/app.js" not in body, (st, st2, body[:120]))
+    st, _, _ = req(port, "GET", "/api/status", headers=other)
+    check("after logout another session still reads", st == 200, st)
 
     # ---- ETags of the documents the dashboard polls ----------------------------------
     auth = {"Authorization": "Bearer " + token}
