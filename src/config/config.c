@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -146,6 +147,45 @@ config_find(const char *name)
 	return NULL;
 }
 
+/* True when s[0..n) is only ASCII whitespace. */
+static bool
+config_blank(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!isspace((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/* Where key k's value came from, for messages: "default" until set. */
+static const char *
+config_source(const struct hl_config *cfg, const struct config_key *k)
+{
+	const char *s = cfg->key_sources ? cfg->key_sources[k - config_keys] : NULL;
+
+	return s ? s : "default";
+}
+
+/* An integer setting outside min..max (max INT_MAX: no upper bound but the
+ * parser's) is an error naming the key, the value and where it came from. */
+static int
+config_check_range(const struct hl_config *cfg, const char *key, int min, int max,
+                   struct hl_err *err)
+{
+	const struct config_key *k = config_find(key);
+	int v = *(const int *)(const void *)((const char *)cfg + k->offset);
+
+	if (v >= min && v <= max)
+		return 0;
+	if (max == INT_MAX)
+		return hl_err_set(err, HL_EINVAL, "%s: %d must be at least %d (from %s)", key, v,
+		                  min, config_source(cfg, k));
+	return hl_err_set(err, HL_EINVAL, "%s: %d must be between %d and %d (from %s)", key, v, min,
+	                  max, config_source(cfg, k));
+}
+
 /* GITHUB_HOOK_ID with GITHUB_HOOK_REPOSITORY or GITHUB_HOOK_ORG (contract
  * section 11), HEALER_REDELIVER_INTERVAL_MINS, and HEALER_RETENTION_DAYS,
  * which must outlast the redelivery window. */
@@ -155,17 +195,19 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 	bool id = cfg->github_hook_id && *cfg->github_hook_id;
 	bool repo = cfg->github_hook_repository && *cfg->github_hook_repository;
 	bool org = cfg->github_hook_org && *cfg->github_hook_org;
+	int rc;
 
-	if (cfg->redeliver_interval_mins < 0 || cfg->redeliver_interval_mins > 10080)
-		return hl_err_set(
-		        err, HL_EINVAL,
-		        "HEALER_REDELIVER_INTERVAL_MINS: must be between 0 (off) and 10080");
+	/* 0: off */
+	if ((rc = config_check_range(cfg, "HEALER_REDELIVER_INTERVAL_MINS", 0, 10080, err)) < 0)
+		return rc;
 	/* past GitHub's three days of deliveries (and healer's look back at
 	 * them), so a delivery is never removed while it could come again */
 	if (cfg->retention_days != 0 && (cfg->retention_days < 4 || cfg->retention_days > 36500))
 		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_RETENTION_DAYS: must be 0 (keep everything) or between 4 "
-		                  "and 36500");
+		                  "HEALER_RETENTION_DAYS: %d must be 0 (keep everything) or between"
+		                  " 4 and 36500 (from %s)",
+		                  cfg->retention_days,
+		                  config_source(cfg, config_find("HEALER_RETENTION_DAYS")));
 	if (!id && (repo || org))
 		return hl_err_set(err, HL_EINVAL, "%s: needs GITHUB_HOOK_ID (the hook's id)",
 		                  repo ? "GITHUB_HOOK_REPOSITORY" : "GITHUB_HOOK_ORG");
@@ -217,10 +259,32 @@ config_parse_bool(const char *v, bool *out)
 	return -1;
 }
 
-/* Sets one key from a string value; `source` names where it came from. */
+static int config_set_value(struct hl_config *cfg, const struct config_key *k, const char *value,
+                            const char *source, struct hl_err *err);
+
+/* Sets one key from a string value; `source` names where it came from
+ * (kept for the messages of the checks after loading). */
 static int
 config_set(struct hl_config *cfg, const struct config_key *k, const char *value, const char *source,
            struct hl_err *err)
+{
+	char *copy;
+	int rc;
+
+	if ((rc = config_set_value(cfg, k, value, source, err)) < 0)
+		return rc;
+	if (!cfg->key_sources)
+		return 0;
+	if (!(copy = strdup(source)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	free(cfg->key_sources[k - config_keys]);
+	cfg->key_sources[k - config_keys] = copy;
+	return 0;
+}
+
+static int
+config_set_value(struct hl_config *cfg, const struct config_key *k, const char *value,
+                 const char *source, struct hl_err *err)
 {
 	char *base = (char *)cfg + k->offset;
 
@@ -293,6 +357,15 @@ config_set_secret_file(struct hl_config *cfg, const struct config_key *k, const 
 		                  "value as plain text",
 		                  k->env, path);
 	}
+	/* an empty secret mount is not "no secret": a database URL file left
+	 * empty ran each replica on its own SQLite store */
+	if (config_blank(b.data, b.len)) {
+		hl_buf_release(&b);
+		return hl_err_set(err, HL_EINVAL,
+		                  "%s_FILE: '%.300s' is empty or only whitespace; write the "
+		                  "value into it, or unset the variable",
+		                  k->env, path);
+	}
 	rc = config_set(cfg, k, b.data, source, err);
 	hl_buf_release(&b);
 	return rc;
@@ -317,13 +390,15 @@ config_set_yaml(struct hl_config *cfg, bool *seen, const char *key, const char *
                 const char *path, size_t line, struct hl_err *err)
 {
 	const struct config_key *k = config_find(key);
+	char source[4200];
 
 	if (!k)
 		return hl_err_set(err, HL_EINVAL, "%s:%zu: unknown key '%s'", path, line, key);
 	if (seen[k - config_keys])
 		return hl_err_set(err, HL_EINVAL, "%s:%zu: %s is set twice", path, line, k->env);
 	seen[k - config_keys] = true;
-	return config_set(cfg, k, value, path, err);
+	snprintf(source, sizeof(source), "%s:%zu", path, line);
+	return config_set(cfg, k, value, source, err);
 }
 
 /* Reads a YAML mapping of scalars (lists of scalars become comma lists).
@@ -493,14 +568,40 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 }
 
 /*
+ * A URL-valued setting as an error may show it: everything up to its last
+ * '@' (a "user:password@", however malformed the URL around it: a space in
+ * the password, "http//" for "http://", no scheme at all) is replaced by
+ * "[REDACTED]@", after the "scheme://" if it starts with one.
+ */
+static void
+config_url_shown(struct hl_buf *out, const char *url)
+{
+	const char *at = strrchr(url, '@'), *sep = strstr(url, "://"), *p;
+	bool scheme = sep && sep > url && isalpha((unsigned char)url[0]);
+
+	if (!at) {
+		hl_buf_append_str(out, url);
+		return;
+	}
+	for (p = url; scheme && p < sep; p++)
+		if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+			scheme = false;
+	if (scheme && sep < at)
+		hl_buf_append(out, url, (size_t)(sep + 3 - url));
+	hl_buf_append_str(out, "[REDACTED]@");
+	hl_buf_append_str(out, at + 1);
+}
+
+/*
  * A URL setting: one of schemes ("http" and "https" when NULL), "://", a
  * host, and no whitespace or control character. A secret's value (a
  * webhook URL holds its token) is never shown in the error; another's is
- * shown without its user:password@.
+ * shown without its user:password@ (config_url_shown). hint, when not
+ * NULL, is added to the error (another form the setting takes).
  */
 static int
 config_check_url(const char *key, const char *url, bool secret, const char *const *schemes,
-                 struct hl_err *err)
+                 const char *hint, struct hl_err *err)
 {
 	static const char *const http[] = { "http", "https", NULL };
 	const char *const *sc = schemes ? schemes : http;
@@ -532,17 +633,17 @@ config_check_url(const char *key, const char *url, bool secret, const char *cons
 	if (auth)
 		return 0;
 	if (!secret)
-		hl_url_strip_userinfo_text(&shown, url);
+		config_url_shown(&shown, url);
 	if (secret || hl_buf_error(&shown))
 		rc = hl_err_set(err, HL_EINVAL,
 		                "%s: the value (a secret, not shown) must be a %s:// or %s:// URL"
-		                " with a host and no spaces",
-		                key, sc[0], sc[1]);
+		                " with a host and no spaces%s",
+		                key, sc[0], sc[1], hint ? hint : "");
 	else
 		rc = hl_err_set(
 		        err, HL_EINVAL,
-		        "%s: '%.300s' must be a %s:// or %s:// URL with a host and no spaces", key,
-		        shown.data, sc[0], sc[1]);
+		        "%s: '%.300s' must be a %s:// or %s:// URL with a host and no spaces%s",
+		        key, shown.data, sc[0], sc[1], hint ? hint : "");
 	hl_buf_release(&shown);
 	return rc;
 }
@@ -568,18 +669,6 @@ config_register_userinfo(const char *url)
 	memcpy(pw, colon + 1, (size_t)(at - colon - 1));
 	pw[at - colon - 1] = '\0';
 	hl_log_add_secret(pw);
-}
-
-/* True when s[0..n) is only ASCII whitespace. */
-static bool
-config_blank(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!isspace((unsigned char)s[i]))
-			return false;
-	return true;
 }
 
 /*
@@ -613,13 +702,19 @@ config_check_secrets(const struct hl_config *cfg, struct hl_err *err)
 }
 
 /* The heal flow's settings: the workspace defaults under the data
- * directory, the template is "<family>/<name>" of [a-z0-9._-], the service
- * map parses. */
+ * directory (blank is an error, as for HEALER_DATA_DIR), the template is
+ * "<family>/<name>" of [a-z0-9._-], neither starting with '.' (no "." or
+ * ".." segment: it names a template directory), the service map parses. */
 static int
 config_finish_heal(struct hl_config *cfg, struct hl_err *err)
 {
 	const char *t = cfg->heal_template, *slash = strchr(t, '/'), *p;
 
+	if (cfg->heal_workspace && *cfg->heal_workspace &&
+	    config_blank(cfg->heal_workspace, strlen(cfg->heal_workspace)))
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HEAL_WORKSPACE: is blank (unset it for"
+		                  " $HEALER_DATA_DIR/heal, or name a directory)");
 	if (!cfg->heal_workspace || !*cfg->heal_workspace) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "%s/heal", cfg->data_dir);
@@ -639,10 +734,256 @@ config_finish_heal(struct hl_config *cfg, struct hl_err *err)
 			                  "HEALER_HEAL_TEMPLATE: '%s' may hold only a-z, 0-9, '.', "
 			                  "'_', '-' and one '/'",
 			                  t);
+	if (t[0] == '.' || slash[1] == '.')
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_HEAL_TEMPLATE: '%s': FAMILY and NAME may not start with"
+		                  " '.' (no '.' or '..' segment)",
+		                  t);
 	if (cfg->services_file && *cfg->services_file)
 		return hl_config_services_load(&cfg->services, &cfg->n_services, cfg->services_file,
 		                               err);
 	return 0;
+}
+
+/*
+ * ARGOCD_SERVER in the argocd CLI's own form, HOST[:PORT] without a
+ * scheme, is read as https://HOST[:PORT] (what the ArgoCD client does with
+ * it); a value with "://" is left to the URL check. HOST is a name or an
+ * address ([v6] in brackets), PORT 1 to 65535; nothing else (no
+ * user:password@, no path).
+ */
+static int
+config_finish_argocd(struct hl_config *cfg, struct hl_err *err)
+{
+	const char *v = cfg->argocd_server, *p;
+	struct hl_buf b = HL_BUF_INIT(0);
+	long port = 0;
+	int rc;
+
+	if (!v || !*v || strstr(v, "://"))
+		return 0;
+	p = v;
+	if (*p == '[') {
+		for (p++; isxdigit((unsigned char)*p) || *p == ':' || *p == '.'; p++)
+			;
+		p = *p == ']' && p > v + 1 ? p + 1 : v;
+	} else {
+		while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+			p++;
+	}
+	if (p > v && *p == ':' && isdigit((unsigned char)p[1])) {
+		for (p++; isdigit((unsigned char)*p) && port <= 65535; p++)
+			port = port * 10 + (*p - '0');
+		if (port < 1 || port > 65535)
+			p = v;
+	}
+	if (p == v || *p) {
+		config_url_shown(&b, v);
+		rc = hl_err_set(err, HL_EINVAL,
+		                "ARGOCD_SERVER: '%.300s' must be HOST[:PORT] (read as https://) or"
+		                " a http:// or https:// URL with a host and no spaces",
+		                hl_buf_error(&b) ? "" : b.data);
+		hl_buf_release(&b);
+		return rc;
+	}
+	hl_buf_appendf(&b, "https://%s", v);
+	if (hl_buf_error(&b)) {
+		hl_buf_release(&b);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	free(cfg->argocd_server);
+	cfg->argocd_server = hl_buf_detach(&b, NULL);
+	return cfg->argocd_server ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+}
+
+/* GitHub's author_association values (the webhook's comment payloads). */
+static bool
+config_association_ok(const char *v)
+{
+	static const char *const known[] = {
+		"OWNER",       "MEMBER",    "COLLABORATOR", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR",
+		"FIRST_TIMER", "MANNEQUIN", "NONE"
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcasecmp(v, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A comma list setting, read as its users read it (elements trimmed of
+ * blanks): every element must pass ok, which what (e.g. "owner/repo")
+ * describes. A blank value or an empty element is an error naming the key:
+ * " " or "a/b,,c/d" is a typo, not a list. "" is left to the caller (it
+ * means unset).
+ */
+static int
+config_check_list(const char *key, const char *value, bool (*ok)(const char *), const char *what,
+                  struct hl_err *err)
+{
+	const char *p = value, *comma;
+	char one[256];
+	size_t i, n;
+
+	if (config_blank(value, strlen(value)))
+		return hl_err_set(err, HL_EINVAL, "%s: is blank (unset it, or give the list)", key);
+	for (i = 1;; i++, p = comma + 1) {
+		comma = strchr(p, ',');
+		n = comma ? (size_t)(comma - p) : strlen(p);
+		while (n && (*p == ' ' || *p == '\t'))
+			p++, n--;
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (!n)
+			return hl_err_set(err, HL_EINVAL,
+			                  "%s: element %zu of the list is empty (an extra ',')",
+			                  key, i);
+		if (n >= sizeof(one))
+			return hl_err_set(err, HL_EINVAL, "%s: '%.40s...' is not %s (too long)",
+			                  key, p, what);
+		memcpy(one, p, n);
+		one[n] = '\0';
+		if (!ok(one))
+			return hl_err_set(err, HL_EINVAL, "%s: '%s' is not %s", key, one, what);
+		if (!comma)
+			return 0;
+	}
+}
+
+/*
+ * A libpq port setting as libpq reads it: a comma list (one port per host)
+ * whose elements are empty (the default port) or a number from 1 to 65535
+ * with blanks around it allowed.
+ */
+static bool
+config_pg_ports_ok(const char *s, size_t n)
+{
+	size_t i = 0, a, b;
+	long v;
+
+	while (i <= n) {
+		for (b = i; b < n && s[b] != ','; b++)
+			;
+		a = i;
+		i = b + 1;
+		while (a < b && isspace((unsigned char)s[a]))
+			a++;
+		while (b > a && isspace((unsigned char)s[b - 1]))
+			b--;
+		if (a == b)
+			continue;
+		for (v = 0; a < b; a++) {
+			if (!isdigit((unsigned char)s[a]) || (v = v * 10 + (s[a] - '0')) > 65535)
+				return false;
+		}
+		if (v < 1)
+			return false;
+	}
+	return true;
+}
+
+/* The ports of a PostgreSQL URL as libpq parses it
+ * (postgres://[user[:password]@]host[:port][,host[:port]...][/db][?k=v&...]):
+ * each host's port and a port= parameter. */
+static bool
+config_pg_url_ports_ok(const char *url)
+{
+	const char *p = strstr(url, "://") + 3, *q, *end;
+
+	/* libpq's user:password@ ends at the first '@' before any '/' */
+	for (q = p; *q && *q != '@' && *q != '/'; q++)
+		;
+	if (*q == '@')
+		p = q + 1;
+	for (;;) {
+		if (*p == '[') {
+			while (*p && *p != ']')
+				p++;
+			if (*p)
+				p++;
+		} else {
+			p += strcspn(p, ":/?,");
+		}
+		if (*p == ':') {
+			q = ++p;
+			p += strcspn(p, "/?,");
+			if (!config_pg_ports_ok(q, (size_t)(p - q)))
+				return false;
+		}
+		if (*p != ',')
+			break;
+		p++;
+	}
+	if (!(p = strchr(p, '?')))
+		return true;
+	for (p++; *p; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, "&");
+		if (strncmp(p, "port=", 5) == 0 &&
+		    !config_pg_ports_ok(p + 5, (size_t)(end - p - 5)))
+			return false;
+	}
+	return true;
+}
+
+/* The port= settings of libpq key/value settings ("host=h port=5432"),
+ * values unquoted or '...' with backslash escapes, as libpq reads them. */
+static bool
+config_pg_keywords_ports_ok(const char *s)
+{
+	struct hl_buf val = HL_BUF_INIT(1 << 16);
+	const char *key;
+	size_t klen;
+	bool ok = true;
+
+	while (ok && *s) {
+		while (isspace((unsigned char)*s))
+			s++;
+		key = s;
+		while (*s && *s != '=' && !isspace((unsigned char)*s))
+			s++;
+		klen = (size_t)(s - key);
+		while (isspace((unsigned char)*s))
+			s++;
+		if (!klen || *s != '=')
+			break; /* not key/value settings: the store's check says so */
+		for (s++; isspace((unsigned char)*s);)
+			s++;
+		hl_buf_reset(&val);
+		if (*s == '\'') {
+			for (s++; *s && *s != '\''; s++) {
+				if (*s == '\\' && s[1])
+					s++;
+				hl_buf_append_char(&val, *s);
+			}
+			if (*s)
+				s++;
+		} else {
+			for (; *s && !isspace((unsigned char)*s); s++) {
+				if (*s == '\\' && s[1])
+					s++;
+				hl_buf_append_char(&val, *s);
+			}
+		}
+		if (klen == 4 && strncmp(key, "port", 4) == 0)
+			ok = !hl_buf_error(&val) &&
+			     config_pg_ports_ok(val.data ? val.data : "", val.len);
+	}
+	hl_buf_release(&val);
+	return ok;
+}
+
+/* The ports of a store location libpq will read (config_database_ok
+ * passed it). */
+static bool
+config_database_ports_ok(const char *url)
+{
+	if (hl_str_starts_with(url, "sqlite:"))
+		return true;
+	if (hl_str_starts_with(url, "postgres://") || hl_str_starts_with(url, "postgresql://"))
+		return config_pg_url_ports_ok(url);
+	return config_pg_keywords_ports_ok(url);
 }
 
 /* A store location healer knows: "sqlite:PATH", a PostgreSQL URL, or
@@ -664,6 +1005,48 @@ config_database_ok(const char *url)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	return *p == '=';
+}
+
+/* The integer settings' bounds. */
+static int
+config_check_ranges(const struct hl_config *cfg, struct hl_err *err)
+{
+	static const struct {
+		const char *key;
+		int min, max;
+	} ranges[] = {
+		{ "HEALER_MAX_ATTEMPTS", 1, 10 },
+		{ "HEALER_WORKERS", 1, 64 },
+		{ "HEALER_WORKER_HANDOFF", 0, 64 },
+		{ "HEALER_ATTEMPT_TIMEOUT_MINS", 1, INT_MAX },
+		{ "HEALER_VERIFY_TIMEOUT_MINS", 1, INT_MAX },
+		{ "HEALER_LEASE_SECONDS", 2, 3600 },
+		{ "HEALER_LOOP_INTERVAL_MS", 50, 60000 },
+		{ "HEALER_CONTEXT_TIMEOUT_MS", 100, INT_MAX },
+		{ "HEALER_SOURCE_TIMEOUT_MS", 100, INT_MAX },
+		{ "HEALER_MEMORY_TIMEOUT_MS", 50, 60000 },
+		{ "HEALER_HTTP_MAX_CONNECTIONS", 16, 65536 },
+		{ "HEALER_HTTP_HEADER_TIMEOUT_S", 1, 3600 },
+		{ "HEALER_HTTP_REQUEST_TIMEOUT_S", 1, 3600 },
+		{ "HEALER_SHUTDOWN_DELAY_S", 0, 300 },
+		/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
+		{ "HEALER_HTTP_MAX_BUFFERED_MB", 32, 65536 },
+	};
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if ((rc = config_check_range(cfg, ranges[i].key, ranges[i].min, ranges[i].max,
+		                             err)) < 0)
+			return rc;
+	if (cfg->http_max_per_ip < 1 || cfg->http_max_per_ip > cfg->http_max_connections)
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_HTTP_MAX_CONNECTIONS_PER_IP: %d must be between 1 and"
+		        " HEALER_HTTP_MAX_CONNECTIONS (%d) (from %s)",
+		        cfg->http_max_per_ip, cfg->http_max_connections,
+		        config_source(cfg, config_find("HEALER_HTTP_MAX_CONNECTIONS_PER_IP")));
+	return 0;
 }
 
 /* A string setting of struct hl_config by its key. */
@@ -700,6 +1083,10 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		{ "GITHUB_API_URL", offsetof(struct hl_config, github_api_url) },
 		{ "HEALER_EMAIL_FROM", offsetof(struct hl_config, email_from) },
 	};
+	static const struct config_string_field names[] = {
+		{ "HEALER_CLI", offsetof(struct hl_config, cli) },
+		{ "HEALER_MODEL", offsetof(struct hl_config, model) },
+	};
 	size_t i;
 	int rc;
 
@@ -711,6 +1098,17 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		const char *v = config_string_at(cfg, &required[i]);
 		if (!v || config_blank(v, strlen(v)))
 			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
+	}
+	/* names a CodeRun carries: "  Factory " from a file or the environment
+	 * is refused, not trimmed in one place and kept in another */
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *v = config_string_at(cfg, &names[i]);
+		size_t n = strlen(v);
+
+		if (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]))
+			return hl_err_set(
+			        err, HL_EINVAL, "%s: '%s' begins or ends with a blank (from %s)",
+			        names[i].key, v, config_source(cfg, config_find(names[i].key)));
 	}
 	/* the CodeRuns' namespace is a path segment of every Kubernetes call:
 	 * "Bad NS" or "../x" would fail only once a failure was taken in */
@@ -731,16 +1129,28 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_DATABASE_URL: must be sqlite:PATH, postgres://... or"
 		                  " libpq settings (host=... dbname=...)");
+	} else if (!config_database_ports_ok(cfg->database_url)) {
+		/* libpq finds it only when it connects ("invalid integer value");
+		 * worded as the store's check of the settings; the value is not
+		 * shown: a port may be a mistyped password */
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_DATABASE_URL: libpq cannot read the settings: a port is"
+		                  " not a number from 1 to 65535 (the value, a secret, is not"
+		                  " shown)");
 	}
+	if ((rc = config_finish_argocd(cfg, err)) < 0)
+		return rc;
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
 		const struct config_key *k = config_find(urls[i].key);
+		bool argocd = urls[i].offset == offsetof(struct hl_config, argocd_server);
 
 		if ((rc = config_check_url(urls[i].key, config_string_at(cfg, &urls[i]),
-		                           k && k->kind == CFG_SECRET, NULL, err)) < 0)
+		                           k && k->kind == CFG_SECRET, NULL,
+		                           argocd ? " (or HOST[:PORT])" : NULL, err)) < 0)
 			return rc;
 	}
 	/* found at escalation time otherwise, the worst moment */
-	if ((rc = config_check_url("SMTP_URL", cfg->smtp_url, true, smtp, err)) < 0)
+	if ((rc = config_check_url("SMTP_URL", cfg->smtp_url, true, smtp, NULL, err)) < 0)
 		return rc;
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
 		config_register_userinfo(config_string_at(cfg, &urls[i]));
@@ -756,51 +1166,27 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 			hl_log_add_secret(cfg->webhook_secrets[i]);
 	}
 	if (cfg->repositories && *cfg->repositories) {
+		/* names GitHub allows: a wildcard or "acme/my app" would match
+		 * nothing and skip every delivery without a word; so would " " */
+		if ((rc = config_check_list("HEALER_REPOSITORIES", cfg->repositories,
+		                            hl_str_github_repo_valid, "owner/repo", err)) < 0)
+			return rc;
 		cfg->repository_list = hl_str_split_list(cfg->repositories, &cfg->n_repositories);
 		if (!cfg->repository_list)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
-		/* names GitHub allows: a wildcard or "acme/my app" would
-		 * match nothing and skip every delivery without a word */
-		for (i = 0; i < cfg->n_repositories; i++) {
-			const char *r = cfg->repository_list[i];
-			if (!hl_str_github_repo_valid(r))
-				return hl_err_set(err, HL_EINVAL,
-				                  "HEALER_REPOSITORIES: '%s' is not owner/repo", r);
-		}
 	}
-	if (cfg->max_attempts < 1 || cfg->max_attempts > 10)
-		return hl_err_set(err, HL_EINVAL, "HEALER_MAX_ATTEMPTS: must be between 1 and 10");
-	if (cfg->workers < 1 || cfg->workers > 64)
-		return hl_err_set(err, HL_EINVAL, "HEALER_WORKERS: must be between 1 and 64");
-	if (cfg->worker_handoff < 0 || cfg->worker_handoff > 64)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_WORKER_HANDOFF: must be between 0 and 64");
-	if (cfg->attempt_timeout_mins < 1)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_ATTEMPT_TIMEOUT_MINS: must be at least 1");
-	if (cfg->verify_timeout_mins < 1)
-		return hl_err_set(err, HL_EINVAL, "HEALER_VERIFY_TIMEOUT_MINS: must be at least 1");
-	if (cfg->lease_seconds < 2 || cfg->lease_seconds > 3600)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_LEASE_SECONDS: must be between 2 and 3600");
-	if (cfg->loop_interval_ms < 50 || cfg->loop_interval_ms > 60000)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_LOOP_INTERVAL_MS: must be between 50 and 60000");
-	if (cfg->context_timeout_ms < 100 || cfg->source_timeout_ms < 100)
-		return hl_err_set(
-		        err, HL_EINVAL,
-		        "HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS: must be at least 100");
-	if (cfg->memory_timeout_ms < 50 || cfg->memory_timeout_ms > 60000)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_MEMORY_TIMEOUT_MS: must be between 50 and 60000");
-	if (cfg->http_max_connections < 16 || cfg->http_max_connections > 65536)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_HTTP_MAX_CONNECTIONS: must be between 16 and 65536");
-	if (cfg->http_max_per_ip < 1 || cfg->http_max_per_ip > cfg->http_max_connections)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_HTTP_MAX_CONNECTIONS_PER_IP: must be between 1 and"
-		                  " HEALER_HTTP_MAX_CONNECTIONS (%d)",
-		                  cfg->http_max_connections);
+	/* "" lets nobody give commands; "FOO" or "OWNER," is a typo */
+	if (cfg->command_associations && *cfg->command_associations &&
+	    (rc = config_check_list(
+	             "HEALER_COMMAND_ASSOCIATIONS", cfg->command_associations,
+	             config_association_ok,
+	             "an author_association GitHub sends (OWNER, MEMBER, COLLABORATOR,"
+	             " CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, FIRST_TIMER,"
+	             " MANNEQUIN, NONE)",
+	             err)) < 0)
+		return rc;
+	if ((rc = config_check_ranges(cfg, err)) < 0)
+		return rc;
 	if (cfg->trusted_proxies) {
 		struct hl_cidr proxies[HL_CIDR_MAX];
 		struct hl_err perr = HL_ERR_INIT;
@@ -809,19 +1195,6 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (hl_cidr_list_parse(proxies, &n_proxies, cfg->trusted_proxies, &perr) < 0)
 			return hl_err_set(err, HL_EINVAL, "HEALER_TRUSTED_PROXIES: %s", perr.msg);
 	}
-	if (cfg->http_header_timeout_s < 1 || cfg->http_header_timeout_s > 3600 ||
-	    cfg->http_request_timeout_s < 1 || cfg->http_request_timeout_s > 3600)
-		return hl_err_set(
-		        err, HL_EINVAL,
-		        "HEALER_HTTP_HEADER_TIMEOUT_S / HEALER_HTTP_REQUEST_TIMEOUT_S: must"
-		        " be between 1 and 3600");
-	if (cfg->shutdown_delay_s < 0 || cfg->shutdown_delay_s > 300)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_SHUTDOWN_DELAY_S: must be between 0 and 300");
-	/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
-	if (cfg->http_max_buffered_mb < 32 || cfg->http_max_buffered_mb > 65536)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_HTTP_MAX_BUFFERED_MB: must be between 32 and 65536");
 	if (hl_log_parse_level(cfg->log_level) < 0)
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",
@@ -879,16 +1252,29 @@ hl_config_load(struct hl_config **out, const char *config_file,
 
 	if (!cfg)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if (!(cfg->key_sources = calloc(N_KEYS, sizeof(*cfg->key_sources)))) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (i = 0; i < N_KEYS && rc == 0; i++)
 		if (config_keys[i].def)
 			rc = config_set(cfg, &config_keys[i], config_keys[i].def, "default", err);
 	if (rc < 0)
 		goto out;
-	if (!config_file)
-		config_file = getenv("HEALER_CONFIG");
 	for (i = 0; i < n; i++)
 		if (strcmp(overrides[i].key, "HEALER_CONFIG") == 0)
 			config_file = overrides[i].value;
+	/* a file named on the command line is read, never ignored: `--config
+	 * ""` (an unset shell variable) is an error; an empty HEALER_CONFIG in
+	 * the environment is no file, as the README says */
+	if (config_file && !*config_file) {
+		rc = hl_err_set(err, HL_EINVAL,
+		                "config file: the name is empty (--config ''); name the YAML "
+		                "file, or leave the option out");
+		goto out;
+	}
+	if (!config_file)
+		config_file = getenv("HEALER_CONFIG");
 	if (config_file && *config_file) {
 		if ((rc = config_read_yaml(cfg, config_file, err)) < 0)
 			goto out;
@@ -954,6 +1340,10 @@ hl_config_free(struct hl_config *cfg)
 	for (i = 0; i < N_KEYS; i++)
 		if (config_keys[i].kind == CFG_STR || config_keys[i].kind == CFG_SECRET)
 			free(*(char **)(void *)((char *)cfg + config_keys[i].offset));
+	if (cfg->key_sources)
+		for (i = 0; i < N_KEYS; i++)
+			free(cfg->key_sources[i]);
+	free(cfg->key_sources);
 	free(cfg->listen_host);
 	free(cfg->config_file);
 	hl_str_list_free(cfg->webhook_secrets);

@@ -7,10 +7,14 @@
  * name or its short form (lower case, without the HEALER_ prefix:
  * HEALER_DATA_DIR -> data_dir, GITHUB_TOKEN -> github_token). A secret may be
  * given as NAME_FILE naming a file whose content (trailing newline trimmed)
- * is the value. Secrets are registered with the logger for redaction. A
- * webhook secret or API token that is set but empty (after trimming; or any
- * empty element of the webhook secret's comma list) is an error naming the
- * key: it would otherwise silently turn authentication off.
+ * is the value; a file that is empty or only whitespace is an error naming
+ * NAME_FILE and the path (an empty secret mount is not "no secret").
+ * Secrets are registered with the logger for redaction. A webhook secret or
+ * API token that is set but empty (after trimming; or any empty element of
+ * the webhook secret's comma list) is an error naming the key: it would
+ * otherwise silently turn authentication off. An error about a URL-valued
+ * setting never shows its credentials; a value error names its source (the
+ * environment, the command line, or the YAML file and line).
  *
  * A loaded hl_config is immutable; reload builds a new one.
  */
@@ -92,6 +96,9 @@ struct hl_config {
 	int shutdown_delay_s;       /* HEALER_SHUTDOWN_DELAY_S: after SIGTERM, /ready
 	                               answers 503 and intake goes on this long */
 	char *config_file;          /* the YAML file that was read, if any */
+	char **key_sources;         /* where each setting came from ("default",
+	                               "environment", "FILE:LINE", ...), in
+	                               config.c's table order; for its messages */
 	/* the heal flow (contract sections 8 and 14) */
 	char *heal_workspace;        /* HEALER_HEAL_WORKSPACE: logs/ and alerts/ (default
 	                                $HEALER_DATA_DIR/heal) */
@@ -148,8 +155,10 @@ struct hl_config_override {
 
 /*
  * Builds a configuration from defaults, config_file (may be NULL: then
- * HEALER_CONFIG is consulted), the environment and n overrides, and
- * validates it. On failure err names the bad key. The result is freed with
+ * HEALER_CONFIG is consulted, where "" means no file), the environment and
+ * n overrides, and validates it. A config_file (or HEALER_CONFIG override)
+ * of "" is an error: a file name given on the command line is never
+ * ignored. On failure err names the bad key. The result is freed with
  * hl_config_free.
  */
 int hl_config_load(struct hl_config **out, const char *config_file,

@@ -172,6 +172,49 @@ with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
 rc, out, err = run("check-config", "--print", "--config", f.name)
 check("check-config reads the YAML file", rc == 0 and "HEALER_NAMESPACE=fromfile" in out, out + err)
 os.unlink(f.name)
+# an empty secret mount is not "no secret" (before: exit 0 on the SQLite default, so each
+# replica ran on its own store); the error names the variable and the file
+with tempfile.TemporaryDirectory() as d:
+    lost = []
+    for content in ("", "\n", "  \n"):
+        path = os.path.join(d, "secret")
+        with open(path, "w") as f:
+            f.write(content)
+        for name in ("HEALER_DATABASE_URL_FILE", "GITHUB_TOKEN_FILE", "SMTP_URL_FILE"):
+            rc, out, err = run("check-config", "--print", env={name: path})
+            if rc != 1 or name not in err or path not in err:
+                lost.append((name, content, rc, out[-200:], err))
+    check("check-config refuses an empty or blank *_FILE secret, naming it and the path",
+          not lost, lost)
+# a malformed URL's password never reaches stderr (contract section 3)
+bad = []
+for key, value in (("PROMETHEUS_URL", "http://u:PWsecret1 x@h"),
+                   ("OPENMEMORY_URL", "http//u:PWsecret4@h"),
+                   ("ARGOCD_SERVER", "u:PWsecret5@argocd:443"),
+                   ("HEALER_DATABASE_URL", "postgres://u:PWsecret6@h:notaport/db")):
+    rc, out, err = run("check-config", env={key: value})
+    if rc != 1 or key not in err or "PWsecret" in out + err:
+        bad.append((key, rc, out, err))
+check("check-config never shows a malformed URL's password", not bad, bad)
+# ARGOCD_SERVER as the argocd CLI takes it: host:port, read as https://
+rc, out, err = run("check-config", "--print", env={"ARGOCD_SERVER": "argocd.example:443"})
+check("check-config reads ARGOCD_SERVER host:port as https://host:port",
+      rc == 0 and "ARGOCD_SERVER=https://argocd.example:443" in out, out + err)
+# a port libpq cannot read is found before connecting (before: ok here, then "invalid
+# integer value" at the server's start)
+rc, out, err = run("check-config", env={"HEALER_DATABASE_URL": "host=h port=notaport"})
+check("check-config refuses a database port that is not a number",
+      rc == 1 and "HEALER_DATABASE_URL" in err, (rc, out, err))
+# a value error from the file names its line; --config '' is not "no file"
+with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    f.write("namespace: fromfile\nHEALER_MAX_ATTEMPTS: 'five'\n")
+rc, out, err = run("check-config", "--config", f.name)
+check("check-config names the file and line of a bad value",
+      rc == 1 and "HEALER_MAX_ATTEMPTS" in err and f"{f.name}:2" in err, err)
+os.unlink(f.name)
+rc, out, err = run("check-config", "--config", "")
+check("check-config --config '' is an error, not the defaults",
+      rc == 1 and "config file" in err and "configuration ok" not in out, (rc, out, err))
 
 # the store commands on a data directory that holds no store
 with tempfile.TemporaryDirectory() as d:

@@ -43,6 +43,13 @@ static const char *const cleared[] = {
 	"GITHUB_TOKEN",
 	"GITHUB_TOKEN_FILE",
 	"HEALER_TRUSTED_PROXIES",
+	"HEALER_COMMAND_ASSOCIATIONS",
+	"HEALER_HEAL_TEMPLATE",
+	"HEALER_HEAL_WORKSPACE",
+	"HEALER_CLI",
+	"HEALER_MODEL",
+	"HEALER_WORKERS",
+	"ARGOCD_SERVER",
 	NULL,
 };
 
@@ -591,6 +598,378 @@ test_config_unauthenticated_listens_on_loopback_only(void **state)
 	assert_non_null(strstr(err.msg, "HEALER_API_TOKEN"));
 }
 
+/* The secrets that may be given as NAME_FILE (the X() rows of config.c). */
+static const char *const secret_keys[] = {
+	"HEALER_DATABASE_URL",    "GITHUB_WEBHOOK_SECRET", "HEALER_API_TOKEN", "GITHUB_TOKEN",
+	"GITHUB_APP_PRIVATE_KEY", "ARGOCD_TOKEN",          "GRAFANA_TOKEN",    "OPENMEMORY_API_KEY",
+	"DISCORD_WEBHOOK_URL",    "SLACK_WEBHOOK_URL",     "SMTP_URL",
+};
+
+/* An empty secret mount is not "no secret" (an empty database URL file ran
+ * each replica on its own SQLite): a NAME_FILE that is empty or only
+ * whitespace is an error naming NAME_FILE and the path. */
+static void
+test_config_blank_secret_file_is_an_error(void **state)
+{
+	static const char *const contents[] = { "", "\n", " \t\r\n", "\n\n" };
+	char envname[128];
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(secret_keys) / sizeof(secret_keys[0]); i++) {
+		snprintf(envname, sizeof(envname), "%s_FILE", secret_keys[i]);
+		unsetenv(secret_keys[i]);
+		for (j = 0; j < sizeof(contents) / sizeof(contents[0]); j++) {
+			struct hl_config *c = NULL;
+			struct hl_err err = HL_ERR_INIT;
+			char *f = write_temp(contents[j]);
+
+			setenv(envname, f, 1);
+			if (hl_config_load(&c, NULL, NULL, 0, &err) != -HL_EINVAL ||
+			    !strstr(err.msg, envname) || !strstr(err.msg, f))
+				fail_msg("%s holding %zu bytes: %s", envname, strlen(contents[j]),
+				         c ? "loaded" : err.msg);
+			assert_null(c);
+			unsetenv(envname);
+			unlink(f);
+			free(f);
+		}
+	}
+}
+
+/* An error about a URL-valued setting never shows a password, however the
+ * URL is malformed: a space in it, "http//" for "http://", no scheme, a
+ * scheme not taken, a port that is not one. */
+static void
+test_config_url_errors_never_show_passwords(void **state)
+{
+	static const char *const keys[] = {
+		"GITHUB_API_URL", "ARGOCD_SERVER",       "PROMETHEUS_URL",      "LOKI_URL",
+		"GRAFANA_URL",    "OPENMEMORY_URL",      "DISCORD_WEBHOOK_URL", "SLACK_WEBHOOK_URL",
+		"SMTP_URL",       "HEALER_DATABASE_URL",
+	};
+	static const char *const values[] = {
+		"http://u:PWsecret x@h",     "http//u:PWsecret@h",        "u:PWsecret@h:443",
+		"ftp://u:PWsecret@h",        "https://u:PW secret@h/x y", "smtp//u:PWsecret@h",
+		"postgres//u:PWsecret@h/db", "http://u:PWsecret@",        "u:PWsecret@",
+		"http://u:PWsecret@h@",      "https:/u:PWsecret@h",       "://u:PWsecret@h",
+	};
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		for (j = 0; j < sizeof(values) / sizeof(values[0]); j++) {
+			struct hl_config *c = NULL;
+			struct hl_err err = HL_ERR_INIT;
+			struct hl_config_override ov = { keys[i], values[j] };
+
+			if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL)
+				fail_msg("%s='%s' loaded", keys[i], values[j]);
+			if (!strstr(err.msg, keys[i]) || strstr(err.msg, "PW"))
+				fail_msg("%s='%s': %s", keys[i], values[j], err.msg);
+		}
+	/* the database URL's own malformations: a port libpq cannot read */
+	{
+		static const char *const db[] = { "postgres://u:PWsecret@h:notaport/db",
+			                          "postgres://u:PWsecret/x@h/db",
+			                          "host=h password=PWsecret port=x" };
+		for (j = 0; j < sizeof(db) / sizeof(db[0]); j++) {
+			struct hl_config *c = NULL;
+			struct hl_err err = HL_ERR_INIT;
+			struct hl_config_override ov = { "HEALER_DATABASE_URL", db[j] };
+
+			assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), -HL_EINVAL);
+			if (!strstr(err.msg, "HEALER_DATABASE_URL") || strstr(err.msg, "PW"))
+				fail_msg("'%s': %s", db[j], err.msg);
+		}
+	}
+}
+
+/* ARGOCD_SERVER in the argocd CLI's form (HOST[:PORT], no scheme) is
+ * https://HOST[:PORT]; other schemes and anything but HOST[:PORT] are
+ * refused. */
+static void
+test_config_argocd_server_host_port(void **state)
+{
+	static const struct {
+		const char *value, *read;
+	} good[] = {
+		{ "argocd.example:443", "https://argocd.example:443" },
+		{ "argocd", "https://argocd" },
+		{ "10.0.0.7:8080", "https://10.0.0.7:8080" },
+		{ "[::1]:8443", "https://[::1]:8443" },
+		{ "http://argocd-server.argocd", "http://argocd-server.argocd" },
+		{ "https://argocd.example/", "https://argocd.example/" },
+	};
+	static const char *const bad[] = {
+		"ftp://argocd.example",
+		"grpc://argocd:443",
+		"argocd:",
+		"argocd:0",
+		"argocd:65536",
+		"argocd:https",
+		"argocd.example/x",
+		"argo cd:443",
+		"[]:443",
+		":443",
+		" ",
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct hl_config_override ov = { "ARGOCD_SERVER", good[i].value };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
+			fail_msg("'%s' refused: %s", good[i].value, err.msg);
+		assert_string_equal(c->argocd_server, good[i].read);
+		hl_config_free(c);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct hl_config_override ov = { "ARGOCD_SERVER", bad[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, "ARGOCD_SERVER"))
+			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
+	}
+}
+
+/* HEALER_REPOSITORIES: blank or an empty element is an error naming the
+ * key (before: " " allowed nothing, "a/b,,c/d" was taken as a/b,c/d), as
+ * HEALER_TRUSTED_PROXIES already refused them; "" is unset (all). */
+static void
+test_config_repositories_refuse_blank_and_empty_elements(void **state)
+{
+	static const char *const bad[] = { " ", "a/b,,c/d", "a/b,", ",a/b", " , ", "a/b, ,c/d" };
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct hl_config_override ov = { "HEALER_REPOSITORIES", bad[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, "HEALER_REPOSITORIES"))
+			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
+	}
+	setenv("HEALER_REPOSITORIES", "", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_true(hl_config_repo_allowed(c, "any/repo"));
+	hl_config_free(c);
+	setenv("HEALER_REPOSITORIES", " acme/api , acme/web.site", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->n_repositories, 2);
+	assert_true(hl_config_repo_allowed(c, "acme/web.site"));
+	hl_config_free(c);
+}
+
+/* HEALER_COMMAND_ASSOCIATIONS: GitHub's author_association values only
+ * (any case, as the loop compares them), no empty element; "" lets
+ * nobody give commands. */
+static void
+test_config_command_associations_are_github_values(void **state)
+{
+	static const char *const bad[] = { "FOO",        ",",
+		                           "OWNER,",     "OWNER,,MEMBER",
+		                           " ",          "OWNER MEMBER",
+		                           "MAINTAINER", "OWNER,COLLABORATORS" };
+	static const char *const good[] = {
+		"OWNER",
+		"owner, Member ,COLLABORATOR",
+		"CONTRIBUTOR,FIRST_TIME_CONTRIBUTOR,FIRST_TIMER,MANNEQUIN,NONE",
+		"",
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct hl_config_override ov = { "HEALER_COMMAND_ASSOCIATIONS", bad[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, "HEALER_COMMAND_ASSOCIATIONS"))
+			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct hl_config_override ov = { "HEALER_COMMAND_ASSOCIATIONS", good[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
+			fail_msg("'%s' refused: %s", good[i], err.msg);
+		hl_config_free(c);
+	}
+}
+
+/* The heal template names a directory: no "." or ".." segment, no leading
+ * dot; a blank workspace is an error like a blank data directory; a CLI or
+ * model with blanks around it is refused from the file as from the
+ * environment. */
+static void
+test_config_heal_template_workspace_and_cli_names(void **state)
+{
+	static const struct {
+		const char *key, *value;
+	} bad[] = {
+		{ "HEALER_HEAL_TEMPLATE", "../x" },
+		{ "HEALER_HEAL_TEMPLATE", "heal/.." },
+		{ "HEALER_HEAL_TEMPLATE", "heal/." },
+		{ "HEALER_HEAL_TEMPLATE", "./claude" },
+		{ "HEALER_HEAL_TEMPLATE", ".heal/claude" },
+		{ "HEALER_HEAL_TEMPLATE", "heal/.claude" },
+		{ "HEALER_HEAL_WORKSPACE", " " },
+		{ "HEALER_HEAL_WORKSPACE", "\t" },
+		{ "HEALER_CLI", "  spaced  " },
+		{ "HEALER_CLI", "Factory " },
+		{ "HEALER_MODEL", " claude" },
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+	char *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct hl_config_override ov = { bad[i].key, bad[i].value };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, bad[i].key))
+			fail_msg("%s='%s' %s", bad[i].key, bad[i].value, c ? "loaded" : err.msg);
+	}
+	f = write_temp("HEALER_NAMESPACE: prod\nHEALER_CLI: '  spaced  '\n");
+	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), -HL_EINVAL);
+	if (!strstr(err.msg, "HEALER_CLI") || !strstr(err.msg, f) || !strstr(err.msg, ":2"))
+		fail_msg("unclear: %s", err.msg);
+	unlink(f);
+	free(f);
+	setenv("HEALER_CLI", "  spaced  ", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "HEALER_CLI"));
+	unsetenv("HEALER_CLI");
+	setenv("HEALER_HEAL_TEMPLATE", "heal/claude.v2", 1);
+	setenv("HEALER_HEAL_WORKSPACE", "", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_string_equal(c->heal_workspace, "./var/heal");
+	hl_config_free(c);
+}
+
+/* The database URL's ports are read as libpq reads them, before
+ * connecting (libpq found "notaport" only at connect); the error names
+ * the key, never the value. */
+static void
+test_config_database_ports_checked_before_connecting(void **state)
+{
+	static const char *const bad[] = {
+		"host=h port=notaport",
+		"postgres://u:pw-7x@h:notaport/db",
+		"postgresql://h:0/db",
+		"postgres://h:65536/db",
+		"postgres://h1:5432,h2:x/db",
+		"postgres://[::1]:54a/db",
+		"postgres://h/db?sslmode=require&port=abc",
+		"host=h,i port='5432,x'",
+		"host=h port=-1",
+		"host=h port=5432 port=5432x",
+		"host=a://b port=x",
+	};
+	static const char *const good[] = {
+		"postgres://u:pw@h:5432/db",
+		"postgres://h1:5432,h2:5433/db",
+		"postgres://[::1]:5432/db",
+		"postgres://h:/db",
+		"postgres:///db?host=/run/postgresql&port=5433",
+		"host=h,i port=5432,5433",
+		"host=h port=' 5432 '",
+		"host=h port=",
+		"host=/run/postgresql dbname=healer",
+		"host = h port = 5432 dbname='a b'",
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct hl_config_override ov = { "HEALER_DATABASE_URL", bad[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, "HEALER_DATABASE_URL") || strstr(err.msg, "pw-7x"))
+			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct hl_config_override ov = { "HEALER_DATABASE_URL", good[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
+			fail_msg("'%s' refused: %s", good[i], err.msg);
+		hl_config_free(c);
+	}
+}
+
+/* A value error names where the value came from: the file and its line, the
+ * environment, the command line; a range error names the value too. An
+ * empty --config is an error, an empty HEALER_CONFIG no file. */
+static void
+test_config_errors_name_the_source_and_line(void **state)
+{
+	static const struct {
+		const char *text, *expect;
+	} yaml[] = {
+		{ "HEALER_NAMESPACE: prod\nHEALER_MAX_ATTEMPTS: 'five'\n", "'five'" },
+		{ "HEALER_NAMESPACE: prod\nHEALER_MAX_ATTEMPTS: 11\n",
+		  "11 must be between 1 and 10" },
+		{ "HEALER_NAMESPACE: prod\nworkers: 65\n", "65 must be between 1 and 64" },
+		{ "HEALER_NAMESPACE: prod\nprocess_bot_commits: maybe\n", "'maybe'" },
+		{ "HEALER_NAMESPACE: prod\nretention_days: 2\n", "HEALER_RETENTION_DAYS: 2" },
+		{ "HEALER_NAMESPACE: prod\nredeliver_interval_mins: 20000\n", "20000" },
+		{ "HEALER_NAMESPACE: prod\nHEALER_HTTP_MAX_CONNECTIONS_PER_IP: 2000\n", "2000" },
+		{ "HEALER_NAMESPACE: prod\nHEALER_SOURCE_TIMEOUT_MS: 99\n",
+		  "HEALER_SOURCE_TIMEOUT_MS: 99 must be at least 100" },
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_config_override ov = { "HEALER_LEASE_SECONDS", "1" };
+	char where[4200];
+	size_t i;
+	char *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(yaml) / sizeof(yaml[0]); i++) {
+		f = write_temp(yaml[i].text);
+		snprintf(where, sizeof(where), "(from %s:2)", f);
+		if (hl_config_load(&c, f, NULL, 0, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, yaml[i].expect) || !strstr(err.msg, where))
+			fail_msg("%s: %s", yaml[i].text, c ? "loaded" : err.msg);
+		unlink(f);
+		free(f);
+	}
+	setenv("HEALER_WORKERS", "65", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	if (!strstr(err.msg, "HEALER_WORKERS: 65") || !strstr(err.msg, "(from environment)"))
+		fail_msg("unclear: %s", err.msg);
+	unsetenv("HEALER_WORKERS");
+	assert_int_equal(hl_config_load(&c, NULL, &ov, 1, &err), -HL_EINVAL);
+	if (!strstr(err.msg, "HEALER_LEASE_SECONDS: 1") || !strstr(err.msg, "(from command line)"))
+		fail_msg("unclear: %s", err.msg);
+	/* a file name given as "" is not "no file" */
+	assert_int_equal(hl_config_load(&c, "", NULL, 0, &err), -HL_EINVAL);
+	assert_null(c);
+	assert_non_null(strstr(err.msg, "config file"));
+	setenv("HEALER_CONFIG", "", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_null(c->config_file);
+	hl_config_free(c);
+}
+
 int
 main(void)
 {
@@ -610,6 +989,18 @@ main(void)
 		cmocka_unit_test_setup(test_config_url_errors_never_show_secrets, clear_env),
 		cmocka_unit_test_setup(test_config_dispatch_kubernetes_when_kubeconfig_exists,
 		                       clear_env),
+		cmocka_unit_test_setup(test_config_blank_secret_file_is_an_error, clear_env),
+		cmocka_unit_test_setup(test_config_url_errors_never_show_passwords, clear_env),
+		cmocka_unit_test_setup(test_config_argocd_server_host_port, clear_env),
+		cmocka_unit_test_setup(test_config_repositories_refuse_blank_and_empty_elements,
+		                       clear_env),
+		cmocka_unit_test_setup(test_config_command_associations_are_github_values,
+		                       clear_env),
+		cmocka_unit_test_setup(test_config_heal_template_workspace_and_cli_names,
+		                       clear_env),
+		cmocka_unit_test_setup(test_config_database_ports_checked_before_connecting,
+		                       clear_env),
+		cmocka_unit_test_setup(test_config_errors_name_the_source_and_line, clear_env),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

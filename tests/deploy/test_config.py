@@ -268,10 +268,17 @@ def pod_env(secret_values, optional=True):
 sample = {"database-url": "postgres://healer:pw@postgres.cto.svc:5432/healer",
           "api-token": "t0ken", "github-token": "ghp_x", "github-webhook-secret": "s1,s2",
           "discord-webhook-url": "https://discord.invalid/api/webhooks/1/x",
-          "github-app-private-key": "", "argocd-token": "", "grafana-token": "",
-          "openmemory-api-key": "", "slack-webhook-url": "", "smtp-url": ""}
+          # a Secret file that is empty is a configuration error, not "no secret"
+          "github-app-private-key": "-----BEGIN RSA PRIVATE KEY-----\nx\n"
+                                    "-----END RSA PRIVATE KEY-----\n",
+          "argocd-token": "argo-t0ken", "grafana-token": "graf-t0ken",
+          "openmemory-api-key": "om-k3y",
+          "slack-webhook-url": "https://hooks.slack.invalid/services/T/B/x",
+          "smtp-url": "smtp://mail.invalid:25"}
 minimal = {k: sample[k] for k in ("database-url", "github-webhook-secret", "api-token")}
-rc, vals, err = dl.check_config(pod_env(sample))
+# the App's private key comes with its id and installation id (ConfigMap keys)
+rc, vals, err = dl.check_config(dict(pod_env(sample), GITHUB_APP_ID="1",
+                                     GITHUB_APP_INSTALLATION_ID="2"))
 check("check-config accepts the Deployment's environment (ConfigMap, values, every Secret "
       "file)",
       rc == 0 and vals.get("HEALER_API_TOKEN") == "(set)" and
