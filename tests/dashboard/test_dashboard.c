@@ -85,7 +85,7 @@ static void
 test_dashboard_session(void **state)
 {
 	const char *token = "s3cret-token";
-	char v[HL_DASH_SESSION_MAX], v2[HL_DASH_SESSION_MAX], bad[HL_DASH_SESSION_MAX];
+	char v[HL_DASH_SESSION_MAX], v2[HL_DASH_SESSION_MAX], bad[256];
 	char sig[HL_SHA256_HEX_LEN + 1], key[HL_SHA256_HEX_LEN + 1], text[80];
 	char sid[HL_DASH_SID_MAX], sid2[HL_DASH_SID_MAX];
 	const char *id = "0123456789abcdef0123456789abcdef";
