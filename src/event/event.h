@@ -263,10 +263,20 @@ int64_t hl_event_run_id_from_url(const char *url);
 char *hl_event_remediation_key(const struct hl_event *ev);
 
 /*
+ * The key intake deduplicates deliveries by and names their task after:
+ * for a CI failure its failure key (hl_event_failure_key: a failed Actions
+ * job reported as workflow_job and again as its check run is one failure,
+ * so the second delivery is a duplicate of the first, with its task), else
+ * the dedup key. Malloc'd; NULL when the event has neither (or on OOM).
+ */
+char *hl_event_intake_key(const struct hl_event *ev);
+
+/*
  * The task id of an event that may be remediated: "hl-" + the first 20 hex
- * digits of sha256(identity), where identity is the event's dedup key (so
- * every delivery of one event names the same task) or, without one, the
- * delivery id. Returns 0, -HL_EINVAL (empty identity) or -HL_ETOOBIG.
+ * digits of sha256(identity), where identity is the event's intake key
+ * (hl_event_intake_key: so every delivery of one event, and of one
+ * failure, names the same task) or, without one, the delivery id. Returns 0, -HL_EINVAL (empty
+ * identity) or -HL_ETOOBIG.
  */
 int hl_event_task_id(char *out, size_t size, const char *identity);
 

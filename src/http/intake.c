@@ -28,10 +28,13 @@
  * (json/fast.h): the scope spans parse -> normalize -> decref and produces
  * nothing that is freed with free().
  *
- * Identity is decided here, once (event/identity.c): the dedup key, and for
- * events that will be remediated the remediation key and the task id
- * ("hl-<20 hex of sha256(dedup key or delivery id)>", stable across
- * deliveries of the same event); all three are stored with the delivery.
+ * Identity is decided here, once (event/identity.c): the intake key (a CI
+ * failure's failure key, else the event's dedup key), and for events that
+ * will be remediated the remediation key and the task id ("hl-<20 hex of
+ * sha256(intake key or delivery id)>", stable across deliveries of the
+ * same event and of the same failure: a job's check run after its
+ * workflow_job is a duplicate naming the job's task); all three are
+ * stored with the delivery.
  */
 #include "base/log.h"
 #include "base/str.h"
@@ -248,7 +251,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		r->intent = (int)ev->intent;
 		if (ev->action)
 			r->action = strdup(ev->action);
-		r->dedup_key = hl_event_dedup_key(ev);
+		r->dedup_key = hl_event_intake_key(ev);
 		/* identity once: the worker and the remediator use these */
 		if (!skip && hl_event_remediable(ev)) {
 			r->failure_key = hl_event_remediation_key(ev);

@@ -561,6 +561,8 @@ def run(tmp):
           and "healer_deliveries{" in text and "healer_http_request_duration_seconds_bucket" in text
           and "healer_queue_depth" in text and "process_resident_memory_bytes" in text, text[:500])
 
+    intake_identity_test(srv)
+
     # Graceful SIGTERM.
     rc = srv.stop(signal.SIGTERM)
     check("SIGTERM exits 0", rc == 0, rc)
@@ -581,6 +583,55 @@ def run(tmp):
 
     crash_test(tmp)
     shutdown_delay_test(tmp)
+
+
+def actions_check_run(job):
+    """The check run GitHub Actions sends for a workflow_job's job."""
+    wj = job["workflow_job"]
+    return {"action": "completed", "repository": job["repository"], "sender": job["sender"],
+            "check_run": {"id": wj["id"], "name": wj["name"], "status": "completed",
+                          "conclusion": wj["conclusion"], "head_sha": wj["head_sha"],
+                          "app": {"slug": "github-actions"},
+                          "details_url": "https://github.com/%s/actions/runs/%d/job/%d"
+                                         % (job["repository"]["full_name"], wj["run_id"],
+                                            wj["id"]),
+                          "check_suite": {"id": wj["run_id"] + 7,
+                                          "head_branch": wj["head_branch"]}}}
+
+
+def wait_task(srv, tid, timeout=15):
+    deadline = time.time() + timeout
+    st = 0
+    while time.time() < deadline:
+        st, _, _ = srv.json("GET", "/api/remediations/%s" % tid)
+        if st == 200:
+            break
+        time.sleep(0.05)
+    return st
+
+
+def intake_identity_test(srv):
+    """A failure's identity at intake: whichever event reports it, one task."""
+    job = json.loads(job_payload(990011))
+    job["workflow_job"].update(run_id=990001)
+    st1, _, d1 = srv.deliver(json.dumps(job).encode(), delivery="dlv-ident-job")
+    st2, _, d2 = srv.deliver(json.dumps(actions_check_run(job)).encode(), event="check_run",
+                             delivery="dlv-ident-check")
+    st3 = wait_task(srv, d2.get("task_id"))
+    check("a job's check run after its workflow_job answers duplicate of it, naming its task",
+          st1 == 202 and d1.get("status") == "accepted" and st2 == 202
+          and d2.get("status") == "duplicate" and d2.get("reason") == "duplicate_event"
+          and d2.get("duplicate_of") == "dlv-ident-job"
+          and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3))
+    # the other way round: the check run first
+    job["workflow_job"].update(id=990012)
+    cr = actions_check_run(job)
+    st1, _, d1 = srv.deliver(json.dumps(cr).encode(), event="check_run")
+    st2, _, d2 = srv.deliver(json.dumps(job).encode())
+    st3 = wait_task(srv, d2.get("task_id"))
+    check("a workflow_job after its job's check run answers duplicate, naming the task",
+          d1.get("status") == "accepted" and d2.get("status") == "duplicate"
+          and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3))
 
 
 def shutdown_delay_test(tmp):
