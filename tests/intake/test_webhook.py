@@ -562,6 +562,7 @@ def run(tmp):
           and "healer_queue_depth" in text and "process_resident_memory_bytes" in text, text[:500])
 
     intake_identity_test(srv)
+    intake_numbers_test(srv)
 
     # Graceful SIGTERM.
     rc = srv.stop(signal.SIGTERM)
@@ -632,6 +633,31 @@ def intake_identity_test(srv):
     check("a workflow_job after its job's check run answers duplicate, naming the task",
           d1.get("status") == "accepted" and d2.get("status") == "duplicate"
           and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3))
+
+
+def intake_numbers_test(srv):
+    """Valid JSON whatever the size of its numbers: stored; an id out of
+    range is no id (README, Intake details)."""
+    answers = []
+    for i, num in enumerate(["18446744073709551616", "-9223372036854775809", "1.5e400"]):
+        text = job_payload(991100 + i).decode()
+        body = ('{"extra": %s, ' % num + text[1:]).encode()
+        answers.append(srv.deliver(body, delivery="dlv-bignum-%d" % i))
+    check("a payload with a number beyond 64 bits or a double anywhere is accepted",
+          all(st == 202 and d.get("status") == "accepted" for st, _, d in answers), answers)
+    text = job_payload(991199).decode().replace('"id": 991199', '"id": 9223372036854775808')
+    st, _, d = srv.deliver(text.encode(), delivery="dlv-bignum-id")
+    row = srv.db().execute("SELECT state, reason FROM deliveries"
+                           " WHERE delivery_id = 'dlv-bignum-id'").fetchone()
+    check("a job id beyond 64 bits is no id: stored and skipped invalid_payload",
+          st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
+          and d.get("task_id") is None and row == ("skipped", "invalid_payload"), (d, row))
+    auth = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
+    text = job_payload(991200).decode()
+    st, _, d = srv.json("POST", "/api/remediate/ci-failure",
+                        ('{"body": {"extra": 1e999, ' + text[1:] + '}').encode(), auth)
+    check("the sensor route takes such numbers too", st == 202 and d.get("status") == "accepted",
+          d)
 
 
 def shutdown_delay_test(tmp):
