@@ -131,7 +131,8 @@ struct hl_event {
  * repository.full_name that is not a GitHub owner/name
  * (hl_str_github_repo_valid). Everything else is
  * read leniently: a missing, null or wrongly typed field is left absent, ids
- * may be numbers or numeric strings. *out is a new event (hl_event_free);
+ * may be numbers or numeric strings. Text fields that quote a registered
+ * secret have it redacted (hl_event_redact). *out is a new event (hl_event_free);
  * payload is only borrowed. Thread-safe.
  */
 int hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *payload,
@@ -145,6 +146,15 @@ int hl_event_normalize(struct hl_event **out, const char *event_name, const json
  * every example GitHub documents), at a fraction of the parsing cost.
  */
 extern const struct hl_json_prune_rule hl_event_prune_rules[];
+
+/*
+ * Replaces every registered secret (base/log.h) quoted in the event's text
+ * fields, and a URL's user:password@, by [REDACTED] (all but event_name
+ * and the validated repository), so outside text that quotes healer's own
+ * credentials (a job named after a token) is never stored, served or put
+ * into a prompt. hl_event_normalize does it. 0 or -HL_ENOMEM.
+ */
+int hl_event_redact(struct hl_event *ev);
 
 /*
  * Guesses the event name of a sensor payload that arrives without an

@@ -867,7 +867,8 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 	default:
 		break;
 	}
-	if (oom || rc) {
+	/* outside text quoting a secret is stored and classified redacted */
+	if (oom || rc || hl_event_redact(ev) < 0) {
 		hl_event_free(ev);
 		return hl_err_set(err, HL_ENOMEM, "out of memory normalizing '%s'", event_name);
 	}

@@ -563,6 +563,7 @@ def run(tmp):
 
     intake_identity_test(srv)
     intake_numbers_test(srv)
+    intake_redaction_test(srv)
 
     # Graceful SIGTERM.
     rc = srv.stop(signal.SIGTERM)
@@ -658,6 +659,31 @@ def intake_numbers_test(srv):
                         ('{"body": {"extra": 1e999, ' + text[1:] + '}').encode(), auth)
     check("the sensor route takes such numbers too", st == 202 and d.get("status") == "accepted",
           d)
+
+
+def intake_redaction_test(srv):
+    """Secrets quoted in event text are stored and served redacted."""
+    p = json.loads(job_payload(992001))
+    p["workflow_job"]["name"] = f"build {TOKEN} {SECRET1}"
+    p["workflow_job"]["head_branch"] = f"feat/{SECRET2}"
+    st, _, d = srv.deliver(json.dumps(p).encode(), delivery="dlv-secret-name")
+    tid = d.get("task_id")
+    srv.wait_idle()
+    wait_task(srv, tid)
+    st1, _, t = srv.request("GET", "/api/remediations/%s" % tid)
+    st2, _, lst = srv.request("GET", "/api/remediations?limit=500")
+    ev = srv.db().execute("SELECT event_json FROM events"
+                          " WHERE delivery_id = 'dlv-secret-name'").fetchone()
+    served = t + lst + (ev[0].encode() if ev else b"")
+    try:
+        job = json.loads(t).get("job")
+    except ValueError:
+        job = None
+    check("secrets quoted in a job's name and branch are stored and served as [REDACTED]",
+          st == 202 and st1 == 200 and st2 == 200 and ev is not None
+          and job == "build [REDACTED] [REDACTED]"
+          and not any(x.encode() in served for x in (TOKEN, SECRET1, SECRET2)),
+          (st, st1, job, ev))
 
 
 def shutdown_delay_test(tmp):
