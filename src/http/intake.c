@@ -141,14 +141,47 @@ intake_form_payload(const char *body, size_t len, size_t *out_len)
 	return hl_buf_detach(&b, out_len);
 }
 
+/*
+ * The request headers stored with a delivery: an allowlist of those that
+ * identify it or its sender (GitHub's delivery headers, the client and
+ * the proxy in front of healer), never the credentials a client may send
+ * in any other header (Authorization, Cookie, X-Api-Key, signatures).
+ */
+static const char *const intake_stored_headers[] = {
+	"X-GitHub-Event",
+	"X-GitHub-Delivery",
+	"X-GitHub-Hook-ID",
+	"X-GitHub-Hook-Installation-Target-ID",
+	"X-GitHub-Hook-Installation-Target-Type",
+	"X-GitHub-Enterprise-Host",
+	"X-GitHub-Enterprise-Version",
+	"User-Agent",
+	"Content-Type",
+	"Content-Length",
+	"X-Forwarded-For",
+	"X-Forwarded-Proto",
+	"X-Real-IP",
+	"X-Request-ID",
+	NULL,
+};
+
+static bool
+intake_header_stored(const char *key)
+{
+	const char *const *n;
+
+	for (n = intake_stored_headers; key && *n; n++)
+		if (strcasecmp(key, *n) == 0)
+			return true;
+	return false;
+}
+
 static enum MHD_Result
 intake_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct hl_buf *b = cls;
 
-	if (!key || strcasecmp(key, "authorization") == 0 ||
-	    strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0 ||
-	    strncasecmp(key, "x-hub-signature", 15) == 0)
+	if (!intake_header_stored(key))
 		return MHD_YES;
 	/* UTF-8 whatever the client sent: the stored headers are JSON (and
 	 * PostgreSQL refuses text that is not UTF-8) */

@@ -203,6 +203,22 @@ def run(tmp):
           and row[0] == "workflow_job" and row[1] == "completed" and stored == body and row[3] == "lz4"
           and row[4] == len(body) and "X-GitHub-Event" in row[5] and "Signature" not in row[5],
           row and row[:2] + row[3:])
+    # only the headers that identify a delivery are stored: never a
+    # credential a client sends in a header healer does not know
+    extra = {"X-Api-Key": "APIKEYSECRET", "Authorization": "Bearer " + TOKEN,
+             "Cookie": "s=COOKIESECRET", "X-Forwarded-For": "192.0.2.9",
+             "User-Agent": "GitHub-Hookshot/abc", "X-GitHub-Hook-ID": "77"}
+    st, _, d = srv.deliver(job_payload(1000), delivery="dlv-headers", extra=extra)
+    row = srv.db().execute("SELECT headers_json FROM deliveries"
+                           " WHERE delivery_id='dlv-headers'").fetchone()
+    hdrs = json.loads(row[0]) if row else {}
+    check("stored headers are an allowlist: GitHub's, User-Agent, Content-Type, X-Forwarded-For;"
+          " no X-Api-Key, Authorization, Cookie or signature",
+          st == 202 and hdrs.get("X-Forwarded-For") == "192.0.2.9"
+          and hdrs.get("User-Agent") == "GitHub-Hookshot/abc" and hdrs.get("X-GitHub-Hook-ID") == "77"
+          and hdrs.get("X-GitHub-Event") == "workflow_job" and "Content-Type" in hdrs
+          and not any(k.lower() in ("x-api-key", "authorization", "cookie", "x-hub-signature-256")
+                      for k in hdrs), hdrs)
     st, _, d = srv.deliver(job_payload(1002), extra={"X-Hub-Signature-256": "sha256=" + "0" * 64})
     check("bad signature answers 401 JSON error", st == 401 and d.get("error") == "invalid_signature"
           and d.get("message"), d)
@@ -329,7 +345,7 @@ def run(tmp):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     s.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: dlv-latin1\r\n"
-              b"X-GitHub-Hook-ID: 12\xff\r\nX-Proxy-Note: caf\xe9\r\n"
+              b"X-GitHub-Hook-ID: 12\xff\r\nUser-Agent: caf\xe9\r\n"
               b"X-Hub-Signature-256: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
               % (sign(body).encode(), len(body), body))
     first = s.recv(4096)
@@ -346,7 +362,7 @@ def run(tmp):
         hdrs = {"error": str(e), "raw": repr(row[0])}
     check("headers that are not UTF-8 are stored as a JSON text (U+FFFD), the hook id only"
           " when it is a number", first.startswith(b"HTTP/1.1 202") and hdrs
-          and hdrs.get("X-Proxy-Note") == "caf\ufffd" and row[1] is None, (first[:120], row, hdrs))
+          and hdrs.get("User-Agent") == "caf\ufffd" and row[1] is None, (first[:120], row, hdrs))
 
     # 413 before the body is read.
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
