@@ -63,6 +63,33 @@ intake_header(struct http_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/*
+ * A header's value without the spaces and tabs around it (RFC 9110 section
+ * 5.5: they are not part of the value), copied into buf; a value that does
+ * not fit buf trimmed is returned as it came (too long for the header that
+ * reads it, it is refused as malformed). NULL when the header is absent.
+ */
+static const char *
+intake_header_value(struct http_req *r, const char *name, char *buf, size_t size)
+{
+	const char *v = intake_header(r, name), *e;
+	size_t n;
+
+	if (!v)
+		return NULL;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	e = v + strlen(v);
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	n = (size_t)(e - v);
+	if (n >= size)
+		return intake_header(r, name);
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 /* True when the media type of ctype (before ';') is type, case-insensitive. */
 static bool
 intake_ctype_is(const char *ctype, const char *type)
@@ -226,7 +253,7 @@ intake_hash_id(char *out, size_t size, const char *prefix, const char *a, const 
 static const char *
 intake_hook_id(struct http_req *r)
 {
-	const char *id = intake_header(r, "X-GitHub-Hook-ID");
+	const char *id = intake_header_value(r, "X-GitHub-Hook-ID", r->hook_id, sizeof(r->hook_id));
 	size_t n = id ? strspn(id, "0123456789") : 0;
 
 	return n > 0 && n <= 20 && !id[n] ? id : NULL;
@@ -489,9 +516,10 @@ hl_http_intake_reply(struct http_req *r)
 enum MHD_Result
 hl_http_webhook(struct http_req *r)
 {
+	char ebuf[sizeof(r->event_name) + 1], dbuf[HL_DELIVERY_ID_MAX + 2], sbuf[160];
 	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *event = intake_header(r, "X-GitHub-Event");
-	const char *delivery = intake_header(r, "X-GitHub-Delivery");
+	const char *event = intake_header_value(r, "X-GitHub-Event", ebuf, sizeof(ebuf));
+	const char *delivery = intake_header_value(r, "X-GitHub-Delivery", dbuf, sizeof(dbuf));
 	struct hl_err err = HL_ERR_INIT;
 	json_t *payload = NULL;
 	const char *text = r->body.data;
@@ -499,8 +527,9 @@ hl_http_webhook(struct http_req *r)
 	bool form;
 
 	if (r->srv->webhook_keys &&
-	    hl_webhook_verify_keys(r->srv->webhook_keys, r->body.data, r->body.len,
-	                           intake_header(r, "X-Hub-Signature-256"), &err) < 0)
+	    hl_webhook_verify_keys(
+	            r->srv->webhook_keys, r->body.data, r->body.len,
+	            intake_header_value(r, "X-Hub-Signature-256", sbuf, sizeof(sbuf)), &err) < 0)
 		return hl_http_reply_error(r, 401, "invalid_signature", "%s", err.msg);
 	form = intake_ctype_is(ctype, "application/x-www-form-urlencoded");
 	if (!form && !intake_ctype_is(ctype, "application/json"))
@@ -564,9 +593,10 @@ intake_event_fits(struct http_req *r, const char *event)
 enum MHD_Result
 hl_http_remediate(struct http_req *r)
 {
+	char ebuf[sizeof(r->event_name) + 1], dbuf[HL_DELIVERY_ID_MAX + 2];
 	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *event = intake_header(r, "X-GitHub-Event");
-	const char *delivery = intake_header(r, "X-GitHub-Delivery");
+	const char *event = intake_header_value(r, "X-GitHub-Event", ebuf, sizeof(ebuf));
+	const char *delivery = intake_header_value(r, "X-GitHub-Delivery", dbuf, sizeof(dbuf));
 	struct hl_err err = HL_ERR_INIT;
 	json_t *root = NULL, *inner;
 	const char *text = r->body.data;

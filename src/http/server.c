@@ -550,18 +550,24 @@ http_is_chunked(const char *te)
 	return n == 7 && strncasecmp(te, "chunked", 7) == 0;
 }
 
-/* "sha256=" and 64 hex digits. */
+/* "sha256=" and 64 hex digits, between optional spaces and tabs (RFC
+ * 9110 section 5.5: not part of the value; intake.c trims them). */
 static bool
 http_signature_shaped(const char *sig)
 {
 	size_t i;
 
+	while (sig && (*sig == ' ' || *sig == '\t'))
+		sig++;
 	if (!sig || strncmp(sig, "sha256=", 7) != 0)
 		return false;
 	for (i = 0; i < 64; i++)
 		if (!isxdigit((unsigned char)sig[7 + i]))
 			return false;
-	return sig[7 + 64] == '\0';
+	sig += 7 + 64;
+	while (*sig == ' ' || *sig == '\t')
+		sig++;
+	return *sig == '\0';
 }
 
 static unsigned

@@ -580,6 +580,7 @@ def run(tmp):
     intake_identity_test(srv)
     intake_numbers_test(srv)
     intake_redaction_test(srv)
+    intake_header_whitespace_test(srv)
 
     # Graceful SIGTERM.
     rc = srv.stop(signal.SIGTERM)
@@ -700,6 +701,28 @@ def intake_redaction_test(srv):
           and job == "build [REDACTED] [REDACTED]"
           and not any(x.encode() in served for x in (TOKEN, SECRET1, SECRET2)),
           (st, st1, job, ev))
+
+
+def intake_header_whitespace_test(srv):
+    """Spaces and tabs around a header's value are not part of it (RFC 9110
+    section 5.5)."""
+    body = job_payload(993001)
+    st, _, d = srv.json("POST", "/webhook", body, {
+        "Content-Type": "application/json", "X-GitHub-Event": "workflow_job \t",
+        "X-GitHub-Delivery": "dlv-trailing-ws ", "X-GitHub-Hook-ID": "42 ",
+        "X-Hub-Signature-256": sign(body) + " "})
+    row = srv.db().execute("SELECT event_name, hook_id FROM deliveries"
+                           " WHERE delivery_id = 'dlv-trailing-ws'").fetchone()
+    check("trailing whitespace in the signature, event, delivery and hook id headers is no"
+          " part of their values", st == 202 and d.get("status") == "accepted"
+          and d.get("delivery_id") == "dlv-trailing-ws" and d.get("event") == "workflow_job"
+          and row == ("workflow_job", "42"), (st, d, row))
+    body = job_payload(993002)
+    st, _, d = srv.json("POST", "/api/remediate/ci-failure", body, {
+        "Content-Type": "application/json", "Authorization": "Bearer " + TOKEN,
+        "X-GitHub-Event": "workflow_job ", "X-GitHub-Delivery": "dlv-trailing-ws-2\t"})
+    check("... and so on the sensor route", st == 202 and d.get("status") == "accepted"
+          and d.get("delivery_id") == "dlv-trailing-ws-2", (st, d))
 
 
 def shutdown_delay_test(tmp):
