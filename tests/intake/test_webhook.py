@@ -581,6 +581,7 @@ def run(tmp):
     intake_numbers_test(srv)
     intake_redaction_test(srv)
     intake_header_whitespace_test(srv)
+    intake_nul_test(srv)
 
     # Graceful SIGTERM.
     rc = srv.stop(signal.SIGTERM)
@@ -723,6 +724,22 @@ def intake_header_whitespace_test(srv):
         "X-GitHub-Event": "workflow_job ", "X-GitHub-Delivery": "dlv-trailing-ws-2\t"})
     check("... and so on the sensor route", st == 202 and d.get("status") == "accepted"
           and d.get("delivery_id") == "dlv-trailing-ws-2", (st, d))
+
+
+def intake_nul_test(srv):
+    """A string holding \\u0000 is refused whole, never cut at the NUL."""
+    answers = []
+    for i, (key, val) in enumerate([("name", "n\u0000ul"), ("head_branch", "feat/\u0000x")]):
+        p = json.loads(job_payload(994001 + i))
+        p["workflow_job"][key] = val
+        answers.append(srv.deliver(json.dumps(p).encode(), delivery=f"dlv-nul-{i}"))
+    rows = srv.db().execute("SELECT state, reason, task_id FROM deliveries"
+                            " WHERE delivery_id LIKE 'dlv-nul-%' ORDER BY delivery_id").fetchall()
+    check("a job name or branch holding \\u0000 is stored and skipped invalid_payload, saying why",
+          all(st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
+              and d.get("task_id") is None and "NUL" in (d.get("message") or "")
+              for st, _, d in answers)
+          and rows == [("skipped", "invalid_payload", None)] * 2, (answers, rows))
 
 
 def shutdown_delay_test(tmp):
