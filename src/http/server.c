@@ -607,10 +607,13 @@ http_first_checks(struct http_req *r, const char *mark)
 	if (f.cl_differ)
 		return hl_http_reply_error(r, 400, "bad_request",
 		                           "conflicting 'Content-Length' headers");
-	if (f.n_te > 1 || (f.n_te && f.n_cl))
+	if (f.n_te && f.n_cl)
 		return hl_http_reply_error(
 		        r, 400, "bad_request",
 		        "a request must not have both 'Transfer-Encoding' and 'Content-Length'");
+	if (f.n_te > 1)
+		return hl_http_reply_error(r, 400, "bad_request",
+		                           "more than one 'Transfer-Encoding' header");
 	if (f.n_te && !http_is_chunked(f.te ? f.te : ""))
 		return hl_http_reply_error(r, 501, "not_implemented",
 		                           "'Transfer-Encoding' must be chunked");

@@ -519,7 +519,9 @@ def run(tmp):
           and be.get("other") == len(made_up) and be.get("sponsorship") == 1
           and not any(n in be for n in made_up)
           and not any(n.encode() in mdata for n in made_up)
-          and b'healer_deliveries{event="other"' in mdata, (answers, be))
+          and b'healer_deliveries{event="other"' in mdata
+          and b'healer_intake_total{event="other"' in mdata
+          and b'event="unknown"' not in mdata, (answers, be))
     rows = srv.db().execute("SELECT headers_json FROM deliveries"
                             " WHERE event_name = 'other'").fetchall()
     kept = sorted(json.loads(r[0]).get("X-GitHub-Event") for r in rows)
