@@ -268,6 +268,33 @@ hl_log_redact(const char *s)
 }
 
 int
+hl_log_redact_str(char **s)
+{
+	int i, k = atomic_load_explicit(&log_nsecrets, memory_order_acquire);
+	bool hit = false;
+	char *r;
+
+	if (!*s || !**s)
+		return 0;
+	for (i = 0; i < k && !hit; i++) {
+		const struct log_secret *sec =
+		        atomic_load_explicit(&log_secrets[i], memory_order_acquire);
+		hit = strstr(*s, sec->s) != NULL;
+	}
+	if (!hit && !strstr(*s, "://"))
+		return 0;
+	if (!(r = hl_log_redact(*s)))
+		return -1;
+	if (strcmp(r, *s) == 0) {
+		free(r); /* a URL without userinfo */
+		return 0;
+	}
+	free(*s);
+	*s = r;
+	return 0;
+}
+
+int
 hl_log_redact_buf(struct hl_buf *b)
 {
 	struct hl_buf plain = HL_BUF_INIT(0), out = HL_BUF_INIT(0), old;

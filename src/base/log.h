@@ -61,5 +61,11 @@ char *hl_log_redact(const char *s);
  * holds its old bytes, or none). Text from outside that may quote one of
  * healer's own credentials (a job log, a prompt) goes through it. */
 int hl_log_redact_buf(struct hl_buf *b);
+/* Redacts the malloc'd string *s (may be NULL) as hl_log_redact does, in
+ * place: *s is replaced (and freed) only when it quotes a secret or a
+ * URL's userinfo, so a clean text costs no allocation when it holds no
+ * "://". -1 when out of memory (*s then unchanged). Outside text kept in
+ * the store (a job name, a commit message) goes through it. */
+int hl_log_redact_str(char **s);
 
 #endif

@@ -131,7 +131,8 @@ struct hl_event {
  * repository.full_name that is not a GitHub owner/name
  * (hl_str_github_repo_valid). Everything else is
  * read leniently: a missing, null or wrongly typed field is left absent, ids
- * may be numbers or numeric strings. *out is a new event (hl_event_free);
+ * may be numbers or numeric strings. Text fields that quote a registered
+ * secret have it redacted (hl_event_redact). *out is a new event (hl_event_free);
  * payload is only borrowed. Thread-safe.
  */
 int hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *payload,
@@ -145,6 +146,15 @@ int hl_event_normalize(struct hl_event **out, const char *event_name, const json
  * every example GitHub documents), at a fraction of the parsing cost.
  */
 extern const struct hl_json_prune_rule hl_event_prune_rules[];
+
+/*
+ * Replaces every registered secret (base/log.h) quoted in the event's text
+ * fields, and a URL's user:password@, by [REDACTED] (all but event_name
+ * and the validated repository), so outside text that quotes healer's own
+ * credentials (a job named after a token) is never stored, served or put
+ * into a prompt. hl_event_normalize does it. 0 or -HL_ENOMEM.
+ */
+int hl_event_redact(struct hl_event *ev);
 
 /*
  * Guesses the event name of a sensor payload that arrives without an
@@ -263,10 +273,20 @@ int64_t hl_event_run_id_from_url(const char *url);
 char *hl_event_remediation_key(const struct hl_event *ev);
 
 /*
+ * The key intake deduplicates deliveries by and names their task after:
+ * for a CI failure its failure key (hl_event_failure_key: a failed Actions
+ * job reported as workflow_job and again as its check run is one failure,
+ * so the second delivery is a duplicate of the first, with its task), else
+ * the dedup key. Malloc'd; NULL when the event has neither (or on OOM).
+ */
+char *hl_event_intake_key(const struct hl_event *ev);
+
+/*
  * The task id of an event that may be remediated: "hl-" + the first 20 hex
- * digits of sha256(identity), where identity is the event's dedup key (so
- * every delivery of one event names the same task) or, without one, the
- * delivery id. Returns 0, -HL_EINVAL (empty identity) or -HL_ETOOBIG.
+ * digits of sha256(identity), where identity is the event's intake key
+ * (hl_event_intake_key: so every delivery of one event, and of one
+ * failure, names the same task) or, without one, the delivery id. Returns 0, -HL_EINVAL (empty
+ * identity) or -HL_ETOOBIG.
  */
 int hl_event_task_id(char *out, size_t size, const char *identity);
 

@@ -9,6 +9,7 @@
  * and intent are always present. Keys are emitted in a fixed order; callers
  * that need byte-stable text dump with sorted keys (hl_json_dump_sorted).
  */
+#include "base/log.h"
 #include "event/event.h"
 
 #include "json/json.h"
@@ -109,6 +110,26 @@ ev_put(json_t *o, const struct hl_event *ev, const struct ev_field *f)
 		int64_t v = *(const int64_t *)(base + f->off);
 		return v ? json_object_set_new(o, f->key, json_integer((json_int_t)v)) : 0;
 	}
+}
+
+int
+hl_event_redact(struct hl_event *ev)
+{
+	char *base = (char *)ev;
+	size_t i;
+
+	for (i = 0; i < EV_N_FIELDS; i++) {
+		const struct ev_field *f = &ev_fields[i];
+
+		/* the kind's own name, and an owner/name already checked to be
+		 * nothing but what GitHub allows */
+		if (f->type != EV_TYPE_STR || strcmp(f->key, "event_name") == 0 ||
+		    strcmp(f->key, "repository") == 0)
+			continue;
+		if (hl_log_redact_str((char **)(base + f->off)) < 0)
+			return -HL_ENOMEM;
+	}
+	return 0;
 }
 
 json_t *

@@ -187,6 +187,18 @@ hl_event_remediation_key(const struct hl_event *ev)
 	return hl_buf_detach(&b, NULL);
 }
 
+char *
+hl_event_intake_key(const struct hl_event *ev)
+{
+	char *key;
+
+	/* one failure, whichever event reported it: a job's workflow_job and
+	 * its check run are one delivery's duplicates, with one task */
+	if (ev->intent == HL_INTENT_CI_FAILURE && (key = hl_event_failure_key(ev)) != NULL)
+		return key;
+	return hl_event_dedup_key(ev);
+}
+
 int
 hl_event_task_id(char *out, size_t size, const char *identity)
 {

@@ -153,6 +153,29 @@ hl_event_conclusion_is_failure(const char *conclusion)
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* The first member this thread's normalization read that holds a NUL
+ * (hl_event_normalize refuses the payload), or NULL. */
+static _Thread_local const char *event_nul_path;
+
+/*
+ * The string at path, or NULL. A string holding a NUL ("n\u0000ul") is
+ * noted (event_nul_path) and read as absent: cut at the NUL it would be
+ * another name ("n"), and two jobs, branches or contexts would share a key.
+ */
+static const char *
+event_str(const json_t *root, const char *path)
+{
+	const json_t *v = hl_json_path(root, path);
+	const char *s = json_string_value(v);
+
+	if (s && strlen(s) != json_string_length(v)) {
+		if (!event_nul_path)
+			event_nul_path = path;
+		return NULL;
+	}
+	return s;
+}
+
 /* A private copy of s; NULL for NULL or "". Sets *oom on allocation failure. */
 static char *
 event_dup(const char *s, bool *oom)
@@ -173,7 +196,7 @@ event_take(char **dst, const json_t *root, const char *path, bool *oom)
 {
 	if (*dst)
 		return;
-	*dst = event_dup(hl_json_str(root, path), oom);
+	*dst = event_dup(event_str(root, path), oom);
 }
 
 /*
@@ -212,7 +235,7 @@ event_id(const json_t *root, const char *path)
 static void
 event_take_branch(char **dst, const json_t *root, const char *path, bool *oom)
 {
-	const char *ref = hl_json_str(root, path);
+	const char *ref = event_str(root, path);
 
 	if (*dst || !ref)
 		return;
@@ -363,7 +386,7 @@ const struct hl_json_prune_rule hl_event_prune_rules[] = {
 static void
 event_common(struct hl_event *ev, const json_t *pl, bool *oom)
 {
-	const char *type = hl_json_str(pl, "sender.type");
+	const char *type = event_str(pl, "sender.type");
 
 	event_take(&ev->repository, pl, "repository.full_name", oom);
 	event_take(&ev->repository_url, pl, "repository.html_url", oom);
@@ -385,7 +408,7 @@ event_failed_step(struct hl_event *ev, const json_t *steps, bool *oom)
 		return;
 	json_array_foreach(steps, i, step)
 	{
-		const char *c = hl_json_str(step, "conclusion");
+		const char *c = event_str(step, "conclusion");
 		if (c && strcmp(c, "failure") == 0) {
 			event_take(&ev->failed_step, step, "name", oom);
 			if (ev->failed_step)
@@ -466,14 +489,14 @@ hl_event_run_id_from_url(const char *url)
 static void
 event_check_run(struct hl_event *ev, const json_t *pl, const json_t *c, bool *oom)
 {
-	const char *app = hl_json_str(c, "app.slug");
+	const char *app = event_str(c, "app.slug");
 
 	ev->check_run_id = event_id(c, "id");
 	/* A GitHub Actions check run is a workflow job: same id, and its
 	 * details_url names the run (.../actions/runs/RUN/job/JOB). */
 	if (app && strcmp(app, "github-actions") == 0) {
 		ev->job_id = ev->check_run_id;
-		ev->run_id = hl_event_run_id_from_url(hl_json_str(c, "details_url"));
+		ev->run_id = hl_event_run_id_from_url(event_str(c, "details_url"));
 	}
 	ev->check_suite_id = event_id(c, "check_suite.id");
 	event_take(&ev->job_name, c, "name", oom);
@@ -510,7 +533,7 @@ event_check_suite(struct hl_event *ev, const json_t *s, bool *oom)
 static void
 event_status(struct hl_event *ev, const json_t *pl, bool *oom)
 {
-	const char *sha = hl_json_str(pl, "sha");
+	const char *sha = event_str(pl, "sha");
 	json_t *branches = json_object_get(pl, "branches"), *b;
 	size_t i;
 
@@ -526,7 +549,7 @@ event_status(struct hl_event *ev, const json_t *pl, bool *oom)
 	if (json_is_array(branches) && sha) {
 		json_array_foreach(branches, i, b)
 		{
-			const char *head = hl_json_str(b, "commit.sha");
+			const char *head = event_str(b, "commit.sha");
 			if (head && strcmp(head, sha) == 0) {
 				event_take(&ev->branch, b, "name", oom);
 				break;
@@ -565,7 +588,7 @@ event_pull_request(struct hl_event *ev, const json_t *pl, const json_t *pr, bool
 static void
 event_push(struct hl_event *ev, const json_t *pl, bool *oom)
 {
-	const char *ref = hl_json_str(pl, "ref");
+	const char *ref = event_str(pl, "ref");
 
 	/* Only branch pushes have a branch; a tag push leaves it NULL. */
 	if (ref && hl_str_starts_with(ref, "refs/heads/"))
@@ -583,7 +606,7 @@ event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 	bool is_pr = json_is_object(json_object_get(issue, "pull_request"));
 	int rc;
 
-	const char *type = hl_json_str(pl, "comment.user.type");
+	const char *type = event_str(pl, "comment.user.type");
 
 	ev->comment_id = event_id(pl, "comment.id");
 	/* The comment's author is who gives a command: the sender for real
@@ -688,8 +711,8 @@ event_code_scanning_alert(struct hl_event *ev, const json_t *pl, const json_t *a
 	event_take(&ev->location_path, a, "most_recent_instance.location.path", oom);
 	event_take(&ev->summary, a, "rule.description", oom);
 	event_take(&ev->description, a, "rule.full_description", oom);
-	event_code_scanning_ref(ev, hl_json_str(pl, "ref"), oom);
-	event_code_scanning_ref(ev, hl_json_str(a, "most_recent_instance.ref"), oom);
+	event_code_scanning_ref(ev, event_str(pl, "ref"), oom);
+	event_code_scanning_ref(ev, event_str(a, "most_recent_instance.ref"), oom);
 	event_take(&ev->head_sha, pl, "commit_oid", oom);
 	event_take(&ev->head_sha, a, "most_recent_instance.commit_sha", oom);
 	ev->intent = HL_INTENT_SECURITY;
@@ -723,7 +746,7 @@ event_repository_vulnerability_alert(struct hl_event *ev, const json_t *a, bool 
 	event_take(&ev->html_url, a, "external_reference", oom);
 	event_take(&ev->manifest_path, a, "manifest_path", oom);
 	/* external_identifier is a CVE id when the advisory has one. */
-	ext = hl_json_str(a, "external_identifier");
+	ext = event_str(a, "external_identifier");
 	if (ext && hl_str_starts_with(ext, "CVE-"))
 		event_take(&ev->cve_id, a, "external_identifier", oom);
 	ev->intent = HL_INTENT_SECURITY;
@@ -770,6 +793,7 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 	bool oom = false;
 	int rc = 0;
 
+	event_nul_path = NULL;
 	if (kind == HL_EVENT_UNKNOWN)
 		return hl_err_set(err, HL_EUNSUPPORTED, "unsupported event '%s'",
 		                  event_name ? event_name : "");
@@ -789,13 +813,14 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 	    !json_is_object(json_object_get(payload, "review")))
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' object", event_name,
 		                  "review");
-	if (kind == HL_EVENT_STATUS && !hl_json_str(payload, "state"))
+	if (kind == HL_EVENT_STATUS && !event_str(payload, "state"))
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' string", event_name,
 		                  "state");
-	if (kind == HL_EVENT_PUSH && !hl_json_str(payload, "ref"))
+	if (kind == HL_EVENT_PUSH && !event_str(payload, "ref"))
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' string", event_name,
 		                  "ref");
 	/* Every event but an organization ping concerns one repository. */
+	/* (a NUL in it is refused below as no owner/name) */
 	repo = hl_json_str(payload, "repository.full_name");
 	if (kind != HL_EVENT_PING && !repo)
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no 'repository.full_name'",
@@ -867,7 +892,16 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 	default:
 		break;
 	}
-	if (oom || rc) {
+	if (event_nul_path) {
+		hl_event_free(ev);
+		rc = hl_err_set(err, HL_EINVAL,
+		                "'%s' payload: '%s' holds a NUL character (\\u0000)", event_name,
+		                event_nul_path);
+		event_nul_path = NULL;
+		return rc;
+	}
+	/* outside text quoting a secret is stored and classified redacted */
+	if (oom || rc || hl_event_redact(ev) < 0) {
 		hl_event_free(ev);
 		return hl_err_set(err, HL_ENOMEM, "out of memory normalizing '%s'", event_name);
 	}

@@ -23,15 +23,18 @@
  * process's, handed over in memory.) The reads are the reader's, never the
  * timer's: a database that stalls holds up the reads, not the end of a
  * wait, so a sensor is answered on time whatever the store does. A
- * duplicate sensor call waits the same way for the reader's read of its
- * first delivery's task (hl_decisions_task_read).
+ * duplicate sensor call waits the same way for its first delivery's
+ * decision (hl_decisions_task_read): the reader reads it from the store
+ * once; when the first call is still being decided, the duplicate waits
+ * for that decision's signal like the first call does (every waiter of a
+ * delivery is resumed by it), so concurrent repeats carry the decision,
+ * not null keys read before it was made.
  */
 #include "decisions.h"
 
 #include "base/clock.h"
 #include "base/str.h"
 #include "store/intake.h"
-#include "store/ledger.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -69,6 +72,16 @@ struct hl_decision_board {
 	uint64_t next_ticket;
 };
 
+/* The delivery whose decision r waits for: its own, or for a duplicate
+ * (wait_task) the first delivery of its event. */
+static const char *
+board_key(const struct http_req *r)
+{
+	if (r->wait_task && r->ireq.answer.duplicate_of[0])
+		return r->ireq.answer.duplicate_of;
+	return r->delivery_id;
+}
+
 /* Called with the lock held: unlinks r. */
 static void
 board_unlink(struct hl_decision_board *b, struct http_req *r)
@@ -94,16 +107,17 @@ board_recheck(struct hl_decision_board *b)
 	struct http_req *r;
 	size_t n = 0, i;
 
+	/* (a duplicate not read yet is the task reads' to read first) */
 	for (r = b->waiters; r; r = r->wait_next)
-		n += !r->wait_task;
+		n += !r->wait_task || r->task_reading;
 	if (n == 0 || !(ids = malloc(n * sizeof(*ids)))) {
 		b->recheck = n > 0; /* out of memory: the next round tries again */
 		return;
 	}
 	n = 0;
 	for (r = b->waiters; r; r = r->wait_next)
-		if (!r->wait_task)
-			hl_strlcpy(ids[n++], r->delivery_id, sizeof(ids[0]));
+		if (!r->wait_task || r->task_reading)
+			hl_strlcpy(ids[n++], board_key(r), sizeof(ids[0]));
 	pthread_mutex_unlock(&b->lock);
 	for (i = 0; i < n; i++) {
 		char *text = NULL;
@@ -116,39 +130,49 @@ board_recheck(struct hl_decision_board *b)
 	pthread_mutex_lock(&b->lock);
 }
 
-/* The three decision fields of a task, as a decision (NULL: no such task
- * or the store failed). */
+/* A duplicate's part of its first delivery's decision: the task that
+ * remediates the failure and its agent, failure type and CodeRun (not the
+ * first call's dedup status). A new object. */
 static json_t *
-board_task_decision(struct hl_store *store, const char *task_id)
+board_dup_decision(const json_t *first)
 {
-	struct hl_task_record *task = NULL;
-	json_t *o;
+	static const char *const keys[] = { "task_id", "agent", "failure_type", "coderun_name" };
+	json_t *o = json_object();
+	size_t i;
 
-	if (hl_store_task_get(store, &task, task_id, NULL) != 0 || !task)
-		return NULL;
-	o = json_object();
-	if (task->agent && *task->agent)
-		json_object_set_new(o, "agent", json_string(task->agent));
-	if (task->failure_type && *task->failure_type)
-		json_object_set_new(o, "failure_type", json_string(task->failure_type));
-	if (task->coderun_name && *task->coderun_name)
-		json_object_set_new(o, "coderun_name", json_string(task->coderun_name));
-	hl_task_record_free(task);
+	for (i = 0; o && i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const char *v = json_string_value(json_object_get(first, keys[i]));
+		if (v && *v)
+			json_object_set_new(o, keys[i], json_string(v));
+	}
 	return o;
 }
 
-/* Called with the lock held (released meanwhile): reads the tasks of the
- * duplicates waiting for them, one at a time, and resumes each request
- * still waiting (the timer may have answered it meanwhile: its ticket is
- * then gone from the list). */
+/* Called with the lock held: resumes r with decision (borrowed), as its
+ * own or, for a duplicate, as its first delivery's. */
+static void
+board_answer(struct hl_decision_board *b, struct http_req *r, const json_t *decision)
+{
+	board_unlink(b, r);
+	r->decision = r->wait_task ? board_dup_decision(decision) : json_deep_copy(decision);
+	hl_http_resume(r);
+}
+
+/* Called with the lock held (released meanwhile): reads the first
+ * delivery's decision of the duplicates waiting for it, one at a time, and
+ * resumes each request still waiting (the timer or the decision's signal
+ * may have answered it meanwhile: its ticket is then gone from the list).
+ * One whose first delivery is not decided yet goes on waiting for its
+ * signal. */
 static void
 board_read_tasks(struct hl_decision_board *b)
 {
 	while (b->task_reads > 0 && !b->stop) {
-		char task_id[HL_TASK_ID_MAX];
+		char first[HL_DELIVERY_ID_MAX + 1];
 		struct http_req *r;
 		uint64_t ticket;
-		json_t *d;
+		char *text = NULL;
+		json_t *d = NULL;
 
 		for (r = b->waiters; r && (!r->wait_task || r->task_reading); r = r->wait_next)
 			;
@@ -159,18 +183,16 @@ board_read_tasks(struct hl_decision_board *b)
 		r->task_reading = true;
 		b->task_reads--;
 		ticket = r->wait_ticket;
-		hl_strlcpy(task_id, r->ireq.answer.task_id, sizeof(task_id));
+		hl_strlcpy(first, board_key(r), sizeof(first));
 		pthread_mutex_unlock(&b->lock);
-		d = board_task_decision(b->store, task_id);
+		if (hl_store_delivery_decision(b->store, &text, first, NULL) == 0 && text)
+			d = json_loads(text, 0, NULL);
+		free(text);
 		pthread_mutex_lock(&b->lock);
-		for (r = b->waiters; r && r->wait_ticket != ticket; r = r->wait_next)
+		for (r = b->waiters; d && r && r->wait_ticket != ticket; r = r->wait_next)
 			;
-		if (r) {
-			board_unlink(b, r);
-			r->decision = d;
-			d = NULL;
-			hl_http_resume(r);
-		}
+		if (d && r)
+			board_answer(b, r, d);
 		json_decref(d);
 	}
 }
@@ -359,9 +381,19 @@ hl_decisions_task_read(struct hl_decision_board *b, struct http_req *r, int wait
 {
 	bool waiting = false;
 
+	size_t i;
+
 	pthread_mutex_lock(&b->lock);
+	r->wait_task = true;
+	for (i = 0; i < BOARD_RECENT; i++) {
+		if (b->recent[i].decision && strcmp(b->recent[i].delivery_id, board_key(r)) == 0) {
+			/* decided a moment ago: answered now */
+			r->decision = board_dup_decision(b->recent[i].decision);
+			pthread_mutex_unlock(&b->lock);
+			return false;
+		}
+	}
 	if (!b->stop) {
-		r->wait_task = true;
 		r->task_reading = false;
 		r->wait_ticket = ++b->next_ticket;
 		r->wait_deadline_ms = hl_time_mono_ms() + wait_ms;
@@ -396,13 +428,16 @@ hl_decisions_publish(struct hl_decision_board *b, const char *id, size_t id_len,
 	json_decref(slot->decision);
 	hl_strlcpy(slot->delivery_id, delivery_id, sizeof(slot->delivery_id));
 	slot->decision = json_incref(decision);
-	for (r = b->waiters; r; r = r->wait_next) {
-		if (!r->wait_task && strcmp(r->delivery_id, delivery_id) == 0) {
-			board_unlink(b, r);
-			r->decision = json_deep_copy(decision);
-			hl_http_resume(r);
-			break;
+	/* the call and every repeat of it waiting for this decision */
+	for (r = b->waiters; r;) {
+		struct http_req *next = r->wait_next;
+
+		if (strcmp(board_key(r), delivery_id) == 0) {
+			if (r->wait_task && !r->task_reading)
+				b->task_reads--;
+			board_answer(b, r, decision);
 		}
+		r = next;
 	}
 	pthread_mutex_unlock(&b->lock);
 	json_decref(decision);

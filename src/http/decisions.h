@@ -25,11 +25,13 @@ void hl_decisions_free(struct hl_decision_board *b);
 bool hl_decisions_wait(struct hl_decision_board *b, struct http_req *r, int wait_ms);
 
 /* Called from the commit callback with r suspended, for a duplicate whose
- * first delivery's task (r->ireq.answer.task_id) is known: registers r for
- * at most wait_ms while the reader thread reads the task's agent, failure
- * type and CodeRun into r->decision, then the board resumes it (without
- * them when the store did not answer in time). Returns false when r was
- * not registered (the board is stopping): resume it now. */
+ * first delivery (r->ireq.answer.duplicate_of, else r->delivery_id) has a
+ * task: registers r for at most wait_ms while the reader thread reads the
+ * first delivery's decision; when there is none yet, r waits for it as the
+ * first call does. r->decision gets its task id, agent, failure type and
+ * CodeRun; the board resumes r then, or without them when the wait ends
+ * first. Returns false when r was not registered (decided a moment ago:
+ * r->decision is set; or the board is stopping): resume it now. */
 bool hl_decisions_task_read(struct hl_decision_board *b, struct http_req *r, int wait_ms);
 
 /* Records a decision (JSON text) for the delivery id (id_len bytes of id)

@@ -223,6 +223,7 @@ struct http_req {
 	int intent; /* the event's intent (enum hl_event_intent) */
 	char delivery_id[HL_DELIVERY_ID_MAX + 1];
 	char event_name[65];
+	char hook_id[24]; /* X-GitHub-Hook-ID trimmed (intake.c) */
 	char task_id[HL_TASK_ID_MAX];
 	char skip[64];
 	char skip_msg[200]; /* why the payload is invalid_payload, for the answer */

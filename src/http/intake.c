@@ -28,10 +28,13 @@
  * (json/fast.h): the scope spans parse -> normalize -> decref and produces
  * nothing that is freed with free().
  *
- * Identity is decided here, once (event/identity.c): the dedup key, and for
- * events that will be remediated the remediation key and the task id
- * ("hl-<20 hex of sha256(dedup key or delivery id)>", stable across
- * deliveries of the same event); all three are stored with the delivery.
+ * Identity is decided here, once (event/identity.c): the intake key (a CI
+ * failure's failure key, else the event's dedup key), and for events that
+ * will be remediated the remediation key and the task id ("hl-<20 hex of
+ * sha256(intake key or delivery id)>", stable across deliveries of the
+ * same event and of the same failure: a job's check run after its
+ * workflow_job is a duplicate naming the job's task); all three are
+ * stored with the delivery.
  */
 #include "base/log.h"
 #include "base/str.h"
@@ -58,6 +61,33 @@ static const char *
 intake_header(struct http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/*
+ * A header's value without the spaces and tabs around it (RFC 9110 section
+ * 5.5: they are not part of the value), copied into buf; a value that does
+ * not fit buf trimmed is returned as it came (too long for the header that
+ * reads it, it is refused as malformed). NULL when the header is absent.
+ */
+static const char *
+intake_header_value(struct http_req *r, const char *name, char *buf, size_t size)
+{
+	const char *v = intake_header(r, name), *e;
+	size_t n;
+
+	if (!v)
+		return NULL;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	e = v + strlen(v);
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	n = (size_t)(e - v);
+	if (n >= size)
+		return intake_header(r, name);
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return buf;
 }
 
 /* True when the media type of ctype (before ';') is type, case-insensitive. */
@@ -138,14 +168,47 @@ intake_form_payload(const char *body, size_t len, size_t *out_len)
 	return hl_buf_detach(&b, out_len);
 }
 
+/*
+ * The request headers stored with a delivery: an allowlist of those that
+ * identify it or its sender (GitHub's delivery headers, the client and
+ * the proxy in front of healer), never the credentials a client may send
+ * in any other header (Authorization, Cookie, X-Api-Key, signatures).
+ */
+static const char *const intake_stored_headers[] = {
+	"X-GitHub-Event",
+	"X-GitHub-Delivery",
+	"X-GitHub-Hook-ID",
+	"X-GitHub-Hook-Installation-Target-ID",
+	"X-GitHub-Hook-Installation-Target-Type",
+	"X-GitHub-Enterprise-Host",
+	"X-GitHub-Enterprise-Version",
+	"User-Agent",
+	"Content-Type",
+	"Content-Length",
+	"X-Forwarded-For",
+	"X-Forwarded-Proto",
+	"X-Real-IP",
+	"X-Request-ID",
+	NULL,
+};
+
+static bool
+intake_header_stored(const char *key)
+{
+	const char *const *n;
+
+	for (n = intake_stored_headers; key && *n; n++)
+		if (strcasecmp(key, *n) == 0)
+			return true;
+	return false;
+}
+
 static enum MHD_Result
 intake_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct hl_buf *b = cls;
 
-	if (!key || strcasecmp(key, "authorization") == 0 ||
-	    strcasecmp(key, "proxy-authorization") == 0 || strcasecmp(key, "cookie") == 0 ||
-	    strncasecmp(key, "x-hub-signature", 15) == 0)
+	if (!intake_header_stored(key))
 		return MHD_YES;
 	/* UTF-8 whatever the client sent: the stored headers are JSON (and
 	 * PostgreSQL refuses text that is not UTF-8) */
@@ -190,7 +253,7 @@ intake_hash_id(char *out, size_t size, const char *prefix, const char *a, const 
 static const char *
 intake_hook_id(struct http_req *r)
 {
-	const char *id = intake_header(r, "X-GitHub-Hook-ID");
+	const char *id = intake_header_value(r, "X-GitHub-Hook-ID", r->hook_id, sizeof(r->hook_id));
 	size_t n = id ? strspn(id, "0123456789") : 0;
 
 	return n > 0 && n <= 20 && !id[n] ? id : NULL;
@@ -248,7 +311,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 		r->intent = (int)ev->intent;
 		if (ev->action)
 			r->action = strdup(ev->action);
-		r->dedup_key = hl_event_dedup_key(ev);
+		r->dedup_key = hl_event_intake_key(ev);
 		/* identity once: the worker and the remediator use these */
 		if (!skip && hl_event_remediable(ev)) {
 			r->failure_key = hl_event_remediation_key(ev);
@@ -453,9 +516,10 @@ hl_http_intake_reply(struct http_req *r)
 enum MHD_Result
 hl_http_webhook(struct http_req *r)
 {
+	char ebuf[sizeof(r->event_name) + 1], dbuf[HL_DELIVERY_ID_MAX + 2], sbuf[160];
 	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *event = intake_header(r, "X-GitHub-Event");
-	const char *delivery = intake_header(r, "X-GitHub-Delivery");
+	const char *event = intake_header_value(r, "X-GitHub-Event", ebuf, sizeof(ebuf));
+	const char *delivery = intake_header_value(r, "X-GitHub-Delivery", dbuf, sizeof(dbuf));
 	struct hl_err err = HL_ERR_INIT;
 	json_t *payload = NULL;
 	const char *text = r->body.data;
@@ -463,8 +527,9 @@ hl_http_webhook(struct http_req *r)
 	bool form;
 
 	if (r->srv->webhook_keys &&
-	    hl_webhook_verify_keys(r->srv->webhook_keys, r->body.data, r->body.len,
-	                           intake_header(r, "X-Hub-Signature-256"), &err) < 0)
+	    hl_webhook_verify_keys(
+	            r->srv->webhook_keys, r->body.data, r->body.len,
+	            intake_header_value(r, "X-Hub-Signature-256", sbuf, sizeof(sbuf)), &err) < 0)
 		return hl_http_reply_error(r, 401, "invalid_signature", "%s", err.msg);
 	form = intake_ctype_is(ctype, "application/x-www-form-urlencoded");
 	if (!form && !intake_ctype_is(ctype, "application/json"))
@@ -528,9 +593,10 @@ intake_event_fits(struct http_req *r, const char *event)
 enum MHD_Result
 hl_http_remediate(struct http_req *r)
 {
+	char ebuf[sizeof(r->event_name) + 1], dbuf[HL_DELIVERY_ID_MAX + 2];
 	const char *ctype = intake_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *event = intake_header(r, "X-GitHub-Event");
-	const char *delivery = intake_header(r, "X-GitHub-Delivery");
+	const char *event = intake_header_value(r, "X-GitHub-Event", ebuf, sizeof(ebuf));
+	const char *delivery = intake_header_value(r, "X-GitHub-Delivery", dbuf, sizeof(dbuf));
 	struct hl_err err = HL_ERR_INIT;
 	json_t *root = NULL, *inner;
 	const char *text = r->body.data;

@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define METRICS_EVENTS_MAX 32
 
@@ -145,7 +146,11 @@ hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*route_
 			if (!v)
 				continue;
 			hl_buf_append_str(out, "healer_intake_total{event=\"");
-			hl_metrics_label(out, event_name(e));
+			/* an event healer does not know: "other", as the stored
+			 * deliveries (healer_deliveries, /api/status) name it */
+			hl_metrics_label(out, strcmp(event_name(e), "unknown") == 0
+			                              ? "other"
+			                              : event_name(e));
 			hl_buf_appendf(out, "\",status=\"%s\"} %llu\n", status_names[s],
 			               (unsigned long long)v);
 		}

@@ -550,18 +550,24 @@ http_is_chunked(const char *te)
 	return n == 7 && strncasecmp(te, "chunked", 7) == 0;
 }
 
-/* "sha256=" and 64 hex digits. */
+/* "sha256=" and 64 hex digits, between optional spaces and tabs (RFC
+ * 9110 section 5.5: not part of the value; intake.c trims them). */
 static bool
 http_signature_shaped(const char *sig)
 {
 	size_t i;
 
+	while (sig && (*sig == ' ' || *sig == '\t'))
+		sig++;
 	if (!sig || strncmp(sig, "sha256=", 7) != 0)
 		return false;
 	for (i = 0; i < 64; i++)
 		if (!isxdigit((unsigned char)sig[7 + i]))
 			return false;
-	return sig[7 + 64] == '\0';
+	sig += 7 + 64;
+	while (*sig == ' ' || *sig == '\t')
+		sig++;
+	return *sig == '\0';
 }
 
 static unsigned
@@ -601,10 +607,13 @@ http_first_checks(struct http_req *r, const char *mark)
 	if (f.cl_differ)
 		return hl_http_reply_error(r, 400, "bad_request",
 		                           "conflicting 'Content-Length' headers");
-	if (f.n_te > 1 || (f.n_te && f.n_cl))
+	if (f.n_te && f.n_cl)
 		return hl_http_reply_error(
 		        r, 400, "bad_request",
 		        "a request must not have both 'Transfer-Encoding' and 'Content-Length'");
+	if (f.n_te > 1)
+		return hl_http_reply_error(r, 400, "bad_request",
+		                           "more than one 'Transfer-Encoding' header");
 	if (f.n_te && !http_is_chunked(f.te ? f.te : ""))
 		return hl_http_reply_error(r, 501, "not_implemented",
 		                           "'Transfer-Encoding' must be chunked");

@@ -9,6 +9,7 @@
 #include "base/buf.h"
 
 #include <errno.h>
+#include <float.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -350,14 +351,19 @@ jf_number(struct jf *s)
 	if (!real) {
 		long long i = strtoll(copy, NULL, 10);
 
-		v = errno == ERANGE ? jf_fail(s, start, "too big integer") : json_integer(i);
+		/* valid JSON beyond json_int_t: a real (fast.h) */
+		v = errno == ERANGE ? json_real(strtod(copy, NULL)) : json_integer(i);
 	} else {
 		double d = strtod(copy, NULL);
 
-		v = errno == ERANGE && (d > 1.0 || d < -1.0)
-		            ? jf_fail(s, start, "real number overflow")
-		            : json_real(d);
+		/* beyond a double (strtod's HUGE_VAL, which jansson cannot
+		 * hold): the largest double of its sign */
+		if (errno == ERANGE && (d > 1.0 || d < -1.0))
+			d = d > 0 ? DBL_MAX : -DBL_MAX;
+		v = json_real(d);
 	}
+	if (!v)
+		v = jf_fail(s, start, "out of memory");
 	if (copy != small)
 		free(copy);
 	s->p = p;

@@ -7,12 +7,16 @@
  * spans in place and builds the same jansson values directly (~10x
  * faster). Accepted language = json_loadb(text, n, JSON_DECODE_ANY |
  * JSON_ALLOW_NUL): strict RFC 8259, valid UTF-8 only, no lone surrogates,
- * integers that do not fit json_int_t are an error, NUL allowed in strings
- * but not in object keys, duplicate keys keep the last value, nesting at
- * most 2048 levels. One difference: jansson also takes NUL bytes right
- * after a number or a literal ("6\0", "[1\0]", {"a":1\0}); NUL is not
- * JSON whitespace, so this parser refuses them (found by
- * tests/fuzz/fuzz_webhook.c).
+ * NUL allowed in strings but not in object keys, duplicate keys keep the
+ * last value, nesting at most 2048 levels. Two differences: jansson also
+ * takes NUL bytes right after a number or a literal ("6\0", "[1\0]",
+ * {"a":1\0}); NUL is not JSON whitespace, so this parser refuses them
+ * (found by tests/fuzz/fuzz_webhook.c). And jansson refuses numbers it
+ * cannot hold, which RFC 8259 allows (a payload is valid JSON whatever
+ * its numbers' size): here an integer that does not fit json_int_t is a
+ * real (18446744073709551616 -> 1.8446744073709552e19) and a real beyond
+ * a double the largest double of its sign (1e400 -> DBL_MAX), so readers
+ * see a value no id can be (json/json.h, event/normalize.c).
  * Thread-safe (the parser has no shared state; the arena registry below
  * is lock-free).
  */

@@ -1067,7 +1067,10 @@ hl_pg_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t
 	hl_pg_int(&p, (int64_t)max);
 	rc = hl_pg_exec(b, &r,
 	                "SELECT delivery_id, event_name, action, source, state, answer, reason,"
-	                " task_id, received_ms, claims FROM deliveries ORDER BY id DESC LIMIT $1",
+	                /* the task the decision names (a failure an active
+	                 * task owns), else the delivery's own */
+	                " COALESCE(decision_json::json->>'task_id', task_id), received_ms,"
+	                " claims FROM deliveries ORDER BY id DESC LIMIT $1",
 	                &p, false, "recent", err);
 	if (rc < 0)
 		return rc;

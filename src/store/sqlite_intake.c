@@ -727,7 +727,10 @@ hl_sq_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t
 
 	if (!(st = hl_sq_prepare(
 	              b, "SELECT delivery_id, event_name, action, source, state, answer, reason,"
-	                 " task_id, received_ms, claims FROM deliveries"
+	                 /* the task the decision names (a failure an active
+	                  * task owns), else the delivery's own */
+	                 " COALESCE(json_extract(decision_json, '$.task_id'), task_id),"
+	                 " received_ms, claims FROM deliveries"
 	                 " ORDER BY id DESC LIMIT ?1")))
 		return hl_sq_fail(err, b->db, "recent");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);

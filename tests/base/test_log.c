@@ -193,6 +193,27 @@ test_log_strips_url_userinfo(void **state)
 #endif
 
 static void
+test_log_redact_str_replaces_only_what_quotes_a_secret(void **state)
+{
+	char *clean = strdup("build and test"), *url = strdup("https://github.com/a/b");
+	char *quoting = strdup("job str-secret-77 and https://u:pw@h.example/x");
+	const char *clean_before = clean, *url_before = url;
+
+	(void)state;
+	hl_log_add_secret("str-secret-77");
+	assert_int_equal(hl_log_redact_str(&clean), 0);
+	assert_int_equal(hl_log_redact_str(&url), 0);
+	assert_int_equal(hl_log_redact_str(&quoting), 0);
+	/* clean text is left in place, not copied */
+	assert_ptr_equal(clean, clean_before);
+	assert_ptr_equal(url, url_before);
+	assert_string_equal(quoting, "job [REDACTED] and https://h.example/x");
+	free(clean);
+	free(url);
+	free(quoting);
+}
+
+static void
 test_log_redact_buf_linear_and_byte_exact(void **state)
 {
 	struct hl_buf b = HL_BUF_INIT(64);
@@ -329,6 +350,7 @@ main(void)
 		cmocka_unit_test(test_log_replaced_secrets_do_not_fill_the_table),
 		cmocka_unit_test(test_log_strips_url_userinfo),
 		cmocka_unit_test(test_log_redact_buf_linear_and_byte_exact),
+		cmocka_unit_test(test_log_redact_str_replaces_only_what_quotes_a_secret),
 		cmocka_unit_test(test_log_deferred_lines_are_written_in_time_and_in_order),
 		cmocka_unit_test(test_log_deferred_lines_survive_a_full_buffer),
 	};

@@ -98,12 +98,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n;
 	struct hl_err err = HL_ERR_INIT;
 	json_t *fast = NULL, *ref;
+	json_error_t jerr;
 	int rc;
 
 	hl_json_arena_install();
 	fuzz_split_line(name, sizeof(name), &body, &n, data, size);
 
-	ref = json_loadb((const char *)body, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	ref = json_loadb((const char *)body, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	hl_json_arena_begin();
 	rc = hl_json_fast_parse(&fast, (const char *)body, n, &err);
 	hl_json_arena_end();
@@ -115,6 +116,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_decref(ref);
 		ref = NULL;
 	}
+	/* jansson refuses numbers it cannot hold ("too big integer", "real
+	 * number overflow"), which fast.h reads as reals: there only the
+	 * fast parser accepting is a difference */
+	if (!ref && rc == 0 &&
+	    (strncmp(jerr.text, "too big ", 8) == 0 ||
+	     strncmp(jerr.text, "real number overflow", 20) == 0))
+		ref = json_incref(fast);
 	FUZZ_CHECK((rc == 0) == (ref != NULL));
 	if (rc == 0)
 		FUZZ_CHECK(json_equal(fast, ref));

@@ -239,7 +239,15 @@ def early_refusals():
                       b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
                       % sign(body).encode(), b"2\r\n{}\r\n0\r\n\r\n")
     check("Transfer-Encoding with Content-Length is answered 400 at once",
-          st == 400 and took < AT_ONCE_S, (a[:300], took))
+          st == 400 and took < AT_ONCE_S and b"'Content-Length'" in a, (a[:300], took))
+    st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
+                      b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      % sign(body).encode(), b"2\r\n{}\r\n0\r\n\r\n")
+    check("two Transfer-Encoding headers are answered 400 at once, saying so (no Content-Length"
+          " was sent)", st == 400 and took < AT_ONCE_S
+          and b"more than one 'Transfer-Encoding' header" in a and b"Content-Length'" not in a,
+          (a[:300], took))
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                       b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: %s\r\n"
                       b"Transfer-Encoding: gzip\r\n\r\n" % sign(body).encode(), body)

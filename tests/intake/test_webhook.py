@@ -203,6 +203,22 @@ def run(tmp):
           and row[0] == "workflow_job" and row[1] == "completed" and stored == body and row[3] == "lz4"
           and row[4] == len(body) and "X-GitHub-Event" in row[5] and "Signature" not in row[5],
           row and row[:2] + row[3:])
+    # only the headers that identify a delivery are stored: never a
+    # credential a client sends in a header healer does not know
+    extra = {"X-Api-Key": "APIKEYSECRET", "Authorization": "Bearer " + TOKEN,
+             "Cookie": "s=COOKIESECRET", "X-Forwarded-For": "192.0.2.9",
+             "User-Agent": "GitHub-Hookshot/abc", "X-GitHub-Hook-ID": "77"}
+    st, _, d = srv.deliver(job_payload(1000), delivery="dlv-headers", extra=extra)
+    row = srv.db().execute("SELECT headers_json FROM deliveries"
+                           " WHERE delivery_id='dlv-headers'").fetchone()
+    hdrs = json.loads(row[0]) if row else {}
+    check("stored headers are an allowlist: GitHub's, User-Agent, Content-Type, X-Forwarded-For;"
+          " no X-Api-Key, Authorization, Cookie or signature",
+          st == 202 and hdrs.get("X-Forwarded-For") == "192.0.2.9"
+          and hdrs.get("User-Agent") == "GitHub-Hookshot/abc" and hdrs.get("X-GitHub-Hook-ID") == "77"
+          and hdrs.get("X-GitHub-Event") == "workflow_job" and "Content-Type" in hdrs
+          and not any(k.lower() in ("x-api-key", "authorization", "cookie", "x-hub-signature-256")
+                      for k in hdrs), hdrs)
     st, _, d = srv.deliver(job_payload(1002), extra={"X-Hub-Signature-256": "sha256=" + "0" * 64})
     check("bad signature answers 401 JSON error", st == 401 and d.get("error") == "invalid_signature"
           and d.get("message"), d)
@@ -329,7 +345,7 @@ def run(tmp):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     s.sendall(b"POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: dlv-latin1\r\n"
-              b"X-GitHub-Hook-ID: 12\xff\r\nX-Proxy-Note: caf\xe9\r\n"
+              b"X-GitHub-Hook-ID: 12\xff\r\nUser-Agent: caf\xe9\r\n"
               b"X-Hub-Signature-256: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
               % (sign(body).encode(), len(body), body))
     first = s.recv(4096)
@@ -346,7 +362,7 @@ def run(tmp):
         hdrs = {"error": str(e), "raw": repr(row[0])}
     check("headers that are not UTF-8 are stored as a JSON text (U+FFFD), the hook id only"
           " when it is a number", first.startswith(b"HTTP/1.1 202") and hdrs
-          and hdrs.get("X-Proxy-Note") == "caf\ufffd" and row[1] is None, (first[:120], row, hdrs))
+          and hdrs.get("User-Agent") == "caf\ufffd" and row[1] is None, (first[:120], row, hdrs))
 
     # 413 before the body is read.
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
@@ -503,7 +519,9 @@ def run(tmp):
           and be.get("other") == len(made_up) and be.get("sponsorship") == 1
           and not any(n in be for n in made_up)
           and not any(n.encode() in mdata for n in made_up)
-          and b'healer_deliveries{event="other"' in mdata, (answers, be))
+          and b'healer_deliveries{event="other"' in mdata
+          and b'healer_intake_total{event="other"' in mdata
+          and b'event="unknown"' not in mdata, (answers, be))
     rows = srv.db().execute("SELECT headers_json FROM deliveries"
                             " WHERE event_name = 'other'").fetchall()
     kept = sorted(json.loads(r[0]).get("X-GitHub-Event") for r in rows)
@@ -561,6 +579,12 @@ def run(tmp):
           and "healer_deliveries{" in text and "healer_http_request_duration_seconds_bucket" in text
           and "healer_queue_depth" in text and "process_resident_memory_bytes" in text, text[:500])
 
+    intake_identity_test(srv)
+    intake_numbers_test(srv)
+    intake_redaction_test(srv)
+    intake_header_whitespace_test(srv)
+    intake_nul_test(srv)
+
     # Graceful SIGTERM.
     rc = srv.stop(signal.SIGTERM)
     check("SIGTERM exits 0", rc == 0, rc)
@@ -581,6 +605,143 @@ def run(tmp):
 
     crash_test(tmp)
     shutdown_delay_test(tmp)
+
+
+def actions_check_run(job):
+    """The check run GitHub Actions sends for a workflow_job's job."""
+    wj = job["workflow_job"]
+    return {"action": "completed", "repository": job["repository"], "sender": job["sender"],
+            "check_run": {"id": wj["id"], "name": wj["name"], "status": "completed",
+                          "conclusion": wj["conclusion"], "head_sha": wj["head_sha"],
+                          "app": {"slug": "github-actions"},
+                          "details_url": "https://github.com/%s/actions/runs/%d/job/%d"
+                                         % (job["repository"]["full_name"], wj["run_id"],
+                                            wj["id"]),
+                          "check_suite": {"id": wj["run_id"] + 7,
+                                          "head_branch": wj["head_branch"]}}}
+
+
+def wait_task(srv, tid, timeout=15):
+    deadline = time.time() + timeout
+    st = 0
+    while time.time() < deadline:
+        st, _, _ = srv.json("GET", "/api/remediations/%s" % tid)
+        if st == 200:
+            break
+        time.sleep(0.05)
+    return st
+
+
+def intake_identity_test(srv):
+    """A failure's identity at intake: whichever event reports it, one task."""
+    job = json.loads(job_payload(990011))
+    job["workflow_job"].update(run_id=990001)
+    st1, _, d1 = srv.deliver(json.dumps(job).encode(), delivery="dlv-ident-job")
+    st2, _, d2 = srv.deliver(json.dumps(actions_check_run(job)).encode(), event="check_run",
+                             delivery="dlv-ident-check")
+    st3 = wait_task(srv, d2.get("task_id"))
+    check("a job's check run after its workflow_job answers duplicate of it, naming its task",
+          st1 == 202 and d1.get("status") == "accepted" and st2 == 202
+          and d2.get("status") == "duplicate" and d2.get("reason") == "duplicate_event"
+          and d2.get("duplicate_of") == "dlv-ident-job"
+          and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3))
+    # the other way round: the check run first
+    job["workflow_job"].update(id=990012)
+    cr = actions_check_run(job)
+    st1, _, d1 = srv.deliver(json.dumps(cr).encode(), event="check_run")
+    st2, _, d2 = srv.deliver(json.dumps(job).encode())
+    st3 = wait_task(srv, d2.get("task_id"))
+    check("a workflow_job after its job's check run answers duplicate, naming the task",
+          d1.get("status") == "accepted" and d2.get("status") == "duplicate"
+          and d2.get("task_id") == d1.get("task_id") and st3 == 200, (d1, d2, st3))
+
+
+def intake_numbers_test(srv):
+    """Valid JSON whatever the size of its numbers: stored; an id out of
+    range is no id (README, Intake details)."""
+    answers = []
+    for i, num in enumerate(["18446744073709551616", "-9223372036854775809", "1.5e400"]):
+        text = job_payload(991100 + i).decode()
+        body = ('{"extra": %s, ' % num + text[1:]).encode()
+        answers.append(srv.deliver(body, delivery="dlv-bignum-%d" % i))
+    check("a payload with a number beyond 64 bits or a double anywhere is accepted",
+          all(st == 202 and d.get("status") == "accepted" for st, _, d in answers), answers)
+    text = job_payload(991199).decode().replace('"id": 991199', '"id": 9223372036854775808')
+    st, _, d = srv.deliver(text.encode(), delivery="dlv-bignum-id")
+    row = srv.db().execute("SELECT state, reason FROM deliveries"
+                           " WHERE delivery_id = 'dlv-bignum-id'").fetchone()
+    check("a job id beyond 64 bits is no id: stored and skipped invalid_payload",
+          st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
+          and d.get("task_id") is None and row == ("skipped", "invalid_payload"), (d, row))
+    auth = {"Content-Type": "application/json", "Authorization": "Bearer " + TOKEN}
+    text = job_payload(991200).decode()
+    st, _, d = srv.json("POST", "/api/remediate/ci-failure",
+                        ('{"body": {"extra": 1e999, ' + text[1:] + '}').encode(), auth)
+    check("the sensor route takes such numbers too", st == 202 and d.get("status") == "accepted",
+          d)
+
+
+def intake_redaction_test(srv):
+    """Secrets quoted in event text are stored and served redacted."""
+    p = json.loads(job_payload(992001))
+    p["workflow_job"]["name"] = f"build {TOKEN} {SECRET1}"
+    p["workflow_job"]["head_branch"] = f"feat/{SECRET2}"
+    st, _, d = srv.deliver(json.dumps(p).encode(), delivery="dlv-secret-name")
+    tid = d.get("task_id")
+    srv.wait_idle()
+    wait_task(srv, tid)
+    st1, _, t = srv.request("GET", "/api/remediations/%s" % tid)
+    st2, _, lst = srv.request("GET", "/api/remediations?limit=500")
+    ev = srv.db().execute("SELECT event_json FROM events"
+                          " WHERE delivery_id = 'dlv-secret-name'").fetchone()
+    served = t + lst + (ev[0].encode() if ev else b"")
+    try:
+        job = json.loads(t).get("job")
+    except ValueError:
+        job = None
+    check("secrets quoted in a job's name and branch are stored and served as [REDACTED]",
+          st == 202 and st1 == 200 and st2 == 200 and ev is not None
+          and job == "build [REDACTED] [REDACTED]"
+          and not any(x.encode() in served for x in (TOKEN, SECRET1, SECRET2)),
+          (st, st1, job, ev))
+
+
+def intake_header_whitespace_test(srv):
+    """Spaces and tabs around a header's value are not part of it (RFC 9110
+    section 5.5)."""
+    body = job_payload(993001)
+    st, _, d = srv.json("POST", "/webhook", body, {
+        "Content-Type": "application/json", "X-GitHub-Event": "workflow_job \t",
+        "X-GitHub-Delivery": "dlv-trailing-ws ", "X-GitHub-Hook-ID": "42 ",
+        "X-Hub-Signature-256": sign(body) + " "})
+    row = srv.db().execute("SELECT event_name, hook_id FROM deliveries"
+                           " WHERE delivery_id = 'dlv-trailing-ws'").fetchone()
+    check("trailing whitespace in the signature, event, delivery and hook id headers is no"
+          " part of their values", st == 202 and d.get("status") == "accepted"
+          and d.get("delivery_id") == "dlv-trailing-ws" and d.get("event") == "workflow_job"
+          and row == ("workflow_job", "42"), (st, d, row))
+    body = job_payload(993002)
+    st, _, d = srv.json("POST", "/api/remediate/ci-failure", body, {
+        "Content-Type": "application/json", "Authorization": "Bearer " + TOKEN,
+        "X-GitHub-Event": "workflow_job ", "X-GitHub-Delivery": "dlv-trailing-ws-2\t"})
+    check("... and so on the sensor route", st == 202 and d.get("status") == "accepted"
+          and d.get("delivery_id") == "dlv-trailing-ws-2", (st, d))
+
+
+def intake_nul_test(srv):
+    """A string holding \\u0000 is refused whole, never cut at the NUL."""
+    answers = []
+    for i, (key, val) in enumerate([("name", "n\u0000ul"), ("head_branch", "feat/\u0000x")]):
+        p = json.loads(job_payload(994001 + i))
+        p["workflow_job"][key] = val
+        answers.append(srv.deliver(json.dumps(p).encode(), delivery=f"dlv-nul-{i}"))
+    rows = srv.db().execute("SELECT state, reason, task_id FROM deliveries"
+                            " WHERE delivery_id LIKE 'dlv-nul-%' ORDER BY delivery_id").fetchall()
+    check("a job name or branch holding \\u0000 is stored and skipped invalid_payload, saying why",
+          all(st == 202 and d.get("status") == "skipped" and d.get("reason") == "invalid_payload"
+              and d.get("task_id") is None and "NUL" in (d.get("message") or "")
+              for st, _, d in answers)
+          and rows == [("skipped", "invalid_payload", None)] * 2, (answers, rows))
 
 
 def shutdown_delay_test(tmp):

@@ -72,6 +72,17 @@ def main():
                       == [("processing",)], 10, 0.02)
     con.close()
     check("the sensor call's delivery is stored and being processed", stored)
+
+    # the same call again while the first is undecided: it waits for the
+    # first call's decision (the reader found none yet), and is answered
+    # when its own wait ends, its reads stalled too
+    def dup_call():
+        t = time.monotonic()
+        answer["dup"] = srv.sensor(job_event(931, 93, branch="fix/stall"), timeout=60)
+        answer["dup_took"] = time.monotonic() - t
+    dt = threading.Thread(target=dup_call)
+    dt.start()
+    time.sleep(0.5)
     pids = cluster_pids()
     t_stall = time.monotonic()
     signal_all(pids, signal.SIGSTOP)
@@ -82,7 +93,15 @@ def main():
         time.sleep(max(0.0, STALL_S - (time.monotonic() - t_stall)))
         signal_all(pids, signal.SIGCONT)
     ct.join(timeout=60)
+    dt.join(timeout=60)
     st, d = answer.get("reply", (None, {}))
+    dst, dd = answer.get("dup", (None, {}))
+    check(f"its repeat, waiting for that decision, is answered when its {WAIT_MS // 1000} s "
+          "wait ends: a duplicate with the task's id and null decision keys",
+          answer.get("dup_took", 99) < WAIT_MS / 1000 + 2.5 and dst == 202
+          and dd.get("status") == "duplicate" and dd.get("task_id") == d.get("task_id")
+          and "agent" in dd and dd.get("agent") is None and dd.get("coderun_name") is None,
+          (answer.get("dup_took"), dst, dd))
     check(f"with the database stopped, the call is answered when its {WAIT_MS // 1000} s "
           f"wait ends, not when the database continues ({STALL_S} s)",
           answered_in is not None and answer["took"] < WAIT_MS / 1000 + 2.5,

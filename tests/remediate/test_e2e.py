@@ -501,6 +501,37 @@ def main():
           and ans.get("coderun_name", "").startswith("healer-rex-")
           and ans.get("dedup_status") == "new", ans)
 
+    # ---- 5a. concurrent repeats of one sensor call all carry its decision -------
+    # (slow sources: the repeats arrive while the first call is decided; they
+    # were answered at once with null keys read from the undecided task)
+    set_sources(delay_ms=1000)
+    wf_run2 = json.loads(json.dumps(wf_run))
+    wf_run2["workflow_run"].update(id=9301, head_branch="feat/r9301")
+    dtest.http("POST", GURL + "/_stub/seed", {"jobs": {"9301": [
+        {"id": 5098, "name": "clippy", "conclusion": "failure", "steps": [
+            {"name": "Run clippy", "conclusion": "failure", "number": 3}]}]}}, token=GTOKEN)
+    seed_github([5004, 5098])
+    rep_body = json.dumps({"body": wf_run2}).encode()
+
+    def repeat(_):
+        return srv.request("POST", "/api/remediate/ci-failure", rep_body,
+                           {"Content-Type": "application/json",
+                            "Authorization": f"Bearer {API_TOKEN}"})
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as ex:
+        reps = list(ex.map(repeat, range(10)))
+    set_sources()
+    rep_ans = [a for _, a in reps]
+    check("10 concurrent repeats of a sensor call: one accepted, the others duplicates, all"
+          " carrying the first call's task and decision",
+          all(st == 202 for st, _ in reps)
+          and [a.get("status") for a in rep_ans].count("accepted") == 1
+          and len({a.get("task_id") for a in rep_ans}) == 1
+          and all(a.get("agent") == "rex" and a.get("failure_type") == "rust_clippy"
+                  and (a.get("coderun_name") or "").startswith("healer-rex-")
+                  and a.get("coderun_name") == rep_ans[0].get("coderun_name")
+                  for a in rep_ans), rep_ans)
+
     # ---- 5b. a Dependabot alert from the security sensor -> Cipher ------------
     ex = json.load(open(os.path.join(dtest.ROOT, "tests", "node", "node_modules", "@octokit",
                                      "webhooks-examples", "api.github.com", "index.json")))
