@@ -80,6 +80,21 @@ driver_preparing(const struct hl_task_record *t)
 	return a->n > t->attempts || t->state == HL_TASK_QUEUED ? a : NULL;
 }
 
+/*
+ * Since when CI results may judge attempt a: an agent's work is judged by
+ * the job's results completed once its CodeRun Succeeded ("Succeeded and
+ * the same workflow + job then passed"; a failure met while the agent was
+ * still at work says nothing of what it finished); a re-run's by those
+ * since it was asked for.
+ */
+static int64_t
+driver_ci_since(const struct hl_attempt_record *a)
+{
+	if (a->kind == HL_ATTEMPT_AGENT && a->agent_done_ms > 0)
+		return a->agent_done_ms;
+	return a->started_ms;
+}
+
 /* Records what GitHub says of the job as a CI result of the task. */
 static int
 driver_record_api(struct hl_loop *l, const struct hl_task_record *t, int64_t run_id, int64_t job_id,
@@ -387,7 +402,7 @@ driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct h
 			/* a CI result recorded since this step read the latest */
 			if (rc == 0 && !changed) {
 				rc = hl_store_ci_result_latest(l->store, &ci, t->task_id,
-				                               a->started_ms, err);
+				                               driver_ci_since(a), err);
 				if (rc == 0 || rc == -HL_ENOTFOUND)
 					changed = !driver_same_ci(ci_seen, rc == 0 ? &ci : NULL);
 				else
@@ -470,7 +485,8 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		in.failing_job_id = hl_json_int(ev, "job_id", 0);
 		json_decref(ev);
 	}
-	if (a && hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) == 0) {
+	if (a &&
+	    hl_store_ci_result_latest(l->store, &ci, t->task_id, driver_ci_since(a), NULL) == 0) {
 		in.ci = &ci;
 		have_ci = true;
 	}
@@ -487,8 +503,8 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 			                            in.now_ms + DRIVER_RETRY_MS, err);
 			goto out;
 		}
-		if (hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) ==
-		    0) {
+		if (hl_store_ci_result_latest(l->store, &ci, t->task_id, driver_ci_since(a),
+		                              NULL) == 0) {
 			in.ci = &ci;
 			have_ci = true;
 		}

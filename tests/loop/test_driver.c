@@ -209,6 +209,61 @@ test_ci_result_during_step_is_not_lost(void **state)
 	hl_task_record_free(t);
 }
 
+/* The job failed again while the agent was still at work (a result
+ * completed before its CodeRun Succeeded): no verdict on the finished work,
+ * the task keeps waiting for CI; a result completed after it judges. */
+static void
+test_ci_result_before_success_judges_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t done;
+
+	f->l.lim.max_attempts = 1; /* a verdict would escalate (no remediator here) */
+	seed_verifying_task(f);
+	t = task(f);
+	done = t->attempt[0].agent_done_ms;
+	hl_task_record_free(t);
+	assert_int_equal(hl_store_ci_result_add(f->s,
+	                                        &(struct hl_ci_result){ .task_id = TASK,
+	                                                                .delivery_id = "ci-early",
+	                                                                .head_sha = SHA1,
+	                                                                .branch = "fix/clippy",
+	                                                                .conclusion = "failure",
+	                                                                .run_id = 9003,
+	                                                                .run_attempt = 1,
+	                                                                .job_id = 7003,
+	                                                                .completed_ms = done - 500,
+	                                                                .source = "webhook" },
+	                                        &err),
+	                 0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_VERIFYING);
+	assert_int_equal(t->attempt[0].outcome, HL_OUTCOME_INVALID);
+	hl_task_record_free(t);
+
+	assert_int_equal(hl_store_ci_result_add(f->s,
+	                                        &(struct hl_ci_result){ .task_id = TASK,
+	                                                                .delivery_id = "ci-late",
+	                                                                .head_sha = SHA1,
+	                                                                .branch = "fix/clippy",
+	                                                                .conclusion = "success",
+	                                                                .run_id = 9004,
+	                                                                .run_attempt = 1,
+	                                                                .job_id = 7004,
+	                                                                .completed_ms = done + 10,
+	                                                                .source = "webhook" },
+	                                        &err),
+	                 0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_SUCCEEDED);
+	assert_int_equal(t->attempt[0].outcome, HL_OUTCOME_SUCCESS);
+	hl_task_record_free(t);
+}
+
 /* Attempt n of the task ended agent_failed (or outcome), and the task is
  * running again with it as its current attempt, due now: what a driver
  * finds after the attempt was judged and before its consequence was
@@ -412,6 +467,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_verifying_waits_for_ci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ci_result_during_step_is_not_lost, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_ci_result_before_success_judges_nothing, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
 		                                teardown),

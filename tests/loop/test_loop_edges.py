@@ -6,7 +6,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - healer SIGKILLed while a retry is being prepared (GitHub slow, so the
   attempt sits in phase `preparing`): the restart resumes that attempt
   under its own number, on the same agent, and it holds no CodeRun slot
-  once the task ends (HEALER_MAX_ACTIVE_CODERUNS=1: the next task starts).
+  once the task ends (HEALER_MAX_ACTIVE_CODERUNS=1: the next task starts);
+- the job failing again while the agent still works: once its CodeRun
+  Succeeded that failure is no verdict; the job's next result is.
 
 Standard library only; prints TAP."""
 import os
@@ -66,8 +68,38 @@ def kill_while_preparing():
     return srv
 
 
+def ci_while_agent_runs():
+    srv = Healer(os.path.join(dtest.TMP, "early"), T.BASE_ENV).start()
+    T.seed_job(7510)
+    tid = T.deliver(srv, T.job_event(7510, 8510, "edge/early"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    T.set_phase(name, "Running")
+    wait_for(lambda: (T.task_of(srv, tid).get("attempts") or [{}])[0].get("phase") == "running",
+             10)
+    # the job fails again on a push made while the agent is still at work
+    T.seed_job(7511)
+    T.deliver(srv, T.job_event(7511, 8511, "edge/early", sha=T.SHA1))
+    wait_for(lambda: "ci result recorded" in srv.log_tail(), 10)
+    T.set_phase(name, "Succeeded")
+    verifying = T.wait_state(srv, tid, "verifying", 15)
+    time.sleep(1.5)  # a verdict would be applied within the loop's interval
+    t = T.task_of(srv, tid)
+    check("a CI failure that came while the agent still ran is no verdict once its CodeRun "
+          "Succeeded: the task waits for CI (verifying), no attempt 2",
+          verifying and t.get("state") == "verifying" and len(T.by_task(tid)) == 1
+          and not t["attempts"][0].get("outcome"), t)
+    T.deliver(srv, T.job_event(7512, 8512, "edge/early", conclusion="success", sha=T.SHA1))
+    ok = T.wait_state(srv, tid, "succeeded", 15)
+    check("... and the job passing after it judges the attempt success",
+          ok and T.task_of(srv, tid)["attempts"][0].get("outcome") == "success",
+          T.task_of(srv, tid))
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [kill_while_preparing()]
+    servers = [kill_while_preparing(), ci_while_agent_runs()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()
