@@ -8,7 +8,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   under its own number, on the same agent, and it holds no CodeRun slot
   once the task ends (HEALER_MAX_ACTIVE_CODERUNS=1: the next task starts);
 - the job failing again while the agent still works: once its CodeRun
-  Succeeded that failure is no verdict; the job's next result is.
+  Succeeded that failure is no verdict; the job's next result is;
+- /healer stop on the PR of a task queued for a CodeRun slot: the task
+  (which records its branch's PR) ends stopped and never gets a CodeRun.
 
 Standard library only; prints TAP."""
 import os
@@ -98,8 +100,41 @@ def ci_while_agent_runs():
     return srv
 
 
+def stop_queued():
+    env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 95, "state": "open", "title": "Queued", "user": {"login": "dev"},
+                   "html_url": f"https://github.com/{T.REPO}/pull/95", "body": "",
+                   "head": {"ref": "edge/q2", "sha": T.SHA0, "repo": {"full_name": T.REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": T.REPO}}}],
+        "issue_comments": {"9595": {"id": 9595}}})
+    srv = Healer(os.path.join(dtest.TMP, "queued"), env).start()
+    T.seed_job(7520)
+    T.seed_job(7521)
+    ta = T.deliver(srv, T.job_event(7520, 8520, "edge/q1"))
+    runs = wait_for(lambda: T.by_task(ta), 15) or []
+    tq = T.deliver(srv, T.job_event(7521, 8521, "edge/q2"))
+    queued = T.wait_state(srv, tq, "queued", 15)
+    check("a failure over the CodeRun budget is queued with its branch's PR",
+          queued and T.task_of(srv, tq).get("pr_number") == 95, T.task_of(srv, tq))
+    T.deliver(srv, T.comment_event(9595, 95, "/healer stop", "OWNER"), event="issue_comment")
+    stopped = T.wait_state(srv, tq, "stopped", 15)
+    check("/healer stop on the PR of a queued task ends it stopped",
+          stopped, [T.task_of(srv, tq), srv.log_tail()[-1500:]])
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Failed", message="no")
+    # the freed slot goes to A's attempt 2, never to the stopped task
+    wait_for(lambda: len(T.by_task(ta)) >= 2, 15)
+    time.sleep(1.0)
+    check("... and the stopped task never gets a CodeRun",
+          not T.by_task(tq) and T.task_of(srv, tq).get("state") == "stopped"
+          and not T.task_of(srv, tq).get("attempts"), T.task_of(srv, tq))
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [kill_while_preparing(), ci_while_agent_runs()]
+    servers = [kill_while_preparing(), ci_while_agent_runs(), stop_queued()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()
