@@ -10,7 +10,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - the job failing again while the agent still works: once its CodeRun
   Succeeded that failure is no verdict; the job's next result is;
 - /healer stop on the PR of a task queued for a CodeRun slot: the task
-  (which records its branch's PR) ends stopped and never gets a CodeRun.
+  (which records its branch's PR) ends stopped and never gets a CodeRun;
+- a check run of an active task's job on its branch from a run GitHub
+  answers 404 for: that task's result, never a second task.
 
 Standard library only; prints TAP."""
 import os
@@ -133,8 +135,41 @@ def stop_queued():
     return srv
 
 
+def check_run_of_unknown_run():
+    srv = Healer(os.path.join(dtest.TMP, "checkrun"), T.BASE_ENV).start()
+    T.seed_job(7530)
+    tid = T.deliver(srv, T.job_event(7530, 8530, "edge/cr"))
+    wait_for(lambda: T.by_task(tid), 15)
+    # a check run of the job failing again on the branch, from a run GitHub
+    # answers 404 for (not visible yet): the active task's, not a new task
+    T.seed_job(7531)
+    cid = 7531
+    st, ans = srv.deliver(
+        {"action": "completed",
+         "check_run": {"id": cid, "name": "clippy", "head_sha": T.SHA1, "status": "completed",
+                       "conclusion": "failure", "app": {"slug": "github-actions"},
+                       "html_url": f"https://github.com/{T.REPO}/runs/{cid}",
+                       "details_url": f"https://github.com/{T.REPO}/actions/runs/8531/job/{cid}",
+                       "check_suite": {"id": cid + 100000, "head_branch": "edge/cr",
+                                       "head_sha": T.SHA1},
+                       "output": {"title": "clippy", "summary": "1 error", "text": None}},
+         "repository": {"full_name": T.REPO, "default_branch": "main"},
+         "sender": {"login": "dev", "type": "User"}}, event="check_run")
+    attached = wait_for(lambda: "ci result recorded" in srv.log_tail(), 10)
+    time.sleep(1.0)
+    _, lst = srv.request("GET", "/api/remediations?limit=50")
+    tasks = [x["task_id"] for x in lst.get("remediations", []) if x.get("branch") == "edge/cr"]
+    check("a check run of an active task's job from a run GitHub does not know is that "
+          "task's result: no second task or CodeRun",
+          st == 202 and attached and tasks == [tid] and len(T.coderuns("edge/cr")) == 1,
+          [ans, tasks, [c["metadata"]["name"] for c in T.coderuns("edge/cr")]])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [kill_while_preparing(), ci_while_agent_runs(), stop_queued()]
+    servers = [kill_while_preparing(), ci_while_agent_runs(), stop_queued(),
+               check_run_of_unknown_run()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()
