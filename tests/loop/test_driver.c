@@ -429,6 +429,47 @@ test_each_escalation_round_is_told_once(void **state)
 		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", NULL), 2);
 }
 
+/* An alert's task escalated: every channel names the alert, its namespace
+ * and pod (from the stored alert), not "- - on -". */
+static void
+test_alert_escalation_names_the_alert(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	char *discord, *slack, *mail;
+
+	configure_channels(f);
+	seed_judged_attempt(f, 1, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 2, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 3, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(
+	        hl_store_task_put(
+	                f->s,
+	                &(struct hl_task){ .task_id = TASK,
+	                                   .state = HL_TASK_RUNNING,
+	                                   .kind = "alert",
+	                                   .event_json =
+	                                           "{\"key\":\"k1\",\"alert\":{\"labels\":{"
+	                                           "\"alertname\":\"KubePodCrashLooping\","
+	                                           "\"namespace\":\"prod\",\"pod\":\"api-1\"},"
+	                                           "\"annotations\":{\"summary\":\"Pod is crash "
+	                                           "looping.\"}}}" },
+	                &err),
+	        0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	discord = payload_of(f, "discord", "escalation", "3");
+	slack = payload_of(f, "slack", "escalation", "3");
+	mail = payload_of(f, "email", "escalation", "3");
+	assert_non_null(strstr(discord, "KubePodCrashLooping on prod/api-1"));
+	assert_non_null(strstr(discord, "Pod is crash looping."));
+	assert_null(strstr(discord, "\"Workflow\""));
+	assert_non_null(strstr(slack, "KubePodCrashLooping on prod/api-1"));
+	assert_non_null(strstr(mail, "Subject: [healer] remediation failed: KubePodCrashLooping"));
+	free(discord);
+	free(slack);
+	free(mail);
+}
+
 /* With OpenMemory: the escalated task is added; fixed after /healer retry,
  * its success is added too (once), not dropped as the same add. */
 static void
@@ -471,6 +512,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ci_result_before_success_judges_nothing, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_alert_escalation_names_the_alert, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_success_after_escalation_reaches_openmemory,
 		                                setup, teardown),
