@@ -31,8 +31,8 @@ ci_is_job_result(const struct hl_event *ev, const char *workflow)
  * remembered for the last LOOP_RUN_NAMES runs, else asked of GitHub (GET
  * .../actions/runs/{id}), so the jobs of one run cost one request. Written
  * to out; false for another app's check run, without GitHub credentials,
- * or when GitHub does not answer (the result is then not the task's; the
- * verify timeout asks GitHub again).
+ * or when GitHub does not answer (an Actions check run is then the task's
+ * that fixes its job on its branch, hl_loop_ci_event).
  */
 static bool
 ci_check_run_workflow(struct hl_loop *l, char *out, size_t size, const struct hl_event *ev)
@@ -80,6 +80,7 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 {
 	const char *workflow = ev->workflow_name;
 	char run_name[256];
+	bool by_job = false;
 	int rc;
 
 	/* skipped, cancelled, neutral say nothing about the fix */
@@ -97,17 +98,28 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 			return 0;
 		if (rc < 0)
 			return rc;
-		if (ci_check_run_workflow(l, run_name, sizeof(run_name), ev))
+		if (ci_check_run_workflow(l, run_name, sizeof(run_name), ev)) {
 			workflow = run_name;
+		} else if (ev->kind == HL_EVENT_CHECK_RUN && ev->run_id > 0) {
+			/* an Actions check run (its details name a run) whose run
+			 * GitHub did not show (not visible yet, gone, GitHub
+			 * away): what it says itself, the job's name on the
+			 * branch, makes it the result of the task fixing that job
+			 * there, never the start of a second task for it */
+			hl_strlcpy(task_id, any, HL_TASK_ID_MAX);
+			by_job = true;
+		}
 	}
-	if (!ci_is_job_result(ev, workflow))
-		return 0;
-	rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch, workflow,
-	                              ev->job_name, NULL, err);
-	if (rc == -HL_ENOTFOUND)
-		return 0;
-	if (rc < 0)
-		return rc;
+	if (!by_job) {
+		if (!ci_is_job_result(ev, workflow))
+			return 0;
+		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
+		                              workflow, ev->job_name, NULL, err);
+		if (rc == -HL_ENOTFOUND)
+			return 0;
+		if (rc < 0)
+			return rc;
+	}
 	if (own_task && strcmp(task_id, own_task) == 0) {
 		/* the failure that started this task, processed again: a
 		 * restart cut its remediation short, which resumes (a queued

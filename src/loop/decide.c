@@ -44,7 +44,8 @@ hl_loop_next_agent(const struct hl_task_record *t, const char *const *ranked, si
 	/* the last two agent attempts */
 	for (i = t->n_attempts; i > 0; i--) {
 		const struct hl_attempt_record *a = &t->attempt[i - 1];
-		if (a->kind != HL_ATTEMPT_AGENT)
+		/* one still being prepared has not run (nor failed) yet */
+		if (a->kind != HL_ATTEMPT_AGENT || a->phase == HL_PHASE_PREPARING)
 			continue;
 		if (!last)
 			last = a;

@@ -40,8 +40,9 @@ struct hl_loop_limits {
 /* What the loop knows beside the task record. */
 struct hl_loop_input {
 	const struct hl_task_record *task;
-	/* the latest CI result of the task since the current attempt started,
-	 * or NULL */
+	/* the latest CI result of the task that may judge the current
+	 * attempt (for an agent's, completed once its CodeRun Succeeded; for
+	 * a re-run's, since it started), or NULL */
 	const struct hl_ci_result_record *ci;
 	bool ci_asked; /* GitHub was asked after the verify timeout */
 	/* the agents in the classification's order (winner first), for the

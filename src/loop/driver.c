@@ -61,6 +61,40 @@ driver_current(const struct hl_task_record *t)
 	return NULL;
 }
 
+/*
+ * The attempt left being prepared: recorded (phase preparing, its CodeRun
+ * slot taken) by hl_remediate_begin but not yet given its CodeRun, because
+ * the process preparing it died or failed half-way (the task's attempts
+ * still count the one before; a queued task's first attempt counts
+ * already). It is resumed under its own number, so a restart or another
+ * replica taking the lease never skips a number, and never leaves it
+ * holding its slot. NULL when there is none.
+ */
+static const struct hl_attempt_record *
+driver_preparing(const struct hl_task_record *t)
+{
+	const struct hl_attempt_record *a = t->n_attempts ? &t->attempt[t->n_attempts - 1] : NULL;
+
+	if (!a || a->kind != HL_ATTEMPT_AGENT || a->phase != HL_PHASE_PREPARING)
+		return NULL;
+	return a->n > t->attempts || t->state == HL_TASK_QUEUED ? a : NULL;
+}
+
+/*
+ * Since when CI results may judge attempt a: an agent's work is judged by
+ * the job's results completed once its CodeRun Succeeded ("Succeeded and
+ * the same workflow + job then passed"; a failure met while the agent was
+ * still at work says nothing of what it finished); a re-run's by those
+ * since it was asked for.
+ */
+static int64_t
+driver_ci_since(const struct hl_attempt_record *a)
+{
+	if (a->kind == HL_ATTEMPT_AGENT && a->agent_done_ms > 0)
+		return a->agent_done_ms;
+	return a->started_ms;
+}
+
 /* Records what GitHub says of the job as a CI result of the task. */
 static int
 driver_record_api(struct hl_loop *l, const struct hl_task_record *t, int64_t run_id, int64_t job_id,
@@ -148,10 +182,11 @@ static void
 driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const char *agent,
             const char *hint, const struct hl_ci_result_record *ci, char *ci_line, size_t ci_size)
 {
-	const struct hl_attempt_record *last = driver_current(t);
+	const struct hl_attempt_record *last = driver_current(t), *prep = driver_preparing(t);
 
 	memset(p, 0, sizeof(*p));
-	p->n = (int)(t->n_attempts ? t->attempt[t->n_attempts - 1].n + 1 : 1);
+	/* an attempt left preparing is this one (never skipped) */
+	p->n = prep ? prep->n : (int)(t->n_attempts ? t->attempt[t->n_attempts - 1].n + 1 : 1);
 	p->task = t;
 	p->agent = agent;
 	p->failure_type = t->failure_type;
@@ -201,6 +236,15 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	                                     ? "one more attempt (/healer retry)"
 	                                     : NULL,
 	                             err)) < 0)
+		return rc;
+	/* a task nothing would look at again (a /healer retry of an escalated
+	 * or stopped one) is due once this lease runs out: if this process
+	 * dies while the attempt is prepared, the next lease holder resumes it
+	 * (its own schedule replaces this one when it is made) */
+	if (!over && t->state != HL_TASK_QUEUED && t->next_check_ms <= 0 &&
+	    (rc = hl_store_task_schedule(l->store, t->task_id,
+	                                 hl_time_wall_ms() + (int64_t)l->cfg->lease_seconds * 1000,
+	                                 err)) < 0)
 		return rc;
 	if (over) {
 		if (t->state == HL_TASK_QUEUED)
@@ -358,7 +402,7 @@ driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct h
 			/* a CI result recorded since this step read the latest */
 			if (rc == 0 && !changed) {
 				rc = hl_store_ci_result_latest(l->store, &ci, t->task_id,
-				                               a->started_ms, err);
+				                               driver_ci_since(a), err);
 				if (rc == 0 || rc == -HL_ENOTFOUND)
 					changed = !driver_same_ci(ci_seen, rc == 0 ? &ci : NULL);
 				else
@@ -395,9 +439,44 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 	};
 	struct hl_loop_step st;
 	struct hl_task_record *fresh = NULL;
+	const struct hl_attempt_record *prep = driver_preparing(t);
 	bool have_ci = false;
 	int rc = 0;
 
+	if (prep && (t->state == HL_TASK_RUNNING || t->state == HL_TASK_VERIFYING) &&
+	    in.now_ms >= prep->started_ms + l->lim.attempt_timeout_ms) {
+		/* it could not be made for as long as an attempt may run: it ends
+		 * timed out (its slot freed) and is judged like any other */
+		hl_log_kv(HL_LOG_WARN, "an attempt left preparing timed out", "task_id", t->task_id,
+		          NULL);
+		rc = hl_store_attempt_put(
+		        l->store,
+		        &(struct hl_attempt){ .task_id = t->task_id,
+		                              .n = prep->n,
+		                              .kind = prep->kind,
+		                              .phase = HL_PHASE_DONE,
+		                              .outcome = HL_OUTCOME_TIMEOUT,
+		                              .reason = "the attempt could not be prepared in time",
+		                              .finished_ms = in.now_ms },
+		        err);
+		if (rc == 0)
+			rc = hl_store_task_put(l->store,
+			                       &(struct hl_task){ .task_id = t->task_id,
+			                                          .state = t->state,
+			                                          .attempts = prep->n,
+			                                          .next_check_ms = in.now_ms },
+			                       err);
+		goto out;
+	}
+	if (prep && (t->state == HL_TASK_RUNNING || t->state == HL_TASK_VERIFYING)) {
+		/* the attempt a dead process (or an expired lease) left preparing:
+		 * made now under its own number with the agent it was begun for
+		 * (its CodeRun, if the create got through, is adopted) */
+		hl_log_kv(HL_LOG_INFO, "resuming an attempt left preparing", "task_id", t->task_id,
+		          "agent", prep->agent, NULL);
+		rc = hl_loop_next_attempt(l, t, prep->agent, NULL, err);
+		goto out;
+	}
 	in.n_ranked = driver_ranked(ranked, DRIVER_RANKED_MAX, decision);
 	in.ranked = ranked;
 	if (t->event_json) {
@@ -406,7 +485,8 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		in.failing_job_id = hl_json_int(ev, "job_id", 0);
 		json_decref(ev);
 	}
-	if (a && hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) == 0) {
+	if (a &&
+	    hl_store_ci_result_latest(l->store, &ci, t->task_id, driver_ci_since(a), NULL) == 0) {
 		in.ci = &ci;
 		have_ci = true;
 	}
@@ -423,8 +503,8 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 			                            in.now_ms + DRIVER_RETRY_MS, err);
 			goto out;
 		}
-		if (hl_store_ci_result_latest(l->store, &ci, t->task_id, a->started_ms, NULL) ==
-		    0) {
+		if (hl_store_ci_result_latest(l->store, &ci, t->task_id, driver_ci_since(a),
+		                              NULL) == 0) {
 			in.ci = &ci;
 			have_ci = true;
 		}

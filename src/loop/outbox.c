@@ -107,6 +107,32 @@ outbox_pr_url(const char *url, const struct hl_task_record *t, json_t *event)
 	return p > url + n + 6 && (!*p || *p == '/' || *p == '#') ? url : NULL;
 }
 
+/* A task from a running system: what failed, from its stored alert (an
+ * Alertmanager pod alert: {"alert": {labels, annotations}}) or ArgoCD
+ * notification ({"trigger", "application"}), in place of the CI fields. */
+static void
+outbox_report_alert(struct hl_notify_report *r, const struct hl_task_record *t, json_t *event)
+{
+	const json_t *al = json_object_get(event, "alert"), *app;
+
+	if (t->kind && strcmp(t->kind, "alert") == 0) {
+		r->alert = hl_json_str_or(al, "labels.alertname", "pod alert");
+		r->namespace = hl_json_str(al, "labels.namespace");
+		r->pod = hl_json_str(al, "labels.pod");
+		r->summary = hl_json_str(al, "annotations.summary");
+		if (!r->summary)
+			r->summary = hl_json_str(al, "annotations.description");
+	} else if (t->kind && strcmp(t->kind, "argocd") == 0) {
+		app = json_object_get(event, "application");
+		r->alert = strcmp(hl_json_str_or(event, "trigger", "degraded"), "sync_failed") == 0
+		                   ? "ArgoCD sync failed"
+		                   : "ArgoCD application degraded";
+		r->namespace = hl_json_str_or(app, "metadata.namespace", "argocd");
+		r->application = hl_json_str(app, "metadata.name");
+		r->summary = hl_json_str(app, "status.operationState.message");
+	}
+}
+
 /* The task as the notify module reports it; attempts point into t. */
 static void
 outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t max_att,
@@ -149,6 +175,7 @@ outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t 
 	}
 	r->attempts = att;
 	r->n_attempts = n;
+	outbox_report_alert(r, t, event);
 }
 
 static int

@@ -131,11 +131,22 @@ dc_fields(struct dc_embed *e, const struct hl_notify_report *r)
 	char count[64], pr[32];
 	int ret;
 
-	if ((ret = dc_text_field(e, "Repository", r->repository)) < 0 ||
-	    (ret = dc_text_field(e, "Workflow", r->workflow)) < 0 ||
-	    (ret = dc_text_field(e, "Job", r->job)) < 0 ||
-	    (ret = dc_text_field(e, "Branch", r->branch)) < 0)
+	if (r->alert) {
+		/* a running system's failure: what failed, no CI fields */
+		if ((ret = dc_text_field(e, "Alert", r->alert)) < 0 ||
+		    (r->namespace && (ret = dc_text_field(e, "Namespace", r->namespace)) < 0) ||
+		    (r->pod && (ret = dc_text_field(e, "Pod", r->pod)) < 0) ||
+		    (r->application &&
+		     (ret = dc_text_field(e, "Application", r->application)) < 0) ||
+		    (r->summary && (ret = dc_text_field(e, "Summary", r->summary)) < 0) ||
+		    (r->repository && (ret = dc_text_field(e, "Repository", r->repository)) < 0))
+			goto out;
+	} else if ((ret = dc_text_field(e, "Repository", r->repository)) < 0 ||
+	           (ret = dc_text_field(e, "Workflow", r->workflow)) < 0 ||
+	           (ret = dc_text_field(e, "Job", r->job)) < 0 ||
+	           (ret = dc_text_field(e, "Branch", r->branch)) < 0) {
 		goto out;
+	}
 	if (r->pr_number > 0) {
 		snprintf(pr, sizeof(pr), "#%lld", (long long)r->pr_number);
 		ret = dc_link_field(e, "PR", pr, true, r->pr_url);
@@ -152,7 +163,8 @@ dc_fields(struct dc_embed *e, const struct hl_notify_report *r)
 	if ((ret = hl_notify_text_agents(&agents, r, HL_NOTIFY_ESC_DISCORD)) < 0 ||
 	    (ret = dc_field(e, "Agents Tried", &agents)) < 0 ||
 	    (ret = dc_text_field(e, "Failure Type", r->failure_type)) < 0 ||
-	    (ret = dc_link_field(e, "Run", "workflow run", true, r->run_url)) < 0 ||
+	    (!(r->alert && !hl_notify_text_url_ok(r->run_url, DC_LINK_URL_MAX)) &&
+	     (ret = dc_link_field(e, "Run", "workflow run", true, r->run_url)) < 0) ||
 	    (ret = dc_link_field(e, "Task", r->task_id, false, r->task_url)) < 0)
 		goto out;
 	if (r->kind == HL_NOTIFY_REPORT && r->state && *r->state)
@@ -250,6 +262,7 @@ hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct hl_
 	char ts[40];
 	size_t tu, fu, avail, du;
 	char *text = NULL;
+	bool oom = false;
 	int ret;
 
 	e.fields = json_array();
@@ -257,19 +270,33 @@ hl_notify_discord_build(char **out, const struct hl_notify_report *r, struct hl_
 		ret = -HL_ENOMEM;
 		goto out;
 	}
-	hl_buf_append_str(&title, r->kind == HL_NOTIFY_ESCALATION
-	                                  ? "\xf0\x9f\x9a\xa8 CI Remediation Failed: "
-	                                  : "CI Remediation Report: ");
-	hl_notify_text_append(&title, r->repository && *r->repository ? r->repository : "-",
-	                      DC_TITLE_CAP - hl_notify_text_units(title.data, title.len),
-	                      HL_NOTIFY_ESC_DISCORD, HL_NOTIFY_TEXT_TRIM, NULL);
+	if (r->alert) {
+		struct hl_buf what = HL_BUF_INIT(0);
+
+		hl_buf_append_str(&title, r->kind == HL_NOTIFY_ESCALATION
+		                                  ? "\xf0\x9f\x9a\xa8 Remediation Failed: "
+		                                  : "Remediation Report: ");
+		hl_notify_text_subject(&what, r);
+		hl_notify_text_append(&title, what.data,
+		                      DC_TITLE_CAP - hl_notify_text_units(title.data, title.len),
+		                      HL_NOTIFY_ESC_DISCORD, HL_NOTIFY_TEXT_TRIM, NULL);
+		oom = hl_buf_error(&what);
+		hl_buf_release(&what);
+	} else {
+		hl_buf_append_str(&title, r->kind == HL_NOTIFY_ESCALATION
+		                                  ? "\xf0\x9f\x9a\xa8 CI Remediation Failed: "
+		                                  : "CI Remediation Report: ");
+		hl_notify_text_append(&title, r->repository && *r->repository ? r->repository : "-",
+		                      DC_TITLE_CAP - hl_notify_text_units(title.data, title.len),
+		                      HL_NOTIFY_ESC_DISCORD, HL_NOTIFY_TEXT_TRIM, NULL);
+	}
 	hl_buf_append_str(&foot, "healer");
 	if (r->task_id && *r->task_id) {
 		hl_buf_append_str(&foot, " \xc2\xb7 task ");
 		hl_notify_text_append(&foot, r->task_id, DC_FOOTER_CAP - 20, HL_NOTIFY_ESC_PLAIN,
 		                      HL_NOTIFY_TEXT_TRIM, NULL);
 	}
-	if (hl_buf_error(&title) || hl_buf_error(&foot)) {
+	if (oom || hl_buf_error(&title) || hl_buf_error(&foot)) {
 		ret = -HL_ENOMEM;
 		goto out;
 	}

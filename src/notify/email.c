@@ -479,13 +479,26 @@ em_body(struct hl_buf *b, const struct hl_notify_report *r)
 	const char *p;
 	char count[64], dur[32];
 
-	hl_buf_append_str(b, r->kind == HL_NOTIFY_ESCALATION
-	                             ? "CI remediation failed - human intervention needed\n\n"
-	                             : "CI remediation report\n\n");
-	em_line(b, "Repository:", r->repository);
-	em_line(b, "Workflow:", r->workflow);
-	em_line(b, "Job:", r->job);
-	em_line(b, "Branch:", r->branch);
+	hl_buf_append_str(
+	        b, r->kind == HL_NOTIFY_ESCALATION
+	                   ? (r->alert ? "Remediation failed - human intervention needed\n\n"
+	                               : "CI remediation failed - human intervention "
+	                                 "needed\n\n")
+	                   : (r->alert ? "Remediation report\n\n" : "CI remediation report\n\n"));
+	if (r->alert) {
+		/* a running system's failure: what failed, no CI fields */
+		em_line(b, "Alert:", r->alert);
+		em_line(b, "Namespace:", r->namespace);
+		em_line(b, "Pod:", r->pod);
+		em_line(b, "Application:", r->application);
+		em_line(b, "Summary:", r->summary);
+		em_line(b, "Repository:", r->repository);
+	} else {
+		em_line(b, "Repository:", r->repository);
+		em_line(b, "Workflow:", r->workflow);
+		em_line(b, "Job:", r->job);
+		em_line(b, "Branch:", r->branch);
+	}
 	if (r->pr_number > 0) {
 		hl_buf_appendf(&t, "#%lld", (long long)r->pr_number);
 		if (hl_notify_text_url_ok(r->pr_url, EM_URL_MAX))
@@ -597,13 +610,9 @@ hl_notify_email_build(char **out, size_t *len_out, const struct hl_notify_report
 	}
 	hl_buf_append_str(&m, "\r\n");
 
-	hl_buf_append_str(&plain, r->kind == HL_NOTIFY_ESCALATION ? "[healer] CI remediation "
-	                                                            "failed: "
-	                                                          : "[healer] CI remediation "
-	                                                            "report: ");
-	hl_buf_appendf(&plain, "%s %s on %s", r->repository && *r->repository ? r->repository : "-",
-	               r->workflow && *r->workflow ? r->workflow : "-",
-	               r->branch && *r->branch ? r->branch : "-");
+	hl_buf_appendf(&plain, "[healer] %s %s: ", r->alert ? "remediation" : "CI remediation",
+	               r->kind == HL_NOTIFY_ESCALATION ? "failed" : "report");
+	hl_notify_text_subject(&plain, r);
 	hl_notify_text_append(&subj, plain.data, EM_SUBJECT_CAP, HL_NOTIFY_ESC_NONE,
 	                      HL_NOTIFY_TEXT_TRIM, NULL);
 	em_text_header(&m, "Subject", subj.data);

@@ -81,6 +81,14 @@ struct hl_notify_report {
 	const char *state;    /* task state (queued, running, ...), optional */
 	int max_attempts;     /* HEALER_MAX_ATTEMPTS; 0 unknown */
 	int64_t time_ms;      /* when the report was made (timestamps, Date); 0 now */
+	/* a task from a running system (kind alert or argocd) has no
+	 * workflow, job, branch or run: when alert is set the messages name
+	 * these instead (untrusted too) */
+	const char *alert;       /* the alert's name, or what ArgoCD reported */
+	const char *namespace;   /* the pod's or the application's namespace */
+	const char *pod;         /* an Alertmanager pod alert's pod */
+	const char *application; /* an ArgoCD application */
+	const char *summary;     /* the alert's summary (the application's message) */
 	const struct hl_notify_attempt *attempts;
 	size_t n_attempts;
 };

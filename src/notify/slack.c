@@ -88,11 +88,25 @@ sl_fields(json_t *fields, const struct hl_notify_report *r)
 		         hl_notify_text_url_ok(r->pr_url, SL_LINK_URL_MAX) ? "open" : "(no PR)");
 	hl_notify_text_attempts_count(count, sizeof(count), r);
 	ret = hl_notify_text_agents(&agents, r, HL_NOTIFY_ESC_SLACK);
-	if (ret < 0 || (ret = sl_field(fields, "Repository", r->repository, false, NULL)) < 0 ||
-	    (ret = sl_field(fields, "Workflow", r->workflow, false, NULL)) < 0 ||
-	    (ret = sl_field(fields, "Job", r->job, false, NULL)) < 0 ||
-	    (ret = sl_field(fields, "Branch", r->branch, false, NULL)) < 0 ||
-	    (ret = sl_field(fields, "PR", pr, true, r->pr_url)) < 0 ||
+	if (ret == 0 && r->alert) {
+		/* a running system's failure: what failed, no CI fields */
+		if ((ret = sl_field(fields, "Alert", r->alert, false, NULL)) < 0 ||
+		    (r->namespace &&
+		     (ret = sl_field(fields, "Namespace", r->namespace, false, NULL)) < 0) ||
+		    (r->pod && (ret = sl_field(fields, "Pod", r->pod, false, NULL)) < 0) ||
+		    (r->application &&
+		     (ret = sl_field(fields, "Application", r->application, false, NULL)) < 0) ||
+		    (r->summary &&
+		     (ret = sl_field(fields, "Summary", r->summary, false, NULL)) < 0))
+			goto out;
+	} else if (ret == 0 &&
+	           ((ret = sl_field(fields, "Repository", r->repository, false, NULL)) < 0 ||
+	            (ret = sl_field(fields, "Workflow", r->workflow, false, NULL)) < 0 ||
+	            (ret = sl_field(fields, "Job", r->job, false, NULL)) < 0 ||
+	            (ret = sl_field(fields, "Branch", r->branch, false, NULL)) < 0)) {
+		goto out;
+	}
+	if (ret < 0 || (ret = sl_field(fields, "PR", pr, true, r->pr_url)) < 0 ||
 	    (ret = sl_field(fields, "Attempts", count, true, NULL)) < 0 ||
 	    (ret = sl_field(fields, "Agents tried", agents.data, true, NULL)) < 0 ||
 	    (ret = sl_field(fields, "Failure type", r->failure_type, false, NULL)) < 0)
@@ -204,11 +218,12 @@ hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct hl_er
 
 	/* the notification fallback */
 	if (esc)
-		hl_buf_appendf(&plain, "CI remediation failed after %zu attempts: ", r->n_attempts);
+		hl_buf_appendf(&plain, "%s failed after %zu attempts: ",
+		               r->alert ? "Remediation" : "CI remediation", r->n_attempts);
 	else
-		hl_buf_append_str(&plain, "CI remediation report: ");
-	hl_buf_appendf(&plain, "%s %s on %s", r->repository ? r->repository : "-",
-	               r->workflow ? r->workflow : "-", r->branch ? r->branch : "-");
+		hl_buf_append_str(&plain,
+		                  r->alert ? "Remediation report: " : "CI remediation report: ");
+	hl_notify_text_subject(&plain, r);
 	hl_notify_text_append(&fb, plain.data, SL_FALLBACK_CAP, HL_NOTIFY_ESC_SLACK,
 	                      HL_NOTIFY_TEXT_TRIM, NULL);
 
@@ -256,11 +271,13 @@ hl_notify_slack_build(char **out, const struct hl_notify_report *r, struct hl_er
 		ret = -HL_ENOMEM;
 		goto out;
 	}
-	json_array_append_new(blocks, json_pack("{s:s, s:{s:s, s:s, s:b}}", "type", "header",
-	                                        "text", "type", "plain_text", "text",
-	                                        esc ? "\xf0\x9f\x9a\xa8 CI Remediation Failed"
-	                                            : "CI Remediation Report",
-	                                        "emoji", 1));
+	json_array_append_new(
+	        blocks, json_pack("{s:s, s:{s:s, s:s, s:b}}", "type", "header", "text", "type",
+	                          "plain_text", "text",
+	                          esc ? (r->alert ? "\xf0\x9f\x9a\xa8 Remediation Failed"
+	                                          : "\xf0\x9f\x9a\xa8 CI Remediation Failed")
+	                              : (r->alert ? "Remediation Report" : "CI Remediation Report"),
+	                          "emoji", 1));
 	json_array_append_new(blocks, sl_section(&intro));
 	json_array_append_new(blocks, json_pack("{s:s, s:O}", "type", "section", "fields", fields));
 	if (sum.len)

@@ -407,6 +407,28 @@ hl_notify_text_attempt_line(struct hl_buf *b, const struct hl_notify_attempt *a,
 	return hl_buf_error(b);
 }
 
+static const char *
+text_or_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+int
+hl_notify_text_subject(struct hl_buf *b, const struct hl_notify_report *r)
+{
+	if (r->alert) {
+		const char *what = r->pod && *r->pod ? r->pod : r->application;
+
+		hl_buf_appendf(b, "%s on %s%s%s", text_or_dash(r->alert),
+		               r->namespace && *r->namespace ? r->namespace : "",
+		               r->namespace && *r->namespace ? "/" : "", text_or_dash(what));
+	} else {
+		hl_buf_appendf(b, "%s %s on %s", text_or_dash(r->repository),
+		               text_or_dash(r->workflow), text_or_dash(r->branch));
+	}
+	return hl_buf_error(b) ? -HL_ENOMEM : 0;
+}
+
 void
 hl_notify_text_attempts_count(char *out, size_t size, const struct hl_notify_report *r)
 {

@@ -76,6 +76,12 @@ int hl_notify_text_agents(struct hl_buf *b, const struct hl_notify_report *r,
 int hl_notify_text_attempt_line(struct hl_buf *b, const struct hl_notify_attempt *a,
                                 size_t max_units, enum hl_notify_esc esc);
 
+/* What a report is about in one line of plain text (escape it when
+ * appending): "<repository> <workflow> on <branch>" ("-" for each one
+ * missing), or for an alert "<alert> on <namespace>/<pod or
+ * application>". */
+int hl_notify_text_subject(struct hl_buf *b, const struct hl_notify_report *r);
+
 /* "3 (max 3)" or "3". */
 void hl_notify_text_attempts_count(char *out, size_t size, const struct hl_notify_report *r);
 

@@ -1091,6 +1091,32 @@ rem_check_run_run(struct hl_remediator *r, const struct hl_event *ev)
 	return run;
 }
 
+/*
+ * The PR of a failure that waits for a budget: the event's, else the open PR
+ * of its branch (a job's events name none; a running task learns it with
+ * its context, a queued one has none yet), so /healer stop on that PR finds
+ * the queued task. 0 when there is none or GitHub does not answer (logged).
+ */
+static int64_t
+rem_queued_pr(struct hl_remediator *r, const struct hl_event *ev)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	json_t *pr = NULL;
+	int64_t n = 0;
+	int rc;
+
+	if (ev->pr_number > 0 || !r->github || !ev->repository || !ev->branch || !*ev->branch)
+		return ev->pr_number;
+	rc = hl_github_pr_for_branch(r->github, &pr, ev->repository, ev->branch, &gerr);
+	if (rc == 0 && !hl_remediate_pr_from_fork(pr, ev->repository))
+		n = hl_json_int(pr, "number", 0);
+	else if (rc < 0 && rc != -HL_ENOTFOUND)
+		hl_log_kv(HL_LOG_WARN, "finding the PR of a queued task's branch failed",
+		          "repository", ev->repository, "error", gerr.msg, NULL);
+	json_decref(pr);
+	return n;
+}
+
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
              const char *task_id, const char *failure_key, struct hl_err *err)
@@ -1192,7 +1218,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		rem_set(res.outcome, sizeof(res.outcome), "queued");
 		rem_set(res.reason, sizeof(res.reason), why);
 		if ((rc = rem_put_task(r, &j, HL_TASK_QUEUED, why, NULL, NULL, NULL, NULL,
-		                       ev->pr_number, NULL, HL_TASK_NO_CHECK, err)) < 0)
+		                       rem_queued_pr(r, ev), NULL, HL_TASK_NO_CHECK, err)) < 0)
 			goto out;
 		goto done;
 	}

@@ -246,6 +246,27 @@ test_decide_runner_up_after_two_failures_of_one_agent(void **state)
 	assert_string_equal(f.st.next_agent, "cipher");
 }
 
+/* An attempt still being prepared (left so by a crash: no CodeRun yet)
+ * has not failed: the agent after one real failure stays the same. */
+static void
+test_decide_preparing_attempt_is_no_failure(void **state)
+{
+	static const char *const ranked[] = { "rex", "atlas", "bolt" };
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 2);
+	f.a[0].phase = HL_PHASE_DONE;
+	f.a[1].phase = HL_PHASE_PREPARING;
+	f.t.attempts = 1;
+	assert_string_equal(hl_loop_next_agent(&f.t, ranked, 3, false), "rex");
+	/* once it ran and failed, the runner-up takes over */
+	f.a[1].phase = HL_PHASE_DONE;
+	f.a[1].outcome = HL_OUTCOME_AGENT_FAILED;
+	f.t.attempts = 2;
+	assert_string_equal(hl_loop_next_agent(&f.t, ranked, 3, false), "atlas");
+}
+
 static void
 test_decide_rerun_outcomes(void **state)
 {
@@ -361,6 +382,7 @@ main(void)
 		cmocka_unit_test(test_decide_alert_tasks_succeed_with_their_coderun),
 		cmocka_unit_test(test_decide_last_attempt_escalates),
 		cmocka_unit_test(test_decide_runner_up_after_two_failures_of_one_agent),
+		cmocka_unit_test(test_decide_preparing_attempt_is_no_failure),
 		cmocka_unit_test(test_decide_rerun_outcomes),
 		cmocka_unit_test(test_decide_done_attempt_resumes_its_consequence),
 		cmocka_unit_test(test_decide_refused_coderun_escalates_at_once),

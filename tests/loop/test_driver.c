@@ -209,6 +209,61 @@ test_ci_result_during_step_is_not_lost(void **state)
 	hl_task_record_free(t);
 }
 
+/* The job failed again while the agent was still at work (a result
+ * completed before its CodeRun Succeeded): no verdict on the finished work,
+ * the task keeps waiting for CI; a result completed after it judges. */
+static void
+test_ci_result_before_success_judges_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t done;
+
+	f->l.lim.max_attempts = 1; /* a verdict would escalate (no remediator here) */
+	seed_verifying_task(f);
+	t = task(f);
+	done = t->attempt[0].agent_done_ms;
+	hl_task_record_free(t);
+	assert_int_equal(hl_store_ci_result_add(f->s,
+	                                        &(struct hl_ci_result){ .task_id = TASK,
+	                                                                .delivery_id = "ci-early",
+	                                                                .head_sha = SHA1,
+	                                                                .branch = "fix/clippy",
+	                                                                .conclusion = "failure",
+	                                                                .run_id = 9003,
+	                                                                .run_attempt = 1,
+	                                                                .job_id = 7003,
+	                                                                .completed_ms = done - 500,
+	                                                                .source = "webhook" },
+	                                        &err),
+	                 0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_VERIFYING);
+	assert_int_equal(t->attempt[0].outcome, HL_OUTCOME_INVALID);
+	hl_task_record_free(t);
+
+	assert_int_equal(hl_store_ci_result_add(f->s,
+	                                        &(struct hl_ci_result){ .task_id = TASK,
+	                                                                .delivery_id = "ci-late",
+	                                                                .head_sha = SHA1,
+	                                                                .branch = "fix/clippy",
+	                                                                .conclusion = "success",
+	                                                                .run_id = 9004,
+	                                                                .run_attempt = 1,
+	                                                                .job_id = 7004,
+	                                                                .completed_ms = done + 10,
+	                                                                .source = "webhook" },
+	                                        &err),
+	                 0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_SUCCEEDED);
+	assert_int_equal(t->attempt[0].outcome, HL_OUTCOME_SUCCESS);
+	hl_task_record_free(t);
+}
+
 /* Attempt n of the task ended agent_failed (or outcome), and the task is
  * running again with it as its current attempt, due now: what a driver
  * finds after the attempt was judged and before its consequence was
@@ -374,6 +429,47 @@ test_each_escalation_round_is_told_once(void **state)
 		assert_int_equal(count_notifications(f, CHANNELS[i], "escalation", NULL), 2);
 }
 
+/* An alert's task escalated: every channel names the alert, its namespace
+ * and pod (from the stored alert), not "- - on -". */
+static void
+test_alert_escalation_names_the_alert(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	char *discord, *slack, *mail;
+
+	configure_channels(f);
+	seed_judged_attempt(f, 1, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 2, HL_OUTCOME_AGENT_FAILED);
+	seed_judged_attempt(f, 3, HL_OUTCOME_AGENT_FAILED);
+	assert_int_equal(
+	        hl_store_task_put(
+	                f->s,
+	                &(struct hl_task){ .task_id = TASK,
+	                                   .state = HL_TASK_RUNNING,
+	                                   .kind = "alert",
+	                                   .event_json =
+	                                           "{\"key\":\"k1\",\"alert\":{\"labels\":{"
+	                                           "\"alertname\":\"KubePodCrashLooping\","
+	                                           "\"namespace\":\"prod\",\"pod\":\"api-1\"},"
+	                                           "\"annotations\":{\"summary\":\"Pod is crash "
+	                                           "looping.\"}}}" },
+	                &err),
+	        0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	discord = payload_of(f, "discord", "escalation", "3");
+	slack = payload_of(f, "slack", "escalation", "3");
+	mail = payload_of(f, "email", "escalation", "3");
+	assert_non_null(strstr(discord, "KubePodCrashLooping on prod/api-1"));
+	assert_non_null(strstr(discord, "Pod is crash looping."));
+	assert_null(strstr(discord, "\"Workflow\""));
+	assert_non_null(strstr(slack, "KubePodCrashLooping on prod/api-1"));
+	assert_non_null(strstr(mail, "Subject: [healer] remediation failed: KubePodCrashLooping"));
+	free(discord);
+	free(slack);
+	free(mail);
+}
+
 /* With OpenMemory: the escalated task is added; fixed after /healer retry,
  * its success is added too (once), not dropped as the same add. */
 static void
@@ -413,7 +509,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_verifying_waits_for_ci, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ci_result_during_step_is_not_lost, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_ci_result_before_success_judges_nothing, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_alert_escalation_names_the_alert, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_success_after_escalation_reaches_openmemory,
 		                                setup, teardown),

@@ -854,6 +854,72 @@ test_notify_email_headers_and_lines(void **state)
 	free(m);
 }
 
+/* An escalation of a task from a running system (an Alertmanager pod
+ * alert) names the alert, the namespace and pod and its summary on every
+ * channel, with no CI field (repository, workflow, job, branch) and no
+ * "workflow run" link without a URL. */
+static void
+test_notify_alert_escalation_names_the_alert(void **state)
+{
+	struct hl_notify_report r = base_report();
+	struct hl_err err = HL_ERR_INIT;
+	char *text = NULL, *m;
+	json_t *v, *e, *f;
+	const char *title, *fb;
+	size_t i;
+	bool alert = false, pod = false, summary = false;
+
+	(void)state;
+	r.repository = r.workflow = r.job = r.branch = r.run_url = r.pr_url = NULL;
+	r.pr_number = 0;
+	r.alert = "KubePodCrashLooping";
+	r.namespace = "prod";
+	r.pod = "api-7d9f8b6c5d-aaaa1";
+	r.summary = "Pod is crash looping.";
+	assert_int_equal(hl_notify_discord_build(&text, &r, &err), 0);
+	check_discord_limits(text);
+	v = parse(text);
+	e = json_array_get(json_object_get(v, "embeds"), 0);
+	title = json_string_value(json_object_get(e, "title"));
+	assert_non_null(strstr(title, "Remediation Failed: KubePodCrashLooping on "
+	                              "prod/api-7d9f8b6c5d-aaaa1"));
+	json_array_foreach(json_object_get(e, "fields"), i, f)
+	{
+		const char *n = json_string_value(json_object_get(f, "name"));
+		const char *val = json_string_value(json_object_get(f, "value"));
+
+		assert_true(strcmp(n, "Workflow") != 0 && strcmp(n, "Job") != 0 &&
+		            strcmp(n, "Branch") != 0 && strcmp(n, "Run") != 0);
+		alert |= strcmp(n, "Alert") == 0 && strcmp(val, "KubePodCrashLooping") == 0;
+		pod |= strcmp(n, "Pod") == 0 && strstr(val, "aaaa1");
+		summary |= strcmp(n, "Summary") == 0 && strstr(val, "crash looping");
+	}
+	assert_true(alert && pod && summary);
+	json_decref(v);
+	free(text);
+
+	text = NULL;
+	assert_int_equal(hl_notify_slack_build(&text, &r, &err), 0);
+	v = parse(text);
+	fb = json_string_value(json_object_get(v, "text"));
+	assert_non_null(strstr(fb, "Remediation failed after 3 attempts: KubePodCrashLooping on "
+	                           "prod/api-7d9f8b6c5d-aaaa1"));
+	assert_null(strstr(text, "*Workflow*"));
+	assert_null(strstr(text, "workflow run"));
+	assert_non_null(strstr(text, "*Pod*"));
+	assert_null(strstr(text, "CI Remediation"));
+	json_decref(v);
+	free(text);
+
+	m = build_email(&r, "healer@example.com", "ops@example.com", "k", 0);
+	assert_non_null(
+	        strstr(m, "\r\nSubject: [healer] remediation failed: KubePodCrashLooping on"));
+	assert_non_null(strstr(m, "Namespace:    prod"));
+	assert_null(strstr(m, "Workflow:"));
+	assert_null(strstr(m, " - on -"));
+	free(m);
+}
+
 static void
 test_notify_email_subject_encoding(void **state)
 {
@@ -1091,6 +1157,7 @@ main(void)
 		cmocka_unit_test(test_notify_github_fence_and_html),
 		cmocka_unit_test(test_notify_github_refusal),
 		cmocka_unit_test(test_notify_email_headers_and_lines),
+		cmocka_unit_test(test_notify_alert_escalation_names_the_alert),
 		cmocka_unit_test(test_notify_email_subject_encoding),
 		cmocka_unit_test(test_notify_email_header_injection_impossible),
 		cmocka_unit_test(test_notify_email_addresses),

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""test_loop_edges.py - edges of the remediation loop (contract section 9)
+that a restart or an early event could bend, against the same stand-ins as
+test_loop.py (imported: its stand-ins, helpers and environment):
+
+- healer SIGKILLed while a retry is being prepared (GitHub slow, so the
+  attempt sits in phase `preparing`): the restart resumes that attempt
+  under its own number, on the same agent, and it holds no CodeRun slot
+  once the task ends (HEALER_MAX_ACTIVE_CODERUNS=1: the next task starts);
+- the job failing again while the agent still works: once its CodeRun
+  Succeeded that failure is no verdict; the job's next result is;
+- /healer stop on the PR of a task queued for a CodeRun slot: the task
+  (which records its branch's PR) ends stopped and never gets a CodeRun;
+- a check run of an active task's job on its branch from a run GitHub
+  answers 404 for: that task's result, never a second task.
+
+Standard library only; prints TAP."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_loop as T  # noqa: E402  (starts the stand-ins)
+from test_loop import check, dtest, Healer, wait_for  # noqa: E402
+
+
+def attempts(srv, tid):
+    return [(a["number"], a.get("phase"), a.get("outcome"), a.get("agent"))
+            for a in T.task_of(srv, tid).get("attempts", [])]
+
+
+def kill_while_preparing():
+    env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")
+    srv = Healer(os.path.join(dtest.TMP, "prep"), env).start()
+    T.seed_job(7500)
+    T.seed_job(7501)
+    tid = T.deliver(srv, T.job_event(7500, 8500, "edge/prep"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    check("a failure gets its first CodeRun", len(runs) == 1, srv.log_tail())
+    # GitHub answers slowly: attempt 2's context takes seconds to gather
+    T.gh("POST", "/_stub/config", {"rules": [{"method": "GET", "path": "/repos/",
+                                              "delay_ms": 2500}]})
+    T.set_phase(runs[0]["metadata"]["name"], "Failed", message="first try failed")
+    preparing = wait_for(lambda: (2, "preparing", None, "rex") in attempts(srv, tid), 15)
+    srv.kill()
+    T.gh("POST", "/_stub/config", {"rules": []})
+    srv = Healer(srv.data_dir, env).start()
+    runs = wait_for(lambda: len(T.by_task(tid)) >= 2 and T.by_task(tid), 40) or []
+    labels = [(c["metadata"]["labels"]["healer/attempt"], c["metadata"]["labels"]["healer/agent"])
+              for c in runs]
+    done = wait_for(lambda: all(a[1] != "preparing" for a in attempts(srv, tid)), 10)
+    check("killed while attempt 2 was prepared: the restart makes attempt 2 (same agent), "
+          "none is skipped or left preparing",
+          preparing and labels == [("1", "rex"), ("2", "rex")] and done
+          and [a[0] for a in attempts(srv, tid)] == [1, 2], [labels, attempts(srv, tid)])
+    if len(runs) == 2:
+        T.set_phase(runs[1]["metadata"]["name"], "Failed", message="second try failed")
+    runs = wait_for(lambda: len(T.by_task(tid)) >= 3 and T.by_task(tid), 20) or []
+    third = runs[2]["metadata"]["labels"] if len(runs) > 2 else {}
+    check("attempt 3 follows the two real failures (the runner-up agent)",
+          third.get("healer/attempt") == "3" and third.get("healer/agent") not in (None, "rex"),
+          [third, attempts(srv, tid)])
+    if len(runs) > 2:
+        T.set_phase(runs[2]["metadata"]["name"], "Failed", message="third try failed")
+    escalated = T.wait_state(srv, tid, "escalated", 20)
+    # the only slot is free again: a new failure gets its CodeRun
+    tb = T.deliver(srv, T.job_event(7501, 8501, "edge/prep2"))
+    started = wait_for(lambda: T.by_task(tb), 15)
+    check("after the escalation no attempt holds the CodeRun slot: the next task starts",
+          escalated and started, [T.task_of(srv, tid).get("state"), T.task_of(srv, tb)])
+    srv.stop()
+    return srv
+
+
+def ci_while_agent_runs():
+    srv = Healer(os.path.join(dtest.TMP, "early"), T.BASE_ENV).start()
+    T.seed_job(7510)
+    tid = T.deliver(srv, T.job_event(7510, 8510, "edge/early"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    T.set_phase(name, "Running")
+    wait_for(lambda: (T.task_of(srv, tid).get("attempts") or [{}])[0].get("phase") == "running",
+             10)
+    # the job fails again on a push made while the agent is still at work
+    T.seed_job(7511)
+    T.deliver(srv, T.job_event(7511, 8511, "edge/early", sha=T.SHA1))
+    wait_for(lambda: "ci result recorded" in srv.log_tail(), 10)
+    T.set_phase(name, "Succeeded")
+    verifying = T.wait_state(srv, tid, "verifying", 15)
+    time.sleep(1.5)  # a verdict would be applied within the loop's interval
+    t = T.task_of(srv, tid)
+    check("a CI failure that came while the agent still ran is no verdict once its CodeRun "
+          "Succeeded: the task waits for CI (verifying), no attempt 2",
+          verifying and t.get("state") == "verifying" and len(T.by_task(tid)) == 1
+          and not t["attempts"][0].get("outcome"), t)
+    T.deliver(srv, T.job_event(7512, 8512, "edge/early", conclusion="success", sha=T.SHA1))
+    ok = T.wait_state(srv, tid, "succeeded", 15)
+    check("... and the job passing after it judges the attempt success",
+          ok and T.task_of(srv, tid)["attempts"][0].get("outcome") == "success",
+          T.task_of(srv, tid))
+    srv.stop()
+    return srv
+
+
+def stop_queued():
+    env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [{"number": 95, "state": "open", "title": "Queued", "user": {"login": "dev"},
+                   "html_url": f"https://github.com/{T.REPO}/pull/95", "body": "",
+                   "head": {"ref": "edge/q2", "sha": T.SHA0, "repo": {"full_name": T.REPO}},
+                   "base": {"ref": "main", "repo": {"full_name": T.REPO}}}],
+        "issue_comments": {"9595": {"id": 9595}}})
+    srv = Healer(os.path.join(dtest.TMP, "queued"), env).start()
+    T.seed_job(7520)
+    T.seed_job(7521)
+    ta = T.deliver(srv, T.job_event(7520, 8520, "edge/q1"))
+    runs = wait_for(lambda: T.by_task(ta), 15) or []
+    tq = T.deliver(srv, T.job_event(7521, 8521, "edge/q2"))
+    queued = T.wait_state(srv, tq, "queued", 15)
+    check("a failure over the CodeRun budget is queued with its branch's PR",
+          queued and T.task_of(srv, tq).get("pr_number") == 95, T.task_of(srv, tq))
+    T.deliver(srv, T.comment_event(9595, 95, "/healer stop", "OWNER"), event="issue_comment")
+    stopped = T.wait_state(srv, tq, "stopped", 15)
+    check("/healer stop on the PR of a queued task ends it stopped",
+          stopped, [T.task_of(srv, tq), srv.log_tail()[-1500:]])
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Failed", message="no")
+    # the freed slot goes to A's attempt 2, never to the stopped task
+    wait_for(lambda: len(T.by_task(ta)) >= 2, 15)
+    time.sleep(1.0)
+    check("... and the stopped task never gets a CodeRun",
+          not T.by_task(tq) and T.task_of(srv, tq).get("state") == "stopped"
+          and not T.task_of(srv, tq).get("attempts"), T.task_of(srv, tq))
+    srv.stop()
+    return srv
+
+
+def check_run_of_unknown_run():
+    srv = Healer(os.path.join(dtest.TMP, "checkrun"), T.BASE_ENV).start()
+    T.seed_job(7530)
+    tid = T.deliver(srv, T.job_event(7530, 8530, "edge/cr"))
+    wait_for(lambda: T.by_task(tid), 15)
+    # a check run of the job failing again on the branch, from a run GitHub
+    # answers 404 for (not visible yet): the active task's, not a new task
+    T.seed_job(7531)
+    cid = 7531
+    st, ans = srv.deliver(
+        {"action": "completed",
+         "check_run": {"id": cid, "name": "clippy", "head_sha": T.SHA1, "status": "completed",
+                       "conclusion": "failure", "app": {"slug": "github-actions"},
+                       "html_url": f"https://github.com/{T.REPO}/runs/{cid}",
+                       "details_url": f"https://github.com/{T.REPO}/actions/runs/8531/job/{cid}",
+                       "check_suite": {"id": cid + 100000, "head_branch": "edge/cr",
+                                       "head_sha": T.SHA1},
+                       "output": {"title": "clippy", "summary": "1 error", "text": None}},
+         "repository": {"full_name": T.REPO, "default_branch": "main"},
+         "sender": {"login": "dev", "type": "User"}}, event="check_run")
+    attached = wait_for(lambda: "ci result recorded" in srv.log_tail(), 10)
+    time.sleep(1.0)
+    _, lst = srv.request("GET", "/api/remediations?limit=50")
+    tasks = [x["task_id"] for x in lst.get("remediations", []) if x.get("branch") == "edge/cr"]
+    check("a check run of an active task's job from a run GitHub does not know is that "
+          "task's result: no second task or CodeRun",
+          st == 202 and attached and tasks == [tid] and len(T.coderuns("edge/cr")) == 1,
+          [ans, tasks, [c["metadata"]["name"] for c in T.coderuns("edge/cr")]])
+    srv.stop()
+    return srv
+
+
+def main():
+    servers = [kill_while_preparing(), ci_while_agent_runs(), stop_queued(),
+               check_run_of_unknown_run()]
+    for h in servers:  # sanitizer builds report leaks and errors at exit
+        dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    dtest.run(main)
