@@ -176,44 +176,17 @@ pipeline_attached_json(const char *task_id)
 
 /*
  * The delivery was answered at intake with its own task id, then its
- * failure went to the active task owner: a skipped task under that id
- * points at owner, so the id the sender was given names a task (GET
- * /api/remediations/{id}) and says where the failure went. Never over a
- * task that exists.
+ * failure went to the active task owner: that id becomes an alias of
+ * owner, so the id the sender was given names a task (GET
+ * /api/remediations/{id} answers owner's).
  */
 static int
 pipeline_record_attached(struct hl_pipeline *p, const struct hl_delivery_record *d,
-                         const struct hl_event *ev, const char *owner, const char *decision,
-                         const char *event_json, struct hl_err *err)
+                         const char *owner, struct hl_err *err)
 {
-	struct hl_task_record *t = NULL;
-	char reason[HL_TASK_ID_MAX + 64];
-	int rc;
-
 	if (!d->task_id || strcmp(d->task_id, owner) == 0)
 		return 0;
-	rc = hl_store_task_get(p->store, &t, d->task_id, err);
-	hl_task_record_free(t);
-	if (rc != -HL_ENOTFOUND)
-		return rc < 0 ? rc : 0;
-	*err = (struct hl_err)HL_ERR_INIT;
-	snprintf(reason, sizeof(reason), "attached to %s, the active task fixing this job", owner);
-	return hl_store_task_put(p->store,
-	                         &(struct hl_task){ .task_id = d->task_id,
-	                                            .repository = ev->repository,
-	                                            .run_id = ev->run_id,
-	                                            .job = ev->job_name,
-	                                            .branch = ev->branch,
-	                                            .state = HL_TASK_SKIPPED,
-	                                            .reason = reason,
-	                                            .decision_json = decision,
-	                                            .kind = "ci",
-	                                            .workflow = ev->workflow_name,
-	                                            .head_sha = ev->head_sha,
-	                                            .pr_number = ev->pr_number,
-	                                            .event_json = event_json,
-	                                            .next_check_ms = HL_TASK_NO_CHECK },
-	                         err);
+	return hl_store_task_alias_put(p->store, d->task_id, owner, err);
 }
 
 /* An alert delivery (see pipeline.h). */
@@ -298,7 +271,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			outcome = ev->intent == HL_INTENT_CI_FAILURE ? "attached" : "ci_result";
 			if (ev->intent == HL_INTENT_CI_FAILURE) {
 				decision = pipeline_attached_json(owner);
-				rc = pipeline_record_attached(p, d, ev, owner, decision, text, err);
+				rc = pipeline_record_attached(p, d, owner, err);
 				if (rc < 0 && pipeline_transient(rc))
 					goto give_back;
 				if (rc < 0)

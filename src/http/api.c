@@ -741,6 +741,17 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	rc = hl_store_task_get(api_list_store(r->srv), &task, task_id, &err);
+	if (rc == -HL_ENOTFOUND) {
+		/* the id a failure was answered with before it went to an
+		 * active task: that task's document */
+		char *owner = NULL;
+
+		err = (struct hl_err)HL_ERR_INIT;
+		rc = hl_store_task_alias_get(api_list_store(r->srv), &owner, task_id, &err);
+		if (rc == 0)
+			rc = hl_store_task_get(api_list_store(r->srv), &task, owner, &err);
+		free(owner);
+	}
 	if (rc == -HL_ENOTFOUND)
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
 	if (rc < 0)

@@ -189,6 +189,16 @@ int hl_store_hold_get(struct hl_store *s, int64_t *until_ms, const char *key,
                       struct hl_err *err) HL_MUST_CHECK;
 int hl_store_hold_put(struct hl_store *s, const char *key, int64_t until_ms,
                       struct hl_err *err) HL_MUST_CHECK;
+/*
+ * A task id that stands for another task: the id a delivery was answered
+ * with when its failure then went to an active task (kept, like the
+ * tasks, for good). hl_store_task_alias_get: -HL_ENOTFOUND when alias is
+ * no alias.
+ */
+int hl_store_task_alias_put(struct hl_store *s, const char *alias, const char *task_id,
+                            struct hl_err *err) HL_MUST_CHECK;
+int hl_store_task_alias_get(struct hl_store *s, char **task_id, const char *alias,
+                            struct hl_err *err) HL_MUST_CHECK;
 /* Removes the keys starting with prefix (not empty) last written before
  * before_ms (wall clock); *removed (may be NULL) gets how many. */
 int hl_store_kv_prune(struct hl_store *s, int64_t *removed, const char *prefix, int64_t before_ms,

@@ -178,6 +178,33 @@ hl_store_hold_put(struct hl_store *s, const char *key, int64_t until_ms, struct 
 	STORE_CALL(s, s->ops->loop.kv_raise(s->b, key, until_ms, err));
 }
 
+/* Aliases are key/value pairs under this prefix. */
+#define STORE_ALIAS_PREFIX "task:alias:"
+
+int
+hl_store_task_alias_put(struct hl_store *s, const char *alias, const char *task_id,
+                        struct hl_err *err)
+{
+	char key[sizeof(STORE_ALIAS_PREFIX) + HL_TASK_ID_MAX];
+
+	if (!alias || !*alias || !task_id || strlen(alias) >= HL_TASK_ID_MAX)
+		return hl_err_set(err, HL_EINVAL, "an alias and its task are needed");
+	snprintf(key, sizeof(key), STORE_ALIAS_PREFIX "%s", alias);
+	return hl_store_kv_put(s, key, task_id, err);
+}
+
+int
+hl_store_task_alias_get(struct hl_store *s, char **task_id, const char *alias, struct hl_err *err)
+{
+	char key[sizeof(STORE_ALIAS_PREFIX) + HL_TASK_ID_MAX];
+
+	*task_id = NULL;
+	if (!alias || !*alias || strlen(alias) >= HL_TASK_ID_MAX)
+		return hl_err_set(err, HL_ENOTFOUND, "no alias '%.100s'", alias ? alias : "");
+	snprintf(key, sizeof(key), STORE_ALIAS_PREFIX "%s", alias);
+	return hl_store_kv_get(s, task_id, key, err);
+}
+
 int
 hl_store_kv_prune(struct hl_store *s, int64_t *removed, const char *prefix, int64_t before_ms,
                   struct hl_err *err)
