@@ -685,6 +685,37 @@ test_config_url_errors_never_show_passwords(void **state)
 	}
 }
 
+/* Each of bad set as key on the command line is refused (-HL_EINVAL)
+ * naming the key and never showing hidden (NULL: nothing); each of good
+ * loads. */
+static void
+check_values(const char *key, const char *const *bad, size_t n_bad, const char *const *good,
+             size_t n_good, const char *hidden)
+{
+	struct hl_config *c;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+
+	for (i = 0; i < n_bad; i++) {
+		struct hl_config_override ov = { key, bad[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL || !strstr(err.msg, key) ||
+		    (hidden && strstr(err.msg, hidden)))
+			fail_msg("%s='%s' %s", key, bad[i], c ? "loaded" : err.msg);
+	}
+	for (i = 0; i < n_good; i++) {
+		struct hl_config_override ov = { key, good[i] };
+
+		c = NULL;
+		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
+			fail_msg("%s='%s' refused: %s", key, good[i], err.msg);
+		hl_config_free(c);
+	}
+}
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
 /* ARGOCD_SERVER in the argocd CLI's form (HOST[:PORT], no scheme) is
  * https://HOST[:PORT]; other schemes and anything but HOST[:PORT] are
  * refused. */
@@ -728,14 +759,7 @@ test_config_argocd_server_host_port(void **state)
 		assert_string_equal(c->argocd_server, good[i].read);
 		hl_config_free(c);
 	}
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct hl_config_override ov = { "ARGOCD_SERVER", bad[i] };
-
-		c = NULL;
-		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
-		    !strstr(err.msg, "ARGOCD_SERVER"))
-			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
-	}
+	check_values("ARGOCD_SERVER", bad, N_OF(bad), NULL, 0, NULL);
 }
 
 /* HEALER_REPOSITORIES: blank or an empty element is an error naming the
@@ -747,17 +771,9 @@ test_config_repositories_refuse_blank_and_empty_elements(void **state)
 	static const char *const bad[] = { " ", "a/b,,c/d", "a/b,", ",a/b", " , ", "a/b, ,c/d" };
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct hl_config_override ov = { "HEALER_REPOSITORIES", bad[i] };
-
-		c = NULL;
-		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
-		    !strstr(err.msg, "HEALER_REPOSITORIES"))
-			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
-	}
+	check_values("HEALER_REPOSITORIES", bad, N_OF(bad), NULL, 0, NULL);
 	setenv("HEALER_REPOSITORIES", "", 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_true(hl_config_repo_allowed(c, "any/repo"));
@@ -785,27 +801,8 @@ test_config_command_associations_are_github_values(void **state)
 		"CONTRIBUTOR,FIRST_TIME_CONTRIBUTOR,FIRST_TIMER,MANNEQUIN,NONE",
 		"",
 	};
-	struct hl_config *c = NULL;
-	struct hl_err err = HL_ERR_INIT;
-	size_t i;
-
 	(void)state;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct hl_config_override ov = { "HEALER_COMMAND_ASSOCIATIONS", bad[i] };
-
-		c = NULL;
-		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
-		    !strstr(err.msg, "HEALER_COMMAND_ASSOCIATIONS"))
-			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
-	}
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		struct hl_config_override ov = { "HEALER_COMMAND_ASSOCIATIONS", good[i] };
-
-		c = NULL;
-		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
-			fail_msg("'%s' refused: %s", good[i], err.msg);
-		hl_config_free(c);
-	}
+	check_values("HEALER_COMMAND_ASSOCIATIONS", bad, N_OF(bad), good, N_OF(good), NULL);
 }
 
 /* The heal template names a directory: no "." or ".." segment, no leading
@@ -892,27 +889,8 @@ test_config_database_ports_checked_before_connecting(void **state)
 		"host=/run/postgresql dbname=healer",
 		"host = h port = 5432 dbname='a b'",
 	};
-	struct hl_config *c = NULL;
-	struct hl_err err = HL_ERR_INIT;
-	size_t i;
-
 	(void)state;
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		struct hl_config_override ov = { "HEALER_DATABASE_URL", bad[i] };
-
-		c = NULL;
-		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
-		    !strstr(err.msg, "HEALER_DATABASE_URL") || strstr(err.msg, "pw-7x"))
-			fail_msg("'%s' %s", bad[i], c ? "loaded" : err.msg);
-	}
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		struct hl_config_override ov = { "HEALER_DATABASE_URL", good[i] };
-
-		c = NULL;
-		if (hl_config_load(&c, NULL, &ov, 1, &err) < 0)
-			fail_msg("'%s' refused: %s", good[i], err.msg);
-		hl_config_free(c);
-	}
+	check_values("HEALER_DATABASE_URL", bad, N_OF(bad), good, N_OF(good), "pw-7x");
 }
 
 /* A value error names where the value came from: the file and its line, the
