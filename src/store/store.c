@@ -12,10 +12,10 @@
  * listener skips the ones this process sent.
  * Invariant: listeners are called without the store mutex held; they
  * must never call back into the store.
- * The lease keeper thread renews this handle's claims every third of the
- * claim lease, gives back the claims its workers abandoned, and on a
- * shared backend requeues the claims of processes that died; a read-only
- * handle has none.
+ * The lease keeper thread renews this handle's claims and the task leases
+ * it holds every third of the claim lease, gives back the claims its
+ * workers abandoned, and on a shared backend requeues the claims of
+ * processes that died; a read-only handle has none.
  */
 #include "base/clock.h"
 #include "base/str.h"
@@ -311,22 +311,119 @@ store_give_back_abandoned(struct hl_store *s)
 	return n;
 }
 
-/* Renews this handle's claims every third of the lease, gives back the
- * abandoned ones, and (on a shared backend) requeues the claims of
- * processes that died. */
+void
+hl_store_hold_task(struct hl_store *s, const char *task_id, const char *owner, int64_t span_ms)
+{
+	struct store_held *grown;
+	size_t i, cap;
+
+	pthread_mutex_lock(&s->k_lock);
+	for (i = 0; i < s->k_n_held; i++) {
+		if (strcmp(s->k_held[i].task_id, task_id) == 0 &&
+		    strcmp(s->k_held[i].owner, owner) == 0) {
+			s->k_held[i].span_ms = span_ms;
+			goto out;
+		}
+	}
+	if (s->k_n_held == s->k_cap_held) {
+		cap = s->k_cap_held ? s->k_cap_held * 2 : 8;
+		if (!(grown = realloc(s->k_held, cap * sizeof(*grown))))
+			goto out; /* not renewed: it lasts its span, as taken */
+		s->k_held = grown;
+		s->k_cap_held = cap;
+	}
+	s->k_held[s->k_n_held] = (struct store_held){ strdup(task_id), strdup(owner), span_ms };
+	if (!s->k_held[s->k_n_held].task_id || !s->k_held[s->k_n_held].owner) {
+		free(s->k_held[s->k_n_held].task_id);
+		free(s->k_held[s->k_n_held].owner);
+		goto out;
+	}
+	s->k_n_held++;
+	/* a span shorter than the keeper's round needs an earlier round */
+	if (span_ms < atomic_load(&s->claim_lease_ms)) {
+		s->k_wake = true;
+		pthread_cond_signal(&s->k_cond);
+	}
+out:
+	pthread_mutex_unlock(&s->k_lock);
+}
+
+static void
+store_held_free(struct store_held *h)
+{
+	free(h->task_id);
+	free(h->owner);
+}
+
+void
+hl_store_unhold_task(struct hl_store *s, const char *task_id, const char *owner)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->k_lock);
+	for (i = 0; i < s->k_n_held; i++) {
+		if (strcmp(s->k_held[i].task_id, task_id) == 0 &&
+		    strcmp(s->k_held[i].owner, owner) == 0) {
+			store_held_free(&s->k_held[i]);
+			s->k_held[i] = s->k_held[--s->k_n_held];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->k_lock);
+}
+
+/* Renews the task leases held here (k_lock held, so a release that forgot
+ * one is never undone); a lease another holder took over once it ran out
+ * is forgotten. The shortest span, for the next round. */
+static int64_t
+store_renew_held(struct hl_store *s, int64_t shortest)
+{
+	struct hl_err err;
+	size_t i = 0;
+	int64_t now;
+	bool got;
+	int rc;
+
+	while (i < s->k_n_held) {
+		struct store_held *h = &s->k_held[i];
+
+		err.code = 0;
+		got = false;
+		now = hl_time_wall_ms();
+		pthread_mutex_lock(&s->db_lock);
+		rc = s->ops->loop.task_lease(s->b, &got, h->task_id, h->owner, now,
+		                             now + h->span_ms, &err);
+		pthread_mutex_unlock(&s->db_lock);
+		if (rc == 0 && !got) {
+			store_held_free(h);
+			s->k_held[i] = s->k_held[--s->k_n_held];
+			continue;
+		}
+		if (h->span_ms < shortest)
+			shortest = h->span_ms;
+		i++;
+	}
+	return shortest;
+}
+
+/* Renews this handle's claims and task leases every third of the lease
+ * (of the shortest task lease, when shorter), gives back the abandoned
+ * claims, and (on a shared backend) requeues the claims of processes that
+ * died. */
 static void *
 store_keeper(void *arg)
 {
 	struct hl_store *s = arg;
 	struct timespec ts;
 	struct hl_err err;
-	int64_t lease, n;
+	int64_t lease, n, round;
 
 	pthread_setname_np(pthread_self(), "hl-keeper");
 	pthread_mutex_lock(&s->k_lock);
+	round = atomic_load(&s->claim_lease_ms);
 	while (!s->k_stop) {
 		lease = atomic_load(&s->claim_lease_ms);
-		hl_time_deadline(&ts, CLOCK_REALTIME, lease / 3);
+		hl_time_deadline(&ts, CLOCK_REALTIME, (round < lease ? round : lease) / 3);
 		while (!s->k_stop && !s->k_wake &&
 		       pthread_cond_timedwait(&s->k_cond, &s->k_lock, &ts) == 0)
 			;
@@ -334,6 +431,7 @@ store_keeper(void *arg)
 			break;
 		s->k_wake = false;
 		n = store_give_back_abandoned(s);
+		round = store_renew_held(s, lease);
 		pthread_mutex_unlock(&s->k_lock);
 		err.code = 0;
 		pthread_mutex_lock(&s->db_lock);
@@ -481,6 +579,9 @@ hl_store_close(struct hl_store *s)
 	while (s->k_n_abandoned > 0)
 		free(s->k_abandoned[--s->k_n_abandoned]);
 	free(s->k_abandoned);
+	while (s->k_n_held > 0)
+		store_held_free(&s->k_held[--s->k_n_held]);
+	free(s->k_held);
 	free(s);
 }
 

@@ -19,6 +19,13 @@
 #define STORE_OWNER_MAX     96
 #define STORE_KNOWN_KEYS    16384 /* slots of the known event keys (a power of 2) */
 
+/* A task lease this handle took (hl_store_task_lease) and has not released:
+ * the keeper renews it for span_ms at every round. */
+struct store_held {
+	char *task_id, *owner;
+	int64_t span_ms;
+};
+
 struct hl_store {
 	struct hl_store_backend *b;
 	const struct hl_store_ops *ops;
@@ -34,6 +41,8 @@ struct hl_store {
 	bool k_wake;        /* run now: claims were abandoned */
 	char **k_abandoned; /* delivery ids of claims to give back */
 	size_t k_n_abandoned, k_cap_abandoned;
+	struct store_held *k_held; /* task leases taken here, renewed until released */
+	size_t k_n_held, k_cap_held;
 	pthread_t keeper;
 	bool keeper_started;
 
@@ -100,6 +109,13 @@ int hl_store_give_back(struct hl_store *s, const char *delivery_id);
 		pthread_mutex_unlock(&(s)->db_lock); \
 		return rc_;                          \
 	} while (0)
+
+/* Task leases the keeper renews (store.c): hl_store_task_lease records
+ * the lease it took, hl_store_task_release forgets it before releasing it
+ * (the keeper renews under k_lock, so never after the forgetting). */
+void hl_store_hold_task(struct hl_store *s, const char *task_id, const char *owner,
+                        int64_t span_ms);
+void hl_store_unhold_task(struct hl_store *s, const char *task_id, const char *owner);
 
 /* Hands a signal to this process's listeners (the backend's sink). */
 void hl_store_deliver(void *store, enum hl_store_channel ch, const char *payload);

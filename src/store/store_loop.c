@@ -2,6 +2,7 @@
  * store_loop.c - the front end of the loop's state and of the outbox
  * (store/loop.h, store/outbox.h): argument checks, the store mutex, names.
  */
+#include "base/clock.h"
 #include "store_front.h"
 
 #include <stdio.h>
@@ -32,15 +33,27 @@ int
 hl_store_task_lease(struct hl_store *s, bool *got, const char *task_id, const char *owner,
                     int64_t now_ms, int64_t until_ms, struct hl_err *err)
 {
+	int rc;
+
 	if (!task_id || !owner || !*owner)
 		return hl_err_set(err, HL_EINVAL, "a lease needs a task and an owner");
-	STORE_CALL(s, s->ops->loop.task_lease(s->b, got, task_id, owner, now_ms, until_ms, err));
+	pthread_mutex_lock(&s->db_lock);
+	rc = s->ops->loop.task_lease(s->b, got, task_id, owner, now_ms, until_ms, err);
+	pthread_mutex_unlock(&s->db_lock);
+	/* held until released: the keeper renews it, so a step that takes
+	 * longer than the lease (a slow upstream while an attempt is
+	 * prepared) keeps it, and a process that dies loses it within it */
+	if (rc == 0 && *got && s->keeper_started && until_ms > hl_time_wall_ms())
+		hl_store_hold_task(s, task_id, owner, until_ms - now_ms);
+	return rc;
 }
 
 int
 hl_store_task_release(struct hl_store *s, const char *task_id, const char *owner,
                       struct hl_err *err)
 {
+	if (task_id && owner)
+		hl_store_unhold_task(s, task_id, owner);
 	STORE_CALL(s, s->ops->loop.task_release(s->b, task_id, owner, err));
 }
 

@@ -3401,6 +3401,45 @@ second_handle(struct fixture *f)
 	return s2;
 }
 
+/* A task lease lasts as long as its holder works on the task, however much
+ * longer than the lease that is (a slow upstream while an attempt is
+ * prepared), and ends with its release. */
+static void
+test_store_task_lease_kept_while_held(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_store *s2 = second_handle(f);
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task t = { .task_id = "t-held",
+		             .repository = "o/r",
+		             .kind = "ci",
+		             .state = HL_TASK_RUNNING,
+		             .next_check_ms = HL_TASK_NO_CHECK };
+	int64_t now = hl_time_wall_ms(), span = 1500;
+	bool got = false;
+	int i;
+
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-held", "r1", now, now + span, &err),
+	                 0);
+	assert_true(got);
+	/* the holder works for three times the lease: another replica never
+	 * gets it */
+	for (i = 0; i < 9; i++) {
+		usleep(500000);
+		now = hl_time_wall_ms();
+		assert_int_equal(
+		        hl_store_task_lease(s2, &got, "t-held", "r2", now, now + span, &err), 0);
+		assert_false(got);
+	}
+	assert_int_equal(hl_store_task_release(f->s, "t-held", "r1", &err), 0);
+	now = hl_time_wall_ms();
+	assert_int_equal(hl_store_task_lease(s2, &got, "t-held", "r2", now, now + span, &err), 0);
+	assert_true(got);
+	assert_int_equal(hl_store_task_release(s2, "t-held", "r2", &err), 0);
+	hl_store_close(s2);
+}
+
 /* On SQLite the one process leads; on PostgreSQL one handle at a time,
  * and another takes over as soon as the leader's session is gone. */
 static void
@@ -4134,6 +4173,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_upgrade_keys_escalations_by_round, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_loop_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_lease_kept_while_held, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_hold_keeps_the_later_end, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_attempt_begin_reopens_a_stopped_task,
