@@ -81,18 +81,29 @@ driver_preparing(const struct hl_task_record *t)
 }
 
 /*
- * Since when CI results may judge attempt a: an agent's work is judged by
- * the job's results completed once its CodeRun Succeeded ("Succeeded and
- * the same workflow + job then passed"; a failure met while the agent was
- * still at work says nothing of what it finished); a re-run's by those
- * since it was asked for.
+ * The CI result that judges attempt a, as hl_store_ci_result_latest. An
+ * agent's work is judged by the job's latest result completed once its
+ * CodeRun Succeeded ("Succeeded and the same workflow + job then passed");
+ * before that, only by a pass that is the latest result since the attempt
+ * started (an agent that waits for CI before it ends): a failure met while
+ * the agent was still at work may be of a commit it has replaced since, and
+ * says nothing of what it finished. A re-run is judged by the results since
+ * it was asked for.
  */
-static int64_t
-driver_ci_since(const struct hl_attempt_record *a)
+static int
+driver_ci_latest(struct hl_loop *l, struct hl_ci_result_record *ci, const struct hl_task_record *t,
+                 const struct hl_attempt_record *a, struct hl_err *err)
 {
-	if (a->kind == HL_ATTEMPT_AGENT && a->agent_done_ms > 0)
-		return a->agent_done_ms;
-	return a->started_ms;
+	bool done = a->kind == HL_ATTEMPT_AGENT && a->agent_done_ms > 0;
+	int rc = hl_store_ci_result_latest(l->store, ci, t->task_id,
+	                                   done ? a->agent_done_ms : a->started_ms, err);
+
+	if (rc != -HL_ENOTFOUND || !done)
+		return rc;
+	rc = hl_store_ci_result_latest(l->store, ci, t->task_id, a->started_ms, err);
+	if (rc == 0 && strcmp(ci->conclusion, "success") != 0)
+		rc = -HL_ENOTFOUND;
+	return rc;
 }
 
 /* Records what GitHub says of the job as a CI result of the task. */
@@ -401,8 +412,7 @@ driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct h
 			hl_task_record_free(now);
 			/* a CI result recorded since this step read the latest */
 			if (rc == 0 && !changed) {
-				rc = hl_store_ci_result_latest(l->store, &ci, t->task_id,
-				                               driver_ci_since(a), err);
+				rc = driver_ci_latest(l, &ci, t, a, err);
 				if (rc == 0 || rc == -HL_ENOTFOUND)
 					changed = !driver_same_ci(ci_seen, rc == 0 ? &ci : NULL);
 				else
@@ -485,8 +495,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		in.failing_job_id = hl_json_int(ev, "job_id", 0);
 		json_decref(ev);
 	}
-	if (a &&
-	    hl_store_ci_result_latest(l->store, &ci, t->task_id, driver_ci_since(a), NULL) == 0) {
+	if (a && driver_ci_latest(l, &ci, t, a, NULL) == 0) {
 		in.ci = &ci;
 		have_ci = true;
 	}
@@ -503,8 +512,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 			                            in.now_ms + DRIVER_RETRY_MS, err);
 			goto out;
 		}
-		if (hl_store_ci_result_latest(l->store, &ci, t->task_id, driver_ci_since(a),
-		                              NULL) == 0) {
+		if (driver_ci_latest(l, &ci, t, a, NULL) == 0) {
 			in.ci = &ci;
 			have_ci = true;
 		}

@@ -36,8 +36,9 @@ struct fixture {
 	struct hl_loop l;
 };
 
-/* The wrapped store: the first CI read of a step records the job passing
- * at the fixed commit right after it read (as a webhook worker would). */
+/* The wrapped store: the inject_after_read-th CI read of a step records
+ * the job passing at the fixed commit right after it read (as a webhook
+ * worker would). */
 static struct hl_store_ops wrapped;
 static const struct hl_store_ops *original;
 static int inject_after_read;
@@ -193,7 +194,9 @@ test_ci_result_during_step_is_not_lost(void **state)
 	struct hl_task_record *t;
 
 	seed_verifying_task(f);
-	inject_after_read = 1;
+	/* after the step's second read: the results since the CodeRun
+	 * Succeeded, then a pass since the attempt started */
+	inject_after_read = 2;
 	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
 	assert_int_equal(inject_after_read, 0);
 	t = task(f);
@@ -254,6 +257,41 @@ test_ci_result_before_success_judges_nothing(void **state)
 	                                                                .run_attempt = 1,
 	                                                                .job_id = 7004,
 	                                                                .completed_ms = done + 10,
+	                                                                .source = "webhook" },
+	                                        &err),
+	                 0);
+	assert_int_equal(hl_loop_step_task(&f->l, "test/driver0", TASK), 1);
+	t = task(f);
+	assert_int_equal(t->state, HL_TASK_SUCCEEDED);
+	assert_int_equal(t->attempt[0].outcome, HL_OUTCOME_SUCCESS);
+	hl_task_record_free(t);
+}
+
+/* An agent that waits for CI before it ends: the job passed on its push
+ * while its CodeRun still ran, the latest result since the attempt
+ * started: once it Succeeded, that pass judges at once. */
+static void
+test_ci_pass_before_success_judges(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task_record *t;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t done;
+
+	seed_verifying_task(f);
+	t = task(f);
+	done = t->attempt[0].agent_done_ms;
+	hl_task_record_free(t);
+	assert_int_equal(hl_store_ci_result_add(f->s,
+	                                        &(struct hl_ci_result){ .task_id = TASK,
+	                                                                .delivery_id = "ci-waited",
+	                                                                .head_sha = SHA1,
+	                                                                .branch = "fix/clippy",
+	                                                                .conclusion = "success",
+	                                                                .run_id = 9005,
+	                                                                .run_attempt = 1,
+	                                                                .job_id = 7005,
+	                                                                .completed_ms = done - 500,
 	                                                                .source = "webhook" },
 	                                        &err),
 	                 0);
@@ -511,6 +549,7 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_ci_result_before_success_judges_nothing, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_ci_pass_before_success_judges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_alert_escalation_names_the_alert, setup,

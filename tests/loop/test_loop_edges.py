@@ -9,6 +9,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   once the task ends (HEALER_MAX_ACTIVE_CODERUNS=1: the next task starts);
 - the job failing again while the agent still works: once its CodeRun
   Succeeded that failure is no verdict; the job's next result is;
+- an agent that waits for CI before it ends: the job passing on its push
+  while the CodeRun still runs judges the attempt success once it
+  Succeeded (a pass followed by a failure does not);
 - /healer stop on the PR of a task queued for a CodeRun slot: the task
   (which records its branch's PR) ends stopped and never gets a CodeRun;
 - a check run of an active task's job on its branch from a run GitHub
@@ -102,6 +105,53 @@ def ci_while_agent_runs():
     return srv
 
 
+SHA2 = "cccccccccccccccccccccccccccccccccccccccc"
+
+
+def ci_results_recorded(srv):
+    return open(os.path.join(srv.data_dir, "server.log"),
+                errors="replace").read().count("ci result recorded")
+
+
+def pass_while_agent_runs():
+    srv = Healer(os.path.join(dtest.TMP, "waits"), T.BASE_ENV).start()
+    outcomes = {}
+    for job, branch, first, second in ((7540, "edge/waits", "failure", "success"),
+                                       (7550, "edge/waits2", "success", "failure")):
+        T.seed_job(job)
+        tid = T.deliver(srv, T.job_event(job, job + 1000, branch))
+        runs = wait_for(lambda: T.by_task(tid), 15) or []
+        name = runs[0]["metadata"]["name"] if runs else "?"
+        T.set_phase(name, "Running")
+        wait_for(lambda: (T.task_of(srv, tid).get("attempts") or [{}])[0].get("phase")
+                 == "running", 10)
+        # the agent pushes twice and waits for CI on each push, then ends
+        seen = ci_results_recorded(srv)
+        T.seed_job(job + 1)
+        T.deliver(srv, T.job_event(job + 1, job + 1001, branch, conclusion=first, sha=T.SHA1))
+        wait_for(lambda: ci_results_recorded(srv) > seen, 10)
+        T.seed_job(job + 2)
+        T.deliver(srv, T.job_event(job + 2, job + 1002, branch, conclusion=second, sha=SHA2))
+        wait_for(lambda: ci_results_recorded(srv) > seen + 1, 10)
+        T.set_phase(name, "Succeeded")
+        if second == "success":
+            T.wait_state(srv, tid, "succeeded", 15)
+        else:
+            T.wait_state(srv, tid, "verifying", 15)
+            time.sleep(1.5)  # a verdict would be applied within the loop's interval
+        t = T.task_of(srv, tid)
+        outcomes[second] = (t.get("state"), t["attempts"][0].get("outcome"),
+                            len(T.by_task(tid)))
+    check("the job passing on the agent's last push before its CodeRun Succeeded judges the "
+          "attempt success at once (not at the verify timeout)",
+          outcomes.get("success") == ("succeeded", "success", 1), outcomes)
+    check("... a pass followed by a failure before Succeeded is no verdict: the task waits "
+          "for CI (verifying)",
+          outcomes.get("failure") == ("verifying", None, 1), outcomes)
+    srv.stop()
+    return srv
+
+
 def stop_queued():
     env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")
     T.gh("POST", "/_stub/seed", {
@@ -171,7 +221,8 @@ def check_run_of_unknown_run():
 
 
 def main():
-    servers = [kill_while_preparing(), ci_while_agent_runs(), stop_queued(),
+    servers = [kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+               stop_queued(),
                check_run_of_unknown_run()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
