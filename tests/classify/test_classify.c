@@ -68,6 +68,62 @@ classify(struct hl_verdict *v, const char *workflow, const char *job, const char
 	assert_int_equal(hl_classify(v, builtin, &in, &err), 0);
 }
 
+/* cl_timestamp_len a byte at a time, as the format says. */
+static size_t
+timestamp_len_ref(const char *p, size_t n)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i;
+
+	if (n < 20)
+		return 0;
+	for (i = 0; i < 19; i++)
+		if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
+			return 0;
+	if (p[i] == '.') {
+		i++;
+		while (i < n && i < 40 && p[i] >= '0' && p[i] <= '9')
+			i++;
+	}
+	if (i < n && p[i] == 'Z')
+		i++;
+	else if (i + 6 <= n && (p[i] == '+' || p[i] == '-') && p[i + 3] == ':' && p[i + 1] >= '0' &&
+	         p[i + 1] <= '9' && p[i + 5] >= '0' && p[i + 5] <= '9')
+		i += 6;
+	else
+		return 0;
+	if (i < n && p[i] == ' ')
+		i++;
+	return i;
+}
+
+static void
+test_classify_timestamp_fractions_of_any_length(void **state)
+{
+	static const char *const ends[] = { "Z x", "+02:00 x", "x", "Z", ".5Z " };
+	char line[96];
+	(void)state;
+	for (size_t digits = 0; digits <= 24; digits++) {
+		for (size_t e = 0; e < sizeof(ends) / sizeof(ends[0]); e++) {
+			size_t len = 0;
+			memset(line, 'x', sizeof(line));
+			memcpy(line, "2024-01-15T10:30:00", 19);
+			len = 19;
+			if (digits > 0 || e == 4)
+				line[len++] = '.';
+			for (size_t d = 0; d < digits; d++)
+				line[len++] = (char)('0' + (d * 7) % 10);
+			memcpy(line + len, ends[e], strlen(ends[e]));
+			len += strlen(ends[e]);
+			for (size_t n = 0; n <= len; n++)
+				if (cl_timestamp_len(line, n) != timestamp_len_ref(line, n))
+					fail_msg("%zu digits, end %zu, n %zu: %zu, expected %zu",
+					         digits, e, n, cl_timestamp_len(line, n),
+					         timestamp_len_ref(line, n));
+		}
+	}
+}
+
 static void
 test_classify_preprocessing_strips_timestamps_ansi_and_groups(void **state)
 {
@@ -1511,6 +1567,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_classify_timestamp_fractions_of_any_length),
 		cmocka_unit_test(test_classify_preprocessing_strips_timestamps_ansi_and_groups),
 		cmocka_unit_test(test_classify_boilerplate_is_ignored),
 		cmocka_unit_test(test_classify_ci_exit_wrappers_are_ignored),
