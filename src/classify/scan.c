@@ -4,8 +4,8 @@
  * Vectorscan database; per pattern the scan records the number of matches
  * and the lines of the first and the last one. Nothing else is done per
  * byte, so the cost is one pass whatever the number of rules. Patterns
- * gated by their tail (gate.c) are then scanned whole over the few lines
- * where the tail matched.
+ * gated by a literal (gate.c) are then scanned whole over the lines where
+ * it matched, copied together.
  *
  * A log in memory is read in place; a log file (hl_classify_fd) is read with
  * pread through a 256 KB window per thread, and with AVX2 its plain lines
