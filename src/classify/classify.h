@@ -153,8 +153,8 @@ size_t hl_classifier_rule_count(const struct hl_classifier *c);
 size_t hl_classifier_pattern_count(const struct hl_classifier *c);
 const char *hl_classifier_pattern(const struct hl_classifier *c, size_t i);
 
-/* How many distinct patterns are scanned in two steps: by the literal
- * tail after their last ".*", then whole on the lines it matched. */
+/* How many distinct patterns are scanned in two steps: by literals of
+ * their own, then whole on the lines where one matched. */
 size_t hl_classifier_gated_count(const struct hl_classifier *c);
 
 /* The built-in rules YAML (rules/default.yaml at build time). */
@@ -162,13 +162,14 @@ extern const char hl_classify_default_rules[];
 extern const size_t hl_classify_default_rules_len;
 
 /* The built-in rules' Vectorscan databases, serialized at build time by
- * gen_db.c (len 0 when unavailable), their number of patterns and of gated
- * ones. Used only if they deserialize on this CPU; otherwise the patterns
- * are compiled. */
+ * gen_db.c (len 0 when unavailable), their number of patterns, and the
+ * match ids of the ngated gated ones. Used only if they
+ * deserialize on this CPU; otherwise the patterns are compiled. */
 extern const unsigned char hl_classify_default_db[];
 extern const size_t hl_classify_default_db_len;
 extern const size_t hl_classify_default_db_npat;
 extern const size_t hl_classify_default_db_ngated;
+extern const unsigned hl_classify_default_db_gated[];
 
 /* Serializes the classifier's pattern databases (for gen_db.c): the main
  * database's length as 8 bytes little-endian, it, then the gated patterns'

@@ -78,8 +78,8 @@ struct hl_classifier {
 	size_t quote_first;
 	double recency_bonus, context_bonus, files_bonus;
 	hs_database_t *db;
-	/* the whole patterns of those db holds only by their tail (gate.c),
-	 * run over the lines where a tail matched; gated[id] marks their ids */
+	/* the whole patterns of those db holds only by literals (gate.c),
+	 * run over the lines where a gate matched; gated[id] marks their ids */
 	hs_database_t *gate_db;
 	unsigned char *gated;
 	size_t n_gated;
@@ -95,24 +95,30 @@ void cl_db_init(struct hl_classifier *c);
 void cl_db_release(struct hl_classifier *c);
 
 /*
- * The offset of the tail B of a pattern "A.*B" that is scanned in two steps
- * (B alone in the main database, the whole pattern on the lines where B
- * matched), or 0 when the pattern is scanned whole (gate.c).
+ * The gate of a pattern scanned in two steps: the literals, one of which
+ * every match holds (its longest literal, or a few when that has
+ * alternatives: "npm (ERR!|error) "), as patterns in a NULL-terminated
+ * array (one malloc'd block). The main database holds the gate, the
+ * gated database the whole pattern, scanned over the lines where the gate
+ * matched. NULL when the pattern is scanned whole (or on OOM, which scans
+ * it whole too).
  */
-size_t cl_gate_tail(const char *pat);
+char **cl_gate_literals(const char *pat);
 
 /*
  * Compiles the n patterns (with their Vectorscan flags and match ids) into
- * c->db, those with gate[k] > 0 by their tail pats[k] + gate[k] and whole
- * into c->gate_db (setting c->gated), and allocates the prototype scratch.
- * A tail Vectorscan rejects is compiled whole instead (gate[k] becomes 0).
- * With embedded, the databases built into the binary (gen_db.c) are used
- * when they were built for a rule set of n_all patterns with as many gated
- * and fit this CPU. When Vectorscan rejects pattern k, *bad is k and err
- * says why; any other failure leaves *bad at SIZE_MAX.
+ * c->db and c->gate_db: gate[k] (NULL on entry) becomes pattern k's gate
+ * (cl_gate_literals), whose literals c->db holds under the pattern's id
+ * and flags, and the whole pattern goes to c->gate_db (c->gated set); the
+ * caller frees the gates. A gate Vectorscan rejects is dropped (the
+ * pattern is compiled whole). Allocates the prototype scratch. With
+ * embedded, the databases built into the binary (gen_db.c) are used
+ * instead when they were built for a rule set of n_all patterns and fit
+ * this CPU. When Vectorscan rejects pattern k, *bad is k and err says why;
+ * any other failure leaves *bad at SIZE_MAX.
  */
 int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags,
-                const unsigned *ids, size_t *gate, size_t n, size_t n_all, bool embedded,
+                const unsigned *ids, char ***gate, size_t n, size_t n_all, bool embedded,
                 size_t *bad, struct hl_err *err);
 
 /* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
@@ -162,6 +168,13 @@ cl_timestamp_len(const char *p, size_t n)
 		    p[16] != ':')
 			return 0;
 		i = 19;
+		if (p[19] == '.' && n >= 36) {
+			/* the fraction's digits: bytes 20-35 at once */
+			__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + 20));
+			unsigned dc = (unsigned)_mm_movemask_epi8(
+			        _mm_and_si128(_mm_cmpgt_epi8(c, lo), _mm_cmplt_epi8(c, hi)));
+			i = 20 + (size_t)__builtin_ctz(~dc); /* at most 36 */
+		}
 	}
 #else
 	{
@@ -172,8 +185,11 @@ cl_timestamp_len(const char *p, size_t n)
 		}
 	}
 #endif
-	if (p[i] == '.') {
+	if (i == 19 && p[i] == '.') {
 		i++;
+		while (i < n && i < 40 && p[i] >= '0' && p[i] <= '9')
+			i++;
+	} else if (i == 36) { /* 16 digits: the rest, up to byte 40 */
 		while (i < n && i < 40 && p[i] >= '0' && p[i] <= '9')
 			i++;
 	}
@@ -370,14 +386,19 @@ struct cl_scan {
 	size_t *lc, *lr;
 	size_t n_lines, cap_lines;
 	/* gated patterns (gate.c): the chunk, and a match end in each of its
-	 * lines where a tail matched (at most one per line: cap_lines); the
-	 * last such line ends at gate_skip; gate_base is the chunk offset of
-	 * the line the gated database scans */
+	 * lines where a gate matched (at most one per line: cap_lines); the
+	 * last such line ends at gate_skip. Those lines are copied into gbuf
+	 * (gcap bytes), line k of it at gate_off[k], gate_at[k] becoming its
+	 * chunk line, and scanned there by the gated database (or the chunk
+	 * is, when those lines make up half of it). */
 	const unsigned char *gated;
 	const char *chunk;
 	size_t chunk_len;
-	size_t *gate_at;
-	size_t n_gate, gate_skip, gate_base;
+	size_t *gate_at, *gate_off;
+	size_t n_gate, gate_skip;
+	char *gbuf;
+	size_t gcap;
+	bool gate_copied; /* gated matches are at gbuf offsets */
 };
 
 /*

@@ -149,46 +149,95 @@ cl_db_load(struct hl_classifier *c, const unsigned char *blob, size_t len)
 	return true;
 }
 
+/* The built-in rules' databases, if they are what the rules compile to
+ * (n_all patterns, the gated ones valid ids) and fit this CPU. */
+static bool
+cl_db_embedded(struct hl_classifier *c, size_t n_all)
+{
+	size_t n_gated = hl_classify_default_db_ngated;
+
+	if (hl_classify_default_db_len == 0 || hl_classify_default_db_npat != n_all)
+		return false;
+	for (size_t k = 0; k < n_gated; k++)
+		if (hl_classify_default_db_gated[k] >= n_all)
+			return false;
+	cl_populate_read(hl_classify_default_db, hl_classify_default_db_len);
+	if (!cl_db_load(c, hl_classify_default_db, hl_classify_default_db_len))
+		return false;
+	if ((c->gate_db != NULL) != (n_gated > 0)) {
+		hs_free_database(c->db);
+		hs_free_database(c->gate_db);
+		c->db = c->gate_db = NULL;
+		return false;
+	}
+	for (size_t k = 0; k < n_gated; k++)
+		c->gated[hl_classify_default_db_gated[k]] = 1;
+	c->n_gated = n_gated;
+	return true;
+}
+
 int
 cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, const unsigned *ids,
-            size_t *gate, size_t n, size_t n_all, bool embedded, size_t *bad, struct hl_err *err)
+            char ***gate, size_t n, size_t n_all, bool embedded, size_t *bad, struct hl_err *err)
 {
 	const char **main_pats = NULL, **whole = NULL;
-	unsigned *whole_flags = NULL, *whole_ids = NULL;
-	size_t n_whole = 0, n_gated = 0, k;
+	unsigned *main_flags = NULL, *main_ids = NULL, *whole_flags = NULL, *whole_ids = NULL;
+	size_t *main_of = NULL, n_main = 0, n_whole = 0, n_gated = 0, k;
 	int rc = 0;
 
 	*bad = SIZE_MAX;
 	pthread_once(&cl_hs_once, cl_hs_setup);
 	c->gated = calloc(n_all ? n_all : 1, 1);
-	main_pats = malloc((n ? n : 1) * sizeof(*main_pats));
-	whole = malloc((n ? n : 1) * sizeof(*whole));
-	whole_flags = malloc((n ? n : 1) * sizeof(*whole_flags));
-	whole_ids = malloc((n ? n : 1) * sizeof(*whole_ids));
-	if (c->gated == NULL || main_pats == NULL || whole == NULL || whole_flags == NULL ||
-	    whole_ids == NULL) {
+	if (c->gated == NULL) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++)
-		n_gated += gate[i] > 0;
 	/* The built-in rules come with their databases compiled at build time;
 	 * databases for another CPU or another rule set are compiled anew. */
-	if (embedded && hl_classify_default_db_len > 0 && hl_classify_default_db_npat == n_all &&
-	    hl_classify_default_db_ngated == n_gated) {
-		cl_populate_read(hl_classify_default_db, hl_classify_default_db_len);
-		if (cl_db_load(c, hl_classify_default_db, hl_classify_default_db_len))
-			goto scratch;
+	if (embedded && cl_db_embedded(c, n_all))
+		goto scratch;
+	/* the built-in error-line patterns (ids from c->quote_first) stay
+	 * whole: a rule set whose patterns are all in groups has none gated */
+	for (size_t i = 0; i < n; i++) {
+		gate[i] = ids[i] < c->quote_first ? cl_gate_literals(pats[i]) : NULL;
+		n_gated += gate[i] != NULL;
+		for (size_t j = 0; gate[i] != NULL && gate[i][j] != NULL; j++)
+			n_main++;
 	}
-	/* The main database: each gated pattern by its tail. A tail Vectorscan
-	 * rejects is compiled whole instead (at most once each). */
+	n_main += n - n_gated + 1;
+	main_pats = malloc(n_main * sizeof(*main_pats));
+	main_flags = malloc(n_main * sizeof(*main_flags));
+	main_ids = malloc(n_main * sizeof(*main_ids));
+	main_of = malloc(n_main * sizeof(*main_of));
+	whole = malloc((n ? n : 1) * sizeof(*whole));
+	whole_flags = malloc((n ? n : 1) * sizeof(*whole_flags));
+	whole_ids = malloc((n ? n : 1) * sizeof(*whole_ids));
+	if (main_pats == NULL || main_flags == NULL || main_ids == NULL || main_of == NULL ||
+	    whole == NULL || whole_flags == NULL || whole_ids == NULL) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* The main database: each gated pattern by its gate's literals, under
+	 * its id. A gate Vectorscan rejects is dropped: the pattern is
+	 * compiled whole (at most once each). */
 	for (;;) {
-		for (size_t i = 0; i < n; i++)
-			main_pats[i] = pats[i] + gate[i];
-		rc = cl_compile(&c->db, main_pats, flags, ids, n, &k, err);
-		if (rc == 0 || k >= n || gate[k] == 0)
+		size_t m = 0;
+		for (size_t i = 0; i < n; i++) {
+			for (size_t j = 0; gate[i] == NULL ? j < 1 : gate[i][j] != NULL; j++) {
+				main_pats[m] = gate[i] != NULL ? gate[i][j] : pats[i];
+				main_flags[m] = flags[i];
+				main_ids[m] = ids[i];
+				main_of[m++] = i;
+			}
+		}
+		rc = cl_compile(&c->db, main_pats, main_flags, main_ids, m, &k, err);
+		if (rc == 0 || k >= m)
 			break;
-		gate[k] = 0;
+		k = main_of[k];
+		if (gate[k] == NULL)
+			break;
+		free(gate[k]);
+		gate[k] = NULL;
 		n_gated--;
 	}
 	if (rc) {
@@ -196,11 +245,12 @@ cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, c
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (gate[i] == 0)
+		if (gate[i] == NULL)
 			continue;
 		whole[n_whole] = pats[i];
 		whole_flags[n_whole] = flags[i];
 		whole_ids[n_whole++] = ids[i];
+		c->gated[ids[i]] = 1;
 	}
 	if (n_whole > 0) {
 		rc = cl_compile(&c->gate_db, whole, whole_flags, whole_ids, n_whole, &k, err);
@@ -211,16 +261,16 @@ cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flags, c
 			goto out;
 		}
 	}
-scratch:
-	for (size_t i = 0; i < n; i++)
-		if (gate[i] > 0)
-			c->gated[ids[i]] = 1;
 	c->n_gated = n_gated;
+scratch:
 	if (hs_alloc_scratch(c->db, &c->proto) != HS_SUCCESS ||
 	    (c->gate_db != NULL && hs_alloc_scratch(c->gate_db, &c->proto) != HS_SUCCESS))
 		rc = hl_err_set(err, HL_ENOMEM, "allocating scan scratch");
 out:
 	free(main_pats);
+	free(main_flags);
+	free(main_ids);
+	free(main_of);
 	free(whole);
 	free(whole_flags);
 	free(whole_ids);

@@ -1,14 +1,15 @@
 /*
  * gen_db.c - build-time generator: compiles the built-in rules YAML into its
- * two Vectorscan databases (the main one and the gated patterns', gate.c)
- * and writes them, serialized, as a C source file defining
- * hl_classify_default_db, so `healer` starts without compiling its patterns.
+ * two Vectorscan databases (the main one and the gated patterns', gate.c) and
+ * writes them, serialized, as a C source file defining
+ * hl_classify_default_db (with the ids of the gated patterns), so `healer`
+ * starts without compiling its patterns or looking for their gates.
  * Usage: gen_db RULES.yaml OUT.c. The databases target the build machine's
  * CPU; at run time databases that do not fit the CPU are compiled anew.
  */
 #include "base/buf.h"
 #include "base/file.h"
-#include "classify/classify.h"
+#include "classify/classify_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ const unsigned char hl_classify_default_db[1] = { 0 };
 const size_t hl_classify_default_db_len = 0;
 const size_t hl_classify_default_db_npat = 0;
 const size_t hl_classify_default_db_ngated = 0;
+const unsigned hl_classify_default_db_gated[1] = { 0 };
 
 int
 main(int argc, char **argv)
@@ -51,6 +53,12 @@ main(int argc, char **argv)
 	        hl_classifier_pattern_count(c));
 	fprintf(f, "const size_t hl_classify_default_db_ngated = %zu;\n",
 	        hl_classifier_gated_count(c));
+	fprintf(f, "const unsigned hl_classify_default_db_gated[%zu] = {",
+	        c->n_gated ? c->n_gated : 1);
+	for (size_t id = 0, k = 0; id < hl_classifier_pattern_count(c); id++)
+		if (c->gated[id] != 0)
+			fprintf(f, "%s%zu,", k++ % 16 == 0 ? "\n\t" : "", id);
+	fprintf(f, "%s\n};\n", c->n_gated ? "" : "0");
 	fprintf(f, "const size_t hl_classify_default_db_len = %zu;\n", len);
 	fprintf(f, "const unsigned char hl_classify_default_db[%zu] = {", len ? len : 1);
 	for (size_t i = 0; i < len; i++)

@@ -804,8 +804,8 @@ static int
 cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *pats, bool embedded)
 {
 	struct hl_err dberr = HL_ERR_INIT;
-	size_t bad = SIZE_MAX, n_unique = 0, *gate = NULL;
-	char **upats = NULL;
+	size_t bad = SIZE_MAX, n_unique = 0;
+	char **upats = NULL, ***gate = NULL;
 	unsigned *uflags = NULL, *uids = NULL;
 	int rc;
 
@@ -828,11 +828,11 @@ cl_rules_build_db(struct cl_parse *ps, struct hl_classifier *c, struct cl_pats *
 		free(uids);
 		return hl_err_set(ps->err, HL_ENOMEM, "out of memory");
 	}
-	for (size_t i = 0; i < n_unique; i++)
-		gate[i] = cl_gate_tail(upats[i]);
 	rc = cl_db_build(c, upats, uflags, uids, gate, n_unique, pats->n, embedded, &bad, &dberr);
 	if (bad < n_unique)
 		bad = uids[bad];
+	for (size_t i = 0; i < n_unique; i++)
+		free(gate[i]);
 	free(upats);
 	free(uflags);
 	free(uids);

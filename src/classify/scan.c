@@ -4,8 +4,8 @@
  * Vectorscan database; per pattern the scan records the number of matches
  * and the lines of the first and the last one. Nothing else is done per
  * byte, so the cost is one pass whatever the number of rules. Patterns
- * gated by their tail (gate.c) are then scanned whole over the few lines
- * where the tail matched.
+ * gated by a literal (gate.c) are then scanned whole over the lines where
+ * it matched, copied together.
  *
  * A log in memory is read in place; a log file (hl_classify_fd) is read with
  * pread through a 256 KB window per thread, and with AVX2 its plain lines
@@ -50,7 +50,7 @@ cl_on_match(unsigned int id, unsigned long long from, unsigned long long to, uns
 	struct cl_scan *s = ctx;
 	(void)from;
 	(void)flags;
-	if (s->gated[id]) { /* a tail: its line is scanned for the whole patterns */
+	if (s->gated[id]) { /* a gate: its line is scanned for the whole patterns */
 		if (s->n_gate == 0 || to > s->gate_skip) {
 			const char *nl = memchr(s->chunk + to, '\n', s->chunk_len - (size_t)to);
 			s->gate_skip = nl ? (size_t)(nl - s->chunk) : s->chunk_len;
@@ -67,9 +67,22 @@ cl_on_gated_match(unsigned int id, unsigned long long from, unsigned long long t
                   unsigned int flags, void *ctx)
 {
 	struct cl_scan *s = ctx;
+	size_t end = (size_t)to;
 	(void)from;
 	(void)flags;
-	cl_record(s, id, s->gate_base + (size_t)to);
+	/* an offset in gbuf: back to the chunk's (gate_off[lo] <= the last byte) */
+	if (s->gate_copied) {
+		size_t lo = 0, hi = s->n_gate;
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (s->gate_off[mid] <= end - 1)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		end = s->lc[s->gate_at[lo]] + (end - s->gate_off[lo]);
+	}
+	cl_record(s, id, end);
 	return 0;
 }
 
@@ -90,22 +103,54 @@ cl_chunk_line(const struct cl_scan *s, size_t end)
 	return lo;
 }
 
-/* Scans the chunk's lines where a gated pattern's tail matched with the
- * whole gated patterns (each line with its '\n': the same context as in the
- * chunk, so the same matches). */
+/*
+ * Scans the chunk's lines where a gate matched with the whole gated
+ * patterns, in one call: copied one after the other into gbuf (each line
+ * with its '\n': the same context as in the chunk, so the same matches),
+ * or, when they make up half the chunk or more, the chunk itself (a gated
+ * pattern matches only on a line where its gate did).
+ */
 static int
 cl_scan_gated(const struct hl_classifier *c, struct cl_scan *s, hs_scratch_t *scratch)
 {
+	const char *p = s->chunk;
+	size_t bytes = 0, o = 0;
+	hs_error_t e;
+
+	if (s->n_gate == 0)
+		return 0;
 	for (size_t g = 0; g < s->n_gate; g++) {
 		size_t lo = cl_chunk_line(s, s->gate_at[g]);
 		size_t end = lo + 1 < s->n_lines ? s->lc[lo + 1] : s->chunk_len;
-		s->gate_base = s->lc[lo];
-		if (hs_scan(c->gate_db, s->chunk + s->gate_base, (unsigned)(end - s->gate_base), 0,
-		            scratch, cl_on_gated_match, s) != HS_SUCCESS)
-			return -1;
+		s->gate_at[g] = lo;
+		bytes += end - s->lc[lo];
 	}
+	s->gate_copied = bytes * 2 < s->chunk_len;
+	if (s->gate_copied) {
+		if (bytes > s->gcap) {
+			size_t cap = s->gcap ? s->gcap : 16384;
+			while (cap < bytes)
+				cap *= 2;
+			char *b = realloc(s->gbuf, cap);
+			if (b == NULL)
+				return -HL_ENOMEM;
+			s->gbuf = b;
+			s->gcap = cap;
+		}
+		for (size_t g = 0; g < s->n_gate; g++) {
+			size_t lo = s->gate_at[g];
+			size_t end = lo + 1 < s->n_lines ? s->lc[lo + 1] : s->chunk_len;
+			s->gate_off[g] = o;
+			memcpy(s->gbuf + o, s->chunk + s->lc[lo], end - s->lc[lo]);
+			o += end - s->lc[lo];
+		}
+		p = s->gbuf;
+	} else {
+		o = s->chunk_len;
+	}
+	e = hs_scan(c->gate_db, p, (unsigned)o, 0, scratch, cl_on_gated_match, s);
 	s->n_gate = 0;
-	return 0;
+	return e == HS_SUCCESS ? 0 : -1;
 }
 
 /* Maps the chunk's matches to lines; first_line is the chunk's first line. */
@@ -143,6 +188,8 @@ cl_scan_release(struct cl_scan *s)
 	free(s->lc);
 	free(s->lr);
 	free(s->gate_at);
+	free(s->gate_off);
+	free(s->gbuf);
 }
 
 #define CL_WINDOW (256u * 1024u) /* raw bytes read at a time (> CL_LINE_MAX) */
@@ -440,6 +487,12 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 					goto out;
 				}
 				s->gate_at = a;
+				a = realloc(s->gate_off, cap * sizeof(*a));
+				if (a == NULL) {
+					rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+					goto out;
+				}
+				s->gate_off = a;
 				s->cap_lines = cap;
 			}
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -481,8 +534,10 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 		s->chunk_len = o;
 		if (o > 0 &&
 		    (hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS ||
-		     cl_scan_gated(c, s, scratch) != 0)) {
-			rc = hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed");
+		     (rc = cl_scan_gated(c, s, scratch)) != 0)) {
+			rc = rc == -HL_ENOMEM
+			             ? hl_err_set(err, HL_ENOMEM, "out of memory")
+			             : hl_err_set(err, HL_EINTERNAL, "vectorscan scan failed");
 			goto out;
 		}
 		cl_scan_settle(s, first_line);

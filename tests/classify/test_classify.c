@@ -68,6 +68,62 @@ classify(struct hl_verdict *v, const char *workflow, const char *job, const char
 	assert_int_equal(hl_classify(v, builtin, &in, &err), 0);
 }
 
+/* cl_timestamp_len a byte at a time, as the format says. */
+static size_t
+timestamp_len_ref(const char *p, size_t n)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i;
+
+	if (n < 20)
+		return 0;
+	for (i = 0; i < 19; i++)
+		if (shape[i] == 'd' ? (p[i] < '0' || p[i] > '9') : p[i] != shape[i])
+			return 0;
+	if (p[i] == '.') {
+		i++;
+		while (i < n && i < 40 && p[i] >= '0' && p[i] <= '9')
+			i++;
+	}
+	if (i < n && p[i] == 'Z')
+		i++;
+	else if (i + 6 <= n && (p[i] == '+' || p[i] == '-') && p[i + 3] == ':' && p[i + 1] >= '0' &&
+	         p[i + 1] <= '9' && p[i + 5] >= '0' && p[i + 5] <= '9')
+		i += 6;
+	else
+		return 0;
+	if (i < n && p[i] == ' ')
+		i++;
+	return i;
+}
+
+static void
+test_classify_timestamp_fractions_of_any_length(void **state)
+{
+	static const char *const ends[] = { "Z x", "+02:00 x", "x", "Z", ".5Z " };
+	char line[96];
+	(void)state;
+	for (size_t digits = 0; digits <= 24; digits++) {
+		for (size_t e = 0; e < sizeof(ends) / sizeof(ends[0]); e++) {
+			size_t len = 0;
+			memset(line, 'x', sizeof(line));
+			memcpy(line, "2024-01-15T10:30:00", 19);
+			len = 19;
+			if (digits > 0 || e == 4)
+				line[len++] = '.';
+			for (size_t d = 0; d < digits; d++)
+				line[len++] = (char)('0' + (d * 7) % 10);
+			memcpy(line + len, ends[e], strlen(ends[e]));
+			len += strlen(ends[e]);
+			for (size_t n = 0; n <= len; n++)
+				if (cl_timestamp_len(line, n) != timestamp_len_ref(line, n))
+					fail_msg("%zu digits, end %zu, n %zu: %zu, expected %zu",
+					         digits, e, n, cl_timestamp_len(line, n),
+					         timestamp_len_ref(line, n));
+		}
+	}
+}
+
 static void
 test_classify_preprocessing_strips_timestamps_ansi_and_groups(void **state)
 {
@@ -1297,42 +1353,78 @@ test_classify_builtin_database_matches_compiled_rules(void **state)
 	hl_classifier_free(c);
 }
 
+/* A gate's literals as text ("\x20" and the like decoded), one a line. */
 static void
-test_classify_gate_tail_only_for_one_line_patterns(void **state)
+gate_text(char *out, size_t max, char *const *gate)
+{
+	size_t o = 0;
+
+	for (; *gate != NULL; gate++) {
+		for (const char *p = *gate; *p && o + 2 < max; p++) {
+			unsigned v;
+			if (p[0] == '\\' && p[1] == 'x' && sscanf(p + 2, "%2x", &v) == 1) {
+				out[o++] = (char)v;
+				p += 3;
+			} else {
+				out[o++] = *p;
+			}
+		}
+		out[o++] = '\n';
+	}
+	out[o] = '\0';
+}
+
+static void
+test_classify_gate_literals_only_for_one_line_patterns(void **state)
 {
 	static const struct {
 		const char *pat;
-		size_t tail; /* 0: scanned whole */
+		const char *gate; /* its literals, one a line; NULL: scanned whole */
 	} cases[] = {
-		{ "^test .* \\.\\.\\. FAILED$", 8 },
-		{ "^(error|warning): .*\\(clippy::", 20 },
-		{ "a[^x\\n]+.*[a-z]+ long literal", 10 },
-		{ "a.*b.*\\bneeds update\\b", 6 },
-		{ "a|b.*long literal", 0 },          /* an alternative at the top */
-		{ "(a.*long literal)", 0 },          /* in a group */
-		{ "a.*?long literal", 0 },           /* lazy */
-		{ "a.*+long literal", 0 },           /* possessive */
-		{ "a.*ab", 0 },                      /* tail literal too short */
-		{ "a long head.*tail1", 0 },         /* not longer than the head's */
-		{ ".*long literal", 0 },             /* no head */
-		{ "long literal.*", 0 },             /* no tail */
-		{ "(?i)a.*long literal", 0 },        /* inline flags */
-		{ "a.*\\slong literal", 0 },         /* \s matches '\n' */
-		{ "a\\W.*long literal", 0 },         /* so does \W */
-		{ "a.*\\nlong literal", 0 },         /* and \n */
-		{ "a.*\\x0along literal", 0 },       /* and other escapes */
-		{ "a.*[[:space:]]long literal", 0 }, /* a POSIX class */
-		{ "a.*[\\t-~]long literal", 0 },     /* a range reaching '\n' */
-		{ "a.*[\x01-~]long literal", 0 },
-		{ "a.*[\\s]long literal", 0 },
-		{ "a.*[b", 0 }, /* unterminated */
-		{ "a.*\\", 0 },
+		{ "^test .* \\.\\.\\. FAILED$", " ... FAILED\n" },
+		{ "^(error|warning): .*\\(clippy::", "(clippy::\n" },
+		{ "^ *Compiling [A-Za-z0-9_-]+ v[0-9]", "Compiling \n" },
+		{ "npm (ERR!|error) [^ \\n]+ build", "npm ERR! \nnpm error \n" },
+		{ "exit (code|status):? 143", "exit code\nexit status\n" },
+		{ "(d|e|f)(g|h) literal, (a|b|c)", "dg literal, \neg literal, \nfg literal, \n"
+		                                   "dh literal, \neh literal, \nfh literal, \n" },
+		{ "a[^x\\n]+.*[a-z]+ long literal", " long literal\n" },
+		{ "a long head.*tail1", "a long head\n" },
+		{ "a.*?long literal", "long literal\n" },
+		{ ".*long literal", "long literal\n" },
+		{ "^x\\|y lon[gG]", "x|y lon\n" },
+		{ "a(b|)c long literal", "c long literal\n" }, /* an empty alternative */
+		{ "abcdefg{2}", "abcdef\n" },                  /* g repeated */
+		{ "x{123456}y", NULL },                        /* no text in a repeat */
+		{ "cargo (build|check) ", NULL }, /* a literal set: found as well whole */
+		{ "plain literal text", NULL },
+		{ "a|b.*long literal", NULL },          /* an alternative at the top */
+		{ "(a.*long literal)", NULL },          /* in a group */
+		{ "a.*ab", NULL },                      /* literal too short */
+		{ "(?i)a.*long literal", NULL },        /* inline flags */
+		{ "a.*\\slong literal", NULL },         /* \s matches '\n' */
+		{ "a\\W.*long literal", NULL },         /* so does \W */
+		{ "a.*\\nlong literal", NULL },         /* and \n */
+		{ "a.*\\x0along literal", NULL },       /* and other escapes */
+		{ "a.*[[:space:]]long literal", NULL }, /* a POSIX class */
+		{ "a.*[\\t-~]long literal", NULL },     /* a range reaching '\n' */
+		{ "a.*[\x01-~]long literal", NULL },
+		{ "a.*[\\s]long literal", NULL },
+		{ "a.*[b", NULL }, /* unterminated */
+		{ "a.*\\", NULL },
 	};
+	char text[512];
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		size_t got = cl_gate_tail(cases[i].pat);
-		if (got != cases[i].tail)
-			fail_msg("%s: tail at %zu, expected %zu", cases[i].pat, got, cases[i].tail);
+		char **gate = cl_gate_literals(cases[i].pat);
+		if (gate != NULL)
+			gate_text(text, sizeof(text), gate);
+		free(gate);
+		if (cases[i].gate == NULL && gate != NULL)
+			fail_msg("%s: gated by %s", cases[i].pat, text);
+		if (cases[i].gate != NULL && (gate == NULL || strcmp(text, cases[i].gate) != 0))
+			fail_msg("%s: gate %s, expected %s", cases[i].pat, gate ? text : "none",
+			         cases[i].gate);
 	}
 }
 
@@ -1511,6 +1603,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_classify_timestamp_fractions_of_any_length),
 		cmocka_unit_test(test_classify_preprocessing_strips_timestamps_ansi_and_groups),
 		cmocka_unit_test(test_classify_boilerplate_is_ignored),
 		cmocka_unit_test(test_classify_ci_exit_wrappers_are_ignored),
@@ -1536,7 +1629,7 @@ main(void)
 		cmocka_unit_test(test_classify_fd_reads_like_memory),
 		cmocka_unit_test(test_classify_concurrent_calls_are_safe),
 		cmocka_unit_test(test_classify_builtin_database_matches_compiled_rules),
-		cmocka_unit_test(test_classify_gate_tail_only_for_one_line_patterns),
+		cmocka_unit_test(test_classify_gate_literals_only_for_one_line_patterns),
 		cmocka_unit_test(test_classify_gated_patterns_match_like_whole_ones),
 		cmocka_unit_test(test_classify_explain_names_candidates),
 		cmocka_unit_test(test_classify_helpers_route_categories_and_alternates),

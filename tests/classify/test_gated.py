@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """test_gated.py - the built-in rules give the same verdicts, candidates,
-match counts and lines whether their "A.*B" patterns are scanned in two
-steps (src/classify/gate.c: the tail B first, the whole pattern on the lines
-it matched) or whole: rules/default.yaml is rewritten with every pattern in
-a group (which is never gated) and both classify every labelled log, one by
-one (JSON Lines with --explain) and all together as one big log (--log)."""
+match counts and lines whether their patterns are scanned in two steps
+(src/classify/gate.c: a literal of their own first, the whole pattern on the
+lines where it matched) or whole: rules/default.yaml is rewritten with every
+pattern in a group (which is never gated) and both classify every labelled
+log, one by one (JSON Lines with --explain) and all together as one big log
+(--log)."""
 import json
 import os
 import re
@@ -75,7 +76,7 @@ diff = [i for i in range(min(len(g), len(w))) if g[i] != w[i]]
 check("every verdict and every candidate's matches and lines are the same", not diff,
       "first difference at case %d:\n%s\n%s" % (diff[0], g[diff[0]], w[diff[0]]) if diff else "")
 # gated patterns decide verdicts here: cargo test failures and clippy lints
-# are "A.*B" patterns with a longer literal after the ".*"
+# are found by a literal of theirs first ("... FAILED", "(clippy::")
 fired = {json.loads(l).get("rule") for l in g}
 check("verdicts of gated patterns are among them",
       {"rust-test-failed", "rust-clippy-lint"} <= fired, sorted(fired))
