@@ -257,11 +257,12 @@ status_task(const struct hl_task_record *t)
 		printf("(no attempts)\n");
 }
 
-/* Prints doc as indented JSON; consumes it. */
+/* Prints doc as indented JSON, its reals with the API's 15 digits (0.4,
+ * not 0.40000000000000002); consumes it. */
 static int
 status_print_json(json_t *doc)
 {
-	int rc = hl_cmd_print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int rc = hl_cmd_print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 
 	json_decref(doc);
 	return rc;

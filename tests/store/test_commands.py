@@ -8,6 +8,7 @@ queues deliveries again and a running server processes them. Standard
 library only; prints TAP.
 """
 import json
+import re
 import os
 import subprocess
 import sys
@@ -140,6 +141,16 @@ def main():
     check("status TASK_ID --json is the API's document",
           rc == 0 and doc.get("task_id") == task and doc.get("agent") == "rex"
           and isinstance(doc.get("attempts"), list), (rc, out[:500], err))
+    # its numbers as the API writes them: 0.4, not 0.40000000000000002
+    reals = re.findall(r"-?\d+\.\d+(?:[eE][-+]?\d+)?", out)
+    long_reals = [n for n in reals
+                  if len(re.sub(r"[eE].*", "", n).replace("-", "").replace(".", "")
+                         .lstrip("0")) > 15]
+    st, api = srv.request("GET", f"/api/remediations/{task}")
+    check("status TASK_ID --json writes numbers with the API's 15 digits",
+          reals and not long_reals and st == 200
+          and (doc.get("decision") or {}).get("confidence")
+          == (api.get("decision") or {}).get("confidence"), (reals, long_reals))
     rc, out, err = healer("status", "--json", "--limit", "5")
     try:
         lst = json.loads(out)
