@@ -67,6 +67,34 @@ def least_privilege():
           "Sekr1t" not in srv.log() and "password=***" in srv.log(), srv.log()[-800:])
 
 
+def attached_alias():
+    """status of the id a failure was answered with before it went to an
+    active task (a failure of that task's job on its branch) shows that
+    task, as GET /api/remediations/{id} does."""
+    e = os.path.join(dtest.TMP, "alias")
+    srv = hltest.Healer(e, hltest.base_env(HEALER_DISPATCH="directory")).start()
+    st, a = srv.deliver(job_event(301, 31, branch="alias/x"), "c-alias-1")
+    task = a.get("task_id", "")
+    active = wait_for(lambda: srv.request("GET", f"/api/remediations/{task}")[1].get("state")
+                      == "running", 30)
+    st, a2 = srv.deliver(job_event(302, 32, branch="alias/x"), "c-alias-2")
+    alias = a2.get("task_id", "")
+    wait_for(lambda: srv.queue_depth() == 0, 30)
+    st_api, api_doc = srv.request("GET", f"/api/remediations/{alias}")
+    env = {"HEALER_DATA_DIR": e}
+    rc, out, err = dtest.healer("status", alias, "--data-dir", e, env=env)
+    rcj, outj, errj = dtest.healer("status", alias, "--json", "--data-dir", e, env=env)
+    try:
+        jdoc = json.loads(outj)
+    except ValueError:
+        jdoc = {}
+    check("status of the id an attached failure was answered with shows the active task",
+          active and alias and alias != task and api_doc.get("task_id") == task and rc == 0
+          and f"task        {task}" in out and rcj == 0 and jdoc.get("task_id") == task,
+          (a2, st_api, api_doc.get("task_id"), rc, out[:300], err, errj))
+    srv.stop()
+
+
 def main():
     backend = "postgres" if dtest.on_postgres() else "sqlite"
     rc, out, err = healer("migrate")
@@ -243,6 +271,7 @@ def main():
     check("nothing failed is left", rc == 0 and out.strip() == "0 deliveries queued again", out)
     check("the server stops cleanly", srv.stop() == 0)
     check("the store is consistent", dtest.store_integrity(db()) == "ok")
+    attached_alias()
     dtest.finish()
 
 
