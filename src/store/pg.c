@@ -834,14 +834,21 @@ pg_try_lock(PGconn *c, const char *sql, const char *arg)
 	return got;
 }
 
+/* Advisory locks belong to the database, not to a schema: a store in
+ * another schema than public (search_path) names its leaderships and
+ * named locks after it, so two deployments in one database each elect
+ * their own leaders (public keeps the names older replicas use). */
+#define PG_SCHEMA_KEY                                                                           \
+	"CASE COALESCE(current_schema(), 'public') WHEN 'public' THEN '' ELSE current_schema()" \
+	" || ':' END"
 static const char pg_owner_lock_sql[] =
         "SELECT pg_try_advisory_lock(hashtextextended('healer:owner:' || $1, 0))";
-static const char pg_leader_lock_sql[] =
-        "SELECT pg_try_advisory_lock(hashtextextended('healer:leader:' || $1, 0))";
-static const char pg_named_lock_sql[] =
-        "SELECT pg_try_advisory_lock(hashtextextended('healer:lock:' || $1, 0))";
-static const char pg_named_unlock_sql[] =
-        "SELECT pg_advisory_unlock(hashtextextended('healer:lock:' || $1, 0))";
+static const char pg_leader_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("
+                                         "'healer:leader:' || " PG_SCHEMA_KEY " || $1, 0))";
+static const char pg_named_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("
+                                        "'healer:lock:' || " PG_SCHEMA_KEY " || $1, 0))";
+static const char pg_named_unlock_sql[] = "SELECT pg_advisory_unlock(hashtextextended("
+                                          "'healer:lock:' || " PG_SCHEMA_KEY " || $1, 0))";
 
 /* A listener connection: LISTENing, holding the liveness lock. */
 static PGconn *
