@@ -380,6 +380,24 @@ def main():
           and "refused the saved page" in h.log() and point and len(point[0].split()) == 2,
           (point, h.log()[-1500:]))
     h.stop()
+    # a saved page on another host (GITHUB_API_URL changed since): not asked
+    # of that host pass after pass; the pass lists from the newest
+    bdb.execute("UPDATE kv SET value = ? WHERE key = ?",
+                (f"{since_ms} 0 {since_ms} http://127.0.0.1:9/repos/{REPO}/hooks/{big}/deliveries"
+                 "?per_page=100&cursor=djFfMQ==", f"redeliver:{bkey}"))
+    if hasattr(bdb, "commit"):
+        bdb.commit()
+    h = hltest.Healer(d3, benv, name="busy4", listen=f"127.0.0.1:{bport}")
+    h.start()
+    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20, 0.1)
+    point = bdb.execute("SELECT value FROM kv WHERE key = ?", (f"redeliver:{bkey}",)).fetchone()
+    check("a saved page on another host than GITHUB_API_URL is dropped: the pass lists from "
+          "the newest and completes",
+          total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1
+          and total([h], 'healer_redeliver_passes_total{result="error"}') == 0
+          and "not on GITHUB_API_URL's origin" in h.log() and point
+          and len(point[0].split()) == 2, (point, h.log()[-1500:]))
+    h.stop()
 
     # a rate limit on the page a pass goes on from (R lies behind 1,150
     # newer deliveries): the pass stops and is not repeated at once, every
