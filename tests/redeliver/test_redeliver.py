@@ -428,6 +428,27 @@ def main():
     h.stop()
     dtest.http("POST", f"{api}/_stub/config", {"rules": []})
 
+    # the same long outage with a long HEALER_LEASE_SECONDS (600: the
+    # leadership is renewed every 200 s): the pass that goes on from the
+    # next page still comes at once, not a leadership period later
+    ll, lkey = 84, f"repo:{REPO}:84"
+    lport = pgtest.free_port()
+    dtest.http("POST", f"{api}/_stub/seed", {
+        "hooks": {lkey: {"url": f"http://127.0.0.1:{lport}/webhook", "secret": hltest.SECRET}},
+        "deliveries": {lkey: [item(1, "guid-long", 502, at=old, payload=job_event(304, 3004))] +
+                       [item(i, f"guid-ll-{i}", 200, at=newer) for i in range(2, 1152)]}})
+    dtest.http("POST", f"{api}/_stub/reset")
+    h = hltest.Healer(os.path.join(dtest.TMP, "longlease"),
+                      dict(benv, GITHUB_HOOK_ID=str(ll), HEALER_LEASE_SECONDS="600"),
+                      name="ll", listen=f"127.0.0.1:{lport}")
+    h.start()
+    lids = {"1": "guid-long"}
+    asked = wait_for(lambda: asked_for(lids), 20, 0.1)
+    check("with HEALER_LEASE_SECONDS=600 the pass that goes on from the next page still "
+          "comes at once and asks for the failed delivery behind 1,150 newer ones",
+          asked == ["guid-long"], (asked, h.log()[-1500:]))
+    h.stop()
+
     # an unknown hook (404) and one the token may not read (403)
     dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},
                                              "deliveries": {f"repo:{REPO}:79": []}})
