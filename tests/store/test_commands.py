@@ -75,8 +75,10 @@ def attached_alias():
     srv = hltest.Healer(e, hltest.base_env(HEALER_DISPATCH="directory")).start()
     st, a = srv.deliver(job_event(301, 31, branch="alias/x"), "c-alias-1")
     task = a.get("task_id", "")
-    active = wait_for(lambda: srv.request("GET", f"/api/remediations/{task}")[1].get("state")
-                      == "running", 30)
+    # decided: running with its agent and first attempt
+    active = wait_for(lambda: (lambda d: d.get("state") == "running" and d.get("agent")
+                               and d.get("attempts"))(
+        srv.request("GET", f"/api/remediations/{task}")[1]), 30)
     st, a2 = srv.deliver(job_event(302, 32, branch="alias/x"), "c-alias-2")
     alias = a2.get("task_id", "")
     wait_for(lambda: srv.queue_depth() == 0, 30)
