@@ -257,11 +257,12 @@ status_task(const struct hl_task_record *t)
 		printf("(no attempts)\n");
 }
 
-/* Prints doc as indented JSON; consumes it. */
+/* Prints doc as indented JSON, its reals with the API's 15 digits (0.4,
+ * not 0.40000000000000002); consumes it. */
 static int
 status_print_json(json_t *doc)
 {
-	int rc = hl_cmd_print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	int rc = hl_cmd_print_json(doc, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
 
 	json_decref(doc);
 	return rc;
@@ -319,7 +320,23 @@ hl_cmd_status(int argc, char **argv)
 	if ((rc = store_open(&s, cfg, HL_STORE_READ_ONLY)) != 0)
 		goto out;
 	if (id) {
-		if (hl_store_task_get(s, &t, id, &err) < 0) {
+		int got = hl_store_task_get(s, &t, id, &err);
+
+		if (got == -HL_ENOTFOUND) {
+			/* the id a failure was answered with before it went to an
+			 * active task: that task, as the API shows it */
+			struct hl_err aerr = HL_ERR_INIT;
+			char *owner = NULL;
+
+			if (hl_store_task_alias_get(s, &owner, id, &aerr) == 0)
+				got = hl_store_task_get(s, &t, owner, &err);
+			else if (aerr.code != HL_ENOTFOUND) {
+				err = aerr;
+				got = -aerr.code;
+			}
+			free(owner);
+		}
+		if (got < 0) {
 			rc = hl_cmd_fail("%s", status_str(err.msg));
 			goto out;
 		}

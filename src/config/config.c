@@ -168,6 +168,62 @@ config_source(const struct hl_config *cfg, const struct config_key *k)
 	return s ? s : "default";
 }
 
+/* The integer settings' bounds (max INT_MAX: none but the parser's, which
+ * takes 0 to CONFIG_INT_MAX), checked once every source is read. */
+#define CONFIG_INT_MAX 1000000
+static const struct config_range {
+	const char *key;
+	int min, max;
+} config_ranges[] = {
+	{ "HEALER_MAX_ATTEMPTS", 1, 10 },
+	{ "HEALER_WORKERS", 1, 64 },
+	{ "HEALER_WORKER_HANDOFF", 0, 64 },
+	{ "HEALER_ATTEMPT_TIMEOUT_MINS", 1, INT_MAX },
+	{ "HEALER_VERIFY_TIMEOUT_MINS", 1, INT_MAX },
+	{ "HEALER_LEASE_SECONDS", 2, 3600 },
+	{ "HEALER_LOOP_INTERVAL_MS", 50, 60000 },
+	{ "HEALER_CONTEXT_TIMEOUT_MS", 100, INT_MAX },
+	{ "HEALER_SOURCE_TIMEOUT_MS", 100, INT_MAX },
+	{ "HEALER_MEMORY_TIMEOUT_MS", 50, 60000 },
+	{ "HEALER_HTTP_MAX_CONNECTIONS", 16, 65536 },
+	{ "HEALER_HTTP_HEADER_TIMEOUT_S", 1, 3600 },
+	{ "HEALER_HTTP_REQUEST_TIMEOUT_S", 1, 3600 },
+	{ "HEALER_SHUTDOWN_DELAY_S", 0, 300 },
+	/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
+	{ "HEALER_HTTP_MAX_BUFFERED_MB", 32, 65536 },
+};
+
+/* A value the parser refuses (not digits, or above CONFIG_INT_MAX): the
+ * error names the key's own bounds, so "-1" is not told that 0 to
+ * 1000000 would do where 2 to 3600 is meant. */
+static int
+config_int_error(const struct config_key *k, const char *value, const char *source,
+                 struct hl_err *err)
+{
+	int min = 0, max = CONFIG_INT_MAX;
+	size_t i;
+
+	if (strcmp(k->env, "HEALER_RETENTION_DAYS") == 0)
+		return hl_err_set(err, HL_EINVAL,
+		                  "%s: '%.40s' must be 0 (keep everything) or an integer from 4"
+		                  " to 36500 (from %s)",
+		                  k->env, value, source);
+	if (strcmp(k->env, "HEALER_REDELIVER_INTERVAL_MINS") == 0)
+		max = 10080;
+	if (strcmp(k->env, "HEALER_HTTP_MAX_CONNECTIONS_PER_IP") == 0) {
+		min = 1; /* to HEALER_HTTP_MAX_CONNECTIONS */
+		max = 65536;
+	}
+	for (i = 0; i < sizeof(config_ranges) / sizeof(config_ranges[0]); i++)
+		if (strcmp(k->env, config_ranges[i].key) == 0) {
+			min = config_ranges[i].min;
+			if (config_ranges[i].max != INT_MAX)
+				max = config_ranges[i].max;
+		}
+	return hl_err_set(err, HL_EINVAL, "%s: '%.40s' must be an integer from %d to %d (from %s)",
+	                  k->env, value, min, max, source);
+}
+
 /* An integer setting outside min..max (max INT_MAX: no upper bound but the
  * parser's) is an error naming the key, the value and where it came from. */
 static int
@@ -317,11 +373,8 @@ config_set_value(struct hl_config *cfg, const struct config_key *k, const char *
 		errno = 0;
 		v = strtol(value, &end, 10);
 		/* digits only: strtol would also take " 3" and "+3" (and "3 " not) */
-		if (!isdigit((unsigned char)value[0]) || errno || *end || v > 1000000)
-			return hl_err_set(
-			        err, HL_EINVAL,
-			        "%s: '%.40s' must be an integer from 0 to 1000000 (from %s)",
-			        k->env, value, source);
+		if (!isdigit((unsigned char)value[0]) || errno || *end || v > CONFIG_INT_MAX)
+			return config_int_error(k, value, source, err);
 		*(int *)(void *)base = (int)v;
 		return 0;
 	}
@@ -1011,33 +1064,12 @@ config_database_ok(const char *url)
 static int
 config_check_ranges(const struct hl_config *cfg, struct hl_err *err)
 {
-	static const struct {
-		const char *key;
-		int min, max;
-	} ranges[] = {
-		{ "HEALER_MAX_ATTEMPTS", 1, 10 },
-		{ "HEALER_WORKERS", 1, 64 },
-		{ "HEALER_WORKER_HANDOFF", 0, 64 },
-		{ "HEALER_ATTEMPT_TIMEOUT_MINS", 1, INT_MAX },
-		{ "HEALER_VERIFY_TIMEOUT_MINS", 1, INT_MAX },
-		{ "HEALER_LEASE_SECONDS", 2, 3600 },
-		{ "HEALER_LOOP_INTERVAL_MS", 50, 60000 },
-		{ "HEALER_CONTEXT_TIMEOUT_MS", 100, INT_MAX },
-		{ "HEALER_SOURCE_TIMEOUT_MS", 100, INT_MAX },
-		{ "HEALER_MEMORY_TIMEOUT_MS", 50, 60000 },
-		{ "HEALER_HTTP_MAX_CONNECTIONS", 16, 65536 },
-		{ "HEALER_HTTP_HEADER_TIMEOUT_S", 1, 3600 },
-		{ "HEALER_HTTP_REQUEST_TIMEOUT_S", 1, 3600 },
-		{ "HEALER_SHUTDOWN_DELAY_S", 0, 300 },
-		/* one largest body (25 MiB, held in a 32 MiB buffer) must fit */
-		{ "HEALER_HTTP_MAX_BUFFERED_MB", 32, 65536 },
-	};
 	size_t i;
 	int rc;
 
-	for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
-		if ((rc = config_check_range(cfg, ranges[i].key, ranges[i].min, ranges[i].max,
-		                             err)) < 0)
+	for (i = 0; i < sizeof(config_ranges) / sizeof(config_ranges[0]); i++)
+		if ((rc = config_check_range(cfg, config_ranges[i].key, config_ranges[i].min,
+		                             config_ranges[i].max, err)) < 0)
 			return rc;
 	if (cfg->http_max_per_ip < 1 || cfg->http_max_per_ip > cfg->http_max_connections)
 		return hl_err_set(

@@ -3,9 +3,10 @@
  * redeliver.h.
  *
  * One thread. It takes or keeps the "redeliver" leadership every third of
- * HEALER_LEASE_SECONDS; while it leads and a pass is due it runs one. When
- * a pass is due is kept in the store (key "redeliver:<hook>": "<since_ms>
- * <last pass ms>", then "<mark_ms> <page>" while a listing is unfinished),
+ * HEALER_LEASE_SECONDS (at most every REDELIVER_TICK_MAX_MS); while it
+ * leads and a pass is due it runs one. When a pass is due is kept in the
+ * store (key "redeliver:<hook>": "<since_ms> <last pass ms>", then
+ * "<mark_ms> <page>" while a listing is unfinished),
  * so a replica that takes the leadership over neither repeats a pass that
  * just ran nor waits a whole interval for one that is late. A pass lists
  * at most REDELIVER_MAX_LIST deliveries, in whole pages; when more were
@@ -57,6 +58,7 @@
 #define REDELIVER_MAX_NOT_TAKEN 3 /* requests GitHub did not take: the pass stops */
 #define REDELIVER_TRIES         3 /* requests for one delivery GitHub did not take, */
 #define REDELIVER_GIVE_UP_MS    (60LL * 60 * 1000) /* ... the first an hour ago: given up */
+#define REDELIVER_TICK_MAX_MS   5000               /* how late a due pass may start */
 
 struct hl_redeliver {
 	const struct hl_config *cfg;
@@ -377,6 +379,11 @@ redeliver_main(void *arg)
 	int64_t retry_at = 0; /* after a failed pass (monotonic) */
 
 	pthread_setname_np(pthread_self(), "hl-redeliver");
+	/* a third of the lease keeps the leadership; a long lease must not
+	 * make a pass due at once (an unfinished listing) or a minute later
+	 * (one left incomplete) wait as long */
+	if (tick > REDELIVER_TICK_MAX_MS)
+		tick = REDELIVER_TICK_MAX_MS;
 	if (tick < 100)
 		tick = 100;
 	do {

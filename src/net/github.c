@@ -282,6 +282,18 @@ github_app_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err)
 	return hl_buf_error(auth) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
 }
 
+/* Whether an absolute URL is on the API origin (a path is). */
+static bool
+github_same_origin(const struct hl_github *gh, const char *url)
+{
+	size_t on = strlen(gh->origin);
+
+	if (!hl_str_starts_with(url, "https://") && !hl_str_starts_with(url, "http://"))
+		return true;
+	return strncmp(url, gh->origin, on) == 0 &&
+	       (url[on] == '/' || url[on] == '\0' || url[on] == '?');
+}
+
 static int
 github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
                      struct hl_buf *auth, const char *method, const char *path,
@@ -304,11 +316,8 @@ github_req_init_mode(struct hl_github *gh, struct hl_fetch_req *req, struct hl_b
 	}
 	hl_buf_reset(url);
 	if (hl_str_starts_with(path, "https://") || hl_str_starts_with(path, "http://")) {
-		size_t on = strlen(gh->origin);
-
 		hl_buf_append_str(url, path);
-		same_origin = strncmp(path, gh->origin, on) == 0 &&
-		              (path[on] == '/' || path[on] == '\0' || path[on] == '?');
+		same_origin = github_same_origin(gh, path);
 	} else {
 		hl_buf_append_str(url, gh->api_url);
 		hl_buf_append_str(url, path);
@@ -1420,6 +1429,13 @@ hl_github_hook_deliveries(struct hl_github *gh, json_t **out, const struct hl_gi
 	if (ret < 0)
 		goto out;
 	hl_buf_appendf(&p, "?per_page=%zu", max < 100 ? max : (size_t)100);
+	/* a page saved under another GITHUB_API_URL would be asked of the
+	 * old host, without the token, pass after pass */
+	if (l->from && *l->from && !github_same_origin(gh, l->from)) {
+		ret = hl_err_set(err, HL_EINVAL,
+		                 "the page '%.200s' is not on GITHUB_API_URL's origin", l->from);
+		goto out;
+	}
 	hl_strlcpy(next, l->from && *l->from ? l->from : p.data, 2048);
 	/* bounded: at most 100 pages; newest first, so the first delivery older
 	 * than since_ms ends the listing */

@@ -449,6 +449,20 @@ pg_cache_ready(struct hl_store_backend *b, int slot, const char *what, struct hl
 	return 0;
 }
 
+/* Whether a statement that just failed is sent once more on a new
+ * session: on a read-only handle, outside a transaction, when the failure
+ * was the session (ended by a restart or failover of the server, an
+ * administrator, a pooler while the handle was idle). Reading twice
+ * changes nothing; a write is never repeated (it may have committed). */
+static bool
+pg_read_again(const struct hl_store_backend *b, bool in_txn, bool *again)
+{
+	if (*again || !b->read_only || in_txn || !b->lost)
+		return false;
+	*again = true;
+	return true;
+}
+
 int
 hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const struct pg_params *p,
            bool result_binary, const char *what, struct hl_err *err)
@@ -456,25 +470,33 @@ hl_pg_exec(struct hl_store_backend *b, PGresult **out, const char *sql, const st
 	static const struct pg_params none = { .n = 0 };
 	char name[16];
 	PGresult *r;
-	int slot;
+	bool in_txn = b->txn, again = false;
+	int slot, rc;
 
 	if (out)
 		*out = NULL;
 	if (!p)
 		p = &none;
-	b->sqlstate[0] = '\0';
-	if (pg_ensure(b, b->txn, err) < 0)
-		return -HL_EDB;
-	slot = pg_cache_slot(b, sql);
-	if (slot >= 0) {
-		if (pg_cache_ready(b, slot, what, err) < 0)
+	do {
+		b->sqlstate[0] = '\0';
+		if (pg_ensure(b, b->txn, err) < 0)
 			return -HL_EDB;
-		snprintf(name, sizeof(name), "hl%d", slot);
-		r = PQexecPrepared(b->conn, name, p->n, p->v, p->len, p->fmt, result_binary);
-	} else {
-		r = PQexecParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt, result_binary);
-	}
-	return pg_take(b, r, out, what, err);
+		slot = pg_cache_slot(b, sql);
+		if (slot >= 0) {
+			if (pg_cache_ready(b, slot, what, err) < 0) {
+				rc = -HL_EDB;
+				continue;
+			}
+			snprintf(name, sizeof(name), "hl%d", slot);
+			r = PQexecPrepared(b->conn, name, p->n, p->v, p->len, p->fmt,
+			                   result_binary);
+		} else {
+			r = PQexecParams(b->conn, sql, p->n, NULL, p->v, p->len, p->fmt,
+			                 result_binary);
+		}
+		rc = pg_take(b, r, out, what, err);
+	} while (rc < 0 && pg_read_again(b, in_txn, &again));
+	return rc;
 }
 
 /* ---- pipelines ---------------------------------------------------------
@@ -596,15 +618,21 @@ int
 hl_pg_cmd(struct hl_store_backend *b, const char *sql, const char *what, struct hl_err *err)
 {
 	PGresult *r;
+	bool in_txn = b->txn, again = false;
+	int rc;
 
-	b->sqlstate[0] = '\0';
-	if (pg_ensure(b, b->txn, err) < 0)
-		return -HL_EDB;
-	r = PQexec(b->conn, sql);
-	if (!pg_ok(r))
-		return pg_failed(b, r, what, err);
-	PQclear(r);
-	return 0;
+	do {
+		b->sqlstate[0] = '\0';
+		if (pg_ensure(b, b->txn, err) < 0)
+			return -HL_EDB;
+		r = PQexec(b->conn, sql);
+		if (pg_ok(r)) {
+			PQclear(r);
+			return 0;
+		}
+		rc = pg_failed(b, r, what, err);
+	} while (pg_read_again(b, in_txn, &again));
+	return rc;
 }
 
 int
@@ -786,8 +814,14 @@ pg_check_schema(struct hl_store_backend *b, struct hl_err *err)
 static int
 pg_ping(struct hl_store_backend *b, struct hl_err *err)
 {
-	return hl_pg_exec(b, NULL, "SELECT 1 FROM schema_migrations LIMIT 1", NULL, false, "ping",
-	                  err);
+	static const char sql[] = "SELECT 1 FROM schema_migrations LIMIT 1";
+	int rc = hl_pg_exec(b, NULL, sql, NULL, false, "ping", err);
+
+	/* a session found ended (the server restarted while this one was
+	 * idle): /ready asks once more on a new one before answering 503 */
+	if (rc < 0 && b->lost && !b->txn)
+		rc = hl_pg_exec(b, NULL, sql, NULL, false, "ping", err);
+	return rc;
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -834,14 +868,21 @@ pg_try_lock(PGconn *c, const char *sql, const char *arg)
 	return got;
 }
 
+/* Advisory locks belong to the database, not to a schema: a store in
+ * another schema than public (search_path) names its leaderships and
+ * named locks after it, so two deployments in one database each elect
+ * their own leaders (public keeps the names older replicas use). */
+#define PG_SCHEMA_KEY                                                                           \
+	"CASE COALESCE(current_schema(), 'public') WHEN 'public' THEN '' ELSE current_schema()" \
+	" || ':' END"
 static const char pg_owner_lock_sql[] =
         "SELECT pg_try_advisory_lock(hashtextextended('healer:owner:' || $1, 0))";
-static const char pg_leader_lock_sql[] =
-        "SELECT pg_try_advisory_lock(hashtextextended('healer:leader:' || $1, 0))";
-static const char pg_named_lock_sql[] =
-        "SELECT pg_try_advisory_lock(hashtextextended('healer:lock:' || $1, 0))";
-static const char pg_named_unlock_sql[] =
-        "SELECT pg_advisory_unlock(hashtextextended('healer:lock:' || $1, 0))";
+static const char pg_leader_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("
+                                         "'healer:leader:' || " PG_SCHEMA_KEY " || $1, 0))";
+static const char pg_named_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("
+                                        "'healer:lock:' || " PG_SCHEMA_KEY " || $1, 0))";
+static const char pg_named_unlock_sql[] = "SELECT pg_advisory_unlock(hashtextextended("
+                                          "'healer:lock:' || " PG_SCHEMA_KEY " || $1, 0))";
 
 /* A listener connection: LISTENing, holding the liveness lock. */
 static PGconn *

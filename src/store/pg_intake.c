@@ -434,7 +434,8 @@ out:
 }
 
 /*
- * One try of the batch; 0 committed, < 0 failed (err, b->sqlstate).
+ * One try of the batch; 0 committed, < 0 failed (err, b->sqlstate;
+ * *committing true when COMMIT may have been sent).
  * PG_FAST: every statement in pipelines (a round trip per PG_PIPE_CHUNK
  * deliveries, one for the tally and COMMIT); any failure fails the try.
  * PG_SAVEPOINTS: statement by statement, each delivery under a savepoint,
@@ -443,7 +444,7 @@ out:
 static int
 pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg_item *items,
              size_t n, enum pg_batch_mode mode, struct pg_tally *tally, int *queued,
-             struct hl_err *err)
+             bool *committing, struct hl_err *err)
 {
 	struct hl_intake_req *r;
 	int64_t now = hl_time_wall_ms();
@@ -509,6 +510,7 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 		if (strcmp(items[i].state, "received") == 0)
 			(*queued)++;
 	}
+	*committing = true;
 	rc = pg_batch_commit(b, tally, len, err);
 	if (rc == 0)
 		return 0;
@@ -544,7 +546,7 @@ pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 	struct pg_tally *tally;
 	struct pg_item *items;
 	size_t n = 0;
-	int queued = 0, tries = 0, rc;
+	int queued = 0, tries = 0, reconnects = 0, rc;
 
 	for (r = head; r; r = r->next)
 		n++;
@@ -563,8 +565,20 @@ pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
 		order[n++] = r;
 	qsort(order, n, sizeof(*order), pg_req_cmp);
 	for (;;) {
-		rc = pg_batch_try(b, order, items, n, mode, tally, &queued, &err);
-		if (rc == 0 || b->lost || ++tries >= PG_BATCH_TRIES + 1)
+		bool committing = false;
+
+		rc = pg_batch_try(b, order, items, n, mode, tally, &queued, &committing, &err);
+		if (rc == 0)
+			break;
+		/* a session found dead before COMMIT was sent (the server
+		 * restarted, an administrator or a pooler ended it): nothing of
+		 * the batch was committed, so it is tried once on a new one */
+		if (b->lost) {
+			if (committing || reconnects++ > 0)
+				break;
+			continue;
+		}
+		if (++tries >= PG_BATCH_TRIES + 1)
 			break;
 		/* a deadlock with another batch: again; anything else: one
 		 * savepoint per delivery, so the bad one fails alone */

@@ -912,6 +912,18 @@ test_config_errors_name_the_source_and_line(void **state)
 		{ "HEALER_NAMESPACE: prod\nHEALER_HTTP_MAX_CONNECTIONS_PER_IP: 2000\n", "2000" },
 		{ "HEALER_NAMESPACE: prod\nHEALER_SOURCE_TIMEOUT_MS: 99\n",
 		  "HEALER_SOURCE_TIMEOUT_MS: 99 must be at least 100" },
+		/* a value that is no count names the key's own bounds, not
+		 * the parser's 0 to 1000000 */
+		{ "HEALER_NAMESPACE: prod\nlease_seconds: -1\n",
+		  "HEALER_LEASE_SECONDS: '-1' must be an integer from 2 to 3600" },
+		{ "HEALER_NAMESPACE: prod\nredeliver_interval_mins: -1\n",
+		  "'-1' must be an integer from 0 to 10080" },
+		{ "HEALER_NAMESPACE: prod\nretention_days: x\n",
+		  "'x' must be 0 (keep everything) or an integer from 4 to 36500" },
+		{ "HEALER_NAMESPACE: prod\nattempt_timeout_mins: 2000000\n",
+		  "'2000000' must be an integer from 1 to 1000000" },
+		{ "HEALER_NAMESPACE: prod\ntime_window_mins: -5\n",
+		  "'-5' must be an integer from 0 to 1000000" },
 	};
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;

@@ -14,11 +14,14 @@ the subset fails the test instead of rendering differently from helm:
   operands: .Values.a.b, .Release.Name / .Release.Namespace, .Chart.Name /
   .Chart.Version / .Chart.AppVersion, "string" and integer literals, and a
   parenthesized pipeline;
-  functions: quote, default, toYaml, nindent, indent, int (Sprig's: a
-  number truncated, a string parsed, anything else 0), lt (on two ints
-  only: Go refuses to compare helm's float64 with an int, so the chart
-  compares values through int), fail (stops the rendering with its
-  message, raised as TemplateFail).
+  functions: quote, default, toYaml, nindent, indent, int and int64
+  (Sprig's: a number truncated, a string parsed, anything else 0; the
+  result is a Go integer, printed with all its digits), kindIs (Go's kind
+  of a value: "string", "float64" for a number of the values, "int" for an
+  integer literal or int's result, "bool", "map", "slice", "invalid" for
+  none), lt (on two ints only: Go refuses to compare helm's float64 with an
+  int, so the chart compares values through int), fail (stops the
+  rendering with its message, raised as TemplateFail).
 
 A .Values path that does not exist is an error (helm would print nothing).
 Values come in as JSON-like Python objects (tests/deploy/yaml2json.mjs
@@ -31,6 +34,12 @@ import re
 
 class TemplateError(Exception):
     pass
+
+
+class GoInt(int):
+    """A Go integer (a template's integer literal, Sprig's int/int64):
+    printed with all its digits, where a number of the values (a float64)
+    prints in %e form from a million on."""
 
 
 class TemplateFail(TemplateError):
@@ -60,6 +69,8 @@ def _go_format(v):
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, GoInt):
+        return str(int(v))
     if isinstance(v, (int, float)):
         return _go_number(v)
     if isinstance(v, (dict, list)):
@@ -152,22 +163,36 @@ def _indent(n, s):
 
 def _to_int(v):
     if isinstance(v, bool):
-        return int(v)
+        return GoInt(v)
     if isinstance(v, (int, float)):
-        return int(v)
+        return GoInt(v)
     if isinstance(v, str):
         try:
-            return int(v.strip(), 10)
+            return GoInt(int(v.strip(), 10))
         except ValueError:
             try:
-                return int(float(v))
+                return GoInt(float(v))
             except ValueError:
-                return 0
-    return 0
+                return GoInt(0)
+    return GoInt(0)
+
+
+def _kind(v):
+    if v is None:
+        return "invalid"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, GoInt):
+        return "int"
+    if isinstance(v, (int, float)):
+        return "float64"
+    if isinstance(v, str):
+        return "string"
+    return "map" if isinstance(v, dict) else "slice"
 
 
 def _lt(a, b):
-    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (a, b)):
+    if not all(isinstance(x, GoInt) for x in (a, b)):
         raise TemplateError(f"lt: incompatible types for comparison ({a!r}, {b!r})")
     return a < b
 
@@ -183,6 +208,8 @@ FUNCS = {
     "nindent": lambda n, s: "\n" + _indent(int(n), s),
     "indent": lambda n, s: _indent(int(n), s),
     "int": _to_int,
+    "int64": _to_int,
+    "kindIs": lambda k, v: _kind(v) == k,
     "lt": _lt,
     "fail": _fail,
 }
@@ -229,7 +256,7 @@ class Renderer:
         if tok.startswith('"'):
             return json.loads(tok)
         if re.fullmatch(r"-?\d+", tok):
-            return int(tok)
+            return GoInt(tok)
         if tok in ("true", "false"):
             return tok == "true"
         if tok.startswith("."):

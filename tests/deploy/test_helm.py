@@ -154,6 +154,23 @@ check("custom values: sensors in their namespace post to this release's Service"
                    "http://ops.platform.svc:8080/api/remediate/security-alert"} and
       refs == {"auth"}, repr(urls))
 
+# GitHub's ids written as numbers in a values file (helm reads them as
+# float64, printed 1.234567e+06 from a million on) reach the ConfigMap with
+# all their digits, and ids written as strings as they are
+ndocs, _ = dl.render_chart({"github": {"appId": 1234567, "appInstallationId": 45678901,
+                                       "hook": {"id": 412345678, "repository": "acme/widgets"}}})
+ncm = dl.find(ndocs, "ConfigMap")["data"]
+check("numeric GitHub ids in values: the ConfigMap has their digits, not 1.234567e+06",
+      (ncm["GITHUB_APP_ID"], ncm["GITHUB_APP_INSTALLATION_ID"], ncm["GITHUB_HOOK_ID"]) ==
+      ("1234567", "45678901", "412345678"), repr(ncm))
+rc, vals, err = dl.check_config(dict(ncm, GITHUB_APP_PRIVATE_KEY="k"))
+check("check-config accepts them", rc == 0 and vals.get("GITHUB_HOOK_ID") == "412345678", err)
+sdocs, _ = dl.render_chart({"github": {"appId": "Iv1.0a1b2c", "hook": {"id": "412345678"}}})
+scm = dl.find(sdocs, "ConfigMap")["data"]
+check("GitHub ids given as strings are kept as written",
+      scm["GITHUB_APP_ID"] == "Iv1.0a1b2c" and scm["GITHUB_HOOK_ID"] == "412345678" and
+      dl.find(docs_off, "ConfigMap")["data"]["GITHUB_HOOK_ID"] == "", repr(scm))
+
 # the disruption budget never blocks a node drain: one replica has none to
 # spare (a budget keeping it refuses every eviction, so no budget), and a
 # budget keeping every replica is refused at rendering
@@ -199,7 +216,12 @@ check("the renderer's int, lt and parentheses: Go's int comparison, a float refu
       r.render("{{ if lt 1 (int .Values.replicas) }}y{{ else }}n{{ end }}") == "y" and
       r.render("{{ if lt (.Values.replicas | int) 2 }}y{{ else }}n{{ end }}") == "n" and
       r.render("{{ \"3\" | int }}") == "3" and
-      all(_refuses(t) for t in ["{{ lt 1.5 2 }}", "{{ lt ((int 1)) 2 }}", "{{ lt (int 1 2 }}"]),
+      r.render("{{ 1234567 }}|{{ .Values.replicas | int64 }}") == "1234567|2" and
+      r.render("{{ kindIs \"string\" .Values.image.tag }} {{ kindIs \"float64\" "
+               ".Values.replicas }} {{ kindIs \"int\" (int .Values.replicas) }}") ==
+      "true true true" and
+      all(_refuses(t) for t in ["{{ lt 1.5 2 }}", "{{ lt ((int 1)) 2 }}", "{{ lt (int 1 2 }}",
+                                "{{ lt .Values.replicas 3 }}"]),
       "")
 
 dl.finish()

@@ -5,7 +5,10 @@ away and comes back (run through pgrun.py): while the database is down
 the workers back off; once it is back the same process recovers without a
 restart, every delivery answered 202 is processed exactly once, and every
 failure has one CodeRun, also those whose remediation was under way when
-the database went away. Standard library only; prints TAP.
+the database went away. Sessions the server ends while healer is idle cost
+no delivery and no read: the next delivery is stored on a new session
+(202), and /ready and the API's reads answer 200. Standard library only;
+prints TAP.
 """
 import os
 import sys
@@ -111,6 +114,33 @@ def main():
     down_s = t_back - t_down
     check(f"the workers back off while it is down ({fails} failed claims in {down_s:.0f} s)",
           fails <= 2 * (down_s + 2) * 1.5, fails)
+
+    # the sessions end while healer is idle (a restart or failover of the
+    # server, an administrator, a pooler): the database is there, so the
+    # next delivery is stored on a new session, not answered 503
+    adm = pgtest.admin()
+    pids = [r[0] for r in adm.query("SELECT pid FROM pg_stat_activity"
+                                    " WHERE application_name = 'healer'").fetchall()]
+    adm.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+              " WHERE pid IN (%s)" % ",".join(map(str, pids or [0])))
+    gone = wait_for(lambda: not adm.query("SELECT pid FROM pg_stat_activity WHERE pid IN (%s)"
+                                          % ",".join(map(str, pids or [0]))).fetchall(), 10)
+    adm.close()
+    st_ready, ready_doc = srv.request("GET", "/ready")
+    check("/ready answers 200 after healer's sessions ended (a new one, not 503)",
+          gone and st_ready == 200, (gone, st_ready, ready_doc))
+    st, d = send("after-terminate", job_event(9900, 500, "success"))
+    check("a delivery after healer's sessions ended is stored on a new one (202, not 503)",
+          gone and st == 202, (gone, st, d))
+    task = db().execute("SELECT task_id FROM remediation_tasks LIMIT 1").fetchone()[0]
+    st_task, doc = srv.request("GET", f"/api/remediations/{task}")
+    st_list, _ = srv.request("GET", "/api/remediations?limit=5")
+    check("and the API's reads answer from new sessions too (200, not 503)",
+          st_task == 200 and doc.get("task_id") == task and st_list == 200,
+          (st_task, doc, st_list))
+    check("and processed once", wait_for(lambda: db().execute(
+        "SELECT state, process_count FROM deliveries WHERE delivery_id = 'after-terminate'"
+    ).fetchone() == ("processed", 1), 30))
     check("SIGTERM exits 0", srv.stop() == 0)
     dtest.finish()
 

@@ -380,6 +380,24 @@ def main():
           and "refused the saved page" in h.log() and point and len(point[0].split()) == 2,
           (point, h.log()[-1500:]))
     h.stop()
+    # a saved page on another host (GITHUB_API_URL changed since): not asked
+    # of that host pass after pass; the pass lists from the newest
+    bdb.execute("UPDATE kv SET value = ? WHERE key = ?",
+                (f"{since_ms} 0 {since_ms} http://127.0.0.1:9/repos/{REPO}/hooks/{big}/deliveries"
+                 "?per_page=100&cursor=djFfMQ==", f"redeliver:{bkey}"))
+    if hasattr(bdb, "commit"):
+        bdb.commit()
+    h = hltest.Healer(d3, benv, name="busy4", listen=f"127.0.0.1:{bport}")
+    h.start()
+    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20, 0.1)
+    point = bdb.execute("SELECT value FROM kv WHERE key = ?", (f"redeliver:{bkey}",)).fetchone()
+    check("a saved page on another host than GITHUB_API_URL is dropped: the pass lists from "
+          "the newest and completes",
+          total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1
+          and total([h], 'healer_redeliver_passes_total{result="error"}') == 0
+          and "not on GITHUB_API_URL's origin" in h.log() and point
+          and len(point[0].split()) == 2, (point, h.log()[-1500:]))
+    h.stop()
 
     # a rate limit on the page a pass goes on from (R lies behind 1,150
     # newer deliveries): the pass stops and is not repeated at once, every
@@ -409,6 +427,27 @@ def main():
           (asked, h.log()[-1500:]))
     h.stop()
     dtest.http("POST", f"{api}/_stub/config", {"rules": []})
+
+    # the same long outage with a long HEALER_LEASE_SECONDS (600: the
+    # leadership is renewed every 200 s): the pass that goes on from the
+    # next page still comes at once, not a leadership period later
+    ll, lkey = 84, f"repo:{REPO}:84"
+    lport = pgtest.free_port()
+    dtest.http("POST", f"{api}/_stub/seed", {
+        "hooks": {lkey: {"url": f"http://127.0.0.1:{lport}/webhook", "secret": hltest.SECRET}},
+        "deliveries": {lkey: [item(1, "guid-long", 502, at=old, payload=job_event(304, 3004))] +
+                       [item(i, f"guid-ll-{i}", 200, at=newer) for i in range(2, 1152)]}})
+    dtest.http("POST", f"{api}/_stub/reset")
+    h = hltest.Healer(os.path.join(dtest.TMP, "longlease"),
+                      dict(benv, GITHUB_HOOK_ID=str(ll), HEALER_LEASE_SECONDS="600"),
+                      name="ll", listen=f"127.0.0.1:{lport}")
+    h.start()
+    lids = {"1": "guid-long"}
+    asked = wait_for(lambda: asked_for(lids), 20, 0.1)
+    check("with HEALER_LEASE_SECONDS=600 the pass that goes on from the next page still "
+          "comes at once and asks for the failed delivery behind 1,150 newer ones",
+          asked == ["guid-long"], (asked, h.log()[-1500:]))
+    h.stop()
 
     # an unknown hook (404) and one the token may not read (403)
     dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},

@@ -8,6 +8,7 @@ queues deliveries again and a running server processes them. Standard
 library only; prints TAP.
 """
 import json
+import re
 import os
 import subprocess
 import sys
@@ -64,6 +65,36 @@ def least_privilege():
     srv.stop()
     check("the server's log shows the store without the password among its parameters",
           "Sekr1t" not in srv.log() and "password=***" in srv.log(), srv.log()[-800:])
+
+
+def attached_alias():
+    """status of the id a failure was answered with before it went to an
+    active task (a failure of that task's job on its branch) shows that
+    task, as GET /api/remediations/{id} does."""
+    e = os.path.join(dtest.TMP, "alias")
+    srv = hltest.Healer(e, hltest.base_env(HEALER_DISPATCH="directory")).start()
+    st, a = srv.deliver(job_event(301, 31, branch="alias/x"), "c-alias-1")
+    task = a.get("task_id", "")
+    # decided: running with its agent and first attempt
+    active = wait_for(lambda: (lambda d: d.get("state") == "running" and d.get("agent")
+                               and d.get("attempts"))(
+        srv.request("GET", f"/api/remediations/{task}")[1]), 30)
+    st, a2 = srv.deliver(job_event(302, 32, branch="alias/x"), "c-alias-2")
+    alias = a2.get("task_id", "")
+    wait_for(lambda: srv.queue_depth() == 0, 30)
+    st_api, api_doc = srv.request("GET", f"/api/remediations/{alias}")
+    env = {"HEALER_DATA_DIR": e}
+    rc, out, err = dtest.healer("status", alias, "--data-dir", e, env=env)
+    rcj, outj, errj = dtest.healer("status", alias, "--json", "--data-dir", e, env=env)
+    try:
+        jdoc = json.loads(outj)
+    except ValueError:
+        jdoc = {}
+    check("status of the id an attached failure was answered with shows the active task",
+          active and alias and alias != task and api_doc.get("task_id") == task and rc == 0
+          and f"task        {task}" in out and rcj == 0 and jdoc.get("task_id") == task,
+          (a2, st_api, api_doc.get("task_id"), rc, out[:300], err, errj))
+    srv.stop()
 
 
 def main():
@@ -140,6 +171,16 @@ def main():
     check("status TASK_ID --json is the API's document",
           rc == 0 and doc.get("task_id") == task and doc.get("agent") == "rex"
           and isinstance(doc.get("attempts"), list), (rc, out[:500], err))
+    # its numbers as the API writes them: 0.4, not 0.40000000000000002
+    reals = re.findall(r"-?\d+\.\d+(?:[eE][-+]?\d+)?", out)
+    long_reals = [n for n in reals
+                  if len(re.sub(r"[eE].*", "", n).replace("-", "").replace(".", "")
+                         .lstrip("0")) > 15]
+    st, api = srv.request("GET", f"/api/remediations/{task}")
+    check("status TASK_ID --json writes numbers with the API's 15 digits",
+          reals and not long_reals and st == 200
+          and (doc.get("decision") or {}).get("confidence")
+          == (api.get("decision") or {}).get("confidence"), (reals, long_reals))
     rc, out, err = healer("status", "--json", "--limit", "5")
     try:
         lst = json.loads(out)
@@ -232,6 +273,7 @@ def main():
     check("nothing failed is left", rc == 0 and out.strip() == "0 deliveries queued again", out)
     check("the server stops cleanly", srv.stop() == 0)
     check("the store is consistent", dtest.store_integrity(db()) == "ok")
+    attached_alias()
     dtest.finish()
 
 
