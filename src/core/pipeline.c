@@ -124,6 +124,8 @@ pipeline_publish(struct hl_pipeline *p, const char *delivery_id, const char *dec
 	hl_buf_release(&b);
 }
 
+#define PIPELINE_DECISION_WAIT_MS 1000 /* a failure waiting for its task's decision */
+
 /* The pause before the claims-th claim of a delivery given back: 1, 2, 4,
  * 8 ... seconds, at most a minute. */
 static int64_t
@@ -251,6 +253,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	struct hl_loop_command_result cmd;
 	json_t *j;
 	char *text, *decision = NULL;
+	bool waiting = false;
 	int rc = 0;
 
 	if (!ev)
@@ -267,6 +270,14 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			goto give_back;
 		if (rc < 0)
 			goto out;
+		if (rc == 2) {
+			/* its task is still being decided: back after a pause */
+			hl_log_kv(HL_LOG_INFO, "a failure waits for its task's decision",
+			          "delivery_id", d->delivery_id, "task_id", owner, NULL);
+			hl_err_set(err, HL_ECONFLICT, "task '%s' is being decided", owner);
+			waiting = true;
+			goto give_back;
+		}
 		if (rc == 1) {
 			outcome = ev->intent == HL_INTENT_CI_FAILURE ? "attached" : "ci_result";
 			if (ev->intent == HL_INTENT_CI_FAILURE) {
@@ -320,9 +331,12 @@ give_back:
 	 * spinning a worker */
 	if (d->claims < HL_PIPELINE_MAX_CLAIMS ||
 	    hl_time_wall_ms() - d->received_ms < HL_PIPELINE_KEEP_MS) {
-		int64_t pause = pipeline_backoff_ms(d->claims);
-		hl_warn("processing '%s' failed (claim %d), retrying in %lld ms: %s",
-		        d->delivery_id, d->claims, (long long)pause, err->msg);
+		/* a wait for a decision is short: the decision is seconds away */
+		int64_t pause = waiting ? PIPELINE_DECISION_WAIT_MS : pipeline_backoff_ms(d->claims);
+
+		if (!waiting)
+			hl_warn("processing '%s' failed (claim %d), retrying in %lld ms: %s",
+			        d->delivery_id, d->claims, (long long)pause, err->msg);
 		rc = hl_pipeline_finish(
 		        p->store, d->delivery_id,
 		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,

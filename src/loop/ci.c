@@ -120,6 +120,28 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 		if (rc < 0)
 			return rc;
 	}
+	if (ev->intent == HL_INTENT_CI_FAILURE && (!own_task || strcmp(task_id, own_task) != 0)) {
+		/* a task claimed (it records its workflow and job from the
+		 * claim on) whose remediation is still being decided may yet
+		 * end skipped: a failure waits for the decision, then belongs
+		 * to the task, or starts its own. A claim undecided for long
+		 * (its process died, its delivery waits for a retry) no longer
+		 * holds it back. Deciding only (HEALER_DISPATCH=none), every
+		 * task ends skipped: the failure starts its own at once. */
+		struct hl_task_record *t = NULL;
+		bool deciding;
+
+		if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
+			return rc;
+		/* or ended since it was found: looked for again */
+		deciding = (t->state == HL_TASK_RUNNING && !t->agent &&
+		            hl_time_wall_ms() - t->created_ms < LOOP_DECIDING_MS) ||
+		           (t->state != HL_TASK_RUNNING && t->state != HL_TASK_VERIFYING &&
+		            t->state != HL_TASK_QUEUED);
+		hl_task_record_free(t);
+		if (deciding)
+			return l->cfg->dispatch == HL_DISPATCH_NONE ? 0 : 2;
+	}
 	if (own_task && strcmp(task_id, own_task) == 0) {
 		/* the failure that started this task, processed again: a
 		 * restart cut its remediation short, which resumes (a queued

@@ -53,6 +53,10 @@ void hl_loop_stop(struct hl_loop *l);
  * task the delivery itself starts: a failure belongs to it only while it
  * is queued (otherwise that is the failure processed again after a
  * restart cut its remediation short, and the remediation resumes).
+ * Returns 2 (task_id set) for a failure of a task still being decided
+ * (claimed, no agent yet): the delivery is to be tried again after a
+ * pause, when the task is either running (the failure is its result) or
+ * ended (the failure starts its own task).
  */
 int hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
                      const char *delivery_id, const char *own_task, struct hl_err *err);

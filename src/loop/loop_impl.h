@@ -30,6 +30,7 @@
 #define LOOP_PENDING_MS  (10 * 60 * 1000) /* how long a CodeRun waits for its attempt */
 #define LOOP_PENDING_MAX 1024             /* CodeRuns kept waiting at most */
 #define LOOP_RUN_NAMES   64               /* workflow names of runs remembered (ci.c) */
+#define LOOP_DECIDING_MS (2 * 60 * 1000)  /* how long a failure waits for its task's decision */
 
 struct hl_loop {
 	const struct hl_config *cfg;

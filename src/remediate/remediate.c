@@ -1168,6 +1168,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	                           .repository = ev->repository,
 	                           .run_id = ev->run_id,
 	                           .job = ev->job_name,
+	                           .workflow = ev->workflow_name,
 	                           .branch = ev->branch,
 	                           .state = HL_TASK_RUNNING,
 	                           .attempts = 1,

@@ -12,6 +12,11 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - an agent that waits for CI before it ends: the job passing on its push
   while the CodeRun still runs judges the attempt success once it
   Succeeded (a pass followed by a failure does not);
+- a new failure of the same workflow + job on the branch while the first
+  failure's task is still being decided (GitHub slow): it waits for the
+  decision and is that task's result, no second task or CodeRun; when the
+  deciding task ends skipped (its commit's skip tag), the waiting failure
+  starts its own task;
 - /healer stop on the PR of a task queued for a CodeRun slot: the task
   (which records its branch's PR) ends stopped and never gets a CodeRun;
 - a check run of an active task's job on its branch from a run GitHub
@@ -152,6 +157,52 @@ def pass_while_agent_runs():
     return srv
 
 
+SHA3 = "dddddddddddddddddddddddddddddddddddddddd"
+
+
+def failure_while_deciding():
+    srv = Healer(os.path.join(dtest.TMP, "deciding"), T.BASE_ENV).start()
+    slow = {"rules": [{"method": "GET", "path": "/repos/", "delay_ms": 1200}]}
+    # 1. the first task is decided into a CodeRun: the second failure is its result
+    T.seed_job(7560)
+    T.seed_job(7561)
+    T.gh("POST", "/_stub/config", slow)
+    first = T.deliver(srv, T.job_event(7560, 8560, "edge/deciding"))
+    time.sleep(0.3)  # the first failure's task is claimed, its context on its way
+    second = T.deliver(srv, T.job_event(7561, 8561, "edge/deciding", sha=T.SHA1))
+    runs = wait_for(lambda: T.by_task(first), 20) or []
+    T.gh("POST", "/_stub/config", {"rules": []})
+    settled = wait_for(lambda: T.task_of(srv, second).get("task_id") == first, 20)
+    time.sleep(1.0)
+    check("a failure of the job while its first failure's task is being decided is that "
+          "task's result: one task, one CodeRun",
+          settled and len(runs) == 1 and len(T.coderuns("edge/deciding")) == 1
+          and T.task_of(srv, first).get("state") in ("running", "verifying"),
+          [T.task_of(srv, second).get("task_id"), first, len(T.coderuns("edge/deciding"))])
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Failed", message="no")
+    # 2. the deciding task ends skipped (its commit carries a skip tag): the
+    # waiting failure starts its own task
+    T.gh("POST", "/_stub/seed", {"commits": {SHA3: {
+        "sha": SHA3, "commit": {"message": "wip [skip-healer]"}, "files": []}}})
+    T.seed_job(7570)
+    T.seed_job(7571)
+    T.gh("POST", "/_stub/config", slow)
+    skipped = T.deliver(srv, T.job_event(7570, 8570, "edge/deciding2", sha=SHA3))
+    time.sleep(0.3)
+    own = T.deliver(srv, T.job_event(7571, 8571, "edge/deciding2", sha=T.SHA1))
+    ended = T.wait_state(srv, skipped, "skipped", 20)
+    T.gh("POST", "/_stub/config", {"rules": []})
+    started = wait_for(lambda: T.by_task(own), 30) or []
+    check("... and when that task ends skipped, the waiting failure starts its own task "
+          "and CodeRun",
+          ended and own and own != skipped and len(started) == 1
+          and not T.by_task(skipped),
+          [T.task_of(srv, skipped).get("state"), T.task_of(srv, own), srv.log_tail()[-1500:]])
+    srv.stop()
+    return srv
+
+
 def stop_queued():
     env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")
     T.gh("POST", "/_stub/seed", {
@@ -222,7 +273,7 @@ def check_run_of_unknown_run():
 
 def main():
     servers = [kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
-               stop_queued(),
+               failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
