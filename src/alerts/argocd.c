@@ -125,7 +125,9 @@ argo_view(struct hl_alerts *a, struct hl_service_view *v, const struct argo *ar)
 	 * deploys app.kubernetes.io/instance=<application>) */
 	alerts_set(v->service, sizeof(v->service), ar->name);
 	alerts_set(v->workload, sizeof(v->workload), ar->name);
-	if (dest && hl_kube_name_valid(dest))
+	/* a namespace only (a DNS-1123 label): it is quoted in the LogQL
+	 * selector, where a '"' would end the label value */
+	if (dest && hl_str_k8s_label_valid(dest))
 		alerts_set(v->namespace, sizeof(v->namespace), dest);
 	snprintf(v->pod_selector, sizeof(v->pod_selector), "app.kubernetes.io/instance=%s",
 	         ar->name);

@@ -53,6 +53,7 @@ POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
 POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
 POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
 POD_GUARD1 = "cart-6f7a8b9c0d-g1g1g"  # a retry while another task's CodeRun is active
+POD_ODD = "odd-1a2b3c4d5e-o0d1d"  # its owner's name is no Kubernetes name
 POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
@@ -229,6 +230,8 @@ def set_routes(grafana_status=200, loki_delay_ms=0):
         {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
              {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
+        {"method": "GET", "path": "/api/v1/query",
+         "body": {"status": "success", "data": {"resultType": "vector", "result": []}}},
         {"method": "GET", "path": "/api/annotations", "status": grafana_status,
          "body": [{"id": 1, "dashboardUID": "api-overview", "panelId": 4, "time": 1767261600000,
                    "timeEnd": 1767261900000, "text": "deploy 1.4.2", "tags": ["deploy"]}]},
@@ -414,7 +417,8 @@ def main():
            "HEALER_SOURCE_TIMEOUT_MS": "2000", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
            "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
            "HEALER_REPOSITORIES": "acme/api", "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
-           "LOKI_URL": SURL, "GRAFANA_URL": SURL, "HEALER_SERVICES_FILE": services}
+           "LOKI_URL": SURL, "GRAFANA_URL": SURL, "PROMETHEUS_URL": SURL,
+           "HEALER_SERVICES_FILE": services}
     commands(services)
     srv = Healer(os.path.join(dtest.TMP, "h1"), env).start()
 
@@ -945,6 +949,33 @@ def main():
     check("a healthy application (flat form) -> skipped, no task",
           st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "not_degraded"
           and ans.get("task_ids") == [], ans)
+    # a pod whose owner's name is no Kubernetes name (a broken or hostile API
+    # server): never the workload quoted in the Prometheus query
+    odd = pod(POD_ODD, "odd", "1a2b3c4d5e", [crash_status("api", "Error", 1, 2)])
+    odd["metadata"]["ownerReferences"][0]["name"] = 'odd"} or vector(1) or {x="'
+    kube("POST", "/_stub/seed", {"pods": [odd], "logs": [
+        {"namespace": APP_NS, "pod": POD_ODD, "container": "api", "text": "odd\n"}]})
+    before = len(dtest.http("GET", SURL + "/_stub/requests"))
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_ODD, "0dd0dd0d")]))
+    tid_odd = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_odd]), 20)
+    pq = [r["query"].get("query", "") for r in dtest.http("GET", SURL + "/_stub/requests")[before:]
+          if r["path"] == "/api/v1/query"]
+    check("a pod whose owner's name holds a quote -> the Prometheus query does not take it",
+          st == 202 and pq and not any("vector(1)" in q for q in pq)
+          and all(POD_ODD in q for q in pq), [ans, pq])
+    # an Application's destination namespace that is no namespace: never a
+    # piece of the LogQL selector (a quote would end the label value)
+    cellar = app_doc("cellar")
+    cellar["spec"]["destination"] = {"namespace": 'cellar"} |= "injected'}
+    before = len(dtest.http("GET", SURL + "/_stub/requests"))
+    st, ans = post(srv, "/api/alerts/argocd", {"application": cellar})
+    tid_c = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_c]), 20)
+    lq = [r["query"].get("query", "") for r in dtest.http("GET", SURL + "/_stub/requests")[before:]
+          if r["path"].startswith("/loki/")]
+    check("an Application whose destination namespace holds a quote -> the Loki selector does "
+          "not take it", st == 202 and lq and not any("injected" in q for q in lq), [ans, lq])
     srv.stop()
 
     # ---- a large group in one body -------------------------------------------------------
