@@ -180,12 +180,16 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 {
 	const char *name = hl_json_str(cr, "metadata.name");
 	const char *phase = hl_json_str(cr, "status.phase");
-	const char *message = hl_json_str(cr, "status.message");
+	const char *raw_message = hl_json_str(cr, "status.message");
 	const char *pr_url = hl_json_str(cr, "status.pullRequestUrl");
 	const char *job = hl_json_str(cr, "status.jobName");
 	char task_id[HL_TASK_ID_MAX];
 	struct hl_task_record *t = NULL;
 	const struct hl_attempt_record *a = NULL;
+	/* the agent's or the controller's word (a git error quoting a URL
+	 * with its password, a token): stored, shown and sent redacted, like
+	 * every outside text */
+	char *message = NULL;
 	enum hl_attempt_phase ap;
 	int n = 0, rc, seen, now_rank;
 	size_t i;
@@ -193,16 +197,22 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	*waiting = false;
 	if (!name)
 		return 0;
+	if (raw_message && !(message = hl_log_redact(raw_message)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
 	if (rc == -HL_ENOTFOUND) {
 		/* not one of ours, or not recorded yet: looked at again shortly */
 		*waiting = observe_keep(l, name, cr, since, replace);
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (rc < 0)
-		return rc;
-	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
-		return rc == -HL_ENOTFOUND ? 0 : rc;
+		goto out;
+	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0) {
+		if (rc == -HL_ENOTFOUND)
+			rc = 0;
+		goto out;
+	}
 	for (i = 0; i < t->n_attempts; i++)
 		if (t->attempt[i].n == n)
 			a = &t->attempt[i];
@@ -255,5 +265,6 @@ schedule:
 	(void)hl_store_publish(l->store, HL_CHANNEL_TASK, task_id, NULL);
 out:
 	hl_task_record_free(t);
+	free(message);
 	return rc < 0 ? rc : 0;
 }
