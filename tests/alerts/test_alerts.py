@@ -230,6 +230,7 @@ def set_routes(grafana_status=200, loki_delay_ms=0):
         {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
              {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
+        {"method": "POST", "path": "/api/webhooks/1/alerts-discord", "status": 204, "body": ""},
         {"method": "GET", "path": "/api/v1/query",
          "body": {"status": "success", "data": {"resultType": "vector", "result": []}}},
         {"method": "GET", "path": "/api/annotations", "status": grafana_status,
@@ -418,6 +419,7 @@ def main():
            "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
            "HEALER_REPOSITORIES": "acme/api", "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
            "LOKI_URL": SURL, "GRAFANA_URL": SURL, "PROMETHEUS_URL": SURL,
+           "DISCORD_WEBHOOK_URL": SURL + "/api/webhooks/1/alerts-discord",
            "HEALER_SERVICES_FILE": services}
     commands(services)
     srv = Healer(os.path.join(dtest.TMP, "h1"), env).start()
@@ -933,7 +935,11 @@ def main():
                        "source": {"repoURL": "https://github.com/acme/ledger.git"}},
               "status": {"health": {"status": "Degraded",
                                     "lastTransitionTime": "2026-01-01T09:00:00Z"},
-                         "sync": {"status": "Synced"}}}
+                         "sync": {"status": "Synced"},
+                         # ArgoCD quoting a repository URL with its password
+                         "operationState": {"phase": "Running", "message":
+                                            "fetching https://git:ledgerpw4471@git.example"
+                                            "/acme/ledger.git"}}}
     st, ans = post(srv, "/api/alerts/argocd", {"application": ledger})
     tid_l = (ans.get("task_ids") or ["?"])[0]
     ok = wait_state(srv, tid_l, "escalated", 20)
@@ -943,6 +949,12 @@ def main():
           and not [c for c in coderuns()
                    if c["metadata"]["labels"].get("healer/argocd-app") == "ledger"],
           [tl, srv.log_tail()[-1500:]])
+    sent = wait_for(lambda: [r for r in dtest.http("GET", SURL + "/_stub/requests")
+                             if r["path"] == "/api/webhooks/1/alerts-discord"
+                             and "ledger" in json.dumps(r.get("body"))], 20) or []
+    check("the escalation of that application quotes ArgoCD's message without the URL's "
+          "password", sent and "git.example/acme/ledger.git" in json.dumps(sent)
+          and "ledgerpw4471" not in json.dumps(sent), json.dumps(sent)[:2000])
     kube("POST", "/_stub/config", {"rules": []})
     st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
                                                "health_status": "Healthy", "sync_status": "Synced"})
