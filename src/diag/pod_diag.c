@@ -283,7 +283,7 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 	json_t *podj = NULL, *events = NULL, *names = NULL, *prevnames = NULL, *n;
 	struct hl_err e = HL_ERR_INIT;
 	struct diag_ctx c;
-	size_t i;
+	size_t i, all = 0;
 	int ret = 0, cur_ok = 0, prev_ok = 0;
 
 	hl_diag_report_init(report);
@@ -318,13 +318,7 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 		report->pod_missing = e.code == HL_ENOTFOUND;
 		json_array_append_new(names, json_null()); /* the default container */
 	} else {
-		size_t all = hl_diag_pod_containers(names, podj, HL_DIAG_MAX_CONTAINERS);
-
-		if (all > HL_DIAG_MAX_CONTAINERS)
-			diag_problem(report,
-			             "pod '%s' lists %zu containers: only the logs of the first %d "
-			             "were fetched",
-			             pod, all, HL_DIAG_MAX_CONTAINERS);
+		all = hl_diag_pod_containers(names, podj, HL_DIAG_MAX_CONTAINERS);
 	}
 	if (!report->api_unreachable) {
 		e.code = 0;
@@ -343,6 +337,13 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 		}
 		diag_fetch_logs(k, &c, ns, names, prevnames, tail_lines, &cur, &prev, &cur_ok,
 		                &prev_ok);
+		/* after what could not be fetched: the first problem is the
+		 * one that says why a call failed */
+		if (all > HL_DIAG_MAX_CONTAINERS)
+			diag_problem(report,
+			             "pod '%s' lists %zu containers: only the logs of the first %d "
+			             "were fetched",
+			             pod, all, HL_DIAG_MAX_CONTAINERS);
 		if (cur_ok > 0)
 			diag_write(&c, HL_DIAG_CURRENT_LOG, &cur);
 		if (prev_ok > 0)
