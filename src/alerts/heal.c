@@ -522,6 +522,15 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		};
 		alerts_analysis_render(&doc, &an);
 	}
+	/* any text from outside (Loki's lines, events, the alert's
+	 * annotations, a pod's message) may quote one of healer's own
+	 * credentials or a URL's password: never in the analysis, which is
+	 * the CodeRun's prompt (fail closed: no memory to redact, no analysis) */
+	if (!hl_buf_error(&doc) && hl_log_redact_buf(&doc) < 0) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory redacting the analysis of pod '%s'",
+		                al->pod);
+		goto out;
+	}
 	if (hl_buf_error(&doc)) {
 		rc = hl_err_set(err, HL_ENOMEM, "the analysis of pod '%s' is too large", al->pod);
 		goto out;

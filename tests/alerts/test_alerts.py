@@ -229,7 +229,11 @@ def set_routes(grafana_status=200, loki_delay_ms=0):
                                         "message": "ImagePullBackOff: manifest unknown"}}]}},
         {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
-             {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
+             {"stream": {"app": "api"}, "values": [
+                 ["1", "level=error msg=\"index out of bounds\""],
+                 # a service logging its database URL and healer's own token
+                 ["2", f"level=error msg=\"dial postgres://app:lokipw5521@db:5432 failed "
+                       f"(auth {API_TOKEN})\""]]}]}}},
         {"method": "POST", "path": "/api/webhooks/1/alerts-discord", "status": 204, "body": ""},
         {"method": "GET", "path": "/api/v1/query",
          "body": {"status": "success", "data": {"resultType": "vector", "result": []}}},
@@ -494,6 +498,10 @@ def main():
           and "describe.txt" in analysis, analysis[:2000])
     check("the analysis lists the four file paths",
           all(os.path.join(logs, w) in analysis for w in want), analysis[-1500:])
+    check("the analysis (the CodeRun's prompt) quotes Loki's lines without a URL's password "
+          "or healer's token", "dial postgres://" in analysis and "lokipw5521" not in analysis
+          and API_TOKEN not in analysis
+          and "lokipw5521" not in cr["spec"].get("promptModification", ""), analysis[-3000:])
     labels = cr["metadata"]["labels"]
     check("the CodeRun uses the heal template and the heal-workspace PVC",
           cr["spec"].get("cliConfig", {}).get("settings", {}).get("template") == "heal/claude"
