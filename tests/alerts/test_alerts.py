@@ -963,6 +963,7 @@ def main():
     check("the escalation of that application quotes ArgoCD's message without the URL's "
           "password", sent and "git.example/acme/ledger.git" in json.dumps(sent)
           and "ledgerpw4471" not in json.dumps(sent), json.dumps(sent)[:2000])
+
     kube("POST", "/_stub/config", {"rules": []})
     st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
                                                "health_status": "Healthy", "sync_status": "Synced"})
@@ -986,8 +987,11 @@ def main():
           and all(POD_ODD in q for q in pq), [ans, pq])
     # an Application's destination namespace that is no namespace: never a
     # piece of the LogQL selector (a quote would end the label value)
-    cellar = app_doc("cellar")
+    cellar = app_doc("cellar", failed=True)
     cellar["spec"]["destination"] = {"namespace": 'cellar"} |= "injected'}
+    cellar["status"]["operationState"]["message"] = (
+        "ComparisonError: failed to fetch https://git:cellarpw8812@git.example/acme/cellar.git:"
+        " authentication required")
     before = len(dtest.http("GET", SURL + "/_stub/requests"))
     st, ans = post(srv, "/api/alerts/argocd", {"application": cellar})
     tid_c = (ans.get("task_ids") or ["?"])[0]
@@ -996,6 +1000,11 @@ def main():
           if r["path"].startswith("/loki/")]
     check("an Application whose destination namespace holds a quote -> the Loki selector does "
           "not take it", st == 202 and lq and not any("injected" in q for q in lq), [ans, lq])
+    tc = task_of(srv, tid_c)
+    check("the task's decision (ArgoCD's status text classified) quotes ArgoCD's message "
+          "without the URL's password", tc.get("decision")
+          and "git.example/acme/cellar.git" in json.dumps(tc.get("decision"))
+          and "cellarpw8812" not in json.dumps(tc), json.dumps(tc.get("decision"))[:3000])
     srv.stop()
 
     # ---- a large group in one body -------------------------------------------------------
