@@ -174,6 +174,31 @@ hl_loop_observe_pending(struct hl_loop *l)
 	return applied;
 }
 
+/* The longest CodeRun status message kept (bytes): a prompt quotes 2000 of
+ * it, a message less; one of megabytes (a broken controller, a hostile API
+ * server) is not written again at every event. */
+#define OBSERVE_MESSAGE_MAX 8192
+
+/* s redacted (a git error quoting a URL with its password, a token) and
+ * cut to its first OBSERVE_MESSAGE_MAX bytes on a UTF-8 boundary, saying
+ * how much was cut; NULL when out of memory. */
+static char *
+observe_message(const char *s)
+{
+	char *r = hl_log_redact(s);
+	size_t len, n = OBSERVE_MESSAGE_MAX;
+	struct hl_buf b = HL_BUF_INIT(0);
+
+	if (!r || (len = strlen(r)) <= OBSERVE_MESSAGE_MAX)
+		return r;
+	while (n > 0 && ((unsigned char)r[n] & 0xC0) == 0x80)
+		n--;
+	hl_buf_append(&b, r, n);
+	hl_buf_appendf(&b, " [... %zu more bytes cut]", len - n);
+	free(r);
+	return hl_buf_detach(&b, NULL);
+}
+
 static int
 observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bool *waiting,
             struct hl_err *err)
@@ -186,9 +211,8 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	char task_id[HL_TASK_ID_MAX];
 	struct hl_task_record *t = NULL;
 	const struct hl_attempt_record *a = NULL;
-	/* the agent's or the controller's word (a git error quoting a URL
-	 * with its password, a token): stored, shown and sent redacted, like
-	 * every outside text */
+	/* the agent's or the controller's word: stored, shown and sent
+	 * redacted and bounded (observe_message), like every outside text */
 	char *message = NULL;
 	enum hl_attempt_phase ap;
 	int n = 0, rc, seen, now_rank;
@@ -197,7 +221,7 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	*waiting = false;
 	if (!name)
 		return 0;
-	if (raw_message && !(message = hl_log_redact(raw_message)))
+	if (raw_message && !(message = observe_message(raw_message)))
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
 	if (rc == -HL_ENOTFOUND) {

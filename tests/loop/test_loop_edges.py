@@ -85,6 +85,14 @@ def ci_while_agent_runs():
     T.seed_job(7511)
     T.deliver(srv, T.job_event(7511, 8511, "edge/early", sha=T.SHA1))
     wait_for(lambda: "ci result recorded" in srv.log_tail(), 10)
+    # a status message of megabytes (a broken controller, or a hostile API
+    # server): its head is kept, never the whole of it on every write
+    T.set_phase(name, "Running", message="still working: " + "y" * (3 << 20))
+    msg = wait_for(lambda: (lambda m: m if (m or "").startswith("still working: ") else None)(
+        (T.task_of(srv, tid).get("attempts") or [{}])[0].get("status_message")), 15) or ""
+    check("a CodeRun's status message of 3 MiB is kept cut to its first 8 KiB, saying so",
+          msg.startswith("still working: yyy") and len(msg.encode()) <= 8192 + 64
+          and msg.endswith("more bytes cut]"), [len(msg), msg[-80:]])
     T.set_phase(name, "Succeeded")
     verifying = T.wait_state(srv, tid, "verifying", 15)
     time.sleep(1.5)  # a verdict would be applied within the loop's interval
