@@ -178,6 +178,8 @@ hl_loop_observe_pending(struct hl_loop *l)
  * it, a message less; one of megabytes (a broken controller, a hostile API
  * server) is not written again at every event. */
 #define OBSERVE_MESSAGE_MAX 8192
+/* The longest pullRequestUrl kept (bytes); a longer one is none. */
+#define OBSERVE_URL_MAX 2048
 
 /* s redacted (a git error quoting a URL with its password, a token) and
  * cut to its first OBSERVE_MESSAGE_MAX bytes on a UTF-8 boundary, saying
@@ -223,6 +225,13 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 		return 0;
 	if (raw_message && !(message = observe_message(raw_message)))
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	/* a Job's name, or none: it becomes a term of the pod list's label
+	 * selector ("job-name=<job>"), where a ',' would add another */
+	if (job && !hl_str_k8s_subdomain_valid(job))
+		job = NULL;
+	/* a URL, not megabytes: it is stored at every change */
+	if (pr_url && strlen(pr_url) > OBSERVE_URL_MAX)
+		pr_url = NULL;
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
 	if (rc == -HL_ENOTFOUND) {
 		/* not one of ours, or not recorded yet: looked at again shortly */
