@@ -56,9 +56,9 @@ run: build
 # The whole suite runs twice, in a plain optimized build and in an ASan+UBSan
 # build (each replays every fuzz corpus; the chaos and soak suites, which
 # measure the server under load, only in the plain one), then every libFuzzer target of
-# tests/fuzz runs for FUZZ_SECONDS_TEST seconds (clang; 10 targets x 8 s, two
+# tests/fuzz runs for FUZZ_SECONDS_TEST seconds (clang; 11 targets x 8 s, two
 # at a time). The last line is "N passed, N failed" over all of them.
-FUZZ_TARGETS ?= webhook sensor alerts rules classify config services kubeconfig watch tmpl
+FUZZ_TARGETS ?= webhook sensor alerts rules classify config services kubeconfig watch tmpl upstream
 FUZZERS = $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 FUZZ_SECONDS_TEST ?= 8
 SANITIZER_ENV = HEALER_TEST_TIME_SCALE=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -125,7 +125,9 @@ argo_view(struct hl_alerts *a, struct hl_service_view *v, const struct argo *ar)
 	 * deploys app.kubernetes.io/instance=<application>) */
 	alerts_set(v->service, sizeof(v->service), ar->name);
 	alerts_set(v->workload, sizeof(v->workload), ar->name);
-	if (dest && hl_kube_name_valid(dest))
+	/* a namespace only (a DNS-1123 label): it is quoted in the LogQL
+	 * selector, where a '"' would end the label value */
+	if (dest && hl_str_k8s_label_valid(dest))
 		alerts_set(v->namespace, sizeof(v->namespace), dest);
 	snprintf(v->pod_selector, sizeof(v->pod_selector), "app.kubernetes.io/instance=%s",
 	         ar->name);
@@ -308,7 +310,10 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 		ctx.argocd = hl_context_argocd_summary(app, ctx.argocd_nodes);
 	if (ctx.argocd)
 		json_object_set_new(ctx.argocd, "app", json_string(ar->name));
-	if (hl_buf_error(&ctx.log) || !ctx.argocd) {
+	/* ArgoCD's messages may quote a repository URL with its password (or
+	 * a token): the classification's evidence, stored and shown, never
+	 * carries it (fail closed: no memory to redact it, no text) */
+	if (hl_buf_error(&ctx.log) || !ctx.argocd || hl_log_redact_buf(&ctx.log) < 0) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -154,7 +154,9 @@ heal_workload(char *out, size_t size, const json_t *pod, const char *pod_name)
 			owner = r;
 	}
 	name = hl_json_str(owner, "name");
-	if (!name || !hl_kube_name_valid(name)) {
+	/* an object name as Kubernetes allows it: the workload is quoted in
+	 * the Prometheus query, where a '"' would end the label value */
+	if (!name || !hl_str_k8s_subdomain_valid(name)) {
 		alerts_set(out, size, pod_name);
 		return;
 	}
@@ -212,7 +214,7 @@ heal_view(struct hl_alerts *a, struct hl_service_view *v, const struct heal_aler
 	if (!inst)
 		inst = json_string_value(json_object_get(labels, "app.kubernetes.io/instance"));
 	alerts_set(v->argocd_app, sizeof(v->argocd_app),
-	           inst && hl_kube_name_valid(inst) ? inst : workload);
+	           inst && hl_str_k8s_subdomain_valid(inst) ? inst : workload);
 	snprintf(v->loki_selector, sizeof(v->loki_selector), "{namespace=\"%s\", pod=\"%s\"}",
 	         al->namespace, al->pod);
 	heal_selector(v->pod_selector, sizeof(v->pod_selector), pod, workload);
@@ -519,6 +521,15 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			.attempt = n,
 		};
 		alerts_analysis_render(&doc, &an);
+	}
+	/* any text from outside (Loki's lines, events, the alert's
+	 * annotations, a pod's message) may quote one of healer's own
+	 * credentials or a URL's password: never in the analysis, which is
+	 * the CodeRun's prompt (fail closed: no memory to redact, no analysis) */
+	if (!hl_buf_error(&doc) && hl_log_redact_buf(&doc) < 0) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory redacting the analysis of pod '%s'",
+		                al->pod);
+		goto out;
 	}
 	if (hl_buf_error(&doc)) {
 		rc = hl_err_set(err, HL_ENOMEM, "the analysis of pod '%s' is too large", al->pod);

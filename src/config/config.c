@@ -242,6 +242,21 @@ config_check_range(const struct hl_config *cfg, const char *key, int min, int ma
 	                  max, config_source(cfg, k));
 }
 
+/* True when s is a positive decimal integer that fits an int64 (digits
+ * only: no sign, blank or leading zero). */
+static bool
+config_positive_id(const char *s)
+{
+	char *end;
+	long long v;
+
+	if (!s || !isdigit((unsigned char)s[0]) || s[0] == '0')
+		return false;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	return !errno && !*end && v > 0;
+}
+
 /* GITHUB_HOOK_ID with GITHUB_HOOK_REPOSITORY or GITHUB_HOOK_ORG (contract
  * section 11), HEALER_REDELIVER_INTERVAL_MINS, and HEALER_RETENTION_DAYS,
  * which must outlast the redelivery window. */
@@ -1239,6 +1254,14 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 			return hl_err_set(
 			        err, HL_EINVAL,
 			        "GITHUB_APP_ID: GitHub App auth needs GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY and GITHUB_APP_INSTALLATION_ID together");
+		/* a path segment of the token call: GitHub's installation ids
+		 * are positive integers */
+		if (napp == 3 && !config_positive_id(cfg->github_app_installation_id))
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "GITHUB_APP_INSTALLATION_ID: '%.64s' is not an installation "
+			        "id (a positive integer)",
+			        cfg->github_app_installation_id);
 	}
 	if ((rc = config_finish_hook(cfg, err)) < 0)
 		return rc;

@@ -13,12 +13,12 @@
 #include <stdio.h>
 #include <string.h>
 
-void
-hl_diag_pod_containers(json_t *names, const json_t *pod)
+size_t
+hl_diag_pod_containers(json_t *names, const json_t *pod, size_t max)
 {
 	static const char *const lists[] = { "spec.initContainers", "spec.containers",
 		                             "spec.ephemeralContainers" };
-	size_t i, j;
+	size_t i, j, total = 0;
 	json_t *c;
 
 	for (i = 0; i < 3; i++) {
@@ -26,10 +26,13 @@ hl_diag_pod_containers(json_t *names, const json_t *pod)
 		{
 			const char *n = hl_json_str(c, "name");
 
-			if (n)
+			if (!n)
+				continue;
+			if (total++ < max)
 				json_array_append_new(names, json_string(n));
 		}
 	}
+	return total;
 }
 
 json_t *
@@ -159,6 +162,20 @@ describe_container(struct hl_buf *b, const json_t *pod, const json_t *c)
 	describe_resources(b, "Requests", hl_json_path(c, "resources.requests"));
 }
 
+/* The first HL_DIAG_MAX_CONTAINERS containers of list, then how many more
+ * there are (each one looks its status up in every status list). */
+static void
+describe_containers(struct hl_buf *b, const json_t *pod, const json_t *list)
+{
+	size_t i, n = json_array_size(list);
+
+	for (i = 0; i < n && i < HL_DIAG_MAX_CONTAINERS; i++)
+		describe_container(b, pod, json_array_get(list, i));
+	if (n > HL_DIAG_MAX_CONTAINERS)
+		hl_buf_appendf(b, "  (%zu more containers not shown)\n",
+		               n - HL_DIAG_MAX_CONTAINERS);
+}
+
 void
 hl_diag_describe_pod(struct hl_buf *b, const json_t *pod, const json_t *events)
 {
@@ -202,12 +219,10 @@ hl_diag_describe_pod(struct hl_buf *b, const json_t *pod, const json_t *events)
 	}
 	if (json_array_size(hl_json_path(pod, "spec.initContainers"))) {
 		hl_buf_append_str(b, "Init Containers:\n");
-		json_array_foreach(hl_json_path(pod, "spec.initContainers"), i, it)
-		        describe_container(b, pod, it);
+		describe_containers(b, pod, hl_json_path(pod, "spec.initContainers"));
 	}
 	hl_buf_append_str(b, "Containers:\n");
-	json_array_foreach(hl_json_path(pod, "spec.containers"), i, it)
-	        describe_container(b, pod, it);
+	describe_containers(b, pod, hl_json_path(pod, "spec.containers"));
 	hl_buf_append_str(b, "Conditions:\n  Type              Status\n");
 	json_array_foreach(hl_json_path(pod, "status.conditions"), i, it)
 	{

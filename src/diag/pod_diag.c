@@ -26,7 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DIAG_LOG_CAP      (64u * 1024 * 1024)
+#define DIAG_LOG_CAP      (64u * 1024 * 1024)  /* one log */
+#define DIAG_LOG_TOTAL    (128u * 1024 * 1024) /* all the logs of one call */
 #define DIAG_MAX_PROBLEMS 64
 
 void
@@ -189,6 +190,8 @@ diag_fetch_logs(const struct hl_kube *k, struct diag_ctx *c, const char *ns, con
 	struct hl_buf *urls = calloc(n ? n : 1, sizeof(*urls));
 	struct hl_buf *auths = calloc(n ? n : 1, sizeof(*auths));
 	struct hl_err err = HL_ERR_INIT;
+	/* every log is in memory at once: they share one budget */
+	size_t cap = n > 0 && DIAG_LOG_TOTAL / n < DIAG_LOG_CAP ? DIAG_LOG_TOTAL / n : DIAG_LOG_CAP;
 
 	*cur_ok = *prev_ok = 0;
 	if (!reqs || !res || !urls || !auths) {
@@ -207,7 +210,7 @@ diag_fetch_logs(const struct hl_kube *k, struct diag_ctx *c, const char *ns, con
 		hl_buf_init(&auths[i], 0);
 		hl_fetch_res_init(&res[i]);
 		if (hl_kube_pod_log_req(k, &reqs[i], &urls[i], &auths[i], ns, c->pod, cn, tail,
-		                        previous, DIAG_LOG_CAP, &err) < 0) {
+		                        previous, cap, &err) < 0) {
 			diag_note(c, "logs", &err);
 			n = i + 1; /* release what was initialized */
 			goto out;
@@ -280,7 +283,7 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 	json_t *podj = NULL, *events = NULL, *names = NULL, *prevnames = NULL, *n;
 	struct hl_err e = HL_ERR_INIT;
 	struct diag_ctx c;
-	size_t i;
+	size_t i, all = 0;
 	int ret = 0, cur_ok = 0, prev_ok = 0;
 
 	hl_diag_report_init(report);
@@ -315,7 +318,7 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 		report->pod_missing = e.code == HL_ENOTFOUND;
 		json_array_append_new(names, json_null()); /* the default container */
 	} else {
-		hl_diag_pod_containers(names, podj);
+		all = hl_diag_pod_containers(names, podj, HL_DIAG_MAX_CONTAINERS);
 	}
 	if (!report->api_unreachable) {
 		e.code = 0;
@@ -334,6 +337,13 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 		}
 		diag_fetch_logs(k, &c, ns, names, prevnames, tail_lines, &cur, &prev, &cur_ok,
 		                &prev_ok);
+		/* after what could not be fetched: the first problem is the
+		 * one that says why a call failed */
+		if (all > HL_DIAG_MAX_CONTAINERS)
+			diag_problem(report,
+			             "pod '%s' lists %zu containers: only the logs of the first %d "
+			             "were fetched",
+			             pod, all, HL_DIAG_MAX_CONTAINERS);
 		if (cur_ok > 0)
 			diag_write(&c, HL_DIAG_CURRENT_LOG, &cur);
 		if (prev_ok > 0)

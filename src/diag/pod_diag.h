@@ -16,7 +16,7 @@
  * for a name too long to leave room for the longest suffix within the file
  * system's 255-byte name limit, a shortened, hash-suffixed name.
  *
- * The logs of all containers are fetched in one parallel batch. Files are
+ * The logs of the containers are fetched in one parallel batch. Files are
  * written atomically; log bytes are copied verbatim. A call succeeds when at
  * least one of current/events/describe was written, and its report names
  * every file written and everything that could not be fetched or written.
@@ -92,7 +92,9 @@ bool hl_diag_namespace_valid(const char *ns);
  * Fetches the diagnostics of pod in namespace ns (NULL: the client's) and
  * writes them under dir (created when missing, like mkdir -p). tail_lines
  * limits every log to its last lines (0: whole logs; each log is capped at
- * 64 MiB, keeping the tail).
+ * 64 MiB, and all of them together at 128 MiB, keeping each one's tail).
+ * The logs of the first HL_DIAG_MAX_CONTAINERS containers only are fetched
+ * (the report says when the pod lists more).
  *
  * report is initialized by the call and filled whether it succeeds or not;
  * the caller releases it. Returns 0 when at least one of the current log,

@@ -27,6 +27,7 @@
 	N(curl_easy_setopt)                                                                       \
 	N(curl_easy_getinfo)                                                                      \
 	V(curl_free, (void *p), (p))                                                              \
+	F(time_t, curl_getdate, (const char *s, const time_t *now), (s, now))                     \
 	F(CURLM *, curl_multi_init, (void), ())                                                   \
 	F(CURLMcode, curl_multi_cleanup, (CURLM * m), (m))                                        \
 	F(CURLMcode, curl_multi_add_handle, (CURLM * m, CURL * c), (m, c))                        \

@@ -174,18 +174,48 @@ hl_loop_observe_pending(struct hl_loop *l)
 	return applied;
 }
 
+/* The longest CodeRun status message kept (bytes): a prompt quotes 2000 of
+ * it, a message less; one of megabytes (a broken controller, a hostile API
+ * server) is not written again at every event. */
+#define OBSERVE_MESSAGE_MAX 8192
+/* The longest pullRequestUrl kept (bytes); a longer one is none. */
+#define OBSERVE_URL_MAX 2048
+
+/* s redacted (a git error quoting a URL with its password, a token) and
+ * cut to its first OBSERVE_MESSAGE_MAX bytes on a UTF-8 boundary, saying
+ * how much was cut; NULL when out of memory. */
+static char *
+observe_message(const char *s)
+{
+	char *r = hl_log_redact(s);
+	size_t len, n = OBSERVE_MESSAGE_MAX;
+	struct hl_buf b = HL_BUF_INIT(0);
+
+	if (!r || (len = strlen(r)) <= OBSERVE_MESSAGE_MAX)
+		return r;
+	while (n > 0 && ((unsigned char)r[n] & 0xC0) == 0x80)
+		n--;
+	hl_buf_append(&b, r, n);
+	hl_buf_appendf(&b, " [... %zu more bytes cut]", len - n);
+	free(r);
+	return hl_buf_detach(&b, NULL);
+}
+
 static int
 observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bool *waiting,
             struct hl_err *err)
 {
 	const char *name = hl_json_str(cr, "metadata.name");
 	const char *phase = hl_json_str(cr, "status.phase");
-	const char *message = hl_json_str(cr, "status.message");
+	const char *raw_message = hl_json_str(cr, "status.message");
 	const char *pr_url = hl_json_str(cr, "status.pullRequestUrl");
 	const char *job = hl_json_str(cr, "status.jobName");
 	char task_id[HL_TASK_ID_MAX];
 	struct hl_task_record *t = NULL;
 	const struct hl_attempt_record *a = NULL;
+	/* the agent's or the controller's word: stored, shown and sent
+	 * redacted and bounded (observe_message), like every outside text */
+	char *message = NULL;
 	enum hl_attempt_phase ap;
 	int n = 0, rc, seen, now_rank;
 	size_t i;
@@ -193,16 +223,29 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	*waiting = false;
 	if (!name)
 		return 0;
+	if (raw_message && !(message = observe_message(raw_message)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	/* a Job's name, or none: it becomes a term of the pod list's label
+	 * selector ("job-name=<job>"), where a ',' would add another */
+	if (job && !hl_str_k8s_subdomain_valid(job))
+		job = NULL;
+	/* a URL, not megabytes: it is stored at every change */
+	if (pr_url && strlen(pr_url) > OBSERVE_URL_MAX)
+		pr_url = NULL;
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
 	if (rc == -HL_ENOTFOUND) {
 		/* not one of ours, or not recorded yet: looked at again shortly */
 		*waiting = observe_keep(l, name, cr, since, replace);
-		return 0;
+		rc = 0;
+		goto out;
 	}
 	if (rc < 0)
-		return rc;
-	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
-		return rc == -HL_ENOTFOUND ? 0 : rc;
+		goto out;
+	if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0) {
+		if (rc == -HL_ENOTFOUND)
+			rc = 0;
+		goto out;
+	}
 	for (i = 0; i < t->n_attempts; i++)
 		if (t->attempt[i].n == n)
 			a = &t->attempt[i];
@@ -255,5 +298,6 @@ schedule:
 	(void)hl_store_publish(l->store, HL_CHANNEL_TASK, task_id, NULL);
 out:
 	hl_task_record_free(t);
+	free(message);
 	return rc < 0 ? rc : 0;
 }

@@ -133,13 +133,50 @@ outbox_report_alert(struct hl_notify_report *r, const struct hl_task_record *t, 
 	}
 }
 
-/* The task as the notify module reports it; attempts point into t. */
+#define OUTBOX_MAX_ATTEMPTS 32
+
+/* The outside texts of a report as every channel sends them: an alert's
+ * summary, ArgoCD's message, the attempts' reasons (which may quote an
+ * upstream's error) and messages, redacted like a prompt (a secret or a
+ * URL's password they quote is not sent); the copies live here until the
+ * report is rendered. */
+struct outbox_texts {
+	char *s[2 + 2 * OUTBOX_MAX_ATTEMPTS];
+	size_t n;
+};
+
+static const char *
+outbox_redacted(struct outbox_texts *own, const char *s)
+{
+	char *r;
+
+	if (!s || !*s)
+		return s;
+	if (own->n >= sizeof(own->s) / sizeof(own->s[0]) || !(r = hl_log_redact(s)))
+		return ""; /* no room or no memory: left out, never sent as is */
+	own->s[own->n++] = r;
+	return r;
+}
+
+static void
+outbox_texts_free(struct outbox_texts *own)
+{
+	while (own->n > 0)
+		free(own->s[--own->n]);
+}
+
+/* The task as the notify module reports it; attempts point into t, the
+ * outside texts into own (released with outbox_texts_free). */
 static void
 outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t max_att,
-              const struct hl_task_record *t, const struct hl_loop *l, json_t *decision,
-              json_t *event, enum hl_notify_kind kind)
+              struct outbox_texts *own, const struct hl_task_record *t, const struct hl_loop *l,
+              json_t *decision, json_t *event, enum hl_notify_kind kind)
 {
 	size_t i, n = 0;
+
+	own->n = 0;
+	if (max_att > OUTBOX_MAX_ATTEMPTS)
+		max_att = OUTBOX_MAX_ATTEMPTS;
 
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
@@ -176,6 +213,12 @@ outbox_report(struct hl_notify_report *r, struct hl_notify_attempt *att, size_t 
 	r->attempts = att;
 	r->n_attempts = n;
 	outbox_report_alert(r, t, event);
+	r->summary = outbox_redacted(own, r->summary);
+	r->evidence = outbox_redacted(own, r->evidence);
+	for (i = 0; i < n; i++) {
+		att[i].reason = outbox_redacted(own, att[i].reason);
+		att[i].status_message = outbox_redacted(own, att[i].status_message);
+	}
 }
 
 static int
@@ -278,7 +321,8 @@ hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 {
 	const struct hl_config *cfg = l->cfg;
 	struct hl_notify_report r;
-	struct hl_notify_attempt att[32];
+	struct hl_notify_attempt att[OUTBOX_MAX_ATTEMPTS];
+	struct outbox_texts own;
 	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
 	json_t *event = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL;
 	char *body = NULL, round[24], key[HL_TASK_ID_MAX + 24];
@@ -288,7 +332,8 @@ hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 	/* the round: the attempt after which the task is escalated */
 	snprintf(round, sizeof(round), "%d", t->attempts);
 	snprintf(key, sizeof(key), "%s.%d", t->task_id, t->attempts);
-	outbox_report(&r, att, 32, t, l, decision, event, HL_NOTIFY_ESCALATION);
+	outbox_report(&r, att, OUTBOX_MAX_ATTEMPTS, &own, t, l, decision, event,
+	              HL_NOTIFY_ESCALATION);
 	if (outbox_set(cfg->discord_webhook_url)) {
 		if ((rc = hl_notify_discord_build(&body, &r, err)) < 0 ||
 		    (rc = outbox_add(l, t->task_id, "discord", "escalation", round, body, err)) < 0)
@@ -330,6 +375,7 @@ hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 	}
 out:
 	free(body);
+	outbox_texts_free(&own);
 	json_decref(decision);
 	json_decref(event);
 	return rc;
@@ -340,18 +386,20 @@ hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, const 
                        int64_t pr_number, struct hl_err *err)
 {
 	struct hl_notify_report r;
-	struct hl_notify_attempt att[32];
+	struct hl_notify_attempt att[OUTBOX_MAX_ATTEMPTS];
+	struct outbox_texts own;
 	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
 	json_t *event = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL;
 	char *body = NULL;
 	int rc;
 
-	outbox_report(&r, att, 32, t, l, decision, event, HL_NOTIFY_REPORT);
+	outbox_report(&r, att, OUTBOX_MAX_ATTEMPTS, &own, t, l, decision, event, HL_NOTIFY_REPORT);
 	rc = hl_notify_github_status(&body, &r, err);
 	if (rc == 0)
 		rc = hl_loop_comment(l, t->task_id, t->repository, pr_number, "status", ref, body,
 		                     err);
 	free(body);
+	outbox_texts_free(&own);
 	json_decref(decision);
 	json_decref(event);
 	return rc;

@@ -226,6 +226,30 @@ fetch_parse_int(const char *v, size_t n)
 	return (int64_t)(x > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : x);
 }
 
+/* Retry-After: delay-seconds, or an HTTP-date (RFC 9110 section 10.2.3,
+ * what proxies and CDNs send) turned into the seconds until it (0 when it
+ * has passed); -1 when it is neither. */
+static int64_t
+fetch_parse_retry_after(const char *v, size_t n)
+{
+	char tmp[64];
+	time_t when;
+	int64_t secs = fetch_parse_int(v, n);
+
+	if (secs >= 0)
+		return secs;
+	fetch_copy_value(tmp, sizeof(tmp), v, n);
+	if (!tmp[0] || (tmp[0] >= '0' && tmp[0] <= '9') || tmp[0] == '-' || tmp[0] == '+')
+		return -1; /* a number that is not one: no date either */
+	when = curl_getdate(tmp, NULL);
+	if (when == (time_t)-1)
+		return -1;
+	secs = (int64_t)when - hl_time_wall_ms() / 1000;
+	if (secs < 0)
+		return 0;
+	return secs > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : secs;
+}
+
 /* A non-negative number of seconds with decimals ("1.25") in ms, rounded
  * up and clamped like the integer headers; -1 when it is not one. */
 static int64_t
@@ -275,7 +299,7 @@ fetch_header_cb(char *data, size_t size, size_t nmemb, void *ud)
 	else if (HDR_IS("link"))
 		fetch_copy_value(res->link, sizeof(res->link), colon, n - klen - 1);
 	else if (HDR_IS("retry-after"))
-		res->retry_after_s = fetch_parse_int(colon, n - klen - 1);
+		res->retry_after_s = fetch_parse_retry_after(colon, n - klen - 1);
 	else if (HDR_IS("x-ratelimit-remaining"))
 		res->ratelimit_remaining = fetch_parse_int(colon, n - klen - 1);
 	else if (HDR_IS("x-ratelimit-reset"))

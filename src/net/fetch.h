@@ -8,7 +8,8 @@
  *    start + timeout_ms and the batch deadline);
  *  - retries of connection errors and 5xx answers with exponential backoff
  *    plus jitter (a 5xx's Retry-After, when longer, is waited instead), as
- *    long as the next attempt still fits in the deadline;
+ *    long as the next attempt still fits in the deadline (Retry-After in
+ *    seconds or as an HTTP-date, RFC 9110 section 10.2.3);
  *  - rate limits: 429, or 403 with Retry-After, or 403 with
  *    X-RateLimit-Remaining: 0 + X-RateLimit-Reset. The request waits when the
  *    limit lifts before its deadline, else fails with HL_EUPSTREAM
@@ -106,7 +107,8 @@ struct hl_fetch_res {
 	char content_type[128];
 	char location[1024];         /* last Location header seen */
 	char link[2048];             /* Link header (pagination) */
-	int64_t retry_after_s;       /* Retry-After seconds, -1 if absent */
+	int64_t retry_after_s;       /* Retry-After seconds (an HTTP-date: the seconds
+	                                until it), -1 if absent */
 	int64_t ratelimit_remaining; /* X-RateLimit-Remaining, -1 if absent */
 	int64_t ratelimit_reset;     /* X-RateLimit-Reset (epoch seconds), -1 if absent */
 	/* X-RateLimit-Reset-After (Discord: seconds with decimals, on every

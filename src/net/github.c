@@ -188,8 +188,9 @@ github_mint_installation_token(struct hl_github *gh, struct hl_err *err)
 	ret = hl_jwt_github_app(&jwt, gh->app_id, gh->app_key, hl_time_wall_ms() / 1000, err);
 	if (ret < 0)
 		goto out;
-	hl_buf_appendf(&url, "%s/app/installations/%s/access_tokens", gh->api_url,
-	               gh->installation_id);
+	hl_buf_appendf(&url, "%s/app/installations/", gh->api_url);
+	hl_url_append_segment(&url, gh->installation_id);
+	hl_buf_append_str(&url, "/access_tokens");
 	hl_buf_appendf(&auth, "Bearer %s", jwt);
 	if (hl_buf_error(&url) || hl_buf_error(&auth)) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");

@@ -211,7 +211,9 @@ hl_kube_job_pods(const struct hl_kube *k, json_t **out, const char *ns, const ch
 	size_t n, i;
 	int ret;
 
-	if (!hl_kube_name_valid(job_name))
+	/* a Job's name (a DNS-1123 subdomain): it is a term of the label
+	 * selector, where a ',' would add another */
+	if (!hl_str_k8s_subdomain_valid(job_name))
 		return hl_err_set(err, HL_EINVAL, "kubernetes job '%.200s' is not a valid name",
 		                  job_name ? job_name : "");
 	hl_buf_appendf(&sel, "job-name=%s", job_name);

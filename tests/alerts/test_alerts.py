@@ -53,6 +53,7 @@ POD_CART2 = "cart-6f7a8b9c0d-n3o4p"  # resolved before its firing arrived
 POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
 POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
 POD_GUARD1 = "cart-6f7a8b9c0d-g1g1g"  # a retry while another task's CodeRun is active
+POD_ODD = "odd-1a2b3c4d5e-o0d1d"  # its owner's name is no Kubernetes name
 POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
@@ -228,7 +229,14 @@ def set_routes(grafana_status=200, loki_delay_ms=0):
                                         "message": "ImagePullBackOff: manifest unknown"}}]}},
         {"method": "GET", "path": "/loki/api/v1/query_range", "delay_ms": loki_delay_ms,
          "body": {"status": "success", "data": {"resultType": "streams", "result": [
-             {"stream": {"app": "api"}, "values": [["1", "level=error msg=\"index out of bounds\""]]}]}}},
+             {"stream": {"app": "api"}, "values": [
+                 ["1", "level=error msg=\"index out of bounds\""],
+                 # a service logging its database URL and healer's own token
+                 ["2", f"level=error msg=\"dial postgres://app:lokipw5521@db:5432 failed "
+                       f"(auth {API_TOKEN})\""]]}]}}},
+        {"method": "POST", "path": "/api/webhooks/1/alerts-discord", "status": 204, "body": ""},
+        {"method": "GET", "path": "/api/v1/query",
+         "body": {"status": "success", "data": {"resultType": "vector", "result": []}}},
         {"method": "GET", "path": "/api/annotations", "status": grafana_status,
          "body": [{"id": 1, "dashboardUID": "api-overview", "panelId": 4, "time": 1767261600000,
                    "timeEnd": 1767261900000, "text": "deploy 1.4.2", "tags": ["deploy"]}]},
@@ -414,7 +422,9 @@ def main():
            "HEALER_SOURCE_TIMEOUT_MS": "2000", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
            "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
            "HEALER_REPOSITORIES": "acme/api", "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
-           "LOKI_URL": SURL, "GRAFANA_URL": SURL, "HEALER_SERVICES_FILE": services}
+           "LOKI_URL": SURL, "GRAFANA_URL": SURL, "PROMETHEUS_URL": SURL,
+           "DISCORD_WEBHOOK_URL": SURL + "/api/webhooks/1/alerts-discord",
+           "HEALER_SERVICES_FILE": services}
     commands(services)
     srv = Healer(os.path.join(dtest.TMP, "h1"), env).start()
 
@@ -488,6 +498,10 @@ def main():
           and "describe.txt" in analysis, analysis[:2000])
     check("the analysis lists the four file paths",
           all(os.path.join(logs, w) in analysis for w in want), analysis[-1500:])
+    check("the analysis (the CodeRun's prompt) quotes Loki's lines without a URL's password "
+          "or healer's token", "dial postgres://" in analysis and "lokipw5521" not in analysis
+          and API_TOKEN not in analysis
+          and "lokipw5521" not in cr["spec"].get("promptModification", ""), analysis[-3000:])
     labels = cr["metadata"]["labels"]
     check("the CodeRun uses the heal template and the heal-workspace PVC",
           cr["spec"].get("cliConfig", {}).get("settings", {}).get("template") == "heal/claude"
@@ -929,7 +943,11 @@ def main():
                        "source": {"repoURL": "https://github.com/acme/ledger.git"}},
               "status": {"health": {"status": "Degraded",
                                     "lastTransitionTime": "2026-01-01T09:00:00Z"},
-                         "sync": {"status": "Synced"}}}
+                         "sync": {"status": "Synced"},
+                         # ArgoCD quoting a repository URL with its password
+                         "operationState": {"phase": "Running", "message":
+                                            "fetching https://git:ledgerpw4471@git.example"
+                                            "/acme/ledger.git"}}}
     st, ans = post(srv, "/api/alerts/argocd", {"application": ledger})
     tid_l = (ans.get("task_ids") or ["?"])[0]
     ok = wait_state(srv, tid_l, "escalated", 20)
@@ -939,12 +957,54 @@ def main():
           and not [c for c in coderuns()
                    if c["metadata"]["labels"].get("healer/argocd-app") == "ledger"],
           [tl, srv.log_tail()[-1500:]])
+    sent = wait_for(lambda: [r for r in dtest.http("GET", SURL + "/_stub/requests")
+                             if r["path"] == "/api/webhooks/1/alerts-discord"
+                             and "ledger" in json.dumps(r.get("body"))], 20) or []
+    check("the escalation of that application quotes ArgoCD's message without the URL's "
+          "password", sent and "git.example/acme/ledger.git" in json.dumps(sent)
+          and "ledgerpw4471" not in json.dumps(sent), json.dumps(sent)[:2000])
+
     kube("POST", "/_stub/config", {"rules": []})
     st, ans = post(srv, "/api/alerts/argocd", {"application": "shop", "namespace": "argocd",
                                                "health_status": "Healthy", "sync_status": "Synced"})
     check("a healthy application (flat form) -> skipped, no task",
           st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "not_degraded"
           and ans.get("task_ids") == [], ans)
+    # a pod whose owner's name is no Kubernetes name (a broken or hostile API
+    # server): never the workload quoted in the Prometheus query
+    odd = pod(POD_ODD, "odd", "1a2b3c4d5e", [crash_status("api", "Error", 1, 2)])
+    odd["metadata"]["ownerReferences"][0]["name"] = 'odd"} or vector(1) or {x="'
+    kube("POST", "/_stub/seed", {"pods": [odd], "logs": [
+        {"namespace": APP_NS, "pod": POD_ODD, "container": "api", "text": "odd\n"}]})
+    before = len(dtest.http("GET", SURL + "/_stub/requests"))
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_ODD, "0dd0dd0d")]))
+    tid_odd = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_odd]), 20)
+    pq = [r["query"].get("query", "") for r in dtest.http("GET", SURL + "/_stub/requests")[before:]
+          if r["path"] == "/api/v1/query"]
+    check("a pod whose owner's name holds a quote -> the Prometheus query does not take it",
+          st == 202 and pq and not any("vector(1)" in q for q in pq)
+          and all(POD_ODD in q for q in pq), [ans, pq])
+    # an Application's destination namespace that is no namespace: never a
+    # piece of the LogQL selector (a quote would end the label value)
+    cellar = app_doc("cellar", failed=True)
+    cellar["spec"]["destination"] = {"namespace": 'cellar"} |= "injected'}
+    cellar["status"]["operationState"]["message"] = (
+        "ComparisonError: failed to fetch https://git:cellarpw8812@git.example/acme/cellar.git:"
+        " authentication required")
+    before = len(dtest.http("GET", SURL + "/_stub/requests"))
+    st, ans = post(srv, "/api/alerts/argocd", {"application": cellar})
+    tid_c = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_c]), 20)
+    lq = [r["query"].get("query", "") for r in dtest.http("GET", SURL + "/_stub/requests")[before:]
+          if r["path"].startswith("/loki/")]
+    check("an Application whose destination namespace holds a quote -> the Loki selector does "
+          "not take it", st == 202 and lq and not any("injected" in q for q in lq), [ans, lq])
+    tc = task_of(srv, tid_c)
+    check("the task's decision (ArgoCD's status text classified) quotes ArgoCD's message "
+          "without the URL's password", tc.get("decision")
+          and "git.example/acme/cellar.git" in json.dumps(tc.get("decision"))
+          and "cellarpw8812" not in json.dumps(tc), json.dumps(tc.get("decision"))[:3000])
     srv.stop()
 
     # ---- a large group in one body -------------------------------------------------------

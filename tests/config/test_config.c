@@ -32,6 +32,8 @@ static const char *const cleared[] = {
 	"HEALER_PROCESS_BOT_COMMITS",
 	"GITHUB_API_URL",
 	"GITHUB_APP_ID",
+	"GITHUB_APP_PRIVATE_KEY",
+	"GITHUB_APP_INSTALLATION_ID",
 	"HOME",
 	"HEALER_DATABASE_URL_FILE",
 	"HEALER_API_TOKEN",
@@ -716,6 +718,31 @@ check_values(const char *key, const char *const *bad, size_t n_bad, const char *
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
+/* GITHUB_APP_INSTALLATION_ID is a path segment of the token call
+ * (/app/installations/ID/access_tokens): GitHub's installation ids are
+ * positive integers, and anything else is refused at start. */
+static void
+test_config_app_installation_id_is_a_number(void **state)
+{
+	static const char *const bad[] = { "12/../../repos/a/b",
+		                           "12 ",
+		                           " 12",
+		                           "12?x=1",
+		                           "abc",
+		                           "-5",
+		                           "0",
+		                           "+12",
+		                           "12#",
+		                           "1e3",
+		                           "99999999999999999999" };
+	static const char *const good[] = { "1", "12345678", "9223372036854775807" };
+
+	(void)state;
+	setenv("GITHUB_APP_ID", "123", 1);
+	setenv("GITHUB_APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----", 1);
+	check_values("GITHUB_APP_INSTALLATION_ID", bad, N_OF(bad), good, N_OF(good), NULL);
+}
+
 /* ARGOCD_SERVER in the argocd CLI's form (HOST[:PORT], no scheme) is
  * https://HOST[:PORT]; other schemes and anything but HOST[:PORT] are
  * refused. */
@@ -988,6 +1015,7 @@ main(void)
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_heal_template_workspace_and_cli_names,
 		                       clear_env),
+		cmocka_unit_test_setup(test_config_app_installation_id_is_a_number, clear_env),
 		cmocka_unit_test_setup(test_config_database_ports_checked_before_connecting,
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_source_and_line, clear_env),

@@ -156,7 +156,7 @@ test_diag_container_facts(void **state)
 	json_t *pod = parse(pod_json), *names = json_array();
 
 	(void)state;
-	hl_diag_pod_containers(names, pod);
+	assert_int_equal(hl_diag_pod_containers(names, pod, HL_DIAG_MAX_CONTAINERS), 3);
 	assert_int_equal(json_array_size(names), 3);
 	assert_string_equal(json_string_value(json_array_get(names, 0)), "init");
 	assert_string_equal(json_string_value(json_array_get(names, 2)), "side");

@@ -208,6 +208,39 @@ except (ValueError, KeyError, TypeError):
 check("spawn-remediation: HEAL_LOG_FILE names the file fetch-logs wrote for a long pod name",
       rc == 0 and log_env == f"/workspace/logs/{LONG_STEM}-current.log", (rc, log_env, err))
 
+# ---- a Pod object listing more containers than any real pod (a broken or
+# hostile API server): the logs of the first 64 only, in one bounded batch,
+# and a description that says how many it left out
+CROWD = 150
+ctl("POST", "/_stub/seed", {
+    "pods": [pod("crowd-pod", [{"name": f"c{i}", "image": "busybox"} for i in range(CROWD)],
+                 [{"name": f"c{i}", "ready": False, "restartCount": 1,
+                   "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+                  for i in range(CROWD)])],
+    "logs": [{"namespace": "prod", "pod": "crowd-pod", "container": "c0", "text": "first\n"},
+             {"namespace": "prod", "pod": "crowd-pod", "container": "c0", "previous": True,
+              "text": "first before\n"}],
+})
+crowd_dir = os.path.join(TMP, "crowd")
+before = len(ctl("GET", "/_stub/requests"))
+rc, out, err = healer("fetch-logs", "--pod-name", "crowd-pod", "--namespace", "prod",
+                      "--output-dir", crowd_dir, "--tail", "5", env=KENV)
+log_reqs = [r for r in ctl("GET", "/_stub/requests")[before:]
+            if r["path"].endswith("/crowd-pod/log")]
+asked = {r["query"].get("container") for r in log_reqs}
+check("fetch-logs: a pod listing 150 containers gets the logs of its first 64 only"
+      " (current and previous: 128 requests), and stderr says so",
+      rc == 0 and len(log_reqs) == 128 and asked == {f"c{i}" for i in range(64)}
+      and "150 containers" in err, (rc, len(log_reqs), err[-400:]))
+crowd_desc = ""
+try:
+    crowd_desc = open(os.path.join(crowd_dir, "crowd-pod-describe.txt")).read()
+except OSError:
+    pass
+check("fetch-logs: the description of that pod shows 64 containers and how many more there are",
+      "  c63:\n" in crowd_desc and "  c64:\n" not in crowd_desc
+      and "(86 more containers not shown)" in crowd_desc, crowd_desc[-300:])
+
 gone_dir = os.path.join(TMP, "gone")
 rc, out, err = healer("fetch-logs", "--pod-name", "gone-pod", "--namespace", "prod",
                       "--output-dir", gone_dir, env=KENV)

@@ -4,7 +4,8 @@ from real examples in the repository: GitHub's webhook examples
 (@octokit/webhooks-examples, installed by scripts/install-deps.sh) trimmed of
 their API URL fields, the alert bodies and CodeRuns of the integration tests,
 the classification rules and cases, the README's service map, the test
-kubeconfigs. Regression inputs (files named regress-*) are never touched.
+kubeconfigs, the upstream answers of the research notes (docs of GitHub,
+Kubernetes, ArgoCD, Loki, Prometheus, Grafana, OpenMemory). Regression inputs (files named regress-*) are never touched.
 
 usage: make_corpus.py [SOURCE_ROOT]"""
 import ast
@@ -234,6 +235,87 @@ def watch():
                                                   {"type": "ADDED"}]).encode())
 
 
+def upstream():
+    """fuzz_upstream: byte 0 picks the parser (the order of its enum), byte 1
+    the status of an error answer, then the Link header line, then the body."""
+    reset("upstream")
+    st = from_source("tests/stubs/kube_stub.py", {"status_obj"})["status_obj"]
+    (COMMIT, PR_FILES, PR, JOBS, ARGOCD, TREE, LOKI, PROM, EVENTS, PODS, GRAFANA, MEMORY,
+     COMMITS, LOG, AGENT, STATUS, LINK) = range(17)
+    nxt = '<https://api.github.com/repositories/1/pulls/7/files?page=2>; rel="next", ' \
+          '<https://api.github.com/repositories/1/pulls/7/files?page=3>; rel="last"'
+
+    def up(name, which, body, link="", status=0):
+        put("upstream", name, bytes([which, status]) + (link + "\n").encode()
+            + (body if isinstance(body, str) else compact(body)).encode())
+
+    f = {"filename": "src/main.rs", "status": "modified", "additions": 3, "deletions": 1,
+         "changes": 4, "patch": "@@ -1 +1 @@"}
+    up("commit", COMMIT, {"sha": "abc", "commit": {"message": "fix: the build"},
+                          "files": [f, dict(f, filename="Cargo.toml", status="added")]})
+    up("pr-files-next", PR_FILES, [f] * 3, nxt)
+    up("pr", PR, {"number": 7, "title": "Fix", "body": "@everyone <!channel>", "changed_files": 9,
+                  "user": {"login": "octocat"}, "head": {"ref": "fix", "sha": "abc"}})
+    up("pr-search", PR, [{"number": 8, "title": "x"}])
+    up("jobs", JOBS, {"total_count": 3, "jobs": [
+        {"id": 1, "name": "build", "conclusion": "failure",
+         "steps": [{"name": "cargo test", "conclusion": "failure", "number": 3}]},
+        {"id": 2, "name": "lint", "conclusion": "timed_out"},
+        {"id": 3, "name": "docs", "conclusion": "success"}]})
+    app = {"metadata": {"name": "api", "namespace": "argocd"},
+           "status": {"health": {"status": "Degraded", "message": "Deployment api degraded"},
+                      "sync": {"status": "OutOfSync", "revision": "abc"},
+                      "operationState": {"phase": "Failed", "message": "one or more objects failed"},
+                      "resources": [{"kind": "Deployment", "name": "api", "namespace": "prod",
+                                     "status": "OutOfSync",
+                                     "health": {"status": "Degraded", "message": "crash"}},
+                                    {"kind": "Service", "name": "api", "status": "Synced",
+                                     "health": {"status": "Healthy"}}]}}
+    up("argocd-app", ARGOCD, app)
+    up("argocd-tree", TREE, {"nodes": [
+        {"kind": "Pod", "name": "api-1", "namespace": "prod", "parentRefs": [],
+         "health": {"status": "Degraded", "message": "CrashLoopBackOff"}},
+        {"kind": "Deployment", "name": "api", "health": {"status": "Degraded"}}],
+        "orphanedNodes": [], "hosts": []})
+    up("loki", LOKI, {"status": "success", "data": {"resultType": "streams", "result": [
+        {"stream": {"app": "api"}, "values": [["1700000000000000000", "panic: boom"],
+                                              ["1700000000000000001", "x" * 1500]]}]}})
+    up("loki-error", LOKI, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+    up("prom", PROM, {"status": "success", "data": {"resultType": "vector", "result": [
+        {"metric": {"job": "api"}, "value": [1700000000.5, "0.25"]}]}})
+    up("events", EVENTS, {"kind": "EventList", "items": [
+        {"type": "Warning", "reason": "BackOff", "message": "Back-off restarting failed container",
+         "count": 12, "involvedObject": {"kind": "Pod", "name": "api-1"}},
+        {"type": "Warning", "reason": "FailedMount", "count": 1e300,
+         "involvedObject": {"name": "api"}}]})
+    up("pods", PODS, {"kind": "PodList", "items": [
+        {"metadata": {"name": "api-1", "namespace": "prod"},
+         "status": {"phase": "Running", "containerStatuses": [
+             {"name": "app", "restartCount": 3,
+              "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
+              "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                                           "finishedAt": "2026-01-01T10:00:00Z"}}}]}},
+        {"metadata": {"name": "api-2"}, "status": {"phase": "Pending", "reason": "Evicted",
+                                                   "message": "low on memory"}}]})
+    up("grafana", GRAFANA, [{"dashboardUID": "dash-1", "panelId": 4, "time": 1700000000000,
+                             "timeEnd": 1700000060000, "text": "deploy"},
+                            {"dashboardUID": "bad`uid", "panelId": 1, "time": 1}])
+    up("memory", MEMORY, {"matches": [{"id": "m1", "content": "cargo clippy fix", "score": 0.91},
+                                      {"id": "m2", "content": "x", "score": "high"}]})
+    up("commits", COMMITS, {"status": "ahead", "ahead_by": 2, "commits": [
+        {"sha": "a1", "commit": {"message": "wip", "author": {"name": "Ann"}}},
+        {"sha": "b2", "commit": {"message": "fix", "author": {"name": "Bob"}}}]})
+    up("log", LOG, "2026-01-01T10:00:00.0Z error[E0308]: mismatched types\n\x1b[31mred\x1b[0m\n")
+    up("agent-output", AGENT, "agent: pushed the fix\n")
+    up("status-kube-404", STATUS, st(404, "NotFound", 'pods "p" not found'), status=102)
+    up("status-github-422", STATUS, {"message": "Validation Failed", "errors": [
+        {"resource": "Issue", "field": "body", "code": "missing_field"}]}, status=111)
+    up("status-plain-503", STATUS, "upstream connect error\r\n", status=151)
+    up("status-ok", STATUS, "{}", status=0)
+    up("link-next", LINK, "", nxt)
+    up("link-no-next", LINK, "", '<https://api.github.com/x?page=1>; rel="prev"')
+
+
 webhook_and_sensor()
 alerts()
 rules()
@@ -241,6 +323,7 @@ classify()
 config_and_services()
 kubeconfig()
 watch()
+upstream()
 for t in sorted(os.listdir(OUT)):
     files = glob.glob(os.path.join(OUT, t, "*"))
     print("%-12s %3d files %7d bytes" % (t, len(files), sum(os.path.getsize(f) for f in files)))

@@ -42,6 +42,7 @@ import ntest  # noqa: E402
 
 SECRET = "loop-webhook-secret"
 GTOKEN = "ghs_loop_token_value"
+LEAK_PW = "pushpw9917"  # a password in a URL a CodeRun's message quotes
 KTOKEN = "kube-loop-token"
 REPO = "acme/gadgets"
 NS = "cto"
@@ -327,7 +328,10 @@ def main():
     gh("POST", "/_stub/config", {"comment_then_fail": 1})
     n3 = runs[2]["metadata"]["name"] if len(runs) > 2 else "?"
     # the agent's word for its PR: a link elsewhere, labelled like a PR here
-    set_phase(n3, "Failed", message="gave up",
+    # the CodeRun's message quotes healer's GitHub token and a URL's
+    # password (a git error): neither reaches the store, the API or a message
+    set_phase(n3, "Failed", message=f"gave up: git push https://bot:{LEAK_PW}"
+              f"@git.example/{REPO}.git refused; token {GTOKEN} expired",
               status={"pullRequestUrl": f"https://evil.example/{REPO}/pull/77"})
     escalated = wait_state(srv, tid_b, "escalated", 20)
     # the kill comes once Slack, the email and the PR comment are recorded
@@ -362,6 +366,17 @@ def main():
           "repository's own PR is", "evil.example" not in sent
           and f"(https://github.com/{REPO}/pull/77)" in "".join(c["body"] for c in comments),
           sent[:4000])
+    con = dtest.store_db(srv.data_dir)
+    try:
+        rows = [list(r) for r in con.execute("SELECT * FROM attempts WHERE task_id = ?",
+                                             (tid_b,)).fetchall()]
+    finally:
+        con.close()
+    stored = json.dumps(task_of(srv, tid_b)) + json.dumps(rows, default=str)
+    check("a secret in a CodeRun's message reaches no message, no API answer and no stored "
+          "attempt", "gave up" in sent and LEAK_PW not in sent and GTOKEN not in sent
+          and "gave up" in stored and LEAK_PW not in stored and GTOKEN not in stored,
+          [sent[:3000], stored[:3000]])
     emb = (discord[0]["payload"].get("embeds") or [{}])[0] if discord else {}
     check("the escalation names the workflow, the branch and the attempts",
           "Gadget CI" in json.dumps(emb) and "loop/b" in json.dumps(emb)

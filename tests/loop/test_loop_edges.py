@@ -86,13 +86,32 @@ def ci_while_agent_runs():
     tid = T.deliver(srv, T.job_event(7510, 8510, "edge/early"))
     runs = wait_for(lambda: T.by_task(tid), 15) or []
     name = runs[0]["metadata"]["name"] if runs else "?"
-    T.set_phase(name, "Running")
+    # a status whose jobName is no Job name (it would add a term to the pod
+    # list's label selector): no pod is looked up by it
+    before = len(T.kube("GET", "/_stub/requests"))
+    T.set_phase(name, "Running", status={"jobName": "job-e1,app=intruder"})
     wait_for(lambda: (T.task_of(srv, tid).get("attempts") or [{}])[0].get("phase") == "running",
              10)
+    time.sleep(0.5)
+    sels = [r["query"].get("labelSelector", "") for r in T.kube("GET", "/_stub/requests")[before:]
+            if r["path"].endswith("/pods")]
+    check("a CodeRun's jobName that is no Job name selects no pods (no selector term of it)",
+          not any("intruder" in q for q in sels), sels)
     # the job fails again on a push made while the agent is still at work
     T.seed_job(7511)
     T.deliver(srv, T.job_event(7511, 8511, "edge/early", sha=T.SHA1))
     wait_for(lambda: "ci result recorded" in srv.log_tail(), 10)
+    # a status message of megabytes (a broken controller, or a hostile API
+    # server): its head is kept, never the whole of it on every write
+    T.set_phase(name, "Running", message="still working: " + "y" * (3 << 20),
+                status={"pullRequestUrl": f"https://github.com/{T.REPO}/pull/1?" + "z" * (1 << 20)})
+    msg = wait_for(lambda: (lambda m: m if (m or "").startswith("still working: ") else None)(
+        (T.task_of(srv, tid).get("attempts") or [{}])[0].get("status_message")), 15) or ""
+    a0 = (T.task_of(srv, tid).get("attempts") or [{}])[0]
+    check("a CodeRun's status message of 3 MiB is kept cut to its first 8 KiB, saying so; a "
+          "pullRequestUrl of 1 MiB is none", msg.startswith("still working: yyy")
+          and len(msg.encode()) <= 8192 + 64 and msg.endswith("more bytes cut]")
+          and a0.get("pr_url") is None, [len(msg), msg[-80:], len(a0.get("pr_url") or "")])
     T.set_phase(name, "Succeeded")
     verifying = T.wait_state(srv, tid, "verifying", 15)
     time.sleep(1.5)  # a verdict would be applied within the loop's interval

@@ -4,9 +4,11 @@ servers: parallel requests finish in about the slowest one's time, 5xx and
 connection errors are retried, rate limits are honoured within the deadline
 and given up beyond it, redirects drop the Authorization header, the size
 cap keeps the tail, and TLS is verified against the configured CA."""
+import email.utils
 import json
 import os
 import socket
+import time
 
 from dtest import TMP, check, finish, http, make_ca, netprobe, start_stub
 
@@ -137,6 +139,17 @@ out = fetch([{"url": f"{base}/ok", "timeout_ms": 5000}])
 r = out["results"][0]
 check("rate limit 429 + Retry-After: 1 waited, then 200",
       r["status"] == 200 and r["attempts"] == 2 and r["elapsed_ms"] >= 950, r)
+
+# Retry-After as an HTTP-date (RFC 9110 section 10.2.3: proxies and CDNs
+# send one) is the wait until that time, as the number of seconds is
+for status in (429, 503):
+    when = email.utils.formatdate(time.time() + 2, usegmt=True)
+    control({"rules": [{"path": "/ok", "status": status, "times": 1,
+                        "headers": {"Retry-After": when}, "body": {"message": "slow down"}}]})
+    out = fetch([{"url": f"{base}/ok", "timeout_ms": 6000}])
+    r = out["results"][0]
+    check(f"{status} + Retry-After as an HTTP-date ({when}): waited until then, then 200",
+          r["status"] == 200 and r["attempts"] == 2 and r["elapsed_ms"] >= 900, r)
 
 # 403 + X-RateLimit-Remaining: 0 + reset within the deadline
 control({"rules": [{"path": "/ok", "status": 403, "times": 1, "reset_in": 1,

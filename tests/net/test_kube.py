@@ -711,6 +711,11 @@ reqs = ctl("GET", "/_stub/requests")
 check("job pods: asked with labelSelector job-name=<job>",
       any(r["path"] == "/api/v1/namespaces/cto/pods"
           and r["query"].get("labelSelector") == "job-name=loop-1-job" for r in reqs))
+before = len(ctl("GET", "/_stub/requests"))
+rc, out, err = netprobe("kube", "job-pods", "cto", "loop-1-job,app=other", env=KENV)
+check("job pods: a name that is no Job name (a ',' would add a selector term) is refused, "
+      "never asked", rc == 1 and out["error"] == "invalid"
+      and len(ctl("GET", "/_stub/requests")) == before, out)
 rc, out, err = netprobe("kube", "job-logs", "cto", "loop-1-job", "2", "0", env=KENV)
 log = out.get("log", "") if isinstance(out, dict) else ""
 check("job logs: the tail of every container of every pod, oldest pod first, under headers",
