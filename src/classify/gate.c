@@ -65,6 +65,22 @@ struct cl_item {
 	bool lit;
 };
 
+/* The end of the bracket class at p[i] ('['): the index after its ']', n
+ * if unterminated (a ']' first, or after '^', is a member). */
+static size_t
+cl_class_end(const char *p, size_t n, size_t i)
+{
+	size_t j = i + 1;
+
+	if (j < n && p[j] == '^')
+		j++;
+	if (j < n && p[j] == ']')
+		j++;
+	while (j < n && p[j] != ']')
+		j += p[j] == '\\' ? 2 : 1;
+	return j < n ? j + 1 : n;
+}
+
 /* The group at p[0] ('('), up to its ')' (n if unterminated): *lit when it
  * holds only literal bytes between '|'s (no empty alternative). */
 static size_t
@@ -85,14 +101,7 @@ cl_group(const char *p, size_t n, struct cl_item *it)
 		if (p[i] == '\\') {
 			i += 2;
 		} else if (p[i] == '[') {
-			size_t j = i + 1;
-			if (j < n && p[j] == '^')
-				j++;
-			if (j < n && p[j] == ']')
-				j++;
-			while (j < n && p[j] != ']')
-				j += p[j] == '\\' ? 2 : 1;
-			i = j + 1;
+			i = cl_class_end(p, n, i);
 		} else if (p[i] == '(') {
 			depth++;
 			i++;
@@ -140,14 +149,7 @@ cl_items(const char *p, size_t n, struct cl_item *items)
 		} else if (p[i] == '(') {
 			i += cl_group(p + i, n - i, it);
 		} else if (p[i] == '[') {
-			size_t j = i + 1;
-			if (j < n && p[j] == '^')
-				j++;
-			if (j < n && p[j] == ']')
-				j++;
-			while (j < n && p[j] != ']')
-				j += p[j] == '\\' ? 2 : 1;
-			i = j < n ? j + 1 : n;
+			i = cl_class_end(p, n, i);
 		} else if (p[i] == '{') { /* a repeat: its digits are no text */
 			const char *close = memchr(p + i, '}', n - i);
 			i = close ? (size_t)(close - p) + 1 : n;
