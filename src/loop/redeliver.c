@@ -175,7 +175,8 @@ redeliver_give_up(struct hl_redeliver *r, struct hl_redeliver_pass *p,
 
 /* Asks for one failed delivery d, once (its claim first). Returns 1 when
  * the pass must stop (a rate limit), 2 when GitHub did not take the
- * request (given back: a later pass asks again), 0 to go on, -HL_E*
+ * request (given back: a later pass asks again) or a request for it begun
+ * earlier has not ended, 0 to go on, -HL_E*
  * (store). An answer about the delivery itself (422 too old, 404 gone),
  * or none, records it failed for good; so does one GitHub did not take
  * after REDELIVER_TRIES of them over an hour. */
@@ -207,6 +208,14 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 	}
 	if ((rc = hl_store_redelivery_claim(r->store, &claimed, &hist, &rd, err)) < 0)
 		return rc;
+	if (!claimed && hist.pending) {
+		/* a request begun and not ended: another replica's at work, or
+		 * the last leader's, cut short by its death; asked again by a
+		 * later pass once it is stale */
+		hl_log_kv(HL_LOG_INFO, "a redelivery request begun earlier has not ended; a later "
+		                       "pass looks again", "delivery", rd.guid, NULL);
+		return 2;
+	}
 	if (!claimed) {
 		p->claimed++;
 		return 0;

@@ -9,6 +9,7 @@
 #include "pg_impl.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int
 hl_pg_delivery_known(struct hl_store_backend *b, bool *known, const char *delivery_id,
@@ -59,15 +60,18 @@ hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 	hl_pg_int(&p, r->status_code);
 	hl_pg_text(&p, r->owner);
 	hl_pg_int(&p, hl_time_wall_ms());
-	/* a row given back for a retry is taken again by one claimer: the
-	 * conflicting insert re-checks the outcome on the row's newest version */
+	hl_pg_int(&p, HL_REDELIVERY_STALE_MS);
+	/* a row given back for a retry (or left pending) is taken again by one
+	 * claimer: the conflicting insert re-checks the outcome on the row's
+	 * newest version */
 	rc = hl_pg_exec(b, &res,
 	                "INSERT INTO redeliveries (guid, hook, github_id, event_name,"
 	                " status_code, requested_by, requested_ms, outcome, updated_ms)"
 	                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
 	                " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
 	                " requested_by = EXCLUDED.requested_by, updated_ms = EXCLUDED.updated_ms"
-	                " WHERE redeliveries.outcome = 'retry'"
+	                " WHERE redeliveries.outcome = 'retry' OR (redeliveries.outcome = 'pending'"
+	                " AND redeliveries.updated_ms < $7::bigint - $8::bigint)"
 	                " RETURNING not_taken, requested_ms",
 	                &p, false, "redelivery claim", err);
 	if (rc < 0)
@@ -78,6 +82,17 @@ hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 		hist->first_ms = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
 	}
 	PQclear(res);
+	if (!*claimed) {
+		struct pg_params q = { .n = 0 };
+
+		hl_pg_text(&q, r->guid);
+		rc = hl_pg_exec(b, &res, "SELECT outcome = 'pending' FROM redeliveries WHERE guid = $1",
+		                &q, false, "redelivery claim", err);
+		if (rc < 0)
+			return rc;
+		hist->pending = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+	}
 	return 0;
 }
 

@@ -36,11 +36,19 @@ int hl_store_delivery_known(struct hl_store *s, bool *known, const char *deliver
 struct hl_redelivery_history {
 	int not_taken;    /* requests GitHub answered it did not take */
 	int64_t first_ms; /* when the guid was first claimed (wall ms) */
+	bool pending;     /* not claimed: a request for it began under
+	                   * HL_REDELIVERY_STALE_MS ago and has not ended */
 };
 
+/* A claim whose request has not ended after this long was cut short (its
+ * process died between the claim and GitHub's answer): it is claimed
+ * again. */
+#define HL_REDELIVERY_STALE_MS (2 * 60 * 1000)
+
 /* Records r as being redelivered (outcome "pending"): *claimed is true
- * when this call recorded it (a new guid, or one given back for a retry),
- * false when its guid is pending or finished (by this process or another).
+ * when this call recorded it (a new guid, one given back for a retry, or
+ * one pending for HL_REDELIVERY_STALE_MS), false when its guid is pending
+ * or finished (by this process or another; hist->pending says which).
  * *hist (may be NULL) gets the claimed guid's history (a new one: no
  * request not taken, first claimed now). */
 int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redelivery_history *hist,

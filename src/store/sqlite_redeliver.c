@@ -37,7 +37,8 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 	           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?7)"
 	           " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
 	           " requested_by = excluded.requested_by, updated_ms = excluded.updated_ms"
-	           " WHERE redeliveries.outcome = 'retry'"
+	           " WHERE redeliveries.outcome = 'retry' OR (redeliveries.outcome = 'pending'"
+	           " AND redeliveries.updated_ms < ?7 - ?8)"
 	           " RETURNING not_taken, requested_ms");
 	int rc;
 
@@ -51,6 +52,7 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 	sqlite3_bind_int(st, 5, r->status_code);
 	sqlite3_bind_text(st, 6, r->owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 7, hl_time_wall_ms());
+	sqlite3_bind_int64(st, 8, HL_REDELIVERY_STALE_MS);
 	rc = sqlite3_step(st);
 	*claimed = rc == SQLITE_ROW;
 	if (*claimed) {
@@ -62,6 +64,17 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 		rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery claim");
 	hl_sq_done(b, st);
+	if (rc == 0 && !*claimed) {
+		st = hl_sq_prepare(b, "SELECT outcome = 'pending' FROM redeliveries WHERE guid = ?1");
+		if (!st)
+			return hl_sq_fail(err, b->db, "redelivery claim");
+		sqlite3_bind_text(st, 1, r->guid, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		hist->pending = rc == SQLITE_ROW && sqlite3_column_int(st, 0) == 1;
+		rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+		                                           : hl_sq_fail(err, b->db, "redelivery claim");
+		hl_sq_done(b, st);
+	}
 	return rc;
 }
 

@@ -302,6 +302,30 @@ def main():
           asked == [] and rows.get("guid-k") == "requested", (asked, rows))
     dtest.http("POST", f"{api}/_stub/config", {"rules": []})
 
+    # the last leader died between claiming L and GitHub's answer: L is left
+    # pending. While that request may still be at work (under two minutes)
+    # a pass leaves it; once it is older, the next pass asks for L itself
+    now_ms = int(time.time() * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {KEY: [
+        item(75, "guid-l", 502, at=stamp)]}})
+    ids = {str(d["id"]): d["guid"] for d in _listed(api) if not d["redelivery"]}
+    store("INSERT INTO redeliveries (guid, hook, github_id, event_name, status_code,"
+          " requested_by, requested_ms, outcome, updated_ms) VALUES ('guid-l', '%s', 75,"
+          " 'workflow_job', 502, 'dead-leader', %d, 'pending', %d)" % (KEY, now_ms, now_ms))
+    h, asked = again("thirteenth")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("a delivery another leader's request left pending is not asked again while that "
+          "request may be at work, and the pass stays incomplete (its resume point does not "
+          "move past it)", asked == [] and rows.get("guid-l") == "pending"
+          and point_since() == 0, (asked, rows, point_since()))
+    store("UPDATE redeliveries SET updated_ms = updated_ms - 180000 WHERE guid = 'guid-l'")
+    h, asked = again("fourteenth")
+    rows = dict(db.execute("SELECT guid, outcome FROM redeliveries").fetchall())
+    check("... once it is stale (its leader died before GitHub answered) the next pass asks "
+          "for it, once", asked == ["guid-l"] and rows.get("guid-l") == "requested",
+          (asked, rows))
+
     # a long outage of a busy hook: the failed delivery X lies behind 1,250
     # newer ones, more than a pass lists (1,000). The pass goes on from the
     # next page at once (not an interval later) and asks for X; the resume
