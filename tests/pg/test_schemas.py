@@ -77,9 +77,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception:  # report, do not hide
-        import traceback
-        check("test driver ran to completion", False, traceback.format_exc())
-        dtest.finish()
+    dtest.run(main)
