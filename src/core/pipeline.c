@@ -253,7 +253,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	struct hl_loop_command_result cmd;
 	json_t *j;
 	char *text, *decision = NULL;
-	bool waiting = false;
+	const char *waiting = NULL; /* the task whose decision it waits for */
 	int rc = 0;
 
 	if (!ev)
@@ -275,7 +275,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			hl_log_kv(HL_LOG_INFO, "a failure waits for its task's decision",
 			          "delivery_id", d->delivery_id, "task_id", owner, NULL);
 			hl_err_set(err, HL_ECONFLICT, "task '%s' is being decided", owner);
-			waiting = true;
+			waiting = owner;
 			goto give_back;
 		}
 		if (rc == 1) {
@@ -310,6 +310,14 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			goto give_back;
 		if (rc < 0)
 			goto out;
+		if (rc == 2) {
+			/* it acts on a task still being decided: back after a pause */
+			hl_log_kv(HL_LOG_INFO, "a command waits for its task's decision",
+			          "delivery_id", d->delivery_id, "task_id", cmd.task_id, NULL);
+			hl_err_set(err, HL_ECONFLICT, "task '%s' is being decided", cmd.task_id);
+			waiting = cmd.task_id;
+			goto give_back;
+		}
 		snprintf(outcome_buf, sizeof(outcome_buf), "command_%s", cmd.outcome);
 		outcome = outcome_buf;
 		hl_log_kv(HL_LOG_INFO, "healer command", "command",
@@ -344,6 +352,10 @@ give_back:
 		                                      .event_json = text,
 		                                      .not_before_ms = hl_time_wall_ms() + pause },
 		        err);
+	} else if (waiting) {
+		/* kept as long as any: it fails, never stays claimed */
+		rc = hl_err_set(err, HL_ETIMEOUT, "gave up waiting for task '%s' to be decided",
+		                waiting);
 	}
 out:
 	free(decision);

@@ -134,8 +134,7 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 		if ((rc = hl_store_task_get(l->store, &t, task_id, err)) < 0)
 			return rc;
 		/* or ended since it was found: looked for again */
-		deciding = (t->state == HL_TASK_RUNNING && !t->agent &&
-		            hl_time_wall_ms() - t->created_ms < LOOP_DECIDING_MS) ||
+		deciding = hl_loop_task_deciding(t) ||
 		           (t->state != HL_TASK_RUNNING && t->state != HL_TASK_VERIFYING &&
 		            t->state != HL_TASK_QUEUED);
 		hl_task_record_free(t);

@@ -272,6 +272,13 @@ cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_
 		cmd_set(out, "nothing", t->task_id, "the task is %s", hl_task_state_name(t->state));
 		return 0;
 	}
+	/* its first CodeRun may exist, its attempt not yet: the decision
+	 * would overwrite the stop and leave that agent running. The
+	 * command waits for the decision, then stops it. */
+	if (hl_loop_task_deciding(t)) {
+		cmd_set(out, "waiting", t->task_id, "the task is being decided");
+		return 2;
+	}
 	if (a && a->phase != HL_PHASE_DONE) {
 		if ((rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)
 			return rc;
@@ -386,6 +393,11 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 		memset(&one, 0, sizeof(one));
 		if ((rc = cmd_on_task(l, &one, ev, ref, id, err)) < 0)
 			return rc;
+		if (rc == 2) {
+			/* being decided: the whole command again, later */
+			*out = one;
+			return 2;
+		}
 		if (strcmp(one.outcome, "stopped") != 0)
 			continue; /* it ended meanwhile */
 		if (!(*stopped)++)
@@ -540,7 +552,7 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	if (ev->command == HL_CMD_STOP) {
 		int stopped;
 
-		if ((rc = cmd_stop_all(l, out, ev, ref, &stopped, err)) < 0 || stopped)
+		if ((rc = cmd_stop_all(l, out, ev, ref, &stopped, err)) != 0 || stopped)
 			return rc;
 		/* none active: the answer is the last task's state */
 	}

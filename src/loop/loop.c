@@ -119,6 +119,13 @@ hl_loop_delete_coderun(struct hl_loop *l, const char *name, struct hl_err *err)
 	return hl_dispatch_delete(l->dispatch, name, err);
 }
 
+bool
+hl_loop_task_deciding(const struct hl_task_record *t)
+{
+	return t->state == HL_TASK_RUNNING && !t->agent &&
+	       hl_time_wall_ms() - t->created_ms < LOOP_DECIDING_MS;
+}
+
 static void
 loop_default_owner(char *out, size_t size)
 {

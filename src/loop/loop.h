@@ -73,7 +73,9 @@ struct hl_loop_command_result {
  * Obeys (or refuses) a /healer command of ev (intent COMMAND); task_id is
  * the id answered at intake (replies are filed under it). Authors not in
  * HEALER_COMMAND_ASSOCIATIONS get a reply; an obeyed command gets an
- * `eyes` reaction. Idempotent per comment.
+ * `eyes` reaction. Idempotent per comment. Returns 2 when a task it acts on
+ * is still being decided (its first CodeRun may exist, its attempt not
+ * yet): the command is to be given again after a pause.
  */
 int hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out,
                     const struct hl_event *ev, const char *task_id,

@@ -132,4 +132,9 @@ void hl_loop_remember(struct hl_loop *l, const char *task_id);
  * 0 when gone or never there. */
 int hl_loop_delete_coderun(struct hl_loop *l, const char *name, struct hl_err *err);
 
+/* Whether t is claimed and its first attempt still being decided (context,
+ * decision, CodeRun): its claim has no agent yet and is younger than
+ * LOOP_DECIDING_MS (an older one's process died; its delivery waits). */
+bool hl_loop_task_deciding(const struct hl_task_record *t);
+
 #endif

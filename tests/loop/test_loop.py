@@ -671,12 +671,27 @@ def main():
         "check_runs_by_ref": {sha7: [check_run(7411, 8411, "loop/d7", sha7, "failure")]},
         "runs": [run_of(8411, "loop/d7", sha7, "failure")]})
     seed_job(7411)
+    # the stop comes while the first attempt is being decided: its CodeRun
+    # exists (the apiserver answers the create late), its attempt not yet
+    # (before, the stop found no task of the PR, or was overwritten by the
+    # decision, and that agent ran on)
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 3000})
     deliver(srv, comment_event(9018, 83, "/healer fix", "MEMBER"), event="issue_comment")
     d7 = wait_for(lambda: [c for c in coderuns()
-                           if c["spec"].get("env", {}).get("PR_NUMBER") == "83"], 20) or []
+                           if c["spec"].get("env", {}).get("PR_NUMBER") == "83"], 20, 0.02) or []
     tid_d7 = d7[0]["metadata"]["labels"]["healer/task-id"] if d7 else "?"
     deliver(srv, comment_event(9019, 83, "/healer stop", "OWNER"), event="issue_comment")
-    wait_state(srv, tid_d7, "stopped", 15)
+    kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    stopped = wait_state(srv, tid_d7, "stopped", 15)
+    time.sleep(0.5)
+    t = task_of(srv, tid_d7)
+    check("/healer stop while the first attempt is being decided: the task ends stopped, "
+          "its CodeRun deleted",
+          stopped and t.get("state") == "stopped"
+          and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
+          and not [c for c in by_task(tid_d7)],
+          [{k: t.get(k) for k in ("state", "attempts")},
+           [c["metadata"]["name"] for c in by_task(tid_d7)]])
     deliver(srv, comment_event(9020, 83, "/healer retry D7-HINT keep the API", "OWNER"),
             event="issue_comment")
     # the task as it is first seen with its second attempt: running while
