@@ -115,6 +115,7 @@ hl_fetch_res_init(struct hl_fetch_res *res)
 	res->ratelimit_remaining = -1;
 	res->ratelimit_reset = -1;
 	res->ratelimit_reset_after_ms = -1;
+	res->date_s = -1;
 }
 
 void
@@ -135,6 +136,7 @@ fetch_res_reset_attempt(struct hl_fetch_res *res)
 	res->ratelimit_remaining = -1;
 	res->ratelimit_reset = -1;
 	res->ratelimit_reset_after_ms = -1;
+	res->date_s = -1;
 }
 
 static size_t
@@ -226,6 +228,20 @@ fetch_parse_int(const char *v, size_t n)
 	return (int64_t)(x > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : x);
 }
 
+/* An HTTP-date (Date) in epoch seconds; -1 when it is none. */
+static int64_t
+fetch_parse_date(const char *v, size_t n)
+{
+	char tmp[64];
+	time_t when;
+
+	fetch_copy_value(tmp, sizeof(tmp), v, n);
+	if (!tmp[0])
+		return -1;
+	when = curl_getdate(tmp, NULL);
+	return when == (time_t)-1 || when < 0 ? -1 : (int64_t)when;
+}
+
 /* Retry-After: delay-seconds, or an HTTP-date (RFC 9110 section 10.2.3,
  * what proxies and CDNs send) turned into the seconds until it (0 when it
  * has passed); -1 when it is neither. */
@@ -233,18 +249,16 @@ static int64_t
 fetch_parse_retry_after(const char *v, size_t n)
 {
 	char tmp[64];
-	time_t when;
-	int64_t secs = fetch_parse_int(v, n);
+	int64_t when, secs = fetch_parse_int(v, n);
 
 	if (secs >= 0)
 		return secs;
 	fetch_copy_value(tmp, sizeof(tmp), v, n);
 	if (!tmp[0] || (tmp[0] >= '0' && tmp[0] <= '9') || tmp[0] == '-' || tmp[0] == '+')
 		return -1; /* a number that is not one: no date either */
-	when = curl_getdate(tmp, NULL);
-	if (when == (time_t)-1)
+	if ((when = fetch_parse_date(v, n)) < 0)
 		return -1;
-	secs = (int64_t)when - hl_time_wall_ms() / 1000;
+	secs = when - hl_time_wall_ms() / 1000;
 	if (secs < 0)
 		return 0;
 	return secs > FETCH_HDR_INT_MAX ? FETCH_HDR_INT_MAX : secs;
@@ -306,6 +320,8 @@ fetch_header_cb(char *data, size_t size, size_t nmemb, void *ud)
 		res->ratelimit_reset = fetch_parse_int(colon, n - klen - 1);
 	else if (HDR_IS("x-ratelimit-reset-after"))
 		res->ratelimit_reset_after_ms = fetch_parse_seconds_ms(colon, n - klen - 1);
+	else if (HDR_IS("date"))
+		res->date_s = fetch_parse_date(colon, n - klen - 1);
 #undef HDR_IS
 	return n;
 }

@@ -114,6 +114,7 @@ struct hl_fetch_res {
 	/* X-RateLimit-Reset-After (Discord: seconds with decimals, on every
 	 * answer) in ms, rounded up; -1 if absent or not a number */
 	int64_t ratelimit_reset_after_ms;
+	int64_t date_s;     /* Date (epoch seconds, the server's clock), -1 if absent */
 	int attempts;       /* transfers made, redirects included */
 	int64_t elapsed_ms; /* from batch start to completion */
 	struct hl_err err;  /* err.code 0 when an HTTP answer arrived (any status) */

@@ -3,7 +3,11 @@
  * App authentication.
  *
  * Invariants: the installation token cache is guarded by a mutex and is
- * refreshed 5 minutes before expires_at; the Authorization header is only
+ * refreshed 5 minutes before expires_at (read against the answer's Date,
+ * at most an hour: a clock apart from GitHub's neither mints a token per
+ * call nor keeps one past its life), and at once
+ * after a 401 (revoked; the call that met it is made once more with the
+ * new token: a 401 was not acted on); the Authorization header is only
  * attached to URLs on the API origin (scheme://host[:port] of api_url), and
  * the fetch engine drops it on redirects, so job-log storage hosts and
  * foreign pagination links never see it.
@@ -25,6 +29,8 @@
 #include <time.h>
 
 #define GITHUB_REFRESH_MARGIN_MS (5 * 60 * 1000)
+/* GitHub's installation tokens last an hour: a longer life is not taken. */
+#define GITHUB_TOKEN_LIFE_MAX_MS (60 * 60 * 1000)
 #define GITHUB_MAX_FILES         3000
 /* A call waiting for the token's budget to come back sleeps in steps of
  * this many ms (and at most its timeout in all). */
@@ -161,6 +167,13 @@ hl_github_set_limits(struct hl_github *gh, int64_t timeout_ms, size_t log_cap)
 		gh->log_cap = log_cap;
 }
 
+/* Whether gh mints installation tokens (a GitHub App). */
+static bool
+github_is_app(const struct hl_github *gh)
+{
+	return gh->app_id && gh->app_key && gh->installation_id;
+}
+
 static void
 github_req_defaults(struct hl_github *gh, struct hl_fetch_req *req)
 {
@@ -180,7 +193,7 @@ github_mint_installation_token(struct hl_github *gh, struct hl_err *err)
 	char *jwt = NULL;
 	json_t *v = NULL;
 	const char *tok, *exp;
-	int64_t expires;
+	int64_t expires, now;
 	int ret;
 
 	hl_fetch_res_init(&res);
@@ -215,9 +228,15 @@ github_mint_installation_token(struct hl_github *gh, struct hl_err *err)
 		                 "github app installation token: no 'token' in answer");
 		goto out;
 	}
+	now = hl_time_wall_ms();
 	expires = exp ? hl_time_parse_rfc3339(exp) : -1;
 	if (expires < 0)
-		expires = hl_time_wall_ms() + 55 * 60 * 1000;
+		expires = now + 55 * 60 * 1000;
+	else if (res.date_s >= 0)
+		/* its life by GitHub's clock, from now by ours */
+		expires = now + (expires - res.date_s * 1000);
+	if (expires > now + GITHUB_TOKEN_LIFE_MAX_MS)
+		expires = now + GITHUB_TOKEN_LIFE_MAX_MS;
 	/* the new token takes the expired one's place among the secrets the
 	 * log redacts: one an hour would fill the table in under three days */
 	hl_log_replace_secret(gh->inst_token, tok);
@@ -245,7 +264,7 @@ hl_github_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err)
 	int ret = 0;
 
 	hl_buf_reset(auth);
-	if (gh->app_id && gh->app_key && gh->installation_id) {
+	if (github_is_app(gh)) {
 		pthread_mutex_lock(&gh->mu);
 		if (!gh->inst_token ||
 		    hl_time_wall_ms() >= gh->inst_expires_ms - GITHUB_REFRESH_MARGIN_MS)
@@ -385,10 +404,35 @@ github_secondary_wait_ms(struct hl_github *gh, const struct hl_fetch_res *res)
 	return wait;
 }
 
+/* A 401 of the API origin: the installation token was revoked (or the
+ * App's installation changed); the next call mints a new one. True when a
+ * cached token was dropped. */
+static bool
+github_token_rejected(struct hl_github *gh, const struct hl_fetch_res *res)
+{
+	bool dropped = false;
+
+	if (res->status != 401 || !github_is_app(gh))
+		return false;
+	pthread_mutex_lock(&gh->mu);
+	if (gh->inst_token && gh->inst_expires_ms) {
+		gh->inst_expires_ms = 0;
+		dropped = true;
+	}
+	pthread_mutex_unlock(&gh->mu);
+	if (dropped)
+		hl_log_kv(HL_LOG_WARN,
+		          "GitHub refused the App's installation token (401): a new one is minted",
+		          NULL);
+	return dropped;
+}
+
 void
 hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 {
 	int64_t now = hl_time_wall_ms(), until, pause = github_secondary_wait_ms(gh, res);
+
+	(void)github_token_rejected(gh, res);
 
 	if (pause > 0) {
 		/* not lifted by an answer of a later window: it is not the
@@ -638,21 +682,32 @@ github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, co
 	struct hl_fetch_req req;
 	struct hl_fetch_res res;
 	char *text = NULL, what[300];
-	int ret;
+	int ret, tries;
 
 	hl_fetch_res_init(&res);
-	if (mode == GITHUB_AUTH_INSTALLATION)
-		github_budget_wait(gh);
-	ret = github_req_init_mode(gh, &req, &url, &auth, method, path, mode, err);
-	if (ret < 0)
-		goto out;
-	if (body && (ret = hl_fetch_req_set_json(&req, &text, body, err)) < 0)
-		goto out;
-	if (strcmp(method, "GET") != 0)
-		req.max_retries = 0; /* never post a comment twice */
-	hl_fetch_run(&req, &res, 1, 0, err);
-	if (mode == GITHUB_AUTH_INSTALLATION)
-		hl_github_note_budget(gh, &res);
+	for (tries = 0;; tries++) {
+		if (mode == GITHUB_AUTH_INSTALLATION)
+			github_budget_wait(gh);
+		ret = github_req_init_mode(gh, &req, &url, &auth, method, path, mode, err);
+		if (ret < 0)
+			goto out;
+		free(text);
+		text = NULL;
+		if (body && (ret = hl_fetch_req_set_json(&req, &text, body, err)) < 0)
+			goto out;
+		if (strcmp(method, "GET") != 0)
+			req.max_retries = 0; /* never post a comment twice */
+		hl_fetch_run(&req, &res, 1, 0, err);
+		if (mode == GITHUB_AUTH_INSTALLATION)
+			hl_github_note_budget(gh, &res);
+		/* a revoked installation token: once more with a new one (a 401
+		 * was not acted on, so a POST is not made twice) */
+		if (mode != GITHUB_AUTH_INSTALLATION || res.status != 401 || !github_is_app(gh) ||
+		    tries > 0 || !github_same_origin(gh, url.data))
+			break;
+		hl_fetch_res_release(&res);
+		hl_fetch_res_init(&res);
+	}
 	if (ans) {
 		ans->status = res.status;
 		hl_strlcpy(ans->link, res.link, sizeof(ans->link));

@@ -166,7 +166,35 @@ toks3 = http("GET", f"{api}/_stub/tokens")
 check("app auth: the 80th installation token minted is still redacted from the log",
       rc == 0 and len(toks3) == len(toks2) + 80 and toks3[-1] == last
       and out.get("redacted") == "token [REDACTED] leaked", (out, toks3[-2:]))
-http("POST", f"{api}/_stub/config", {"token_life_s": 3600})
+# GitHub's clock an hour behind ours: the hour-long token's expires_at is
+# our now, its life is read against the answer's Date
+http("POST", f"{api}/_stub/config", {"token_life_s": 3600, "clock_offset_s": -3600})
+n0 = len(http("GET", f"{api}/_stub/tokens"))
+rc, out, err = gh("repeat", R, "100", "3", env=AENV)
+n1 = len(http("GET", f"{api}/_stub/tokens"))
+check("app auth: with GitHub's clock an hour behind, one token for 3 calls (its life read "
+      "against the answer's Date), not one a call", rc == 0 and n1 - n0 == 1, (out, n1 - n0))
+http("POST", f"{api}/_stub/config", {"clock_offset_s": 0})
+# a token revoked before its expiry (401): a new one is minted and the call
+# made once more, so the third call still succeeds
+http("POST", f"{api}/_stub/config", {"token_life_s": 3600, "token_uses": 2})
+rc, out, err = gh("repeat", R, "100", "3", env=AENV)
+n2 = len(http("GET", f"{api}/_stub/tokens"))
+check("app auth: a revoked installation token (401) is replaced and the call made again",
+      rc == 0 and n2 - n1 == 2 and "minted" in err, (out, n2 - n1, err[-300:]))
+# every token refused: one new token and one more try, then the 401
+http("POST", f"{api}/_stub/reset", {})
+http("POST", f"{api}/_stub/config", {"token_life_s": 3600, "token_uses": 0})
+n2 = len(http("GET", f"{api}/_stub/tokens"))
+c0 = len(http("GET", f"{api}/_stub/comments"))
+rc, out, err = gh("comment", R, "7", "refused", env=AENV)
+n3 = len(http("GET", f"{api}/_stub/tokens"))
+posted = [r for r in reqs() if r["method"] == "POST" and r["path"].endswith("/comments")]
+check("app auth: a 401 with a new token too is the error after one more try (two POSTs, "
+      "neither acted on)",
+      rc == 1 and out["error"] == "unauthorized" and n3 - n2 == 2 and len(posted) == 2
+      and len(http("GET", f"{api}/_stub/comments")) == c0, (out, n3 - n2, len(posted)))
+http("POST", f"{api}/_stub/config", {"token_life_s": 3600, "token_uses": None})
 bad = dict(AENV, GITHUB_APP_PRIVATE_KEY=open(other).read())
 rc, out, err = gh("failed-jobs", R, "100", env=bad)
 check("app auth: a JWT signed with the wrong key is refused",

@@ -72,6 +72,10 @@ GET /_stub/comments, /_stub/reactions, /_stub/reruns, /_stub/redeliveries,
 POST /_stub/config {"comment_then_fail": N, "comment_fail_status": 502}: the
 next N comments are created and then answered 502 (a gateway that lost
 GitHub's answer: the comment exists, the client sees a failure).
+POST /_stub/config {"token_life_s": S}: minted installation tokens expire in
+S seconds; {"clock_offset_s": S}: GitHub's clock (Date, expires_at) is
+ours moved by S seconds; {"token_uses": N}:
+each installation token is revoked after N calls (401 "Bad credentials").
 
 usage: github_stub.py --token T [--app-id N --app-public-key PEM] [--budget LIMIT:SECONDS]
 """
@@ -92,7 +96,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 import stubcommon
 
 STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "commits": {}, "check_runs": {},
-         "comments": [], "violations": [], "inst_tokens": [], "blob_port": 0,
+         "comments": [], "violations": [], "inst_tokens": [], "token_uses": {}, "blob_port": 0,
          "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
          "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [],
          "hooks": {}, "budget": {"limit": 5000, "window": 3600}, "window": None,
@@ -157,6 +161,13 @@ class GitHubHandler(stubcommon.StubHandler):
     token = None
     app_id = None
     app_pub = None
+
+    def clock(self):
+        """GitHub's clock: ours moved by the config's clock_offset_s."""
+        return time.time() + float(self.server.config.get("clock_offset_s", 0))
+
+    def date_time_string(self, timestamp=None):
+        return super().date_time_string(self.clock() if timestamp is None else timestamp)
 
     def stub_control(self, path):
         if path == "/_stub/seed" and self.command == "POST":
@@ -302,7 +313,7 @@ class GitHubHandler(stubcommon.StubHandler):
             life = int(self.server.config.get("token_life_s", 3600))
             with LOCK:
                 STATE["inst_tokens"].append(tok)
-            exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + life))
+            exp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock() + life))
             return self.send(201, {"token": tok, "expires_at": exp})
         if path.startswith("/app/hook/"):
             self.read_body()
@@ -313,7 +324,13 @@ class GitHubHandler(stubcommon.StubHandler):
                                        "documentation_url": "https://docs.github.com/rest"})
             return self.deliveries("app", path[len("/app/hook"):], q)
         tok = self.bearer()
-        if tok != self.token and tok not in STATE["inst_tokens"]:
+        revoked = False
+        if tok in STATE["inst_tokens"] and self.server.config.get("token_uses") is not None:
+            # the installation token is revoked after that many calls
+            with LOCK:
+                uses = STATE["token_uses"][tok] = STATE["token_uses"].get(tok, 0) + 1
+            revoked = uses > int(self.server.config["token_uses"])
+        if revoked or (tok != self.token and tok not in STATE["inst_tokens"]):
             self.read_body()
             return self.send(401, {"message": "Bad credentials",
                                    "documentation_url": "https://docs.github.com/rest"})
