@@ -152,14 +152,16 @@ ctx_record(struct hl_context *ctx, const char *name, enum hl_source_state st, in
 	s->state = st;
 	s->elapsed_ms = elapsed;
 	/* a detail may quote a configured URL: never its user:password@; it
-	 * may quote an answer's bytes, cut anywhere (an error excerpt): they
+	 * may quote an answer's bytes, cut anywhere (an error excerpt, which
+	 * may echo a credential it was sent): secrets are redacted, the bytes
 	 * become UTF-8, and the copy is cut between characters, or the
 	 * decision's JSON would have no detail for the source */
 	{
 		struct hl_buf raw = HL_BUF_INIT(0), b = HL_BUF_INIT(0);
 		const char *d = detail ? detail : "";
 		bool ok = hl_buf_append_utf8(&raw, d, strlen(d)) == 0 &&
-		          hl_url_strip_userinfo_text(&b, raw.data) == 0 && !hl_buf_error(&b);
+		          hl_url_strip_userinfo_text(&b, raw.data) == 0 && !hl_buf_error(&b) &&
+		          hl_log_redact_buf(&b) == 0;
 		size_t n;
 
 		hl_strlcpy(s->detail, ok ? b.data : "", sizeof(s->detail));

@@ -389,6 +389,20 @@ def main():
           and "hunter2" not in doc and "push with [REDACTED] to https://registry.example/w" in p
           and "[REDACTED]" in doc, [p[:1500], doc[:1500]])
 
+    # ---- 2f. an upstream's error that echoes a credential --------------------------
+    # (the error's excerpt was kept in the decision's source detail as it came)
+    set_sources(loki={"status": 400, "body": {"error": f"token {GTOKEN} is not allowed"}})
+    dtest.http("POST", GURL + "/_stub/seed", {"logs": {"5091": CLIPPY_LOG}}, token=GTOKEN)
+    st, ans = srv.deliver(job_event(5091, run_id=9091, branch="feat/r9091"))
+    rem = wait_for(lambda: (lambda r: r if r[0] == 200 and r[1].get("decision") else None)(
+        srv.request("GET", f"/api/remediations/{ans.get('task_id')}")), 15) or (0, {})
+    set_sources()
+    loki = {s["name"]: s for s in rem[1].get("decision", {}).get("sources", [])}.get("loki", {})
+    check("an upstream error that echoes healer's token: the source's detail in the decision "
+          "says [REDACTED]",
+          loki.get("state") not in (None, "ok") and GTOKEN not in json.dumps(rem[1])
+          and "[REDACTED]" in (loki.get("detail") or ""), loki)
+
     # ---- 3. 50 concurrent deliveries of one failure from two hook ids ------------
     payload = job_event(5002, run_id=9100, branch="feat/r9100")
     with concurrent.futures.ThreadPoolExecutor(max_workers=25) as ex:
