@@ -11,6 +11,7 @@
 #include "text.h"
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 
 #include <curl/curl.h>
@@ -490,8 +491,12 @@ hl_notify_text_excerpt(char *out, size_t size, const char *s, size_t n)
 {
 	struct hl_buf b = HL_BUF_INIT(0), tmp = HL_BUF_INIT(0);
 
-	/* s may hold NUL bytes or lack one: copy the first n bytes first */
+	/* s may hold NUL bytes or lack one: copy the first n bytes first; a
+	 * service may echo a credential it was sent: redacted before the cut,
+	 * so none is left half */
 	hl_buf_append(&tmp, s ? s : "", s ? n : 0);
+	if (hl_log_redact_buf(&tmp) < 0)
+		hl_buf_reset(&tmp);
 	hl_notify_text_append(&b, tmp.data, 120, HL_NOTIFY_ESC_NONE, HL_NOTIFY_TEXT_TRIM, NULL);
 	if (hl_buf_error(&b) || hl_buf_error(&tmp))
 		hl_strlcpy(out, "", size);

@@ -137,7 +137,7 @@ int hl_notify_http_post(struct hl_notify_result *out, const char *url, const cha
                         hl_notify_classify_fn classify, struct hl_err *err);
 
 /* Copies a service's error text into out (size bytes) as one clean line of
- * at most 120 characters, for result messages. */
+ * at most 120 characters, for result messages, with secrets redacted. */
 void hl_notify_text_excerpt(char *out, size_t size, const char *s, size_t n);
 
 #endif

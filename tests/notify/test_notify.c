@@ -17,6 +17,7 @@
 /* clang-format on */
 
 #include "base/buf.h"
+#include "base/log.h"
 #include "notify/notify.h"
 #include "notify/text.h"
 
@@ -374,6 +375,27 @@ test_notify_text_escape_never_split(void **state)
 	o = append("ab   cdef", 6, HL_NOTIFY_ESC_NONE, 0, &cut);
 	assert_string_equal(o, "ab" HL_NOTIFY_ELLIPSIS);
 	free(o);
+}
+
+/* A service's error text that echoes a credential healer sent: the
+ * excerpt says [REDACTED], even where the cut would have fallen inside it. */
+static void
+test_notify_text_excerpt_redacts_secrets(void **state)
+{
+	static const char secret[] = "xoxb-notify-excerpt-secret-0123456789";
+	char text[400], out[200];
+
+	(void)state;
+	hl_log_add_secret(secret);
+	snprintf(text, sizeof(text), "invalid_token: %s was revoked", secret);
+	hl_notify_text_excerpt(out, sizeof(out), text, strlen(text));
+	assert_null(strstr(out, secret));
+	assert_non_null(strstr(out, "[REDACTED] was revoked"));
+	/* the secret across the 120-character cut: no part of it is left */
+	snprintf(text, sizeof(text), "%0100d %s", 0, secret);
+	hl_notify_text_excerpt(out, sizeof(out), text, strlen(text));
+	assert_null(strstr(out, "xoxb-notify"));
+	assert_non_null(strstr(out, "[REDACTED]"));
 }
 
 static void
@@ -1149,6 +1171,7 @@ main(void)
 		cmocka_unit_test(test_notify_text_escapes_per_channel),
 		cmocka_unit_test(test_notify_text_escape_never_split),
 		cmocka_unit_test(test_notify_text_url_checks),
+		cmocka_unit_test(test_notify_text_excerpt_redacts_secrets),
 		cmocka_unit_test(test_notify_text_durations_and_labels),
 		cmocka_unit_test(test_notify_discord_design_example),
 		cmocka_unit_test(test_notify_discord_limits_with_huge_input),
