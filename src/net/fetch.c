@@ -14,6 +14,7 @@
 #include "fetch.h"
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "base/url.h"
 
@@ -30,6 +31,10 @@
 #define FETCH_MAX_REDIRECTS    5
 #define FETCH_MAX_RATE_WAITS   3
 #define FETCH_MAX_BACKOFF_MS   10000
+/* An error answer's first bytes scanned for secrets before its excerpt
+ * (160 bytes) is cut: room for a secret across the cut. */
+#define FETCH_EXCERPT_SCAN 4096
+
 /* Retry-After and X-RateLimit-Reset are clamped to this (seconds, past any
  * deadline), so turning them into milliseconds cannot overflow */
 #define FETCH_HDR_INT_MAX 1000000000000LL
@@ -901,6 +906,7 @@ hl_fetch_one(const struct hl_fetch_req *req, struct hl_fetch_res *res, struct hl
 int
 hl_fetch_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err)
 {
+	struct hl_buf head = HL_BUF_INIT(0);
 	char excerpt[161];
 	size_t i, n;
 	int code;
@@ -922,13 +928,20 @@ hl_fetch_check(const struct hl_fetch_res *res, const char *what, struct hl_err *
 		code = HL_EINVAL;
 	else
 		code = HL_EUPSTREAM;
-	n = res->body.len < sizeof(excerpt) - 1 ? res->body.len : sizeof(excerpt) - 1;
+	/* an answer may echo a credential it was sent: redacted before the
+	 * cut (a secret across it is whole within the first bytes copied) */
+	n = res->body.len < FETCH_EXCERPT_SCAN ? res->body.len : FETCH_EXCERPT_SCAN;
+	hl_buf_append(&head, res->body.data, n);
+	if (hl_log_redact_buf(&head) < 0 || hl_buf_error(&head))
+		hl_buf_reset(&head);
+	n = head.len < sizeof(excerpt) - 1 ? head.len : sizeof(excerpt) - 1;
 	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)res->body.data[i];
+		unsigned char c = (unsigned char)head.data[i];
 
 		excerpt[i] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
 	}
 	excerpt[n] = '\0';
+	hl_buf_release(&head);
 	return hl_err_set(err, code, "%s: status %ld: %s", what, res->status, excerpt);
 }
 
