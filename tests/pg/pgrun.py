@@ -48,7 +48,7 @@ def main(argv):
         os.chmod(tmp, 0o755)
         shutil.chown(tmp, "postgres")
         shutil.chown(sock, "postgres")
-    port = pgtest.free_port()
+    port = pgtest.steady_port()  # restarted on it by the outage tests
     env = dict(os.environ, HEALER_TEST_PG_SOCKET=sock, HEALER_TEST_PG_PORT=str(port),
                HEALER_TEST_PG_DATA=data, HEALER_TEST_PG_LOG=log)
     os.environ.update(env)

@@ -25,6 +25,7 @@ module reads that description:
                        equal the counts of the rows they count
 """
 import os
+import random
 import socket
 import sqlite3
 import subprocess
@@ -174,3 +175,27 @@ def free_port():
     prt = s.getsockname()[1]
     s.close()
     return prt
+
+
+def steady_port():
+    """A free port below the kernel's ephemeral range, for a server stopped
+    and started again on it: a port of free_port() is the kernel's to hand to
+    the next bind(0) or connect of any process (a concurrent test's stub) as
+    soon as it is closed."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rnd = random.Random(os.getpid() ^ time.time_ns())
+    for _ in range(200):
+        prt = rnd.randrange(20000, max(20001, min(low, 32768)))
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", prt))
+            return prt
+        except OSError:
+            continue
+        finally:
+            s.close()
+    return free_port()

@@ -73,7 +73,7 @@ def main():
     pg = pgtest.enabled()
     _, gport = dtest.start_stub("github_stub.py", "--token", GTOKEN)
     api = f"http://127.0.0.1:{gport}"
-    port = pgtest.free_port()
+    port = pgtest.steady_port()  # restarted on it
     data = os.path.join(dtest.TMP, "redeliver")
     url = None  # each data directory has its own store (on PostgreSQL: its database)
     # the hook's log before: B logged failed (healer stored it, but its
@@ -332,7 +332,7 @@ def main():
     # point then moves to the newest delivery of the first listing, so a
     # later pass asks for the failure Y that came after, and not X again.
     big, bkey = 81, f"repo:{REPO}:81"
-    bport = pgtest.free_port()
+    bport = pgtest.steady_port()  # restarted on it
     old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
     mid = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1800))
     newer = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
@@ -428,7 +428,7 @@ def main():
     # tick of the redelivery thread (HEALER_LEASE_SECONDS=3: every second),
     # against GitHub's Retry-After, but a minute later
     rl, rkey = 83, f"repo:{REPO}:83"
-    rport = pgtest.free_port()
+    rport = pgtest.steady_port()  # restarted on it
     dtest.http("POST", f"{api}/_stub/seed", {
         "hooks": {rkey: {"url": f"http://127.0.0.1:{rport}/webhook", "secret": hltest.SECRET}},
         "deliveries": {rkey: [item(1, "guid-r", 502, at=old, payload=job_event(303, 3003))] +
@@ -456,7 +456,7 @@ def main():
     # leadership is renewed every 200 s): the pass that goes on from the
     # next page still comes at once, not a leadership period later
     ll, lkey = 84, f"repo:{REPO}:84"
-    lport = pgtest.free_port()
+    lport = pgtest.steady_port()  # restarted on it
     dtest.http("POST", f"{api}/_stub/seed", {
         "hooks": {lkey: {"url": f"http://127.0.0.1:{lport}/webhook", "secret": hltest.SECRET}},
         "deliveries": {lkey: [item(1, "guid-long", 502, at=old, payload=job_event(304, 3004))] +
