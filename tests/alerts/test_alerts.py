@@ -300,12 +300,17 @@ def wait_state(srv, tid, state, timeout=20):
     return wait_for(lambda: task_of(srv, tid).get("state") == state, timeout)
 
 
-def free_port():
+_HELD = []
+
+
+def refused_port():
+    """A loopback port a connection to is refused for the rest of this test:
+    bound here and never listened on, so no other process's bind(0) or
+    connect is handed it meanwhile (as a port closed after bind(0) can be)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _HELD.append(s)
+    return s.getsockname()[1]
 
 
 def commands(services):
@@ -1012,7 +1017,7 @@ def main():
 
     # ---- an unreachable cluster -----------------------------------------------------------
     dead = dtest.write_kubeconfig(os.path.join(dtest.TMP, "dead-kubeconfig"),
-                                  f"https://127.0.0.1:{free_port()}", ca_path=ca["ca"],
+                                  f"https://127.0.0.1:{refused_port()}", ca_path=ca["ca"],
                                   token=KTOKEN, namespace=NS)
     env2 = dict(env, KUBECONFIG=dead, HEALER_DISPATCH="directory",
                 HEALER_HEAL_WORKSPACE=os.path.join(dtest.TMP, "ws2"))

@@ -156,13 +156,17 @@ def wait_mail(d, n=1, timeout=10):
     return []
 
 
-def free_port():
-    """A loopback port nothing listens on."""
+_HELD = []
+
+
+def refused_port():
+    """A loopback port a connection to is refused for the rest of this test:
+    bound here and never listened on, so no other process's bind(0) or
+    connect is handed it meanwhile (as a port closed after bind(0) can be)."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _HELD.append(s)
+    return s.getsockname()[1]
 
 
 def make_ca(name):

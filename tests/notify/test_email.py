@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 
-from ntest import (REPORT, T0, check, finish, free_port, hostile_report, make_ca, probe,
+from ntest import (REPORT, T0, check, finish, hostile_report, make_ca, probe, refused_port,
                    start_smtp, stop, wait_mail)
 
 FROM = "Healer <healer@example.com>"
@@ -205,7 +205,7 @@ check("smtps: an unknown CA -> failed tls", res.get("result") == "failed"
 stop(p)
 
 # ---- transport failures and bad input ----
-dead = free_port()
+dead = refused_port()
 res = send(f"smtp://127.0.0.1:{dead}")
 check("connection refused -> retry connect",
       res.get("result") == "retry" and res.get("error") == "connect", res)

@@ -8,8 +8,8 @@ connections) and permanent failures (Discord's JSON codes, Slack's error
 strings, malformed URLs). Webhook tokens never appear in a result."""
 import json
 
-from ntest import (check, finish, free_port, hostile_report, http, make_ca, probe, start_stub,
-                   stop)
+from ntest import (check, finish, hostile_report, http, make_ca, probe, refused_port,
+                   start_stub, stop)
 
 WID, WTOKEN = "112233445566778899", "sEcReT-ToKeN_abc.def"
 _, dport = start_stub("discord_stub.py", "--webhook", f"{WID}:{WTOKEN}")
@@ -231,7 +231,7 @@ check("discord: no answer within the timeout -> retry timeout",
       res.get("result") == "retry" and res.get("error") == "timeout" and res.get("code") == 0
       and no_secret(res, WTOKEN, WID), res)
 http("POST", f"{dbase}/_stub/config", {"rules": []})
-dead = free_port()
+dead = refused_port()
 res = send("discord", f"http://127.0.0.1:{dead}/api/webhooks/{WID}/{WTOKEN}")
 check("discord: connection refused -> retry connect, no token in the message",
       res.get("result") == "retry" and res.get("error") == "connect"
