@@ -1117,6 +1117,41 @@ rem_queued_pr(struct hl_remediator *r, const struct hl_event *ev)
 	return n;
 }
 
+/*
+ * The claim found this delivery's own task: it is processed again (a
+ * restart cut it short, another replica took over its claim, a command was
+ * given back). Its remediation resumes only while its first attempt is
+ * still being prepared (no CodeRun recorded: hl_remediate_begin's row, or
+ * none); past that the loop drives the task, and deciding it again would
+ * overwrite what it reached (a later attempt, a stop, an end). 1 with out
+ * saying so, 0 to resume.
+ */
+static int
+rem_own_task_decided(struct hl_remediator *r, struct hl_remediation *out, const char *task_id,
+                     struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	int rc = hl_store_task_get(r->store, &t, task_id, err);
+
+	if (rc < 0)
+		return rc;
+	if ((t->state == HL_TASK_RUNNING || t->state == HL_TASK_QUEUED) &&
+	    (t->n_attempts == 0 ||
+	     (t->n_attempts == 1 && t->attempt[0].phase == HL_PHASE_PREPARING))) {
+		hl_task_record_free(t);
+		return 0;
+	}
+	rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+	rem_set(out->outcome, sizeof(out->outcome), "existing");
+	snprintf(out->reason, sizeof(out->reason), "already decided: the task is %s",
+	         hl_task_state_name(t->state));
+	rem_set(out->coderun_name, sizeof(out->coderun_name), t->coderun_name);
+	rem_set(out->agent, sizeof(out->agent), t->agent);
+	rem_set(out->failure_type, sizeof(out->failure_type), t->failure_type);
+	hl_task_record_free(t);
+	return 1;
+}
+
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
              const char *task_id, const char *failure_key, struct hl_err *err)
@@ -1181,6 +1216,12 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	        err);
 	if (rc < 0)
 		goto out;
+	if (!created && strcmp(existing, task_id) == 0 &&
+	    (rc = rem_own_task_decided(r, &res, task_id, err)) != 0) {
+		if (rc < 0)
+			goto out;
+		goto done;
+	}
 	if (!created && strcmp(existing, task_id) != 0) {
 		struct hl_task_record *t = NULL;
 		rem_set(res.dedup_status, sizeof(res.dedup_status), "existing");

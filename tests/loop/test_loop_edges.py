@@ -20,7 +20,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - /healer stop on the PR of a task queued for a CodeRun slot: the task
   (which records its branch's PR) ends stopped and never gets a CodeRun;
 - a check run of an active task's job on its branch from a run GitHub
-  answers 404 for: that task's result, never a second task.
+  answers 404 for: that task's result, never a second task;
+- a failure's delivery processed again (replayed, or its claim taken
+  over) after its task went on to a second attempt: nothing changes.
 
 Standard library only; prints TAP."""
 import os
@@ -290,10 +292,52 @@ def check_run_of_unknown_run():
     return srv
 
 
+def delivery_state(srv, did):
+    con = dtest.store_db(srv.data_dir)
+    try:
+        row = con.execute("SELECT state, finished_ms FROM deliveries WHERE delivery_id = ?",
+                          (did,)).fetchone()
+    finally:
+        con.close()
+    return tuple(row) if row else None
+
+
+def replayed_after_a_retry():
+    srv = Healer(os.path.join(dtest.TMP, "replayed"), T.BASE_ENV).start()
+    T.seed_job(7580)
+    did = "edge-replayed-7580"
+    st, ans = srv.deliver(T.job_event(7580, 8580, "edge/replayed"), delivery=did)
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Failed", message="first try failed")
+    runs = wait_for(lambda: len(T.by_task(tid)) >= 2 and T.by_task(tid), 20) or []
+    before = attempts(srv, tid)
+    first = delivery_state(srv, did)
+    # the failure's delivery is processed again (replayed; or a replica
+    # taking over its claim): its task went on meanwhile, and deciding it
+    # again set attempt 1 back to pending and the task's count to 1
+    rc, out, err = dtest.healer("replay", did, env=dict(T.BASE_ENV,
+                                                        HEALER_DATA_DIR=srv.data_dir))
+    again = wait_for(lambda: (lambda d: d and first and d[0] == "processed"
+                              and int(d[1] or 0) > int(first[1] or 0))(
+        delivery_state(srv, did)), 20)
+    time.sleep(0.5)
+    t = T.task_of(srv, tid)
+    check("a failure's delivery processed again after its task went on (attempt 2 running) "
+          "changes nothing: no attempt reset, no third CodeRun",
+          rc == 0 and again and len(before) == 2 and attempts(srv, tid) == before
+          and t.get("state") == "running" and len(T.by_task(tid)) == 2,
+          [rc, err[-300:], first, delivery_state(srv, did), before, attempts(srv, tid),
+           t.get("state"), [c["metadata"]["name"] for c in T.by_task(tid)]])
+    srv.stop()
+    return srv
+
+
 def main():
     servers = [kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
-               check_run_of_unknown_run()]
+               check_run_of_unknown_run(), replayed_after_a_retry()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()
