@@ -1117,6 +1117,16 @@ rem_queued_pr(struct hl_remediator *r, const struct hl_event *ev)
 	return n;
 }
 
+/* out answers with what task t decided (a failure already remediated). */
+static void
+rem_existing(struct hl_remediation *out, const struct hl_task_record *t)
+{
+	rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+	rem_set(out->coderun_name, sizeof(out->coderun_name), t->coderun_name);
+	rem_set(out->agent, sizeof(out->agent), t->agent);
+	rem_set(out->failure_type, sizeof(out->failure_type), t->failure_type);
+}
+
 /*
  * The claim found this delivery's own task: it is processed again (a
  * restart cut it short, another replica took over its claim, a command was
@@ -1141,13 +1151,10 @@ rem_own_task_decided(struct hl_remediator *r, struct hl_remediation *out, const 
 		hl_task_record_free(t);
 		return 0;
 	}
-	rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+	rem_existing(out, t);
 	rem_set(out->outcome, sizeof(out->outcome), "existing");
 	snprintf(out->reason, sizeof(out->reason), "already decided: the task is %s",
 	         hl_task_state_name(t->state));
-	rem_set(out->coderun_name, sizeof(out->coderun_name), t->coderun_name);
-	rem_set(out->agent, sizeof(out->agent), t->agent);
-	rem_set(out->failure_type, sizeof(out->failure_type), t->failure_type);
 	hl_task_record_free(t);
 	return 1;
 }
@@ -1231,9 +1238,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		 * delivery's own task id names none) */
 		rem_set(res.task_id, sizeof(res.task_id), existing);
 		if (hl_store_task_get(r->store, &t, existing, NULL) == 0) {
-			rem_set(res.coderun_name, sizeof(res.coderun_name), t->coderun_name);
-			rem_set(res.agent, sizeof(res.agent), t->agent);
-			rem_set(res.failure_type, sizeof(res.failure_type), t->failure_type);
+			rem_existing(&res, t);
 			hl_task_record_free(t);
 		}
 		rem_set(res.outcome, sizeof(res.outcome), "existing");
