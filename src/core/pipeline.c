@@ -92,6 +92,19 @@ pipeline_transient(int rc)
 	return rc == -HL_EUPSTREAM || rc == -HL_EIO || rc == -HL_ETIMEOUT || rc == -HL_EDB;
 }
 
+/* A conflict met while processing (an upstream's 409, a task's state move
+ * refused to a writer that raced another) is retried like a transient
+ * error: the worker takes HL_ECONFLICT from the pipeline to mean another
+ * process finished the delivery, and would leave it claimed for good. */
+static int
+pipeline_step(int rc, struct hl_err *err)
+{
+	if (rc != -HL_ECONFLICT)
+		return rc;
+	err->code = HL_EUPSTREAM;
+	return -HL_EUPSTREAM;
+}
+
 /* The decision as the sensor's answer needs it; malloc'd JSON text. */
 static char *
 pipeline_decision_json(const struct hl_remediation *res)
@@ -206,8 +219,9 @@ pipeline_alert(struct hl_pipeline *p, const struct hl_delivery_record *d, struct
 		        &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
 		                                      .reason = "no_processor" },
 		        err);
-	rc = hl_alerts_process(p->alerts, &o, d->source, d->action, d->task_id, d->delivery_id,
-	                       d->body, d->body_len, err);
+	rc = pipeline_step(hl_alerts_process(p->alerts, &o, d->source, d->action, d->task_id,
+	                                     d->delivery_id, d->body, d->body_len, err),
+	                   err);
 	if (rc < 0 && pipeline_transient(rc)) {
 		int64_t pause = pipeline_backoff_ms(d->claims);
 		if (hl_time_wall_ms() - d->received_ms >= HL_PIPELINE_KEEP_MS)
@@ -264,8 +278,9 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	/* a result of a job an active task is fixing belongs to that task
 	 * (success or failure): the loop judges with it, no new task starts */
 	if (p->loop && (ev->intent == HL_INTENT_CI_FAILURE || ev->intent == HL_INTENT_TRACK)) {
-		rc = hl_loop_ci_event(p->loop, owner, ev, d->delivery_id,
-		                      d->task_id ? d->task_id : d->delivery_id, err);
+		rc = pipeline_step(hl_loop_ci_event(p->loop, owner, ev, d->delivery_id,
+		                                    d->task_id ? d->task_id : d->delivery_id, err),
+		                   err);
 		if (rc < 0 && pipeline_transient(rc))
 			goto give_back;
 		if (rc < 0)
@@ -282,7 +297,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			outcome = ev->intent == HL_INTENT_CI_FAILURE ? "attached" : "ci_result";
 			if (ev->intent == HL_INTENT_CI_FAILURE) {
 				decision = pipeline_attached_json(owner);
-				rc = pipeline_record_attached(p, d, owner, err);
+				rc = pipeline_step(pipeline_record_attached(p, d, owner, err), err);
 				if (rc < 0 && pipeline_transient(rc))
 					goto give_back;
 				if (rc < 0)
@@ -292,8 +307,10 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		}
 	}
 	if (pipeline_remediates(ev)) {
-		rc = hl_remediate(p->remediator, &res, ev, d->task_id ? d->task_id : d->delivery_id,
-		                  d->failure_key, err);
+		rc = pipeline_step(hl_remediate(p->remediator, &res, ev,
+		                                d->task_id ? d->task_id : d->delivery_id,
+		                                d->failure_key, err),
+		                   err);
 		if (rc < 0 && pipeline_transient(rc))
 			goto give_back;
 		if (rc < 0)
@@ -304,8 +321,9 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		          res.dedup_status, "outcome", res.outcome, NULL);
 		decision = pipeline_decision_json(&res);
 	} else if (ev->intent == HL_INTENT_COMMAND && p->loop) {
-		rc = hl_loop_command(p->loop, &cmd, ev, d->task_id ? d->task_id : d->delivery_id,
-		                     err);
+		rc = pipeline_step(hl_loop_command(p->loop, &cmd, ev,
+		                                   d->task_id ? d->task_id : d->delivery_id, err),
+		                   err);
 		if (rc < 0 && pipeline_transient(rc))
 			goto give_back;
 		if (rc < 0)

@@ -260,6 +260,18 @@ cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl
 	return rc;
 }
 
+/* 2 (out says so) when a stop of t waits for its decision: its first
+ * CodeRun may exist, its attempt not yet, and the decision would overwrite
+ * the stop and leave that agent running; the command comes back. */
+static int
+cmd_stop_waits(struct hl_loop_command_result *out, const struct hl_task_record *t)
+{
+	if (!hl_loop_task_deciding(t))
+		return 0;
+	cmd_set(out, "waiting", t->task_id, "the task is being decided");
+	return 2;
+}
+
 /* /healer stop: the active CodeRun goes, the task ends stopped. */
 static int
 cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_task_record *t,
@@ -272,13 +284,8 @@ cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_
 		cmd_set(out, "nothing", t->task_id, "the task is %s", hl_task_state_name(t->state));
 		return 0;
 	}
-	/* its first CodeRun may exist, its attempt not yet: the decision
-	 * would overwrite the stop and leave that agent running. The
-	 * command waits for the decision, then stops it. */
-	if (hl_loop_task_deciding(t)) {
-		cmd_set(out, "waiting", t->task_id, "the task is being decided");
+	if (cmd_stop_waits(out, t))
 		return 2;
-	}
 	if (a && a->phase != HL_PHASE_DONE) {
 		if ((rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)
 			return rc;
@@ -336,6 +343,17 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 	char owner[LOOP_OWNER_MAX + 32];
 	int rc;
 
+	if (ev->command == HL_CMD_STOP) {
+		/* its first attempt being decided holds the lease (seconds):
+		 * no worker waits on it, the command comes back */
+		if ((rc = hl_store_task_get(l->store, &t, id, err)) < 0)
+			return rc;
+		rc = cmd_stop_waits(out, t);
+		hl_task_record_free(t);
+		t = NULL;
+		if (rc)
+			return rc;
+	}
 	/* the task is driven by one owner at a time: this command, now */
 	hl_loop_owner(owner, sizeof(owner), l, "command", (long)ev->comment_id);
 	if ((rc = cmd_lease(l, owner, id, err)) < 0)
@@ -410,6 +428,46 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 	if (*stopped)
 		cmd_set(out, "stopped", first, "%s", names);
 	return 0;
+}
+
+/*
+ * A failure of a job (whose event names no PR) on the PR's head branch
+ * whose task is still being decided: the task learns its PR with its
+ * decision, so /healer stop found nothing by the PR. 2 (the command comes
+ * back) while the branch's newest task is being decided; 0 when none is,
+ * or GitHub cannot tell the branch (logged).
+ */
+static int
+cmd_stop_branch_deciding(struct hl_loop *l, struct hl_loop_command_result *out,
+                         const struct hl_event *ev, struct hl_err *err)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	struct hl_task_record *t = NULL;
+	char id[HL_TASK_ID_MAX];
+	const char *branch;
+	json_t *pr = NULL;
+	int rc;
+
+	if (!l->github)
+		return 0;
+	if (hl_github_pull(l->github, &pr, ev->repository, ev->pr_number, &gerr) < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading the PR of a stop failed", "repository",
+		          ev->repository, "error", gerr.msg, NULL);
+		return 0;
+	}
+	branch = hl_json_str(pr, "head.ref");
+	rc = branch ? hl_store_task_find(l->store, id, ev->repository, branch, 0,
+	                                 HL_TASK_FIND_OTHER_RUN,
+	                                 hl_time_wall_ms() - LOOP_DECIDING_MS, NULL, err)
+	            : -HL_ENOTFOUND;
+	json_decref(pr);
+	if (rc == -HL_ENOTFOUND)
+		return 0;
+	if (rc < 0 || (rc = hl_store_task_get(l->store, &t, id, err)) < 0)
+		return rc;
+	rc = cmd_stop_waits(out, t);
+	hl_task_record_free(t);
+	return rc;
 }
 
 /* The refusal limit's key of ev's (repository, PR, author), lower case
@@ -553,6 +611,8 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 		int stopped;
 
 		if ((rc = cmd_stop_all(l, out, ev, ref, &stopped, err)) != 0 || stopped)
+			return rc;
+		if ((rc = cmd_stop_branch_deciding(l, out, ev, err)) != 0)
 			return rc;
 		/* none active: the answer is the last task's state */
 	}

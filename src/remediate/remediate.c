@@ -1117,6 +1117,25 @@ rem_queued_pr(struct hl_remediator *r, const struct hl_event *ev)
 	return n;
 }
 
+/* Takes task_id's lease as this delivery's remediation (owner gets its
+ * name: the same for the delivery processed again, which takes over the
+ * lease of a process that died deciding it); HL_EUPSTREAM (the delivery is
+ * given back) while another holds it. */
+static int
+rem_lease(struct hl_remediator *r, char *owner, size_t size, const char *task_id,
+          struct hl_err *err)
+{
+	int64_t now = hl_time_wall_ms();
+	bool got = false;
+	int rc;
+
+	snprintf(owner, size, "remediate:%s", task_id);
+	if ((rc = hl_store_task_lease(r->store, &got, task_id, owner, now,
+	                              now + (int64_t)r->cfg->lease_seconds * 1000, err)) < 0)
+		return rc;
+	return got ? 0 : hl_err_set(err, HL_EUPSTREAM, "task '%s' is busy", task_id);
+}
+
 /* out answers with what task t decided (a failure already remediated). */
 static void
 rem_existing(struct hl_remediation *out, const struct hl_task_record *t)
@@ -1167,10 +1186,10 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	struct hl_event suite, check;
 	json_t *check_run_run = NULL;
 	int64_t run_id, attempt = 0;
-	char existing[HL_TASK_ID_MAX], why[160];
+	char existing[HL_TASK_ID_MAX], why[160], owner[HL_TASK_ID_MAX + 16];
 	char *key = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
-	bool created = false;
+	bool created = false, leased = false;
 	struct rem_job j;
 	int rc;
 
@@ -1223,6 +1242,15 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	        err);
 	if (rc < 0)
 		goto out;
+	/* the task's lease while its first attempt is decided: a command on
+	 * it (/healer stop), a driver starting it from the queue, or this
+	 * delivery processed again elsewhere waits for the decision instead
+	 * of interleaving with it (held by the store's keeper until released) */
+	if (created || strcmp(existing, task_id) == 0) {
+		if ((rc = rem_lease(r, owner, sizeof(owner), task_id, err)) < 0)
+			goto out;
+		leased = true;
+	}
 	if (!created && strcmp(existing, task_id) == 0 &&
 	    (rc = rem_own_task_decided(r, &res, task_id, err)) != 0) {
 		if (rc < 0)
@@ -1278,6 +1306,8 @@ done:
 	*out = res;
 	rc = 0;
 out:
+	if (leased)
+		(void)hl_store_task_release(r->store, task_id, owner, NULL);
 	free(key);
 	json_decref(check_run_run);
 	return rc;

@@ -137,6 +137,31 @@ def set_phase(name, phase, message=None, status=None):
                                                 "message": message, "status": status or {}})
 
 
+def check_run(cid, run_id, branch, sha, conclusion):
+    """An Actions check run of job cid of run run_id, as GitHub lists it."""
+    return {"id": cid, "name": "clippy", "head_sha": sha, "status": "completed",
+            "conclusion": conclusion, "app": {"slug": "github-actions"},
+            "html_url": f"https://github.com/{REPO}/runs/{cid}",
+            "details_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{cid}",
+            "check_suite": {"id": cid + 100000, "head_branch": branch, "head_sha": sha},
+            "output": {"title": "clippy", "summary": "1 error", "text": None}}
+
+
+def run_of(run_id, branch, sha, conclusion):
+    """A workflow run as GitHub's runs API answers it."""
+    return {"id": run_id, "name": "Gadget CI", "head_branch": branch, "head_sha": sha,
+            "status": "completed", "conclusion": conclusion, "run_attempt": 1,
+            "workflow_id": 55}
+
+
+def pull(number, branch, sha, title="Gadgets"):
+    """An open pull request of branch at sha."""
+    return {"number": number, "state": "open", "title": title, "user": {"login": "dev"},
+            "html_url": f"https://github.com/{REPO}/pull/{number}", "body": "",
+            "head": {"ref": branch, "sha": sha, "repo": {"full_name": REPO}},
+            "base": {"ref": "main", "repo": {"full_name": REPO}}}
+
+
 def seed_job(job_id, log=CLIPPY_LOG):
     gh("POST", "/_stub/seed", {"logs": {str(job_id): log}})
 
@@ -556,18 +581,6 @@ def main():
     # judged ci_still_failing at the verify timeout)
     sha4, sha5 = "1" * 40, "2" * 40
 
-    def check_run(cid, run_id, branch, sha, conclusion):
-        return {"id": cid, "name": "clippy", "head_sha": sha, "status": "completed",
-                "conclusion": conclusion, "app": {"slug": "github-actions"},
-                "html_url": f"https://github.com/{REPO}/runs/{cid}",
-                "details_url": f"https://github.com/{REPO}/actions/runs/{run_id}/job/{cid}",
-                "check_suite": {"id": cid + 100000, "head_branch": branch, "head_sha": sha},
-                "output": {"title": "clippy", "summary": "1 error", "text": None}}
-
-    def run_of(run_id, branch, sha, conclusion):
-        return {"id": run_id, "name": "Gadget CI", "head_branch": branch, "head_sha": sha,
-                "status": "completed", "conclusion": conclusion, "run_attempt": 1,
-                "workflow_id": 55}
     gh("POST", "/_stub/seed", {
         "pulls": [{"number": 81, "state": "open", "title": "Fix me", "user": {"login": "dev"},
                    "html_url": f"https://github.com/{REPO}/pull/81", "body": "",

@@ -22,7 +22,11 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - a check run of an active task's job on its branch from a run GitHub
   answers 404 for: that task's result, never a second task;
 - a failure's delivery processed again (replayed, or its claim taken
-  over) after its task went on to a second attempt: nothing changes.
+  over) after its task went on to a second attempt: nothing changes;
+- /healer stop while a job failure's first attempt is being decided (the
+  event names no PR; the task learns it with its decision): the task ends
+  stopped and its CodeRun is deleted;
+- a 409 from GitHub while /healer fix runs: the command is retried.
 
 Standard library only; prints TAP."""
 import os
@@ -334,10 +338,58 @@ def replayed_after_a_retry():
     return srv
 
 
+def stop_while_a_job_failure_is_decided():
+    # a workflow_job event names no PR: its task learns the PR with its
+    # decision, so a stop meanwhile found no task of the PR and was dropped
+    # while the agent went on
+    srv = Healer(os.path.join(dtest.TMP, "stopdecided"), T.BASE_ENV).start()
+    T.gh("POST", "/_stub/seed", {"pulls": [T.pull(84, "edge/stopd", T.SHA0)]})
+    T.seed_job(7590)
+    T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 3000})
+    tid = T.deliver(srv, T.job_event(7590, 8590, "edge/stopd"))
+    wait_for(lambda: T.by_task(tid), 20, 0.02)
+    T.deliver(srv, T.comment_event(9021, 84, "/healer stop", "OWNER"), event="issue_comment")
+    T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    stopped = T.wait_state(srv, tid, "stopped", 15)
+    time.sleep(0.5)
+    t = T.task_of(srv, tid)
+    check("/healer stop while a job failure's first attempt is being decided (its event names "
+          "no PR): the task ends stopped, its CodeRun deleted",
+          stopped and t.get("state") == "stopped"
+          and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
+          and not T.by_task(tid),
+          [{k: t.get(k) for k in ("state", "attempts")},
+           [c["metadata"]["name"] for c in T.by_task(tid)],
+           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+
+    # a conflict (409) while a command runs: the worker read the pipeline's
+    # HL_ECONFLICT as "another process finished it" and left the delivery
+    # claimed until a restart
+    sha = "9" * 40
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [T.pull(86, "edge/conflict", sha)],
+        "check_runs_by_ref": {sha: [T.check_run(7591, 8591, "edge/conflict", sha, "failure")]},
+        "runs": [T.run_of(8591, "edge/conflict", sha, "failure")]})
+    T.seed_job(7591)
+    T.gh("POST", "/_stub/config", {"rules": [
+        {"method": "GET", "path": f"/repos/{T.REPO}/pulls/86", "status": 409, "times": 1,
+         "body": {"message": "Conflict"}}]})
+    T.deliver(srv, T.comment_event(9031, 86, "/healer fix", "MEMBER"), event="issue_comment")
+    runs = wait_for(lambda: [c for c in T.coderuns()
+                             if c["spec"].get("env", {}).get("PR_NUMBER") == "86"], 30) or []
+    T.gh("POST", "/_stub/config", {"rules": []})
+    check("a 409 from GitHub while /healer fix runs: the command is retried and the fix starts",
+          len(runs) == 1, [ln for ln in srv.log_tail().splitlines()
+                           if "Conflict" in ln or "healer command" in ln][-4:])
+    srv.stop()
+    return srv
+
+
 def main():
     servers = [kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
-               check_run_of_unknown_run(), replayed_after_a_retry()]
+               check_run_of_unknown_run(), replayed_after_a_retry(),
+               stop_while_a_job_failure_is_decided()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()
