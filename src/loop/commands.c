@@ -272,6 +272,32 @@ cmd_stop_waits(struct hl_loop_command_result *out, const struct hl_task_record *
 	return 2;
 }
 
+/* Deletes every active CodeRun labelled with task_id: one whose name the
+ * task never recorded (its create answered late or failed, yet the API
+ * server stored it, and the stop came before the decision was retried)
+ * would run on, orphaned. */
+static int
+cmd_delete_unnamed(struct hl_loop *l, const char *task_id, struct hl_err *err)
+{
+	char sel[HL_TASK_ID_MAX + 64];
+	json_t *active = NULL, *c;
+	size_t i;
+	int rc;
+
+	if (!l->dispatch)
+		return 0;
+	snprintf(sel, sizeof(sel), "app.kubernetes.io/name=healer,healer/task-id=%s", task_id);
+	if ((rc = hl_dispatch_find_active(l->dispatch, &active, sel, err)) < 0)
+		return rc;
+	json_array_foreach(active, i, c)
+	{
+		if ((rc = hl_loop_delete_coderun(l, hl_json_str(c, "metadata.name"), err)) < 0)
+			break;
+	}
+	json_decref(active);
+	return rc;
+}
+
 /* /healer stop: the active CodeRun goes, the task ends stopped. */
 static int
 cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_task_record *t,
@@ -286,6 +312,8 @@ cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_
 	}
 	if (cmd_stop_waits(out, t))
 		return 2;
+	if ((rc = cmd_delete_unnamed(l, t->task_id, err)) < 0)
+		return rc;
 	if (a && a->phase != HL_PHASE_DONE) {
 		if ((rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)
 			return rc;

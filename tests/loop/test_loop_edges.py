@@ -348,13 +348,21 @@ def stop_while_a_job_failure_is_decided():
     T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 3000})
     tid = T.deliver(srv, T.job_event(7590, 8590, "edge/stopd"))
     wait_for(lambda: T.by_task(tid), 20, 0.02)
+    # and a CodeRun of the task whose name it never recorded (its create
+    # answered too late, stored all the same): the stop deletes it too
+    T.kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": "edge-stopd-unrecorded", "namespace": T.NS,
+                     "labels": {"app.kubernetes.io/name": "healer", "healer/task-id": tid,
+                                "healer/attempt": "9"}},
+        "spec": {"service": "healer-ci"}, "status": {"phase": "Pending"}}]})
     T.deliver(srv, T.comment_event(9021, 84, "/healer stop", "OWNER"), event="issue_comment")
     T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
     stopped = T.wait_state(srv, tid, "stopped", 15)
     time.sleep(0.5)
     t = T.task_of(srv, tid)
     check("/healer stop while a job failure's first attempt is being decided (its event names "
-          "no PR): the task ends stopped, its CodeRun deleted",
+          "no PR): the task ends stopped, its CodeRuns deleted (one it never recorded too)",
           stopped and t.get("state") == "stopped"
           and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
           and not T.by_task(tid),
