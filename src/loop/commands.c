@@ -459,21 +459,23 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 }
 
 /*
- * A failure of a job (whose event names no PR) on the PR's head branch
- * whose task is still being decided: the task learns its PR with its
- * decision, so /healer stop found nothing by the PR. 2 (the command comes
- * back) while the branch's newest task is being decided; 0 when none is,
- * or GitHub cannot tell the branch (logged).
+ * /healer stop that found no active task of the PR: a failure of a job on
+ * the PR's head branch (its event names no PR) whose task learns the PR
+ * with its decision, or was decided without one. The branch's newest task,
+ * when active without a PR or a decision, is stopped (under its lease: a
+ * decision at work finishes first), or waited for (2) while it is being
+ * decided. 0 when there is none, or GitHub cannot tell the branch (logged).
  */
 static int
-cmd_stop_branch_deciding(struct hl_loop *l, struct hl_loop_command_result *out,
-                         const struct hl_event *ev, struct hl_err *err)
+cmd_stop_branch(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+                const char *ref, int *stopped, struct hl_err *err)
 {
 	struct hl_err gerr = HL_ERR_INIT;
 	struct hl_task_record *t = NULL;
 	char id[HL_TASK_ID_MAX];
 	const char *branch;
 	json_t *pr = NULL;
+	bool ours;
 	int rc;
 
 	if (!l->github)
@@ -485,17 +487,23 @@ cmd_stop_branch_deciding(struct hl_loop *l, struct hl_loop_command_result *out,
 	}
 	branch = hl_json_str(pr, "head.ref");
 	rc = branch ? hl_store_task_find(l->store, id, ev->repository, branch, 0,
-	                                 HL_TASK_FIND_OTHER_RUN,
-	                                 hl_time_wall_ms() - LOOP_DECIDING_MS, NULL, err)
+	                                 HL_TASK_FIND_OTHER_RUN, 0, NULL, err)
 	            : -HL_ENOTFOUND;
 	json_decref(pr);
 	if (rc == -HL_ENOTFOUND)
 		return 0;
 	if (rc < 0 || (rc = hl_store_task_get(l->store, &t, id, err)) < 0)
 		return rc;
-	rc = cmd_stop_waits(out, t);
+	ours = (t->state == HL_TASK_QUEUED || hl_task_state_is_active(t->state)) &&
+	       (!t->agent || t->pr_number <= 0);
+	rc = ours ? cmd_stop_waits(out, t) : 0;
 	hl_task_record_free(t);
-	return rc;
+	if (!ours || rc)
+		return rc;
+	if ((rc = cmd_on_task(l, out, ev, ref, id, err)) != 0)
+		return rc;
+	*stopped = strcmp(out->outcome, "stopped") == 0;
+	return 0;
 }
 
 /* The refusal limit's key of ev's (repository, PR, author), lower case
@@ -640,7 +648,7 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 
 		if ((rc = cmd_stop_all(l, out, ev, ref, &stopped, err)) != 0 || stopped)
 			return rc;
-		if ((rc = cmd_stop_branch_deciding(l, out, ev, err)) != 0)
+		if ((rc = cmd_stop_branch(l, out, ev, ref, &stopped, err)) != 0 || stopped)
 			return rc;
 		/* none active: the answer is the last task's state */
 	}

@@ -24,8 +24,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - a failure's delivery processed again (replayed, or its claim taken
   over) after its task went on to a second attempt: nothing changes;
 - /healer stop while a job failure's first attempt is being decided (the
-  event names no PR; the task learns it with its decision): the task ends
-  stopped and its CodeRun is deleted;
+  event names no PR; the task learns it with its decision), also past the
+  two minutes a claim counts as being decided: the task ends stopped and
+  stays so, and its CodeRuns are deleted, one it never recorded too;
 - a 409 from GitHub while /healer fix runs: the command is retried.
 
 Standard library only; prints TAP."""
@@ -369,6 +370,31 @@ def stop_while_a_job_failure_is_decided():
           [{k: t.get(k) for k in ("state", "attempts")},
            [c["metadata"]["name"] for c in T.by_task(tid)],
            [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+
+    # a stop while a decision older than the two minutes a claim counts as
+    # being decided is still at work (its CodeRun create answered late):
+    # found by the PR's branch, the task is stopped, its CodeRun deleted,
+    # and the decision coming back does not set it running again (before,
+    # the stop found nothing and the agent went on)
+    T.gh("POST", "/_stub/seed", {"pulls": [T.pull(85, "edge/stopold", T.SHA0)]})
+    T.seed_job(7592)
+    T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 3000})
+    tid = T.deliver(srv, T.job_event(7592, 8592, "edge/stopold"))
+    wait_for(lambda: T.by_task(tid), 20, 0.02)
+    dtest.store_exec(srv.data_dir, "UPDATE remediation_tasks SET created_ms = created_ms - "
+                     "180000 WHERE task_id = ?", (tid,))
+    T.deliver(srv, T.comment_event(9022, 85, "/healer stop", "OWNER"), event="issue_comment")
+    T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
+    stopped = T.wait_state(srv, tid, "stopped", 15)
+    time.sleep(2.0)
+    t = T.task_of(srv, tid)
+    check("/healer stop while an old claim's decision is still at work: the task ends stopped "
+          "and stays so, its CodeRun deleted",
+          stopped and t.get("state") == "stopped"
+          and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
+          and not T.by_task(tid),
+          [{k: t.get(k) for k in ("state", "attempts")},
+           [c["metadata"]["name"] for c in T.by_task(tid)]])
 
     # a conflict (409) while a command runs: the worker read the pipeline's
     # HL_ECONFLICT as "another process finished it" and left the delivery
