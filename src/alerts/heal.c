@@ -948,9 +948,8 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 	struct hl_task_record *t = NULL;
 	const struct hl_attempt_record *cur = NULL;
 	json_t *cr = NULL;
-	char owner[HL_DELIVERY_ID_MAX + 16], why[256];
+	char owner[HL_DELIVERY_ID_MAX + 16], why[256], name[64] = "";
 	bool deleted = false, succeeded = false, never = false;
-	size_t i;
 	int rc;
 
 	rc = hl_store_task_get(a->store, &t, task_id, err);
@@ -982,46 +981,57 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 		}
 		goto out;
 	}
-	for (i = 0; i < t->n_attempts; i++)
-		if (t->attempt[i].n == t->attempts)
-			cur = &t->attempt[i];
+	/* the newest attempt, also one still being prepared: its CodeRun may
+	 * exist though its name was never recorded (the create answered late
+	 * or not at all, and the firing's retry had not come back yet) */
+	if (t->n_attempts)
+		cur = &t->attempt[t->n_attempts - 1];
 	/* claimed by a resolution (heal_resolved_first): nothing was tried */
 	never = t->attempts == 0 && t->n_attempts == 0;
 	snprintf(why, sizeof(why), "%s",
 	         cur     ? "the alert resolved"
 	         : never ? "the alert resolved before its firing was handled"
 	                 : "the alert resolved before a CodeRun was created");
-	if (cur && cur->phase != HL_PHASE_DONE && cur->coderun_name && *cur->coderun_name) {
+	if (cur && cur->phase != HL_PHASE_DONE) {
 		/* the CodeRun's own phase is the truth; a run that started is
 		 * left to finish (its fix may still land) */
 		const char *phase = NULL;
-		rc = hl_dispatch_get(a->dispatch, &cr, cur->coderun_name, err);
+
+		if (cur->coderun_name && *cur->coderun_name)
+			alerts_set(name, sizeof(name), cur->coderun_name);
+		else if ((rc = alerts_find_coderun(a, name, task_id, cur->n, err)) < 0)
+			goto out;
+		else if (rc == 1)
+			name[0] = '\0';
+		rc = name[0] ? hl_dispatch_get(a->dispatch, &cr, name, err) : -HL_ENOTFOUND;
 		if (rc < 0 && rc != -HL_ENOTFOUND)
 			goto out;
 		phase = rc == 0 ? hl_json_str(cr, "status.phase") : NULL;
 		if (rc == 0 && hl_dispatch_phase_active(phase) &&
 		    !(phase && strcmp(phase, "Running") == 0)) {
-			if ((rc = hl_dispatch_delete(a->dispatch, cur->coderun_name, err)) < 0)
+			if ((rc = hl_dispatch_delete(a->dispatch, name, err)) < 0)
 				goto out;
 			deleted = true;
 			snprintf(why, sizeof(why),
 			         "the alert resolved; CodeRun %s was deleted before it started",
-			         cur->coderun_name);
+			         name);
 		} else if (rc == 0 && phase && strcmp(phase, "Running") == 0) {
 			snprintf(
 			        why, sizeof(why),
 			        "the alert resolved; CodeRun %s was already running and is left to "
 			        "finish",
-			        cur->coderun_name);
+			        name);
 		} else if (rc == 0 && phase && strcmp(phase, "Succeeded") == 0) {
 			/* the agent's fix, not yet judged by the loop: it worked */
 			succeeded = true;
 			snprintf(why, sizeof(why), "CodeRun %s succeeded and the alert resolved",
-			         cur->coderun_name);
+			         name);
 		} else if (rc == 0 && phase && strcmp(phase, "Failed") == 0) {
 			snprintf(why, sizeof(why), "the alert resolved after CodeRun %s failed",
-			         cur->coderun_name);
+			         name);
 		}
+		/* done in every case: an attempt left preparing would hold its
+		 * CodeRun slot for good (a stopped task is never stepped) */
 		rc = hl_store_attempt_put(
 		        a->store,
 		        &(struct hl_attempt){ .task_id = task_id,
@@ -1031,6 +1041,7 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 		                              .outcome = succeeded ? HL_OUTCOME_SUCCESS
 		                                                   : HL_OUTCOME_STOPPED,
 		                              .reason = why,
+		                              .coderun_name = name[0] ? name : NULL,
 		                              .finished_ms = hl_time_wall_ms() },
 		        err);
 		if (rc < 0)

@@ -54,6 +54,7 @@ POD_CART3 = "cart-6f7a8b9c0d-q5r6s"  # two alerts at once
 POD_CART4 = "cart-6f7a8b9c0d-w9x0y"  # a panic at a long non-ASCII location
 POD_GUARD1 = "cart-6f7a8b9c0d-g1g1g"  # a retry while another task's CodeRun is active
 POD_ODD = "odd-1a2b3c4d5e-o0d1d"  # its owner's name is no Kubernetes name
+POD_LOST = "api-7d9f8b6c5d-l0s7r"  # its CodeRun's create answer is lost
 POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
@@ -975,6 +976,32 @@ def main():
     check("a healthy application (flat form) -> skipped, no task",
           st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "not_degraded"
           and ans.get("task_ids") == [], ans)
+    # a firing whose CodeRun was stored but the create's answer lost (503),
+    # resolved before the firing's retry recorded the CodeRun's name: the
+    # resolution finds it by its labels and deletes it, and the attempt ends
+    # (before, the CodeRun ran on, unknown, and the attempt stayed
+    # preparing, holding a CodeRun slot for good)
+    lost = pod(POD_LOST, "api", "7d9f8b6c5d", [crash_status("api", "Error", 1, 2)])
+    kube("POST", "/_stub/seed", {"pods": [lost], "logs": [
+        {"namespace": APP_NS, "pod": POD_LOST, "container": "api", "text": "panic\n"}]})
+    kube("POST", "/_stub/config", {"create_reply_lost": 1})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_LOST, "10571057")]))
+    tid_lost = (ans.get("task_ids") or ["?"])[0]
+    made = wait_for(lambda: coderuns(tid_lost), 20, 0.02)
+    st2, ans2 = post(srv, "/api/alerts/alertmanager",
+                     am_body([am_alert(POD_LOST, "10571057", status="resolved")], "resolved"))
+    ended = wait_for(lambda: task_of(srv, tid_lost).get("state") in ("stopped", "skipped"), 20)
+    time.sleep(1.5)  # the firing's retry meanwhile changes nothing
+    t_lost = task_of(srv, tid_lost)
+    check("resolved while its CodeRun's create answer was lost: the CodeRun found by its "
+          "labels is deleted, the attempt ends stopped",
+          st == 202 and st2 == 202 and made and ended and t_lost.get("state") == "stopped"
+          and not coderuns(tid_lost)
+          and [a.get("outcome") for a in t_lost.get("attempts") or []] == ["stopped"],
+          [t_lost.get("state"), t_lost.get("reason"), t_lost.get("attempts"),
+           [c["metadata"]["name"] for c in coderuns(tid_lost)]])
+    kube("POST", "/_stub/config", {"create_reply_lost": 0})
+
     # a pod whose owner's name is no Kubernetes name (a broken or hostile API
     # server): never the workload quoted in the Prometheus query
     odd = pod(POD_ODD, "odd", "1a2b3c4d5e", [crash_status("api", "Error", 1, 2)])

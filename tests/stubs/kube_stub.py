@@ -56,7 +56,8 @@ Config keys: "gone_mode": "http"|"event"; "watch_close_after": N events
 that code, then the end); "bookmark_ms": N; "watch_max_s": N;
 "continue_gone": N (the next N continue tokens are 410 Expired);
 "create_reply_delay_ms": N (a CodeRun create is stored and watched at once,
-answered N ms later).
+answered N ms later); "create_reply_lost": N (the next N creates are stored,
+then answered 503).
 
 usage: kube_stub.py --cert C --key K --token T --crd deploy/crds/coderun.yaml
 """
@@ -622,6 +623,13 @@ class KubeHandler(stubcommon.StubHandler):
         delay = self.server.config.get("create_reply_delay_ms", 0)
         if delay:
             time.sleep(delay / 1000.0)
+        # or lost on its way (a gateway's 503): stored all the same
+        with st.cond:
+            lost = int(self.server.config.get("create_reply_lost", 0))
+            if lost > 0:
+                self.server.config["create_reply_lost"] = lost - 1
+        if lost > 0:
+            return self.fail(503, "the server is currently unable to handle the request")
         return self.send(201, obj)
 
     def conflict(self, name):
