@@ -72,6 +72,7 @@
 #define OUTBOX_WAIT_MAX   (15 * 60 * 1000)
 #define OUTBOX_TIMEOUT_MS 15000
 #define OUTBOX_ATTEMPTS   32
+#define OUTBOX_RECORD_MS  (2 * 60 * 1000) /* how long a result is tried again */
 
 static bool
 outbox_set(const char *s)
@@ -587,6 +588,29 @@ outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
 	return due;
 }
 
+/* Records a sent notification's result under its lock, again with a
+ * growing pause while the store refuses (a full disk, a stuck writer, the
+ * database restarting) for up to OUTBOX_RECORD_MS: a delivered one left
+ * due would be sent again by the next pass, of any replica. Gives up at
+ * stop. */
+static int
+outbox_record(struct hl_loop *l, int64_t id, enum hl_notification_state st, int tries,
+              int64_t next, const char *message, struct hl_err *err)
+{
+	int64_t pause = 50, until = hl_time_mono_ms() + OUTBOX_RECORD_MS;
+
+	for (;;) {
+		if (hl_store_outbox_update(l->store, id, st, tries, next, message, err) == 0)
+			return 0;
+		if (atomic_load(&l->stop) || hl_time_mono_ms() + pause > until)
+			return -1;
+		hl_log_kv(HL_LOG_WARN, "recording a notification failed; trying again", "error",
+		          err->msg, NULL);
+		hl_loop_nap(l, pause);
+		pause = pause < 2500 ? pause * 2 : 5000;
+	}
+}
+
 /* Delivers what is due; returns how many this outbox handled (0 also when
  * every due one is another replica's just now: the caller then sleeps). */
 static int
@@ -663,9 +687,8 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,
 		          "result", hl_notify_status_name(res.status), "error", res.error, "detail",
 		          res.message, NULL);
-		if (hl_store_outbox_update(l->store, nt->id, st, tries, next,
-		                           st == HL_OUTBOX_DELIVERED ? NULL : res.message,
-		                           &err) < 0)
+		if (outbox_record(l, nt->id, st, tries, next,
+		                  st == HL_OUTBOX_DELIVERED ? NULL : res.message, &err) < 0)
 			hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error", err.msg,
 			          NULL);
 		/* only once the result is recorded: another outbox then finds it done */
