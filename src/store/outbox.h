@@ -52,8 +52,10 @@ int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t
  * it, or put it off, after this one read it due. */
 int hl_store_outbox_is_due(struct hl_store *s, bool *due, int64_t id, int64_t now_ms,
                            struct hl_err *err) HL_MUST_CHECK;
-/* Records a delivery attempt's result: state, the attempts made so far,
- * when to try again (pending) and the last error (NULL on success). */
+/* Records a delivery attempt's result: state, the attempts made so far
+ * (never fewer than recorded: an outbox that read the row before another's
+ * retries counts from a stale number), when to try again (pending) and the
+ * last error (NULL on success). */
 int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                            int attempts, int64_t next_ms, const char *last_error,
                            struct hl_err *err) HL_MUST_CHECK;

@@ -633,7 +633,8 @@ hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 	hl_pg_text(&p, last_error);
 	hl_pg_int(&p, hl_time_wall_ms());
 	rc = pg_changes(b, &changed,
-	                "UPDATE notifications SET state = $2, attempts = $3, next_ms = $4,"
+	                "UPDATE notifications SET state = $2, attempts = GREATEST(attempts, $3),"
+	                " next_ms = $4,"
 	                " last_error = $5,"
 	                " delivered_ms = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_ms END"
 	                " WHERE id = $1 AND state = 'pending'",

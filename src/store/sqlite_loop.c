@@ -619,7 +619,7 @@ hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
                     int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
-	        b, "UPDATE notifications SET state = ?2, attempts = ?3, next_ms = ?4,"
+	        b, "UPDATE notifications SET state = ?2, attempts = MAX(attempts, ?3), next_ms = ?4,"
 	           " last_error = ?5,"
 	           " delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END"
 	           " WHERE id = ?1 AND state = 'pending'");

@@ -2931,6 +2931,20 @@ test_store_outbox_is_due(void **state)
 	assert_false(is_due);
 	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now + 60000, &err), 0);
 	assert_true(is_due);
+	/* an outbox that read it before another's retries records a smaller
+	 * count: the count never goes back (the cap and backoff read it) */
+	assert_int_equal(
+	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 4, now + 60000, "503", &err),
+	        0);
+	assert_int_equal(
+	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 2, now + 60000, "503", &err),
+	        0);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now + 60000, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(due[0].attempts, 4);
+	hl_notification_release(&due[0]);
+	free(due);
+	due = NULL;
 	assert_int_equal(hl_store_outbox_update(f->s, id, HL_OUTBOX_DELIVERED, 2, 0, NULL, &err),
 	                 0);
 	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now + 60000, &err), 0);
