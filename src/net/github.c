@@ -5,9 +5,9 @@
  * Invariants: the installation token cache is guarded by a mutex and is
  * refreshed 5 minutes before expires_at (read against the answer's Date,
  * at most an hour: a clock apart from GitHub's neither mints a token per
- * call nor keeps one past its life), and at once
- * after a 401 (revoked; the call that met it is made once more with the
- * new token: a 401 was not acted on); the Authorization header is only
+ * call nor keeps one past its life), and at once after a 401 (revoked; the
+ * call that met it is made once more with the new token: a 401 was not
+ * acted on); the Authorization header is only
  * attached to URLs on the API origin (scheme://host[:port] of api_url), and
  * the fetch engine drops it on redirects, so job-log storage hosts and
  * foreign pagination links never see it.

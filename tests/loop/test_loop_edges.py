@@ -339,6 +339,20 @@ def replayed_after_a_retry():
     return srv
 
 
+def check_stopped(srv, tid, settle_s, name):
+    """Checks that task tid ends stopped, stays so for settle_s, its first
+    attempt stopped and no CodeRun of it left."""
+    stopped = T.wait_state(srv, tid, "stopped", 15)
+    time.sleep(settle_s)
+    t = T.task_of(srv, tid)
+    check(name, stopped and t.get("state") == "stopped"
+          and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
+          and not T.by_task(tid),
+          [{k: t.get(k) for k in ("state", "attempts")},
+           [c["metadata"]["name"] for c in T.by_task(tid)],
+           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+
+
 def stop_while_a_job_failure_is_decided():
     # a workflow_job event names no PR: its task learns the PR with its
     # decision, so a stop meanwhile found no task of the PR and was dropped
@@ -359,17 +373,10 @@ def stop_while_a_job_failure_is_decided():
         "spec": {"service": "healer-ci"}, "status": {"phase": "Pending"}}]})
     T.deliver(srv, T.comment_event(9021, 84, "/healer stop", "OWNER"), event="issue_comment")
     T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
-    stopped = T.wait_state(srv, tid, "stopped", 15)
-    time.sleep(0.5)
-    t = T.task_of(srv, tid)
-    check("/healer stop while a job failure's first attempt is being decided (its event names "
-          "no PR): the task ends stopped, its CodeRuns deleted (one it never recorded too)",
-          stopped and t.get("state") == "stopped"
-          and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
-          and not T.by_task(tid),
-          [{k: t.get(k) for k in ("state", "attempts")},
-           [c["metadata"]["name"] for c in T.by_task(tid)],
-           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+    check_stopped(srv, tid, 0.5,
+                  "/healer stop while a job failure's first attempt is being decided (its event "
+                  "names no PR): the task ends stopped, its CodeRuns deleted (one it never "
+                  "recorded too)")
 
     # a stop while a decision older than the two minutes a claim counts as
     # being decided is still at work (its CodeRun create answered late):
@@ -385,16 +392,9 @@ def stop_while_a_job_failure_is_decided():
                      "180000 WHERE task_id = ?", (tid,))
     T.deliver(srv, T.comment_event(9022, 85, "/healer stop", "OWNER"), event="issue_comment")
     T.kube("POST", "/_stub/config", {"create_reply_delay_ms": 0})
-    stopped = T.wait_state(srv, tid, "stopped", 15)
-    time.sleep(2.0)
-    t = T.task_of(srv, tid)
-    check("/healer stop while an old claim's decision is still at work: the task ends stopped "
-          "and stays so, its CodeRun deleted",
-          stopped and t.get("state") == "stopped"
-          and (t.get("attempts") or [{}])[0].get("outcome") == "stopped"
-          and not T.by_task(tid),
-          [{k: t.get(k) for k in ("state", "attempts")},
-           [c["metadata"]["name"] for c in T.by_task(tid)]])
+    check_stopped(srv, tid, 2.0,
+                  "/healer stop while an old claim's decision is still at work: the task ends "
+                  "stopped and stays so, its CodeRun deleted")
 
     # a conflict (409) while a command runs: the worker read the pipeline's
     # HL_ECONFLICT as "another process finished it" and left the delivery
