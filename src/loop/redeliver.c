@@ -150,6 +150,26 @@ redeliver_not_taken(const struct hl_err *e)
 	return e->code == HL_EUPSTREAM || e->code == HL_EAUTH;
 }
 
+/* Ends rd's claim with outcome. A claim that went stale while this pass
+ * waited on GitHub (over HL_REDELIVERY_STALE_MS) may have been taken by
+ * another claimer: its row is left to it. */
+static int
+redeliver_end(struct hl_redeliver *r, const struct hl_redelivery *rd, const char *outcome,
+              const char *detail, struct hl_err *err)
+{
+	int rc = hl_store_redelivery_finish(r->store, rd, outcome, detail, err);
+
+	if (rc == -HL_ECONFLICT) {
+		hl_log_kv(HL_LOG_WARN,
+		          "a redelivery claim was taken over while its request ran; its new "
+		          "claimer records the outcome",
+		          "delivery", rd->guid, "outcome", outcome, NULL);
+		*err = (struct hl_err)HL_ERR_INIT;
+		return 0;
+	}
+	return rc < 0 ? rc : 0;
+}
+
 /* Gives up on a delivery whose request GitHub did not take once more
  * (tries of them now): recorded failed for good. */
 static int
@@ -158,7 +178,6 @@ redeliver_give_up(struct hl_redeliver *r, struct hl_redeliver_pass *p,
                   const struct hl_err *gerr, struct hl_err *err)
 {
 	char detail[sizeof(gerr->msg) + 96], n[16];
-	int rc;
 
 	snprintf(n, sizeof(n), "%d", tries);
 	snprintf(detail, sizeof(detail),
@@ -169,8 +188,7 @@ redeliver_give_up(struct hl_redeliver *r, struct hl_redeliver_pass *p,
 	          "giving up on a failed delivery: GitHub did not take any of its redelivery "
 	          "requests; recorded failed, never asked again",
 	          "delivery", rd->guid, "github_id", id, "requests", n, "error", gerr->msg, NULL);
-	rc = hl_store_redelivery_finish(r->store, rd->guid, "failed", detail, err);
-	return rc < 0 ? rc : 0;
+	return redeliver_end(r, rd, "failed", detail, err);
 }
 
 /* Asks for one failed delivery d, once (its claim first). Returns 1 when
@@ -227,13 +245,12 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 		atomic_fetch_add(&r->requested, 1);
 		hl_log_kv(HL_LOG_INFO, "asked GitHub to redeliver a failed delivery", "delivery",
 		          rd.guid, "github_id", id, "event", rd.event ? rd.event : "", NULL);
-		rc = hl_store_redelivery_finish(r->store, rd.guid, "requested", NULL, err);
-		return rc < 0 ? rc : 0;
+		return redeliver_end(r, &rd, "requested", NULL, err);
 	}
 	if (redeliver_rate_limited(&gerr)) {
 		hl_log_kv(HL_LOG_WARN, "GitHub rate-limits redelivery; the next pass goes on",
 		          "delivery", rd.guid, "error", gerr.msg, NULL);
-		rc = hl_store_redelivery_release(r->store, rd.guid, false, gerr.msg, err);
+		rc = hl_store_redelivery_release(r->store, &rd, false, gerr.msg, err);
 		return rc < 0 ? rc : 1;
 	}
 	if (redeliver_not_taken(&gerr)) {
@@ -243,15 +260,14 @@ redeliver_one(struct hl_redeliver *r, struct hl_redeliver_pass *p, const json_t 
 		hl_log_kv(HL_LOG_WARN,
 		          "GitHub did not take a redelivery request; a later pass asks again",
 		          "delivery", rd.guid, "github_id", id, "error", gerr.msg, NULL);
-		rc = hl_store_redelivery_release(r->store, rd.guid, true, gerr.msg, err);
+		rc = hl_store_redelivery_release(r->store, &rd, true, gerr.msg, err);
 		return rc < 0 ? rc : 2;
 	}
 	p->refused++;
 	atomic_fetch_add(&r->refused, 1);
 	hl_log_kv(HL_LOG_WARN, "GitHub did not redeliver a failed delivery", "delivery", rd.guid,
 	          "github_id", id, "error", gerr.msg, NULL);
-	rc = hl_store_redelivery_finish(r->store, rd.guid, "failed", gerr.msg, err);
-	return rc < 0 ? rc : 0;
+	return redeliver_end(r, &rd, "failed", gerr.msg, err);
 }
 
 static bool

@@ -96,9 +96,32 @@ hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 	return 0;
 }
 
+/* Why no row pending under owner was changed: -HL_ENOTFOUND for an
+ * unknown guid, -HL_ECONFLICT when the row is another claimer's or ended. */
+static int
+pg_redelivery_not_held(struct hl_store_backend *b, const char *guid, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	bool found;
+	int rc;
+
+	hl_pg_text(&p, guid);
+	rc = hl_pg_exec(b, &r, "SELECT 1 FROM redeliveries WHERE guid = $1", &p, false,
+	                "redelivery", err);
+	if (rc < 0)
+		return rc;
+	found = PQntuples(r) > 0;
+	PQclear(r);
+	if (!found)
+		return hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
+	return hl_err_set(err, HL_ECONFLICT, "the redelivery claim of '%s' is no longer ours",
+	                  guid);
+}
+
 int
-hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
-                        const char *detail, struct hl_err *err)
+hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *owner,
+                        const char *outcome, const char *detail, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	int64_t changed = 0;
@@ -108,18 +131,20 @@ hl_pg_redelivery_finish(struct hl_store_backend *b, const char *guid, const char
 	hl_pg_text(&p, outcome);
 	hl_pg_text(&p, detail);
 	hl_pg_int(&p, hl_time_wall_ms());
+	hl_pg_text(&p, owner);
 	rc = pg_redeliver_changes(b, &changed,
 	                          "UPDATE redeliveries SET outcome = $2, detail = $3,"
-	                          " updated_ms = $4 WHERE guid = $1",
+	                          " updated_ms = $4 WHERE guid = $1"
+	                          " AND requested_by = $5 AND outcome = 'pending'",
 	                          &p, "redelivery", err);
 	if (rc == 0 && changed == 0)
-		rc = hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
+		rc = pg_redelivery_not_held(b, guid, err);
 	return rc;
 }
 
 int
-hl_pg_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_taken,
-                         const char *detail, struct hl_err *err)
+hl_pg_redelivery_release(struct hl_store_backend *b, const char *guid, const char *owner,
+                         bool not_taken, const char *detail, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	int64_t changed = 0;
@@ -128,9 +153,10 @@ hl_pg_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_
 	hl_pg_int(&p, not_taken ? 1 : 0);
 	hl_pg_text(&p, detail);
 	hl_pg_int(&p, hl_time_wall_ms());
+	hl_pg_text(&p, owner);
 	return pg_redeliver_changes(b, &changed,
 	                            "UPDATE redeliveries SET outcome = 'retry',"
 	                            " not_taken = not_taken + $2, detail = $3, updated_ms = $4"
-	                            " WHERE guid = $1 AND outcome = 'pending'",
+	                            " WHERE guid = $1 AND requested_by = $5 AND outcome = 'pending'",
 	                            &p, "redelivery release", err);
 }

@@ -54,16 +54,20 @@ struct hl_redelivery_history {
 int hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redelivery_history *hist,
                               const struct hl_redelivery *r, struct hl_err *err) HL_MUST_CHECK;
 
-/* Ends a claim: outcome "requested" (GitHub accepted) or "failed", with a
- * detail (GitHub's message; may be NULL). -HL_ENOTFOUND for an unknown guid. */
-int hl_store_redelivery_finish(struct hl_store *s, const char *guid, const char *outcome,
-                               const char *detail, struct hl_err *err);
+/* Ends r's claim (r->guid, pending under r->owner): outcome "requested"
+ * (GitHub accepted) or "failed", with a detail (GitHub's message; may be
+ * NULL). -HL_ENOTFOUND for an unknown guid; -HL_ECONFLICT when the claim
+ * is no longer r->owner's (it went stale and another claimer took it, or
+ * it ended): the row is left to its new claimer. */
+int hl_store_redelivery_finish(struct hl_store *s, const struct hl_redelivery *r,
+                               const char *outcome, const char *detail, struct hl_err *err);
 
-/* Gives back a claim that is still pending (outcome "retry"), so a later
- * run may claim it again: not_taken counts the request as one GitHub
- * answered it did not take (false: it never reached GitHub, a rate limit);
- * detail is GitHub's message (may be NULL). Unknown or finished: no-op. */
-int hl_store_redelivery_release(struct hl_store *s, const char *guid, bool not_taken,
-                                const char *detail, struct hl_err *err);
+/* Gives back r's claim while it is still pending under r->owner (outcome
+ * "retry"), so a later run may claim it again: not_taken counts the
+ * request as one GitHub answered it did not take (false: it never reached
+ * GitHub, a rate limit); detail is GitHub's message (may be NULL).
+ * Unknown, finished or another claimer's: no-op. */
+int hl_store_redelivery_release(struct hl_store *s, const struct hl_redelivery *r,
+                                bool not_taken, const char *detail, struct hl_err *err);
 
 #endif

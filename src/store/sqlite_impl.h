@@ -193,10 +193,10 @@ int hl_sq_delivery_known(struct hl_store_backend *b, bool *known, const char *de
 int hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
                            struct hl_redelivery_history *hist, const struct hl_redelivery *r,
                            struct hl_err *err);
-int hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
-                            const char *detail, struct hl_err *err);
-int hl_sq_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_taken,
-                             const char *detail, struct hl_err *err);
+int hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *owner,
+                           const char *outcome, const char *detail, struct hl_err *err);
+int hl_sq_redelivery_release(struct hl_store_backend *b, const char *guid, const char *owner,
+                            bool not_taken, const char *detail, struct hl_err *err);
 
 /* store/memory.h */
 /* Registers the memory search's ranking function on db (sqlite_memory.c). */

@@ -78,12 +78,34 @@ hl_sq_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 	return rc;
 }
 
+/* Why no row pending under owner was changed: -HL_ENOTFOUND for an
+ * unknown guid, -HL_ECONFLICT when the row is another claimer's or ended. */
+static int
+sq_redelivery_not_held(struct hl_store_backend *b, const char *guid, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT 1 FROM redeliveries WHERE guid = ?1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "redelivery");
+	sqlite3_bind_text(st, 1, guid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	hl_sq_done(b, st);
+	if (rc == SQLITE_DONE)
+		return hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
+	if (rc != SQLITE_ROW)
+		return hl_sq_fail(err, b->db, "redelivery");
+	return hl_err_set(err, HL_ECONFLICT, "the redelivery claim of '%s' is no longer ours",
+	                  guid);
+}
+
 int
-hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *outcome,
-                        const char *detail, struct hl_err *err)
+hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const char *owner,
+                        const char *outcome, const char *detail, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE redeliveries SET outcome = ?2, detail = ?3,"
-	                                    " updated_ms = ?4 WHERE guid = ?1");
+	                                    " updated_ms = ?4 WHERE guid = ?1"
+	                                    " AND requested_by = ?5 AND outcome = 'pending'");
 	int rc;
 
 	if (!st)
@@ -93,21 +115,22 @@ hl_sq_redelivery_finish(struct hl_store_backend *b, const char *guid, const char
 	if (detail)
 		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, hl_time_wall_ms());
+	sqlite3_bind_text(st, 5, owner, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery");
 	hl_sq_done(b, st);
 	if (rc == 0 && sqlite3_changes(b->db) == 0)
-		rc = hl_err_set(err, HL_ENOTFOUND, "no redelivery '%s'", guid);
+		rc = sq_redelivery_not_held(b, guid, err);
 	return rc;
 }
 
 int
-hl_sq_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_taken,
-                         const char *detail, struct hl_err *err)
+hl_sq_redelivery_release(struct hl_store_backend *b, const char *guid, const char *owner,
+                         bool not_taken, const char *detail, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE redeliveries SET outcome = 'retry',"
 	                                    " not_taken = not_taken + ?2, detail = ?3,"
 	                                    " updated_ms = ?4 WHERE guid = ?1"
-	                                    " AND outcome = 'pending'");
+	                                    " AND requested_by = ?5 AND outcome = 'pending'");
 	int rc;
 
 	if (!st)
@@ -117,6 +140,7 @@ hl_sq_redelivery_release(struct hl_store_backend *b, const char *guid, bool not_
 	if (detail)
 		sqlite3_bind_text(st, 3, detail, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, hl_time_wall_ms());
+	sqlite3_bind_text(st, 5, owner, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "redelivery release");
 	hl_sq_done(b, st);
 	return rc;

@@ -263,11 +263,13 @@ struct hl_store_redeliver_ops {
 	             struct hl_err *err);
 	int (*claim)(struct hl_store_backend *b, bool *claimed, struct hl_redelivery_history *hist,
 	             const struct hl_redelivery *r, struct hl_err *err);
-	int (*finish)(struct hl_store_backend *b, const char *guid, const char *outcome,
-	              const char *detail, struct hl_err *err);
-	/* a pending row -> "retry" (not_taken: counted as one GitHub did not take) */
-	int (*release)(struct hl_store_backend *b, const char *guid, bool not_taken,
-	               const char *detail, struct hl_err *err);
+	/* a row pending under owner -> outcome */
+	int (*finish)(struct hl_store_backend *b, const char *guid, const char *owner,
+	              const char *outcome, const char *detail, struct hl_err *err);
+	/* a row pending under owner -> "retry" (not_taken: counted as one
+	 * GitHub did not take) */
+	int (*release)(struct hl_store_backend *b, const char *guid, const char *owner,
+	               bool not_taken, const char *detail, struct hl_err *err);
 };
 
 #define HL_MEMORY_WORDS_MAX 16

@@ -32,20 +32,22 @@ hl_store_redelivery_claim(struct hl_store *s, bool *claimed, struct hl_redeliver
 }
 
 int
-hl_store_redelivery_finish(struct hl_store *s, const char *guid, const char *outcome,
-                           const char *detail, struct hl_err *err)
+hl_store_redelivery_finish(struct hl_store *s, const struct hl_redelivery *r,
+                           const char *outcome, const char *detail, struct hl_err *err)
 {
-	if (!guid || !outcome || (strcmp(outcome, "requested") && strcmp(outcome, "failed")))
+	if (!r || !r->guid || !r->owner)
+		return hl_err_set(err, HL_EINVAL, "a redelivery's end needs its guid and owner");
+	if (!outcome || (strcmp(outcome, "requested") && strcmp(outcome, "failed")))
 		return hl_err_set(err, HL_EINVAL, "redelivery outcome '%s' is not valid",
 		                  outcome ? outcome : "");
-	STORE_CALL(s, s->ops->redeliver.finish(s->b, guid, outcome, detail, err));
+	STORE_CALL(s, s->ops->redeliver.finish(s->b, r->guid, r->owner, outcome, detail, err));
 }
 
 int
-hl_store_redelivery_release(struct hl_store *s, const char *guid, bool not_taken,
-                            const char *detail, struct hl_err *err)
+hl_store_redelivery_release(struct hl_store *s, const struct hl_redelivery *r,
+                            bool not_taken, const char *detail, struct hl_err *err)
 {
-	if (!guid)
-		return hl_err_set(err, HL_EINVAL, "no redelivery guid");
-	STORE_CALL(s, s->ops->redeliver.release(s->b, guid, not_taken, detail, err));
+	if (!r || !r->guid || !r->owner)
+		return hl_err_set(err, HL_EINVAL, "a redelivery's release needs its guid and owner");
+	STORE_CALL(s, s->ops->redeliver.release(s->b, r->guid, r->owner, not_taken, detail, err));
 }

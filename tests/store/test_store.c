@@ -2789,11 +2789,11 @@ test_store_redeliveries(void **state)
 	assert_false(claimed);
 	/* released while pending: claimable again, once; a rate limit (not
 	 * counted) and two requests GitHub did not take (counted) */
-	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", false, "rate limit", &err), 0);
+	assert_int_equal(hl_store_redelivery_release(f->s, &r, false, "rate limit", &err), 0);
 	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
 	assert_int_equal(hist.not_taken, 0);
-	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, "status 502", &err), 0);
+	assert_int_equal(hl_store_redelivery_release(f->s, &r, true, "status 502", &err), 0);
 	assert_int_equal(
 	        raw_row(f, "SELECT outcome, detail FROM redeliveries WHERE guid = 'g-1'", row), 0);
 	assert_string_equal(row[0], "retry");
@@ -2803,14 +2803,14 @@ test_store_redeliveries(void **state)
 	assert_int_equal(hist.not_taken, 1);
 	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
-	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, NULL, &err), 0);
+	assert_int_equal(hl_store_redelivery_release(f->s, &r, true, NULL, &err), 0);
 	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_true(claimed);
 	assert_int_equal(hist.not_taken, 2);
 	assert_true(hist.first_ms == before); /* kept from the first claim */
-	assert_int_equal(hl_store_redelivery_finish(f->s, "g-1", "requested", NULL, &err), 0);
+	assert_int_equal(hl_store_redelivery_finish(f->s, &r, "requested", NULL, &err), 0);
 	/* finished: a release does nothing, the guid stays taken */
-	assert_int_equal(hl_store_redelivery_release(f->s, "g-1", true, NULL, &err), 0);
+	assert_int_equal(hl_store_redelivery_release(f->s, &r, true, NULL, &err), 0);
 	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, &hist, &r, &err), 0);
 	assert_false(claimed);
 	assert_int_equal(raw_row(f,
@@ -2822,9 +2822,40 @@ test_store_redeliveries(void **state)
 	assert_string_equal(row[1], "a");
 	assert_string_equal(row[2], "502");
 	assert_string_equal(row[3], "1001");
-	assert_int_equal(hl_store_redelivery_finish(f->s, "g-2", "failed", "x", &err),
+	assert_int_equal(hl_store_redelivery_finish(f->s, &r, "maybe", NULL, &err), -HL_EINVAL);
+	r.guid = "g-2";
+	assert_int_equal(hl_store_redelivery_finish(f->s, &r, "failed", "x", &err),
 	                 -HL_ENOTFOUND);
-	assert_int_equal(hl_store_redelivery_finish(f->s, "g-1", "maybe", NULL, &err), -HL_EINVAL);
+
+	/* a claim that went stale while its request ran is taken by another
+	 * claimer: the first one's end and release leave the row to it */
+	r.guid = "g-3";
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, NULL, &r, &err), 0);
+	assert_true(claimed);
+	assert_int_equal(
+	        raw_exec(f, "UPDATE redeliveries SET updated_ms = 0 WHERE guid = 'g-3'"), 0);
+	r.owner = "b";
+	assert_int_equal(hl_store_redelivery_claim(f->s, &claimed, NULL, &r, &err), 0);
+	assert_true(claimed);
+	r.owner = "a";
+	assert_int_equal(hl_store_redelivery_finish(f->s, &r, "failed", "late", &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(hl_store_redelivery_release(f->s, &r, true, "late", &err), 0);
+	assert_int_equal(raw_row(f,
+	                         "SELECT outcome, requested_by, not_taken FROM redeliveries"
+	                         " WHERE guid = 'g-3'",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "pending");
+	assert_string_equal(row[1], "b");
+	assert_string_equal(row[2], "0");
+	r.owner = "b";
+	assert_int_equal(hl_store_redelivery_finish(f->s, &r, "requested", NULL, &err), 0);
+	assert_int_equal(hl_store_redelivery_finish(f->s, &r, "failed", NULL, &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(
+	        raw_row(f, "SELECT outcome FROM redeliveries WHERE guid = 'g-3'", row), 0);
+	assert_string_equal(row[0], "requested");
 }
 
 static void
