@@ -458,13 +458,37 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 	return 0;
 }
 
+/* Whether task t (of the PR's head branch name) ran on one of the PR's
+ * commits: its head, or an earlier one (pushed over since). false when
+ * GitHub cannot tell (logged). */
+static bool
+cmd_task_of_pr(struct hl_loop *l, const struct hl_task_record *t, const struct hl_event *ev,
+               const char *pr_head)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	bool has = false;
+
+	if (!t->head_sha || !*t->head_sha)
+		return false;
+	if (pr_head && strcmp(pr_head, t->head_sha) == 0)
+		return true;
+	if (hl_github_pull_has_commit(l->github, &has, ev->repository, ev->pr_number, t->head_sha,
+	                              &gerr) < 0)
+		hl_log_kv(HL_LOG_WARN, "reading the commits of a stop's PR failed", "repository",
+		          ev->repository, "error", gerr.msg, NULL);
+	return has;
+}
+
 /*
  * /healer stop that found no active task of the PR: a failure of a job on
  * the PR's head branch (its event names no PR) whose task learns the PR
  * with its decision, or was decided without one. The branch's newest task,
  * when active without a PR or a decision, is stopped (under its lease: a
  * decision at work finishes first), or waited for (2) while it is being
- * decided. 0 when there is none, or GitHub cannot tell the branch (logged).
+ * decided. The task must be of one of the PR's commits: a fork's PR shares
+ * its branch name with a branch of the repository (a fork's main), whose
+ * failures are not the PR's. 0 when there is none, or GitHub cannot tell
+ * (logged).
  */
 static int
 cmd_stop_branch(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
@@ -489,13 +513,18 @@ cmd_stop_branch(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	rc = branch ? hl_store_task_find(l->store, id, ev->repository, branch, 0,
 	                                 HL_TASK_FIND_OTHER_RUN, 0, NULL, err)
 	            : -HL_ENOTFOUND;
+	if (rc == 0)
+		rc = hl_store_task_get(l->store, &t, id, err);
+	ours = rc == 0 && (t->state == HL_TASK_QUEUED || hl_task_state_is_active(t->state)) &&
+	       (!t->agent || t->pr_number <= 0) &&
+	       (t->pr_number <= 0 || t->pr_number == ev->pr_number);
+	if (ours)
+		ours = cmd_task_of_pr(l, t, ev, hl_json_str(pr, "head.sha"));
 	json_decref(pr);
 	if (rc == -HL_ENOTFOUND)
 		return 0;
-	if (rc < 0 || (rc = hl_store_task_get(l->store, &t, id, err)) < 0)
+	if (rc < 0)
 		return rc;
-	ours = (t->state == HL_TASK_QUEUED || hl_task_state_is_active(t->state)) &&
-	       (!t->agent || t->pr_number <= 0);
 	rc = ours ? cmd_stop_waits(out, t) : 0;
 	hl_task_record_free(t);
 	if (!ours || rc)

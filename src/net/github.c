@@ -942,6 +942,50 @@ out:
 }
 
 int
+hl_github_pull_has_commit(struct hl_github *gh, bool *has, const char *repo, int64_t number,
+                          const char *sha, struct hl_err *err)
+{
+	struct hl_buf p = HL_BUF_INIT(0);
+	char *link = NULL, *next = NULL;
+	int ret, pages = 0;
+
+	*has = false;
+	link = malloc(HL_GITHUB_LINK_MAX);
+	next = malloc(HL_GITHUB_LINK_MAX);
+	if (!link || !next) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((ret = hl_github_repo_path(&p, repo, err)) < 0)
+		goto out;
+	hl_buf_appendf(&p, "/pulls/%lld/commits?per_page=100", (long long)number);
+	hl_strlcpy(next, p.data, HL_GITHUB_LINK_MAX);
+	/* bounded: GitHub lists at most 250 commits of a PR, 3 pages */
+	while (!*has && pages++ < 3) {
+		json_t *page = NULL, *it;
+		size_t i;
+
+		if ((ret = github_call_link(gh, &page, link, "GET", next, NULL, err)) < 0)
+			goto out;
+		json_array_foreach(page, i, it)
+		{
+			const char *c = json_string_value(json_object_get(it, "sha"));
+
+			if (c && sha && strcmp(c, sha) == 0)
+				*has = true;
+		}
+		json_decref(page);
+		if (!hl_fetch_link_next(next, HL_GITHUB_LINK_MAX, link))
+			break;
+	}
+out:
+	free(link);
+	free(next);
+	hl_buf_release(&p);
+	return ret;
+}
+
+int
 hl_github_commit_files(struct hl_github *gh, json_t **out, const char *repo, const char *sha,
                        struct hl_err *err)
 {

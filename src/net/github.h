@@ -170,6 +170,11 @@ int hl_github_pr_for_branch(struct hl_github *gh, json_t **out, const char *repo
 int hl_github_pr_files(struct hl_github *gh, json_t **out, const char *repo, int64_t number,
                        size_t max_files, struct hl_err *err) HL_MUST_CHECK;
 
+/* Whether commit sha is one of a PR's commits (/pulls/{n}/commits,
+ * following Link rel="next" over GitHub's 250 at most). */
+int hl_github_pull_has_commit(struct hl_github *gh, bool *has, const char *repo, int64_t number,
+                              const char *sha, struct hl_err *err) HL_MUST_CHECK;
+
 /* The files of a commit (/commits/{sha}).files, a new array. */
 int hl_github_commit_files(struct hl_github *gh, json_t **out, const char *repo, const char *sha,
                            struct hl_err *err) HL_MUST_CHECK;

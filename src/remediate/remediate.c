@@ -1231,6 +1231,8 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	                           .job = ev->job_name,
 	                           .workflow = ev->workflow_name,
 	                           .branch = ev->branch,
+	                           /* a stop by the PR's branch tells its commit */
+	                           .head_sha = ev->head_sha,
 	                           /* /healer stop on the PR finds it from now */
 	                           .pr_number = ev->pr_number > 0 ? ev->pr_number : 0,
 	                           .state = HL_TASK_RUNNING,

@@ -27,6 +27,8 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   event names no PR; the task learns it with its decision), also past the
   two minutes a claim counts as being decided: the task ends stopped and
   stays so, and its CodeRuns are deleted, one it never recorded too;
+- /healer stop on a fork's PR: the task of the repository's branch of the
+  same name goes on; the PR's failure at a commit pushed over is stopped;
 - a 409 from GitHub while /healer fix runs: the command is retried.
 
 Standard library only; prints TAP."""
@@ -339,6 +341,13 @@ def replayed_after_a_retry():
     return srv
 
 
+def fork_pull(number, branch, sha, fork):
+    """An open pull request of a fork's branch at sha."""
+    p = T.pull(number, branch, sha)
+    p["head"]["repo"] = {"full_name": fork}
+    return p
+
+
 def check_stopped(srv, tid, settle_s, name):
     """Checks that task tid ends stopped, stays so for settle_s, its first
     attempt stopped and no CodeRun of it left."""
@@ -395,6 +404,39 @@ def stop_while_a_job_failure_is_decided():
     check_stopped(srv, tid, 2.0,
                   "/healer stop while an old claim's decision is still at work: the task ends "
                   "stopped and stays so, its CodeRun deleted")
+
+    # a fork's PR shares its branch name with a branch of the repository (a
+    # fork's main): a stop on the PR found the repository branch's task,
+    # decided without a PR, and stopped it
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [fork_pull(87, "edge/forkmain", "f" * 40, "fork3/gadgets")],
+        "pull_commits": {"87": [{"sha": "f" * 40}]}})
+    T.seed_job(7593)
+    tid = T.deliver(srv, T.job_event(7593, 8593, "edge/forkmain", sha="e" * 40))
+    T.wait_state(srv, tid, "running", 20)
+    wait_for(lambda: T.by_task(tid), 20, 0.02)
+    T.deliver(srv, T.comment_event(9023, 87, "/healer stop", "OWNER"), event="issue_comment")
+    time.sleep(2.0)
+    t = T.task_of(srv, tid)
+    check("/healer stop on a fork's PR leaves the task of the repository's branch of the same "
+          "name running", t.get("state") == "running" and len(T.by_task(tid)) == 1,
+          [t.get("state"), [c["metadata"]["name"] for c in T.by_task(tid)],
+           [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+
+    # and the fork PR's own failure at a commit the fork has pushed over
+    # since (the PR's CI runs in the repository, on the fork's branch name):
+    # the stop finds it among the PR's commits
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [fork_pull(88, "edge/forkpushed", "d" * 40, "fork4/gadgets")],
+        "pull_commits": {"88": [{"sha": "c" * 40}, {"sha": "d" * 40}]}})
+    T.seed_job(7594)
+    tid = T.deliver(srv, T.job_event(7594, 8594, "edge/forkpushed", sha="c" * 40))
+    T.wait_state(srv, tid, "running", 20)
+    wait_for(lambda: T.by_task(tid), 20, 0.02)
+    T.deliver(srv, T.comment_event(9024, 88, "/healer stop", "OWNER"), event="issue_comment")
+    check_stopped(srv, tid, 0.5,
+                  "/healer stop on a fork's PR stops the task of its failure at an earlier "
+                  "commit of the PR")
 
     # a conflict (409) while a command runs: the worker read the pipeline's
     # HL_ECONFLICT as "another process finished it" and left the delivery

@@ -21,7 +21,8 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     re-runnable or the token lacks permission);
   jobs: .../runs/{id}/jobs (filter=latest|all by run_attempt, pages, Link),
     job logs (302 to the blob host);
-  pulls (head= and state= filters), one PR, PR files (Link pages), commits,
+  pulls (head= and state= filters), one PR, PR files and commits (Link
+    pages), commits,
     commits/{ref}/check-runs (pages, Link), check-runs/{id}, compare
     {base}...{head} over a seeded linear history (status, ahead_by,
     behind_by, total_commits, commits oldest first, at most 250; 404 for an
@@ -61,7 +62,8 @@ and slow answers come from stubcommon's rules (POST /_stub/config);
 /_stub/requests records every call with its body.
 
 Extra controls: POST /_stub/seed {"jobs": {run_id: [...]}, "logs": {job_id:
-text}, "pulls": [...], "files": {pr_number: [...]}, "commits": {sha: {...}},
+text}, "pulls": [...], "files": {pr_number: [...]}, "pull_commits": {pr_number:
+[{"sha": ...}, ...]}, "commits": {sha: {...}},
 "check_runs": {id: {...}}, "runs": [...], "check_runs_by_ref": {ref: [...]},
 "history": {"o/r": [commit, ...] oldest first}, "issue_comments": {id: {...}},
 "deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]},
@@ -95,7 +97,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 import stubcommon
 
-STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "commits": {}, "check_runs": {},
+STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "pull_commits": {}, "commits": {},
+         "check_runs": {},
          "comments": [], "violations": [], "inst_tokens": [], "token_uses": {}, "blob_port": 0,
          "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
          "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [],
@@ -173,8 +176,8 @@ class GitHubHandler(stubcommon.StubHandler):
         if path == "/_stub/seed" and self.command == "POST":
             body = self.body_json() or {}
             with LOCK:
-                for k in ("jobs", "logs", "files", "commits", "check_runs", "check_runs_by_ref",
-                          "history", "issue_comments", "deliveries", "hooks"):
+                for k in ("jobs", "logs", "files", "pull_commits", "commits", "check_runs",
+                          "check_runs_by_ref", "history", "issue_comments", "deliveries", "hooks"):
                     STATE[k].update({str(a): b for a, b in body.get(k, {}).items()})
                 for k, v in body.get("add_deliveries", {}).items():
                     STATE["deliveries"].setdefault(k, []).extend(v)
@@ -399,7 +402,9 @@ class GitHubHandler(stubcommon.StubHandler):
             for p in STATE["pulls"]:
                 if state != "all" and p.get("state") != state:
                     continue
-                if head and f"{owner}:{p['head']['ref']}" != head:
+                # head= names the head repository's owner (a fork's PR: the fork's)
+                head_owner = ((p["head"].get("repo") or {}).get("full_name") or owner).split("/")[0]
+                if head and f"{head_owner}:{p['head']['ref']}" != head:
                     continue
                 # GitHub's list leaves out what only the full PR object counts
                 out.append({k: v for k, v in p.items() if k not in (
@@ -411,14 +416,15 @@ class GitHubHandler(stubcommon.StubHandler):
                 if str(p.get("number")) == r.group(1):
                     return self.send(200, p)
             return self.send(404, {"message": "Not Found"})
-        if (r := re.fullmatch(r"/pulls/(\d+)/files", rest)):
-            files = STATE["files"].get(r.group(1))
-            if files is None:
+        if (r := re.fullmatch(r"/pulls/(\d+)/(files|commits)", rest)):
+            # a PR's files, or its commits oldest first ({"sha": ...} each)
+            items = STATE["files" if r.group(2) == "files" else "pull_commits"].get(r.group(1))
+            if items is None:
                 return self.send(404, {"message": "Not Found"})
             per, page = int(q.get("per_page", 30)), int(q.get("page", 1))
-            chunk = files[(page - 1) * per: page * per]
+            chunk = items[(page - 1) * per: page * per]
             hdr = {}
-            last = (len(files) + per - 1) // per
+            last = (len(items) + per - 1) // per
             base = f"http://127.0.0.1:{self.server.server_address[1]}{path}?per_page={per}"
             if page < last:
                 hdr["Link"] = f'<{base}&page={page + 1}>; rel="next", <{base}&page={last}>; rel="last"'
