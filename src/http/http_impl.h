@@ -78,13 +78,14 @@ struct http_req;
 /* The slow read routes' own threads and their queue (readers.c). */
 #define HTTP_READERS       2  /* threads */
 #define HTTP_READERS_QUEUE 16 /* requests waiting beyond those being read */
-#define HTTP_READERS_AHEAD 4  /* more for the monitoring reads, which go first */
+#define HTTP_READERS_AHEAD 4  /* the monitoring reads' own places; they go first */
 struct http_readers {
 	struct hl_http_server *srv;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct http_req *head, *tail; /* queued, under lock */
-	int queued;                   /* under lock */
+	int queued, queued_ahead;     /* waiting: all, and monitoring reads; under lock */
+	bool took_ahead;              /* the last one taken was a monitoring read */
 	bool quit;                    /* under lock */
 	bool inited;
 	int n_threads;
@@ -272,7 +273,8 @@ void hl_http_readers_stop(struct hl_http_server *srv);
  * stopping. */
 enum MHD_Result hl_http_readers_submit(struct http_req *r);
 /* The same for a monitoring read: queued before every other waiting
- * request, with HTTP_READERS_AHEAD places of its own beyond the limit. */
+ * request, in HTTP_READERS_AHEAD places of its own (a flood of them takes
+ * none of the others' places, and every other turn of a reader). */
 enum MHD_Result hl_http_readers_submit_ahead(struct http_req *r);
 /* hl_http_reply_hdrs on a reader thread: keeps the reply (takes body,
  * copies hdrs) for hl_http_readers_reply, which queues it once the

@@ -18,9 +18,12 @@
  * At most HTTP_READERS_QUEUE requests wait beyond those being read: more
  * are answered 503 with Retry-After at once, so readers cannot pile up.
  * A monitoring read (/metrics: a few counters, hl_http_readers_submit_ahead)
- * goes before every waiting request and may take HTTP_READERS_AHEAD places
- * beyond the limit, so a scrape is neither refused nor kept waiting behind
- * a dashboard's queue of list scans.
+ * goes before every waiting request, in HTTP_READERS_AHEAD places of its
+ * own, so a scrape is neither refused nor kept waiting behind a
+ * dashboard's queue of list scans. /metrics needs no authentication: a
+ * flood of scrapes fills only those places, and a reader that took one
+ * takes a waiting other request next, so the flood cannot keep
+ * /api/status out.
  * Once the server stops, queued requests are answered 503 without being
  * read; stop waits for the suspended count (which includes these) before
  * it stops libmicrohttpd, then joins the readers before it closes the
@@ -31,6 +34,31 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+/* Takes the next request off q (not empty; lock held): the first, but
+ * after a monitoring read the first other one when one waits. */
+static struct http_req *
+readers_take(struct http_readers *q)
+{
+	struct http_req **pp = &q->head, *prev = NULL, *r;
+
+	if (q->took_ahead && q->head->read_ahead && q->queued > q->queued_ahead) {
+		while ((*pp)->read_ahead) {
+			prev = *pp;
+			pp = &(*pp)->read_next;
+		}
+	}
+	r = *pp;
+	*pp = r->read_next;
+	if (q->tail == r)
+		q->tail = prev;
+	r->read_next = NULL;
+	q->queued--;
+	if (r->read_ahead)
+		q->queued_ahead--;
+	q->took_ahead = r->read_ahead;
+	return r;
+}
 
 static void *
 readers_main(void *arg)
@@ -48,13 +76,8 @@ readers_main(void *arg)
 			pthread_mutex_unlock(&q->lock);
 			return NULL;
 		}
-		r = q->head;
-		q->head = r->read_next;
-		if (!q->head)
-			q->tail = NULL;
-		q->queued--;
+		r = readers_take(q);
 		pthread_mutex_unlock(&q->lock);
-		r->read_next = NULL;
 		if (atomic_load(&srv->stopping))
 			r->deferred.result = hl_http_reply_error(r, 503, "shutting_down",
 			                                         "the server is shutting down");
@@ -108,7 +131,8 @@ readers_queue(struct http_req *r, bool ahead)
 	struct http_req **pp;
 
 	pthread_mutex_lock(&q->lock);
-	if (q->queued >= HTTP_READERS_QUEUE + (ahead ? HTTP_READERS_AHEAD : 0)) {
+	if (ahead ? q->queued_ahead >= HTTP_READERS_AHEAD
+	          : q->queued - q->queued_ahead >= HTTP_READERS_QUEUE) {
 		pthread_mutex_unlock(&q->lock);
 		return hl_http_reply_error(r, 503, "overloaded",
 		                           "too many reads waiting for the store; retry later");
@@ -130,6 +154,8 @@ readers_queue(struct http_req *r, bool ahead)
 	if (!r->read_next)
 		q->tail = r;
 	q->queued++;
+	if (ahead)
+		q->queued_ahead++;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
 	return MHD_YES;

@@ -15,7 +15,8 @@ then two, polling such a list without pause, and webhooks sent one after
 the other; their median answer time must stay far below what one scan
 takes. A delivery is counted by /api/status (read on that handle) as soon
 as it was answered. And a /metrics scrape is answered while more pollers
-than the readers' queue holds keep it full."""
+than the readers' queue holds keep it full; and a flood of /metrics
+scrapes (an open route) does not keep /api/status out."""
 import http.client
 import json
 import os
@@ -136,6 +137,45 @@ def scraped(port):
           (len(polls), polls.count(503), [(st, round(dt * 1e3, 1)) for st, dt, _ in scrapes]))
 
 
+def metrics_flooded(port):
+    """/metrics (open, no authentication needed) flooded by more clients
+    than the readers' queue holds: an /api/status read is still answered,
+    never refused for the scrapes' sake."""
+    stop = threading.Event()
+    scrapes = []
+
+    def scraper():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            while not stop.is_set():
+                c.request("GET", "/metrics")
+                r = c.getresponse()
+                r.read()
+                scrapes.append(r.status)
+        except (OSError, http.client.HTTPException):
+            pass
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=scraper) for _ in range(POLLERS_FULL)]
+    for th in threads:
+        th.start()
+    try:
+        time.sleep(0.5)
+        reads = []
+        for _ in range(30):
+            reads.append(request(port, "GET", "/api/status")[:2])
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=120)
+    check("with /metrics flooded by %d clients, every /api/status read is answered 200"
+          % POLLERS_FULL, all(st == 200 for st, _ in reads) and len(scrapes) > 100,
+          "scrapes: %d, refused %d; reads %s" %
+          (len(scrapes), scrapes.count(503), [(st, round(dt * 1e3, 1)) for st, dt in reads]))
+
+
 def main():
     with tempfile.TemporaryDirectory(prefix="healer-lists-intake-") as tmp:
         data = os.path.join(tmp, "d")
@@ -176,6 +216,7 @@ def main():
             for pollers in (1, 2):
                 polled(port, pollers, took, alone)
             scraped(port)
+            metrics_flooded(port)
         finally:
             srv.terminate()
             try:
