@@ -35,6 +35,7 @@ struct http_addr {
 struct http_ip {
 	struct http_addr addr;
 	int n;
+	size_t buffered; /* bytes of the body budget its requests hold */
 };
 
 /* Failed dashboard logins of one client address (login_guard.c). */
@@ -157,6 +158,7 @@ struct hl_http_server {
 	pthread_t reaper;
 	atomic_size_t buffered; /* bytes of request bodies held, all requests */
 	size_t max_buffered;
+	size_t peer_share; /* of it, what the requests of one address may hold */
 	/* the insights' gauges of /metrics, kept for ten times what computing
 	 * them took (at most a minute): a scrape of a large store costs at most
 	 * a tenth of a core, a small one is always fresh (api.c) */
@@ -190,7 +192,7 @@ struct hl_http_route {
 	enum http_match match;
 	unsigned methods; /* HTTP_GET (GET and HEAD) | HTTP_POST */
 	enum http_auth auth;
-	bool body; /* reads a request body (capped at HL_HTTP_MAX_BODY) */
+	size_t max_body; /* the request body it reads, at most (0: none) */
 	enum MHD_Result (*handler)(struct http_req *r, const char *arg);
 };
 
@@ -216,6 +218,7 @@ struct http_req {
 	bool too_big;
 	bool over_budget; /* the server's body budget was spent: answer 503 */
 	size_t reserved;  /* bytes of the server's body budget this request holds */
+	struct http_addr peer; /* the connection's address, its share of that budget */
 	size_t discarded;
 	atomic_int phase;
 	unsigned code;

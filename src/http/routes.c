@@ -91,33 +91,34 @@ route_insights(struct http_req *r, const char *arg)
 }
 
 const struct hl_http_route hl_http_routes[] = {
-	{ "webhook", "/webhook", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_SIGNATURE, true,
+	{ "webhook", "/webhook", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_SIGNATURE, HL_HTTP_MAX_BODY,
 	  route_webhook },
 	{ "ci_failure", "/api/remediate/ci-failure", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_TOKEN,
-	  true, route_remediate },
+	  HL_HTTP_MAX_BODY, route_remediate },
 	{ "security_alert", "/api/remediate/security-alert", HTTP_MATCH_EXACT, HTTP_POST,
-	  HTTP_AUTH_TOKEN, true, route_remediate },
+	  HTTP_AUTH_TOKEN, HL_HTTP_MAX_BODY, route_remediate },
 	{ "alerts_alertmanager", "/api/alerts/alertmanager", HTTP_MATCH_EXACT, HTTP_POST,
-	  HTTP_AUTH_TOKEN, true, hl_http_alerts },
-	{ "alerts_argocd", "/api/alerts/argocd", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_TOKEN, true,
-	  hl_http_alerts },
-	{ "health", "/health", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_health },
-	{ "ready", "/ready", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_ready },
-	{ "status", "/api/status", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
-	  route_status },
-	{ "metrics", "/metrics", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, route_metrics },
-	{ "remediations", "/api/remediations", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
+	  HTTP_AUTH_TOKEN, HL_HTTP_MAX_BODY, hl_http_alerts },
+	{ "alerts_argocd", "/api/alerts/argocd", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_TOKEN,
+	  HL_HTTP_MAX_BODY, hl_http_alerts },
+	{ "health", "/health", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, 0, route_health },
+	{ "ready", "/ready", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, 0, route_ready },
+	{ "status", "/api/status", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, 0, route_status },
+	{ "metrics", "/metrics", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, 0, route_metrics },
+	{ "remediations", "/api/remediations", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, 0,
 	  route_remediations },
-	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_READ, false,
+	{ "remediation", "/api/remediations/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_READ, 0,
 	  route_remediation },
-	{ "dashboard", "/", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, false, hl_http_dashboard },
-	{ "dashboard_asset", "/assets/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, false,
+	{ "dashboard", "/", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_NONE, 0, hl_http_dashboard },
+	{ "dashboard_asset", "/assets/", HTTP_MATCH_PREFIX, HTTP_GET, HTTP_AUTH_NONE, 0,
 	  hl_http_dashboard_asset },
-	{ "login", "/login", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE, true, hl_http_login },
-	{ "logout", "/logout", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE, true, hl_http_logout },
-	{ "insights", "/api/insights", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, false,
+	{ "login", "/login", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE,
+	  HL_HTTP_MAX_FORM_BODY, hl_http_login },
+	{ "logout", "/logout", HTTP_MATCH_EXACT, HTTP_POST, HTTP_AUTH_NONE,
+	  HL_HTTP_MAX_FORM_BODY, hl_http_logout },
+	{ "insights", "/api/insights", HTTP_MATCH_EXACT, HTTP_GET, HTTP_AUTH_READ, 0,
 	  route_insights },
-	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, false, NULL },
+	{ "other", NULL, HTTP_MATCH_EXACT, 0, HTTP_AUTH_NONE, 0, NULL },
 };
 
 const size_t hl_http_n_routes = sizeof(hl_http_routes) / sizeof(hl_http_routes[0]);
@@ -335,8 +336,8 @@ hl_http_dispatch(struct http_req *r, const char *method)
 		return hl_http_reply_error(r, 401, "unauthorized",
 		                           "a valid 'Authorization: Bearer' token or a dashboard "
 		                           "session is required");
-	if (rt->body && r->too_big)
-		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %u bytes",
-		                           HL_HTTP_MAX_BODY);
+	if (rt->max_body && r->too_big)
+		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %zu bytes",
+		                           rt->max_body);
 	return rt->handler(r, r->route_arg);
 }

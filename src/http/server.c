@@ -11,17 +11,20 @@
  *                      Content-Length or Transfer-Encoding headers (400), a
  *                      transfer coding other than chunked (501), a missing
  *                      signature or bearer token where the route needs one
- *                      (401), Content-Length above 25 MiB (413), no room in
- *                      the server's body budget for the first 64 KiB (503);
+ *                      (401), Content-Length above the route's cap (25 MiB,
+ *                      a dashboard form 16 KiB: 413), no room in the body
+ *                      budget for the first 64 KiB (503);
  *                      count in flight. Only what a body can fill at once is
  *                      taken from the budget here, not its announced length:
  *                      a few connections announcing 25 MiB and sending
  *                      nothing would hold the whole budget, refusing every
  *                      delivery until their deadline
- *   body calls      -> append to a 25 MiB-capped buffer whose growth is taken
- *                      from the server's budget (chunked overflow: discard
- *                      and answer 413 at the end; budget spent: discard and
- *                      answer 503); routes without a body discard it
+ *   body calls      -> append to a buffer capped by the route whose growth is
+ *                      taken from the budget: the server's, and at most half
+ *                      of it for one client address (chunked overflow:
+ *                      discard and answer 413 at the end; budget spent:
+ *                      discard and answer 503); routes without a body
+ *                      discard it
  *   final call      -> run the route; an intake suspends the connection and
  *                      queues the delivery for the group commit; a slow read
  *                      route suspends it and queues itself for a reader
@@ -437,17 +440,50 @@ http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 
 /* ---- the request body budget --------------------------------------------- */
 
-/* Takes n bytes of the server's body budget; false when they do not fit. */
+/* Takes n bytes of the body budget for r: the server's, and its address's
+ * share (srv->peer_share), so one address cannot hold it all with bodies
+ * it never finishes (a webhook's signature is checked at its end); false
+ * when they do not fit. */
 static bool
-http_budget_take(struct hl_http_server *srv, size_t n)
+http_budget_take(struct http_req *r, size_t n)
 {
+	struct hl_http_server *srv = r->srv;
+	size_t share = srv->peer_share;
 	size_t cur = atomic_load(&srv->buffered);
+	struct http_ip *ip;
+	bool ok = true;
 
-	do {
+	pthread_mutex_lock(&srv->conn_lock);
+	ip = r->peer.len ? http_ip_find(srv, &r->peer) : NULL;
+	if (ip && (n > share || ip->buffered > share - n))
+		ok = false;
+	while (ok) {
 		if (n > srv->max_buffered || cur > srv->max_buffered - n)
-			return false;
-	} while (!atomic_compare_exchange_weak(&srv->buffered, &cur, cur + n));
-	return true;
+			ok = false;
+		else if (atomic_compare_exchange_weak(&srv->buffered, &cur, cur + n))
+			break;
+	}
+	if (ok && ip)
+		ip->buffered += n;
+	pthread_mutex_unlock(&srv->conn_lock);
+	return ok;
+}
+
+/* Gives n bytes of r's budget back. */
+static void
+http_budget_give(struct http_req *r, size_t n)
+{
+	struct hl_http_server *srv = r->srv;
+	struct http_ip *ip;
+
+	if (!n)
+		return;
+	atomic_fetch_sub(&srv->buffered, n);
+	pthread_mutex_lock(&srv->conn_lock);
+	ip = r->peer.len ? http_ip_find(srv, &r->peer) : NULL;
+	if (ip)
+		ip->buffered -= n < ip->buffered ? n : ip->buffered;
+	pthread_mutex_unlock(&srv->conn_lock);
 }
 
 /* The capacity hl_buf_grow gives a buffer of capacity cap that must hold
@@ -467,7 +503,7 @@ static void
 http_budget_drop(struct http_req *r)
 {
 	hl_buf_release(&r->body);
-	atomic_fetch_sub(&r->srv->buffered, r->reserved);
+	http_budget_give(r, r->reserved);
 	r->reserved = 0;
 }
 
@@ -476,12 +512,18 @@ static void
 http_budget_sync(struct http_req *r)
 {
 	if (r->body.cap > r->reserved) {
+		struct http_ip *ip;
+
 		atomic_fetch_add(&r->srv->buffered, r->body.cap - r->reserved);
+		pthread_mutex_lock(&r->srv->conn_lock);
+		if (r->peer.len && (ip = http_ip_find(r->srv, &r->peer)) != NULL)
+			ip->buffered += r->body.cap - r->reserved;
+		pthread_mutex_unlock(&r->srv->conn_lock);
 		r->reserved = r->body.cap;
 	}
 }
 
-/* Appends a body chunk within the 25 MiB cap and the server's budget. */
+/* Appends a body chunk within the route's cap and the budget. */
 static void
 http_body_append(struct http_req *r, const char *data, size_t n)
 {
@@ -489,11 +531,11 @@ http_body_append(struct http_req *r, const char *data, size_t n)
 
 	if (r->too_big || r->over_budget)
 		return;
-	if (need > r->body.cap && need <= (size_t)HL_HTTP_MAX_BODY + 1) {
+	if (need > r->body.cap && need <= r->rt->max_body + 1) {
 		size_t cap = http_cap_for(r->body.cap, need);
 
 		if (cap > r->reserved) {
-			if (!http_budget_take(r->srv, cap - r->reserved)) {
+			if (!http_budget_take(r, cap - r->reserved)) {
 				r->over_budget = true;
 				http_budget_drop(r);
 				return;
@@ -623,11 +665,11 @@ http_first_checks(struct http_req *r, const char *mark)
 			return hl_http_dispatch(r, r->method); /* 404 or 405 */
 		return MHD_YES;
 	}
-	if (cl > HL_HTTP_MAX_BODY) {
+	if (cl > rt->max_body) {
 		/* MHD closes the connection after this response */
 		r->too_big = true;
-		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %u bytes",
-		                           HL_HTTP_MAX_BODY);
+		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %zu bytes",
+		                           rt->max_body);
 	}
 	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
 		return hl_http_reply_error(r, 401, "unauthorized",
@@ -641,12 +683,12 @@ http_first_checks(struct http_req *r, const char *mark)
 	            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Hub-Signature-256")))
 		return hl_http_reply_error(r, 401, "invalid_signature",
 		                           "missing or malformed 'X-Hub-Signature-256' header");
-	if (rt->body && cl > 0) {
+	if (rt->max_body && cl > 0) {
 		/* the rest is taken as it arrives (http_body_append) */
 		size_t first = cl < HTTP_BODY_FIRST ? (size_t)cl : HTTP_BODY_FIRST;
 		size_t want = http_cap_for(0, first + 1);
 
-		if (!http_budget_take(r->srv, want))
+		if (!http_budget_take(r, want))
 			return hl_http_reply_error(
 			        r, 503, "overloaded",
 			        "too many request bodies in memory; retry later");
@@ -686,7 +728,8 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 			r->rt = hl_http_route_of(r->path, &r->route_arg);
 		else
 			r->rt = hl_http_route_other(&r->route_arg);
-		hl_buf_init(&r->body, HL_HTTP_MAX_BODY);
+		hl_buf_init(&r->body, r->rt->max_body); /* unused by a body-less route */
+		hl_http_client_addr(r, &r->peer);
 		atomic_init(&r->phase, HTTP_READING);
 		*con_cls = r;
 		atomic_fetch_add(&srv->inflight, 1);
@@ -697,14 +740,14 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 		size_t n = *upload_data_size;
 
 		*upload_data_size = 0;
-		if (r->rt->body) {
+		if (r->rt->max_body) {
 			http_body_append(r, upload_data, n);
 			if (!r->too_big && !r->over_budget)
 				return MHD_YES;
 		}
 		r->discarded += n;
 		if (r->discarded >
-		    (r->rt->body ? 2 * (size_t)HL_HTTP_MAX_BODY : HTTP_BODYLESS_DISCARD))
+		    (r->rt->max_body ? 2 * r->rt->max_body : HTTP_BODYLESS_DISCARD))
 			return MHD_NO; /* an endless stream: drop the connection */
 		return MHD_YES;
 	}
@@ -900,6 +943,10 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 	}
 	atomic_init(&srv->buffered, 0);
 	srv->max_buffered = (size_t)cfg->http_max_buffered_mb << 20;
+	/* half the budget, and at least the buffer of one body of the most */
+	srv->peer_share = srv->max_buffered / 2;
+	if (srv->peer_share < http_cap_for(0, (size_t)HL_HTTP_MAX_BODY + 1))
+		srv->peer_share = http_cap_for(0, (size_t)HL_HTTP_MAX_BODY + 1);
 	srv->cap_ips = 2 * cfg->http_max_connections + 64;
 	srv->ips = calloc((size_t)srv->cap_ips, sizeof(*srv->ips));
 	srv->cfg = cfg;

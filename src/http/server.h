@@ -34,6 +34,8 @@
 #include <stdbool.h>
 
 #define HL_HTTP_MAX_BODY (25u * 1024u * 1024u)
+/* The body of a dashboard form (/login, /logout): a token and a few fields. */
+#define HL_HTTP_MAX_FORM_BODY (16u * 1024u)
 
 struct hl_http_server;
 

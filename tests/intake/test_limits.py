@@ -3,13 +3,14 @@
 real (slow) sockets on loopback addresses (127.0.0.x, all local):
 
 - refusals before a body byte is read: an unsigned webhook and a sensor call
-  without the bearer token (401), conflicting Content-Length headers or
+  without the bearer token (401), a login form past 16 KiB (413), conflicting Content-Length headers or
   Transfer-Encoding with Content-Length (400), a transfer coding other than
-  chunked (501, "chunked" with trailing blanks too), too many query arguments (400), a request line past the
-  connection's 16 KiB (414); all answered at once;
+  chunked (501, "chunked" with trailing blanks too), too many query
+  arguments (400), a request line past the connection's 16 KiB (414); all
+  answered at once;
 - the bytes buffered for bodies across all connections are capped
-  (HEALER_HTTP_MAX_BUFFERED_MB): beyond it 503 with Retry-After, and memory
-  stays bounded under many slow uploads;
+  (HEALER_HTTP_MAX_BUFFERED_MB), one address's at half of it: beyond it 503
+  with Retry-After, and memory stays bounded under many slow uploads;
 - absolute deadlines: a body trickled one byte at a time (Content-Length or
   one-byte chunks) is cut at HEALER_HTTP_REQUEST_TIMEOUT_S, headers trickled
   one byte at a time at HEALER_HTTP_HEADER_TIMEOUT_S;
@@ -54,8 +55,8 @@ def sign(body):
 
 
 class Server:
-    def __init__(self):
-        self.dir = os.path.join(TMP, "srv")
+    def __init__(self, name="srv", budget_mb=32):
+        self.dir = os.path.join(TMP, name)
         os.makedirs(self.dir, exist_ok=True)
         pf, self.log = os.path.join(self.dir, "port"), os.path.join(self.dir, "server.log")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
@@ -66,7 +67,7 @@ class Server:
                     "HEALER_HTTP_REQUEST_TIMEOUT_S": str(REQUEST_S),
                     "HEALER_HTTP_MAX_CONNECTIONS_PER_IP": str(PER_IP),
                     "HEALER_HTTP_MAX_CONNECTIONS": str(MAX_CONN),
-                    "HEALER_HTTP_MAX_BUFFERED_MB": "32"})
+                    "HEALER_HTTP_MAX_BUFFERED_MB": str(budget_mb)})
         # ASan keeps freed blocks in a quarantine (256 MB by default), which
         # counts in the RSS the memory bound below reads: every body buffer
         # grown and then given up stays there. A small one keeps the bound
@@ -227,6 +228,11 @@ def early_refusals():
                       b"Transfer-Encoding: chunked\r\n\r\n")
     check("a chunked sensor call with a wrong token is answered 401 at once",
           st == 401 and took < AT_ONCE_S, (a[:200], took))
+    st, a, took = raw(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
+                      % (1024 * 1024))
+    check("a dashboard login form past 16 KiB is answered 413 before its body",
+          st == 413 and took < AT_ONCE_S, (a[:300], took))
     # framing
     body = b"{}"
     st, a, took = raw(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -355,6 +361,30 @@ def body_budget():
           answered >= 30 and grown < 80 * 1024 * RSS_FACTOR, (answered, grown))
 
 
+def body_share():
+    # one address's unsigned-so-far uploads (a signature-shaped header, the
+    # body never finished: the signature is only checked at its end) each
+    # hold a 32 MiB buffer past 16 MiB sent; they may take half the budget,
+    # not all of it
+    socks = []
+    for _ in range(4):
+        s = connect("127.0.3.1")
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 25 * 1024 * 1024 - 10))
+        try:
+            s.sendall(b"u" * (16 * 1024 * 1024 + 1))
+        except OSError:
+            pass  # refused: over the address's share
+        socks.append(s)
+    time.sleep(0.5)
+    st, a, took = deliver(b'{"zen":"shared"}', "127.0.0.2", "lim-shared")
+    check("uploads held open from one address leave half the body budget to the others",
+          st == 202, (a[:300], took))
+    for s in socks:
+        s.close()
+
+
 def slow_body():
     # Content-Length body, one byte every 0.3 s: cut at the request deadline
     body = b'{"zen":"' + b"s" * 200 + b'"}'
@@ -464,8 +494,14 @@ def main():
         alive = SRV.proc.poll() is None
         check("the server stayed up and stops cleanly", alive and SRV.stop() == 0,
               open(SRV.log, errors="replace").read()[-1500:])
-        log = open(SRV.log, errors="replace").read()
-        check("no sanitizer report in the server's log",
+        first, SRV = SRV, Server("share", 96)
+        body_share()
+        first_log = open(first.log, errors="replace").read()
+        check("the second server stayed up and stops cleanly",
+              SRV.proc.poll() is None and SRV.stop() == 0,
+              open(SRV.log, errors="replace").read()[-1500:])
+        log = first_log + open(SRV.log, errors="replace").read()
+        check("no sanitizer report in the servers' logs",
               "ERROR: AddressSanitizer" not in log and "runtime error:" not in log
               and "LeakSanitizer" not in log, log[-3000:])
     finally:
