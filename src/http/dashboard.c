@@ -147,12 +147,8 @@ dash_redirect(struct http_req *r, const char *location, const char *cookie)
 	return hl_http_reply_hdrs(r, 303, "text/plain; charset=utf-8", NULL, 0, hdrs);
 }
 
-/* 429 for a login from an address with too many failures, with
- * Retry-After: for a browser (Accept names text/html, as the login form's
- * post does) a page saying when to try again with a link back to the form,
- * else {"error":"too_many_attempts","message":...,"retry_after":S}. */
-static enum MHD_Result
-dash_too_many(struct http_req *r, int wait_s)
+enum MHD_Result
+hl_http_too_many_logins(struct http_req *r, int wait_s)
 {
 	const char *accept =
 	        MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
@@ -207,7 +203,7 @@ hl_http_login(struct http_req *r, const char *arg)
 	/* checked before the token: while blocked, even the right one is
 	 * refused, so the answer says nothing about a guess */
 	if ((wait_s = hl_http_login_blocked_s(&r->srv->login_guard, &from)) > 0)
-		return dash_too_many(r, wait_s);
+		return hl_http_too_many_logins(r, wait_s);
 	ok = dash_form_field(token, sizeof(token), r->body.data ? r->body.data : "", r->body.len,
 	                     "token") &&
 	     hl_str_ct_equal(token, strlen(token), want, strlen(want));

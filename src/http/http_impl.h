@@ -303,6 +303,12 @@ void hl_http_login_guard_destroy(struct http_login_guard *g);
 void hl_http_login_client(struct http_login_guard *g, struct http_req *r, struct http_addr *out);
 int hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a);
 void hl_http_login_failed(struct http_login_guard *g, const struct http_addr *a);
+/* 429 for a login (or a bearer token) from an address with too many
+ * failures, with Retry-After: for a browser (Accept names text/html, as
+ * the login form's post does) a page saying when to try again with a link
+ * back to the form, else {"error":"too_many_attempts","message":...,
+ * "retry_after":S} (dashboard.c). */
+enum MHD_Result hl_http_too_many_logins(struct http_req *r, int wait_s);
 
 /* Queues a response; takes body (malloc'd, may be NULL when len is 0). */
 enum MHD_Result hl_http_reply(struct http_req *r, unsigned code, const char *ctype, char *body,
@@ -331,6 +337,12 @@ bool hl_http_token_ok(struct http_req *r);
  * the request carries the bearer token, or it carries no bearer header (it
  * may carry another scheme's) and a valid session cookie. */
 bool hl_http_read_ok(struct http_req *r);
+/* The authentication of r's route (HTTP_AUTH_TOKEN, HTTP_AUTH_READ) with
+ * the failed-login limit: a wrong bearer token counts as a failed login of
+ * its client address (the same secret), and while the address is blocked
+ * every bearer token, the right one too, is answered 429. True when r is
+ * refused: *out holds the answer (401 or 429). */
+bool hl_http_auth_refused(struct http_req *r, enum MHD_Result *out);
 /* The store keys of the dashboard sessions a logout revoked (the value is
  * the session's expiry; pruned once it passed). */
 #define HL_HTTP_REVOKED_PREFIX "session:revoked:"

@@ -1,8 +1,10 @@
 /*
- * login_guard.c - the limit on failed dashboard logins (POST /login): after
+ * login_guard.c - the limit on failed dashboard logins (POST /login, and
+ * wrong bearer tokens on the API: hl_http_auth_refused): after
  * HTTP_LOGIN_MAX_FAILURES wrong tokens from one client address within
- * HTTP_LOGIN_WINDOW_MS, every login from that address answers 429 until
- * the window that began with its first failure has passed, so the token
+ * HTTP_LOGIN_WINDOW_MS, every login and bearer call from that address
+ * answers 429 until the window that began with its first failure has
+ * passed, so the token
  * cannot be guessed at network speed. A successful login does not count.
  *
  * Invariants: memory is bounded (a fixed table of HTTP_LOGIN_SLOTS

@@ -236,6 +236,40 @@ hl_http_read_ok(struct http_req *r)
 }
 
 bool
+hl_http_auth_refused(struct http_req *r, enum MHD_Result *out)
+{
+	const struct hl_http_route *rt = r->rt;
+	const char *want = r->srv->cfg->api_token, *auth;
+	struct http_addr from = { 0 };
+	bool bearer;
+	int wait_s;
+
+	if ((rt->auth != HTTP_AUTH_TOKEN && rt->auth != HTTP_AUTH_READ) || !want || !*want)
+		return false;
+	auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
+	if (bearer) {
+		hl_http_login_client(&r->srv->login_guard, r, &from);
+		/* before the token: while blocked the answer says nothing of it */
+		if ((wait_s = hl_http_login_blocked_s(&r->srv->login_guard, &from)) > 0) {
+			*out = hl_http_too_many_logins(r, wait_s);
+			return true;
+		}
+	}
+	if (rt->auth == HTTP_AUTH_TOKEN ? hl_http_token_ok(r) : hl_http_read_ok(r))
+		return false;
+	if (bearer)
+		hl_http_login_failed(&r->srv->login_guard, &from);
+	*out = rt->auth == HTTP_AUTH_TOKEN
+	               ? hl_http_reply_error(r, 401, "unauthorized",
+	                                     "a valid 'Authorization: Bearer' token is required")
+	               : hl_http_reply_error(r, 401, "unauthorized",
+	                                     "a valid 'Authorization: Bearer' token or a dashboard "
+	                                     "session is required");
+	return true;
+}
+
+bool
 hl_http_same_origin(struct http_req *r, bool null_ok)
 {
 	const char *site = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Sec-Fetch-Site");
@@ -316,6 +350,7 @@ enum MHD_Result
 hl_http_dispatch(struct http_req *r, const char *method)
 {
 	const struct hl_http_route *rt = r->rt;
+	enum MHD_Result ret;
 
 	if (!rt->handler)
 		return hl_http_reply_error(r, 404, "not_found", "no route for '%s'", r->path);
@@ -329,13 +364,8 @@ hl_http_dispatch(struct http_req *r, const char *method)
 	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_same_origin(r, false))
 		return hl_http_reply_error(r, 403, "forbidden",
 		                           "a call from a web page of another origin");
-	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
-		return hl_http_reply_error(r, 401, "unauthorized",
-		                           "a valid 'Authorization: Bearer' token is required");
-	if (rt->auth == HTTP_AUTH_READ && !hl_http_read_ok(r))
-		return hl_http_reply_error(r, 401, "unauthorized",
-		                           "a valid 'Authorization: Bearer' token or a dashboard "
-		                           "session is required");
+	if (hl_http_auth_refused(r, &ret))
+		return ret;
 	if (rt->max_body && r->too_big)
 		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %zu bytes",
 		                           rt->max_body);

@@ -632,6 +632,7 @@ http_first_checks(struct http_req *r, const char *mark)
 	const struct hl_http_route *rt = r->rt;
 	struct http_framing f = { 0 };
 	unsigned long long cl = 0;
+	enum MHD_Result ret;
 	bool has_body;
 
 	if (atomic_load(&r->srv->stopping))
@@ -671,13 +672,8 @@ http_first_checks(struct http_req *r, const char *mark)
 		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %zu bytes",
 		                           rt->max_body);
 	}
-	if (rt->auth == HTTP_AUTH_TOKEN && !hl_http_token_ok(r))
-		return hl_http_reply_error(r, 401, "unauthorized",
-		                           "a valid 'Authorization: Bearer' token is required");
-	if (rt->auth == HTTP_AUTH_READ && !hl_http_read_ok(r))
-		return hl_http_reply_error(r, 401, "unauthorized",
-		                           "a valid 'Authorization: Bearer' token or a dashboard "
-		                           "session is required");
+	if (hl_http_auth_refused(r, &ret))
+		return ret;
 	if (rt->auth == HTTP_AUTH_SIGNATURE && cfg->n_webhook_secrets > 0 &&
 	    !http_signature_shaped(
 	            MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Hub-Signature-256")))

@@ -5,7 +5,8 @@ headers (a Content-Security-Policy without inline script), ETags and 304;
 the login form (a wrong token gets no cookie; the right one an HttpOnly,
 SameSite=Strict session cookie that is not the token; a cross-site post
 is refused; ten wrong tokens from one address make its logins 429 for a
-minute, other addresses unaffected), read access with the cookie or the
+minute, other addresses unaffected; wrong bearer tokens on the API count
+the same), read access with the cookie or the
 bearer token and without either refused, a tampered or expired session
 refused; the remediation documents' ETags (304 until something changes);
 an attempt's prompt as text; X-Content-Type-Options: nosniff on every
@@ -228,6 +229,33 @@ def login_limit(port, token):
           st == 303 and "set-cookie" in h, (st, h))
 
 
+def bearer_limit(port, token):
+    """The bearer token is the login's secret: ten wrong ones from one
+    address on the API make it 429 there (the right one too, and the login
+    form), while another address still reads with the right one. Run last:
+    the address stays blocked for a minute."""
+    flood, other = "127.0.0.7", "127.0.0.8"
+    codes = [req(port, "GET", "/api/status", None, {"Authorization": f"Bearer guess-{i}"},
+                 source=flood)[0] for i in range(10)]
+    check("ten wrong bearer tokens from one address: each is 401", codes == [401] * 10, codes)
+    st, h, body = req(port, "GET", "/api/status", None, {"Authorization": "Bearer guess-10"},
+                      source=flood)
+    check("the eleventh from that address is 429 with Retry-After",
+          st == 429 and h.get("retry-after", "").isdigit(), (st, h, body[:200]))
+    st, _, _ = req(port, "GET", "/api/status", None, {"Authorization": f"Bearer {token}"},
+                   source=flood)
+    check("while blocked, even the right bearer token from that address is 429", st == 429, st)
+    st, _, _ = req(port, "POST", "/api/remediate/ci-failure", b"{}",
+                   {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                   source=flood)
+    check("... on a sensor route too", st == 429, st)
+    st, h, _ = req(port, "POST", "/login", ("token=" + token).encode(), FORM, source=flood)
+    check("... and at the login form", st == 429 and "set-cookie" not in h, (st, h))
+    st, _, _ = req(port, "GET", "/api/status", None, {"Authorization": f"Bearer {token}"},
+                   source=other)
+    check("another address still reads with the right bearer token", st == 200, st)
+
+
 def main():
     s = dashseed.Seeded("http", env={"HEALER_TRUSTED_PROXIES": "127.0.0.5, 127.0.0.6/32"})
     port, token = s.srv.port, s.token
@@ -444,6 +472,7 @@ def main():
     source_detail_utf8(s, auth)
     error_headers(port, auth)
     login_limit(port, token)
+    bearer_limit(port, token)
     s.srv.stop()
 
     # ---- without a token everything is open ----------------------------------------------
