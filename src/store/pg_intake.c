@@ -483,6 +483,9 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 				goto fail;
 			rc = pg_intake_one(b, r, now, &items[i], &r->err);
 			if (rc < 0) {
+				/* read before the rollback, which clears it */
+				bool retryable = hl_pg_retryable(b);
+
 				if (b->lost)
 					goto fail;
 				/* this delivery alone fails (or, in a deadlock, retries) */
@@ -493,7 +496,7 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 				}
 				r->taken_id = 0;
 				items[i].state = NULL;
-				if (hl_pg_retryable(b) && ++item_tries < PG_BATCH_TRIES)
+				if (retryable && ++item_tries < PG_BATCH_TRIES)
 					goto again;
 				r->rc = rc;
 				continue;
@@ -952,7 +955,8 @@ static const char pg_fin_done_sql[] =
         "WITH u AS (UPDATE deliveries SET state = $2, reason = $3, updated_ms = $4,"
         " finished_ms = $4, process_count = process_count + 1,"
         " decision_json = COALESCE($5, decision_json), claimed_by = NULL, lease_until_ms = NULL"
-        " WHERE delivery_id = $1 AND state = 'processing' RETURNING event_name),"
+        " WHERE delivery_id = $1 AND state = 'processing' AND claimed_by = $7"
+        " RETURNING event_name),"
         " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
         " SELECT u.event_name, v.state, v.reason, v.n FROM u,"
         " (VALUES ('processing'::text, ''::text, -1), ($2::text, COALESCE($3::text, ''), 1))"
@@ -965,7 +969,8 @@ static const char pg_fin_done_sql[] =
 static const char pg_fin_back_sql[] =
         "WITH u AS (UPDATE deliveries SET state = 'received', updated_ms = $2,"
         " not_before_ms = $3, claimed_by = NULL, lease_until_ms = NULL"
-        " WHERE delivery_id = $1 AND state = 'processing' RETURNING event_name),"
+        " WHERE delivery_id = $1 AND state = 'processing' AND claimed_by = $5"
+        " RETURNING event_name),"
         " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
         " SELECT u.event_name, v.state, '', v.n FROM u,"
         " (VALUES ('processing', -1), ('received', 1)) v (state, n)"
@@ -997,11 +1002,15 @@ hl_pg_finish(struct hl_store_backend *b, const char *delivery_id,
 		hl_pg_text(&p, res->decision_json);
 		hl_pg_text(&p, res->event_json);
 	}
+	/* only its claimer's: a claim taken over (its lease ran out) is the
+	 * new claimer's to end */
+	hl_pg_text(&p, b->owner);
 	rc = hl_pg_exec(b, &r, back ? pg_fin_back_sql : pg_fin_done_sql, &p, false, "finish", err);
 	if (rc < 0)
 		return rc;
 	rc = PQntuples(r) ? 0
-	                  : hl_err_set(err, HL_ECONFLICT, "delivery '%s' is not being processed",
+	                  : hl_err_set(err, HL_ECONFLICT,
+	                               "delivery '%s' is not being processed by this process",
 	                               delivery_id);
 	PQclear(r);
 	return rc;

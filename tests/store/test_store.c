@@ -3847,6 +3847,39 @@ test_store_replicas_hear_each_other(void **state)
 /* The claims of a replica that died go back to the queue: at once when
  * its session is gone (recovery, or any replica's lease keeper), never
  * while it lives. */
+/* A claim taken over by another replica once its lease ran out (its
+ * renewals failed) is the new claimer's: the old claimer can neither give
+ * it back (a third replica would process it) nor end it. */
+static void
+test_store_replicas_end_only_their_own_claims(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_store *s2;
+	char row[RAW_COLS][256];
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	insert(f, "d-over", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	assert_int_equal(raw_exec(f, "UPDATE deliveries SET lease_until_ms = 1"), 0);
+	assert_int_equal(hl_store_claim_next(s2, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "d-over");
+	hl_delivery_record_free(d);
+	assert_int_equal(finish(f->s, "d-over", HL_DELIVERY_RECEIVED, NULL, NULL, &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(finish(f->s, "d-over", HL_DELIVERY_PROCESSED, "recorded", NULL, &err),
+	                 -HL_ECONFLICT);
+	assert_int_equal(raw_row(f, "SELECT state, claimed_by FROM deliveries", row), 0);
+	assert_string_equal(row[0], "processing");
+	assert_string_equal(row[1], hl_store_owner(s2));
+	assert_int_equal(finish(s2, "d-over", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_store_close(s2);
+}
+
 static void
 test_store_replicas_take_over_a_dead_ones_claims(void **state)
 {
@@ -4158,7 +4191,7 @@ test_store_intake_waits_for_a_key_claimed_elsewhere(void **state)
 	assert_string_equal(row[0], "1");
 }
 
-#define PG_ONLY 8
+#define PG_ONLY 9
 
 int
 main(void)
@@ -4256,6 +4289,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_replicas_claim_each_delivery_once, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_hear_each_other, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_end_only_their_own_claims, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_take_over_a_dead_ones_claims,
 		                                setup, teardown),
