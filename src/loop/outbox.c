@@ -565,14 +565,17 @@ outbox_holds_channel(const struct hl_notify_result *res)
 	        strcmp(res->error, "connect") == 0);
 }
 
-/* Takes notification id's lock when no other outbox holds it and it is
- * still due; false otherwise (another replica sends it, or sent it or put
- * it off after this pass read it). */
+/* Takes notification id's lock when no other outbox holds it, and then
+ * the notification itself while it is still due, under this process's
+ * lease until its result is recorded (the row is the fence should the
+ * lock go with a lost database session); false otherwise (another replica
+ * sends it, or sent it or put it off after this pass read it). */
 static bool
 outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
 {
 	struct hl_err err = HL_ERR_INIT;
 	bool got = false, due = false;
+	int64_t now = hl_time_wall_ms();
 
 	snprintf(lock, size, "outbox:%lld", (long long)id);
 	if (hl_store_lock_take(l->store, &got, lock, 0, &err) < 0 || !got) {
@@ -581,8 +584,8 @@ outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
 			          NULL);
 		return false;
 	}
-	if (hl_store_outbox_is_due(l->store, &due, id, hl_time_wall_ms(), &err) < 0)
-		hl_log_kv(HL_LOG_WARN, "reading a notification failed", "error", err.msg, NULL);
+	if (hl_store_outbox_take(l->store, &due, id, now, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "taking a notification failed", "error", err.msg, NULL);
 	if (!due)
 		hl_store_lock_release(l->store, lock);
 	return due;
@@ -654,8 +657,14 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			continue;
 		}
 		if (outbox_send(l, &res, nt, &err) < 0) {
+			/* out of memory: given back, tried again later */
+			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING, nt->attempts,
+			                           hl_time_wall_ms() + OUTBOX_BACKOFF_MS,
+			                           "out of memory", &err) < 0)
+				hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error",
+				          err.msg, NULL);
 			hl_store_lock_release(l->store, lock);
-			continue; /* out of memory: the row stays due */
+			continue;
 		}
 		if (res.status == HL_NOTIFY_DELIVERED)
 			st = HL_OUTBOX_DELIVERED;

@@ -46,12 +46,18 @@ int hl_store_outbox_add(struct hl_store *s, bool *created, const struct hl_notif
  * array). */
 int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max, size_t *n,
                         int64_t now_ms, struct hl_err *err) HL_MUST_CHECK;
-/* Sets *due when notification id is still pending and due at now_ms: an
- * outbox that holds the notification's lock (hl_store_lock_take) asks
- * this before a send, since another replica's outbox may have delivered
- * it, or put it off, after this one read it due. */
-int hl_store_outbox_is_due(struct hl_store *s, bool *due, int64_t id, int64_t now_ms,
-                           struct hl_err *err) HL_MUST_CHECK;
+/* Takes notification id for one send by this handle when it is still
+ * pending and due at now_ms (*taken): in the same statement its next try
+ * moves to the end of the handle's lease (hl_store_set_claim_lease), which
+ * the lease keeper renews until hl_store_outbox_update records a result.
+ * While the send runs no other outbox finds it due, even one that took
+ * its lock once this outbox's lock was lost with its database session; a
+ * sender that died is due again when its lease ends. An outbox that holds
+ * the notification's lock (hl_store_lock_take) takes it before a send,
+ * since another replica's outbox may have delivered it, or put it off,
+ * after this one read it due; *taken is false then. */
+int hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t now_ms,
+                         struct hl_err *err) HL_MUST_CHECK;
 /* Records a delivery attempt's result: state, the attempts made so far
  * (never fewer than recorded: an outbox that read the row before another's
  * retries counts from a stale number), when to try again (pending) and the

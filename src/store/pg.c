@@ -1245,7 +1245,8 @@ static const struct hl_store_ops pg_ops = {
 	.outbox = {
 		.add = hl_pg_outbox_add,
 		.due = hl_pg_outbox_due,
-		.is_due = hl_pg_outbox_is_due,
+		.take = hl_pg_outbox_take,
+		.renew = hl_pg_outbox_renew,
 		.update = hl_pg_outbox_update,
 		.counts = hl_pg_outbox_counts,
 	},

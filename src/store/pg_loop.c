@@ -598,24 +598,40 @@ hl_pg_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 }
 
 int
-hl_pg_outbox_is_due(struct hl_store_backend *b, bool *due, int64_t id, int64_t now_ms,
-                    struct hl_err *err)
+hl_pg_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
+                  int64_t until_ms, const char *owner, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
-	PGresult *r = NULL;
+	int64_t changed = 0;
 	int rc;
 
 	hl_pg_int(&p, id);
 	hl_pg_int(&p, now_ms);
-	rc = hl_pg_exec(b, &r,
-	                "SELECT 1 FROM notifications"
+	hl_pg_int(&p, until_ms);
+	hl_pg_text(&p, owner);
+	rc = pg_changes(b, &changed,
+	                "UPDATE notifications SET next_ms = $3, sending_by = $4"
 	                " WHERE id = $1 AND state = 'pending' AND next_ms <= $2",
-	                &p, false, "outbox is due", err);
-	if (rc < 0)
-		return rc;
-	*due = PQntuples(r) == 1;
-	PQclear(r);
-	return 0;
+	                &p, "outbox take", err);
+	*taken = rc == 0 && changed == 1;
+	return rc;
+}
+
+int
+hl_pg_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t now_ms,
+                   int64_t until_ms, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	int64_t changed = 0;
+
+	hl_pg_text(&p, owner);
+	hl_pg_int(&p, until_ms);
+	hl_pg_int(&p, now_ms);
+	return pg_changes(b, &changed,
+	                  "UPDATE notifications SET next_ms = $2"
+	                  " WHERE sending_by = $1 AND state = 'pending' AND next_ms > $3"
+	                  " AND next_ms < $2",
+	                  &p, "outbox renew", err);
 }
 
 int
@@ -635,7 +651,7 @@ hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 	rc = pg_changes(b, &changed,
 	                "UPDATE notifications SET state = $2, attempts = GREATEST(attempts, $3),"
 	                " next_ms = $4,"
-	                " last_error = $5,"
+	                " last_error = $5, sending_by = NULL,"
 	                " delivered_ms = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_ms END"
 	                " WHERE id = $1 AND state = 'pending'",
 	                &p, "outbox update", err);

@@ -473,7 +473,8 @@ static const struct hl_store_ops sq_ops = {
 	.outbox = {
 		.add = hl_sq_outbox_add,
 		.due = hl_sq_outbox_due,
-		.is_due = hl_sq_outbox_is_due,
+		.take = hl_sq_outbox_take,
+		.renew = hl_sq_outbox_renew,
 		.update = hl_sq_outbox_update,
 		.counts = hl_sq_outbox_counts,
 	},

@@ -595,21 +595,40 @@ hl_sq_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 }
 
 int
-hl_sq_outbox_is_due(struct hl_store_backend *b, bool *due, int64_t id, int64_t now_ms,
-                    struct hl_err *err)
+hl_sq_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
+                  int64_t until_ms, const char *owner, struct hl_err *err)
 {
-	sqlite3_stmt *st =
-	        hl_sq_prepare(b, "SELECT 1 FROM notifications"
-	                         " WHERE id = ?1 AND state = 'pending' AND next_ms <= ?2");
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE notifications SET next_ms = ?3, sending_by = ?4"
+	                                    " WHERE id = ?1 AND state = 'pending' AND next_ms <= ?2");
 	int rc;
 
 	if (!st)
-		return hl_sq_fail(err, b->db, "outbox is due");
+		return hl_sq_fail(err, b->db, "outbox take");
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
-	rc = sqlite3_step(st);
-	*due = rc == SQLITE_ROW;
-	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox is due");
+	sqlite3_bind_int64(st, 3, until_ms);
+	sqlite3_bind_text(st, 4, owner, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox take");
+	hl_sq_done(b, st);
+	*taken = rc == 0 && sqlite3_changes(b->db) == 1;
+	return rc;
+}
+
+int
+hl_sq_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t now_ms,
+                   int64_t until_ms, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE notifications SET next_ms = ?2"
+	                                    " WHERE sending_by = ?1 AND state = 'pending'"
+	                                    " AND next_ms > ?3 AND next_ms < ?2");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "outbox renew");
+	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, until_ms);
+	sqlite3_bind_int64(st, 3, now_ms);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox renew");
 	hl_sq_done(b, st);
 	return rc;
 }
@@ -620,7 +639,7 @@ hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "UPDATE notifications SET state = ?2, attempts = MAX(attempts, ?3), next_ms = ?4,"
-	           " last_error = ?5,"
+	           " last_error = ?5, sending_by = NULL,"
 	           " delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END"
 	           " WHERE id = ?1 AND state = 'pending'");
 	int rc;

@@ -436,6 +436,10 @@ store_keeper(void *arg)
 		err.code = 0;
 		pthread_mutex_lock(&s->db_lock);
 		(void)s->ops->intake.renew(s->b, s->owner, hl_time_wall_ms() + lease, &err);
+		/* a send's lease that ran out (the store was away) is not
+		 * renewed: the row is due again */
+		(void)s->ops->outbox.renew(s->b, s->owner, hl_time_wall_ms(),
+		                           hl_time_wall_ms() + lease, &err);
 		if (s->ops->intake.reap) {
 			int64_t reaped = 0;
 
@@ -596,6 +600,7 @@ hl_store_set_claim_lease(struct hl_store *s, int64_t lease_ms)
 {
 	atomic_store(&s->claim_lease_ms, lease_ms < 1000 ? 1000 : lease_ms);
 	pthread_mutex_lock(&s->k_lock);
+	s->k_wake = true; /* a round now, then every third of the new lease */
 	pthread_cond_signal(&s->k_cond);
 	pthread_mutex_unlock(&s->k_lock);
 }

@@ -249,11 +249,13 @@ hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max
 }
 
 int
-hl_store_outbox_is_due(struct hl_store *s, bool *due, int64_t id, int64_t now_ms,
-                       struct hl_err *err)
+hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t now_ms,
+                     struct hl_err *err)
 {
-	*due = false;
-	STORE_CALL(s, s->ops->outbox.is_due(s->b, due, id, now_ms, err));
+	int64_t until = now_ms + atomic_load(&s->claim_lease_ms);
+
+	*taken = false;
+	STORE_CALL(s, s->ops->outbox.take(s->b, taken, id, now_ms, until, s->owner, err));
 }
 
 int

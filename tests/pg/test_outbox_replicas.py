@@ -10,7 +10,10 @@ each POST, so both replicas see the same rows due while one of them is
 still sending. Checked: every notification is delivered, the stand-in
 received each exactly once, and the replicas together made exactly one
 delivery attempt per notification; a rate limit one replica is told holds
-the channel on the other too. Standard library only; prints TAP.
+the channel on the other too; a sender whose database session (and the
+message's lock with it) is cut mid-send is not doubled by the other
+replica; a sender killed mid-send is taken over once its lease ends.
+Standard library only; prints TAP.
 """
 import json
 import os
@@ -26,6 +29,7 @@ check = dtest.check
 N_MSGS = 6
 ANSWER_DELAY_MS = 700  # each POST to the stand-in takes this long
 N_LIMITED = 5  # messages in the rate-limit part, the first one limited
+LEASE_S = 3  # HEALER_LEASE_SECONDS: a sender's lease on the message it sends
 
 
 def main():
@@ -35,9 +39,11 @@ def main():
     url = pgtest.create_database("outbox")
     shared = os.path.join(dtest.TMP, "outbox")
     env = hltest.base_env(HEALER_DISPATCH="none", HEALER_LOOP_INTERVAL_MS="100",
+                          HEALER_LEASE_SECONDS=str(LEASE_S),
                           DISCORD_WEBHOOK_URL=f"http://127.0.0.1:{dport}/api/webhooks/111/"
                                               "disc-token")
-    reps = [hltest.Healer(shared, env, store_url=url, name=f"r{i}") for i in range(2)]
+    reps = [hltest.Healer(shared, env, store_url=f"{url}&application_name=outbox-r{i}",
+                          name=f"r{i}") for i in range(2)]
     for r in reps:
         r.start()
     con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
@@ -112,10 +118,38 @@ def main():
     if told:
         told.start()
 
+    # the sender's database session holding the message's lock is cut
+    # while the message is on its way (the stand-in holds the POST 5 s):
+    # the lock goes with it, but the row stays taken by its live sender,
+    # so the other replica does not send it again
+    stub_json(dport, "/_stub/clear", {})
+    stub_json(dport, "/_stub/reset", {})
+    stub_json(dport, "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/api/webhooks/", "delay_ms": 5000, "times": 1}]})
+    enqueue("outbox-cut")
+    first = wait_for(lambda: stub_json(dport, "/_stub/requests"), 20, step=0.05)
+    t_first = time.time()
+    listeners = ("SELECT DISTINCT a.pid FROM pg_stat_activity a JOIN pg_locks l"
+                 " ON l.pid = a.pid AND l.locktype = 'advisory'"
+                 " WHERE a.application_name LIKE 'outbox-r%'")
+    cut = 0
+    for (pid,) in con.query(listeners).fetchall():
+        con.query(f"SELECT pg_terminate_backend({int(pid)})")
+        cut += 1
+    sent = wait_for(lambda: con.query("SELECT state FROM notifications"
+                                      " WHERE task_id = 'outbox-cut'").fetchall()
+                    == [("delivered",)], 20, step=0.1)
+    # the held POST ends 5 s after it began; a second send may end first
+    time.sleep(max(0.0, t_first + 7 - time.time()))
+    texts = [m["payload"]["content"] for m in stub_json(dport, "/_stub/messages")]
+    check("a message whose sender lost its lock's database session mid-send is sent once",
+          first and cut >= 1 and sent and texts == ["outbox-cut"],
+          repr([cut, sent, texts]))
+
     # a replica killed while its message is on the way: the other replica
-    # sends it as soon as the database sees the killed one gone, not after
-    # a lease (the stand-in holds the first POST, then would answer 503;
-    # the other replica starts once the first is sending)
+    # sends it once the killed one's lease on it ends, unrenewed (the
+    # stand-in holds the first POST, then would answer 503; the other
+    # replica starts once the first is sending)
     reps[1].stop()
     stub_json(dport, "/_stub/clear", {})
     stub_json(dport, "/_stub/reset", {})
@@ -136,9 +170,10 @@ def main():
     time.sleep(1)
     row = con.query("SELECT state, attempts FROM notifications"
                     " WHERE task_id = 'outbox-task-killed'").fetchall()
-    check("a message whose sender was killed mid-send is sent by the other replica at once",
+    check("a message whose sender was killed mid-send is sent by the other replica once "
+          "the sender's lease ends",
           len(first or []) == 1 and [m["payload"]["content"] for m in taken or []]
-          == ["escalation killed"] and waited < 4 and row == [("delivered", 1)],
+          == ["escalation killed"] and waited < LEASE_S + 3 and row == [("delivered", 1)],
           repr([first, taken, waited, row]))
     reps[1].stop()
     logs = "".join(r.log() for r in reps)

@@ -2926,17 +2926,20 @@ test_store_outbox(void **state)
 }
 
 /* A notification is due while pending and its time has come; an outbox
- * that read it due asks again under its lock, and finds it not due once
- * another outbox recorded a result (delivered, or put off). */
+ * that read it due takes it under its lock, once: taken, it is not due
+ * until the sender's lease ends (renewed while the sender lives), and
+ * another outbox's recorded result (delivered, or put off) leaves nothing
+ * to take. */
 static void
-test_store_outbox_is_due(void **state)
+test_store_outbox_take(void **state)
 {
 	struct fixture *f = *state;
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_notification *due = NULL;
 	size_t n = 0;
-	int64_t id;
-	bool is_due = false;
+	int64_t id, id2, first;
+	bool taken = false;
+	char row[RAW_COLS][256], sql[128];
 	struct hl_notification_in in = { .task_id = "t-c",
 		                         .channel = "slack",
 		                         .kind = "escalation",
@@ -2944,33 +2947,50 @@ test_store_outbox_is_due(void **state)
 		                         .payload = "{}" };
 	const int64_t now = hl_time_wall_ms() + 1000;
 
+	hl_store_set_claim_lease(f->s, 60000);
 	assert_int_equal(hl_store_outbox_add(f->s, NULL, &in, &err), 0);
 	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now, &err), 0);
 	assert_int_equal(n, 1);
 	id = due[0].id;
 	hl_notification_release(&due[0]);
 	free(due);
-	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now, &err), 0);
-	assert_true(is_due);
-	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id + 1000, now, &err), 0);
-	assert_false(is_due);
-	/* put off (a retry later, a held channel) */
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id + 1000, now, &err), 0);
+	assert_false(taken);
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now, &err), 0);
+	assert_true(taken);
+	snprintf(sql, sizeof(sql), "SELECT sending_by, next_ms FROM notifications WHERE id = %lld",
+	         (long long)id);
+	assert_int_equal(raw_row(f, sql, row), 0);
+	assert_string_equal(row[0], hl_store_owner(f->s));
+	assert_int_equal(atoll(row[1]), now + 60000);
+	/* taken: another outbox (whose lock the first one's lost session
+	 * freed) neither lists nor takes it while the send may run */
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now, &err), 0);
+	assert_false(taken);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now + 59999, &err), 0);
+	assert_int_equal(n, 0);
+	free(due);
+	due = NULL;
+	/* its sender died (no renewal): due again once its lease ended */
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 60000, &err), 0);
+	assert_true(taken);
+	/* put off (a retry later, a held channel): the send ended */
 	assert_int_equal(
-	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 1, now + 60000, "429", &err),
+	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 1, now + 130000, "429", &err),
 	        0);
-	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now, &err), 0);
-	assert_false(is_due);
-	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now + 60000, &err), 0);
-	assert_true(is_due);
+	assert_int_equal(raw_row(f, sql, row), 0);
+	assert_string_equal(row[0], "");
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 129999, &err), 0);
+	assert_false(taken);
 	/* an outbox that read it before another's retries records a smaller
 	 * count: the count never goes back (the cap and backoff read it) */
 	assert_int_equal(
-	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 4, now + 60000, "503", &err),
+	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 4, now + 130000, "503", &err),
 	        0);
 	assert_int_equal(
-	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 2, now + 60000, "503", &err),
+	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 2, now + 130000, "503", &err),
 	        0);
-	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now + 60000, &err), 0);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now + 130000, &err), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(due[0].attempts, 4);
 	hl_notification_release(&due[0]);
@@ -2978,8 +2998,28 @@ test_store_outbox_is_due(void **state)
 	due = NULL;
 	assert_int_equal(hl_store_outbox_update(f->s, id, HL_OUTBOX_DELIVERED, 2, 0, NULL, &err),
 	                 0);
-	assert_int_equal(hl_store_outbox_is_due(f->s, &is_due, id, now + 60000, &err), 0);
-	assert_false(is_due);
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 130000, &err), 0);
+	assert_false(taken);
+
+	/* the lease keeper renews a send's lease while its sender lives */
+	hl_store_set_claim_lease(f->s, 1000);
+	in.ref = "4";
+	assert_int_equal(hl_store_outbox_add(f->s, NULL, &in, &err), 0);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, hl_time_wall_ms() + 1, &err), 0);
+	assert_int_equal(n, 1);
+	id2 = due[0].id;
+	hl_notification_release(&due[0]);
+	free(due);
+	assert_int_equal(hl_store_outbox_take(f->s, &taken, id2, hl_time_wall_ms() + 1, &err), 0);
+	assert_true(taken);
+	snprintf(sql, sizeof(sql), "SELECT next_ms FROM notifications WHERE id = %lld",
+	         (long long)id2);
+	assert_int_equal(raw_row(f, sql, row), 0);
+	first = atoll(row[0]);
+	usleep(1500000);
+	assert_int_equal(raw_row(f, sql, row), 0);
+	assert_true(atoll(row[0]) > first);
+	assert_true(atoll(row[0]) > hl_time_wall_ms());
 }
 
 /* Listing tasks: newest first, filters, pages that neither repeat nor skip. */
@@ -4269,7 +4309,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_task_is_read_as_of_one_moment, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_outbox_is_due, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_outbox_take, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
 		                                teardown),
 		cmocka_unit_test(test_store_refuses_an_empty_file),
