@@ -152,7 +152,7 @@ int hl_pg_claim_many(struct hl_store_backend *b, struct hl_delivery_record **out
 int hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
                      int64_t lease_ms, struct hl_err *err);
 int hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
-                struct hl_err *err);
+                const char *const *ids, size_t n, struct hl_err *err);
 int hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t lease_ms,
                struct hl_err *err);
 int hl_pg_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,

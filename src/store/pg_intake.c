@@ -23,6 +23,7 @@
  * deadlock; a count is the sum of its shards.
  */
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "body.h"
 #include "pg_impl.h"
@@ -785,17 +786,73 @@ hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, co
 	return hl_pg_claim_many(b, out, 1, &n, owner, lease_ms, err);
 }
 
+/* Renews owner's claims it holds ($3), and gives back its claims it does
+ * not hold whose lease ran out ($4: now): a claim committed while its
+ * answer was lost (the connection went at COMMIT), or an intake batch's
+ * hand-off committed so; nobody works on those, and no other process
+ * takes a live owner's claims. A claim being made as the list was copied
+ * has a fresh lease. */
+static const char pg_renew_sql[] =
+        "WITH r AS (UPDATE deliveries SET lease_until_ms = $2 WHERE state = 'processing'"
+        " AND claimed_by = $1 AND delivery_id = ANY ($3::text[]) RETURNING 1),"
+        " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
+        " lease_until_ms = NULL, updated_ms = $4 WHERE d.state = 'processing'"
+        " AND d.claimed_by = $1 AND d.lease_until_ms < $4"
+        " AND NOT (d.delivery_id = ANY ($3::text[])) RETURNING d.event_name),"
+        " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
+        " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT g.event_name, v.state, '', v.sign * g.k FROM g,"
+        " (VALUES ('processing', -1), ('received', 1)) v (state, sign)"
+        " ORDER BY 1, 2" PG_COUNTS_UPSERT ")"
+        " SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM u)";
+
 int
-hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, struct hl_err *err)
+hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
+            const char *const *ids, size_t n, struct hl_err *err)
 {
+	struct hl_buf arr = HL_BUF_INIT(0);
 	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	int rc;
 
 	hl_pg_text(&p, owner);
 	hl_pg_int(&p, until_ms);
-	return hl_pg_exec(b, NULL,
-	                  "UPDATE deliveries SET lease_until_ms = $2"
-	                  " WHERE state = 'processing' AND claimed_by = $1",
-	                  &p, false, "renew claims", err);
+	if (!ids)
+		return hl_pg_exec(b, NULL,
+		                  "UPDATE deliveries SET lease_until_ms = $2"
+		                  " WHERE state = 'processing' AND claimed_by = $1",
+		                  &p, false, "renew claims", err);
+	/* a text[] literal: every element quoted, '"' and '\' escaped */
+	hl_buf_append_char(&arr, '{');
+	for (size_t i = 0; i < n; i++) {
+		hl_buf_append_str(&arr, i ? ",\"" : "\"");
+		for (const char *c = ids[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				hl_buf_append_char(&arr, '\\');
+			hl_buf_append_char(&arr, *c);
+		}
+		hl_buf_append_char(&arr, '"');
+	}
+	hl_buf_append_char(&arr, '}');
+	if (hl_buf_error(&arr)) {
+		hl_buf_release(&arr);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	hl_pg_text(&p, arr.data);
+	hl_pg_int(&p, hl_time_wall_ms());
+	rc = hl_pg_exec(b, &r, pg_renew_sql, &p, false, "renew claims", err);
+	if (rc == 0 && hl_pg_int_at(r, 0, 1) > 0) {
+		char back[24];
+
+		snprintf(back, sizeof(back), "%lld", (long long)hl_pg_int_at(r, 0, 1));
+		hl_log_kv(HL_LOG_WARN,
+		          "claims of this process that no worker holds (their answer was lost "
+		          "with the connection) are waiting again",
+		          "deliveries", back, NULL);
+	}
+	PQclear(r);
+	hl_buf_release(&arr);
+	return rc;
 }
 
 /* Requeues other processes' expired claims, and the claims of dead

@@ -96,7 +96,7 @@ int hl_sq_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head);
 int hl_sq_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, const char *owner,
                      int64_t lease_ms, struct hl_err *err);
 int hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
-                struct hl_err *err);
+                const char *const *ids, size_t n, struct hl_err *err);
 int hl_sq_compact(struct hl_store_backend *b, int64_t *freed_bytes, int max_pages,
                   struct hl_err *err);
 int hl_sq_prune(struct hl_store_backend *b, int64_t *removed, int64_t before_ms, int max,

@@ -758,8 +758,13 @@ hl_sq_recent(struct hl_store_backend *b, struct hl_delivery_summary *out, size_t
 }
 
 int
-hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms, struct hl_err *err)
+hl_sq_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
+            const char *const *ids, size_t n, struct hl_err *err)
 {
+	/* one process per store: its own stale claims are taken back by
+	 * the claim that finds them (sqlite_intake.c) */
+	(void)ids;
+	(void)n;
 	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE deliveries SET lease_until_ms = ?2"
 	                                    " WHERE state = 'processing' AND claimed_by = ?1");
 	int rc;

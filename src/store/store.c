@@ -406,6 +406,38 @@ store_renew_held(struct hl_store *s, int64_t shortest)
 	return shortest;
 }
 
+/* Renews the claims this handle holds (a copy of the list, so claims and
+ * finishes do not wait for the store); on a shared backend its own claims
+ * it does not hold (their claim's or its intake batch's answer was lost
+ * with the connection) then run out and are given back. */
+static void
+store_renew_claims(struct hl_store *s, int64_t lease, struct hl_err *err)
+{
+	static const char *const none[1] = { NULL };
+	const char **ids = NULL;
+	size_t n = 0, i;
+	bool oom;
+
+	pthread_mutex_lock(&s->c_lock);
+	oom = s->c_lost;
+	if (s->c_n && !(ids = malloc(s->c_n * sizeof(*ids))))
+		oom = true;
+	for (i = 0; ids && i < s->c_n; i++)
+		if (!(ids[n] = strdup(s->c_ids[i])))
+			oom = true;
+		else
+			n++;
+	pthread_mutex_unlock(&s->c_lock);
+	pthread_mutex_lock(&s->db_lock);
+	/* out of memory: every claim of the owner renewed, none given back */
+	(void)s->ops->intake.renew(s->b, s->owner, hl_time_wall_ms() + lease,
+	                           oom ? NULL : ids ? ids : none, n, err);
+	pthread_mutex_unlock(&s->db_lock);
+	for (i = 0; i < n; i++)
+		free((char *)ids[i]);
+	free(ids);
+}
+
 /* Renews this handle's claims and task leases every third of the lease
  * (of the shortest task lease, when shorter), gives back the abandoned
  * claims, and (on a shared backend) requeues the claims of processes that
@@ -430,12 +462,13 @@ store_keeper(void *arg)
 		if (s->k_stop)
 			break;
 		s->k_wake = false;
+		lease = atomic_load(&s->claim_lease_ms); /* it may have changed meanwhile */
 		n = store_give_back_abandoned(s);
 		round = store_renew_held(s, lease);
 		pthread_mutex_unlock(&s->k_lock);
 		err.code = 0;
+		store_renew_claims(s, lease, &err);
 		pthread_mutex_lock(&s->db_lock);
-		(void)s->ops->intake.renew(s->b, s->owner, hl_time_wall_ms() + lease, &err);
 		/* a send's lease that ran out (the store was away) is not
 		 * renewed: the row is due again */
 		(void)s->ops->outbox.renew(s->b, s->owner, hl_time_wall_ms(),
@@ -520,6 +553,7 @@ hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struc
 	pthread_mutex_init(&s->n_lock, NULL);
 	pthread_mutex_init(&s->k_lock, NULL);
 	pthread_cond_init(&s->k_cond, NULL);
+	pthread_mutex_init(&s->c_lock, NULL);
 	if (pg)
 		rc = hl_store_pg_open(&s->b, &s->ops, url, flags, s->owner,
 		                      &(struct hl_store_sink){ hl_store_deliver, s }, err);
@@ -586,6 +620,10 @@ hl_store_close(struct hl_store *s)
 	while (s->k_n_held > 0)
 		store_held_free(&s->k_held[--s->k_n_held]);
 	free(s->k_held);
+	pthread_mutex_destroy(&s->c_lock);
+	while (s->c_n > 0)
+		free(s->c_ids[--s->c_n]);
+	free(s->c_ids);
 	free(s);
 }
 

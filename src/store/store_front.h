@@ -46,6 +46,11 @@ struct hl_store {
 	pthread_t keeper;
 	bool keeper_started;
 
+	pthread_mutex_t c_lock; /* guards the fields below */
+	char **c_ids;           /* the claims this handle holds: only these are renewed */
+	size_t c_n, c_cap;
+	bool c_lost; /* one could not be recorded (out of memory): renew them all */
+
 	pthread_mutex_t q_lock; /* guards the fields below */
 	pthread_cond_t q_cond;  /* committer: work queued or stop */
 	struct hl_intake_req *q_head, *q_tail;

@@ -132,9 +132,12 @@ struct hl_store_intake_ops {
 	 * -HL_ENOTFOUND when none waits. */
 	int (*claim_many)(struct hl_store_backend *b, struct hl_delivery_record **out, int max,
 	                  int *n, const char *owner, int64_t lease_ms, struct hl_err *err);
-	/* Extends the lease of every delivery owner is processing. */
+	/* Extends the lease of the deliveries owner is processing and holds
+	 * (ids[0..n); NULL: every one); on a shared backend the others of
+	 * owner's whose lease ran out go back to received (a claim whose
+	 * answer was lost: nobody works on it). */
 	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t until_ms,
-	             struct hl_err *err);
+	             const char *const *ids, size_t n, struct hl_err *err);
 	/* Requeues the claims of dead processes (not owner's); lease_ms is
 	 * the claim lease (claims renewed within it are a live process's);
 	 * NULL when the backend only ever has one process. */

@@ -120,6 +120,53 @@ store_handoff_record(const struct hl_intake_req *r)
 	return d;
 }
 
+/* Records delivery_id among the claims this handle holds (the lease
+ * keeper renews only those); out of memory, c_lost makes it renew every
+ * claim of the owner from then on. */
+static void
+store_claim_held(struct hl_store *s, const char *delivery_id)
+{
+	char **grown, *id = strdup(delivery_id);
+
+	pthread_mutex_lock(&s->c_lock);
+	if (id && s->c_n == s->c_cap) {
+		size_t cap = s->c_cap ? s->c_cap * 2 : 16;
+
+		if ((grown = realloc(s->c_ids, cap * sizeof(*grown)))) {
+			s->c_ids = grown;
+			s->c_cap = cap;
+		}
+	}
+	if (id && s->c_n < s->c_cap) {
+		s->c_ids[s->c_n++] = id;
+		id = NULL;
+	} else {
+		s->c_lost = true;
+	}
+	pthread_mutex_unlock(&s->c_lock);
+	free(id);
+}
+
+/* Forgets a claim this handle no longer holds (ended, given back, or
+ * another process's now: rc 0, -HL_ECONFLICT, -HL_ENOTFOUND). */
+static void
+store_claim_dropped(struct hl_store *s, const char *delivery_id, int rc)
+{
+	size_t i;
+
+	if (rc != 0 && rc != -HL_ECONFLICT && rc != -HL_ENOTFOUND)
+		return; /* still this process's until the store says otherwise */
+	pthread_mutex_lock(&s->c_lock);
+	for (i = 0; i < s->c_n; i++) {
+		if (strcmp(s->c_ids[i], delivery_id) == 0) {
+			free(s->c_ids[i]);
+			s->c_ids[i] = s->c_ids[--s->c_n];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->c_lock);
+}
+
 int
 hl_store_give_back(struct hl_store *s, const char *delivery_id)
 {
@@ -132,6 +179,7 @@ hl_store_give_back(struct hl_store *s, const char *delivery_id)
 	        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED, .not_before_ms = 0 },
 	        &err);
 	pthread_mutex_unlock(&s->db_lock);
+	store_claim_dropped(s, delivery_id, rc);
 	return rc;
 }
 
@@ -187,6 +235,8 @@ store_complete(struct hl_store *s, struct hl_intake_req *list)
 		next = r->next;
 		r->next = NULL;
 		if (r->take) {
+			if (r->taken_id > 0)
+				store_claim_held(s, r->in.delivery_id);
 			d = r->taken_id > 0 ? store_handoff_record(r) : NULL;
 			pthread_mutex_lock(&s->h_lock);
 			s->h_reserved--;
@@ -580,6 +630,8 @@ hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out, struct 
 		pthread_mutex_unlock(&s->db_lock);
 		if (rc < 0 && rc != -HL_ENOTFOUND)
 			return rc;
+		for (i = 0; i < n; i++)
+			store_claim_held(s, got[i]->delivery_id);
 		pthread_mutex_lock(&s->h_lock);
 		s->h_db_tried_ms = now;
 		if (n < room && s->h_db_seq == seq)
@@ -603,6 +655,8 @@ hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out, struct 
 		rc = s->ops->intake.claim_next(s->b, out, s->owner, atomic_load(&s->claim_lease_ms),
 		                               err);
 		pthread_mutex_unlock(&s->db_lock);
+		if (rc == 0)
+			store_claim_held(s, (*out)->delivery_id);
 		if (rc != -HL_ENOTFOUND)
 			return rc;
 		pthread_mutex_lock(&s->h_lock);
@@ -652,6 +706,7 @@ hl_store_finish_delivery(struct hl_store *s, const char *delivery_id,
 			break;
 		pause = pause < 2000 ? pause * 2 : 2000;
 	}
+	store_claim_dropped(s, delivery_id, rc);
 	if (rc == 0 && result->state == HL_DELIVERY_RECEIVED &&
 	    result->not_before_ms <= hl_time_wall_ms())
 		hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);

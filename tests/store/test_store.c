@@ -3887,6 +3887,52 @@ test_store_replicas_hear_each_other(void **state)
 /* The claims of a replica that died go back to the queue: at once when
  * its session is gone (recovery, or any replica's lease keeper), never
  * while it lives. */
+/* A claim of this process's that no worker holds (committed while its
+ * answer was lost with the connection, or an intake batch's hand-off
+ * committed so) is not renewed with the others: once its lease ran out it
+ * waits again, and is claimed. */
+static void
+test_store_lost_claim_waits_again(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL, *held = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char sql[256], row[RAW_COLS][256];
+	int64_t deadline;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	hl_store_set_claim_lease(f->s, 1500); /* the keeper looks every 500 ms */
+	insert(f, "d-held", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &held, &err), 0);
+	insert(f, "d-lost", NULL, NULL);
+	/* claimed by this process in the store, its answer never arrived */
+	snprintf(sql, sizeof(sql),
+	         "UPDATE deliveries SET state = 'processing', claimed_by = '%s',"
+	         " lease_until_ms = %lld, claims = claims + 1 WHERE delivery_id = 'd-lost'",
+	         hl_store_owner(f->s), (long long)(hl_time_wall_ms() + 1500));
+	assert_int_equal(raw_exec(f, sql), 0);
+	deadline = hl_time_mono_ms() + 10000;
+	while (hl_store_claim_next(f->s, &d, &err) == -HL_ENOTFOUND &&
+	       hl_time_mono_ms() < deadline)
+		usleep(50000);
+	assert_non_null(d);
+	assert_string_equal(d->delivery_id, "d-lost");
+	assert_int_equal(d->claims, 2);
+	/* the claim a worker holds stayed its, renewed */
+	assert_int_equal(
+	        raw_row(f,
+	                "SELECT state, lease_until_ms > (extract(epoch from now()) * 1000)::bigint"
+	                " FROM deliveries WHERE delivery_id = 'd-held'",
+	                row),
+	        0);
+	assert_string_equal(row[0], "processing");
+	assert_string_equal(row[1], "t");
+	assert_int_equal(finish(f->s, "d-held", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	assert_int_equal(finish(f->s, "d-lost", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(held);
+	hl_delivery_record_free(d);
+}
+
 /* A claim taken over by another replica once its lease ran out (its
  * renewals failed) is the new claimer's: the old claimer can neither give
  * it back (a third replica would process it) nor end it. */
@@ -4231,7 +4277,7 @@ test_store_intake_waits_for_a_key_claimed_elsewhere(void **state)
 	assert_string_equal(row[0], "1");
 }
 
-#define PG_ONLY 9
+#define PG_ONLY 10
 
 int
 main(void)
@@ -4330,6 +4376,7 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_hear_each_other, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_lost_claim_waits_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_end_only_their_own_claims, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_take_over_a_dead_ones_claims,
