@@ -429,8 +429,17 @@ watch_event(void *ud, const char *type, json_t *obj)
 	struct hl_err err = HL_ERR_INIT;
 	int rc = 0;
 
-	if (atomic_load(&w->l->stop))
+	if (atomic_load(&w->l->stop)) {
+		/* stopping: this change is not recorded, and the resume point
+		 * (set to it already) must not pass it */
+		w->failed = true;
+		w->rv[0] = '\0';
 		return -1;
+	}
+	if (strcmp(type, "LIST") == 0) {
+		json_object_clear(w->seen); /* a list cut short says nothing */
+		return 0;
+	}
 	if (strcmp(type, "BOOKMARK") == 0) {
 		watch_save_rv(w, false);
 		return 0;
@@ -568,7 +577,6 @@ watch_kubernetes(struct hl_loop *l)
 		int rc;
 
 		atomic_store(&l->watch_connected, 1);
-		json_object_clear(w.seen); /* a list cut short says nothing */
 		rc = hl_kube_watch(l->kube, &o, &err);
 		atomic_store(&l->watch_connected, 0);
 		if (w.failed) {

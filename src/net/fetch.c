@@ -655,8 +655,10 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 		}
 		/* never send the credentials to another origin (a storage host);
 		 * a redirect within the same scheme://host:port keeps them */
-		if (!fetch_same_origin(job->url, next))
+		if (!fetch_same_origin(job->url, next)) {
 			job->use_auth = false;
+			res->off_origin = true;
+		}
 		free(job->url);
 		job->url = next;
 		if (status == 303)
@@ -678,6 +680,8 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 			if (wait < 0)
 				wait = 0;
 			wait += 100; /* the reset second has to have passed */
+		} else if (job->req->rate_wait_unsaid_ms > 0) {
+			wait = job->req->rate_wait_unsaid_ms;
 		} else {
 			wait = fetch_backoff(job, rng);
 		}
@@ -798,6 +802,7 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 		int64_t now = hl_time_mono_ms(), wake = now + (cancellable ? 100 : 1000);
 		int still = 0, msgs = 0;
 		CURLMsg *msg;
+		CURLcode result;
 
 		for (i = 0; i < n; i++) {
 			struct fetch_job *job = &jobs[i];
@@ -848,9 +853,11 @@ hl_fetch_run(const struct hl_fetch_req *reqs, struct hl_fetch_res *res, size_t n
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
 			if (!job)
 				continue;
+			/* the message is valid until the handle is removed */
+			result = msg->data.result;
 			curl_multi_remove_handle(multi, job->easy);
 			job->running = false;
-			fetch_completed(job, msg->data.result, start, &rng);
+			fetch_completed(job, result, start, &rng);
 			if (job->done)
 				left--;
 		}

@@ -96,6 +96,9 @@ struct hl_fetch_req {
 	/* answer a rate limit (429, 403 + Retry-After or X-RateLimit-Remaining:
 	 * 0) as is, with its headers, instead of waiting and asking again */
 	bool no_rate_wait;
+	/* the wait for a rate limit that says neither Retry-After nor a reset
+	 * (0: a short backoff); GitHub asks for at least a minute */
+	int64_t rate_wait_unsaid_ms;
 };
 
 struct hl_fetch_res {
@@ -104,6 +107,7 @@ struct hl_fetch_res {
 	bool truncated;     /* keep_tail dropped the head */
 	bool stopped;       /* on_data asked to stop */
 	bool cancelled;     /* the request's cancel flag ended it */
+	bool off_origin;    /* a redirect left the request's origin: the answer is another host's */
 	char content_type[128];
 	char location[1024];         /* last Location header seen */
 	char link[2048];             /* Link header (pagination) */

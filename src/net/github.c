@@ -181,6 +181,9 @@ github_req_defaults(struct hl_github *gh, struct hl_fetch_req *req)
 	req->headers[1] = "X-GitHub-Api-Version: 2022-11-28";
 	req->timeout_ms = gh->timeout_ms;
 	req->max_retries = -1;
+	/* a secondary rate limit without Retry-After: "wait at least one
+	 * minute", not a quick retry that prolongs it */
+	req->rate_wait_unsaid_ms = 60 * 1000;
 }
 
 /* Trades an App JWT for an installation token; called with gh->mu held. */
@@ -430,8 +433,13 @@ github_token_rejected(struct hl_github *gh, const struct hl_fetch_res *res)
 void
 hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 {
-	int64_t now = hl_time_wall_ms(), until, pause = github_secondary_wait_ms(gh, res);
+	int64_t now = hl_time_wall_ms(), until, pause;
 
+	/* a storage host's answer (a job log's redirect) says nothing of
+	 * GitHub's budget, its 429 neither */
+	if (res->off_origin)
+		return;
+	pause = github_secondary_wait_ms(gh, res);
 	(void)github_token_rejected(gh, res);
 
 	if (pause > 0) {
@@ -839,7 +847,7 @@ hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
 	req.keep_tail = true;
 	req.max_body = out->max && out->max < gh->log_cap ? out->max : gh->log_cap;
 	hl_fetch_run(&req, &res, 1, 0, err);
-	hl_github_note_budget(gh, &res); /* (a storage host's answer names no budget) */
+	hl_github_note_budget(gh, &res); /* (not a storage host's answer) */
 	ret = hl_fetch_check(&res, "github job log", err);
 	if (ret < 0)
 		goto out;

@@ -275,6 +275,8 @@ int hl_kube_job_logs(const struct hl_kube *k, struct hl_buf *out, const char *ns
 
 /*
  * A watch callback. type is
+ *   "LIST"     a (re)list begins (object NULL): SYNCs since the last SYNCED
+ *              came from a list cut short and say nothing;
  *   "SYNC"     for each object of a (re)list: its current state;
  *   "SYNCED"   once a (re)list is complete (object NULL): any object the
  *              caller knows that got no SYNC since the previous SYNCED (or
@@ -305,6 +307,9 @@ struct hl_kube_watch_stats {
 	atomic_uint_fast64_t bookmarks;  /* BOOKMARK delivered */
 	/* a server's wait (Retry-After, retryAfterSeconds) over retry_after_max_ms, cut */
 	atomic_uint_fast64_t waits_capped;
+	/* the list page size a page over the body cap taught (halved each
+	 * time; 0: list_limit or the default), kept for the next watches */
+	atomic_int list_page;
 	/* why the last restart happened; written by the watching thread, read
 	 * it after hl_kube_watch returns */
 	struct hl_err last_error;

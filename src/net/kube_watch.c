@@ -359,10 +359,17 @@ watch_list(struct watch *w, struct hl_err *err)
 	struct hl_buf p = HL_BUF_INIT(0);
 	char *cont = NULL, limit[16];
 	enum watch_end end = WATCH_END_STOP;
-	int pages = 0;
+	int pages = 0, page = w->o->list_limit > 0 ? w->o->list_limit : WATCH_LIST_PAGE;
 
-	snprintf(limit, sizeof(limit), "%d",
-	         w->o->list_limit > 0 ? w->o->list_limit : WATCH_LIST_PAGE);
+	if (w->stats && atomic_load(&w->stats->list_page) > 0 &&
+	    atomic_load(&w->stats->list_page) < page)
+		page = atomic_load(&w->stats->list_page);
+	snprintf(limit, sizeof(limit), "%d", page);
+	if (w->o->fn(w->o->ud, "LIST", NULL) < 0) {
+		w->user_stop = true;
+		hl_buf_release(&p);
+		return WATCH_END_STOP;
+	}
 	while (pages++ < WATCH_LIST_MAX_PAGES) {
 		const char *const kv[] = { "limit", limit, "continue", cont, NULL, NULL };
 		struct hl_fetch_res res;
@@ -379,6 +386,20 @@ watch_list(struct watch *w, struct hl_err *err)
 		            false, err) < 0) {
 			hl_fetch_res_release(&res);
 			end = WATCH_END_FATAL;
+			break;
+		}
+		if (res.err.code == HL_ETOOBIG && page > 1) {
+			/* objects as large as etcd keeps (a CodeRun holds its
+			 * prompt): smaller pages, from the start */
+			page /= 2;
+			if (w->stats)
+				atomic_store(&w->stats->list_page, page);
+			hl_err_set(&w->stream_err, HL_ETOOBIG,
+			           "kubernetes list: a page over the body cap; pages of %d from now",
+			           page);
+			watch_note(w, &w->stream_err);
+			hl_fetch_res_release(&res);
+			end = WATCH_END_RETRY;
 			break;
 		}
 		if (res.err.code || res.status < 200 || res.status >= 300) {

@@ -7,13 +7,14 @@
  *   netprobe fetch < {"deadline_ms": N, "requests": [{method, url, headers[],
  *                     auth, body, timeout_ms, max_body, keep_tail,
  *                     follow_redirects, max_retries, backoff_ms, ca_file,
- *                     ca_data, insecure}], "threads": T, "rounds": R}
+ *                     ca_data, insecure, rate_wait_unsaid_ms}], "threads": T,
+ *                     "rounds": R}
  *   netprobe kube config | get-pod NS P | log NS P C TAIL PREV | events NS P |
  *                 list-pods NS SEL | list-coderuns NS SEL | create-coderun NS (< manifest) |
  *                 get-coderun NS NAME | delete-coderun NS NAME |
  *                 coderun-status NS NAME | job-pods NS JOB | job-logs NS JOB TAIL CAP |
  *                 watch NS SEL MS STOP_AFTER [rv=] [backoff=] [backoff_max=]
- *                       [timeout_s=] [limit=] [sigterm=1] |
+ *                       [timeout_s=] [limit=] [lists=1] [sigterm=1] |
  *                 argocd NS NAME                  (KUBECONFIG from the env)
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
@@ -194,6 +195,7 @@ probe_fetch(void)
 		rq[i].ca_file = hl_json_str(r, "ca_file");
 		rq[i].ca_data = hl_json_str(r, "ca_data");
 		rq[i].insecure = hl_json_bool(r, "insecure", false);
+		rq[i].rate_wait_unsaid_ms = hl_json_int(r, "rate_wait_unsaid_ms", 0);
 		json_array_foreach(json_object_get(r, "headers"), j, h)
 		{
 			if (j + 1 < HL_FETCH_MAX_HEADERS)
@@ -245,6 +247,7 @@ struct probe_watch {
 	int stop_after;
 	int seen;
 	char *rv;
+	bool lists; /* print "LIST" at the start of each (re)list */
 };
 
 static atomic_bool probe_stop;
@@ -263,6 +266,12 @@ probe_watch_cb(void *ud, const char *type, json_t *obj)
 {
 	struct probe_watch *w = ud;
 
+	if (strcmp(type, "LIST") == 0) {
+		if (w->lists)
+			printf("LIST\n");
+		fflush(stdout);
+		return 0;
+	}
 	if (strcmp(type, "SYNCED") == 0)
 		printf("SYNCED\n");
 	else if (strcmp(type, "BOOKMARK") == 0)
@@ -280,9 +289,10 @@ probe_watch_cb(void *ud, const char *type, json_t *obj)
 
 /*
  * kube watch NS SEL MS STOP_AFTER [rv=RV] [backoff=MS] [backoff_max=MS]
- * [timeout_s=N] [limit=N] [retry_after_max=MS] [sigterm=1]: MS 0 means no deadline (then sigterm=1
- * gives the stop flag, set by SIGTERM). Prints one line per callback ("CAPPED <asked_s> <capped_ms>
- * <from>" for a server's wait cut to the longest), then "END <rv> <stats JSON>".
+ * [timeout_s=N] [limit=N] [retry_after_max=MS] [lists=1] [sigterm=1]: MS 0 means no deadline (then
+ * sigterm=1 gives the stop flag, set by SIGTERM). Prints one line per callback ("CAPPED <asked_s>
+ * <capped_ms> <from>" for a server's wait cut to the longest; "LIST" at each list's start only with
+ * lists=1), then "END <rv> <stats JSON>" (its list_page too).
  */
 static void
 probe_watch_capped(void *ud, const char *from, int64_t asked_s, int64_t capped_ms)
@@ -299,7 +309,7 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 	struct hl_kube_watch_opts o;
 	struct hl_err err = HL_ERR_INIT;
 	char rv[64] = "";
-	struct probe_watch w = { atoi(argv[4]), 0, rv };
+	struct probe_watch w = { atoi(argv[4]), 0, rv, false };
 	int64_t ms = atol(argv[3]), t_end;
 	json_t *st;
 	char *text;
@@ -331,6 +341,8 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 			o.list_limit = atoi(a + 6);
 		else if (strncmp(a, "retry_after_max=", 16) == 0)
 			o.retry_after_max_ms = atol(a + 16);
+		else if (strcmp(a, "lists=1") == 0)
+			w.lists = true;
 		else if (strcmp(a, "sigterm=1") == 0) {
 			struct sigaction sa;
 
@@ -345,13 +357,14 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 	if (ret < 0)
 		return probe_fail(&err);
 	st = json_pack(
-	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "restarts",
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:s}", "restarts",
 	        (json_int_t)stats.restarts, "reconnects", (json_int_t)stats.reconnects, "relists",
 	        (json_int_t)stats.relists, "rewatches", (json_int_t)stats.rewatches, "events",
 	        (json_int_t)stats.events, "bookmarks", (json_int_t)stats.bookmarks, "waits_capped",
 	        (json_int_t)stats.waits_capped, "stop_ms",
 	        (json_int_t)(atomic_load(&probe_stop) ? t_end - atomic_load(&probe_stop_at) : -1),
-	        "last_error", stats.last_error.msg);
+	        "list_page", (json_int_t)atomic_load(&stats.list_page), "last_error",
+	        stats.last_error.msg);
 	text = json_dumps(st, JSON_COMPACT);
 	printf("END %s %s\n", rv, text ? text : "{}");
 	free(text);

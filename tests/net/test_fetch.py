@@ -182,6 +182,24 @@ for hdrs in ({"Retry-After": "99999999999999999999"}, {"Retry-After": "930000000
           and "-" not in r["message"].split("lifts in", 1)[-1] and r["attempts"] == 1
           and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
 
+# a 429 that says neither Retry-After nor a reset: a short backoff by
+# default; a client that asks for a longer one (GitHub: "wait at least one
+# minute" for a secondary rate limit) is not asked again within its
+# deadline, it gives up at once after one request
+control({"rules": [{"path": "/ok", "status": 429, "body": {"message": "secondary rate limit"}}]})
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000, "rate_wait_unsaid_ms": 60000}])
+r = out["results"][0]
+check("a bare 429 with a minute's wait asked for: given up at once after one request",
+      r["error"] == "upstream_error" and "rate limited" in r["message"] and r["attempts"] == 1
+      and r["elapsed_ms"] < 1000
+      and len([q for q in requests_seen() if q["path"] == "/ok"]) == 1, r)
+http("POST", f"{base}/_stub/reset", {})
+out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000, "backoff_ms": 20}])
+r = out["results"][0]
+check("a bare 429 by default: asked again after a short backoff",
+      len([q for q in requests_seen() if q["path"] == "/ok"]) > 1, r)
+
 # a plain 403 (no rate-limit headers) is an answer, not a wait
 control({"rules": [{"path": "/ok", "status": 403, "times": 1, "body": {"message": "forbidden"}}]})
 out = fetch([{"url": f"{base}/ok", "timeout_ms": 3000}])

@@ -265,6 +265,15 @@ test_budget_a_secondary_rate_limit_holds_every_call(void **state)
 	note(gh, 403, 4000, -1, "{\"message\": \"Resource not accessible by integration\"}");
 	assert_int_equal(hl_github_budget_wait_ms(gh), 0);
 	hl_github_free(gh);
+
+	/* nor a storage host's 429 or spent budget (a job log's redirect) */
+	gh = client("ghs_t", NULL);
+	answer(&res, 429, 0, 120, "<Error>SlowDown</Error>");
+	res.off_origin = true;
+	hl_github_note_budget(gh, &res);
+	hl_fetch_res_release(&res);
+	assert_int_equal(hl_github_budget_wait_ms(gh), 0);
+	hl_github_free(gh);
 }
 
 static void

@@ -657,11 +657,36 @@ check("watch: the list is read in pages (limit, continue) and SYNCED comes after
       and len(lr) == 3 and lr[0]["query"].get("limit") == "2" and lr[1]["query"].get("continue"),
       (w.lines, [r["query"] for r in lr]))
 http("POST", server + "/_stub/config", {"continue_gone": 1}, ctx=ctx)
-w = run_watch("cto", "watch=pg", "1500", "0", "limit=2", "backoff=50")
+w = run_watch("cto", "watch=pg", "1500", "0", "limit=2", "backoff=50", "lists=1")
 _, stats = w.end()
 check("watch: an expired continue token (410) restarts the list from the start",
       w.lines.count("SYNC pg-0 -") == 2 and w.lines.count("SYNCED") == 1
       and stats["relists"] == 1, (w.lines, stats))
+# each list's start is said (LIST): what a list cut short delivered says
+# nothing of what exists (the caller forgets those SYNCs)
+syncs = [ln for ln in w.lines if ln.startswith(("LIST", "SYNC"))]
+check("watch: LIST before each list, the restarted one too",
+      syncs[:1] == ["LIST"] and syncs.count("LIST") == 2
+      and syncs[syncs.index("LIST", 1) + 1] == "SYNC pg-0 -", syncs)
+
+# a page of CodeRuns over the body cap (each holds its prompt, up to
+# etcd's 1.5 MiB per object): smaller pages, learned for the next lists
+big = "p" * (1024 * 1024)
+for i in range(20):
+    m = coderun(f"big-{i:02d}", {"watch": "big"})
+    m["spec"]["promptModification"] = big
+    netprobe("kube", "create-coderun", "cto", stdin=json.dumps(m), env=KENV)
+ctl("POST", "/_stub/reset", {})
+w = run_watch("cto", "watch=big", "6000", "0", "limit=20", "backoff=50", timeout=30)
+_, stats = w.end()
+lr = list_requests()
+check("watch: a list page over the body cap is asked again in halves: every CodeRun SYNCed",
+      [ln for ln in w.lines if ln.startswith("SYNC")] ==
+      [f"SYNC big-{i:02d} -" for i in range(20)] + ["SYNCED"]
+      and stats["list_page"] == 10 and [r["query"].get("limit") for r in lr][:2] == ["20", "10"],
+      ([ln[:40] for ln in w.lines], stats, [r["query"] for r in lr]))
+for i in range(20):
+    netprobe("kube", "delete-coderun", "cto", f"big-{i:02d}", env=KENV)
 
 # ---- CodeRuns for the loop: scripted phases, typed status, the Job's output, delete ----
 create("loop-1", "loop")
