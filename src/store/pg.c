@@ -15,9 +15,9 @@
  *     outside the store mutex, their statements sent in pipelines (see
  *     pg_intake.c).
  *   the listener connection, owned by the listener thread: it LISTENs on
- *     one channel, delivers other processes' signals ("<channel>|<payload>"
- *     NOTIFY payloads; its own, recognised by the sender's backend pid,
- *     were delivered when sent) to the store's sink, and holds session
+ *     one channel, delivers other processes' signals ("<channel>@<owner>|
+ *     <payload>" NOTIFY payloads; its own, recognised by the owner they
+ *     name, were delivered when sent) to the store's sink, and holds session
  *     advisory locks that die with the process: the handle's liveness
  *     lock ("healer:owner:<owner>", see hl_pg_reap) and its leaderships
  *     ("healer:leader:<name>"). When it drops, the thread reconnects with
@@ -834,7 +834,7 @@ pg_publish(struct hl_store_backend *b, enum hl_store_channel ch, const char *pay
 	struct pg_params p = { .n = 0 };
 	int rc;
 
-	hl_buf_appendf(&msg, "%s|%s", hl_store_channel_name(ch), payload);
+	hl_buf_appendf(&msg, "%s@%s|%s", hl_store_channel_name(ch), b->owner, payload);
 	if (hl_buf_error(&msg)) {
 		hl_buf_release(&msg);
 		return hl_err_set(err, HL_ETOOBIG, "signal payload too large");
@@ -910,22 +910,30 @@ pg_listen_connect(struct hl_store_backend *b, char *why, size_t size)
 struct pg_signal {
 	enum hl_store_channel ch;
 	char *payload;
+	const char *owner; /* the sender's, inside the NOTIFY's text; NULL: not said */
+	size_t owner_len;
 };
 
-/* "<channel>|<payload>" -> a signal; false for anything else. */
+/* "<channel>@<owner>|<payload>" (or, from a replica of an older
+ * version, "<channel>|<payload>") -> a signal, its sender's owner in
+ * out->owner (NULL for the older form); false for anything else. */
 static bool
 pg_parse_signal(struct pg_signal *out, const char *extra)
 {
-	const char *bar = strchr(extra, '|');
+	const char *bar = strchr(extra, '|'), *at;
+	size_t len;
 	int ch;
 
 	if (!bar)
 		return false;
+	at = memchr(extra, '@', (size_t)(bar - extra));
+	len = (size_t)((at ? at : bar) - extra);
+	out->owner = at ? at + 1 : NULL;
+	out->owner_len = at ? (size_t)(bar - at - 1) : 0;
 	for (ch = 0; ch < HL_CHANNEL_MAX; ch++) {
 		const char *name = hl_store_channel_name((enum hl_store_channel)ch);
 
-		if (strlen(name) == (size_t)(bar - extra) &&
-		    strncmp(name, extra, strlen(name)) == 0) {
+		if (strlen(name) == len && strncmp(name, extra, len) == 0) {
 			out->ch = (enum hl_store_channel)ch;
 			out->payload = strdup(bar + 1);
 			return out->payload != NULL;
@@ -1007,10 +1015,23 @@ pg_listener(void *arg)
 			b->owner_locked = pg_try_lock(b->lconn, pg_owner_lock_sql, b->owner);
 		n = 0;
 		while (n < PG_NOTIFY_BATCH && (nt = PQnotifies(b->lconn))) {
-			if (nt->be_pid != atomic_load(&b->own_pid[0]) &&
-			    nt->be_pid != atomic_load(&b->own_pid[1]) &&
-			    pg_parse_signal(&sig[n], nt->extra))
-				n++;
+			if (pg_parse_signal(&sig[n], nt->extra)) {
+				/* this handle's own were delivered when sent; told by
+				 * the owner they name (a backend pid is reused after
+				 * the database restarts: another replica's would be
+				 * dropped), by the pid from an older replica */
+				bool own = sig[n].owner
+				                   ? sig[n].owner_len == strlen(b->owner) &&
+				                             strncmp(sig[n].owner, b->owner,
+				                                     sig[n].owner_len) == 0
+				                   : nt->be_pid == atomic_load(&b->own_pid[0]) ||
+				                             nt->be_pid == atomic_load(&b->own_pid[1]);
+
+				if (own)
+					free(sig[n].payload);
+				else
+					n++;
+			}
 			PQfreemem(nt);
 		}
 		more = n == PG_NOTIFY_BATCH;

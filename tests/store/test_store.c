@@ -3884,9 +3884,6 @@ test_store_replicas_hear_each_other(void **state)
 	hl_store_close(s2);
 }
 
-/* The claims of a replica that died go back to the queue: at once when
- * its session is gone (recovery, or any replica's lease keeper), never
- * while it lives. */
 /* A claim of this process's that no worker holds (committed while its
  * answer was lost with the connection, or an intake batch's hand-off
  * committed so) is not renewed with the others: once its lease ran out it
@@ -3966,6 +3963,9 @@ test_store_replicas_end_only_their_own_claims(void **state)
 	hl_store_close(s2);
 }
 
+/* The claims of a replica that died go back to the queue: at once when
+ * its session is gone (recovery, or any replica's lease keeper), never
+ * while it lives. */
 static void
 test_store_replicas_take_over_a_dead_ones_claims(void **state)
 {
