@@ -344,6 +344,7 @@ http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 		} else if (srv->n_ips < srv->cap_ips) {
 			srv->ips[srv->n_ips].addr = c->addr;
 			srv->ips[srv->n_ips].n = 1;
+			srv->ips[srv->n_ips].buffered = 0; /* the slot may hold a removed one's */
 			srv->n_ips++;
 			c->counted = true;
 		}
@@ -666,11 +667,11 @@ http_first_checks(struct http_req *r, const char *mark)
 			return hl_http_dispatch(r, r->method); /* 404 or 405 */
 		return MHD_YES;
 	}
-	if (cl > rt->max_body) {
+	if (cl > (rt->max_body ? rt->max_body : HTTP_BODYLESS_DISCARD)) {
 		/* MHD closes the connection after this response */
 		r->too_big = true;
 		return hl_http_reply_error(r, 413, "payload_too_large", "the body exceeds %zu bytes",
-		                           rt->max_body);
+		                           rt->max_body ? rt->max_body : (size_t)HTTP_BODYLESS_DISCARD);
 	}
 	if (hl_http_auth_refused(r, &ret))
 		return ret;

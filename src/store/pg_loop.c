@@ -618,7 +618,7 @@ hl_pg_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t n
 }
 
 int
-hl_pg_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t now_ms,
+hl_pg_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t id, int64_t now_ms,
                    int64_t until_ms, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
@@ -627,9 +627,10 @@ hl_pg_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t now_ms
 	hl_pg_text(&p, owner);
 	hl_pg_int(&p, until_ms);
 	hl_pg_int(&p, now_ms);
+	hl_pg_int(&p, id);
 	return pg_changes(b, &changed,
 	                  "UPDATE notifications SET next_ms = $2"
-	                  " WHERE sending_by = $1 AND state = 'pending' AND next_ms > $3"
+	                  " WHERE id = $4 AND sending_by = $1 AND state = 'pending' AND next_ms > $3"
 	                  " AND next_ms < $2",
 	                  &p, "outbox renew", err);
 }

@@ -615,11 +615,11 @@ hl_sq_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t n
 }
 
 int
-hl_sq_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t now_ms,
+hl_sq_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t id, int64_t now_ms,
                    int64_t until_ms, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE notifications SET next_ms = ?2"
-	                                    " WHERE sending_by = ?1 AND state = 'pending'"
+	                                    " WHERE id = ?4 AND sending_by = ?1 AND state = 'pending'"
 	                                    " AND next_ms > ?3 AND next_ms < ?2");
 	int rc;
 
@@ -628,6 +628,7 @@ hl_sq_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t now_ms
 	sqlite3_bind_text(st, 1, owner, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, until_ms);
 	sqlite3_bind_int64(st, 3, now_ms);
+	sqlite3_bind_int64(st, 4, id);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox renew");
 	hl_sq_done(b, st);
 	return rc;

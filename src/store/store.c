@@ -469,10 +469,11 @@ store_keeper(void *arg)
 		err.code = 0;
 		store_renew_claims(s, lease, &err);
 		pthread_mutex_lock(&s->db_lock);
-		/* a send's lease that ran out (the store was away) is not
-		 * renewed: the row is due again */
-		(void)s->ops->outbox.renew(s->b, s->owner, hl_time_wall_ms(),
-		                           hl_time_wall_ms() + lease, &err);
+		/* the send under way; a send's lease that ran out (the store
+		 * was away) is not renewed: the row is due again */
+		if (atomic_load(&s->o_sending) > 0)
+			(void)s->ops->outbox.renew(s->b, s->owner, atomic_load(&s->o_sending),
+			                           hl_time_wall_ms(), hl_time_wall_ms() + lease, &err);
 		if (s->ops->intake.reap) {
 			int64_t reaped = 0;
 

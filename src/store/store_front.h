@@ -50,6 +50,9 @@ struct hl_store {
 	char **c_ids;           /* the claims this handle holds: only these are renewed */
 	size_t c_n, c_cap;
 	bool c_lost; /* one could not be recorded (out of memory): renew them all */
+	/* the notification this handle's outbox is sending (0: none): the
+	 * only one whose lease the keeper renews */
+	_Atomic int64_t o_sending;
 
 	pthread_mutex_t q_lock; /* guards the fields below */
 	pthread_cond_t q_cond;  /* committer: work queued or stop */

@@ -254,9 +254,9 @@ struct hl_store_outbox_ops {
 	/* pending and due at now_ms -> next_ms until_ms, sending_by owner */
 	int (*take)(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
 	            int64_t until_ms, const char *owner, struct hl_err *err);
-	/* the rows owner sends whose lease has not ended at now_ms -> next_ms
-	 * until_ms (the lease keeper) */
-	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t now_ms,
+	/* notification id while owner sends it and its lease has not ended
+	 * at now_ms -> next_ms until_ms (the lease keeper) */
+	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t id, int64_t now_ms,
 	             int64_t until_ms, struct hl_err *err);
 	int (*update)(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
 	              int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);

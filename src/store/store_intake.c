@@ -167,6 +167,18 @@ store_claim_dropped(struct hl_store *s, const char *delivery_id, int rc)
 	pthread_mutex_unlock(&s->c_lock);
 }
 
+/* Gives a claim back; one the store refused now goes to the lease keeper,
+ * which gives it back once the store takes it (else it would be held, and
+ * renewed, with no worker on it). */
+static void
+store_give_back_or_abandon(struct hl_store *s, const char *delivery_id)
+{
+	int rc = hl_store_give_back(s, delivery_id);
+
+	if (rc < 0 && rc != -HL_ECONFLICT && rc != -HL_ENOTFOUND)
+		(void)hl_store_abandon_claim(s, delivery_id);
+}
+
 int
 hl_store_give_back(struct hl_store *s, const char *delivery_id)
 {
@@ -248,7 +260,7 @@ store_complete(struct hl_store *s, struct hl_intake_req *list)
 			pthread_mutex_unlock(&s->h_lock);
 			/* out of memory: the store has it, claimed; hand it back */
 			if (!d && r->taken_id > 0) {
-				(void)hl_store_give_back(s, r->in.delivery_id);
+				store_give_back_or_abandon(s, r->in.delivery_id);
 				(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
 			}
 			r->take = false;
@@ -643,7 +655,7 @@ hl_store_claim_next(struct hl_store *s, struct hl_delivery_record **out, struct 
 		pthread_mutex_unlock(&s->h_lock);
 		/* the ring filled meanwhile: the rest go back, due now */
 		for (; i < n; i++) {
-			(void)hl_store_give_back(s, got[i]->delivery_id);
+			store_give_back_or_abandon(s, got[i]->delivery_id);
 			hl_delivery_record_free(got[i]);
 		}
 		if (n > 0) {
@@ -676,7 +688,7 @@ hl_store_handoff_release(struct hl_store *s)
 	struct hl_delivery_record *d;
 
 	while ((d = store_handoff_pop(s))) {
-		(void)hl_store_give_back(s, d->delivery_id);
+		store_give_back_or_abandon(s, d->delivery_id);
 		hl_delivery_record_free(d);
 	}
 }

@@ -254,16 +254,28 @@ hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t now_ms
 {
 	int64_t until = now_ms + atomic_load(&s->claim_lease_ms);
 
+	int rc;
+
 	*taken = false;
-	STORE_CALL(s, s->ops->outbox.take(s->b, taken, id, now_ms, until, s->owner, err));
+	pthread_mutex_lock(&s->db_lock);
+	rc = s->ops->outbox.take(s->b, taken, id, now_ms, until, s->owner, err);
+	pthread_mutex_unlock(&s->db_lock);
+	if (rc == 0 && *taken)
+		atomic_store(&s->o_sending, id);
+	return rc;
 }
 
 int
 hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
 {
+	int64_t sending = id;
+
 	if (state < 0 || state >= HL_OUTBOX_STATE_MAX)
 		return hl_err_set(err, HL_EINVAL, "no notification state %d", (int)state);
+	/* the send is over, recorded or not: its lease is no longer renewed
+	 * (a row whose result could not be written is due once it ends) */
+	atomic_compare_exchange_strong(&s->o_sending, &sending, 0);
 	STORE_CALL(s, s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, err));
 }
 

@@ -228,6 +228,8 @@ def early_refusals():
                       b"Transfer-Encoding: chunked\r\n\r\n")
     check("a chunked sensor call with a wrong token is answered 401 at once",
           st == 401 and took < AT_ONCE_S, (a[:200], took))
+    st, a, took = raw(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n", b"{}")
+    check("a GET with a small body is answered (the body discarded)", st == 200, (a[:300], took))
     st, a, took = raw(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
                       b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n"
                       % (1024 * 1024))
@@ -383,6 +385,25 @@ def body_share():
           st == 202, (a[:300], took))
     for s in socks:
         s.close()
+    time.sleep(0.3)
+
+    # an address's table slot is reused by another: it starts with none of
+    # the bytes the slot's earlier address held (Y is listed before X; Y's
+    # going moves X's entry into its slot, and Z takes the freed one)
+    y = connect("127.0.4.1")
+    x = connect("127.0.4.2")
+    x.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
+              b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 25 * 1024 * 1024 - 10))
+    x.sendall(b"u" * (16 * 1024 * 1024 + 1))
+    time.sleep(0.3)
+    y.close()
+    time.sleep(0.3)
+    payload = b'{"zen":"' + b"z" * (20 * 1024 * 1024) + b'"}'
+    st, a, took = deliver(payload, "127.0.4.3", "lim-slot")
+    check("an address taking a freed table slot gets its whole share, none of another's bytes",
+          st == 202, (a[:300], took))
+    x.close()
 
 
 def slow_body():

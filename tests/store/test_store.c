@@ -3016,10 +3016,22 @@ test_store_outbox_take(void **state)
 	         (long long)id2);
 	assert_int_equal(raw_row(f, sql, row), 0);
 	first = atoll(row[0]);
+	/* and a row taken by this process whose take's answer was lost (the
+	 * connection went at COMMIT): not its send under way, not renewed */
+	in.ref = "5";
+	assert_int_equal(hl_store_outbox_add(f->s, NULL, &in, &err), 0);
+	snprintf(sql, sizeof(sql),
+	         "UPDATE notifications SET sending_by = '%s', next_ms = %lld WHERE ref = '5'",
+	         hl_store_owner(f->s), (long long)(hl_time_wall_ms() + 1000));
+	assert_int_equal(raw_exec(f, sql), 0);
+	snprintf(sql, sizeof(sql), "SELECT next_ms FROM notifications WHERE id = %lld",
+	         (long long)id2);
 	usleep(1500000);
 	assert_int_equal(raw_row(f, sql, row), 0);
 	assert_true(atoll(row[0]) > first);
 	assert_true(atoll(row[0]) > hl_time_wall_ms());
+	assert_int_equal(raw_row(f, "SELECT next_ms FROM notifications WHERE ref = '5'", row), 0);
+	assert_true(atoll(row[0]) <= hl_time_wall_ms());
 }
 
 /* Listing tasks: newest first, filters, pages that neither repeat nor skip. */
