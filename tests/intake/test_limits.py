@@ -188,6 +188,14 @@ def http_get(path, src):
     return st, took
 
 
+def wrong_signature_head(length):
+    """A webhook's headers announcing length bytes, with a well-formed
+    signature the body will not match (checked only once it is in)."""
+    return (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
+            b"Content-Length: %d\r\n\r\n" % (b"0" * 64, length))
+
+
 def deliver(body, src, delivery):
     head = (b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: %s\r\nX-Hub-Signature-256: %s\r\n"
@@ -292,9 +300,7 @@ def body_budget():
     idle = []
     for i in range(12):
         s = connect(f"127.0.2.{i + 1}")
-        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
-                  b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 25 * 1024 * 1024 - 10))
+        s.sendall(wrong_signature_head(25 * 1024 * 1024 - 10))
         s.sendall(b"t" * 1000)
         idle.append(s)
     time.sleep(0.3)
@@ -334,9 +340,7 @@ def body_budget():
     socks = []
     for i in range(40):
         s = connect(f"127.0.1.{i + 1}")
-        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
-                  b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 5 * 1024 * 1024))
+        s.sendall(wrong_signature_head(5 * 1024 * 1024))
         socks.append(s)
     time.sleep(0.5)
     chunk = b"y" * (256 * 1024)
@@ -371,9 +375,7 @@ def body_share():
     socks = []
     for _ in range(4):
         s = connect("127.0.3.1")
-        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
-                  b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 25 * 1024 * 1024 - 10))
+        s.sendall(wrong_signature_head(25 * 1024 * 1024 - 10))
         try:
             s.sendall(b"u" * (16 * 1024 * 1024 + 1))
         except OSError:
@@ -392,9 +394,7 @@ def body_share():
     # going moves X's entry into its slot, and Z takes the freed one)
     y = connect("127.0.4.1")
     x = connect("127.0.4.2")
-    x.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"X-GitHub-Event: ping\r\nX-Hub-Signature-256: sha256=%s\r\n"
-              b"Content-Length: %d\r\n\r\n" % (b"0" * 64, 25 * 1024 * 1024 - 10))
+    x.sendall(wrong_signature_head(25 * 1024 * 1024 - 10))
     x.sendall(b"u" * (16 * 1024 * 1024 + 1))
     time.sleep(0.3)
     y.close()
