@@ -69,7 +69,8 @@ static const char pg_ins_sql[] =
         " $8, CASE WHEN x.known THEN 'duplicate' ELSE $14 END, $15, $16, $8,"
         " CASE WHEN x.dup THEN 0 ELSE $18::integer END,"
         " CASE WHEN x.dup THEN NULL ELSE $19 END,"
-        " CASE WHEN x.dup THEN NULL ELSE $20::bigint END FROM x"
+        " CASE WHEN x.dup THEN NULL ELSE GREATEST($20::bigint, $20::bigint - $8::bigint"
+        " + (1000 * extract(epoch FROM clock_timestamp()))::bigint) END FROM x"
         " ON CONFLICT (delivery_id) DO NOTHING RETURNING id, state, duplicate_of, task_id)"
         " SELECT id, state, duplicate_of, task_id FROM d"
         " UNION ALL SELECT NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM d)";
@@ -225,7 +226,13 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 	if (strcmp(it->state, "processing") == 0) {
 		hl_pg_int(p, 1);
 		hl_pg_text(p, r->take_owner);
-		hl_pg_int(p, r->take_until_ms);
+		/* the lease runs from this try (a batch tried again after a
+		 * reconnect), or from the row's write when that is later (the
+		 * database's clock, after what the statement waited for: its
+		 * locks, its preparation): a claim stored with its lease
+		 * already spent would be taken back, and processed a second
+		 * time, at once */
+		hl_pg_int(p, now + (r->take_until_ms - r->take_at_ms));
 	} else {
 		hl_pg_int(p, 0);
 		hl_pg_text(p, NULL);

@@ -44,7 +44,14 @@
  * older deliveries are never overtaken by newer ones. A process that dies
  * leaves its hand-off as claims, taken back like any dead claim. */
 
-/* Slots a batch may take: none while the store may hold waiting work. */
+static void store_claim_held(struct hl_store *s, const char *delivery_id);
+static void store_claim_dropped(struct hl_store *s, const char *delivery_id, int rc);
+
+/* Slots a batch may take: none while the store may hold waiting work. The
+ * ones taken count as held from here (store_complete forgets those not
+ * stored as taken), so the lease keeper renews a claim from its commit on
+ * and never gives back, as held by no worker, one whose batch outlasted
+ * its lease. */
 static void
 store_handoff_reserve(struct hl_store *s, struct hl_intake_req *list)
 {
@@ -70,6 +77,9 @@ store_handoff_reserve(struct hl_store *s, struct hl_intake_req *list)
 		room--;
 	}
 	pthread_mutex_unlock(&s->h_lock);
+	for (r = list; r; r = r->next)
+		if (r->take)
+			store_claim_held(s, r->in.delivery_id);
 }
 
 static char *
@@ -247,8 +257,8 @@ store_complete(struct hl_store *s, struct hl_intake_req *list)
 		next = r->next;
 		r->next = NULL;
 		if (r->take) {
-			if (r->taken_id > 0)
-				store_claim_held(s, r->in.delivery_id);
+			if (r->taken_id <= 0) /* held since the reservation */
+				store_claim_dropped(s, r->in.delivery_id, 0);
 			d = r->taken_id > 0 ? store_handoff_record(r) : NULL;
 			pthread_mutex_lock(&s->h_lock);
 			s->h_reserved--;

@@ -468,7 +468,19 @@ def main():
         row = con.execute("SELECT state, next_check_ms, lease_owner, lease_until_ms "
                           f"FROM remediation_tasks WHERE task_id = '{t}'").fetchall()
         detail += f"\nrow {row} now {int(time.time() * 1000)}"
-        detail += "".join(["\n" + ln[:300] for ln in log if t in ln][-8:])
+        try:
+            detail += "\nattempts " + str(con.execute(
+                f"SELECT n, phase, coderun_name FROM attempts WHERE task_id = '{t}'").fetchall())
+            # the deliveries of its failure: the one that made it, the ones attached
+            detail += "\ndeliveries " + str(con.execute(
+                "SELECT delivery_id, event_name, state, reason, claims FROM deliveries"
+                f" WHERE task_id = '{t}' OR failure_key = (SELECT dedup_key FROM"
+                f" remediation_tasks WHERE task_id = '{t}')").fetchall())[:1500]
+        except Exception as e:  # the report goes on without them
+            detail += f"\n(reading its attempts and deliveries failed: {e})"
+        # what the server said of it (not the test's own reads of it)
+        detail += "".join(["\n" + ln[:300] for ln in log
+                           if t in ln and '"msg":"request"' not in ln][-12:])
         rem = srv.request("GET", f"/api/remediations/{t}")[1]
         detail += "\n" + json.dumps({k: rem.get(k) for k in (
             "state", "reason", "coderun_name", "attempt", "attempts", "updated_at")})[:1500]
