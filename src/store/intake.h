@@ -9,10 +9,11 @@
  * intake in ONE transaction (a bad row does not sink the batch: the
  * backend writes it again with a savepoint per delivery, or has one
  * already), a syncer thread flushes once for all batches written so
- * far and completes them, while the next batch is being written. Claims and
- * finishes are not flushed on their own: they survive a process crash, and
- * after a power loss they may be redone (the worker is at-least-once there,
- * exactly-once across process crashes). Bodies are stored compressed
+ * far and completes them, while the next batch is being written. On SQLite,
+ * claims and finishes are not flushed on their own: they survive a process
+ * crash, and after a power loss (which ends healer too) they may be redone
+ * (the worker is at-least-once there, exactly-once across process crashes);
+ * on PostgreSQL every commit is durable when it returns. Bodies are stored compressed
  * (LZ4, or deflate from 64 KiB: store/body.h), encoded on the submitting
  * thread; records handed to the worker always carry the raw bytes.
  *

@@ -24,9 +24,9 @@
  *     backoff and then delivers a signal on every channel with payload ""
  *     (work to claim, tasks to look at, decisions to read from the store),
  *     since it may have missed some.
- * Intake batches are durable when their COMMIT returns (synchronous_commit
- * on), so they need no separate log flush; a server's main connection
- * commits without waiting for the flush (see hl_store_pg_open).
+ * Every commit is durable when it returns (synchronous_commit on), so
+ * intake batches need no separate log flush, and no write healer builds
+ * on is lost when the database server crashes (see hl_store_pg_open).
  * Migrations are the .sql files of migrations/postgres/ (same versions as
  * SQLite's), each in its own transaction under an advisory lock, so
  * replicas starting together migrate once.
@@ -283,16 +283,15 @@ pg_connect(const struct hl_store_backend *b)
 	" SET tcp_keepalives_count TO 3; SET tcp_user_timeout TO 9000"
 
 /* Session settings: read-only handles cannot write; commits are durable
- * when they return, except on a server's main connection (see
- * hl_store_pg_open); a silent peer's session ends (PG_PEER_TIMEOUT_SQL). */
+ * when they return (see hl_store_pg_open); a silent peer's session ends
+ * (PG_PEER_TIMEOUT_SQL). */
 static int
 pg_session(const struct hl_store_backend *b, PGconn *c)
 {
 	PGresult *r =
-	        PQexec(c, b->read_only     ? "SET synchronous_commit TO on;"
-	                                     " SET default_transaction_read_only TO on"
-	                  : b->flush_later ? "SET synchronous_commit TO off; " PG_PEER_TIMEOUT_SQL
-	                                   : "SET synchronous_commit TO on; " PG_PEER_TIMEOUT_SQL);
+	        PQexec(c, b->read_only ? "SET synchronous_commit TO on;"
+	                                 " SET default_transaction_read_only TO on"
+	                               : "SET synchronous_commit TO on; " PG_PEER_TIMEOUT_SQL);
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 
 	PQclear(r);
@@ -1327,13 +1326,13 @@ hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
 	b->sink = *sink;
 	if ((rc = pg_check_conninfo(b->conninfo, b->display, err)) < 0)
 		goto fail;
-	/* A server's claims, finishes, tasks and loop state are not flushed
-	 * on their own, as on SQLite: safe for a killed process; after the
-	 * database server crashes the last moments of them are redone (the
-	 * log is one sequence: what is kept is always everything up to some
-	 * commit). Intake batches, answered to senders, run on b->intake
-	 * and are durable when COMMIT returns; so are commands' writes. */
-	b->flush_later = (flags & HL_STORE_SERVER) && !b->read_only;
+	/* Every commit is durable when it returns (synchronous_commit on),
+	 * the server's claims, finishes, tasks and loop state too: unlike a
+	 * SQLite file's, a database server can crash while healer lives on,
+	 * and what healer writes after it reconnects builds on what it wrote
+	 * before (a delivery finished after the crash whose attempt record,
+	 * made just before it, was lost would leave its task with a CodeRun
+	 * nobody follows). Intake batches run on b->intake. */
 	b->conn = pg_connect(b);
 	if (!b->conn || PQstatus(b->conn) != CONNECTION_OK || pg_session(b, b->conn) < 0) {
 		pg_first_line(why, sizeof(why),

@@ -48,7 +48,6 @@ struct hl_store_backend {
 	char display[256]; /* for messages: without credentials */
 	char owner[96];    /* the handle's claimer id */
 	bool read_only;
-	bool flush_later; /* commits return before their log is flushed */
 	struct hl_store_sink sink;
 
 	/* the main connection, under the store mutex */
