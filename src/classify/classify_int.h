@@ -28,6 +28,7 @@
 
 #include <hs/hs.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,7 +88,31 @@ struct hl_classifier {
 	pthread_mutex_t lock;
 	hs_scratch_t **pool;
 	size_t n_pool, cap_pool;
+	/* per pattern id: its PCRE2 code confirming Vectorscan's matches
+	 * (verify.c), CL_VERIFY_NONE for none, 0 until first needed */
+	_Atomic uintptr_t *verify;
+	_Atomic unsigned *verify_n; /* its matches confirmed so far */
+	void **verify_old;          /* the code a JIT-compiled copy replaced */
 };
+
+/* verify.c: a match of pattern id ending at line[len] (the line's start
+ * in the scanned text; at_eol: a line end follows) is confirmed, or is a
+ * false one of Vectorscan's; md from cl_verify_md_new, one per thread. */
+#define CL_VERIFY_NONE ((uintptr_t)1)
+int cl_verify_init(struct hl_classifier *c);
+void cl_verify_release(struct hl_classifier *c);
+bool cl_verify_match(struct hl_classifier *c, void *md, unsigned id, const char *line, size_t len,
+                     bool at_eol);
+void *cl_verify_md_new(void);
+void cl_verify_md_free(void *md);
+
+/* Whether a match of pattern id is taken as Vectorscan reports it (a plain
+ * literal's, once its slot says so). */
+static inline bool
+cl_verify_skip(const struct hl_classifier *c, unsigned id)
+{
+	return atomic_load_explicit(&c->verify[id], memory_order_relaxed) == CL_VERIFY_NONE;
+}
 
 /* db.c: the pool lock; the database, scratch space and lock are released by
  * cl_db_release (a NULL database is fine). */
@@ -399,6 +424,10 @@ struct cl_scan {
 	char *gbuf;
 	size_t gcap;
 	bool gate_copied; /* gated matches are at gbuf offsets */
+	/* the classifier whose matches are confirmed (verify.c), and this
+	 * scan's PCRE2 match data */
+	struct hl_classifier *cls;
+	void *md;
 };
 
 /*

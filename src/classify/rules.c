@@ -93,6 +93,7 @@ hl_classifier_free(struct hl_classifier *c)
 	free(c->pat_flags);
 	free(c->pat_rule);
 	free(c->pat_canon);
+	cl_verify_release(c);
 	cl_db_release(c);
 	free(c);
 }
@@ -961,7 +962,7 @@ cl_new(struct hl_classifier **out, const char *text, size_t n, const char *name,
 	pats.flags = NULL;
 	pats.rule = NULL;
 	c->exported = calloc(c->n_pat ? c->n_pat : 1, sizeof(char *));
-	if (c->exported == NULL) {
+	if (c->exported == NULL || cl_verify_init(c) < 0) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}

@@ -30,9 +30,23 @@
 #include <immintrin.h>
 #endif
 
+static size_t cl_chunk_line(const struct cl_scan *s, size_t end);
+
+/* A match of a regex pattern, confirmed on its own line (verify.c). */
+static bool
+cl_confirm(struct cl_scan *s, unsigned id, size_t to)
+{
+	size_t start = s->lc[cl_chunk_line(s, to)];
+	bool eol = to >= s->chunk_len || s->chunk[to] == '\n';
+
+	return cl_verify_match(s->cls, s->md, id, s->chunk + start, to - start, eol);
+}
+
 static inline void
 cl_record(struct cl_scan *s, unsigned id, size_t to)
 {
+	if (!cl_verify_skip(s->cls, id) && !cl_confirm(s, id, to))
+		return; /* a false match of Vectorscan's */
 	s->local[id] = to;
 	if (s->first[id] == 0 && s->flocal[id] == 0)
 		s->flocal[id] = to; /* > 0: patterns never match empty */
@@ -190,6 +204,7 @@ cl_scan_release(struct cl_scan *s)
 	free(s->gate_at);
 	free(s->gate_off);
 	free(s->gbuf);
+	cl_verify_md_free(s->md);
 }
 
 #define CL_WINDOW (256u * 1024u) /* raw bytes read at a time (> CL_LINE_MAX) */
@@ -415,6 +430,7 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 	if (start >= end)
 		return 0;
 	s->gated = c->gated;
+	s->cls = c;
 	cl_clean_init();
 	memset(&w, 0, sizeof(w));
 	w.src = src;
@@ -566,9 +582,10 @@ cl_scan_alloc(struct cl_scan *s, size_t n_pat)
 	s->flocal = calloc(n_pat + 1, sizeof(size_t));
 	s->dirty = calloc(n_pat + 1, sizeof(unsigned));
 	s->in_dirty = calloc(n_pat + 1, 1);
+	s->md = cl_verify_md_new();
 	if (s->count == NULL || s->line == NULL || s->raw == NULL || s->local == NULL ||
 	    s->first == NULL || s->first_raw == NULL || s->flocal == NULL || s->dirty == NULL ||
-	    s->in_dirty == NULL)
+	    s->in_dirty == NULL || s->md == NULL)
 		return -HL_ENOMEM;
 	return 0;
 }

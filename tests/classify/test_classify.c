@@ -1353,6 +1353,83 @@ test_classify_builtin_database_matches_compiled_rules(void **state)
 	hl_classifier_free(c);
 }
 
+/* The id of pattern text in c. */
+static unsigned
+pattern_id(const struct hl_classifier *c, const char *text)
+{
+	for (size_t i = 0; i < c->n_pat; i++)
+		if (strcmp(c->patterns[i], text) == 0)
+			return (unsigned)i;
+	fail_msg("no pattern %s", text);
+	return 0;
+}
+
+/* A regex pattern's match is confirmed on its own line, ending where the
+ * scan said (Vectorscan's AVX-512 code can report one across a line end);
+ * that of a pattern that repeats nothing is taken as reported. */
+static void
+test_classify_regex_matches_are_confirmed_on_their_line(void **state)
+{
+	static const char rules[] = "rules:\n"
+	                            "- name: lost\n"
+	                            "  type: infra_runner\n"
+	                            "  priority: 50\n"
+	                            "  patterns: ['The hosted runner: .* lost communication',"
+	                            " '[0-9]+ tests failed$', '^error: [a-z]']\n";
+	static const char genuine[] = "The hosted runner: A lost communication with the server";
+	static const char other[] = "The self-hosted runner: B lost communication with the server";
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	unsigned dots, eol, lit;
+	void *md;
+	size_t end = strlen("The hosted runner: A lost communication");
+
+	(void)state;
+	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
+	                 0);
+	dots = pattern_id(c, "The hosted runner: .* lost communication");
+	eol = pattern_id(c, "[0-9]+ tests failed$");
+	lit = pattern_id(c, "^error: [a-z]");
+	assert_non_null(md = cl_verify_md_new());
+	/* the pattern matches the line, ending there */
+	assert_true(cl_verify_match(c, md, dots, genuine, end, false));
+	/* not ending there */
+	assert_false(cl_verify_match(c, md, dots, genuine, end - 3, false));
+	/* the line the false match ended on has no match of its own */
+	assert_false(cl_verify_match(c, md, dots, other,
+	                             strlen("The self-hosted runner: B lost communication"),
+	                             false));
+	/* '$' holds only where a line end follows */
+	assert_true(cl_verify_match(c, md, eol, "3 tests failed", 14, true));
+	assert_false(cl_verify_match(c, md, eol, "3 tests failed early", 14, false));
+	/* a pattern confirming often is JIT-compiled (where PCRE2 has a JIT)
+	 * and answers the same */
+	for (int i = 0; i < 300; i++)
+		assert_true(cl_verify_match(c, md, dots, genuine, end, false));
+	assert_false(cl_verify_match(c, md, dots, other,
+	                             strlen("The self-hosted runner: B lost communication"),
+	                             false));
+	assert_true(cl_verify_match(c, md, dots, genuine, end, false));
+	/* a pattern that repeats nothing is never confirmed: taken as reported */
+	assert_false(cl_verify_skip(c, lit));
+	assert_true(cl_verify_match(c, md, lit, "anything", 8, false));
+	assert_true(cl_verify_skip(c, lit));
+	assert_false(cl_verify_skip(c, dots));
+	/* and a scan keeps the genuine match while the pattern is confirmed */
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	memset(&in, 0, sizeof(in));
+	in.log = "The self-hosted runner: B lost communication with the server\n"
+	         "The hosted runner: A lost communication with the server\n";
+	in.log_len = strlen(in.log);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "lost");
+	assert_int_equal(v.evidence_line_number, 2);
+	hl_verdict_release(&v);
+	cl_verify_md_free(md);
+	hl_classifier_free(c);
+}
+
 /* A gate's literals as text ("\x20" and the like decoded), one a line. */
 static void
 gate_text(char *out, size_t max, char *const *gate)
@@ -1629,6 +1706,7 @@ main(void)
 		cmocka_unit_test(test_classify_fd_reads_like_memory),
 		cmocka_unit_test(test_classify_concurrent_calls_are_safe),
 		cmocka_unit_test(test_classify_builtin_database_matches_compiled_rules),
+		cmocka_unit_test(test_classify_regex_matches_are_confirmed_on_their_line),
 		cmocka_unit_test(test_classify_gate_literals_only_for_one_line_patterns),
 		cmocka_unit_test(test_classify_gated_patterns_match_like_whole_ones),
 		cmocka_unit_test(test_classify_explain_names_candidates),

@@ -1,0 +1,169 @@
+/*
+ * verify.c - a second opinion on the matches of regex patterns.
+ *
+ * Vectorscan 5.4.9 (Debian 12's) scans with its AVX-512 code on CPUs that
+ * have it, and there an accelerator searching a region for a byte can miss
+ * the region's last bytes (VectorCamp/vectorscan#375, #378). A run of '.',
+ * or of a class without '\n', then seems to go on past a line end, and a
+ * pattern is reported as matching across two lines (seen: "The hosted
+ * runner: .* lost communication" ending on a later "The self-hosted runner:
+ * ... lost communication" line). Whether it happens depends on how the
+ * database was laid out when compiled, so it comes and goes between builds.
+ *
+ * Patterns are line-oriented (rules.c rejects what could match across a
+ * line end), so every match of a pattern that repeats something (what the
+ * accelerators run) is confirmed with PCRE2 on its own line: the pattern
+ * must match there, ending where Vectorscan said it ends. A pattern's
+ * PCRE2 code is compiled the first time one of its matches is confirmed,
+ * and JIT-compiled once CL_VERIFY_JIT_AFTER of them were (a JIT compile
+ * costs about as much as a few hundred interpreted matches of a line: most
+ * patterns match a log a few times, some on every other line).
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "classify/classify_int.h"
+
+#include <ctype.h>
+#include <pcre2.h>
+#include <stdlib.h>
+
+/* The pattern repeats something ('*', '+' or a '{n,m}' count): only a
+ * repeat is run through an accelerator that can miss a line end. A
+ * pattern without one (a literal, "^error: [a-z]") is taken as reported. */
+static bool
+cl_verify_repeats(const char *p)
+{
+	bool in_class = false;
+
+	for (; *p != '\0'; p++) {
+		if (*p == '\\') {
+			if (p[1] == '\0')
+				break;
+			p++;
+			continue;
+		}
+		if (in_class) {
+			in_class = *p != ']';
+			continue;
+		}
+		if (*p == '[') {
+			in_class = true;
+			if (p[1] == '^')
+				p++;
+			if (p[1] == ']')
+				p++; /* a leading ']' is a member */
+			continue;
+		}
+		if (*p == '*' || *p == '+' || (*p == '{' && isdigit((unsigned char)p[1])))
+			return true;
+	}
+	return false;
+}
+
+/* The slot of pattern id: its PCRE2 code, or CL_VERIFY_NONE; compiled
+ * here the first time (a thread losing the race frees its own). */
+static uintptr_t
+cl_verify_code(struct hl_classifier *c, unsigned id)
+{
+	uintptr_t v = atomic_load_explicit(&c->verify[id], memory_order_acquire), want = 0;
+	pcre2_code *re;
+	int errcode;
+	PCRE2_SIZE erroff;
+
+	if (v != 0)
+		return v;
+	if (!cl_verify_repeats(c->patterns[id])) {
+		re = NULL;
+	} else {
+		re = pcre2_compile((PCRE2_SPTR)c->patterns[id], PCRE2_ZERO_TERMINATED,
+		                   PCRE2_MULTILINE | PCRE2_ENDANCHORED |
+		                           ((c->pat_flags[id] & HS_FLAG_CASELESS) ? PCRE2_CASELESS : 0),
+		                   &errcode, &erroff, NULL);
+	}
+	/* a pattern PCRE2 cannot read (or no memory) keeps Vectorscan's word */
+	v = re != NULL ? (uintptr_t)re : CL_VERIFY_NONE;
+	if (!atomic_compare_exchange_strong_explicit(&c->verify[id], &want, v,
+	                                             memory_order_acq_rel, memory_order_acquire)) {
+		pcre2_code_free(re);
+		v = want;
+	}
+	return v;
+}
+
+/* Confirmations of a pattern before its code is JIT-compiled. */
+#define CL_VERIFY_JIT_AFTER 256
+
+/* Pattern id's code, now confirming often, replaced by a JIT-compiled copy;
+ * the interpreted one stays until the classifier is freed (other threads
+ * may be running it). Called by one thread per pattern. */
+static void
+cl_verify_jit(struct hl_classifier *c, unsigned id, uintptr_t v)
+{
+	pcre2_code *jit = pcre2_code_copy((const pcre2_code *)v);
+
+	if (jit == NULL || pcre2_jit_compile(jit, PCRE2_JIT_COMPLETE) != 0) {
+		pcre2_code_free(jit); /* no JIT here: interpreted it stays */
+		return;
+	}
+	c->verify_old[id] = (void *)v;
+	atomic_store_explicit(&c->verify[id], (uintptr_t)jit, memory_order_release);
+}
+
+bool
+cl_verify_match(struct hl_classifier *c, void *md, unsigned id, const char *line, size_t len,
+                bool at_eol)
+{
+	uintptr_t v = cl_verify_code(c, id);
+	int rc;
+
+	if (v == CL_VERIFY_NONE || md == NULL)
+		return true;
+	if (atomic_fetch_add_explicit(&c->verify_n[id], 1, memory_order_relaxed) ==
+	    CL_VERIFY_JIT_AFTER)
+		cl_verify_jit(c, id, v);
+	rc = pcre2_match((const pcre2_code *)v, (PCRE2_SPTR)line, len, 0,
+	                 at_eol ? 0 : PCRE2_NOTEOL, md, NULL);
+	/* no match ending there: Vectorscan's was false; any other error
+	 * (a match limit) keeps it */
+	return rc != PCRE2_ERROR_NOMATCH;
+}
+
+void *
+cl_verify_md_new(void)
+{
+	return pcre2_match_data_create(1, NULL);
+}
+
+void
+cl_verify_md_free(void *md)
+{
+	pcre2_match_data_free(md);
+}
+
+int
+cl_verify_init(struct hl_classifier *c)
+{
+	size_t n = c->n_pat ? c->n_pat : 1;
+
+	c->verify = calloc(n, sizeof(*c->verify));
+	c->verify_n = calloc(n, sizeof(*c->verify_n));
+	c->verify_old = calloc(n, sizeof(*c->verify_old));
+	return c->verify != NULL && c->verify_n != NULL && c->verify_old != NULL ? 0 : -HL_ENOMEM;
+}
+
+void
+cl_verify_release(struct hl_classifier *c)
+{
+	for (size_t i = 0; c->verify != NULL && i < c->n_pat; i++) {
+		uintptr_t v = atomic_load(&c->verify[i]);
+		if (v != 0 && v != CL_VERIFY_NONE)
+			pcre2_code_free((pcre2_code *)v);
+		if (c->verify_old != NULL)
+			pcre2_code_free(c->verify_old[i]);
+	}
+	free(c->verify);
+	free(c->verify_n);
+	free(c->verify_old);
+	c->verify = NULL;
+	c->verify_n = NULL;
+	c->verify_old = NULL;
+}
