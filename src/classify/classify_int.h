@@ -95,14 +95,13 @@ struct hl_classifier {
 	void **verify_old;          /* the code a JIT-compiled copy replaced */
 };
 
-/* verify.c: a match of pattern id ending at line[len] (the line's start
- * in the scanned text; at_eol: a line end follows) is confirmed, or is a
- * false one of Vectorscan's; md from cl_verify_md_new, one per thread. */
+/* verify.c: whether pattern id matches line[0, len) (a line of the scanned
+ * text, without its '\n'): if not, Vectorscan's matches ending on it are
+ * false ones; md from cl_verify_md_new, one per thread. */
 #define CL_VERIFY_NONE ((uintptr_t)1)
 int cl_verify_init(struct hl_classifier *c);
 void cl_verify_release(struct hl_classifier *c);
-bool cl_verify_match(struct hl_classifier *c, void *md, unsigned id, const char *line, size_t len,
-                     bool at_eol);
+bool cl_verify_line(struct hl_classifier *c, void *md, unsigned id, const char *line, size_t len);
 void *cl_verify_md_new(void);
 void cl_verify_md_free(void *md);
 
@@ -424,10 +423,14 @@ struct cl_scan {
 	char *gbuf;
 	size_t gcap;
 	bool gate_copied; /* gated matches are at gbuf offsets */
-	/* the classifier whose matches are confirmed (verify.c), and this
-	 * scan's PCRE2 match data */
+	/* the classifier whose matches are confirmed (verify.c), this scan's
+	 * PCRE2 match data, and per pattern the last line confirmed (chunk
+	 * vgen[id], chunk line vline[id]) and its verdict */
 	struct hl_classifier *cls;
 	void *md;
+	size_t *vgen, *vline;
+	unsigned char *vok;
+	size_t gen;
 };
 
 /*

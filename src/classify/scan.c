@@ -32,14 +32,23 @@
 
 static size_t cl_chunk_line(const struct cl_scan *s, size_t end);
 
-/* A match of a regex pattern, confirmed on its own line (verify.c). */
+/* Whether pattern id matches on the line of a match ending at to
+ * (verify.c), asked once per line and pattern. */
 static bool
 cl_confirm(struct cl_scan *s, unsigned id, size_t to)
 {
-	size_t start = s->lc[cl_chunk_line(s, to)];
-	bool eol = to >= s->chunk_len || s->chunk[to] == '\n';
+	size_t lo = cl_chunk_line(s, to), start, end;
 
-	return cl_verify_match(s->cls, s->md, id, s->chunk + start, to - start, eol);
+	if (s->vgen[id] == s->gen && s->vline[id] == lo)
+		return s->vok[id];
+	start = s->lc[lo];
+	end = lo + 1 < s->n_lines ? s->lc[lo + 1] : s->chunk_len;
+	if (end > start && s->chunk[end - 1] == '\n')
+		end--;
+	s->vgen[id] = s->gen;
+	s->vline[id] = lo;
+	s->vok[id] = cl_verify_line(s->cls, s->md, id, s->chunk + start, end - start);
+	return s->vok[id];
 }
 
 static inline void
@@ -205,6 +214,9 @@ cl_scan_release(struct cl_scan *s)
 	free(s->gate_off);
 	free(s->gbuf);
 	cl_verify_md_free(s->md);
+	free(s->vgen);
+	free(s->vline);
+	free(s->vok);
 }
 
 #define CL_WINDOW (256u * 1024u) /* raw bytes read at a time (> CL_LINE_MAX) */
@@ -548,6 +560,7 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 		}
 		s->chunk = buf;
 		s->chunk_len = o;
+		s->gen++; /* the lines confirmed so far were another chunk's */
 		if (o > 0 &&
 		    (hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS ||
 		     (rc = cl_scan_gated(c, s, scratch)) != 0)) {
@@ -583,9 +596,14 @@ cl_scan_alloc(struct cl_scan *s, size_t n_pat)
 	s->dirty = calloc(n_pat + 1, sizeof(unsigned));
 	s->in_dirty = calloc(n_pat + 1, 1);
 	s->md = cl_verify_md_new();
+	s->vgen = calloc(n_pat + 1, sizeof(size_t));
+	s->vline = calloc(n_pat + 1, sizeof(size_t));
+	s->vok = calloc(n_pat + 1, 1);
+	s->gen = 1; /* vgen starts at 0: nothing confirmed yet */
 	if (s->count == NULL || s->line == NULL || s->raw == NULL || s->local == NULL ||
 	    s->first == NULL || s->first_raw == NULL || s->flocal == NULL || s->dirty == NULL ||
-	    s->in_dirty == NULL || s->md == NULL)
+	    s->in_dirty == NULL || s->md == NULL || s->vgen == NULL || s->vline == NULL ||
+	    s->vok == NULL)
 		return -HL_ENOMEM;
 	return 0;
 }

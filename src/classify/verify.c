@@ -10,14 +10,16 @@
  * ... lost communication" line). Whether it happens depends on how the
  * database was laid out when compiled, so it comes and goes between builds.
  *
- * Patterns are line-oriented (rules.c rejects what could match across a
- * line end), so every match of a pattern that repeats something (what the
- * accelerators run) is confirmed with PCRE2 on its own line: the pattern
- * must match there, ending where Vectorscan said it ends. A pattern's
- * PCRE2 code is compiled the first time one of its matches is confirmed,
- * and JIT-compiled once CL_VERIFY_JIT_AFTER of them were (a JIT compile
- * costs about as much as a few hundred interpreted matches of a line: most
- * patterns match a log a few times, some on every other line).
+ * So the matches of a pattern that repeats something (what the
+ * accelerators run) and cannot match a line end itself (no '\s', '\n' and
+ * the like: it can only match within a line) are confirmed with PCRE2:
+ * the pattern must match on the line a match ends on, or Vectorscan's
+ * matches ending there are dropped. One confirmation serves all the ends
+ * one line gives a pattern (a repeat at its end gives one per byte). A
+ * pattern's PCRE2 code is compiled at its first confirmation, and
+ * JIT-compiled once CL_VERIFY_JIT_AFTER lines were confirmed (a JIT
+ * compile costs about as much as a few hundred interpreted matches of a
+ * line: most patterns match a log a few times, some on every other line).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "classify/classify_int.h"
@@ -26,18 +28,22 @@
 #include <pcre2.h>
 #include <stdlib.h>
 
-/* The pattern repeats something ('*', '+' or a '{n,m}' count): only a
- * repeat is run through an accelerator that can miss a line end. A
- * pattern without one (a literal, "^error: [a-z]") is taken as reported. */
+/* Whether the pattern's matches are confirmed: it repeats something ('*',
+ * '+' or a '{n,m}' count; only a repeat is run through an accelerator that
+ * can miss a line end) and has no escape that can match a line end ('\s',
+ * '\n', '\W', '\D', '\R', '\v', a code such as '\x0a'), which a match
+ * within one line would not show. Others are taken as reported. */
 static bool
-cl_verify_repeats(const char *p)
+cl_verify_wanted(const char *p)
 {
-	bool in_class = false;
+	bool in_class = false, repeats = false;
 
 	for (; *p != '\0'; p++) {
 		if (*p == '\\') {
 			if (p[1] == '\0')
 				break;
+			if (strchr("snWDRvx0123456789co", p[1]) != NULL)
+				return false;
 			p++;
 			continue;
 		}
@@ -54,9 +60,9 @@ cl_verify_repeats(const char *p)
 			continue;
 		}
 		if (*p == '*' || *p == '+' || (*p == '{' && isdigit((unsigned char)p[1])))
-			return true;
+			repeats = true;
 	}
-	return false;
+	return repeats;
 }
 
 /* The slot of pattern id: its PCRE2 code, or CL_VERIFY_NONE; compiled
@@ -71,11 +77,11 @@ cl_verify_code(struct hl_classifier *c, unsigned id)
 
 	if (v != 0)
 		return v;
-	if (!cl_verify_repeats(c->patterns[id])) {
+	if (!cl_verify_wanted(c->patterns[id])) {
 		re = NULL;
 	} else {
 		re = pcre2_compile((PCRE2_SPTR)c->patterns[id], PCRE2_ZERO_TERMINATED,
-		                   PCRE2_MULTILINE | PCRE2_ENDANCHORED |
+		                   PCRE2_MULTILINE |
 		                           ((c->pat_flags[id] & HS_FLAG_CASELESS) ? PCRE2_CASELESS : 0),
 		                   &errcode, &erroff, NULL);
 	}
@@ -109,21 +115,21 @@ cl_verify_jit(struct hl_classifier *c, unsigned id, uintptr_t v)
 }
 
 bool
-cl_verify_match(struct hl_classifier *c, void *md, unsigned id, const char *line, size_t len,
-                bool at_eol)
+cl_verify_line(struct hl_classifier *c, void *md, unsigned id, const char *line, size_t len)
 {
 	uintptr_t v = cl_verify_code(c, id);
 	int rc;
 
 	if (v == CL_VERIFY_NONE || md == NULL)
 		return true;
-	if (atomic_fetch_add_explicit(&c->verify_n[id], 1, memory_order_relaxed) ==
-	    CL_VERIFY_JIT_AFTER)
+	/* counted up to the JIT compile only (no wrap in a long life) */
+	if (atomic_load_explicit(&c->verify_n[id], memory_order_relaxed) <= CL_VERIFY_JIT_AFTER &&
+	    atomic_fetch_add_explicit(&c->verify_n[id], 1, memory_order_relaxed) ==
+	            CL_VERIFY_JIT_AFTER)
 		cl_verify_jit(c, id, v);
-	rc = pcre2_match((const pcre2_code *)v, (PCRE2_SPTR)line, len, 0,
-	                 at_eol ? 0 : PCRE2_NOTEOL, md, NULL);
-	/* no match ending there: Vectorscan's was false; any other error
-	 * (a match limit) keeps it */
+	rc = pcre2_match((const pcre2_code *)v, (PCRE2_SPTR)line, len, 0, 0, md, NULL);
+	/* no match on the line: Vectorscan's were false; any other error (a
+	 * match limit) keeps them */
 	return rc != PCRE2_ERROR_NOMATCH;
 }
 

@@ -231,7 +231,9 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 		 * database's clock, after what the statement waited for: its
 		 * locks, its preparation): a claim stored with its lease
 		 * already spent would be taken back, and processed a second
-		 * time, at once */
+		 * time, at once. A database clock ahead of the replicas'
+		 * lengthens such a first lease by as much (renewals use the
+		 * replica's own). */
 		hl_pg_int(p, now + (r->take_until_ms - r->take_at_ms));
 	} else {
 		hl_pg_int(p, 0);

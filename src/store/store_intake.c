@@ -66,7 +66,8 @@ store_handoff_reserve(struct hl_store *s, struct hl_intake_req *list)
 	now = hl_time_wall_ms();
 	until = now + atomic_load(&s->claim_lease_ms);
 	for (r = list; r; r = r->next) {
-		r->take = room > 0 && !r->in.skip_reason && r->in.body_len < STORE_HANDOFF_MAX;
+		r->take = room > 0 && !r->in.skip_reason && r->in.body_len < STORE_HANDOFF_MAX &&
+		          r->in.delivery_id && *r->in.delivery_id;
 		r->taken_id = 0;
 		if (!r->take)
 			continue;

@@ -1364,9 +1364,10 @@ pattern_id(const struct hl_classifier *c, const char *text)
 	return 0;
 }
 
-/* A regex pattern's match is confirmed on its own line, ending where the
- * scan said (Vectorscan's AVX-512 code can report one across a line end);
- * that of a pattern that repeats nothing is taken as reported. */
+/* A match of a pattern with a repeat is confirmed on its line (Vectorscan's
+ * AVX-512 code can report one across a line end); one of a pattern that
+ * repeats nothing, or that can match a line end itself, is taken as
+ * reported. */
 static void
 test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 {
@@ -1375,14 +1376,13 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 	                            "  type: infra_runner\n"
 	                            "  priority: 50\n"
 	                            "  patterns: ['The hosted runner: .* lost communication',"
-	                            " '[0-9]+ tests failed$', '^error: [a-z]']\n";
+	                            " '[0-9]+ tests failed$', '^error: [a-z]', 'fatal:\\s+.*x']\n";
 	static const char genuine[] = "The hosted runner: A lost communication with the server";
 	static const char other[] = "The self-hosted runner: B lost communication with the server";
 	struct hl_classifier *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	unsigned dots, eol, lit;
+	unsigned dots, eol, lit, spans;
 	void *md;
-	size_t end = strlen("The hosted runner: A lost communication");
 
 	(void)state;
 	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
@@ -1390,30 +1390,28 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 	dots = pattern_id(c, "The hosted runner: .* lost communication");
 	eol = pattern_id(c, "[0-9]+ tests failed$");
 	lit = pattern_id(c, "^error: [a-z]");
+	spans = pattern_id(c, "fatal:\\s+.*x");
 	assert_non_null(md = cl_verify_md_new());
-	/* the pattern matches the line, ending there */
-	assert_true(cl_verify_match(c, md, dots, genuine, end, false));
-	/* not ending there */
-	assert_false(cl_verify_match(c, md, dots, genuine, end - 3, false));
+	/* the pattern matches the line */
+	assert_true(cl_verify_line(c, md, dots, genuine, strlen(genuine)));
 	/* the line the false match ended on has no match of its own */
-	assert_false(cl_verify_match(c, md, dots, other,
-	                             strlen("The self-hosted runner: B lost communication"),
-	                             false));
-	/* '$' holds only where a line end follows */
-	assert_true(cl_verify_match(c, md, eol, "3 tests failed", 14, true));
-	assert_false(cl_verify_match(c, md, eol, "3 tests failed early", 14, false));
+	assert_false(cl_verify_line(c, md, dots, other, strlen(other)));
+	/* '$' is the line's end */
+	assert_true(cl_verify_line(c, md, eol, "3 tests failed", 14));
+	assert_false(cl_verify_line(c, md, eol, "3 tests failed early", 20));
 	/* a pattern confirming often is JIT-compiled (where PCRE2 has a JIT)
 	 * and answers the same */
 	for (int i = 0; i < 300; i++)
-		assert_true(cl_verify_match(c, md, dots, genuine, end, false));
-	assert_false(cl_verify_match(c, md, dots, other,
-	                             strlen("The self-hosted runner: B lost communication"),
-	                             false));
-	assert_true(cl_verify_match(c, md, dots, genuine, end, false));
-	/* a pattern that repeats nothing is never confirmed: taken as reported */
+		assert_true(cl_verify_line(c, md, dots, genuine, strlen(genuine)));
+	assert_false(cl_verify_line(c, md, dots, other, strlen(other)));
+	assert_true(cl_verify_line(c, md, dots, genuine, strlen(genuine)));
+	/* taken as reported: a pattern that repeats nothing, and one whose
+	 * '\s' can match a line end (its genuine matches can span lines) */
 	assert_false(cl_verify_skip(c, lit));
-	assert_true(cl_verify_match(c, md, lit, "anything", 8, false));
+	assert_true(cl_verify_line(c, md, lit, "anything", 8));
 	assert_true(cl_verify_skip(c, lit));
+	assert_true(cl_verify_line(c, md, spans, "x", 1));
+	assert_true(cl_verify_skip(c, spans));
 	assert_false(cl_verify_skip(c, dots));
 	/* and a scan keeps the genuine match while the pattern is confirmed */
 	struct hl_classify_input in;

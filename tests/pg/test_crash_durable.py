@@ -30,6 +30,12 @@ def main():
     env = hltest.base_env(HEALER_DISPATCH="directory", HEALER_DECISION_WAIT_MS="10000")
     srv = hltest.Healer(os.path.join(dtest.TMP, "crash"), env, store_url=url).start()
     dbname = url.split("///", 1)[1].split("?", 1)[0]
+    # a commit that does not wait for its flush stays in memory up to the
+    # WAL writer's next round: 10 s here, not 200 ms, so a lost write is
+    # lost for sure, not only when the stop comes soon enough
+    with pgtest.admin() as con:
+        con.query("ALTER SYSTEM SET wal_writer_delay = '10s'")
+        con.query("SELECT pg_reload_conf()")
     lost = []
     for i in range(ROUNDS):
         if not hltest.wait_for(lambda: srv.request("GET", "/ready")[0] == 200, 60):
