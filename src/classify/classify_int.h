@@ -425,10 +425,10 @@ struct cl_scan {
 	bool gate_copied; /* gated matches are at gbuf offsets */
 	/* the classifier whose matches are confirmed (verify.c), this scan's
 	 * PCRE2 match data, and per pattern the last line confirmed (chunk
-	 * vgen[id], chunk line vline[id]) and its verdict */
+	 * vgen[id], its bytes [vstart[id], vend[id]) there) and its verdict */
 	struct hl_classifier *cls;
 	void *md;
-	size_t *vgen, *vline;
+	size_t *vgen, *vstart, *vend;
 	unsigned char *vok;
 	size_t gen;
 };

@@ -37,16 +37,19 @@ static size_t cl_chunk_line(const struct cl_scan *s, size_t end);
 static bool
 cl_confirm(struct cl_scan *s, unsigned id, size_t to)
 {
-	size_t lo = cl_chunk_line(s, to), start, end;
+	size_t lo, start, end;
 
-	if (s->vgen[id] == s->gen && s->vline[id] == lo)
+	/* the line of the pattern's last match end: its answer stands */
+	if (s->vgen[id] == s->gen && to > s->vstart[id] && to <= s->vend[id])
 		return s->vok[id];
+	lo = cl_chunk_line(s, to);
 	start = s->lc[lo];
 	end = lo + 1 < s->n_lines ? s->lc[lo + 1] : s->chunk_len;
 	if (end > start && s->chunk[end - 1] == '\n')
 		end--;
 	s->vgen[id] = s->gen;
-	s->vline[id] = lo;
+	s->vstart[id] = start;
+	s->vend[id] = end;
 	s->vok[id] = cl_verify_line(s->cls, s->md, id, s->chunk + start, end - start);
 	return s->vok[id];
 }
@@ -215,7 +218,8 @@ cl_scan_release(struct cl_scan *s)
 	free(s->gbuf);
 	cl_verify_md_free(s->md);
 	free(s->vgen);
-	free(s->vline);
+	free(s->vstart);
+	free(s->vend);
 	free(s->vok);
 }
 
@@ -597,12 +601,13 @@ cl_scan_alloc(struct cl_scan *s, size_t n_pat)
 	s->in_dirty = calloc(n_pat + 1, 1);
 	s->md = cl_verify_md_new();
 	s->vgen = calloc(n_pat + 1, sizeof(size_t));
-	s->vline = calloc(n_pat + 1, sizeof(size_t));
+	s->vstart = calloc(n_pat + 1, sizeof(size_t));
+	s->vend = calloc(n_pat + 1, sizeof(size_t));
 	s->vok = calloc(n_pat + 1, 1);
 	s->gen = 1; /* vgen starts at 0: nothing confirmed yet */
 	if (s->count == NULL || s->line == NULL || s->raw == NULL || s->local == NULL ||
 	    s->first == NULL || s->first_raw == NULL || s->flocal == NULL || s->dirty == NULL ||
-	    s->in_dirty == NULL || s->md == NULL || s->vgen == NULL || s->vline == NULL ||
+	    s->in_dirty == NULL || s->md == NULL || s->vgen == NULL || s->vstart == NULL || s->vend == NULL ||
 	    s->vok == NULL)
 		return -HL_ENOMEM;
 	return 0;
