@@ -105,8 +105,8 @@ bool cl_verify_line(struct hl_classifier *c, void *md, unsigned id, const char *
 void *cl_verify_md_new(void);
 void cl_verify_md_free(void *md);
 
-/* Whether a match of pattern id is taken as Vectorscan reports it (a plain
- * literal's, once its slot says so). */
+/* Whether a match of pattern id is taken as Vectorscan reports it (one of
+ * a pattern verify.c does not confirm, once its slot says so). */
 static inline bool
 cl_verify_skip(const struct hl_classifier *c, unsigned id)
 {

@@ -607,8 +607,8 @@ cl_scan_alloc(struct cl_scan *s, size_t n_pat)
 	s->gen = 1; /* vgen starts at 0: nothing confirmed yet */
 	if (s->count == NULL || s->line == NULL || s->raw == NULL || s->local == NULL ||
 	    s->first == NULL || s->first_raw == NULL || s->flocal == NULL || s->dirty == NULL ||
-	    s->in_dirty == NULL || s->md == NULL || s->vgen == NULL || s->vstart == NULL || s->vend == NULL ||
-	    s->vok == NULL)
+	    s->in_dirty == NULL || s->md == NULL || s->vgen == NULL || s->vstart == NULL ||
+	    s->vend == NULL || s->vok == NULL)
 		return -HL_ENOMEM;
 	return 0;
 }

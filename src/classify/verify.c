@@ -80,15 +80,16 @@ cl_verify_code(struct hl_classifier *c, unsigned id)
 	if (!cl_verify_wanted(c->patterns[id])) {
 		re = NULL;
 	} else {
-		re = pcre2_compile((PCRE2_SPTR)c->patterns[id], PCRE2_ZERO_TERMINATED,
-		                   PCRE2_MULTILINE |
-		                           ((c->pat_flags[id] & HS_FLAG_CASELESS) ? PCRE2_CASELESS : 0),
-		                   &errcode, &erroff, NULL);
+		re = pcre2_compile(
+		        (PCRE2_SPTR)c->patterns[id], PCRE2_ZERO_TERMINATED,
+		        PCRE2_MULTILINE |
+		                ((c->pat_flags[id] & HS_FLAG_CASELESS) ? PCRE2_CASELESS : 0),
+		        &errcode, &erroff, NULL);
 	}
 	/* a pattern PCRE2 cannot read (or no memory) keeps Vectorscan's word */
 	v = re != NULL ? (uintptr_t)re : CL_VERIFY_NONE;
-	if (!atomic_compare_exchange_strong_explicit(&c->verify[id], &want, v,
-	                                             memory_order_acq_rel, memory_order_acquire)) {
+	if (!atomic_compare_exchange_strong_explicit(&c->verify[id], &want, v, memory_order_acq_rel,
+	                                             memory_order_acquire)) {
 		pcre2_code_free(re);
 		v = want;
 	}
