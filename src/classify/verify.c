@@ -30,30 +30,40 @@
 
 /* Whether the pattern's matches are confirmed: it repeats something ('*',
  * '+' or a '{n,m}' count; only a repeat is run through an accelerator that
- * can miss a line end) and has no escape that can match a line end ('\s',
- * '\n', '\W', '\D', '\R', '\v', a code such as '\x0a'), which a match
- * within one line would not show. Others are taken as reported. */
+ * can miss a line end) and nothing in it can match a line end: no escape
+ * that can ('\s', '\n', '\W', '\D', '\R', '\v', a code such as '\x0a')
+ * outside a negated class, and no negated class that leaves '\n' in (such
+ * matches may span lines, which a look at one line would not show). Others
+ * are taken as reported. */
 static bool
 cl_verify_wanted(const char *p)
 {
-	bool in_class = false, repeats = false;
+	bool in_class = false, negated = false, excludes_nl = false, repeats = false;
 
 	for (; *p != '\0'; p++) {
 		if (*p == '\\') {
 			if (p[1] == '\0')
 				break;
-			if (strchr("snWDRvx0123456789co", p[1]) != NULL)
+			if (in_class && negated)
+				excludes_nl = excludes_nl || p[1] == 'n' || p[1] == 's';
+			else if (strchr("snWDRvx0123456789co", p[1]) != NULL)
 				return false;
 			p++;
 			continue;
 		}
 		if (in_class) {
-			in_class = *p != ']';
+			if (*p == ']') {
+				in_class = false;
+				if (negated && !excludes_nl)
+					return false;
+			}
 			continue;
 		}
 		if (*p == '[') {
 			in_class = true;
-			if (p[1] == '^')
+			negated = p[1] == '^';
+			excludes_nl = false;
+			if (negated)
 				p++;
 			if (p[1] == ']')
 				p++; /* a leading ']' is a member */

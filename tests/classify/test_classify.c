@@ -1376,12 +1376,13 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 	                            "  type: infra_runner\n"
 	                            "  priority: 50\n"
 	                            "  patterns: ['The hosted runner: .* lost communication',"
-	                            " '[0-9]+ tests failed$', '^error: [a-z]', 'fatal:\\s+.*x']\n";
+	                            " '[0-9]+ tests failed$', '^error: [a-z]', 'fatal:\\s+.*x',"
+	                            " 'linker `[^`\\n]+` not found']\n";
 	static const char genuine[] = "The hosted runner: A lost communication with the server";
 	static const char other[] = "The self-hosted runner: B lost communication with the server";
 	struct hl_classifier *c = NULL;
 	struct hl_err err = HL_ERR_INIT;
-	unsigned dots, eol, lit, spans;
+	unsigned dots, eol, lit, spans, negated;
 	void *md;
 
 	(void)state;
@@ -1391,6 +1392,7 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 	eol = pattern_id(c, "[0-9]+ tests failed$");
 	lit = pattern_id(c, "^error: [a-z]");
 	spans = pattern_id(c, "fatal:\\s+.*x");
+	negated = pattern_id(c, "linker `[^`\\n]+` not found");
 	assert_non_null(md = cl_verify_md_new());
 	/* the pattern matches the line */
 	assert_true(cl_verify_line(c, md, dots, genuine, strlen(genuine)));
@@ -1413,6 +1415,10 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 	assert_true(cl_verify_line(c, md, spans, "x", 1));
 	assert_true(cl_verify_skip(c, spans));
 	assert_false(cl_verify_skip(c, dots));
+	/* a negated class that leaves '\n' out cannot span lines: confirmed */
+	assert_true(cl_verify_line(c, md, negated, "linker `cc` not found", 21));
+	assert_false(cl_verify_line(c, md, negated, "linker `` not found", 19));
+	assert_false(cl_verify_skip(c, negated));
 	/* and a scan keeps the genuine match while the pattern is confirmed */
 	struct hl_classify_input in;
 	struct hl_verdict v;
