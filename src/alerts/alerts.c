@@ -32,6 +32,7 @@ hl_alerts_new(struct hl_alerts **out, const struct hl_config *cfg, struct hl_sto
 	pthread_cond_init(&a->busy_cv, NULL);
 	if ((rc = hl_classifier_new(&a->classifier, cfg->rules_file, err)) < 0)
 		goto fail;
+	hl_classifier_warm(a->classifier); /* the server's: memory taken at start */
 	if ((rc = hl_prompt_builder_new(&a->prompts, cfg->prompts_dir, err)) < 0)
 		goto fail;
 	if ((rc = hl_dispatch_open(&a->dispatch, cfg, err)) < 0)

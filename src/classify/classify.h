@@ -145,6 +145,13 @@ int hl_classifier_new_from_text(struct hl_classifier **out, const char *text, si
 /* Frees the classifier; NULL is a no-op. No hl_classify call may be running. */
 void hl_classifier_free(struct hl_classifier *c);
 
+/* Prepares now what the classifier would otherwise prepare at first use:
+ * the JIT-compiled PCRE2 code that confirms the matches of each pattern
+ * with a repeat (classify/verify.c). For a long-lived classifier (the
+ * server's), so its memory is taken at start, not while it serves; call
+ * before its first classification. */
+void hl_classifier_warm(struct hl_classifier *c);
+
 size_t hl_classifier_rule_count(const struct hl_classifier *c);
 
 /* The log patterns of all rules, one regex each, in a dialect that both

@@ -144,6 +144,22 @@ cl_verify_line(struct hl_classifier *c, void *md, unsigned id, const char *line,
 	return rc != PCRE2_ERROR_NOMATCH;
 }
 
+void
+hl_classifier_warm(struct hl_classifier *c)
+{
+	for (size_t i = 0; c->verify != NULL && i < c->n_pat; i++) {
+		uintptr_t v;
+
+		if (c->pat_canon != NULL && c->pat_canon[i] != i)
+			continue; /* scanned under another pattern's id */
+		v = cl_verify_code(c, (unsigned)i);
+		if (v == CL_VERIFY_NONE || atomic_load(&c->verify_n[i]) > CL_VERIFY_JIT_AFTER)
+			continue;
+		atomic_store(&c->verify_n[i], CL_VERIFY_JIT_AFTER + 1);
+		cl_verify_jit(c, (unsigned)i, v);
+	}
+}
+
 void *
 cl_verify_md_new(void)
 {

@@ -93,6 +93,7 @@ hl_remediator_new(struct hl_remediator **out, const struct hl_config *cfg, struc
 	r->store = store;
 	if ((rc = hl_classifier_new(&r->classifier, cfg->rules_file, err)) < 0)
 		goto fail;
+	hl_classifier_warm(r->classifier); /* the server's: memory taken at start */
 	if ((rc = hl_prompt_builder_new(&r->prompts, cfg->prompts_dir, err)) < 0)
 		goto fail;
 	/* Without credentials GitHub's sources are skipped, like any unset source:

@@ -1419,6 +1419,18 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 	assert_true(cl_verify_line(c, md, negated, "linker `cc` not found", 21));
 	assert_false(cl_verify_line(c, md, negated, "linker `` not found", 19));
 	assert_false(cl_verify_skip(c, negated));
+	/* a warmed classifier (the server's) has every confirming pattern's
+	 * code ready before its first classification, and answers the same */
+	struct hl_classifier *warm = NULL;
+	assert_int_equal(
+	        hl_classifier_new_from_text(&warm, rules, sizeof(rules) - 1, "t.yaml", &err), 0);
+	hl_classifier_warm(warm);
+	assert_true(atomic_load(&warm->verify[dots]) > CL_VERIFY_NONE);
+	assert_true(atomic_load(&warm->verify[negated]) > CL_VERIFY_NONE);
+	assert_true(cl_verify_skip(warm, lit)); /* not confirmed: taken as reported */
+	assert_true(cl_verify_line(warm, md, dots, genuine, strlen(genuine)));
+	assert_false(cl_verify_line(warm, md, dots, other, strlen(other)));
+	hl_classifier_free(warm);
 	/* and a scan keeps the genuine match while the pattern is confirmed */
 	struct hl_classify_input in;
 	struct hl_verdict v;
