@@ -661,8 +661,43 @@ config_url_shown(struct hl_buf *out, const char *url)
 }
 
 /*
+ * The host[:port] of a URL's authority (n bytes at host): a port, when there
+ * is one, is a number from 1 to 65535. "https://user:pa/ss@host" has none:
+ * its authority ends at the '/', so "user" would be the host and "pa" the
+ * port (a password's '/', '?', '#' and '@' must be percent-encoded); the
+ * URL is refused before it reaches curl, whose error would show it whole.
+ */
+static bool
+config_url_port_ok(const char *host, size_t n)
+{
+	const char *end = host + n, *port;
+	long v = 0;
+
+	if (*host == '[') {
+		port = memchr(host, ']', n);
+		if (!port)
+			return false;
+		port++;
+		if (port == end)
+			return true;
+		if (*port != ':')
+			return false;
+	} else if (!(port = memchr(host, ':', n))) {
+		return true;
+	}
+	if (++port == end)
+		return false;
+	for (; port < end; port++) {
+		if (!isdigit((unsigned char)*port) || (v = v * 10 + (*port - '0')) > 65535)
+			return false;
+	}
+	return v >= 1;
+}
+
+/*
  * A URL setting: one of schemes ("http" and "https" when NULL), "://", a
- * host, and no whitespace or control character. A secret's value (a
+ * host, a port that is a number if there is one (config_url_port_ok), and
+ * no whitespace or control character. A secret's value (a
  * webhook URL holds its token) is never shown in the error; another's is
  * shown without its user:password@ (config_url_shown). hint, when not
  * NULL, is added to the error (another form the setting takes).
@@ -692,7 +727,8 @@ config_check_url(const char *key, const char *url, bool secret, const char *cons
 		for (p = auth; p < auth + n; p++)
 			if (*p == '@')
 				host = p + 1;
-		if (host == auth + n || *host == ':' || *host == '/')
+		if (host == auth + n || *host == ':' || *host == '/' ||
+		    !config_url_port_ok(host, (size_t)(auth + n - host)))
 			auth = NULL;
 	}
 	for (p = url; auth && *p; p++)
@@ -705,12 +741,13 @@ config_check_url(const char *key, const char *url, bool secret, const char *cons
 	if (secret || hl_buf_error(&shown))
 		rc = hl_err_set(err, HL_EINVAL,
 		                "%s: the value (a secret, not shown) must be a %s:// or %s:// URL"
-		                " with a host and no spaces%s",
+		                " with a host, a numeric port if any, and no spaces%s",
 		                key, sc[0], sc[1], hint ? hint : "");
 	else
 		rc = hl_err_set(
 		        err, HL_EINVAL,
-		        "%s: '%.300s' must be a %s:// or %s:// URL with a host and no spaces%s",
+		        "%s: '%.300s' must be a %s:// or %s:// URL with a host, a numeric port if"
+		        " any, and no spaces%s",
 		        key, shown.data, sc[0], sc[1], hint ? hint : "");
 	hl_buf_release(&shown);
 	return rc;

@@ -655,6 +655,9 @@ test_config_url_errors_never_show_passwords(void **state)
 		"ftp://u:PWsecret@h",        "https://u:PW secret@h/x y", "smtp//u:PWsecret@h",
 		"postgres//u:PWsecret@h/db", "http://u:PWsecret@",        "u:PWsecret@",
 		"http://u:PWsecret@h@",      "https:/u:PWsecret@h",       "://u:PWsecret@h",
+		/* a password's '/', '?' or '#' not percent-encoded ends the
+		 * authority early: "u" would be the host and "PW..." its port */
+		"https://u:PWsecret/x@h/db", "http://u:PW?secret@h",      "http://u:PW#secret@h",
 	};
 	size_t i, j;
 
@@ -714,6 +717,23 @@ check_values(const char *key, const char *const *bad, size_t n_bad, const char *
 			fail_msg("%s='%s' refused: %s", key, good[i], err.msg);
 		hl_config_free(c);
 	}
+}
+
+/* A URL's port, when it has one, is a number from 1 to 65535; an IPv6
+ * host is in brackets. */
+static void
+test_config_url_port_is_a_number(void **state)
+{
+	static const char *const bad[] = { "http://h:", "http://h:x", "http://h:0",
+		                           "http://h:65536", "http://h:-1/x", "http://[::1]x",
+		                           "http://[::1", "http://[::1]:" };
+	static const char *const good[] = { "http://h", "http://h:1/x", "https://h:65535?q",
+		                            "http://u:p@h:8080/x", "http://[::1]",
+		                            "http://[::1]:8080/loki", "http://u:p%2Fq@h/x" };
+
+	(void)state;
+	check_values("LOKI_URL", bad, sizeof(bad) / sizeof(bad[0]), good,
+	             sizeof(good) / sizeof(good[0]), NULL);
 }
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -1016,6 +1036,7 @@ main(void)
 		cmocka_unit_test_setup(test_config_heal_template_workspace_and_cli_names,
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_app_installation_id_is_a_number, clear_env),
+		cmocka_unit_test_setup(test_config_url_port_is_a_number, clear_env),
 		cmocka_unit_test_setup(test_config_database_ports_checked_before_connecting,
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_source_and_line, clear_env),
