@@ -206,14 +206,12 @@ hl_str_github_repo_valid(const char *full_name)
 	if (!full_name || !(slash = strchr(full_name, '/')))
 		return false;
 	n = (size_t)(slash - full_name);
-	if (n < 1 || n > 39 || full_name[0] == '-' || slash[-1] == '-')
+	if (n < 1 || n > 39 || full_name[0] == '-' || full_name[0] == '_')
 		return false;
 	for (p = full_name; p < slash; p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if (!(c < 0x80 && isalnum(c)) && c != '-')
-			return false;
-		if (c == '-' && p[1] == '-')
+		if (!(c < 0x80 && isalnum(c)) && c != '-' && c != '_')
 			return false;
 	}
 	repo = slash + 1;

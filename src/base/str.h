@@ -45,7 +45,9 @@ void hl_str_label_value(char *out, const char *in);
 /*
  * True when full_name is a GitHub repository name "owner/repo" as GitHub
  * allows them: exactly one '/'; the owner 1-39 characters of ASCII letters,
- * digits and single hyphens, not starting or ending with a hyphen; the
+ * digits, hyphens and underscores, starting with neither (an Enterprise
+ * Managed User's login is "handle_shortcode"; accounts older than today's
+ * rules may hold "--" or end with '-'); the
  * repository 1-100 characters of [A-Za-z0-9._-], not "." or "..". NULL is
  * false. A name that passes cannot add, climb or end a URL path level.
  */

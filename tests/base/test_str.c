@@ -183,9 +183,13 @@ test_str_github_repo_valid_follows_github(void **state)
 	assert_false(hl_str_github_repo_valid("acme/x/y"));
 	assert_false(hl_str_github_repo_valid("acme/."));
 	assert_false(hl_str_github_repo_valid("acme/.."));
+	/* an Enterprise Managed User's login; older accounts' hyphens */
+	assert_true(hl_str_github_repo_valid("octocat_acme/x"));
+	assert_true(hl_str_github_repo_valid("acme-/x"));
+	assert_true(hl_str_github_repo_valid("ac--me/x"));
 	assert_false(hl_str_github_repo_valid("-acme/x"));
-	assert_false(hl_str_github_repo_valid("acme-/x"));
-	assert_false(hl_str_github_repo_valid("ac--me/x"));
+	assert_false(hl_str_github_repo_valid("_acme/x"));
+	assert_false(hl_str_github_repo_valid("ac%5fme/x"));
 	assert_false(hl_str_github_repo_valid("ac.me/x"));
 	assert_false(hl_str_github_repo_valid("acme/x#"));
 	assert_false(hl_str_github_repo_valid("acme/x%2e"));

@@ -1115,9 +1115,8 @@ test_event_repository_must_be_owner_name(void **state)
 		"/x",
 		"acme/",
 		"-acme/x",
-		"acme-/x",
-		"ac--me/x",
-		"ac_me/x",
+		"_acme/x",
+		"ac.me/x",
 		"acme/x#frag",
 		"acme/x?q=1",
 		"acme/x y",
@@ -1146,6 +1145,11 @@ test_event_repository_must_be_owner_name(void **state)
 	                          " \"a12345678901234567890123456789012345678/.git_hub-x.y\"},"
 	                          " \"workflow_job\": {\"id\": 1}}");
 	assert_string_equal(ev->repository, "a12345678901234567890123456789012345678/.git_hub-x.y");
+	hl_event_free(ev);
+	/* an Enterprise Managed User's repository (the login "handle_shortcode") */
+	ev = norm("workflow_job", "{\"action\": \"completed\", \"repository\": {\"full_name\":"
+	                          " \"octocat_acme/widgets\"}, \"workflow_job\": {\"id\": 1}}");
+	assert_string_equal(ev->repository, "octocat_acme/widgets");
 	hl_event_free(ev);
 	/* a ping from an organization hook has no repository; with one it is checked */
 	assert_int_equal(norm_err("ping",

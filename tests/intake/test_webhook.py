@@ -311,7 +311,7 @@ def run(tmp):
     # A repository name that is not GitHub's owner/name (a path traversal with
     # the token) is stored and skipped, never given a task.
     bad_names = ["acme/x/../../../orgs/acme/actions/secrets#", "acme/..", "acme/x/y", "-acme/x",
-                 "ac--me/x", "acme/x?y=1", "a" * 40 + "/x", "acme/" + "r" * 101]
+                 "ac.me/x", "acme/x?y=1", "a" * 40 + "/x", "acme/" + "r" * 101]
     answers = []
     for i, name in enumerate(bad_names):
         p = copy.deepcopy(WF_JOB)
