@@ -188,6 +188,13 @@ def pass_while_agent_runs():
 SHA3 = "dddddddddddddddddddddddddddddddddddddddd"
 
 
+def asked_github(job_id):
+    """Waits until healer asked the GitHub stand-in about job_id (a task
+    claimed for it gathers its context)."""
+    wait_for(lambda: any(f"/{job_id}" in (r.get("path") or "")
+                         for r in T.gh("GET", "/_stub/requests") or []), 10, step=0.05)
+
+
 def failure_while_deciding():
     srv = Healer(os.path.join(dtest.TMP, "deciding"), T.BASE_ENV).start()
     slow = {"rules": [{"method": "GET", "path": "/repos/", "delay_ms": 1200}]}
@@ -196,7 +203,7 @@ def failure_while_deciding():
     T.seed_job(7561)
     T.gh("POST", "/_stub/config", slow)
     first = T.deliver(srv, T.job_event(7560, 8560, "edge/deciding"))
-    time.sleep(0.3)  # the first failure's task is claimed, its context on its way
+    asked_github(7560)  # the first failure's task is claimed, its context on its way
     second = T.deliver(srv, T.job_event(7561, 8561, "edge/deciding", sha=T.SHA1))
     runs = wait_for(lambda: T.by_task(first), 20) or []
     T.gh("POST", "/_stub/config", {"rules": []})
@@ -217,7 +224,7 @@ def failure_while_deciding():
     T.seed_job(7571)
     T.gh("POST", "/_stub/config", slow)
     skipped = T.deliver(srv, T.job_event(7570, 8570, "edge/deciding2", sha=SHA3))
-    time.sleep(0.3)
+    asked_github(7570)
     own = T.deliver(srv, T.job_event(7571, 8571, "edge/deciding2", sha=T.SHA1))
     ended = T.wait_state(srv, skipped, "skipped", 20)
     T.gh("POST", "/_stub/config", {"rules": []})

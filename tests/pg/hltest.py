@@ -162,9 +162,14 @@ def stub_json(port, path, body=None):
         return json.loads(r.read() or b"null")
 
 
+# sanitizer builds run several times slower: deadlines stretch by this
+TIME_SCALE = max(1.0, float(os.environ.get("HEALER_TEST_TIME_SCALE") or 1))
+
+
 def wait_for(fn, timeout, step=0.05):
-    """fn() until it is truthy or timeout seconds passed; its last value."""
-    deadline = time.time() + timeout
+    """fn() until it is truthy or timeout seconds (times TIME_SCALE) passed;
+    its last value."""
+    deadline = time.time() + timeout * TIME_SCALE
     while time.time() < deadline:
         v = fn()
         if v:

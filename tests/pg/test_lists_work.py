@@ -101,13 +101,17 @@ def main():
         stop.set()
         for th in threads:
             th.join(timeout=120)
-    p_alone = statistics.median(dt for dt, _ in alone)
+    # measured again after: load from elsewhere during one phase alone
+    # must not make the comparison
+    after = decided(srv, 8000)
+    p_alone = max(statistics.median(dt for dt, _ in alone),
+                  statistics.median(dt for dt, _ in after))
     p_busy = statistics.median(dt for dt, _ in busy)
     figures = "scan %.1f ms; alone p50 %.1f ms; polled p50 %.1f ms, max %.1f ms" % (
         scan * 1e3, p_alone * 1e3, p_busy * 1e3, max(dt for dt, _ in busy) * 1e3)
     sys.stderr.write(figures + "\n")
     check("every sensor call is answered with its decision",
-          all(ok for _, ok in alone + busy), alone + busy)
+          all(ok for _, ok in alone + busy + after), alone + busy + after)
     check(f"the pollers scanned the tasks meanwhile ({len(polls)} scans)",
           len(polls) >= 2 * POLLERS and all(st == 200 for st, _ in polls), polls[:10])
     check("a decision does not wait for the lists' scans: its median answer time while "

@@ -94,9 +94,10 @@ def main():
     limited = wait_for(lambda: [r for r in stub_json(dport, "/_stub/received")
                                 if r["status"] == 429], 20, step=0.05) or []
     t_429 = limited[0]["at"] if limited else time.time()
-    # the limited replica records its hold as it reads the answer
-    time.sleep(0.3 * float(os.environ.get("HEALER_TEST_TIME_SCALE", "1")))
-    told = next((r for r in reps if "outbox-rl-0" in r.log()), None)
+    # the limited replica records its hold as it reads the answer, then
+    # logs the message's result
+    told = wait_for(lambda: next((r for r in reps if "outbox-rl-0" in r.log()), None), 10,
+                    step=0.05)
     if told:
         told.kill()
     for i in range(1, N_LIMITED):
@@ -167,13 +168,14 @@ def main():
     t_kill = time.time()
     taken = wait_for(lambda: stub_json(dport, "/_stub/messages"), 10, step=0.05)
     waited = time.time() - t_kill
-    time.sleep(1)
-    row = con.query("SELECT state, attempts FROM notifications"
-                    " WHERE task_id = 'outbox-task-killed'").fetchall()
+    row = wait_for(lambda: con.query("SELECT state, attempts FROM notifications WHERE"
+                                     " task_id = 'outbox-task-killed' AND state = 'delivered'")
+                   .fetchall(), 10, step=0.1)
     check("a message whose sender was killed mid-send is sent by the other replica once "
           "the sender's lease ends",
           len(first or []) == 1 and [m["payload"]["content"] for m in taken or []]
-          == ["escalation killed"] and waited < LEASE_S + 3 and row == [("delivered", 1)],
+          == ["escalation killed"] and waited < LEASE_S + 3 * hltest.TIME_SCALE
+          and row == [("delivered", 1)],
           repr([first, taken, waited, row]))
     reps[1].stop()
     logs = "".join(r.log() for r in reps)
