@@ -114,7 +114,7 @@ hl_cmd_server(int argc, char **argv)
 	struct hl_retention *retention = NULL;
 	struct hl_workers *workers = NULL;
 	struct hl_http_server *http = NULL;
-	const char *config_file = NULL, *port_file = NULL, *arg;
+	const char *config_file = NULL, *port_file = NULL, *listen_flag = NULL, *data_dir_flag = NULL, *arg;
 	char port[32], addr[300];
 	int64_t requeued = 0;
 	size_t nov = 0;
@@ -126,10 +126,10 @@ hl_cmd_server(int argc, char **argv)
 		case '?':
 			return 2;
 		case 'l':
-			ov[nov++] = (struct hl_config_override){ "HEALER_LISTEN", arg };
+			listen_flag = arg; /* the last of a repeated flag wins */
 			break;
 		case 'd':
-			ov[nov++] = (struct hl_config_override){ "HEALER_DATA_DIR", arg };
+			data_dir_flag = arg;
 			break;
 		case 'c':
 			config_file = arg;
@@ -138,13 +138,13 @@ hl_cmd_server(int argc, char **argv)
 			port_file = arg;
 			break;
 		}
-		if (nov == 2 && (opt == 'l' || opt == 'd') && strcmp(ov[0].key, ov[1].key) == 0) {
-			ov[0] = ov[1]; /* the last of a repeated flag wins */
-			nov = 1;
-		}
 	}
 	if (idx < argc)
 		return hl_cmd_usage_error("server", "unexpected argument '%s'", argv[idx]);
+	if (listen_flag)
+		ov[nov++] = (struct hl_config_override){ "HEALER_LISTEN", listen_flag };
+	if (data_dir_flag)
+		ov[nov++] = (struct hl_config_override){ "HEALER_DATA_DIR", data_dir_flag };
 
 	/*
 	 * Keep freed heap memory instead of returning it to the kernel after

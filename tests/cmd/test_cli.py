@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests"))
 from tap import check, finish  # noqa: E402
 
@@ -59,6 +60,35 @@ check("a count, duration or repository that is not as written is a usage error n
       not bad, bad)
 rc, out, err = run("server", "--help")
 check("command --help prints usage", rc == 0 and "usage: healer server" in out, err)
+# flags given more than once: the last of each wins (before: a fixed array of
+# two took a third flag past its end)
+with tempfile.TemporaryDirectory() as d:
+    dirs = [os.path.join(d, f"data{i}") for i in range(3)]
+    pf = os.path.join(d, "port")
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+    e.pop("KUBECONFIG", None)
+    e["HOME"] = d
+    p = subprocess.Popen([HEALER, "server", "--listen", "127.0.0.1:1", "--data-dir", dirs[0],
+                          "--listen", "127.0.0.1:2", "--data-dir", dirs[1], "--listen",
+                          "127.0.0.1:0", "--data-dir", dirs[2], "--port-file", pf],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=e)
+    deadline = time.time() + 30
+    while time.time() < deadline and p.poll() is None and not (
+            os.path.exists(pf) and os.path.getsize(pf)):
+        time.sleep(0.05)
+    port = open(pf).read().strip() if os.path.exists(pf) else ""
+    running = p.poll() is None
+    p.terminate()
+    try:
+        _, perr = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, perr = p.communicate()
+    check("server: a repeated --listen and --data-dir: the last of each is used",
+          running and port.isdigit() and int(port) > 2 and p.returncode == 0
+          and os.path.exists(os.path.join(dirs[2], "healer.db"))
+          and not os.path.exists(dirs[0]) and not os.path.exists(dirs[1]),
+          (running, port, p.returncode, perr[-800:]))
 rc, out, err = run("frobnicate")
 check("unknown command exits 2 naming it", rc == 2 and "'frobnicate'" in err and "usage" in err, err)
 rc, out, err = run("check-config", "--bogus")
