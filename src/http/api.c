@@ -830,8 +830,14 @@ hl_http_remediations(struct http_req *r)
 	f.kind = api_arg(r, "kind");
 	/* names healer knows (rules/catalog.yaml, the task kinds): another
 	 * value is a mistake, not a filter that matches nothing */
-	if (f.agent && !hl_catalog_agent_find(f.agent))
-		return hl_http_reply_error(r, 400, "bad_request", "no agent '%.64s'", f.agent);
+	if (f.agent) {
+		const struct hl_catalog_agent *ag = hl_catalog_agent_find(f.agent);
+
+		if (!ag)
+			return hl_http_reply_error(r, 400, "bad_request", "no agent '%.64s'",
+			                           f.agent);
+		f.agent = ag->id; /* found in any case; stored as its id ("Rex": "rex") */
+	}
 	if (f.failure_type && !hl_catalog_type_find(f.failure_type))
 		return hl_http_reply_error(r, 400, "bad_request", "no failure type '%.64s'",
 		                           f.failure_type);

@@ -564,6 +564,14 @@ def run(tmp):
     check("a listed task whose job name was cut inside a character keeps every key",
           long_task and set(hl_summary_keys) <= set(row) and isinstance(row.get("job"), str)
           and long_job.startswith(row["job"]) and len(row["job"]) >= 254, row)
+    # an agent filter takes the agent's name in any case, as it validates it
+    agent = row.get("agent") or "atlas"
+    _, _, low = srv.json("GET", f"/api/remediations?limit=500&agent={agent}")
+    st, _, cap = srv.json("GET", f"/api/remediations?limit=500&agent={agent.capitalize()}")
+    ids = sorted(t["task_id"] for t in low.get("remediations", []))
+    check("?agent= in another case lists the same tasks (not none)",
+          st == 200 and ids and ids == sorted(t["task_id"] for t in cap.get("remediations", [])),
+          (agent, ids[:3], cap))
     st, _, d = srv.json("GET", "/webhook")
     check("GET /webhook answers 405", st == 405, d)
     st, ct, data = srv.request("GET", "/metrics")
