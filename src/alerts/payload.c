@@ -42,11 +42,28 @@ hl_alerts_owns(const char *source)
 	                  strcmp(source, HL_ALERTS_SOURCE_ARGOCD) == 0);
 }
 
-/* Appends "|name=value" with '%', '|' and control bytes percent-encoded. */
+/* A key part's longest value kept as written; a longer one (a made-up
+ * startsAt, an episode of 16 KiB) is named by its hash, so the key fits
+ * its buffers and the alert is stored, not refused with a 5xx that its
+ * sender would retry forever. */
+#define PAYLOAD_KEY_PART_MAX 256
+
+/* Appends "|name=value" with '%', '|' and control bytes percent-encoded;
+ * "|name=h:<sha256 hex>" for a value longer than PAYLOAD_KEY_PART_MAX
+ * (written whole if it cannot be hashed: the key's buffer says it is too
+ * long). */
 static void
 payload_key_part(struct hl_buf *b, const char *name, const char *v)
 {
 	hl_buf_appendf(b, "|%s=", name);
+	if (v && strlen(v) > PAYLOAD_KEY_PART_MAX) {
+		char hex[HL_SHA256_HEX_LEN + 1] = "";
+
+		if (hl_sha256_hex(hex, v, strlen(v)) == 0) {
+			hl_buf_appendf(b, "h:%s", hex);
+			return;
+		}
+	}
 	for (; v && *v; v++) {
 		unsigned char c = (unsigned char)*v;
 		if (c == '%' || c == '|' || c < 0x20 || c == 0x7f)

@@ -186,13 +186,13 @@ enum MHD_Result
 hl_http_alerts_reply(struct http_req *r)
 {
 	struct http_alerts *al = r->alerts;
-	json_t *o, *ids, *list;
+	json_t *o, *ids, *list, *seen;
 	const char *reason = NULL;
 	bool accepted = false, duplicate = false;
 	int source = strcmp(r->event_name, HL_ALERTS_SOURCE_ARGOCD) == 0 ? HTTP_INTAKE_ARGOCD
 	                                                                 : HTTP_INTAKE_ALERTMANAGER;
 	char *body;
-	size_t i, k;
+	size_t i;
 
 	for (i = 0; i < al->batch.n; i++) {
 		if (al->subs[i].ireq.rc < 0) {
@@ -205,28 +205,27 @@ hl_http_alerts_reply(struct http_req *r)
 	o = json_object();
 	ids = json_array();
 	list = json_array();
-	if (!o || !ids || !list) {
+	seen = json_object(); /* the task ids in ids: a body may hold 200,000 alerts */
+	if (!o || !ids || !list || !seen) {
 		json_decref(o);
 		json_decref(ids);
 		json_decref(list);
+		json_decref(seen);
 		return MHD_NO;
 	}
 	for (i = 0; i < al->batch.n; i++) {
 		const struct hl_intake_answer *a = &al->subs[i].ireq.answer;
 		const struct hl_alert_item *it = &al->batch.items[i];
-		bool seen = false;
 
 		hl_metrics_intake(r->srv->metrics, source, (int)a->status);
 		accepted |= a->status == HL_INTAKE_ACCEPTED;
 		duplicate |= a->status == HL_INTAKE_DUPLICATE;
 		if (!reason && a->reason[0])
 			reason = a->reason;
-		if (a->task_id[0] && a->status != HL_INTAKE_SKIPPED) {
-			for (k = 0; k < json_array_size(ids) && !seen; k++)
-				seen = strcmp(json_string_value(json_array_get(ids, k)),
-				              a->task_id) == 0;
-			if (!seen)
-				json_array_append_new(ids, json_string(a->task_id));
+		if (a->task_id[0] && a->status != HL_INTAKE_SKIPPED &&
+		    !json_object_get(seen, a->task_id)) {
+			json_object_set_new(seen, a->task_id, json_true());
+			json_array_append_new(ids, json_string(a->task_id));
 		}
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?}",
 		                                      "delivery_id", it->delivery_id, "subject",
@@ -243,6 +242,7 @@ hl_http_alerts_reply(struct http_req *r)
 	if (!accepted && reason)
 		json_object_set_new(o, "reason", json_string(reason));
 	json_object_set_new(o, "alerts", list);
+	json_decref(seen);
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	if (!body)

@@ -262,6 +262,47 @@ test_alerts_large_body(void **state)
 	json_decref(body);
 }
 
+/* A key part longer than the key's buffers (a made-up startsAt, an episode
+ * of 16 KiB) is named by its hash: the alert is taken, its identity still
+ * its own (before: "out of memory", a 500 its sender retried forever). */
+static void
+test_alerts_long_key_parts_are_hashed(void **state)
+{
+	struct hl_alert_batch b = { 0 }, c = { 0 };
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = 16 * 1024;
+	char *v = malloc(n + 1);
+	json_t *alert, *body, *app;
+
+	(void)state;
+	assert_non_null(v);
+	memset(v, '7', n);
+	v[n] = '\0';
+	alert = am_alert("web-1", "aaaa1111", "firing");
+	json_object_set_new(alert, "startsAt", json_string(v));
+	body = am_body(json_pack("[o]", alert));
+	assert_int_equal(hl_alerts_parse_alertmanager(&b, body, &err), 0);
+	assert_int_equal(b.n, 1);
+	assert_non_null(strstr(b.items[0].dedup_key, "|starts=h:"));
+	/* another long value: another task */
+	v[0] = '8';
+	json_object_set_new(alert, "startsAt", json_string(v));
+	assert_int_equal(hl_alerts_parse_alertmanager(&c, body, &err), 0);
+	assert_string_not_equal(c.items[0].task_id, b.items[0].task_id);
+	hl_alert_batch_release(&b);
+	hl_alert_batch_release(&c);
+	json_decref(body);
+	app = json_pack("{s:{s:{s:s}, s:{s:{s:s, s:s}}}}", "application", "metadata", "name",
+	                "shop", "status", "health", "status", "Degraded", "lastTransitionTime", v);
+	assert_non_null(app);
+	assert_int_equal(hl_alerts_parse_argocd(&b, app, &err), 0);
+	assert_string_equal(b.items[0].action, "degraded");
+	assert_non_null(strstr(b.items[0].dedup_key, "|episode=h:"));
+	hl_alert_batch_release(&b);
+	json_decref(app);
+	free(v);
+}
+
 static void
 test_alerts_argocd_payloads(void **state)
 {
@@ -717,6 +758,7 @@ main(void)
 		cmocka_unit_test(test_alerts_alertmanager_subject_utf8),
 		cmocka_unit_test(test_alerts_alertmanager_refuses_what_is_not_a_webhook),
 		cmocka_unit_test(test_alerts_large_body),
+		cmocka_unit_test(test_alerts_long_key_parts_are_hashed),
 		cmocka_unit_test(test_alerts_argocd_payloads),
 		cmocka_unit_test(test_alerts_first_stack_frame),
 		cmocka_unit_test(test_alerts_first_frame_utf8),
