@@ -1309,7 +1309,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		        config_kubeconfig_exists(cfg->kubeconfig) ||
 		        (getenv("KUBERNETES_SERVICE_HOST") &&
 		         config_file_exists("/var/run/secrets/kubernetes.io/serviceaccount/token"));
-		if (!cluster && !cfg->kubeconfig && home) {
+		if (!cluster && (!cfg->kubeconfig || !*cfg->kubeconfig) && home) {
 			snprintf(path, sizeof(path), "%s/.kube/config", home);
 			cluster = config_file_exists(path);
 		}

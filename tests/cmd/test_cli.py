@@ -121,6 +121,18 @@ check("check-config warns that kubernetes dispatch finds no cluster configuratio
       rc == 0 and "configuration ok" in out
       and "healer server would not start here: kubernetes dispatch: no kubernetes configuration"
       in err, (rc, out, err))
+# an empty KUBECONFIG is unset, as kubectl reads it: ~/.kube/config still makes
+# dispatch default to kubernetes (before: directory)
+with tempfile.TemporaryDirectory() as home:
+    os.makedirs(os.path.join(home, ".kube"))
+    with open(os.path.join(home, ".kube", "config"), "w") as f:
+        f.write("apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+                "clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n"
+                "users:\n- name: u\n  user:\n    token: abc\n"
+                "contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n")
+    rc, out, err = run("check-config", env={"HOME": home, "KUBECONFIG": ""})
+check("check-config: KUBECONFIG='' with ~/.kube/config -> dispatch kubernetes",
+      rc == 0 and "dispatch: kubernetes" in out, (rc, out, err))
 # a prompts directory whose template calls a partial no template provides: found by
 # check-config and at the server's start (before: ok, then every render failed)
 with tempfile.TemporaryDirectory() as d:
