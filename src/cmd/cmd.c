@@ -49,7 +49,9 @@ const struct hl_cmd hl_commands[] = {
 	{ "render", hl_cmd_render, "render a prompt template with JSON data",
 	  "usage: healer render [--partials DIR] [--strict] TEMPLATE [DATA.json|-]\n" },
 	{ "fetch-logs", hl_cmd_fetch_logs, "write a pod's logs, events and description to files",
-	  "usage: healer fetch-logs --pod-name P --namespace N --output-dir D [--tail N]\n" },
+	  "usage: healer fetch-logs --pod-name P --namespace N --output-dir D [--tail N]\n"
+	  "\n"
+	  "--tail N keeps each log's last N lines (default 10000; 0: all of it).\n" },
 	{ "spawn-remediation", hl_cmd_spawn_remediation,
 	  "create a remediation CodeRun for an alert",
 	  "usage: healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]\n" },

@@ -300,7 +300,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 		rc = hl_cmd_fail("remediation CodeRun '%s' for alert '%s'%s%s is still %s; not "
 		                 "creating another",
 		                 hl_json_str_or(a, "metadata.name", "?"), alert,
-		                 target ? " and pod " : "", target ? target : "",
+		                 target && *target ? " and pod " : "", target ? target : "",
 		                 hl_json_str_or(a, "status.phase", "Pending")[0]
 		                         ? hl_json_str_or(a, "status.phase", "Pending")
 		                         : "Pending");

@@ -129,11 +129,16 @@ hl_cmd_replay(int argc, char **argv)
 	const char *arg, *id = NULL;
 	int64_t n = 0;
 	int idx = 1, opt, rc;
-	bool failed = false;
+	bool failed = false, dashdash = false;
 
-	/* options before or after the operand */
-	while ((opt = store_getopt("replay", argc, argv, opts, &o, &arg, &idx)) != -1 ||
-	       idx < argc) {
+	/* options before or after the operand; after "--" only operands */
+	while (idx < argc) {
+		if (!dashdash && strcmp(argv[idx], "--") == 0) {
+			dashdash = true;
+			idx++;
+			continue;
+		}
+		opt = dashdash ? -1 : store_getopt("replay", argc, argv, opts, &o, &arg, &idx);
 		if (opt == -1 && id)
 			return hl_cmd_usage_error("replay", "unexpected argument '%s'", argv[idx]);
 		if (opt == -1)
@@ -284,12 +289,17 @@ hl_cmd_status(int argc, char **argv)
 	const char *arg, *id = NULL;
 	size_t n = 0, i;
 	int idx = 1, opt, rc;
-	bool json = false;
+	bool json = false, dashdash = false;
 	long long v;
 
-	/* options before or after the operand */
-	while ((opt = store_getopt("status", argc, argv, opts, &o, &arg, &idx)) != -1 ||
-	       idx < argc) {
+	/* options before or after the operand; after "--" only operands */
+	while (idx < argc) {
+		if (!dashdash && strcmp(argv[idx], "--") == 0) {
+			dashdash = true;
+			idx++;
+			continue;
+		}
+		opt = dashdash ? -1 : store_getopt("status", argc, argv, opts, &o, &arg, &idx);
 		switch (opt) {
 		case -1:
 			if (id)

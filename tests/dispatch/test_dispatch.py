@@ -133,6 +133,14 @@ rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "45", "
                       issue, "--target-pod", "api-7d9f", env=SENV)
 check("spawn-remediation: allowed again once the first Succeeded",
       rc == 0 and len(heal_runs()) == 3, (rc, err))
+# an empty --target-pod is no target pod: the refusal names none
+rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "47", "--issue-file",
+                      issue, "--target-pod", "", env=SENV)
+rc2, out2, err2 = healer("spawn-remediation", "--alert", "a9", "--task-id", "48", "--issue-file",
+                         issue, "--target-pod", "", env=SENV)
+check("spawn-remediation: --target-pod '' is none, and the refusal says no pod",
+      rc == 0 and rc2 == 1 and "for alert 'a9' is still" in err2 and "and pod" not in err2,
+      (rc, err, rc2, err2))
 # a name no pod can have is refused as fetch-logs refuses it (before: a
 # CodeRun for pod "API_pod/with:weird..." pointing at logs never written)
 weird = "API_pod/with:weird..chars__and-a-very-long-name-that-goes-past-sixty-three-characters-"

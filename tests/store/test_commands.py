@@ -235,6 +235,13 @@ def main():
     check("replay without --failed or an id is a usage error", rc == 2, err)
     rc, out, err = healer("replay", "--failed", "c-ok-1")
     check("replay with both is a usage error", rc == 2, err)
+    # after "--" every word is an operand, even one that looks like an option
+    env = {"HEALER_DATA_DIR": D}
+    rc, out, err = dtest.healer("replay", "--data-dir", D, "--", "--failed", env=env)
+    rc2, out2, err2 = dtest.healer("status", "--data-dir", D, "--", "--json", env=env)
+    check("replay -- --failed and status -- --json name a delivery and a task '--...'",
+          rc == 1 and "'--failed'" in err and rc2 == 1 and "'--json'" in err2 and not out2,
+          (rc, err, rc2, out2[:200], err2))
 
     # a duplicate of a known event keeps no body of its own: the first
     # delivery keeps it, and is the one to replay
