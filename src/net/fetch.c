@@ -653,6 +653,16 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 			fetch_finish(job, start, HL_ENOMEM, "out of memory");
 			return;
 		}
+		/* never from https to plain http: what comes back (a job's log,
+		 * then evidence and prompt text) could be read or changed on
+		 * the way */
+		if (strncasecmp(job->url, "https:", 6) == 0 && strncasecmp(next, "https:", 6) != 0) {
+			free(next);
+			fetch_finish(job, start, HL_EUPSTREAM,
+			             "'%s': a redirect from https to another scheme is not followed",
+			             u);
+			return;
+		}
 		/* never send the credentials to another origin (a storage host);
 		 * a redirect within the same scheme://host:port keeps them */
 		if (!fetch_same_origin(job->url, next)) {

@@ -277,5 +277,20 @@ check("tls: verified with the CA file", res[0]["status"] == 200, res[0])
 check("tls: verified with in-memory CA data", res[1]["status"] == 200, res[1])
 check("tls: refused with the wrong CA", res[2]["status"] == 0 and res[2]["error"] == "io_error", res[2])
 check("tls: insecure skips verification", res[3]["status"] == 200, res[3])
+# a redirect from https to plain http is not followed; https to https is
+http("POST", f"{turl}/_stub/config", {"routes": [
+    {"path": "/tls", "body": {"tls": True}},
+    {"path": "/down", "status": 302, "headers": {"Location": f"{other}/blob"}, "body": ""},
+    {"path": "/same", "status": 302, "headers": {"Location": "/tls"}, "body": ""}]},
+     ctx=__import__("ssl").create_default_context(cafile=good["ca"]))
+http("POST", f"{other}/_stub/reset", {})
+out = fetch([{"url": f"{turl}/down", "ca_file": good["ca"], "follow_redirects": True},
+             {"url": f"{turl}/same", "ca_file": good["ca"], "follow_redirects": True}])
+res = out["results"]
+blob = [q for q in http("GET", f"{other}/_stub/requests") if q["path"] == "/blob"]
+check("redirect: https to http is refused, never fetched (upstream_error)",
+      res[0]["error"] == "upstream_error" and "https" in res[0].get("message", "https")
+      and not blob, (res[0], blob))
+check("redirect: https to https is followed", res[1]["status"] == 200, res[1])
 
 finish()
