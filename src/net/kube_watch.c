@@ -46,7 +46,7 @@
 #define WATCH_LINE_MAX          (16u * 1024 * 1024)
 #define WATCH_BACKOFF_MS        800
 #define WATCH_BACKOFF_MAX_MS    30000
-#define WATCH_FAST_END_MS       1000 /* an empty stream that ends sooner is suspect */
+#define WATCH_FAST_END_MS       1000 /* a stream that ends sooner is suspect */
 #define WATCH_FAST_END_MAX      2    /* more of them in a row are a failure */
 #define WATCH_FAST_END_PAUSE_MS 100
 #define WATCH_LIST_PAGE         500
@@ -499,7 +499,12 @@ watch_stream(struct watch *w, struct hl_err *err)
 	} else if (w->gone) {
 		end = WATCH_END_GONE;
 	} else if (res.status >= 200 && res.status < 300) {
-		if (w->delivered > 0) {
+		/* a stream that ended at once, whatever it delivered (a
+		 * server or proxy that sends a bookmark and closes, again and
+		 * again, would otherwise be asked again with no pause) */
+		bool fast = hl_time_mono_ms() - t0 < WATCH_FAST_END_MS;
+
+		if (w->delivered > 0 && !fast) {
 			watch_backoff_reset(w); /* the stream was healthy */
 			w->fast_ends = 0;
 		}
@@ -512,10 +517,10 @@ watch_stream(struct watch *w, struct hl_err *err)
 			/* cut mid-stream, or the transfer timed out */
 			watch_note(w, &res.err);
 			end = WATCH_END_RETRY;
-		} else if (w->delivered == 0 && hl_time_mono_ms() - t0 < WATCH_FAST_END_MS) {
-			/* an empty stream that ended at once: fine now and then
-			 * (a server restarting its watch cache), a failure when
-			 * it keeps happening */
+		} else if (fast) {
+			/* a stream that ended at once: fine now and then (a
+			 * server restarting its watch cache), a failure when it
+			 * keeps happening */
 			if (++w->fast_ends > WATCH_FAST_END_MAX) {
 				struct hl_err e = HL_ERR_INIT;
 

@@ -529,7 +529,16 @@ check("watch: periodic bookmarks are counted and the last one is the resume poin
       st3.get("bookmarks", 0) >= 3 and w3.end()[0] == [ln for ln in w3.lines
                                                          if ln.startswith("BOOKMARK")][-1].split()[1],
       (w3.lines[-3:], st3))
-http("POST", server + "/_stub/config", {"bookmark_ms": 0}, ctx=ctx)
+# a server that sends a bookmark and ends every stream at once is not asked
+# again and again without a pause (before: a stream that delivered anything
+# reset the backoff, so the watch reconnected in a tight loop)
+http("POST", server + "/_stub/config", {"bookmark_ms": 20, "watch_close_after": 1}, ctx=ctx)
+w4 = run_watch("cto", "watch=bm", "2500", "0", "rv=1", "backoff=200", "backoff_max=1000")
+_, st4 = w4.end()
+check("watch: streams that keep ending at once after a bookmark -> backoff, not a tight loop",
+      2 <= st4.get("bookmarks", 0) <= 12 and "ending at once" in st4.get("last_error", ""),
+      (st4, w4.lines[-3:]))
+http("POST", server + "/_stub/config", {"bookmark_ms": 0, "watch_close_after": 0}, ctx=ctx)
 
 # a connection cut mid-stream resumes from the last resourceVersion
 http("POST", server + "/_stub/config", {"watch_cut_after": 1}, ctx=ctx)
