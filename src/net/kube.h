@@ -332,6 +332,10 @@ struct hl_kube_watch_opts {
 	int64_t backoff_max_ms; /* reconnect delay cap; 0: 30000 */
 	int watch_timeout_s;    /* timeoutSeconds of each watch; 0: random in [300, 600) */
 	int list_limit;         /* objects per list page; 0: 500 */
+	/* pages of one list before it is taken for endless (a server that
+	 * always answers with a continue token) and tried again after a
+	 * backoff; 0: 10000 */
+	int list_max_pages;
 	struct hl_kube_watch_stats *stats; /* may be NULL */
 	/* the longest wait a server's Retry-After (429, 5xx) or an ERROR event's
 	 * details.retryAfterSeconds is honoured for; 0: HL_KUBE_WATCH_WAIT_MAX_MS */

@@ -360,6 +360,7 @@ watch_list(struct watch *w, struct hl_err *err)
 	char *cont = NULL, limit[16];
 	enum watch_end end = WATCH_END_STOP;
 	int pages = 0, page = w->o->list_limit > 0 ? w->o->list_limit : WATCH_LIST_PAGE;
+	int max_pages = w->o->list_max_pages > 0 ? w->o->list_max_pages : WATCH_LIST_MAX_PAGES;
 
 	if (w->stats && atomic_load(&w->stats->list_page) > 0 &&
 	    atomic_load(&w->stats->list_page) < page)
@@ -370,7 +371,7 @@ watch_list(struct watch *w, struct hl_err *err)
 		hl_buf_release(&p);
 		return WATCH_END_STOP;
 	}
-	while (pages++ < WATCH_LIST_MAX_PAGES) {
+	while (pages++ < max_pages) {
 		const char *const kv[] = { "limit", limit, "continue", cont, NULL, NULL };
 		struct hl_fetch_res res;
 		json_t *list = NULL, *it;
@@ -443,6 +444,14 @@ watch_list(struct watch *w, struct hl_err *err)
 			end = WATCH_END_FATAL;
 			break;
 		}
+	}
+	if (pages > max_pages && end == WATCH_END_STOP && !w->user_stop) {
+		/* a list that does not end: relisted after a backoff, not at
+		 * once and forever */
+		hl_err_set(&w->stream_err, HL_EUPSTREAM,
+		           "kubernetes list: still not complete after %d pages", max_pages);
+		watch_note(w, &w->stream_err);
+		end = WATCH_END_RETRY;
 	}
 	free(cont);
 	hl_buf_release(&p);

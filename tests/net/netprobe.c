@@ -289,10 +289,11 @@ probe_watch_cb(void *ud, const char *type, json_t *obj)
 
 /*
  * kube watch NS SEL MS STOP_AFTER [rv=RV] [backoff=MS] [backoff_max=MS]
- * [timeout_s=N] [limit=N] [retry_after_max=MS] [lists=1] [sigterm=1]: MS 0 means no deadline (then
- * sigterm=1 gives the stop flag, set by SIGTERM). Prints one line per callback ("CAPPED <asked_s>
- * <capped_ms> <from>" for a server's wait cut to the longest; "LIST" at each list's start only with
- * lists=1), then "END <rv> <stats JSON>" (its list_page too).
+ * [timeout_s=N] [limit=N] [max_pages=N] [retry_after_max=MS] [lists=1] [sigterm=1]: MS 0
+ * means no deadline (then sigterm=1 gives the stop flag, set by SIGTERM). Prints one line
+ * per callback ("CAPPED <asked_s> <capped_ms> <from>" for a server's wait cut to the
+ * longest; "LIST" at each list's start only with lists=1), then "END <rv> <stats JSON>"
+ * (its list_page too).
  */
 static void
 probe_watch_capped(void *ud, const char *from, int64_t asked_s, int64_t capped_ms)
@@ -339,6 +340,8 @@ probe_kube_watch(const struct hl_kube *k, int argc, char **argv)
 			o.watch_timeout_s = atoi(a + 10);
 		else if (strncmp(a, "limit=", 6) == 0)
 			o.list_limit = atoi(a + 6);
+		else if (strncmp(a, "max_pages=", 10) == 0)
+			o.list_max_pages = atoi(a + 10);
 		else if (strncmp(a, "retry_after_max=", 16) == 0)
 			o.retry_after_max_ms = atol(a + 16);
 		else if (strcmp(a, "lists=1") == 0)

@@ -678,6 +678,18 @@ check("watch: LIST before each list, the restarted one too",
       syncs[:1] == ["LIST"] and syncs.count("LIST") == 2
       and syncs[syncs.index("LIST", 1) + 1] == "SYNC pg-0 -", syncs)
 
+# a list that does not end within max_pages (a server always answering with
+# a continue token): tried again after a backoff (before: at once, forever)
+http("POST", server + "/_stub/config", {"continue_gone": 0}, ctx=ctx)
+ctl("POST", "/_stub/reset", {})
+w = run_watch("cto", "watch=pg", "2000", "0", "limit=1", "max_pages=2", "backoff=200",
+              "backoff_max=1000")
+_, stats = w.end()
+lr = list_requests()
+check("watch: a list longer than its page cap -> relisted after backoffs, not in a loop",
+      4 <= len(lr) <= 16 and "not complete after 2 pages" in stats.get("last_error", "")
+      and "SYNCED" not in w.lines, (len(lr), stats))
+
 # a page of CodeRuns over the body cap (each holds its prompt, up to
 # etcd's 1.5 MiB per object): smaller pages, learned for the next lists
 big = "p" * (1024 * 1024)
