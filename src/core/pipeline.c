@@ -176,6 +176,30 @@ hl_pipeline_finish(struct hl_store *store, const char *delivery_id,
 	return rc;
 }
 
+/*
+ * hl_pipeline_finish of a delivery this worker processed or gives back. A
+ * store that kept refusing it through every retry leaves the claim to the
+ * lease keeper, which gives the delivery back once the store takes it (to
+ * be processed again: its side effects are keyed), and -HL_ECONFLICT tells
+ * the worker there is nothing left for it to do: it must not mark the
+ * delivery failed (work done would read as failed, a retry as given up).
+ */
+static int
+pipeline_finish_held(struct hl_store *store, const char *delivery_id,
+                     const struct hl_delivery_result *r, struct hl_err *err)
+{
+	int rc = hl_pipeline_finish(store, delivery_id, r, err);
+
+	if (rc != -HL_EDB && rc != -HL_EIO)
+		return rc;
+	hl_error("finishing delivery '%s' failed through its retries; it is given back once "
+	         "the store answers: %s",
+	         delivery_id, err->msg);
+	if (hl_store_abandon_claim(store, delivery_id) < 0)
+		return rc; /* out of memory: the worker's own path */
+	return hl_err_set(err, HL_ECONFLICT, "delivery '%s' given back to the store", delivery_id);
+}
+
 /* A decision that names another task (the failure belongs to it). */
 static char *
 pipeline_attached_json(const char *task_id)
@@ -214,7 +238,7 @@ pipeline_alert(struct hl_pipeline *p, const struct hl_delivery_record *d, struct
 	int rc;
 
 	if (!p->alerts)
-		return hl_store_finish_delivery(
+		return pipeline_finish_held(
 		        p->store, d->delivery_id,
 		        &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
 		                                      .reason = "no_processor" },
@@ -224,11 +248,13 @@ pipeline_alert(struct hl_pipeline *p, const struct hl_delivery_record *d, struct
 	                   err);
 	if (rc < 0 && pipeline_transient(rc)) {
 		int64_t pause = pipeline_backoff_ms(d->claims);
-		if (hl_time_wall_ms() - d->received_ms >= HL_PIPELINE_KEEP_MS)
-			return rc; /* kept an hour: the worker marks it failed */
+		/* kept an hour and claimed as often as any: the worker marks it failed */
+		if (d->claims >= HL_PIPELINE_MAX_CLAIMS &&
+		    hl_time_wall_ms() - d->received_ms >= HL_PIPELINE_KEEP_MS)
+			return rc;
 		hl_warn("processing alert '%s' failed (claim %d), retrying in %lld ms: %s",
 		        d->delivery_id, d->claims, (long long)pause, err->msg);
-		return hl_store_finish_delivery(
+		return pipeline_finish_held(
 		        p->store, d->delivery_id,
 		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
 		                                      .reason = "retry",
@@ -248,11 +274,11 @@ pipeline_alert(struct hl_pipeline *p, const struct hl_delivery_record *d, struct
 	hl_log_kv(HL_LOG_INFO, "alert processed", "task_id", o.task_id, "outcome", o.outcome,
 	          "agent", o.agent, "failure_type", o.failure_type, "coderun", o.coderun_name,
 	          "reason", o.reason, NULL);
-	rc = hl_store_finish_delivery(p->store, d->delivery_id,
-	                              &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
-	                                                            .reason = o.outcome,
-	                                                            .decision_json = decision },
-	                              err);
+	rc = pipeline_finish_held(p->store, d->delivery_id,
+	                          &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+	                                                        .reason = o.outcome,
+	                                                        .decision_json = decision },
+	                          err);
 	free(decision);
 	return rc;
 }
@@ -343,12 +369,12 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		          cmd.task_id, "detail", cmd.detail, NULL);
 	}
 finish:
-	rc = hl_pipeline_finish(p->store, d->delivery_id,
-	                        &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
-	                                                      .reason = outcome,
-	                                                      .event_json = text,
-	                                                      .decision_json = decision },
-	                        err);
+	rc = pipeline_finish_held(p->store, d->delivery_id,
+	                          &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+	                                                        .reason = outcome,
+	                                                        .event_json = text,
+	                                                        .decision_json = decision },
+	                          err);
 	if (rc == 0 && decision)
 		pipeline_publish(p, d->delivery_id, decision);
 	goto out;
@@ -363,7 +389,7 @@ give_back:
 		if (!waiting)
 			hl_warn("processing '%s' failed (claim %d), retrying in %lld ms: %s",
 			        d->delivery_id, d->claims, (long long)pause, err->msg);
-		rc = hl_pipeline_finish(
+		rc = pipeline_finish_held(
 		        p->store, d->delivery_id,
 		        &(struct hl_delivery_result){ .state = HL_DELIVERY_RECEIVED,
 		                                      .reason = "retry",

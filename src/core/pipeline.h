@@ -88,6 +88,10 @@ bool hl_pipeline_raw_delivery(const struct hl_delivery_record *d);
  * above; NULL for a raw delivery). A transient failure (an upstream, the
  * network, the store) gives the delivery back with a not-before time
  * growing with its claims (no worker waits), as HL_PIPELINE_KEEP_MS says.
+ * A finish (or give-back) the store refuses through HL_PIPELINE_FINISH_RETRY_MS
+ * leaves the claim to the store's lease keeper, which gives the delivery
+ * back once the store answers, and returns -HL_ECONFLICT: nothing is left
+ * for the worker to do (it must not mark the delivery failed).
  */
 int hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
                         const struct hl_event *ev, struct hl_err *err);

@@ -69,7 +69,8 @@ finish:
 	if (reason) {
 		hl_log_kv(HL_LOG_WARN, "delivery failed", "event", d->event_name, "reason", reason,
 		          "error", err.msg, NULL);
-		/* ECONFLICT: someone else finished it; nothing left to do. */
+		/* ECONFLICT: someone else finished it, or the pipeline left it
+		 * to the store to give back; nothing left to do. */
 		if (rc != -HL_ECONFLICT &&
 		    hl_pipeline_finish(store, d->delivery_id,
 		                       &(struct hl_delivery_result){ .state = HL_DELIVERY_FAILED,

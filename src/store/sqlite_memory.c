@@ -176,9 +176,9 @@ hl_sq_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 		goto fail;
 	}
 	if (sqlite3_changes(b->db) == 0) { /* remembered before */
-		if ((rc = sq_memory_update(b, created, m, err)) < 0)
-			goto fail;
-		rc = hl_sq_commit(b, "memory", err);
+		if ((rc = sq_memory_update(b, created, m, err)) < 0 ||
+		    (rc = hl_sq_commit(b, "memory", err)) < 0)
+			goto fail; /* a refused COMMIT leaves the transaction open */
 		goto out;
 	}
 	id = sqlite3_last_insert_rowid(b->db);
@@ -282,7 +282,9 @@ hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
 	sqlite3_finalize(rd);
 	sqlite3_finalize(wr);
 	hl_buf_release(&body);
-	return hl_sq_commit(b, "memory index", err);
+	if ((rc = hl_sq_commit(b, "memory index", err)) < 0)
+		hl_sq_rollback(b); /* a refused COMMIT leaves the transaction open */
+	return rc;
 fail:
 	sqlite3_finalize(rd);
 	sqlite3_finalize(wr);
