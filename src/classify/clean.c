@@ -102,6 +102,8 @@ cl_copy_until_special_avx2(char *dst, size_t *o, size_t lim, const char *src, si
 	}
 	*i = ii;
 	*o = oo;
+	/* the SSE code after it must not meet the upper halves in use */
+	_mm256_zeroupper();
 	return cl_copy_until_special(dst, o, lim, src, i, n);
 }
 
