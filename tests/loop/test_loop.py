@@ -1018,9 +1018,9 @@ def main():
         tids.append(deliver(dsrv, job_event(7300 + i, 8300 + i, f"loop/i{i}")))
     files = wait_for(lambda: os.path.isdir(cdir) and os.listdir(cdir), 15) or []
     # each failure is decided once a worker is free: wait for all three
-    wait_for(lambda: sorted(task_of(dsrv, t).get("state") for t in tids)
+    wait_for(lambda: sorted(task_of(dsrv, t).get("state") or "" for t in tids)
              == ["queued", "queued", "running"], 15)
-    states = sorted(task_of(dsrv, t).get("state") for t in tids)
+    states = sorted(task_of(dsrv, t).get("state") or "" for t in tids)
     check("three failures and one slot: one CodeRun, two queued",
           len(os.listdir(cdir)) == 1 and states == ["queued", "queued", "running"], states)
     running = next((t for t in tids if task_of(dsrv, t).get("state") == "running"), tids[0])
