@@ -114,7 +114,8 @@ hl_cmd_server(int argc, char **argv)
 	struct hl_retention *retention = NULL;
 	struct hl_workers *workers = NULL;
 	struct hl_http_server *http = NULL;
-	const char *config_file = NULL, *port_file = NULL, *listen_flag = NULL, *data_dir_flag = NULL, *arg;
+	const char *config_file = NULL, *port_file = NULL, *listen_flag = NULL,
+	           *data_dir_flag = NULL, *arg;
 	char port[32], addr[300];
 	int64_t requeued = 0;
 	size_t nov = 0;

@@ -656,11 +656,12 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 		/* never from https to plain http: what comes back (a job's log,
 		 * then evidence and prompt text) could be read or changed on
 		 * the way */
-		if (strncasecmp(job->url, "https:", 6) == 0 && strncasecmp(next, "https:", 6) != 0) {
+		if (strncasecmp(job->url, "https:", 6) == 0 &&
+		    strncasecmp(next, "https:", 6) != 0) {
 			free(next);
-			fetch_finish(job, start, HL_EUPSTREAM,
-			             "'%s': a redirect from https to another scheme is not followed",
-			             u);
+			fetch_finish(
+			        job, start, HL_EUPSTREAM,
+			        "'%s': a redirect from https to another scheme is not followed", u);
 			return;
 		}
 		/* never send the credentials to another origin (a storage host);
