@@ -22,7 +22,8 @@
  *             stopped, superseded by that one (alerts_superseded).
  *
  * Guards: one task per alert fingerprint and firing (the task id); a
- * CodeRun still active for the same pod under another task (found by its
+ * CodeRun still active for a pod of the same name (in any namespace: see
+ * HEAL_LOCK_NS) under another task (found by its
  * labels, or, its labels edited, by the name the store recorded for
  * another running task of the pod) makes the alert skipped, as spawn-remediation refuses a second
  * one: the check and the creation run under the pod's lock (alerts_lock), held in this process and
@@ -52,6 +53,13 @@
 #include <sys/stat.h>
 
 #define HEAL_MAX_DOC (4u << 20)
+
+/* The namespace part of a pod's lock: every namespace. A pod's files
+ * (logs/<pod>-*, alerts/A7-<pod>.md) and its one active remediation (the
+ * CodeRun's target-pod label) are keyed by its name alone, so same-named
+ * pods of two namespaces are handled one after the other, and the second
+ * never rewrites the files an agent of the first is reading. */
+#define HEAL_LOCK_NS "*"
 
 struct heal_alert {
 	const json_t *doc; /* the stored body */
@@ -618,7 +626,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		/* the pod's lock, taken by the caller, must still be ours (a
 		 * lost database session let it go): else another replica may
 		 * be creating one for the pod now */
-		if (!alerts_lock_held(a, "pod", al->namespace, al->pod)) {
+		if (!alerts_lock_held(a, "pod", HEAL_LOCK_NS, al->pod)) {
 			rc = hl_err_set(err, HL_EUPSTREAM,
 			                "the lock of pod %s/%s was lost; retried later",
 			                al->namespace, al->pod);
@@ -738,15 +746,15 @@ out:
 	return rc;
 }
 
-/* Whether a stored alert (a task's event_json) names the same pod. */
+/* Whether a stored alert (a task's event_json) names a pod of the same
+ * name, in any namespace (see HEAL_LOCK_NS). */
 static bool
 heal_same_pod(const json_t *doc, const void *arg)
 {
 	const struct heal_alert *al = arg;
 	struct heal_alert other;
 
-	return heal_parse(&other, doc, NULL) == 0 && strcmp(other.pod, al->pod) == 0 &&
-	       strcmp(other.namespace, al->namespace) == 0;
+	return heal_parse(&other, doc, NULL) == 0 && strcmp(other.pod, al->pod) == 0;
 }
 
 /* A CodeRun still active for the pod under another task, into name: one
@@ -844,7 +852,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	}
 	/* one active remediation per pod (spawn-remediation's rule): another
 	 * alert of the same pod waits for this one's CodeRun, then sees it */
-	if ((rc = alerts_lock(a, "pod", al.namespace, al.pod, err)) < 0)
+	if ((rc = alerts_lock(a, "pod", HEAL_LOCK_NS, al.pod, err)) < 0)
 		goto out;
 	locked = true;
 	rc = heal_active_for_pod(a, other, &al, task_id, &gerr);
@@ -864,7 +872,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	rc = heal_attempt(a, out, &al, task_id, 1, NULL, NULL, err);
 out:
 	if (locked)
-		alerts_unlock(a, "pod", al.namespace, al.pod);
+		alerts_unlock(a, "pod", HEAL_LOCK_NS, al.pod);
 	hl_task_record_free(t);
 	return rc;
 }
@@ -884,7 +892,7 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 	    hl_json_parse(&doc, task->event_json, strlen(task->event_json), err) < 0)
 		return hl_err_set(err, HL_EINVAL, "task '%s' has no stored alert", task->task_id);
 	rc = heal_parse(&al, doc, err);
-	if (rc == 0 && (rc = alerts_lock(a, "pod", al.namespace, al.pod, err)) == 0) {
+	if (rc == 0 && (rc = alerts_lock(a, "pod", HEAL_LOCK_NS, al.pod, err)) == 0) {
 		/* one active remediation per pod holds for retries too: another
 		 * alert's task may have made one since this task's CodeRun ended */
 		struct hl_err gerr = HL_ERR_INIT;
@@ -903,7 +911,7 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 		} else {
 			rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
 		}
-		alerts_unlock(a, "pod", al.namespace, al.pod);
+		alerts_unlock(a, "pod", HEAL_LOCK_NS, al.pod);
 	}
 	if (rc == 0)
 		alerts_to_remediation(res, &o);

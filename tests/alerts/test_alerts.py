@@ -56,6 +56,7 @@ POD_GUARD1 = "cart-6f7a8b9c0d-g1g1g"  # a retry while another task's CodeRun is 
 POD_ODD = "odd-1a2b3c4d5e-o0d1d"  # its owner's name is no Kubernetes name
 POD_LOST = "api-7d9f8b6c5d-l0s7r"  # its CodeRun's create answer is lost
 POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
+POD_TWIN = "cart-6f7a8b9c0d-t4t4t"  # a pod of this name in two namespaces
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
 # shortened stem (hl_diag_file_stem)
@@ -694,6 +695,46 @@ def main():
           len(tids3) == 2 and len(runs3) == 1
           and sum("is still active for pod" in r for r in reasons) == 1,
           [[c["metadata"]["name"] for c in runs3], reasons])
+
+    # ---- same-named pods of two namespaces at once (slow context): their files share one ----
+    # name, so the second waits for the first and never rewrites what its agent reads
+    # (before: the two were locked apart, and the staging pod's diagnostics replaced
+    # the prod pod's under the prod CodeRun)
+    twins = []
+    for ns in (APP_NS, "staging"):
+        p = pod(POD_TWIN, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
+        p["metadata"]["namespace"] = ns
+        twins.append(p)
+    kube("POST", "/_stub/seed", {
+        "pods": twins,
+        "logs": [{"namespace": ns, "pod": POD_TWIN, "container": "api",
+                  "text": f"Error: connection refused (os error 111) [{ns} twin]\n"}
+                 for ns in (APP_NS, "staging")]})
+    set_routes(loki_delay_ms=1000)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_TWIN, "e5e5e5e501")]))
+    time.sleep(0.2)
+    staging = am_alert(POD_TWIN, "e5e5e5e502")
+    staging["labels"]["namespace"] = "staging"
+    st2, ans2 = post(srv, "/api/alerts/alertmanager", am_body([staging]))
+    tids4 = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
+
+    def twins_settled():
+        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+              if d.get("task_id") in tids4]
+        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
+    wait_for(twins_settled, 20)
+    set_routes()
+    runs4 = [c for c in coderuns() if c["metadata"]["labels"].get("target-pod") == POD_TWIN]
+    reasons4 = [task_of(srv, t).get("reason") or "" for t in tids4]
+    twin_log = os.path.join(ws, "logs", f"{POD_TWIN}-current.log")
+    twin_text = open(twin_log).read() if os.path.exists(twin_log) else ""
+    check("same-named pods of two namespaces at once -> the first's CodeRun, the second "
+          "skipped, and the pod's files still the first's",
+          len(tids4) == 2 and len(runs4) == 1
+          and runs4[0]["metadata"]["labels"].get("healer/task-id") == tids4[0]
+          and "is still active for pod" in reasons4[1]
+          and f"[{APP_NS} twin]" in twin_text and "[staging twin]" not in twin_text,
+          [[c["metadata"]["name"] for c in runs4], reasons4, twin_text])
 
     # ---- resolved: the panic's CodeRun never started -> deleted, task stopped ------------
     st, ans = post(srv, "/api/alerts/alertmanager",
