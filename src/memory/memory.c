@@ -313,38 +313,83 @@ fail:
 	return rc;
 }
 
+/* The task, failure type and repository a record healer wrote to
+ * OpenMemory names in its first words ("healer task <id>: <type> in <repo>
+ * (workflow ...", hl_memory_om_add_payload), each empty when absent. False
+ * for a memory healer did not write. */
+static bool
+om_record_head(const char *content, char *task, size_t tsize, char *type, size_t tysize,
+               char *repo, size_t rsize)
+{
+	static const char head[] = "healer task ";
+	const char *p, *colon, *in, *paren;
+
+	if (strncmp(content, head, sizeof(head) - 1) != 0)
+		return false;
+	p = content + sizeof(head) - 1;
+	if (!(colon = strstr(p, ": ")) || (size_t)(colon - p) >= tsize)
+		return false;
+	snprintf(task, tsize, "%.*s", (int)(colon - p), p);
+	p = colon + 2;
+	in = strstr(p, " in ");
+	paren = in ? strstr(in + 4, " (") : NULL;
+	if (!in || !paren || (size_t)(in - p) >= tysize || (size_t)(paren - in - 4) >= rsize)
+		return false;
+	snprintf(type, tysize, "%.*s", (int)(in - p), p);
+	snprintf(repo, rsize, "%.*s", (int)(paren - in - 4), in + 4);
+	return true;
+}
+
 json_t *
-hl_memory_history_from_matches(const json_t *matches, json_t **ids)
+hl_memory_history_from_matches(const json_t *matches, const char *repository,
+                               const char *failure_type, const char *exclude_task, json_t **ids)
 {
 	json_t *similar = json_array(), *known = json_array(), *m;
 	size_t i;
+	int pass;
 
 	*ids = json_array();
-	json_array_foreach(matches, i, m)
-	{
-		const char *id = hl_json_str_or(m, "id", "");
-		json_t *score = json_object_get(m, "score");
-		/* what OpenMemory answers is kept as the embedded memory's
-		 * recall keeps a memory: one line of at most NOTE_SUMMARY_MAX
-		 * bytes (OpenMemory takes 200,000 characters a memory, and k
-		 * of them would fill the prompt), no URL credentials */
-		char *summary = note_dup(hl_json_str(m, "content"), NOTE_SUMMARY_MAX);
+	/* the repository's own records first, then the others' */
+	for (pass = 0; pass < 2; pass++) {
+		json_array_foreach(matches, i, m)
+		{
+			const char *id = hl_json_str_or(m, "id", ""),
+			           *content = hl_json_str_or(m, "content", "");
+			json_t *score = json_object_get(m, "score");
+			char task[HL_TASK_ID_MAX + 1], type[128], repo[256];
+			char *summary;
 
-		if (!summary || !*summary) {
+			/* OpenMemory answers words shared with the query: only
+			 * healer's records of this failure type, never this
+			 * task's own (a retry's escalation record) */
+			if (!om_record_head(content, task, sizeof(task), type, sizeof(type), repo,
+			                    sizeof(repo)) ||
+			    (exclude_task && strcmp(task, exclude_task) == 0) ||
+			    (failure_type && strcmp(type, failure_type) != 0) ||
+			    (pass == 0) != (repository && strcasecmp(repo, repository) == 0))
+				continue;
+			/* kept as the embedded memory's recall keeps a memory: one
+			 * line of at most NOTE_SUMMARY_MAX bytes (OpenMemory takes
+			 * 200,000 characters a memory, and k of them would fill
+			 * the prompt), no URL credentials */
+			summary = note_dup(content, NOTE_SUMMARY_MAX);
+			if (!summary || !*summary) {
+				free(summary);
+				continue;
+			}
+			/* only ids OpenMemory gave: an empty one would be
+			 * reinforced (and refused) after a success */
+			if (*id)
+				json_array_append_new(*ids, json_string(id));
+			json_array_append_new(similar, json_pack("{s:s, s:s, s:O?}", "id", id,
+			                                         "summary", summary, "score", score));
+			/* a record of a fix says so ("... Fixed by ...") */
+			if (strstr(summary, "Fixed by "))
+				json_array_append_new(known,
+				                      json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
+				                                summary, "score", score));
 			free(summary);
-			continue;
 		}
-		/* only ids OpenMemory gave: an empty one would be reinforced
-		 * (and refused) after a success */
-		if (*id)
-			json_array_append_new(*ids, json_string(id));
-		json_array_append_new(similar, json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
-		                                         summary, "score", score));
-		/* a record healer wrote of a fix says so ("... Fixed by ...") */
-		if (strstr(summary, "Fixed by "))
-			json_array_append_new(known, json_pack("{s:s, s:s, s:O?}", "id", id,
-			                                       "summary", summary, "score", score));
-		free(summary);
 	}
 	return json_pack("{s:o, s:o}", "similar_failures", similar, "known_solutions", known);
 }

@@ -63,12 +63,16 @@ int hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const c
                      const char *failure_type, const char *text, const char *exclude_task,
                      struct hl_err *err);
 
-/* The same history from OpenMemory's matches ([{id, content, score}]):
- * every match with content is a similar failure, kept as a recalled memory
- * is (its first line, at most 16 KiB, no URL credentials); those that
- * record a fix are known solutions too. *ids gets the ids OpenMemory gave
- * (an empty id is left out). New references. */
-json_t *hl_memory_history_from_matches(const json_t *matches, json_t **ids);
+/* The same history from OpenMemory's matches ([{id, content, score}]),
+ * which share words with the query: only the records healer wrote
+ * (hl_memory_om_add_payload) of failure_type, never exclude_task's own,
+ * the repository's first, each kept as a recalled memory is (its first
+ * line, at most 16 KiB, no URL credentials); those that record a fix are
+ * known solutions too. *ids gets the ids OpenMemory gave (an empty id is
+ * left out). New references. */
+json_t *hl_memory_history_from_matches(const json_t *matches, const char *repository,
+                                       const char *failure_type, const char *exclude_task,
+                                       json_t **ids);
 
 /* Each agent's record as the prompt shows it: [{agent, finished,
  * succeeded}]. */

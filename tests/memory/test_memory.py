@@ -397,17 +397,33 @@ def openmemory():
           and adds[0]["metadata"].get("task_id") == t1
           and "repo:" + R in adds[0]["tags"], adds)
 
+    # OpenMemory answers whatever shares words with the query: another failure
+    # type's fix (healer's own record, from another repository) and a team's note
+    # must not reach the prompt as similar failures (before, every match did)
+    for content in ("healer task hl-00000000000000000077: helm in acme/charts (workflow CI, "
+                    "job clippy) succeeded. Fixed by bolt on attempt 1 in 5m: PR "
+                    "https://github.com/acme/charts/pull/77.",
+                    "CI failure in acme/om workflow CI job clippy: Fixed by the team-note-88"):
+        req = urllib.request.Request(OMURL + "/memory/add", json.dumps({"content": content}).encode(),
+                                     {"Content-Type": "application/json", "x-api-key": OMKEY})
+        urllib.request.urlopen(req, timeout=5).read()
+
     # T2: its prompt shows T1's memory; it succeeds after a 429 on the add
     t2 = sc.start(R)
     p2 = prompt_of(sc.attempt(t2, 1))
     check("the next prompt carries OpenMemory's record of the fix under known solutions",
           "Known solutions:" in p2 and f"https://github.com/{R}/pull/1"
           in p2.split("Known solutions:", 1)[1], p2[-2500:])
+    check("OpenMemory's matches of another failure type, or not healer's, stay out of it",
+          "acme/charts/pull/77" not in p2 and "team-note-88" not in p2, p2[-2500:])
     om("POST", "/_stub/fail", {"rate_limit": 1, "retry_after": 1})
     t429 = time.time()
     sc.fix(t2, 1, f"https://github.com/{R}/pull/2")
-    adds = wait_for(lambda: len(om("GET", "/_stub/memories")) >= 2
-                    and om("GET", "/_stub/memories"), 30) or []
+    def ours():
+        return [m for m in om("GET", "/_stub/memories") or []
+                if "hl-00000000000000000077" not in m["content"]
+                and "team-note-88" not in m["content"]]
+    adds = wait_for(lambda: len(ours()) >= 2 and ours(), 30) or []
     took = time.time() - t429
     reqs = om("GET", "/_stub/requests") or []
     tried = [r for r in reqs if r["path"] == "/memory/add" and t2 in r["body"].get("content", "")]

@@ -275,13 +275,18 @@ test_memory_durations(void **state)
 	assert_int_equal(hl_api_parse_duration(&ms, "", &err), -HL_EINVAL);
 }
 
-/* OpenMemory's matches become the prompt's history as recalled memories
- * do: a huge memory is cut to its summary's size, one without content is no
- * similar failure, an empty id is never recorded (it would be reinforced),
- * a URL's credentials are gone. */
+/* OpenMemory's matches as prompt history: only healer's records of the
+ * failure type, never the task's own, the repository's first; a huge one
+ * is cut to one line of 16 KiB and kept a similar failure, an empty id is
+ * never recorded (it would be reinforced), a URL's credentials are gone.
+ * (Before, every match was kept: another type's fix, a team's note and the
+ * task's own escalation record were shown as similar failures.) */
 static void
 test_memory_history_from_openmemory_matches(void **state)
 {
+	static const char head[] =
+	        "healer task hl-00000000000000000001: rust_clippy in acme/b (workflow CI, job "
+	        "lint) succeeded. Fixed by rex ";
 	size_t big = 300000, i;
 	char *huge = malloc(big + 1);
 	json_t *matches, *ids = NULL, *h, *similar;
@@ -290,28 +295,40 @@ test_memory_history_from_openmemory_matches(void **state)
 	(void)state;
 	assert_non_null(huge);
 	memset(huge, 'a', big);
-	memcpy(huge, "Fixed by rex ", 13);
+	memcpy(huge, head, sizeof(head) - 1);
 	huge[big] = '\0';
-	matches = json_pack("[{s:s, s:s, s:f}, {s:s, s:s, s:f}, {s:s, s:s, s:f}, {s:s, s:f}]", "id",
-	                    "m1", "content", huge, "score", 0.9, "id", "", "content",
-	                    "clippy failed; push https://x-access-token:ghs_secret@github.com/a/b",
-	                    "score", 0.5, "id", "m3", "content", "", "score", 0.4, "id", "m4",
-	                    "score", 0.3);
+	matches = json_pack(
+	        "[{s:s, s:s, s:f}, {s:s, s:s, s:f}, {s:s, s:s, s:f}, {s:s, s:f}, {s:s, s:s, s:f},"
+	        " {s:s, s:s, s:f}, {s:s, s:s, s:f}]",
+	        "id", "m1", "content", huge, "score", 0.9, "id", "", "content",
+	        "healer task hl-00000000000000000002: rust_clippy in Acme/A (workflow CI, job lint) "
+	        "escalated. push https://x-access-token:ghs_secret@github.com/a/b",
+	        "score", 0.5, "id", "m3", "content", "", "score", 0.4, "id", "m4", "score", 0.3, "id",
+	        "m5", "content",
+	        "healer task hl-00000000000000000003: helm in acme/a (workflow CD, job deploy) "
+	        "succeeded. Fixed by bolt on attempt 1 in 5m.",
+	        "score", 0.8, "id", "m6", "content",
+	        "healer task hl-00000000000000000009: rust_clippy in acme/a (workflow CI, job lint) "
+	        "escalated. Escalated to people after 3 attempts.",
+	        "score", 0.7, "id", "m7", "content", "Fixed by rex: the team's note on clippy",
+	        "score", 0.6);
 	free(huge);
 	assert_non_null(matches);
-	h = hl_memory_history_from_matches(matches, &ids);
+	h = hl_memory_history_from_matches(matches, "acme/a", "rust_clippy",
+	                                   "hl-00000000000000000009", &ids);
 	assert_non_null(h);
 	similar = json_object_get(h, "similar_failures");
 	assert_int_equal(json_array_size(similar), 2);
 	s = json_string_value(json_object_get(json_array_get(similar, 0), "summary"));
 	assert_non_null(s);
-	assert_true(strlen(s) <= 16u << 10);
-	assert_int_equal(strncmp(s, "Fixed by rex ", 13), 0);
-	assert_int_equal(json_array_size(json_object_get(h, "known_solutions")), 1);
-	s = json_string_value(json_object_get(json_array_get(similar, 1), "summary"));
-	assert_non_null(s);
+	assert_non_null(strstr(s, "hl-00000000000000000002"));
 	assert_null(strstr(s, "ghs_secret"));
 	assert_non_null(strstr(s, "github.com/a/b"));
+	s = json_string_value(json_object_get(json_array_get(similar, 1), "summary"));
+	assert_non_null(s);
+	assert_true(strlen(s) <= 16u << 10);
+	assert_int_equal(strncmp(s, head, sizeof(head) - 1), 0);
+	assert_int_equal(json_array_size(json_object_get(h, "known_solutions")), 1);
 	assert_int_equal(json_array_size(ids), 1);
 	assert_string_equal(json_string_value(json_array_get(ids, 0)), "m1");
 	for (i = 0; i < json_array_size(ids); i++)

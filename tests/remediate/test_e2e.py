@@ -136,8 +136,10 @@ def set_sources(delay_ms=0, loki_delay_ms=None, loki=None, argocd=None):
              {"stream": {"app": "widgets"}, "values": [["1", "level=error msg=boom"]]}]}}},
         {"method": "POST", "path": "/memory/query", "delay_ms": delay_ms,
          "body": {"query": "q", "matches": [
-             {"id": "m1", "content": "clippy needless_borrow fixed by removing the &",
-              "score": 0.91}]}},
+             {"id": "m1", "content": "healer task hl-00000000000000000091: rust_clippy in "
+                                     "acme/widgets (workflow CI, job clippy) succeeded. Fixed "
+                                     "by rex on attempt 1 in 4m: clippy needless_borrow fixed "
+                                     "by removing the &.", "score": 0.91}]}},
         {"method": "GET", "path": "/api/v1/query", "delay_ms": delay_ms,
          "body": {"status": "success", "data": {"resultType": "vector", "result": [
              {"metric": {}, "value": [1, "0.02"]}]}}},
