@@ -61,6 +61,7 @@
 #include "notify/notify.h"
 
 #include "json/json.h"
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,20 +279,31 @@ outbox_marker(char *out, size_t size)
 }
 
 /* The marker at the end of a comment body, copied into out; false when
- * the body has none (enqueued before markers). */
+ * the body has none (enqueued before markers). Only its last line is the
+ * marker hl_loop_comment wrote: the text above it quotes logs and names
+ * from outside, which may hold a line that looks like one (taken for the
+ * marker, a comment anyone posted with it would pass for this one). */
 static bool
 outbox_marker_of(char *out, size_t size, const char *body)
 {
-	const char *m = body ? strstr(body, "\n" OUTBOX_MARKER_PREFIX) : NULL, *end;
+	static const char prefix[] = OUTBOX_MARKER_PREFIX, suffix[] = " -->";
+	size_t n = body ? strlen(body) : 0, len, i;
+	const char *m;
 
-	if (!m)
+	while (n > 0 && body[n - 1] == '\n')
+		n--;
+	for (m = body + n; m > body && m[-1] != '\n'; m--)
+		;
+	len = (size_t)(body + n - m);
+	if (m == body || len >= size || len <= sizeof(prefix) - 1 + sizeof(suffix) - 1 ||
+	    memcmp(m, prefix, sizeof(prefix) - 1) != 0 ||
+	    memcmp(m + len - (sizeof(suffix) - 1), suffix, sizeof(suffix) - 1) != 0)
 		return false;
-	m++;
-	end = strstr(m, " -->");
-	if (!end || (size_t)(end + 4 - m) >= size)
-		return false;
-	memcpy(out, m, (size_t)(end + 4 - m));
-	out[end + 4 - m] = '\0';
+	for (i = sizeof(prefix) - 1; i < len - (sizeof(suffix) - 1); i++)
+		if (!isxdigit((unsigned char)m[i]))
+			return false;
+	memcpy(out, m, len);
+	out[len] = '\0';
 	return true;
 }
 

@@ -29,7 +29,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   stays so, and its CodeRuns are deleted, one it never recorded too;
 - /healer stop on a fork's PR: the task of the repository's branch of the
   same name goes on; the PR's failure at a commit pushed over is stopped;
-- a 409 from GitHub while /healer fix runs: the command is retried.
+- a 409 from GitHub while /healer fix runs: the command is retried;
+- a log line that looks like the escalation comment's marker, with a
+  comment holding it posted first: the escalation comment is still posted.
 
 Standard library only; prints TAP."""
 import os
@@ -468,8 +470,38 @@ def stop_while_a_job_failure_is_decided():
     return srv
 
 
+def spoofed_marker():
+    """A job's log line that looks like the escalation comment's marker, and a
+    comment holding it posted before: the escalation comment is still posted
+    (before, the quoted line was taken for the marker, the spoof was found and
+    the escalation recorded delivered with no comment of healer's)."""
+    spoof = "<!-- healer:owned -->"
+    log = T.CLIPPY_LOG.replace("Z error: ", f"Z {spoof} error: ")
+    srv = Healer(os.path.join(dtest.TMP, "spoof"), T.BASE_ENV).start()
+    T.gh("POST", "/_stub/seed", {"pulls": [T.pull(93, "edge/spoof", T.SHA0)]})
+    T.gh("POST", f"/repos/{T.REPO}/issues/93/comments", {"body": f"first! {spoof}"})
+    T.seed_job(7930, log)
+    tid = T.deliver(srv, T.job_event(7930, 8930, "edge/spoof"))
+    for n in (1, 2, 3):
+        runs = wait_for(lambda: len(T.by_task(tid)) >= n and T.by_task(tid), 30) or []
+        if len(runs) >= n:
+            T.set_phase(runs[n - 1]["metadata"]["name"], "Failed", message=f"try {n} failed")
+    escalated = T.wait_state(srv, tid, "escalated", 20)
+    posted = wait_for(lambda: [c for c in T.gh("GET", "/_stub/comments")
+                               if c["issue"] == 93 and "first!" not in c["body"]], 20) or []
+    gh_note = [n for n in T.task_of(srv, tid).get("notifications", [])
+               if n["channel"] == "github"]
+    check("a log line like the comment's marker and a comment holding it: the escalation "
+          "comment is still posted, marked by its own last line",
+          escalated and len(posted) == 1 and spoof in posted[0]["body"]
+          and posted[0]["body"].rstrip().splitlines()[-1] != spoof,
+          [escalated, posted, gh_note])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]
