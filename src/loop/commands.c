@@ -257,7 +257,10 @@ cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl
 	json_decref(decision);
 	if (rc == 0)
 		cmd_set(out, "retrying", t->task_id, "attempt %d", (int)t->n_attempts + 1);
-	return rc;
+	else if (rc > 0) /* it keeps the hint */
+		cmd_set(out, "queued", t->task_id, "attempt %d waits for a CodeRun slot or the "
+		        "repository's hourly budget", (int)t->n_attempts + 1);
+	return rc < 0 ? rc : 0;
 }
 
 /* 2 (out says so) when a stop of t waits for its decision: its first

@@ -215,9 +215,6 @@ driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const cha
 	}
 }
 
-/* Starts the next attempt, or queues the task when a budget is used up.
- * Returns 0 when it started, 1 when the task waits for a CodeRun slot, 2
- * when it waits for its repository's hourly budget, <0 on errors. */
 /* Whether a remediation's outcome is a CodeRun at work: not refused by the
  * API, skipped, or superseded by another task's CodeRun. */
 static bool
@@ -227,6 +224,74 @@ driver_attempt_started(const char *outcome)
 	       strcmp(outcome, "decided") == 0 || strcmp(outcome, "rerun") == 0;
 }
 
+/* The key of a task's decision that keeps the hint of a /healer retry
+ * while its attempt waits for a budget: the queued attempt starts with it. */
+#define DRIVER_QUEUED_HINT "queued_hint"
+
+/* The decision JSON text with hint under DRIVER_QUEUED_HINT (NULL: without
+ * it); NULL when out of memory. */
+static char *
+driver_decision_hint(const char *decision_json, const char *hint)
+{
+	json_t *d = decision_json ? json_loads(decision_json, 0, NULL) : NULL;
+	char *text;
+
+	if (!json_is_object(d)) {
+		json_decref(d);
+		d = json_object();
+	}
+	if (hint)
+		json_object_set_new(d, DRIVER_QUEUED_HINT, json_string(hint));
+	else
+		json_object_del(d, DRIVER_QUEUED_HINT);
+	text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+	json_decref(d);
+	return text;
+}
+
+/* The hint a queued /healer retry left in the task's decision (NULL when
+ * none); the caller frees it. */
+static char *
+driver_queued_hint(const struct hl_task_record *t)
+{
+	json_t *d = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
+	const char *h = hl_json_str(d, DRIVER_QUEUED_HINT);
+	char *hint = h && *h ? strdup(h) : NULL;
+
+	json_decref(d);
+	return hint;
+}
+
+/* Takes the queued hint out of the task's decision once its attempt has
+ * started with it (left there, a later wait would give it again). */
+static void
+driver_hint_used(struct hl_loop *l, const char *task_id)
+{
+	struct hl_task_record *t = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char *decision = NULL;
+	int rc;
+
+	rc = hl_store_task_get(l->store, &t, task_id, &err);
+	if (rc == 0 && !(decision = driver_decision_hint(t->decision_json, NULL)))
+		rc = hl_err_set(&err, HL_ENOMEM, "out of memory");
+	if (rc == 0)
+		rc = hl_store_task_put(l->store,
+		                       &(struct hl_task){ .task_id = task_id,
+		                                          .state = t->state,
+		                                          .decision_json = decision },
+		                       &err);
+	if (rc < 0)
+		hl_log_kv(HL_LOG_WARN, "clearing a queued retry's hint failed", "task_id", task_id,
+		          "error", err.msg, NULL);
+	free(decision);
+	hl_task_record_free(t);
+}
+
+/* Starts the next attempt, or queues the task when a budget is used up
+ * (a hint then waits in its decision, DRIVER_QUEUED_HINT). Returns 0 when
+ * it started, 1 when the task waits for a CodeRun slot, 2 when it waits
+ * for its repository's hourly budget, <0 on errors. */
 static int
 driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
                     const char *hint, const struct hl_ci_result_record *ci, struct hl_err *err)
@@ -258,15 +323,21 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	                                 err)) < 0)
 		return rc;
 	if (over) {
+		char *decision = NULL;
+
 		if (t->state == HL_TASK_QUEUED)
 			return over == HL_BUDGET_SLOTS ? 1 : 2;
+		if (hint && *hint && !(decision = driver_decision_hint(t->decision_json, hint)))
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
 		rc = hl_store_task_put(l->store,
 		                       &(struct hl_task){ .task_id = t->task_id,
 		                                          .state = HL_TASK_QUEUED,
 		                                          .reason = why,
 		                                          .agent = agent,
+		                                          .decision_json = decision,
 		                                          .next_check_ms = HL_TASK_NO_CHECK },
 		                       err);
+		free(decision);
 		return rc < 0 ? rc : over == HL_BUDGET_SLOTS ? 1 : 2;
 	}
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
@@ -289,7 +360,7 @@ hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const ch
 
 	int rc = driver_next_attempt(l, t, agent, hint, have ? &ci : NULL, err);
 
-	return rc < 0 ? rc : 0;
+	return rc < 0 ? rc : rc > 0;
 }
 
 /* Records the outcome of the current attempt (once: a judged attempt is done). */
@@ -485,6 +556,7 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		hl_log_kv(HL_LOG_INFO, "resuming an attempt left preparing", "task_id", t->task_id,
 		          "agent", prep->agent, NULL);
 		rc = hl_loop_next_attempt(l, t, prep->agent, NULL, err);
+		rc = rc < 0 ? rc : 0;
 		goto out;
 	}
 	in.n_ranked = driver_ranked(ranked, DRIVER_RANKED_MAX, decision);
@@ -620,8 +692,13 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 		/* oldest first: a task that must wait for a slot keeps the ones
 		 * behind it waiting too (a repository's hourly budget does not) */
 		if (rc == 0 && t->state == HL_TASK_QUEUED) {
-			rc = driver_next_attempt(l, t, t->agent, NULL, NULL, &err);
+			char *hint = driver_queued_hint(t);
+
+			rc = driver_next_attempt(l, t, t->agent, hint, NULL, &err);
 			started += rc == 0;
+			if (rc == 0 && hint)
+				driver_hint_used(l, t->task_id);
+			free(hint);
 		}
 		if (rc < 0)
 			hl_log_kv(HL_LOG_WARN, "starting a queued task failed", "task_id", ids[i],

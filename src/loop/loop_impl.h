@@ -108,7 +108,8 @@ int hl_loop_start_queued(struct hl_loop *l, const char *owner);
 /* loop.c: owner (LOOP_OWNER_MAX + 16 bytes) for role and index. */
 void hl_loop_owner(char *out, size_t size, const struct hl_loop *l, const char *role, long index);
 /* driver.c: starts the next attempt of t with agent (and a human's hint),
- * or queues the task when a budget is used up. */
+ * or queues the task when a budget is used up (the hint waits with it).
+ * Returns 0 when it started, 1 when the task was queued, <0 on errors. */
 int hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
                          const char *hint, struct hl_err *err);
 

@@ -31,7 +31,9 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   same name goes on; the PR's failure at a commit pushed over is stopped;
 - a 409 from GitHub while /healer fix runs: the command is retried;
 - a log line that looks like the escalation comment's marker, with a
-  comment holding it posted first: the escalation comment is still posted.
+  comment holding it posted first: the escalation comment is still posted;
+- /healer retry HINT while the only CodeRun slot is held: queued, and the
+  attempt made when the slot frees carries the hint.
 
 Standard library only; prints TAP."""
 import os
@@ -500,8 +502,46 @@ def spoofed_marker():
     return srv
 
 
+def retry_hint_queued():
+    """/healer retry HINT while the only CodeRun slot is held: the task waits
+    queued, the reply says so, and the attempt made when the slot frees
+    carries the hint (before: the reply said retrying and the hint was lost)."""
+    env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [T.pull(97, "edge/h1", T.SHA0), T.pull(98, "edge/h2", T.SHA0)],
+        "issue_comments": {str(i): {"id": i} for i in (9701, 9702, 9703, 9704)}})
+    srv = Healer(os.path.join(dtest.TMP, "retryq"), env).start()
+    T.seed_job(7960)
+    T.seed_job(7961)
+    tb = T.deliver(srv, T.job_event(7960, 8960, "edge/h1"))
+    wait_for(lambda: T.by_task(tb), 15)
+    T.deliver(srv, T.comment_event(9701, 97, "/healer stop", "OWNER"), event="issue_comment")
+    stopped = T.wait_state(srv, tb, "stopped", 15)
+    tc = T.deliver(srv, T.job_event(7961, 8961, "edge/h2"))
+    held = wait_for(lambda: T.by_task(tc), 15)
+    T.deliver(srv, T.comment_event(9702, 97, "/healer retry HINTQ-7 pin the toolchain", "OWNER"),
+              event="issue_comment")
+    queued = T.wait_state(srv, tb, "queued", 15)
+    said = wait_for(lambda: [ln for ln in srv.log_tail().splitlines()
+                             if "healer command" in ln and "queued" in ln], 10)
+    check("/healer retry HINT with the only slot held: the task waits queued, and the "
+          "command says queued", stopped and held and queued and said
+          and len(T.by_task(tb)) <= 1, [T.task_of(srv, tb).get("state"), srv.log_tail()[-1500:]])
+    # the slot frees: the queued attempt starts with the hint
+    T.deliver(srv, T.comment_event(9703, 98, "/healer stop", "OWNER"), event="issue_comment")
+    runs = wait_for(lambda: [c for c in T.by_task(tb)
+                             if c["metadata"]["labels"].get("healer/attempt") == "2"], 20) or []
+    p2 = runs[0]["spec"].get("promptModification", "") if runs else ""
+    decision = T.task_of(srv, tb).get("decision") or {}
+    check("... and its attempt, once the slot frees, carries the hint (kept no longer)",
+          "HINTQ-7" in p2 and "queued_hint" not in decision,
+          [len(runs), p2[-1200:], decision.get("queued_hint")])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]
