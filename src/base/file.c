@@ -114,9 +114,19 @@ hl_file_write_atomic(const char *path, const void *data, size_t n, struct hl_err
 		p += w;
 		n -= (size_t)w;
 	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		unlink(tmp);
-		return hl_err_set(err, HL_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
+	/* closed whatever fsync says: a failing disk must not cost a
+	 * descriptor (and the unlinked file's space) per write */
+	{
+		int rc = fsync(fd), e = errno;
+
+		if (close(fd) < 0 && rc == 0) {
+			rc = -1;
+			e = errno;
+		}
+		if (rc < 0) {
+			unlink(tmp);
+			return hl_err_set(err, HL_EIO, "cannot sync '%s': %s", tmp, strerror(e));
+		}
 	}
 	if (rename(tmp, path) < 0) {
 		unlink(tmp);
