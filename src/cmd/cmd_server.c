@@ -78,20 +78,22 @@ server_leave(struct hl_http_server *http, const sigset_t *set, int delay_s)
 }
 
 static void
-server_loop_metrics(void *arg, struct hl_buf *out)
+server_loop_metrics(void *arg, struct hl_store *reader, struct hl_buf *out)
 {
-	hl_loop_metrics(arg, out);
+	hl_loop_metrics(arg, reader, out);
 }
 
 static void
-server_retention_metrics(void *arg, struct hl_buf *out)
+server_retention_metrics(void *arg, struct hl_store *reader, struct hl_buf *out)
 {
+	(void)reader;
 	hl_retention_metrics(arg, out);
 }
 
 static void
-server_redeliver_metrics(void *arg, struct hl_buf *out)
+server_redeliver_metrics(void *arg, struct hl_store *reader, struct hl_buf *out)
 {
+	(void)reader;
 	hl_redeliver_metrics(arg, out);
 }
 

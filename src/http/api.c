@@ -459,6 +459,40 @@ api_insights_metrics(struct http_req *r, struct hl_buf *b)
 	pthread_mutex_unlock(&srv->insights_lock);
 }
 
+/* The other modules' metrics (the loop's read every task and attempt), read
+ * through the reader handle (a scrape never waits for, nor holds up, the
+ * intake's writes) and kept as the insights' gauges are: for ten times
+ * what they took, at most a minute, so an unauthenticated /metrics flood on
+ * a large store costs at most a tenth of a core. */
+static void
+api_extra_metrics(struct hl_http_server *srv, struct hl_buf *out)
+{
+	int64_t t0, took;
+
+	pthread_mutex_lock(&srv->insights_lock);
+	t0 = hl_time_mono_ms();
+	if (!srv->extra_text || t0 >= srv->extra_until_ms) {
+		struct hl_buf b = HL_BUF_INIT(4 << 20);
+
+		for (int i = 0; i < atomic_load(&srv->n_extra_metrics); i++)
+			srv->extra_metrics[i].fn(srv->extra_metrics[i].arg, api_insights_store(srv),
+			                         &b);
+		took = hl_time_mono_ms() - t0;
+		if (!hl_buf_error(&b)) {
+			free(srv->extra_text);
+			srv->extra_text = hl_buf_detach(&b, &srv->extra_len);
+			srv->extra_until_ms =
+			        t0 + (took * API_INSIGHTS_CACHE_FACTOR < API_INSIGHTS_CACHE_MAX_MS
+			                      ? took * API_INSIGHTS_CACHE_FACTOR
+			                      : API_INSIGHTS_CACHE_MAX_MS);
+		}
+		hl_buf_release(&b);
+	}
+	if (srv->extra_text)
+		hl_buf_append(out, srv->extra_text, srv->extra_len);
+	pthread_mutex_unlock(&srv->insights_lock);
+}
+
 /* The success metrics of /api/status (contract section 4): the headline
  * numbers of the all-time insights, their targets and generated_at, or null.
  * The dashboard polls the status: on a store whose insights take longer
@@ -647,8 +681,8 @@ hl_http_metrics(struct http_req *r)
 	                  api_event_name, HTTP_INTAKE_EVENTS);
 	hl_buf_append_str(&b, "# HELP healer_deliveries Stored deliveries by event, state and "
 	                      "reason.\n# TYPE healer_deliveries gauge\n");
-	if (hl_store_counts(r->srv->store, api_metric_count_cb, &b, &err) < 0 ||
-	    hl_store_queue_depth(r->srv->store, &depth, &err) < 0) {
+	if (hl_store_counts(api_insights_store(r->srv), api_metric_count_cb, &b, &err) < 0 ||
+	    hl_store_queue_depth(api_insights_store(r->srv), &depth, &err) < 0) {
 		hl_buf_release(&b);
 		return hl_http_reply_error(r, 503, "store_unavailable", "%s", err.msg);
 	}
@@ -656,8 +690,7 @@ hl_http_metrics(struct http_req *r)
 	                      "processed.\n# TYPE healer_queue_depth gauge\n");
 	hl_buf_appendf(&b, "healer_queue_depth %lld\n", (long long)depth);
 	api_insights_metrics(r, &b);
-	for (int i = 0; i < atomic_load(&r->srv->n_extra_metrics); i++)
-		r->srv->extra_metrics[i].fn(r->srv->extra_metrics[i].arg, &b);
+	api_extra_metrics(r->srv, &b);
 	hl_buf_append_str(&b, "# HELP process_resident_memory_bytes Resident memory size in "
 	                      "bytes.\n# TYPE process_resident_memory_bytes gauge\n");
 	hl_buf_appendf(&b, "process_resident_memory_bytes %lld\n", api_rss_bytes());

@@ -143,10 +143,14 @@ struct hl_http_server {
 	struct hl_decision_board *decisions;  /* sensor answers waiting for a decision */
 	struct hl_webhook_keys *webhook_keys; /* NULL: no webhook secret configured */
 	struct {
-		void (*fn)(void *arg, struct hl_buf *out);
+		void (*fn)(void *arg, struct hl_store *reader, struct hl_buf *out);
 		void *arg;
 	} extra_metrics[4]; /* an entry is written before n_extra_metrics counts it */
 	atomic_int n_extra_metrics;
+	/* what they gave, kept as the insights' gauges are (insights_lock) */
+	char *extra_text;
+	size_t extra_len;
+	int64_t extra_until_ms; /* monotonic */
 	/* connection limits and deadlines (server.c) */
 	pthread_mutex_t conn_lock;
 	pthread_cond_t reaper_cond;

@@ -1037,13 +1037,15 @@ fail:
 	pthread_mutex_destroy(&srv->insights_lock);
 	hl_http_login_guard_destroy(&srv->login_guard);
 	free(srv->insights_text);
+	free(srv->extra_text);
 	json_decref(srv->insights_doc);
 	free(srv);
 	return rc;
 }
 
 int
-hl_http_server_add_metrics(struct hl_http_server *srv, void (*fn)(void *arg, struct hl_buf *out),
+hl_http_server_add_metrics(struct hl_http_server *srv,
+                           void (*fn)(void *arg, struct hl_store *reader, struct hl_buf *out),
                            void *arg)
 {
 	int n = atomic_load(&srv->n_extra_metrics);
@@ -1148,6 +1150,7 @@ hl_http_server_stop(struct hl_http_server *srv)
 	pthread_mutex_destroy(&srv->conn_lock);
 	pthread_mutex_destroy(&srv->insights_lock);
 	free(srv->insights_text);
+	free(srv->extra_text);
 	json_decref(srv->insights_doc);
 	free(srv);
 }

@@ -48,9 +48,14 @@ struct hl_http_server;
 int hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
                          struct hl_store *store, const char *version, struct hl_err *err);
 /* Adds a producer of more metrics to /metrics (at most 4); fn appends
- * Prometheus text to out and runs on an HTTP thread. */
+ * Prometheus text to out, reading the store through reader (the server's
+ * read-only handle, or its own), and runs on an HTTP thread. What they
+ * give is kept as the insights are (api.c): a scrape never costs more
+ * than a tenth of a core, however large the store. */
 int hl_http_server_add_metrics(struct hl_http_server *srv,
-                               void (*fn)(void *arg, struct hl_buf *out), void *arg);
+                               void (*fn)(void *arg, struct hl_store *reader,
+                                          struct hl_buf *out),
+                               void *arg);
 /* The bound TCP port. */
 int hl_http_server_port(const struct hl_http_server *srv);
 /*

@@ -320,7 +320,7 @@ loop_metric_state(void *arg, const char *kind, const char *name, int64_t n)
 }
 
 void
-hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
+hl_loop_metrics(struct hl_loop *l, struct hl_store *reader, struct hl_buf *out)
 {
 	static const double bounds[] = { 60, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400 };
 	enum { NB = sizeof(bounds) / sizeof(bounds[0]) };
@@ -329,18 +329,19 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 	int64_t counts[NB + 1];
 	struct hl_err err = HL_ERR_INIT;
 	double sum = 0;
+	struct hl_store *s = reader ? reader : l->store;
 	int i;
 
 	hl_buf_append_str(out,
 	                  "# HELP healer_attempts_total Finished remediation attempts by agent, "
 	                  "failure type and outcome.\n# TYPE healer_attempts_total counter\n");
-	if (hl_store_attempt_outcomes(l->store, loop_metric_attempt, out, &err) < 0) {
+	if (hl_store_attempt_outcomes(s, loop_metric_attempt, out, &err) < 0) {
 		/* the family stays empty this scrape; the store's errors show on /ready */
 	}
 
 	hl_buf_append_str(out, "# HELP healer_tasks Remediation tasks by state.\n"
 	                       "# TYPE healer_tasks gauge\n");
-	if (hl_store_task_counts(l->store, loop_metric_state, &states, &err) == 0)
+	if (hl_store_task_counts(s, loop_metric_state, &states, &err) == 0)
 		for (i = 0; i < HL_TASK_STATE_MAX; i++)
 			hl_buf_appendf(out, "healer_tasks{state=\"%s\"} %lld\n",
 			               hl_task_state_name((enum hl_task_state)i),
@@ -348,7 +349,7 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 
 	hl_buf_append_str(out, "# HELP healer_time_to_fix_seconds Time from the first failure to "
 	                       "its verified fix.\n# TYPE healer_time_to_fix_seconds histogram\n");
-	if (hl_store_time_to_fix(l->store, bounds, NB, counts, &sum, &err) == 0) {
+	if (hl_store_time_to_fix(s, bounds, NB, counts, &sum, &err) == 0) {
 		for (i = 0; i < NB; i++)
 			hl_buf_appendf(out, "healer_time_to_fix_seconds_bucket{le=\"%g\"} %lld\n",
 			               bounds[i], (long long)counts[i]);
@@ -362,7 +363,7 @@ hl_loop_metrics(struct hl_loop *l, struct hl_buf *out)
 	hl_buf_append_str(out,
 	                  "# HELP healer_notifications_total Notifications by channel and result.\n"
 	                  "# TYPE healer_notifications_total counter\n");
-	if (hl_store_outbox_counts(l->store, loop_metric_notification, &notif, &err) == 0) {
+	if (hl_store_outbox_counts(s, loop_metric_notification, &notif, &err) == 0) {
 		hl_buf_append_str(out, "# HELP healer_outbox_pending Notifications waiting to be "
 		                       "delivered.\n# TYPE healer_outbox_pending gauge\n");
 		hl_buf_appendf(out, "healer_outbox_pending %lld\n", (long long)notif.pending);

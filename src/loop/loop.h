@@ -81,8 +81,9 @@ int hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out,
                     const struct hl_event *ev, const char *task_id,
                     struct hl_err *err) HL_MUST_CHECK;
 
-/* Appends the loop's Prometheus metrics (contract section 9) to out. */
-void hl_loop_metrics(struct hl_loop *l, struct hl_buf *out);
+/* Appends the loop's Prometheus metrics (contract section 9) to out,
+ * reading the store through reader (NULL: the loop's own handle). */
+void hl_loop_metrics(struct hl_loop *l, struct hl_store *reader, struct hl_buf *out);
 
 /* One pass over due and queued tasks now, leasing them as owner (a driver
  * thread's name for itself). Returns how many tasks were stepped. */

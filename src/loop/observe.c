@@ -80,8 +80,55 @@ observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
 	hl_buf_release(&sel);
 }
 
-/* Keeps cr for a later look (since: when it was first seen); false when
- * it is not healer's, too old, or there is no room. */
+/* The longest CodeRun status message kept (bytes): a prompt quotes 2000 of
+ * it, a message less; one of megabytes (a broken controller, a hostile API
+ * server) is not written again at every event. */
+#define OBSERVE_MESSAGE_MAX 8192
+/* The longest pullRequestUrl kept (bytes); a longer one is none. */
+#define OBSERVE_URL_MAX 2048
+
+/* The longest status message a waiting CodeRun keeps (bytes): its first
+ * OBSERVE_MESSAGE_MAX are what is stored once it is applied. */
+#define OBSERVE_KEEP_MESSAGE_MAX (2 * OBSERVE_MESSAGE_MAX)
+
+/* What observe_one reads of cr, bounded: a waiting CodeRun costs kilobytes,
+ * not the 16 MiB a watch line may hold (a broken controller, a hostile API
+ * server), times LOOP_PENDING_MAX. NULL when out of memory. */
+static json_t *
+observe_trim(const json_t *cr)
+{
+	const char *msg = hl_json_str(cr, "status.message");
+	const char *url = hl_json_str(cr, "status.pullRequestUrl");
+	const char *job = hl_json_str(cr, "status.jobName");
+	size_t n = msg ? strlen(msg) : 0;
+	json_t *t;
+
+	if (n > OBSERVE_KEEP_MESSAGE_MAX) {
+		n = OBSERVE_KEEP_MESSAGE_MAX;
+		while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80)
+			n--;
+	}
+	if (url && strlen(url) > OBSERVE_URL_MAX)
+		url = NULL;
+	if (job && strlen(job) > 253)
+		job = NULL;
+	t = json_pack("{s:{s:s?, s:s?, s:{s:s?}}, s:{s:s?, s:s?, s:s?}}", "metadata", "name",
+	              hl_json_str(cr, "metadata.name"), "creationTimestamp",
+	              hl_json_str(cr, "metadata.creationTimestamp"), "labels", "healer/task-id",
+	              hl_json_str(cr, "metadata.labels.healer/task-id"), "status", "phase",
+	              hl_json_str(cr, "status.phase"), "pullRequestUrl", url, "jobName", job);
+
+	if (t && msg &&
+	    json_object_set_new(json_object_get(t, "status"), "message", json_stringn(msg, n)) < 0) {
+		json_decref(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Keeps cr for a later look (since: when it was first seen), trimmed to
+ * what is read of it; false when it is not healer's, too old, or there is
+ * no room. */
 static bool
 observe_keep(struct hl_loop *l, const char *name, const json_t *cr, int64_t since, bool replace)
 {
@@ -97,9 +144,11 @@ observe_keep(struct hl_loop *l, const char *name, const json_t *cr, int64_t sinc
 		kept = true; /* a newer object is already waiting */
 	} else if (e || json_object_size(l->pending) < LOOP_PENDING_MAX) {
 		json_int_t first = e ? json_integer_value(json_object_get(e, "since")) : since;
-		kept = json_object_set_new(
-		               l->pending, name,
-		               json_pack("{s:O, s:I}", "cr", (json_t *)cr, "since", first)) == 0;
+		json_t *trimmed = observe_trim(cr);
+
+		kept = trimmed && json_object_set_new(l->pending, name,
+		                                      json_pack("{s:o, s:I}", "cr", trimmed,
+		                                                "since", first)) == 0;
 	}
 	pthread_mutex_unlock(&l->pending_lock);
 	return kept;
@@ -173,13 +222,6 @@ hl_loop_observe_pending(struct hl_loop *l)
 	pthread_mutex_unlock(&l->pending_apply);
 	return applied;
 }
-
-/* The longest CodeRun status message kept (bytes): a prompt quotes 2000 of
- * it, a message less; one of megabytes (a broken controller, a hostile API
- * server) is not written again at every event. */
-#define OBSERVE_MESSAGE_MAX 8192
-/* The longest pullRequestUrl kept (bytes); a longer one is none. */
-#define OBSERVE_URL_MAX 2048
 
 /* s redacted (a git error quoting a URL with its password, a token) and
  * cut to its first OBSERVE_MESSAGE_MAX bytes on a UTF-8 boundary, saying

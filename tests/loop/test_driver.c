@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "loop/loop_impl.h"
 #include "store/store_front.h"
+#include "json/json.h"
 
 /* clang-format off */
 #include <stdarg.h>
@@ -540,6 +541,47 @@ test_success_after_escalation_reaches_openmemory(void **state)
 	assert_int_equal(count_notifications(f, "openmemory", "memory_add", NULL), 2);
 }
 
+/* A CodeRun not recorded yet waits in memory trimmed to what is read of
+ * it: with a 4 MiB status message and spec (a broken controller, a hostile
+ * API server, up to LOOP_PENDING_MAX of them) it keeps the message's first
+ * 16 KiB and no spec (before, the whole object was kept). */
+static void
+test_waiting_coderun_is_kept_trimmed(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	size_t big = 4u << 20;
+	char *msg = malloc(big + 1);
+	json_t *cr, *e;
+
+	assert_non_null(msg);
+	memset(msg, 'm', big);
+	msg[big] = '\0';
+	cr = json_pack("{s:{s:s, s:{s:s}}, s:{s:s}, s:{s:s, s:s, s:s, s:s}}", "metadata", "name",
+	               "healer-rex-waits", "labels", "healer/task-id", "hl-00000000000000000042",
+	               "spec", "promptModification", msg, "status", "phase", "Running", "message",
+	               msg, "jobName", "healer-rex-waits-job", "pullRequestUrl",
+	               "https://github.com/acme/gadgets/pull/7");
+	free(msg);
+	assert_non_null(cr);
+	f->l.pending = json_object();
+	assert_int_equal(hl_loop_observe(&f->l, cr, &err), 0);
+	e = json_object_get(json_object_get(f->l.pending, "healer-rex-waits"), "cr");
+	assert_non_null(e);
+	assert_true(strlen(hl_json_str(e, "status.message")) <= 2 * 8192);
+	assert_true(strlen(hl_json_str(e, "status.message")) >= 8192);
+	assert_string_equal(hl_json_str(e, "status.phase"), "Running");
+	assert_string_equal(hl_json_str(e, "status.jobName"), "healer-rex-waits-job");
+	assert_string_equal(hl_json_str(e, "status.pullRequestUrl"),
+	                    "https://github.com/acme/gadgets/pull/7");
+	assert_string_equal(hl_json_str(e, "metadata.labels.healer/task-id"),
+	                    "hl-00000000000000000042");
+	assert_null(json_object_get(e, "spec"));
+	json_decref(f->l.pending);
+	f->l.pending = NULL;
+	json_decref(cr);
+}
+
 int
 main(void)
 {
@@ -550,6 +592,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ci_result_before_success_judges_nothing, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_ci_pass_before_success_judges, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_coderun_is_kept_trimmed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_alert_escalation_names_the_alert, setup,

@@ -12,10 +12,13 @@ remediation's write was refused, or its mark as processed) has been refused
 too, at most 90 s: without retries that delivery stays `processing` until
 its claim's lease runs out. Then it lets go and waits (with a deadline) for
 both deliveries to be finished. Standard library only; prints TAP."""
+import http.client
 import json
 import os
 import sqlite3
 import sys
+import threading
+import time
 
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
 import dtest  # noqa: E402
@@ -56,9 +59,39 @@ def states(db, ids):
     return dict(rows)
 
 
+def metrics_while_a_write_waits(srv, db):
+    """/metrics (open to anyone) reads through the server's read-only handle:
+    it answers at once while an intake write waits for the store's lock
+    (before, it queued behind that write on the store's own handle, and a
+    scrape of a large store's every task and attempt held up the intake)."""
+    locker = sqlite3.connect(db, timeout=5, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    posted = []
+    t = threading.Thread(target=lambda: posted.append(
+        srv.deliver({"zen": "wait", "hook_id": 1}, event="ping", delivery="store-err-ping")[0]))
+    t.start()
+    time.sleep(0.5)  # the delivery reaches the committer, which waits for the lock
+    t0 = time.time()
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    c.request("GET", "/metrics")
+    res = c.getresponse()
+    text = res.read().decode(errors="replace")
+    took = time.time() - t0
+    c.close()
+    waiting = t.is_alive()
+    time.sleep(1.0)
+    locker.execute("ROLLBACK")
+    locker.close()
+    t.join(30)
+    check("/metrics answers while an intake write waits for the store's lock",
+          res.status == 200 and "healer_tasks{" in text and "healer_queue_depth" in text
+          and waiting and took < 2.0, [res.status, took, waiting, posted])
+
+
 def main():
     srv = Healer(os.path.join(dtest.TMP, "h"), ENV).start()
     db = os.path.join(srv.data_dir, "healer.db")
+    metrics_while_a_write_waits(srv, db)
     ids = ["store-err-1", "store-err-2"]
     for i, d in enumerate(ids):
         st, ans = srv.deliver(job(7100 + 10 * i), delivery=d)
