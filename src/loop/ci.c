@@ -3,8 +3,12 @@
  * run of the workflow + job a task is remediating, on the task's branch or
  * the branch its agents push to, is that task's "current CI status". It is
  * recorded on the task (once per delivery) and the task is judged at once.
- * A check_run event names no workflow: an Actions check run's is its run's.
- * A failure that belongs to a task never starts a new one.
+ * A check_run event names no workflow: an Actions check run's is its run's;
+ * another CI's check run (no Actions run) is the result of the task fixing
+ * the check of that name on the branch. A task fixing a whole workflow run
+ * (a workflow_run failure, no job named) takes the workflow's completed
+ * runs on the branch, and its jobs' failures. A failure that belongs to a
+ * task never starts a new one.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -23,6 +27,15 @@ ci_is_job_result(const struct hl_event *ev, const char *workflow)
 	if (ev->status && strcmp(ev->status, "completed") != 0)
 		return false;
 	return ev->kind == HL_EVENT_WORKFLOW_JOB || ev->kind == HL_EVENT_CHECK_RUN;
+}
+
+/* A completed workflow run (workflow_run) with its workflow's name. */
+static bool
+ci_is_run_result(const struct hl_event *ev)
+{
+	return ev->kind == HL_EVENT_WORKFLOW_RUN && ev->repository && ev->branch &&
+	       ev->workflow_name && ev->conclusion &&
+	       (!ev->status || strcmp(ev->status, "completed") == 0);
 }
 
 /*
@@ -87,7 +100,17 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 	if (!ev->conclusion || (strcmp(ev->conclusion, "success") != 0 &&
 	                        !hl_event_conclusion_is_failure(ev->conclusion)))
 		return 0;
-	if (!workflow && ci_is_job_result(ev, "")) {
+	if (ci_is_run_result(ev)) {
+		/* the result of a whole run: the task fixing that workflow's
+		 * runs on the branch (a job's task is judged by its job) */
+		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch, workflow,
+		                              NULL, NULL, err);
+		if (rc == -HL_ENOTFOUND)
+			return 0;
+		if (rc < 0)
+			return rc;
+		by_job = true;
+	} else if (!workflow && ci_is_job_result(ev, "")) {
 		/* GitHub is asked for the run's workflow only when a task fixes
 		 * a job of that name on that branch: not for every check run */
 		char any[HL_TASK_ID_MAX];
@@ -98,7 +121,13 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 			return 0;
 		if (rc < 0)
 			return rc;
-		if (ci_check_run_workflow(l, run_name, sizeof(run_name), ev)) {
+		if (ev->kind == HL_EVENT_CHECK_RUN && ev->run_id <= 0) {
+			/* another CI's check run (no Actions run behind it):
+			 * the result of the task fixing the check of that name
+			 * on the branch */
+			hl_strlcpy(task_id, any, HL_TASK_ID_MAX);
+			by_job = true;
+		} else if (ci_check_run_workflow(l, run_name, sizeof(run_name), ev)) {
 			workflow = run_name;
 		} else if (ev->kind == HL_EVENT_CHECK_RUN && ev->run_id > 0) {
 			/* an Actions check run (its details name a run) whose run
@@ -115,6 +144,11 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 			return 0;
 		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
 		                              workflow, ev->job_name, NULL, err);
+		/* a failing job of a workflow whose whole run a task fixes is
+		 * that task's result (a passing one says nothing of the run) */
+		if (rc == -HL_ENOTFOUND && hl_event_conclusion_is_failure(ev->conclusion))
+			rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
+			                              workflow, NULL, NULL, err);
 		if (rc == -HL_ENOTFOUND)
 			return 0;
 		if (rc < 0)

@@ -152,9 +152,44 @@ driver_ask_rerun(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 	return rc;
 }
 
-/* The job's latest result on the branch since the attempt began, asked of
- * GitHub (the verify timeout passed without a webhook event). Recorded as a
- * CI result when found. */
+/* Another CI's check (no Actions run behind it): its newest check run of
+ * that name on the branch completed since the attempt began. */
+static int
+driver_ask_check(struct hl_loop *l, const struct hl_task_record *t,
+                 const struct hl_attempt_record *a, struct hl_err *err)
+{
+	json_t *runs = NULL, *c;
+	int64_t best_ms = -1;
+	const json_t *best = NULL;
+	size_t i;
+	int rc = hl_github_check_runs(l->github, &runs, t->repository,
+	                              t->target_branch ? t->target_branch : t->branch, 0, err);
+
+	if (rc < 0)
+		return rc;
+	json_array_foreach(runs, i, c)
+	{
+		const char *concl = hl_json_str_or(c, "conclusion", "");
+		int64_t done = hl_time_parse_rfc3339(hl_json_str_or(c, "completed_at", ""));
+
+		if (strcmp(hl_json_str_or(c, "name", ""), t->job) != 0 ||
+		    strcmp(hl_json_str_or(c, "status", ""), "completed") != 0 || !*concl ||
+		    strcmp(concl, "skipped") == 0 || strcmp(concl, "neutral") == 0 ||
+		    strcmp(concl, "cancelled") == 0 || done < a->started_ms || done <= best_ms)
+			continue;
+		best = c;
+		best_ms = done;
+	}
+	if (best)
+		rc = driver_record_api(l, t, 0, 0, hl_json_str(best, "head_sha"),
+		                       hl_json_str(best, "conclusion"), err);
+	json_decref(runs);
+	return rc;
+}
+
+/* The job's latest result on the branch since the attempt began (for a
+ * whole run's task, the run's), asked of GitHub (the verify timeout passed
+ * without a webhook event). Recorded as a CI result when found. */
 static int
 driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl_attempt_record *a,
               struct hl_err *err)
@@ -167,10 +202,12 @@ driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 	if (!l->github)
 		return hl_err_set(err, HL_EUNSUPPORTED,
 		                  "no GitHub credentials to ask for CI results");
-	if (!t->repository || !t->job || t->run_id <= 0)
+	if (!t->repository)
 		return 0;
+	if (t->run_id <= 0) /* another CI's check */
+		return t->job ? driver_ask_check(l, t, a, err) : 0;
 	if (a->kind == HL_ATTEMPT_RERUN)
-		return driver_ask_rerun(l, t, err);
+		return t->job ? driver_ask_rerun(l, t, err) : 0;
 	/* the workflow's id, from the failing run (events carry only its name) */
 	if ((rc = hl_github_run(l->github, &run, t->repository, t->run_id, err)) < 0)
 		goto out;

@@ -1127,8 +1127,14 @@ hl_github_rerun_failed_jobs(struct hl_github *gh, const char *repo, int64_t run_
 	ret = github_call_ex(gh, NULL, &ans, "POST", p.data, NULL, GITHUB_AUTH_INSTALLATION, &e);
 	/* GitHub answers 403 for a run that cannot be re-run (too old, still
 	 * running, re-run limit, workflow disabled) and for a token without
-	 * the actions:write permission; only the first is "unsupported" */
-	if (ret == -HL_EAUTH && ans.status == 403 && !hl_str_casestr(e.msg, "not accessible") &&
+	 * the actions:write permission; only the first is "unsupported", and
+	 * of it a run still going (its other jobs run on) only for now */
+	if (ret == -HL_EAUTH && ans.status == 403 && hl_str_casestr(e.msg, "already running")) {
+		hl_err_wrap(&e, "run %lld of '%s' is still running", (long long)run_id, repo);
+		e.code = HL_EUPSTREAM;
+		ret = -HL_EUPSTREAM;
+	} else if (ret == -HL_EAUTH && ans.status == 403 &&
+	           !hl_str_casestr(e.msg, "not accessible") &&
 	    !hl_str_casestr(e.msg, "permission") && !hl_str_casestr(e.msg, "admin rights")) {
 		hl_err_wrap(&e, "run %lld of '%s' cannot be re-run", (long long)run_id, repo);
 		e.code = HL_EUNSUPPORTED;
@@ -1293,7 +1299,7 @@ hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, c
 	size_t i;
 	int ret;
 
-	if (!workflow || !*workflow || !branch || !*branch || !job_name || !*job_name)
+	if (!workflow || !*workflow || !branch || !*branch || (job_name && !*job_name))
 		return hl_err_set(err, HL_EINVAL,
 		                  "a job verdict needs a workflow, a branch and a job");
 	memset(&v, 0, sizeof(v));
@@ -1323,6 +1329,24 @@ hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, c
 		created_ms = hl_time_parse_rfc3339(hl_json_str_or(run, "created_at", ""));
 		if (since_ms > 0 && created_ms >= 0 && created_ms < since_ms)
 			continue; /* the server's filter is by second; be exact */
+		if (!job_name) {
+			/* the run as a whole: its own conclusion (skipped,
+			 * neutral or cancelled prove nothing) */
+			const char *c = hl_json_str_or(run, "conclusion", "");
+
+			if (strcmp(c, "skipped") == 0 || strcmp(c, "neutral") == 0 ||
+			    strcmp(c, "cancelled") == 0 || !*c)
+				continue;
+			v.verdict = strcmp(c, "success") == 0 ? HL_GITHUB_VERDICT_PASSED
+			                                      : HL_GITHUB_VERDICT_FAILED;
+			v.run_id = hl_json_int(run, "id", 0);
+			hl_strlcpy(v.head_sha, hl_json_str_or(run, "head_sha", ""),
+			           sizeof(v.head_sha));
+			hl_strlcpy(v.conclusion, c, sizeof(v.conclusion));
+			hl_strlcpy(v.completed_at, hl_json_str_or(run, "updated_at", ""),
+			           sizeof(v.completed_at));
+			break;
+		}
 		ret = hl_github_run_jobs(gh, &jobs, repo, hl_json_int(run, "id", 0), err);
 		if (ret < 0)
 			goto out;

@@ -208,11 +208,13 @@ int hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *
 /*
  * Re-runs the failed jobs of a run (and the jobs depending on them): POST
  * /repos/{o}/{r}/actions/runs/{run_id}/rerun-failed-jobs, 201. A 403 for
- * a run that cannot be re-run (older than 30 days, still running, re-run
- * 50 times, workflow disabled) is HL_EUNSUPPORTED "run N of 'o/r' cannot be
+ * a run that cannot be re-run (older than 30 days, re-run 50 times,
+ * workflow disabled) is HL_EUNSUPPORTED "run N of 'o/r' cannot be
  * re-run: ... <GitHub's message>"; a 403 for missing permission ("Resource
  * not accessible by integration") stays HL_EAUTH. HL_ENOTFOUND for an
- * unknown run. Not repeated after a 5xx (a POST).
+ * unknown run. Not repeated after a 5xx (a POST). A run still going (GitHub:
+ * "This workflow is already running", its other jobs run on) is
+ * HL_EUPSTREAM: it can be re-run once it ends.
  */
 int hl_github_rerun_failed_jobs(struct hl_github *gh, const char *repo, int64_t run_id,
                                 struct hl_err *err) HL_MUST_CHECK;
@@ -273,7 +275,8 @@ const char *hl_github_verdict_name(enum hl_github_verdict v);
  * exact name (matrix jobs carry their suffix, "test (ubuntu)") concluded
  * decides: success is PASSED, any other conclusion FAILED, except skipped,
  * neutral and cancelled, which prove nothing and pass the question to the
- * next older run. *out is always written on success.
+ * next older run. A NULL job_name asks of the runs as a whole (their own
+ * conclusions; job_id 0). *out is always written on success.
  */
 int hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, const char *repo,
                           const char *workflow, const char *branch, const char *job_name,

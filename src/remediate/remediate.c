@@ -288,6 +288,23 @@ rem_kind(const struct hl_event *ev)
 	}
 }
 
+/* How long a re-run a run still going put off may wait for it, from the
+ * task's claim: the delivery is kept for an hour (HL_PIPELINE_KEEP_MS),
+ * and before that runs out the agent goes. */
+#define REM_RERUN_WAIT_MS (45 * 60 * 1000LL)
+
+/* Whether the first attempt's re-run may still be put off. */
+static bool
+rem_rerun_may_wait(struct hl_remediator *r, const struct rem_job *j)
+{
+	struct hl_task_record *t = NULL;
+	bool wait = hl_store_task_get(r->store, &t, j->task_id, NULL) == 0 &&
+	            hl_time_wall_ms() - t->created_ms < REM_RERUN_WAIT_MS;
+
+	hl_task_record_free(t);
+	return wait;
+}
+
 /* Writes the task with what the loop needs to continue it (the event, its
  * workflow, sha and PR, where the agents push). */
 static int
@@ -876,12 +893,23 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		target = rem_target_branch(fix_branch, sizeof(fix_branch), ev, &ctx, type);
 
 	/* a flaky runner is re-run before any agent is spent (GitHub refusing,
-	 * the agent goes) */
+	 * the agent goes); a run still going (its other jobs run on: GitHub
+	 * re-runs only a finished run) or a GitHub that did not answer is
+	 * asked again later, the delivery kept, for REM_RERUN_WAIT_MS from the
+	 * task's claim */
 	if (j->n == 1 && strcmp(type, "infra_runner") == 0 && ev->intent == HL_INTENT_CI_FAILURE &&
 	    ev->run_id > 0 && r->github && r->cfg->dispatch != HL_DISPATCH_NONE) {
 		struct hl_err rerr = HL_ERR_INIT;
-		rerun = hl_github_rerun_failed_jobs(r->github, ev->repository, ev->run_id, &rerr) ==
-		        0;
+		int rr = hl_github_rerun_failed_jobs(r->github, ev->repository, ev->run_id, &rerr);
+
+		rerun = rr == 0;
+		if ((rr == -HL_EUPSTREAM || rr == -HL_ETIMEOUT) && rem_rerun_may_wait(r, j)) {
+			hl_log_kv(HL_LOG_INFO, "the failed jobs are re-run later", "task_id",
+			          j->task_id, "reason", rerr.msg, NULL);
+			rc = hl_err_set(err, HL_EUPSTREAM, "re-running run %lld later: %s",
+			                (long long)ev->run_id, rerr.msg);
+			goto out;
+		}
 		if (!rerun)
 			hl_log_kv(HL_LOG_WARN,
 			          "re-running the failed jobs was refused; an agent goes", "error",

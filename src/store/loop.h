@@ -124,7 +124,9 @@ int hl_store_attempt_of_coderun(struct hl_store *s, char *task_id, int *n, const
  * for the failing workflow + job of repository on branch (the task's
  * branch or its target branch) other than exclude (may be NULL): a new
  * result of that job belongs to it. A NULL workflow matches any (whether a
- * job of that name is being fixed at all). -HL_ENOTFOUND when none.
+ * job of that name is being fixed at all); a NULL job matches the tasks of
+ * a whole workflow run (a workflow_run failure, no job named).
+ * -HL_ENOTFOUND when none.
  */
 int hl_store_task_active_for(struct hl_store *s, char *out, const char *repository,
                              const char *branch, const char *workflow, const char *job,

@@ -203,7 +203,8 @@ hl_pg_task_active_for(struct hl_store_backend *b, char *out, const char *reposit
 	return pg_one_id(
 	        b, out,
 	        "SELECT task_id FROM remediation_tasks"
-	        " WHERE repository = $1 AND ($3::text IS NULL OR workflow = $3) AND job = $4"
+	        " WHERE repository = $1 AND ($3::text IS NULL OR workflow = $3)"
+	        " AND job IS NOT DISTINCT FROM $4"
 	        " AND state IN ('queued', 'running', 'verifying')"
 	        " AND (branch = $2 OR target_branch = $2)"
 	        " AND ($5::text IS NULL OR task_id <> $5) ORDER BY created_ms DESC LIMIT 1",

@@ -167,7 +167,7 @@ hl_sq_task_active_for(struct hl_store_backend *b, char *out, const char *reposit
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "SELECT task_id FROM remediation_tasks INDEXED BY remediation_tasks_open"
-	           " WHERE repository = ?1 AND (?3 IS NULL OR workflow = ?3) AND job = ?4"
+	           " WHERE repository = ?1 AND (?3 IS NULL OR workflow = ?3) AND job IS ?4"
 	           " AND state IN ('queued', 'running', 'verifying')"
 	           " AND (branch = ?2 OR target_branch = ?2)"
 	           " AND (?5 IS NULL OR task_id <> ?5) ORDER BY created_ms DESC LIMIT 1");

@@ -71,7 +71,8 @@ hl_store_task_active_for(struct hl_store *s, char *out, const char *repository, 
                          const char *workflow, const char *job, const char *exclude,
                          struct hl_err *err)
 {
-	if (!repository || !branch || !job)
+	/* a whole run's task is found by its workflow */
+	if (!repository || !branch || (!job && !workflow))
 		return hl_err_set(err, HL_ENOTFOUND, "no job to match");
 	STORE_CALL(s, s->ops->loop.task_active_for(s->b, out, repository, branch, workflow, job,
 	                                           exclude, err));

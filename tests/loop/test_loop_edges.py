@@ -33,7 +33,13 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - a log line that looks like the escalation comment's marker, with a
   comment holding it posted first: the escalation comment is still posted;
 - /healer retry HINT while the only CodeRun slot is held: queued, and the
-  attempt made when the slot frees carries the hint.
+  attempt made when the slot frees carries the hint;
+- a task of a workflow_run failure (no job named) and one of another CI's
+  check run: the workflow's next run, the check's next result, passing
+  after the fix is success; a job of that workflow failing meanwhile is
+  the run's task's result;
+- a runner failure whose run still goes: the re-run GitHub refuses is
+  asked again once the run has ended, and no agent goes.
 
 Standard library only; prints TAP."""
 import os
@@ -540,8 +546,116 @@ def retry_hint_queued():
     return srv
 
 
+def wf_run_event(run_id, branch, conclusion, sha):
+    return {"action": "completed",
+            "workflow_run": {"id": run_id, "name": "Gadget CI", "run_attempt": 1,
+                             "check_suite_id": run_id + 50000, "status": "completed",
+                             "conclusion": conclusion, "head_branch": branch, "head_sha": sha,
+                             "html_url": f"https://github.com/{T.REPO}/actions/runs/{run_id}",
+                             "head_commit": {"message": "gadgets"}},
+            "repository": {"full_name": T.REPO, "default_branch": "main"},
+            "sender": {"login": "dev", "type": "User"}}
+
+
+def circle_check(cid, branch, conclusion, sha):
+    """A check run of another CI (CircleCI's app): no Actions run behind it."""
+    return {"action": "completed",
+            "check_run": {"id": cid, "name": "ci/circleci: clippy", "status": "completed",
+                          "conclusion": conclusion, "head_sha": sha,
+                          "app": {"slug": "circleci-checks"},
+                          "details_url": f"https://circleci.com/gh/{T.REPO}/{cid}",
+                          "html_url": f"https://github.com/{T.REPO}/runs/{cid}",
+                          "check_suite": {"id": cid + 1000, "head_branch": branch,
+                                          "head_sha": sha},
+                          "output": {"title": "clippy", "summary": "error: could not compile",
+                                     "text": None}},
+            "repository": {"full_name": T.REPO, "default_branch": "main"},
+            "sender": {"login": "dev", "type": "User"}}
+
+
+def recorded_for(srv, tid):
+    log = open(os.path.join(srv.data_dir, "server.log"), errors="replace").read()
+    return sum(1 for ln in log.splitlines() if "ci result recorded" in ln and tid in ln)
+
+
+def whole_run_and_other_ci():
+    """A task started by a workflow_run failure (no job named) and one by
+    another CI's check run (no Actions run behind it) are judged by CI too:
+    the workflow's next run, or the check of that name, passing after the
+    CodeRun Succeeded is success; a job of that workflow failing while the
+    run's task is active is that task's, not a second task's (before: their
+    results were never recorded, and at the verify timeout the attempt was
+    ci_still_failing and another agent went)."""
+    srv = Healer(os.path.join(dtest.TMP, "wholerun"), T.BASE_ENV).start()
+    T.gh("POST", "/_stub/seed", {"jobs": {"8980": [
+        {"id": 7980, "name": "clippy", "conclusion": "failure",
+         "steps": [{"name": "Run clippy", "conclusion": "failure", "number": 3}]}]}})
+    T.seed_job(7980)
+    tid = T.deliver(srv, wf_run_event(8980, "edge/wholerun", "failure", T.SHA0),
+                    event="workflow_run")
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    T.seed_job(7982)
+    T.deliver(srv, T.job_event(7982, 8982, "edge/wholerun", sha=T.SHA1))
+    attached = wait_for(lambda: recorded_for(srv, tid) >= 1, 10)
+    check("a job of the workflow failing while its run's task is active is that task's result",
+          runs and attached and len(T.by_task(tid)) == 1, [tid, attached, srv.log_tail()[-800:]])
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    T.wait_state(srv, tid, "verifying", 15)
+    T.deliver(srv, wf_run_event(8983, "edge/wholerun", "success", SHA2), event="workflow_run")
+    ok = T.wait_state(srv, tid, "succeeded", 15)
+    t = T.task_of(srv, tid)
+    check("a workflow_run failure's task: the workflow passing on the branch after the fix is "
+          "success", ok and (t.get("attempts") or [{}])[0].get("outcome") == "success"
+          and len(T.by_task(tid)) == 1, [t.get("state"), t.get("attempts")])
+
+    cid = T.deliver(srv, circle_check(99001, "edge/circle", "failure", T.SHA0), event="check_run")
+    runs = wait_for(lambda: T.by_task(cid), 15) or []
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    T.wait_state(srv, cid, "verifying", 15)
+    T.deliver(srv, circle_check(99002, "edge/circle", "success", T.SHA1), event="check_run")
+    ok = T.wait_state(srv, cid, "succeeded", 15)
+    t = T.task_of(srv, cid)
+    check("another CI's check run: the check passing on the branch after the fix is success",
+          runs and ok and (t.get("attempts") or [{}])[0].get("outcome") == "success",
+          [t.get("state"), t.get("attempts"), srv.log_tail()[-800:]])
+    srv.stop()
+    return srv
+
+
+def rerun_after_the_run_ends():
+    """A runner failure whose run is still going (its other jobs run on):
+    GitHub refuses the re-run ("This workflow is already running"), and
+    healer asks again once the run has ended, sending no agent (before: the
+    refusal sent Bolt at once)."""
+    srv = Healer(os.path.join(dtest.TMP, "rerunlater"), T.BASE_ENV).start()
+    run = {"id": 8990, "name": "Gadget CI", "head_branch": "edge/rerun", "head_sha": T.SHA0,
+           "status": "in_progress", "conclusion": None, "run_attempt": 1, "workflow_id": 55}
+    T.gh("POST", "/_stub/seed", {"runs": [run]})
+    T.seed_job(7990, T.RUNNER_LOG)
+    tid = T.deliver(srv, T.job_event(7990, 8990, "edge/rerun", name="test"))
+    refused = wait_for(lambda: [r for r in T.gh("GET", "/_stub/requests") or []
+                                if r["method"] == "POST" and "/8990/rerun-failed-jobs"
+                                in r["path"]], 15)
+    time.sleep(1.0)  # the refusal's consequence: no agent, no re-run yet
+    check("a re-run refused while the run still goes sends no agent",
+          refused and not T.by_task(tid)
+          and not [r for r in T.gh("GET", "/_stub/reruns") if r["run_id"] == 8990],
+          [bool(refused), [c["metadata"]["name"] for c in T.by_task(tid)]])
+    T.gh("POST", "/_stub/seed", {"runs": [dict(run, status="completed", conclusion="failure")]})
+    reruns = wait_for(lambda: [r for r in T.gh("GET", "/_stub/reruns") if r["run_id"] == 8990],
+                      30)
+    t = wait_for(lambda: (lambda t: t if t.get("attempts") else None)(T.task_of(srv, tid)), 10)
+    check("... once the run has ended it is re-run, and still no agent goes",
+          reruns and not T.by_task(tid) and t and t["attempts"][0]["kind"] == "rerun",
+          [reruns, t and t.get("attempts"), [c["metadata"]["name"] for c in T.by_task(tid)]])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]

@@ -390,6 +390,9 @@ check("verdict: no completed run since then -> none", rc == 0 and out["verdict"]
 rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "lint", "0")
 check("verdict: runs exist but none ran that job -> missing",
       rc == 0 and out["verdict"] == "missing", out)
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "-", "2026-11-24T10:15:00Z")
+check("verdict of the runs as a whole: a cancelled run is skipped, the older one passed",
+      rc == 0 and out["verdict"] == "passed" and out["run_id"] == 711 and out["job_id"] == 0, out)
 http("POST", f"{api}/_stub/seed", {"runs": [
     {"id": 716, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
      "head_sha": "s716", "status": "completed", "conclusion": "failure",
@@ -397,6 +400,12 @@ http("POST", f"{api}/_stub/seed", {"runs": [
 rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:15:00Z")
 check("verdict: a newer failing run -> failed", rc == 0 and out["verdict"] == "failed"
       and out["run_id"] == 716 and out["conclusion"] == "failure", out)
+# a whole run's task (a workflow_run failure names no job): the runs' own
+# conclusions decide, a cancelled one proves nothing
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "-", "2026-11-24T10:15:00Z")
+check("verdict of the runs as a whole (no job): the newest concluded run decides",
+      rc == 0 and out["verdict"] == "failed" and out["run_id"] == 716 and out["job_id"] == 0
+      and out["head_sha"] == "s716", out)
 rules({"path": "/repos/5dlabs/cto/actions/workflows", "status": 502, "times": 1})
 rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "0")
 check("verdict: a 502 on a GET is retried transparently", rc == 0 and out["run_id"] == 716, out)

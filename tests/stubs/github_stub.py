@@ -18,7 +18,8 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     head_sha, status (or a conclusion), event, check_suite_id, created
     >=/<=/a..b, per_page, page, newest first, Link), POST
     .../runs/{id}/rerun-failed-jobs (201; 403 when the run is not
-    re-runnable or the token lacks permission);
+    re-runnable, is still going ("This workflow is already running") or the
+    token lacks permission); a run seeded again replaces its old self;
   jobs: .../runs/{id}/jobs (filter=latest|all by run_attempt, pages, Link),
     job logs (302 to the blob host);
   pulls (head= and state= filters), one PR, PR files and commits (Link
@@ -182,7 +183,10 @@ class GitHubHandler(stubcommon.StubHandler):
                 for k, v in body.get("add_deliveries", {}).items():
                     STATE["deliveries"].setdefault(k, []).extend(v)
                 STATE["pulls"].extend(body.get("pulls", []))
-                STATE["runs"].extend(body.get("runs", []))
+                # a run seeded again (its status moved on) replaces its old self
+                new = {x["id"] for x in body.get("runs", [])}
+                STATE["runs"] = [x for x in STATE["runs"] if x["id"] not in new] \
+                    + body.get("runs", [])
             self.send(200, {"ok": True})
             return True
         if path == "/_stub/send" and self.command == "POST":
@@ -370,6 +374,9 @@ class GitHubHandler(stubcommon.StubHandler):
                 return self.send(404, {"message": "Not Found"})
             if run.get("forbid"):
                 return self.send(403, {"message": "Resource not accessible by integration"})
+            if run.get("status", "completed") != "completed":
+                # GitHub re-runs only a finished run: its other jobs still run
+                return self.send(403, {"message": "This workflow is already running"})
             if not run.get("rerunnable", True):
                 return self.send(403, {"message": run.get(
                     "rerun_message", "Unable to retry this workflow run because it was created "
