@@ -53,8 +53,7 @@ int hl_http_server_start(struct hl_http_server **out, const struct hl_config *cf
  * give is kept as the insights are (api.c): a scrape never costs more
  * than a tenth of a core, however large the store. */
 int hl_http_server_add_metrics(struct hl_http_server *srv,
-                               void (*fn)(void *arg, struct hl_store *reader,
-                                          struct hl_buf *out),
+                               void (*fn)(void *arg, struct hl_store *reader, struct hl_buf *out),
                                void *arg);
 /* The bound TCP port. */
 int hl_http_server_port(const struct hl_http_server *srv);

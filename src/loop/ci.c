@@ -103,8 +103,8 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 	if (ci_is_run_result(ev)) {
 		/* the result of a whole run: the task fixing that workflow's
 		 * runs on the branch (a job's task is judged by its job) */
-		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch, workflow,
-		                              NULL, NULL, err);
+		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
+		                              workflow, NULL, NULL, err);
 		if (rc == -HL_ENOTFOUND)
 			return 0;
 		if (rc < 0)

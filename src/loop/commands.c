@@ -258,8 +258,9 @@ cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl
 	if (rc == 0)
 		cmd_set(out, "retrying", t->task_id, "attempt %d", (int)t->n_attempts + 1);
 	else if (rc > 0) /* it keeps the hint */
-		cmd_set(out, "queued", t->task_id, "attempt %d waits for a CodeRun slot or the "
-		        "repository's hourly budget", (int)t->n_attempts + 1);
+		cmd_set(out, "queued", t->task_id,
+		        "attempt %d waits for a CodeRun slot or the repository's hourly budget",
+		        (int)t->n_attempts + 1);
 	return rc < 0 ? rc : 0;
 }
 

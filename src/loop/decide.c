@@ -222,7 +222,9 @@ decide_step(struct hl_loop_step *out, const struct hl_loop_input *in)
 			out->verdict = HL_LOOP_FINISHED;
 			snprintf(out->reason, sizeof(out->reason),
 			         "no CI run of %s passed on %s within %lld minutes of the fix",
-			         t->job ? t->job : t->workflow ? t->workflow : "the job",
+			         t->job        ? t->job
+			         : t->workflow ? t->workflow
+			                       : "the job",
 			         t->target_branch ? t->target_branch : "the branch",
 			         (long long)(in->lim->verify_timeout_ms / 60000));
 			decide_after(out, in, HL_OUTCOME_CI_STILL_FAILING);

@@ -118,10 +118,13 @@ observe_trim(const json_t *cr)
 	              hl_json_str(cr, "metadata.labels.healer/task-id"), "status", "phase",
 	              hl_json_str(cr, "status.phase"), "pullRequestUrl", url, "jobName", job);
 
-	if (t && msg &&
-	    json_object_set_new(json_object_get(t, "status"), "message", json_stringn(msg, n)) < 0) {
-		json_decref(t);
-		return NULL;
+	if (t && msg) {
+		json_t *status = json_object_get(t, "status");
+
+		if (json_object_set_new(status, "message", json_stringn(msg, n)) < 0) {
+			json_decref(t);
+			return NULL;
+		}
 	}
 	return t;
 }

@@ -318,8 +318,8 @@ fail:
  * (workflow ...", hl_memory_om_add_payload), each empty when absent. False
  * for a memory healer did not write. */
 static bool
-om_record_head(const char *content, char *task, size_t tsize, char *type, size_t tysize,
-               char *repo, size_t rsize)
+om_record_head(const char *content, char *task, size_t tsize, char *type, size_t tysize, char *repo,
+               size_t rsize)
 {
 	static const char head[] = "healer task ";
 	const char *p, *colon, *in, *paren;
@@ -381,13 +381,14 @@ hl_memory_history_from_matches(const json_t *matches, const char *repository,
 			 * reinforced (and refused) after a success */
 			if (*id)
 				json_array_append_new(*ids, json_string(id));
-			json_array_append_new(similar, json_pack("{s:s, s:s, s:O?}", "id", id,
-			                                         "summary", summary, "score", score));
+			json_array_append_new(similar,
+			                      json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
+			                                summary, "score", score));
 			/* a record of a fix says so ("... Fixed by ...") */
 			if (strstr(summary, "Fixed by "))
-				json_array_append_new(known,
-				                      json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
-				                                summary, "score", score));
+				json_array_append_new(known, json_pack("{s:s, s:s, s:O?}", "id", id,
+				                                       "summary", summary, "score",
+				                                       score));
 			free(summary);
 		}
 	}

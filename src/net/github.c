@@ -1135,7 +1135,7 @@ hl_github_rerun_failed_jobs(struct hl_github *gh, const char *repo, int64_t run_
 		ret = -HL_EUPSTREAM;
 	} else if (ret == -HL_EAUTH && ans.status == 403 &&
 	           !hl_str_casestr(e.msg, "not accessible") &&
-	    !hl_str_casestr(e.msg, "permission") && !hl_str_casestr(e.msg, "admin rights")) {
+	           !hl_str_casestr(e.msg, "permission") && !hl_str_casestr(e.msg, "admin rights")) {
 		hl_err_wrap(&e, "run %lld of '%s' cannot be re-run", (long long)run_id, repo);
 		e.code = HL_EUNSUPPORTED;
 		ret = -HL_EUNSUPPORTED;

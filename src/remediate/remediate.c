@@ -663,9 +663,10 @@ rem_memory(struct hl_remediator *r, struct rem_memory *m, const struct rem_job *
 			                     : NULL;
 	}
 	if (om) {
-		m->history = ctx->memory ? hl_memory_history_from_matches(ctx->memory, ev->repository,
-		                                                          type, j->task_id, &ids)
-		                         : NULL;
+		m->history = ctx->memory
+		                     ? hl_memory_history_from_matches(ctx->memory, ev->repository,
+		                                                      type, j->task_id, &ids)
+		                     : NULL;
 	} else if (hl_memory_recall(&m->history, &ids, r->store, ev->repository, type,
 	                            v->evidence_line ? v->evidence_line : ev->failed_step,
 	                            j->task_id, &err) < 0) {

@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "loop/loop_impl.h"
 #include "store/store_front.h"
+
 #include "json/json.h"
 
 /* clang-format off */
@@ -591,8 +592,10 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_ci_result_before_success_judges_nothing, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_ci_pass_before_success_judges, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_waiting_coderun_is_kept_trimmed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ci_pass_before_success_judges, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_coderun_is_kept_trimmed, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_each_escalation_round_is_told_once, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_alert_escalation_names_the_alert, setup,

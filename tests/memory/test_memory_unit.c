@@ -303,8 +303,8 @@ test_memory_history_from_openmemory_matches(void **state)
 	        "id", "m1", "content", huge, "score", 0.9, "id", "", "content",
 	        "healer task hl-00000000000000000002: rust_clippy in Acme/A (workflow CI, job lint) "
 	        "escalated. push https://x-access-token:ghs_secret@github.com/a/b",
-	        "score", 0.5, "id", "m3", "content", "", "score", 0.4, "id", "m4", "score", 0.3, "id",
-	        "m5", "content",
+	        "score", 0.5, "id", "m3", "content", "", "score", 0.4, "id", "m4", "score", 0.3,
+	        "id", "m5", "content",
 	        "healer task hl-00000000000000000003: helm in acme/a (workflow CD, job deploy) "
 	        "succeeded. Fixed by bolt on attempt 1 in 5m.",
 	        "score", 0.8, "id", "m6", "content",

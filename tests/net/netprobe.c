@@ -601,8 +601,8 @@ probe_github(int argc, char **argv)
 		struct hl_github_job_verdict jv;
 		int64_t since = strcmp(argv[5], "0") ? hl_time_parse_rfc3339(argv[5]) : 0;
 
-		ret = hl_github_job_verdict(gh, &jv, argv[1], argv[2], argv[3],
-		                            probe_arg(argv[4]), since, &err);
+		ret = hl_github_job_verdict(gh, &jv, argv[1], argv[2], argv[3], probe_arg(argv[4]),
+		                            since, &err);
 		if (ret == 0)
 			v = json_pack("{s:s, s:I, s:I, s:s, s:s, s:s}", "verdict",
 			              hl_github_verdict_name(jv.verdict), "run_id",
