@@ -93,24 +93,14 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 {
 	const char *workflow = ev->workflow_name;
 	char run_name[256];
-	bool by_job = false;
+	bool by_job = false, whole_run = ci_is_run_result(ev);
 	int rc;
 
 	/* skipped, cancelled, neutral say nothing about the fix */
 	if (!ev->conclusion || (strcmp(ev->conclusion, "success") != 0 &&
 	                        !hl_event_conclusion_is_failure(ev->conclusion)))
 		return 0;
-	if (ci_is_run_result(ev)) {
-		/* the result of a whole run: the task fixing that workflow's
-		 * runs on the branch (a job's task is judged by its job) */
-		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
-		                              workflow, NULL, NULL, err);
-		if (rc == -HL_ENOTFOUND)
-			return 0;
-		if (rc < 0)
-			return rc;
-		by_job = true;
-	} else if (!workflow && ci_is_job_result(ev, "")) {
+	if (!whole_run && !workflow && ci_is_job_result(ev, "")) {
 		/* GitHub is asked for the run's workflow only when a task fixes
 		 * a job of that name on that branch: not for every check run */
 		char any[HL_TASK_ID_MAX];
@@ -140,13 +130,16 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 		}
 	}
 	if (!by_job) {
-		if (!ci_is_job_result(ev, workflow))
+		if (!whole_run && !ci_is_job_result(ev, workflow))
 			return 0;
+		/* a whole run's result is the task's fixing that workflow's runs
+		 * on the branch (a job's task is judged by its job) */
 		rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
-		                              workflow, ev->job_name, NULL, err);
+		                              workflow, whole_run ? NULL : ev->job_name, NULL, err);
 		/* a failing job of a workflow whose whole run a task fixes is
 		 * that task's result (a passing one says nothing of the run) */
-		if (rc == -HL_ENOTFOUND && hl_event_conclusion_is_failure(ev->conclusion))
+		if (rc == -HL_ENOTFOUND && !whole_run &&
+		    hl_event_conclusion_is_failure(ev->conclusion))
 			rc = hl_store_task_active_for(l->store, task_id, ev->repository, ev->branch,
 			                              workflow, NULL, NULL, err);
 		if (rc == -HL_ENOTFOUND)

@@ -1287,6 +1287,29 @@ hl_github_verdict_name(enum hl_github_verdict v)
 	return "none";
 }
 
+/* Fills v from run and its job (NULL: the run as a whole) when their
+ * conclusion decides: a skipped, neutral or cancelled one (or none yet)
+ * proves nothing, the question passes to an older run. */
+static bool
+github_verdict_of(struct hl_github_job_verdict *v, const json_t *run, const json_t *job)
+{
+	const json_t *of = job ? job : run;
+	const char *c = hl_json_str_or(of, "conclusion", "");
+
+	if (strcmp(c, "skipped") == 0 || strcmp(c, "neutral") == 0 || strcmp(c, "cancelled") == 0 ||
+	    !*c)
+		return false;
+	v->verdict =
+	        strcmp(c, "success") == 0 ? HL_GITHUB_VERDICT_PASSED : HL_GITHUB_VERDICT_FAILED;
+	v->run_id = hl_json_int(run, "id", 0);
+	v->job_id = job ? hl_json_int(job, "id", 0) : 0;
+	hl_strlcpy(v->head_sha, hl_json_str_or(run, "head_sha", ""), sizeof(v->head_sha));
+	hl_strlcpy(v->conclusion, c, sizeof(v->conclusion));
+	hl_strlcpy(v->completed_at, hl_json_str_or(of, job ? "completed_at" : "updated_at", ""),
+	           sizeof(v->completed_at));
+	return true;
+}
+
 int
 hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, const char *repo,
                       const char *workflow, const char *branch, const char *job_name,
@@ -1329,48 +1352,20 @@ hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, c
 		created_ms = hl_time_parse_rfc3339(hl_json_str_or(run, "created_at", ""));
 		if (since_ms > 0 && created_ms >= 0 && created_ms < since_ms)
 			continue; /* the server's filter is by second; be exact */
+		/* the run as a whole: its own conclusion */
 		if (!job_name) {
-			/* the run as a whole: its own conclusion (skipped,
-			 * neutral or cancelled prove nothing) */
-			const char *c = hl_json_str_or(run, "conclusion", "");
-
-			if (strcmp(c, "skipped") == 0 || strcmp(c, "neutral") == 0 ||
-			    strcmp(c, "cancelled") == 0 || !*c)
-				continue;
-			v.verdict = strcmp(c, "success") == 0 ? HL_GITHUB_VERDICT_PASSED
-			                                      : HL_GITHUB_VERDICT_FAILED;
-			v.run_id = hl_json_int(run, "id", 0);
-			hl_strlcpy(v.head_sha, hl_json_str_or(run, "head_sha", ""),
-			           sizeof(v.head_sha));
-			hl_strlcpy(v.conclusion, c, sizeof(v.conclusion));
-			hl_strlcpy(v.completed_at, hl_json_str_or(run, "updated_at", ""),
-			           sizeof(v.completed_at));
-			break;
+			if (github_verdict_of(&v, run, NULL))
+				break;
+			continue;
 		}
 		ret = hl_github_run_jobs(gh, &jobs, repo, hl_json_int(run, "id", 0), err);
 		if (ret < 0)
 			goto out;
 		json_array_foreach(jobs, j, job)
 		{
-			const char *c = hl_json_str_or(job, "conclusion", "");
-
-			if (strcmp(hl_json_str_or(job, "name", ""), job_name) != 0)
-				continue;
-			/* a skipped, neutral or cancelled job proves nothing:
-			 * look at an older run */
-			if (strcmp(c, "skipped") == 0 || strcmp(c, "neutral") == 0 ||
-			    strcmp(c, "cancelled") == 0 || !*c)
-				continue;
-			v.verdict = strcmp(c, "success") == 0 ? HL_GITHUB_VERDICT_PASSED
-			                                      : HL_GITHUB_VERDICT_FAILED;
-			v.run_id = hl_json_int(run, "id", 0);
-			v.job_id = hl_json_int(job, "id", 0);
-			hl_strlcpy(v.head_sha, hl_json_str_or(run, "head_sha", ""),
-			           sizeof(v.head_sha));
-			hl_strlcpy(v.conclusion, c, sizeof(v.conclusion));
-			hl_strlcpy(v.completed_at, hl_json_str_or(job, "completed_at", ""),
-			           sizeof(v.completed_at));
-			break;
+			if (strcmp(hl_json_str_or(job, "name", ""), job_name) == 0 &&
+			    github_verdict_of(&v, run, job))
+				break;
 		}
 		json_decref(jobs);
 		if (v.verdict == HL_GITHUB_VERDICT_PASSED || v.verdict == HL_GITHUB_VERDICT_FAILED)

@@ -683,11 +683,7 @@ def main():
                      am_body([am_alert(POD_CART3, "c4c4c4c404", name="KubePodNotReady")]))
     tids3 = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
 
-    def pod_settled():
-        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
-              if d.get("task_id") in tids3]
-        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
-    wait_for(pod_settled, 20)
+    wait_for(lambda: processed(srv, tids3), 20)
     set_routes()
     runs3 = [c for c in coderuns() if c["metadata"]["labels"].get("target-pod") == POD_CART3]
     reasons = [task_of(srv, t).get("reason") or "" for t in tids3]
@@ -718,11 +714,7 @@ def main():
     st2, ans2 = post(srv, "/api/alerts/alertmanager", am_body([staging]))
     tids4 = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
 
-    def twins_settled():
-        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
-              if d.get("task_id") in tids4]
-        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
-    wait_for(twins_settled, 20)
+    wait_for(lambda: processed(srv, tids4), 20)
     set_routes()
     runs4 = [c for c in coderuns() if c["metadata"]["labels"].get("target-pod") == POD_TWIN]
     reasons4 = [task_of(srv, t).get("reason") or "" for t in tids4]
