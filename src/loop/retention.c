@@ -9,11 +9,16 @@
 #include "store/intake.h"
 #include "store/loop.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define RETENTION_INTERVAL_MS (60LL * 60 * 1000) /* between passes */
 #define RETENTION_BATCH       500                /* deliveries per transaction */
@@ -26,8 +31,51 @@ struct hl_retention {
 	const struct hl_config *cfg;
 	struct hl_store *store;
 	struct hl_pause pause;
-	atomic_uint_fast64_t removed, freed_bytes, passes_ok, passes_failed;
+	atomic_uint_fast64_t removed, freed_bytes, passes_ok, passes_failed, files_removed;
 };
+
+/*
+ * The heal workspace's files (diagnostics under logs/, analyses under
+ * alerts/) last written before cut_ms: a pod's are written again at each
+ * alert of it, so these are of pods long gone (a Deployment's pods take new
+ * names at every rollout, and each kept up to 128 MiB of logs for good).
+ * Every replica prunes its own workspace; a link is removed, never followed.
+ */
+static void
+retention_workspace(struct hl_retention *r, int64_t cut_ms)
+{
+	static const char *const subdirs[] = { "logs", "alerts" };
+	size_t i;
+
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		char path[4096];
+		struct dirent *de;
+		DIR *dir;
+		int dfd;
+
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", r->cfg->heal_workspace,
+		                     subdirs[i]) >= sizeof(path) ||
+		    (dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		if (!(dir = fdopendir(dfd))) {
+			close(dfd);
+			continue;
+		}
+		while ((de = readdir(dir)) != NULL) {
+			struct stat st;
+			int64_t mtime_ms;
+
+			if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+			    fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+			    !(S_ISREG(st.st_mode) || S_ISLNK(st.st_mode)))
+				continue;
+			mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+			if (mtime_ms < cut_ms && unlinkat(dfd, de->d_name, 0) == 0)
+				atomic_fetch_add(&r->files_removed, 1);
+		}
+		closedir(dir);
+	}
+}
 
 /* One pass: 0, or < 0 when the store failed (err); *more: it stopped
  * with old deliveries left (its time ran out, or the thread stops). */
@@ -64,7 +112,7 @@ static void *
 retention_main(void *arg)
 {
 	struct hl_retention *r = arg;
-	int64_t tick = (int64_t)r->cfg->lease_seconds * 1000 / 3, next = 0;
+	int64_t tick = (int64_t)r->cfg->lease_seconds * 1000 / 3, next = 0, ws_next = 0;
 
 	pthread_setname_np(pthread_self(), "hl-retention");
 	if (tick < 100)
@@ -75,6 +123,11 @@ retention_main(void *arg)
 		bool lead = false, more = false;
 		char n[24];
 
+		if (hl_time_mono_ms() >= ws_next) {
+			retention_workspace(r, hl_time_wall_ms() -
+			                               (int64_t)r->cfg->retention_days * RETENTION_DAY_MS);
+			ws_next = hl_time_mono_ms() + RETENTION_INTERVAL_MS;
+		}
 		if (hl_time_mono_ms() < next)
 			continue;
 		/* one replica at a time; kept by calling within the lease */
@@ -150,4 +203,10 @@ hl_retention_metrics(struct hl_retention *r, struct hl_buf *out)
 	                       "# TYPE healer_retention_passes_total counter\n");
 	hl_buf_appendf(out, "healer_retention_passes_total{result=\"ok\"} %" PRIu64 "\n", ok);
 	hl_buf_appendf(out, "healer_retention_passes_total{result=\"error\"} %" PRIu64 "\n", bad);
+	hl_buf_append_str(out, "# HELP healer_retention_files_removed_total Files of the heal "
+	                       "workspace (pods' diagnostics and analyses) older than the retention "
+	                       "this replica removed.\n"
+	                       "# TYPE healer_retention_files_removed_total counter\n");
+	hl_buf_appendf(out, "healer_retention_files_removed_total %" PRIu64 "\n",
+	               r ? (uint64_t)atomic_load(&r->files_removed) : 0);
 }

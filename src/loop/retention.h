@@ -15,6 +15,8 @@
  * system where the store can (hl_store_compact: a SQLite file converted
  * to auto_vacuum incremental shrinks at its next checkpoint),
  * RETENTION_COMPACT pages at a time.
+ * Every replica also removes, at start and every hour, the files of its
+ * heal workspace (logs/, alerts/) last written before the retention.
  * HEALER_RETENTION_DAYS=0: off.
  */
 #ifndef HL_LOOP_RETENTION_H
@@ -36,8 +38,8 @@ int hl_retention_start(struct hl_retention **out, const struct hl_config *cfg,
 void hl_retention_stop(struct hl_retention *r);
 
 /* Appends healer_retention_removed_total (deliveries this replica removed),
- * healer_retention_freed_bytes_total and healer_retention_passes_total{result}
- * to out; r may be NULL (off). */
+ * healer_retention_freed_bytes_total, healer_retention_passes_total{result}
+ * and healer_retention_files_removed_total to out; r may be NULL (off). */
 void hl_retention_metrics(struct hl_retention *r, struct hl_buf *out);
 
 #endif

@@ -3,7 +3,9 @@
 on either backend (tests/pg/pgrun.py for PostgreSQL). Deliveries that ended
 more than the retention ago are removed when the server starts (and every
 hour), with their event keys; one still waiting for a worker and the newer
-ones stay; the task a removed delivery made stays, and so do the delivery
+ones stay; the heal workspace's files (pods' diagnostics and analyses) last
+written more than the retention ago go too, today's stay; the task a
+removed delivery made stays, and so do the delivery
 counters of /api/status, also after a restart rebuilds them from the rows;
 /metrics counts what was removed. HEALER_RETENTION_DAYS=0 keeps everything,
 and a retention shorter than GitHub's three days of redelivery is refused.
@@ -14,6 +16,7 @@ received_ms), as if five days had passed. Standard library only; prints TAP.
 import http.client
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
 import dtest  # noqa: E402
@@ -108,6 +111,22 @@ def main():
               f" {2 ** 62} FROM deliveries WHERE delivery_id = 'ping-0'")
     before_rows = query(data, "SELECT COUNT(*) FROM deliveries")[0][0]
     check("six deliveries are stored, five days old", before_rows == 6, before_rows)
+    # the heal workspace of pods alerted five days ago, and one of today
+    ws = os.path.join(data, "heal")
+    old_files = [os.path.join(ws, "logs", "api-1a2b3c-x1y2z-current.log"),
+                 os.path.join(ws, "alerts", "A7-api-1a2b3c-x1y2z.md")]
+    new_file = os.path.join(ws, "logs", "api-9f8e7d-q1w2e-current.log")
+    outside = os.path.join(dtest.TMP, "not-the-workspace.txt")
+    link = os.path.join(ws, "logs", "old-link.log")
+    for p in old_files + [new_file, outside]:
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write("x\n")
+    os.symlink(outside, link)
+    five_days_ago = time.time() - 5 * 86400
+    for p in old_files + [outside]:
+        os.utime(p, (five_days_ago, five_days_ago))
+    os.utime(link, (five_days_ago, five_days_ago), follow_symlinks=False)
 
     srv = Healer(data, env).start()
     st, _ = ping(srv, 9)  # a new one
@@ -117,6 +136,12 @@ def main():
     check("at start the five ended deliveries older than 4 days are removed; the waiting one "
           "and the new one stay",
           gone and left == ["ping-9", "waiting-old"], (removed_total(srv), left))
+    files_gone = wait_for(lambda: not any(os.path.lexists(p) for p in old_files + [link]), 10)
+    check("the heal workspace's files older than 4 days are removed (a link, not what it "
+          "names); today's stay",
+          files_gone and os.path.exists(new_file) and os.path.exists(outside)
+          and "healer_retention_files_removed_total 3" in metrics_text(srv),
+          [p for p in old_files + [link, new_file, outside] if os.path.lexists(p)])
     check("their event keys are removed with them",
           query(data, "SELECT COUNT(*) FROM event_keys")[0][0] == 0,
           query(data, "SELECT * FROM event_keys"))
