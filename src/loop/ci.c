@@ -114,7 +114,16 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 		if (ev->kind == HL_EVENT_CHECK_RUN && ev->run_id <= 0) {
 			/* another CI's check run (no Actions run behind it):
 			 * the result of the task fixing the check of that name
-			 * on the branch */
+			 * on the branch, never of an Actions job's of that name */
+			struct hl_task_record *t = NULL;
+			bool other_ci;
+
+			if ((rc = hl_store_task_get(l->store, &t, any, err)) < 0)
+				return rc == -HL_ENOTFOUND ? 0 : rc;
+			other_ci = t->run_id <= 0;
+			hl_task_record_free(t);
+			if (!other_ci)
+				return 0;
 			hl_strlcpy(task_id, any, HL_TASK_ID_MAX);
 			by_job = true;
 		} else if (ci_check_run_workflow(l, run_name, sizeof(run_name), ev)) {

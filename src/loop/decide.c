@@ -105,6 +105,13 @@ decide_ci_counts(const struct hl_loop_input *in, const struct hl_attempt_record 
 	return !(t->head_sha && ci->head_sha[0] && strcmp(ci->head_sha, t->head_sha) == 0);
 }
 
+/* What CI runs for t: its job, or its workflow (a whole run's task). */
+static const char *
+decide_what(const struct hl_task_record *t)
+{
+	return t->job ? t->job : t->workflow ? t->workflow : "the job";
+}
+
 static void
 decide_judge_ci(struct hl_loop_step *out, const struct hl_loop_input *in,
                 const struct hl_attempt_record *a)
@@ -115,8 +122,7 @@ decide_judge_ci(struct hl_loop_step *out, const struct hl_loop_input *in,
 
 	out->verdict = HL_LOOP_FINISHED;
 	/* "clippy passed at 0123456789ab", "clippy failed again: failure at ..." */
-	snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s",
-	         in->task->job ? in->task->job : "the job",
+	snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s", decide_what(in->task),
 	         passed ? "passed" : "failed again: ", passed ? "" : ci->conclusion,
 	         ci->head_sha[0] ? " at " : "", ci->head_sha);
 	decide_after(out, in,
@@ -222,10 +228,7 @@ decide_step(struct hl_loop_step *out, const struct hl_loop_input *in)
 			out->verdict = HL_LOOP_FINISHED;
 			snprintf(out->reason, sizeof(out->reason),
 			         "no CI run of %s passed on %s within %lld minutes of the fix",
-			         t->job        ? t->job
-			         : t->workflow ? t->workflow
-			                       : "the job",
-			         t->target_branch ? t->target_branch : "the branch",
+			         decide_what(t), t->target_branch ? t->target_branch : "the branch",
 			         (long long)(in->lim->verify_timeout_ms / 60000));
 			decide_after(out, in, HL_OUTCOME_CI_STILL_FAILING);
 		} else {

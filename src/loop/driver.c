@@ -180,8 +180,10 @@ driver_ask_check(struct hl_loop *l, const struct hl_task_record *t,
 		best = c;
 		best_ms = done;
 	}
+	/* keyed by the check run's id: each attempt's answer is recorded */
 	if (best)
-		rc = driver_record_api(l, t, 0, 0, hl_json_str(best, "head_sha"),
+		rc = driver_record_api(l, t, 0, hl_json_int(best, "id", 0),
+		                       hl_json_str(best, "head_sha"),
 		                       hl_json_str(best, "conclusion"), err);
 	json_decref(runs);
 	return rc;
@@ -299,8 +301,19 @@ driver_queued_hint(const struct hl_task_record *t)
 	return hint;
 }
 
-/* Takes the queued hint out of the task's decision once its attempt has
- * started with it (left there, a later wait would give it again). */
+/* Whether t's decision holds a queued hint. */
+static bool
+driver_has_queued_hint(const struct hl_task_record *t)
+{
+	char *hint = driver_queued_hint(t);
+	bool has = hint != NULL;
+
+	free(hint);
+	return has;
+}
+
+/* Takes the queued hint out of the task's decision once an attempt has
+ * started (left there, a later wait would give it again). */
 static void
 driver_hint_used(struct hl_loop *l, const char *task_id)
 {
@@ -310,6 +323,10 @@ driver_hint_used(struct hl_loop *l, const char *task_id)
 	int rc;
 
 	rc = hl_store_task_get(l->store, &t, task_id, &err);
+	if (rc == 0 && !driver_has_queued_hint(t)) {
+		hl_task_record_free(t);
+		return;
+	}
 	if (rc == 0 && !(decision = driver_decision_hint(t->decision_json, NULL)))
 		rc = hl_err_set(&err, HL_ENOMEM, "out of memory");
 	if (rc == 0)
@@ -364,8 +381,14 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 
 		if (t->state == HL_TASK_QUEUED)
 			return over == HL_BUDGET_SLOTS ? 1 : 2;
-		if (hint && *hint && !(decision = driver_decision_hint(t->decision_json, hint)))
-			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		/* the hint waits with the task; a wait without one drops an
+		 * older one's (a /healer retry queued, then stopped) */
+		if ((hint && *hint) || driver_has_queued_hint(t)) {
+			decision =
+			        driver_decision_hint(t->decision_json, hint && *hint ? hint : NULL);
+			if (!decision)
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
 		rc = hl_store_task_put(l->store,
 		                       &(struct hl_task){ .task_id = t->task_id,
 		                                          .state = HL_TASK_QUEUED,
@@ -378,6 +401,8 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 		return rc < 0 ? rc : over == HL_BUDGET_SLOTS ? 1 : 2;
 	}
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
+	if (rc == 0 && driver_has_queued_hint(t))
+		driver_hint_used(l, t->task_id);
 	if (rc == 0 && driver_attempt_started(res.outcome))
 		hl_log_kv(HL_LOG_INFO, "next attempt started", "task_id", t->task_id, "agent",
 		          res.agent, "coderun", res.coderun_name, "outcome", res.outcome, NULL);
@@ -733,8 +758,6 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 
 			rc = driver_next_attempt(l, t, t->agent, hint, NULL, &err);
 			started += rc == 0;
-			if (rc == 0 && hint)
-				driver_hint_used(l, t->task_id);
 			free(hint);
 		}
 		if (rc < 0)

@@ -907,6 +907,18 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		if ((rr == -HL_EUPSTREAM || rr == -HL_ETIMEOUT) && rem_rerun_may_wait(r, j)) {
 			hl_log_kv(HL_LOG_INFO, "the failed jobs are re-run later", "task_id",
 			          j->task_id, "reason", rerr.msg, NULL);
+			/* the attempt waits as a re-run: it holds no CodeRun slot
+			 * (hl_remediate_begin counted it as an agent's) */
+			if (hl_store_attempt_put(
+			            r->store,
+			            &(struct hl_attempt){ .task_id = j->task_id,
+			                                  .n = j->n,
+			                                  .kind = HL_ATTEMPT_RERUN,
+			                                  .phase = HL_PHASE_PREPARING,
+			                                  .outcome = HL_OUTCOME_INVALID },
+			            NULL) < 0) {
+				/* counted as an agent's until the next try */
+			}
 			rc = hl_err_set(err, HL_EUPSTREAM, "re-running run %lld later: %s",
 			                (long long)ev->run_id, rerr.msg);
 			goto out;

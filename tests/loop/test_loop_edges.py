@@ -538,6 +538,8 @@ def retry_hint_queued():
     runs = wait_for(lambda: [c for c in T.by_task(tb)
                              if c["metadata"]["labels"].get("healer/attempt") == "2"], 20) or []
     p2 = runs[0]["spec"].get("promptModification", "") if runs else ""
+    # taken out once the attempt has started (just after its CodeRun)
+    wait_for(lambda: "queued_hint" not in (T.task_of(srv, tb).get("decision") or {}), 10)
     decision = T.task_of(srv, tb).get("decision") or {}
     check("... and its attempt, once the slot frees, carries the hint (kept no longer)",
           "HINTQ-7" in p2 and "queued_hint" not in decision,
@@ -557,10 +559,10 @@ def wf_run_event(run_id, branch, conclusion, sha):
             "sender": {"login": "dev", "type": "User"}}
 
 
-def circle_check(cid, branch, conclusion, sha):
+def circle_check(cid, branch, conclusion, sha, name="ci/circleci: clippy"):
     """A check run of another CI (CircleCI's app): no Actions run behind it."""
     return {"action": "completed",
-            "check_run": {"id": cid, "name": "ci/circleci: clippy", "status": "completed",
+            "check_run": {"id": cid, "name": name, "status": "completed",
                           "conclusion": conclusion, "head_sha": sha,
                           "app": {"slug": "circleci-checks"},
                           "details_url": f"https://circleci.com/gh/{T.REPO}/{cid}",
@@ -620,6 +622,20 @@ def whole_run_and_other_ci():
     check("another CI's check run: the check passing on the branch after the fix is success",
           runs and ok and (t.get("attempts") or [{}])[0].get("outcome") == "success",
           [t.get("state"), t.get("attempts"), srv.log_tail()[-800:]])
+
+    # another CI's check named like an Actions job an active task fixes is not that
+    # job's result
+    T.seed_job(7986)
+    aid = T.deliver(srv, T.job_event(7986, 8986, "edge/samename"))
+    wait_for(lambda: T.by_task(aid), 15)
+    T.deliver(srv, circle_check(99003, "edge/samename", "success", T.SHA1, name="clippy"),
+              event="check_run", delivery="circle-samename")
+    processed = wait_for(lambda: any(d.get("delivery_id") == "circle-samename"
+                                     and d.get("state") in ("processed", "skipped")
+                                     for d in srv.request("GET", "/api/status")[1]
+                                     .get("recent", [])), 10)
+    check("another CI's check named like an Actions job is not that job's result",
+          processed and recorded_for(srv, aid) == 0, [processed, recorded_for(srv, aid)])
     srv.stop()
     return srv
 
@@ -628,8 +644,9 @@ def rerun_after_the_run_ends():
     """A runner failure whose run is still going (its other jobs run on):
     GitHub refuses the re-run ("This workflow is already running"), and
     healer asks again once the run has ended, sending no agent (before: the
-    refusal sent Bolt at once)."""
-    srv = Healer(os.path.join(dtest.TMP, "rerunlater"), T.BASE_ENV).start()
+    refusal sent Bolt at once); the waiting re-run holds no CodeRun slot."""
+    srv = Healer(os.path.join(dtest.TMP, "rerunlater"),
+                 dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1")).start()
     run = {"id": 8990, "name": "Gadget CI", "head_branch": "edge/rerun", "head_sha": T.SHA0,
            "status": "in_progress", "conclusion": None, "run_attempt": 1, "workflow_id": 55}
     T.gh("POST", "/_stub/seed", {"runs": [run]})
@@ -643,6 +660,10 @@ def rerun_after_the_run_ends():
           refused and not T.by_task(tid)
           and not [r for r in T.gh("GET", "/_stub/reruns") if r["run_id"] == 8990],
           [bool(refused), [c["metadata"]["name"] for c in T.by_task(tid)]])
+    T.seed_job(7991)
+    other = T.deliver(srv, T.job_event(7991, 8991, "edge/rerun-other"))
+    check("... and holds no CodeRun slot: another failure gets the only one",
+          wait_for(lambda: T.by_task(other), 15), T.task_of(srv, other).get("state"))
     T.gh("POST", "/_stub/seed", {"runs": [dict(run, status="completed", conclusion="failure")]})
     reruns = wait_for(lambda: [r for r in T.gh("GET", "/_stub/reruns") if r["run_id"] == 8990],
                       30)
