@@ -398,29 +398,37 @@ ins_targets(void)
 	                 0.8, "escalation_rate", 0.1);
 }
 
+/* The metrics with a target, and how a value meets it. */
+static const struct {
+	const char *key;
+	int dir; /* 1: above, -1: below, 0: at least */
+} ins_targeted[] = {
+	{ "routing_correct", 1 },  { "duplicates_prevented", 0 }, { "time_to_fix_p50_seconds", -1 },
+	{ "attempt1_success", 1 }, { "within_max_success", 1 },   { "escalation_rate", -1 },
+};
+
+static bool
+ins_meets_one(double x, double t, int dir)
+{
+	return dir > 0 ? x > t : dir < 0 ? x < t : x >= t;
+}
+
 /* Whether each value meets its target (null: no value or no target). */
 static json_t *
 ins_meets(const json_t *g, const json_t *targets)
 {
-	static const struct {
-		const char *key;
-		int dir; /* 1: above, -1: below, 0: at least */
-	} keys[] = {
-		{ "routing_correct", 1 },          { "duplicates_prevented", 0 },
-		{ "time_to_fix_p50_seconds", -1 }, { "attempt1_success", 1 },
-		{ "within_max_success", 1 },       { "escalation_rate", -1 },
-	};
 	json_t *o = json_object();
 	size_t i;
 
-	for (i = 0; o && i < sizeof(keys) / sizeof(keys[0]); i++) {
-		json_t *v = json_object_get(g, keys[i].key);
+	for (i = 0; o && i < sizeof(ins_targeted) / sizeof(ins_targeted[0]); i++) {
+		json_t *v = json_object_get(g, ins_targeted[i].key);
 		double x = json_number_value(v),
-		       t = json_number_value(json_object_get(targets, keys[i].key));
-		bool ok = keys[i].dir > 0 ? x > t : keys[i].dir < 0 ? x < t : x >= t;
+		       t = json_number_value(json_object_get(targets, ins_targeted[i].key));
 
-		json_object_set_new(o, keys[i].key,
-		                    json_is_number(v) ? json_boolean(ok) : json_null());
+		json_object_set_new(o, ins_targeted[i].key,
+		                    json_is_number(v)
+		                            ? json_boolean(ins_meets_one(x, t, ins_targeted[i].dir))
+		                            : json_null());
 	}
 	return o;
 }
@@ -636,19 +644,46 @@ out:
 
 /* ---- the terminal table ------------------------------------------------ */
 
+/* x shown as x * scale with decimals (then unit), or as many more (at
+ * most 4) as it takes for the figure shown to meet key's target t exactly
+ * when x does: 9.99% under a 10% target, 99.96% short of 100%, 14.98m under
+ * 15 minutes, never a rounded "10.0%" said to be under 10%. t: NULL for no
+ * target. */
 static void
-ins_cell(struct hl_buf *b, const json_t *v, bool seconds)
+ins_figure(char *cell, size_t size, const char *key, double x, double scale, int decimals,
+           const char *unit, const json_t *t)
 {
+	int dir = 2, d;
+	size_t i;
+
+	for (i = 0; i < sizeof(ins_targeted) / sizeof(ins_targeted[0]); i++)
+		if (strcmp(ins_targeted[i].key, key) == 0)
+			dir = ins_targeted[i].dir;
+	for (d = decimals; d <= 4; d++) {
+		double t_v = json_number_value(t);
+
+		snprintf(cell, size, "%.*f%s", d, x * scale, unit);
+		if (dir == 2 || !json_is_number(t) ||
+		    ins_meets_one(strtod(cell, NULL) / scale, t_v, dir) ==
+		            ins_meets_one(x, t_v, dir))
+			return;
+	}
+}
+
+static void
+ins_cell(struct hl_buf *b, const char *key, const json_t *v, const json_t *target)
+{
+	double x = json_number_value(v);
 	char cell[32];
 
 	if (!json_is_number(v))
 		snprintf(cell, sizeof(cell), "-");
-	else if (seconds && json_number_value(v) >= 60)
-		snprintf(cell, sizeof(cell), "%.1fm", json_number_value(v) / 60.0);
-	else if (seconds)
-		snprintf(cell, sizeof(cell), "%.0fs", json_number_value(v));
+	else if (strstr(key, "seconds") && x >= 60)
+		ins_figure(cell, sizeof(cell), key, x, 1.0 / 60.0, 1, "m", target);
+	else if (strstr(key, "seconds"))
+		ins_figure(cell, sizeof(cell), key, x, 1.0, 0, "s", target);
 	else
-		snprintf(cell, sizeof(cell), "%.1f%%", json_number_value(v) * 100.0);
+		ins_figure(cell, sizeof(cell), key, x, 100.0, 1, "%", target);
 	hl_buf_appendf(b, " %9s", cell);
 }
 
@@ -664,8 +699,10 @@ ins_term(char *out, size_t size, const char *s)
 	return hl_str_terminal_safe(out, size, s ? s : "-");
 }
 
+/* A row of g's metrics; targets: those the row is judged against (the
+ * overall row's), NULL for none. */
 static void
-ins_text_row(struct hl_buf *b, const char *name, const json_t *g)
+ins_text_row(struct hl_buf *b, const char *name, const json_t *g, const json_t *targets)
 {
 	char t[256];
 	size_t i;
@@ -673,8 +710,8 @@ ins_text_row(struct hl_buf *b, const char *name, const json_t *g)
 	hl_buf_appendf(b, "%-22.22s %6lld", ins_term(t, sizeof(t), name),
 	               (long long)json_integer_value(json_object_get(g, "tasks")));
 	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
-		ins_cell(b, json_object_get(g, ins_keys[i]),
-		         strstr(ins_keys[i], "seconds") != NULL);
+		ins_cell(b, ins_keys[i], json_object_get(g, ins_keys[i]),
+		         json_object_get(targets, ins_keys[i]));
 	hl_buf_append_char(b, '\n');
 }
 
@@ -705,7 +742,7 @@ hl_api_insights_text(struct hl_buf *b, const json_t *doc)
 	                                  json_string_value(json_object_get(doc, "repository")))
 	                       : "");
 	ins_text_header(b, "");
-	ins_text_row(b, "overall", doc);
+	ins_text_row(b, "overall", doc, targets);
 	hl_buf_appendf(b, "%-22s %6s", "target", "");
 	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++) {
 		const json_t *t = json_object_get(targets, ins_keys[i]);
@@ -734,11 +771,12 @@ hl_api_insights_text(struct hl_buf *b, const json_t *doc)
 	}
 	hl_buf_appendf(b, "\n\n");
 	ins_text_header(b, "by agent");
-	json_object_foreach((json_t *)json_object_get(doc, "by_agent"), k, g) ins_text_row(b, k, g);
+	json_object_foreach((json_t *)json_object_get(doc, "by_agent"), k, g)
+	        ins_text_row(b, k, g, NULL);
 	hl_buf_append_char(b, '\n');
 	ins_text_header(b, "by failure type");
 	json_object_foreach((json_t *)json_object_get(doc, "by_failure_type"), k, g)
-	        ins_text_row(b, k, g);
+	        ins_text_row(b, k, g, NULL);
 	hl_buf_appendf(b, "\n%-8s %-24s %9s %9s %9s\n", "routing", "failure type", "attempts",
 	               "successes", "rate");
 	json_array_foreach(json_object_get(doc, "routing"), i, r)

@@ -338,6 +338,42 @@ test_memory_history_from_openmemory_matches(void **state)
 	json_decref(matches);
 }
 
+/* `healer insights`'s figures never contradict their verdicts: a value
+ * just under a target it must be under, or just short of one it must reach,
+ * is shown with the decimals that say so (before: 0.0999 printed "10.0%"
+ * next to a "<10%" target it met, 899 s "15.0m" under "<15m", 0.9996
+ * "100.0%" short of 100%). */
+static void
+test_memory_insights_text_figures_match_verdicts(void **state)
+{
+	json_t *doc =
+	        json_pack("{s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f,"
+	                  " s:{s:f, s:f, s:f, s:f, s:f, s:f}}",
+	                  "tasks", 1000, "routing_correct", 0.95, "duplicates_prevented", 0.9996,
+	                  "time_to_fix_p50_seconds", 899.0, "time_to_fix_p90_seconds", 1200.0,
+	                  "attempt1_success", 0.6, "within_max_success", 0.9, "escalation_rate",
+	                  0.0999, "targets", "routing_correct", 0.9, "duplicates_prevented", 1.0,
+	                  "time_to_fix_p50_seconds", 900.0, "attempt1_success", 0.5,
+	                  "within_max_success", 0.8, "escalation_rate", 0.1);
+	struct hl_buf b = HL_BUF_INIT(1 << 20);
+
+	(void)state;
+	assert_non_null(doc);
+	hl_api_insights_text(&b, doc);
+	assert_false(hl_buf_error(&b));
+	assert_non_null(strstr(b.data, " 9.99%"));
+	assert_non_null(strstr(b.data, " 99.96%"));
+	assert_non_null(strstr(b.data, " 14.98m"));
+	assert_null(strstr(b.data, " 10.0%"));
+	assert_null(strstr(b.data, " 100.0%"));
+	assert_null(strstr(b.data, " 15.0m"));
+	/* the others keep one decimal */
+	assert_non_null(strstr(b.data, " 95.0%"));
+	assert_non_null(strstr(b.data, " 20.0m"));
+	hl_buf_release(&b);
+	json_decref(doc);
+}
+
 /* `healer insights`'s table prints names and evidence stored by others: a
  * repository holding escape sequences (an older healer, or an Argo CD URL
  * before names were checked) must not reach the terminal as control
@@ -389,6 +425,7 @@ main(void)
 		cmocka_unit_test(test_memory_durations),
 		cmocka_unit_test(test_memory_history_from_openmemory_matches),
 		cmocka_unit_test(test_memory_insights_text_terminal),
+		cmocka_unit_test(test_memory_insights_text_figures_match_verdicts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -641,6 +641,29 @@ function fmtMetric(m, v) {
   return m.kind === "rate" ? fmtPct(v) : fmtDuration(v);
 }
 
+// A rate against its target t, with as many decimals (at most 4) as it
+// takes for the figure shown to meet the target exactly when the value
+// does: never "10.0%" next to a met "< 10%", nor "100%" short of 100%.
+function fmtPctNear(m, v, t)
+{
+	const plain = fmtPct(v);
+	if (v === null || v === undefined || !isFinite(v) || t === null || t === undefined)
+		return plain;
+	const op = (m.target || "").trim()[0];
+	const meets = (x) => op === ">"              ? x > t
+	                     : op === "<"            ? x < t
+	                     : m.better === "higher" ? x >= t
+	                                             : x <= t;
+	if (meets(parseFloat(plain) / 100) === meets(v))
+		return plain;
+	for (let d = 1; d <= 4; d++) {
+		const s = (v * 100).toFixed(d);
+		if (meets(parseFloat(s) / 100) === meets(v))
+			return s + "%";
+	}
+	return (v * 100).toFixed(4) + "%";
+}
+
 function metTarget(m, v, t) {
   if (v === null || v === undefined || t === null || t === undefined) return null;
   return m.better === "higher" ? v >= t : v <= t;
@@ -652,12 +675,21 @@ function metricCards(ins) {
     const v = ins[m.key];
     const t = targets[m.key];
     const met = ins.meets && ins.meets[m.key] !== undefined ? ins.meets[m.key] : metTarget(m, v, t);
-    return h("div", { class: "card " + (met === null ? "none" : met ? "met" : "missed"), "data-metric": m.key },
-      h("div", null, m.label),
-      h("div", { class: "value" }, fmtMetric(m, v)),
-      h("div", { class: "target" },
-        t !== undefined && t !== null ? "target " + (m.target || fmtMetric(m, t)) : "no target",
-        met === null ? "" : met ? " · met" : " · missed"));
+    return h("div", {
+	    class : "card " + (met === null ? "none"
+			       : met        ? "met"
+			                    : "missed"),
+	    "data-metric" : m.key
+    },
+	     h("div", null, m.label),
+	     h("div", { class : "value" },
+	       m.kind === "rate" ? fmtPctNear(m, v, t) : fmtMetric(m, v)),
+	     h("div", { class : "target" },
+	       t !== undefined && t !== null ? "target " + (m.target || fmtMetric(m, t))
+		                             : "no target",
+	       met === null ? ""
+	       : met        ? " · met"
+		            : " · missed"));
   }));
 }
 
