@@ -28,6 +28,9 @@
 #include <unistd.h>
 #include <yaml.h>
 
+/* The longest HEALER_REDELIVER_INTERVAL_MINS (see config_finish_hook). */
+#define HL_REDELIVER_INTERVAL_MAX_MINS 2880
+
 enum config_kind { CFG_STR, CFG_SECRET, CFG_INT, CFG_BOOL };
 
 struct config_key {
@@ -209,7 +212,7 @@ config_int_error(const struct config_key *k, const char *value, const char *sour
 		                  " to 36500 (from %s)",
 		                  k->env, value, source);
 	if (strcmp(k->env, "HEALER_REDELIVER_INTERVAL_MINS") == 0)
-		max = 10080;
+		max = HL_REDELIVER_INTERVAL_MAX_MINS;
 	if (strcmp(k->env, "HEALER_HTTP_MAX_CONNECTIONS_PER_IP") == 0) {
 		min = 1; /* to HEALER_HTTP_MAX_CONNECTIONS */
 		max = 65536;
@@ -268,8 +271,10 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 	bool org = cfg->github_hook_org && *cfg->github_hook_org;
 	int rc;
 
-	/* 0: off */
-	if ((rc = config_check_range(cfg, "HEALER_REDELIVER_INTERVAL_MINS", 0, 10080, err)) < 0)
+	/* 0: off; at most two days, so a delivery that failed just after a
+	 * pass is still in GitHub's three days of deliveries at the next */
+	if ((rc = config_check_range(cfg, "HEALER_REDELIVER_INTERVAL_MINS", 0,
+	                             HL_REDELIVER_INTERVAL_MAX_MINS, err)) < 0)
 		return rc;
 	/* past GitHub's three days of deliveries (and healer's look back at
 	 * them), so a delivery is never removed while it could come again */

@@ -142,8 +142,10 @@ redeliver_rate_limited(const struct hl_err *e)
 
 /* GitHub answered that it did not take the request, for a reason not the
  * delivery's: a server error (5xx), or credentials that may not redeliver
- * (401/403, fixed by the operator). A request whose answer was lost (a
- * timeout, a broken connection) may have been taken: it is not repeated. */
+ * (401/403, fixed by the operator); or the request never reached GitHub (no
+ * connection: HL_EUPSTREAM too). A request whose answer was lost (a
+ * timeout, a connection broken after it was sent) may have been taken: it
+ * is not repeated. */
 static bool
 redeliver_not_taken(const struct hl_err *e)
 {
@@ -402,6 +404,7 @@ redeliver_main(void *arg)
 	int64_t interval = (int64_t)r->cfg->redeliver_interval_mins * 60 * 1000;
 	int64_t tick = (int64_t)r->cfg->lease_seconds * 1000 / 3;
 	int64_t retry_at = 0; /* after a failed pass (monotonic) */
+	bool started = false; /* this process made a pass */
 
 	pthread_setname_np(pthread_self(), "hl-redeliver");
 	/* a third of the lease keeps the leadership; a long lease must not
@@ -421,9 +424,14 @@ redeliver_main(void *arg)
 		if (!redeliver_lead(r) || hl_time_mono_ms() < retry_at)
 			continue;
 		redeliver_load_point(r, &pt);
-		/* an unfinished listing goes on at once */
-		if (!pt.page[0] && pt.last > 0 && pt.last <= now && now - pt.last < interval)
+		/* an unfinished listing goes on at once; the first pass of a
+		 * process is made at start, however recent the last one: the
+		 * deliveries GitHub could not make while healer was down are
+		 * the ones to ask for */
+		if (started && !pt.page[0] && pt.last > 0 && pt.last <= now &&
+		    now - pt.last < interval)
 			continue;
+		started = true;
 		if (hl_redeliver_run(r, &p, &err) < 0) {
 			atomic_fetch_add(&r->passes_failed, 1);
 			retry_at = hl_time_mono_ms() +

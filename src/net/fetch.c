@@ -633,6 +633,10 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 			job->retries_left--;
 			return;
 		}
+		job->res->unsent =
+		        job->res->attempts == 1 && job->redirects == 0 &&
+		        (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		         rc == CURLE_COULDNT_RESOLVE_PROXY || rc == CURLE_SSL_CONNECT_ERROR);
 		fetch_finish(job, start, rc == CURLE_OPERATION_TIMEDOUT ? HL_ETIMEOUT : HL_EIO,
 		             "'%s': %s", u, job->errbuf[0] ? job->errbuf : curl_easy_strerror(rc));
 		return;

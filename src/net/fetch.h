@@ -108,6 +108,10 @@ struct hl_fetch_res {
 	bool stopped;       /* on_data asked to stop */
 	bool cancelled;     /* the request's cancel flag ended it */
 	bool off_origin;    /* a redirect left the request's origin: the answer is another host's */
+	/* the request never reached the server: its one transfer made no
+	 * connection (refused, a name that did not resolve, a failed TLS
+	 * handshake), so a POST may be sent again without being doubled */
+	bool unsent;
 	char content_type[128];
 	char location[1024];         /* last Location header seen */
 	char link[2048];             /* Link header (pagination) */

@@ -723,6 +723,13 @@ github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, co
 	snprintf(what, sizeof(what), "github %s '%.240s'", method,
 	         hl_str_starts_with(path, "http") ? path + strcspn(path + 8, "/") + 8 : path);
 	ret = github_check(&res, what, err);
+	/* nothing reached GitHub: an upstream failure to try again, never a
+	 * request that may have been taken */
+	if (ret == -HL_EIO && res.unsent) {
+		if (err)
+			err->code = HL_EUPSTREAM;
+		ret = -HL_EUPSTREAM;
+	}
 	if (ret < 0)
 		goto out;
 	if (out) {

@@ -956,6 +956,10 @@ test_config_errors_name_the_source_and_line(void **state)
 		{ "HEALER_NAMESPACE: prod\nprocess_bot_commits: maybe\n", "'maybe'" },
 		{ "HEALER_NAMESPACE: prod\nretention_days: 2\n", "HEALER_RETENTION_DAYS: 2" },
 		{ "HEALER_NAMESPACE: prod\nredeliver_interval_mins: 20000\n", "20000" },
+		/* past two days a delivery could fall out of GitHub's three
+		 * days between two passes (before: up to 10080 was taken) */
+		{ "HEALER_NAMESPACE: prod\nredeliver_interval_mins: 4320\n",
+		  "HEALER_REDELIVER_INTERVAL_MINS: 4320" },
 		{ "HEALER_NAMESPACE: prod\nHEALER_HTTP_MAX_CONNECTIONS_PER_IP: 2000\n", "2000" },
 		{ "HEALER_NAMESPACE: prod\nHEALER_SOURCE_TIMEOUT_MS: 99\n",
 		  "HEALER_SOURCE_TIMEOUT_MS: 99 must be at least 100" },
@@ -964,7 +968,7 @@ test_config_errors_name_the_source_and_line(void **state)
 		{ "HEALER_NAMESPACE: prod\nlease_seconds: -1\n",
 		  "HEALER_LEASE_SECONDS: '-1' must be an integer from 2 to 3600" },
 		{ "HEALER_NAMESPACE: prod\nredeliver_interval_mins: -1\n",
-		  "'-1' must be an integer from 0 to 10080" },
+		  "'-1' must be an integer from 0 to 2880" },
 		{ "HEALER_NAMESPACE: prod\nretention_days: x\n",
 		  "'x' must be 0 (keep everything) or an integer from 4 to 36500" },
 		{ "HEALER_NAMESPACE: prod\nattempt_timeout_mins: 2000000\n",

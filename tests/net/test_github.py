@@ -493,6 +493,13 @@ rc, out, _ = gh("redeliver", "repo", R, "55", "130")
 check("redeliver: a 500 is reported and not repeated (a POST)",
       rc == 1 and out["error"] == "upstream_error" and len(posts("/attempts")) == 1, out)
 rules()
+# nothing reached GitHub (a refused connection): an upstream error to ask
+# again, never an I/O error a lost answer gives (before: the redelivery was
+# recorded failed for good, as if GitHub might have taken it)
+rc, out, _ = gh("redeliver", "repo", R, "55", "130",
+                env=dict(TENV, GITHUB_API_URL="http://127.0.0.1:9"))
+check("redeliver: a refused connection is upstream_error (nothing was sent)",
+      rc == 1 and out["error"] == "upstream_error" and "onnect" in out["message"], out)
 rc, out, _ = gh("deliveries", "app", "-", "0", "0", "0")
 check("deliveries (App hook) with only a token: unauthorized, the App's JWT is needed",
       rc == 1 and out["error"] == "unauthorized" and "GITHUB_APP_ID" in out["message"], out)

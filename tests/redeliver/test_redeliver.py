@@ -326,6 +326,27 @@ def main():
           "for it, once", asked == ["guid-l"] and rows.get("guid-l") == "requested",
           (asked, rows))
 
+    # healer restarted soon after its last pass (the stored point is a
+    # minute old, the interval 10): the new process's first pass is made at
+    # start all the same, and asks for M, which failed while it was down
+    # (before: it waited out the interval since the last pass)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    dtest.http("POST", f"{api}/_stub/seed", {"add_deliveries": {KEY: [
+        item(78, "guid-m", 502, at=stamp)]}})
+    ids = {str(d["id"]): d["guid"] for d in _listed(api) if not d["redelivery"]}
+    dtest.http("POST", f"{api}/_stub/reset")
+    recent = point_since() is not None
+    h = hltest.Healer(data, env, store_url=url, name="restarted", listen=f"127.0.0.1:{port}")
+    h.start()
+    wait_for(lambda: total([h], 'healer_redeliver_passes_total{result="ok"}') >= 1, 20)
+    posts = [r for r in dtest.http("GET", f"{api}/_stub/requests")
+             if r["method"] == "POST" and r["path"].endswith("/attempts")]
+    h.stop()
+    check("restarted right after a pass, healer makes its first pass at start and asks for "
+          "the delivery that failed meanwhile",
+          recent and [ids.get(r["path"].split("/")[-2], r["path"]) for r in posts]
+          == ["guid-m"], (recent, posts))
+
     # a long outage of a busy hook: the failed delivery X lies behind 1,250
     # newer ones, more than a pass lists (1,000). The pass goes on from the
     # next page at once (not an interval later) and asks for X; the resume
