@@ -124,8 +124,9 @@ retention_main(void *arg)
 		char n[24];
 
 		if (hl_time_mono_ms() >= ws_next) {
-			retention_workspace(r, hl_time_wall_ms() -
-			                               (int64_t)r->cfg->retention_days * RETENTION_DAY_MS);
+			int64_t keep_ms = (int64_t)r->cfg->retention_days * RETENTION_DAY_MS;
+
+			retention_workspace(r, hl_time_wall_ms() - keep_ms);
 			ws_next = hl_time_mono_ms() + RETENTION_INTERVAL_MS;
 		}
 		if (hl_time_mono_ms() < next)
@@ -203,10 +204,11 @@ hl_retention_metrics(struct hl_retention *r, struct hl_buf *out)
 	                       "# TYPE healer_retention_passes_total counter\n");
 	hl_buf_appendf(out, "healer_retention_passes_total{result=\"ok\"} %" PRIu64 "\n", ok);
 	hl_buf_appendf(out, "healer_retention_passes_total{result=\"error\"} %" PRIu64 "\n", bad);
-	hl_buf_append_str(out, "# HELP healer_retention_files_removed_total Files of the heal "
-	                       "workspace (pods' diagnostics and analyses) older than the retention "
-	                       "this replica removed.\n"
-	                       "# TYPE healer_retention_files_removed_total counter\n");
+	hl_buf_append_str(out,
+	                  "# HELP healer_retention_files_removed_total Files of the heal "
+	                  "workspace (pods' diagnostics and analyses) older than the retention "
+	                  "this replica removed.\n"
+	                  "# TYPE healer_retention_files_removed_total counter\n");
 	hl_buf_appendf(out, "healer_retention_files_removed_total %" PRIu64 "\n",
 	               r ? (uint64_t)atomic_load(&r->files_removed) : 0);
 }
