@@ -133,7 +133,11 @@ hl_kube_status_error(const struct hl_fetch_res *res, const char *method, const c
 		json_decref(st);
 		return ret;
 	}
-	if (res->status == 401 || res->status == 403)
+	/* a namespace's ResourceQuota used up answers 403 "exceeded quota":
+	 * not the credentials, and gone once other objects finish */
+	if (res->status == 403 && hl_str_casestr(msg, "exceeded quota"))
+		code = HL_EUPSTREAM;
+	else if (res->status == 401 || res->status == 403)
 		code = HL_EAUTH;
 	else if (res->status == 404)
 		code = HL_ENOTFOUND;

@@ -67,6 +67,22 @@ stored = [c for c in ctl("GET", "/_stub/coderuns")
           if c["metadata"]["labels"].get("healer/workflow-run-id") == "333"]
 check("a 409 for a CodeRun that does not exist is an error to retry, not 'existing'",
       rc != 0 and not stored and "409" in json.dumps(out), (rc, out, err))
+# the namespace's ResourceQuota used up (other CodeRuns of the platform):
+# an upstream error to try again, never the refusal a 403 for credentials is
+# (before: 'unauthorized', and the task was escalated to people at once)
+http("POST", f"{server}/_stub/config", {"rules": [
+    {"method": "POST", "path": "/apis/agents.platform/v1/namespaces/cto/coderuns", "status": 403,
+     "times": 1, "body": {"kind": "Status", "code": 403, "reason": "Forbidden",
+                          "message": "coderuns.agents.platform \"x\" is forbidden: exceeded "
+                                     "quota: coderuns, requested: count/coderuns.agents.platform"
+                                     "=1, used: count/coderuns.agents.platform=10, limited: "
+                                     "count/coderuns.agents.platform=10"}}]}, ctx=ctx)
+spec4 = dict(spec, dedup_key="5dlabs/cto#444#clippy", workflow_run_id=444, task_id="ci-444")
+rc, out, err = dispatchprobe("kubernetes", "-", "cto", "submit-ci", stdin=json.dumps(spec4),
+                        env=KENV)
+check("a 403 'exceeded quota' is an upstream error to retry, not a refusal",
+      rc != 0 and isinstance(out, dict) and out.get("error") == "upstream_error"
+      and "exceeded quota" in out.get("message", ""), (rc, out, err))
 http("POST", f"{server}/_stub/config", {"rules": []}, ctx=ctx)
 
 rc, out, err = dispatchprobe("kubernetes", "-", "cto", "find-active",
