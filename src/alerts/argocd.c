@@ -421,7 +421,9 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 		if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0)
 			goto out;
 		labels = hl_json_path(manifest, "metadata.labels");
-		hl_str_label_value(label, ar->name);
+		/* a long name with its hash: names sharing their first 63
+		 * characters never select each other's CodeRuns */
+		hl_coderun_label_id(label, ar->name);
 		json_object_set_new(labels, "healer/argocd-app", json_string(label));
 		hl_str_label_value(label, ar->namespace);
 		json_object_set_new(labels, "healer/argocd-namespace", json_string(label));
@@ -534,14 +536,16 @@ out:
 }
 
 /* Whether a stored notification (a task's event_json) names the same
- * application (by name, as the healer/argocd-app label does). */
+ * application: its namespace and name (applications in any namespace may
+ * share a name). */
 static bool
 argo_same_app(const json_t *doc, const void *arg)
 {
 	const struct argo *ar = arg;
 	struct argo other;
 
-	return argo_parse(&other, doc, NULL) == 0 && strcmp(other.name, ar->name) == 0;
+	return argo_parse(&other, doc, NULL) == 0 && strcmp(other.name, ar->name) == 0 &&
+	       strcmp(other.namespace, ar->namespace) == 0;
 }
 
 static int argo_active_labelled(struct hl_alerts *a, char *name, const struct argo *ar,
@@ -568,14 +572,18 @@ argo_active_labelled(struct hl_alerts *a, char *name, const struct argo *ar, con
                      struct hl_err *err)
 {
 	struct hl_buf sel = HL_BUF_INIT(1024);
-	char la[64], lt[64];
+	char la[64], ln[64], lt[64];
 	json_t *active = NULL, *c;
 	size_t i;
 	int rc;
 
-	hl_str_label_value(la, ar->name);
+	hl_coderun_label_id(la, ar->name);
+	hl_str_label_value(ln, ar->namespace);
 	hl_str_label_value(lt, task_id);
-	hl_buf_appendf(&sel, "app.kubernetes.io/name=healer,healer/argocd-app=%s", la);
+	hl_buf_appendf(
+	        &sel,
+	        "app.kubernetes.io/name=healer,healer/argocd-app=%s,healer/argocd-namespace=%s", la,
+	        ln);
 	rc = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")
 	                        : hl_dispatch_find_active(a->dispatch, &active, sel.data, err);
 	hl_buf_release(&sel);

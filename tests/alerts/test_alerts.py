@@ -918,11 +918,7 @@ def main():
     st2, ans2 = post(srv, "/api/alerts/argocd", {"application": billing})
     tids_b = (ans.get("task_ids") or []) + (ans2.get("task_ids") or [])
 
-    def app_settled():
-        ds = [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
-              if d.get("task_id") in tids_b]
-        return len(ds) == 2 and all(d.get("state") == "processed" for d in ds)
-    wait_for(app_settled, 20)
+    wait_for(lambda: processed(srv, tids_b), 20)
     set_routes()
     runs_b = [c for c in coderuns() if c["metadata"]["labels"].get("healer/argocd-app") == "billing"]
     reasons = [task_of(srv, t).get("reason") or "" for t in tids_b]
@@ -930,6 +926,36 @@ def main():
           len(tids_b) == 2 and len(runs_b) == 1
           and sum("is still active for application" in r for r in reasons) == 1,
           [[c["metadata"]["name"] for c in runs_b], reasons])
+    # applications in any namespace may share a name, and names (up to 253
+    # characters) may share their first 63: each is its own application with
+    # its own CodeRun (before: the second was skipped, "still active")
+    long_a = "platform-observability-stack-production-us-east-1-cluster-a-" + "p" * 8 + "-prom"
+    long_b = long_a[:-len("prom")] + "alertmanager"
+    tids_n = []
+    for ns, name in (("team-a", "web"), ("team-b", "web"), ("argocd", long_a),
+                     ("argocd", long_b)):
+        d = json.loads(json.dumps(billing))
+        d["metadata"].update(name=name, namespace=ns)
+        st, ans = post(srv, "/api/alerts/argocd", {"application": d})
+        tids_n += ans.get("task_ids") or []
+    wait_for(lambda: processed(srv, tids_n), 20)
+    reasons_n = [task_of(srv, t).get("reason") or "" for t in tids_n]
+    made = {}
+
+    def each_made():
+        # each CodeRun made ends at once (its slot frees: one waiting for a
+        # slot gets it, under HEALER_MAX_ACTIVE_CODERUNS)
+        for t in tids_n:
+            n = task_of(srv, t).get("coderun_name")
+            if n and t not in made:
+                made[t] = n
+                set_phase(n, "Succeeded")
+        return len(made) == len(tids_n)
+    wait_for(each_made, 30)
+    check("same-named applications of two namespaces, and two long names alike in their "
+          "first 63 characters: a CodeRun each",
+          len(tids_n) == 4 and len(set(made.values())) == 4
+          and not any("still active" in r for r in reasons_n), [made, reasons_n])
     # one active CodeRun per application holds for the loop's retries (before:
     # the retry never looked and made a second one)
     def app_doc(name, failed=False):
