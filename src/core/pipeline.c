@@ -124,6 +124,18 @@ pipeline_decision_json(const struct hl_remediation *res)
 	return text;
 }
 
+/* The decision of a failure skipped for why: it starts no task. */
+static char *
+pipeline_skipped_json(const char *why)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s}", "dedup_status", "skipped", "outcome", "skipped",
+	                      "reason", why);
+	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+
+	json_decref(d);
+	return text;
+}
+
 /* Hands the decision to whoever waits for it (any replica's sensor call). */
 static void
 pipeline_publish(struct hl_pipeline *p, const char *delivery_id, const char *decision)
@@ -294,6 +306,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	json_t *j;
 	char *text, *decision = NULL;
 	const char *waiting = NULL; /* the task whose decision it waits for */
+	const char *skip;
 	int rc = 0;
 
 	if (!ev)
@@ -331,6 +344,21 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			}
 			goto finish;
 		}
+	}
+	/* a bot's or skip-tagged failure no active task took starts none */
+	if (ev->intent == HL_INTENT_CI_FAILURE &&
+	    hl_event_skip_starts_nothing(skip = hl_event_skip_reason(ev, p->cfg))) {
+		decision = pipeline_skipped_json(skip);
+		rc = pipeline_finish_held(
+		        p->store, d->delivery_id,
+		        &(struct hl_delivery_result){ .state = HL_DELIVERY_SKIPPED,
+		                                      .reason = skip,
+		                                      .event_json = text,
+		                                      .decision_json = decision },
+		        err);
+		if (rc == 0 && decision)
+			pipeline_publish(p, d->delivery_id, decision);
+		goto out;
 	}
 	if (pipeline_remediates(ev)) {
 		rc = pipeline_step(hl_remediate(p->remediator, &res, ev,

@@ -105,6 +105,12 @@ hl_event_has_skip_tag(const char *msg)
 	        hl_str_casestr(msg, "[skip-ci-remediation]"));
 }
 
+bool
+hl_event_skip_starts_nothing(const char *reason)
+{
+	return reason && (strcmp(reason, "bot_sender") == 0 || strcmp(reason, "skip_tag") == 0);
+}
+
 const char *
 hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 {

@@ -13,7 +13,8 @@
  * (hl_event_stored_name: status and metrics stay bounded); a known event
  * whose payload lacks what the event requires (or whose repository is not a GitHub owner/name) is
  * stored and skipped ("invalid_payload", the answer's "message" says why); otherwise the skip
- * reason comes from hl_event_skip_reason. Deliveries without
+ * reason comes from hl_event_skip_reason (a bot's or skip-tagged CI failure
+ * is stored for the worker: it may be an active task's result). Deliveries without
  * X-GitHub-Delivery get "gen-<sha256(event, body)>" so a resend of the same
  * bytes deduplicates.
  *
@@ -295,6 +296,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	struct hl_event *ev = NULL;
 	struct hl_err err = HL_ERR_INIT;
 	const char *skip = NULL;
+	bool result_only;
 	int rc;
 
 	rc = hl_event_normalize(&ev, r->event_name, payload, &err);
@@ -306,6 +308,12 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	} else {
 		skip = hl_event_skip_reason(ev, r->srv->cfg);
 	}
+	/* a bot's or skip-tagged failure starts no task, but may be an active
+	 * task's result (an agent's push failing again): the worker decides
+	 * (hl_pipeline_process), so it is stored with no task of its own */
+	result_only = hl_event_skip_starts_nothing(skip);
+	if (result_only)
+		skip = NULL;
 	if (ev) {
 		r->kind = (int)ev->kind;
 		r->intent = (int)ev->intent;
@@ -313,7 +321,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 			r->action = strdup(ev->action);
 		r->dedup_key = hl_event_intake_key(ev);
 		/* identity once: the worker and the remediator use these */
-		if (!skip && hl_event_remediable(ev)) {
+		if (!skip && !result_only && hl_event_remediable(ev)) {
 			r->failure_key = hl_event_remediation_key(ev);
 			if (hl_event_task_id(r->task_id, sizeof(r->task_id),
 			                     r->dedup_key ? r->dedup_key : r->delivery_id) < 0)

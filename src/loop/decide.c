@@ -102,6 +102,12 @@ decide_ci_counts(const struct hl_loop_input *in, const struct hl_attempt_record 
 	if (a->kind == HL_ATTEMPT_RERUN)
 		return !in->failing_run_attempt || !ci->run_attempt ||
 		       ci->run_attempt > in->failing_run_attempt;
+	/* an agent pushing to a branch of its own (fix/... off main) is judged
+	 * there: the task's branch failing again meanwhile (someone else's
+	 * commit) is the current CI status, not the agent's result */
+	if (t->target_branch && t->branch && strcmp(t->target_branch, t->branch) != 0 &&
+	    ci->branch[0] && strcmp(ci->branch, t->target_branch) != 0)
+		return false;
 	return !(t->head_sha && ci->head_sha[0] && strcmp(ci->head_sha, t->head_sha) == 0);
 }
 

@@ -412,15 +412,22 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	return rc;
 }
 
+/* The task's latest CI result once an attempt was made (the current CI
+ * log of the next attempt's prompt), in *ci; NULL when none. */
+static const struct hl_ci_result_record *
+driver_current_ci(struct hl_loop *l, struct hl_ci_result_record *ci, const struct hl_task_record *t)
+{
+	if (!driver_current(t) || hl_store_ci_result_latest(l->store, ci, t->task_id, 0, NULL) < 0)
+		return NULL;
+	return ci;
+}
+
 int
 hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
                      const char *hint, struct hl_err *err)
 {
 	struct hl_ci_result_record ci;
-	const struct hl_attempt_record *a = driver_current(t);
-	bool have = a && hl_store_ci_result_latest(l->store, &ci, t->task_id, 0, NULL) == 0;
-
-	int rc = driver_next_attempt(l, t, agent, hint, have ? &ci : NULL, err);
+	int rc = driver_next_attempt(l, t, agent, hint, driver_current_ci(l, &ci, t), err);
 
 	return rc < 0 ? rc : rc > 0;
 }
@@ -754,9 +761,12 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 		/* oldest first: a task that must wait for a slot keeps the ones
 		 * behind it waiting too (a repository's hourly budget does not) */
 		if (rc == 0 && t->state == HL_TASK_QUEUED) {
+			struct hl_ci_result_record ci;
 			char *hint = driver_queued_hint(t);
 
-			rc = driver_next_attempt(l, t, t->agent, hint, NULL, &err);
+			/* a retry that waited keeps the CI log it was decided on */
+			rc = driver_next_attempt(l, t, t->agent, hint, driver_current_ci(l, &ci, t),
+			                         &err);
 			started += rc == 0;
 			free(hint);
 		}

@@ -865,8 +865,21 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		rem_set(res->dedup_status, sizeof(res->dedup_status), "skipped");
 		rem_set(res->reason, sizeof(res->reason), "skip_tag");
 		rem_set(res->outcome, sizeof(res->outcome), "skipped");
-		rc = rem_put_task(r, j, HL_TASK_SKIPPED, "skip_tag", NULL, NULL, NULL, NULL, 0,
-		                  NULL, HL_TASK_NO_CHECK, err);
+		/* the attempt hl_remediate_begin recorded ends unmade: left
+		 * preparing, it would hold its CodeRun slot for good */
+		rc = hl_store_attempt_put(r->store,
+		                          &(struct hl_attempt){ .task_id = j->task_id,
+		                                                .n = j->n,
+		                                                .kind = HL_ATTEMPT_AGENT,
+		                                                .phase = HL_PHASE_DONE,
+		                                                .outcome = HL_OUTCOME_INVALID,
+		                                                .reason = "skip_tag",
+		                                                .repository = ev->repository,
+		                                                .finished_ms = hl_time_wall_ms() },
+		                          err);
+		if (rc == 0)
+			rc = rem_put_task(r, j, HL_TASK_SKIPPED, "skip_tag", NULL, NULL, NULL, NULL,
+			                  0, NULL, HL_TASK_NO_CHECK, err);
 		goto out;
 	}
 	marks[REM_CONTEXT] = hl_time_mono_ms();

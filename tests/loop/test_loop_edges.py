@@ -675,8 +675,112 @@ def rerun_after_the_run_ends():
     return srv
 
 
+def delivery_reason(srv, did):
+    con = dtest.store_db(srv.data_dir)
+    try:
+        row = con.execute("SELECT state, reason FROM deliveries WHERE delivery_id = ?",
+                          (did,)).fetchone()
+    finally:
+        con.close()
+    return tuple(row) if row else None
+
+
+def agent_results():
+    """What judges an agent's work, and what a retry that waited knows:
+    - the job failing again on the agent's own push (a GitHub App's bot is
+      the sender) is the task's result; a bot's failure no task owns starts
+      none (before: skipped at intake, so a failed fix waited for the verify
+      timeout);
+    - a retry that waited queued for a CodeRun slot carries the current CI
+      log (before: the first failure's);
+    - an agent pushing to a fix branch off main is judged there: main
+      failing again meanwhile is not its result (before: ci_still_failing);
+    - a task ended skipped by its fetched commit's skip tag holds no CodeRun
+      slot (before: its attempt stayed preparing and held it for good)."""
+    env = dict(T.BASE_ENV, HEALER_MAX_ACTIVE_CODERUNS="1", HEALER_VERIFY_TIMEOUT_MINS="60")
+    srv = Healer(os.path.join(dtest.TMP, "results"), env).start()
+    bot = {"login": "gadget-fixer[bot]", "type": "Bot"}
+    # 1. a bot's failure of a job no task fixes: stored, skipped, no task
+    ev = T.job_event(7980, 8980, "edge/nobody")
+    ev["sender"] = bot
+    st, ans = srv.deliver(ev, delivery="bot-alone")
+    wait_for(lambda: (delivery_reason(srv, "bot-alone") or ("",))[0] == "skipped", 10)
+    check("a bot's CI failure no task fixes is stored and skipped (bot_sender), no task",
+          st == 202 and delivery_reason(srv, "bot-alone") == ("skipped", "bot_sender")
+          and not ans.get("task_id"), [st, ans, delivery_reason(srv, "bot-alone")])
+    # 2. the agent's push fails again, sent by the agent's bot, while task B
+    # holds the only CodeRun slot
+    T.seed_job(7981)
+    T.seed_job(7984)
+    ta = T.deliver(srv, T.job_event(7981, 8981, "edge/botpush"))
+    runs = wait_for(lambda: T.by_task(ta), 15) or []
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    T.wait_state(srv, ta, "verifying", 15)
+    tb = T.deliver(srv, T.job_event(7984, 8984, "edge/holder"))
+    runs_b = wait_for(lambda: T.by_task(tb), 15) or []
+    marker = "error: MARKER-CURRENT-CI-7982 unused variable"
+    T.seed_job(7982, T.CLIPPY_LOG + "2025-01-15T10:40:00.0000000Z " + marker + "\n")
+    ev = T.job_event(7982, 8982, "edge/botpush", sha=T.SHA1)
+    ev["sender"] = bot
+    srv.deliver(ev, delivery="bot-push-fails")
+    judged = wait_for(lambda: [a for a in T.task_of(srv, ta).get("attempts", [])
+                               if a.get("outcome") == "ci_still_failing"], 15)
+    check("the job failing again on the agent's push, sent by its bot, judges the attempt "
+          "ci_still_failing at once", judged and runs_b,
+          [T.task_of(srv, ta).get("attempts"), delivery_reason(srv, "bot-push-fails")])
+    # 3. the retry waits for the slot, then carries the current CI log
+    queued = T.wait_state(srv, ta, "queued", 10)
+    if runs_b:
+        T.set_phase(runs_b[0]["metadata"]["name"], "Succeeded")
+    runs = wait_for(lambda: len(T.by_task(ta)) >= 2 and T.by_task(ta), 20) or []
+    p2 = runs[1]["spec"].get("promptModification", "") if len(runs) > 1 else ""
+    check("a retry that waited for a CodeRun slot carries the current CI log (the failure "
+          "of the agent's push)", queued and "MARKER-CURRENT-CI-7982" in p2,
+          [queued, len(runs), p2[-1500:]])
+    if len(runs) > 1:
+        T.set_phase(runs[1]["metadata"]["name"], "Succeeded")
+    T.wait_state(srv, ta, "verifying", 15)
+    # 4. a failure on main: the agent pushes to fix/clippy-cccccccc and is
+    # judged there, not by main failing again on someone else's commit
+    T.seed_job(7983)
+    T.seed_job(7985)
+    tm = T.deliver(srv, T.job_event(7983, 8983, "main", sha=SHA2))
+    runs = wait_for(lambda: T.by_task(tm), 15) or []
+    target = runs[0]["spec"]["env"].get("TARGET_BRANCH") if runs else None
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    T.wait_state(srv, tm, "verifying", 15)
+    srv.deliver(T.job_event(7985, 8985, "main", sha=SHA3), delivery="main-fails-again")
+    wait_for(lambda: (delivery_reason(srv, "main-fails-again") or ("",))[0] == "processed", 10)
+    time.sleep(1.0)
+    check("an agent pushing to a fix branch is not judged by main failing again meanwhile",
+          target == "fix/clippy-cccccccc" and T.task_of(srv, tm).get("state") == "verifying"
+          and len(T.by_task(tm)) == 1,
+          [target, T.task_of(srv, tm).get("state"), T.task_of(srv, tm).get("attempts")])
+    srv.deliver(T.job_event(7986, 8986, "fix/clippy-cccccccc", conclusion="success",
+                            sha=T.SHA1), delivery="fix-branch-passes")
+    check("... and its fix branch passing is success",
+          T.wait_state(srv, tm, "succeeded", 15), T.task_of(srv, tm).get("attempts"))
+    # 5. a task ended skipped by its fetched commit's skip tag holds no slot
+    sha_e = "0e" * 20  # a commit of its own: the stand-in is shared
+    T.gh("POST", "/_stub/seed", {"commits": {sha_e: {
+        "sha": sha_e, "commit": {"message": "wip [skip-healer]"}, "files": []}}})
+    T.seed_job(7987)
+    T.seed_job(7988)
+    ts = T.deliver(srv, T.job_event(7987, 8987, "edge/skipme", sha=sha_e))
+    skipped = T.wait_state(srv, ts, "skipped", 15)
+    tn = T.deliver(srv, T.job_event(7988, 8988, "edge/after"))
+    started = wait_for(lambda: T.by_task(tn), 15)
+    check("a task skipped by its commit's skip tag holds no CodeRun slot: the next failure "
+          "gets its CodeRun", skipped and started,
+          [T.task_of(srv, ts).get("attempts"), T.task_of(srv, tn).get("state")])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]
