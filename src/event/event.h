@@ -86,6 +86,9 @@ struct hl_event {
 	char *branch;      /* head branch */
 	char *base_branch; /* PR base, when known */
 	char *head_sha;
+	/* workflow_run: the repository its commit comes from (a fork's, for a
+	 * run of a fork's pull request: its branch is the fork's) */
+	char *head_repository;
 	char *commit_message; /* head commit message, only where GitHub sends it */
 	char *html_url;       /* the job / run / check / alert / comment page */
 	char *logs_url;       /* workflow_run.logs_url */

@@ -10,6 +10,7 @@
  * that need byte-stable text dump with sorted keys (hl_json_dump_sorted).
  */
 #include "base/log.h"
+#include "base/str.h"
 #include "event/event.h"
 
 #include "json/json.h"
@@ -55,6 +56,7 @@ static const struct ev_field {
 	EV_STR(branch),
 	EV_STR(base_branch),
 	EV_STR(head_sha),
+	EV_STR(head_repository),
 	EV_STR(commit_message),
 	EV_STR(html_url),
 	EV_STR(logs_url),
@@ -125,6 +127,11 @@ hl_event_redact(struct hl_event *ev)
 		 * nothing but what GitHub allows */
 		if (f->type != EV_TYPE_STR || strcmp(f->key, "event_name") == 0 ||
 		    strcmp(f->key, "repository") == 0)
+			continue;
+		/* compared with the repository, never shown: kept whole when it
+		 * is an owner/name (a fork is told by it) */
+		if (strcmp(f->key, "head_repository") == 0 && ev->head_repository &&
+		    hl_str_github_repo_valid(ev->head_repository))
 			continue;
 		if (hl_log_redact_str((char **)(base + f->off)) < 0)
 			return -HL_ENOMEM;

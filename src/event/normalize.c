@@ -19,7 +19,8 @@
  *                  commit message: GitHub does not send one.
  *   workflow_run   workflow_run.{id, name, run_attempt, check_suite_id, status,
  *                  conclusion, head_branch, head_sha, head_commit.message,
- *                  html_url, logs_url, pull_requests[0].number / base.ref}
+ *                  html_url, logs_url, pull_requests[0].number / base.ref,
+ *                  head_repository.full_name}
  *   check_run      check_run.{id, name, status, conclusion, head_sha, html_url,
  *                  output.*, check_suite.{id, head_branch},
  *                  pull_requests[0]}, requested_action.identifier; for the
@@ -461,6 +462,7 @@ event_workflow_run(struct hl_event *ev, const json_t *r, bool *oom)
 	event_take(&ev->conclusion, r, "conclusion", oom);
 	event_take(&ev->branch, r, "head_branch", oom);
 	event_take(&ev->head_sha, r, "head_sha", oom);
+	event_take(&ev->head_repository, r, "head_repository.full_name", oom);
 	event_take(&ev->commit_message, r, "head_commit.message", oom);
 	event_take(&ev->html_url, r, "html_url", oom);
 	event_take(&ev->logs_url, r, "logs_url", oom);
@@ -960,6 +962,7 @@ hl_event_free(struct hl_event *ev)
 	free(ev->commit_message);
 	free(ev->html_url);
 	free(ev->logs_url);
+	free(ev->head_repository);
 	free(ev->check_output_title);
 	free(ev->check_output_summary);
 	free(ev->check_output_text);

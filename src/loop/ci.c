@@ -8,7 +8,9 @@
  * the check of that name on the branch. A task fixing a whole workflow run
  * (a workflow_run failure, no job named) takes the workflow's completed
  * runs on the branch, and its jobs' failures. A failure that belongs to a
- * task never starts a new one.
+ * task never starts a new one. A run of a fork's pull request is named by
+ * the fork's branch: it is never the result of this repository's branch of
+ * that name.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -17,6 +19,7 @@
 
 #include "json/json.h"
 #include <string.h>
+#include <strings.h>
 
 /* Events that report a finished job with its workflow and job names. */
 static bool
@@ -39,52 +42,97 @@ ci_is_run_result(const struct hl_event *ev)
 }
 
 /*
- * The workflow of a GitHub Actions check run (a check_run payload names
- * none; its details_url names the run, whose "name" is the workflow's):
- * remembered for the last LOOP_RUN_NAMES runs, else asked of GitHub (GET
- * .../actions/runs/{id}), so the jobs of one run cost one request. Written
- * to out; false for another app's check run, without GitHub credentials,
- * or when GitHub does not answer (an Actions check run is then the task's
- * that fixes its job on its branch, hl_loop_ci_event).
+ * What GitHub says of an Actions run (GET .../actions/runs/{id}): its
+ * workflow's name (a check_run payload names none) and whether it ran a
+ * fork's commit. Remembered for the last LOOP_RUN_NAMES runs, so the jobs of
+ * one run cost one request. -HL_ENOTFOUND without GitHub credentials or
+ * when GitHub does not show the run; another error when it did not answer.
+ */
+static int
+ci_run_of(struct hl_loop *l, struct hl_loop_run *out, const struct hl_event *ev, struct hl_err *err)
+{
+	json_t *run = NULL;
+	const char *name;
+	bool found = false;
+	size_t i;
+	int rc;
+
+	if (ev->run_id <= 0 || !l->github || !ev->repository)
+		return hl_err_set(err, HL_ENOTFOUND, "no Actions run to ask GitHub of");
+	pthread_mutex_lock(&l->runs_lock);
+	for (i = 0; i < LOOP_RUN_NAMES && !found; i++)
+		if (l->runs[i].run_id == ev->run_id) {
+			*out = l->runs[i];
+			found = true;
+		}
+	pthread_mutex_unlock(&l->runs_lock);
+	if (found)
+		return 0;
+	/* a spent budget is waited out by the delivery, not by this worker */
+	if (hl_github_budget_wait_ms(l->github) > 0)
+		return hl_err_set(err, HL_EUPSTREAM, "GitHub's rate limit is spent");
+	if ((rc = hl_github_run(l->github, &run, ev->repository, ev->run_id, err)) < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->run_id = ev->run_id;
+	out->fork = hl_github_run_is_fork(run, ev->repository);
+	if ((name = hl_json_str(run, "name")) && strlen(name) < sizeof(out->name))
+		hl_strlcpy(out->name, name, sizeof(out->name));
+	json_decref(run);
+	pthread_mutex_lock(&l->runs_lock);
+	l->runs[l->runs_next++ % LOOP_RUN_NAMES] = *out;
+	pthread_mutex_unlock(&l->runs_lock);
+	return 0;
+}
+
+/*
+ * The workflow of a GitHub Actions check run (its details_url names the
+ * run, whose "name" is the workflow's), written to out; false for another
+ * app's check run, without GitHub credentials, or when GitHub does not
+ * answer (an Actions check run is then the task's that fixes its job on
+ * its branch, hl_loop_ci_event).
  */
 static bool
 ci_check_run_workflow(struct hl_loop *l, char *out, size_t size, const struct hl_event *ev)
 {
 	struct hl_err err = HL_ERR_INIT;
-	json_t *run = NULL;
-	const char *name;
-	bool found = false;
-	size_t i;
+	struct hl_loop_run run;
 
 	if (ev->kind != HL_EVENT_CHECK_RUN || ev->job_id <= 0 || ev->run_id <= 0 || !l->github ||
 	    !ev->repository)
 		return false;
-	pthread_mutex_lock(&l->run_names_lock);
-	for (i = 0; i < LOOP_RUN_NAMES && !found; i++)
-		if (l->run_names[i].run_id == ev->run_id) {
-			hl_strlcpy(out, l->run_names[i].name, size);
-			found = true;
-		}
-	pthread_mutex_unlock(&l->run_names_lock);
-	if (found)
+	if (ci_run_of(l, &run, ev, &err) == 0 && run.name[0] && strlen(run.name) < size) {
+		hl_strlcpy(out, run.name, size);
 		return true;
-	if (hl_github_run(l->github, &run, ev->repository, ev->run_id, &err) == 0 &&
-	    (name = hl_json_str(run, "name")) && strlen(name) < size &&
-	    strlen(name) < sizeof(l->run_names[0].name)) {
-		hl_strlcpy(out, name, size);
-		found = true;
-		pthread_mutex_lock(&l->run_names_lock);
-		i = l->run_names_next++ % LOOP_RUN_NAMES;
-		l->run_names[i].run_id = ev->run_id;
-		hl_strlcpy(l->run_names[i].name, name, sizeof(l->run_names[i].name));
-		pthread_mutex_unlock(&l->run_names_lock);
 	}
-	if (!found)
-		hl_log_kv(HL_LOG_WARN, "finding the workflow of a check run failed", "repository",
-		          ev->repository, "error", err.msg[0] ? err.msg : "the run has no name",
-		          NULL);
-	json_decref(run);
-	return found;
+	hl_log_kv(HL_LOG_WARN, "finding the workflow of a check run failed", "repository",
+	          ev->repository, "error", err.msg[0] ? err.msg : "the run has no name", NULL);
+	return false;
+}
+
+/*
+ * 1 when ev is a run of a fork's pull request: GitHub sends the base
+ * repository the runs of its forks' pull requests, named by the fork's
+ * branch, with the workflow the fork wrote; such a result says nothing of
+ * this repository's branch of that name. From the payload for a
+ * workflow_run, else asked of GitHub; 0 when it is not, or cannot be known
+ * (another CI's check run, no GitHub credentials, a run GitHub does not
+ * show); another error when GitHub did not answer (asked again later).
+ */
+static int
+ci_from_fork(struct hl_loop *l, const struct hl_event *ev, struct hl_err *err)
+{
+	struct hl_loop_run run;
+	int rc;
+
+	if (ev->kind == HL_EVENT_WORKFLOW_RUN && ev->head_repository)
+		return strcasecmp(ev->head_repository, ev->repository) != 0;
+	rc = ci_run_of(l, &run, ev, err);
+	if (rc == -HL_ENOTFOUND) {
+		*err = (struct hl_err)HL_ERR_INIT;
+		return 0;
+	}
+	return rc < 0 ? rc : run.fork;
 }
 
 int
@@ -156,6 +204,9 @@ hl_loop_ci_event(struct hl_loop *l, char *task_id, const struct hl_event *ev,
 		if (rc < 0)
 			return rc;
 	}
+	/* a fork's pull request run on a branch of the same name */
+	if ((rc = ci_from_fork(l, ev, err)) != 0)
+		return rc < 0 ? rc : 0;
 	if (ev->intent == HL_INTENT_CI_FAILURE && (!own_task || strcmp(task_id, own_task) != 0)) {
 		/* a task claimed (it records its workflow and job from the
 		 * claim on) whose remediation is still being decided may yet

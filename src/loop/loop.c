@@ -179,7 +179,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	pthread_cond_init(&l->cond, NULL);
 	pthread_cond_init(&l->nap_cond, NULL);
 	pthread_mutex_init(&l->pending_lock, NULL);
-	pthread_mutex_init(&l->run_names_lock, NULL);
+	pthread_mutex_init(&l->runs_lock, NULL);
 	pthread_mutex_init(&l->pending_apply, NULL);
 	if (!(l->pending = json_object())) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -256,7 +256,7 @@ hl_loop_stop(struct hl_loop *l)
 	pthread_mutex_destroy(&l->lock);
 	json_decref(l->pending);
 	pthread_mutex_destroy(&l->pending_lock);
-	pthread_mutex_destroy(&l->run_names_lock);
+	pthread_mutex_destroy(&l->runs_lock);
 	pthread_mutex_destroy(&l->pending_apply);
 	free(l);
 }

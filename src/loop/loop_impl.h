@@ -29,7 +29,7 @@
 #define LOOP_RESYNC_MS   (5 * 60 * 1000)  /* a full relist at least this often */
 #define LOOP_PENDING_MS  (10 * 60 * 1000) /* how long a CodeRun waits for its attempt */
 #define LOOP_PENDING_MAX 1024             /* CodeRuns kept waiting at most */
-#define LOOP_RUN_NAMES   64               /* workflow names of runs remembered (ci.c) */
+#define LOOP_RUN_NAMES   64               /* Actions runs remembered (ci.c) */
 #define LOOP_DECIDING_MS (2 * 60 * 1000)  /* how long a failure waits for its task's decision */
 
 struct hl_loop {
@@ -70,14 +70,16 @@ struct hl_loop {
 	json_t *pending;
 	pthread_mutex_t pending_apply; /* one driver applies them at a time */
 
-	/* the workflow names of recent Actions runs (ci.c), for check_run
-	 * results: run id -> name, the oldest replaced first */
-	pthread_mutex_t run_names_lock;
-	struct hl_loop_run_name {
+	/* recent Actions runs as GitHub showed them (ci.c): the workflow's
+	 * name (check_run results name none) and whether a fork's commit ran;
+	 * the oldest replaced first */
+	pthread_mutex_t runs_lock;
+	struct hl_loop_run {
 		int64_t run_id;
 		char name[256];
-	} run_names[LOOP_RUN_NAMES];
-	unsigned run_names_next;
+		bool fork;
+	} runs[LOOP_RUN_NAMES];
+	unsigned runs_next;
 };
 
 /* Wakes the drivers (a task is due) / the outbox. */

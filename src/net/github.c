@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define GITHUB_REFRESH_MARGIN_MS (5 * 60 * 1000)
@@ -1359,6 +1360,9 @@ hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, c
 		created_ms = hl_time_parse_rfc3339(hl_json_str_or(run, "created_at", ""));
 		if (since_ms > 0 && created_ms >= 0 && created_ms < since_ms)
 			continue; /* the server's filter is by second; be exact */
+		/* a fork's pull request run on a branch of the same name */
+		if (hl_github_run_is_fork(run, repo))
+			continue;
 		/* the run as a whole: its own conclusion */
 		if (!job_name) {
 			if (github_verdict_of(&v, run, NULL))
@@ -1489,6 +1493,17 @@ out:
 	json_decref(arr);
 	hl_buf_release(&p);
 	return ret;
+}
+
+bool
+hl_github_run_is_fork(const json_t *run, const char *repo)
+{
+	const char *head = hl_json_str(run, "head_repository.full_name");
+	const char *event = hl_json_str_or(run, "event", "");
+
+	if (head)
+		return !repo || strcasecmp(head, repo) != 0;
+	return strncmp(event, "pull_request", 12) == 0 && strcmp(event, "pull_request_target") != 0;
 }
 
 int

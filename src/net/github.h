@@ -304,6 +304,14 @@ int hl_github_compare(struct hl_github *gh, json_t **out, const char *repo, cons
 int hl_github_check_runs(struct hl_github *gh, json_t **out, const char *repo, const char *ref,
                          size_t max, struct hl_err *err) HL_MUST_CHECK;
 
+/*
+ * True when a workflow run (as the runs API shows one) ran a fork's commit:
+ * its head_repository is another repository than repo, or it has none and
+ * ran for a pull request (the fork was deleted). Its head_branch is then
+ * the fork's branch, which says nothing of repo's branch of that name.
+ */
+bool hl_github_run_is_fork(const json_t *run, const char *repo);
+
 /* A workflow run by id: GET /repos/{o}/{r}/actions/runs/{id} (name: the
  * workflow's, workflow_id, run_attempt, head_branch, head_sha, ...);
  * HL_ENOTFOUND. */

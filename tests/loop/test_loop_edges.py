@@ -40,6 +40,11 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   the run's task's result;
 - a runner failure whose run still goes: the re-run GitHub refuses is
   asked again once the run has ended, and no agent goes.
+- runs of a fork's pull request on a branch named like a task's: no
+  result of it, and a fork's failure starts no task on its own;
+- the agent's push failing again, sent by its bot: the task's result; a
+  retry that waited for a slot carries the current CI log; a fix branch
+  off main is judged there, not by main; a skip-tagged task holds no slot.
 
 Standard library only; prints TAP."""
 import os
@@ -779,8 +784,64 @@ def agent_results():
     return srv
 
 
+def fork_run(run_id, branch, sha, conclusion):
+    """A run of a fork's pull request as GitHub's runs API shows it."""
+    return {"id": run_id, "name": "Gadget CI", "head_branch": branch, "head_sha": sha,
+            "status": "completed", "conclusion": conclusion, "run_attempt": 1,
+            "workflow_id": 55, "event": "pull_request",
+            "head_repository": {"full_name": "mallory/gadgets"},
+            "created_at": "2030-01-01T00:00:00Z"}
+
+
+def fork_runs():
+    """Runs of a fork's pull request carry the fork's branch name: a fork
+    branch named like the task's is no result of it (before: its success
+    judged the agent's attempt success, its failure fed the retry its log),
+    and a fork's failure starts no task on its own (before: a task and a
+    CodeRun on this repository's branch of that name)."""
+    srv = Healer(os.path.join(dtest.TMP, "forks"), T.BASE_ENV).start()
+    T.seed_job(7995)
+    tid = T.deliver(srv, T.job_event(7995, 8995, "edge/forked"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    T.wait_state(srv, tid, "verifying", 15)
+    T.gh("POST", "/_stub/seed", {"runs": [fork_run(8996, "edge/forked", T.SHA1, "success"),
+                                          fork_run(8997, "edge/forked", T.SHA1, "failure"),
+                                          fork_run(8998, "main", T.SHA1, "failure")]})
+    T.seed_job(7997)
+    T.seed_job(7998)
+    srv.deliver(T.job_event(7996, 8996, "edge/forked", conclusion="success", sha=T.SHA1),
+                delivery="fork-passes")
+    srv.deliver(T.job_event(7997, 8997, "edge/forked", sha=T.SHA1), delivery="fork-fails")
+    wf = wf_run_event(8999, "edge/forked", "success", T.SHA1)
+    wf["workflow_run"]["head_repository"] = {"full_name": "mallory/gadgets"}
+    srv.deliver(wf, event="workflow_run", delivery="fork-run-passes")
+    done = wait_for(lambda: all((delivery_state(srv, d) or ("",))[0] in ("processed", "skipped")
+                                for d in ("fork-passes", "fork-fails", "fork-run-passes")), 15)
+    time.sleep(1.0)
+    t = T.task_of(srv, tid)
+    check("a fork's pull request runs on a branch named like the task's are no result of it: "
+          "the task still waits for CI, no attempt 2",
+          done and t.get("state") == "verifying" and len(T.by_task(tid)) == 1,
+          [t.get("state"), t.get("attempts"), [delivery_state(srv, d) for d in
+                                               ("fork-passes", "fork-fails", "fork-run-passes")]])
+    fork_task = T.deliver(srv, T.job_event(7998, 8998, "main", sha=T.SHA1))
+    skipped = T.wait_state(srv, fork_task, "skipped", 15)
+    ft = T.task_of(srv, fork_task)
+    check("a fork's failure starts no task or CodeRun on its own (fork_run)",
+          skipped and "fork_run" in (ft.get("reason") or "") and not T.by_task(fork_task),
+          [ft.get("state"), ft.get("reason"), delivery_state(srv, "fork-fails")])
+    srv.deliver(T.job_event(7994, 8994, "edge/forked", conclusion="success", sha=SHA2),
+                delivery="own-passes")
+    check("... and the repository's own run passing is success",
+          T.wait_state(srv, tid, "succeeded", 15), T.task_of(srv, tid).get("attempts"))
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]

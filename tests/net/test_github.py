@@ -406,6 +406,15 @@ rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "-", "2026-11-24T10:15:00Z")
 check("verdict of the runs as a whole (no job): the newest concluded run decides",
       rc == 0 and out["verdict"] == "failed" and out["run_id"] == 716 and out["job_id"] == 0
       and out["head_sha"] == "s716", out)
+# a fork's pull request run on a branch of the same name says nothing of it
+http("POST", f"{api}/_stub/seed", {"runs": [
+    {"id": 717, "workflow_id": 11, "path": ".github/workflows/ci.yml", "head_branch": "feat/x",
+     "head_sha": "s717", "status": "completed", "conclusion": "success",
+     "event": "pull_request", "head_repository": {"full_name": "mallory/cto"},
+     "created_at": "2026-11-24T13:00:00Z"}]})
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "-", "2026-11-24T10:15:00Z")
+check("verdict: a newer passing run of a fork's pull request (its branch named alike) is "
+      "passed over", rc == 0 and out["verdict"] == "failed" and out["run_id"] == 716, out)
 rules({"path": "/repos/5dlabs/cto/actions/workflows", "status": 502, "times": 1})
 rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "0")
 check("verdict: a 502 on a GET is retried transparently", rc == 0 and out["run_id"] == 716, out)
