@@ -75,6 +75,12 @@ broken.append(("an http trigger without payload", d, "payload"))
 d = copy.deepcopy(sensor)
 d["spec"]["dependencies"][0]["filters"]["data"][0]["type"] = "text"
 broken.append(("a data filter of an unknown type", d, "type"))
+d = copy.deepcopy(sensor)
+d["spec"]["triggers"][0]["retryStrategy"]["cap"] = "1h"
+broken.append(("a retryStrategy cap (Argo Events' Backoff has none)", d, "cap"))
+d = copy.deepcopy(sensor)
+d["spec"]["triggers"][0]["atLeastOnce"] = "true"
+broken.append(("atLeastOnce as a string", d, "atLeastOnce"))
 res = validate([(n, d) for n, d, _ in broken])
 for (name, _, word), r in zip(broken, res):
     check(f"refused: {name}", r["errors"] and any(word in e for e in r["errors"]),
