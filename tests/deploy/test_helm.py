@@ -54,9 +54,11 @@ check("every value in values.yaml is read by a template", not unused, repr(unuse
 
 plain = dl.plain_manifests()
 P = {(d["kind"], d["metadata"]["name"]): (f, d) for f, d in plain}
-docs, used = dl.render_chart({"sensors": {"enabled": True}})
+docs, used = dl.render_chart({"sensors": {"enabled": True},
+                              "argocd": {"readApplications": True}})
 H = {(d["kind"], d["metadata"]["name"]): (f, d) for f, d in docs}
-check("the rendered defaults (sensors on) are one object per plain manifest, no more, no less",
+check("the rendered defaults (sensors and ArgoCD's Role on) are one object per plain manifest, "
+      "no more, no less",
       set(H) == {k for k in P if k[0] != "CustomResourceDefinition"},
       f"chart {sorted(H)}\nplain {sorted(P)}")
 for k in sorted(H):
@@ -77,7 +79,19 @@ check("rendering read every value path the templates name (the renderer saw them
 docs_off, _ = dl.render_chart()
 check("sensors are off by default (Argo Events' CRDs may not be installed)",
       not [d for _, d in docs_off if d["kind"] == "Sensor"] and
-      len(docs_off) == len(docs) - 2)
+      len(docs_off) == len(docs) - 4)
+# ArgoCD's namespace may not exist: an object there fails the whole install
+elsewhere = [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))
+             for _, d in docs_off if d["metadata"].get("namespace") != "cto"]
+check("the defaults render every object in the release's namespace, none in argocd "
+      "(argocd.readApplications is opt-in, as deploy/kubernetes/argocd is)",
+      not elsewhere and dl.chart_values()["argocd"]["readApplications"] is False,
+      repr(elsewhere))
+adocs, _ = dl.render_chart({"argocd": {"readApplications": True, "namespace": "gitops"}})
+check("argocd.readApplications: true renders the Role and RoleBinding in argocd.namespace",
+      sorted((d["kind"], d["metadata"]["namespace"]) for _, d in adocs
+             if d["metadata"]["name"] == "healer-argocd") ==
+      [("Role", "gitops"), ("RoleBinding", "gitops")])
 
 crd = open(os.path.join(dl.DEPLOY, "crds", "coderun.yaml"), "rb").read()
 ccrd = open(os.path.join(dl.CHART_DIR, "crds", "coderun.yaml"), "rb").read()

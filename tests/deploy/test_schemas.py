@@ -36,6 +36,7 @@ def validate(items):
 plain = dl.plain_manifests()
 rendered, _ = dl.render_chart({"sensors": {"enabled": True}})
 custom, _ = dl.render_chart({"sensors": {"enabled": True}, "replicas": 3,
+                             "argocd": {"readApplications": True},
                              "resources": {"limits": {"memory": "1Gi"}}},
                             release="ops", namespace="platform")
 items = plain + [("chart " + f, d) for f, d in rendered] + \
