@@ -29,7 +29,7 @@ check("Chart.yaml: apiVersion v2, name healer, appVersion = `healer version`",
 
 tdir = os.path.join(dl.CHART_DIR, "templates")
 texts = {f: open(os.path.join(tdir, f)).read() for f in sorted(os.listdir(tdir))}
-check("templates/ holds only .yaml templates (no helpers: the subset has no include)",
+check("templates/ holds only .yaml templates (no helpers: the subset has no define)",
       all(f.endswith(".yaml") for f in texts), sorted(texts))
 read = set()
 for t in texts.values():
@@ -61,6 +61,26 @@ check("the rendered defaults (sensors and ArgoCD's Role on) are one object per p
       "no more, no less",
       set(H) == {k for k in P if k[0] != "CustomResourceDefinition"},
       f"chart {sorted(H)}\nplain {sorted(P)}")
+
+
+def config_checksum(overrides=None, release="healer", namespace="cto"):
+    """sha256 of templates/configmap.yaml rendered alone."""
+    import hashlib
+    rr = helmlite.Renderer(dl.deep_merge(values, overrides or {}), release, namespace, meta)
+    return hashlib.sha256(rr.render(texts["configmap.yaml"]).encode()).hexdigest()
+
+
+def pod_annotations(ds):
+    return dl.find(ds, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+
+
+# the chart's one addition to the plain Deployment (kustomize has the
+# ConfigMap's name hash instead): a hash of the rendered ConfigMap
+hdep = H[("Deployment", "healer")][1]
+hsum = hdep["spec"]["template"]["metadata"]["annotations"].pop("checksum/config", None)
+check("the chart's pod template carries checksum/config, the SHA-256 of the rendered ConfigMap",
+      hsum == config_checksum({"sensors": {"enabled": True},
+                               "argocd": {"readApplications": True}}), repr(hsum))
 for k in sorted(H):
     if k in P:
         same = H[k][1] == P[k][1]
@@ -77,6 +97,18 @@ check("rendering read every value path the templates name (the renderer saw them
       read == used, f"{sorted(read ^ used)}")
 
 docs_off, _ = dl.render_chart()
+# envFrom is read when a container starts: only a changed pod template
+# brings a changed setting to the pods
+base_sum = pod_annotations(docs_off).get("checksum/config")
+ldocs, _ = dl.render_chart({"operations": {"logLevel": "debug"}})
+rdocs, _ = dl.render_chart({"replicas": 3})
+check("a changed setting changes the pod template's checksum/config (an upgrade rolls the pods); "
+      "a value outside the ConfigMap does not",
+      base_sum and pod_annotations(ldocs).get("checksum/config") not in (None, base_sum) and
+      pod_annotations(ldocs)["checksum/config"] == config_checksum(
+          {"operations": {"logLevel": "debug"}}) and
+      pod_annotations(rdocs).get("checksum/config") == base_sum,
+      f"{base_sum} {pod_annotations(ldocs)} {pod_annotations(rdocs)}")
 check("sensors are off by default (Argo Events' CRDs may not be installed)",
       not [d for _, d in docs_off if d["kind"] == "Sensor"] and
       len(docs_off) == len(docs) - 4)
@@ -214,13 +246,25 @@ def _refuses(t):
 r = helmlite.Renderer(values, "healer", "cto", meta)
 refused = []
 for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
-            "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}"]:
+            "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}",
+            "{{ include \"healer/templates/a.yaml\" .Values }}", "{{ . }}",
+            "{{ include \"healer/templates/loop.yaml\" . }}", "{{ 1 | sha256sum }}"]:
     try:
-        r.render(bad)
+        helmlite.Renderer(values, "healer", "cto", meta,
+                          {"a.yaml": "a", "loop.yaml": "{{ include "
+                           "(print .Template.BasePath \"/loop.yaml\") . }}"}).render(bad)
     except helmlite.TemplateError:
         refused.append(bad)
-check("the renderer refuses range, include, unknown functions and values, bad trim markers",
-      len(refused) == 5, repr(refused))
+check("the renderer refuses range, include of an unknown template, of another context or of "
+      "itself, unknown functions and values, bad trim markers, printing the root context",
+      len(refused) == 9, repr(refused))
+ri = helmlite.Renderer(values, "healer", "cto", meta, {"a.yaml": "n: {{ .Release.Name }}"})
+check("the renderer's include, print and sha256sum: as helm and Sprig give them",
+      ri.render("{{ include (print .Template.BasePath \"/a.yaml\") . }}") == "n: healer" and
+      ri.render("{{ print \"a\" 1 2 \"b\" }}") == "a1 2b" and
+      ri.render("{{ include \"healer/templates/a.yaml\" . | sha256sum }}") ==
+      "f33f1cb28d0109c603ac40afc314f167"
+      "b10c6823f0c475fbab6848c064350abc", "")
 check("the renderer applies Go's trim markers and if/else",
       r.render("a  {{- if .Values.sensors.enabled }}on{{ else }}off{{ end -}}  \n b") == "aoffb"
       and r.render("x: {{ .Values.replicas | quote }}") == 'x: "2"' and
