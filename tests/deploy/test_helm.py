@@ -217,6 +217,61 @@ check("GitHub ids given as strings are kept as written",
       scm["GITHUB_APP_ID"] == "Iv1.0a1b2c" and scm["GITHUB_HOOK_ID"] == "412345678" and
       dl.find(docs_off, "ConfigMap")["data"]["GITHUB_HOOK_ID"] == "", repr(scm))
 
+# the heal workspace: where healer writes a pod alert's diagnostics and
+# analysis must be where the heal CodeRun reads them, the PVC heal-workspace
+# (src/dispatch/coderun.c names it in the CodeRun's annotation and rewrites
+# HEALER_HEAL_WORKSPACE's mount point, /workspace/watch, to the agent's
+# /workspace)
+coderun_c = open(os.path.join(dl.ROOT, "src", "dispatch", "coderun.c")).read()
+pvc = re.search(r'"healer/workspace-pvc", "([^"]+)"', coderun_c)
+watch = re.search(r'hl_str_starts_with\(p, "(/[^"]+)/"\)', coderun_c)
+
+
+def heal_parts(ds):
+    d = dl.find(ds, "Deployment")
+    ps = d["spec"]["template"]["spec"]
+    cc = ps["containers"][0]
+    return ({e["name"]: e.get("value") for e in cc["env"]}.get("HEALER_HEAL_WORKSPACE"),
+            [m for m in cc["volumeMounts"] if m["name"] == "heal-workspace"],
+            [v for v in ps["volumes"] if v["name"] == "heal-workspace"])
+
+
+wdocs, _ = dl.render_chart({"heal": {"workspace": {"enabled": True}}})
+wenv, wmounts, wvols = heal_parts(wdocs)
+check("heal.workspace.enabled mounts the PVC the heal CodeRuns mount where the CodeRun expects "
+      "healer's files, and points HEALER_HEAL_WORKSPACE there",
+      pvc and watch and wenv == watch.group(1) and
+      wmounts == [{"name": "heal-workspace", "mountPath": watch.group(1)}] and
+      wvols == [{"name": "heal-workspace",
+                 "persistentVolumeClaim": {"claimName": pvc.group(1)}}],
+      f"{wenv} {wmounts} {wvols} (coderun.c: {pvc and pvc.group(1)} "
+      f"{watch and watch.group(1)})")
+check("off by default (the PVC may not exist): no variable, mount or volume",
+      heal_parts(docs_off) == (None, [], []), repr(heal_parts(docs_off)))
+rc, wv, err = dl.check_config({"HEALER_HEAL_WORKSPACE": wenv or ""})
+check("check-config takes that HEALER_HEAL_WORKSPACE", rc == 0 and
+      wv.get("HEALER_HEAL_WORKSPACE") == wenv, err)
+# the plain Deployment's commented example, uncommented, is the chart's
+dep_text = open(os.path.join(dl.KUBE_DIR, "deployment.yaml")).read()
+opened, block = [], None
+for line in dep_text.split("\n"):
+    m = re.fullmatch(r"( +)# (- name: (?:heal-workspace|HEALER_HEAL_WORKSPACE))", line)
+    if m:
+        block = m.group(1)
+        opened.append(block + m.group(2))
+    elif block is not None and line.startswith(block + "#   "):
+        opened.append(block + "  " + line[len(block) + 4:])
+    else:
+        block = None
+        opened.append(line)
+pdep = dl.yaml_text("\n".join(opened))[0]
+hwdep = dl.find(wdocs, "Deployment")
+hwdep["spec"]["template"]["metadata"]["annotations"].pop("checksum/config")
+check("deploy/kubernetes/deployment.yaml's commented heal workspace (variable, mount, volume), "
+      "uncommented, gives the chart's Deployment with heal.workspace.enabled",
+      wenv and heal_parts([("", pdep)]) == (wenv, wmounts, wvols) and pdep == hwdep,
+      repr(heal_parts([("", pdep)])))
+
 # the disruption budget never blocks a node drain: one replica has none to
 # spare (a budget keeping it refuses every eviction, so no budget), and a
 # budget keeping every replica is refused at rendering
