@@ -2,9 +2,11 @@
 """test_helm.py - the chart deploy/helm/healer without helm: every .Values
 path its templates read exists in values.yaml and every value there is read;
 the templates render (helmlite.py, the Go-template subset the chart uses,
-refusing anything else) and with the default values they give exactly the
-objects of deploy/kubernetes and deploy/argo-events; other values land where
-they should; the chart's CRD is deploy/crds/coderun.yaml; versions agree
+refusing anything else) and with the default values (sensors and ArgoCD's
+Role switched on) they give exactly the objects of deploy/kubernetes and
+deploy/argo-events, the pod template's checksum/config aside, which follows
+the rendered ConfigMap; nothing lands outside the release's namespace by
+default; other values land where they should; the chart's CRD is deploy/crds/coderun.yaml; versions agree
 with the binary. Prints TAP."""
 import os
 import re
