@@ -88,9 +88,76 @@ def rel(path):
     return os.path.relpath(path, ROOT)
 
 
+def env_file(path):
+    """{key: value} of an env file as kustomize reads one (api/kv/kv.go):
+    leading white space dropped, empty and # lines skipped, the key up to
+    the first '=', the value the rest of the line verbatim (no '=': empty);
+    a key twice is an error, as kustomize refuses it."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        text = f.read().removeprefix("\ufeff")
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        if not re.fullmatch(r"[-._a-zA-Z][-._a-zA-Z0-9]*", key) or key in out:
+            raise ValueError(f"{rel(path)}:{n}: bad or repeated key {key!r}")
+        out[key] = value
+    return out
+
+
+def kustomize_generated(kdir):
+    """[(file, ConfigMap)] the configMapGenerator of kdir's kustomization
+    makes (envs and literals; its namespace, the options' labels and
+    annotations), named as the kustomization names it: kustomize adds the
+    content hash (kustomize_hash) and rewrites the references to it."""
+    kpath = os.path.join(kdir, "kustomization.yaml")
+    kz = yaml_files(kpath)[kpath][0]
+    out = []
+    for g in kz.get("configMapGenerator", []):
+        if set(g) - {"name", "envs", "literals", "options", "namespace"}:
+            raise NotImplementedError(f"configMapGenerator fields {sorted(g)}")
+        data, src = {}, []
+        for e in g.get("envs", []):
+            more = env_file(os.path.join(kdir, e))
+            if set(more) & set(data):
+                raise ValueError(f"{e}: a key twice")
+            data.update(more)
+            src.append(rel(os.path.join(kdir, e)))
+        for lit in g.get("literals", []):
+            k, _, v = lit.partition("=")
+            data[k] = v
+        meta = {"name": g["name"], "namespace": g.get("namespace", kz.get("namespace"))}
+        opts = g.get("options", {})
+        if opts.get("labels"):
+            meta["labels"] = dict(opts["labels"])
+        if opts.get("annotations"):
+            meta["annotations"] = dict(opts["annotations"])
+        out.append((" ".join(src) or rel(kpath),
+                    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": data}))
+    return out
+
+
+def kustomize_hash(cm):
+    """The suffix kustomize gives a generated ConfigMap (api/hasher): the
+    first 10 hex digits of SHA-256 of Go's JSON of {data, kind, name},
+    with 0 1 3 a e turned into g h k m t."""
+    import hashlib
+    enc = json.dumps({"data": cm.get("data", {}), "kind": "ConfigMap",
+                      "name": cm["metadata"]["name"]}, sort_keys=True, separators=(",", ":"),
+                     ensure_ascii=False)
+    for a, b in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                 ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        enc = enc.replace(a, b)
+    h = hashlib.sha256(enc.encode()).hexdigest()[:10]
+    return h.translate(str.maketrans("013ae", "ghkmt"))
+
+
 def plain_manifests():
     """[(file, doc)] for deploy/kubernetes and deploy/kubernetes/argocd
-    (without the kustomizations), the CRD and the sensors."""
+    (without the kustomizations, with the ConfigMaps they generate), the
+    CRD and the sensors."""
     files = []
     for d in (KUBE_DIR, os.path.join(KUBE_DIR, "argocd")):
         files += sorted(os.path.join(d, f) for f in os.listdir(d)
@@ -99,7 +166,7 @@ def plain_manifests():
     files += sorted(os.path.join(SENSOR_DIR, f) for f in os.listdir(SENSOR_DIR)
                     if f.endswith(".yaml"))
     docs = yaml_files(*files)
-    return [(rel(f), d) for f in files for d in docs[f]]
+    return [(rel(f), d) for f in files for d in docs[f]] + kustomize_generated(KUBE_DIR)
 
 
 def find(docs, kind, name=None):
@@ -143,8 +210,9 @@ def render_chart(overrides=None, release="healer", namespace="cto"):
     """Renders every template; returns ([(template, doc)], values paths used)."""
     import helmlite
     values = deep_merge(chart_values(), overrides or {})
-    r = helmlite.Renderer(values, release, namespace, chart_meta())
     tdir = os.path.join(CHART_DIR, "templates")
+    r = helmlite.Renderer(values, release, namespace, chart_meta(),
+                          {f: open(os.path.join(tdir, f)).read() for f in os.listdir(tdir)})
     out = os.path.join(TMP, f"render-{time.monotonic_ns()}")
     os.makedirs(out)
     paths = []

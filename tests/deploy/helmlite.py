@@ -12,8 +12,9 @@ the subset fails the test instead of rendering differently from helm:
   pipelines of commands separated by '|', the previous result passed as
   the last argument;
   operands: .Values.a.b, .Release.Name / .Release.Namespace, .Chart.Name /
-  .Chart.Version / .Chart.AppVersion, "string" and integer literals, and a
-  parenthesized pipeline;
+  .Chart.Version / .Chart.AppVersion, .Template.BasePath ("<chart>/templates"),
+  the root context `.`, "string" and integer literals, and a parenthesized
+  pipeline;
   functions: quote, default, toYaml, nindent, indent, int and int64
   (Sprig's: a number truncated, a string parsed, anything else 0; the
   result is a Go integer, printed with all its digits), kindIs (Go's kind
@@ -21,13 +22,18 @@ the subset fails the test instead of rendering differently from helm:
   integer literal or int's result, "bool", "map", "slice", "invalid" for
   none), lt (on two ints only: Go refuses to compare helm's float64 with an
   int, so the chart compares values through int), fail (stops the
-  rendering with its message, raised as TemplateFail).
+  rendering with its message, raised as TemplateFail), print (Go's
+  fmt.Sprint: operands joined, a space between two that are not strings),
+  sha256sum (Sprig: the hex SHA-256 of a string), include NAME . (another
+  template file of the chart, "<chart>/templates/<file>", rendered with
+  the root context, as helm names and renders it; no defined templates).
 
 A .Values path that does not exist is an error (helm would print nothing).
 Values come in as JSON-like Python objects (tests/deploy/yaml2json.mjs
 reads values.yaml as helm does, YAML 1.1).
 """
 import decimal
+import hashlib
 import json
 import re
 
@@ -201,6 +207,25 @@ def _fail(msg):
     raise TemplateFail(str(msg))
 
 
+class _Root(dict):
+    """The root context `.` (a map of Values, Release, Chart, Template)."""
+
+
+def _print(*a):
+    out = []
+    for i, x in enumerate(a):
+        if i and not isinstance(x, str) and not isinstance(a[i - 1], str):
+            out.append(" ")
+        out.append(_go_format(x))
+    return "".join(out)
+
+
+def _sha256sum(s):
+    if not isinstance(s, str):
+        raise TemplateError("sha256sum: not a string")
+    return hashlib.sha256(s.encode()).hexdigest()
+
+
 FUNCS = {
     "quote": lambda *a: " ".join(_quote_go(_go_format(x)) for x in a if x is not None),
     "default": lambda d, v=None: d if _empty(v) else v,
@@ -212,6 +237,8 @@ FUNCS = {
     "kindIs": lambda k, v: _kind(v) == k,
     "lt": _lt,
     "fail": _fail,
+    "print": _print,
+    "sha256sum": _sha256sum,
 }
 
 
@@ -241,16 +268,36 @@ def _split_pipe(text):
 
 
 class Renderer:
-    def __init__(self, values, release_name, namespace, chart):
-        self.ctx = {
+    def __init__(self, values, release_name, namespace, chart, templates=None):
+        """templates: {file name in templates/: its text}, for include."""
+        self.ctx = _Root({
             "Values": values,
             "Release": {"Name": release_name, "Namespace": namespace, "Service": "Helm"},
             "Chart": {"Name": chart["name"], "Version": chart["version"],
                       "AppVersion": chart.get("appVersion", "")},
-        }
+            "Template": {"BasePath": f"{chart['name']}/templates"},
+        })
+        self.templates = {f"{chart['name']}/templates/{f}": t
+                          for f, t in (templates or {}).items()}
         self.values_used = set()
+        self.including = []
+
+    def include(self, name, ctx):
+        if not isinstance(ctx, _Root):
+            raise TemplateError("include: only the root context . is supported")
+        if name not in self.templates:
+            raise TemplateError(f"include: no template {name!r}")
+        if name in self.including:
+            raise TemplateError(f"include: {name!r} includes itself")
+        self.including.append(name)
+        try:
+            return self.render(self.templates[name])
+        finally:
+            self.including.pop()
 
     def operand(self, tok):
+        if tok == ".":
+            return self.ctx
         if tok.startswith("("):
             return self.pipeline(tok[1:-1])
         if tok.startswith('"'):
@@ -282,12 +329,13 @@ class Renderer:
             toks = _tokens(cmd)
             if not toks:
                 raise TemplateError(f"empty command in {text!r}")
-            if toks[0] in FUNCS:
+            if toks[0] in FUNCS or toks[0] == "include":
                 args = [self.operand(t) for t in toks[1:]]
                 if not first:
                     args.append(result)
+                fn = self.include if toks[0] == "include" else FUNCS[toks[0]]
                 try:
-                    result = FUNCS[toks[0]](*args)
+                    result = fn(*args)
                 except TypeError as e:
                     raise TemplateError(f"{toks[0]}: {e}")
             elif len(toks) == 1 and first:
@@ -354,7 +402,7 @@ class Renderer:
                     if end != "end":
                         raise TemplateError("if without end")
                     continue
-                if word in ("range", "with", "define", "template", "include", "block") or \
+                if word in ("range", "with", "define", "template", "block") or \
                         act.startswith("$"):
                     raise TemplateError(f"unsupported action {act!r}")
                 if emit:

@@ -26,7 +26,8 @@ LEFT_OUT = {
     "HEALER_PROMPTS_DIR": "unset means the built-in prompts; an empty value is not unset",
     "HEALER_SERVICES_FILE": "unset means no service map; an empty value is not unset",
     "HEALER_HEAL_WORKSPACE": "defaults under HEALER_DATA_DIR; /workspace/watch only where the "
-                             "pod mounts the heal-workspace PVC",
+                             "pod mounts the heal-workspace PVC (commented out in the "
+                             "Deployment, heal.workspace.enabled in the chart: test_helm.py)",
 }
 # The secrets the Deployment always reads; the others are optional: their
 # variables are commented out in deploy/kubernetes/deployment.yaml (and off

@@ -2,9 +2,11 @@
 """test_helm.py - the chart deploy/helm/healer without helm: every .Values
 path its templates read exists in values.yaml and every value there is read;
 the templates render (helmlite.py, the Go-template subset the chart uses,
-refusing anything else) and with the default values they give exactly the
-objects of deploy/kubernetes and deploy/argo-events; other values land where
-they should; the chart's CRD is deploy/crds/coderun.yaml; versions agree
+refusing anything else) and with the default values (sensors and ArgoCD's
+Role switched on) they give exactly the objects of deploy/kubernetes and
+deploy/argo-events, the pod template's checksum/config aside, which follows
+the rendered ConfigMap; nothing lands outside the release's namespace by
+default; other values land where they should; the chart's CRD is deploy/crds/coderun.yaml; versions agree
 with the binary. Prints TAP."""
 import os
 import re
@@ -29,7 +31,7 @@ check("Chart.yaml: apiVersion v2, name healer, appVersion = `healer version`",
 
 tdir = os.path.join(dl.CHART_DIR, "templates")
 texts = {f: open(os.path.join(tdir, f)).read() for f in sorted(os.listdir(tdir))}
-check("templates/ holds only .yaml templates (no helpers: the subset has no include)",
+check("templates/ holds only .yaml templates (no helpers: the subset has no define)",
       all(f.endswith(".yaml") for f in texts), sorted(texts))
 read = set()
 for t in texts.values():
@@ -54,11 +56,33 @@ check("every value in values.yaml is read by a template", not unused, repr(unuse
 
 plain = dl.plain_manifests()
 P = {(d["kind"], d["metadata"]["name"]): (f, d) for f, d in plain}
-docs, used = dl.render_chart({"sensors": {"enabled": True}})
+docs, used = dl.render_chart({"sensors": {"enabled": True},
+                              "argocd": {"readApplications": True}})
 H = {(d["kind"], d["metadata"]["name"]): (f, d) for f, d in docs}
-check("the rendered defaults (sensors on) are one object per plain manifest, no more, no less",
+check("the rendered defaults (sensors and ArgoCD's Role on) are one object per plain manifest, "
+      "no more, no less",
       set(H) == {k for k in P if k[0] != "CustomResourceDefinition"},
       f"chart {sorted(H)}\nplain {sorted(P)}")
+
+
+def config_checksum(overrides=None, release="healer", namespace="cto"):
+    """sha256 of templates/configmap.yaml rendered alone."""
+    import hashlib
+    rr = helmlite.Renderer(dl.deep_merge(values, overrides or {}), release, namespace, meta)
+    return hashlib.sha256(rr.render(texts["configmap.yaml"]).encode()).hexdigest()
+
+
+def pod_annotations(ds):
+    return dl.find(ds, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+
+
+# the chart's one addition to the plain Deployment (kustomize has the
+# ConfigMap's name hash instead): a hash of the rendered ConfigMap
+hdep = H[("Deployment", "healer")][1]
+hsum = hdep["spec"]["template"]["metadata"]["annotations"].pop("checksum/config", None)
+check("the chart's pod template carries checksum/config, the SHA-256 of the rendered ConfigMap",
+      hsum == config_checksum({"sensors": {"enabled": True},
+                               "argocd": {"readApplications": True}}), repr(hsum))
 for k in sorted(H):
     if k in P:
         same = H[k][1] == P[k][1]
@@ -75,9 +99,33 @@ check("rendering read every value path the templates name (the renderer saw them
       read == used, f"{sorted(read ^ used)}")
 
 docs_off, _ = dl.render_chart()
+# envFrom is read when a container starts: only a changed pod template
+# brings a changed setting to the pods
+base_sum = pod_annotations(docs_off).get("checksum/config")
+ldocs, _ = dl.render_chart({"operations": {"logLevel": "debug"}})
+rdocs, _ = dl.render_chart({"replicas": 3})
+check("a changed setting changes the pod template's checksum/config (an upgrade rolls the pods); "
+      "a value outside the ConfigMap does not",
+      base_sum and pod_annotations(ldocs).get("checksum/config") not in (None, base_sum) and
+      pod_annotations(ldocs)["checksum/config"] == config_checksum(
+          {"operations": {"logLevel": "debug"}}) and
+      pod_annotations(rdocs).get("checksum/config") == base_sum,
+      f"{base_sum} {pod_annotations(ldocs)} {pod_annotations(rdocs)}")
 check("sensors are off by default (Argo Events' CRDs may not be installed)",
       not [d for _, d in docs_off if d["kind"] == "Sensor"] and
-      len(docs_off) == len(docs) - 2)
+      len(docs_off) == len(docs) - 4)
+# ArgoCD's namespace may not exist: an object there fails the whole install
+elsewhere = [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))
+             for _, d in docs_off if d["metadata"].get("namespace") != "cto"]
+check("the defaults render every object in the release's namespace, none in argocd "
+      "(argocd.readApplications is opt-in, as deploy/kubernetes/argocd is)",
+      not elsewhere and dl.chart_values()["argocd"]["readApplications"] is False,
+      repr(elsewhere))
+adocs, _ = dl.render_chart({"argocd": {"readApplications": True, "namespace": "gitops"}})
+check("argocd.readApplications: true renders the Role and RoleBinding in argocd.namespace",
+      sorted((d["kind"], d["metadata"]["namespace"]) for _, d in adocs
+             if d["metadata"]["name"] == "healer-argocd") ==
+      [("Role", "gitops"), ("RoleBinding", "gitops")])
 
 crd = open(os.path.join(dl.DEPLOY, "crds", "coderun.yaml"), "rb").read()
 ccrd = open(os.path.join(dl.CHART_DIR, "crds", "coderun.yaml"), "rb").read()
@@ -171,6 +219,61 @@ check("GitHub ids given as strings are kept as written",
       scm["GITHUB_APP_ID"] == "Iv1.0a1b2c" and scm["GITHUB_HOOK_ID"] == "412345678" and
       dl.find(docs_off, "ConfigMap")["data"]["GITHUB_HOOK_ID"] == "", repr(scm))
 
+# the heal workspace: where healer writes a pod alert's diagnostics and
+# analysis must be where the heal CodeRun reads them, the PVC heal-workspace
+# (src/dispatch/coderun.c names it in the CodeRun's annotation and rewrites
+# HEALER_HEAL_WORKSPACE's mount point, /workspace/watch, to the agent's
+# /workspace)
+coderun_c = open(os.path.join(dl.ROOT, "src", "dispatch", "coderun.c")).read()
+pvc = re.search(r'"healer/workspace-pvc", "([^"]+)"', coderun_c)
+watch = re.search(r'hl_str_starts_with\(p, "(/[^"]+)/"\)', coderun_c)
+
+
+def heal_parts(ds):
+    d = dl.find(ds, "Deployment")
+    ps = d["spec"]["template"]["spec"]
+    cc = ps["containers"][0]
+    return ({e["name"]: e.get("value") for e in cc["env"]}.get("HEALER_HEAL_WORKSPACE"),
+            [m for m in cc["volumeMounts"] if m["name"] == "heal-workspace"],
+            [v for v in ps["volumes"] if v["name"] == "heal-workspace"])
+
+
+wdocs, _ = dl.render_chart({"heal": {"workspace": {"enabled": True}}})
+wenv, wmounts, wvols = heal_parts(wdocs)
+check("heal.workspace.enabled mounts the PVC the heal CodeRuns mount where the CodeRun expects "
+      "healer's files, and points HEALER_HEAL_WORKSPACE there",
+      pvc and watch and wenv == watch.group(1) and
+      wmounts == [{"name": "heal-workspace", "mountPath": watch.group(1)}] and
+      wvols == [{"name": "heal-workspace",
+                 "persistentVolumeClaim": {"claimName": pvc.group(1)}}],
+      f"{wenv} {wmounts} {wvols} (coderun.c: {pvc and pvc.group(1)} "
+      f"{watch and watch.group(1)})")
+check("off by default (the PVC may not exist): no variable, mount or volume",
+      heal_parts(docs_off) == (None, [], []), repr(heal_parts(docs_off)))
+rc, wv, err = dl.check_config({"HEALER_HEAL_WORKSPACE": wenv or ""})
+check("check-config takes that HEALER_HEAL_WORKSPACE", rc == 0 and
+      wv.get("HEALER_HEAL_WORKSPACE") == wenv, err)
+# the plain Deployment's commented example, uncommented, is the chart's
+dep_text = open(os.path.join(dl.KUBE_DIR, "deployment.yaml")).read()
+opened, block = [], None
+for line in dep_text.split("\n"):
+    m = re.fullmatch(r"( +)# (- name: (?:heal-workspace|HEALER_HEAL_WORKSPACE))", line)
+    if m:
+        block = m.group(1)
+        opened.append(block + m.group(2))
+    elif block is not None and line.startswith(block + "#   "):
+        opened.append(block + "  " + line[len(block) + 4:])
+    else:
+        block = None
+        opened.append(line)
+pdep = dl.yaml_text("\n".join(opened))[0]
+hwdep = dl.find(wdocs, "Deployment")
+hwdep["spec"]["template"]["metadata"]["annotations"].pop("checksum/config")
+check("deploy/kubernetes/deployment.yaml's commented heal workspace (variable, mount, volume), "
+      "uncommented, gives the chart's Deployment with heal.workspace.enabled",
+      wenv and heal_parts([("", pdep)]) == (wenv, wmounts, wvols) and pdep == hwdep,
+      repr(heal_parts([("", pdep)])))
+
 # the disruption budget never blocks a node drain: one replica has none to
 # spare (a budget keeping it refuses every eviction, so no budget), and a
 # budget keeping every replica is refused at rendering
@@ -200,13 +303,25 @@ def _refuses(t):
 r = helmlite.Renderer(values, "healer", "cto", meta)
 refused = []
 for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
-            "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}"]:
+            "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}",
+            "{{ include \"healer/templates/a.yaml\" .Values }}", "{{ . }}",
+            "{{ include \"healer/templates/loop.yaml\" . }}", "{{ 1 | sha256sum }}"]:
     try:
-        r.render(bad)
+        helmlite.Renderer(values, "healer", "cto", meta,
+                          {"a.yaml": "a", "loop.yaml": "{{ include "
+                           "(print .Template.BasePath \"/loop.yaml\") . }}"}).render(bad)
     except helmlite.TemplateError:
         refused.append(bad)
-check("the renderer refuses range, include, unknown functions and values, bad trim markers",
-      len(refused) == 5, repr(refused))
+check("the renderer refuses range, include of an unknown template, of another context or of "
+      "itself, unknown functions and values, bad trim markers, printing the root context",
+      len(refused) == 9, repr(refused))
+ri = helmlite.Renderer(values, "healer", "cto", meta, {"a.yaml": "n: {{ .Release.Name }}"})
+check("the renderer's include, print and sha256sum: as helm and Sprig give them",
+      ri.render("{{ include (print .Template.BasePath \"/a.yaml\") . }}") == "n: healer" and
+      ri.render("{{ print \"a\" 1 2 \"b\" }}") == "a1 2b" and
+      ri.render("{{ include \"healer/templates/a.yaml\" . | sha256sum }}") ==
+      "f33f1cb28d0109c603ac40afc314f167"
+      "b10c6823f0c475fbab6848c064350abc", "")
 check("the renderer applies Go's trim markers and if/else",
       r.render("a  {{- if .Values.sensors.enabled }}on{{ else }}off{{ end -}}  \n b") == "aoffb"
       and r.render("x: {{ .Values.replicas | quote }}") == 'x: "2"' and

@@ -101,16 +101,17 @@ hrole = dl.find(docs, "Role", "healer")
 hgot, hbad = granted(hrole)
 check("the chart's Role grants exactly the same", hgot == want and not hbad,
       f"chart: {sorted(hgot)}")
-harole = dl.find(docs, "Role", "healer-argocd")
+adocs, _ = dl.render_chart({"argocd": {"readApplications": True}})
+harole = dl.find(adocs, "Role", "healer-argocd")
 hagot, habad = granted(harole)
 check("the chart's Role in ArgoCD's namespace grants exactly the same",
       hagot == want_argocd and not habad, f"chart: {sorted(hagot)}")
-odocs, _ = dl.render_chart({"argocd": {"namespace": "gitops"}}, release="ops",
-                           namespace="platform")
+odocs, _ = dl.render_chart({"argocd": {"readApplications": True, "namespace": "gitops"}},
+                           release="ops", namespace="platform")
 orb = dl.find(odocs, "RoleBinding", "ops-argocd")
-noargo, _ = dl.render_chart({"argocd": {"readApplications": False}})
+noargo = docs
 check("the chart: argocd.namespace places that Role and its binding (to this release's "
-      "ServiceAccount); argocd.readApplications=false leaves them out",
+      "ServiceAccount); without argocd.readApplications=true (the default) they are left out",
       dl.find(odocs, "Role", "ops-argocd")["metadata"]["namespace"] == "gitops" and
       orb["metadata"]["namespace"] == "gitops" and
       orb["subjects"] == [{"kind": "ServiceAccount", "name": "ops", "namespace": "platform"}]

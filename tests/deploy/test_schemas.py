@@ -6,7 +6,8 @@ Events' Sensor API (tests/deploy/sensor.schema.json, ajv) for the sensors;
 over deploy/kubernetes, deploy/crds, deploy/argo-events and the rendered
 chart (defaults and custom values). Broken copies must fail, so the
 validators are known to look. Also: the kustomization names every
-manifest. Prints TAP."""
+manifest, and generates the ConfigMap with a content hash in its name, so
+a changed setting rolls the pods. Prints TAP."""
 import copy
 import json
 import os
@@ -36,6 +37,8 @@ def validate(items):
 plain = dl.plain_manifests()
 rendered, _ = dl.render_chart({"sensors": {"enabled": True}})
 custom, _ = dl.render_chart({"sensors": {"enabled": True}, "replicas": 3,
+                             "argocd": {"readApplications": True},
+                             "heal": {"workspace": {"enabled": True}},
                              "resources": {"limits": {"memory": "1Gi"}}},
                             release="ops", namespace="platform")
 items = plain + [("chart " + f, d) for f, d in rendered] + \
@@ -75,6 +78,12 @@ broken.append(("an http trigger without payload", d, "payload"))
 d = copy.deepcopy(sensor)
 d["spec"]["dependencies"][0]["filters"]["data"][0]["type"] = "text"
 broken.append(("a data filter of an unknown type", d, "type"))
+d = copy.deepcopy(sensor)
+d["spec"]["triggers"][0]["retryStrategy"]["cap"] = "1h"
+broken.append(("a retryStrategy cap (Argo Events' Backoff has none)", d, "cap"))
+d = copy.deepcopy(sensor)
+d["spec"]["triggers"][0]["atLeastOnce"] = "true"
+broken.append(("atLeastOnce as a string", d, "atLeastOnce"))
 res = validate([(n, d) for n, d, _ in broken])
 for (name, _, word), r in zip(broken, res):
     check(f"refused: {name}", r["errors"] and any(word in e for e in r["errors"]),
@@ -88,6 +97,35 @@ files = sorted(f for f in os.listdir(dl.KUBE_DIR)
 check("kustomization.yaml lists every manifest of deploy/kubernetes and ../crds",
       sorted(r for r in kz["resources"] if not r.startswith("..")) == files and
       "../crds" in kz["resources"], f"{kz['resources']} vs {files}")
+# the ConfigMap: generated, so that its name changes with its content and
+# kustomize's rewritten reference changes the pod template (envFrom is
+# read when a container starts: an edited ConfigMap of a fixed name
+# reaches no running pod)
+gens = kz.get("configMapGenerator", [])
+envs = sorted(f for f in os.listdir(dl.KUBE_DIR) if f.endswith(".env"))
+dref = [e["configMapRef"]["name"] for e in
+        dep["spec"]["template"]["spec"]["containers"][0].get("envFrom", [])
+        if "configMapRef" in e]
+resource_cms = [f for f, d in plain if f.startswith("deploy/kubernetes/") and
+                f.endswith(".yaml") and d.get("kind") == "ConfigMap"]
+check("the ConfigMap is generated (configMapGenerator from the env files of deploy/kubernetes, "
+      "name hash on) and is the one the Deployment names: none is a plain resource",
+      [g["name"] for g in gens] == dref == ["healer-config"] and
+      sorted(e for g in gens for e in g.get("envs", [])) == envs and envs and
+      not kz.get("generatorOptions", {}).get("disableNameSuffixHash") and
+      not any(g.get("options", {}).get("disableNameSuffixHash") for g in gens) and
+      not resource_cms, f"{gens} {dref} {envs} {resource_cms}")
+check("the kustomize name hash as kustomize computes it (its own test vectors)",
+      dl.kustomize_hash({"metadata": {"name": ""}, "data": {"one": ""}}) == "9g67k2htb6" and
+      dl.kustomize_hash({"metadata": {"name": ""}, "data": {"two": 2, "one": "",
+                                                            "three": 3}}) == "7757f9kkct")
+gcm = dl.find(plain, "ConfigMap", "healer-config")
+changed = copy.deepcopy(gcm)
+changed["data"]["HEALER_LOG_LEVEL"] = "debug"
+check("a changed setting changes the generated ConfigMap's name, hence the pod template",
+      dl.kustomize_hash(gcm) != dl.kustomize_hash(changed) and
+      dl.kustomize_hash(gcm) == dl.kustomize_hash(copy.deepcopy(gcm)),
+      dl.kustomize_hash(gcm))
 crd_kz = os.path.join(dl.DEPLOY, "crds", "kustomization.yaml")
 check("deploy/crds/kustomization.yaml holds the CRD",
       dl.yaml_files(crd_kz)[crd_kz][0]["resources"] == ["coderun.yaml"])

@@ -9,7 +9,10 @@ the HTTP request the trigger sends (headers, the secure Authorization
 header read from the Secret's key, dynamic headers, the body under "body"
 as raw JSON) sent to a running healer with HEALER_API_TOKEN set. healer
 must accept each one (202), take a retry as a duplicate, and refuse the
-design's sensor, which sent no token (401). Prints TAP."""
+design's sensor, which sent no token (401). Every trigger, plain and in the
+chart, is at-least-once with retries that outlast a long outage of healer:
+GitHub's delivery to the EventSource succeeded, so nothing else would send
+the event again. Prints TAP."""
 import copy
 import json
 import os
@@ -155,6 +158,53 @@ def trigger_request(trig, events):
 
 plain = dl.plain_manifests()
 sensors = [d for _, d in plain if d.get("kind") == "Sensor"]
+
+
+def go_duration(v):
+    """Argo Events' Int64OrString duration in seconds: an integer is
+    nanoseconds, a string Go's time.ParseDuration (the units used here)."""
+    if isinstance(v, int):
+        return v / 1e9
+    m = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", v)
+    if not m:
+        raise ValueError(f"duration {v!r}")
+    unit = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3}
+    return sum(float(n) * unit[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(h|m|s|ms)", v))
+
+
+def retry_waits(b):
+    """The waits between a trigger's attempts, jitter aside, as Argo Events
+    runs them (DoWithRetry: apimachinery's wait.ExponentialBackoff over
+    Convert2WaitBackoff, no cap): `steps` attempts (5 when unset), each wait
+    the previous one times `factor` (1 when unset), from `duration` (1s)."""
+    steps = b.get("steps") or 5
+    d, f = go_duration(b.get("duration", "1s")), float(b.get("factor", 1))
+    waits = []
+    for _ in range(steps - 1):
+        waits.append(d)
+        d *= f
+    return waits
+
+
+rendered, _ = dl.render_chart({"sensors": {"enabled": True}})
+for src, group in (("deploy/argo-events", sensors),
+                   ("the chart", [d for _, d in rendered if d.get("kind") == "Sensor"])):
+    trigs = [(s["metadata"]["name"], t) for s in group for t in s["spec"]["triggers"]]
+    check(f"{src}: every trigger is at-least-once (a fire-and-forget trigger never retries "
+          "and its event is gone once posted)",
+          len(trigs) == 4 and all(t.get("atLeastOnce") is True for _, t in trigs),
+          repr([(n, t["template"]["name"], t.get("atLeastOnce")) for n, t in trigs]))
+    bad = []
+    for n, t in trigs:
+        b = t.get("retryStrategy") or {}
+        w = retry_waits(b)
+        if sum(w) < 3 * 3600 or max(w, default=0) > 3600 or \
+                not 0 <= float(b.get("jitter", 1)) <= 0.5:
+            bad.append(f"{n}/{t['template']['name']}: {b} waits {sum(w):.0f} s in all, "
+                       f"at most {max(w, default=0):.0f} s")
+    check(f"{src}: every trigger keeps retrying through a 3-hour outage of healer, "
+          "never more than an hour between attempts", len(trigs) == 4 and not bad,
+          "\n".join(bad))
 srv = dl.Server({"HEALER_API_TOKEN": TOKEN}, "sensors").start()
 routes_hit, bad = set(), []
 for i, (name, payload, want) in enumerate(CASES):
