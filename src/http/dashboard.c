@@ -198,7 +198,8 @@ hl_http_too_many_logins(struct http_req *r, int wait_s)
 	}
 	n = asprintf(&body,
 	             "{\"error\":\"too_many_attempts\",\"message\":\"%d failed logins from this "
-	             "address within %d seconds; try again in %d seconds\",\"retry_after\":%d}",
+	             "address within %d seconds, or too many from all addresses together; try "
+	             "again in %d seconds\",\"retry_after\":%d}",
 	             HTTP_LOGIN_MAX_FAILURES, HTTP_LOGIN_WINDOW_MS / 1000, wait_s, wait_s);
 	if (n < 0)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
