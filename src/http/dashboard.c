@@ -5,7 +5,9 @@
  * and POST /logout.
  *
  * A client address with too many wrong tokens in a minute gets 429 with
- * Retry-After for every login until its window passes (login_guard.c).
+ * Retry-After for every login until its window passes (login_guard.c);
+ * a bearer token on GET / is judged under the same limit. A logout whose
+ * revocation the store did not take answers 503 and keeps the cookie.
  *
  * Invariants: every page and asset goes out with the security headers
  * below (a Content-Security-Policy without inline script, nosniff, no
@@ -54,13 +56,30 @@ dash_serve(struct http_req *r, const struct hl_dash_file *f)
 	return hl_http_reply_hdrs(r, 200, f->ctype, body, f->len, hdrs);
 }
 
+/* GET /: a bearer token is judged like the API's (hl_http_auth_refused):
+ * under the failed-login limit, so the page is no token oracle. */
 enum MHD_Result
 hl_http_dashboard(struct http_req *r, const char *arg)
 {
-	const struct hl_dash_file *f =
-	        hl_dash_file(hl_http_read_ok(r) ? "index.html" : "login.html");
+	const char *want = r->srv->cfg->api_token;
+	const char *auth = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	                                               MHD_HTTP_HEADER_AUTHORIZATION);
+	const struct hl_dash_file *f;
+	struct http_addr from;
+	bool bearer = want && *want && auth && strncasecmp(auth, "Bearer ", 7) == 0, ok;
+	int wait_s;
 
 	(void)arg;
+	if (bearer) {
+		hl_http_login_client(&r->srv->login_guard, r, &from);
+		/* before the token: while blocked the answer says nothing of it */
+		if ((wait_s = hl_http_login_blocked_s(&r->srv->login_guard, &from)) > 0)
+			return hl_http_too_many_logins(r, wait_s);
+	}
+	ok = hl_http_read_ok(r);
+	if (bearer && !ok)
+		hl_http_login_failed(&r->srv->login_guard, &from);
+	f = hl_dash_file(ok ? "index.html" : "login.html");
 	if (!f)
 		return hl_http_reply_error(r, 404, "not_found", "the dashboard is not built in");
 	return dash_serve(r, f);
@@ -168,7 +187,8 @@ hl_http_too_many_logins(struct http_req *r, int wait_s)
 		        "<header class=\"top\"><span class=\"brand\">healer</span></header>\n"
 		        "<main id=\"main\" class=\"login\">\n<h1>Log in</h1>\n"
 		        "<p class=\"error\" role=\"alert\">Too many failed logins from this "
-		        "address: %d within %d seconds. Try again in %d seconds.</p>\n"
+		        "address (%d within %d seconds) or from all addresses together. Try again "
+		        "in %d seconds.</p>\n"
 		        "<p><a href=\"/\">Back to the login</a></p>\n</main>\n</body>\n</html>\n",
 		        HTTP_LOGIN_MAX_FAILURES, HTTP_LOGIN_WINDOW_MS / 1000, wait_s);
 		if (n < 0)
@@ -178,7 +198,8 @@ hl_http_too_many_logins(struct http_req *r, int wait_s)
 	}
 	n = asprintf(&body,
 	             "{\"error\":\"too_many_attempts\",\"message\":\"%d failed logins from this "
-	             "address within %d seconds; try again in %d seconds\",\"retry_after\":%d}",
+	             "address within %d seconds, or too many from all addresses together; try "
+	             "again in %d seconds\",\"retry_after\":%d}",
 	             HTTP_LOGIN_MAX_FAILURES, HTTP_LOGIN_WINDOW_MS / 1000, wait_s, wait_s);
 	if (n < 0)
 		return hl_http_reply_error(r, 500, "internal", "out of memory");
@@ -219,8 +240,9 @@ hl_http_login(struct http_req *r, const char *arg)
 
 /* Ends the request's session for every replica: its id is recorded
  * revoked in the store until it would have expired (older records are
- * pruned on the way). */
-static void
+ * pruned on the way). False when the revocation could not be stored (the
+ * session would still read on every replica). */
+static bool
 dash_revoke(struct http_req *r)
 {
 	const char *want = r->srv->cfg->api_token;
@@ -230,14 +252,42 @@ dash_revoke(struct http_req *r)
 	char sid[HL_DASH_SID_MAX], key[64], value[24];
 
 	if (!want || !*want || !hl_dash_session_ok(cookie, want, now_ms / 1000, sid, &exp_s))
-		return;
+		return true;
 	snprintf(key, sizeof(key), HL_HTTP_REVOKED_PREFIX "%s", sid);
 	snprintf(value, sizeof(value), "%lld", (long long)exp_s);
-	if (hl_store_kv_put(r->srv->store, key, value, &err) < 0 ||
-	    hl_store_kv_prune(r->srv->store, &pruned, HL_HTTP_REVOKED_PREFIX,
-	                      now_ms - (int64_t)HL_DASH_SESSION_S * 1000 - 60000, &err) < 0)
+	if (hl_store_kv_put(r->srv->store, key, value, &err) < 0) {
 		hl_log_kv(HL_LOG_WARN, "a logout could not revoke its session in the store",
 		          "error", err.msg, NULL);
+		return false;
+	}
+	if (hl_store_kv_prune(r->srv->store, &pruned, HL_HTTP_REVOKED_PREFIX,
+	                      now_ms - (int64_t)HL_DASH_SESSION_S * 1000 - 60000, &err) < 0)
+		hl_log_kv(HL_LOG_WARN, "a logout could not prune the revoked sessions", "error",
+		          err.msg, NULL);
+	return true;
+}
+
+/* 503 when the logout could not be stored: the cookie is kept (the
+ * session is still live, and the page says so). */
+static enum MHD_Result
+dash_logout_failed(struct http_req *r)
+{
+	static const char page[] =
+	        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	        "<title>healer &middot; log out</title>\n"
+	        "<link rel=\"stylesheet\" href=\"/assets/app.css\">\n</head>\n<body>\n"
+	        "<header class=\"top\"><span class=\"brand\">healer</span></header>\n"
+	        "<main id=\"main\" class=\"login\">\n<h1>Logout failed</h1>\n"
+	        "<p class=\"error\" role=\"alert\">The session could not be ended: the store "
+	        "did not record it. You are still logged in; try again in a moment.</p>\n"
+	        "<p><a href=\"/\">Back to the dashboard</a></p>\n</main>\n</body>\n</html>\n";
+	const char *hdrs[] = { DASH_HEADERS, NULL };
+	char *body = malloc(sizeof(page) - 1);
+
+	if (!body)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	memcpy(body, page, sizeof(page) - 1);
+	return hl_http_reply_hdrs(r, 503, "text/html; charset=utf-8", body, sizeof(page) - 1, hdrs);
 }
 
 enum MHD_Result
@@ -246,7 +296,8 @@ hl_http_logout(struct http_req *r, const char *arg)
 	(void)arg;
 	if (!hl_http_same_origin(r, true))
 		return hl_http_reply_error(r, 403, "forbidden", "a logout from another origin");
-	dash_revoke(r);
+	if (!dash_revoke(r))
+		return dash_logout_failed(r);
 	return dash_redirect(r, "/",
 	                     HL_DASH_COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
 }

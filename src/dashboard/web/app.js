@@ -65,6 +65,23 @@ function extLink(url, label) {
   return h("a", { href: url, rel: "noopener noreferrer", target: "_blank" }, label || url);
 }
 
+// The agent's pull request URL (a CodeRun's pullRequestUrl is the agent's
+// word): a link only when it is "<the repository's web URL>/pull/N" (the
+// event's repository_url when https, else https://github.com/<repository>),
+// as the notifications link it (src/loop/outbox.c); else plain text.
+function prLink(url, t) {
+  if (typeof url !== "string" || !t || !t.repository) return url ? text(url) : null;
+  const ev = t.event || {};
+  let base = typeof ev.repository_url === "string" && /^https:\/\//i.test(ev.repository_url)
+    ? ev.repository_url : "https://github.com/" + t.repository;
+  base = base.replace(/\/+$/, "");
+  const rest = url.slice(base.length);
+  if (url.slice(0, base.length).toLowerCase() !== base.toLowerCase() || !/^\/pull\/\d+\/?(?:#\S*)?$/.test(rest)) {
+    return h("span", { class: "unverified", title: "not a pull request of " + t.repository }, url);
+  }
+  return extLink(url);
+}
+
 function text(v) {
   return document.createTextNode(v === null || v === undefined ? "" : String(v));
 }
@@ -140,6 +157,31 @@ function timeEl(iso, label) {
   return h("time", { datetime: iso, title: fmtTime(iso) }, label || fmtTime(iso));
 }
 
+// A relative time ("5m", with suffix "5m ago") that refreshRelative keeps
+// current from its timestamp.
+function ageEl(iso, suffix) {
+  if (!iso) return text("—");
+  return h("time", { datetime: iso, title: fmtTime(iso), "data-age": suffix || "" }, fmtAge(iso) + (suffix || ""));
+}
+
+// A running duration since iso, kept current by refreshRelative.
+function runningEl(iso) {
+  return h("span", { "data-since": iso }, fmtDuration(secondsBetween(iso, new Date().toISOString())));
+}
+
+// Brings every relative time and running duration under root up to now
+// (each poll tick, 304s included: an unchanged document is not re-rendered).
+function refreshRelative(root) {
+  for (const el of (root || document).querySelectorAll("time[data-age]")) {
+    const v = fmtAge(el.getAttribute("datetime")) + el.dataset.age;
+    if (el.textContent !== v) el.textContent = v;
+  }
+  for (const el of (root || document).querySelectorAll("[data-since]")) {
+    const v = fmtDuration(secondsBetween(el.dataset.since, new Date().toISOString()));
+    if (el.textContent !== v) el.textContent = v;
+  }
+}
+
 function fmtPct(v) {
   return v === null || v === undefined || !isFinite(v) ? "—" : (v * 100).toFixed(v >= 0.995 || v === 0 ? 0 : 1) + "%";
 }
@@ -210,6 +252,7 @@ function poll(token, fn, ms) {
       try {
         const changed = await fn();
         if (token !== pageToken || changed === "stop") return;
+        refreshRelative(main());
         // the status region speaks only when the page changed
         if (changed) setLive("Updated " + new Date().toLocaleTimeString());
         document.getElementById("live").title = "Checked " + new Date().toLocaleTimeString();
@@ -317,7 +360,7 @@ function listRow(t) {
     badge(t.state),
     String(t.attempts ?? 0),
     fmtDuration(t.time_to_fix_seconds),
-    timeEl(t.created_at, fmtAge(t.created_at)),
+    ageEl(t.created_at),
   ]);
   row.dataset.taskId = t.task_id;
   row.dataset.state = t.state;
@@ -563,10 +606,11 @@ function attemptsSection(t) {
         ["Outcome", a.outcome || "(not yet)"],
         ["Reason", a.reason],
         ["Status message", a.status_message],
-        ["Pull request", a.pr_url ? extLink(a.pr_url) : null],
+        ["Pull request", a.pr_url ? prLink(a.pr_url, t) : null],
         ["Started", timeEl(a.started_at)],
         ["Finished", a.finished_at ? timeEl(a.finished_at) : null],
-        ["Duration", fmtDuration(secondsBetween(a.started_at, a.finished_at || (a.outcome ? null : new Date().toISOString())))],
+        ["Duration", !a.finished_at && !a.outcome && a.started_at ? runningEl(a.started_at)
+          : fmtDuration(secondsBetween(a.started_at, a.finished_at))],
       ]),
       promptBlock(t.task_id, a.number)))
       : h("p", { class: "muted" }, "No attempt yet."));
@@ -693,12 +737,26 @@ function metricCards(ins) {
   }));
 }
 
-function groupTable(title, obj, caption) {
+// A group's figure against its target (ins.targets), marked met or missed
+// as the overall cards are; a metric without a target or a value is bare.
+function groupCell(m, v, t) {
+  const met = metTarget(m, v, t);
+  const shown = m.kind === "rate" ? fmtPctNear(m, v, t) : fmtMetric(m, v);
+  if (met === null) return shown;
+  const goal = "target " + (m.target || fmtMetric(m, t));
+  return h("span", { class: "goal " + (met ? "met" : "missed"), "data-target": met ? "met" : "missed",
+    title: goal + (met ? ": met" : ": missed") },
+  shown, h("span", { "aria-hidden": "true" }, met ? " ✓" : " ✗"),
+  h("span", { class: "visually-hidden" }, met ? " (" + goal + " met)" : " (" + goal + " missed)"));
+}
+
+function groupTable(title, obj, caption, targets) {
   const keys = Object.keys(obj || {}).sort();
+  const tg = targets || {};
   if (!keys.length) return [h("h2", null, title), h("p", { class: "muted" }, "Nothing measured yet.")];
   return [h("h2", null, title), table([{ label: caption }, { label: "Tasks", num: true },
     ...METRICS.map((m) => ({ label: m.label, num: true }))],
-  keys.map((k) => [k, String(obj[k].tasks ?? "—"), ...METRICS.map((m) => fmtMetric(m, obj[k][m.key]))]),
+  keys.map((k) => [k, String(obj[k].tasks ?? "—"), ...METRICS.map((m) => groupCell(m, obj[k][m.key], tg[m.key]))]),
   { caption: title })];
 }
 
@@ -844,7 +902,8 @@ async function insightsPage(params) {
       h("p", { class: "muted" }, `${ins.tasks ?? 0} tasks measured`,
         ins.generated_at ? [" at ", timeEl(ins.generated_at)] : "", "."),
       metricCards(ins), seriesCharts(ins), routingTable(ins),
-      groupTable("By agent", ins.by_agent, "Agent"), groupTable("By failure type", ins.by_failure_type, "Failure type"));
+      groupTable("By agent", ins.by_agent, "Agent", ins.targets),
+      groupTable("By failure type", ins.by_failure_type, "Failure type", ins.targets));
     return true;
   }, 300000); // the insights read the whole ledger: every 5 minutes
 }
@@ -900,12 +959,15 @@ async function lastSourceErrors(status) {
   return last;
 }
 
+const SOURCES_EVERY = 5;
+
 async function healthPage() {
   const token = pageToken;
   const body = h("div", { id: "health" }, h("p", { class: "muted" }, "Loading…"));
   main().replaceChildren(h("h1", null, "Health"), body);
   let prev = null; // {t, intake}
   let sources = null;
+  let ticks = 0; // the sources are asked again every SOURCES_EVERY polls
   await poll(token, async () => {
     const [st, mt] = await Promise.all([api("/api/status"), fetch("/metrics", { cache: "no-store" }).then((r) => r.text())]);
     if (token !== pageToken) return false;
@@ -916,7 +978,11 @@ async function healthPage() {
     let rate = null;
     if (prev && now > prev.t) rate = ((intake - prev.intake) * 60000) / (now - prev.t);
     prev = { t: now, intake };
-    if (!sources) sources = await lastSourceErrors(status).catch(() => new Map());
+    ticks++;
+    if (!sources || ticks % SOURCES_EVERY === 0) {
+      const fresh = await lastSourceErrors(status).catch(() => null);
+      if (fresh || !sources) sources = fresh || new Map();
+    }
     if (token !== pageToken) return false;
     const watchUp = hasMetric(ms, "healer_watch_up") ? sumMetric(ms, "healer_watch_up") : null;
     const leader = hasMetric(ms, "healer_watch_leader") ? sumMetric(ms, "healer_watch_leader") : null;
@@ -950,14 +1016,14 @@ async function healthPage() {
         countsTable("Deliveries by reason", (status.deliveries || {}).by_reason, "h-reasons")),
       h("h2", null, "Last state of each source"),
       sources.size ? table([{ label: "Source" }, { label: "State" }, { label: "Detail" }, { label: "When" }, { label: "Remediation" }],
-        [...sources.entries()].sort().map(([name, v]) => [name, badge(v.state), v.detail || "", timeEl(v.at, fmtAge(v.at) + " ago"),
+        [...sources.entries()].sort().map(([name, v]) => [name, badge(v.state), v.detail || "", ageEl(v.at, " ago"),
           h("a", { href: "#/r/" + encodeURIComponent(v.task) }, v.task)]), { caption: "Sources", responsive: true })
         : h("p", { class: "muted" }, "No remediation has asked a source yet."),
       notif.length ? [h("h2", null, "Notifications"), table([{ label: "Channel" }, { label: "Result" }, { label: "Count", num: true }],
         notif.map((m) => [m.labels.channel || "?", badge(m.labels.result || "?"), String(m.value)]), { caption: "Notifications" })] : null,
       h("h2", null, "Recent deliveries"),
       recent.length ? table([{ label: "Received" }, { label: "Event" }, { label: "State" }, { label: "Answer" }, { label: "Reason" }, { label: "Remediation" }],
-        recent.map((d) => [timeEl(d.received_at, fmtAge(d.received_at) + " ago"), [d.event, d.action ? ` (${d.action})` : ""],
+        recent.map((d) => [ageEl(d.received_at, " ago"), [d.event, d.action ? ` (${d.action})` : ""],
           badge(d.state), d.answer, d.reason || "", d.task_id ? h("a", { href: "#/r/" + encodeURIComponent(d.task_id) }, d.task_id) : "—"]),
         { caption: "Recent deliveries", responsive: true }) : h("p", { class: "muted" }, "No delivery yet."));
     return true;

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""test_live.py - the dashboard's pages over time (live.cjs in Debian's
+chromium, playwright-core) against a healer without a token on loopback:
+pull request links checked against the task's repository, ages and running
+durations counting on through 304s, the health page's sources asked again,
+and the insight tables marked against their targets. The API documents
+are the browser script's own. Standard library only; prints TAP."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tap import check, finish, run  # noqa: E402
+
+HEALER = os.environ["HEALER_BIN"]
+TMP = tempfile.mkdtemp(prefix="healer-live-")
+procs = []
+
+
+def serve():
+    pf, log = os.path.join(TMP, "port"), os.path.join(TMP, "server.log")
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
+    e.pop("KUBECONFIG", None)
+    e.update({"HOME": TMP, "HEALER_DISPATCH": "none", "GITHUB_API_URL": "http://127.0.0.1:9"})
+    with open(log, "wb") as lf:
+        p = subprocess.Popen([HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", TMP,
+                              "--port-file", pf], env=e, stdout=lf, stderr=lf)
+    procs.append(p)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if os.path.exists(pf) and open(pf).read().strip():
+            return int(open(pf).read())
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise RuntimeError("the server did not start: " + open(log).read()[-2000:])
+
+
+def main():
+    port = serve()
+    p = subprocess.run(["node", os.path.join(os.path.dirname(os.path.abspath(__file__)), "live.cjs")],
+                       env=dict(os.environ, DASH_URL=f"http://127.0.0.1:{port}"),
+                       capture_output=True, text=True, timeout=200)
+    n = 0
+    for line in p.stdout.splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        n += 1
+        check(r["name"], r["ok"], r.get("detail"))
+    check("the browser run printed its checks and exited 0", n >= 10 and p.returncode == 0,
+          p.stdout[-1500:] + p.stderr[-1500:])
+    finish()
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        run(main)
+    finally:
+        cleanup()
