@@ -76,6 +76,10 @@ struct hl_alert_item {
 struct hl_alert_batch {
 	struct hl_alert_item *items;
 	size_t n;
+	/* Alertmanager's truncatedAlerts: the alerts of the group its
+	 * receiver's max_alerts cut from the body (never seen here; 0 when
+	 * none or not an Alertmanager body) */
+	int64_t truncated;
 };
 
 /*
@@ -91,6 +95,8 @@ struct hl_alert_batch {
  * than "4", no alerts array (or an empty one, or one of more than
  * HL_ALERTS_MAX_PER_BODY alerts), an alert that is
  * not an object, without labels, or whose status is not firing/resolved.
+ * out->truncated is the body's truncatedAlerts (a count that is not a
+ * positive integer is 0).
  * *out is written on success (release with hl_alert_batch_release).
  */
 int hl_alerts_parse_alertmanager(struct hl_alert_batch *out, const json_t *body,
@@ -109,6 +115,37 @@ int hl_alerts_parse_alertmanager(struct hl_alert_batch *out, const json_t *body,
  * body without an application name that is a valid Kubernetes name.
  */
 int hl_alerts_parse_argocd(struct hl_alert_batch *out, const json_t *body, struct hl_err *err);
+
+/*
+ * The allowlist (HEALER_REPOSITORIES) for the items of an ArgoCD batch:
+ * an item whose remediation would go to a repository the list does not
+ * hold (the service map's repository of the application, else the GitHub
+ * repository of its spec.source.repoURL or spec.sources[0].repoURL) is
+ * skipped ("repository_not_allowed", no task), as a GitHub event of that
+ * repository is. An application naming no repository goes to the list's
+ * first and passes. Pure.
+ */
+void hl_alerts_argocd_screen(struct hl_alert_batch *b, const struct hl_config *cfg);
+
+/*
+ * Episodes of one ArgoCD key. The key of a Degraded application is its
+ * health's lastTransitionTime, which Argo CD before 2.14 does not send (and
+ * later ones deprecate), else the synced revision: an application that
+ * degrades, recovers and degrades again at the same revision sends the
+ * same key. So a key has numbered episodes: episode 0 is the key itself,
+ * episode n > 0 the key with "|seq=<n>"; the intake takes the first episode
+ * whose task has not ended (none, or queued, running, verifying), so a
+ * notification while a task works is a duplicate of it and one after it
+ * ended starts a new one.
+ *
+ * hl_alerts_argocd_episode_task writes the task id of episode seq of key
+ * (an item's dedup_key as parsed) into out; -1 when it does not fit.
+ * hl_alerts_argocd_episode makes a parsed, not skipped ArgoCD item episode
+ * seq (> 0) of its key, once: its dedup key, delivery id, task id and the
+ * body's "key". HL_ENOMEM, HL_EINVAL.
+ */
+int hl_alerts_argocd_episode_task(char *out, size_t size, const char *key, unsigned seq);
+int hl_alerts_argocd_episode(struct hl_alert_item *it, unsigned seq, struct hl_err *err);
 
 void hl_alert_batch_release(struct hl_alert_batch *b);
 

@@ -103,18 +103,56 @@ alerts_argocd_repo_of(char *out, size_t size, const char *url)
 		out[0] = '\0';
 }
 
+/* The service map's entry of application name (app the Application
+ * object) and, into repo (256 bytes), the repository its remediation goes
+ * to: the entry's, else its source's GitHub repository, else "" (the
+ * allowlist's first). */
+static const struct hl_service *
+argo_repository(char *repo, const struct hl_config *cfg, const json_t *app, const char *name)
+{
+	const struct hl_service *s = hl_config_service_by_app(cfg, name);
+
+	alerts_argocd_repo_of(repo, 256, hl_json_str(app, "spec.source.repoURL"));
+	if (!repo[0])
+		alerts_argocd_repo_of(repo, 256, hl_json_str(app, "spec.sources[0].repoURL"));
+	if (s && s->repository)
+		hl_strlcpy(repo, s->repository, 256);
+	return s;
+}
+
+void
+hl_alerts_argocd_screen(struct hl_alert_batch *b, const struct hl_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct hl_alert_item *it = &b->items[i];
+		json_t *doc = NULL;
+		const json_t *app;
+		char repo[256];
+
+		if (it->skip[0] || !it->source ||
+		    strcmp(it->source, HL_ALERTS_SOURCE_ARGOCD) != 0 ||
+		    hl_json_parse(&doc, it->body, it->body_len, NULL) < 0)
+			continue;
+		app = json_object_get(doc, "application");
+		argo_repository(repo, cfg, app, hl_json_str(app, "metadata.name"));
+		if (repo[0] && !hl_config_repo_allowed(cfg, repo)) {
+			hl_strlcpy(it->skip, "repository_not_allowed", sizeof(it->skip));
+			it->task_id[0] = '\0';
+		}
+		json_decref(doc);
+	}
+}
+
 /* What names the application's service in the context sources. */
 static void
 argo_view(struct hl_alerts *a, struct hl_service_view *v, const struct argo *ar)
 {
-	const struct hl_service *s = hl_config_service_by_app(a->cfg, ar->name);
-	const char *dest = hl_json_str(ar->app, "spec.destination.namespace");
 	char repo[256];
+	const struct hl_service *s = argo_repository(repo, a->cfg, ar->app, ar->name);
+	const char *dest = hl_json_str(ar->app, "spec.destination.namespace");
 
-	alerts_argocd_repo_of(repo, sizeof(repo), hl_json_str(ar->app, "spec.source.repoURL"));
-	if (!repo[0])
-		alerts_argocd_repo_of(repo, sizeof(repo),
-		                      hl_json_str(ar->app, "spec.sources[0].repoURL"));
 	hl_service_resolve(v, a->cfg, s, repo[0] ? repo : NULL);
 	alerts_set(v->argocd_app, sizeof(v->argocd_app), ar->name);
 	if (!s || !s->argocd_namespace)
@@ -619,6 +657,34 @@ alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *
 	rc = hl_store_task_get(a->store, &t, task_id, err);
 	if (rc < 0 && rc != -HL_ENOTFOUND)
 		return rc;
+	if (!t) {
+		/* a notification stored before the intake checked the
+		 * allowlist (or under another list): never a CodeRun for a
+		 * repository the list does not hold */
+		char repo[256];
+
+		argo_repository(repo, a->cfg, ar.app, ar.name);
+		if (repo[0] && !hl_config_repo_allowed(a->cfg, repo)) {
+			char existing[HL_TASK_ID_MAX], *evs = json_dumps(doc, JSON_COMPACT);
+			bool created = false;
+
+			argo_out(out, "skipped", "skipped", "%s", "repository_not_allowed");
+			rc = hl_store_task_claim(
+			        a->store, &created, existing,
+			        &(struct hl_task){ .task_id = task_id,
+			                           .dedup_key = ar.key,
+			                           .repository = repo,
+			                           .state = HL_TASK_SKIPPED,
+			                           .reason = out->reason,
+			                           .attempts = 1,
+			                           .kind = "argocd",
+			                           .event_json = evs,
+			                           .next_check_ms = HL_TASK_NO_CHECK },
+			        err);
+			free(evs);
+			return rc;
+		}
+	}
 	if (t) {
 		const struct hl_attempt_record *cur =
 		        t->n_attempts ? &t->attempt[t->n_attempts - 1] : NULL;

@@ -446,6 +446,14 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		pod = NULL;
 	pod_sum = pod ? hl_context_pod_summary(pod) : NULL;
 	heal_view(a, &view, al, pod);
+	/* the alert's labels never name a repository; the service map's entry
+	 * of the workload may: the allowlist holds for it as for an event */
+	if (view.repository[0] && !hl_config_repo_allowed(cfg, view.repository) && n == 1 &&
+	    !task) {
+		heal_out(out, "skipped", "skipped", "%s", "repository_not_allowed");
+		rc = heal_skip(a, out, al, task_id, NULL, "skipped", err);
+		goto out;
+	}
 	repo = view.repository[0] ? view.repository : alerts_default_repo(a);
 	ev.repository = view.repository[0] ? view.repository : NULL;
 	tgt.service = &view;

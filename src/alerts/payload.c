@@ -261,6 +261,10 @@ hl_alerts_parse_alertmanager(struct hl_alert_batch *out, const json_t *body, str
 		hl_alert_batch_release(&b);
 		return rc;
 	}
+	/* the alerts max_alerts cut: never sent, so the caller says so */
+	v = json_object_get(body, "truncatedAlerts");
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		b.truncated = (int64_t)json_integer_value(v);
 	*out = b;
 	return 0;
 }
@@ -428,4 +432,71 @@ out:
 	}
 	*out = b;
 	return 0;
+}
+
+/* key + "|seq=<seq>" (seq > 0), or key itself. */
+static int
+payload_episode_key(struct hl_buf *b, const char *key, unsigned seq)
+{
+	char n[16];
+
+	hl_buf_append_str(b, key);
+	if (seq) {
+		snprintf(n, sizeof(n), "%u", seq);
+		payload_key_part(b, "seq", n);
+	}
+	return hl_buf_error(b) ? -1 : 0;
+}
+
+int
+hl_alerts_argocd_episode_task(char *out, size_t size, const char *key, unsigned seq)
+{
+	struct hl_buf b = HL_BUF_INIT(4096 + 32);
+	int rc = -1;
+
+	if (key && payload_episode_key(&b, key, seq) == 0 &&
+	    hl_event_task_id(out, size, b.data) == 0)
+		rc = 0;
+	hl_buf_release(&b);
+	return rc;
+}
+
+int
+hl_alerts_argocd_episode(struct hl_alert_item *it, unsigned seq, struct hl_err *err)
+{
+	struct hl_buf key = HL_BUF_INIT(4096 + 32);
+	json_t *doc = NULL;
+	char *body;
+	int rc;
+
+	if (!seq || it->skip[0] || !it->dedup_key || !it->body)
+		return hl_err_set(err, HL_EINVAL, "not a new episode of an ArgoCD notification");
+	if (payload_episode_key(&key, it->dedup_key, seq) < 0) {
+		hl_buf_release(&key);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if ((rc = hl_json_parse(&doc, it->body, it->body_len, err)) < 0) {
+		hl_buf_release(&key);
+		return rc;
+	}
+	if (json_object_set_new(doc, "key", json_string(key.data)) < 0 ||
+	    !(body = json_dumps(doc, JSON_COMPACT))) {
+		json_decref(doc);
+		hl_buf_release(&key);
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	json_decref(doc);
+	free(it->dedup_key);
+	it->dedup_key = NULL;
+	free(it->body);
+	it->body = body;
+	it->body_len = strlen(body);
+	{
+		char *k = strdup(key.data);
+		rc = k ? payload_identity(it, "argocd-", &key, k, err)
+		       : hl_err_set(err, HL_ENOMEM, "out of memory");
+		free(k);
+	}
+	hl_buf_release(&key);
+	return rc;
 }

@@ -13,7 +13,13 @@
  * {"status": "accepted"|"duplicate"|"skipped", "task_ids": [...],
  *  "alerts": [{"delivery_id", "subject", "alert", "status", "task_id",
  *  "reason"}]} with the body's status the best of its alerts' (accepted,
- * then duplicate, then skipped). The workers process them (src/alerts).
+ * then duplicate, then skipped), and "truncated_alerts": N when
+ * Alertmanager says its max_alerts cut N alerts of the group (logged and
+ * counted too: healer never sees them). An ArgoCD notification is checked
+ * against HEALER_REPOSITORIES (skipped "repository_not_allowed") and
+ * takes the first episode of its key whose task has not ended (a read of
+ * the store; 503 when it cannot be read). The workers process them
+ * (src/alerts).
  *
  * Invariant: the connection is suspended from the first submit until the
  * last commit completes (pending reaches 0), so the request and its items
@@ -27,6 +33,7 @@
 #include "server.h"
 
 #include "json/json.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +43,9 @@
  * alerts Alertmanager sends at the route's size cap. */
 _Static_assert((size_t)HL_ALERTS_MAX_PER_BODY *HL_ALERTS_MIN_ALERT_BYTES >= HL_HTTP_MAX_BODY,
                "HL_ALERTS_MAX_PER_BODY must cover a body of HL_HTTP_MAX_BODY");
+
+/* Episodes of one ArgoCD key looked for (each a read of the store). */
+#define HTTP_ALERTS_EPISODES_MAX 256
 
 struct http_alert_sub {
 	struct hl_intake_req ireq;
@@ -110,6 +120,48 @@ alerts_headers(struct http_req *r)
 	return hl_buf_detach(&b, NULL);
 }
 
+/* The episode each ArgoCD item is (hl_alerts_argocd_episode): the first
+ * of its key whose task has not ended, read from the store. */
+static int
+alerts_argocd_episodes(struct http_req *r, struct hl_alert_batch *b, struct hl_err *err)
+{
+	struct hl_store *st = r->srv->lister ? r->srv->lister : r->srv->store;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < b->n; i++) {
+		struct hl_alert_item *it = &b->items[i];
+		unsigned seq;
+
+		if (it->skip[0] || !it->task_id[0])
+			continue;
+		for (seq = 0; seq < HTTP_ALERTS_EPISODES_MAX; seq++) {
+			char tid[HL_TASK_ID_MAX];
+			struct hl_task_record *t = NULL;
+			bool ended;
+
+			if (hl_alerts_argocd_episode_task(tid, sizeof(tid), it->dedup_key, seq) < 0)
+				break;
+			rc = hl_store_task_get(st, &t, tid, err);
+			if (rc == -HL_ENOTFOUND)
+				break;
+			if (rc < 0)
+				return rc;
+			ended = t->state == HL_TASK_SUCCEEDED || t->state == HL_TASK_ESCALATED ||
+			        t->state == HL_TASK_STOPPED || t->state == HL_TASK_SKIPPED;
+			hl_task_record_free(t);
+			if (!ended)
+				break;
+		}
+		if (seq == HTTP_ALERTS_EPISODES_MAX)
+			seq--; /* an application degraded that often: its last episode */
+		if (seq && (rc = hl_alerts_argocd_episode(it, seq, err)) < 0)
+			return rc;
+	}
+	*err = (struct hl_err)HL_ERR_INIT;
+	return 0;
+}
+
 enum MHD_Result
 hl_http_alerts(struct http_req *r, const char *arg)
 {
@@ -136,7 +188,34 @@ hl_http_alerts(struct http_req *r, const char *arg)
 	}
 	rc = argocd ? hl_alerts_parse_argocd(&al->batch, body, &err)
 	            : hl_alerts_parse_alertmanager(&al->batch, body, &err);
+	if (rc == 0 && al->batch.truncated > 0) {
+		/* alerts of the group its receiver's max_alerts cut: healer
+		 * never sees them (Alertmanager sends the group again only
+		 * when it changes, or at repeat_interval, cut the same way) */
+		char n[24];
+
+		snprintf(n, sizeof(n), "%lld", (long long)al->batch.truncated);
+		hl_log_kv(
+		        HL_LOG_WARN,
+		        "Alertmanager cut alerts of a group from its notification (the receiver's "
+		        "max_alerts): they are not seen",
+		        "group_key", hl_json_str_or(body, "groupKey", "?"), "receiver",
+		        hl_json_str_or(body, "receiver", "?"), "truncated_alerts", n, NULL);
+		hl_metrics_alerts_truncated(r->srv->metrics, al->batch.truncated);
+	}
 	json_decref(body);
+	if (rc == 0 && argocd) {
+		hl_alerts_argocd_screen(&al->batch, r->srv->cfg);
+		rc = alerts_argocd_episodes(r, &al->batch, &err);
+		if (rc < 0 && rc != -HL_ENOMEM) {
+			hl_error("reading the tasks of ArgoCD notification '%s' failed: %s",
+			         al->batch.items[0].subject, err.msg);
+			hl_http_alerts_free(al);
+			return hl_http_reply_error(
+			        r, 503, "store_unavailable",
+			        "the notification could not be stored; retry later");
+		}
+	}
 	if (rc < 0) {
 		hl_http_alerts_free(al);
 		if (rc == -HL_EINVAL)
@@ -242,6 +321,9 @@ hl_http_alerts_reply(struct http_req *r)
 	if (!accepted && reason)
 		json_object_set_new(o, "reason", json_string(reason));
 	json_object_set_new(o, "alerts", list);
+	if (al->batch.truncated > 0)
+		json_object_set_new(o, "truncated_alerts",
+		                    json_integer((json_int_t)al->batch.truncated));
 	json_decref(seen);
 	body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);

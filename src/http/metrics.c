@@ -28,6 +28,7 @@ struct hl_metrics {
 	atomic_uint_fast64_t buckets[HL_METRICS_ROUTES_MAX][N_BOUNDS + 1]; /* last: +Inf only */
 	atomic_uint_fast64_t sum_us[HL_METRICS_ROUTES_MAX];
 	atomic_uint_fast64_t intake[METRICS_EVENTS_MAX][3];
+	atomic_uint_fast64_t alerts_truncated;
 };
 
 struct hl_metrics *
@@ -67,6 +68,14 @@ hl_metrics_intake(struct hl_metrics *m, int event_index, int status)
 	if (event_index < 0 || event_index >= METRICS_EVENTS_MAX || status < 0 || status > 2)
 		return;
 	atomic_fetch_add_explicit(&m->intake[event_index][status], 1, memory_order_relaxed);
+}
+
+void
+hl_metrics_alerts_truncated(struct hl_metrics *m, int64_t n)
+{
+	if (n > 0)
+		atomic_fetch_add_explicit(&m->alerts_truncated, (uint_fast64_t)n,
+		                          memory_order_relaxed);
 }
 
 void
@@ -154,4 +163,11 @@ hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*route_
 			hl_buf_appendf(out, "\",status=\"%s\"} %llu\n", status_names[s],
 			               (unsigned long long)v);
 		}
+	hl_buf_appendf(out,
+	               "# HELP healer_alerts_truncated_total Alerts Alertmanager cut from its "
+	               "notifications (the receiver's max_alerts): never seen by healer.\n"
+	               "# TYPE healer_alerts_truncated_total counter\n"
+	               "healer_alerts_truncated_total %llu\n",
+	               (unsigned long long)atomic_load_explicit(&m->alerts_truncated,
+	                                                        memory_order_relaxed));
 }

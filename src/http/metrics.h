@@ -27,6 +27,10 @@ void hl_metrics_request(struct hl_metrics *m, int route, unsigned code, int64_t 
  * (the event kind), status 0..2 (accepted, skipped, duplicate). */
 void hl_metrics_intake(struct hl_metrics *m, int event_index, int status);
 
+/* Counts n alerts Alertmanager cut from a notification (its
+ * truncatedAlerts). */
+void hl_metrics_alerts_truncated(struct hl_metrics *m, int64_t n);
+
 /* Appends the counters in Prometheus text format 0.0.4. route_name(i)
  * names route i for i < n_routes, event_name(i) event kind i for
  * i < n_events. */

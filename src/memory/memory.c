@@ -349,7 +349,9 @@ hl_memory_history_from_matches(const json_t *matches, const char *repository,
 	int pass;
 
 	*ids = json_array();
-	/* the repository's own records first, then the others' */
+	/* the repository's own records first, then the others', HL_MEMORY_K
+	 * in all (OpenMemory was asked for more: most of its matches are
+	 * left out here) */
 	for (pass = 0; pass < 2; pass++) {
 		json_array_foreach(matches, i, m)
 		{
@@ -362,7 +364,8 @@ hl_memory_history_from_matches(const json_t *matches, const char *repository,
 			/* OpenMemory answers words shared with the query: only
 			 * healer's records of this failure type, never this
 			 * task's own (a retry's escalation record) */
-			if (!om_record_head(content, task, sizeof(task), type, sizeof(type), repo,
+			if (json_array_size(similar) >= HL_MEMORY_K ||
+			    !om_record_head(content, task, sizeof(task), type, sizeof(type), repo,
 			                    sizeof(repo)) ||
 			    (exclude_task && strcmp(task, exclude_task) == 0) ||
 			    (failure_type && strcmp(type, failure_type) != 0) ||

@@ -27,6 +27,12 @@
 #include <jansson.h>
 
 #define HL_MEMORY_K 5 /* memories read for one remediation */
+/* OpenMemory's matches asked for (its k: 1 to 200): it answers whatever
+ * shares words with the query, other jobs' and other failure types'
+ * records and notes that are not healer's among them, which
+ * hl_memory_history_from_matches leaves out; of the rest it keeps
+ * HL_MEMORY_K. */
+#define HL_MEMORY_OM_QUERY_K 50
 
 /* A finished task as memory records it; the strings are owned. */
 struct hl_memory_note {
@@ -63,10 +69,11 @@ int hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const c
                      const char *failure_type, const char *text, const char *exclude_task,
                      struct hl_err *err);
 
-/* The same history from OpenMemory's matches ([{id, content, score}]),
- * which share words with the query: only the records healer wrote
- * (hl_memory_om_add_payload) of failure_type, never exclude_task's own,
- * the repository's first, each kept as a recalled memory is (its first
+/* The same history from OpenMemory's matches ([{id, content, score}],
+ * best first), which share words with the query: only the records healer
+ * wrote (hl_memory_om_add_payload) of failure_type, never exclude_task's
+ * own, at most HL_MEMORY_K of them, the repository's first, then the
+ * best of the others, each kept as a recalled memory is (its first
  * line, at most 16 KiB, no URL credentials); those that record a fix are
  * known solutions too. *ids gets the ids OpenMemory gave (an empty id is
  * left out). New references. */

@@ -41,7 +41,7 @@
 #define CTX_MAX_RUN_LOGS   2
 #define CTX_DEFAULT_CAP    (4u << 20)
 #define CTX_LOKI_LIMIT     50
-#define CTX_MEMORY_RESULTS 5
+#define CTX_MEMORY_RESULTS HL_MEMORY_OM_QUERY_K
 #define CTX_MAX_PODS       50
 #define CTX_MAX_EVENTS     20
 #define CTX_MAX_RESOURCES  50

@@ -57,6 +57,7 @@ POD_ODD = "odd-1a2b3c4d5e-o0d1d"  # its owner's name is no Kubernetes name
 POD_LOST = "api-7d9f8b6c5d-l0s7r"  # its CodeRun's create answer is lost
 POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
 POD_TWIN = "cart-6f7a8b9c0d-t4t4t"  # a pod of this name in two namespaces
+POD_ROGUE = "rogue-1a2b3c4d5e-r0g0e"  # its workload maps to a repository not allowed
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
 # shortened stem (hl_diag_file_stem)
@@ -430,12 +431,20 @@ def main():
                 "  argocd_app: shop\n"
                 "  namespace: shop\n"
                 "  pod_selector: app.kubernetes.io/instance=shop\n"
-                "  grafana_dashboard: shop-overview\n")
+                "  grafana_dashboard: shop-overview\n"
+                # a workload the map gives a repository outside HEALER_REPOSITORIES
+                "- repository: evil/pods\n"
+                "  namespace: prod\n"
+                "  workload: rogue\n")
     env = {"KUBECONFIG": kubeconfig, "HEALER_DISPATCH": "kubernetes", "HEALER_NAMESPACE": NS,
            "HEALER_API_TOKEN": API_TOKEN, "HEALER_HEAL_WORKSPACE": ws,
            "HEALER_SOURCE_TIMEOUT_MS": "2000", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
            "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
-           "HEALER_REPOSITORIES": "acme/api", "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
+           # the ArgoCD applications' repositories (the service map's and
+           # their repoURLs'); acme/api first: the pod alerts' default
+           "HEALER_REPOSITORIES": "acme/api,acme/shop-deploy,acme/billing,acme/orders,"
+                                  "acme/invoices,acme/ledger,acme/cellar,acme/flap",
+           "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
            "LOKI_URL": SURL, "GRAFANA_URL": SURL, "PROMETHEUS_URL": SURL,
            "DISCORD_WEBHOOK_URL": SURL + "/api/webhooks/1/alerts-discord",
            "HEALER_SERVICES_FILE": services}
@@ -617,6 +626,21 @@ def main():
     check("a pod that does not exist -> the task is skipped naming it, no CodeRun",
           st == 202 and tg.get("state") == "skipped" and "does not exist" in (tg.get("reason") or "")
           and not coderuns(tid_gone), [tg, [c["metadata"]["name"] for c in coderuns(tid_gone)]])
+
+    # ---- a pod whose workload the service map gives a repository outside the ------------
+    # allowlist: skipped, no CodeRun (the alert's labels never name a repository)
+    rogue = pod(POD_ROGUE, "rogue", "1a2b3c4d5e", [crash_status("api", "Error", 1, 2)])
+    kube("POST", "/_stub/seed", {"pods": [rogue], "logs": [
+        {"namespace": APP_NS, "pod": POD_ROGUE, "container": "api", "text": "panic\n"}]})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_ROGUE, "0f0f0f0f")]))
+    tid_rogue = (ans.get("task_ids") or ["?"])[0]
+    tr = wait_for(lambda: (lambda d: d if d.get("state") else None)(task_of(srv, tid_rogue)), 15) or {}
+    time.sleep(0.5)
+    check("a pod alert whose workload maps to a repository outside HEALER_REPOSITORIES -> "
+          "the task is skipped (repository_not_allowed), no CodeRun",
+          st == 202 and tr.get("state") == "skipped"
+          and tr.get("reason") == "repository_not_allowed" and not coderuns(tid_rogue),
+          [tr, [c["metadata"]["name"] for c in coderuns(tid_rogue)]])
 
     # ---- resolved with, or before, its firing: no CodeRun for a resolved alert -----------
     st, ans = post(srv, "/api/alerts/alertmanager",
@@ -1042,6 +1066,74 @@ def main():
     check("a healthy application (flat form) -> skipped, no task",
           st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "not_degraded"
           and ans.get("task_ids") == [], ans)
+    # an Application whose repoURL names a repository outside HEALER_REPOSITORIES:
+    # skipped, no task, no CodeRun (before: accepted, and a Bolt CodeRun was
+    # made for evil/x)
+    evil = app_doc("evil")
+    evil["spec"]["source"]["repoURL"] = "https://github.com/evil/x.git"
+    st, ans = post(srv, "/api/alerts/argocd", {"application": evil})
+    time.sleep(1.0)
+    check("an ArgoCD application of a repository outside HEALER_REPOSITORIES -> skipped "
+          "(repository_not_allowed), no task, no CodeRun",
+          st == 202 and ans.get("status") == "skipped"
+          and ans.get("reason") == "repository_not_allowed" and ans.get("task_ids") == []
+          and not app_runs("evil")
+          and not [c for c in coderuns() if "evil/x" in json.dumps(c.get("spec"))],
+          [ans, app_runs("evil")])
+    # Degraded -> Healthy -> Degraded at the same revision, from an Argo CD that
+    # sends no health.lastTransitionTime (before 2.14): while the first task
+    # works a notification is its duplicate; after it ended one starts a new
+    # task (before: a duplicate of the first episode, never remediated)
+    flap = app_doc("flap")
+    del flap["status"]["health"]["lastTransitionTime"]
+    st, ans = post(srv, "/api/alerts/argocd", {"application": flap})
+    tid_f1 = (ans.get("task_ids") or ["?"])[0]
+    runs_f = wait_for(lambda: coderuns(tid_f1), 20) or []
+    wait_for(lambda: task_of(srv, tid_f1).get("coderun_name"), 10)
+    st2, ans2 = post(srv, "/api/alerts/argocd", {"application": flap})
+    check("a Degraded notification again while its task runs -> duplicate, one task",
+          st == 202 and ans.get("status") == "accepted" and len(runs_f) == 1
+          and st2 == 202 and ans2.get("status") == "duplicate"
+          and ans2.get("task_ids") == [tid_f1], [ans, ans2])
+    if runs_f:
+        set_phase(runs_f[0]["metadata"]["name"], "Succeeded")
+    ended = wait_state(srv, tid_f1, "succeeded", 20)
+    st3, ans3 = post(srv, "/api/alerts/argocd", {"application": flap})
+    tid_f2 = (ans3.get("task_ids") or ["?"])[0]
+    runs_f2 = wait_for(lambda: coderuns(tid_f2), 20) or []
+    st4, ans4 = post(srv, "/api/alerts/argocd", {"application": flap})
+    check("the same Degraded notification after its task ended -> a new task and CodeRun; "
+          "again -> a duplicate of the new one",
+          ended and st3 == 202 and ans3.get("status") == "accepted" and tid_f2 != tid_f1
+          and len(runs_f2) == 1 and sorted(app_runs("flap")) == sorted(
+              [runs_f[0]["metadata"]["name"] if runs_f else "?", runs_f2[0]["metadata"]["name"]
+               if runs_f2 else "?"])
+          and ans4.get("status") == "duplicate" and ans4.get("task_ids") == [tid_f2],
+          [ended, ans3, ans4, app_runs("flap")])
+    if runs_f2:  # its slot frees for what follows
+        set_phase(runs_f2[0]["metadata"]["name"], "Succeeded")
+        wait_state(srv, tid_f2, "succeeded", 20)
+    # Alertmanager's truncatedAlerts (the receiver's max_alerts cut the group):
+    # said in the answer, the log and /metrics (before: ignored)
+    cut = am_body([{"status": "firing", "labels": {"alertname": "KubeJobFailed",
+                                                     "namespace": APP_NS, "job_name": "cut"},
+                    "annotations": {}, "startsAt": "2026-01-01T10:00:00Z",
+                    "fingerprint": "c0c0c0"}])
+    cut["truncatedAlerts"] = 7
+    cut["groupKey"] = '{}:{alertname="KubeJobFailed"}'
+    st, ans = post(srv, "/api/alerts/alertmanager", cut)
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    c.request("GET", "/metrics", headers={"Authorization": "Bearer " + API_TOKEN})
+    metrics = c.getresponse().read().decode()
+    c.close()
+    log = open(os.path.join(srv.data_dir, "server.log"), errors="replace").read()
+    check("a body Alertmanager cut (truncatedAlerts 7) -> 202 saying truncated_alerts 7, a "
+          "warning naming the group, healer_alerts_truncated_total",
+          st == 202 and ans.get("truncated_alerts") == 7
+          and re.search(r"^healer_alerts_truncated_total 7$", metrics, re.M)
+          and [l for l in log.splitlines() if "max_alerts" in l and "KubeJobFailed" in l
+               and "truncated_alerts" in l],
+          [ans, [l for l in metrics.splitlines() if "truncated" in l], log[-1500:]])
     # a firing whose CodeRun was stored but the create's answer lost (503),
     # resolved before the firing's retry recorded the CodeRun's name: the
     # resolution finds it by its labels and deletes it, and the attempt ends

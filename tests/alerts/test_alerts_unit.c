@@ -748,6 +748,137 @@ test_alerts_heal_coderun(void **state)
 	assert_non_null(strstr(err.msg, "FAMILY/NAME"));
 }
 
+/* truncatedAlerts (the alerts the receiver's max_alerts cut) is read, so
+ * the route can say so (before: never read, the cut alerts went unnoticed) */
+static void
+test_alerts_alertmanager_truncated(void **state)
+{
+	struct hl_alert_batch b = { 0 }, c = { 0 };
+	json_t *body = am_body(json_pack("[o]", am_alert("web-1", "aaaa1111", "firing")));
+	json_t *odd = am_body(json_pack("[o]", am_alert("web-1", "aaaa1111", "firing")));
+
+	(void)state;
+	json_object_set_new(body, "truncatedAlerts", json_integer(37));
+	json_object_set_new(odd, "truncatedAlerts", json_string("37"));
+	assert_int_equal(hl_alerts_parse_alertmanager(&b, body, NULL), 0);
+	assert_int_equal(b.truncated, 37);
+	assert_int_equal(hl_alerts_parse_alertmanager(&c, odd, NULL), 0);
+	assert_int_equal(c.truncated, 0);
+	hl_alert_batch_release(&b);
+	hl_alert_batch_release(&c);
+	json_decref(body);
+	json_decref(odd);
+}
+
+static json_t *
+argo_app(const char *name, const char *repo_url)
+{
+	json_t *app = json_pack("{s:{s:{s:s, s:s}, s:{s:{s:s}}, s:{s:{s:s}, s:{s:s, s:s}}}}",
+	                        "application", "metadata", "name", name, "namespace", "argocd",
+	                        "spec", "source", "repoURL", repo_url, "status", "health", "status",
+	                        "Degraded", "sync", "status", "Synced", "revision", "0a1b2c3d");
+
+	assert_non_null(app);
+	return app;
+}
+
+/* An ArgoCD notification whose repository the allowlist does not hold is
+ * skipped at intake, with no task (before: accepted, and its CodeRun went
+ * to the repository its Application's repoURL named) */
+static void
+test_alerts_argocd_allowlist(void **state)
+{
+	char *repos[] = { "o/r", NULL };
+	struct hl_service svc[] = { { .repository = "o/r", .argocd_app = "mapped" } };
+	struct hl_config cfg = { .namespace = "cto",
+		                 .repository_list = repos,
+		                 .n_repositories = 1,
+		                 .services = svc,
+		                 .n_services = 1 };
+	const char *names[] = { "evil", "good", "mapped", "nameless" };
+	const char *urls[] = { "https://github.com/evil/x.git", "https://github.com/O/R",
+		               "https://github.com/evil/x.git", "https://gitlab.example/a/b" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 4; i++) {
+		struct hl_alert_batch b = { 0 };
+		json_t *body = argo_app(names[i], urls[i]);
+
+		assert_int_equal(hl_alerts_parse_argocd(&b, body, NULL), 0);
+		assert_string_equal(b.items[0].skip, "");
+		hl_alerts_argocd_screen(&b, &cfg);
+		if (i == 0) {
+			/* evil/x: not in the list */
+			assert_string_equal(b.items[0].skip, "repository_not_allowed");
+			assert_string_equal(b.items[0].task_id, "");
+		} else {
+			/* o/r (any case), the service map's o/r, none named (the
+			 * list's first) */
+			assert_string_equal(b.items[0].skip, "");
+			assert_true(hl_str_starts_with(b.items[0].task_id, "hl-"));
+		}
+		hl_alert_batch_release(&b);
+		json_decref(body);
+	}
+	/* no list: all pass */
+	{
+		struct hl_config all = { .namespace = "cto" };
+		struct hl_alert_batch b = { 0 };
+		json_t *body = argo_app("evil", urls[0]);
+
+		assert_int_equal(hl_alerts_parse_argocd(&b, body, NULL), 0);
+		hl_alerts_argocd_screen(&b, &all);
+		assert_string_equal(b.items[0].skip, "");
+		hl_alert_batch_release(&b);
+		json_decref(body);
+	}
+}
+
+/* A later episode of one ArgoCD key: another delivery, task and key, the
+ * same for every notification of it */
+static void
+test_alerts_argocd_episodes(void **state)
+{
+	struct hl_alert_batch b = { 0 }, c = { 0 };
+	json_t *body = argo_app("shop", "https://github.com/o/r"), *stored;
+	char t0[HL_TASK_ID_MAX], t1[HL_TASK_ID_MAX], t2[HL_TASK_ID_MAX];
+	char d0[HL_DELIVERY_ID_MAX + 1], *key0;
+
+	(void)state;
+	assert_int_equal(hl_alerts_parse_argocd(&b, body, NULL), 0);
+	assert_int_equal(hl_alerts_parse_argocd(&c, body, NULL), 0);
+	key0 = strdup(b.items[0].dedup_key);
+	hl_strlcpy(d0, b.items[0].delivery_id, sizeof(d0));
+	assert_int_equal(hl_alerts_argocd_episode_task(t0, sizeof(t0), key0, 0), 0);
+	assert_string_equal(t0, b.items[0].task_id);
+	assert_int_equal(hl_alerts_argocd_episode_task(t1, sizeof(t1), key0, 1), 0);
+	assert_int_equal(hl_alerts_argocd_episode_task(t2, sizeof(t2), key0, 2), 0);
+	assert_string_not_equal(t1, t0);
+	assert_string_not_equal(t2, t1);
+
+	assert_int_equal(hl_alerts_argocd_episode(&b.items[0], 1, NULL), 0);
+	assert_int_equal(hl_alerts_argocd_episode(&c.items[0], 1, NULL), 0);
+	assert_string_equal(b.items[0].task_id, t1);
+	assert_string_not_equal(b.items[0].delivery_id, d0);
+	assert_string_equal(b.items[0].delivery_id, c.items[0].delivery_id);
+	assert_true(hl_str_starts_with(b.items[0].delivery_id, "argocd-"));
+	assert_string_equal(b.items[0].dedup_key, c.items[0].dedup_key);
+	assert_string_not_equal(b.items[0].dedup_key, key0);
+	assert_true(hl_str_starts_with(b.items[0].dedup_key, key0));
+	stored = parse(b.items[0].body);
+	assert_string_equal(hl_json_str(stored, "key"), b.items[0].dedup_key);
+	assert_string_equal(hl_json_str(stored, "application.metadata.name"), "shop");
+	assert_int_equal(b.items[0].body_len, strlen(b.items[0].body));
+	json_decref(stored);
+	/* not for episode 0, nor a skipped item */
+	assert_int_equal(hl_alerts_argocd_episode(&c.items[0], 0, NULL), -HL_EINVAL);
+	free(key0);
+	hl_alert_batch_release(&b);
+	hl_alert_batch_release(&c);
+	json_decref(body);
+}
+
 int
 main(void)
 {
@@ -768,6 +899,9 @@ main(void)
 		cmocka_unit_test(test_alerts_service_map),
 		cmocka_unit_test(test_alerts_heal_coderun),
 		cmocka_unit_test(test_alerts_argocd_repo_of),
+		cmocka_unit_test(test_alerts_alertmanager_truncated),
+		cmocka_unit_test(test_alerts_argocd_allowlist),
+		cmocka_unit_test(test_alerts_argocd_episodes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

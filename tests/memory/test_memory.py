@@ -386,8 +386,8 @@ def openmemory():
     adds = wait_for(lambda: om("GET", "/_stub/memories"), 15) or []
     reqs = om("GET", "/_stub/requests") or []
     queries = [r for r in reqs if r["path"] == "/memory/query"]
-    check("the remediation queried OpenMemory with k and x-api-key, no user_id",
-          queries and queries[0]["body"].get("k") == 5
+    check("the remediation queried OpenMemory with k 50 and x-api-key, no user_id",
+          queries and queries[0]["body"].get("k") == 50
           and queries[0]["headers"].get("x-api-key") == OMKEY
           and "user_id" not in json.dumps(queries[0]["body"])
           and "authorization" not in queries[0]["headers"], queries[:1])
@@ -464,8 +464,24 @@ def openmemory():
     # an absurd retry_after (about 31,700 years) holds the channel no longer
     # than the outbox's longest wait: the reinforcement queued behind the
     # refused add must not be put off for ever
+    # five records of another failure type of this job that share every word
+    # of the query outrank this type's own (T1's and T2's fixes): healer asks
+    # for more matches than it shows, so they do not crowd them out (before:
+    # k was 5, all five were of the other type, and the section was empty)
+    q = [r for r in om("GET", "/_stub/requests") or []
+         if r["path"] == "/memory/query"][-1]["body"]["query"]
+    for i in range(5):
+        content = (f"healer task hl-0000000000000000010{i}: helm in {R} (workflow CI, job "
+                   f"clippy) escalated. {q}")
+        req = urllib.request.Request(OMURL + "/memory/add", json.dumps({"content": content}).encode(),
+                                     {"Content-Type": "application/json", "x-api-key": OMKEY})
+        urllib.request.urlopen(req, timeout=5).read()
     t5 = sc.start(R)
-    prompt_of(sc.attempt(t5, 1))
+    p5 = prompt_of(sc.attempt(t5, 1))
+    last = [r for r in om("GET", "/_stub/requests") or [] if r["path"] == "/memory/query"][-1]
+    check("five better matches of another failure type do not crowd out this type's records",
+          f"https://github.com/{R}/pull/1" in p5 and f"https://github.com/{R}/pull/2" in p5
+          and "hl-0000000000000000010" not in p5 and last["body"].get("k") == 50, p5[-2500:])
     om("POST", "/_stub/fail", {"rate_limit": 1, "retry_after": 1e12})
     sc.fix(t5, 1, f"https://github.com/{R}/pull/5")
 

@@ -338,6 +338,51 @@ test_memory_history_from_openmemory_matches(void **state)
 	json_decref(matches);
 }
 
+/* OpenMemory is asked for many matches (most of them not this failure
+ * type's): of healer's records of this type, the repository's first, the
+ * best HL_MEMORY_K are kept */
+static void
+test_memory_om_history_keeps_the_best_k(void **state)
+{
+	json_t *matches = json_array(), *ids = NULL, *h, *similar;
+	char content[256], id[16];
+	int i;
+
+	(void)state;
+	assert_true(HL_MEMORY_OM_QUERY_K > HL_MEMORY_K && HL_MEMORY_OM_QUERY_K <= 200);
+	/* best first: 5 of another type, then 8 of this one (2 of another
+	 * repository first) */
+	for (i = 0; i < 15; i++) {
+		snprintf(content, sizeof(content),
+		         "healer task hl-%020d: %s in %s (workflow CI, job lint) succeeded.", i,
+		         i < 5 ? "helm" : "rust_clippy", i == 5 || i == 6 ? "other/b" : "acme/a");
+		snprintf(id, sizeof(id), "m%d", i);
+		json_array_append_new(matches, json_pack("{s:s, s:s, s:f}", "id", id, "content",
+		                                         content, "score", 1.0 - i / 100.0));
+	}
+	h = hl_memory_history_from_matches(matches, "acme/a", "rust_clippy", NULL, &ids);
+	assert_non_null(h);
+	similar = json_object_get(h, "similar_failures");
+	assert_int_equal(json_array_size(similar), HL_MEMORY_K);
+	assert_int_equal(json_array_size(ids), HL_MEMORY_K);
+	for (i = 0; i < HL_MEMORY_K; i++) {
+		snprintf(id, sizeof(id), "m%d", 7 + i);
+		assert_string_equal(json_string_value(json_array_get(ids, (size_t)i)), id);
+	}
+	json_decref(h);
+	json_decref(ids);
+	/* fewer of the repository's: the others' best fill up */
+	while (json_array_size(matches) > 9)
+		json_array_remove(matches, json_array_size(matches) - 1);
+	h = hl_memory_history_from_matches(matches, "acme/a", "rust_clippy", NULL, &ids);
+	assert_int_equal(json_array_size(ids), 4);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "m7");
+	assert_string_equal(json_string_value(json_array_get(ids, 2)), "m5");
+	json_decref(h);
+	json_decref(ids);
+	json_decref(matches);
+}
+
 /* `healer insights`'s figures never contradict their verdicts: a value
  * just under a target it must be under, or just short of one it must reach,
  * is shown with the decimals that say so (before: 0.0999 printed "10.0%"
@@ -425,6 +470,7 @@ main(void)
 		cmocka_unit_test(test_memory_durations),
 		cmocka_unit_test(test_memory_history_from_openmemory_matches),
 		cmocka_unit_test(test_memory_insights_text_terminal),
+		cmocka_unit_test(test_memory_om_history_keeps_the_best_k),
 		cmocka_unit_test(test_memory_insights_text_figures_match_verdicts),
 	};
 
