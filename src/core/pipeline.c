@@ -212,15 +212,36 @@ pipeline_finish_held(struct hl_store *store, const char *delivery_id,
 	return hl_err_set(err, HL_ECONFLICT, "delivery '%s' given back to the store", delivery_id);
 }
 
-/* A decision that names another task (the failure belongs to it). */
-static char *
-pipeline_attached_json(const char *task_id)
+/* Sets key to value in d when value is a non-empty string. */
+static void
+pipeline_set_text(json_t *d, const char *key, const char *value)
 {
-	json_t *d = json_pack("{s:s, s:s, s:s, s:s}", "task_id", task_id, "dedup_status",
-	                      "existing", "outcome", "attached", "reason",
-	                      "a new result of the job an active remediation is fixing");
-	char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+	if (d && value && *value)
+		json_object_set_new(d, key, json_string(value));
+}
 
+/* A decision that names another task (the failure belongs to it), with
+ * that task's agent, type and current CodeRun as the store has them (left
+ * out when it cannot be read: the answer's keys are then null). */
+static char *
+pipeline_attached_json(struct hl_pipeline *p, const char *task_id)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s}", "task_id", task_id, "dedup_status",
+	                      "existing", "outcome", "attached", "reason", "attached", "message",
+	                      "a new result of the job an active remediation is fixing");
+	struct hl_task_record *t = NULL;
+	char *text;
+
+	if (d && hl_store_task_get(p->store, &t, task_id, NULL) == 0) {
+		pipeline_set_text(d, "agent", t->agent);
+		pipeline_set_text(d, "failure_type", t->failure_type);
+		/* the latest attempt's (a re-run of the job has none) */
+		pipeline_set_text(d, "coderun_name",
+		                  t->n_attempts ? t->attempt[t->n_attempts - 1].coderun_name
+		                                : t->coderun_name);
+		hl_task_record_free(t);
+	}
+	text = d ? json_dumps(d, JSON_COMPACT) : NULL;
 	json_decref(d);
 	return text;
 }
@@ -335,7 +356,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		if (rc == 1) {
 			outcome = ev->intent == HL_INTENT_CI_FAILURE ? "attached" : "ci_result";
 			if (ev->intent == HL_INTENT_CI_FAILURE) {
-				decision = pipeline_attached_json(owner);
+				decision = pipeline_attached_json(p, owner);
 				rc = pipeline_step(pipeline_record_attached(p, d, owner, err), err);
 				if (rc < 0 && pipeline_transient(rc))
 					goto give_back;

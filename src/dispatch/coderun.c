@@ -187,6 +187,16 @@ coderun_label(json_t *labels, const char *key, const char *value)
 	return json_object_set_new(labels, key, json_string(v));
 }
 
+/* A workflow run id as text; empty when there is none (no run 0). */
+static void
+coderun_run_id(char *out, size_t size, int64_t run_id)
+{
+	if (run_id > 0)
+		snprintf(out, size, "%lld", (long long)run_id);
+	else
+		out[0] = '\0';
+}
+
 /* "Factory" -> "factory": the CRD's cliType is the lower-case CLI name. */
 static void
 coderun_lower(char *out, size_t size, const char *in)
@@ -253,9 +263,12 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	rc |= coderun_label(labels, "app.kubernetes.io/name", "healer");
 	rc |= coderun_label(labels, "healer/agent", agent);
 	rc |= coderun_label(labels, "healer/failure-type", spec->failure_type);
-	snprintf(num, sizeof(num), "%lld", (long long)spec->workflow_run_id);
+	/* no run (an alert, an ArgoCD application): empty, not "0", as the
+	 * PR number below; no event branch: the branch the fix goes to */
+	coderun_run_id(num, sizeof(num), spec->workflow_run_id);
 	rc |= coderun_label(labels, "healer/workflow-run-id", num);
-	rc |= coderun_label(labels, "healer/branch", spec->branch);
+	rc |= coderun_label(labels, "healer/branch",
+	                    spec->branch && *spec->branch ? spec->branch : target);
 	rc |= coderun_label(labels, "healer/task-id", spec->task_id);
 	snprintf(num, sizeof(num), "%d", spec->attempt > 0 ? spec->attempt : 1);
 	rc |= coderun_label(labels, "healer/attempt", num);
@@ -278,7 +291,7 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 
 	rc |= coderun_set(env, "HEALER_TASK_ID", spec->task_id);
 	rc |= coderun_set(env, "FAILURE_TYPE", spec->failure_type);
-	snprintf(num, sizeof(num), "%lld", (long long)spec->workflow_run_id);
+	coderun_run_id(num, sizeof(num), spec->workflow_run_id);
 	rc |= coderun_set(env, "WORKFLOW_RUN_ID", num);
 	/* no PR: empty, not "0" (there is no PR 0); the key stays (contract 7) */
 	if (spec->pr_number > 0)

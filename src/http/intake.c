@@ -51,11 +51,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The CI sensor's route (its answer waits for the decision). */
+/* The CI sensor's route. */
 static bool
 intake_ci_route(const struct http_req *r)
 {
 	return strcmp(r->rt->name, "ci_failure") == 0;
+}
+
+/* A sensor's route whose answer waits for the decision: the CI and the
+ * security sensor's. */
+static bool
+intake_decides(const struct http_req *r)
+{
+	return intake_ci_route(r) || strcmp(r->rt->name, "security_alert") == 0;
 }
 
 static const char *
@@ -270,8 +278,8 @@ intake_done(struct hl_intake_req *req)
 	struct http_req *r = req->arg;
 	int wait_ms = r->srv->cfg->decision_wait_ms;
 
-	/* the CI sensor's call waits for the decision (decisions.c) */
-	if (r->sensor && intake_ci_route(r) && req->rc == 0 && r->intent != HL_INTENT_TRACK &&
+	/* a sensor's call waits for the decision (decisions.c) */
+	if (r->sensor && intake_decides(r) && req->rc == 0 && r->intent != HL_INTENT_TRACK &&
 	    req->answer.status == HL_INTAKE_ACCEPTED && wait_ms > 0 &&
 	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
 		return;
@@ -414,6 +422,10 @@ intake_add_decision(struct http_req *r, json_t *o)
 			json_object_set_new(o, "dedup_status", json_string(ds));
 		if (why)
 			json_object_set_new(o, "reason", json_string(why));
+		/* the reason's prose, when the reason is a code ("attached") */
+		if (json_is_string(json_object_get(src, "message")) &&
+		    !json_object_get(o, "message"))
+			json_object_set(o, "message", json_object_get(src, "message"));
 	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r) &&
 	           r->intent == HL_INTENT_TRACK) {
 		/* a successful run: kept as a CI result for verification, never
@@ -424,7 +436,7 @@ intake_add_decision(struct http_req *r, json_t *o)
 		        o, "reason",
 		        json_string("not_failure: a successful run is recorded to verify "
 		                    "fixes, not remediated"));
-	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r)) {
+	} else if (a->status == HL_INTAKE_ACCEPTED && intake_decides(r)) {
 		json_object_set_new(o, "decision", json_string("pending"));
 	}
 	json_decref(stored);

@@ -1086,7 +1086,12 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		}
 	}
 	now = hl_time_wall_ms();
-	/* decided only (no dispatch target): nothing will run */
+	/* decided only (no dispatch target): nothing will run, and no CodeRun
+	 * has the name it would have had (kept in the decision's "coderun") */
+	if (dout == HL_DISPATCH_DRY_RUN && !rerun) {
+		name[0] = '\0';
+		res->coderun_name[0] = '\0';
+	}
 	rc = rem_put_task(r, j,
 	                  dout == HL_DISPATCH_DRY_RUN && !rerun ? HL_TASK_SKIPPED : HL_TASK_RUNNING,
 	                  dout == HL_DISPATCH_DRY_RUN && !rerun ? "decide_only" : NULL, agent, type,
@@ -1112,7 +1117,10 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	                              .coderun_name = name,
 	                              .prompt = prompt,
 	                              .repository = ev->repository,
-	                              .started_ms = now },
+	                              .started_ms = now,
+	                              /* decided only: done as it starts */
+	                              .finished_ms =
+	                                      dout == HL_DISPATCH_DRY_RUN && !rerun ? now : 0 },
 	        err);
 	/* A replay (the CodeRun was there already): the watch may have recorded
 	 * its status meanwhile, so the task is judged at once rather than at

@@ -45,7 +45,8 @@ static const char pg_task_upsert_sql[] = PG_TASK_INSERT
         " coderun_name = COALESCE(excluded.coderun_name, remediation_tasks.coderun_name),"
         " decision_json = COALESCE(excluded.decision_json, remediation_tasks.decision_json),"
         " updated_ms = excluded.updated_ms,"
-        " reason = COALESCE(excluded.reason, remediation_tasks.reason),"
+        " reason = CASE WHEN excluded.state = remediation_tasks.state"
+        "  THEN COALESCE(excluded.reason, remediation_tasks.reason) ELSE excluded.reason END,"
         " attempts = CASE WHEN $14 IS NULL THEN remediation_tasks.attempts ELSE $14 END,"
         " finished_ms = CASE WHEN $15 IS NULL THEN NULL"
         "  ELSE COALESCE(remediation_tasks.finished_ms, $15) END,"
@@ -138,7 +139,8 @@ hl_pg_task_put(struct hl_store_backend *b, const struct hl_task *t, struct hl_er
 			goto fail;
 		if ((rc = pg_task_state(b, &cur, t->task_id, err)) < 0)
 			goto fail;
-		/* writing the same state again updates the other fields only */
+		/* writing the same state again updates the other fields only; a
+		 * new state takes the new reason, none included */
 		if (cur != t->state && (rc = hl_task_transition(cur, t->state, err)) < 0) {
 			hl_err_wrap(err, "task '%s'", t->task_id);
 			goto fail;
@@ -587,10 +589,12 @@ hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	hl_pg_int_or_null(&p, has_cursor ? cur_ms : 0);
 	hl_pg_text(&p, has_cursor ? cur_id : NULL);
 	hl_pg_int(&p, (int64_t)limit + 1); /* one more: is there a next page? */
+	/* attempts: the ones begun, as the task's document lists them */
 #define PG_TASK_PAGE                                                              \
 	"SELECT task_id, repository, branch, workflow, job, agent, failure_type," \
-	" kind, reason, state, attempts, pr_number, created_ms, updated_ms,"      \
-	" finished_ms FROM remediation_tasks"                                     \
+	" kind, reason, state, (SELECT COUNT(*) FROM attempts a"                  \
+	"  WHERE a.task_id = remediation_tasks.task_id), pr_number,"              \
+	" created_ms, updated_ms, finished_ms FROM remediation_tasks"             \
 	" WHERE ($1::text[] IS NULL OR state = ANY($1::text[]))"                  \
 	" AND ($2::text IS NULL OR lower(repository) = lower($2))"                \
 	" AND ($3::text IS NULL OR agent = $3)"                                   \

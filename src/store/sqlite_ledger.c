@@ -59,7 +59,8 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 
 	if ((rc = sq_task_state(b, &cur, t->task_id, err)) < 0)
 		return rc;
-	/* Writing the same state again updates the other fields only. */
+	/* Writing the same state again updates the other fields only; a new
+	 * state takes the new reason, none included (not the queue's). */
 	if (cur != t->state && (rc = hl_task_transition(cur, t->state, err)) < 0)
 		return hl_err_wrap(err, "task '%s'", t->task_id);
 	ends = hl_task_state_is_final(t->state) || t->state == HL_TASK_ESCALATED;
@@ -86,7 +87,8 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        " coderun_name = COALESCE(excluded.coderun_name, remediation_tasks.coderun_name),"
 	        " decision_json = COALESCE(excluded.decision_json, remediation_tasks.decision_json),"
 	        " updated_ms = excluded.updated_ms,"
-	        " reason = COALESCE(excluded.reason, remediation_tasks.reason),"
+	        " reason = CASE WHEN excluded.state = remediation_tasks.state"
+	        "  THEN COALESCE(excluded.reason, remediation_tasks.reason) ELSE excluded.reason END,"
 	        " attempts = CASE WHEN ?14 IS NULL THEN remediation_tasks.attempts ELSE ?14 END,"
 	        " finished_ms = CASE WHEN ?15 IS NULL THEN NULL"
 	        "  ELSE COALESCE(remediation_tasks.finished_ms, ?15) END,"
@@ -552,8 +554,12 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	if ((has_cursor = hl_store_cursor_parse(f->cursor, &cur_ms, cur_id, sizeof(cur_id), err)) <
 	    0)
 		return has_cursor;
+	/* attempts: the ones begun, as the task's document lists them (a
+	 * queued task's counter already names the attempt it waits to begin) */
 	hl_buf_append_str(&sql, "SELECT task_id, repository, branch, workflow, job, agent,"
-	                        " failure_type, kind, reason, state, attempts, pr_number,"
+	                        " failure_type, kind, reason, state,"
+	                        " (SELECT COUNT(*) FROM attempts a"
+	                        "  WHERE a.task_id = remediation_tasks.task_id), pr_number,"
 	                        " created_ms, updated_ms, finished_ms FROM remediation_tasks");
 	if (f->states) {
 		hl_buf_append_str(&sql, first ? " WHERE state IN (" : " AND state IN (");

@@ -250,6 +250,41 @@ test_coderun_env_target_branch_on_main(void **state)
 	json_decref(m);
 }
 
+/* An alert's CodeRun (no workflow run, no event branch): the run id is
+ * empty in the env and the label, never "0"; the branch label is the
+ * branch the fix goes to. */
+static void
+test_coderun_without_run_or_branch(void **state)
+{
+	struct hl_coderun_spec s = base_spec();
+	struct hl_err err = HL_ERR_INIT;
+	json_t *m = NULL, *l;
+
+	(void)state;
+	s.failure_type = "security_dependabot";
+	s.agent = "cipher";
+	s.branch = NULL;
+	s.pr_number = 0;
+	s.workflow_run_id = 0;
+	s.target_branch = "fix/dependabot-alert-5";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	l = hl_json_path(m, "metadata.labels");
+	assert_string_equal(hl_json_str(m, "spec.env.WORKFLOW_RUN_ID"), "");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/workflow-run-id")), "");
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), "fix/dependabot-alert-5");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/branch")),
+	                    "fix-dependabot-alert-5");
+	json_decref(m);
+	/* an empty event branch is none too */
+	s.branch = "";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(hl_json_path(m, "metadata.labels"),
+	                                                      "healer/branch")),
+	                    "fix-dependabot-alert-5");
+	json_decref(m);
+}
+
 static void
 test_coderun_label_values_sanitised(void **state)
 {
@@ -583,6 +618,7 @@ main(void)
 		cmocka_unit_test(test_coderun_target_branch_rules),
 		cmocka_unit_test(test_coderun_long_branch_kept_whole),
 		cmocka_unit_test(test_coderun_env_target_branch_on_main),
+		cmocka_unit_test(test_coderun_without_run_or_branch),
 		cmocka_unit_test(test_coderun_label_values_sanitised),
 		cmocka_unit_test(test_coderun_label_value_edge_cases),
 		cmocka_unit_test(test_coderun_heal_manifest),

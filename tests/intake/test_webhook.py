@@ -445,6 +445,21 @@ def run(tmp):
     check("bare workflow_run is accepted with dedup_status new",
           st == 202 and d.get("status") == "accepted" and d.get("dedup_status") == "new"
           and d.get("event") == "workflow_run", d)
+    # decided only (HEALER_DISPATCH=none): no CodeRun was made, so the answer
+    # names none; the decision keeps the name it would have had, and the
+    # attempt decided is finished
+    st2, _, t = srv.json("GET", "/api/remediations/%s" % d.get("task_id"), None, auth)
+    a1 = (t.get("attempts") or [{}])[0]
+    check("a decided-only sensor call answers the agent and type with coderun_name null",
+          d.get("agent") and d.get("failure_type") and "coderun_name" in d
+          and d["coderun_name"] is None, d)
+    check("... its task names no CodeRun, its decision the one it would have made, and the"
+          " attempt has its end time",
+          st2 == 200 and t.get("state") == "skipped" and t.get("coderun_name") is None
+          and a1.get("coderun") is None and a1.get("phase") == "done"
+          and a1.get("finished_at") is not None
+          and ((t.get("decision") or {}).get("coderun") or {}).get("name", "").startswith(
+              "healer-"), t)
     wrapped = json.dumps({"body": WF_RUN}).encode()
     st, _, d = srv.json("POST", "/api/remediate/ci-failure", wrapped, auth)
     check("the same run wrapped in {\"body\": ...} is recognized (dedup_status existing)",

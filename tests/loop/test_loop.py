@@ -992,6 +992,21 @@ def main():
           other and other != tid_k and owner.get("task_id") == tid_k
           and other not in [t["task_id"] for t in listed.get("remediations", [])]
           and len(by_task(tid_k)) == 1 and not by_task(other), [ans, owner])
+    # the CI sensor's call for one more failure of that job: the owner's
+    # decision (agent, type, its CodeRun), the reason a code, its prose apart
+    seed_job(7507)
+    st, ans = srv.request("POST", "/api/remediate/ci-failure",
+                          json.dumps(job_event(7507, 8507, "loop/k", sha=SHA1)).encode(),
+                          {"Content-Type": "application/json", "X-GitHub-Event": "workflow_job"})
+    kr = by_task(tid_k)
+    check("a sensor call for a failure the active task owns answers existing with that"
+          " task's agent, failure type and CodeRun",
+          st == 202 and ans.get("dedup_status") == "existing" and ans.get("task_id") == tid_k
+          and len(kr) == 1 and ans.get("coderun_name") == kr[0]["metadata"]["name"]
+          and ans.get("agent") == kr[0]["metadata"]["labels"].get("healer/agent")
+          and ans.get("failure_type") == kr[0]["metadata"]["labels"].get("healer/failure-type")
+          and ans.get("agent") and ans.get("failure_type")
+          and ans.get("reason") == "attached" and ans.get("message"), [ans, kr])
 
     # ---- H2. the API server asks the watch to wait 1e9 s: it waits 60 s, and says so ----
     # (last before the stop: the watch then waits out those 60 s; the stop ends the wait)

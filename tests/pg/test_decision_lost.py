@@ -78,9 +78,10 @@ def main():
     check("replica B decided the sensor call's failure, and its NOTIFY failed",
           bool(decided) and "publishing the decision" in b.log(),
           (decided, b.log()[-2000:]))
-    check("the sensor call answers 202 with the decision (agent, CodeRun)",
-          st == 202 and d.get("agent") and d.get("coderun_name")
-          and d.get("dedup_status") == "new", (st, d))
+    check("the sensor call answers 202 with the decision (agent, type; decided only: no"
+          " CodeRun)",
+          st == 202 and d.get("agent") and d.get("failure_type") and "coderun_name" in d
+          and "decision" not in d and d.get("dedup_status") == "new", (st, d))
     check(f"it is answered within about a second of the decision ({after and round(after, 2)}"
           f" s), not at the end of its decision wait ({WAIT_MS // 1000} s)",
           after is not None and after < 3 and answer["took"] < WAIT_MS / 1000 - 5,

@@ -95,9 +95,10 @@ def main():
     st, d = answer.get("reply", (None, {}))
     took = answer.get("took")
     after = answer["at"] - t_allow if "at" in answer else None
-    check("the sensor call answers 202 with the decision (agent, CodeRun)",
-          st == 202 and d.get("agent") and d.get("coderun_name")
-          and d.get("dedup_status") == "new", (st, d))
+    check("the sensor call answers 202 with the decision (agent, type; decided only: no"
+          " CodeRun)",
+          st == 202 and d.get("agent") and d.get("failure_type") and "coderun_name" in d
+          and "decision" not in d and d.get("dedup_status") == "new", (st, d))
     check(f"it is answered soon after A's listener is back ({after and round(after, 2)} s), "
           f"well before its decision wait ({WAIT_MS // 1000} s) ends",
           took is not None and after is not None and after < 6

@@ -575,6 +575,16 @@ def main():
     check("an alert without a branch gets its own fix branch",
           cr["spec"]["env"].get("TARGET_BRANCH") == f"fix/dependabot-alert-{num}",
           cr["spec"]["env"])
+    check("an alert's CodeRun has no run id (empty, not \"0\") and its fix branch as the"
+          " branch label",
+          cr["spec"]["env"].get("WORKFLOW_RUN_ID") == ""
+          and cr["metadata"]["labels"].get("healer/workflow-run-id") == ""
+          and cr["metadata"]["labels"].get("healer/branch") == f"fix-dependabot-alert-{num}",
+          [cr["metadata"]["labels"], cr["spec"]["env"]])
+    check("the security sensor's answer waits for the decision: Cipher, the type, the CodeRun",
+          ans.get("agent") == "cipher" and ans.get("failure_type") == "security_dependabot"
+          and ans.get("coderun_name") == cr["metadata"].get("name")
+          and ans.get("dedup_status") == "new" and "decision" not in ans, ans)
 
     # ---- 5c. /healer fix on a PR -> a CodeRun for its failing check with the hint --
     dtest.http("POST", GURL + "/_stub/seed", {

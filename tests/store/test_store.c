@@ -1386,6 +1386,43 @@ test_store_task_transitions_are_checked(void **state)
 	assert_int_equal(hl_store_task_get(f->s, &r, "t-new", NULL), -HL_ENOTFOUND);
 }
 
+/* A task leaving a state leaves its reason too (a queued task's wait);
+ * the same state written again without one keeps it. */
+static void
+test_store_task_reason_follows_its_state(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_task t = { .task_id = "t-why",
+		             .repository = "o/r",
+		             .state = HL_TASK_QUEUED,
+		             .reason = "waiting for a CodeRun slot (1 of 1 running)" };
+	struct hl_task_record *r = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.reason = NULL;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-why", NULL), 0);
+	assert_string_equal(r->reason, "waiting for a CodeRun slot (1 of 1 running)");
+	hl_task_record_free(r);
+	r = NULL;
+	t.state = HL_TASK_RUNNING;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-why", NULL), 0);
+	assert_int_equal(r->state, HL_TASK_RUNNING);
+	assert_null(r->reason);
+	hl_task_record_free(r);
+	r = NULL;
+	t.state = HL_TASK_ESCALATED;
+	t.reason = "attempts exhausted";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.reason = NULL;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-why", NULL), 0);
+	assert_string_equal(r->reason, "attempts exhausted");
+	hl_task_record_free(r);
+}
+
 static void
 test_store_large_body_round_trips_deflated(void **state)
 {
@@ -3094,6 +3131,44 @@ test_store_task_page_pages_and_filters(void **state)
 		flt.cursor = "nonsense";
 		assert_int_equal(hl_store_task_page(f->s, all, &n, next, &flt, &err), -HL_EINVAL);
 	}
+	/* the attempts listed are the ones begun, as the task's document has
+	 * them: a queued task's counter names one it waits to begin */
+	{
+		struct hl_task_filter flt = { .limit = 50, .states = 1u << HL_TASK_QUEUED };
+		struct hl_task_summary all[50];
+		char next[HL_CURSOR_MAX];
+
+		assert_int_equal(hl_store_task_put(f->s,
+		                                   &(struct hl_task){ .task_id = "t-list-05",
+		                                                      .state = HL_TASK_QUEUED,
+		                                                      .attempts = 1 },
+		                                   &err),
+		                 0);
+		assert_int_equal(hl_store_task_put(f->s,
+		                                   &(struct hl_task){ .task_id = "t-list-10",
+		                                                      .state = HL_TASK_QUEUED,
+		                                                      .attempts = 2 },
+		                                   &err),
+		                 0);
+		assert_int_equal(hl_store_attempt_put(
+		                         f->s,
+		                         &(struct hl_attempt){ .task_id = "t-list-10",
+		                                               .n = 1,
+		                                               .kind = HL_ATTEMPT_AGENT,
+		                                               .phase = HL_PHASE_DONE,
+		                                               .outcome = HL_OUTCOME_AGENT_FAILED,
+		                                               .agent = "rex" },
+		                         &err),
+		                 0);
+		assert_int_equal(hl_store_task_page(f->s, all, &n, next, &flt, &err), 0);
+		for (i = 0, k = 0; i < n; i++) {
+			if (strcmp(all[i].task_id, "t-list-05") == 0 && ++k)
+				assert_int_equal(all[i].attempts, 0);
+			else if (strcmp(all[i].task_id, "t-list-10") == 0 && ++k)
+				assert_int_equal(all[i].attempts, 1);
+		}
+		assert_int_equal(k, 2);
+	}
 }
 
 /* URLs in messages never show credentials; every libpq form is PostgreSQL. */
@@ -4326,6 +4401,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_tasks_and_attempts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_transitions_are_checked, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_reason_follows_its_state, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_large_body_round_trips_deflated, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_typical_body_round_trips_lz4, setup,
@@ -4389,8 +4466,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_replicas_hear_each_other, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_lost_claim_waits_again, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_store_replicas_end_only_their_own_claims, setup,
-		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_end_only_their_own_claims,
+		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_take_over_a_dead_ones_claims,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_listener_reconnects, setup, teardown),
