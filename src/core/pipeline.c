@@ -368,7 +368,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	}
 	/* a bot's or skip-tagged failure no active task took starts none */
 	if (ev->intent == HL_INTENT_CI_FAILURE &&
-	    hl_event_skip_starts_nothing(skip = hl_event_skip_reason(ev, p->cfg))) {
+	    hl_event_skip_starts_nothing(ev, skip = hl_event_skip_reason(ev, p->cfg))) {
 		decision = pipeline_skipped_json(skip);
 		rc = pipeline_finish_held(
 		        p->store, d->delivery_id,

@@ -244,11 +244,12 @@ const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_conf
  */
 char *hl_event_dedup_key(const struct hl_event *ev);
 
-/* True for a skip reason that only keeps a CI failure from starting a task
- * (bot_sender, skip_tag): the failure is still the current CI status of an
- * active task on its branch (an agent's own push failing again), so intake
- * stores it for the worker, which gives it to that task or skips it. */
-bool hl_event_skip_starts_nothing(const char *reason);
+/* True when ev is a CI failure and reason (hl_event_skip_reason's) only
+ * keeps it from starting a task (bot_sender, skip_tag): the failure is
+ * still the current CI status of an active task on its branch (an agent's
+ * own push failing again), so intake stores it for the worker, which gives
+ * it to that task or skips it. A bot's command is never this. */
+bool hl_event_skip_starts_nothing(const struct hl_event *ev, const char *reason);
 
 /* True when a commit message carries a skip tag: [skip-healer],
  * [healer skip] or [skip-ci-remediation] (case-insensitive). For a job whose

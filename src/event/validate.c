@@ -106,9 +106,10 @@ hl_event_has_skip_tag(const char *msg)
 }
 
 bool
-hl_event_skip_starts_nothing(const char *reason)
+hl_event_skip_starts_nothing(const struct hl_event *ev, const char *reason)
 {
-	return reason && (strcmp(reason, "bot_sender") == 0 || strcmp(reason, "skip_tag") == 0);
+	return ev && ev->intent == HL_INTENT_CI_FAILURE && reason &&
+	       (strcmp(reason, "bot_sender") == 0 || strcmp(reason, "skip_tag") == 0);
 }
 
 const char *

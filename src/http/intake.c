@@ -319,7 +319,7 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	/* a bot's or skip-tagged failure starts no task, but may be an active
 	 * task's result (an agent's push failing again): the worker decides
 	 * (hl_pipeline_process), so it is stored with no task of its own */
-	result_only = hl_event_skip_starts_nothing(skip);
+	result_only = hl_event_skip_starts_nothing(ev, skip);
 	if (result_only)
 		skip = NULL;
 	if (ev) {

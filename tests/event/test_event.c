@@ -717,6 +717,8 @@ test_event_skip_bot_sender(void **state)
 
 	assert_true(ev->sender_is_bot);
 	assert_string_equal(hl_event_skip_reason(ev, &cfg), "bot_sender");
+	/* still an active task's result: stored for the worker */
+	assert_true(hl_event_skip_starts_nothing(ev, "bot_sender"));
 	cfg.process_bot_commits = true;
 	assert_null(hl_event_skip_reason(ev, &cfg));
 	hl_event_free(ev);
@@ -782,6 +784,8 @@ test_event_skip_no_command(void **state)
 	          " \"pull_request\": {}}, \"comment\": {\"id\": 4, \"body\": \"/healer retry\"}}");
 	assert_int_equal(ev->command, HL_CMD_RETRY);
 	assert_string_equal(reason_of(ev), "bot_sender");
+	/* refused at intake: not stored for the worker as a CI failure's is */
+	assert_false(hl_event_skip_starts_nothing(ev, reason_of(ev)));
 	{
 		/* also when bots' CI failures are processed: that setting is about
 		 * commits, and an agent's comment quoting a command must not

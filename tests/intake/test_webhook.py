@@ -53,6 +53,9 @@ WF_JOB = next(x for x in EX["workflow_job"] if x["action"] == "completed"
               and x["workflow_job"]["conclusion"] == "failure")
 WF_RUN = copy.deepcopy(next(x for x in EX["workflow_run"] if x["action"] == "completed"))
 WF_RUN["workflow_run"]["conclusion"] = "failure"
+# the example's run names another repository as its head (a fork's run to
+# healer): a run of the repository's own commit names it
+WF_RUN["workflow_run"]["head_repository"] = copy.deepcopy(WF_RUN["repository"])
 DEPENDABOT = next(x for x in EX["dependabot_alert"] if x["action"] == "created")
 
 

@@ -713,6 +713,13 @@ def agent_results():
     check("a bot's CI failure no task fixes is stored and skipped (bot_sender), no task",
           st == 202 and delivery_reason(srv, "bot-alone") == ("skipped", "bot_sender")
           and not ans.get("task_id"), [st, ans, delivery_reason(srv, "bot-alone")])
+    # a bot's command is refused at intake as before, never left to the worker
+    cmd = T.comment_event(9801, 99, "/healer retry", "OWNER")
+    cmd["sender"] = cmd["comment"]["user"] = bot
+    st, ans = srv.deliver(cmd, event="issue_comment", delivery="bot-command")
+    check("... and a bot's /healer command is answered skipped (bot_sender), never obeyed",
+          st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "bot_sender"
+          and delivery_reason(srv, "bot-command") == ("skipped", "bot_sender"), [st, ans])
     # 2. the agent's push fails again, sent by the agent's bot, while task B
     # holds the only CodeRun slot
     T.seed_job(7981)
