@@ -123,6 +123,12 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 		return "action_not_handled";
 	if (!hl_config_repo_allowed(cfg, ev->repository))
 		return "repository_not_allowed";
+	/* a GitHub App's webhook brings every installation's events, signed
+	 * alike: only the configured installation's are healer's */
+	if (ev->installation_id > 0 && cfg->github_app_installation_id &&
+	    *cfg->github_app_installation_id &&
+	    strtoll(cfg->github_app_installation_id, NULL, 10) != ev->installation_id)
+		return "installation_not_allowed";
 
 	switch (ev->intent) {
 	case HL_INTENT_CI_FAILURE:

@@ -710,6 +710,24 @@ test_event_skip_repository_not_allowed(void **state)
 }
 
 static void
+test_event_skip_other_installation(void **state)
+{
+	struct hl_config cfg = { 0 };
+	struct hl_event *ev = wf_job_with("completed", "failure", SENDER);
+
+	(void)state;
+	ev->installation_id = 42;
+	assert_null(hl_event_skip_reason(ev, &cfg)); /* no App configured */
+	cfg.github_app_installation_id = "42";
+	assert_null(hl_event_skip_reason(ev, &cfg));
+	cfg.github_app_installation_id = "7";
+	assert_string_equal(hl_event_skip_reason(ev, &cfg), "installation_not_allowed");
+	ev->installation_id = 0; /* a repository or organization hook's */
+	assert_null(hl_event_skip_reason(ev, &cfg));
+	hl_event_free(ev);
+}
+
+static void
 test_event_skip_bot_sender(void **state)
 {
 	struct hl_config cfg = { 0 };
@@ -1523,6 +1541,7 @@ main(void)
 		cmocka_unit_test(test_event_skip_action_not_handled),
 		cmocka_unit_test(test_event_skip_not_failure),
 		cmocka_unit_test(test_event_skip_repository_not_allowed),
+		cmocka_unit_test(test_event_skip_other_installation),
 		cmocka_unit_test(test_event_skip_bot_sender),
 		cmocka_unit_test(test_event_skip_tag),
 		cmocka_unit_test(test_event_skip_alert_not_open),
