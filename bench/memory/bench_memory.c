@@ -320,7 +320,8 @@ main(int argc, char **argv)
 		hits += (int64_t)nh;
 		hl_memory_hits_free(h, nh);
 		a = now_ns();
-		if (hl_memory_recall(&hist, &ids, s, repo, type, ev, NULL, &err) < 0 ||
+		if (hl_memory_recall(&hist, &ids, s, repo, HL_MEMORY_SCOPE_ALL, type, ev, NULL,
+		                     &err) < 0 ||
 		    hl_store_agent_records(s, ar, HL_AGENT_RECORDS_MAX, &na, repo, type, &err) <
 		            0) {
 			fprintf(stderr, "recall: %s\n", err.msg);

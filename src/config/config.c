@@ -88,6 +88,7 @@ static const struct config_key config_keys[] = {
 	X("GRAFANA_TOKEN", grafana_token),
 	S("OPENMEMORY_URL", openmemory_url, NULL),
 	X("OPENMEMORY_API_KEY", openmemory_api_key),
+	S("HEALER_MEMORY_SCOPE", memory_scope_name, "owner"),
 	X("DISCORD_WEBHOOK_URL", discord_webhook_url),
 	X("SLACK_WEBHOOK_URL", slack_webhook_url),
 	X("SMTP_URL", smtp_url),
@@ -1325,6 +1326,16 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	}
 	if ((rc = config_finish_heal(cfg, err)) < 0)
 		return rc;
+	if (strcmp(cfg->memory_scope_name, "owner") == 0)
+		cfg->memory_scope = HL_MEMORY_SCOPE_OWNER;
+	else if (strcmp(cfg->memory_scope_name, "repository") == 0)
+		cfg->memory_scope = HL_MEMORY_SCOPE_REPOSITORY;
+	else if (strcmp(cfg->memory_scope_name, "all") == 0)
+		cfg->memory_scope = HL_MEMORY_SCOPE_ALL;
+	else
+		return hl_err_set(err, HL_EINVAL,
+		                  "HEALER_MEMORY_SCOPE: '%s' must be owner, repository or all",
+		                  cfg->memory_scope_name);
 	if (strcmp(cfg->dispatch_name, "kubernetes") == 0)
 		cfg->dispatch = HL_DISPATCH_KUBERNETES;
 	else if (strcmp(cfg->dispatch_name, "directory") == 0)

@@ -33,6 +33,13 @@ enum hl_dispatch_mode {
 	HL_DISPATCH_NONE,
 };
 
+/* Whose memories a remediation's prompt may recall (HEALER_MEMORY_SCOPE). */
+enum hl_memory_scope {
+	HL_MEMORY_SCOPE_OWNER, /* the repository owner's (an organization's) */
+	HL_MEMORY_SCOPE_REPOSITORY,
+	HL_MEMORY_SCOPE_ALL,
+};
+
 struct hl_service;
 
 struct hl_config {
@@ -66,6 +73,8 @@ struct hl_config {
 	char *argocd_server, *argocd_token;
 	char *prometheus_url, *loki_url, *grafana_url, *grafana_token;
 	char *openmemory_url, *openmemory_api_key;
+	char *memory_scope_name; /* HEALER_MEMORY_SCOPE */
+	enum hl_memory_scope memory_scope;
 	char *discord_webhook_url, *slack_webhook_url, *smtp_url, *email_to;
 	char *email_from;           /* HEALER_EMAIL_FROM */
 	int attempt_timeout_mins;   /* HEALER_ATTEMPT_TIMEOUT_MINS */

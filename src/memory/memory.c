@@ -261,10 +261,30 @@ recall_what(const struct hl_memory_hit *h)
 	return hl_buf_error(&b) ? (hl_buf_release(&b), NULL) : hl_buf_detach(&b, NULL);
 }
 
+bool
+hl_memory_in_scope(enum hl_memory_scope scope, const char *repository, const char *other)
+{
+	const char *a, *b;
+
+	if (scope == HL_MEMORY_SCOPE_ALL)
+		return true;
+	if (!repository || !other)
+		return false;
+	if (scope == HL_MEMORY_SCOPE_REPOSITORY)
+		return strcasecmp(repository, other) == 0;
+	a = strchr(repository, '/');
+	b = strchr(other, '/');
+	return a && b && a - repository == b - other &&
+	       strncasecmp(repository, other, (size_t)(a - repository)) == 0;
+}
+
+/* Memories asked of the store for HL_MEMORY_K to be left within a scope. */
+#define RECALL_CANDIDATES (HL_MEMORY_K * 4)
+
 int
 hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const char *repository,
-                 const char *failure_type, const char *text, const char *exclude_task,
-                 struct hl_err *err)
+                 enum hl_memory_scope scope, const char *failure_type, const char *text,
+                 const char *exclude_task, struct hl_err *err)
 {
 	struct hl_memory_hit *h = NULL;
 	json_t *similar = json_array(), *known = json_array(), *idl = json_array();
@@ -275,21 +295,28 @@ hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const char 
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}
-	rc = hl_store_memory_similar(s, &h, &n,
-	                             &(struct hl_memory_query){ .repository = repository,
-	                                                        .failure_type = failure_type,
-	                                                        .text = text,
-	                                                        .exclude_task = exclude_task,
-	                                                        .k = HL_MEMORY_K },
-	                             err);
+	rc = hl_store_memory_similar(
+	        s, &h, &n,
+	        &(struct hl_memory_query){ .repository = repository,
+	                                   .failure_type = failure_type,
+	                                   .text = text,
+	                                   .exclude_task = exclude_task,
+	                                   .k = scope == HL_MEMORY_SCOPE_REPOSITORY
+	                                                ? HL_MEMORY_K
+	                                                : RECALL_CANDIDATES },
+	        err);
 	if (rc < 0)
 		goto fail;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && json_array_size(similar) < HL_MEMORY_K; i++) {
 		/* a memory stored by an older healer may hold a cut character
 		 * or a credential: cleaned as a new note would be */
-		char id[32], *what = recall_what(&h[i]);
-		char *summary = note_dup(h[i].summary, NOTE_SUMMARY_MAX);
+		char id[32], *what, *summary;
 		double score = round(h[i].score * 1000.0) / 1000.0;
+
+		if (!hl_memory_in_scope(scope, repository, h[i].repository))
+			continue;
+		what = recall_what(&h[i]);
+		summary = note_dup(h[i].summary, NOTE_SUMMARY_MAX);
 
 		snprintf(id, sizeof(id), "%lld", (long long)h[i].id);
 		json_array_append_new(idl, json_string(id));
@@ -342,7 +369,8 @@ om_record_head(const char *content, char *task, size_t tsize, char *type, size_t
 
 json_t *
 hl_memory_history_from_matches(const json_t *matches, const char *repository,
-                               const char *failure_type, const char *exclude_task, json_t **ids)
+                               enum hl_memory_scope scope, const char *failure_type,
+                               const char *exclude_task, json_t **ids)
 {
 	json_t *similar = json_array(), *known = json_array(), *m;
 	size_t i;
@@ -369,6 +397,7 @@ hl_memory_history_from_matches(const json_t *matches, const char *repository,
 			                    sizeof(repo)) ||
 			    (exclude_task && strcmp(task, exclude_task) == 0) ||
 			    (failure_type && strcmp(type, failure_type) != 0) ||
+			    !hl_memory_in_scope(scope, repository, repo) ||
 			    (pass == 0) != (repository && strcasecmp(repo, repository) == 0))
 				continue;
 			/* kept as the embedded memory's recall keeps a memory: one

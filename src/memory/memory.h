@@ -59,27 +59,37 @@ void hl_memory_note_release(struct hl_memory_note *n);
 json_t *hl_memory_decision_ids(const char *decision_json);
 
 /*
+ * True when a memory of other's may reach a prompt for repository under
+ * scope: the same repository, the same owner (an organization's
+ * repositories, compared as GitHub does, ignoring case), or any. A memory
+ * holds its failure's evidence line and PR: a private repository's must not
+ * reach an agent working elsewhere, whose PRs may be public.
+ */
+bool hl_memory_in_scope(enum hl_memory_scope scope, const char *repository, const char *other);
+
+/*
  * Reads the embedded memory for a failure: {similar_failures: [{id,
  * summary, score, resolution}], known_solutions: [{id, summary, score}]}
  * (the prompt data's history, docs/PROMPT_DATA.md) of the k memories of
- * failure_type closest to text, the repository's first, excluding
- * exclude_task. *ids gets the ids shown (strings). New references.
+ * failure_type closest to text within scope, the repository's first,
+ * excluding exclude_task. *ids gets the ids shown (strings). New
+ * references.
  */
 int hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const char *repository,
-                     const char *failure_type, const char *text, const char *exclude_task,
-                     struct hl_err *err);
+                     enum hl_memory_scope scope, const char *failure_type, const char *text,
+                     const char *exclude_task, struct hl_err *err);
 
 /* The same history from OpenMemory's matches ([{id, content, score}],
  * best first), which share words with the query: only the records healer
  * wrote (hl_memory_om_add_payload) of failure_type, never exclude_task's
- * own, at most HL_MEMORY_K of them, the repository's first, then the
- * best of the others, each kept as a recalled memory is (its first
+ * own, within scope, at most HL_MEMORY_K of them, the repository's first,
+ * then the best of the others, each kept as a recalled memory is (its first
  * line, at most 16 KiB, no URL credentials); those that record a fix are
  * known solutions too. *ids gets the ids OpenMemory gave (an empty id is
  * left out). New references. */
 json_t *hl_memory_history_from_matches(const json_t *matches, const char *repository,
-                                       const char *failure_type, const char *exclude_task,
-                                       json_t **ids);
+                                       enum hl_memory_scope scope, const char *failure_type,
+                                       const char *exclude_task, json_t **ids);
 
 /* Each agent's record as the prompt shows it: [{agent, finished,
  * succeeded}]. */

@@ -710,9 +710,11 @@ rem_memory(struct hl_remediator *r, struct rem_memory *m, const struct rem_job *
 	if (om) {
 		m->history = ctx->memory
 		                     ? hl_memory_history_from_matches(ctx->memory, ev->repository,
-		                                                      type, j->task_id, &ids)
+		                                                      r->cfg->memory_scope, type,
+		                                                      j->task_id, &ids)
 		                     : NULL;
-	} else if (hl_memory_recall(&m->history, &ids, r->store, ev->repository, type,
+	} else if (hl_memory_recall(&m->history, &ids, r->store, ev->repository,
+	                            r->cfg->memory_scope, type,
 	                            v->evidence_line ? v->evidence_line : ev->failed_step,
 	                            j->task_id, &err) < 0) {
 		hl_log_kv(HL_LOG_WARN, "reading memory failed; the prompt goes without it",

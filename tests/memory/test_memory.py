@@ -400,10 +400,15 @@ def openmemory():
     # OpenMemory answers whatever shares words with the query: another failure
     # type's fix (healer's own record, from another repository) and a team's note
     # must not reach the prompt as similar failures (before, every match did)
+    # and another owner's record of this very type stays out too
+    # (HEALER_MEMORY_SCOPE=owner: its evidence and PR are not this agent's to see)
     for content in ("healer task hl-00000000000000000077: helm in acme/charts (workflow CI, "
                     "job clippy) succeeded. Fixed by bolt on attempt 1 in 5m: PR "
                     "https://github.com/acme/charts/pull/77.",
-                    "CI failure in acme/om workflow CI job clippy: Fixed by the team-note-88"):
+                    "CI failure in acme/om workflow CI job clippy: Fixed by the team-note-88",
+                    "healer task hl-00000000000000000078: rust_clippy in private-org/billing "
+                    "(workflow CI, job clippy) succeeded. Fixed by rex on attempt 1 in 5m: PR "
+                    "https://github.com/private-org/billing/pull/78."):
         req = urllib.request.Request(OMURL + "/memory/add", json.dumps({"content": content}).encode(),
                                      {"Content-Type": "application/json", "x-api-key": OMKEY})
         urllib.request.urlopen(req, timeout=5).read()
@@ -416,12 +421,15 @@ def openmemory():
           in p2.split("Known solutions:", 1)[1], p2[-2500:])
     check("OpenMemory's matches of another failure type, or not healer's, stay out of it",
           "acme/charts/pull/77" not in p2 and "team-note-88" not in p2, p2[-2500:])
+    check("... and another owner's record of the same type stays out of it",
+          "private-org" not in p2, p2[-2500:])
     om("POST", "/_stub/fail", {"rate_limit": 1, "retry_after": 1})
     t429 = time.time()
     sc.fix(t2, 1, f"https://github.com/{R}/pull/2")
     def ours():
         return [m for m in om("GET", "/_stub/memories") or []
                 if "hl-00000000000000000077" not in m["content"]
+                and "hl-00000000000000000078" not in m["content"]
                 and "team-note-88" not in m["content"]]
     adds = wait_for(lambda: len(ours()) >= 2 and ours(), 30) or []
     took = time.time() - t429

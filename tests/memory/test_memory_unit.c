@@ -314,7 +314,7 @@ test_memory_history_from_openmemory_matches(void **state)
 	        "score", 0.6);
 	free(huge);
 	assert_non_null(matches);
-	h = hl_memory_history_from_matches(matches, "acme/a", "rust_clippy",
+	h = hl_memory_history_from_matches(matches, "acme/a", HL_MEMORY_SCOPE_ALL, "rust_clippy",
 	                                   "hl-00000000000000000009", &ids);
 	assert_non_null(h);
 	similar = json_object_get(h, "similar_failures");
@@ -360,7 +360,8 @@ test_memory_om_history_keeps_the_best_k(void **state)
 		json_array_append_new(matches, json_pack("{s:s, s:s, s:f}", "id", id, "content",
 		                                         content, "score", 1.0 - i / 100.0));
 	}
-	h = hl_memory_history_from_matches(matches, "acme/a", "rust_clippy", NULL, &ids);
+	h = hl_memory_history_from_matches(matches, "acme/a", HL_MEMORY_SCOPE_ALL, "rust_clippy",
+	                                   NULL, &ids);
 	assert_non_null(h);
 	similar = json_object_get(h, "similar_failures");
 	assert_int_equal(json_array_size(similar), HL_MEMORY_K);
@@ -374,10 +375,54 @@ test_memory_om_history_keeps_the_best_k(void **state)
 	/* fewer of the repository's: the others' best fill up */
 	while (json_array_size(matches) > 9)
 		json_array_remove(matches, json_array_size(matches) - 1);
-	h = hl_memory_history_from_matches(matches, "acme/a", "rust_clippy", NULL, &ids);
+	h = hl_memory_history_from_matches(matches, "acme/a", HL_MEMORY_SCOPE_ALL, "rust_clippy",
+	                                   NULL, &ids);
 	assert_int_equal(json_array_size(ids), 4);
 	assert_string_equal(json_string_value(json_array_get(ids, 0)), "m7");
 	assert_string_equal(json_string_value(json_array_get(ids, 2)), "m5");
+	json_decref(h);
+	json_decref(ids);
+	json_decref(matches);
+}
+
+/* A memory reaches a prompt for another repository only within the scope:
+ * the same owner by default (a private repository's evidence and PRs never
+ * reach an agent of another organization) */
+static void
+test_memory_scope(void **state)
+{
+	json_t *matches = json_array(), *ids = NULL, *h;
+	static const char *const repos[] = { "other/b", "ACME/c", "acme/a", "acmeco/x" };
+	char content[256], id[16];
+	size_t i;
+
+	(void)state;
+	assert_true(hl_memory_in_scope(HL_MEMORY_SCOPE_OWNER, "acme/a", "Acme/b"));
+	assert_false(hl_memory_in_scope(HL_MEMORY_SCOPE_OWNER, "acme/a", "acmeco/a"));
+	assert_false(hl_memory_in_scope(HL_MEMORY_SCOPE_OWNER, "acme/a", "other/a"));
+	assert_false(hl_memory_in_scope(HL_MEMORY_SCOPE_OWNER, "acme/a", NULL));
+	assert_true(hl_memory_in_scope(HL_MEMORY_SCOPE_REPOSITORY, "acme/a", "ACME/A"));
+	assert_false(hl_memory_in_scope(HL_MEMORY_SCOPE_REPOSITORY, "acme/a", "acme/b"));
+	assert_true(hl_memory_in_scope(HL_MEMORY_SCOPE_ALL, "acme/a", "other/b"));
+	for (i = 0; i < 4; i++) {
+		snprintf(
+		        content, sizeof(content),
+		        "healer task hl-%020zu: rust_clippy in %s (workflow CI, job lint) succeeded.",
+		        i, repos[i]);
+		snprintf(id, sizeof(id), "m%zu", i);
+		json_array_append_new(matches, json_pack("{s:s, s:s, s:f}", "id", id, "content",
+		                                         content, "score", 1.0 - (double)i / 10.0));
+	}
+	h = hl_memory_history_from_matches(matches, "acme/a", HL_MEMORY_SCOPE_OWNER, "rust_clippy",
+	                                   NULL, &ids);
+	assert_int_equal(json_array_size(ids), 2);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "m2");
+	assert_string_equal(json_string_value(json_array_get(ids, 1)), "m1");
+	json_decref(h);
+	json_decref(ids);
+	h = hl_memory_history_from_matches(matches, "acme/a", HL_MEMORY_SCOPE_REPOSITORY,
+	                                   "rust_clippy", NULL, &ids);
+	assert_int_equal(json_array_size(ids), 1);
 	json_decref(h);
 	json_decref(ids);
 	json_decref(matches);
@@ -471,6 +516,7 @@ main(void)
 		cmocka_unit_test(test_memory_history_from_openmemory_matches),
 		cmocka_unit_test(test_memory_insights_text_terminal),
 		cmocka_unit_test(test_memory_om_history_keeps_the_best_k),
+		cmocka_unit_test(test_memory_scope),
 		cmocka_unit_test(test_memory_insights_text_figures_match_verdicts),
 	};
 
