@@ -34,6 +34,12 @@ decide_has_ci(const struct hl_task_record *t)
 	return !(decide_eq(t->kind, "alert") || decide_eq(t->kind, "argocd"));
 }
 
+bool
+hl_loop_task_is_pod_alert(const struct hl_task_record *t)
+{
+	return decide_eq(t->kind, "alert");
+}
+
 const char *
 hl_loop_next_agent(const struct hl_task_record *t, const char *const *ranked, size_t n_ranked,
                    bool sticky)
@@ -115,6 +121,8 @@ decide_ci_counts(const struct hl_loop_input *in, const struct hl_attempt_record 
 static const char *
 decide_what(const struct hl_task_record *t)
 {
+	if (hl_loop_task_is_pod_alert(t))
+		return "the pod";
 	return t->job ? t->job : t->workflow ? t->workflow : "the job";
 }
 
@@ -128,9 +136,15 @@ decide_judge_ci(struct hl_loop_step *out, const struct hl_loop_input *in,
 
 	out->verdict = HL_LOOP_FINISHED;
 	/* "clippy passed at 0123456789ab", "clippy failed again: failure at ..." */
-	snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s", decide_what(in->task),
-	         passed ? "passed" : "failed again: ", passed ? "" : ci->conclusion,
-	         ci->head_sha[0] ? " at " : "", ci->head_sha);
+	if (hl_loop_task_is_pod_alert(in->task))
+		snprintf(
+		        out->reason, sizeof(out->reason), "%s",
+		        passed ? "the alert did not resolve, but the pod is healthy since the fix"
+		               : "the alert did not resolve and the pod still fails since the fix");
+	else
+		snprintf(out->reason, sizeof(out->reason), "%s %s%s%s%.12s", decide_what(in->task),
+		         passed ? "passed" : "failed again: ", passed ? "" : ci->conclusion,
+		         ci->head_sha[0] ? " at " : "", ci->head_sha);
 	decide_after(out, in,
 	             rerun ? (passed ? HL_OUTCOME_RERUN_PASSED : HL_OUTCOME_RERUN_FAILED)
 	                   : (passed ? HL_OUTCOME_SUCCESS : HL_OUTCOME_CI_STILL_FAILING));
@@ -213,8 +227,9 @@ decide_step(struct hl_loop_step *out, const struct hl_loop_input *in)
 		decide_after(out, in, HL_OUTCOME_AGENT_FAILED);
 		return;
 	}
-	if (decide_eq(a->coderun_phase, "Succeeded") && !decide_has_ci(t)) {
-		/* an alert's remediation has no CI to ask: the agent's word is it */
+	if (decide_eq(a->coderun_phase, "Succeeded") && !decide_has_ci(t) &&
+	    !(in->lim->verify_pods && hl_loop_task_is_pod_alert(t))) {
+		/* an alert's remediation with nothing to ask: the agent's word */
 		out->verdict = HL_LOOP_FINISHED;
 		snprintf(out->reason, sizeof(out->reason), "the CodeRun succeeded");
 		decide_after(out, in, HL_OUTCOME_SUCCESS);
@@ -232,10 +247,19 @@ decide_step(struct hl_loop_step *out, const struct hl_loop_input *in)
 				return;
 			}
 			out->verdict = HL_LOOP_FINISHED;
-			snprintf(out->reason, sizeof(out->reason),
-			         "no CI run of %s passed on %s within %lld minutes of the fix",
-			         decide_what(t), t->target_branch ? t->target_branch : "the branch",
-			         (long long)(in->lim->verify_timeout_ms / 60000));
+			if (hl_loop_task_is_pod_alert(t))
+				snprintf(
+				        out->reason, sizeof(out->reason),
+				        "the alert did not resolve within %lld minutes of the fix, "
+				        "and the pod could not be read",
+				        (long long)(in->lim->verify_timeout_ms / 60000));
+			else
+				snprintf(
+				        out->reason, sizeof(out->reason),
+				        "no CI run of %s passed on %s within %lld minutes of the fix",
+				        decide_what(t),
+				        t->target_branch ? t->target_branch : "the branch",
+				        (long long)(in->lim->verify_timeout_ms / 60000));
 			decide_after(out, in, HL_OUTCOME_CI_STILL_FAILING);
 		} else {
 			out->verdict = HL_LOOP_VERIFYING;

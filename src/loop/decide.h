@@ -35,6 +35,10 @@ struct hl_loop_limits {
 	int max_attempts;
 	int64_t attempt_timeout_ms;
 	int64_t verify_timeout_ms;
+	/* a pod alert's Succeeded CodeRun is judged by its alert resolving,
+	 * else, after the verify timeout, by the pod's own state (kubernetes
+	 * dispatch: the cluster can be asked); false: the agent's word */
+	bool verify_pods;
 };
 
 /* What the loop knows beside the task record. */
@@ -59,6 +63,9 @@ struct hl_loop_input {
 	const struct hl_loop_limits *lim;
 	int64_t now_ms;
 };
+
+/* A pod alert's task (kind "alert"): no CI, its pod is what is judged. */
+bool hl_loop_task_is_pod_alert(const struct hl_task_record *t);
 
 enum hl_loop_verdict {
 	HL_LOOP_WAIT,      /* nothing to do before `until` (0: only when signalled) */

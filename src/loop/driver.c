@@ -189,6 +189,98 @@ driver_ask_check(struct hl_loop *l, const struct hl_task_record *t,
 	return rc;
 }
 
+/* Whether a container of pod ran into trouble since since_ms: waiting
+ * (CrashLoopBackOff, ImagePullBackOff...), not ready while the pod runs,
+ * or ended by anything but completion after it. why names it. */
+static bool
+driver_pod_failing(const json_t *pod, int64_t since_ms, char *why, size_t size)
+{
+	const char *phase = hl_json_str_or(pod, "status.phase", "");
+	json_t *statuses = hl_json_path(pod, "status.containerStatuses"), *c;
+	size_t i;
+
+	if (strcmp(phase, "Failed") == 0 || strcmp(phase, "Unknown") == 0) {
+		snprintf(why, size, "the pod is %s", phase);
+		return true;
+	}
+	json_array_foreach(statuses, i, c)
+	{
+		const char *name = hl_json_str_or(c, "name", "?");
+		const char *waiting = hl_json_str(c, "state.waiting.reason");
+		const char *ended = hl_json_str(c, "lastState.terminated.reason");
+		int64_t at = hl_time_parse_rfc3339(
+		        hl_json_str_or(c, "lastState.terminated.finishedAt", ""));
+
+		if (waiting) {
+			snprintf(why, size, "container %.60s is waiting: %.60s", name, waiting);
+			return true;
+		}
+		if (ended && strcmp(ended, "Completed") != 0 && at >= since_ms) {
+			snprintf(why, size, "container %.60s ended since the fix: %.60s", name,
+			         ended);
+			return true;
+		}
+		if (strcmp(phase, "Running") == 0 && !json_is_true(json_object_get(c, "ready"))) {
+			snprintf(why, size, "container %.60s is not ready", name);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * A pod alert's task whose alert did not resolve by the verify timeout: the
+ * pod's own state since the CodeRun ended, recorded as the attempt's CI
+ * result (once per attempt): failing (a container waiting, not ready, or
+ * ended since the fix) or healthy; a pod that is gone was replaced (a
+ * rollout of the fix) and counts as healthy, its successor's trouble being
+ * an alert of its own.
+ */
+static int
+driver_ask_pod(struct hl_loop *l, const struct hl_task_record *t, const struct hl_attempt_record *a,
+               struct hl_err *err)
+{
+	json_t *ev = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL, *pod = NULL;
+	const char *ns = hl_json_str(ev, "alert.labels.namespace");
+	const char *name = hl_json_str(ev, "alert.labels.pod");
+	char key[HL_TASK_ID_MAX + 48], why[160] = "";
+	bool failing = false;
+	int rc = 0;
+
+	if (!l->kube || !ns || !name)
+		goto out;
+	rc = hl_kube_get_pod(l->kube, &pod, ns, name, err);
+	if (rc == -HL_ENOTFOUND) {
+		*err = (struct hl_err)HL_ERR_INIT;
+		rc = 0;
+	} else if (rc < 0) {
+		goto out;
+	} else {
+		failing = driver_pod_failing(
+		        pod, a->agent_done_ms ? a->agent_done_ms : a->started_ms, why, sizeof(why));
+	}
+	hl_log_kv(HL_LOG_INFO, "the alert's pod was looked at", "task_id", t->task_id, "pod", name,
+	          "state",
+	          failing ? why
+	          : pod   ? "healthy"
+	                  : "replaced",
+	          NULL);
+	snprintf(key, sizeof(key), "pod:%s:%d", t->task_id, a->n);
+	rc = hl_store_ci_result_add(
+	        l->store,
+	        &(struct hl_ci_result){ .task_id = t->task_id,
+	                                .delivery_id = key,
+	                                .branch = t->target_branch,
+	                                .conclusion = failing ? "failure" : "success",
+	                                .completed_ms = hl_time_wall_ms(),
+	                                .source = "pod" },
+	        err);
+out:
+	json_decref(pod);
+	json_decref(ev);
+	return rc;
+}
+
 /* The job's latest result on the branch since the attempt began (for a
  * whole run's task, the run's), asked of GitHub (the verify timeout passed
  * without a webhook event). Recorded as a CI result when found. */
@@ -201,6 +293,8 @@ driver_ask_ci(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 	char workflow[32];
 	int rc;
 
+	if (hl_loop_task_is_pod_alert(t))
+		return driver_ask_pod(l, t, a, err);
 	if (!l->github)
 		return hl_err_set(err, HL_EUNSUPPORTED,
 		                  "no GitHub credentials to ask for CI results");

@@ -166,6 +166,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 		.max_attempts = cfg->max_attempts,
 		.attempt_timeout_ms = (int64_t)cfg->attempt_timeout_mins * 60000,
 		.verify_timeout_ms = (int64_t)cfg->verify_timeout_mins * 60000,
+		.verify_pods = cfg->dispatch == HL_DISPATCH_KUBERNETES,
 	};
 	if (owner && *owner)
 		hl_strlcpy(l->owner, owner, sizeof(l->owner));

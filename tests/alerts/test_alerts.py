@@ -779,14 +779,31 @@ def main():
     check("attempt 2's analysis carries attempt 1 and what its CodeRun said",
           "## Previous Attempts" in p3 and "could not find the leak" in p3
           and "This is attempt 2" in p3, p3[-1500:])
+    # a Succeeded heal CodeRun is no verdict while the alert fires: past the
+    # verify timeout the pod judges (still crash looping: attempt 3), and the
+    # alert resolving ends the task succeeded (before: succeeded at once, the
+    # firing alert's repeats answered duplicate for good)
     set_phase(second["metadata"].get("name", "?"), "Succeeded")
-    check("a succeeded heal CodeRun ends the alert's task succeeded",
-          wait_state(srv, tid_oom, "succeeded"), task_of(srv, tid_oom))
+    verifying = wait_state(srv, tid_oom, "verifying")
+    time.sleep(0.5)
+    check("a succeeded heal CodeRun while the alert still fires: the task verifies",
+          verifying and task_of(srv, tid_oom).get("state") == "verifying", task_of(srv, tid_oom))
+    dtest.store_exec(srv.data_dir, "UPDATE attempts SET agent_done_ms = agent_done_ms - ?"
+                     " WHERE task_id = ? AND n = 2", (46 * 60000, tid_oom))
+    dtest.store_exec(srv.data_dir, "UPDATE remediation_tasks SET next_check_ms = ?"
+                     " WHERE task_id = ?", (int(time.time() * 1000), tid_oom))
+    runs = wait_for(lambda: (lambda r: r if len(r) == 3 else None)(coderuns(tid_oom)), 20) or []
+    a2 = next((a for a in task_of(srv, tid_oom).get("attempts", []) if a.get("number") == 2), {})
+    check("... past the verify timeout its pod still crash loops: ci_still_failing, attempt 3",
+          len(runs) == 3 and a2.get("outcome") == "ci_still_failing"
+          and "pod still fails" in (a2.get("reason") or ""), [a2, len(runs)])
+    third = runs[2] if len(runs) == 3 else {"metadata": {"name": "?"}}
+    set_phase(third["metadata"]["name"], "Succeeded")
+    wait_state(srv, tid_oom, "verifying")
     st, ans = post(srv, "/api/alerts/alertmanager",
                    am_body([am_alert(POD_OOM, "a1b2c3d4e5f60718", status="resolved")], "resolved"))
-    time.sleep(1.0)
-    check("a resolution after success leaves the task succeeded",
-          st == 202 and task_of(srv, tid_oom).get("state") == "succeeded", task_of(srv, tid_oom))
+    check("... and the alert resolving after the CodeRun Succeeded ends the task succeeded",
+          st == 202 and wait_state(srv, tid_oom, "succeeded"), task_of(srv, tid_oom))
 
     # ---- one active CodeRun per pod holds for the loop's retries -------------------------
     # (before: the retry never looked, and made a second active CodeRun on the pod

@@ -181,6 +181,42 @@ test_decide_alert_tasks_succeed_with_their_coderun(void **state)
 	assert_int_equal(f.st.next, HL_NEXT_SUCCEED);
 }
 
+/* With a cluster to ask, a pod alert's Succeeded CodeRun is no verdict: the
+ * task verifies (its alert resolving ends it), and past the verify timeout
+ * the pod's state judges: still failing is a retry */
+static void
+test_decide_pod_alerts_verified_by_their_pod(void **state)
+{
+	static const struct hl_loop_limits pods = { 3, 60 * MIN, 45 * MIN, true };
+	static char alert[] = "alert";
+	struct hl_ci_result_record ci = { .conclusion = "failure" };
+	struct fx f;
+
+	(void)state;
+	fx_init(&f, 1);
+	f.in.lim = &pods;
+	f.t.kind = alert;
+	f.t.head_sha = NULL;
+	f.a[0].coderun_phase = "Succeeded";
+	f.a[0].agent_done_ms = 1001 * MIN;
+	f.in.now_ms = 1002 * MIN;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_VERIFYING);
+	f.in.now_ms = 1046 * MIN;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_ASK_CI);
+	f.in.ci_asked = true;
+	f.in.ci = &ci;
+	decide(&f);
+	assert_int_equal(f.st.verdict, HL_LOOP_FINISHED);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_CI_STILL_FAILING);
+	assert_int_equal(f.st.next, HL_NEXT_RETRY);
+	assert_non_null(strstr(f.st.reason, "pod still fails"));
+	snprintf(ci.conclusion, sizeof(ci.conclusion), "success");
+	decide(&f);
+	assert_int_equal(f.st.outcome, HL_OUTCOME_SUCCESS);
+}
+
 static void
 test_decide_verify_timeout_asks_github_then_fails(void **state)
 {
@@ -380,6 +416,7 @@ main(void)
 		cmocka_unit_test(test_decide_success_needs_ci_at_another_sha),
 		cmocka_unit_test(test_decide_verify_timeout_asks_github_then_fails),
 		cmocka_unit_test(test_decide_alert_tasks_succeed_with_their_coderun),
+		cmocka_unit_test(test_decide_pod_alerts_verified_by_their_pod),
 		cmocka_unit_test(test_decide_last_attempt_escalates),
 		cmocka_unit_test(test_decide_runner_up_after_two_failures_of_one_agent),
 		cmocka_unit_test(test_decide_preparing_attempt_is_no_failure),
