@@ -6,7 +6,8 @@
  * non-blank input line, in order; a line that is not a JSON object yields
  * {"id": null, "error": "..."} and the rest go on, and so does a line longer
  * than --max-line-bytes (64 MiB): it is never held whole, its bytes past the
- * cap are skipped. Each result has the keys
+ * cap are skipped. A case's raw webhook "payload" is read as the server
+ * reads the same delivery (classify_payload). Each result has the keys
  * of contract section 5, then "confidence" (0-1); its "evidence" also has
  * "reason" (null when a log line supports the verdict, see classify.h). With --log FILE it
  * classifies one raw log file (read with pread through small windows, never
@@ -22,6 +23,7 @@
 #include "base/file.h"
 #include "classify/classify.h"
 #include "cmd.h"
+#include "event/event.h"
 
 #include "json/json.h"
 #include <errno.h>
@@ -52,6 +54,10 @@ enum {
 /* A JSON Lines case longer than this is that line's error (the bytes past
  * it are skipped, never held): --max-line-bytes. */
 #define CLASSIFY_MAX_LINE ((size_t)64 << 20)
+
+/* The log text made of an event's own words when a case has no log: the
+ * server's cap (remediate.c rem_classify). */
+#define CLASSIFY_SYNTH_LOG_MAX ((size_t)1 << 20)
 
 static const struct hl_opt classify_opts[] = {
 	{ "rules", true, OPT_RULES },
@@ -142,12 +148,98 @@ classify_opt_str(const json_t *obj, const char *key, const char **out, char *msg
 	return true;
 }
 
+/* True when an optional case field is absent, null or "" (contract
+ * section 5: missing fields are empty). */
+static bool
+classify_empty(const char *s)
+{
+	return s == NULL || *s == '\0';
+}
+
+/*
+ * Fills what a case leaves empty from its raw webhook payload, as the
+ * server builds the classifier's input from the same delivery
+ * (remediate.c rem_classify; keep the two in step): the payload is
+ * normalized (hl_event_normalize) as the event the case names, else the
+ * one the sensor route guesses from it (hl_event_guess_name); the event
+ * gives the event kind, workflow, job and failed step, and, when the case
+ * has no log, the check run output (title, summary, text), a command's
+ * hint and an alert's summary and description as log text. What the
+ * server takes from outside the payload (a job's log, the PR's changed
+ * files, ArgoCD's status) only the case can say; ArgoCD's status is read
+ * from an ArgoCD payload as well. Explicit case fields win.
+ *
+ * A payload that is not a GitHub event healer knows (no event named or
+ * guessed, or a name hl_event_normalize does not handle, e.g. an ArgoCD
+ * notification) is only read for ArgoCD's status and the run and job
+ * names. A payload the server would refuse (the named or guessed event's
+ * object or repository.full_name missing, ...) makes the line malformed
+ * (contract section 5): returns -1 with msg set. -2 when out of memory.
+ * *ev and synth hold what in borrows; the caller frees them.
+ */
+static int
+classify_payload(struct hl_classify_input *in, const json_t *payload, struct hl_event **ev,
+                 struct hl_buf *synth, char *msg, size_t msz)
+{
+	struct hl_err err = HL_ERR_INIT;
+	const char *name = classify_empty(in->event) ? hl_event_guess_name(payload) : in->event;
+
+	if (in->argocd_sync == NULL)
+		in->argocd_sync = hl_json_str(payload, "application.status.sync.status");
+	if (in->argocd_sync == NULL)
+		in->argocd_sync = hl_json_str(payload, "status.sync.status");
+	if (in->argocd_health == NULL)
+		in->argocd_health = hl_json_str(payload, "application.status.health.status");
+	if (in->argocd_health == NULL)
+		in->argocd_health = hl_json_str(payload, "status.health.status");
+	if (hl_event_kind_from_name(name) == HL_EVENT_UNKNOWN) {
+		if (classify_empty(in->workflow_name))
+			in->workflow_name = hl_json_str(payload, "workflow_run.name");
+		if (classify_empty(in->job_name))
+			in->job_name = hl_json_str(payload, "workflow_job.name");
+		return 0;
+	}
+	if (hl_event_normalize(ev, name, payload, &err) < 0) {
+		if (err.code == HL_ENOMEM)
+			return -2;
+		snprintf(msg, msz, "field 'payload': %s", err.msg);
+		return -1;
+	}
+	if (classify_empty(in->event))
+		in->event = (*ev)->event_name;
+	if (classify_empty(in->workflow_name))
+		in->workflow_name = (*ev)->workflow_name;
+	if (classify_empty(in->job_name))
+		in->job_name = (*ev)->job_name;
+	if (classify_empty(in->failed_step))
+		in->failed_step = (*ev)->failed_step;
+	if (in->log_len == 0) {
+		/* no job log: what the event itself says, as the server does */
+		const char *parts[] = { (*ev)->check_output_title,
+			                (*ev)->check_output_summary,
+			                (*ev)->check_output_text,
+			                (*ev)->command_hint,
+			                (*ev)->summary,
+			                (*ev)->description };
+		for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+			if (!classify_empty(parts[i]))
+				hl_buf_appendf(synth, "%s\n", parts[i]);
+		if (synth->len > 0) {
+			in->log = synth->data;
+			in->log_len = synth->len;
+		}
+	}
+	return 0;
+}
+
 /* Classifies one JSON Lines case and prints its result line. */
 static int
 classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool explain)
 {
 	json_t *root = NULL, *id = NULL, *files;
 	const char **changed = NULL;
+	struct hl_event *ev = NULL;
+	struct hl_buf synth = HL_BUF_INIT(CLASSIFY_SYNTH_LOG_MAX);
 	struct hl_classify_input in;
 	struct hl_verdict v;
 	struct hl_err err = HL_ERR_INIT;
@@ -212,18 +304,15 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 		goto out;
 	}
 	if (json_is_object(payload)) {
-		if (in.argocd_sync == NULL)
-			in.argocd_sync = hl_json_str(payload, "application.status.sync.status");
-		if (in.argocd_sync == NULL)
-			in.argocd_sync = hl_json_str(payload, "status.sync.status");
-		if (in.argocd_health == NULL)
-			in.argocd_health = hl_json_str(payload, "application.status.health.status");
-		if (in.argocd_health == NULL)
-			in.argocd_health = hl_json_str(payload, "status.health.status");
-		if (in.workflow_name == NULL)
-			in.workflow_name = hl_json_str(payload, "workflow_run.name");
-		if (in.job_name == NULL)
-			in.job_name = hl_json_str(payload, "workflow_job.name");
+		int prc = classify_payload(&in, payload, &ev, &synth, msg, sizeof(msg));
+		if (prc == -2) {
+			rc = -1;
+			goto out;
+		}
+		if (prc < 0) {
+			classify_print_error(NULL, msg);
+			goto out;
+		}
 	}
 	if (hl_classify(&v, c, &in, &err) != 0) {
 		classify_print_error(id, err.msg);
@@ -235,6 +324,8 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 		rc = -1;
 	json_decref(o);
 out:
+	hl_event_free(ev);
+	hl_buf_release(&synth);
 	free(changed);
 	json_decref(root);
 	return rc;
