@@ -128,10 +128,18 @@ hl_event_redact(struct hl_event *ev)
 		if (f->type != EV_TYPE_STR || strcmp(f->key, "event_name") == 0 ||
 		    strcmp(f->key, "repository") == 0)
 			continue;
-		/* compared with the repository, never shown: kept whole when it
-		 * is an owner/name (a fork is told by it) */
+		/* names a CodeRun is told to work on, kept whole when they are
+		 * names (a short secret, "test", would make feature/test-x a
+		 * branch nobody has): an owner/name, a commit's hex, a branch
+		 * git and a shell read as nothing more */
 		if (strcmp(f->key, "head_repository") == 0 && ev->head_repository &&
 		    hl_str_github_repo_valid(ev->head_repository))
+			continue;
+		if ((strcmp(f->key, "branch") == 0 || strcmp(f->key, "base_branch") == 0) &&
+		    hl_str_branch_safe(*(char **)(base + f->off)))
+			continue;
+		if (strcmp(f->key, "head_sha") == 0 && ev->head_sha &&
+		    strspn(ev->head_sha, "0123456789abcdef") == strlen(ev->head_sha))
 			continue;
 		if (hl_log_redact_str((char **)(base + f->off)) < 0)
 			return -HL_ENOMEM;

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include "base/log.h"
 #include "event/event.h"
 
 #include "json/json.h"
@@ -1512,6 +1513,37 @@ test_event_pruned_payload_normalizes_alike(void **state)
 	json_decref(all);
 }
 
+/* A short secret is redacted from outside text, never from the names a
+ * CodeRun works on: the branch, the commit (before: a token "zq7" made
+ * feature/zq7-fixtures a branch "feature/[REDACTED]-fixtures" the agent was
+ * told to push to). Last: the secrets stay registered. */
+static void
+test_event_redact_keeps_names(void **state)
+{
+	struct hl_event *ev;
+
+	(void)state;
+	hl_log_add_secret("zq7");
+	hl_log_add_secret("0ff1ce");
+	ev = norm("workflow_job",
+	          "{\"action\": \"completed\", " REPO ", " SENDER ", \"workflow_job\": {"
+	          "\"id\": 5, \"run_id\": 6, \"name\": \"integration-zq7s\","
+	          " \"head_branch\": \"feature/zq7-fixtures\","
+	          " \"head_sha\": \"aaaa0ff1ceaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+	          " \"conclusion\": \"failure\", \"status\": \"completed\"}}");
+	assert_string_equal(ev->branch, "feature/zq7-fixtures");
+	assert_string_equal(ev->head_sha, "aaaa0ff1ceaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	assert_null(strstr(ev->job_name, "zq7"));
+	hl_event_free(ev);
+	/* a branch that is no plain name is outside text like any other */
+	ev = norm("workflow_job",
+	          "{\"action\": \"completed\", " REPO ", " SENDER ", \"workflow_job\": {"
+	          "\"id\": 5, \"run_id\": 6, \"name\": \"x\","
+	          " \"head_branch\": \"a b zq7\", \"conclusion\": \"failure\"}}");
+	assert_null(strstr(ev->branch, "zq7"));
+	hl_event_free(ev);
+}
+
 int
 main(void)
 {
@@ -1558,6 +1590,7 @@ main(void)
 		cmocka_unit_test(test_event_odd_types_are_absent),
 		cmocka_unit_test(test_event_ids_out_of_range_are_absent),
 		cmocka_unit_test(test_event_mutated_payloads_never_crash),
+		cmocka_unit_test(test_event_redact_keeps_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
