@@ -909,33 +909,117 @@ hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t le
 	return 0;
 }
 
+/* How far the counters are from the rows (the source of truth) and the
+ * counts of the rows retention removed: rows + pruned - counters, by
+ * event, state and reason, only where they differ. */
+static const char pg_count_drift_sql[] =
+        "SELECT event_name, state, reason, SUM(n)::bigint FROM ("
+        " SELECT event_name, state, COALESCE(reason, '') AS reason, COUNT(*) AS n"
+        " FROM deliveries GROUP BY 1, 2, 3"
+        " UNION ALL SELECT event_name, state, reason, n FROM delivery_counts_pruned"
+        " UNION ALL SELECT event_name, state, reason, -n FROM delivery_counts) c"
+        " GROUP BY 1, 2, 3 HAVING SUM(n) <> 0 ORDER BY 1, 2, 3";
+
+/*
+ * Brings the counters back to the rows when something changed rows
+ * without them (an edit by hand, a build that miscounted): every healer
+ * transaction changes the counters with the rows it counts, so a crash
+ * leaves none wrong, and no table is locked for this. The
+ * difference is read in one snapshot (REPEATABLE READ, no table lock: it
+ * reads every row, bodies and all, for as long as that takes, while the
+ * other replicas go on taking deliveries and counting them). What they
+ * commit after that snapshot moves rows and counters alike, so the
+ * difference still holds when it is added to the counters, in a
+ * transaction of its own (their rows in (event, state, reason) order, as
+ * every counter update takes them), which only waits for the counter rows
+ * it adds to. Nothing is written when the counters are right. Replicas
+ * starting together repair one after the other (an advisory lock of the
+ * store's schema, held from before the snapshot until the repair
+ * committed), so a difference is never added twice.
+ */
+static int
+pg_count_repair_locked(struct hl_store_backend *b, struct hl_err *err)
+{
+	PGresult *r = NULL;
+	int rc, i;
+
+	rc = hl_pg_cmd(b, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "count drift", err);
+	if (rc < 0)
+		return rc;
+	b->txn = true;
+	if ((rc = hl_pg_exec(b, &r, pg_count_drift_sql, NULL, false, "count drift", err)) < 0) {
+		hl_pg_rollback(b);
+		return rc;
+	}
+	if ((rc = hl_pg_commit(b, "count drift", err)) < 0 || PQntuples(r) == 0) {
+		PQclear(r);
+		return rc;
+	}
+	rc = hl_pg_begin(b, "repair counts", err);
+	for (i = 0; rc == 0 && i < PQntuples(r); i++) {
+		struct pg_params p = { .n = 0 };
+
+		hl_pg_text(&p, hl_pg_get(r, i, 0));
+		hl_pg_text(&p, hl_pg_get(r, i, 1));
+		hl_pg_text(&p, hl_pg_get(r, i, 2));
+		hl_pg_int(&p, hl_pg_int_at(r, i, 3));
+		rc = hl_pg_exec(b, NULL, pg_count_bump_sql, &p, false, "repair counts", err);
+	}
+	if (rc == 0)
+		rc = hl_pg_commit(b, "repair counts", err);
+	else
+		hl_pg_rollback(b);
+	if (rc == 0) {
+		char k[24];
+
+		snprintf(k, sizeof(k), "%d", PQntuples(r));
+		hl_log_kv(HL_LOG_WARN, "delivery counters differed from the rows: corrected",
+		          "counters", k, NULL);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int
+pg_count_repair(struct hl_store_backend *b, struct hl_err *err)
+{
+	char sqlstate[sizeof(b->sqlstate)];
+	int rc;
+
+	rc = hl_pg_cmd(b,
+	               "SELECT pg_advisory_lock(hashtextextended('healer:counts:'"
+	               " || COALESCE(current_schema(), ''), 0))",
+	               "repair counts", err);
+	if (rc < 0)
+		return rc;
+	rc = pg_count_repair_locked(b, err);
+	/* a session that is gone took the lock with it; the repair's failure
+	 * (its sqlstate: retryable or not) is the one told */
+	memcpy(sqlstate, b->sqlstate, sizeof(sqlstate));
+	(void)hl_pg_cmd(b,
+	                "SELECT pg_advisory_unlock(hashtextextended('healer:counts:'"
+	                " || COALESCE(current_schema(), ''), 0))",
+	                "repair counts", NULL);
+	memcpy(b->sqlstate, sqlstate, sizeof(sqlstate));
+	return rc;
+}
+
+/*
+ * At start: the claims of dead processes go back to the queue (what every
+ * replica's lease keeper does too, here at once for every dead claim),
+ * then the counters are checked against the rows (pg_count_repair). Each
+ * step is its own transaction and none locks a table, so the replicas
+ * already running take and count deliveries meanwhile.
+ */
 int
 hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
 {
 	int rc, tries;
 
 	for (tries = 0;; tries++) {
-		/* writers of the counters wait while they are rebuilt */
-		rc = hl_pg_begin(b, "recover", err);
+		rc = hl_pg_reap(b, n, owner, 0, err);
 		if (rc == 0)
-			rc = hl_pg_cmd(b, "LOCK TABLE delivery_counts IN SHARE ROW EXCLUSIVE MODE",
-			               "recover", err);
-		if (rc == 0)
-			rc = hl_pg_reap(b, n, owner, 0, err);
-		/* rebuild the counters from the rows, the source of truth, and
-		 * the counts of the rows retention removed */
-		if (rc == 0)
-			rc = hl_pg_cmd(b,
-			               "DELETE FROM delivery_counts;"
-			               " INSERT INTO delivery_counts (event_name, state, reason, n)"
-			               " SELECT event_name, state, reason, SUM(n) FROM ("
-			               " SELECT event_name, state, COALESCE(reason, '') AS reason,"
-			               " COUNT(*) AS n FROM deliveries GROUP BY 1, 2, 3"
-			               " UNION ALL SELECT event_name, state, reason, n"
-			               " FROM delivery_counts_pruned) c GROUP BY 1, 2, 3",
-			               "recover", err);
-		if (rc == 0)
-			rc = hl_pg_commit(b, "recover", err);
+			rc = pg_count_repair(b, err);
 		if (rc == 0)
 			return 0;
 		hl_pg_rollback(b);
