@@ -548,13 +548,75 @@ driver_finish_attempt(struct hl_loop *l, const struct hl_task_record *t,
 	                            err);
 }
 
+/*
+ * Whether the pull request of t (pr_number > 0) was closed or merged since
+ * the task began: *reason then says which ("the pull request was closed",
+ * "... was merged", as /healer commands tell a closed from a merged one).
+ * Asked only before something would follow for the PR (an agent pushing to
+ * its branch, an escalation to people), one read of the PR each time. A
+ * task without a PR, a process without GitHub credentials, and a GitHub
+ * that does not answer (an error, a rate limit held, a 404) count as open:
+ * the loop goes on as it did before it asked, never waiting on GitHub.
+ */
+static bool
+driver_pr_ended(struct hl_loop *l, const struct hl_task_record *t, const char **reason)
+{
+	struct hl_err gerr = HL_ERR_INIT;
+	json_t *pr = NULL;
+	const char *state;
+	bool ended = false;
+
+	if (!l->github || t->pr_number <= 0 || !t->repository)
+		return false;
+	if (hl_github_pull(l->github, &pr, t->repository, t->pr_number, &gerr) < 0) {
+		hl_log_kv(HL_LOG_WARN, "reading the task's pull request failed; going on",
+		          "task_id", t->task_id, "error", gerr.msg, NULL);
+		return false;
+	}
+	state = hl_json_str(pr, "state");
+	if (state && strcmp(state, "closed") == 0) {
+		ended = true;
+		*reason = hl_json_bool(pr, "merged", false) || hl_json_str(pr, "merged_at")
+		                  ? "the pull request was merged"
+		                  : "the pull request was closed";
+	}
+	json_decref(pr);
+	return ended;
+}
+
+/* Ends t stopped because its pull request ended (reason): no further
+ * attempt, no escalation. Its attempts are all judged (a task whose
+ * attempt was begun is not stopped so, driver_start_check). */
+static int
+driver_stop_ended(struct hl_loop *l, const struct hl_task_record *t, const char *reason,
+                  struct hl_err *err)
+{
+	int rc = hl_store_task_put(l->store,
+	                           &(struct hl_task){ .task_id = t->task_id,
+	                                              .state = HL_TASK_STOPPED,
+	                                              .reason = reason,
+	                                              .next_check_ms = HL_TASK_NO_CHECK },
+	                           err);
+
+	if (rc == 0)
+		hl_log_kv(HL_LOG_INFO, "remediation stopped", "task_id", t->task_id, "reason",
+		          reason, NULL);
+	return rc;
+}
+
 /* Applies a finished attempt's consequence. */
 static int
 driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl_loop_step *st,
               const struct hl_ci_result_record *ci, struct hl_err *err)
 {
+	const char *why = NULL;
 	int rc;
 
+	/* a PR closed or merged while the attempt ran: no agent pushes to its
+	 * branch again, nobody is told of a failure that no longer matters */
+	if ((st->next == HL_NEXT_RETRY || st->next == HL_NEXT_ESCALATE) &&
+	    driver_pr_ended(l, t, &why))
+		return driver_stop_ended(l, t, why, err);
 	switch (st->next) {
 	case HL_NEXT_SUCCEED:
 		rc = hl_store_task_put(l->store,
@@ -825,6 +887,40 @@ hl_loop_step_task(struct hl_loop *l, const char *owner, const char *task_id)
 	return 1;
 }
 
+/*
+ * Whether a queued task starts now: 0 when it may (its attempt is begun
+ * as before, hl_remediate_begin having the last word on the budgets),
+ * HL_BUDGET_SLOTS or HL_BUDGET_HOURLY when the budgets have no room for it
+ * (counted as hl_store_attempt_begin counts them), 3 when its pull request
+ * was closed or merged while it waited (*why says which): it then ends
+ * stopped and never starts. The PR is read only when the budgets have room
+ * for the task, so a task waiting for a slot costs no GitHub call on each
+ * pass; and a task the count found no room for is not begun on that pass,
+ * so one whose slot frees a moment later is not started unread (the next
+ * pass reads its PR). A task without a PR or GitHub credentials, and one
+ * whose attempt was begun already (left preparing, holding its slot),
+ * start as before.
+ */
+static int
+driver_start_check(struct hl_loop *l, const struct hl_task_record *t, const char **why)
+{
+	int64_t active = 0, recent = 0;
+	int max_active = l->cfg->max_active_coderuns, max_hour = l->cfg->max_attempts_per_hour;
+
+	if (!l->github || t->pr_number <= 0 || driver_preparing(t))
+		return 0;
+	if (l->cfg->dispatch != HL_DISPATCH_NONE && (max_active > 0 || max_hour > 0)) {
+		if (hl_store_budget_usage(l->store, &active, &recent, t->repository,
+		                          hl_time_wall_ms() - 3600 * 1000LL, NULL) < 0)
+			return 0; /* the begin fails too, and is tried again */
+		if (max_active > 0 && active >= max_active)
+			return HL_BUDGET_SLOTS;
+		if (max_hour > 0 && recent >= max_hour)
+			return HL_BUDGET_HOURLY;
+	}
+	return driver_pr_ended(l, t, why) ? 3 : 0;
+}
+
 int
 hl_loop_start_queued(struct hl_loop *l, const char *owner)
 {
@@ -837,9 +933,10 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 		return 0;
 	for (i = 0; i < n && !atomic_load(&l->stop); i++) {
 		struct hl_task_record *t = NULL;
+		const char *why = NULL;
 		int64_t now = hl_time_wall_ms();
 		bool got = false;
-		int rc;
+		int rc, wait;
 
 		if (hl_store_task_lease(l->store, &got, ids[i], owner, now,
 		                        now + (int64_t)l->cfg->lease_seconds * 1000, &err) < 0 ||
@@ -854,7 +951,12 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 		rc = hl_store_task_get(l->store, &t, ids[i], &err);
 		/* oldest first: a task that must wait for a slot keeps the ones
 		 * behind it waiting too (a repository's hourly budget does not) */
-		if (rc == 0 && t->state == HL_TASK_QUEUED) {
+		wait = rc == 0 && t->state == HL_TASK_QUEUED ? driver_start_check(l, t, &why) : 0;
+		if (wait == 3) {
+			rc = driver_stop_ended(l, t, why, &err);
+		} else if (wait > 0) {
+			rc = wait; /* as the begin would have answered */
+		} else if (rc == 0 && t->state == HL_TASK_QUEUED) {
 			struct hl_ci_result_record ci;
 			char *hint = driver_queued_hint(t);
 

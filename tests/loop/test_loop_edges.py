@@ -44,7 +44,11 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   result of it, and a fork's failure starts no task on its own;
 - the agent's push failing again, sent by its bot: the task's result; a
   retry that waited for a slot carries the current CI log; a fix branch
-  off main is judged there, not by main; a skip-tagged task holds no slot.
+  off main is judged there, not by main; a skip-tagged task holds no slot;
+- a PR closed or merged while its task's attempt runs: no next attempt and,
+  after the last attempt, no escalation message; the task ends stopped
+  saying why; a GitHub that does not answer for the PR holds nothing up;
+  a queued task whose PR closed while it waited never starts.
 
 Standard library only; prints TAP."""
 import os
@@ -847,8 +851,125 @@ def fork_runs():
     return srv
 
 
+def pull_rule(number, answer):
+    """A stand-in rule: GitHub answers GET of PR number with answer (a PR
+    object, or a status alone); the stand-in's seeded pulls stay as they are
+    (the open PR is still found by its branch)."""
+    r = {"method": "GET", "path": f"/repos/{T.REPO}/pulls/{number}"}
+    if isinstance(answer, int):
+        r["status"] = answer
+    else:
+        r.update(status=200, body=answer)
+    return r
+
+
+def ended(number, branch, merged):
+    """PR number as GitHub shows it once closed, or merged."""
+    p = dict(T.pull(number, branch, T.SHA0), state="closed")
+    p.update(merged=merged, merged_at="2030-01-01T00:00:00Z" if merged else None,
+             closed_at="2030-01-01T00:00:00Z")
+    return p
+
+
+def people_told(number):
+    """Messages sent so far: Discord, Slack, emails, and PR number's comments."""
+    return (len(dtest.http("GET", T.DURL + "/_stub/messages") or []),
+            len(dtest.http("GET", T.SLURL + "/_stub/messages") or []),
+            len([f for f in os.listdir(T.MAILDIR) if f.endswith(".eml")]),
+            len([c for c in T.gh("GET", "/_stub/comments") or [] if c["issue"] == number]))
+
+
+def pr_ended_while_attempt_runs():
+    """A PR closed or merged while an attempt of its task runs: the attempt
+    failing sends no next attempt (to push to a merged or deleted branch)
+    and, after the last one, tells nobody; the task ends stopped saying why.
+    A GitHub that cannot tell does not hold the loop up (the retry goes);
+    a queued task whose PR closed while it waited never starts."""
+    srv = Healer(os.path.join(dtest.TMP, "prended"), T.BASE_ENV).start()
+    T.gh("POST", "/_stub/seed", {"pulls": [T.pull(n, f"edge/pr{n}", T.SHA0)
+                                           for n in (63, 64, 65, 66, 67)]})
+    cases = ((63, False, "the pull request was closed"),
+             (64, True, "the pull request was merged"))
+    for n, merged, why in cases:
+        T.seed_job(7600 + n)
+        tid = T.deliver(srv, T.job_event(7600 + n, 8600 + n, f"edge/pr{n}"))
+        runs = wait_for(lambda: T.by_task(tid), 15) or []
+        learnt = T.task_of(srv, tid).get("pr_number")
+        before = people_told(n)
+        T.gh("POST", "/_stub/config", {"rules": [pull_rule(n, ended(n, f"edge/pr{n}", merged))]})
+        if runs:
+            T.set_phase(runs[0]["metadata"]["name"], "Failed", message="first try failed")
+        stopped = T.wait_state(srv, tid, "stopped", 15)
+        time.sleep(1.5)  # an attempt 2 or an escalation would come within the loop's interval
+        T.gh("POST", "/_stub/config", {"rules": []})
+        t = T.task_of(srv, tid)
+        check(f"a PR {'merged' if merged else 'closed'} while attempt 1 runs: its failure sends "
+              f"no attempt 2, the task ends stopped ({why}), no one is told",
+              learnt == n and stopped and t.get("state") == "stopped" and t.get("reason") == why
+              and len(T.by_task(tid)) == 1 and [a["number"] for a in t["attempts"]] == [1]
+              and t["attempts"][0].get("outcome") == "agent_failed"
+              and not t.get("notifications") and people_told(n) == before,
+              [learnt, t.get("state"), t.get("reason"), t.get("attempts"),
+               t.get("notifications"), before, people_told(n)])
+
+    # GitHub does not answer for the PR: the loop goes on as before
+    T.seed_job(7665)
+    tid = T.deliver(srv, T.job_event(7665, 8665, "edge/pr65"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    T.gh("POST", "/_stub/config", {"rules": [pull_rule(65, 503)]})
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Failed", message="first try failed")
+    again = wait_for(lambda: len(T.by_task(tid)) >= 2, 30)
+    T.gh("POST", "/_stub/config", {"rules": []})
+    check("a GitHub that does not answer for the PR holds nothing up: attempt 2 starts",
+          again and T.task_of(srv, tid).get("state") == "running",
+          [T.task_of(srv, tid).get("state"), T.task_of(srv, tid).get("attempts")])
+    srv.stop()
+    dtest._scan(open(os.path.join(srv.data_dir, "server.log"), errors="replace").read())
+
+    # the last attempt (HEALER_MAX_ATTEMPTS=1): no escalation for a closed PR;
+    # a task queued for the only CodeRun slot whose PR closes: it never starts
+    env = dict(T.BASE_ENV, HEALER_MAX_ATTEMPTS="1", HEALER_MAX_ACTIVE_CODERUNS="1")
+    srv = Healer(os.path.join(dtest.TMP, "prended2"), env).start()
+    T.seed_job(7666)
+    T.seed_job(7667)
+    T.seed_job(7668)
+    tid = T.deliver(srv, T.job_event(7666, 8666, "edge/pr66"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    tq = T.deliver(srv, T.job_event(7667, 8667, "edge/pr67"))
+    queued = T.wait_state(srv, tq, "queued", 15)
+    before = people_told(66)
+    # both PRs close: 66 while its attempt runs, 67 while its task waits
+    T.gh("POST", "/_stub/config", {"rules": [pull_rule(66, ended(66, "edge/pr66", False)),
+                                             pull_rule(67, ended(67, "edge/pr67", False))]})
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Failed", message="the only try failed")
+    stopped = T.wait_state(srv, tid, "stopped", 15)
+    time.sleep(1.5)  # the escalation's messages would be sent by now
+    t = T.task_of(srv, tid)
+    check("a PR closed while its task's last attempt runs: no escalation (no Discord, Slack, "
+          "email or PR comment), the task ends stopped",
+          stopped and t.get("reason") == "the pull request was closed"
+          and not t.get("notifications") and people_told(66) == before,
+          [t.get("state"), t.get("reason"), t.get("notifications"), before, people_told(66)])
+    # the slot is free now: the task of PR 67 is due to start
+    tb = T.deliver(srv, T.job_event(7668, 8668, "edge/pr68"))
+    q_stopped = T.wait_state(srv, tq, "stopped", 15)
+    started = wait_for(lambda: T.by_task(tb), 15)
+    T.gh("POST", "/_stub/config", {"rules": []})
+    t = T.task_of(srv, tq)
+    check("a queued task whose PR closed while it waited ends stopped when a slot frees, "
+          "with no CodeRun; the slot goes to the next task",
+          queued and q_stopped and t.get("reason") == "the pull request was closed"
+          and not T.by_task(tq) and not t.get("attempts") and started,
+          [queued, t.get("pr_number"), t.get("state"), t.get("reason"), t.get("attempts"),
+           [c["metadata"]["name"] for c in T.by_task(tq)], T.task_of(srv, tb).get("state")])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [pr_ended_while_attempt_runs(), fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]
