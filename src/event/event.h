@@ -277,10 +277,18 @@ int64_t hl_event_run_id_from_url(const char *url);
 
 /*
  * The key a remediation of ev is claimed by: the failure key for CI
- * failures, else the dedup key (an alert, a comment, a button press), else
- * "<repository>|<kind>|<alert number>". Malloc'd; NULL on OOM.
+ * failures; for a security alert "<repo>|<kind>|alert=<number>" (repository
+ * lower-cased, no action: a reopened alert is the alert its open task
+ * remediates; the remediator claims "<key>|generation=<n>" once the
+ * alert's earlier tasks have ended); else the dedup key (a comment, a
+ * button press), else "<repository>|<kind>|<alert number>". Malloc'd;
+ * NULL on OOM.
  */
 char *hl_event_remediation_key(const struct hl_event *ev);
+
+/* True for a security alert of a repository with a number (Dependabot,
+ * code scanning, secret scanning, repository vulnerability). */
+bool hl_event_is_alert(const struct hl_event *ev);
 
 /*
  * The key intake deduplicates deliveries by and names their task after:

@@ -171,14 +171,39 @@ hl_event_failure_key(const struct hl_event *ev)
 	return hl_buf_detach(&b, NULL);
 }
 
+bool
+hl_event_is_alert(const struct hl_event *ev)
+{
+	switch (ev->kind) {
+	case HL_EVENT_DEPENDABOT_ALERT:
+	case HL_EVENT_CODE_SCANNING_ALERT:
+	case HL_EVENT_SECRET_SCANNING_ALERT:
+	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
+		return ev->intent == HL_INTENT_SECURITY && ev->alert_number != 0 &&
+		       ev->repository && *ev->repository;
+	default:
+		return false;
+	}
+}
+
 char *
 hl_event_remediation_key(const struct hl_event *ev)
 {
 	struct hl_buf b = HL_BUF_INIT(4096);
+	const char *p;
 	char *key;
 
 	if (ev->intent == HL_INTENT_CI_FAILURE)
 		return hl_event_failure_key(ev);
+	/* one alert, whatever happened to it (created, reopened...): its
+	 * deliveries are one remediation while a task for it is open */
+	if (hl_event_is_alert(ev)) {
+		for (p = ev->repository; *p; p++)
+			hl_buf_append_char(&b, (char)tolower((unsigned char)*p));
+		hl_buf_appendf(&b, "|%s", hl_event_kind_name(ev->kind));
+		event_key_id(&b, "alert", ev->alert_number);
+		return hl_buf_detach(&b, NULL);
+	}
 	key = hl_event_dedup_key(ev);
 	if (key)
 		return key;

@@ -3,7 +3,8 @@
  *
  * Steps, each safe to repeat after a crash:
  *   1. claim the remediation in the store by its failure key (atomic);
- *      another task holding the key -> existing;
+ *      another task holding the key -> existing (an alert's key whose task
+ *      has ended: the next generation of the key is claimed);
  *   2. a task for the same run at the other granularity (run vs job), an
  *      active CodeRun for the run, or a recent remediation on the branch ->
  *      existing / skipped;
@@ -1290,6 +1291,56 @@ rem_own_task_decided(struct hl_remediator *r, struct hl_remediation *out, const 
 	return 1;
 }
 
+/* The most generations of one alert a claim looks through. */
+#define REM_ALERT_MAX_GENERATIONS 1000
+
+/*
+ * An alert is remediated by one task at a time: its claims use its key
+ * (hl_event_remediation_key), "<key>|generation=<n>" past the first
+ * generation. After the claim of generation gen found a task (created
+ * false): this delivery's own task -> *gkey becomes the key that task holds
+ * (0); another task still open (queued, running, verifying) -> this
+ * delivery is that task's (0); another task that has ended (succeeded,
+ * escalated, stopped, skipped) -> the alert, open again, was not fixed for
+ * good: *gkey becomes the next generation's key to claim (1). Generations
+ * are claimed in order under the store's unique key, so replicas agree on
+ * one task per generation. Negative on error.
+ */
+static int
+rem_alert_next(struct hl_remediator *r, char **gkey, const char *key, bool created,
+               const char *existing, const char *task_id, int gen, struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	char *next = NULL;
+	bool ended;
+	int rc;
+
+	if (created)
+		return 0;
+	if ((rc = hl_store_task_get(r->store, &t, existing, err)) < 0)
+		return rc;
+	if (strcmp(existing, task_id) == 0) {
+		if (t->dedup_key && !(next = strdup(t->dedup_key)))
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		hl_task_record_free(t);
+		if (next) {
+			free(*gkey);
+			*gkey = next;
+		}
+		return rc;
+	}
+	ended = hl_task_state_is_final(t->state) || t->state == HL_TASK_ESCALATED;
+	hl_task_record_free(t);
+	if (!ended || gen >= REM_ALERT_MAX_GENERATIONS)
+		return 0;
+	if (!(next = malloc(strlen(key) + 32)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	sprintf(next, "%s|generation=%d", key, gen + 1);
+	free(*gkey);
+	*gkey = next;
+	return 1;
+}
+
 int
 hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
              const char *task_id, const char *failure_key, struct hl_err *err)
@@ -1299,11 +1350,11 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	json_t *check_run_run = NULL;
 	int64_t run_id, attempt = 0;
 	char existing[HL_TASK_ID_MAX], why[160], owner[HL_TASK_ID_MAX + 16];
-	char *key = NULL;
+	char *key = NULL, *gkey = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
 	bool created = false, leased = false;
 	struct rem_job j;
-	int rc;
+	int rc, gen;
 
 	memset(&res, 0, sizeof(res));
 	rem_set(res.task_id, sizeof(res.task_id), task_id);
@@ -1331,31 +1382,40 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		json_decref(check_run_run);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
-	j = (struct rem_job){ .ev = ev, .task_id = task_id, .key = key, .n = 1, .plan = NULL };
-
-	/* 1. claim */
-	rc = hl_store_task_claim(
-	        r->store, &created, existing,
-	        &(struct hl_task){ .task_id = task_id,
-	                           .dedup_key = key,
-	                           .repository = ev->repository,
-	                           .run_id = ev->run_id,
-	                           .job = ev->job_name,
-	                           .workflow = ev->workflow_name,
-	                           .branch = ev->branch,
-	                           /* a stop by the PR's branch tells its commit */
-	                           .head_sha = ev->head_sha,
-	                           /* /healer stop on the PR finds it from now */
-	                           .pr_number = ev->pr_number > 0 ? ev->pr_number : 0,
-	                           .state = HL_TASK_RUNNING,
-	                           .attempts = 1,
-	                           /* a claim that never gets its
-	                            * CodeRun times out like one */
-	                           .next_check_ms = hl_time_wall_ms() +
-	                                            (int64_t)r->cfg->attempt_timeout_mins * 60000 },
-	        err);
+	/* 1. claim (an alert: the generation its open task holds, or the next) */
+	for (gen = 1;; gen++) {
+		rc = hl_store_task_claim(
+		        r->store, &created, existing,
+		        &(struct hl_task){ .task_id = task_id,
+		                           .dedup_key = gkey ? gkey : key,
+		                           .repository = ev->repository,
+		                           .run_id = ev->run_id,
+		                           .job = ev->job_name,
+		                           .workflow = ev->workflow_name,
+		                           .branch = ev->branch,
+		                           /* a stop by the PR's branch tells its commit */
+		                           .head_sha = ev->head_sha,
+		                           /* /healer stop on the PR finds it from now */
+		                           .pr_number = ev->pr_number > 0 ? ev->pr_number : 0,
+		                           .state = HL_TASK_RUNNING,
+		                           .attempts = 1,
+		                           /* a claim that never gets its
+		                            * CodeRun times out like one */
+		                           .next_check_ms =
+		                                   hl_time_wall_ms() +
+		                                   (int64_t)r->cfg->attempt_timeout_mins * 60000 },
+		        err);
+		if (rc < 0 || !hl_event_is_alert(ev) ||
+		    (rc = rem_alert_next(r, &gkey, key, created, existing, task_id, gen, err)) <= 0)
+			break;
+	}
+	if (gkey) {
+		free(key);
+		key = gkey;
+	}
 	if (rc < 0)
 		goto out;
+	j = (struct rem_job){ .ev = ev, .task_id = task_id, .key = key, .n = 1, .plan = NULL };
 	/* the task's lease while its first attempt is decided: a command on
 	 * it (/healer stop), a driver starting it from the queue, or this
 	 * delivery processed again elsewhere waits for the decision instead

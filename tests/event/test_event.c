@@ -971,6 +971,44 @@ test_event_dedup_keys_by_kind(void **state)
 	hl_event_free(d);
 }
 
+/* An alert's remediation is the alert's, whatever its delivery says
+ * happened: created and reopened claim one key, while their dedup keys (each
+ * event's identity) stay apart; the kind and the number tell alerts apart. */
+static void
+test_event_alert_remediation_key_ignores_action(void **state)
+{
+	json_t *j = parse(dependabot);
+	char *text, *ka, *kb, *kc, *da, *db;
+	struct hl_event *a = norm("dependabot_alert", dependabot), *b, *c;
+
+	(void)state;
+	json_object_set_new(j, "action", json_string("reopened"));
+	text = json_dumps(j, JSON_COMPACT);
+	b = norm("dependabot_alert", text);
+	c = norm("code_scanning_alert", code_scanning);
+	ka = hl_event_remediation_key(a);
+	kb = hl_event_remediation_key(b);
+	kc = hl_event_remediation_key(c);
+	da = hl_event_dedup_key(a);
+	db = hl_event_dedup_key(b);
+	assert_true(hl_event_is_alert(a) && hl_event_is_alert(b) && hl_event_is_alert(c));
+	assert_string_equal(ka, "acme/app|dependabot_alert|alert=3");
+	assert_string_equal(kb, ka);
+	assert_string_equal(kc, "acme/app|code_scanning_alert|alert=4");
+	assert_string_equal(db, "acme/app|dependabot_alert|alert=3|action=reopened");
+	assert_string_not_equal(da, db);
+	free(ka);
+	free(kb);
+	free(kc);
+	free(da);
+	free(db);
+	free(text);
+	json_decref(j);
+	hl_event_free(a);
+	hl_event_free(b);
+	hl_event_free(c);
+}
+
 static void
 test_event_failure_key_links_job_and_check_run(void **state)
 {
@@ -1582,6 +1620,7 @@ main(void)
 		cmocka_unit_test(test_event_command_parsing),
 		cmocka_unit_test(test_event_dedup_org_and_repo_hook_equal),
 		cmocka_unit_test(test_event_dedup_keys_by_kind),
+		cmocka_unit_test(test_event_alert_remediation_key_ignores_action),
 		cmocka_unit_test(test_event_failure_key_links_job_and_check_run),
 		cmocka_unit_test(test_event_to_json_keys),
 		cmocka_unit_test(test_event_normalize_errors),

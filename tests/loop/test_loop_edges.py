@@ -49,8 +49,13 @@ test_loop.py (imported: its stand-ins, helpers and environment):
   after the last attempt, no escalation message; the task ends stopped
   saying why; a GitHub that does not answer for the PR holds nothing up;
   a queued task whose PR closed while it waited never starts.
+- a Dependabot alert reopened while its task is open: that task's, no
+  second task or CodeRun on the alert's fix branch; reopened once its task
+  has ended (escalated): a new task with its own CodeRun.
 
 Standard library only; prints TAP."""
+import copy
+import json
 import os
 import sys
 import time
@@ -968,8 +973,67 @@ def pr_ended_while_attempt_runs():
     return srv
 
 
+def dependabot_alert(number, action):
+    """GitHub's example of a created Dependabot alert, as number and action."""
+    ex = json.load(open(os.path.join(dtest.ROOT, "tests", "node", "node_modules", "@octokit",
+                                     "webhooks-examples", "api.github.com", "index.json")))
+    alert = next(x for x in next(e for e in ex if e["name"] == "dependabot_alert")["examples"]
+                 if x["action"] == "created")
+    alert = copy.deepcopy(alert)
+    alert["action"] = action
+    alert["alert"]["number"] = number
+    alert["repository"]["full_name"] = T.REPO
+    return alert
+
+
+def alert_runs(number):
+    return [c for c in T.coderuns()
+            if c["spec"].get("env", {}).get("TARGET_BRANCH") == f"fix/dependabot-alert-{number}"]
+
+
+def reopened_alerts():
+    env = dict(T.BASE_ENV, HEALER_MAX_ATTEMPTS="1")
+    srv = Healer(os.path.join(dtest.TMP, "alerts"), env).start()
+    ta = T.deliver(srv, dependabot_alert(61, "created"), event="dependabot_alert",
+                   delivery="alert61-created")
+    runs = wait_for(lambda: T.by_task(ta), 15) or []
+    tr = T.deliver(srv, dependabot_alert(61, "reopened"), event="dependabot_alert",
+                   delivery="alert61-reopened")
+    handled = wait_for(lambda: (delivery_state(srv, "alert61-reopened") or ("",))[0]
+                       == "processed", 15)
+    time.sleep(1.0)
+    check("a Dependabot alert reopened while its task is open is that task's: no second task"
+          " or CodeRun on its fix branch",
+          ta and tr and tr != ta and handled and len(runs) == 1 and len(alert_runs(61)) == 1
+          and not T.task_of(srv, tr)
+          and T.task_of(srv, ta).get("state") in ("running", "verifying"),
+          [ta, tr, handled, [c["metadata"]["name"] for c in alert_runs(61)],
+           T.task_of(srv, tr).get("state"), T.task_of(srv, ta).get("state")])
+    # another alert's task ends (its only attempt fails: escalated), then
+    # the alert is reopened: the fix did not hold, it is remediated again
+    t1 = T.deliver(srv, dependabot_alert(62, "created"), event="dependabot_alert",
+                   delivery="alert62-created")
+    first = wait_for(lambda: T.by_task(t1), 15) or []
+    if first:
+        T.set_phase(first[0]["metadata"]["name"], "Failed", message="no fix")
+    escalated = T.wait_state(srv, t1, "escalated", 20)
+    t2 = T.deliver(srv, dependabot_alert(62, "reopened"), event="dependabot_alert",
+                   delivery="alert62-reopened")
+    second = wait_for(lambda: T.by_task(t2), 15) or []
+    check("an alert reopened after its task ended (escalated) gets a new task with its own"
+          " CodeRun",
+          escalated and t2 and t2 != t1 and len(second) == 1 and len(alert_runs(62)) == 2
+          and second[0]["metadata"]["name"] != first[0]["metadata"]["name"]
+          and T.task_of(srv, t2).get("state") == "running"
+          and T.task_of(srv, t2).get("dedup_key", "").endswith("|alert=62|generation=2"),
+          [escalated, t1, t2, [c["metadata"]["name"] for c in alert_runs(62)],
+           T.task_of(srv, t2).get("state"), srv.log_tail()[-1500:]])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [pr_ended_while_attempt_runs(), fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [reopened_alerts(), pr_ended_while_attempt_runs(), fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided()]

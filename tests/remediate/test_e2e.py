@@ -585,6 +585,20 @@ def main():
           ans.get("agent") == "cipher" and ans.get("failure_type") == "security_dependabot"
           and ans.get("coderun_name") == cr["metadata"].get("name")
           and ans.get("dedup_status") == "new" and "decision" not in ans, ans)
+    reopened = copy.deepcopy(alert)
+    reopened["action"] = "reopened"
+    st, again = srv.request("POST", "/api/remediate/security-alert",
+                            json.dumps(reopened).encode(),
+                            {"Content-Type": "application/json",
+                             "Authorization": f"Bearer {API_TOKEN}"})
+    time.sleep(0.5)
+    fix_runs = [c for c in coderuns()
+                if c["spec"].get("env", {}).get("TARGET_BRANCH") == f"fix/dependabot-alert-{num}"]
+    check("the alert reopened while its task is open answers existing with that task and"
+          " its CodeRun, and starts no second CodeRun",
+          st == 202 and again.get("dedup_status") == "existing" and again.get("task_id") == tid
+          and again.get("coderun_name") == cr["metadata"].get("name") and len(fix_runs) == 1,
+          [again, [c["metadata"]["name"] for c in fix_runs]])
 
     # ---- 5c. /healer fix on a PR -> a CodeRun for its failing check with the hint --
     dtest.http("POST", GURL + "/_stub/seed", {
