@@ -267,6 +267,20 @@ hl_log_redact(const char *s)
 	return hl_buf_detach(&b, NULL);
 }
 
+bool
+hl_log_quotes_secret(const char *s, size_t min_len)
+{
+	int i, k = atomic_load_explicit(&log_nsecrets, memory_order_acquire);
+
+	for (i = 0; s && i < k; i++) {
+		const struct log_secret *sec =
+		        atomic_load_explicit(&log_secrets[i], memory_order_acquire);
+		if (sec->len >= min_len && strstr(s, sec->s))
+			return true;
+	}
+	return false;
+}
+
 int
 hl_log_redact_str(char **s)
 {

@@ -67,5 +67,7 @@ int hl_log_redact_buf(struct hl_buf *b);
  * "://". -1 when out of memory (*s then unchanged). Outside text kept in
  * the store (a job name, a commit message) goes through it. */
 int hl_log_redact_str(char **s);
+/* True when s quotes a registered secret at least min_len bytes long. */
+bool hl_log_quotes_secret(const char *s, size_t min_len);
 
 #endif

@@ -99,6 +99,8 @@ struct hl_event {
 	/* security alerts */
 	int64_t alert_number;
 	char *alert_state;
+	/* when the alert last changed: a second reopening is another event */
+	char *alert_updated_at;
 	char *severity; /* critical / high / medium / low / ... */
 	char *package_name;
 	char *package_ecosystem;

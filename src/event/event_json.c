@@ -67,6 +67,7 @@ static const struct ev_field {
 	EV_STR(pr_title),
 	EV_INT(alert_number),
 	EV_STR(alert_state),
+	EV_STR(alert_updated_at),
 	EV_STR(severity),
 	EV_STR(package_name),
 	EV_STR(package_ecosystem),
@@ -114,6 +115,28 @@ ev_put(json_t *o, const struct hl_event *ev, const struct ev_field *f)
 	}
 }
 
+/* Secrets shorter than this redact outside text, never a name. */
+#define EVENT_NAME_SECRET_MIN 8
+
+/* A field that names what a CodeRun works on, when it is a name: an
+ * owner/name, a branch git and a shell read as nothing more, a commit's
+ * hex. */
+static bool
+event_name_field(const struct hl_event *ev, const struct ev_field *f)
+{
+	const char *v = *(char *const *)((const char *)ev + f->off);
+
+	if (!v)
+		return false;
+	if (strcmp(f->key, "head_repository") == 0)
+		return hl_str_github_repo_valid(v);
+	if (strcmp(f->key, "branch") == 0 || strcmp(f->key, "base_branch") == 0)
+		return hl_str_branch_safe(v);
+	if (strcmp(f->key, "head_sha") == 0)
+		return strspn(v, "0123456789abcdef") == strlen(v);
+	return false;
+}
+
 int
 hl_event_redact(struct hl_event *ev)
 {
@@ -128,18 +151,11 @@ hl_event_redact(struct hl_event *ev)
 		if (f->type != EV_TYPE_STR || strcmp(f->key, "event_name") == 0 ||
 		    strcmp(f->key, "repository") == 0)
 			continue;
-		/* names a CodeRun is told to work on, kept whole when they are
-		 * names (a short secret, "test", would make feature/test-x a
-		 * branch nobody has): an owner/name, a commit's hex, a branch
-		 * git and a shell read as nothing more */
-		if (strcmp(f->key, "head_repository") == 0 && ev->head_repository &&
-		    hl_str_github_repo_valid(ev->head_repository))
-			continue;
-		if ((strcmp(f->key, "branch") == 0 || strcmp(f->key, "base_branch") == 0) &&
-		    hl_str_branch_safe(*(char **)(base + f->off)))
-			continue;
-		if (strcmp(f->key, "head_sha") == 0 && ev->head_sha &&
-		    strspn(ev->head_sha, "0123456789abcdef") == strlen(ev->head_sha))
+		/* names a CodeRun is told to work on are kept whole unless
+		 * they quote a real credential's length of one: a short secret
+		 * ("test") would make feature/test-x a branch nobody has */
+		if (event_name_field(ev, f) &&
+		    !hl_log_quotes_secret(*(char **)(base + f->off), EVENT_NAME_SECRET_MIN))
 			continue;
 		if (hl_log_redact_str((char **)(base + f->off)) < 0)
 			return -HL_ENOMEM;

@@ -135,7 +135,9 @@ hl_event_dedup_key(const struct hl_event *ev)
 		event_key_str(&b, "sha", ev->head_sha);
 		break;
 	default:
+		/* each change of the alert is an event: a second reopening too */
 		event_key_id(&b, "alert", ev->alert_number);
+		event_key_str(&b, "at", ev->alert_updated_at);
 		break;
 	}
 	event_key_str(&b, "action", ev->action);

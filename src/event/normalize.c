@@ -661,6 +661,7 @@ event_dependabot_alert(struct hl_event *ev, const json_t *a, bool *oom)
 {
 	ev->alert_number = event_id(a, "number");
 	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->alert_updated_at, a, "updated_at", oom);
 	event_take(&ev->html_url, a, "html_url", oom);
 	event_take(&ev->severity, a, "security_advisory.severity", oom);
 	event_take(&ev->severity, a, "security_vulnerability.severity", oom);
@@ -705,6 +706,7 @@ event_code_scanning_alert(struct hl_event *ev, const json_t *pl, const json_t *a
 {
 	ev->alert_number = event_id(a, "number");
 	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->alert_updated_at, a, "updated_at", oom);
 	event_take(&ev->html_url, a, "html_url", oom);
 	event_take(&ev->rule_id, a, "rule.id", oom);
 	event_take(&ev->severity, a, "rule.security_severity_level", oom);
@@ -725,6 +727,7 @@ event_secret_scanning_alert(struct hl_event *ev, const json_t *a, bool *oom)
 {
 	ev->alert_number = event_id(a, "number");
 	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->alert_updated_at, a, "updated_at", oom);
 	event_take(&ev->html_url, a, "html_url", oom);
 	event_take(&ev->secret_type, a, "secret_type_display_name", oom);
 	event_take(&ev->secret_type, a, "secret_type", oom);
@@ -740,6 +743,7 @@ event_repository_vulnerability_alert(struct hl_event *ev, const json_t *a, bool 
 	if (!ev->alert_number)
 		ev->alert_number = event_id(a, "id");
 	event_take(&ev->alert_state, a, "state", oom);
+	event_take(&ev->alert_updated_at, a, "updated_at", oom);
 	event_take(&ev->package_name, a, "affected_package_name", oom);
 	event_take(&ev->vulnerable_range, a, "affected_range", oom);
 	event_take(&ev->fixed_version, a, "fixed_in", oom);
@@ -968,6 +972,7 @@ hl_event_free(struct hl_event *ev)
 	free(ev->check_output_text);
 	free(ev->pr_title);
 	free(ev->alert_state);
+	free(ev->alert_updated_at);
 	free(ev->severity);
 	free(ev->package_name);
 	free(ev->package_ecosystem);

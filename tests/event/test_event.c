@@ -997,6 +997,18 @@ test_event_alert_remediation_key_ignores_action(void **state)
 	assert_string_equal(kc, "acme/app|code_scanning_alert|alert=4");
 	assert_string_equal(db, "acme/app|dependabot_alert|alert=3|action=reopened");
 	assert_string_not_equal(da, db);
+	/* a second reopening (the alert changed again) is another event, the
+	 * same one sent twice (an org's hook and a repository's) is not */
+	free(db);
+	hl_event_free(b);
+	json_object_set_new(json_object_get(j, "alert"), "updated_at",
+	                    json_string("2026-12-01T10:00:00Z"));
+	free(text);
+	text = json_dumps(j, JSON_COMPACT);
+	b = norm("dependabot_alert", text);
+	db = hl_event_dedup_key(b);
+	assert_string_equal(db, "acme/app|dependabot_alert|alert=3|at=2026-12-01T10:00:00Z"
+	                        "|action=reopened");
 	free(ka);
 	free(kb);
 	free(kc);
