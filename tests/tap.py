@@ -1,5 +1,7 @@
 """tap.py - the TAP reporting shared by the Python test drivers: collect
 named checks, then print them as TAP and exit non-zero if any failed."""
+import shutil
+import subprocess
 import sys
 import traceback
 
@@ -41,3 +43,18 @@ def run(main, on_error=None, done=None):
                 detail += f"\n(on_error failed: {e!r})"
         check("the driver ran to its end", False, detail)
         (done or finish)()
+
+
+def reap(procs, tmp=None):
+    """Ends the driver's processes still running (TERM, then KILL after
+    20 s) and removes its scratch directory tmp."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -30,6 +30,7 @@
 #include "base/str.h"
 #include "catalog/catalog.h"
 #include "dispatch/coderun.h"
+#include "memory/memory.h"
 
 #include "json/json.h"
 #include <stdarg.h>
@@ -309,7 +310,7 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 	const struct hl_catalog_type *type;
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
 	const json_t *app;
-	json_t *manifest = NULL, *decision = NULL;
+	json_t *manifest = NULL, *decision = NULL, *history = NULL;
 	char repo_url[512], target[256], name[64] = "", why[160], existing[HL_TASK_ID_MAX];
 	char label[64];
 	const char *repo, *agent, *ftype;
@@ -393,6 +394,15 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 			                        .failure_output =
 			                                plan ? plan->failure_output : NULL,
 			                        .template = "ci/argocd-fix.hbs" };
+		json_t *hids = NULL;
+
+		/* OpenMemory's matches, kept as a CI failure's are: healer's
+		 * records of this type, within the memory scope */
+		if (ctx.memory)
+			history = hl_memory_history_from_matches(
+			        ctx.memory, repo, cfg->memory_scope, ftype, task_id, &hids);
+		json_decref(hids);
+		pin.history = history;
 		pin.previous = prev;
 		pin.n_previous = argo_previous(prev, 16, task, n);
 		if ((rc = hl_prompt_builder_render(a->prompts, &prompt, &pin, err)) < 0)
@@ -566,6 +576,7 @@ out:
 	if (have_verdict)
 		hl_verdict_release(&v);
 	hl_context_release(&ctx);
+	json_decref(history);
 	json_decref(manifest);
 	json_decref(decision);
 	free(prompt);

@@ -1019,10 +1019,17 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 			goto out;
 		else if (rc == 1)
 			name[0] = '\0';
-		rc = name[0] ? hl_dispatch_get(a->dispatch, &cr, name, err) : -HL_ENOTFOUND;
+		/* seen Succeeded already (the task verifies): the CodeRun may be
+		 * gone since (a controller's clean-up), its success is not */
+		if (cur->phase == HL_PHASE_VERIFYING)
+			rc = -HL_ENOTFOUND;
+		else
+			rc = name[0] ? hl_dispatch_get(a->dispatch, &cr, name, err) : -HL_ENOTFOUND;
 		if (rc < 0 && rc != -HL_ENOTFOUND)
 			goto out;
-		phase = rc == 0 ? hl_json_str(cr, "status.phase") : NULL;
+		phase = rc == 0                            ? hl_json_str(cr, "status.phase")
+		        : cur->phase == HL_PHASE_VERIFYING ? "Succeeded"
+		                                           : NULL;
 		if (rc == 0 && hl_dispatch_phase_active(phase) &&
 		    !(phase && strcmp(phase, "Running") == 0)) {
 			if ((rc = hl_dispatch_delete(a->dispatch, name, err)) < 0)
@@ -1037,7 +1044,7 @@ alerts_heal_resolved(struct hl_alerts *a, struct hl_alerts_outcome *out, const j
 			        "the alert resolved; CodeRun %s was already running and is left to "
 			        "finish",
 			        name);
-		} else if (rc == 0 && phase && strcmp(phase, "Succeeded") == 0) {
+		} else if (phase && strcmp(phase, "Succeeded") == 0) {
 			/* the agent's fix, not yet judged by the loop: it worked */
 			succeeded = true;
 			snprintf(why, sizeof(why), "CodeRun %s succeeded and the alert resolved",

@@ -239,10 +239,21 @@ hl_str_branch_safe(const char *name)
 	    hl_utf8_valid_len(name, n) != n)
 		return false;
 	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)name[i];
+		const unsigned char *u = (const unsigned char *)name + i;
 
-		if (c < 0x80 && !isalnum(c) && c != '.' && c != '_' && c != '-' && c != '+' &&
-		    c != '/')
+		if (u[0] < 0x80 && !isalnum(u[0]) && u[0] != '.' && u[0] != '_' && u[0] != '-' &&
+		    u[0] != '+' && u[0] != '/')
+			return false;
+		/* C1 controls; zero-width, bidi and invisible format marks
+		 * (U+200B-200F, 202A-202E, 2060-206F, FEFF): text that reads
+		 * otherwise than it is */
+		if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)
+			return false;
+		if (u[0] == 0xe2 && ((u[1] == 0x80 && ((u[2] >= 0x8b && u[2] <= 0x8f) ||
+		                                       (u[2] >= 0xaa && u[2] <= 0xae))) ||
+		                     (u[1] == 0x81 && u[2] >= 0xa0 && u[2] <= 0xaf)))
+			return false;
+		if (u[0] == 0xef && u[1] == 0xbb && u[2] == 0xbf)
 			return false;
 	}
 	return true;

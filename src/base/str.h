@@ -59,8 +59,9 @@ bool hl_str_github_repo_valid(const char *full_name);
  * ASCII; as git's check-ref-format also wants, not starting with '-', '.'
  * or '/', no part ending with ".lock", not ending with '/' or '.', and no
  * "..", "//" or "/.".
- * Every shell metacharacter, space, control character and git's own
- * refusals (~ ^ : ? * [ \ @{) are out. NULL is false.
+ * Every shell metacharacter, space, control character (C1 too), zero-width,
+ * bidi and invisible format mark, and git's own refusals (~ ^ : ? * [ \ @{)
+ * are out. NULL is false.
  */
 bool hl_str_branch_safe(const char *name);
 

@@ -328,6 +328,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	char *text, *decision = NULL;
 	const char *waiting = NULL; /* the task whose decision it waits for */
 	const char *skip;
+	enum hl_delivery_state state = HL_DELIVERY_PROCESSED;
 	int rc = 0;
 
 	if (!ev)
@@ -370,16 +371,9 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	if (ev->intent == HL_INTENT_CI_FAILURE &&
 	    hl_event_skip_starts_nothing(ev, skip = hl_event_skip_reason(ev, p->cfg))) {
 		decision = pipeline_skipped_json(skip);
-		rc = pipeline_finish_held(
-		        p->store, d->delivery_id,
-		        &(struct hl_delivery_result){ .state = HL_DELIVERY_SKIPPED,
-		                                      .reason = skip,
-		                                      .event_json = text,
-		                                      .decision_json = decision },
-		        err);
-		if (rc == 0 && decision)
-			pipeline_publish(p, d->delivery_id, decision);
-		goto out;
+		state = HL_DELIVERY_SKIPPED;
+		outcome = skip;
+		goto finish;
 	}
 	if (pipeline_remediates(ev)) {
 		rc = pipeline_step(hl_remediate(p->remediator, &res, ev,
@@ -419,7 +413,7 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	}
 finish:
 	rc = pipeline_finish_held(p->store, d->delivery_id,
-	                          &(struct hl_delivery_result){ .state = HL_DELIVERY_PROCESSED,
+	                          &(struct hl_delivery_result){ .state = state,
 	                                                        .reason = outcome,
 	                                                        .event_json = text,
 	                                                        .decision_json = decision },

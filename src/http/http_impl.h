@@ -306,6 +306,10 @@ void hl_http_login_guard_destroy(struct http_login_guard *g);
  * trusted proxies the client their X-Forwarded-For names. */
 void hl_http_login_client(struct http_login_guard *g, struct http_req *r, struct http_addr *out);
 int hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a);
+/* The same, by a's client's own failures only: for the routes the sensors
+ * and alert webhooks call, which many addresses guessing together must not
+ * shut for everyone. */
+int hl_http_login_blocked_own_s(struct http_login_guard *g, const struct http_addr *a);
 void hl_http_login_failed(struct http_login_guard *g, const struct http_addr *a);
 /* 429 for a login (or a bearer token) from an address with too many
  * failures, with Retry-After: for a browser (Accept names text/html, as

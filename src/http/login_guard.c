@@ -10,9 +10,10 @@
  *
  * Across every client, LOGIN_GLOBAL_MAX (600) failures within
  * HTTP_LOGIN_WINDOW_MS (many addresses guessing together) block every
- * login and bearer call, from everyone, until that window has passed:
- * sessions already open keep reading, the sensors' calls are answered 429
- * with Retry-After and retried.
+ * login and bearer read, from everyone, until that window has passed:
+ * sessions already open keep reading. The routes the sensors and alert
+ * webhooks call (/api/remediate/..., /api/alerts/...) keep to each client's own
+ * limit, so such an attack never shuts intake (hl_http_login_blocked_own_s).
  *
  * Invariants: memory is bounded (a fixed table of HTTP_LOGIN_SLOTS
  * entries: slot LOGIN_GLOBAL counts every failure, the others one client
@@ -192,8 +193,10 @@ hl_http_login_guard_destroy(struct http_login_guard *g)
 	pthread_mutex_destroy(&g->lock);
 }
 
-int
-hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a)
+/* The seconds a's client waits: its own block, and with every_client the
+ * blocks of all (the global ceiling, a table full of blocked clients). */
+static int
+login_blocked_s(struct http_login_guard *g, const struct http_addr *a, bool every_client)
 {
 	const struct http_login_slot *all = &g->slots[LOGIN_GLOBAL];
 	struct http_login_slot *s;
@@ -204,14 +207,26 @@ hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a)
 	login_key(&key, a);
 	pthread_mutex_lock(&g->lock);
 	s = login_find(g, &key);
-	if (login_is_blocked(all, now, LOGIN_GLOBAL_MAX))
+	if (every_client && login_is_blocked(all, now, LOGIN_GLOBAL_MAX))
 		wait_s = login_wait_s(all, now);
 	if (s && login_is_blocked(s, now, HTTP_LOGIN_MAX_FAILURES) && login_wait_s(s, now) > wait_s)
 		wait_s = login_wait_s(s, now);
-	if (!s && wait_s == 0 && !login_victim(g, now))
+	if (every_client && !s && wait_s == 0 && !login_victim(g, now))
 		wait_s = login_full_wait_s(g, now);
 	pthread_mutex_unlock(&g->lock);
 	return wait_s;
+}
+
+int
+hl_http_login_blocked_s(struct http_login_guard *g, const struct http_addr *a)
+{
+	return login_blocked_s(g, a, true);
+}
+
+int
+hl_http_login_blocked_own_s(struct http_login_guard *g, const struct http_addr *a)
+{
+	return login_blocked_s(g, a, false);
 }
 
 void

@@ -251,7 +251,11 @@ hl_http_auth_refused(struct http_req *r, enum MHD_Result *out)
 	if (bearer) {
 		hl_http_login_client(&r->srv->login_guard, r, &from);
 		/* before the token: while blocked the answer says nothing of it */
-		if ((wait_s = hl_http_login_blocked_s(&r->srv->login_guard, &from)) > 0) {
+		/* intake's routes: only the client's own block, never everyone's */
+		wait_s = rt->auth == HTTP_AUTH_TOKEN
+		                 ? hl_http_login_blocked_own_s(&r->srv->login_guard, &from)
+		                 : hl_http_login_blocked_s(&r->srv->login_guard, &from);
+		if (wait_s > 0) {
 			*out = hl_http_too_many_logins(r, wait_s);
 			return true;
 		}

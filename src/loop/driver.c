@@ -189,9 +189,10 @@ driver_ask_check(struct hl_loop *l, const struct hl_task_record *t,
 	return rc;
 }
 
-/* Whether a container of pod ran into trouble since since_ms: waiting
- * (CrashLoopBackOff, ImagePullBackOff...), not ready while the pod runs,
- * or ended by anything but completion after it. why names it. */
+/* Whether pod is in trouble since since_ms: not running (Pending, Failed,
+ * Unknown), a container waiting (CrashLoopBackOff, ImagePullBackOff...),
+ * not ready while the pod runs, or ended by anything but completion after
+ * it. why names it. */
 static bool
 driver_pod_failing(const json_t *pod, int64_t since_ms, char *why, size_t size)
 {
@@ -199,7 +200,10 @@ driver_pod_failing(const json_t *pod, int64_t since_ms, char *why, size_t size)
 	json_t *statuses = hl_json_path(pod, "status.containerStatuses"), *c;
 	size_t i;
 
-	if (strcmp(phase, "Failed") == 0 || strcmp(phase, "Unknown") == 0) {
+	/* Pending: unschedulable, or its images never pulled (what
+	 * KubePodNotReady fires for) */
+	if (strcmp(phase, "Failed") == 0 || strcmp(phase, "Unknown") == 0 ||
+	    strcmp(phase, "Pending") == 0) {
 		snprintf(why, size, "the pod is %s", phase);
 		return true;
 	}

@@ -81,22 +81,6 @@ pb_prometheus(const json_t *result, const json_t *grafana)
 	return o;
 }
 
-static json_t *
-pb_history(const json_t *memory)
-{
-	json_t *similar = json_array(), *m;
-	size_t i;
-
-	json_array_foreach(memory, i, m)
-	{
-		json_array_append_new(similar, json_pack("{s:s, s:s, s:O}", "id",
-		                                         hl_json_str_or(m, "id", ""), "summary",
-		                                         hl_json_str_or(m, "content", ""), "score",
-		                                         json_object_get(m, "score")));
-	}
-	return json_pack("{s:o, s:[]}", "similar_failures", similar, "known_solutions");
-}
-
 int
 hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct hl_prompt_inputs *in,
                          struct hl_err *err)
@@ -137,10 +121,10 @@ hl_prompt_builder_render(struct hl_prompt_builder *b, char **out, const struct h
 		                 c->loki_note[0] ? c->loki_note : NULL);
 	}
 	prom = pb_prometheus(c->prometheus, c->grafana);
+	/* only what the caller recalled within its scope: OpenMemory's raw
+	 * matches hold other repositories' (other owners') records */
 	if (in->history)
 		history = json_incref((json_t *)in->history);
-	else if (c->memory)
-		history = pb_history(c->memory);
 
 	pc.event = ev;
 	pc.agent = in->agent ? in->agent : v->agent;

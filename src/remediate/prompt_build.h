@@ -39,8 +39,8 @@ struct hl_prompt_inputs {
 	 * the agent's, and ci/retry.hbs from the second attempt on */
 	const char *template;
 	/* the history from memory ({similar_failures, known_solutions,
-	 * agent_records}, docs/PROMPT_DATA.md); NULL: built from the context's
-	 * OpenMemory matches, if any */
+	 * agent_records}, docs/PROMPT_DATA.md), recalled within the memory
+	 * scope; NULL: none */
 	const json_t *history;
 };
 

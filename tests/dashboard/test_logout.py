@@ -7,7 +7,6 @@ Runs the real binary on loopback; standard library only; prints TAP."""
 import http.client
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from tap import check, finish, run  # noqa: E402
+from tap import check, finish, reap, run  # noqa: E402
 
 HEALER = os.environ["HEALER_BIN"]
 TMP = tempfile.mkdtemp(prefix="healer-logout-")
@@ -86,20 +85,8 @@ def main():
     finish()
 
 
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    shutil.rmtree(TMP, ignore_errors=True)
-
-
 if __name__ == "__main__":
     try:
         run(main)
     finally:
-        cleanup()
+        reap(procs, TMP)
