@@ -95,12 +95,18 @@ driver_ci_latest(struct hl_loop *l, struct hl_ci_result_record *ci, const struct
                  const struct hl_attempt_record *a, struct hl_err *err)
 {
 	bool done = a->kind == HL_ATTEMPT_AGENT && a->agent_done_ms > 0;
+	/* an agent pushing to a branch of its own is judged there only: the
+	 * task's branch failing again meanwhile hides no pass of it */
+	const char *on = a->kind == HL_ATTEMPT_AGENT && t->target_branch && t->branch &&
+	                                 strcmp(t->target_branch, t->branch) != 0
+	                         ? t->target_branch
+	                         : NULL;
 	int rc = hl_store_ci_result_latest(l->store, ci, t->task_id,
-	                                   done ? a->agent_done_ms : a->started_ms, err);
+	                                   done ? a->agent_done_ms : a->started_ms, on, err);
 
 	if (rc != -HL_ENOTFOUND || !done)
 		return rc;
-	rc = hl_store_ci_result_latest(l->store, ci, t->task_id, a->started_ms, err);
+	rc = hl_store_ci_result_latest(l->store, ci, t->task_id, a->started_ms, on, err);
 	if (rc == 0 && strcmp(ci->conclusion, "success") != 0)
 		rc = -HL_ENOTFOUND;
 	return rc;
@@ -515,7 +521,8 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 static const struct hl_ci_result_record *
 driver_current_ci(struct hl_loop *l, struct hl_ci_result_record *ci, const struct hl_task_record *t)
 {
-	if (!driver_current(t) || hl_store_ci_result_latest(l->store, ci, t->task_id, 0, NULL) < 0)
+	if (!driver_current(t) ||
+	    hl_store_ci_result_latest(l->store, ci, t->task_id, 0, NULL, NULL) < 0)
 		return NULL;
 	return ci;
 }

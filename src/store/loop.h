@@ -139,10 +139,11 @@ int hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, i
 /* Records a CI result on its task (idempotent per task + delivery id). */
 int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,
                            struct hl_err *err) HL_MUST_CHECK;
-/* The latest CI result of a task completed at or after since_ms;
- * -HL_ENOTFOUND when none. */
+/* The latest CI result of a task completed at or after since_ms, on
+ * branch when it is not NULL (or naming none: GitHub's answers); -HL_ENOTFOUND
+ * when none. */
 int hl_store_ci_result_latest(struct hl_store *s, struct hl_ci_result_record *out,
-                              const char *task_id, int64_t since_ms,
+                              const char *task_id, int64_t since_ms, const char *branch,
                               struct hl_err *err) HL_MUST_CHECK;
 
 /* CodeRuns healer is waiting on (attempts pending or running, all

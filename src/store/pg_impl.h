@@ -209,7 +209,8 @@ int hl_pg_task_of_pr(struct hl_store_backend *b, char *out, const char *reposito
 int hl_pg_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r,
                         struct hl_err *err);
 int hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
-                           const char *task_id, int64_t since_ms, struct hl_err *err);
+                           const char *task_id, int64_t since_ms, const char *branch,
+                           struct hl_err *err);
 int hl_pg_budget_usage(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
                        const char *repository, int64_t since_ms, struct hl_err *err);
 int hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,

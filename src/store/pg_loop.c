@@ -256,7 +256,8 @@ hl_pg_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r, st
 
 int
 hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
-                       const char *task_id, int64_t since_ms, struct hl_err *err)
+                       const char *task_id, int64_t since_ms, const char *branch,
+                       struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r = NULL;
@@ -264,10 +265,13 @@ hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *o
 
 	hl_pg_text(&p, task_id);
 	hl_pg_int(&p, since_ms);
+	hl_pg_text(&p, branch);
 	rc = hl_pg_exec(b, &r,
 	                "SELECT head_sha, branch, conclusion, url, source, run_id, run_attempt,"
 	                " job_id, completed_ms FROM ci_results WHERE task_id = $1"
-	                " AND completed_ms >= $2 ORDER BY completed_ms DESC, id DESC LIMIT 1",
+	                " AND completed_ms >= $2"
+	                " AND ($3::text IS NULL OR branch IS NULL OR branch = '' OR branch = $3)"
+	                " ORDER BY completed_ms DESC, id DESC LIMIT 1",
 	                &p, false, "ci result", err);
 	if (rc < 0)
 		return rc;

@@ -231,11 +231,13 @@ hl_sq_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r, st
 
 int
 hl_sq_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
-                       const char *task_id, int64_t since_ms, struct hl_err *err)
+                       const char *task_id, int64_t since_ms, const char *branch,
+                       struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "SELECT head_sha, branch, conclusion, url, source, run_id, run_attempt, job_id,"
 	           " completed_ms FROM ci_results WHERE task_id = ?1 AND completed_ms >= ?2"
+	           " AND (?3 IS NULL OR branch IS NULL OR branch = '' OR branch = ?3)"
 	           " ORDER BY completed_ms DESC, id DESC LIMIT 1");
 	int rc;
 
@@ -243,6 +245,7 @@ hl_sq_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *o
 		return hl_sq_fail(err, b->db, "ci result");
 	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, since_ms);
+	hl_sq_bind_text(st, 3, branch);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		memset(out, 0, sizeof(*out));

@@ -221,7 +221,8 @@ struct hl_store_loop_ops {
 	int (*ci_result_add)(struct hl_store_backend *b, const struct hl_ci_result *r,
 	                     struct hl_err *err);
 	int (*ci_result_latest)(struct hl_store_backend *b, struct hl_ci_result_record *out,
-	                        const char *task_id, int64_t since_ms, struct hl_err *err);
+	                        const char *task_id, int64_t since_ms, const char *branch,
+	                        struct hl_err *err);
 	int (*budget_usage)(struct hl_store_backend *b, int64_t *active, int64_t *repo_since,
 	                    const char *repository, int64_t since_ms, struct hl_err *err);
 	int (*attempt_begin)(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,

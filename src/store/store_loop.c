@@ -97,9 +97,9 @@ hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r, struct 
 
 int
 hl_store_ci_result_latest(struct hl_store *s, struct hl_ci_result_record *out, const char *task_id,
-                          int64_t since_ms, struct hl_err *err)
+                          int64_t since_ms, const char *branch, struct hl_err *err)
 {
-	STORE_CALL(s, s->ops->loop.ci_result_latest(s->b, out, task_id, since_ms, err));
+	STORE_CALL(s, s->ops->loop.ci_result_latest(s->b, out, task_id, since_ms, branch, err));
 }
 
 int

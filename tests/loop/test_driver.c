@@ -47,9 +47,9 @@ static int inject_after_read;
 
 static int
 wrapped_ci_latest(struct hl_store_backend *b, struct hl_ci_result_record *out, const char *task_id,
-                  int64_t since_ms, struct hl_err *err)
+                  int64_t since_ms, const char *branch, struct hl_err *err)
 {
-	int rc = original->loop.ci_result_latest(b, out, task_id, since_ms, err);
+	int rc = original->loop.ci_result_latest(b, out, task_id, since_ms, branch, err);
 	struct hl_err aerr = HL_ERR_INIT;
 
 	if (inject_after_read && --inject_after_read == 0)

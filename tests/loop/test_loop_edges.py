@@ -783,6 +783,26 @@ def agent_results():
                             sha=T.SHA1), delivery="fix-branch-passes")
     check("... and its fix branch passing is success",
           T.wait_state(srv, tm, "succeeded", 15), T.task_of(srv, tm).get("attempts"))
+    # the fix branch passes while the agent still works, then main fails on
+    # someone else's commit: once the CodeRun Succeeded the pass judges
+    # (before: main's failure, the latest result, hid it until the timeout)
+    sha_m = "1f" * 20
+    T.seed_job(7970)
+    tm2 = T.deliver(srv, T.job_event(7970, 8970, "main", sha=sha_m))
+    runs = wait_for(lambda: T.by_task(tm2), 15) or []
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Running")
+    srv.deliver(T.job_event(7971, 8971, "fix/clippy-1f1f1f1f", conclusion="success",
+                            sha=T.SHA1), delivery="fix2-passes")
+    T.seed_job(7972)
+    srv.deliver(T.job_event(7972, 8972, "main", sha="2e" * 20), delivery="main2-fails")
+    wait_for(lambda: all((delivery_reason(srv, d) or ("",))[0] == "processed"
+                         for d in ("fix2-passes", "main2-fails")), 10)
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Succeeded")
+    check("the fix branch passing before main failed again judges the agent's attempt success "
+          "once its CodeRun Succeeded", T.wait_state(srv, tm2, "succeeded", 15),
+          [T.task_of(srv, tm2).get("state"), T.task_of(srv, tm2).get("attempts")])
     # 5. a task ended skipped by its fetched commit's skip tag holds no slot
     sha_e = "0e" * 20  # a commit of its own: the stand-in is shared
     T.gh("POST", "/_stub/seed", {"commits": {sha_e: {

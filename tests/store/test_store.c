@@ -2647,9 +2647,24 @@ test_store_loop_state(void **state)
 	res.conclusion = "success";
 	res.completed_ms = 2000;
 	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
-	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 0, &err), 0);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 0, NULL, &err), 0);
 	assert_string_equal(cr.conclusion, "success");
-	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 2001, &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 2001, NULL, &err),
+	                 -HL_ENOTFOUND);
+	/* on one branch: that branch's results and those naming none */
+	res.delivery_id = "d-3";
+	res.branch = "main";
+	res.conclusion = "failure";
+	res.completed_ms = 3000;
+	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 0, NULL, &err), 0);
+	assert_string_equal(cr.conclusion, "failure");
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 0, "fix/x", &err), 0);
+	assert_string_equal(cr.conclusion, "success");
+	assert_int_equal(cr.completed_ms, 2000);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-a", 0, "main", &err), 0);
+	assert_int_equal(cr.completed_ms, 3000);
+	res.branch = NULL;
 
 	/* queued tasks in queue order */
 	t.task_id = "t-q1";
