@@ -157,11 +157,13 @@ struct hl_delivery_summary {
 
 /* Startup recovery: deliveries left in `processing` by a dead process go
  * back to `received` (deliveries in `received` are queued anyway), and
- * the delivery counters are rebuilt from the rows. SQLite has one process
- * per store, so every `processing` delivery is requeued. PostgreSQL is
- * shared: only the claims of dead processes (whose session is gone, so
- * their liveness lock is free) and expired claims are; the lease keeper
- * of every replica does the same every few seconds.
+ * the delivery counters are made to agree with the rows. SQLite has one
+ * process per store, so every `processing` delivery is requeued and the
+ * counters rebuilt. PostgreSQL is shared: only the claims of dead processes
+ * (whose session is gone, so their liveness lock is free) and expired
+ * claims are requeued (the lease keeper of every replica does the same
+ * every few seconds), and the counters are compared with the rows in a
+ * snapshot, without a lock on them, and only a difference is added.
  * *requeued_out (may be NULL) gets the number moved. */
 int hl_store_recover(struct hl_store *s, int64_t *requeued_out, struct hl_err *err) HL_MUST_CHECK;
 
