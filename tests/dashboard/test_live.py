@@ -10,33 +10,17 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tap import check, finish, reap, run  # noqa: E402
+import bareserver  # noqa: E402
 
-HEALER = os.environ["HEALER_BIN"]
 TMP = tempfile.mkdtemp(prefix="healer-live-")
 procs = []
 
 
 def serve():
-    pf, log = os.path.join(TMP, "port"), os.path.join(TMP, "server.log")
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
-    e.pop("KUBECONFIG", None)
-    e.update({"HOME": TMP, "HEALER_DISPATCH": "none", "GITHUB_API_URL": "http://127.0.0.1:9"})
-    with open(log, "wb") as lf:
-        p = subprocess.Popen([HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", TMP,
-                              "--port-file", pf], env=e, stdout=lf, stderr=lf)
-    procs.append(p)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if os.path.exists(pf) and open(pf).read().strip():
-            return int(open(pf).read())
-        if p.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError("the server did not start: " + open(log).read()[-2000:])
+    return bareserver.start(procs, TMP, TMP)
 
 
 def main():

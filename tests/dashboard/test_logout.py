@@ -4,19 +4,16 @@ by another process past the busy timeout) fails loudly: 503 with a page
 saying the logout failed, the cookie kept (not cleared), and the session
 still live; once the store takes writes again the logout ends the session.
 Runs the real binary on loopback; standard library only; prints TAP."""
-import http.client
 import os
 import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tap import check, finish, reap, run  # noqa: E402
+import bareserver  # noqa: E402
 
-HEALER = os.environ["HEALER_BIN"]
 TMP = tempfile.mkdtemp(prefix="healer-logout-")
 TOKEN = "logout-api-token-31c7"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -25,34 +22,11 @@ procs = []
 
 def serve(name):
     d = os.path.join(TMP, name)
-    os.makedirs(d, exist_ok=True)
-    pf, log = os.path.join(d, "port"), os.path.join(d, "server.log")
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
-    e.pop("KUBECONFIG", None)
-    e.update({"HOME": TMP, "HEALER_DISPATCH": "none", "GITHUB_API_URL": "http://127.0.0.1:9",
-              "HEALER_API_TOKEN": TOKEN})
-    with open(log, "wb") as lf:
-        p = subprocess.Popen([HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", d,
-                              "--port-file", pf], env=e, stdout=lf, stderr=lf)
-    procs.append(p)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if os.path.exists(pf) and open(pf).read().strip():
-            return d, int(open(pf).read())
-        if p.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError("the server did not start: " + open(log).read()[-2000:])
+    return d, bareserver.start(procs, d, TMP, {"HEALER_API_TOKEN": TOKEN})
 
 
 def req(port, method, path, body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
+    return bareserver.req(port, method, path, body, headers, timeout=60)
 
 
 def main():

@@ -9,17 +9,14 @@ limited per /64; and 600 failures within a minute from all addresses
 together block every login and bearer call. Runs the real binary on
 loopback (127.0.0.0/8: any source address binds); standard library only;
 prints TAP."""
-import http.client
 import os
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from tap import check, finish, reap, run  # noqa: E402
+import bareserver  # noqa: E402
 
-HEALER = os.environ["HEALER_BIN"]
 TMP = tempfile.mkdtemp(prefix="healer-guard-")
 TOKEN = "guard-api-token-8d2e"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -27,37 +24,11 @@ procs = []
 
 
 def serve(name, extra=None):
-    d = os.path.join(TMP, name)
-    os.makedirs(d, exist_ok=True)
-    pf, log = os.path.join(d, "port"), os.path.join(d, "server.log")
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("HEALER_", "GITHUB_"))}
-    e.pop("KUBECONFIG", None)
-    e.update({"HOME": TMP, "HEALER_DISPATCH": "none", "GITHUB_API_URL": "http://127.0.0.1:9",
-              "HEALER_API_TOKEN": TOKEN})
-    e.update(extra or {})
-    with open(log, "wb") as lf:
-        p = subprocess.Popen([HEALER, "server", "--listen", "127.0.0.1:0", "--data-dir", d,
-                              "--port-file", pf], env=e, stdout=lf, stderr=lf)
-    procs.append(p)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        if os.path.exists(pf) and open(pf).read().strip():
-            return int(open(pf).read())
-        if p.poll() is not None:
-            break
-        time.sleep(0.02)
-    raise RuntimeError("the server did not start: " + open(log).read()[-2000:])
+    return bareserver.start(procs, os.path.join(TMP, name), TMP,
+                            dict({"HEALER_API_TOKEN": TOKEN}, **(extra or {})))
 
 
-def req(port, method, path, body=None, headers=None, source=None):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30,
-                                   source_address=(source, 0) if source else None)
-    try:
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        c.close()
+req = bareserver.req
 
 
 def bearer(tok):
