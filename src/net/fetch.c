@@ -46,8 +46,7 @@ struct fetch_job {
 	struct curl_slist *hdrs;
 	struct curl_slist *connect_to; /* req->connect_to as libcurl takes it */
 	char *url;                     /* current URL (changes on redirects) */
-	bool use_auth;                 /* false once redirected */
-	bool get_after_303;
+	bool use_auth;                 /* false once a redirect left the origin */
 	bool running, done;
 	bool overflow, stopped;
 	int64_t deadline;   /* monotonic ms */
@@ -500,7 +499,7 @@ fetch_start(struct fetch_job *job, CURLM *multi, int64_t now, struct hl_err *err
 		curl_easy_setopt(job->easy, CURLOPT_SSLKEY_BLOB, &kb);
 		curl_easy_setopt(job->easy, CURLOPT_SSLKEYTYPE, "PEM");
 	}
-	if (job->get_after_303 || strcmp(method, "GET") == 0) {
+	if (strcmp(method, "GET") == 0) {
 		curl_easy_setopt(job->easy, CURLOPT_HTTPGET, 1L);
 	} else if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(job->easy, CURLOPT_NOBODY, 1L);
@@ -559,6 +558,13 @@ fetch_same_origin(const char *a, const char *b)
 	size_t n = fetch_origin_len(a);
 
 	return n > 0 && n == fetch_origin_len(b) && strncasecmp(a, b, n) == 0;
+}
+
+/* Whether req is a GET or a HEAD (a redirect may take it anywhere). */
+static bool
+fetch_is_get(const struct hl_fetch_req *req)
+{
+	return !req->method || strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
 }
 
 static bool
@@ -668,6 +674,18 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 			        "'%s': a redirect from https to another scheme is not followed", u);
 			return;
 		}
+		/* a method other than GET or HEAD keeps its method and body on
+		 * every hop (never turned into a GET); only a 307 or 308 says so
+		 * for another origin, so a 301, 302 or 303 of it is followed
+		 * within the origin only */
+		if (!fetch_same_origin(job->url, next) && status != 307 && status != 308 &&
+		    !fetch_is_get(job->req)) {
+			free(next);
+			fetch_finish(job, start, HL_EUPSTREAM,
+			             "'%s': a %ld redirect of a %s to another origin is not followed",
+			             u, status, job->req->method);
+			return;
+		}
 		/* never send the credentials to another origin (a storage host);
 		 * a redirect within the same scheme://host:port keeps them */
 		if (!fetch_same_origin(job->url, next)) {
@@ -676,8 +694,6 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 		}
 		free(job->url);
 		job->url = next;
-		if (status == 303)
-			job->get_after_303 = true;
 		job->redirects++;
 		job->next_start = now;
 		return;

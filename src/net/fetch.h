@@ -14,10 +14,13 @@
  *    X-RateLimit-Remaining: 0 + X-RateLimit-Reset. The request waits when the
  *    limit lifts before its deadline, else fails with HL_EUPSTREAM
  *    "rate limited";
- *  - redirects (opt-in, e.g. GitHub job logs answering 302 to a storage
- *    host): followed manually, at most 5 hops; the auth header is dropped
- *    as soon as a hop leaves the original scheme://host:port (and is never
- *    sent again in that request);
+ *  - redirects (opt-in: GitHub's API, whose job logs answer 302 to a
+ *    storage host and a renamed repository 301 or 307): followed manually,
+ *    at most 5 hops; the auth header is dropped as soon as a hop leaves the
+ *    original scheme://host:port (and is never sent again in that request);
+ *    a method other than GET or HEAD is sent again as itself with its body
+ *    (never turned into a GET), to another origin only on a 307 or 308 (a
+ *    301, 302 or 303 leaving the origin fails with HL_EUPSTREAM);
  *  - a response size cap: over max_body the request fails with HL_ETOOBIG,
  *    or, with keep_tail, keeps the last max_body bytes and sets truncated;
  *  - TLS: a CA file or in-memory PEM CA data, or (explicitly) no
@@ -68,7 +71,7 @@ struct hl_fetch_req {
 	int64_t timeout_ms;    /* per request, all attempts; 0 means the batch deadline */
 	size_t max_body;       /* response cap; 0 means 16 MiB */
 	bool keep_tail;        /* over the cap keep the last max_body bytes */
-	bool follow_redirects; /* follow 3xx Location manually, dropping auth */
+	bool follow_redirects; /* follow 3xx Location manually (auth kept within the origin) */
 	/* extra attempts for 5xx / connection errors; -1 means 3 for idempotent
 	 * methods (GET, HEAD, PUT, DELETE) and 0 otherwise: a POST is never
 	 * repeated unless asked */

@@ -9,8 +9,10 @@
  * call that met it is made once more with the new token: a 401 was not
  * acted on); the Authorization header is only
  * attached to URLs on the API origin (scheme://host[:port] of api_url), and
- * the fetch engine drops it on redirects, so job-log storage hosts and
- * foreign pagination links never see it.
+ * the fetch engine, which follows every call's redirects (a renamed
+ * repository's 301 or 307, a job log's 302), drops it on a hop that leaves
+ * that origin, so job-log storage hosts and foreign pagination links never
+ * see it.
  */
 #include "github.h"
 
@@ -182,6 +184,10 @@ github_req_defaults(struct hl_github *gh, struct hl_fetch_req *req)
 	req->headers[1] = "X-GitHub-Api-Version: 2022-11-28";
 	req->timeout_ms = gh->timeout_ms;
 	req->max_retries = -1;
+	/* a renamed or transferred repository answers 301 (GET) or 307 (other
+	 * methods) to /repositories/{id}/...: followed, the token kept within
+	 * the API origin only, a POST sent again as a POST */
+	req->follow_redirects = true;
 	/* a secondary rate limit without Retry-After: "wait at least one
 	 * minute", not a quick retry that prolongs it */
 	req->rate_wait_unsaid_ms = 60 * 1000;
@@ -712,7 +718,7 @@ github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, co
 		/* a revoked installation token: once more with a new one (a 401
 		 * was not acted on, so a POST is not made twice) */
 		if (mode != GITHUB_AUTH_INSTALLATION || res.status != 401 || !github_is_app(gh) ||
-		    tries > 0 || !github_same_origin(gh, url.data))
+		    tries > 0 || !github_same_origin(gh, url.data) || res.off_origin)
 			break;
 		hl_fetch_res_release(&res);
 		hl_fetch_res_init(&res);
@@ -851,7 +857,6 @@ hl_github_job_log(struct hl_github *gh, struct hl_buf *out, bool *truncated_out,
 	ret = hl_github_req_init(gh, &req, &url, &auth, "GET", p.data, err);
 	if (ret < 0)
 		goto out;
-	req.follow_redirects = true; /* the engine drops auth on the hop */
 	req.keep_tail = true;
 	req.max_body = out->max && out->max < gh->log_cap ? out->max : gh->log_cap;
 	hl_fetch_run(&req, &res, 1, 0, err);

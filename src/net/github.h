@@ -132,7 +132,9 @@ int hl_github_repo_path(struct hl_buf *p, const char *full_name, struct hl_err *
  * byte) is refused with HL_EINVAL, so an unencoded repository name cannot
  * reach another endpoint with the token. While the token's budget is spent
  * (hl_github_note_budget) a request to the API origin is refused with
- * HL_EUPSTREAM "rate limited", unsent.
+ * HL_EUPSTREAM "rate limited", unsent. Redirects are followed (a renamed
+ * repository's 301 or 307 to /repositories/{id}/...; the token only within
+ * the API origin).
  */
 int hl_github_req_init(struct hl_github *gh, struct hl_fetch_req *req, struct hl_buf *url,
                        struct hl_buf *auth, const char *method, const char *path,

@@ -402,6 +402,13 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 		hl_notify_result_set(out, HL_NOTIFY_RETRY, h->status, wait, "rate_limited",
 		                     "'%s': rate limited (status %ld), retry after %lld ms", origin,
 		                     h->status, (long long)wait);
+	else if (h->status >= 300 && h->status < 400)
+		/* the fetch engine follows GitHub's redirects (a renamed
+		 * repository's 307): one left is a loop, has no Location or
+		 * would take the POST to another origin */
+		hl_notify_result_set(out, HL_NOTIFY_FAILED, h->status, -1, "redirect",
+		                     "'%s': status %ld: a redirect that cannot be followed", origin,
+		                     h->status);
 	else if (h->status >= 500 || h->status == 408)
 		hl_notify_result_set(out, HL_NOTIFY_RETRY, h->status, wait,
 		                     h->status == 408 ? tok : "server_error",

@@ -528,6 +528,52 @@ check("redeliver (App hook): 202 with the JWT; one too old to redeliver is inval
       rc == 0 and rc1 == 1 and out1["error"] == "invalid" and "too old" in out1["message"],
       (out, out1))
 
+# a renamed (or transferred) repository: GitHub answers 301 to a GET and 307
+# to a POST with Location /repositories/{id}/...; every call follows it, the
+# token kept on the API origin only (before: "status 301", a reaction failed)
+http("POST", f"{api}/_stub/seed", {"renames": {"5dlabs/old-cto": {"id": 42, "to": "5dlabs/cto"}}})
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("pull", "5dlabs/old-cto", "7")
+seen = [(r["method"], r["path"], r["headers"].get("authorization")) for r in reqs()]
+check("rename: a GET under the old name follows the 301 to /repositories/42/... with the token",
+      rc == 0 and out["number"] == 7
+      and seen == [("GET", "/repos/5dlabs/old-cto/pulls/7", f"Bearer {TOKEN}"),
+                   ("GET", "/repositories/42/pulls/7", f"Bearer {TOKEN}")], (out, seen))
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("react", "5dlabs/old-cto", "9001", "laugh")
+sent = [r for r in reqs() if r["path"] == "/repositories/42/issues/comments/9001/reactions"]
+laugh = [r for r in http("GET", f"{api}/_stub/reactions") if r["content"] == "laugh"]
+check("rename: a reaction follows the 307, sent again as a POST with its body and the token",
+      rc == 0 and out == {"created": True} and len(laugh) == 1 and len(sent) == 1
+      and sent[0]["method"] == "POST" and sent[0]["body"] == {"content": "laugh"}
+      and sent[0]["headers"].get("authorization") == f"Bearer {TOKEN}", (out, sent))
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("deliveries", "repo", "5dlabs/old-cto", "55", "0", "0")
+check("rename: a hook's deliveries listed under the old name, all pages",
+      rc == 0 and len(out) >= 150 and out[-1]["id"] == 1, out if rc else len(out))
+rc, out, _ = gh("redeliver", "repo", "5dlabs/old-cto", "55", "141")
+check("rename: a redelivery under the old name reaches the hook (307 followed)",
+      rc == 0 and http("GET", f"{api}/_stub/redeliveries")[-1]["delivery_id"] == 141, out)
+# a redirect to another host: never with the token; a POST's 301 there not followed
+_, oport = start_stub("generic_stub.py")
+ohost = f"http://127.0.0.1:{oport}"
+http("POST", f"{api}/_stub/seed", {"renames": {
+    "5dlabs/moved-away": {"id": 43, "to": "5dlabs/cto", "host": ohost}}})
+rc, out, _ = gh("pull", "5dlabs/moved-away", "7")
+rc1, out1, _ = gh("react", "5dlabs/moved-away", "9001", "eyes")
+there = http("GET", f"{ohost}/_stub/requests")
+check("rename to another host: the GET and the POST (307) get there without the token",
+      sorted(r["method"] for r in there) == ["GET", "POST"]
+      and all("authorization" not in r["headers"] for r in there), there)
+rules({"method": "POST", "path": "/repos/5dlabs/cto/issues/comments/9001/reactions",
+       "status": 301, "headers": {"Location": f"{ohost}/elsewhere"}, "times": 1})
+http("POST", f"{ohost}/_stub/reset", {})
+rc, out, _ = gh("react", R, "9001", "hooray")
+check("a POST's 301 to another origin is not followed: upstream_error naming it",
+      rc == 1 and out["error"] == "upstream_error" and "not followed" in out["message"]
+      and http("GET", f"{ohost}/_stub/requests") == [], out)
+rules()
+
 # rate limits on the loop's calls
 rules({"path": "/repos/5dlabs/cto/pulls/7", "status": 429, "times": 1, "reset_in": 1,
        "body": {"message": "API rate limit exceeded for installation ID 99."}})

@@ -318,4 +318,19 @@ check("send: the look-up spent the last of the budget -> retry rate_limited unti
       and len([c for c in comments() if c["issue"] == 1234]) == before + 1, (res, refused))
 http("POST", f"{api}/_stub/budget", {"limit": 5000, "window": 3600})
 
+# a renamed repository: the look-up's 301 and the POST's 307 (Location
+# /repositories/{id}/...) are followed, the comment created once (before:
+# failed http_307)
+http("POST", f"{api}/_stub/seed", {"renames": {"5dlabs/old-name": {"id": 77, "to": "5dlabs/cto"}}})
+http("POST", f"{api}/_stub/reset", {})
+res = send(repo="5dlabs/old-name", n="5678",
+           env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:1c3e5a7b9d0f2468 -->"))
+made = [c for c in comments() if c["issue"] == 5678]
+moved = [r["method"] for r in http("GET", f"{api}/_stub/requests")
+         if r["path"].startswith("/repositories/77/issues/5678/comments")]
+check("send: under a renamed repository's old name the 307 is followed -> delivered, one "
+      "comment",
+      res.get("result") == "delivered" and res.get("code") == 201 and len(made) == 1
+      and made[0]["repo"] == "5dlabs/cto" and moved == ["GET", "POST"], (res, made, moved))
+
 finish()

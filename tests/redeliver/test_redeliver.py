@@ -494,6 +494,33 @@ def main():
           asked == ["guid-long"], (asked, h.log()[-1500:]))
     h.stop()
 
+    # GITHUB_HOOK_REPOSITORY naming a repository since renamed: GitHub
+    # answers the listing 301 and the redelivery 307 to /repositories/{id}/...
+    # (before: "status 301" pass after pass, nothing redelivered)
+    rn, rnkey = 86, f"repo:{REPO}:86"
+    rnport = pgtest.steady_port()
+    dtest.http("POST", f"{api}/_stub/seed", {
+        "renames": {"acme/widgets-old": {"id": 8686, "to": REPO}},
+        "hooks": {rnkey: {"url": f"http://127.0.0.1:{rnport}/webhook", "secret": hltest.SECRET}},
+        "deliveries": {rnkey: [item(1, "guid-renamed", 502, at=newer,
+                                    payload=job_event(305, 3005))]}})
+    dtest.http("POST", f"{api}/_stub/reset")
+    h = hltest.Healer(os.path.join(dtest.TMP, "renamed"),
+                      dict(benv, GITHUB_HOOK_ID=str(rn), GITHUB_HOOK_REPOSITORY="acme/widgets-old"),
+                      name="renamed", listen=f"127.0.0.1:{rnport}")
+    h.start()
+
+    def moved():
+        return [r["path"] for r in dtest.http("GET", f"{api}/_stub/requests")
+                if r["path"].startswith("/repositories/8686/hooks/86/deliveries")]
+    wait_for(lambda: any(p.endswith("/attempts") for p in moved()), 20, 0.1)
+    asked, moved = asked_for({"1": "guid-renamed"}), moved()
+    check("GITHUB_HOOK_REPOSITORY under a renamed repository's old name: the listing's 301 and "
+          "the redelivery's 307 are followed, the failed delivery asked for",
+          asked and "guid-renamed" in asked and any(p.endswith("/attempts") for p in moved)
+          and any(p.endswith("/deliveries") for p in moved), (asked, moved, h.log()[-1500:]))
+    h.stop()
+
     # an unknown hook (404) and one the token may not read (403)
     dtest.http("POST", f"{api}/_stub/seed", {"hooks": {f"repo:{REPO}:79": {"forbid": True}},
                                              "deliveries": {f"repo:{REPO}:79": []}})

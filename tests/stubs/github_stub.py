@@ -49,7 +49,13 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
     the receiver answered (0 and "failed to connect" when nothing listens);
     POST /_stub/send {"hook", "guid", "event", "payload"} makes such a first
     delivery (GitHub sending an event while the receiver may be down);
-  /orgs/{org}/actions/secrets (so a test can prove it is never reached).
+  /orgs/{org}/actions/secrets (so a test can prove it is never reached);
+  renamed repositories: seeded "renames": {"old/name": {"id": 42, "to":
+    "new/name"}} make every /repos/old/name/... call answer as GitHub does
+    for a renamed or transferred repository, 301 (GET, HEAD) or 307 (other
+    methods) with Location /repositories/42/... (the query kept), which is
+    then served as /repos/new/name/...; with "host": "http://H:P" the
+    Location names that origin instead (a redirect to another host).
 The token's budget (primary rate limit) as GitHub keeps it: every call
 under /repos/ and /orgs/ takes one request from a window of LIMIT requests
 that resets WINDOW seconds after its first request (X-RateLimit-Reset: that
@@ -68,7 +74,7 @@ text}, "pulls": [...], "files": {pr_number: [...]}, "pull_commits": {pr_number:
 "check_runs": {id: {...}}, "runs": [...], "check_runs_by_ref": {ref: [...]},
 "history": {"o/r": [commit, ...] oldest first}, "issue_comments": {id: {...}},
 "deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]},
-"hooks": {"repo:o/r:ID" | ...: {"url": ..., "secret": ...}},
+"hooks": {"repo:o/r:ID" | ...: {"url": ..., "secret": ...}}, "renames": {...},
 "add_deliveries": {key: [...]} (appended to the hook's deliveries)};
 GET /_stub/comments, /_stub/reactions, /_stub/reruns, /_stub/redeliveries,
 /_stub/blob-violations, /_stub/tokens (installation tokens minted).
@@ -103,7 +109,7 @@ STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "pull_commits": {}, "
          "comments": [], "violations": [], "inst_tokens": [], "token_uses": {}, "blob_port": 0,
          "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
          "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [],
-         "hooks": {}, "budget": {"limit": 5000, "window": 3600}, "window": None,
+         "hooks": {}, "renames": {}, "budget": {"limit": 5000, "window": 3600}, "window": None,
          "refused": []}
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes")
 LOCK = threading.RLock()
@@ -178,7 +184,8 @@ class GitHubHandler(stubcommon.StubHandler):
             body = self.body_json() or {}
             with LOCK:
                 for k in ("jobs", "logs", "files", "pull_commits", "commits", "check_runs",
-                          "check_runs_by_ref", "history", "issue_comments", "deliveries", "hooks"):
+                          "check_runs_by_ref", "history", "issue_comments", "deliveries", "hooks",
+                          "renames"):
                     STATE[k].update({str(a): b for a, b in body.get(k, {}).items()})
                 for k, v in body.get("add_deliveries", {}).items():
                     STATE["deliveries"].setdefault(k, []).extend(v)
@@ -242,7 +249,7 @@ class GitHubHandler(stubcommon.StubHandler):
     def budget_refused(self, path):
         """Takes one request from the token's budget; when it is spent,
         answers 403 as GitHub's primary rate limit does and returns True."""
-        if not path.startswith(("/repos/", "/orgs/")):
+        if not path.startswith(("/repos/", "/orgs/", "/repositories/")):
             return False
         with LOCK:
             w = self.budget_window(False)
@@ -267,7 +274,7 @@ class GitHubHandler(stubcommon.StubHandler):
         h = dict(headers or {})
         have = {k.lower() for k in h}
         w = self.__dict__.pop("_budget", None)
-        if self.path.startswith(("/repos/", "/orgs/", "/app/")):
+        if self.path.startswith(("/repos/", "/orgs/", "/app/", "/repositories/")):
             if w is None:
                 with LOCK:
                     w = dict(self.budget_window(False))
@@ -347,6 +354,27 @@ class GitHubHandler(stubcommon.StubHandler):
             # an endpoint no healer call has any business with: the path
             # safety tests assert it is never reached
             return self.send(200, {"total_count": 1, "secrets": [{"name": "NPM_TOKEN"}]})
+        if (m := re.fullmatch(r"/repositories/(\d+)(/.*)", path)):
+            # a renamed repository's calls after the redirect, by its id
+            with LOCK:
+                to = next((r["to"] for r in STATE["renames"].values()
+                           if str(r["id"]) == m.group(1)), None)
+            if to is None:
+                self.read_body()
+                return self.send(404, {"message": "Not Found"})
+            path = f"/repos/{to}{m.group(2)}"
+        elif (m := re.fullmatch(r"/repos/([^/]+/[^/]+)(/.*)", path)) \
+                and m.group(1) in STATE["renames"]:
+            ren = STATE["renames"][m.group(1)]
+            self.read_body()
+            base = ren.get("host") or f"http://127.0.0.1:{self.server.server_address[1]}"
+            qs = urlsplit(self.path).query
+            loc = f"{base}/repositories/{ren['id']}{m.group(2)}" + (f"?{qs}" if qs else "")
+            return self.send(301 if self.command in ("GET", "HEAD") else 307,
+                             {"message": "Moved Permanently", "url": loc,
+                              "documentation_url": "https://docs.github.com/rest/guides/"
+                              "best-practices-for-using-the-rest-api#follow-redirects"},
+                             {"Location": loc})
         m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)", path)
         if not m:
             return self.send(404, {"message": "Not Found"})
