@@ -681,9 +681,10 @@ fetch_completed(struct fetch_job *job, CURLcode rc, int64_t start, uint64_t *rng
 		if (!fetch_same_origin(job->url, next) && status != 307 && status != 308 &&
 		    !fetch_is_get(job->req)) {
 			free(next);
-			fetch_finish(job, start, HL_EUPSTREAM,
-			             "'%s': a %ld redirect of a %s to another origin is not followed",
-			             u, status, job->req->method);
+			fetch_finish(
+			        job, start, HL_EUPSTREAM,
+			        "'%s': a %ld redirect of a %s to another origin is not followed", u,
+			        status, job->req->method);
 			return;
 		}
 		/* never send the credentials to another origin (a storage host);
