@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "base/str.h"
 #include "base/url.h"
+#include "crypto/jwt.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -172,6 +173,16 @@ config_source(const struct hl_config *cfg, const struct config_key *k)
 	return s ? s : "default";
 }
 
+/* Where the setting named key came from ("environment", "command line",
+ * "FILE:LINE" or "default"), for the checks after loading. */
+static const char *
+config_from(const struct hl_config *cfg, const char *key)
+{
+	const struct config_key *k = config_find(key);
+
+	return k ? config_source(cfg, k) : "default";
+}
+
 /* The integer settings' bounds (max INT_MAX: none but the parser's, which
  * takes 0 to CONFIG_INT_MAX), checked once every source is read. */
 #define CONFIG_INT_MAX 1000000
@@ -300,7 +311,8 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 		if (!isdigit((unsigned char)*p) || errno || *end || v <= 0)
 			return hl_err_set(
 			        err, HL_EINVAL,
-			        "GITHUB_HOOK_ID: '%.40s' is not a hook id (a positive number)", p);
+			        "GITHUB_HOOK_ID: '%.40s' is not a hook id (a positive number) (from %s)",
+			        p, config_from(cfg, "GITHUB_HOOK_ID"));
 		cfg->github_hook = (int64_t)v;
 	}
 	if (repo == org)
@@ -310,12 +322,14 @@ config_finish_hook(struct hl_config *cfg, struct hl_err *err)
 	if (repo) {
 		const char *r = cfg->github_hook_repository;
 		if (!hl_str_github_repo_valid(r))
-			return hl_err_set(err, HL_EINVAL,
-			                  "GITHUB_HOOK_REPOSITORY: '%.200s' is not owner/repo", r);
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "GITHUB_HOOK_REPOSITORY: '%.200s' is not owner/repo (from %s)", r,
+			        config_from(cfg, "GITHUB_HOOK_REPOSITORY"));
 	} else if (strchr(cfg->github_hook_org, '/')) {
 		return hl_err_set(err, HL_EINVAL,
-		                  "GITHUB_HOOK_ORG: '%.200s' is not an organization name",
-		                  cfg->github_hook_org);
+		                  "GITHUB_HOOK_ORG: '%.200s' is not an organization name (from %s)",
+		                  cfg->github_hook_org, config_from(cfg, "GITHUB_HOOK_ORG"));
 	}
 	return 0;
 }
@@ -617,12 +631,13 @@ config_parse_listen(struct hl_config *cfg, struct hl_err *err)
 	size_t hlen;
 
 	if (!colon)
-		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: '%s' must be HOST:PORT",
-		                  cfg->listen);
+		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: '%s' must be HOST:PORT (from %s)",
+		                  cfg->listen, config_from(cfg, "HEALER_LISTEN"));
 	port = strtol(colon + 1, &end, 10);
 	/* digits only: not "127.0.0.1: 80", "+80" or "-0" */
 	if (!isdigit((unsigned char)colon[1]) || *end || port > 65535)
-		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: bad port in '%s'", cfg->listen);
+		return hl_err_set(err, HL_EINVAL, "HEALER_LISTEN: bad port in '%s' (from %s)",
+		                  cfg->listen, config_from(cfg, "HEALER_LISTEN"));
 	hlen = (size_t)(colon - cfg->listen);
 	free(cfg->listen_host);
 	cfg->listen_host = strndup(cfg->listen, hlen);
@@ -821,12 +836,13 @@ config_finish_heal(struct hl_config *cfg, struct hl_err *err)
 {
 	const char *t = cfg->heal_template, *slash = strchr(t, '/'), *p;
 
-	if (cfg->heal_workspace && *cfg->heal_workspace &&
-	    config_blank(cfg->heal_workspace, strlen(cfg->heal_workspace)))
+	/* set but empty too: not quietly the default */
+	if (cfg->heal_workspace && config_blank(cfg->heal_workspace, strlen(cfg->heal_workspace)))
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_HEAL_WORKSPACE: is blank (unset it for"
-		                  " $HEALER_DATA_DIR/heal, or name a directory)");
-	if (!cfg->heal_workspace || !*cfg->heal_workspace) {
+		                  " $HEALER_DATA_DIR/heal, or name a directory) (from %s)",
+		                  config_from(cfg, "HEALER_HEAL_WORKSPACE"));
+	if (!cfg->heal_workspace) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "%s/heal", cfg->data_dir);
 		free(cfg->heal_workspace);
@@ -836,20 +852,21 @@ config_finish_heal(struct hl_config *cfg, struct hl_err *err)
 	}
 	if (!slash || slash == t || !slash[1] || strchr(slash + 1, '/'))
 		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_HEAL_TEMPLATE: '%s' must be FAMILY/NAME (heal/claude)",
-		                  t);
+		                  "HEALER_HEAL_TEMPLATE: '%s' must be FAMILY/NAME (heal/claude)"
+		                  " (from %s)",
+		                  t, config_from(cfg, "HEALER_HEAL_TEMPLATE"));
 	for (p = t; *p; p++)
 		if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '/' ||
 		      *p == '-' || *p == '_' || *p == '.'))
 			return hl_err_set(err, HL_EINVAL,
 			                  "HEALER_HEAL_TEMPLATE: '%s' may hold only a-z, 0-9, '.', "
-			                  "'_', '-' and one '/'",
-			                  t);
+			                  "'_', '-' and one '/' (from %s)",
+			                  t, config_from(cfg, "HEALER_HEAL_TEMPLATE"));
 	if (t[0] == '.' || slash[1] == '.')
 		return hl_err_set(err, HL_EINVAL,
 		                  "HEALER_HEAL_TEMPLATE: '%s': FAMILY and NAME may not start with"
-		                  " '.' (no '.' or '..' segment)",
-		                  t);
+		                  " '.' (no '.' or '..' segment) (from %s)",
+		                  t, config_from(cfg, "HEALER_HEAL_TEMPLATE"));
 	if (cfg->services_file && *cfg->services_file)
 		return hl_config_services_load(&cfg->services, &cfg->n_services, cfg->services_file,
 		                               err);
@@ -1187,7 +1204,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
 		const char *v = config_string_at(cfg, &required[i]);
 		if (!v || config_blank(v, strlen(v)))
-			return hl_err_set(err, HL_EINVAL, "%s: must not be empty", required[i].key);
+			return hl_err_set(err, HL_EINVAL, "%s: must not be empty (from %s)",
+			                  required[i].key, config_from(cfg, required[i].key));
 	}
 	/* names a CodeRun carries: "  Factory " from a file or the environment
 	 * is refused, not trimmed in one place and kept in another */
@@ -1206,8 +1224,8 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		return hl_err_set(
 		        err, HL_EINVAL,
 		        "HEALER_NAMESPACE: '%.200s' is not a Kubernetes namespace (a-z, 0-9"
-		        " and '-', at most 63 characters)",
-		        cfg->namespace);
+		        " and '-', at most 63 characters) (from %s)",
+		        cfg->namespace, config_from(cfg, "HEALER_NAMESPACE"));
 	if (!cfg->database_url || !*cfg->database_url) {
 		struct hl_buf b = HL_BUF_INIT(0);
 		hl_buf_appendf(&b, "sqlite:%s/healer.db", cfg->data_dir);
@@ -1283,12 +1301,14 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		size_t n_proxies = 0;
 
 		if (hl_cidr_list_parse(proxies, &n_proxies, cfg->trusted_proxies, &perr) < 0)
-			return hl_err_set(err, HL_EINVAL, "HEALER_TRUSTED_PROXIES: %s", perr.msg);
+			return hl_err_set(err, HL_EINVAL, "HEALER_TRUSTED_PROXIES: %s (from %s)",
+			                  perr.msg, config_from(cfg, "HEALER_TRUSTED_PROXIES"));
 	}
 	if (hl_log_parse_level(cfg->log_level) < 0)
-		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error",
-		                  cfg->log_level);
+		return hl_err_set(
+		        err, HL_EINVAL,
+		        "HEALER_LOG_LEVEL: '%s' must be debug, info, warn or error (from %s)",
+		        cfg->log_level, config_from(cfg, "HEALER_LOG_LEVEL"));
 	{
 		int napp = !!(cfg->github_app_id && *cfg->github_app_id) +
 		           !!(cfg->github_app_private_key && *cfg->github_app_private_key) +
@@ -1303,8 +1323,24 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 			return hl_err_set(
 			        err, HL_EINVAL,
 			        "GITHUB_APP_INSTALLATION_ID: '%.64s' is not an installation "
-			        "id (a positive integer)",
-			        cfg->github_app_installation_id);
+			        "id (a positive integer) (from %s)",
+			        cfg->github_app_installation_id,
+			        config_from(cfg, "GITHUB_APP_INSTALLATION_ID"));
+		/* read now as each App token will read it: a public key or
+		 * garbage would pass /ready and fail every delivery */
+		if (napp == 3) {
+			struct hl_err kerr = HL_ERR_INIT;
+
+			if ((rc = hl_jwt_check_key(cfg->github_app_private_key, &kerr)) ==
+			    -HL_ENOMEM)
+				return hl_err_set(err, HL_ENOMEM, "out of memory");
+			if (rc < 0)
+				return hl_err_set(
+				        err, HL_EINVAL,
+				        "GITHUB_APP_PRIVATE_KEY: %s (from %s): give the App's "
+				        "private key (PEM, RSA)",
+				        kerr.msg, config_from(cfg, "GITHUB_APP_PRIVATE_KEY"));
+		}
 	}
 	if ((rc = config_finish_hook(cfg, err)) < 0)
 		return rc;
@@ -1334,8 +1370,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		cfg->memory_scope = HL_MEMORY_SCOPE_ALL;
 	else
 		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_MEMORY_SCOPE: '%s' must be owner, repository or all",
-		                  cfg->memory_scope_name);
+		                  "HEALER_MEMORY_SCOPE: '%s' must be owner, repository or all"
+		                  " (from %s)",
+		                  cfg->memory_scope_name, config_from(cfg, "HEALER_MEMORY_SCOPE"));
 	if (strcmp(cfg->dispatch_name, "kubernetes") == 0)
 		cfg->dispatch = HL_DISPATCH_KUBERNETES;
 	else if (strcmp(cfg->dispatch_name, "directory") == 0)
@@ -1344,8 +1381,9 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		cfg->dispatch = HL_DISPATCH_NONE;
 	else
 		return hl_err_set(err, HL_EINVAL,
-		                  "HEALER_DISPATCH: '%s' must be kubernetes, directory or none",
-		                  cfg->dispatch_name);
+		                  "HEALER_DISPATCH: '%s' must be kubernetes, directory or none"
+		                  " (from %s)",
+		                  cfg->dispatch_name, config_from(cfg, "HEALER_DISPATCH"));
 	return 0;
 }
 

@@ -70,24 +70,18 @@ jwt_pem_unescape(const char *pem)
 	return s;
 }
 
-int
-hl_jwt_rs256_sign(char **out, const char *pem_private_key, const char *claims_json,
-                  struct hl_err *err)
+/* Reads the PEM private key into *out (caller frees): HL_EAUTH when it is
+ * empty, unreadable or not RSA, HL_ENOMEM. The unescaped copy is wiped. */
+static int
+jwt_load_key(EVP_PKEY **out, const char *pem_private_key, struct hl_err *err)
 {
-	static const char header[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
-	struct hl_buf tok = HL_BUF_INIT(0);
 	char *pem = NULL;
 	BIO *bio = NULL;
 	EVP_PKEY *key = NULL;
-	EVP_MD_CTX *md = NULL;
-	unsigned char *sig = NULL;
-	size_t siglen = 0;
 	int ret = 0;
 
 	if (!pem_private_key || !*pem_private_key)
 		return hl_err_set(err, HL_EAUTH, "github app private key is empty");
-	if (!claims_json || claims_json[0] != '{')
-		return hl_err_set(err, HL_EINVAL, "jwt claims must be a json object");
 	pem = jwt_pem_unescape(pem_private_key);
 	if (!pem) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -108,6 +102,46 @@ hl_jwt_rs256_sign(char **out, const char *pem_private_key, const char *claims_js
 		ret = hl_err_set(err, HL_EAUTH, "github app private key is not an RSA key");
 		goto out;
 	}
+	*out = key;
+	key = NULL;
+out:
+	EVP_PKEY_free(key);
+	BIO_free(bio);
+	if (pem) {
+		explicit_bzero(pem, strlen(pem));
+		free(pem);
+	}
+	return ret;
+}
+
+int
+hl_jwt_check_key(const char *pem_private_key, struct hl_err *err)
+{
+	EVP_PKEY *key = NULL;
+	int ret = jwt_load_key(&key, pem_private_key, err);
+
+	EVP_PKEY_free(key);
+	return ret;
+}
+
+int
+hl_jwt_rs256_sign(char **out, const char *pem_private_key, const char *claims_json,
+                  struct hl_err *err)
+{
+	static const char header[] = "{\"alg\":\"RS256\",\"typ\":\"JWT\"}";
+	struct hl_buf tok = HL_BUF_INIT(0);
+	EVP_PKEY *key = NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned char *sig = NULL;
+	size_t siglen = 0;
+	int ret = 0;
+
+	if (!pem_private_key || !*pem_private_key)
+		return hl_err_set(err, HL_EAUTH, "github app private key is empty");
+	if (!claims_json || claims_json[0] != '{')
+		return hl_err_set(err, HL_EINVAL, "jwt claims must be a json object");
+	if ((ret = jwt_load_key(&key, pem_private_key, err)) < 0)
+		goto out;
 	hl_jwt_b64url(&tok, header, sizeof(header) - 1);
 	hl_buf_append_char(&tok, '.');
 	hl_jwt_b64url(&tok, claims_json, strlen(claims_json));
@@ -144,11 +178,6 @@ out:
 	free(sig);
 	EVP_MD_CTX_free(md);
 	EVP_PKEY_free(key);
-	BIO_free(bio);
-	if (pem) {
-		explicit_bzero(pem, strlen(pem));
-		free(pem);
-	}
 	hl_buf_release(&tok);
 	return ret;
 }

@@ -31,6 +31,13 @@ int hl_jwt_rs256_sign(char **out, const char *pem_private_key, const char *claim
                       struct hl_err *err);
 
 /*
+ * Whether the PEM private key would sign (read as hl_jwt_rs256_sign reads
+ * it): 0, or HL_EAUTH for an empty, unreadable (a public key, garbage) or
+ * non-RSA key, HL_ENOMEM. The key is never named in the message.
+ */
+int hl_jwt_check_key(const char *pem_private_key, struct hl_err *err);
+
+/*
  * The GitHub App JWT: iat = now_s - 60 (clock skew), exp = now_s + 540,
  * iss = app_id (a JSON number when app_id is all digits, else a string: a
  * client id). now_s is Unix seconds. Same errors as hl_jwt_rs256_sign.

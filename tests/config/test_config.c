@@ -78,6 +78,23 @@ write_temp(const char *content)
 	return path;
 }
 
+/* The output of an openssl command (a PEM key made for the test), or
+ * fails the test. */
+static char *
+openssl_pem(const char *cmd)
+{
+	FILE *p = popen(cmd, "r");
+	char *out = calloc(1, 16384);
+	size_t n;
+
+	assert_non_null(p);
+	assert_non_null(out);
+	n = fread(out, 1, 16383, p);
+	assert_int_equal(pclose(p), 0);
+	assert_true(n > 100);
+	return out;
+}
+
 static void
 test_config_defaults_match_contract(void **state)
 {
@@ -756,11 +773,60 @@ test_config_app_installation_id_is_a_number(void **state)
 		                           "1e3",
 		                           "99999999999999999999" };
 	static const char *const good[] = { "1", "12345678", "9223372036854775807" };
+	char *key = openssl_pem("openssl genrsa 2048 2>/dev/null");
 
 	(void)state;
 	setenv("GITHUB_APP_ID", "123", 1);
-	setenv("GITHUB_APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----", 1);
+	setenv("GITHUB_APP_PRIVATE_KEY", key, 1);
 	check_values("GITHUB_APP_INSTALLATION_ID", bad, N_OF(bad), good, N_OF(good), NULL);
+	free(key);
+}
+
+/* With the three App settings the private key is read at load time, as
+ * each App token will read it: a public key or garbage is a configuration
+ * error naming GITHUB_APP_PRIVATE_KEY (or its _FILE), never showing the
+ * value (before: accepted, then every delivery failed). */
+static void
+test_config_app_private_key_is_read(void **state)
+{
+	char *key = openssl_pem("openssl genrsa 2048 2>/dev/null");
+	char *pub =
+	        openssl_pem("openssl genrsa 2048 2>/dev/null | openssl rsa -pubout 2>/dev/null");
+	const char *bad[] = { pub, "not-a-key-at-all" };
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	size_t i;
+	char *f;
+
+	(void)state;
+	setenv("GITHUB_APP_ID", "123", 1);
+	setenv("GITHUB_APP_INSTALLATION_ID", "456", 1);
+	for (i = 0; i < N_OF(bad); i++) {
+		c = NULL;
+		setenv("GITHUB_APP_PRIVATE_KEY", bad[i], 1);
+		if (hl_config_load(&c, NULL, NULL, 0, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, "GITHUB_APP_PRIVATE_KEY: ") ||
+		    !strstr(err.msg, "(from environment)") || strstr(err.msg, "not-a-key") ||
+		    strstr(err.msg, "MII"))
+			fail_msg("key %zu: %s", i, c ? "loaded" : err.msg);
+	}
+	unsetenv("GITHUB_APP_PRIVATE_KEY");
+	f = write_temp(pub);
+	setenv("GITHUB_APP_PRIVATE_KEY_FILE", f, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	if (!strstr(err.msg, "GITHUB_APP_PRIVATE_KEY_FILE"))
+		fail_msg("unclear: %s", err.msg);
+	unlink(f);
+	free(f);
+	f = write_temp(key);
+	setenv("GITHUB_APP_PRIVATE_KEY_FILE", f, 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	hl_config_free(c);
+	unsetenv("GITHUB_APP_PRIVATE_KEY_FILE");
+	unlink(f);
+	free(f);
+	free(key);
+	free(pub);
 }
 
 /* ARGOCD_SERVER in the argocd CLI's form (HOST[:PORT], no scheme) is
@@ -899,10 +965,23 @@ test_config_heal_template_workspace_and_cli_names(void **state)
 	assert_non_null(strstr(err.msg, "HEALER_CLI"));
 	unsetenv("HEALER_CLI");
 	setenv("HEALER_HEAL_TEMPLATE", "heal/claude.v2", 1);
-	setenv("HEALER_HEAL_WORKSPACE", "", 1);
 	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
 	assert_string_equal(c->heal_workspace, "./var/heal");
 	hl_config_free(c);
+	/* set but empty is blank too, as HEALER_DATA_DIR (before: the default) */
+	c = NULL;
+	setenv("HEALER_HEAL_WORKSPACE", "", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), -HL_EINVAL);
+	if (!strstr(err.msg, "HEALER_HEAL_WORKSPACE: is blank") ||
+	    !strstr(err.msg, "(from environment)"))
+		fail_msg("unclear: %s", err.msg);
+	unsetenv("HEALER_HEAL_WORKSPACE");
+	f = write_temp("HEALER_NAMESPACE: prod\nheal_workspace: ''\n");
+	assert_int_equal(hl_config_load(&c, f, NULL, 0, &err), -HL_EINVAL);
+	if (!strstr(err.msg, "HEALER_HEAL_WORKSPACE") || !strstr(err.msg, f))
+		fail_msg("unclear: %s", err.msg);
+	unlink(f);
+	free(f);
 }
 
 /* The database URL's ports are read as libpq reads them, before
@@ -1011,11 +1090,62 @@ test_config_errors_name_the_source_and_line(void **state)
 	hl_config_free(c);
 }
 
+/* A string or choice setting's error names where its value came from, as
+ * an integer's does: the file and its line, the environment, the command
+ * line (before: "HEALER_LISTEN: 'abc' must be HOST:PORT" alone). */
+static void
+test_config_string_errors_name_the_source(void **state)
+{
+	static const struct {
+		const char *key, *file_key, *value, *expect;
+	} bad[] = {
+		{ "HEALER_LISTEN", "listen", "abc", "must be HOST:PORT" },
+		{ "HEALER_LISTEN", "listen", "127.0.0.1:x", "bad port" },
+		{ "HEALER_DISPATCH", "dispatch", "bogus", "must be kubernetes" },
+		{ "HEALER_LOG_LEVEL", "log_level", "loud", "must be debug" },
+		{ "HEALER_NAMESPACE", "namespace", "Bad_NS", "not a Kubernetes namespace" },
+		{ "HEALER_MEMORY_SCOPE", "memory_scope", "everyone", "must be owner" },
+		{ "HEALER_HEAL_TEMPLATE", "heal_template", "nope", "FAMILY/NAME" },
+		{ "GITHUB_HOOK_ID", "github_hook_id", "x1", "not a hook id" },
+	};
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	char text[256], where[4200];
+	size_t i;
+	char *f;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct hl_config_override ov = { bad[i].key, bad[i].value };
+
+		snprintf(text, sizeof(text), "data_dir: ./var\n%s: '%s'\n", bad[i].file_key,
+		         bad[i].value);
+		f = write_temp(text);
+		snprintf(where, sizeof(where), "(from %s:2)", f);
+		c = NULL;
+		if (hl_config_load(&c, f, NULL, 0, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, bad[i].expect) || !strstr(err.msg, where))
+			fail_msg("file %s: %s", bad[i].key, c ? "loaded" : err.msg);
+		unlink(f);
+		free(f);
+		setenv(bad[i].key, bad[i].value, 1);
+		if (hl_config_load(&c, NULL, NULL, 0, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, bad[i].expect) || !strstr(err.msg, "(from environment)"))
+			fail_msg("environment %s: %s", bad[i].key, c ? "loaded" : err.msg);
+		unsetenv(bad[i].key);
+		if (hl_config_load(&c, NULL, &ov, 1, &err) != -HL_EINVAL ||
+		    !strstr(err.msg, bad[i].expect) || !strstr(err.msg, "(from command line)"))
+			fail_msg("command line %s: %s", bad[i].key, c ? "loaded" : err.msg);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_config_defaults_match_contract, clear_env),
+		cmocka_unit_test_setup(test_config_string_errors_name_the_source, clear_env),
+		cmocka_unit_test_setup(test_config_app_private_key_is_read, clear_env),
 		cmocka_unit_test_setup(test_config_unauthenticated_listens_on_loopback_only,
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_precedence_flag_env_file, clear_env),

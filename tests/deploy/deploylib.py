@@ -35,6 +35,18 @@ _logs = []       # server logs, scanned for sanitizer reports at the end
 _sanitizer = []  # sanitizer reports seen on the binary's stderr
 
 
+_APP_KEY = []
+
+
+def app_key():
+    """A GitHub App private key (RSA PEM) made for the test once: with the
+    App settings check-config reads the key."""
+    if not _APP_KEY:
+        _APP_KEY.append(subprocess.run(["openssl", "genrsa", "2048"], capture_output=True,
+                                       text=True, check=True, timeout=60).stdout)
+    return _APP_KEY[0]
+
+
 def scan(text):
     if "runtime error:" in text or "Sanitizer" in text:
         _sanitizer.append(text[-2000:])

@@ -56,6 +56,7 @@ for k in sorted(secrets):
     with open(p, "w") as f:
         f.write("postgres://u:pw@db.invalid/h\n" if k == "HEALER_DATABASE_URL" else
                 "smtps://u:pw@mail.invalid:465\n" if k == "SMTP_URL" else
+                dl.app_key() if k == "GITHUB_APP_PRIVATE_KEY" else
                 "https://secret.invalid/value\n")
     files[k + "_FILE"] = p
 rc, vals, err = dl.check_config(dict(files, GITHUB_APP_ID="1", GITHUB_APP_INSTALLATION_ID="2"))
@@ -270,8 +271,7 @@ sample = {"database-url": "postgres://healer:pw@postgres.cto.svc:5432/healer",
           "api-token": "t0ken", "github-token": "ghp_x", "github-webhook-secret": "s1,s2",
           "discord-webhook-url": "https://discord.invalid/api/webhooks/1/x",
           # a Secret file that is empty is a configuration error, not "no secret"
-          "github-app-private-key": "-----BEGIN RSA PRIVATE KEY-----\nx\n"
-                                    "-----END RSA PRIVATE KEY-----\n",
+          "github-app-private-key": dl.app_key(),
           "argocd-token": "argo-t0ken", "grafana-token": "graf-t0ken",
           "openmemory-api-key": "om-k3y",
           "slack-webhook-url": "https://hooks.slack.invalid/services/T/B/x",

@@ -188,7 +188,7 @@ check("custom values: the ConfigMap carries them as strings",
       cm["data"]["ARGOCD_SERVER"] == "https://argocd-server.argocd.svc" and
       cm["data"]["HEALER_WORKERS"] == "4" and cm["data"]["GITHUB_APP_ID"] == "123",
       repr(cm["data"]))
-rc, vals, err = dl.check_config(dict(cm["data"], GITHUB_APP_PRIVATE_KEY="k"))
+rc, vals, err = dl.check_config(dict(cm["data"], GITHUB_APP_PRIVATE_KEY=dl.app_key()))
 check("check-config accepts the custom ConfigMap",
       rc == 0 and vals["HEALER_MAX_ATTEMPTS"] == "5" and
       vals["LOKI_URL"] == "http://loki-gateway.observability.svc", err)
@@ -211,7 +211,7 @@ ncm = dl.find(ndocs, "ConfigMap")["data"]
 check("numeric GitHub ids in values: the ConfigMap has their digits, not 1.234567e+06",
       (ncm["GITHUB_APP_ID"], ncm["GITHUB_APP_INSTALLATION_ID"], ncm["GITHUB_HOOK_ID"]) ==
       ("1234567", "45678901", "412345678"), repr(ncm))
-rc, vals, err = dl.check_config(dict(ncm, GITHUB_APP_PRIVATE_KEY="k"))
+rc, vals, err = dl.check_config(dict(ncm, GITHUB_APP_PRIVATE_KEY=dl.app_key()))
 check("check-config accepts them", rc == 0 and vals.get("GITHUB_HOOK_ID") == "412345678", err)
 sdocs, _ = dl.render_chart({"github": {"appId": "Iv1.0a1b2c", "hook": {"id": "412345678"}}})
 scm = dl.find(sdocs, "ConfigMap")["data"]
