@@ -51,7 +51,8 @@ const struct hl_cmd hl_commands[] = {
 	{ "fetch-logs", hl_cmd_fetch_logs, "write a pod's logs, events and description to files",
 	  "usage: healer fetch-logs --pod-name P --namespace N --output-dir D [--tail N]\n"
 	  "\n"
-	  "--tail N keeps each log's last N lines (default 10000; 0: all of it).\n" },
+	  "--tail N keeps each log's last N lines (default HEALER_HEAL_LOG_TAIL, 10000;\n"
+	  "0: all of it).\n" },
 	{ "spawn-remediation", hl_cmd_spawn_remediation,
 	  "create a remediation CodeRun for an alert",
 	  "usage: healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]\n" },

@@ -54,8 +54,10 @@
 
 /* ---- fetch-logs ---- */
 
+/* The Kubernetes client, and *tail_out the lines of each log
+ * HEALER_HEAL_LOG_TAIL keeps (0: all). */
 static int
-pod_load_kube(struct hl_kube **out)
+pod_load_kube(struct hl_kube **out, long *tail_out)
 {
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_config *cfg = NULL;
@@ -63,6 +65,7 @@ pod_load_kube(struct hl_kube **out)
 
 	if (hl_config_load(&cfg, NULL, NULL, 0, &err) < 0)
 		return hl_cmd_fail("invalid configuration: %s", err.msg);
+	*tail_out = cfg->heal_log_tail;
 	ret = hl_kube_load(out, cfg->kubeconfig, &err);
 	hl_config_free(cfg);
 	if (ret < 0)
@@ -81,7 +84,7 @@ hl_cmd_fetch_logs(int argc, char **argv)
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_diag_report report;
 	struct hl_kube *k = NULL;
-	long tail = 10000;
+	long tail = -1, cfg_tail = 0; /* -1: HEALER_HEAL_LOG_TAIL's */
 	int idx = 1, opt, rc;
 	size_t i;
 
@@ -124,8 +127,10 @@ hl_cmd_fetch_logs(int argc, char **argv)
 		                          ns);
 	if (hl_file_mkdirs(dir, &err) < 0)
 		return hl_cmd_fail("output directory '%s': %s", dir, err.msg);
-	if (pod_load_kube(&k) != 0)
+	if (pod_load_kube(&k, &cfg_tail) != 0)
 		return 1;
+	if (tail < 0)
+		tail = cfg_tail;
 	rc = hl_diag_fetch_pod(&report, k, ns, pod, dir, tail, &err);
 	for (i = 0; i < report.nproblems; i++)
 		fprintf(stderr, "healer: %s\n", report.problems[i]);

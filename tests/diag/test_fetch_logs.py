@@ -175,6 +175,19 @@ reqs = ctl("GET", "/_stub/requests")
 check("fetch-logs talks to the API with the bearer token and tailLines",
       any(r["path"].endswith("/calm-pod/log") and r["query"].get("tailLines") == "1"
           and r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in reqs))
+# without --tail the lines kept are HEALER_HEAL_LOG_TAIL's (before: always
+# 10000, the setting checked and then ignored); --tail still wins over it
+ctl("POST", "/_stub/reset")
+rc, out, err = healer("fetch-logs", "--pod-name", "calm-pod", "--namespace", "prod",
+                      "--output-dir", out_dir, env=dict(KENV, HEALER_HEAL_LOG_TAIL="7"))
+rc2, _, err2 = healer("fetch-logs", "--pod-name", "calm-pod", "--namespace", "prod",
+                      "--output-dir", out_dir, "--tail", "3",
+                      env=dict(KENV, HEALER_HEAL_LOG_TAIL="7"))
+tails = [r["query"].get("tailLines") for r in ctl("GET", "/_stub/requests")
+         if r["path"].endswith("/calm-pod/log")]
+check("fetch-logs: HEALER_HEAL_LOG_TAIL is the default tail; --tail overrides it",
+      rc == 0 and rc2 == 0 and tails and tails[0] == "7" and tails[-1] == "3",
+      (tails, err, err2))
 
 # ---- a pod name too long for a file name: one shortened, hash-suffixed stem
 long_dir = os.path.join(TMP, "long")
