@@ -430,14 +430,15 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 		hl_coderun_label_id(lp, spec->target_pod);
 		rc |= json_object_set_new(labels, "target-pod", json_string(lp));
 	}
-	if (spec->attempt > 0) {
-		/* the loop follows the runs of its tasks by these */
-		rc |= coderun_label(labels, "healer/task-id", spec->task_id);
-		snprintf(num, sizeof(num), "%d", spec->attempt);
-		rc |= coderun_label(labels, "healer/attempt", num);
-	}
-	if (spec->failure_type && *spec->failure_type)
-		rc |= coderun_label(labels, "healer/failure-type", spec->failure_type);
+	/* every label of contract section 7 (the loop follows the runs of
+	 * its tasks by healer/task-id and healer/attempt): an alert has no
+	 * workflow run or branch, the CLI's run is attempt 1 */
+	rc |= coderun_label(labels, "healer/task-id", spec->task_id);
+	snprintf(num, sizeof(num), "%d", spec->attempt > 0 ? spec->attempt : 1);
+	rc |= coderun_label(labels, "healer/attempt", num);
+	rc |= coderun_label(labels, "healer/failure-type", spec->failure_type);
+	rc |= coderun_label(labels, "healer/workflow-run-id", "");
+	rc |= coderun_label(labels, "healer/branch", "");
 	rc |= coderun_set(ann, "healer/workspace-pvc", "heal-workspace");
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_set(ann, "healer/target-pod", spec->target_pod);
@@ -466,13 +467,14 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(env, "REMEDIATION_MODE", "true");
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_set(env, "TARGET_POD", spec->target_pod);
-	if (spec->failure_type && *spec->failure_type)
-		rc |= coderun_set(env, "FAILURE_TYPE", spec->failure_type);
-	if (spec->attempt > 0) {
-		snprintf(num, sizeof(num), "%d", spec->attempt);
-		rc |= coderun_set(env, "HEALER_ATTEMPT", num);
-		rc |= coderun_set(env, "HEALER_TASK_ID", spec->task_id);
-	}
+	/* contract section 7's keys, empty where they do not apply */
+	rc |= coderun_set(env, "HEALER_TASK_ID", spec->task_id);
+	rc |= coderun_set(env, "FAILURE_TYPE", spec->failure_type);
+	rc |= coderun_set(env, "WORKFLOW_RUN_ID", "");
+	rc |= coderun_set(env, "PR_NUMBER", "");
+	rc |= coderun_set(env, "TARGET_BRANCH", "");
+	snprintf(num, sizeof(num), "%d", spec->attempt > 0 ? spec->attempt : 1);
+	rc |= coderun_set(env, "HEALER_ATTEMPT", num);
 
 	return coderun_finish(out, m, cli, settings, cli_type, spec->model, family, cli_type, rc,
 	                      err);

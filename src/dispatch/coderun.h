@@ -67,8 +67,8 @@ struct hl_heal_spec {
 	const char *template;
 	const char *agent;        /* whose GitHub App the run uses; NULL: rex */
 	const char *failure_type; /* the healer/failure-type label and FAILURE_TYPE, or NULL */
-	/* > 0: a run of a healer task (the server's heal flow): labels
-	 * healer/task-id and healer/attempt, so the remediation loop follows it */
+	/* the task's attempt (the server's heal flow), the healer/attempt
+	 * label the remediation loop follows it by; 0: 1 (the CLI's run) */
 	int attempt;
 };
 
@@ -124,10 +124,14 @@ int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl
  * facts 1.5: heal runs always get PVC heal-workspace); the annotation
  * healer/workspace-pvc=heal-workspace records it. env HEAL_PROMPT_FILE
  * (/workspace/watch/ rewritten to /workspace/), ALERT_TYPE, TASK_ID,
- * REMEDIATION_MODE=true, HEAL_LOG_FILE, TARGET_POD, FAILURE_TYPE.
+ * REMEDIATION_MODE=true, HEAL_LOG_FILE, TARGET_POD, and contract section
+ * 7's HEALER_TASK_ID, FAILURE_TYPE, WORKFLOW_RUN_ID, PR_NUMBER,
+ * TARGET_BRANCH (empty where they do not apply) and HEALER_ATTEMPT.
  * cliConfig.settings.template is spec->template (cliType its name part),
- * githubApp the agent's (Rex by default); with attempt > 0 the labels
- * healer/task-id, healer/attempt and healer/failure-type are set too.
+ * githubApp the agent's (Rex by default). Every section 7 label is set
+ * too: healer/agent, healer/task-id, healer/attempt (attempt, 1 when 0),
+ * healer/failure-type, healer/workflow-run-id and healer/branch (empty
+ * where they do not apply).
  * spec.taskId is the task id when numeric, else a 31-multiplier hash of it
  * (as the original). HL_EINVAL for an empty alert or task id, a template
  * that is not FAMILY/NAME or an unknown agent.

@@ -734,12 +734,18 @@ test_alerts_heal_coderun(void **state)
 	assert_string_equal(hl_json_str(m, "spec.env.HEAL_PROMPT_FILE"),
 	                    "/workspace/alerts/A7-p-1.md");
 	json_decref(m);
-	/* spawn-remediation's runs (no attempt) are not the loop's */
+	/* spawn-remediation's runs (no attempt) carry contract section 7's
+	 * labels too, as attempt 1 */
 	h.attempt = 0;
 	h.template = NULL;
 	h.agent = NULL;
 	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
-	assert_null(json_object_get(hl_json_path(m, "metadata.labels"), "healer/task-id"));
+	assert_string_equal(json_string_value(json_object_get(hl_json_path(m, "metadata.labels"),
+	                                                      "healer/task-id")),
+	                    "hl-0123");
+	assert_string_equal(json_string_value(json_object_get(hl_json_path(m, "metadata.labels"),
+	                                                      "healer/attempt")),
+	                    "1");
 	assert_string_equal(hl_json_str(m, "spec.githubApp"), "5DLabs-Rex");
 	assert_string_equal(hl_json_str(m, "spec.cliConfig.settings.template"), "heal/factory");
 	json_decref(m);

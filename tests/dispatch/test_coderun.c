@@ -414,7 +414,44 @@ test_coderun_heal_manifest(void **state)
 	        json_string_value(json_object_get(hl_json_path(m, "metadata.annotations"),
 	                                          "healer/workspace-pvc")),
 	        "heal-workspace");
+	/* every label and env key of contract section 7, empty where it does
+	 * not apply (before: a spawn-remediation run had none of them) */
+	assert_string_equal(json_string_value(json_object_get(l, "app.kubernetes.io/name")),
+	                    "healer");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/agent")), "rex");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/task-id")), "1234");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/attempt")), "1");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/failure-type")), "");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/workflow-run-id")), "");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/branch")), "");
+	assert_string_equal(hl_json_str(m, "spec.env.HEALER_TASK_ID"), "1234");
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_TYPE"), "");
+	assert_string_equal(hl_json_str(m, "spec.env.WORKFLOW_RUN_ID"), "");
+	assert_string_equal(hl_json_str(m, "spec.env.PR_NUMBER"), "");
+	assert_string_equal(hl_json_str(m, "spec.env.TARGET_BRANCH"), "");
+	assert_string_equal(hl_json_str(m, "spec.env.HEALER_ATTEMPT"), "1");
 	json_decref(m);
+	/* the alert flow's run: its attempt and failure type (a label value
+	 * sanitised) */
+	h.attempt = 2;
+	h.failure_type = "pod_oom/killed";
+	h.task_id = "task:a7/x";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	l = hl_json_path(m, "metadata.labels");
+	assert_string_equal(json_string_value(json_object_get(l, "healer/attempt")), "2");
+	assert_true(hl_coderun_label_value_valid(
+	        json_string_value(json_object_get(l, "healer/failure-type"))));
+	assert_true(hl_str_starts_with(json_string_value(json_object_get(l, "healer/failure-type")),
+	                               "pod_oom"));
+	assert_true(hl_coderun_label_value_valid(
+	        json_string_value(json_object_get(l, "healer/task-id"))));
+	assert_string_equal(hl_json_str(m, "spec.env.FAILURE_TYPE"), "pod_oom/killed");
+	assert_string_equal(hl_json_str(m, "spec.env.HEALER_TASK_ID"), "task:a7/x");
+	assert_string_equal(hl_json_str(m, "spec.env.HEALER_ATTEMPT"), "2");
+	json_decref(m);
+	h.attempt = 0;
+	h.failure_type = NULL;
 	/* a non-numeric task id is hashed into the integer taskId */
 	h.task_id = "task-abc";
 	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);

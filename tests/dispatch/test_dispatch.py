@@ -119,6 +119,16 @@ check("spawn-remediation: labels alert-type, task-id, target-pod, remediation, h
       lab.get("alert-type") == "a7" and lab.get("task-id") == "42"
       and lab.get("target-pod") == "api-7d9f" and lab.get("remediation") == "true"
       and lab.get("agents.platform/type") == "heal-remediation", lab)
+check("spawn-remediation: every contract section 7 label (attempt 1, empty where none "
+      "applies)",
+      lab.get("app.kubernetes.io/name") == "healer" and lab.get("healer/agent") == "rex"
+      and lab.get("healer/task-id") == "42" and lab.get("healer/attempt") == "1"
+      and all(lab.get(k) == "" for k in ("healer/failure-type", "healer/workflow-run-id",
+                                          "healer/branch")), lab)
+check("spawn-remediation: every contract section 7 env key",
+      env.get("HEALER_TASK_ID") == "42"
+      and all(env.get(k) == "" for k in ("FAILURE_TYPE", "WORKFLOW_RUN_ID", "PR_NUMBER",
+                                          "TARGET_BRANCH")), env)
 check("spawn-remediation: env HEAL_PROMPT_FILE, ALERT_TYPE, TASK_ID, REMEDIATION_MODE",
       env.get("HEAL_PROMPT_FILE") == issue and env.get("ALERT_TYPE") == "a7"
       and env.get("TASK_ID") == "42" and env.get("REMEDIATION_MODE") == "true", env)
