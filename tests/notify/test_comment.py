@@ -332,5 +332,12 @@ check("send: under a renamed repository's old name the 307 is followed -> delive
       "comment",
       res.get("result") == "delivered" and res.get("code") == 201 and len(made) == 1
       and made[0]["repo"] == "5dlabs/cto" and moved == ["GET", "POST"], (res, made, moved))
+rules([{"method": "POST", "path": "/repos/5dlabs/cto/issues/", "status": 307, "times": 1,
+        "body": {"message": "Temporary Redirect"}}])
+res = send(n="5679")
+rules([])
+check("send: a 307 that cannot be followed (no Location) -> failed 'redirect', said so",
+      res.get("result") == "failed" and res.get("error") == "redirect"
+      and "cannot be followed" in res.get("message", ""), res)
 
 finish()
