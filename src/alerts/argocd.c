@@ -154,9 +154,7 @@ alerts_argocd_repo_of(char *out, size_t size, const char *url, const char *api_u
 		slash = strchr(url, '/');
 		if (!colon || (slash && slash < colon))
 			return 0;
-		at = memchr(url, '@', (size_t)(colon - url));
-		p = at ? at + 1 : url;
-		for (at = p; at && at < colon; at++)
+		for (p = url, at = url; at < colon; at++)
 			if (*at == '@')
 				p = at + 1;
 		n = (size_t)(colon - p);
@@ -931,13 +929,12 @@ alerts_argocd_kind(void *arg, struct hl_remediation *res, const struct hl_task_r
 		char other[64], what[300];
 		const char *why = argo_screen_reason(a->cfg, ar.app);
 
-		rc = why ? 1 : argo_active(a, other, &ar, task->task_id, &gerr);
 		if (why) {
 			/* the settings changed since: no CodeRun, nothing fetched */
 			rc = alerts_retry_skipped(a, &o, task->task_id, plan->n,
 			                          plan->agent ? plan->agent : task->agent, why,
 			                          err);
-		} else if (rc < 0) {
+		} else if ((rc = argo_active(a, other, &ar, task->task_id, &gerr)) < 0) {
 			rc = hl_err_set(err, HL_EUPSTREAM,
 			                "checking the application's active CodeRuns: %s", gerr.msg);
 		} else if (rc == 0) {
