@@ -207,8 +207,44 @@ alerts_to_remediation(struct hl_remediation *res, const struct hl_alerts_outcome
 const char *
 alerts_default_repo(const struct hl_alerts *a)
 {
-	return a->cfg->repository_list && a->cfg->repository_list[0] ? a->cfg->repository_list[0]
-	                                                             : NULL;
+	return a->cfg->heal_repository && *a->cfg->heal_repository ? a->cfg->heal_repository : NULL;
+}
+
+int
+alerts_retry_skipped(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id, int n,
+                     const char *agent, const char *why, struct hl_err *err)
+{
+	int64_t now = hl_time_wall_ms();
+	int rc;
+
+	rc = hl_store_attempt_put(a->store,
+	                          &(struct hl_attempt){ .task_id = task_id,
+	                                                .n = n,
+	                                                .kind = HL_ATTEMPT_AGENT,
+	                                                .phase = HL_PHASE_DONE,
+	                                                .outcome = HL_OUTCOME_STOPPED,
+	                                                .agent = agent,
+	                                                .reason = why,
+	                                                .started_ms = now,
+	                                                .finished_ms = now },
+	                          err);
+	if (rc == 0)
+		rc = hl_store_task_put(a->store,
+		                       &(struct hl_task){ .task_id = task_id,
+		                                          .state = HL_TASK_SKIPPED,
+		                                          .reason = why,
+		                                          .next_check_ms = HL_TASK_NO_CHECK },
+		                       err);
+	if (rc < 0)
+		return rc;
+	hl_log_kv(HL_LOG_INFO, "a retry is skipped", "task_id", task_id, "reason", why, NULL);
+	alerts_set(out->task_id, sizeof(out->task_id), task_id);
+	alerts_set(out->agent, sizeof(out->agent), agent);
+	alerts_set(out->outcome, sizeof(out->outcome), "skipped");
+	alerts_set(out->dedup_status, sizeof(out->dedup_status), "skipped");
+	alerts_set(out->coderun_name, sizeof(out->coderun_name), "");
+	alerts_set(out->reason, sizeof(out->reason), why);
+	return 0;
 }
 
 int

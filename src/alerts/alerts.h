@@ -117,15 +117,25 @@ int hl_alerts_parse_alertmanager(struct hl_alert_batch *out, const json_t *body,
 int hl_alerts_parse_argocd(struct hl_alert_batch *out, const json_t *body, struct hl_err *err);
 
 /*
- * The allowlist (HEALER_REPOSITORIES) for the items of an ArgoCD batch:
- * an item whose remediation would go to a repository the list does not
- * hold (the service map's repository of the application, else the GitHub
- * repository of its spec.source.repoURL or spec.sources[0].repoURL) is
- * skipped ("repository_not_allowed", no task), as a GitHub event of that
- * repository is. An application naming no repository goes to the list's
- * first and passes. Pure.
+ * The settings for the items of an ArgoCD batch: an item whose
+ * remediation would go to a repository HEALER_REPOSITORIES does not hold
+ * (the service map's repository of the application, else every GitHub
+ * repository its spec.source and spec.sources[] name, a GitHub URL naming
+ * none included) is skipped ("repository_not_allowed", no task), as a
+ * GitHub event of that repository is; one whose pods and logs would be
+ * read in a namespace outside HEALER_ALERT_NAMESPACES (the entry's, else
+ * spec.destination.namespace) "namespace_not_allowed"; one naming no
+ * repository, without HEALER_HEAL_REPOSITORY, "no_repository". Pure.
  */
 void hl_alerts_argocd_screen(struct hl_alert_batch *b, const struct hl_config *cfg);
+
+/*
+ * The intake's screen of a parsed batch of either source: a pod alert of
+ * a namespace outside HEALER_ALERT_NAMESPACES (unset: the Kubernetes
+ * system namespaces) is skipped ("namespace_not_allowed", no task), then
+ * hl_alerts_argocd_screen. Pure.
+ */
+void hl_alerts_screen(struct hl_alert_batch *b, const struct hl_config *cfg);
 
 /*
  * Episodes of one ArgoCD key. The key of a Degraded application is its

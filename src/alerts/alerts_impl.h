@@ -165,9 +165,16 @@ int alerts_active_recorded(struct hl_alerts *a, char *name, const char *kind, co
 int alerts_superseded(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id,
                       int n, const char *agent, const char *what, const char *other,
                       struct hl_err *err);
-/* The repository a run goes to when nothing names one: the first of
- * HEALER_REPOSITORIES, else NULL (the heal default). */
+/* The repository an alert's run goes to when the service map (or, for
+ * ArgoCD, the Application) names none: HEALER_HEAL_REPOSITORY, else NULL
+ * (the alert is skipped, "no_repository"). */
 const char *alerts_default_repo(const struct hl_alerts *a);
+/* A retry (attempt n, begun by the loop) that may not run any more (why:
+ * "namespace_not_allowed", "no_repository", ...; the settings changed):
+ * attempt n ends stopped and the task skipped, both saying why; nothing is
+ * fetched, no CodeRun made. out says "skipped". 0 or a store error. */
+int alerts_retry_skipped(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id,
+                         int n, const char *agent, const char *why, struct hl_err *err);
 /* The outcome as the remediator's kind handlers answer it. */
 void alerts_to_remediation(struct hl_remediation *res, const struct hl_alerts_outcome *o);
 
@@ -186,10 +193,14 @@ int alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json
                   const char *task_id, struct hl_err *err);
 int alerts_argocd_kind(void *arg, struct hl_remediation *out, const struct hl_task_record *task,
                        const struct hl_attempt_plan *plan, struct hl_err *err);
-/* "owner/name" of an Application's GitHub repository URL (https or ssh)
- * into out (size bytes), or "" when the URL names none, or a name GitHub
- * does not allow: it becomes the task's repository (GitHub API paths, the
- * CodeRun, the prompt, terminal tables). */
-void alerts_argocd_repo_of(char *out, size_t size, const char *url);
+/* "owner/name" of an Application's GitHub repository URL into out (size
+ * bytes): https://, http://, ssh://, git:// or scp-like user@host:path, the
+ * scheme and host in any case, host github.com, www.github.com or the
+ * GitHub Enterprise host of api_url (GITHUB_API_URL), an optional
+ * user@ and :port, ".git" and trailing '/'. 1 with the name (it becomes
+ * the task's repository: GitHub API paths, the CodeRun, the prompt,
+ * terminal tables), 0 with "" when the URL is not GitHub's, -1 with ""
+ * when it is GitHub's but names no repository GitHub allows. */
+int alerts_argocd_repo_of(char *out, size_t size, const char *url, const char *api_url);
 
 #endif

@@ -79,7 +79,8 @@ text_redact_from(struct hl_buf *out, size_t start, const char *path, struct hl_e
 }
 
 /* Appends the last `cap` bytes of a file (from a line start when cut), its
- * secrets redacted. */
+ * secrets redacted. The agent can write the heal workspace: a symbolic
+ * link or anything but a regular file is not read (1, nothing appended). */
 static int
 text_read_tail(struct hl_buf *out, const char *path, size_t cap, struct hl_err *err)
 {
@@ -89,11 +90,17 @@ text_read_tail(struct hl_buf *out, const char *path, size_t cap, struct hl_err *
 	size_t start = out->len;
 	bool cut = false;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 
+	if (fd < 0 && errno == ELOOP)
+		return 1;
 	if (fd < 0)
 		return hl_err_set(err, HL_EIO, "cannot open '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) == 0 && (size_t)st.st_size > cap) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return 1;
+	}
+	if ((size_t)st.st_size > cap) {
 		from = st.st_size - (off_t)cap;
 		cut = true;
 	}
@@ -142,6 +149,13 @@ alerts_text_read(struct alerts_text *t, char *const paths[HL_DIAG_NFILES], struc
 		if ((rc = text_read_tail(&t->text, p, log ? TEXT_LOG_CAP : TEXT_OTHER_CAP, err)) <
 		    0)
 			return rc;
+		if (rc == 1) {
+			hl_buf_appendf(&t->text, "(not read: %s is not a regular file)\n", base);
+			hl_log_kv(HL_LOG_WARN,
+			          "a diagnostics file of the heal workspace is not a regular file "
+			          "(a symbolic link?): not read",
+			          "path", p, NULL);
+		}
 		t->part[t->n_parts].kind = order[i];
 		t->part[t->n_parts].first_line = lines + 1;
 		t->part[t->n_parts].offset = off;

@@ -33,10 +33,12 @@
 #include "memory/memory.h"
 
 #include "json/json.h"
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ARGOCD_LIST_MAX 50
 
@@ -77,48 +79,190 @@ argo_out(struct hl_alerts_outcome *out, const char *outcome, const char *dedup, 
 	va_end(ap);
 }
 
-void
-alerts_argocd_repo_of(char *out, size_t size, const char *url)
+/* The host of url (scheme://[userinfo@]host[:port]/...) into out, lower
+ * case; "" when there is none. */
+static void
+argo_url_host(char *out, size_t size, const char *url)
 {
-	const char *p = NULL;
-	size_t n;
+	const char *p = url ? strstr(url, "://") : NULL, *end, *at;
+	size_t n, i;
 
 	out[0] = '\0';
-	if (!url)
-		return;
-	if (hl_str_starts_with(url, "https://github.com/"))
-		p = url + strlen("https://github.com/");
-	else if (hl_str_starts_with(url, "git@github.com:"))
-		p = url + strlen("git@github.com:");
 	if (!p)
 		return;
-	hl_strlcpy(out, p, size);
-	n = strlen(out);
-	while (n && out[n - 1] == '/')
-		out[--n] = '\0';
-	if (hl_str_ends_with(out, ".git"))
-		out[n - 4] = '\0';
+	p += 3;
+	end = p + strcspn(p, "/?#");
+	for (at = p; at < end; at++)
+		if (*at == '@')
+			p = at + 1;
+	n = strcspn(p, ":/?#");
+	if (p + n > end)
+		n = (size_t)(end - p);
+	if (n >= size)
+		return;
+	for (i = 0; i < n; i++)
+		out[i] = (char)tolower((unsigned char)p[i]);
+	out[n] = '\0';
+}
+
+/* Whether host (lower case) is GitHub's, or the GitHub Enterprise host
+ * GITHUB_API_URL names (api_url; NULL or GitHub's own: none). */
+static bool
+argo_github_host(const char *host, const char *api_url)
+{
+	char ghe[256];
+
+	if (hl_str_starts_with(host, "www."))
+		host += 4;
+	if (strcmp(host, "github.com") == 0)
+		return true;
+	argo_url_host(ghe, sizeof(ghe), api_url);
+	return ghe[0] && strcmp(ghe, "api.github.com") != 0 && strcmp(host, ghe) == 0;
+}
+
+int
+alerts_argocd_repo_of(char *out, size_t size, const char *url, const char *api_url)
+{
+	static const char *const schemes[] = {
+		"https", "http", "ssh", "git", "git+ssh", "ssh+git"
+	};
+	char host[256], path[512];
+	const char *p, *colon, *slash, *at;
+	size_t n, i;
+	bool known = false;
+
+	out[0] = '\0';
+	if (!url || !*url)
+		return 0;
+	if ((p = strstr(url, "://")) != NULL) {
+		/* scheme://[user[:password]@]host[:port]/owner/repo[.git][/] */
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if ((size_t)(p - url) == strlen(schemes[i]) &&
+			    strncasecmp(url, schemes[i], strlen(schemes[i])) == 0)
+				known = true;
+		argo_url_host(host, sizeof(host), url);
+		if (!argo_github_host(host, api_url))
+			return 0;
+		p += 3;
+		p += strcspn(p, "/");
+		if (!known || !*p)
+			return -1;
+		p++;
+	} else {
+		/* scp-like: [user@]host:owner/repo[.git] */
+		colon = strchr(url, ':');
+		slash = strchr(url, '/');
+		if (!colon || (slash && slash < colon))
+			return 0;
+		for (p = url, at = url; at < colon; at++)
+			if (*at == '@')
+				p = at + 1;
+		n = (size_t)(colon - p);
+		if (n >= sizeof(host))
+			return 0;
+		for (i = 0; i < n; i++)
+			host[i] = (char)tolower((unsigned char)p[i]);
+		host[n] = '\0';
+		if (!argo_github_host(host, api_url))
+			return 0;
+		p = colon + 1;
+		while (*p == '/')
+			p++;
+	}
+	/* a GitHub URL from here: owner/repo, or no repository GitHub has */
+	if (hl_strlcpy(path, p, sizeof(path)) >= sizeof(path))
+		return -1;
+	n = strlen(path);
+	while (n && path[n - 1] == '/')
+		path[--n] = '\0';
+	if (n > 4 && strcasecmp(path + n - 4, ".git") == 0)
+		path[n -= 4] = '\0';
 	/* the Application's spec is not GitHub's: only a name GitHub allows
 	 * (an escape sequence or "a/.." would reach API paths and terminals) */
-	if (!hl_str_github_repo_valid(out))
-		out[0] = '\0';
+	if (!hl_str_github_repo_valid(path) || strlen(path) >= size)
+		return -1;
+	hl_strlcpy(out, path, size);
+	return 1;
+}
+
+/* Why an Application's remediation has no repository to go to. */
+enum argo_repo_why {
+	ARGO_REPO_OK,
+	ARGO_REPO_NOT_ALLOWED, /* one it names is outside HEALER_REPOSITORIES */
+	ARGO_REPO_NONE,        /* none named, and no HEALER_HEAL_REPOSITORY */
+};
+
+/* One repoURL for argo_repository: the first GitHub repository named into
+ * repo; *bad when it is not allowed (or a GitHub URL naming none, under a
+ * list). */
+static void
+argo_repo_url(char *repo, bool *bad, const struct hl_config *cfg, const char *url)
+{
+	char one[256];
+	int rc = alerts_argocd_repo_of(one, sizeof(one), url, cfg->github_api_url);
+
+	if (rc < 0 && cfg->repository_list)
+		*bad = true;
+	if (rc <= 0)
+		return;
+	if (!hl_config_repo_allowed(cfg, one))
+		*bad = true;
+	if (!repo[0])
+		hl_strlcpy(repo, one, 256);
 }
 
 /* The service map's entry of application name (app the Application
  * object) and, into repo (256 bytes), the repository its remediation goes
- * to: the entry's, else its source's GitHub repository, else "" (the
- * allowlist's first). */
+ * to: the entry's, else the first GitHub repository its spec.source or
+ * spec.sources[] name (every one of them must be allowed), else, when
+ * fallback, HEALER_HEAL_REPOSITORY; else "". *why says whether it may go. */
 static const struct hl_service *
-argo_repository(char *repo, const struct hl_config *cfg, const json_t *app, const char *name)
+argo_repository(char *repo, enum argo_repo_why *why, const struct hl_config *cfg, const json_t *app,
+                const char *name, bool fallback)
 {
 	const struct hl_service *s = hl_config_service_by_app(cfg, name);
+	const json_t *src;
+	bool bad = false;
+	size_t i;
 
-	alerts_argocd_repo_of(repo, 256, hl_json_str(app, "spec.source.repoURL"));
-	if (!repo[0])
-		alerts_argocd_repo_of(repo, 256, hl_json_str(app, "spec.sources[0].repoURL"));
-	if (s && s->repository)
+	repo[0] = '\0';
+	if (s && s->repository) {
 		hl_strlcpy(repo, s->repository, 256);
+		bad = !hl_config_repo_allowed(cfg, repo);
+	} else {
+		argo_repo_url(repo, &bad, cfg, hl_json_str(app, "spec.source.repoURL"));
+		json_array_foreach(hl_json_path(app, "spec.sources"), i, src)
+		        argo_repo_url(repo, &bad, cfg, hl_json_str(src, "repoURL"));
+	}
+	if (!repo[0] && fallback && cfg->heal_repository && *cfg->heal_repository)
+		hl_strlcpy(repo, cfg->heal_repository, 256);
+	*why = bad ? ARGO_REPO_NOT_ALLOWED : repo[0] || !fallback ? ARGO_REPO_OK : ARGO_REPO_NONE;
 	return s;
+}
+
+static void argo_view(const struct hl_config *cfg, struct hl_service_view *v, const json_t *app,
+                      const char *name, const char *ns);
+
+/* Why an Application's notification is skipped (NULL: it is not): its
+ * repositories, then the namespace its pods and logs are read in. */
+static const char *
+argo_screen_reason(const struct hl_config *cfg, const json_t *app)
+{
+	struct hl_service_view view;
+	enum argo_repo_why why;
+	const char *name = hl_json_str(app, "metadata.name");
+	char repo[256];
+
+	argo_repository(repo, &why, cfg, app, name, true);
+	if (why == ARGO_REPO_NOT_ALLOWED)
+		return "repository_not_allowed";
+	argo_view(cfg, &view, app, name ? name : "",
+	          hl_json_str_or(app, "metadata.namespace", "argocd"));
+	if (!hl_config_alert_namespace_allowed(cfg, view.namespace))
+		return "namespace_not_allowed";
+	if (why == ARGO_REPO_NONE)
+		return "no_repository";
+	return NULL;
 }
 
 void
@@ -129,47 +273,49 @@ hl_alerts_argocd_screen(struct hl_alert_batch *b, const struct hl_config *cfg)
 	for (i = 0; i < b->n; i++) {
 		struct hl_alert_item *it = &b->items[i];
 		json_t *doc = NULL;
-		const json_t *app;
-		char repo[256];
+		const char *why;
 
 		if (it->skip[0] || !it->source ||
 		    strcmp(it->source, HL_ALERTS_SOURCE_ARGOCD) != 0 ||
 		    hl_json_parse(&doc, it->body, it->body_len, NULL) < 0)
 			continue;
-		app = json_object_get(doc, "application");
-		argo_repository(repo, cfg, app, hl_json_str(app, "metadata.name"));
-		if (repo[0] && !hl_config_repo_allowed(cfg, repo)) {
-			hl_strlcpy(it->skip, "repository_not_allowed", sizeof(it->skip));
+		why = argo_screen_reason(cfg, json_object_get(doc, "application"));
+		if (why) {
+			hl_strlcpy(it->skip, why, sizeof(it->skip));
 			it->task_id[0] = '\0';
 		}
 		json_decref(doc);
 	}
 }
 
-/* What names the application's service in the context sources. */
+/* What names the application's service in the context sources (name
+ * and ns the Application's). */
 static void
-argo_view(struct hl_alerts *a, struct hl_service_view *v, const struct argo *ar)
+argo_view(const struct hl_config *cfg, struct hl_service_view *v, const json_t *app,
+          const char *name, const char *ns)
 {
 	char repo[256];
-	const struct hl_service *s = argo_repository(repo, a->cfg, ar->app, ar->name);
-	const char *dest = hl_json_str(ar->app, "spec.destination.namespace");
+	enum argo_repo_why why;
+	const struct hl_service *s = argo_repository(repo, &why, cfg, app, name, false);
+	const char *dest = hl_json_str(app, "spec.destination.namespace");
 
-	hl_service_resolve(v, a->cfg, s, repo[0] ? repo : NULL);
-	alerts_set(v->argocd_app, sizeof(v->argocd_app), ar->name);
+	hl_service_resolve(v, cfg, s, repo[0] ? repo : NULL);
+	if (!v->repository[0] && cfg->heal_repository && *cfg->heal_repository)
+		alerts_set(v->repository, sizeof(v->repository), cfg->heal_repository);
+	alerts_set(v->argocd_app, sizeof(v->argocd_app), name);
 	if (!s || !s->argocd_namespace)
-		alerts_set(v->argocd_namespace, sizeof(v->argocd_namespace), ar->namespace);
+		alerts_set(v->argocd_namespace, sizeof(v->argocd_namespace), ns);
 	if (s)
 		return;
 	/* no entry: the application's own names (ArgoCD labels what it
 	 * deploys app.kubernetes.io/instance=<application>) */
-	alerts_set(v->service, sizeof(v->service), ar->name);
-	alerts_set(v->workload, sizeof(v->workload), ar->name);
+	alerts_set(v->service, sizeof(v->service), name);
+	alerts_set(v->workload, sizeof(v->workload), name);
 	/* a namespace only (a DNS-1123 label): it is quoted in the LogQL
 	 * selector, where a '"' would end the label value */
 	if (dest && hl_str_k8s_label_valid(dest))
 		alerts_set(v->namespace, sizeof(v->namespace), dest);
-	snprintf(v->pod_selector, sizeof(v->pod_selector), "app.kubernetes.io/instance=%s",
-	         ar->name);
+	snprintf(v->pod_selector, sizeof(v->pod_selector), "app.kubernetes.io/instance=%s", name);
 	snprintf(v->loki_selector, sizeof(v->loki_selector), "{namespace=\"%s\"}", v->namespace);
 }
 
@@ -323,10 +469,13 @@ argo_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct ar
 	hl_context_init(&ctx);
 	memset(&v, 0, sizeof(v));
 	alerts_set(out->task_id, sizeof(out->task_id), task_id);
-	argo_view(a, &view, ar);
-	repo = view.repository[0] ? view.repository : alerts_default_repo(a);
-	if (!repo)
-		repo = "5dlabs/cto";
+	argo_view(cfg, &view, ar->app, ar->name, ar->namespace);
+	/* screened by the caller (argo_screen_reason): never a built-in one */
+	repo = view.repository;
+	if (!repo[0]) {
+		rc = hl_err_set(err, HL_EINVAL, "application %s names no repository", ar->name);
+		goto out;
+	}
 	snprintf(repo_url, sizeof(repo_url), "https://github.com/%s", repo);
 	ev.repository = (char *)repo;
 	ev.repository_url = repo_url;
@@ -670,21 +819,25 @@ alerts_argocd(struct hl_alerts *a, struct hl_alerts_outcome *out, const json_t *
 		return rc;
 	if (!t) {
 		/* a notification stored before the intake checked the
-		 * allowlist (or under another list): never a CodeRun for a
-		 * repository the list does not hold */
+		 * allowlist, the namespaces and the repository (or under other
+		 * settings): never a CodeRun for a repository the list does not
+		 * hold, nor pods and logs of a namespace outside
+		 * HEALER_ALERT_NAMESPACES */
+		const char *why = argo_screen_reason(a->cfg, ar.app);
+		enum argo_repo_why rw;
 		char repo[256];
 
-		argo_repository(repo, a->cfg, ar.app, ar.name);
-		if (repo[0] && !hl_config_repo_allowed(a->cfg, repo)) {
+		argo_repository(repo, &rw, a->cfg, ar.app, ar.name, true);
+		if (why) {
 			char existing[HL_TASK_ID_MAX], *evs = json_dumps(doc, JSON_COMPACT);
 			bool created = false;
 
-			argo_out(out, "skipped", "skipped", "%s", "repository_not_allowed");
+			argo_out(out, "skipped", "skipped", "%s", why);
 			rc = hl_store_task_claim(
 			        a->store, &created, existing,
 			        &(struct hl_task){ .task_id = task_id,
 			                           .dedup_key = ar.key,
-			                           .repository = repo,
+			                           .repository = repo[0] ? repo : NULL,
 			                           .state = HL_TASK_SKIPPED,
 			                           .reason = out->reason,
 			                           .attempts = 1,
@@ -774,9 +927,14 @@ alerts_argocd_kind(void *arg, struct hl_remediation *res, const struct hl_task_r
 		 * task's CodeRun ended */
 		struct hl_err gerr = HL_ERR_INIT;
 		char other[64], what[300];
+		const char *why = argo_screen_reason(a->cfg, ar.app);
 
-		rc = argo_active(a, other, &ar, task->task_id, &gerr);
-		if (rc < 0) {
+		if (why) {
+			/* the settings changed since: no CodeRun, nothing fetched */
+			rc = alerts_retry_skipped(a, &o, task->task_id, plan->n,
+			                          plan->agent ? plan->agent : task->agent, why,
+			                          err);
+		} else if ((rc = argo_active(a, other, &ar, task->task_id, &gerr)) < 0) {
 			rc = hl_err_set(err, HL_EUPSTREAM,
 			                "checking the application's active CodeRuns: %s", gerr.msg);
 		} else if (rc == 0) {

@@ -1,7 +1,11 @@
 /*
  * heal.c - the heal flow of a pod alert (seed 004, contract section 14):
  *
- *   firing    diagnostics as `healer fetch-logs` writes them under
+ *   firing    the namespace (HEALER_ALERT_NAMESPACES), the pod's workload
+ *             and the repository its run goes to (the service map's, else
+ *             HEALER_HEAL_REPOSITORY; allowed by HEALER_REPOSITORIES), else
+ *             the task is skipped before anything is fetched ->
+ *             diagnostics as `healer fetch-logs` writes them under
  *             HEALER_HEAL_WORKSPACE/logs/ -> the workload's context (one
  *             parallel batch) -> the pod's logs, events and description
  *             classified into a runtime failure type with its evidence line
@@ -45,12 +49,15 @@
 #include "dispatch/coderun.h"
 
 #include "json/json.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define HEAL_MAX_DOC (4u << 20)
 
@@ -186,7 +193,8 @@ heal_selector(char *out, size_t size, const json_t *pod, const char *workload)
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *v = hl_json_str(labels, keys[i]);
+		/* the key as it is: hl_json_str would split it at its dots */
+		const char *v = json_string_value(json_object_get(labels, keys[i]));
 		if (v && *v && hl_coderun_label_value_valid(v)) {
 			snprintf(out, size, "%s=%s", keys[i], v);
 			return;
@@ -298,13 +306,16 @@ heal_cause(const char *problem)
 	return p;
 }
 
-/* Retries after the pod is gone: the files an earlier attempt wrote. */
+/* Retries after the pod is gone: the files an earlier attempt wrote. The
+ * agent can write the heal workspace: only a regular file is taken, opened
+ * without following a symbolic link (anything else is left out, logged). */
 static void
 heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 {
 	struct stat st;
 	char path[PATH_MAX], stem[HL_DIAG_STEM_MAX + 1];
 	size_t i;
+	int fd;
 
 	hl_diag_file_stem(stem, pod);
 	for (i = 0; i < HL_DIAG_NFILES; i++) {
@@ -313,9 +324,59 @@ heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", dir, stem,
 		                     hl_diag_file_suffix((enum hl_diag_file)i)) >= sizeof(path))
 			continue;
-		if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			continue;
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 			rep->path[i] = strdup(path);
+		else
+			hl_log_kv(HL_LOG_WARN,
+			          "a diagnostics file of the heal workspace is not a regular file "
+			          "(a symbolic link?): left out",
+			          "path", path, "pod", pod, NULL);
+		if (fd >= 0)
+			close(fd);
 	}
+}
+
+/* logs/ or alerts/ of the heal workspace, which the agent can write: a
+ * directory of its own (or not there yet), never a symbolic link that
+ * would send healer's reads and writes elsewhere. */
+static int
+heal_dir_safe(const char *dir, struct hl_err *err)
+{
+	struct stat st;
+
+	if (lstat(dir, &st) < 0)
+		return errno == ENOENT ? 0
+		                       : hl_err_set(err, HL_EIO, "cannot check '%s': %s", dir,
+		                                    strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return hl_err_set(err, HL_EINVAL,
+		                  "'%s' is %s, not a directory: refusing to read or write there",
+		                  dir, S_ISLNK(st.st_mode) ? "a symbolic link" : "no directory");
+	return 0;
+}
+
+/* The alert may not be worked on (why: "namespace_not_allowed",
+ * "repository_not_allowed", "no_repository"): the first attempt from a
+ * delivery records its task skipped, a retry ends skipped. */
+static int
+heal_refuse(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct heal_alert *al,
+            const char *task_id, int n, const struct hl_task_record *task,
+            const struct hl_attempt_plan *plan, const char *why, struct hl_err *err)
+{
+	hl_log_kv(HL_LOG_INFO, "a pod alert is skipped", "task_id", task_id, "namespace",
+	          al->namespace, "pod", al->pod, "reason", why, NULL);
+	if (n == 1 && !task) {
+		heal_out(out, "skipped", "skipped", "%s", why);
+		return heal_skip(a, out, al, task_id, NULL, "skipped", err);
+	}
+	return alerts_retry_skipped(a, out, task_id, n,
+	                            plan && plan->agent ? plan->agent
+	                            : task              ? task->agent
+	                                                : NULL,
+	                            why, err);
 }
 
 /* Under the task's lease, after the claim: 0 when the task is still the
@@ -414,7 +475,40 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		goto out;
 	}
 
-	/* 1. diagnostics, exactly as fetch-logs writes them */
+	/* 1. what may be diagnosed, before anything is fetched or written: the
+	 * namespace, then the pod's workload (the service map) and the
+	 * repository its run goes to */
+	if (!hl_config_alert_namespace_allowed(cfg, al->namespace)) {
+		rc = heal_refuse(a, out, al, task_id, n, task, plan, "namespace_not_allowed", err);
+		goto out;
+	}
+	if (hl_kube_get_pod(a->kube, &pod, al->namespace, al->pod, &perr) < 0) {
+		pod = NULL;
+		if (heal_transient(perr.code)) {
+			rc = hl_err_set(err, HL_EUPSTREAM,
+			                "the Kubernetes API did not answer for pod '%s/%s': %s",
+			                al->namespace, al->pod, heal_cause(perr.msg));
+			goto out;
+		}
+	}
+	pod_sum = pod ? hl_context_pod_summary(pod) : NULL;
+	heal_view(a, &view, al, pod);
+	/* the alert's labels never name a repository; the service map's entry
+	 * of the workload may: the allowlist holds for it as for an event */
+	if (view.repository[0] && !hl_config_repo_allowed(cfg, view.repository)) {
+		rc = heal_refuse(a, out, al, task_id, n, task, plan, "repository_not_allowed", err);
+		goto out;
+	}
+	repo = view.repository[0] ? view.repository : alerts_default_repo(a);
+	if (!repo) {
+		/* no built-in repository: HEALER_HEAL_REPOSITORY names it */
+		rc = heal_refuse(a, out, al, task_id, n, task, plan, "no_repository", err);
+		goto out;
+	}
+	if ((rc = heal_dir_safe(logs_dir, err)) < 0 || (rc = heal_dir_safe(alerts_dir, err)) < 0)
+		goto out;
+
+	/* 2. diagnostics, exactly as fetch-logs writes them */
 	rc = hl_diag_fetch_pod(&rep, a->kube, al->namespace, al->pod, logs_dir, cfg->heal_log_tail,
 	                       &derr);
 	if (rc < 0 && (rep.api_unreachable || heal_transient(derr.code))) {
@@ -441,20 +535,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	if (rc < 0)
 		heal_files_on_disk(&rep, logs_dir, al->pod); /* a retry: what is left */
 
-	/* 2. the pod's workload and its context, in one batch */
-	if (hl_kube_get_pod(a->kube, &pod, al->namespace, al->pod, &perr) < 0)
-		pod = NULL;
-	pod_sum = pod ? hl_context_pod_summary(pod) : NULL;
-	heal_view(a, &view, al, pod);
-	/* the alert's labels never name a repository; the service map's entry
-	 * of the workload may: the allowlist holds for it as for an event */
-	if (view.repository[0] && !hl_config_repo_allowed(cfg, view.repository) && n == 1 &&
-	    !task) {
-		heal_out(out, "skipped", "skipped", "%s", "repository_not_allowed");
-		rc = heal_skip(a, out, al, task_id, NULL, "skipped", err);
-		goto out;
-	}
-	repo = view.repository[0] ? view.repository : alerts_default_repo(a);
+	/* 3. the workload's context, in one batch */
 	ev.repository = view.repository[0] ? view.repository : NULL;
 	tgt.service = &view;
 	cc = (struct hl_context_clients){ .cfg = cfg,
@@ -466,7 +547,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	if ((rc = hl_context_gather(&ctx, &cc, &ev, err)) < 0)
 		goto out;
 
-	/* 3. classify the pod's logs, events and description */
+	/* 4. classify the pod's logs, events and description */
 	if ((rc = alerts_text_read(&txt, rep.path, err)) < 0)
 		goto out;
 	in.event = "pod_alert";
@@ -501,7 +582,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	alerts_set(out->agent, sizeof(out->agent), agent);
 	alerts_set(out->failure_type, sizeof(out->failure_type), ftype);
 
-	/* 4. the analysis: alerts/A7-<pod>.md, also the CodeRun's prompt */
+	/* 5. the analysis: alerts/A7-<pod>.md, also the CodeRun's prompt */
 	{
 		const struct hl_catalog_type *ft = hl_catalog_type_find(ftype);
 		int pi = evno ? alerts_text_part_of(&txt, evno) : -1;
@@ -551,6 +632,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		rc = hl_err_set(err, HL_ENOMEM, "the analysis of pod '%s' is too large", al->pod);
 		goto out;
 	}
+	if ((rc = heal_dir_safe(alerts_dir, err)) < 0)
+		goto out;
 	if (hl_file_mkdirs(alerts_dir, &derr) < 0 ||
 	    hl_file_write_atomic(analysis, doc.data, doc.len, &derr) < 0) {
 		rc = hl_err_set(err, HL_EIO, "writing the analysis '%s': %s", analysis, derr.msg);
@@ -558,7 +641,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	}
 	evs = json_dumps(al->doc, JSON_COMPACT);
 
-	/* 5. claim the task (a first attempt from a delivery) and a budget slot
+	/* 6. claim the task (a first attempt from a delivery) and a budget slot
 	 * (the loop takes it for later attempts) */
 	if (!task) {
 		rc = hl_store_task_claim(
@@ -609,7 +692,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		}
 	}
 
-	/* 6. the heal CodeRun, as spawn-remediation creates it */
+	/* 7. the heal CodeRun, as spawn-remediation creates it */
 	if (a->dispatch->mode != HL_DISPATCH_NONE &&
 	    (rc = alerts_find_coderun(a, name, task_id, n, err)) < 0)
 		goto out;
@@ -665,7 +748,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	                                        : "dispatched",
 	         "new", "%s", "");
 
-	/* 7. record: the decision is the first attempt's */
+	/* 8. record: the decision is the first attempt's */
 	if (n == 1) {
 		decision = json_pack(
 		        "{s:s, s:s, s:s?, s:s, s:{s:I, s:s, s:s?}, s:f, s:s?, s:s, s:s, s:o, s:o, "

@@ -229,6 +229,31 @@ out:
 	return rc;
 }
 
+void
+hl_alerts_screen(struct hl_alert_batch *b, const struct hl_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		struct hl_alert_item *it = &b->items[i];
+		json_t *doc = NULL;
+
+		if (it->skip[0] || !it->source ||
+		    strcmp(it->source, HL_ALERTS_SOURCE_ALERTMANAGER) != 0 ||
+		    hl_json_parse(&doc, it->body, it->body_len, NULL) < 0)
+			continue;
+		if (!hl_config_alert_namespace_allowed(
+		            cfg,
+		            hl_json_str(json_object_get(json_object_get(doc, "alert"), "labels"),
+		                        "namespace"))) {
+			hl_strlcpy(it->skip, "namespace_not_allowed", sizeof(it->skip));
+			it->task_id[0] = '\0';
+		}
+		json_decref(doc);
+	}
+	hl_alerts_argocd_screen(b, cfg);
+}
+
 int
 hl_alerts_parse_alertmanager(struct hl_alert_batch *out, const json_t *body, struct hl_err *err)
 {

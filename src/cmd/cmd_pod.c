@@ -281,6 +281,12 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 		rc = hl_cmd_fail("invalid configuration: %s", err.msg);
 		goto out;
 	}
+	/* no built-in repository: the heal runs' own, else the allowlist's first */
+	if (!(cfg->heal_repository && *cfg->heal_repository) && !cfg->repository_list) {
+		rc = hl_cmd_fail("no repository for the remediation CodeRun: set "
+		                 "HEALER_HEAL_REPOSITORY (owner/repo) or HEALER_REPOSITORIES");
+		goto out;
+	}
 	if (hl_dispatch_open(&d, cfg, &err) < 0) {
 		rc = hl_cmd_fail("%s", err.msg);
 		goto out;
@@ -319,7 +325,8 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	hs.prompt = prompt.data;
 	hs.prompt_len = prompt.len; /* a NUL byte in the file does not end it */
 	hs.target_pod = target;
-	hs.repository = cfg->repository_list ? cfg->repository_list[0] : NULL;
+	hs.repository = cfg->heal_repository && *cfg->heal_repository ? cfg->heal_repository
+	                                                              : cfg->repository_list[0];
 	hs.cli = cfg->cli;
 	hs.template = cfg->heal_template; /* heal/claude: the seed's Rex remediation */
 	hs.model = cfg->model;

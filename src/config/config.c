@@ -121,6 +121,8 @@ static const struct config_key config_keys[] = {
 	S("HEALER_HEAL_TEMPLATE", heal_template, "heal/claude"),
 	I("HEALER_HEAL_LOG_TAIL", heal_log_tail, "10000"),
 	S("HEALER_SERVICES_FILE", services_file, NULL),
+	S("HEALER_HEAL_REPOSITORY", heal_repository, NULL),
+	S("HEALER_ALERT_NAMESPACES", alert_namespaces, NULL),
 	S("GITHUB_HOOK_ID", github_hook_id, NULL),
 	S("GITHUB_HOOK_REPOSITORY", github_hook_repository, NULL),
 	S("GITHUB_HOOK_ORG", github_hook_org, NULL),
@@ -1283,6 +1285,30 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!cfg->repository_list)
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
+	/* the alerts' repository when the service map names none: never one
+	 * the allowlist refuses (every alert would be skipped without a word) */
+	if (cfg->heal_repository && *cfg->heal_repository) {
+		if (!hl_str_github_repo_valid(cfg->heal_repository))
+			return hl_err_set(err, HL_EINVAL,
+			                  "HEALER_HEAL_REPOSITORY: '%.200s' is not "
+			                  "owner/repo",
+			                  cfg->heal_repository);
+		if (!hl_config_repo_allowed(cfg, cfg->heal_repository))
+			return hl_err_set(
+			        err, HL_EINVAL,
+			        "HEALER_HEAL_REPOSITORY: '%s' is not in HEALER_REPOSITORIES",
+			        cfg->heal_repository);
+	}
+	if (cfg->alert_namespaces && *cfg->alert_namespaces) {
+		if ((rc = config_check_list("HEALER_ALERT_NAMESPACES", cfg->alert_namespaces,
+		                            hl_str_k8s_label_valid, "a Kubernetes namespace name",
+		                            err)) < 0)
+			return rc;
+		cfg->alert_namespace_list =
+		        hl_str_split_list(cfg->alert_namespaces, &cfg->n_alert_namespaces);
+		if (!cfg->alert_namespace_list)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
 	/* "" lets nobody give commands; "FOO" or "OWNER," is a typo */
 	if (cfg->command_associations && *cfg->command_associations &&
 	    (rc = config_check_list(
@@ -1494,6 +1520,7 @@ hl_config_free(struct hl_config *cfg)
 	free(cfg->config_file);
 	hl_str_list_free(cfg->webhook_secrets);
 	hl_str_list_free(cfg->repository_list);
+	hl_str_list_free(cfg->alert_namespace_list);
 	hl_config_services_free(cfg->services, cfg->n_services);
 	free(cfg);
 }
@@ -1595,6 +1622,26 @@ hl_config_repo_allowed(const struct hl_config *cfg, const char *full_name)
 		return false;
 	for (i = 0; i < cfg->n_repositories; i++)
 		if (strcasecmp(cfg->repository_list[i], full_name) == 0)
+			return true;
+	return false;
+}
+
+bool
+hl_config_alert_namespace_allowed(const struct hl_config *cfg, const char *ns)
+{
+	static const char *const system[] = { "kube-system", "kube-public", "kube-node-lease" };
+	size_t i;
+
+	if (!ns || !*ns)
+		return false;
+	if (!cfg->alert_namespace_list) {
+		for (i = 0; i < sizeof(system) / sizeof(system[0]); i++)
+			if (strcmp(ns, system[i]) == 0)
+				return false;
+		return true;
+	}
+	for (i = 0; i < cfg->n_alert_namespaces; i++)
+		if (strcmp(cfg->alert_namespace_list[i], ns) == 0)
 			return true;
 	return false;
 }

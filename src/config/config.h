@@ -117,6 +117,11 @@ struct hl_config {
 	char *services_file;         /* HEALER_SERVICES_FILE: the service map (YAML) */
 	struct hl_service *services; /* parsed from services_file */
 	size_t n_services;
+	char *heal_repository;       /* HEALER_HEAL_REPOSITORY: owner/repo of the alerts
+	                                whose workload the service map maps to none */
+	char *alert_namespaces;      /* HEALER_ALERT_NAMESPACES, comma list */
+	char **alert_namespace_list; /* split; NULL: all but the Kubernetes system ones */
+	size_t n_alert_namespaces;
 	/* redelivery of failed GitHub deliveries (contract section 11) */
 	char *github_hook_id;         /* GITHUB_HOOK_ID as given */
 	int64_t github_hook;          /* parsed; 0 when unset (then the GitHub App's hook) */
@@ -193,6 +198,11 @@ int hl_config_check_auth(const struct hl_config *cfg, struct hl_err *err);
 
 /* True when the repository (owner/name) passes the allowlist. */
 bool hl_config_repo_allowed(const struct hl_config *cfg, const char *full_name);
+
+/* True when alerts may diagnose the pods of namespace ns:
+ * HEALER_ALERT_NAMESPACES holds it, or, unset, it is none of kube-system,
+ * kube-public and kube-node-lease. */
+bool hl_config_alert_namespace_allowed(const struct hl_config *cfg, const char *ns);
 
 const char *hl_dispatch_mode_name(enum hl_dispatch_mode mode);
 

@@ -332,7 +332,7 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	json_t *m = NULL, *meta, *labels, *ann, *s, *env, *cli, *settings;
 	char gen[64], alert[32], cli_type[64], repo_url[512], prompt_path[4096], logfile[512];
 	char family[64], agent[16], num[32];
-	const char *repo = spec->repository && *spec->repository ? spec->repository : "5dlabs/cto";
+	const char *repo = spec->repository;
 	const char *app, *p, *slash;
 	bool numeric = spec->task_id && *spec->task_id;
 	long long task_num;
@@ -342,6 +342,9 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 		return hl_err_set(err, HL_EINVAL, "alert is empty");
 	if (!spec->task_id || !*spec->task_id)
 		return hl_err_set(err, HL_EINVAL, "task id is empty");
+	/* no built-in repository: the caller names it (HEALER_HEAL_REPOSITORY) */
+	if (!repo || !*repo)
+		return hl_err_set(err, HL_EINVAL, "the heal CodeRun names no repository");
 	for (p = spec->task_id; *p; p++)
 		if (!isdigit((unsigned char)*p))
 			numeric = false;

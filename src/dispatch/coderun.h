@@ -60,7 +60,7 @@ struct hl_heal_spec {
 	size_t prompt_len;      /* its length (0: strlen(prompt)); NUL bytes in it
 	                           are dropped, not taken for its end */
 	const char *target_pod; /* may be NULL */
-	const char *repository; /* owner/name; NULL means "5dlabs/cto" */
+	const char *repository; /* owner/name (required) */
 	const char *cli, *model, *namespace;
 	/* cliConfig.settings.template, "FAMILY/NAME" (HEALER_HEAL_TEMPLATE,
 	 * "heal/claude"); its NAME is the cliType. NULL: "heal/<cli>". */
@@ -133,8 +133,9 @@ int hl_coderun_build(json_t **out, const struct hl_coderun_spec *spec, struct hl
  * healer/failure-type, healer/workflow-run-id and healer/branch (empty
  * where they do not apply).
  * spec.taskId is the task id when numeric, else a 31-multiplier hash of it
- * (as the original). HL_EINVAL for an empty alert or task id, a template
- * that is not FAMILY/NAME or an unknown agent.
+ * (as the original). HL_EINVAL for an empty alert, task id or repository
+ * (there is no built-in one), a template that is not FAMILY/NAME or an
+ * unknown agent.
  */
 int hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_err *err);
 

@@ -15,8 +15,11 @@
  *  "reason"}]} with the body's status the best of its alerts' (accepted,
  * then duplicate, then skipped), and "truncated_alerts": N when
  * Alertmanager says its max_alerts cut N alerts of the group (logged and
- * counted too: healer never sees them). An ArgoCD notification is checked
- * against HEALER_REPOSITORIES (skipped "repository_not_allowed") and
+ * counted too: healer never sees them). A pod alert of a namespace
+ * outside HEALER_ALERT_NAMESPACES is skipped ("namespace_not_allowed"). An
+ * ArgoCD notification is checked against HEALER_REPOSITORIES (skipped
+ * "repository_not_allowed"), the namespaces and HEALER_HEAL_REPOSITORY
+ * (hl_alerts_argocd_screen) and
  * takes the first episode of its key whose task has not ended (a read of
  * the store; 503 when it cannot be read). The workers process them
  * (src/alerts).
@@ -204,8 +207,9 @@ hl_http_alerts(struct http_req *r, const char *arg)
 		hl_metrics_alerts_truncated(r->srv->metrics, al->batch.truncated);
 	}
 	json_decref(body);
+	if (rc == 0)
+		hl_alerts_screen(&al->batch, r->srv->cfg);
 	if (rc == 0 && argocd) {
-		hl_alerts_argocd_screen(&al->batch, r->srv->cfg);
 		rc = alerts_argocd_episodes(r, &al->batch, &err);
 		if (rc < 0 && rc != -HL_ENOMEM) {
 			hl_error("reading the tasks of ArgoCD notification '%s' failed: %s",

@@ -58,6 +58,9 @@ POD_LOST = "api-7d9f8b6c5d-l0s7r"  # its CodeRun's create answer is lost
 POD_GUARD2 = "cart-6f7a8b9c0d-g2g2g"  # a running CodeRun relabelled, then another alert
 POD_TWIN = "cart-6f7a8b9c0d-t4t4t"  # a pod of this name in two namespaces
 POD_ROGUE = "rogue-1a2b3c4d5e-r0g0e"  # its workload maps to a repository not allowed
+POD_INST = "inv-3c4d5e6f7a-i1n2s"  # labelled app.kubernetes.io/instance and /name
+POD_LINK = "link-4d5e6f7a8b-l1n2k"  # a symlink is planted among its files, then it goes
+POD_NOREPO = "loner-5e6f7a8b9c-n0r3p"  # no service map entry, no HEALER_HEAL_REPOSITORY
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
 # shortened stem (hl_diag_file_stem)
@@ -355,7 +358,7 @@ def commands(services):
     p = subprocess.run(
         [link, "spawn-remediation", "--alert", "a7", "--task-id", "42", "--issue-file", issue,
          "--target-pod", "web-1"], capture_output=True, text=True, timeout=30,
-        env=dtest.clean_env({"HEALER_DISPATCH": "none"}))
+        env=dtest.clean_env({"HEALER_DISPATCH": "none", "HEALER_HEAL_REPOSITORY": "acme/api"}))
     m = json.loads(p.stdout) if p.returncode == 0 and p.stdout.startswith("{") else {}
     check("heal spawn-remediation (a binary named heal) builds the heal CodeRun on heal/claude",
           m.get("spec", {}).get("cliConfig", {}).get("settings", {}).get("template")
@@ -420,6 +423,40 @@ def large_body(env):
     srv3.stop()
 
 
+def no_repository(env):
+    """Without HEALER_HEAL_REPOSITORY (and no list): a pod alert whose workload
+    the service map does not map, and an Application whose repoURL is not
+    GitHub's, are skipped no_repository, nothing fetched (before: a CodeRun
+    for the built-in 5dlabs/cto)."""
+    env4 = {k: v for k, v in env.items()
+            if k not in ("HEALER_HEAL_REPOSITORY", "HEALER_REPOSITORIES")}
+    ws4 = os.path.join(dtest.TMP, "ws4")
+    env4.update(HEALER_HEAL_WORKSPACE=ws4)
+    srv4 = Healer(os.path.join(dtest.TMP, "h4"), env4).start()
+    loner = pod(POD_NOREPO, "loner", "5e6f7a8b9c", [crash_status("api", "Error", 1, 2)])
+    kube("POST", "/_stub/seed", {"pods": [loner], "logs": [
+        {"namespace": APP_NS, "pod": POD_NOREPO, "container": "api", "text": "Error: x\n"}]})
+    st, ans = post(srv4, "/api/alerts/alertmanager", am_body([am_alert(POD_NOREPO, "7e7e7e01")]))
+    tid = (ans.get("task_ids") or ["?"])[0]
+    t = wait_for(lambda: (lambda d: d if d.get("state") else None)(task_of(srv4, tid)), 15) or {}
+    time.sleep(0.5)
+    logs4 = os.path.join(ws4, "logs")
+    check("no HEALER_HEAL_REPOSITORY: a pod alert without a service map entry -> skipped "
+          "no_repository, no CodeRun, no diagnostics written",
+          st == 202 and t.get("state") == "skipped" and t.get("reason") == "no_repository"
+          and not coderuns(tid) and not (os.path.isdir(logs4) and os.listdir(logs4)),
+          [t, os.listdir(logs4) if os.path.isdir(logs4) else []])
+    d = json.loads(json.dumps(ARGO_APP))
+    d["metadata"]["name"] = "gitlabbed"
+    d["spec"]["source"]["repoURL"] = "https://gitlab.example/acme/gitlabbed.git"
+    st, ans = post(srv4, "/api/alerts/argocd", {"application": d})
+    check("no HEALER_HEAL_REPOSITORY: an Application whose repoURL is not GitHub's -> skipped "
+          "no_repository, no task",
+          st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "no_repository"
+          and ans.get("task_ids") == [], ans)
+    srv4.stop()
+
+
 def main():
     set_routes()
     seed()
@@ -441,9 +478,10 @@ def main():
            "HEALER_SOURCE_TIMEOUT_MS": "2000", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
            "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LOG_LEVEL": "info",
            # the ArgoCD applications' repositories (the service map's and
-           # their repoURLs'); acme/api first: the pod alerts' default
+           # their repoURLs') and the pod alerts' (HEALER_HEAL_REPOSITORY)
            "HEALER_REPOSITORIES": "acme/api,acme/shop-deploy,acme/billing,acme/orders,"
                                   "acme/invoices,acme/ledger,acme/cellar,acme/flap",
+           "HEALER_HEAL_REPOSITORY": "acme/api",
            "ARGOCD_SERVER": SURL, "ARGOCD_TOKEN": "argo-token",
            "LOKI_URL": SURL, "GRAFANA_URL": SURL, "PROMETHEUS_URL": SURL,
            "DISCORD_WEBHOOK_URL": SURL + "/api/webhooks/1/alerts-discord",
@@ -641,6 +679,41 @@ def main():
           st == 202 and tr.get("state") == "skipped"
           and tr.get("reason") == "repository_not_allowed" and not coderuns(tid_rogue),
           [tr, [c["metadata"]["name"] for c in coderuns(tid_rogue)]])
+    rogue_files = [f for f in os.listdir(logs) if f.startswith(POD_ROGUE)] \
+        if os.path.isdir(logs) else []
+    check("... and none of its diagnostics were fetched or written (before: written first)",
+          not rogue_files and not os.path.exists(os.path.join(ws, "alerts", f"A7-{POD_ROGUE}.md")),
+          rogue_files)
+
+    # ---- a pod of a Kubernetes system namespace: skipped before anything is read ---------
+    st, ans = post(srv, "/api/alerts/alertmanager",
+                   am_body([dict(am_alert("kube-proxy-ns5k1", "5e5e5e5e01"),
+                                 labels={"alertname": "KubePodCrashLooping",
+                                         "namespace": "kube-system", "pod": "kube-proxy-ns5k1"})]))
+    check("a pod alert of kube-system (HEALER_ALERT_NAMESPACES unset) -> 202 skipped "
+          "namespace_not_allowed, no task",
+          st == 202 and ans.get("status") == "skipped" and ans.get("task_ids") == []
+          and ans.get("reason") == "namespace_not_allowed", ans)
+
+    # ---- the workload's pods by app.kubernetes.io/instance (a key with dots) -------------
+    inst = pod(POD_INST, "inv", "3c4d5e6f7a", [crash_status("api", "Error", 1, 2)],
+               labels={"app.kubernetes.io/instance": "inv-e2e", "app.kubernetes.io/name": "inv"})
+    kube("POST", "/_stub/seed", {"pods": [inst], "logs": [
+        {"namespace": APP_NS, "pod": POD_INST, "container": "api", "text": "Error: boom\n"}]})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_INST, "1a51a51a")]))
+    tid_inst = (ans.get("task_ids") or ["?"])[0]
+    ti = wait_for(lambda: (lambda d: d if d.get("coderun_name") else None)(task_of(srv, tid_inst)),
+                  20) or {}
+    svc = (ti.get("decision") or {}).get("service") or {}
+    check("a pod labelled app.kubernetes.io/instance -> its workload's pods are selected by it "
+          "(before: app=<workload>)", svc.get("pods") == "app.kubernetes.io/instance=inv-e2e",
+          svc)
+    check("a pod alert without a service map entry goes to HEALER_HEAL_REPOSITORY",
+          ti.get("repository") == "acme/api"
+          and (coderuns(tid_inst) or [{"spec": {}}])[0]["spec"].get("repositoryUrl")
+          == "https://github.com/acme/api", [ti.get("repository")])
+    for c in coderuns(tid_inst):  # its slot frees for what follows
+        set_phase(c["metadata"]["name"], "Succeeded")
 
     # ---- resolved with, or before, its firing: no CodeRun for a resolved alert -----------
     st, ans = post(srv, "/api/alerts/alertmanager",
@@ -1212,10 +1285,93 @@ def main():
           "without the URL's password", tc.get("decision")
           and "git.example/acme/cellar.git" in json.dumps(tc.get("decision"))
           and "cellarpw8812" not in json.dumps(tc), json.dumps(tc.get("decision"))[:3000])
+
+    # ArgoCD: GitHub URLs the allowlist missed (ssh://, upper case, www.), a
+    # GitHub URL naming no repository, a second spec.sources[] entry, and a
+    # destination namespace of the system: all skipped at intake (before,
+    # the first four passed: only two exact prefixes were recognised)
+    forms = [("ssh://git@github.com/evil/repo.git", "repository_not_allowed"),
+             ("HTTPS://github.com/evil/repo", "repository_not_allowed"),
+             ("https://www.github.com/evil/repo", "repository_not_allowed"),
+             ("https://github.com/evil", "repository_not_allowed")]
+    for i, (url, why) in enumerate(forms):
+        d = app_doc(f"form{i}")
+        d["spec"]["source"]["repoURL"] = url
+        st, ans = post(srv, "/api/alerts/argocd", {"application": d})
+        check(f"an Application of repoURL {url} -> skipped {why}, no task",
+              st == 202 and ans.get("status") == "skipped" and ans.get("reason") == why
+              and ans.get("task_ids") == [], ans)
+    d = app_doc("multisrc")
+    del d["spec"]["source"]
+    d["spec"]["sources"] = [{"repoURL": "https://github.com/acme/orders.git"},
+                            {"repoURL": "git@github.com:evil/charts.git"}]
+    st, ans = post(srv, "/api/alerts/argocd", {"application": d})
+    check("an Application whose second spec.sources entry is outside HEALER_REPOSITORIES -> "
+          "skipped repository_not_allowed",
+          st == 202 and ans.get("reason") == "repository_not_allowed"
+          and ans.get("task_ids") == [], ans)
+    d = app_doc("sysdest")
+    d["spec"]["source"]["repoURL"] = "https://github.com/acme/orders.git"
+    d["spec"]["destination"] = {"namespace": "kube-system"}
+    st, ans = post(srv, "/api/alerts/argocd", {"application": d})
+    check("an Application deploying into kube-system -> skipped namespace_not_allowed",
+          st == 202 and ans.get("reason") == "namespace_not_allowed"
+          and ans.get("task_ids") == [], ans)
+
+    # ---- a symlink planted in the heal workspace: never read into a retry's prompt --------
+    # (the agent can write the heal-workspace PVC; before, a retry after the
+    # pod was gone took logs/<pod>-previous.log through the link)
+    for c in coderuns():  # the slots the runs above hold free for this one
+        if (c.get("status") or {}).get("phase") in (None, "", "Pending", "Running"):
+            set_phase(c["metadata"]["name"], "Succeeded")
+    secret = os.path.join(dtest.TMP, "healer-own-secret.txt")
+    with open(secret, "w") as f:
+        f.write("thread 'main' panicked at src/secret.rs:1:1:\nLINKSECRET-4242 index out of "
+                "bounds\nstack backtrace:\n   0: rust_begin_unwind\n   1: app::secret\n")
+    lp = pod(POD_LINK, "link", "4d5e6f7a8b", [crash_status("api", "Error", 1, 2)],
+             labels={"job-name": "linkjob-e2e"})
+    kube("POST", "/_stub/seed", {"pods": [lp], "logs": [
+        {"namespace": APP_NS, "pod": POD_LINK, "container": "api", "text": "link up\n"},
+        {"namespace": APP_NS, "pod": POD_LINK, "container": "api", "previous": True,
+         "text": "Error: link broke\n"}]})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_LINK, "11ee11ee")]))
+    tid_link = (ans.get("task_ids") or ["?"])[0]
+    r1 = wait_for(lambda: coderuns(tid_link), 20) or []
+    # the pod goes (its Job's garbage collection), then the link is planted
+    kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": "linkjob-owner", "namespace": APP_NS},
+        "spec": {}, "status": {"jobName": "linkjob-e2e"}}]})
+    kube("DELETE", f"/apis/agents.platform/v1/namespaces/{APP_NS}/coderuns/linkjob-owner")
+    prev_link = os.path.join(ws, "logs", f"{POD_LINK}-previous.log")
+    if os.path.lexists(prev_link):
+        os.unlink(prev_link)
+    os.symlink(secret, prev_link)
+    # its events cannot be listed either: nothing is fetched, and the retry
+    # takes the files an earlier attempt left (heal_files_on_disk)
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/events",
+         "query": {"fieldSelector": f"involvedObject.name={POD_LINK}"}, "status": 422}]})
+    if r1:
+        set_phase(r1[0]["metadata"]["name"], "Running")
+        set_phase(r1[0]["metadata"]["name"], "Failed", "exit 1")
+    r2 = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(coderuns(tid_link)), 20) or []
+    p_link = r2[1]["spec"].get("promptModification", "") if len(r2) == 2 else ""
+    check("a retry after the pod is gone with logs/<pod>-previous.log a symlink to another "
+          "file: attempt 2's prompt does not quote that file",
+          len(r2) == 2 and "LINKSECRET-4242" not in p_link and "This is attempt 2" in p_link
+          and f"{POD_LINK}-previous.log" in p_link,
+          [len(r1), len(r2), p_link[:2500]])
+    kube("POST", "/_stub/config", {"rules": []})
+    for c in coderuns(tid_link):
+        set_phase(c["metadata"]["name"], "Succeeded")
     srv.stop()
 
     # ---- a large group in one body -------------------------------------------------------
     large_body(env)
+
+    # ---- no repository anywhere: no built-in one --------------------------------------------
+    no_repository(env)
 
     # ---- an unreachable cluster -----------------------------------------------------------
     dead = dtest.write_kubeconfig(os.path.join(dtest.TMP, "dead-kubeconfig"),

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static json_t *
@@ -392,32 +393,60 @@ test_alerts_argocd_repo_of(void **state)
 {
 	static const struct {
 		const char *url, *want;
+		int rc;
 	} cases[] = {
-		{ "https://github.com/acme/shop-deploy.git", "acme/shop-deploy" },
-		{ "https://github.com/acme/shop/", "acme/shop" },
-		{ "git@github.com:acme/shop.git", "acme/shop" },
-		{ "https://gitlab.com/acme/shop", "" },
-		{ "https://github.com/acme", "" },
-		{ "https://github.com/acme/shop/tree/main", "" },
-		{ "https://github.com/ev\x1b]0;pwned\x07il/x", "" },
-		{ "https://github.com/acme/x\x1b[2J", "" },
-		{ "https://github.com/acme/..", "" },
-		{ "https://github.com/acme/shop?ref=main", "" },
-		{ "https://github.com/acme/sh op", "" },
-		{ "https://github.com/-acme/shop", "" },
-		{ NULL, "" },
+		{ "https://github.com/acme/shop-deploy.git", "acme/shop-deploy", 1 },
+		{ "https://github.com/acme/shop/", "acme/shop", 1 },
+		{ "git@github.com:acme/shop.git", "acme/shop", 1 },
+		{ "https://gitlab.com/acme/shop", "", 0 },
+		{ "https://github.com/acme", "", -1 },
+		{ "https://github.com/acme/shop/tree/main", "", -1 },
+		{ "https://github.com/ev\x1b]0;pwned\x07il/x", "", -1 },
+		{ "https://github.com/acme/x\x1b[2J", "", -1 },
+		{ "https://github.com/acme/..", "", -1 },
+		{ "https://github.com/acme/shop?ref=main", "", -1 },
+		{ "https://github.com/acme/sh op", "", -1 },
+		{ "https://github.com/-acme/shop", "", -1 },
+		{ NULL, "", 0 },
+		/* the forms the allowlist missed before: ssh://, any case, www. */
+		{ "ssh://git@github.com/evil/repo.git", "evil/repo", 1 },
+		{ "ssh://git@github.com:22/evil/repo", "evil/repo", 1 },
+		{ "HTTPS://github.com/evil/repo", "evil/repo", 1 },
+		{ "https://GitHub.COM/evil/repo.GIT/", "evil/repo", 1 },
+		{ "https://www.github.com/evil/repo", "evil/repo", 1 },
+		{ "http://github.com/evil/repo", "evil/repo", 1 },
+		{ "https://user:tok@github.com/evil/repo.git", "evil/repo", 1 },
+		{ "git://github.com/evil/repo", "evil/repo", 1 },
+		{ "GIT@GitHub.com:evil/repo.git", "evil/repo", 1 },
+		{ "github.com:evil/repo", "evil/repo", 1 },
+		{ "ftp://github.com/evil/repo", "", -1 },
+		{ "ssh://git@github.com", "", -1 },
+		{ "https://github.com.evil.example/evil/repo", "", 0 },
+		{ "https://ghe.example.com/team/app.git", "team/app", 1 },
+		{ "git@GHE.example.com:team/app", "team/app", 1 },
+		{ "https://other.example.com/team/app", "", 0 },
+		{ "/local/path/repo", "", 0 },
 	};
 	char out[256];
 	size_t i;
+	int rc;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		memset(out, 'z', sizeof(out));
-		alerts_argocd_repo_of(out, sizeof(out), cases[i].url);
-		if (strcmp(out, cases[i].want) != 0)
-			fail_msg("repoURL '%s': got '%s', want '%s'",
-			         cases[i].url ? cases[i].url : "(null)", out, cases[i].want);
+		rc = alerts_argocd_repo_of(out, sizeof(out), cases[i].url,
+		                           "https://ghe.example.com/api/v3");
+		if (strcmp(out, cases[i].want) != 0 || rc != cases[i].rc)
+			fail_msg("repoURL '%s': got '%s' (%d), want '%s' (%d)",
+			         cases[i].url ? cases[i].url : "(null)", out, rc, cases[i].want,
+			         cases[i].rc);
 	}
+	/* GitHub's own API: no other host is GitHub's */
+	assert_int_equal(alerts_argocd_repo_of(out, sizeof(out), "https://ghe.example.com/t/a",
+	                                       "https://api.github.com"),
+	                 0);
+	assert_int_equal(alerts_argocd_repo_of(out, sizeof(out), "https://github.com/t/a", NULL),
+	                 1);
 }
 
 static void
@@ -706,6 +735,7 @@ test_alerts_heal_coderun(void **state)
 		                  .issue_file = "/workspace/watch/alerts/A7-p-1.md",
 		                  .prompt = "# Pod Failure: p-1\n",
 		                  .target_pod = "p-1",
+		                  .repository = "acme/api",
 		                  .cli = "Factory",
 		                  .model = "m",
 		                  .template = "heal/claude",
@@ -818,12 +848,29 @@ test_alerts_argocd_allowlist(void **state)
 			/* evil/x: not in the list */
 			assert_string_equal(b.items[0].skip, "repository_not_allowed");
 			assert_string_equal(b.items[0].task_id, "");
+		} else if (i == 3) {
+			/* none named and no HEALER_HEAL_REPOSITORY: no built-in
+			 * one (before: the list's first) */
+			assert_string_equal(b.items[0].skip, "no_repository");
+			assert_string_equal(b.items[0].task_id, "");
 		} else {
-			/* o/r (any case), the service map's o/r, none named (the
-			 * list's first) */
+			/* o/r (any case), the service map's o/r */
 			assert_string_equal(b.items[0].skip, "");
 			assert_true(hl_str_starts_with(b.items[0].task_id, "hl-"));
 		}
+		hl_alert_batch_release(&b);
+		json_decref(body);
+	}
+	/* none named: HEALER_HEAL_REPOSITORY */
+	{
+		struct hl_alert_batch b = { 0 };
+		json_t *body = argo_app("nameless", urls[3]);
+
+		cfg.heal_repository = "o/r";
+		assert_int_equal(hl_alerts_parse_argocd(&b, body, NULL), 0);
+		hl_alerts_argocd_screen(&b, &cfg);
+		assert_string_equal(b.items[0].skip, "");
+		cfg.heal_repository = NULL;
 		hl_alert_batch_release(&b);
 		json_decref(body);
 	}
@@ -885,6 +932,171 @@ test_alerts_argocd_episodes(void **state)
 	json_decref(body);
 }
 
+/* One ArgoCD batch item screened under cfg: its skip reason. */
+static void
+argo_screened(char *skip, size_t size, json_t *body, const struct hl_config *cfg)
+{
+	struct hl_alert_batch b = { 0 };
+
+	assert_int_equal(hl_alerts_parse_argocd(&b, body, NULL), 0);
+	hl_alerts_screen(&b, cfg);
+	hl_strlcpy(skip, b.items[0].skip, size);
+	if (skip[0])
+		assert_string_equal(b.items[0].task_id, "");
+	hl_alert_batch_release(&b);
+	json_decref(body);
+}
+
+/* Forms of a GitHub URL the allowlist missed (ssh://, any case, www.), a
+ * GitHub URL naming no repository, and every entry of spec.sources[]: each
+ * must be allowed (before, only spec.source or spec.sources[0] was looked
+ * at, and only two exact prefixes were recognised: the others passed) */
+static void
+test_alerts_argocd_allowlist_forms(void **state)
+{
+	char *repos[] = { "o/r", "o/charts", NULL };
+	struct hl_config cfg = { .namespace = "cto",
+		                 .repository_list = repos,
+		                 .n_repositories = 2 };
+	const char *evil[] = { "ssh://git@github.com/evil/repo.git", "HTTPS://github.com/evil/repo",
+		               "https://www.github.com/evil/repo", "https://github.com/evil",
+		               "git@github.com:evil/repo" };
+	char skip[64];
+	json_t *body;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+		argo_screened(skip, sizeof(skip), argo_app("evil-form", evil[i]), &cfg);
+		if (strcmp(skip, "repository_not_allowed") != 0)
+			fail_msg("repoURL '%s': skip '%s'", evil[i], skip);
+	}
+	argo_screened(skip, sizeof(skip), argo_app("good-form", "SSH://git@GitHub.com/o/r.git"),
+	              &cfg);
+	assert_string_equal(skip, "");
+	/* spec.sources: the second names a repository outside the list */
+	body = argo_app("multi", "https://github.com/o/r");
+	json_object_del(hl_json_path(body, "application.spec"), "source");
+	json_object_set_new(hl_json_path(body, "application.spec"), "sources",
+	                    json_pack("[{s:s}, {s:s}]", "repoURL", "https://github.com/o/charts",
+	                              "repoURL", "ssh://git@github.com/evil/x"));
+	argo_screened(skip, sizeof(skip), body, &cfg);
+	assert_string_equal(skip, "repository_not_allowed");
+	/* both allowed (and a non-GitHub one): the first is the task's */
+	body = argo_app("multi-ok", "https://github.com/o/r");
+	json_object_set_new(hl_json_path(body, "application.spec"), "sources",
+	                    json_pack("[{s:s}, {s:s}]", "repoURL", "https://charts.example/x",
+	                              "repoURL", "https://github.com/o/charts"));
+	argo_screened(skip, sizeof(skip), body, &cfg);
+	assert_string_equal(skip, "");
+}
+
+/* HEALER_ALERT_NAMESPACES: a pod alert or an Application outside it is
+ * skipped at intake; unset, the Kubernetes system namespaces are (before,
+ * any namespace's pod logs went into a prompt) */
+static void
+test_alerts_namespace_screen(void **state)
+{
+	char *only[] = { "prod", NULL };
+	struct hl_config all = { .namespace = "cto" };
+	struct hl_config list = { .namespace = "cto",
+		                  .alert_namespace_list = only,
+		                  .n_alert_namespaces = 1 };
+	const struct {
+		const struct hl_config *cfg;
+		const char *ns, *skip;
+	} cases[] = {
+		{ &all, "kube-system", "namespace_not_allowed" },
+		{ &all, "kube-public", "namespace_not_allowed" },
+		{ &all, "kube-node-lease", "namespace_not_allowed" },
+		{ &all, "prod", "" },
+		{ &list, "prod", "" },
+		{ &list, "staging", "namespace_not_allowed" },
+		{ &list, "kube-system", "namespace_not_allowed" },
+	};
+	char skip[64];
+	json_t *body;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct hl_alert_batch b = { 0 };
+
+		body = json_pack("{s:s, s:s, s:[{s:s, s:{s:s, s:s, s:s}, s:s, s:s}]}", "version",
+		                 "4", "status", "firing", "alerts", "status", "firing", "labels",
+		                 "alertname", "KubePodCrashLooping", "namespace", cases[i].ns,
+		                 "pod", "ns-screen-pod-1", "startsAt", "2026-01-01T10:00:00Z",
+		                 "fingerprint", "feedbeef0001");
+		assert_non_null(body);
+		assert_int_equal(hl_alerts_parse_alertmanager(&b, body, NULL), 0);
+		hl_alerts_screen(&b, cases[i].cfg);
+		if (strcmp(b.items[0].skip, cases[i].skip) != 0)
+			fail_msg("namespace '%s' (case %zu): skip '%s', want '%s'", cases[i].ns, i,
+			         b.items[0].skip, cases[i].skip);
+		if (cases[i].skip[0])
+			assert_string_equal(b.items[0].task_id, "");
+		hl_alert_batch_release(&b);
+		json_decref(body);
+	}
+	/* an Application: its destination namespace */
+	body = argo_app("ns-screen-app", "https://github.com/o/r");
+	json_object_set_new(hl_json_path(body, "application.spec"), "destination",
+	                    json_pack("{s:s}", "namespace", "kube-system"));
+	argo_screened(skip, sizeof(skip), body, &all);
+	assert_string_equal(skip, "namespace_not_allowed");
+	body = argo_app("ns-screen-app", "https://github.com/o/r");
+	json_object_set_new(hl_json_path(body, "application.spec"), "destination",
+	                    json_pack("{s:s}", "namespace", "prod"));
+	argo_screened(skip, sizeof(skip), body, &list);
+	assert_string_equal(skip, "");
+	assert_true(hl_config_alert_namespace_allowed(&all, "default"));
+	assert_false(hl_config_alert_namespace_allowed(&all, ""));
+}
+
+/* The heal workspace is the agent's to write: a diagnostics file that is a
+ * symbolic link (to one of healer's files) or a FIFO is not read into the
+ * analysis, a note says so, and a FIFO does not block (before: the link was
+ * followed and its target quoted in the retry's prompt). */
+static void
+test_alerts_text_read_no_links(void **state)
+{
+	char dir[] = "/tmp/healer-alerts-unit-XXXXXX", reg[256], secret[256], link[256], fifo[256];
+	char *paths[HL_DIAG_NFILES] = { 0 };
+	struct alerts_text t;
+	struct hl_err err = HL_ERR_INIT;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(reg, sizeof(reg), "%s/linkpod-current.log", dir);
+	snprintf(secret, sizeof(secret), "%s/healer-secret", dir);
+	snprintf(link, sizeof(link), "%s/linkpod-previous.log", dir);
+	snprintf(fifo, sizeof(fifo), "%s/linkpod-events.yaml", dir);
+	assert_non_null(f = fopen(reg, "w"));
+	fputs("the pod's own line\n", f);
+	fclose(f);
+	assert_non_null(f = fopen(secret, "w"));
+	fputs("HEALER-OWN-SECRET-77\n", f);
+	fclose(f);
+	assert_int_equal(symlink(secret, link), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	paths[HL_DIAG_CURRENT_LOG] = reg;
+	paths[HL_DIAG_PREVIOUS_LOG] = link;
+	paths[HL_DIAG_EVENTS] = fifo;
+	alerts_text_init(&t);
+	assert_int_equal(alerts_text_read(&t, paths, &err), 0);
+	assert_non_null(strstr(t.text.data, "the pod's own line"));
+	assert_null(strstr(t.text.data, "HEALER-OWN-SECRET-77"));
+	assert_non_null(strstr(t.text.data, "linkpod-previous.log is not a regular file"));
+	assert_non_null(strstr(t.text.data, "linkpod-events.yaml is not a regular file"));
+	alerts_text_release(&t);
+	unlink(reg);
+	unlink(secret);
+	unlink(link);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -907,6 +1119,9 @@ main(void)
 		cmocka_unit_test(test_alerts_argocd_repo_of),
 		cmocka_unit_test(test_alerts_alertmanager_truncated),
 		cmocka_unit_test(test_alerts_argocd_allowlist),
+		cmocka_unit_test(test_alerts_argocd_allowlist_forms),
+		cmocka_unit_test(test_alerts_namespace_screen),
+		cmocka_unit_test(test_alerts_text_read_no_links),
 		cmocka_unit_test(test_alerts_argocd_episodes),
 	};
 

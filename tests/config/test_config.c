@@ -28,6 +28,8 @@ static const char *const cleared[] = {
 	"HEALER_DISPATCH",
 	"KUBECONFIG",
 	"HEALER_REPOSITORIES",
+	"HEALER_HEAL_REPOSITORY",
+	"HEALER_ALERT_NAMESPACES",
 	"HEALER_MAX_ATTEMPTS",
 	"HEALER_PROCESS_BOT_COMMITS",
 	"GITHUB_API_URL",
@@ -875,6 +877,49 @@ test_config_argocd_server_host_port(void **state)
 	check_values("ARGOCD_SERVER", bad, N_OF(bad), NULL, 0, NULL);
 }
 
+/* HEALER_HEAL_REPOSITORY: owner/repo as HEALER_REPOSITORIES takes it, and
+ * in that list when one is set; HEALER_ALERT_NAMESPACES: namespace names,
+ * unset = all but the Kubernetes system ones. Both shown by describe. */
+static void
+test_config_alert_settings(void **state)
+{
+	static const char *const bad_repo[] = { "justaname", "acme/*", "acme/my app", " ",
+		                                "a/b/c" };
+	static const char *const good_repo[] = { "acme/api", "acme/web.site" };
+	static const char *const bad_ns[] = { " ", "prod,,x", "Prod", "prod,../x", "a_b", "prod," };
+	static const char *const good_ns[] = { "prod", "prod, staging", "kube-system" };
+	struct hl_config_override ov[2] = { { "HEALER_REPOSITORIES", "acme/api,acme/web" },
+		                            { "HEALER_HEAL_REPOSITORY", "acme/other" } };
+	struct hl_config *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+
+	(void)state;
+	check_values("HEALER_HEAL_REPOSITORY", bad_repo, N_OF(bad_repo), good_repo, N_OF(good_repo),
+	             NULL);
+	check_values("HEALER_ALERT_NAMESPACES", bad_ns, N_OF(bad_ns), good_ns, N_OF(good_ns), NULL);
+	/* outside the allowlist: every alert would be skipped */
+	assert_int_equal(hl_config_load(&c, NULL, ov, 2, &err), -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "HEALER_HEAL_REPOSITORY"));
+	assert_non_null(strstr(err.msg, "HEALER_REPOSITORIES"));
+	ov[1].value = "ACME/web";
+	assert_int_equal(hl_config_load(&c, NULL, ov, 2, &err), 0);
+	assert_string_equal(c->heal_repository, "ACME/web");
+	assert_true(hl_config_alert_namespace_allowed(c, "prod"));
+	assert_false(hl_config_alert_namespace_allowed(c, "kube-system"));
+	assert_false(hl_config_alert_namespace_allowed(c, "kube-public"));
+	assert_false(hl_config_alert_namespace_allowed(c, "kube-node-lease"));
+	hl_config_free(c);
+	setenv("HEALER_ALERT_NAMESPACES", " prod , kube-system", 1);
+	assert_int_equal(hl_config_load(&c, NULL, NULL, 0, &err), 0);
+	assert_int_equal(c->n_alert_namespaces, 2);
+	assert_true(hl_config_alert_namespace_allowed(c, "kube-system"));
+	assert_true(hl_config_alert_namespace_allowed(c, "prod"));
+	assert_false(hl_config_alert_namespace_allowed(c, "staging"));
+	assert_null(c->heal_repository);
+	hl_config_free(c);
+	unsetenv("HEALER_ALERT_NAMESPACES");
+}
+
 /* HEALER_REPOSITORIES: blank or an empty element is an error naming the
  * key (before: " " allowed nothing, "a/b,,c/d" was taken as a/b,c/d), as
  * HEALER_TRUSTED_PROXIES already refused them; "" is unset (all). */
@@ -1171,6 +1216,7 @@ main(void)
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_app_installation_id_is_a_number, clear_env),
 		cmocka_unit_test_setup(test_config_url_port_is_a_number, clear_env),
+		cmocka_unit_test_setup(test_config_alert_settings, clear_env),
 		cmocka_unit_test_setup(test_config_database_ports_checked_before_connecting,
 		                       clear_env),
 		cmocka_unit_test_setup(test_config_errors_name_the_source_and_line, clear_env),

@@ -48,6 +48,17 @@ check("Alertmanager: the webhook posts to the Service (name, namespace, port) at
       "/api/alerts/alertmanager, a POST route of the binary",
       u.scheme == "http" and u.hostname == svc_host and u.port == svc_port and
       u.path == "/api/alerts/alertmanager" and u.path in post_paths, hook.get("url"))
+# the pod alerts contract section 14 names, each matched by the route's regex
+# (before: KubeContainerOOMKilled was not routed)
+am_route = next((r for r in am.get("route", {}).get("routes", [])
+                 if r.get("receiver") == "healer"), {})
+am_regex = next((m.split("=~", 1)[1].strip().strip('"') for m in am_route.get("matchers", [])
+                 if m.replace(" ", "").startswith("alertname=~")), "")
+want_alerts = ["KubePodCrashLooping", "KubePodNotReady", "KubeContainerWaiting",
+               "KubernetesContainerOomKiller", "KubeContainerOOMKilled"]
+check("Alertmanager: the route takes every pod alert of contract section 14 "
+      "(KubeContainerOOMKilled too)",
+      am_regex and all(re.fullmatch(am_regex, a) for a in want_alerts), am_route)
 auth = hook.get("http_config", {}).get("authorization", {})
 check("Alertmanager: the bearer token from a file, resolved alerts sent too",
       auth.get("type") == "Bearer" and auth.get("credentials_file", "").startswith("/") and

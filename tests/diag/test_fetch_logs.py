@@ -213,7 +213,8 @@ with open(issue, "w") as f:
     f.write("# Pod Failure\n")
 rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "t-long", "--issue-file",
                       issue, "--target-pod", LONG_POD,
-                      env={"HEALER_DISPATCH": "none", "HEALER_DATA_DIR": TMP})
+                      env={"HEALER_DISPATCH": "none", "HEALER_DATA_DIR": TMP,
+                           "HEALER_HEAL_REPOSITORY": "acme/api"})
 try:
     log_env = json.loads(out)["spec"]["env"].get("HEAL_LOG_FILE")
 except (ValueError, KeyError, TypeError):

@@ -383,6 +383,7 @@ test_coderun_heal_manifest(void **state)
 	h.issue_file = "/workspace/watch/alerts/A7-api-7d9f.md";
 	h.prompt = "# Pod Failure: api-7d9f\n";
 	h.target_pod = "api-7d9f/weird:name";
+	h.repository = "acme/api";
 	h.cli = "Claude";
 	h.model = "claude-opus-4-5-20251101";
 	h.namespace = "cto";
@@ -457,7 +458,16 @@ test_coderun_heal_manifest(void **state)
 	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
 	assert_true(json_is_integer(hl_json_path(m, "spec.taskId")));
 	assert_true(hl_json_int(m, "spec.taskId", -1) >= 0);
+	assert_string_equal(hl_json_str(m, "spec.repositoryUrl"), "https://github.com/acme/api");
 	json_decref(m);
+	/* no built-in repository (before: 5dlabs/cto) */
+	h.repository = NULL;
+	m = NULL;
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), -HL_EINVAL);
+	assert_null(m);
+	assert_non_null(strstr(err.msg, "repository"));
+	h.repository = "";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), -HL_EINVAL);
 }
 
 /* Two pod names that share their first 63 characters (a pod name may have
@@ -512,6 +522,7 @@ test_coderun_text_from_logs_repaired(void **state)
 	h.prompt = prompt;
 	h.prompt_len = sizeof(prompt) - 1;
 	h.target_pod = "pod-\xe9\xff";
+	h.repository = "acme/api";
 	h.model = "claude-opus-4-5-20251101";
 	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
 	assert_int_equal(hl_coderun_validate(m, &err), 0);

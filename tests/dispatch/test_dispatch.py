@@ -101,7 +101,7 @@ issue = os.path.join(TMP, "A7-api-7d9f.md")
 with open(issue, "w") as f:
     f.write("# Pod Failure: api-7d9f\n\n## Summary\nOOM\n")
 SENV = dict(KENV, HEALER_DISPATCH="kubernetes", HEALER_NAMESPACE="cto",
-            HEALER_DATA_DIR=os.path.join(TMP, "var"))
+            HEALER_DATA_DIR=os.path.join(TMP, "var"), HEALER_HEAL_REPOSITORY="acme/heal")
 
 
 def heal_runs():
@@ -139,6 +139,28 @@ check("spawn-remediation: heal-workspace markers (service heal + annotation) and
 check("spawn-remediation: generateName gave a server-assigned name",
       r["metadata"].get("name", "").startswith("healer-remediation-a7-")
       and r["metadata"]["name"] in out, (r["metadata"], out))
+check("spawn-remediation: the CodeRun goes to HEALER_HEAL_REPOSITORY",
+      r["spec"].get("repositoryUrl") == "https://github.com/acme/heal", r["spec"])
+
+# no built-in repository (before: 5dlabs/cto): HEALER_HEAL_REPOSITORY, else
+# the allowlist's first, else a clear error and no CodeRun
+NOREPO = {k: v for k, v in SENV.items() if k != "HEALER_HEAL_REPOSITORY"}
+n_before = len(heal_runs())
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "norepo-1",
+                      "--issue-file", issue, "--target-pod", "norepo-pod", env=NOREPO)
+check("spawn-remediation: no HEALER_HEAL_REPOSITORY nor HEALER_REPOSITORIES -> an error "
+      "naming HEALER_HEAL_REPOSITORY, no CodeRun",
+      rc == 1 and "HEALER_HEAL_REPOSITORY" in err and len(heal_runs()) == n_before, (rc, err))
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "norepo-2",
+                      "--issue-file", issue, "--target-pod", "norepo-pod",
+                      env=dict(NOREPO, HEALER_DISPATCH="none",
+                               HEALER_REPOSITORIES="acme/first,acme/second"))
+try:
+    url = json.loads(out)["spec"].get("repositoryUrl")
+except (ValueError, KeyError, TypeError):
+    url = None
+check("spawn-remediation: without HEALER_HEAL_REPOSITORY, the first of HEALER_REPOSITORIES",
+      rc == 0 and url == "https://github.com/acme/first", (rc, url, err))
 
 rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "43", "--issue-file",
                       issue, "--target-pod", "api-7d9f", env=SENV)
@@ -261,6 +283,7 @@ check("spawn-remediation: pods sharing their first 63 characters are told apart 
 
 # directory and none modes
 DENV = {"HEALER_DISPATCH": "directory", "HEALER_DATA_DIR": os.path.join(TMP, "var"),
+        "HEALER_HEAL_REPOSITORY": "acme/heal",
         "HEALER_NAMESPACE": "cto"}
 rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "7", "--issue-file",
                       issue, "--target-pod", "p1", env=DENV)

@@ -101,7 +101,8 @@ def main():
     env = hltest.base_env(KUBECONFIG=kubeconfig, HEALER_DISPATCH="kubernetes",
                           HEALER_NAMESPACE=NS, HEALER_WORKERS="4",
                           HEALER_SOURCE_TIMEOUT_MS="2000", HEALER_CONTEXT_TIMEOUT_MS="4000",
-                          HEALER_REPOSITORIES="acme/shop", HEALER_MAX_ACTIVE_CODERUNS="0",
+                          HEALER_REPOSITORIES="acme/shop", HEALER_HEAL_REPOSITORY="acme/shop",
+                          HEALER_MAX_ACTIVE_CODERUNS="0",
                           HEALER_MAX_ATTEMPTS_PER_HOUR="0")
     reps = []
     for i in range(2):
