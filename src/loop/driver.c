@@ -740,6 +740,75 @@ driver_recheck(struct hl_loop *l, const struct hl_task_record *t, const struct h
 	}
 }
 
+/*
+ * At an attempt's timeout, before its CodeRun is deleted: the watch may
+ * have missed how it ended (a lost event, a relist that did not finish), so
+ * it is asked for by name. One that ended (Succeeded, Failed) is recorded as
+ * the watch records it (hl_loop_observe), and so is one that is gone (404:
+ * deleted before it finished, failed); the task is then due again and
+ * judged by that: 1. 0 when it still runs, its state is unknown, or the API
+ * did not answer (logged): the timeout goes on.
+ */
+static int
+driver_timeout_look(struct hl_loop *l, const struct hl_task_record *t,
+                    const struct hl_attempt_record *a, struct hl_err *err)
+{
+	struct hl_kube_coderun_status st;
+	struct hl_err gerr = HL_ERR_INIT;
+	struct hl_task_record *now = NULL;
+	const struct hl_attempt_record *b;
+	json_t *cr = NULL;
+	bool ended;
+	int rc;
+
+	if (!l->dispatch || l->cfg->dispatch == HL_DISPATCH_NONE || !a->coderun_name ||
+	    !*a->coderun_name)
+		return 0;
+	rc = hl_dispatch_get(l->dispatch, &cr, a->coderun_name, &gerr);
+	if (rc == -HL_ENOTFOUND) {
+		json_decref(cr);
+		cr = json_pack("{s:{s:s}, s:{s:s, s:s}}", "metadata", "name", a->coderun_name,
+		               "status", "phase", "Failed", "message",
+		               "the CodeRun was deleted before it finished");
+		if (!cr)
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+	} else if (rc < 0 || !cr) {
+		hl_log_kv(
+		        HL_LOG_WARN,
+		        "asking for a timed-out attempt's CodeRun failed; deleting it as timed out",
+		        "task_id", t->task_id, "coderun", a->coderun_name, "error",
+		        gerr.msg[0] ? gerr.msg : "no object", NULL);
+		json_decref(cr);
+		return 0;
+	}
+	hl_kube_coderun_status_read(&st, cr);
+	if (!hl_kube_phase_terminal(st.phase)) {
+		json_decref(cr);
+		return 0;
+	}
+	hl_log_kv(HL_LOG_WARN,
+	          "an attempt's CodeRun had ended when its timeout came (the watch missed it); "
+	          "judging it by that",
+	          "task_id", t->task_id, "coderun", a->coderun_name, "phase",
+	          hl_kube_phase_name(st.phase), NULL);
+	rc = hl_loop_observe(l, cr, err);
+	json_decref(cr);
+	if (rc < 0)
+		return rc;
+	/* recorded: the next step judges it (else it times out as before) */
+	if ((rc = hl_store_task_get(l->store, &now, t->task_id, err)) < 0)
+		return rc;
+	b = driver_current(now);
+	ended = b && b->n == a->n && b->coderun_phase &&
+	        (strcmp(b->coderun_phase, "Succeeded") == 0 ||
+	         strcmp(b->coderun_phase, "Failed") == 0);
+	hl_task_record_free(now);
+	if (!ended)
+		return 0;
+	rc = hl_store_task_schedule(l->store, t->task_id, hl_time_wall_ms(), err);
+	return rc < 0 ? rc : 1;
+}
+
 /* Judges and applies one step of a leased task. */
 static int
 driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err)
@@ -848,10 +917,14 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		break;
 	case HL_LOOP_TIMEOUT:
 	case HL_LOOP_FINISHED:
-		/* a timed-out attempt's CodeRun goes first */
+		/* a timed-out attempt's CodeRun goes first, unless it ended
+		 * unseen: then judged by how it ended */
 		if (st.verdict == HL_LOOP_TIMEOUT &&
-		    (rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)
+		    ((rc = driver_timeout_look(l, t, a, err)) != 0 ||
+		     (rc = hl_loop_delete_coderun(l, a->coderun_name, err)) < 0)) {
+			rc = rc < 0 ? rc : 0;
 			break;
+		}
 		if ((rc = driver_finish_attempt(l, t, a, &st, err)) < 0)
 			break;
 		/* what follows sees the attempt as judged (its outcome, its reason) */

@@ -43,6 +43,13 @@
  * stored resourceVersion, so leadership is checked that often; a replica
  * that loses it stops, and the one that takes over resumes where the old
  * leader left off (the resume point is in the shared store).
+ * A (re)list is the exception: it has no resume point before its end, so
+ * one cut at the session's end would start again from its first page in
+ * every session and never end (no SYNCED, no watch, CodeRuns on its later
+ * pages never seen). It goes on past the session to its end, the lease
+ * renewed between its pages (a lost lease ends it); a list that is
+ * abandoned all the same (a failed page, the lease lost) is logged. A
+ * whole list is a resync: the next periodic one is LOOP_RESYNC_MS after it.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -78,6 +85,10 @@ struct watch_ctx {
 	 * name -> the uid seen last ("" when not known) */
 	json_t *follow;
 	bool follow_added; /* one more to follow: end the session (shorter ones) */
+	int64_t lead_ms;   /* when the leader lease was last renewed (monotonic) */
+	bool listing;      /* a list began ("LIST") and has not ended ("SYNCED") */
+	bool synced;       /* a whole list ended in this session */
+	int list_pages;    /* pages of the list under way */
 };
 
 static const char *const watch_gone_message = "the CodeRun was deleted before it finished";
@@ -422,6 +433,26 @@ watch_follow_poll(struct watch_ctx *w)
 	w->follow_added = false;
 }
 
+static bool watch_lead(struct hl_loop *l);
+
+/* A list ended before its end (a failed page, the lease lost): what it
+ * read says nothing, and the next one starts from its first page. */
+static void
+watch_list_abandoned(struct watch_ctx *w)
+{
+	char pages[16], objects[24];
+
+	snprintf(pages, sizeof(pages), "%d", w->list_pages);
+	snprintf(objects, sizeof(objects), "%zu", json_object_size(w->seen));
+	hl_log_kv(HL_LOG_WARN,
+	          "a CodeRun list was abandoned before its end; the next one starts from its "
+	          "first page",
+	          "pages", pages, "objects", objects, "last_error",
+	          w->l->watch_stats.last_error.msg[0] ? w->l->watch_stats.last_error.msg : "none",
+	          NULL);
+	w->listing = false;
+}
+
 static int
 watch_event(void *ud, const char *type, json_t *obj)
 {
@@ -437,7 +468,22 @@ watch_event(void *ud, const char *type, json_t *obj)
 		return -1;
 	}
 	if (strcmp(type, "LIST") == 0) {
+		if (w->listing)
+			watch_list_abandoned(w);
 		json_object_clear(w->seen); /* a list cut short says nothing */
+		w->listing = true;
+		w->list_pages = 1;
+		return 0;
+	}
+	if (strcmp(type, "PAGE") == 0) {
+		/* a list goes on past the session: the lease must not lapse */
+		w->list_pages++;
+		if (hl_time_mono_ms() - w->lead_ms >=
+		    (int64_t)w->l->cfg->lease_seconds * 1000 / 3) {
+			if (!watch_lead(w->l))
+				return -1;
+			w->lead_ms = hl_time_mono_ms();
+		}
 		return 0;
 	}
 	if (strcmp(type, "BOOKMARK") == 0) {
@@ -446,6 +492,8 @@ watch_event(void *ud, const char *type, json_t *obj)
 	}
 	if (strcmp(type, "SYNCED") == 0) {
 		/* a whole list: what it lacks may have been deleted */
+		w->listing = false;
+		w->synced = true;
 		watch_gone(w->l, w, w->seen);
 		json_object_clear(w->seen);
 		watch_save_rv(w, true);
@@ -547,8 +595,10 @@ watch_kubernetes(struct hl_loop *l)
 	}
 	while (watch_wait_lead(l)) {
 		int64_t now = hl_time_mono_ms(), session = (int64_t)l->cfg->lease_seconds * 500;
+		int64_t lease_half = session;
 		char *stored = NULL;
 
+		w.lead_ms = now; /* watch_wait_lead renewed the lease */
 		if (resume) {
 			w.rv[0] = '\0';
 			if (hl_store_kv_get(l->store, &stored, LOOP_WATCH_KEY, &err) == 0) {
@@ -571,6 +621,7 @@ watch_kubernetes(struct hl_loop *l)
 			.stop = &l->stop,
 			.fn = watch_event,
 			.ud = &w,
+			.list_extend_ms = lease_half,
 			.stats = &l->watch_stats,
 			.wait_capped = watch_wait_capped,
 		};
@@ -579,6 +630,14 @@ watch_kubernetes(struct hl_loop *l)
 		atomic_store(&l->watch_connected, 1);
 		rc = hl_kube_watch(l->kube, &o, &err);
 		atomic_store(&l->watch_connected, 0);
+		if (w.listing && !atomic_load(&l->stop))
+			watch_list_abandoned(&w);
+		w.listing = false;
+		if (w.synced) {
+			/* a whole list: the resync is due that long after it */
+			w.synced = false;
+			resync_at = hl_time_mono_ms() + LOOP_RESYNC_MS;
+		}
 		if (w.failed) {
 			w.failed = false;
 			w.rv[0] = '\0';

@@ -278,6 +278,7 @@ int hl_kube_job_logs(const struct hl_kube *k, struct hl_buf *out, const char *ns
  *   "LIST"     a (re)list begins (object NULL): SYNCs since the last SYNCED
  *              came from a list cut short and say nothing;
  *   "SYNC"     for each object of a (re)list: its current state;
+ *   "PAGE"     before each list page after the first (object NULL);
  *   "SYNCED"   once a (re)list is complete (object NULL): any object the
  *              caller knows that got no SYNC since the previous SYNCED (or
  *              since the start) vanished while the watch was not looking;
@@ -336,6 +337,13 @@ struct hl_kube_watch_opts {
 	 * always answers with a continue token) and tried again after a
 	 * backoff; 0: 10000 */
 	int list_max_pages;
+	/* 0: a list ends at deadline_ms like a watch. Else a list begun
+	 * before the deadline goes on past it to its end (its first failure,
+	 * the stop flag or the callback ends it sooner), each page given at
+	 * least list_extend_ms (at most the client's timeout), and fn gets
+	 * "PAGE" (obj NULL) before each page after the first: the caller
+	 * renews what lets it go on (a leader lease) or returns -1 */
+	int64_t list_extend_ms;
 	struct hl_kube_watch_stats *stats; /* may be NULL */
 	/* the longest wait a server's Retry-After (429, 5xx) or an ERROR event's
 	 * details.retryAfterSeconds is honoured for; 0: HL_KUBE_WATCH_WAIT_MAX_MS */
@@ -348,8 +356,9 @@ struct hl_kube_watch_opts {
 
 /*
  * Watches a collection (CodeRuns unless o says otherwise) until the
- * deadline passes, the stop flag is set or the callback returns -1, then
- * returns 0. At least one of deadline_ms and stop must be set (HL_EINVAL).
+ * deadline passes (a list under way with list_extend_ms: once it ends), the
+ * stop flag is set or the callback returns -1, then returns 0. At least one
+ * of deadline_ms and stop must be set (HL_EINVAL).
  *
  * With an empty resource_version it lists first ("SYNC"..., "SYNCED", in
  * pages of list_limit; an expired continue token restarts the list), then watches with

@@ -24,6 +24,12 @@
  *     one is cut, counted (stats->waits_capped) and reported to
  *     opts->wait_capped, whose caller logs it;
  *   - 400/401/403/404/422: return the error (retrying cannot help).
+ * A list begun before the deadline may go on past it, to its end
+ * (opts->list_extend_ms): a relist longer than one session would otherwise
+ * start from its first page again in every session and never end. Each
+ * page then has at least list_extend_ms, and the callback gets "PAGE"
+ * before each page after the first (the caller renews its lease there, or
+ * stops the list).
  * Invariants: every wait is cut into slices of at most 100 ms that look at
  * the stop flag and the deadline, and every request carries the stop flag,
  * so a stop is noticed within 500 ms even on a silent stream; a round that
@@ -91,6 +97,16 @@ watch_stopped(const struct watch *w)
 	if (w->o->stop && atomic_load(w->o->stop))
 		return true;
 	return w->o->deadline_ms > 0 && hl_time_mono_ms() >= w->o->deadline_ms;
+}
+
+/* Like watch_stopped, but a list with list_extend_ms goes on past the
+ * deadline. */
+static bool
+watch_list_stopped(const struct watch *w)
+{
+	if (w->o->list_extend_ms <= 0)
+		return watch_stopped(w);
+	return w->user_stop || (w->o->stop && atomic_load(w->o->stop));
 }
 
 static uint64_t
@@ -274,13 +290,15 @@ watch_data(void *ud, const char *data, size_t n)
 	return 0;
 }
 
-/* Classifies a finished request that brought no usable stream or list. */
+/* Classifies a finished request that brought no usable stream or list
+ * (list: a list page, which may go on past the deadline). */
 static enum watch_end
-watch_failed(struct watch *w, const struct hl_fetch_res *res, const char *what, struct hl_err *err)
+watch_failed(struct watch *w, const struct hl_fetch_res *res, const char *what, bool list,
+             struct hl_err *err)
 {
 	struct hl_err e = HL_ERR_INIT;
 
-	if (res->cancelled || watch_stopped(w))
+	if (res->cancelled || (list ? watch_list_stopped(w) : watch_stopped(w)))
 		return WATCH_END_STOP;
 	if (res->status == 410)
 		return WATCH_END_GONE;
@@ -351,8 +369,22 @@ watch_call_timeout(const struct watch *w, int64_t want)
 	return left < want ? (left > 1 ? left : 1) : want;
 }
 
+/* The timeout of one list page: the call's, cut to the deadline, but past
+ * it (list_extend_ms) never shorter than list_extend_ms. */
+static int64_t
+watch_page_timeout(const struct watch *w)
+{
+	int64_t want = w->k->timeout_ms > 0 ? w->k->timeout_ms : 15000;
+	int64_t t = watch_call_timeout(w, want);
+
+	if (w->o->list_extend_ms > 0 && t < w->o->list_extend_ms)
+		t = w->o->list_extend_ms < want ? w->o->list_extend_ms : want;
+	return t;
+}
+
 /* Lists every page, delivering "SYNC" per object and "SYNCED" at the end;
- * sets the resourceVersion to the list's. */
+ * sets the resourceVersion to the list's. With list_extend_ms the list
+ * goes on past the deadline, "PAGE" before each page after the first. */
 static enum watch_end
 watch_list(struct watch *w, struct hl_err *err)
 {
@@ -378,13 +410,16 @@ watch_list(struct watch *w, struct hl_err *err)
 		const char *next;
 		size_t i;
 
+		if (cont && w->o->fn(w->o->ud, "PAGE", NULL) < 0) {
+			w->user_stop = true;
+			break;
+		}
+		if (watch_list_stopped(w))
+			break;
 		hl_fetch_res_init(&res);
 		hl_buf_reset(&p);
 		if (watch_path(w, &p, kv, err) < 0 ||
-		    watch_get(
-		            w, &res, p.data,
-		            watch_call_timeout(w, w->k->timeout_ms > 0 ? w->k->timeout_ms : 15000),
-		            false, err) < 0) {
+		    watch_get(w, &res, p.data, watch_page_timeout(w), false, err) < 0) {
 			hl_fetch_res_release(&res);
 			end = WATCH_END_FATAL;
 			break;
@@ -404,7 +439,7 @@ watch_list(struct watch *w, struct hl_err *err)
 			break;
 		}
 		if (res.err.code || res.status < 200 || res.status >= 300) {
-			end = watch_failed(w, &res, p.data, err);
+			end = watch_failed(w, &res, p.data, true, err);
 			hl_fetch_res_release(&res);
 			break;
 		}
@@ -546,7 +581,7 @@ watch_stream(struct watch *w, struct hl_err *err)
 			end = WATCH_END_CLEAN;
 		}
 	} else {
-		end = watch_failed(w, &res, p.data, err);
+		end = watch_failed(w, &res, p.data, false, err);
 	}
 	hl_fetch_res_release(&res);
 	hl_buf_release(&p);

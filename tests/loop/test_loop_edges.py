@@ -52,6 +52,12 @@ test_loop.py (imported: its stand-ins, helpers and environment):
 - a Dependabot alert reopened while its task is open: that task's, no
   second task or CodeRun on the alert's fix branch; reopened once its task
   has ended (escalated): a new task with its own CodeRun.
+- an attempt's timeout while its CodeRun Succeeded unseen by the watch:
+  asked for by name, judged by how it ended (verifying, then success), not
+  deleted, no attempt 2;
+- a relist after a 410 that takes longer than a watch session (three slow
+  pages): it runs to its end, and a Failed CodeRun on its last page starts
+  attempt 2.
 
 Standard library only; prints TAP."""
 import copy
@@ -1052,11 +1058,88 @@ def reopened_alerts():
     return srv
 
 
+def timeout_after_unseen_success():
+    srv = Healer(os.path.join(dtest.TMP, "unseen"), T.BASE_ENV).start()
+    T.seed_job(7610)
+    tid = T.deliver(srv, T.job_event(7610, 8610, "edge/unseen"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    check("a failure gets its first CodeRun", len(runs) == 1, srv.log_tail())
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    T.set_phase(name, "Running")
+    wait_for(lambda: (1, "running", None, "rex") in attempts(srv, tid)
+             or [a[1] for a in attempts(srv, tid)] == ["running"], 10)
+    # the watch misses the end: Succeeded with its PR, never streamed
+    pr = f"https://github.com/{T.REPO}/pull/610"
+    T.kube("POST", "/_stub/config", {"watch_hide": [name]})
+    T.set_phase(name, "Succeeded", status={"pullRequestUrl": pr})
+    time.sleep(1)
+    # the attempt's timeout passes (its start an hour before the limit)
+    dtest.store_exec(srv.data_dir, "UPDATE attempts SET started_ms = started_ms - 7200000"
+                     " WHERE task_id = ?", (tid,))
+
+    def due_and_verifying():
+        dtest.store_exec(srv.data_dir, "UPDATE remediation_tasks SET next_check_ms = 0"
+                         " WHERE task_id = ? AND state = 'running'", (tid,))
+        return T.task_of(srv, tid).get("state") == "verifying"
+    verifying = wait_for(due_and_verifying, 20)
+    T.kube("POST", "/_stub/config", {"watch_hide": []})
+    t = T.task_of(srv, tid)
+    first = (t.get("attempts") or [{}])[0]
+    deleted = [d for d in T.kube("GET", "/_stub/deleted") or [] if d["name"] == name]
+    check("at an attempt's timeout its CodeRun, Succeeded unseen by the watch, is asked for by"
+          " name: the attempt is judged by it (verifying, its PR kept), the CodeRun is not"
+          " deleted and no attempt 2 starts",
+          verifying and len(t.get("attempts", [])) == 1 and first.get("outcome") is None
+          and first.get("pr_url") == pr and not deleted and len(T.by_task(tid)) == 1,
+          [t, deleted, srv.log_tail()[-2000:]])
+    T.deliver(srv, T.job_event(7611, 8611, "edge/unseen", conclusion="success", sha=T.SHA1))
+    ok = T.wait_state(srv, tid, "succeeded")
+    t = T.task_of(srv, tid)
+    check("... and the job passing then makes it succeed",
+          ok and [a.get("outcome") for a in t.get("attempts", [])] == ["success"], t)
+    srv.stop()
+    return srv
+
+
+def long_relist():
+    # sessions of 2 s (half the lease), a list of three pages of 1.5 s each
+    env = dict(T.BASE_ENV, HEALER_LEASE_SECONDS="4")
+    srv = Healer(os.path.join(dtest.TMP, "relist"), env).start()
+    T.seed_job(7620)
+    tid = T.deliver(srv, T.job_event(7620, 8620, "edge/relist"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    check("a failure gets its first CodeRun", len(runs) == 1, srv.log_tail())
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    # 1,100 CodeRuns whose names sort before it: it is on the third page of 500
+    T.kube("POST", "/_stub/seed", {"coderuns": [{
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": f"aa-relist-filler-{i:04d}", "namespace": T.NS,
+                     "creationTimestamp": "2026-01-01T00:00:00Z",
+                     "labels": {"app.kubernetes.io/name": "healer"}},
+        "spec": {"service": "healer-ci"}, "status": {"phase": "Succeeded"}}
+        for i in range(1100)]})
+    time.sleep(2)  # the watch has taken them in
+    # the watch misses the failure; a compaction then makes it relist (410)
+    T.kube("POST", "/_stub/config", {"watch_hide": [name], "list_page_delay_ms": 1500})
+    T.set_phase(name, "Failed", message="relist-marker: the agent failed")
+    time.sleep(1)
+    T.kube("POST", "/_stub/compact")
+    runs = wait_for(lambda: len(T.by_task(tid)) >= 2 and T.by_task(tid), 40) or []
+    T.kube("POST", "/_stub/config", {"watch_hide": [], "list_page_delay_ms": 0})
+    check("after a 410 a relist longer than a watch session runs to its end: the Failed"
+          " CodeRun on its last page starts attempt 2",
+          len(runs) == 2 and runs[1]["metadata"]["labels"].get("healer/attempt") == "2",
+          [attempts(srv, tid), srv.log_tail()[-2000:]])
+    srv.stop()
+    return srv
+
+
 def main():
     servers = [reopened_alerts(), pr_ended_while_attempt_runs(), fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
-               stop_while_a_job_failure_is_decided()]
+               stop_while_a_job_failure_is_decided(),
+               timeout_after_unseen_success(), long_relist()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()

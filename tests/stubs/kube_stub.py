@@ -57,7 +57,10 @@ that code, then the end); "bookmark_ms": N; "watch_max_s": N;
 "continue_gone": N (the next N continue tokens are 410 Expired);
 "create_reply_delay_ms": N (a CodeRun create is stored and watched at once,
 answered N ms later); "create_reply_lost": N (the next N creates are stored,
-then answered 503).
+then answered 503); "list_page_delay_ms": N (each CodeRun list page is
+answered N ms late, a slow apiserver: a list of many pages takes long);
+"watch_hide": [names] (changes of these CodeRuns are sent on no watch
+stream, as if the watch missed them; lists and GETs still show them).
 
 usage: kube_stub.py --cert C --key K --token T --crd deploy/crds/coderun.yaml
 """
@@ -586,8 +589,12 @@ class KubeHandler(stubcommon.StubHandler):
                 md["continue"] = base64.urlsafe_b64encode(json.dumps(
                     {"rv": snapshot, "after": items[-1]["metadata"]["name"]}).encode()).decode()
                 md["remainingItemCount"] = len(st.coderuns) - limit
-            return self.send(200, {"apiVersion": "agents.platform/v1", "kind": "CodeRunList",
-                                   "metadata": md, "items": copy(items)})
+            page = {"apiVersion": "agents.platform/v1", "kind": "CodeRunList",
+                    "metadata": md, "items": copy(items)}
+        delay = self.server.config.get("list_page_delay_ms", 0)
+        if delay:
+            time.sleep(delay / 1000.0)
+        return self.send(200, page)
 
     def create_coderun(self, ns):
         st = self.state
@@ -789,8 +796,9 @@ class KubeHandler(stubcommon.StubHandler):
                         break  # compaction: the stream ends
                     if st.cut_epoch != cut_epoch:
                         return self.cut()
+                    hide = cfg.get("watch_hide") or []
                     for (erv, typ, ens, obj, prev) in st.history:
-                        if erv <= rv or ens != ns:
+                        if erv <= rv or ens != ns or obj["metadata"]["name"] in hide:
                             continue
                         ev = selector_event(typ, obj, prev, sel)
                         if ev:
