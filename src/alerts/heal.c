@@ -724,7 +724,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			goto out;
 		}
 		if ((rc = hl_dispatch_submit(a->dispatch, &dout, name, manifest, err)) < 0) {
-			if (hl_remediate_refused(rc))
+			if (hl_remediate_refused(task_id, n, &rc, err))
 				rc = alerts_refused(a, out, "alert", task_id, n, agent, ftype, repo,
 				                    doc.data, err);
 			goto out;

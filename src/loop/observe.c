@@ -49,22 +49,23 @@ observe_same(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* The pod of the attempt's Job, for the agent's output in the next prompt
- * (asked while the CodeRun runs, so a retry need not wait for it). */
+/* The newest pod of the attempt's Job (a Job retrying its pod has several),
+ * for the agent's output in the next prompt: asked while the CodeRun runs
+ * and again when it ends if none was found (the pod appears a little
+ * after the controller names the Job), so a retry need not wait for it. */
 static void
 observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
 {
 	struct hl_err err = HL_ERR_INIT;
-	struct hl_buf sel = HL_BUF_INIT(512);
-	json_t *pods = NULL;
+	json_t *pods = NULL, *items;
 	const char *pod;
 
 	if (!l->kube || !job || !*job)
 		return;
-	hl_buf_appendf(&sel, "job-name=%s", job);
-	if (!hl_buf_error(&sel) &&
-	    hl_kube_list_pods(l->kube, &pods, l->cfg->namespace, sel.data, &err) == 0 &&
-	    (pod = hl_json_str(pods, "items[0].metadata.name")) != NULL) {
+	if (hl_kube_job_pods(l->kube, &pods, l->cfg->namespace, job, &err) == 0 &&
+	    (items = json_object_get(pods, "items")) && json_array_size(items) > 0 &&
+	    (pod = hl_json_str(json_array_get(items, json_array_size(items) - 1),
+	                       "metadata.name")) != NULL) {
 		if (hl_store_attempt_put(l->store,
 		                         &(struct hl_attempt){ .task_id = task_id,
 		                                               .n = n,
@@ -77,7 +78,6 @@ observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
 			          NULL);
 	}
 	json_decref(pods);
-	hl_buf_release(&sel);
 }
 
 /* The longest CodeRun status message kept (bytes): a prompt quotes 2000 of
@@ -334,8 +334,8 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	atomic_fetch_add(&l->watch_events, 1);
 	hl_log_kv(HL_LOG_INFO, "coderun changed", "task_id", task_id, "coderun", name, "phase",
 	          phase ? phase : "Pending", NULL);
-	if (now_rank == 1 && job && !a->pod_name)
-		observe_pod(l, task_id, n, job);
+	if (now_rank >= 1 && !a->pod_name)
+		observe_pod(l, task_id, n, job ? job : a->job_name);
 	/* a changed status is judged at once */
 schedule:
 	if ((rc = hl_store_task_schedule(l->store, task_id, hl_time_wall_ms(), err)) < 0)

@@ -75,6 +75,7 @@ struct ctx_slot {
 	int64_t spent_ms;                 /* the earlier asks of a slot asked again */
 	char detail[HL_CONTEXT_NOTE_MAX]; /* what an ok source's answer lost */
 	bool github;                      /* a GitHub call: its answer names the budget */
+	bool own_check; /* its parser reads every answer, a failed one too, and records */
 };
 
 struct ctx_phase {
@@ -92,6 +93,13 @@ struct gather {
 	json_t *failed_jobs; /* workflow_run: the run's failed jobs */
 	bool files_ok;
 	struct hl_buf repo_path; /* "/repos/{owner}/{repo}", each part encoded */
+	/* the previous attempt's pod: its containers (the default one first),
+	 * then how many of their logs were asked for and read, in how long,
+	 * and why the first one could not be */
+	json_t *agent_containers;
+	int agent_logs, agent_read;
+	int64_t agent_ms;
+	char agent_why[256];
 };
 
 const char *
@@ -1094,13 +1102,98 @@ ctx_plan_memory(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 }
 
 #define CTX_AGENT_OUTPUT_LINES 200
+#define CTX_AGENT_OUTPUT_MAX   (256 * 1024) /* bytes of all its containers' logs */
+#define CTX_AGENT_CONTAINERS   4            /* containers of the pod read at most */
 #define CTX_MAX_COMMITS        30
 
+/* Why a Kubernetes answer is no log, in a few words: its Status message,
+ * never the raw body (which the prompt would quote). */
+static void
+ctx_kube_reason(char *out, size_t size, const struct hl_fetch_res *res)
+{
+	json_t *st = NULL;
+	const char *msg = NULL;
+
+	if (res->err.code) {
+		snprintf(out, size, "%.150s", res->err.msg);
+		return;
+	}
+	if (res->body.len && hl_json_parse(&st, res->body.data, res->body.len, NULL) == 0)
+		msg = hl_json_str(st, "message");
+	snprintf(out, size, "status %ld%s%.150s", res->status, msg ? ": " : "", msg ? msg : "");
+	json_decref(st);
+}
+
+/* The previous attempt's pod: the names of its containers, the one kubectl
+ * reads by default (annotation kubectl.kubernetes.io/default-container)
+ * first, then in the pod's order. */
+static int
+ctx_parse_agent_pod(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
+                    struct hl_err *err)
+{
+	struct gather *g = s->g;
+	json_t *pod = NULL, *names = json_array(), *c;
+	const char *def = NULL, *name;
+	size_t i;
+
+	g->agent_ms += res->elapsed_ms;
+	if (!names)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	if (res->err.code || res->status < 200 || res->status >= 300 ||
+	    hl_json_parse(&pod, res->body.data, res->body.len, NULL) < 0) {
+		char why[180];
+
+		ctx_kube_reason(why, sizeof(why), res);
+		snprintf(g->agent_why, sizeof(g->agent_why), "could not read the pod: %s", why);
+		ctx_record(ctx, "agent_output", HL_SOURCE_FAILED, g->agent_ms, g->agent_why);
+		json_decref(names);
+		return 0;
+	}
+	def = json_string_value(json_object_get(hl_json_path(pod, "metadata.annotations"),
+	                                        "kubectl.kubernetes.io/default-container"));
+	json_array_foreach(hl_json_path(pod, "spec.containers"), i, c)
+	{
+		if ((name = hl_json_str(c, "name")) != NULL && *name)
+			json_array_insert_new(
+			        names, def && strcmp(def, name) == 0 ? 0 : json_array_size(names),
+			        json_string(name));
+	}
+	json_decref(pod);
+	json_decref(g->agent_containers);
+	g->agent_containers = names;
+	return 0;
+}
+
+/* One container's log of the previous attempt's pod, under a header when
+ * the pod has more than one; one that could not be read says why, briefly. */
 static int
 ctx_parse_agent_output(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *res,
                        struct hl_err *err)
 {
-	hl_buf_append(&ctx->agent_output, res->body.data, res->body.len);
+	struct gather *g = s->g;
+	bool ok = !res->err.code && res->status >= 200 && res->status < 300;
+
+	if (res->elapsed_ms > g->agent_ms)
+		g->agent_ms = res->elapsed_ms;
+	if (g->agent_logs > 1)
+		hl_buf_appendf(&ctx->agent_output, "%s==> container %s <==\n",
+		               ctx->agent_output.len ? "\n" : "", s->job_name);
+	if (ok) {
+		g->agent_read++;
+		if (res->truncated)
+			hl_buf_appendf(&ctx->agent_output, "(cut to its last %zu bytes)\n",
+			               res->body.len);
+		hl_buf_append(&ctx->agent_output, res->body.data, res->body.len);
+	} else {
+		char why[180];
+
+		ctx_kube_reason(why, sizeof(why), res);
+		if (!g->agent_why[0])
+			snprintf(g->agent_why, sizeof(g->agent_why),
+			         "could not read container %.40s: %s", s->job_name, why);
+		if (g->agent_logs > 1)
+			hl_buf_appendf(&ctx->agent_output, "(could not read: %s)\n", why);
+	}
 	return hl_buf_error(&ctx->agent_output) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
 }
 
@@ -1135,24 +1228,90 @@ ctx_parse_commits(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_re
 	return 0;
 }
 
+/* The previous attempt's pod first (its containers), their logs in the
+ * next phase (ctx_plan_agent_logs): a log asked for without a container
+ * is refused (400) for a pod of more than one. */
 static int
 ctx_plan_agent_output(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 {
-	struct ctx_slot *s = ctx_slot_add(ph, "agent_output", ctx_parse_agent_output);
+	struct hl_buf path = HL_BUF_INIT(1024);
+	size_t n = ph->n;
 	int rc;
 
-	if (!s)
-		return hl_err_set(err, HL_EINTERNAL, "too many context sources");
-	rc = hl_kube_pod_log_req(g->c->kube, &s->req, &s->url, &s->auth, g->c->cfg->namespace,
-	                         g->c->retry->agent_pod, NULL, CTX_AGENT_OUTPUT_LINES, false,
-	                         256 * 1024, err);
-	if (rc < 0) {
-		ctx_slot_drop(ph);
-		ctx_record(g->ctx, "agent_output", HL_SOURCE_FAILED, 0, err->msg);
+	hl_buf_append_str(&path, "/api/v1/namespaces/");
+	hl_url_append_segment(&path, g->c->cfg->namespace);
+	hl_buf_append_str(&path, "/pods/");
+	hl_url_append_segment(&path, g->c->retry->agent_pod);
+	rc = hl_buf_error(&path)
+	             ? hl_err_set(err, HL_ENOMEM, "out of memory")
+	             : ctx_add_kube(g, ph, "agent_output", ctx_parse_agent_pod, path.data, err);
+	if (rc == 0 && ph->n > n)
+		ph->slots[ph->n - 1].own_check = true;
+	hl_buf_release(&path);
+	return rc;
+}
+
+/* A log slot for each container of the previous attempt's pod, at most
+ * CTX_AGENT_CONTAINERS, sharing CTX_AGENT_OUTPUT_MAX bytes. */
+static int
+ctx_plan_agent_logs(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
+{
+	size_t n = json_array_size(g->agent_containers), i;
+	struct ctx_slot *s;
+
+	if (!g->agent_containers)
+		return 0;
+	if (n == 0) {
+		ctx_record(g->ctx, "agent_output", HL_SOURCE_FAILED, g->agent_ms,
+		           "the pod has no containers");
 		return 0;
 	}
-	s->req.timeout_ms = g->timeout_ms;
+	if (n > CTX_AGENT_CONTAINERS)
+		n = CTX_AGENT_CONTAINERS;
+	for (i = 0; i < n; i++) {
+		const char *name = json_string_value(json_array_get(g->agent_containers, i));
+
+		if (!(s = ctx_slot_add(ph, "agent_output", ctx_parse_agent_output)))
+			return hl_err_set(err, HL_EINTERNAL, "too many context sources");
+		if (hl_kube_pod_log_req(g->c->kube, &s->req, &s->url, &s->auth,
+		                        g->c->cfg->namespace, g->c->retry->agent_pod, name,
+		                        CTX_AGENT_OUTPUT_LINES, false, CTX_AGENT_OUTPUT_MAX / n,
+		                        err) < 0) {
+			ctx_slot_drop(ph);
+			if (!g->agent_why[0])
+				snprintf(g->agent_why, sizeof(g->agent_why), "%.190s", err->msg);
+			*err = (struct hl_err)HL_ERR_INIT;
+			continue;
+		}
+		s->req.timeout_ms = g->timeout_ms;
+		s->g = g;
+		s->own_check = true;
+		hl_strlcpy(s->job_name, name, sizeof(s->job_name));
+		g->agent_logs++;
+	}
 	return 0;
+}
+
+/* The agent's output recorded once for all its containers: ok when one
+ * log was read; else failed with the first reason, and no output (the
+ * prompt then quotes the CodeRun's message). */
+static void
+ctx_agent_logs_done(struct gather *g)
+{
+	char detail[64];
+
+	if (!g->agent_containers || json_array_size(g->agent_containers) == 0)
+		return;
+	if (g->agent_read == 0) {
+		hl_buf_reset(&g->ctx->agent_output);
+		ctx_record(g->ctx, "agent_output", HL_SOURCE_FAILED, g->agent_ms,
+		           g->agent_why[0] ? g->agent_why : "could not read the logs");
+		return;
+	}
+	snprintf(detail, sizeof(detail), "%d of %zu containers read", g->agent_read,
+	         json_array_size(g->agent_containers));
+	ctx_record(g->ctx, "agent_output", HL_SOURCE_OK, g->agent_ms,
+	           (size_t)g->agent_read < json_array_size(g->agent_containers) ? detail : NULL);
 }
 
 static int
@@ -1305,7 +1464,10 @@ ctx_file(struct gather *g, struct ctx_slot *s, struct hl_fetch_res *res)
 	struct hl_err perr = HL_ERR_INIT;
 	int64_t elapsed = s->spent_ms + res->elapsed_ms;
 
-	if (hl_fetch_check(res, s->name, &perr) < 0 || s->parse(g->ctx, s, res, &perr) < 0) {
+	if (s->own_check) {
+		if (s->parse(g->ctx, s, res, &perr) < 0)
+			ctx_record(g->ctx, s->name, HL_SOURCE_FAILED, elapsed, perr.msg);
+	} else if (hl_fetch_check(res, s->name, &perr) < 0 || s->parse(g->ctx, s, res, &perr) < 0) {
 		if (s->limit < s->first_limit) {
 			char msg[sizeof(perr.msg) + 64];
 
@@ -1421,6 +1583,8 @@ ctx_plan_phase2(struct gather *g, struct ctx_phase *ph, struct hl_err *err)
 		                    "%s/pulls/%lld/files?per_page=100", g->repo_path.data,
 		                    (long long)hl_json_int(g->ctx->pr, "number", 0));
 	}
+	if (rc == 0)
+		rc = ctx_plan_agent_logs(g, ph, err);
 	return rc;
 }
 
@@ -1563,6 +1727,8 @@ hl_context_gather(struct hl_context *ctx, const struct hl_context_clients *c,
 	if ((rc = ctx_plan_phase2(&g, ph, err)) < 0)
 		goto out;
 	rc = ctx_run_phase(&g, ph, err);
+	if (rc == 0)
+		ctx_agent_logs_done(&g);
 	/* a job log may print one of healer's own credentials: it never reaches
 	 * the classification's evidence, the store or a prompt (fail closed:
 	 * no memory to redact it, no log) */
@@ -1574,6 +1740,7 @@ out:
 	ctx_phase_release(ph);
 	free(ph);
 	json_decref(g.failed_jobs);
+	json_decref(g.agent_containers);
 	hl_buf_release(&g.repo_path);
 	if (!ctx->changed_files)
 		ctx->changed_files = json_array();

@@ -30,6 +30,7 @@
 #include "prompt_build.h"
 
 #include "json/json.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -733,10 +734,72 @@ rem_memory(struct hl_remediator *r, struct rem_memory *m, const struct rem_job *
 	                      (json_int_t)(hl_time_mono_ms() - t0));
 }
 
-bool
-hl_remediate_refused(int rc)
+/* The attempts whose CodeRun create this process saw answered 401, 403 or
+ * 404 ("task_id#n"), with how many times in a row: a few, the oldest
+ * replaced when full (one forgotten only starts its count again). */
+#define REM_DENIED_SLOTS 64
+static struct {
+	char name[HL_TASK_ID_MAX + 16];
+	int tries;
+	int64_t last_ms;
+} rem_denied[REM_DENIED_SLOTS];
+static pthread_mutex_t rem_denied_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Counts one more 401/403/404 on the create of attempt key's CodeRun;
+ * returns how many in a row (1 when its last one is older than
+ * HL_REMEDIATE_DENIED_FORGET_MS). */
+static int
+rem_denied_count(const char *key)
 {
-	return rc == -HL_EINVAL || rc == -HL_EAUTH || rc == -HL_ENOTFOUND;
+	int64_t now = hl_time_wall_ms();
+	size_t i, pick = 0;
+	int tries;
+
+	pthread_mutex_lock(&rem_denied_lock);
+	for (i = 0; i < REM_DENIED_SLOTS; i++) {
+		if (strcmp(rem_denied[i].name, key) == 0) {
+			pick = i;
+			break;
+		}
+		if (rem_denied[i].last_ms < rem_denied[pick].last_ms)
+			pick = i;
+	}
+	if (i == REM_DENIED_SLOTS ||
+	    now - rem_denied[pick].last_ms > HL_REMEDIATE_DENIED_FORGET_MS) {
+		hl_strlcpy(rem_denied[pick].name, key, sizeof(rem_denied[pick].name));
+		rem_denied[pick].tries = 0;
+	}
+	tries = ++rem_denied[pick].tries;
+	rem_denied[pick].last_ms = now;
+	if (tries >= HL_REMEDIATE_DENIED_TRIES)
+		rem_denied[pick].name[0] = '\0'; /* refused: a later count starts again */
+	pthread_mutex_unlock(&rem_denied_lock);
+	return tries;
+}
+
+bool
+hl_remediate_refused(const char *task_id, int n, int *rc, struct hl_err *err)
+{
+	char key[HL_TASK_ID_MAX + 16], num[16];
+	int tries;
+
+	if (*rc == -HL_EINVAL)
+		return true;
+	if (*rc != -HL_EAUTH && *rc != -HL_ENOTFOUND)
+		return false;
+	/* credentials being rotated, RBAC or the CRD being applied again: a
+	 * refusal only once it persists; until then retried like a 5xx */
+	snprintf(key, sizeof(key), "%.*s#%d", HL_TASK_ID_MAX - 1, task_id ? task_id : "", n);
+	tries = rem_denied_count(key);
+	if (tries >= HL_REMEDIATE_DENIED_TRIES)
+		return true;
+	snprintf(num, sizeof(num), "%d", tries);
+	hl_log_kv(HL_LOG_WARN, "the CodeRun's create was denied; asked again later", "try", num,
+	          "error", err ? err->msg : "", NULL);
+	if (err)
+		err->code = HL_EUPSTREAM;
+	*rc = -HL_EUPSTREAM;
+	return false;
 }
 
 int
@@ -1043,7 +1106,7 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 		} else if ((rc = hl_coderun_build(&manifest, &spec, err)) < 0) {
 			goto out;
 		} else if ((rc = hl_dispatch_submit(r->dispatch, &dout, name, manifest, err)) < 0) {
-			if (hl_remediate_refused(rc))
+			if (hl_remediate_refused(j->task_id, j->n, &rc, err))
 				rc = rem_record_refusal(r, res, j, agent, type, target, pr_number,
 				                        prompt, err);
 			goto out;

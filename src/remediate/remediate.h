@@ -125,13 +125,25 @@ int hl_remediator_set_kind_handler(struct hl_remediator *r, const char *kind,
  * that share its budgets. */
 const struct hl_config *hl_remediator_config(const struct hl_remediator *r);
 
+/* How many creates of an attempt's CodeRun in a row answered 401, 403
+ * (not a quota) or 404 make a refusal, and after how long without one the
+ * count starts again. */
+#define HL_REMEDIATE_DENIED_TRIES     5
+#define HL_REMEDIATE_DENIED_FORGET_MS (60 * 60 * 1000LL)
+
 /*
- * True when a CodeRun create failed for a reason retrying cannot fix: the
- * manifest is refused (400/422, or healer's own check), creating is not
- * allowed (401/403), or there is no such resource (404: the CRD or the
- * namespace is missing). 5xx, 429 and transport errors are retried instead.
+ * True when the create of the CodeRun of attempt n of task_id failed (*rc)
+ * for a reason retrying cannot fix: the manifest is refused (400/422, or
+ * healer's own check) at once; creating not allowed (401/403) or no such
+ * resource (404: the CRD or the namespace is missing) once that persists
+ * for HL_REMEDIATE_DENIED_TRIES creates of the attempt in a row (counted by
+ * this process), so a token being rotated, or RBAC or the CRD being
+ * applied again, passes. Before that *rc and err become HL_EUPSTREAM,
+ * retried like 5xx, 429 and transport errors: a delivery after its
+ * growing pause (1 s doubling: the fifth try after 15 s at least), a
+ * loop's attempt a minute later (4 minutes). Thread-safe.
  */
-bool hl_remediate_refused(int rc);
+bool hl_remediate_refused(const char *task_id, int n, int *rc, struct hl_err *err);
 
 /*
  * Attempt n of task_id ends because its CodeRun was refused

@@ -1136,7 +1136,8 @@ def main():
                                             "/acme/ledger.git"}}}
     st, ans = post(srv, "/api/alerts/argocd", {"application": ledger})
     tid_l = (ans.get("task_ids") or ["?"])[0]
-    ok = wait_state(srv, tid_l, "escalated", 20)
+    # a refusal once it persists: the fifth create, 15 s of pauses on
+    ok = wait_state(srv, tid_l, "escalated", 60)
     tl = task_of(srv, tid_l)
     check("an ArgoCD CodeRun the API refuses (403) -> the task escalated, saying why",
           ok and "status 403" in ((tl.get("attempts") or [{}])[0].get("reason") or "")

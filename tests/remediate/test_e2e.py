@@ -14,8 +14,9 @@ and the prompt names the missing source; SIGKILL in the middle of a
 remediation and restart -> no duplicate, also when the re-run classifies
 otherwise (the CodeRun is found by its labels); a create answered 200 with an
 HTML page (a proxy) -> asked again; a CodeRun the API refuses (422 on
-the first attempt, 403 on a retry) -> the task escalated at once, the
-attempt's reason quoting the API; the sensor's ci-failure call
+the first attempt or on a retry) -> the task escalated at once, the
+attempt's reason quoting the API; a create denied once (401) -> created on
+the next try; denied on every try (403) -> refused after 5; the sensor's ci-failure call
 answers with the decision; directory dispatch writes a readable manifest.
 Standard library only; prints TAP."""
 import concurrent.futures
@@ -723,14 +724,14 @@ def main():
     check("a refused CodeRun is not asked for again and again", posts() - before == 1,
           posts() - before)
 
-    # a later attempt refused (403: the service account lost its RBAC)
+    # a later attempt refused (422: its manifest invalid)
     kube("POST", "/_stub/config", {"rules": []})
     seed_github([5019])
     st, ans = srv.deliver(job_event(5019, run_id=9390, branch="feat/r9390"))
     tid = ans.get("task_id")
     runs = wait_for(lambda: [c for c in coderuns()
                              if c["metadata"]["labels"].get("healer/task-id") == tid], 15) or []
-    kube("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cr_path, "status": 403}]})
+    kube("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cr_path, "status": 422}]})
     if runs:
         kube("POST", "/_stub/coderun-phase", {"namespace": "cto",
                                               "name": runs[0]["metadata"]["name"],
@@ -738,10 +739,49 @@ def main():
     t = wait_for(lambda: (lambda t: t if t.get("state") == "escalated" else None)(task(tid)),
                  15) or task(tid)
     at = t.get("attempts") or []
-    check("a retry whose CodeRun is refused (403) escalates the task, both attempts recorded",
+    check("a retry whose CodeRun is refused (422) escalates the task, both attempts recorded",
           len(runs) == 1 and t.get("state") == "escalated" and len(at) == 2
           and at[0].get("outcome") == "agent_failed"
-          and "status 403" in (at[1].get("reason") or ""), [t, srv.log_tail()[-1500:]])
+          and "status 422" in (at[1].get("reason") or ""), [t, srv.log_tail()[-1500:]])
+    kube("POST", "/_stub/config", {"rules": []})
+
+    # ---- 5f. a create denied once (401: a token being rotated) -------------------
+    # is asked again, not a refusal (before: the task went to people at once)
+    kube("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cr_path, "status": 401,
+                                              "times": 1}]})
+    before = posts()
+    seed_github([5041])
+    st, ans = srv.deliver(job_event(5041, run_id=9391, branch="feat/r9391"))
+    tid = ans.get("task_id")
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == tid], 20) or []
+    t = task(tid)
+    check("a CodeRun create answered 401 once is created on the next try; the task is not "
+          "escalated", len(runs) == 1 and posts() - before == 2
+          and t.get("state") not in ("escalated", None) and len(t.get("attempts", [])) == 1
+          and t["attempts"][0].get("coderun") == runs[0]["metadata"]["name"],
+          [posts() - before, t, srv.log_tail()[-1500:]])
+    if runs:  # its CodeRun slot freed for the cases below
+        kube("POST", "/_stub/coderun-phase", {"namespace": "cto",
+                                              "name": runs[0]["metadata"]["name"],
+                                              "phase": "Succeeded"})
+        wait_for(lambda: task(tid).get("state") == "verifying", 15)
+
+    # ---- 5g. a create denied for good (403: the service account lost its RBAC) ----
+    # ends refused once it persists (HL_REMEDIATE_DENIED_TRIES creates in a row)
+    kube("POST", "/_stub/config", {"rules": [{"method": "POST", "path": cr_path, "status": 403}]})
+    before = posts()
+    seed_github([5042])
+    st, ans = srv.deliver(job_event(5042, run_id=9392, branch="feat/r9392"))
+    tid = ans.get("task_id")
+    t = wait_for(lambda: (lambda t: t if t.get("state") == "escalated" else None)(task(tid)),
+                 90) or task(tid)
+    a = (t.get("attempts") or [{}])[0]
+    check("a CodeRun create answered 403 on every try ends refused after 5 tries, the task "
+          "escalated", t.get("state") == "escalated" and posts() - before == 5
+          and a.get("phase") == "done" and "status 403" in (a.get("reason") or ""),
+          [posts() - before, t, [ln for ln in open(os.path.join(srv.data_dir, "server.log"))
+                                 if "denied" in ln or "goes to people" in ln][-12:]])
     kube("POST", "/_stub/config", {"rules": []})
 
     # ---- 6. SIGKILL in the middle of a remediation, restart: no duplicate --------

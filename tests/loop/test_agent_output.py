@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""test_agent_output.py - the agent's output in a retry's prompt (contract
+section 9), against the stand-ins of test_loop.py (imported: its stand-ins,
+helpers and environment):
+
+- the Job's pod appears a second after the CodeRun's Running (the
+  controller names the Job first): the retry still quotes the agent;
+- a CodeRun that goes straight to Failed with its jobName: the same;
+- a pod of two containers, beside an older pod of the same Job (retried):
+  the newest pod's containers are all read (the API refuses a log asked
+  without a container for such a pod), and no API error body is quoted;
+- the pod not found when the CodeRun ended (the pod list refused once):
+  looked up again as the retry is prepared.
+
+Standard library only; prints TAP."""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_loop as T  # noqa: E402  (starts the stand-ins)
+from test_loop import check, dtest, Healer, wait_for  # noqa: E402
+
+
+def pod(name, job, containers, created=None):
+    md = {"name": name, "namespace": T.NS, "labels": {"job-name": job}}
+    if created:
+        md["creationTimestamp"] = created
+    return {"metadata": md, "spec": {"containers": [{"name": c} for c in containers]},
+            "status": {"phase": "Failed"}}
+
+
+def log(pod_name, container, text):
+    return {"namespace": T.NS, "pod": pod_name, "container": container, "text": text}
+
+
+def retry_prompt(srv, tid):
+    runs = wait_for(lambda: len(T.by_task(tid)) >= 2 and T.by_task(tid), 20) or []
+    return runs[1]["spec"].get("promptModification", "") if len(runs) > 1 else ""
+
+
+def first_run(srv, job_id, run_id, branch):
+    T.seed_job(job_id)
+    tid = T.deliver(srv, T.job_event(job_id, run_id, branch))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    return tid, runs[0]["metadata"]["name"] if runs else "?"
+
+
+def main():
+    srv = Healer(os.path.join(dtest.TMP, "agent-output"), T.BASE_ENV).start()
+
+    # ---- the pod appears after the Running that names its Job ----------------
+    tid, name = first_run(srv, 7801, 8801, "ao/pod-late")
+    T.set_phase(name, "Running", status={"jobName": "job-ao-late"})
+    time.sleep(1.0)
+    T.kube("POST", "/_stub/seed", {
+        "pods": [pod("job-ao-late-q8w2n", "job-ao-late", ["agent"])],
+        "logs": [log("job-ao-late-q8w2n", "agent", "AO-LATE-MARKER the build broke\n")]})
+    T.set_phase(name, "Running", status={"jobName": "job-ao-late"})
+    T.set_phase(name, "Failed", message="agent exited 1")
+    p = retry_prompt(srv, tid)
+    check("a pod that appeared after the CodeRun's Running: the retry quotes the agent's output",
+          "AO-LATE-MARKER" in p and "pod is not known" not in p, p[:3000])
+
+    # ---- straight to Failed, naming its Job ----------------------------------
+    tid, name = first_run(srv, 7802, 8802, "ao/failed")
+    T.kube("POST", "/_stub/seed", {
+        "pods": [pod("job-ao-failed-m4k7z", "job-ao-failed", ["agent"])],
+        "logs": [log("job-ao-failed-m4k7z", "agent", "AO-FAILED-MARKER out of memory\n")]})
+    T.set_phase(name, "Failed", message="agent exited 137",
+                status={"jobName": "job-ao-failed"})
+    p = retry_prompt(srv, tid)
+    check("a CodeRun gone straight to Failed with its jobName: the retry quotes the agent's "
+          "output", "AO-FAILED-MARKER" in p and "pod is not known" not in p, p[:3000])
+
+    # ---- a pod of two containers, after an older pod of the Job ---------------
+    tid, name = first_run(srv, 7803, 8803, "ao/two")
+    T.kube("POST", "/_stub/seed", {
+        "pods": [pod("job-ao-two-old1x", "job-ao-two", ["agent"], "2026-01-01T00:00:00Z"),
+                 pod("job-ao-two-new2y", "job-ao-two", ["agent", "git-sync"])],
+        "logs": [log("job-ao-two-old1x", "agent", "AO-OLD-POD-MARKER first try\n"),
+                 log("job-ao-two-new2y", "agent", "AO-TWO-AGENT-MARKER tests fail\n"),
+                 log("job-ao-two-new2y", "git-sync", "AO-TWO-SIDECAR-MARKER synced\n")]})
+    T.set_phase(name, "Running", status={"jobName": "job-ao-two"})
+    time.sleep(0.8)
+    T.set_phase(name, "Failed", message="agent exited 2")
+    p = retry_prompt(srv, tid)
+    check("a pod of two containers: the retry quotes both containers' logs of the newest pod",
+          "AO-TWO-AGENT-MARKER" in p and "AO-TWO-SIDECAR-MARKER" in p
+          and p.find("AO-TWO-AGENT-MARKER") < p.find("AO-TWO-SIDECAR-MARKER")
+          and "AO-OLD-POD-MARKER" not in p, p[:4000])
+    check("... and no API error body", "container name must be specified" not in p
+          and '"kind"' not in p, p[:4000])
+
+    # ---- the pod not found when the CodeRun ended (the API refused the list
+    # once): looked up again as the retry is prepared ---------------------------
+    tid, name = first_run(srv, 7804, 8804, "ao/lookup")
+    T.kube("POST", "/_stub/seed", {
+        "pods": [pod("job-ao-look-h3j9v", "job-ao-look", ["agent"])],
+        "logs": [log("job-ao-look-h3j9v", "agent", "AO-LOOKUP-MARKER lint failed\n")]})
+    T.kube("POST", "/_stub/config", {"rules": [{
+        "method": "GET", "path": f"/api/v1/namespaces/{T.NS}/pods", "status": 403, "times": 1,
+        "query": {"labelSelector": "job-name=job-ao-look"}}]})
+    T.set_phase(name, "Failed", message="agent exited 1", status={"jobName": "job-ao-look"})
+    p = retry_prompt(srv, tid)
+    T.kube("POST", "/_stub/config", {"rules": []})
+    check("a pod the watch could not look up: found as the retry is prepared, its output "
+          "quoted", "AO-LOOKUP-MARKER" in p and "pod is not known" not in p, p[:3000])
+    srv.stop()
+    dtest._scan(open(os.path.join(srv.data_dir, "server.log"), errors="replace").read())
+    dtest.finish()
+
+
+if __name__ == "__main__":
+    dtest.run(main)
