@@ -15,6 +15,7 @@
  */
 #include "worker.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 
 #include "json/fast.h"
@@ -36,6 +37,74 @@ struct hl_workers {
 	int n;
 	pthread_t *threads;
 };
+
+/* How long the task's lease is taken to end it (worker_end_task). */
+#define WORKER_TASK_LEASE_MS 15000
+
+/*
+ * A delivery failed for good: the task it claimed is given up too, or it
+ * would wait for a remediation nobody makes (contract section 9: every
+ * task ends final or queued). A task with no attempt yet (a claim only)
+ * ends skipped with the reason; the first attempt still being prepared
+ * ends timed out, the task due at once, so the loop judges it (the next
+ * attempt from the stored event, or an escalation saying why). A task
+ * the loop or another replica holds, one past its first attempt, or none
+ * at all is left alone. Failures are logged.
+ */
+static void
+worker_end_task(struct hl_store *store, const char *task_id, const char *reason)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_record *t = NULL;
+	char owner[HL_TASK_ID_MAX + 16], why[160];
+	int64_t now = hl_time_wall_ms();
+	bool got = false;
+	int rc;
+
+	if (!task_id || !*task_id)
+		return;
+	snprintf(owner, sizeof(owner), "failed:%s", task_id);
+	snprintf(why, sizeof(why), "the delivery failed (%s)", reason);
+	if (hl_store_task_lease(store, &got, task_id, owner, now, now + WORKER_TASK_LEASE_MS,
+	                        &err) < 0 ||
+	    !got)
+		goto out;
+	if ((rc = hl_store_task_get(store, &t, task_id, &err)) < 0 || t->state != HL_TASK_RUNNING) {
+		rc = rc == -HL_ENOTFOUND ? 0 : rc;
+	} else if (t->n_attempts == 0) {
+		rc = hl_store_task_put(store,
+		                       &(struct hl_task){ .task_id = task_id,
+		                                          .state = HL_TASK_SKIPPED,
+		                                          .reason = why,
+		                                          .next_check_ms = HL_TASK_NO_CHECK },
+		                       &err);
+	} else if (t->n_attempts == 1 && t->attempt[0].phase == HL_PHASE_PREPARING) {
+		rc = hl_store_attempt_put(store,
+		                          &(struct hl_attempt){ .task_id = task_id,
+		                                                .n = t->attempt[0].n,
+		                                                .kind = t->attempt[0].kind,
+		                                                .phase = HL_PHASE_DONE,
+		                                                .outcome = HL_OUTCOME_TIMEOUT,
+		                                                .reason = why,
+		                                                .finished_ms = now },
+		                          &err);
+		if (rc == 0)
+			rc = hl_store_task_schedule(store, task_id, now, &err);
+	} else {
+		rc = 0;
+	}
+	if (rc < 0)
+		hl_log_kv(HL_LOG_ERROR, "cannot end the task of a failed delivery", "task_id",
+		          task_id, "error", err.msg, NULL);
+	else if (t && t->state == HL_TASK_RUNNING &&
+	         (t->n_attempts == 0 ||
+	          (t->n_attempts == 1 && t->attempt[0].phase == HL_PHASE_PREPARING)))
+		hl_log_kv(HL_LOG_WARN, "the task of a failed delivery was given up", "task_id",
+		          task_id, "reason", why, NULL);
+	(void)hl_store_task_release(store, task_id, owner, NULL);
+out:
+	hl_task_record_free(t);
+}
 
 int
 hl_worker_process_one(const struct hl_config *cfg, struct hl_store *store,
@@ -82,6 +151,8 @@ finish:
 			if (hl_store_abandon_claim(store, d->delivery_id) < 0)
 				hl_log_kv(HL_LOG_ERROR, "cannot give the delivery back", "error",
 				          "out of memory", NULL);
+		} else if (rc != -HL_ECONFLICT) {
+			worker_end_task(store, d->task_id, reason);
 		}
 	} else {
 		hl_log_kv(HL_LOG_DEBUG, "delivery processed", "event", d->event_name, NULL);

@@ -484,20 +484,28 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 {
 	struct hl_attempt_plan plan;
 	struct hl_remediation res;
-	char why[160], ci_line[640], agent_pod[254];
+	char why[160], ci_line[640], agent_pod[254], *kept = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
+	bool hinted = hint && *hint;
 	int rc;
 
 	driver_plan(&plan, t, agent, hint, ci, ci_line, sizeof(ci_line));
+	/* a hint is kept with the task as its attempt begins (in that
+	 * transaction): a restart resuming the attempt left preparing still
+	 * has it (driver_step), until the attempt is made */
+	if (hinted && !(kept = driver_decision_hint(t->decision_json, hint)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	/* a stopped or escalated task given one more attempt (/healer retry)
 	 * runs again as the attempt begins, in its transaction, as every other
 	 * task does: not still stopped, with an end time, while it is prepared */
-	if ((rc = hl_remediate_begin(l->remediator, &over, why, sizeof(why), t->task_id, plan.n,
+	rc = hl_remediate_begin_keep(l->remediator, &over, why, sizeof(why), t->task_id, plan.n,
 	                             t->repository, agent,
 	                             t->state == HL_TASK_STOPPED || t->state == HL_TASK_ESCALATED
 	                                     ? "one more attempt (/healer retry)"
 	                                     : NULL,
-	                             err)) < 0)
+	                             kept, err);
+	free(kept);
+	if (rc < 0)
 		return rc;
 	/* a task nothing would look at again (a /healer retry of an escalated
 	 * or stopped one) is due once this lease runs out: if this process
@@ -536,7 +544,7 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	    driver_agent_pod(l, driver_current(t), agent_pod, sizeof(agent_pod)))
 		plan.agent_pod = agent_pod;
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
-	if (rc == 0 && driver_has_queued_hint(t))
+	if (rc == 0 && (hinted || driver_has_queued_hint(t)))
 		driver_hint_used(l, t->task_id);
 	if (rc == 0 && driver_attempt_started(res.outcome))
 		hl_log_kv(HL_LOG_INFO, "next attempt started", "task_id", t->task_id, "agent",
@@ -670,7 +678,9 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 		if (rc == 0) {
 			hl_log_kv(HL_LOG_INFO, "remediation succeeded", "task_id", t->task_id,
 			          NULL);
-			hl_loop_remember(l, t->task_id);
+			/* the put marked the memory pending: a failure here is
+			 * the loop's next pass's (hl_loop_remember_pending) */
+			(void)hl_loop_remember(l, t->task_id);
 		}
 		return rc;
 	case HL_NEXT_RETRY:
@@ -688,7 +698,7 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 		if (rc == 0) {
 			hl_log_kv(HL_LOG_WARN, "remediation escalated", "task_id", t->task_id,
 			          NULL);
-			hl_loop_remember(l, t->task_id);
+			(void)hl_loop_remember(l, t->task_id);
 			hl_loop_wake(l); /* the outbox */
 		}
 		return rc;
@@ -889,9 +899,13 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		/* the attempt a dead process (or an expired lease) left preparing:
 		 * made now under its own number with the agent it was begun for
 		 * (its CodeRun, if the create got through, is adopted) */
+		char *hint = driver_queued_hint(t);
+
 		hl_log_kv(HL_LOG_INFO, "resuming an attempt left preparing", "task_id", t->task_id,
 		          "agent", prep->agent, NULL);
-		rc = hl_loop_next_attempt(l, t, prep->agent, NULL, err);
+		/* a /healer retry's hint was kept with the task as it began */
+		rc = hl_loop_next_attempt(l, t, prep->agent, hint, err);
+		free(hint);
 		rc = rc < 0 ? rc : 0;
 		goto out;
 	}

@@ -91,6 +91,9 @@ hl_loop_run_once(struct hl_loop *l, const char *owner)
 		stepped += hl_loop_step_task(l, owner, ids[i]) > 0;
 	if (!atomic_load(&l->stop))
 		stepped += hl_loop_start_queued(l, owner);
+	/* memories a dead process (or a failed write) left unwritten */
+	if (!atomic_load(&l->stop))
+		stepped += hl_loop_remember_pending(l);
 	return stepped;
 }
 

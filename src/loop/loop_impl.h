@@ -64,6 +64,10 @@ struct hl_loop {
 	atomic_int watch_connected;             /* 1 while a watch stream (or the scan) runs */
 	atomic_int watch_leader;                /* 1 while this replica leads the watch */
 
+	/* memory.c: no pass over the pending memories before this (wall ms):
+	 * a store that refuses them is asked again after a pause */
+	_Atomic int_least64_t remember_after;
+
 	/* CodeRuns seen before their attempt was recorded (observe.c): name ->
 	 * {"cr": object, "since": ms}; looked at again by the drivers */
 	pthread_mutex_t pending_lock;
@@ -128,8 +132,12 @@ int hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, co
 void *hl_loop_outbox_main(void *arg);
 
 /* memory.c: remembers a task that ended succeeded or escalated (anything
- * else is ignored); failures are logged only. */
-void hl_loop_remember(struct hl_loop *l, const char *task_id);
+ * else is ignored) and marks its memory written; failures are logged and
+ * returned (<0), the task's memory then still pending. */
+int hl_loop_remember(struct hl_loop *l, const char *task_id);
+/* memory.c: remembers the tasks whose memory is still pending (a process
+ * that died, or a store that failed, after the task ended); how many. */
+int hl_loop_remember_pending(struct hl_loop *l);
 
 /* The agent of a finished attempt's CodeRun deleted (timeout, stop);
  * 0 when gone or never there. */

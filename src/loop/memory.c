@@ -14,10 +14,14 @@
  * escalated one without a ref (the key it always had), the success after
  * an escalation as "succeeded", a second add OpenMemory would otherwise
  * never get. Failures are logged, never returned: memory never fails a
- * task.
+ * task. The write that ended the task marked its memory pending
+ * (remember_pending, in that transaction); it is cleared once the memory
+ * is written, so a process that died, or a store that failed, in between
+ * leaves it to the loop's next pass (hl_loop_remember_pending).
  */
 #include "memory/memory.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/str.h"
 #include "loop_impl.h"
@@ -67,24 +71,26 @@ memory_commits(struct hl_loop *l, const struct hl_task_record *t)
 	return hl_buf_detach(&b, NULL);
 }
 
-static void
+static int
 memory_enqueue(struct hl_loop *l, const char *task_id, const char *kind, const char *ref,
                const char *payload)
 {
 	struct hl_err err = HL_ERR_INIT;
+	int rc = hl_store_outbox_add(l->store, NULL,
+	                             &(struct hl_notification_in){ .task_id = task_id,
+	                                                           .channel = "openmemory",
+	                                                           .kind = kind,
+	                                                           .ref = ref,
+	                                                           .payload = payload },
+	                             &err);
 
-	if (hl_store_outbox_add(l->store, NULL,
-	                        &(struct hl_notification_in){ .task_id = task_id,
-	                                                      .channel = "openmemory",
-	                                                      .kind = kind,
-	                                                      .ref = ref,
-	                                                      .payload = payload },
-	                        &err) < 0)
+	if (rc < 0)
 		hl_log_kv(HL_LOG_WARN, "queueing a memory for OpenMemory failed", "task_id",
 		          task_id, "error", err.msg, NULL);
+	return rc;
 }
 
-void
+int
 hl_loop_remember(struct hl_loop *l, const char *task_id)
 {
 	struct hl_task_record *t = NULL;
@@ -94,30 +100,36 @@ hl_loop_remember(struct hl_loop *l, const char *task_id)
 	char *commits = NULL, *payload = NULL;
 	bool created = false, om = l->cfg->openmemory_url && *l->cfg->openmemory_url;
 	size_t i;
+	int rc = 0;
 
 	memset(&note, 0, sizeof(note));
-	if (hl_store_task_get(l->store, &t, task_id, &err) < 0)
+	if ((rc = hl_store_task_get(l->store, &t, task_id, &err)) < 0) {
+		if (rc == -HL_ENOTFOUND)
+			goto done; /* nothing to remember */
 		goto fail;
+	}
 	/* a task of no repository (an alert of a running system) has nothing
 	 * a later CI failure could be matched with */
 	if ((t->state != HL_TASK_SUCCEEDED && t->state != HL_TASK_ESCALATED) || !t->repository ||
 	    !*t->repository)
-		goto out;
+		goto done;
 	if (t->state == HL_TASK_SUCCEEDED)
 		commits = memory_commits(l, t);
-	if (hl_memory_note_build(&note, t, commits, &err) < 0)
+	if ((rc = hl_memory_note_build(&note, t, commits, &err)) < 0)
 		goto fail;
-	if (hl_store_memory_put(l->store, &created, &note.in, &err) < 0)
+	if ((rc = hl_store_memory_put(l->store, &created, &note.in, &err)) < 0)
 		goto fail;
 	if (created)
 		hl_log_kv(HL_LOG_INFO, "remembered", "task_id", task_id, "event", note.event,
 		          "fixed_by", note.fixed_by, NULL);
 	ids = hl_memory_decision_ids(t->decision_json);
 	if (om) {
-		if (hl_memory_om_add_payload(&payload, &note, &err) < 0)
+		if ((rc = hl_memory_om_add_payload(&payload, &note, &err)) < 0)
 			goto fail;
-		memory_enqueue(l, task_id, "memory_add",
-		               t->state == HL_TASK_SUCCEEDED ? "succeeded" : NULL, payload);
+		if ((rc = memory_enqueue(l, task_id, "memory_add",
+		                         t->state == HL_TASK_SUCCEEDED ? "succeeded" : NULL,
+		                         payload)) < 0)
+			goto out;
 	}
 	if (t->state == HL_TASK_SUCCEEDED) {
 		json_t *d = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
@@ -130,8 +142,9 @@ hl_loop_remember(struct hl_loop *l, const char *task_id)
 			char *rp = NULL;
 
 			if (om_ids && om &&
-			    hl_memory_om_reinforce_payload(&rp, v, MEMORY_BOOST, &err) == 0)
-				memory_enqueue(l, task_id, "memory_reinforce", v, rp);
+			    hl_memory_om_reinforce_payload(&rp, v, MEMORY_BOOST, &err) == 0 &&
+			    memory_enqueue(l, task_id, "memory_reinforce", v, rp) < 0)
+				rc = -HL_EDB; /* the rest still goes; the pass repeats it */
 			else if (!om_ids && created &&
 			         hl_store_memory_reinforce(l->store, strtoll(v, NULL, 10),
 			                                   MEMORY_BOOST, &err) < 0)
@@ -142,14 +155,61 @@ hl_loop_remember(struct hl_loop *l, const char *task_id)
 	}
 	if (om)
 		hl_loop_wake(l); /* the outbox */
+	if (rc < 0)
+		goto out;
+done:
+	/* written (or nothing to write): the pass no longer looks at it */
+	if ((rc = hl_store_task_remembered(l->store, task_id, &err)) < 0)
+		goto fail;
 	goto out;
 fail:
-	hl_log_kv(HL_LOG_WARN, "remembering a task failed", "task_id", task_id, "error", err.msg,
-	          NULL);
+	hl_log_kv(HL_LOG_WARN, "remembering a task failed; tried again later", "task_id", task_id,
+	          "error", err.msg, NULL);
+	/* only the store's refusals pass: a note that cannot be made (a
+	 * task no longer finished) is never tried again */
+	if (rc != -HL_EDB && rc != -HL_EIO && rc != -HL_ENOMEM &&
+	    hl_store_task_remembered(l->store, task_id, NULL) < 0) {
+		/* the next pass tries it once more */
+	}
 out:
 	json_decref(ids);
 	free(payload);
 	free(commits);
 	hl_memory_note_release(&note);
 	hl_task_record_free(t);
+	return rc;
+}
+
+/* How many tasks one pass remembers at most, how long after a pass the
+ * next looks (every driver thread runs them; the normal case is written
+ * as the task ends), and how long after one that failed. */
+#define MEMORY_PASS_MAX      16
+#define MEMORY_PASS_EVERY_MS 1000
+#define MEMORY_RETRY_MS      5000
+
+int
+hl_loop_remember_pending(struct hl_loop *l)
+{
+	char ids[MEMORY_PASS_MAX][HL_TASK_ID_MAX];
+	struct hl_err err = HL_ERR_INIT;
+	size_t n = 0, i;
+	int64_t now = hl_time_wall_ms();
+	int done = 0, failed = 0;
+
+	if (now < atomic_load(&l->remember_after))
+		return 0;
+	atomic_store(&l->remember_after, now + MEMORY_PASS_EVERY_MS);
+	if (hl_store_tasks_remember(l->store, ids, MEMORY_PASS_MAX, &n, &err) < 0) {
+		hl_log_kv(HL_LOG_DEBUG, "reading tasks to remember failed", "error", err.msg, NULL);
+		failed = 1;
+	}
+	for (i = 0; i < n && !atomic_load(&l->stop); i++) {
+		if (hl_loop_remember(l, ids[i]) == 0)
+			done++;
+		else
+			failed++;
+	}
+	if (failed)
+		atomic_store(&l->remember_after, now + MEMORY_RETRY_MS);
+	return done;
 }

@@ -290,6 +290,63 @@ rem_kind(const struct hl_event *ev)
 	}
 }
 
+/*
+ * The re-run of the failed jobs is recorded (attempt 1 a re-run being
+ * prepared) before it is asked for, so a process that dies after asking
+ * (or loses GitHub's answer) leaves a mark: the next try of the attempt
+ * (the delivery again, or the loop resuming it) reads the run first and,
+ * when GitHub shows it at a later run_attempt than the failure's (its
+ * event's; 1 when it named none), adopts that re-run instead of asking
+ * again. Asked again, GitHub would answer "already running", and then,
+ * once that re-run ended, re-run the jobs a second time, the first
+ * re-run's result judged against the second. *adopt says so; an error
+ * when GitHub does not answer for the run (the attempt is tried again).
+ */
+static int
+rem_rerun_mark(struct hl_remediator *r, const struct rem_job *j, bool *adopt, struct hl_err *err)
+{
+	const struct hl_event *ev = j->ev;
+	struct hl_task_record *t = NULL;
+	json_t *run = NULL;
+	bool marked;
+	int64_t now_attempt;
+	int rc;
+
+	*adopt = false;
+	if ((rc = hl_store_task_get(r->store, &t, j->task_id, err)) < 0)
+		return rc;
+	marked = t->n_attempts > 0 && t->attempt[0].n == j->n &&
+	         t->attempt[0].kind == HL_ATTEMPT_RERUN &&
+	         t->attempt[0].phase == HL_PHASE_PREPARING;
+	hl_task_record_free(t);
+	if (marked) {
+		if ((rc = hl_github_run(r->github, &run, ev->repository, ev->run_id, err)) < 0) {
+			if (rc != -HL_ENOTFOUND)
+				return rc;
+			*err = (struct hl_err)HL_ERR_INIT;
+			return 0; /* asked, GitHub refuses it too: an agent goes */
+		}
+		now_attempt = hl_json_int(run, "run_attempt", 0);
+		json_decref(run);
+		if (now_attempt > (ev->run_attempt > 0 ? ev->run_attempt : 1)) {
+			hl_log_kv(HL_LOG_INFO, "the re-run asked for before is adopted", "task_id",
+			          j->task_id, NULL);
+			*adopt = true;
+		}
+		return 0;
+	}
+	/* the attempt waits as a re-run: it holds no CodeRun slot
+	 * (hl_remediate_begin counted it as an agent's); an agent that
+	 * goes after all makes it an agent's again */
+	return hl_store_attempt_put(r->store,
+	                            &(struct hl_attempt){ .task_id = j->task_id,
+	                                                  .n = j->n,
+	                                                  .kind = HL_ATTEMPT_RERUN,
+	                                                  .phase = HL_PHASE_PREPARING,
+	                                                  .outcome = HL_OUTCOME_INVALID },
+	                            err);
+}
+
 /* How long a re-run a run still going put off may wait for it, from the
  * task's claim: the delivery is kept for an hour (HL_PIPELINE_KEEP_MS),
  * and before that runs out the agent goes. */
@@ -456,8 +513,9 @@ rem_active_recorded(struct hl_remediator *r, char *name, const struct hl_event *
  * 1 when ev is a run of a fork's pull request, its head repository written
  * to head: from a workflow_run's payload, else asked of GitHub; 0 when it
  * is not, or cannot be told (no credentials, a run GitHub does not show,
- * the token's budget spent: the context starves of GitHub's sources then
- * too); an error when GitHub did not answer (the delivery is tried again).
+ * a token GitHub refuses (401, 403), the token's budget spent: the context
+ * starves of GitHub's sources then too; logged); an error when GitHub did
+ * not answer (the delivery is tried again).
  */
 static int
 rem_fork_run(struct hl_remediator *r, const struct hl_event *ev, char *head, size_t size,
@@ -473,8 +531,12 @@ rem_fork_run(struct hl_remediator *r, const struct hl_event *ev, char *head, siz
 	if (ev->run_id <= 0 || !r->github || hl_github_budget_wait_ms(r->github) > 0)
 		return 0;
 	if ((rc = hl_github_run(r->github, &run, ev->repository, ev->run_id, err)) < 0) {
-		if (rc != -HL_ENOTFOUND)
+		if (rc != -HL_ENOTFOUND && rc != -HL_EAUTH &&
+		    !(rc == -HL_EUPSTREAM && hl_github_budget_wait_ms(r->github) > 0))
 			return rc;
+		if (rc != -HL_ENOTFOUND)
+			hl_log_kv(HL_LOG_WARN, "telling a fork's run failed; taken as no fork's",
+			          "repository", ev->repository, "error", err->msg, NULL);
 		*err = (struct hl_err)HL_ERR_INIT;
 		return 0;
 	}
@@ -613,6 +675,15 @@ hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why
                    const char *task_id, int n, const char *repository, const char *agent,
                    const char *reopen_reason, struct hl_err *err)
 {
+	return hl_remediate_begin_keep(r, over, why, size, task_id, n, repository, agent,
+	                               reopen_reason, NULL, err);
+}
+
+int
+hl_remediate_begin_keep(struct hl_remediator *r, enum hl_budget_wait *over, char *why, size_t size,
+                        const char *task_id, int n, const char *repository, const char *agent,
+                        const char *reopen_reason, const char *decision_json, struct hl_err *err)
+{
 	bool capped = r->cfg->dispatch != HL_DISPATCH_NONE;
 
 	return hl_store_attempt_begin(r->store, over, why, size,
@@ -624,7 +695,8 @@ hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why
 	                                                    .agent = agent,
 	                                                    .repository = repository,
 	                                                    .started_ms = hl_time_wall_ms(),
-	                                                    .reopen_reason = reopen_reason },
+	                                                    .reopen_reason = reopen_reason,
+	                                                    .decision_json = decision_json },
 	                              capped ? r->cfg->max_active_coderuns : 0,
 	                              capped ? r->cfg->max_attempts_per_hour : 0,
 	                              hl_time_wall_ms() - 3600 * 1000LL, err);
@@ -1027,24 +1099,19 @@ rem_attempt(struct hl_remediator *r, struct hl_remediation *res, const struct re
 	if (j->n == 1 && strcmp(type, "infra_runner") == 0 && ev->intent == HL_INTENT_CI_FAILURE &&
 	    ev->run_id > 0 && r->github && r->cfg->dispatch != HL_DISPATCH_NONE) {
 		struct hl_err rerr = HL_ERR_INIT;
-		int rr = hl_github_rerun_failed_jobs(r->github, ev->repository, ev->run_id, &rerr);
+		bool adopt = false;
+		int rr;
 
+		/* marked before it is asked for (or adopted, asked before) */
+		if ((rc = rem_rerun_mark(r, j, &adopt, err)) < 0)
+			goto out;
+		rr = adopt ? 0
+		           : hl_github_rerun_failed_jobs(r->github, ev->repository, ev->run_id,
+		                                         &rerr);
 		rerun = rr == 0;
 		if ((rr == -HL_EUPSTREAM || rr == -HL_ETIMEOUT) && rem_rerun_may_wait(r, j)) {
 			hl_log_kv(HL_LOG_INFO, "the failed jobs are re-run later", "task_id",
 			          j->task_id, "reason", rerr.msg, NULL);
-			/* the attempt waits as a re-run: it holds no CodeRun slot
-			 * (hl_remediate_begin counted it as an agent's) */
-			if (hl_store_attempt_put(
-			            r->store,
-			            &(struct hl_attempt){ .task_id = j->task_id,
-			                                  .n = j->n,
-			                                  .kind = HL_ATTEMPT_RERUN,
-			                                  .phase = HL_PHASE_PREPARING,
-			                                  .outcome = HL_OUTCOME_INVALID },
-			            NULL) < 0) {
-				/* counted as an agent's until the next try */
-			}
 			rc = hl_err_set(err, HL_EUPSTREAM, "re-running run %lld later: %s",
 			                (long long)ev->run_id, rerr.msg);
 			goto out;
@@ -1412,7 +1479,8 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 {
 	struct hl_remediation res;
 	struct hl_event suite, check;
-	json_t *check_run_run = NULL;
+	json_t *check_run_run = NULL, *evj;
+	char *evs = NULL;
 	int64_t run_id, attempt = 0;
 	char existing[HL_TASK_ID_MAX], why[160], owner[HL_TASK_ID_MAX + 16];
 	char *key = NULL, *gkey = NULL;
@@ -1447,6 +1515,11 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		json_decref(check_run_run);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
+	/* the event goes with the claim: a first attempt this delivery does
+	 * not finish (a crash, a delivery failing for good) is made from it */
+	if ((evj = hl_event_to_json(ev)) != NULL)
+		evs = json_dumps(evj, JSON_COMPACT);
+	json_decref(evj);
 	/* 1. claim (an alert: the generation its open task holds, or the next) */
 	for (gen = 1;; gen++) {
 		rc = hl_store_task_claim(
@@ -1462,6 +1535,8 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 		                           .head_sha = ev->head_sha,
 		                           /* /healer stop on the PR finds it from now */
 		                           .pr_number = ev->pr_number > 0 ? ev->pr_number : 0,
+		                           .kind = rem_kind(ev),
+		                           .event_json = evs,
 		                           .state = HL_TASK_RUNNING,
 		                           .attempts = 1,
 		                           /* a claim that never gets its
@@ -1548,6 +1623,7 @@ out:
 	if (leased)
 		(void)hl_store_task_release(r->store, task_id, owner, NULL);
 	free(key);
+	free(evs);
 	json_decref(check_run_run);
 	return rc;
 }

@@ -173,5 +173,11 @@ int hl_remediate_record_refusal(struct hl_remediator *r, char *reason, size_t si
 int hl_remediate_begin(struct hl_remediator *r, enum hl_budget_wait *over, char *why, size_t size,
                        const char *task_id, int n, const char *repository, const char *agent,
                        const char *reopen_reason, struct hl_err *err) HL_MUST_CHECK;
+/* hl_remediate_begin that, when the attempt begins, also sets the task's
+ * decision to decision_json (may be NULL: kept) in that transaction. */
+int hl_remediate_begin_keep(struct hl_remediator *r, enum hl_budget_wait *over, char *why,
+                            size_t size, const char *task_id, int n, const char *repository,
+                            const char *agent, const char *reopen_reason, const char *decision_json,
+                            struct hl_err *err) HL_MUST_CHECK;
 
 #endif

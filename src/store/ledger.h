@@ -75,6 +75,10 @@ struct hl_attempt {
 	/* hl_store_attempt_begin only: a stopped or escalated task given this
 	 * attempt runs again, with this reason, in the same transaction */
 	const char *reopen_reason;
+	/* hl_store_attempt_begin only: when it begins, the task's decision
+	 * becomes this (a /healer retry's hint kept with the task for a
+	 * restart that resumes the attempt), in the same transaction */
+	const char *decision_json;
 };
 
 /* An attempt as read back; strings owned by the record (may be NULL). */

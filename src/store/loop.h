@@ -43,6 +43,15 @@ int hl_store_tasks_due(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t m
 /* Up to max queued task ids in queue order (FIFO). */
 int hl_store_tasks_queued(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
                           struct hl_err *err) HL_MUST_CHECK;
+/* Up to max ids of tasks whose memory is still to be written (ended
+ * succeeded or escalated since it was last written: the write that ended
+ * them marked it), any order. */
+int hl_store_tasks_remember(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                            struct hl_err *err) HL_MUST_CHECK;
+/* Marks task_id's memory written (hl_store_tasks_remember no longer lists
+ * it); a task that is not there is no error. */
+int hl_store_task_remembered(struct hl_store *s, const char *task_id,
+                             struct hl_err *err) HL_MUST_CHECK;
 /* The soonest next check of any task (wall ms), or 0 when none is set. */
 int hl_store_next_check(struct hl_store *s, int64_t *out, struct hl_err *err) HL_MUST_CHECK;
 

@@ -25,12 +25,13 @@
 	"INSERT INTO remediation_tasks (task_id, dedup_key, repository, run_id, job, branch,"    \
 	" agent, failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"      \
 	" reason, attempts, finished_ms, kind, workflow, head_sha, pr_number, target_branch,"    \
-	" event_json, next_check_ms, queued_ms)"                                                 \
+	" event_json, next_check_ms, queued_ms, remember_pending)"                               \
 	" VALUES ($1, $2, $3, $4::bigint, $5, $6, $7, $8, $9::text, $10, $11, $12::bigint, $12," \
 	" $13, COALESCE($14::int, 0), $15::bigint, $16, $17, $18, $19::bigint, $20, $21,"        \
 	" CASE WHEN $22::bigint = -1 THEN NULL ELSE $22 END,"                                    \
 	" CASE WHEN $9 = 'queued' THEN GREATEST($12, COALESCE((SELECT MAX(queued_ms) + 1"        \
-	"  FROM remediation_tasks), 0)) END)"
+	"  FROM remediation_tasks), 0)) END,"                                                    \
+	" CASE WHEN $9 IN ('succeeded', 'escalated') THEN 1 ELSE 0 END)"
 
 static const char pg_task_upsert_sql[] = PG_TASK_INSERT
         " ON CONFLICT (task_id) DO UPDATE SET"
@@ -61,7 +62,10 @@ static const char pg_task_upsert_sql[] = PG_TASK_INSERT
         " queued_ms = CASE WHEN excluded.state <> 'queued' THEN NULL"
         "  WHEN remediation_tasks.state = 'queued' THEN remediation_tasks.queued_ms"
         "  ELSE GREATEST(excluded.updated_ms, COALESCE((SELECT MAX(q.queued_ms) + 1"
-        "   FROM remediation_tasks q), 0)) END"
+        "   FROM remediation_tasks q), 0)) END,"
+        " remember_pending = CASE WHEN excluded.state IN ('succeeded', 'escalated')"
+        "  AND excluded.state <> remediation_tasks.state THEN 1"
+        "  ELSE remediation_tasks.remember_pending END"
         " WHERE remediation_tasks.state IS NOT DISTINCT FROM $23::text"
         " RETURNING 1";
 

@@ -72,6 +72,37 @@ hl_pg_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size
 	return 0;
 }
 
+int
+hl_pg_tasks_remember(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                     struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	int rc;
+
+	hl_pg_int(&p, (int64_t)max);
+	rc = hl_pg_exec(b, &r,
+	                "SELECT task_id FROM remediation_tasks WHERE remember_pending = 1 LIMIT $1",
+	                &p, false, "tasks to remember", err);
+	if (rc < 0)
+		return rc;
+	pg_read_ids(r, ids, max, n);
+	PQclear(r);
+	return 0;
+}
+
+int
+hl_pg_task_remembered(struct hl_store_backend *b, const char *task_id, struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+
+	hl_pg_text(&p, task_id);
+	return hl_pg_exec(b, NULL,
+	                  "UPDATE remediation_tasks SET remember_pending = 0"
+	                  " WHERE task_id = $1 AND remember_pending = 1",
+	                  &p, false, "task remembered", err);
+}
+
 /* Runs a query of one number (NULL counts as 0). */
 static int
 pg_one_int(struct hl_store_backend *b, int64_t *out, const char *sql, const struct pg_params *p,
@@ -380,6 +411,16 @@ hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 		                " updated_ms = $3, finished_ms = NULL, queued_ms = NULL"
 		                " WHERE task_id = $1 AND state IN ('stopped', 'escalated')",
 		                &q, false, "reopen task", err);
+	}
+	if (rc == 0 && a->decision_json) {
+		struct pg_params q = { .n = 0 };
+
+		hl_pg_text(&q, a->task_id);
+		hl_pg_text(&q, a->decision_json);
+		rc = hl_pg_exec(
+		        b, NULL,
+		        "UPDATE remediation_tasks SET decision_json = $2 WHERE task_id = $1", &q,
+		        false, "keep task decision", err);
 	}
 out:
 	if (rc == 0)

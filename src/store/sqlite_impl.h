@@ -138,6 +138,9 @@ int hl_sq_attempt_prompt(struct hl_store_backend *b, char **out, const char *tas
 
 int hl_sq_tasks_due(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
                     int64_t now_ms, struct hl_err *err);
+int hl_sq_tasks_remember(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
+                         size_t *n, struct hl_err *err);
+int hl_sq_task_remembered(struct hl_store_backend *b, const char *task_id, struct hl_err *err);
 int hl_sq_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
                        size_t *n, struct hl_err *err);
 int hl_sq_next_check(struct hl_store_backend *b, int64_t *out, struct hl_err *err);

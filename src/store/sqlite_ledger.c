@@ -69,12 +69,13 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        "INSERT INTO remediation_tasks (task_id, dedup_key, repository, run_id, job, branch,"
 	        " agent, failure_type, state, coderun_name, decision_json, created_ms, updated_ms,"
 	        " reason, attempts, finished_ms, kind, workflow, head_sha, pr_number, target_branch,"
-	        " event_json, next_check_ms, queued_ms)"
+	        " event_json, next_check_ms, queued_ms, remember_pending)"
 	        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13,"
 	        " COALESCE(?14, 0), ?15, ?16, ?17, ?18, ?19, ?20, ?21,"
 	        " CASE WHEN ?22 = -1 THEN NULL ELSE ?22 END,"
 	        " CASE WHEN ?9 = 'queued' THEN MAX(?12, COALESCE((SELECT MAX(queued_ms) + 1"
-	        "  FROM remediation_tasks), 0)) END)"
+	        "  FROM remediation_tasks), 0)) END,"
+	        " ?9 IN ('succeeded', 'escalated'))"
 	        " ON CONFLICT (task_id) DO UPDATE SET"
 	        " dedup_key = COALESCE(excluded.dedup_key, remediation_tasks.dedup_key),"
 	        " repository = COALESCE(excluded.repository, remediation_tasks.repository),"
@@ -103,7 +104,10 @@ sq_task_write(struct hl_store_backend *b, const struct hl_task *t, struct hl_err
 	        " queued_ms = CASE WHEN excluded.state <> 'queued' THEN NULL"
 	        "  WHEN remediation_tasks.state = 'queued' THEN remediation_tasks.queued_ms"
 	        "  ELSE MAX(excluded.updated_ms, COALESCE((SELECT MAX(q.queued_ms) + 1"
-	        "   FROM remediation_tasks q), 0)) END");
+	        "   FROM remediation_tasks q), 0)) END,"
+	        " remember_pending = CASE WHEN excluded.state IN ('succeeded', 'escalated')"
+	        "  AND excluded.state <> remediation_tasks.state THEN 1"
+	        "  ELSE remediation_tasks.remember_pending END");
 	if (!st)
 		return hl_sq_fail(err, b->db, "put task");
 	hl_sq_bind_text(st, 1, t->task_id);

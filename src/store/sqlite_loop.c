@@ -60,6 +60,34 @@ hl_sq_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size
 	return sq_read_ids(b, st, ids, max, n, "queued tasks", err);
 }
 
+int
+hl_sq_tasks_remember(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                     struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT task_id FROM remediation_tasks"
+	                                    " WHERE remember_pending = 1 LIMIT ?1");
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "tasks to remember");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	return sq_read_ids(b, st, ids, max, n, "tasks to remember", err);
+}
+
+int
+hl_sq_task_remembered(struct hl_store_backend *b, const char *task_id, struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE remediation_tasks SET remember_pending = 0"
+	                                    " WHERE task_id = ?1 AND remember_pending = 1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "task remembered");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "task remembered");
+	hl_sq_done(b, st);
+	return rc;
+}
+
 static int
 sq_one_int(struct hl_store_backend *b, sqlite3_stmt *st, int64_t *out, const char *what,
            struct hl_err *err)
@@ -307,6 +335,24 @@ sq_task_reopen(struct hl_store_backend *b, const char *task_id, const char *reas
 	return rc;
 }
 
+/* Sets a task's decision (its attempt's begin, in its transaction). */
+static int
+sq_task_decision(struct hl_store_backend *b, const char *task_id, const char *decision,
+                 struct hl_err *err)
+{
+	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE remediation_tasks SET decision_json = ?2"
+	                                    " WHERE task_id = ?1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "keep task decision");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, decision, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "keep task decision");
+	hl_sq_done(b, st);
+	return rc;
+}
+
 int
 hl_sq_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char *why,
                     size_t why_size, const struct hl_attempt *a, int max_active, int max_recent,
@@ -358,6 +404,8 @@ hl_sq_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	                       err);
 	if (rc == 0 && a->reopen_reason)
 		rc = sq_task_reopen(b, a->task_id, a->reopen_reason, err);
+	if (rc == 0 && a->decision_json)
+		rc = sq_task_decision(b, a->task_id, a->decision_json, err);
 out:
 	if (rc == 0)
 		rc = hl_sq_commit(b, "begin attempt", err);

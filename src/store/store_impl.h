@@ -206,6 +206,9 @@ struct hl_store_loop_ops {
 	                 size_t *n, int64_t now_ms, struct hl_err *err);
 	int (*tasks_queued)(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
 	                    size_t *n, struct hl_err *err);
+	int (*tasks_remember)(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
+	                      size_t *n, struct hl_err *err);
+	int (*task_remembered)(struct hl_store_backend *b, const char *task_id, struct hl_err *err);
 	int (*next_check)(struct hl_store_backend *b, int64_t *out, struct hl_err *err);
 	int (*task_lease)(struct hl_store_backend *b, bool *got, const char *task_id,
 	                  const char *owner, int64_t now_ms, int64_t until_ms, struct hl_err *err);

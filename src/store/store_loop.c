@@ -24,6 +24,19 @@ hl_store_tasks_queued(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t ma
 }
 
 int
+hl_store_tasks_remember(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                        struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.tasks_remember(s->b, ids, max, n, err));
+}
+
+int
+hl_store_task_remembered(struct hl_store *s, const char *task_id, struct hl_err *err)
+{
+	STORE_CALL(s, s->ops->loop.task_remembered(s->b, task_id, err));
+}
+
+int
 hl_store_next_check(struct hl_store *s, int64_t *out, struct hl_err *err)
 {
 	STORE_CALL(s, s->ops->loop.next_check(s->b, out, err));

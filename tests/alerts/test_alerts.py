@@ -27,6 +27,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import ssl
 import subprocess
 import sys
@@ -877,6 +878,15 @@ def main():
                    am_body([am_alert(POD_OOM, "a1b2c3d4e5f60718", status="resolved")], "resolved"))
     check("... and the alert resolving after the CodeRun Succeeded ends the task succeeded",
           st == 202 and wait_state(srv, tid_oom, "succeeded"), task_of(srv, tid_oom))
+
+    def oom_memories():
+        con = sqlite3.connect(os.path.join(srv.data_dir, "healer.db"), timeout=10)
+        n = con.execute("SELECT COUNT(*) FROM memories WHERE task_id = ?",
+                        (tid_oom,)).fetchone()[0]
+        con.close()
+        return n
+    check("... and that task, succeeded by its alert resolving, is remembered",
+          wait_for(lambda: oom_memories() == 1, 10), oom_memories())
 
     # ---- one active CodeRun per pod holds for the loop's retries -------------------------
     # (before: the retry never looked, and made a second active CodeRun on the pod

@@ -2434,6 +2434,101 @@ test_store_attempt_begin_reopens_a_stopped_task(void **state)
 	hl_task_record_free(r);
 }
 
+/* An attempt begun with a decision keeps it with the task in its own
+ * transaction (a /healer retry's hint); over a cap the decision stays. */
+static void
+test_store_attempt_begin_keeps_the_decision(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_record *r = NULL;
+	enum hl_budget_wait over;
+	char why[160];
+	struct hl_attempt a = { .task_id = "t-dec",
+		                .n = 1,
+		                .kind = HL_ATTEMPT_AGENT,
+		                .repository = "o/r",
+		                .decision_json = "{\"queued_hint\":\"h\"}" };
+
+	assert_int_equal(hl_store_task_put(f->s,
+	                                   &(struct hl_task){ .task_id = "t-dec",
+	                                                      .repository = "o/r",
+	                                                      .state = HL_TASK_RUNNING,
+	                                                      .decision_json = "{}" },
+	                                   &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_put(f->s,
+	                                      &(struct hl_attempt){ .task_id = "t-dec-other",
+	                                                            .n = 1,
+	                                                            .kind = HL_ATTEMPT_AGENT,
+	                                                            .phase = HL_PHASE_RUNNING,
+	                                                            .outcome = HL_OUTCOME_INVALID,
+	                                                            .repository = "o/r" },
+	                                      &err),
+	                 0);
+	assert_int_equal(hl_store_attempt_begin(f->s, &over, why, sizeof(why), &a, 1, 0, 0, &err),
+	                 0);
+	assert_int_equal(over, HL_BUDGET_SLOTS);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-dec", &err), 0);
+	assert_string_equal(r->decision_json, "{}");
+	hl_task_record_free(r);
+	assert_int_equal(hl_store_attempt_begin(f->s, &over, why, sizeof(why), &a, 0, 0, 0, &err),
+	                 0);
+	assert_int_equal(over, HL_BUDGET_NONE);
+	assert_int_equal(hl_store_task_get(f->s, &r, "t-dec", &err), 0);
+	assert_string_equal(r->decision_json, "{\"queued_hint\":\"h\"}");
+	assert_int_equal(r->n_attempts, 1);
+	hl_task_record_free(r);
+}
+
+/* Ending a task succeeded or escalated marks its memory pending in that
+ * write; hl_store_task_remembered clears it; other states mark nothing. */
+static void
+test_store_task_remember_pending(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	char ids[8][HL_TASK_ID_MAX];
+	size_t n = 99;
+	struct hl_task t = { .task_id = "t-mem", .repository = "o/r", .state = HL_TASK_RUNNING };
+
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_remember(f->s, ids, 8, &n, &err), 0);
+	assert_int_equal(n, 0);
+	t.state = HL_TASK_ESCALATED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_remember(f->s, ids, 8, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], "t-mem");
+	/* the same state written again (another field) marks nothing anew */
+	assert_int_equal(hl_store_task_remembered(f->s, "t-mem", &err), 0);
+	t.reason = "again";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_remember(f->s, ids, 8, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* one more attempt, then success: pending again */
+	t.state = HL_TASK_RUNNING;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.state = HL_TASK_SUCCEEDED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	/* another ending succeeded is pending too; one skipped is not */
+	t = (struct hl_task){ .task_id = "t-mem2", .repository = "o/r", .state = HL_TASK_RUNNING };
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.state = HL_TASK_SUCCEEDED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t = (struct hl_task){ .task_id = "t-mem3", .repository = "o/r", .state = HL_TASK_RUNNING };
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.state = HL_TASK_SKIPPED;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_tasks_remember(f->s, ids, 8, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(hl_store_task_remembered(f->s, "t-mem", &err), 0);
+	assert_int_equal(hl_store_task_remembered(f->s, "t-mem2", &err), 0);
+	assert_int_equal(hl_store_task_remembered(f->s, "t-none", &err), 0);
+	assert_int_equal(hl_store_tasks_remember(f->s, ids, 8, &n, &err), 0);
+	assert_int_equal(n, 0);
+}
+
 /* A task read while another handle stops it and gives it one more attempt,
  * over and over: the record is of one moment, so a stopped task never shows
  * an attempt still open (its state and its attempts were read apart). */
@@ -4456,6 +4551,9 @@ main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_attempt_begin_reopens_a_stopped_task,
 		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_attempt_begin_keeps_the_decision, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_remember_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_is_read_as_of_one_moment, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_outbox, setup, teardown),
