@@ -36,6 +36,22 @@
  * replicas that read a notification due together send it once, and a
  * restart finds nothing held.
  *
+ * An attempt is counted when its row is taken (in the take's statement),
+ * so a send that kills the process has used one and the limit holds. A
+ * row taken again after its previous take left no result (its sender died
+ * mid-send) is a resend "in doubt", logged at WARN: Discord, Slack and
+ * SMTP take no idempotency key, so these are at least once across a crash
+ * in that window. A result the store refuses past OUTBOX_RECORD_MS is
+ * never given up while this process runs: it is kept in memory and written
+ * before anything else at every later pass, and its row is not sent again.
+ *
+ * An email's row holds its envelope with the message ({from, rcpt,
+ * message}, outbox_email_payload; a bare message is a row from before,
+ * sent to the settings' addresses). Recipients refused for now (4xx) do
+ * not hold it back from the others: the row keeps only them as its
+ * recipients, still pending, and the others never get it twice; a
+ * delivery some recipients refused keeps their text as last_error.
+ *
  * A PR comment carries a random marker (an HTML comment, not shown); its
  * send first looks for the marker among the PR's comments, so a comment
  * GitHub created although its answer was lost is not posted again.
@@ -242,6 +258,40 @@ outbox_add(struct hl_loop *l, const char *task_id, const char *channel, const ch
 	return rc;
 }
 
+/* An email's row: {from, rcpt, message}, its envelope (the settings when
+ * it was enqueued, like its headers, or what is left of it once some
+ * recipients took it) with the message. A row enqueued before is the bare
+ * message, sent to the settings' addresses. */
+static char *
+outbox_email_payload(const char *from, const char *rcpt, const char *message)
+{
+	json_t *o = json_pack("{s:s?, s:s, s:s}", "from", from, "rcpt", rcpt, "message", message);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	json_decref(o);
+	return text;
+}
+
+/* An email row's parts (*p to be released), the settings for a row in
+ * the old form (the bare message). */
+static void
+outbox_email_parts(json_t **p, const char **from, const char **rcpt, const char **message,
+                   const struct hl_config *cfg, const char *payload)
+{
+	*p = payload[0] == '{' ? json_loads(payload, 0, NULL) : NULL;
+	*message = hl_json_str(*p, "message");
+	if (!*message) {
+		json_decref(*p);
+		*p = NULL;
+		*from = cfg->email_from;
+		*rcpt = cfg->email_to;
+		*message = payload;
+		return;
+	}
+	*from = hl_json_str_or(*p, "from", cfg->email_from);
+	*rcpt = hl_json_str_or(*p, "rcpt", cfg->email_to);
+}
+
 /* {repo, number, body}: what a PR comment needs. */
 static char *
 outbox_github_payload(const char *repo, int64_t number, const char *body)
@@ -367,15 +417,24 @@ hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_er
 		struct hl_notify_email_hdr h = { .from = cfg->email_from,
 			                         .to = cfg->email_to,
 			                         .message_key = key };
+		char *row = NULL;
+
 		rc = hl_notify_email_build(&body, &len, &r, &h, err);
 		if (rc == -HL_EINVAL) {
 			/* a bad address is configuration, not a reason to lose the others */
 			hl_log_kv(HL_LOG_ERROR, "the escalation email cannot be built", "error",
 			          err->msg, NULL);
 			rc = 0;
-		} else if (rc < 0 || (rc = outbox_add(l, t->task_id, "email", "escalation", round,
-		                                      body, err)) < 0) {
+		} else if (rc < 0) {
 			goto out;
+		} else if (!(row = outbox_email_payload(cfg->email_from, cfg->email_to, body))) {
+			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		} else {
+			rc = outbox_add(l, t->task_id, "email", "escalation", round, row, err);
+			free(row);
+			if (rc < 0)
+				goto out;
 		}
 		free(body);
 		body = NULL;
@@ -418,10 +477,11 @@ hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, const 
 	return rc;
 }
 
-/* One delivery attempt of a notification. */
+/* One delivery attempt of a notification; an email refused for now by
+ * some recipients, but sent to the others, names those in deferred. */
 static int
 outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_notification *n,
-            struct hl_err *err)
+            struct hl_buf *deferred, struct hl_err *err)
 {
 	const struct hl_config *cfg = l->cfg;
 	/* a rate limit comes back at once: the channel is held (outbox_pass)
@@ -436,9 +496,18 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 	if (strcmp(n->channel, "slack") == 0 && outbox_set(cfg->slack_webhook_url))
 		return hl_notify_slack_send(res, cfg->slack_webhook_url, n->payload, len, &opts,
 		                            err);
-	if (strcmp(n->channel, "email") == 0 && outbox_set(cfg->smtp_url))
-		return hl_notify_email_send(res, cfg->smtp_url, cfg->email_from, cfg->email_to,
-		                            n->payload, len, &opts, err);
+	if (strcmp(n->channel, "email") == 0 && outbox_set(cfg->smtp_url)) {
+		const char *from, *rcpt, *message;
+		json_t *p;
+		int rc;
+
+		outbox_email_parts(&p, &from, &rcpt, &message, cfg, n->payload);
+		opts.smtp_deferred = deferred;
+		rc = hl_notify_email_send(res, cfg->smtp_url, from, rcpt, message, strlen(message),
+		                          &opts, err);
+		json_decref(p);
+		return rc;
+	}
 	if (strcmp(n->channel, "github") == 0 && l->github) {
 		json_t *p = json_loads(n->payload, 0, NULL);
 		char marker[64];
@@ -580,15 +649,18 @@ outbox_holds_channel(const struct hl_notify_result *res)
 /* Takes notification id's lock when no other outbox holds it, and then
  * the notification itself while it is still due, under this process's
  * lease until its result is recorded (the row is the fence should the
- * lock go with a lost database session); false otherwise (another replica
- * sends it, or sent it or put it off after this pass read it). */
+ * lock go with a lost database session), counting the attempt when a send
+ * follows (count); false otherwise (another replica sends it, or sent it
+ * or put it off after this pass read it). */
 static bool
-outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
+outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id, bool count,
+            struct hl_outbox_claim *c)
 {
 	struct hl_err err = HL_ERR_INIT;
-	bool got = false, due = false;
+	bool got = false;
 	int64_t now = hl_time_wall_ms();
 
+	memset(c, 0, sizeof(*c));
 	snprintf(lock, size, "outbox:%lld", (long long)id);
 	if (hl_store_lock_take(l->store, &got, lock, 0, &err) < 0 || !got) {
 		if (err.code)
@@ -596,46 +668,151 @@ outbox_take(struct hl_loop *l, char *lock, size_t size, int64_t id)
 			          NULL);
 		return false;
 	}
-	if (hl_store_outbox_take(l->store, &due, id, now, &err) < 0)
+	if (hl_store_outbox_claim(l->store, c, id, now, count, &err) < 0)
 		hl_log_kv(HL_LOG_WARN, "taking a notification failed", "error", err.msg, NULL);
-	if (!due)
+	if (!c->taken)
 		hl_store_lock_release(l->store, lock);
-	return due;
+	return c->taken;
+}
+
+/* A sent notification's result the store has not taken yet (the outbox
+ * thread's own state): written before anything else at every later pass,
+ * and its row is not sent again meanwhile. A result this process sent is
+ * never given up: left due, the row would be sent again. */
+struct outbox_result {
+	int64_t id;
+	enum hl_notification_state st;
+	int tries;
+	int64_t next;
+	char *message, *payload; /* NULL: none, the row's payload unchanged */
+};
+
+struct outbox_unrecorded {
+	struct outbox_result *v;
+	size_t n, cap;
+};
+
+static bool
+outbox_unrecorded_has(const struct outbox_unrecorded *u, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < u->n; i++)
+		if (u->v[i].id == id)
+			return true;
+	return false;
+}
+
+/* Keeps a result to write later; false without memory. */
+static bool
+outbox_unrecorded_add(struct outbox_unrecorded *u, int64_t id, enum hl_notification_state st,
+                      int tries, int64_t next, const char *message, const char *payload)
+{
+	struct outbox_result *r;
+
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 8;
+
+		r = realloc(u->v, cap * sizeof(*r));
+		if (!r)
+			return false;
+		u->v = r;
+		u->cap = cap;
+	}
+	r = &u->v[u->n];
+	*r = (struct outbox_result){ .id = id, .st = st, .tries = tries, .next = next };
+	if ((message && !(r->message = strdup(message))) ||
+	    (payload && !(r->payload = strdup(payload)))) {
+		free(r->message);
+		return false;
+	}
+	u->n++;
+	return true;
+}
+
+/* Writes the results kept in memory; returns how many are still not
+ * written (the store still refuses). */
+static size_t
+outbox_unrecorded_flush(struct hl_loop *l, struct outbox_unrecorded *u)
+{
+	size_t i = 0;
+
+	while (i < u->n) {
+		struct outbox_result *r = &u->v[i];
+		struct hl_err err = HL_ERR_INIT;
+		char id[24];
+
+		snprintf(id, sizeof(id), "%lld", (long long)r->id);
+		if (hl_store_outbox_update_payload(l->store, r->id, r->st, r->tries, r->next,
+		                                   r->message, r->payload, &err) == 0) {
+			hl_log_kv(HL_LOG_INFO, "a notification's result recorded late", "id", id,
+			          "state", hl_notification_state_name(r->st), NULL);
+		} else if (err.code == HL_ECONFLICT) {
+			/* another outbox recorded it meanwhile */
+			hl_log_kv(HL_LOG_WARN,
+			          "a notification's result recorded late was not needed", "id", id,
+			          "error", err.msg, NULL);
+		} else {
+			i++;
+			continue;
+		}
+		free(r->message);
+		free(r->payload);
+		u->v[i] = u->v[--u->n];
+	}
+	return u->n;
 }
 
 /* Records a sent notification's result under its lock, again with a
  * growing pause while the store refuses (a full disk, a stuck writer, the
- * database restarting) for up to OUTBOX_RECORD_MS: a delivered one left
- * due would be sent again by the next pass, of any replica. Gives up at
- * stop. */
+ * database restarting) for up to OUTBOX_RECORD_MS; then (or at stop) the
+ * result is kept in u and written by the next passes: a delivered one
+ * left due would be sent again by the next pass, of any replica. 0
+ * recorded (or another outbox recorded it), 1 kept, -1 lost (no memory to
+ * keep it). */
 static int
-outbox_record(struct hl_loop *l, int64_t id, enum hl_notification_state st, int tries,
-              int64_t next, const char *message, struct hl_err *err)
+outbox_record(struct hl_loop *l, struct outbox_unrecorded *u, int64_t id,
+              enum hl_notification_state st, int tries, int64_t next, const char *message,
+              const char *payload, struct hl_err *err)
 {
 	int64_t pause = 50, until = hl_time_mono_ms() + OUTBOX_RECORD_MS;
 
 	for (;;) {
-		if (hl_store_outbox_update(l->store, id, st, tries, next, message, err) == 0)
+		if (hl_store_outbox_update_payload(l->store, id, st, tries, next, message, payload,
+		                                   err) == 0)
 			return 0;
+		if (err->code == HL_ECONFLICT) {
+			/* another outbox recorded it: nothing to keep */
+			hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error", err->msg,
+			          NULL);
+			return 0;
+		}
 		if (atomic_load(&l->stop) || hl_time_mono_ms() + pause > until)
-			return -1;
+			break;
 		hl_log_kv(HL_LOG_WARN, "recording a notification failed; trying again", "error",
 		          err->msg, NULL);
 		hl_loop_nap(l, pause);
 		pause = pause < 2500 ? pause * 2 : 5000;
 	}
+	return outbox_unrecorded_add(u, id, st, tries, next, message, payload) ? 1 : -1;
 }
 
 /* Delivers what is due; returns how many this outbox handled (0 also when
- * every due one is another replica's just now: the caller then sleeps). */
+ * every due one is another replica's just now, or the store has not yet
+ * taken an earlier result: the caller then sleeps). */
 static int
-outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
+outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecorded *unrec)
 {
 	struct hl_notification *due = NULL;
 	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf deferred = HL_BUF_INIT(0);
 	size_t n = 0, i, k, handled = 0, n_read = 0;
 	char read[OUTBOX_HOLDS][16]; /* channels whose shared hold this pass read */
 
+	/* results already sent go first; nothing more is sent while the
+	 * store does not take them */
+	if (unrec->n && outbox_unrecorded_flush(l, unrec) > 0)
+		return 0;
 	if (hl_store_outbox_due(l->store, &due, OUTBOX_BATCH, &n, hl_time_wall_ms(), &err) < 0) {
 		hl_log_kv(HL_LOG_WARN, "reading the outbox failed", "error", err.msg, NULL);
 		return 0;
@@ -643,11 +820,15 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 	for (i = 0; i < n && !atomic_load(&l->stop); i++) {
 		struct hl_notification *nt = &due[i];
 		struct hl_notify_result res;
+		struct hl_outbox_claim claim;
 		enum hl_notification_state st;
-		int tries = nt->attempts + 1;
+		int tries, kept;
 		int64_t next = 0, held;
-		char lock[64];
+		char lock[64], id[24], *rest = NULL;
+		const char *note;
 
+		if (outbox_unrecorded_has(unrec, nt->id))
+			continue;
 		for (k = 0; k < n_read && strcmp(read[k], nt->channel) != 0; k++)
 			;
 		if (k == n_read && n_read < OUTBOX_HOLDS) {
@@ -655,20 +836,46 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			hl_strlcpy(read[n_read++], nt->channel, sizeof(read[0]));
 		}
 		held = outbox_held(holds, nt->channel, hl_time_wall_ms());
-		if (!outbox_take(l, lock, sizeof(lock), nt->id))
+		/* a send follows unless held: its attempt counts from the take
+		 * on, so a send that kills this process has used one */
+		if (!outbox_take(l, lock, sizeof(lock), nt->id, !held, &claim))
 			continue;
 		handled++;
+		snprintf(id, sizeof(id), "%lld", (long long)nt->id);
+		tries = claim.attempts;
 		if (held) {
 			/* waits with its channel; no attempt made */
 			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING,
-			                           nt->attempts, held,
+			                           claim.attempts, held,
 			                           "waiting: the channel asked to wait", &err) < 0)
 				hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error",
 				          err.msg, NULL);
 			hl_store_lock_release(l->store, lock);
 			continue;
 		}
-		if (outbox_send(l, &res, nt, &err) < 0) {
+		if (tries > OUTBOX_ATTEMPTS) {
+			/* its last sends came to no result: each ended its sender */
+			hl_log_kv(HL_LOG_ERROR, "notification given up: its sends left no result",
+			          "id", id, "task_id", nt->task_id, "channel", nt->channel, NULL);
+			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_FAILED, tries, 0,
+			                           "given up: the last attempts left no result "
+			                           "(the sender died during the send)",
+			                           &err) < 0)
+				hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error",
+				          err.msg, NULL);
+			hl_store_lock_release(l->store, lock);
+			continue;
+		}
+		if (claim.in_doubt)
+			/* no idempotency key on Discord, Slack or SMTP: a send that
+			 * arrived before its sender died arrives twice */
+			hl_log_kv(HL_LOG_WARN,
+			          "notification in doubt: its last send left no result (its sender "
+			          "died); sending it again, which may deliver it twice",
+			          "id", id, "task_id", nt->task_id, "channel", nt->channel, "kind",
+			          nt->kind, "ref", nt->ref, NULL);
+		hl_buf_reset(&deferred);
+		if (outbox_send(l, &res, nt, &deferred, &err) < 0) {
 			/* out of memory: given back, tried again later */
 			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING, nt->attempts,
 			                           hl_time_wall_ms() + OUTBOX_BACKOFF_MS,
@@ -678,9 +885,26 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			hl_store_lock_release(l->store, lock);
 			continue;
 		}
-		if (res.status == HL_NOTIFY_DELIVERED)
+		if (res.status == HL_NOTIFY_DELIVERED && deferred.len > 0) {
+			/* sent to the others; only the recipients refused for now
+			 * are still to get it (the same message, the same
+			 * Message-ID) */
+			const char *from, *rcpt, *message;
+			json_t *p;
+
+			outbox_email_parts(&p, &from, &rcpt, &message, l->cfg, nt->payload);
+			rest = outbox_email_payload(from, deferred.data, message);
+			json_decref(p);
+			if (!rest)
+				hl_log_kv(
+				        HL_LOG_ERROR,
+				        "out of memory: an email's recipients refused for now are "
+				        "not tried again",
+				        "id", id, "recipients", deferred.data, NULL);
+		}
+		if (res.status == HL_NOTIFY_DELIVERED && !rest)
 			st = HL_OUTBOX_DELIVERED;
-		else if (res.status == HL_NOTIFY_RETRY && tries < OUTBOX_ATTEMPTS)
+		else if ((res.status == HL_NOTIFY_RETRY || rest) && tries < OUTBOX_ATTEMPTS)
 			st = HL_OUTBOX_PENDING;
 		else
 			st = HL_OUTBOX_FAILED;
@@ -704,17 +928,29 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds)
 			if (outbox_held(holds, nt->channel, hl_time_wall_ms()) < until)
 				outbox_hold_shared(l, holds, nt->channel, until);
 		}
-		hl_log_kv(st == HL_OUTBOX_FAILED ? HL_LOG_ERROR : HL_LOG_INFO, "notification sent",
-		          "task_id", nt->task_id, "channel", nt->channel, "kind", nt->kind,
-		          "result", hl_notify_status_name(res.status), "error", res.error, "detail",
-		          res.message, NULL);
-		if (outbox_record(l, nt->id, st, tries, next,
-		                  st == HL_OUTBOX_DELIVERED ? NULL : res.message, &err) < 0)
-			hl_log_kv(HL_LOG_WARN, "recording a notification failed", "error", err.msg,
-			          NULL);
+		/* a delivery some recipients refused keeps their text */
+		note = st == HL_OUTBOX_DELIVERED && !res.error[0] ? NULL : res.message;
+		hl_log_kv(st == HL_OUTBOX_FAILED                                      ? HL_LOG_ERROR
+		          : res.status == HL_NOTIFY_DELIVERED && res.error[0] != '\0' ? HL_LOG_WARN
+		                                                                      : HL_LOG_INFO,
+		          "notification sent", "id", id, "task_id", nt->task_id, "channel",
+		          nt->channel, "kind", nt->kind, "result",
+		          hl_notify_status_name(res.status), "error", res.error, "detail",
+		          res.message, "pending_for", rest ? deferred.data : NULL, NULL);
+		kept = outbox_record(l, unrec, nt->id, st, tries, next, note, rest, &err);
+		if (kept != 0)
+			hl_log_kv(kept > 0 ? HL_LOG_WARN : HL_LOG_ERROR,
+			          kept > 0 ? "recording a notification failed; its result is kept "
+			                     "and written before anything else is sent"
+			                   : "recording a notification failed",
+			          "id", id, "error", err.msg, NULL);
+		free(rest);
 		/* only once the result is recorded: another outbox then finds it done */
 		hl_store_lock_release(l->store, lock);
+		if (kept != 0)
+			break; /* the store refuses: nothing more is sent now */
 	}
+	hl_buf_release(&deferred);
 	for (i = 0; i < n; i++)
 		hl_notification_release(&due[i]);
 	free(due);
@@ -726,11 +962,27 @@ hl_loop_outbox_main(void *arg)
 {
 	struct hl_loop *l = arg;
 	struct outbox_hold holds[OUTBOX_HOLDS];
+	struct outbox_unrecorded unrec = { NULL, 0, 0 };
+	size_t i;
 
 	memset(holds, 0, sizeof(holds));
 	pthread_setname_np(pthread_self(), "hl-outbox");
 	while (!atomic_load(&l->stop))
-		if (outbox_pass(l, holds) == 0)
+		if (outbox_pass(l, holds, &unrec) == 0)
 			hl_loop_sleep(l, l->cfg->loop_interval_ms);
+	/* at stop: a last try; what the store still refuses is lost, and the
+	 * row is sent again once its lease ends */
+	outbox_unrecorded_flush(l, &unrec);
+	for (i = 0; i < unrec.n; i++) {
+		char id[24];
+
+		snprintf(id, sizeof(id), "%lld", (long long)unrec.v[i].id);
+		hl_log_kv(HL_LOG_ERROR,
+		          "a sent notification's result is lost at stop; it may be sent again",
+		          "id", id, NULL);
+		free(unrec.v[i].message);
+		free(unrec.v[i].payload);
+	}
+	free(unrec.v);
 	return NULL;
 }

@@ -131,7 +131,9 @@ struct hl_notify_result {
 	 * said nothing. At most HL_NOTIFY_HOLD_MAX_MS for a webhook, and
 	 * HL_GITHUB_BUDGET_HOLD_MAX_MS (an hour) for GitHub's token. */
 	int64_t hold_ms;
-	/* a short machine token, "" when delivered: "rate_limited", "timeout",
+	/* a short machine token, "" when delivered to everyone (an email some
+	 * recipients refused: "rcpt_refused", or "smtp_<4xx>" when some were
+	 * refused for now): "rate_limited", "timeout",
 	 * "connect", "tls", "bad_url", "bad_address", "server_error",
 	 * "http_<status>", "discord_<code>" (Discord's JSON code), Slack's own
 	 * error string ("channel_is_archived"), "smtp_<code>",
@@ -166,6 +168,11 @@ struct hl_notify_opts {
 	 * inside the send's timeout: for a caller that holds the channel itself
 	 * (the outbox, whose one thread sends every channel) */
 	bool no_rate_wait;
+	/* email: when set, receives the recipients refused for now (a 4xx
+	 * reply to RCPT) of a message the server accepted for the others,
+	 * bare addresses separated by ", " ("" when none): the message went
+	 * to the others, only these are still to be sent to */
+	struct hl_buf *smtp_deferred;
 };
 
 /* Addressing of an email (contract section 9: HEALER_EMAIL_FROM/TO). */
@@ -274,10 +281,11 @@ int hl_notify_email_send(struct hl_notify_result *out, const char *smtp_url, con
  *    opts->smtp_user / smtp_password; a path names the EHLO domain;
  *  - the message goes as is (libcurl adds dot-stuffing and the final
  *    CRLF.CRLF); mail_from and rcpts are bare addr-specs.
- * A recipient the server refuses (5xx) is skipped (the others still get
- * the message; the delivered result's message names the refused ones);
- * one refused for now (4xx) makes the send RETRY before the data, sent to
- * nobody; every recipient refused fails or retries by that reply.
+ * A recipient the server refuses (5xx) or refuses for now (4xx) is
+ * skipped: the others still get the message, and the delivered result
+ * names the refused ones (error "rcpt_refused", or "smtp_<4xx>" with
+ * the ones refused for now in opts->smtp_deferred, for the caller to
+ * send to later); every recipient refused fails or retries by that reply.
  * Delivered after the server's 250 to the end of data; a 4xx reply,
  * timeouts and connection failures are RETRY; a 5xx reply, refused
  * credentials, TLS verification failures and a server without STARTTLS

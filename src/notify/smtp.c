@@ -11,8 +11,9 @@
  * password. The message is sent as is: libcurl dot-stuffs lines starting
  * with '.' and appends CRLF.CRLF. A recipient the server refuses does not
  * stop the message to the others (one stale address must not silence an
- * escalation); the result names the refused ones. A recipient refused for
- * now (4xx) stops the message before its data, so the retry reaches all. The session's commands
+ * escalation); the result names the refused ones. One refused for now
+ * (4xx) does not either: the others get it now, and the caller learns
+ * whom to send it to later (opts->smtp_deferred). The session's commands
  * are watched only for RCPT and its reply, nothing else is kept.
  */
 #include "base/clock.h"
@@ -32,12 +33,13 @@ struct smtp_trace {
 	char refused[160];
 	int n_refused;
 	long temp_code; /* the first 4xx reply to a RCPT, 0 none */
+	int n_deferred;
+	struct hl_buf deferred; /* the addresses refused for now, ", " between */
 };
 
 struct smtp_src {
 	const char *p;
 	size_t left;
-	const struct smtp_trace *trace;
 };
 
 static size_t
@@ -45,11 +47,6 @@ smtp_read(char *buf, size_t size, size_t nitems, void *ud)
 {
 	struct smtp_src *src = ud;
 	size_t n = size * nitems;
-
-	/* a recipient refused for now: nobody gets it yet, the retry sends it
-	 * to all (sending to the others now would send it to them twice) */
-	if (src->trace->temp_code)
-		return CURL_READFUNC_ABORT;
 
 	if (n > src->left)
 		n = src->left;
@@ -109,6 +106,10 @@ smtp_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
 			snprintf(t->refused + used, sizeof(t->refused) - used, "%s%.100s (%.3s)",
 			         t->n_refused ? ", " : "", t->rcpt, data);
 		t->n_refused++;
+		if (data[0] == '4') {
+			hl_buf_appendf(&t->deferred, "%s%s", t->n_deferred ? ", " : "", t->rcpt);
+			t->n_deferred++;
+		}
 		if (data[0] == '4' && !t->temp_code)
 			t->temp_code =
 			        data[1] >= '0' && data[1] <= '9' && data[2] >= '0' && data[2] <= '9'
@@ -150,11 +151,15 @@ smtp_classify(struct hl_notify_result *out, CURLcode rc, long code, const char *
 		                     "'%s': temporary failure for recipient %s; sent to nobody yet",
 		                     origin, t->refused);
 	} else if (rc == CURLE_OK && t->n_refused) {
-		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, code, -1, "",
-		                     "'%s': accepted (reply %ld), but not for %d refused "
-		                     "recipient%s: %s",
-		                     origin, code, t->n_refused, t->n_refused == 1 ? "" : "s",
-		                     t->refused);
+		/* sent to the others: a delivery, which names the refused ones
+		 * (and those refused for now, which the caller sends to later) */
+		if (t->temp_code)
+			snprintf(tok, sizeof(tok), "smtp_%ld", t->temp_code);
+		hl_notify_result_set(
+		        out, HL_NOTIFY_DELIVERED, code, -1, t->temp_code ? tok : "rcpt_refused",
+		        "'%s': accepted (reply %ld), but not for %d refused "
+		        "recipient%s: %s",
+		        origin, code, t->n_refused, t->n_refused == 1 ? "" : "s", t->refused);
 	} else if (rc == CURLE_OK) {
 		hl_notify_result_set(out, HL_NOTIFY_DELIVERED, code, -1, "",
 		                     "'%s': accepted (reply %ld)", origin, code);
@@ -210,7 +215,7 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 	static const char *const schemes[] = { "smtp", "smtps", NULL };
 	struct hl_notify_result r;
 	struct smtp_trace trace;
-	struct smtp_src src = { message, len, &trace };
+	struct smtp_src src = { message, len };
 	struct curl_slist *rl = NULL, *l;
 	char origin[300], errbuf[CURL_ERROR_SIZE] = "", reason[200], *from = NULL;
 	char *url = NULL, *user = NULL, *pass = NULL, *options = NULL, *scheme = NULL, *port = NULL;
@@ -226,6 +231,9 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 
 	hl_fetch_global_init();
 	memset(&trace, 0, sizeof(trace));
+	hl_buf_init(&trace.deferred, 0);
+	if (opts && opts->smtp_deferred)
+		hl_buf_reset(opts->smtp_deferred);
 	if (!hl_notify_text_check_url(&r, origin, sizeof(origin), smtp_url, schemes))
 		goto done;
 	for (i = 0; i < n_rcpts && smtp_addr_ok(rcpts[i]); i++)
@@ -310,6 +318,11 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 		hl_notify_text_excerpt(clean, sizeof(clean), reason, strlen(reason));
 		smtp_classify(&r, rc, code, origin, clean, &trace);
 	}
+	/* the message went to the others: only these are still to get it */
+	if (rc == CURLE_OK && trace.n_deferred && opts && opts->smtp_deferred &&
+	    (hl_buf_error(&trace.deferred) ||
+	     hl_buf_append(opts->smtp_deferred, trace.deferred.data, trace.deferred.len) < 0))
+		goto oom;
 	goto done;
 oom:
 	ret = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -321,6 +334,7 @@ out:
 	if (c)
 		curl_easy_cleanup(c);
 	curl_slist_free_all(rl);
+	hl_buf_release(&trace.deferred);
 	free(from);
 	smtp_wipe(pass);
 	smtp_wipe(user);

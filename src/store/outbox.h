@@ -58,13 +58,35 @@ int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t
  * after this one read it due; *taken is false then. */
 int hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t now_ms,
                          struct hl_err *err) HL_MUST_CHECK;
+
+/* What hl_store_outbox_claim found. */
+struct hl_outbox_claim {
+	bool taken;
+	/* the previous take left no result: its sender died (or could not
+	 * record it) once its send may have begun, which may have arrived */
+	bool in_doubt;
+	int attempts; /* the row's attempts, this one included when counted */
+};
+/* hl_store_outbox_take, which also counts an attempt in the same
+ * statement when count (a send follows): a sender that dies during its
+ * send has used one, so a message that kills its sender is not tried
+ * forever. hl_store_outbox_take counts one too. */
+int hl_store_outbox_claim(struct hl_store *s, struct hl_outbox_claim *out, int64_t id,
+                          int64_t now_ms, bool count, struct hl_err *err) HL_MUST_CHECK;
 /* Records a delivery attempt's result: state, the attempts made so far
  * (never fewer than recorded: an outbox that read the row before another's
  * retries counts from a stale number), when to try again (pending) and the
- * last error (NULL on success). */
+ * last error (NULL on a clean success; a delivery some recipients refused
+ * keeps their text). */
 int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                            int attempts, int64_t next_ms, const char *last_error,
                            struct hl_err *err) HL_MUST_CHECK;
+/* hl_store_outbox_update that also replaces the payload (what is left to
+ * send: an email's recipients that were refused for now); payload NULL
+ * keeps it. */
+int hl_store_outbox_update_payload(struct hl_store *s, int64_t id, enum hl_notification_state state,
+                                   int attempts, int64_t next_ms, const char *last_error,
+                                   const char *payload, struct hl_err *err) HL_MUST_CHECK;
 /* Calls fn for every (channel, state) with its number of notifications. */
 int hl_store_outbox_counts(struct hl_store *s,
                            void (*fn)(void *arg, const char *channel, const char *state, int64_t n),

@@ -643,23 +643,49 @@ hl_pg_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 	return 0;
 }
 
+/* Reads the row as it is before the take (was its previous take left
+ * without a result, how many attempts), then takes it only if no other
+ * take or result came in between (next_ms changes with each). */
 int
-hl_pg_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
-                  int64_t until_ms, const char *owner, struct hl_err *err)
+hl_pg_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64_t id,
+                  int64_t now_ms, int64_t until_ms, const char *owner, bool count,
+                  struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
-	int64_t changed = 0;
+	int64_t changed = 0, was_next;
+	PGresult *r = NULL;
 	int rc;
 
+	memset(out, 0, sizeof(*out));
 	hl_pg_int(&p, id);
 	hl_pg_int(&p, now_ms);
+	rc = hl_pg_exec(b, &r,
+	                "SELECT CASE WHEN sending_by IS NULL THEN 0 ELSE 1 END, attempts, next_ms"
+	                " FROM notifications WHERE id = $1 AND state = 'pending' AND next_ms <= $2",
+	                &p, false, "outbox take", err);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return 0;
+	}
+	out->in_doubt = hl_pg_int_at(r, 0, 0) != 0;
+	out->attempts = (int)hl_pg_int_at(r, 0, 1) + (count ? 1 : 0);
+	was_next = hl_pg_int_at(r, 0, 2);
+	PQclear(r);
+
+	p.n = 0;
+	hl_pg_int(&p, id);
+	hl_pg_int(&p, was_next);
 	hl_pg_int(&p, until_ms);
 	hl_pg_text(&p, owner);
+	hl_pg_int(&p, count ? 1 : 0);
 	rc = pg_changes(b, &changed,
-	                "UPDATE notifications SET next_ms = $3, sending_by = $4"
-	                " WHERE id = $1 AND state = 'pending' AND next_ms <= $2",
+	                "UPDATE notifications SET next_ms = $3, sending_by = $4,"
+	                " attempts = attempts + $5"
+	                " WHERE id = $1 AND state = 'pending' AND next_ms = $2",
 	                &p, "outbox take", err);
-	*taken = rc == 0 && changed == 1;
+	out->taken = rc == 0 && changed == 1;
 	return rc;
 }
 
@@ -683,7 +709,8 @@ hl_pg_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t id, in
 
 int
 hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
-                    int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
+                    int attempts, int64_t next_ms, const char *last_error, const char *payload,
+                    struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	int64_t changed = 0;
@@ -695,10 +722,11 @@ hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 	hl_pg_int(&p, next_ms);
 	hl_pg_text(&p, last_error);
 	hl_pg_int(&p, hl_time_wall_ms());
+	hl_pg_text(&p, payload);
 	rc = pg_changes(b, &changed,
 	                "UPDATE notifications SET state = $2, attempts = GREATEST(attempts, $3),"
 	                " next_ms = $4,"
-	                " last_error = $5, sending_by = NULL,"
+	                " last_error = $5, sending_by = NULL, payload = COALESCE($7, payload),"
 	                " delivered_ms = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_ms END"
 	                " WHERE id = $1 AND state = 'pending'",
 	                &p, "outbox update", err);

@@ -183,12 +183,14 @@ int hl_sq_outbox_add(struct hl_store_backend *b, bool *created, const struct hl_
                      struct hl_err *err);
 int hl_sq_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_t max,
                      size_t *n, int64_t now_ms, struct hl_err *err);
-int hl_sq_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
-                     int64_t until_ms, const char *owner, struct hl_err *err);
+int hl_sq_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64_t id,
+                      int64_t now_ms, int64_t until_ms, const char *owner, bool count,
+                      struct hl_err *err);
 int hl_sq_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t id,
                       int64_t now_ms, int64_t until_ms, struct hl_err *err);
 int hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
-                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
+                        int attempts, int64_t next_ms, const char *last_error, const char *payload,
+                        struct hl_err *err);
 int hl_sq_outbox_counts(struct hl_store_backend *b,
                         void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                         struct hl_err *err);

@@ -645,23 +645,50 @@ hl_sq_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 	return 0;
 }
 
+/* Reads the row as it is before the take (was its previous take left
+ * without a result, how many attempts), then takes it only if no other
+ * take or result came in between (next_ms changes with each). */
 int
-hl_sq_outbox_take(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
-                  int64_t until_ms, const char *owner, struct hl_err *err)
+hl_sq_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64_t id,
+                  int64_t now_ms, int64_t until_ms, const char *owner, bool count,
+                  struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(b, "UPDATE notifications SET next_ms = ?3, sending_by = ?4"
-	                                    " WHERE id = ?1 AND state = 'pending' AND next_ms <= ?2");
+	sqlite3_stmt *st =
+	        hl_sq_prepare(b, "SELECT sending_by IS NOT NULL, attempts, next_ms"
+	                         " FROM notifications"
+	                         " WHERE id = ?1 AND state = 'pending' AND next_ms <= ?2");
+	int64_t was_next;
 	int rc;
 
+	memset(out, 0, sizeof(*out));
 	if (!st)
 		return hl_sq_fail(err, b->db, "outbox take");
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox take");
+		hl_sq_done(b, st);
+		return rc;
+	}
+	out->in_doubt = sqlite3_column_int(st, 0) != 0;
+	out->attempts = sqlite3_column_int(st, 1) + (count ? 1 : 0);
+	was_next = sqlite3_column_int64(st, 2);
+	hl_sq_done(b, st);
+
+	st = hl_sq_prepare(b, "UPDATE notifications SET next_ms = ?3, sending_by = ?4,"
+	                      " attempts = attempts + ?5"
+	                      " WHERE id = ?1 AND state = 'pending' AND next_ms = ?2");
+	if (!st)
+		return hl_sq_fail(err, b->db, "outbox take");
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, was_next);
 	sqlite3_bind_int64(st, 3, until_ms);
 	sqlite3_bind_text(st, 4, owner, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, count ? 1 : 0);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox take");
 	hl_sq_done(b, st);
-	*taken = rc == 0 && sqlite3_changes(b->db) == 1;
+	out->taken = rc == 0 && sqlite3_changes(b->db) == 1;
 	return rc;
 }
 
@@ -687,13 +714,15 @@ hl_sq_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t id, in
 
 int
 hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
-                    int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
+                    int attempts, int64_t next_ms, const char *last_error, const char *payload,
+                    struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
-	        b, "UPDATE notifications SET state = ?2, attempts = MAX(attempts, ?3), next_ms = ?4,"
-	           " last_error = ?5, sending_by = NULL,"
-	           " delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END"
-	           " WHERE id = ?1 AND state = 'pending'");
+	        b,
+	        "UPDATE notifications SET state = ?2, attempts = MAX(attempts, ?3), next_ms = ?4,"
+	        " last_error = ?5, sending_by = NULL, payload = COALESCE(?7, payload),"
+	        " delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END"
+	        " WHERE id = ?1 AND state = 'pending'");
 	int rc;
 
 	if (!st)
@@ -704,6 +733,7 @@ hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 	sqlite3_bind_int64(st, 4, next_ms);
 	hl_sq_bind_text(st, 5, last_error);
 	sqlite3_bind_int64(st, 6, hl_time_wall_ms());
+	hl_sq_bind_text(st, 7, payload);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox update");
 	hl_sq_done(b, st);
 	if (rc == 0 && sqlite3_changes(b->db) != 1)

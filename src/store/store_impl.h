@@ -255,15 +255,19 @@ struct hl_store_outbox_ops {
 	           struct hl_err *err);
 	int (*due)(struct hl_store_backend *b, struct hl_notification **out, size_t max, size_t *n,
 	           int64_t now_ms, struct hl_err *err);
-	/* pending and due at now_ms -> next_ms until_ms, sending_by owner */
-	int (*take)(struct hl_store_backend *b, bool *taken, int64_t id, int64_t now_ms,
-	            int64_t until_ms, const char *owner, struct hl_err *err);
+	/* pending and due at now_ms -> next_ms until_ms, sending_by owner,
+	 * attempts + 1 when count; out says what the row held before */
+	int (*take)(struct hl_store_backend *b, struct hl_outbox_claim *out, int64_t id,
+	            int64_t now_ms, int64_t until_ms, const char *owner, bool count,
+	            struct hl_err *err);
 	/* notification id while owner sends it and its lease has not ended
 	 * at now_ms -> next_ms until_ms (the lease keeper) */
 	int (*renew)(struct hl_store_backend *b, const char *owner, int64_t id, int64_t now_ms,
 	             int64_t until_ms, struct hl_err *err);
+	/* payload NULL: unchanged */
 	int (*update)(struct hl_store_backend *b, int64_t id, enum hl_notification_state state,
-	              int attempts, int64_t next_ms, const char *last_error, struct hl_err *err);
+	              int attempts, int64_t next_ms, const char *last_error, const char *payload,
+	              struct hl_err *err);
 	int (*counts)(struct hl_store_backend *b,
 	              void (*fn)(void *, const char *, const char *, int64_t), void *arg,
 	              struct hl_err *err);

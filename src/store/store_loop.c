@@ -263,25 +263,45 @@ hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t max
 }
 
 int
-hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t now_ms,
-                     struct hl_err *err)
+hl_store_outbox_claim(struct hl_store *s, struct hl_outbox_claim *out, int64_t id, int64_t now_ms,
+                      bool count, struct hl_err *err)
 {
 	int64_t until = now_ms + atomic_load(&s->claim_lease_ms);
 
 	int rc;
 
-	*taken = false;
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->db_lock);
-	rc = s->ops->outbox.take(s->b, taken, id, now_ms, until, s->owner, err);
+	rc = s->ops->outbox.take(s->b, out, id, now_ms, until, s->owner, count, err);
 	pthread_mutex_unlock(&s->db_lock);
-	if (rc == 0 && *taken)
+	if (rc == 0 && out->taken)
 		atomic_store(&s->o_sending, id);
+	return rc;
+}
+
+int
+hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t now_ms,
+                     struct hl_err *err)
+{
+	struct hl_outbox_claim c;
+	int rc = hl_store_outbox_claim(s, &c, id, now_ms, true, err);
+
+	*taken = c.taken;
 	return rc;
 }
 
 int
 hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                        int attempts, int64_t next_ms, const char *last_error, struct hl_err *err)
+{
+	return hl_store_outbox_update_payload(s, id, state, attempts, next_ms, last_error, NULL,
+	                                      err);
+}
+
+int
+hl_store_outbox_update_payload(struct hl_store *s, int64_t id, enum hl_notification_state state,
+                               int attempts, int64_t next_ms, const char *last_error,
+                               const char *payload, struct hl_err *err)
 {
 	int64_t sending = id;
 
@@ -290,7 +310,8 @@ hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_stat
 	/* the send is over, recorded or not: its lease is no longer renewed
 	 * (a row whose result could not be written is due once it ends) */
 	atomic_compare_exchange_strong(&s->o_sending, &sending, 0);
-	STORE_CALL(s, s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, err));
+	STORE_CALL(s, s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, payload,
+	                                    err));
 }
 
 int

@@ -389,6 +389,23 @@ payload_of(struct fixture *f, const char *channel, const char *kind, const char 
 	return out;
 }
 
+/* An escalation email's message; its row holds the envelope of the
+ * settings when it was enqueued with it ({from, rcpt, message}). */
+static char *
+email_message_of(struct fixture *f, const char *ref)
+{
+	char *payload = payload_of(f, "email", "escalation", ref), *out;
+	json_t *p = json_loads(payload, 0, NULL);
+
+	assert_non_null(p);
+	assert_string_equal(hl_json_str_or(p, "rcpt", ""), "oncall@example.com");
+	assert_string_equal(hl_json_str_or(p, "from", ""), "healer@example.com");
+	out = strdup(hl_json_str_or(p, "message", ""));
+	json_decref(p);
+	free(payload);
+	return out;
+}
+
 static const char *const CHANNELS[] = { "discord", "slack", "email", "github" };
 
 static void
@@ -450,8 +467,8 @@ test_each_escalation_round_is_told_once(void **state)
 	assert_non_null(strstr(second, "healer-rex-4"));
 	free(first);
 	free(second);
-	mail1 = payload_of(f, "email", "escalation", "3");
-	mail2 = payload_of(f, "email", "escalation", "4");
+	mail1 = email_message_of(f, "3");
+	mail2 = email_message_of(f, "4");
 	id1 = strstr(mail1, "Message-ID: ");
 	id2 = strstr(mail2, "Message-ID: ");
 	assert_non_null(id1);

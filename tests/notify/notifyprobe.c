@@ -131,20 +131,31 @@ probe_opts(struct hl_notify_opts *o)
 		o->github_since_ms = atoll(getenv("NOTIFY_GITHUB_SINCE_MS"));
 }
 
+/* deferred: an email's recipients refused for now, or NULL */
 static int
-probe_result(const struct hl_notify_result *r)
+probe_result_deferred(const struct hl_notify_result *r, const char *deferred)
 {
 	json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "result",
 	                      hl_notify_status_name(r->status), "code", (json_int_t)r->code,
 	                      "error", r->error, "message", r->message, "retry_after_ms",
 	                      (json_int_t)r->retry_after_ms, "hold_ms", (json_int_t)r->hold_ms,
 	                      "elapsed_ms", (json_int_t)r->elapsed_ms);
-	char *s = json_dumps(o, JSON_COMPACT);
+	char *s;
+
+	if (deferred)
+		json_object_set_new(o, "deferred", json_string(deferred));
+	s = json_dumps(o, JSON_COMPACT);
 
 	printf("%s\n", s ? s : "null");
 	free(s);
 	json_decref(o);
 	return 0;
+}
+
+static int
+probe_result(const struct hl_notify_result *r)
+{
+	return probe_result_deferred(r, NULL);
 }
 
 static int
@@ -234,12 +245,16 @@ main(int argc, char **argv)
 		ret = ret < 0 ? probe_fail(&err) : probe_result(&res);
 	} else if (strcmp(argv[2], "email") == 0 && argc == 6) {
 		struct hl_notify_email_hdr h = { argv[4], argv[5], r.task_id };
+		struct hl_buf deferred = HL_BUF_INIT(0);
 
+		opts.smtp_deferred = &deferred;
 		ret = hl_notify_email_build(&text, &len, &r, &h, &err);
 		if (ret == 0)
 			ret = hl_notify_email_send(&res, argv[3], argv[4], argv[5], text, len,
 			                           &opts, &err);
-		ret = ret < 0 ? probe_fail(&err) : probe_result(&res);
+		ret = ret < 0 ? probe_fail(&err)
+		              : probe_result_deferred(&res, deferred.len ? deferred.data : NULL);
+		hl_buf_release(&deferred);
 	} else if (strcmp(argv[2], "github") == 0 && argc == 5) {
 		struct hl_github *gh = NULL;
 

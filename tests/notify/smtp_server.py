@@ -11,6 +11,8 @@ each AUTH attempt adds a line (the mechanism) to auth-attempts.
   --auth USER:PASS      require AUTH (PLAIN or LOGIN) with these credentials
   --reject ADDR         answer RCPT TO:<ADDR> with --rcpt-reply
   --rcpt-reply TEXT     default "550 5.1.1 <ADDR>: recipient rejected"
+  --defer ADDR          answer RCPT TO:<ADDR> "452 4.2.2 mailbox full" (refused
+                        for now) its first --defer-times times (default 1)
   --data-reply TEXT     answer the end of DATA with TEXT (e.g. "451 4.3.0
                         try again later") instead of storing the message
 """
@@ -28,8 +30,12 @@ class Handler:
     def __init__(self, a):
         self.a = a
         self.n = 0
+        self.deferred = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in (self.a.defer or []) and self.deferred.get(address, 0) < self.a.defer_times:
+            self.deferred[address] = self.deferred.get(address, 0) + 1
+            return "452 4.2.2 mailbox full, try again later"
         if address in (self.a.reject or []):
             return self.a.rcpt_reply or f"550 5.1.1 <{address}>: recipient rejected"
         envelope.rcpt_tos.append(address)
@@ -58,6 +64,8 @@ def main():
     ap.add_argument("--auth")
     ap.add_argument("--reject", action="append")
     ap.add_argument("--rcpt-reply")
+    ap.add_argument("--defer", action="append")
+    ap.add_argument("--defer-times", type=int, default=1)
     ap.add_argument("--data-reply")
     a = ap.parse_args()
     handler = Handler(a)
