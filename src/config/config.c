@@ -950,15 +950,17 @@ config_association_ok(const char *v)
  * means unset).
  */
 static int
-config_check_list(const char *key, const char *value, bool (*ok)(const char *), const char *what,
-                  struct hl_err *err)
+config_check_list(const struct hl_config *cfg, const char *key, const char *value,
+                  bool (*ok)(const char *), const char *what, struct hl_err *err)
 {
 	const char *p = value, *comma;
 	char one[256];
 	size_t i, n;
 
 	if (config_blank(value, strlen(value)))
-		return hl_err_set(err, HL_EINVAL, "%s: is blank (unset it, or give the list)", key);
+		return hl_err_set(err, HL_EINVAL,
+		                  "%s: is blank (unset it, or give the list) (from %s)", key,
+		                  config_from(cfg, key));
 	for (i = 1;; i++, p = comma + 1) {
 		comma = strchr(p, ',');
 		n = comma ? (size_t)(comma - p) : strlen(p);
@@ -968,15 +970,18 @@ config_check_list(const char *key, const char *value, bool (*ok)(const char *), 
 			n--;
 		if (!n)
 			return hl_err_set(err, HL_EINVAL,
-			                  "%s: element %zu of the list is empty (an extra ',')",
-			                  key, i);
+			                  "%s: element %zu of the list is empty (an extra ',')"
+			                  " (from %s)",
+			                  key, i, config_from(cfg, key));
 		if (n >= sizeof(one))
-			return hl_err_set(err, HL_EINVAL, "%s: '%.40s...' is not %s (too long)",
-			                  key, p, what);
+			return hl_err_set(err, HL_EINVAL,
+			                  "%s: '%.40s...' is not %s (too long) (from %s)", key, p,
+			                  what, config_from(cfg, key));
 		memcpy(one, p, n);
 		one[n] = '\0';
 		if (!ok(one))
-			return hl_err_set(err, HL_EINVAL, "%s: '%s' is not %s", key, one, what);
+			return hl_err_set(err, HL_EINVAL, "%s: '%s' is not %s (from %s)", key, one,
+			                  what, config_from(cfg, key));
 		if (!comma)
 			return 0;
 	}
@@ -1278,7 +1283,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	if (cfg->repositories && *cfg->repositories) {
 		/* names GitHub allows: a wildcard or "acme/my app" would match
 		 * nothing and skip every delivery without a word; so would " " */
-		if ((rc = config_check_list("HEALER_REPOSITORIES", cfg->repositories,
+		if ((rc = config_check_list(cfg, "HEALER_REPOSITORIES", cfg->repositories,
 		                            hl_str_github_repo_valid, "owner/repo", err)) < 0)
 			return rc;
 		cfg->repository_list = hl_str_split_list(cfg->repositories, &cfg->n_repositories);
@@ -1291,16 +1296,17 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 		if (!hl_str_github_repo_valid(cfg->heal_repository))
 			return hl_err_set(err, HL_EINVAL,
 			                  "HEALER_HEAL_REPOSITORY: '%.200s' is not "
-			                  "owner/repo",
-			                  cfg->heal_repository);
+			                  "owner/repo (from %s)",
+			                  cfg->heal_repository,
+			                  config_from(cfg, "HEALER_HEAL_REPOSITORY"));
 		if (!hl_config_repo_allowed(cfg, cfg->heal_repository))
 			return hl_err_set(
 			        err, HL_EINVAL,
-			        "HEALER_HEAL_REPOSITORY: '%s' is not in HEALER_REPOSITORIES",
-			        cfg->heal_repository);
+			        "HEALER_HEAL_REPOSITORY: '%s' is not in HEALER_REPOSITORIES (from %s)",
+			        cfg->heal_repository, config_from(cfg, "HEALER_HEAL_REPOSITORY"));
 	}
 	if (cfg->alert_namespaces && *cfg->alert_namespaces) {
-		if ((rc = config_check_list("HEALER_ALERT_NAMESPACES", cfg->alert_namespaces,
+		if ((rc = config_check_list(cfg, "HEALER_ALERT_NAMESPACES", cfg->alert_namespaces,
 		                            hl_str_k8s_label_valid, "a Kubernetes namespace name",
 		                            err)) < 0)
 			return rc;
@@ -1312,7 +1318,7 @@ config_finish(struct hl_config *cfg, struct hl_err *err)
 	/* "" lets nobody give commands; "FOO" or "OWNER," is a typo */
 	if (cfg->command_associations && *cfg->command_associations &&
 	    (rc = config_check_list(
-	             "HEALER_COMMAND_ASSOCIATIONS", cfg->command_associations,
+	             cfg, "HEALER_COMMAND_ASSOCIATIONS", cfg->command_associations,
 	             config_association_ok,
 	             "an author_association GitHub sends (OWNER, MEMBER, COLLABORATOR,"
 	             " CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, FIRST_TIMER,"

@@ -123,13 +123,19 @@ hl_loop_remember(struct hl_loop *l, const char *task_id)
 		hl_log_kv(HL_LOG_INFO, "remembered", "task_id", task_id, "event", note.event,
 		          "fixed_by", note.fixed_by, NULL);
 	ids = hl_memory_decision_ids(t->decision_json);
+	/* a refused enqueue does not skip the local reinforcement below,
+	 * which only the write that created the memory makes (a repeat of
+	 * this pass skips it) */
 	if (om) {
-		if ((rc = hl_memory_om_add_payload(&payload, &note, &err)) < 0)
+		int arc = hl_memory_om_add_payload(&payload, &note, &err);
+
+		if (arc < 0) {
+			rc = arc;
 			goto fail;
-		if ((rc = memory_enqueue(l, task_id, "memory_add",
-		                         t->state == HL_TASK_SUCCEEDED ? "succeeded" : NULL,
-		                         payload)) < 0)
-			goto out;
+		}
+		if (memory_enqueue(l, task_id, "memory_add",
+		                   t->state == HL_TASK_SUCCEEDED ? "succeeded" : NULL, payload) < 0)
+			rc = -HL_EDB;
 	}
 	if (t->state == HL_TASK_SUCCEEDED) {
 		json_t *d = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;

@@ -279,8 +279,16 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 		pr_url = NULL;
 	rc = hl_store_attempt_of_coderun(l->store, task_id, &n, name, err);
 	if (rc == -HL_ENOTFOUND) {
-		/* not one of ours, or not recorded yet: looked at again shortly */
-		*waiting = observe_keep(l, name, cr, since, replace);
+		/* not recorded yet (its task is claimed before the create):
+		 * looked at again shortly; one whose task this store does not
+		 * have (a `healer spawn-remediation` run, another installation)
+		 * is not ours and holds nothing back */
+		const char *label = hl_json_str(cr, "metadata.labels.healer/task-id");
+		struct hl_err terr = HL_ERR_INIT;
+
+		rc = label ? hl_store_task_get(l->store, &t, label, &terr) : -HL_ENOTFOUND;
+		if (rc != -HL_ENOTFOUND) /* ours, or the store did not answer */
+			*waiting = observe_keep(l, name, cr, since, replace);
 		rc = 0;
 		goto out;
 	}

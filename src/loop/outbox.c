@@ -43,7 +43,8 @@
  * SMTP take no idempotency key, so these are at least once across a crash
  * in that window. A result the store refuses past OUTBOX_RECORD_MS is
  * never given up while this process runs: it is kept in memory and written
- * before anything else at every later pass, and its row is not sent again.
+ * before anything else at every later pass, and its row keeps its lock and
+ * its lease meanwhile, so no outbox sends it again.
  *
  * An email's row holds its envelope with the message ({from, rcpt,
  * message}, outbox_email_payload; a bare message is a row from before,
@@ -740,7 +741,7 @@ outbox_unrecorded_flush(struct hl_loop *l, struct outbox_unrecorded *u)
 	while (i < u->n) {
 		struct outbox_result *r = &u->v[i];
 		struct hl_err err = HL_ERR_INIT;
-		char id[24];
+		char id[24], lock[64];
 
 		snprintf(id, sizeof(id), "%lld", (long long)r->id);
 		if (hl_store_outbox_update_payload(l->store, r->id, r->st, r->tries, r->next,
@@ -756,6 +757,9 @@ outbox_unrecorded_flush(struct hl_loop *l, struct outbox_unrecorded *u)
 			i++;
 			continue;
 		}
+		/* the row's lock was kept with its result (outbox_pass) */
+		snprintf(lock, sizeof(lock), "outbox:%lld", (long long)r->id);
+		hl_store_lock_release(l->store, lock);
 		free(r->message);
 		free(r->payload);
 		u->v[i] = u->v[--u->n];
@@ -885,7 +889,8 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 			hl_store_lock_release(l->store, lock);
 			continue;
 		}
-		if (res.status == HL_NOTIFY_DELIVERED && deferred.len > 0) {
+		if (res.status == HL_NOTIFY_DELIVERED && deferred.len > 0 &&
+		    !hl_buf_error(&deferred)) {
 			/* sent to the others; only the recipients refused for now
 			 * are still to get it (the same message, the same
 			 * Message-ID) */
@@ -945,8 +950,11 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 			                   : "recording a notification failed",
 			          "id", id, "error", err.msg, NULL);
 		free(rest);
-		/* only once the result is recorded: another outbox then finds it done */
-		hl_store_lock_release(l->store, lock);
+		/* only once the result is recorded: another outbox then finds it
+		 * done; a result kept in memory keeps the lock (and the row's
+		 * lease is still renewed) until it is written */
+		if (kept <= 0)
+			hl_store_lock_release(l->store, lock);
 		if (kept != 0)
 			break; /* the store refuses: nothing more is sent now */
 	}
@@ -974,12 +982,14 @@ hl_loop_outbox_main(void *arg)
 	 * row is sent again once its lease ends */
 	outbox_unrecorded_flush(l, &unrec);
 	for (i = 0; i < unrec.n; i++) {
-		char id[24];
+		char id[24], lock[64];
 
 		snprintf(id, sizeof(id), "%lld", (long long)unrec.v[i].id);
 		hl_log_kv(HL_LOG_ERROR,
 		          "a sent notification's result is lost at stop; it may be sent again",
 		          "id", id, NULL);
+		snprintf(lock, sizeof(lock), "outbox:%lld", (long long)unrec.v[i].id);
+		hl_store_lock_release(l->store, lock);
 		free(unrec.v[i].message);
 		free(unrec.v[i].payload);
 	}

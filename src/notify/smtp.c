@@ -17,6 +17,7 @@
  * are watched only for RCPT and its reply, nothing else is kept.
  */
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/str.h"
 #include "text.h"
 
@@ -318,11 +319,16 @@ hl_notify_smtp_send(struct hl_notify_result *out, const char *smtp_url, const ch
 		hl_notify_text_excerpt(clean, sizeof(clean), reason, strlen(reason));
 		smtp_classify(&r, rc, code, origin, clean, &trace);
 	}
-	/* the message went to the others: only these are still to get it */
+	/* the message went to the others: only these are still to get it
+	 * (without the memory to name them it stays delivered: the accepted
+	 * recipients must not get it twice) */
 	if (rc == CURLE_OK && trace.n_deferred && opts && opts->smtp_deferred &&
 	    (hl_buf_error(&trace.deferred) ||
 	     hl_buf_append(opts->smtp_deferred, trace.deferred.data, trace.deferred.len) < 0))
-		goto oom;
+		hl_log_kv(HL_LOG_ERROR,
+		          "out of memory naming the recipients an email was deferred for; "
+		          "they will not get it",
+		          NULL);
 	goto done;
 oom:
 	ret = hl_err_set(err, HL_ENOMEM, "out of memory");

@@ -304,14 +304,19 @@ hl_store_outbox_update_payload(struct hl_store *s, int64_t id, enum hl_notificat
                                const char *payload, struct hl_err *err)
 {
 	int64_t sending = id;
+	int rc;
 
 	if (state < 0 || state >= HL_OUTBOX_STATE_MAX)
 		return hl_err_set(err, HL_EINVAL, "no notification state %d", (int)state);
-	/* the send is over, recorded or not: its lease is no longer renewed
-	 * (a row whose result could not be written is due once it ends) */
-	atomic_compare_exchange_strong(&s->o_sending, &sending, 0);
-	STORE_CALL(s, s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, payload,
-	                                    err));
+	pthread_mutex_lock(&s->db_lock);
+	rc = s->ops->outbox.update(s->b, id, state, attempts, next_ms, last_error, payload, err);
+	pthread_mutex_unlock(&s->db_lock);
+	/* the send is over once its result is written (or another outbox
+	 * wrote one): until then its lease is renewed, so no other replica
+	 * takes the row and sends it again while the result waits */
+	if (rc == 0 || err->code == HL_ECONFLICT)
+		atomic_compare_exchange_strong(&s->o_sending, &sending, 0);
+	return rc;
 }
 
 int

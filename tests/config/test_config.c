@@ -1152,6 +1152,10 @@ test_config_string_errors_name_the_source(void **state)
 		{ "HEALER_MEMORY_SCOPE", "memory_scope", "everyone", "must be owner" },
 		{ "HEALER_HEAL_TEMPLATE", "heal_template", "nope", "FAMILY/NAME" },
 		{ "GITHUB_HOOK_ID", "github_hook_id", "x1", "not a hook id" },
+		{ "HEALER_HEAL_REPOSITORY", "heal_repository", "no-slash", "is not owner/repo" },
+		{ "HEALER_ALERT_NAMESPACES", "alert_namespaces", "ok,Bad_NS",
+		  "is not a Kubernetes namespace" },
+		{ "HEALER_REPOSITORIES", "repositories", "acme/api,,acme/web", "is empty" },
 	};
 	struct hl_config *c = NULL;
 	struct hl_err err = HL_ERR_INIT;

@@ -119,6 +119,13 @@ SITES = {
              ['"/api/v1/namespaces/"', '"/events?fieldSelector=type%3DWarning&limit=200"',
               '"kubernetes_events", ctx_parse_events'],
              requester="ctx_add_kube", requester_needles=["hl_kube_req_init(", '"GET"'])],
+    # a retry's context: the previous attempt's pod, for its containers
+    # (their logs are then asked for by name, hl_kube_pod_log_req)
+    ("src/remediate/context.c", "ctx_plan_agent_output"): [
+        Call("GET", CORE + "/pods/{name}", "", "pods", "get",
+             ['"/api/v1/namespaces/"', '"/pods/"', "retry->agent_pod",
+              '"agent_output", ctx_parse_agent_pod'],
+             requester="ctx_add_kube", requester_needles=["hl_kube_req_init(", '"GET"'])],
     # the Application object when no ARGOCD_SERVER is set (the ArgoCD alert
     # flow), in the service map's argocd_namespace (default "argocd")
     ("src/remediate/context.c", "ctx_plan_argocd"): [

@@ -211,7 +211,15 @@ def main():
                      "creationTimestamp": "2026-01-01T00:00:00Z",
                      "labels": {"app.kubernetes.io/name": "healer", "healer/task-id": "hl-of-old",
                                 "healer/attempt": "1"}},
-        "spec": {"service": "healer-ci"}, "status": {"phase": "Succeeded"}}]})
+        "spec": {"service": "healer-ci"}, "status": {"phase": "Succeeded"}}, {
+        # and one `healer spawn-remediation` made just now: its task id is
+        # the operator's, no task of this store (before: kept 10 minutes)
+        "apiVersion": "agents.platform/v1", "kind": "CodeRun",
+        "metadata": {"name": "healer-heal-cli-0000000001", "namespace": NS,
+                     "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     "labels": {"app.kubernetes.io/name": "healer", "healer/task-id": "cli-t1",
+                                "healer/attempt": "1", "remediation": "true"}},
+        "spec": {"service": "healer-heal"}, "status": {"phase": "Running"}}]})
     srv = Healer(os.path.join(dtest.TMP, "h1"), BASE_ENV).start()
 
     def resume_point():
@@ -222,7 +230,8 @@ def main():
         finally:
             con.close()
         return row[0] if row else None
-    check("an old CodeRun of an unknown task does not hold back the watch's resume point",
+    check("an old CodeRun of an unknown task, or a new one of a task this store does not "
+          "have, does not hold back the watch's resume point",
           wait_for(resume_point, 10), srv.log_tail()[-1500:])
 
     # ---- A. success on attempt 1 ----------------------------------------------------
