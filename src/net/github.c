@@ -25,6 +25,7 @@
 
 #include "json/json.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@
 #define GITHUB_SECONDARY_WAIT_MS (60 * 1000)
 /* The shared budget (hl_github_share_budget) is read at most this often. */
 #define GITHUB_SHARE_READ_MS 1000
+/* No answer of GitHub has named its clock yet. */
+#define GITHUB_CLOCK_UNKNOWN INT64_MIN
 
 enum github_auth_mode {
 	GITHUB_AUTH_INSTALLATION = 0, /* the token, or the App's installation token */
@@ -74,6 +77,9 @@ struct hl_github {
 	struct hl_github_share share;
 	char share_key[40];
 	int64_t share_read_ms;
+	/* GitHub's clock less ours in ms, from the last answer's Date
+	 * (GITHUB_CLOCK_UNKNOWN: no answer yet) */
+	_Atomic int64_t clock_offset_ms;
 };
 
 static char *
@@ -125,6 +131,7 @@ hl_github_new_with(struct hl_github **out, const char *api_url, const char *toke
 	if (!gh)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	pthread_mutex_init(&gh->mu, NULL);
+	atomic_init(&gh->clock_offset_ms, GITHUB_CLOCK_UNKNOWN);
 	gh->timeout_ms = 20000;
 	gh->log_cap = 8u * 1024 * 1024;
 	gh->api_url = strdup(api_url);
@@ -193,7 +200,51 @@ github_req_defaults(struct hl_github *gh, struct hl_fetch_req *req)
 	req->rate_wait_unsaid_ms = 60 * 1000;
 }
 
-/* Trades an App JWT for an installation token; called with gh->mu held. */
+/* Keeps GitHub's clock as an answer of the API origin named it (Date,
+ * whole seconds: GitHub's time is at or after it, so iat and exp drawn
+ * from it are never later than GitHub's own). */
+static void
+github_note_clock(struct hl_github *gh, const struct hl_fetch_res *res)
+{
+	if (res->status <= 0 || res->date_s < 0 || res->off_origin)
+		return;
+	atomic_store(&gh->clock_offset_ms, res->date_s * 1000 - hl_time_wall_ms());
+}
+
+int64_t
+hl_github_clock_offset_ms(struct hl_github *gh, bool *known)
+{
+	int64_t off = atomic_load(&gh->clock_offset_ms);
+
+	if (known)
+		*known = off != GITHUB_CLOCK_UNKNOWN;
+	return off == GITHUB_CLOCK_UNKNOWN ? 0 : off;
+}
+
+int64_t
+hl_github_now_ms(struct hl_github *gh)
+{
+	return hl_time_wall_ms() + hl_github_clock_offset_ms(gh, NULL);
+}
+
+/* A 401 refusing the App JWT for its iat or exp (a clock apart from
+ * GitHub's: "'Expiration time' claim ('exp') is too far in the future",
+ * "'Issued at' claim ('iat') must be an Integer representing a time in the
+ * past"). */
+static bool
+github_jwt_time_refused(const struct hl_fetch_res *res)
+{
+	const char *b = res->body.data;
+
+	return res->status == 401 && b &&
+	       (strstr(b, "('exp')") || strstr(b, "('iat')") ||
+	        hl_str_casestr(b, "expiration time") || hl_str_casestr(b, "issued at"));
+}
+
+/* Trades an App JWT for an installation token; called with gh->mu held.
+ * The JWT's iat and exp are drawn from GitHub's clock as its last answer
+ * named it; a 401 naming them is asked once more with the clock of that
+ * answer's Date. */
 static int
 github_mint_installation_token(struct hl_github *gh, struct hl_err *err)
 {
@@ -204,27 +255,44 @@ github_mint_installation_token(struct hl_github *gh, struct hl_err *err)
 	json_t *v = NULL;
 	const char *tok, *exp;
 	int64_t expires, now;
-	int ret;
+	int ret, tries;
 
 	hl_fetch_res_init(&res);
 	memset(&req, 0, sizeof(req));
-	ret = hl_jwt_github_app(&jwt, gh->app_id, gh->app_key, hl_time_wall_ms() / 1000, err);
-	if (ret < 0)
-		goto out;
-	hl_buf_appendf(&url, "%s/app/installations/", gh->api_url);
-	hl_url_append_segment(&url, gh->installation_id);
-	hl_buf_append_str(&url, "/access_tokens");
-	hl_buf_appendf(&auth, "Bearer %s", jwt);
-	if (hl_buf_error(&url) || hl_buf_error(&auth)) {
-		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
-		goto out;
+	for (tries = 0;; tries++) {
+		ret = hl_jwt_github_app(&jwt, gh->app_id, gh->app_key, hl_github_now_ms(gh) / 1000,
+		                        err);
+		if (ret < 0)
+			goto out;
+		hl_buf_reset(&url);
+		hl_buf_reset(&auth);
+		hl_buf_appendf(&url, "%s/app/installations/", gh->api_url);
+		hl_url_append_segment(&url, gh->installation_id);
+		hl_buf_append_str(&url, "/access_tokens");
+		hl_buf_appendf(&auth, "Bearer %s", jwt);
+		if (hl_buf_error(&url) || hl_buf_error(&auth)) {
+			ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+			goto out;
+		}
+		github_req_defaults(gh, &req);
+		req.method = "POST";
+		req.url = url.data;
+		req.auth = auth.data;
+		req.max_retries = 2;
+		hl_fetch_run(&req, &res, 1, 0, err);
+		github_note_clock(gh, &res);
+		if (tries > 0 || res.date_s < 0 || !github_jwt_time_refused(&res))
+			break;
+		hl_log(HL_LOG_WARN,
+		       "GitHub refused the App JWT's iat/exp (its clock is %lld ms from ours): "
+		       "asked again on GitHub's clock",
+		       (long long)hl_github_clock_offset_ms(gh, NULL));
+		github_wipe_free(jwt);
+		jwt = NULL;
+		explicit_bzero(auth.data, auth.len);
+		hl_fetch_res_release(&res);
+		hl_fetch_res_init(&res);
 	}
-	github_req_defaults(gh, &req);
-	req.method = "POST";
-	req.url = url.data;
-	req.auth = auth.data;
-	req.max_retries = 2;
-	hl_fetch_run(&req, &res, 1, 0, err);
 	ret = hl_fetch_check(&res, "github app installation token", err);
 	if (ret < 0)
 		goto out;
@@ -304,7 +372,7 @@ github_app_auth(struct hl_github *gh, struct hl_buf *auth, struct hl_err *err)
 		return hl_err_set(err, HL_EAUTH,
 		                  "this call needs GitHub App credentials (GITHUB_APP_ID and "
 		                  "GITHUB_APP_PRIVATE_KEY)");
-	ret = hl_jwt_github_app(&jwt, gh->app_id, gh->app_key, hl_time_wall_ms() / 1000, err);
+	ret = hl_jwt_github_app(&jwt, gh->app_id, gh->app_key, hl_github_now_ms(gh) / 1000, err);
 	if (ret < 0)
 		return ret;
 	hl_buf_appendf(auth, "Bearer %s", jwt);
@@ -446,6 +514,7 @@ hl_github_note_budget(struct hl_github *gh, const struct hl_fetch_res *res)
 	 * GitHub's budget, its 429 neither */
 	if (res->off_origin)
 		return;
+	github_note_clock(gh, res);
 	pause = github_secondary_wait_ms(gh, res);
 	(void)github_token_rejected(gh, res);
 
@@ -715,6 +784,8 @@ github_call_ex(struct hl_github *gh, json_t **out, struct github_answer *ans, co
 		hl_fetch_run(&req, &res, 1, 0, err);
 		if (mode == GITHUB_AUTH_INSTALLATION)
 			hl_github_note_budget(gh, &res);
+		else if (github_same_origin(gh, url.data))
+			github_note_clock(gh, &res);
 		/* a revoked installation token: once more with a new one (a 401
 		 * was not acted on, so a POST is not made twice) */
 		if (mode != GITHUB_AUTH_INSTALLATION || res.status != 401 || !github_is_app(gh) ||

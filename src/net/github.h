@@ -107,6 +107,19 @@ struct hl_github_share {
 void hl_github_share_budget(struct hl_github *gh, const struct hl_github_share *share);
 
 /*
+ * GitHub's clock: every answer of the API origin names it (Date, whole
+ * seconds) and the client keeps how far it is from ours. The App JWT's iat
+ * and exp are drawn from it (a local clock a minute or more apart makes
+ * GitHub refuse the JWT with a 401 naming them; such a 401 to the
+ * installation token request is asked once more on that answer's clock).
+ * hl_github_clock_offset_ms: GitHub's clock less ours in ms (0, *known
+ * false, before any answer; known may be NULL); hl_github_now_ms: the wall
+ * clock in ms as GitHub reads it (ours until an answer named GitHub's).
+ */
+int64_t hl_github_clock_offset_ms(struct hl_github *gh, bool *known);
+int64_t hl_github_now_ms(struct hl_github *gh);
+
+/*
  * Writes the Authorization value ("Bearer <token>") into auth (reset first);
  * empty when unauthenticated. Mints or refreshes the App installation token
  * when needed (HL_EAUTH when GitHub refuses the App JWT).

@@ -174,7 +174,25 @@ rc, out, err = gh("repeat", R, "100", "3", env=AENV)
 n1 = len(http("GET", f"{api}/_stub/tokens"))
 check("app auth: with GitHub's clock an hour behind, one token for 3 calls (its life read "
       "against the answer's Date), not one a call", rc == 0 and n1 - n0 == 1, (out, n1 - n0))
-http("POST", f"{api}/_stub/config", {"clock_offset_s": 0})
+# GitHub's clock minutes apart from ours (its Date, and its check of the App
+# JWT's iat/exp against its own time): the JWT is drawn on GitHub's clock,
+# learnt from the 401 naming iat/exp (asked once more), then from every answer
+TOKPATH = "/app/installations/99/access_tokens"
+for off, name in ((-300, "5 minutes behind"), (900, "15 minutes ahead")):
+    http("POST", f"{api}/_stub/config", {"token_life_s": 120, "clock_offset_s": off})
+    http("POST", f"{api}/_stub/reset", {})
+    n0 = len(http("GET", f"{api}/_stub/tokens"))
+    rc, out, err = gh("repeat", R, "100", "2", env=AENV)
+    n1 = len(http("GET", f"{api}/_stub/tokens"))
+    asks = [r for r in reqs() if r["path"] == TOKPATH]
+    check(f"app auth: GitHub's clock {name}: the installation token is obtained (the JWT "
+          "refused for its iat/exp is made again on GitHub's clock)",
+          rc == 0 and n1 - n0 == 2, (out, n1 - n0, err[-400:]))
+    check(f"app auth: GitHub's clock {name}: one refused JWT, then the next token's JWT is "
+          "drawn on the clock the answers named (no second refusal)",
+          len(asks) == 3, len(asks))
+http("POST", f"{api}/_stub/config", {"token_life_s": 3600, "clock_offset_s": 0})
+n1 = len(http("GET", f"{api}/_stub/tokens"))
 # a token revoked before its expiry (401): a new one is minted and the call
 # made once more, so the third call still succeeds
 http("POST", f"{api}/_stub/config", {"token_life_s": 3600, "token_uses": 2})

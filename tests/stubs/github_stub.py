@@ -82,8 +82,9 @@ POST /_stub/config {"comment_then_fail": N, "comment_fail_status": 502}: the
 next N comments are created and then answered 502 (a gateway that lost
 GitHub's answer: the comment exists, the client sees a failure).
 POST /_stub/config {"token_life_s": S}: minted installation tokens expire in
-S seconds; {"clock_offset_s": S}: GitHub's clock (Date, expires_at) is
-ours moved by S seconds; {"token_uses": N}:
+S seconds; {"clock_offset_s": S}: GitHub's clock (Date, expires_at, the
+App JWT's iat/exp check, comments' created_at/updated_at) is ours moved by
+S seconds; {"token_uses": N}:
 each installation token is revoked after N calls (401 "Bad credentials").
 
 usage: github_stub.py --token T [--app-id N --app-public-key PEM] [--budget LIMIT:SECONDS]
@@ -119,8 +120,9 @@ def b64url_decode(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
-def verify_jwt(jwt, app_id, pubkey):
-    """Returns None when the App JWT is acceptable, else the reason."""
+def verify_jwt(jwt, app_id, pubkey, now):
+    """Returns None when the App JWT is acceptable at GitHub's time now (epoch
+    seconds), else the reason (GitHub's messages for iat and exp)."""
     parts = jwt.split(".")
     if len(parts) != 3:
         return "not a JWT"
@@ -134,10 +136,14 @@ def verify_jwt(jwt, app_id, pubkey):
         return "alg must be RS256"
     if str(claims.get("iss")) != str(app_id):
         return "iss mismatch"
-    now = time.time()
-    if not (claims.get("exp", 0) > now and claims.get("iat", now + 999) <= now + 60 and
-            claims["exp"] - claims["iat"] <= 600):
-        return "'Expiration time' claim ('exp') is too far in the future or expired"
+    exp, iat = claims.get("exp", 0), claims.get("iat", now + 999)
+    if not exp > now:
+        return ("'Expiration time' claim ('exp') must be a numeric value representing the "
+                "future time at which the assertion expires")
+    if exp > now + 660 or exp - iat > 600:
+        return "'Expiration time' claim ('exp') is too far in the future"
+    if iat > now + 60:
+        return "'Issued at' claim ('iat') must be an Integer representing a time in the past"
     with tempfile.TemporaryDirectory() as d:
         data, sigf = os.path.join(d, "data"), os.path.join(d, "sig")
         open(data, "wb").write((parts[0] + "." + parts[1]).encode())
@@ -320,9 +326,11 @@ class GitHubHandler(stubcommon.StubHandler):
         if m and self.command == "POST":
             self.read_body()
             jwt = self.bearer()
-            why = verify_jwt(jwt or "", self.app_id, self.app_pub) if self.app_pub else "no app"
+            why = verify_jwt(jwt or "", self.app_id, self.app_pub, self.clock()) \
+                if self.app_pub else "no app"
             if why:
-                return self.send(401, {"message": why})
+                return self.send(401, {"message": why,
+                                   "documentation_url": "https://docs.github.com/rest"})
             tok = "ghs_stub%06d" % (len(STATE["inst_tokens"]) + 1)
             life = int(self.server.config.get("token_life_s", 3600))
             with LOCK:
@@ -331,8 +339,8 @@ class GitHubHandler(stubcommon.StubHandler):
             return self.send(201, {"token": tok, "expires_at": exp})
         if path.startswith("/app/hook/"):
             self.read_body()
-            why = verify_jwt(self.bearer() or "", self.app_id, self.app_pub) if self.app_pub \
-                else "no app"
+            why = verify_jwt(self.bearer() or "", self.app_id, self.app_pub, self.clock()) \
+                if self.app_pub else "no app"
             if why:
                 return self.send(401, {"message": "A JSON web token could not be decoded",
                                        "documentation_url": "https://docs.github.com/rest"})
@@ -474,7 +482,7 @@ class GitHubHandler(stubcommon.StubHandler):
             since = q.get("since")
             per = max(1, min(int(q.get("per_page", "30")), 100))
             page = max(1, int(q.get("page", "1")))
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
             with LOCK:
                 found = [c for c in STATE["comments"]
                          if c["issue"] == int(r.group(1)) and c["repo"] == f"{owner}/{repo}"
@@ -496,7 +504,7 @@ class GitHubHandler(stubcommon.StubHandler):
             body = self.body_json()
             if not isinstance(body, dict) or not isinstance(body.get("body"), str):
                 return self.send(422, {"message": "Invalid request."})
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock()))
             c = {"id": len(STATE["comments"]) + 1, "body": body["body"],
                  "issue": int(r.group(1)), "repo": f"{owner}/{repo}",
                  "user": {"login": "healer-bot[bot]", "type": "Bot"},
