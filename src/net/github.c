@@ -1416,9 +1416,14 @@ hl_github_job_verdict(struct hl_github *gh, struct hl_github_job_verdict *out, c
 	q.status = "completed";
 	q.max_runs = 20;
 	if (since_ms > 0) {
+		/* GitHub's search syntax takes whole seconds
+		 * (YYYY-MM-DDTHH:MM:SSZ): rounded down, no run is missed */
+		time_t t = (time_t)(since_ms / 1000);
+		struct tm tm;
 		char ts[40];
 
-		hl_time_rfc3339(ts, sizeof(ts), since_ms);
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		snprintf(created, sizeof(created), ">=%s", ts);
 		q.created = created;
 	}

@@ -284,7 +284,8 @@ const char *hl_github_verdict_name(enum hl_github_verdict v);
 
 /*
  * Did job job_name of workflow (id or file name) pass on branch in a run
- * created at or after since_ms (wall clock ms; 0: any time)? Reads the
+ * created at or after since_ms (wall clock ms, asked of GitHub in whole
+ * seconds rounded down; 0: any time)? Reads the
  * newest 20 completed runs of the workflow on the branch, newest first, and
  * the jobs of each run's latest attempt: the first run where a job of that
  * exact name (matrix jobs carry their suffix, "test (ubuntu)") concluded

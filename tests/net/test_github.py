@@ -403,6 +403,14 @@ rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:15:00
 check("verdict: the newest run where the job concluded decides (a cancelled one is skipped): "
       "passed", rc == 0 and out["verdict"] == "passed" and out["run_id"] == 711
       and out["job_id"] == 7111 and out["head_sha"] == "s711", out)
+# GitHub's search syntax takes whole seconds (YYYY-MM-DDTHH:MM:SSZ): a
+# since with milliseconds is sent rounded down, so no run is missed
+http("POST", f"{api}/_stub/reset", {})
+rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:15:00.750Z")
+q = [r["query"].get("created") for r in reqs()
+     if r["path"] == "/repos/5dlabs/cto/actions/workflows/ci.yml/runs"]
+check("verdict: created>= is sent in whole seconds, rounded down",
+      rc == 0 and out["run_id"] == 711 and q == [">=2026-11-24T10:15:00Z"], (out, q))
 rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "clippy", "2026-11-24T10:50:00Z")
 check("verdict: no completed run since then -> none", rc == 0 and out["verdict"] == "none", out)
 rc, out, _ = gh("verdict", R, "ci.yml", "feat/x", "lint", "0")
