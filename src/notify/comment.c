@@ -428,6 +428,12 @@ github_classify(struct hl_notify_result *out, const char *origin, const struct h
 #define GH_LOOKUP_PAGES 30
 /* The most bytes of one page (100 comments of up to 65536 characters). */
 #define GH_LOOKUP_PAGE_MAX (32u << 20)
+/* since_ms is healer's clock, updated_at GitHub's: moved by the offset of
+ * GitHub's clock the client knows, and while it knows none (no answer yet)
+ * this much earlier besides (a page more at most); the first page's answer
+ * names GitHub's clock, and the look-up starts again when that puts since
+ * earlier still. */
+#define GH_LOOKUP_CLOCK_MARGIN_MS (10 * 60 * 1000)
 
 /* The look-up's answers, as github_posted saw them. */
 enum gh_lookup {
@@ -492,22 +498,35 @@ github_posted(struct hl_notify_result *r, struct hl_github *gh, const char *orig
 {
 	struct hl_buf q = HL_BUF_INIT(0), url = HL_BUF_INIT(0), auth = HL_BUF_INIT(0);
 	struct hl_err gerr = HL_ERR_INIT;
-	time_t t = (time_t)((since_ms > 0 ? since_ms : 0) / 1000);
 	int64_t deadline =
 	        hl_time_mono_ms() + (opts && opts->timeout_ms > 0 ? opts->timeout_ms : 15000);
 	char *next = malloc(HL_GITHUB_LINK_MAX);
-	struct tm tm;
-	char since[32];
 	int ret = GH_LOOKUP_ABSENT, pages = 0;
+	bool known, again = false;
+	int64_t off = hl_github_clock_offset_ms(gh, &known), asked;
 
-	gmtime_r(&t, &tm);
-	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	hl_buf_appendf(&q, "%s?per_page=100&since=%s", path, since);
-	if (hl_buf_error(&q) || !next) {
+	if (!next) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+restart:
+	asked = since_ms > 0 ? since_ms + off - (known ? 0 : GH_LOOKUP_CLOCK_MARGIN_MS) : 0;
+	{
+		time_t t = (time_t)((asked > 0 ? asked : 0) / 1000);
+		struct tm tm;
+		char since[32];
+
+		gmtime_r(&t, &tm);
+		strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		hl_buf_reset(&q);
+		hl_buf_appendf(&q, "%s?per_page=100&since=%s", path, since);
+	}
+	if (hl_buf_error(&q)) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto out;
 	}
 	hl_strlcpy(next, q.data, HL_GITHUB_LINK_MAX);
+	pages = 0;
 	while (pages++ < GH_LOOKUP_PAGES && ret == GH_LOOKUP_ABSENT) {
 		struct hl_fetch_req req;
 		struct hl_fetch_res res;
@@ -569,6 +588,15 @@ github_posted(struct hl_notify_result *r, struct hl_github *gh, const char *orig
 		json_decref(arr);
 		more = hl_fetch_link_next(next, HL_GITHUB_LINK_MAX, res.link);
 		hl_fetch_res_release(&res);
+		if (ret == GH_LOOKUP_ABSENT && !known && !again && since_ms > 0) {
+			/* this answer named GitHub's clock: one further apart than
+			 * the margin asks again from there */
+			off = hl_github_clock_offset_ms(gh, &known);
+			if (known && since_ms + off < asked) {
+				again = true;
+				goto restart;
+			}
+		}
 		if (!more)
 			break;
 	}

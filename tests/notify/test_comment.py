@@ -265,6 +265,23 @@ check("send: its retry walks the pages (Link rel=next) and finds it on the third
       "delivered, not posted twice", res.get("result") == "delivered"
       and "already posted" in res.get("message", "") and len(mine) == 1 and len(pages) == 3,
       (res, len(mine), [p.get("path") for p in pages]))
+# GitHub's clock apart from healer's: since (healer's clock, a minute before
+# the message was enqueued) is read against GitHub's updated_at, so the
+# look-up still finds the lost comment (GitHub 5 and 15 minutes behind: the
+# margin, then the clock its first answer names; 5 minutes ahead)
+for num, off in ((5101, -300), (5102, -900), (5103, 300)):
+    http("POST", f"{api}/_stub/config", {"clock_offset_s": off, "comment_then_fail": 1})
+    CENV = dict(GENV, NOTIFY_GITHUB_MARKER=f"<!-- healer:c10c{num}ab5e7f9 -->",
+                NOTIFY_GITHUB_SINCE_MS=str(int(time.time() * 1000) - 60000))
+    first = send(n=str(num), env=CENV)
+    res = send(n=str(num), env=CENV)
+    mine = [c for c in comments() if c["issue"] == num]
+    check(f"send: GitHub's clock {off:+d} s from ours: the retry finds the comment answered "
+          "502 -> delivered, not posted twice",
+          first.get("result") == "retry" and res.get("result") == "delivered"
+          and "already posted" in res.get("message", "") and len(mine) == 1,
+          (first, res, len(mine)))
+http("POST", f"{api}/_stub/config", {"clock_offset_s": 0, "comment_then_fail": 0})
 rules([{"method": "GET", "path": "/repos/5dlabs/cto/issues/", "status": 502}])
 res = send(env=dict(MENV, NOTIFY_GITHUB_MARKER="<!-- healer:0b5d2e8f61a9c374 -->"))
 rules([])
