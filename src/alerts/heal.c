@@ -1027,6 +1027,14 @@ heal_resolved_first(struct hl_alerts *a, struct hl_alerts_outcome *out, const js
 		heal_out(out, "nothing", "skipped", "the stored alert names no pod");
 		return 0;
 	}
+	/* not screened at intake (it must reach a task opened before the
+	 * screens narrowed): without a task, one they refuse is skipped */
+	if (!hl_config_alert_namespace_allowed(
+	            a->cfg, hl_json_str(json_object_get(json_object_get(doc, "alert"), "labels"),
+	                                "namespace"))) {
+		heal_out(out, "nothing", "skipped", "namespace_not_allowed");
+		return 0;
+	}
 	evs = json_dumps(doc, JSON_COMPACT);
 	rc = hl_store_task_claim(a->store, &created, existing,
 	                         &(struct hl_task){ .task_id = task_id,
