@@ -55,8 +55,11 @@ struct alerts_text {
 void alerts_text_init(struct alerts_text *t);
 void alerts_text_release(struct alerts_text *t);
 /* Reads the files of paths (NULL: not written) in the order previous log,
- * current log, events, description; logs keep their last 2 MiB. */
-int alerts_text_read(struct alerts_text *t, char *const paths[HL_DIAG_NFILES], struct hl_err *err);
+ * current log, events, description; logs keep their last 2 MiB. Each is
+ * read by its last component relative to dirfd, the heal workspace's
+ * logs/ as opened (the paths only name them in the text and the log). */
+int alerts_text_read(struct alerts_text *t, int dirfd, char *const paths[HL_DIAG_NFILES],
+                     struct hl_err *err);
 /* The part holding composite line `line` (1-based), or -1. */
 int alerts_text_part_of(const struct alerts_text *t, size_t line);
 

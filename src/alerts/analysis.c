@@ -82,23 +82,25 @@ text_redact_from(struct hl_buf *out, size_t start, const char *path, struct hl_e
  * secrets redacted. The agent can write the heal workspace: a symbolic
  * link or anything but a regular file is not read (1, nothing appended). */
 static int
-text_read_tail(struct hl_buf *out, const char *path, size_t cap, struct hl_err *err)
+text_read_tail(struct hl_buf *out, int dirfd, const char *name, const char *path, size_t cap,
+               struct hl_err *err)
 {
 	struct stat st;
+	struct hl_err oerr = HL_ERR_INIT;
 	char chunk[65536];
 	off_t from = 0;
 	size_t start = out->len;
 	bool cut = false;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int fd = hl_diag_open_at(dirfd, name, &oerr);
 
-	if (fd < 0 && errno == ELOOP)
+	if (fd == -HL_EINVAL)
 		return 1;
 	if (fd < 0)
-		return hl_err_set(err, HL_EIO, "cannot open '%s': %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		return hl_err_set(err, HL_EIO, "cannot open '%s': %s", path, oerr.msg);
+	if (fstat(fd, &st) < 0) {
 		close(fd);
-		return 1;
+		return hl_err_set(err, HL_EIO, "cannot read '%s': %s", path, strerror(errno));
 	}
 	if ((size_t)st.st_size > cap) {
 		from = st.st_size - (off_t)cap;
@@ -128,7 +130,8 @@ text_read_tail(struct hl_buf *out, const char *path, size_t cap, struct hl_err *
 }
 
 int
-alerts_text_read(struct alerts_text *t, char *const paths[HL_DIAG_NFILES], struct hl_err *err)
+alerts_text_read(struct alerts_text *t, int dirfd, char *const paths[HL_DIAG_NFILES],
+                 struct hl_err *err)
 {
 	static const enum hl_diag_file order[] = { HL_DIAG_PREVIOUS_LOG, HL_DIAG_CURRENT_LOG,
 		                                   HL_DIAG_EVENTS, HL_DIAG_DESCRIBE };
@@ -146,8 +149,8 @@ alerts_text_read(struct alerts_text *t, char *const paths[HL_DIAG_NFILES], struc
 		hl_buf_appendf(&t->text, "==> %s <==\n", base);
 		lines++;
 		off = t->text.len;
-		if ((rc = text_read_tail(&t->text, p, log ? TEXT_LOG_CAP : TEXT_OTHER_CAP, err)) <
-		    0)
+		if ((rc = text_read_tail(&t->text, dirfd, base, p,
+		                         log ? TEXT_LOG_CAP : TEXT_OTHER_CAP, err)) < 0)
 			return rc;
 		if (rc == 1) {
 			hl_buf_appendf(&t->text, "(not read: %s is not a regular file)\n", base);

@@ -306,14 +306,15 @@ heal_cause(const char *problem)
 	return p;
 }
 
-/* Retries after the pod is gone: the files an earlier attempt wrote. The
- * agent can write the heal workspace: only a regular file is taken, opened
- * without following a symbolic link (anything else is left out, logged). */
+/* Retries after the pod is gone: the files an earlier attempt wrote, in
+ * logs/ as opened (dirfd; dir names it). The agent can write the heal
+ * workspace: only a regular file is taken, opened without following a
+ * symbolic link (anything else is left out, logged). */
 static void
-heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
+heal_files_on_disk(struct hl_diag_report *rep, int dirfd, const char *dir, const char *pod)
 {
-	struct stat st;
-	char path[PATH_MAX], stem[HL_DIAG_STEM_MAX + 1];
+	struct hl_err oerr = HL_ERR_INIT;
+	char path[PATH_MAX], name[NAME_MAX + 1], stem[HL_DIAG_STEM_MAX + 1];
 	size_t i;
 	int fd;
 
@@ -321,13 +322,14 @@ heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 	for (i = 0; i < HL_DIAG_NFILES; i++) {
 		if (rep->path[i])
 			continue;
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", dir, stem,
-		                     hl_diag_file_suffix((enum hl_diag_file)i)) >= sizeof(path))
+		if ((size_t)snprintf(name, sizeof(name), "%s-%s", stem,
+		                     hl_diag_file_suffix((enum hl_diag_file)i)) >= sizeof(name) ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 			continue;
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0 && errno == ENOENT)
+		fd = hl_diag_open_at(dirfd, name, &oerr);
+		if (fd == -HL_ENOTFOUND)
 			continue;
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		if (fd >= 0)
 			rep->path[i] = strdup(path);
 		else
 			hl_log_kv(HL_LOG_WARN,
@@ -339,22 +341,33 @@ heal_files_on_disk(struct hl_diag_report *rep, const char *dir, const char *pod)
 	}
 }
 
-/* logs/ or alerts/ of the heal workspace, which the agent can write: a
- * directory of its own (or not there yet), never a symbolic link that
- * would send healer's reads and writes elsewhere. */
+/* logs/ or alerts/ (sub) of the heal workspace, which the agent can write,
+ * opened once (created when missing): a directory of its own, never a
+ * symbolic link that would send healer's reads and writes elsewhere. Every
+ * read and write then goes through the descriptor, so the path swapped for
+ * a link afterwards is not followed. path gets "<workspace>/<sub>". */
 static int
-heal_dir_safe(const char *dir, struct hl_err *err)
+heal_dir_open(int *fd, char path[PATH_MAX], const char *workspace, const char *sub,
+              struct hl_err *err)
 {
-	struct stat st;
+	struct hl_err derr = HL_ERR_INIT;
 
-	if (lstat(dir, &st) < 0)
-		return errno == ENOENT ? 0
-		                       : hl_err_set(err, HL_EIO, "cannot check '%s': %s", dir,
-		                                    strerror(errno));
-	if (!S_ISDIR(st.st_mode))
+	*fd = -1;
+	if ((size_t)snprintf(path, PATH_MAX, "%s/%s", workspace, sub) >= PATH_MAX)
+		return hl_err_set(err, HL_EINVAL, "HEALER_HEAL_WORKSPACE '%s' is too long",
+		                  workspace);
+	if (hl_file_mkdirs(workspace, &derr) < 0)
+		return hl_err_set(err, HL_EIO, "the heal workspace '%s': %s", workspace, derr.msg);
+	/* mkdir does not follow a link at the last component (EEXIST) */
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return hl_err_set(err, HL_EIO, "cannot create '%s': %s", path, strerror(errno));
+	*fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (*fd < 0 && (errno == ELOOP || errno == ENOTDIR))
 		return hl_err_set(err, HL_EINVAL,
 		                  "'%s' is %s, not a directory: refusing to read or write there",
-		                  dir, S_ISLNK(st.st_mode) ? "a symbolic link" : "no directory");
+		                  path, errno == ELOOP ? "a symbolic link" : "no directory");
+	if (*fd < 0)
+		return hl_err_set(err, HL_EIO, "cannot open '%s': %s", path, strerror(errno));
 	return 0;
 }
 
@@ -439,6 +452,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	const struct hl_catalog_type *type;
 	enum hl_dispatch_outcome dout = HL_DISPATCH_DRY_RUN;
 	char logs_dir[PATH_MAX], alerts_dir[PATH_MAX], analysis[PATH_MAX], existing[HL_TASK_ID_MAX];
+	char analysis_name[NAME_MAX + 1];
+	int logs_fd = -1, alerts_fd = -1;
 	char frame[300] = "", name[64] = "", other[64], why[160], evfile[256] = "";
 	char stem[HL_DIAG_STEM_MAX + 1]; /* A7-<stem>.md, as the diagnostics */
 	const char *agent, *ftype, *repo, *rule, *evline = NULL;
@@ -464,11 +479,12 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		goto out;
 	}
 	hl_diag_file_stem(stem, al->pod);
+	snprintf(analysis_name, sizeof(analysis_name), "A7-%s.md", stem);
 	if ((size_t)snprintf(logs_dir, sizeof(logs_dir), "%s/logs", cfg->heal_workspace) >=
 	            sizeof(logs_dir) ||
 	    (size_t)snprintf(alerts_dir, sizeof(alerts_dir), "%s/alerts", cfg->heal_workspace) >=
 	            sizeof(alerts_dir) ||
-	    (size_t)snprintf(analysis, sizeof(analysis), "%s/A7-%s.md", alerts_dir, stem) >=
+	    (size_t)snprintf(analysis, sizeof(analysis), "%s/%s", alerts_dir, analysis_name) >=
 	            sizeof(analysis)) {
 		rc = hl_err_set(err, HL_EINVAL, "HEALER_HEAL_WORKSPACE '%s' is too long",
 		                cfg->heal_workspace);
@@ -505,12 +521,13 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		rc = heal_refuse(a, out, al, task_id, n, task, plan, "no_repository", err);
 		goto out;
 	}
-	if ((rc = heal_dir_safe(logs_dir, err)) < 0 || (rc = heal_dir_safe(alerts_dir, err)) < 0)
+	if ((rc = heal_dir_open(&logs_fd, logs_dir, cfg->heal_workspace, "logs", err)) < 0 ||
+	    (rc = heal_dir_open(&alerts_fd, alerts_dir, cfg->heal_workspace, "alerts", err)) < 0)
 		goto out;
 
 	/* 2. diagnostics, exactly as fetch-logs writes them */
-	rc = hl_diag_fetch_pod(&rep, a->kube, al->namespace, al->pod, logs_dir, cfg->heal_log_tail,
-	                       &derr);
+	rc = hl_diag_fetch_pod_at(&rep, a->kube, al->namespace, al->pod, logs_fd, logs_dir,
+	                          cfg->heal_log_tail, &derr);
 	if (rc < 0 && (rep.api_unreachable || heal_transient(derr.code))) {
 		rc = hl_err_set(err, HL_EUPSTREAM,
 		                "the Kubernetes API did not answer for pod '%s/%s': %s",
@@ -533,7 +550,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		goto out;
 	}
 	if (rc < 0)
-		heal_files_on_disk(&rep, logs_dir, al->pod); /* a retry: what is left */
+		heal_files_on_disk(&rep, logs_fd, logs_dir, al->pod); /* a retry: what is left */
 
 	/* 3. the workload's context, in one batch */
 	ev.repository = view.repository[0] ? view.repository : NULL;
@@ -548,7 +565,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		goto out;
 
 	/* 4. classify the pod's logs, events and description */
-	if ((rc = alerts_text_read(&txt, rep.path, err)) < 0)
+	if ((rc = alerts_text_read(&txt, logs_fd, rep.path, err)) < 0)
 		goto out;
 	in.event = "pod_alert";
 	in.log = txt.text.data;
@@ -632,10 +649,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		rc = hl_err_set(err, HL_ENOMEM, "the analysis of pod '%s' is too large", al->pod);
 		goto out;
 	}
-	if ((rc = heal_dir_safe(alerts_dir, err)) < 0)
-		goto out;
-	if (hl_file_mkdirs(alerts_dir, &derr) < 0 ||
-	    hl_file_write_atomic(analysis, doc.data, doc.len, &derr) < 0) {
+	if (hl_diag_write_at(alerts_fd, analysis_name, doc.data, doc.len, &derr) < 0) {
 		rc = hl_err_set(err, HL_EIO, "writing the analysis '%s': %s", analysis, derr.msg);
 		goto out;
 	}
@@ -834,6 +848,10 @@ out:
 	json_decref(decision);
 	hl_buf_release(&doc);
 	free(evs);
+	if (logs_fd >= 0)
+		close(logs_fd);
+	if (alerts_fd >= 0)
+		close(alerts_fd);
 	return rc;
 }
 
@@ -1025,6 +1043,14 @@ heal_resolved_first(struct hl_alerts *a, struct hl_alerts_outcome *out, const js
 
 	if (!hl_json_str(doc, "key")) {
 		heal_out(out, "nothing", "skipped", "the stored alert names no pod");
+		return 0;
+	}
+	/* not screened at intake (it must reach a task opened before the
+	 * screens narrowed): without a task, one they refuse is skipped */
+	if (!hl_config_alert_namespace_allowed(
+	            a->cfg, hl_json_str(json_object_get(json_object_get(doc, "alert"), "labels"),
+	                                "namespace"))) {
+		heal_out(out, "nothing", "skipped", "namespace_not_allowed");
 		return 0;
 	}
 	evs = json_dumps(doc, JSON_COMPACT);

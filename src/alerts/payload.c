@@ -238,8 +238,13 @@ hl_alerts_screen(struct hl_alert_batch *b, const struct hl_config *cfg)
 		struct hl_alert_item *it = &b->items[i];
 		json_t *doc = NULL;
 
+		/* a resolution only stops or ends its task's work and reads
+		 * nothing: it reaches a task opened before the screens
+		 * narrowed (the worker skips one without a task that the
+		 * screens would refuse) */
 		if (it->skip[0] || !it->source ||
 		    strcmp(it->source, HL_ALERTS_SOURCE_ALERTMANAGER) != 0 ||
+		    strcmp(it->action, "resolved") == 0 ||
 		    hl_json_parse(&doc, it->body, it->body_len, NULL) < 0)
 			continue;
 		if (!hl_config_alert_namespace_allowed(

@@ -18,12 +18,16 @@
 
 #include "json/json.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DIAG_LOG_CAP      (64u * 1024 * 1024)  /* one log */
@@ -123,7 +127,8 @@ diag_problem(struct hl_diag_report *r, const char *fmt, ...)
 
 struct diag_ctx {
 	struct hl_diag_report *r;
-	const char *dir;
+	const char *dir; /* for the report: the files are dirfd's */
+	int dirfd;
 	const char *pod;
 	char stem[HL_DIAG_STEM_MAX + 1]; /* the files' names: hl_diag_file_stem */
 	int first_code;                  /* the first fetch error, for the final error */
@@ -137,18 +142,105 @@ diag_note(struct diag_ctx *c, const char *what, const struct hl_err *err)
 		c->first_code = err->code ? err->code : HL_EUPSTREAM;
 }
 
+static bool
+diag_name_ok(const char *name)
+{
+	return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0 &&
+	       strcmp(name, "..") != 0 && strlen(name) <= NAME_MAX;
+}
+
+int
+hl_diag_write_at(int dirfd, const char *name, const void *data, size_t len, struct hl_err *err)
+{
+	static atomic_ulong seq;
+	char tmp[NAME_MAX + 1], suffix[64];
+	const char *p = data;
+	size_t keep;
+	int fd, rc, e;
+
+	if (!diag_name_ok(name))
+		return hl_err_set(err, HL_EINVAL, "'%s' is not a file name", name ? name : "");
+	/* one temporary name per call; a name near NAME_MAX keeps as much of
+	 * itself as fits with the suffix */
+	snprintf(suffix, sizeof(suffix), ".tmp.%ld.%lu", (long)getpid(), atomic_fetch_add(&seq, 1));
+	keep = strlen(name);
+	if (keep + strlen(suffix) > NAME_MAX)
+		keep = NAME_MAX - strlen(suffix);
+	snprintf(tmp, sizeof(tmp), "%.*s%s", (int)keep, name, suffix);
+	/* a new file of our own: never through a link planted at the
+	 * (predictable) temporary name */
+	(void)unlinkat(dirfd, tmp, 0);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return hl_err_set(err, HL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			e = errno;
+			close(fd);
+			(void)unlinkat(dirfd, tmp, 0);
+			return hl_err_set(err, HL_EIO, "cannot write '%s': %s", tmp, strerror(e));
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	rc = fsync(fd);
+	e = errno;
+	if (close(fd) < 0 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	if (rc < 0) {
+		(void)unlinkat(dirfd, tmp, 0);
+		return hl_err_set(err, HL_EIO, "cannot sync '%s': %s", tmp, strerror(e));
+	}
+	if (renameat(dirfd, tmp, dirfd, name) < 0) {
+		e = errno;
+		(void)unlinkat(dirfd, tmp, 0);
+		return hl_err_set(err, HL_EIO, "cannot rename to '%s': %s", name, strerror(e));
+	}
+	(void)fsync(dirfd);
+	return 0;
+}
+
+int
+hl_diag_open_at(int dirfd, const char *name, struct hl_err *err)
+{
+	struct stat st;
+	int fd;
+
+	if (!diag_name_ok(name))
+		return hl_err_set(err, HL_EINVAL, "'%s' is not a file name", name ? name : "");
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return hl_err_set(err, HL_ENOTFOUND, "'%s' does not exist", name);
+	if (fd < 0 && errno == ELOOP)
+		return hl_err_set(err, HL_EINVAL, "'%s' is a symbolic link", name);
+	if (fd < 0)
+		return hl_err_set(err, HL_EIO, "cannot open '%s': %s", name, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return hl_err_set(err, HL_EINVAL, "'%s' is not a regular file", name);
+	}
+	return fd;
+}
+
 static void
 diag_write(struct diag_ctx *c, enum hl_diag_file f, const struct hl_buf *b)
 {
 	struct hl_err err = HL_ERR_INIT;
-	char path[PATH_MAX];
+	char path[PATH_MAX], name[NAME_MAX + 1];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->stem,
-	                     hl_diag_file_suffix(f)) >= sizeof(path)) {
+	if ((size_t)snprintf(name, sizeof(name), "%s-%s", c->stem, hl_diag_file_suffix(f)) >=
+	            sizeof(name) ||
+	    (size_t)snprintf(path, sizeof(path), "%s/%s", c->dir, name) >= sizeof(path)) {
 		diag_problem(c->r, "could not write %s: path too long", hl_diag_file_suffix(f));
 		return;
 	}
-	if (hl_file_write_atomic(path, b->data, b->len, &err) < 0) {
+	if (hl_diag_write_at(c->dirfd, name, b->data, b->len, &err) < 0) {
 		diag_problem(c->r, "could not write '%s': %s", path, err.msg);
 		return;
 	}
@@ -164,13 +256,14 @@ diag_write(struct diag_ctx *c, enum hl_diag_file f, const struct hl_buf *b)
 static void
 diag_remove_stale(struct diag_ctx *c, enum hl_diag_file f)
 {
-	char path[PATH_MAX];
+	char name[NAME_MAX + 1];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s-%s", c->dir, c->stem,
-	                     hl_diag_file_suffix(f)) >= sizeof(path))
+	if ((size_t)snprintf(name, sizeof(name), "%s-%s", c->stem, hl_diag_file_suffix(f)) >=
+	    sizeof(name))
 		return;
-	if (unlink(path) < 0 && errno != ENOENT)
-		diag_problem(c->r, "could not remove the stale '%s': %s", path, strerror(errno));
+	if (unlinkat(c->dirfd, name, 0) < 0 && errno != ENOENT)
+		diag_problem(c->r, "could not remove the stale '%s/%s': %s", c->dir, name,
+		             strerror(errno));
 }
 
 /*
@@ -278,6 +371,31 @@ int
 hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
                   const char *pod, const char *dir, long tail_lines, struct hl_err *err)
 {
+	struct hl_err e = HL_ERR_INIT;
+	int dfd, rc;
+
+	hl_diag_report_init(report);
+	if (!hl_diag_pod_name_valid(pod))
+		return hl_err_set(err, HL_EINVAL, "'%.253s' is not a pod name", pod ? pod : "");
+	if (ns && !hl_diag_namespace_valid(ns))
+		return hl_err_set(err, HL_EINVAL, "'%.253s' is not a namespace", ns);
+	if (!dir || !*dir)
+		return hl_err_set(err, HL_EINVAL, "no output directory for pod '%s'", pod);
+	if (hl_file_mkdirs(dir, &e) < 0)
+		return hl_err_set(err, HL_EIO, "output directory '%s': %s", dir, e.msg);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return hl_err_set(err, HL_EIO, "output directory '%s': %s", dir, strerror(errno));
+	rc = hl_diag_fetch_pod_at(report, k, ns, pod, dfd, dir, tail_lines, err);
+	close(dfd);
+	return rc;
+}
+
+int
+hl_diag_fetch_pod_at(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
+                     const char *pod, int dirfd, const char *dir, long tail_lines,
+                     struct hl_err *err)
+{
 	struct hl_buf cur = HL_BUF_INIT(0), prev = HL_BUF_INIT(0), ev = HL_BUF_INIT(0),
 	              desc = HL_BUF_INIT(0);
 	json_t *podj = NULL, *events = NULL, *names = NULL, *prevnames = NULL, *n;
@@ -291,14 +409,13 @@ hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const 
 		return hl_err_set(err, HL_EINVAL, "'%.253s' is not a pod name", pod ? pod : "");
 	if (ns && !hl_diag_namespace_valid(ns))
 		return hl_err_set(err, HL_EINVAL, "'%.253s' is not a namespace", ns);
-	if (!dir || !*dir)
+	if (dirfd < 0 || !dir || !*dir)
 		return hl_err_set(err, HL_EINVAL, "no output directory for pod '%s'", pod);
-	if (hl_file_mkdirs(dir, &e) < 0)
-		return hl_err_set(err, HL_EIO, "output directory '%s': %s", dir, e.msg);
 	if (!ns || !*ns)
 		ns = k->namespace;
 	c.r = report;
 	c.dir = dir;
+	c.dirfd = dirfd;
 	c.pod = pod;
 	hl_diag_file_stem(c.stem, pod);
 	c.first_code = 0;

@@ -107,4 +107,32 @@ bool hl_diag_namespace_valid(const char *ns);
 int hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
                       const char *pod, const char *dir, long tail_lines, struct hl_err *err);
 
+/*
+ * hl_diag_fetch_pod into the directory open as dirfd (a directory another
+ * party can write, the heal workspace's logs/: every write, rename and
+ * removal is relative to dirfd, so swapping the directory's path for a
+ * symbolic link after it was opened sends nothing elsewhere). dir only
+ * names the directory in the report's paths and problems ("<dir>/<file>").
+ */
+int hl_diag_fetch_pod_at(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
+                         const char *pod, int dirfd, const char *dir, long tail_lines,
+                         struct hl_err *err);
+
+/*
+ * Writes name (one path component) in the directory open as dirfd
+ * atomically: a new temporary file of its own (O_EXCL|O_NOFOLLOW), synced,
+ * renamed over name (a symbolic link there is replaced, never followed).
+ * 0, or -HL_EINVAL (name not one component), -HL_EIO.
+ */
+int hl_diag_write_at(int dirfd, const char *name, const void *data, size_t len, struct hl_err *err);
+
+/*
+ * Opens name (one path component) of the directory open as dirfd for
+ * reading, never through a symbolic link, and only a regular file (a FIFO
+ * does not block). The descriptor (O_CLOEXEC), or -HL_ENOTFOUND when there
+ * is none, -HL_EINVAL for a symbolic link or anything but a regular file,
+ * -HL_EIO.
+ */
+int hl_diag_open_at(int dirfd, const char *name, struct hl_err *err);
+
 #endif

@@ -62,6 +62,8 @@ POD_ROGUE = "rogue-1a2b3c4d5e-r0g0e"  # its workload maps to a repository not al
 POD_INST = "inv-3c4d5e6f7a-i1n2s"  # labelled app.kubernetes.io/instance and /name
 POD_LINK = "link-4d5e6f7a8b-l1n2k"  # a symlink is planted among its files, then it goes
 POD_NOREPO = "loner-5e6f7a8b9c-n0r3p"  # no service map entry, no HEALER_HEAL_REPOSITORY
+POD_NARROW = "narrow-6a7b8c9d0e-n4r5w"  # resolved after HEALER_ALERT_NAMESPACES narrowed
+POD_SWAP = "swap-7b8c9d0e1f-s6w7p"  # logs/ swapped for a symlink during a retry
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
 # shortened stem (hl_diag_file_stem)
@@ -456,6 +458,102 @@ def no_repository(env):
           st == 202 and ans.get("status") == "skipped" and ans.get("reason") == "no_repository"
           and ans.get("task_ids") == [], ans)
     srv4.stop()
+
+
+def resolved_after_narrowing(env):
+    """A task opened while its namespace was allowed still ends when its alert
+    resolves after a restart with a narrower HEALER_ALERT_NAMESPACES (before:
+    the resolution was screened like a firing alert, skipped without a task,
+    and the CodeRun and task were left running). A resolution without a task
+    in a namespace the screens refuse is still skipped."""
+    data5 = os.path.join(dtest.TMP, "h5")
+    env5 = dict(env, HEALER_HEAL_WORKSPACE=os.path.join(dtest.TMP, "ws5"))
+    srv5 = Healer(data5, env5).start()
+    narrow = pod(POD_NARROW, "narrow", "6a7b8c9d0e", [crash_status("api", "Error", 1, 2)])
+    kube("POST", "/_stub/seed", {"pods": [narrow], "logs": [
+        {"namespace": APP_NS, "pod": POD_NARROW, "container": "api", "text": "Error: x\n"}]})
+    st, ans = post(srv5, "/api/alerts/alertmanager", am_body([am_alert(POD_NARROW, "5a5a5a01")]))
+    tid = (ans.get("task_ids") or ["?"])[0]
+    runs = wait_for(lambda: coderuns(tid), 20) or []
+    wait_for(lambda: task_of(srv5, tid).get("coderun_name"), 10)
+    srv5.stop()
+    check("a firing alert of an allowed namespace -> a task and its CodeRun",
+          st == 202 and len(runs) == 1, [ans, len(runs)])
+    srv5 = Healer(data5, dict(env5, HEALER_ALERT_NAMESPACES="staging")).start()
+    st, ans = post(srv5, "/api/alerts/alertmanager",
+                   am_body([am_alert(POD_NARROW, "5a5a5a01", status="resolved")], "resolved"))
+    ok = wait_state(srv5, tid, "stopped")
+    t = task_of(srv5, tid)
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == name]
+    check("restarted with HEALER_ALERT_NAMESPACES=staging: the resolved alert still reaches "
+          "its task -> stopped, the CodeRun that had not started deleted",
+          st == 202 and ans.get("status") == "accepted" and ans.get("task_ids") == [tid]
+          and ok and deleted and (t.get("attempts") or [{}])[0].get("outcome") == "stopped",
+          [ans, t.get("state"), t.get("reason"), deleted])
+    st, ans = post(srv5, "/api/alerts/alertmanager",
+                   am_body([am_alert("narrow-6a7b8c9d0e-z9z9z", "5a5a5a02", status="resolved")],
+                           "resolved"))
+    tid2 = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv5, [tid2]), 15)
+    check("... a resolution without a task in a namespace no longer allowed -> skipped, "
+          "no task recorded",
+          st == 202 and processed(srv5, [tid2]) and not task_of(srv5, tid2), [ans, task_of(srv5, tid2)])
+    srv5.stop()
+
+
+def swapped_logs_dir(env):
+    """The agent can write the heal workspace: logs/ swapped for a symbolic
+    link to another directory while a retry is fetching (after healer opened
+    it) -> nothing is written to or read from the link's target; the files
+    go to the directory healer opened (before: logs/ was checked with lstat,
+    then written and read by path, through the link)."""
+    ws6 = os.path.join(dtest.TMP, "ws6")
+    srv6 = Healer(os.path.join(dtest.TMP, "h6"), dict(env, HEALER_HEAL_WORKSPACE=ws6)).start()
+    sp = pod(POD_SWAP, "swap", "7b8c9d0e1f", [crash_status("api", "Error", 1, 2)])
+    kube("POST", "/_stub/seed", {"pods": [sp], "logs": [
+        {"namespace": APP_NS, "pod": POD_SWAP, "container": "api", "text": "swap up\n"},
+        {"namespace": APP_NS, "pod": POD_SWAP, "container": "api", "previous": True,
+         "text": "Error: swap broke\n"}]})
+    st, ans = post(srv6, "/api/alerts/alertmanager", am_body([am_alert(POD_SWAP, "5b5b5b01")]))
+    tid = (ans.get("task_ids") or ["?"])[0]
+    r1 = wait_for(lambda: coderuns(tid), 20) or []
+    logs6, moved = os.path.join(ws6, "logs"), os.path.join(ws6, "logs.orig")
+    target = os.path.join(dtest.TMP, "swap-target")
+    os.makedirs(target, exist_ok=True)
+    with open(os.path.join(target, f"{POD_SWAP}-current.log"), "w") as f:
+        f.write("thread 'main' panicked at src/swap.rs:1:1:\nSWAPSECRET-5151\n")
+    # the retry's events list waits: healer has opened logs/ by then
+    kube("POST", "/_stub/reset")
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/events",
+         "query": {"fieldSelector": f"involvedObject.name={POD_SWAP}"}, "delay_ms": 1800}]})
+    if r1:
+        set_phase(r1[0]["metadata"]["name"], "Running")
+        set_phase(r1[0]["metadata"]["name"], "Failed", "exit 1")
+
+    def events_asked():
+        return [r for r in kube("GET", "/_stub/requests") or []
+                if r.get("path") == f"/api/v1/namespaces/{APP_NS}/events"
+                and POD_SWAP in (r.get("query") or {}).get("fieldSelector", "")]
+    asked = wait_for(events_asked, 20, 0.02) if r1 else None
+    swapped = time.time()
+    os.rename(logs6, moved)
+    os.symlink(target, logs6)
+    r2 = wait_for(lambda: (lambda r: r if len(r) == 2 else None)(coderuns(tid)), 20) or []
+    kube("POST", "/_stub/config", {"rules": []})
+    p2 = r2[1]["spec"].get("promptModification", "") if len(r2) == 2 else ""
+    cur = os.path.join(moved, f"{POD_SWAP}-current.log")
+    check("logs/ swapped for a symlink while a retry fetched: nothing written to the link's "
+          "target, the files went to the directory healer opened, the target not quoted",
+          len(r1) == 1 and asked and len(r2) == 2
+          and sorted(os.listdir(target)) == [f"{POD_SWAP}-current.log"]
+          and os.path.getmtime(cur) >= swapped - 1 and "SWAPSECRET-5151" not in p2
+          and "This is attempt 2" in p2,
+          [len(r1), bool(asked), len(r2), sorted(os.listdir(target)), p2[:1500]])
+    for c in coderuns(tid):
+        set_phase(c["metadata"]["name"], "Succeeded")
+    srv6.stop()
 
 
 def main():
@@ -1383,6 +1481,12 @@ def main():
 
     # ---- no repository anywhere: no built-in one --------------------------------------------
     no_repository(env)
+
+    # ---- a resolution after the namespaces narrowed ------------------------------------------
+    resolved_after_narrowing(env)
+
+    # ---- logs/ swapped for a symbolic link during a retry -----------------------------------
+    swapped_logs_dir(env)
 
     # ---- an unreachable cluster -----------------------------------------------------------
     dead = dtest.write_kubeconfig(os.path.join(dtest.TMP, "dead-kubeconfig"),

@@ -19,6 +19,7 @@
 #include "dispatch/coderun.h"
 
 #include "json/json.h"
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1065,6 +1066,7 @@ test_alerts_text_read_no_links(void **state)
 	struct alerts_text t;
 	struct hl_err err = HL_ERR_INIT;
 	FILE *f;
+	int dfd;
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -1084,7 +1086,9 @@ test_alerts_text_read_no_links(void **state)
 	paths[HL_DIAG_PREVIOUS_LOG] = link;
 	paths[HL_DIAG_EVENTS] = fifo;
 	alerts_text_init(&t);
-	assert_int_equal(alerts_text_read(&t, paths, &err), 0);
+	assert_true((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0);
+	assert_int_equal(alerts_text_read(&t, dfd, paths, &err), 0);
+	close(dfd);
 	assert_non_null(strstr(t.text.data, "the pod's own line"));
 	assert_null(strstr(t.text.data, "HEALER-OWN-SECRET-77"));
 	assert_non_null(strstr(t.text.data, "linkpod-previous.log is not a regular file"));

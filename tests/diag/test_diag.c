@@ -1,7 +1,8 @@
 /*
  * test_diag.c - the pure parts of pod diagnostics (src/diag): JSON to YAML
  * (quoting of strings YAML would misread, the depth limit, the output cap),
- * the describe report of a Pod object, and the container facts.
+ * the describe report of a Pod object, the container facts, and the
+ * directory-relative writer and reader of a directory others can write.
  */
 /* cmocka needs these first */
 /* clang-format off */
@@ -17,7 +18,12 @@
 #include "diag/yaml_emit.h"
 
 #include "json/json.h"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static json_t *
 parse(const char *s)
@@ -261,6 +267,102 @@ test_diag_file_stem_fits_a_file_name(void **state)
 	assert_true(hl_diag_pod_name_valid(pod));
 }
 
+static void
+slurp(char *out, size_t cap, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(out, 1, cap - 1, f);
+	out[n] = '\0';
+	fclose(f);
+}
+
+/* The heal workspace's logs/ is the agent's to write: the writer and reader
+ * work relative to the directory as opened. A file name that is a symbolic
+ * link is replaced (written) or refused (read), never followed; the
+ * directory's path swapped for a link after it was opened sends nothing to
+ * the link's target (before: paths, checked once and used later). */
+static void
+test_diag_at_never_follows_links(void **state)
+{
+	char base[] = "/tmp/healer-diag-unit-XXXXXX", dir[128], moved[128], target[128],
+	     secret[192], p[256], text[128];
+	struct hl_err err = HL_ERR_INIT;
+	struct stat st;
+	int dfd, fd;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(base));
+	snprintf(dir, sizeof(dir), "%s/logs", base);
+	snprintf(moved, sizeof(moved), "%s/logs.orig", base);
+	snprintf(target, sizeof(target), "%s/elsewhere", base);
+	snprintf(secret, sizeof(secret), "%s/secret", target);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(mkdir(target, 0755), 0);
+	assert_non_null(f = fopen(secret, "w"));
+	fputs("HEALER-SECRET-31\n", f);
+	fclose(f);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	assert_true(dfd >= 0);
+
+	/* a file name planted as a link: read refused, write replaces the link */
+	snprintf(p, sizeof(p), "%s/pod-current.log", dir);
+	assert_int_equal(symlink(secret, p), 0);
+	assert_int_equal(hl_diag_open_at(dfd, "pod-current.log", &err), -HL_EINVAL);
+	assert_int_equal(hl_diag_write_at(dfd, "pod-current.log", "mine\n", 5, &err), 0);
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	slurp(text, sizeof(text), secret);
+	assert_string_equal(text, "HEALER-SECRET-31\n");
+	/* a FIFO is refused without blocking; a missing file is not found */
+	snprintf(p, sizeof(p), "%s/pod-events.yaml", dir);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(hl_diag_open_at(dfd, "pod-events.yaml", &err), -HL_EINVAL);
+	assert_int_equal(hl_diag_open_at(dfd, "pod-describe.txt", &err), -HL_ENOTFOUND);
+	/* one component only */
+	assert_int_equal(hl_diag_write_at(dfd, "../x", "x", 1, &err), -HL_EINVAL);
+	assert_int_equal(hl_diag_open_at(dfd, "../elsewhere/secret", &err), -HL_EINVAL);
+
+	/* the directory swapped for a link to elsewhere after it was opened */
+	assert_int_equal(rename(dir, moved), 0);
+	assert_int_equal(symlink(target, dir), 0);
+	assert_int_equal(hl_diag_write_at(dfd, "pod-previous.log", "prev\n", 5, &err), 0);
+	snprintf(p, sizeof(p), "%s/pod-previous.log", target);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/pod-previous.log", moved);
+	slurp(text, sizeof(text), p);
+	assert_string_equal(text, "prev\n");
+	/* and a read through it takes the opened directory's file, not the
+	 * target's of the same name */
+	snprintf(p, sizeof(p), "%s/pod-current.log", target);
+	assert_non_null(f = fopen(p, "w"));
+	fputs("HEALER-SECRET-31\n", f);
+	fclose(f);
+	fd = hl_diag_open_at(dfd, "pod-current.log", &err);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, text, sizeof(text)), 5);
+	assert_memory_equal(text, "mine\n", 5);
+	close(fd);
+	close(dfd);
+
+	unlink(dir);
+	snprintf(p, sizeof(p), "%s/pod-current.log", target);
+	unlink(p);
+	unlink(secret);
+	rmdir(target);
+	snprintf(p, sizeof(p), "%s/pod-current.log", moved);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/pod-previous.log", moved);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/pod-events.yaml", moved);
+	unlink(p);
+	rmdir(moved);
+	rmdir(base);
+}
+
 int
 main(void)
 {
@@ -272,6 +374,7 @@ main(void)
 		cmocka_unit_test(test_diag_describe_report),
 		cmocka_unit_test(test_diag_pod_names_that_cannot_name_a_file),
 		cmocka_unit_test(test_diag_file_stem_fits_a_file_name),
+		cmocka_unit_test(test_diag_at_never_follows_links),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
