@@ -37,12 +37,16 @@
  * restart finds nothing held.
  *
  * An attempt is counted when its row is taken (in the take's statement),
- * so a send that kills the process has used one and the limit holds. A
- * row taken again after its previous take left no result (its sender died
- * mid-send) is a resend "in doubt", logged at WARN: Discord, Slack and
- * SMTP take no idempotency key, so these are at least once across a crash
- * in that window. A result the store refuses past OUTBOX_RECORD_MS is
- * never given up while this process runs: it is kept in memory and written
+ * so a send that kills the process has used one and the limit holds; a
+ * send answered with a rate limit gives its attempt back (a limit refused
+ * nothing), and a row a channel keeps limiting is given up
+ * OUTBOX_LIMITED_MS after it was enqueued. A row taken again after
+ * another process's take left no result (its sender died mid-send), or
+ * one whose sent result this process lost, is a resend "in doubt", logged
+ * at WARN: Discord, Slack and SMTP take no idempotency key, so these are
+ * at least once across a crash in that window. A row this process left
+ * taken without a send (a hold or give-back it could not write) is not. A result the store refuses
+ * past OUTBOX_RECORD_MS is never given up while this process runs: it is kept in memory and written
  * before anything else at every later pass, and its row keeps its lock and
  * its lease meanwhile, so no outbox sends it again.
  *
@@ -91,6 +95,10 @@
 #define OUTBOX_TIMEOUT_MS 15000
 #define OUTBOX_ATTEMPTS   32
 #define OUTBOX_RECORD_MS  (2 * 60 * 1000) /* how long a result is tried again */
+/* a rate-limited send uses no attempt; a row the channel keeps limiting
+ * is given up this long after it was enqueued */
+#define OUTBOX_LIMITED_MS (24 * 60 * 60 * 1000LL)
+#define OUTBOX_LOST       8 /* ids whose sent result this process lost */
 
 static bool
 outbox_set(const char *s)
@@ -691,7 +699,33 @@ struct outbox_result {
 struct outbox_unrecorded {
 	struct outbox_result *v;
 	size_t n, cap;
+	/* rows this process sent but could not record or keep the result
+	 * of (no memory): their next take is in doubt although their lease
+	 * was this process's own (the last OUTBOX_LOST) */
+	int64_t lost[OUTBOX_LOST];
+	size_t n_lost;
 };
+
+static void
+outbox_lost_add(struct outbox_unrecorded *u, int64_t id)
+{
+	u->lost[u->n_lost++ % OUTBOX_LOST] = id;
+}
+
+/* Whether id's previous send by this process left its result unwritten
+ * (forgotten once taken again). */
+static bool
+outbox_lost_take(struct outbox_unrecorded *u, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < OUTBOX_LOST && i < u->n_lost; i++)
+		if (u->lost[i] == id) {
+			u->lost[i] = 0;
+			return true;
+		}
+	return false;
+}
 
 static bool
 outbox_unrecorded_has(const struct outbox_unrecorded *u, int64_t id)
@@ -826,7 +860,8 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 		struct hl_notify_result res;
 		struct hl_outbox_claim claim;
 		enum hl_notification_state st;
-		int tries, kept;
+		int tries, counted, kept;
+		bool limited;
 		int64_t next = 0, held;
 		char lock[64], id[24], *rest = NULL;
 		const char *note;
@@ -846,7 +881,7 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 			continue;
 		handled++;
 		snprintf(id, sizeof(id), "%lld", (long long)nt->id);
-		tries = claim.attempts;
+		tries = counted = claim.attempts;
 		if (held) {
 			/* waits with its channel; no attempt made */
 			if (hl_store_outbox_update(l->store, nt->id, HL_OUTBOX_PENDING,
@@ -870,7 +905,10 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 			hl_store_lock_release(l->store, lock);
 			continue;
 		}
-		if (claim.in_doubt)
+		/* in doubt: another process's take (dead, or it could not
+		 * record) or a result this one lost; not a row this process
+		 * gave back or held without writing it (nothing sent) */
+		if (claim.in_doubt || (claim.own && outbox_lost_take(unrec, nt->id)))
 			/* no idempotency key on Discord, Slack or SMTP: a send that
 			 * arrived before its sender died arrives twice */
 			hl_log_kv(HL_LOG_WARN,
@@ -913,8 +951,29 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 			st = HL_OUTBOX_PENDING;
 		else
 			st = HL_OUTBOX_FAILED;
+		/* a rate limit refused nothing: the attempt is given back, so a
+		 * long limit does not use up the row's attempts; a channel that
+		 * limits it for OUTBOX_LIMITED_MS since it was enqueued ends it */
+		limited = res.status == HL_NOTIFY_RETRY && !rest &&
+		          strcmp(res.error, "rate_limited") == 0;
+		if (limited && hl_time_wall_ms() - nt->created_ms < OUTBOX_LIMITED_MS) {
+			st = HL_OUTBOX_PENDING;
+			counted = HL_OUTBOX_GIVE_BACK;
+		} else if (limited) {
+			st = HL_OUTBOX_FAILED;
+			hl_log_kv(
+			        HL_LOG_ERROR,
+			        "notification given up: rate limited for 24 h since it was enqueued",
+			        "id", id, "task_id", nt->task_id, "channel", nt->channel, NULL);
+		}
 		if (st == HL_OUTBOX_PENDING)
-			next = hl_time_wall_ms() + outbox_backoff(tries, res.retry_after_ms);
+			/* a limited row waits what the service asked, not the
+			 * backoff of the attempts it did not use */
+			next = hl_time_wall_ms() +
+			       (counted == HL_OUTBOX_GIVE_BACK && res.retry_after_ms > 0 &&
+			                        res.retry_after_ms < OUTBOX_WAIT_MAX
+			                ? res.retry_after_ms
+			                : outbox_backoff(tries, res.retry_after_ms));
 		/* (the service's wait, at most OUTBOX_WAIT_MAX like a row's own) */
 		if (outbox_holds_channel(&res))
 			outbox_hold_shared(
@@ -934,7 +993,10 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 				outbox_hold_shared(l, holds, nt->channel, until);
 		}
 		/* a delivery some recipients refused keeps their text */
-		note = st == HL_OUTBOX_DELIVERED && !res.error[0] ? NULL : res.message;
+		note = st == HL_OUTBOX_DELIVERED && !res.error[0] ? NULL
+		       : limited && st == HL_OUTBOX_FAILED
+		               ? "given up: rate limited for 24 h since it was enqueued"
+		               : res.message;
 		hl_log_kv(st == HL_OUTBOX_FAILED                                      ? HL_LOG_ERROR
 		          : res.status == HL_NOTIFY_DELIVERED && res.error[0] != '\0' ? HL_LOG_WARN
 		                                                                      : HL_LOG_INFO,
@@ -942,7 +1004,9 @@ outbox_pass(struct hl_loop *l, struct outbox_hold *holds, struct outbox_unrecord
 		          nt->channel, "kind", nt->kind, "result",
 		          hl_notify_status_name(res.status), "error", res.error, "detail",
 		          res.message, "pending_for", rest ? deferred.data : NULL, NULL);
-		kept = outbox_record(l, unrec, nt->id, st, tries, next, note, rest, &err);
+		kept = outbox_record(l, unrec, nt->id, st, counted, next, note, rest, &err);
+		if (kept < 0)
+			outbox_lost_add(unrec, nt->id);
 		if (kept != 0)
 			hl_log_kv(kept > 0 ? HL_LOG_WARN : HL_LOG_ERROR,
 			          kept > 0 ? "recording a notification failed; its result is kept "

@@ -62,9 +62,13 @@ int hl_store_outbox_take(struct hl_store *s, bool *taken, int64_t id, int64_t no
 /* What hl_store_outbox_claim found. */
 struct hl_outbox_claim {
 	bool taken;
-	/* the previous take left no result: its sender died (or could not
-	 * record it) once its send may have begun, which may have arrived */
+	/* the previous take left no result and was another process's (one
+	 * that died, or could not record it) once its send may have begun,
+	 * which may have arrived */
 	bool in_doubt;
+	/* the previous take left no result and was this process's own (it
+	 * could not write what it knows: a hold, a give-back, a lost result) */
+	bool own;
 	int attempts; /* the row's attempts, this one included when counted */
 };
 /* hl_store_outbox_take, which also counts an attempt in the same
@@ -77,7 +81,9 @@ int hl_store_outbox_claim(struct hl_store *s, struct hl_outbox_claim *out, int64
  * (never fewer than recorded: an outbox that read the row before another's
  * retries counts from a stale number), when to try again (pending) and the
  * last error (NULL on a clean success; a delivery some recipients refused
- * keeps their text). */
+ * keeps their text). attempts HL_OUTBOX_GIVE_BACK gives back the attempt
+ * the take counted (a rate-limited send, which uses none). */
+#define HL_OUTBOX_GIVE_BACK (-1)
 int hl_store_outbox_update(struct hl_store *s, int64_t id, enum hl_notification_state state,
                            int attempts, int64_t next_ms, const char *last_error,
                            struct hl_err *err) HL_MUST_CHECK;

@@ -659,8 +659,10 @@ hl_pg_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64
 	memset(out, 0, sizeof(*out));
 	hl_pg_int(&p, id);
 	hl_pg_int(&p, now_ms);
+	hl_pg_text(&p, owner);
 	rc = hl_pg_exec(b, &r,
-	                "SELECT CASE WHEN sending_by IS NULL THEN 0 ELSE 1 END, attempts, next_ms"
+	                "SELECT CASE WHEN sending_by IS NULL THEN 0 WHEN sending_by = $3 THEN 2"
+	                " ELSE 1 END, attempts, next_ms"
 	                " FROM notifications WHERE id = $1 AND state = 'pending' AND next_ms <= $2",
 	                &p, false, "outbox take", err);
 	if (rc < 0)
@@ -669,7 +671,8 @@ hl_pg_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64
 		PQclear(r);
 		return 0;
 	}
-	out->in_doubt = hl_pg_int_at(r, 0, 0) != 0;
+	out->in_doubt = hl_pg_int_at(r, 0, 0) == 1;
+	out->own = hl_pg_int_at(r, 0, 0) == 2;
 	out->attempts = (int)hl_pg_int_at(r, 0, 1) + (count ? 1 : 0);
 	was_next = hl_pg_int_at(r, 0, 2);
 	PQclear(r);
@@ -724,7 +727,8 @@ hl_pg_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
 	hl_pg_int(&p, hl_time_wall_ms());
 	hl_pg_text(&p, payload);
 	rc = pg_changes(b, &changed,
-	                "UPDATE notifications SET state = $2, attempts = GREATEST(attempts, $3),"
+	                "UPDATE notifications SET state = $2, attempts = CASE WHEN $3 < 0"
+	                " THEN GREATEST(attempts + $3, 0) ELSE GREATEST(attempts, $3) END,"
 	                " next_ms = $4,"
 	                " last_error = $5, sending_by = NULL, payload = COALESCE($7, payload),"
 	                " delivered_ms = CASE WHEN $2 = 'delivered' THEN $6 ELSE delivered_ms END"

@@ -654,7 +654,8 @@ hl_sq_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64
                   struct hl_err *err)
 {
 	sqlite3_stmt *st =
-	        hl_sq_prepare(b, "SELECT sending_by IS NOT NULL, attempts, next_ms"
+	        hl_sq_prepare(b, "SELECT CASE WHEN sending_by IS NULL THEN 0"
+	                         " WHEN sending_by = ?3 THEN 2 ELSE 1 END, attempts, next_ms"
 	                         " FROM notifications"
 	                         " WHERE id = ?1 AND state = 'pending' AND next_ms <= ?2");
 	int64_t was_next;
@@ -665,13 +666,15 @@ hl_sq_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64
 		return hl_sq_fail(err, b->db, "outbox take");
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_text(st, 3, owner, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		rc = rc == SQLITE_DONE ? 0 : hl_sq_fail(err, b->db, "outbox take");
 		hl_sq_done(b, st);
 		return rc;
 	}
-	out->in_doubt = sqlite3_column_int(st, 0) != 0;
+	out->in_doubt = sqlite3_column_int(st, 0) == 1;
+	out->own = sqlite3_column_int(st, 0) == 2;
 	out->attempts = sqlite3_column_int(st, 1) + (count ? 1 : 0);
 	was_next = sqlite3_column_int64(st, 2);
 	hl_sq_done(b, st);
@@ -718,11 +721,11 @@ hl_sq_outbox_update(struct hl_store_backend *b, int64_t id, enum hl_notification
                     struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
-	        b,
-	        "UPDATE notifications SET state = ?2, attempts = MAX(attempts, ?3), next_ms = ?4,"
-	        " last_error = ?5, sending_by = NULL, payload = COALESCE(?7, payload),"
-	        " delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END"
-	        " WHERE id = ?1 AND state = 'pending'");
+	        b, "UPDATE notifications SET state = ?2, attempts = CASE WHEN ?3 < 0"
+	           " THEN MAX(attempts + ?3, 0) ELSE MAX(attempts, ?3) END, next_ms = ?4,"
+	           " last_error = ?5, sending_by = NULL, payload = COALESCE(?7, payload),"
+	           " delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END"
+	           " WHERE id = ?1 AND state = 'pending'");
 	int rc;
 
 	if (!st)

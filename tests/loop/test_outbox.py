@@ -13,6 +13,11 @@ escalation: "each is delivered once") where a send and its record part:
   the count is made when the row is taken, so a row whose sends keep
   killing the process is given up at the limit; the row sent again after
   such a death is logged at WARN as in doubt, naming it.
+- A rate limit (429) uses no attempt: a row at 31 attempts answered 429 forty
+  times is still pending, and delivered once the limit ends (a channel that
+  limits a row for 24 h since it was enqueued gives it up).
+- A row left taken by this process itself (its hold or give-back not
+  written) is not logged as in doubt when taken again.
 - A result the store refuses past the outbox's retry window (its write lock
   held 128 s, SQLite only: the test holds the lock) is kept in memory and
   written once the store answers: the message is sent once.
@@ -36,6 +41,8 @@ sys.path.insert(0, os.path.join(dtest.ROOT, "tests", "notify"))
 import ntest  # noqa: E402
 
 _, slport = dtest.start_stub("slack_stub.py", "--hook", "T1/B1/slacksecret")
+_, dport = dtest.start_stub("discord_stub.py", "--webhook", "111:disc-token")
+DURL = f"http://127.0.0.1:{dport}"
 SLURL = f"http://127.0.0.1:{slport}"
 _, smtp_port, MAILDIR = ntest.start_smtp("--defer", "later@example.com",
                                          "--reject", "gone@example.com")
@@ -45,6 +52,7 @@ ENV = {
     "HEALER_DISPATCH": "none", "HEALER_LOG_LEVEL": "info", "HEALER_TIME_WINDOW_MINS": "0",
     "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_LEASE_SECONDS": "2",
     "SLACK_WEBHOOK_URL": f"{SLURL}/services/T1/B1/slacksecret",
+    "DISCORD_WEBHOOK_URL": f"{DURL}/api/webhooks/111/disc-token",
     "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "HEALER_EMAIL_FROM": "healer@example.com",
     "HEALER_EMAIL_TO": "ops@example.com",
 }
@@ -162,6 +170,41 @@ def main():
     check("a row whose sends keep killing the process is given up at the limit, unsent",
           k2.get("state") == "failed" and "escalation k2" not in slack_texts(),
           (k2, slack_texts()))
+    dtest.http("POST", SLURL + "/_stub/config", {"rules": []})
+
+    # ---- a rate limit uses no attempt ------------------------------------------------------
+    dtest.http("POST", DURL + "/_stub/ratelimit", {"times": 40, "retry_after": 0.05})
+    enqueue(srv.data_dir, [("outbox-limit-1", "discord",
+                            json.dumps({"content": "escalation l1"}), 31, None)])
+    limited = wait_for(lambda: len([r for r in dtest.http("GET", DURL + "/_stub/received")
+                                    or [] if r.get("status") == 429]) >= 40, 60, 0.1)
+    l1 = row(srv.data_dir, "outbox-limit-1")
+    check("40 rate limits (429) on a row at 31 of its 32 attempts: still pending, no "
+          "attempt used", limited and l1.get("state") in ("pending", "delivered")
+          and l1.get("attempts") in (31, 32), l1)
+    wait_for(lambda: row(srv.data_dir, "outbox-limit-1").get("state") != "pending", 20)
+    l1 = row(srv.data_dir, "outbox-limit-1")
+    msgs = [m["payload"].get("content") for m in dtest.http("GET", DURL + "/_stub/messages")
+            or []]
+    check("delivered once the limit ends", l1.get("state") == "delivered"
+          and msgs.count("escalation l1") == 1, (l1, msgs))
+
+    # ---- a row this process left taken is not in doubt ------------------------------------
+    dtest.http("POST", SLURL + "/_stub/config", {"rules": [
+        {"method": "POST", "path": "/services/", "delay_ms": 1500, "times": 1}]})
+    enqueue(srv.data_dir, [("outbox-own-1", "slack", json.dumps({"text": "escalation o1"}))])
+    me = wait_for(lambda: row(srv.data_dir, "outbox-own-1").get("sending_by"), 20, 0.02)
+    wait_for(lambda: row(srv.data_dir, "outbox-own-1").get("state") == "delivered", 20)
+    # as a held take whose write failed leaves it: taken by this process, no result
+    enqueue(srv.data_dir, [("outbox-own-3", "slack", json.dumps({"text": "escalation o3"}),
+                            0, me)])
+    wait_for(lambda: row(srv.data_dir, "outbox-own-3").get("state") == "delivered", 20)
+    o3 = row(srv.data_dir, "outbox-own-3")
+    doubt = [x for x in log_lines(srv) if x.get("msg", "").startswith("notification in doubt")
+             and x.get("id") == str(o3.get("id"))]
+    check("a row left taken by this live process (a hold it did not write) is sent without "
+          "an in-doubt WARN", me and o3.get("state") == "delivered" and not doubt,
+          (me, o3, doubt))
     dtest.http("POST", SLURL + "/_stub/config", {"rules": []})
 
     # ---- a result the store refuses past the retry window: sent once ----------------------
