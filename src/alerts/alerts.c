@@ -210,9 +210,12 @@ alerts_default_repo(const struct hl_alerts *a)
 	return a->cfg->heal_repository && *a->cfg->heal_repository ? a->cfg->heal_repository : NULL;
 }
 
-int
-alerts_retry_skipped(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id, int n,
-                     const char *agent, const char *why, struct hl_err *err)
+/* Ends attempt n of task_id before any CodeRun (outcome stopped, the task
+ * in state with reason why) and fills out as outcome / dedup say. */
+static int
+alerts_end_retry(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id, int n,
+                 const char *agent, enum hl_task_state state, const char *why, const char *outcome,
+                 const char *dedup, struct hl_err *err)
 {
 	int64_t now = hl_time_wall_ms();
 	int rc;
@@ -231,20 +234,32 @@ alerts_retry_skipped(struct hl_alerts *a, struct hl_alerts_outcome *out, const c
 	if (rc == 0)
 		rc = hl_store_task_put(a->store,
 		                       &(struct hl_task){ .task_id = task_id,
-		                                          .state = HL_TASK_SKIPPED,
+		                                          .state = state,
 		                                          .reason = why,
 		                                          .next_check_ms = HL_TASK_NO_CHECK },
 		                       err);
 	if (rc < 0)
 		return rc;
-	hl_log_kv(HL_LOG_INFO, "a retry is skipped", "task_id", task_id, "reason", why, NULL);
 	alerts_set(out->task_id, sizeof(out->task_id), task_id);
 	alerts_set(out->agent, sizeof(out->agent), agent);
-	alerts_set(out->outcome, sizeof(out->outcome), "skipped");
-	alerts_set(out->dedup_status, sizeof(out->dedup_status), "skipped");
+	alerts_set(out->outcome, sizeof(out->outcome), outcome);
+	alerts_set(out->dedup_status, sizeof(out->dedup_status), dedup);
 	alerts_set(out->coderun_name, sizeof(out->coderun_name), "");
 	alerts_set(out->reason, sizeof(out->reason), why);
 	return 0;
+}
+
+int
+alerts_retry_skipped(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *task_id, int n,
+                     const char *agent, const char *why, struct hl_err *err)
+{
+	int rc = alerts_end_retry(a, out, task_id, n, agent, HL_TASK_SKIPPED, why, "skipped",
+	                          "skipped", err);
+
+	if (rc == 0)
+		hl_log_kv(HL_LOG_INFO, "a retry is skipped", "task_id", task_id, "reason", why,
+		          NULL);
+	return rc;
 }
 
 int
@@ -393,7 +408,6 @@ alerts_superseded(struct hl_alerts *a, struct hl_alerts_outcome *out, const char
                   const char *agent, const char *what, const char *other, struct hl_err *err)
 {
 	char why[256];
-	int64_t now = hl_time_wall_ms();
 	int rc;
 
 	snprintf(why, sizeof(why),
@@ -401,35 +415,12 @@ alerts_superseded(struct hl_alerts *a, struct hl_alerts_outcome *out, const char
 	         "made for it",
 	         other, what);
 	why[hl_utf8_valid_len(why, strlen(why))] = '\0';
-	rc = hl_store_attempt_put(a->store,
-	                          &(struct hl_attempt){ .task_id = task_id,
-	                                                .n = n,
-	                                                .kind = HL_ATTEMPT_AGENT,
-	                                                .phase = HL_PHASE_DONE,
-	                                                .outcome = HL_OUTCOME_STOPPED,
-	                                                .agent = agent,
-	                                                .reason = why,
-	                                                .started_ms = now,
-	                                                .finished_ms = now },
-	                          err);
+	rc = alerts_end_retry(a, out, task_id, n, agent, HL_TASK_STOPPED, why, "superseded",
+	                      "existing", err);
 	if (rc == 0)
-		rc = hl_store_task_put(a->store,
-		                       &(struct hl_task){ .task_id = task_id,
-		                                          .state = HL_TASK_STOPPED,
-		                                          .reason = why,
-		                                          .next_check_ms = HL_TASK_NO_CHECK },
-		                       err);
-	if (rc < 0)
-		return rc;
-	hl_log_kv(HL_LOG_INFO, "a retry is superseded by another task's active CodeRun", "task_id",
-	          task_id, "target", what, "coderun", other, NULL);
-	alerts_set(out->task_id, sizeof(out->task_id), task_id);
-	alerts_set(out->agent, sizeof(out->agent), agent);
-	alerts_set(out->outcome, sizeof(out->outcome), "superseded");
-	alerts_set(out->dedup_status, sizeof(out->dedup_status), "existing");
-	alerts_set(out->coderun_name, sizeof(out->coderun_name), "");
-	alerts_set(out->reason, sizeof(out->reason), why);
-	return 0;
+		hl_log_kv(HL_LOG_INFO, "a retry is superseded by another task's active CodeRun",
+		          "task_id", task_id, "target", what, "coderun", other, NULL);
+	return rc;
 }
 
 int

@@ -52,20 +52,17 @@ hl_pg_tasks_due(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t 
 	return 0;
 }
 
-int
-hl_pg_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                   struct hl_err *err)
+/* Up to max task ids the query (its one parameter: the limit) reads. */
+static int
+pg_task_ids(struct hl_store_backend *b, const char *sql, const char *what,
+            char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r = NULL;
 	int rc;
 
 	hl_pg_int(&p, (int64_t)max);
-	rc = hl_pg_exec(b, &r,
-	                "SELECT task_id FROM remediation_tasks WHERE state = 'queued'"
-	                " ORDER BY queued_ms, task_id LIMIT $1",
-	                &p, false, "queued tasks", err);
-	if (rc < 0)
+	if ((rc = hl_pg_exec(b, &r, sql, &p, false, what, err)) < 0)
 		return rc;
 	pg_read_ids(r, ids, max, n);
 	PQclear(r);
@@ -73,22 +70,23 @@ hl_pg_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size
 }
 
 int
+hl_pg_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                   struct hl_err *err)
+{
+	return pg_task_ids(b,
+	                   "SELECT task_id FROM remediation_tasks WHERE state = 'queued'"
+	                   " ORDER BY queued_ms, task_id LIMIT $1",
+	                   "queued tasks", ids, max, n, err);
+}
+
+int
 hl_pg_tasks_remember(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
                      struct hl_err *err)
 {
-	struct pg_params p = { .n = 0 };
-	PGresult *r = NULL;
-	int rc;
-
-	hl_pg_int(&p, (int64_t)max);
-	rc = hl_pg_exec(b, &r,
-	                "SELECT task_id FROM remediation_tasks WHERE remember_pending = 1 LIMIT $1",
-	                &p, false, "tasks to remember", err);
-	if (rc < 0)
-		return rc;
-	pg_read_ids(r, ids, max, n);
-	PQclear(r);
-	return 0;
+	return pg_task_ids(b,
+	                   "SELECT task_id FROM remediation_tasks WHERE remember_pending = 1"
+	                   " LIMIT $1",
+	                   "tasks to remember", ids, max, n, err);
 }
 
 int
