@@ -218,8 +218,12 @@ check("Service healer: port 8080 to the http port, selecting the Deployment's po
       all(dep["spec"]["template"]["metadata"]["labels"].get(k) == v
           for k, v in svc["spec"]["selector"].items()), repr(svc["spec"]))
 pdb = dl.find(plain, "PodDisruptionBudget", "healer")
-check("two replicas, spread over nodes, and a disruption budget keeping one",
+check("two replicas, spread over nodes, and a disruption budget keeping one ready one, "
+      "evicting unready pods always (AlwaysAllow)",
       dep["spec"]["replicas"] == 2 and pdb["spec"]["minAvailable"] == 1 and
+      # both replicas unready (the database down: /ready 503) must not
+      # block a drain: the default IfHealthyBudget evicts no unready pod
+      pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow" and
       pdb["spec"]["selector"] == dep["spec"]["selector"] and
       any(t["topologyKey"] == "kubernetes.io/hostname" and
           t["labelSelector"] == dep["spec"]["selector"]

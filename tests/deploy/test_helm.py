@@ -213,6 +213,47 @@ check("numeric GitHub ids in values: the ConfigMap has their digits, not 1.23456
       ("1234567", "45678901", "412345678"), repr(ncm))
 rc, vals, err = dl.check_config(dict(ncm, GITHUB_APP_PRIVATE_KEY=dl.app_key()))
 check("check-config accepts them", rc == 0 and vals.get("GITHUB_HOOK_ID") == "412345678", err)
+# every number of the ConfigMap likewise: each numeric value of values.yaml
+# set to a million or more renders with its digits (HEALER_CONTEXT_TIMEOUT_MS
+# and HEALER_SOURCE_TIMEOUT_MS take up to 1000000)
+cm_tmpl = texts["configmap.yaml"]
+
+
+def numeric_leaves(v, prefix=""):
+    if isinstance(v, dict):
+        out = []
+        for k, x in v.items():
+            out += numeric_leaves(x, f"{prefix}.{k}" if prefix else k)
+        return out
+    return [prefix] if isinstance(v, (int, float)) and not isinstance(v, bool) else []
+
+
+def nested(path, v):
+    for k in reversed(path.split(".")):
+        v = {k: v}
+    return v
+
+
+big = {}
+cm_numbers = [p for p in numeric_leaves(values) if f".Values.{p} " in cm_tmpl]
+for i, p in enumerate(cm_numbers):
+    big = dl.deep_merge(big, nested(p, 1000000 + i))
+bdocs, _ = dl.render_chart(big)
+bcm = dl.find(bdocs, "ConfigMap")["data"]
+floaty = {k: v for k, v in bcm.items() if re.search(r"\d[eE][+-]?\d", v)}
+check("every numeric value of the ConfigMap set to a million or more has its digits "
+      "(int64), not 1e+06",
+      len(cm_numbers) >= 20 and not floaty and
+      {str(1000000 + i) for i in range(len(cm_numbers))} <= set(bcm.values()),
+      f"{floaty} {len(cm_numbers)}")
+tdocs, _ = dl.render_chart({"operations": {"contextTimeoutMs": 1000000,
+                                           "sourceTimeoutMs": 1000000}})
+tcm = dl.find(tdocs, "ConfigMap")["data"]
+rc, tv, err = dl.check_config(dict(tcm))
+check("HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS of 1000000 from the chart: "
+      "check-config takes them",
+      rc == 0 and tv.get("HEALER_CONTEXT_TIMEOUT_MS") == "1000000" and
+      tv.get("HEALER_SOURCE_TIMEOUT_MS") == "1000000", err or repr(tcm))
 sdocs, _ = dl.render_chart({"github": {"appId": "Iv1.0a1b2c", "hook": {"id": "412345678"}}})
 scm = dl.find(sdocs, "ConfigMap")["data"]
 check("GitHub ids given as strings are kept as written",
@@ -283,6 +324,15 @@ check("replicas: 1 renders no PodDisruptionBudget (minAvailable 1 of 1 would blo
       dl.find(one, "Deployment")["spec"]["replicas"] == 1,
       repr([(d["kind"], d.get("spec", {}).get("minAvailable")) for _, d in one
             if d["kind"] == "PodDisruptionBudget"]))
+tdocs, _ = dl.render_chart({"replicas": 3, "podDisruptionBudget": {"minAvailable": 2}})
+tpdb = dl.find(tdocs, "PodDisruptionBudget")["spec"]
+kube_min = re.fullmatch(r">=(\d+)\.(\d+)\.\d+(-0)?", meta.get("kubeVersion", ""))
+check("the budget lets unready pods go (unhealthyPodEvictionPolicy AlwaysAllow: every replica "
+      "unready, the database down, must not block a drain), and Chart.yaml's kubeVersion is one "
+      "that has the field on (1.27)",
+      tpdb.get("unhealthyPodEvictionPolicy") == "AlwaysAllow" and tpdb["minAvailable"] == 2 and
+      kube_min is not None and (int(kube_min.group(1)), int(kube_min.group(2))) >= (1, 27),
+      f"{tpdb} {meta.get('kubeVersion')}")
 try:
     dl.render_chart({"replicas": 3, "podDisruptionBudget": {"minAvailable": 3}})
     refusal = None
