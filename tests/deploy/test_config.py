@@ -39,7 +39,11 @@ OVERRIDES = {"HEALER_DISPATCH": "kubernetes",  # the default guesses; in a clust
              # its SIGTERM: keep accepting meanwhile
              "HEALER_SHUTDOWN_DELAY_S": "5",
              # under the container's 512Mi limit (checked below)
-             "HEALER_HTTP_MAX_BUFFERED_MB": "128"}
+             "HEALER_HTTP_MAX_BUFFERED_MB": "128",
+             # pod alerts only where the Role lets healer read pods: its own
+             # namespace (the default, every namespace but kube-*, would
+             # need grants in each; test_rbac.py)
+             "HEALER_ALERT_NAMESPACES": "cto"}
 
 keys = dl.config_keys()
 kind = dict(keys)

@@ -352,7 +352,7 @@ def _refuses(t):
 
 r = helmlite.Renderer(values, "healer", "cto", meta)
 refused = []
-for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
+for bad in ["{{ with .Values.image }}{{ end }}", "{{ .Values.nope.nope }}",
             "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}",
             "{{ include \"healer/templates/a.yaml\" .Values }}", "{{ . }}",
             "{{ include \"healer/templates/loop.yaml\" . }}", "{{ 1 | sha256sum }}"]:
@@ -362,7 +362,7 @@ for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
                            "(print .Template.BasePath \"/loop.yaml\") . }}"}).render(bad)
     except helmlite.TemplateError:
         refused.append(bad)
-check("the renderer refuses range, include of an unknown template, of another context or of "
+check("the renderer refuses with, include of an unknown template, of another context or of "
       "itself, unknown functions and values, bad trim markers, printing the root context",
       len(refused) == 9, repr(refused))
 ri = helmlite.Renderer(values, "healer", "cto", meta, {"a.yaml": "n: {{ .Release.Name }}"})
@@ -372,6 +372,22 @@ check("the renderer's include, print and sha256sum: as helm and Sprig give them"
       ri.render("{{ include \"healer/templates/a.yaml\" . | sha256sum }}") ==
       "f33f1cb28d0109c603ac40afc314f167"
       "b10c6823f0c475fbab6848c064350abc", "")
+check("the renderer's range, $, variables, splitList, nospace, uniq, and, ne: as Go, helm "
+      "and Sprig give them; a field of range's element, a string ranged over, a variable "
+      "declared outside range, ne of two kinds refused",
+      r.render('{{ range $x := splitList "," "a,b,a" | uniq }}[{{ $x }}{{ . }}]{{ end }}')
+      == "[aa][bb]" and
+      r.render('{{ range splitList "," "" }}<{{ . }}>{{ end }}') == "<>" and
+      r.render('{{ range splitList "," "a,b" }}{{ $.Release.Name }}{{ end }}') ==
+      "healerhealer" and
+      r.render('{{ range $x := splitList "," "a" }}{{ end }}{{ .Release.Namespace }}') == "cto" and
+      r.render('{{ nospace " a b\\t" }}|{{ and "" "x" }}|{{ and "a" "x" }}|{{ ne "a" "b" }}|'
+               '{{ ne "a" "a" }}|{{ ne 1 2 }}') == "ab||x|true|false|true" and
+      all(_refuses(t) for t in ['{{ range splitList "," "a" }}{{ .Values.replicas }}{{ end }}',
+                                '{{ range "abc" }}{{ end }}', "{{ $x := 1 }}",
+                                '{{ range $x := splitList "," "a" }}{{ end }}{{ $x }}',
+                                '{{ ne 1 "1" }}', '{{ range splitList "," "a" }}']),
+      "")
 check("the renderer applies Go's trim markers and if/else",
       r.render("a  {{- if .Values.sensors.enabled }}on{{ else }}off{{ end -}}  \n b") == "aoffb"
       and r.render("x: {{ .Values.replicas | quote }}") == 'x: "2"' and
