@@ -9,10 +9,10 @@ the subset fails the test instead of rendering differently from helm:
   {{/* ... */}};
   {{ if PIPELINE }} ... [{{ else }} ...] {{ end }} (Go's truth: false, 0,
   nil, "" and empty collections are false);
-  {{ range [$x :=] PIPELINE }} ... [{{ else }} ...] {{ end }} over a list
-  (nil: no iteration; a map, a string or a number is refused): the body
-  once per element, with `.` (and $x) the element; the else part when
-  there is none;
+  {{ range [[$k,] $x :=] PIPELINE }} ... [{{ else }} ...] {{ end }} over a
+  list or a map (nil: no iteration; a string or a number is refused): the
+  body once per element, a map's in sorted key order, with `.` (and $x)
+  the element and $k its index or key; the else part when there is none;
   pipelines of commands separated by '|', the previous result passed as
   the last argument;
   operands: .Values.a.b, .Release.Name / .Release.Namespace, .Chart.Name /
@@ -35,7 +35,8 @@ the subset fails the test instead of rendering differently from helm:
   the root context, as helm names and renders it; no defined templates),
   splitList SEP S (Go's strings.Split: "" gives [""]), nospace (Sprig:
   every white space removed), uniq (Sprig: a list without repeats, first
-  ones kept, in order), and (Go: the first empty argument, else the last),
+  ones kept, in order), and / or (Go: the first empty / non-empty
+  argument, else the last),
   ne (Go: two values of one basic kind compared; other kinds refused).
 
 A .Values path that does not exist is an error (helm would print nothing).
@@ -229,6 +230,15 @@ def _and(*a):
     return a[-1]
 
 
+def _or(*a):
+    if not a:
+        raise TemplateError("or: wrong number of args")
+    for x in a:
+        if _truth(x):
+            return x
+    return a[-1]
+
+
 def _split_list(sep, s):
     if not isinstance(sep, str) or not isinstance(s, str):
         raise TemplateError("splitList: not strings")
@@ -291,6 +301,7 @@ FUNCS = {
     "nospace": _nospace,
     "uniq": _uniq,
     "and": _and,
+    "or": _or,
     "ne": _ne,
 }
 
@@ -468,12 +479,17 @@ class Renderer:
                         raise TemplateError("if without end")
                     continue
                 if word == "range":
-                    m = re.fullmatch(r"range\s+(?:\$(\w+)\s*:=\s*)?(\S.*)", act, re.S)
+                    m = re.fullmatch(r"range\s+(?:(?:\$(\w+)\s*,\s*)?\$(\w+)\s*:=\s*)?(\S.*)",
+                                     act, re.S)
                     if not m:
                         raise TemplateError(f"unsupported range {act!r}")
-                    seq = self.pipeline(m.group(2)) if emit else None
-                    if seq is not None and not isinstance(seq, list):
+                    seq = self.pipeline(m.group(3)) if emit else None
+                    if isinstance(seq, _Root) or \
+                            seq is not None and not isinstance(seq, (list, dict)):
                         raise TemplateError(f"range can't iterate over {seq!r}")
+                    # (index or key, element): a map's in sorted key order
+                    seq = sorted(seq.items()) if isinstance(seq, dict) else \
+                        list(enumerate(seq or []))
                     start, end = pos[0], None
                     if not seq:
                         end = block(False)
@@ -481,11 +497,13 @@ class Renderer:
                             end = block(emit)
                     else:
                         saved = (self.dot, dict(self.vars))
-                        for x in seq:
+                        for k, x in seq:
                             pos[0] = start
                             self.dot = x
                             if m.group(1):
-                                self.vars[m.group(1)] = x
+                                self.vars[m.group(1)] = GoInt(k) if isinstance(k, int) else k
+                            if m.group(2):
+                                self.vars[m.group(2)] = x
                             end = block(True)
                         self.dot, self.vars = saved
                         if end == "else":

@@ -25,6 +25,7 @@ LEFT_OUT = {
     "HEALER_RULES_FILE": "unset means the built-in rules; an empty value is not unset",
     "HEALER_PROMPTS_DIR": "unset means the built-in prompts; an empty value is not unset",
     "HEALER_SERVICES_FILE": "unset means no service map; an empty value is not unset",
+    # (the chart sets these three from files.*: test_helm.py)
     "HEALER_HEAL_WORKSPACE": "defaults under HEALER_DATA_DIR; /workspace/watch only where the "
                              "pod mounts the heal-workspace PVC (commented out in the "
                              "Deployment, heal.workspace.enabled in the chart: test_helm.py)",

@@ -315,6 +315,96 @@ check("deploy/kubernetes/deployment.yaml's commented heal workspace (variable, m
       wenv and heal_parts([("", pdep)]) == (wenv, wmounts, wvols) and pdep == hwdep,
       repr(heal_parts([("", pdep)])))
 
+# Every setting naming a file healer reads (the ones deploy/kubernetes leaves
+# out: test_config.py's LEFT_OUT) can be set through the chart (files.*): a
+# ConfigMap, its items mounted read-only, the variable naming the mounted
+# path. The rendered files, laid out as the kubelet mounts them, are what
+# `healer check-config` then reads: it takes them, and a broken one of each
+# stops it, naming the variable (so the path really is read).
+FILE_SETTINGS = sorted(k for k, t in dl.config_keys() if t != "X" and
+                       k.endswith(("_FILE", "_DIR")) and k != "HEALER_DATA_DIR")
+check("the file settings are the service map, the rules and the prompts directory",
+      FILE_SETTINGS == ["HEALER_PROMPTS_DIR", "HEALER_RULES_FILE", "HEALER_SERVICES_FILE"],
+      repr(FILE_SETTINGS))
+SERVICES = (
+    "services:\n"
+    "- repository: acme/shop\n"
+    "  argocd_app: shop-prod\n"
+    "  argocd_namespace: argocd\n"
+    "  namespace: prod\n"
+    "  workload: shop\n")
+RULES = open(os.path.join(dl.ROOT, "rules", "default.yaml")).read()
+PROMPT = open(os.path.join(dl.ROOT, "prompts", "ci", "retry.hbs")).read() + "\nFrom the chart.\n"
+files_on = {"files": {"services": SERVICES, "rules": RULES,
+                      "prompts": {"ci/retry.hbs": PROMPT}}}
+
+
+def mounted(ds, root):
+    """Lays the Deployment's ConfigMap volumes out under root as the kubelet
+    mounts them; returns the container's file settings, rooted there."""
+    d = dl.find(ds, "Deployment")
+    ps = d["spec"]["template"]["spec"]
+    cc = ps["containers"][0]
+    cms = {x["metadata"]["name"]: x for _, x in ds if x["kind"] == "ConfigMap"}
+    vols = {v["name"]: v for v in ps["volumes"]}
+    for m in cc["volumeMounts"]:
+        cmv = vols[m["name"]].get("configMap")
+        if not cmv:
+            continue
+        data = cms[cmv["name"]]["data"]
+        for it in cmv.get("items") or [{"key": k, "path": k} for k in data]:
+            dest = os.path.join(root, m["mountPath"].lstrip("/"), it["path"])
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "w") as fh:
+                fh.write(data[it["key"]])
+    env = {e["name"]: e.get("value") for e in cc["env"]}
+    return {k: os.path.join(root, env[k].lstrip("/")) for k in FILE_SETTINGS if k in env}, \
+        {k: env.get(k) for k in FILE_SETTINGS}, cc, vols
+
+
+fdocs, _ = dl.render_chart(files_on, release="ops", namespace="platform")
+froot = os.path.join(dl.TMP, "files-mounted")
+fset, fenv, fc, fvols = mounted(fdocs, froot)
+fmount = [m for m in fc["volumeMounts"] if m["name"] == "files"]
+check("files.services / rules / prompts: the ConfigMap ops-files mounted read-only at "
+      "/etc/healer/files and HEALER_SERVICES_FILE, HEALER_RULES_FILE, HEALER_PROMPTS_DIR "
+      "naming its paths",
+      sorted(fset) == FILE_SETTINGS and
+      fenv == {"HEALER_SERVICES_FILE": "/etc/healer/files/services.yaml",
+               "HEALER_RULES_FILE": "/etc/healer/files/rules.yaml",
+               "HEALER_PROMPTS_DIR": "/etc/healer/files/prompts"} and
+      fmount == [{"name": "files", "mountPath": "/etc/healer/files", "readOnly": True}] and
+      fvols["files"]["configMap"]["name"] == "ops-files" and
+      open(fset["HEALER_SERVICES_FILE"]).read() == SERVICES and
+      open(fset["HEALER_RULES_FILE"]).read() == RULES and
+      open(os.path.join(fset["HEALER_PROMPTS_DIR"], "ci", "retry.hbs")).read() == PROMPT,
+      f"{fenv} {fmount} {fvols.get('files')}")
+rc, fv, err = dl.check_config(dict(fset))
+check("check-config takes the chart's files where the Deployment mounts them",
+      sorted(fset) == FILE_SETTINGS and rc == 0 and
+      all(fv.get(k) == v for k, v in fset.items()), err)
+fann = dl.find(fdocs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+f2docs, _ = dl.render_chart(dl.deep_merge(files_on, {"files": {"services": SERVICES +
+                                                               "  service: shop\n"}}),
+                            release="ops", namespace="platform")
+check("checksum/files follows those files (a changed file rolls the pods); none without them",
+      fann.get("checksum/files") and fann["checksum/files"] != dl.find(f2docs, "Deployment")[
+          "spec"]["template"]["metadata"]["annotations"].get("checksum/files") and
+      "checksum/files" not in pod_annotations(docs_off), repr(fann))
+broken = {"HEALER_SERVICES_FILE": {"services": "services:\n- repository: not a repo\n"},
+          "HEALER_RULES_FILE": {"rules": "rules: [\n"},
+          "HEALER_PROMPTS_DIR": {"prompts": {"ci/retry.hbs": "{{#if attempt.number}}\n"}}}
+read_back = []
+for k, b in sorted(broken.items()):
+    bdocs2, _ = dl.render_chart({"files": b})
+    bset, benv, _, _ = mounted(bdocs2, os.path.join(dl.TMP, "broken-" + k.lower()))
+    rc, _, err = dl.check_config(dict(bset))
+    if sorted(bset) == [k] and rc != 0 and k in err:
+        read_back.append(k)
+check("a broken file given through the chart stops check-config, naming its variable "
+      "(each rendered path is the one the binary reads)", read_back == FILE_SETTINGS,
+      repr(read_back))
+
 # the disruption budget never blocks a node drain: one replica has none to
 # spare (a budget keeping it refuses every eviction, so no budget), and a
 # budget keeping every replica is refused at rendering
