@@ -248,14 +248,25 @@ http_ip_find(struct hl_http_server *srv, const struct http_addr *a)
 	return NULL;
 }
 
-/* Whether one more connection from an address holding n may be admitted.
- * Under conn_lock. */
+/* Whether an address is one of HEALER_TRUSTED_PROXIES (an ingress or load
+ * balancer, carrying many clients' connections). The list is set before the
+ * daemon starts and only read after. */
 static bool
-http_admissible(const struct hl_http_server *srv, int n)
+http_peer_trusted(const struct hl_http_server *srv, const struct http_addr *a)
+{
+	return srv->login_guard.n_proxies > 0 &&
+	       hl_cidr_match(srv->login_guard.proxies, srv->login_guard.n_proxies, a->b, a->len);
+}
+
+/* Whether one more connection from address a holding n may be admitted: a
+ * trusted proxy is exempt from the per-address limit, not from the global
+ * one nor the reserved slots. Under conn_lock. */
+static bool
+http_admissible(const struct hl_http_server *srv, const struct http_addr *a, int n)
 {
 	int max = srv->cfg->http_max_connections, reserve = max / 8;
 
-	return srv->n_conns < max && n < srv->cfg->http_max_per_ip &&
+	return srv->n_conns < max && (n < srv->cfg->http_max_per_ip || http_peer_trusted(srv, a)) &&
 	       (srv->n_conns < max - reserve || n < HTTP_FEW_CONNECTIONS);
 }
 
@@ -278,7 +289,7 @@ http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	pthread_mutex_lock(&srv->conn_lock);
 	ip = http_ip_find(srv, &a);
 	n = ip ? ip->n : 0;
-	ok = http_admissible(srv, n);
+	ok = http_admissible(srv, &a, n);
 	open = srv->n_conns; /* read under the lock: other threads change it */
 	pthread_mutex_unlock(&srv->conn_lock);
 	if (!ok)
@@ -326,7 +337,7 @@ http_notify_connection(void *cls, struct MHD_Connection *conn, void **socket_con
 		http_conn_set(c, HTTP_CONN_HEADERS);
 		pthread_mutex_lock(&srv->conn_lock);
 		ip = http_ip_find(srv, &c->addr);
-		admitted = http_admissible(srv, ip ? ip->n : 0);
+		admitted = http_admissible(srv, &c->addr, ip ? ip->n : 0);
 		c->next = srv->conns;
 		if (srv->conns)
 			srv->conns->prev = c;

@@ -14,8 +14,9 @@
  * chunked bodies); request bodies in memory, all connections together, at
  * most HEALER_HTTP_MAX_BUFFERED_MB (503 beyond); HEALER_HTTP_MAX_CONNECTIONS
  * connections (1024), HEALER_HTTP_MAX_CONNECTIONS_PER_IP from one address
- * (64), the last eighth of the slots kept for addresses holding fewer than
- * two; absolute deadlines for a new connection's headers
+ * (64; no such limit for HEALER_TRUSTED_PROXIES, an ingress), the last
+ * eighth of the slots kept for addresses holding fewer than two; absolute
+ * deadlines for a new connection's headers
  * (HEALER_HTTP_HEADER_TIMEOUT_S, 10 s), a request's body
  * (HEALER_HTTP_REQUEST_TIMEOUT_S, 60 s) and the next request on a kept-alive
  * connection (30 s, also the idle timeout). A webhook without a signature

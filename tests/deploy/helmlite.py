@@ -9,12 +9,18 @@ the subset fails the test instead of rendering differently from helm:
   {{/* ... */}};
   {{ if PIPELINE }} ... [{{ else }} ...] {{ end }} (Go's truth: false, 0,
   nil, "" and empty collections are false);
+  {{ range [[$k,] $x :=] PIPELINE }} ... [{{ else }} ...] {{ end }} over a
+  list or a map (nil: no iteration; a string or a number is refused): the
+  body once per element, a map's in sorted key order, with `.` (and $x)
+  the element and $k its index or key; the else part when there is none;
   pipelines of commands separated by '|', the previous result passed as
   the last argument;
   operands: .Values.a.b, .Release.Name / .Release.Namespace, .Chart.Name /
   .Chart.Version / .Chart.AppVersion, .Template.BasePath ("<chart>/templates"),
-  the root context `.`, "string" and integer literals, and a parenthesized
-  pipeline;
+  the root context `.`, the same from the root as $ ($.Release.Name, where
+  range has moved `.`), the variable range declared ($x), "string" and
+  integer literals, and a parenthesized pipeline (a field of a `.` that is
+  not the root is refused, as Go refuses a field of a string);
   functions: quote, default, toYaml, nindent, indent, int and int64
   (Sprig's: a number truncated, a string parsed, anything else 0; the
   result is a Go integer, printed with all its digits), kindIs (Go's kind
@@ -26,7 +32,12 @@ the subset fails the test instead of rendering differently from helm:
   fmt.Sprint: operands joined, a space between two that are not strings),
   sha256sum (Sprig: the hex SHA-256 of a string), include NAME . (another
   template file of the chart, "<chart>/templates/<file>", rendered with
-  the root context, as helm names and renders it; no defined templates).
+  the root context, as helm names and renders it; no defined templates),
+  splitList SEP S (Go's strings.Split: "" gives [""]), nospace (Sprig:
+  every white space removed), uniq (Sprig: a list without repeats, first
+  ones kept, in order), and / or (Go: the first empty / non-empty
+  argument, else the last),
+  ne (Go: two values of one basic kind compared; other kinds refused).
 
 A .Values path that does not exist is an error (helm would print nothing).
 Values come in as JSON-like Python objects (tests/deploy/yaml2json.mjs
@@ -203,6 +214,53 @@ def _lt(a, b):
     return a < b
 
 
+def _ne(a, b):
+    ka, kb = _kind(a), _kind(b)
+    if ka != kb or ka in ("map", "slice", "invalid"):
+        raise TemplateError(f"ne: incompatible types for comparison ({a!r}, {b!r})")
+    return a != b
+
+
+def _and(*a):
+    if not a:
+        raise TemplateError("and: wrong number of args")
+    for x in a:
+        if not _truth(x):
+            return x
+    return a[-1]
+
+
+def _or(*a):
+    if not a:
+        raise TemplateError("or: wrong number of args")
+    for x in a:
+        if _truth(x):
+            return x
+    return a[-1]
+
+
+def _split_list(sep, s):
+    if not isinstance(sep, str) or not isinstance(s, str):
+        raise TemplateError("splitList: not strings")
+    return s.split(sep)
+
+
+def _nospace(s):
+    # Go's unicode.IsSpace: Python's isspace() less the four separators
+    # (0x1c-0x1f) Go does not count
+    return "".join(c for c in _go_format(s) if not (c.isspace() and c not in "\x1c\x1d\x1e\x1f"))
+
+
+def _uniq(v):
+    if not isinstance(v, list):
+        raise TemplateError("uniq: not a list")
+    out = []
+    for x in v:
+        if x not in out:
+            out.append(x)
+    return out
+
+
 def _fail(msg):
     raise TemplateFail(str(msg))
 
@@ -239,6 +297,12 @@ FUNCS = {
     "fail": _fail,
     "print": _print,
     "sha256sum": _sha256sum,
+    "splitList": _split_list,
+    "nospace": _nospace,
+    "uniq": _uniq,
+    "and": _and,
+    "or": _or,
+    "ne": _ne,
 }
 
 
@@ -281,6 +345,8 @@ class Renderer:
                           for f, t in (templates or {}).items()}
         self.values_used = set()
         self.including = []
+        self.dot = self.ctx  # `.`: the root, or range's element
+        self.vars = {}       # range's variable
 
     def include(self, name, ctx):
         if not isinstance(ctx, _Root):
@@ -297,7 +363,17 @@ class Renderer:
 
     def operand(self, tok):
         if tok == ".":
+            return self.dot
+        if tok == "$":
             return self.ctx
+        if re.fullmatch(r"\$\w+", tok):
+            if tok[1:] not in self.vars:
+                raise TemplateError(f"undefined variable {tok}")
+            return self.vars[tok[1:]]
+        if tok.startswith("$.") and len(tok) > 2:
+            tok = tok[1:]
+        elif tok.startswith(".") and self.dot is not self.ctx:
+            raise TemplateError(f"{tok}: a field of {self.dot!r}, not of the root")
         if tok.startswith("("):
             return self.pipeline(tok[1:-1])
         if tok.startswith('"'):
@@ -402,15 +478,55 @@ class Renderer:
                     if end != "end":
                         raise TemplateError("if without end")
                     continue
-                if word in ("range", "with", "define", "template", "block") or \
-                        act.startswith("$"):
+                if word == "range":
+                    m = re.fullmatch(r"range\s+(?:(?:\$(\w+)\s*,\s*)?\$(\w+)\s*:=\s*)?(\S.*)",
+                                     act, re.S)
+                    if not m:
+                        raise TemplateError(f"unsupported range {act!r}")
+                    seq = self.pipeline(m.group(3)) if emit else None
+                    if isinstance(seq, _Root) or \
+                            seq is not None and not isinstance(seq, (list, dict)):
+                        raise TemplateError(f"range can't iterate over {seq!r}")
+                    # (index or key, element): a map's in sorted key order
+                    seq = sorted(seq.items()) if isinstance(seq, dict) else \
+                        list(enumerate(seq or []))
+                    start, end = pos[0], None
+                    if not seq:
+                        end = block(False)
+                        if end == "else":
+                            end = block(emit)
+                    else:
+                        saved = (self.dot, dict(self.vars))
+                        for k, x in seq:
+                            pos[0] = start
+                            self.dot = x
+                            if m.group(1):
+                                self.vars[m.group(1)] = GoInt(k) if isinstance(k, int) else k
+                            if m.group(2):
+                                self.vars[m.group(2)] = x
+                            end = block(True)
+                        self.dot, self.vars = saved
+                        if end == "else":
+                            end = block(False)
+                    if end != "end":
+                        raise TemplateError("range without end")
+                    continue
+                if word in ("with", "define", "template", "block") or \
+                        re.match(r"\$\w*\s*:?=", act):
                     raise TemplateError(f"unsupported action {act!r}")
                 if emit:
                     out.append(_go_format(self.pipeline(act)))
             return None
 
-        if block(True) is not None:
-            raise TemplateError("unexpected end/else")
+        # a template (an included one too) starts at the root, with no
+        # variables; the caller's are back after it, or after an error
+        saved = (self.dot, self.vars)
+        self.dot, self.vars = self.ctx, {}
+        try:
+            if block(True) is not None:
+                raise TemplateError("unexpected end/else")
+        finally:
+            self.dot, self.vars = saved
         return "".join(out)
 
 

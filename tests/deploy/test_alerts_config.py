@@ -48,6 +48,15 @@ check("Alertmanager: the webhook posts to the Service (name, namespace, port) at
       "/api/alerts/alertmanager, a POST route of the binary",
       u.scheme == "http" and u.hostname == svc_host and u.port == svc_port and
       u.path == "/api/alerts/alertmanager" and u.path in post_paths, hook.get("url"))
+# Alertmanager refuses a configuration with a field it does not know, and
+# webhook_configs gained fields over its versions (timeout in v0.28.0, url_file
+# in v0.25.0): the sample keeps to those of v0.22.0, the first with route
+# matchers
+AM_V022_WEBHOOK = {"send_resolved", "http_config", "url", "max_alerts"}
+check("Alertmanager: the webhook uses only fields Alertmanager v0.22.0 knows (no timeout, "
+      "v0.28.0), and the file says which version it needs",
+      hooks and set(hook) <= AM_V022_WEBHOOK and "v0.22.0" in open(am_path).read(),
+      f"{sorted(set(hook) - AM_V022_WEBHOOK)}")
 # the pod alerts contract section 14 names, each matched by the route's regex
 # (before: KubeContainerOOMKilled was not routed)
 am_route = next((r for r in am.get("route", {}).get("routes", [])

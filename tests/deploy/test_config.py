@@ -25,6 +25,7 @@ LEFT_OUT = {
     "HEALER_RULES_FILE": "unset means the built-in rules; an empty value is not unset",
     "HEALER_PROMPTS_DIR": "unset means the built-in prompts; an empty value is not unset",
     "HEALER_SERVICES_FILE": "unset means no service map; an empty value is not unset",
+    # (the chart sets these three from files.*: test_helm.py)
     "HEALER_HEAL_WORKSPACE": "defaults under HEALER_DATA_DIR; /workspace/watch only where the "
                              "pod mounts the heal-workspace PVC (commented out in the "
                              "Deployment, heal.workspace.enabled in the chart: test_helm.py)",
@@ -39,7 +40,11 @@ OVERRIDES = {"HEALER_DISPATCH": "kubernetes",  # the default guesses; in a clust
              # its SIGTERM: keep accepting meanwhile
              "HEALER_SHUTDOWN_DELAY_S": "5",
              # under the container's 512Mi limit (checked below)
-             "HEALER_HTTP_MAX_BUFFERED_MB": "128"}
+             "HEALER_HTTP_MAX_BUFFERED_MB": "128",
+             # pod alerts only where the Role lets healer read pods: its own
+             # namespace (the default, every namespace but kube-*, would
+             # need grants in each; test_rbac.py)
+             "HEALER_ALERT_NAMESPACES": "cto"}
 
 keys = dl.config_keys()
 kind = dict(keys)
@@ -218,8 +223,12 @@ check("Service healer: port 8080 to the http port, selecting the Deployment's po
       all(dep["spec"]["template"]["metadata"]["labels"].get(k) == v
           for k, v in svc["spec"]["selector"].items()), repr(svc["spec"]))
 pdb = dl.find(plain, "PodDisruptionBudget", "healer")
-check("two replicas, spread over nodes, and a disruption budget keeping one",
+check("two replicas, spread over nodes, and a disruption budget keeping one ready one, "
+      "evicting unready pods always (AlwaysAllow)",
       dep["spec"]["replicas"] == 2 and pdb["spec"]["minAvailable"] == 1 and
+      # both replicas unready (the database down: /ready 503) must not
+      # block a drain: the default IfHealthyBudget evicts no unready pod
+      pdb["spec"].get("unhealthyPodEvictionPolicy") == "AlwaysAllow" and
       pdb["spec"]["selector"] == dep["spec"]["selector"] and
       any(t["topologyKey"] == "kubernetes.io/hostname" and
           t["labelSelector"] == dep["spec"]["selector"]

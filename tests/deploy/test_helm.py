@@ -213,6 +213,47 @@ check("numeric GitHub ids in values: the ConfigMap has their digits, not 1.23456
       ("1234567", "45678901", "412345678"), repr(ncm))
 rc, vals, err = dl.check_config(dict(ncm, GITHUB_APP_PRIVATE_KEY=dl.app_key()))
 check("check-config accepts them", rc == 0 and vals.get("GITHUB_HOOK_ID") == "412345678", err)
+# every number of the ConfigMap likewise: each numeric value of values.yaml
+# set to a million or more renders with its digits (HEALER_CONTEXT_TIMEOUT_MS
+# and HEALER_SOURCE_TIMEOUT_MS take up to 1000000)
+cm_tmpl = texts["configmap.yaml"]
+
+
+def numeric_leaves(v, prefix=""):
+    if isinstance(v, dict):
+        out = []
+        for k, x in v.items():
+            out += numeric_leaves(x, f"{prefix}.{k}" if prefix else k)
+        return out
+    return [prefix] if isinstance(v, (int, float)) and not isinstance(v, bool) else []
+
+
+def nested(path, v):
+    for k in reversed(path.split(".")):
+        v = {k: v}
+    return v
+
+
+big = {}
+cm_numbers = [p for p in numeric_leaves(values) if f".Values.{p} " in cm_tmpl]
+for i, p in enumerate(cm_numbers):
+    big = dl.deep_merge(big, nested(p, 1000000 + i))
+bdocs, _ = dl.render_chart(big)
+bcm = dl.find(bdocs, "ConfigMap")["data"]
+floaty = {k: v for k, v in bcm.items() if re.search(r"\d[eE][+-]?\d", v)}
+check("every numeric value of the ConfigMap set to a million or more has its digits "
+      "(int64), not 1e+06",
+      len(cm_numbers) >= 20 and not floaty and
+      {str(1000000 + i) for i in range(len(cm_numbers))} <= set(bcm.values()),
+      f"{floaty} {len(cm_numbers)}")
+tdocs, _ = dl.render_chart({"operations": {"contextTimeoutMs": 1000000,
+                                           "sourceTimeoutMs": 1000000}})
+tcm = dl.find(tdocs, "ConfigMap")["data"]
+rc, tv, err = dl.check_config(dict(tcm))
+check("HEALER_CONTEXT_TIMEOUT_MS / HEALER_SOURCE_TIMEOUT_MS of 1000000 from the chart: "
+      "check-config takes them",
+      rc == 0 and tv.get("HEALER_CONTEXT_TIMEOUT_MS") == "1000000" and
+      tv.get("HEALER_SOURCE_TIMEOUT_MS") == "1000000", err or repr(tcm))
 sdocs, _ = dl.render_chart({"github": {"appId": "Iv1.0a1b2c", "hook": {"id": "412345678"}}})
 scm = dl.find(sdocs, "ConfigMap")["data"]
 check("GitHub ids given as strings are kept as written",
@@ -274,6 +315,96 @@ check("deploy/kubernetes/deployment.yaml's commented heal workspace (variable, m
       wenv and heal_parts([("", pdep)]) == (wenv, wmounts, wvols) and pdep == hwdep,
       repr(heal_parts([("", pdep)])))
 
+# Every setting naming a file healer reads (the ones deploy/kubernetes leaves
+# out: test_config.py's LEFT_OUT) can be set through the chart (files.*): a
+# ConfigMap, its items mounted read-only, the variable naming the mounted
+# path. The rendered files, laid out as the kubelet mounts them, are what
+# `healer check-config` then reads: it takes them, and a broken one of each
+# stops it, naming the variable (so the path really is read).
+FILE_SETTINGS = sorted(k for k, t in dl.config_keys() if t != "X" and
+                       k.endswith(("_FILE", "_DIR")) and k != "HEALER_DATA_DIR")
+check("the file settings are the service map, the rules and the prompts directory",
+      FILE_SETTINGS == ["HEALER_PROMPTS_DIR", "HEALER_RULES_FILE", "HEALER_SERVICES_FILE"],
+      repr(FILE_SETTINGS))
+SERVICES = (
+    "services:\n"
+    "- repository: acme/shop\n"
+    "  argocd_app: shop-prod\n"
+    "  argocd_namespace: argocd\n"
+    "  namespace: prod\n"
+    "  workload: shop\n")
+RULES = open(os.path.join(dl.ROOT, "rules", "default.yaml")).read()
+PROMPT = open(os.path.join(dl.ROOT, "prompts", "ci", "retry.hbs")).read() + "\nFrom the chart.\n"
+files_on = {"files": {"services": SERVICES, "rules": RULES,
+                      "prompts": {"ci/retry.hbs": PROMPT}}}
+
+
+def mounted(ds, root):
+    """Lays the Deployment's ConfigMap volumes out under root as the kubelet
+    mounts them; returns the container's file settings, rooted there."""
+    d = dl.find(ds, "Deployment")
+    ps = d["spec"]["template"]["spec"]
+    cc = ps["containers"][0]
+    cms = {x["metadata"]["name"]: x for _, x in ds if x["kind"] == "ConfigMap"}
+    vols = {v["name"]: v for v in ps["volumes"]}
+    for m in cc["volumeMounts"]:
+        cmv = vols[m["name"]].get("configMap")
+        if not cmv:
+            continue
+        data = cms[cmv["name"]]["data"]
+        for it in cmv.get("items") or [{"key": k, "path": k} for k in data]:
+            dest = os.path.join(root, m["mountPath"].lstrip("/"), it["path"])
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "w") as fh:
+                fh.write(data[it["key"]])
+    env = {e["name"]: e.get("value") for e in cc["env"]}
+    return {k: os.path.join(root, env[k].lstrip("/")) for k in FILE_SETTINGS if k in env}, \
+        {k: env.get(k) for k in FILE_SETTINGS}, cc, vols
+
+
+fdocs, _ = dl.render_chart(files_on, release="ops", namespace="platform")
+froot = os.path.join(dl.TMP, "files-mounted")
+fset, fenv, fc, fvols = mounted(fdocs, froot)
+fmount = [m for m in fc["volumeMounts"] if m["name"] == "files"]
+check("files.services / rules / prompts: the ConfigMap ops-files mounted read-only at "
+      "/etc/healer/files and HEALER_SERVICES_FILE, HEALER_RULES_FILE, HEALER_PROMPTS_DIR "
+      "naming its paths",
+      sorted(fset) == FILE_SETTINGS and
+      fenv == {"HEALER_SERVICES_FILE": "/etc/healer/files/services.yaml",
+               "HEALER_RULES_FILE": "/etc/healer/files/rules.yaml",
+               "HEALER_PROMPTS_DIR": "/etc/healer/files/prompts"} and
+      fmount == [{"name": "files", "mountPath": "/etc/healer/files", "readOnly": True}] and
+      fvols["files"]["configMap"]["name"] == "ops-files" and
+      open(fset["HEALER_SERVICES_FILE"]).read() == SERVICES and
+      open(fset["HEALER_RULES_FILE"]).read() == RULES and
+      open(os.path.join(fset["HEALER_PROMPTS_DIR"], "ci", "retry.hbs")).read() == PROMPT,
+      f"{fenv} {fmount} {fvols.get('files')}")
+rc, fv, err = dl.check_config(dict(fset))
+check("check-config takes the chart's files where the Deployment mounts them",
+      sorted(fset) == FILE_SETTINGS and rc == 0 and
+      all(fv.get(k) == v for k, v in fset.items()), err)
+fann = dl.find(fdocs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+f2docs, _ = dl.render_chart(dl.deep_merge(files_on, {"files": {"services": SERVICES +
+                                                               "  service: shop\n"}}),
+                            release="ops", namespace="platform")
+check("checksum/files follows those files (a changed file rolls the pods); none without them",
+      fann.get("checksum/files") and fann["checksum/files"] != dl.find(f2docs, "Deployment")[
+          "spec"]["template"]["metadata"]["annotations"].get("checksum/files") and
+      "checksum/files" not in pod_annotations(docs_off), repr(fann))
+broken = {"HEALER_SERVICES_FILE": {"services": "services:\n- repository: not a repo\n"},
+          "HEALER_RULES_FILE": {"rules": "rules: [\n"},
+          "HEALER_PROMPTS_DIR": {"prompts": {"ci/retry.hbs": "{{#if attempt.number}}\n"}}}
+read_back = []
+for k, b in sorted(broken.items()):
+    bdocs2, _ = dl.render_chart({"files": b})
+    bset, benv, _, _ = mounted(bdocs2, os.path.join(dl.TMP, "broken-" + k.lower()))
+    rc, _, err = dl.check_config(dict(bset))
+    if sorted(bset) == [k] and rc != 0 and k in err:
+        read_back.append(k)
+check("a broken file given through the chart stops check-config, naming its variable "
+      "(each rendered path is the one the binary reads)", read_back == FILE_SETTINGS,
+      repr(read_back))
+
 # the disruption budget never blocks a node drain: one replica has none to
 # spare (a budget keeping it refuses every eviction, so no budget), and a
 # budget keeping every replica is refused at rendering
@@ -283,6 +414,15 @@ check("replicas: 1 renders no PodDisruptionBudget (minAvailable 1 of 1 would blo
       dl.find(one, "Deployment")["spec"]["replicas"] == 1,
       repr([(d["kind"], d.get("spec", {}).get("minAvailable")) for _, d in one
             if d["kind"] == "PodDisruptionBudget"]))
+tdocs, _ = dl.render_chart({"replicas": 3, "podDisruptionBudget": {"minAvailable": 2}})
+tpdb = dl.find(tdocs, "PodDisruptionBudget")["spec"]
+kube_min = re.fullmatch(r">=(\d+)\.(\d+)\.\d+(-0)?", meta.get("kubeVersion", ""))
+check("the budget lets unready pods go (unhealthyPodEvictionPolicy AlwaysAllow: every replica "
+      "unready, the database down, must not block a drain), and Chart.yaml's kubeVersion is one "
+      "that has the field on (1.27)",
+      tpdb.get("unhealthyPodEvictionPolicy") == "AlwaysAllow" and tpdb["minAvailable"] == 2 and
+      kube_min is not None and (int(kube_min.group(1)), int(kube_min.group(2))) >= (1, 27),
+      f"{tpdb} {meta.get('kubeVersion')}")
 try:
     dl.render_chart({"replicas": 3, "podDisruptionBudget": {"minAvailable": 3}})
     refusal = None
@@ -302,7 +442,7 @@ def _refuses(t):
 
 r = helmlite.Renderer(values, "healer", "cto", meta)
 refused = []
-for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
+for bad in ["{{ with .Values.image }}{{ end }}", "{{ .Values.nope.nope }}",
             "{{ include \"x\" . }}", "{{ .Values.image.tag | upper }}", "{{-.Values.replicas}}",
             "{{ include \"healer/templates/a.yaml\" .Values }}", "{{ . }}",
             "{{ include \"healer/templates/loop.yaml\" . }}", "{{ 1 | sha256sum }}"]:
@@ -312,7 +452,7 @@ for bad in ["{{ range .Values.x }}{{ end }}", "{{ .Values.nope.nope }}",
                            "(print .Template.BasePath \"/loop.yaml\") . }}"}).render(bad)
     except helmlite.TemplateError:
         refused.append(bad)
-check("the renderer refuses range, include of an unknown template, of another context or of "
+check("the renderer refuses with, include of an unknown template, of another context or of "
       "itself, unknown functions and values, bad trim markers, printing the root context",
       len(refused) == 9, repr(refused))
 ri = helmlite.Renderer(values, "healer", "cto", meta, {"a.yaml": "n: {{ .Release.Name }}"})
@@ -322,6 +462,22 @@ check("the renderer's include, print and sha256sum: as helm and Sprig give them"
       ri.render("{{ include \"healer/templates/a.yaml\" . | sha256sum }}") ==
       "f33f1cb28d0109c603ac40afc314f167"
       "b10c6823f0c475fbab6848c064350abc", "")
+check("the renderer's range, $, variables, splitList, nospace, uniq, and, ne: as Go, helm "
+      "and Sprig give them; a field of range's element, a string ranged over, a variable "
+      "declared outside range, ne of two kinds refused",
+      r.render('{{ range $x := splitList "," "a,b,a" | uniq }}[{{ $x }}{{ . }}]{{ end }}')
+      == "[aa][bb]" and
+      r.render('{{ range splitList "," "" }}<{{ . }}>{{ end }}') == "<>" and
+      r.render('{{ range splitList "," "a,b" }}{{ $.Release.Name }}{{ end }}') ==
+      "healerhealer" and
+      r.render('{{ range $x := splitList "," "a" }}{{ end }}{{ .Release.Namespace }}') == "cto" and
+      r.render('{{ nospace " a b\\t" }}|{{ and "" "x" }}|{{ and "a" "x" }}|{{ ne "a" "b" }}|'
+               '{{ ne "a" "a" }}|{{ ne 1 2 }}') == "ab||x|true|false|true" and
+      all(_refuses(t) for t in ['{{ range splitList "," "a" }}{{ .Values.replicas }}{{ end }}',
+                                '{{ range "abc" }}{{ end }}', "{{ $x := 1 }}",
+                                '{{ range $x := splitList "," "a" }}{{ end }}{{ $x }}',
+                                '{{ ne 1 "1" }}', '{{ range splitList "," "a" }}']),
+      "")
 check("the renderer applies Go's trim markers and if/else",
       r.render("a  {{- if .Values.sensors.enabled }}on{{ else }}off{{ end -}}  \n b") == "aoffb"
       and r.render("x: {{ .Values.replicas | quote }}") == 'x: "2"' and

@@ -118,6 +118,64 @@ check("the chart: argocd.namespace places that Role and its binding (to this rel
       and not [d for _, d in noargo if d["metadata"]["name"].endswith("-argocd")],
       repr(orb))
 
+# Pod alerts read pods, their logs and events in the alert's namespace:
+# only namespaces where a Role grants that may be in HEALER_ALERT_NAMESPACES
+# (empty means every namespace but kube-*, which no Role here covers).
+POD_READS = {(g, r, v) for g, r, v in want if g == "" and r in ("pods", "pods/log", "events")}
+check("pod reading is pods get/list, pods/log get, events list (from the sources)",
+      POD_READS == {("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get"),
+                    ("", "events", "list")}, repr(sorted(POD_READS)))
+
+
+def alert_namespaces(cm_data):
+    rc, vals, err = dl.check_config({"HEALER_ALERT_NAMESPACES":
+                                     cm_data["HEALER_ALERT_NAMESPACES"]})
+    if rc != 0:
+        return None, err
+    v = vals.get("HEALER_ALERT_NAMESPACES", "")
+    return {x.strip() for x in v.split(",") if x.strip()}, v
+
+
+def pod_reading(ds, sa, sa_ns):
+    """The namespaces where the docs let ServiceAccount sa_ns/sa read pods
+    (a Role granting POD_READS, bound to it there)."""
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for _, d in ds
+             if d["kind"] == "Role"}
+    out = set()
+    for _, b in ds:
+        if b["kind"] != "RoleBinding" or \
+                {"kind": "ServiceAccount", "name": sa, "namespace": sa_ns} not in b["subjects"]:
+            continue
+        role = roles.get((b["metadata"]["namespace"], b["roleRef"]["name"]))
+        if role and b["roleRef"]["kind"] == "Role" and POD_READS <= granted(role)[0]:
+            out.add(b["metadata"]["namespace"])
+    return out
+
+
+pns, praw = alert_namespaces(dl.find(plain, "ConfigMap", "healer-config")["data"])
+check("deploy/kubernetes: HEALER_ALERT_NAMESPACES names only namespaces where the Role lets "
+      "healer read pods, logs and events (not empty: every namespace)",
+      pns and pns <= pod_reading(plain, "healer", "cto"),
+      f"{praw!r} vs {sorted(pod_reading(plain, 'healer', 'cto'))}")
+hns, hraw = alert_namespaces(dl.find(docs, "ConfigMap", "healer-config")["data"])
+check("the chart's default: HEALER_ALERT_NAMESPACES is the release's namespace, where its "
+      "Role grants the pod reading", hns == {"cto"} and pod_reading(docs, "healer", "cto") ==
+      {"cto"}, f"{hraw!r}")
+for given in ("team-a", "platform, team-a,team-b ,team-a", "team-b,team-a"):
+    ndocs, _ = dl.render_chart({"heal": {"alertNamespaces": given}}, release="ops",
+                               namespace="platform")
+    nns, nraw = alert_namespaces(dl.find(ndocs, "ConfigMap", "ops-config")["data"])
+    extra = [d for _, d in ndocs if d["metadata"]["name"] == "ops-pods"]
+    roles = [d for d in extra if d["kind"] == "Role"]
+    check(f"heal.alertNamespaces {given!r}: a Role granting exactly the pod reading, bound "
+          "to this release's ServiceAccount, in each namespace listed but the release's own "
+          "(which its Role covers), once each; check-config takes the list",
+          nns is not None and pod_reading(ndocs, "ops", "platform") == nns | {"platform"} and
+          sorted(d["metadata"]["namespace"] for d in roles) == sorted(nns - {"platform"}) and
+          len(extra) == 2 * len(roles) and
+          all(granted(d)[0] == POD_READS and not granted(d)[1] for d in roles),
+          f"{nraw!r} {[(d['kind'], d['metadata']['namespace']) for d in extra]}")
+
 # The detector must notice a new request: a copy of src/ with one more.
 tmp = os.path.join(dl.TMP, "src-copy")
 shutil.copytree(os.path.join(dl.ROOT, "src"), os.path.join(tmp, "src"))

@@ -38,7 +38,10 @@ plain = dl.plain_manifests()
 rendered, _ = dl.render_chart({"sensors": {"enabled": True}})
 custom, _ = dl.render_chart({"sensors": {"enabled": True}, "replicas": 3,
                              "argocd": {"readApplications": True},
-                             "heal": {"workspace": {"enabled": True}},
+                             "heal": {"workspace": {"enabled": True},
+                                      "alertNamespaces": "platform,team-a"},
+                             "files": {"services": "services: []\n", "rules": "rules: []\n",
+                                       "prompts": {"ci/retry.hbs": "x\n"}},
                              "resources": {"limits": {"memory": "1Gi"}}},
                             release="ops", namespace="platform")
 items = plain + [("chart " + f, d) for f, d in rendered] + \

@@ -28,5 +28,6 @@ for (const file of process.argv.slice(2)) {
     if (v !== null && v !== undefined) out[file].push(v);
   }
 }
+// exitCode, not exit(): exit() may cut a pipe's output past 64 KiB
 process.stdout.write(JSON.stringify(out));
-process.exit(failed ? 1 : 0);
+process.exitCode = failed ? 1 : 0;

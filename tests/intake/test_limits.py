@@ -18,7 +18,10 @@ real (slow) sockets on loopback addresses (127.0.0.x, all local):
   HEALER_HTTP_MAX_CONNECTIONS_PER_IP slots, several busy addresses cannot
   take the reserved slots, and /health and a signed delivery from other
   addresses are answered at once; every slow connection is closed by its
-  deadline.
+  deadline;
+- a trusted proxy (HEALER_TRUSTED_PROXIES, an ingress carrying many
+  clients) is exempt from the per-address limit, not from the global one,
+  while another address is still held to it.
 
 Every wait is bounded. Standard library only; prints TAP."""
 import fcntl
@@ -43,6 +46,9 @@ HEALER = os.environ["HEALER_BIN"]
 SECRET, TOKEN = "limits-secret-value", "limits-token-value"
 TMP = tempfile.mkdtemp(prefix="healer-limits-")
 HEADER_S, REQUEST_S, PER_IP, MAX_CONN = 6, 4, 16, 64
+# an ingress in front of healer (HEALER_TRUSTED_PROXIES), and an address that
+# is not one
+PROXY, NOT_PROXY = "127.0.0.30", "127.0.0.31"
 # "at once" and a deadline's margin, wide for a loaded machine; without the
 # limits these took 30 s or more
 AT_ONCE_S, SLACK_S = 5.0, 8
@@ -69,6 +75,7 @@ class Server:
                     "HEALER_HTTP_REQUEST_TIMEOUT_S": str(REQUEST_S),
                     "HEALER_HTTP_MAX_CONNECTIONS_PER_IP": str(PER_IP),
                     "HEALER_HTTP_MAX_CONNECTIONS": str(MAX_CONN),
+                    "HEALER_TRUSTED_PROXIES": PROXY + "/32",
                     "HEALER_HTTP_MAX_BUFFERED_MB": str(budget_mb)})
         # ASan keeps freed blocks in a quarantine (256 MB by default), which
         # counts in the RSS the memory bound below reads: every body buffer
@@ -533,6 +540,45 @@ def slowloris():
     check("the address is served again once its slow connections are gone", st == 200, st)
 
 
+def trusted_proxy():
+    """An ingress is one peer address for all the clients behind it: the
+    per-address limit would close its connections past PER_IP unanswered."""
+    def open_slow(src, n):
+        mine = []
+        for _ in range(n):
+            try:
+                s = connect(src, timeout=2)
+                s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\n")
+                mine.append(s)
+            except OSError:
+                pass
+        return mine
+
+    t0 = time.time()
+    socks = open_slow(NOT_PROXY, PER_IP + 8)
+    socks += open_slow(PROXY, MAX_CONN + 8)
+    # over-limit connections are accepted and then closed: look again
+    # (bounded, before the header deadline) until they are gone
+    deadline = min(time.time() + 3, t0 + HEADER_S - 1)
+    while True:
+        time.sleep(0.3)
+        held = SRV.held()
+        if held.get(NOT_PROXY, 0) <= PER_IP or time.time() > deadline:
+            break
+    n_proxy, n_other = held.get(PROXY, 0), held.get(NOT_PROXY, 0)
+    check(f"a trusted proxy holds more than {PER_IP} connections (HEALER_TRUSTED_PROXIES is "
+          f"exempt from the per-address limit), within the global {MAX_CONN}",
+          PER_IP < n_proxy and sum(held.values()) <= MAX_CONN, held)
+    check(f"an address that is not a trusted proxy still holds at most {PER_IP}",
+          0 < n_other <= PER_IP, held)
+    for s in socks:
+        s.close()
+    # the closed ones leave the server's table before the next test
+    deadline = time.time() + 5
+    while time.time() < deadline and (SRV.held().get(PROXY) or SRV.held().get(NOT_PROXY)):
+        time.sleep(0.2)
+
+
 def main():
     global SRV
     SRV = Server()
@@ -541,6 +587,7 @@ def main():
         body_budget()
         slow_body()
         slowloris()
+        trusted_proxy()
         alive = SRV.proc.poll() is None
         check("the server stayed up and stops cleanly", alive and SRV.stop() == 0,
               open(SRV.log, errors="replace").read()[-1500:])
