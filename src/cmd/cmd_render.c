@@ -5,6 +5,8 @@
  * built-in prompt ("ci/rust-fix.hbs"). Partials are the built-in prompt set
  * (overridden by HEALER_PROMPTS_DIR) plus every *.hbs of --partials DIR.
  * Without DATA the data is {}. --strict reports the first missing variable.
+ * A lone surrogate escape in the data reads as U+FFFD (as handlebars.js
+ * writes it).
  * Errors exit 1 naming the template, line and column.
  */
 #include "base/buf.h"
@@ -29,6 +31,69 @@ static const struct hl_opt render_opts[] = {
 	{ "strict", false, OPT_STRICT },
 	{ NULL, false, 0 },
 };
+
+/* The value of the four hex digits at s (-1 when they are not). */
+static long
+hex4(const char *s)
+{
+	long v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char c = s[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * Rewrites each lone surrogate escape inside the JSON strings of s (a \uD800
+ * to \uDFFF not part of a high-low pair) to \uFFFD, in place (same length):
+ * JSON.parse takes them and handlebars.js writes them out as U+FFFD, where
+ * jansson refuses the whole document. Escaped backslashes are skipped.
+ */
+static void
+fix_lone_surrogates(char *s, size_t n)
+{
+	bool in_str = false;
+	size_t i = 0;
+
+	while (i < n) {
+		long u, lo;
+
+		if (!in_str) {
+			in_str = s[i++] == '"';
+			continue;
+		}
+		if (s[i] == '"') {
+			in_str = false;
+			i++;
+			continue;
+		}
+		if (s[i] != '\\') {
+			i++;
+			continue;
+		}
+		if (i + 1 >= n || s[i + 1] != 'u' || i + 6 > n || (u = hex4(s + i + 2)) < 0xd800 ||
+		    u > 0xdfff) {
+			i += 2; /* \", \\, \n ... or a code unit that is no surrogate */
+			continue;
+		}
+		if (u <= 0xdbff && i + 12 <= n && s[i + 6] == '\\' && s[i + 7] == 'u' &&
+		    (lo = hex4(s + i + 8)) >= 0xdc00 && lo <= 0xdfff) {
+			i += 12; /* a pair */
+			continue;
+		}
+		memcpy(s + i + 2, "FFFD", 4);
+		i += 6;
+	}
+}
 
 static bool
 is_file(const char *path)
@@ -106,6 +171,7 @@ hl_cmd_render(int argc, char **argv)
 			            strcmp(operands[1], "-") == 0 ? "standard input" : operands[1]);
 			goto out;
 		}
+		fix_lone_surrogates(b.data, b.len);
 		/* numbers as doubles, as JavaScript reads them */
 		data = json_loadb(b.data, b.len,
 		                  JSON_DECODE_INT_AS_REAL | JSON_DECODE_ANY | JSON_ALLOW_NUL,

@@ -253,7 +253,7 @@ cmd_retry(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl
 			ranked[n_ranked++] = json_string_value(v);
 	}
 	rc = hl_loop_next_attempt(l, t, hl_loop_next_agent(t, ranked, n_ranked, false),
-	                          ev->command_hint, err);
+	                          ev->command_hint, ev->sender, err);
 	json_decref(decision);
 	if (rc == 0)
 		cmd_set(out, "retrying", t->task_id, "attempt %d", (int)t->n_attempts + 1);

@@ -334,7 +334,8 @@ out:
 /* What the next attempt knows of the one before. */
 static void
 driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const char *agent,
-            const char *hint, const struct hl_ci_result_record *ci, char *ci_line, size_t ci_size)
+            const char *hint, const char *hint_author, const struct hl_ci_result_record *ci,
+            char *ci_line, size_t ci_size)
 {
 	const struct hl_attempt_record *last = driver_current(t), *prep = driver_preparing(t);
 
@@ -345,6 +346,7 @@ driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const cha
 	p->agent = agent;
 	p->failure_type = t->failure_type;
 	p->hint = hint;
+	p->hint_author = hint ? hint_author : NULL;
 	if (last) {
 		p->agent_pod = last->pod_name;
 		p->failure_output = last->status_message;
@@ -398,11 +400,14 @@ driver_attempt_started(const char *outcome)
 /* The key of a task's decision that keeps the hint of a /healer retry
  * while its attempt waits for a budget: the queued attempt starts with it. */
 #define DRIVER_QUEUED_HINT "queued_hint"
+/* ... and the login of the human who gave it (the prompt credits them) */
+#define DRIVER_QUEUED_HINT_AUTHOR "queued_hint_author"
 
-/* The decision JSON text with hint under DRIVER_QUEUED_HINT (NULL: without
- * it); NULL when out of memory. */
+/* The decision JSON text with hint under DRIVER_QUEUED_HINT and its author
+ * under DRIVER_QUEUED_HINT_AUTHOR (hint NULL: without either); NULL when out
+ * of memory. */
 static char *
-driver_decision_hint(const char *decision_json, const char *hint)
+driver_decision_hint(const char *decision_json, const char *hint, const char *author)
 {
 	json_t *d = decision_json ? json_loads(decision_json, 0, NULL) : NULL;
 	char *text;
@@ -415,20 +420,28 @@ driver_decision_hint(const char *decision_json, const char *hint)
 		json_object_set_new(d, DRIVER_QUEUED_HINT, json_string(hint));
 	else
 		json_object_del(d, DRIVER_QUEUED_HINT);
+	if (hint && author && *author)
+		json_object_set_new(d, DRIVER_QUEUED_HINT_AUTHOR, json_string(author));
+	else
+		json_object_del(d, DRIVER_QUEUED_HINT_AUTHOR);
 	text = d ? json_dumps(d, JSON_COMPACT) : NULL;
 	json_decref(d);
 	return text;
 }
 
 /* The hint a queued /healer retry left in the task's decision (NULL when
- * none); the caller frees it. */
+ * none) and, when author is not NULL, who gave it in *author (NULL when not
+ * kept); the caller frees both. */
 static char *
-driver_queued_hint(const struct hl_task_record *t)
+driver_queued_hint(const struct hl_task_record *t, char **author)
 {
 	json_t *d = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
 	const char *h = hl_json_str(d, DRIVER_QUEUED_HINT);
+	const char *a = hl_json_str(d, DRIVER_QUEUED_HINT_AUTHOR);
 	char *hint = h && *h ? strdup(h) : NULL;
 
+	if (author)
+		*author = hint && a && *a ? strdup(a) : NULL;
 	json_decref(d);
 	return hint;
 }
@@ -437,7 +450,7 @@ driver_queued_hint(const struct hl_task_record *t)
 static bool
 driver_has_queued_hint(const struct hl_task_record *t)
 {
-	char *hint = driver_queued_hint(t);
+	char *hint = driver_queued_hint(t, NULL);
 	bool has = hint != NULL;
 
 	free(hint);
@@ -459,7 +472,7 @@ driver_hint_used(struct hl_loop *l, const char *task_id)
 		hl_task_record_free(t);
 		return;
 	}
-	if (rc == 0 && !(decision = driver_decision_hint(t->decision_json, NULL)))
+	if (rc == 0 && !(decision = driver_decision_hint(t->decision_json, NULL, NULL)))
 		rc = hl_err_set(&err, HL_ENOMEM, "out of memory");
 	if (rc == 0)
 		rc = hl_store_task_put(l->store,
@@ -480,7 +493,8 @@ driver_hint_used(struct hl_loop *l, const char *task_id)
  * for its repository's hourly budget, <0 on errors. */
 static int
 driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
-                    const char *hint, const struct hl_ci_result_record *ci, struct hl_err *err)
+                    const char *hint, const char *hint_author, const struct hl_ci_result_record *ci,
+                    struct hl_err *err)
 {
 	struct hl_attempt_plan plan;
 	struct hl_remediation res;
@@ -489,11 +503,11 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 	bool hinted = hint && *hint;
 	int rc;
 
-	driver_plan(&plan, t, agent, hint, ci, ci_line, sizeof(ci_line));
+	driver_plan(&plan, t, agent, hint, hint_author, ci, ci_line, sizeof(ci_line));
 	/* a hint is kept with the task as its attempt begins (in that
 	 * transaction): a restart resuming the attempt left preparing still
 	 * has it (driver_step), until the attempt is made */
-	if (hinted && !(kept = driver_decision_hint(t->decision_json, hint)))
+	if (hinted && !(kept = driver_decision_hint(t->decision_json, hint, hint_author)))
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
 	/* a stopped or escalated task given one more attempt (/healer retry)
 	 * runs again as the attempt begins, in its transaction, as every other
@@ -524,8 +538,8 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 		/* the hint waits with the task; a wait without one drops an
 		 * older one's (a /healer retry queued, then stopped) */
 		if ((hint && *hint) || driver_has_queued_hint(t)) {
-			decision =
-			        driver_decision_hint(t->decision_json, hint && *hint ? hint : NULL);
+			decision = driver_decision_hint(t->decision_json,
+			                                hint && *hint ? hint : NULL, hint_author);
 			if (!decision)
 				return hl_err_set(err, HL_ENOMEM, "out of memory");
 		}
@@ -568,10 +582,11 @@ driver_current_ci(struct hl_loop *l, struct hl_ci_result_record *ci, const struc
 
 int
 hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
-                     const char *hint, struct hl_err *err)
+                     const char *hint, const char *hint_author, struct hl_err *err)
 {
 	struct hl_ci_result_record ci;
-	int rc = driver_next_attempt(l, t, agent, hint, driver_current_ci(l, &ci, t), err);
+	int rc = driver_next_attempt(l, t, agent, hint, hint_author, driver_current_ci(l, &ci, t),
+	                             err);
 
 	return rc < 0 ? rc : rc > 0;
 }
@@ -684,7 +699,7 @@ driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl
 		}
 		return rc;
 	case HL_NEXT_RETRY:
-		rc = driver_next_attempt(l, t, st->next_agent, NULL, ci, err);
+		rc = driver_next_attempt(l, t, st->next_agent, NULL, NULL, ci, err);
 		return rc < 0 ? rc : 0;
 	case HL_NEXT_ESCALATE:
 		if ((rc = hl_loop_escalate(l, t, err)) < 0)
@@ -899,13 +914,14 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		/* the attempt a dead process (or an expired lease) left preparing:
 		 * made now under its own number with the agent it was begun for
 		 * (its CodeRun, if the create got through, is adopted) */
-		char *hint = driver_queued_hint(t);
+		char *author = NULL, *hint = driver_queued_hint(t, &author);
 
 		hl_log_kv(HL_LOG_INFO, "resuming an attempt left preparing", "task_id", t->task_id,
 		          "agent", prep->agent, NULL);
 		/* a /healer retry's hint was kept with the task as it began */
-		rc = hl_loop_next_attempt(l, t, prep->agent, hint, err);
+		rc = hl_loop_next_attempt(l, t, prep->agent, hint, author, err);
 		free(hint);
+		free(author);
 		rc = rc < 0 ? rc : 0;
 		goto out;
 	}
@@ -1087,13 +1103,14 @@ hl_loop_start_queued(struct hl_loop *l, const char *owner)
 			rc = wait; /* as the begin would have answered */
 		} else if (rc == 0 && t->state == HL_TASK_QUEUED) {
 			struct hl_ci_result_record ci;
-			char *hint = driver_queued_hint(t);
+			char *author = NULL, *hint = driver_queued_hint(t, &author);
 
 			/* a retry that waited keeps the CI log it was decided on */
-			rc = driver_next_attempt(l, t, t->agent, hint, driver_current_ci(l, &ci, t),
-			                         &err);
+			rc = driver_next_attempt(l, t, t->agent, hint, author,
+			                         driver_current_ci(l, &ci, t), &err);
 			started += rc == 0;
 			free(hint);
+			free(author);
 		}
 		if (rc < 0)
 			hl_log_kv(HL_LOG_WARN, "starting a queued task failed", "task_id", ids[i],

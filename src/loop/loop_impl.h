@@ -113,11 +113,12 @@ int hl_loop_step_task(struct hl_loop *l, const char *owner, const char *task_id)
 int hl_loop_start_queued(struct hl_loop *l, const char *owner);
 /* loop.c: owner (LOOP_OWNER_MAX + 16 bytes) for role and index. */
 void hl_loop_owner(char *out, size_t size, const struct hl_loop *l, const char *role, long index);
-/* driver.c: starts the next attempt of t with agent (and a human's hint),
- * or queues the task when a budget is used up (the hint waits with it).
+/* driver.c: starts the next attempt of t with agent (and a human's hint,
+ * given by hint_author), or queues the task when a budget is used up (the
+ * hint and its author wait with it).
  * Returns 0 when it started, 1 when the task was queued, <0 on errors. */
 int hl_loop_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const char *agent,
-                         const char *hint, struct hl_err *err);
+                         const char *hint, const char *hint_author, struct hl_err *err);
 
 /* outbox.c: enqueues the escalation of a task to every configured channel. */
 int hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *err);

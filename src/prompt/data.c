@@ -468,6 +468,10 @@ build_attempt(const struct hl_prompt_context *ctx, bool *ok)
 	json_t *o = obj(ok), *prev;
 	size_t i;
 
+	/* an attempt a human granted past the limit (/healer retry) is the
+	 * last one so far: "attempt 12 of 12", not "of 10" */
+	if (number > max)
+		max = number;
 	if (!o)
 		return NULL;
 	put(o, "number", json_integer(number), ok);

@@ -262,7 +262,9 @@ ctx_parse_log(struct hl_context *ctx, struct ctx_slot *s, struct hl_fetch_res *r
 		if (!ctx->log_job_name)
 			ctx->log_job_name = strdup(s->job_name);
 	}
-	hl_buf_append(&ctx->log, res->body.data, res->body.len);
+	/* as text: a NUL byte would end it for every C string reader (the
+	 * classifier, the evidence) and invalid UTF-8 has no JSON form */
+	hl_buf_append_utf8(&ctx->log, res->body.data, res->body.len);
 	ctx->log_truncated |= res->truncated;
 	return hl_buf_error(&ctx->log) ? hl_err_set(err, HL_ENOMEM, "out of memory") : 0;
 }
@@ -1183,7 +1185,9 @@ ctx_parse_agent_output(struct hl_context *ctx, struct ctx_slot *s, struct hl_fet
 		if (res->truncated)
 			hl_buf_appendf(&ctx->agent_output, "(cut to its last %zu bytes)\n",
 			               res->body.len);
-		hl_buf_append(&ctx->agent_output, res->body.data, res->body.len);
+		/* read as a C string (the prompt's "why it failed"): no NUL
+		 * byte may end it early */
+		hl_buf_append_utf8(&ctx->agent_output, res->body.data, res->body.len);
 	} else {
 		char why[180];
 

@@ -702,17 +702,25 @@ hl_remediate_begin_keep(struct hl_remediator *r, enum hl_budget_wait *over, char
 	                              hl_time_wall_ms() - 3600 * 1000LL, err);
 }
 
-/* The previous attempts as the prompt shows them. */
+/* The previous attempts as the prompt shows them: the newest max of them
+ * (the oldest are left out first). */
 static size_t
 rem_prompt_attempts(struct hl_prompt_attempt *out, size_t max, const struct hl_task_record *t,
                     int before)
 {
-	size_t i, k = 0;
+	size_t i, k = 0, n = 0, skip;
 
+	for (i = 0; t && i < t->n_attempts; i++)
+		n += t->attempt[i].n < before;
+	skip = n > max ? n - max : 0;
 	for (i = 0; t && i < t->n_attempts && k < max; i++) {
 		const struct hl_attempt_record *a = &t->attempt[i];
 		if (a->n >= before)
 			continue;
+		if (skip) {
+			skip--;
+			continue;
+		}
 		out[k].number = a->n;
 		out[k].agent = a->kind == HL_ATTEMPT_RERUN ? "re-run of the failed jobs" : a->agent;
 		out[k].outcome = a->outcome == HL_OUTCOME_INVALID
@@ -1650,11 +1658,19 @@ hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
 	if (rc < 0)
 		return rc;
 	if (plan->hint) {
-		/* a human asked for this attempt (/healer retry): the prompt says so */
+		/* a human asked for this attempt (/healer retry): the prompt says
+		 * so, crediting them (not who sent the stored event) */
 		free(ev->command_hint);
 		ev->command_hint = strdup(plan->hint);
-		if (ev->command == HL_CMD_NONE)
-			ev->command = HL_CMD_RETRY;
+		ev->command = HL_CMD_RETRY;
+		if (plan->hint_author && *plan->hint_author) {
+			free(ev->sender);
+			ev->sender = strdup(plan->hint_author);
+		}
+		if (!ev->command_hint || (plan->hint_author && !ev->sender)) {
+			hl_event_free(ev);
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
 	}
 	memset(&res, 0, sizeof(res));
 	rem_set(res.task_id, sizeof(res.task_id), task->task_id);

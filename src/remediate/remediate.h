@@ -50,6 +50,7 @@ struct hl_attempt_plan {
 	const char *agent;                 /* NULL: the classification's */
 	const char *failure_type;          /* NULL: the classification's */
 	const char *hint;                  /* a human's /healer hint, or NULL */
+	const char *hint_author;           /* who asked for it (/healer retry), or NULL */
 	const char *agent_pod;             /* the previous attempt's pod (its output), or NULL */
 	int64_t current_job_id;            /* the job whose log shows the current failure, or 0 */
 	const char *ci_status;             /* one line on the current CI status, or NULL */

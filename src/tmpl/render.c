@@ -22,8 +22,11 @@
  *   JS container.partials) that a program with inline partials extends
  *   while it runs.
  *
- * Every render is bounded: output (HL_TMPL_MAX_OUTPUT), a work budget, and a
- * nesting depth, so hostile templates and data cannot hang or exhaust it.
+ * Every render is bounded: output (HL_TMPL_MAX_OUTPUT), a work budget of
+ * steps, a budget of bytes the helpers and string lookups read and make (one
+ * large value handed to a helper in a loop costs its size each time), the
+ * bytes its arena holds, and a nesting depth, so hostile templates and data
+ * cannot hang or exhaust it.
  */
 #include "tmpl/tmpl_int.h"
 
@@ -35,6 +38,10 @@
 
 #define RENDER_MAX_DEPTH 200
 #define RENDER_MAX_WORK  20000000L
+/* bytes helpers and string lookups may read and make in one render */
+#define RENDER_MAX_BYTES (64u * 1024 * 1024)
+/* bytes the arena may hold (helper results, program values as strings) */
+#define RENDER_MAX_ARENA (32u * 1024 * 1024)
 
 /* The output cap of the render running on this thread. */
 static _Thread_local size_t tmpl_max_output = HL_TMPL_MAX_OUTPUT;
@@ -116,6 +123,8 @@ struct rstate {
 	int rc;
 	const char *tname;
 	long work;
+	size_t bytes;       /* read and made by helpers and string lookups */
+	size_t arena_bytes; /* held by strs */
 	int depth;
 	int no_helpers; /* evaluating decorator arguments: `helpers` is not defined */
 	/* arena: strings and json values created while rendering */
@@ -168,6 +177,14 @@ arena_str(struct rstate *st, const char *s, size_t n)
 {
 	char *d;
 
+	/* the caller reports NULL as out of memory: say why it is not */
+	if (n > RENDER_MAX_ARENA - st->arena_bytes) {
+		if (!st->rc)
+			st->rc = hl_err_set(st->err, HL_ETOOBIG,
+			                    "%s: values made while rendering exceed %u bytes",
+			                    st->tname, RENDER_MAX_ARENA);
+		return NULL;
+	}
 	if (st->nstrs == st->capstrs) {
 		size_t nc = st->capstrs ? st->capstrs * 2 : 16;
 		char **ns = realloc(st->strs, nc * sizeof(*ns));
@@ -182,6 +199,7 @@ arena_str(struct rstate *st, const char *s, size_t n)
 	memcpy(d, s, n);
 	d[n] = '\0';
 	st->strs[st->nstrs++] = d;
+	st->arena_bytes += n + 1;
 	return d;
 }
 
@@ -222,7 +240,21 @@ work(struct rstate *st, int line, int col)
 		rerr(st, HL_ETOOBIG, line, col, "render exceeds its work budget");
 		return false;
 	}
+	if (st->bytes > RENDER_MAX_BYTES) {
+		rerr(st, HL_ETOOBIG, line, col,
+		     "render exceeds its work budget (helpers read or made more than %u bytes)",
+		     RENDER_MAX_BYTES);
+		return false;
+	}
 	return !st->rc;
+}
+
+/* Charges n bytes read or made to the render's byte budget (checked by the
+ * next work()). */
+static void
+charge(struct rstate *st, size_t n)
+{
+	st->bytes = n > SIZE_MAX - st->bytes ? SIZE_MAX : st->bytes + n;
 }
 
 /* A string's UTF-16 code unit at idx as a one-character string (lone
@@ -291,13 +323,18 @@ lookup_prop(struct rstate *st, struct tv parent, const char *name, bool *found)
 		}
 		break;
 	case TV_STR:
+		/* UTF-16 lengths and indexes scan the string */
 		if (strcmp(name, "length") == 0) {
 			*found = true;
+			charge(st, parent.len);
 			r.t = TV_NUM;
 			r.n = (double)tv_utf16_len(parent.s, parent.len);
-		} else if (tv_is_index(name, &idx) && idx < tv_utf16_len(parent.s, parent.len)) {
-			*found = true;
-			r = string_index(st, parent, idx);
+		} else if (tv_is_index(name, &idx)) {
+			charge(st, 2 * parent.len);
+			if (idx < tv_utf16_len(parent.s, parent.len)) {
+				*found = true;
+				r = string_index(st, parent, idx);
+			}
 		}
 		break;
 	case TV_FUNC:
@@ -1289,8 +1326,19 @@ call_helper(struct rstate *st, const struct ectx *ec, const struct tmpl_helper *
 	hc.res = tv_undef();
 	hc.sbuf = &sb;
 	hc.rt = &rt;
+	/* what a helper reads (its string arguments: the built-ins only test
+	 * or pass them) and makes (its text) */
+	for (i = 0; !(h->flags & TH_KNOWN) && i < nargs; i++)
+		if (args[i].t == TV_STR)
+			charge(st, args[i].len);
+	for (i = 0; !(h->flags & TH_KNOWN) && i < c->nhash; i++)
+		if (hv[i].t == TV_STR)
+			charge(st, hv[i].len);
 	rc = h->fn(&hc);
 	if (st->rc)
+		goto out;
+	charge(st, sb.len);
+	if (!work(st, line, col))
 		goto out;
 	if (rc < 0) {
 		if (rc == -HL_ETOOBIG)

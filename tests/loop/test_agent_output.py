@@ -10,7 +10,9 @@ helpers and environment):
   the newest pod's containers are all read (the API refuses a log asked
   without a container for such a pod), and no API error body is quoted;
 - the pod not found when the CodeRun ended (the pod list refused once):
-  looked up again as the retry is prepared.
+  looked up again as the retry is prepared;
+- an agent's log and a job's log with NUL bytes: the prompts quote what
+  follows them (a NUL ended the quote) and carry no NUL.
 
 Standard library only; prints TAP."""
 import os
@@ -106,6 +108,25 @@ def main():
     T.kube("POST", "/_stub/config", {"rules": []})
     check("a pod the watch could not look up: found as the retry is prepared, its output "
           "quoted", "AO-LOOKUP-MARKER" in p and "pod is not known" not in p, p[:3000])
+
+    # ---- NUL bytes in the agent's log and in the job's log ---------------------
+    T.seed_job(7805, "error: AO-JOBLOG-BEFORE\0AO-JOBLOG-AFTER-NUL linker failed\n"
+               + T.CLIPPY_LOG)
+    tid = T.deliver(srv, T.job_event(7805, 8805, "ao/nul"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    name = runs[0]["metadata"]["name"] if runs else "?"
+    p1 = runs[0]["spec"].get("promptModification", "") if runs else ""
+    check("a job log with a NUL byte: the prompt quotes what follows it, without the NUL",
+          "AO-JOBLOG-AFTER-NUL" in p1 and "\0" not in p1, p1[:3000])
+    T.kube("POST", "/_stub/seed", {
+        "pods": [pod("job-ao-nul-k2p4r", "job-ao-nul", ["agent"])],
+        "logs": [log("job-ao-nul-k2p4r", "agent",
+                     "AO-BEFORE-NUL\0AO-AFTER-NUL the real error: linker failed\n")]})
+    T.set_phase(name, "Failed", message="agent exited 1", status={"jobName": "job-ao-nul"})
+    p = retry_prompt(srv, tid)
+    check("an agent's log with a NUL byte: the retry quotes what follows it, without the NUL",
+          "AO-BEFORE-NUL" in p and "AO-AFTER-NUL the real error" in p and "\0" not in p,
+          p[:4000])
     srv.stop()
     dtest._scan(open(os.path.join(srv.data_dir, "server.log"), errors="replace").read())
     dtest.finish()

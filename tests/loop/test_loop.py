@@ -438,6 +438,9 @@ def main():
     check("/healer retry HINT after the escalation: one more attempt whose prompt carries "
           "the hint", len(runs) == 4 and "RETRY-HINT-MARKER pin the toolchain" in p4,
           [len(runs), p4[:3000]])
+    # the hint is credited to who commented it (not the failure's sender, dev)
+    check("... credited to the commenter of the /healer retry, as a retry",
+          "Requested by `someone` (`comment`: `retry`)" in p4, [p4[:3000]])
 
     # ---- D3. the retry fails too: a second escalation round, told once ----------------
     # (the first round's messages are not sent again; a kill after the second

@@ -178,7 +178,9 @@ def killed_while_hint_prepared():
     second = [c for c in runs if c["metadata"]["labels"].get("healer/attempt") == "2"]
     check("killed while a /healer retry HINT attempt was prepared: the restart's attempt "
           "carries the hint",
-          escalated and preparing and len(second) == 1 and hint in json.dumps(second[0]),
+          escalated and preparing and len(second) == 1 and hint in json.dumps(second[0])
+          and "Requested by `someone` (`comment`: `retry`)"
+          in second[0]["spec"].get("promptModification", ""),
           [attempts(srv, tid), [c["metadata"]["name"] for c in runs], srv.log_tail()[-1500:]])
     srv.stop()
     return srv

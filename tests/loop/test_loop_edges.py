@@ -561,9 +561,44 @@ def retry_hint_queued():
     # taken out once the attempt has started (just after its CodeRun)
     wait_for(lambda: "queued_hint" not in (T.task_of(srv, tb).get("decision") or {}), 10)
     decision = T.task_of(srv, tb).get("decision") or {}
-    check("... and its attempt, once the slot frees, carries the hint (kept no longer)",
-          "HINTQ-7" in p2 and "queued_hint" not in decision,
+    check("... and its attempt, once the slot frees, carries the hint (kept no longer), "
+          "credited to its commenter", "HINTQ-7" in p2 and "queued_hint" not in decision
+          and "Requested by `someone` (`comment`: `retry`)" in p2
+          and "queued_hint_author" not in decision,
           [len(runs), p2[-1200:], decision.get("queued_hint")])
+    srv.stop()
+    return srv
+
+
+def many_attempts():
+    """Past the limit and past 16 attempts: each /healer retry after the
+    escalation grants one more attempt; the 18th attempt's prompt lists the
+    newest 16 previous attempts (2..17, before: 1..16, the newest missing)
+    and says "18 of 18" (before: "18 of 10")."""
+    env = dict(T.BASE_ENV, HEALER_MAX_ATTEMPTS="10", HEALER_MAX_ATTEMPTS_PER_HOUR="100")
+    T.gh("POST", "/_stub/seed", {
+        "pulls": [T.pull(96, "edge/many", T.SHA0)],
+        "issue_comments": {str(i): {"id": i} for i in range(9601, 9610)}})
+    srv = Healer(os.path.join(dtest.TMP, "many"), env).start()
+    T.seed_job(7950)
+    tid = T.deliver(srv, T.job_event(7950, 8950, "edge/many"))
+    runs = []
+    for n in range(1, 18):
+        runs = wait_for(lambda: len(T.by_task(tid)) >= n and T.by_task(tid), 20) or []
+        if len(runs) < n:
+            break
+        T.wait_state(srv, tid, "running", 15)
+        T.set_phase(runs[n - 1]["metadata"]["name"], "Failed", message=f"MANY-FAIL-{n}")
+        if n >= 10:
+            T.wait_state(srv, tid, "escalated", 20)
+            T.deliver(srv, T.comment_event(9601 + n - 10, 96, "/healer retry", "OWNER"),
+                      event="issue_comment")
+    runs = wait_for(lambda: len(T.by_task(tid)) >= 18 and T.by_task(tid), 20) or []
+    p = runs[17]["spec"].get("promptModification", "") if len(runs) >= 18 else ""
+    listed = [n for n in range(1, 18) if f"### Attempt {n} by" in p]
+    check("the 18th attempt lists the newest 16 previous attempts (2..17), as 18 of 18",
+          listed == list(range(2, 18)) and "Retry Attempt 18 of 18" in p,
+          [len(runs), listed, p[:600]])
     srv.stop()
     return srv
 
@@ -1139,7 +1174,7 @@ def main():
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided(),
-               timeout_after_unseen_success(), long_relist()]
+               timeout_after_unseen_success(), long_relist(), many_attempts()]
     for h in servers:  # sanitizer builds report leaks and errors at exit
         dtest._scan(open(os.path.join(h.data_dir, "server.log"), errors="replace").read())
     dtest.finish()

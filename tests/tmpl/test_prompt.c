@@ -282,6 +282,34 @@ test_prompt_render_for_agent_retry(void **state)
 	free(out);
 }
 
+/* Without a job log, the evidence line is not called a log line: it is a
+ * line of what the event reported (the check's output). */
+static void
+test_prompt_evidence_without_log(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_prompt_context ctx;
+	char *out = NULL;
+
+	(void)state;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.agent = "rex";
+	ctx.failure_type = "rust_clippy";
+	ctx.evidence_line_number = 2;
+	ctx.evidence_line = "error: EVIDENCE-FROM-CHECK-OUTPUT";
+	assert_int_equal(hl_prompt_render_for_agent(&out, set, "rex", &ctx, &err), 0);
+	assert_non_null(strstr(out, "EVIDENCE-FROM-CHECK-OUTPUT"));
+	assert_null(strstr(out, "(log line 2)"));
+	assert_non_null(strstr(out, "no log was read: line 2 of what the event itself reported"));
+	free(out);
+	/* with a log it is the log's line */
+	ctx.log = "a\nerror: EVIDENCE-FROM-CHECK-OUTPUT\n";
+	ctx.log_len = strlen(ctx.log);
+	assert_int_equal(hl_prompt_render_for_agent(&out, set, "rex", &ctx, &err), 0);
+	assert_non_null(strstr(out, "(log line 2)"));
+	free(out);
+}
+
 /* Every line of text outside fenced blocks; checks fences are balanced. */
 static void
 outside_fences(const char *s, struct hl_buf *out)
@@ -737,6 +765,17 @@ test_prompt_data_repairs_invalid_utf8(void **state)
 	                    "atlas");
 	assert_true(json_is_null(json_object_get(d, "argocd")));
 	json_decref(d);
+	/* an attempt a /healer retry granted past the limit: "2 of 2", the last */
+	ctx.attempt = 2;
+	ctx.max_attempts = 1;
+	d = hl_prompt_data_build(&ctx);
+	assert_non_null(d);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "attempt"), "max")),
+	                 2);
+	assert_true(json_is_true(json_object_get(json_object_get(d, "attempt"), "is_last")));
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(d, "attempt"), "remaining")), 0);
+	json_decref(d);
 }
 
 /* Counts the *.hbs files under dir/rel and checks each one is embedded
@@ -808,6 +847,7 @@ main(void)
 		cmocka_unit_test(test_prompt_template_for_agent),
 		cmocka_unit_test(test_prompt_every_catalog_agent_has_its_template),
 		cmocka_unit_test(test_prompt_render_for_agent_retry),
+		cmocka_unit_test(test_prompt_evidence_without_log),
 		cmocka_unit_test(test_prompt_hostile_text_stays_fenced),
 		cmocka_unit_test(test_prompt_every_outside_value_stays_quoted),
 		cmocka_unit_test(test_prompt_data_strips_credentials),

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 /* clang-format on */
 #include "base/buf.h"
+#include "base/clock.h"
 #include "tmpl/tmpl.h"
 
 #include <stdio.h>
@@ -532,6 +533,57 @@ test_tmpl_render_is_bounded(void **state)
 	hl_tmpl_set_free(ps);
 }
 
+/* A helper given a large value in a loop: its results (kept until the render
+ * ends) and the bytes it reads are bounded, so the render fails quickly with
+ * HL_ETOOBIG instead of growing to gigabytes for minutes. */
+static void
+test_tmpl_render_helper_bytes_bounded(void **state)
+{
+	static const char *const srcs[] = {
+		"{{#each @root.arr}}{{len (json @root)}}{{/each}}",
+		"{{#each arr}}{{#each @root.arr}}{{#each @root.arr}}{{len (upper @root.big)}}"
+		"{{/each}}{{/each}}{{/each}}",
+		"{{#each arr}}{{#each @root.arr}}{{#if (eq @root.big @root.big)}}{{/if}}{{/each}}"
+		"{{/each}}",
+		"{{#each arr}}{{#each @root.arr}}{{@root.big.length}}{{lookup @root.big 99999}}"
+		"{{/each}}{{/each}}",
+	};
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_buf json = HL_BUF_INIT(0);
+	size_t i;
+	char *out;
+
+	(void)state;
+	hl_buf_append_str(&json, "{\"arr\": [0");
+	for (i = 1; i < 1000; i++)
+		hl_buf_appendf(&json, ",%zu", i);
+	hl_buf_append_str(&json, "], \"big\": \"");
+	for (i = 0; i < 1000000; i++)
+		hl_buf_append_char(&json, 'a');
+	hl_buf_append_str(&json, "\"}");
+	assert_int_equal(hl_buf_error(&json), 0);
+	for (i = 0; i < sizeof(srcs) / sizeof(srcs[0]); i++) {
+		int64_t start = hl_time_mono_ms();
+
+		out = render_p(srcs[i], json.data, NULL, 0, &err);
+		if (out)
+			fail_msg("%s rendered %zu bytes", srcs[i], strlen(out));
+		assert_int_equal(err.code, HL_ETOOBIG);
+		if (!strstr(err.msg, "bytes"))
+			fail_msg("%s: %s", srcs[i], err.msg);
+		if (hl_time_mono_ms() - start > 10000)
+			fail_msg("%s took %lld ms", srcs[i],
+			         (long long)(hl_time_mono_ms() - start));
+	}
+	/* one large value used once renders */
+	out = render_p("{{len (json @root)}} {{len (upper big)}} {{big.length}}", json.data, NULL,
+	               0, &err);
+	assert_non_null(out);
+	assert_string_equal(out, "1008920 1000000 1000000");
+	free(out);
+	hl_buf_release(&json);
+}
+
 /* The partials a set calls by name are checked when it is loaded. */
 static void
 check_set(const char *const *names, const char *const *srcs, size_t n, int code,
@@ -605,6 +657,7 @@ main(void)
 		cmocka_unit_test(test_tmpl_fence_helper),
 		cmocka_unit_test(test_tmpl_strict_mode),
 		cmocka_unit_test(test_tmpl_render_is_bounded),
+		cmocka_unit_test(test_tmpl_render_helper_bytes_bounded),
 		cmocka_unit_test(test_tmpl_set_check_partials),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
