@@ -100,8 +100,9 @@ bool hl_diag_namespace_valid(const char *ns);
  * Fetches the diagnostics of pod in namespace ns (NULL: the client's) and
  * writes them under dir (created when missing, like mkdir -p). tail_lines
  * limits every log to its last lines (0: whole logs; each log is capped at
- * 64 MiB, and all of them together at 128 MiB, keeping each one's tail).
- * The logs of the first HL_DIAG_MAX_CONTAINERS containers only are fetched
+ * 64 MiB, and all of them together at 128 MiB, keeping each one's tail;
+ * each is streamed to an unlinked temporary file of dir as it arrives,
+ * never held whole in memory). The logs of the first HL_DIAG_MAX_CONTAINERS containers only are fetched
  * (the report says when the pod lists more).
  *
  * report is initialized by the call and filled whether it succeeds or not;
