@@ -95,6 +95,7 @@ struct alerts_analysis {
 	const json_t *pod_summary; /* hl_context_pod_summary of the pod, or NULL */
 	char *const *paths;        /* HL_DIAG_NFILES paths (NULL: not written) */
 	const char *logs_dir;      /* where the files are (for unwritten ones) */
+	const char *stem;          /* their names' stem (NULL: the pod's) */
 	const char *workspace;     /* HEALER_HEAL_WORKSPACE */
 	char *const *problems;     /* what could not be fetched */
 	size_t n_problems;

@@ -659,7 +659,10 @@ doc_logs(struct hl_buf *b, const struct alerts_analysis *an)
 	size_t i, wl = strlen(watch);
 	char path[4096], stem[HL_DIAG_STEM_MAX + 1];
 
-	hl_diag_file_stem(stem, an->pod);
+	if (an->stem && *an->stem)
+		hl_strlcpy(stem, an->stem, sizeof(stem));
+	else
+		hl_diag_file_stem(stem, an->pod);
 	hl_buf_append_str(b, "## Relevant Logs\n");
 	for (i = 0; i < HL_DIAG_NFILES; i++) {
 		if (an->paths[i])

@@ -26,8 +26,9 @@
  *             stopped, superseded by that one (alerts_superseded).
  *
  * Guards: one task per alert fingerprint and firing (the task id); a
- * CodeRun still active for a pod of the same name (in any namespace: see
- * HEAL_LOCK_NS) under another task (found by its
+ * CodeRun still active for the pod (its name and namespace; the files of
+ * same-named pods of two namespaces kept apart: see HEAL_LOCK_NS) under
+ * another task (found by its
  * labels, or, its labels edited, by the name the store recorded for
  * another running task of the pod) makes the alert skipped, as spawn-remediation refuses a second
  * one: the check and the creation run under the pod's lock (alerts_lock), held in this process and
@@ -61,11 +62,13 @@
 
 #define HEAL_MAX_DOC (4u << 20)
 
-/* The namespace part of a pod's lock: every namespace. A pod's files
- * (logs/<pod>-*, alerts/A7-<pod>.md) and its one active remediation (the
- * CodeRun's target-pod label) are keyed by its name alone, so same-named
- * pods of two namespaces are handled one after the other, and the second
- * never rewrites the files an agent of the first is reading. */
+/* The namespace part of a pod's lock: every namespace. Each pod has its
+ * own active remediation (the CodeRun's target-pod and target-namespace
+ * labels), but same-named pods of two namespaces share the plain file
+ * stem (logs/<pod>-*, alerts/A7-<pod>.md): their alerts are handled one
+ * after the other, so the second sees the first's CodeRun and takes the
+ * namespace-qualified stem (heal_stem) instead of rewriting the files an
+ * agent of the first is reading. */
 #define HEAL_LOCK_NS "*"
 
 struct heal_alert {
@@ -311,14 +314,14 @@ heal_cause(const char *problem)
  * workspace: only a regular file is taken, opened without following a
  * symbolic link (anything else is left out, logged). */
 static void
-heal_files_on_disk(struct hl_diag_report *rep, int dirfd, const char *dir, const char *pod)
+heal_files_on_disk(struct hl_diag_report *rep, int dirfd, const char *dir, const char *pod,
+                   const char *stem)
 {
 	struct hl_err oerr = HL_ERR_INIT;
-	char path[PATH_MAX], name[NAME_MAX + 1], stem[HL_DIAG_STEM_MAX + 1];
+	char path[PATH_MAX], name[NAME_MAX + 1];
 	size_t i;
 	int fd;
 
-	hl_diag_file_stem(stem, pod);
 	for (i = 0; i < HL_DIAG_NFILES; i++) {
 		if (rep->path[i])
 			continue;
@@ -421,19 +424,22 @@ heal_still_open(struct hl_alerts *a, struct hl_alerts_outcome *out, const char *
 	return rc;
 }
 
-static int heal_active_for_pod(struct hl_alerts *a, char *name, const struct heal_alert *al,
-                               const char *task_id, struct hl_err *err);
-static int heal_active_labelled(struct hl_alerts *a, char *name, const char *pod,
-                                const char *task_id, struct hl_err *err);
+static int heal_active_for_pod(struct hl_alerts *a, char *name, char *stem,
+                               const struct heal_alert *al, const char *task_id,
+                               struct hl_err *err);
+static int heal_active_labelled(struct hl_alerts *a, char *name, bool *plain_taken,
+                                const struct heal_alert *al, const char *task_id,
+                                struct hl_err *err);
 
 /*
  * Attempt n of the alert's task (see the file comment). task is the task
  * record (NULL for the first attempt from a delivery, which claims it);
- * plan the loop's (NULL for the first attempt).
+ * plan the loop's (NULL for the first attempt); fstem the stem of the
+ * pod's files (heal_active_for_pod's).
  */
 static int
 heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct heal_alert *al,
-             const char *task_id, int n, const struct hl_task_record *task,
+             const char *fstem, const char *task_id, int n, const struct hl_task_record *task,
              const struct hl_attempt_plan *plan, struct hl_err *err)
 {
 	const struct hl_config *cfg = a->cfg;
@@ -478,7 +484,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		                "fetched");
 		goto out;
 	}
-	hl_diag_file_stem(stem, al->pod);
+	hl_strlcpy(stem, fstem, sizeof(stem));
 	snprintf(analysis_name, sizeof(analysis_name), "A7-%s.md", stem);
 	if ((size_t)snprintf(logs_dir, sizeof(logs_dir), "%s/logs", cfg->heal_workspace) >=
 	            sizeof(logs_dir) ||
@@ -500,6 +506,17 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 	}
 	if (hl_kube_get_pod(a->kube, &pod, al->namespace, al->pod, &perr) < 0) {
 		pod = NULL;
+		if (hl_kube_err_forbidden(&perr)) {
+			/* the Role does not cover the namespace: asking again
+			 * cannot help (a 401, a rotated token, is retried) */
+			hl_log_kv(HL_LOG_WARN,
+			          "the Kubernetes API forbids reading the alert's pod: healer's "
+			          "Role does not cover its namespace",
+			          "task_id", task_id, "namespace", al->namespace, "pod", al->pod,
+			          "error", perr.msg, NULL);
+			rc = heal_refuse(a, out, al, task_id, n, task, plan, "forbidden", err);
+			goto out;
+		}
 		if (heal_transient(perr.code)) {
 			rc = hl_err_set(err, HL_EUPSTREAM,
 			                "the Kubernetes API did not answer for pod '%s/%s': %s",
@@ -526,7 +543,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		goto out;
 
 	/* 2. diagnostics, exactly as fetch-logs writes them */
-	rc = hl_diag_fetch_pod_at(&rep, a->kube, al->namespace, al->pod, logs_fd, logs_dir,
+	rc = hl_diag_fetch_pod_at(&rep, a->kube, al->namespace, al->pod, stem, logs_fd, logs_dir,
 	                          cfg->heal_log_tail, &derr);
 	if (rc < 0 && (rep.api_unreachable || heal_transient(derr.code))) {
 		rc = hl_err_set(err, HL_EUPSTREAM,
@@ -550,7 +567,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		goto out;
 	}
 	if (rc < 0)
-		heal_files_on_disk(&rep, logs_fd, logs_dir, al->pod); /* a retry: what is left */
+		heal_files_on_disk(&rep, logs_fd, logs_dir, al->pod,
+		                   stem); /* a retry: what is left */
 
 	/* 3. the workload's context, in one batch */
 	ev.repository = view.repository[0] ? view.repository : NULL;
@@ -627,6 +645,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			.pod_summary = pod_sum,
 			.paths = rep.path,
 			.logs_dir = logs_dir,
+			.stem = stem,
 			.workspace = cfg->heal_workspace,
 			.problems = rep.problems,
 			.n_problems = rep.nproblems,
@@ -718,6 +737,8 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 			                   .issue_file = analysis,
 			                   .prompt = doc.data,
 			                   .target_pod = al->pod,
+			                   .target_namespace = al->namespace,
+			                   .file_stem = stem,
 			                   .repository = repo,
 			                   .cli = cfg->cli,
 			                   .model = cfg->model,
@@ -748,7 +769,7 @@ heal_attempt(struct hl_alerts *a, struct hl_alerts_outcome *out, const struct he
 		if (dout == HL_DISPATCH_CREATED && !plan) {
 			struct hl_err lerr = HL_ERR_INIT; /* a failed look keeps ours */
 
-			if (heal_active_for_pod(a, other, al, task_id, &lerr) == 0) {
+			if (heal_active_for_pod(a, other, NULL, al, task_id, &lerr) == 0) {
 				rc = alerts_withdraw_doubled(a, "pod", al->namespace, al->pod,
 				                             other, name, task_id, err);
 				goto out;
@@ -855,44 +876,56 @@ out:
 	return rc;
 }
 
-/* Whether a stored alert (a task's event_json) names a pod of the same
- * name, in any namespace (see HEAL_LOCK_NS). */
+/* Whether a stored alert (a task's event_json) names the same pod (name
+ * and namespace). */
 static bool
 heal_same_pod(const json_t *doc, const void *arg)
 {
 	const struct heal_alert *al = arg;
 	struct heal_alert other;
 
-	return heal_parse(&other, doc, NULL) == 0 && strcmp(other.pod, al->pod) == 0;
+	return heal_parse(&other, doc, NULL) == 0 && strcmp(other.pod, al->pod) == 0 &&
+	       strcmp(other.namespace, al->namespace) == 0;
 }
 
 /* A CodeRun still active for the pod under another task, into name: one
  * its labels name, else (its labels edited while it runs) the CodeRun of
- * another running task of the pod, asked for by name. */
+ * another running task of the pod, asked for by name. stem (when not
+ * NULL) gets the stem of the pod's files: its name's, unless an active
+ * CodeRun of a same-named pod in another namespace has that one. */
 static int
-heal_active_for_pod(struct hl_alerts *a, char *name, const struct heal_alert *al,
+heal_active_for_pod(struct hl_alerts *a, char *name, char *stem, const struct heal_alert *al,
                     const char *task_id, struct hl_err *err)
 {
-	int rc = heal_active_labelled(a, name, al->pod, task_id, err);
+	bool plain_taken = false;
+	int rc = heal_active_labelled(a, name, &plain_taken, al, task_id, err);
 
+	if (stem && plain_taken)
+		hl_diag_file_stem_ns(stem, al->namespace, al->pod);
+	else if (stem)
+		hl_diag_file_stem(stem, al->pod);
 	if (rc != 1)
 		return rc;
 	return alerts_active_recorded(a, name, "alert", task_id, heal_same_pod, al, err);
 }
 
 /* A CodeRun its labels say is still active for the pod under another
- * task, into name. */
+ * task, into name. One without a target-namespace label (made before the
+ * label was) counts for the pod in every namespace. *plain_taken: an
+ * active CodeRun of a same-named pod in another namespace uses the pod's
+ * plain file stem (its healer/file-stem annotation; none: the plain one). */
 static int
-heal_active_labelled(struct hl_alerts *a, char *name, const char *pod, const char *task_id,
-                     struct hl_err *err)
+heal_active_labelled(struct hl_alerts *a, char *name, bool *plain_taken,
+                     const struct heal_alert *al, const char *task_id, struct hl_err *err)
 {
 	struct hl_buf sel = HL_BUF_INIT(1024);
-	char lp[64], lt[64];
+	char lp[64], lt[64], plain[HL_DIAG_STEM_MAX + 1];
 	json_t *active = NULL, *c;
 	size_t i;
 	int rc;
 
-	hl_coderun_label_id(lp, pod);
+	hl_diag_file_stem(plain, al->pod);
+	hl_coderun_label_id(lp, al->pod);
 	hl_str_label_value(lt, task_id);
 	hl_buf_appendf(&sel, "remediation=true,alert-type=%s,target-pod=%s", ALERTS_POD_ALERT, lp);
 	rc = hl_buf_error(&sel) ? hl_err_set(err, HL_ENOMEM, "out of memory")
@@ -904,10 +937,20 @@ heal_active_labelled(struct hl_alerts *a, char *name, const char *pod, const cha
 	json_array_foreach(active, i, c)
 	{
 		const char *owner = hl_json_str(c, "metadata.labels.healer/task-id");
-		if (!owner || strcmp(owner, lt) != 0) {
+		const json_t *labels = hl_json_path(c, "metadata.labels");
+		const json_t *ann = hl_json_path(c, "metadata.annotations");
+		const char *ns = json_string_value(json_object_get(labels, "target-namespace"));
+		const char *fs = json_string_value(json_object_get(ann, "healer/file-stem"));
+
+		if (ns && strcmp(ns, al->namespace) != 0) {
+			/* a same-named pod of another namespace: its own run */
+			if (!fs || strcmp(fs, plain) == 0)
+				*plain_taken = true;
+			continue;
+		}
+		if (rc == 1 && (!owner || strcmp(owner, lt) != 0)) {
 			alerts_set(name, 64, hl_json_str_or(c, "metadata.name", "?"));
 			rc = 0;
-			break;
 		}
 	}
 	json_decref(active);
@@ -921,7 +964,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	struct heal_alert al;
 	struct hl_task_record *t = NULL;
 	struct hl_err gerr = HL_ERR_INIT;
-	char other[64];
+	char other[64], stem[HL_DIAG_STEM_MAX + 1];
 	bool locked = false;
 	int rc;
 
@@ -964,7 +1007,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 	if ((rc = alerts_lock(a, "pod", HEAL_LOCK_NS, al.pod, err)) < 0)
 		goto out;
 	locked = true;
-	rc = heal_active_for_pod(a, other, &al, task_id, &gerr);
+	rc = heal_active_for_pod(a, other, stem, &al, task_id, &gerr);
 	if (rc < 0) {
 		rc = hl_err_set(err, heal_transient(-rc) ? HL_EUPSTREAM : -rc,
 		                "checking the active CodeRuns of pod '%s': %s", al.pod, gerr.msg);
@@ -978,7 +1021,7 @@ alerts_heal_firing(struct hl_alerts *a, struct hl_alerts_outcome *out, const jso
 		alerts_set(out->outcome, sizeof(out->outcome), "existing");
 		goto out;
 	}
-	rc = heal_attempt(a, out, &al, task_id, 1, NULL, NULL, err);
+	rc = heal_attempt(a, out, &al, stem, task_id, 1, NULL, NULL, err);
 out:
 	if (locked)
 		alerts_unlock(a, "pod", HEAL_LOCK_NS, al.pod);
@@ -1005,9 +1048,9 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 		/* one active remediation per pod holds for retries too: another
 		 * alert's task may have made one since this task's CodeRun ended */
 		struct hl_err gerr = HL_ERR_INIT;
-		char other[64], what[600];
+		char other[64], what[600], stem[HL_DIAG_STEM_MAX + 1];
 
-		rc = heal_active_for_pod(a, other, &al, task->task_id, &gerr);
+		rc = heal_active_for_pod(a, other, stem, &al, task->task_id, &gerr);
 		if (rc < 0) {
 			rc = hl_err_set(err, heal_transient(-rc) ? HL_EUPSTREAM : -rc,
 			                "checking the active CodeRuns of pod '%s': %s", al.pod,
@@ -1018,7 +1061,8 @@ alerts_heal_kind(void *arg, struct hl_remediation *res, const struct hl_task_rec
 			                       plan->agent ? plan->agent : task->agent, what, other,
 			                       err);
 		} else {
-			rc = heal_attempt(a, &o, &al, task->task_id, plan->n, task, plan, err);
+			rc = heal_attempt(a, &o, &al, stem, task->task_id, plan->n, task, plan,
+			                  err);
 		}
 		alerts_unlock(a, "pod", HEAL_LOCK_NS, al.pod);
 	}

@@ -11,15 +11,18 @@
  *      written, naming on stderr what could not be fetched; exit 1
  *      otherwise.
  *
- *  healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P]
+ *  healer spawn-remediation --alert A --task-id T --issue-file F [--target-pod P
+ *                           [--target-namespace N]]
  *      builds the heal CodeRun (prompt = the issue file; template
  *      HEALER_HEAL_TEMPLATE, heal/claude by default, whatever HEALER_CLI
  *      says for CI runs) and dispatches it per HEALER_DISPATCH, refusing while a CodeRun for the
  * same alert and target pod is Pending/Running or has no phase yet (label selector
  *      "remediation=true,alert-type=A,target-pod=P", P as
  *      hl_coderun_label_id makes it: pods sharing their first 63
- *      characters stay apart; without --target-pod, "...,!target-pod", so
- *      pod-less runs of one alert are deduplicated too). kubernetes mode
+ *      characters stay apart; with --target-namespace, a run labelled
+ *      for another namespace's pod of the name does not count (one
+ *      without the label does); without --target-pod, "...,!target-pod",
+ *      so pod-less runs of one alert are deduplicated too). kubernetes mode
  *      prints the created name, directory mode the file written, none mode
  *      the manifest.
  *
@@ -201,10 +204,14 @@ int
 hl_cmd_spawn_remediation(int argc, char **argv)
 {
 	static const struct hl_opt opts[] = {
-		{ "alert", true, 'a' },      { "task-id", true, 't' }, { "issue-file", true, 'i' },
-		{ "target-pod", true, 'p' }, { NULL, false, 0 },
+		{ "alert", true, 'a' },
+		{ "task-id", true, 't' },
+		{ "issue-file", true, 'i' },
+		{ "target-pod", true, 'p' },
+		{ "target-namespace", true, 'n' },
+		{ NULL, false, 0 },
 	};
-	const char *alert = NULL, *task = NULL, *issue = NULL, *target = NULL, *arg;
+	const char *alert = NULL, *task = NULL, *issue = NULL, *target = NULL, *tns = NULL, *arg;
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_config *cfg = NULL;
 	struct hl_dispatch *d = NULL;
@@ -233,6 +240,9 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 		case 'p':
 			target = arg;
 			break;
+		case 'n':
+			tns = arg;
+			break;
 		}
 	}
 	if (idx < argc)
@@ -249,6 +259,12 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	if (target && *target && !hl_diag_pod_name_valid(target))
 		return hl_cmd_usage_error("spawn-remediation",
 		                          "--target-pod '%.253s' is not a pod name", target);
+	if (tns && *tns && !hl_diag_namespace_valid(tns))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--target-namespace '%.253s' is not a namespace", tns);
+	if (tns && *tns && !(target && *target))
+		return hl_cmd_usage_error("spawn-remediation",
+		                          "--target-namespace needs --target-pod");
 	if (!pod_alert_valid(alert))
 		return hl_cmd_usage_error("spawn-remediation",
 		                          "--alert '%.100s' must be 1 to 63 of A-Z, a-z, 0-9, '.', "
@@ -305,6 +321,18 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 		rc = hl_cmd_fail("checking for an active remediation: %s", err.msg);
 		goto out;
 	}
+	if (tns && *tns) {
+		/* another namespace's pod of the name has its own run */
+		size_t i = json_array_size(active);
+
+		while (i-- > 0) {
+			const char *ns = json_string_value(json_object_get(
+			        hl_json_path(json_array_get(active, i), "metadata.labels"),
+			        "target-namespace"));
+			if (ns && strcmp(ns, tns) != 0)
+				json_array_remove(active, i);
+		}
+	}
 	if (json_array_size(active) > 0) {
 		json_t *a = json_array_get(active, 0);
 
@@ -325,6 +353,7 @@ hl_cmd_spawn_remediation(int argc, char **argv)
 	hs.prompt = prompt.data;
 	hs.prompt_len = prompt.len; /* a NUL byte in the file does not end it */
 	hs.target_pod = target;
+	hs.target_namespace = tns;
 	hs.repository = cfg->heal_repository && *cfg->heal_repository ? cfg->heal_repository
 	                                                              : cfg->repository_list[0];
 	hs.cli = cfg->cli;

@@ -83,6 +83,14 @@ void hl_diag_file_stem(char out[HL_DIAG_STEM_MAX + 1], const char *pod);
 /* True when pod is a pod name as Kubernetes allows it (a DNS-1123
  * subdomain: hl_str_k8s_subdomain_valid), so it can name a diagnostics
  * file and an API path. */
+/*
+ * The file stem of a pod qualified by its namespace: hl_diag_file_stem of
+ * "<ns>_<pod>" ('_' is in neither name), for a pod whose plain stem another
+ * namespace's same-named pod holds in a shared directory (the heal
+ * workspace). ns NULL or empty: the plain stem.
+ */
+void hl_diag_file_stem_ns(char out[HL_DIAG_STEM_MAX + 1], const char *ns, const char *pod);
+
 bool hl_diag_pod_name_valid(const char *pod);
 /* True when ns is a namespace name as Kubernetes allows it (a DNS-1123
  * label: hl_str_k8s_label_valid). */
@@ -92,8 +100,9 @@ bool hl_diag_namespace_valid(const char *ns);
  * Fetches the diagnostics of pod in namespace ns (NULL: the client's) and
  * writes them under dir (created when missing, like mkdir -p). tail_lines
  * limits every log to its last lines (0: whole logs; each log is capped at
- * 64 MiB, and all of them together at 128 MiB, keeping each one's tail).
- * The logs of the first HL_DIAG_MAX_CONTAINERS containers only are fetched
+ * 64 MiB, and all of them together at 128 MiB, keeping each one's tail;
+ * each is streamed to an unlinked temporary file of dir as it arrives,
+ * never held whole in memory). The logs of the first HL_DIAG_MAX_CONTAINERS containers only are fetched
  * (the report says when the pod lists more).
  *
  * report is initialized by the call and filled whether it succeeds or not;
@@ -112,11 +121,12 @@ int hl_diag_fetch_pod(struct hl_diag_report *report, const struct hl_kube *k, co
  * party can write, the heal workspace's logs/: every write, rename and
  * removal is relative to dirfd, so swapping the directory's path for a
  * symbolic link after it was opened sends nothing elsewhere). dir only
- * names the directory in the report's paths and problems ("<dir>/<file>").
+ * names the directory in the report's paths and problems ("<dir>/<file>");
+ * stem names the files (NULL: the pod's, hl_diag_file_stem).
  */
 int hl_diag_fetch_pod_at(struct hl_diag_report *report, const struct hl_kube *k, const char *ns,
-                         const char *pod, int dirfd, const char *dir, long tail_lines,
-                         struct hl_err *err);
+                         const char *pod, const char *stem, int dirfd, const char *dir,
+                         long tail_lines, struct hl_err *err);
 
 /*
  * Writes name (one path component) in the directory open as dirfd

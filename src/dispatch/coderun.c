@@ -387,7 +387,10 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	if (spec->target_pod && *spec->target_pod) {
 		char stem[HL_DIAG_STEM_MAX + 1]; /* the name fetch-logs gives the file */
 
-		hl_diag_file_stem(stem, spec->target_pod);
+		if (spec->file_stem && *spec->file_stem)
+			hl_strlcpy(stem, spec->file_stem, sizeof(stem));
+		else
+			hl_diag_file_stem(stem, spec->target_pod);
 		snprintf(logfile, sizeof(logfile), "/workspace/logs/%s-current.log", stem);
 	} else
 		snprintf(logfile, sizeof(logfile), "/workspace/logs/%s-*.log", spec->alert);
@@ -432,6 +435,9 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 
 		hl_coderun_label_id(lp, spec->target_pod);
 		rc |= json_object_set_new(labels, "target-pod", json_string(lp));
+		/* same-named pods of two namespaces have one remediation each */
+		if (spec->target_namespace && *spec->target_namespace)
+			rc |= coderun_label(labels, "target-namespace", spec->target_namespace);
 	}
 	/* every label of contract section 7 (the loop follows the runs of
 	 * its tasks by healer/task-id and healer/attempt): an alert has no
@@ -445,6 +451,8 @@ hl_coderun_build_heal(json_t **out, const struct hl_heal_spec *spec, struct hl_e
 	rc |= coderun_set(ann, "healer/workspace-pvc", "heal-workspace");
 	if (spec->target_pod && *spec->target_pod)
 		rc |= coderun_set(ann, "healer/target-pod", spec->target_pod);
+	if (spec->target_pod && *spec->target_pod && spec->file_stem && *spec->file_stem)
+		rc |= coderun_set(ann, "healer/file-stem", spec->file_stem);
 	rc |= coderun_set(ann, "healer/issue-file", spec->issue_file);
 
 	rc |= coderun_set(s, "runType", "implementation");

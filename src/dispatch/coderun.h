@@ -60,6 +60,13 @@ struct hl_heal_spec {
 	size_t prompt_len;      /* its length (0: strlen(prompt)); NUL bytes in it
 	                           are dropped, not taken for its end */
 	const char *target_pod; /* may be NULL */
+	/* the target pod's namespace, the target-namespace label (NULL: none,
+	 * as the CLI's runs made before it had one) */
+	const char *target_namespace;
+	/* the stem of the pod's diagnostics files in the heal workspace
+	 * (HEAL_LOG_FILE; the healer/file-stem annotation); NULL: the pod's
+	 * own, hl_diag_file_stem */
+	const char *file_stem;
 	const char *repository; /* owner/name (required) */
 	const char *cli, *model, *namespace;
 	/* cliConfig.settings.template, "FAMILY/NAME" (HEALER_HEAL_TEMPLATE,

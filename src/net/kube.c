@@ -332,6 +332,12 @@ hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struct hl
 	return 0;
 }
 
+bool
+hl_kube_err_forbidden(const struct hl_err *err)
+{
+	return err && err->code == HL_EAUTH && strstr(err->msg, ": status 403: ") != NULL;
+}
+
 int
 hl_kube_check(const struct hl_fetch_res *res, const char *what, struct hl_err *err)
 {

@@ -158,6 +158,13 @@ int hl_kube_pod_log_req(const struct hl_kube *k, struct hl_fetch_req *req, struc
                         long tail_lines, bool previous, size_t max,
                         struct hl_err *err) HL_MUST_CHECK;
 
+/*
+ * True when err is the API server's 403 (HL_EAUTH "...: status 403: ..."):
+ * the Role does not allow the call, which asking again does not change (a
+ * 401, a token rotated under the client, may pass on the next try).
+ */
+bool hl_kube_err_forbidden(const struct hl_err *err);
+
 /* Turns a finished Kubernetes call into an error carrying the API's Status
  * message (0 for 2xx); what names the call. */
 int hl_kube_check(const struct hl_fetch_res *res, const char *what,

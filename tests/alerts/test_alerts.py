@@ -64,6 +64,9 @@ POD_LINK = "link-4d5e6f7a8b-l1n2k"  # a symlink is planted among its files, then
 POD_NOREPO = "loner-5e6f7a8b9c-n0r3p"  # no service map entry, no HEALER_HEAL_REPOSITORY
 POD_NARROW = "narrow-6a7b8c9d0e-n4r5w"  # resolved after HEALER_ALERT_NAMESPACES narrowed
 POD_SWAP = "swap-7b8c9d0e1f-s6w7p"  # logs/ swapped for a symlink during a retry
+POD_BIG = "big-9d0e1f2a3b-b1g0g"  # 10,000 lines of 2 KB, current and previous
+POD_FORBID = "secret-8c9d0e1f2a-f0r8d"  # the API answers 403 for it (RBAC)
+POD_UNAUTH = "secret-8c9d0e1f2a-u4a7h"  # the API answers 401 for it (a token rotating)
 # the longest pod name Kubernetes allows: "<pod>-previous.log" and
 # "A7-<pod>.md" would pass the file system's 255 bytes; its files take the
 # shortened stem (hl_diag_file_stem)
@@ -303,6 +306,23 @@ def post(srv, path, body, token=API_TOKEN, ctype="application/json"):
 def task_of(srv, tid):
     st, d = srv.request("GET", f"/api/remediations/{tid}")
     return d if st == 200 else {}
+
+
+def server_log(srv):
+    with open(os.path.join(srv.data_dir, "server.log"), errors="replace") as f:
+        return f.read().splitlines()
+
+
+def vm_hwm_kib(pid):
+    """The process's peak resident memory (VmHWM), in KiB; 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def wait_state(srv, tid, state, timeout=20):
@@ -629,6 +649,31 @@ def main():
                    ctype="text/plain")
     check("a non-JSON content type -> 415", st == 415, ans)
 
+    # ---- a pod with 2 x 20 MB of logs: the server's peak memory barely moves (the logs ----
+    # are streamed to their files; before: the bodies and their copies were all in memory,
+    # over 100 MB for this one alert, 443 MB for two at once)
+    big_text = "".join(f"{i:06d} {'E' * 2000}\n" for i in range(10000))
+    kube("POST", "/_stub/seed", {
+        "pods": [pod(POD_BIG, "big", "9d0e1f2a3b", [crash_status("api", "Error", 1, 4)])],
+        "logs": [{"namespace": APP_NS, "pod": POD_BIG, "container": "api", "text": big_text},
+                 {"namespace": APP_NS, "pod": POD_BIG, "container": "api", "previous": True,
+                  "text": big_text}]})
+    del big_text
+    hwm0 = vm_hwm_kib(srv.proc.pid)
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_BIG, "b16b16b1")]))
+    tid_big = (ans.get("task_ids") or ["?"])[0]
+    wait_for(lambda: processed(srv, [tid_big]), 30)
+    hwm1 = vm_hwm_kib(srv.proc.pid)
+    big_log = os.path.join(ws, "logs", f"{POD_BIG}-current.log")
+    big_size = os.path.getsize(big_log) if os.path.exists(big_log) else 0
+    check("a pod alert with 2 x 20 MB of logs -> its files whole, the server's peak resident "
+          "memory up by under 40 MB",
+          st == 202 and coderuns(tid_big) and big_size > 20_000_000 and hwm0 > 0
+          and hwm1 - hwm0 < 40 * 1024, [hwm0, hwm1, big_size, srv.log_tail()[-800:]])
+    post(srv, "/api/alerts/alertmanager",
+         am_body([am_alert(POD_BIG, "b16b16b1", status="resolved")], "resolved"))
+    wait_state(srv, tid_big, "stopped", 10)
+
     # ---- an OOMKilled pod alert ---------------------------------------------------------
     st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_OOM, "a1b2c3d4e5f60718",
                                                                       name="KubePodCrashLooping")]))
@@ -888,10 +933,10 @@ def main():
           and sum("is still active for pod" in r for r in reasons) == 1,
           [[c["metadata"]["name"] for c in runs3], reasons])
 
-    # ---- same-named pods of two namespaces at once (slow context): their files share one ----
-    # name, so the second waits for the first and never rewrites what its agent reads
-    # (before: the two were locked apart, and the staging pod's diagnostics replaced
-    # the prod pod's under the prod CodeRun)
+    # ---- same-named pods of two namespaces at once (slow context): a CodeRun each; the -----
+    # second's files take the namespace-qualified stem, so it never rewrites what the
+    # first's agent reads (before: the staging alert was skipped as "still active for
+    # pod", and its pod never healed)
     twins = []
     for ns in (APP_NS, "staging"):
         p = pod(POD_TWIN, "cart", "6f7a8b9c0d", [crash_status("api", "Error", 1, 3)])
@@ -916,13 +961,35 @@ def main():
     reasons4 = [task_of(srv, t).get("reason") or "" for t in tids4]
     twin_log = os.path.join(ws, "logs", f"{POD_TWIN}-current.log")
     twin_text = open(twin_log).read() if os.path.exists(twin_log) else ""
-    check("same-named pods of two namespaces at once -> the first's CodeRun, the second "
-          "skipped, and the pod's files still the first's",
-          len(tids4) == 2 and len(runs4) == 1
-          and runs4[0]["metadata"]["labels"].get("healer/task-id") == tids4[0]
-          and "is still active for pod" in reasons4[1]
-          and f"[{APP_NS} twin]" in twin_text and "[staging twin]" not in twin_text,
-          [[c["metadata"]["name"] for c in runs4], reasons4, twin_text])
+    stage_stem = f"staging_{POD_TWIN}"
+    stage_log = os.path.join(ws, "logs", f"{stage_stem}-current.log")
+    stage_text = open(stage_log).read() if os.path.exists(stage_log) else ""
+    by_task = {c["metadata"]["labels"].get("healer/task-id"): c for c in runs4}
+    run_prod, run_stage = by_task.get(tids4[0], {}), by_task.get(tids4[-1], {})
+    check("same-named pods of two namespaces at once -> a CodeRun each, labelled with its "
+          "namespace; the second's files under the namespace-qualified stem, the first's "
+          "untouched",
+          len(tids4) == 2 and len(runs4) == 2 and run_prod and run_stage
+          and run_prod["metadata"]["labels"].get("target-namespace") == APP_NS
+          and run_stage["metadata"]["labels"].get("target-namespace") == "staging"
+          and not any("is still active" in r for r in reasons4)
+          and f"[{APP_NS} twin]" in twin_text and "[staging twin]" not in twin_text
+          and "[staging twin]" in stage_text
+          and run_stage["spec"]["env"].get("HEAL_LOG_FILE")
+          == f"/workspace/logs/{stage_stem}-current.log"
+          and run_prod["spec"]["env"].get("HEAL_LOG_FILE")
+          == f"/workspace/logs/{POD_TWIN}-current.log"
+          and os.path.exists(os.path.join(ws, "alerts", f"A7-{stage_stem}.md"))
+          and f"{stage_stem}-current.log" in run_stage["spec"].get("promptModification", ""),
+          [[c["metadata"]["name"] for c in runs4], reasons4, twin_text, stage_text,
+           [c["spec"]["env"].get("HEAL_LOG_FILE") for c in runs4]])
+    # both resolve: their CodeRuns (not started) go, and free their slots
+    for fp, ns in (("e5e5e5e501", APP_NS), ("e5e5e5e502", "staging")):
+        done = am_alert(POD_TWIN, fp, status="resolved")
+        done["labels"]["namespace"] = ns
+        post(srv, "/api/alerts/alertmanager", am_body([done], "resolved"))
+    for t in tids4:
+        wait_state(srv, t, "stopped", 10)
 
     # ---- resolved: the panic's CodeRun never started -> deleted, task stopped ------------
     st, ans = post(srv, "/api/alerts/alertmanager",
@@ -1073,6 +1140,36 @@ def main():
     check("a resolution while the CodeRun runs ends the task and leaves the run to finish",
           ok and not gone and "left to finish" in (task_of(srv, tid_flaky).get("reason") or ""),
           task_of(srv, tid_flaky))
+
+    # ---- a 403 for the pod (the Role does not cover its namespace): skipped at once, ------
+    # "forbidden" (before: retried like an outage for an hour); a 401 is still retried
+    kube("POST", "/_stub/config", {"rules": [
+        {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/pods/{POD_FORBID}",
+         "status": 403},
+        {"method": "GET", "path": f"/api/v1/namespaces/{APP_NS}/pods/{POD_UNAUTH}",
+         "status": 401}]})
+    st, ans = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_FORBID, "4f3f2f1f")]))
+    tid_forbid = (ans.get("task_ids") or ["?"])[0]
+    st2, ans2 = post(srv, "/api/alerts/alertmanager", am_body([am_alert(POD_UNAUTH, "4a3a2a1a")]))
+    tid_unauth = (ans2.get("task_ids") or ["?"])[0]
+    ok = wait_state(srv, tid_forbid, "skipped", 10)
+    tf = task_of(srv, tid_forbid)
+    recent = srv.request("GET", "/api/status")[1].get("recent", [])
+    claims = [d.get("claims", 0) for d in recent if d.get("task_id") == tid_forbid]
+    check("a 403 for the alert's pod -> skipped at once, reason forbidden, no retry, no "
+          "CodeRun, a warning naming the namespace",
+          st == 202 and ok and tf.get("reason") == "forbidden" and claims and max(claims) <= 1
+          and not coderuns(tid_forbid)
+          and any("Role does not cover its namespace" in ln and APP_NS in ln
+                  and POD_FORBID in ln for ln in server_log(srv)),
+          [tf, recent, srv.log_tail()[-1500:]])
+    kept = wait_for(lambda: [d for d in srv.request("GET", "/api/status")[1].get("recent", [])
+                             if d.get("task_id") == tid_unauth and d.get("state") == "received"
+                             and d.get("claims", 0) >= 2], 15)
+    check("a 401 for the alert's pod -> kept for retry (a token being rotated)",
+          st2 == 202 and kept and not task_of(srv, tid_unauth),
+          srv.request("GET", "/api/status")[1].get("recent"))
+    kube("POST", "/_stub/config", {"rules": []})
 
     # ---- the API refusing the heal CodeRun (422): escalated at once, saying why ----------
     # (before: the attempt stayed unfinished and the task "running" until the

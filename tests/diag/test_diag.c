@@ -263,6 +263,19 @@ test_diag_file_stem_fits_a_file_name(void **state)
 	assert_string_equal(stem, "api-7d9f");
 	hl_diag_file_stem(stem, NULL);
 	assert_string_equal(stem, "");
+	/* namespace-qualified: "<ns>_<pod>", shortened the same way */
+	hl_diag_file_stem_ns(stem, "staging", "api-7d9f");
+	assert_string_equal(stem, "staging_api-7d9f");
+	hl_diag_file_stem_ns(stem, NULL, "api-7d9f");
+	assert_string_equal(stem, "api-7d9f");
+	memset(pod, 'p', 253);
+	pod[253] = '\0';
+	hl_diag_file_stem_ns(stem, "staging", pod);
+	assert_int_equal(strlen(stem), HL_DIAG_STEM_MAX);
+	assert_int_equal(strncmp(stem, "staging_ppp", 11), 0);
+	hl_diag_file_stem_ns(other, "prod", pod);
+	assert_string_not_equal(stem, other);
+	pod[HL_DIAG_STEM_MAX] = '\0';
 	/* a pod name Kubernetes allows: parts are not held to 63 characters */
 	assert_true(hl_diag_pod_name_valid(pod));
 }

@@ -8,6 +8,7 @@ import os
 import socket
 import ssl
 import subprocess
+import sys
 
 from dtest import (CRD, HEALER, TMP, check, clean_env, finish, healer, http, make_ca, start_stub,
                    write_kubeconfig)
@@ -221,6 +222,52 @@ except (ValueError, KeyError, TypeError):
     log_env = None
 check("spawn-remediation: HEAL_LOG_FILE names the file fetch-logs wrote for a long pod name",
       rc == 0 and log_env == f"/workspace/logs/{LONG_STEM}-current.log", (rc, log_env, err))
+
+# ---- a big log (10,000 lines of 2 KB, current and previous: 2 x 20 MB): streamed to
+# its file, never whole in memory (before: the bodies and their copies were buffered,
+# ~130 MB resident for one pod; two alerts at once in the server passed 400 MB)
+BIG_LINE = "E" * 2000
+big_text = "".join(f"{i:06d} {BIG_LINE}\n" for i in range(10000))
+ctl("POST", "/_stub/seed", {
+    "pods": [pod("big-pod", [{"name": "app", "image": "app:1"}],
+                 [{"name": "app", "ready": False, "restartCount": 4,
+                   "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                   "lastState": {"terminated": {"reason": "Error", "exitCode": 1}}}])],
+    "logs": [{"namespace": "prod", "pod": "big-pod", "container": "app", "text": big_text},
+             {"namespace": "prod", "pod": "big-pod", "container": "app", "previous": True,
+              "text": big_text}]})
+del big_text
+big_dir = os.path.join(TMP, "big")
+# a small interpreter of its own forks and waits: the test's own (large) memory is not
+# counted in the child's peak, as it would be before its exec
+MAXRSS = ("import os, sys\n"
+          "pid = os.fork()\n"
+          "if pid == 0:\n"
+          "    fd = os.open(os.devnull, os.O_WRONLY)\n"
+          "    os.dup2(fd, 1)\n"
+          "    os.dup2(fd, 2)\n"
+          "    os.execv(sys.argv[1], sys.argv[1:])\n"
+          "_, st, ru = os.wait4(pid, 0)\n"
+          "print(os.waitstatus_to_exitcode(st), ru.ru_maxrss)\n")
+p = subprocess.run([sys.executable, "-c", MAXRSS, HEALER, "fetch-logs", "--pod-name", "big-pod",
+                    "--namespace", "prod", "--output-dir", big_dir], env=clean_env(KENV),
+                   capture_output=True, text=True, timeout=60)
+big_rc, big_rss = (int(x) for x in (p.stdout.split() or ["-1", "0"]))
+sizes = {n: os.path.getsize(os.path.join(big_dir, n))
+         for n in (os.listdir(big_dir) if os.path.isdir(big_dir) else [])}
+want_size = len("==> container app <==\n") + 10000 * (7 + 2000 + 1)
+check("fetch-logs: a 20 MB current and previous log -> both files whole, nothing else left "
+      "in the directory (no temporary file)",
+      big_rc == 0 and sizes.get("big-pod-current.log") == want_size
+      and sizes.get("big-pod-previous.log") == want_size
+      and sorted(sizes) == ["big-pod-current.log", "big-pod-describe.txt",
+                            "big-pod-events.yaml", "big-pod-previous.log"], sizes)
+check("fetch-logs: ... streamed: peak resident memory under 40 MB for 40 MB of logs",
+      0 < big_rss < 40 * 1024, f"{big_rss} KiB")
+with open(os.path.join(big_dir, "big-pod-current.log")) as f:
+    head = f.read(4096)
+check("fetch-logs: the big log's file starts with its section and its first line",
+      head.startswith("==> container app <==\n000000 EEE"), head[:100])
 
 # ---- a Pod object listing more containers than any real pod (a broken or
 # hostile API server): the logs of the first 64 only, in one bounded batch,

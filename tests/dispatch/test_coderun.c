@@ -451,6 +451,31 @@ test_coderun_heal_manifest(void **state)
 	assert_string_equal(hl_json_str(m, "spec.env.HEALER_TASK_ID"), "task:a7/x");
 	assert_string_equal(hl_json_str(m, "spec.env.HEALER_ATTEMPT"), "2");
 	json_decref(m);
+	/* a pod of another namespace: its namespace labelled, its files under
+	 * the stem the heal flow gave them (before: no namespace anywhere, and
+	 * same-named pods of two namespaces shared one run and one file) */
+	h.target_pod = "web-1";
+	h.target_namespace = "staging";
+	h.file_stem = "staging_web-1";
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_int_equal(hl_coderun_validate(m, &err), 0);
+	l = hl_json_path(m, "metadata.labels");
+	assert_string_equal(json_string_value(json_object_get(l, "target-pod")), "web-1");
+	assert_string_equal(json_string_value(json_object_get(l, "target-namespace")), "staging");
+	assert_string_equal(hl_json_str(m, "spec.env.HEAL_LOG_FILE"),
+	                    "/workspace/logs/staging_web-1-current.log");
+	assert_string_equal(json_string_value(json_object_get(
+	                            hl_json_path(m, "metadata.annotations"), "healer/file-stem")),
+	                    "staging_web-1");
+	json_decref(m);
+	h.target_namespace = NULL;
+	h.file_stem = NULL;
+	assert_int_equal(hl_coderun_build_heal(&m, &h, &err), 0);
+	assert_null(json_object_get(hl_json_path(m, "metadata.labels"), "target-namespace"));
+	assert_string_equal(hl_json_str(m, "spec.env.HEAL_LOG_FILE"),
+	                    "/workspace/logs/web-1-current.log");
+	json_decref(m);
+	h.target_pod = "api-7d9f/weird:name";
 	h.attempt = 0;
 	h.failure_type = NULL;
 	/* a non-numeric task id is hashed into the integer taskId */

@@ -181,6 +181,36 @@ rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "45", "
                       issue, "--target-pod", "api-7d9f", env=SENV)
 check("spawn-remediation: allowed again once the first Succeeded",
       rc == 0 and len(heal_runs()) == 3, (rc, err))
+# --target-namespace: same-named pods of two namespaces have a run each (before: one
+# blocked the other's for good); a run without the label still counts for every one
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "ns-1", "--issue-file",
+                      issue, "--target-pod", "twin-pod", "--target-namespace", "prod", env=SENV)
+rc2, out2, err2 = healer("spawn-remediation", "--alert", "a7", "--task-id", "ns-2",
+                         "--issue-file", issue, "--target-pod", "twin-pod",
+                         "--target-namespace", "staging", env=SENV)
+rc3, out3, err3 = healer("spawn-remediation", "--alert", "a7", "--task-id", "ns-3",
+                         "--issue-file", issue, "--target-pod", "twin-pod",
+                         "--target-namespace", "prod", env=SENV)
+twins = {c["metadata"]["labels"].get("task-id"): c for c in heal_runs()
+         if c["metadata"]["labels"].get("target-pod") == "twin-pod"}
+check("spawn-remediation: --target-namespace labels the run; another namespace's pod of the "
+      "name gets its own, the same namespace's is refused",
+      rc == 0 and rc2 == 0 and rc3 == 1 and "still" in err3 and sorted(twins) == ["ns-1", "ns-2"]
+      and twins["ns-1"]["metadata"]["labels"].get("target-namespace") == "prod"
+      and twins["ns-2"]["metadata"]["labels"].get("target-namespace") == "staging"
+      and twins["ns-2"]["spec"]["env"].get("HEAL_LOG_FILE")
+      == "/workspace/logs/twin-pod-current.log", (rc, err, rc2, err2, rc3, err3))
+rc, out, err = healer("spawn-remediation", "--alert", "a7", "--task-id", "ns-4", "--issue-file",
+                      issue, "--target-pod", "api-7d9f", "--target-namespace", "prod", env=SENV)
+rc2, out2, err2 = healer("spawn-remediation", "--alert", "a7", "--task-id", "ns-5",
+                         "--issue-file", issue, "--target-namespace", "prod", env=SENV)
+rc3, out3, err3 = healer("spawn-remediation", "--alert", "a7", "--task-id", "ns-6",
+                         "--issue-file", issue, "--target-pod", "x", "--target-namespace",
+                         "Bad_NS", env=SENV)
+check("spawn-remediation: a run without target-namespace still blocks the pod in any "
+      "namespace; --target-namespace needs --target-pod and a namespace name",
+      rc == 1 and "still" in err and rc2 == 2 and "--target-namespace" in err2 and rc3 == 2
+      and "--target-namespace" in err3, (rc, err, rc2, err2, rc3, err3))
 # an empty --target-pod is no target pod: the refusal names none
 rc, out, err = healer("spawn-remediation", "--alert", "a9", "--task-id", "47", "--issue-file",
                       issue, "--target-pod", "", env=SENV)

@@ -127,6 +127,28 @@ def main():
     for p in old_files + [outside]:
         os.utime(p, (five_days_ago, five_days_ago))
     os.utime(link, (five_days_ago, five_days_ago), follow_symlinks=False)
+    # two days old, within the retention: the files of a pod no open task names (its
+    # task ended) go once a day has passed; those of an open alert task's pod stay, under
+    # both of its stems, and so does a file that is no pod's diagnostics (before: every
+    # one stayed the whole retention, 128 MiB of logs a pod)
+    ended_files = [os.path.join(ws, "logs", "web-ended-2d-current.log"),
+                   os.path.join(ws, "logs", "staging_web-ended-2d-previous.log"),
+                   os.path.join(ws, "alerts", "A7-web-ended-2d.md")]
+    open_files = [os.path.join(ws, "logs", "web-open-2d-current.log"),
+                  os.path.join(ws, "logs", "staging_web-open-2d-events.yaml"),
+                  os.path.join(ws, "alerts", "A7-staging_web-open-2d.md"),
+                  os.path.join(ws, "logs", "notes.txt")]
+    two_days_ago = time.time() - 2 * 86400
+    for p in ended_files + open_files:
+        with open(p, "w") as f:
+            f.write("x\n")
+        os.utime(p, (two_days_ago, two_days_ago))
+    now_ms = int(time.time() * 1000)
+    pgtest.store_exec(
+        data, "INSERT INTO remediation_tasks (task_id, state, kind, event_json, attempts,"
+              " created_ms, updated_ms, next_check_ms) VALUES ('alert-open-2d', 'running',"
+              " 'alert', '{\"key\":\"k\",\"alert\":{\"labels\":{\"namespace\":\"staging\","
+              f"\"pod\":\"web-open-2d\"}}}}}}', 1, {now_ms}, {now_ms}, {2 ** 62})")
 
     srv = Healer(data, env).start()
     st, _ = ping(srv, 9)  # a new one
@@ -139,9 +161,17 @@ def main():
     files_gone = wait_for(lambda: not any(os.path.lexists(p) for p in old_files + [link]), 10)
     check("the heal workspace's files older than 4 days are removed (a link, not what it "
           "names); today's stay",
-          files_gone and os.path.exists(new_file) and os.path.exists(outside)
-          and "healer_retention_files_removed_total 3" in metrics_text(srv),
+          files_gone and os.path.exists(new_file) and os.path.exists(outside),
           [p for p in old_files + [link, new_file, outside] if os.path.lexists(p)])
+    ended_gone = wait_for(lambda: not any(os.path.lexists(p) for p in ended_files), 10)
+    check("the heal workspace's files of a pod no open task names, last written over a day "
+          "ago, are removed within the retention; an open alert task's pod's stay (both "
+          "stems), and so does a file that is no diagnostics",
+          ended_gone and all(os.path.exists(p) for p in open_files)
+          and "healer_retention_files_removed_total 6" in metrics_text(srv),
+          [[p for p in ended_files if os.path.lexists(p)],
+           [p for p in open_files if not os.path.exists(p)],
+           [ln for ln in metrics_text(srv).splitlines() if "files_removed" in ln]])
     check("their event keys are removed with them",
           query(data, "SELECT COUNT(*) FROM event_keys")[0][0] == 0,
           query(data, "SELECT * FROM event_keys"))
