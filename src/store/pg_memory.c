@@ -114,34 +114,53 @@ pg_memory_hit(struct hl_memory_hit *h, const PGresult *r, int i)
 /* clang-format off */
 /* The ids of the candidates: the newest PG_MEMORY_CANDIDATES memories of
  * the type (not $3's) matching `match`, in the repository $2 (without case),
- * then as many elsewhere. */
-#define PG_MEMORY_CANDIDATE_IDS(match)                                                \
+ * then as many elsewhere; newest by `id` (an expression of it keeps the
+ * primary key's order out of the plan). */
+#define PG_MEMORY_CANDIDATE_IDS(match, id)                                            \
 	"(SELECT id FROM memories WHERE failure_type = $1"                            \
 	" AND lower(repository) = lower($2) AND task_id <> $3" match                   \
-	" ORDER BY id DESC LIMIT " PG_MEMORY_CANDIDATES ")"                           \
+	" ORDER BY " id " DESC LIMIT " PG_MEMORY_CANDIDATES ")"                       \
 	" UNION ALL (SELECT id FROM memories WHERE failure_type = $1"                 \
 	" AND lower(repository) <> lower($2) AND task_id <> $3" match                  \
-	" ORDER BY id DESC LIMIT " PG_MEMORY_CANDIDATES ")"
+	" ORDER BY " id " DESC LIMIT " PG_MEMORY_CANDIDATES ")"
 
-/* The search's statement for words ($5, separated by spaces): folded as
- * the index folds them (to_tsvector with its configuration), the
- * PG_MEMORY_TERMS rarest that some memory holds (one seek each in
- * memory_terms), any of them; none, and nothing is similar. */
-#define PG_MEMORY_SIMILAR_WORDS                                                       \
-	"WITH w AS (SELECT t.term FROM memory_terms t WHERE t.term IN"                \
-	" (SELECT unnest(tsvector_to_array(to_tsvector('simple', $5))))"              \
-	" ORDER BY t.docs, t.term LIMIT " PG_MEMORY_TERMS "),"                        \
-	" q AS MATERIALIZED (SELECT to_tsquery('simple',"                             \
-	" string_agg(quote_literal(term), ' | ')) AS q FROM w)"                       \
-	" SELECT " PG_MEMORY_COLS ", ts_rank(search, (SELECT q FROM q)) * weight"     \
+/* The query's words folded as the index folds them (to_tsvector with its
+ * configuration): the PG_MEMORY_TERMS rarest that some memory holds (one
+ * seek each in memory_terms), as a tsquery text matching any of them, and
+ * how many memories hold them at most (the sum). */
+#define PG_MEMORY_RAREST                                                              \
+	"SELECT string_agg(quote_literal(term), ' | '), COALESCE(SUM(docs), 0) FROM"  \
+	" (SELECT t.term, t.docs FROM memory_terms t WHERE t.term IN"                 \
+	" (SELECT unnest(tsvector_to_array(to_tsvector('simple', $1))))"              \
+	" ORDER BY t.docs, t.term LIMIT " PG_MEMORY_TERMS ") w"
+
+/* The search's statement for a tsquery $5 of few memories: the full-text
+ * index finds them all (id + 0: not a walk of the newest memories, which
+ * would read most of the table to find a few). */
+#define PG_MEMORY_SIMILAR_SPARSE                                                      \
+	"SELECT " PG_MEMORY_COLS ", ts_rank(search, to_tsquery('simple', $5)) * weight" \
 	" AS score FROM memories WHERE id IN ("                                       \
-	PG_MEMORY_CANDIDATE_IDS(" AND search @@ (SELECT q FROM q)") ")"               \
+	PG_MEMORY_CANDIDATE_IDS(" AND search @@ to_tsquery('simple', $5)", "id + 0")  \
+	")"                                                                           \
 	" ORDER BY lower(repository) = lower($2) DESC, score DESC, id DESC LIMIT $4"
+/* ... and of many: the newest memories of the type are read until enough
+ * match (IS TRUE keeps the full-text index, which would read every match,
+ * out of the plan). */
+#define PG_MEMORY_SIMILAR_DENSE                                                       \
+	"SELECT " PG_MEMORY_COLS ", ts_rank(search, to_tsquery('simple', $5)) * weight" \
+	" AS score FROM memories WHERE id IN ("                                       \
+	PG_MEMORY_CANDIDATE_IDS(" AND (search @@ to_tsquery('simple', $5)) IS TRUE",   \
+	                        "id")                                                 \
+	")"                                                                           \
+	" ORDER BY lower(repository) = lower($2) DESC, score DESC, id DESC LIMIT $4"
+/* Memories holding the words (the sum) above which a search reads the newest
+ * memories rather than every match. */
+#define PG_MEMORY_DENSE 2048
 
 /* Without words: the newest candidates of the type, by weight. */
 #define PG_MEMORY_SIMILAR_ANY                                                         \
 	"SELECT " PG_MEMORY_COLS ", weight AS score FROM memories WHERE id IN ("      \
-	PG_MEMORY_CANDIDATE_IDS("") ")"                                               \
+	PG_MEMORY_CANDIDATE_IDS("", "id") ")"                                         \
 	" ORDER BY lower(repository) = lower($2) DESC, score DESC, id DESC LIMIT $4"
 /* clang-format on */
 
@@ -155,14 +174,38 @@ hl_pg_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 	struct hl_memory_hit *hits = NULL;
 	PGresult *r = NULL;
 	size_t i, k = 0;
+	int64_t docs = 0;
 	int rc;
 
-	/* the words, folded by the statement as the index folds them */
+	/* the words, folded as the index folds them: the rarest */
 	for (i = 0; i < n_words; i++)
 		hl_buf_appendf(&tsq, "%s%s", i ? " " : "", words[i]);
 	if (hl_buf_error(&tsq)) {
 		hl_buf_release(&tsq);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (n_words) {
+		hl_pg_text(&p, tsq.data);
+		rc = hl_pg_exec(b, &r, PG_MEMORY_RAREST, &p, false, "memory search", err);
+		hl_buf_reset(&tsq);
+		if (rc < 0 || !hl_pg_get(r, 0, 0)) { /* an error, or no memory holds any */
+			hl_buf_release(&tsq);
+			if (rc < 0)
+				return rc;
+			PQclear(r);
+			*out = calloc(1, sizeof(**out));
+			*n = 0;
+			return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+		hl_buf_append_str(&tsq, hl_pg_get(r, 0, 0));
+		docs = hl_pg_int_at(r, 0, 1);
+		PQclear(r);
+		r = NULL;
+		p.n = 0;
+		if (hl_buf_error(&tsq)) {
+			hl_buf_release(&tsq);
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
 	}
 	hl_pg_text(&p, q->failure_type);
 	hl_pg_text(&p, q->repository ? q->repository : "");
@@ -170,8 +213,11 @@ hl_pg_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 	hl_pg_int(&p, (int64_t)q->k);
 	if (n_words)
 		hl_pg_text(&p, tsq.data);
-	rc = hl_pg_exec(b, &r, n_words ? PG_MEMORY_SIMILAR_WORDS : PG_MEMORY_SIMILAR_ANY, &p, false,
-	                "memory search", err);
+	rc = hl_pg_exec(b, &r,
+	                !n_words                 ? PG_MEMORY_SIMILAR_ANY
+	                : docs > PG_MEMORY_DENSE ? PG_MEMORY_SIMILAR_DENSE
+	                                         : PG_MEMORY_SIMILAR_SPARSE,
+	                &p, false, "memory search", err);
 	hl_buf_release(&tsq);
 	if (rc < 0)
 		return rc;

@@ -40,14 +40,14 @@ pg_conninfo(char *out, size_t size, const char *db)
 }
 
 static int
-pg_run(const char *sql)
+pg_run_in(const char *db, const char *sql)
 {
 	char ci[512];
 	PGconn *c;
 	PGresult *r;
 	int rc;
 
-	pg_conninfo(ci, sizeof(ci), "postgres");
+	pg_conninfo(ci, sizeof(ci), db);
 	c = PQconnectdb(ci);
 	if (PQstatus(c) != CONNECTION_OK) {
 		PQfinish(c);
@@ -58,6 +58,12 @@ pg_run(const char *sql)
 	PQclear(r);
 	PQfinish(c);
 	return rc;
+}
+
+static int
+pg_run(const char *sql)
+{
+	return pg_run_in("postgres", sql);
 }
 
 static int
@@ -612,6 +618,24 @@ test_memory_store_similar_is_bounded(void **state)
 	for (i = 0; i < n; i++)
 		assert_string_not_equal(h[i].task_id, "t-many-00");
 	hl_memory_hits_free(h, n);
+	/* PostgreSQL: words many memories hold are searched by reading the
+	 * newest memories until enough match, with the same answer */
+	if (pg_mode) {
+		assert_int_equal(pg_run_in(f->db, "UPDATE memory_terms SET docs = 1000000"), 0);
+		assert_int_equal(
+		        hl_store_memory_similar(f->s, &h, &n,
+		                                &(struct hl_memory_query){ .repository = "acme/x",
+		                                                           .failure_type = "go_vet",
+		                                                           .text = "widget lock",
+		                                                           .k = 5 },
+		                                &err),
+		        0);
+		assert_int_equal(n, 5);
+		assert_string_equal(h[0].task_id, "t-many-69");
+		for (i = 0; i < n; i++)
+			assert_string_not_equal(h[i].task_id, "t-many-00");
+		hl_memory_hits_free(h, n);
+	}
 	assert_int_equal(hl_store_memory_similar(
 	                         f->s, &h, &n,
 	                         &(struct hl_memory_query){ .failure_type = "go_vet", .k = 5 },
