@@ -541,8 +541,12 @@ outbox_send(struct hl_loop *l, struct hl_notify_result *res, const struct hl_not
 		json_decref(p);
 		return rc;
 	}
+	/* the outbox's own timeout, not the prompt's read deadline
+	 * (HEALER_MEMORY_TIMEOUT_MS): OpenMemory computes embeddings while it
+	 * adds, and a write given up early is sent again and merged, raising
+	 * the memory's salience once per retry */
 	if (strcmp(n->channel, "openmemory") == 0 && outbox_set(cfg->openmemory_url))
-		return hl_memory_om_send(res, cfg, n->payload, cfg->memory_timeout_ms, err);
+		return hl_memory_om_send(res, cfg, n->payload, OUTBOX_TIMEOUT_MS, err);
 	/* the channel is no longer configured */
 	memset(res, 0, sizeof(*res));
 	res->status = HL_NOTIFY_FAILED;

@@ -340,31 +340,138 @@ fail:
 	return rc;
 }
 
-/* The task, failure type and repository a record healer wrote to
- * OpenMemory names in its first words ("healer task <id>: <type> in <repo>
- * (workflow ...", hl_memory_om_add_payload), each empty when absent. False
- * for a memory healer did not write. */
-static bool
-om_record_head(const char *content, char *task, size_t tsize, char *type, size_t tysize, char *repo,
-               size_t rsize)
-{
-	static const char head[] = "healer task ";
-	const char *p, *colon, *in, *paren;
+/* A record healer wrote to OpenMemory (hl_memory_om_add_payload), parsed:
+ * pointers into its content (the lengths say where each part ends). */
+struct om_record {
+	char task[HL_TASK_ID_MAX + 1], type[128], repo[256];
+	const char *where, *evidence, *resolution; /* "workflow W, job J" */
+	size_t where_len, evidence_len, resolution_len;
+	bool succeeded; /* the head says so: ") succeeded." */
+};
 
+/* The outcome word of a record's head at p (") succeeded." or
+ * ") escalated." ending the head): its length, 0 when p is not one. */
+static size_t
+om_outcome_at(const char *p, bool *succeeded)
+{
+	static const char ok[] = ") succeeded.", esc[] = ") escalated.";
+	bool is_ok = strncmp(p, ok, sizeof(ok) - 1) == 0;
+	size_t n = 0;
+
+	if (is_ok)
+		n = sizeof(ok) - 1;
+	else if (strncmp(p, esc, sizeof(esc) - 1) == 0)
+		n = sizeof(esc) - 1;
+	if (!n || (p[n] && p[n] != ' ' && p[n] != '\n'))
+		return 0;
+	*succeeded = is_ok;
+	return n;
+}
+
+/* The last occurrence of needle in s[0..n), or NULL. */
+static const char *
+om_last(const char *s, size_t n, const char *needle)
+{
+	size_t k = strlen(needle);
+	const char *last = NULL, *p = s;
+
+	while (n >= k && (p = memmem(p, n - (size_t)(p - s), needle, k))) {
+		last = p;
+		if ((size_t)(++p - s) > n - k)
+			break;
+	}
+	return last;
+}
+
+/*
+ * Parses a record healer wrote to OpenMemory: its head "healer task <id>:
+ * <type> in <repo> (workflow W, job J) <succeeded|escalated>." says what
+ * failed and how it ended (the outcome is read there, never from the text
+ * that follows, which quotes the failure's log). What follows is, in a
+ * record of this healer, the resolution (the note's summary) on the head's
+ * line, then "\nEvidence: <line>."; in one of an older healer, " Evidence:
+ * <line>." first, then the summary ("Fixed by ..." / "Escalated to people
+ * after ..."). False for a memory healer did not write.
+ */
+static bool
+om_record_parse(struct om_record *r, const char *content)
+{
+	static const char head[] = "healer task ", ev[] = "Evidence: ";
+	const char *p, *colon, *in, *paren, *rest, *nl, *cut;
+	size_t n = 0;
+
+	memset(r, 0, sizeof(*r));
 	if (strncmp(content, head, sizeof(head) - 1) != 0)
 		return false;
 	p = content + sizeof(head) - 1;
-	if (!(colon = strstr(p, ": ")) || (size_t)(colon - p) >= tsize)
+	if (!(colon = strstr(p, ": ")) || (size_t)(colon - p) >= sizeof(r->task))
 		return false;
-	snprintf(task, tsize, "%.*s", (int)(colon - p), p);
+	snprintf(r->task, sizeof(r->task), "%.*s", (int)(colon - p), p);
 	p = colon + 2;
 	in = strstr(p, " in ");
 	paren = in ? strstr(in + 4, " (") : NULL;
-	if (!in || !paren || (size_t)(in - p) >= tysize || (size_t)(paren - in - 4) >= rsize)
+	if (!in || !paren || (size_t)(in - p) >= sizeof(r->type) ||
+	    (size_t)(paren - in - 4) >= sizeof(r->repo))
 		return false;
-	snprintf(type, tysize, "%.*s", (int)(in - p), p);
-	snprintf(repo, rsize, "%.*s", (int)(paren - in - 4), in + 4);
+	snprintf(r->type, sizeof(r->type), "%.*s", (int)(in - p), p);
+	snprintf(r->repo, sizeof(r->repo), "%.*s", (int)(paren - in - 4), in + 4);
+	/* the head's end: the first outcome word after the repository */
+	for (p = paren + 2; *p && *p != '\n'; p++)
+		if ((n = om_outcome_at(p, &r->succeeded)))
+			break;
+	if (!n)
+		return false;
+	r->where = paren + 2;
+	r->where_len = (size_t)(p - r->where);
+	rest = p + n;
+	while (*rest == ' ')
+		rest++;
+	if (strncmp(rest, ev, sizeof(ev) - 1) == 0) {
+		/* an older healer's record: the evidence, then the summary */
+		const char *e = rest + sizeof(ev) - 1;
+		size_t len = strcspn(e, "\n");
+
+		cut = om_last(e, len,
+		              r->succeeded ? ". Fixed by " : ". Escalated to people after ");
+		r->evidence = e;
+		r->evidence_len = cut ? (size_t)(cut - e) : len;
+		if (cut) {
+			r->resolution = cut + 2;
+			r->resolution_len = len - (size_t)(cut + 2 - e);
+		}
+		return true;
+	}
+	r->resolution = rest;
+	r->resolution_len = strcspn(rest, "\n");
+	nl = rest + r->resolution_len;
+	if (*nl == '\n' && strncmp(nl + 1, ev, sizeof(ev) - 1) == 0) {
+		r->evidence = nl + 1 + sizeof(ev) - 1;
+		r->evidence_len = strcspn(r->evidence, "\n");
+		if (r->evidence_len && r->evidence[r->evidence_len - 1] == '.')
+			r->evidence_len--;
+	}
 	return true;
+}
+
+/* A record's "what failed" as the embedded recall writes it (recall_what):
+ * "<type> in <repo> (workflow W, job J): <evidence>". */
+static char *
+om_record_what(const struct om_record *r)
+{
+	struct hl_buf b = HL_BUF_INIT(4096), ev = HL_BUF_INIT(NOTE_TEXT_MAX + 8);
+
+	hl_buf_appendf(&b, "%s in %s (", r->type, r->repo);
+	note_line(&b, r->where, r->where_len);
+	hl_buf_append_char(&b, ')');
+	if (r->evidence_len) {
+		hl_buf_append(&ev, r->evidence, r->evidence_len);
+		if (!hl_buf_error(&ev)) {
+			hl_buf_append_str(&b, ": ");
+			note_line(&b, ev.data, 300);
+		}
+	}
+	hl_buf_release(&ev);
+	return hl_buf_error(&b) ? (hl_buf_release(&b), NULL) : hl_buf_detach(&b, NULL);
 }
 
 json_t *
@@ -386,42 +493,54 @@ hl_memory_history_from_matches(const json_t *matches, const char *repository,
 			const char *id = hl_json_str_or(m, "id", ""),
 			           *content = hl_json_str_or(m, "content", "");
 			json_t *score = json_object_get(m, "score");
-			char task[HL_TASK_ID_MAX + 1], type[128], repo[256];
-			char *summary;
+			struct om_record r;
+			char *what, *resolution = NULL;
 
 			/* OpenMemory answers words shared with the query: only
 			 * healer's records of this failure type, never this
 			 * task's own (a retry's escalation record) */
 			if (json_array_size(similar) >= HL_MEMORY_K ||
-			    !om_record_head(content, task, sizeof(task), type, sizeof(type), repo,
-			                    sizeof(repo)) ||
-			    (exclude_task && strcmp(task, exclude_task) == 0) ||
-			    (failure_type && strcmp(type, failure_type) != 0) ||
-			    !hl_memory_in_scope(scope, repository, repo) ||
-			    (pass == 0) != (repository && strcasecmp(repo, repository) == 0))
+			    !om_record_parse(&r, content) ||
+			    (exclude_task && strcmp(r.task, exclude_task) == 0) ||
+			    (failure_type && strcmp(r.type, failure_type) != 0) ||
+			    !hl_memory_in_scope(scope, repository, r.repo) ||
+			    (pass == 0) != (repository && strcasecmp(r.repo, repository) == 0))
 				continue;
-			/* kept as the embedded memory's recall keeps a memory: one
-			 * line of at most NOTE_SUMMARY_MAX bytes (OpenMemory takes
-			 * 200,000 characters a memory, and k of them would fill
-			 * the prompt), no URL credentials */
-			summary = note_dup(content, NOTE_SUMMARY_MAX);
-			if (!summary || !*summary) {
-				free(summary);
+			/* kept as the embedded memory's recall keeps a memory:
+			 * what failed, and how it was resolved on one line of at
+			 * most NOTE_SUMMARY_MAX bytes (OpenMemory takes 200,000
+			 * characters a memory, and k of them would fill the
+			 * prompt), no URL credentials */
+			what = om_record_what(&r);
+			if (r.resolution_len)
+				resolution =
+				        note_dup(r.resolution, r.resolution_len < NOTE_SUMMARY_MAX
+				                                       ? r.resolution_len
+				                                       : NOTE_SUMMARY_MAX);
+			if (!what) {
+				free(resolution);
 				continue;
+			}
+			if (resolution && !*resolution) {
+				free(resolution);
+				resolution = NULL;
 			}
 			/* only ids OpenMemory gave: an empty one would be
 			 * reinforced (and refused) after a success */
 			if (*id)
 				json_array_append_new(*ids, json_string(id));
-			json_array_append_new(similar,
-			                      json_pack("{s:s, s:s, s:O?}", "id", id, "summary",
-			                                summary, "score", score));
-			/* a record of a fix says so ("... Fixed by ...") */
-			if (strstr(summary, "Fixed by "))
+			json_array_append_new(similar, json_pack("{s:s, s:s, s:O?, s:s?}", "id", id,
+			                                         "summary", what, "score", score,
+			                                         "resolution", resolution));
+			/* a known solution is a record whose head says the task
+			 * succeeded (never text after it: the evidence quotes the
+			 * failure's log) */
+			if (r.succeeded && resolution)
 				json_array_append_new(known, json_pack("{s:s, s:s, s:O?}", "id", id,
-				                                       "summary", summary, "score",
-				                                       score));
-			free(summary);
+				                                       "summary", resolution,
+				                                       "score", score));
+			free(what);
+			free(resolution);
 		}
 	}
 	return json_pack("{s:o, s:o}", "similar_failures", similar, "known_solutions", known);

@@ -83,10 +83,13 @@ int hl_memory_recall(json_t **history, json_t **ids, struct hl_store *s, const c
  * best first), which share words with the query: only the records healer
  * wrote (hl_memory_om_add_payload) of failure_type, never exclude_task's
  * own, within scope, at most HL_MEMORY_K of them, the repository's first,
- * then the best of the others, each kept as a recalled memory is (its first
- * line, at most 16 KiB, no URL credentials); those that record a fix are
- * known solutions too. *ids gets the ids OpenMemory gave (an empty id is
- * left out). New references. */
+ * then the best of the others, each kept as a recalled memory is (what
+ * failed as summary, how it was resolved as resolution: one line, at most
+ * 16 KiB, no URL credentials); those whose head says the task succeeded are
+ * known solutions too (their resolution; never decided by the text after
+ * the head, which quotes the failure's log). Records of older healers
+ * (evidence before the resolution) are read too. *ids gets the ids
+ * OpenMemory gave (an empty id is left out). New references. */
 json_t *hl_memory_history_from_matches(const json_t *matches, const char *repository,
                                        enum hl_memory_scope scope, const char *failure_type,
                                        const char *exclude_task, json_t **ids);
@@ -100,7 +103,9 @@ json_t *hl_memory_agent_records_json(const struct hl_agent_record *rec, size_t n
 /*
  * The outbox payload of a note for OpenMemory (JSON text, caller frees):
  * {"path":"/memory/add","body":{content, tags, metadata}}; the content
- * names the task, so two tasks never merge. HL_ENOMEM.
+ * names the task, so two tasks never merge: "healer task <id>: <type> in
+ * <repo> (workflow W, job J) <outcome>. <summary>" and, on a line of its
+ * own, "Evidence: <line>.". HL_ENOMEM.
  */
 int hl_memory_om_add_payload(char **out, const struct hl_memory_note *n, struct hl_err *err);
 /* {"path":"/memory/reinforce","body":{"id":id,"boost":boost}}. */

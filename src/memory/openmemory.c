@@ -55,9 +55,13 @@ hl_memory_om_add_payload(char **out, const struct hl_memory_note *n, struct hl_e
 	hl_buf_appendf(&content, "healer task %s: %s in %s (workflow %s, job %s) %s.", m->task_id,
 	               m->failure_type ? m->failure_type : "unknown", m->repository,
 	               m->workflow ? m->workflow : "?", m->job ? m->job : "?", m->outcome);
-	if (m->evidence)
-		hl_buf_appendf(&content, " Evidence: %s.", m->evidence);
+	/* the resolution first, on the head's line, the evidence (the
+	 * failure's log line, one line) on its own: what a reader cuts short
+	 * keeps the fix, and no log text comes before it
+	 * (hl_memory_history_from_matches) */
 	hl_buf_appendf(&content, " %s", m->summary ? m->summary : "");
+	if (m->evidence)
+		hl_buf_appendf(&content, "\nEvidence: %s.", m->evidence);
 	om_tag(tags, "", "healer");
 	om_tag(tags, "", m->event);
 	om_tag(tags, "repo:", m->repository);

@@ -3,10 +3,14 @@
  * with a generated tsvector (the 'simple' configuration) under a GIN index;
  * agent records and the insights' rows from the ledger.
  *
- * A search is the type's memories whose text matches any of the words
- * (to_tsquery of "w1 | w2 ..."), ranked by ts_rank times the memory's
- * weight, the repository's memories first; without words, the type's
- * memories by weight and recency.
+ * memory_terms counts the memories holding each lexeme (kept with each new
+ * memory). A search takes the query's rarest lexemes that occur at all and
+ * reads candidates: the newest PG_MEMORY_CANDIDATES memories of the type
+ * whose text holds any of them, in the repository (compared without case),
+ * and as many elsewhere; only those are ranked, by ts_rank times the
+ * memory's weight, the repository's first, so ranking costs the same
+ * whatever the store's size. Without words the candidates are the newest
+ * of the type, by weight.
  */
 #include "base/buf.h"
 #include "base/clock.h"
@@ -42,9 +46,12 @@ hl_pg_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 	hl_pg_text(&p, m->commits);
 	hl_pg_text(&p, m->summary);
 	hl_pg_int(&p, m->created_ms > 0 ? m->created_ms : hl_time_wall_ms());
+	/* one statement: the memory, and for a new one the count of each of
+	 * its lexemes in memory_terms (in the order of the terms, so two
+	 * writers never wait for each other's rows in turn) */
 	rc = hl_pg_exec(
 	        b, &r,
-	        "INSERT INTO memories (task_id, repository, workflow, job, failure_type,"
+	        "WITH m AS (INSERT INTO memories (task_id, repository, workflow, job, failure_type,"
 	        " event, outcome, evidence, first_agent, fixed_by, attempts_json,"
 	        " n_attempts, time_to_fix_ms, pr_url, commits, summary, created_ms)"
 	        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
@@ -54,11 +61,16 @@ hl_pg_memory_put(struct hl_store_backend *b, bool *created, const struct hl_memo
 	        " n_attempts = EXCLUDED.n_attempts,"
 	        " time_to_fix_ms = EXCLUDED.time_to_fix_ms, pr_url = EXCLUDED.pr_url,"
 	        " commits = EXCLUDED.commits, summary = EXCLUDED.summary"
-	        " WHERE memories.outcome IS DISTINCT FROM EXCLUDED.outcome",
+	        " WHERE memories.outcome IS DISTINCT FROM EXCLUDED.outcome"
+	        " RETURNING search, xmax = 0 AS fresh),"
+	        " t AS (INSERT INTO memory_terms (term, docs)"
+	        " SELECT w, 1 FROM m, unnest(tsvector_to_array(m.search)) w WHERE m.fresh"
+	        " ORDER BY w ON CONFLICT (term) DO UPDATE SET docs = memory_terms.docs + 1)"
+	        " SELECT COUNT(*) FROM m",
 	        &p, false, "memory", err);
 	if (rc < 0)
 		return rc;
-	*created = strcmp(PQcmdTuples(r), "1") == 0;
+	*created = hl_pg_int_at(r, 0, 0) == 1;
 	PQclear(r);
 	return 0;
 }
@@ -93,6 +105,65 @@ pg_memory_hit(struct hl_memory_hit *h, const PGresult *r, int i)
 	h->score = strtod(PQgetvalue(r, i, 19), NULL);
 }
 
+/* Matches ranked per search and side (the repository's, the others'): the
+ * newest, as on SQLite (SQ_MEMORY_CANDIDATES). */
+#define PG_MEMORY_CANDIDATES "64"
+/* Words searched: the rarest that some memory holds (SQ_MEMORY_TERMS). */
+#define PG_MEMORY_TERMS "4"
+
+/* clang-format off */
+/* The ids of the candidates: the newest PG_MEMORY_CANDIDATES memories of
+ * the type (not $3's) matching `match`, in the repository $2 (without case),
+ * then as many elsewhere; newest by `id` (an expression of it keeps the
+ * primary key's order out of the plan). */
+#define PG_MEMORY_CANDIDATE_IDS(match, id)                                            \
+	"(SELECT id FROM memories WHERE failure_type = $1"                            \
+	" AND lower(repository) = lower($2) AND task_id <> $3" match                   \
+	" ORDER BY " id " DESC LIMIT " PG_MEMORY_CANDIDATES ")"                       \
+	" UNION ALL (SELECT id FROM memories WHERE failure_type = $1"                 \
+	" AND lower(repository) <> lower($2) AND task_id <> $3" match                  \
+	" ORDER BY " id " DESC LIMIT " PG_MEMORY_CANDIDATES ")"
+
+/* The query's words folded as the index folds them (to_tsvector with its
+ * configuration): the PG_MEMORY_TERMS rarest that some memory holds (one
+ * seek each in memory_terms), as a tsquery text matching any of them, and
+ * how many memories hold them at most (the sum). */
+#define PG_MEMORY_RAREST                                                              \
+	"SELECT string_agg(quote_literal(term), ' | '), COALESCE(SUM(docs), 0) FROM"  \
+	" (SELECT t.term, t.docs FROM memory_terms t WHERE t.term IN"                 \
+	" (SELECT unnest(tsvector_to_array(to_tsvector('simple', $1))))"              \
+	" ORDER BY t.docs, t.term LIMIT " PG_MEMORY_TERMS ") w"
+
+/* The search's statement for a tsquery $5 of few memories: the full-text
+ * index finds them all (id + 0: not a walk of the newest memories, which
+ * would read most of the table to find a few). */
+#define PG_MEMORY_SIMILAR_SPARSE                                                      \
+	"SELECT " PG_MEMORY_COLS ", ts_rank(search, to_tsquery('simple', $5)) * weight" \
+	" AS score FROM memories WHERE id IN ("                                       \
+	PG_MEMORY_CANDIDATE_IDS(" AND search @@ to_tsquery('simple', $5)", "id + 0")  \
+	")"                                                                           \
+	" ORDER BY lower(repository) = lower($2) DESC, score DESC, id DESC LIMIT $4"
+/* ... and of many: the newest memories of the type are read until enough
+ * match (IS TRUE keeps the full-text index, which would read every match,
+ * out of the plan). */
+#define PG_MEMORY_SIMILAR_DENSE                                                       \
+	"SELECT " PG_MEMORY_COLS ", ts_rank(search, to_tsquery('simple', $5)) * weight" \
+	" AS score FROM memories WHERE id IN ("                                       \
+	PG_MEMORY_CANDIDATE_IDS(" AND (search @@ to_tsquery('simple', $5)) IS TRUE",   \
+	                        "id")                                                 \
+	")"                                                                           \
+	" ORDER BY lower(repository) = lower($2) DESC, score DESC, id DESC LIMIT $4"
+/* Memories holding the words (the sum) above which a search reads the newest
+ * memories rather than every match. */
+#define PG_MEMORY_DENSE 2048
+
+/* Without words: the newest candidates of the type, by weight. */
+#define PG_MEMORY_SIMILAR_ANY                                                         \
+	"SELECT " PG_MEMORY_COLS ", weight AS score FROM memories WHERE id IN ("      \
+	PG_MEMORY_CANDIDATE_IDS("", "id") ")"                                         \
+	" ORDER BY lower(repository) = lower($2) DESC, score DESC, id DESC LIMIT $4"
+/* clang-format on */
+
 int
 hl_pg_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, size_t *n,
                      const struct hl_memory_query *q, char (*words)[HL_MEMORY_WORD_MAX],
@@ -103,33 +174,50 @@ hl_pg_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 	struct hl_memory_hit *hits = NULL;
 	PGresult *r = NULL;
 	size_t i, k = 0;
+	int64_t docs = 0;
 	int rc;
 
+	/* the words, folded as the index folds them: the rarest */
 	for (i = 0; i < n_words; i++)
-		hl_buf_appendf(&tsq, "%s%s", i ? " | " : "", words[i]);
+		hl_buf_appendf(&tsq, "%s%s", i ? " " : "", words[i]);
 	if (hl_buf_error(&tsq)) {
 		hl_buf_release(&tsq);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	if (n_words) {
+		hl_pg_text(&p, tsq.data);
+		rc = hl_pg_exec(b, &r, PG_MEMORY_RAREST, &p, false, "memory search", err);
+		hl_buf_reset(&tsq);
+		if (rc < 0 || !hl_pg_get(r, 0, 0)) { /* an error, or no memory holds any */
+			hl_buf_release(&tsq);
+			if (rc < 0)
+				return rc;
+			PQclear(r);
+			*out = calloc(1, sizeof(**out));
+			*n = 0;
+			return *out ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
+		hl_buf_append_str(&tsq, hl_pg_get(r, 0, 0));
+		docs = hl_pg_int_at(r, 0, 1);
+		PQclear(r);
+		r = NULL;
+		p.n = 0;
+		if (hl_buf_error(&tsq)) {
+			hl_buf_release(&tsq);
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
 	}
 	hl_pg_text(&p, q->failure_type);
 	hl_pg_text(&p, q->repository ? q->repository : "");
 	hl_pg_text(&p, q->exclude_task ? q->exclude_task : "");
 	hl_pg_int(&p, (int64_t)q->k);
-	if (n_words) {
+	if (n_words)
 		hl_pg_text(&p, tsq.data);
-		rc = hl_pg_exec(b, &r,
-		                "SELECT " PG_MEMORY_COLS ", ts_rank(search, q) * weight AS score"
-		                " FROM memories, to_tsquery('simple', $5) q"
-		                " WHERE failure_type = $1 AND search @@ q AND task_id <> $3"
-		                " ORDER BY repository = $2 DESC, score DESC, id DESC LIMIT $4",
-		                &p, false, "memory search", err);
-	} else {
-		rc = hl_pg_exec(b, &r,
-		                "SELECT " PG_MEMORY_COLS ", weight AS score FROM memories"
-		                " WHERE failure_type = $1 AND task_id <> $3"
-		                " ORDER BY repository = $2 DESC, score DESC, id DESC LIMIT $4",
-		                &p, false, "memory search", err);
-	}
+	rc = hl_pg_exec(b, &r,
+	                !n_words                 ? PG_MEMORY_SIMILAR_ANY
+	                : docs > PG_MEMORY_DENSE ? PG_MEMORY_SIMILAR_DENSE
+	                                         : PG_MEMORY_SIMILAR_SPARSE,
+	                &p, false, "memory search", err);
 	hl_buf_release(&tsq);
 	if (rc < 0)
 		return rc;
@@ -197,7 +285,7 @@ hl_pg_agent_records(struct hl_store_backend *b, struct hl_agent_record *out, siz
 	        b, &r,
 	        "SELECT a.agent, COUNT(*), SUM(CASE WHEN a.outcome = 'success' THEN 1 ELSE 0 END)"
 	        " FROM attempts a JOIN remediation_tasks t ON t.task_id = a.task_id"
-	        " WHERE a.repository = $1 AND t.failure_type = $2 AND a.kind = 'agent'"
+	        " WHERE lower(a.repository) = lower($1) AND t.failure_type = $2 AND a.kind = 'agent'"
 	        " AND a.agent IS NOT NULL"
 	        " AND a.outcome IN ('success', 'ci_still_failing', 'agent_failed', 'timeout')"
 	        " GROUP BY a.agent ORDER BY a.agent LIMIT $3",
@@ -293,7 +381,7 @@ hl_pg_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
 	        "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
 	        " FROM remediation_tasks WHERE created_ms >= $1"
 	        " AND ($2::text IS NULL OR lower(repository) = lower($2)) AND state <> 'skipped'"
-	        " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
+	        " AND run_id > 0 GROUP BY lower(repository), run_id, COALESCE(job, '')"
 	        " HAVING COUNT(*) > 1) x",
 	        &p, false, "insights", err);
 	if (rc < 0)

@@ -23,6 +23,7 @@
 #include "base/str.h"
 #include "sqlite_impl.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,8 +34,9 @@
 #define SQ_MEMORY_BODY_WORDS 256 /* words of a memory counted in memory_terms */
 #define SQ_MEMORY_CANDIDATES 64  /* matches ranked per pass, the newest */
 
-/* A repository as one index token: "r" and 16 hex digits of its FNV-1a
- * hash (a name's '/', '-' and '.' would split it into words). */
+/* A repository as one index token: "r" and 16 hex digits of the FNV-1a
+ * hash of its lower-cased name (a name's '/', '-' and '.' would split it
+ * into words; GitHub's names ignore case, as the scopes do). */
 static void
 sq_memory_repo_token(char *out, size_t size, const char *repository)
 {
@@ -42,7 +44,7 @@ sq_memory_repo_token(char *out, size_t size, const char *repository)
 	const unsigned char *p = (const unsigned char *)(repository ? repository : "");
 
 	for (; *p; p++) {
-		h ^= *p;
+		h ^= (unsigned char)tolower(*p);
 		h *= 1099511628211ULL;
 	}
 	snprintf(out, size, "r%016llx", (unsigned long long)h);
@@ -58,6 +60,76 @@ sq_memory_body(struct hl_buf *b, const struct hl_memory_in *m)
 	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		if (parts[i] && *parts[i])
 			hl_buf_appendf(b, "%s%s", b->len ? "\n" : "", parts[i]);
+}
+
+/* The words the index's tokenizer makes of some text (sq_memory_tokens). */
+struct sq_tokens {
+	char (*out)[HL_MEMORY_WORD_MAX];
+	size_t n, max;
+};
+
+/* Keeps a token as the front end keeps a word (hl_store_memory_words): at
+ * least three characters, not all digits, each once. */
+static int
+sq_memory_token(void *ctx, int flags, const char *tok, int len, int start, int end)
+{
+	struct sq_tokens *t = ctx;
+	size_t chars = 0, i;
+	bool digits = true;
+
+	(void)start;
+	(void)end;
+	if (flags & FTS5_TOKEN_COLOCATED)
+		return SQLITE_OK;
+	if (t->n >= t->max)
+		return SQLITE_DONE;
+	for (i = 0; i < (size_t)len; i++) {
+		chars += ((unsigned char)tok[i] & 0xc0) != 0x80;
+		digits &= tok[i] >= '0' && tok[i] <= '9';
+	}
+	if (chars < 3 || (size_t)len >= HL_MEMORY_WORD_MAX || digits)
+		return SQLITE_OK;
+	memcpy(t->out[t->n], tok, (size_t)len);
+	t->out[t->n][len] = '\0';
+	for (i = 0; i < t->n; i++)
+		if (strcmp(t->out[i], t->out[t->n]) == 0)
+			return SQLITE_OK;
+	t->n++;
+	return SQLITE_OK;
+}
+
+/*
+ * Appends to out[*n..max) the terms memories_fts's own tokenizer (unicode61,
+ * '_' a word character: case folded, diacritics removed) makes of text, so
+ * a word is looked up as the index holds it ("Überweisung" is
+ * "uberweisung"). Returns 0, or -1 when FTS5's tokenizer is unavailable.
+ */
+static int
+sq_memory_tokens(sqlite3 *db, char (*out)[HL_MEMORY_WORD_MAX], size_t *n, size_t max,
+                 const char *text)
+{
+	static const char *args[] = { "tokenchars", "_" };
+	struct sq_tokens t = { .out = out, .n = *n, .max = max };
+	fts5_api *api = NULL;
+	fts5_tokenizer tok;
+	Fts5Tokenizer *tk = NULL;
+	sqlite3_stmt *st = NULL;
+	void *ud = NULL;
+
+	if (sqlite3_prepare_v2(db, "SELECT fts5(?1)", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_pointer(st, 1, (void *)&api, "fts5_api_ptr", NULL);
+	(void)sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (!api || api->xFindTokenizer(api, "unicode61", &ud, &tok) != SQLITE_OK ||
+	    tok.xCreate(ud, args, 2, &tk) != SQLITE_OK)
+		return -1;
+	if (text && *text)
+		(void)tok.xTokenize(tk, &t, FTS5_TOKENIZE_DOCUMENT, text, (int)strlen(text),
+		                    sq_memory_token);
+	tok.xDelete(tk);
+	*n = t.n;
+	return 0;
 }
 
 /* Counts a new memory's words in memory_terms (inside its transaction). */
@@ -76,7 +148,9 @@ sq_memory_count_terms(struct hl_store_backend *b, const char *text, struct hl_er
 		return words ? hl_sq_fail(err, b->db, "memory terms")
 		             : hl_err_set(err, HL_ENOMEM, "out of memory");
 	}
-	n = hl_store_memory_words(words, SQ_MEMORY_BODY_WORDS, text);
+	n = 0;
+	if (sq_memory_tokens(b->db, words, &n, SQ_MEMORY_BODY_WORDS, text) < 0)
+		rc = hl_err_set(err, HL_EDB, "sqlite: FTS5's tokenizer is not available");
 	for (i = 0; i < n && rc == 0; i++) {
 		sqlite3_bind_text(st, 1, words[i], -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE)
@@ -211,8 +285,11 @@ out:
 	return rc;
 }
 
-/* Indexes every memory again under rowid -id, once, when the index still
- * holds rows under +id (a store written before the newest-first order). */
+/* Indexes every memory again under rowid -id and counts its words in
+ * memory_terms again, once, when the index still holds rows under +id (a
+ * store written before the newest-first order) or memory_reindex asks for it
+ * (migration 24: repository tokens without case, words as the tokenizer
+ * folds them). */
 int
 hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
 {
@@ -221,8 +298,11 @@ hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
 	char repo[24];
 	int rc, step;
 
-	rc = sqlite3_prepare_v2(b->db, "SELECT rowid FROM memories_fts WHERE rowid > 0 LIMIT 1", -1,
-	                        &rd, NULL);
+	rc = sqlite3_prepare_v2(
+	        b->db,
+	        "SELECT 1 FROM memory_reindex UNION ALL"
+	        " SELECT * FROM (SELECT 1 FROM memories_fts WHERE rowid > 0 LIMIT 1)",
+	        -1, &rd, NULL);
 	if (rc != SQLITE_OK)
 		return hl_sq_fail(err, b->db, "memory index check");
 	step = sqlite3_step(rd);
@@ -234,7 +314,9 @@ hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
 		return hl_sq_fail(err, b->db, "memory index check");
 	if ((rc = hl_sq_begin(b, "memory index", err)) < 0)
 		return rc;
-	if (sqlite3_exec(b->db, "INSERT INTO memories_fts (memories_fts) VALUES ('delete-all')",
+	if (sqlite3_exec(b->db,
+	                 "INSERT INTO memories_fts (memories_fts) VALUES ('delete-all');"
+	                 " DELETE FROM memory_terms; DELETE FROM memory_reindex",
 	                 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(b->db,
 	                       "SELECT id, repository, failure_type, workflow, job, evidence,"
@@ -274,6 +356,8 @@ hl_sq_memory_upgrade(struct hl_store_backend *b, struct hl_err *err)
 			goto fail;
 		}
 		sqlite3_reset(wr);
+		if ((rc = sq_memory_count_terms(b, body.data ? body.data : "", err)) < 0)
+			goto fail;
 	}
 	if (step != SQLITE_DONE) {
 		rc = hl_sq_fail(err, b->db, "memory index rebuild");
@@ -472,9 +556,15 @@ hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 	struct hl_memory_hit *hits = NULL;
 	const char *terms[HL_MEMORY_WORDS_MAX];
 	int64_t docs[HL_MEMORY_WORDS_MAX], total = sq_memory_total(b);
-	char repo[24], weights[256] = "0";
-	size_t k = 0, i, nt = sq_memory_terms(b, terms, docs, words, n_words), len;
+	char repo[24], weights[256] = "0", folded[HL_MEMORY_WORDS_MAX][HL_MEMORY_WORD_MAX];
+	size_t k = 0, i, nt, len, nf = 0;
 	int rc = 0;
+
+	/* each word as the index holds it (one word may be several terms) */
+	for (i = 0; i < n_words; i++)
+		if (sq_memory_tokens(b->db, folded, &nf, HL_MEMORY_WORDS_MAX, words[i]) < 0)
+			return hl_err_set(err, HL_EDB, "sqlite: FTS5's tokenizer is not available");
+	nt = sq_memory_terms(b, terms, docs, folded, nf);
 
 	/* BM25's IDF of each word; the phrases are numbered as they appear in
 	 * the query: the type, the words, then the repository (weight 0) */
@@ -485,7 +575,8 @@ hl_sq_memory_similar(struct hl_store_backend *b, struct hl_memory_hit **out, siz
 		snprintf(weights + len, sizeof(weights) - len, " %.4f", idf > 0 ? idf : 0.0001);
 	}
 
-	/* the type as one quoted token; words are [a-z0-9_] only (the front end) */
+	/* the type as one quoted token; terms are the tokenizer's (letters,
+	 * digits and '_': never a quote) */
 	hl_buf_append_str(&base, "failure_type : \"");
 	for (i = 0; q->failure_type[i]; i++)
 		if (q->failure_type[i] != '"')
@@ -573,13 +664,14 @@ hl_sq_agent_records(struct hl_store_backend *b, struct hl_agent_record *out, siz
                     const char *repository, const char *failure_type, struct hl_err *err)
 {
 	sqlite3_stmt *st = hl_sq_prepare(
-	        b, "SELECT a.agent, COUNT(*),"
-	           " SUM(CASE WHEN a.outcome = 'success' THEN 1 ELSE 0 END)"
-	           " FROM attempts a JOIN remediation_tasks t ON t.task_id = a.task_id"
-	           " WHERE a.repository = ?1 AND t.failure_type = ?2 AND a.kind = 'agent'"
-	           " AND a.agent IS NOT NULL"
-	           " AND a.outcome IN ('success', 'ci_still_failing', 'agent_failed', 'timeout')"
-	           " GROUP BY a.agent ORDER BY a.agent LIMIT ?3");
+	        b,
+	        "SELECT a.agent, COUNT(*),"
+	        " SUM(CASE WHEN a.outcome = 'success' THEN 1 ELSE 0 END)"
+	        " FROM attempts a JOIN remediation_tasks t ON t.task_id = a.task_id"
+	        " WHERE a.repository = ?1 COLLATE NOCASE AND t.failure_type = ?2 AND a.kind = 'agent'"
+	        " AND a.agent IS NOT NULL"
+	        " AND a.outcome IN ('success', 'ci_still_failing', 'agent_failed', 'timeout')"
+	        " GROUP BY a.agent ORDER BY a.agent LIMIT ?3");
 	size_t k = 0;
 	int rc = SQLITE_DONE;
 
@@ -679,7 +771,7 @@ hl_sq_insight_dedup(struct hl_store_backend *b, struct hl_insight_dedup *out,
 	        b, "SELECT COALESCE(SUM(c - 1), 0) FROM (SELECT COUNT(*) AS c"
 	           " FROM remediation_tasks WHERE created_ms >= ?1"
 	           " AND (?2 IS NULL OR repository = ?2 COLLATE NOCASE) AND state <> 'skipped'"
-	           " AND run_id > 0 GROUP BY repository, run_id, COALESCE(job, '')"
+	           " AND run_id > 0 GROUP BY lower(repository), run_id, COALESCE(job, '')"
 	           " HAVING COUNT(*) > 1)");
 	if (!st)
 		return hl_sq_fail(err, b->db, "insights");

@@ -4,9 +4,13 @@
  * full-text searches are given), the store mutex around each backend call,
  * and hit ownership.
  *
- * A query's words are cut from free text: runs of letters, digits and '_'
- * of at least three characters, lower-cased, not all digits, each once, at
- * most HL_MEMORY_WORDS_MAX; nothing else reaches a backend's query syntax.
+ * A query's words are cut from free text: runs of ASCII letters, digits,
+ * '_' and non-ASCII characters (valid UTF-8 only; invalid bytes end a word)
+ * of at least three characters, ASCII lower-cased, not all digits, each
+ * once, at most HL_MEMORY_WORDS_MAX; nothing else reaches a backend's query
+ * syntax. Each backend folds them as its index does (SQLite through FTS5's
+ * own tokenizer; PostgreSQL through to_tsvector with the index's
+ * configuration).
  */
 #include "base/str.h"
 #include "store_front.h"
@@ -18,35 +22,45 @@
 
 #define MEMORY_K_MAX 50
 
-static bool
-memory_word_char(unsigned char c)
+/* The bytes at p that make one character of a word: an ASCII letter,
+ * digit or '_' (1), a valid UTF-8 sequence of a non-ASCII character (its
+ * length: the backends' tokenizers decide which of those are letters), or
+ * 0 for anything else. */
+static size_t
+memory_word_char(const unsigned char *p)
 {
-	return isalnum(c) || c == '_';
+	size_t len;
+
+	if (*p < 0x80)
+		return (isalnum(*p) || *p == '_') ? 1 : 0;
+	len = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+	return hl_utf8_valid_len((const char *)p, strnlen((const char *)p, len)) == len ? len : 0;
 }
 
 size_t
 hl_store_memory_words(char (*out)[HL_MEMORY_WORD_MAX], size_t max, const char *text)
 {
 	const unsigned char *p = (const unsigned char *)(text ? text : "");
-	size_t n = 0, i;
+	size_t n = 0, i, c;
 
 	while (*p && n < max) {
 		const unsigned char *w;
-		size_t len;
+		size_t len, chars = 0;
 		bool digits = true;
 
-		while (*p && !memory_word_char(*p))
+		while (*p && !memory_word_char(p))
 			p++;
 		w = p;
-		while (*p && memory_word_char(*p)) {
+		while (*p && (c = memory_word_char(p))) {
 			digits &= isdigit(*p) != 0;
-			p++;
+			chars++;
+			p += c;
 		}
 		len = (size_t)(p - w);
-		if (len < 3 || len >= HL_MEMORY_WORD_MAX || digits)
+		if (chars < 3 || len >= HL_MEMORY_WORD_MAX || digits)
 			continue;
 		for (i = 0; i < len; i++)
-			out[n][i] = (char)tolower(w[i]);
+			out[n][i] = w[i] < 0x80 ? (char)tolower(w[i]) : (char)w[i];
 		out[n][len] = '\0';
 		for (i = 0; i < n; i++)
 			if (strcmp(out[i], out[n]) == 0)

@@ -40,14 +40,14 @@ pg_conninfo(char *out, size_t size, const char *db)
 }
 
 static int
-pg_run(const char *sql)
+pg_run_in(const char *db, const char *sql)
 {
 	char ci[512];
 	PGconn *c;
 	PGresult *r;
 	int rc;
 
-	pg_conninfo(ci, sizeof(ci), "postgres");
+	pg_conninfo(ci, sizeof(ci), db);
 	c = PQconnectdb(ci);
 	if (PQstatus(c) != CONNECTION_OK) {
 		PQfinish(c);
@@ -58,6 +58,12 @@ pg_run(const char *sql)
 	PQclear(r);
 	PQfinish(c);
 	return rc;
+}
+
+static int
+pg_run(const char *sql)
+{
+	return pg_run_in("postgres", sql);
 }
 
 static int
@@ -473,6 +479,213 @@ test_memory_store_agent_records_and_rows(void **state)
 	assert_int_equal(d.leaked, 0);
 }
 
+/* An exact repeat of a log line whose words are not ASCII finds its memory:
+ * the words are whole UTF-8 words, folded as the index folds them (before,
+ * "Überweisung" was searched as "berweisung", which no index holds). */
+static void
+test_memory_store_similar_non_ascii_words(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	size_t n = 0;
+
+	remember(f, "t-de", "acme/bank", "rust_test",
+	         "Fehler: Überweisung für Kontoführung gescheitert", "rex", NULL);
+	remember(f, "t-ru", "acme/bank", "rust_test", "Ошибка: перевод отклонён сервером", "rex",
+	         NULL);
+	remember(f, "t-en", "acme/bank", "rust_test", "error: transfer timed out", "rex", NULL);
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){
+	                                 .repository = "acme/bank",
+	                                 .failure_type = "rust_test",
+	                                 .text = "Fehler: Überweisung für Kontoführung gescheitert",
+	                                 .k = 5 },
+	                         &err),
+	                 0);
+	assert_true(n >= 1);
+	assert_string_equal(h[0].task_id, "t-de");
+	hl_memory_hits_free(h, n);
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){ .repository = "acme/bank",
+	                                                    .failure_type = "rust_test",
+	                                                    .text = "ОШИБКА: перевод отклонён",
+	                                                    .k = 5 },
+	                         &err),
+	                 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].task_id, "t-ru");
+	hl_memory_hits_free(h, n);
+}
+
+/* GitHub's repository names ignore case: a memory of Acme/Web comes first
+ * for acme/web; the agent records of ACME/Platform are acme/platform's; one
+ * failure remediated twice under two spellings of its repository is
+ * leaked once. */
+static void
+test_memory_store_repository_case(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	struct hl_agent_record rec[HL_AGENT_RECORDS_MAX];
+	struct hl_insight_dedup d;
+	size_t n = 0;
+	int i;
+
+	remember(f, "t-mine", "Acme/Web", "rust_clippy", "error: unused import `std::fmt`", "rex",
+	         NULL);
+	remember(f, "t-theirs", "other/web", "rust_clippy", "error: unused import `std::fmt`",
+	         "rex", NULL);
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .repository = "acme/web",
+	                                                           .failure_type = "rust_clippy",
+	                                                           .text = "error: unused import",
+	                                                           .k = 5 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 2);
+	assert_string_equal(h[0].task_id, "t-mine");
+	hl_memory_hits_free(h, n);
+
+	task_with_attempts(f, "t1", "acme/platform", "rust_clippy", HL_TASK_ESCALATED,
+	                   (const char *const[]){ "rex" },
+	                   (const enum hl_attempt_outcome[]){ HL_OUTCOME_AGENT_FAILED }, 1);
+	assert_int_equal(hl_store_agent_records(f->s, rec, HL_AGENT_RECORDS_MAX, &n,
+	                                        "ACME/Platform", "rust_clippy", &err),
+	                 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rec[0].finished, 1);
+
+	for (i = 0; i < 2; i++)
+		assert_int_equal(
+		        hl_store_task_put(
+		                f->s,
+		                &(struct hl_task){ .task_id = i ? "t-leak-2" : "t-leak-1",
+		                                   .repository = i ? "Acme/Leak" : "acme/leak",
+		                                   .run_id = 777,
+		                                   .job = "lint",
+		                                   .failure_type = "rust_clippy",
+		                                   .state = HL_TASK_RUNNING },
+		                &err),
+		        0);
+	assert_int_equal(hl_store_insight_dedup(f->s, &d, &(struct hl_insight_filter){ 0 }, &err),
+	                 0);
+	assert_int_equal(d.leaked, 1);
+}
+
+/* A search ranks a bounded number of candidates, the newest matches, on
+ * either backend: a memory older than the newest 64 matches elsewhere is
+ * not read, however heavy (before, PostgreSQL ranked every match of the
+ * type, its cost growing with the store). */
+static void
+test_memory_store_similar_is_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	char task[32];
+	size_t n = 0, i;
+
+	for (i = 0; i < 70; i++) {
+		snprintf(task, sizeof(task), "t-many-%02zu", i);
+		remember(f, task, "other/many", "go_vet", "vet: widget copies lock value", "rex",
+		         NULL);
+	}
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){
+	                                 .failure_type = "go_vet", .text = "widget lock", .k = 5 },
+	                         &err),
+	                 0);
+	assert_int_equal(n, 5);
+	assert_string_equal(h[0].task_id, "t-many-69");
+	/* the oldest made far heavier than the rest: still not a candidate */
+	assert_int_equal(hl_store_memory_reinforce(f->s, h[0].id - 69, 100, &err), 0);
+	hl_memory_hits_free(h, n);
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .repository = "acme/x",
+	                                                           .failure_type = "go_vet",
+	                                                           .text = "widget lock",
+	                                                           .k = 5 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 5);
+	for (i = 0; i < n; i++)
+		assert_string_not_equal(h[i].task_id, "t-many-00");
+	hl_memory_hits_free(h, n);
+	/* PostgreSQL: words many memories hold are searched by reading the
+	 * newest memories until enough match, with the same answer */
+	if (pg_mode) {
+		assert_int_equal(pg_run_in(f->db, "UPDATE memory_terms SET docs = 1000000"), 0);
+		assert_int_equal(
+		        hl_store_memory_similar(f->s, &h, &n,
+		                                &(struct hl_memory_query){ .repository = "acme/x",
+		                                                           .failure_type = "go_vet",
+		                                                           .text = "widget lock",
+		                                                           .k = 5 },
+		                                &err),
+		        0);
+		assert_int_equal(n, 5);
+		assert_string_equal(h[0].task_id, "t-many-69");
+		for (i = 0; i < n; i++)
+			assert_string_not_equal(h[i].task_id, "t-many-00");
+		hl_memory_hits_free(h, n);
+	}
+	assert_int_equal(hl_store_memory_similar(
+	                         f->s, &h, &n,
+	                         &(struct hl_memory_query){ .failure_type = "go_vet", .k = 5 },
+	                         &err),
+	                 0);
+	for (i = 0; i < n; i++)
+		assert_string_not_equal(h[i].task_id, "t-many-00");
+	hl_memory_hits_free(h, n);
+}
+
+/* A SQLite store from before migration 24 (words counted as ASCII
+ * fragments, repository tokens hashed with their case) is indexed again
+ * when it is opened. */
+static void
+test_memory_store_reindexed_after_migration(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_memory_hit *h = NULL;
+	sqlite3 *db = NULL;
+	char path[128];
+	size_t n = 0;
+
+	remember(f, "t-de", "Acme/Bank", "rust_test", "Fehler: Überweisung gescheitert", "rex",
+	         NULL);
+	hl_store_close(f->s);
+	f->s = NULL;
+	snprintf(path, sizeof(path), "%s/healer.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "DELETE FROM memory_terms;"
+	                              "INSERT INTO memory_terms VALUES ('berweisung', 1);"
+	                              "INSERT INTO memory_reindex (one) VALUES (1);",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(hl_store_open(&f->s, f->url, &err), 0);
+	assert_int_equal(
+	        hl_store_memory_similar(f->s, &h, &n,
+	                                &(struct hl_memory_query){ .repository = "acme/bank",
+	                                                           .failure_type = "rust_test",
+	                                                           .text = "Überweisung",
+	                                                           .k = 5 },
+	                                &err),
+	        0);
+	assert_int_equal(n, 1);
+	assert_string_equal(h[0].task_id, "t-de");
+	hl_memory_hits_free(h, n);
+}
+
 int
 main(void)
 {
@@ -486,11 +699,18 @@ main(void)
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memory_store_agent_records_and_rows, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_memory_store_similar_non_ascii_words, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_memory_store_repository_case, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memory_store_similar_is_bounded, setup,
+		                                teardown),
 		/* SQLite only (last): the layout of its full-text index */
+		cmocka_unit_test_setup_teardown(test_memory_store_reindexed_after_migration, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_memory_store_old_index_is_rebuilt, setup,
 		                                teardown),
 	};
 	size_t n = sizeof(tests) / sizeof(tests[0]);
 
-	return _cmocka_run_group_tests("memory-store", tests, pg_mode ? n - 1 : n, NULL, NULL);
+	return _cmocka_run_group_tests("memory-store", tests, pg_mode ? n - 2 : n, NULL, NULL);
 }
