@@ -44,6 +44,30 @@ om_tag(json_t *tags, const char *prefix, const char *v)
 	json_array_append_new(tags, json_string(t));
 }
 
+/* A workflow or job name in a record's head: the head ends at the first
+ * ") succeeded." or ") escalated." after the repository
+ * (hl_memory_history_from_matches), and a fork's pull request names its
+ * own workflows and jobs, so a name can hold neither ')' nor a line end. */
+static void
+om_append_name(struct hl_buf *b, const char *name)
+{
+	const char *p;
+
+	if (!name || !*name) {
+		hl_buf_append_str(b, "?");
+		return;
+	}
+	for (p = name; *p; p++) {
+		char c = *p;
+
+		if (c == ')')
+			c = ']';
+		else if ((unsigned char)c < 0x20 || c == 0x7f)
+			c = ' ';
+		hl_buf_append(b, &c, 1);
+	}
+}
+
 int
 hl_memory_om_add_payload(char **out, const struct hl_memory_note *n, struct hl_err *err)
 {
@@ -52,9 +76,12 @@ hl_memory_om_add_payload(char **out, const struct hl_memory_note *n, struct hl_e
 	json_t *tags = json_array(), *meta, *atts;
 	int rc;
 
-	hl_buf_appendf(&content, "healer task %s: %s in %s (workflow %s, job %s) %s.", m->task_id,
-	               m->failure_type ? m->failure_type : "unknown", m->repository,
-	               m->workflow ? m->workflow : "?", m->job ? m->job : "?", m->outcome);
+	hl_buf_appendf(&content, "healer task %s: %s in %s (workflow ", m->task_id,
+	               m->failure_type ? m->failure_type : "unknown", m->repository);
+	om_append_name(&content, m->workflow);
+	hl_buf_append_str(&content, ", job ");
+	om_append_name(&content, m->job);
+	hl_buf_appendf(&content, ") %s.", m->outcome);
 	/* the resolution first, on the head's line, the evidence (the
 	 * failure's log line, one line) on its own: what a reader cuts short
 	 * keeps the fix, and no log text comes before it
