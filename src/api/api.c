@@ -52,6 +52,13 @@ api_nstr(const char *s)
 	return s && *s ? api_fstr(s) : json_null();
 }
 
+/* api_str, with "" as null (a list's absent names). */
+static json_t *
+api_str_or_null(const char *s)
+{
+	return s && *s ? api_str(s) : json_null();
+}
+
 static json_t *
 api_time(int64_t ms)
 {
@@ -61,6 +68,16 @@ api_time(int64_t ms)
 		return json_null();
 	hl_time_rfc3339(ts, sizeof(ts), ms);
 	return json_string(ts);
+}
+
+/* Seconds from a task's creation to its verified success; null for a task
+ * that has not succeeded. The task document and the lists both use it. */
+static json_t *
+api_time_to_fix(enum hl_task_state state, int64_t created_ms, int64_t finished_ms)
+{
+	if (state != HL_TASK_SUCCEEDED || !finished_ms)
+		return json_null();
+	return json_real((double)(finished_ms - created_ms) / 1000.0);
 }
 
 static json_t *
@@ -163,6 +180,8 @@ hl_api_task_json(const struct hl_task_record *t)
 	json_object_set_new(o, "created_at", api_time(t->created_ms));
 	json_object_set_new(o, "updated_at", api_time(t->updated_ms));
 	json_object_set_new(o, "finished_at", api_time(t->finished_ms));
+	json_object_set_new(o, "time_to_fix_seconds",
+	                    api_time_to_fix(t->state, t->created_ms, t->finished_ms));
 	json_object_set_new(o, "queued_at", api_time(t->queued_ms));
 	arr = json_array();
 	for (i = 0; arr && i < t->n_attempts; i++)
@@ -221,12 +240,13 @@ hl_api_task_summary_json(const struct hl_task_summary *t)
 		return NULL;
 	json_object_set_new(o, "task_id", api_fstr(t->task_id));
 	json_object_set_new(o, "state", json_string(hl_task_state_name(t->state)));
-	json_object_set_new(o, "reason", api_nstr(t->reason));
+	/* the names whole, as the task's document shows them (api_str) */
+	json_object_set_new(o, "reason", api_str_or_null(t->reason));
 	json_object_set_new(o, "kind", api_nstr(t->kind));
-	json_object_set_new(o, "repository", api_nstr(t->repository));
-	json_object_set_new(o, "branch", api_nstr(t->branch));
-	json_object_set_new(o, "workflow", api_nstr(t->workflow));
-	json_object_set_new(o, "job", api_nstr(t->job));
+	json_object_set_new(o, "repository", api_str_or_null(t->repository));
+	json_object_set_new(o, "branch", api_str_or_null(t->branch));
+	json_object_set_new(o, "workflow", api_str_or_null(t->workflow));
+	json_object_set_new(o, "job", api_str_or_null(t->job));
 	json_object_set_new(o, "agent", api_nstr(t->agent));
 	json_object_set_new(o, "failure_type", api_nstr(t->failure_type));
 	json_object_set_new(o, "attempts", json_integer(t->attempts));
@@ -236,8 +256,6 @@ hl_api_task_summary_json(const struct hl_task_summary *t)
 	json_object_set_new(o, "updated_at", api_time(t->updated_ms));
 	json_object_set_new(o, "finished_at", api_time(t->finished_ms));
 	json_object_set_new(o, "time_to_fix_seconds",
-	                    t->state == HL_TASK_SUCCEEDED && t->finished_ms
-	                            ? json_real((double)(t->finished_ms - t->created_ms) / 1000.0)
-	                            : json_null());
+	                    api_time_to_fix(t->state, t->created_ms, t->finished_ms));
 	return o;
 }

@@ -815,11 +815,13 @@ hl_api_insights_text(struct hl_buf *b, const json_t *doc)
 
 /* ---- Prometheus -------------------------------------------------------- */
 
+/* One sample of healer_insights_<family><key>, when v is a number. */
 static void
-ins_metric(struct hl_buf *b, const char *key, const char *labels, const json_t *v)
+ins_metric(struct hl_buf *b, const char *family, const char *key, const char *labels,
+           const json_t *v)
 {
 	if (json_is_number(v))
-		hl_buf_appendf(b, "healer_insights_%s{%s} %.6g\n", key, labels,
+		hl_buf_appendf(b, "healer_insights_%s%s{%s} %.6g\n", family, key, labels,
 		               json_number_value(v));
 }
 
@@ -836,10 +838,23 @@ ins_label(char *out, size_t size, const char *s)
 	out[n] = '\0';
 }
 
-/* Every sample of one key: overall, by agent, by failure type, per window. */
+/* The groups of the insights' gauges: each its own family, so that a sum
+ * over one family counts every task once. */
+static const struct {
+	const char *family; /* after healer_insights_ */
+	const char *doc_key;
+	const char *label; /* NULL: overall */
+	const char *what;
+} ins_scopes[] = {
+	{ "", NULL, NULL, "" },
+	{ "agent_", "by_agent", "agent", ", by the task's first agent" },
+	{ "failure_type_", "by_failure_type", "failure_type", ", by failure type" },
+};
+
+/* The samples of one key in one scope, per window. */
 static void
-ins_metric_family(struct hl_buf *b, const char *key, const json_t *const *docs,
-                  const char *const *windows, size_t n)
+ins_metric_scope(struct hl_buf *b, const char *family, const char *key, const char *doc_key,
+                 const char *label, const json_t *const *docs, const char *const *windows, size_t n)
 {
 	const json_t *g;
 	const char *k;
@@ -847,22 +862,63 @@ ins_metric_family(struct hl_buf *b, const char *key, const json_t *const *docs,
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		snprintf(labels, sizeof(labels), "window=\"%s\"", windows[i]);
-		ins_metric(b, key, labels, json_object_get(docs[i], key));
-		json_object_foreach((json_t *)json_object_get(docs[i], "by_agent"), k, g)
+		if (!doc_key) {
+			snprintf(labels, sizeof(labels), "window=\"%s\"", windows[i]);
+			ins_metric(b, family, key, labels, json_object_get(docs[i], key));
+			continue;
+		}
+		json_object_foreach((json_t *)json_object_get(docs[i], doc_key), k, g)
 		{
 			ins_label(v, sizeof(v), k);
-			snprintf(labels, sizeof(labels), "window=\"%s\",agent=\"%s\"", windows[i],
-			         v);
-			ins_metric(b, key, labels, json_object_get(g, key));
+			snprintf(labels, sizeof(labels), "window=\"%s\",%s=\"%s\"", windows[i],
+			         label, v);
+			ins_metric(b, family, key, labels, json_object_get(g, key));
 		}
-		json_object_foreach((json_t *)json_object_get(docs[i], "by_failure_type"), k, g)
-		{
-			ins_label(v, sizeof(v), k);
-			snprintf(labels, sizeof(labels), "window=\"%s\",failure_type=\"%s\"",
-			         windows[i], v);
-			ins_metric(b, key, labels, json_object_get(g, key));
-		}
+	}
+}
+
+/* What a gauge of key measures, for its HELP. */
+static const char *
+ins_key_help(const char *key)
+{
+	if (strcmp(key, "tasks") == 0)
+		return "Tasks remediated in the window";
+	if (strcmp(key, "time_to_fix_p50_seconds") == 0)
+		return "Time to fix, median, in seconds (task creation to verified success)";
+	if (strcmp(key, "time_to_fix_p90_seconds") == 0)
+		return "Time to fix, 90th percentile, in seconds (task creation to verified success)";
+	if (strcmp(key, "routing_correct") == 0)
+		return "Share of succeeded tasks fixed by their first agent (rate 0-1)";
+	if (strcmp(key, "duplicates_prevented") == 0)
+		return "Share of duplicate deliveries and failures kept from a second remediation "
+		       "(rate 0-1)";
+	if (strcmp(key, "attempt1_success") == 0)
+		return "Share of ended tasks fixed by the first attempt (rate 0-1)";
+	if (strcmp(key, "within_max_success") == 0)
+		return "Share of ended tasks fixed within the maximum attempts (rate 0-1)";
+	if (strcmp(key, "escalation_rate") == 0)
+		return "Share of ended tasks escalated (rate 0-1)";
+	return "Insight";
+}
+
+/* One gauge family per key and scope (overall, by agent, by failure type). */
+static void
+ins_metric_family(struct hl_buf *b, const char *key, const json_t *const *docs,
+                  const char *const *windows, size_t n)
+{
+	size_t j;
+
+	for (j = 0; j < sizeof(ins_scopes) / sizeof(ins_scopes[0]); j++) {
+		/* duplicates are counted per delivery, not per agent or type */
+		if (ins_scopes[j].doc_key && strcmp(key, "duplicates_prevented") == 0)
+			continue;
+		hl_buf_appendf(b,
+		               "# HELP healer_insights_%s%s %s%s (contract section 10).\n"
+		               "# TYPE healer_insights_%s%s gauge\n",
+		               ins_scopes[j].family, key, ins_key_help(key), ins_scopes[j].what,
+		               ins_scopes[j].family, key);
+		ins_metric_scope(b, ins_scopes[j].family, key, ins_scopes[j].doc_key,
+		                 ins_scopes[j].label, docs, windows, n);
 	}
 }
 
@@ -874,16 +930,9 @@ hl_api_insights_metrics(struct hl_buf *b, const json_t *const *docs, const char 
 	const char *k;
 	size_t i;
 
-	hl_buf_append_str(b, "# HELP healer_insights_tasks Tasks remediated in the window"
-	                     " (contract section 10).\n# TYPE healer_insights_tasks gauge\n");
 	ins_metric_family(b, "tasks", docs, windows, n);
-	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++) {
-		hl_buf_appendf(b,
-		               "# HELP healer_insights_%s Insight %s (rates 0-1).\n"
-		               "# TYPE healer_insights_%s gauge\n",
-		               ins_keys[i], ins_keys[i], ins_keys[i]);
+	for (i = 0; i < sizeof(ins_keys) / sizeof(ins_keys[0]); i++)
 		ins_metric_family(b, ins_keys[i], docs, windows, n);
-	}
 	hl_buf_append_str(b, "# HELP healer_insights_target The design's target of each"
 	                     " insight.\n# TYPE healer_insights_target gauge\n");
 	json_object_foreach((json_t *)t, k, g)

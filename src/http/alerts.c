@@ -272,8 +272,9 @@ hl_http_alerts_reply(struct http_req *r)
 	json_t *o, *ids, *list, *seen;
 	const char *reason = NULL;
 	bool accepted = false, duplicate = false;
-	int source = strcmp(r->event_name, HL_ALERTS_SOURCE_ARGOCD) == 0 ? HTTP_INTAKE_ARGOCD
-	                                                                 : HTTP_INTAKE_ALERTMANAGER;
+	const char *source = strcmp(r->event_name, HL_ALERTS_SOURCE_ARGOCD) == 0
+	                             ? HL_ALERTS_SOURCE_ARGOCD
+	                             : HL_ALERTS_SOURCE_ALERTMANAGER;
 	char *body;
 	size_t i;
 

@@ -326,6 +326,7 @@ api_list(json_t **out, struct hl_store *store, const struct hl_task_filter *f, s
 		                 "next_cursor", next[0] ? json_string(next) : json_null());
 		if (!*out)
 			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		hl_task_summaries_release(page, n);
 	}
 	free(page);
 	return rc;
@@ -390,6 +391,7 @@ api_newest(json_t **out, struct hl_store *store, unsigned states, bool by_finish
 			rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		*out = arr;
 	}
+	hl_task_summaries_release(all, n);
 	free(all);
 	return rc;
 }
@@ -594,18 +596,6 @@ hl_http_status(struct http_req *r)
 	        (const char *const[]){ "uptime_seconds", "success_metrics.generated_at", NULL });
 }
 
-/* The intake metrics' event label: a GitHub event kind, or an alert
- * source (HTTP_INTAKE_ALERTMANAGER, HTTP_INTAKE_ARGOCD). */
-static const char *
-api_event_name(int i)
-{
-	if (i == HTTP_INTAKE_ALERTMANAGER)
-		return HL_ALERTS_SOURCE_ALERTMANAGER;
-	if (i == HTTP_INTAKE_ARGOCD)
-		return HL_ALERTS_SOURCE_ARGOCD;
-	return hl_event_kind_name((enum hl_event_kind)i);
-}
-
 static void
 api_metric_count_cb(void *arg, const char *event, const char *state, const char *reason, int64_t n)
 {
@@ -677,8 +667,7 @@ hl_http_metrics(struct http_req *r)
 	hl_buf_append_str(&b, "# HELP healer_build_info Build information.\n"
 	                      "# TYPE healer_build_info gauge\n");
 	hl_buf_appendf(&b, "healer_build_info{version=\"%s\"} 1\n", r->srv->version);
-	hl_metrics_render(r->srv->metrics, &b, hl_http_route_name, (int)hl_http_n_routes,
-	                  api_event_name, HTTP_INTAKE_EVENTS);
+	hl_metrics_render(r->srv->metrics, &b, hl_http_route_name, (int)hl_http_n_routes);
 	hl_buf_append_str(&b, "# HELP healer_deliveries Stored deliveries by event, state and "
 	                      "reason.\n# TYPE healer_deliveries gauge\n");
 	if (hl_store_counts(api_insights_store(r->srv), api_metric_count_cb, &b, &err) < 0 ||
@@ -757,6 +746,45 @@ api_prompt(struct http_req *r, const char *arg, const char *slash)
 	}
 }
 
+/* The task task_id names, or the one it went to: the id a failure was
+ * answered with before it went to an active task names that task. */
+static int
+api_task_or_alias(struct hl_task_record **task, struct hl_store *store, const char *task_id,
+                  struct hl_err *err)
+{
+	char *owner = NULL;
+	int rc = hl_store_task_get(store, task, task_id, err);
+
+	if (rc != -HL_ENOTFOUND)
+		return rc;
+	*err = (struct hl_err)HL_ERR_INIT;
+	rc = hl_store_task_alias_get(store, &owner, task_id, err);
+	if (rc == 0)
+		rc = hl_store_task_get(store, task, owner, err);
+	free(owner);
+	return rc;
+}
+
+/* The document of a task whose delivery waits for a worker (the 202 named
+ * it, its task is not written yet): the task document's keys, "queued",
+ * nothing decided yet (null), no attempt; created_at is when the delivery
+ * came in. */
+static enum MHD_Result
+api_waiting_task(struct http_req *r, const char *task_id, const struct hl_task_waiting *w)
+{
+	struct hl_task_record t = { .task_id = (char *)task_id,
+		                    .state = HL_TASK_QUEUED,
+		                    .reason = (char *)"waiting for a worker",
+		                    .created_ms = w->received_ms };
+	json_t *doc = hl_api_task_json(&t);
+
+	if (!doc)
+		return hl_http_reply_error(r, 500, "internal", "out of memory");
+	json_object_set_new(doc, "attempt", json_null());
+	json_object_set_new(doc, "delivery_id", json_string(w->delivery_id));
+	return hl_http_reply_json_etag(r, doc);
+}
+
 enum MHD_Result
 hl_http_remediation(struct http_req *r, const char *task_id)
 {
@@ -773,17 +801,18 @@ hl_http_remediation(struct http_req *r, const char *task_id)
 		return api_prompt(r, task_id, slash);
 	if (!*task_id || strlen(task_id) >= HL_TASK_ID_MAX || strchr(task_id, '/'))
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);
-	rc = hl_store_task_get(api_list_store(r->srv), &task, task_id, &err);
+	rc = api_task_or_alias(&task, api_list_store(r->srv), task_id, &err);
 	if (rc == -HL_ENOTFOUND) {
-		/* the id a failure was answered with before it went to an
-		 * active task: that task's document */
-		char *owner = NULL;
+		/* answered at intake, not yet taken by a worker */
+		struct hl_task_waiting w;
 
 		err = (struct hl_err)HL_ERR_INIT;
-		rc = hl_store_task_alias_get(api_list_store(r->srv), &owner, task_id, &err);
+		rc = hl_store_task_waiting(api_list_store(r->srv), &w, task_id, &err);
 		if (rc == 0)
-			rc = hl_store_task_get(api_list_store(r->srv), &task, owner, &err);
-		free(owner);
+			return api_waiting_task(r, task_id, &w);
+		/* the worker may have written the task since the first look */
+		if (rc == -HL_ENOTFOUND)
+			rc = api_task_or_alias(&task, api_list_store(r->srv), task_id, &err);
 	}
 	if (rc == -HL_ENOTFOUND)
 		return hl_http_reply_error(r, 404, "not_found", "no remediation '%s'", task_id);

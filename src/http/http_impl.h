@@ -19,12 +19,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Event labels of the intake metrics: the GitHub event kinds, then the
- * alert sources. */
-#define HTTP_INTAKE_ALERTMANAGER ((int)HL_EVENT_KIND_MAX)
-#define HTTP_INTAKE_ARGOCD       ((int)HL_EVENT_KIND_MAX + 1)
-#define HTTP_INTAKE_EVENTS       ((int)HL_EVENT_KIND_MAX + 2)
-
 /* A client address: 4 bytes (IPv4, also IPv4-mapped IPv6) or 16 (IPv6). */
 struct http_addr {
 	unsigned char b[16];
@@ -227,8 +221,8 @@ struct http_req {
 	atomic_int phase;
 	unsigned code;
 	bool sensor;
-	int kind;   /* event kind index for metrics */
-	int intent; /* the event's intent (enum hl_event_intent) */
+	const char *event_label; /* the stored event name, the metrics' label */
+	int intent;              /* the event's intent (enum hl_event_intent) */
 	char delivery_id[HL_DELIVERY_ID_MAX + 1];
 	char event_name[65];
 	char hook_id[24]; /* X-GitHub-Hook-ID trimmed (intake.c) */

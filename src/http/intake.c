@@ -307,6 +307,8 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	bool result_only;
 	int rc;
 
+	/* counted under the name it is stored under, normalized or not */
+	r->event_label = hl_event_stored_name(r->event_name);
 	rc = hl_event_normalize(&ev, r->event_name, payload, &err);
 	if (rc == -HL_EUNSUPPORTED) {
 		skip = "event_not_handled";
@@ -323,7 +325,6 @@ intake_submit(struct http_req *r, const char *source, json_t *payload, const cha
 	if (result_only)
 		skip = NULL;
 	if (ev) {
-		r->kind = (int)ev->kind;
 		r->intent = (int)ev->intent;
 		if (ev->action)
 			r->action = strdup(ev->action);
@@ -500,7 +501,7 @@ hl_http_intake_reply(struct http_req *r)
 		return hl_http_reply_error(r, 503, "store_unavailable",
 		                           "the delivery could not be stored; retry later");
 	}
-	hl_metrics_intake(r->srv->metrics, r->kind, (int)a->status);
+	hl_metrics_intake(r->srv->metrics, r->event_label, (int)a->status);
 	if (!r->sensor)
 		return intake_reply_webhook(r);
 	o = json_object();

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define METRICS_EVENTS_MAX 32
+/* Event labels: GitHub's webhook event names (about 80), "other" and the
+ * alert sources. */
+#define METRICS_EVENTS_MAX 128
 
 /* Every code healer answers (a dashboard's poll is mostly 304s, its login
  * 303s), and 499 for a client that went away; anything else is "other". */
@@ -27,6 +29,8 @@ struct hl_metrics {
 	atomic_uint_fast64_t requests[HL_METRICS_ROUTES_MAX][N_CODES];
 	atomic_uint_fast64_t buckets[HL_METRICS_ROUTES_MAX][N_BOUNDS + 1]; /* last: +Inf only */
 	atomic_uint_fast64_t sum_us[HL_METRICS_ROUTES_MAX];
+	/* an event label's slot is taken once, by its first answer */
+	_Atomic(const char *) intake_event[METRICS_EVENTS_MAX];
 	atomic_uint_fast64_t intake[METRICS_EVENTS_MAX][3];
 	atomic_uint_fast64_t alerts_truncated;
 };
@@ -62,12 +66,36 @@ hl_metrics_request(struct hl_metrics *m, int route, unsigned code, int64_t durat
 	                          memory_order_relaxed);
 }
 
-void
-hl_metrics_intake(struct hl_metrics *m, int event_index, int status)
+/* The slot of an event label: the one holding it, else the first free one,
+ * taken (compare-and-swap: two threads taking one slot agree on its
+ * label); -1 when all are taken by others. */
+static int
+metrics_event_slot(struct hl_metrics *m, const char *event)
 {
-	if (event_index < 0 || event_index >= METRICS_EVENTS_MAX || status < 0 || status > 2)
+	for (int i = 0; i < METRICS_EVENTS_MAX; i++) {
+		const char *cur = atomic_load_explicit(&m->intake_event[i], memory_order_acquire);
+
+		if (!cur && atomic_compare_exchange_strong_explicit(&m->intake_event[i], &cur,
+		                                                    event, memory_order_acq_rel,
+		                                                    memory_order_acquire))
+			return i;
+		/* cur is the label the slot holds (also after a lost race) */
+		if (cur == event || strcmp(cur, event) == 0)
+			return i;
+	}
+	return -1;
+}
+
+void
+hl_metrics_intake(struct hl_metrics *m, const char *event, int status)
+{
+	int i;
+
+	if (status < 0 || status > 2)
 		return;
-	atomic_fetch_add_explicit(&m->intake[event_index][status], 1, memory_order_relaxed);
+	if ((i = metrics_event_slot(m, event && *event ? event : "other")) < 0)
+		return;
+	atomic_fetch_add_explicit(&m->intake[i][status], 1, memory_order_relaxed);
 }
 
 void
@@ -86,7 +114,7 @@ hl_metrics_label(struct hl_buf *out, const char *s)
 
 void
 hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*route_name)(int i),
-                  int n_routes, const char *(*event_name)(int i), int n_events)
+                  int n_routes)
 {
 	static const char *const status_names[] = { "accepted", "skipped", "duplicate" };
 	uint_fast64_t v, cum;
@@ -149,20 +177,21 @@ hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*route_
 	hl_buf_append_str(out, "# HELP healer_intake_total Deliveries answered at intake, by event "
 	                       "and answer (accepted, skipped, duplicate).\n"
 	                       "# TYPE healer_intake_total counter\n");
-	for (e = 0; e < n_events && e < METRICS_EVENTS_MAX; e++)
+	for (e = 0; e < METRICS_EVENTS_MAX; e++) {
+		const char *name = atomic_load_explicit(&m->intake_event[e], memory_order_acquire);
+
+		if (!name)
+			break; /* slots are taken in order */
 		for (s = 0; s < 3; s++) {
 			v = atomic_load_explicit(&m->intake[e][s], memory_order_relaxed);
 			if (!v)
 				continue;
 			hl_buf_append_str(out, "healer_intake_total{event=\"");
-			/* an event healer does not know: "other", as the stored
-			 * deliveries (healer_deliveries, /api/status) name it */
-			hl_metrics_label(out, strcmp(event_name(e), "unknown") == 0
-			                              ? "other"
-			                              : event_name(e));
+			hl_metrics_label(out, name);
 			hl_buf_appendf(out, "\",status=\"%s\"} %llu\n", status_names[s],
 			               (unsigned long long)v);
 		}
+	}
 	hl_buf_appendf(out,
 	               "# HELP healer_alerts_truncated_total Alerts Alertmanager cut from its "
 	               "notifications (the receiver's max_alerts): never seen by healer.\n"

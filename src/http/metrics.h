@@ -23,19 +23,21 @@ void hl_metrics_free(struct hl_metrics *m);
 /* Counts one finished request of route (an index below
  * HL_METRICS_ROUTES_MAX) and its duration in microseconds. */
 void hl_metrics_request(struct hl_metrics *m, int route, unsigned code, int64_t duration_us);
-/* Counts one intake answer; event_index < n_events given at render time
- * (the event kind), status 0..2 (accepted, skipped, duplicate). */
-void hl_metrics_intake(struct hl_metrics *m, int event_index, int status);
+/* Counts one intake answer of event, status 0..2 (accepted, skipped,
+ * duplicate). event is the name the delivery is stored under
+ * (hl_event_stored_name: a GitHub event name or "other"), or an alert
+ * source; a string that lives as long as m (the labels are bounded by
+ * those names). NULL or "" counts as "other". */
+void hl_metrics_intake(struct hl_metrics *m, const char *event, int status);
 
 /* Counts n alerts Alertmanager cut from a notification (its
  * truncatedAlerts). */
 void hl_metrics_alerts_truncated(struct hl_metrics *m, int64_t n);
 
 /* Appends the counters in Prometheus text format 0.0.4. route_name(i)
- * names route i for i < n_routes, event_name(i) event kind i for
- * i < n_events. */
+ * names route i for i < n_routes. */
 void hl_metrics_render(struct hl_metrics *m, struct hl_buf *out, const char *(*route_name)(int i),
-                       int n_routes, const char *(*event_name)(int i), int n_events);
+                       int n_routes);
 
 /* Appends s as a Prometheus label value (escapes \, " and newline). */
 void hl_metrics_label(struct hl_buf *out, const char *s);

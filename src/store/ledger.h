@@ -157,11 +157,15 @@ struct hl_task_filter {
 #define HL_TASK_LIST_MAX 500
 #define HL_CURSOR_MAX    128
 
-/* One task of a list (fixed-size strings, "" when absent). */
+/* One task of a list. The names a task carries from its event (repository,
+ * branch, workflow, job) and its reason are whole, as stored (NULL when
+ * absent), so a list shows what the task's document shows; the short
+ * names are fixed-size ("" when absent). Free the strings of a page with
+ * hl_task_summaries_release. */
 struct hl_task_summary {
 	char task_id[HL_TASK_ID_MAX];
-	char repository[256], branch[256], workflow[256], job[256];
-	char agent[16], failure_type[48], kind[16], reason[256];
+	char *repository, *branch, *workflow, *job, *reason;
+	char agent[16], failure_type[48], kind[16];
 	enum hl_task_state state;
 	int attempts;
 	int64_t pr_number, created_ms, updated_ms, finished_ms;
@@ -171,11 +175,30 @@ struct hl_task_summary {
  * Tasks matching f, newest first (creation time, then task id), at most
  * f->limit; *n gets how many. next_cursor (HL_CURSOR_MAX bytes) gets the
  * cursor of the next page, "" when this was the last. A malformed cursor
- * is HL_EINVAL. Served from indexes: fast at any size.
+ * is HL_EINVAL. Served from indexes: fast at any size. On failure *n is 0
+ * and nothing is left to release.
  */
 int hl_store_task_page(struct hl_store *s, struct hl_task_summary *out, size_t *n,
                        char *next_cursor, const struct hl_task_filter *f,
                        struct hl_err *err) HL_MUST_CHECK;
+/* Frees the strings of n summaries (not the array). */
+void hl_task_summaries_release(struct hl_task_summary *list, size_t n);
+
+/* A delivery that carries a task id and waits for a worker. */
+struct hl_task_waiting {
+	char delivery_id[HL_DELIVERY_ID_MAX + 1];
+	char state[16]; /* "received" or "processing" */
+	int64_t received_ms;
+};
+
+/*
+ * The oldest delivery answered with task_id that is still received or
+ * processing (its task is not written yet); -HL_ENOTFOUND when none: the
+ * delivery was processed (its task, or the task it went to, exists), or
+ * it was skipped and starts none. Indexed (deliveries_waiting_task).
+ */
+int hl_store_task_waiting(struct hl_store *s, struct hl_task_waiting *out, const char *task_id,
+                          struct hl_err *err) HL_MUST_CHECK;
 
 /* Inserts or updates a task (keyed by task_id). A state change is checked
  * with hl_task_transition against the stored state: -HL_ECONFLICT when it

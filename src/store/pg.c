@@ -1240,6 +1240,7 @@ static const struct hl_store_ops pg_ops = {
 		.attempt_prompt = hl_pg_attempt_prompt,
 		.task_page = hl_pg_task_page,
 		.task_list = hl_pg_task_list,
+		.task_waiting = hl_pg_task_waiting,
 	},
 	.loop = {
 		.tasks_due = hl_pg_tasks_due,

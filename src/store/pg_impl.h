@@ -185,6 +185,8 @@ int hl_pg_task_counts(struct hl_store_backend *b,
                       struct hl_err *err);
 int hl_pg_attempt_prompt(struct hl_store_backend *b, char **out, const char *task_id, int n,
                          struct hl_err *err);
+int hl_pg_task_waiting(struct hl_store_backend *b, struct hl_task_waiting *out, const char *task_id,
+                       struct hl_err *err);
 int hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
                     char *next_cursor, const struct hl_task_filter *f, struct hl_err *err);
 int hl_pg_task_list(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,

@@ -555,6 +555,48 @@ hl_pg_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	return rc;
 }
 
+/* A copy of column col of row i in *out, NULL for SQL NULL; -1 when out
+ * of memory. */
+static int
+pg_dup_or_null(char **out, const PGresult *r, int i, int col)
+{
+	if (!hl_pg_get(r, i, col)) {
+		*out = NULL;
+		return 0;
+	}
+	*out = hl_pg_dup(r, i, col);
+	return *out ? 0 : -1;
+}
+
+int
+hl_pg_task_waiting(struct hl_store_backend *b, struct hl_task_waiting *out, const char *task_id,
+                   struct hl_err *err)
+{
+	struct pg_params p = { .n = 0 };
+	PGresult *r = NULL;
+	int rc;
+
+	hl_pg_text(&p, task_id);
+	/* the terms of the partial index deliveries_waiting_task (0025) */
+	rc = hl_pg_exec(b, &r,
+	                "SELECT delivery_id, state, received_ms FROM deliveries"
+	                " WHERE task_id = $1 AND task_id IS NOT NULL"
+	                " AND state IN ('received', 'processing') ORDER BY id LIMIT 1",
+	                &p, false, "waiting delivery", err);
+	if (rc < 0)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return hl_err_set(err, HL_ENOTFOUND, "no delivery of '%s' waits", task_id);
+	}
+	memset(out, 0, sizeof(*out));
+	hl_pg_copy(out->delivery_id, sizeof(out->delivery_id), r, 0, 0);
+	hl_pg_copy(out->state, sizeof(out->state), r, 0, 1);
+	out->received_ms = hl_pg_int_at(r, 0, 2);
+	PQclear(r);
+	return 0;
+}
+
 int
 hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
                 char *next_cursor, const struct hl_task_filter *f, struct hl_err *err)
@@ -630,14 +672,19 @@ hl_pg_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 		s = &out[k++];
 		memset(s, 0, sizeof(*s));
 		hl_pg_copy(s->task_id, sizeof(s->task_id), r, i, 0);
-		hl_pg_copy(s->repository, sizeof(s->repository), r, i, 1);
-		hl_pg_copy(s->branch, sizeof(s->branch), r, i, 2);
-		hl_pg_copy(s->workflow, sizeof(s->workflow), r, i, 3);
-		hl_pg_copy(s->job, sizeof(s->job), r, i, 4);
+		/* whole, as the task's document shows them */
+		if (pg_dup_or_null(&s->repository, r, i, 1) < 0 ||
+		    pg_dup_or_null(&s->branch, r, i, 2) < 0 ||
+		    pg_dup_or_null(&s->workflow, r, i, 3) < 0 ||
+		    pg_dup_or_null(&s->job, r, i, 4) < 0 ||
+		    pg_dup_or_null(&s->reason, r, i, 8) < 0) {
+			PQclear(r);
+			hl_task_summaries_release(out, k);
+			return hl_err_set(err, HL_ENOMEM, "out of memory");
+		}
 		hl_pg_copy(s->agent, sizeof(s->agent), r, i, 5);
 		hl_pg_copy(s->failure_type, sizeof(s->failure_type), r, i, 6);
 		hl_pg_copy(s->kind, sizeof(s->kind), r, i, 7);
-		hl_pg_copy(s->reason, sizeof(s->reason), r, i, 8);
 		s->state = hl_task_state_from_name(hl_pg_get(r, i, 9));
 		s->attempts = (int)hl_pg_int_at(r, i, 10);
 		s->pr_number = hl_pg_int_at(r, i, 11);

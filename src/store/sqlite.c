@@ -448,6 +448,7 @@ static const struct hl_store_ops sq_ops = {
 		.attempt_prompt = hl_sq_attempt_prompt,
 		.task_page = hl_sq_task_page,
 		.task_list = hl_sq_task_list,
+		.task_waiting = hl_sq_task_waiting,
 	},
 	.loop = {
 		.tasks_due = hl_sq_tasks_due,

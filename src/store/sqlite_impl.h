@@ -131,6 +131,8 @@ int hl_sq_task_counts(struct hl_store_backend *b,
                       void (*fn)(void *, const char *, const char *, int64_t), void *arg,
                       struct hl_err *err);
 
+int hl_sq_task_waiting(struct hl_store_backend *b, struct hl_task_waiting *out, const char *task_id,
+                       struct hl_err *err);
 int hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
                     char *next_cursor, const struct hl_task_filter *f, struct hl_err *err);
 int hl_sq_attempt_prompt(struct hl_store_backend *b, char **out, const char *task_id, int n,

@@ -542,6 +542,18 @@ hl_sq_task_get(struct hl_store_backend *b, struct hl_task_record **out, const ch
 	return rc;
 }
 
+/* A copy of column i in *out, NULL for SQL NULL; -1 when out of memory. */
+static int
+sq_col_dup_or_null(char **out, sqlite3_stmt *st, int i)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL) {
+		*out = NULL;
+		return 0;
+	}
+	*out = hl_sq_col_dup(st, i);
+	return *out ? 0 : -1;
+}
+
 int
 hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t *n,
                 char *next_cursor, const struct hl_task_filter *f, struct hl_err *err)
@@ -624,14 +636,18 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 		s = &out[k++];
 		memset(s, 0, sizeof(*s));
 		hl_sq_col_copy(s->task_id, sizeof(s->task_id), st, 0);
-		hl_sq_col_copy(s->repository, sizeof(s->repository), st, 1);
-		hl_sq_col_copy(s->branch, sizeof(s->branch), st, 2);
-		hl_sq_col_copy(s->workflow, sizeof(s->workflow), st, 3);
-		hl_sq_col_copy(s->job, sizeof(s->job), st, 4);
+		/* whole, as the task's document shows them */
+		if (sq_col_dup_or_null(&s->repository, st, 1) < 0 ||
+		    sq_col_dup_or_null(&s->branch, st, 2) < 0 ||
+		    sq_col_dup_or_null(&s->workflow, st, 3) < 0 ||
+		    sq_col_dup_or_null(&s->job, st, 4) < 0 ||
+		    sq_col_dup_or_null(&s->reason, st, 8) < 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
 		hl_sq_col_copy(s->agent, sizeof(s->agent), st, 5);
 		hl_sq_col_copy(s->failure_type, sizeof(s->failure_type), st, 6);
 		hl_sq_col_copy(s->kind, sizeof(s->kind), st, 7);
-		hl_sq_col_copy(s->reason, sizeof(s->reason), st, 8);
 		s->state = hl_task_state_from_name((const char *)sqlite3_column_text(st, 9));
 		s->attempts = sqlite3_column_int(st, 10);
 		s->pr_number = sq_col_int(st, 11);
@@ -641,9 +657,41 @@ hl_sq_task_page(struct hl_store_backend *b, struct hl_task_summary *out, size_t 
 	}
 	/* a statement whose SQL depends on the filter: not worth caching */
 	hl_sq_done(b, st);
-	if (rc != SQLITE_DONE)
-		return hl_sq_fail(err, b->db, "list tasks");
+	if (rc != SQLITE_DONE) {
+		hl_task_summaries_release(out, k);
+		return rc == SQLITE_NOMEM ? hl_err_set(err, HL_ENOMEM, "out of memory")
+		                          : hl_sq_fail(err, b->db, "list tasks");
+	}
 	*n = k;
+	return 0;
+}
+
+int
+hl_sq_task_waiting(struct hl_store_backend *b, struct hl_task_waiting *out, const char *task_id,
+                   struct hl_err *err)
+{
+	/* the terms of the partial index deliveries_waiting_task (0025) */
+	sqlite3_stmt *st =
+	        hl_sq_prepare(b, "SELECT delivery_id, state, received_ms FROM deliveries"
+	                         " WHERE task_id = ?1 AND task_id IS NOT NULL"
+	                         " AND state IN ('received', 'processing') ORDER BY id LIMIT 1");
+	int rc;
+
+	if (!st)
+		return hl_sq_fail(err, b->db, "waiting delivery");
+	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		hl_sq_col_copy(out->delivery_id, sizeof(out->delivery_id), st, 0);
+		hl_sq_col_copy(out->state, sizeof(out->state), st, 1);
+		out->received_ms = sq_col_int(st, 2);
+	}
+	hl_sq_done(b, st);
+	if (rc == SQLITE_DONE)
+		return hl_err_set(err, HL_ENOTFOUND, "no delivery of '%s' waits", task_id);
+	if (rc != SQLITE_ROW)
+		return hl_sq_fail(err, b->db, "waiting delivery");
 	return 0;
 }
 

@@ -186,6 +186,8 @@ struct hl_store_ledger_ops {
 	                 char *next_cursor, const struct hl_task_filter *f, struct hl_err *err);
 	int (*task_list)(struct hl_store_backend *b, struct hl_task_record ***out, size_t *n,
 	                 const struct hl_task_query *q, struct hl_err *err);
+	int (*task_waiting)(struct hl_store_backend *b, struct hl_task_waiting *out,
+	                    const char *task_id, struct hl_err *err);
 };
 
 /* requeue's refusal of a duplicate that keeps no body of its own (body.h):

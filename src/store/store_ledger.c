@@ -117,6 +117,29 @@ hl_store_task_page(struct hl_store *s, struct hl_task_summary *out, size_t *n, c
 	STORE_CALL(s, s->ops->ledger.task_page(s->b, out, n, next_cursor, f, err));
 }
 
+void
+hl_task_summaries_release(struct hl_task_summary *list, size_t n)
+{
+	for (size_t i = 0; list && i < n; i++) {
+		free(list[i].repository);
+		free(list[i].branch);
+		free(list[i].workflow);
+		free(list[i].job);
+		free(list[i].reason);
+		list[i].repository = list[i].branch = list[i].workflow = list[i].job =
+		        list[i].reason = NULL;
+	}
+}
+
+int
+hl_store_task_waiting(struct hl_store *s, struct hl_task_waiting *out, const char *task_id,
+                      struct hl_err *err)
+{
+	if (!task_id || !*task_id)
+		return hl_err_set(err, HL_ENOTFOUND, "no task id");
+	STORE_CALL(s, s->ops->ledger.task_waiting(s->b, out, task_id, err));
+}
+
 int
 hl_store_attempt_prompt(struct hl_store *s, char **out, const char *task_id, int n,
                         struct hl_err *err)

@@ -304,8 +304,10 @@ def post(srv, path, body, token=API_TOKEN, ctype="application/json"):
 
 
 def task_of(srv, tid):
+    """The task as written; {} while there is none (also while its delivery
+    waits for a worker: a queued document naming the delivery)."""
     st, d = srv.request("GET", f"/api/remediations/{tid}")
-    return d if st == 200 else {}
+    return d if st == 200 and "delivery_id" not in d else {}
 
 
 def server_log(srv):

@@ -106,7 +106,8 @@ class Seeded:
 
     def task(self, tid):
         st, d = self.srv.request("GET", f"/api/remediations/{tid}", headers=self.auth())
-        return d if st == 200 else {}
+        # {} until the task is written (not while its delivery waits)
+        return d if st == 200 and "delivery_id" not in d else {}
 
     def wait_running(self, timeout=30):
         """True once every task has a CodeRun and left 'queued'."""

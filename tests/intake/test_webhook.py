@@ -572,16 +572,27 @@ def run(tmp):
     check("a prompt path whose task id is not UTF-8 answers 404", st == 404, (st, d))
     # a job name longer than the list's copy of it, cut inside a character
     long_job = "J" * 254 + "\u00e9" + "K" * 10
+    long_branch = "feature/" + "b" * 300
     p = json.loads(job_payload(771001))
     p["workflow_job"]["name"] = long_job
+    p["workflow_job"]["head_branch"] = long_branch
     st, _, d = srv.deliver(json.dumps(p).encode())
     long_task = d.get("task_id")
     srv.wait_idle()
     st, _, d = srv.json("GET", "/api/remediations?limit=500")
     row = next((t for t in d.get("remediations", []) if t.get("task_id") == long_task), {})
-    check("a listed task whose job name was cut inside a character keeps every key",
+    check("a listed task with a job name of over 255 bytes keeps every key",
           long_task and set(hl_summary_keys) <= set(row) and isinstance(row.get("job"), str)
           and long_job.startswith(row["job"]) and len(row["job"]) >= 254, row)
+    st, _, doc = srv.json("GET", "/api/remediations/%s" % long_task)
+    check("a list shows a task's job and branch whole, as its document does",
+          st == 200 and row.get("job") == long_job == doc.get("job")
+          and doc.get("branch") == long_branch == row.get("branch"),
+          (row.get("job"), row.get("branch"), doc.get("job"), doc.get("branch")))
+    check("a task's document has time_to_fix_seconds as its list entry has "
+          "(null until it succeeded)",
+          "time_to_fix_seconds" in doc and doc.get("time_to_fix_seconds") is None
+          and row.get("time_to_fix_seconds") is None, sorted(doc))
     # an agent filter takes the agent's name in any case, as it validates it
     agent = row.get("agent") or "atlas"
     _, _, low = srv.json("GET", f"/api/remediations?limit=500&agent={agent}")
@@ -604,6 +615,19 @@ def run(tmp):
           'healer_http_requests_total{route="webhook",code="202"}' in text
           and "healer_deliveries{" in text and "healer_http_request_duration_seconds_bucket" in text
           and "healer_queue_depth" in text and "process_resident_memory_bytes" in text, text[:500])
+
+    # an event healer does not handle, and one whose payload is invalid:
+    # counted under their names, as the stored deliveries are
+    srv.deliver(b'{"action":"created","starred_at":null}', event="star")
+    srv.deliver(b'{"action":"completed","check_run":"not an object"}', event="check_run")
+    st, _, data = srv.request("GET", "/metrics")
+    text = data.decode()
+    check("healer_intake_total names a known event whose payload was not handled or invalid "
+          "(star, check_run), as healer_deliveries does",
+          'healer_intake_total{event="star",status="skipped"} 1' in text
+          and 'healer_deliveries{event="star",state="skipped"' in text
+          and 'healer_intake_total{event="check_run",status="skipped"}' in text,
+          [l for l in text.splitlines() if "star" in l or "check_run" in l])
 
     intake_identity_test(srv)
     intake_numbers_test(srv)
@@ -631,6 +655,7 @@ def run(tmp):
 
     crash_test(tmp)
     shutdown_delay_test(tmp)
+    waiting_task_test(tmp)
 
 
 def actions_check_run(job):
@@ -768,6 +793,42 @@ def intake_nul_test(srv):
               and d.get("task_id") is None and "NUL" in (d.get("message") or "")
               for st, _, d in answers)
           and rows == [("skipped", "invalid_payload", None)] * 2, (answers, rows))
+
+
+def waiting_task_test(tmp):
+    """The task id of a 202 answers at once (README: the decision follows
+    at /api/remediations/{task_id}): while its delivery waits for a worker,
+    a queued document. One worker, held by a GitHub that never answers."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    srv = Server(os.path.join(tmp, "waiting"),
+                 {"HEALER_WORKERS": "1", "GITHUB_TOKEN": "waiting-test-token-value",
+                  "GITHUB_API_URL": "http://127.0.0.1:%d" % hole.getsockname()[1]}).start()
+    try:
+        docs = []
+        for i in range(4):
+            job = json.loads(job_payload(994400 + i))
+            job["action"] = "completed"
+            st, _, d = srv.deliver(json.dumps(job).encode())
+            st2, _, doc = srv.json("GET", "/api/remediations/%s" % d.get("task_id"))
+            docs.append((st, d.get("status"), d.get("task_id"), d.get("delivery_id"), st2,
+                         dict(doc, answer_reason=d.get("reason"))))
+        # the first may have its task written already (the worker then
+        # waits for GitHub); the others wait for the worker
+        check("a task id answered 202 is found at once, queued, while its delivery waits",
+              all(st == 202 and a == "accepted" and st2 == 200 and doc.get("task_id") == tid
+                  for st, a, tid, did, st2, doc in docs)
+              and all(doc.get("state") == "queued" and doc.get("reason") == "waiting for a worker"
+                      and doc.get("delivery_id") == did and doc.get("attempts") == []
+                      and doc.get("notifications") == [] and doc.get("decision") is None
+                      and doc.get("agent") is None and doc.get("created_at")
+                      for st, a, tid, did, st2, doc in docs[1:]), docs)
+        st, _, d = srv.json("GET", "/api/remediations/hl-00000000000000000000")
+        check("an id no delivery waits with is still 404", st == 404, d)
+    finally:
+        srv.stop(signal.SIGKILL)
+        hole.close()
 
 
 def shutdown_delay_test(tmp):

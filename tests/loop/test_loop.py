@@ -180,8 +180,10 @@ BASE_ENV = {
 
 
 def task_of(srv, tid):
+    """The task as written; {} while there is none (also while its delivery
+    waits for a worker: a queued document naming the delivery)."""
     st, d = srv.request("GET", f"/api/remediations/{tid}")
-    return d if st == 200 else {}
+    return d if st == 200 and "delivery_id" not in d else {}
 
 
 def wait_state(srv, tid, state, timeout=20):

@@ -337,9 +337,27 @@ def embedded(srv):
     c.close()
     check("/metrics exports the insights as gauges with their targets",
           'healer_insights_tasks{window="all"} 6' in text
-          and 'healer_insights_escalation_rate{window="all",agent="rex"} 0.2' in text
+          and 'healer_insights_agent_escalation_rate{window="all",agent="rex"} 0.2' in text
           and 'healer_insights_target{metric="attempt1_success"} 0.5' in text,
           [ln for ln in text.splitlines() if "insights" in ln][:20])
+    # one label set per family: a sum over a family counts every task once
+    label_sets = {}
+    for ln in text.splitlines():
+        if ln.startswith("healer_insights_") and "{" in ln:
+            name, rest = ln.split("{", 1)
+            keys = tuple(sorted(kv.split("=", 1)[0] for kv in rest.split("}", 1)[0].split(",")))
+            label_sets.setdefault(name, set()).add(keys)
+    helps = {ln.split()[2]: ln for ln in text.splitlines()
+             if ln.startswith("# HELP healer_insights_")}
+    check("each healer_insights_* family has one label set (overall, _agent_, "
+          "_failure_type_ families), and a time's HELP says seconds, not a rate",
+          label_sets and all(len(v) == 1 for v in label_sets.values())
+          and label_sets.get("healer_insights_tasks") == {("window",)}
+          and label_sets.get("healer_insights_agent_tasks") == {("agent", "window")}
+          and label_sets.get("healer_insights_failure_type_tasks") == {("failure_type", "window")}
+          and "seconds" in helps.get("healer_insights_time_to_fix_p90_seconds", "")
+          and "rate" not in helps.get("healer_insights_time_to_fix_p50_seconds", "rate"),
+          (label_sets, helps))
     pt = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                         text=True, timeout=30)
     check("/metrics with the insights passes promtool check metrics",

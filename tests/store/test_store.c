@@ -3221,6 +3221,7 @@ test_store_task_page_pages_and_filters(void **state)
 				            (seen_ms[total - 2] == seen_ms[total - 1] &&
 				             strcmp(seen[total - 2], seen[total - 1]) > 0));
 		}
+		hl_task_summaries_release(page, n);
 		snprintf(cursor, sizeof(cursor), "%s", next);
 	} while (cursor[0] && total < 40);
 	assert_int_equal(total, 30);
@@ -3238,6 +3239,7 @@ test_store_task_page_pages_and_filters(void **state)
 		assert_string_equal(all[0].task_id, "t-list-00");
 		assert_int_equal(all[0].state, HL_TASK_QUEUED);
 		assert_string_equal(next, "");
+		hl_task_summaries_release(all, n);
 		flt.cursor = "nonsense";
 		assert_int_equal(hl_store_task_page(f->s, all, &n, next, &flt, &err), -HL_EINVAL);
 	}
@@ -3278,7 +3280,71 @@ test_store_task_page_pages_and_filters(void **state)
 				assert_int_equal(all[i].attempts, 1);
 		}
 		assert_int_equal(k, 2);
+		hl_task_summaries_release(all, n);
 	}
+}
+
+/* The delivery a task id was answered with, while it waits for a worker
+ * (received, then processing); a skipped or finished one is none. */
+static void
+test_store_task_waiting(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_delivery_record *d = NULL;
+	struct hl_task_waiting w;
+
+	insert(f, "dlv-wait-skip", NULL, "event_not_handled");
+	assert_int_equal(hl_store_task_waiting(f->s, &w, "task-own", &err), -HL_ENOTFOUND);
+	insert(f, "dlv-wait-1", "k-wait", NULL);
+	assert_int_equal(hl_store_task_waiting(f->s, &w, "task-for-key", &err), 0);
+	assert_string_equal(w.delivery_id, "dlv-wait-1");
+	assert_string_equal(w.state, "received");
+	assert_true(w.received_ms > 0);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_string_equal(d->delivery_id, "dlv-wait-1");
+	assert_int_equal(hl_store_task_waiting(f->s, &w, "task-for-key", &err), 0);
+	assert_string_equal(w.state, "processing");
+	assert_int_equal(finish(f->s, "dlv-wait-1", HL_DELIVERY_PROCESSED, NULL, NULL, &err), 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_task_waiting(f->s, &w, "task-for-key", &err), -HL_ENOTFOUND);
+	assert_int_equal(hl_store_task_waiting(f->s, &w, "task-unknown", &err), -HL_ENOTFOUND);
+}
+
+/* A list shows a task's names whole, as its document does: a branch, a
+ * workflow and a job longer than 255 bytes are not cut. */
+static void
+test_store_task_page_whole_names(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_filter flt = { .limit = 5, .repository = "o/long-names" };
+	struct hl_task_summary page[5];
+	char branch[700], workflow[400], job[300], next[HL_CURSOR_MAX];
+	size_t n = 0;
+
+	memset(branch, 'b', sizeof(branch) - 1);
+	branch[sizeof(branch) - 1] = '\0';
+	memset(workflow, 'w', sizeof(workflow) - 1);
+	workflow[sizeof(workflow) - 1] = '\0';
+	memset(job, 'j', sizeof(job) - 1);
+	job[sizeof(job) - 1] = '\0';
+	assert_int_equal(hl_store_task_put(f->s,
+	                                   &(struct hl_task){ .task_id = "t-long-names",
+	                                                      .repository = "o/long-names",
+	                                                      .branch = branch,
+	                                                      .workflow = workflow,
+	                                                      .job = job,
+	                                                      .state = HL_TASK_RUNNING },
+	                                   &err),
+	                 0);
+	assert_int_equal(hl_store_task_page(f->s, page, &n, next, &flt, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(page[0].branch, branch);
+	assert_string_equal(page[0].workflow, workflow);
+	assert_string_equal(page[0].job, job);
+	assert_null(page[0].reason);
+	hl_task_summaries_release(page, n);
 }
 
 /* URLs in messages never show credentials; every libpq form is PostgreSQL. */
@@ -4560,6 +4626,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_outbox_take, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_task_page_pages_and_filters, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_page_whole_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_task_waiting, setup, teardown),
 		cmocka_unit_test(test_store_refuses_an_empty_file),
 		cmocka_unit_test(test_store_urls_display_without_credentials),
 		cmocka_unit_test_setup_teardown(test_store_expired_claim_is_claimed_again, setup,
