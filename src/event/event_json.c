@@ -137,6 +137,27 @@ event_name_field(const struct hl_event *ev, const struct ev_field *f)
 	return false;
 }
 
+/* A field whose values GitHub enumerates or builds (an action, a state, a
+ * login, a URL of its own), which decides what healer does with the event:
+ * kept whole, as a name is, unless it quotes a credential's length of a
+ * secret (a token "let" would make "completed" an action nobody sends). */
+static bool
+event_control_field(const struct ev_field *f)
+{
+	static const char *const keys[] = {
+		"action",      "status",         "conclusion",         "alert_state",
+		"severity",    "review_state",   "author_association", "requested_action",
+		"sender",      "default_branch", "package_ecosystem",  "alert_updated_at",
+		"secret_type", "html_url",       "logs_url",           "repository_url",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(f->key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
 int
 hl_event_redact(struct hl_event *ev)
 {
@@ -154,7 +175,7 @@ hl_event_redact(struct hl_event *ev)
 		/* names a CodeRun is told to work on are kept whole unless
 		 * they quote a real credential's length of one: a short secret
 		 * ("test") would make feature/test-x a branch nobody has */
-		if (event_name_field(ev, f) &&
+		if ((event_name_field(ev, f) || event_control_field(f)) &&
 		    !hl_log_quotes_secret(*(char **)(base + f->off), EVENT_NAME_SECRET_MIN))
 			continue;
 		if (hl_log_redact_str((char **)(base + f->off)) < 0)

@@ -1564,7 +1564,8 @@ test_event_pruned_payload_normalizes_alike(void **state)
 }
 
 /* A short secret is redacted from outside text, never from the names a
- * CodeRun works on: the branch, the commit (before: a token "zq7" made
+ * CodeRun works on nor the values GitHub enumerates (an action, a
+ * conclusion): the branch, the commit (before: a token "zq7" made
  * feature/zq7-fixtures a branch "feature/[REDACTED]-fixtures" the agent was
  * told to push to). Last: the secrets stay registered. */
 static void
@@ -1575,6 +1576,8 @@ test_event_redact_keeps_names(void **state)
 	(void)state;
 	hl_log_add_secret("zq7");
 	hl_log_add_secret("0ff1ce");
+	hl_log_add_secret("let");
+	hl_log_add_secret("ure");
 	ev = norm("workflow_job",
 	          "{\"action\": \"completed\", " REPO ", " SENDER ", \"workflow_job\": {"
 	          "\"id\": 5, \"run_id\": 6, \"name\": \"integration-zq7s\","
@@ -1584,6 +1587,10 @@ test_event_redact_keeps_names(void **state)
 	assert_string_equal(ev->branch, "feature/zq7-fixtures");
 	assert_string_equal(ev->head_sha, "aaaa0ff1ceaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 	assert_null(strstr(ev->job_name, "zq7"));
+	/* what GitHub enumerates decides the event's fate: kept whole */
+	assert_string_equal(ev->action, "completed");
+	assert_string_equal(ev->status, "completed");
+	assert_string_equal(ev->conclusion, "failure");
 	hl_event_free(ev);
 	/* a branch that is no plain name is outside text like any other */
 	ev = norm("workflow_job",
