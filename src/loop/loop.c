@@ -177,6 +177,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 		loop_default_owner(l->owner, sizeof(l->owner));
 	atomic_init(&l->stop, false);
 	atomic_init(&l->watch_events, 0);
+	atomic_init(&l->coderun_files_read, 0);
 	atomic_init(&l->watch_connected, 0);
 	atomic_init(&l->watch_leader, -1);
 	pthread_mutex_init(&l->lock, NULL);
@@ -377,6 +378,11 @@ hl_loop_metrics(struct hl_loop *l, struct hl_store *reader, struct hl_buf *out)
 	                       "relists.\n# TYPE healer_watch_restarts_total counter\n");
 	hl_buf_appendf(out, "healer_watch_restarts_total %llu\n",
 	               (unsigned long long)atomic_load(&l->watch_stats.restarts));
+	hl_buf_append_str(out, "# HELP healer_coderun_files_read_total CodeRun files read by the "
+	                       "directory dispatch's watcher (new or changed ones).\n"
+	                       "# TYPE healer_coderun_files_read_total counter\n");
+	hl_buf_appendf(out, "healer_coderun_files_read_total %llu\n",
+	               (unsigned long long)atomic_load(&l->coderun_files_read));
 	hl_buf_append_str(out, "# HELP healer_watch_events_total CodeRun changes observed.\n"
 	                       "# TYPE healer_watch_events_total counter\n");
 	hl_buf_appendf(out, "healer_watch_events_total %llu\n",

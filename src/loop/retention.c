@@ -6,6 +6,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/pause.h"
+#include "loop/loop.h"
 #include "store/intake.h"
 #include "store/loop.h"
 
@@ -127,6 +128,7 @@ retention_main(void *arg)
 			int64_t keep_ms = (int64_t)r->cfg->retention_days * RETENTION_DAY_MS;
 
 			retention_workspace(r, hl_time_wall_ms() - keep_ms);
+			(void)hl_loop_prune_coderuns(r->cfg, r->store, hl_time_wall_ms() - keep_ms);
 			ws_next = hl_time_mono_ms() + RETENTION_INTERVAL_MS;
 		}
 		if (hl_time_mono_ms() < next)
