@@ -5,11 +5,11 @@
  * start the remediation loop, the workers, the HTTP server and the
  * redelivery of failed GitHub deliveries, then wait for SIGTERM/SIGINT and
  * shut down gracefully:
- *   workers claim no new delivery (those stored from now on wait, received,
- *   for the next start or another replica)
- *   -> (HEALER_SHUTDOWN_DELAY_S: /ready 503, still serving) -> stop
- *   accepting -> answer in-flight requests (their deliveries commit; at
- *   most SERVER_DRAIN_MS) -> workers finish their current delivery -> stop
+ *   (HEALER_SHUTDOWN_DELAY_S: /ready 503, still serving and processing)
+ *   -> workers claim no new delivery (those stored from now on wait,
+ *   received, for the next start or another replica) -> stop accepting
+ *   -> answer in-flight requests (their deliveries commit; at most
+ *   SERVER_DRAIN_MS) -> workers finish their current delivery -> stop
  *   HTTP -> the loop's threads finish their step -> close the store
  *   (checkpoint) -> exit 0.
  * What follows the drain has SERVER_FINISH_MS: an upstream call in flight
@@ -319,9 +319,9 @@ hl_cmd_server(int argc, char **argv)
 			sig = SIGTERM;
 	} while (!server_stop_signal(sig));
 	hl_log_kv(HL_LOG_INFO, "shutting down", "signal", strsignal(sig), NULL);
-	/* no new claim from here: the delay and the drain are for requests */
-	hl_workers_quiesce(workers);
 	server_leave(http, &set, cfg->shutdown_delay_s);
+	/* no new claim from here: the drain is for the requests in flight */
+	hl_workers_quiesce(workers);
 	if (!hl_http_server_drain(http, SERVER_DRAIN_MS))
 		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
 	watchdog = hl_pause_start(&wd, server_watchdog, &wd) == 0;

@@ -123,9 +123,10 @@ hl_http_health(struct http_req *r)
 
 /* A delivery not stored keeps /ready 503 this long whatever the probe says:
  * a write of the probe's size may still go through (pages the store
- * reuses) where a delivery's commit does not, and the readiness probe must
- * fail a few times in a row (deploy/: 3 x 5 s) to take the pod out. */
-#define READY_INTAKE_HOLD_MS 30000
+ * reuses) where a delivery's commit does not. Deliveries failing one after
+ * another keep it 503 for as long as the readiness probe needs to take the
+ * pod out (deploy/: 3 x 5 s). */
+#define READY_INTAKE_HOLD_MS 10000
 
 /* While intake could not store its last delivery (a full disk, a store
  * refusing writes), after READY_INTAKE_HOLD_MS without another failure,
