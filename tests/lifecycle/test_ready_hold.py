@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""test_ready_full.py - /ready on a full disk against a real `healer
+"""test_ready_hold.py - /ready on a full disk against a real `healer
 server` whose data directory is a small tmpfs: once a delivery cannot be
 stored (503 store_unavailable), /ready answers 503 with the reason, also
 when a small write would still go through, until a delivery is stored
