@@ -28,6 +28,19 @@ hl_time_deadline(struct timespec *ts, clockid_t clock, int64_t ms)
 	}
 }
 
+int
+hl_cond_init_mono(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc;
+}
+
 int64_t
 hl_time_wall_ms(void)
 {

@@ -4,6 +4,7 @@
 #ifndef HL_BASE_CLOCK_H
 #define HL_BASE_CLOCK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -13,6 +14,10 @@ int64_t hl_time_mono_ms(void);
 /* *ts = now on `clock` plus ms: the absolute deadline pthread_cond_timedwait
  * takes (CLOCK_REALTIME, or the clock its condition variable was made with). */
 void hl_time_deadline(struct timespec *ts, clockid_t clock, int64_t ms);
+/* Initializes *cond to time its waits on CLOCK_MONOTONIC, so a step of the
+ * wall clock neither stalls nor hurries them: deadlines for it come from
+ * hl_time_deadline(&ts, CLOCK_MONOTONIC, ms). Returns pthread_cond_init's. */
+int hl_cond_init_mono(pthread_cond_t *cond);
 /* Wall-clock milliseconds since the epoch. */
 int64_t hl_time_wall_ms(void);
 /* Formats a wall-clock time (ms since epoch) as RFC 3339 UTC with millis. */

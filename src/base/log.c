@@ -386,7 +386,7 @@ log_flusher(void *arg)
 	for (;;) {
 		while (!out_len)
 			pthread_cond_wait(&out_cond, &out_lock);
-		hl_time_deadline(&ts, CLOCK_REALTIME, HL_LOG_DEFER_MS);
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, HL_LOG_DEFER_MS);
 		/* woken early only by a full buffer's writer: it wrote them */
 		while (out_len && pthread_cond_timedwait(&out_cond, &out_lock, &ts) == 0)
 			;
@@ -403,6 +403,8 @@ log_flusher_start(void)
 	sigset_t all, old;
 
 	atexit(hl_log_flush);
+	/* before the flusher exists: its timed wait runs on the monotonic clock */
+	hl_cond_init_mono(&out_cond);
 	if (pthread_attr_init(&a) != 0)
 		return;
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);

@@ -5,16 +5,25 @@
  * start the remediation loop, the workers, the HTTP server and the
  * redelivery of failed GitHub deliveries, then wait for SIGTERM/SIGINT and
  * shut down gracefully:
- *   (HEALER_SHUTDOWN_DELAY_S: /ready 503, still serving) -> stop accepting
- *   -> answer in-flight requests (their deliveries commit)
- *   -> workers finish their current delivery -> stop HTTP -> the loop's
- *   threads finish their step -> close the store (checkpoint) -> exit 0.
+ *   (HEALER_SHUTDOWN_DELAY_S: /ready 503, still serving and processing)
+ *   -> workers claim no new delivery (those stored from now on wait,
+ *   received, for the next start or another replica) -> stop accepting
+ *   -> answer in-flight requests (their deliveries commit; at most
+ *   SERVER_DRAIN_MS) -> workers finish their current delivery -> stop
+ *   HTTP -> the loop's threads finish their step -> close the store
+ *   (checkpoint) -> exit 0.
+ * What follows the drain has SERVER_FINISH_MS: an upstream call in flight
+ * cannot be cancelled, so past that the process exits 1 at once, as a
+ * SIGKILL would end it (claims left are taken back on the next start).
+ * SIGHUP, SIGUSR1 and SIGUSR2 are logged and ignored (nothing is reloaded).
  * Signals are blocked in every thread and taken with sigwait() here, so no
  * handler runs in a library thread.
  */
 #include "alerts/alerts.h"
+#include "base/clock.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/pause.h"
 #include "cmd.h"
 #include "config/config.h"
 #include "core/pipeline.h"
@@ -35,6 +44,39 @@
 #include <unistd.h>
 
 #define SERVER_DRAIN_MS 10000
+#define SERVER_FINISH_MS 10000
+
+/* Whether sig ends the server; the others (SIGPIPE, SIGHUP, SIGUSR1/2) are
+ * taken here so that none ends the process without its shutdown. */
+static bool
+server_stop_signal(int sig)
+{
+	if (sig == SIGTERM || sig == SIGINT)
+		return true;
+	if (sig != SIGPIPE)
+		hl_log_kv(HL_LOG_INFO, "signal ignored: the server reloads nothing", "signal",
+		          strsignal(sig), NULL);
+	return false;
+}
+
+/* Ends the process if the shutdown outlasts SERVER_FINISH_MS after the drain. */
+static void *
+server_watchdog(void *arg)
+{
+	struct hl_pause *p = arg;
+	char ms[16];
+
+	if (hl_pause_sleep(p, SERVER_FINISH_MS)) {
+		snprintf(ms, sizeof(ms), "%d", SERVER_FINISH_MS);
+		hl_log_kv(HL_LOG_ERROR,
+		          "shutdown still not done; exiting without it (claims are taken back "
+		          "on the next start)",
+		          "waited_ms", ms, NULL);
+		hl_log_flush();
+		_exit(1);
+	}
+	return NULL;
+}
 
 /*
  * The shutdown delay: /ready answers 503 while every route is still served,
@@ -69,11 +111,11 @@ server_leave(struct hl_http_server *http, const sigset_t *set, int delay_s)
 			left.tv_nsec += 1000000000L;
 		}
 		sig = sigtimedwait(set, NULL, &left);
-		if (sig == SIGTERM || sig == SIGINT) {
+		if (sig > 0 && server_stop_signal(sig)) {
 			hl_log_kv(HL_LOG_INFO, "shutting down now", "signal", strsignal(sig), NULL);
 			return;
 		}
-		/* SIGPIPE, EINTR or EAGAIN (the time is up): look at the clock */
+		/* another signal, EINTR or EAGAIN (the time is up): look at the clock */
 	}
 }
 
@@ -123,6 +165,8 @@ hl_cmd_server(int argc, char **argv)
 	size_t nov = 0;
 	int idx = 1, opt, sig = 0, rc = 1, level;
 	sigset_t set;
+	struct hl_pause wd;
+	bool watchdog = false;
 
 	while ((opt = hl_cmd_getopt("server", argc, argv, opts, &arg, &idx)) != -1) {
 		switch (opt) {
@@ -164,6 +208,9 @@ hl_cmd_server(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	if (hl_config_load(&cfg, config_file, ov, nov, &err) < 0)
@@ -267,14 +314,17 @@ hl_cmd_server(int argc, char **argv)
 		hl_buf_release(&shown);
 	}
 
-	if (sigwait(&set, &sig) != 0)
-		sig = SIGTERM;
-	while (sig == SIGPIPE && sigwait(&set, &sig) == 0)
-		;
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = SIGTERM;
+	} while (!server_stop_signal(sig));
 	hl_log_kv(HL_LOG_INFO, "shutting down", "signal", strsignal(sig), NULL);
 	server_leave(http, &set, cfg->shutdown_delay_s);
+	/* no new claim from here: the drain is for the requests in flight */
+	hl_workers_quiesce(workers);
 	if (!hl_http_server_drain(http, SERVER_DRAIN_MS))
 		hl_warn("requests still in flight after %d ms; closing them", SERVER_DRAIN_MS);
+	watchdog = hl_pause_start(&wd, server_watchdog, &wd) == 0;
 	rc = 0;
 out:
 	hl_retention_stop(retention);
@@ -287,6 +337,8 @@ out:
 	hl_alerts_free(alerts);
 	hl_remediator_free(remediator);
 	hl_store_close(store);
+	if (watchdog)
+		hl_pause_finish(&wd);
 	if (rc == 0)
 		hl_info("stopped");
 	hl_config_free(cfg);

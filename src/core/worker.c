@@ -226,6 +226,15 @@ hl_workers_start(struct hl_workers **out, int n, const struct hl_config *cfg,
 }
 
 void
+hl_workers_quiesce(struct hl_workers *w)
+{
+	if (!w)
+		return;
+	atomic_store(&w->stop, true);
+	hl_store_wake_all(w->store);
+}
+
+void
 hl_workers_stop(struct hl_workers *w)
 {
 	int i;

@@ -25,6 +25,9 @@ struct hl_workers;
 /* Starts n threads. cfg, store and pipeline must outlive the workers. */
 int hl_workers_start(struct hl_workers **out, int n, const struct hl_config *cfg,
                      struct hl_store *store, struct hl_pipeline *pipeline, struct hl_err *err);
+/* Asks every worker to claim no further delivery (the current one is
+ * finished) without waiting for them; NULL is a no-op. */
+void hl_workers_quiesce(struct hl_workers *w);
 /* Asks every worker to stop, lets each finish its current delivery, joins
  * them and frees. NULL is a no-op. */
 void hl_workers_stop(struct hl_workers *w);

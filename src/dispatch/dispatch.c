@@ -531,6 +531,169 @@ hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, stru
 	return dispatch_collect(d, out, selector, false, err);
 }
 
+struct hl_dispatch_scan {
+	json_t *files; /* file name -> [mtime s, mtime ns, size, inode, name or null] */
+};
+
+struct hl_dispatch_scan *
+hl_dispatch_scan_new(void)
+{
+	struct hl_dispatch_scan *s = calloc(1, sizeof(*s));
+
+	if (s && !(s->files = json_object())) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+hl_dispatch_scan_free(struct hl_dispatch_scan *s)
+{
+	if (!s)
+		return;
+	json_decref(s->files);
+	free(s);
+}
+
+void
+hl_dispatch_scan_forget(struct hl_dispatch_scan *s)
+{
+	json_object_clear(s->files);
+}
+
+/* Whether the entry a scan kept for a file still describes st. */
+static bool
+dispatch_scan_same(const json_t *e, const struct stat *st)
+{
+	return e && json_integer_value(json_array_get(e, 0)) == (json_int_t)st->st_mtim.tv_sec &&
+	       json_integer_value(json_array_get(e, 1)) == (json_int_t)st->st_mtim.tv_nsec &&
+	       json_integer_value(json_array_get(e, 2)) == (json_int_t)st->st_size &&
+	       json_integer_value(json_array_get(e, 3)) == (json_int_t)st->st_ino;
+}
+
+int
+hl_dispatch_scan(struct hl_dispatch *d, struct hl_dispatch_scan *s, const char *selector,
+                 json_t **changed, json_t *names, uint64_t *parsed, struct hl_err *err)
+{
+	json_t *arr, *next;
+	struct dirent *de;
+	DIR *dir;
+	int ret = 0;
+
+	if (d->mode != HL_DISPATCH_DIRECTORY)
+		return hl_err_set(err, HL_EUNSUPPORTED, "a CodeRun scan is for directory dispatch");
+	if (!(dir = opendir(d->dir))) {
+		if (errno != ENOENT)
+			return hl_err_set(err, HL_EIO, "coderun directory '%s': %s", d->dir,
+			                  strerror(errno));
+		json_object_clear(s->files);
+		return (*changed = json_array()) ? 0 : hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	arr = json_array();
+	next = json_object();
+	if (!arr || !next) {
+		ret = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		char path[PATH_MAX];
+		const char *name = NULL;
+		json_t *m = NULL, *e;
+		struct stat st;
+		bool match = false;
+
+		if (de->d_name[0] == '.' || !hl_str_ends_with(de->d_name, ".json"))
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->dir, de->d_name) >=
+		            sizeof(path) ||
+		    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;
+		e = json_object_get(s->files, de->d_name);
+		if (dispatch_scan_same(e, &st)) {
+			/* unchanged since it was read: only its name counts */
+			json_object_set(next, de->d_name, e);
+			if (json_is_string(json_array_get(e, 4)))
+				json_object_set_new(names, json_string_value(json_array_get(e, 4)),
+				                    json_true());
+			continue;
+		}
+		(*parsed)++;
+		if (dispatch_read_manifest(&m, path, NULL) == 0) {
+			ret = hl_dispatch_selector_match(&match, hl_json_path(m, "metadata.labels"),
+			                                 selector, err);
+			if (ret < 0) {
+				json_decref(m);
+				break;
+			}
+			if (match && (name = hl_json_str(m, "metadata.name"))) {
+				json_object_set_new(names, name, json_true());
+				json_array_append(arr, m);
+			}
+		}
+		/* a foreign or damaged file is remembered too: read again once it
+		 * changes */
+		json_object_set_new(next, de->d_name,
+		                    json_pack("[I, I, I, I, s?]", (json_int_t)st.st_mtim.tv_sec,
+		                              (json_int_t)st.st_mtim.tv_nsec,
+		                              (json_int_t)st.st_size, (json_int_t)st.st_ino,
+		                              match ? name : NULL));
+		json_decref(m);
+	}
+out:
+	closedir(dir);
+	if (ret < 0) {
+		json_decref(arr);
+		json_decref(next);
+		return ret;
+	}
+	/* only the files present now: the cache is as large as the directory */
+	json_decref(s->files);
+	s->files = next;
+	*changed = arr;
+	return 0;
+}
+
+int
+hl_dispatch_prune(struct hl_dispatch *d, int64_t cut_ms,
+                  bool (*done)(void *arg, const char *task_id), void *arg, int64_t *removed,
+                  struct hl_err *err)
+{
+	struct dirent *de;
+	DIR *dir;
+
+	if (d->mode != HL_DISPATCH_DIRECTORY)
+		return 0;
+	if (!(dir = opendir(d->dir)))
+		return errno == ENOENT ? 0
+		                       : hl_err_set(err, HL_EIO, "coderun directory '%s': %s",
+		                                    d->dir, strerror(errno));
+	while ((de = readdir(dir)) != NULL) {
+		char path[PATH_MAX];
+		const char *phase, *task;
+		json_t *m = NULL;
+		struct stat st;
+
+		if (de->d_name[0] == '.' || !hl_str_ends_with(de->d_name, ".json"))
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->dir, de->d_name) >=
+		            sizeof(path) ||
+		    lstat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000 >= cut_ms)
+			continue;
+		if (dispatch_read_manifest(&m, path, NULL) < 0)
+			continue;
+		phase = hl_json_str(m, "status.phase");
+		task = hl_json_str(m, "metadata.labels.healer/task-id");
+		if (!hl_dispatch_phase_active(phase) && task && *task && done(arg, task) &&
+		    unlink(path) == 0)
+			(*removed)++;
+		json_decref(m);
+	}
+	closedir(dir);
+	return 0;
+}
+
 int
 hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err)
 {

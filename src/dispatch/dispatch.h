@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 enum hl_dispatch_outcome {
 	HL_DISPATCH_CREATED,  /* a new CodeRun exists now */
@@ -82,6 +83,36 @@ int hl_dispatch_find_active(struct hl_dispatch *d, json_t **out, const char *sel
 /* Like hl_dispatch_find_active but returns every matching CodeRun whatever
  * its phase (for status pages and the completion watcher). */
 int hl_dispatch_list(struct hl_dispatch *d, json_t **out, const char *selector, struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Directory mode, for the completion watcher: what the previous scans saw
+ * of each CodeRun file (name, mtime, size, inode; only the files present at
+ * the last scan are kept). hl_dispatch_scan lists the matching CodeRuns
+ * whose file is new or changed since into *changed (a new JSON array; the
+ * others cost one stat, no read), sets the metadata.name of every matching
+ * one, changed or not, to true in the object names, and adds the files it
+ * read to *parsed. hl_dispatch_scan_forget makes the next scan read every
+ * file again. HL_EUNSUPPORTED in other modes.
+ */
+struct hl_dispatch_scan;
+struct hl_dispatch_scan *hl_dispatch_scan_new(void);
+void hl_dispatch_scan_free(struct hl_dispatch_scan *s);
+void hl_dispatch_scan_forget(struct hl_dispatch_scan *s);
+int hl_dispatch_scan(struct hl_dispatch *d, struct hl_dispatch_scan *s, const char *selector,
+                     json_t **changed, json_t *names, uint64_t *parsed,
+                     struct hl_err *err) HL_MUST_CHECK;
+
+/*
+ * Directory mode: removes the CodeRun files last written before cut_ms
+ * (wall clock) whose phase is terminal (Succeeded, Failed, ...) and whose
+ * task, named by the healer/task-id label, done(arg, task_id) says is over;
+ * a file without the label, or that cannot be read, is kept. Adds the files
+ * removed to *removed. A no-op in other modes (there CodeRuns are the
+ * cluster's objects).
+ */
+int hl_dispatch_prune(struct hl_dispatch *d, int64_t cut_ms,
+                      bool (*done)(void *arg, const char *task_id), void *arg, int64_t *removed,
+                      struct hl_err *err) HL_MUST_CHECK;
 
 /* One CodeRun by name; HL_ENOTFOUND when absent (always in mode none). */
 int hl_dispatch_get(struct hl_dispatch *d, json_t **out, const char *name, struct hl_err *err) HL_MUST_CHECK;

@@ -121,20 +121,32 @@ hl_http_health(struct http_req *r)
 	                      json_pack("{s:s, s:s}", "status", "ok", "version", r->srv->version));
 }
 
+/* A delivery not stored keeps /ready 503 this long whatever the probe says:
+ * a write of the probe's size may still go through (pages the store
+ * reuses) where a delivery's commit does not. Deliveries failing one after
+ * another keep it 503 for as long as the readiness probe needs to take the
+ * pod out (deploy/: 3 x 5 s). */
+#define READY_INTAKE_HOLD_MS 10000
+
 /* While intake could not store its last delivery (a full disk, a store
- * refusing writes), whether a write of about a delivery's size goes
- * through now: one key/value record rewritten, at most once a second
- * (between probes the last answer stands). Success clears the failure, so
- * a server the Service stopped sending deliveries to becomes ready again
- * once the store can write. */
+ * refusing writes), after READY_INTAKE_HOLD_MS without another failure,
+ * whether a write of about a delivery's size goes through now: one
+ * key/value record rewritten, at most once a second (between probes the
+ * last answer stands). Success clears the failure, as does a delivery
+ * stored, so a server the Service stopped sending deliveries to becomes
+ * ready again once the store can write. */
 static int
 api_ready_probe(struct hl_http_server *srv, struct hl_err *err)
 {
 	enum { PROBE_BYTES = 16384 };
 	int64_t now = hl_time_mono_ms(), last = atomic_load(&srv->ready_probe_ms);
+	int64_t failed = atomic_load(&srv->intake_failed_ms);
 	char *value;
 	int rc;
 
+	if (now - failed < READY_INTAKE_HOLD_MS)
+		return hl_err_set(err, HL_EDB, "the last delivery could not be stored %lld ms ago",
+		                  (long long)(now - failed));
 	if (last && now - last < 1000)
 		return hl_err_set(err, HL_EDB, "the last delivery could not be stored");
 	atomic_store(&srv->ready_probe_ms, now);

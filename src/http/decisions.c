@@ -228,7 +228,7 @@ board_reader(void *arg)
 			board_recheck(b);
 			continue;
 		}
-		hl_time_deadline(&ts, CLOCK_REALTIME,
+		hl_time_deadline(&ts, CLOCK_MONOTONIC,
 		                 recheck_at ? recheck_at - now : BOARD_RECHECK_MS);
 		pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 	}
@@ -262,7 +262,7 @@ board_timer(void *arg)
 				next = r->wait_deadline_ms;
 			pp = &r->wait_next;
 		}
-		hl_time_deadline(&ts, CLOCK_REALTIME, next - now);
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, next - now);
 		pthread_cond_timedwait(&b->cond, &b->lock, &ts);
 	}
 	while (b->waiters) {
@@ -286,7 +286,7 @@ hl_decisions_new(struct hl_decision_board **out, struct hl_store *store, struct 
 	b->store = store;
 	b->shared = store && strcmp(hl_store_backend_name(store), "postgres") == 0;
 	pthread_mutex_init(&b->lock, NULL);
-	pthread_cond_init(&b->cond, NULL);
+	hl_cond_init_mono(&b->cond);
 	if (pthread_create(&b->timer, NULL, board_timer, b) != 0) {
 		pthread_cond_destroy(&b->cond);
 		pthread_mutex_destroy(&b->lock);

@@ -133,6 +133,7 @@ struct hl_http_server {
 	 * answers 503 until a delivery or /ready's own write probe is stored
 	 * (api.c); probe_ms: when /ready last tried a write (monotonic) */
 	atomic_bool intake_failing;
+	atomic_llong intake_failed_ms; /* monotonic ms of the last delivery not stored */
 	atomic_llong ready_probe_ms;
 	struct hl_decision_board *decisions;  /* sensor answers waiting for a decision */
 	struct hl_webhook_keys *webhook_keys; /* NULL: no webhook secret configured */

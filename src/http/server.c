@@ -763,8 +763,11 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url, const char 
 		return hl_http_readers_reply(r);
 	if (atomic_load(&r->phase) == HTTP_DONE) {
 		/* what /ready reports: whether intake can store a delivery */
-		if (!r->alerts)
+		if (!r->alerts) {
+			if (r->ireq.rc < 0)
+				atomic_store(&r->srv->intake_failed_ms, hl_time_mono_ms());
 			atomic_store(&r->srv->intake_failing, r->ireq.rc < 0);
+		}
 		return r->alerts ? hl_http_alerts_reply(r) : hl_http_intake_reply(r);
 	}
 	http_conn_set(http_conn_of(conn), HTTP_CONN_BUSY);

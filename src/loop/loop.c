@@ -39,7 +39,7 @@ hl_loop_sleep(struct hl_loop *l, int64_t timeout_ms)
 	struct timespec ts;
 	uint64_t seen;
 
-	hl_time_deadline(&ts, CLOCK_REALTIME, timeout_ms);
+	hl_time_deadline(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&l->lock);
 	seen = l->wake_seq;
 	while (l->wake_seq == seen && !atomic_load(&l->stop))
@@ -53,7 +53,7 @@ hl_loop_nap(struct hl_loop *l, int64_t timeout_ms)
 {
 	struct timespec ts;
 
-	hl_time_deadline(&ts, CLOCK_REALTIME, timeout_ms);
+	hl_time_deadline(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&l->lock);
 	while (!atomic_load(&l->stop))
 		if (pthread_cond_timedwait(&l->nap_cond, &l->lock, &ts) != 0)
@@ -177,11 +177,12 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 		loop_default_owner(l->owner, sizeof(l->owner));
 	atomic_init(&l->stop, false);
 	atomic_init(&l->watch_events, 0);
+	atomic_init(&l->coderun_files_read, 0);
 	atomic_init(&l->watch_connected, 0);
 	atomic_init(&l->watch_leader, -1);
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->cond, NULL);
-	pthread_cond_init(&l->nap_cond, NULL);
+	hl_cond_init_mono(&l->cond);
+	hl_cond_init_mono(&l->nap_cond);
 	pthread_mutex_init(&l->pending_lock, NULL);
 	pthread_mutex_init(&l->runs_lock, NULL);
 	pthread_mutex_init(&l->pending_apply, NULL);
@@ -377,6 +378,11 @@ hl_loop_metrics(struct hl_loop *l, struct hl_store *reader, struct hl_buf *out)
 	                       "relists.\n# TYPE healer_watch_restarts_total counter\n");
 	hl_buf_appendf(out, "healer_watch_restarts_total %llu\n",
 	               (unsigned long long)atomic_load(&l->watch_stats.restarts));
+	hl_buf_append_str(out, "# HELP healer_coderun_files_read_total CodeRun files read by the "
+	                       "directory dispatch's watcher (new or changed ones).\n"
+	                       "# TYPE healer_coderun_files_read_total counter\n");
+	hl_buf_appendf(out, "healer_coderun_files_read_total %llu\n",
+	               (unsigned long long)atomic_load(&l->coderun_files_read));
 	hl_buf_append_str(out, "# HELP healer_watch_events_total CodeRun changes observed.\n"
 	                       "# TYPE healer_watch_events_total counter\n");
 	hl_buf_appendf(out, "healer_watch_events_total %llu\n",

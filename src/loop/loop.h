@@ -43,6 +43,13 @@ int hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_s
                   struct hl_err *err) HL_MUST_CHECK;
 /* Stops the threads (each finishes what it is doing) and frees. NULL is a no-op. */
 void hl_loop_stop(struct hl_loop *l);
+/*
+ * Directory dispatch: removes the CodeRun files last written before cut_ms
+ * (wall clock) in a terminal phase whose task is final (or no longer
+ * stored); returns how many went, or -1 when the directory could not be
+ * read (logged). 0 in the other modes.
+ */
+int64_t hl_loop_prune_coderuns(const struct hl_config *cfg, struct hl_store *store, int64_t cut_ms);
 
 /*
  * A completed CI object (workflow_job, check_run or workflow_run, success

@@ -61,6 +61,7 @@ struct hl_loop {
 	/* metrics kept in this process */
 	struct hl_kube_watch_stats watch_stats; /* restarts: healer_watch_restarts_total */
 	atomic_uint_fast64_t watch_events;      /* CodeRun changes applied */
+	atomic_uint_fast64_t coderun_files_read; /* directory dispatch: files parsed */
 	atomic_int watch_connected;             /* 1 while a watch stream (or the scan) runs */
 	atomic_int watch_leader;                /* 1 while this replica leads the watch */
 

@@ -8,6 +8,7 @@
 #include "base/pause.h"
 #include "base/str.h"
 #include "diag/pod_diag.h"
+#include "loop/loop.h"
 #include "store/intake.h"
 #include "store/ledger.h"
 #include "store/loop.h"
@@ -281,6 +282,7 @@ retention_main(void *arg)
 
 			retention_workspace(r, hl_time_wall_ms() - keep_ms,
 			                    hl_time_wall_ms() - RETENTION_FILE_GRACE_MS);
+			(void)hl_loop_prune_coderuns(r->cfg, r->store, hl_time_wall_ms() - keep_ms);
 			ws_next = hl_time_mono_ms() + RETENTION_INTERVAL_MS;
 		}
 		if (hl_time_mono_ms() < next)

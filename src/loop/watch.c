@@ -670,40 +670,57 @@ watch_kubernetes(struct hl_loop *l)
 	json_decref(w.follow);
 }
 
+/*
+ * Directory dispatch: the CodeRun files are scanned every loop interval;
+ * only a new or changed file (name, mtime, size, inode) is read and
+ * observed, as a watch event would bring it. Every file is read again at
+ * the start, on leading again, after an observe failed and every
+ * LOOP_RESYNC_MS (a relist).
+ */
 static void
 watch_directory(struct hl_loop *l)
 {
 	struct hl_err err = HL_ERR_INIT;
+	struct hl_dispatch_scan *scan = hl_dispatch_scan_new();
 	json_t *list, *cr, *seen = json_object();
-	int64_t gone_at = 0;
+	int64_t gone_at = 0, resync_at = 0;
+	uint64_t parsed;
 	size_t i;
 
-	if (!seen)
-		return;
+	if (!seen || !scan)
+		goto out;
 	while (watch_wait_lead(l)) {
 		bool whole = true;
 
 		list = NULL;
+		parsed = 0;
+		/* 0 after a time without the lead (watch_wait_lead) */
+		if (!atomic_load(&l->watch_connected) || hl_time_mono_ms() >= resync_at) {
+			hl_dispatch_scan_forget(scan);
+			resync_at = hl_time_mono_ms() + LOOP_RESYNC_MS;
+		}
 		atomic_store(&l->watch_connected, 1);
-		if (hl_dispatch_list(l->dispatch, &list, WATCH_SELECTOR, &err) < 0) {
+		json_object_clear(seen);
+		if (hl_dispatch_scan(l->dispatch, scan, WATCH_SELECTOR, &list, seen, &parsed,
+		                     &err) < 0) {
 			hl_log_kv(HL_LOG_WARN, "reading the CodeRun files failed", "error", err.msg,
 			          NULL);
 			whole = false;
 		} else {
-			json_object_clear(seen);
+			atomic_fetch_add(&l->coderun_files_read, parsed);
 			json_array_foreach(list, i, cr)
 			{
-				const char *name = hl_json_str(cr, "metadata.name");
-
 				if (atomic_load(&l->stop)) {
 					whole = false;
+					hl_dispatch_scan_forget(scan);
 					break;
 				}
-				if (name)
-					json_object_set_new(seen, name, json_true());
-				if (hl_loop_observe(l, cr, &err) < 0)
+				if (hl_loop_observe(l, cr, &err) < 0) {
 					hl_log_kv(HL_LOG_WARN, "recording a CodeRun change failed",
 					          "error", err.msg, NULL);
+					/* read again next time */
+					hl_dispatch_scan_forget(scan);
+				}
 			}
 			if (whole && hl_time_mono_ms() >= gone_at) {
 				watch_gone(l, NULL, seen);
@@ -714,7 +731,47 @@ watch_directory(struct hl_loop *l)
 		hl_loop_nap(l, l->cfg->loop_interval_ms);
 	}
 	atomic_store(&l->watch_connected, 0);
+out:
+	hl_dispatch_scan_free(scan);
 	json_decref(seen);
+}
+
+/* Whether the task of a CodeRun file is over: final, or no longer stored
+ * (retention removed it). A store error keeps the file. */
+static bool
+watch_task_done(void *arg, const char *task_id)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task_record *t = NULL;
+	int rc = hl_store_task_get(arg, &t, task_id, &err);
+	bool done = rc == -HL_ENOTFOUND || (rc == 0 && hl_task_state_is_final(t->state));
+
+	hl_task_record_free(t);
+	return done;
+}
+
+int64_t
+hl_loop_prune_coderuns(const struct hl_config *cfg, struct hl_store *store, int64_t cut_ms)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_dispatch *d = NULL;
+	int64_t removed = 0;
+	char n[24];
+
+	if (cfg->dispatch != HL_DISPATCH_DIRECTORY)
+		return 0;
+	if (hl_dispatch_open(&d, cfg, &err) < 0 ||
+	    hl_dispatch_prune(d, cut_ms, watch_task_done, store, &removed, &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "removing old CodeRun files failed", "error", err.msg, NULL);
+		hl_dispatch_close(d);
+		return -1;
+	}
+	hl_dispatch_close(d);
+	if (removed > 0) {
+		snprintf(n, sizeof(n), "%lld", (long long)removed);
+		hl_log_kv(HL_LOG_INFO, "removed old CodeRun files", "removed", n, NULL);
+	}
+	return removed;
 }
 
 void *

@@ -340,10 +340,10 @@ sq_checkpointer(void *arg)
 	pthread_setname_np(pthread_self(), "hl-checkpoint");
 	pthread_mutex_lock(&b->ck_lock);
 	while (!b->ck_stop) {
-		hl_time_deadline(&ts, CLOCK_REALTIME, SQ_CHECKPOINT_GAP_MS);
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, SQ_CHECKPOINT_GAP_MS);
 		while (!b->ck_stop && pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts) == 0)
 			;
-		hl_time_deadline(&ts, CLOCK_REALTIME, 2000 - SQ_CHECKPOINT_GAP_MS);
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, 2000 - SQ_CHECKPOINT_GAP_MS);
 		while (!b->ck_stop && !b->ck_wanted &&
 		       pthread_cond_timedwait(&b->ck_cond, &b->ck_lock, &ts) == 0)
 			;
@@ -572,7 +572,7 @@ hl_store_sqlite_open(struct hl_store_backend **out, const struct hl_store_ops **
 	b->lockfd = -1;
 	b->read_only = ro;
 	pthread_mutex_init(&b->ck_lock, NULL);
-	pthread_cond_init(&b->ck_cond, NULL);
+	hl_cond_init_mono(&b->ck_cond);
 	if ((flags & HL_STORE_SERVER) && !ro && (rc = sq_lock_server(b, path, err)) < 0)
 		goto fail;
 	rc = sq_connect(&b->db, path, "NORMAL", ro, err);

@@ -455,7 +455,7 @@ store_keeper(void *arg)
 	round = atomic_load(&s->claim_lease_ms);
 	while (!s->k_stop) {
 		lease = atomic_load(&s->claim_lease_ms);
-		hl_time_deadline(&ts, CLOCK_REALTIME, (round < lease ? round : lease) / 3);
+		hl_time_deadline(&ts, CLOCK_MONOTONIC, (round < lease ? round : lease) / 3);
 		while (!s->k_stop && !s->k_wake &&
 		       pthread_cond_timedwait(&s->k_cond, &s->k_lock, &ts) == 0)
 			;
@@ -545,7 +545,7 @@ hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struc
 	pthread_mutex_init(&s->q_lock, NULL);
 	pthread_cond_init(&s->q_cond, NULL);
 	pthread_mutex_init(&s->w_lock, NULL);
-	pthread_cond_init(&s->w_cond, NULL);
+	hl_cond_init_mono(&s->w_cond);
 	pthread_mutex_init(&s->h_lock, NULL);
 	s->h_db_seq = 1; /* deliveries may wait from before this start */
 	pthread_mutex_init(&s->s_lock, NULL);
@@ -553,7 +553,7 @@ hl_store_open_with(struct hl_store **out, const char *url, unsigned flags, struc
 	pthread_mutex_init(&s->l_lock, NULL);
 	pthread_mutex_init(&s->n_lock, NULL);
 	pthread_mutex_init(&s->k_lock, NULL);
-	pthread_cond_init(&s->k_cond, NULL);
+	hl_cond_init_mono(&s->k_cond);
 	pthread_mutex_init(&s->c_lock, NULL);
 	if (pg)
 		rc = hl_store_pg_open(&s->b, &s->ops, url, flags, s->owner,
@@ -875,7 +875,7 @@ hl_store_wait_work(struct hl_store *s, int timeout_ms)
 	struct timespec ts;
 	bool work;
 
-	hl_time_deadline(&ts, CLOCK_REALTIME, timeout_ms);
+	hl_time_deadline(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&s->w_lock);
 	while (s->w_seq == seen && !s->w_wake_all) {
 		if (pthread_cond_timedwait(&s->w_cond, &s->w_lock, &ts) != 0)
@@ -893,7 +893,7 @@ hl_store_pause(struct hl_store *s, int ms)
 	struct timespec ts;
 	bool woken;
 
-	hl_time_deadline(&ts, CLOCK_REALTIME, ms);
+	hl_time_deadline(&ts, CLOCK_MONOTONIC, ms);
 	pthread_mutex_lock(&s->w_lock);
 	while (!s->w_wake_all)
 		if (pthread_cond_timedwait(&s->w_cond, &s->w_lock, &ts) != 0)
