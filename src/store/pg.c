@@ -901,8 +901,11 @@ pg_try_lock(PGconn *c, const char *sql, const char *arg)
 	return got;
 }
 
+/* The liveness lock: not keyed by schema, since an owner id is one
+ * process's alone (host, pid, random) and replicas of every version name
+ * it alike. */
 static const char pg_owner_lock_sql[] =
-        "SELECT pg_try_advisory_lock(hashtextextended(" PG_OWNER_KEY("$1") ", 0))";
+        "SELECT pg_try_advisory_lock(hashtextextended('healer:owner:' || $1, 0))";
 static const char pg_leader_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("
                                          "'healer:leader:' || " PG_SCHEMA_KEY " || $1, 0))";
 static const char pg_named_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("

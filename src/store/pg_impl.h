@@ -53,11 +53,6 @@
 #define PG_CHANNEL_SQL                                                                \
 	"(CASE COALESCE(current_schema(), 'public') WHEN 'public' THEN 'healer' ELSE" \
 	" 'healer_' || to_hex(hashtextextended(current_schema(), 0)) END)"
-/* The key of the liveness lock of the process whose owner id is the SQL
- * expression col (held by its listener's session: free once it died). Not
- * keyed by schema: an owner id is one process's alone (host, pid, random),
- * and replicas of every version name it alike. */
-#define PG_OWNER_KEY(col) "'healer:owner:' || " col
 
 /* Parameters of one statement; numbers are formatted into num. */
 struct pg_params {

@@ -626,7 +626,7 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
  * replica's picks are skipped, not waited for), straight from the partial
  * index in its order so the walk stops after $4 rows; the counts move for
  * them. Only when none waits: claims of dead processes (their liveness
- * lock is free, PG_OWNER_KEY) whose lease ran out on the database's clock
+ * lock is free: "healer:owner:<owner>", pg.c) whose lease ran out on the database's clock
  * (the lease keeper also gives those back), no count moving. No process's
  * claims are taken while it lives: its workers are still on them (a lease
  * runs out when the renewals failed, as while the database was away, or
@@ -656,10 +656,9 @@ static const char pg_claim_sql[] =
 static const char pg_claim_expired_sql[] =
         "WITH c AS (SELECT id FROM deliveries WHERE state = 'processing'"
         " AND lease_until_ms < " PG_NOW_MS " AND claimed_by IS DISTINCT FROM $2"
-        " AND (claimed_by IS NULL OR pg_try_advisory_xact_lock(hashtextextended(" PG_OWNER_KEY(
-                "claimed_by") ", 0)))"
-                              " ORDER BY lease_until_ms LIMIT $4 FOR UPDATE SKIP LOCKED)" PG_CLAIM_SET
-                                      PG_CLAIM_RETURNING;
+        " AND (claimed_by IS NULL"
+        " OR pg_try_advisory_xact_lock(hashtextextended('healer:owner:' || claimed_by, 0)))"
+        " ORDER BY lease_until_ms LIMIT $4 FOR UPDATE SKIP LOCKED)" PG_CLAIM_SET PG_CLAIM_RETURNING;
 
 static const char pg_give_back_sql[] =
         "WITH u AS (UPDATE deliveries SET state = 'received', updated_ms = $2,"
@@ -798,18 +797,17 @@ hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, co
 
 /* Renews owner's claims it holds ($3) for $2 ms from the database's clock,
  * and gives back its claims it does not hold whose lease ran out: a claim
- * committed while its
- * answer was lost (the connection went at COMMIT), or an intake batch's
- * hand-off committed so; nobody works on those, and no other process
- * takes a live owner's claims. A claim being made as the list was copied
- * has a fresh lease. */
+ * committed while its answer was lost (the connection went at COMMIT), or
+ * an intake batch's hand-off committed so; nobody works on those, and no
+ * other process takes a live owner's claims. A claim being made as the
+ * list was copied has a fresh lease. */
 static const char pg_renew_sql[] =
         "WITH r AS (UPDATE deliveries SET lease_until_ms = " PG_NOW_MS " + $2::bigint"
         " WHERE state = 'processing'"
         " AND claimed_by = $1 AND delivery_id = ANY ($3::text[]) RETURNING 1),"
         " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
         " lease_until_ms = NULL, updated_ms = $4 WHERE d.state = 'processing'"
-        " AND d.claimed_by = $1 AND d.lease_until_ms < " PG_NOW_MS ""
+        " AND d.claimed_by = $1 AND d.lease_until_ms < " PG_NOW_MS
         " AND NOT (d.delivery_id = ANY ($3::text[])) RETURNING d.event_name),"
         " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
         " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
@@ -882,22 +880,20 @@ hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
 static const char pg_reap_sql[] =
         "WITH dead AS (SELECT o.claimed_by FROM (SELECT DISTINCT claimed_by FROM deliveries"
         " WHERE state = 'processing' AND claimed_by IS NOT NULL AND claimed_by <> $2) o"
-        " WHERE pg_try_advisory_xact_lock(hashtextextended(" PG_OWNER_KEY(
-                "o.claimed_by") ", 0))),"
-                                " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
-                                " lease_until_ms = NULL, updated_ms = $1 WHERE d.state = 'processing'"
-                                " AND d.claimed_by IS DISTINCT FROM $2"
-                                " AND (d.claimed_by IS NULL OR d.lease_until_ms IS NULL"
-                                " OR (($3::bigint IS NULL OR d.lease_until_ms < " PG_NOW_MS
-                                " + $3::bigint)"
-                                " AND d.claimed_by IN (SELECT claimed_by FROM dead)))"
-                                " RETURNING d.event_name),"
-                                " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
-                                " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
-                                " SELECT g.event_name, v.state, '', v.sign * g.k FROM g,"
-                                " (VALUES ('processing', -1), ('received', 1)) v (state, sign)"
-                                " ORDER BY 1, 2" PG_COUNTS_UPSERT ")"
-                                " SELECT count(*) FROM u";
+        " WHERE pg_try_advisory_xact_lock(hashtextextended('healer:owner:' || o.claimed_by, 0))),"
+        " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
+        " lease_until_ms = NULL, updated_ms = $1 WHERE d.state = 'processing'"
+        " AND d.claimed_by IS DISTINCT FROM $2"
+        " AND (d.claimed_by IS NULL OR d.lease_until_ms IS NULL"
+        " OR (($3::bigint IS NULL OR d.lease_until_ms < " PG_NOW_MS " + $3::bigint)"
+        " AND d.claimed_by IN (SELECT claimed_by FROM dead)))"
+        " RETURNING d.event_name),"
+        " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
+        " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
+        " SELECT g.event_name, v.state, '', v.sign * g.k FROM g,"
+        " (VALUES ('processing', -1), ('received', 1)) v (state, sign)"
+        " ORDER BY 1, 2" PG_COUNTS_UPSERT ")"
+        " SELECT count(*) FROM u";
 
 int
 hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t lease_ms,

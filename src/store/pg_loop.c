@@ -144,7 +144,7 @@ pg_changes(struct hl_store_backend *b, int64_t *changed, const char *sql, const 
  * Task leases last until_ms - now_ms from the database's clock (replicas'
  * clocks may differ), and are granted when free, run out, owner's own, or
  * held by "P@O" when owner is "P@O2" and O's liveness lock is free (a
- * process that died holding it: see PG_OWNER_KEY). A live holder's lease
+ * process that died holding it: its "healer:owner:<O>" lock, pg.c). A live holder's lease
  * is never taken before it ran out.
  */
 static const char pg_task_lease_sql[] =
@@ -152,8 +152,8 @@ static const char pg_task_lease_sql[] =
         " + $3::bigint WHERE task_id = $1 AND (lease_owner IS NULL OR lease_owner = $2"
         " OR lease_until_ms IS NULL OR lease_until_ms < " PG_NOW_MS
         " OR (strpos($2, '@') > 0 AND left(lease_owner, strpos(lease_owner, '@'))"
-        " = left($2, strpos($2, '@')) AND pg_try_advisory_xact_lock(hashtextextended(" PG_OWNER_KEY(
-                "substr(lease_owner, strpos(lease_owner, '@') + 1)") ", 0))))";
+        " = left($2, strpos($2, '@')) AND pg_try_advisory_xact_lock(hashtextextended("
+        "'healer:owner:' || substr(lease_owner, strpos(lease_owner, '@') + 1), 0))))";
 
 int
 hl_pg_task_lease(struct hl_store_backend *b, bool *got, const char *task_id, const char *owner,
