@@ -1371,8 +1371,11 @@ rem_queued_pr(struct hl_remediator *r, const struct hl_event *ev)
 }
 
 /* Takes task_id's lease as this delivery's remediation (owner gets its
- * name: the same for the delivery processed again, which takes over the
- * lease of a process that died deciding it); HL_EUPSTREAM (the delivery is
+ * name, "remediate:<task>@<this process's store owner>": the delivery
+ * processed again by the same process takes its own lease back; processed
+ * by another, it takes the lease over only once it ran out or its holder
+ * died, which the store decides in the same statement, so two live
+ * replicas never both decide the task); HL_EUPSTREAM (the delivery is
  * given back) while another holds it. */
 static int
 rem_lease(struct hl_remediator *r, char *owner, size_t size, const char *task_id,
@@ -1382,7 +1385,7 @@ rem_lease(struct hl_remediator *r, char *owner, size_t size, const char *task_id
 	bool got = false;
 	int rc;
 
-	snprintf(owner, size, "remediate:%s", task_id);
+	snprintf(owner, size, "remediate:%s@%s", task_id, hl_store_owner(r->store));
 	if ((rc = hl_store_task_lease(r->store, &got, task_id, owner, now,
 	                              now + (int64_t)r->cfg->lease_seconds * 1000, err)) < 0)
 		return rc;
@@ -1490,7 +1493,7 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	json_t *check_run_run = NULL, *evj;
 	char *evs = NULL;
 	int64_t run_id, attempt = 0;
-	char existing[HL_TASK_ID_MAX], why[160], owner[HL_TASK_ID_MAX + 16];
+	char existing[HL_TASK_ID_MAX], why[160], owner[HL_TASK_ID_MAX + 128];
 	char *key = NULL, *gkey = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
 	bool created = false, leased = false;

@@ -3,7 +3,7 @@
  * connections, reconnects, migrations, signals, leadership and its
  * operation table. Shared by any number of healer replicas.
  *
- * Three connections per store handle (a read-only one has the main one only):
+ * Four connections per store handle (a read-only one has the main one only):
  *   the main connection, used only under the store mutex for every
  *     operation but intake batches. A lost connection is reset by the next
  *     operation, at most once per backoff period (250 ms doubling to 2 s),
@@ -14,6 +14,11 @@
  *     the store's committer thread writes and commits intake batches
  *     outside the store mutex, their statements sent in pipelines (see
  *     pg_intake.c).
+ *   the keeper connection (b->keep, a backend of its own), on which the
+ *     store's lease keeper renews this handle's claims and task leases and
+ *     requeues dead processes' claims, outside the store mutex: a
+ *     statement waiting on a lock on the main connection (which gives up
+ *     after a third of the lease: lock_timeout) never holds them up.
  *   the listener connection, owned by the listener thread: it LISTENs on
  *     one channel, delivers other processes' signals ("<channel>@<owner>|
  *     <payload>" NOTIFY payloads; its own, recognised by the owner they
@@ -305,6 +310,24 @@ pg_unavailable(struct hl_store_backend *b, struct hl_err *err)
 	return hl_err_set(err, HL_EDB, "database '%s' unavailable: %s", b->display, b->down_msg);
 }
 
+/* Gives the session the lock timeout asked for (hl_pg_lock_timeout), between
+ * transactions; a failure leaves it to the next statement. */
+static void
+pg_apply_lock_timeout(struct hl_store_backend *b, bool in_txn)
+{
+	int64_t want = atomic_load(&b->lock_timeout_ms);
+	char sql[64];
+	PGresult *r;
+
+	if (in_txn || want == b->lock_timeout_set)
+		return;
+	snprintf(sql, sizeof(sql), "SET lock_timeout TO %lld", (long long)want);
+	r = PQexec(b->conn, sql);
+	if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		b->lock_timeout_set = want;
+	PQclear(r);
+}
+
 /* A working main connection: reconnects a lost one (not inside a
  * transaction, not twice within the backoff period). */
 static int
@@ -313,8 +336,10 @@ pg_ensure(struct hl_store_backend *b, bool in_txn, struct hl_err *err)
 	int64_t now;
 	int i;
 
-	if (b->conn && PQstatus(b->conn) == CONNECTION_OK && !b->lost)
+	if (b->conn && PQstatus(b->conn) == CONNECTION_OK && !b->lost) {
+		pg_apply_lock_timeout(b, in_txn);
 		return 0;
+	}
 	if (in_txn) {
 		snprintf(b->down_msg, sizeof(b->down_msg), "the connection was lost");
 		return pg_unavailable(b, err);
@@ -343,6 +368,8 @@ pg_ensure(struct hl_store_backend *b, bool in_txn, struct hl_err *err)
 	}
 	atomic_store(&b->own_pid[1], atomic_load(&b->own_pid[0]));
 	atomic_store(&b->own_pid[0], PQbackendPID(b->conn));
+	b->lock_timeout_set = 0; /* a new session's */
+	pg_apply_lock_timeout(b, in_txn);
 	return 0;
 }
 
@@ -667,7 +694,14 @@ hl_pg_rollback(struct hl_store_backend *b)
 bool
 hl_pg_retryable(const struct hl_store_backend *b)
 {
-	return strcmp(b->sqlstate, "40001") == 0 || strcmp(b->sqlstate, "40P01") == 0;
+	return strcmp(b->sqlstate, "40001") == 0 || strcmp(b->sqlstate, "40P01") == 0 ||
+	       strcmp(b->sqlstate, "55P03") == 0; /* lock_timeout */
+}
+
+void
+hl_pg_lock_timeout(struct hl_store_backend *b, int64_t ms)
+{
+	atomic_store(&b->lock_timeout_ms, ms > 0 ? ms : 0);
 }
 
 static bool
@@ -839,7 +873,7 @@ pg_publish(struct hl_store_backend *b, enum hl_store_channel ch, const char *pay
 		return hl_err_set(err, HL_ETOOBIG, "signal payload too large");
 	}
 	hl_pg_text(&p, msg.data);
-	rc = hl_pg_exec(b, NULL, "SELECT pg_notify('" PG_CHANNEL "', $1)", &p, false, "notify",
+	rc = hl_pg_exec(b, NULL, "SELECT pg_notify(" PG_CHANNEL_SQL ", $1)", &p, false, "notify",
 	                err);
 	hl_buf_release(&msg);
 	return rc;
@@ -867,13 +901,9 @@ pg_try_lock(PGconn *c, const char *sql, const char *arg)
 	return got;
 }
 
-/* Advisory locks belong to the database, not to a schema: a store in
- * another schema than public (search_path) names its leaderships and
- * named locks after it, so two deployments in one database each elect
- * their own leaders (public keeps the names older replicas use). */
-#define PG_SCHEMA_KEY                                                                           \
-	"CASE COALESCE(current_schema(), 'public') WHEN 'public' THEN '' ELSE current_schema()" \
-	" || ':' END"
+/* The liveness lock: not keyed by schema, since an owner id is one
+ * process's alone (host, pid, random) and replicas of every version name
+ * it alike. */
 static const char pg_owner_lock_sql[] =
         "SELECT pg_try_advisory_lock(hashtextextended('healer:owner:' || $1, 0))";
 static const char pg_leader_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextextended("
@@ -883,19 +913,32 @@ static const char pg_named_lock_sql[] = "SELECT pg_try_advisory_lock(hashtextext
 static const char pg_named_unlock_sql[] = "SELECT pg_advisory_unlock(hashtextextended("
                                           "'healer:lock:' || " PG_SCHEMA_KEY " || $1, 0))";
 
-/* A listener connection: LISTENing, holding the liveness lock. */
+/* A listener connection: LISTENing on the store's channel
+ * (PG_CHANNEL_SQL: letters, digits and '_'), holding the liveness lock. */
 static PGconn *
 pg_listen_connect(struct hl_store_backend *b, char *why, size_t size)
 {
 	PGconn *c = pg_connect(b);
 	PGresult *r;
+	char sql[160];
 
 	if (!c || PQstatus(c) != CONNECTION_OK) {
 		pg_first_line(why, size, c ? PQerrorMessage(c) : "out of memory");
 		PQfinish(c);
 		return NULL;
 	}
-	r = PQexec(c, PG_PEER_TIMEOUT_SQL "; LISTEN " PG_CHANNEL);
+	r = PQexec(c, "SELECT " PG_CHANNEL_SQL);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+	    strspn(PQgetvalue(r, 0, 0), "abcdefghijklmnopqrstuvwxyz0123456789_") !=
+	            strlen(PQgetvalue(r, 0, 0))) {
+		pg_first_line(why, size, PQerrorMessage(c));
+		PQclear(r);
+		PQfinish(c);
+		return NULL;
+	}
+	snprintf(sql, sizeof(sql), PG_PEER_TIMEOUT_SQL "; LISTEN %s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		pg_first_line(why, size, PQerrorMessage(c));
 		PQclear(r);
@@ -1168,6 +1211,26 @@ pg_lock_held(struct hl_store_backend *b, const char *name)
 	return held;
 }
 
+/* ---- the lease keeper ---------------------------------------------------- */
+
+/* The keeper's backend: a connection of its own (NULL when read-only). */
+static struct hl_store_backend *
+pg_keeper(struct hl_store_backend *b)
+{
+	return b->keep;
+}
+
+/* A statement on the main connection waits at most a third of the lease
+ * for a lock, one of the keeper's a quarter (a round of renewals, every
+ * third of the lease, gets through a locked table and renews the rest). */
+static void
+pg_set_lease(struct hl_store_backend *b, int64_t lease_ms)
+{
+	hl_pg_lock_timeout(b, lease_ms / 3);
+	if (b->keep)
+		hl_pg_lock_timeout(b->keep, lease_ms / 4);
+}
+
 /* ---- open, close -------------------------------------------------------- */
 
 static void
@@ -1185,6 +1248,7 @@ pg_close(struct hl_store_backend *b)
 		pthread_join(b->l_thread, NULL);
 	}
 	pg_close(b->intake);
+	pg_close(b->keep);
 	PQfinish(b->lconn);
 	PQfinish(b->conn);
 	for (i = 0; i < b->ncache; i++)
@@ -1211,6 +1275,8 @@ static const struct hl_store_ops pg_ops = {
 		.lock_try = pg_lock_try,
 		.lock_release = pg_lock_release,
 		.lock_held = pg_lock_held,
+		.keeper = pg_keeper,
+		.set_lease = pg_set_lease,
 	},
 	.intake = {
 		.recover = hl_pg_recover,
@@ -1352,7 +1418,8 @@ hl_store_pg_open(struct hl_store_backend **out, const struct hl_store_ops **ops,
 		*ops = &pg_ops;
 		return 0;
 	}
-	if (!(b->intake = pg_backend_new(conninfo, false, owner))) {
+	if (!(b->intake = pg_backend_new(conninfo, false, owner)) ||
+	    !(b->keep = pg_backend_new(conninfo, false, owner))) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
 		goto fail;
 	}

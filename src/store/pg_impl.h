@@ -32,7 +32,27 @@
 #define PG_MAX_PARAMS  24
 #define PG_CACHE_MAX   128
 #define PG_MAX_LEADERS 8
-#define PG_CHANNEL     "healer"
+
+/* The database's clock in milliseconds since the epoch: every lease
+ * (claims, task leases, sends, redeliveries) is measured on it, so
+ * replicas whose clocks differ agree on when one ran out; a replica's own
+ * clock only tells how long a lease lasts. */
+#define PG_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+
+/* Advisory locks and LISTEN channels belong to the database, not to a
+ * schema: a store in another schema than public (search_path) names its
+ * locks after it, so two deployments in one database each elect their own
+ * leaders and serialize only their own work (public keeps the names older
+ * replicas use). */
+#define PG_SCHEMA_KEY                                                                           \
+	"CASE COALESCE(current_schema(), 'public') WHEN 'public' THEN '' ELSE current_schema()" \
+	" || ':' END"
+/* The store's LISTEN/NOTIFY channel: "healer" in public (as older
+ * replicas), else "healer_" and a hash of the schema's name (an
+ * identifier of at most 23 bytes). */
+#define PG_CHANNEL_SQL                                                                \
+	"(CASE COALESCE(current_schema(), 'public') WHEN 'public' THEN 'healer' ELSE" \
+	" 'healer_' || to_hex(hashtextextended(current_schema(), 0)) END)"
 
 /* Parameters of one statement; numbers are formatted into num. */
 struct pg_params {
@@ -65,11 +85,15 @@ struct hl_store_backend {
 		uint32_t uses;   /* since prepared: pg_cache_ready re-prepares it */
 	} cache[PG_CACHE_MAX];
 	int ncache;
+	/* the session's lock_timeout: asked for (0: none), and set (applied
+	 * between transactions, see hl_pg_lock_timeout) */
+	_Atomic int64_t lock_timeout_ms;
+	int64_t lock_timeout_set;
 	/* backend pids of the main connection (now and before its last
 	 * reconnect): the listener skips the signals this process sent */
 	_Atomic int own_pid[2];
 
-	/* the listener: its own connection, LISTENing on PG_CHANNEL, holding
+	/* the listener: its own connection, LISTENing on PG_CHANNEL_SQL, holding
 	 * the handle's liveness lock, its leaderships and its named locks */
 	pthread_mutex_t l_lock; /* guards lconn and the fields below */
 	PGconn *lconn;
@@ -83,6 +107,12 @@ struct hl_store_backend {
 	int wake[2]; /* a pipe: wakes the listener thread */
 	pthread_t l_thread;
 	bool l_started;
+
+	/* the lease keeper's own backend (a connection, no listener), used
+	 * only by the store's keeper thread, never under the store mutex, so
+	 * a statement waiting on a lock there never holds up the renewals;
+	 * connected when first used; NULL on a read-only handle */
+	struct hl_store_backend *keep;
 
 	/* intake batches' own backend (a connection, no listener), used only
 	 * by the store's committer thread, never under the store mutex;
@@ -132,8 +162,15 @@ int hl_pg_cmd(struct hl_store_backend *b, const char *sql, const char *what, str
 int hl_pg_begin(struct hl_store_backend *b, const char *what, struct hl_err *err);
 int hl_pg_commit(struct hl_store_backend *b, const char *what, struct hl_err *err);
 void hl_pg_rollback(struct hl_store_backend *b);
-/* True when the last failure was a deadlock or serialization failure. */
+/* True when the last failure was a deadlock, a serialization failure or a
+ * lock not granted within the session's lock_timeout. */
 bool hl_pg_retryable(const struct hl_store_backend *b);
+/* How long a statement of b's session may wait for a lock (0: as long as
+ * it takes); set on the session before its next statement outside a
+ * transaction: one waiting statement fails (lock_not_available,
+ * retryable) instead of holding up the store mutex and every caller
+ * queued behind it. */
+void hl_pg_lock_timeout(struct hl_store_backend *b, int64_t ms);
 
 /* Result helpers (text or binary results): a NUL-terminated value or
  * NULL; a malloc'd copy or NULL; a copy into out ("" for NULL); a number

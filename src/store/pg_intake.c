@@ -69,8 +69,7 @@ static const char pg_ins_sql[] =
         " $8, CASE WHEN x.known THEN 'duplicate' ELSE $14 END, $15, $16, $8,"
         " CASE WHEN x.dup THEN 0 ELSE $18::integer END,"
         " CASE WHEN x.dup THEN NULL ELSE $19 END,"
-        " CASE WHEN x.dup THEN NULL ELSE GREATEST($20::bigint, $20::bigint - $8::bigint"
-        " + (1000 * extract(epoch FROM clock_timestamp()))::bigint) END FROM x"
+        " CASE WHEN x.dup THEN NULL ELSE " PG_NOW_MS " + $20::bigint END FROM x"
         " ON CONFLICT (delivery_id) DO NOTHING RETURNING id, state, duplicate_of, task_id)"
         " SELECT id, state, duplicate_of, task_id FROM d"
         " UNION ALL SELECT NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM d)";
@@ -226,15 +225,11 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 	if (strcmp(it->state, "processing") == 0) {
 		hl_pg_int(p, 1);
 		hl_pg_text(p, r->take_owner);
-		/* the lease runs from this try (a batch tried again after a
-		 * reconnect), or from the row's write when that is later (the
-		 * database's clock, after what the statement waited for: its
-		 * locks, its preparation): a claim stored with its lease
-		 * already spent would be taken back, and processed a second
-		 * time, at once. A database clock ahead of the replicas'
-		 * lengthens such a first lease by as much (renewals use the
-		 * replica's own). */
-		hl_pg_int(p, now + (r->take_until_ms - r->take_at_ms));
+		/* the lease runs from the row's write, on the database's
+		 * clock (after what the statement waited for: its locks, its
+		 * preparation, a reconnect): a claim stored with its lease
+		 * already spent would be taken back at once */
+		hl_pg_int(p, r->take_until_ms - r->take_at_ms);
 	} else {
 		hl_pg_int(p, 0);
 		hl_pg_text(p, NULL);
@@ -630,19 +625,22 @@ hl_pg_intake_batch(struct hl_store_backend *b, struct hl_intake_req *head)
  * due: a new one is due when it arrives), each locked SKIP LOCKED (another
  * replica's picks are skipped, not waited for), straight from the partial
  * index in its order so the walk stops after $4 rows; the counts move for
- * them. Only when none waits: other processes' claims whose lease ran out
- * (the lease keeper also gives those back), no count moving. This
- * process's own claims are never taken back while it lives: their workers
- * are still on them (a lease runs out when the renewals failed, as while
- * the database was away); one it cannot finish it gives back itself
- * (hl_store_abandon_claim). */
+ * them. Only when none waits: claims of dead processes (their liveness
+ * lock is free: "healer:owner:<owner>", pg.c) whose lease ran out on the database's clock
+ * (the lease keeper also gives those back), no count moving. No process's
+ * claims are taken while it lives: its workers are still on them (a lease
+ * runs out when the renewals failed, as while the database was away, or
+ * looks run out to a replica whose clock is ahead); one it cannot finish
+ * it gives back itself (hl_store_abandon_claim). Leases: $3 ms from the
+ * database's clock. */
 #define PG_CLAIM_RETURNING                                                             \
 	" RETURNING d.id, d.delivery_id, d.hook_id, d.source, d.event_name, d.action," \
 	" d.headers_json, d.body, d.dedup_key, d.task_id, d.received_ms, d.claims,"    \
 	" d.body_encoding, d.body_size, d.failure_key"
-#define PG_CLAIM_SET                                                            \
-	" UPDATE deliveries d SET state = 'processing', claims = d.claims + 1," \
-	" updated_ms = $1, claimed_by = $2, lease_until_ms = $3 FROM c WHERE d.id = c.id"
+#define PG_CLAIM_SET                                                                     \
+	" UPDATE deliveries d SET state = 'processing', claims = d.claims + 1,"          \
+	" updated_ms = $1, claimed_by = $2, lease_until_ms = " PG_NOW_MS " + $3::bigint" \
+	" FROM c WHERE d.id = c.id"
 
 static const char pg_claim_sql[] =
         "WITH c AS (SELECT id FROM deliveries WHERE state = 'received' AND not_before_ms <= $1"
@@ -656,8 +654,10 @@ static const char pg_claim_sql[] =
         " SELECT * FROM u ORDER BY id";
 
 static const char pg_claim_expired_sql[] =
-        "WITH c AS (SELECT id FROM deliveries WHERE state = 'processing' AND lease_until_ms < $1"
-        " AND claimed_by IS DISTINCT FROM $2"
+        "WITH c AS (SELECT id FROM deliveries WHERE state = 'processing'"
+        " AND lease_until_ms < " PG_NOW_MS " AND claimed_by IS DISTINCT FROM $2"
+        " AND (claimed_by IS NULL"
+        " OR pg_try_advisory_xact_lock(hashtextextended('healer:owner:' || claimed_by, 0)))"
         " ORDER BY lease_until_ms LIMIT $4 FOR UPDATE SKIP LOCKED)" PG_CLAIM_SET PG_CLAIM_RETURNING;
 
 static const char pg_give_back_sql[] =
@@ -740,7 +740,7 @@ again:
 		now = hl_time_wall_ms();
 		hl_pg_int(&p, now);
 		hl_pg_text(&p, owner);
-		hl_pg_int(&p, now + lease_ms);
+		hl_pg_int(&p, lease_ms);
 		hl_pg_int(&p, max);
 		if ((rc = hl_pg_exec(b, &r, sql, &p, true, "claim", err)) < 0)
 			return rc;
@@ -795,18 +795,19 @@ hl_pg_claim_next(struct hl_store_backend *b, struct hl_delivery_record **out, co
 	return hl_pg_claim_many(b, out, 1, &n, owner, lease_ms, err);
 }
 
-/* Renews owner's claims it holds ($3), and gives back its claims it does
- * not hold whose lease ran out ($4: now): a claim committed while its
- * answer was lost (the connection went at COMMIT), or an intake batch's
- * hand-off committed so; nobody works on those, and no other process
- * takes a live owner's claims. A claim being made as the list was copied
- * has a fresh lease. */
+/* Renews owner's claims it holds ($3) for $2 ms from the database's clock,
+ * and gives back its claims it does not hold whose lease ran out: a claim
+ * committed while its answer was lost (the connection went at COMMIT), or
+ * an intake batch's hand-off committed so; nobody works on those, and no
+ * other process takes a live owner's claims. A claim being made as the
+ * list was copied has a fresh lease. */
 static const char pg_renew_sql[] =
-        "WITH r AS (UPDATE deliveries SET lease_until_ms = $2 WHERE state = 'processing'"
+        "WITH r AS (UPDATE deliveries SET lease_until_ms = " PG_NOW_MS " + $2::bigint"
+        " WHERE state = 'processing'"
         " AND claimed_by = $1 AND delivery_id = ANY ($3::text[]) RETURNING 1),"
         " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
         " lease_until_ms = NULL, updated_ms = $4 WHERE d.state = 'processing'"
-        " AND d.claimed_by = $1 AND d.lease_until_ms < $4"
+        " AND d.claimed_by = $1 AND d.lease_until_ms < " PG_NOW_MS
         " AND NOT (d.delivery_id = ANY ($3::text[])) RETURNING d.event_name),"
         " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
         " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
@@ -825,10 +826,13 @@ hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
 	int rc;
 
 	hl_pg_text(&p, owner);
-	hl_pg_int(&p, until_ms);
+	/* how long, from the database's clock: the store gives a time on
+	 * this process's clock, which may differ */
+	hl_pg_int(&p, until_ms - hl_time_wall_ms());
 	if (!ids)
 		return hl_pg_exec(b, NULL,
-		                  "UPDATE deliveries SET lease_until_ms = $2"
+		                  "UPDATE deliveries SET lease_until_ms = " PG_NOW_MS
+		                  " + $2::bigint"
 		                  " WHERE state = 'processing' AND claimed_by = $1",
 		                  &p, false, "renew claims", err);
 	/* a text[] literal: every element quoted, '"' and '\' escaped */
@@ -864,12 +868,15 @@ hl_pg_renew(struct hl_store_backend *b, const char *owner, int64_t until_ms,
 	return rc;
 }
 
-/* Requeues other processes' expired claims, and the claims of dead
- * processes: their liveness lock is free (the session that held it is
- * gone) and they were not renewed lately (lease_until_ms < $3). A live
- * process's listener session can be gone for a moment (terminated, cut by
- * a proxy, the database restarted) before it reconnects and locks again;
- * its keeper still renews its claims every third of the lease. */
+/* Requeues the claims of dead processes: their liveness lock is free (the
+ * session that held it is gone) and they were not renewed lately (their
+ * lease ends within $3 ms on the database's clock; NULL: at once), and
+ * claims without an owner or lease. A live process's claims are never
+ * taken, however late its lease looks (a replica's clock ahead, its
+ * renewals held up): its workers are on them. A live process's listener
+ * session can be gone for a moment (terminated, cut by a proxy, the
+ * database restarted) before it reconnects and locks again; its keeper
+ * still renews its claims every third of the lease. */
 static const char pg_reap_sql[] =
         "WITH dead AS (SELECT o.claimed_by FROM (SELECT DISTINCT claimed_by FROM deliveries"
         " WHERE state = 'processing' AND claimed_by IS NOT NULL AND claimed_by <> $2) o"
@@ -877,8 +884,9 @@ static const char pg_reap_sql[] =
         " u AS (UPDATE deliveries d SET state = 'received', claimed_by = NULL,"
         " lease_until_ms = NULL, updated_ms = $1 WHERE d.state = 'processing'"
         " AND d.claimed_by IS DISTINCT FROM $2"
-        " AND (d.lease_until_ms IS NULL OR d.lease_until_ms < $1"
-        " OR (d.lease_until_ms < $3 AND d.claimed_by IN (SELECT claimed_by FROM dead)))"
+        " AND (d.claimed_by IS NULL OR d.lease_until_ms IS NULL"
+        " OR (($3::bigint IS NULL OR d.lease_until_ms < " PG_NOW_MS " + $3::bigint)"
+        " AND d.claimed_by IN (SELECT claimed_by FROM dead)))"
         " RETURNING d.event_name),"
         " g AS (SELECT event_name, count(*) AS k FROM u GROUP BY event_name),"
         " c AS (INSERT INTO delivery_counts (event_name, state, reason, n)"
@@ -901,7 +909,7 @@ hl_pg_reap(struct hl_store_backend *b, int64_t *n, const char *owner, int64_t le
 	/* a live process renewed within the last third of its lease (its
 	 * claims then last two thirds more): renewed longer ago than two
 	 * thirds, a process without its lock is dead; lease_ms 0: at once */
-	hl_pg_int(&p, lease_ms > 0 ? now + lease_ms / 3 : INT64_MAX);
+	hl_pg_int_or_null(&p, lease_ms > 0 ? lease_ms / 3 : 0);
 	if ((rc = hl_pg_exec(b, &r, pg_reap_sql, &p, false, "requeue dead claims", err)) < 0)
 		return rc;
 	*n = hl_pg_int_at(r, 0, 0);
@@ -1014,18 +1022,24 @@ pg_count_repair(struct hl_store_backend *b, struct hl_err *err)
 int
 hl_pg_recover(struct hl_store_backend *b, int64_t *n, const char *owner, struct hl_err *err)
 {
+	int64_t lock_timeout = atomic_load(&b->lock_timeout_ms);
 	int rc, tries;
 
+	/* another replica's repair holds the counts' lock as long as it
+	 * takes: waited for without the session's lock timeout */
+	hl_pg_lock_timeout(b, 0);
 	for (tries = 0;; tries++) {
 		rc = hl_pg_reap(b, n, owner, 0, err);
 		if (rc == 0)
 			rc = pg_count_repair(b, err);
 		if (rc == 0)
-			return 0;
+			break;
 		hl_pg_rollback(b);
 		if (!hl_pg_retryable(b) || tries + 1 >= PG_BATCH_TRIES)
-			return rc;
+			break;
 	}
+	hl_pg_lock_timeout(b, lock_timeout);
+	return rc;
 }
 
 /* Moves the deliveries matching COND back to received, with counts. */

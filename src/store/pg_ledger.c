@@ -102,7 +102,8 @@ pg_task_params(struct pg_params *p, const struct hl_task *t, int64_t now)
 }
 
 static const char pg_queue_lock_sql[] =
-        "SELECT pg_advisory_xact_lock(hashtextextended('healer:queue', 0))";
+        "SELECT pg_advisory_xact_lock(hashtextextended('healer:' || " PG_SCHEMA_KEY
+        " || 'queue', 0))";
 
 /* The stored state of a task, locked for this transaction:
  * HL_TASK_STATE_INVALID when there is none. */

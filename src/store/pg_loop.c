@@ -140,6 +140,21 @@ pg_changes(struct hl_store_backend *b, int64_t *changed, const char *sql, const 
 	return 0;
 }
 
+/*
+ * Task leases last until_ms - now_ms from the database's clock (replicas'
+ * clocks may differ), and are granted when free, run out, owner's own, or
+ * held by "P@O" when owner is "P@O2" and O's liveness lock is free (a
+ * process that died holding it: its "healer:owner:<O>" lock, pg.c). A live holder's lease
+ * is never taken before it ran out.
+ */
+static const char pg_task_lease_sql[] =
+        "UPDATE remediation_tasks SET lease_owner = $2, lease_until_ms = " PG_NOW_MS
+        " + $3::bigint WHERE task_id = $1 AND (lease_owner IS NULL OR lease_owner = $2"
+        " OR lease_until_ms IS NULL OR lease_until_ms < " PG_NOW_MS
+        " OR (strpos($2, '@') > 0 AND left(lease_owner, strpos(lease_owner, '@'))"
+        " = left($2, strpos($2, '@')) AND pg_try_advisory_xact_lock(hashtextextended("
+        "'healer:owner:' || substr(lease_owner, strpos(lease_owner, '@') + 1), 0))))";
+
 int
 hl_pg_task_lease(struct hl_store_backend *b, bool *got, const char *task_id, const char *owner,
                  int64_t now_ms, int64_t until_ms, struct hl_err *err)
@@ -150,13 +165,8 @@ hl_pg_task_lease(struct hl_store_backend *b, bool *got, const char *task_id, con
 
 	hl_pg_text(&p, task_id);
 	hl_pg_text(&p, owner);
-	hl_pg_int(&p, now_ms);
-	hl_pg_int(&p, until_ms);
-	rc = pg_changes(b, &changed,
-	                "UPDATE remediation_tasks SET lease_owner = $2, lease_until_ms = $4"
-	                " WHERE task_id = $1 AND (lease_owner IS NULL OR lease_owner = $2"
-	                " OR lease_until_ms IS NULL OR lease_until_ms < $3)",
-	                &p, "lease task", err);
+	hl_pg_int(&p, until_ms - now_ms);
+	rc = pg_changes(b, &changed, pg_task_lease_sql, &p, "lease task", err);
 	if (rc == 0)
 		*got = changed == 1;
 	return rc;
@@ -361,8 +371,9 @@ hl_pg_attempt_begin(struct hl_store_backend *b, enum hl_budget_wait *over, char 
 	if (max_active > 0 || max_recent > 0)
 		rc = hl_pg_exec(
 		        b, NULL,
-		        "SELECT pg_advisory_xact_lock(hashtextextended('healer:budget', 0))", NULL,
-		        false, "begin attempt", err);
+		        "SELECT pg_advisory_xact_lock(hashtextextended('healer:' || " PG_SCHEMA_KEY
+		        " || 'budget', 0))",
+		        NULL, false, "begin attempt", err);
 	if (rc < 0)
 		goto out;
 	hl_pg_text(&p, a->task_id);

@@ -63,15 +63,16 @@ hl_pg_redelivery_claim(struct hl_store_backend *b, bool *claimed,
 	hl_pg_int(&p, HL_REDELIVERY_STALE_MS);
 	/* a row given back for a retry (or left pending) is taken again by one
 	 * claimer: the conflicting insert re-checks the outcome on the row's
-	 * newest version */
+	 * newest version; a pending claim's age is told by the database's
+	 * clock (replicas' clocks may differ) */
 	rc = hl_pg_exec(b, &res,
 	                "INSERT INTO redeliveries (guid, hook, github_id, event_name,"
 	                " status_code, requested_by, requested_ms, outcome, updated_ms)"
-	                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7)"
+	                " VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', " PG_NOW_MS ")"
 	                " ON CONFLICT (guid) DO UPDATE SET outcome = 'pending',"
 	                " requested_by = EXCLUDED.requested_by, updated_ms = EXCLUDED.updated_ms"
 	                " WHERE redeliveries.outcome = 'retry' OR (redeliveries.outcome = 'pending'"
-	                " AND redeliveries.updated_ms < $7::bigint - $8::bigint)"
+	                " AND redeliveries.updated_ms < " PG_NOW_MS " - $8::bigint)"
 	                " RETURNING not_taken, requested_ms",
 	                &p, false, "redelivery claim", err);
 	if (rc < 0)

@@ -118,7 +118,11 @@ hl_sq_task_lease(struct hl_store_backend *b, bool *got, const char *task_id, con
 	sqlite3_stmt *st = hl_sq_prepare(
 	        b, "UPDATE remediation_tasks SET lease_owner = ?2, lease_until_ms = ?4"
 	           " WHERE task_id = ?1 AND (lease_owner IS NULL OR lease_owner = ?2"
-	           " OR lease_until_ms IS NULL OR lease_until_ms < ?3)");
+	           " OR lease_until_ms IS NULL OR lease_until_ms < ?3"
+	           /* "P@O" of another handle: a process before this one (one
+	            * process per SQLite store), dead */
+	           " OR (instr(?2, '@') > 0 AND substr(lease_owner, 1, instr(lease_owner, '@'))"
+	           " = substr(?2, 1, instr(?2, '@'))))");
 	int rc;
 
 	if (!st)

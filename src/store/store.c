@@ -372,12 +372,34 @@ hl_store_unhold_task(struct hl_store *s, const char *task_id, const char *owner)
 	pthread_mutex_unlock(&s->k_lock);
 }
 
+/* The backend the keeper works on: its own connection (no store mutex),
+ * or the store's, under the mutex; store_keep_done ends the use. */
+static struct hl_store_backend *
+store_keep_begin(struct hl_store *s)
+{
+	struct hl_store_backend *kb = s->ops->conn.keeper ? s->ops->conn.keeper(s->b) : NULL;
+
+	if (kb)
+		return kb;
+	pthread_mutex_lock(&s->db_lock);
+	return s->b;
+}
+
+static void
+store_keep_done(struct hl_store *s, struct hl_store_backend *kb)
+{
+	if (kb == s->b)
+		pthread_mutex_unlock(&s->db_lock);
+}
+
 /* Renews the task leases held here (k_lock held, so a release that forgot
  * one is never undone); a lease another holder took over once it ran out
- * is forgotten. The shortest span, for the next round. */
+ * is forgotten; a failure (the database away, the table locked) ends the
+ * round. The shortest span, for the next round. */
 static int64_t
 store_renew_held(struct hl_store *s, int64_t shortest)
 {
+	struct hl_store_backend *kb;
 	struct hl_err err;
 	size_t i = 0;
 	int64_t now;
@@ -390,11 +412,13 @@ store_renew_held(struct hl_store *s, int64_t shortest)
 		err.code = 0;
 		got = false;
 		now = hl_time_wall_ms();
-		pthread_mutex_lock(&s->db_lock);
-		rc = s->ops->loop.task_lease(s->b, &got, h->task_id, h->owner, now,
-		                             now + h->span_ms, &err);
-		pthread_mutex_unlock(&s->db_lock);
-		if (rc == 0 && !got) {
+		kb = store_keep_begin(s);
+		rc = s->ops->loop.task_lease(kb, &got, h->task_id, h->owner, now, now + h->span_ms,
+		                             &err);
+		store_keep_done(s, kb);
+		if (rc < 0)
+			break;
+		if (!got) {
 			store_held_free(h);
 			s->k_held[i] = s->k_held[--s->k_n_held];
 			continue;
@@ -414,6 +438,7 @@ static void
 store_renew_claims(struct hl_store *s, int64_t lease, struct hl_err *err)
 {
 	static const char *const none[1] = { NULL };
+	struct hl_store_backend *kb;
 	const char **ids = NULL;
 	size_t n = 0, i;
 	bool oom;
@@ -428,11 +453,14 @@ store_renew_claims(struct hl_store *s, int64_t lease, struct hl_err *err)
 		else
 			n++;
 	pthread_mutex_unlock(&s->c_lock);
-	pthread_mutex_lock(&s->db_lock);
+	kb = store_keep_begin(s);
 	/* out of memory: every claim of the owner renewed, none given back */
-	(void)s->ops->intake.renew(s->b, s->owner, hl_time_wall_ms() + lease,
-	                           oom ? NULL : ids ? ids : none, n, err);
-	pthread_mutex_unlock(&s->db_lock);
+	(void)s->ops->intake.renew(kb, s->owner, hl_time_wall_ms() + lease,
+	                           oom   ? NULL
+	                           : ids ? ids
+	                                 : none,
+	                           n, err);
+	store_keep_done(s, kb);
 	for (i = 0; i < n; i++)
 		free((char *)ids[i]);
 	free(ids);
@@ -441,11 +469,13 @@ store_renew_claims(struct hl_store *s, int64_t lease, struct hl_err *err)
 /* Renews this handle's claims and task leases every third of the lease
  * (of the shortest task lease, when shorter), gives back the abandoned
  * claims, and (on a shared backend) requeues the claims of processes that
- * died. */
+ * died; on the backend's keeper connection when it has one, so no
+ * statement of the others' waiting on a lock holds the renewals up. */
 static void *
 store_keeper(void *arg)
 {
 	struct hl_store *s = arg;
+	struct hl_store_backend *kb;
 	struct timespec ts;
 	struct hl_err err;
 	int64_t lease, n, round;
@@ -463,24 +493,29 @@ store_keeper(void *arg)
 			break;
 		s->k_wake = false;
 		lease = atomic_load(&s->claim_lease_ms); /* it may have changed meanwhile */
+		pthread_mutex_unlock(&s->k_lock);
+		/* the claims first: a task lease waiting on a lock delays them
+		 * by no more than its connection's lock timeout */
+		err.code = 0;
+		store_renew_claims(s, lease, &err);
+		pthread_mutex_lock(&s->k_lock);
 		n = store_give_back_abandoned(s);
 		round = store_renew_held(s, lease);
 		pthread_mutex_unlock(&s->k_lock);
-		err.code = 0;
-		store_renew_claims(s, lease, &err);
-		pthread_mutex_lock(&s->db_lock);
+		kb = store_keep_begin(s);
 		/* the send under way; a send's lease that ran out (the store
 		 * was away) is not renewed: the row is due again */
 		if (atomic_load(&s->o_sending) > 0)
-			(void)s->ops->outbox.renew(s->b, s->owner, atomic_load(&s->o_sending),
-			                           hl_time_wall_ms(), hl_time_wall_ms() + lease, &err);
+			(void)s->ops->outbox.renew(kb, s->owner, atomic_load(&s->o_sending),
+			                           hl_time_wall_ms(), hl_time_wall_ms() + lease,
+			                           &err);
 		if (s->ops->intake.reap) {
 			int64_t reaped = 0;
 
-			(void)s->ops->intake.reap(s->b, &reaped, s->owner, lease, &err);
+			(void)s->ops->intake.reap(kb, &reaped, s->owner, lease, &err);
 			n += reaped;
 		}
-		pthread_mutex_unlock(&s->db_lock);
+		store_keep_done(s, kb);
 		if (n > 0)
 			(void)hl_store_publish(s, HL_CHANNEL_WORK, "", NULL);
 		pthread_mutex_lock(&s->k_lock);
@@ -638,6 +673,8 @@ void
 hl_store_set_claim_lease(struct hl_store *s, int64_t lease_ms)
 {
 	atomic_store(&s->claim_lease_ms, lease_ms < 1000 ? 1000 : lease_ms);
+	if (s->ops->conn.set_lease)
+		s->ops->conn.set_lease(s->b, atomic_load(&s->claim_lease_ms));
 	pthread_mutex_lock(&s->k_lock);
 	s->k_wake = true; /* a round now, then every third of the new lease */
 	pthread_cond_signal(&s->k_cond);

@@ -106,6 +106,12 @@ struct hl_store_conn_ops {
 	                struct hl_err *err);
 	void (*lock_release)(struct hl_store_backend *b, const char *name);
 	bool (*lock_held)(struct hl_store_backend *b, const char *name);
+	/* The backend the lease keeper renews and reaps on, WITHOUT the store
+	 * mutex (a connection of its own, used by the keeper thread alone).
+	 * NULL, or NULL returned: the store's own, under the mutex. */
+	struct hl_store_backend *(*keeper)(struct hl_store_backend *b);
+	/* Told the handle's lease (hl_store_set_claim_lease). NULL: unused. */
+	void (*set_lease)(struct hl_store_backend *b, int64_t lease_ms);
 };
 
 struct hl_store_intake_ops {

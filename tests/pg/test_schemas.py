@@ -3,7 +3,8 @@
 each in a schema of its own (search_path in the URL's options; run through
 pgrun.py): advisory locks belong to the database, so each deployment must
 still elect its own CodeRun watch leader (one per deployment, whatever the
-other holds), and each keeps its deliveries in its own schema. Standard
+other holds), and each keeps its deliveries in its own schema and takes
+its own transaction locks (another deployment's do not hold it up). Standard
 library only; prints TAP.
 """
 import os
@@ -61,6 +62,21 @@ def main():
             for s in ("prod", "staging")}
     check("each delivery is stored in its deployment's schema",
           rows == {"prod": ["sch-prod"], "staging": ["sch-staging"]}, rows)
+
+    # a deployment in public holding its budget lock (each attempt's check
+    # takes it) holds up no attempt of staging's: the locks that serialize
+    # a deployment's work are its schema's
+    def runs():
+        d = os.path.join(root, "staging", "coderuns")
+        return len(os.listdir(d)) if os.path.isdir(d) else 0
+    wait_for(lambda: runs() >= 1, 10)
+    before = runs()
+    con.query("SELECT pg_advisory_lock(hashtextextended('healer:budget', 0))")
+    st, _ = staging.deliver(job_event(503, 53, branch="stage/y"), "sch-staging-2")
+    ok = wait_for(lambda: runs() > before, 8)
+    con.query("SELECT pg_advisory_unlock(hashtextextended('healer:budget', 0))")
+    check("staging dispatches while a deployment in public holds its budget lock",
+          st == 202 and ok, (st, before, runs()))
 
     # the prod leader stops: the other prod replica takes the watch over,
     # staging keeps its own

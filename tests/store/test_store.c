@@ -2666,6 +2666,11 @@ test_store_loop_state(void **state)
 	assert_false(got);
 	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r1", 150, 300, &err), 0);
 	assert_true(got);
+	/* PostgreSQL measures leases on its own clock (their length given) */
+	if (pg_mode)
+		assert_int_equal(raw_exec(f, "UPDATE remediation_tasks SET lease_until_ms = 1"
+		                             " WHERE task_id = 't-a'"),
+		                 0);
 	assert_int_equal(hl_store_task_lease(f->s, &got, "t-a", "r2", 301, 400, &err), 0);
 	assert_true(got);
 	assert_int_equal(hl_store_task_release(f->s, "t-a", "r1", &err), 0);
@@ -4193,9 +4198,10 @@ test_store_lost_claim_waits_again(void **state)
 	hl_delivery_record_free(d);
 }
 
-/* A claim taken over by another replica once its lease ran out (its
- * renewals failed) is the new claimer's: the old claimer can neither give
- * it back (a third replica would process it) nor end it. */
+/* A claim taken over by another replica once its lease ran out while its
+ * claimer seemed dead (its renewals failed, its listener's session gone)
+ * is the new claimer's: the old claimer can neither give it back (a third
+ * replica would process it) nor end it. */
 static void
 test_store_replicas_end_only_their_own_claims(void **state)
 {
@@ -4211,7 +4217,11 @@ test_store_replicas_end_only_their_own_claims(void **state)
 	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
 	hl_delivery_record_free(d);
 	d = NULL;
-	assert_int_equal(raw_exec(f, "UPDATE deliveries SET lease_until_ms = 1"), 0);
+	/* as the other replica saw it: the claim of a process without its
+	 * liveness lock, run out (a live one's is never taken) */
+	assert_int_equal(raw_exec(f, "UPDATE deliveries SET lease_until_ms = 1,"
+	                             " claimed_by = 'gone:1:000000'"),
+	                 0);
 	assert_int_equal(hl_store_claim_next(s2, &d, &err), 0);
 	assert_string_equal(d->delivery_id, "d-over");
 	hl_delivery_record_free(d);
@@ -4224,6 +4234,183 @@ test_store_replicas_end_only_their_own_claims(void **state)
 	assert_string_equal(row[1], hl_store_owner(s2));
 	assert_int_equal(finish(s2, "d-over", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
 	hl_store_close(s2);
+}
+
+/* Leases are measured on the database's clock, and a live process's claims
+ * and task leases are never taken, however long ago they look run out (to
+ * a replica whose clock runs ahead; renewals held up): recovery, claims
+ * and the lease keeper of another handle leave them. A remediation's task
+ * lease ("P@<store owner>") is taken back by its own process at once, by
+ * another for the same P once the holder's process is gone, and never
+ * from a live holder before it ran out. */
+static void
+test_store_replicas_never_take_a_live_ones_leases(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task t = { .task_id = "t-live",
+		             .repository = "o/r",
+		             .kind = "ci",
+		             .state = HL_TASK_RUNNING,
+		             .next_check_ms = HL_TASK_NO_CHECK };
+	char row[RAW_COLS][256], mine[256], other[256];
+	struct hl_store *s2;
+	int64_t n = -1, ahead;
+	bool got = false;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	s2 = second_handle(f);
+	insert(f, "d-live", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	hl_delivery_record_free(d);
+	d = NULL;
+	/* the claim's lease runs from the database's clock */
+	assert_int_equal(raw_row(f,
+	                         "SELECT lease_until_ms - (extract(epoch FROM clock_timestamp())"
+	                         " * 1000)::bigint BETWEEN 1000 AND 15000 FROM deliveries",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "t");
+	/* as a replica whose clock is far ahead sees it: run out */
+	assert_int_equal(raw_exec(f, "UPDATE deliveries SET lease_until_ms = 1"), 0);
+	assert_int_equal(hl_store_recover(s2, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(hl_store_claim_next(s2, &d, &err), -HL_ENOTFOUND);
+	hl_store_set_claim_lease(s2, 1000); /* its keeper reaps every third */
+	usleep(1200000);
+	assert_int_equal(hl_store_claim_next(s2, &d, &err), -HL_ENOTFOUND);
+	assert_int_equal(raw_row(f, "SELECT state, claimed_by, claims FROM deliveries", row), 0);
+	assert_string_equal(row[0], "processing");
+	assert_string_equal(row[1], hl_store_owner(f->s));
+	assert_string_equal(row[2], "1");
+	assert_int_equal(finish(f->s, "d-live", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+
+	/* task leases: their length from the database's clock, whatever the
+	 * caller's clock says */
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	snprintf(mine, sizeof(mine), "remediate:t-live@%s", hl_store_owner(f->s));
+	snprintf(other, sizeof(other), "remediate:t-live@%s", hl_store_owner(s2));
+	ahead = hl_time_wall_ms() + 3600000;
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-live", mine, ahead, ahead + 5000, &err),
+	                 0);
+	assert_true(got);
+	assert_int_equal(raw_row(f,
+	                         "SELECT lease_until_ms - (extract(epoch FROM clock_timestamp())"
+	                         " * 1000)::bigint BETWEEN 1000 AND 5000 FROM remediation_tasks",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "t");
+	/* another process's clock two hours ahead: the live holder keeps it */
+	ahead += 3600000;
+	assert_int_equal(hl_store_task_lease(s2, &got, "t-live", other, ahead, ahead + 5000, &err),
+	                 0);
+	assert_false(got);
+	/* its own process takes it back */
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-live", mine, ahead, ahead + 5000, &err),
+	                 0);
+	assert_true(got);
+	/* the holder's process gone: taken over before the lease ran out */
+	assert_int_equal(raw_exec(f, "UPDATE remediation_tasks SET"
+	                             " lease_owner = 'remediate:t-live@gone:1:000000'"),
+	                 0);
+	assert_int_equal(hl_store_task_lease(s2, &got, "t-live", other, ahead, ahead + 5000, &err),
+	                 0);
+	assert_true(got);
+	/* not a lease of the same kind: kept until it ran out */
+	assert_int_equal(raw_exec(f, "UPDATE remediation_tasks SET lease_owner = 'loop@gone:1:0'"),
+	                 0);
+	assert_int_equal(hl_store_task_lease(s2, &got, "t-live", other, ahead, ahead + 5000, &err),
+	                 0);
+	assert_false(got);
+	hl_store_close(s2);
+}
+
+struct lock_waiter {
+	struct hl_store *s;
+	int rc;
+	int64_t took_ms;
+};
+
+/* Reads a task (its table locked by another session meanwhile). */
+static void *
+lock_waiter_run(void *arg)
+{
+	struct lock_waiter *w = arg;
+	struct hl_task_record *r = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	int64_t t0 = hl_time_mono_ms();
+
+	w->rc = hl_store_task_get(w->s, &r, "t-busy", &err);
+	w->took_ms = hl_time_mono_ms() - t0;
+	hl_task_record_free(r);
+	return NULL;
+}
+
+/* A statement waiting on a lock another session holds (a table locked by
+ * hand, a long migration) holds up neither the renewal of the handle's
+ * claims nor its task leases' (the keeper's own connection), and gives up
+ * after a third of the lease (lock_timeout) instead of holding the store
+ * for as long as the lock is held. */
+static void
+test_store_pg_renewals_not_held_up_by_a_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_delivery_record *d = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_task t = { .task_id = "t-busy",
+		             .repository = "o/r",
+		             .kind = "ci",
+		             .state = HL_TASK_RUNNING,
+		             .next_check_ms = HL_TASK_NO_CHECK };
+	struct lock_waiter w = { .s = f->s, .rc = 1 };
+	char row[RAW_COLS][256];
+	int64_t now = hl_time_wall_ms();
+	pthread_t th;
+	PGresult *r;
+	PGconn *c;
+	bool got = false;
+	int rc;
+
+	assert_true(pg_mode); /* registered on PostgreSQL only */
+	hl_store_set_claim_lease(f->s, 1200);
+	insert(f, "d-busy", NULL, NULL);
+	assert_int_equal(hl_store_claim_next(f->s, &d, &err), 0);
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	assert_int_equal(hl_store_task_lease(f->s, &got, "t-busy", "r1", now, now + 1200, &err), 0);
+	assert_true(got);
+	assert_non_null(c = pg_session(f->db));
+	r = PQexec(c, "BEGIN; LOCK TABLE remediation_tasks IN ACCESS EXCLUSIVE MODE");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	assert_int_equal(pthread_create(&th, NULL, lock_waiter_run, &w), 0);
+	usleep(3000000); /* two and a half leases */
+	/* the claim was renewed meanwhile (read before the table is freed) */
+	rc = raw_row(f,
+	             "SELECT lease_until_ms > (extract(epoch FROM clock_timestamp())"
+	             " * 1000)::bigint FROM deliveries WHERE delivery_id = 'd-busy'",
+	             row);
+	r = PQexec(c, "COMMIT");
+	PQclear(r);
+	PQfinish(c);
+	pthread_join(th, NULL);
+	assert_int_equal(rc, 0);
+	assert_string_equal(row[0], "t");
+	/* the read gave up (a lock timeout, retryable) long before */
+	assert_true(w.rc < 0);
+	assert_true(w.took_ms < 2000);
+	/* the task lease is renewed again once the table is free */
+	usleep(800000);
+	assert_int_equal(raw_row(f,
+	                         "SELECT lease_owner, lease_until_ms > (extract(epoch FROM"
+	                         " clock_timestamp()) * 1000)::bigint FROM remediation_tasks",
+	                         row),
+	                 0);
+	assert_string_equal(row[0], "r1");
+	assert_string_equal(row[1], "t");
+	assert_int_equal(finish(f->s, "d-busy", HL_DELIVERY_PROCESSED, "recorded", NULL, &err), 0);
+	hl_delivery_record_free(d);
+	assert_int_equal(hl_store_task_release(f->s, "t-busy", "r1", &err), 0);
 }
 
 /* The claims of a replica that died go back to the queue: at once when
@@ -4540,7 +4727,7 @@ test_store_intake_waits_for_a_key_claimed_elsewhere(void **state)
 	assert_string_equal(row[0], "1");
 }
 
-#define PG_ONLY 10
+#define PG_ONLY 12
 
 int
 main(void)
@@ -4650,6 +4837,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_replicas_end_only_their_own_claims,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_replicas_take_over_a_dead_ones_claims,
+		                                setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_pg_renewals_not_held_up_by_a_lock, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_replicas_never_take_a_live_ones_leases,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_listener_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_pg_passwords_and_sslmode, setup,
