@@ -230,8 +230,11 @@ hl_workers_quiesce(struct hl_workers *w)
 {
 	if (!w)
 		return;
+	/* no hl_store_wake_all: its flag stays set, and would end every
+	 * store pause and lock wait of the loop and the workers still
+	 * finishing a delivery during the drain; an idle worker sees the
+	 * flag within its 1 s wait */
 	atomic_store(&w->stop, true);
-	hl_store_wake_all(w->store);
 }
 
 void

@@ -572,17 +572,33 @@ dispatch_scan_same(const json_t *e, const struct stat *st)
 	       json_integer_value(json_array_get(e, 3)) == (json_int_t)st->st_ino;
 }
 
+/* How recent a file's last write must be for a scan to read it again
+ * (a file system's timestamps advance by a clock tick, up to 10 ms). */
+#define DISPATCH_SCAN_RACY_NS 100000000LL
+
+/* Whether st was written less than DISPATCH_SCAN_RACY_NS before now. */
+static bool
+dispatch_scan_racy(const struct stat *st, const struct timespec *now)
+{
+	long long m = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+	long long n = (long long)now->tv_sec * 1000000000LL + now->tv_nsec;
+
+	return n - m < DISPATCH_SCAN_RACY_NS;
+}
+
 int
 hl_dispatch_scan(struct hl_dispatch *d, struct hl_dispatch_scan *s, const char *selector,
                  json_t **changed, json_t *names, uint64_t *parsed, struct hl_err *err)
 {
 	json_t *arr, *next;
 	struct dirent *de;
+	struct timespec now;
 	DIR *dir;
 	int ret = 0;
 
 	if (d->mode != HL_DISPATCH_DIRECTORY)
 		return hl_err_set(err, HL_EUNSUPPORTED, "a CodeRun scan is for directory dispatch");
+	clock_gettime(CLOCK_REALTIME, &now); /* the clock of file times */
 	if (!(dir = opendir(d->dir))) {
 		if (errno != ENOENT)
 			return hl_err_set(err, HL_EIO, "coderun directory '%s': %s", d->dir,
@@ -631,13 +647,17 @@ hl_dispatch_scan(struct hl_dispatch *d, struct hl_dispatch_scan *s, const char *
 				json_array_append(arr, m);
 			}
 		}
+		/* a file written in the last moments is not remembered: a
+		 * rewrite in place of the same size within one timestamp tick
+		 * would look unchanged ("racily clean", as git calls it) */
 		/* a foreign or damaged file is remembered too: read again once it
 		 * changes */
-		json_object_set_new(next, de->d_name,
-		                    json_pack("[I, I, I, I, s?]", (json_int_t)st.st_mtim.tv_sec,
-		                              (json_int_t)st.st_mtim.tv_nsec,
-		                              (json_int_t)st.st_size, (json_int_t)st.st_ino,
-		                              match ? name : NULL));
+		if (!dispatch_scan_racy(&st, &now))
+			json_object_set_new(
+			        next, de->d_name,
+			        json_pack("[I, I, I, I, s?]", (json_int_t)st.st_mtim.tv_sec,
+			                  (json_int_t)st.st_mtim.tv_nsec, (json_int_t)st.st_size,
+			                  (json_int_t)st.st_ino, match ? name : NULL));
 		json_decref(m);
 	}
 out:

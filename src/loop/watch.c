@@ -744,7 +744,10 @@ watch_task_done(void *arg, const char *task_id)
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_task_record *t = NULL;
 	int rc = hl_store_task_get(arg, &t, task_id, &err);
-	bool done = rc == -HL_ENOTFOUND || (rc == 0 && hl_task_state_is_final(t->state));
+	/* escalated counts too: a /healer retry makes a CodeRun of its own */
+	bool done =
+	        rc == -HL_ENOTFOUND ||
+	        (rc == 0 && (hl_task_state_is_final(t->state) || t->state == HL_TASK_ESCALATED));
 
 	hl_task_record_free(t);
 	return done;

@@ -1670,7 +1670,7 @@ hl_remediate_attempt(struct hl_remediator *r, struct hl_remediation *out,
 			free(ev->sender);
 			ev->sender = strdup(plan->hint_author);
 		}
-		if (!ev->command_hint || (plan->hint_author && !ev->sender)) {
+		if (!ev->command_hint || (plan->hint_author && *plan->hint_author && !ev->sender)) {
 			hl_event_free(ev);
 			return hl_err_set(err, HL_ENOMEM, "out of memory");
 		}

@@ -178,7 +178,8 @@ arena_str(struct rstate *st, const char *s, size_t n)
 	char *d;
 
 	/* the caller reports NULL as out of memory: say why it is not */
-	if (n > RENDER_MAX_ARENA - st->arena_bytes) {
+	if (n >=
+	    RENDER_MAX_ARENA - st->arena_bytes) { /* the NUL too: arena_bytes stays <= the cap */
 		if (!st->rc)
 			st->rc = hl_err_set(st->err, HL_ETOOBIG,
 			                    "%s: values made while rendering exceed %u bytes",

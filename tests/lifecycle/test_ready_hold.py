@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
 import dtest  # noqa: E402
@@ -83,6 +84,10 @@ def main():
               st == 503 and "could not be stored" in json.dumps(body), [st, body])
         st, body = srv.request("GET", "/ready")
         check("and still 503 on the next probe", st == 503, [st, body])
+        time.sleep(1.5)  # past the probe write's own 1 s cache: the hold decides
+        st, body = srv.request("GET", "/ready")
+        check("and 1.5 s later, the probe write succeeding, still 503",
+              st == 503 and "could not be stored" in json.dumps(body), [st, body])
         os.unlink(filler)
         st, _ = srv.deliver(job(100))
         check("with room again a delivery is stored", st == 202, st)
