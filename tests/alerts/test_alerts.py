@@ -668,10 +668,14 @@ def main():
     hwm1 = vm_hwm_kib(srv.proc.pid)
     big_log = os.path.join(ws, "logs", f"{POD_BIG}-current.log")
     big_size = os.path.getsize(big_log) if os.path.exists(big_log) else 0
+    # a sanitizer's quarantine keeps every freed chunk of the stream: the
+    # memory bound is the plain build's
+    sanitized = "asan" in os.environ.get("HEALER_BIN", "") or "ASAN_OPTIONS" in os.environ
     check("a pod alert with 2 x 20 MB of logs -> its files whole, the server's peak resident "
-          "memory up by under 40 MB",
+          "memory up by under 40 MB (plain build)",
           st == 202 and coderuns(tid_big) and big_size > 20_000_000 and hwm0 > 0
-          and hwm1 - hwm0 < 40 * 1024, [hwm0, hwm1, big_size, srv.log_tail()[-800:]])
+          and (sanitized or hwm1 - hwm0 < 40 * 1024),
+          [hwm0, hwm1, big_size, srv.log_tail()[-800:]])
     post(srv, "/api/alerts/alertmanager",
          am_body([am_alert(POD_BIG, "b16b16b1", status="resolved")], "resolved"))
     wait_state(srv, tid_big, "stopped", 10)
