@@ -670,7 +670,8 @@ def main():
     big_size = os.path.getsize(big_log) if os.path.exists(big_log) else 0
     # a sanitizer's quarantine keeps every freed chunk of the stream: the
     # memory bound is the plain build's
-    sanitized = "asan" in os.environ.get("HEALER_BIN", "") or "ASAN_OPTIONS" in os.environ
+    sanitized = (any(k in os.environ for k in ("ASAN_OPTIONS", "TSAN_OPTIONS")) or
+                 any(b in os.environ.get("HEALER_BIN", "") for b in ("asan", "tsan")))
     check("a pod alert with 2 x 20 MB of logs -> its files whole, the server's peak resident "
           "memory up by under 40 MB (plain build)",
           st == 202 and coderuns(tid_big) and big_size > 20_000_000 and hwm0 > 0

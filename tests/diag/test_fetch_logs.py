@@ -253,7 +253,7 @@ MAXRSS = ("import os, sys\n"
 # would count every streamed chunk): the rise over a small pod's run is
 # what the logs cost
 MEM_ENV = dict(KENV)
-if os.environ.get("ASAN_OPTIONS") is not None or "asan" in HEALER:
+if "ASAN_OPTIONS" in os.environ or "asan" in HEALER:
     MEM_ENV["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
                                ":quarantine_size_mb=0:thread_local_quarantine_size_kb=0")
 
