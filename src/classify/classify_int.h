@@ -231,7 +231,10 @@ cl_timestamp_len(const char *p, size_t n)
 	return i;
 }
 
-/* Length of the escape sequence starting with ESC at p[0]. */
+/* Length of the escape sequence starting with ESC at p[0] (ECMA-48): a CSI,
+ * an OSC (its string runs to BEL or ESC \\; one left open runs to the line
+ * end), an nF escape (intermediates 0x20-0x2f and a final byte, such as the
+ * "ESC ( B" of tput sgr0) or ESC and one byte. Never past a '\n'. */
 static inline size_t
 cl_escape_len(const char *p, size_t n)
 {
@@ -247,16 +250,25 @@ cl_escape_len(const char *p, size_t n)
 			i++;
 		return i;
 	}
-	if (p[1] == ']') { /* OSC: up to BEL or ESC \ */
-		for (i = 2; i < n && i < 512; i++) {
-			if (p[i] == '\n')
-				return i; /* never swallow a line end */
+	if (p[1] == ']') { /* OSC: up to BEL or ESC \, else the line end */
+		const char *nl = memchr(p + 2, '\n', n - 2);
+		size_t lim = nl != NULL ? (size_t)(nl - p) : n;
+
+		for (i = 2; i < lim; i++) {
 			if (p[i] == '\a')
 				return i + 1;
-			if (p[i] == 0x1b && i + 1 < n && p[i + 1] == '\\')
+			if (p[i] == 0x1b && i + 1 < lim && p[i + 1] == '\\')
 				return i + 2;
 		}
-		return 2;
+		return lim; /* never swallow a line end */
+	}
+	if ((unsigned char)p[1] >= 0x20 && (unsigned char)p[1] <= 0x2f) { /* nF */
+		i = 2;
+		while (i < n && (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] <= 0x2f)
+			i++;
+		if (i < n && (unsigned char)p[i] >= 0x30 && (unsigned char)p[i] <= 0x7e)
+			i++;
+		return i;
 	}
 	return p[1] == '\n' ? 1 : 2; /* two-byte sequence: ESC + one char */
 }

@@ -522,12 +522,39 @@ cl_check_regex(struct cl_parse *ps, const yaml_node_t *node, const char *pat, bo
 		               (size_t)erroff, (const char *)msg);
 	}
 	pcre2_code_free(re);
+	/* A match is a line's bytes (the line mapping and the counts take one
+	 * per match end): one that can be empty ('^', '$', '\b') is refused. */
+	if (!ps->trusted) {
+		hs_expr_info_t *info = NULL;
+		hs_compile_error_t *cerr = NULL;
+		unsigned fl = HS_FLAG_MULTILINE | (caseless ? HS_FLAG_CASELESS : 0);
+
+		if (hs_expression_info(pat, fl, &info, &cerr) == HS_SUCCESS) {
+			bool empty = info->min_width == 0;
+
+			free(info);
+			if (empty)
+				return cl_perr(ps, node, quote,
+				               "pattern can match an empty string");
+		} else {
+			hs_free_compile_error(cerr); /* reported when compiled */
+		}
+	}
 	/* A pattern must not match across lines (ripgrep and the line mapping
-	 * are line-oriented): reject a literal newline in the text. */
+	 * are line-oriented): reject a literal newline in the text. Other ways
+	 * to match a line end ('\s', '\W') are confirmed on one line by
+	 * verify.c. */
 	if (strchr(pat, '\n') != NULL)
 		return cl_perr(ps, node, 0, "pattern contains a newline");
 	for (const char *p = pat; *p != '\0'; p++) {
 		if (*p == '\\' && p[1] != '\0') {
+			/* the buffer's start or end is a chunk's or segment's */
+			if (strchr("AzZG", p[1]) != NULL)
+				return cl_perr(
+				        ps, node, quote + (int)(p - pat),
+				        "'\\%c' anchors to the buffer, not a line (use '^' or"
+				        " '$')",
+				        p[1]);
 			p++;
 			continue;
 		}
@@ -886,8 +913,30 @@ cl_new(struct hl_classifier **out, const char *text, size_t n, const char *name,
 		yaml_parser_delete(&parser);
 		goto out;
 	}
-	yaml_parser_delete(&parser);
 	have_doc = true;
+	/* one document only: a later one would be dropped without a word */
+	{
+		yaml_document_t more;
+
+		if (!yaml_parser_load(&parser, &more)) {
+			rc = hl_err_set(err, HL_EPARSE, "%s:%zu:%zu: %s", ps.file,
+			                parser.problem_mark.line + 1,
+			                parser.problem_mark.column + 1,
+			                parser.problem ? parser.problem : "YAML syntax error");
+			yaml_parser_delete(&parser);
+			goto out;
+		}
+		if (yaml_document_get_root_node(&more) != NULL) {
+			rc = hl_err_set(err, HL_EPARSE, "%s:%zu:%zu: more than one YAML document",
+			                ps.file, more.start_mark.line + 1,
+			                more.start_mark.column + 1);
+			yaml_document_delete(&more);
+			yaml_parser_delete(&parser);
+			goto out;
+		}
+		yaml_document_delete(&more);
+	}
+	yaml_parser_delete(&parser);
 
 	root = yaml_document_get_root_node(&ps.doc);
 	if (root == NULL || root->type != YAML_MAPPING_NODE) {

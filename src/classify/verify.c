@@ -11,15 +11,15 @@
  * database was laid out when compiled, so it comes and goes between builds.
  *
  * So the matches of a pattern that repeats something (what the
- * accelerators run) and cannot match a line end itself (no '\s', '\n' and
- * the like: it can only match within a line) are confirmed with PCRE2:
- * the pattern must match on the line a match ends on, or Vectorscan's
- * matches ending there are dropped. One confirmation serves all the ends
- * one line gives a pattern (a repeat at its end gives one per byte). A
- * pattern's PCRE2 code is compiled at its first confirmation, and
- * JIT-compiled once CL_VERIFY_JIT_AFTER lines were confirmed (a JIT
- * compile costs about as much as a few hundred interpreted matches of a
- * line: most patterns match a log a few times, some on every other line).
+ * accelerators run) are confirmed with PCRE2: the pattern must match on the
+ * line a match ends on, or Vectorscan's matches ending there are dropped.
+ * The same confirmation keeps patterns line-oriented: one that can match a
+ * line end ('\s', '\W', '[^a]', "(?s).") would otherwise match across two
+ * lines, or not, as the 256 KB chunks and the threads' segments fall. One confirmation serves all
+ * the ends one line gives a pattern (a repeat at its end gives one per byte). A pattern's PCRE2
+ * code is compiled at its first confirmation, and JIT-compiled once CL_VERIFY_JIT_AFTER lines were
+ * confirmed (a JIT compile costs about as much as a few hundred interpreted matches of a line: most
+ * patterns match a log a few times, some on every other line).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "classify/classify_int.h"
@@ -28,34 +28,62 @@
 #include <pcre2.h>
 #include <stdlib.h>
 
+/* Whether a POSIX class name ("space" of "[:space:]") holds '\n'. */
+static bool
+cl_posix_has_nl(const char *name, size_t len)
+{
+	if (len > 0 && name[0] == '^')
+		return true; /* "[:^alpha:]" and the like */
+	return (len == 5 && memcmp(name, "space", 5) == 0) ||
+	       (len == 5 && memcmp(name, "cntrl", 5) == 0);
+}
+
 /* Whether the pattern's matches are confirmed: it repeats something ('*',
  * '+' or a '{n,m}' count; only a repeat is run through an accelerator that
- * can miss a line end) and nothing in it can match a line end: no escape
- * that can ('\s', '\n', '\W', '\D', '\R', '\v', a code such as '\x0a')
- * outside a negated class, and no negated class that leaves '\n' in (such
- * matches may span lines, which a look at one line would not show). Others
- * are taken as reported. */
+ * can miss a line end), or something in it can match a line end (or the
+ * buffer's start or end), whose matches may then span lines or lean on where
+ * a chunk or segment starts: an escape such as '\s', '\n', '\W', '\D', '\H',
+ * '\v', '\R', '\p', a code ('\x0a'), '\A'; a class holding '\n' ("[\s]",
+ * "[[:^alpha:]]", a negated one that leaves '\n' in); "(?s)". Such a
+ * pattern matches only within a line: its matches are kept on a line it
+ * matches on its own, wherever the log was cut. Others are taken as
+ * reported. */
 static bool
 cl_verify_wanted(const char *p)
 {
+	static const char spans[] = "snDWHvRxocpPXCAzZGgk0123456789Q";
 	bool in_class = false, negated = false, excludes_nl = false, repeats = false;
 
 	for (; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 && *p != '\t')
+			return true; /* a control byte: a range may hold '\n' */
 		if (*p == '\\') {
 			if (p[1] == '\0')
 				break;
 			if (in_class && negated)
 				excludes_nl = excludes_nl || p[1] == 'n' || p[1] == 's';
-			else if (strchr("snWDRvx0123456789co", p[1]) != NULL)
-				return false;
+			else if (strchr(spans, p[1]) != NULL)
+				return true;
 			p++;
 			continue;
 		}
 		if (in_class) {
+			if (p[0] == '[' && p[1] == ':') {
+				const char *end = strstr(p + 2, ":]");
+				if (end != NULL) {
+					bool nl = cl_posix_has_nl(p + 2, (size_t)(end - p - 2));
+					if (!negated && nl)
+						return true;
+					if (negated && nl && p[2] != '^')
+						excludes_nl = true;
+					p = end + 1;
+					continue;
+				}
+			}
 			if (*p == ']') {
 				in_class = false;
 				if (negated && !excludes_nl)
-					return false;
+					return true;
 			}
 			continue;
 		}
@@ -68,6 +96,12 @@ cl_verify_wanted(const char *p)
 			if (p[1] == ']')
 				p++; /* a leading ']' is a member */
 			continue;
+		}
+		if (p[0] == '(' && p[1] == '?') { /* inline options: "(?s)", "(?is:" */
+			for (const char *q = p + 2;
+			     *q != '\0' && *q != '-' && *q != ')' && *q != ':'; q++)
+				if (*q == 's')
+					return true;
 		}
 		if (*p == '*' || *p == '+' || (*p == '{' && isdigit((unsigned char)p[1])))
 			repeats = true;

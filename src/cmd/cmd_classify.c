@@ -232,9 +232,10 @@ classify_payload(struct hl_classify_input *in, const json_t *payload, struct hl_
 	return 0;
 }
 
-/* Classifies one JSON Lines case and prints its result line. */
+/* Classifies one JSON Lines case (input line lineno) and prints its result
+ * line. */
 static int
-classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool explain)
+classify_one_line(struct hl_classifier *c, const char *line, size_t n, size_t lineno, bool explain)
 {
 	json_t *root = NULL, *id = NULL, *files;
 	const char **changed = NULL;
@@ -248,7 +249,13 @@ classify_one_line(struct hl_classifier *c, const char *line, size_t n, bool expl
 
 	memset(&in, 0, sizeof(in));
 	if (hl_json_parse(&root, line, n, &err) != 0) {
-		snprintf(msg, sizeof(msg), "invalid JSON: %s", err.msg);
+		/* jansson counts lines within the case: always line 1 */
+		const char *rest =
+		        strncmp(err.msg, "line ", 5) == 0 ? strchr(err.msg + 5, ' ') : NULL;
+		if (rest != NULL)
+			snprintf(msg, sizeof(msg), "invalid JSON: line %zu%s", lineno, rest);
+		else
+			snprintf(msg, sizeof(msg), "invalid JSON: line %zu: %s", lineno, err.msg);
 		classify_print_error(NULL, msg);
 		return 0;
 	}
@@ -371,7 +378,10 @@ classify_read_line(struct classify_reader *r, struct hl_buf *line, size_t max, b
 		any = true;
 		nl = memchr(r->buf + r->pos, '\n', r->len - r->pos);
 		n = nl ? (size_t)(nl - (r->buf + r->pos)) : r->len - r->pos;
-		if (line->len + n > max) {
+		/* the '\r' of a CRLF line end is not the line's */
+		if (line->len + n > max &&
+		    (line->len + n > max + 1 ||
+		     (n > 0 ? r->buf[r->pos + n - 1] : line->data[line->len - 1]) != '\r')) {
 			*too_long = true;
 			hl_buf_release(line);
 			return 1;
@@ -432,7 +442,7 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t m
 		}
 	}
 	while ((got = classify_read_line(r, &line, max_line, &too_long)) > 0) {
-		size_t len = line.len, k = 0;
+		size_t len = line.len, k = 0, bom = 0;
 		char msg[160];
 
 		lineno++;
@@ -452,12 +462,14 @@ classify_jsonl(struct hl_classifier *c, const char *path, bool explain, size_t m
 		}
 		while (len > 0 && (line.data[len - 1] == '\n' || line.data[len - 1] == '\r'))
 			len--;
+		if (lineno == 1 && len >= 3 && memcmp(line.data, "\xef\xbb\xbf", 3) == 0)
+			bom = k = 3; /* a UTF-8 byte order mark */
 		while (k < len &&
 		       (line.data[k] == ' ' || line.data[k] == '\t' || line.data[k] == '\r'))
 			k++;
 		if (k == len)
 			continue;
-		if (classify_one_line(c, line.data, len, explain) != 0) {
+		if (classify_one_line(c, line.data + bom, len - bom, lineno, explain) != 0) {
 			rc = hl_cmd_fail("out of memory");
 			break;
 		}

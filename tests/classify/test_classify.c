@@ -987,6 +987,45 @@ test_classify_rules_validation_names_rule_and_position(void **state)
 	                   "  patterns: ['(a)\\1']\n",
 	                   "rule 'backref': pattern not supported");
 	expect_rules_error("rules:\n"
+	                   "- name: anchored\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['x\\AfooX']\n",
+	                   "bad.yaml:5:16: rule 'anchored': '\\A' anchors to the buffer");
+	expect_rules_error("rules:\n"
+	                   "- name: end\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['a', 'fooX\\z']\n",
+	                   "bad.yaml:5:24: rule 'end': '\\z' anchors to the buffer");
+	static const char *const empty[] = { "^", "$", "^$", "\\b", "a?", "(x)*" };
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		char text[200];
+		snprintf(text, sizeof(text),
+		         "rules:\n- name: empty\n  type: helm\n  priority: 5\n"
+		         "  patterns: ['ok', '%s']\n",
+		         empty[i]);
+		expect_rules_error(text, "bad.yaml:5:21: rule 'empty': pattern can match an empty");
+	}
+	expect_rules_error("rules:\n"
+	                   "- name: one\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['a']\n"
+	                   "---\n"
+	                   "rules:\n"
+	                   "- name: two\n"
+	                   "  type: nonsense\n",
+	                   "bad.yaml:6:1: more than one YAML document");
+	expect_rules_error("rules:\n"
+	                   "- name: one\n"
+	                   "  type: helm\n"
+	                   "  priority: 5\n"
+	                   "  patterns: ['a']\n"
+	                   "---\n"
+	                   "rules: [\n",
+	                   "bad.yaml:");
+	expect_rules_error("rules:\n"
 	                   "- name: dup\n"
 	                   "  type: helm\n"
 	                   "  priority: 5\n"
@@ -1407,13 +1446,17 @@ test_classify_regex_matches_are_confirmed_on_their_line(void **state)
 		assert_true(cl_verify_line(c, md, dots, genuine, strlen(genuine)));
 	assert_false(cl_verify_line(c, md, dots, other, strlen(other)));
 	assert_true(cl_verify_line(c, md, dots, genuine, strlen(genuine)));
-	/* taken as reported: a pattern that repeats nothing, and one whose
-	 * '\s' can match a line end (its genuine matches can span lines) */
+	/* taken as reported: a pattern that repeats nothing and cannot match a
+	 * line end */
 	assert_false(cl_verify_skip(c, lit));
 	assert_true(cl_verify_line(c, md, lit, "anything", 8));
 	assert_true(cl_verify_skip(c, lit));
-	assert_true(cl_verify_line(c, md, spans, "x", 1));
-	assert_true(cl_verify_skip(c, spans));
+	/* one whose '\s' can match a line end is confirmed on one line: its
+	 * matches never span lines, wherever the log is cut */
+	assert_false(cl_verify_line(c, md, spans, "x", 1));
+	assert_false(cl_verify_line(c, md, spans, "fatal:", 6));
+	assert_true(cl_verify_line(c, md, spans, "fatal: tax", 10));
+	assert_false(cl_verify_skip(c, spans));
 	assert_false(cl_verify_skip(c, dots));
 	/* a negated class that leaves '\n' out cannot span lines: confirmed */
 	assert_true(cl_verify_line(c, md, negated, "linker `cc` not found", 21));
@@ -1692,6 +1735,99 @@ test_classify_helpers_route_categories_and_alternates(void **state)
 	assert_string_equal(hl_classify_alternate_agent("rex", "security", frontend, 2), "cipher");
 }
 
+/* ECMA-48 nF escapes ("ESC ( B" of tput sgr0) are stripped whole, and an
+ * OSC-8 hyperlink's long URL runs to its terminator, in memory and from a
+ * file (the AVX2 copy). */
+static void
+test_classify_nf_escapes_and_long_osc_are_stripped(void **state)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	struct hl_verdict v;
+	(void)state;
+
+	hl_buf_append_str(&b, "x\n\x1b(B\x1b[mtest foo::bar ... FAILED\n");
+	classify_both_ways(b.data, b.len, &v);
+	assert_string_equal(v.rule, "rust-test-failed");
+	assert_string_equal(v.evidence_line, "test foo::bar ... FAILED");
+	hl_verdict_release(&v);
+	hl_buf_reset(&b);
+	hl_buf_append_str(&b, "x\n\x1b]8;;https://example.com/");
+	for (int k = 0; k < 900; k++)
+		hl_buf_append_char(&b, 'a');
+	hl_buf_append_str(&b, "\x1b\\test foo::baz ... FAILED\x1b]8;;\x1b\\\n");
+	classify_both_ways(b.data, b.len, &v);
+	assert_string_equal(v.rule, "rust-test-failed");
+	assert_string_equal(v.evidence_line, "test foo::baz ... FAILED");
+	hl_verdict_release(&v);
+	/* an OSC left open ends at its line end, never past it */
+	assert_int_equal(cl_escape_len("\x1b]0;title\nnext", 14), 9);
+	assert_int_equal(cl_escape_len("\x1b(Bok", 5), 3);
+	assert_int_equal(cl_escape_len("\x1b(\n", 3), 2);
+	hl_buf_release(&b);
+}
+
+/* Patterns that can match a line end match within a line only, wherever
+ * the threads' segments and the 256 KB chunks are cut: "fooX" ending a line
+ * and "barY" starting the next never match, across a cut or inside a
+ * segment, and a line holding both does. */
+static void
+test_classify_patterns_never_match_across_lines(void **state)
+{
+	static const char rules[] = "rules:\n"
+	                            "- name: span\n"
+	                            "  type: helm\n"
+	                            "  priority: 50\n"
+	                            "  patterns: ['fooX\\s+barY', 'fooX\\WbarY', 'fooX\\DbarY',"
+	                            " 'fooX[\\s]barY', 'fooX(?s).barY', 'fooX\\x0abarY',"
+	                            " 'fooX[[:^alpha:]]barY', 'fooX\\HbarY', 'fooX\\v+barY',"
+	                            " 'fooX\\P{L}barY']\n";
+	const size_t n_lines = 800000, w = 21; /* 16.8 MB: split among threads */
+	size_t n = n_lines * w, pairs[16], n_pairs = 0;
+	struct hl_classifier *c = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	char *log = malloc(n + 1);
+	(void)state;
+
+	assert_non_null(log);
+	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
+	                 0);
+	for (size_t i = 0; i < n_lines; i++)
+		snprintf(log + i * w, w + 1, "filler line %08zu\n", i);
+	/* the lines ending at every segment cut of 2, 3 and 4 threads (just
+	 * past the first '\n' at or after n / k * j), at the first 256 KB
+	 * chunk's end, and inside a segment */
+	for (size_t k = 2; k <= 4; k++)
+		for (size_t j = 1; j < k; j++)
+			pairs[n_pairs++] = n / k * j / w;
+	pairs[n_pairs++] = (256 * 1024) / w;
+	pairs[n_pairs++] = 1000;
+	pairs[n_pairs++] = n_lines / 2 + 5000;
+	for (size_t p = 0; p < n_pairs; p++) {
+		memcpy(log + pairs[p] * w, "aaaaaaaaaaaaaaaafooX\n", w);
+		memcpy(log + (pairs[p] + 1) * w, "barYaaaaaaaaaaaaaaaa\n", w);
+	}
+	memset(&in, 0, sizeof(in));
+	in.log = log;
+	in.log_len = n;
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_int_equal(v.log_lines, n_lines);
+	if (v.rule != NULL && strcmp(v.rule, "span") == 0)
+		fail_msg("matched across lines at line %zu: %s", (size_t)v.evidence_line_number,
+		         v.evidence_line);
+	hl_verdict_release(&v);
+	/* a line of its own that holds the pair matches there */
+	memcpy(log + 700000 * w, "aaaaaaaaaafooX barYa\n", w);
+	assert_int_equal(hl_classify(&v, c, &in, &err), 0);
+	assert_string_equal(v.rule, "span");
+	assert_int_equal(v.evidence_line_number, 700001);
+	assert_string_equal(v.evidence_line, "aaaaaaaaaafooX barYa");
+	hl_verdict_release(&v);
+	hl_classifier_free(c);
+	free(log);
+}
+
 int
 main(void)
 {
@@ -1727,6 +1863,8 @@ main(void)
 		cmocka_unit_test(test_classify_gated_patterns_match_like_whole_ones),
 		cmocka_unit_test(test_classify_explain_names_candidates),
 		cmocka_unit_test(test_classify_helpers_route_categories_and_alternates),
+		cmocka_unit_test(test_classify_nf_escapes_and_long_osc_are_stripped),
+		cmocka_unit_test(test_classify_patterns_never_match_across_lines),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -341,6 +341,17 @@ try:
           and res[1].get("id") is None and "longer than 1000 bytes" in res[1].get("error", ""),
           out + err)
 
+    # A JSON error names the input line; a first line's UTF-8 BOM is skipped;
+    # the '\r' of CRLF is not counted against --max-line-bytes.
+    crlf = json.dumps({"id": "crlf", "log": "npm ERR! code ERESOLVE"})
+    rc, out, err = run("classify", "--max-line-bytes", str(len(crlf)), stdin="\ufeff"
+                       + json.dumps({"id": "bom"}) + "\r\n" + crlf + "\r\n\n{oops\r\n")
+    res = jlines(out)
+    check("a BOM is skipped, CRLF fits --max-line-bytes and a JSON error names its line",
+          rc == 0 and len(res) == 3 and res[0].get("id") == "bom" and res[1].get("id") == "crlf"
+          and res[2].get("id", "x") is None
+          and "invalid JSON: line 4 column" in res[2].get("error", ""), out + err)
+
     def rss_kib(pid):
         try:
             with open(f"/proc/{pid}/status") as f:
