@@ -61,6 +61,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -289,15 +290,186 @@ event_parse_line(const char *p, const char *e, const char **rest)
 	return HL_CMD_NONE;
 }
 
+/* The column after n bytes of leading spaces and tabs at p (tab stops of 4). */
+static size_t
+event_columns(const char *p, size_t n)
+{
+	size_t i, col = 0;
+
+	for (i = 0; i < n; i++)
+		col = p[i] == '\t' ? (col + 4) & ~(size_t)3 : col + 1;
+	return col;
+}
+
+/*
+ * Skips the block quote ('>') and list item markers ("-", "*", "+", "N."
+ * or "N)" followed by a space or tab) that open a line [*pp, e), each after
+ * at most three spaces, and the spaces after them. *bq gets the number of
+ * '>'; the return is the column the rest starts at, counted from the last
+ * '>' (a list item's content column: its later lines are indented as much).
+ */
+static size_t
+event_containers(const char **pp, const char *e, int *bq)
+{
+	const char *p = *pp, *base = *pp, *q;
+	size_t col = 0;
+
+	*bq = 0;
+	for (;;) {
+		q = p;
+		while (q < e && *q == ' ' && q - p < 3)
+			q++;
+		if (q < e && *q == '>') {
+			p = q + 1;
+			if (p < e && event_is_hspace(*p))
+				p++;
+			base = p;
+			col = 0;
+			(*bq)++;
+			continue;
+		}
+		if (q < e && (*q == '-' || *q == '*' || *q == '+')) {
+			q++;
+		} else {
+			const char *d = q;
+
+			while (q < e && *q >= '0' && *q <= '9' && q - d < 9)
+				q++;
+			if (q == d || q >= e || (*q != '.' && *q != ')'))
+				break;
+			q++;
+		}
+		if (q >= e || !event_is_hspace(*q))
+			break;
+		while (q < e && event_is_hspace(*q))
+			q++;
+		col = event_columns(base, (size_t)(q - base));
+		p = q;
+	}
+	*pp = p;
+	return col;
+}
+
+/* Raw HTML whose content GitHub shows as code or not at all. */
+static const char *const event_html_tags[] = { "pre", "code", "script", "style", "textarea" };
+
+/* Finds needle (ASCII, any case) in [p, e); NULL when absent. */
+static const char *
+event_find_ci(const char *p, const char *e, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; (size_t)(e - p) >= n; p++)
+		if (strncasecmp(p, needle, n) == 0)
+			return p;
+	return NULL;
+}
+
+/*
+ * Follows raw HTML along a line [p, e): *html is 0 outside, -1 inside an
+ * HTML comment, and 1 + the index in event_html_tags inside that element,
+ * until its closing "-->" or "</tag".
+ */
+static void
+event_html_scan(const char *p, const char *e, int *html)
+{
+	while (p < e) {
+		if (*html < 0) {
+			const char *q = event_find_ci(p, e, "-->");
+
+			if (!q)
+				return;
+			p = q + 3;
+			*html = 0;
+		} else if (*html > 0) {
+			char close[16];
+			const char *q;
+
+			snprintf(close, sizeof(close), "</%s", event_html_tags[*html - 1]);
+			q = event_find_ci(p, e, close);
+			if (!q)
+				return;
+			p = q + strlen(close);
+			*html = 0;
+		} else {
+			size_t i, n;
+
+			p = memchr(p, '<', (size_t)(e - p));
+			if (!p)
+				return;
+			p++;
+			if (e - p >= 3 && strncmp(p, "!--", 3) == 0) {
+				*html = -1;
+				p += 3;
+				continue;
+			}
+			for (i = 0; i < sizeof(event_html_tags) / sizeof(event_html_tags[0]); i++) {
+				n = strlen(event_html_tags[i]);
+				if ((size_t)(e - p) >= n &&
+				    strncasecmp(p, event_html_tags[i], n) == 0 &&
+				    (p + n == e || p[n] == '>' || p[n] == '/' ||
+				     event_is_hspace(p[n]))) {
+					*html = (int)i + 1;
+					p += n;
+					break;
+				}
+			}
+		}
+	}
+}
+
+/*
+ * Whether a line [line, e) inside a fence opened in fence_bq block quotes
+ * and at content column fence_col still belongs to it (false: its block
+ * quote or list item ended, which closes the fence). *closes tells whether
+ * the line is the closing fence.
+ */
+static bool
+event_fence_line(const char *line, const char *e, int fence_bq, size_t fence_col, char fence_ch,
+                 size_t fence_len, bool *closes)
+{
+	const char *q;
+	size_t run, lead;
+	int i;
+
+	*closes = false;
+	for (i = 0; i < fence_bq; i++) {
+		while (line < e && *line == ' ')
+			line++;
+		if (line >= e || *line != '>')
+			return false;
+		line++;
+		if (line < e && event_is_hspace(*line))
+			line++;
+	}
+	for (q = line; q < e && event_is_hspace(*q);)
+		q++;
+	if (q == e)
+		return true; /* a blank line ends no list item */
+	lead = event_columns(line, (size_t)(q - line));
+	if (lead < fence_col)
+		return false;
+	if (lead - fence_col > 3)
+		return true;
+	for (run = 0; q + run < e && q[run] == fence_ch; run++)
+		;
+	q += run;
+	while (q < e && event_is_hspace(*q))
+		q++;
+	*closes = run >= fence_len && q == e;
+	return true;
+}
+
 int
 hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char *body)
 {
-	const char *p = body, *e, *line, *rest = NULL;
+	const char *p = body, *e, *line, *f, *rest = NULL;
 	char fence_ch = 0; /* the open fence's character, 0 outside */
-	size_t fence_len = 0, run;
+	size_t fence_len = 0, fence_col = 0, run;
 	enum hl_comment_command cmd = HL_CMD_NONE;
 	char *hint = NULL;
-	int indent;
+	int indent, fence_bq = 0, bq, html = 0;
+	bool closes;
 
 	while (body && *p) {
 		e = strchr(p, '\n');
@@ -307,38 +479,50 @@ hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char
 		p = *e ? e + 1 : e;
 		if (e > line && e[-1] == '\r')
 			e--;
+		if (fence_ch) {
+			if (event_fence_line(line, e, fence_bq, fence_col, fence_ch, fence_len,
+			                     &closes)) {
+				if (closes)
+					fence_ch = 0;
+				continue;
+			}
+			fence_ch = 0; /* its block quote or list item ended */
+		}
+		if (html) {
+			/* inside an HTML comment or <pre>: hidden or code */
+			event_html_scan(line, e, &html);
+			continue;
+		}
 		/* Markdown: up to three spaces of indentation keep a line a line;
 		 * four make it a code block, and fenced blocks are code too. */
+		f = line;
 		for (indent = 0; line < e && *line == ' ' && indent < 4; indent++)
 			line++;
 		if (indent == 4 || (line < e && *line == '\t'))
 			continue;
-		/* a fence opens with three or more ` or ~; only a run of the same
-		 * character at least as long, and nothing else, closes it */
-		for (run = 0; line + run < e && (line[run] == '`' || line[run] == '~') &&
-		              line[run] == line[0];
+		/* a fence opens with three or more ` or ~, also in a block quote
+		 * or list item; only a run of the same character at least as
+		 * long, and nothing else, closes it */
+		fence_col = event_containers(&f, e, &bq);
+		if (!bq && !fence_col) {
+			f = line;
+			fence_col = 0;
+		}
+		for (run = 0; f + run < e && (f[run] == '`' || f[run] == '~') && f[run] == f[0];
 		     run++)
 			;
 		/* (a backtick fence's info string holds no backtick: "```x```" is
 		 * inline code) */
-		if (!fence_ch && run >= 3 &&
-		    !(line[0] == '`' && memchr(line + run, '`', (size_t)(e - line - run)))) {
-			fence_ch = line[0];
+		if (run >= 3 && !(f[0] == '`' && memchr(f + run, '`', (size_t)(e - f - run)))) {
+			fence_ch = f[0];
 			fence_len = run;
-			continue;
-		}
-		if (fence_ch) {
-			const char *q = line + run;
-
-			while (q < e && event_is_hspace(*q))
-				q++;
-			if (run >= fence_len && line[0] == fence_ch && q == e)
-				fence_ch = 0;
+			fence_bq = bq;
 			continue;
 		}
 		cmd = event_parse_line(line, e, &rest);
 		if (cmd != HL_CMD_NONE)
 			break;
+		event_html_scan(line, e, &html);
 	}
 	if (cmd == HL_CMD_FIX || cmd == HL_CMD_RETRY) {
 		size_t n = (size_t)(e - rest);

@@ -7,7 +7,8 @@
  *                 remediated answers as existing;
  *   retry [hint]  one more attempt on the PR's last task (also after
  *                 escalation);
- *   status        a reply with the task's attempts;
+ *   status        a reply with the attempts of each task of the PR (the
+ *                 newest CMD_STATUS_MAX, and how many more there are);
  *   stop          deletes the active CodeRun of every active task of the
  *                 PR; those tasks end stopped.
  * Only authors whose author_association is in HEALER_COMMAND_ASSOCIATIONS
@@ -366,7 +367,7 @@ cmd_lease(struct hl_loop *l, const char *owner, const char *task_id, struct hl_e
 	return hl_err_set(err, HL_EUPSTREAM, "task '%s' is busy", task_id);
 }
 
-/* Runs retry, status or stop on the task `id` under its lease. */
+/* Runs retry or stop on the task `id` under its lease. */
 static int
 cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
             const char *ref, const char *id, struct hl_err *err)
@@ -397,11 +398,6 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 	switch (ev->command) {
 	case HL_CMD_RETRY:
 		rc = cmd_retry(l, out, ev, t, err);
-		break;
-	case HL_CMD_STATUS:
-		rc = hl_loop_report_comment(l, t, ref, ev->pr_number, err);
-		cmd_set(out, "status", t->task_id, "%s", hl_task_state_name(t->state));
-		hl_loop_wake(l);
 		break;
 	case HL_CMD_STOP:
 		rc = cmd_stop(l, out, t, err);
@@ -653,6 +649,53 @@ out:
 	return rc;
 }
 
+/* Tasks a /healer status reply shows, and how many ids it reads to count
+ * the others. */
+#define CMD_STATUS_MAX   10
+#define CMD_STATUS_COUNT 1000
+
+/*
+ * /healer status: one reply on every task of the PR (/healer fix starts one
+ * per failing check), newest first, at most CMD_STATUS_MAX and how many
+ * more; with none, that the PR has no remediation. Read-only: no lease.
+ */
+static int
+cmd_status(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+           const char *task_id, const char *ref, struct hl_err *err)
+{
+	char(*ids)[HL_TASK_ID_MAX] = calloc(CMD_STATUS_COUNT, HL_TASK_ID_MAX);
+	struct hl_task_record *tasks[CMD_STATUS_MAX];
+	size_t i, n = 0, shown = 0;
+	int rc;
+
+	if (!ids)
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	rc = hl_store_tasks_of_pr(l->store, ids, CMD_STATUS_COUNT, &n, ev->repository,
+	                          ev->pr_number, err);
+	for (i = 0; rc == 0 && i < n && shown < CMD_STATUS_MAX; i++) {
+		rc = hl_store_task_get(l->store, &tasks[shown], ids[i], err);
+		if (rc == -HL_ENOTFOUND) /* removed meanwhile */
+			rc = 0;
+		else if (rc == 0)
+			shown++;
+	}
+	if (rc == 0) {
+		if (shown)
+			cmd_set(out, "status", tasks[0]->task_id, "%zu %s", n,
+			        n == 1 ? "task" : "tasks");
+		else
+			cmd_set(out, "nothing", task_id, "no remediation for this pull request");
+		rc = hl_loop_report_comment(l, tasks, shown, n - i,
+		                            shown ? tasks[0]->task_id : task_id, ev->repository,
+		                            ref, ev->pr_number, err);
+		hl_loop_wake(l);
+	}
+	while (shown)
+		hl_task_record_free(tasks[--shown]);
+	free(ids);
+	return rc;
+}
+
 int
 hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
                 const char *task_id, struct hl_err *err)
@@ -676,6 +719,8 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	cmd_react(l, ev);
 	if (ev->command == HL_CMD_FIX)
 		return cmd_fix(l, out, ev, task_id, err);
+	if (ev->command == HL_CMD_STATUS)
+		return cmd_status(l, out, ev, task_id, ref, err);
 	if (ev->command == HL_CMD_STOP) {
 		int stopped;
 
@@ -689,15 +734,6 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	rc = hl_store_task_of_pr(l->store, last, ev->repository, ev->pr_number, false, err);
 	if (rc == -HL_ENOTFOUND) {
 		cmd_set(out, "nothing", task_id, "no remediation for this pull request");
-		if (ev->command == HL_CMD_STATUS) {
-			struct hl_task_record empty = { .task_id = (char *)task_id,
-				                        .repository = ev->repository,
-				                        .state = HL_TASK_SKIPPED,
-				                        .pr_number = ev->pr_number };
-			rc = hl_loop_report_comment(l, &empty, ref, ev->pr_number, err);
-			hl_loop_wake(l);
-			return rc;
-		}
 		return 0;
 	}
 	if (rc < 0)

@@ -127,9 +127,12 @@ int hl_loop_escalate(struct hl_loop *l, const struct hl_task_record *t, struct h
 int hl_loop_comment(struct hl_loop *l, const char *task_id, const char *repository,
                     int64_t pr_number, const char *kind, const char *ref, const char *body,
                     struct hl_err *err);
-/* outbox.c: enqueues the /healer status reply of a task (ref: the comment). */
-int hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, const char *ref,
-                           int64_t pr_number, struct hl_err *err);
+/* outbox.c: enqueues the /healer status reply (ref: the comment) on the n
+ * tasks of a PR (newest first; more: how many others it has), as one
+ * comment keyed by key_task_id; with none, that the PR has no remediation. */
+int hl_loop_report_comment(struct hl_loop *l, struct hl_task_record *const *tasks, size_t n,
+                           size_t more, const char *key_task_id, const char *repository,
+                           const char *ref, int64_t pr_number, struct hl_err *err);
 /* outbox.c: the outbox thread. */
 void *hl_loop_outbox_main(void *arg);
 

@@ -462,27 +462,65 @@ out:
 	return rc;
 }
 
-int
-hl_loop_report_comment(struct hl_loop *l, const struct hl_task_record *t, const char *ref,
-                       int64_t pr_number, struct hl_err *err)
+/* The /healer status section of one task into *body. */
+static int
+outbox_status_of(struct hl_loop *l, const struct hl_task_record *t, char **body, struct hl_err *err)
 {
 	struct hl_notify_report r;
 	struct hl_notify_attempt att[OUTBOX_MAX_ATTEMPTS];
 	struct outbox_texts own;
 	json_t *decision = t->decision_json ? json_loads(t->decision_json, 0, NULL) : NULL;
 	json_t *event = t->event_json ? json_loads(t->event_json, 0, NULL) : NULL;
-	char *body = NULL;
 	int rc;
 
 	outbox_report(&r, att, OUTBOX_MAX_ATTEMPTS, &own, t, l, decision, event, HL_NOTIFY_REPORT);
-	rc = hl_notify_github_status(&body, &r, err);
-	if (rc == 0)
-		rc = hl_loop_comment(l, t->task_id, t->repository, pr_number, "status", ref, body,
-		                     err);
-	free(body);
+	rc = hl_notify_github_status(body, &r, err);
 	outbox_texts_free(&own);
 	json_decref(decision);
 	json_decref(event);
+	return rc;
+}
+
+/* A status reply stays this far under GitHub's 65536 characters (bytes
+ * count at least as many), leaving room for the marker and the count. */
+#define OUTBOX_STATUS_MAX 65000
+
+int
+hl_loop_report_comment(struct hl_loop *l, struct hl_task_record *const *tasks, size_t n,
+                       size_t more, const char *key_task_id, const char *repository,
+                       const char *ref, int64_t pr_number, struct hl_err *err)
+{
+	struct hl_buf b = HL_BUF_INIT(0);
+	char *body = NULL;
+	size_t i;
+	int rc = 0;
+
+	if (n == 0)
+		hl_buf_append_str(&b, "### Healer status\n\n"
+		                      "There is no remediation for this pull request.\n");
+	for (i = 0; i < n; i++) {
+		if ((rc = outbox_status_of(l, tasks[i], &body, err)) < 0)
+			goto out;
+		if (i > 0 && b.len + strlen(body) + 8 > OUTBOX_STATUS_MAX)
+			break;
+		if (i > 0)
+			hl_buf_append_str(&b, "\n---\n\n");
+		hl_buf_append_str(&b, body);
+		free(body);
+		body = NULL;
+	}
+	more += n - i;
+	if (more)
+		hl_buf_appendf(&b, "\n\xe2\x80\xa6 and %zu more %s of this pull request\n", more,
+		               more == 1 ? "task" : "tasks");
+	if (hl_buf_error(&b)) {
+		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = hl_loop_comment(l, key_task_id, repository, pr_number, "status", ref, b.data, err);
+out:
+	free(body);
+	hl_buf_release(&b);
 	return rc;
 }
 

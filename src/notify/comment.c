@@ -8,7 +8,9 @@
  * HL_NOTIFY_ESC_GITHUB (backslash before Markdown punctuation, &amp; &lt;
  * &gt; so no HTML opens, '@' and '#' followed by a zero-width space so no
  * one is mentioned and no issue is referenced (GitHub links "#N" and
- * "owner/repo#N" even after a backslash), '|' escaped and line breaks flattened so a table cell
+ * "owner/repo#N" even after a backslash), a zero-width space inside "://"
+ * and "www." so no URL is autolinked (a link to another repository's issue
+ * cross-references it too), '|' escaped and line breaks flattened so a table cell
  * stays one cell), or inside a fenced block whose fence is longer than any backtick run of its
  * content. Links are made only from checked URLs. The comment stays under GitHub's 65536
  * characters.

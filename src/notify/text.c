@@ -203,6 +203,19 @@ text_escape(enum hl_notify_esc esc, uint32_t c, char *out, size_t *units)
 	return text_encode(c, out);
 }
 
+/* Whether c, after prev1, prev2 and prev3 (the last characters kept), would
+ * complete what GitHub autolinks: the second '/' of "://", or the '.' of
+ * "www." (any case). */
+static bool
+text_autolink(uint32_t c, uint32_t prev1, uint32_t prev2, uint32_t prev3)
+{
+	if (c == '/')
+		return prev1 == '/' && prev2 == ':';
+	if (c == '.')
+		return (prev1 | 0x20) == 'w' && (prev2 | 0x20) == 'w' && (prev3 | 0x20) == 'w';
+	return false;
+}
+
 /* Removes trailing spaces and line breaks after byte start; returns the
  * units removed. */
 static size_t
@@ -227,7 +240,7 @@ hl_notify_text_append(struct hl_buf *b, const char *s, size_t max_units, enum hl
 	size_t start = b->len, units = 0, keep_len = b->len, keep_units = 0;
 	size_t cap = max_units ? max_units : SIZE_MAX;
 	bool cut = false, lead = (flags & HL_NOTIFY_TEXT_TRIM) != 0;
-	uint32_t prev1 = 0, prev2 = 0; /* the last two characters kept */
+	uint32_t prev1 = 0, prev2 = 0, prev3 = 0; /* the last three characters kept */
 
 	while (*p) {
 		uint32_t c = text_decode(&p);
@@ -258,6 +271,16 @@ hl_notify_text_append(struct hl_buf *b, const char *s, size_t max_units, enum hl
 			n += 3;
 			u += 1;
 		}
+		if (esc == HL_NOTIFY_ESC_GITHUB && text_autolink(c, prev1, prev2, prev3)) {
+			/* GitHub autolinks "scheme://host" and "www.host" (and a
+			 * link to another repository's issue cross-references it):
+			 * a zero-width space inside "://" or "www." breaks it */
+			memmove(enc + 3, enc, n);
+			memcpy(enc, HL_NOTIFY_ZWSP, 3);
+			n += 3;
+			u += 1;
+		}
+		prev3 = prev2;
 		prev2 = prev1;
 		prev1 = c;
 		if (units + u > cap) {

@@ -29,7 +29,8 @@ enum hl_notify_esc {
 	HL_NOTIFY_ESC_DISCORD,      /* Discord markdown: '\' before markup, ZWSP after '@' */
 	HL_NOTIFY_ESC_SLACK,        /* Slack mrkdwn: &amp; &lt; &gt;, ZWSP after '@' */
 	HL_NOTIFY_ESC_GITHUB,       /* GitHub Markdown inline: '\' before markup, &amp; &lt; &gt;,
-	                               ZWSP after '@' and '#' (no mention, no issue reference) */
+	                               ZWSP after '@' and '#' (no mention, no issue reference),
+	                               inside "://" and "www." (no autolink) */
 	HL_NOTIFY_ESC_DISCORD_CODE, /* inside a Discord ``` block: ZWSP after '`' and '@' */
 	HL_NOTIFY_ESC_SLACK_CODE,   /* inside a Slack ``` block: &amp; &lt; &gt;, ZWSP after '`'
 	                               and '@' */

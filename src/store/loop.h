@@ -145,6 +145,12 @@ int hl_store_task_active_for(struct hl_store *s, char *out, const char *reposito
 int hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64_t pr_number,
                         bool active_only, struct hl_err *err) HL_MUST_CHECK;
 
+/* Up to max ids of a PR's tasks (any state), newest first; *n gets how
+ * many. */
+int hl_store_tasks_of_pr(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
+                         const char *repository, int64_t pr_number,
+                         struct hl_err *err) HL_MUST_CHECK;
+
 /* Records a CI result on its task (idempotent per task + delivery id). */
 int hl_store_ci_result_add(struct hl_store *s, const struct hl_ci_result *r,
                            struct hl_err *err) HL_MUST_CHECK;

@@ -1319,6 +1319,7 @@ static const struct hl_store_ops pg_ops = {
 		.attempt_of_coderun = hl_pg_attempt_of_coderun,
 		.task_active_for = hl_pg_task_active_for,
 		.task_of_pr = hl_pg_task_of_pr,
+		.tasks_of_pr = hl_pg_tasks_of_pr,
 		.ci_result_add = hl_pg_ci_result_add,
 		.ci_result_latest = hl_pg_ci_result_latest,
 		.budget_usage = hl_pg_budget_usage,

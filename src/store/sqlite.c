@@ -461,6 +461,7 @@ static const struct hl_store_ops sq_ops = {
 		.attempt_of_coderun = hl_sq_attempt_of_coderun,
 		.task_active_for = hl_sq_task_active_for,
 		.task_of_pr = hl_sq_task_of_pr,
+		.tasks_of_pr = hl_sq_tasks_of_pr,
 		.ci_result_add = hl_sq_ci_result_add,
 		.ci_result_latest = hl_sq_ci_result_latest,
 		.budget_usage = hl_sq_budget_usage,

@@ -892,6 +892,41 @@ test_event_command_parsing(void **state)
 	assert_null(hint);
 }
 
+/* Commands that GitHub shows as code or hides are not obeyed: fences in
+ * list items and block quotes, HTML comments, <pre> and the like. */
+static void
+test_event_command_hidden_or_code(void **state)
+{
+	char *hint;
+
+	(void)state;
+	assert_int_equal(cmd_of("- ```\n  /healer fix in-list-fence\n  ```", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("1. ```\n   /healer fix ol\n   ```", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("* x\n* ~~~\n\n  /healer fix\n", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("2) ````\n   ```\n   /healer stop\n   ````", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("  - ```\n    /healer stop\n", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("> ```\n> /healer stop\n/healer fix\n```", &hint), HL_CMD_FIX);
+	assert_int_equal(cmd_of("> - ```\n>   x\n>   ```\n/healer retry", &hint), HL_CMD_RETRY);
+	assert_int_equal(cmd_of("<!--\n/healer stop\n-->", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("hi <!-- x\n/healer stop\n--> y", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("<pre>\n/healer fix inpre\n</pre>", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("<PRE class=x>\n/healer fix\n</Pre>", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("<code>\n/healer stop\n</code>", &hint), HL_CMD_NONE);
+	/* a fence in a list item closes when the item ends */
+	assert_int_equal(cmd_of("- ```\n  x\n  ```\n/healer stop", &hint), HL_CMD_STOP);
+	assert_int_equal(cmd_of("- ```\n  x\n/healer stop", &hint), HL_CMD_STOP);
+	/* closed HTML comments and elements hide nothing after them */
+	assert_int_equal(cmd_of("<!-- note -->\n/healer stop", &hint), HL_CMD_STOP);
+	assert_int_equal(cmd_of("<!--\nnote\n-->\n/healer fix the tests", &hint), HL_CMD_FIX);
+	assert_string_equal(hint, "the tests");
+	free(hint);
+	assert_int_equal(cmd_of("<pre>x</pre>\n/healer status", &hint), HL_CMD_STATUS);
+	assert_int_equal(cmd_of("<prefix>\n/healer status", &hint), HL_CMD_STATUS);
+	assert_int_equal(cmd_of("- item\n\n/healer fix", &hint), HL_CMD_FIX);
+	assert_null(hint);
+	assert_int_equal(cmd_of("/healer fix", &hint), HL_CMD_FIX);
+}
+
 /* ---- dedup keys -------------------------------------------------------- */
 
 static void
@@ -1637,6 +1672,7 @@ main(void)
 		cmocka_unit_test(test_event_skip_no_command),
 		cmocka_unit_test(test_event_skip_event_not_handled),
 		cmocka_unit_test(test_event_command_parsing),
+		cmocka_unit_test(test_event_command_hidden_or_code),
 		cmocka_unit_test(test_event_dedup_org_and_repo_hook_equal),
 		cmocka_unit_test(test_event_dedup_keys_by_kind),
 		cmocka_unit_test(test_event_alert_remediation_key_ignores_action),

@@ -686,6 +686,25 @@ def main():
           [len(d6), task_of(srv, older.get("task_id")).get("state"), deleted,
            [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-1:]])
 
+    # ---- D6b. /healer status on a PR with several tasks, and on one with none ----------
+    # (before: only the newest task; with none, a made-up "State: skipped"
+    # record named after the delivery)
+    gh("POST", "/_stub/seed", {"issue_comments": {"9031": {"id": 9031}, "9032": {"id": 9032}}})
+    deliver(srv, comment_event(9031, 82, "/healer status", "MEMBER"), event="issue_comment")
+    deliver(srv, comment_event(9032, 84, "/healer status", "MEMBER"), event="issue_comment",
+            delivery="status-none-9032")
+    both = [t.get("task_id") for t in (older, newest) if t.get("task_id")]
+    reply = wait_for(lambda: [c["body"] for c in gh("GET", "/_stub/comments")
+                              if c["issue"] == 82 and "Healer status" in c["body"]], 15) or [""]
+    check("/healer status on a PR with two tasks lists both, newest first, in one reply",
+          len(reply) == 1 and len(both) == 2 and all(t in reply[0] for t in both)
+          and reply[0].index(newest["task_id"]) < reply[0].index(older["task_id"]), reply)
+    none = wait_for(lambda: [c["body"] for c in gh("GET", "/_stub/comments")
+                             if c["issue"] == 84], 15) or [""]
+    check("/healer status on a PR without a task says so, no made-up task",
+          len(none) == 1 and "no remediation for this pull request" in none[0]
+          and "skipped" not in none[0] and "status-none" not in none[0], none)
+
     # ---- D7. /healer retry after /healer stop ----------------------------------------
     # (a stopped task keeps its failure, so /healer fix found it taken and
     # /healer retry said "use /healer fix": nothing could start it again)

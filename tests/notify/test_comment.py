@@ -130,6 +130,24 @@ check("references: no #N, owner/repo#N or GH-N from the input survives",
       not re.search(r"(?<![\w&])#\d|(?i:gh)-\d", text) and "evil/target#\u200b8" in text
       and "GH-\u200b9" in text, re.findall(r".{0,20}(?:#|(?i:gh)-)\d.{0,10}", text)[:8])
 
+# autolinks: GitHub links "http(s)://" and "www." in text (GFM autolink), and a
+# link to another repository's issue cross-references it
+r = dict(REPORT, workflow="CI https://github.com/victim/repo/issues/1",
+         job="build victim/repo#2 www.evil.example WWW.x.example ftp://f.example",
+         attempts=[dict(REPORT["attempts"][0], reason="see https://github.com/victim/repo/pull/3",
+                        status_message="http://evil.example/x")])
+for kind in ("github", "status"):
+    md = probe("build", kind, report=r)[1]
+    t, out = render(md)
+    text = re.sub(r"<a [^>]*>.*?</a>", "", out, flags=re.S)
+    check(f"autolinks ({kind}): no link from untrusted text, healer's own links kept",
+          not any("victim" in h or "evil" in h for h in t.hrefs)
+          and "https://github.com/5dlabs/cto/pull/1234" in t.hrefs, t.hrefs)
+    check(f"autolinks ({kind}): no autolinkable URL or www. from the input survives",
+          not re.search(r"(?i)(?:https?|ftp)://|www\.", text)
+          and "victim/repo/issues/1" in text and "evil.example" in text,
+          re.findall(r"(?i).{0,12}(?:://|www\.).{0,20}", text)[:6])
+
 # ---- status reply and refusal ----
 md = probe("build", "status", report=dict(REPORT, state="escalated"))[1]
 t, out = render(md)
