@@ -299,9 +299,10 @@ intake_done(struct hl_intake_req *req)
 	/* a sensor's duplicate answers with the first delivery's task, read
 	 * by the board's reader thread (bounded by the decision wait); the
 	 * same delivery sent again with its first answer's decision, a task
-	 * or none (a skipped failure) */
+	 * or none (a skipped failure; a tracked success has none to read) */
 	if (r->sensor && req->rc == 0 && req->answer.status == HL_INTAKE_DUPLICATE &&
-	    (req->answer.task_id[0] || intake_repeat_of(r) == HL_INTAKE_ACCEPTED) &&
+	    (req->answer.task_id[0] ||
+	     (intake_repeat_of(r) == HL_INTAKE_ACCEPTED && r->intent != HL_INTENT_TRACK)) &&
 	    hl_decisions_task_read(r->srv->decisions, r,
 	                           wait_ms > 0 ? wait_ms : INTAKE_TASK_READ_MS))
 		return;
@@ -419,8 +420,10 @@ intake_add_decision(struct http_req *r, json_t *o)
 	size_t i;
 
 	/* missed while waiting (decided before the wait began, or the signal
-	 * was lost): the decision stored with the delivery */
-	if (!src && accepted && hl_decisions_reply_reads(r->srv->decisions) &&
+	 * was lost): the decision stored with the delivery (a repeat's was
+	 * read by the board's reader, which a stalled store never holds up) */
+	if (!src && a->status == HL_INTAKE_ACCEPTED &&
+	    hl_decisions_reply_reads(r->srv->decisions) &&
 	    hl_store_delivery_decision(r->srv->store, &text, r->delivery_id, NULL) == 0) {
 		src = stored = json_loads(text, 0, NULL);
 		free(text);
