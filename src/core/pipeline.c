@@ -117,8 +117,15 @@ pipeline_decision_json(const struct hl_remediation *res)
 
 	if (!d)
 		return NULL;
-	if (res->reason[0])
+	if (strcmp(res->outcome, "queued") == 0) {
+		/* over a budget: a code as the other reasons, the prose beside it */
+		json_object_set_new(d, "reason", json_string("queued"));
+		json_object_set_new(d, "decision", json_string("queued"));
+		if (res->reason[0])
+			json_object_set_new(d, "message", json_string(res->reason));
+	} else if (res->reason[0]) {
 		json_object_set_new(d, "reason", json_string(res->reason));
+	}
 	text = json_dumps(d, JSON_COMPACT);
 	json_decref(d);
 	return text;
@@ -224,11 +231,11 @@ pipeline_set_text(json_t *d, const char *key, const char *value)
  * that task's agent, type and current CodeRun as the store has them (left
  * out when it cannot be read: the answer's keys are then null). */
 static char *
-pipeline_attached_json(struct hl_pipeline *p, const char *task_id)
+pipeline_attached_json(struct hl_pipeline *p, const char *task_id, const char *message)
 {
 	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s}", "task_id", task_id, "dedup_status",
 	                      "existing", "outcome", "attached", "reason", "attached", "message",
-	                      "a new result of the job an active remediation is fixing");
+	                      message);
 	struct hl_task_record *t = NULL;
 	char *text;
 
@@ -357,7 +364,9 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		if (rc == 1) {
 			outcome = ev->intent == HL_INTENT_CI_FAILURE ? "attached" : "ci_result";
 			if (ev->intent == HL_INTENT_CI_FAILURE) {
-				decision = pipeline_attached_json(p, owner);
+				decision = pipeline_attached_json(
+				        p, owner,
+				        "a new result of the job an active remediation is fixing");
 				rc = pipeline_step(pipeline_record_attached(p, d, owner, err), err);
 				if (rc < 0 && pipeline_transient(rc))
 					goto give_back;
@@ -388,7 +397,18 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		hl_log_kv(HL_LOG_INFO, "remediation decided", "agent", res.agent, "failure_type",
 		          res.failure_type, "coderun", res.coderun_name, "dedup_status",
 		          res.dedup_status, "outcome", res.outcome, NULL);
-		decision = pipeline_decision_json(&res);
+		if (strcmp(res.outcome, "attached") == 0) {
+			/* the run's task at the other granularity: this delivery's
+			 * task id names it */
+			decision = pipeline_attached_json(p, res.task_id, res.reason);
+			rc = pipeline_step(pipeline_record_attached(p, d, res.task_id, err), err);
+			if (rc < 0 && pipeline_transient(rc))
+				goto give_back;
+			if (rc < 0)
+				goto out;
+		} else {
+			decision = pipeline_decision_json(&res);
+		}
 	} else if (ev->intent == HL_INTENT_COMMAND && p->loop) {
 		rc = pipeline_step(hl_loop_command(p->loop, &cmd, ev,
 		                                   d->task_id ? d->task_id : d->delivery_id, err),

@@ -46,6 +46,10 @@ event_action_of_interest(const struct hl_event *ev)
 	static const char *const completed[] = { "completed", NULL };
 	static const char *const check_run[] = { "completed", "requested_action", NULL };
 	static const char *const alert[] = { "created", "reopened", NULL };
+	/* Dependabot reopens an alert itself too: a fixed one a manifest
+	 * change brought back, an auto-dismissed one no longer dismissed */
+	static const char *const dependabot_alert[] = { "created", "reopened", "reintroduced",
+		                                        "auto_reopened", NULL };
 	static const char *const code_alert[] = { "created", "reopened", "reopened_by_user", NULL };
 	static const char *const repo_alert[] = { "create", "reopen", NULL };
 	static const char *const comment[] = { "created", NULL };
@@ -63,6 +67,7 @@ event_action_of_interest(const struct hl_event *ev)
 			return hl_event_is_remediation_action(ev->requested_action);
 		return event_one_of(ev->action, check_run);
 	case HL_EVENT_DEPENDABOT_ALERT:
+		return event_one_of(ev->action, dependabot_alert);
 	case HL_EVENT_SECRET_SCANNING_ALERT:
 		return event_one_of(ev->action, alert);
 	case HL_EVENT_CODE_SCANNING_ALERT:

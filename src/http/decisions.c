@@ -130,16 +130,21 @@ board_recheck(struct hl_decision_board *b)
 	pthread_mutex_lock(&b->lock);
 }
 
-/* A duplicate's part of its first delivery's decision: the task that
+/* A duplicate's part of its first delivery's decision: the same delivery
+ * sent again gets the whole of it (its dedup status, reason and decision as
+ * the first call was answered); another delivery of the event the task that
  * remediates the failure and its agent, failure type and CodeRun (not the
  * first call's dedup status). A new object. */
 static json_t *
-board_dup_decision(const json_t *first)
+board_dup_decision(const struct http_req *r, const json_t *first)
 {
 	static const char *const keys[] = { "task_id", "agent", "failure_type", "coderun_name" };
-	json_t *o = json_object();
+	json_t *o;
 	size_t i;
 
+	if (!r->ireq.answer.duplicate_of[0])
+		return json_deep_copy(first);
+	o = json_object();
 	for (i = 0; o && i < sizeof(keys) / sizeof(keys[0]); i++) {
 		const char *v = json_string_value(json_object_get(first, keys[i]));
 		if (v && *v)
@@ -154,7 +159,7 @@ static void
 board_answer(struct hl_decision_board *b, struct http_req *r, const json_t *decision)
 {
 	board_unlink(b, r);
-	r->decision = r->wait_task ? board_dup_decision(decision) : json_deep_copy(decision);
+	r->decision = r->wait_task ? board_dup_decision(r, decision) : json_deep_copy(decision);
 	hl_http_resume(r);
 }
 
@@ -388,7 +393,7 @@ hl_decisions_task_read(struct hl_decision_board *b, struct http_req *r, int wait
 	for (i = 0; i < BOARD_RECENT; i++) {
 		if (b->recent[i].decision && strcmp(b->recent[i].delivery_id, board_key(r)) == 0) {
 			/* decided a moment ago: answered now */
-			r->decision = board_dup_decision(b->recent[i].decision);
+			r->decision = board_dup_decision(r, b->recent[i].decision);
 			pthread_mutex_unlock(&b->lock);
 			return false;
 		}

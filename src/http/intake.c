@@ -268,6 +268,19 @@ intake_hook_id(struct http_req *r)
 	return n > 0 && n <= 20 && !id[n] ? id : NULL;
 }
 
+/* For the same delivery id sent again, what its first delivery was
+ * answered (accepted or skipped); else HL_INTAKE_DUPLICATE. */
+static enum hl_intake_status
+intake_repeat_of(const struct http_req *r)
+{
+	const struct hl_intake_answer *a = &r->ireq.answer;
+
+	if (a->status != HL_INTAKE_DUPLICATE || a->duplicate_of[0] ||
+	    strcmp(a->reason, "duplicate_delivery") != 0)
+		return HL_INTAKE_DUPLICATE;
+	return a->original;
+}
+
 /* How long a duplicate's answer waits for its task's read when the
  * decision wait is off. */
 #define INTAKE_TASK_READ_MS 1000
@@ -284,9 +297,12 @@ intake_done(struct hl_intake_req *req)
 	    hl_decisions_wait(r->srv->decisions, r, wait_ms))
 		return;
 	/* a sensor's duplicate answers with the first delivery's task, read
-	 * by the board's reader thread (bounded by the decision wait) */
+	 * by the board's reader thread (bounded by the decision wait); the
+	 * same delivery sent again with its first answer's decision, a task
+	 * or none (a skipped failure; a tracked success has none to read) */
 	if (r->sensor && req->rc == 0 && req->answer.status == HL_INTAKE_DUPLICATE &&
-	    req->answer.task_id[0] &&
+	    (req->answer.task_id[0] ||
+	     (intake_repeat_of(r) == HL_INTAKE_ACCEPTED && r->intent != HL_INTENT_TRACK)) &&
 	    hl_decisions_task_read(r->srv->decisions, r,
 	                           wait_ms > 0 ? wait_ms : INTAKE_TASK_READ_MS))
 		return;
@@ -396,11 +412,16 @@ intake_add_decision(struct http_req *r, json_t *o)
 	const struct hl_intake_answer *a = &r->ireq.answer;
 	json_t *stored = NULL;
 	const json_t *src = r->decision;
+	/* accepted: the first call, or the same delivery sent again (answered
+	 * as the first was) */
+	bool accepted =
+	        a->status == HL_INTAKE_ACCEPTED || intake_repeat_of(r) == HL_INTAKE_ACCEPTED;
 	char *text = NULL;
 	size_t i;
 
 	/* missed while waiting (decided before the wait began, or the signal
-	 * was lost): the decision stored with the delivery */
+	 * was lost): the decision stored with the delivery (a repeat's was
+	 * read by the board's reader, which a stalled store never holds up) */
 	if (!src && a->status == HL_INTAKE_ACCEPTED &&
 	    hl_decisions_reply_reads(r->srv->decisions) &&
 	    hl_store_delivery_decision(r->srv->store, &text, r->delivery_id, NULL) == 0) {
@@ -423,12 +444,17 @@ intake_add_decision(struct http_req *r, json_t *o)
 			json_object_set_new(o, "dedup_status", json_string(ds));
 		if (why)
 			json_object_set_new(o, "reason", json_string(why));
+		else if (a->status == HL_INTAKE_DUPLICATE &&
+		         intake_repeat_of(r) == HL_INTAKE_ACCEPTED)
+			json_object_set_new(o, "reason", json_null()); /* as the first call's */
+		/* what became of it when nothing was dispatched ("queued") */
+		if (json_is_string(json_object_get(src, "decision")))
+			json_object_set(o, "decision", json_object_get(src, "decision"));
 		/* the reason's prose, when the reason is a code ("attached") */
 		if (json_is_string(json_object_get(src, "message")) &&
 		    !json_object_get(o, "message"))
 			json_object_set(o, "message", json_object_get(src, "message"));
-	} else if (a->status == HL_INTAKE_ACCEPTED && intake_ci_route(r) &&
-	           r->intent == HL_INTENT_TRACK) {
+	} else if (accepted && intake_ci_route(r) && r->intent == HL_INTENT_TRACK) {
 		/* a successful run: kept as a CI result for verification, never
 		 * remediated */
 		json_object_set_new(o, "dedup_status", json_string("skipped"));
@@ -437,7 +463,7 @@ intake_add_decision(struct http_req *r, json_t *o)
 		        o, "reason",
 		        json_string("not_failure: a successful run is recorded to verify "
 		                    "fixes, not remediated"));
-	} else if (a->status == HL_INTAKE_ACCEPTED && intake_decides(r)) {
+	} else if (accepted && intake_decides(r)) {
 		json_object_set_new(o, "decision", json_string("pending"));
 	}
 	json_decref(stored);
@@ -512,14 +538,22 @@ hl_http_intake_reply(struct http_req *r)
 	json_object_set_new(o, "event", json_string(r->event_name));
 	if (a->duplicate_of[0])
 		json_object_set_new(o, "duplicate_of", json_string(a->duplicate_of));
-	/* why a fresh delivery's payload was refused */
-	if (r->skip_msg[0] && a->status == HL_INTAKE_SKIPPED)
+	/* why a fresh delivery's payload was refused (and again when sent again) */
+	if (r->skip_msg[0] &&
+	    (a->status == HL_INTAKE_SKIPPED || intake_repeat_of(r) == HL_INTAKE_SKIPPED))
 		json_object_set_new(o, "message", json_string(r->skip_msg));
 	if (r->sensor) {
+		enum hl_intake_status first = intake_repeat_of(r);
+
 		json_object_set_new(o, "dedup_status",
 		                    json_string(a->status == HL_INTAKE_ACCEPTED  ? "new"
 		                                : a->status == HL_INTAKE_SKIPPED ? "skipped"
+		                                : first == HL_INTAKE_SKIPPED     ? "skipped"
+		                                : first == HL_INTAKE_ACCEPTED    ? "new"
 		                                                                 : "existing"));
+		/* the same delivery again: the first answer's reason */
+		if (first == HL_INTAKE_SKIPPED && a->first_reason[0])
+			json_object_set_new(o, "reason", json_string(a->first_reason));
 		intake_add_decision(r, o);
 		/* the contract's answer has these keys whatever the decision:
 		 * null when nothing was dispatched (skipped, pending, tracked) */
@@ -671,7 +705,8 @@ hl_http_remediate(struct http_req *r)
 		                : "expected a dependabot, code scanning or secret scanning alert");
 	}
 	hl_strlcpy(r->event_name, event, sizeof(r->event_name));
-	if (delivery) {
+	/* an empty header is an absent one, as X-GitHub-Event's */
+	if (delivery && *delivery) {
 		if (!intake_token_ok(delivery, HL_DELIVERY_ID_MAX, false)) {
 			json_decref(root);
 			return hl_http_reply_error(r, 400, "bad_delivery_id",

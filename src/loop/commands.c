@@ -194,7 +194,8 @@ cmd_fix(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_e
 		else
 			existing++;
 		if (!out->task_id[0])
-			hl_strlcpy(out->task_id, id, sizeof(out->task_id));
+			hl_strlcpy(out->task_id, strcmp(res.outcome, "attached") ? id : res.task_id,
+			           sizeof(out->task_id));
 	}
 	if (started + existing == 0)
 		cmd_set(out, "nothing", task_id, "no failing check on %.12s", sha);

@@ -1403,6 +1403,49 @@ rem_existing(struct hl_remediation *out, const struct hl_task_record *t)
 }
 
 /*
+ * Before the claim: a failure of a run another task remediates at the
+ * other granularity (the workflow_run after its job's task, a job after
+ * the run's) is attached to that task (outcome "attached", out naming the
+ * task, its agent, type and CodeRun) and starts no task of its own. 1 when
+ * it is, 0 to go on (no such task, or this delivery's own task exists: a
+ * resumed claim, guarded after it), or < 0.
+ */
+static int
+rem_run_owner(struct hl_remediator *r, struct hl_remediation *out, const struct hl_event *ev,
+              const char *task_id, struct hl_err *err)
+{
+	struct hl_task_record *t = NULL;
+	char other[HL_TASK_ID_MAX];
+	int rc;
+
+	if (ev->intent != HL_INTENT_CI_FAILURE || !ev->repository || ev->run_id <= 0)
+		return 0;
+	rc = hl_store_task_find(r->store, other, ev->repository, NULL, ev->run_id,
+	                        ev->job_id > 0 ? HL_TASK_FIND_RUN_LEVEL : HL_TASK_FIND_ANY, 0,
+	                        task_id, err);
+	if (rc == -HL_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	rc = hl_store_task_get(r->store, &t, task_id, NULL);
+	hl_task_record_free(t);
+	if (rc == 0)
+		return 0;
+	rem_set(out->task_id, sizeof(out->task_id), other);
+	rem_set(out->outcome, sizeof(out->outcome), "attached");
+	snprintf(out->reason, sizeof(out->reason), "run already remediated by %s", other);
+	if (hl_store_task_get(r->store, &t, other, NULL) == 0) {
+		rem_existing(out, t);
+		if (t->n_attempts)
+			rem_set(out->coderun_name, sizeof(out->coderun_name),
+			        t->attempt[t->n_attempts - 1].coderun_name);
+		hl_task_record_free(t);
+	}
+	rem_set(out->dedup_status, sizeof(out->dedup_status), "existing");
+	return 1;
+}
+
+/*
  * The claim found this delivery's own task: it is processed again (a
  * restart cut it short, another replica took over its claim, a command was
  * given back). Its remediation resumes only while its first attempt is
@@ -1525,6 +1568,13 @@ hl_remediate(struct hl_remediator *r, struct hl_remediation *out, const struct h
 	if (!key) {
 		json_decref(check_run_run);
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	}
+	/* the same run at the other granularity already has its task: this
+	 * delivery is that task's, with no task of its own */
+	if ((rc = rem_run_owner(r, &res, ev, task_id, err)) != 0) {
+		if (rc < 0)
+			goto out;
+		goto done;
 	}
 	/* the event goes with the claim: a first attempt this delivery does
 	 * not finish (a crash, a delivery failing for good) is made from it */

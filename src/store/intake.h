@@ -83,6 +83,7 @@ struct hl_intake_answer {
 	char reason[64];                           /* skip reason, "duplicate_delivery",
 	                                              "duplicate_event", or "" */
 	char duplicate_of[HL_DELIVERY_ID_MAX + 1]; /* event duplicates: the first delivery */
+	char first_reason[64]; /* a repeated delivery id: the first answer's reason */
 };
 
 /*

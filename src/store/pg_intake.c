@@ -259,17 +259,20 @@ pg_intake_answer(struct hl_store_backend *b, struct hl_intake_req *r, PGresult *
 		 * first answer, as a duplicate. Nothing was stored. */
 		PQclear(res);
 		hl_pg_text(&p, in->delivery_id);
-		rc = hl_pg_exec(b, &res,
-		                "SELECT answer, task_id FROM deliveries WHERE delivery_id = $1", &p,
-		                false, "select delivery", err);
+		rc = hl_pg_exec(
+		        b, &res,
+		        "SELECT answer, task_id, reason FROM deliveries WHERE delivery_id = $1", &p,
+		        false, "select delivery", err);
 		if (rc < 0)
 			return rc;
 		memset(a, 0, sizeof(*a));
 		a->status = HL_INTAKE_DUPLICATE;
 		a->original =
 		        PQntuples(res) ? pg_status_of(hl_pg_get(res, 0, 0)) : HL_INTAKE_DUPLICATE;
-		if (PQntuples(res))
+		if (PQntuples(res)) {
 			hl_pg_copy(a->task_id, sizeof(a->task_id), res, 0, 1);
+			hl_pg_copy(a->first_reason, sizeof(a->first_reason), res, 0, 2);
+		}
 		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
 		PQclear(res);
 		it->state = it->reason = NULL;

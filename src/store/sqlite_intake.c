@@ -155,6 +155,7 @@ sq_repeat_delivery(struct hl_store_backend *b, struct hl_intake_req *r)
 		              : orig && strcmp(orig, "skipped") == 0 ? HL_INTAKE_SKIPPED
 		                                                     : HL_INTAKE_DUPLICATE;
 		hl_sq_col_copy(a->task_id, sizeof(a->task_id), st, 2);
+		hl_sq_col_copy(a->first_reason, sizeof(a->first_reason), st, 1);
 		hl_strlcpy(a->reason, "duplicate_delivery", sizeof(a->reason));
 	}
 	sqlite3_reset(st);

@@ -79,10 +79,23 @@ CASES = [
     ("dependabot_alert", with_action(example("dependabot_alert", "created"), "reopened"),
      "security-alert"),
     ("dependabot_alert", with_action(example("dependabot_alert", "created"), "auto_reopened"),
+     "security-alert"),
+    ("dependabot_alert", with_action(example("dependabot_alert", "created"), "reintroduced"),
+     "security-alert"),
+    ("dependabot_alert", with_action(example("dependabot_alert", "created"), "auto_dismissed"),
      None),
     ("dependabot_alert", example("dependabot_alert", "fixed"), None),
     ("code_scanning_alert", example("code_scanning_alert", "created"), "security-alert"),
+    ("code_scanning_alert", with_action(example("code_scanning_alert", "reopened"),
+                                        "reopened_by_user"), "security-alert"),
     ("code_scanning_alert", example("code_scanning_alert", "closed_by_user"), None),
+    ("repository_vulnerability_alert", example("repository_vulnerability_alert", "create"),
+     "security-alert"),
+    ("repository_vulnerability_alert",
+     with_action(example("repository_vulnerability_alert", "create"), "reopen"),
+     "security-alert"),
+    ("repository_vulnerability_alert", example("repository_vulnerability_alert", "dismiss"),
+     None),
     ("secret_scanning_alert", secret_alert, "security-alert"),
     ("pull_request", examples["pull_request"][0], None),
 ]
@@ -205,6 +218,60 @@ for src, group in (("deploy/argo-events", sensors),
     check(f"{src}: every trigger keeps retrying through a 3-hour outage of healer, "
           "never more than an hour between attempts", len(trigs) == 4 and not bad,
           "\n".join(bad))
+
+# The alert actions healer handles (src/event/validate.c's
+# event_action_of_interest) against the security sensor's filters: every
+# action GitHub sends for an alert event passes the sensor exactly when
+# healer handles it (GitHub's actions per event, from its webhook docs).
+GITHUB_ALERT_ACTIONS = {
+    "dependabot_alert": ["assigned", "auto_dismissed", "auto_reopened", "created",
+                         "dismissed", "fixed", "reintroduced", "reopened", "unassigned"],
+    "code_scanning_alert": ["appeared_in_branch", "closed_by_user", "created", "fixed",
+                            "reopened", "reopened_by_user", "updated_assignment"],
+    "secret_scanning_alert": ["assigned", "created", "publicly_leaked", "reopened",
+                              "resolved", "unassigned", "validated"],
+    "repository_vulnerability_alert": ["create", "dismiss", "reopen", "resolve"],
+}
+ALERT_KIND = {"dependabot_alert": "HL_EVENT_DEPENDABOT_ALERT",
+              "code_scanning_alert": "HL_EVENT_CODE_SCANNING_ALERT",
+              "secret_scanning_alert": "HL_EVENT_SECRET_SCANNING_ALERT",
+              "repository_vulnerability_alert": "HL_EVENT_REPOSITORY_VULNERABILITY_ALERT"}
+
+
+def handled_actions():
+    """{event: set of actions} as validate.c's event_action_of_interest
+    reads: its action lists, and which list each alert kind's case uses."""
+    src = open(os.path.join(dl.ROOT, "src", "event", "validate.c")).read()
+    body = src[src.index("event_action_of_interest(const"):]
+    body = body[:body.index("\n}\n")]
+    lists = {m.group(1): set(re.findall(r'"([^"]+)"', m.group(2))) for m in re.finditer(
+        r"static const char \*const (\w+)\[\] = \{([^}]*)\}", body)}
+    out = {}
+    for ev, kind in ALERT_KIND.items():
+        m = re.search(re.escape(kind) + r":(?:\s*case \w+:)*\s*return event_one_of\(ev->action, "
+                      r"(\w+)\)", body)
+        out[ev] = lists[m.group(1)] if m else set()
+    return out
+
+
+handled = handled_actions()
+sec = [d for s in sensors for d in s["spec"]["dependencies"]
+       if d["name"] == "security-alert"]
+rendered_sec = [d for _, x in dl.render_chart({"sensors": {"enabled": True}})[0]
+                if x.get("kind") == "Sensor" for d in x["spec"]["dependencies"]
+                if d["name"] == "security-alert"]
+for src_name, deps in (("deploy/argo-events", sec), ("the chart", rendered_sec)):
+    wrong = []
+    for ev, actions in GITHUB_ALERT_ACTIONS.items():
+        for act in actions:
+            data = {"body": {"X-GitHub-Event": ev, "action": act}}
+            passes = any(dep_matches(d, data) for d in deps)
+            if passes != (act in handled[ev]):
+                wrong.append(f"{ev} {act}: sensor {'passes' if passes else 'drops'}, healer "
+                             f"{'handles' if act in handled[ev] else 'does not handle'} it")
+    check(f"{src_name}: the security sensor passes exactly the alert actions healer handles",
+          deps and all(handled.values()) and not wrong, "\n".join(wrong) or repr(handled))
+
 srv = dl.Server({"HEALER_API_TOKEN": TOKEN}, "sensors").start()
 routes_hit, bad = set(), []
 for i, (name, payload, want) in enumerate(CASES):
