@@ -251,16 +251,15 @@ cl_escape_len(const char *p, size_t n)
 		return i;
 	}
 	if (p[1] == ']') { /* OSC: up to BEL or ESC \, else the line end */
-		const char *nl = memchr(p + 2, '\n', n - 2);
-		size_t lim = nl != NULL ? (size_t)(nl - p) : n;
-
-		for (i = 2; i < lim; i++) {
+		/* one pass over what it consumes: the cost of a log stays linear
+		 * however many OSCs a line holds */
+		for (i = 2; i < n && p[i] != '\n'; i++) {
 			if (p[i] == '\a')
 				return i + 1;
-			if (p[i] == 0x1b && i + 1 < lim && p[i + 1] == '\\')
+			if (p[i] == 0x1b && i + 1 < n && p[i + 1] == '\\')
 				return i + 2;
 		}
-		return lim; /* never swallow a line end */
+		return i; /* never swallow a line end */
 	}
 	if ((unsigned char)p[1] >= 0x20 && (unsigned char)p[1] <= 0x2f) { /* nF */
 		i = 2;

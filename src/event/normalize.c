@@ -351,7 +351,16 @@ event_containers(const char **pp, const char *e, int *bq)
 }
 
 /* Raw HTML whose content GitHub shows as code or not at all. */
-static const char *const event_html_tags[] = { "pre", "code", "script", "style", "textarea" };
+/* Tags whose content GitHub shows as code or not at all; the first
+ * EVENT_HTML_BLOCK_TAGS open an HTML block at a line's start (CommonMark
+ * type 1), the others only inline HTML. */
+static const char *const event_html_tags[] = { "pre", "script", "style", "textarea", "code" };
+#define EVENT_HTML_BLOCK_TAGS 4
+/* event_html_scan's states besides 0 (outside) */
+#define EVENT_HTML_COMMENT_BLOCK  (-1)
+#define EVENT_HTML_COMMENT_INLINE (-2)
+#define EVENT_HTML_TAG_BLOCK      1  /* + the tag's index */
+#define EVENT_HTML_TAG_INLINE     11 /* + the tag's index */
 
 /* Finds needle (ASCII, any case) in [p, e); NULL when absent. */
 static const char *
@@ -365,56 +374,116 @@ event_find_ci(const char *p, const char *e, const char *needle)
 	return NULL;
 }
 
+/* Whether [p, e) holds only spaces and tabs. */
+static bool
+event_blank(const char *p, const char *e)
+{
+	while (p < e && event_is_hspace(*p))
+		p++;
+	return p >= e;
+}
+
 /*
- * Follows raw HTML along a line [p, e): *html is 0 outside, -1 inside an
- * HTML comment, and 1 + the index in event_html_tags inside that element,
- * until its closing "-->" or "</tag".
+ * Follows raw HTML that hides text or shows it as code, over the line
+ * [p, e) (outside: p is the line's content, past indentation and container
+ * markers): *html is 0 outside, else one of the EVENT_HTML_ states. An HTML
+ * comment or a block tag starting the content opens a block (CommonMark
+ * types 1 and 2) that ends with the line holding its "-->" or "</tag" (the
+ * rest of that line is still the block's); elsewhere in a line, raw HTML is
+ * inline, inside its paragraph: it ends at its closer or at a blank line.
+ * Code spans are skipped: "a stray `<!--`" hides nothing, as GitHub renders
+ * it.
  */
 static void
 event_html_scan(const char *p, const char *e, int *html)
 {
-	while (p < e) {
-		if (*html < 0) {
-			const char *q = event_find_ci(p, e, "-->");
+	const char *content = p;
+	char close[16];
+	size_t i, n, run;
 
-			if (!q)
-				return;
-			p = q + 3;
-			*html = 0;
-		} else if (*html > 0) {
-			char close[16];
-			const char *q;
+	if (*html != 0) {
+		bool block = *html == EVENT_HTML_COMMENT_BLOCK ||
+		             (*html >= EVENT_HTML_TAG_BLOCK && *html < EVENT_HTML_TAG_INLINE);
+		const char *q;
 
-			snprintf(close, sizeof(close), "</%s", event_html_tags[*html - 1]);
-			q = event_find_ci(p, e, close);
-			if (!q)
-				return;
-			p = q + strlen(close);
-			*html = 0;
-		} else {
-			size_t i, n;
-
-			p = memchr(p, '<', (size_t)(e - p));
-			if (!p)
-				return;
-			p++;
-			if (e - p >= 3 && strncmp(p, "!--", 3) == 0) {
-				*html = -1;
-				p += 3;
-				continue;
-			}
-			for (i = 0; i < sizeof(event_html_tags) / sizeof(event_html_tags[0]); i++) {
-				n = strlen(event_html_tags[i]);
-				if ((size_t)(e - p) >= n &&
-				    strncasecmp(p, event_html_tags[i], n) == 0 &&
-				    (p + n == e || p[n] == '>' || p[n] == '/' ||
-				     event_is_hspace(p[n]))) {
-					*html = (int)i + 1;
-					p += n;
-					break;
-				}
-			}
+		if (!block && event_blank(p, e)) {
+			*html = 0; /* the paragraph ended */
+			return;
 		}
+		if (*html < 0)
+			snprintf(close, sizeof(close), "-->");
+		else
+			snprintf(close, sizeof(close), "</%s",
+			         event_html_tags[*html - (block ? EVENT_HTML_TAG_BLOCK
+			                                        : EVENT_HTML_TAG_INLINE)]);
+		q = event_find_ci(p, e, close);
+		if (!q)
+			return;
+		*html = 0;
+		if (block)
+			return;
+		p = q + strlen(close);
+		content = NULL; /* the rest of the line is no line start */
+	}
+	while (p < e) {
+		const char *q, *end;
+		bool start = p == content;
+
+		if (*p == '`') {
+			for (run = 0; p + run < e && p[run] == '`'; run++)
+				;
+			/* a code span: the next run of as many backticks */
+			for (q = p + run; q < e; q++) {
+				size_t r = 0;
+
+				while (q + r < e && q[r] == '`')
+					r++;
+				if (r == run)
+					break;
+				q += r;
+			}
+			p = q < e ? q + run : p + run;
+			continue;
+		}
+		if (*p != '<') {
+			p++;
+			continue;
+		}
+		q = p + 1;
+		if (e - q >= 3 && strncmp(q, "!--", 3) == 0) {
+			end = event_find_ci(q + 3, e, "-->");
+			if (!end) {
+				*html = start ? EVENT_HTML_COMMENT_BLOCK
+				              : EVENT_HTML_COMMENT_INLINE;
+				return;
+			}
+			if (start)
+				return; /* a block of one line */
+			p = end + 3;
+			continue;
+		}
+		for (i = 0; i < sizeof(event_html_tags) / sizeof(event_html_tags[0]); i++) {
+			n = strlen(event_html_tags[i]);
+			if ((size_t)(e - q) >= n && strncasecmp(q, event_html_tags[i], n) == 0 &&
+			    (q + n == e || q[n] == '>' || event_is_hspace(q[n])))
+				break;
+		}
+		if (i == sizeof(event_html_tags) / sizeof(event_html_tags[0])) {
+			p++;
+			continue;
+		}
+		snprintf(close, sizeof(close), "</%s", event_html_tags[i]);
+		end = event_find_ci(q + n, e, close);
+		if (start && i < EVENT_HTML_BLOCK_TAGS) {
+			if (!end)
+				*html = EVENT_HTML_TAG_BLOCK + (int)i;
+			return;
+		}
+		if (!end) {
+			*html = EVENT_HTML_TAG_INLINE + (int)i;
+			return;
+		}
+		p = end + strlen(close);
 	}
 }
 
@@ -522,7 +591,7 @@ hl_event_parse_command(enum hl_comment_command *out, char **hint_out, const char
 		cmd = event_parse_line(line, e, &rest);
 		if (cmd != HL_CMD_NONE)
 			break;
-		event_html_scan(line, e, &html);
+		event_html_scan(f, e, &html);
 	}
 	if (cmd == HL_CMD_FIX || cmd == HL_CMD_RETRY) {
 		size_t n = (size_t)(e - rest);

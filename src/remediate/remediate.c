@@ -1427,10 +1427,12 @@ rem_run_owner(struct hl_remediator *r, struct hl_remediation *out, const struct 
 		return 0;
 	if (rc < 0)
 		return rc;
-	rc = hl_store_task_get(r->store, &t, task_id, NULL);
+	rc = hl_store_task_get(r->store, &t, task_id, err);
 	hl_task_record_free(t);
 	if (rc == 0)
 		return 0;
+	if (rc != -HL_ENOTFOUND)
+		return rc; /* not known to have no task: the delivery is tried again */
 	rem_set(out->task_id, sizeof(out->task_id), other);
 	rem_set(out->outcome, sizeof(out->outcome), "attached");
 	snprintf(out->reason, sizeof(out->reason), "run already remediated by %s", other);

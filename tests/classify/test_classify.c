@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 // clang-format on
@@ -1759,6 +1760,29 @@ test_classify_nf_escapes_and_long_osc_are_stripped(void **state)
 	assert_string_equal(v.rule, "rust-test-failed");
 	assert_string_equal(v.evidence_line, "test foo::baz ... FAILED");
 	hl_verdict_release(&v);
+	/* a line of many short OSCs (a job printing titles without a line
+	 * end) costs what it holds: each OSC reads only itself */
+	hl_buf_reset(&b);
+	for (int k = 0; k < 250000; k++)
+		hl_buf_append_str(&b, "\x1b]0;\a");
+	hl_buf_append_str(&b, "\ntest foo::qux ... FAILED\n");
+	classify_both_ways(b.data, b.len, &v);
+	assert_string_equal(v.rule, "rust-test-failed");
+	hl_verdict_release(&v);
+	/* an OSC reads only the bytes it consumes, not ahead to the line end:
+	 * "ESC ] 0 ; BEL" at a page's end, an unreadable page after it */
+	{
+		long pg = sysconf(_SC_PAGESIZE);
+		char *m = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		assert_true(m != MAP_FAILED);
+		assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+		memset(m, 'a', (size_t)pg);
+		memcpy(m + pg - 5, "\x1b]0;\a", 5);
+		assert_int_equal(cl_escape_len(m + pg - 5, (size_t)pg + 5), 5);
+		munmap(m, (size_t)pg * 2);
+	}
 	/* an OSC left open ends at its line end, never past it */
 	assert_int_equal(cl_escape_len("\x1b]0;title\nnext", 14), 9);
 	assert_int_equal(cl_escape_len("\x1b(Bok", 5), 3);

@@ -922,6 +922,17 @@ test_event_command_hidden_or_code(void **state)
 	free(hint);
 	assert_int_equal(cmd_of("<pre>x</pre>\n/healer status", &hint), HL_CMD_STATUS);
 	assert_int_equal(cmd_of("<prefix>\n/healer status", &hint), HL_CMD_STATUS);
+	/* raw HTML in a paragraph ends with it, and code spans hold none:
+	 * what GitHub shows as text is obeyed */
+	assert_int_equal(cmd_of("Our template has a stray `<!--` in it.\n\n/healer fix", &hint),
+	                 HL_CMD_FIX);
+	assert_int_equal(cmd_of("`<!--`\n/healer fix", &hint), HL_CMD_FIX);
+	assert_int_equal(cmd_of("use <code> here\n\n/healer fix", &hint), HL_CMD_FIX);
+	assert_int_equal(cmd_of("a <pre> b\n\n/healer fix", &hint), HL_CMD_FIX);
+	assert_int_equal(cmd_of("a <!-- b\n\n/healer fix", &hint), HL_CMD_FIX);
+	/* a block stays hidden across blank lines until its end */
+	assert_int_equal(cmd_of("<!--\n\n/healer stop\n-->", &hint), HL_CMD_NONE);
+	assert_int_equal(cmd_of("<pre>\n\n/healer stop\n</pre>", &hint), HL_CMD_NONE);
 	assert_int_equal(cmd_of("- item\n\n/healer fix", &hint), HL_CMD_FIX);
 	assert_null(hint);
 	assert_int_equal(cmd_of("/healer fix", &hint), HL_CMD_FIX);
