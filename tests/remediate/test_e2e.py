@@ -756,7 +756,9 @@ def main():
     tid = ans.get("task_id")
     runs = wait_for(lambda: [c for c in coderuns()
                              if c["metadata"]["labels"].get("healer/task-id") == tid], 20) or []
-    t = task(tid)
+    # the attempt names its CodeRun once the create's answer is recorded
+    t = wait_for(lambda: (lambda t: t if (t.get("attempts") or [{}])[0].get("coderun") else None)(
+        task(tid)), 10) or task(tid)
     check("a CodeRun create answered 401 once is created on the next try; the task is not "
           "escalated", len(runs) == 1 and posts() - before == 2
           and t.get("state") not in ("escalated", None) and len(t.get("attempts", [])) == 1
