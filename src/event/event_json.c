@@ -24,6 +24,9 @@ static const struct ev_field {
 	const char *key;
 	enum ev_type type;
 	size_t off;
+	/* a value GitHub enumerates or builds (an action, a state, a login, a
+	 * URL of its own), which decides what healer does with the event */
+	bool control;
 } ev_fields[] = {
 /* The sizeof(char[...]) terms fail to compile when a field's type does
  * not match its entry. */
@@ -32,16 +35,20 @@ static const struct ev_field {
 	{                                                                                   \
 #f, EV_TYPE_STR, offsetof(struct hl_event, f) + EV_CHECK(f, sizeof(char *)) \
 	}
+#define EV_CTRL(f)                                                                                \
+	{                                                                                         \
+#f, EV_TYPE_STR, offsetof(struct hl_event, f) + EV_CHECK(f, sizeof(char *)), true \
+	}
 #define EV_INT(f)                                                                            \
 	{                                                                                    \
 #f, EV_TYPE_INT, offsetof(struct hl_event, f) + EV_CHECK(f, sizeof(int64_t)) \
 	}
 	EV_STR(event_name),
-	EV_STR(action),
+	EV_CTRL(action),
 	EV_STR(repository),
-	EV_STR(repository_url),
-	EV_STR(default_branch),
-	EV_STR(sender),
+	EV_CTRL(repository_url),
+	EV_CTRL(default_branch),
+	EV_CTRL(sender),
 	EV_INT(installation_id),
 	EV_INT(run_id),
 	EV_INT(run_attempt),
@@ -51,26 +58,26 @@ static const struct ev_field {
 	EV_STR(workflow_name),
 	EV_STR(job_name),
 	EV_STR(failed_step),
-	EV_STR(status),
-	EV_STR(conclusion),
+	EV_CTRL(status),
+	EV_CTRL(conclusion),
 	EV_STR(branch),
 	EV_STR(base_branch),
 	EV_STR(head_sha),
 	EV_STR(head_repository),
 	EV_STR(commit_message),
-	EV_STR(html_url),
-	EV_STR(logs_url),
+	EV_CTRL(html_url),
+	EV_CTRL(logs_url),
 	EV_STR(check_output_title),
 	EV_STR(check_output_summary),
 	EV_STR(check_output_text),
 	EV_INT(pr_number),
 	EV_STR(pr_title),
 	EV_INT(alert_number),
-	EV_STR(alert_state),
-	EV_STR(alert_updated_at),
-	EV_STR(severity),
+	EV_CTRL(alert_state),
+	EV_CTRL(alert_updated_at),
+	EV_CTRL(severity),
 	EV_STR(package_name),
-	EV_STR(package_ecosystem),
+	EV_CTRL(package_ecosystem),
 	EV_STR(manifest_path),
 	EV_STR(vulnerable_range),
 	EV_STR(fixed_version),
@@ -81,15 +88,16 @@ static const struct ev_field {
 	EV_STR(rule_id),
 	EV_STR(tool_name),
 	EV_STR(location_path),
-	EV_STR(secret_type),
+	EV_CTRL(secret_type),
 	EV_STR(command_hint),
 	EV_STR(comment_body),
 	EV_INT(comment_id),
-	EV_STR(author_association),
-	EV_STR(requested_action),
-	EV_STR(review_state),
+	EV_CTRL(author_association),
+	EV_CTRL(requested_action),
+	EV_CTRL(review_state),
 	EV_INT(review_id),
 #undef EV_STR
+#undef EV_CTRL
 #undef EV_INT
 #undef EV_CHECK
 };
@@ -137,27 +145,6 @@ event_name_field(const struct hl_event *ev, const struct ev_field *f)
 	return false;
 }
 
-/* A field whose values GitHub enumerates or builds (an action, a state, a
- * login, a URL of its own), which decides what healer does with the event:
- * kept whole, as a name is, unless it quotes a credential's length of a
- * secret (a token "let" would make "completed" an action nobody sends). */
-static bool
-event_control_field(const struct ev_field *f)
-{
-	static const char *const keys[] = {
-		"action",      "status",         "conclusion",         "alert_state",
-		"severity",    "review_state",   "author_association", "requested_action",
-		"sender",      "default_branch", "package_ecosystem",  "alert_updated_at",
-		"secret_type", "html_url",       "logs_url",           "repository_url",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-		if (strcmp(f->key, keys[i]) == 0)
-			return true;
-	return false;
-}
-
 int
 hl_event_redact(struct hl_event *ev)
 {
@@ -175,7 +162,9 @@ hl_event_redact(struct hl_event *ev)
 		/* names a CodeRun is told to work on are kept whole unless
 		 * they quote a real credential's length of one: a short secret
 		 * ("test") would make feature/test-x a branch nobody has */
-		if ((event_name_field(ev, f) || event_control_field(f)) &&
+		/* so are the values GitHub enumerates or builds (a token "let"
+		 * would make "completed" an action nobody sends) */
+		if ((event_name_field(ev, f) || f->control) &&
 		    !hl_log_quotes_secret(*(char **)(base + f->off), EVENT_NAME_SECRET_MIN))
 			continue;
 		if (hl_log_redact_str((char **)(base + f->off)) < 0)
