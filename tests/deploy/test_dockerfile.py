@@ -271,8 +271,13 @@ def ro_run():
     os.chown(datadir, uid, gid)
     os.chmod(emptydir, 0o1777)
     port = dl.free_port()
+    # the binary's directory is seen at /mnt: a build under /tmp (a clone
+    # there) would be hidden by the empty /tmp below
+    bindir = os.path.dirname(os.path.realpath(dl.HEALER))
+    exe = "/mnt/" + os.path.basename(dl.HEALER)
     script = (
         "set -e\n"
+        f"mount --bind {shlex.quote(bindir)} /mnt\n"
         f"mount --bind {shlex.quote(emptydir)} /tmp\n"
         "mount -o remount,bind,ro /\n"
         "cd /\n"
@@ -287,7 +292,7 @@ def ro_run():
     dl._logs.append(log)
     with open(log, "wb") as lf:
         p = subprocess.Popen(["unshare", "-m", "sh", "-c", script, "sh", "env", "-i"] +
-                             [f"{k}={v}" for k, v in envs.items()] + [dl.HEALER, "server"],
+                             [f"{k}={v}" for k, v in envs.items()] + [exe, "server"],
                              stdout=lf, stderr=lf)
     dl._procs.append(p)
     srv = dl.Server.__new__(dl.Server)
