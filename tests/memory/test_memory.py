@@ -486,9 +486,12 @@ def openmemory():
     check("a 429 is retried after its retry_after: one memory per task",
           len(adds) == 2 and t2 in adds[1]["content"] and len(tried) == 2 and took >= 1.0,
           [len(adds), len(tried), took])
-    mem1 = om("GET", "/_stub/memories")[0]
     reinf = wait_for(lambda: [r for r in om("GET", "/_stub/requests")
                               if r["path"] == "/memory/reinforce"], 15)
+    # the stand-in records a request before it applies it: the salience is
+    # read once it has moved (or the wait gives up and the check says why)
+    wait_for(lambda: om("GET", "/_stub/memories")[0]["salience"] > 0.5, 5)
+    mem1 = om("GET", "/_stub/memories")[0]
     check("the memory that led to the success is reinforced",
           reinf and reinf[0]["body"].get("id") == mem1["id"] and mem1["salience"] > 0.5,
           [reinf, mem1])
