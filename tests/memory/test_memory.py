@@ -35,7 +35,7 @@ import dtest  # noqa: E402
 from dtest import check  # noqa: E402
 
 sys.path.insert(0, dtest.STUBS)
-from healerproc import Healer, wait_for  # noqa: E402
+from healerproc import TIME_SCALE, Healer, wait_for  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "pg"))
 import pgtest  # noqa: E402  (the store on either backend)
@@ -203,6 +203,9 @@ def embedded(srv):
     sc = Script(srv)
     P, W = "acme/platform", "acme/web"
 
+    # the UTC day before the first task: a run that crosses 00:00 UTC has its
+    # tasks on that day or the next (the series check below takes either)
+    day0 = time.strftime("%Y-%m-%d", time.gmtime())
     # T1: rex fails twice, the runner-up fixes it on attempt 3
     t1 = sc.start(P)
     sc.fail(t1, 1)
@@ -313,8 +316,11 @@ def embedded(srv):
                   "evidence": f"learned: rex 0/6 on rust_clippy in {P}, {x} 4/4"}], sw)
     today = time.strftime("%Y-%m-%d", time.gmtime())
     series = ins.get("series", [])
+    days = [s.get("date") for s in series]
     check("the daily series counts the day's tasks",
-          series and series[-1]["date"] == today and sum(s["tasks"] for s in series) == 6
+          series and series[-1]["date"] in (day0, today)
+          and all(d and day0 <= d <= today for d in days)
+          and sum(s["tasks"] for s in series) == 6
           and sum(s["succeeded"] for s in series) == 5
           and sum(s["escalated"] for s in series) == 1, series)
     st, web = srv.request("GET", "/api/insights?repository=" + urllib.parse.quote(W))
@@ -501,17 +507,22 @@ def openmemory():
                                           for n in t.get("notifications", [])},
           t.get("notifications"))
 
-    # a slow OpenMemory (5 s) and one that fails: the CodeRun comes within its deadline
+    # a slow OpenMemory (it hangs for 30 s) and one that fails: the CodeRun
+    # comes within its deadline (the context's is 4 s; the bound has slack
+    # for the delivery, the log fetch and the polling, scaled under the
+    # sanitizers, and stays far below the hang)
     dtest.http("POST", OMURL + "/_stub/config",
-               {"rules": [{"path": "/memory/query", "delay_ms": 5000, "times": 1}]})
+               {"rules": [{"path": "/memory/query", "delay_ms": 30000, "times": 1}]})
     t0 = time.time()
     t3 = sc.start(R)
     took = time.time() - t0
     d3 = decision_of(srv, t3)
     srcs = {s["name"]: s for s in d3.get("sources", [])}
-    check("a slow OpenMemory costs its history, not the CodeRun's time (< 4 s)",
-          by_task(t3) and took < 4.0 and srcs.get("memory", {}).get("state") == "failed",
-          [took, srcs.get("memory")])
+    mem3 = srcs.get("memory", {})
+    check("a slow OpenMemory costs its history, not the CodeRun's time (its deadline)",
+          by_task(t3) and took < 4 + 2 * TIME_SCALE and mem3.get("state") == "failed"
+          and "timed out" in (mem3.get("detail") or ""),
+          [took, mem3])
     om("POST", "/_stub/fail", {"query_failed": 1})
     t4 = sc.start(R)
     d4 = decision_of(srv, t4)

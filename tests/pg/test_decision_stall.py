@@ -13,6 +13,7 @@ The call's failure stays undecided through the wait: its context source
 (Loki) answers only after 25 s. Standard library only; prints TAP.
 """
 import os
+import re
 import signal
 import sys
 import threading
@@ -52,14 +53,44 @@ def signal_all(pids, sig):
             pass
 
 
+def statements_since(offset):
+    """(pid, statement) of what the cluster logged (log_statement) after
+    offset of its log."""
+    with open(os.environ["HEALER_TEST_PG_LOG"], errors="replace") as f:
+        f.seek(offset)
+        text = f.read()
+    return [(m.group(1), m.group(2).strip()) for m in re.finditer(
+        r"\[(\d+)\][^\n]*?LOG:  (?:execute [^:\n]*|statement): ([^\n]*)", text)]
+
+
+def repeat_taken_in(offset):
+    """The server took in the repeated call since offset: it read the
+    delivery's first answer (the same delivery again), committed that
+    intake, and then read the first delivery's decision (the duplicate's
+    wait begins with that read)."""
+    st = statements_since(offset)
+    for i, (pid, q) in enumerate(st):
+        if re.match(r"SELECT answer\b.* FROM deliveries WHERE delivery_id", q):
+            for j in range(i + 1, len(st)):
+                if st[j] == (pid, "COMMIT"):
+                    return any(q2.startswith("SELECT decision_json FROM deliveries")
+                               for _, q2 in st[j + 1:])
+    return False
+
+
 def main():
     surl = hltest.slow_loki(25000)
     url = pgtest.create_database("decstall")
+    dbname = url.split("///", 1)[1].split("?", 1)[0]
+    # every statement of healer's sessions goes to the cluster's log: the
+    # repeated call below is seen taken in before the cluster is stopped
+    with pgtest.admin() as adm:
+        adm.query(f'ALTER DATABASE "{dbname}" SET log_statement = \'all\'')
     env = hltest.base_env(HEALER_DISPATCH="none", HEALER_DECISION_WAIT_MS=str(WAIT_MS),
                           LOKI_URL=surl, HEALER_SOURCE_TIMEOUT_MS="27000",
                           HEALER_CONTEXT_TIMEOUT_MS="28000")
     srv = hltest.Healer(os.path.join(dtest.TMP, "decstall"), env, store_url=url).start()
-    con = pgtest.connect(url.split("///", 1)[1].split("?", 1)[0])
+    con = pgtest.connect(dbname)
     answer = {}
 
     def call():
@@ -80,9 +111,15 @@ def main():
         t = time.monotonic()
         answer["dup"] = srv.sensor(job_event(931, 93, branch="fix/stall"), timeout=60)
         answer["dup_took"] = time.monotonic() - t
+    log_at = os.path.getsize(os.environ["HEALER_TEST_PG_LOG"])
     dt = threading.Thread(target=dup_call)
     dt.start()
-    time.sleep(0.5)
+    # the database is stopped once the server has taken the repeat in (its
+    # intake committed, its wait begun), not after a guessed while
+    took_in = wait_for(lambda: repeat_taken_in(log_at), 10, 0.01)
+    check("setup: the server took in the repeated call before the database is stopped "
+          "(the cluster's log shows its intake committed and its decision read)",
+          took_in, None if took_in else statements_since(log_at)[-20:])
     pids = cluster_pids()
     t_stall = time.monotonic()
     signal_all(pids, signal.SIGSTOP)

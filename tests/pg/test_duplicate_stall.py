@@ -72,8 +72,12 @@ def main():
           " the stored decision, which the lock does not hold up)",
           st == 202 and d.get("status") == "duplicate"
           and {k: d.get(k) for k in decision} == decision, (st, d))
-    check("/health is answered at once meanwhile", hst == 200 and health_took < 1.5,
-          (hst, health_took))
+    # "at once": well under a second, with slack that stretches under the
+    # sanitizers; a /health held up by the lock would take until it goes
+    # (about LOCK_S - 0.5 s), one held up by the duplicate until its wait
+    # ends (about WAIT_MS - 0.5 s, told apart in the plain build)
+    check("/health is answered at once meanwhile",
+          hst == 200 and health_took < 0.5 + hltest.TIME_SCALE, (hst, health_took))
     st, again = srv.sensor(event)
     check("after the lock the duplicate carries the decision again",
           st == 202 and {k: again.get(k) for k in decision} == decision, (st, again))

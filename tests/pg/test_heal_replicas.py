@@ -38,6 +38,12 @@ N_PODS = 40
 LIST_DELAY_MS = 250  # each CodeRun list of the stand-in takes this long
 N_SLOW = 3
 SLOW_CREATE_MS = 4500  # longer than a replica waits for a pod's lock (3 s)
+# how late the apiserver stores the CodeRun create whose lock is lost: the
+# other replica takes the lock, gathers its context and creates its own
+# meanwhile, so the window stretches under the sanitizers (HEALER_TEST_TIME_SCALE);
+# capped under healer's 15 s Kubernetes request timeout, so the slow create
+# is still answered, not given up on
+LOST_CREATE_MS = int(min(4000 * hltest.TIME_SCALE, 12000))
 
 
 def pod(name):
@@ -204,7 +210,7 @@ def main():
           (retried, [c["metadata"]["name"] for c in runs]))
     # the pod's lock lost between its last check and the create: one
     # replica's CodeRun create is slow to arrive (the apiserver stores it
-    # 4 s later) and that replica's listener session, which holds the pod's
+    # LOST_CREATE_MS later) and that replica's listener session, which holds the pod's
     # lock, is terminated meanwhile; the other replica then takes the lock
     # for another alert of the pod, sees no CodeRun and creates one. When
     # the slow create lands, its replica finds the other's CodeRun, deletes
@@ -217,14 +223,14 @@ def main():
                   "text": "Error: connection refused (os error 111)\n"}]})
     def lose_lock_while_creating(source, send_first, send_second):
         """send_first(rep) at replica 0, whose CodeRun create the apiserver
-        stores 4 s late; meanwhile the listener session (the lock) of the
+        stores LOST_CREATE_MS late; meanwhile the listener session (the lock) of the
         replica that holds the delivery is terminated and send_second(rep)
         goes to the other. Returns (answered 202 both, create seen, holder
         found, drained)."""
         kube("POST", "/_stub/reset")
         kube("POST", "/_stub/config", {"rules": [
             {"method": "POST", "path": f"/apis/agents.platform/v1/namespaces/{NS}/coderuns",
-             "delay_ms": 4000, "times": 1}]})
+             "delay_ms": LOST_CREATE_MS, "times": 1}]})
         st1 = send_first(reps[0])
         creating = wait_for(lambda: [r for r in kube("GET", "/_stub/requests")
                                      if r["method"] == "POST"

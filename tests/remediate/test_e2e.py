@@ -431,9 +431,10 @@ def main():
     runs = wait_for(lambda: [c for c in coderuns()
                              if c["metadata"]["labels"].get("healer/task-id") == tid], 12)
     took = time.time() - t0
-    # the context deadline is 4 s; the source hangs for 20
+    # the context deadline is 4 s; the source hangs for 20: 8 s (14 s under
+    # the sanitizers) leaves room for a loaded machine and tells the two apart
     check("a hanging source does not block the CodeRun (within its deadline)",
-          len(runs) == 1 and took < 4 + 2 * TIME_SCALE, f"{len(runs)} CodeRuns after {took:.1f}s")
+          len(runs) == 1 and took < 5 + 3 * TIME_SCALE, f"{len(runs)} CodeRuns after {took:.1f}s")
     p = runs[0]["spec"]["promptModification"] if runs else ""
     check("the prompt names the missing source", "loki" in p.lower(), p[-1500:])
 
