@@ -146,6 +146,9 @@ int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flag
                 size_t *bad, struct hl_err *err);
 
 /* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
+/* hs_scan (flags 0) with the code this CPU scans right with (db.c). */
+hs_error_t cl_hs_scan(const hs_database_t *db, const char *data, unsigned len,
+                      hs_scratch_t *scratch, match_event_handler on_match, void *ctx);
 hs_scratch_t *cl_scratch_get(struct hl_classifier *c);
 void cl_scratch_put(struct hl_classifier *c, hs_scratch_t *s);
 

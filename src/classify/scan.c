@@ -174,7 +174,7 @@ cl_scan_gated(const struct hl_classifier *c, struct cl_scan *s, hs_scratch_t *sc
 	} else {
 		o = s->chunk_len;
 	}
-	e = hs_scan(c->gate_db, p, (unsigned)o, 0, scratch, cl_on_gated_match, s);
+	e = cl_hs_scan(c->gate_db, p, (unsigned)o, scratch, cl_on_gated_match, s);
 	s->n_gate = 0;
 	return e == HS_SUCCESS ? 0 : -1;
 }
@@ -566,7 +566,7 @@ cl_scan_segment(struct hl_classifier *c, struct cl_scan *s, const struct cl_src 
 		s->chunk_len = o;
 		s->gen++; /* the lines confirmed so far were another chunk's */
 		if (o > 0 &&
-		    (hs_scan(c->db, buf, (unsigned)o, 0, scratch, cl_on_match, s) != HS_SUCCESS ||
+		    (cl_hs_scan(c->db, buf, (unsigned)o, scratch, cl_on_match, s) != HS_SUCCESS ||
 		     (rc = cl_scan_gated(c, s, scratch)) != 0)) {
 			rc = rc == -HL_ENOMEM
 			             ? hl_err_set(err, HL_ENOMEM, "out of memory")

@@ -1404,6 +1404,73 @@ pattern_id(const struct hl_classifier *c, const char *text)
 	return 0;
 }
 
+/* A '^ *FAIL' line after a long line is found with these patterns beside it
+ * in one database (Vectorscan 5.4.9's AVX-512 code missed every such line
+ * after the first: db.c scans with its AVX2 code on those CPUs), in both
+ * databases: the gated patterns' and the main one. */
+static void
+test_classify_line_after_a_long_line_is_matched(void **state)
+{
+	static const char rules[] = "rules:\n"
+	                            "- name: jest\n"
+	                            "  type: frontend_test\n"
+	                            "  priority: 72\n"
+	                            "  patterns: ['^ *[0-9]+ failing$',"
+	                            " '^ *FAIL +[^ \\n]+\\.(test|spec)\\.[cm]?[jt]sx?']\n"
+	                            "- name: other\n"
+	                            "  type: general\n"
+	                            "  priority: 40\n"
+	                            "  patterns: ['^=+ [0-9]+ failed']\n";
+	struct hl_classifier *c = NULL, *whole = NULL;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_classify_input in;
+	struct hl_verdict v;
+	char log[512];
+	int n;
+
+	(void)state;
+	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
+	                 0);
+	assert_true(hl_classifier_gated_count(c) > 0);
+	for (int spaces = 1; spaces <= 200; spaces += 7) {
+		for (int k = 0; k < 2; k++) {
+			struct hl_classifier *cl = k == 0 ? c : whole;
+
+			if (k == 1 && whole == NULL) {
+				/* the same patterns in groups: none gated */
+				static const char w[] =
+				        "rules:\n"
+				        "- name: jest\n"
+				        "  type: frontend_test\n"
+				        "  priority: 72\n"
+				        "  patterns: ['(^ *[0-9]+ failing$)',"
+				        " '(^ *FAIL +[^ \\n]+\\.(test|spec)\\.[cm]?[jt]sx?)']\n"
+				        "- name: other\n"
+				        "  type: general\n"
+				        "  priority: 40\n"
+				        "  patterns: ['(^=+ [0-9]+ failed)']\n";
+				assert_int_equal(hl_classifier_new_from_text(
+				                         &whole, w, sizeof(w) - 1, "w.yaml", &err),
+				                 0);
+				assert_int_equal(hl_classifier_gated_count(whole), 0);
+				cl = whole;
+			}
+			n = snprintf(log, sizeof(log),
+			             "x%*sz\nFAIL a.test.ts\nok\nFAIL b.test.ts\n", spaces, "");
+			memset(&in, 0, sizeof(in));
+			in.event = "workflow_job";
+			in.log = log;
+			in.log_len = (size_t)n;
+			assert_int_equal(hl_classify(&v, cl, &in, &err), 0);
+			assert_string_equal(v.rule, "jest");
+			assert_int_equal(v.candidates[0].matches, 2);
+			hl_verdict_release(&v);
+		}
+	}
+	hl_classifier_free(c);
+	hl_classifier_free(whole);
+}
+
 /* A match of a pattern with a repeat is confirmed on its line (Vectorscan's
  * AVX-512 code can report one across a line end); one of a pattern that
  * repeats nothing, or that can match a line end itself, is taken as
@@ -1889,6 +1956,7 @@ main(void)
 		cmocka_unit_test(test_classify_helpers_route_categories_and_alternates),
 		cmocka_unit_test(test_classify_nf_escapes_and_long_osc_are_stripped),
 		cmocka_unit_test(test_classify_patterns_never_match_across_lines),
+		cmocka_unit_test(test_classify_line_after_a_long_line_is_matched),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
