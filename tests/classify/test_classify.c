@@ -1411,64 +1411,51 @@ pattern_id(const struct hl_classifier *c, const char *text)
 static void
 test_classify_line_after_a_long_line_is_matched(void **state)
 {
+	/* %s: '' for the patterns as they are, '(' and ')' around each */
 	static const char rules[] = "rules:\n"
 	                            "- name: jest\n"
 	                            "  type: frontend_test\n"
 	                            "  priority: 72\n"
-	                            "  patterns: ['^ *[0-9]+ failing$',"
-	                            " '^ *FAIL +[^ \\n]+\\.(test|spec)\\.[cm]?[jt]sx?']\n"
+	                            "  patterns: ['%s^ *[0-9]+ failing$%s',"
+	                            " '%s^ *FAIL +[^ \\n]+\\.(test|spec)\\.[cm]?[jt]sx?%s']\n"
 	                            "- name: other\n"
 	                            "  type: general\n"
 	                            "  priority: 40\n"
-	                            "  patterns: ['^=+ [0-9]+ failed']\n";
-	struct hl_classifier *c = NULL, *whole = NULL;
+	                            "  patterns: ['%s^=+ [0-9]+ failed%s']\n";
+	struct hl_classifier *c[2] = { NULL, NULL };
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_classify_input in;
 	struct hl_verdict v;
-	char log[512];
+	char text[512], log[512];
 	int n;
 
 	(void)state;
-	assert_int_equal(hl_classifier_new_from_text(&c, rules, sizeof(rules) - 1, "t.yaml", &err),
-	                 0);
-	assert_true(hl_classifier_gated_count(c) > 0);
-	for (int spaces = 1; spaces <= 200; spaces += 7) {
-		for (int k = 0; k < 2; k++) {
-			struct hl_classifier *cl = k == 0 ? c : whole;
+	for (int k = 0; k < 2; k++) {
+		const char *o = k == 0 ? "" : "(", *e = k == 0 ? "" : ")";
 
-			if (k == 1 && whole == NULL) {
-				/* the same patterns in groups: none gated */
-				static const char w[] =
-				        "rules:\n"
-				        "- name: jest\n"
-				        "  type: frontend_test\n"
-				        "  priority: 72\n"
-				        "  patterns: ['(^ *[0-9]+ failing$)',"
-				        " '(^ *FAIL +[^ \\n]+\\.(test|spec)\\.[cm]?[jt]sx?)']\n"
-				        "- name: other\n"
-				        "  type: general\n"
-				        "  priority: 40\n"
-				        "  patterns: ['(^=+ [0-9]+ failed)']\n";
-				assert_int_equal(hl_classifier_new_from_text(
-				                         &whole, w, sizeof(w) - 1, "w.yaml", &err),
-				                 0);
-				assert_int_equal(hl_classifier_gated_count(whole), 0);
-				cl = whole;
-			}
-			n = snprintf(log, sizeof(log),
-			             "x%*sz\nFAIL a.test.ts\nok\nFAIL b.test.ts\n", spaces, "");
+		n = snprintf(text, sizeof(text), rules, o, e, o, e, o, e);
+		assert_int_equal(
+		        hl_classifier_new_from_text(&c[k], text, (size_t)n, "t.yaml", &err), 0);
+	}
+	/* gated, and in groups: none gated */
+	assert_true(hl_classifier_gated_count(c[0]) > 0);
+	assert_int_equal(hl_classifier_gated_count(c[1]), 0);
+	for (int spaces = 1; spaces <= 200; spaces += 7) {
+		n = snprintf(log, sizeof(log), "x%*sz\nFAIL a.test.ts\nok\nFAIL b.test.ts\n",
+		             spaces, "");
+		for (int k = 0; k < 2; k++) {
 			memset(&in, 0, sizeof(in));
 			in.event = "workflow_job";
 			in.log = log;
 			in.log_len = (size_t)n;
-			assert_int_equal(hl_classify(&v, cl, &in, &err), 0);
+			assert_int_equal(hl_classify(&v, c[k], &in, &err), 0);
 			assert_string_equal(v.rule, "jest");
 			assert_int_equal(v.candidates[0].matches, 2);
 			hl_verdict_release(&v);
 		}
 	}
-	hl_classifier_free(c);
-	hl_classifier_free(whole);
+	hl_classifier_free(c[0]);
+	hl_classifier_free(c[1]);
 }
 
 /* A match of a pattern with a repeat is confirmed on its line (Vectorscan's
