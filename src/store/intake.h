@@ -103,6 +103,7 @@ struct hl_intake_req {
 	void *zbody;                /* private: the encoded body, or NULL */
 	size_t zlen;                /* private */
 	int zenc;                   /* private: its enum hl_body_encoding */
+	bool known; /* private: the event's key was seen committed (most likely a duplicate) */
 	/* private: the front end asks the backend to store a delivery that
 	 * would wait as already claimed by take_owner until take_until_ms
 	 * (it goes to this process's workers without a claim query); the

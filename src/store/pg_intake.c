@@ -11,11 +11,13 @@
  * counter increments, then COMMIT; the batch is answered only after COMMIT
  * returned. The statements go in pipelines: BEGIN and up to PG_PIPE_CHUNK
  * deliveries in one round trip, the increments and COMMIT in another (a
- * round trip per statement cost more than the statements). When a
- * statement fails the batch is redone: a deadlock with another replica's
- * batch (both inserting the same ids) from the start, anything else
- * statement by statement with one savepoint per delivery, so one bad
- * delivery fails alone.
+ * round trip per statement cost more than the statements). A delivery of
+ * an event the front end saw committed goes without its body (it is most
+ * likely a duplicate, which keeps none); the body follows only when the
+ * event was not known after all. When a statement fails the batch is
+ * redone: a deadlock with another replica's batch (both inserting the same
+ * ids) from the start, anything else statement by statement with one
+ * savepoint per delivery, so one bad delivery fails alone.
  * delivery_counts is changed in the same statement or transaction as the
  * rows it counts, in the shard of the connection (migration 0013: others
  * never wait for its commit), its rows always locked in (event, state,
@@ -46,16 +48,23 @@
  * still open when this one started is not in `prior`: the insert waits for
  * it and the row is a duplicate without duplicate_of (pg_intake_one reads
  * it then).
+ * $21: the body was withheld ($7 empty), sent only when the key turns out
+ * not to be known (the front end saw the key committed, so the delivery is
+ * most likely a duplicate, which keeps no body): then nothing is written,
+ * the key is not claimed, and the fifth column says the statement must be
+ * sent again with the body.
  */
 static const char pg_ins_sql[] =
         "WITH prior AS (SELECT delivery_id, task_id FROM event_keys"
         " WHERE $17::boolean AND dedup_key = $12),"
         " k AS (INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
-        " SELECT $12, $1, $13, $8 WHERE $17::boolean AND NOT EXISTS (SELECT 1 FROM prior)"
+        " SELECT $12, $1, $13, $8 WHERE $17::boolean AND NOT $21::boolean"
+        " AND NOT EXISTS (SELECT 1 FROM prior)"
         " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1)"
         " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1),"
         " x AS (SELECT $17::boolean AND NOT EXISTS (SELECT 1 FROM k) AS dup,"
-        " EXISTS (SELECT 1 FROM prior) AS known),"
+        " EXISTS (SELECT 1 FROM prior) AS known,"
+        " $21::boolean AND NOT EXISTS (SELECT 1 FROM prior) AS miss),"
         " d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
         " headers_json, body, received_ms, state, answer, reason, dedup_key, duplicate_of,"
         " task_id, updated_ms, body_encoding, body_size, failure_key, not_before_ms, claims,"
@@ -70,9 +79,11 @@ static const char pg_ins_sql[] =
         " CASE WHEN x.dup THEN 0 ELSE $18::integer END,"
         " CASE WHEN x.dup THEN NULL ELSE $19 END,"
         " CASE WHEN x.dup THEN NULL ELSE " PG_NOW_MS " + $20::bigint END FROM x"
+        " WHERE NOT x.miss"
         " ON CONFLICT (delivery_id) DO NOTHING RETURNING id, state, duplicate_of, task_id)"
-        " SELECT id, state, duplicate_of, task_id FROM d"
-        " UNION ALL SELECT NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM d)";
+        " SELECT id, state, duplicate_of, task_id, false FROM d"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, (SELECT miss FROM x)"
+        " WHERE NOT EXISTS (SELECT 1 FROM d)";
 
 static const char pg_count_bump_sql[] =
         "INSERT INTO delivery_counts (event_name, state, reason, n) VALUES ($1, $2, $3, $4)"
@@ -152,16 +163,20 @@ pg_status_of(const char *answer)
 struct pg_item {
 	const char *state, *reason; /* of what is stored (state NULL: nothing) */
 	bool claim_key;             /* the statement claims the event key */
+	bool withheld;              /* its statement went without the body */
 	bool sent;                  /* its statement is in the pipeline */
 };
 
 /*
  * Checks one delivery and fills the parameters of its statement (p);
- * sets the answer of a stored delivery in r and the item. Returns 0, or 1
- * when the delivery is refused (r->rc, r->err set; nothing to write).
+ * sets the answer of a stored delivery in r and the item. The body is
+ * withheld when may_withhold and the front end saw the event's key
+ * committed (r->known). Returns 0, or 1 when the delivery is refused
+ * (r->rc, r->err set; nothing to write).
  */
 static int
-pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struct pg_params *p)
+pg_intake_params(struct hl_intake_req *r, int64_t now, bool may_withhold, struct pg_item *it,
+                 struct pg_params *p)
 {
 	const struct hl_delivery_in *in = &r->in;
 	struct hl_intake_answer *a = &r->answer;
@@ -198,6 +213,7 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 		a->task_id[0] = '\0';
 	}
 	it->claim_key = !in->skip_reason && in->dedup_key && *in->dedup_key;
+	it->withheld = may_withhold && it->claim_key && r->known;
 	/* taken by this process's workers at once: stored as their claim */
 	if (r->take && !in->skip_reason)
 		it->state = "processing";
@@ -208,7 +224,9 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 	hl_pg_text(p, in->event_name);
 	hl_pg_text(p, in->action);
 	hl_pg_text(p, in->headers_json ? in->headers_json : "{}");
-	if (r->zbody)
+	if (it->withheld)
+		hl_pg_bytes(p, "", 0);
+	else if (r->zbody)
 		hl_pg_bytes(p, r->zbody, r->zlen);
 	else
 		hl_pg_bytes(p, in->body ? in->body : "", in->body_len);
@@ -235,17 +253,19 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, struct pg_item *it, struc
 		hl_pg_text(p, NULL);
 		hl_pg_text(p, NULL);
 	}
+	hl_pg_bool(p, it->withheld);
 	return 0;
 }
 
 /*
  * The answer of one delivery from its statement's result (res, cleared
- * here), reading what else it needs inside the batch transaction. Returns
- * 0, with it->state / it->reason of what was stored (state NULL when
- * nothing was); < 0 when a statement failed (err).
+ * here), reading what else it needs inside the batch transaction (a
+ * statement that went without the body and was told to, sent again with
+ * it). Returns 0, with it->state / it->reason of what was stored (state
+ * NULL when nothing was); < 0 when a statement failed (err).
  */
 static int
-pg_intake_answer(struct hl_store_backend *b, struct hl_intake_req *r, PGresult *res,
+pg_intake_answer(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, PGresult *res,
                  struct pg_item *it, struct hl_err *err)
 {
 	const struct hl_delivery_in *in = &r->in;
@@ -254,6 +274,15 @@ pg_intake_answer(struct hl_store_backend *b, struct hl_intake_req *r, PGresult *
 	const char *id = hl_pg_get(res, 0, 0);
 	int rc;
 
+	if (!id && it->withheld && hl_pg_get(res, 0, 4) && *hl_pg_get(res, 0, 4) == 't') {
+		/* 0. The key was not known after all: again, with the body. */
+		PQclear(res);
+		res = NULL;
+		pg_intake_params(r, now, false, it, &p);
+		if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
+			return rc;
+		return pg_intake_answer(b, r, now, res, it, err);
+	}
 	if (!id) {
 		/* 1. The same delivery again (here or at another replica): the
 		 * first answer, as a duplicate. Nothing was stored. */
@@ -342,11 +371,11 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 	PGresult *res = NULL;
 	int rc;
 
-	if (pg_intake_params(r, now, it, &p))
+	if (pg_intake_params(r, now, true, it, &p))
 		return 1;
 	if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
 		return rc;
-	return pg_intake_answer(b, r, res, it, err);
+	return pg_intake_answer(b, r, now, res, it, err);
 }
 
 /*
@@ -371,7 +400,7 @@ pg_intake_chunk(struct hl_store_backend *b, struct hl_intake_req **order, struct
 		b->txn = true;
 	}
 	for (end = first; end < n && end - first < PG_PIPE_CHUNK; end++) {
-		if (pg_intake_params(order[end], now, &items[end], &p))
+		if (pg_intake_params(order[end], now, true, &items[end], &p))
 			continue;
 		if ((rc = hl_pg_pipe_send(b, pg_ins_sql, &p, "insert delivery", err)) < 0)
 			goto out;
@@ -393,7 +422,7 @@ out:
 			PQclear(res[k - first]);
 			continue;
 		}
-		if ((rc = pg_intake_answer(b, order[k], res[k - first], &items[k], err)) < 0) {
+		if ((rc = pg_intake_answer(b, order[k], now, res[k - first], &items[k], err)) < 0) {
 			for (k++; k < end; k++)
 				PQclear(res[k - first]);
 			break;

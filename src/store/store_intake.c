@@ -481,7 +481,8 @@ store_encode(struct hl_store *s, struct hl_intake_req *req)
 {
 	size_t n;
 
-	if (req->in.dedup_key && store_key_known(s, req->in.dedup_key)) {
+	req->known = req->in.dedup_key && store_key_known(s, req->in.dedup_key);
+	if (req->known) {
 		req->zenc = HL_BODY_IDENTITY;
 		req->zbody = NULL;
 		req->zlen = 0;

@@ -1488,9 +1488,10 @@ test_store_typical_body_round_trips_lz4(void **state)
 }
 
 /* A delivery of an event this process saw committed is most likely a
- * duplicate, which keeps no body: its body is not compressed. Should the
- * event not be known after all (here: its key row removed), the body is
- * stored as it came, whole, and is claimed intact. */
+ * duplicate, which keeps no body: its body is not compressed (and on
+ * PostgreSQL its statement goes without it). Should the event not be
+ * known after all (here: its key row removed), the body is stored as it
+ * came, whole (sent after all), and is claimed intact. */
 static void
 test_store_known_event_body_is_not_compressed(void **state)
 {
