@@ -211,11 +211,13 @@ hl_store_give_back(struct hl_store *s, const char *delivery_id)
  * A duplicate delivery of a known event keeps no body (body.h), so
  * compressing its body is wasted work: LZ4 is the largest single cost of
  * answering one (~5 us for 10 KB). The keys this process saw committed are
- * remembered as hashes in a direct-mapped table; a delivery whose key is
- * there goes to the backend uncompressed. The table is only a hint: should
- * the event turn out not to be known (its slot was taken by a colliding
- * key, or its key row is gone), the body is stored as it came (identity),
- * which is as correct, only larger. */
+ * remembered as hashes in a table where each key has two slots (the one
+ * a newer key takes when both are full is the first), so two keys that
+ * share a slot do not push each other out; a delivery whose key is there
+ * goes to the backend uncompressed (on PostgreSQL, without its body). The
+ * table is only a hint: should the event turn out not to be known (both
+ * its slots were taken by other keys, or its key row is gone), the body is
+ * stored as it came (identity), which is as correct, only larger. */
 
 static uint64_t
 store_key_hash(const char *key)
@@ -227,21 +229,32 @@ store_key_hash(const char *key)
 	return h ? h : 1;
 }
 
+/* The two slots of hash h. */
+static _Atomic uint64_t *
+store_key_slot(struct hl_store *s, uint64_t h, int which)
+{
+	return &s->known_keys[(which ? h >> 32 : h) & (STORE_KNOWN_KEYS - 1)];
+}
+
 static bool
 store_key_known(struct hl_store *s, const char *key)
 {
 	uint64_t h = store_key_hash(key);
 
-	return atomic_load_explicit(&s->known_keys[h & (STORE_KNOWN_KEYS - 1)],
-	                            memory_order_relaxed) == h;
+	return atomic_load_explicit(store_key_slot(s, h, 0), memory_order_relaxed) == h ||
+	       atomic_load_explicit(store_key_slot(s, h, 1), memory_order_relaxed) == h;
 }
 
 static void
 store_key_remember(struct hl_store *s, const char *key)
 {
-	uint64_t h = store_key_hash(key);
+	uint64_t h = store_key_hash(key), v0, v1;
 
-	atomic_store_explicit(&s->known_keys[h & (STORE_KNOWN_KEYS - 1)], h, memory_order_relaxed);
+	v0 = atomic_load_explicit(store_key_slot(s, h, 0), memory_order_relaxed);
+	v1 = atomic_load_explicit(store_key_slot(s, h, 1), memory_order_relaxed);
+	if (v0 == h || v1 == h)
+		return;
+	atomic_store_explicit(store_key_slot(s, h, v0 && !v1), h, memory_order_relaxed);
 }
 
 /* Completes a batch: what the backend stored claimed goes to the ring
