@@ -21,7 +21,8 @@
  *                      delivery until their deadline
  *   body calls      -> append to a buffer capped by the route whose growth is
  *                      taken from the budget: the server's, and at most half
- *                      of it for one client address (chunked overflow:
+ *                      of it for one client address but a trusted proxy's
+ *                      (chunked overflow:
  *                      discard and answer 413 at the end; budget spent:
  *                      discard and answer 503); routes without a body
  *                      discard it
@@ -454,8 +455,9 @@ http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 
 /* Takes n bytes of the body budget for r: the server's, and its address's
  * share (srv->peer_share), so one address cannot hold it all with bodies
- * it never finishes (a webhook's signature is checked at its end); false
- * when they do not fit. */
+ * it never finishes (a webhook's signature is checked at its end); a
+ * trusted proxy (an ingress, whose one address carries every client) is
+ * held to the server's budget alone. False when they do not fit. */
 static bool
 http_budget_take(struct http_req *r, size_t n)
 {
@@ -467,7 +469,7 @@ http_budget_take(struct http_req *r, size_t n)
 
 	pthread_mutex_lock(&srv->conn_lock);
 	ip = r->peer.len ? http_ip_find(srv, &r->peer) : NULL;
-	if (ip && (n > share || ip->buffered > share - n))
+	if (ip && !http_peer_trusted(srv, &r->peer) && (n > share || ip->buffered > share - n))
 		ok = false;
 	while (ok) {
 		if (n > srv->max_buffered || cur > srv->max_buffered - n)

@@ -21,7 +21,8 @@ real (slow) sockets on loopback addresses (127.0.0.x, all local):
   deadline;
 - a trusted proxy (HEALER_TRUSTED_PROXIES, an ingress carrying many
   clients) is exempt from the per-address limit, not from the global one,
-  while another address is still held to it.
+  while another address is still held to it; and from the address's half
+  of the body budget.
 
 Every wait is bounded. Standard library only; prints TAP."""
 import fcntl
@@ -440,6 +441,35 @@ def body_share():
     check("an address taking a freed table slot gets its whole share, none of another's bytes",
           st == 202, (a[:300], took))
     x.close()
+    time.sleep(0.3)
+
+    # the clients behind an ingress share its address: two signed 20 MiB
+    # uploads through it, each holding a 32 MiB buffer (two thirds of the
+    # budget together, more than an address's half), both go through
+    socks = []
+    for i in range(2):
+        payload = b'{"zen":"' + bytes([ord("a") + i]) * (20 * 1024 * 1024) + b'"}'
+        s = connect(PROXY)
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"X-GitHub-Event: ping\r\nX-GitHub-Delivery: lim-proxy-%d\r\n"
+                  b"X-Hub-Signature-256: %s\r\nContent-Length: %d\r\n\r\n"
+                  % (i, sign(payload).encode(), len(payload)))
+        try:
+            s.sendall(payload[:17 * 1024 * 1024])
+        except OSError:
+            pass  # refused: over the address's share
+        wait_read(s, 3)
+        socks.append((s, payload))
+    answers = []
+    for s, payload in socks:
+        try:
+            s.sendall(payload[17 * 1024 * 1024:])
+        except OSError:
+            pass
+        answers.append(answer_of(s, 10))
+        s.close()
+    check("a trusted proxy's uploads may hold more than an address's half of the body budget",
+          all(status_of(a) == 202 for a in answers), [a[:200] for a in answers])
 
 
 def slow_body():
