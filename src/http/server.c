@@ -21,8 +21,8 @@
  *                      delivery until their deadline
  *   body calls      -> append to a buffer capped by the route whose growth is
  *                      taken from the budget: the server's, and at most half
- *                      of it for one client address but a trusted proxy's
- *                      (chunked overflow:
+ *                      of it for one client address other than a trusted
+ *                      proxy (chunked overflow:
  *                      discard and answer 413 at the end; budget spent:
  *                      discard and answer 503); routes without a body
  *                      discard it
