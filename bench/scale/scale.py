@@ -149,8 +149,11 @@ def run(name, replicas, url, lua, apart=False):
     servers = [start(f"{name}-{i}", url, None if url else datas[i]) for i in range(replicas)]
     cpu0 = sum(cpu_ticks(p.pid) for p, _ in servers)
     t0 = time.monotonic()
-    # one stream spread over the replicas: each wrk starts elsewhere in it
-    ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas, lua, i * VARIANTS // replicas,
+    # one stream spread over the replicas: each wrk starts elsewhere in it;
+    # CONNECTIONS in all, whatever the number of replicas (32 over three:
+    # 11, 11 and 10), so every setup is offered the same load
+    ws = [wrk(f"{name}{i}", port, CONNECTIONS // replicas + (i < CONNECTIONS % replicas), lua,
+              i * VARIANTS // replicas,
               max(1, THREADS // replicas), f"{i}/{replicas}" if apart else "0/1")
           for i, (_, port) in enumerate(servers)]
     outs = [w.communicate(timeout=DURATION + 120)[0] for w in ws]
