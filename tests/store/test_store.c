@@ -3155,8 +3155,10 @@ test_store_outbox_take(void **state)
 	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 130000, &err), 0);
 	assert_false(taken);
 
-	/* the lease keeper renews a send's lease while its sender lives */
-	hl_store_set_claim_lease(f->s, 1000);
+	/* the lease keeper renews a send's lease while its sender lives
+	 * (every third of the lease: a lease that ran out is not renewed, so
+	 * it is long enough for a keeper held up a while on a loaded machine) */
+	hl_store_set_claim_lease(f->s, 5000);
 	in.ref = "4";
 	assert_int_equal(hl_store_outbox_add(f->s, NULL, &in, &err), 0);
 	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, hl_time_wall_ms() + 1, &err), 0);
@@ -3181,9 +3183,9 @@ test_store_outbox_take(void **state)
 	lost_until = hl_time_wall_ms() + 1000;
 	snprintf(sql, sizeof(sql), "SELECT next_ms FROM notifications WHERE id = %lld",
 	         (long long)id2);
-	/* the keeper renews every third of a second: a loaded machine may
-	 * hold it up for a while, so the renewal is waited for (bounded) */
-	for (tries = 0; tries < 100; tries++) {
+	/* the keeper renews every 1.7 s: a loaded machine may hold it up
+	 * for a while, so the renewal is waited for (bounded) */
+	for (tries = 0; tries < 150; tries++) {
 		usleep(100000);
 		assert_int_equal(raw_row(f, sql, row), 0);
 		at = hl_time_wall_ms();
@@ -4323,9 +4325,14 @@ test_store_replicas_never_take_a_live_ones_leases(void **state)
 	assert_int_equal(hl_store_task_lease(f->s, &got, "t-live", mine, ahead, ahead + 5000, &err),
 	                 0);
 	assert_true(got);
-	/* the holder's process gone: taken over before the lease ran out */
+	/* the holder's process gone: taken over before the lease ran out
+	 * (given up here first, so this handle's lease keeper, which would
+	 * take it back from the dead holder too, leaves it alone) */
+	assert_int_equal(hl_store_task_release(f->s, "t-live", mine, &err), 0);
 	assert_int_equal(raw_exec(f, "UPDATE remediation_tasks SET"
-	                             " lease_owner = 'remediate:t-live@gone:1:000000'"),
+	                             " lease_owner = 'remediate:t-live@gone:1:000000',"
+	                             " lease_until_ms = (extract(epoch FROM clock_timestamp())"
+	                             " * 1000)::bigint + 60000"),
 	                 0);
 	assert_int_equal(hl_store_task_lease(s2, &got, "t-live", other, ahead, ahead + 5000, &err),
 	                 0);
