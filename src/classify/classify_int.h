@@ -145,10 +145,11 @@ int cl_db_build(struct hl_classifier *c, char *const *pats, const unsigned *flag
                 const unsigned *ids, char ***gate, size_t n, size_t n_all, bool embedded,
                 size_t *bad, struct hl_err *err);
 
-/* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
 /* hs_scan (flags 0) with the code this CPU scans right with (db.c). */
 hs_error_t cl_hs_scan(const hs_database_t *db, const char *data, unsigned len,
                       hs_scratch_t *scratch, match_event_handler on_match, void *ctx);
+
+/* A scratch for one scan (from the pool or cloned; NULL on OOM), and back. */
 hs_scratch_t *cl_scratch_get(struct hl_classifier *c);
 void cl_scratch_put(struct hl_classifier *c, hs_scratch_t *s);
 

@@ -4,8 +4,8 @@
  * Vectorscan 5.4.9 (Debian 12's) scans with its AVX-512 code on CPUs that
  * have it (db.c runs its AVX2 code there instead: the AVX-512 code also
  * misses matches), and there an accelerator searching a region for a byte
- * can miss the region's last bytes (VectorCamp/vectorscan#375, #378). A run of '.',
- * or of a class without '\n', then seems to go on past a line end, and a
+ * can miss the region's last bytes (VectorCamp/vectorscan#375, #378). A
+ * run of '.', or of a class without '\n', then seems to go on past a line end, and a
  * pattern is reported as matching across two lines (seen: "The hosted
  * runner: .* lost communication" ending on a later "The self-hosted runner:
  * ... lost communication" line). Whether it happens depends on how the
