@@ -960,7 +960,8 @@ def pr_ended_while_attempt_runs():
         T.seed_job(7600 + n)
         tid = T.deliver(srv, T.job_event(7600 + n, 8600 + n, f"edge/pr{n}"))
         runs = wait_for(lambda: T.by_task(tid), 15) or []
-        learnt = T.task_of(srv, tid).get("pr_number")
+        # the task is recorded, with the PR it learnt, just after its CodeRun is created
+        learnt = wait_for(lambda: T.task_of(srv, tid).get("pr_number"), 15)
         before = people_told(n)
         T.gh("POST", "/_stub/config", {"rules": [pull_rule(n, ended(n, f"edge/pr{n}", merged))]})
         if runs:
