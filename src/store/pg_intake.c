@@ -43,28 +43,22 @@
  * delivery and stores nothing), and the delivery is stored as the event's
  * skipped duplicate when the key was someone else's, carrying the first
  * delivery's id and task id, and no body of its own when that first
- * delivery is known (encoding "duplicate", body.h). Returns the row id (NULL: a duplicate
- * delivery), its state and duplicate_of. A key claimed by a transaction
- * still open when this one started is not in `prior`: the insert waits for
- * it and the row is a duplicate without duplicate_of (pg_intake_one reads
- * it then).
- * $21: the body was withheld ($7 empty), sent only when the key turns out
- * not to be known (the front end saw the key committed, so the delivery is
- * most likely a duplicate, which keeps no body): then nothing is written,
- * the key is not claimed, and the fifth column says the statement must be
- * sent again with the body.
+ * delivery is known (encoding "duplicate", body.h). Returns the row id
+ * (NULL: a duplicate delivery), its state, duplicate_of and task id. A key
+ * claimed by a transaction still open when this one started is not in
+ * `prior`: the insert waits for it and the row is a duplicate without
+ * duplicate_of (pg_intake_answer reads it then).
  */
 static const char pg_ins_sql[] =
         "WITH prior AS (SELECT delivery_id, task_id FROM event_keys"
         " WHERE $17::boolean AND dedup_key = $12),"
         " k AS (INSERT INTO event_keys (dedup_key, delivery_id, task_id, first_seen_ms)"
-        " SELECT $12, $1, $13, $8 WHERE $17::boolean AND NOT $21::boolean"
+        " SELECT $12, $1, $13, $8 WHERE $17::boolean"
         " AND NOT EXISTS (SELECT 1 FROM prior)"
         " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE delivery_id = $1)"
         " ON CONFLICT (dedup_key) DO NOTHING RETURNING 1),"
         " x AS (SELECT $17::boolean AND NOT EXISTS (SELECT 1 FROM k) AS dup,"
-        " EXISTS (SELECT 1 FROM prior) AS known,"
-        " $21::boolean AND NOT EXISTS (SELECT 1 FROM prior) AS miss),"
+        " EXISTS (SELECT 1 FROM prior) AS known),"
         " d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
         " headers_json, body, received_ms, state, answer, reason, dedup_key, duplicate_of,"
         " task_id, updated_ms, body_encoding, body_size, failure_key, not_before_ms, claims,"
@@ -79,10 +73,31 @@ static const char pg_ins_sql[] =
         " CASE WHEN x.dup THEN 0 ELSE $18::integer END,"
         " CASE WHEN x.dup THEN NULL ELSE $19 END,"
         " CASE WHEN x.dup THEN NULL ELSE " PG_NOW_MS " + $20::bigint END FROM x"
-        " WHERE NOT x.miss"
         " ON CONFLICT (delivery_id) DO NOTHING RETURNING id, state, duplicate_of, task_id)"
+        " SELECT id, state, duplicate_of, task_id FROM d"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM d)";
+
+/*
+ * The statement of a delivery whose body was withheld: one of an event the
+ * front end saw committed, so most likely a duplicate, which keeps no body.
+ * It is stored as the skipped duplicate of the key's first delivery when
+ * the key is known; else nothing is written, the key is not claimed, and
+ * the fifth column says so: the delivery is then sent again as pg_ins_sql,
+ * with its body. Otherwise the same results as pg_ins_sql, from a plan a
+ * fraction of its size to start per row. $1-$6 as there, $7 the event key,
+ * $8 received_ms, $9 body_size, $10 failure_key.
+ */
+static const char pg_known_sql[] =
+        "WITH prior AS (SELECT delivery_id, task_id FROM event_keys WHERE dedup_key = $7),"
+        " d AS (INSERT INTO deliveries (delivery_id, hook_id, source, event_name, action,"
+        " headers_json, body, received_ms, state, answer, reason, dedup_key, duplicate_of,"
+        " task_id, updated_ms, body_encoding, body_size, failure_key, not_before_ms, claims)"
+        " SELECT $1, $2, $3, $4, $5, $6, ''::bytea, $8, 'skipped', 'duplicate',"
+        " 'duplicate_event', $7, delivery_id, task_id, $8, 'duplicate', $9, $10, $8, 0"
+        " FROM prior ON CONFLICT (delivery_id) DO NOTHING"
+        " RETURNING id, state, duplicate_of, task_id)"
         " SELECT id, state, duplicate_of, task_id, false FROM d"
-        " UNION ALL SELECT NULL, NULL, NULL, NULL, (SELECT miss FROM x)"
+        " UNION ALL SELECT NULL, NULL, NULL, NULL, NOT EXISTS (SELECT 1 FROM prior)"
         " WHERE NOT EXISTS (SELECT 1 FROM d)";
 
 static const char pg_count_bump_sql[] =
@@ -165,14 +180,16 @@ struct pg_item {
 	bool claim_key;             /* the statement claims the event key */
 	bool withheld;              /* its statement went without the body */
 	bool sent;                  /* its statement is in the pipeline */
+	const char *sql;            /* pg_ins_sql, or pg_known_sql when withheld */
 };
 
 /*
  * Checks one delivery and fills the parameters of its statement (p);
  * sets the answer of a stored delivery in r and the item. The body is
  * withheld when may_withhold and the front end saw the event's key
- * committed (r->known). Returns 0, or 1 when the delivery is refused
- * (r->rc, r->err set; nothing to write).
+ * committed (r->known): the statement (it->sql) is then pg_known_sql.
+ * Returns 0, or 1 when the delivery is refused (r->rc, r->err set; nothing
+ * to write).
  */
 static int
 pg_intake_params(struct hl_intake_req *r, int64_t now, bool may_withhold, struct pg_item *it,
@@ -214,6 +231,7 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, bool may_withhold, struct
 	}
 	it->claim_key = !in->skip_reason && in->dedup_key && *in->dedup_key;
 	it->withheld = may_withhold && it->claim_key && r->known;
+	it->sql = it->withheld ? pg_known_sql : pg_ins_sql;
 	/* taken by this process's workers at once: stored as their claim */
 	if (r->take && !in->skip_reason)
 		it->state = "processing";
@@ -224,9 +242,14 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, bool may_withhold, struct
 	hl_pg_text(p, in->event_name);
 	hl_pg_text(p, in->action);
 	hl_pg_text(p, in->headers_json ? in->headers_json : "{}");
-	if (it->withheld)
-		hl_pg_bytes(p, "", 0);
-	else if (r->zbody)
+	if (it->withheld) {
+		hl_pg_text(p, in->dedup_key);
+		hl_pg_int(p, now);
+		hl_pg_int(p, (int64_t)in->body_len);
+		hl_pg_text(p, in->failure_key);
+		return 0;
+	}
+	if (r->zbody)
 		hl_pg_bytes(p, r->zbody, r->zlen);
 	else
 		hl_pg_bytes(p, in->body ? in->body : "", in->body_len);
@@ -253,7 +276,6 @@ pg_intake_params(struct hl_intake_req *r, int64_t now, bool may_withhold, struct
 		hl_pg_text(p, NULL);
 		hl_pg_text(p, NULL);
 	}
-	hl_pg_bool(p, it->withheld);
 	return 0;
 }
 
@@ -373,7 +395,7 @@ pg_intake_one(struct hl_store_backend *b, struct hl_intake_req *r, int64_t now, 
 
 	if (pg_intake_params(r, now, true, it, &p))
 		return 1;
-	if ((rc = hl_pg_exec(b, &res, pg_ins_sql, &p, false, "insert delivery", err)) < 0)
+	if ((rc = hl_pg_exec(b, &res, it->sql, &p, false, "insert delivery", err)) < 0)
 		return rc;
 	return pg_intake_answer(b, r, now, res, it, err);
 }
@@ -402,7 +424,7 @@ pg_intake_chunk(struct hl_store_backend *b, struct hl_intake_req **order, struct
 	for (end = first; end < n && end - first < PG_PIPE_CHUNK; end++) {
 		if (pg_intake_params(order[end], now, true, &items[end], &p))
 			continue;
-		if ((rc = hl_pg_pipe_send(b, pg_ins_sql, &p, "insert delivery", err)) < 0)
+		if ((rc = hl_pg_pipe_send(b, items[end].sql, &p, "insert delivery", err)) < 0)
 			goto out;
 		items[end].sent = true;
 	}
@@ -504,7 +526,8 @@ pg_batch_try(struct hl_store_backend *b, struct hl_intake_req **order, struct pg
 	if ((rc = hl_pg_prepare(b, pg_count_bump_sql, "count deliveries", err)) < 0)
 		goto fail;
 	if (mode == PG_FAST) {
-		if ((rc = hl_pg_prepare(b, pg_ins_sql, "insert delivery", err)) < 0)
+		if ((rc = hl_pg_prepare(b, pg_ins_sql, "insert delivery", err)) < 0 ||
+		    (rc = hl_pg_prepare(b, pg_known_sql, "insert known delivery", err)) < 0)
 			goto fail;
 		for (i = 0; i < n;)
 			if ((rc = pg_intake_chunk(b, order, items, n, &i, now, i == 0, err)) < 0)
