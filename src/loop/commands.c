@@ -650,10 +650,10 @@ out:
 	return rc;
 }
 
-/* Tasks a /healer status reply shows, and how many ids it reads to count
- * the others. */
+/* Tasks a /healer status reply shows, and how many ids it reads to find
+ * them (a task removed meanwhile is passed over). */
 #define CMD_STATUS_MAX   10
-#define CMD_STATUS_COUNT 1000
+#define CMD_STATUS_COUNT 100
 
 /*
  * /healer status: one reply on every task of the PR (/healer fix starts one
@@ -666,12 +666,12 @@ cmd_status(struct hl_loop *l, struct hl_loop_command_result *out, const struct h
 {
 	char(*ids)[HL_TASK_ID_MAX] = calloc(CMD_STATUS_COUNT, HL_TASK_ID_MAX);
 	struct hl_task_record *tasks[CMD_STATUS_MAX];
-	size_t i, n = 0, shown = 0;
+	size_t i, n = 0, total = 0, shown = 0;
 	int rc;
 
 	if (!ids)
 		return hl_err_set(err, HL_ENOMEM, "out of memory");
-	rc = hl_store_tasks_of_pr(l->store, ids, CMD_STATUS_COUNT, &n, ev->repository,
+	rc = hl_store_tasks_of_pr(l->store, ids, CMD_STATUS_COUNT, &n, &total, ev->repository,
 	                          ev->pr_number, err);
 	for (i = 0; rc == 0 && i < n && shown < CMD_STATUS_MAX; i++) {
 		rc = hl_store_task_get(l->store, &tasks[shown], ids[i], err);
@@ -682,11 +682,12 @@ cmd_status(struct hl_loop *l, struct hl_loop_command_result *out, const struct h
 	}
 	if (rc == 0) {
 		if (shown)
-			cmd_set(out, "status", tasks[0]->task_id, "%zu %s", n,
-			        n == 1 ? "task" : "tasks");
+			cmd_set(out, "status", tasks[0]->task_id, "%zu %s", total,
+			        total == 1 ? "task" : "tasks");
 		else
 			cmd_set(out, "nothing", task_id, "no remediation for this pull request");
-		rc = hl_loop_report_comment(l, tasks, shown, n - i,
+		/* the tasks not read: every one past the ids read */
+		rc = hl_loop_report_comment(l, tasks, shown, total > i ? total - i : 0,
 		                            shown ? tasks[0]->task_id : task_id, ev->repository,
 		                            ref, ev->pr_number, err);
 		hl_loop_wake(l);

@@ -146,9 +146,9 @@ int hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, i
                         bool active_only, struct hl_err *err) HL_MUST_CHECK;
 
 /* Up to max ids of a PR's tasks (any state), newest first; *n gets how
- * many. */
+ * many, *total how many the PR has in all. */
 int hl_store_tasks_of_pr(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                         const char *repository, int64_t pr_number,
+                         size_t *total, const char *repository, int64_t pr_number,
                          struct hl_err *err) HL_MUST_CHECK;
 
 /* Records a CI result on its task (idempotent per task + delivery id). */

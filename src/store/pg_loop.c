@@ -270,7 +270,7 @@ hl_pg_task_of_pr(struct hl_store_backend *b, char *out, const char *repository, 
 
 int
 hl_pg_tasks_of_pr(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                  const char *repository, int64_t pr_number, struct hl_err *err)
+                  size_t *total, const char *repository, int64_t pr_number, struct hl_err *err)
 {
 	struct pg_params p = { .n = 0 };
 	PGresult *r = NULL;
@@ -280,13 +280,16 @@ hl_pg_tasks_of_pr(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_
 	hl_pg_int(&p, pr_number);
 	hl_pg_int(&p, (int64_t)max);
 	if ((rc = hl_pg_exec(b, &r,
-	                     "SELECT task_id FROM remediation_tasks"
+	                     /* the count over every row the filter keeps,
+	                      * before the limit */
+	                     "SELECT task_id, count(*) OVER () FROM remediation_tasks"
 	                     " WHERE repository = $1 AND pr_number = $2"
 	                     " AND NOT (state = 'skipped' AND agent IS NULL)"
 	                     " ORDER BY created_ms DESC, task_id DESC LIMIT $3",
 	                     &p, false, "tasks of pr", err)) < 0)
 		return rc;
 	pg_read_ids(r, ids, max, n);
+	*total = PQntuples(r) ? (size_t)hl_pg_int_at(r, 0, 1) : 0;
 	PQclear(r);
 	return 0;
 }

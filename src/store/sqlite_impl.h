@@ -156,7 +156,8 @@ int hl_sq_task_active_for(struct hl_store_backend *b, char *out, const char *rep
                           const char *branch, const char *workflow, const char *job,
                           const char *exclude, struct hl_err *err);
 int hl_sq_tasks_of_pr(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
-                      size_t *n, const char *repository, int64_t pr_number, struct hl_err *err);
+                      size_t *n, size_t *total, const char *repository, int64_t pr_number,
+                      struct hl_err *err);
 int hl_sq_task_of_pr(struct hl_store_backend *b, char *out, const char *repository,
                      int64_t pr_number, bool active_only, struct hl_err *err);
 int hl_sq_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r,

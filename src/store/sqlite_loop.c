@@ -235,19 +235,34 @@ hl_sq_task_of_pr(struct hl_store_backend *b, char *out, const char *repository, 
 
 int
 hl_sq_tasks_of_pr(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                  const char *repository, int64_t pr_number, struct hl_err *err)
+                  size_t *total, const char *repository, int64_t pr_number, struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(b, "SELECT task_id FROM remediation_tasks"
-	                                    " WHERE repository = ?1 AND pr_number = ?2"
-	                                    " AND NOT (state = 'skipped' AND agent IS NULL)"
-	                                    " ORDER BY created_ms DESC, task_id DESC LIMIT ?3");
+	/* the count over every row the filter keeps, before the limit */
+	sqlite3_stmt *st =
+	        hl_sq_prepare(b, "SELECT task_id, count(*) OVER () FROM remediation_tasks"
+	                         " WHERE repository = ?1 AND pr_number = ?2"
+	                         " AND NOT (state = 'skipped' AND agent IS NULL)"
+	                         " ORDER BY created_ms DESC, task_id DESC LIMIT ?3");
+	size_t k = 0;
+	int rc = SQLITE_DONE;
 
 	if (!st)
 		return hl_sq_fail(err, b->db, "tasks of pr");
 	sqlite3_bind_text(st, 1, repository, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, pr_number);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
-	return sq_read_ids(b, st, ids, max, n, "tasks of pr", err);
+	*total = 0;
+	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		hl_sq_col_copy(ids[k++], HL_TASK_ID_MAX, st, 0);
+		*total = (size_t)sqlite3_column_int64(st, 1);
+	}
+	if (k == max)
+		rc = SQLITE_DONE;
+	hl_sq_done(b, st);
+	if (rc != SQLITE_DONE)
+		return hl_sq_fail(err, b->db, "tasks of pr");
+	*n = k;
+	return 0;
 }
 
 int

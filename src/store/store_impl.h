@@ -230,7 +230,7 @@ struct hl_store_loop_ops {
 	int (*task_of_pr)(struct hl_store_backend *b, char *out, const char *repository,
 	                  int64_t pr_number, bool active_only, struct hl_err *err);
 	int (*tasks_of_pr)(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t max,
-	                   size_t *n, const char *repository, int64_t pr_number,
+	                   size_t *n, size_t *total, const char *repository, int64_t pr_number,
 	                   struct hl_err *err);
 	int (*ci_result_add)(struct hl_store_backend *b, const struct hl_ci_result *r,
 	                     struct hl_err *err);

@@ -102,12 +102,13 @@ hl_store_task_of_pr(struct hl_store *s, char *out, const char *repository, int64
 
 int
 hl_store_tasks_of_pr(struct hl_store *s, char (*ids)[HL_TASK_ID_MAX], size_t max, size_t *n,
-                     const char *repository, int64_t pr_number, struct hl_err *err)
+                     size_t *total, const char *repository, int64_t pr_number, struct hl_err *err)
 {
-	*n = 0;
+	*n = *total = 0;
 	if (!repository || pr_number <= 0 || max == 0)
 		return 0;
-	STORE_CALL(s, s->ops->loop.tasks_of_pr(s->b, ids, max, n, repository, pr_number, err));
+	STORE_CALL(s,
+	           s->ops->loop.tasks_of_pr(s->b, ids, max, n, total, repository, pr_number, err));
 }
 
 int

@@ -2616,6 +2616,53 @@ test_store_task_is_read_as_of_one_moment(void **state)
 	assert_int_equal(torn, 0);
 }
 
+/* A PR's tasks, newest first, up to the number asked for; the count is of
+ * all of them (a /healer status reply says how many more there are), not
+ * of those read, and leaves out other PRs and a skipped task no agent had. */
+static void
+test_store_tasks_of_pr_counts_every_task(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	char ids[10][HL_TASK_ID_MAX], id[32];
+	size_t n = 0, total = 0;
+	struct hl_task t = { .repository = "o/r",
+		             .branch = "feat",
+		             .kind = "ci",
+		             .agent = "rex",
+		             .state = HL_TASK_RUNNING,
+		             .pr_number = 77,
+		             .next_check_ms = HL_TASK_NO_CHECK };
+	int i;
+
+	for (i = 0; i < 1003; i++) {
+		snprintf(id, sizeof(id), "pr77-%04d", i);
+		t.task_id = id;
+		assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	}
+	t.task_id = "pr78-0";
+	t.pr_number = 78;
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+	t.task_id = "pr77-skipped";
+	t.pr_number = 77;
+	t.agent = NULL;
+	t.state = HL_TASK_SKIPPED;
+	t.reason = "decide_only";
+	assert_int_equal(hl_store_task_put(f->s, &t, &err), 0);
+
+	assert_int_equal(hl_store_tasks_of_pr(f->s, ids, 10, &n, &total, "o/r", 77, &err), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(total, 1003);
+	assert_string_equal(ids[0], "pr77-1002");
+	assert_string_equal(ids[9], "pr77-0993");
+	assert_int_equal(hl_store_tasks_of_pr(f->s, ids, 10, &n, &total, "o/r", 78, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(total, 1);
+	assert_int_equal(hl_store_tasks_of_pr(f->s, ids, 10, &n, &total, "o/r", 79, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 0);
+}
+
 /* The loop's state: due and queued tasks, leases, CodeRun lookups, the
  * active task of a workflow + job, CI results, budgets, key/value. */
 static void
@@ -4789,6 +4836,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_large_body_round_trips_deflated, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_typical_body_round_trips_lz4, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_tasks_of_pr_counts_every_task, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_known_event_body_is_not_compressed,
 		                                setup, teardown),
