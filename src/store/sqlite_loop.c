@@ -11,16 +11,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Reads up to max task ids from a prepared SELECT task_id ... statement. */
+/* Reads up to max task ids from a prepared SELECT task_id ... statement;
+ * total, when not NULL, gets its second column (a count over every row). */
 static int
 sq_read_ids(struct hl_store_backend *b, sqlite3_stmt *st, char (*ids)[HL_TASK_ID_MAX], size_t max,
-            size_t *n, const char *what, struct hl_err *err)
+            size_t *n, size_t *total, const char *what, struct hl_err *err)
 {
 	size_t k = 0;
 	int rc = SQLITE_DONE;
 
-	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW)
+	if (total)
+		*total = 0;
+	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		hl_sq_col_copy(ids[k++], HL_TASK_ID_MAX, st, 0);
+		if (total)
+			*total = (size_t)sqlite3_column_int64(st, 1);
+	}
 	if (k == max)
 		rc = SQLITE_DONE;
 	hl_sq_done(b, st);
@@ -43,7 +49,7 @@ hl_sq_tasks_due(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_t 
 		return hl_sq_fail(err, b->db, "due tasks");
 	sqlite3_bind_int64(st, 1, now_ms);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
-	return sq_read_ids(b, st, ids, max, n, "due tasks", err);
+	return sq_read_ids(b, st, ids, max, n, NULL, "due tasks", err);
 }
 
 int
@@ -57,7 +63,7 @@ hl_sq_tasks_queued(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size
 	if (!st)
 		return hl_sq_fail(err, b->db, "queued tasks");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
-	return sq_read_ids(b, st, ids, max, n, "queued tasks", err);
+	return sq_read_ids(b, st, ids, max, n, NULL, "queued tasks", err);
 }
 
 int
@@ -70,7 +76,7 @@ hl_sq_tasks_remember(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], si
 	if (!st)
 		return hl_sq_fail(err, b->db, "tasks to remember");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
-	return sq_read_ids(b, st, ids, max, n, "tasks to remember", err);
+	return sq_read_ids(b, st, ids, max, n, NULL, "tasks to remember", err);
 }
 
 int
@@ -243,26 +249,13 @@ hl_sq_tasks_of_pr(struct hl_store_backend *b, char (*ids)[HL_TASK_ID_MAX], size_
 	                         " WHERE repository = ?1 AND pr_number = ?2"
 	                         " AND NOT (state = 'skipped' AND agent IS NULL)"
 	                         " ORDER BY created_ms DESC, task_id DESC LIMIT ?3");
-	size_t k = 0;
-	int rc = SQLITE_DONE;
 
 	if (!st)
 		return hl_sq_fail(err, b->db, "tasks of pr");
 	sqlite3_bind_text(st, 1, repository, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, pr_number);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
-	*total = 0;
-	while (k < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		hl_sq_col_copy(ids[k++], HL_TASK_ID_MAX, st, 0);
-		*total = (size_t)sqlite3_column_int64(st, 1);
-	}
-	if (k == max)
-		rc = SQLITE_DONE;
-	hl_sq_done(b, st);
-	if (rc != SQLITE_DONE)
-		return hl_sq_fail(err, b->db, "tasks of pr");
-	*n = k;
-	return 0;
+	return sq_read_ids(b, st, ids, max, n, total, "tasks of pr", err);
 }
 
 int
