@@ -4,23 +4,25 @@
  * Vectorscan 5.4.9 (Debian 12's) scans with its AVX-512 code on CPUs that
  * have it (db.c runs its AVX2 code there instead: the AVX-512 code also
  * misses matches), and there an accelerator searching a region for a byte
- * can miss the region's last bytes (VectorCamp/vectorscan#375, #378). A
- * run of '.', or of a class without '\n', then seems to go on past a line end, and a
- * pattern is reported as matching across two lines (seen: "The hosted
+ * can miss the region's last bytes (VectorCamp/vectorscan#375, #378). A run
+ * of '.', or of a class without '\n', then seems to go on past a line end,
+ * and a pattern is reported as matching across two lines (seen: "The hosted
  * runner: .* lost communication" ending on a later "The self-hosted runner:
  * ... lost communication" line). Whether it happens depends on how the
  * database was laid out when compiled, so it comes and goes between builds.
  *
- * So the matches of a pattern that repeats something (what the
- * accelerators run) are confirmed with PCRE2: the pattern must match on the
- * line a match ends on, or Vectorscan's matches ending there are dropped.
- * The same confirmation keeps patterns line-oriented: one that can match a
- * line end ('\s', '\W', '[^a]', "(?s).") would otherwise match across two
- * lines, or not, as the 256 KB chunks and the threads' segments fall. One confirmation serves all
- * the ends one line gives a pattern (a repeat at its end gives one per byte). A pattern's PCRE2
- * code is compiled at its first confirmation, and JIT-compiled once CL_VERIFY_JIT_AFTER lines were
- * confirmed (a JIT compile costs about as much as a few hundred interpreted matches of a line: most
- * patterns match a log a few times, some on every other line).
+ * So the matches of a pattern that repeats something (what the accelerators
+ * run) are confirmed with PCRE2: the pattern must match on the line a match
+ * ends on, or Vectorscan's matches ending there are dropped. The same
+ * confirmation keeps patterns line-oriented: one that can match a line end
+ * ('\s', '\W', '[^a]', "(?s).") would otherwise match across two lines, or
+ * not, as the 256 KB chunks and the threads' segments fall. One
+ * confirmation serves all the ends one line gives a pattern (a repeat at
+ * its end gives one per byte). A pattern's PCRE2 code is compiled at its
+ * first confirmation, and JIT-compiled once CL_VERIFY_JIT_AFTER lines were
+ * confirmed (a JIT compile costs about as much as a few hundred interpreted
+ * matches of a line: most patterns match a log a few times, some on every
+ * other line).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "classify/classify_int.h"
