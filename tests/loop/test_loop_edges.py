@@ -1138,8 +1138,10 @@ def timeout_after_unseen_success():
 
 
 def long_relist():
-    # sessions of 2 s (half the lease), a list of three pages of 1.5 s each
-    env = dict(T.BASE_ENV, HEALER_LEASE_SECONDS="4")
+    # sessions of 3 s (half the lease), a list of three pages of 1.5 s each;
+    # a page may take as long as a session (3 s), so a loaded machine has
+    # 1.5 s beyond the page's delay to serve it
+    env = dict(T.BASE_ENV, HEALER_LEASE_SECONDS="6")
     srv = Healer(os.path.join(dtest.TMP, "relist"), env).start()
     T.seed_job(7620)
     tid = T.deliver(srv, T.job_event(7620, 8620, "edge/relist"))
