@@ -2,10 +2,11 @@
 backend-neutral store access of the integration drivers. Standard library
 only.
 
-A test run on PostgreSQL is started by pgrun.py, which initdb's a private
-cluster (Debian's PostgreSQL 15; as the `postgres` user when run as root,
-since initdb refuses root) in a temporary directory with its own socket
-directory and a free port on 127.0.0.1, runs the test with
+A test run on PostgreSQL is started by pgrun.py, which copies a private
+cluster (from a template initdb'd once per build by Debian's PostgreSQL 15;
+as the `postgres` user when run as root, since initdb refuses root) into a
+temporary directory, starts it with its own socket directory and a free
+port on 127.0.0.1, runs the test with
 HEALER_TEST_PG_* describing it, and stops and removes it afterwards. This
 module reads that description:
 
