@@ -94,7 +94,10 @@
 #define OUTBOX_WAIT_MAX   (15 * 60 * 1000)
 #define OUTBOX_TIMEOUT_MS 15000
 #define OUTBOX_ATTEMPTS   32
-#define OUTBOX_RECORD_MS  (2 * 60 * 1000) /* how long a result is tried again */
+/* how long a sent result is tried again before the pass stops and keeps it
+ * (nothing is sent either way while the store refuses: the kept result is
+ * written first at every later pass) */
+#define OUTBOX_RECORD_MS (15 * 1000)
 /* a rate-limited send uses no attempt; a row the channel keeps limiting
  * is given up this long after it was enqueued */
 #define OUTBOX_LIMITED_MS (24 * 60 * 60 * 1000LL)
