@@ -56,13 +56,14 @@ run: build
 # The whole suite runs in a plain optimized build, and again in an
 # ASan+UBSan build (each replays every fuzz corpus) but for SANITIZER_SKIP:
 # the suites that measure the server under load or time it (chaos, soak,
-# timing), the pages in chromium (browser) and the drivers run once more
+# timing), the pages in chromium (browser), the drivers run once more
 # on PostgreSQL whose code above the store is the SQLite run's (pg-rerun;
 # the PostgreSQL store runs sanitized in store-pg, webhook-pg and the
-# PostgreSQL-only tests). Then every libFuzzer target of tests/fuzz runs
+# PostgreSQL-only tests) and the checks of deploy/ that do not run the
+# server (manifests). Then every libFuzzer target of tests/fuzz runs
 # for FUZZ_SECONDS_TEST seconds (clang; 11 targets x 8 s, two at a time).
 # The last line is "N passed, N failed" over all of them.
-SANITIZER_SKIP ?= chaos soak timing browser pg-rerun
+SANITIZER_SKIP ?= chaos soak timing browser pg-rerun manifests
 FUZZ_TARGETS ?= webhook sensor alerts rules classify config services kubeconfig watch tmpl upstream
 FUZZERS = $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 FUZZ_SECONDS_TEST ?= 8
@@ -80,7 +81,9 @@ TSAN_ENV = HEALER_TEST_TIME_SCALE=3 TSAN_OPTIONS="halt_on_error=0 second_deadloc
 	log_path=$(CURDIR)/$(BUILD_TSAN)/tsan-reports/report \
 	suppressions=$(CURDIR)/tests/tsan.supp"
 
-test: deps build build-asan build-tsan $(BUILD_FUZZ)/build.ninja
+# The ThreadSanitizer build is configured here and built by its meson test,
+# which builds only what TSAN_TESTS need.
+test: deps build build-asan $(BUILD_TSAN)/build.ninja $(BUILD_FUZZ)/build.ninja
 	@rc=0; \
 	meson test -C $(BUILD) $(MESON_TEST_ARGS) || rc=1; \
 	$(SANITIZER_ENV) meson test -C $(BUILD_ASAN) $(MESON_TEST_ARGS) --num-processes $(SANITIZER_JOBS) \
