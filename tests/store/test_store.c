@@ -3205,7 +3205,7 @@ test_store_outbox_take(void **state)
 	/* the lease keeper renews a send's lease while its sender lives
 	 * (every third of the lease: a lease that ran out is not renewed, so
 	 * it is long enough for a keeper held up a while on a loaded machine) */
-	hl_store_set_claim_lease(f->s, 5000);
+	hl_store_set_claim_lease(f->s, 9000);
 	in.ref = "4";
 	assert_int_equal(hl_store_outbox_add(f->s, NULL, &in, &err), 0);
 	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, hl_time_wall_ms() + 1, &err), 0);
@@ -3230,9 +3230,10 @@ test_store_outbox_take(void **state)
 	lost_until = hl_time_wall_ms() + 1000;
 	snprintf(sql, sizeof(sql), "SELECT next_ms FROM notifications WHERE id = %lld",
 	         (long long)id2);
-	/* the keeper renews every 1.7 s: a loaded machine may hold it up
-	 * for a while, so the renewal is waited for (bounded) */
-	for (tries = 0; tries < 150; tries++) {
+	/* the keeper renews every 3 s: a loaded machine may hold it up for
+	 * a while (a store-pg run once held it past a 5 s lease), so the
+	 * renewal is waited for (bounded) */
+	for (tries = 0; tries < 300; tries++) {
 		usleep(100000);
 		assert_int_equal(raw_row(f, sql, row), 0);
 		at = hl_time_wall_ms();
