@@ -73,10 +73,11 @@ SANITIZER_ENV = HEALER_TEST_TIME_SCALE=3 ASAN_OPTIONS=detect_leaks=1:abort_on_er
 
 # The ThreadSanitizer build runs the suites whose code runs threads; every
 # report is written under $(BUILD_TSAN)/tsan-reports/ and counts as a failure
-# (scripts/test-summary.py), whether or not the test noticed it.
-TSAN_TESTS ?= store fast log webhook limits loop e2e store-pg webhook-pg fetch-threads \
-	duplicate-stall-pg retention alerts memory redeliver notify_limits replicas-pg \
-	heal-replicas-pg outbox-replicas-pg
+# (scripts/test-summary.py), whether or not the test noticed it. Tests named
+# on meson's command line run in the order named: the longest first.
+TSAN_TESTS ?= loop e2e store-pg alerts redeliver heal-replicas-pg notify_limits store limits \
+	memory webhook-pg webhook replicas-pg outbox-replicas-pg duplicate-stall-pg fast \
+	retention fetch-threads log
 TSAN_ENV = HEALER_TEST_TIME_SCALE=3 TSAN_OPTIONS="halt_on_error=0 second_deadlock_stack=1 \
 	log_path=$(CURDIR)/$(BUILD_TSAN)/tsan-reports/report \
 	suppressions=$(CURDIR)/tests/tsan.supp"
