@@ -3231,8 +3231,8 @@ test_store_outbox_take(void **state)
 	snprintf(sql, sizeof(sql), "SELECT next_ms FROM notifications WHERE id = %lld",
 	         (long long)id2);
 	/* the keeper renews every 3 s: a loaded machine may hold it up for
-	 * a while (a store-pg run once held it past a 5 s lease), so the
-	 * renewal is waited for (bounded) */
+	 * several seconds (hence the 9 s lease), so the renewal is waited
+	 * for (bounded) */
 	for (tries = 0; tries < 300; tries++) {
 		usleep(100000);
 		assert_int_equal(raw_row(f, sql, row), 0);
