@@ -32,6 +32,7 @@ enum hl_event_kind {
 	HL_EVENT_PUSH,
 	HL_EVENT_ISSUE_COMMENT,
 	HL_EVENT_PULL_REQUEST_REVIEW,
+	HL_EVENT_PULL_REQUEST_REVIEW_COMMENT,
 	HL_EVENT_MERGE_GROUP,
 	HL_EVENT_DEPENDABOT_ALERT,
 	HL_EVENT_CODE_SCANNING_ALERT,
@@ -116,7 +117,8 @@ struct hl_event {
 	char *location_path; /* code scanning most_recent_instance.location.path */
 	char *secret_type;   /* secret scanning */
 
-	/* issue_comment commands and requested actions */
+	/* issue_comment and pull_request_review_comment commands, requested
+	 * actions */
 	enum hl_comment_command command;
 	char *command_hint; /* text after "/healer fix" or "/healer retry" */
 	char *comment_body;
@@ -185,7 +187,8 @@ const char *hl_event_guess_name(const json_t *payload);
  *                           secret scanning alerts "created" / "reopened",
  *                           code scanning also "reopened_by_user",
  *                           repository_vulnerability_alert "create" /
- *                           "reopen"; issue_comment "created"; pull_request
+ *                           "reopen"; issue_comment and
+ *                           pull_request_review_comment "created"; pull_request
  *                           opened / reopened / synchronize / closed;
  *                           pull_request_review submitted / dismissed;
  *                           merge_group checks_requested / destroyed; push
@@ -210,8 +213,9 @@ const char *hl_event_guess_name(const json_t *payload);
  *                           payloads carry the message; for workflow_job and
  *                           check_run the worker must look it up by head_sha;
  *  "alert_not_open"         an alert whose state is not "open";
- *  "no_command"             an issue_comment without a /healer command
- *                           (including every comment on a plain issue).
+ *  "no_command"             an issue_comment or pull_request_review_comment
+ *                           without a /healer command (including every
+ *                           comment on a plain issue).
  *
  * TRACK events that pass (intent HL_INTENT_TRACK, result NULL): successful
  * CI objects, pull_request, push, pull_request_review and merge_group. The
@@ -237,6 +241,7 @@ const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_conf
  *   pull_request  pr=<number>|sha=<head sha>
  *   push          branch=<branch>|sha=<after>
  *   issue_comment comment=<id>; pull_request_review review=<id>
+ *   pull_request_review_comment comment=<id>
  *   merge_group   sha=<head sha>
  *   alerts        alert=<number>
  * String values have '%' and '|' percent-encoded (%25, %7C). A re-run (new

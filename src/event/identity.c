@@ -74,6 +74,7 @@ hl_event_dedup_key(const struct hl_event *ev)
 		ok = ev->branch && ev->head_sha;
 		break;
 	case HL_EVENT_ISSUE_COMMENT:
+	case HL_EVENT_PULL_REQUEST_REVIEW_COMMENT:
 		ok = ev->comment_id != 0;
 		break;
 	case HL_EVENT_PULL_REQUEST_REVIEW:
@@ -126,6 +127,7 @@ hl_event_dedup_key(const struct hl_event *ev)
 		event_key_str(&b, "sha", ev->head_sha);
 		break;
 	case HL_EVENT_ISSUE_COMMENT:
+	case HL_EVENT_PULL_REQUEST_REVIEW_COMMENT:
 		event_key_id(&b, "comment", ev->comment_id);
 		break;
 	case HL_EVENT_PULL_REQUEST_REVIEW:

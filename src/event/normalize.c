@@ -37,6 +37,9 @@
  *   issue_comment  comment.{id, body, html_url}; on PRs (issue.pull_request
  *                  present) issue.{number, title} and the /healer command
  *   pull_request_review  review.{id, state, body, html_url}, pull_request.*
+ *   pull_request_review_comment  comment.{id, body, html_url} (a comment on
+ *                  a line of the PR's diff), pull_request.{number, title}
+ *                  and the /healer command
  *   merge_group    merge_group.{head_sha, head_ref, base_ref,
  *                  head_commit.message}
  *   dependabot_alert  alert.{number, state, html_url}, severity of the
@@ -77,6 +80,7 @@ static const char *const event_kind_names[HL_EVENT_KIND_MAX] = {
 	[HL_EVENT_PUSH] = "push",
 	[HL_EVENT_ISSUE_COMMENT] = "issue_comment",
 	[HL_EVENT_PULL_REQUEST_REVIEW] = "pull_request_review",
+	[HL_EVENT_PULL_REQUEST_REVIEW_COMMENT] = "pull_request_review_comment",
 	[HL_EVENT_MERGE_GROUP] = "merge_group",
 	[HL_EVENT_DEPENDABOT_ALERT] = "dependabot_alert",
 	[HL_EVENT_CODE_SCANNING_ALERT] = "code_scanning_alert",
@@ -854,13 +858,10 @@ event_push(struct hl_event *ev, const json_t *pl, bool *oom)
 	ev->intent = HL_INTENT_TRACK;
 }
 
-static int
-event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
+/* The comment's id, author, body and link; no command yet. */
+static void
+event_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 {
-	const json_t *issue = json_object_get(pl, "issue");
-	bool is_pr = json_is_object(json_object_get(issue, "pull_request"));
-	int rc;
-
 	const char *type = event_str(pl, "comment.user.type");
 
 	ev->comment_id = event_id(pl, "comment.id");
@@ -876,16 +877,43 @@ event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 	event_take(&ev->html_url, pl, "comment.html_url", oom);
 	event_take(&ev->author_association, pl, "comment.author_association", oom);
 	ev->intent = HL_INTENT_NONE;
-	if (!is_pr)
-		return 0;
-	ev->pr_number = event_id(issue, "number");
-	event_take(&ev->pr_title, issue, "title", oom);
+}
+
+/* The /healer command of a comment on a PR, if any. */
+static int
+event_comment_command(struct hl_event *ev, const json_t *pr, bool *oom)
+{
+	int rc;
+
+	ev->pr_number = event_id(pr, "number");
+	event_take(&ev->pr_title, pr, "title", oom);
 	rc = hl_event_parse_command(&ev->command, &ev->command_hint, ev->comment_body);
 	if (rc)
 		return rc;
 	if (ev->command != HL_CMD_NONE)
 		ev->intent = HL_INTENT_COMMAND;
 	return 0;
+}
+
+static int
+event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	const json_t *issue = json_object_get(pl, "issue");
+
+	event_comment(ev, pl, oom);
+	/* a comment on a plain issue gives no command */
+	if (!json_is_object(json_object_get(issue, "pull_request")))
+		return 0;
+	return event_comment_command(ev, issue, oom);
+}
+
+/* A comment on a line of the PR's diff: commands as in the PR's
+ * conversation (the PR's head is read from GitHub when one is obeyed). */
+static int
+event_pull_request_review_comment(struct hl_event *ev, const json_t *pl, bool *oom)
+{
+	event_comment(ev, pl, oom);
+	return event_comment_command(ev, json_object_get(pl, "pull_request"), oom);
 }
 
 static void
@@ -1028,6 +1056,7 @@ event_required_object(enum hl_event_kind kind)
 	case HL_EVENT_PULL_REQUEST_REVIEW:
 		return "pull_request";
 	case HL_EVENT_ISSUE_COMMENT:
+	case HL_EVENT_PULL_REQUEST_REVIEW_COMMENT:
 		return "comment";
 	case HL_EVENT_MERGE_GROUP:
 		return "merge_group";
@@ -1068,10 +1097,12 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 	if (kind == HL_EVENT_ISSUE_COMMENT && !json_is_object(json_object_get(payload, "issue")))
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' object", event_name,
 		                  "issue");
-	if (kind == HL_EVENT_PULL_REQUEST_REVIEW &&
-	    !json_is_object(json_object_get(payload, "review")))
+	if ((kind == HL_EVENT_PULL_REQUEST_REVIEW ||
+	     kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT) &&
+	    !json_is_object(json_object_get(
+	            payload, kind == HL_EVENT_PULL_REQUEST_REVIEW ? "review" : "pull_request")))
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' object", event_name,
-		                  "review");
+		                  kind == HL_EVENT_PULL_REQUEST_REVIEW ? "review" : "pull_request");
 	if (kind == HL_EVENT_STATUS && !event_str(payload, "state"))
 		return hl_err_set(err, HL_EINVAL, "'%s' payload has no '%s' string", event_name,
 		                  "state");
@@ -1129,6 +1160,9 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 		break;
 	case HL_EVENT_PULL_REQUEST_REVIEW:
 		event_pull_request_review(ev, payload, &oom);
+		break;
+	case HL_EVENT_PULL_REQUEST_REVIEW_COMMENT:
+		rc = event_pull_request_review_comment(ev, payload, &oom);
 		break;
 	case HL_EVENT_MERGE_GROUP:
 		event_merge_group(ev, obj, &oom);

@@ -75,6 +75,7 @@ event_action_of_interest(const struct hl_event *ev)
 	case HL_EVENT_REPOSITORY_VULNERABILITY_ALERT:
 		return event_one_of(ev->action, repo_alert);
 	case HL_EVENT_ISSUE_COMMENT:
+	case HL_EVENT_PULL_REQUEST_REVIEW_COMMENT:
 		return event_one_of(ev->action, comment);
 	case HL_EVENT_PULL_REQUEST:
 		return event_one_of(ev->action, pr);
@@ -164,7 +165,8 @@ hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg)
 			return "bot_sender";
 		return NULL;
 	case HL_INTENT_NONE:
-		if (ev->kind == HL_EVENT_ISSUE_COMMENT)
+		if (ev->kind == HL_EVENT_ISSUE_COMMENT ||
+		    ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT)
 			return "no_command";
 		return "event_not_handled";
 	}

@@ -1,5 +1,7 @@
 /*
- * commands.c - /healer commands in PR comments (contract section 9):
+ * commands.c - /healer commands in PR comments (contract section 9), in the
+ * PR's conversation (issue_comment) or on a line of its diff
+ * (pull_request_review_comment):
  *   fix [hint]    remediate the PR's failing checks (on its head sha), with
  *                 the hint in each prompt; one task per failing check (the
  *                 checks of one Actions run are one, as that run's
@@ -21,8 +23,10 @@
  * the store's named lock of that key, so the limit holds across restarts
  * and replicas; a suppressed reply is logged, and records older than the
  * window are removed as a new one is written. An obeyed command gets an
- * `eyes` reaction. Replies go through the outbox, keyed by the comment, so
- * a comment delivered twice is answered once.
+ * `eyes` reaction. Replies go through the outbox, keyed by the comment (a
+ * review comment's key is "review-<id>": the two kinds are numbered apart),
+ * so a comment delivered twice is answered once. Replies are posted in the
+ * PR's conversation.
  */
 #include "base/clock.h"
 #include "base/log.h"
@@ -93,8 +97,11 @@ cmd_react(struct hl_loop *l, const struct hl_event *ev)
 
 	if (!l->github || ev->comment_id <= 0)
 		return;
-	if (hl_github_add_reaction(l->github, NULL, ev->repository, ev->comment_id, "eyes", &err) <
-	    0)
+	if (hl_github_add_reaction(l->github, NULL, ev->repository,
+	                           ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT
+	                                   ? HL_GITHUB_REVIEW_COMMENT
+	                                   : HL_GITHUB_ISSUE_COMMENT,
+	                           ev->comment_id, "eyes", &err) < 0)
 		hl_log_kv(HL_LOG_WARN, "the eyes reaction failed", "error", err.msg, NULL);
 }
 
@@ -389,7 +396,9 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 			return rc;
 	}
 	/* the task is driven by one owner at a time: this command, now */
-	hl_loop_owner(owner, sizeof(owner), l, "command", (long)ev->comment_id);
+	hl_loop_owner(owner, sizeof(owner), l,
+	              ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT ? "review" : "command",
+	              (long)ev->comment_id);
 	if ((rc = cmd_lease(l, owner, id, err)) < 0)
 		return rc;
 	if ((rc = hl_store_task_get(l->store, &t, id, err)) < 0) {
@@ -706,7 +715,9 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(ref, sizeof(ref), "%lld", (long long)ev->comment_id);
+	snprintf(ref, sizeof(ref), "%s%lld",
+	         ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT ? "review-" : "",
+	         (long long)ev->comment_id);
 	if (!ev->repository || ev->pr_number <= 0 || ev->command == HL_CMD_NONE) {
 		cmd_set(out, "nothing", task_id, "not a command on a pull request");
 		return 0;

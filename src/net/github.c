@@ -1161,7 +1161,8 @@ out:
 
 int
 hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo,
-                       int64_t comment_id, const char *content, struct hl_err *err)
+                       enum hl_github_comment_kind kind, int64_t comment_id, const char *content,
+                       struct hl_err *err)
 {
 	static const char *const valid[] = { "+1",    "-1",     "laugh",  "confused",
 		                             "heart", "hooray", "rocket", "eyes" };
@@ -1180,7 +1181,9 @@ hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo
 	ret = hl_github_repo_path(&p, repo, err);
 	if (ret < 0)
 		goto out;
-	hl_buf_appendf(&p, "/issues/comments/%lld/reactions", (long long)comment_id);
+	hl_buf_appendf(&p, "/%s/comments/%lld/reactions",
+	               kind == HL_GITHUB_REVIEW_COMMENT ? "pulls" : "issues",
+	               (long long)comment_id);
 	b = json_pack("{s:s}", "content", content);
 	if (!b || hl_buf_error(&p)) {
 		ret = hl_err_set(err, HL_ENOMEM, "out of memory");

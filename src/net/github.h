@@ -206,9 +206,17 @@ int hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo
 
 /* ---- the remediation loop ---- */
 
+/* Which kind of comment a reaction is on. */
+enum hl_github_comment_kind {
+	HL_GITHUB_ISSUE_COMMENT,  /* in an issue's or a PR's conversation */
+	HL_GITHUB_REVIEW_COMMENT, /* on a line of a PR's diff */
+};
+
 /*
- * Reacts to an issue or PR comment: POST
- * /repos/{o}/{r}/issues/comments/{comment_id}/reactions {"content"}.
+ * Reacts to a comment: POST
+ * /repos/{o}/{r}/issues/comments/{comment_id}/reactions {"content"} for an
+ * issue comment (in a PR's conversation too), .../pulls/comments/... for a
+ * review comment.
  * content is one of +1 -1 laugh confused heart hooray rocket eyes (else
  * HL_EINVAL before any request). 201 (created) and 200 (this reaction by
  * this user already existed) are both success; *created_out (may be NULL)
@@ -217,8 +225,8 @@ int hl_github_issue_comment(struct hl_github *gh, json_t **out, const char *repo
  * HL_ENOTFOUND for a deleted comment, HL_EINVAL for a 422, HL_EAUTH.
  */
 int hl_github_add_reaction(struct hl_github *gh, bool *created_out, const char *repo,
-                           int64_t comment_id, const char *content,
-                           struct hl_err *err) HL_MUST_CHECK;
+                           enum hl_github_comment_kind kind, int64_t comment_id,
+                           const char *content, struct hl_err *err) HL_MUST_CHECK;
 
 /*
  * Re-runs the failed jobs of a run (and the jobs depending on them): POST

@@ -22,8 +22,8 @@ import tempfile
 
 EVENTS = [
     "workflow_job", "workflow_run", "check_run", "check_suite", "status", "pull_request",
-    "push", "issue_comment", "pull_request_review", "merge_group", "dependabot_alert",
-    "code_scanning_alert", "secret_scanning_alert", "repository_vulnerability_alert", "ping",
+    "push", "issue_comment", "pull_request_review", "pull_request_review_comment",
+    "merge_group", "dependabot_alert", "code_scanning_alert", "secret_scanning_alert", "repository_vulnerability_alert", "ping",
 ]
 
 HEALER = os.environ["HEALER_BIN"]

@@ -367,6 +367,63 @@ test_event_issue_comment_not_on_pr(void **state)
 	hl_event_free(ev);
 }
 
+/* A comment on a line of the PR's diff gives commands as in the PR's
+ * conversation; it is another kind, with keys of its own. */
+static void
+test_event_review_comment_command(void **state)
+{
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_event *ev = norm(
+	        "pull_request_review_comment",
+	        "{\"action\": \"created\", " REPO ", " SENDER ", \"pull_request\": {\"number\": 8,"
+	        " \"title\": \"PR title\", \"head\": {\"ref\": \"feat/x\", \"sha\": \"abc\"}},"
+	        " \"comment\": {\"id\": 1001, \"body\": \"here:\\n/healer retry pin serde\","
+	        " \"author_association\": \"MEMBER\","
+	        " \"html_url\": \"https://github.com/Acme/App/pull/8#discussion_r1001\"}}");
+	char *key = hl_event_dedup_key(ev);
+
+	(void)state;
+	assert_int_equal(ev->kind, HL_EVENT_PULL_REQUEST_REVIEW_COMMENT);
+	assert_int_equal(ev->intent, HL_INTENT_COMMAND);
+	assert_int_equal(ev->command, HL_CMD_RETRY);
+	assert_string_equal(ev->command_hint, "pin serde");
+	assert_int_equal(ev->pr_number, 8);
+	assert_string_equal(ev->pr_title, "PR title");
+	assert_int_equal(ev->comment_id, 1001);
+	assert_string_equal(ev->author_association, "MEMBER");
+	assert_null(reason_of(ev));
+	/* not the key of issue comment 1001 */
+	assert_string_equal(key,
+	                    "acme/app|pull_request_review_comment|comment=1001|action=created");
+	free(key);
+	hl_event_free(ev);
+
+	ev = norm("pull_request_review_comment",
+	          "{\"action\": \"created\", " REPO ", " SENDER
+	          ", \"pull_request\": {\"number\": 8},"
+	          " \"comment\": {\"id\": 1002, \"body\": \"nit: a typo\"}}");
+	assert_int_equal(ev->intent, HL_INTENT_NONE);
+	assert_string_equal(reason_of(ev), "no_command");
+	hl_event_free(ev);
+	ev = norm("pull_request_review_comment",
+	          "{\"action\": \"edited\", " REPO ", " SENDER
+	          ", \"pull_request\": {\"number\": 8},"
+	          " \"comment\": {\"id\": 1003, \"body\": \"/healer fix\"}}");
+	assert_string_equal(reason_of(ev), "action_not_handled");
+	hl_event_free(ev);
+	ev = norm("pull_request_review_comment",
+	          "{\"action\": \"created\", " REPO ", " BOT ", \"pull_request\": {\"number\": 8},"
+	          " \"comment\": {\"id\": 1004, \"body\": \"/healer fix\"}}");
+	assert_string_equal(reason_of(ev), "bot_sender");
+	hl_event_free(ev);
+	/* without the pull request there is no PR to act on */
+	assert_int_equal(norm_err("pull_request_review_comment",
+	                          "{\"action\": \"created\", " REPO ", \"comment\": {\"id\": 1}}",
+	                          &err),
+	                 -HL_EINVAL);
+	assert_non_null(strstr(err.msg, "'pull_request'"));
+}
+
 static void
 test_event_pull_request_review_fields(void **state)
 {
@@ -1664,6 +1721,7 @@ main(void)
 		cmocka_unit_test(test_event_issue_comment_command),
 		cmocka_unit_test(test_event_issue_comment_design_example),
 		cmocka_unit_test(test_event_issue_comment_not_on_pr),
+		cmocka_unit_test(test_event_review_comment_command),
 		cmocka_unit_test(test_event_pull_request_review_fields),
 		cmocka_unit_test(test_event_merge_group_fields),
 		cmocka_unit_test(test_event_dependabot_alert_fields),

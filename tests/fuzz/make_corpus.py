@@ -69,7 +69,8 @@ def webhook_and_sensor():
     reset("webhook")
     reset("sensor")
     events = {"workflow_job": 4, "workflow_run": 2, "check_run": 3, "check_suite": 1,
-              "issue_comment": 2, "pull_request": 2, "pull_request_review": 1, "push": 1,
+              "issue_comment": 2, "pull_request": 2, "pull_request_review": 1,
+              "pull_request_review_comment": 1, "push": 1,
               "status": 1, "merge_group": 1, "ping": 1, "dependabot_alert": 2,
               "code_scanning_alert": 1, "secret_scanning_alert": 1,
               "repository_vulnerability_alert": 1}

@@ -93,6 +93,17 @@ def comment_event(comment_id, pr, body, association):
             "sender": {"login": "someone", "type": "User"}}
 
 
+def review_comment_event(comment_id, pr, body, association):
+    """A comment on a line of PR pr's diff (pull_request_review_comment)."""
+    return {"action": "created",
+            "pull_request": {"number": pr, "title": "Gadgets", "state": "open"},
+            "comment": {"id": comment_id, "body": body, "author_association": association,
+                        "path": "src/lib.rs", "line": 3,
+                        "user": {"login": "someone", "type": "User"}},
+            "repository": {"full_name": REPO, "default_branch": "main"},
+            "sender": {"login": "someone", "type": "User"}}
+
+
 # ---- stand-ins ---------------------------------------------------------------
 ca = dtest.make_ca("kube")
 _, kport = dtest.start_stub("kube_stub.py", "--cert", ca["cert"], "--key", ca["key"],
@@ -958,6 +969,21 @@ def main():
                                if c["issue"] == 78 and ng in c["body"]], 15)
     check("/healer status answers with the task's attempts", bool(status), gh("GET",
           "/_stub/comments")[-2:])
+    # the same command on a line of the PR's diff: a review comment, numbered
+    # apart from the conversation's comments (9002 again is another comment)
+    gh("POST", "/_stub/seed", {"review_comments": {"9002": {"id": 9002}}})
+    deliver(srv, review_comment_event(9002, 78, "/healer status", "MEMBER"),
+            event="pull_request_review_comment")
+
+    def review_eyes():
+        return [r for r in gh("GET", "/_stub/reactions") or []
+                if r.get("on") == "review_comment" and r["comment_id"] == 9002]
+    status = wait_for(lambda: review_eyes() and len([c for c in gh("GET", "/_stub/comments")
+                                                     if c["issue"] == 78 and ng in c["body"]])
+                      == 2, 15)
+    check("/healer status in a review comment answers in the PR's conversation too, and its "
+          "eyes reaction goes on the review comment", bool(status),
+          [review_eyes(), gh("GET", "/_stub/comments")[-2:]])
     deliver(srv, comment_event(9003, 78, "/healer stop", "OWNER"), event="issue_comment")
     stopped = wait_state(srv, tid_g, "stopped", 15)
     deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == ng]
@@ -967,7 +993,8 @@ def main():
     reactions = gh("GET", "/_stub/reactions") or []
     check("obeyed commands get one eyes reaction each; the refused one none",
           sorted(r["comment_id"] for r in reactions
-                 if r["content"] == "eyes" and 9001 <= r["comment_id"] <= 9003) == [9002, 9003],
+                 if r["content"] == "eyes" and r["on"] == "issue_comment"
+                 and 9001 <= r["comment_id"] <= 9003) == [9002, 9003],
           reactions)
 
     # ---- G2. GitHub's secondary rate limit holds every comment, not just one ----------

@@ -19,7 +19,7 @@
  *   netprobe github failed-jobs R RUN | job-log R JOB CAP | pr R BRANCH |
  *                   pr-files R N MAX | commit-files R SHA | check-run R ID |
  *                   comment R N BODY | repeat R RUN COUNT |
- *                   call METHOD PATH [JSON] | react R COMMENT CONTENT | rerun R RUN |
+ *                   call METHOD PATH [JSON] | react R COMMENT CONTENT [review] | rerun R RUN |
  *                   runs R WORKFLOW BRANCH SHA STATUS CREATED MAX ("-": none) |
  *                   jobs R RUN | verdict R WORKFLOW BRANCH JOB SINCE(RFC 3339|0) |
  *                   compare R BASE HEAD MAX | check-runs R REF MAX | pull R N |
@@ -574,10 +574,14 @@ probe_github(int argc, char **argv)
 		}
 		ret = hl_github_call(gh, &v, argv[1], argv[2], body, &err);
 		json_decref(body);
-	} else if (strcmp(op, "react") == 0 && argc == 4) {
+	} else if (strcmp(op, "react") == 0 && (argc == 4 || argc == 5)) {
 		bool created = false;
+		enum hl_github_comment_kind kind = argc == 5 && strcmp(argv[4], "review") == 0
+		                                           ? HL_GITHUB_REVIEW_COMMENT
+		                                           : HL_GITHUB_ISSUE_COMMENT;
 
-		ret = hl_github_add_reaction(gh, &created, argv[1], atoll(argv[2]), argv[3], &err);
+		ret = hl_github_add_reaction(gh, &created, argv[1], kind, atoll(argv[2]), argv[3],
+		                             &err);
 		if (ret == 0)
 			v = json_pack("{s:b}", "created", created);
 	} else if (strcmp(op, "rerun") == 0 && argc == 3) {

@@ -266,6 +266,7 @@ def rules(*rs):
 
 http("POST", f"{api}/_stub/seed", {
     "issue_comments": {"9001": {"id": 9001, "body": "/healer fix"}},
+    "review_comments": {"9002": {"id": 9002, "body": "/healer fix"}},
     "runs": [
         {"id": 700, "workflow_id": 11, "path": ".github/workflows/ci.yml", "name": "CI",
          "head_branch": "main", "head_sha": "s700", "status": "completed",
@@ -344,6 +345,18 @@ check("reaction: an unknown content is invalid before any request",
       rc == 1 and out["error"] == "invalid" and len(posts("/reactions")) == 2, out)
 rc, out, _ = gh("react", R, "424242", "eyes")
 check("reaction: a deleted comment is not_found", rc == 1 and out["error"] == "not_found", out)
+http("POST", f"{api}/_stub/reset", {})
+rc1, out1, _ = gh("react", R, "9002", "eyes", "review")
+rc2, out2, _ = gh("react", R, "9001", "eyes", "review")
+sent = [r["path"] for r in posts("/reactions")]
+stored = [(r["comment_id"], r["on"]) for r in http("GET", f"{api}/_stub/reactions")
+          if r["on"] == "review_comment"]
+check("reaction on a review comment: POST .../pulls/comments/{id}/reactions, and an issue "
+      "comment's id there is not_found",
+      rc1 == 0 and out1 == {"created": True} and rc2 == 1 and out2["error"] == "not_found"
+      and sent == ["/repos/5dlabs/cto/pulls/comments/9002/reactions",
+                   "/repos/5dlabs/cto/pulls/comments/9001/reactions"]
+      and stored == [(9002, "review_comment")], (out1, out2, sent, stored))
 rules({"method": "POST", "path": "/repos/5dlabs/cto/issues/comments/9001/reactions",
        "status": 502, "times": 1})
 http("POST", f"{api}/_stub/reset", {})

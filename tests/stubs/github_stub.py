@@ -31,9 +31,10 @@ only that JWT; every API answer carries x-ratelimit-limit/-remaining/-used/
   issue comments (stored; GET .../issues/{n}/comments lists an issue's
     comments oldest first with since= on updated_at, per_page <= 100 (30
     by default) and page=, Link rel="next"/"last"/"prev"/"first" as GitHub),
-    reactions on comments (201 new, 200 when this
-    user already reacted so, 422 for an unknown content, 404 for an unknown
-    comment);
+    reactions on issue comments (.../issues/comments/{id}/reactions) and on
+    review comments (.../pulls/comments/{id}/reactions): 201 new, 200 when
+    this user already reacted so, 422 for an unknown content, 404 for an
+    unknown comment of that kind;
   hook deliveries: /repos/{o}/{r}/hooks/{id}/deliveries,
     /orgs/{org}/hooks/{id}/deliveries, /app/hook/deliveries (newest first,
     per_page, an opaque cursor in Link rel="next" naming the delivery the
@@ -73,6 +74,7 @@ text}, "pulls": [...], "files": {pr_number: [...]}, "pull_commits": {pr_number:
 [{"sha": ...}, ...]}, "commits": {sha: {...}},
 "check_runs": {id: {...}}, "runs": [...], "check_runs_by_ref": {ref: [...]},
 "history": {"o/r": [commit, ...] oldest first}, "issue_comments": {id: {...}},
+"review_comments": {id: {...}},
 "deliveries": {"repo:o/r:ID" | "org:O:ID" | "app": [...]},
 "hooks": {"repo:o/r:ID" | ...: {"url": ..., "secret": ...}}, "renames": {...},
 "add_deliveries": {key: [...]} (appended to the hook's deliveries)};
@@ -109,6 +111,7 @@ STATE = {"jobs": {}, "logs": {}, "pulls": [], "files": {}, "pull_commits": {}, "
          "check_runs": {},
          "comments": [], "violations": [], "inst_tokens": [], "token_uses": {}, "blob_port": 0,
          "runs": [], "check_runs_by_ref": {}, "history": {}, "issue_comments": {},
+         "review_comments": {},
          "reactions": [], "reruns": [], "deliveries": {}, "redeliveries": [],
          "hooks": {}, "renames": {}, "budget": {"limit": 5000, "window": 3600}, "window": None,
          "refused": []}
@@ -190,8 +193,8 @@ class GitHubHandler(stubcommon.StubHandler):
             body = self.body_json() or {}
             with LOCK:
                 for k in ("jobs", "logs", "files", "pull_commits", "commits", "check_runs",
-                          "check_runs_by_ref", "history", "issue_comments", "deliveries", "hooks",
-                          "renames"):
+                          "check_runs_by_ref", "history", "issue_comments", "review_comments",
+                          "deliveries", "hooks", "renames"):
                     STATE[k].update({str(a): b for a, b in body.get(k, {}).items()})
                 for k, v in body.get("add_deliveries", {}).items():
                     STATE["deliveries"].setdefault(k, []).extend(v)
@@ -429,9 +432,9 @@ class GitHubHandler(stubcommon.StubHandler):
             if runs is None:
                 return self.send(404, {"message": "Not Found"})
             return self.page(runs, q, path, "check_runs", {"total_count": len(runs)})
-        if (r := re.fullmatch(r"/issues/comments/(\d+)/reactions", rest)) \
+        if (r := re.fullmatch(r"/(issues|pulls)/comments/(\d+)/reactions", rest)) \
                 and self.command == "POST":
-            return self.react(full, int(r.group(1)))
+            return self.react(full, int(r.group(2)), r.group(1) == "pulls")
         if (r := re.fullmatch(r"/hooks/(\d+)(/deliveries.*)", rest)):
             return self.deliveries(f"repo:{full}:{r.group(1)}", r.group(2), q)
         if (r := re.fullmatch(r"/actions/jobs/(\d+)/logs", rest)):
@@ -579,9 +582,13 @@ class GitHubHandler(stubcommon.StubHandler):
                                "base_commit": {"sha": hist[bi]["sha"]},
                                "merge_base_commit": {"sha": hist[min(bi, hi)]["sha"]}})
 
-    def react(self, full, cid):
+    def react(self, full, cid, review=False):
         body = self.body_json()
-        known = {c["id"] for c in STATE["comments"]} | {int(k) for k in STATE["issue_comments"]}
+        if review:
+            known = {int(k) for k in STATE["review_comments"]}
+        else:
+            known = ({c["id"] for c in STATE["comments"]}
+                     | {int(k) for k in STATE["issue_comments"]})
         if cid not in known:
             return self.send(404, {"message": "Not Found"})
         content = body.get("content") if isinstance(body, dict) else None
@@ -591,11 +598,13 @@ class GitHubHandler(stubcommon.StubHandler):
                  "message": "content is not included in the list"}]})
         user = self.bearer()
         with LOCK:
+            kind = "review_comment" if review else "issue_comment"
             for r in STATE["reactions"]:
-                if r["comment_id"] == cid and r["content"] == content and r["user"] == user:
+                if r["comment_id"] == cid and r["on"] == kind and r["content"] == content \
+                        and r["user"] == user:
                     return self.send(200, r)
-            r = {"id": len(STATE["reactions"]) + 1, "comment_id": cid, "content": content,
-                 "user": user, "repo": full}
+            r = {"id": len(STATE["reactions"]) + 1, "comment_id": cid, "on": kind,
+                 "content": content, "user": user, "repo": full}
             STATE["reactions"].append(r)
         return self.send(201, r)
 
