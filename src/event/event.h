@@ -47,7 +47,7 @@ enum hl_event_intent {
 	HL_INTENT_NONE = 0,   /* nothing to do (e.g. ping) */
 	HL_INTENT_CI_FAILURE, /* remediate a failed job / run / check */
 	HL_INTENT_SECURITY,   /* remediate a security alert (Cipher) */
-	HL_INTENT_COMMAND,    /* a /healer command in a PR comment */
+	HL_INTENT_COMMAND,    /* a /healer command in a PR comment or review */
 	HL_INTENT_ACTION,     /* check_run requested_action (Stitch "Remediate") */
 	HL_INTENT_TRACK,      /* lifecycle tracking: success, review, merge queue */
 };
@@ -218,7 +218,8 @@ const char *hl_event_guess_name(const json_t *payload);
  *                           comment on a plain issue).
  *
  * TRACK events that pass (intent HL_INTENT_TRACK, result NULL): successful
- * CI objects, pull_request, push, pull_request_review and merge_group. The
+ * CI objects, pull_request, push, pull_request_review (but a submitted one
+ * whose body gives a /healer command: HL_INTENT_COMMAND) and merge_group. The
  * worker never starts a remediation for them; it matches them against open
  * remediations (by repository + branch / head_sha / PR number) to record
  * progress: a success on a remediated branch verifies the fix, a closed or

@@ -36,7 +36,9 @@
  *   push           ref (branches only), after, head_commit.message, compare
  *   issue_comment  comment.{id, body, html_url}; on PRs (issue.pull_request
  *                  present) issue.{number, title} and the /healer command
- *   pull_request_review  review.{id, state, body, html_url}, pull_request.*
+ *   pull_request_review  review.{id, state, body, html_url,
+ *                  author_association}, pull_request.*; submitted with a
+ *                  /healer command in its body, that command
  *   pull_request_review_comment  comment.{id, body, html_url} (a comment on
  *                  a line of the PR's diff), pull_request.{number, title}
  *                  and the /healer command
@@ -916,7 +918,9 @@ event_pull_request_review_comment(struct hl_event *ev, const json_t *pl, bool *o
 	return event_comment_command(ev, json_object_get(pl, "pull_request"), oom);
 }
 
-static void
+/* A review: tracked, or, submitted with a /healer command in its body, that
+ * command (a review has no comment id: no reaction is possible). */
+static int
 event_pull_request_review(struct hl_event *ev, const json_t *pl, bool *oom)
 {
 	ev->review_id = event_id(pl, "review.id");
@@ -924,7 +928,15 @@ event_pull_request_review(struct hl_event *ev, const json_t *pl, bool *oom)
 	event_take(&ev->review_state, pl, "review.state", oom);
 	event_take(&ev->comment_body, pl, "review.body", oom);
 	event_take(&ev->html_url, pl, "review.html_url", oom);
+	event_take(&ev->author_association, pl, "review.author_association", oom);
 	ev->intent = HL_INTENT_TRACK;
+	if (!ev->action || strcmp(ev->action, "submitted") != 0)
+		return 0;
+	if (!ev->sender) {
+		event_take(&ev->sender, pl, "review.user.login", oom);
+		ev->sender_is_bot = ev->sender && hl_str_ends_with(ev->sender, "[bot]");
+	}
+	return event_comment_command(ev, json_object_get(pl, "pull_request"), oom);
 }
 
 static void
@@ -1159,7 +1171,7 @@ hl_event_normalize(struct hl_event **out, const char *event_name, const json_t *
 		rc = event_issue_comment(ev, payload, &oom);
 		break;
 	case HL_EVENT_PULL_REQUEST_REVIEW:
-		event_pull_request_review(ev, payload, &oom);
+		rc = event_pull_request_review(ev, payload, &oom);
 		break;
 	case HL_EVENT_PULL_REQUEST_REVIEW_COMMENT:
 		rc = event_pull_request_review_comment(ev, payload, &oom);

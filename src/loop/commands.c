@@ -47,6 +47,8 @@
 /* How long a refusal waits for another worker's or replica's decision on
  * the same key (the lock is held for a store read and write). */
 #define CMD_REFUSAL_LOCK_WAIT_MS 5000
+/* "review-comment-" and a 64-bit id (cmd_ref) */
+#define CMD_REF_MAX 40
 
 static void cmd_set(struct hl_loop_command_result *out, const char *outcome, const char *task_id,
                     const char *fmt, ...) HL_PRINTF(4, 5);
@@ -90,12 +92,30 @@ cmd_allowed(const char *allowed, const char *association)
 	return false;
 }
 
+/*
+ * What a command's replies are keyed by in the outbox: the comment it came
+ * in. Issue comments, review comments and reviews are numbered apart, so
+ * the last two are prefixed (an issue comment's key stays its bare id, as
+ * replies already enqueued are keyed).
+ */
+static void
+cmd_ref(char *out, size_t size, const struct hl_event *ev)
+{
+	if (ev->kind == HL_EVENT_PULL_REQUEST_REVIEW)
+		snprintf(out, size, "review-%lld", (long long)ev->review_id);
+	else if (ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT)
+		snprintf(out, size, "review-comment-%lld", (long long)ev->comment_id);
+	else
+		snprintf(out, size, "%lld", (long long)ev->comment_id);
+}
+
 static void
 cmd_react(struct hl_loop *l, const struct hl_event *ev)
 {
 	struct hl_err err = HL_ERR_INIT;
 
-	if (!l->github || ev->comment_id <= 0)
+	/* a review's body is no comment: GitHub has no reactions for it */
+	if (!l->github || ev->comment_id <= 0 || ev->kind == HL_EVENT_PULL_REQUEST_REVIEW)
 		return;
 	if (hl_github_add_reaction(l->github, NULL, ev->repository,
 	                           ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT
@@ -381,7 +401,7 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
             const char *ref, const char *id, struct hl_err *err)
 {
 	struct hl_task_record *t = NULL;
-	char owner[LOOP_OWNER_MAX + 32];
+	char owner[LOOP_OWNER_MAX + 48];
 	int rc;
 
 	if (ev->command == HL_CMD_STOP) {
@@ -396,9 +416,7 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 			return rc;
 	}
 	/* the task is driven by one owner at a time: this command, now */
-	hl_loop_owner(owner, sizeof(owner), l,
-	              ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT ? "review" : "command",
-	              (long)ev->comment_id);
+	snprintf(owner, sizeof(owner), "%s/command%s", l->owner, ref);
 	if ((rc = cmd_lease(l, owner, id, err)) < 0)
 		return rc;
 	if ((rc = hl_store_task_get(l->store, &t, id, err)) < 0) {
@@ -711,13 +729,11 @@ int
 hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
                 const char *task_id, struct hl_err *err)
 {
-	char ref[32], last[HL_TASK_ID_MAX];
+	char ref[CMD_REF_MAX], last[HL_TASK_ID_MAX];
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
-	snprintf(ref, sizeof(ref), "%s%lld",
-	         ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT ? "review-" : "",
-	         (long long)ev->comment_id);
+	cmd_ref(ref, sizeof(ref), ev);
 	if (!ev->repository || ev->pr_number <= 0 || ev->command == HL_CMD_NONE) {
 		cmd_set(out, "nothing", task_id, "not a command on a pull request");
 		return 0;

@@ -442,6 +442,31 @@ test_event_pull_request_review_fields(void **state)
 	assert_string_equal(ev->branch, "h");
 	assert_null(reason_of(ev));
 	hl_event_free(ev);
+
+	/* a review's body may give a command too; dismissing it gives none */
+	ev = norm("pull_request_review",
+	          "{\"action\": \"submitted\", " REPO ", " SENDER ", \"review\": {\"id\": 62,"
+	          " \"state\": \"commented\", \"body\": \"/healer fix the lint\","
+	          " \"author_association\": \"COLLABORATOR\"}, \"pull_request\": {\"number\": 4}}");
+	assert_int_equal(ev->intent, HL_INTENT_COMMAND);
+	assert_int_equal(ev->command, HL_CMD_FIX);
+	assert_string_equal(ev->command_hint, "the lint");
+	assert_string_equal(ev->author_association, "COLLABORATOR");
+	assert_int_equal(ev->pr_number, 4);
+	assert_int_equal(ev->comment_id, 0);
+	assert_null(reason_of(ev));
+	hl_event_free(ev);
+	ev = norm("pull_request_review",
+	          "{\"action\": \"dismissed\", " REPO ", " SENDER ", \"review\": {\"id\": 62,"
+	          " \"body\": \"/healer fix\"}, \"pull_request\": {\"number\": 4}}");
+	assert_int_equal(ev->intent, HL_INTENT_TRACK);
+	assert_int_equal(ev->command, HL_CMD_NONE);
+	hl_event_free(ev);
+	ev = norm("pull_request_review",
+	          "{\"action\": \"submitted\", " REPO ", " BOT ", \"review\": {\"id\": 63,"
+	          " \"body\": \"/healer retry\"}, \"pull_request\": {\"number\": 4}}");
+	assert_string_equal(reason_of(ev), "bot_sender");
+	hl_event_free(ev);
 }
 
 static void

@@ -984,6 +984,22 @@ def main():
     check("/healer status in a review comment answers in the PR's conversation too, and its "
           "eyes reaction goes on the review comment", bool(status),
           [review_eyes(), gh("GET", "/_stub/comments")[-2:]])
+    # and in a review's body (a review has no reactions; its id is 9002 too)
+    n_reactions = len(gh("GET", "/_stub/reactions") or [])
+    deliver(srv, {"action": "submitted",
+                  "review": {"id": 9002, "state": "commented", "body": "/healer status",
+                             "author_association": "MEMBER",
+                             "user": {"login": "someone", "type": "User"}},
+                  "pull_request": {"number": 78, "title": "Stop me", "state": "open"},
+                  "repository": {"full_name": REPO, "default_branch": "main"},
+                  "sender": {"login": "someone", "type": "User"}},
+            event="pull_request_review")
+    status = wait_for(lambda: len([c for c in gh("GET", "/_stub/comments")
+                                   if c["issue"] == 78 and ng in c["body"]]) == 3, 15)
+    check("/healer status in a review's body answers in the PR's conversation, with no "
+          "reaction asked for", bool(status)
+          and len(gh("GET", "/_stub/reactions") or []) == n_reactions,
+          gh("GET", "/_stub/comments")[-2:])
     deliver(srv, comment_event(9003, 78, "/healer stop", "OWNER"), event="issue_comment")
     stopped = wait_state(srv, tid_g, "stopped", 15)
     deleted = [d for d in (kube("GET", "/_stub/deleted") or []) if d.get("name") == ng]
