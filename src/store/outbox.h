@@ -52,7 +52,10 @@ int hl_store_outbox_due(struct hl_store *s, struct hl_notification **out, size_t
  * the lease keeper renews until hl_store_outbox_update records a result.
  * While the send runs no other outbox finds it due, even one that took
  * its lock once this outbox's lock was lost with its database session; a
- * sender that died is due again when its lease ends. An outbox that holds
+ * sender that died is due again when its lease ends. On PostgreSQL the
+ * lease is kept by the database's clock (a row under a lease is due by
+ * it, not by now_ms), as task leases and delivery claims are, so replicas
+ * whose clocks differ agree on it. An outbox that holds
  * the notification's lock (hl_store_lock_take) takes it before a send,
  * since another replica's outbox may have delivered it, or put it off,
  * after this one read it due; *taken is false then. */

@@ -678,9 +678,15 @@ hl_pg_outbox_due(struct hl_store_backend *b, struct hl_notification **out, size_
 	return 0;
 }
 
-/* Reads the row as it is before the take (was its previous take left
+/*
+ * Reads the row as it is before the take (was its previous take left
  * without a result, how many attempts), then takes it only if no other
- * take or result came in between (next_ms changes with each). */
+ * take or result came in between (next_ms changes with each). A send's
+ * lease lasts until_ms - now_ms from the database's clock, as task leases
+ * and delivery claims do, and a row under a lease (sending_by set) is due
+ * by that clock: a replica whose clock runs ahead never takes a row whose
+ * sender still lives. A retry's time (sending_by unset) is the caller's.
+ */
 int
 hl_pg_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64_t id,
                   int64_t now_ms, int64_t until_ms, const char *owner, bool count,
@@ -698,7 +704,8 @@ hl_pg_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64
 	rc = hl_pg_exec(b, &r,
 	                "SELECT CASE WHEN sending_by IS NULL THEN 0 WHEN sending_by = $3 THEN 2"
 	                " ELSE 1 END, attempts, next_ms"
-	                " FROM notifications WHERE id = $1 AND state = 'pending' AND next_ms <= $2",
+	                " FROM notifications WHERE id = $1 AND state = 'pending' AND next_ms <= $2"
+	                " AND (sending_by IS NULL OR next_ms <= " PG_NOW_MS ")",
 	                &p, false, "outbox take", err);
 	if (rc < 0)
 		return rc;
@@ -715,11 +722,12 @@ hl_pg_outbox_take(struct hl_store_backend *b, struct hl_outbox_claim *out, int64
 	p.n = 0;
 	hl_pg_int(&p, id);
 	hl_pg_int(&p, was_next);
-	hl_pg_int(&p, until_ms);
+	hl_pg_int(&p, until_ms - now_ms);
 	hl_pg_text(&p, owner);
 	hl_pg_int(&p, count ? 1 : 0);
 	rc = pg_changes(b, &changed,
-	                "UPDATE notifications SET next_ms = $3, sending_by = $4,"
+	                "UPDATE notifications SET next_ms = " PG_NOW_MS " + $3::bigint,"
+	                " sending_by = $4,"
 	                " attempts = attempts + $5"
 	                " WHERE id = $1 AND state = 'pending' AND next_ms = $2",
 	                &p, "outbox take", err);
@@ -734,14 +742,14 @@ hl_pg_outbox_renew(struct hl_store_backend *b, const char *owner, int64_t id, in
 	struct pg_params p = { .n = 0 };
 	int64_t changed = 0;
 
+	/* the lease is the database's clock's, as the take set it */
 	hl_pg_text(&p, owner);
-	hl_pg_int(&p, until_ms);
-	hl_pg_int(&p, now_ms);
+	hl_pg_int(&p, until_ms - now_ms);
 	hl_pg_int(&p, id);
 	return pg_changes(b, &changed,
-	                  "UPDATE notifications SET next_ms = $2"
-	                  " WHERE id = $4 AND sending_by = $1 AND state = 'pending' AND next_ms > $3"
-	                  " AND next_ms < $2",
+	                  "UPDATE notifications SET next_ms = " PG_NOW_MS " + $2::bigint"
+	                  " WHERE id = $3 AND sending_by = $1 AND state = 'pending'"
+	                  " AND next_ms > " PG_NOW_MS " AND next_ms < " PG_NOW_MS " + $2::bigint",
 	                  &p, "outbox renew", err);
 }
 

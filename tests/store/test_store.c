@@ -3137,7 +3137,7 @@ test_store_outbox_take(void **state)
 	struct hl_err err = HL_ERR_INIT;
 	struct hl_notification *due = NULL;
 	size_t n = 0;
-	int64_t id, id2, first, lost_until, at = 0;
+	int64_t id, id2, first, lost_until, at = 0, t0, lease_end;
 	int tries;
 	bool taken = false;
 	char row[RAW_COLS][256], sql[128];
@@ -3157,24 +3157,49 @@ test_store_outbox_take(void **state)
 	free(due);
 	assert_int_equal(hl_store_outbox_take(f->s, &taken, id + 1000, now, &err), 0);
 	assert_false(taken);
+	t0 = hl_time_wall_ms();
 	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now, &err), 0);
 	assert_true(taken);
 	snprintf(sql, sizeof(sql), "SELECT sending_by, next_ms FROM notifications WHERE id = %lld",
 	         (long long)id);
 	assert_int_equal(raw_row(f, sql, row), 0);
 	assert_string_equal(row[0], hl_store_owner(f->s));
-	assert_int_equal(atoll(row[1]), now + 60000);
+	lease_end = atoll(row[1]);
+	if (pg_mode) {
+		/* the lease's 60 s from the database's clock (this host's here) */
+		assert_true(lease_end >= t0 + 60000 - 1000);
+		assert_true(lease_end <= hl_time_wall_ms() + 60000 + 1000);
+	} else {
+		assert_int_equal(lease_end, now + 60000);
+	}
 	/* taken: another outbox (whose lock the first one's lost session
 	 * freed) neither lists nor takes it while the send may run */
 	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now, &err), 0);
 	assert_false(taken);
-	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, now + 59999, &err), 0);
+	assert_int_equal(hl_store_outbox_due(f->s, &due, 10, &n, lease_end - 1, &err), 0);
 	assert_int_equal(n, 0);
 	free(due);
 	due = NULL;
-	/* its sender died (no renewal): due again once its lease ended */
-	assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 60000, &err), 0);
-	assert_true(taken);
+	if (pg_mode) {
+		/* nor one on a replica whose clock runs two minutes ahead: the
+		 * lease is the database's clock's */
+		assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 120000, &err), 0);
+		assert_false(taken);
+		/* its sender died (no renewal) and the lease ran out */
+		snprintf(sql, sizeof(sql),
+		         "UPDATE notifications SET next_ms = next_ms - 120000 WHERE id = %lld",
+		         (long long)id);
+		assert_int_equal(raw_exec(f, sql), 0);
+		snprintf(sql, sizeof(sql),
+		         "SELECT sending_by, next_ms FROM notifications WHERE id = %lld",
+		         (long long)id);
+		assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now, &err), 0);
+		assert_true(taken);
+	} else {
+		/* its sender died (no renewal): due again once its lease ended */
+		assert_int_equal(hl_store_outbox_take(f->s, &taken, id, now + 60000, &err), 0);
+		assert_true(taken);
+	}
 	/* put off (a retry later, a held channel): the send ended */
 	assert_int_equal(
 	        hl_store_outbox_update(f->s, id, HL_OUTBOX_PENDING, 1, now + 130000, "429", &err),
