@@ -117,8 +117,8 @@ struct hl_event {
 	char *location_path; /* code scanning most_recent_instance.location.path */
 	char *secret_type;   /* secret scanning */
 
-	/* issue_comment and pull_request_review_comment commands, requested
-	 * actions */
+	/* commands (issue_comment, pull_request_review_comment, a submitted
+	 * pull_request_review's body) and requested actions */
 	enum hl_comment_command command;
 	char *command_hint; /* text after "/healer fix" or "/healer retry" */
 	char *comment_body;

@@ -1,7 +1,7 @@
 /*
  * commands.c - /healer commands in PR comments (contract section 9), in the
- * PR's conversation (issue_comment) or on a line of its diff
- * (pull_request_review_comment):
+ * PR's conversation (issue_comment), on a line of its diff
+ * (pull_request_review_comment) or in a review's body (pull_request_review):
  *   fix [hint]    remediate the PR's failing checks (on its head sha), with
  *                 the hint in each prompt; one task per failing check (the
  *                 checks of one Actions run are one, as that run's
@@ -23,8 +23,8 @@
  * the store's named lock of that key, so the limit holds across restarts
  * and replicas; a suppressed reply is logged, and records older than the
  * window are removed as a new one is written. An obeyed command gets an
- * `eyes` reaction. Replies go through the outbox, keyed by the comment (a
- * review comment's key is "review-<id>": the two kinds are numbered apart),
+ * `eyes` reaction (but in a review's body: GitHub has no reactions for
+ * reviews). Replies go through the outbox, keyed by the comment (cmd_ref),
  * so a comment delivered twice is answered once. Replies are posted in the
  * PR's conversation.
  */
