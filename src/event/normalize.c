@@ -59,6 +59,7 @@
  *                  affected_package_name, affected_range, fixed_in, severity,
  *                  ghsa_id, external_reference, external_identifier (CVE)}
  */
+#include "base/buf.h"
 #include "base/str.h"
 #include "event/event.h"
 
@@ -909,13 +910,58 @@ event_issue_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 	return event_comment_command(ev, issue, oom);
 }
 
-/* A comment on a line of the PR's diff: commands as in the PR's
- * conversation (the PR's head is read from GitHub when one is obeyed). */
+/* The longest file path a review comment's hint names. */
+#define EVENT_HINT_PATH_MAX 300
+
+/*
+ * A comment on a line of the PR's diff: commands as in the PR's
+ * conversation (the PR's head is read from GitHub when one is obeyed).
+ * Where it points is part of what a fix or retry asks: the hint begins
+ * with "on <path> line <n>" (lines <start>-<n> for a range; the line it
+ * was written on when the diff moved since), or is that alone.
+ */
 static int
 event_pull_request_review_comment(struct hl_event *ev, const json_t *pl, bool *oom)
 {
+	const char *path;
+	int64_t line, start;
+	struct hl_buf b = HL_BUF_INIT(0);
+	size_t n;
+	int rc;
+
 	event_comment(ev, pl, oom);
-	return event_comment_command(ev, json_object_get(pl, "pull_request"), oom);
+	rc = event_comment_command(ev, json_object_get(pl, "pull_request"), oom);
+	path = event_str(pl, "comment.path");
+	if (rc || !path || !*path || (ev->command != HL_CMD_FIX && ev->command != HL_CMD_RETRY))
+		return rc;
+	line = event_id(pl, "comment.line");
+	start = event_id(pl, "comment.start_line");
+	if (line <= 0) {
+		line = event_id(pl, "comment.original_line");
+		start = event_id(pl, "comment.original_start_line");
+	}
+	/* cut on a character's first byte */
+	n = strlen(path);
+	if (n > EVENT_HINT_PATH_MAX)
+		for (n = EVENT_HINT_PATH_MAX; n > 0 && ((unsigned char)path[n] & 0xC0) == 0x80; n--)
+			;
+	hl_buf_appendf(&b, "on %.*s", (int)n, path);
+	if (line > 0 && start > 0 && start < line)
+		hl_buf_appendf(&b, " lines %lld-%lld", (long long)start, (long long)line);
+	else if (line > 0)
+		hl_buf_appendf(&b, " line %lld", (long long)line);
+	if (ev->command_hint)
+		hl_buf_appendf(&b, ": %s", ev->command_hint);
+	if (hl_buf_error(&b)) {
+		hl_buf_release(&b);
+		*oom = true;
+		return 0;
+	}
+	free(ev->command_hint);
+	ev->command_hint = hl_buf_detach(&b, NULL);
+	if (!ev->command_hint)
+		*oom = true;
+	return 0;
 }
 
 /* A review: tracked, or, submitted with a /healer command in its body, that

@@ -398,6 +398,48 @@ test_event_review_comment_command(void **state)
 	free(key);
 	hl_event_free(ev);
 
+	/* where it points begins the hint of a fix or retry: its lines, or
+	 * the line it was written on once the diff moved */
+	ev = norm("pull_request_review_comment",
+	          "{\"action\": \"created\", " REPO ", " SENDER
+	          ", \"pull_request\": {\"number\": 8},"
+	          " \"comment\": {\"id\": 1005, \"body\": \"/healer fix use checked_add\","
+	          " \"path\": \"src/lib.rs\", \"line\": 12, \"start_line\": 10}}");
+	assert_string_equal(ev->command_hint, "on src/lib.rs lines 10-12: use checked_add");
+	hl_event_free(ev);
+	ev = norm("pull_request_review_comment",
+	          "{\"action\": \"created\", " REPO ", " SENDER
+	          ", \"pull_request\": {\"number\": 8},"
+	          " \"comment\": {\"id\": 1006, \"body\": \"/healer retry\","
+	          " \"path\": \"src/lib.rs\", \"line\": null, \"original_line\": 7}}");
+	assert_string_equal(ev->command_hint, "on src/lib.rs line 7");
+	hl_event_free(ev);
+	ev = norm("pull_request_review_comment",
+	          "{\"action\": \"created\", " REPO ", " SENDER
+	          ", \"pull_request\": {\"number\": 8},"
+	          " \"comment\": {\"id\": 1007, \"body\": \"/healer status\","
+	          " \"path\": \"src/lib.rs\", \"line\": 3}}");
+	assert_int_equal(ev->command, HL_CMD_STATUS);
+	assert_null(ev->command_hint);
+	hl_event_free(ev);
+	{
+		/* a long path is cut on a character's first byte */
+		char body[1024], path[400];
+		size_t i;
+
+		for (i = 0; i < 299; i++)
+			path[i] = 'a';
+		memcpy(path + 299, "\xc3\xa9zz", 5); /* "é" straddles byte 300 */
+		snprintf(
+		        body, sizeof(body),
+		        "{\"action\": \"created\", " REPO ", \"pull_request\": {\"number\": 8},"
+		        " \"comment\": {\"id\": 1008, \"body\": \"/healer fix\", \"path\": \"%s\"}}",
+		        path);
+		ev = norm("pull_request_review_comment", body);
+		assert_int_equal(strlen(ev->command_hint), 3 + 299);
+		hl_event_free(ev);
+	}
+
 	ev = norm("pull_request_review_comment",
 	          "{\"action\": \"created\", " REPO ", " SENDER
 	          ", \"pull_request\": {\"number\": 8},"

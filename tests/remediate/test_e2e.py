@@ -635,6 +635,49 @@ def main():
           not [c for c in coderuns() if c["spec"].get("env", {}).get("HEALER_TASK_ID") == "hl-"
                + hashlib.sha256(f"{ans.get('task_id')}|check=6002".encode()).hexdigest()[:20]])
 
+    # ---- 5d. /healer fix in a comment on a line of a PR's diff: the hint says where --
+    sha43 = "43" * 20
+    dtest.http("POST", GURL + "/_stub/seed", {
+        "logs": {"6003": CLIPPY_LOG},
+        "review_comments": {"778001": {"id": 778001}},
+        "pulls": [{"number": 43, "state": "open", "title": "Checked widgets",
+                   "html_url": f"https://github.com/{REPO}/pull/43", "body": "",
+                   "user": {"login": "dev"},
+                   "head": {"ref": "feat/checked", "sha": sha43}, "base": {"ref": "main"}}],
+        "check_runs_by_ref": {sha43: [
+            {"id": 6003, "name": "clippy-strict", "head_sha": sha43, "status": "completed",
+             "conclusion": "failure", "app": {"slug": "github-actions"},
+             "html_url": f"https://github.com/{REPO}/runs/6003",
+             "output": {"title": "clippy", "summary": "1 error", "text": None}}]}},
+        token=GTOKEN)
+    review = {"action": "created",
+              "pull_request": {"number": 43, "title": "Checked widgets", "state": "open"},
+              "comment": {"id": 778001, "body": "/healer fix use checked_add here",
+                          "path": "src/lib.rs", "line": 12, "start_line": 10,
+                          "author_association": "MEMBER",
+                          "user": {"login": "maintainer", "type": "User"}},
+              "repository": {"full_name": REPO, "default_branch": "main"},
+              "sender": {"login": "maintainer", "type": "User"}}
+    st, ans = srv.deliver(review, event="pull_request_review_comment")
+    tid = hashlib.sha256(f"{ans.get('task_id')}|check=6003".encode()).hexdigest()[:20]
+    runs = wait_for(lambda: [c for c in coderuns()
+                             if c["metadata"]["labels"].get("healer/task-id") == "hl-" + tid], 15)
+    cr = runs[0] if runs else {"metadata": {"labels": {}}, "spec": {"env": {}}}
+    p = cr["spec"].get("promptModification", "")
+    eyes = wait_for(lambda: [r for r in dtest.http("GET", GURL + "/_stub/reactions", token=GTOKEN)
+                             if r["comment_id"] == 778001 and r["on"] == "review_comment"], 10)
+    check("/healer fix in a review comment on lines 10-12 of src/lib.rs: a CodeRun whose hint "
+          "says where, and an eyes reaction on the review comment",
+          st == 202 and cr["spec"]["env"].get("PR_NUMBER") == "43"
+          and "on src/lib.rs lines 10-12: use checked_add here" in p and bool(eyes),
+          [ans, p[:2000], eyes])
+    if runs:  # its CodeRun slot freed for the cases below
+        kube("POST", "/_stub/coderun-phase", {"namespace": "cto",
+                                              "name": runs[0]["metadata"]["name"],
+                                              "phase": "Succeeded"})
+        wait_for(lambda: srv.request("GET", f"/api/remediations/hl-{tid}")[1].get("state")
+                 == "verifying", 15)
+
     # ---- 5e. the Stitch button: a check run's requested action, routed by its output --
     stitch = check_run_event(6101, run_id=9360, branch="feat/r9360", name="Stitch review")
     stitch["action"] = "requested_action"
