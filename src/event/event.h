@@ -220,11 +220,10 @@ const char *hl_event_guess_name(const json_t *payload);
  * TRACK events that pass (intent HL_INTENT_TRACK, result NULL): successful
  * CI objects, pull_request, push, pull_request_review (but a submitted one
  * whose body gives a /healer command: HL_INTENT_COMMAND) and merge_group. The
- * worker never starts a remediation for them; it matches them against open
- * remediations (by repository + branch / head_sha / PR number) to record
- * progress: a success on a remediated branch verifies the fix, a closed or
- * merged PR ends the remediation, a push supersedes it, a review or merge
- * queue event is recorded on it. Events that match nothing are dropped.
+ * worker never starts a remediation for them; a CI success is matched
+ * against open remediations (hl_loop_ci_event) and verifies the fix. The
+ * others are stored and counted: the loop reads a PR's state from GitHub
+ * when it needs it. Events that match nothing are dropped.
  * Thread-safe; cfg is only read.
  */
 const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg);
