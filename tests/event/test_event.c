@@ -367,6 +367,10 @@ test_event_issue_comment_not_on_pr(void **state)
 	hl_event_free(ev);
 }
 
+/* The start of a review comment by alice on PR 8; its "comment" follows. */
+#define REVIEW_COMMENT_ON_PR8 \
+	"{\"action\": \"created\", " REPO ", " SENDER ", \"pull_request\": {\"number\": 8},"
+
 /* A comment on a line of the PR's diff gives commands as in the PR's
  * conversation; it is another kind, with keys of its own. */
 static void
@@ -400,25 +404,19 @@ test_event_review_comment_command(void **state)
 
 	/* where it points begins the hint of a fix or retry: its lines, or
 	 * the line it was written on once the diff moved */
-	ev = norm("pull_request_review_comment",
-	          "{\"action\": \"created\", " REPO ", " SENDER
-	          ", \"pull_request\": {\"number\": 8},"
+	ev = norm("pull_request_review_comment", REVIEW_COMMENT_ON_PR8
 	          " \"comment\": {\"id\": 1005, \"body\": \"/healer fix use checked_add\","
 	          " \"path\": \"src/lib.rs\", \"line\": 12, \"start_line\": 10}}");
 	assert_string_equal(ev->command_hint, "on src/lib.rs lines 10-12: use checked_add");
 	hl_event_free(ev);
-	ev = norm("pull_request_review_comment",
-	          "{\"action\": \"created\", " REPO ", " SENDER
-	          ", \"pull_request\": {\"number\": 8},"
+	ev = norm("pull_request_review_comment", REVIEW_COMMENT_ON_PR8
 	          " \"comment\": {\"id\": 1006, \"body\": \"/healer retry\","
 	          " \"path\": \"src/lib.rs\", \"line\": null, \"original_line\": 7}}");
 	assert_string_equal(ev->command_hint, "on src/lib.rs line 7");
 	hl_event_free(ev);
 	ev = norm("pull_request_review_comment",
-	          "{\"action\": \"created\", " REPO ", " SENDER
-	          ", \"pull_request\": {\"number\": 8},"
-	          " \"comment\": {\"id\": 1007, \"body\": \"/healer status\","
-	          " \"path\": \"src/lib.rs\", \"line\": 3}}");
+	          REVIEW_COMMENT_ON_PR8 " \"comment\": {\"id\": 1007, \"body\": \"/healer status\","
+	                                " \"path\": \"src/lib.rs\", \"line\": 3}}");
 	assert_int_equal(ev->command, HL_CMD_STATUS);
 	assert_null(ev->command_hint);
 	hl_event_free(ev);
@@ -441,9 +439,7 @@ test_event_review_comment_command(void **state)
 	}
 
 	ev = norm("pull_request_review_comment",
-	          "{\"action\": \"created\", " REPO ", " SENDER
-	          ", \"pull_request\": {\"number\": 8},"
-	          " \"comment\": {\"id\": 1002, \"body\": \"nit: a typo\"}}");
+	          REVIEW_COMMENT_ON_PR8 " \"comment\": {\"id\": 1002, \"body\": \"nit: a typo\"}}");
 	assert_int_equal(ev->intent, HL_INTENT_NONE);
 	assert_string_equal(reason_of(ev), "no_command");
 	hl_event_free(ev);
