@@ -5,8 +5,8 @@ One replica takes signed webhooks one after another while two more start
 together on the same database, whose deliveries table holds some hundred
 thousand stored deliveries (their bodies in the rows) and a few rows
 changed behind healer's back (their counters not moved with them). Every
-webhook sent while they start is answered well within the time one scan of
-the deliveries takes (measured here, in the same run): a starting replica's
+webhook sent while they start is answered within four fifths of the time
+one scan of the deliveries takes (measured here, in the same run): a starting replica's
 recovery never makes the other replicas' counter updates wait for a scan
 of the table. The counters still come out right: the changed rows are
 counted where they are now (once, although both new replicas found them),
@@ -26,7 +26,7 @@ from hltest import dtest, job_event, wait_for  # noqa: E402
 
 check = dtest.check
 ROUND = 100000        # rows added per round
-SCAN_MIN_S = 0.3      # rows are added until one scan takes this long...
+SCAN_MIN_S = 0.4      # rows are added until one scan takes this long...
 MAX_ROWS = 2400000    # ...or there are this many (a fast machine scans them quicker)
 SCAN_FLOOR_S = 0.2    # below this the comparison below would say little
 DRIFTED = 5           # rows moved to another state without their counters
@@ -140,15 +140,17 @@ def main():
     during = [(lat, c) for t, lat, c in sent if t < t_ready and t + lat > t_spawn]
     worst = max((lat for lat, c in during), default=None)
     # the recovery before this fix held every counter update of the other
-    # replicas for longer than one scan: half of one is well below it
-    limit = max(0.15, scan_s / 2)
+    # replicas for longer than one scan (the first webhook to meet its lock
+    # waited out all of it): four fifths of one is below that, and above
+    # what two replicas starting on a busy machine cost a webhook otherwise
+    limit = max(0.15, scan_s * 0.8)
     check(f"two more replicas started in {(t_ready - t_spawn) * 1000:.0f} ms while the first"
           f" took {len(during)} webhooks", all(rep.alive() and rep.port for rep in news)
           and len(during) >= 3, len(during))
     check("every webhook was accepted", all(c == 202 for t, lat, c in sent),
           [c for t, lat, c in sent if c != 202][:5])
-    check(f"while they started, every webhook was answered within {limit * 1000:.0f} ms (half"
-          f" of one scan of the rows): the slowest took {(worst or 0) * 1000:.0f} ms"
+    check(f"while they started, every webhook was answered within {limit * 1000:.0f} ms (four"
+          f" fifths of one scan of the rows): the slowest took {(worst or 0) * 1000:.0f} ms"
           f" (before: median {before[len(before) // 2] * 1000 if before else 0:.0f} ms)",
           worst is not None and worst < limit, sorted(lat for lat, c in during)[-5:])
 
