@@ -376,6 +376,27 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			goto finish;
 		}
 	}
+	/* a pull request closed or merged: its remediations stop */
+	if (p->loop && ev->kind == HL_EVENT_PULL_REQUEST && ev->conclusion) {
+		rc = pipeline_step(hl_loop_pr_closed(p->loop, &cmd, ev,
+		                                     d->task_id ? d->task_id : d->delivery_id, err),
+		                   err);
+		if (rc < 0 && pipeline_transient(rc))
+			goto give_back;
+		if (rc < 0)
+			goto out;
+		if (rc == 2) {
+			hl_log_kv(HL_LOG_INFO,
+			          "a closed pull request waits for its task's decision",
+			          "delivery_id", d->delivery_id, "task_id", cmd.task_id, NULL);
+			hl_err_set(err, HL_ECONFLICT, "task '%s' is being decided", cmd.task_id);
+			waiting = cmd.task_id;
+			goto give_back;
+		}
+		if (strcmp(cmd.outcome, "stopped") == 0)
+			outcome = "pr_closed_stopped";
+		goto finish;
+	}
 	/* a bot's or skip-tagged failure no active task took starts none */
 	if (ev->intent == HL_INTENT_CI_FAILURE &&
 	    hl_event_skip_starts_nothing(ev, skip = hl_event_skip_reason(ev, p->cfg))) {

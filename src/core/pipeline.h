@@ -13,8 +13,9 @@
  * decision on the store's decision channel (the sensor's synchronous
  * answer, on any replica). A CI result of a job an active task is fixing
  * goes to the loop instead ("attached" for a failure, "ci_result" for a
- * success); /healer commands go to the loop ("command_<what it did>");
- * other events are "recorded".
+ * success); /healer commands go to the loop ("command_<what it did>"),
+ * and so does a pull request closed or merged (its running remediations
+ * stop: "pr_closed_stopped"); other events are "recorded".
  *
  * Contract for implementations:
  *  - Return 0 after finishing the delivery; return -HL_E* (err filled)

@@ -83,7 +83,8 @@ struct hl_event {
 	char *job_name;    /* job or check run name; status context */
 	char *failed_step; /* first step whose conclusion is failure */
 	char *status;      /* queued / in_progress / completed; status event state */
-	char *conclusion;  /* failure / success / ...; status events: state */
+	char *conclusion;  /* failure / success / ...; status events: state; a
+	                      closed pull_request: "merged" or "closed" */
 	char *branch;      /* head branch */
 	char *base_branch; /* PR base, when known */
 	char *head_sha;
@@ -221,9 +222,11 @@ const char *hl_event_guess_name(const json_t *payload);
  * CI objects, pull_request, push, pull_request_review (but a submitted one
  * whose body gives a /healer command: HL_INTENT_COMMAND) and merge_group. The
  * worker never starts a remediation for them; a CI success is matched
- * against open remediations (hl_loop_ci_event) and verifies the fix. The
- * others are stored and counted: the loop reads a PR's state from GitHub
- * when it needs it. Events that match nothing are dropped.
+ * against open remediations (hl_loop_ci_event) and verifies the fix; a
+ * pull_request "closed" stops the PR's remediations still at work
+ * (hl_loop_pr_closed). The others are stored and counted: the loop reads a
+ * PR's state from GitHub when it needs it. Events that match nothing are
+ * dropped.
  * Thread-safe; cfg is only read.
  */
 const char *hl_event_skip_reason(const struct hl_event *ev, const struct hl_config *cfg);

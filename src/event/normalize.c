@@ -844,6 +844,14 @@ event_pull_request(struct hl_event *ev, const json_t *pl, const json_t *pr, bool
 	event_pr_object(ev, pr, oom);
 	event_take(&ev->status, pr, "state", oom);
 	event_take(&ev->html_url, pr, "html_url", oom);
+	/* how a closed PR ended: merged (GitHub's `merged`, or a merge time),
+	 * or closed unmerged; the loop stops the PR's remediations either way */
+	if (ev->action && strcmp(ev->action, "closed") == 0)
+		ev->conclusion = event_dup(json_is_true(hl_json_path(pr, "merged")) ||
+		                                           event_str(pr, "merged_at")
+		                                   ? "merged"
+		                                   : "closed",
+		                           oom);
 	ev->intent = HL_INTENT_TRACK;
 }
 

@@ -105,6 +105,9 @@ cmd_ref(char *out, size_t size, const struct hl_event *ev)
 		snprintf(out, size, "review-%lld", (long long)ev->review_id);
 	else if (ev->kind == HL_EVENT_PULL_REQUEST_REVIEW_COMMENT)
 		snprintf(out, size, "review-comment-%lld", (long long)ev->comment_id);
+	else if (ev->kind == HL_EVENT_PULL_REQUEST)
+		snprintf(out, size, "pr-%lld-%s", (long long)ev->pr_number,
+		         ev->conclusion ? ev->conclusion : "closed");
 	else
 		snprintf(out, size, "%lld", (long long)ev->comment_id);
 }
@@ -331,15 +334,26 @@ cmd_delete_unnamed(struct hl_loop *l, const char *task_id, struct hl_err *err)
 	return rc;
 }
 
-/* /healer stop: the active CodeRun goes, the task ends stopped. */
+/* What a stop records (the attempt's and the task's reason), and whether
+ * a task whose agent is done (verifying) is left to be judged by CI. */
+struct cmd_stop_how {
+	const char *reason;
+	bool keep_verifying;
+};
+
+static const struct cmd_stop_how cmd_stop_command = { "stopped by /healer stop", false };
+
+/* /healer stop, or the PR's end: the active CodeRun goes, the task ends
+ * stopped. */
 static int
 cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_task_record *t,
-         struct hl_err *err)
+         const struct cmd_stop_how *how, struct hl_err *err)
 {
 	const struct hl_attempt_record *a = t->n_attempts ? &t->attempt[t->n_attempts - 1] : NULL;
 	int rc;
 
-	if (t->state != HL_TASK_QUEUED && !hl_task_state_is_active(t->state)) {
+	if ((t->state != HL_TASK_QUEUED && !hl_task_state_is_active(t->state)) ||
+	    (how->keep_verifying && t->state == HL_TASK_VERIFYING)) {
 		cmd_set(out, "nothing", t->task_id, "the task is %s", hl_task_state_name(t->state));
 		return 0;
 	}
@@ -356,7 +370,7 @@ cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_
 		                                                .kind = a->kind,
 		                                                .phase = HL_PHASE_DONE,
 		                                                .outcome = HL_OUTCOME_STOPPED,
-		                                                .reason = "stopped by /healer stop",
+		                                                .reason = how->reason,
 		                                                .finished_ms = hl_time_wall_ms() },
 		                          err);
 		if (rc < 0)
@@ -365,12 +379,15 @@ cmd_stop(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_
 	rc = hl_store_task_put(l->store,
 	                       &(struct hl_task){ .task_id = t->task_id,
 	                                          .state = HL_TASK_STOPPED,
-	                                          .reason = "stopped by /healer stop",
+	                                          .reason = how->reason,
 	                                          .next_check_ms = HL_TASK_NO_CHECK },
 	                       err);
-	if (rc == 0)
+	if (rc == 0) {
 		cmd_set(out, "stopped", t->task_id, "%s",
 		        a && a->coderun_name ? a->coderun_name : "");
+		hl_log_kv(HL_LOG_INFO, "remediation stopped", "task_id", t->task_id, "reason",
+		          how->reason, "coderun", a ? a->coderun_name : NULL, NULL);
+	}
 	return rc;
 }
 
@@ -395,16 +412,17 @@ cmd_lease(struct hl_loop *l, const char *owner, const char *task_id, struct hl_e
 	return hl_err_set(err, HL_EUPSTREAM, "task '%s' is busy", task_id);
 }
 
-/* Runs retry or stop on the task `id` under its lease. */
+/* Stops the task `id` (stop set) or gives it one more attempt (stop NULL:
+ * /healer retry) under its lease. */
 static int
 cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
-            const char *ref, const char *id, struct hl_err *err)
+            const char *ref, const char *id, const struct cmd_stop_how *stop, struct hl_err *err)
 {
 	struct hl_task_record *t = NULL;
 	char owner[LOOP_OWNER_MAX + 48];
 	int rc;
 
-	if (ev->command == HL_CMD_STOP) {
+	if (stop) {
 		/* its first attempt being decided holds the lease (seconds):
 		 * no worker waits on it, the command comes back */
 		if ((rc = hl_store_task_get(l->store, &t, id, err)) < 0)
@@ -423,16 +441,7 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 		(void)hl_store_task_release(l->store, id, owner, NULL);
 		return rc;
 	}
-	switch (ev->command) {
-	case HL_CMD_RETRY:
-		rc = cmd_retry(l, out, ev, t, err);
-		break;
-	case HL_CMD_STOP:
-		rc = cmd_stop(l, out, t, err);
-		break;
-	default:
-		break;
-	}
+	rc = stop ? cmd_stop(l, out, t, stop, err) : cmd_retry(l, out, ev, t, err);
 	hl_task_record_free(t);
 	(void)hl_store_task_release(l->store, id, owner, NULL);
 	return rc;
@@ -450,7 +459,7 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 
 static int
 cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
-             const char *ref, int *stopped, struct hl_err *err)
+             const char *ref, const struct cmd_stop_how *how, int *stopped, struct hl_err *err)
 {
 	struct hl_loop_command_result one;
 	char id[HL_TASK_ID_MAX], first[HL_TASK_ID_MAX] = "", names[sizeof(out->detail)] = "";
@@ -465,7 +474,7 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 		if (rc < 0)
 			return rc;
 		memset(&one, 0, sizeof(one));
-		if ((rc = cmd_on_task(l, &one, ev, ref, id, err)) < 0)
+		if ((rc = cmd_on_task(l, &one, ev, ref, id, how, err)) < 0)
 			return rc;
 		if (rc == 2) {
 			/* being decided: the whole command again, later */
@@ -520,7 +529,7 @@ cmd_task_of_pr(struct hl_loop *l, const struct hl_task_record *t, const struct h
  */
 static int
 cmd_stop_branch(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
-                const char *ref, int *stopped, struct hl_err *err)
+                const char *ref, const struct cmd_stop_how *how, int *stopped, struct hl_err *err)
 {
 	struct hl_err gerr = HL_ERR_INIT;
 	struct hl_task_record *t = NULL;
@@ -557,7 +566,7 @@ cmd_stop_branch(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	hl_task_record_free(t);
 	if (!ours || rc)
 		return rc;
-	if ((rc = cmd_on_task(l, out, ev, ref, id, err)) != 0)
+	if ((rc = cmd_on_task(l, out, ev, ref, id, how, err)) != 0)
 		return rc;
 	*stopped = strcmp(out->outcome, "stopped") == 0;
 	return 0;
@@ -753,9 +762,12 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	if (ev->command == HL_CMD_STOP) {
 		int stopped;
 
-		if ((rc = cmd_stop_all(l, out, ev, ref, &stopped, err)) != 0 || stopped)
+		if ((rc = cmd_stop_all(l, out, ev, ref, &cmd_stop_command, &stopped, err)) != 0 ||
+		    stopped)
 			return rc;
-		if ((rc = cmd_stop_branch(l, out, ev, ref, &stopped, err)) != 0 || stopped)
+		if ((rc = cmd_stop_branch(l, out, ev, ref, &cmd_stop_command, &stopped, err)) !=
+		            0 ||
+		    stopped)
 			return rc;
 		/* none active: the answer is the last task's state */
 	}
@@ -767,5 +779,76 @@ hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out, const str
 	}
 	if (rc < 0)
 		return rc;
-	return cmd_on_task(l, out, ev, ref, last, err);
+	return cmd_on_task(l, out, ev, ref, last,
+	                   ev->command == HL_CMD_STOP ? &cmd_stop_command : NULL, err);
+}
+
+int
+hl_loop_pr_closed(struct hl_loop *l, struct hl_loop_command_result *out, const struct hl_event *ev,
+                  const char *task_id, struct hl_err *err)
+{
+	struct cmd_stop_how how = { .keep_verifying = true };
+	struct hl_loop_command_result one;
+	struct hl_task_record *t;
+	char(*ids)[HL_TASK_ID_MAX] = NULL, ref[CMD_REF_MAX], first[HL_TASK_ID_MAX] = "";
+	char names[sizeof(out->detail)] = "";
+	size_t i, n = 0, total = 0, len;
+	int rc, stopped = 0;
+	bool stop;
+
+	memset(out, 0, sizeof(*out));
+	if (ev->kind != HL_EVENT_PULL_REQUEST || !ev->action || strcmp(ev->action, "closed") != 0 ||
+	    !ev->repository || ev->pr_number <= 0) {
+		cmd_set(out, "nothing", task_id, "not a closed pull request");
+		return 0;
+	}
+	how.reason = ev->conclusion && strcmp(ev->conclusion, "merged") == 0
+	                     ? "the pull request was merged"
+	                     : "the pull request was closed";
+	cmd_ref(ref, sizeof(ref), ev);
+	if (!(ids = calloc(CMD_STATUS_COUNT, HL_TASK_ID_MAX)))
+		return hl_err_set(err, HL_ENOMEM, "out of memory");
+	rc = hl_store_tasks_of_pr(l->store, ids, CMD_STATUS_COUNT, &n, &total, ev->repository,
+	                          ev->pr_number, err);
+	for (i = 0; rc == 0 && i < n; i++) {
+		/* read first: the PR's ended tasks take no lease */
+		t = NULL;
+		rc = hl_store_task_get(l->store, &t, ids[i], err);
+		if (rc == -HL_ENOTFOUND) { /* removed meanwhile */
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		stop = t->state == HL_TASK_QUEUED || t->state == HL_TASK_RUNNING;
+		hl_task_record_free(t);
+		if (!stop)
+			continue;
+		memset(&one, 0, sizeof(one));
+		if ((rc = cmd_on_task(l, &one, ev, ref, ids[i], &how, err)) != 0) {
+			if (rc == 2) /* being decided: the whole event again, later */
+				*out = one;
+			break;
+		}
+		if (strcmp(one.outcome, "stopped") != 0)
+			continue; /* it moved on meanwhile */
+		if (!stopped++)
+			hl_strlcpy(first, ids[i], sizeof(first));
+		len = strlen(names);
+		if (one.detail[0] && len + strlen(one.detail) + 2 < sizeof(names))
+			snprintf(names + len, sizeof(names) - len, "%s%s", len ? " " : "",
+			         one.detail);
+	}
+	free(ids);
+	if (rc != 0)
+		return rc;
+	if (stopped) {
+		cmd_set(out, "stopped", first, "%s", names);
+		return 0;
+	}
+	/* a failure on the PR's head branch whose task names no PR */
+	if ((rc = cmd_stop_branch(l, out, ev, ref, &how, &stopped, err)) != 0 || stopped)
+		return rc;
+	cmd_set(out, "nothing", task_id, "no remediation of this pull request is running");
+	return 0;
 }

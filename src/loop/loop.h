@@ -88,6 +88,21 @@ int hl_loop_command(struct hl_loop *l, struct hl_loop_command_result *out,
                     const struct hl_event *ev, const char *task_id,
                     struct hl_err *err) HL_MUST_CHECK;
 
+/*
+ * A pull request closed or merged (ev: pull_request "closed"; its
+ * conclusion says which): every task of the PR still queued or with an
+ * agent at work (running) is stopped, as /healer stop does, its CodeRun
+ * deleted, with the reason "the pull request was closed" or "... merged";
+ * so is the newest such task of the PR's head branch that names no PR
+ * and ran on one of its commits. A task whose agent is done (verifying)
+ * is left to be judged. out says what was done (outcome "stopped" or
+ * "nothing"). Returns 2, like hl_loop_command, when a task is still being
+ * decided: the event is to be given again after a pause.
+ */
+int hl_loop_pr_closed(struct hl_loop *l, struct hl_loop_command_result *out,
+                      const struct hl_event *ev, const char *task_id,
+                      struct hl_err *err) HL_MUST_CHECK;
+
 /* Appends the loop's Prometheus metrics (contract section 9) to out,
  * reading the store through reader (NULL: the loop's own handle). */
 void hl_loop_metrics(struct hl_loop *l, struct hl_store *reader, struct hl_buf *out);

@@ -277,8 +277,33 @@ test_event_pull_request_fields(void **state)
 	assert_string_equal(ev->base_branch, "main");
 	assert_string_equal(ev->head_sha, "111");
 	assert_true(ev->sender_is_bot);
+	/* closed without `merged`: how it ended is "closed" */
+	assert_string_equal(ev->conclusion, "closed");
 	/* healer tracks its own agents' PRs: bots are not filtered for TRACK */
 	assert_null(reason_of(ev));
+	hl_event_free(ev);
+
+	/* merged, by GitHub's flag or (a trimmed payload) by its time alone */
+	ev = norm("pull_request", "{\"action\": \"closed\", \"number\": 17, " REPO ", " SENDER
+	                          ", \"pull_request\": {\"number\": 17, \"state\": \"closed\","
+	                          " \"merged\": true, \"merged_at\": \"2026-12-07T10:00:00Z\"}}");
+	assert_string_equal(ev->conclusion, "merged");
+	hl_event_free(ev);
+	ev = norm("pull_request", "{\"action\": \"closed\", \"number\": 17, " REPO ", " SENDER
+	                          ", \"pull_request\": {\"number\": 17, \"state\": \"closed\","
+	                          " \"merged_at\": \"2026-12-07T10:00:00Z\"}}");
+	assert_string_equal(ev->conclusion, "merged");
+	hl_event_free(ev);
+	ev = norm("pull_request", "{\"action\": \"closed\", \"number\": 17, " REPO ", " SENDER
+	                          ", \"pull_request\": {\"number\": 17, \"state\": \"closed\","
+	                          " \"merged\": false, \"merged_at\": null}}");
+	assert_string_equal(ev->conclusion, "closed");
+	hl_event_free(ev);
+	/* an open PR has no conclusion */
+	ev = norm("pull_request", "{\"action\": \"synchronize\", \"number\": 17, " REPO ", " SENDER
+	                          ", \"pull_request\": {\"number\": 17, \"state\": \"open\","
+	                          " \"merged\": false}}");
+	assert_null(ev->conclusion);
 	hl_event_free(ev);
 }
 

@@ -183,6 +183,8 @@ BASE_ENV = {
     "HEALER_SOURCE_TIMEOUT_MS": "1500", "HEALER_CONTEXT_TIMEOUT_MS": "4000",
     "HEALER_LOG_LEVEL": "info", "HEALER_TIME_WINDOW_MINS": "0",
     "HEALER_LOOP_INTERVAL_MS": "100", "HEALER_VERIFY_TIMEOUT_MINS": "30",
+    # every section's attempts are of one repository, within the hour
+    "HEALER_MAX_ATTEMPTS_PER_HOUR": "60",
     "DISCORD_WEBHOOK_URL": f"{DURL}/api/webhooks/111/disc-token",
     "SLACK_WEBHOOK_URL": f"{SLURL}/services/T1/B1/slacksecret",
     "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}", "HEALER_EMAIL_TO": "oncall@example.com",
@@ -769,6 +771,83 @@ def main():
           and t.get("state") == "running" and t.get("finished_at") is None,
           [len(again), {k: t.get(k) for k in ("state", "finished_at", "attempts")},
            [ln for ln in srv.log_tail().splitlines() if "healer command" in ln][-2:]])
+
+    # ---- D8. a pull request merged or closed stops its remediations -------------------
+    # (before: the agents of a closed PR ran on until their CodeRuns ended;
+    # only then did the loop see the PR closed and stop the task)
+    sha8 = "8a" * 20
+    d8_checks = [check_run(7421, 8421, "loop/d8", sha8, "failure"),
+                 dict(check_run(7422, 8422, "loop/d8", sha8, "failure"), name="fmt")]
+    d8_pr = {"number": 87, "state": "open", "title": "Merged meanwhile", "user": {"login": "dev"},
+             "html_url": f"https://github.com/{REPO}/pull/87", "body": "",
+             "head": {"ref": "loop/d8", "sha": sha8, "repo": {"full_name": REPO}},
+             "base": {"ref": "main", "repo": {"full_name": REPO}}}
+    d9_pr = dict(d8_pr, number=88, title="Closed meanwhile",
+                 html_url=f"https://github.com/{REPO}/pull/88",
+                 head={"ref": "loop/d9", "sha": "9b" * 20, "repo": {"full_name": REPO}})
+    gh("POST", "/_stub/seed", {
+        "pulls": [d8_pr, d9_pr],
+        "check_runs_by_ref": {sha8: d8_checks,
+                              "9b" * 20: [check_run(7423, 8423, "loop/d9", "9b" * 20, "failure")]},
+        "runs": [run_of(8421, "loop/d8", sha8, "failure"), run_of(8422, "loop/d8", sha8, "failure"),
+                 run_of(8423, "loop/d9", "9b" * 20, "failure")]})
+    for j in (7421, 7422, 7423):
+        seed_job(j)
+
+    def pr_runs(number):
+        return [c for c in coderuns() if c["spec"].get("env", {}).get("PR_NUMBER") == str(number)]
+
+    def pr_closed(pr, merged, delivery):
+        return deliver(srv, {"action": "closed", "number": pr["number"],
+                             "pull_request": dict(pr, state="closed", merged=merged,
+                                                  merged_at="2026-12-07T10:00:00Z" if merged
+                                                  else None),
+                             "repository": {"full_name": REPO, "default_branch": "main"},
+                             "sender": {"login": "dev", "type": "User"}},
+                       event="pull_request", delivery=delivery)
+
+    deliver(srv, comment_event(9041, 87, "/healer fix", "MEMBER"), event="issue_comment")
+    deliver(srv, comment_event(9042, 88, "/healer fix", "MEMBER"), event="issue_comment")
+    d8 = wait_for(lambda: len(pr_runs(87)) == 2 and len(pr_runs(88)) == 1 and pr_runs(87),
+                  20) or []
+    d9 = pr_runs(88)
+    d8_tid = [c["metadata"]["labels"]["healer/task-id"] for c in d8]
+    # one agent is done (its task waits for CI's verdict); the other runs on
+    if d8:
+        set_phase(d8[0]["metadata"]["name"], "Succeeded")
+        wait_state(srv, d8_tid[0], "verifying", 15)
+    pr_closed(d8_pr, True, "pr-87-closed")
+    stopped = wait_state(srv, d8_tid[1] if len(d8_tid) == 2 else "?", "stopped", 15)
+    t = task_of(srv, d8_tid[1]) if len(d8_tid) == 2 else {}
+    deleted = [d.get("name") for d in (kube("GET", "/_stub/deleted") or [])]
+    check("a merged pull request stops its remediation whose agent is at work: its CodeRun "
+          "deleted, the attempt and the task stopped as merged",
+          len(d8) == 2 and stopped and d8[1]["metadata"]["name"] in deleted
+          and t.get("reason") == "the pull request was merged"
+          and (t.get("attempts") or [{}])[-1].get("outcome") == "stopped"
+          and (t.get("attempts") or [{}])[-1].get("reason") == "the pull request was merged",
+          [len(d8), {k: t.get(k) for k in ("state", "reason", "attempts")}, deleted[-3:]])
+    v = task_of(srv, d8_tid[0]) if d8_tid else {}
+    check("... and leaves the one whose agent is done to CI's verdict (verifying, its CodeRun "
+          "kept)", v.get("state") == "verifying" and d8[0]["metadata"]["name"] not in deleted,
+          {k: v.get(k) for k in ("state", "reason")})
+    pr_closed(d9_pr, False, "pr-88-closed")
+    d9_tid = d9[0]["metadata"]["labels"]["healer/task-id"] if d9 else "?"
+    stopped = wait_state(srv, d9_tid, "stopped", 15)
+    t = task_of(srv, d9_tid)
+    check("a pull request closed unmerged stops its remediation as closed",
+          stopped and t.get("reason") == "the pull request was closed"
+          and d9[0]["metadata"]["name"] in [d.get("name") for d in
+                                            (kube("GET", "/_stub/deleted") or [])],
+          {k: t.get(k) for k in ("state", "reason", "attempts")})
+    recent = {d.get("delivery_id"): d for d in srv.request("GET", "/api/status")[1].get("recent", [])}
+    check("the closed pull requests' deliveries say what they did",
+          [recent.get(k, {}).get("reason") for k in ("pr-87-closed", "pr-88-closed")]
+          == ["pr_closed_stopped", "pr_closed_stopped"],
+          {k: recent.get(k) for k in ("pr-87-closed", "pr-88-closed")})
+    logs = [ln for ln in srv.log_tail().splitlines() if "remediation stopped" in ln]
+    check("each stop is logged with its task, reason and CodeRun",
+          any(d9_tid in ln and "the pull request was closed" in ln for ln in logs), logs[-3:])
 
     # ---- E. SIGKILL while an attempt fails; a compacted watch on restart ------------
     seed_job(7003)
