@@ -13,6 +13,8 @@
  *                 newest CMD_STATUS_MAX, and how many more there are);
  *   stop          deletes the active CodeRun of every active task of the
  *                 PR; those tasks end stopped.
+ * A PR closed or merged stops its tasks still queued or running the same
+ * way, without a command (hl_loop_pr_closed).
  * Only authors whose author_association is in HEALER_COMMAND_ASSOCIATIONS
  * are obeyed (OWNER, MEMBER, COLLABORATOR by default, as Prow and OpenHands
  * decide); others get a short reply, at most one per (repository, PR,
