@@ -335,6 +335,8 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 	char *text, *decision = NULL;
 	const char *waiting = NULL; /* the task whose decision it waits for */
 	const char *skip;
+	/* a pull request closed or merged (its conclusion says which) */
+	bool pr_closed = ev && ev->kind == HL_EVENT_PULL_REQUEST && ev->conclusion;
 	enum hl_delivery_state state = HL_DELIVERY_PROCESSED;
 	int rc = 0;
 
@@ -376,27 +378,6 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 			goto finish;
 		}
 	}
-	/* a pull request closed or merged: its remediations stop */
-	if (p->loop && ev->kind == HL_EVENT_PULL_REQUEST && ev->conclusion) {
-		rc = pipeline_step(hl_loop_pr_closed(p->loop, &cmd, ev,
-		                                     d->task_id ? d->task_id : d->delivery_id, err),
-		                   err);
-		if (rc < 0 && pipeline_transient(rc))
-			goto give_back;
-		if (rc < 0)
-			goto out;
-		if (rc == 2) {
-			hl_log_kv(HL_LOG_INFO,
-			          "a closed pull request waits for its task's decision",
-			          "delivery_id", d->delivery_id, "task_id", cmd.task_id, NULL);
-			hl_err_set(err, HL_ECONFLICT, "task '%s' is being decided", cmd.task_id);
-			waiting = cmd.task_id;
-			goto give_back;
-		}
-		if (strcmp(cmd.outcome, "stopped") == 0)
-			outcome = "pr_closed_stopped";
-		goto finish;
-	}
 	/* a bot's or skip-tagged failure no active task took starts none */
 	if (ev->intent == HL_INTENT_CI_FAILURE &&
 	    hl_event_skip_starts_nothing(ev, skip = hl_event_skip_reason(ev, p->cfg))) {
@@ -430,21 +411,32 @@ hl_pipeline_process(struct hl_pipeline *p, const struct hl_delivery_record *d,
 		} else {
 			decision = pipeline_decision_json(&res);
 		}
-	} else if (ev->intent == HL_INTENT_COMMAND && p->loop) {
-		rc = pipeline_step(hl_loop_command(p->loop, &cmd, ev,
-		                                   d->task_id ? d->task_id : d->delivery_id, err),
-		                   err);
+	} else if (p->loop && (ev->intent == HL_INTENT_COMMAND || pr_closed)) {
+		/* a /healer command, or a pull request closed or merged (its
+		 * remediations still at work stop) */
+		rc = pr_closed ? hl_loop_pr_closed(p->loop, &cmd, ev,
+		                                   d->task_id ? d->task_id : d->delivery_id, err)
+		               : hl_loop_command(p->loop, &cmd, ev,
+		                                 d->task_id ? d->task_id : d->delivery_id, err);
+		rc = pipeline_step(rc, err);
 		if (rc < 0 && pipeline_transient(rc))
 			goto give_back;
 		if (rc < 0)
 			goto out;
 		if (rc == 2) {
 			/* it acts on a task still being decided: back after a pause */
-			hl_log_kv(HL_LOG_INFO, "a command waits for its task's decision",
+			hl_log_kv(HL_LOG_INFO,
+			          pr_closed ? "a closed pull request waits for its task's decision"
+			                    : "a command waits for its task's decision",
 			          "delivery_id", d->delivery_id, "task_id", cmd.task_id, NULL);
 			hl_err_set(err, HL_ECONFLICT, "task '%s' is being decided", cmd.task_id);
 			waiting = cmd.task_id;
 			goto give_back;
+		}
+		if (pr_closed) {
+			if (strcmp(cmd.outcome, "stopped") == 0)
+				outcome = "pr_closed_stopped";
+			goto finish;
 		}
 		snprintf(outcome_buf, sizeof(outcome_buf), "command_%s", cmd.outcome);
 		outcome = outcome_buf;

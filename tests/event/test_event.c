@@ -283,28 +283,30 @@ test_event_pull_request_fields(void **state)
 	assert_null(reason_of(ev));
 	hl_event_free(ev);
 
-	/* merged, by GitHub's flag or (a trimmed payload) by its time alone */
-	ev = norm("pull_request", "{\"action\": \"closed\", \"number\": 17, " REPO ", " SENDER
-	                          ", \"pull_request\": {\"number\": 17, \"state\": \"closed\","
-	                          " \"merged\": true, \"merged_at\": \"2026-12-07T10:00:00Z\"}}");
-	assert_string_equal(ev->conclusion, "merged");
-	hl_event_free(ev);
-	ev = norm("pull_request", "{\"action\": \"closed\", \"number\": 17, " REPO ", " SENDER
-	                          ", \"pull_request\": {\"number\": 17, \"state\": \"closed\","
-	                          " \"merged_at\": \"2026-12-07T10:00:00Z\"}}");
-	assert_string_equal(ev->conclusion, "merged");
-	hl_event_free(ev);
-	ev = norm("pull_request", "{\"action\": \"closed\", \"number\": 17, " REPO ", " SENDER
-	                          ", \"pull_request\": {\"number\": 17, \"state\": \"closed\","
-	                          " \"merged\": false, \"merged_at\": null}}");
-	assert_string_equal(ev->conclusion, "closed");
-	hl_event_free(ev);
-	/* an open PR has no conclusion */
-	ev = norm("pull_request", "{\"action\": \"synchronize\", \"number\": 17, " REPO ", " SENDER
-	                          ", \"pull_request\": {\"number\": 17, \"state\": \"open\","
-	                          " \"merged\": false}}");
-	assert_null(ev->conclusion);
-	hl_event_free(ev);
+	/* merged, by GitHub's flag or (a trimmed payload) by its time alone;
+	 * an open PR has none */
+	static const struct {
+		const char *action, *pr, *conclusion;
+	} ends[] = {
+		{ "closed", "\"merged\": true, \"merged_at\": \"2026-12-07T10:00:00Z\"", "merged" },
+		{ "closed", "\"merged_at\": \"2026-12-07T10:00:00Z\"", "merged" },
+		{ "closed", "\"merged\": false, \"merged_at\": null", "closed" },
+		{ "synchronize", "\"merged\": false", NULL },
+	};
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		char buf[512];
+
+		snprintf(buf, sizeof(buf),
+		         "{\"action\": \"%s\", \"number\": 17, " REPO ", " SENDER
+		         ", \"pull_request\": {\"number\": 17, %s}}",
+		         ends[i].action, ends[i].pr);
+		ev = norm("pull_request", buf);
+		if (ends[i].conclusion)
+			assert_string_equal(ev->conclusion, ends[i].conclusion);
+		else
+			assert_null(ev->conclusion);
+		hl_event_free(ev);
+	}
 }
 
 static void
