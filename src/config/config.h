@@ -83,6 +83,9 @@ struct hl_config {
 	int max_attempts_per_hour;  /* HEALER_MAX_ATTEMPTS_PER_HOUR per repository (0: no cap) */
 	char *command_associations; /* HEALER_COMMAND_ASSOCIATIONS, comma list */
 	int lease_seconds;          /* HEALER_LEASE_SECONDS */
+	/* HEALER_PR_CHECK_SECONDS: how often the PR of a task whose agent is
+	 * at work is read from GitHub (0: only before a next attempt) */
+	int pr_check_seconds;
 	int loop_interval_ms;   /* HEALER_LOOP_INTERVAL_MS: the loop's poll and directory scan */
 	char *rules_file;       /* HEALER_RULES_FILE; NULL means the built-in rules */
 	char *prompts_dir;      /* HEALER_PROMPTS_DIR; NULL means the built-in prompts */

@@ -854,3 +854,17 @@ hl_loop_pr_closed(struct hl_loop *l, struct hl_loop_command_result *out, const s
 	cmd_set(out, "nothing", task_id, "no remediation of this pull request is running");
 	return 0;
 }
+
+int
+hl_loop_stop_task(struct hl_loop *l, const struct hl_task_record *t, const char *reason,
+                  struct hl_err *err)
+{
+	const struct cmd_stop_how how = { .reason = reason, .keep_verifying = true };
+	struct hl_loop_command_result out;
+	int rc;
+
+	memset(&out, 0, sizeof(out));
+	if ((rc = cmd_stop(l, &out, t, &how, err)) < 0)
+		return rc;
+	return strcmp(out.outcome, "stopped") == 0;
+}

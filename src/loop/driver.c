@@ -669,6 +669,39 @@ driver_stop_ended(struct hl_loop *l, const struct hl_task_record *t, const char 
 	return rc;
 }
 
+/*
+ * A task whose agent is at work (running) on a pull request: the PR is read
+ * every HEALER_PR_CHECK_SECONDS from the attempt's start, so that a PR
+ * closed or merged meanwhile stops the agent although no webhook told
+ * (the sensors forward failures only; with the webhook, the PR's `closed`
+ * event stops it at once, hl_loop_pr_closed). 1 when the task was stopped
+ * (its CodeRun deleted), 0 when it goes on, *until then moved to the next
+ * read when that comes sooner; < 0 on a store error. A GitHub that does
+ * not answer counts as an open PR (driver_pr_ended).
+ */
+static int
+driver_pr_watch(struct hl_loop *l, const struct hl_task_record *t,
+                const struct hl_attempt_record *a, int64_t now, int64_t *until, struct hl_err *err)
+{
+	int64_t every = (int64_t)l->cfg->pr_check_seconds * 1000, next;
+	const char *why = NULL;
+
+	if (every <= 0 || !l->github || t->state != HL_TASK_RUNNING || t->pr_number <= 0 || !a ||
+	    a->kind != HL_ATTEMPT_AGENT)
+		return 0;
+	/* the attempt's start read the PR (a queued task's) or was made
+	 * for an open one: the first read is one period later */
+	next = a->started_ms + every;
+	if (now >= next) {
+		if (driver_pr_ended(l, t, &why))
+			return hl_loop_stop_task(l, t, why, err);
+		next = now + every;
+	}
+	if (!*until || next < *until)
+		*until = next;
+	return 0;
+}
+
 /* Applies a finished attempt's consequence. */
 static int
 driver_follow(struct hl_loop *l, const struct hl_task_record *t, const struct hl_loop_step *st,
@@ -962,6 +995,10 @@ driver_step(struct hl_loop *l, const struct hl_task_record *t, struct hl_err *er
 		rc = hl_store_task_schedule(l->store, t->task_id, HL_TASK_NO_CHECK, err);
 		break;
 	case HL_LOOP_WAIT:
+		if ((rc = driver_pr_watch(l, t, a, in.now_ms, &st.until, err)) != 0) {
+			rc = rc < 0 ? rc : 0;
+			break;
+		}
 		rc = hl_store_task_schedule(l->store, t->task_id,
 		                            st.until ? st.until : HL_TASK_NO_CHECK, err);
 		if (rc == 0)

@@ -147,6 +147,12 @@ int hl_loop_remember_pending(struct hl_loop *l);
 /* The agent of a finished attempt's CodeRun deleted (timeout, stop);
  * 0 when gone or never there. */
 int hl_loop_delete_coderun(struct hl_loop *l, const char *name, struct hl_err *err);
+/* Stops task t, whose lease the caller holds, as /healer stop does (its
+ * CodeRuns deleted, the attempt and the task stopped with reason); a task
+ * whose agent is done (verifying) is left as it is. 1 when it stopped, 0
+ * when it was left, or < 0. */
+int hl_loop_stop_task(struct hl_loop *l, const struct hl_task_record *t, const char *reason,
+                      struct hl_err *err);
 
 /* Whether t is claimed and its first attempt still being decided (context,
  * decision, CodeRun): its claim has no agent yet and is younger than

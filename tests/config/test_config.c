@@ -299,6 +299,8 @@ test_config_errors_name_the_key(void **state)
 		{ "HEALER_EMAIL_FROM", "", "HEALER_EMAIL_FROM" },
 		{ "HEALER_SHUTDOWN_DELAY_S", "-1", "HEALER_SHUTDOWN_DELAY_S" },
 		{ "HEALER_SHUTDOWN_DELAY_S", "301", "HEALER_SHUTDOWN_DELAY_S" },
+		{ "HEALER_PR_CHECK_SECONDS", "-1", "HEALER_PR_CHECK_SECONDS" },
+		{ "HEALER_PR_CHECK_SECONDS", "86401", "HEALER_PR_CHECK_SECONDS" },
 		/* a namespace is a path segment of every Kubernetes call: refused
 		 * at start, not when the first CodeRun is created */
 		{ "HEALER_NAMESPACE", "../kube-system", "HEALER_NAMESPACE" },

@@ -1172,8 +1172,52 @@ def long_relist():
     return srv
 
 
+def pr_ended_while_agent_works():
+    """No webhook told (the sensors forward failures only): the PR of a task
+    whose agent is at work is read every HEALER_PR_CHECK_SECONDS, no more
+    often, and once it reads merged the agent is stopped (its CodeRun
+    deleted, the attempt and the task stopped), not when its CodeRun ends
+    (before: the agent ran on, then its failure was read as the PR's end)."""
+    n = 69
+    srv = Healer(os.path.join(dtest.TMP, "prwatch"),
+                 dict(T.BASE_ENV, HEALER_PR_CHECK_SECONDS="1")).start()
+    T.gh("POST", "/_stub/seed", {"pulls": [T.pull(n, f"edge/pr{n}", T.SHA0)]})
+    T.seed_job(7600 + n)
+    tid = T.deliver(srv, T.job_event(7600 + n, 8600 + n, f"edge/pr{n}"))
+    runs = wait_for(lambda: T.by_task(tid), 15) or []
+    learnt = wait_for(lambda: T.task_of(srv, tid).get("pr_number"), 15)
+    if runs:
+        T.set_phase(runs[0]["metadata"]["name"], "Running")
+    t0 = time.time()
+    time.sleep(3.5)
+
+    def reads():
+        return [r for r in T.gh("GET", "/_stub/requests") or []
+                if r["method"] == "GET" and r["path"] == f"/repos/{T.REPO}/pulls/{n}"
+                and r["time"] >= t0]
+    open_reads = len(reads())
+    check("the open PR of a task whose agent is at work is read about once a second "
+          "(HEALER_PR_CHECK_SECONDS=1), not on every pass of the loop; the agent goes on",
+          learnt == n and 1 <= open_reads <= 8
+          and T.task_of(srv, tid).get("state") == "running", [learnt, open_reads])
+    T.gh("POST", "/_stub/config", {"rules": [pull_rule(n, ended(n, f"edge/pr{n}", True))]})
+    stopped = T.wait_state(srv, tid, "stopped", 15)
+    T.gh("POST", "/_stub/config", {"rules": []})
+    t = T.task_of(srv, tid)
+    deleted = [d.get("name") for d in T.kube("GET", "/_stub/deleted") or []]
+    check("a PR merged while its agent is at work, no webhook event: the agent is stopped at "
+          "the next read, its CodeRun deleted, the attempt and the task stopped as merged",
+          stopped and runs and runs[0]["metadata"]["name"] in deleted
+          and t.get("reason") == "the pull request was merged"
+          and [a.get("outcome") for a in t.get("attempts") or []] == ["stopped"]
+          and not t.get("notifications"),
+          [t.get("state"), t.get("reason"), t.get("attempts"), deleted[-3:]])
+    srv.stop()
+    return srv
+
+
 def main():
-    servers = [reopened_alerts(), pr_ended_while_attempt_runs(), fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
+    servers = [reopened_alerts(), pr_ended_while_attempt_runs(), pr_ended_while_agent_works(), fork_runs(), agent_results(), rerun_after_the_run_ends(), whole_run_and_other_ci(), retry_hint_queued(), spoofed_marker(), kill_while_preparing(), ci_while_agent_runs(), pass_while_agent_runs(),
                failure_while_deciding(), stop_queued(),
                check_run_of_unknown_run(), replayed_after_a_retry(),
                stop_while_a_job_failure_is_decided(),
