@@ -684,19 +684,36 @@ driver_pr_watch(struct hl_loop *l, const struct hl_task_record *t,
                 const struct hl_attempt_record *a, int64_t now, int64_t *until, struct hl_err *err)
 {
 	int64_t every = (int64_t)l->cfg->pr_check_seconds * 1000, next;
+	struct hl_loop_pr_read *r = NULL;
 	const char *why = NULL;
+	bool read = false;
+	unsigned i;
 
 	if (every <= 0 || !l->github || t->state != HL_TASK_RUNNING || t->pr_number <= 0 || !a ||
 	    a->kind != HL_ATTEMPT_AGENT)
 		return 0;
 	/* the attempt's start read the PR (a queued task's) or was made
-	 * for an open one: the first read is one period later */
+	 * for an open one: the first read is one period later, the next one
+	 * a period after the last this process made */
 	next = a->started_ms + every;
+	pthread_mutex_lock(&l->pr_reads_lock);
+	for (i = 0; i < LOOP_PR_READS && !r; i++)
+		if (strcmp(l->pr_reads[i].task_id, t->task_id) == 0)
+			r = &l->pr_reads[i];
+	if (r && r->at_ms + every > next)
+		next = r->at_ms + every;
 	if (now >= next) {
-		if (driver_pr_ended(l, t, &why))
-			return hl_loop_stop_task(l, t, why, err);
+		if (!r) {
+			r = &l->pr_reads[l->pr_reads_next++ % LOOP_PR_READS];
+			hl_strlcpy(r->task_id, t->task_id, sizeof(r->task_id));
+		}
+		r->at_ms = now;
 		next = now + every;
+		read = true;
 	}
+	pthread_mutex_unlock(&l->pr_reads_lock);
+	if (read && driver_pr_ended(l, t, &why))
+		return hl_loop_stop_task(l, t, why, err);
 	if (!*until || next < *until)
 		*until = next;
 	return 0;

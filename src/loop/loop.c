@@ -185,6 +185,7 @@ hl_loop_start(struct hl_loop **out, const struct hl_config *cfg, struct hl_store
 	hl_cond_init_mono(&l->nap_cond);
 	pthread_mutex_init(&l->pending_lock, NULL);
 	pthread_mutex_init(&l->runs_lock, NULL);
+	pthread_mutex_init(&l->pr_reads_lock, NULL);
 	pthread_mutex_init(&l->pending_apply, NULL);
 	if (!(l->pending = json_object())) {
 		rc = hl_err_set(err, HL_ENOMEM, "out of memory");
@@ -262,6 +263,7 @@ hl_loop_stop(struct hl_loop *l)
 	json_decref(l->pending);
 	pthread_mutex_destroy(&l->pending_lock);
 	pthread_mutex_destroy(&l->runs_lock);
+	pthread_mutex_destroy(&l->pr_reads_lock);
 	pthread_mutex_destroy(&l->pending_apply);
 	free(l);
 }

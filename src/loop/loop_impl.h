@@ -30,6 +30,7 @@
 #define LOOP_PENDING_MS  (10 * 60 * 1000) /* how long a CodeRun waits for its attempt */
 #define LOOP_PENDING_MAX 1024             /* CodeRuns kept waiting at most */
 #define LOOP_RUN_NAMES   64               /* Actions runs remembered (ci.c) */
+#define LOOP_PR_READS    64               /* running tasks' PR reads remembered (driver.c) */
 #define LOOP_DECIDING_MS (2 * 60 * 1000)  /* how long a failure waits for its task's decision */
 
 struct hl_loop {
@@ -85,6 +86,16 @@ struct hl_loop {
 		bool fork;
 	} runs[LOOP_RUN_NAMES];
 	unsigned runs_next;
+
+	/* when this process last read the PR of a task whose agent is at
+	 * work (driver.c), so a pass a CodeRun's change brings reads it no
+	 * sooner than its period; the oldest replaced first */
+	pthread_mutex_t pr_reads_lock;
+	struct hl_loop_pr_read {
+		char task_id[HL_TASK_ID_MAX];
+		int64_t at_ms;
+	} pr_reads[LOOP_PR_READS];
+	unsigned pr_reads_next;
 };
 
 /* Wakes the drivers (a task is due) / the outbox. */
