@@ -32,6 +32,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.environ["HEALER_SOURCE_ROOT"], "tests", "dispatch"))
 import dtest  # noqa: E402
@@ -168,9 +169,8 @@ def kube(method, path, body=None):
 
 
 def coderuns(task_id=None):
-    runs = kube("GET", "/_stub/coderuns") or []
-    if task_id:
-        runs = [c for c in runs if c["metadata"]["labels"].get("healer/task-id") == task_id]
+    sel = "?labelSelector=healer/task-id=" + urllib.parse.quote(task_id) if task_id else ""
+    runs = kube("GET", "/_stub/coderuns" + sel) or []
     return sorted(runs, key=lambda c: int(c["metadata"]["labels"].get("healer/attempt", "0")))
 
 
@@ -555,8 +555,8 @@ def swapped_logs_dir(env):
         set_phase(r1[0]["metadata"]["name"], "Failed", "exit 1")
 
     def events_asked():
-        return [r for r in kube("GET", "/_stub/requests") or []
-                if r.get("path") == f"/api/v1/namespaces/{APP_NS}/events"
+        return [r for r in kube("GET", f"/_stub/requests?path=/api/v1/namespaces/{APP_NS}/events")
+                or [] if r.get("path") == f"/api/v1/namespaces/{APP_NS}/events"
                 and POD_SWAP in (r.get("query") or {}).get("fieldSelector", "")]
     asked = wait_for(events_asked, 20, 0.02) if r1 else None
     swapped = time.time()

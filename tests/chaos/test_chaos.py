@@ -267,7 +267,7 @@ def completer():
     done = set()
     while not stop_completer.is_set():
         try:
-            for cr in kube("GET", "/_stub/coderuns") or []:
+            for cr in kube("GET", "/_stub/coderuns?phase=") or []:
                 name = cr["metadata"]["name"]
                 if name not in done and not (cr.get("status") or {}).get("phase"):
                     kube("POST", "/_stub/coderun-phase", {

@@ -139,7 +139,8 @@ def coderuns(branch=None):
 
 
 def by_task(tid):
-    runs = [c for c in coderuns() if c["metadata"]["labels"].get("healer/task-id") == tid]
+    runs = kube("GET", "/_stub/coderuns?labelSelector=healer/task-id="
+                + urllib.parse.quote(tid)) or []
     return sorted(runs, key=lambda c: int(c["metadata"]["labels"].get("healer/attempt", "0")))
 
 
@@ -1005,8 +1006,8 @@ def main():
 
     # ---- F2. task signals do not cut the watch's error backoff short -------------------
     def watch_requests():
-        return sum(1 for r in kube("GET", "/_stub/requests") or []
-                   if r["method"] == "GET" and r["query"].get("watch") == "1")
+        return sum(1 for r in kube("GET", "/_stub/requests?method=GET&path=/apis/") or []
+                   if r["query"].get("watch") == "1")
     # a refusal retrying cannot fix (403) ends the watch; the loop waits 5 s
     kube("POST", "/_stub/config", {"rules": [{"method": "GET", "path": "/apis/",
                                                "query": {"watch": "1"}, "status": 403}]})

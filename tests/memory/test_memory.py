@@ -102,8 +102,8 @@ def om(method, path, body=None):
 
 
 def by_task(tid):
-    runs = [c for c in (kube("GET", "/_stub/coderuns") or [])
-            if c["metadata"]["labels"].get("healer/task-id") == tid]
+    runs = kube("GET", "/_stub/coderuns?labelSelector=healer/task-id="
+                + urllib.parse.quote(tid)) or []
     return sorted(runs, key=lambda c: int(c["metadata"]["labels"].get("healer/attempt", "0")))
 
 

@@ -742,8 +742,8 @@ def main():
         return t if st == 200 else {}
 
     def posts():
-        return sum(1 for r in kube("GET", "/_stub/requests") or []
-                   if r["method"] == "POST" and r["path"] == cr_path)
+        return sum(1 for r in kube("GET", "/_stub/requests?method=POST&path=" + cr_path) or []
+                   if r["path"] == cr_path)
 
     kube("POST", "/_stub/config", {"rules": [{
         "method": "POST", "path": cr_path, "status": 422,

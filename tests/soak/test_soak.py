@@ -221,7 +221,7 @@ def completer():
     done = set()
     while not stop.wait(0.3):
         try:
-            for cr in kube("GET", "/_stub/coderuns") or []:
+            for cr in kube("GET", "/_stub/coderuns?phase=") or []:
                 name = cr["metadata"]["name"]
                 if name not in done and not (cr.get("status") or {}).get("phase"):
                     kube("POST", "/_stub/coderun-phase", {

@@ -47,7 +47,9 @@ watch requests only):
   POST /_stub/bookmark        every open watch that asked for bookmarks gets one
   POST /_stub/cut             every open watch stream is cut (no final chunk)
   GET  /_stub/watchers        {"open": streams open now, "started": watch requests}
-  GET  /_stub/coderuns        every stored CodeRun
+  GET  /_stub/coderuns        every stored CodeRun, in any namespace; only
+                              those whose labels match S with ?labelSelector=S,
+                              in phase P with ?phase=P (?phase= : no phase yet)
   GET  /_stub/deleted         every DELETE: {"kind","namespace","name",
                               "propagationPolicy","pods": [pods collected]}
 Config keys: "gone_mode": "http"|"event"; "watch_close_after": N events
@@ -73,6 +75,7 @@ import socket
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import stubcommon
 
@@ -406,8 +409,13 @@ class KubeHandler(stubcommon.StubHandler):
                 self.send(200, {"open": st.watch_open, "started": st.watch_started})
             return True
         if path == "/_stub/coderuns":
+            q = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+            sel, phase = q.get("labelSelector", [None])[0], q.get("phase", [None])[0]
             with st.cond:
-                self.send(200, list(st.coderuns.values()))
+                self.send(200, [c for c in st.coderuns.values()
+                                if (sel is None or label_match(c["metadata"].get("labels"), sel))
+                                and (phase is None
+                                     or ((c.get("status") or {}).get("phase") or "") == phase)])
             return True
         if path == "/_stub/deleted":
             with st.cond:

@@ -7,7 +7,9 @@ memory, and records every request. Control endpoints, common to all stubs:
   GET  /_stub/requests   every recorded request: method, path (as sent, still
                          percent-encoded), query (decoded), headers
                          (lower-case names), body (JSON when it parses, else
-                         text, absent when empty), time
+                         text, absent when empty), time; only those of
+                         method M with ?method=M, whose path starts with P
+                         with ?path=P
   POST /_stub/reset      forget the recorded requests
   POST /_stub/config     merge a JSON object into the stub's config; the key
                          "rules" is a list of behaviours applied before the
@@ -160,8 +162,12 @@ class StubHandler(BaseHTTPRequestHandler):
 
     def control(self, path):
         if path == "/_stub/requests":
+            q = parse_qs(urlsplit(self.path).query)
+            method, prefix = q.get("method", [None])[0], q.get("path", [""])[0]
             with self.server.lock:
-                self.send(200, self.server.requests)
+                self.send(200, [r for r in self.server.requests
+                                if (method is None or r["method"] == method)
+                                and r["path"].startswith(prefix)])
             return True
         if path == "/_stub/reset" and self.command == "POST":
             self.read_body()
