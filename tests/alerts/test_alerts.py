@@ -555,8 +555,9 @@ def swapped_logs_dir(env):
         set_phase(r1[0]["metadata"]["name"], "Failed", "exit 1")
 
     def events_asked():
-        return [r for r in kube("GET", f"/_stub/requests?path=/api/v1/namespaces/{APP_NS}/events")
-                or [] if r.get("path") == f"/api/v1/namespaces/{APP_NS}/events"
+        path = f"/api/v1/namespaces/{APP_NS}/events"
+        return [r for r in kube("GET", "/_stub/requests?path=" + path) or []
+                if r.get("path") == path
                 and POD_SWAP in (r.get("query") or {}).get("fieldSelector", "")]
     asked = wait_for(events_asked, 20, 0.02) if r1 else None
     swapped = time.time()
