@@ -449,6 +449,21 @@ cmd_on_task(struct hl_loop *l, struct hl_loop_command_result *out, const struct 
 	return rc;
 }
 
+/* Adds the stopped task id (its CodeRun: detail) to a stop's answer: the
+ * first task stopped, and the CodeRuns deleted, space-separated, while
+ * they fit names (size bytes). */
+static void
+cmd_stopped_add(char *first, char *names, size_t size, int *stopped, const char *id,
+                const char *detail)
+{
+	size_t len = strlen(names);
+
+	if (!(*stopped)++)
+		hl_strlcpy(first, id, HL_TASK_ID_MAX);
+	if (detail[0] && len + strlen(detail) + 2 < size)
+		snprintf(names + len, size - len, "%s%s", len ? " " : "", detail);
+}
+
 /*
  * /healer stop on every active task of the PR: /healer fix starts one per
  * failing check, and the newest task may have ended while an older one's
@@ -465,7 +480,6 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 {
 	struct hl_loop_command_result one;
 	char id[HL_TASK_ID_MAX], first[HL_TASK_ID_MAX] = "", names[sizeof(out->detail)] = "";
-	size_t len;
 	int i, rc;
 
 	*stopped = 0;
@@ -483,14 +497,8 @@ cmd_stop_all(struct hl_loop *l, struct hl_loop_command_result *out, const struct
 			*out = one;
 			return 2;
 		}
-		if (strcmp(one.outcome, "stopped") != 0)
-			continue; /* it ended meanwhile */
-		if (!(*stopped)++)
-			hl_strlcpy(first, id, sizeof(first));
-		len = strlen(names);
-		if (one.detail[0] && len + strlen(one.detail) + 2 < sizeof(names))
-			snprintf(names + len, sizeof(names) - len, "%s%s", len ? " " : "",
-			         one.detail);
+		if (strcmp(one.outcome, "stopped") == 0) /* else it ended meanwhile */
+			cmd_stopped_add(first, names, sizeof(names), stopped, id, one.detail);
 	}
 	if (*stopped)
 		cmd_set(out, "stopped", first, "%s", names);
@@ -794,7 +802,7 @@ hl_loop_pr_closed(struct hl_loop *l, struct hl_loop_command_result *out, const s
 	struct hl_task_record *t;
 	char(*ids)[HL_TASK_ID_MAX] = NULL, ref[CMD_REF_MAX], first[HL_TASK_ID_MAX] = "";
 	char names[sizeof(out->detail)] = "";
-	size_t i, n = 0, total = 0, len;
+	size_t i, n = 0, total = 0;
 	int rc, stopped = 0;
 	bool stop;
 
@@ -832,14 +840,8 @@ hl_loop_pr_closed(struct hl_loop *l, struct hl_loop_command_result *out, const s
 				*out = one;
 			break;
 		}
-		if (strcmp(one.outcome, "stopped") != 0)
-			continue; /* it moved on meanwhile */
-		if (!stopped++)
-			hl_strlcpy(first, ids[i], sizeof(first));
-		len = strlen(names);
-		if (one.detail[0] && len + strlen(one.detail) + 2 < sizeof(names))
-			snprintf(names + len, sizeof(names) - len, "%s%s", len ? " " : "",
-			         one.detail);
+		if (strcmp(one.outcome, "stopped") == 0) /* else it moved on meanwhile */
+			cmd_stopped_add(first, names, sizeof(names), &stopped, ids[i], one.detail);
 	}
 	free(ids);
 	if (rc != 0)
