@@ -356,6 +356,10 @@ def replayed_after_a_retry():
     if runs:
         T.set_phase(runs[0]["metadata"]["name"], "Failed", message="first try failed")
     runs = wait_for(lambda: len(T.by_task(tid)) >= 2 and T.by_task(tid), 20) or []
+    # the CodeRun exists a moment before attempt 2 is recorded as created
+    # ("preparing" -> "pending"): compare against the settled attempt
+    wait_for(lambda: (lambda a: len(a) == 2 and a[1][1] not in (None, "preparing"))(
+        attempts(srv, tid)), 10)
     before = attempts(srv, tid)
     first = delivery_state(srv, did)
     # the failure's delivery is processed again (replayed; or a replica
