@@ -319,6 +319,25 @@ hl_pg_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r, st
 	        &p, false, "add ci result", err);
 }
 
+#define PG_CI_COLUMNS \
+	"head_sha, branch, conclusion, url, source, run_id, run_attempt, job_id, completed_ms"
+/* the latest result of task $1 since $2 among those matching cond */
+#define PG_CI_LATEST_ON(cond, name)                                                                \
+	"SELECT * FROM (SELECT id, " PG_CI_COLUMNS " FROM ci_results WHERE task_id = $1 AND " cond \
+	" AND completed_ms >= $2 ORDER BY completed_ms DESC, id DESC LIMIT 1) AS " name
+/* ... on branch $3 or naming none */
+/* clang-format off */
+#define PG_CI_LATEST_ON_BRANCH \
+	"SELECT " PG_CI_COLUMNS " FROM (" PG_CI_LATEST_ON("branch = $3", "named") \
+	" UNION ALL " PG_CI_LATEST_ON("branch IS NULL", "unnamed") \
+	" UNION ALL " PG_CI_LATEST_ON("branch = ''", "empty") \
+	") AS latest ORDER BY completed_ms DESC, id DESC LIMIT 1"
+/* clang-format on */
+/* ... on any branch */
+#define PG_CI_LATEST_ANY                                                                     \
+	"SELECT " PG_CI_COLUMNS " FROM ci_results WHERE task_id = $1 AND completed_ms >= $2" \
+	" ORDER BY completed_ms DESC, id DESC LIMIT 1"
+
 int
 hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
                        const char *task_id, int64_t since_ms, const char *branch,
@@ -330,14 +349,11 @@ hl_pg_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *o
 
 	hl_pg_text(&p, task_id);
 	hl_pg_int(&p, since_ms);
-	hl_pg_text(&p, branch);
-	rc = hl_pg_exec(b, &r,
-	                "SELECT head_sha, branch, conclusion, url, source, run_id, run_attempt,"
-	                " job_id, completed_ms FROM ci_results WHERE task_id = $1"
-	                " AND completed_ms >= $2"
-	                " AND ($3::text IS NULL OR branch IS NULL OR branch = '' OR branch = $3)"
-	                " ORDER BY completed_ms DESC, id DESC LIMIT 1",
-	                &p, false, "ci result", err);
+	/* as on SQLite: with a branch, each kind through ci_results_task_branch */
+	if (branch)
+		hl_pg_text(&p, branch);
+	rc = hl_pg_exec(b, &r, branch ? PG_CI_LATEST_ON_BRANCH : PG_CI_LATEST_ANY, &p, false,
+	                "ci result", err);
 	if (rc < 0)
 		return rc;
 	if (PQntuples(r) == 1) {

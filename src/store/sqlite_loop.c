@@ -286,23 +286,43 @@ hl_sq_ci_result_add(struct hl_store_backend *b, const struct hl_ci_result *r, st
 	return rc;
 }
 
+#define SQ_CI_COLUMNS \
+	"head_sha, branch, conclusion, url, source, run_id, run_attempt, job_id, completed_ms"
+/* the latest result of task ?1 since ?2 among those matching cond */
+#define SQ_CI_LATEST_ON(cond, name)                                                                \
+	"SELECT * FROM (SELECT id, " SQ_CI_COLUMNS " FROM ci_results WHERE task_id = ?1 AND " cond \
+	" AND completed_ms >= ?2 ORDER BY completed_ms DESC, id DESC LIMIT 1) AS " name
+/* ... on branch ?3 or naming none */
+/* clang-format off */
+#define SQ_CI_LATEST_ON_BRANCH \
+	"SELECT " SQ_CI_COLUMNS " FROM (" SQ_CI_LATEST_ON("branch = ?3", "named") \
+	" UNION ALL " SQ_CI_LATEST_ON("branch IS NULL", "unnamed") \
+	" UNION ALL " SQ_CI_LATEST_ON("branch = ''", "empty") \
+	") AS latest ORDER BY completed_ms DESC, id DESC LIMIT 1"
+/* clang-format on */
+/* ... on any branch */
+#define SQ_CI_LATEST_ANY                                                                     \
+	"SELECT " SQ_CI_COLUMNS " FROM ci_results WHERE task_id = ?1 AND completed_ms >= ?2" \
+	" ORDER BY completed_ms DESC, id DESC LIMIT 1"
+
 int
 hl_sq_ci_result_latest(struct hl_store_backend *b, struct hl_ci_result_record *out,
                        const char *task_id, int64_t since_ms, const char *branch,
                        struct hl_err *err)
 {
-	sqlite3_stmt *st = hl_sq_prepare(
-	        b, "SELECT head_sha, branch, conclusion, url, source, run_id, run_attempt, job_id,"
-	           " completed_ms FROM ci_results WHERE task_id = ?1 AND completed_ms >= ?2"
-	           " AND (?3 IS NULL OR branch IS NULL OR branch = '' OR branch = ?3)"
-	           " ORDER BY completed_ms DESC, id DESC LIMIT 1");
+	/* With a branch, the results on it and those naming none are each
+	 * sought through ci_results_task_branch: one condition over all three
+	 * would walk every result of the task on other branches (thousands, for
+	 * the jobs of a big workflow run) at every step of the loop. */
+	sqlite3_stmt *st = hl_sq_prepare(b, branch ? SQ_CI_LATEST_ON_BRANCH : SQ_CI_LATEST_ANY);
 	int rc;
 
 	if (!st)
 		return hl_sq_fail(err, b->db, "ci result");
 	sqlite3_bind_text(st, 1, task_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, since_ms);
-	hl_sq_bind_text(st, 3, branch);
+	if (branch)
+		sqlite3_bind_text(st, 3, branch, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		memset(out, 0, sizeof(*out));

@@ -1924,6 +1924,97 @@ test_store_history_reads_use_their_indexes(void **state)
 	assert_non_null(strstr(plan, "attempts_agent_finished"));
 }
 
+/* SQLite's virtual-machine steps of the statements that read ci_results,
+ * counted by a profile hook every connection of the process gets (an auto
+ * extension, registered in main before any store opens): a deterministic
+ * measure of how many rows a read walked. */
+static long long ci_read_steps;
+
+static int
+ci_read_profile(unsigned type, void *ctx, void *p, void *x)
+{
+	sqlite3_stmt *st = p;
+	const char *sql = sqlite3_sql(st);
+
+	(void)ctx;
+	(void)x;
+	if (type == SQLITE_TRACE_PROFILE && sql && strncmp(sql, "SELECT", 6) == 0 &&
+	    strstr(sql, "FROM ci_results"))
+		__atomic_add_fetch(&ci_read_steps,
+		                   sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 0),
+		                   __ATOMIC_RELAXED);
+	return 0;
+}
+
+static int
+ci_read_profile_install(sqlite3 *db, const char **errmsg, const sqlite3_api_routines *api)
+{
+	(void)errmsg;
+	(void)api;
+	sqlite3_trace_v2(db, SQLITE_TRACE_PROFILE, ci_read_profile, NULL);
+	return SQLITE_OK;
+}
+
+/* A task whose agent works on a branch of its own, while the task's
+ * workflow run records thousands of results on the task's branch: the
+ * loop's read of the latest result on the agent's branch (or naming none)
+ * seeks it through an index instead of walking every result on the other
+ * branch, and the answer is unchanged. */
+static void
+test_store_ci_latest_on_a_branch_seeks(void **state)
+{
+	struct fixture *f = *state;
+	struct hl_err err = HL_ERR_INIT;
+	struct hl_ci_result_record cr;
+	char id[32];
+	struct hl_ci_result res = { .task_id = "t-big",
+		                    .head_sha = "abc",
+		                    .conclusion = "failure" };
+	long long steps;
+	int i;
+
+	res.delivery_id = "unnamed";
+	res.completed_ms = 500;
+	res.conclusion = "success";
+	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	res.conclusion = "failure";
+	res.branch = "main";
+	for (i = 0; i < 2000; i++) {
+		snprintf(id, sizeof(id), "main-%d", i);
+		res.delivery_id = id;
+		res.completed_ms = 1000 + i;
+		assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	}
+	/* nothing on the agent's branch yet: the result naming no branch */
+	__atomic_store_n(&ci_read_steps, 0, __ATOMIC_RELAXED);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-big", 0, "fix/x", &err), 0);
+	steps = __atomic_load_n(&ci_read_steps, __ATOMIC_RELAXED);
+	assert_string_equal(cr.conclusion, "success");
+	assert_int_equal(cr.completed_ms, 500);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-big", 600, "fix/x", &err),
+	                 -HL_ENOTFOUND);
+	/* the agent's branch passes later */
+	res.delivery_id = "fix-1";
+	res.branch = "fix/x";
+	res.conclusion = "success";
+	res.completed_ms = 1500;
+	assert_int_equal(hl_store_ci_result_add(f->s, &res, &err), 0);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-big", 600, "fix/x", &err), 0);
+	assert_string_equal(cr.branch, "fix/x");
+	assert_int_equal(cr.completed_ms, 1500);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-big", 0, "main", &err), 0);
+	assert_int_equal(cr.completed_ms, 2999);
+	assert_int_equal(hl_store_ci_result_latest(f->s, &cr, "t-big", 0, NULL, &err), 0);
+	assert_int_equal(cr.completed_ms, 2999);
+	if (!pg_mode) {
+		/* a walk over the 2,000 rows on main takes tens of thousands of
+		 * steps; three index seeks take a few hundred */
+		print_message("steps of the read on fix/x: %lld\n", steps);
+		assert_true(steps > 0);
+		assert_true(steps < 1000);
+	}
+}
+
 /* A delivery given back with a not-before time waits for it; no worker
  * has to sleep holding the claim. */
 static void
@@ -4826,6 +4917,8 @@ int
 main(void)
 {
 	pg_mode = getenv("HEALER_TEST_PG_SOCKET") && getenv("HEALER_TEST_PG_PORT");
+	if (!pg_mode)
+		sqlite3_auto_extension((void (*)(void))ci_read_profile_install);
 	if (pg_mode && pg_make_template() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
@@ -4880,6 +4973,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_given_back_delivery_waits_for_its_time,
 		                                setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_hands_deliveries_to_its_workers, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_store_ci_latest_on_a_branch_seeks, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_store_history_reads_use_their_indexes, setup,
 		                                teardown),
