@@ -85,8 +85,10 @@
 #define HTTP_BODY_FIRST       (64u * 1024u) /* body bytes buffered before any arrived */
 /* libmicrohttpd's memory per connection (request line, headers, its read
  * and write buffers; bodies are copied out as they come), zeroed for every
- * request of a kept-alive connection: a webhook's headers take about 1 KB */
-#define HTTP_POOL_BYTES (16u * 1024u)
+ * request of a kept-alive connection: a webhook's headers take about 1 KB,
+ * and half the pool, its first read buffer, holds a whole ~10 KB delivery,
+ * so one recv takes it */
+#define HTTP_POOL_BYTES (24u * 1024u)
 
 /* The URI log callback's marks for a request refused by its request line
  * (a mark becomes the request's initial con_cls): too many query arguments,
@@ -1013,7 +1015,7 @@ hl_http_server_start(struct hl_http_server **out, const struct hl_config *cfg,
 		goto fail;
 	threads = ncpu < 1 ? 1 : ncpu > HTTP_MAX_THREADS ? HTTP_MAX_THREADS : (unsigned)ncpu;
 	srv->daemon = MHD_start_daemon(
-	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+	        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
 	                MHD_USE_TURBO | MHD_USE_ERROR_LOG,
 	        0, http_accept_policy, srv, http_access, srv, MHD_OPTION_LISTEN_SOCKET,
 	        srv->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,

@@ -8,8 +8,11 @@
  * (group commit, see store.h) before the 202 is sent; the connection is
  * suspended meanwhile, so no HTTP thread blocks on the disk.
  *
- * Threads: libmicrohttpd's epoll thread pool (one thread per CPU, at most
- * 4), and a reaper thread for connection deadlines. Limits: 25 MiB bodies
+ * Threads: libmicrohttpd's thread pool (one thread per CPU, at most 4),
+ * each polling its connections with poll(2): a suspended connection is
+ * left out of the next poll, where epoll costs two epoll_ctl calls per
+ * delivery to take it out and put it back; and a reaper thread for
+ * connection deadlines. Limits: 25 MiB bodies
  * (413 from Content-Length before the body is read, and while streaming
  * chunked bodies); request bodies in memory, all connections together, at
  * most HEALER_HTTP_MAX_BUFFERED_MB (503 beyond); HEALER_HTTP_MAX_CONNECTIONS
