@@ -360,34 +360,6 @@ driver_plan(struct hl_attempt_plan *p, const struct hl_task_record *t, const cha
 	}
 }
 
-/* The newest pod of the Job of attempt a, in pod (size bytes), when the
- * watch did not note one (the pod appeared after the CodeRun's Running, or
- * the CodeRun went straight to Failed): the agent's output of the next
- * prompt. False when there is none or the cluster did not answer. */
-static bool
-driver_agent_pod(struct hl_loop *l, const struct hl_attempt_record *a, char *pod, size_t size)
-{
-	struct hl_err err = HL_ERR_INIT;
-	json_t *pods = NULL, *items;
-	const char *name = NULL;
-
-	if (!l->kube || !a || a->kind != HL_ATTEMPT_AGENT || !a->job_name || !*a->job_name)
-		return false;
-	if (hl_kube_job_pods(l->kube, &pods, l->cfg->namespace, a->job_name, &err) < 0) {
-		hl_log_kv(HL_LOG_WARN, "listing the agent's pods failed", "job", a->job_name,
-		          "error", err.msg, NULL);
-		return false;
-	}
-	items = json_object_get(pods, "items");
-	if (json_array_size(items) > 0)
-		name = hl_json_str(json_array_get(items, json_array_size(items) - 1),
-		                   "metadata.name");
-	if (name)
-		hl_strlcpy(pod, name, size);
-	json_decref(pods);
-	return name != NULL;
-}
-
 /* Whether a remediation's outcome is a CodeRun at work: not refused by the
  * API, skipped, or superseded by another task's CodeRun. */
 static bool
@@ -498,6 +470,7 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 {
 	struct hl_attempt_plan plan;
 	struct hl_remediation res;
+	const struct hl_attempt_record *cur;
 	char why[160], ci_line[640], agent_pod[254], *kept = NULL;
 	enum hl_budget_wait over = HL_BUDGET_NONE;
 	bool hinted = hint && *hint;
@@ -554,8 +527,11 @@ driver_next_attempt(struct hl_loop *l, const struct hl_task_record *t, const cha
 		free(decision);
 		return rc < 0 ? rc : over == HL_BUDGET_SLOTS ? 1 : 2;
 	}
-	if ((!plan.agent_pod || !*plan.agent_pod) &&
-	    driver_agent_pod(l, driver_current(t), agent_pod, sizeof(agent_pod)))
+	/* the watch found no pod when the CodeRun ended (none yet, or the
+	 * cluster did not answer): asked once more */
+	if ((!plan.agent_pod || !*plan.agent_pod) && (cur = driver_current(t)) &&
+	    cur->kind == HL_ATTEMPT_AGENT &&
+	    hl_loop_job_pod(l, cur->job_name, agent_pod, sizeof(agent_pod)))
 		plan.agent_pod = agent_pod;
 	rc = hl_remediate_attempt(l->remediator, &res, t, &plan, err);
 	if (rc == 0 && (hinted || driver_has_queued_hint(t)))

@@ -111,6 +111,11 @@ void hl_loop_nap(struct hl_loop *l, int64_t timeout_ms);
  * records it right after creating it) is kept and applied by
  * hl_loop_observe_pending once it is, for up to LOOP_PENDING_MS. */
 int hl_loop_observe(struct hl_loop *l, const json_t *coderun, struct hl_err *err);
+/* observe.c: the newest pod of Job job (a Job retrying its pod has
+ * several), in pod (size bytes): whose log is the agent's output in the
+ * next prompt. False when there is none or the cluster did not answer
+ * (logged). */
+bool hl_loop_job_pod(struct hl_loop *l, const char *job, char *pod, size_t size);
 /* observe.c: applies the kept CodeRuns whose attempt is now recorded;
  * returns how many were applied. */
 int hl_loop_observe_pending(struct hl_loop *l);

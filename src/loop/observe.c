@@ -11,7 +11,10 @@
  * attempt before writing, and the store drops a write whose CodeRun phase
  * ranks below the recorded one (HL_STORE_ATTEMPT_CODERUN_SET). When the
  * CodeRun ended, the attempt is marked for judgement (phase verifying, the
- * end time kept) and its task is made due, which wakes the drivers.
+ * end time kept) and its task is made due, which wakes the drivers. The
+ * agent's pod (whose log the next prompt quotes) is looked up before that
+ * write and written with it, so a driver never judges an ended attempt
+ * while its pod is still being asked for.
  *
  * The remediation records an attempt's CodeRun right after creating it, so
  * the watch may show a CodeRun (even finished) before its attempt exists.
@@ -49,35 +52,28 @@ observe_same(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* The newest pod of the attempt's Job (a Job retrying its pod has several),
- * for the agent's output in the next prompt: asked while the CodeRun runs
- * and again when it ends if none was found (the pod appears a little
- * after the controller names the Job), so a retry need not wait for it. */
-static void
-observe_pod(struct hl_loop *l, const char *task_id, int n, const char *job)
+bool
+hl_loop_job_pod(struct hl_loop *l, const char *job, char *pod, size_t size)
 {
 	struct hl_err err = HL_ERR_INIT;
 	json_t *pods = NULL, *items;
-	const char *pod;
+	const char *name = NULL;
 
 	if (!l->kube || !job || !*job)
-		return;
-	if (hl_kube_job_pods(l->kube, &pods, l->cfg->namespace, job, &err) == 0 &&
-	    (items = json_object_get(pods, "items")) && json_array_size(items) > 0 &&
-	    (pod = hl_json_str(json_array_get(items, json_array_size(items) - 1),
-	                       "metadata.name")) != NULL) {
-		if (hl_store_attempt_put(l->store,
-		                         &(struct hl_attempt){ .task_id = task_id,
-		                                               .n = n,
-		                                               .kind = HL_ATTEMPT_AGENT,
-		                                               .phase = HL_PHASE_RUNNING,
-		                                               .outcome = HL_OUTCOME_INVALID,
-		                                               .pod_name = pod },
-		                         &err) < 0)
-			hl_log_kv(HL_LOG_WARN, "recording the agent's pod failed", "error", err.msg,
-			          NULL);
+		return false;
+	if (hl_kube_job_pods(l->kube, &pods, l->cfg->namespace, job, &err) < 0) {
+		hl_log_kv(HL_LOG_WARN, "listing the agent's pods failed", "job", job, "error",
+		          err.msg, NULL);
+		return false;
 	}
+	items = json_object_get(pods, "items");
+	if (json_array_size(items) > 0)
+		name = hl_json_str(json_array_get(items, json_array_size(items) - 1),
+		                   "metadata.name");
+	if (name)
+		hl_strlcpy(pod, name, size);
 	json_decref(pods);
+	return name != NULL;
 }
 
 /* The longest CodeRun status message kept (bytes): a prompt quotes 2000 of
@@ -261,6 +257,8 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	/* the agent's or the controller's word: stored, shown and sent
 	 * redacted and bounded (observe_message), like every outside text */
 	char *message = NULL;
+	char pod[254];
+	const char *pod_name = NULL;
 	enum hl_attempt_phase ap;
 	int n = 0, rc, seen, now_rank;
 	size_t i;
@@ -322,6 +320,14 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	ap = now_rank == 2   ? HL_PHASE_VERIFYING
 	     : now_rank == 1 ? HL_PHASE_RUNNING
 	                     : HL_PHASE_PENDING;
+	/* the agent's pod, asked while the CodeRun runs and again when it ends
+	 * if none was found (it appears a little after the controller names
+	 * the Job), and written with the status: a driver that sees the
+	 * attempt ended never races this lookup (it asks again itself when
+	 * this one found nothing, see driver_next_attempt) */
+	if (now_rank >= 1 && !a->pod_name &&
+	    hl_loop_job_pod(l, job ? job : a->job_name, pod, sizeof(pod)))
+		pod_name = pod;
 	rc = hl_store_attempt_put(
 	        l->store,
 	        &(struct hl_attempt){ .task_id = task_id,
@@ -333,6 +339,7 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	                              .status_message = message,
 	                              .pr_url = pr_url,
 	                              .job_name = job,
+	                              .pod_name = pod_name,
 	                              .agent_done_ms = now_rank == 2 && !a->agent_done_ms
 	                                                       ? hl_time_wall_ms()
 	                                                       : 0 },
@@ -342,8 +349,6 @@ observe_one(struct hl_loop *l, const json_t *cr, int64_t since, bool replace, bo
 	atomic_fetch_add(&l->watch_events, 1);
 	hl_log_kv(HL_LOG_INFO, "coderun changed", "task_id", task_id, "coderun", name, "phase",
 	          phase ? phase : "Pending", NULL);
-	if (now_rank >= 1 && !a->pod_name)
-		observe_pod(l, task_id, n, job ? job : a->job_name);
 	/* a changed status is judged at once */
 schedule:
 	if ((rc = hl_store_task_schedule(l->store, task_id, hl_time_wall_ms(), err)) < 0)

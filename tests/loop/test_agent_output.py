@@ -11,6 +11,9 @@ helpers and environment):
   without a container for such a pod), and no API error body is quoted;
 - the pod not found when the CodeRun ended (the pod list refused once):
   looked up again as the retry is prepared;
+- the pod list slow as the CodeRun ends, then refused once, while another
+  failing job of the run wakes the task: the retry is prepared after the
+  watch's lookup, with the pod it found;
 - an agent's log and a job's log with NUL bytes: the prompts quote what
   follows them (a NUL ended the quote) and carry no NUL.
 
@@ -41,6 +44,19 @@ def retry_prompt(srv, tid):
     return runs[1]["spec"].get("promptModification", "") if len(runs) > 1 else ""
 
 
+def shown(p, srv):
+    """What a failed check shows of a retry's prompt: the server's lines
+    about the agent's pods, then the prompt's missing context and failure
+    output."""
+    log = open(os.path.join(srv.data_dir, "server.log"), errors="replace").read()
+    parts = [ln for ln in log.splitlines() if "agent's pod" in ln or "agent_output" in ln][-10:]
+    for head in ("## Context That Was Missing", "## Why It Failed"):
+        at = p.find(head)
+        if at >= 0:
+            parts.append(p[at:at + 1500])
+    return "\n".join(parts) if parts else p[:3000]
+
+
 def first_run(srv, job_id, run_id, branch):
     T.seed_job(job_id)
     tid = T.deliver(srv, T.job_event(job_id, run_id, branch))
@@ -62,7 +78,7 @@ def main():
     T.set_phase(name, "Failed", message="agent exited 1")
     p = retry_prompt(srv, tid)
     check("a pod that appeared after the CodeRun's Running: the retry quotes the agent's output",
-          "AO-LATE-MARKER" in p and "pod is not known" not in p, p[:3000])
+          "AO-LATE-MARKER" in p and "pod is not known" not in p, shown(p, srv))
 
     # ---- straight to Failed, naming its Job ----------------------------------
     tid, name = first_run(srv, 7802, 8802, "ao/failed")
@@ -73,7 +89,7 @@ def main():
                 status={"jobName": "job-ao-failed"})
     p = retry_prompt(srv, tid)
     check("a CodeRun gone straight to Failed with its jobName: the retry quotes the agent's "
-          "output", "AO-FAILED-MARKER" in p and "pod is not known" not in p, p[:3000])
+          "output", "AO-FAILED-MARKER" in p and "pod is not known" not in p, shown(p, srv))
 
     # ---- a pod of two containers, after an older pod of the Job ---------------
     tid, name = first_run(srv, 7803, 8803, "ao/two")
@@ -107,7 +123,35 @@ def main():
     p = retry_prompt(srv, tid)
     T.kube("POST", "/_stub/config", {"rules": []})
     check("a pod the watch could not look up: found as the retry is prepared, its output "
-          "quoted", "AO-LOOKUP-MARKER" in p and "pod is not known" not in p, p[:3000])
+          "quoted", "AO-LOOKUP-MARKER" in p and "pod is not known" not in p, shown(p, srv))
+
+    # ---- the pod list slow as the CodeRun ends (then refused once), while
+    # another failing job of the run wakes the task: the watch's lookup is
+    # done before the attempt shows the end, so the retry is prepared with
+    # the pod it found, not with a lookup of its own refused meanwhile -------
+    tid, name = first_run(srv, 7806, 8806, "ao/slow")
+    T.kube("POST", "/_stub/seed", {
+        "pods": [pod("job-ao-slow-w5t8c", "job-ao-slow", ["agent"])],
+        "logs": [log("job-ao-slow-w5t8c", "agent", "AO-SLOW-MARKER tests timed out\n")]})
+    slow = {"method": "GET", "path": f"/api/v1/namespaces/{T.NS}/pods",
+            "query": {"labelSelector": "job-name=job-ao-slow"}, "times": 1}
+    T.kube("POST", "/_stub/config", {"rules": [dict(slow, delay_ms=4000),
+                                               dict(slow, status=403)]})
+    T.set_phase(name, "Failed", message="agent exited 1", status={"jobName": "job-ao-slow"})
+    # the watch's lookup has begun (the stand-in holds it 4 s)
+    wait_for(lambda: any(r["query"].get("labelSelector") == "job-name=job-ao-slow"
+                         for r in T.kube("GET", "/_stub/requests?method=GET&path=/api/v1/")
+                         or []), 10)
+    T.seed_job(7807)
+    other = T.deliver(srv, T.job_event(7807, 8806, "ao/slow"))
+    p = retry_prompt(srv, tid)
+    # the second job's id names the first one's task (it attached to it)
+    woke = T.task_of(srv, other).get("task_id") if other else None
+    T.kube("POST", "/_stub/config", {"rules": []})
+    check("a pod list slow as the CodeRun ends, the task woken meanwhile: the retry waits "
+          "for it and quotes the agent's output",
+          woke == tid and "AO-SLOW-MARKER" in p and "pod is not known" not in p,
+          f"the second job's task {woke}, not {tid}\n" + shown(p, srv))
 
     # ---- NUL bytes in the agent's log and in the job's log ---------------------
     T.seed_job(7805, "error: AO-JOBLOG-BEFORE\0AO-JOBLOG-AFTER-NUL linker failed\n"
