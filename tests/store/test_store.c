@@ -3356,6 +3356,9 @@ test_store_outbox_take(void **state)
 		if (atoll(row[0]) > first && atoll(row[0]) > at && at > lost_until)
 			break;
 	}
+	if (tries == 300)
+		print_message("# not renewed in 30 s: next_ms %s, first %lld, now %lld\n", row[0],
+		              (long long)first, (long long)at);
 	assert_true(atoll(row[0]) > first);
 	assert_true(atoll(row[0]) > at);
 	assert_true(at > lost_until);
